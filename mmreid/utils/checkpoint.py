@@ -1,0 +1,129 @@
+"""Safe checkpoint loading for mmengine on torch >= 2.6.
+
+mmengine 0.10.7 calls ``torch.load(filename)`` without ``weights_only``. From
+torch 2.6 on that means ``weights_only=True``, which refuses the classes that
+mmengine itself writes into a training checkpoint (the message hub's
+``HistoryBuffer`` and numpy scalars and arrays), so ``--resume`` fails.
+Turning ``weights_only`` off would let any downloaded file run code on load.
+
+mmreid replaces mmengine's loaders for two schemes:
+
+* local files are loaded with ``weights_only=True`` and an allowlist of the
+  few classes that mmengine's own checkpoints contain, so the user's own
+  training checkpoints resume and nothing else is unpickled;
+* ``http(s)://`` files are downloaded to the torch hub cache (a hash in the
+  file name is verified, a partial download never becomes a cache file) and
+  loaded with ``weights_only=True`` and no allowlist: tensors only.
+"""
+import os.path as osp
+from typing import Any, List, Optional
+
+import numpy as np
+import torch
+from mmengine.dist import barrier, get_dist_info
+from mmengine.runner.checkpoint import CheckpointLoader
+
+_PATCHED = False
+
+
+def trusted_checkpoint_globals() -> List[Any]:
+    """Classes that mmengine writes into its own training checkpoints."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    allowed: List[Any] = [HistoryBuffer, np.ndarray, np.dtype]
+    # numpy pickles arrays through ``_reconstruct`` and scalars through
+    # ``scalar``; both moved from numpy.core to numpy._core in numpy 2.
+    for module_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            module = __import__(module_name, fromlist=['_reconstruct'])
+        except ImportError:
+            continue
+        allowed += [module._reconstruct, module.scalar]
+        break
+    # numpy >= 1.25 pickles dtypes as instances of per-type classes.
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        allowed += [
+            getattr(dtypes, name) for name in dir(dtypes)
+            if name.endswith('DType')
+        ]
+    return allowed
+
+
+def load_trusted_checkpoint(filename: str, map_location=None) -> Any:
+    """Load a local checkpoint: tensors plus mmengine's own classes.
+
+    Args:
+        filename (str): Path of a local checkpoint file.
+        map_location: Same as :func:`torch.load`.
+
+    Returns:
+        The loaded object (usually a dict).
+    """
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
+    with torch.serialization.safe_globals(trusted_checkpoint_globals()):
+        return torch.load(
+            filename, map_location=map_location, weights_only=True)
+
+
+def load_weights_from_url(url: str,
+                          map_location=None,
+                          model_dir: Optional[str] = None) -> Any:
+    """Download ``url`` into the torch hub cache and load tensors only.
+
+    A hash prefix in the file name (``name-<sha256 prefix>.pth``) is checked.
+    Only local rank 0 downloads; the others wait and read the cached file.
+
+    Args:
+        url (str): ``http://`` or ``https://`` address of the checkpoint.
+        map_location: Same as :func:`torch.load`.
+        model_dir (str, optional): Cache directory. Defaults to torch hub's
+            ``checkpoints`` directory.
+
+    Returns:
+        The loaded object, restricted to tensors and plain containers.
+    """
+    rank, world_size = get_dist_info()
+    kwargs = dict(
+        model_dir=model_dir,
+        map_location=map_location,
+        check_hash=True,
+        weights_only=True,
+        progress=False)
+    if rank == 0:
+        checkpoint = torch.hub.load_state_dict_from_url(url, **kwargs)
+    if world_size > 1:
+        barrier()
+        if rank > 0:
+            checkpoint = torch.hub.load_state_dict_from_url(url, **kwargs)
+    return checkpoint
+
+
+def patch_checkpoint_loaders() -> None:
+    """Register the safe loaders with mmengine's ``CheckpointLoader``.
+
+    Idempotent; called when :mod:`mmreid` is imported.
+    """
+    global _PATCHED
+    if _PATCHED:
+        return
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_trusted_checkpoint, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'),
+        loader=lambda filename, map_location=None, model_dir=None, **_:
+        load_weights_from_url(filename, map_location, model_dir),
+        force=True)
+    _PATCHED = True
+
+
+def hub_cache_dir() -> str:
+    """Directory where downloaded checkpoints are cached."""
+    return osp.join(torch.hub.get_dir(), 'checkpoints')
+
+
+__all__ = [
+    'load_trusted_checkpoint', 'load_weights_from_url',
+    'patch_checkpoint_loaders', 'trusted_checkpoint_globals',
+    'hub_cache_dir'
+]

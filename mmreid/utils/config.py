@@ -1,0 +1,113 @@
+"""Adjustments that ``tools/train.py`` and ``tools/test.py`` make to a
+config before building the runner."""
+import os
+import os.path as osp
+import warnings
+from typing import Optional
+
+import torch
+from mmengine.config import Config
+
+
+def load_config(path: str,
+                cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Read a config, apply ``--cfg-options`` and pick the work dir.
+
+    The work dir is, in order: ``work_dir``, the config's ``work_dir``, or
+    ``./work_dirs/<config name>``.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file {path!r} does not exist')
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def set_local_rank(local_rank: int) -> None:
+    """Export LOCAL_RANK for launchers that pass ``--local-rank`` only."""
+    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+
+
+def _require_cuda_for_amp() -> None:
+    if not torch.cuda.is_available():
+        raise RuntimeError('--amp needs a CUDA device, and none is '
+                           'available; run without --amp on the CPU.')
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the optimizer wrapper to mmengine's ``AmpOptimWrapper``.
+
+    Raises:
+        RuntimeError: Without a CUDA device (mmengine's AMP wrapper supports
+            accelerators only); silently training in fp32 instead would
+            change the numbers a user asked for.
+    """
+    _require_cuda_for_amp()
+    optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if optim_wrapper == 'AmpOptimWrapper':
+        return
+    if optim_wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp works with optim_wrapper.type '
+                         f'"OptimWrapper", the config has {optim_wrapper!r}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def enable_amp_inference(cfg: Config) -> None:
+    """Run the test loop under fp16 autocast (mmengine ``test_cfg.fp16``)."""
+    _require_cuda_for_amp()
+    cfg.test_cfg = cfg.get('test_cfg') or dict()
+    cfg.test_cfg['fp16'] = True
+
+
+def disable_validation(cfg: Config) -> None:
+    """Train without evaluating between epochs."""
+    for key in ('val_dataloader', 'val_cfg', 'val_evaluator'):
+        cfg[key] = None
+
+
+def adapt_to_device(cfg: Config) -> None:
+    """Use the gloo backend when distributed training runs on the CPU.
+
+    NCCL needs GPUs; with none, gloo lets the same config and launcher run
+    (slowly) on CPU processes, which is how the distributed tests run.
+    """
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        warnings.warn('no CUDA device: using the gloo backend instead of '
+                      'nccl for distributed training on the CPU')
+        dist_cfg['backend'] = 'gloo'
+
+
+def dump_atomic(obj, path: str) -> None:
+    """Write ``obj`` with mmengine's ``dump`` through a temporary file.
+
+    The file appears complete or not at all: an interrupted run never
+    leaves a truncated result that a later script would read.
+    """
+    from mmengine.fileio import dump
+    suffix = os.path.splitext(path)[1].lstrip('.')
+    if suffix not in ('json', 'yaml', 'yml', 'pkl', 'pickle'):
+        raise ValueError(f'--out must end in .json, .yaml or .pkl, got '
+                         f'{path!r}')
+    dirname = os.path.dirname(os.path.abspath(path))
+    os.makedirs(dirname, exist_ok=True)
+    tmp = os.path.join(dirname, f'.{os.path.basename(path)}.tmp')
+    try:
+        dump(obj, tmp, file_format=suffix)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
