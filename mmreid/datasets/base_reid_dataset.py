@@ -1,0 +1,199 @@
+import os
+import os.path as osp
+import re
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+from mmengine.dataset import BaseDataset
+
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
+ROLES = ('train', 'query', 'gallery')
+
+
+def list_images(folder: str) -> List[str]:
+    """Sorted image file names in ``folder`` (other files are ignored).
+
+    Real releases contain stray files (Market-1501 ships ``Thumbs.db``), so
+    only files with an image extension are returned.
+    """
+    return sorted(f for f in os.listdir(folder)
+                  if f.lower().endswith(IMG_EXTENSIONS))
+
+
+class DatasetLayoutError(FileNotFoundError):
+    """A dataset root is missing or does not have the expected layout."""
+
+
+class BaseReIDDataset(BaseDataset):
+    """Base class of person re-identification datasets.
+
+    A subclass parses its on-disk layout in :meth:`parse_split`, returning one
+    record per image with its *original* pid. This class then applies the
+    rules every ReID dataset shares:
+
+    * pid ``-1`` (junk) is dropped;
+    * the training split relabels pids to ``0..N-1`` in sorted order of the
+      original pid (distractors, pid 0, never enter training);
+    * the test split lists the query first, then the gallery, with original
+      pids (pid 0 distractors kept as gallery negatives) and each record's
+      ``role`` set.
+
+    Every record has ``img_path``, ``pid``, ``camid`` (0-based), ``modality``
+    (0 visible, 1 infrared), ``role`` and ``dataset``.
+
+    Args:
+        data_root (str): Root folder of the dataset.
+        split (str): ``'train'`` or ``'test'`` (query and gallery).
+        pipeline (Sequence): Transforms applied to each record.
+        test_mode (bool, optional): Defaults to ``split == 'test'``.
+        lazy_init (bool): Parse the annotation only on first access.
+        **kwargs: Passed to :class:`mmengine.dataset.BaseDataset`.
+    """
+
+    #: Folders (or files) under ``data_root`` that must exist; subclasses
+    #: override. Used in the error message for a wrong root.
+    REQUIRED_PATHS: Sequence[str] = ()
+    #: The expected tree, shown when the layout is wrong.
+    LAYOUT: str = ''
+    METAINFO: dict = dict(dataset_name='reid')
+    #: pid of gallery distractors (kept in the gallery, never trained on).
+    DISTRACTOR_PID: Optional[int] = None
+
+    def __init__(self,
+                 data_root: str,
+                 split: str = 'train',
+                 pipeline: Sequence[Union[dict, Callable]] = (),
+                 test_mode: Optional[bool] = None,
+                 lazy_init: bool = False,
+                 **kwargs) -> None:
+        if split not in ('train', 'test'):
+            raise ValueError(f'split must be "train" or "test", got '
+                             f'{split!r}')
+        self.split = split
+        if test_mode is None:
+            test_mode = split == 'test'
+        super().__init__(
+            ann_file='',
+            data_root=data_root,
+            pipeline=list(pipeline),
+            test_mode=test_mode,
+            lazy_init=lazy_init,
+            serialize_data=True,
+            **kwargs)
+
+    @property
+    def dataset_name(self) -> str:
+        return self.metainfo.get('dataset_name', type(self).__name__)
+
+    # ------------------------------------------------------------------
+    # Layout
+    # ------------------------------------------------------------------
+    def check_layout(self) -> None:
+        """Raise :class:`DatasetLayoutError` naming what is missing."""
+        root = self.data_root
+        if not root or not osp.isdir(root):
+            raise DatasetLayoutError(
+                f'{type(self).__name__}: data_root {root!r} does not exist '
+                f'or is not a folder. Expected layout:\n{self.LAYOUT}')
+        missing = [
+            p for p in self.REQUIRED_PATHS if not osp.exists(osp.join(root, p))
+        ]
+        if missing:
+            raise DatasetLayoutError(
+                f'{type(self).__name__}: {osp.join(root, missing[0])!r} is '
+                f'missing (data_root={root!r}). Expected layout:\n'
+                f'{self.LAYOUT}')
+
+    @staticmethod
+    def parse_name(pattern: 're.Pattern', path: str) -> 're.Match':
+        """Match an image file name, or raise naming the file."""
+        match = pattern.match(osp.basename(path))
+        if match is None:
+            raise ValueError(f'cannot parse the image name of {path!r}: '
+                             f'expected a name matching {pattern.pattern!r}')
+        return match
+
+    # ------------------------------------------------------------------
+    # Parsing
+    # ------------------------------------------------------------------
+    def parse_split(self, role: str) -> List[dict]:
+        """Parse one split.
+
+        Args:
+            role (str): ``'train'``, ``'query'`` or ``'gallery'``.
+
+        Returns:
+            list[dict]: Records with ``img_path``, original ``pid``,
+            0-based ``camid`` and optionally ``modality``.
+        """
+        raise NotImplementedError
+
+    def load_data_list(self) -> List[dict]:
+        self.check_layout()
+        name = self.dataset_name
+        if self.split == 'train':
+            records = [
+                r for r in self.parse_split('train')
+                if r['pid'] != -1 and r['pid'] != self.DISTRACTOR_PID
+            ]
+            pids = sorted({r['pid'] for r in records})
+            relabel = {pid: label for label, pid in enumerate(pids)}
+            data_list = []
+            for r in records:
+                data_list.append(
+                    self._finish(r, role='train', pid=relabel[r['pid']]))
+            return data_list
+        data_list = []
+        for role in ('query', 'gallery'):
+            for r in self.parse_split(role):
+                if r['pid'] == -1:
+                    continue
+                data_list.append(self._finish(r, role=role, pid=r['pid']))
+        if not data_list:
+            raise DatasetLayoutError(
+                f'{name}: no test image found under {self.data_root!r}')
+        return data_list
+
+    def _finish(self, record: dict, role: str, pid: int) -> dict:
+        out = dict(record)
+        out['pid'] = int(pid)
+        out['camid'] = int(record['camid'])
+        out['modality'] = int(record.get('modality', 0))
+        out['role'] = role
+        out['dataset'] = self.dataset_name
+        return out
+
+    def full_init(self) -> None:
+        if self._fully_initialized:
+            return
+        super().full_init()
+        pids = set()
+        cams = set()
+        roles: Dict[str, int] = {}
+        for i in range(len(self)):
+            info = self.get_data_info(i)
+            pids.add(info['pid'])
+            cams.add(info['camid'])
+            roles[info['role']] = roles.get(info['role'], 0) + 1
+        self._metainfo.update(
+            num_pids=len(pids),
+            num_cams=len(cams),
+            num_images=len(self),
+            role_counts=roles)
+
+    @property
+    def num_pids(self) -> int:
+        """Number of identities (the classifier size for a train split)."""
+        return self.metainfo['num_pids']
+
+    def get_pids(self) -> List[int]:
+        """pid of every sample, in dataset order (used by samplers)."""
+        return [self.get_data_info(i)['pid'] for i in range(len(self))]
+
+    def __repr__(self) -> str:
+        lines = [f'{type(self).__name__}(data_root={self.data_root!r}, '
+                 f'split={self.split!r})']
+        if self._fully_initialized:
+            lines.append(f'  images: {len(self)}, ids: {self.num_pids}, '
+                         f'cameras: {self.metainfo["num_cams"]}, roles: '
+                         f'{self.metainfo["role_counts"]}')
+        return '\n'.join(lines)

@@ -1,0 +1,9 @@
+from .backbones import *  # noqa: F401,F403
+from .data_preprocessors import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .layers import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+from .reiders import *  # noqa: F401,F403
+from .weight_init import ReportingPretrainedInit, load_pretrained
+
+__all__ = ['ReportingPretrainedInit', 'load_pretrained']

@@ -1,0 +1,3 @@
+from .reid_resnet import ReIDResNet
+
+__all__ = ['ReIDResNet']

@@ -1,0 +1,3 @@
+from .data_preprocessor import ReIDDataPreprocessor
+
+__all__ = ['ReIDDataPreprocessor']

@@ -1,0 +1,104 @@
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+
+from mmreid.registry import MODELS
+from mmreid.structures import ReIDDataSample
+
+
+@MODELS.register_module()
+class BNNeckHead(BaseModule):
+    """BNNeck head of the ReID strong baseline (Luo et al., 2019).
+
+    The pooled feature ``f_t`` feeds the triplet loss; a BatchNorm1d whose
+    bias is frozen at 0 gives ``f_i``, which feeds a bias-free classifier
+    with the identity loss. Separating the two spaces lets the metric loss
+    and the classification loss stop fighting each other.
+
+    Args:
+        in_channels (int): Feature dimension D.
+        num_classes (int): Number of training identities.
+        loss_cls (dict, optional): Identity loss config.
+        loss_triplet (dict, optional): Metric loss config on ``f_t``.
+        test_feature (str): ``'after_bn'`` (``f_i``, default) or
+            ``'before_bn'`` (``f_t``) is returned at test time.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 num_classes: int,
+                 loss_cls: Optional[dict] = dict(
+                     type='CrossEntropyLoss', label_smooth_eps=0.1),
+                 loss_triplet: Optional[dict] = dict(
+                     type='TripletLoss', margin=0.3),
+                 test_feature: str = 'after_bn',
+                 init_cfg: Optional[Union[dict, List[dict]]] = dict(
+                     type='Normal', layer='Linear', std=0.001)) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if test_feature not in ('after_bn', 'before_bn'):
+            raise ValueError(f'test_feature must be "after_bn" or '
+                             f'"before_bn", got {test_feature!r}')
+        if num_classes <= 0:
+            raise ValueError(f'num_classes must be positive, got '
+                             f'{num_classes}')
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.test_feature = test_feature
+        self.bnneck = nn.BatchNorm1d(in_channels)
+        self.bnneck.bias.requires_grad_(False)
+        self.classifier = nn.Linear(in_channels, num_classes, bias=False)
+        self.loss_cls = MODELS.build(loss_cls) if loss_cls else None
+        self.loss_triplet = MODELS.build(loss_triplet) \
+            if loss_triplet else None
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        # BatchNorm1d: weight 1, bias 0 (and the bias stays frozen).
+        nn.init.ones_(self.bnneck.weight)
+        nn.init.zeros_(self.bnneck.bias)
+
+    @staticmethod
+    def _last(feats: Union[torch.Tensor, Tuple[torch.Tensor,
+                                               ...]]) -> torch.Tensor:
+        return feats[-1] if isinstance(feats, (tuple, list)) else feats
+
+    def forward(
+        self, feats: Union[torch.Tensor, Tuple[torch.Tensor, ...]]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(f_t, f_i)``, each shape (N, D)."""
+        f_t = self._last(feats)
+        return f_t, self.bnneck(f_t)
+
+    def loss(self, feats: Union[torch.Tensor, Tuple[torch.Tensor, ...]],
+             data_samples: List[ReIDDataSample]) -> Dict[str, torch.Tensor]:
+        """Identity and triplet losses.
+
+        Args:
+            feats: Pooled features, (N, D) or a tuple whose last item is.
+            data_samples (list[ReIDDataSample]): With ``gt_label``.
+
+        Returns:
+            dict[str, Tensor]: ``loss_cls``, ``loss_triplet`` and the
+            training ``accuracy`` (a log value, not a loss).
+        """
+        f_t, f_i = self(feats)
+        labels = torch.cat([s.gt_label for s in data_samples]).to(f_t.device)
+        losses = dict()
+        logits = self.classifier(f_i)
+        if self.loss_cls is not None:
+            losses['loss_cls'] = self.loss_cls(logits, labels)
+        if self.loss_triplet is not None:
+            losses['loss_triplet'] = self.loss_triplet(f_t, labels)
+        with torch.no_grad():
+            losses['accuracy'] = (logits.argmax(1) == labels).float().mean()
+        return losses
+
+    def predict(
+        self, feats: Union[torch.Tensor, Tuple[torch.Tensor, ...]]
+    ) -> torch.Tensor:
+        """The test feature, shape (N, D)."""
+        f_t, f_i = self(feats)
+        return f_i if self.test_feature == 'after_bn' else f_t

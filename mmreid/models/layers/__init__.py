@@ -1,0 +1,3 @@
+from .pooling import GeMPool, GlobalAvgPool
+
+__all__ = ['GlobalAvgPool', 'GeMPool']

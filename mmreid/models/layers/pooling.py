@@ -1,0 +1,64 @@
+from typing import Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmreid.registry import MODELS
+
+Features = Union[torch.Tensor, Tuple[torch.Tensor, ...]]
+
+
+def _apply(pool, inputs: Features) -> Features:
+    if isinstance(inputs, tuple):
+        return tuple(pool(x) for x in inputs)
+    if isinstance(inputs, torch.Tensor):
+        return pool(inputs)
+    raise TypeError(f'expected a tensor or a tuple of tensors, got '
+                    f'{type(inputs).__name__}')
+
+
+@MODELS.register_module()
+class GlobalAvgPool(nn.Module):
+    """Global average pooling neck: (N, C, H, W) -> (N, C).
+
+    Accepts a tensor or the backbone's tuple of stage outputs, and returns
+    the same structure.
+    """
+
+    def forward(self, inputs: Features) -> Features:
+        return _apply(lambda x: x.mean(dim=(2, 3)), inputs)
+
+
+@MODELS.register_module()
+class GeMPool(nn.Module):
+    """Generalized-mean pooling (Radenović et al., TPAMI 2018).
+
+    ``(mean(x.clamp(min=eps) ** p)) ** (1 / p)`` over H, W: p = 1 is average
+    pooling and p -> inf max pooling. ReID models commonly use p = 3.
+
+    Args:
+        p (float): Initial exponent. Defaults to 3.
+        eps (float): Clamp before the power, for stable gradients.
+        learnable (bool): Whether p is trained. Defaults to True.
+    """
+
+    def __init__(self,
+                 p: float = 3.0,
+                 eps: float = 1e-6,
+                 learnable: bool = True) -> None:
+        super().__init__()
+        if p <= 0:
+            raise ValueError(f'GeM exponent p must be positive, got {p}')
+        self.p = nn.Parameter(torch.tensor(float(p)), requires_grad=learnable)
+        self.eps = eps
+
+    def _gem(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.clamp(min=self.eps).pow(self.p)
+        return F.adaptive_avg_pool2d(x, 1).pow(1.0 / self.p).flatten(1)
+
+    def forward(self, inputs: Features) -> Features:
+        return _apply(self._gem, inputs)
+
+    def extra_repr(self) -> str:
+        return f'p={self.p.item():.4f}, eps={self.eps}'

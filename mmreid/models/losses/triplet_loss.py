@@ -1,0 +1,92 @@
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmreid.registry import MODELS
+
+
+def pairwise_euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances between rows, shape (N, M).
+
+    The expanded form is clamped before the square root; the small floor
+    keeps the gradient finite for identical rows.
+    """
+    dist = (x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) -
+            2.0 * x @ y.t())
+    return dist.clamp(min=1e-12).sqrt()
+
+
+def hard_example_mining(
+        dist: torch.Tensor,
+        labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Batch-hard mining (Hermans et al., 2017).
+
+    Args:
+        dist (Tensor): Distances, shape (N, N).
+        labels (Tensor): Identities, shape (N,).
+
+    Returns:
+        tuple[Tensor, Tensor]: For each anchor, the distance to its farthest
+        positive and to its nearest negative, each shape (N,).
+    """
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    # The anchor itself counts as a positive at distance ~0, which only
+    # matters if it has no other positive.
+    dist_ap = dist.masked_fill(~same, float('-inf')).max(dim=1).values
+    dist_an = dist.masked_fill(same, float('inf')).min(dim=1).values
+    return dist_ap, dist_an
+
+
+@MODELS.register_module()
+class TripletLoss(nn.Module):
+    """Batch-hard triplet loss with a margin or a soft margin.
+
+    For each anchor, ``max(0, d(a, p_hard) - d(a, n_hard) + margin)``; with
+    ``margin=None`` the soft-margin form ``log(1 + exp(d_ap - d_an))``.
+    Anchors without a negative in the batch are ignored.
+
+    Args:
+        margin (float, optional): The margin; None for soft margin.
+            Defaults to 0.3.
+        normalize_feature (bool): L2-normalise features first.
+        loss_weight (float): Multiplier of the loss. Defaults to 1.
+    """
+
+    def __init__(self,
+                 margin: Optional[float] = 0.3,
+                 normalize_feature: bool = False,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if margin is not None and margin < 0:
+            raise ValueError(f'margin must be >= 0 or None, got {margin}')
+        self.margin = margin
+        self.normalize_feature = normalize_feature
+        self.loss_weight = loss_weight
+
+    def forward(self, feats: torch.Tensor,
+                labels: torch.Tensor) -> torch.Tensor:
+        """Compute the loss.
+
+        Args:
+            feats (Tensor): Embeddings, shape (N, D).
+            labels (Tensor): Identities, shape (N,).
+
+        Returns:
+            Tensor: Scalar loss.
+        """
+        feats = feats.float()
+        if self.normalize_feature:
+            feats = F.normalize(feats, dim=1)
+        dist = pairwise_euclidean(feats, feats)
+        dist_ap, dist_an = hard_example_mining(dist, labels)
+        valid = torch.isfinite(dist_an)
+        if not valid.any():
+            return feats.sum() * 0.0
+        diff = dist_ap[valid] - dist_an[valid]
+        if self.margin is None:
+            loss = F.softplus(diff).mean()
+        else:
+            loss = F.relu(diff + self.margin).mean()
+        return self.loss_weight * loss

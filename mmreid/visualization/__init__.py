@@ -1,0 +1,3 @@
+from .visualizer import ReIDVisualizer
+
+__all__ = ['ReIDVisualizer']
