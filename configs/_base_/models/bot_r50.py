@@ -1,0 +1,27 @@
+# ReID strong baseline ("bag of tricks"): ResNet-50 with last stride 1, global
+# average pooling, BNNeck, label-smoothed identity loss + batch-hard triplet.
+model = dict(
+    type='ReIDModel',
+    data_preprocessor=dict(
+        type='ReIDDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375]),
+    backbone=dict(
+        type='ReIDResNet',
+        depth=50,
+        last_stride=1,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://download.openmmlab.com/mmclassification/v0/'
+            'resnet/resnet50_8xb32_in1k_20210831-ea4938fc.pth',
+            prefix='backbone.')),
+    neck=dict(type='GlobalAvgPool'),
+    head=dict(
+        type='BNNeckHead',
+        in_channels=2048,
+        num_classes=751,  # set by the dataset config or the leaf config
+        loss_cls=dict(type='CrossEntropyLoss', label_smooth_eps=0.1),
+        loss_triplet=dict(type='TripletLoss', margin=0.3),
+        test_feature='after_bn'),
+    distance='euclidean',
+)

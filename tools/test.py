@@ -1,0 +1,59 @@
+"""Evaluate a trained ReID model.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
+        [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+"""
+import argparse
+
+from mmengine.config import DictAction
+from mmengine.runner import Runner
+
+from mmreid.utils import config as setup_cfg
+from mmreid.utils import register_all_modules
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test a ReID model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file (path or URL)')
+    parser.add_argument('--work-dir', help='where logs and results go')
+    parser.add_argument(
+        '--out',
+        help='write the metrics to this file (.json, .yaml or .pkl)')
+    parser.add_argument(
+        '--amp', action='store_true', help='mixed-precision inference')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys, e.g. test_evaluator.metric=cosine')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    setup_cfg.set_local_rank(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+    register_all_modules(init_default_scope=False)
+    cfg = setup_cfg.load_config(args.config, args.cfg_options,
+                                args.work_dir, args.launcher)
+    cfg.load_from = args.checkpoint
+    if args.amp:
+        setup_cfg.enable_amp_inference(cfg)
+    setup_cfg.adapt_to_device(cfg)
+
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    if args.out and runner.rank == 0:
+        setup_cfg.dump_atomic(metrics, args.out)
+        print(f'metrics written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
