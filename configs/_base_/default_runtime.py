@@ -12,7 +12,7 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 custom_hooks = [
-    dict(type='ClassNumCheckHook'),
+    dict(type='TrainSetupCheckHook'),
     dict(type='FeatureProgressHook'),
 ]
 

@@ -4,6 +4,10 @@ from .heads import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .reiders import *  # noqa: F401,F403
+from .distributed import CPUAwareDistributedDataParallel
 from .weight_init import ReportingPretrainedInit, load_pretrained
 
-__all__ = ['ReportingPretrainedInit', 'load_pretrained']
+__all__ = [
+    'CPUAwareDistributedDataParallel', 'ReportingPretrainedInit',
+    'load_pretrained'
+]

@@ -16,6 +16,7 @@ mmreid replaces mmengine's loaders for two schemes:
   loaded with ``weights_only=True`` and no allowlist: tensors only.
 """
 import os.path as osp
+import pickle
 from typing import Any, List, Optional
 
 import numpy as np
@@ -26,10 +27,35 @@ from mmengine.runner.checkpoint import CheckpointLoader
 _PATCHED = False
 
 
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """A ``getattr`` restricted to HistoryBuffer's statistics methods.
+
+    ``HistoryBuffer`` pickles its statistics table as
+    ``getattr(HistoryBuffer, 'mean')`` and so on. Allowing the real builtin
+    ``getattr`` would let a crafted file reach any method of an allowed
+    class (``ndarray.tofile`` writes files), so the unpickler gets this
+    function under the name ``builtins.getattr`` instead.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    # The built-in statistics are added to the table only when the first
+    # buffer is created, so they are listed here too.
+    allowed = {'min', 'max', 'current', 'mean'}
+    allowed.update(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({getattr(obj, "__name__", type(obj).__name__)}, '
+        f'{name!r}) while loading a checkpoint')
+
+
 def trusted_checkpoint_globals() -> List[Any]:
     """Classes that mmengine writes into its own training checkpoints."""
     from mmengine.logging.history_buffer import HistoryBuffer
-    allowed: List[Any] = [HistoryBuffer, np.ndarray, np.dtype]
+    allowed: List[Any] = [
+        HistoryBuffer, np.ndarray, np.dtype,
+        (_history_buffer_getattr, 'builtins.getattr')
+    ]
     # numpy pickles arrays through ``_reconstruct`` and scalars through
     # ``scalar``; both moved from numpy.core to numpy._core in numpy 2.
     for module_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):

@@ -76,12 +76,16 @@ def disable_validation(cfg: Config) -> None:
 
 
 def adapt_to_device(cfg: Config) -> None:
-    """Use the gloo backend when distributed training runs on the CPU.
+    """Let distributed configs run on CPU processes (gloo) too.
 
-    NCCL needs GPUs; with none, gloo lets the same config and launcher run
-    (slowly) on CPU processes, which is how the distributed tests run.
+    NCCL needs GPUs, and mmengine 0.10.7's pytorch launcher calls
+    ``torch.cuda.set_device`` unconditionally. Without a GPU the backend
+    becomes gloo and, for torchrun (``--launcher pytorch``), the process
+    group is created here so that mmengine finds it ready. The same config
+    and launcher then run on a laptop, in CI, and on a GPU cluster.
     """
-    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none' or torch.cuda.is_available():
         return
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
@@ -89,6 +93,16 @@ def adapt_to_device(cfg: Config) -> None:
         warnings.warn('no CUDA device: using the gloo backend instead of '
                       'nccl for distributed training on the CPU')
         dist_cfg['backend'] = 'gloo'
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            # Scoped: mmengine looks the wrapper up in its root registry.
+            type='mmreid.CPUAwareDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if launcher == 'pytorch' and not torch.distributed.is_initialized():
+        kwargs = {k: v for k, v in dist_cfg.items() if k != 'backend'}
+        torch.distributed.init_process_group(
+            backend=dist_cfg['backend'], **kwargs)
 
 
 def dump_atomic(obj, path: str) -> None:

@@ -1,4 +1,4 @@
-from .class_num_check_hook import ClassNumCheckHook
 from .progress_hook import FeatureProgressHook
+from .setup_check_hook import TrainSetupCheckHook
 
-__all__ = ['ClassNumCheckHook', 'FeatureProgressHook']
+__all__ = ['FeatureProgressHook', 'TrainSetupCheckHook']

@@ -1,0 +1,75 @@
+import os
+
+import pytest
+
+from mmreid.datasets import DatasetLayoutError, Market1501
+
+
+def touch(folder, *names):
+    os.makedirs(folder, exist_ok=True)
+    for name in names:
+        with open(os.path.join(folder, name), 'wb') as f:
+            f.write(b'')
+
+
+@pytest.fixture
+def market_root(tmp_path):
+    root = tmp_path / 'market1501'
+    touch(root / 'bounding_box_train', '0002_c1s1_000451_03.jpg',
+          '0002_c2s1_000551_01.jpg', '0007_c3s1_000001_01.jpg',
+          '0010_c6s2_000002_02.jpg', 'Thumbs.db')
+    touch(root / 'query', '0002_c1s1_000001_00.jpg',
+          '0010_c2s1_000002_00.jpg')
+    touch(root / 'bounding_box_test', '0002_c2s1_000003_01.jpg',
+          '0010_c2s1_000004_01.jpg', '0000_c3s1_000005_01.jpg',
+          '-1_c1s1_000006_01.jpg', '0099_c5s3_000007_02.jpg')
+    return str(root)
+
+
+def test_train_split_relabels_sorted_pids(market_root):
+    ds = Market1501(data_root=market_root, split='train')
+    records = [ds.get_data_info(i) for i in range(len(ds))]
+    assert len(records) == 4  # Thumbs.db ignored
+    by_name = {os.path.basename(r['img_path']): r for r in records}
+    # Original pids 2, 7, 10 -> 0, 1, 2 in sorted order.
+    assert by_name['0002_c1s1_000451_03.jpg']['pid'] == 0
+    assert by_name['0007_c3s1_000001_01.jpg']['pid'] == 1
+    assert by_name['0010_c6s2_000002_02.jpg']['pid'] == 2
+    assert by_name['0010_c6s2_000002_02.jpg']['camid'] == 5
+    assert {r['role'] for r in records} == {'train'}
+    assert {r['dataset'] for r in records} == {'market1501'}
+    assert {r['modality'] for r in records} == {0}
+    assert ds.num_pids == 3
+    assert ds.metainfo['num_cams'] == 4
+
+
+def test_test_split_query_first_junk_dropped_distractor_kept(market_root):
+    ds = Market1501(data_root=market_root, split='test')
+    records = [ds.get_data_info(i) for i in range(len(ds))]
+    roles = [r['role'] for r in records]
+    assert roles == ['query'] * 2 + ['gallery'] * 4
+    pids = [r['pid'] for r in records]
+    # Original pids are kept; -1 is gone, 0 (distractor) stays.
+    assert pids[:2] == [2, 10]
+    assert sorted(pids[2:]) == [0, 2, 10, 99]
+    assert -1 not in pids
+    assert ds.test_mode
+
+
+def test_wrong_root_and_layout_errors(tmp_path, market_root):
+    with pytest.raises(DatasetLayoutError) as err:
+        Market1501(data_root=str(tmp_path / 'nowhere'))
+    assert 'nowhere' in str(err.value)
+    assert 'bounding_box_train/' in str(err.value)  # shows the tree
+    os.rename(os.path.join(market_root, 'query'),
+              os.path.join(market_root, 'queries'))
+    with pytest.raises(DatasetLayoutError, match='query'):
+        Market1501(data_root=market_root, split='test')
+
+
+def test_unparsable_image_name_names_the_file(market_root):
+    touch(os.path.join(market_root, 'bounding_box_train'), 'img_001.jpg')
+    with pytest.raises(ValueError, match='img_001.jpg'):
+        Market1501(data_root=market_root)
+    with pytest.raises(ValueError, match='split'):
+        Market1501(data_root=market_root, split='val')

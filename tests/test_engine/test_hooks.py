@@ -1,0 +1,57 @@
+import io
+from types import SimpleNamespace
+
+import pytest
+
+from mmreid.engine.hooks import FeatureProgressHook, TrainSetupCheckHook
+from mmreid.engine.hooks.progress_hook import _Progress
+
+
+class FakeSampler:
+
+    def __init__(self, batch_size):
+        self.batch_size = batch_size
+
+    def check_batch_size(self, batch_size):
+        if batch_size != self.batch_size:
+            raise ValueError(f'{batch_size} != {self.batch_size}')
+
+
+def fake_runner(num_classes, num_pids, loader_bs=8, sampler_bs=8):
+    dataset = SimpleNamespace(
+        metainfo=dict(num_pids=num_pids, dataset_name='toy'))
+    loader = SimpleNamespace(
+        dataset=dataset, batch_size=loader_bs, sampler=FakeSampler(
+            sampler_bs))
+    model = SimpleNamespace(head=SimpleNamespace(num_classes=num_classes))
+    return SimpleNamespace(model=model, train_dataloader=loader)
+
+
+def test_setup_check_passes_and_names_the_fix():
+    hook = TrainSetupCheckHook()
+    hook.before_train(fake_runner(10, 10))
+    with pytest.raises(ValueError, match='num_classes=12'):
+        hook.before_train(fake_runner(10, 12))
+    with pytest.raises(ValueError, match='16 != 8'):
+        hook.before_train(fake_runner(10, 10, loader_bs=16))
+
+
+def test_progress_bar_logs_fractions_without_tty():
+    stream = io.StringIO()
+    bar = _Progress(20, 'extracting', stream=stream, log_fraction=0.25)
+    for _ in range(20):
+        bar.update()
+    lines = stream.getvalue().strip().split('\n')
+    assert len(lines) == 4  # every 5 of 20 batches
+    assert lines[-1].startswith('extracting [')
+    assert '20/20' in lines[-1] and 'ETA' in lines[-1]
+
+
+def test_progress_hook_counts_test_iterations(monkeypatch, capsys):
+    hook = FeatureProgressHook(log_fraction=0.5)
+    runner = SimpleNamespace(test_loop=SimpleNamespace(dataloader=[0] * 4))
+    hook.before_test_epoch(runner)
+    for i in range(4):
+        hook.after_test_iter(runner, i)
+    out = capsys.readouterr().out
+    assert 'extracting features (test)' in out and '4/4' in out

@@ -1,0 +1,79 @@
+import math
+
+import pytest
+import torch
+
+from mmreid.models.losses import CrossEntropyLoss, TripletLoss
+
+
+def naive_batch_hard(feats, labels, margin):
+    """Per-anchor reference: loop over every pair."""
+    losses = []
+    n = feats.size(0)
+    for a in range(n):
+        pos = [
+            torch.dist(feats[a], feats[p]).item() for p in range(n)
+            if labels[p] == labels[a] and p != a
+        ]
+        neg = [
+            torch.dist(feats[a], feats[q]).item() for q in range(n)
+            if labels[q] != labels[a]
+        ]
+        d_ap = max(pos) if pos else 0.0
+        d_an = min(neg)
+        if margin is None:
+            losses.append(math.log1p(math.exp(d_ap - d_an)))
+        else:
+            losses.append(max(0.0, d_ap - d_an + margin))
+    return sum(losses) / len(losses)
+
+
+@pytest.mark.parametrize('margin', [0.3, 1.0, None])
+def test_triplet_matches_naive_reference(margin):
+    torch.manual_seed(0)
+    feats = torch.randn(12, 5)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    loss = TripletLoss(margin=margin)(feats, labels)
+    assert loss.item() == pytest.approx(
+        naive_batch_hard(feats, labels, margin), rel=1e-5)
+
+
+def test_triplet_zero_when_well_separated_and_has_gradient():
+    labels = torch.tensor([0, 0, 1, 1])
+    feats = torch.tensor([[0., 0.], [0., 0.1], [10., 0.], [10., 0.1]])
+    assert TripletLoss(margin=0.3)(feats, labels).item() == 0.0
+    feats = torch.randn(4, 3, requires_grad=True)
+    TripletLoss(margin=0.3)(feats, labels).backward()
+    assert torch.isfinite(feats.grad).all()
+
+
+def test_triplet_loss_weight_and_single_identity():
+    feats = torch.randn(6, 4)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    base = TripletLoss(margin=0.3)(feats, labels)
+    assert TripletLoss(
+        margin=0.3, loss_weight=2.0)(feats, labels).item() == pytest.approx(
+            2 * base.item())
+    # No negative in the batch: no anchor contributes.
+    same = TripletLoss()(feats, torch.zeros(6, dtype=torch.long))
+    assert same.item() == 0.0
+
+
+def test_cross_entropy_label_smoothing_formula():
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+    labels = torch.tensor([0, 2])
+    eps = 0.1
+    log_p = torch.log_softmax(logits, dim=1)
+    target = torch.full_like(log_p, eps / 3)
+    target[0, 0] += 1 - eps
+    target[1, 2] += 1 - eps
+    expected = -(target * log_p).sum(1).mean()
+    loss = CrossEntropyLoss(label_smooth_eps=eps)(logits, labels)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_cross_entropy_errors():
+    with pytest.raises(ValueError, match='label_smooth_eps'):
+        CrossEntropyLoss(label_smooth_eps=1.0)
+    with pytest.raises(ValueError, match='classifier size'):
+        CrossEntropyLoss()(torch.randn(2, 3), torch.tensor([0, 3]))

@@ -1,0 +1,112 @@
+import pytest
+import torch
+
+from mmreid.models import ReIDModel  # noqa: F401 (registers the parts)
+from mmreid.registry import MODELS
+from mmreid.structures import ReIDDataSample
+
+
+def build_model(depth=18, last_stride=1, neck=dict(type='GlobalAvgPool'),
+                test_feature='after_bn', num_classes=4):
+    channels = 512 if depth in (18, 34) else 2048
+    return MODELS.build(
+        dict(
+            type='ReIDModel',
+            backbone=dict(
+                type='ReIDResNet', depth=depth, last_stride=last_stride),
+            neck=neck,
+            head=dict(
+                type='BNNeckHead',
+                in_channels=channels,
+                num_classes=num_classes,
+                test_feature=test_feature)))
+
+
+def make_batch(n=8, h=64, w=32):
+    inputs = torch.randint(0, 256, (n, 3, h, w), dtype=torch.uint8)
+    samples = [ReIDDataSample().set_gt_label(i // 2) for i in range(n)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def test_forward_modes_and_shapes():
+    model = build_model()
+    model.init_weights()
+    data = model.data_preprocessor(make_batch(), True)
+    losses = model(**data, mode='loss')
+    assert set(losses) == {'loss_cls', 'loss_triplet', 'accuracy'}
+    assert all(v.dim() == 0 for v in losses.values())
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    model.eval()
+    with torch.no_grad():
+        feats = model(data['inputs'], mode='tensor')
+        samples = model(**data, mode='predict')
+    assert feats.shape == (8, 512)
+    assert torch.allclose(
+        torch.stack([s.pred_feature for s in samples]), feats)
+    with pytest.raises(ValueError, match='invalid mode'):
+        model(data['inputs'], mode='features')
+
+
+def test_last_stride_doubles_final_map():
+    x = torch.randn(2, 3, 64, 32)
+    one = build_model(last_stride=1).backbone(x)[-1]
+    two = build_model(last_stride=2).backbone(x)[-1]
+    assert one.shape[-2:] == (4, 2)
+    assert two.shape[-2:] == (2, 1)
+    with pytest.raises(ValueError, match='last_stride'):
+        build_model(last_stride=3)
+
+
+def test_bnneck_bias_frozen_and_test_feature_choice():
+    model = build_model(test_feature='before_bn')
+    head = model.head
+    assert not head.bnneck.bias.requires_grad
+    assert head.classifier.bias is None
+    model.eval()
+    x = torch.randn(3, 512)
+    assert torch.equal(head.predict(x), x)
+    head.test_feature = 'after_bn'
+    assert torch.allclose(head.predict(x), head.bnneck(x))
+    with pytest.raises(ValueError, match='test_feature'):
+        build_model(test_feature='middle')
+
+
+def test_gem_pooling():
+    from mmreid.models.layers import GeMPool, GlobalAvgPool
+    x = torch.rand(2, 3, 4, 4) + 0.1
+    assert torch.allclose(
+        GeMPool(p=1.0)(x), GlobalAvgPool()(x), atol=1e-6)
+    # Large p approaches max pooling.
+    assert torch.allclose(
+        GeMPool(p=60.0)(x), x.amax(dim=(2, 3)), rtol=0.05)
+    out = GeMPool()((x, x))
+    assert isinstance(out, tuple) and out[0].shape == (2, 3)
+    with pytest.raises(ValueError, match='positive'):
+        GeMPool(p=0)
+
+
+def test_data_preprocessor_normalises_and_checks():
+    model = build_model()
+    pre = model.data_preprocessor
+    batch = make_batch(n=2)
+    out = pre(batch)
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    expected = (batch['inputs'].float() - mean) / std
+    assert torch.allclose(out['inputs'], expected)
+    # A list of images is stacked the same way.
+    listed = pre(dict(inputs=list(batch['inputs']), data_samples=None))
+    assert torch.allclose(listed['inputs'], expected)
+    with pytest.raises(ValueError, match='one size'):
+        pre(dict(inputs=[torch.zeros(3, 4, 2), torch.zeros(3, 6, 2)]))
+
+
+def test_model_distance_modes():
+    model = build_model()
+    q, g = torch.randn(3, 8), torch.randn(5, 8)
+    euclidean = torch.cdist(q, g)
+    assert torch.allclose(model.distance(q, g), euclidean, atol=1e-5)
+    model.distance_type = 'cosine'
+    cos = torch.nn.functional.cosine_similarity(
+        q.unsqueeze(1), g.unsqueeze(0), dim=2)
+    assert torch.allclose(model.distance(q, g), 1 - cos, atol=1e-6)

@@ -1,0 +1,217 @@
+"""How much does the framework cost? Time training iterations three ways.
+
+In one run, with the same config, model, batch and images:
+
+1. ``mmreid``: mmengine's Runner with mmreid's data pipeline, data
+   preprocessor, model, hooks and logging (an iteration-based loop);
+2. ``bare``: a plain PyTorch loop over the same dataloader, model and
+   optimizer (``preprocess -> forward -> backward -> step``);
+3. ``data``: the dataloader alone (decode + augment + collate), in images/s.
+
+The overhead is ``mmreid / bare - 1``. Example::
+
+    python tools/analysis_tools/benchmark_train.py \
+        configs/baseline/bot_r18_synthreid.py --iters 30 --warmup 5
+
+Use ``--device cuda`` and ``--amp`` on a GPU machine.
+"""
+import argparse
+import copy
+import json
+import statistics
+import tempfile
+import time
+
+import torch
+from mmengine.config import DictAction
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from mmreid.registry import MODELS
+from mmreid.utils import register_all_modules
+from mmreid.utils.config import load_config
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='training config')
+    parser.add_argument('--iters', type=int, default=30,
+                        help='timed iterations per mode')
+    parser.add_argument('--warmup', type=int, default=5,
+                        help='untimed iterations before timing')
+    parser.add_argument('--repeats', type=int, default=1,
+                        help='alternate mmreid/bare runs this many times')
+    parser.add_argument('--device', default='cuda'
+                        if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision in both loops (CUDA only)')
+    parser.add_argument('--num-workers', type=int, default=None,
+                        help='override the dataloader workers')
+    parser.add_argument('--out', help='also write the results as JSON')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def prepare_cfg(args):
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.work_dir = tempfile.mkdtemp(prefix='mmreid-bench-')
+    if args.num_workers is not None:
+        cfg.train_dataloader.num_workers = args.num_workers
+        cfg.train_dataloader.persistent_workers = args.num_workers > 0
+    # The initial weights do not change the cost; never download them.
+    cfg.model.backbone.pop('init_cfg', None)
+    return cfg
+
+
+class IterTimes(Hook):
+    """Record the wall time of every training iteration.
+
+    Measured from the end of one iteration to the end of the next, so the
+    time includes waiting for data, exactly as in the bare loop.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, device: str):
+        self.times = []
+        self._start = None
+        self.device = device
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if self.device == 'cuda':
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        if self._start is not None:
+            self.times.append(now - self._start)
+        self._start = time.perf_counter()
+
+
+def run_mmreid(cfg, args):
+    cfg = copy.deepcopy(cfg)
+    total = args.warmup + args.iters + 1
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=total)
+    cfg.param_scheduler = []
+    for key in ('val_dataloader', 'val_cfg', 'val_evaluator'):
+        cfg[key] = None
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=10**9, save_last=False)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=10**9)
+    cfg.log_level = 'WARNING'
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    timer = IterTimes(args.device)
+    cfg.custom_hooks = [
+        h for h in cfg.get('custom_hooks', [])
+        if h.get('type') != 'FeatureProgressHook'
+    ]
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(timer)
+    runner.train()
+    return timer.times[args.warmup:]
+
+
+def run_bare(cfg, args):
+    model = MODELS.build(copy.deepcopy(cfg.model)).to(args.device)
+    model.init_weights()
+    model.train()
+    optim_cfg = dict(cfg.optim_wrapper.optimizer)
+    optim_type = getattr(torch.optim, optim_cfg.pop('type'))
+    optimizer = optim_type(model.parameters(), **optim_cfg)
+    loader = Runner.build_dataloader(copy.deepcopy(cfg.train_dataloader))
+    scaler = torch.amp.GradScaler('cuda') if args.amp else None
+    times = []
+    total = args.warmup + args.iters + 1
+    done = 0
+    start = None
+    while done < total:
+        for data in loader:
+            data = model.data_preprocessor(data, True)
+            with torch.autocast(args.device, enabled=args.amp):
+                losses = model(**data, mode='loss')
+            loss = sum(v for k, v in losses.items() if 'loss' in k)
+            optimizer.zero_grad()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            if args.device == 'cuda':
+                torch.cuda.synchronize()
+            now = time.perf_counter()
+            if start is not None:
+                times.append(now - start)
+            start = time.perf_counter()
+            done += 1
+            if done >= total:
+                break
+    return times[args.warmup:]
+
+
+def run_data(cfg, args):
+    loader = Runner.build_dataloader(copy.deepcopy(cfg.train_dataloader))
+    images = 0
+    batches = 0
+    start = None
+    while batches < args.warmup + args.iters:
+        for data in loader:
+            batches += 1
+            if batches == args.warmup:
+                start = time.perf_counter()
+            elif batches > args.warmup:
+                images += len(data['data_samples'])
+            if batches >= args.warmup + args.iters:
+                break
+    return images / (time.perf_counter() - start)
+
+
+def summary(times):
+    return dict(
+        median_ms=1000 * statistics.median(times),
+        mean_ms=1000 * statistics.fmean(times),
+        n=len(times))
+
+
+def main():
+    args = parse_args()
+    if args.amp and args.device != 'cuda':
+        raise SystemExit('--amp needs --device cuda')
+    register_all_modules(init_default_scope=True)
+    cfg = prepare_cfg(args)
+    batch_size = cfg.train_dataloader.batch_size
+    mm_times, bare_times = [], []
+    # Alternate the two loops so drift in machine load hits both.
+    for _ in range(args.repeats):
+        mm_times += run_mmreid(cfg, args)
+        bare_times += run_bare(cfg, args)
+    data_ips = run_data(cfg, args)
+    mm, bare = summary(mm_times), summary(bare_times)
+    result = dict(
+        config=args.config,
+        device=args.device,
+        amp=args.amp,
+        batch_size=batch_size,
+        mmreid=mm,
+        bare=bare,
+        overhead_pct=100 * (mm['median_ms'] / bare['median_ms'] - 1),
+        mmreid_images_per_s=1000 * batch_size / mm['median_ms'],
+        bare_images_per_s=1000 * batch_size / bare['median_ms'],
+        data_images_per_s=data_ips)
+    print(f'config: {args.config}  device: {args.device}  amp: {args.amp}  '
+          f'batch: {batch_size}')
+    print(f'| loop | median ms/iter | mean ms/iter | images/s |')
+    print('|---|---|---|---|')
+    for name, stats in (('mmreid Runner', mm), ('bare PyTorch', bare)):
+        print(f'| {name} | {stats["median_ms"]:.1f} | {stats["mean_ms"]:.1f} '
+              f'| {1000 * batch_size / stats["median_ms"]:.1f} |')
+    print(f'| data pipeline only | | | {data_ips:.1f} |')
+    print(f'framework overhead (median): {result["overhead_pct"]:+.1f}%')
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
