@@ -1,0 +1,3 @@
+from .identity_sampler import IdentitySampler
+
+__all__ = ['IdentitySampler']

@@ -1,0 +1,70 @@
+from typing import Optional
+
+import cv2
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmengine import fileio
+
+from mmreid.registry import TRANSFORMS
+
+
+@TRANSFORMS.register_module()
+class LoadImageFromFile(BaseTransform):
+    """Load an image as a 3-channel **RGB** ``uint8`` array.
+
+    Every image is decoded to three channels: grayscale and infrared images
+    are replicated to 3 channels and an alpha channel is dropped, so visible
+    and infrared samples can share one batch. The channels are in RGB order
+    (cv2 decodes BGR; this transform converts), hence the data preprocessor
+    must be configured **not** to swap channels (``to_rgb=False``) and with
+    RGB mean/std.
+
+    Unlike mmcv's transform of the same name (which lives in the mmcv
+    registry and keeps BGR), this one is found first under
+    ``default_scope='mmreid'``.
+
+    Required Keys:
+
+    - img_path
+
+    Modified Keys:
+
+    - img (np.ndarray): (H, W, 3) ``uint8``, RGB.
+    - img_shape (tuple): (H, W).
+    - ori_shape (tuple): (H, W).
+
+    Args:
+        backend_args (dict, optional): Arguments of the mmengine file backend
+            (e.g. to read from object storage). Defaults to None, i.e. the
+            local disk.
+
+    Raises:
+        FileNotFoundError: ``img_path`` does not exist.
+        OSError: the file cannot be decoded as an image.
+    """
+
+    def __init__(self, backend_args: Optional[dict] = None) -> None:
+        self.backend_args = backend_args.copy() if backend_args else None
+
+    def transform(self, results: dict) -> dict:
+        path = results['img_path']
+        try:
+            img_bytes = fileio.get(path, backend_args=self.backend_args)
+        except FileNotFoundError as e:
+            # The backend's own message does not always name the file.
+            raise FileNotFoundError(f'image file not found: {path!r}') from e
+        # IMREAD_COLOR always gives 3 channels (gray is replicated, alpha
+        # dropped) and 8 bits, whatever the file stores.
+        img = cv2.imdecode(
+            np.frombuffer(img_bytes, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise OSError(f'cannot decode image file {path!r} (corrupt or '
+                          f'not an image)')
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(backend_args={self.backend_args})'

@@ -1,0 +1,481 @@
+"""Geometric and photometric augmentations of ReID crops.
+
+All transforms work on ``results['img']``, an (H, W, C) ``uint8`` RGB array
+as produced by :class:`LoadImageFromFile`, and use cv2 for resampling and
+padding. Normalisation is not a transform: the data preprocessor does it on
+the batch.
+
+Randomness comes from numpy's **global** RNG (``np.random``), as in mmcv.
+mmengine seeds it in every dataloader worker (``worker_init_fn`` derived
+from the runner seed, the rank and the worker id), so a run with a fixed
+seed draws the same augmentations. The methods that draw random parameters
+are marked with :func:`mmcv.transforms.utils.cache_randomness`, so
+``cache_random_params`` can replay them.
+"""
+import math
+from numbers import Number
+from typing import Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmcv.transforms.utils import cache_randomness
+
+from mmreid.registry import TRANSFORMS
+
+INTERPOLATIONS = {
+    'nearest': cv2.INTER_NEAREST,
+    'bilinear': cv2.INTER_LINEAR,
+    'bicubic': cv2.INTER_CUBIC,
+    'area': cv2.INTER_AREA,
+    'lanczos': cv2.INTER_LANCZOS4,
+}
+
+PADDING_MODES = {
+    'constant': cv2.BORDER_CONSTANT,
+    'edge': cv2.BORDER_REPLICATE,
+    # 'reflect' mirrors without repeating the edge pixel, as in numpy and
+    # torchvision.
+    'reflect': cv2.BORDER_REFLECT_101,
+    'symmetric': cv2.BORDER_REFLECT,
+}
+
+#: ImageNet mean as RGB pixel values (0-255); the BoT erasing fill.
+IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
+
+
+def _check_size(size: Sequence[int]) -> Tuple[int, int]:
+    if (not isinstance(size, Sequence) or len(size) != 2
+            or not all(isinstance(s, int) and s > 0 for s in size)):
+        raise ValueError(f'size must be (height, width) with two positive '
+                         f'ints, got {size!r}')
+    return int(size[0]), int(size[1])
+
+
+def _check_range(name: str, value: Sequence[float]) -> Tuple[float, float]:
+    if len(value) != 2 or not 0 < value[0] <= value[1]:
+        raise ValueError(f'{name} must be (min, max) with 0 < min <= max, '
+                         f'got {value!r}')
+    return float(value[0]), float(value[1])
+
+
+def _fill_scalar(fill: Union[Number, Sequence[Number]],
+                 num_channels: int) -> Tuple[float, ...]:
+    """A cv2 border value for every channel.
+
+    cv2 reads a bare number as ``(v, 0, 0, 0)``, i.e. only the first channel
+    would get the fill, so a number is repeated explicitly.
+    """
+    if isinstance(fill, Number):
+        return (float(fill), ) * num_channels
+    return tuple(float(v) for v in fill)
+
+
+@TRANSFORMS.register_module()
+class ReIDResize(BaseTransform):
+    """Resize to a fixed size, ignoring the aspect ratio.
+
+    ReID crops are resized to one size for the whole dataset (e.g.
+    256 x 128). The size is given as **(height, width)**, unlike mmcv's
+    ``Resize`` whose ``scale`` is (width, height); hence the distinct name.
+
+    Required Keys:
+
+    - img
+
+    Modified Keys:
+
+    - img
+    - img_shape
+
+    Args:
+        size (Sequence[int]): Output (height, width). Defaults to (256, 128).
+        interpolation (str): ``'nearest'``, ``'bilinear'``, ``'bicubic'``,
+            ``'area'`` or ``'lanczos'``. Defaults to ``'bilinear'``.
+    """
+
+    def __init__(self,
+                 size: Sequence[int] = (256, 128),
+                 interpolation: str = 'bilinear') -> None:
+        self.size = _check_size(size)
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f'interpolation must be one of '
+                             f'{sorted(INTERPOLATIONS)}, got '
+                             f'{interpolation!r}')
+        self.interpolation = interpolation
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        height, width = self.size
+        if img.shape[:2] != (height, width):
+            img = cv2.resize(
+                img, (width, height),
+                interpolation=INTERPOLATIONS[self.interpolation])
+            if img.ndim == 2 and results['img'].ndim == 3:
+                # cv2 drops a trailing channel axis of size 1.
+                img = img[..., None]
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(size={self.size}, '
+                f'interpolation={self.interpolation!r})')
+
+
+@TRANSFORMS.register_module()
+class RandomFlip(BaseTransform):
+    """Mirror the image horizontally with probability ``prob``.
+
+    Required Keys:
+
+    - img
+
+    Modified Keys:
+
+    - img
+
+    Added Keys:
+
+    - flip (bool): whether the image was mirrored.
+
+    Args:
+        prob (float): Probability of flipping. Defaults to 0.5.
+    """
+
+    def __init__(self, prob: float = 0.5) -> None:
+        if not 0 <= prob <= 1:
+            raise ValueError(f'prob must be in [0, 1], got {prob}')
+        self.prob = prob
+
+    @cache_randomness
+    def _draw_flip(self) -> bool:
+        return bool(np.random.rand() < self.prob)
+
+    def transform(self, results: dict) -> dict:
+        flip = self._draw_flip()
+        if flip:
+            results['img'] = cv2.flip(results['img'], 1)
+        results['flip'] = flip
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(prob={self.prob})'
+
+
+@TRANSFORMS.register_module()
+class PadRandomCrop(BaseTransform):
+    """Pad every side, then crop a random window of the original size.
+
+    This is the "pad 10, random crop" augmentation of the BoT recipe: the
+    person is shifted by up to ``padding`` pixels in each direction. The
+    output has the input's size. The window is cut before padding, so only
+    the pixels that are kept are padded (one allocation of the output).
+
+    Required Keys:
+
+    - img
+
+    Modified Keys:
+
+    - img
+
+    Args:
+        padding (int): Pixels added to each side. Defaults to 10.
+        fill (int | Sequence[int]): Pad value per channel for
+            ``padding_mode='constant'``. Defaults to 0 (black, as
+            torchvision's ``Pad``).
+        padding_mode (str): ``'constant'``, ``'edge'``, ``'reflect'``
+            (mirror without repeating the edge) or ``'symmetric'``.
+            Defaults to ``'constant'``.
+    """
+
+    def __init__(self,
+                 padding: int = 10,
+                 fill: Union[int, Sequence[int]] = 0,
+                 padding_mode: str = 'constant') -> None:
+        if not isinstance(padding, int) or padding < 0:
+            raise ValueError(f'padding must be an int >= 0, got {padding!r}')
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f'padding_mode must be one of '
+                             f'{sorted(PADDING_MODES)}, got '
+                             f'{padding_mode!r}')
+        self.padding = padding
+        self.fill = fill
+        self.padding_mode = padding_mode
+
+    @cache_randomness
+    def _draw_offset(self) -> Tuple[int, int]:
+        """Top-left corner of the window in padded coordinates."""
+        top, left = np.random.randint(0, 2 * self.padding + 1, size=2)
+        return int(top), int(left)
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        pad = self.padding
+        if pad == 0:
+            return results
+        height, width = img.shape[:2]
+        top, left = self._draw_offset()
+        # Window [top, top + H) x [left, left + W) of the padded image, in
+        # the coordinates of the original image.
+        y0, x0 = top - pad, left - pad
+        src = img[max(y0, 0):min(y0 + height, height),
+                  max(x0, 0):min(x0 + width, width)]
+        num_channels = 1 if img.ndim == 2 else img.shape[2]
+        out = cv2.copyMakeBorder(
+            src,
+            max(-y0, 0),
+            max(y0, 0),
+            max(-x0, 0),
+            max(x0, 0),
+            PADDING_MODES[self.padding_mode],
+            value=_fill_scalar(self.fill, num_channels))
+        if out.ndim == 2 and img.ndim == 3:
+            out = out[..., None]
+        results['img'] = out
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(padding={self.padding}, '
+                f'fill={self.fill}, padding_mode={self.padding_mode!r})')
+
+
+@TRANSFORMS.register_module()
+class RandomErasing(BaseTransform):
+    """Random erasing (Zhong et al., AAAI 2020) of one rectangle.
+
+    With probability ``prob`` a rectangle of area ``s * H * W`` with
+    ``s ~ U(area_ratio_range)`` and aspect ratio (height / width) drawn
+    log-uniformly from ``aspect_ratio_range`` (so tall and wide boxes are
+    equally likely) is placed uniformly inside the image and filled. Up to
+    ``max_attempts`` boxes are drawn until one fits; if none fits the image
+    is left as is.
+
+    Erasing runs on ``uint8`` pixels, before the data preprocessor
+    normalises, so the BoT fill "ImageNet mean" is the mean *pixel value*
+    ``(123.675, 116.28, 103.53)`` (RGB); it becomes ~0 after normalisation.
+
+    Required Keys:
+
+    - img
+
+    Modified Keys:
+
+    - img
+
+    Args:
+        prob (float): Probability of erasing. Defaults to 0.5.
+        area_ratio_range (Sequence[float]): Range of the erased area as a
+            fraction of the image. Defaults to (0.02, 0.4).
+        aspect_ratio_range (Sequence[float]): Range of height / width.
+            Defaults to (0.3, 1 / 0.3).
+        fill_mode (str): ``'const'``: every pixel gets ``fill_value``;
+            ``'random'``: i.i.d. uniform values in [0, 255] per pixel and
+            channel (the original paper). Defaults to ``'const'``.
+        fill_value (float | Sequence[float]): Per-channel fill for
+            ``'const'``, in the image's channel order (RGB). Defaults to the
+            ImageNet mean pixel.
+        max_attempts (int): Boxes drawn before giving up. Defaults to 100.
+    """
+
+    def __init__(self,
+                 prob: float = 0.5,
+                 area_ratio_range: Sequence[float] = (0.02, 0.4),
+                 aspect_ratio_range: Sequence[float] = (0.3, 1 / 0.3),
+                 fill_mode: str = 'const',
+                 fill_value: Union[float, Sequence[float]] = IMAGENET_MEAN_RGB,
+                 max_attempts: int = 100) -> None:
+        if not 0 <= prob <= 1:
+            raise ValueError(f'prob must be in [0, 1], got {prob}')
+        self.area_ratio_range = _check_range('area_ratio_range',
+                                             area_ratio_range)
+        if self.area_ratio_range[1] > 1:
+            raise ValueError(f'area_ratio_range must lie in (0, 1], got '
+                             f'{area_ratio_range!r}')
+        self.aspect_ratio_range = _check_range('aspect_ratio_range',
+                                               aspect_ratio_range)
+        if fill_mode not in ('const', 'random'):
+            raise ValueError(f'fill_mode must be "const" or "random", got '
+                             f'{fill_mode!r}')
+        if max_attempts < 1:
+            raise ValueError(f'max_attempts must be >= 1, got {max_attempts}')
+        self.prob = prob
+        self.fill_mode = fill_mode
+        self.fill_value = fill_value
+        self.max_attempts = max_attempts
+
+    @cache_randomness
+    def _draw_box(self, height: int,
+                  width: int) -> Optional[Tuple[int, int, int, int]]:
+        """(top, left, box_height, box_width), or None for no erasing."""
+        if np.random.rand() >= self.prob:
+            return None
+        log_ratio = (math.log(self.aspect_ratio_range[0]),
+                     math.log(self.aspect_ratio_range[1]))
+        for _ in range(self.max_attempts):
+            area = np.random.uniform(*self.area_ratio_range) * height * width
+            ratio = math.exp(np.random.uniform(*log_ratio))
+            box_h = int(round(math.sqrt(area * ratio)))
+            box_w = int(round(math.sqrt(area / ratio)))
+            if 0 < box_h < height and 0 < box_w < width:
+                top = np.random.randint(0, height - box_h + 1)
+                left = np.random.randint(0, width - box_w + 1)
+                return int(top), int(left), box_h, box_w
+        return None
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        box = self._draw_box(*img.shape[:2])
+        if box is None:
+            return results
+        top, left, box_h, box_w = box
+        # Write into a copy: the array may be shared with a cache.
+        img = img.copy()
+        region = img[top:top + box_h, left:left + box_w]
+        if self.fill_mode == 'random':
+            if img.dtype == np.uint8:
+                region[...] = np.random.randint(
+                    0, 256, size=region.shape, dtype=np.uint8)
+            else:
+                region[...] = np.random.uniform(0, 255, size=region.shape)
+        else:
+            fill = np.asarray(self.fill_value, dtype=np.float64)
+            if img.dtype == np.uint8:
+                fill = np.clip(np.round(fill), 0, 255)
+            region[...] = fill.astype(img.dtype)
+        results['img'] = img
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(prob={self.prob}, '
+                f'area_ratio_range={self.area_ratio_range}, '
+                f'aspect_ratio_range={self.aspect_ratio_range}, '
+                f'fill_mode={self.fill_mode!r}, '
+                f'fill_value={self.fill_value}, '
+                f'max_attempts={self.max_attempts})')
+
+
+def _factor_range(name: str, value: Union[float, Sequence[float]],
+                  center: float, bound: Tuple[float,
+                                              float]) -> Optional[tuple]:
+    """torchvision's convention: ``v`` means ``[center - v, center + v]``."""
+    if isinstance(value, Number):
+        if value < 0:
+            raise ValueError(f'{name} must be >= 0, got {value}')
+        if value == 0:
+            return None
+        low, high = center - value, center + value
+    else:
+        if len(value) != 2 or value[0] > value[1]:
+            raise ValueError(f'{name} must be a number or (min, max), got '
+                             f'{value!r}')
+        low, high = value
+    low, high = max(float(low), bound[0]), min(float(high), bound[1])
+    if low > high:
+        raise ValueError(f'{name} range {value!r} is outside {bound}')
+    if low == high == center:
+        return None
+    return low, high
+
+
+@TRANSFORMS.register_module()
+class ColorJitter(BaseTransform):
+    """Randomly change brightness, contrast, saturation and hue.
+
+    Same semantics as torchvision's ``ColorJitter`` (a number ``v`` gives
+    factors in ``[max(0, 1 - v), 1 + v]``, hue shifts in ``[-v, v]`` of a
+    full turn, the enabled changes are applied in random order), implemented
+    with cv2 lookup tables on ``uint8`` RGB images. Grayscale is computed
+    with cv2's weights (0.299, 0.587, 0.114).
+
+    Required Keys:
+
+    - img (``uint8``, RGB)
+
+    Modified Keys:
+
+    - img
+
+    Args:
+        brightness (float | Sequence[float]): Defaults to 0 (off).
+        contrast (float | Sequence[float]): Defaults to 0 (off).
+        saturation (float | Sequence[float]): Defaults to 0 (off).
+        hue (float | Sequence[float]): In [0, 0.5], or a range within
+            [-0.5, 0.5]. Defaults to 0 (off).
+        prob (float): Probability of jittering an image at all. Defaults to
+            1.0 (always, as torchvision).
+    """
+
+    def __init__(self,
+                 brightness: Union[float, Sequence[float]] = 0.,
+                 contrast: Union[float, Sequence[float]] = 0.,
+                 saturation: Union[float, Sequence[float]] = 0.,
+                 hue: Union[float, Sequence[float]] = 0.,
+                 prob: float = 1.0) -> None:
+        if not 0 <= prob <= 1:
+            raise ValueError(f'prob must be in [0, 1], got {prob}')
+        inf = float('inf')
+        self.brightness = _factor_range('brightness', brightness, 1.,
+                                        (0., inf))
+        self.contrast = _factor_range('contrast', contrast, 1., (0., inf))
+        self.saturation = _factor_range('saturation', saturation, 1.,
+                                        (0., inf))
+        if isinstance(hue, Number) and hue > 0.5:
+            raise ValueError(f'hue must be in [0, 0.5], got {hue}')
+        self.hue = _factor_range('hue', hue, 0., (-0.5, 0.5))
+        self.prob = prob
+
+    @cache_randomness
+    def _draw_ops(self) -> list:
+        """The (name, factor) pairs to apply, in order; empty for none."""
+        if np.random.rand() >= self.prob:
+            return []
+        candidates = [('brightness', self.brightness),
+                      ('contrast', self.contrast),
+                      ('saturation', self.saturation), ('hue', self.hue)]
+        ops = [(name, rng) for name, rng in candidates if rng is not None]
+        order = np.random.permutation(len(ops))
+        return [(ops[i][0], float(np.random.uniform(*ops[i][1])))
+                for i in order]
+
+    @staticmethod
+    def _blend_lut(factor: float, other: float = 0.) -> np.ndarray:
+        """Table of ``clip(factor * v + (1 - factor) * other)``."""
+        values = np.arange(256, dtype=np.float32) * factor
+        values += (1 - factor) * other
+        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        ops = self._draw_ops()
+        if not ops:
+            return results
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise TypeError(f'ColorJitter expects an (H, W, 3) uint8 RGB '
+                            f'image, got {img.dtype} of shape {img.shape}')
+        for name, factor in ops:
+            if name == 'brightness':
+                img = cv2.LUT(img, self._blend_lut(factor))
+            elif name == 'contrast':
+                mean = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).mean()
+                img = cv2.LUT(img, self._blend_lut(factor, mean))
+            elif name == 'saturation':
+                gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+                gray = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+                img = cv2.addWeighted(img, factor, gray, 1 - factor, 0)
+            else:
+                # uint8 HSV stores hue in [0, 180): 2 degrees per unit.
+                hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+                shift = int(round(factor * 180))
+                lut = ((np.arange(256) + shift) % 180).astype(np.uint8)
+                hue, sat, val = cv2.split(hsv)
+                hsv = cv2.merge((cv2.LUT(hue, lut), sat, val))
+                img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        results['img'] = img
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(brightness={self.brightness}, '
+                f'contrast={self.contrast}, saturation={self.saturation}, '
+                f'hue={self.hue}, prob={self.prob})')

@@ -1,0 +1,261 @@
+import math
+import re
+
+import numpy as np
+import pytest
+from mmengine.runner import Runner
+from torch.utils.data import DataLoader
+
+from mmreid.datasets.samplers import identity_sampler
+from mmreid.datasets.samplers.identity_sampler import IdentitySampler
+from mmreid.registry import DATA_SAMPLERS
+
+
+class FakePidDataset:
+    """Just pids: sample ``i`` has pid ``pids[i]``."""
+
+    def __init__(self, pids):
+        self.pids = list(pids)
+
+    def __len__(self):
+        return len(self.pids)
+
+    def get_pids(self):
+        return list(self.pids)
+
+    def __getitem__(self, idx):
+        return idx
+
+
+class FakeInfoDataset:
+    """No get_pids: pids only through get_data_info, as a concat wrapper."""
+
+    def __init__(self, pids):
+        self.pids = list(pids)
+
+    def __len__(self):
+        return len(self.pids)
+
+    def get_data_info(self, idx):
+        return dict(pid=self.pids[idx], dsetid=0)
+
+
+def make_pids(counts, seed=0):
+    """Shuffled dataset order with ``counts[p]`` images of pid ``p``."""
+    pids = np.repeat(np.arange(len(counts)), counts)
+    return np.random.default_rng(seed).permutation(pids).tolist()
+
+
+# Identities with fewer, exactly and more than K=4 images.
+COUNTS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 4, 4, 2, 1, 17]
+
+
+def batches_of(sampler):
+    indices = list(sampler)
+    assert len(indices) == len(sampler)
+    assert len(indices) % sampler.batch_size == 0
+    return np.asarray(indices).reshape(-1, sampler.batch_size)
+
+
+def check_pk(batch, pids, num_instances):
+    """Return the batch's pids after checking P whole groups of K."""
+    groups = np.asarray(pids)[batch].reshape(-1, num_instances)
+    assert (groups == groups[:, :1]).all(), 'a group mixes identities'
+    batch_pids = groups[:, 0].tolist()
+    assert len(set(batch_pids)) == len(batch_pids), 'repeated pid'
+    return batch_pids
+
+
+def build(monkeypatch, pids, rank=0, world_size=1, **kwargs):
+    monkeypatch.setattr(identity_sampler, 'get_dist_info', lambda:
+                        (rank, world_size))
+    kwargs.setdefault('seed', 0)
+    return IdentitySampler(FakePidDataset(pids), **kwargs)
+
+
+def test_every_batch_is_p_groups_of_k(monkeypatch):
+    pids = make_pids(COUNTS)
+    sampler = build(monkeypatch, pids, batch_size=16, num_instances=4)
+    for batch in batches_of(sampler):
+        assert len(check_pk(batch, pids, 4)) == 4
+
+
+def test_len_is_exact_and_epoch_covers_every_image(monkeypatch):
+    pids = make_pids(COUNTS)
+    sampler = build(monkeypatch, pids, batch_size=16, num_instances=4)
+    groups = sum(math.ceil(c / 4) for c in COUNTS)  # 32
+    assert sampler.num_groups == groups
+    assert sampler.num_steps == math.ceil(groups / 4)  # 8 steps of 4 ids
+    assert len(sampler) == 8 * 16
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        indices = list(sampler)
+        assert len(indices) == len(sampler)
+        assert set(indices) == set(range(len(pids)))
+
+
+def test_small_identities_are_sampled_with_replacement(monkeypatch):
+    counts = [1, 2, 6, 6, 6]
+    pids = make_pids(counts)
+    # 8 groups in 3 steps of 3 ids: one extra (padding) group per epoch,
+    # built like the others.
+    sampler = build(monkeypatch, pids, batch_size=12, num_instances=4)
+    (single, ) = [i for i, p in enumerate(pids) if p == 0]
+    pair = {i for i, p in enumerate(pids) if p == 1}
+    for epoch in range(10):
+        sampler.set_epoch(epoch)
+        for batch in batches_of(sampler):
+            for group in batch.reshape(-1, 4):
+                if pids[group[0]] == 0:
+                    assert group.tolist() == [single] * 4
+                elif pids[group[0]] == 1:
+                    assert set(group.tolist()) == pair
+                else:
+                    # Enough images: no duplicate inside a group.
+                    assert len(set(group.tolist())) == 4
+
+
+def test_identity_with_many_images_sets_the_epoch_length(monkeypatch):
+    # pid 0 needs 10 groups and may appear once per step: >= 10 steps even
+    # though 14 groups would fit in 7 steps of 2 ids.
+    pids = make_pids([40, 2, 2, 2, 2])
+    sampler = build(monkeypatch, pids, batch_size=8, num_instances=4)
+    assert sampler.num_steps == 10 and len(sampler) == 80
+    batches = batches_of(sampler)
+    assert len(batches) == 10
+    for batch in batches:
+        check_pk(batch, pids, 4)
+    assert set(batches.ravel()) == set(range(len(pids)))
+
+
+def test_same_seed_and_epoch_reproduce(monkeypatch):
+    pids = make_pids(COUNTS)
+    first = build(monkeypatch, pids, batch_size=16, seed=7)
+    second = build(monkeypatch, pids, batch_size=16, seed=7)
+    other_seed = build(monkeypatch, pids, batch_size=16, seed=8)
+    first.set_epoch(3)
+    second.set_epoch(3)
+    other_seed.set_epoch(3)
+    epoch3 = list(first)
+    assert epoch3 == list(second) == list(first)
+    assert epoch3 != list(other_seed)
+    first.set_epoch(4)
+    assert list(first) != epoch3
+
+
+def test_global_rng_is_untouched(monkeypatch):
+    sampler = build(monkeypatch, make_pids(COUNTS), batch_size=16, seed=None)
+    np.random.seed(123)
+    state = np.random.get_state()[1].copy()
+    list(sampler)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+@pytest.mark.parametrize('world_size', [2, 3])
+def test_distributed_ranks_never_share_an_identity(monkeypatch, world_size):
+    counts = [1, 3, 4, 5, 8, 9, 12, 2, 2, 6, 7, 30, 4, 4, 5, 1, 1, 2, 3, 9]
+    pids = make_pids(counts)
+    samplers = [
+        build(
+            monkeypatch,
+            pids,
+            rank=r,
+            world_size=world_size,
+            batch_size=12,
+            num_instances=3,
+            seed=5) for r in range(world_size)
+    ]
+    for epoch in (0, 1):
+        for s in samplers:
+            s.set_epoch(epoch)
+        per_rank = [batches_of(s) for s in samplers]
+        assert len({len(s) for s in samplers}) == 1
+        assert len({len(b) for b in per_rank}) == 1
+        assert len(per_rank[0]) == samplers[0].num_steps
+        covered = set()
+        for step in range(len(per_rank[0])):
+            step_pids = []
+            for batches in per_rank:
+                step_pids += check_pk(batches[step], pids, 3)
+                covered.update(batches[step].tolist())
+            assert len(set(step_pids)) == 4 * world_size
+        # Together the ranks see every image.
+        assert covered == set(range(len(pids)))
+    # Ranks take different slices, not copies.
+    assert list(samplers[0]) != list(samplers[1])
+
+
+def test_dataloader_batches(monkeypatch):
+    pids = make_pids(COUNTS)
+    sampler = build(monkeypatch, pids, batch_size=8, num_instances=2)
+    loader = DataLoader(
+        FakePidDataset(pids), batch_size=8, sampler=sampler, drop_last=True)
+    assert len(loader) == sampler.num_steps
+    for batch in loader:
+        assert len(check_pk(batch.numpy(), pids, 2)) == 4
+    sampler.check_batch_size(loader.batch_size)
+    with pytest.raises(ValueError, match=r'\(16\).*\(8\)'):
+        sampler.check_batch_size(16)
+
+
+def test_built_from_registry_with_data_info_fallback(monkeypatch):
+    monkeypatch.setattr(identity_sampler, 'get_dist_info', lambda: (0, 1))
+    pids = make_pids(COUNTS)
+    sampler = DATA_SAMPLERS.build(
+        dict(type='IdentitySampler', batch_size=8, num_instances=4),
+        default_args=dict(dataset=FakeInfoDataset(pids), seed=0))
+    assert isinstance(sampler, IdentitySampler)
+    for batch in batches_of(sampler):
+        check_pk(batch, pids, 4)
+
+
+def test_mmengine_runner_builds_the_dataloader(monkeypatch):
+    monkeypatch.setattr(identity_sampler, 'get_dist_info', lambda: (0, 1))
+    pids = make_pids(COUNTS)
+    loader = Runner.build_dataloader(
+        dict(
+            dataset=FakePidDataset(pids),
+            sampler=dict(
+                type='mmreid.IdentitySampler', batch_size=8, num_instances=4),
+            batch_size=8,
+            num_workers=0,
+            collate_fn=dict(type='default_collate')),
+        seed=3)
+    assert loader.sampler.seed == 3
+    assert len(loader) == loader.sampler.num_steps
+    for batch in loader:
+        check_pk(batch.numpy(), pids, 4)
+
+
+def test_numpy_and_python_pids_are_one_identity(monkeypatch):
+    pids = [np.int64(0), 0, 0, 0, 1, 1, 1, 1]
+    sampler = build(monkeypatch, pids, batch_size=4, num_instances=2)
+    assert len(sampler.identities) == 2
+
+
+def test_bad_batch_size_names_both_numbers(monkeypatch):
+    with pytest.raises(ValueError, match=r'batch_size \(10\).*\(4\)'):
+        build(monkeypatch, make_pids(COUNTS), batch_size=10)
+    with pytest.raises(ValueError, match='positive'):
+        build(monkeypatch, make_pids(COUNTS), batch_size=8, num_instances=0)
+
+
+def test_too_few_identities(monkeypatch):
+    pids = make_pids([4, 4, 4])
+    with pytest.raises(ValueError, match=re.escape('only 3')):
+        build(monkeypatch, pids, batch_size=16, num_instances=4)
+    pids = make_pids([4] * 6)
+    build(monkeypatch, pids, batch_size=16, num_instances=4)  # P=4 <= 6
+    with pytest.raises(ValueError, match='world_size 2'):
+        build(
+            monkeypatch,
+            pids,
+            rank=1,
+            world_size=2,
+            batch_size=16,
+            num_instances=4)
+
+
+def test_dataset_without_pids():
+    with pytest.raises(TypeError, match='get_pids'):
+        IdentitySampler(list(range(8)), batch_size=4, seed=0)

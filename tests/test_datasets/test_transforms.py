@@ -1,0 +1,364 @@
+import re
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmcv.transforms.utils import cache_random_params
+from mmengine.dataset import Compose
+
+from mmreid.datasets.transforms.formatting import PackReIDInputs
+from mmreid.datasets.transforms.loading import LoadImageFromFile
+from mmreid.datasets.transforms.processing import (ColorJitter, PadRandomCrop,
+                                                   RandomErasing, RandomFlip,
+                                                   ReIDResize)
+from mmreid.registry import TRANSFORMS
+from mmreid.structures import ReIDDataSample
+
+
+def random_image(height=24, width=12, low=0, high=256, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(low, high, (height, width, 3), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------------------
+# LoadImageFromFile
+# ---------------------------------------------------------------------------
+def test_load_image_is_rgb(tmp_path):
+    bgr = np.zeros((6, 5, 3), dtype=np.uint8)
+    bgr[1, 2] = (0, 0, 255)  # red in cv2's BGR order
+    bgr[4, 0] = (255, 0, 0)  # blue
+    path = str(tmp_path / 'red.png')
+    assert cv2.imwrite(path, bgr)
+
+    results = LoadImageFromFile()(dict(img_path=path))
+    img = results['img']
+    assert img.dtype == np.uint8 and img.shape == (6, 5, 3)
+    np.testing.assert_array_equal(img[1, 2], (255, 0, 0))
+    np.testing.assert_array_equal(img[4, 0], (0, 0, 255))
+    assert results['img_shape'] == (6, 5)
+    assert results['ori_shape'] == (6, 5)
+
+
+def test_load_grayscale_gives_three_channels(tmp_path):
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    path = str(tmp_path / 'ir.png')
+    assert cv2.imwrite(path, gray)
+
+    img = LoadImageFromFile()(dict(img_path=path))['img']
+    assert img.shape == (3, 4, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(img[..., c], gray)
+
+
+def test_load_missing_file_names_path(tmp_path):
+    path = str(tmp_path / 'no_such_dir' / '0001_c1s1_000151_00.jpg')
+    with pytest.raises(FileNotFoundError, match=re.escape(path)):
+        LoadImageFromFile()(dict(img_path=path))
+
+
+def test_load_corrupt_file_names_path(tmp_path):
+    path = tmp_path / 'broken.jpg'
+    path.write_bytes(b'this is not a jpeg')
+    with pytest.raises(OSError, match=re.escape(str(path))):
+        LoadImageFromFile()(dict(img_path=str(path)))
+
+
+# ---------------------------------------------------------------------------
+# ReIDResize
+# ---------------------------------------------------------------------------
+def test_resize_is_height_width():
+    results = ReIDResize(size=(30, 15))(dict(img=random_image(10, 20)))
+    assert results['img'].shape == (30, 15, 3)
+    assert results['img'].dtype == np.uint8
+    assert results['img_shape'] == (30, 15)
+
+
+def test_resize_interpolation():
+    img = np.array([[0, 100], [200, 250]], dtype=np.uint8)
+    img = np.repeat(img[..., None], 3, axis=2)
+    out = ReIDResize(
+        size=(4, 4), interpolation='nearest')(dict(img=img))['img']
+    np.testing.assert_array_equal(out[..., 0],
+                                  np.kron(img[..., 0], np.ones((2, 2))))
+    bilinear = ReIDResize(size=(4, 4))(dict(img=img))['img']
+    assert not np.array_equal(bilinear, out)
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(size=256),
+    dict(size=(256, 0)),
+    dict(size=(256, 128, 3)),
+    dict(interpolation='cubic-ish'),
+])
+def test_resize_bad_args(kwargs):
+    with pytest.raises(ValueError):
+        ReIDResize(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# RandomFlip
+# ---------------------------------------------------------------------------
+def test_flip_mirrors():
+    img = random_image()
+    results = RandomFlip(prob=1.)(dict(img=img.copy()))
+    np.testing.assert_array_equal(results['img'], img[:, ::-1])
+    assert results['flip'] is True
+
+    results = RandomFlip(prob=0.)(dict(img=img.copy()))
+    np.testing.assert_array_equal(results['img'], img)
+    assert results['flip'] is False
+
+
+def test_flip_probability():
+    np.random.seed(0)
+    flip = RandomFlip(prob=0.5)
+    flips = [flip(dict(img=random_image(4, 4)))['flip'] for _ in range(400)]
+    assert 150 < sum(flips) < 250
+
+
+# ---------------------------------------------------------------------------
+# PadRandomCrop
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize('padding_mode,fill', [('constant', (1, 2, 3)),
+                                               ('constant', 7), ('edge', 0),
+                                               ('reflect', 0),
+                                               ('symmetric', 0)])
+def test_pad_random_crop_equals_pad_then_crop(padding_mode, fill):
+    img = random_image(20, 11)
+    pad = 4
+    transform = PadRandomCrop(
+        padding=pad, fill=fill, padding_mode=padding_mode)
+    if padding_mode == 'constant':
+        fill_rgb = np.broadcast_to(np.asarray(fill, np.uint8), (3, ))
+        padded = np.empty((20 + 2 * pad, 11 + 2 * pad, 3), np.uint8)
+        padded[...] = fill_rgb
+        padded[pad:-pad, pad:-pad] = img
+    else:
+        padded = np.pad(
+            img, ((pad, pad), (pad, pad), (0, 0)), mode=padding_mode)
+    seen = set()
+    for seed in range(40):
+        np.random.seed(seed)
+        with cache_random_params(transform):
+            top, left = transform._draw_offset()
+            out = transform(dict(img=img))['img']
+        seen.add((top, left))
+        assert out.shape == img.shape and out.dtype == np.uint8
+        np.testing.assert_array_equal(out, padded[top:top + 20,
+                                                  left:left + 11])
+    # Offsets vary, including both extremes' neighbourhood.
+    assert len(seen) > 20
+
+
+def test_pad_random_crop_zero_padding_is_identity():
+    img = random_image()
+    assert PadRandomCrop(padding=0)(dict(img=img))['img'] is img
+
+
+# ---------------------------------------------------------------------------
+# RandomErasing
+# ---------------------------------------------------------------------------
+def test_random_erasing_fills_one_rectangle_within_bounds():
+    height, width = 64, 32
+    img = random_image(height, width, low=100)  # fill value is < 100
+    fill = (1, 2, 3)
+    transform = RandomErasing(prob=1., fill_value=fill)
+    areas = []
+    for seed in range(60):
+        np.random.seed(seed)
+        out = transform(dict(img=img))['img']
+        assert out.shape == img.shape and out.dtype == np.uint8
+        changed = (out != img).any(axis=2)
+        ys, xs = np.nonzero(changed)
+        assert len(ys) > 0
+        top, bottom, left, right = ys.min(), ys.max(), xs.min(), xs.max()
+        box_h, box_w = bottom - top + 1, right - left + 1
+        # Exactly a filled rectangle, with the fill value.
+        assert changed.sum() == box_h * box_w
+        np.testing.assert_array_equal(
+            out[top:bottom + 1, left:right + 1],
+            np.broadcast_to(np.array(fill, np.uint8), (box_h, box_w, 3)))
+        # Area within (0.02, 0.4) of the image, allowing for rounding of
+        # each side to whole pixels.
+        area = box_h * box_w / (height * width)
+        slack = (box_h + box_w + 1) / (height * width)
+        assert 0.02 - slack <= area <= 0.4 + slack
+        ratio = box_h / box_w
+        assert 0.3 * 0.8 <= ratio <= 1 / 0.3 * 1.25
+        areas.append(area)
+    # The input array is not modified in place.
+    assert (img >= 100).all()
+    assert max(areas) - min(areas) > 0.1
+
+
+def test_random_erasing_default_fill_is_imagenet_mean_pixel():
+    img = np.zeros((40, 20, 3), np.uint8)
+    np.random.seed(0)
+    out = RandomErasing(prob=1.)(dict(img=img))['img']
+    values = out[(out != 0).any(axis=2)]
+    assert len(values) > 0
+    np.testing.assert_array_equal(np.unique(values, axis=0), [[124, 116, 104]])
+
+
+def test_random_erasing_random_fill_and_prob_zero():
+    img = np.zeros((40, 20, 3), np.uint8)
+    np.random.seed(1)
+    out = RandomErasing(prob=1., fill_mode='random')(dict(img=img))['img']
+    ys, xs = np.nonzero((out != 0).any(axis=2))
+    box = out[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    assert len(np.unique(box)) > 50  # noise, not one value
+    assert RandomErasing(prob=0.)(dict(img=img))['img'] is img
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(prob=1.5),
+    dict(area_ratio_range=(0.4, 0.02)),
+    dict(area_ratio_range=(0.02, 1.5)),
+    dict(aspect_ratio_range=(0., 3.)),
+    dict(fill_mode='mean'),
+    dict(max_attempts=0),
+])
+def test_random_erasing_bad_args(kwargs):
+    with pytest.raises(ValueError):
+        RandomErasing(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# ColorJitter
+# ---------------------------------------------------------------------------
+def test_color_jitter_brightness_matches_reference():
+    img = random_image()
+    out = ColorJitter(brightness=(1.5, 1.5))(dict(img=img))['img']
+    expected = np.clip(np.rint(img.astype(np.float64) * 1.5), 0, 255)
+    np.testing.assert_array_equal(out, expected.astype(np.uint8))
+
+
+def test_color_jitter_contrast_and_saturation_zero():
+    img = random_image()
+    flat = ColorJitter(contrast=(0., 0.))(dict(img=img))['img']
+    mean = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).mean()
+    assert (np.abs(flat.astype(float) - mean) <= 0.5).all()
+
+    gray = ColorJitter(saturation=(0., 0.))(dict(img=img))['img']
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
+
+
+def test_color_jitter_hue_turns_red_to_green():
+    img = np.zeros((2, 2, 3), np.uint8)
+    img[...] = (255, 0, 0)
+    out = ColorJitter(hue=(1 / 3, 1 / 3))(dict(img=img))['img']
+    np.testing.assert_array_equal(out[0, 0], (0, 255, 0))
+
+
+def test_color_jitter_prob_and_dtype():
+    img = random_image()
+    assert ColorJitter(brightness=0.5, prob=0.)(dict(img=img))['img'] is img
+    assert ColorJitter()(dict(img=img))['img'] is img  # nothing enabled
+    with pytest.raises(TypeError, match='uint8'):
+        ColorJitter(brightness=0.5)(dict(img=img.astype(np.float32)))
+    with pytest.raises(ValueError):
+        ColorJitter(hue=0.6)
+    with pytest.raises(ValueError):
+        ColorJitter(brightness=-0.1)
+
+
+def test_color_jitter_random_factors_change_image():
+    np.random.seed(0)
+    img = random_image(low=50, high=200)
+    transform = ColorJitter(
+        brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1)
+    outs = [transform(dict(img=img))['img'] for _ in range(5)]
+    assert all(o.shape == img.shape and o.dtype == np.uint8 for o in outs)
+    assert not np.array_equal(outs[0], outs[1])
+
+
+# ---------------------------------------------------------------------------
+# PackReIDInputs
+# ---------------------------------------------------------------------------
+def test_pack_reid_inputs():
+    img = random_image(8, 4)
+    results = dict(
+        img=img,
+        img_path='a/0002_c1s1_000451_03.jpg',
+        sample_idx=7,
+        img_shape=(8, 4),
+        ori_shape=(128, 64),
+        pid=2,
+        camid=0,
+        modality=1,
+        role='train',
+        dataset='market1501',
+        flip=True)
+    packed = PackReIDInputs()(results)
+    assert set(packed) == {'inputs', 'data_samples'}
+    inputs = packed['inputs']
+    assert inputs.shape == (3, 8, 4) and inputs.dtype == torch.uint8
+    assert inputs.is_contiguous()
+    np.testing.assert_array_equal(inputs.numpy(), img.transpose(2, 0, 1))
+
+    sample = packed['data_samples']
+    assert isinstance(sample, ReIDDataSample)
+    assert sample.gt_label.tolist() == [2]
+    assert sample.metainfo == dict(
+        img_path='a/0002_c1s1_000451_03.jpg',
+        sample_idx=7,
+        img_shape=(8, 4),
+        ori_shape=(128, 64),
+        camid=0,
+        modality=1,
+        role='train',
+        dataset='market1501')  # dsetid missing: skipped; flip not a key
+
+
+def test_pack_reid_inputs_without_pid_and_custom_keys():
+    packed = PackReIDInputs(meta_keys=('camid', ))(
+        dict(img=random_image(4, 2)[..., 0], camid=3, role='query'))
+    assert packed['inputs'].shape == (1, 4, 2)
+    assert 'gt_label' not in packed['data_samples']
+    assert packed['data_samples'].metainfo == dict(camid=3)
+    with pytest.raises(KeyError, match='LoadImageFromFile'):
+        PackReIDInputs()(dict(pid=1))
+
+
+# ---------------------------------------------------------------------------
+# Registry and a full BoT pipeline
+# ---------------------------------------------------------------------------
+def test_registry_resolves_mmreid_transforms():
+    assert TRANSFORMS.get('LoadImageFromFile') is LoadImageFromFile
+    for name in ('ReIDResize', 'RandomFlip', 'PadRandomCrop', 'RandomErasing',
+                 'ColorJitter', 'PackReIDInputs'):
+        assert TRANSFORMS.get(name).__module__.startswith('mmreid.')
+
+
+def test_bot_train_pipeline_is_reproducible(tmp_path):
+    path = str(tmp_path / '0001_c1s1_000151_00.jpg')
+    cv2.imwrite(path, random_image(128, 64)[..., ::-1])
+    pipeline = Compose([
+        TRANSFORMS.build(cfg) for cfg in [
+            dict(type='LoadImageFromFile'),
+            dict(type='ReIDResize', size=(256, 128)),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='PadRandomCrop', padding=10),
+            dict(type='RandomErasing', prob=0.5),
+            dict(type='ColorJitter', brightness=0.2, prob=0.5),
+            dict(type='PackReIDInputs'),
+        ]
+    ])
+    record = dict(
+        img_path=path,
+        pid=0,
+        camid=0,
+        modality=0,
+        role='train',
+        dataset='market1501',
+        sample_idx=0)
+    np.random.seed(3)
+    first = [pipeline(dict(record))['inputs'] for _ in range(4)]
+    np.random.seed(3)
+    second = [pipeline(dict(record))['inputs'] for _ in range(4)]
+    for a, b in zip(first, second):
+        assert a.shape == (3, 256, 128) and a.dtype == torch.uint8
+        assert torch.equal(a, b)
+    assert not all(torch.equal(first[0], x) for x in first[1:])
