@@ -1,0 +1,124 @@
+"""Query-gallery distances computed in exact fp32.
+
+The tie structure of a distance matrix decides ranks under every tie
+policy, so distances are always computed in true fp32: TF32 and autocast
+would round the matmul differently from run to run and device to device.
+"""
+from contextlib import contextmanager
+from typing import Iterator, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+DISTANCE_METRICS = ('euclidean', 'sqeuclidean', 'cosine')
+
+
+def to_tensor(value: ArrayLike) -> torch.Tensor:
+    """Convert an array-like to a tensor without copying where possible.
+
+    Args:
+        value: A numpy array, a tensor or a (nested) sequence.
+
+    Returns:
+        torch.Tensor: The same data; tensors are returned unchanged.
+    """
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        # torch warns on read-only arrays (np.load with mmap_mode='r'),
+        # and writing through the view would be undefined anyway.
+        if not value.flags.writeable:
+            value = value.copy()
+        return torch.from_numpy(value)
+    return torch.as_tensor(np.asarray(value))
+
+
+@contextmanager
+def exact_fp32_matmul(device: torch.device) -> Iterator[None]:
+    """Run matmuls on ``device`` in true fp32 (no TF32, no autocast).
+
+    On CUDA the TF32 flag is saved and restored. Recent torch raises when
+    the legacy ``allow_tf32`` flag is read after the new ``fp32_precision``
+    API was used, so that case falls back to the new API.
+
+    Args:
+        device: The device the matmul runs on.
+    """
+    if device.type != 'cuda':
+        with torch.autocast(device.type, enabled=False):
+            yield
+        return
+    matmul = torch.backends.cuda.matmul
+    try:
+        previous = matmul.allow_tf32
+        use_legacy = True
+    except RuntimeError:
+        previous = matmul.fp32_precision
+        use_legacy = False
+    try:
+        if use_legacy:
+            matmul.allow_tf32 = False
+        else:
+            matmul.fp32_precision = 'ieee'
+        with torch.autocast('cuda', enabled=False):
+            yield
+    finally:
+        if use_legacy:
+            matmul.allow_tf32 = previous
+        else:
+            matmul.fp32_precision = previous
+
+
+def compute_distance(query_feats: ArrayLike,
+                     gallery_feats: ArrayLike,
+                     metric: str = 'euclidean',
+                     normalize: bool = False) -> torch.Tensor:
+    """Distances between query and gallery features (smaller = closer).
+
+    The squared Euclidean distance uses the expanded form
+    ``|q|^2 + |g|^2 - 2 q.g`` (one matmul) clamped at 0, since rounding can
+    make it slightly negative for near-identical features; ``euclidean``
+    is its square root and ``cosine`` is ``1 - cos(q, g)``.
+
+    Args:
+        query_feats: Query features, shape (Q, D).
+        gallery_feats: Gallery features, shape (G, D), on the same device.
+        metric: ``'euclidean'``, ``'sqeuclidean'`` or ``'cosine'``.
+        normalize: L2-normalise the features first.
+
+    Returns:
+        torch.Tensor: fp32 distances, shape (Q, G), on the features' device.
+    """
+    if metric not in DISTANCE_METRICS:
+        raise ValueError(f'metric must be one of {DISTANCE_METRICS}, '
+                         f'got {metric!r}')
+    query = to_tensor(query_feats).float()
+    gallery = to_tensor(gallery_feats).float()
+    if query.ndim != 2 or gallery.ndim != 2:
+        raise ValueError('features must be 2-D (num_samples, dim), got '
+                         f'{tuple(query.shape)} and {tuple(gallery.shape)}')
+    if query.shape[1] != gallery.shape[1]:
+        raise ValueError(f'query dim {query.shape[1]} != gallery dim '
+                         f'{gallery.shape[1]}')
+    if query.device != gallery.device:
+        raise ValueError(f'query features are on {query.device}, gallery '
+                         f'features on {gallery.device}')
+
+    with exact_fp32_matmul(query.device):
+        if normalize or metric == 'cosine':
+            query = F.normalize(query, dim=1)
+            gallery = F.normalize(gallery, dim=1)
+        if metric == 'cosine':
+            # 1 - cos lies in [0, 2]; rounding may leave it at -1e-7 for
+            # identical features, which is harmless for ranking.
+            return 1 - query @ gallery.t()
+        q_sq = query.pow(2).sum(dim=1, keepdim=True)
+        g_sq = gallery.pow(2).sum(dim=1).unsqueeze(0)
+        dist = torch.addmm(q_sq + g_sq, query, gallery.t(), alpha=-2)
+        dist.clamp_(min=0)
+        if metric == 'euclidean':
+            dist.sqrt_()
+        return dist

@@ -1,0 +1,83 @@
+"""Per-query gallery removal ("junk") rules.
+
+A rule sees one chunk of queries at a time and returns which gallery items
+each query must ignore, so that a protocol can be added without touching
+the rank computation. Removed items are neither positives nor negatives.
+"""
+from typing import Callable, Optional, Union
+
+import torch
+
+# (same_pid (Qc, G) bool, q_camids (Qc,), g_camids (G,)) -> (Qc, G) bool
+# mask of removed items, or None when nothing is removed.
+JunkRule = Callable[[torch.Tensor, torch.Tensor, torch.Tensor],
+                    Optional[torch.Tensor]]
+
+
+def market_junk(same_pid: torch.Tensor, q_camids: torch.Tensor,
+                g_camids: torch.Tensor) -> torch.Tensor:
+    """Remove items of the query's pid seen by the query's camera.
+
+    Used by Market1501, DukeMTMC, MSMT17, CUHK03-NP, the DG small sets and
+    LLCM: a same-camera match of the same person is too easy to count.
+
+    Args:
+        same_pid: Whether gallery and query pids match, shape (Qc, G).
+        q_camids: Query camids, shape (Qc,).
+        g_camids: Gallery camids, shape (G,).
+
+    Returns:
+        torch.Tensor: Removal mask, shape (Qc, G).
+    """
+    return same_pid & (q_camids[:, None] == g_camids[None, :])
+
+
+def no_junk(same_pid: torch.Tensor, q_camids: torch.Tensor,
+            g_camids: torch.Tensor) -> None:
+    """Remove nothing (RegDB: query and gallery cameras never coincide)."""
+    return None
+
+
+# SYSU-MM01 camera numbers are 1-based in file names; mmreid camids are
+# 0-based, so the IR camera 3 is camid 2 and the RGB camera 2 is camid 1.
+SYSU_IR_INDOOR_CAMID = 2
+SYSU_RGB_SAME_ROOM_CAMID = 1
+
+
+def sysu_junk(same_pid: torch.Tensor, q_camids: torch.Tensor,
+              g_camids: torch.Tensor) -> torch.Tensor:
+    """SYSU-MM01: cam3 queries ignore every cam2 item, of any pid.
+
+    Cameras 2 and 3 film the same room, so the official protocol drops the
+    whole location for cam3 probes; nothing is removed for other cameras.
+
+    Args:
+        same_pid: Whether gallery and query pids match, shape (Qc, G).
+        q_camids: Query camids (0-based), shape (Qc,).
+        g_camids: Gallery camids (0-based), shape (G,).
+
+    Returns:
+        torch.Tensor: Removal mask, shape (Qc, G).
+    """
+    return ((q_camids == SYSU_IR_INDOOR_CAMID)[:, None]
+            & (g_camids == SYSU_RGB_SAME_ROOM_CAMID)[None, :])
+
+
+JUNK_RULES = dict(market=market_junk, none=no_junk, sysu=sysu_junk)
+
+
+def get_junk_rule(rule: Union[str, JunkRule]) -> JunkRule:
+    """Look up a removal rule by name; callables are returned as is.
+
+    Args:
+        rule: ``'market'``, ``'none'``, ``'sysu'`` or a :data:`JunkRule`.
+
+    Returns:
+        JunkRule: The rule function.
+    """
+    if callable(rule):
+        return rule
+    if rule not in JUNK_RULES:
+        raise ValueError(f'junk_rule must be one of {tuple(JUNK_RULES)} or '
+                         f'a callable, got {rule!r}')
+    return JUNK_RULES[rule]

@@ -1,0 +1,449 @@
+"""Exact CMC, mAP and mINP without sorting the gallery.
+
+Only the ranks of a query's positives are needed. Once the query's ``m``
+positive distances are sorted, each negative is summarised by its bucket,
+the number of positives ranked before it; a histogram of the buckets,
+cumulated, gives the number of negatives before the ``j``-th positive, so
+its rank is ``r_j = j + #negatives before it``. Negatives closer than the
+first positive are in bucket 0 and those beyond the last positive change
+no rank, so only the negatives in between are searched (a small part of
+the gallery for a useful model). This costs O(G log m) per query instead
+of the O(G log G) of a full sort, and the working memory is
+O(chunk_size x G): no Q x G index or match matrix is ever built.
+
+Tie policy, i.e. the order of the kept gallery items of a query:
+
+- ``'stable'`` (default): ascending (distance, gallery index), exactly
+  what a stable sort of the distance row gives.
+- ``'pessimistic'``: a positive comes after every negative at the same
+  distance (a lower bound of every metric).
+- ``'optimistic'``: a positive comes before every negative at the same
+  distance (an upper bound).
+
+Positives tied among themselves keep gallery order under every policy,
+which changes no metric. The result depends neither on the chunking nor
+on the device. Peers (fast-reid, torchreid) sort with an unstable
+``np.argsort``; their numbers are reproducible, and equal to ours, only on
+tie-free distances.
+"""
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from .distance import ArrayLike, to_tensor
+from .junk_rules import JunkRule, get_junk_rule
+from .positives import RaggedSearch, TieResolver, sort_positives, tie_blocks
+
+DeviceLike = Union[str, torch.device, None]
+
+TIE_POLICIES = ('stable', 'pessimistic', 'optimistic')
+AP_MODES = ('cumsum', 'threshold')
+CMC_MODES = ('standard', 'dedup')
+
+# Working memory per (query, gallery) entry of a chunk, in bytes: the
+# distance, a few bool masks, the int64 bucket index reused as histogram
+# key, and the temporaries of the tie check. Measured peak is lower; the
+# margin keeps ``memory_budget_mb`` an upper bound.
+BYTES_PER_ENTRY = 40
+# Small chunks keep the working set in cache on CPU, where they are
+# fastest; pass a larger budget on GPU.
+DEFAULT_MEMORY_BUDGET_MB = 128
+# Above this fraction of (query, gallery) pairs to place, a dense
+# per-row search beats the ragged one (measured on CPU).
+DENSE_SEARCH_FRACTION = 0.25
+
+
+@dataclass(eq=False)
+class ReIDEvalResult:
+    """Retrieval metrics of one query set against one gallery.
+
+    All values are fractions in [0, 1], not percentages.
+
+    Attributes:
+        cmc (np.ndarray): CMC curve, shape (max_rank,); ``cmc[k - 1]`` is
+            the fraction of valid queries with a match in the top ``k``.
+        mAP (float): Mean average precision over valid queries.
+        mINP (float): Mean inverse negative penalty over valid queries.
+        all_AP (np.ndarray): AP of each valid query, shape (V,).
+        all_INP (np.ndarray): INP of each valid query, shape (V,).
+        num_query (int): Number of queries, Q.
+        num_valid_query (int): Queries with at least one kept positive, V.
+        valid_mask (np.ndarray): Which queries are valid, shape (Q,).
+    """
+    cmc: np.ndarray
+    mAP: float
+    mINP: float
+    all_AP: np.ndarray
+    all_INP: np.ndarray
+    num_query: int
+    num_valid_query: int
+    valid_mask: np.ndarray
+
+
+def chunk_rows_for_budget(num_gallery: int, memory_budget_mb: float) -> int:
+    """Number of query rows whose working memory fits in a budget.
+
+    Args:
+        num_gallery: Gallery size G.
+        memory_budget_mb: Budget in MiB for one chunk of distances and the
+            rank computation on it.
+
+    Returns:
+        int: At least 1.
+    """
+    row_bytes = max(num_gallery, 1) * BYTES_PER_ENTRY
+    return max(1, int(memory_budget_mb * 2**20) // row_bytes)
+
+
+def _as_labels(value: ArrayLike, name: str) -> torch.Tensor:
+    """Convert pids or camids to a 1-D int64 tensor."""
+    if isinstance(value, torch.Tensor):
+        labels = value.detach()
+    else:
+        labels = torch.as_tensor(np.asarray(value))
+    if labels.is_floating_point() or labels.is_complex():
+        raise TypeError(f'{name} must be integers, got {labels.dtype}')
+    return labels.reshape(-1).long()
+
+
+def _check_option(name: str, value: str, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f'{name} must be one of {choices}, got {value!r}')
+
+
+class RankAccumulator:
+    """Turn distance rows, streamed chunk by chunk, into rank metrics.
+
+    Feed the rows of the Q x G distance matrix in query order with
+    :meth:`update` (any chunk sizes), then call :meth:`result`. Both
+    :func:`evaluate_rank` and :func:`evaluate_features` use it, so a
+    chunked scorer and a precomputed matrix give identical results.
+
+    Args:
+        q_pids: Query pids, shape (Q,).
+        g_pids: Gallery pids, shape (G,). pid 0 distractors are ordinary
+            negatives.
+        q_camids: Query camids, shape (Q,).
+        g_camids: Gallery camids, shape (G,).
+        max_rank: Length of the CMC curve.
+        junk_rule: ``'market'`` (same pid and camid removed), ``'none'``,
+            ``'sysu'`` or a :data:`~.junk_rules.JunkRule` callable.
+        tie_policy: ``'stable'``, ``'pessimistic'`` or ``'optimistic'``
+            (see the module docstring).
+        ap_mode: ``'cumsum'``: AP = mean_j j / r_j under the tie policy;
+            ``'threshold'``: sklearn's ``average_precision_score`` on the
+            negated distances, which scores a tied block as one threshold
+            and ignores the tie policy.
+        cmc_mode: ``'standard'`` or ``'dedup'``: CMC on the ranked list
+            with repeated pids removed (SYSU-MM01, LLCM); AP and INP always
+            use the full list.
+        device: Where the rank computation runs; chunks are moved there.
+    """
+
+    def __init__(self,
+                 q_pids: ArrayLike,
+                 g_pids: ArrayLike,
+                 q_camids: ArrayLike,
+                 g_camids: ArrayLike,
+                 max_rank: int = 50,
+                 junk_rule: Union[str, JunkRule] = 'market',
+                 tie_policy: str = 'stable',
+                 ap_mode: str = 'cumsum',
+                 cmc_mode: str = 'standard',
+                 device: DeviceLike = None) -> None:
+        _check_option('tie_policy', tie_policy, TIE_POLICIES)
+        _check_option('ap_mode', ap_mode, AP_MODES)
+        _check_option('cmc_mode', cmc_mode, CMC_MODES)
+        if int(max_rank) < 1:
+            raise ValueError(f'max_rank must be >= 1, got {max_rank}')
+        self.max_rank = int(max_rank)
+        self.junk_rule = get_junk_rule(junk_rule)
+        self.tie_policy = tie_policy
+        self.ap_mode = ap_mode
+        self.cmc_mode = cmc_mode
+        self.device = torch.device(device or 'cpu')
+
+        self.q_pids = _as_labels(q_pids, 'q_pids')
+        self.q_camids = _as_labels(q_camids, 'q_camids')
+        self.g_pids = _as_labels(g_pids, 'g_pids').to(self.device)
+        self.g_camids = _as_labels(g_camids, 'g_camids').to(self.device)
+        if len(self.q_pids) != len(self.q_camids):
+            raise ValueError(f'{len(self.q_pids)} query pids but '
+                             f'{len(self.q_camids)} query camids')
+        if len(self.g_pids) != len(self.g_camids):
+            raise ValueError(f'{len(self.g_pids)} gallery pids but '
+                             f'{len(self.g_camids)} gallery camids')
+        self.num_query = len(self.q_pids)
+        self.num_gallery = len(self.g_pids)
+        if cmc_mode == 'dedup':
+            # Dense pid indices let the de-duplication use a (Qc, P)
+            # occupancy table instead of a sort.
+            uniques, self.g_pid_index = torch.unique(
+                self.g_pids, return_inverse=True)
+            self.num_g_pids = len(uniques)
+        self._num_seen = 0
+        self._chunks = []
+
+    def update(self, dist: torch.Tensor) -> None:
+        """Consume the distance rows of the next queries.
+
+        Args:
+            dist: Distances of the next Qc queries to the whole gallery,
+                shape (Qc, G); smaller = more similar. Any real dtype.
+        """
+        dist = to_tensor(dist)
+        start, stop = self._num_seen, self._num_seen + dist.shape[0]
+        if dist.ndim != 2 or dist.shape[1] != self.num_gallery:
+            raise ValueError(f'expected distances of shape (Qc, '
+                             f'{self.num_gallery}), got {tuple(dist.shape)}')
+        if stop > self.num_query:
+            raise ValueError(f'got distances for {stop} queries, expected '
+                             f'{self.num_query}')
+        dist = dist.to(self.device)
+        if not dist.is_floating_point():
+            # Exact for integers below 2**53; the search needs floats to
+            # pad with +inf.
+            dist = dist.double()
+        elif dist.dtype in (torch.float16, torch.bfloat16):
+            dist = dist.float()  # exact; not every kernel takes halves
+        # max() propagates NaN and, unlike isnan(), allocates nothing.
+        if dist.numel() and torch.isnan(dist.max()):
+            raise ValueError('the distance matrix contains NaN')
+        q_pids = self.q_pids[start:stop].to(self.device)
+        q_camids = self.q_camids[start:stop].to(self.device)
+        same_pid = q_pids[:, None] == self.g_pids[None, :]
+        removed = self.junk_rule(same_pid, q_camids, self.g_camids)
+        self._chunks.append(
+            self._rank_chunk(dist.contiguous(), same_pid, removed))
+        self._num_seen = stop
+
+    def _rank_chunk(self, dist: torch.Tensor, same_pid: torch.Tensor,
+                    removed: Optional[torch.Tensor]) -> tuple:
+        """Ranks of the positives of one query chunk.
+
+        Args:
+            dist: Distances, shape (Qc, G), floating point, no NaN.
+            same_pid: Pid matches, shape (Qc, G).
+            removed: Junk mask, shape (Qc, G), or None.
+
+        Returns:
+            tuple: ``valid`` (Qc,) bool, ``first_rank`` (Qc,) int64 (the
+            CMC rank, de-duplicated in ``'dedup'`` mode), ``ap`` and
+            ``inp`` (Qc,) float64; values of invalid queries are 0.
+        """
+        num_q = dist.shape[0]
+        device = dist.device
+        if removed is None:
+            pos, not_neg = same_pid, same_pid
+        else:
+            pos = same_pid & ~removed
+            not_neg = same_pid | removed
+        num_pos = torch.count_nonzero(pos, dim=1)
+        valid = num_pos > 0
+        max_pos = int(num_pos.max()) if num_q else 0
+        if max_pos == 0:
+            zeros = torch.zeros(num_q, dtype=torch.float64)
+            no_rank = torch.zeros(num_q, dtype=torch.long)
+            return valid.cpu(), no_rank, zeros, zeros
+        pos_dist, pos_idx = sort_positives(dist, pos, num_pos, max_pos)
+        del pos
+        is_real = torch.arange(max_pos, device=device) < num_pos[:, None]
+        blocks = None
+        if self.ap_mode == 'threshold' or self.tie_policy != 'pessimistic':
+            blocks = tie_blocks(pos_dist[:, :max_pos], is_real)
+        hist, hist_pessimistic, seen = self._histograms(
+            dist, not_neg, valid, num_pos, pos_dist, pos_idx, is_real, blocks)
+
+        # r_j = j + #negatives in buckets 0..j-1 (1-based j): a negative
+        # in bucket b precedes exactly the positives j > b.
+        positions = torch.arange(
+            1, max_pos + 1, device=device, dtype=torch.long)
+        ranks = hist[:, :max_pos].cumsum(dim=1) + positions
+        if self.cmc_mode == 'dedup':
+            first_rank = 1 + seen.sum(dim=1)
+        else:
+            first_rank = ranks[:, 0]
+        if self.ap_mode == 'cumsum':
+            precision = positions.double() / ranks.double()
+        else:
+            # sklearn's AP sums, over distinct positive distances, the
+            # recall step times the precision at that threshold, i.e. the
+            # pessimistic precision at the end of each tied block.
+            ranks_p = hist_pessimistic[:, :max_pos].cumsum(dim=1) + positions
+            block_end = torch.searchsorted(blocks, blocks, right=True) - 1
+            precision = (positions.double() / ranks_p.double()).gather(
+                1, block_end)
+        last = (num_pos - 1).clamp(min=0)[:, None]
+        # A row sum would change its summation order with the padded
+        # width, i.e. with the chunking; a running sum read at the last
+        # real positive gives the same bits for any chunk size.
+        ap = precision.cumsum(dim=1).gather(1, last).squeeze(1)
+        ap /= num_pos.double().clamp(min=1)
+        inp = num_pos.double() / ranks.gather(1, last).squeeze(1).double()
+        zero = torch.zeros((), dtype=torch.float64, device=device)
+        ap = torch.where(valid, ap, zero)
+        inp = torch.where(valid, inp, zero)
+        first_rank = torch.where(valid, first_rank, 0)
+        return valid.cpu(), first_rank.cpu(), ap.cpu(), inp.cpu()
+
+    def _histograms(self, dist: torch.Tensor, not_neg: torch.Tensor,
+                    valid: torch.Tensor, num_pos: torch.Tensor,
+                    pos_dist: torch.Tensor, pos_idx: torch.Tensor,
+                    is_real: torch.Tensor,
+                    blocks: Optional[torch.Tensor]) -> tuple:
+        """Count the negatives of each query by bucket.
+
+        Args:
+            dist: Distances, shape (Qc, G).
+            not_neg: Positives and removed items, shape (Qc, G).
+            valid: Queries with a positive, shape (Qc,).
+            num_pos: Positives per query, shape (Qc,).
+            pos_dist: Sorted positive distances, +inf padded, (Qc, M + 1).
+            pos_idx: Their gallery indices, shape (Qc, M).
+            is_real: False on padding, shape (Qc, M).
+            blocks: Tie-block ids, shape (Qc, M), or None when neither the
+                tie policy nor the AP mode needs them.
+
+        Returns:
+            tuple: ``hist`` (Qc, M + 2) under the tie policy,
+            ``hist_pessimistic`` (the same tensor unless ``ap_mode`` is
+            ``'threshold'`` and the policy is not pessimistic) and, in
+            ``'dedup'`` mode, ``seen`` (Qc, P): which pids have an item
+            before the first positive (else None).
+        """
+        num_q, num_g = dist.shape
+        max_pos = is_real.shape[1]
+        device = dist.device
+        # Negatives closer than the first positive precede them all, and
+        # those beyond the last positive follow them all and change no
+        # rank: only the ones in between need a search. That is a small
+        # fraction of the gallery for any useful model. Invalid queries
+        # get the window [-inf, -inf]; their counts are discarded.
+        neg_inf = torch.tensor(float('-inf'), dtype=dist.dtype, device=device)
+        first_pos = torch.where(valid, pos_dist[:, 0], neg_inf)[:, None]
+        last_pos = torch.where(
+            valid,
+            pos_dist.gather(1, (num_pos - 1).clamp(min=0)[:, None])[:, 0],
+            neg_inf)[:, None]
+        below = dist < first_pos
+        below.masked_fill_(not_neg, False)
+        window = dist <= last_pos
+        window.masked_fill_(not_neg, False)
+        window ^= below  # below is a subset of window
+        in_window = window.view(-1).nonzero().squeeze(1)
+        del window
+
+        # hist[q, b]: negatives of query q with b positives before them;
+        # b = M + 1 is never used, it keeps rows apart.
+        stride = max_pos + 2
+        size = num_q * stride
+        row_starts = torch.arange(0, size, stride, device=device)
+        hist = torch.zeros(size, dtype=torch.long, device=device)
+        hist[row_starts] += torch.count_nonzero(below, dim=1)
+        hist_pessimistic = hist.clone() if (
+            self.ap_mode == 'threshold'
+            and self.tie_policy != 'pessimistic') else None
+        seen = None
+        if self.cmc_mode == 'dedup':
+            seen = torch.zeros(
+                num_q * self.num_g_pids, dtype=torch.bool, device=device)
+            self._mark_pids(seen, below.view(-1).nonzero().squeeze(1), num_g)
+        del below
+
+        resolver = None
+        flat_dist = dist.view(-1)
+        if in_window.numel() > DENSE_SEARCH_FRACTION * dist.numel():
+            # A weak model leaves most of the gallery between its first
+            # and last positive; one search per row is then cheaper.
+            dense_bucket = torch.searchsorted(
+                pos_dist, dist, out_int32=True).view(-1)
+        else:
+            dense_bucket = None
+            search = RaggedSearch(pos_dist, is_real)
+        # Slices bound the per-item temporaries to a fraction of the
+        # chunk even when most of the gallery lies in the window.
+        slice_len = max(1, dist.numel() // 8)
+        for begin in range(0, in_window.numel(), slice_len):
+            flat = in_window[begin:begin + slice_len]
+            rows = flat // num_g
+            values = flat_dist[flat]
+            if dense_bucket is None:
+                bucket = search.count_below(rows, values)
+            else:
+                bucket = dense_bucket[flat].long()
+            if hist_pessimistic is not None:
+                hist_pessimistic += torch.bincount(
+                    row_starts[rows] + bucket, minlength=size)
+            if self.tie_policy != 'pessimistic':
+                # d <= last positive, so bucket indexes a real positive.
+                tied = (pos_dist[rows, bucket] == values).nonzero()
+                tied = tied.squeeze(1)
+                if tied.numel():
+                    if resolver is None:
+                        resolver = TieResolver(blocks, pos_idx, num_g,
+                                               self.tie_policy)
+                    tie_rows = rows[tied]
+                    bucket[tied] = resolver.buckets(
+                        tie_rows, flat[tied] - tie_rows * num_g, bucket[tied])
+            hist += torch.bincount(row_starts[rows] + bucket, minlength=size)
+            if self.cmc_mode == 'dedup':
+                self._mark_pids(seen, flat[bucket == 0], num_g)
+        del in_window, dense_bucket
+        hist = hist.view(num_q, stride)
+        if hist_pessimistic is None:
+            hist_pessimistic = hist
+        else:
+            hist_pessimistic = hist_pessimistic.view(num_q, stride)
+        if seen is not None:
+            seen = seen.view(num_q, self.num_g_pids)
+        return hist, hist_pessimistic, seen
+
+    def _mark_pids(self, seen: torch.Tensor, flat: torch.Tensor,
+                   num_g: int) -> None:
+        """Mark the pids of some chunk items in a (Qc, P) table.
+
+        Args:
+            seen: Flat occupancy table, shape (Qc * P,), updated in place.
+            flat: Flat indices ``row * G + col`` of the items, shape (K,).
+            num_g: Gallery size G.
+        """
+        rows = flat // num_g
+        pid_index = self.g_pid_index[flat - rows * num_g]
+        seen[rows * self.num_g_pids + pid_index] = True
+
+    def result(self) -> ReIDEvalResult:
+        """Aggregate the consumed chunks.
+
+        Returns:
+            ReIDEvalResult: The metrics as fractions.
+        """
+        if self._num_seen != self.num_query:
+            raise RuntimeError(f'distances were given for {self._num_seen} '
+                               f'of {self.num_query} queries')
+        if self.num_query == 0:
+            raise ValueError('there is no query to evaluate')
+        valid, first_rank, ap, inp = (
+            torch.cat(parts) for parts in zip(*self._chunks))
+        num_valid = int(valid.sum())
+        if num_valid == 0:
+            raise ValueError('no query has a positive in the gallery after '
+                             'the junk rule; check the pids, camids and '
+                             'query/gallery roles')
+        first_rank = first_rank[valid].clamp(max=self.max_rank + 1)
+        hits = torch.bincount(first_rank, minlength=self.max_rank + 2)
+        # CMC(k) = 1[r_1 <= k]: ranks beyond a short gallery still count
+        # as hits at every larger k (no stale tail values).
+        cmc = hits[1:self.max_rank + 1].cumsum(0).double() / num_valid
+        all_ap = ap[valid].numpy()
+        all_inp = inp[valid].numpy()
+        return ReIDEvalResult(
+            cmc=cmc.numpy(),
+            mAP=float(all_ap.mean()),
+            mINP=float(all_inp.mean()),
+            all_AP=all_ap,
+            all_INP=all_inp,
+            num_query=self.num_query,
+            num_valid_query=num_valid,
+            valid_mask=valid.numpy())

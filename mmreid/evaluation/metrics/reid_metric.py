@@ -1,0 +1,250 @@
+"""Retrieval metrics (CMC, mAP, mINP) of a query set against a gallery."""
+import logging
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+from mmengine.structures import BaseDataElement
+
+from mmreid.registry import METRICS
+from ..functional import (DEFAULT_MEMORY_BUDGET_MB, ReIDEvalResult,
+                          evaluate_features)
+
+Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ROLES = ('query', 'gallery')
+
+
+def _to_int(value: Any) -> int:
+    """A pid or camid stored as an int, a 1-element tensor or array."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f'expected one label, got shape '
+                             f'{tuple(value.shape)}')
+        return int(value.item())
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError(f'expected one label, got {value!r}')
+        return int(value[0])
+    return int(value)
+
+
+@METRICS.register_module()
+class ReIDMetric(BaseMetric):
+    """CMC, mAP and mINP of the query samples against the gallery samples.
+
+    Each data sample carries its own ``role`` (``'query'`` or
+    ``'gallery'``), pid (``gt_label``) and ``camid``; the model's
+    ``pred_feature`` is the embedding. Distances are computed chunk by
+    chunk in fp32 and ranked exactly without a full sort (see
+    :func:`mmreid.evaluation.functional.evaluate_features`), so the Q x G
+    matrix is never held.
+
+    Tie policy: with the default ``tie_policy='stable'`` each query's
+    gallery is ordered by ascending (distance, gallery index), i.e. a
+    stable sort, where the gallery index is the order in which gallery
+    samples reach the metric (dataset order once mmengine has collected
+    the ranks). ``'pessimistic'`` / ``'optimistic'`` put positives after /
+    before the negatives at the same distance. Numbers equal those of
+    fast-reid and torchreid only on tie-free distances; their unstable
+    sort makes tied inputs irreproducible.
+
+    Queries whose gallery holds no positive after ``junk_rule`` are
+    skipped (and logged); ``num_query`` and ``num_valid_query`` report
+    them.
+
+    Duplicated samples: mmengine's ``collect_results`` drops the padding
+    that a distributed sampler adds, given one record per sample in
+    order, which :meth:`process` keeps. As a second guard, records that
+    repeat a sample (same ``sample_idx``, ``dataset``, ``role`` and
+    ``img_path``) are dropped with a warning, so no sample is counted
+    twice; a repeated key with a different pid or camid is an error.
+
+    Args:
+        metric: ``'euclidean'``, ``'sqeuclidean'``, ``'cosine'`` or a
+            scorer ``(query_chunk (Qc, D), gallery (G, D)) -> distances
+            (Qc, G)``. A scorer set with :meth:`set_scorer` (the model's
+            own distance, e.g. GMN) takes precedence.
+        normalize: L2-normalise features before comparing them.
+        ranks: CMC ranks reported as ``R{k}``.
+        max_rank: Length of the computed CMC curve.
+        junk_rule: ``'market'``, ``'none'`` or ``'sysu'``.
+        tie_policy: ``'stable'``, ``'pessimistic'`` or ``'optimistic'``.
+        ap_mode: ``'cumsum'`` or ``'threshold'`` (sklearn-style).
+        cmc_mode: ``'standard'`` or ``'dedup'`` (distinct pids).
+        memory_budget_mb: Budget of one chunk of distances and ranking.
+        device: Where distances and ranks are computed, e.g. ``'cuda'``;
+            defaults to the CPU.
+        collect_device: ``'cpu'`` or ``'gpu'``, see ``BaseMetric``.
+        prefix: Key prefix; defaults to ``'reid'``.
+        collect_dir: See ``BaseMetric``.
+
+    Examples:
+        >>> val_evaluator = dict(type='ReIDMetric', metric='cosine')
+    """
+    default_prefix: Optional[str] = 'reid'
+
+    def __init__(self,
+                 metric: Union[str, Scorer] = 'euclidean',
+                 normalize: bool = False,
+                 ranks: Sequence[int] = (1, 5, 10, 20),
+                 max_rank: int = 50,
+                 junk_rule: str = 'market',
+                 tie_policy: str = 'stable',
+                 ap_mode: str = 'cumsum',
+                 cmc_mode: str = 'standard',
+                 memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+                 device: Optional[str] = None,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None,
+                 collect_dir: Optional[str] = None) -> None:
+        super().__init__(
+            collect_device=collect_device,
+            prefix=prefix,
+            collect_dir=collect_dir)
+        self.ranks = tuple(int(k) for k in ranks)
+        if any(k < 1 or k > max_rank for k in self.ranks):
+            raise ValueError(f'ranks must lie in [1, max_rank={max_rank}], '
+                             f'got {self.ranks}')
+        self.metric = metric
+        self.normalize = normalize
+        self.rank_options = dict(
+            max_rank=max_rank,
+            junk_rule=junk_rule,
+            tie_policy=tie_policy,
+            ap_mode=ap_mode,
+            cmc_mode=cmc_mode)
+        self.memory_budget_mb = memory_budget_mb
+        self.device = device
+        self.scorer: Optional[Scorer] = None
+        # The full result of the last evaluation, for hooks and analysis.
+        self.last_result: Optional[ReIDEvalResult] = None
+
+    def set_scorer(self, scorer: Optional[Scorer]) -> None:
+        """Compare features with a model-owned distance (or None to reset).
+
+        Args:
+            scorer: ``(query_chunk (Qc, D), gallery (G, D)) -> distances
+                (Qc, G)``, smaller = more similar.
+        """
+        if scorer is not None and not callable(scorer):
+            raise TypeError(f'a scorer must be callable, got {scorer!r}')
+        self.scorer = scorer
+
+    def process(self, data_batch: Any,
+                data_samples: Sequence[Union[dict, BaseDataElement]]) -> None:
+        """Keep one compact record per sample, in order.
+
+        Args:
+            data_batch: The batch from the dataloader (unused).
+            data_samples: Model outputs; mmengine passes dicts made by
+                ``ReIDDataSample.to_dict()``, with ``pred_feature`` (D,),
+                ``gt_label``, ``camid``, ``role`` and ``sample_idx``.
+        """
+        for sample in data_samples:
+            if isinstance(sample, BaseDataElement):
+                sample = sample.to_dict()
+            role = sample.get('role')
+            if role not in ROLES:
+                raise ValueError(f'ReIDMetric needs role in {ROLES} for '
+                                 f'every sample, got {role!r} for '
+                                 f"{sample.get('img_path')}")
+            feature = torch.as_tensor(sample['pred_feature']).detach()
+            self.results.append(
+                dict(
+                    feature=feature.reshape(-1).cpu(),
+                    pid=_to_int(sample['gt_label']),
+                    camid=_to_int(sample['camid']),
+                    is_query=role == 'query',
+                    sample_idx=sample.get('sample_idx'),
+                    dataset=sample.get('dataset'),
+                    img_path=sample.get('img_path')))
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        """Rank the gallery for every query.
+
+        Args:
+            results: The records of all samples, collected from all ranks.
+
+        Returns:
+            dict: ``R{k}``, ``mAP`` and ``mINP`` in percent, and the counts
+            ``num_query`` and ``num_valid_query``.
+        """
+        results = self._drop_duplicates(results)
+        query = [r for r in results if r['is_query']]
+        gallery = [r for r in results if not r['is_query']]
+        if not query or not gallery:
+            raise ValueError(f'ReIDMetric got {len(query)} query and '
+                             f'{len(gallery)} gallery samples; both are '
+                             'needed')
+
+        def stack(records: List[dict], key: str) -> torch.Tensor:
+            if key == 'feature':
+                return torch.stack([r[key] for r in records]).float()
+            return torch.tensor([r[key] for r in records], dtype=torch.long)
+
+        metric = self.scorer if self.scorer is not None else self.metric
+        result = evaluate_features(
+            stack(query, 'feature'),
+            stack(gallery, 'feature'),
+            stack(query, 'pid'),
+            stack(gallery, 'pid'),
+            stack(query, 'camid'),
+            stack(gallery, 'camid'),
+            metric=metric,
+            normalize=self.normalize,
+            memory_budget_mb=self.memory_budget_mb,
+            device=self.device,
+            **self.rank_options)
+        self.last_result = result
+
+        num_skipped = result.num_query - result.num_valid_query
+        if num_skipped:
+            print_log(
+                f'{num_skipped} of {result.num_query} queries have no '
+                'positive in the gallery after the '
+                f"'{self.rank_options['junk_rule']}' junk rule and were "
+                'skipped.',
+                logger='current',
+                level=logging.WARNING)
+        metrics = {f'R{k}': float(result.cmc[k - 1]) * 100 for k in self.ranks}
+        metrics['mAP'] = result.mAP * 100
+        metrics['mINP'] = result.mINP * 100
+        metrics['num_query'] = result.num_query
+        metrics['num_valid_query'] = result.num_valid_query
+        return metrics
+
+    @staticmethod
+    def _drop_duplicates(results: List[dict]) -> List[dict]:
+        """Keep the first record of each sample.
+
+        Returns:
+            list: The records, each sample once, in their original order.
+        """
+        first_seen = {}
+        unique = []
+        for record in results:
+            if record['sample_idx'] is None:
+                unique.append(record)
+                continue
+            key = (record['sample_idx'], record['dataset'], record['is_query'],
+                   record['img_path'])
+            previous = first_seen.get(key)
+            if previous is None:
+                first_seen[key] = record
+                unique.append(record)
+            elif (previous['pid'], previous['camid']) != (record['pid'],
+                                                          record['camid']):
+                raise ValueError(
+                    f'two samples share sample_idx={key[0]} (dataset '
+                    f'{key[1]!r}, image {key[3]!r}) but differ in pid or '
+                    'camid; sample_idx must identify a sample')
+        num_dropped = len(results) - len(unique)
+        if num_dropped:
+            print_log(
+                f'ReIDMetric dropped {num_dropped} repeated records of '
+                'the same samples (distributed padding that reached the '
+                'metric); each sample is counted once.',
+                logger='current',
+                level=logging.WARNING)
+        return unique

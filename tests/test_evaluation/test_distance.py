@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+
+from mmreid.evaluation.functional import compute_distance
+
+
+def features(seed=0, num=7, dim=5, scale=1.0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(num, dim, generator=generator) * scale
+
+
+def test_euclidean_matches_float64_reference():
+    query, gallery = features(0), features(1, num=9)
+    expected = torch.cdist(query.double(), gallery.double())
+    dist = compute_distance(query, gallery)
+    assert dist.dtype == torch.float32 and dist.shape == (7, 9)
+    torch.testing.assert_close(dist.double(), expected, atol=1e-5, rtol=0)
+    sq_dist = compute_distance(query, gallery, 'sqeuclidean')
+    torch.testing.assert_close(
+        sq_dist.double(), expected**2, atol=1e-4, rtol=1e-5)
+
+
+def test_squared_distance_is_clamped_at_zero():
+    # Large norms make |q|^2 + |g|^2 - 2 q.g of identical rows round to
+    # small nonzero values of either sign; negatives must not survive.
+    query = features(3, num=50, dim=64, scale=1000.)
+    dist = compute_distance(query, query, 'sqeuclidean')
+    assert (dist >= 0).all()
+    assert (compute_distance(query, query).diagonal() >= 0).all()
+
+
+def test_cosine_and_normalize():
+    query, gallery = features(4), features(5, num=9)
+    cos = torch.nn.functional.cosine_similarity(
+        query.double()[:, None], gallery.double()[None], dim=2)
+    dist = compute_distance(query, gallery, 'cosine')
+    torch.testing.assert_close(dist.double(), 1 - cos, atol=1e-6, rtol=0)
+    # On unit vectors |q - g|^2 = 2 - 2 cos.
+    sq_dist = compute_distance(query, gallery, 'sqeuclidean', normalize=True)
+    torch.testing.assert_close(
+        sq_dist.double(), 2 - 2 * cos, atol=1e-5, rtol=0)
+    # Cosine ignores the scale of the features.
+    torch.testing.assert_close(
+        compute_distance(query * 3, gallery, 'cosine'), dist)
+
+
+def test_numpy_float64_input_gives_fp32():
+    query, gallery = features(6).double().numpy(), features(7).numpy()
+    dist = compute_distance(query, gallery)
+    assert isinstance(dist, torch.Tensor) and dist.dtype == torch.float32
+    expected = np.sqrt(((query[:, None] - gallery[None])**2).sum(-1))
+    np.testing.assert_allclose(dist.numpy(), expected, atol=1e-5)
+
+
+def test_autocast_is_disabled():
+    query, gallery = features(8, dim=33), features(9, num=11, dim=33)
+    expected = compute_distance(query, gallery)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        dist = compute_distance(query, gallery)
+    assert dist.dtype == torch.float32
+    torch.testing.assert_close(dist, expected, atol=0, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_cuda_tf32_is_off_and_restored():
+    matmul = torch.backends.cuda.matmul
+    previous = matmul.allow_tf32
+    try:
+        matmul.allow_tf32 = True
+        query = features(10, num=64, dim=256).cuda()
+        gallery = features(11, num=80, dim=256).cuda()
+        dist = compute_distance(query, gallery)
+        assert matmul.allow_tf32 is True
+        expected = compute_distance(query.cpu(), gallery.cpu())
+        torch.testing.assert_close(dist.cpu(), expected, atol=1e-4, rtol=0)
+    finally:
+        matmul.allow_tf32 = previous
+
+
+def test_invalid_inputs():
+    query = features(0)
+    with pytest.raises(ValueError, match='metric'):
+        compute_distance(query, query, 'manhattan')
+    with pytest.raises(ValueError, match='dim'):
+        compute_distance(query, features(1, dim=4))
+    with pytest.raises(ValueError, match='2-D'):
+        compute_distance(query[0], query)

@@ -1,0 +1,146 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmreid.evaluation.functional import (chunk_rows_for_budget,
+                                          compute_distance, evaluate_features,
+                                          evaluate_rank)
+
+
+def problem(seed=0, num_query=30, num_gallery=200, exact=True):
+    """Features with pid structure.
+
+    With ``exact``, every feature has 16 entries of +-1 and 16 zeros, so
+    its norm is exactly 4 and all dot products, normalised or not, are
+    exact: distances are bit-identical however the queries are chunked.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    num_pids, dim = 12, 32
+    centers = torch.randint(0, 2, (num_pids, dim), generator=generator) * 2 - 1
+
+    def sample(pids):
+        feats = centers[pids].clone()
+        flip = torch.rand(feats.shape, generator=generator) < 0.25
+        feats[flip] *= -1
+        order = torch.rand(feats.shape, generator=generator).argsort(dim=1)
+        feats = (feats * (order < dim // 2)).float()
+        if not exact:
+            feats += torch.rand(feats.shape, generator=generator)
+        return feats
+
+    q_pids = torch.randint(0, num_pids, (num_query, ), generator=generator)
+    g_pids = torch.randint(0, num_pids, (num_gallery, ), generator=generator)
+    q_camids = torch.randint(0, 4, (num_query, ), generator=generator)
+    g_camids = torch.randint(0, 4, (num_gallery, ), generator=generator)
+    return sample(q_pids), sample(g_pids), q_pids, g_pids, q_camids, g_camids
+
+
+def assert_equal_results(result, expected):
+    np.testing.assert_array_equal(result.cmc, expected.cmc)
+    np.testing.assert_array_equal(result.all_AP, expected.all_AP)
+    np.testing.assert_array_equal(result.all_INP, expected.all_INP)
+    np.testing.assert_array_equal(result.valid_mask, expected.valid_mask)
+
+
+@pytest.mark.parametrize('metric', ['euclidean', 'sqeuclidean', 'cosine'])
+@pytest.mark.parametrize('normalize', [False, True])
+@pytest.mark.parametrize('budget_mb', [0.01, 0.05, 100])
+def test_equals_evaluate_rank_of_full_matrix(metric, normalize, budget_mb):
+    query, gallery, *labels = problem()
+    expected = evaluate_rank(
+        compute_distance(query, gallery, metric, normalize),
+        *labels,
+        tie_policy='stable')
+    result = evaluate_features(
+        query,
+        gallery,
+        *labels,
+        metric=metric,
+        normalize=normalize,
+        memory_budget_mb=budget_mb)
+    assert_equal_results(result, expected)
+
+
+def test_rank_options_are_forwarded():
+    query, gallery, *labels = problem(1)
+    options = dict(
+        max_rank=7,
+        junk_rule='none',
+        tie_policy='optimistic',
+        ap_mode='threshold',
+        cmc_mode='dedup')
+    expected = evaluate_rank(
+        compute_distance(query, gallery), *labels, **options)
+    result = evaluate_features(query, gallery, *labels, **options)
+    assert len(result.cmc) == 7
+    assert_equal_results(result, expected)
+
+
+def test_float_features_match_within_rounding():
+    query, gallery, *labels = problem(2, exact=False)
+    expected = evaluate_rank(compute_distance(query, gallery), *labels)
+    result = evaluate_features(
+        query.numpy(), gallery.numpy(), *labels, memory_budget_mb=0.02)
+    np.testing.assert_allclose(result.cmc, expected.cmc)
+    assert result.mAP == pytest.approx(expected.mAP, abs=1e-6)
+
+
+def test_scorer_chunks_respect_budget():
+    query, gallery, *labels = problem(3, num_query=45, num_gallery=300)
+    budget_mb = 0.1
+    max_rows = chunk_rows_for_budget(len(gallery), budget_mb)
+    assert 1 < max_rows < len(query)  # the budget must force chunking
+    calls = []
+
+    def scorer(query_chunk, gallery_feats):
+        calls.append(len(query_chunk))
+        assert gallery_feats.shape == gallery.shape
+        # Negated similarity, returned as numpy to check conversion.
+        return (-query_chunk @ gallery_feats.t()).numpy()
+
+    result = evaluate_features(
+        query, gallery, *labels, metric=scorer, memory_budget_mb=budget_mb)
+    assert max(calls) <= max_rows
+    assert len(calls) == math.ceil(len(query) / max_rows)
+    assert sum(calls) == len(query)
+    expected = evaluate_rank(-query @ gallery.t(), *labels)
+    assert_equal_results(result, expected)
+
+
+def test_budget_scales_with_gallery_size():
+    rows = chunk_rows_for_budget(10000, 64)
+    assert chunk_rows_for_budget(20000, 64) in (rows // 2, rows // 2 + 1)
+    assert chunk_rows_for_budget(10**9, 1) == 1
+
+
+def test_scorer_gets_normalized_features():
+
+    def scorer(query_chunk, gallery_feats):
+        torch.testing.assert_close(
+            query_chunk.norm(dim=1), torch.ones(len(query_chunk)))
+        torch.testing.assert_close(
+            gallery_feats.norm(dim=1), torch.ones(len(gallery_feats)))
+        return -query_chunk @ gallery_feats.t()
+
+    query, gallery, *labels = problem(4)
+    result = evaluate_features(
+        query * 5, gallery, *labels, metric=scorer, normalize=True)
+    expected = evaluate_features(
+        query, gallery, *labels, metric=scorer, normalize=True)
+    np.testing.assert_allclose(result.all_AP, expected.all_AP, atol=1e-7)
+
+
+def test_invalid_inputs():
+    query, gallery, q_pids, g_pids, q_camids, g_camids = problem(5)
+    labels = (q_pids, g_pids, q_camids, g_camids)
+    with pytest.raises(ValueError, match='scorer returned'):
+        evaluate_features(
+            query, gallery, *labels, metric=lambda q, g: q @ q.t())
+    with pytest.raises(ValueError, match='query pids'):
+        evaluate_features(query[:-1], gallery, *labels)
+    with pytest.raises(ValueError, match='gallery pids'):
+        evaluate_features(query, gallery[:-1], *labels)
+    with pytest.raises(TypeError, match='chunk_size'):
+        evaluate_features(query, gallery, *labels, chunk_size=4)

@@ -1,0 +1,396 @@
+import numpy as np
+import pytest
+import torch
+
+import mmreid.evaluation.functional.rank as rank_module
+from mmreid.evaluation.functional import evaluate_rank, reference_evaluate_rank
+
+POLICIES = ('stable', 'pessimistic', 'optimistic')
+
+
+def toy_market():
+    """Three queries against ten gallery items (market rule).
+
+    Gallery (pid, camid):
+        0: (1, 0)  1: (2, 1)  2: (1, 1)  3: (0, 1)  4: (3, 0)
+        5: (1, 2)  6: (2, 2)  7: (0, 0)  8: (1, 1)  9: (4, 1)
+    pid 0 items (3, 7) are distractors and must count as negatives.
+    """
+    g_pids = np.array([1, 2, 1, 0, 3, 1, 2, 0, 1, 4])
+    g_camids = np.array([0, 1, 1, 1, 0, 2, 2, 0, 1, 1])
+    q_pids = np.array([1, 5, 2])
+    q_camids = np.array([0, 0, 1])
+    distmat = np.array([
+        # Query 0 (pid 1, cam 0): item 0 is pid 1 on cam 0 -> removed.
+        # Kept order: 1n 2p 3n 4n 5p 6n 7n 8p 9n -> positives at 2, 5, 8
+        # (the pid 0 items 3 and 7 push the positives down).
+        # AP = (1/2 + 2/5 + 3/8) / 3 = 0.425, INP = 3/8.
+        [.1, .2, .3, .4, .5, .6, .7, .8, .9, 1.],
+        # Query 1 (pid 5): no pid 5 in the gallery -> skipped.
+        [.5, .4, .3, .2, .1, .6, .7, .8, .9, 1.],
+        # Query 2 (pid 2, cam 1): item 1 is pid 2 on cam 1 -> removed.
+        # Kept order: 4 (.2) 3 (.3) 6p (.4) ... -> positive at 3.
+        # AP = INP = 1/3.
+        [.5, .1, .9, .3, .2, .8, .4, .6, .7, .95],
+    ])
+    return distmat, q_pids, g_pids, q_camids, g_camids
+
+
+def test_hand_computed_market():
+    distmat, q_pids, g_pids, q_camids, g_camids = toy_market()
+    result = evaluate_rank(
+        distmat, q_pids, g_pids, q_camids, g_camids, max_rank=12)
+    assert result.num_query == 3
+    assert result.num_valid_query == 2
+    np.testing.assert_array_equal(result.valid_mask, [True, False, True])
+    np.testing.assert_allclose(result.all_AP, [0.425, 1 / 3])
+    np.testing.assert_allclose(result.all_INP, [3 / 8, 1 / 3])
+    assert result.mAP == pytest.approx((0.425 + 1 / 3) / 2)
+    assert result.mINP == pytest.approx((3 / 8 + 1 / 3) / 2)
+    # First matches at ranks 2 and 3; every later CMC entry is 1, even
+    # beyond the 9 kept items (no stale tail).
+    expected_cmc = np.array([0, .5] + [1.] * 10)
+    np.testing.assert_allclose(result.cmc, expected_cmc)
+
+
+def test_hand_computed_no_junk():
+    distmat, q_pids, g_pids, q_camids, g_camids = toy_market()
+    result = evaluate_rank(
+        distmat,
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids,
+        junk_rule='none',
+        max_rank=3)
+    # Query 0 keeps item 0: positives at 1, 3, 6, 9.
+    # Query 2 keeps item 1 (.1, first): positives at 1 and 4.
+    np.testing.assert_allclose(result.all_AP, [(1 + 2 / 3 + 3 / 6 + 4 / 9) / 4,
+                                               (1 + 2 / 4) / 2])
+    np.testing.assert_allclose(result.all_INP, [4 / 9, 2 / 4])
+    np.testing.assert_allclose(result.cmc, [1, 1, 1])
+
+
+def test_sysu_rule():
+    # 0-based camids: SYSU cam3 (IR indoor) is camid 2, cam2 is camid 1.
+    g_pids = np.array([1, 1, 2, 1])
+    g_camids = np.array([1, 0, 1, 3])
+    distmat = np.array([[.1, .2, .3, .4], [.1, .2, .3, .4]])
+    # A camid 2 query drops every camid 1 item (items 0 and 2, any pid):
+    # kept 1p 3p -> AP 1. A camid 5 query drops nothing: 0p 1p 2n 3p.
+    result = evaluate_rank(
+        distmat, [1, 1],
+        g_pids, [2, 5],
+        g_camids,
+        junk_rule='sysu',
+        max_rank=4)
+    np.testing.assert_allclose(result.all_AP, [1, (1 + 1 + 3 / 4) / 3])
+    np.testing.assert_allclose(result.all_INP, [1, 3 / 4])
+
+
+def toy_ties():
+    """Two queries (pid 1, cam 0) with tied distances.
+
+    Gallery (pid, camid): 0: (2, 1) 1: (1, 1) 2: (3, 1) 3: (1, 2)
+    4: (4, 2); positives are items 1 and 3.
+    """
+    g_pids = np.array([2, 1, 3, 1, 4])
+    g_camids = np.array([1, 1, 1, 2, 2])
+    distmat = np.array([
+        # Row 0: 4n (.1), 3p (.2), then 0n 1p 2n all at .5.
+        [.5, .5, .5, .2, .1],
+        # Row 1: 4n (.1), then 0n 1p 3p all at .3, then 2n (.9).
+        [.3, .3, .9, .3, .1],
+    ])
+    return distmat, np.array([1, 1]), g_pids, np.array([0, 0]), g_camids
+
+
+@pytest.mark.parametrize(
+    'tie_policy, ap, inp, cmc',
+    [
+        # stable: row 0 -> 4 3p 0 1p 2, positives at 2, 4;
+        #         row 1 -> 4 0 1p 3p 2, positives at 3, 4.
+        ('stable', [(1 / 2 + 2 / 4) / 2,
+                    (1 / 3 + 2 / 4) / 2], [2 / 4, 2 / 4], [0, .5, 1, 1]),
+        # pessimistic: row 0 -> 4 3p 0 2 1p (2, 5); row 1 as stable (3, 4).
+        ('pessimistic', [(1 / 2 + 2 / 5) / 2,
+                         (1 / 3 + 2 / 4) / 2], [2 / 5, 2 / 4], [0, .5, 1, 1]),
+        # optimistic: row 0 -> 4 3p 1p 0 2 (2, 3); row 1 -> 4 1p 3p 0 2 (2, 3).
+        ('optimistic', [(1 / 2 + 2 / 3) / 2] * 2, [2 / 3] * 2, [0, 1, 1, 1]),
+    ])
+def test_hand_computed_ties(tie_policy, ap, inp, cmc):
+    distmat, q_pids, g_pids, q_camids, g_camids = toy_ties()
+    result = evaluate_rank(
+        distmat,
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids,
+        max_rank=4,
+        tie_policy=tie_policy)
+    np.testing.assert_allclose(result.all_AP, ap)
+    np.testing.assert_allclose(result.all_INP, inp)
+    np.testing.assert_allclose(result.cmc, cmc)
+
+
+@pytest.mark.parametrize('tie_policy', POLICIES)
+def test_hand_computed_threshold_ap(tie_policy):
+    distmat, q_pids, g_pids, q_camids, g_camids = toy_ties()
+    result = evaluate_rank(
+        distmat,
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids,
+        ap_mode='threshold',
+        tie_policy=tie_policy)
+    # sklearn's average_precision_score(is_pos, -dist), by hand:
+    # row 0: threshold .2 -> 1 of 2 items positive, recall +1/2;
+    #        threshold .5 -> 2 of 5, recall +1/2: AP = .5*.5 + .5*.4.
+    # row 1: threshold .3 -> 2 of 4 items positive, recall +1: AP = .5,
+    #        unlike every cumsum value (5/12 stable, 7/12 optimistic).
+    np.testing.assert_allclose(result.all_AP, [.45, .5])
+    # The tie policy still orders CMC and INP.
+    cumsum = evaluate_rank(
+        distmat, q_pids, g_pids, q_camids, g_camids, tie_policy=tie_policy)
+    np.testing.assert_allclose(result.all_INP, cumsum.all_INP)
+    np.testing.assert_allclose(result.cmc, cumsum.cmc)
+
+
+def test_hand_computed_dedup_cmc():
+    # Ranked gallery pids: 5 5 7 3p 7 3p (query pid 3, cam 0).
+    g_pids = np.array([5, 5, 7, 3, 7, 3])
+    g_camids = np.array([1, 1, 1, 1, 1, 2])
+    distmat = np.array([[.1, .2, .3, .4, .5, .6]])
+    kwargs = dict(max_rank=5)
+    standard = evaluate_rank(distmat, [3], g_pids, [0], g_camids, **kwargs)
+    dedup = evaluate_rank(
+        distmat, [3], g_pids, [0], g_camids, cmc_mode='dedup', **kwargs)
+    np.testing.assert_allclose(standard.cmc, [0, 0, 0, 1, 1])
+    # Distinct pids 5, 7, 3: the match is third.
+    np.testing.assert_allclose(dedup.cmc, [0, 0, 1, 1, 1])
+    # AP and INP use the full list: positives at 4 and 6.
+    for result in (standard, dedup):
+        np.testing.assert_allclose(result.all_AP, [(1 / 4 + 2 / 6) / 2])
+        np.testing.assert_allclose(result.all_INP, [2 / 6])
+
+
+def random_problem(seed,
+                   num_query=13,
+                   num_gallery=60,
+                   num_pids=6,
+                   num_cams=3,
+                   levels=None,
+                   dtype=np.float32):
+    """Random labels; distances quantised to ``levels`` values for ties."""
+    rng = np.random.default_rng(seed)
+    q_pids = rng.integers(0, num_pids, num_query)
+    g_pids = rng.integers(0, num_pids, num_gallery)
+    q_camids = rng.integers(0, num_cams, num_query)
+    g_camids = rng.integers(0, num_cams, num_gallery)
+    distmat = rng.random((num_query, num_gallery))
+    if levels is not None:
+        distmat = np.floor(distmat * levels)
+    return distmat.astype(dtype), q_pids, g_pids, q_camids, g_camids
+
+
+def assert_same_result(result, expected):
+    np.testing.assert_array_equal(result.valid_mask, expected['valid_mask'])
+    assert result.num_valid_query == expected['num_valid_query']
+    np.testing.assert_allclose(result.cmc, expected['cmc'], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        result.all_AP, expected['all_AP'], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        result.all_INP, expected['all_INP'], rtol=0, atol=1e-12)
+    assert result.mAP == pytest.approx(expected['mAP'], abs=1e-12)
+    assert result.mINP == pytest.approx(expected['mINP'], abs=1e-12)
+
+
+@pytest.fixture(params=['ragged', 'dense'])
+def search_path(request, monkeypatch):
+    """Run a test with each way of placing negatives among positives."""
+    fraction = 2.0 if request.param == 'ragged' else 0.0
+    monkeypatch.setattr(rank_module, 'DENSE_SEARCH_FRACTION', fraction)
+    return request.param
+
+
+@pytest.mark.parametrize('tie_policy', POLICIES)
+@pytest.mark.parametrize('ap_mode', ['cumsum', 'threshold'])
+@pytest.mark.parametrize('cmc_mode', ['standard', 'dedup'])
+@pytest.mark.parametrize('junk_rule', ['market', 'none', 'sysu'])
+def test_tied_matches_reference(search_path, tie_policy, ap_mode, cmc_mode,
+                                junk_rule):
+    for seed in range(3):
+        problem = random_problem(seed, levels=4 + 3 * seed)
+        options = dict(
+            max_rank=20,
+            junk_rule=junk_rule,
+            tie_policy=tie_policy,
+            ap_mode=ap_mode,
+            cmc_mode=cmc_mode)
+        expected = reference_evaluate_rank(*problem, **options)
+        for chunk_size in (1, 4, None):
+            result = evaluate_rank(*problem, chunk_size=chunk_size, **options)
+            assert_same_result(result, expected)
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_chunked_equals_unchunked_and_reference(search_path, dtype):
+    problem = random_problem(
+        7, num_query=40, num_gallery=300, num_pids=20, dtype=dtype)
+    expected = reference_evaluate_rank(*problem)
+    for chunk_size in (1, 3, 7, 16, 40, 1000):
+        assert_same_result(
+            evaluate_rank(*problem, chunk_size=chunk_size), expected)
+
+
+def test_infinite_distances_match_reference(search_path):
+    distmat, *labels = random_problem(3, levels=5)
+    distmat[distmat == 0] = -np.inf
+    distmat[distmat == 4] = np.inf
+    for tie_policy in POLICIES:
+        expected = reference_evaluate_rank(
+            distmat, *labels, tie_policy=tie_policy)
+        result = evaluate_rank(
+            distmat, *labels, tie_policy=tie_policy, chunk_size=5)
+        assert_same_result(result, expected)
+
+
+def test_policy_bounds():
+    problem = random_problem(11, num_query=30, num_gallery=200, levels=6)
+    results = {
+        policy: evaluate_rank(*problem, tie_policy=policy)
+        for policy in POLICIES
+    }
+    low, mid, high = (
+        results[p] for p in ('pessimistic', 'stable', 'optimistic'))
+    for attr in ('all_AP', 'all_INP', 'cmc'):
+        assert np.all(getattr(low, attr) <= getattr(mid, attr) + 1e-12)
+        assert np.all(getattr(mid, attr) <= getattr(high, attr) + 1e-12)
+    # The fixture is tied enough for the bounds to be strict.
+    assert low.mAP < mid.mAP < high.mAP
+
+
+def test_tie_free_policies_and_ap_modes_agree():
+    problem = random_problem(5, num_query=20, num_gallery=100)
+    base = evaluate_rank(*problem)
+    for policy in POLICIES:
+        for ap_mode in ('cumsum', 'threshold'):
+            result = evaluate_rank(
+                *problem, tie_policy=policy, ap_mode=ap_mode)
+            np.testing.assert_allclose(result.all_AP, base.all_AP, atol=1e-12)
+            np.testing.assert_allclose(result.cmc, base.cmc)
+
+
+def test_single_positive_map_equals_minp():
+    rng = np.random.default_rng(0)
+    num_ids = 25
+    # One gallery image per id, on another camera than its query.
+    q_pids = np.arange(num_ids)
+    g_pids = rng.permutation(num_ids)
+    distmat = rng.random((num_ids, num_ids)).astype(np.float32)
+    result = evaluate_rank(distmat, q_pids, g_pids, np.zeros(num_ids, int),
+                           np.ones(num_ids, int))
+    assert result.num_valid_query == num_ids
+    np.testing.assert_allclose(result.all_AP, result.all_INP)
+    assert result.mAP == pytest.approx(result.mINP)
+    assert result.mAP < 1
+
+
+def test_tie_free_gallery_permutation_invariance():
+    distmat, q_pids, g_pids, q_camids, g_camids = random_problem(
+        9, num_query=20, num_gallery=150)
+    order = np.random.default_rng(1).permutation(len(g_pids))
+    result = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids)
+    permuted = evaluate_rank(distmat[:, order], q_pids, g_pids[order],
+                             q_camids, g_camids[order])
+    np.testing.assert_allclose(result.cmc, permuted.cmc)
+    np.testing.assert_allclose(result.all_AP, permuted.all_AP, atol=1e-12)
+    np.testing.assert_allclose(result.all_INP, permuted.all_INP, atol=1e-12)
+
+
+def test_tied_gallery_permutation_changes_only_stable():
+    # Row 1 of the tie toy: 0n 1p 3p tie at .3. Under the stable policy
+    # the gallery order decides; pessimistic/optimistic ignore it.
+    distmat, q_pids, g_pids, q_camids, g_camids = toy_ties()
+    order = np.array([1, 3, 0, 2, 4])  # positives before the tied neg
+    for policy, changes in [('stable', True), ('pessimistic', False),
+                            ('optimistic', False)]:
+        before = evaluate_rank(
+            distmat, q_pids, g_pids, q_camids, g_camids, tie_policy=policy)
+        after = evaluate_rank(
+            distmat[:, order],
+            q_pids,
+            g_pids[order],
+            q_camids,
+            g_camids[order],
+            tie_policy=policy)
+        assert (before.all_AP[1] != after.all_AP[1]) == changes
+
+
+def test_numpy_and_torch_inputs():
+    distmat, q_pids, g_pids, q_camids, g_camids = random_problem(4)
+    expected = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids)
+    as_torch = evaluate_rank(
+        torch.from_numpy(distmat), torch.from_numpy(q_pids),
+        torch.from_numpy(g_pids), torch.from_numpy(q_camids),
+        torch.from_numpy(g_camids))
+    as_lists = evaluate_rank(distmat.tolist(), q_pids.tolist(),
+                             g_pids.tolist(), q_camids.tolist(),
+                             g_camids.tolist())
+    read_only = distmat.copy()
+    read_only.flags.writeable = False
+    as_read_only = evaluate_rank(read_only, q_pids, g_pids, q_camids, g_camids)
+    for result in (as_torch, as_lists, as_read_only):
+        np.testing.assert_array_equal(result.cmc, expected.cmc)
+        np.testing.assert_array_equal(result.all_AP, expected.all_AP)
+        np.testing.assert_array_equal(result.all_INP, expected.all_INP)
+
+
+def test_integer_and_half_distances():
+    distmat, *labels = random_problem(6, levels=5)
+    expected = reference_evaluate_rank(distmat, *labels)
+    for converted in (distmat.astype(np.int64), distmat.astype(np.float16),
+                      torch.from_numpy(distmat).bfloat16()):
+        assert_same_result(evaluate_rank(converted, *labels), expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('levels', [None, 5])
+def test_cuda_matches_cpu(levels):
+    problem = random_problem(2, num_query=50, num_gallery=400, levels=levels)
+    for policy in POLICIES:
+        for cmc_mode in ('standard', 'dedup'):
+            options = dict(tie_policy=policy, cmc_mode=cmc_mode)
+            cpu = evaluate_rank(*problem, **options)
+            gpu = evaluate_rank(
+                torch.from_numpy(problem[0]).cuda(),
+                *problem[1:],
+                chunk_size=7,
+                **options)
+            np.testing.assert_array_equal(gpu.cmc, cpu.cmc)
+            np.testing.assert_allclose(gpu.all_AP, cpu.all_AP, atol=1e-12)
+            np.testing.assert_allclose(gpu.all_INP, cpu.all_INP, atol=1e-12)
+
+
+def test_invalid_inputs():
+    distmat, q_pids, g_pids, q_camids, g_camids = toy_market()
+    labels = (q_pids, g_pids, q_camids, g_camids)
+    with pytest.raises(ValueError, match='tie_policy'):
+        evaluate_rank(distmat, *labels, tie_policy='random')
+    with pytest.raises(ValueError, match='ap_mode'):
+        evaluate_rank(distmat, *labels, ap_mode='sklearn')
+    with pytest.raises(ValueError, match='cmc_mode'):
+        evaluate_rank(distmat, *labels, cmc_mode='unique')
+    with pytest.raises(ValueError, match='junk_rule'):
+        evaluate_rank(distmat, *labels, junk_rule='cuhk')
+    with pytest.raises(ValueError, match='shape'):
+        evaluate_rank(distmat[:, :5], *labels)
+    with pytest.raises(ValueError, match='NaN'):
+        nan_distmat = distmat.copy()
+        nan_distmat[2, 3] = np.nan
+        evaluate_rank(nan_distmat, *labels)
+    with pytest.raises(TypeError, match='integers'):
+        evaluate_rank(distmat, q_pids.astype(float), *labels[1:])
+    with pytest.raises(ValueError, match='no query has a positive'):
+        evaluate_rank(distmat, q_pids + 100, *labels[1:])

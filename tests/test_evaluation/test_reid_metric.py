@@ -1,0 +1,201 @@
+import numpy as np
+import pytest
+import torch
+
+import mmreid.evaluation.metrics.reid_metric as reid_metric_module
+from mmreid.evaluation import ReIDMetric
+from mmreid.evaluation.functional import evaluate_features
+from mmreid.registry import METRICS
+from mmreid.structures import ReIDDataSample
+
+
+def make_samples(seed=0, num_query=12, num_gallery=40, dim=8):
+    """Data samples as mmengine hands them to a metric: dicts made by
+    ``ReIDDataSample.to_dict()``, query first, then gallery."""
+    generator = torch.Generator().manual_seed(seed)
+    num_pids = 6
+    centers = torch.randn(num_pids, dim, generator=generator)
+    samples = []
+    for idx in range(num_query + num_gallery):
+        role = 'query' if idx < num_query else 'gallery'
+        pid = idx % num_pids
+        # One query (pid 5 on camera 0) has only same-camera matches.
+        camid = 0 if pid == 5 else int(torch.randint(0, 3, (1, ))) + 1
+        if pid != 5 and role == 'query':
+            camid = 0
+        feature = centers[pid] + torch.randn(dim, generator=generator)
+        sample = ReIDDataSample(
+            metainfo=dict(
+                camid=camid,
+                role=role,
+                modality=0,
+                dataset='toy',
+                img_path=f'toy/{idx:04d}.jpg',
+                sample_idx=idx))
+        sample.set_gt_label(pid)
+        sample.set_pred_feature(feature)
+        samples.append(sample.to_dict())
+    return samples
+
+
+def run_metric(metric, samples, batch_size=5):
+    for start in range(0, len(samples), batch_size):
+        metric.process(None, samples[start:start + batch_size])
+    return metric.evaluate(len(metric.results))
+
+
+def expected_metrics(samples, **kwargs):
+    query = [s for s in samples if s['role'] == 'query']
+    gallery = [s for s in samples if s['role'] == 'gallery']
+
+    def labels(records, key):
+        return torch.tensor([int(torch.as_tensor(r[key])) for r in records])
+
+    return evaluate_features(
+        torch.stack([s['pred_feature'] for s in query]),
+        torch.stack([s['pred_feature'] for s in gallery]),
+        labels(query, 'gt_label'), labels(gallery, 'gt_label'),
+        labels(query, 'camid'), labels(gallery, 'camid'), **kwargs)
+
+
+def test_end_to_end():
+    samples = make_samples()
+    metric = METRICS.build(dict(type='ReIDMetric', metric='euclidean'))
+    assert isinstance(metric, ReIDMetric)
+    metrics = run_metric(metric, samples)
+    assert set(metrics) == {
+        'reid/R1', 'reid/R5', 'reid/R10', 'reid/R20', 'reid/mAP', 'reid/mINP',
+        'reid/num_query', 'reid/num_valid_query'
+    }
+    # mmengine sums every logged key containing 'loss'.
+    assert not any('loss' in key for key in metrics)
+    expected = expected_metrics(samples)
+    assert metrics['reid/num_query'] == 12
+    # The pid 5 queries sit on camera 0 with their whole gallery.
+    assert metrics['reid/num_valid_query'] == 10 == expected.num_valid_query
+    assert metrics['reid/R1'] == pytest.approx(expected.cmc[0] * 100)
+    assert metrics['reid/R5'] == pytest.approx(expected.cmc[4] * 100)
+    assert metrics['reid/mAP'] == pytest.approx(expected.mAP * 100)
+    assert metrics['reid/mINP'] == pytest.approx(expected.mINP * 100)
+    assert 0 < metrics['reid/mAP'] < 100
+    assert metric.last_result.num_valid_query == 10
+
+
+def test_options_are_forwarded():
+    samples = make_samples(1)
+    metric = ReIDMetric(
+        metric='cosine',
+        ranks=(1, 3),
+        max_rank=3,
+        junk_rule='none',
+        tie_policy='pessimistic',
+        ap_mode='threshold',
+        prefix='market')
+    metrics = run_metric(metric, samples)
+    expected = expected_metrics(
+        samples,
+        metric='cosine',
+        max_rank=3,
+        junk_rule='none',
+        tie_policy='pessimistic',
+        ap_mode='threshold')
+    assert set(metrics) >= {'market/R1', 'market/R3', 'market/mAP'}
+    assert metrics['market/R3'] == pytest.approx(expected.cmc[2] * 100)
+    assert metrics['market/mAP'] == pytest.approx(expected.mAP * 100)
+    # No removal: every query has a positive.
+    assert metrics['market/num_valid_query'] == 12
+
+
+def test_padding_duplicates_are_dropped(monkeypatch):
+    samples = make_samples(2)
+    logs = []
+    monkeypatch.setattr(reid_metric_module, 'print_log',
+                        lambda msg, **kwargs: logs.append(msg))
+    plain = ReIDMetric()
+    plain_metrics = plain.compute_metrics(_records(plain, samples))
+
+    # Distributed padding repeats samples; interleaved results of two
+    # ranks put the repeats anywhere in the list.
+    padded_samples = samples[:30] + samples[:3] + samples[30:] + samples[-2:]
+    padded = ReIDMetric()
+    padded_metrics = padded.compute_metrics(_records(padded, padded_samples))
+    assert padded_metrics == plain_metrics
+    assert any('dropped 5 repeated records' in msg for msg in logs)
+
+
+def _records(metric, samples):
+    metric.process(None, samples)
+    records, metric.results = metric.results, []
+    return records
+
+
+def test_conflicting_sample_idx_raises():
+    samples = make_samples(3)
+    clash = dict(samples[20])
+    clash['gt_label'] = torch.tensor([99])
+    metric = ReIDMetric()
+    with pytest.raises(ValueError, match='share sample_idx'):
+        metric.compute_metrics(_records(metric, samples + [clash]))
+
+
+def test_skipped_queries_are_logged(monkeypatch):
+    logs = []
+    monkeypatch.setattr(reid_metric_module, 'print_log',
+                        lambda msg, **kwargs: logs.append(msg))
+    run_metric(ReIDMetric(), make_samples(4))
+    assert any('2 of 12 queries have no positive' in msg for msg in logs)
+
+
+def test_data_elements_and_set_scorer():
+    samples = make_samples(5)
+    calls = []
+
+    def scorer(query, gallery):
+        calls.append(len(query))
+        return -query @ gallery.t()
+
+    metric = ReIDMetric()
+    metric.set_scorer(scorer)
+    elements = [ReIDDataSample(**_split(sample)) for sample in samples]
+    metrics = run_metric(metric, elements)
+    assert sum(calls) == 12
+    expected = expected_metrics(samples, metric=scorer)
+    assert metrics['reid/mAP'] == pytest.approx(expected.mAP * 100)
+    with pytest.raises(TypeError, match='callable'):
+        metric.set_scorer('euclidean')
+
+
+def _split(sample):
+    """Rebuild ReIDDataSample arguments from its to_dict() output."""
+    data = {k: sample[k] for k in ('gt_label', 'pred_feature')}
+    metainfo = {k: v for k, v in sample.items() if k not in data}
+    return dict(metainfo=metainfo, **data)
+
+
+def test_invalid_samples():
+    samples = make_samples(6)
+    bad_role = dict(samples[0], role='train')
+    with pytest.raises(ValueError, match='role'):
+        ReIDMetric().process(None, [bad_role])
+    only_query = [s for s in samples if s['role'] == 'query']
+    metric = ReIDMetric()
+    with pytest.raises(ValueError, match='gallery'):
+        metric.compute_metrics(_records(metric, only_query))
+    with pytest.raises(ValueError, match='ranks'):
+        ReIDMetric(ranks=(1, 60), max_rank=50)
+
+
+def test_feature_storage_is_compact_and_on_cpu():
+    samples = make_samples(7)
+    metric = ReIDMetric()
+    metric.process(None, samples[:2])
+    record = metric.results[0]
+    assert set(record) == {
+        'feature', 'pid', 'camid', 'is_query', 'sample_idx', 'dataset',
+        'img_path'
+    }
+    assert record['feature'].device.type == 'cpu'
+    assert record['feature'].shape == (8, )
+    assert isinstance(record['pid'], int) and record['is_query']
+    np.testing.assert_array_equal(record['feature'].numpy(),
+                                  samples[0]['pred_feature'].numpy())
