@@ -53,6 +53,7 @@ def main():
     if args.out and runner.rank == 0:
         setup_cfg.dump_atomic(metrics, args.out)
         print(f'metrics written to {args.out}')
+    setup_cfg.shutdown_distributed()
 
 
 if __name__ == '__main__':

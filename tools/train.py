@@ -72,6 +72,7 @@ def main():
 
     runner = Runner.from_cfg(cfg)
     runner.train()
+    setup_cfg.shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -125,3 +125,16 @@ def dump_atomic(obj, path: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def shutdown_distributed() -> None:
+    """Destroy the process group before the interpreter exits.
+
+    A gloo group left alive at exit can abort the process ("terminate called
+    without an active exception") after the work is done, which turns a
+    successful run into a failed exit code.
+    """
+    if torch.distributed.is_available() and \
+            torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()

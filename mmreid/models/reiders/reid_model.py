@@ -1,9 +1,9 @@
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModel
 
+from mmreid.evaluation.functional import compute_distance
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 
@@ -110,11 +110,4 @@ class ReIDModel(BaseModel):
         Returns:
             Tensor: Shape (Q, G), fp32.
         """
-        query, gallery = query.float(), gallery.float()
-        if self.distance_type == 'cosine':
-            return 1.0 - F.normalize(query, dim=1) @ F.normalize(
-                gallery, dim=1).t()
-        dist = (query.pow(2).sum(1, keepdim=True) +
-                gallery.pow(2).sum(1).unsqueeze(0) - 2.0 * query @ gallery.t())
-        dist = dist.clamp(min=0)
-        return dist if self.distance_type == 'sqeuclidean' else dist.sqrt()
+        return compute_distance(query, gallery, metric=self.distance_type)
