@@ -15,8 +15,10 @@ import os.path as osp
 import re
 import time
 
+import cv2
 import numpy as np
 
+from mmreid.datasets.base_reid_dataset import list_images
 from mmreid.datasets.synthetic import (SYNTHREID_PRESETS, generate_synthreid,
                                        get_domain_styles)
 
@@ -33,17 +35,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--domains', type=int, default=None)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
-        '--img-size', type=int, nargs=2, default=(128, 64),
-        metavar=('H', 'W'))
+        '--img-size', type=int, nargs=2, default=(128, 64), metavar=('H', 'W'))
     parser.add_argument(
-        '--set', nargs='*', default=[], metavar='KEY=N',
+        '--set',
+        nargs='*',
+        default=[],
+        metavar='KEY=N',
         help='override preset fields, e.g. num_ids_train=50')
     parser.add_argument(
-        '--check', action='store_true',
+        '--check',
+        action='store_true',
         help='train a tiny CNN proxy and report rank-1/mAP (visible only)')
-    parser.add_argument(
-        '--train-domains', type=int, nargs='+', default=(0, 1))
+    parser.add_argument('--train-domains', type=int, nargs='+', default=(0, 1))
     parser.add_argument('--epochs', type=int, default=10)
+    parser.add_argument(
+        '--arch',
+        default='tiny',
+        choices=('tiny', 'resnet18'),
+        help='proxy network for --check (random init)')
     return parser.parse_args()
 
 
@@ -51,9 +60,6 @@ def parse_args() -> argparse.Namespace:
 # Calibration proxy (torch is imported only here)
 # ---------------------------------------------------------------------------
 def _load(folder: str, size=(64, 32)):
-    import cv2
-
-    from mmreid.datasets.base_reid_dataset import list_images
     imgs, pids, cams = [], [], []
     for name in list_images(folder):
         pid, cam = (int(g) for g in NAME.match(name).groups())
@@ -88,11 +94,16 @@ def market_rank1_map(dist: np.ndarray, q_pids, q_cams, g_pids, g_cams):
     return float(np.mean(hits)), float(np.mean(aps))
 
 
-def check(root: str, manifest: dict, train_domains, epochs: int) -> None:
+def check(root: str,
+          manifest: dict,
+          train_domains,
+          epochs: int,
+          arch: str = 'tiny') -> None:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
     torch.manual_seed(0)
+    np.random.seed(0)
     names = [s['name'] for s in manifest['domains']]
     xs, ys = [], []
     for d in train_domains:
@@ -110,14 +121,23 @@ def check(root: str, manifest: dict, train_domains, epochs: int) -> None:
     def block(i, o):
         return nn.Sequential(
             nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o),
-            nn.ReLU(inplace=True), nn.Conv2d(o, o, 3, padding=1,
-                                             bias=False), nn.BatchNorm2d(o),
-            nn.ReLU(inplace=True), nn.MaxPool2d(2))
+            nn.ReLU(inplace=True), nn.Conv2d(o, o, 3, padding=1, bias=False),
+            nn.BatchNorm2d(o), nn.ReLU(inplace=True), nn.MaxPool2d(2))
 
-    body = nn.Sequential(
-        block(3, 16), block(16, 32), block(32, 64), block(64, 128),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.BatchNorm1d(128))
-    head = nn.Linear(128, int(labels.max()) + 1)
+    if arch == 'resnet18':
+        # Random init; last stride 1 (ReID practice) keeps a 4x2 map.
+        import torchvision
+        net = torchvision.models.resnet18()
+        net.layer4[0].conv1.stride = (1, 1)
+        net.layer4[0].downsample[0].stride = (1, 1)
+        net.fc = nn.BatchNorm1d(512)
+        body, dim = net, 512
+    else:
+        body = nn.Sequential(
+            block(3, 16), block(16, 32), block(32, 64), block(64, 128),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.BatchNorm1d(128))
+        dim = 128
+    head = nn.Linear(dim, int(labels.max()) + 1)
     xt, yt = to_tensor(x), torch.from_numpy(labels)
     params = list(body.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=5e-4)
@@ -195,7 +215,7 @@ def main() -> None:
     if args.check:
         if args.modality != 'visible':
             raise SystemExit('--check needs modality="visible"')
-        check(args.root, manifest, args.train_domains, args.epochs)
+        check(args.root, manifest, args.train_domains, args.epochs, args.arch)
 
 
 if __name__ == '__main__':

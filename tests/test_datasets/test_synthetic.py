@@ -1,0 +1,396 @@
+import hashlib
+import json
+import os
+import os.path as osp
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from mmreid.datasets import synthetic
+from mmreid.datasets.market1501 import Market1501
+from mmreid.datasets.synthetic import (SynthReID, generate_synthreid,
+                                       get_domain_styles, identity_attributes,
+                                       render_image)
+from mmreid.registry import DATASETS
+
+# Stricter than the parser: 4-digit pids (or -1), 6-digit frame, 2-digit box.
+MARKET_NAME = re.compile(r'^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$')
+SYSU_PATH = re.compile(r'^cam(\d)/(\d{4})/(\d{4})\.jpg$')
+
+
+def tree_digest(root):
+    """sha256 over every relative path and file content under ``root``."""
+    digest = hashlib.sha256()
+    for folder, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(files):
+            path = osp.join(folder, name)
+            digest.update(osp.relpath(path, root).encode())
+            with open(path, 'rb') as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+def market_names(root, domain, folder):
+    return sorted(os.listdir(osp.join(root, domain, folder)))
+
+
+def test_market_layout_parses(tmp_path):
+    root = str(tmp_path / 'synth')
+    manifest = generate_synthreid(root, domains=2, size='tiny')
+    assert sorted(os.listdir(root)) == ['d0', 'd1', 'synthreid.json']
+    num_cams = manifest['params']['num_cams']
+    for domain in ('d0', 'd1'):
+        for folder in ('bounding_box_train', 'bounding_box_test', 'query'):
+            for name in market_names(root, domain, folder):
+                match = MARKET_NAME.match(name)
+                assert match, name
+                assert 1 <= int(match.group(2)) <= num_cams
+                assert 1 <= int(match.group(3)) <= 6
+        # The real parser reads it; train pids are relabelled 0..N-1.
+        train = Market1501(data_root=osp.join(root, domain), split='train')
+        files = market_names(root, domain, 'bounding_box_train')
+        assert len(train) == len(files)
+        pids = sorted(set(train.get_pids()))
+        assert pids == list(range(manifest['params']['num_ids_train']))
+        test = Market1501(data_root=osp.join(root, domain), split='test')
+        roles = [test.get_data_info(i)['role'] for i in range(len(test))]
+        assert roles == sorted(roles, key=['query', 'gallery'].index)
+        test_pids = {test.get_data_info(i)['pid']
+                     for i in range(len(test))} - {0}
+        assert len(test_pids) == manifest['params']['num_ids_test']
+        # Counts in the manifest agree with the files.
+        counts = manifest['counts'][domain]
+        for folder, c in counts.items():
+            assert c['images'] == len(market_names(root, domain, folder))
+
+
+def test_image_size_and_aspect(tmp_path):
+    root = str(tmp_path / 'default')
+    generate_synthreid(root, domains=1, size='tiny')
+    folder = osp.join(root, 'd0', 'query')
+    img = cv2.imread(osp.join(folder, os.listdir(folder)[0]))
+    assert img.shape == (128, 64, 3)
+    root = str(tmp_path / 'small_img')
+    generate_synthreid(root, domains=1, size='tiny', img_size=(64, 32))
+    for folder in ('bounding_box_train', 'bounding_box_test', 'query'):
+        path = osp.join(root, 'd0', folder)
+        for name in os.listdir(path):
+            assert cv2.imread(osp.join(path, name)).shape == (64, 32, 3)
+
+
+def test_deterministic(tmp_path):
+    kwargs = dict(domains=2, size='tiny')
+    a = generate_synthreid(str(tmp_path / 'a'), seed=3, **kwargs)
+    b = generate_synthreid(str(tmp_path / 'b'), seed=3, **kwargs)
+    assert a == b
+    assert tree_digest(tmp_path / 'a') == tree_digest(tmp_path / 'b')
+    generate_synthreid(str(tmp_path / 'c'), seed=4, **kwargs)
+    assert tree_digest(tmp_path / 'a') != tree_digest(tmp_path / 'c')
+    # Images of one seed share no bytes with the other seed's images.
+    query = osp.join(tmp_path, 'a', 'd0', 'query')
+    other = osp.join(tmp_path, 'c', 'd0', 'query')
+    read = [open(osp.join(query, n), 'rb').read() for n in os.listdir(query)]
+    for name in os.listdir(other):
+        assert open(osp.join(other, name), 'rb').read() not in read
+
+
+def test_render_does_not_depend_on_order():
+    style = get_domain_styles(2, 0)[0]
+    first = render_image(0, 0, 17, 2, 1, (64, 32), style)
+    for pid in range(5):
+        render_image(0, 1, pid, 1, 0, (64, 32), style)
+    np.testing.assert_array_equal(
+        render_image(0, 0, 17, 2, 1, (64, 32), style), first)
+    assert not np.array_equal(
+        render_image(0, 0, 17, 2, 2, (64, 32), style), first)
+
+
+def test_domains_have_disjoint_identities(tmp_path):
+    root = str(tmp_path / 'synth')
+    generate_synthreid(root, domains=3, size='tiny')
+    pid_sets = []
+    for domain in ('d0', 'd1', 'd2'):
+        pids = set()
+        for folder in ('bounding_box_train', 'bounding_box_test', 'query'):
+            pids |= {
+                int(n.split('_')[0])
+                for n in market_names(root, domain, folder)
+            }
+        pid_sets.append(pids - {0, -1})
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert not pid_sets[i] & pid_sets[j]
+    # The same pid number in two domains is two different people.
+    assert identity_attributes(0, 0, 5) != identity_attributes(0, 1, 5)
+    assert identity_attributes(0, 0, 5) == identity_attributes(0, 0, 5)
+
+
+def test_domain_styles():
+    styles = get_domain_styles(4, seed=0)
+    assert [s['name'] for s in styles] == ['d0', 'd1', 'd2', 'd3']
+    assert [s['unseen'] for s in styles] == [False, False, False, True]
+    assert len({s['look'] for s in styles}) == 4
+    assert styles == get_domain_styles(4, seed=0)
+    assert styles != get_domain_styles(4, seed=1)
+
+    # The unseen style is further from every training style than those
+    # are from each other (red/blue gain ratio and saturation).
+    def key(s):
+        return np.array([s['gain'][0] / s['gain'][2], s['saturation']])
+
+    seen = [key(s) for s in styles[:3]]
+    spread = max(np.abs(a - b).max() for a in seen for b in seen)
+    gap = min(np.abs(key(styles[3]) - a).max() for a in seen)
+    assert gap > spread
+    assert get_domain_styles(1)[0]['unseen'] is False
+
+
+def test_junk_and_distractors(tmp_path):
+    root = str(tmp_path / 'synth')
+    manifest = generate_synthreid(root, domains=1, size='tiny')
+    gallery = market_names(root, 'd0', 'bounding_box_test')
+    junk = [n for n in gallery if n.startswith('-1_')]
+    distractors = [n for n in gallery if n.startswith('0000_')]
+    assert len(junk) == manifest['params']['num_junk'] > 0
+    assert len(distractors) == manifest['params']['num_distractors'] > 0
+    for folder in ('bounding_box_train', 'query'):
+        names = market_names(root, 'd0', folder)
+        assert not [n for n in names if n.startswith(('-1_', '0000_'))]
+    test = SynthReID(root, domain=0, num_domains=1, split='test', size='tiny')
+    infos = [test.get_data_info(i) for i in range(len(test))]
+    assert all(info['pid'] != -1 for info in infos)
+    assert len(infos) == len(gallery) + len(market_names(root, 'd0',
+                                                         'query')) - len(junk)
+    zero_roles = {info['role'] for info in infos if info['pid'] == 0}
+    assert zero_roles == {'gallery'}
+    train = SynthReID(root, domain=0, num_domains=1, size='tiny')
+    assert len(train) == len(market_names(root, 'd0', 'bounding_box_train'))
+
+
+@pytest.mark.parametrize('imgs_per_cam', [1, 2])
+def test_every_query_has_cross_camera_match(tmp_path, imgs_per_cam):
+    root = str(tmp_path / 'synth')
+    test = SynthReID(
+        root,
+        domain=0,
+        num_domains=2,
+        split='test',
+        size='tiny',
+        num_ids_test=8,
+        imgs_per_cam=imgs_per_cam)
+    infos = [test.get_data_info(i) for i in range(len(test))]
+    gallery = {(i['pid'], i['camid']) for i in infos if i['role'] == 'gallery'}
+    queries = [i for i in infos if i['role'] == 'query']
+    assert len({q['pid'] for q in queries}) == 8
+    for q in queries:
+        # The Market rule removes same pid and same camera.
+        assert any(pid == q['pid'] and cam != q['camid']
+                   for pid, cam in gallery), q
+
+
+def test_synthreid_dataset(tmp_path):
+    root = str(tmp_path / 'synth')
+    cfg = dict(type='SynthReID', data_root=root, size='tiny')
+    train = DATASETS.build(dict(cfg, domain=1))
+    assert isinstance(train, Market1501)
+    assert train.dataset_name == 'synthreid-d1'
+    assert train.metainfo['domain_style'] == get_domain_styles()[1]['look']
+    assert {r['dataset']
+            for r in map(train.get_data_info, range(len(train)))
+            } == {'synthreid-d1'}
+    assert sorted(set(train.get_pids())) == list(range(4))
+    assert osp.isfile(osp.join(root, 'synthreid.json'))
+    unseen = SynthReID(root, domain=-1, split='test', size='tiny')
+    assert unseen.dataset_name == 'synthreid-d3'
+    assert unseen.metainfo['domain_style'] == 'unseen'
+    by_name = SynthReID(root, domain='d3', split='test', size='tiny')
+    assert len(by_name) == len(unseen)
+    with pytest.raises(ValueError, match='d7'):
+        SynthReID(root, domain='d7', size='tiny')
+    with pytest.raises(ValueError, match='out of range'):
+        SynthReID(root, domain=4, size='tiny')
+    with pytest.raises(TypeError, match='num_ids'):
+        SynthReID(root, size='tiny', overrides=dict(num_idz=3))
+    # lazy_init generates on first access only.
+    lazy_root = str(tmp_path / 'lazy')
+    lazy = SynthReID(lazy_root, size='tiny', lazy_init=True)
+    assert not osp.exists(lazy_root)
+    assert len(lazy) > 0 and osp.isdir(lazy_root)
+
+
+def test_reuse_and_manifest_mismatch(tmp_path):
+    root = str(tmp_path / 'synth')
+    first = generate_synthreid(root, domains=1, size='tiny')
+    with open(osp.join(root, 'synthreid.json')) as f:
+        assert json.load(f) == first
+    path = osp.join(root, 'd0', 'query',
+                    os.listdir(osp.join(root, 'd0', 'query'))[0])
+    mtime = os.stat(path).st_mtime_ns
+    assert generate_synthreid(root, domains=1, size='tiny') == first
+    assert os.stat(path).st_mtime_ns == mtime
+    with pytest.raises(FileExistsError) as error:
+        generate_synthreid(root, domains=1, size='tiny', seed=1)
+    message = str(error.value)
+    assert root in message and 'Delete' in message
+    assert "'seed': 0" in message and "'seed': 1" in message
+    with pytest.raises(FileExistsError, match='num_ids_train'):
+        generate_synthreid(root, domains=1, size='tiny', num_ids_train=5)
+    foreign = tmp_path / 'foreign'
+    foreign.mkdir()
+    (foreign / 'notes.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match='synthreid.json'):
+        generate_synthreid(str(foreign), size='tiny')
+    # An empty folder is fine (e.g. made by a launcher).
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    generate_synthreid(str(empty), domains=1, size='tiny')
+    assert osp.isfile(empty / 'synthreid.json')
+
+
+def test_bad_arguments(tmp_path):
+    root = str(tmp_path / 'synth')
+    with pytest.raises(ValueError, match='size'):
+        generate_synthreid(root, size='huge')
+    with pytest.raises(TypeError, match='num_ids_val'):
+        generate_synthreid(root, size='tiny', num_ids_val=2)
+    with pytest.raises(ValueError, match='single domain'):
+        generate_synthreid(root, size='tiny', modality='vi', domains=2)
+    with pytest.raises(ValueError, match='num_cams'):
+        generate_synthreid(root, size='tiny', num_cams=1)
+    assert not osp.exists(root)
+
+
+def test_failure_leaves_nothing(tmp_path, monkeypatch):
+    real = synthetic._write_image
+    calls = []
+
+    def failing(path, img):
+        calls.append(path)
+        if len(calls) == 10:
+            raise RuntimeError('disk full')
+        real(path, img)
+
+    monkeypatch.setattr(synthetic, '_write_image', failing)
+    root = tmp_path / 'synth'
+    with pytest.raises(RuntimeError, match='disk full'):
+        generate_synthreid(str(root), domains=2, size='tiny')
+    assert len(calls) == 10
+    assert os.listdir(tmp_path) == []
+    # A retry starts from scratch and succeeds.
+    monkeypatch.setattr(synthetic, '_write_image', real)
+    generate_synthreid(str(root), domains=2, size='tiny')
+    assert sorted(os.listdir(tmp_path)) == ['synth']
+
+
+def test_concurrent_generation(tmp_path, monkeypatch):
+    """The process that renames second discards its copy without error."""
+    root = str(tmp_path / 'synth')
+    real = synthetic._write_tree
+    temps = []
+
+    def racing(folder, params):
+        temps.append(folder)
+        if len(temps) == 1:
+            # Another rank finishes first, while this one is writing.
+            monkeypatch.setattr(synthetic, '_write_tree', real)
+            generate_synthreid(root, domains=1, size='tiny')
+            winner = tree_digest(root)
+            temps.append(winner)
+        return real(folder, params)
+
+    monkeypatch.setattr(synthetic, '_write_tree', racing)
+    manifest = generate_synthreid(root, domains=1, size='tiny')
+    assert temps[0] != root and osp.dirname(temps[0]) == str(tmp_path)
+    assert manifest['params']['domains'] == 1
+    assert os.listdir(tmp_path) == ['synth']
+    assert tree_digest(root) == temps[1]
+
+
+def read_sysu(root):
+    """(cam, pid, path) of every image under SYSU-MM01."""
+    base = osp.join(root, 'SYSU-MM01')
+    items = []
+    for cam in sorted(os.listdir(base)):
+        if cam == 'exp':
+            continue
+        for pid in sorted(os.listdir(osp.join(base, cam))):
+            for name in sorted(os.listdir(osp.join(base, cam, pid))):
+                match = SYSU_PATH.match(f'{cam}/{pid}/{name}')
+                assert match, (cam, pid, name)
+                items.append((int(match.group(1)), int(match.group(2)),
+                              osp.join(base, cam, pid, name)))
+    return items
+
+
+def test_vi_layout(tmp_path):
+    root = str(tmp_path / 'vi')
+    manifest = generate_synthreid(root, modality='vi', size='tiny')
+    assert sorted(os.listdir(root)) == ['SYSU-MM01', 'synthreid.json']
+    ids = {}
+    for split in ('train', 'val', 'test'):
+        with open(osp.join(root, 'SYSU-MM01', 'exp', f'{split}_id.txt')) as f:
+            lines = f.read().splitlines()
+        assert len(lines) == 1
+        ids[split] = [int(x) for x in lines[0].split(',')]
+        assert len(ids[split]) == manifest['params'][f'num_ids_{split}']
+    all_ids = ids['train'] + ids['val'] + ids['test']
+    assert len(set(all_ids)) == len(all_ids)
+    items = read_sysu(root)
+    assert {pid for _, pid, _ in items} == set(all_ids)
+    assert {cam for cam, _, _ in items} <= set(range(1, 7))
+    for pid in all_ids:
+        cams = {cam for cam, p, _ in items if p == pid}
+        assert cams & {1, 2, 4, 5} and cams & {3, 6}
+    for cam, _, path in items:
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        assert img.shape == (128, 64, 3)
+        equal = (img[..., 0] == img[..., 1]).all() and (img[..., 1]
+                                                        == img[..., 2]).all()
+        assert equal == (cam in (3, 6)), path
+
+
+def discordant_fraction(root, margin=30):
+    """How often IR intensity orders two identities against their colour.
+
+    For each identity, the median chest intensity over its visible images
+    (luminance) and over its infrared images. Among pairs of identities
+    that differ by more than ``margin`` grey levels in both modalities,
+    returns the fraction ordered oppositely: about 0 if the infrared were a
+    monotone function of the garment colour.
+    """
+    vis, ir = {}, {}
+    for cam, pid, path in read_sysu(root):
+        img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+        value = np.median(img[36:54, 27:37])  # chest of a 128x64 crop
+        (ir if cam in (3, 6) else vis).setdefault(pid, []).append(value)
+    pids = sorted(vis)
+    a = np.array([np.median(vis[p]) for p in pids])
+    b = np.array([np.median(ir[p]) for p in pids])
+    i, j = np.triu_indices(len(pids), 1)
+    da, db = a[i] - a[j], b[i] - b[j]
+    strong = (np.abs(da) > margin) & (np.abs(db) > margin)
+    assert strong.sum() >= 50  # enough pairs to judge
+    return float(np.mean(np.sign(da[strong]) != np.sign(db[strong])))
+
+
+def test_infrared_is_not_grey_of_colour(tmp_path, monkeypatch):
+    kwargs = dict(modality='vi', size='tiny', num_ids_train=16, num_ids_test=8)
+    generate_synthreid(str(tmp_path / 'vi'), **kwargs)
+    assert discordant_fraction(str(tmp_path / 'vi')) > 0.2
+
+    # Control: had the infrared been the luminance of the garment colours,
+    # the same measurement would find (almost) no discordant pairs.
+    def grey(ident, infrared):
+        if not infrared:
+            return ident['colour']
+        return {
+            k: (int(0.299 * r + 0.587 * g + 0.114 * b), ) * 3
+            for k, (r, g, b) in ident['colour'].items()
+        }
+
+    monkeypatch.setattr(synthetic, '_colours', grey)
+    generate_synthreid(str(tmp_path / 'grey'), **kwargs)
+    assert discordant_fraction(str(tmp_path / 'grey')) < 0.12
