@@ -12,6 +12,9 @@ model = dict(
     backbone=dict(depth=18, init_cfg=None),
     head=dict(in_channels=512, num_classes=450))  # 3 domains x 150 ids
 
+# From random initialisation the recipe's lr of 3.5e-4 (meant for ImageNet
+# weights) learns too slowly for a few-minute run; 2e-3 is used instead.
+optim_wrapper = dict(optimizer=dict(lr=2e-3))
 max_epochs = 8
 param_scheduler = [
     dict(
