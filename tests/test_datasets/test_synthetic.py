@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmreid.datasets import synthetic
+from mmreid.datasets import synthetic, synthetic_render
 from mmreid.datasets.market1501 import Market1501
 from mmreid.datasets.synthetic import (SynthReID, generate_synthreid,
                                        get_domain_styles, identity_attributes,
@@ -391,6 +391,6 @@ def test_infrared_is_not_grey_of_colour(tmp_path, monkeypatch):
             for k, (r, g, b) in ident['colour'].items()
         }
 
-    monkeypatch.setattr(synthetic, '_colours', grey)
+    monkeypatch.setattr(synthetic_render, '_colours', grey)
     generate_synthreid(str(tmp_path / 'grey'), **kwargs)
     assert discordant_fraction(str(tmp_path / 'grey')) < 0.12
