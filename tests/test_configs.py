@@ -10,17 +10,19 @@ from mmreid.registry import DATASETS, MODELS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
-                         recursive=True) if '_base_' not in p)
+    p for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
 
 
 def fake_market(root):
     """A few empty files with Market-1501 names: enough to parse."""
-    for folder, names in (('bounding_box_train', ['0001_c1s1_000001_01.jpg',
-                                                  '0003_c2s1_000002_01.jpg']),
-                          ('query', ['0001_c1s1_000003_00.jpg']),
-                          ('bounding_box_test', ['0001_c2s1_000004_01.jpg',
-                                                 '0000_c3s1_000005_01.jpg'])):
+    for folder, names in (('bounding_box_train', [
+            '0001_c1s1_000001_01.jpg', '0003_c2s1_000002_01.jpg'
+    ]), ('query', ['0001_c1s1_000003_00.jpg'
+                   ]), ('bounding_box_test',
+                        ['0001_c2s1_000004_01.jpg',
+                         '0000_c3s1_000005_01.jpg'])):
         os.makedirs(osp.join(root, folder), exist_ok=True)
         for name in names:
             open(osp.join(root, folder, name), 'wb').close()

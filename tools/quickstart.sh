@@ -71,6 +71,9 @@ print("mmcv" if u.find_spec("mmcv") else "mmcv-lite")')"
 [ $# -ge 1 ] || usage
 job=$1
 shift
+# Jobs (and the launchers they start) run with the environment's python.
+export VIRTUAL_ENV="$VENV"
+export PATH="$VENV/bin:$PATH"
 case "$job" in
     demo)
         ensure_installed

@@ -5,7 +5,6 @@
 """
 import argparse
 
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmreid.utils import config as setup_cfg
@@ -18,31 +17,18 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file (path or URL)')
     parser.add_argument('--work-dir', help='where logs and results go')
     parser.add_argument(
-        '--out',
-        help='write the metrics to this file (.json, .yaml or .pkl)')
+        '--out', help='write the metrics to this file (.json, .yaml or .pkl)')
     parser.add_argument(
         '--amp', action='store_true', help='mixed-precision inference')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config keys, e.g. test_evaluator.metric=cosine')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    setup_cfg.set_local_rank(args.local_rank)
-    return args
+    setup_cfg.add_runtime_args(parser, 'test_evaluator.metric=cosine')
+    return setup_cfg.parse_runtime_args(parser)
 
 
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
-    cfg = setup_cfg.load_config(args.config, args.cfg_options,
-                                args.work_dir, args.launcher)
+    cfg = setup_cfg.load_config(args.config, args.cfg_options, args.work_dir,
+                                args.launcher)
     cfg.load_from = args.checkpoint
     if args.amp:
         setup_cfg.enable_amp_inference(cfg)

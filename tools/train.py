@@ -5,7 +5,6 @@
 """
 import argparse
 
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmreid.utils import config as setup_cfg
@@ -33,28 +32,15 @@ def parse_args():
         '--auto-scale-lr',
         action='store_true',
         help='scale the learning rate by the actual total batch size')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config keys, e.g. train_cfg.max_epochs=2')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    setup_cfg.set_local_rank(args.local_rank)
-    return args
+    setup_cfg.add_runtime_args(parser, 'train_cfg.max_epochs=2')
+    return setup_cfg.parse_runtime_args(parser)
 
 
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
-    cfg = setup_cfg.load_config(args.config, args.cfg_options,
-                                args.work_dir, args.launcher)
+    cfg = setup_cfg.load_config(args.config, args.cfg_options, args.work_dir,
+                                args.launcher)
     if args.amp:
         setup_cfg.enable_amp(cfg)
     if args.resume == 'auto':

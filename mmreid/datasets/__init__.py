@@ -1,5 +1,4 @@
-from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
-                                list_images)
+from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
 from .market1501 import Market1501
 from .multi_source import ConcatReIDDataset
 from .samplers import *  # noqa: F401,F403

@@ -15,8 +15,8 @@ def list_images(folder: str) -> List[str]:
     Real releases contain stray files (Market-1501 ships ``Thumbs.db``), so
     only files with an image extension are returned.
     """
-    return sorted(f for f in os.listdir(folder)
-                  if f.lower().endswith(IMG_EXTENSIONS))
+    return sorted(
+        f for f in os.listdir(folder) if f.lower().endswith(IMG_EXTENSIONS))
 
 
 class DatasetLayoutError(FileNotFoundError):
@@ -95,7 +95,8 @@ class BaseReIDDataset(BaseDataset):
                 f'{type(self).__name__}: data_root {root!r} does not exist '
                 f'or is not a folder. Expected layout:\n{self.LAYOUT}')
         missing = [
-            p for p in self.REQUIRED_PATHS if not osp.exists(osp.join(root, p))
+            p for p in self.REQUIRED_PATHS
+            if not osp.exists(osp.join(root, p))
         ]
         if missing:
             raise DatasetLayoutError(
@@ -190,8 +191,10 @@ class BaseReIDDataset(BaseDataset):
         return [self.get_data_info(i)['pid'] for i in range(len(self))]
 
     def __repr__(self) -> str:
-        lines = [f'{type(self).__name__}(data_root={self.data_root!r}, '
-                 f'split={self.split!r})']
+        lines = [
+            f'{type(self).__name__}(data_root={self.data_root!r}, '
+            f'split={self.split!r})'
+        ]
         if self._fully_initialized:
             lines.append(f'  images: {len(self)}, ids: {self.num_pids}, '
                          f'cameras: {self.metainfo["num_cams"]}, roles: '

@@ -46,9 +46,7 @@ class ConcatReIDDataset(BaseDataset):
         camid_offset = 0
         for dsetid, dataset in enumerate(self.datasets):
             dataset.full_init()
-            records = [
-                dataset.get_data_info(i) for i in range(len(dataset))
-            ]
+            records = [dataset.get_data_info(i) for i in range(len(dataset))]
             pids = sorted({r['pid'] for r in records})
             if pids != list(range(len(pids))):
                 raise ValueError(

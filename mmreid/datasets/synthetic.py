@@ -26,8 +26,8 @@ import numpy as np
 from mmreid.registry import DATASETS
 from .market1501 import Market1501
 # Rendering lives in its own module; its public helpers are re-exported.
-from .synthetic_render import (_SPLIT, _rng, domain_names,  # noqa: F401
-                               get_domain_styles, identity_attributes,
+from .synthetic_render import identity_attributes  # noqa: F401
+from .synthetic_render import (_SPLIT, _rng, domain_names, get_domain_styles,
                                render_image)
 
 #: Bump whenever the rendering changes, so that stale folders are refused.

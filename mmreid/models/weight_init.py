@@ -9,7 +9,8 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from mmreid.registry import WEIGHT_INITIALIZERS
 
 
-def extract_state_dict(checkpoint, prefix: Optional[str] = None,
+def extract_state_dict(checkpoint,
+                       prefix: Optional[str] = None,
                        source: str = '') -> Dict[str, torch.Tensor]:
     """The tensors of a checkpoint, optionally under ``prefix``.
 
@@ -74,9 +75,9 @@ def load_pretrained(module: nn.Module,
     unexpected = list(incompatible.unexpected_keys)
     print_log(
         f'{type(module).__name__}: loaded {len(loaded)} of {len(own)} '
-        f'tensors from {checkpoint}'
-        + (f'; missing keys ({len(missing)}): {", ".join(missing)}'
-           if missing else '') +
+        f'tensors from {checkpoint}' +
+        (f'; missing keys ({len(missing)}): {", ".join(missing)}'
+         if missing else '') +
         (f'; unexpected keys ({len(unexpected)}): {", ".join(unexpected)}'
          if unexpected else ''),
         logger='current',

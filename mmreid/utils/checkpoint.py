@@ -150,6 +150,5 @@ def hub_cache_dir() -> str:
 
 __all__ = [
     'load_trusted_checkpoint', 'load_weights_from_url',
-    'patch_checkpoint_loaders', 'trusted_checkpoint_globals',
-    'hub_cache_dir'
+    'patch_checkpoint_loaders', 'trusted_checkpoint_globals', 'hub_cache_dir'
 ]

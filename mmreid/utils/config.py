@@ -32,9 +32,31 @@ def load_config(path: str,
     return cfg
 
 
-def set_local_rank(local_rank: int) -> None:
-    """Export LOCAL_RANK for launchers that pass ``--local-rank`` only."""
-    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+def add_runtime_args(parser, cfg_example: str) -> None:
+    """The options ``tools/train.py`` and ``tools/test.py`` share.
+
+    ``--cfg-options``, ``--launcher`` and ``--local-rank`` (passed by
+    ``torch.distributed.launch``; torchrun sets ``LOCAL_RANK`` instead).
+    """
+    from mmengine.config import DictAction
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help=f'override config keys, e.g. {cfg_example}')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runtime_args(parser):
+    """Parse, exporting LOCAL_RANK for launchers that pass it as a flag."""
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def _require_cuda_for_amp() -> None:

@@ -18,8 +18,7 @@ def market_root(tmp_path):
     touch(root / 'bounding_box_train', '0002_c1s1_000451_03.jpg',
           '0002_c2s1_000551_01.jpg', '0007_c3s1_000001_01.jpg',
           '0010_c6s2_000002_02.jpg', 'Thumbs.db')
-    touch(root / 'query', '0002_c1s1_000001_00.jpg',
-          '0010_c2s1_000002_00.jpg')
+    touch(root / 'query', '0002_c1s1_000001_00.jpg', '0010_c2s1_000002_00.jpg')
     touch(root / 'bounding_box_test', '0002_c2s1_000003_01.jpg',
           '0010_c2s1_000004_01.jpg', '0000_c3s1_000005_01.jpg',
           '-1_c1s1_000006_01.jpg', '0099_c5s3_000007_02.jpg')
@@ -61,8 +60,9 @@ def test_wrong_root_and_layout_errors(tmp_path, market_root):
         Market1501(data_root=str(tmp_path / 'nowhere'))
     assert 'nowhere' in str(err.value)
     assert 'bounding_box_train/' in str(err.value)  # shows the tree
-    os.rename(os.path.join(market_root, 'query'),
-              os.path.join(market_root, 'queries'))
+    os.rename(
+        os.path.join(market_root, 'query'),
+        os.path.join(market_root, 'queries'))
     with pytest.raises(DatasetLayoutError, match='query'):
         Market1501(data_root=market_root, split='test')
 

@@ -1,12 +1,13 @@
 import pytest
 
-from mmreid.datasets import ConcatReIDDataset, Market1501
+from mmreid.datasets import ConcatReIDDataset
 from .test_market1501 import touch
 
 
 def make_source(root, pids, cams):
-    names = [f'{pid:04d}_c{cam}s1_000001_01.jpg' for pid in pids
-             for cam in cams]
+    names = [
+        f'{pid:04d}_c{cam}s1_000001_01.jpg' for pid in pids for cam in cams
+    ]
     touch(root / 'bounding_box_train', *names)
     touch(root / 'bounding_box_test', '0001_c1s1_000001_01.jpg')
     touch(root / 'query', '0001_c2s1_000001_01.jpg')

@@ -21,8 +21,7 @@ def fake_runner(num_classes, num_pids, loader_bs=8, sampler_bs=8):
     dataset = SimpleNamespace(
         metainfo=dict(num_pids=num_pids, dataset_name='toy'))
     loader = SimpleNamespace(
-        dataset=dataset, batch_size=loader_bs, sampler=FakeSampler(
-            sampler_bs))
+        dataset=dataset, batch_size=loader_bs, sampler=FakeSampler(sampler_bs))
     model = SimpleNamespace(head=SimpleNamespace(num_classes=num_classes))
     return SimpleNamespace(model=model, train_dataloader=loader)
 

@@ -52,8 +52,9 @@ def test_triplet_loss_weight_and_single_identity():
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     base = TripletLoss(margin=0.3)(feats, labels)
     assert TripletLoss(
-        margin=0.3, loss_weight=2.0)(feats, labels).item() == pytest.approx(
-            2 * base.item())
+        margin=0.3,
+        loss_weight=2.0)(feats,
+                         labels).item() == pytest.approx(2 * base.item())
     # No negative in the batch: no anchor contributes.
     same = TripletLoss()(feats, torch.zeros(6, dtype=torch.long))
     assert same.item() == 0.0

@@ -12,8 +12,10 @@ def resnet18():
 @pytest.fixture
 def imagenet_ckpt(tmp_path):
     """An ImageNet-style checkpoint: backbone keys plus an fc layer."""
-    state = {f'backbone.{k}': torch.randn_like(v.float()).to(v.dtype)
-             for k, v in resnet18().state_dict().items()}
+    state = {
+        f'backbone.{k}': torch.randn_like(v.float()).to(v.dtype)
+        for k, v in resnet18().state_dict().items()
+    }
     state['head.fc.weight'] = torch.randn(1000, 512)
     path = tmp_path / 'r18.pth'
     torch.save(dict(state_dict=state, meta=dict()), path)

@@ -6,8 +6,11 @@ from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 
 
-def build_model(depth=18, last_stride=1, neck=dict(type='GlobalAvgPool'),
-                test_feature='after_bn', num_classes=4):
+def build_model(depth=18,
+                last_stride=1,
+                neck=dict(type='GlobalAvgPool'),
+                test_feature='after_bn',
+                num_classes=4):
     channels = 512 if depth in (18, 34) else 2048
     return MODELS.build(
         dict(
@@ -74,11 +77,9 @@ def test_bnneck_bias_frozen_and_test_feature_choice():
 def test_gem_pooling():
     from mmreid.models.layers import GeMPool, GlobalAvgPool
     x = torch.rand(2, 3, 4, 4) + 0.1
-    assert torch.allclose(
-        GeMPool(p=1.0)(x), GlobalAvgPool()(x), atol=1e-6)
+    assert torch.allclose(GeMPool(p=1.0)(x), GlobalAvgPool()(x), atol=1e-6)
     # Large p approaches max pooling.
-    assert torch.allclose(
-        GeMPool(p=60.0)(x), x.amax(dim=(2, 3)), rtol=0.05)
+    assert torch.allclose(GeMPool(p=60.0)(x), x.amax(dim=(2, 3)), rtol=0.05)
     out = GeMPool()((x, x))
     assert isinstance(out, tuple) and out[0].shape == (2, 3)
     with pytest.raises(ValueError, match='positive'):

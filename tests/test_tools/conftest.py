@@ -72,7 +72,8 @@ def synth_root(tmp_path_factory):
 def make_config(tmp_path, synth_root):
     """Write the tiny config with optional extra lines; return its path."""
 
-    def make(extra: str = '', head_extra: str = '',
+    def make(extra: str = '',
+             head_extra: str = '',
              name: str = 'tiny.py') -> str:
         path = tmp_path / name
         path.write_text(
@@ -99,6 +100,8 @@ def run_tool(args, env=None, timeout=600):
     paths = [REPO, env.pop('PYTHONPATH', ''), full_env.get('PYTHONPATH', '')]
     full_env['PYTHONPATH'] = os.pathsep.join(p for p in paths if p)
     full_env.setdefault('OMP_NUM_THREADS', '1')
+    # The launchers run $PYTHON: the interpreter that runs the tests.
+    full_env['PYTHON'] = sys.executable
     full_env.update(env)
     proc = subprocess.run(
         args,

@@ -52,13 +52,15 @@ def test_resume_continues_exactly_where_it_stopped(make_config, tmp_path):
         "custom_hooks = [dict(type='StopAfterEpoch', epoch=1)]",
         name='interrupted.py')
     stopped = tmp_path / 'stopped'
-    proc = subprocess.run(
-        [PYTHON, 'tools/train.py', interrupted, '--work-dir',
-         str(stopped), '--no-validate'],
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=f'{REPO}:{user_code}'),
-        capture_output=True,
-        text=True)
+    proc = subprocess.run([
+        PYTHON, 'tools/train.py', interrupted, '--work-dir',
+        str(stopped), '--no-validate'
+    ],
+                          cwd=REPO,
+                          env=dict(
+                              os.environ, PYTHONPATH=f'{REPO}:{user_code}'),
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert osp.isfile(stopped / 'epoch_1.pth')
     assert not osp.exists(stopped / 'epoch_2.pth')
@@ -95,11 +97,12 @@ def test_distributed_train_and_eval_match_single_process(
         make_config, tmp_path, synth_root):
     config = make_config()
     work_dir = tmp_path / 'dist'
-    log = run_tool(
-        ['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
-         str(work_dir), '--cfg-options', 'train_cfg.max_epochs=1',
-         'train_cfg.val_interval=1'],
-        env=dict(PORT=str(free_port())))
+    log = run_tool([
+        'bash', 'tools/dist_train.sh', config, '2', '--work-dir',
+        str(work_dir), '--cfg-options', 'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=1'
+    ],
+                   env=dict(PORT=str(free_port())))
     assert 'Distributed training: True' in log
     ckpt = str(work_dir / 'epoch_1.pth')
     assert osp.isfile(ckpt)
@@ -123,9 +126,11 @@ def test_distributed_train_and_eval_match_single_process(
     ] + (['--cfg-options'] + options if options else []))
     dist = tmp_path / 'dist.json'
     run_tool(
-        ['bash', 'tools/dist_test.sh', config, ckpt, '2', '--work-dir',
-         str(tmp_path / 'test2'), '--out', str(dist)] +
-        (['--cfg-options'] + options if options else []),
+        [
+            'bash', 'tools/dist_test.sh', config, ckpt, '2', '--work-dir',
+            str(tmp_path / 'test2'), '--out',
+            str(dist)
+        ] + (['--cfg-options'] + options if options else []),
         env=dict(PORT=str(free_port())))
     m1, m2 = read_metrics(single), read_metrics(dist)
     assert m1.keys() == m2.keys()
@@ -161,7 +166,8 @@ class ConstantTripletLoss(nn.Module):
         PYTHON, 'tools/train.py', config, '--work-dir',
         str(tmp_path / 'work'), '--no-validate', '--cfg-options',
         'train_cfg.max_epochs=1'
-    ], env=dict(PYTHONPATH=f'{package}'))
+    ],
+                   env=dict(PYTHONPATH=f'{package}'))
     assert 'loss_triplet: 0.1250' in log
 
 
@@ -173,9 +179,13 @@ def test_print_config_shows_merged_config(make_config):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only check')
 def test_amp_on_cpu_is_a_clear_error(make_config, tmp_path):
-    proc = subprocess.run(
-        [PYTHON, 'tools/train.py', make_config(), '--amp', '--work-dir',
-         str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run([
+        PYTHON, 'tools/train.py',
+        make_config(), '--amp', '--work-dir',
+        str(tmp_path)
+    ],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True)
     assert proc.returncode != 0
     assert '--amp needs a CUDA device' in proc.stderr

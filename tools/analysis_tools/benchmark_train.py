@@ -35,18 +35,29 @@ from mmreid.utils.config import load_config
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='training config')
-    parser.add_argument('--iters', type=int, default=30,
-                        help='timed iterations per mode')
-    parser.add_argument('--warmup', type=int, default=5,
-                        help='untimed iterations before timing')
-    parser.add_argument('--repeats', type=int, default=1,
-                        help='alternate mmreid/bare runs this many times')
-    parser.add_argument('--device', default='cuda'
-                        if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--amp', action='store_true',
-                        help='mixed precision in both loops (CUDA only)')
-    parser.add_argument('--num-workers', type=int, default=None,
-                        help='override the dataloader workers')
+    parser.add_argument(
+        '--iters', type=int, default=30, help='timed iterations per mode')
+    parser.add_argument(
+        '--warmup',
+        type=int,
+        default=5,
+        help='untimed iterations before timing')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=1,
+        help='alternate mmreid/bare runs this many times')
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision in both loops (CUDA only)')
+    parser.add_argument(
+        '--num-workers',
+        type=int,
+        default=None,
+        help='override the dataloader workers')
     parser.add_argument('--out', help='also write the results as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
@@ -77,7 +88,10 @@ class IterTimes(Hook):
         self._start = None
         self.device = device
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         if self.device == 'cuda':
             torch.cuda.synchronize()
@@ -190,8 +204,8 @@ def main():
         mm_times += mm_run
         bare_times += bare_run
         per_repeat.append(
-            100 * (statistics.median(mm_run) / statistics.median(bare_run) -
-                   1))
+            100 *
+            (statistics.median(mm_run) / statistics.median(bare_run) - 1))
     data_ips = run_data(cfg, args)
     mm, bare = summary(mm_times), summary(bare_times)
     result = dict(

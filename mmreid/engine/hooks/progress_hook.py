@@ -16,7 +16,10 @@ class _Progress:
     short.
     """
 
-    def __init__(self, total: int, title: str, stream=None,
+    def __init__(self,
+                 total: int,
+                 title: str,
+                 stream=None,
                  log_fraction: float = 0.1) -> None:
         self.total = max(int(total), 1)
         self.title = title
@@ -81,10 +84,16 @@ class FeatureProgressHook(Hook):
     def before_test_epoch(self, runner) -> None:
         self._start(runner, 'test_loop', 'extracting features (test)')
 
-    def after_val_iter(self, runner, batch_idx, data_batch=None,
+    def after_val_iter(self,
+                       runner,
+                       batch_idx,
+                       data_batch=None,
                        outputs=None) -> None:
         self._update()
 
-    def after_test_iter(self, runner, batch_idx, data_batch=None,
+    def after_test_iter(self,
+                        runner,
+                        batch_idx,
+                        data_batch=None,
                         outputs=None) -> None:
         self._update()

@@ -21,8 +21,8 @@ class TrainSetupCheckHook(Hook):
             runner.model) else runner.model
         loader = runner.train_dataloader
         dataset = loader.dataset
-        num_classes = getattr(getattr(model, 'head', None), 'num_classes',
-                              None)
+        num_classes = getattr(
+            getattr(model, 'head', None), 'num_classes', None)
         num_pids = dataset.metainfo.get('num_pids')
         if num_classes is not None and num_pids is not None \
                 and num_classes != num_pids:

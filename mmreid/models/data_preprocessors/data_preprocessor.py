@@ -33,11 +33,11 @@ class ReIDDataPreprocessor(BaseDataPreprocessor):
             raise ValueError(f'mean and std must have the same length, got '
                              f'{len(mean)} and {len(std)}')
         self.register_buffer(
-            'mean', torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1),
-            False)
+            'mean',
+            torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1), False)
         self.register_buffer(
-            'std', torch.tensor(std, dtype=torch.float32).view(-1, 1, 1),
-            False)
+            'std',
+            torch.tensor(std, dtype=torch.float32).view(-1, 1, 1), False)
 
     def forward(self, data: dict, training: bool = False) -> dict:
         """Normalise ``data['inputs']`` and move everything to the device.
@@ -65,9 +65,7 @@ class ReIDDataPreprocessor(BaseDataPreprocessor):
                              f'{tuple(inputs.shape)}')
         inputs = inputs.to(self.device, non_blocking=self._non_blocking)
         inputs = (inputs.float() - self.mean) / self.std
-        data_samples: Optional[List[ReIDDataSample]] = data.get(
-            'data_samples')
+        data_samples: Optional[List[ReIDDataSample]] = data.get('data_samples')
         if data_samples is not None:
             data_samples = self.cast_data(data_samples)
         return dict(inputs=inputs, data_samples=data_samples)
-

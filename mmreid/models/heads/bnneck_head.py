@@ -27,16 +27,17 @@ class BNNeckHead(BaseModule):
         init_cfg (dict, optional): Initialisation config.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 num_classes: int,
-                 loss_cls: Optional[dict] = dict(
-                     type='CrossEntropyLoss', label_smooth_eps=0.1),
-                 loss_triplet: Optional[dict] = dict(
-                     type='TripletLoss', margin=0.3),
-                 test_feature: str = 'after_bn',
-                 init_cfg: Optional[Union[dict, List[dict]]] = dict(
-                     type='Normal', layer='Linear', std=0.001)) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        loss_cls: Optional[dict] = dict(
+            type='CrossEntropyLoss', label_smooth_eps=0.1),
+        loss_triplet: Optional[dict] = dict(type='TripletLoss', margin=0.3),
+        test_feature: str = 'after_bn',
+        init_cfg: Optional[Union[dict, List[dict]]] = dict(
+            type='Normal', layer='Linear', std=0.001)
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if test_feature not in ('after_bn', 'before_bn'):
             raise ValueError(f'test_feature must be "after_bn" or '
@@ -61,8 +62,9 @@ class BNNeckHead(BaseModule):
         nn.init.zeros_(self.bnneck.bias)
 
     @staticmethod
-    def _last(feats: Union[torch.Tensor, Tuple[torch.Tensor,
-                                               ...]]) -> torch.Tensor:
+    def _last(
+            feats: Union[torch.Tensor, Tuple[torch.Tensor,
+                                             ...]]) -> torch.Tensor:
         return feats[-1] if isinstance(feats, (tuple, list)) else feats
 
     def forward(
@@ -97,8 +99,8 @@ class BNNeckHead(BaseModule):
         return losses
 
     def predict(
-        self, feats: Union[torch.Tensor, Tuple[torch.Tensor, ...]]
-    ) -> torch.Tensor:
+            self, feats: Union[torch.Tensor, Tuple[torch.Tensor,
+                                                   ...]]) -> torch.Tensor:
         """The test feature, shape (N, D)."""
         f_t, f_i = self(feats)
         return f_i if self.test_feature == 'after_bn' else f_t

@@ -13,8 +13,9 @@ def pairwise_euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     The expanded form is clamped before the square root; the small floor
     keeps the gradient finite for identical rows.
     """
-    dist = (x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) -
-            2.0 * x @ y.t())
+    dist = (
+        x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) -
+        2.0 * x @ y.t())
     return dist.clamp(min=1e-12).sqrt()
 
 

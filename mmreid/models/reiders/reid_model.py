@@ -60,7 +60,7 @@ class ReIDModel(BaseModel):
         self.distance_type = distance
 
     def extract_feat(
-        self, inputs: torch.Tensor
+            self, inputs: torch.Tensor
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
         """Backbone and pooling: (N, 3, H, W) -> pooled features."""
         feats = self.backbone(inputs)
