@@ -111,3 +111,26 @@ def test_model_distance_modes():
     cos = torch.nn.functional.cosine_similarity(
         q.unsqueeze(1), g.unsqueeze(0), dim=2)
     assert torch.allclose(model.distance(q, g), 1 - cos, atol=1e-6)
+
+
+def test_flip_test_time_augmentation():
+    model = build_model()
+    model.eval()
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        plain = model(x, mode='tensor')
+        mirrored = model(x.flip(3), mode='tensor')
+        model.test_cfg = dict(flip=True)
+        both = model(x, mode='tensor')
+        samples = model.predict(x)
+    assert torch.allclose(both, (plain + mirrored) / 2, atol=1e-6)
+    assert not torch.allclose(both, plain)
+    assert torch.allclose(torch.stack([s.pred_feature for s in samples]),
+                          both)
+    with pytest.raises(ValueError, match='unknown test_cfg'):
+        MODELS.build(
+            dict(
+                type='ReIDModel',
+                backbone=dict(type='ReIDResNet', depth=18),
+                head=dict(type='BNNeckHead', in_channels=512, num_classes=2),
+                test_cfg=dict(rerank=True)))

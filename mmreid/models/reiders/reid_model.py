@@ -33,6 +33,9 @@ class ReIDModel(BaseModel):
             ``ReIDDataPreprocessor`` with ImageNet statistics.
         distance (str): ``'euclidean'`` (default), ``'sqeuclidean'`` or
             ``'cosine'``; used by :meth:`distance`.
+        test_cfg (dict, optional): Test-time options. ``flip=True`` averages
+            the features of each image and its horizontal mirror (flip
+            test-time augmentation). Defaults to no augmentation.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -42,6 +45,7 @@ class ReIDModel(BaseModel):
                  neck: Optional[dict] = dict(type='GlobalAvgPool'),
                  data_preprocessor: Optional[dict] = None,
                  distance: str = 'euclidean',
+                 test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='ReIDDataPreprocessor')
@@ -58,6 +62,11 @@ class ReIDModel(BaseModel):
         self.neck = MODELS.build(neck) if neck else None
         self.head = MODELS.build(head)
         self.distance_type = distance
+        self.test_cfg = dict(test_cfg or {})
+        unknown = set(self.test_cfg) - {'flip'}
+        if unknown:
+            raise ValueError(f'unknown test_cfg keys {sorted(unknown)}; '
+                             'supported: flip')
 
     def extract_feat(
             self, inputs: torch.Tensor
@@ -77,9 +86,17 @@ class ReIDModel(BaseModel):
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
-            return self.head.predict(self.extract_feat(inputs))
+            return self.extract_test_feature(inputs)
         raise ValueError(f'invalid mode {mode!r}: expected "loss", '
                          '"predict" or "tensor"')
+
+    def extract_test_feature(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Test features (N, D), with flip augmentation if configured."""
+        feats = self.head.predict(self.extract_feat(inputs))
+        if self.test_cfg.get('flip', False):
+            flipped = self.head.predict(self.extract_feat(inputs.flip(3)))
+            feats = (feats + flipped) / 2
+        return feats
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[ReIDDataSample]) -> Dict[str, torch.Tensor]:
@@ -92,7 +109,7 @@ class ReIDModel(BaseModel):
         data_samples: Optional[List[ReIDDataSample]] = None
     ) -> List[ReIDDataSample]:
         """Write each sample's test feature into ``pred_feature``."""
-        feats = self.head.predict(self.extract_feat(inputs))
+        feats = self.extract_test_feature(inputs)
         if data_samples is None:
             data_samples = [ReIDDataSample() for _ in range(feats.size(0))]
         for sample, feat in zip(data_samples, feats):
