@@ -28,12 +28,22 @@ def fake_market(root):
             open(osp.join(root, folder, name), 'wb').close()
 
 
+def fake_duke(root):
+    for folder, names in (('bounding_box_train', ['0001_c2_f0046182.jpg',
+                                                  '0005_c1_f0000002.jpg']),
+                          ('query', ['0001_c1_f0000003.jpg']),
+                          ('bounding_box_test', ['0001_c3_f0000004.jpg'])):
+        os.makedirs(osp.join(root, folder), exist_ok=True)
+        for name in names:
+            open(osp.join(root, folder, name), 'wb').close()
+
+
 def redirect_data(cfg, roots):
     """Point every dataset of a config at generated data."""
     if isinstance(cfg, dict):
         kind = cfg.get('type')
-        if kind == 'Market1501':
-            cfg['data_root'] = roots['market']
+        if kind in ('Market1501', 'DukeMTMCReID', 'MSMT17'):
+            cfg['data_root'] = roots[kind]
         elif kind == 'SynthReID':
             cfg['data_root'] = roots['synth']
             cfg['size'] = 'tiny'
@@ -46,9 +56,17 @@ def redirect_data(cfg, roots):
 
 @pytest.fixture(scope='module')
 def roots(tmp_path_factory):
+    from .test_datasets.test_msmt17 import make_msmt17
     market = str(tmp_path_factory.mktemp('market1501'))
     fake_market(market)
-    return dict(market=market, synth=str(tmp_path_factory.mktemp('synth')))
+    duke = str(tmp_path_factory.mktemp('duke'))
+    fake_duke(duke)
+    msmt = make_msmt17(tmp_path_factory.mktemp('msmt17'), version='V1')
+    return dict(
+        Market1501=market,
+        DukeMTMCReID=duke,
+        MSMT17=msmt,
+        synth=str(tmp_path_factory.mktemp('synth')))
 
 
 def test_there_are_configs():

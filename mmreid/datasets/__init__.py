@@ -1,5 +1,10 @@
 from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
+from .cuhk02 import CUHK02
+from .cuhk03 import CUHK03NP
+from .cuhk_sysu import CUHKSYSU
+from .dukemtmc import DukeMTMCReID
 from .market1501 import Market1501
+from .msmt17 import MSMT17
 from .multi_source import ConcatReIDDataset
 from .samplers import *  # noqa: F401,F403
 from .synthetic import SynthReID, generate_synthreid
@@ -7,5 +12,6 @@ from .transforms import *  # noqa: F401,F403
 
 __all__ = [
     'BaseReIDDataset', 'DatasetLayoutError', 'list_images', 'Market1501',
+    'DukeMTMCReID', 'MSMT17', 'CUHK03NP', 'CUHK02', 'CUHKSYSU',
     'ConcatReIDDataset', 'SynthReID', 'generate_synthreid'
 ]

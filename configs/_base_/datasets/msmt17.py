@@ -1,0 +1,56 @@
+# MSMT17: train on list_train + list_val, test on list_query + list_gallery
+# with the Market protocol. Pin the version: V1 and V2 (faces masked) give
+# different results; it is checked against the layout and reported in the
+# dataset name (msmt17-v1 / msmt17-v2).
+data_root = 'data/msmt17/MSMT17_V1/'
+dataset_type = 'MSMT17'
+version = 'V1'
+img_size = (256, 128)  # (height, width)
+batch_size = 64  # P=16 identities x K=4 images
+num_instances = 4
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ReIDResize', size=img_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PadRandomCrop', padding=10),
+    dict(type='RandomErasing', prob=0.5),
+    dict(type='PackReIDInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ReIDResize', size=img_size),
+    dict(type='PackReIDInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(
+        type='IdentitySampler',
+        batch_size=batch_size,
+        num_instances=num_instances),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        version=version,
+        split='train',
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=128,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        version=version,
+        split='test',
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+val_evaluator = dict(type='ReIDMetric', metric='euclidean')
+test_evaluator = val_evaluator

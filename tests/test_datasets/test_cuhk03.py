@@ -1,0 +1,84 @@
+import os
+
+import pytest
+
+from mmreid.datasets.base_reid_dataset import DatasetLayoutError
+from mmreid.datasets.cuhk03 import CUHK03NP
+
+
+def touch(folder, *names):
+    os.makedirs(folder, exist_ok=True)
+    for name in names:
+        with open(os.path.join(folder, name), 'wb') as f:
+            f.write(b'')
+
+
+@pytest.fixture
+def cuhk03_root(tmp_path):
+    root = tmp_path / 'cuhk03-np'
+    labeled = root / 'labeled'
+    touch(labeled / 'bounding_box_train', '0003_c1_1.png', '0003_c2_2.png',
+          '0001_c1_1.png', '0100_c2_5.png', 'Thumbs.db')
+    touch(labeled / 'query', '0050_c2_1.png', '0020_c1_1.png')
+    touch(labeled / 'bounding_box_test', '0020_c2_3.png', '0050_c1_2.png',
+          '0050_c2_4.png')
+    detected = root / 'detected'
+    touch(detected / 'bounding_box_train', '0003_c1_1.png', '0001_c2_1.png')
+    touch(detected / 'query', '0020_c1_1.png')
+    touch(detected / 'bounding_box_test', '0020_c2_3.png')
+    return str(root)
+
+
+@pytest.mark.parametrize('variant', [None, '', 'Labeled', 'classic'])
+def test_variant_is_required(cuhk03_root, variant):
+    kwargs = {} if variant is None else dict(variant=variant)
+    with pytest.raises(ValueError, match='labeled.*detected'):
+        CUHK03NP(data_root=cuhk03_root, **kwargs)
+
+
+def test_train_labeled(cuhk03_root):
+    ds = CUHK03NP(data_root=cuhk03_root, variant='labeled')
+    records = [ds.get_data_info(i) for i in range(len(ds))]
+    assert len(records) == 4
+    by_name = {os.path.basename(r['img_path']): r for r in records}
+    assert by_name['0001_c1_1.png']['pid'] == 0
+    assert by_name['0003_c1_1.png']['pid'] == 1
+    assert by_name['0003_c2_2.png']['camid'] == 1
+    assert by_name['0003_c1_1.png']['camid'] == 0
+    assert by_name['0100_c2_5.png']['pid'] == 2
+    assert all(os.sep + 'labeled' + os.sep in r['img_path'] for r in records)
+    assert ds.dataset_name == 'cuhk03-np-labeled'
+    assert ds.metainfo['variant'] == 'labeled'
+    assert ds.num_pids == 3
+
+
+def test_test_detected_query_first(cuhk03_root):
+    ds = CUHK03NP(data_root=cuhk03_root, split='test', variant='detected')
+    assert ds.dataset_name == 'cuhk03-np-detected'
+    records = [ds.get_data_info(i) for i in range(len(ds))]
+    assert [r['role'] for r in records] == ['query', 'gallery']
+    assert [(r['pid'], r['camid']) for r in records] == [(20, 0), (20, 1)]
+    ds = CUHK03NP(data_root=cuhk03_root, split='test', variant='labeled')
+    records = [ds.get_data_info(i) for i in range(len(ds))]
+    assert [r['role'] for r in records] == ['query'] * 2 + ['gallery'] * 3
+    assert [r['pid'] for r in records[:2]] == [20, 50]  # file order
+    assert ds.metainfo['num_pids'] == 2
+
+
+def test_wrong_root_and_bad_name(tmp_path, cuhk03_root):
+    with pytest.raises(DatasetLayoutError) as err:
+        CUHK03NP(data_root=str(tmp_path / 'nowhere'), variant='labeled')
+    assert 'bounding_box_train/' in str(err.value)
+    assert 'detected/' in str(err.value)
+    # Pointing at the variant folder itself is a wrong root.
+    with pytest.raises(DatasetLayoutError, match='labeled'):
+        CUHK03NP(
+            data_root=os.path.join(cuhk03_root, 'labeled'), variant='labeled')
+    touch(
+        os.path.join(cuhk03_root, 'detected', 'bounding_box_train'),
+        '0003_c3_1.png')
+    with pytest.raises(ValueError, match='0003_c3_1.png'):
+        CUHK03NP(data_root=cuhk03_root, variant='detected')
+    touch(os.path.join(cuhk03_root, 'labeled', 'query'), '0003_c1_1.jpg')
+    with pytest.raises(ValueError, match='0003_c1_1.jpg'):
+        CUHK03NP(data_root=cuhk03_root, split='test', variant='labeled')

@@ -1,0 +1,152 @@
+import os
+
+import pytest
+
+from mmreid.datasets.base_reid_dataset import DatasetLayoutError
+from mmreid.datasets.msmt17 import MSMT17
+
+# Train and test labels both start at 0: pid 0 of train and pid 0 of test
+# are different people.
+TRAIN = {
+    'list_train.txt': [('0000/0000_000_01_0303morning_0015_0.jpg', 0),
+                       ('0000/0000_001_03_0303morning_0016_0.jpg', 0),
+                       ('0005/0005_000_15_0303noon_0100_1.jpg', 5)],
+    'list_val.txt': [('0002/0002_000_07_0303afternoon_0020_0.jpg', 2)],
+}
+TEST = {
+    'list_query.txt': [('0001/0001_000_02_0113morning_0001_0.jpg', 1),
+                       ('0000/0000_000_04_0113morning_0002_0.jpg', 0)],
+    'list_gallery.txt': [('0000/0000_001_05_0113noon_0003_0.jpg', 0),
+                         ('0001/0001_001_12_0113noon_0004_0.jpg', 1),
+                         ('0009/0009_000_10_0113noon_0005_0.jpg', 9)],
+}
+
+
+def touch(folder, *names):
+    os.makedirs(folder, exist_ok=True)
+    for name in names:
+        with open(os.path.join(folder, name), 'wb') as f:
+            f.write(b'')
+
+
+def make_msmt17(root, version='V1'):
+    train_dir, test_dir = dict(
+        V1=('train', 'test'), V2=('mask_train_v2', 'mask_test_v2'))[version]
+    for image_dir, lists in ((train_dir, TRAIN), (test_dir, TEST)):
+        for list_name, lines in lists.items():
+            with open(os.path.join(root, list_name), 'w') as f:
+                for path, pid in lines:
+                    touch(
+                        os.path.join(root, image_dir, os.path.dirname(path)),
+                        os.path.basename(path))
+                    f.write(f'{path} {pid}\n')
+    return str(root)
+
+
+@pytest.fixture
+def v1_root(tmp_path):
+    root = tmp_path / 'msmt17' / 'MSMT17_V1'
+    root.mkdir(parents=True)
+    return make_msmt17(root, 'V1')
+
+
+@pytest.fixture
+def v2_root(tmp_path):
+    root = tmp_path / 'msmt17' / 'MSMT17_V2'
+    root.mkdir(parents=True)
+    return make_msmt17(root, 'V2')
+
+
+def test_v1_train_is_train_plus_val(v1_root):
+    ds = MSMT17(data_root=v1_root)
+    assert ds.version == 'V1'
+    assert ds.dataset_name == 'msmt17-v1'
+    assert ds.metainfo['version'] == 'V1'
+    records = [ds.get_data_info(i) for i in range(len(ds))]
+    assert len(records) == 4
+    by_name = {os.path.basename(r['img_path']): r for r in records}
+    # List pids 0, 2 (val), 5 -> 0, 1, 2.
+    assert by_name['0000_000_01_0303morning_0015_0.jpg']['pid'] == 0
+    assert by_name['0002_000_07_0303afternoon_0020_0.jpg']['pid'] == 1
+    assert by_name['0005_000_15_0303noon_0100_1.jpg']['pid'] == 2
+    # Camera from the third field: 01 -> 0, 03 -> 2, 15 -> 14.
+    assert by_name['0000_000_01_0303morning_0015_0.jpg']['camid'] == 0
+    assert by_name['0000_001_03_0303morning_0016_0.jpg']['camid'] == 2
+    assert by_name['0005_000_15_0303noon_0100_1.jpg']['camid'] == 14
+    assert all(os.sep + 'train' + os.sep in r['img_path'] for r in records)
+    assert ds.num_pids == 3
+
+
+def test_test_split_is_separate_from_train(v1_root):
+    ds = MSMT17(data_root=v1_root, split='test')
+    records = [ds.get_data_info(i) for i in range(len(ds))]
+    assert [r['role'] for r in records] == ['query'] * 2 + ['gallery'] * 3
+    # Original list labels, in list order.
+    assert [r['pid'] for r in records] == [1, 0, 0, 1, 9]
+    assert [r['camid'] for r in records] == [1, 3, 4, 11, 9]
+    # Test pid 0 reuses train's integer 0 but only test images carry it.
+    assert all(os.sep + 'test' + os.sep in r['img_path'] for r in records)
+    train = MSMT17(data_root=v1_root)
+    train_paths = {
+        train.get_data_info(i)['img_path']
+        for i in range(len(train))
+    }
+    assert train_paths.isdisjoint(r['img_path'] for r in records)
+
+
+def test_v2_detected_from_layout_and_parent_root(v2_root):
+    ds = MSMT17(data_root=os.path.dirname(v2_root), split='test')
+    assert ds.version == 'V2'
+    assert ds.dataset_name == 'msmt17-v2'
+    assert ds.data_root == v2_root
+    records = [ds.get_data_info(i) for i in range(len(ds))]
+    assert len(records) == 5
+    assert all('mask_test_v2' in r['img_path'] for r in records)
+    ds = MSMT17(data_root=v2_root, version='v2')
+    assert ds.num_pids == 3
+    assert ds.metainfo['version'] == 'V2'
+
+
+def test_version_mismatch_and_ambiguous_parent(v1_root, v2_root):
+    with pytest.raises(ValueError, match="version='V2'.*V1"):
+        MSMT17(data_root=v1_root, version='V2')
+    with pytest.raises(ValueError, match='V1.*V2.*None'):
+        MSMT17(data_root=v1_root, version='V3')
+    parent = os.path.dirname(v1_root)
+    with pytest.raises(ValueError, match='both V1 and V2'):
+        MSMT17(data_root=parent)
+    assert MSMT17(data_root=parent, version='V1').data_root == v1_root
+    assert MSMT17(data_root=parent, version='V2').data_root == v2_root
+
+
+def test_wrong_root_shows_tree(tmp_path, v1_root):
+    with pytest.raises(DatasetLayoutError) as err:
+        MSMT17(data_root=str(tmp_path / 'nowhere'))
+    assert 'nowhere' in str(err.value)
+    assert 'mask_train_v2/' in str(err.value)
+    assert 'list_gallery.txt' in str(err.value)
+    os.remove(os.path.join(v1_root, 'list_val.txt'))
+    with pytest.raises(DatasetLayoutError, match='list_val.txt'):
+        MSMT17(data_root=v1_root)
+
+
+def test_malformed_line_names_file_and_line(v1_root):
+    with open(os.path.join(v1_root, 'list_gallery.txt'), 'a') as f:
+        f.write('\n0009/0009_000_10_0113noon_0006_0.jpg nine\n')
+    with pytest.raises(ValueError, match=r'list_gallery.txt, line 5'):
+        MSMT17(data_root=v1_root, split='test')
+    MSMT17(data_root=v1_root)  # the train lists are fine
+
+
+def test_missing_image_and_bad_name(v1_root):
+    with open(os.path.join(v1_root, 'list_query.txt'), 'a') as f:
+        f.write('0001/0001_000_02_0113morning_0099_0.jpg 1\n')
+    with pytest.raises(
+            FileNotFoundError,
+            match=r'0001_000_02_0113morning_0099_0.jpg.*line 3'):
+        MSMT17(data_root=v1_root, split='test')
+    touch(os.path.join(v1_root, 'train', '0002'), '0002_c1s1_000451_03.jpg')
+    with open(os.path.join(v1_root, 'list_val.txt'), 'a') as f:
+        f.write('0002/0002_c1s1_000451_03.jpg 2\n')
+    with pytest.raises(ValueError, match='0002_c1s1_000451_03.jpg'):
+        MSMT17(data_root=v1_root)
