@@ -84,10 +84,18 @@ def test_config_builds(path, roots):
     model_cfg['backbone'].pop('init_cfg', None)  # never download in tests
     model = MODELS.build(model_cfg)
     assert model.head.num_classes > 0
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        if not cfg.get(key):
-            continue
-        dataset_cfg = cfg[key]['dataset'].to_dict()
+    datasets = [
+        cfg[key]['dataset']
+        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+        if cfg.get(key)
+    ]
+    # Multi-target loops carry their own dataloaders.
+    for key in ('val_cfg', 'test_cfg'):
+        for target in (cfg.get(key) or {}).get('targets', []):
+            datasets.append(target['dataloader']['dataset'])
+    assert datasets
+    for dataset_cfg in datasets:
+        dataset_cfg = dataset_cfg.to_dict()
         redirect_data(dataset_cfg, roots)
         dataset = DATASETS.build(dataset_cfg)
         assert len(dataset) > 0

@@ -53,7 +53,10 @@ class FeatureProgressHook(Hook):
 
     mmengine's validation and test loops are silent until the metric is
     printed; on a large gallery that can be many minutes. Only rank 0
-    prints.
+    prints. A loop that evaluates several targets in turn (see
+    :class:`~mmreid.engine.MultiTargetValLoop`) gets one bar per target:
+    a new bar starts whenever the loop's ``dataloader`` changes, titled
+    with the loop's ``current_target``.
 
     Args:
         log_fraction (float): Without a terminal, print every this fraction
@@ -65,24 +68,50 @@ class FeatureProgressHook(Hook):
     def __init__(self, log_fraction: float = 0.1) -> None:
         self.log_fraction = log_fraction
         self._bar: Optional[_Progress] = None
+        self._loop_name = 'val_loop'
+        self._mode = 'val'
+        self._dataloader = None
 
-    def _start(self, runner, loop_name: str, title: str) -> None:
+    def _start(self, runner, mode: str) -> None:
         self._bar = None
+        self._mode = mode
+        self._loop_name = f'{mode}_loop'
+        self._dataloader = None
         if not is_main_process():
             return
-        loop = getattr(runner, loop_name)
+        self._new_bar(getattr(runner, self._loop_name))
+
+    def _new_bar(self, loop) -> None:
+        self._dataloader = loop.dataloader
+        target = getattr(loop, 'current_target', None)
+        where = self._mode if target is None else f'{self._mode}, {target}'
+        title = f'extracting features ({where})'
         self._bar = _Progress(
             len(loop.dataloader), title, log_fraction=self.log_fraction)
+
+    def _follow(self, runner) -> None:
+        """Start a new bar when a multi-target loop moves to a target."""
+        if self._bar is None:
+            return
+        loop = getattr(runner, self._loop_name, None)
+        if loop is not None and loop.dataloader is not self._dataloader:
+            self._new_bar(loop)
 
     def _update(self) -> None:
         if self._bar is not None:
             self._bar.update()
 
     def before_val_epoch(self, runner) -> None:
-        self._start(runner, 'val_loop', 'extracting features (val)')
+        self._start(runner, 'val')
 
     def before_test_epoch(self, runner) -> None:
-        self._start(runner, 'test_loop', 'extracting features (test)')
+        self._start(runner, 'test')
+
+    def before_val_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._follow(runner)
+
+    def before_test_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._follow(runner)
 
     def after_val_iter(self,
                        runner,

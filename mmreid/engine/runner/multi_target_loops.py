@@ -1,0 +1,410 @@
+"""Validation and test loops that evaluate several targets in one run.
+
+mmengine's ``ValLoop`` and ``TestLoop`` hold one dataloader and one
+evaluator. A domain-generalisation run reports every target benchmark
+(Market, Duke, the small PRID/GRID/VIPeR/iLIDS sets ...) at once, each with
+its own gallery and protocol, so each target here has its own dataloader
+and evaluator and its metrics are reported under its own name.
+"""
+import logging
+import re
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.evaluator import Evaluator
+from mmengine.logging import print_log
+from mmengine.runner.amp import autocast
+from mmengine.runner.base_loop import BaseLoop
+from mmengine.runner.loops import _parse_losses, _update_losses
+from torch.utils.data import DataLoader
+
+from mmreid.registry import LOOPS
+
+#: A split of a split-based protocol: ``split0/``, ``trial3/`` ...
+_SPLIT_PATTERN = re.compile(r'^(split|trial)\d+$')
+
+
+def is_summary_key(key: str) -> bool:
+    """Whether a target's metric key is a summary to average over targets.
+
+    Per-split values (``split<i>/...``), spreads (``..._std``) and counts
+    (``num_...``) are not summaries: the mean over targets of a split index
+    or of a count means nothing.
+
+    Args:
+        key (str): A metric key without the target name, e.g. ``'mAP'``,
+            ``'split3/R1'`` or ``'num_query'``.
+
+    Returns:
+        bool: ``True`` for keys such as ``'mAP'`` or ``'R1'``.
+    """
+    parts = key.split('/')
+    if any(_SPLIT_PATTERN.match(part) for part in parts[:-1]):
+        return False
+    name = parts[-1]
+    return not (name.startswith('num_') or name.endswith('_std'))
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def merge_target_metrics(
+        target_metrics: Dict[str, Dict[str, Any]],
+        aggregate_prefix: Optional[str] = 'mean') -> Dict[str, Any]:
+    """Prefix each target's metrics with its name and add their mean.
+
+    Example:
+        >>> merge_target_metrics({
+        ...     'd3': {'mAP': 40.0, 'num_query': 9},
+        ...     'prid': {'split0/mAP': 50.0, 'split1/mAP': 70.0,
+        ...              'mAP': 60.0, 'mAP_std': 10.0}})
+        {'d3/mAP': 40.0, 'd3/num_query': 9, 'prid/split0/mAP': 50.0,
+         'prid/split1/mAP': 70.0, 'prid/mAP': 60.0, 'prid/mAP_std': 10.0,
+         'mean/mAP': 50.0}
+
+    Args:
+        target_metrics (dict[str, dict]): The metrics of every target, in
+            report order, keyed by target name; each target's keys carry
+            no target name (``'mAP'``, ``'split0/R1'``).
+        aggregate_prefix (str, optional): Prefix of the mean over targets
+            of every summary key (see :func:`is_summary_key`) that all
+            targets report with a numeric value. ``None`` adds no mean.
+            Defaults to ``'mean'``.
+
+    Returns:
+        dict: ``<target>/<key>`` for every key of every target, then
+        ``<aggregate_prefix>/<key>``.
+    """
+    if aggregate_prefix is not None and aggregate_prefix in target_metrics:
+        raise ValueError(f'target name {aggregate_prefix!r} is the prefix '
+                         'of the mean over targets; rename the target or '
+                         'set aggregate_prefix')
+    merged: Dict[str, Any] = dict()
+    for name, metrics in target_metrics.items():
+        for key, value in metrics.items():
+            merged[f'{name}/{key}'] = value
+    if aggregate_prefix is None or not target_metrics:
+        return merged
+    all_metrics = list(target_metrics.values())
+    for key in all_metrics[0]:
+        if not is_summary_key(key):
+            continue
+        if not all(key in m and _is_number(m[key]) for m in all_metrics):
+            continue
+        values = [float(m[key]) for m in all_metrics]
+        merged[f'{aggregate_prefix}/{key}'] = sum(values) / len(values)
+    return merged
+
+
+def format_metric_table(target_metrics: Dict[str, Dict[str, Any]],
+                        merged: Optional[Dict[str, Any]] = None,
+                        aggregate_prefix: Optional[str] = 'mean',
+                        precision: int = 2) -> str:
+    """A text table of the summary metrics: targets as rows.
+
+    A value that comes with a ``<key>_std`` (split-based targets) is shown
+    as ``mean±std``.
+
+    Args:
+        target_metrics (dict[str, dict]): Metrics of every target without
+            the target name, as given to :func:`merge_target_metrics`.
+        merged (dict, optional): Output of :func:`merge_target_metrics`;
+            its ``<aggregate_prefix>/<key>`` values make the last row.
+        aggregate_prefix (str, optional): Name of the mean row.
+        precision (int): Decimals shown. Defaults to 2.
+
+    Returns:
+        str: The table, one line per target, columns separated by ``|``.
+    """
+    columns: List[str] = []
+    for metrics in target_metrics.values():
+        for key, value in metrics.items():
+            if (is_summary_key(key) and _is_number(value)
+                    and key not in columns):
+                columns.append(key)
+
+    def cell(metrics: Dict[str, Any], key: str) -> str:
+        if key not in metrics or not _is_number(metrics[key]):
+            return '-'
+        text = f'{float(metrics[key]):.{precision}f}'
+        std = metrics.get(f'{key}_std')
+        if std is not None and _is_number(std):
+            text += f'±{float(std):.{precision}f}'
+        return text
+
+    rows = [['target'] + columns]
+    for name, metrics in target_metrics.items():
+        rows.append([name] + [cell(metrics, key) for key in columns])
+    if merged is not None and aggregate_prefix is not None:
+        prefix = f'{aggregate_prefix}/'
+        mean = {
+            key[len(prefix):]: value
+            for key, value in merged.items() if key.startswith(prefix)
+        }
+        if mean:
+            rows.append([aggregate_prefix] +
+                        [cell(mean, key) for key in columns])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        ' | '.join(
+            text.rjust(width) if i else text.ljust(width)
+            for i, (text, width) in enumerate(zip(row, widths)))
+        for row in rows
+    ]
+    lines.insert(1, '-+-'.join('-' * width for width in widths))
+    return '\n'.join(lines)
+
+
+def _is_placeholder(value: Any) -> bool:
+    """``None`` or an empty config, the runner's stand-in for 'unused'."""
+    return value is None or (isinstance(value, (dict, list, tuple))
+                             and len(value) == 0)
+
+
+class _EvalTarget:
+    """One target: its name, dataloader and evaluator."""
+
+    def __init__(self, name: str, dataloader: DataLoader,
+                 evaluator: Evaluator) -> None:
+        self.name = name
+        self.dataloader = dataloader
+        self.evaluator = evaluator
+
+
+class _MultiTargetLoop(BaseLoop):
+    """Shared body of :class:`MultiTargetValLoop` and
+    :class:`MultiTargetTestLoop`; ``_mode`` is ``'val'`` or ``'test'``."""
+
+    _mode = 'val'
+
+    def __init__(self,
+                 runner,
+                 targets: Sequence[dict],
+                 dataloader: Union[DataLoader, Dict, None] = None,
+                 evaluator: Union[Evaluator, Dict, List, None] = None,
+                 aggregate_prefix: Optional[str] = 'mean',
+                 fp16: bool = False) -> None:
+        if not targets:
+            raise ValueError(f'{type(self).__name__} needs at least one '
+                             'target')
+        if not (_is_placeholder(dataloader) and _is_placeholder(evaluator)):
+            # The runner passes ``<mode>_dataloader``/``<mode>_evaluator``,
+            # which mmengine requires to be set with ``<mode>_cfg``.
+            print_log(
+                f'{type(self).__name__} evaluates its targets only; '
+                f'{self._mode}_dataloader and {self._mode}_evaluator are '
+                f'ignored (set them to dict() to silence this warning).',
+                logger='current',
+                level=logging.WARNING)
+        self.targets = self._build_targets(runner, targets, aggregate_prefix)
+        # ``dataloader`` and ``evaluator`` are those of the target being
+        # evaluated: mmengine's hooks and log processor read
+        # ``runner.<mode>_loop.dataloader`` (batch counts, ETA).
+        super().__init__(runner, self.targets[0].dataloader)
+        self.current_target: Optional[str] = None
+        self._select(self.targets[0])
+        self.aggregate_prefix = aggregate_prefix
+        self.fp16 = fp16
+        self.losses: Dict[str, Any] = dict()
+
+    @staticmethod
+    def _build_targets(runner, targets: Sequence[dict],
+                       aggregate_prefix: Optional[str]) -> List[_EvalTarget]:
+        built: List[_EvalTarget] = []
+        names = set()
+        for target in targets:
+            unknown = set(target) - {'name', 'dataloader', 'evaluator'}
+            missing = {'name', 'dataloader', 'evaluator'} - set(target)
+            if unknown or missing:
+                raise ValueError('a target is dict(name=..., dataloader=..., '
+                                 f'evaluator=...); got keys {sorted(target)}')
+            name = target['name']
+            if not isinstance(name, str) or not name or '/' in name:
+                raise ValueError(f'target name {name!r} must be a non-empty '
+                                 "string without '/'")
+            if name in names or name == aggregate_prefix:
+                raise ValueError(f'target name {name!r} is used twice (or '
+                                 'is the aggregate prefix)')
+            names.add(name)
+
+            dataloader = target['dataloader']
+            if isinstance(dataloader, dict):
+                diff_rank_seed = runner._randomness_cfg.get(
+                    'diff_rank_seed', False)
+                dataloader = runner.build_dataloader(
+                    dataloader,
+                    seed=runner.seed,
+                    diff_rank_seed=diff_rank_seed)
+            evaluator = target['evaluator']
+            if not isinstance(evaluator, Evaluator):
+                evaluator = runner.build_evaluator(evaluator)
+            # With one metric the target name replaces its prefix
+            # ('reid/mAP' -> 'd3/mAP'); several metrics keep theirs
+            # beneath it ('d3/cos/mAP') so their keys stay apart.
+            if len(evaluator.metrics) == 1:
+                evaluator.metrics[0].prefix = None
+            if hasattr(dataloader.dataset, 'metainfo'):
+                evaluator.dataset_meta = dataloader.dataset.metainfo
+            built.append(_EvalTarget(name, dataloader, evaluator))
+        return built
+
+    def run(self) -> dict:
+        """Evaluate every target in turn.
+
+        Returns:
+            dict: ``<target>/<metric>`` for every target and
+            ``<aggregate_prefix>/<metric>``, the mean over targets.
+        """
+        mode = self._mode
+        self._select(self.targets[0])
+        self.runner.call_hook(f'before_{mode}')
+        self.runner.call_hook(f'before_{mode}_epoch')
+        self.runner.model.eval()
+        target_metrics: Dict[str, Dict[str, Any]] = dict()
+        for target in self.targets:
+            target_metrics[target.name] = self._run_target(target)
+        metrics = merge_target_metrics(target_metrics, self.aggregate_prefix)
+        table = format_metric_table(target_metrics, metrics,
+                                    self.aggregate_prefix)
+        self.runner.logger.info(
+            f'{mode} metrics of {len(self.targets)} targets:\n{table}')
+        self.runner.call_hook(f'after_{mode}_epoch', metrics=metrics)
+        self.runner.call_hook(f'after_{mode}')
+        return metrics
+
+    def _select(self, target: _EvalTarget) -> None:
+        """Make ``target`` the one that hooks and the runner see."""
+        self.current_target = target.name
+        self.dataloader = target.dataloader
+        self.evaluator = target.evaluator
+        dataset = target.dataloader.dataset
+        if hasattr(dataset, 'metainfo'):
+            self.runner.visualizer.dataset_meta = dataset.metainfo
+
+    def _run_target(self, target: _EvalTarget) -> Dict[str, Any]:
+        """Extract the features of one target and evaluate them.
+
+        Returns:
+            dict: The target's metrics, without the target name.
+        """
+        self._select(target)
+        dataset = target.dataloader.dataset
+        self.runner.logger.info(
+            f'{self._mode} target {target.name!r}: {len(dataset)} samples, '
+            f'{len(target.dataloader)} batches')
+        self.losses.clear()
+        for idx, data_batch in enumerate(target.dataloader):
+            self.run_iter(idx, data_batch)
+        # The dataset length lets ``collect_results`` drop the samples a
+        # distributed sampler repeats to pad the last batch.
+        metrics = target.evaluator.evaluate(len(dataset))
+        if self.losses:
+            metrics.update(_parse_losses(self.losses, self._mode))
+        return metrics
+
+    @torch.no_grad()
+    def run_iter(self, idx: int, data_batch: Sequence[dict]) -> None:
+        """Extract the features of one batch of the current target.
+
+        Args:
+            idx (int): Index of the batch in the target's dataloader.
+            data_batch (Sequence[dict]): A batch from the dataloader.
+        """
+        mode = self._mode
+        self.runner.call_hook(
+            f'before_{mode}_iter', batch_idx=idx, data_batch=data_batch)
+        step = getattr(self.runner.model, f'{mode}_step')
+        with autocast(enabled=self.fp16):
+            outputs = step(data_batch)
+        outputs, self.losses = _update_losses(outputs, self.losses)
+        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
+        self.runner.call_hook(
+            f'after_{mode}_iter',
+            batch_idx=idx,
+            data_batch=data_batch,
+            outputs=outputs)
+
+
+@LOOPS.register_module()
+class MultiTargetValLoop(_MultiTargetLoop):
+    """Validation on several targets, each with its own data and metric.
+
+    Every target's features are extracted with its own dataloader and
+    scored by its own evaluator (in distributed runs each evaluator
+    collects its results with its own dataset length, so sampler padding
+    is dropped). Keys are ``<target>/<metric>`` (``d3/mAP``); split-based
+    metrics give ``<target>/split<i>/<metric>``, ``<target>/<metric>`` and
+    ``<target>/<metric>_std``. ``<aggregate_prefix>/<metric>`` is the mean
+    over targets of every summary metric all of them report (counts,
+    ``_std`` and per-split values are not averaged). With one metric per
+    target the target name replaces the metric's prefix; with several,
+    each keeps its prefix beneath the target name (``d3/cos/mAP``).
+
+    The hooks see one validation epoch: ``before_val_epoch`` once,
+    ``before/after_val_iter`` for the batches of every target (while
+    ``runner.val_loop.dataloader`` and ``current_target`` name the target
+    in progress), ``after_val_epoch`` once with all metrics, so
+    ``CheckpointHook(save_best='d3/mAP')`` can select on any key.
+
+    Example:
+        >>> val_dataloader = dict()  # mmengine needs these set with val_cfg
+        >>> val_evaluator = dict()
+        >>> val_cfg = dict(
+        ...     type='MultiTargetValLoop',
+        ...     targets=[
+        ...         dict(name='d3', dataloader=dict(...),
+        ...              evaluator=dict(type='ReIDMetric')),
+        ...         dict(name='d0', dataloader=dict(...),
+        ...              evaluator=dict(type='ReIDMetric')),
+        ...     ])
+
+    Args:
+        runner (Runner): The runner.
+        targets (Sequence[dict]): ``dict(name, dataloader, evaluator)`` per
+            target, in report order. ``name`` has no ``'/'``; the
+            dataloader and evaluator are objects or configs.
+        dataloader: What the runner passes as ``val_dataloader``; mmengine
+            requires it to be set together with ``val_cfg``. It is not
+            used; anything other than ``None`` or ``dict()`` is warned
+            about.
+        evaluator: What the runner passes as ``val_evaluator``; as
+            ``dataloader``.
+        aggregate_prefix (str, optional): Prefix of the mean over targets;
+            ``None`` reports no mean. Defaults to ``'mean'``.
+        fp16 (bool): Extract features under fp16 autocast. Defaults to
+            False.
+    """
+
+    _mode = 'val'
+
+
+@LOOPS.register_module()
+class MultiTargetTestLoop(_MultiTargetLoop):
+    """Testing on several targets, each with its own data and metric.
+
+    The test counterpart of :class:`MultiTargetValLoop`, configured as
+    ``test_cfg`` (with ``test_dataloader = dict()`` and
+    ``test_evaluator = dict()``); it calls the ``*_test_*`` hooks.
+
+    Args:
+        runner (Runner): The runner.
+        targets (Sequence[dict]): ``dict(name, dataloader, evaluator)`` per
+            target, in report order.
+        dataloader: Unused ``test_dataloader`` placeholder.
+        evaluator: Unused ``test_evaluator`` placeholder.
+        aggregate_prefix (str, optional): Prefix of the mean over targets.
+            Defaults to ``'mean'``.
+        fp16 (bool): Extract features under fp16 autocast. Defaults to
+            False.
+    """
+
+    _mode = 'test'

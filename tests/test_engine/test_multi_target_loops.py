@@ -1,0 +1,248 @@
+import copy
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.evaluator import BaseMetric
+from mmengine.runner import Runner
+
+from mmreid.engine.runner import (MultiTargetTestLoop, format_metric_table,
+                                  merge_target_metrics)
+from mmreid.registry import METRICS
+
+SPLIT_METRICS = {
+    'split0/mAP': 50.0,
+    'split1/mAP': 70.0,
+    'split0/R1': 60.0,
+    'split1/R1': 80.0,
+    'mAP': 60.0,
+    'R1': 70.0,
+    'mAP_std': 10.0,
+    'R1_std': 10.0,
+}
+
+
+@METRICS.register_module()
+class FakeSplitMetric(BaseMetric):
+    """Returns fixed split-protocol keys; counts the samples it saw."""
+
+    default_prefix = 'fake'
+
+    def process(self, data_batch, data_samples) -> None:
+        self.results.extend([1] * len(data_samples))
+
+    def compute_metrics(self, results) -> dict:
+        return dict(SPLIT_METRICS, num_samples=len(results))
+
+
+def test_merge_prefixes_targets_and_averages_summaries():
+    merged = merge_target_metrics({
+        'd3': {
+            'mAP': 40.0,
+            'R1': 50.0,
+            'mINP': 5.0,
+            'num_query': 9
+        },
+        'prid': dict(SPLIT_METRICS, num_query=100),
+    })
+    assert merged['d3/mAP'] == 40.0 and merged['d3/num_query'] == 9
+    assert merged['prid/split1/R1'] == 80.0
+    assert merged['prid/mAP'] == 60.0 and merged['prid/mAP_std'] == 10.0
+    # The mean uses each target's mean, never a split, a std or a count,
+    # and only metrics that every target reports.
+    mean = {k: v for k, v in merged.items() if k.startswith('mean/')}
+    assert mean == {'mean/mAP': 50.0, 'mean/R1': 60.0}
+    assert len(merged) == 4 + len(SPLIT_METRICS) + 1 + 2
+
+
+def test_merge_without_aggregate_and_bad_names():
+    merged = merge_target_metrics({'a': {'mAP': 1.0}}, aggregate_prefix=None)
+    assert merged == {'a/mAP': 1.0}
+    with pytest.raises(ValueError, match='aggregate'):
+        merge_target_metrics({'mean': {'mAP': 1.0}})
+
+
+def test_metric_table_has_a_row_per_target_and_the_mean():
+    target_metrics = {
+        'd3': {
+            'mAP': 40.0,
+            'num_query': 9
+        },
+        'prid': SPLIT_METRICS
+    }
+    table = format_metric_table(target_metrics,
+                                merge_target_metrics(target_metrics))
+    lines = table.split('\n')
+    assert lines[0].split() == ['target', '|', 'mAP', '|', 'R1']
+    assert lines[2].split('|')[0].strip() == 'd3'
+    assert '60.00±10.00' in lines[3] and '-' in lines[2].split('|')[2]
+    assert lines[4].split() == ['mean', '|', '50.00', '|', '-']
+
+
+TINY_MODEL = dict(
+    type='ReIDModel',
+    backbone=dict(
+        type='ReIDResNet',
+        depth=18,
+        last_stride=1,
+        base_channels=8,
+        stem_channels=8),
+    neck=dict(type='GlobalAvgPool'),
+    head=dict(type='BNNeckHead', in_channels=64, num_classes=8))
+
+
+@pytest.fixture(scope='module')
+def synth(tmp_path_factory):
+    return dict(
+        type='SynthReID',
+        data_root=str(tmp_path_factory.mktemp('synthreid')),
+        num_domains=3,
+        size='tiny',
+        seed=0,
+        img_size=(32, 16))
+
+
+PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ReIDResize', size=(32, 16)),
+    dict(type='PackReIDInputs'),
+]
+
+
+def loader(dataset, batch_size=4, **kwargs):
+    return dict(
+        batch_size=batch_size,
+        num_workers=0,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        collate_fn=dict(type='default_collate'),
+        dataset=dict(dataset, pipeline=PIPELINE),
+        **kwargs)
+
+
+def targets(synth):
+    return [
+        dict(
+            name='d2',
+            dataloader=loader(dict(synth, domain=2, split='test')),
+            evaluator=dict(type='ReIDMetric')),
+        dict(
+            name='d0',
+            dataloader=loader(dict(synth, domain=0, split='test'), 3),
+            evaluator=dict(type='ReIDMetric', metric='cosine')),
+        dict(
+            name='prid',
+            dataloader=loader(dict(synth, domain=1, split='test')),
+            evaluator=dict(type='FakeSplitMetric')),
+    ]
+
+
+def test_runner_trains_validates_and_tests_every_target(
+        synth, tmp_path, capsys):
+    train_dataloader = dict(
+        batch_size=8,
+        num_workers=0,
+        sampler=dict(type='IdentitySampler', batch_size=8, num_instances=2),
+        collate_fn=dict(type='default_collate'),
+        dataset=dict(
+            type='ConcatReIDDataset',
+            datasets=[dict(synth, domain=0),
+                      dict(synth, domain=1)],
+            pipeline=PIPELINE))
+    runner = Runner(
+        model=copy.deepcopy(TINY_MODEL),
+        work_dir=str(tmp_path / 'multi'),
+        experiment_name='multi',
+        train_dataloader=train_dataloader,
+        optim_wrapper=dict(optimizer=dict(type='Adam', lr=1e-3)),
+        train_cfg=dict(by_epoch=True, max_epochs=1, val_interval=1),
+        val_dataloader=dict(),
+        val_evaluator=dict(),
+        val_cfg=dict(type='MultiTargetValLoop', targets=targets(synth)),
+        test_dataloader=dict(),
+        test_evaluator=dict(),
+        test_cfg=dict(type='MultiTargetTestLoop', targets=targets(synth)),
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=1),
+            checkpoint=dict(
+                type='CheckpointHook', interval=1, save_best='d2/mAP')),
+        custom_hooks=[dict(type='FeatureProgressHook', log_fraction=0.5)],
+        default_scope='mmreid',
+        randomness=dict(seed=0))
+    runner.train()
+    # Validation ran inside training and the best checkpoint is named by
+    # an explicit target key.
+    assert glob.glob(osp.join(runner.work_dir, 'best_d2_mAP_epoch_1.pth'))
+    assert runner.message_hub.get_scalar('val/mean/mAP') is not None
+
+    metrics = runner.test()
+    assert isinstance(runner.test_loop, MultiTargetTestLoop)
+    out = capsys.readouterr().out
+    for name in ('d2', 'd0', 'prid'):
+        assert f'extracting features (test, {name})' in out
+    for name in ('d2', 'd0'):
+        for key in ('R1', 'R5', 'mAP', 'mINP', 'num_query'):
+            assert f'{name}/{key}' in metrics
+    assert not any(k.startswith('reid/') for k in metrics)
+    # A split-based metric keeps its split keys beneath the target name,
+    # and its sample count is its own dataset's (no padding, no mixing).
+    for key, value in SPLIT_METRICS.items():
+        assert metrics[f'prid/{key}'] == value
+    num_d1 = len(runner.test_loop.targets[2].dataloader.dataset)
+    assert metrics['prid/num_samples'] == num_d1
+    assert metrics['mean/mAP'] == pytest.approx(
+        (metrics['d2/mAP'] + metrics['d0/mAP'] + 60.0) / 3)
+    assert 'mean/R5' not in metrics  # the split metric has no R5
+    assert 'mean/num_query' not in metrics and 'mean/mAP_std' not in metrics
+
+    # Each target's numbers equal a run of mmengine's TestLoop on it alone.
+    model = runner.model
+    for target in targets(synth)[:2]:
+        single = Runner(
+            model=model,
+            work_dir=str(tmp_path / target['name']),
+            experiment_name=f'single_{target["name"]}',
+            test_dataloader=target['dataloader'],
+            test_evaluator=target['evaluator'],
+            test_cfg=dict(),
+            default_scope='mmreid')
+        alone = single.test()
+        for key in ('R1', 'R5', 'mAP', 'mINP', 'num_query'):
+            assert alone[f'reid/{key}'] == pytest.approx(
+                metrics[f'{target["name"]}/{key}'], abs=1e-6), key
+
+
+def test_bad_targets_are_clear_errors(synth, tmp_path):
+    runner = Runner(
+        model=copy.deepcopy(TINY_MODEL),
+        work_dir=str(tmp_path),
+        experiment_name='bad_targets',
+        default_scope='mmreid')
+    good = targets(synth)[0]
+    with pytest.raises(ValueError, match='at least one'):
+        MultiTargetTestLoop(runner, targets=[])
+    with pytest.raises(ValueError, match='used twice'):
+        MultiTargetTestLoop(runner, targets=[good, good])
+    with pytest.raises(ValueError, match="without '/'"):
+        MultiTargetTestLoop(runner, targets=[dict(good, name='a/b')])
+    with pytest.raises(ValueError, match='got keys'):
+        MultiTargetTestLoop(runner, targets=[dict(good, metric='x')])
+
+
+def test_loop_warns_that_runner_dataloader_is_ignored(synth, tmp_path, capsys):
+    runner = Runner(
+        model=copy.deepcopy(TINY_MODEL),
+        work_dir=str(tmp_path),
+        experiment_name='ignored',
+        default_scope='mmreid')
+    capsys.readouterr()
+    loop = MultiTargetTestLoop(runner, targets=targets(synth)[:1])
+    assert 'ignored' not in capsys.readouterr().out
+    loop = MultiTargetTestLoop(
+        runner,
+        targets=targets(synth)[:1],
+        dataloader=loader(dict(synth, domain=0, split='test')),
+        evaluator=dict(type='ReIDMetric'))
+    assert 'test_dataloader and test_evaluator are ignored' in (
+        capsys.readouterr().out)
+    assert loop.dataloader is loop.targets[0].dataloader
+    assert loop.current_target == 'd2'
