@@ -1,0 +1,146 @@
+import os
+import os.path as osp
+from typing import Dict, List, Set, Tuple
+
+from mmreid.registry import DATASETS
+from .base_reid_dataset import BaseReIDDataset
+from .sysu_mm01 import resolve_archive_root
+
+
+def read_idx_file(path: str, root: str,
+                  listings: Dict[str, Set[str]]) -> List[Tuple[str, int]]:
+    """Parse an idx file of ``<relative_path> <label>`` lines.
+
+    Args:
+        path (str): The idx file.
+        root (str): The folder its paths are relative to.
+        listings (dict): Cache of folder listings (one ``listdir`` per
+            folder instead of one ``stat`` per image).
+
+    Returns:
+        list[tuple[str, int]]: ``(absolute image path, label)`` per line,
+        in file order; blank lines are skipped.
+
+    Raises:
+        ValueError: A line is not ``<relative_path> <label>``.
+        FileNotFoundError: A listed image does not exist.
+    """
+    items = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            fields = line.split()
+            if len(fields) != 2 or not fields[1].lstrip('-').isdigit():
+                raise ValueError(f'{path}, line {lineno}: expected '
+                                 f'"<relative_path> <label>", got '
+                                 f'{line.rstrip()!r}')
+            img_path = osp.join(root, fields[0])
+            folder, name = osp.split(img_path)
+            if folder not in listings:
+                listings[folder] = set(
+                    os.listdir(folder)) if osp.isdir(folder) else set()
+            if name not in listings[folder]:
+                raise FileNotFoundError(f'{img_path!r}, listed in {path} '
+                                        f'line {lineno}, does not exist')
+            items.append((img_path, int(fields[1])))
+    return items
+
+
+@DATASETS.register_module()
+class RegDB(BaseReIDDataset):
+    """RegDB visible-thermal dataset (Nguyen et al., Sensors 2017).
+
+    412 identities, each with 10 visible and 10 thermal images from one
+    dual camera. The ten 206/206 identity splits (trials 1..10) come from
+    the idx files distributed with the AGW code, lines
+    ``<path relative to data_root> <label>``; the label is the pid.
+    Modality and camid come from the idx file: visible 0, thermal 1 (the
+    protocol removes nothing from the gallery).
+
+    * ``split='train'``: ``train_visible_{trial}`` + ``train_thermal_{trial}``
+      (206 ids, relabelled in sorted order).
+    * ``split='test'``: the full test sets, no sampling. ``direction='v2t'``
+      (the default): query = ``test_visible_{trial}``, gallery =
+      ``test_thermal_{trial}``; ``'t2v'``: the reverse.
+
+    One model is trained per trial; the trial is stored in the metainfo.
+
+    Args:
+        data_root (str): The ``RegDB`` folder or its parent.
+        split (str): ``'train'`` or ``'test'`` (query then gallery).
+        trial (int): The split, 1..10.
+        direction (str): ``'v2t'`` (visible query, thermal gallery) or
+            ``'t2v'``. Stored in the test dataset name (``regdb-t2v``).
+        **kwargs: See :class:`BaseReIDDataset`.
+    """
+
+    METAINFO = dict(dataset_name='regdb')
+    ARCHIVE_FOLDER = 'RegDB'
+    NUM_TRIALS = 10
+    DIRECTIONS = ('v2t', 't2v')
+    #: modality -> (idx file stem, modality id = camid).
+    MODALITIES = dict(visible=0, thermal=1)
+    LAYOUT = ('data/regdb/RegDB/\n'
+              '  Visible/...  Thermal/...   (paths as listed in the idx '
+              'files)\n'
+              '  idx/train_visible_{1..10}.txt  idx/train_thermal_{1..10}'
+              '.txt\n'
+              '  idx/test_visible_{1..10}.txt   idx/test_thermal_{1..10}.txt'
+              '\n'
+              'idx line: "<path relative to RegDB/> <label>"\n'
+              '(data_root: RegDB itself or its parent)')
+
+    def __init__(self,
+                 data_root: str,
+                 split: str = 'train',
+                 trial: int = 1,
+                 direction: str = 'v2t',
+                 **kwargs) -> None:
+        if isinstance(trial, bool) or not isinstance(trial, int) or \
+                not 1 <= trial <= self.NUM_TRIALS:
+            raise ValueError(f'RegDB trial must be an integer in 1..'
+                             f'{self.NUM_TRIALS}, got {trial!r}')
+        if direction not in self.DIRECTIONS:
+            raise ValueError(f'RegDB direction must be "v2t" or "t2v", got '
+                             f'{direction!r}')
+        self.trial = trial
+        self.direction = direction
+        data_root = resolve_archive_root(data_root, self.ARCHIVE_FOLDER, 'idx')
+        stage = 'train' if split == 'train' else 'test'
+        self.REQUIRED_PATHS = tuple(
+            self.idx_file(stage, m) for m in self.MODALITIES)
+        self._listings: Dict[str, Set[str]] = {}
+        name = 'regdb' if split == 'train' else f'regdb-{direction}'
+        metainfo = dict(dataset_name=name, trial=trial, direction=direction)
+        metainfo.update(kwargs.pop('metainfo', None) or {})
+        super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)
+
+    def idx_file(self, stage: str, modality: str) -> str:
+        """Relative path of an idx file (``idx/test_thermal_3.txt``)."""
+        return f'idx/{stage}_{modality}_{self.trial}.txt'
+
+    def load_data_list(self) -> List[dict]:
+        try:
+            return super().load_data_list()
+        finally:
+            self._listings.clear()
+
+    def parse_split(self, role: str) -> List[dict]:
+        if role == 'train':
+            stage, modalities = 'train', ('visible', 'thermal')
+        else:
+            query = 'visible' if self.direction == 'v2t' else 'thermal'
+            gallery = 'thermal' if query == 'visible' else 'visible'
+            stage = 'test'
+            modalities = (query, ) if role == 'query' else (gallery, )
+        records = []
+        for modality in modalities:
+            path = osp.join(self.data_root, self.idx_file(stage, modality))
+            mod = self.MODALITIES[modality]
+            for img_path, label in read_idx_file(path, self.data_root,
+                                                 self._listings):
+                records.append(
+                    dict(
+                        img_path=img_path, pid=label, camid=mod, modality=mod))
+        return records

@@ -1,0 +1,138 @@
+import os
+
+import pytest
+
+from mmreid.datasets.base_reid_dataset import DatasetLayoutError
+from mmreid.datasets.llcm import LLCM
+
+# Training lists: paths such as nir/0001/0001_c01_s185535_f7010_nir.jpg.
+TRAIN = {
+    'vis': [('vis/0008/0008_c03_s200101_f0010_vis.jpg', 8),
+            ('vis/0002/0002_c09_s200101_f0020_vis.jpg', 2)],
+    'nir': [('nir/0002/0002_c04_s200101_f0030_nir.jpg', 2),
+            ('nir/0005/0005_c01_s200101_f0040_nir.jpg', 5)],
+}
+# Test images: (modality, camera, pid, file count); pid 40 is not a test id.
+TEST = [('vis', 1, 30, 2), ('vis', 3, 30, 1), ('vis', 9, 11, 1),
+        ('vis', 2, 40, 1), ('nir', 1, 30, 1), ('nir', 4, 11, 2),
+        ('nir', 9, 30, 1)]
+
+
+def touch(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, 'wb').close()
+
+
+def make_llcm(root):
+    os.makedirs(os.path.join(root, 'idx'))
+    for modality, lines in TRAIN.items():
+        with open(os.path.join(root, 'idx', f'train_{modality}.txt'),
+                  'w') as f:
+            for rel, pid in lines:
+                touch(os.path.join(root, rel))
+                f.write(f'{rel} {pid}\n')
+    for modality, cam, pid, n in TEST:
+        for i in range(n):
+            touch(
+                os.path.join(
+                    root, f'test_{modality}', f'cam{cam}', f'{pid:04d}',
+                    f'{pid:04d}_c{cam:02d}_s210101_f{i:04d}_{modality}.jpg'))
+    with open(os.path.join(root, 'idx', 'test_id.txt'), 'w') as f:
+        f.write('30,11\n')
+    return str(root)
+
+
+@pytest.fixture
+def llcm_root(tmp_path):
+    return make_llcm(tmp_path / 'llcm' / 'LLCM')
+
+
+def records_of(ds):
+    return [ds.get_data_info(i) for i in range(len(ds))]
+
+
+def test_train(llcm_root):
+    ds = LLCM(data_root=llcm_root)
+    records = records_of(ds)
+    assert ds.dataset_name == 'llcm'
+    # Labels 2, 5, 8 -> 0, 1, 2; camid from the _c<K>_ field.
+    assert [(r['pid'], r['camid'], r['modality'])
+            for r in records] == [(2, 2, 0), (0, 8, 0), (0, 3, 1), (1, 0, 1)]
+    assert ds.num_pids == 3
+
+
+@pytest.mark.parametrize('direction, query, name',
+                         [('ir2vis', 'nir', 'ir2vis'),
+                          ('i2v', 'nir', 'ir2vis'),
+                          ('vis2ir', 'vis', 'vis2ir'),
+                          ('v2i', 'vis', 'vis2ir')])
+def test_test_directions(llcm_root, direction, query, name):
+    ds = LLCM(
+        data_root=os.path.dirname(llcm_root),
+        split='test',
+        direction=direction)
+    assert ds.data_root == llcm_root
+    assert ds.metainfo['direction'] == name
+    assert ds.dataset_name == f'llcm-{name}'
+    records = records_of(ds)
+    roles = [r['role'] for r in records]
+    # Test ids 30, 11: 4 NIR and 4 VIS images (pid 40 is not a test id).
+    assert roles == ['query'] * 4 + ['gallery'] * 4
+    for r in records:
+        rel = os.path.relpath(r['img_path'], llcm_root)
+        modality = rel.split('/')[0][5:]
+        assert (modality == query) == (r['role'] == 'query')
+        assert r['modality'] == (1 if modality == 'nir' else 0)
+        assert r['camid'] == int(rel.split('/')[1][3:]) - 1
+        assert r['pid'] == int(rel.split('/')[2])
+    assert {r['pid'] for r in records} == {11, 30}
+    # Sorted pid, then camera.
+    query_keys = [(r['pid'], r['camid']) for r in records
+                  if r['role'] == 'query']
+    assert query_keys == sorted(query_keys)
+
+
+def test_vis_and_nir_of_camera_k_share_camid(llcm_root):
+    records = records_of(LLCM(data_root=llcm_root, split='test'))
+    cam1 = [r for r in records if '/cam1/' in r['img_path']]
+    assert {r['modality'] for r in cam1} == {0, 1}
+    assert {r['camid'] for r in cam1} == {0}
+    cam9 = [r for r in records if '/cam9/' in r['img_path']]
+    assert {r['modality'] for r in cam9} == {0, 1}
+    assert {r['camid'] for r in cam9} == {8}
+
+
+def test_wrong_root_shows_the_tree(tmp_path):
+    with pytest.raises(DatasetLayoutError, match='train_vis.txt'):
+        LLCM(data_root=str(tmp_path))
+    with pytest.raises(DatasetLayoutError, match='test_nir/cam'):
+        LLCM(data_root=str(tmp_path / 'nowhere'), split='test')
+
+
+def test_malformed_idx_line_names_file_and_line(llcm_root):
+    with open(os.path.join(llcm_root, 'idx', 'train_nir.txt'), 'a') as f:
+        f.write('nir/0005/x.jpg five\n')
+    with pytest.raises(ValueError, match='train_nir.txt, line 3'):
+        LLCM(data_root=llcm_root)
+
+
+def test_modality_or_camera_contradiction_raises(llcm_root):
+    rel = 'vis/0002/0002_s200101_f0050_vis.jpg'  # no camera field
+    touch(os.path.join(llcm_root, rel))
+    with open(os.path.join(llcm_root, 'idx', 'train_vis.txt'), 'a') as f:
+        f.write(f'{rel} 2\n')
+    with pytest.raises(ValueError, match='camera of'):
+        LLCM(data_root=llcm_root)
+    with open(os.path.join(llcm_root, 'idx', 'train_vis.txt'), 'w') as f:
+        f.write('nir/0002/0002_c04_s200101_f0030_nir.jpg 2\n')
+    with pytest.raises(ValueError, match='train_vis.txt.*listed as vis'):
+        LLCM(data_root=llcm_root)
+
+
+def test_bad_test_id_file_and_direction(llcm_root):
+    with open(os.path.join(llcm_root, 'idx', 'test_id.txt'), 'w') as f:
+        f.write('30,eleven\n')
+    with pytest.raises(ValueError, match='test_id.txt'):
+        LLCM(data_root=llcm_root, split='test')
+    with pytest.raises(ValueError, match='vis2ir'):
+        LLCM(data_root=llcm_root, split='test', direction='t2v')

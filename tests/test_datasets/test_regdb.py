@@ -1,0 +1,118 @@
+import os
+
+import pytest
+
+from mmreid.datasets.base_reid_dataset import DatasetLayoutError
+from mmreid.datasets.regdb import RegDB
+
+# Real RegDB files: Visible/<id>/female_front_v_00001_<id>.bmp,
+# Thermal/<id>/female_front_t_00001_<id>.bmp (one file each here).
+TRIALS = {
+    1: dict(train=(2, 9), test=(1, 4)),
+    2: dict(train=(1, 4), test=(2, 9)),
+}
+
+
+def image(modality, pid, i):
+    folder = dict(visible='Visible', thermal='Thermal')[modality]
+    tag = modality[0]
+    return f'{folder}/{pid}/female_front_{tag}_{i:05d}_{pid}.bmp'
+
+
+def make_regdb(root):
+    os.makedirs(os.path.join(root, 'idx'))
+    for trial, splits in TRIALS.items():
+        for stage, pids in splits.items():
+            for modality in ('visible', 'thermal'):
+                lines = []
+                for pid in pids:
+                    for i in range(2):
+                        rel = image(modality, pid, i)
+                        path = os.path.join(root, rel)
+                        os.makedirs(os.path.dirname(path), exist_ok=True)
+                        open(path, 'wb').close()
+                        lines.append(f'{rel} {pid}\n')
+                name = f'idx/{stage}_{modality}_{trial}.txt'
+                with open(os.path.join(root, name), 'w') as f:
+                    f.writelines(lines)
+    return str(root)
+
+
+@pytest.fixture
+def regdb_root(tmp_path):
+    return make_regdb(tmp_path / 'regdb' / 'RegDB')
+
+
+def records_of(ds):
+    return [ds.get_data_info(i) for i in range(len(ds))]
+
+
+@pytest.mark.parametrize('trial', [1, 2])
+def test_train_per_trial(regdb_root, trial):
+    ds = RegDB(data_root=regdb_root, trial=trial)
+    assert ds.metainfo['trial'] == trial
+    records = records_of(ds)
+    assert len(records) == 8
+    pids = TRIALS[trial]['train']
+    for r in records:
+        rel = os.path.relpath(r['img_path'], regdb_root)
+        modality = 0 if rel.startswith('Visible') else 1
+        assert r['modality'] == modality and r['camid'] == modality
+        # Labels relabelled in sorted order of the listed label.
+        assert r['pid'] == sorted(pids).index(int(rel.split('/')[1]))
+    assert [r['modality'] for r in records] == [0] * 4 + [1] * 4
+    assert ds.num_pids == 2
+
+
+@pytest.mark.parametrize('direction, query, gallery',
+                         [('v2t', 'Visible', 'Thermal'),
+                          ('t2v', 'Thermal', 'Visible')])
+def test_test_directions(regdb_root, direction, query, gallery):
+    ds = RegDB(
+        data_root=os.path.dirname(regdb_root),
+        split='test',
+        trial=2,
+        direction=direction)
+    assert ds.data_root == regdb_root
+    assert ds.dataset_name == f'regdb-{direction}'
+    records = records_of(ds)
+    assert [r['role'] for r in records] == ['query'] * 4 + ['gallery'] * 4
+    for r in records:
+        rel = os.path.relpath(r['img_path'], regdb_root)
+        folder = query if r['role'] == 'query' else gallery
+        assert rel.startswith(folder + '/')
+        assert r['modality'] == r['camid'] == int(folder == 'Thermal')
+        assert r['pid'] == int(rel.split('/')[1])
+    assert {r['pid'] for r in records} == {2, 9}
+
+
+@pytest.mark.parametrize('trial', [0, 11, '1', 1.0])
+def test_bad_trial(regdb_root, trial):
+    with pytest.raises(ValueError, match='1..10'):
+        RegDB(data_root=regdb_root, trial=trial)
+
+
+def test_bad_direction(regdb_root):
+    with pytest.raises(ValueError, match='t2v'):
+        RegDB(data_root=regdb_root, split='test', direction='v2i')
+
+
+def test_missing_idx_file_shows_the_tree(regdb_root, tmp_path):
+    with pytest.raises(DatasetLayoutError, match='train_visible_3.txt'):
+        RegDB(data_root=regdb_root, trial=3)
+    with pytest.raises(DatasetLayoutError, match='idx/test_thermal_'):
+        RegDB(data_root=str(tmp_path / 'nowhere'), split='test')
+
+
+def test_malformed_line_names_file_and_line(regdb_root):
+    path = os.path.join(regdb_root, 'idx', 'test_thermal_1.txt')
+    with open(path, 'a') as f:
+        f.write('Thermal/1/broken.bmp\n')
+    with pytest.raises(ValueError, match=r'test_thermal_1.txt, line 5'):
+        RegDB(data_root=regdb_root, split='test', trial=1)
+
+
+def test_missing_image_names_file_and_line(regdb_root):
+    os.remove(os.path.join(regdb_root, image('visible', 9, 1)))
+    with pytest.raises(FileNotFoundError, match='train_visible_1.txt line 4'):
+        RegDB(data_root=regdb_root, trial=1)
