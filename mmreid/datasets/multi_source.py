@@ -1,9 +1,11 @@
 import copy
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from mmengine.dataset import BaseDataset
 
 from mmreid.registry import DATASETS
+
+SourceConfig = Union[dict, BaseDataset]
 
 
 @DATASETS.register_module()
@@ -14,30 +16,148 @@ class ConcatReIDDataset(BaseDataset):
     ``pid_offset_i`` = the number of identities of the sources before it (and
     likewise a camid offset), so the classifier has ``sum(num_pids)`` rows and
     a pid maps back to (source, local pid) through ``metainfo['sources']``.
-    Every record keeps its ``dataset`` name and gains ``dsetid`` = i.
+    Every record keeps its ``dataset`` name and gains ``dsetid`` = i and
+    ``source_role``, the role it had in its source (``'train'``, or
+    ``'query'``/``'gallery'`` for combine-all); its ``role`` is ``'train'``.
+
+    **Combine-all.** A source written as
+    ``dict(dataset=<train split config>, combine_all=True)`` also trains on
+    its test split (query + gallery). Within that source the train
+    identities keep labels ``0..n_train-1``; the identities of query and
+    gallery (gallery-only ones included) follow as ``n_train,
+    n_train+1, ...`` in sorted order of their original pid. Junk (pid -1)
+    and distractors (the source class's ``DISTRACTOR_PID``, pid 0 for
+    Market-1501) are left out. Test labels are always namespaced apart from
+    train labels, because some datasets (MSMT17) reuse the same integers for
+    different people in the two splits. camids keep the source's single
+    namespace (the same physical cameras).
+
+    The test split is built from the train config with ``split='test'``
+    (and no pipeline), or from ``test_dataset`` (a config or a built
+    dataset) when the source needs something else, e.g. a built train
+    dataset or a test split with other arguments.
+
+    ``metainfo['sources']`` lists, per source: ``name``, ``version`` or
+    ``variant`` when the source has one, ``split_used`` (``'train'`` or
+    ``'all'``), ``pid_offset``, ``num_pids``, ``camid_offset``,
+    ``num_cams``, ``num_images`` and the train/test breakdown
+    ``num_train_pids``, ``num_train_images``, ``num_test_pids``,
+    ``num_test_images``.
 
     Args:
-        datasets (Sequence[dict | BaseDataset]): The training sets; each
-            must be a train split whose pids are 0..n-1.
+        datasets (Sequence[dict | BaseDataset]): The sources. Each is a
+            training split whose pids are 0..n-1 (a config or a built
+            dataset), or ``dict(dataset=..., combine_all=bool,
+            test_dataset=None)``.
         pipeline (Sequence): Transforms applied after the offsets. The
             sources should then have no pipeline of their own.
         lazy_init (bool): Defer loading until first access.
+
+    Examples:
+        >>> train = dict(
+        ...     type='ConcatReIDDataset',
+        ...     datasets=[
+        ...         dict(dataset=dict(type='Market1501', data_root=m),
+        ...              combine_all=True),
+        ...         dict(type='CUHKSYSU', data_root=c),
+        ...     ],
+        ...     pipeline=train_pipeline)
     """
 
     def __init__(self,
-                 datasets: Sequence[Union[dict, BaseDataset]],
+                 datasets: Sequence[SourceConfig],
                  pipeline: Sequence = (),
                  lazy_init: bool = False) -> None:
         if not datasets:
             raise ValueError('ConcatReIDDataset needs at least one dataset')
-        self.datasets: List[BaseDataset] = [
-            DATASETS.build(d) if isinstance(d, dict) else d for d in datasets
-        ]
+        self.datasets: List[BaseDataset] = []
+        #: Per source: its test split for combine-all, else ``None``.
+        self.test_datasets: List[Optional[BaseDataset]] = []
+        for i, source in enumerate(datasets):
+            train, test = self._build_source(i, source)
+            self.datasets.append(train)
+            self.test_datasets.append(test)
         super().__init__(
             ann_file='',
             pipeline=list(pipeline),
             lazy_init=lazy_init,
             serialize_data=True)
+
+    @staticmethod
+    def _build_source(
+            index: int,
+            source: SourceConfig) -> Tuple[BaseDataset, Optional[BaseDataset]]:
+        """Build one source's train split and, for combine-all, its test
+        split."""
+        if isinstance(source, dict) and 'dataset' in source \
+                and 'type' not in source:
+            unknown = set(source) - {'dataset', 'combine_all', 'test_dataset'}
+            if unknown:
+                raise ValueError(
+                    f'source {index}: unknown keys {sorted(unknown)}; a '
+                    f'wrapped source is dict(dataset=..., combine_all=bool, '
+                    f'test_dataset=None)')
+            train_cfg = source['dataset']
+            combine_all = bool(source.get('combine_all', False))
+            test_cfg = source.get('test_dataset')
+        else:
+            train_cfg, combine_all, test_cfg = source, False, None
+        train = DATASETS.build(train_cfg) if isinstance(train_cfg,
+                                                        dict) else train_cfg
+        if not combine_all:
+            if test_cfg is not None:
+                raise ValueError(f'source {index}: test_dataset is only used '
+                                 f'with combine_all=True')
+            return train, None
+        if test_cfg is None:
+            if not isinstance(train_cfg, dict):
+                raise ValueError(
+                    f'source {index} ({type(train).__name__}): combine_all '
+                    f'with a built dataset needs test_dataset (its test '
+                    f'split); a config is turned into one by itself')
+            test_cfg = dict(copy.deepcopy(train_cfg), split='test')
+        if isinstance(test_cfg, dict):
+            test_cfg = dict(test_cfg, pipeline=[])
+            try:
+                test = DATASETS.build(test_cfg)
+            except ValueError as err:
+                raise ValueError(
+                    f'source {index}: combine_all needs the test split of '
+                    f'{test_cfg.get("type")}, which could not be built: '
+                    f'{err}') from err
+        else:
+            test = test_cfg
+        return train, test
+
+    @staticmethod
+    def _records(dataset: BaseDataset) -> List[dict]:
+        dataset.full_init()
+        records = []
+        for i in range(len(dataset)):
+            record = copy.deepcopy(dataset.get_data_info(i))
+            record.pop('sample_idx', None)
+            records.append(record)
+        return records
+
+    def _test_records(self, dsetid: int, dataset: BaseDataset,
+                      num_train_pids: int) -> List[dict]:
+        """The test split's records with labels ``num_train_pids, ...``."""
+        distractor = getattr(dataset, 'DISTRACTOR_PID', None)
+        records = [
+            r for r in self._records(dataset)
+            if r['pid'] != -1 and r['pid'] != distractor
+        ]
+        if not records:
+            raise ValueError(
+                f'source {dsetid} ({type(dataset).__name__}): combine_all '
+                f'found no test identity (junk and distractors excluded)')
+        pids = sorted({r['pid'] for r in records})
+        relabel = {pid: num_train_pids + i for i, pid in enumerate(pids)}
+        for r in records:
+            r['source_role'] = r.get('role', 'test')
+            r['role'] = 'train'
+            r['pid'] = relabel[r['pid']]
+        return records
 
     def load_data_list(self) -> List[dict]:
         data_list = []
@@ -45,34 +165,52 @@ class ConcatReIDDataset(BaseDataset):
         pid_offset = 0
         camid_offset = 0
         for dsetid, dataset in enumerate(self.datasets):
-            dataset.full_init()
-            records = [dataset.get_data_info(i) for i in range(len(dataset))]
+            records = self._records(dataset)
             pids = sorted({r['pid'] for r in records})
             if pids != list(range(len(pids))):
                 raise ValueError(
                     f'source {dsetid} ({type(dataset).__name__}) must be a '
                     f'training split with pids 0..n-1, got pids {pids[:5]}'
                     f'{"..." if len(pids) > 5 else ""}')
+            for r in records:
+                r['source_role'] = r.get('role', 'train')
+                r['role'] = 'train'
+            num_train_pids, num_train_images = len(pids), len(records)
+            num_test_pids = num_test_images = 0
+            test_dataset = self.test_datasets[dsetid]
+            if test_dataset is not None:
+                test_records = self._test_records(dsetid, test_dataset,
+                                                  num_train_pids)
+                num_test_pids = len({r['pid'] for r in test_records})
+                num_test_images = len(test_records)
+                records += test_records
+            num_pids = num_train_pids + num_test_pids
             cams = sorted({r['camid'] for r in records})
             num_cams = cams[-1] + 1 if cams else 0
             name = records[0].get('dataset', type(dataset).__name__) \
                 if records else type(dataset).__name__
             for r in records:
-                r = copy.deepcopy(r)
-                r.pop('sample_idx', None)
                 r['pid'] += pid_offset
                 r['camid'] += camid_offset
                 r['dsetid'] = dsetid
                 data_list.append(r)
-            sources.append(
-                dict(
-                    name=name,
-                    pid_offset=pid_offset,
-                    num_pids=len(pids),
-                    camid_offset=camid_offset,
-                    num_cams=num_cams,
-                    num_images=len(records)))
-            pid_offset += len(pids)
+            source = dict(name=name)
+            for key in ('version', 'variant'):
+                if key in dataset.metainfo:
+                    source[key] = dataset.metainfo[key]
+            source.update(
+                split_used='train' if test_dataset is None else 'all',
+                pid_offset=pid_offset,
+                num_pids=num_pids,
+                camid_offset=camid_offset,
+                num_cams=num_cams,
+                num_images=len(records),
+                num_train_pids=num_train_pids,
+                num_train_images=num_train_images,
+                num_test_pids=num_test_pids,
+                num_test_images=num_test_images)
+            sources.append(source)
+            pid_offset += num_pids
             camid_offset += num_cams
         self._metainfo.update(
             sources=sources,
@@ -89,3 +227,8 @@ class ConcatReIDDataset(BaseDataset):
     def get_pids(self) -> List[int]:
         """pid of every sample, in dataset order (used by samplers)."""
         return [self.get_data_info(i)['pid'] for i in range(len(self))]
+
+    def get_dsetids(self) -> List[int]:
+        """Source index of every sample, in dataset order (used by
+        domain-aware samplers)."""
+        return [self.get_data_info(i)['dsetid'] for i in range(len(self))]

@@ -1,7 +1,11 @@
+import os.path as osp
+
 import pytest
 
 from mmreid.datasets import ConcatReIDDataset
+from mmreid.registry import DATASETS
 from .test_market1501 import touch
+from .test_msmt17 import make_msmt17
 
 
 def make_source(root, pids, cams):
@@ -39,3 +43,95 @@ def test_a_test_split_is_refused(tmp_path):
         ConcatReIDDataset(datasets=[test_split])
     with pytest.raises(ValueError, match='at least one'):
         ConcatReIDDataset(datasets=[])
+
+
+def make_market_with_test(root):
+    """Train pids 3, 8; test: pid 8 in query and gallery, gallery-only pid
+    12, a distractor (pid 0) and junk (pid -1)."""
+    touch(root / 'bounding_box_train', '0003_c1s1_000001_01.jpg',
+          '0008_c2s1_000001_01.jpg')
+    touch(root / 'query', '0008_c1s1_000002_01.jpg')
+    touch(root / 'bounding_box_test', '0008_c3s1_000002_01.jpg',
+          '0012_c4s1_000002_01.jpg', '0000_c1s1_000003_01.jpg',
+          '-1_c2s1_000004_01.jpg')
+    return dict(type='Market1501', data_root=str(root))
+
+
+def test_combine_all_namespaces_test_labels_apart(tmp_path):
+    msmt_root = tmp_path / 'MSMT17_V1'
+    msmt_root.mkdir()
+    msmt = dict(type='MSMT17', data_root=make_msmt17(msmt_root))
+    market = make_market_with_test(tmp_path / 'market')
+    ds = ConcatReIDDataset(datasets=[
+        dict(dataset=msmt, combine_all=True),
+        dict(dataset=market, combine_all=True),
+        make_source(tmp_path / 'c', pids=[1, 2], cams=[1]),
+    ])
+    records = [ds.get_data_info(i) for i in range(len(ds))]
+    sources = ds.metainfo['sources']
+
+    # MSMT17: train list pids {0, 2, 5} -> 0..2; test pids {0, 1, 9} reuse
+    # train's integers but are other people -> 3..5 in sorted order.
+    msmt_records = [r for r in records if r['dsetid'] == 0]
+    assert len(msmt_records) == 4 + 5
+    assert {r['pid']
+            for r in msmt_records} == set(range(6))  # n_train + n_test
+    by_name = {osp.basename(r['img_path']): r for r in msmt_records}
+    assert by_name['0000_000_01_0303morning_0015_0.jpg']['pid'] == 0
+    assert by_name['0000_000_04_0113morning_0002_0.jpg']['pid'] == 3
+    assert by_name['0001_000_02_0113morning_0001_0.jpg']['pid'] == 4
+    assert by_name['0009_000_10_0113noon_0005_0.jpg']['pid'] == 5
+    assert by_name['0009_000_10_0113noon_0005_0.jpg']['source_role'] == \
+        'gallery'
+    assert all(r['role'] == 'train' for r in records)
+    assert sources[0]['split_used'] == 'all'
+    assert sources[0]['version'] == 'V1'
+    assert (sources[0]['num_train_pids'], sources[0]['num_test_pids'],
+            sources[0]['num_pids']) == (3, 3, 6)
+    assert (sources[0]['num_train_images'],
+            sources[0]['num_test_images']) == (4, 5)
+    # One camid namespace per dataset: train and test cameras 1..15.
+    assert sources[0]['num_cams'] == 15
+
+    # Market: distractor and junk excluded, gallery-only pid 12 included.
+    market_records = [r for r in records if r['dsetid'] == 1]
+    assert len(market_records) == 2 + 3
+    assert sources[1]['pid_offset'] == 6
+    assert {r['pid'] for r in market_records} == {6, 7, 8, 9}
+    names = {osp.basename(r['img_path']) for r in market_records}
+    assert '0000_c1s1_000003_01.jpg' not in names
+    assert '0012_c4s1_000002_01.jpg' in names
+    assert (sources[1]['num_train_pids'], sources[1]['num_test_pids']) == \
+        (2, 2)
+
+    # The plain source uses its train split only.
+    assert sources[2]['split_used'] == 'train'
+    assert sources[2]['num_test_pids'] == 0
+    assert sources[2]['pid_offset'] == 10 and ds.num_pids == 12
+
+    # pid and camid ranges of the sources stay disjoint.
+    for key, offset_key, count_key in (('pid', 'pid_offset', 'num_pids'),
+                                       ('camid', 'camid_offset', 'num_cams')):
+        for dsetid, source in enumerate(sources):
+            values = {r[key] for r in records if r['dsetid'] == dsetid}
+            low = source[offset_key]
+            assert values <= set(range(low, low + source[count_key]))
+    assert ds.num_pids == len({r['pid'] for r in records})
+    assert ds.get_dsetids() == [r['dsetid'] for r in records]
+
+
+def test_combine_all_source_errors(tmp_path):
+    market = make_market_with_test(tmp_path / 'market')
+    with pytest.raises(ValueError, match='unknown keys'):
+        ConcatReIDDataset(datasets=[dict(dataset=market, combine=True)])
+    with pytest.raises(ValueError, match='only used with combine_all'):
+        ConcatReIDDataset(datasets=[dict(dataset=market, test_dataset=market)])
+    built = DATASETS.build(market)
+    with pytest.raises(ValueError, match='needs test_dataset'):
+        ConcatReIDDataset(datasets=[dict(dataset=built, combine_all=True)])
+    test_split = DATASETS.build(dict(market, split='test'))
+    ds = ConcatReIDDataset(datasets=[
+        dict(dataset=built, combine_all=True, test_dataset=test_split)
+    ])
+    assert ds.num_pids == 4
+    assert ds.metainfo['sources'][0]['split_used'] == 'all'

@@ -1,3 +1,4 @@
+from .domain_sampler import DomainIdentitySampler
 from .identity_sampler import IdentitySampler
 
-__all__ = ['IdentitySampler']
+__all__ = ['IdentitySampler', 'DomainIdentitySampler']

@@ -1,0 +1,202 @@
+import numpy as np
+import pytest
+
+from mmreid.datasets.samplers import DomainIdentitySampler, identity_sampler
+from mmreid.registry import DATA_SAMPLERS
+
+
+class FakeMultiSourceDataset:
+    """Records with ``pid`` and ``dsetid`` only, as a ConcatReIDDataset."""
+
+    def __init__(self, pids, dsetids):
+        self.records = [dict(pid=p, dsetid=d) for p, d in zip(pids, dsetids)]
+
+    def __len__(self):
+        return len(self.records)
+
+    def get_data_info(self, idx):
+        return dict(self.records[idx])
+
+
+def make_dataset(counts_per_domain, seed=0, local_pids=False):
+    """``counts_per_domain[d][i]`` images of identity i of domain d, in a
+    shuffled order. Global pids by default; ``local_pids`` reuses 0..n-1
+    in every domain (keys must still be (dsetid, pid))."""
+    pids, dsetids = [], []
+    offset = 0
+    for dsetid, counts in enumerate(counts_per_domain):
+        for i, count in enumerate(counts):
+            pids += [i if local_pids else offset + i] * count
+            dsetids += [dsetid] * count
+        offset += len(counts)
+    order = np.random.default_rng(seed).permutation(len(pids))
+    return FakeMultiSourceDataset(
+        np.asarray(pids)[order].tolist(),
+        np.asarray(dsetids)[order].tolist())
+
+
+# Three domains of different sizes; identities with fewer, exactly and more
+# than K=2 images.
+DOMAINS = [
+    [1, 2, 3, 4, 5, 6, 7, 2, 2, 9],
+    [2, 2, 1, 3, 8, 2, 4, 2, 2],
+    [3, 1, 2, 2, 5, 2, 2, 6],
+]
+
+
+def build(monkeypatch, dataset, rank=0, world_size=1, **kwargs):
+    monkeypatch.setattr(identity_sampler, 'get_dist_info', lambda:
+                        (rank, world_size))
+    kwargs.setdefault('seed', 0)
+    kwargs.setdefault('batch_size', 8)
+    kwargs.setdefault('num_instances', 2)
+    return DomainIdentitySampler(dataset, **kwargs)
+
+
+def batch_keys(dataset, batch, num_instances):
+    """(dsetid, pid) of each group of a batch, after checking the groups."""
+    keys = [(dataset.records[i]['dsetid'], dataset.records[i]['pid'])
+            for i in batch]
+    groups = [
+        keys[i:i + num_instances] for i in range(0, len(keys), num_instances)
+    ]
+    assert all(len(set(g)) == 1 for g in groups), 'a group mixes identities'
+    group_keys = [g[0] for g in groups]
+    assert len(set(group_keys)) == len(group_keys), 'repeated identity'
+    return group_keys
+
+
+def rank_batches(sampler):
+    indices = list(sampler)
+    assert len(indices) == len(sampler)
+    return np.asarray(indices).reshape(-1, sampler.batch_size)
+
+
+def test_single_mode_batches_come_from_one_domain(monkeypatch):
+    dataset = make_dataset(DOMAINS)
+    sampler = build(monkeypatch, dataset, mode='single')
+    batches = rank_batches(sampler)
+    domains_seen = []
+    for batch in batches:
+        keys = batch_keys(dataset, batch, 2)
+        assert len(keys) == 4
+        assert len({d for d, _ in keys}) == 1
+        domains_seen.append(keys[0][0])
+    # Each domain has its own steps: ceil(G_d / P) (here > max groups).
+    groups = [sum(-(-c // 2) for c in counts) for counts in DOMAINS]
+    expected = [-(-g // 4) for g in groups]
+    assert [domains_seen.count(d) for d in range(3)] == expected
+    assert len(batches) == sampler.num_steps == sum(expected)
+    # Every image appears at least once per epoch; steps of the domains
+    # are interleaved.
+    assert set(batches.reshape(-1).tolist()) == set(range(len(dataset)))
+    assert domains_seen != sorted(domains_seen)
+
+
+def test_balanced_mode_batches_mix_domains_equally(monkeypatch):
+    dataset = make_dataset(DOMAINS)
+    sampler = build(monkeypatch, dataset, mode='balanced')
+    batches = rank_batches(sampler)
+    totals = np.zeros(3, dtype=int)
+    for batch in batches:
+        keys = batch_keys(dataset, batch, 2)
+        per_domain = np.bincount([d for d, _ in keys], minlength=3)
+        # P=4 over 3 domains: 1 or 2 identities of each.
+        assert sorted(per_domain.tolist()) == [1, 1, 2]
+        totals += per_domain
+    # The extra slot rotates over the domains.
+    assert totals.max() - totals.min() <= 1
+    assert set(batches.reshape(-1).tolist()) == set(range(len(dataset)))
+    # The epoch is as short as the largest domain's share allows.
+    groups_0 = sum(-(-c // 2) for c in DOMAINS[0])
+    assert totals[0] >= groups_0
+    assert len(batches) * 4 < 3 * groups_0 + 3 * 4
+
+
+@pytest.mark.parametrize('mode', ['single', 'balanced'])
+@pytest.mark.parametrize('world_size', [2, 3])
+def test_distributed_ranks(monkeypatch, mode, world_size):
+    # Enough identities per domain for P * world_size distinct ones.
+    domains = [[(i % 5) + 1 for i in range(14)],
+               [(i % 3) + 2 for i in range(13)], [3] * 12]
+    dataset = make_dataset(domains)
+    samplers = [
+        build(
+            monkeypatch,
+            dataset,
+            rank=r,
+            world_size=world_size,
+            mode=mode,
+            batch_size=8,
+            num_instances=2,
+            seed=5) for r in range(world_size)
+    ]
+    per_rank = [rank_batches(s) for s in samplers]
+    assert len({len(b) for b in per_rank}) == 1, 'unequal batch counts'
+    seen = set()
+    for step in range(len(per_rank[0])):
+        step_keys = []
+        for r in range(world_size):
+            keys = batch_keys(dataset, per_rank[r][step], 2)
+            domains_in_batch = [d for d, _ in keys]
+            if mode == 'single':
+                assert len(set(domains_in_batch)) == 1
+            else:
+                assert sorted(np.bincount(domains_in_batch,
+                                          minlength=3)) == [1, 1, 2]
+            step_keys += keys
+            seen.update(per_rank[r][step].tolist())
+        assert len(set(step_keys)) == 4 * world_size, 'shared identity'
+    assert seen == set(range(len(dataset)))
+
+
+def test_same_seed_and_epoch_reproduce(monkeypatch):
+    dataset = make_dataset(DOMAINS)
+    for mode in ('single', 'balanced'):
+        a = build(monkeypatch, dataset, mode=mode, seed=3)
+        b = build(monkeypatch, dataset, mode=mode, seed=3)
+        assert list(a) == list(b)
+        a.set_epoch(1)
+        assert list(a) != list(b)
+        b.set_epoch(1)
+        assert list(a) == list(b)
+        assert len(a) == len(b)  # the length never depends on the epoch
+        c = build(monkeypatch, dataset, mode=mode, seed=4)
+        assert list(c) != list(b)
+
+
+def test_equal_pids_of_different_sources_stay_apart(monkeypatch):
+    dataset = make_dataset(DOMAINS, local_pids=True)
+    sampler = build(monkeypatch, dataset, mode='single')
+    assert len(sampler.identities) == sum(len(c) for c in DOMAINS)
+    for batch in rank_batches(sampler):
+        keys = batch_keys(dataset, batch, 2)
+        assert len({d for d, _ in keys}) == 1
+
+
+def test_registry_and_errors(monkeypatch):
+    dataset = make_dataset(DOMAINS)
+    monkeypatch.setattr(identity_sampler, 'get_dist_info', lambda: (0, 1))
+    sampler = DATA_SAMPLERS.build(
+        dict(
+            type='DomainIdentitySampler',
+            dataset=dataset,
+            batch_size=8,
+            num_instances=2,
+            mode='balanced',
+            seed=0))
+    assert isinstance(sampler, DomainIdentitySampler)
+    assert "mode='balanced'" in repr(sampler)
+    with pytest.raises(ValueError, match='mode must be one of'):
+        build(monkeypatch, dataset, mode='mixed')
+    with pytest.raises(ValueError, match=r'P=2 .* < 3 domains'):
+        build(monkeypatch, dataset, mode='balanced', batch_size=4)
+    # Domain 2 has 8 identities; a single-domain step needs 9.
+    with pytest.raises(ValueError, match='domain 2 has 8 identities'):
+        build(
+            monkeypatch, dataset, mode='single', batch_size=9, num_instances=1)
+    no_dsetid = make_dataset(DOMAINS)
+    for record in no_dsetid.records:
+        record.pop('dsetid')
+    with pytest.raises(ValueError, match='no "dsetid"'):
+        build(monkeypatch, no_dsetid)

@@ -1,0 +1,165 @@
+"""tools/misc/verify_dataset.py on a tiny SynthReID config."""
+import importlib.util
+import os
+import os.path as osp
+import subprocess
+
+from .conftest import PYTHON, REPO, run_tool
+
+TOOL = osp.join('tools', 'misc', 'verify_dataset.py')
+
+PUBLISHED_MODULE = '''
+from mmreid.datasets.synthetic import SynthReID
+from mmreid.registry import DATASETS
+
+
+@DATASETS.register_module()
+class PublishedSynthReID(SynthReID):
+    PUBLISHED_COUNTS = dict(
+        train=dict(ids=4, images=18, cams=3, verified=True),
+        query=dict(ids=3, images=7, verified=True),
+        gallery=dict(ids=4, images=10, verified=False))
+
+
+@DATASETS.register_module()
+class StrictSynthReID(SynthReID):
+    PUBLISHED_COUNTS = dict(query=dict(ids=3, images=8, verified=True))
+'''
+
+# Domain 0 trains on all its images, domain 1 on its train split; the
+# val/test sets are two targets of a multi-target loop.
+EXTRA = '''
+custom_imports = dict(imports=['published_synth'], allow_failed_imports=False)
+train_dataloader = dict(
+    batch_size=8,
+    sampler=dict(type='IdentitySampler', batch_size=8, num_instances=2),
+    dataset=dict(
+        type='ConcatReIDDataset',
+        datasets=[
+            dict(dataset=dict(synth, type='PublishedSynthReID', domain=0),
+                 combine_all=True),
+            dict(synth, domain=1),
+        ],
+        pipeline=train_pipeline))
+targets = [
+    dict(name='d2',
+         dataloader=dict(val_dataloader, dataset=dict(
+             synth, type='PublishedSynthReID', domain=2, split='test'))),
+    dict(name='d0',
+         dataloader=dict(val_dataloader, dataset=dict(
+             synth, domain=0, split='test'))),
+]
+val_cfg = dict(type='MultiTargetValLoop', targets=targets)
+test_cfg = dict(type='MultiTargetTestLoop', targets=targets)
+val_dataloader = dict()
+test_dataloader = dict()
+'''
+
+
+def table_rows(output):
+    """``{(split, dataset, role): [images, ids, cams, published]}``."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.split('|')]
+        if len(cells) == 7 and cells[3].isdigit():
+            rows[tuple(cells[:3])] = [int(c) for c in cells[3:6]] + [cells[6]]
+    return rows
+
+
+def run_verify(args, env):
+    return subprocess.run(
+        [PYTHON, TOOL] + args,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600)
+
+
+def run_env(env):
+    full = dict(os.environ)
+    full['PYTHONPATH'] = os.pathsep.join(
+        p for p in (REPO, env['PYTHONPATH'], full.get('PYTHONPATH', '')) if p)
+    full.setdefault('OMP_NUM_THREADS', '1')
+    return full
+
+
+def test_counts_targets_and_published_numbers(make_config, tmp_path):
+    user_code = tmp_path / 'user_code'
+    user_code.mkdir()
+    (user_code / 'published_synth.py').write_text(PUBLISHED_MODULE)
+    env = dict(PYTHONPATH=str(user_code))
+    config = make_config(extra=EXTRA)
+
+    output = run_tool([PYTHON, TOOL, config], env=env)
+    rows = table_rows(output)
+    # Combine-all: domain 0's train ids (4) and test ids (3; the gallery's
+    # distractors are excluded) as 7 classes.
+    assert rows[('train', 'synthreid-d0 (all)', 'train')] == [18, 4, 3, 'ok']
+    assert rows[('train', 'synthreid-d0 (all)', 'query')][:2] == [7, 3]
+    # Distractors are left out of combine-all: no published comparison.
+    assert rows[('train', 'synthreid-d0 (all)', 'query')][3] == '-'
+    assert rows[('train', 'synthreid-d1', 'train')] == [18, 4, 3, '-']
+    total = rows[('train', 'total', 'train')]
+    assert total[1] == 4 + 3 + 4 and total[2] == 6
+    # Multi-target targets, listed once for the val and test loops.
+    assert rows[('val/d2, test/d2', 'synthreid-d2',
+                 'query')] == [7, 3, 3, 'ok']
+    gallery = rows[('val/d2, test/d2', 'synthreid-d2', 'gallery')]
+    assert gallery[:2] == [9, 4] and gallery[3] == 'differs (unverified)'
+    assert ('val/d0, test/d0', 'synthreid-d0', 'gallery') in rows
+    assert 'WARNING: val/d2, test/d2: synthreid-d2 gallery images: got 9, ' \
+        'published 10 (unverified)' in output
+    assert 'ERROR' not in output
+
+    # --split train lists the training set only.
+    env_full = run_env(env)
+    proc = run_verify([config, '--split', 'train'], env_full)
+    assert proc.returncode == 0, proc.stdout
+    assert {key[0] for key in table_rows(proc.stdout)} == {'train'}
+
+    # A verified mismatch and a dataset that cannot be built are errors.
+    proc = run_verify([
+        config, '--split', 'test', '--cfg-options',
+        'test_cfg.targets.0.dataloader.dataset.type=StrictSynthReID',
+        'val_cfg.targets.1.dataloader.dataset.domain=7'
+    ], env_full)
+    assert proc.returncode == 1, proc.stdout
+    assert 'ERROR: test/d2: synthreid-d2 query images: got 7, published ' \
+        '8' in proc.stdout
+    assert 'ERROR: val/d0: cannot build SynthReID: ValueError: domain ' \
+        'index 7' in proc.stdout
+    assert ('val/d2', 'synthreid-d2', 'query') in table_rows(proc.stdout)
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location('verify_dataset',
+                                                  osp.join(REPO, TOOL))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_modality_column_and_unverified_ok():
+    tool = load_tool()
+
+    class Published:
+        PUBLISHED_COUNTS = dict(train=dict(ids=2, images=3))
+
+    records = [
+        dict(pid=0, camid=0, modality=0),
+        dict(pid=0, camid=1, modality=1),
+        dict(pid=1, camid=1, modality=1)
+    ]
+    row = dict(
+        entry='train',
+        dataset='sysu',
+        role='train',
+        published=Published(),
+        **tool.count(records))
+    row['check'], errors, warnings = tool.compare(row)
+    assert (row['check'], errors, warnings) == ('ok (unverified)', [], [])
+    table = tool.format_table([row])
+    assert 'modality' in table.splitlines()[0]
+    assert 'vis:1 ir:2' in table

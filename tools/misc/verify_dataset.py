@@ -1,0 +1,280 @@
+"""Parse every dataset of a config and check its counts.
+
+    python tools/misc/verify_dataset.py CONFIG [--split train|test|all]
+        [--cfg-options k=v ...]
+
+Builds the dataset of ``train_dataloader``, ``val_dataloader`` and
+``test_dataloader`` and of every target of a multi-target ``val_cfg`` /
+``test_cfg``, then prints one row per split and role: images, identities
+(distinct pids as loaded: junk dropped, the distractor pid counted as one),
+cameras and, when a dataset has infrared images, images per modality. A
+``ConcatReIDDataset`` gets one row per source and role (train, and query /
+gallery for a combine-all source) and a total row.
+
+A dataset class may declare the published counts of its splits::
+
+    PUBLISHED_COUNTS = dict(
+        train=dict(ids=751, images=12936, cams=6, verified=True),
+        query=dict(ids=750, images=3368, verified=True),
+        gallery=dict(ids=752, images=15913, verified=False))
+
+(read with ``getattr`` on the built dataset, so an instance may also set
+it, e.g. per version). A mismatch on a verified number is an error, on an
+unverified one a warning. The exit status is 1 after an error (a mismatch
+or a dataset that cannot be built), else 0.
+"""
+import argparse
+import copy
+import json
+import sys
+from collections import Counter
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from mmengine.config import Config, DictAction
+
+from mmreid.registry import DATASETS
+from mmreid.utils import register_all_modules
+
+COUNT_KEYS = ('images', 'ids', 'cams')
+MODALITY_NAMES = {0: 'vis', 1: 'ir'}
+SPLITS = ('train', 'test', 'all')
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Parse the datasets of a config and check their counts')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        '--split',
+        choices=SPLITS,
+        default='all',
+        help='train: the training set; test: the val/test sets and '
+        'targets; all: both (default)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys, e.g. '
+        'train_dataloader.dataset.data_root=data/market1501')
+    return parser.parse_args(argv)
+
+
+def collect_dataset_cfgs(cfg: Config, split: str) -> List[Tuple[str, dict]]:
+    """The dataset configs to verify, each with the names that use it.
+
+    Args:
+        cfg (Config): The merged config.
+        split (str): ``'train'``, ``'test'`` or ``'all'``.
+
+    Returns:
+        list[tuple[str, dict]]: ``(names, dataset config)``; one entry per
+        distinct config (``test_dataloader = val_dataloader`` is listed
+        once, as ``val, test``).
+    """
+    found: List[Tuple[str, dict]] = []
+    if split in ('train', 'all'):
+        found.append(('train', cfg.get('train_dataloader')))
+    if split in ('test', 'all'):
+        for loop in ('val', 'test'):
+            found.append((loop, cfg.get(f'{loop}_dataloader')))
+            loop_cfg = cfg.get(f'{loop}_cfg') or {}
+            for i, target in enumerate(loop_cfg.get('targets') or []):
+                name = target.get('name', str(i))
+                found.append((f'{loop}/{name}', target.get('dataloader')))
+    entries: Dict[str, Tuple[List[str], dict]] = {}
+    for name, dataloader in found:
+        if not dataloader or not dataloader.get('dataset'):
+            continue
+        dataset_cfg = dataloader['dataset']
+        dataset_cfg = dataset_cfg.to_dict() if hasattr(
+            dataset_cfg, 'to_dict') else copy.deepcopy(dict(dataset_cfg))
+        # Transforms are irrelevant to counting and may need more setup.
+        dataset_cfg['pipeline'] = []
+        key = json.dumps(dataset_cfg, sort_keys=True, default=str)
+        entries.setdefault(key, ([], dataset_cfg))[0].append(name)
+    return [(', '.join(names), dataset_cfg)
+            for names, dataset_cfg in entries.values()]
+
+
+def count(records: List[dict]) -> dict:
+    """Images, identities, cameras and images per modality of records."""
+    modalities = Counter(int(r.get('modality', 0)) for r in records)
+    return dict(
+        images=len(records),
+        ids=len({r['pid']
+                 for r in records}),
+        cams=len({r['camid']
+                  for r in records}),
+        modalities=dict(sorted(modalities.items())))
+
+
+def records_of(dataset) -> List[dict]:
+    dataset.full_init()
+    return [dataset.get_data_info(i) for i in range(len(dataset))]
+
+
+def dataset_name(dataset) -> str:
+    return dataset.metainfo.get('dataset_name', type(dataset).__name__)
+
+
+def summarize(entry: str, dataset) -> List[dict]:
+    """One row per (source, role) of a built dataset.
+
+    Each row has ``entry``, ``dataset``, ``role``, the counts of
+    :func:`count` and ``published``, the dataset object whose
+    ``PUBLISHED_COUNTS`` apply (``None`` for a total row and for the
+    query/gallery rows of a combine-all source, which lack distractors).
+    """
+    records = records_of(dataset)
+    rows = []
+    sources = getattr(dataset, 'datasets', None)
+    if sources is not None and 'sources' in dataset.metainfo:
+        for dsetid, source in enumerate(dataset.metainfo['sources']):
+            own = [r for r in records if r.get('dsetid') == dsetid]
+            name = source['name']
+            if source.get('split_used') == 'all':
+                name += ' (all)'
+            for role in ('train', 'query', 'gallery'):
+                part = [
+                    r for r in own
+                    if r.get('source_role', r.get('role')) == role
+                ]
+                if part:
+                    # Combine-all query/gallery rows lack the distractors,
+                    # so only the train row is comparable.
+                    published = sources[dsetid] if role == 'train' else None
+                    rows.append(
+                        dict(
+                            entry=entry,
+                            dataset=name,
+                            role=role,
+                            published=published,
+                            **count(part)))
+        rows.append(
+            dict(
+                entry=entry,
+                dataset='total',
+                role='train',
+                published=None,
+                **count(records)))
+        return rows
+    roles = sorted({r.get('role', 'train')
+                    for r in records},
+                   key=lambda role: ('train', 'query', 'gallery').index(role)
+                   if role in ('train', 'query', 'gallery') else 3)
+    for role in roles:
+        part = [r for r in records if r.get('role', 'train') == role]
+        rows.append(
+            dict(
+                entry=entry,
+                dataset=dataset_name(dataset),
+                role=role,
+                published=dataset,
+                **count(part)))
+    return rows
+
+
+def compare(row: dict) -> Tuple[str, List[str], List[str]]:
+    """Compare a row with its dataset's ``PUBLISHED_COUNTS``.
+
+    Returns:
+        tuple[str, list[str], list[str]]: The table cell, the errors
+        (verified mismatches) and the warnings (unverified mismatches).
+    """
+    published = getattr(row['published'], 'PUBLISHED_COUNTS', None)
+    expected = (published or {}).get(row['role'])
+    if not expected:
+        return '-', [], []
+    verified = bool(expected.get('verified', False))
+    errors, warnings = [], []
+    for key in COUNT_KEYS:
+        if key not in expected:
+            continue
+        if row[key] != expected[key]:
+            message = (f'{row["entry"]}: {row["dataset"]} {row["role"]} '
+                       f'{key}: got {row[key]}, published {expected[key]}')
+            if verified:
+                errors.append(message)
+            else:
+                warnings.append(message + ' (unverified)')
+    if errors:
+        cell = 'MISMATCH'
+    elif warnings:
+        cell = 'differs (unverified)'
+    else:
+        cell = 'ok' if verified else 'ok (unverified)'
+    return cell, errors, warnings
+
+
+def format_table(rows: List[dict]) -> str:
+    show_modality = any(
+        set(row['modalities']) - {0} for row in rows if row['modalities'])
+    header = ['split', 'dataset', 'role', 'images', 'ids', 'cams']
+    if show_modality:
+        header.append('modality')
+    header.append('published')
+    lines = [header]
+    for row in rows:
+        line = [
+            row['entry'], row['dataset'], row['role'],
+            str(row['images']),
+            str(row['ids']),
+            str(row['cams'])
+        ]
+        if show_modality:
+            line.append(' '.join(f'{MODALITY_NAMES.get(m, m)}:{n}'
+                                 for m, n in row['modalities'].items()))
+        line.append(row['check'])
+        lines.append(line)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    rule = '-+-'.join('-' * w for w in widths)
+    text = [' | '.join(c.ljust(w) for c, w in zip(lines[0], widths)), rule]
+    text += [
+        ' | '.join(
+            c.rjust(w) if c.isdigit() else c.ljust(w)
+            for c, w in zip(line, widths)) for line in lines[1:]
+    ]
+    return '\n'.join(line.rstrip() for line in text)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    dataset_cfgs = collect_dataset_cfgs(cfg, args.split)
+    if not dataset_cfgs:
+        print(f'no dataset found in {args.config} for --split {args.split}')
+        return 1
+
+    rows: List[dict] = []
+    errors: List[str] = []
+    warnings: List[str] = []
+    for entry, dataset_cfg in dataset_cfgs:
+        try:
+            dataset = DATASETS.build(dataset_cfg)
+            entry_rows = summarize(entry, dataset)
+        except Exception as err:  # report every dataset, then fail
+            errors.append(f'{entry}: cannot build {dataset_cfg.get("type")}:'
+                          f' {type(err).__name__}: {err}')
+            continue
+        for row in entry_rows:
+            row['check'], row_errors, row_warnings = compare(row)
+            errors += row_errors
+            warnings += row_warnings
+        rows += entry_rows
+
+    if rows:
+        print(format_table(rows))
+    for message in warnings:
+        print(f'WARNING: {message}')
+    for message in errors:
+        print(f'ERROR: {message}')
+    print(f'{len(rows)} rows, {len(errors)} errors, {len(warnings)} '
+          f'warnings')
+    return 1 if errors else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
