@@ -4,7 +4,10 @@ import torch
 
 import mmreid.evaluation.metrics.reid_metric as reid_metric_module
 from mmreid.evaluation import ReIDMetric
-from mmreid.evaluation.functional import evaluate_features
+from mmreid.evaluation.functional import (evaluate_features, evaluate_rank,
+                                          evaluate_verification,
+                                          evaluate_verification_features,
+                                          k_reciprocal_rerank, query_expansion)
 from mmreid.registry import METRICS
 from mmreid.structures import ReIDDataSample
 
@@ -199,3 +202,81 @@ def test_feature_storage_is_compact_and_on_cpu():
     assert isinstance(record['pid'], int) and record['is_query']
     np.testing.assert_array_equal(record['feature'].numpy(),
                                   samples[0]['pred_feature'].numpy())
+
+
+def split_samples(samples):
+    """Query/gallery features and labels of ``make_samples`` output."""
+    query = [s for s in samples if s['role'] == 'query']
+    gallery = [s for s in samples if s['role'] == 'gallery']
+
+    def labels(records, key):
+        return torch.tensor([int(torch.as_tensor(r[key])) for r in records])
+
+    return (torch.stack([s['pred_feature'] for s in query]),
+            torch.stack([s['pred_feature'] for s in gallery]),
+            labels(query, 'gt_label'), labels(gallery, 'gt_label'),
+            labels(query, 'camid'), labels(gallery, 'camid'))
+
+
+def test_extra_options_are_off_by_default():
+    metric = ReIDMetric()
+    assert metric.rerank is None and metric.query_expansion is None
+    assert metric.verification_fprs is None
+    metrics = run_metric(metric, make_samples(3))
+    assert not any(key.startswith('reid/TPR') for key in metrics)
+
+
+def test_verification_keys():
+    samples = make_samples(4)
+    metric = ReIDMetric(metric='cosine', verification_fprs=(1e-2, 0.1))
+    metrics = run_metric(metric, samples)
+    query, gallery, *labels = split_samples(samples)
+    expected = evaluate_verification_features(
+        query, gallery, *labels, metric='cosine', fprs=(1e-2, 0.1))
+    assert metrics['reid/TPR@FPR=1e-02'] == pytest.approx(expected.tpr[0] *
+                                                          100)
+    assert metrics['reid/TPR@FPR=1e-01'] == pytest.approx(expected.tpr[1] *
+                                                          100)
+    assert 0 < metrics['reid/TPR@FPR=1e-01'] <= 100
+    assert not any('loss' in key for key in metrics)
+
+
+def test_rerank_option():
+    samples = make_samples(5)
+    rerank = dict(k1=6, k2=3, lambda_value=0.3)
+    metric = ReIDMetric(rerank=rerank, verification_fprs=(0.1, ))
+    metrics = run_metric(metric, samples)
+    query, gallery, *labels = split_samples(samples)
+    distmat = k_reciprocal_rerank(query, gallery, **rerank)
+    expected = evaluate_rank(distmat, *labels)
+    assert metrics['reid/mAP'] == pytest.approx(expected.mAP * 100)
+    assert metrics['reid/R1'] == pytest.approx(expected.cmc[0] * 100)
+    verification = evaluate_verification(distmat, *labels, fprs=(0.1, ))
+    assert metrics['reid/TPR@FPR=1e-01'] == pytest.approx(verification.tpr[0] *
+                                                          100)
+    # Re-ranking changes the distances, hence (here) the mAP.
+    plain = expected_metrics(samples)
+    assert metrics['reid/mAP'] != pytest.approx(plain.mAP * 100)
+
+
+def test_query_expansion_option():
+    samples = make_samples(6)
+    metric = ReIDMetric(query_expansion=dict(k=2, alpha=0))
+    metrics = run_metric(metric, samples)
+    query, gallery, *labels = split_samples(samples)
+    expanded = query_expansion(query, gallery, k=2, alpha=0)
+    expected = evaluate_features(expanded, gallery, *labels, normalize=True)
+    assert metrics['reid/mAP'] == pytest.approx(expected.mAP * 100)
+    plain = expected_metrics(samples, normalize=True)
+    assert metrics['reid/mAP'] != pytest.approx(plain.mAP * 100)
+
+
+def test_invalid_extra_options():
+    with pytest.raises(ValueError, match='rerank'):
+        ReIDMetric(rerank=dict(k=3))
+    with pytest.raises(ValueError, match='query_expansion'):
+        ReIDMetric(query_expansion=dict(k1=3))
+    metric = ReIDMetric(rerank=dict(k1=6))
+    metric.set_scorer(lambda q, g: torch.cdist(q, g))
+    with pytest.raises(ValueError, match='scorer'):
+        run_metric(metric, make_samples(7))

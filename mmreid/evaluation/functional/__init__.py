@@ -3,14 +3,22 @@ from .distance import DISTANCE_METRICS, compute_distance
 from .evaluate import Scorer, evaluate_features, evaluate_rank
 from .junk_rules import (JUNK_RULES, JunkRule, get_junk_rule, market_junk,
                          no_junk, sysu_junk)
+from .query_expansion import query_expansion
 from .rank import (AP_MODES, CMC_MODES, DEFAULT_MEMORY_BUDGET_MB, TIE_POLICIES,
                    RankAccumulator, ReIDEvalResult, chunk_rows_for_budget)
 from .reference import reference_evaluate_rank
+from .rerank import k_reciprocal_rerank, k_reciprocal_rerank_distances
+from .verification import (DEFAULT_FPRS, VerificationResult,
+                           evaluate_verification,
+                           evaluate_verification_features, tpr_at_fpr)
 
 __all__ = [
     'compute_distance', 'evaluate_rank', 'evaluate_features', 'ReIDEvalResult',
     'RankAccumulator', 'chunk_rows_for_budget', 'get_junk_rule', 'market_junk',
     'no_junk', 'sysu_junk', 'JUNK_RULES', 'JunkRule', 'Scorer',
     'DISTANCE_METRICS', 'TIE_POLICIES', 'AP_MODES', 'CMC_MODES',
-    'DEFAULT_MEMORY_BUDGET_MB', 'reference_evaluate_rank'
+    'DEFAULT_MEMORY_BUDGET_MB', 'reference_evaluate_rank',
+    'evaluate_verification', 'evaluate_verification_features', 'tpr_at_fpr',
+    'VerificationResult', 'DEFAULT_FPRS', 'k_reciprocal_rerank',
+    'k_reciprocal_rerank_distances', 'query_expansion'
 ]

@@ -3,16 +3,30 @@ import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 
 from mmreid.registry import METRICS
 from ..functional import (DEFAULT_MEMORY_BUDGET_MB, ReIDEvalResult,
-                          evaluate_features)
+                          evaluate_features, evaluate_rank,
+                          evaluate_verification,
+                          evaluate_verification_features, k_reciprocal_rerank,
+                          query_expansion)
 
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ROLES = ('query', 'gallery')
+RERANK_KEYS = ('k1', 'k2', 'lambda_value')
+QUERY_EXPANSION_KEYS = ('k', 'alpha')
+
+
+def _check_keys(name: str, cfg: Optional[dict], allowed: tuple) -> None:
+    if cfg is None:
+        return
+    if not isinstance(cfg, dict) or set(cfg) - set(allowed):
+        raise ValueError(f'{name} must be None or a dict with keys from '
+                         f'{allowed}, got {cfg!r}')
 
 
 def _to_int(value: Any) -> int:
@@ -78,9 +92,28 @@ class ReIDMetric(BaseMetric):
         collect_device: ``'cpu'`` or ``'gpu'``, see ``BaseMetric``.
         prefix: Key prefix; defaults to ``'reid'``.
         collect_dir: See ``BaseMetric``.
+        query_expansion: ``dict(k=..., alpha=...)`` to replace each query
+            by its alpha-QE with ``k`` gallery neighbours before ranking
+            (see :func:`~mmreid.evaluation.functional.query_expansion`);
+            query and gallery features are then L2-normalised. Off by
+            default.
+        rerank: ``dict(k1=20, k2=6, lambda_value=0.3)`` to rank by
+            k-reciprocal re-ranked distances (squared Euclidean of the
+            features, normalised when ``normalize``, ``metric='cosine'``
+            or query expansion is on). It holds a dense (Q, G) matrix,
+            see :mod:`~mmreid.evaluation.functional.rerank` for its
+            memory. Off by default.
+        verification_fprs: FPRs at which to report ``TPR@FPR=1e-04``-style
+            keys (percent) over the kept query-gallery pairs, positive =
+            same pid, computed from the same distances as the ranking.
+            Off by default.
 
     Examples:
         >>> val_evaluator = dict(type='ReIDMetric', metric='cosine')
+        >>> val_evaluator = dict(
+        ...     type='ReIDMetric',
+        ...     rerank=dict(k1=20, k2=6, lambda_value=0.3),
+        ...     verification_fprs=(1e-4, 1e-3, 1e-2))
     """
     default_prefix: Optional[str] = 'reid'
 
@@ -97,7 +130,10 @@ class ReIDMetric(BaseMetric):
                  device: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
-                 collect_dir: Optional[str] = None) -> None:
+                 collect_dir: Optional[str] = None,
+                 query_expansion: Optional[dict] = None,
+                 rerank: Optional[dict] = None,
+                 verification_fprs: Optional[Sequence[float]] = None) -> None:
         super().__init__(
             collect_device=collect_device,
             prefix=prefix,
@@ -116,6 +152,12 @@ class ReIDMetric(BaseMetric):
             cmc_mode=cmc_mode)
         self.memory_budget_mb = memory_budget_mb
         self.device = device
+        _check_keys('query_expansion', query_expansion, QUERY_EXPANSION_KEYS)
+        _check_keys('rerank', rerank, RERANK_KEYS)
+        self.query_expansion = query_expansion
+        self.rerank = rerank
+        self.verification_fprs = (None if verification_fprs is None else tuple(
+            float(x) for x in verification_fprs))
         self.scorer: Optional[Scorer] = None
         # The full result of the last evaluation, for hooks and analysis.
         self.last_result: Optional[ReIDEvalResult] = None
@@ -167,8 +209,9 @@ class ReIDMetric(BaseMetric):
             results: The records of all samples, collected from all ranks.
 
         Returns:
-            dict: ``R{k}``, ``mAP`` and ``mINP`` in percent, and the counts
-            ``num_query`` and ``num_valid_query``.
+            dict: ``R{k}``, ``mAP`` and ``mINP`` in percent, the counts
+            ``num_query`` and ``num_valid_query``, and ``TPR@FPR=...``
+            in percent when ``verification_fprs`` is set.
         """
         results = self._drop_duplicates(results)
         query = [r for r in results if r['is_query']]
@@ -184,18 +227,64 @@ class ReIDMetric(BaseMetric):
             return torch.tensor([r[key] for r in records], dtype=torch.long)
 
         metric = self.scorer if self.scorer is not None else self.metric
-        result = evaluate_features(
-            stack(query, 'feature'),
-            stack(gallery, 'feature'),
-            stack(query, 'pid'),
-            stack(gallery, 'pid'),
-            stack(query, 'camid'),
-            stack(gallery, 'camid'),
-            metric=metric,
-            normalize=self.normalize,
-            memory_budget_mb=self.memory_budget_mb,
-            device=self.device,
-            **self.rank_options)
+        query_feats = stack(query, 'feature')
+        gallery_feats = stack(gallery, 'feature')
+        labels = (stack(query, 'pid'), stack(gallery, 'pid'),
+                  stack(query, 'camid'), stack(gallery, 'camid'))
+        normalize = self.normalize
+        if (self.query_expansion is not None
+                or self.rerank is not None) and callable(metric):
+            raise ValueError('query_expansion and rerank work on features '
+                             'and cannot be combined with a scorer')
+        if self.query_expansion is not None:
+            query_feats = query_expansion(
+                query_feats,
+                gallery_feats,
+                memory_budget_mb=self.memory_budget_mb,
+                device=self.device,
+                **self.query_expansion)
+            gallery_feats = F.normalize(gallery_feats, dim=1)
+            normalize = True
+
+        verification = None
+        if self.rerank is not None:
+            distmat = k_reciprocal_rerank(
+                query_feats,
+                gallery_feats,
+                normalize=normalize or metric == 'cosine',
+                memory_budget_mb=self.memory_budget_mb,
+                device=self.device,
+                **self.rerank)
+            result = evaluate_rank(
+                distmat, *labels, device=self.device, **self.rank_options)
+            if self.verification_fprs is not None:
+                verification = evaluate_verification(
+                    distmat,
+                    *labels,
+                    fprs=self.verification_fprs,
+                    junk_rule=self.rank_options['junk_rule'],
+                    device=self.device)
+        else:
+            result = evaluate_features(
+                query_feats,
+                gallery_feats,
+                *labels,
+                metric=metric,
+                normalize=normalize,
+                memory_budget_mb=self.memory_budget_mb,
+                device=self.device,
+                **self.rank_options)
+            if self.verification_fprs is not None:
+                verification = evaluate_verification_features(
+                    query_feats,
+                    gallery_feats,
+                    *labels,
+                    metric=metric,
+                    normalize=normalize,
+                    fprs=self.verification_fprs,
+                    junk_rule=self.rank_options['junk_rule'],
+                    memory_budget_mb=self.memory_budget_mb,
+                    device=self.device)
         self.last_result = result
 
         num_skipped = result.num_query - result.num_valid_query
@@ -212,6 +301,9 @@ class ReIDMetric(BaseMetric):
         metrics['mINP'] = result.mINP * 100
         metrics['num_query'] = result.num_query
         metrics['num_valid_query'] = result.num_valid_query
+        if verification is not None:
+            for fpr, tpr in zip(verification.fprs, verification.tpr):
+                metrics[f'TPR@FPR={fpr:.0e}'] = float(tpr) * 100
         return metrics
 
     @staticmethod

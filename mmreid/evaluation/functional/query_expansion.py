@@ -1,0 +1,66 @@
+"""Average / alpha query expansion (AQE, alpha-QE) of query features.
+
+Each query is replaced by a weighted mean of itself and its ``k`` nearest
+gallery features (Chum et al., ICCV 2007; alpha-QE: Radenovic et al.,
+TPAMI 2019), all L2-normalised::
+
+    q' = normalize(q + sum_{i=1..k} max(cos(q, g_i), 0) ** alpha * g_i)
+
+The query's own weight is ``cos(q, q) ** alpha = 1``; ``alpha = 0`` gives
+the plain average (AQE). Neighbours are the ``k`` most cosine-similar
+gallery items of the whole gallery: the junk rule is not applied, since
+expansion is unsupervised and must not look at labels.
+"""
+import torch
+import torch.nn.functional as F
+
+from .distance import ArrayLike, exact_fp32_matmul, to_tensor
+from .rank import DEFAULT_MEMORY_BUDGET_MB, DeviceLike
+
+
+def query_expansion(query_feats: ArrayLike,
+                    gallery_feats: ArrayLike,
+                    k: int = 5,
+                    alpha: float = 0.0,
+                    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+                    device: DeviceLike = None) -> torch.Tensor:
+    """Expand queries with their nearest gallery features.
+
+    Args:
+        query_feats: Query features, shape (Q, D).
+        gallery_feats: Gallery features, shape (G, D).
+        k: Gallery neighbours per query (0 only normalises the queries).
+        alpha: Exponent of the similarity weights; 0 = plain average.
+        memory_budget_mb: Budget of one chunk of query-gallery
+            similarities (4 bytes each).
+        device: Where to compute; defaults to the query features' device.
+
+    Returns:
+        torch.Tensor: L2-normalised expanded queries, shape (Q, D), in
+        float32 (float64 for float64 features).
+    """
+    query, gallery = to_tensor(query_feats), to_tensor(gallery_feats)
+    if k < 0 or k > len(gallery):
+        raise ValueError(f'k must lie in [0, {len(gallery)}], got {k}')
+    if alpha < 0:
+        raise ValueError(f'alpha must be >= 0, got {alpha}')
+    device = torch.device(device) if device is not None else query.device
+    dtype = torch.float64 if query.dtype == torch.float64 else torch.float32
+    query = F.normalize(query.to(device=device, dtype=dtype), dim=1)
+    gallery = F.normalize(gallery.to(device=device, dtype=dtype), dim=1)
+    if k == 0:
+        return query
+    chunk = max(1, int(memory_budget_mb * 2**20 // (max(len(gallery), 1) * 8)))
+    expanded = torch.empty_like(query)
+    for start in range(0, len(query), chunk):
+        query_chunk = query[start:start + chunk]
+        with exact_fp32_matmul(device):
+            similarity = query_chunk @ gallery.t()
+        top_sim, top_idx = similarity.topk(k, dim=1)
+        # A negative similarity to the power alpha is undefined; such a
+        # neighbour is dissimilar anyway, so it gets no weight (alpha > 0).
+        weight = top_sim.clamp(min=0).pow(alpha)
+        expanded[start:start +
+                 chunk] = query_chunk + (weight[..., None] *
+                                         gallery[top_idx]).sum(dim=1)
+    return F.normalize(expanded, dim=1)

@@ -1,0 +1,304 @@
+"""Verification metrics: TPR at a given FPR over query-gallery pairs.
+
+Every kept (query, gallery) pair is a verification trial: a positive pair
+has the same pid, a negative pair different pids, and the score is the
+negative distance (fast-reid's ``roc.py`` swaps the labels and so reports
+the negative-pair rejection rate, see the evaluation spec, section 11).
+Pairs removed by the junk rule are neither positives nor negatives, as in
+the rank metrics.
+
+``TPR@FPR=x`` is the TPR of the best threshold whose FPR does not exceed
+``x``: a threshold accepts every pair at or below a distance, so with the
+``k`` = max{i : i / N <= x} allowed negatives (``N`` negatives), the
+threshold lies strictly below the ``(k + 1)``-th smallest negative
+distance ``t``, and ``TPR = #{positive d < t} / P``. Negatives tied with
+``t`` are never split, so the FPR bound holds even with ties.
+
+The result is exact. ``t`` is found by a two-pass radix selection over the
+32-bit order-preserving keys of the float32 distances: pass 1 histograms
+the high 16 bits of every negative's key, pass 2 the low 16 bits of the
+negatives in the selected high bin. Only positive distances (a few per
+query) and two 65,536-bin histograms per FPR are kept; the distances are
+seen one chunk of queries at a time, so memory is O(chunk x G) and no
+Q x G array is ever held.
+"""
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .distance import ArrayLike, compute_distance, to_tensor
+from .junk_rules import JunkRule, get_junk_rule
+from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, _as_labels,
+                   chunk_rows_for_budget)
+
+DEFAULT_FPRS = (1e-4, 1e-3, 1e-2)
+NUM_BINS = 1 << 16
+SIGN_BIT = 1 << 31
+
+# () -> iterable of (start row, distances of the rows (Qc, G)); called
+# once per pass.
+ChunkSource = Callable[[], Iterable[tuple]]
+
+
+@dataclass(eq=False)
+class VerificationResult:
+    """TPR at FPR over query-gallery pairs.
+
+    Attributes:
+        fprs (np.ndarray): The requested FPRs, shape (F,).
+        tpr (np.ndarray): TPR at each FPR as a fraction, shape (F,).
+        thresholds (np.ndarray): The distance ``t`` of each FPR: pairs
+            strictly closer than ``t`` are accepted, shape (F,); ``inf``
+            when every negative may be accepted.
+        num_pos (int): Number of positive pairs, P.
+        num_neg (int): Number of negative pairs, N.
+    """
+    fprs: np.ndarray
+    tpr: np.ndarray
+    thresholds: np.ndarray
+    num_pos: int
+    num_neg: int
+
+
+def float_keys(dist: torch.Tensor) -> torch.Tensor:
+    """Order-preserving unsigned 32-bit keys of float32 values, as int64.
+
+    Args:
+        dist: float32 values, any shape, without NaN.
+
+    Returns:
+        torch.Tensor: int64 keys in [0, 2**32) with the values' order.
+    """
+    # Adding +0.0 turns -0.0 into +0.0, so equal values get equal keys.
+    bits = (dist.float() + 0.0).contiguous().view(torch.int32).long()
+    # Non-negative floats order like their bits; negative ones in reverse.
+    return torch.where(bits >= 0, bits + SIGN_BIT, -1 - bits)
+
+
+def key_to_float(key: int) -> float:
+    """Inverse of :func:`float_keys` for one key."""
+    bits = key - SIGN_BIT if key >= SIGN_BIT else -1 - key
+    return float(np.array([bits], dtype=np.int32).view(np.float32)[0])
+
+
+def max_false_positives(fpr: float, num_neg: int) -> int:
+    """The largest ``k`` with ``k / num_neg <= fpr`` (in float64)."""
+    k = min(int(np.floor(fpr * num_neg)), num_neg)
+    # floor(fpr * N) can be off by one where fpr * N rounds.
+    while k < num_neg and (k + 1) / num_neg <= fpr:
+        k += 1
+    while k > 0 and k / num_neg > fpr:
+        k -= 1
+    return k
+
+
+def tpr_at_fpr(chunks: ChunkSource,
+               q_pids: ArrayLike,
+               g_pids: ArrayLike,
+               q_camids: ArrayLike,
+               g_camids: ArrayLike,
+               fprs: Sequence[float] = DEFAULT_FPRS,
+               junk_rule: Union[str, JunkRule] = 'market',
+               device: DeviceLike = None) -> VerificationResult:
+    """TPR at FPR from distances given one chunk of queries at a time.
+
+    Args:
+        chunks: Called once per pass (twice at most); each call yields
+            ``(start, dist)`` with ``dist`` the distances of queries
+            ``start:start + len(dist)`` to the whole gallery, shape
+            (Qc, G), covering every query once.
+        q_pids: Query pids, shape (Q,).
+        g_pids: Gallery pids, shape (G,).
+        q_camids: Query camids, shape (Q,).
+        g_camids: Gallery camids, shape (G,).
+        fprs: FPRs in [0, 1].
+        junk_rule: Pairs to drop, as in :func:`evaluate_rank`.
+        device: Where the histograms are computed.
+
+    Returns:
+        VerificationResult: TPR and thresholds per FPR.
+    """
+    fprs = np.asarray(fprs, dtype=np.float64).reshape(-1)
+    if ((fprs < 0) | (fprs > 1)).any():
+        raise ValueError(f'fprs must lie in [0, 1], got {fprs.tolist()}')
+    rule = get_junk_rule(junk_rule)
+    device = torch.device(device) if device is not None else None
+    labels = [
+        _as_labels(q_pids, 'q_pids'),
+        _as_labels(g_pids, 'g_pids'),
+        _as_labels(q_camids, 'q_camids'),
+        _as_labels(g_camids, 'g_camids')
+    ]
+
+    def split(start: int, dist: torch.Tensor):
+        """Kept positive distances and negative keys of one chunk."""
+        dist = to_tensor(dist)
+        if device is not None:
+            dist = dist.to(device)
+        q_pid, g_pid, q_cam, g_cam = (x.to(dist.device) for x in labels)
+        stop = start + len(dist)
+        if dist.ndim != 2 or dist.shape[1] != len(g_pid):
+            raise ValueError(f'a chunk has shape {tuple(dist.shape)} for '
+                             f'{len(g_pid)} gallery items')
+        if torch.isnan(dist).any():
+            raise ValueError('distances must not be NaN')
+        same_pid = q_pid[start:stop, None] == g_pid[None, :]
+        kept = rule(same_pid, q_cam[start:stop], g_cam)
+        kept = (torch.ones_like(same_pid) if kept is None else ~kept)
+        return (dist[same_pid & kept].float(),
+                float_keys(dist[~same_pid & kept]))
+
+    # Pass 1: positives and the histogram of the keys' high halves.
+    positives, high_hist = [], None
+    for start, dist in chunks():
+        pos_dist, neg_keys = split(start, dist)
+        positives.append(pos_dist.cpu())
+        hist = torch.bincount(neg_keys >> 16, minlength=NUM_BINS)
+        high_hist = hist if high_hist is None else high_hist + hist
+    pos_dist = torch.cat(positives) if positives else torch.zeros(0)
+    high_hist = (
+        high_hist.cpu() if high_hist is not None else torch.zeros(
+            NUM_BINS, dtype=torch.long))
+    num_neg, num_pos = int(high_hist.sum()), len(pos_dist)
+
+    # The 0-based rank of t among the negatives, per FPR (None: no t).
+    targets = [
+        max_false_positives(fpr, num_neg) if num_neg else None for fpr in fprs
+    ]
+    targets = [None if t is not None and t >= num_neg else t for t in targets]
+    high_cum = torch.cumsum(high_hist, 0)
+    bins = {}
+    for rank in set(t for t in targets if t is not None):
+        high = int(torch.searchsorted(high_cum, rank, right=True))
+        below = int(high_cum[high - 1]) if high else 0
+        bins[rank] = (high, rank - below)
+
+    # Pass 2: low halves of the keys in each selected high bin.
+    low_hists = {
+        high: torch.zeros(NUM_BINS, dtype=torch.long)
+        for high, _ in bins.values()
+    }
+    if low_hists:
+        for start, dist in chunks():
+            _, neg_keys = split(start, dist)
+            high_keys = neg_keys >> 16
+            for high in low_hists:
+                low = neg_keys[high_keys == high] & (NUM_BINS - 1)
+                low_hists[high] += torch.bincount(
+                    low, minlength=NUM_BINS).cpu()
+
+    tpr, thresholds = [], []
+    for rank in targets:
+        if rank is None:
+            threshold = float('inf')
+            accepted = num_pos
+        else:
+            high, rank_in_bin = bins[rank]
+            low = int(
+                torch.searchsorted(
+                    torch.cumsum(low_hists[high], 0), rank_in_bin, right=True))
+            threshold = key_to_float((high << 16) | low)
+            accepted = int((pos_dist < threshold).sum())
+        thresholds.append(threshold)
+        tpr.append(accepted / num_pos if num_pos else 0.0)
+    return VerificationResult(
+        fprs=fprs,
+        tpr=np.asarray(tpr),
+        thresholds=np.asarray(thresholds),
+        num_pos=num_pos,
+        num_neg=num_neg)
+
+
+def evaluate_verification(distmat: ArrayLike,
+                          q_pids: ArrayLike,
+                          g_pids: ArrayLike,
+                          q_camids: ArrayLike,
+                          g_camids: ArrayLike,
+                          fprs: Sequence[float] = DEFAULT_FPRS,
+                          junk_rule: Union[str, JunkRule] = 'market',
+                          chunk_size: Optional[int] = None,
+                          device: DeviceLike = None) -> VerificationResult:
+    """TPR at FPR of a query-gallery distance matrix.
+
+    Args:
+        distmat: Distances, shape (Q, G), numpy (a memory map works) or
+            torch; rounded to float32 for the key selection.
+        q_pids, g_pids, q_camids, g_camids: Labels, shapes (Q,), (G,).
+        fprs: FPRs in [0, 1].
+        junk_rule: ``'market'``, ``'none'``, ``'sysu'`` or a callable.
+        chunk_size: Queries per chunk; by default from
+            ``DEFAULT_MEMORY_BUDGET_MB``.
+        device: Where to compute.
+
+    Returns:
+        VerificationResult: TPR and thresholds per FPR.
+    """
+    num_query, num_gallery = distmat.shape
+    if chunk_size is None:
+        chunk_size = chunk_rows_for_budget(num_gallery,
+                                           DEFAULT_MEMORY_BUDGET_MB)
+
+    def chunks():
+        for start in range(0, num_query, chunk_size):
+            yield start, to_tensor(distmat[start:start + chunk_size])
+
+    return tpr_at_fpr(chunks, q_pids, g_pids, q_camids, g_camids, fprs,
+                      junk_rule, device)
+
+
+def evaluate_verification_features(
+        query_feats: ArrayLike,
+        gallery_feats: ArrayLike,
+        q_pids: ArrayLike,
+        g_pids: ArrayLike,
+        q_camids: ArrayLike,
+        g_camids: ArrayLike,
+        metric: str = 'euclidean',
+        normalize: bool = False,
+        fprs: Sequence[float] = DEFAULT_FPRS,
+        junk_rule: Union[str, JunkRule] = 'market',
+        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+        device: DeviceLike = None) -> VerificationResult:
+    """TPR at FPR from features; distances are computed chunk by chunk.
+
+    The distances are computed twice (once per pass), which is cheaper
+    than holding them.
+
+    Args:
+        query_feats: Query features, shape (Q, D).
+        gallery_feats: Gallery features, shape (G, D).
+        q_pids, g_pids, q_camids, g_camids: Labels, shapes (Q,), (G,).
+        metric: ``'euclidean'``, ``'sqeuclidean'``, ``'cosine'`` or a
+            scorer ``(query_chunk, gallery) -> distances``.
+        normalize: L2-normalise the features first.
+        fprs: FPRs in [0, 1].
+        junk_rule: ``'market'``, ``'none'``, ``'sysu'`` or a callable.
+        memory_budget_mb: Budget of one chunk of distances.
+        device: Where to compute; defaults to the query features' device.
+
+    Returns:
+        VerificationResult: TPR and thresholds per FPR.
+    """
+    query, gallery = to_tensor(query_feats), to_tensor(gallery_feats)
+    device = torch.device(device) if device is not None else query.device
+    gallery = gallery.to(device)
+    chunk_size = chunk_rows_for_budget(len(gallery), memory_budget_mb)
+    if callable(metric) and normalize:
+        gallery = F.normalize(gallery.float(), dim=1)
+
+    def chunks():
+        for start in range(0, len(query), chunk_size):
+            query_chunk = query[start:start + chunk_size].to(device)
+            if callable(metric):
+                if normalize:
+                    query_chunk = F.normalize(query_chunk.float(), dim=1)
+                yield start, to_tensor(metric(query_chunk, gallery))
+            else:
+                yield start, compute_distance(query_chunk, gallery, metric,
+                                              normalize)
+
+    return tpr_at_fpr(chunks, q_pids, g_pids, q_camids, g_camids, fprs,
+                      junk_rule, device)

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+
+from mmreid.evaluation.functional import query_expansion
+
+
+def naive_expansion(query, gallery, k, alpha):
+    """One query at a time, with Python loops over the neighbours."""
+    query = query / np.linalg.norm(query, axis=1, keepdims=True)
+    gallery = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    out = []
+    for q in query:
+        sims = [float(q @ g) for g in gallery]
+        order = sorted(range(len(gallery)), key=lambda i: -sims[i])[:k]
+        total = q.copy()
+        for i in order:
+            total = total + max(sims[i], 0.0)**alpha * gallery[i]
+        out.append(total / np.linalg.norm(total))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize('k,alpha', [(1, 0.0), (3, 0.0), (5, 3.0), (2, 0.5)])
+def test_matches_naive_loop(k, alpha):
+    rng = np.random.default_rng(k)
+    query, gallery = rng.normal(size=(7, 5)), rng.normal(size=(20, 5))
+    expected = naive_expansion(query, gallery, k, alpha)
+    for budget in (128, 1e-4):
+        result = query_expansion(
+            torch.from_numpy(query),
+            gallery,
+            k=k,
+            alpha=alpha,
+            memory_budget_mb=budget)
+        np.testing.assert_allclose(result.numpy(), expected, atol=1e-12)
+
+
+def test_plain_average_and_edge_cases():
+    query = torch.tensor([[1.0, 0.0]])
+    gallery = torch.tensor([[0.0, 2.0], [3.0, 3.0], [-1.0, 0.0]])
+    # alpha = 0: mean direction of (1, 0) and the nearest (1, 1)/sqrt(2).
+    result = query_expansion(query, gallery, k=1, alpha=0)
+    expected = torch.tensor([1 + 2**-0.5, 2**-0.5])
+    torch.testing.assert_close(result[0], expected / expected.norm())
+    # k = 0 only normalises; float32 in, float32 out.
+    result = query_expansion(query * 3, gallery, k=0)
+    assert result.dtype == torch.float32
+    torch.testing.assert_close(result, query)
+    # An opposite neighbour gets weight 0 for alpha > 0.
+    result = query_expansion(query, gallery[2:], k=1, alpha=1)
+    torch.testing.assert_close(result, query)
+    with pytest.raises(ValueError, match='k must'):
+        query_expansion(query, gallery, k=4)
+    with pytest.raises(ValueError, match='alpha'):
+        query_expansion(query, gallery, k=1, alpha=-1)

@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import torch
+
+from mmreid.evaluation.functional import k_reciprocal_rerank
+from mmreid.evaluation.functional.rerank import k_reciprocal_rerank_distances
+
+
+def dense_rerank(query, gallery, k1, k2, lambda_value):
+    """k-reciprocal re-ranking written from the paper's definitions with
+    dense (N, N) float64 matrices and Python sets."""
+    feats = np.concatenate([query, gallery]).astype(np.float64)
+    num_query, num = len(query), len(feats)
+    dist = ((feats[:, None, :] - feats[None, :, :])**2).sum(-1)
+    dist = dist / dist.max(axis=1, keepdims=True)
+    ranking = np.argsort(dist, axis=1, kind='stable')
+
+    def nearest(i, k):
+        return set(ranking[i, :k].tolist())
+
+    def reciprocal(i, k):
+        return {j for j in nearest(i, k + 1) if i in nearest(j, k + 1)}
+
+    half = int(round(k1 / 2))
+    weights = np.zeros((num, num))
+    for i in range(num):
+        members = reciprocal(i, k1)
+        expansion = set(members)
+        for cand in members:
+            cand_set = reciprocal(cand, half)
+            if len(cand_set & members) > 2 / 3 * len(cand_set):
+                expansion |= cand_set
+        cols = sorted(expansion)
+        weight = np.exp(-dist[i, cols])
+        weights[i, cols] = weight / weight.sum()
+    if k2 > 1:
+        weights = np.stack(
+            [weights[ranking[i, :k2]].mean(axis=0) for i in range(num)])
+    jaccard = np.zeros((num_query, num - num_query))
+    for i in range(num_query):
+        for j in range(num_query, num):
+            overlap = np.minimum(weights[i], weights[j]).sum()
+            jaccard[i, j - num_query] = 1 - overlap / (2 - overlap)
+    return (1 - lambda_value) * jaccard + lambda_value * dist[:num_query,
+                                                              num_query:]
+
+
+def clustered_features(seed, num_query, num_gallery, dim=8, num_ids=6):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(num_ids, dim))
+    pids = rng.integers(0, num_ids, num_query + num_gallery)
+    feats = centers[pids] + rng.normal(scale=0.7, size=(len(pids), dim))
+    return feats[:num_query], feats[num_query:]
+
+
+@pytest.mark.parametrize('seed', range(3))
+@pytest.mark.parametrize('k1,k2,lambda_value', [(20, 6, 0.3), (7, 1, 0.0),
+                                                (5, 3, 0.6)])
+def test_matches_dense_reference(seed, k1, k2, lambda_value):
+    query, gallery = clustered_features(seed, 20, 60)
+    expected = dense_rerank(query, gallery, k1, k2, lambda_value)
+    for budget in (128, 0.01):
+        result = k_reciprocal_rerank(
+            torch.from_numpy(query),
+            torch.from_numpy(gallery),
+            k1=k1,
+            k2=k2,
+            lambda_value=lambda_value,
+            memory_budget_mb=budget)
+        assert result.shape == (20, 60)
+        np.testing.assert_allclose(result.numpy(), expected, atol=1e-5)
+
+
+def test_float32_and_distance_blocks():
+    query, gallery = clustered_features(5, 12, 40)
+    expected = dense_rerank(query, gallery, 10, 4, 0.3)
+    result = k_reciprocal_rerank(
+        query.astype(np.float32), gallery.astype(np.float32), k1=10, k2=4)
+    assert result.dtype == torch.float32
+    np.testing.assert_allclose(result.numpy(), expected, atol=1e-5)
+
+    def sq_dist(a, b):
+        return ((a[:, None] - b[None])**2).sum(-1)
+
+    result = k_reciprocal_rerank_distances(
+        sq_dist(query, gallery),
+        sq_dist(query, query),
+        sq_dist(gallery, gallery),
+        k1=10,
+        k2=4,
+        memory_budget_mb=0.01)
+    np.testing.assert_allclose(result.numpy(), expected, atol=1e-5)
+
+
+def test_lambda_one_gives_the_normalised_distance():
+    # With lambda = 1 only the original distance is left: squared
+    # Euclidean divided by each query's maximum over all N samples.
+    query, gallery = clustered_features(2, 6, 15)
+    feats = np.concatenate([query, gallery])
+    dist = ((query[:, None] - feats[None])**2).sum(-1)
+    expected = (dist / dist.max(axis=1, keepdims=True))[:, 6:]
+    result = k_reciprocal_rerank(query, gallery, k1=4, k2=2, lambda_value=1)
+    np.testing.assert_allclose(result.numpy(), expected, atol=1e-12)
+
+
+def test_invalid_parameters():
+    query, gallery = clustered_features(0, 4, 10)
+    with pytest.raises(ValueError, match='k2'):
+        k_reciprocal_rerank(query, gallery, k1=3, k2=5)
+    with pytest.raises(ValueError, match='exceeds'):
+        k_reciprocal_rerank(query, gallery, k1=20)

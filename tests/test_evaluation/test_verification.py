@@ -1,0 +1,155 @@
+import numpy as np
+import pytest
+import torch
+
+from mmreid.evaluation.functional import (compute_distance,
+                                          evaluate_verification,
+                                          evaluate_verification_features)
+from mmreid.evaluation.functional.verification import (float_keys,
+                                                       key_to_float,
+                                                       max_false_positives)
+
+
+def naive_tpr_at_fpr(distmat,
+                     q_pids,
+                     g_pids,
+                     q_camids,
+                     g_camids,
+                     fpr,
+                     junk=True):
+    """ROC by hand: try every threshold, keep the best TPR with FPR <= x.
+
+    A threshold ``t`` accepts the pairs with ``-d >= t``; the candidate
+    thresholds are the distinct scores plus +inf (accept nothing).
+    """
+    same = q_pids[:, None] == g_pids[None, :]
+    kept = ~(same & (q_camids[:, None] == g_camids[None, :])) if junk \
+        else np.ones_like(same)
+    scores = -distmat.astype(np.float64)
+    pos, neg = scores[same & kept], scores[~same & kept]
+    best = 0.0
+    for t in np.concatenate([np.unique(scores[kept]), [np.inf]]):
+        if (neg >= t).sum() / len(neg) <= fpr:
+            best = max(best, (pos >= t).sum() / len(pos))
+    return best
+
+
+def random_case(seed, num_query=15, num_gallery=50, num_pids=5, ties=False):
+    rng = np.random.default_rng(seed)
+    q_pids = rng.integers(0, num_pids, num_query)
+    g_pids = rng.integers(0, num_pids, num_gallery)
+    q_camids = rng.integers(0, 3, num_query)
+    g_camids = rng.integers(0, 3, num_gallery)
+    dist = rng.random((num_query, num_gallery)).astype(np.float32)
+    dist += (q_pids[:, None] != g_pids[None, :]) * np.float32(0.3)
+    if ties:
+        dist = np.round(dist * 8) / 8
+    return dist.astype(np.float32), q_pids, g_pids, q_camids, g_camids
+
+
+@pytest.mark.parametrize('seed', range(4))
+@pytest.mark.parametrize('ties', [False, True])
+@pytest.mark.parametrize('junk_rule', ['market', 'none'])
+def test_matches_naive_roc(seed, ties, junk_rule):
+    case = random_case(seed, ties=ties)
+    fprs = (0.0, 0.01, 0.05, 0.1, 0.29, 0.5, 1.0)
+    for chunk_size in (1, 4, 100):
+        result = evaluate_verification(
+            *case, fprs=fprs, junk_rule=junk_rule, chunk_size=chunk_size)
+        expected = [
+            naive_tpr_at_fpr(*case, fpr, junk=junk_rule == 'market')
+            for fpr in fprs
+        ]
+        np.testing.assert_allclose(result.tpr, expected, atol=1e-12)
+    same = case[1][:, None] == case[2][None, :]
+    junk = same & (case[3][:, None] == case[4][None, :])
+    if junk_rule == 'none':
+        junk[:] = False
+    assert result.num_pos == (same & ~junk).sum()
+    assert result.num_neg == (~same & ~junk).sum()
+
+
+def test_hand_computed():
+    # One query, pid 1 on camera 0. Gallery: positive at 0.1 (other
+    # camera), negatives at 0.2 and 0.4, positive at 0.3, a junk positive
+    # on camera 0 at 0.0 which must not count as a positive.
+    dist = np.array([[0.1, 0.2, 0.3, 0.4, 0.0]], dtype=np.float32)
+    q_pids, g_pids = np.array([1]), np.array([1, 2, 1, 3, 1])
+    q_cams, g_cams = np.array([0]), np.array([1, 1, 1, 1, 0])
+    result = evaluate_verification(
+        dist, q_pids, g_pids, q_cams, g_cams, fprs=(0.0, 0.5, 1.0))
+    # FPR 0: only d < 0.2 accepted -> 1 of 2 positives.
+    # FPR 0.5: one negative allowed -> d < 0.4 -> both positives.
+    np.testing.assert_allclose(result.tpr, [0.5, 1.0, 1.0])
+    np.testing.assert_allclose(result.thresholds[:2], [0.2, 0.4])
+    assert result.thresholds[2] == np.inf
+    assert (result.num_pos, result.num_neg) == (2, 2)
+    # Labels are not inverted: a model that puts negatives first gets 0.
+    result = evaluate_verification(
+        1 - dist, q_pids, g_pids, q_cams, g_cams, fprs=(0.0, ))
+    assert result.tpr[0] == 0.0
+
+
+def test_ties_never_exceed_the_fpr():
+    # Four negatives tied with the positive: FPR 0.25 allows one of them,
+    # but a threshold cannot split a tie, so nothing is accepted.
+    dist = np.array([[0.5, 0.5, 0.5, 0.5, 0.5]], dtype=np.float32)
+    result = evaluate_verification(
+        dist, [1], [1, 2, 3, 4, 5], [0], [1, 1, 1, 1, 1], fprs=(0.25, ))
+    assert result.tpr[0] == 0.0
+
+
+def test_features_equal_distmat():
+    generator = torch.Generator().manual_seed(0)
+    query, gallery = torch.randn(
+        9, 6, generator=generator), torch.randn(
+            31, 6, generator=generator)
+    labels = (torch.arange(9) % 4, torch.arange(31) % 4,
+              torch.zeros(9, dtype=torch.long), torch.arange(31) % 2)
+    for metric in ('euclidean', 'cosine'):
+        expected = evaluate_verification(
+            compute_distance(query, gallery, metric),
+            *labels,
+            fprs=(0.05, 0.2))
+        result = evaluate_verification_features(
+            query,
+            gallery,
+            *labels,
+            metric=metric,
+            fprs=(0.05, 0.2),
+            memory_budget_mb=1e-4)
+        np.testing.assert_allclose(result.tpr, expected.tpr)
+    scorer = lambda q, g: torch.cdist(q, g)  # noqa: E731
+    result = evaluate_verification_features(
+        query, gallery, *labels, metric=scorer, fprs=(0.05, 0.2))
+    expected = evaluate_verification(
+        torch.cdist(query, gallery), *labels, fprs=(0.05, 0.2))
+    np.testing.assert_allclose(result.tpr, expected.tpr)
+
+
+def test_float_keys_preserve_order():
+    values = torch.tensor(
+        [-np.inf, -3.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 7.0, np.inf])
+    keys = float_keys(values)
+    assert (keys[1:] >= keys[:-1]).all()
+    assert keys[3] == keys[4]  # -0.0 == 0.0
+    assert (keys >= 0).all() and (keys < 2**32).all()
+    for value, key in zip(values.tolist(), keys.tolist()):
+        assert key_to_float(key) == value
+
+
+def test_max_false_positives():
+    assert max_false_positives(0.29, 100) == 29
+    assert max_false_positives(0.07, 100) == 7
+    assert max_false_positives(1e-4, 9999) == 0
+    assert max_false_positives(1.0, 10) == 10
+
+
+def test_invalid_inputs():
+    case = random_case(0)
+    with pytest.raises(ValueError, match='fprs'):
+        evaluate_verification(*case, fprs=(1.5, ))
+    dist = case[0].copy()
+    dist[0, 0] = np.nan
+    with pytest.raises(ValueError, match='NaN'):
+        evaluate_verification(dist, *case[1:])

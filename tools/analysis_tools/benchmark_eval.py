@@ -1,0 +1,426 @@
+"""Time and memory of rank evaluation on Market- and MSMT17-sized inputs.
+
+In one run, for each size, synthetic Market-like features (pids spread
+over cameras, 15 % distractors of pid 0) and their float32 cosine
+distance matrix are written to a temporary folder; then every method runs
+in a fresh subprocess that loads its input, records its resident memory,
+evaluates, and reports the seconds and the peak resident memory beyond
+that baseline: the kernel's peak RSS (``VmHWM``, reset with
+``/proc/self/clear_refs`` once the input is loaded and the method warmed
+up on 8 queries; ``ru_maxrss`` where that is unavailable) minus the RSS at
+that point. Methods:
+
+- ``mmreid``: :func:`evaluate_rank` on the distance matrix;
+- ``features``: :func:`evaluate_features` from the features (cosine),
+  the matrix is never held;
+- ``reference``: the brute-force :func:`reference_evaluate_rank` (full
+  stable sort per query; Market size only);
+- ``fastreid-py`` / ``fastreid-cy``: fast-reid's ``evaluate_rank``
+  loaded by file path from ``--fastreid-dir`` (``fastreid/evaluation/
+  rank.py``), and its ``rank_cy.pyx`` compiled into a temporary folder
+  when ``--fastreid-cython`` is given and Cython is installed.
+
+Every method's CMC (ranks 1-50), mAP and mINP are compared with
+``mmreid``'s. Example::
+
+    python tools/analysis_tools/benchmark_eval.py --sizes market msmt \\
+        --threads 2 --reference --json work_dirs/benchmark_eval.json
+"""
+import argparse
+import importlib.util
+import json
+import os
+import os.path as osp
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+# name: (num_query, num_gallery, num_ids, num_cameras)
+SIZES = dict(
+    market=(3368, 15913, 751, 6),
+    msmt=(11659, 82161, 3060, 15),
+)
+METHODS = ('mmreid', 'features', 'reference', 'fastreid-py', 'fastreid-cy')
+MAX_RANK = 50
+# Noise of a sample around its pid's centre, relative to the spread of the
+# centres: about 49 % mAP and 94 % Rank-1 on the Market size, close to the
+# peer anchors of the specification.
+NOISE = 3.6
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument(
+        '--sizes',
+        nargs='+',
+        default=['market'],
+        choices=list(SIZES),
+        help='input sizes to benchmark')
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        default=['mmreid', 'features'],
+        choices=METHODS,
+        help='methods to run (see --reference and --fastreid-dir)')
+    parser.add_argument(
+        '--reference',
+        action='store_true',
+        help='also run the brute-force reference (Market size only)')
+    parser.add_argument(
+        '--fastreid-dir',
+        help='a fast-reid checkout; adds fast-reid\'s Python evaluator')
+    parser.add_argument(
+        '--fastreid-cython',
+        action='store_true',
+        help='also compile and run fast-reid\'s rank_cy.pyx (needs Cython)')
+    parser.add_argument(
+        '--feat-dim', type=int, default=2048, help='feature dimension')
+    parser.add_argument(
+        '--memory-budget-mb',
+        type=float,
+        default=None,
+        help='memory_budget_mb of evaluate_features (default: its own)')
+    parser.add_argument(
+        '--threads', type=int, default=None, help='torch threads')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=1,
+        help='fresh subprocesses per method; the median and the best time '
+        'are reported')
+    parser.add_argument(
+        '--malloc-mmap-threshold',
+        type=int,
+        default=None,
+        help='set MALLOC_MMAP_THRESHOLD_ (bytes) in the subprocesses: a '
+        'fixed glibc mmap threshold returns freed chunk buffers to the '
+        'system instead of growing the heap')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--json', help='write the results to this file')
+    parser.add_argument(
+        '--work-dir', help='folder for the inputs (default: a temp dir)')
+    parser.add_argument('--child', help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def rss_bytes():
+    """Current resident set size of this process."""
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def reset_peak_rss():
+    """Reset the kernel's peak RSS (VmHWM) to the current RSS if possible.
+
+    Loading the input can peak above the RSS that follows it (a read
+    buffer), which ``ru_maxrss`` would keep forever.
+    """
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes():
+    """Peak RSS since :func:`reset_peak_rss` (or since the start)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    # ru_maxrss is in kilobytes on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def make_inputs(size, folder, feat_dim, seed, threads):
+    """Write labels, features and the cosine distance matrix of a size."""
+    import torch
+
+    from mmreid.evaluation.functional import compute_distance
+    if threads:
+        torch.set_num_threads(threads)
+    num_query, num_gallery, num_ids, num_cams = SIZES[size]
+    rng = np.random.default_rng(seed)
+    # Gallery: 85 % real pids (1..num_ids), 15 % distractors of pid 0, as
+    # in Market-1501; queries draw from the real pids only.
+    num_distractors = int(0.15 * num_gallery)
+    g_pids = np.concatenate([
+        np.arange(num_gallery - num_distractors) % num_ids + 1,
+        np.zeros(num_distractors, dtype=np.int64)
+    ]).astype(np.int64)
+    q_pids = (rng.permutation(num_query) % num_ids + 1).astype(np.int64)
+    g_camids = rng.integers(0, num_cams, num_gallery).astype(np.int64)
+    q_camids = rng.integers(0, num_cams, num_query).astype(np.int64)
+    generator = torch.Generator().manual_seed(seed)
+    centers = torch.randn(num_ids + 1, feat_dim, generator=generator)
+
+    def features(pids):
+        feats = centers[torch.from_numpy(pids)]
+        noise = torch.randn(feats.shape, generator=generator)
+        feats.add_(noise, alpha=NOISE)
+        return feats
+
+    query, gallery = features(q_pids), features(g_pids)
+    # Distractors get their own random centre each.
+    gallery[g_pids == 0] = torch.randn(
+        num_distractors, feat_dim, generator=generator)
+    np.savez(
+        osp.join(folder, 'labels.npz'),
+        q_pids=q_pids,
+        g_pids=g_pids,
+        q_camids=q_camids,
+        g_camids=g_camids)
+    np.save(osp.join(folder, 'query.npy'), query.numpy())
+    np.save(osp.join(folder, 'gallery.npy'), gallery.numpy())
+    distmat = np.lib.format.open_memmap(
+        osp.join(folder, 'distmat.npy'),
+        mode='w+',
+        dtype=np.float32,
+        shape=(num_query, num_gallery))
+    for start in range(0, num_query, 1024):
+        distmat[start:start + 1024] = compute_distance(
+            query[start:start + 1024], gallery, 'cosine').numpy()
+    distmat.flush()
+    del distmat
+
+
+def load_fastreid(fastreid_dir, cython, build_dir):
+    """fast-reid's evaluate_rank(..., use_cython) loaded by file path."""
+    path = osp.join(fastreid_dir, 'fastreid', 'evaluation', 'rank.py')
+    if not cython:
+        spec = importlib.util.spec_from_file_location('fastreid_rank', path)
+        module = importlib.util.module_from_spec(spec)
+        # Its relative import of the Cython module fails here on purpose;
+        # the module then falls back to its pure-Python evaluator.
+        spec.loader.exec_module(module)
+        return lambda *args: module.evaluate_rank(
+            *args, max_rank=MAX_RANK, use_cython=False)
+    sys.path.insert(0, build_dir)
+    import rank_cy
+    return lambda *args: rank_cy.evaluate_cy(*args, MAX_RANK, False)
+
+
+def build_fastreid_cython(fastreid_dir, build_dir):
+    """Compile rank_cy.pyx out of tree; returns an error message or None."""
+    try:
+        import Cython  # noqa: F401
+    except ImportError:
+        return 'Cython is not installed'
+    source = osp.join(fastreid_dir, 'fastreid', 'evaluation', 'rank_cylib',
+                      'rank_cy.pyx')
+    if not osp.exists(source):
+        return f'{source} not found'
+    setup = osp.join(build_dir, 'setup_rank_cy.py')
+    with open(setup, 'w') as f:
+        f.write('import numpy\n'
+                'from Cython.Build import cythonize\n'
+                'from setuptools import Extension, setup\n'
+                f'setup(ext_modules=cythonize([Extension("rank_cy", '
+                f'[{source!r}], include_dirs=[numpy.get_include()])]))\n')
+    proc = subprocess.run([sys.executable, setup, 'build_ext', '--inplace'],
+                          cwd=build_dir,
+                          capture_output=True,
+                          text=True)
+    if proc.returncode:
+        return 'the build failed: ' + proc.stderr[-500:]
+    return None
+
+
+def run_child(args):
+    """Run one method in this (fresh) process and print a JSON line."""
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    method, folder = args.child.split(':', 1)
+    labels = dict(np.load(osp.join(folder, 'labels.npz')))
+    label_args = (labels['q_pids'], labels['g_pids'], labels['q_camids'],
+                  labels['g_camids'])
+    if method == 'features':
+        inputs = (np.load(osp.join(folder, 'query.npy')),
+                  np.load(osp.join(folder, 'gallery.npy')))
+    else:
+        inputs = (np.load(osp.join(folder, 'distmat.npy')), )
+    evaluate = None
+    if method.startswith('fastreid'):
+        evaluate = load_fastreid(args.fastreid_dir, method == 'fastreid-cy',
+                                 folder)
+    # Warm up on a few queries first: the first call faults in library
+    # code and thread pools, which is resident memory but not the
+    # method's working set.
+    q_pids, g_pids, q_camids, g_camids = label_args
+    measure(method, evaluate, (inputs[0][:8], ) + inputs[1:],
+            (q_pids[:8], g_pids, q_camids[:8], g_camids), args)
+    baseline = rss_bytes()
+    peak_was_reset = reset_peak_rss()
+    start = time.perf_counter()
+    cmc, mAP, mINP = measure(method, evaluate, inputs, label_args, args)
+    seconds = time.perf_counter() - start
+    print(
+        json.dumps(
+            dict(
+                seconds=seconds,
+                peak_over_input=peak_rss_bytes() - baseline,
+                peak_was_reset=peak_was_reset,
+                baseline_rss=baseline,
+                cmc=np.asarray(cmc, dtype=float)[:MAX_RANK].tolist(),
+                mAP=float(mAP),
+                mINP=float(mINP))))
+
+
+def measure(method, evaluate, inputs, label_args, args):
+    """Evaluate with one method; returns (cmc, mAP, mINP)."""
+    from mmreid.evaluation.functional import (evaluate_features, evaluate_rank,
+                                              reference_evaluate_rank)
+    if method == 'mmreid':
+        result = evaluate_rank(*inputs, *label_args, max_rank=MAX_RANK)
+        cmc, mAP, mINP = result.cmc, result.mAP, result.mINP
+    elif method == 'features':
+        options = {}
+        if args.memory_budget_mb:
+            options['memory_budget_mb'] = args.memory_budget_mb
+        result = evaluate_features(
+            *inputs,
+            *label_args,
+            metric='cosine',
+            max_rank=MAX_RANK,
+            **options)
+        cmc, mAP, mINP = result.cmc, result.mAP, result.mINP
+    elif method == 'reference':
+        result = reference_evaluate_rank(
+            *inputs, *label_args, max_rank=MAX_RANK)
+        cmc, mAP, mINP = result['cmc'], result['mAP'], result['mINP']
+    else:
+        cmc, all_ap, all_inp = evaluate(*inputs, *label_args)
+        # fast-reid returns per-query AP and INP lists.
+        mAP, mINP = float(np.mean(all_ap)), float(np.mean(all_inp))
+    return cmc, mAP, mINP
+
+
+def run_method(args, method, folder):
+    command = [
+        sys.executable,
+        osp.abspath(__file__), '--child', f'{method}:{folder}'
+    ]
+    if args.threads:
+        command += ['--threads', str(args.threads)]
+    if args.memory_budget_mb:
+        command += ['--memory-budget-mb', str(args.memory_budget_mb)]
+    if args.fastreid_dir:
+        command += ['--fastreid-dir', args.fastreid_dir]
+    env = dict(os.environ)
+    if args.threads:
+        env['OMP_NUM_THREADS'] = str(args.threads)
+    if args.malloc_mmap_threshold:
+        env['MALLOC_MMAP_THRESHOLD_'] = str(args.malloc_mmap_threshold)
+    runs = []
+    for _ in range(args.repeats):
+        proc = subprocess.run(command, capture_output=True, text=True, env=env)
+        if proc.returncode:
+            raise RuntimeError(f'{method} failed:\n{proc.stderr[-2000:]}')
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    record = runs[0]
+    record['seconds'] = float(np.median([r['seconds'] for r in runs]))
+    record['best_seconds'] = min(r['seconds'] for r in runs)
+    record['all_seconds'] = [r['seconds'] for r in runs]
+    record['peak_over_input'] = max(r['peak_over_input'] for r in runs)
+    return record
+
+
+def main():
+    args = parse_args()
+    if args.child:
+        run_child(args)
+        return
+    methods = list(args.methods)
+    if args.reference and 'reference' not in methods:
+        methods.append('reference')
+    if args.fastreid_dir:
+        methods += [m for m in ('fastreid-py', ) if m not in methods]
+        if args.fastreid_cython and 'fastreid-cy' not in methods:
+            methods.append('fastreid-cy')
+    if 'mmreid' in methods:
+        # Run the method every other one is compared with first.
+        methods.remove('mmreid')
+    methods.insert(0, 'mmreid')
+
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as root:
+        for size in args.sizes:
+            folder = osp.join(root, size)
+            os.makedirs(folder)
+            start = time.perf_counter()
+            # Not timed: use every core.
+            make_inputs(size, folder, args.feat_dim, args.seed, None)
+            print(
+                f'[{size}] inputs written in '
+                f'{time.perf_counter() - start:.1f} s',
+                flush=True)
+            skipped = {}
+            if 'fastreid-cy' in methods:
+                if not args.fastreid_dir:
+                    skipped['fastreid-cy'] = 'no --fastreid-dir'
+                else:
+                    error = build_fastreid_cython(args.fastreid_dir, folder)
+                    if error:
+                        skipped['fastreid-cy'] = error
+            if 'fastreid-py' in methods and not args.fastreid_dir:
+                skipped['fastreid-py'] = 'no --fastreid-dir'
+            elif args.fastreid_dir and not osp.exists(
+                    osp.join(args.fastreid_dir, 'fastreid', 'evaluation',
+                             'rank.py')):
+                for name in ('fastreid-py', 'fastreid-cy'):
+                    skipped[name] = ('fastreid/evaluation/rank.py not found '
+                                     f'in {args.fastreid_dir}')
+            if 'reference' in methods and size != 'market':
+                skipped['reference'] = 'Market size only'
+            base = None
+            for method in methods:
+                if method in skipped:
+                    print(f'[{size}] {method} skipped: {skipped[method]}')
+                    continue
+                record = run_method(args, method, folder)
+                record.update(size=size, method=method)
+                if base is None:
+                    base = record
+                record['max_abs_diff'] = max(
+                    np.abs(np.subtract(record['cmc'], base['cmc'])).max(),
+                    abs(record['mAP'] - base['mAP']),
+                    abs(record['mINP'] - base['mINP']))
+                rows.append(record)
+                print(
+                    f"[{size}] {method}: {record['seconds']:.2f} s, "
+                    f"{record['peak_over_input'] / 2**30:.3f} GB",
+                    flush=True)
+
+    num_threads = args.threads or 'default'
+    print(f'\nfeature dim {args.feat_dim}, threads {num_threads}, '
+          f'median of {args.repeats} fresh process(es), '
+          f'MALLOC_MMAP_THRESHOLD_={args.malloc_mmap_threshold}\n')
+    print('| size (Q x G) | method | seconds, median (best) | '
+          'peak GB over input | '
+          'R1 / mAP / mINP (%) | max abs diff vs mmreid |')
+    print('|---|---|---|---|---|---|')
+    for row in rows:
+        num_query, num_gallery = SIZES[row['size']][:2]
+        print(f"| {row['size']} ({num_query:,} x {num_gallery:,}) | "
+              f"{row['method']} | {row['seconds']:.2f} "
+              f"({row['best_seconds']:.2f}) | "
+              f"{row['peak_over_input'] / 2**30:.3f} | "
+              f"{row['cmc'][0] * 100:.2f} / {row['mAP'] * 100:.2f} / "
+              f"{row['mINP'] * 100:.2f} | {row['max_abs_diff']:.1e} |")
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
