@@ -29,9 +29,9 @@ def fake_market(root):
 
 
 def fake_duke(root):
-    for folder, names in (('bounding_box_train', ['0001_c2_f0046182.jpg',
-                                                  '0005_c1_f0000002.jpg']),
-                          ('query', ['0001_c1_f0000003.jpg']),
+    for folder, names in (('bounding_box_train',
+                           ['0001_c2_f0046182.jpg', '0005_c1_f0000002.jpg'
+                            ]), ('query', ['0001_c1_f0000003.jpg']),
                           ('bounding_box_test', ['0001_c3_f0000004.jpg'])):
         os.makedirs(osp.join(root, folder), exist_ok=True)
         for name in names:

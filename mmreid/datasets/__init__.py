@@ -16,6 +16,5 @@ from .transforms import *  # noqa: F401,F403
 __all__ = [
     'BaseReIDDataset', 'DatasetLayoutError', 'list_images', 'Market1501',
     'DukeMTMCReID', 'MSMT17', 'CUHK03NP', 'CUHK02', 'CUHKSYSU', 'SYSUMM01',
-    'RegDB', 'LLCM',
-    'ConcatReIDDataset', 'SynthReID', 'generate_synthreid'
+    'RegDB', 'LLCM', 'ConcatReIDDataset', 'SynthReID', 'generate_synthreid'
 ]

@@ -125,8 +125,7 @@ def test_flip_test_time_augmentation():
         samples = model.predict(x)
     assert torch.allclose(both, (plain + mirrored) / 2, atol=1e-6)
     assert not torch.allclose(both, plain)
-    assert torch.allclose(torch.stack([s.pred_feature for s in samples]),
-                          both)
+    assert torch.allclose(torch.stack([s.pred_feature for s in samples]), both)
     with pytest.raises(ValueError, match='unknown test_cfg'):
         MODELS.build(
             dict(
