@@ -1,13 +1,12 @@
 import os.path as osp
 import re
-from typing import List
 
 from mmreid.registry import DATASETS
-from .base_reid_dataset import BaseReIDDataset, list_images
+from .market1501 import Market1501
 
 
 @DATASETS.register_module()
-class DukeMTMCReID(BaseReIDDataset):
+class DukeMTMCReID(Market1501):
     """DukeMTMC-reID (Zheng et al., ICCV 2017).
 
     File names ``<pid>_c<cam>_f<frame>.jpg``; cameras 1..8 become camid
@@ -26,14 +25,15 @@ class DukeMTMCReID(BaseReIDDataset):
         data_root (str): The ``DukeMTMC-reID`` folder or its parent.
         split (str): ``'train'`` or ``'test'`` (query then gallery).
         **kwargs: See :class:`BaseReIDDataset`.
+
+    The folders are Market-1501's, so only the name pattern, the camera
+    count and the root resolution differ from :class:`Market1501`.
     """
 
     METAINFO = dict(dataset_name='dukemtmc')
     #: Name of the folder in the official archive.
     ARCHIVE_FOLDER = 'DukeMTMC-reID'
-    FOLDERS = dict(
-        train='bounding_box_train', query='query', gallery='bounding_box_test')
-    REQUIRED_PATHS = ('bounding_box_train', 'bounding_box_test', 'query')
+    DISTRACTOR_PID = None  # Duke has no distractor label
     LAYOUT = ('data/dukemtmc-reid/DukeMTMC-reID/   (data_root: this folder '
               'or its parent)\n'
               '  bounding_box_train/   0001_c2_f0046182.jpg ...\n'
@@ -63,16 +63,3 @@ class DukeMTMCReID(BaseReIDDataset):
             return data_root
         nested = osp.join(data_root, cls.ARCHIVE_FOLDER)
         return nested if osp.isdir(nested) else data_root
-
-    def parse_split(self, role: str) -> List[dict]:
-        folder = osp.join(self.data_root, self.FOLDERS[role])
-        records = []
-        for name in list_images(folder):
-            path = osp.join(folder, name)
-            match = self.parse_name(self.NAME_PATTERN, path)
-            pid, cam = int(match.group(1)), int(match.group(2))
-            if not 1 <= cam <= self.NUM_CAMS:
-                raise ValueError(f'DukeMTMC-reID cameras are c1..c'
-                                 f'{self.NUM_CAMS}, got c{cam} in {path!r}')
-            records.append(dict(img_path=path, pid=pid, camid=cam - 1))
-        return records

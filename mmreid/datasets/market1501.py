@@ -1,6 +1,6 @@
 import os.path as osp
 import re
-from typing import List
+from typing import List, Optional
 
 from mmreid.registry import DATASETS
 from .base_reid_dataset import BaseReIDDataset, list_images
@@ -31,6 +31,9 @@ class Market1501(BaseReIDDataset):
               'pid -1 junk)\n'
               '  query/                0001_c1s1_001051_00.jpg ...')
     NAME_PATTERN = re.compile(r'^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$')
+    #: Highest camera number, or None for no upper bound. Subclasses with
+    #: the same folder structure change the pattern and this number.
+    NUM_CAMS: Optional[int] = 6
 
     def parse_split(self, role: str) -> List[dict]:
         folder = osp.join(self.data_root, self.FOLDERS[role])
@@ -39,8 +42,10 @@ class Market1501(BaseReIDDataset):
             path = osp.join(folder, name)
             match = self.parse_name(self.NAME_PATTERN, path)
             pid, cam = int(match.group(1)), int(match.group(2))
-            if cam < 1:
-                raise ValueError(f'camera numbers start at 1, got c{cam} in '
-                                 f'{path!r}')
+            if cam < 1 or (self.NUM_CAMS is not None
+                           and cam > self.NUM_CAMS):
+                highest = self.NUM_CAMS or 'N'
+                raise ValueError(f'{self.dataset_name} cameras are c1..'
+                                 f'c{highest}, got c{cam} in {path!r}')
             records.append(dict(img_path=path, pid=pid, camid=cam - 1))
         return records

@@ -437,6 +437,9 @@ class SynthReID(Market1501):
               '  bounding_box_test/    (pid 0 distractors, pid -1 junk)\n'
               '  query/')
 
+    #: Cameras are configurable (2-9), so no fixed upper bound.
+    NUM_CAMS = None
+
     def __init__(self,
                  data_root: str,
                  domain: Union[int, str] = 0,

@@ -7,13 +7,7 @@ from mmreid.datasets.cuhk02 import CUHK02
 from mmreid.datasets.cuhk_sysu import CUHKSYSU
 from mmreid.datasets.market1501 import Market1501
 from mmreid.datasets.multi_source import ConcatReIDDataset
-
-
-def touch(folder, *names):
-    os.makedirs(folder, exist_ok=True)
-    for name in names:
-        with open(os.path.join(folder, name), 'wb') as f:
-            f.write(b'')
+from .utils import touch
 
 
 def make_cuhk02(root):

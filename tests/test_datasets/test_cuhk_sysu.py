@@ -4,13 +4,7 @@ import pytest
 
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
 from mmreid.datasets.cuhk_sysu import CUHKSYSU
-
-
-def touch(folder, *names):
-    os.makedirs(folder, exist_ok=True)
-    for name in names:
-        with open(os.path.join(folder, name), 'wb') as f:
-            f.write(b'')
+from .utils import touch
 
 
 @pytest.fixture

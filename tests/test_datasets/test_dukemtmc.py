@@ -5,13 +5,7 @@ import pytest
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
 from mmreid.datasets.dukemtmc import DukeMTMCReID
 from mmreid.registry import DATASETS
-
-
-def touch(folder, *names):
-    os.makedirs(folder, exist_ok=True)
-    for name in names:
-        with open(os.path.join(folder, name), 'wb') as f:
-            f.write(b'')
+from .utils import touch
 
 
 @pytest.fixture

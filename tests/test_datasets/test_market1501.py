@@ -3,13 +3,7 @@ import os
 import pytest
 
 from mmreid.datasets import DatasetLayoutError, Market1501
-
-
-def touch(folder, *names):
-    os.makedirs(folder, exist_ok=True)
-    for name in names:
-        with open(os.path.join(folder, name), 'wb') as f:
-            f.write(b'')
+from .utils import touch
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import pytest
 
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
 from mmreid.datasets.msmt17 import MSMT17
+from .utils import touch
 
 # Train and test labels both start at 0: pid 0 of train and pid 0 of test
 # are different people.
@@ -20,13 +21,6 @@ TEST = {
                          ('0001/0001_001_12_0113noon_0004_0.jpg', 1),
                          ('0009/0009_000_10_0113noon_0005_0.jpg', 9)],
 }
-
-
-def touch(folder, *names):
-    os.makedirs(folder, exist_ok=True)
-    for name in names:
-        with open(os.path.join(folder, name), 'wb') as f:
-            f.write(b'')
 
 
 def make_msmt17(root, version='V1'):

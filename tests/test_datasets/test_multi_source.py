@@ -4,8 +4,8 @@ import pytest
 
 from mmreid.datasets import ConcatReIDDataset
 from mmreid.registry import DATASETS
-from .test_market1501 import touch
 from .test_msmt17 import make_msmt17
+from .utils import touch
 
 
 def make_source(root, pids, cams):
