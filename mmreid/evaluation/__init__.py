@@ -1,8 +1,8 @@
 from .functional import (ReIDEvalResult, compute_distance, evaluate_features,
                          evaluate_rank)
-from .metrics import ReIDMetric
+from .metrics import LLCMMetric, ReIDMetric, SYSUMetric
 
 __all__ = [
-    'ReIDMetric', 'ReIDEvalResult', 'compute_distance', 'evaluate_rank',
-    'evaluate_features'
+    'ReIDMetric', 'SYSUMetric', 'LLCMMetric', 'ReIDEvalResult',
+    'compute_distance', 'evaluate_rank', 'evaluate_features'
 ]

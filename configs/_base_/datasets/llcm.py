@@ -1,7 +1,7 @@
 # LLCM: train on idx/train_vis.txt + idx/train_nir.txt (713 ids); test on
 # the ids of idx/test_id.txt, query and gallery pools by direction.
-# TODO: the per-trial single-shot gallery draw (10 trials) and the
-# reference's transposed VIS->IR evaluation come with the LLCM protocol.
+# The dataset gives the pools; LLCMMetric draws each trial's gallery (and
+# evaluates VIS->IR transposed, as the reference code does).
 data_root = 'data/llcm/LLCM/'
 dataset_type = 'LLCM'
 direction = 'ir2vis'  # 'ir2vis' (NIR query) or 'vis2ir' (VIS query)
@@ -53,7 +53,8 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-# VIS and NIR of camera K share camid K-1: same pid + camera removed.
-val_evaluator = dict(
-    type='ReIDMetric', metric='cosine', junk_rule='market', cmc_mode='dedup')
+# The LLCM protocol: 10 seeded gallery trials (one image per pid and
+# camera); VIS and NIR of camera K share camid K-1, so same pid + camera is
+# removed; distinct-pid CMC.
+val_evaluator = dict(type='LLCMMetric', direction=direction)
 test_evaluator = val_evaluator

@@ -1,3 +1,4 @@
+from .cross_modality_metric import LLCMMetric, SYSUMetric, TrialGalleryMetric
 from .reid_metric import ReIDMetric
 
-__all__ = ['ReIDMetric']
+__all__ = ['ReIDMetric', 'SYSUMetric', 'LLCMMetric', 'TrialGalleryMetric']

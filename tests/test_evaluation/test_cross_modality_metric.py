@@ -1,0 +1,425 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from mmreid.evaluation.metrics.cross_modality_metric import (
+    LLCMMetric, SYSUMetric, group_pool, official_gallery_draw,
+    seeded_gallery_draw)
+from mmreid.registry import METRICS
+
+
+def make_sample(feat, pid, cam, role, idx, modality=0, path=None):
+    """A data sample as mmengine passes it (``ReIDDataSample.to_dict()``);
+    ``cam`` is the 1-based camera number, stored as camid ``cam - 1``."""
+    return dict(
+        pred_feature=torch.as_tensor(feat, dtype=torch.float32).reshape(-1),
+        gt_label=torch.tensor([pid]),
+        camid=cam - 1,
+        role=role,
+        modality=modality,
+        sample_idx=idx,
+        dataset='sysu-mm01-all',
+        img_path=path or f'cam{cam}/{pid:04d}/{idx:04d}.jpg')
+
+
+def run_metric(metric, samples, size=None):
+    metric.process(None, samples)
+    return metric.evaluate(len(samples) if size is None else size)
+
+
+# Hand-built case: one visible image per (pid, camera), so every trial's
+# single-shot gallery is the whole pool and the answer is worked out here.
+QUERIES = [
+    # (feature, pid, camera): A is a cam3 query, B a cam6 query and D a
+    # cam3 query whose only positive is in cam2.
+    (0.0, 1, 3),
+    (10.0, 2, 6),
+    (100.0, 4, 3),
+]
+POOL = [
+    (0.1, 1, 2),  # skipped by A (cam2), although nearest and positive
+    (0.2, 2, 2),  # skipped by A too: any pid
+    (3.0, 1, 1),
+    (1.0, 3, 1),
+    (1.5, 3, 4),
+    (10.5, 2, 1),
+    (12.0, 2, 4),
+    (9.0, 1, 4),
+    (50.0, 4, 2),
+]
+
+
+def hand_samples():
+    samples = [
+        make_sample([f], p, c, 'query', i, modality=1)
+        for i, (f, p, c) in enumerate(QUERIES)
+    ]
+    samples += [
+        make_sample([f], p, c, 'gallery',
+                    len(QUERIES) + i) for i, (f, p, c) in enumerate(POOL)
+    ]
+    return samples
+
+
+def expected_hand_metrics():
+    # A (q=0): kept items by distance: pid 3 (1.0), pid 3 (1.5), pid 1
+    # (3.0), pid 1 (9.0), pid 2, pid 2: positives at full ranks 3 and 4;
+    # de-duplicated pids 3, 1, 2 -> match at rank 2 (standard CMC: 3).
+    ap_a, inp_a = (1 / 3 + 2 / 4) / 2, 2 / 4
+    # B (q=10): 0.5 (2), 1 (1), 2 (2), 7 (1), 8.5 (3), 9 (3), 9.8 (2, cam2
+    # kept for a cam6 query), 9.9 (1), 40 (4): positives at 1, 3, 7.
+    ap_b, inp_b = (1 + 2 / 3 + 3 / 7) / 3, 3 / 7
+    # D has no positive once cam2 is removed: skipped.
+    return dict(
+        R1=50.0,
+        R2=100.0,
+        R5=100.0,
+        mAP=100 * (ap_a + ap_b) / 2,
+        mINP=100 * (inp_a + inp_b) / 2)
+
+
+def test_hand_built_sysu_case():
+    metric = SYSUMetric(
+        mode='all', num_trials=3, metric='euclidean', ranks=(1, 2, 5))
+    results = run_metric(metric, hand_samples())
+    expected = expected_hand_metrics()
+    for trial in range(3):
+        for key, value in expected.items():
+            assert results[f'sysu/trial{trial}/{key}'] == pytest.approx(
+                value), (trial, key)
+        assert results[f'sysu/trial{trial}/num_gallery'] == len(POOL)
+        assert results[f'sysu/trial{trial}/num_valid_query'] == 2
+    for key, value in expected.items():
+        assert results[f'sysu/{key}'] == pytest.approx(value)
+        assert results[f'sysu/{key}_std'] == pytest.approx(0.0)
+    assert results['sysu/num_query'] == 3
+    assert results['sysu/num_valid_query'] == 2
+
+
+def test_hand_built_standard_cmc_differs():
+    # The de-duplicated CMC is what makes A a rank-2 match.
+    metric = SYSUMetric(
+        num_trials=1, metric='euclidean', ranks=(1, 2, 5), cmc_mode='standard')
+    results = run_metric(metric, hand_samples())
+    assert results['sysu/R2'] == pytest.approx(50.0)
+    assert results['sysu/R5'] == pytest.approx(100.0)
+    assert results['sysu/mAP'] == pytest.approx(expected_hand_metrics()['mAP'])
+
+
+def test_cam6_query_keeps_cam2_and_cam3_query_drops_it():
+    # A cam3 query whose nearest positive is in cam2 must not use it; the
+    # same query from cam6 must.
+    pool = [
+        make_sample([0.0], 1, 2, 'gallery', 10),
+        make_sample([5.0], 1, 1, 'gallery', 11),
+        make_sample([1.0], 2, 1, 'gallery', 12)
+    ]
+    for cam, r1, inp in ((3, 0.0, 50.0), (6, 100.0, 200 / 3)):
+        metric = SYSUMetric(num_trials=1, metric='euclidean')
+        results = run_metric(metric,
+                             [make_sample([0.0], 1, cam, 'query', 0)] + pool)
+        assert results['sysu/R1'] == pytest.approx(r1)
+        assert results['sysu/mINP'] == pytest.approx(inp)
+
+
+def random_pool(seed=0,
+                pids=(1, 2, 3, 5),
+                cams=(1, 2, 4, 5),
+                dim=8,
+                max_images=13):
+    rng = np.random.default_rng(seed)
+    samples = []
+    idx = 100
+    for pid in pids:
+        for cam in cams:
+            for image in range(1, int(rng.integers(1, max_images)) + 1):
+                samples.append(
+                    make_sample(
+                        rng.standard_normal(dim),
+                        pid,
+                        cam,
+                        'gallery',
+                        idx,
+                        path=f'cam{cam}/{pid:04d}/{image:04d}.jpg'))
+                idx += 1
+    queries = []
+    for i, pid in enumerate(pids):
+        for cam in (3, 6):
+            for _ in range(2):
+                queries.append(
+                    make_sample(
+                        rng.standard_normal(dim),
+                        pid,
+                        cam,
+                        'query',
+                        i,
+                        modality=1))
+                i += len(pids)
+    for i, q in enumerate(queries):
+        q['sample_idx'] = i
+    return queries, samples
+
+
+def pool_groups(metric, pool):
+    keys = {
+        s['sample_idx']: (int(s['gt_label']), s['camid'] + 1)
+        for s in pool
+    }
+    return [[keys[i] for i in gallery]
+            for gallery in metric.trial_gallery_sample_idx]
+
+
+@pytest.mark.parametrize('shot,shots', [('single', 1), ('multi', 10)])
+def test_gallery_draw_counts(shot, shots):
+    queries, pool = random_pool()
+    metric = SYSUMetric(shot=shot, num_trials=4)
+    run_metric(metric, queries + pool)
+    sizes = {}
+    for s in pool:
+        key = (int(s['gt_label']), s['camid'] + 1)
+        sizes[key] = sizes.get(key, 0) + 1
+    for keys in pool_groups(metric, pool):
+        counts = {}
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+        assert counts == {k: min(shots, n) for k, n in sizes.items()}
+    for gallery in metric.trial_galleries:
+        assert len(set(gallery)) == len(gallery)
+
+
+def test_trials_differ_and_are_reproducible():
+    queries, pool = random_pool()
+    first = SYSUMetric(num_trials=5, seed=3)
+    second = SYSUMetric(num_trials=5, seed=3)
+    other = SYSUMetric(num_trials=5, seed=4)
+    res_first = run_metric(first, queries + pool)
+    res_second = run_metric(second, queries + pool)
+    run_metric(other, queries + pool)
+    assert first.trial_galleries == second.trial_galleries
+    assert res_first == res_second
+    assert len({tuple(g) for g in first.trial_galleries}) == 5
+    assert other.trial_galleries != first.trial_galleries
+    # seed + trial: trial 1 of seed 3 is trial 0 of seed 4.
+    assert other.trial_galleries[0] == first.trial_galleries[1]
+
+
+def test_seeded_draw_matches_agw_loop():
+    queries, pool = random_pool(seed=1)
+    paths = [s['img_path'] for s in pool]
+    groups = group_pool([int(s['gt_label']) for s in pool],
+                        [s['camid'] + 1 for s in pool], paths)
+    for trial in range(3):
+        # AGW process_gallery_sysu: global random.seed(trial), sorted ids,
+        # cameras in list order, random.choice(sorted(files)).
+        random.seed(trial)
+        expected = []
+        for pid in sorted({int(s['gt_label']) for s in pool}):
+            for cam in (1, 2, 4, 5):
+                files = sorted(
+                    p for p in paths if p.startswith(f'cam{cam}/{pid:04d}/'))
+                if files:
+                    expected.append(random.choice(files))
+        drawn = seeded_gallery_draw(groups, (1, 2, 4, 5), 1, trial)
+        assert [paths[i] for i in drawn] == expected
+
+
+def test_indoor_uses_cams_1_and_2_only():
+    queries, pool = random_pool()
+    metric = SYSUMetric(mode='indoor', num_trials=3)
+    results = run_metric(metric, queries + pool)
+    for keys in pool_groups(metric, pool):
+        assert {cam for _, cam in keys} == {1, 2}
+    pids = {int(s['gt_label']) for s in pool}
+    assert results['sysu/trial0/num_gallery'] == 2 * len(pids)
+
+
+def naive_sysu(dist, q_pids, g_pids, q_cams, g_cams, ranks):
+    """Sort-based reference with camera numbers (cam3 skips cam2)."""
+    cmc, aps, inps = [], [], []
+    for i in range(len(q_pids)):
+        keep = ~((q_cams[i] == 3) & (g_cams == 2))
+        order = np.argsort(dist[i][keep], kind='stable')
+        pids = g_pids[keep][order]
+        match = pids == q_pids[i]
+        if not match.any():
+            continue
+        pos = np.flatnonzero(match) + 1
+        aps.append(np.mean(np.arange(1, len(pos) + 1) / pos))
+        inps.append(len(pos) / pos[-1])
+        _, first = np.unique(pids, return_index=True)
+        dedup = pids[np.sort(first)]
+        rank = np.flatnonzero(dedup == q_pids[i])[0] + 1
+        cmc.append([rank <= k for k in ranks])
+    cmc = np.mean(cmc, axis=0) * 100
+    values = {f'R{k}': c for k, c in zip(ranks, cmc)}
+    values.update(mAP=np.mean(aps) * 100, mINP=np.mean(inps) * 100)
+    return values
+
+
+def test_end_to_end_matches_naive_reference_and_std():
+    queries, pool = random_pool(seed=2, max_images=6)
+    ranks = (1, 2, 5)
+    metric = SYSUMetric(num_trials=4, ranks=ranks)
+    results = run_metric(metric, queries + pool)
+    q = torch.stack([s['pred_feature'] for s in queries])
+    g = torch.stack([s['pred_feature'] for s in pool])
+    q, g = [torch.nn.functional.normalize(x, dim=1) for x in (q, g)]
+    dist = (1 - q @ g.t()).numpy()
+    q_pids = np.array([int(s['gt_label']) for s in queries])
+    g_pids = np.array([int(s['gt_label']) for s in pool])
+    q_cams = np.array([s['camid'] + 1 for s in queries])
+    g_cams = np.array([s['camid'] + 1 for s in pool])
+    groups = group_pool(g_pids.tolist(), g_cams.tolist(),
+                        [s['img_path'] for s in pool])
+    per_trial = {}
+    for trial in range(4):
+        idx = seeded_gallery_draw(groups, (1, 2, 4, 5), 1, trial)
+        expected = naive_sysu(dist[:, idx], q_pids, g_pids[idx], q_cams,
+                              g_cams[idx], ranks)
+        for key, value in expected.items():
+            assert results[f'sysu/trial{trial}/{key}'] == pytest.approx(
+                value, abs=1e-4), (trial, key)
+            per_trial.setdefault(key, []).append(value)
+    for key, values in per_trial.items():
+        assert results[f'sysu/{key}'] == pytest.approx(np.mean(values))
+        assert results[f'sysu/{key}_std'] == pytest.approx(
+            np.std(values, ddof=0), abs=1e-4)
+    assert len(set(per_trial['mAP'])) > 1  # the std is not trivially 0
+    metric_keys = ['R1', 'R2', 'R5', 'mAP', 'mINP']
+    expected_keys = {f'sysu/{k}' for k in metric_keys}
+    expected_keys |= {f'sysu/{k}_std' for k in metric_keys}
+    expected_keys |= {
+        f'sysu/trial{t}/{k}'
+        for t in range(4)
+        for k in metric_keys + ['num_query', 'num_valid_query', 'num_gallery']
+    }
+    expected_keys |= {'sysu/num_query', 'sysu/num_valid_query'}
+    assert set(results) == expected_keys
+
+
+def test_duplicated_sample_idx_gives_identical_results():
+    queries, pool = random_pool(seed=5)
+    samples = queries + pool
+    clean = run_metric(SYSUMetric(num_trials=3), samples)
+    padded = samples + [dict(s) for s in samples[:3]] + [dict(pool[0])]
+    dirty = run_metric(SYSUMetric(num_trials=3), padded)
+    assert clean == dirty
+
+
+def test_official_draw_takes_first_shots_of_row_t():
+    pool = [
+        make_sample([0.0],
+                    pid,
+                    cam,
+                    'gallery',
+                    0,
+                    path=f'cam{cam}/{pid:04d}/{image:04d}.jpg')
+        for pid in (1, 2) for cam in (1, 2) for image in (1, 2, 3)
+    ]
+    paths = [s['img_path'] for s in pool]
+    groups = group_pool([int(s['gt_label']) for s in pool],
+                        [s['camid'] + 1 for s in pool], paths)
+    # rand_perm_cam{cam}{pid}: 10 x n permutations, row t = trial t.
+    perms = [[[[(t + j + pid + cam) % 3 + 1 for j in range(3)]
+               for t in range(10)] for pid in (1, 2)] for cam in range(1, 7)]
+    for trial in (0, 4):
+        for shots in (1, 2):
+            drawn = official_gallery_draw(perms, groups, paths, (1, 2), shots,
+                                          trial)
+            expected = [
+                f'cam{cam}/{pid:04d}/{number:04d}.jpg' for cam in (1, 2)
+                for pid in (1, 2)
+                for number in perms[cam - 1][pid - 1][trial][:shots]
+            ]
+            assert [paths[i] for i in drawn] == expected
+
+
+def test_official_draw_through_metric_and_errors():
+    queries, pool = random_pool(seed=6, pids=(1, 2), max_images=4)
+    perms = [[[[1] * 3 for _ in range(10)] for _ in range(2)]
+             for _ in range(6)]
+    metric = SYSUMetric(num_trials=2, rand_perm_cam=perms)
+    assert metric.gallery_draw == 'official_rand_perm'
+    run_metric(metric, queries + pool)
+    for gallery in metric.trial_galleries:
+        assert all(pool[i]['img_path'].endswith('/0001.jpg') for i in gallery)
+    with pytest.raises(ValueError, match='needs rand_perm_cam'):
+        SYSUMetric(gallery_draw='official_rand_perm')
+    with pytest.raises(ValueError, match='mode'):
+        SYSUMetric(mode='outdoor')
+    with pytest.raises(ValueError, match='shot'):
+        SYSUMetric(shot='double')
+    with pytest.raises(ValueError, match='rerank'):
+        SYSUMetric(rerank=dict(k1=20, k2=6, lambda_value=0.3))
+
+
+def llcm_samples(direction):
+    """NIR cams 1, 2 and VIS cams 1, 2, 3 (camid = K - 1 for both)."""
+    rng = np.random.default_rng(7)
+    nir = [(pid, cam) for pid in (1, 2, 3) for cam in (1, 2) for _ in range(2)]
+    vis = [(pid, cam) for pid in (1, 2, 3) for cam in (1, 2, 3)
+           for _ in range(3)]
+    query, pool = (nir, vis) if direction == 'ir2vis' else (vis, nir)
+    samples = [
+        make_sample(
+            rng.standard_normal(4),
+            p,
+            c,
+            'query',
+            i,
+            path=f'q/cam{c}/{p:04d}/{i:04d}.jpg')
+        for i, (p, c) in enumerate(query)
+    ]
+    samples += [
+        make_sample(
+            rng.standard_normal(4),
+            p,
+            c,
+            'gallery',
+            100 + i,
+            path=f'g/cam{c}/{p:04d}/{i:04d}.jpg')
+        for i, (p, c) in enumerate(pool)
+    ]
+    return samples
+
+
+def test_llcm_same_pid_same_cam_removal():
+    metric = LLCMMetric(num_trials=1, metric='euclidean')
+    samples = [
+        make_sample([0.0], 1, 1, 'query', 0),
+        make_sample([0.0], 1, 1, 'gallery', 1),  # same pid + cam: removed
+        make_sample([1.0], 2, 1, 'gallery', 2),  # same cam, other pid: kept
+        make_sample([2.0], 1, 2, 'gallery', 3),
+    ]
+    results = run_metric(metric, samples)
+    assert results['llcm/R1'] == pytest.approx(0.0)
+    assert results['llcm/R5'] == pytest.approx(100.0)
+    assert results['llcm/mAP'] == pytest.approx(50.0)
+
+
+def test_llcm_vis2ir_transposed_uses_sampled_nir_as_queries():
+    samples = llcm_samples('vis2ir')
+    num_vis = 3 * 3 * 3
+    transposed = LLCMMetric(direction='vis2ir', num_trials=2)
+    results = run_metric(transposed, samples)
+    # 3 pids x 2 NIR cams sampled once each: the probes; all VIS: gallery.
+    assert results['llcm/trial0/num_query'] == 6
+    assert results['llcm/trial0/num_gallery'] == num_vis
+    symmetric = LLCMMetric(
+        direction='vis2ir', vis2ir_mode='symmetric', num_trials=2)
+    results = run_metric(symmetric, samples)
+    assert results['llcm/trial0/num_query'] == num_vis
+    assert results['llcm/trial0/num_gallery'] == 6
+    ir2vis = LLCMMetric(num_trials=2)
+    results = run_metric(ir2vis, llcm_samples('ir2vis'))
+    assert results['llcm/trial0/num_query'] == 12
+    assert results['llcm/trial0/num_gallery'] == 9
+
+
+def test_registered():
+    assert METRICS.get('SYSUMetric') is SYSUMetric
+    assert METRICS.get('LLCMMetric') is LLCMMetric
+    metric = METRICS.build(dict(type='SYSUMetric', mode='indoor'))
+    assert metric.gallery_cams == (1, 2)
