@@ -4,6 +4,7 @@ from .distributed import CPUAwareDistributedDataParallel
 from .heads import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
+from .plugins import *  # noqa: F401,F403
 from .reiders import *  # noqa: F401,F403
 from .weight_init import ReportingPretrainedInit, load_pretrained
 

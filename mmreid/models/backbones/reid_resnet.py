@@ -1,19 +1,49 @@
-from typing import Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
+from mmcv.cnn import build_plugin_layer
+from mmengine.model import ModuleDict
 from mmpretrain.models.backbones import ResNet
 
 from mmreid.registry import MODELS
 
+PLUGIN_POSITIONS = ('after_stage', )
+
 
 @MODELS.register_module()
 class ReIDResNet(ResNet):
-    """mmpretrain's ResNet with the ReID last-stride option.
+    """mmpretrain's ResNet with the ReID last-stride option and plugins.
 
     Person ReID keeps the last stage at stride 1 (Luo et al., "Bag of Tricks",
     2019): a 256x128 input then gives a 16x8 instead of an 8x4 final map,
     which helps fine-grained identity cues for no extra parameters. The
     parameter names are mmpretrain's (and torchvision's), so ImageNet
     checkpoints load unchanged.
+
+    **Stage plugins.** ``plugins`` adds a module after chosen stages, e.g.
+    SNR after every stage::
+
+        plugins=[dict(cfg=dict(type='SNR', reduction=16),
+                      stages=(True, True, True, True),
+                      position='after_stage')]
+
+    Each plugin is built with mmcv's ``build_plugin_layer`` (type looked up
+    in mmreid's ``MODELS``) with ``in_channels`` set to the stage's output
+    channels (BasicBlock and Bottleneck). The modules of one plugin type live
+    in ``{abbr}_modules`` keyed by the 0-based stage index (``snr_modules.0``
+    follows ``layer1``), so the ResNet keys are unchanged and a plain ImageNet
+    checkpoint loads with only the plugin parameters missing. Plugins of one
+    stage run in list order; each stage's (last) plugin output feeds the next
+    stage and is the stage output.
+
+    **Auxiliary outputs.** A plugin may return ``(out, aux)`` (a tensor and
+    a dict) instead of a tensor, as :class:`SNR` does in training mode. After
+    each forward, ``self.aux_outputs`` is a list with one dict per stage
+    (empty if the stage has no auxiliary output) mapping the plugin abbr to
+    its ``aux`` dict, e.g. ``aux_outputs[3]['snr']['feat_pos']``. The model
+    reads it after the forward (see ``ReIDModel.loss``) and releases it with
+    :meth:`pop_aux_outputs`. The forward's return value is always the tuple
+    of the ``out_indices`` stage outputs, as in a plain ResNet.
 
     Args:
         depth (int): 18, 34, 50, 101 or 152.
@@ -22,6 +52,9 @@ class ReIDResNet(ResNet):
             is replaced by ``last_stride``. Defaults to (1, 2, 2, 2).
         out_indices (Sequence[int]): Stages whose outputs are returned.
             Defaults to (3,).
+        plugins (list[dict], optional): Stage plugins, each a dict with
+            ``cfg`` (module config), ``stages`` (one bool per stage) and
+            ``position`` (only ``'after_stage'``). Defaults to None.
         **kwargs: See :class:`mmpretrain.models.ResNet`.
     """
 
@@ -30,6 +63,7 @@ class ReIDResNet(ResNet):
                  last_stride: int = 1,
                  strides: Sequence[int] = (1, 2, 2, 2),
                  out_indices: Sequence[int] = (3, ),
+                 plugins: Optional[List[dict]] = None,
                  **kwargs) -> None:
         if last_stride not in (1, 2):
             raise ValueError(f'last_stride must be 1 or 2, got {last_stride}')
@@ -37,3 +71,101 @@ class ReIDResNet(ResNet):
         super().__init__(
             depth=depth, strides=strides, out_indices=out_indices, **kwargs)
         self.last_stride = last_stride
+        # Per stage, the names of the ModuleDicts whose entry for that
+        # stage runs after it, in order.
+        self.stage_plugins: List[List[str]] = [
+            [] for _ in range(len(self.res_layers))
+        ]
+        self.aux_outputs: List[Dict[str, Dict[str, torch.Tensor]]] = []
+        for plugin in plugins or []:
+            self._make_plugin(plugin)
+
+    def train(self, mode: bool = True) -> 'ReIDResNet':
+        """As mmpretrain's ``train`` (frozen stages, ``norm_eval``), but
+        returns ``self`` like ``nn.Module.train``."""
+        super().train(mode)
+        return self
+
+    def stage_channels(self, stage: int) -> int:
+        """Output channels of stage ``stage`` (0-based)."""
+        return self.base_channels * self.expansion * 2**stage
+
+    def _make_plugin(self, plugin: dict) -> None:
+        plugin = dict(plugin)
+        unknown = set(plugin) - {'cfg', 'stages', 'position'}
+        if unknown or 'cfg' not in plugin:
+            raise KeyError(f'a plugin is dict(cfg=..., stages=..., '
+                           f'position=...), got keys {sorted(plugin)}')
+        position = plugin.get('position', 'after_stage')
+        if position not in PLUGIN_POSITIONS:
+            raise ValueError(f'plugin position must be one of '
+                             f'{PLUGIN_POSITIONS}, got {position!r}')
+        num_stages = len(self.res_layers)
+        stages = plugin.get('stages') or (True, ) * num_stages
+        if len(stages) != num_stages:
+            raise ValueError(f'plugin stages needs {num_stages} entries, got '
+                             f'{tuple(stages)}')
+        cfg = dict(plugin['cfg'])
+        if isinstance(cfg['type'], str):
+            plugin_type = MODELS.get(cfg['type'])
+            if plugin_type is None:
+                raise KeyError(f'plugin type {cfg["type"]!r} is not in '
+                               'the mmreid MODELS registry')
+            cfg['type'] = plugin_type
+        modules = dict()
+        abbr = None
+        for i, enabled in enumerate(stages):
+            if not enabled:
+                continue
+            abbr, module = build_plugin_layer(
+                cfg, in_channels=self.stage_channels(i))
+            modules[str(i)] = module
+        if not modules:
+            return
+        name = f'{abbr}_modules'
+        if hasattr(self, name):
+            raise ValueError(f'two plugins named {abbr!r}; one plugin entry '
+                             'per plugin type')
+        self.add_module(name, ModuleDict(modules))
+        for key in modules:
+            self.stage_plugins[int(key)].append(name)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Stem, stages and stage plugins.
+
+        Args:
+            x (Tensor): Images, shape (N, 3, H, W).
+
+        Returns:
+            tuple[Tensor]: The ``out_indices`` stage outputs (after their
+            plugins), each (N, C_i, H_i, W_i). Auxiliary plugin outputs are
+            left in ``self.aux_outputs``.
+        """
+        if self.deep_stem:
+            x = self.stem(x)
+        else:
+            x = self.conv1(x)
+            x = self.norm1(x)
+            x = self.relu(x)
+        x = self.maxpool(x)
+        outs = []
+        aux_outputs = []
+        for i, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            stage_aux = dict()
+            for name in self.stage_plugins[i]:
+                out = getattr(self, name)[str(i)](x)
+                if isinstance(out, tuple):
+                    out, aux = out
+                    stage_aux[name[:-len('_modules')]] = aux
+                x = out
+            aux_outputs.append(stage_aux)
+            if i in self.out_indices:
+                outs.append(x)
+        self.aux_outputs = aux_outputs
+        return tuple(outs)
+
+    def pop_aux_outputs(self) -> List[Dict[str, Dict[str, torch.Tensor]]]:
+        """Return the last forward's auxiliary outputs and release them."""
+        aux_outputs, self.aux_outputs = self.aux_outputs, []
+        return aux_outputs

@@ -36,6 +36,19 @@ class ReIDModel(BaseModel):
         test_cfg (dict, optional): Test-time options. ``flip=True`` averages
             the features of each image and its horizontal mirror (flip
             test-time augmentation). Defaults to no augmentation.
+        aux_loss (dict, optional): Loss on the backbone's auxiliary plugin
+            outputs (``backbone.aux_outputs``, see ``ReIDResNet``), e.g.
+            ``dict(type='DualCausalityLoss', stage_weights=(0.1, 0.1, 0.5,
+            0.5))``. ``stage_weights`` (a number or one per backbone stage,
+            default 1) is taken by the model, which weighs and names the
+            loss of stage ``b`` (1-based) of plugin ``abbr``
+            ``loss_{abbr}_stage{b}``; stages of weight 0 are skipped. The
+            loss is called as ``loss(**aux, labels=labels,
+            return_terms=True)`` with the plugin's aux dict minus its
+            ``log_*`` entries and returns a scalar or ``(scalar, terms)``;
+            the terms and the ``log_*`` entries are logged as
+            ``{abbr}_stage{b}_{name}``. Defaults to None (auxiliary outputs
+            are discarded).
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -46,6 +59,7 @@ class ReIDModel(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  distance: str = 'euclidean',
                  test_cfg: Optional[dict] = None,
+                 aux_loss: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='ReIDDataPreprocessor')
@@ -67,6 +81,15 @@ class ReIDModel(BaseModel):
         if unknown:
             raise ValueError(f'unknown test_cfg keys {sorted(unknown)}; '
                              'supported: flip')
+        self.aux_loss = None
+        self.aux_stage_weights: Union[float, Tuple[float, ...]] = 1.0
+        if aux_loss:
+            aux_loss = dict(aux_loss)
+            weights = aux_loss.pop('stage_weights', 1.0)
+            weights = float(weights) if isinstance(weights, (int, float)) \
+                else tuple(float(w) for w in weights)
+            self.aux_stage_weights = weights
+            self.aux_loss = MODELS.build(aux_loss)
 
     def extract_feat(
             self, inputs: torch.Tensor
@@ -100,8 +123,65 @@ class ReIDModel(BaseModel):
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[ReIDDataSample]) -> Dict[str, torch.Tensor]:
-        """Losses of a training batch, see the head's ``loss``."""
-        return self.head.loss(self.extract_feat(inputs), data_samples)
+        """Losses of a training batch.
+
+        The head's losses (see its ``loss``) plus, if ``aux_loss`` is set,
+        one ``loss_{abbr}_stage{b}`` per stage with auxiliary outputs.
+        """
+        losses = self.head.loss(self.extract_feat(inputs), data_samples)
+        pop_aux = getattr(self.backbone, 'pop_aux_outputs', None)
+        aux_outputs = pop_aux() if pop_aux is not None else []
+        if self.aux_loss is not None:
+            losses.update(self.aux_losses(aux_outputs, data_samples))
+        return losses
+
+    def aux_losses(
+            self, aux_outputs: List[Dict[str, Dict[str, torch.Tensor]]],
+            data_samples: List[ReIDDataSample]) -> Dict[str, torch.Tensor]:
+        """Weighted auxiliary losses of the backbone's plugin outputs.
+
+        Args:
+            aux_outputs (list[dict]): Per backbone stage, plugin abbr ->
+                aux dict (see ``ReIDResNet.aux_outputs``).
+            data_samples (list[ReIDDataSample]): With ``gt_label``.
+
+        Returns:
+            dict[str, Tensor]: ``loss_{abbr}_stage{b}`` and log values.
+        """
+        if not any(aux_outputs):
+            raise RuntimeError(
+                'aux_loss is set but the backbone gave no auxiliary outputs '
+                '(no plugin that returns them, or not in training mode)')
+        weights = self.aux_stage_weights
+        if isinstance(weights, float):
+            weights = (weights, ) * len(aux_outputs)
+        if len(weights) != len(aux_outputs):
+            raise ValueError(f'aux_loss stage_weights has {len(weights)} '
+                             f'entries for {len(aux_outputs)} stages')
+        labels = torch.cat([s.gt_label for s in data_samples])
+        losses = dict()
+        for stage, (weight,
+                    stage_aux) in enumerate(zip(weights, aux_outputs), 1):
+            if weight == 0:
+                continue
+            for abbr, aux in stage_aux.items():
+                prefix = f'{abbr}_stage{stage}'
+                inputs = {
+                    k: v
+                    for k, v in aux.items() if not k.startswith('log_')
+                }
+                out = self.aux_loss(
+                    **inputs,
+                    labels=labels.to(next(iter(inputs.values())).device),
+                    return_terms=True)
+                loss, terms = out if isinstance(out, tuple) else (out, {})
+                losses[f'loss_{prefix}'] = weight * loss
+                for name, value in terms.items():
+                    losses[f'{prefix}_{name}'] = value
+                for name, value in aux.items():
+                    if name.startswith('log_'):
+                        losses[f'{prefix}_{name[4:]}'] = value
+        return losses
 
     def predict(
         self,

@@ -1,0 +1,22 @@
+# SNR (Jin et al., CVPR 2020) on the SynthReID quick-start recipe: an SNR
+# module after each of the four ResNet-18 stages and the dual causality loss
+# per stage, weights (0.1, 0.1, 0.5, 0.5). Everything else is
+# baseline_r18_synthreid.py.
+_base_ = ['./baseline_r18_synthreid.py']
+
+snr_stages = (True, True, True, True)
+snr_reduction = 16
+snr_loss_weights = (0.1, 0.1, 0.5, 0.5)
+
+model = dict(
+    backbone=dict(plugins=[
+        dict(
+            cfg=dict(type='SNR', reduction=snr_reduction),
+            stages=snr_stages,
+            position='after_stage')
+    ]),
+    aux_loss=dict(
+        type='DualCausalityLoss',
+        use_pos=True,
+        use_neg=True,
+        stage_weights=snr_loss_weights))

@@ -1,0 +1,116 @@
+from typing import Dict, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmreid.registry import MODELS
+from .triplet_loss import hard_example_mining, pairwise_euclidean
+
+
+@MODELS.register_module()
+class DualCausalityLoss(nn.Module):
+    """Dual causality loss of SNR (Jin et al., CVPR 2020), one stage.
+
+    With ``sp`` = softplus and batch-hard distances mined **independently in
+    each space** s in {0: GAP(IN(F)), +: GAP(F_pos), -: GAP(F_neg)}
+    (``D^s_ap(i)`` the farthest positive, the anchor itself included,
+    ``D^s_an(i)`` the nearest negative; Euclidean on un-normalised vectors,
+    ``sqrt(clamp(|x|^2 + |y|^2 - 2 x.y, 1e-12))``)::
+
+        L+ = mean_i[sp(D+_ap - D0_ap) + sp(D0_an - D+_an)]
+        L- = mean_i[sp(D0_ap - D-_ap) + sp(D-_an - D0_an)]
+        L  = L+ + L-
+
+    Adding the identity-relevant residual should pull positives closer and
+    push negatives farther than plain IN; adding the irrelevant one should
+    do the opposite. Nothing is detached. Computed in fp32.
+
+    **Degeneracy (reproduced on purpose, spec SNR §3.3).** GAP(IN(F)) equals
+    the IN bias beta for every sample, so every ``D0`` is the clamp floor
+    ``sqrt(1e-12) = 1e-6`` with zero gradient (up to float cancellation for
+    large ``|beta|``). The loss optimised is therefore a decomposed
+    soft-margin triplet on ``f+`` plus an "anti-triplet" on ``f-``; the IN
+    scale gamma gets no gradient from it. This is the authors' computation;
+    a variant making the reference term non-trivial would be a new method.
+
+    Anchors without a negative in the batch are ignored (as
+    :class:`TripletLoss`).
+
+    Args:
+        use_pos (bool): Include L+ (``False``: the "only L-" ablation).
+            Defaults to True.
+        use_neg (bool): Include L- (``False``: the "only L+" ablation).
+            Defaults to True.
+        loss_weight (float): Multiplier of the loss. Defaults to 1.
+    """
+
+    def __init__(self,
+                 use_pos: bool = True,
+                 use_neg: bool = True,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if not (use_pos or use_neg):
+            raise ValueError('at least one of use_pos and use_neg is needed')
+        self.use_pos = use_pos
+        self.use_neg = use_neg
+        self.loss_weight = loss_weight
+
+    @staticmethod
+    def _mine(feats: torch.Tensor,
+              labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        dist = pairwise_euclidean(feats, feats)
+        return hard_example_mining(dist, labels)
+
+    def forward(
+        self,
+        feat: torch.Tensor,
+        feat_pos: torch.Tensor,
+        feat_neg: torch.Tensor,
+        labels: torch.Tensor,
+        return_terms: bool = False
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, Dict[str, torch.Tensor]]]:
+        """Compute the loss.
+
+        Args:
+            feat (Tensor): GAP(IN(F)), shape (N, C).
+            feat_pos (Tensor): GAP(F_pos), shape (N, C).
+            feat_neg (Tensor): GAP(F_neg), shape (N, C).
+            labels (Tensor): Identities, shape (N,).
+            return_terms (bool): Also return the detached means of the four
+                terms (``pos_ap``, ``pos_an``, ``neg_ap``, ``neg_an``) and of
+                the reference distances (``d0_ap``, ``d0_an``).
+
+        Returns:
+            Tensor | tuple[Tensor, dict]: Scalar loss, and the terms if
+            asked.
+        """
+        d0_ap, d0_an = self._mine(feat.float(), labels)
+        # The same anchors lack a negative in every space; drop them before
+        # any arithmetic so that no inf - inf reaches the graph.
+        valid = torch.isfinite(d0_an)
+        if not valid.any():
+            loss = (feat.sum() + feat_pos.sum() + feat_neg.sum()) * 0.0
+            names = (('pos_ap', 'pos_an') if self.use_pos else
+                     ()) + (('neg_ap', 'neg_an') if self.use_neg else ())
+            terms = {k: loss.detach() for k in names}
+        else:
+            d0_ap, d0_an = d0_ap[valid], d0_an[valid]
+            terms = dict()
+            if self.use_pos:
+                dp_ap, dp_an = self._mine(feat_pos.float(), labels)
+                terms['pos_ap'] = F.softplus(dp_ap[valid] - d0_ap).mean()
+                terms['pos_an'] = F.softplus(d0_an - dp_an[valid]).mean()
+            if self.use_neg:
+                dn_ap, dn_an = self._mine(feat_neg.float(), labels)
+                terms['neg_ap'] = F.softplus(d0_ap - dn_ap[valid]).mean()
+                terms['neg_an'] = F.softplus(dn_an[valid] - d0_an).mean()
+            loss = sum(terms.values())
+        loss = self.loss_weight * loss
+        if not return_terms:
+            return loss
+        logs = {k: v.detach() for k, v in terms.items()}
+        if valid.any():
+            logs['d0_ap'] = d0_ap.detach().mean()
+            logs['d0_an'] = d0_an.detach().mean()
+        return loss, logs

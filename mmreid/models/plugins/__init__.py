@@ -1,0 +1,3 @@
+from .snr import SNR
+
+__all__ = ['SNR']
