@@ -97,7 +97,8 @@ def main():
         runs = {seed: run(config, seed, args) for seed in args.seeds}
         rows.append((config, runs))
     header = '| config | ' + ' | '.join(
-        f'{m} mean ± std' for m in args.metrics) + ' | per seed (' + \
+        f'{m} mean ± std' for m in args.metrics) + \
+        f' | {"/".join(args.metrics[:2])} per seed (' + \
         ', '.join(str(s) for s in args.seeds) + ') |'
     lines = [header, '|---' * (len(args.metrics) + 2) + '|']
     for config, runs in rows:
