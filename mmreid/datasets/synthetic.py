@@ -13,6 +13,7 @@ and protocols run on it unchanged. Every image is drawn from its own
 ``numpy.random.Generator(PCG64)`` seeded by (seed, domain, pid, camera,
 image), so the bytes do not depend on generation order.
 """
+import hashlib
 import json
 import os
 import os.path as osp
@@ -33,6 +34,25 @@ from .synthetic_render import (_SPLIT, _rng, domain_names, get_domain_styles,
 #: Bump whenever the rendering changes, so that stale folders are refused.
 SYNTHREID_VERSION = 1
 MANIFEST = 'synthreid.json'
+
+
+def _source_digest() -> str:
+    """Hash of the code that decides the pixels and the file plan.
+
+    Stored in the manifest with the parameters, so a folder written by any
+    other version of this code (a development copy included) is refused
+    instead of silently reused: a stale folder once gave numbers that a
+    fresh clone could not reproduce.
+    """
+    digest = hashlib.sha256()
+    for path in (__file__, osp.join(osp.dirname(__file__),
+                                    'synthetic_render.py')):
+        with open(path, 'rb') as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+SOURCE_DIGEST = _source_digest()
 JPEG_QUALITY = 90
 
 #: Named sizes. ``num_ids_*`` and ``num_distractors``/``num_junk`` count per
@@ -113,6 +133,7 @@ def _resolve_params(size: str, modality: str, domains: Optional[int],
         raise ValueError(f'identity and image counts must be >= 1: {params}')
     return dict(
         version=SYNTHREID_VERSION,
+        code=SOURCE_DIGEST,
         modality=modality,
         domains=domains,
         seed=int(seed),

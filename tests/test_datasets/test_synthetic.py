@@ -394,3 +394,19 @@ def test_infrared_is_not_grey_of_colour(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic_render, '_colours', grey)
     generate_synthreid(str(tmp_path / 'grey'), **kwargs)
     assert discordant_fraction(str(tmp_path / 'grey')) < 0.12
+
+
+def test_folder_from_other_generator_code_is_refused(tmp_path):
+    import json
+    root = str(tmp_path / 'synth')
+    manifest = generate_synthreid(root, size='tiny')
+    assert manifest['params']['code'] == synthetic.SOURCE_DIGEST
+    path = os.path.join(root, synthetic.MANIFEST)
+    with open(path) as f:
+        on_disk = json.load(f)
+    # As if a development copy of the renderer had written the folder.
+    on_disk['params']['code'] = '0' * 16
+    with open(path, 'w') as f:
+        json.dump(on_disk, f)
+    with pytest.raises(FileExistsError, match='code'):
+        generate_synthreid(root, size='tiny')
