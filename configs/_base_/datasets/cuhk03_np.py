@@ -1,6 +1,11 @@
-# CUHK03-NP, labeled boxes (new protocol, 767 train / 700 test ids): train
-# on bounding_box_train, test on query + bounding_box_test with the Market
-# protocol. The variant is required (peers disagree on the default).
+# CUHK03-NP (new protocol, 767 train / 700 test ids): train on
+# bounding_box_train, test on query + bounding_box_test with the Market
+# protocol. The variant is explicit (peers disagree on the default): this
+# base reads the labeled boxes; a leaf config for the detected (DPM) boxes
+# sets it on each dataset, and says so in its name:
+#   train_dataloader = dict(dataset=dict(variant='detected'))
+#   val_dataloader = dict(dataset=dict(variant='detected'))
+#   test_dataloader = dict(dataset=dict(variant='detected'))
 data_root = 'data/cuhk03-np/'
 dataset_type = 'CUHK03NP'
 variant = 'labeled'
