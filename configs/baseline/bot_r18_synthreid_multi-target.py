@@ -4,28 +4,15 @@
 _base_ = [
     '../_base_/models/bot_r50.py',
     '../_base_/datasets/synthreid_multi_target.py',
-    '../_base_/schedules/bot_adam_120e.py',
+    '../_base_/schedules/synthreid_adam_8e.py',
     '../_base_/default_runtime.py',
 ]
 
 model = dict(
     backbone=dict(depth=18, init_cfg=None),
     head=dict(in_channels=512, num_classes=450))  # 3 domains x 150 ids
-optim_wrapper = dict(optimizer=dict(lr=2e-3))
-max_epochs = 8
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=0.1,
-        by_epoch=True,
-        begin=0,
-        end=1,
-        convert_to_iter_based=True),
-    dict(type='MultiStepLR', by_epoch=True, milestones=[6], gamma=0.1),
-]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='MultiTargetValLoop', targets=_base_.val_targets)
 test_cfg = dict(type='MultiTargetTestLoop', targets=_base_.test_targets)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs))
+    checkpoint=dict(type='CheckpointHook', interval=8))
