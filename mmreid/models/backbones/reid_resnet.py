@@ -55,6 +55,15 @@ class ReIDResNet(ResNet):
         plugins (list[dict], optional): Stage plugins, each a dict with
             ``cfg`` (module config), ``stages`` (one bool per stage) and
             ``position`` (only ``'after_stage'``). Defaults to None.
+        ibn_stages (Sequence[bool], optional): IBN-Net-a: the first norm
+            layer of every block of the chosen stages becomes an
+            :class:`~mmreid.models.layers.IBN` (half instance, half batch
+            normalisation). IBN-Net-a uses ``(True, True, True, False)``.
+            Its keys (``bn1.IN.*``, ``bn1.BN.*``) differ from a plain
+            ImageNet ResNet's, so use IBN-Net ImageNet weights with it.
+            Defaults to None (plain BN).
+        ibn_ratio (float): Instance-normalised fraction of those channels.
+            Defaults to 0.5.
         **kwargs: See :class:`mmpretrain.models.ResNet`.
     """
 
@@ -64,6 +73,8 @@ class ReIDResNet(ResNet):
                  strides: Sequence[int] = (1, 2, 2, 2),
                  out_indices: Sequence[int] = (3, ),
                  plugins: Optional[List[dict]] = None,
+                 ibn_stages: Optional[Sequence[bool]] = None,
+                 ibn_ratio: float = 0.5,
                  **kwargs) -> None:
         if last_stride not in (1, 2):
             raise ValueError(f'last_stride must be 1 or 2, got {last_stride}')
@@ -79,6 +90,8 @@ class ReIDResNet(ResNet):
         self.aux_outputs: List[Dict[str, Dict[str, torch.Tensor]]] = []
         for plugin in plugins or []:
             self._make_plugin(plugin)
+        if ibn_stages is not None:
+            self._make_ibn(ibn_stages, ibn_ratio)
 
     def train(self, mode: bool = True) -> 'ReIDResNet':
         """As mmpretrain's ``train`` (frozen stages, ``norm_eval``), but
@@ -89,6 +102,24 @@ class ReIDResNet(ResNet):
     def stage_channels(self, stage: int) -> int:
         """Output channels of stage ``stage`` (0-based)."""
         return self.base_channels * self.expansion * 2**stage
+
+    def _make_ibn(self, ibn_stages: Sequence[bool], ratio: float) -> None:
+        if len(ibn_stages) != len(self.res_layers):
+            raise ValueError(f'ibn_stages needs {len(self.res_layers)} '
+                             f'entries, got {tuple(ibn_stages)}')
+        for enabled, layer_name in zip(ibn_stages, self.res_layers):
+            if not enabled:
+                continue
+            for block in getattr(self, layer_name):
+                norm = getattr(block, block.norm1_name)
+                ibn = MODELS.build(
+                    dict(
+                        type='IBN',
+                        num_features=norm.num_features,
+                        ratio=ratio,
+                        eps=norm.eps,
+                        momentum=norm.momentum))
+                setattr(block, block.norm1_name, ibn)
 
     def _make_plugin(self, plugin: dict) -> None:
         plugin = dict(plugin)

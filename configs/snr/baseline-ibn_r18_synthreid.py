@@ -1,0 +1,6 @@
+# Baseline-IBN of the SNR ablations: the baseline with an IBN-Net-a backbone
+# (half instance / half batch normalisation in the first norm of every block
+# of stages 1-3), no SNR module and no SNR loss.
+_base_ = ['./baseline_r18_synthreid.py']
+
+model = dict(backbone=dict(ibn_stages=(True, True, True, False)))

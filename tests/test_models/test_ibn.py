@@ -1,0 +1,73 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+
+from mmreid.models.layers import IBN
+from mmreid.registry import MODELS
+from mmreid.utils import register_all_modules
+
+register_all_modules()
+
+
+def test_ibn_halves_match_instance_and_batch_norm():
+    torch.manual_seed(0)
+    ibn = IBN(8, ratio=0.25)
+    with torch.no_grad():
+        ibn.IN.weight.uniform_(0.5, 1.5)
+        ibn.IN.bias.uniform_(-1, 1)
+        ibn.BN.weight.uniform_(0.5, 1.5)
+    x = torch.randn(4, 8, 5, 3) * 3 + 1
+    out = ibn.train()(x)
+    expected_in = F.instance_norm(
+        x[:, :2], weight=ibn.IN.weight, bias=ibn.IN.bias)
+    expected_bn = F.batch_norm(
+        x[:, 2:],
+        None,
+        None,
+        weight=ibn.BN.weight,
+        bias=ibn.BN.bias,
+        training=True)
+    torch.testing.assert_close(out[:, :2], expected_in)
+    torch.testing.assert_close(out[:, 2:], expected_bn)
+    # Instance normalisation is per image: one image's output does not
+    # depend on the rest of the batch (the BN half does).
+    alone = ibn(torch.cat([x[:1], x[1:2] * 5]))[:1, :2]
+    torch.testing.assert_close(alone, out[:1, :2])
+
+
+def test_ibn_errors_and_norm_builder_name():
+    with pytest.raises(ValueError, match='ratio'):
+        IBN(8, ratio=1.0)
+    with pytest.raises(ValueError, match='channels'):
+        IBN(8)(torch.randn(2, 6, 3, 3))
+    name, layer = build_norm_layer(dict(type='IBN', ratio=0.5), 16, postfix=1)
+    assert name == 'bn1' and isinstance(layer, IBN)
+
+
+@pytest.mark.parametrize('depth', [18, 50])
+def test_reid_resnet_ibn_a_replaces_first_norm_of_stages_1_to_3(depth):
+    plain = MODELS.build(dict(type='ReIDResNet', depth=depth))
+    ibn = MODELS.build(
+        dict(
+            type='ReIDResNet',
+            depth=depth,
+            ibn_stages=(True, True, True, False)))
+    for i, layer_name in enumerate(ibn.res_layers):
+        for block in getattr(ibn, layer_name):
+            assert isinstance(block.bn1, IBN) == (i < 3)
+            assert not isinstance(block.bn2, IBN)
+    plain_keys = set(plain.state_dict())
+    ibn_keys = set(ibn.state_dict())
+    # Only the first norms of stages 1-3 change keys (bn1.* -> bn1.IN/BN.*).
+    changed = {k.rsplit('.bn1.', 1)[0] for k in plain_keys - ibn_keys}
+    assert all(
+        k.startswith(('layer1.', 'layer2.', 'layer3.')) for k in changed)
+    assert all('.IN.' in k or '.BN.' in k for k in ibn_keys - plain_keys)
+    out = ibn(torch.randn(2, 3, 64, 32))
+    assert out[0].shape == plain(torch.randn(2, 3, 64, 32))[0].shape
+
+
+def test_reid_resnet_ibn_stages_length_checked():
+    with pytest.raises(ValueError, match='ibn_stages needs 4'):
+        MODELS.build(dict(type='ReIDResNet', depth=18, ibn_stages=(True, )))
