@@ -1,3 +1,4 @@
+from .ibn import IBN
 from .pooling import GeMPool, GlobalAvgPool
 
-__all__ = ['GlobalAvgPool', 'GeMPool']
+__all__ = ['GlobalAvgPool', 'GeMPool', 'IBN']
