@@ -3,9 +3,7 @@
 # CE with label smoothing 0.1 + soft-margin batch-hard triplet + dual
 # causality loss per stage with weights (0.1, 0.1, 0.5, 0.5); Adam 3.5e-4,
 # 10 warm-up epochs, x0.1 at 40 and 70, 120 epochs, P x K = 16 x 4.
-# Deviations from the spec (SNR §4), for lack of mmreid parts:
-# * Random2DTranslation (p=0.5: resize to 1.125x, random 256x128 crop) is
-#   not implemented; the BoT "pad 10 + random crop" shift is used instead.
+# Deviation from the spec (SNR §4), for lack of an mmreid part:
 # * The triplet loss acts on the pre-BNNeck feature (BNNeckHead's f_t), not
 #   on BN(v) (the spec's default ``triplet_feat='bn'``).
 _base_ = [
@@ -39,9 +37,10 @@ model = dict(
 img_size = (256, 128)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='ReIDResize', size=img_size),
+    # The authors' torchreid augmentation: p=0.5 resize to 1.125x (288x144)
+    # and crop a random 256x128 window, else resize to 256x128.
+    dict(type='Random2DTranslation', size=img_size, prob=0.5, scale=1.125),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PadRandomCrop', padding=10),
     dict(type='ColorJitter', brightness=0.2, contrast=0.15),
     # No random erasing for cross-domain training.
     dict(type='PackReIDInputs'),

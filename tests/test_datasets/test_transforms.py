@@ -362,3 +362,42 @@ def test_bot_train_pipeline_is_reproducible(tmp_path):
         assert a.shape == (3, 256, 128) and a.dtype == torch.uint8
         assert torch.equal(a, b)
     assert not all(torch.equal(first[0], x) for x in first[1:])
+
+
+def test_random_2d_translation_crops_from_enlarged_image():
+    from mmreid.datasets.transforms.processing import Random2DTranslation
+    img = np.arange(32 * 16 * 3, dtype=np.uint8).reshape(32, 16, 3)
+    always = Random2DTranslation(size=(16, 8), prob=1.0, scale=1.5)
+    enlarged = cv2.resize(img, (12, 24), interpolation=cv2.INTER_LINEAR)
+    np.random.seed(0)
+    seen = set()
+    for _ in range(30):
+        out = always(dict(img=img.copy()))['img']
+        assert out.shape == (16, 8, 3) and out.flags['C_CONTIGUOUS']
+        # The output is a window of the 1.5x-enlarged image.
+        matches = [(y, x) for y in range(24 - 16 + 1)
+                   for x in range(12 - 8 + 1)
+                   if np.array_equal(enlarged[y:y + 16, x:x + 8], out)]
+        assert matches
+        seen.add(matches[0])
+    assert len(seen) > 3  # the window moves
+    never = Random2DTranslation(size=(16, 8), prob=0.0)
+    plain = cv2.resize(img, (8, 16), interpolation=cv2.INTER_LINEAR)
+    result = never(dict(img=img.copy()))
+    np.testing.assert_array_equal(result['img'], plain)
+    assert result['img_shape'] == (16, 8)
+
+
+def test_random_2d_translation_bad_args_and_replay():
+    from mmreid.datasets.transforms.processing import Random2DTranslation
+    with pytest.raises(ValueError, match='prob'):
+        Random2DTranslation(prob=1.5)
+    with pytest.raises(ValueError, match='scale'):
+        Random2DTranslation(scale=0.9)
+    transform = TRANSFORMS.build(
+        dict(type='Random2DTranslation', size=(16, 8), prob=0.5))
+    img = np.random.RandomState(1).randint(0, 255, (40, 20, 3), np.uint8)
+    with cache_random_params(transform):
+        first = transform(dict(img=img.copy()))['img']
+        second = transform(dict(img=img.copy()))['img']
+    np.testing.assert_array_equal(first, second)

@@ -1,9 +1,9 @@
 from .formatting import PackReIDInputs
 from .loading import LoadImageFromFile
-from .processing import (ColorJitter, PadRandomCrop, RandomErasing, RandomFlip,
-                         ReIDResize)
+from .processing import (ColorJitter, PadRandomCrop, Random2DTranslation,
+                         RandomErasing, RandomFlip, ReIDResize)
 
 __all__ = [
-    'LoadImageFromFile', 'ReIDResize', 'RandomFlip', 'PadRandomCrop',
-    'RandomErasing', 'ColorJitter', 'PackReIDInputs'
+    'LoadImageFromFile', 'ReIDResize', 'Random2DTranslation', 'RandomFlip',
+    'PadRandomCrop', 'RandomErasing', 'ColorJitter', 'PackReIDInputs'
 ]

@@ -124,6 +124,79 @@ class ReIDResize(BaseTransform):
 
 
 @TRANSFORMS.register_module()
+class Random2DTranslation(BaseTransform):
+    """Resize, and with probability ``prob`` enlarge then crop randomly.
+
+    The torchreid augmentation used by SNR (Jin et al., 2020): with
+    probability ``prob`` the image is resized to ``scale`` times the output
+    size (1.125: 288 x 144 for 256 x 128) and a random window of the output
+    size is cut from it; otherwise it is resized to the output size. Unlike
+    :class:`PadRandomCrop` no border is added: the person is zoomed in by
+    ``scale`` and shifted.
+
+    Required Keys:
+
+    - img
+
+    Modified Keys:
+
+    - img
+    - img_shape
+
+    Args:
+        size (Sequence[int]): Output (height, width). Defaults to (256, 128).
+        prob (float): Probability of the enlarge-and-crop branch. Defaults
+            to 0.5.
+        scale (float): Enlargement factor, >= 1. Defaults to 1.125.
+        interpolation (str): As in :class:`ReIDResize`. Defaults to
+            ``'bilinear'``.
+    """
+
+    def __init__(self,
+                 size: Sequence[int] = (256, 128),
+                 prob: float = 0.5,
+                 scale: float = 1.125,
+                 interpolation: str = 'bilinear') -> None:
+        if not 0 <= prob <= 1:
+            raise ValueError(f'prob must be in [0, 1], got {prob!r}')
+        if scale < 1:
+            raise ValueError(f'scale must be >= 1, got {scale!r}')
+        self.resize = ReIDResize(size, interpolation)
+        height, width = self.resize.size
+        self.enlarged = ReIDResize(
+            (int(round(height * scale)), int(round(width * scale))),
+            interpolation)
+        self.prob = prob
+        self.scale = scale
+
+    @cache_randomness
+    def _draw(self) -> Tuple[bool, float, float]:
+        """Whether to enlarge, and the window's relative (top, left)."""
+        enlarge = np.random.rand() < self.prob
+        top, left = np.random.rand(2)
+        return bool(enlarge), float(top), float(left)
+
+    def transform(self, results: dict) -> dict:
+        enlarge, top, left = self._draw()
+        if not enlarge:
+            return self.resize(results)
+        results = self.enlarged(results)
+        height, width = self.resize.size
+        big_height, big_width = self.enlarged.size
+        y0 = int(round(top * (big_height - height)))
+        x0 = int(round(left * (big_width - width)))
+        img = results['img'][y0:y0 + height, x0:x0 + width]
+        results['img'] = np.ascontiguousarray(img)
+        results['img_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(size={self.resize.size}, '
+                f'prob={self.prob}, scale={self.scale}, '
+                f'interpolation={self.resize.interpolation!r})')
+
+
+@TRANSFORMS.register_module()
 class RandomFlip(BaseTransform):
     """Mirror the image horizontally with probability ``prob``.
 
