@@ -2,8 +2,10 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+        [--show-ranked-lists [DIR]] [--show-num N] [--show-topk K]
 """
 import argparse
+import os.path as osp
 
 from mmengine.runner import Runner
 
@@ -20,6 +22,24 @@ def parse_args():
         '--out', help='write the metrics to this file (.json, .yaml or .pkl)')
     parser.add_argument(
         '--amp', action='store_true', help='mixed-precision inference')
+    parser.add_argument(
+        '--show-ranked-lists',
+        nargs='?',
+        const='',
+        default=None,
+        metavar='DIR',
+        help='draw the ranked lists of the worst and best queries (by AP) '
+        'into DIR (default <work_dir>/<timestamp>/ranked_lists)')
+    parser.add_argument(
+        '--show-num',
+        type=int,
+        default=5,
+        help='worst and best queries drawn by --show-ranked-lists (each)')
+    parser.add_argument(
+        '--show-topk',
+        type=int,
+        default=10,
+        help='gallery images per ranked list of --show-ranked-lists')
     setup_cfg.add_runtime_args(parser, 'test_evaluator.metric=cosine')
     return setup_cfg.parse_runtime_args(parser)
 
@@ -32,6 +52,15 @@ def main():
     cfg.load_from = args.checkpoint
     if args.amp:
         setup_cfg.enable_amp_inference(cfg)
+    if args.show_ranked_lists is not None:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
+            dict(
+                type='RankedListHook',
+                num_queries=args.show_num,
+                topk=args.show_topk,
+                out_dir=osp.abspath(args.show_ranked_lists)
+                if args.show_ranked_lists else None)
+        ]
     setup_cfg.adapt_to_device(cfg)
 
     runner = Runner.from_cfg(cfg)

@@ -1,4 +1,5 @@
 from .progress_hook import FeatureProgressHook
+from .ranked_list_hook import RankedListHook
 from .setup_check_hook import TrainSetupCheckHook
 
-__all__ = ['FeatureProgressHook', 'TrainSetupCheckHook']
+__all__ = ['FeatureProgressHook', 'RankedListHook', 'TrainSetupCheckHook']

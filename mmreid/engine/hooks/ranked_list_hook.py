@@ -1,0 +1,350 @@
+"""Pictures of the ranked lists of the worst and best queries."""
+import os.path as osp
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.dist import all_gather_object, get_world_size, is_main_process
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.structures import BaseDataElement
+
+from mmreid.evaluation.functional import (compute_distance, evaluate_features,
+                                          get_junk_rule)
+from mmreid.registry import HOOKS
+from mmreid.visualization import draw_ranked_list
+
+PHASES = ('val', 'test')
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return int(value.reshape(-1)[0].item())
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return int(value[0])
+    return int(value)
+
+
+def select_worst_best(ap: np.ndarray,
+                      num_queries: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Indices of the lowest- and highest-AP queries.
+
+    Queries with a NaN AP (no positive in their gallery) are never chosen.
+    Ties keep query order.
+
+    Args:
+        ap (np.ndarray): AP of every query, shape (Q,), NaN if invalid.
+        num_queries (int): How many of each to return.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``worst`` in ascending AP and
+        ``best`` in descending AP, each of at most ``num_queries``.
+    """
+    ap = np.asarray(ap, dtype=np.float64)
+    valid = np.flatnonzero(~np.isnan(ap))
+    ascending = valid[np.argsort(ap[valid], kind='stable')]
+    descending = valid[np.argsort(-ap[valid], kind='stable')]
+    return ascending[:num_queries], descending[:num_queries]
+
+
+@HOOKS.register_module()
+class RankedListHook(Hook):
+    """Draw the ranked lists of the worst and best queries of an evaluation.
+
+    During the chosen phases the hook keeps one compact record per sample
+    (feature, pid, camid, role, image path, dataset) from the model
+    outputs. After the epoch it ranks, per ``dataset`` (so a multi-target
+    test never mixes galleries), every query's gallery with the distance
+    of the evaluator's metric (its primary named scorer or its scorer if
+    set, else its ``metric`` and ``normalize``; the model's ``distance``
+    when the evaluator has no such metric; else Euclidean) and the
+    metric's junk and tie rules, computes each query's AP, and draws the
+    ``num_queries`` lowest-AP and ``num_queries`` highest-AP queries with
+    their top ``topk`` kept gallery items (green: same pid, red: other
+    pid). Re-ranking and query expansion are not applied.
+
+    Pictures go to ``out_dir`` (default ``<work_dir>/<timestamp>/
+    ranked_lists``; relative paths are under the work dir) as
+    ``{worst|best}_{i}_ap{AP}_pid{pid}.jpg``, in a ``val_epoch_{n}``
+    subfolder for validation, and to the visualizer's backends.
+
+    The hook holds a copy of the features of the evaluated set (Q + G
+    rows) until the end of the epoch; the distances are streamed.
+
+    Args:
+        num_queries (int): Worst and best queries to draw (each).
+            Defaults to 5.
+        topk (int): Gallery items per list. Defaults to 10.
+        out_dir (str, optional): Where pictures are written.
+        metric_index (int): Which metric of the evaluator sets the distance
+            and rules. Defaults to 0.
+        phases (Sequence[str]): ``'test'`` and/or ``'val'``. Defaults to
+            ``('test', )``.
+        tile_size (tuple[int, int]): ``(height, width)`` of one image.
+        add_to_backends (bool): Also send the pictures to the visualizer's
+            ``vis_backends``. Defaults to True.
+
+    Examples:
+        >>> custom_hooks = [dict(type='RankedListHook', num_queries=3)]
+    """
+    priority = 'LOW'
+
+    def __init__(self,
+                 num_queries: int = 5,
+                 topk: int = 10,
+                 out_dir: Optional[str] = None,
+                 metric_index: int = 0,
+                 phases: Sequence[str] = ('test', ),
+                 tile_size: Tuple[int, int] = (128, 64),
+                 add_to_backends: bool = True) -> None:
+        if int(num_queries) < 1 or int(topk) < 1:
+            raise ValueError('num_queries and topk must be >= 1, got '
+                             f'num_queries={num_queries}, topk={topk}')
+        if isinstance(phases, str):
+            phases = (phases, )
+        if not phases or set(phases) - set(PHASES):
+            raise ValueError(f'phases must be a non-empty subset of {PHASES}, '
+                             f'got {phases!r}')
+        self.num_queries = int(num_queries)
+        self.topk = int(topk)
+        self.out_dir = out_dir
+        self.metric_index = int(metric_index)
+        self.phases = tuple(phases)
+        self.tile_size = tuple(tile_size)
+        self.add_to_backends = add_to_backends
+        self._records: List[dict] = []
+
+    # -- collection -------------------------------------------------------
+    def before_val_epoch(self, runner) -> None:
+        self._records = []
+
+    def before_test_epoch(self, runner) -> None:
+        self._records = []
+
+    def after_val_iter(self,
+                       runner,
+                       batch_idx: int,
+                       data_batch=None,
+                       outputs=None) -> None:
+        if 'val' in self.phases:
+            self._collect(outputs)
+
+    def after_test_iter(self,
+                        runner,
+                        batch_idx: int,
+                        data_batch=None,
+                        outputs=None) -> None:
+        if 'test' in self.phases:
+            self._collect(outputs)
+
+    def _collect(self, outputs: Optional[Sequence]) -> None:
+        for sample in outputs or []:
+            if isinstance(sample, BaseDataElement):
+                sample = sample.to_dict()
+            role = sample.get('role')
+            if role not in ('query', 'gallery') \
+                    or 'pred_feature' not in sample:
+                continue
+            feature = torch.as_tensor(sample['pred_feature']).detach()
+            self._records.append(
+                dict(
+                    feature=feature.reshape(-1).float().cpu(),
+                    pid=_to_int(sample['gt_label']),
+                    camid=_to_int(sample['camid']),
+                    is_query=role == 'query',
+                    img_path=sample.get('img_path'),
+                    dataset=sample.get('dataset'),
+                    sample_idx=sample.get('sample_idx')))
+
+    # -- drawing ----------------------------------------------------------
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if 'val' in self.phases:
+            self._draw_all(runner, 'val', f'val_epoch_{runner.epoch}',
+                           runner.epoch)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        if 'test' in self.phases:
+            self._draw_all(runner, 'test', '', 0)
+
+    def _gather(self) -> List[dict]:
+        records = self._records
+        self._records = []
+        if get_world_size() == 1:
+            return records
+        gathered = all_gather_object(records)
+        unique, seen = [], set()
+        for part in gathered:
+            for record in part:
+                key = (record['dataset'], record['sample_idx'],
+                       record['is_query'], record['img_path'])
+                if record['sample_idx'] is not None and key in seen:
+                    continue  # distributed padding
+                seen.add(key)
+                unique.append(record)
+        return unique
+
+    def _draw_all(self, runner, mode: str, subdir: str, step: int) -> None:
+        records = self._gather()
+        if not is_main_process() or not records:
+            return
+        out_dir = self.out_dir or osp.join(runner.log_dir, 'ranked_lists')
+        if not osp.isabs(out_dir):
+            out_dir = osp.join(runner.work_dir, out_dir)
+        out_dir = osp.join(out_dir, subdir) if subdir else out_dir
+        scorer, normalize, rank_options = self._ranking_setup(runner, mode)
+        groups: Dict[Any, List[dict]] = {}
+        for record in records:
+            groups.setdefault(record['dataset'], []).append(record)
+        written = 0
+        for name, group in groups.items():
+            prefix = f'{name}_' if len(groups) > 1 and name else ''
+            for title, canvas in self.draw_group(group, scorer, normalize,
+                                                 rank_options):
+                filename = f'{prefix}{title}.jpg'
+                mmcv.imwrite(canvas[..., ::-1], osp.join(out_dir, filename))
+                if self.add_to_backends:
+                    runner.visualizer.add_image(
+                        f'ranked_list_{prefix}{title}', canvas, step=step)
+                written += 1
+        print_log(
+            f'RankedListHook wrote {written} ranked lists to {out_dir}',
+            logger='current')
+
+    def _ranking_setup(self, runner,
+                       mode: str) -> Tuple[Any, bool, Dict[str, Any]]:
+        """The distance, normalisation and rank rules of the evaluation."""
+        loop = runner.test_loop if mode == 'test' else runner.val_loop
+        evaluator = getattr(loop, 'evaluator', None)
+        metrics = getattr(evaluator, 'metrics', None) or []
+        metric = (
+            metrics[self.metric_index]
+            if -len(metrics) <= self.metric_index < len(metrics) else None)
+        rank_options = dict(junk_rule='market', tie_policy='stable')
+        if metric is not None and hasattr(metric, 'rank_options'):
+            for key in ('junk_rule', 'tie_policy', 'ap_mode'):
+                if key in metric.rank_options:
+                    rank_options[key] = metric.rank_options[key]
+        scorers = getattr(metric, 'scorers', None) or {}
+        primary = getattr(metric, 'primary_scorer', None)
+        if primary in scorers:  # several modes: the reported (primary) one
+            return scorers[primary], bool(metric.normalize), rank_options
+        if metric is not None and getattr(metric, 'scorer', None):
+            return metric.scorer, bool(metric.normalize), rank_options
+        if metric is not None and hasattr(metric, 'metric'):
+            return metric.metric, bool(getattr(metric, 'normalize',
+                                               False)), rank_options
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        distance = getattr(model, 'distance', None)
+        if callable(distance):
+            return distance, False, rank_options
+        return 'euclidean', False, rank_options
+
+    def draw_group(
+        self,
+        records: List[dict],
+        scorer: Any = 'euclidean',
+        normalize: bool = False,
+        rank_options: Optional[Dict[str, Any]] = None
+    ) -> List[Tuple[str, np.ndarray]]:
+        """Rank one query/gallery set and draw its worst and best queries.
+
+        Args:
+            records (list[dict]): One dict per sample with ``feature``
+                (D,), ``pid``, ``camid``, ``is_query`` and ``img_path``.
+            scorer (str | callable): A distance name of
+                :func:`compute_distance` or ``(query (Qc, D), gallery
+                (G, D)) -> (Qc, G)``.
+            normalize (bool): L2-normalise the features first.
+            rank_options (dict, optional): ``junk_rule``, ``tie_policy``
+                and ``ap_mode`` of :func:`evaluate_features`.
+
+        Returns:
+            list[tuple[str, np.ndarray]]: ``(title, RGB canvas)`` pairs,
+            worst first.
+        """
+        rank_options = dict(rank_options or {})
+        query = [r for r in records if r['is_query']]
+        gallery = [r for r in records if not r['is_query']]
+        if not query or not gallery:
+            return []
+        q_feats = torch.stack([r['feature'] for r in query])
+        g_feats = torch.stack([r['feature'] for r in gallery])
+        q_pids = torch.tensor([r['pid'] for r in query])
+        g_pids = torch.tensor([r['pid'] for r in gallery])
+        q_camids = torch.tensor([r['camid'] for r in query])
+        g_camids = torch.tensor([r['camid'] for r in gallery])
+        result = evaluate_features(
+            q_feats,
+            g_feats,
+            q_pids,
+            g_pids,
+            q_camids,
+            g_camids,
+            metric=scorer,
+            normalize=normalize,
+            max_rank=1,
+            **rank_options)
+        ap = np.full(len(query), np.nan)
+        ap[np.asarray(result.valid_mask, dtype=bool)] = result.all_AP
+        worst, best = select_worst_best(ap, self.num_queries)
+        junk = get_junk_rule(rank_options.get('junk_rule', 'market'))
+        pictures = []
+        for tag, chosen in (('worst', worst), ('best', best)):
+            if len(chosen) == 0:
+                continue
+            dist = self._distances(q_feats[chosen], g_feats, scorer, normalize)
+            removed = junk(q_pids[chosen][:, None] == g_pids[None, :],
+                           q_camids[chosen], g_camids)
+            if removed is not None:
+                dist = dist.masked_fill(removed, float('inf'))
+            order = torch.sort(dist, dim=1, stable=True).indices
+            for i, q in enumerate(chosen.tolist()):
+                ranked = order[i]
+                kept = ranked[torch.isfinite(dist[i, ranked])]
+                kept = kept[:self.topk].tolist()
+                canvas = self._draw_one(query[q], [gallery[g] for g in kept],
+                                        dist[i, kept].tolist())
+                if canvas is None:
+                    continue
+                title = (f'{tag}_{i:02d}_ap{ap[q]:.3f}_pid{query[q]["pid"]}')
+                pictures.append((title, canvas))
+        return pictures
+
+    @staticmethod
+    def _distances(query: torch.Tensor, gallery: torch.Tensor, scorer: Any,
+                   normalize: bool) -> torch.Tensor:
+        if callable(scorer):
+            if normalize:
+                query = torch.nn.functional.normalize(query, dim=1)
+                gallery = torch.nn.functional.normalize(gallery, dim=1)
+            score: Callable = scorer
+            with torch.no_grad():
+                return torch.as_tensor(score(query, gallery)).float().cpu()
+        return compute_distance(query, gallery, scorer, normalize)
+
+    def _draw_one(self, query: dict, gallery: List[dict],
+                  distances: List[float]) -> Optional[np.ndarray]:
+        paths = [query['img_path']] + [g['img_path'] for g in gallery]
+        if any(not isinstance(p, str) or not osp.isfile(p) for p in paths):
+            missing = [
+                p for p in paths if not (isinstance(p, str) and osp.isfile(p))
+            ]
+            print_log(
+                f'RankedListHook cannot read image {missing[0]!r}; '
+                'skipped a ranked list',
+                logger='current')
+            return None
+        images = [mmcv.imread(p, channel_order='rgb') for p in paths]
+        return draw_ranked_list(
+            images[0],
+            images[1:],
+            matches=[g['pid'] == query['pid'] for g in gallery],
+            distances=distances,
+            tile_size=self.tile_size,
+            query_label=f'pid {query["pid"]} cam {query["camid"]}',
+            gallery_labels=[
+                f'pid {g["pid"]} cam {g["camid"]}' for g in gallery
+            ])

@@ -1,0 +1,208 @@
+"""RankedListHook: worst/best choice, drawing, and tools/test.py option."""
+import os.path as osp
+from types import SimpleNamespace
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+
+from mmreid.engine.hooks import RankedListHook
+from mmreid.engine.hooks.ranked_list_hook import select_worst_best
+from mmreid.evaluation.metrics import ReIDMetric
+from mmreid.structures import ReIDDataSample
+from mmreid.visualization.ranked_list import (MATCH_COLOR, MISMATCH_COLOR,
+                                              tile_offsets)
+from ..test_tools import conftest as tool_conftest
+from ..test_tools.conftest import PYTHON, run_tool
+
+# The tiny SynthReID config fixtures of the tool tests.
+make_config = tool_conftest.make_config
+synth_root = tool_conftest.synth_root
+
+
+def _write_images(root, num):
+    paths = []
+    for i in range(num):
+        path = osp.join(root, f'img_{i}.png')
+        mmcv.imwrite(np.full((32, 16, 3), 10 * i, np.uint8), path)
+        paths.append(path)
+    return paths
+
+
+def _samples(tmp_path):
+    """Three queries with hand-made APs, gallery of four.
+
+    Query q0 (pid 0) ranks its positive first: AP 1. Query q1 (pid 1)
+    ranks its positive third: AP 1/3. Query q2 (pid 2) ranks it second:
+    AP 1/2. Features are 1-D positions, so distances are |q - g|.
+    """
+    gallery = [(0, 0.0), (1, 10.0), (2, 20.0), (3, 30.0)]  # (pid, x)
+    query = [(0, 0.5), (1, 21.0), (2, 29.0)]
+    paths = _write_images(str(tmp_path), len(query) + len(gallery))
+    samples = []
+    for i, (pid, x) in enumerate(query + gallery):
+        sample = ReIDDataSample(
+            metainfo=dict(
+                role='query' if i < len(query) else 'gallery',
+                camid=0 if i < len(query) else 1,
+                img_path=paths[i],
+                dataset='toy',
+                sample_idx=i))
+        sample.set_gt_label(pid)
+        sample.pred_feature = torch.tensor([x, 0.0])
+        samples.append(sample)
+    return samples
+
+
+def test_select_worst_best():
+    ap = np.array([0.5, np.nan, 0.1, 0.9, 0.5, 1.0])
+    worst, best = select_worst_best(ap, 2)
+    assert worst.tolist() == [2, 0]
+    assert best.tolist() == [5, 3]
+    worst, best = select_worst_best(ap, 10)
+    assert worst.tolist() == [2, 0, 4, 3, 5]  # NaN never chosen
+    assert best.tolist() == [5, 3, 0, 4, 2]
+
+
+def test_draw_group_orders_by_ap(tmp_path):
+    hook = RankedListHook(num_queries=1, topk=3, tile_size=(32, 16))
+    hook._collect([s.to_dict() for s in _samples(tmp_path)])
+    pictures = hook.draw_group(hook._records, 'euclidean', False,
+                               dict(junk_rule='market'))
+    titles = [title for title, _ in pictures]
+    assert titles == ['worst_00_ap0.333_pid1', 'best_00_ap1.000_pid0']
+    worst = pictures[0][1]
+    # q1 at x=21: ranked g2 (20), g3 (30), g1 (10) -> red, red, green
+    offsets = tile_offsets(3, (32, 16))
+    colours = [tuple(worst[0, x + 8]) for x in offsets[1:]]
+    assert colours == [MISMATCH_COLOR, MISMATCH_COLOR, MATCH_COLOR]
+    best = pictures[1][1]
+    assert tuple(best[0, offsets[1] + 8]) == MATCH_COLOR
+
+
+def test_hook_matches_metric_ap(tmp_path):
+    """The hook's AP is the evaluation's per-query AP."""
+    samples = [s.to_dict() for s in _samples(tmp_path)]
+    metric = ReIDMetric(max_rank=4, ranks=(1, ))
+    metric.process(None, samples)
+    metric.compute_metrics(metric.results)
+    np.testing.assert_allclose(metric.last_result.all_AP, [1.0, 1 / 3, 0.5])
+
+
+def test_hook_runs_on_a_fake_runner(tmp_path):
+    saved = []
+    visualizer = SimpleNamespace(
+        add_image=lambda name, image, step=0: saved.append(name))
+    metric = ReIDMetric(metric='euclidean', junk_rule='none')
+    runner = SimpleNamespace(
+        log_dir=str(tmp_path / 'log'),
+        work_dir=str(tmp_path),
+        epoch=3,
+        visualizer=visualizer,
+        model=torch.nn.Module(),
+        test_loop=SimpleNamespace(evaluator=SimpleNamespace(metrics=[metric])),
+        val_loop=SimpleNamespace(evaluator=SimpleNamespace(metrics=[metric])))
+    hook = RankedListHook(
+        num_queries=2, topk=2, tile_size=(32, 16), phases=('val', 'test'))
+    samples = _samples(tmp_path)
+    hook.before_test_epoch(runner)
+    hook.after_test_iter(runner, 0, None, samples[:4])
+    hook.after_test_iter(runner, 1, None, samples[4:])
+    hook.after_test_epoch(runner)
+    out = tmp_path / 'log' / 'ranked_lists'
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [
+        'best_00_ap1.000_pid0.jpg', 'best_01_ap0.500_pid2.jpg',
+        'worst_00_ap0.333_pid1.jpg', 'worst_01_ap0.500_pid2.jpg'
+    ]
+    assert len(saved) == 4 and hook._records == []
+    # validation writes into a per-epoch folder under a relative out_dir
+    hook.out_dir = 'lists'
+    hook.before_val_epoch(runner)
+    hook.after_val_iter(runner, 0, None, samples)
+    hook.after_val_epoch(runner)
+    assert len(list((tmp_path / 'lists' / 'val_epoch_3').iterdir())) == 4
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='phases'):
+        RankedListHook(phases=('train', ))
+    with pytest.raises(ValueError, match='topk'):
+        RankedListHook(topk=0)
+
+
+def test_tools_test_show_ranked_lists(make_config, tmp_path):
+    from mmengine.config import Config
+
+    from mmreid.registry import MODELS
+    from mmreid.utils import register_all_modules
+    register_all_modules()
+    config = make_config()
+    model = MODELS.build(Config.fromfile(config).model)
+    checkpoint = str(tmp_path / 'init.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    out_dir = tmp_path / 'lists'
+    run_tool([
+        PYTHON, 'tools/test.py', config, checkpoint, '--work-dir',
+        str(tmp_path / 'work'), '--show-ranked-lists',
+        str(out_dir), '--show-num', '2', '--show-topk', '3'
+    ])
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert [n.split('_')[0] for n in names] == ['best'] * 2 + ['worst'] * 2
+    image = mmcv.imread(str(out_dir / names[0]))
+    assert image.shape[1] == tile_offsets(3)[-1] + 64
+    # and the visualizer's LocalVisBackend got them too
+    backend = list((tmp_path / 'work').rglob('vis_image/ranked_list_*.png'))
+    assert len(backend) == 4
+
+
+def _runner(tmp_path, metric):
+    loop = SimpleNamespace(evaluator=SimpleNamespace(metrics=[metric]))
+    return SimpleNamespace(
+        log_dir=str(tmp_path / 'log'),
+        work_dir=str(tmp_path),
+        epoch=0,
+        visualizer=SimpleNamespace(add_image=lambda *args, **kwargs: None),
+        model=torch.nn.Module(),
+        test_loop=loop,
+        val_loop=loop)
+
+
+def test_ranks_with_the_metrics_scorer(tmp_path):
+    """A scorer set on the metric (e.g. by a model hook) is used."""
+    metric = ReIDMetric(junk_rule='none')
+    # a reversed distance: far is near
+    metric.set_scorer(lambda q, g: -torch.cdist(q, g))
+    hook = RankedListHook(num_queries=1, topk=4, tile_size=(32, 16))
+    scorer, normalize, options = hook._ranking_setup(
+        _runner(tmp_path, metric), 'test')
+    assert scorer is metric.scorer and options['junk_rule'] == 'none'
+    hook._collect(_samples(tmp_path))
+    titles = [
+        t
+        for t, _ in hook.draw_group(hook._records, scorer, normalize, options)
+    ]
+    # reversed order: q0 (x=0.5) finds its positive (x=0) last -> AP 1/4;
+    # q1 (x=21) ranks g0, g1 -> AP 1/2; q2 (x=29) ranks g0, g1, g2 -> 1/3
+    assert titles == ['worst_00_ap0.250_pid0', 'best_00_ap0.500_pid1']
+
+
+def test_datasets_are_ranked_separately(tmp_path):
+    samples = _samples(tmp_path)
+    other = []
+    for sample in _samples(tmp_path):
+        sample = sample.clone()
+        sample.set_metainfo(dict(dataset='other'))
+        other.append(sample)
+    runner = _runner(tmp_path, ReIDMetric())
+    hook = RankedListHook(num_queries=1, topk=2, tile_size=(32, 16))
+    hook.before_test_epoch(runner)
+    hook.after_test_iter(runner, 0, None, samples + other)
+    hook.after_test_epoch(runner)
+    names = sorted(
+        p.name for p in (tmp_path / 'log' / 'ranked_lists').iterdir())
+    assert names == [
+        'other_best_00_ap1.000_pid0.jpg', 'other_worst_00_ap0.333_pid1.jpg',
+        'toy_best_00_ap1.000_pid0.jpg', 'toy_worst_00_ap0.333_pid1.jpg'
+    ]

@@ -1,0 +1,163 @@
+"""tools/deployment/pytorch2onnx.py on a tiny ResNet-18 ReID model."""
+import importlib.util
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmreid.registry import MODELS
+from mmreid.utils import register_all_modules
+from .conftest import REPO
+
+onnx = pytest.importorskip('onnx')
+onnxruntime = pytest.importorskip('onnxruntime')
+
+TOOL = osp.join('tools', 'deployment', 'pytorch2onnx.py')
+SHAPE = (64, 32)
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('pytorch2onnx',
+                                                  osp.join(REPO, TOOL))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def tiny(make_config, tmp_path):
+    """The tiny config and a checkpoint of its (randomly initialised) model.
+
+    The BN statistics are randomised so that normalisation and BNNeck
+    matter in the comparison.
+    """
+    register_all_modules()
+    config = make_config()
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(config).model)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d) or isinstance(
+                module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    checkpoint = str(tmp_path / 'tiny.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+    return config, checkpoint
+
+
+def test_cli_export_and_verify(tiny, tmp_path, capsys):
+    config, checkpoint = tiny
+    output = tmp_path / 'out' / 'tiny.onnx'
+    # in process (a subprocess would double the runtime of this file)
+    assert _load_tool().main([
+        config, checkpoint, '--output-file',
+        str(output), '--shape',
+        str(SHAPE[0]),
+        str(SHAPE[1]), '--verify', '--exporter', 'legacy', '--opset', '17'
+    ]) == 0
+    assert 'verification passed' in capsys.readouterr().out
+    assert output.is_file()
+    assert [p.name for p in output.parent.iterdir()] == ['tiny.onnx']
+    graph = onnx.load(str(output)).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert not dims[0].HasField('dim_value')  # symbolic batch
+    assert [d.dim_value for d in dims[1:]] == [3, *SHAPE]
+
+
+def test_features_match_the_pytorch_pipeline(tiny, tmp_path):
+    """ONNX on raw images == the model on data-preprocessed images."""
+    pytest.importorskip('onnxscript')  # the dynamo exporter needs it
+    tool = _load_tool()
+    config, checkpoint = tiny
+    cfg = Config.fromfile(config)
+    model = tool.build_model(cfg, checkpoint)
+    output = str(tmp_path / 'dynamo.onnx')
+    tool.export(model, output, SHAPE)  # the default: dynamo, opset 18
+    session = onnxruntime.InferenceSession(
+        output, providers=['CPUExecutionProvider'])
+    reid = model.model
+    for batch in (1, 5):  # the export used 2: the batch axis is dynamic
+        images = torch.randint(0, 256, (batch, 3, *SHAPE), dtype=torch.uint8)
+        data = reid.data_preprocessor(dict(inputs=images))
+        with torch.no_grad():
+            expected = reid(data['inputs'], mode='tensor')
+        actual = session.run(None, {'input': images.float().numpy()})[0]
+        assert actual.shape == (batch, 64)
+        np.testing.assert_allclose(actual, expected.numpy(), atol=1e-4)
+    # the verification reports agreement, and catches a changed model
+    reports = tool.verify(model, output, SHAPE)
+    assert [r['batch'] for r in reports] == [1, 3]
+    assert max(r['max_abs_diff'] for r in reports) < 1e-4
+    with torch.no_grad():
+        reid.head.bnneck.bias.add_(0.5)
+    reports = tool.verify(model, output, SHAPE)
+    assert min(r['max_abs_diff'] for r in reports) > 0.4
+
+
+def test_verification_failure_exits_non_zero(tiny, tmp_path, monkeypatch):
+    tool = _load_tool()
+    config, checkpoint = tiny
+    monkeypatch.setattr(
+        tool, 'verify', lambda *args, **kwargs:
+        [dict(batch=1, max_abs_diff=0.5, max_abs_feature=1.0)])
+    argv = [
+        config, checkpoint, '--output-file',
+        str(tmp_path / 'a.onnx'), '--exporter', 'legacy', '--verify'
+    ]
+    assert tool.main(argv) == 1
+    assert tool.main(argv + ['--tolerance', '0.6']) == 0
+
+
+def test_bad_checkpoints_leave_no_file(tiny, tmp_path):
+    tool = _load_tool()
+    config, checkpoint = tiny
+    out_dir = tmp_path / 'out'
+    out_dir.mkdir()
+    output = str(out_dir / 'model.onnx')
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        tool.main(
+            [config,
+             str(tmp_path / 'missing.pth'), '--output-file', output])
+    corrupted = tmp_path / 'corrupted.pth'
+    corrupted.write_bytes(b'not a checkpoint' * 10)
+    with pytest.raises(RuntimeError, match='cannot read checkpoint'):
+        tool.main([config, str(corrupted), '--output-file', output])
+    partial = tmp_path / 'partial.pth'
+    state = torch.load(checkpoint, weights_only=True)['state_dict']
+    state.pop('head.bnneck.weight')
+    torch.save(state, partial)
+    with pytest.raises(
+            RuntimeError, match=r'lacks 1 tensors.*head.bnneck.weight'):
+        tool.main([config, str(partial), '--output-file', output])
+    assert list(out_dir.iterdir()) == []
+
+
+def test_failed_export_leaves_no_file(tmp_path):
+    tool = _load_tool()
+
+    class Broken(torch.nn.Module):
+
+        def forward(self, images):
+            raise RuntimeError('broken model')
+
+    with pytest.raises(RuntimeError, match='broken model'):
+        tool.export(
+            Broken(), str(tmp_path / 'x.onnx'), (8, 4), exporter='legacy')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_input_shape():
+    tool = _load_tool()
+    cfg = Config(
+        dict(
+            test_dataloader=dict(
+                dataset=dict(pipeline=[
+                    dict(type='LoadImageFromFile'),
+                    dict(type='ReIDResize', size=(256, 128))
+                ]))))
+    assert tool.input_shape(cfg) == (256, 128)
+    assert tool.input_shape(cfg, [64, 32]) == (64, 32)
+    with pytest.raises(ValueError, match='--shape'):
+        tool.input_shape(Config(dict()))

@@ -1,0 +1,231 @@
+"""Write the images of a dataset as the model sees them after its pipeline.
+
+    python tools/analysis_tools/browse_dataset.py CONFIG
+        [--phase train|val|test] [--num N] [--out-dir DIR]
+        [--mode grid|single] [--shuffle] [--seed S]
+        [--cfg-options k=v ...]
+
+Builds the dataset of ``{phase}_dataloader``, runs its pipeline on the
+first ``--num`` samples (or a random ``--num`` with ``--shuffle``; random
+transforms draw anew on every run unless ``--seed`` is given) and writes:
+
+- ``--mode grid`` (default): one picture per identity, its samples side by
+  side, named ``pid{pid}_cam{camids}_mod{modalities}.png`` (e.g.
+  ``pid3_cam1-2_mod0.png``);
+- ``--mode single``: one picture per sample, named
+  ``{i:04d}_pid{pid}_cam{camid}_mod{modality}_{role}.png``.
+
+``PackReIDInputs`` gives a (C, H, W) RGB tensor, normally ``uint8``; a
+float tensor is de-normalised with ``model.data_preprocessor``'s
+``mean``/``std`` when it has negative values, scaled by 255 when it lies
+in [0, 1], and clipped to [0, 255] otherwise.
+"""
+import argparse
+import os
+import os.path as osp
+import random
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+
+from mmreid.registry import DATASETS
+from mmreid.utils import register_all_modules
+
+PHASES = ('train', 'val', 'test')
+MODES = ('grid', 'single')
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Write dataset images after the pipeline')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        '--phase',
+        choices=PHASES,
+        default='train',
+        help='which dataloader\'s dataset to browse (default train)')
+    parser.add_argument(
+        '--num', type=int, default=20, help='samples to write (default 20)')
+    parser.add_argument(
+        '--out-dir',
+        default='browse_dataset',
+        help='output folder (default ./browse_dataset)')
+    parser.add_argument(
+        '--mode',
+        choices=MODES,
+        default='grid',
+        help='grid: one picture per identity; single: one per sample')
+    parser.add_argument(
+        '--shuffle',
+        action='store_true',
+        help='pick random samples instead of the first ones')
+    parser.add_argument(
+        '--seed', type=int, default=None, help='seed of the random choices')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys, e.g. '
+        'train_dataloader.dataset.data_root=data/market1501')
+    args = parser.parse_args(argv)
+    if args.num < 1:
+        parser.error(f'--num must be >= 1, got {args.num}')
+    return args
+
+
+def to_image(inputs: torch.Tensor,
+             mean: Optional[Sequence[float]] = None,
+             std: Optional[Sequence[float]] = None) -> np.ndarray:
+    """Turn a packed image back into a picture.
+
+    Args:
+        inputs (torch.Tensor): (C, H, W) RGB, uint8 or float, as given by
+            ``PackReIDInputs``; C is 1 or 3.
+        mean (Sequence[float], optional): Per-channel mean to add back to a
+            normalised float image (0-255 scale).
+        std (Sequence[float], optional): Per-channel std to multiply a
+            normalised float image by.
+
+    Returns:
+        np.ndarray: (H, W, 3) RGB uint8.
+    """
+    if not isinstance(inputs, torch.Tensor) or inputs.ndim != 3 \
+            or inputs.shape[0] not in (1, 3):
+        shape = tuple(getattr(inputs, 'shape', ()))
+        raise ValueError('expected packed inputs of shape (C, H, W) with C '
+                         f'1 or 3, got {type(inputs).__name__} {shape}')
+    img = inputs.detach().cpu()
+    if img.dtype != torch.uint8:
+        img = img.float()
+        if img.min() < 0 and mean is not None and std is not None:
+            img = img * torch.tensor(std).view(
+                -1, 1, 1) + torch.tensor(mean).view(-1, 1, 1)
+        elif img.max() <= 1.0:
+            img = img * 255
+        img = img.round().clamp(0, 255).to(torch.uint8)
+    img = img.permute(1, 2, 0).numpy()
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img)
+
+
+def _label(data_sample, key: str, default=None):
+    value = data_sample.metainfo.get(key, default)
+    if isinstance(value, torch.Tensor):
+        value = value.reshape(-1)[0].item()
+    return value
+
+
+def _pid(data_sample) -> int:
+    gt_label = data_sample.gt_label
+    if isinstance(gt_label, torch.Tensor):
+        return int(gt_label.reshape(-1)[0].item())
+    return int(gt_label)
+
+
+def _join(values: List) -> str:
+    unique = list(OrderedDict.fromkeys(str(v) for v in values))
+    return '-'.join(unique)
+
+
+def _write(path: str, image_rgb: np.ndarray) -> None:
+    if not cv2.imwrite(path, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f'cannot write {path}')
+
+
+def browse(cfg: Config,
+           phase: str,
+           num: int,
+           out_dir: str,
+           mode: str = 'grid',
+           shuffle: bool = False,
+           seed: Optional[int] = None) -> List[str]:
+    """Run a dataset's pipeline and write its images.
+
+    Args:
+        cfg (Config): The config.
+        phase (str): ``'train'``, ``'val'`` or ``'test'``.
+        num (int): Samples to write.
+        out_dir (str): Output folder, created if missing.
+        mode (str): ``'grid'`` or ``'single'``.
+        shuffle (bool): Pick random samples.
+        seed (int, optional): Seed of the sample choice and transforms.
+
+    Returns:
+        list[str]: The written files.
+    """
+    key = f'{phase}_dataloader'
+    loader_cfg = cfg.get(key)
+    if not loader_cfg or 'dataset' not in loader_cfg:
+        raise KeyError(f'the config has no {key}.dataset')
+    if seed is not None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+    dataset = DATASETS.build(loader_cfg['dataset'])
+    if len(dataset) == 0:
+        raise ValueError(f'{key}.dataset is empty')
+    indices = list(range(len(dataset)))
+    if shuffle:
+        random.Random(seed).shuffle(indices)
+    indices = indices[:num]
+    preprocessor = cfg.get('model', {}).get('data_preprocessor') or {}
+    mean, std = preprocessor.get('mean'), preprocessor.get('std')
+
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    groups: Dict[int, List] = OrderedDict()
+    for i, idx in enumerate(indices):
+        data = dataset[idx]
+        sample = data['data_samples']
+        image = to_image(data['inputs'], mean, std)
+        pid = _pid(sample)
+        camid = _label(sample, 'camid', 'x')
+        modality = _label(sample, 'modality', 0)
+        if mode == 'single':
+            role = _label(sample, 'role', phase)
+            path = osp.join(
+                out_dir, f'{i:04d}_pid{pid}_cam{camid}_mod{modality}_'
+                f'{role}.png')
+            _write(path, image)
+            written.append(path)
+        else:
+            groups.setdefault(pid, []).append((image, camid, modality))
+    for pid, items in groups.items():
+        height, width = items[0][0].shape[:2]
+        tiles = [
+            img if img.shape[:2] == (height, width) else cv2.resize(
+                img, (width, height)) for img, _, _ in items
+        ]
+        # a white 2-pixel gap between samples
+        gap = np.full((height, 2, 3), 255, np.uint8)
+        row = [tiles[0]]
+        for tile in tiles[1:]:
+            row += [gap, tile]
+        camids = _join([c for _, c, _ in items])
+        modalities = _join([m for _, _, m in items])
+        path = osp.join(out_dir, f'pid{pid}_cam{camids}_mod{modalities}.png')
+        _write(path, np.concatenate(row, axis=1))
+        written.append(path)
+    return written
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmreid'))
+    written = browse(cfg, args.phase, args.num, args.out_dir, args.mode,
+                     args.shuffle, args.seed)
+    print(f'wrote {len(written)} images to {args.out_dir}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,376 @@
+"""Export the feature extractor of a ReID model to ONNX.
+
+    python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT
+        [--output-file model.onnx] [--shape H W] [--opset 18]
+        [--exporter dynamo|legacy] [--modality M]
+        [--verify] [--tolerance 1e-3] [--cfg-options k=v ...]
+
+The graph takes **raw images**: ``input`` float32 (N, 3, H, W), RGB,
+0-255 (a uint8 image cast to float32) and returns ``feature`` float32
+(N, D), the model's ``mode='tensor'`` output (test feature, flip
+augmentation included when ``model.test_cfg.flip``). The data
+preprocessor's mean/std normalisation is part of the graph, so a
+deployment only resizes to (H, W) and casts. The batch axis is dynamic;
+H and W are fixed (default: the ``ReIDResize`` size of the test
+pipeline).
+
+Exporters (``--exporter``): ``dynamo`` (default) is torch's
+``torch.export``-based exporter, the default of torch >= 2.9; it needs
+``onnxscript`` (and ``onnx``), see ``requirements/optional.txt``.
+``legacy`` is the TorchScript exporter (``dynamo=False``), deprecated
+by torch but faster and free of the extra dependency; it writes opset
+<= 20.
+
+The checkpoint must be a local, trusted file (loaded with
+:func:`mmreid.utils.load_trusted_checkpoint`: tensors and mmengine's own
+classes only). Every model tensor must be in it. The ONNX file is written
+to a temporary name and renamed, so a failed export leaves no file.
+
+``--verify`` runs onnxruntime (CPU) on random images at two batch sizes,
+neither the export's, and compares with PyTorch; the exit status is 1
+when the largest absolute difference exceeds ``--tolerance``.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import tempfile
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from torch import nn
+
+from mmreid.registry import MODELS
+from mmreid.utils import load_trusted_checkpoint, register_all_modules
+
+EXPORTERS = ('dynamo', 'legacy')
+EXPORT_BATCH = 2
+VERIFY_BATCHES = (1, 3)
+
+
+class ImageFeatureModel(nn.Module):
+    """Raw RGB images in, test features out.
+
+    Args:
+        model (nn.Module): A ReID model with a ``data_preprocessor`` holding
+            ``mean`` and ``std`` (C, 1, 1) and a ``forward(inputs,
+            mode='tensor')`` returning (N, D).
+        modality (int, optional): Modality label passed to modality-aware
+            models (0 visible, 1 infrared).
+    """
+
+    def __init__(self, model: nn.Module, modality: Optional[int] = None):
+        super().__init__()
+        self.model = model
+        preprocessor = model.data_preprocessor
+        self.register_buffer('mean', preprocessor.mean.detach().clone(), False)
+        self.register_buffer('std', preprocessor.std.detach().clone(), False)
+        self.modality = modality
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalise and extract features.
+
+        Args:
+            images (Tensor): (N, 3, H, W) RGB, 0-255.
+
+        Returns:
+            Tensor: (N, D) features.
+        """
+        inputs = (images.float() - self.mean) / self.std
+        if self.modality is None:
+            return self.model(inputs, mode='tensor')
+        return self.model(inputs, mode='tensor', modality=self.modality)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Export a ReID model\'s features to ONNX')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='local checkpoint file')
+    parser.add_argument(
+        '--output-file', default='model.onnx', help='ONNX file to write')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help='input height and width (default: the test pipeline\'s '
+        'ReIDResize size)')
+    parser.add_argument(
+        '--opset', type=int, default=18, help='ONNX opset (default 18)')
+    parser.add_argument(
+        '--exporter',
+        choices=EXPORTERS,
+        default='dynamo',
+        help='torch.export-based (dynamo, default) or TorchScript-based '
+        '(legacy) exporter')
+    parser.add_argument(
+        '--modality',
+        type=int,
+        default=None,
+        help='modality label for modality-aware models (0 visible, 1 '
+        'infrared)')
+    parser.add_argument(
+        '--verify',
+        action='store_true',
+        help='compare onnxruntime with PyTorch at two batch sizes')
+    parser.add_argument(
+        '--tolerance',
+        type=float,
+        default=1e-3,
+        help='largest accepted absolute feature difference (default 1e-3)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys, e.g. model.test_cfg.flip=True')
+    return parser.parse_args(argv)
+
+
+def _find_resize(pipeline) -> Optional[Tuple[int, int]]:
+    for transform in pipeline or []:
+        if isinstance(transform,
+                      dict) and transform.get('type') in ('ReIDResize',
+                                                          'mmreid.ReIDResize'):
+            size = transform.get('size')
+            if isinstance(size, int):
+                return size, size
+            if size is not None and len(size) == 2:
+                return int(size[0]), int(size[1])
+    return None
+
+
+def input_shape(cfg: Config,
+                shape: Optional[Sequence[int]] = None) -> Tuple[int, int]:
+    """The (H, W) of the exported graph.
+
+    Args:
+        cfg (Config): The config.
+        shape (Sequence[int], optional): Explicit (H, W).
+
+    Returns:
+        tuple[int, int]: (H, W).
+    """
+    if shape is not None:
+        if len(shape) != 2 or min(shape) < 1:
+            raise ValueError(f'--shape must be two positive ints H W, got '
+                             f'{shape}')
+        return int(shape[0]), int(shape[1])
+    for key in ('test_dataloader', 'val_dataloader'):
+        dataset = (cfg.get(key) or {}).get('dataset') or {}
+        size = _find_resize(dataset.get('pipeline'))
+        if size is not None:
+            return size
+    raise ValueError('cannot find a ReIDResize in the test pipeline to '
+                     'set the input size; pass --shape H W')
+
+
+def load_checkpoint(model: nn.Module, checkpoint: str) -> None:
+    """Load a local trusted checkpoint; every model tensor must be in it.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        RuntimeError: The file cannot be read as a checkpoint or lacks
+            model tensors.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not '
+                                'exist (only local files are exported)')
+    try:
+        state = load_trusted_checkpoint(checkpoint, map_location='cpu')
+    except Exception as error:
+        raise RuntimeError(f'cannot read checkpoint {checkpoint!r}: '
+                           f'{type(error).__name__}: {error}') from error
+    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
+        state = state['state_dict']
+    if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()):
+        raise RuntimeError(f'checkpoint {checkpoint!r} holds no state dict '
+                           '(a dict of tensors, or one under "state_dict")')
+    state = {
+        k[len('module.'):] if k.startswith('module.') else k: v
+        for k, v in state.items()
+    }
+    incompatible = model.load_state_dict(state, strict=False)
+    missing = [
+        k for k in incompatible.missing_keys
+        if not k.endswith('num_batches_tracked')
+    ]
+    if missing:
+        raise RuntimeError(
+            f'checkpoint {checkpoint!r} lacks {len(missing)} tensors of the '
+            f'model, e.g. {missing[:5]}; is it a checkpoint of this config?')
+    if incompatible.unexpected_keys:
+        print(
+            f'warning: checkpoint keys not in the model: '
+            f'{incompatible.unexpected_keys[:5]}',
+            file=sys.stderr)
+
+
+def build_model(cfg: Config,
+                checkpoint: str,
+                modality: Optional[int] = None) -> ImageFeatureModel:
+    """Build the config's model, load the checkpoint and wrap it.
+
+    Returns:
+        ImageFeatureModel: In eval mode, on the CPU.
+    """
+    init_default_scope(cfg.get('default_scope', 'mmreid'))
+    model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') \
+        else dict(cfg.model)
+    # Weights come from the checkpoint: never download pretrained ones.
+    model_cfg.pop('init_cfg', None)
+    model = MODELS.build(model_cfg)
+    load_checkpoint(model, checkpoint)
+    return ImageFeatureModel(model, modality).eval()
+
+
+def export(model: ImageFeatureModel,
+           output_file: str,
+           shape: Tuple[int, int],
+           opset: int = 18,
+           exporter: str = 'dynamo') -> None:
+    """Write ``model`` as ONNX with a dynamic batch axis, atomically.
+
+    Args:
+        model (ImageFeatureModel): The wrapped model.
+        output_file (str): Destination; replaced only after success.
+        shape (tuple[int, int]): Input (H, W).
+        opset (int): ONNX opset version.
+        exporter (str): ``'dynamo'`` or ``'legacy'``.
+    """
+    if exporter not in EXPORTERS:
+        raise ValueError(f'exporter must be one of {EXPORTERS}, got '
+                         f'{exporter!r}')
+    if exporter == 'dynamo':
+        try:
+            import onnxscript  # noqa: F401
+        except ImportError as error:
+            raise ImportError(
+                'the dynamo exporter needs onnxscript: pip install onnx '
+                'onnxscript (requirements/optional.txt), or pass --exporter '
+                'legacy') from error
+    out_dir = osp.dirname(osp.abspath(output_file))
+    os.makedirs(out_dir, exist_ok=True)
+    dummy = torch.randint(0, 256, (EXPORT_BATCH, 3, *shape)).float()
+    fd, tmp_file = tempfile.mkstemp(
+        prefix=f'.{osp.basename(output_file)}.', suffix='.onnx', dir=out_dir)
+    os.close(fd)
+    try:
+        with torch.no_grad():
+            if exporter == 'dynamo':
+                torch.onnx.export(
+                    model, (dummy, ),
+                    tmp_file,
+                    input_names=['input'],
+                    output_names=['feature'],
+                    opset_version=opset,
+                    dynamo=True,
+                    external_data=False,
+                    dynamic_shapes=({
+                        0: torch.export.Dim('batch')
+                    }, ))
+            else:
+                torch.onnx.export(
+                    model, (dummy, ),
+                    tmp_file,
+                    input_names=['input'],
+                    output_names=['feature'],
+                    opset_version=opset,
+                    dynamo=False,
+                    dynamic_axes={
+                        'input': {
+                            0: 'batch'
+                        },
+                        'feature': {
+                            0: 'batch'
+                        }
+                    })
+        os.replace(tmp_file, output_file)
+    finally:
+        if osp.exists(tmp_file):
+            os.remove(tmp_file)
+
+
+def verify(model: ImageFeatureModel,
+           onnx_file: str,
+           shape: Tuple[int, int],
+           batch_sizes: Sequence[int] = VERIFY_BATCHES,
+           seed: int = 0) -> List[Dict[str, float]]:
+    """Compare onnxruntime's features with PyTorch's on random images.
+
+    Args:
+        model (ImageFeatureModel): The PyTorch model.
+        onnx_file (str): The exported file.
+        shape (tuple[int, int]): Input (H, W).
+        batch_sizes (Sequence[int]): Batch sizes to run.
+        seed (int): Seed of the random images.
+
+    Returns:
+        list[dict]: Per batch size, ``batch``, ``max_abs_diff`` and
+        ``max_abs_feature`` (the largest PyTorch feature magnitude).
+    """
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError('--verify needs onnxruntime: pip install '
+                          'onnxruntime (requirements/optional.txt)') from error
+    session = onnxruntime.InferenceSession(
+        onnx_file, providers=['CPUExecutionProvider'])
+    input_name = session.get_inputs()[0].name
+    generator = torch.Generator().manual_seed(seed)
+    reports = []
+    for batch in batch_sizes:
+        images = torch.randint(
+            0, 256, (batch, 3, *shape), generator=generator).float()
+        with torch.no_grad():
+            expected = model(images).float()
+        actual = torch.from_numpy(
+            session.run(None, {input_name: images.numpy()})[0])
+        if tuple(actual.shape) != tuple(expected.shape):
+            raise RuntimeError(f'onnxruntime gave features of shape '
+                               f'{tuple(actual.shape)} for batch {batch}, '
+                               f'PyTorch {tuple(expected.shape)}')
+        reports.append(
+            dict(
+                batch=batch,
+                max_abs_diff=float((actual - expected).abs().max()),
+                max_abs_feature=float(expected.abs().max())))
+    return reports
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    register_all_modules(init_default_scope=False)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file {args.config!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    shape = input_shape(cfg, args.shape)
+    model = build_model(cfg, args.checkpoint, args.modality)
+    export(model, args.output_file, shape, args.opset, args.exporter)
+    print(f'exported {args.output_file} (input (N, 3, {shape[0]}, '
+          f'{shape[1]}) RGB 0-255, exporter {args.exporter}, opset '
+          f'{args.opset})')
+    if not args.verify:
+        return 0
+    reports = verify(model, args.output_file, shape)
+    worst = max(r['max_abs_diff'] for r in reports)
+    for r in reports:
+        print(f'batch {r["batch"]}: max abs diff {r["max_abs_diff"]:.3g} '
+              f'(features up to {r["max_abs_feature"]:.3g})')
+    if worst > args.tolerance:
+        print(
+            f'verification FAILED: max abs diff {worst:.3g} > tolerance '
+            f'{args.tolerance:g}',
+            file=sys.stderr)
+        return 1
+    print(f'verification passed (tolerance {args.tolerance:g})')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
