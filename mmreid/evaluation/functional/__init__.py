@@ -3,6 +3,10 @@ from .distance import DISTANCE_METRICS, compute_distance
 from .evaluate import Scorer, evaluate_features, evaluate_rank
 from .junk_rules import (JUNK_RULES, JunkRule, get_junk_rule, market_junk,
                          no_junk, sysu_junk)
+from .pair_scoring import (PAIR_DISTANCE_MODES, PAIR_SCORING_METHODS,
+                           MNetPairScorer, fold_mnet_batchnorm,
+                           make_mnet_scorer, max_abs_logit_error,
+                           mnet_distances, mnet_pair_logits)
 from .query_expansion import query_expansion
 from .rank import (AP_MODES, CMC_MODES, DEFAULT_MEMORY_BUDGET_MB, TIE_POLICIES,
                    RankAccumulator, ReIDEvalResult, chunk_rows_for_budget)
@@ -20,5 +24,8 @@ __all__ = [
     'DEFAULT_MEMORY_BUDGET_MB', 'reference_evaluate_rank',
     'evaluate_verification', 'evaluate_verification_features', 'tpr_at_fpr',
     'VerificationResult', 'DEFAULT_FPRS', 'k_reciprocal_rerank',
-    'k_reciprocal_rerank_distances', 'query_expansion'
+    'k_reciprocal_rerank_distances', 'query_expansion', 'mnet_pair_logits',
+    'mnet_distances', 'max_abs_logit_error', 'MNetPairScorer',
+    'make_mnet_scorer', 'fold_mnet_batchnorm', 'PAIR_SCORING_METHODS',
+    'PAIR_DISTANCE_MODES'
 ]

@@ -1,0 +1,319 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmreid.evaluation.functional import (compute_distance, evaluate_features,
+                                          evaluate_rank, fold_mnet_batchnorm,
+                                          make_mnet_scorer,
+                                          max_abs_logit_error, mnet_distances,
+                                          mnet_pair_logits)
+from mmreid.evaluation.functional.pair_scoring import decomposed_chunk_shape
+
+DIM, HIDDEN = 48, 24
+
+
+def make_mnet(dim=DIM, hidden=HIDDEN, seed=0):
+    """An nn M-Net (Linear, BN with non-trivial stats, ReLU, Linear)."""
+    torch.manual_seed(seed)
+    first = nn.Linear(dim, hidden, bias=False)
+    bn = nn.BatchNorm1d(hidden)
+    bn.running_mean.uniform_(-0.05, 0.05)
+    bn.running_var.uniform_(0.001, 0.01)
+    bn.weight.data.uniform_(0.5, 1.5)
+    bn.bias.data.uniform_(-0.5, 0.5)
+    out = nn.Linear(hidden, 1)
+    mnet = nn.Sequential(first, bn, nn.ReLU(), out).eval()
+    weight, bias = fold_mnet_batchnorm(first.weight, bn)
+    params = (weight, bias, out.weight.detach()[0], out.bias.detach()[0])
+    return mnet, params
+
+
+def features(num, dim=DIM, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(num, dim, generator=generator), dim=1)
+
+
+def nn_reference(mnet, query, gallery):
+    """Logits of the nn.Module on the explicit (Q * G, D) tensor."""
+    diff = (query[:, None, :] - gallery[None, :, :]).pow(2)
+    with torch.no_grad():
+        z = mnet(diff.reshape(-1, query.shape[1]))
+    return z.view(len(query), len(gallery))
+
+
+def labels(num_query, num_gallery, num_ids, seed=0):
+    rng = np.random.default_rng(seed)
+    q_pids = np.arange(num_query) % num_ids
+    g_pids = rng.integers(0, num_ids, num_gallery)
+    g_pids[:num_ids] = np.arange(num_ids)
+    return (q_pids, g_pids, rng.integers(0, 3, num_query),
+            rng.integers(0, 3, num_gallery))
+
+
+def assert_same_result(a, b, atol=1e-6):
+    np.testing.assert_allclose(a.cmc, b.cmc, atol=atol)
+    assert abs(a.mAP - b.mAP) <= atol
+    assert abs(a.mINP - b.mINP) <= atol
+
+
+def test_fold_and_methods_match_nn_reference():
+    mnet, params = make_mnet()
+    query = features(7, seed=1)
+    gallery = features(33, seed=2)
+    ref = nn_reference(mnet, query, gallery)
+    assert ref.abs().max() > 0.1  # not a trivial M-Net
+    for method in ('direct', 'decomposed'):
+        z = mnet_pair_logits(query, gallery, *params, method=method)
+        assert z.dtype == torch.float32 and z.shape == (7, 33)
+        torch.testing.assert_close(z, ref, atol=1e-4, rtol=0)
+
+
+def test_decomposed_matches_direct_near_duplicates():
+    _, params = make_mnet()
+    query = features(16, seed=3)
+    noise = torch.randn(16, DIM, generator=torch.Generator().manual_seed(4))
+    gallery = torch.cat([
+        query,  # exact duplicates
+        F.normalize(query + 1e-4 * noise, dim=1),  # near-identical
+        features(40, seed=5)
+    ])
+    direct = mnet_pair_logits(query, gallery, *params, method='direct')
+    decomposed = mnet_pair_logits(query, gallery, *params)
+    assert (direct - decomposed).abs().max() <= 1e-4
+    assert max_abs_logit_error(query[:4], gallery, *params) <= 1e-4
+    # the duplicate pair has f_sp = 0: z = w2 . relu(b) + b2
+    weight, bias, out_weight, out_bias = params
+    expected = out_weight @ bias.relu() + out_bias
+    torch.testing.assert_close(
+        direct.diagonal(), expected.expand(16), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        decomposed.diagonal(), expected.expand(16), atol=1e-4, rtol=0)
+
+
+def test_input_dtypes_and_shapes():
+    _, params = make_mnet()
+    query, gallery = features(3), features(5, seed=2)
+    ref = mnet_pair_logits(query, gallery, *params)
+    z = mnet_pair_logits(query.double(), gallery.half().float(), *params)
+    assert z.dtype == torch.float32
+    weight, bias, out_weight, out_bias = params
+    # nn-shaped output layer: (1, H) weight and (1,) bias
+    z2 = mnet_pair_logits(query, gallery, weight, bias, out_weight[None],
+                          out_bias.reshape(1))
+    torch.testing.assert_close(z2, ref, atol=0, rtol=0)
+    assert mnet_pair_logits(query[:0], gallery, *params).shape == (0, 5)
+    with pytest.raises(ValueError, match='weight has shape'):
+        mnet_pair_logits(query[:, :10], gallery, *params)
+    with pytest.raises(ValueError, match='method'):
+        mnet_pair_logits(query, gallery, *params, method='fast')
+
+
+@pytest.mark.parametrize('method', ['direct', 'decomposed'])
+def test_chunk_invariance(method):
+    _, params = make_mnet()
+    query, gallery = features(13, seed=6), features(57, seed=7)
+    full = mnet_pair_logits(query, gallery, *params, method=method)
+    # one query and 10 gallery columns; 3 queries; a few pair blocks
+    ten_columns = HIDDEN * DIM * 4 + 10 * (HIDDEN + 1) * 4
+    per_query = HIDDEN * (DIM + 57) * 4 + 57 * 4
+    budgets = [1e3, ten_columns / 2**20, per_query * 3 / 2**20, 1e-2]
+    for budget in budgets:
+        z = mnet_pair_logits(
+            query, gallery, *params, method=method, memory_budget_mb=budget)
+        assert (z - full).abs().max() <= 1e-6, budget
+
+
+def test_chunk_shape_and_budget_errors():
+    # whole gallery per chunk when a query fits, columns split otherwise
+    per_query = 512 * (2048 + 1000) * 4 + 1000 * 4
+    qc, gc = decomposed_chunk_shape(1000, 2048, 512, 3 * per_query / 2**20)
+    assert (qc, gc) == (3, 1000)
+    per_query = 512 * (2048 + 10000) * 4 + 10000 * 4
+    qc, gc = decomposed_chunk_shape(10000, 2048, 512, per_query / 2 / 2**20)
+    assert (qc, gc) == (1, (per_query // 2 - 512 * 2048 * 4) // (513 * 4))
+    _, params = make_mnet()
+    query, gallery = features(2), features(3, seed=2)
+    for method in ('direct', 'decomposed'):
+        with pytest.raises(
+                ValueError,
+                match='memory_budget_mb=1e-06 is too '
+                'small .* at least'):
+            mnet_pair_logits(
+                query, gallery, *params, method=method, memory_budget_mb=1e-6)
+    with pytest.raises(ValueError, match='memory_budget_mb'):
+        mnet_distances(query, gallery, *params, topk=2, memory_budget_mb=1e-6)
+    with pytest.raises(ValueError, match='memory_budget_mb must be > 0'):
+        mnet_pair_logits(query, gallery, *params, memory_budget_mb=0)
+
+
+def test_mnet_ranks_by_logit_without_sigmoid_ties():
+    _, (weight, bias, out_weight, _) = make_mnet()
+    query, gallery = features(1, seed=8), features(30, seed=9)
+    z = mnet_pair_logits(query, gallery, weight, bias, out_weight, 0.0)
+    # shift so that the 6 best items have z >= 20: sigmoid(z) == 1 in fp32
+    out_bias = 20.0 - z[0].sort(descending=True).values[5].item()
+    z = mnet_pair_logits(query, gallery, weight, bias, out_weight, out_bias)
+    top = z[0] >= 20
+    assert top.sum() >= 6
+    assert (torch.sigmoid(z[0][top]) == 1).all()  # would tie
+    dist = mnet_distances(query, gallery, weight, bias, out_weight, out_bias)
+    torch.testing.assert_close(dist, -z, atol=0, rtol=0)
+    assert len(torch.unique(dist[0][top])) == int(top.sum())
+    # ranking: the true order by descending z
+    assert torch.equal(dist[0].argsort(stable=True),
+                       z[0].argsort(descending=True))
+
+
+def test_euclid_and_fused():
+    _, params = make_mnet()
+    query, gallery = features(5, seed=10), features(21, seed=11)
+    euclid = mnet_distances(query, gallery, *params, mode='euclid')
+    torch.testing.assert_close(
+        euclid,
+        compute_distance(query, gallery, 'sqeuclidean'),
+        atol=0,
+        rtol=0)
+    z = mnet_pair_logits(query, gallery, *params)
+    for beta in (0.0, 0.3, 1.0):
+        fused = mnet_distances(
+            query, gallery, *params, mode='fused', fuse_beta=beta)
+        expected = (1 - beta) * euclid / 4 + beta * (1 - torch.sigmoid(z))
+        torch.testing.assert_close(fused, expected, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match='fuse_beta'):
+        mnet_distances(query, gallery, *params, mode='fused', fuse_beta=2)
+    with pytest.raises(ValueError, match='mode'):
+        mnet_distances(query, gallery, *params, mode='cosine')
+    with pytest.raises(ValueError, match='topk'):
+        mnet_distances(query, gallery, *params, mode='fused', topk=3)
+
+
+def test_topk_full_equals_mnet_metrics():
+    _, params = make_mnet()
+    query, gallery = features(12, seed=12), features(40, seed=13)
+    lab = labels(12, 40, 6)
+    full = evaluate_rank(mnet_distances(query, gallery, *params), *lab)
+    for k in (40, 100):
+        topk = mnet_distances(query, gallery, *params, topk=k)
+        assert_same_result(evaluate_rank(topk, *lab), full)
+
+
+def test_topk_head_and_tail_order():
+    _, params = make_mnet()
+    query, gallery = features(9, seed=14), features(50, seed=15)
+    k = 7
+    dist = mnet_distances(
+        query, gallery, *params, topk=k, memory_budget_mb=0.02)
+    euclid = compute_distance(query, gallery, 'sqeuclidean')
+    z = mnet_pair_logits(query, gallery, *params, method='direct')
+    for i in range(len(query)):
+        # positions are a permutation of 0 .. G - 1
+        assert torch.equal(dist[i].sort().values, torch.arange(50.))
+        order = dist[i].argsort()
+        euclid_order = euclid[i].argsort(stable=True)
+        head = euclid_order[:k]
+        expected_head = head[(-z[i, head]).argsort(stable=True)]
+        assert torch.equal(order[:k], expected_head)
+        assert torch.equal(order[k:], euclid_order[k:])
+
+
+def test_topk_cheaper_than_full(monkeypatch):
+    """topk scores Q * k pairs, never the full Q x G M-Net."""
+    from mmreid.evaluation.functional import pair_scoring
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError('full scoring called')
+
+    monkeypatch.setattr(pair_scoring, '_decomposed_logits', forbidden)
+    monkeypatch.setattr(pair_scoring, '_direct_logits', forbidden)
+    _, params = make_mnet()
+    dist = mnet_distances(features(3), features(20, seed=2), *params, topk=4)
+    assert dist.shape == (3, 20)
+
+
+@pytest.mark.parametrize('mode,topk', [('mnet', None), ('fused', None),
+                                       ('euclid', None), ('mnet', 5)])
+def test_scorer_streams_like_full_matrix(mode, topk):
+    _, params = make_mnet()
+    query, gallery = features(30, seed=16), features(45, seed=17)
+    lab = labels(30, 45, 8, seed=1)
+    full = mnet_distances(query, gallery, *params, mode=mode, topk=topk)
+    expected = evaluate_rank(full, *lab)
+    scorer = make_mnet_scorer(*params, mode=mode, topk=topk, gallery=gallery)
+    # a tiny budget: several query chunks of evaluate_features
+    result = evaluate_features(
+        query, gallery, *lab, metric=scorer, memory_budget_mb=0.01)
+    assert_same_result(result, expected)
+
+
+def test_scorer_caches_gallery_term(monkeypatch):
+    from mmreid.evaluation.functional import pair_scoring
+    _, params = make_mnet()
+    query, gallery = features(20, seed=18), features(25, seed=19)
+    expected = -mnet_pair_logits(query, gallery, *params)
+    expected_half = -mnet_pair_logits(query[:4], gallery * 0.5, *params)
+    calls = []
+    original = pair_scoring._decomposed_gallery_term
+
+    def counting(*args):
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(pair_scoring, '_decomposed_gallery_term', counting)
+    scorer = make_mnet_scorer(*params, gallery=gallery)
+    assert len(calls) == 1
+    chunks = [scorer(query[i:i + 4], gallery) for i in range(0, 20, 4)]
+    assert len(calls) == 1
+    torch.testing.assert_close(torch.cat(chunks), expected)
+    gallery.mul_(0.5)  # in place: the cache must be invalidated
+    changed = scorer(query[:4], gallery)
+    assert len(calls) == 2
+    torch.testing.assert_close(changed, expected_half)
+
+
+def test_tail_equals_linear_path():
+    mnet, params = make_mnet()
+    weight, bias, _, _ = params
+    tail = mnet[3]
+    query, gallery = features(6, seed=20), features(17, seed=21)
+    for method in ('direct', 'decomposed'):
+        linear = mnet_pair_logits(query, gallery, *params, method=method)
+        with_tail = mnet_pair_logits(
+            query, gallery, weight, bias, None, None, method=method, tail=tail)
+        torch.testing.assert_close(with_tail, linear, atol=1e-6, rtol=0)
+        tiny = mnet_pair_logits(
+            query,
+            gallery,
+            weight,
+            bias,
+            None,
+            None,
+            method=method,
+            tail=tail,
+            memory_budget_mb=0.02)
+        torch.testing.assert_close(tiny, linear, atol=1e-6, rtol=0)
+    topk = mnet_distances(
+        query, gallery, weight, bias, None, None, topk=5, tail=tail)
+    torch.testing.assert_close(topk,
+                               mnet_distances(query, gallery, *params, topk=5))
+    with pytest.raises(ValueError, match='out_weight and out_bias'):
+        mnet_pair_logits(query, gallery, weight, bias, None, None)
+    with pytest.raises(ValueError, match='tail must map'):
+        mnet_pair_logits(
+            query, gallery, weight, bias, None, None, tail=lambda h: h[:, :2])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_cuda_restores_tf32_flag():
+    _, params = make_mnet()
+    query, gallery = features(4).cuda(), features(9, seed=2).cuda()
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        z = mnet_pair_logits(query, gallery, *params)
+        assert torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    ref = mnet_pair_logits(query.cpu(), gallery.cpu(), *params)
+    torch.testing.assert_close(z.cpu(), ref, atol=1e-5, rtol=0)

@@ -1,0 +1,419 @@
+"""Speed, memory and accuracy of GMN's exact M-Net pair scoring.
+
+One run, on synthetic L2-normalised features clustered by identity and a
+random M-Net whose logit falls with the feature distance (so rankings are
+meaningful), measures at one memory budget:
+
+- ``direct``: the naive chunked scoring (``method='direct'``), which
+  builds the squared differences of every pair;
+- ``decomposed``: mmreid's exact decomposed scoring (one
+  ``(Qc * H, D) @ (D, G)`` GEMM per query chunk);
+- ``matmul ceiling``: plain ``torch.mm`` calls of exactly the decomposed
+  GEMM shapes and FLOPs, with preallocated operands: what the machine's
+  matmul reaches, the upper bound of the decomposed form;
+- ``streamed``: ``evaluate_features(metric=make_mnet_scorer(...))``,
+  scoring and ranking per query chunk without the Q x G matrix;
+- ``top-k rerank``: ``mnet_distances(topk=k)``, the M-Net on the k nearest
+  Euclidean candidates only, with its mAP / Rank-1 difference from the
+  full ``mnet`` ranking.
+
+FLOP/s count ``2 Q G D H`` (the first layer) for every full-scoring row and
+``2 Q k D H`` for the top-k row. Peak memory is the peak beyond the memory
+held before the method ran: on CUDA ``torch.cuda.max_memory_allocated``;
+on CPU the kernel's peak RSS (``VmHWM``, reset through
+``/proc/self/clear_refs`` before each method, as in ``benchmark_eval.py``;
+``ru_maxrss`` where that is unavailable, then only growth is seen). The
+methods run in turn for ``--repeat`` rounds (so load changes on a shared
+machine hit all of them); the best time is reported, with the median.
+Example::
+
+    python tools/analysis_tools/benchmark_pair_scoring.py --preset cpu \\
+        --out work_dirs/benchmark_pair_scoring.json
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import resource
+import statistics
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+from mmreid.evaluation.functional import (evaluate_features, evaluate_rank,
+                                          make_mnet_scorer, mnet_distances,
+                                          mnet_pair_logits)
+from mmreid.evaluation.functional.distance import exact_fp32_matmul
+from mmreid.evaluation.functional.pair_scoring import decomposed_chunk_shape
+
+# name: (num_query, num_gallery)
+PRESETS = dict(
+    cpu=(64, 2048),
+    market1501=(3368, 15913),
+    msmt17=(11659, 82161),
+)
+# Noise around an identity's centre, relative to the centre's norm: about
+# 66 % mAP and 97 % Rank-1 (Euclidean) on the cpu preset.
+NOISE = 4.0
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument(
+        '--preset',
+        choices=list(PRESETS),
+        help='sizes (Q x G): cpu 64 x 2048, market1501 3368 x 15913, '
+        'msmt17 11659 x 82161; --num-query/--num-gallery override them')
+    parser.add_argument('--num-query', type=int, help='Q (default 64)')
+    parser.add_argument('--num-gallery', type=int, help='G (default 2048)')
+    parser.add_argument('--dim', type=int, default=2048, help='D')
+    parser.add_argument('--hidden', type=int, default=512, help='H')
+    parser.add_argument(
+        '--memory-budget-mb',
+        type=float,
+        default=128,
+        help='memory_budget_mb of the scoring functions')
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument(
+        '--repeat', type=int, default=3, help='timed runs per method')
+    parser.add_argument('--topk', type=int, default=100, help='k of rerank')
+    parser.add_argument(
+        '--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--out', help='write the results to this JSON file')
+    args = parser.parse_args(argv)
+    preset = PRESETS[args.preset or 'cpu']
+    if args.num_query is None:
+        args.num_query = preset[0]
+    if args.num_gallery is None:
+        args.num_gallery = preset[1]
+    for name in ('num_query', 'num_gallery', 'dim', 'hidden', 'repeat',
+                 'topk'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1, got '
+                         f'{getattr(args, name)}')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda but CUDA is not available')
+    return args
+
+
+def rss_bytes():
+    """Current resident set size of this process."""
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def reset_peak_rss():
+    """Reset the kernel's peak RSS (VmHWM) to the current RSS if possible."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes():
+    """Peak RSS since :func:`reset_peak_rss` (or since the start)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    # ru_maxrss is in kilobytes on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class PeakMemory:
+    """Peak memory beyond the memory held when the block starts."""
+
+    def __init__(self, device):
+        self.device = torch.device(device)
+        self.peak = 0
+        self.exact = True
+
+    def __enter__(self):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.baseline = torch.cuda.memory_allocated(self.device)
+        else:
+            self.baseline = rss_bytes()
+            self.exact = reset_peak_rss()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            peak = peak_rss_bytes()
+        self.peak = max(0, peak - self.baseline)
+        return False
+
+
+def make_inputs(num_query, num_gallery, dim, hidden, seed, device):
+    """Identity-clustered features and a distance-aware random M-Net."""
+    generator = torch.Generator().manual_seed(seed)
+    num_ids = max(1, min(num_query // 2, num_gallery // 8))
+    q_pids = torch.arange(num_query) % num_ids
+    g_pids = torch.arange(num_gallery) % num_ids
+    # 10 % of the gallery are distractors with identities of their own.
+    num_distractors = num_gallery // 10
+    g_pids[:num_distractors] = num_ids + torch.arange(num_distractors)
+    q_camids = torch.randint(0, 6, (num_query, ), generator=generator)
+    g_camids = torch.randint(0, 6, (num_gallery, ), generator=generator)
+    centers = F.normalize(
+        torch.randn(num_ids + num_distractors, dim, generator=generator),
+        dim=1)
+
+    def features(pids):
+        noise = torch.randn(len(pids), dim, generator=generator)
+        return F.normalize(centers[pids] + noise * (NOISE / dim**0.5), dim=1)
+
+    query, gallery = features(q_pids), features(g_pids)
+    # M-Net: weights with a positive mean make W f_sp grow with the
+    # distance; thresholds (bias) make it piecewise linear; a negative
+    # output weight makes z fall with the distance. The random part of W
+    # re-weights the dimensions, so its ranking is not the Euclidean one.
+    weight = (1 + 0.5 * torch.randn(hidden, dim, generator=generator))
+    bias = -2 * torch.rand(hidden, generator=generator)
+    out_weight = -torch.rand(hidden, generator=generator) * (4 / hidden)
+    out_bias = torch.tensor(1.0)
+    labels = (q_pids.numpy(), g_pids.numpy(), q_camids.numpy(),
+              g_camids.numpy())
+    params = tuple(t.to(device) for t in (weight, bias, out_weight, out_bias))
+    return query.to(device), gallery.to(device), params, labels
+
+
+def timed_round_robin(methods, repeat, device):
+    """Time methods in turn, ``repeat`` rounds of one run each.
+
+    Interleaving the rounds spreads load changes of a shared machine over
+    all methods instead of biasing whichever ran during a busy spell.
+
+    Args:
+        methods (dict): name -> zero-argument callable.
+        repeat (int): Rounds.
+        device (str): Where they run (for synchronisation and memory).
+
+    Returns:
+        dict: name -> (result of the last round, seconds of every round,
+        peak bytes over all rounds, whether the peak was reset exactly).
+    """
+    device = torch.device(device)
+    stats = {name: [None, [], 0, True] for name in methods}
+    for _ in range(repeat):
+        for name, fn in methods.items():
+            entry = stats[name]
+            entry[0] = None  # free the previous result before measuring
+            with PeakMemory(device) as memory:
+                start = time.perf_counter()
+                entry[0] = fn()
+                if device.type == 'cuda':
+                    torch.cuda.synchronize(device)
+                entry[1].append(time.perf_counter() - start)
+            entry[2] = max(entry[2], memory.peak)
+            entry[3] = entry[3] and memory.exact
+    return {name: tuple(entry) for name, entry in stats.items()}
+
+
+def matmul_ceiling(query, gallery, hidden, budget, device):
+    """Plain mm calls with exactly the decomposed GEMM shapes."""
+    num_query, dim = query.shape
+    num_gallery = len(gallery)
+    query_block, gallery_block = decomposed_chunk_shape(
+        num_gallery, dim, hidden, budget)
+    rows = min(query_block, num_query) * hidden
+    left = torch.randn(rows, dim, device=device)
+    right = gallery.t()
+    out = torch.empty(rows * gallery_block, device=device)
+
+    def run():
+        with exact_fp32_matmul(torch.device(device)):
+            for q_start in range(0, num_query, query_block):
+                num_rows = min(query_block, num_query - q_start) * hidden
+                for g_start in range(0, num_gallery, gallery_block):
+                    num_g = min(gallery_block, num_gallery - g_start)
+                    torch.mm(
+                        left[:num_rows],
+                        right[:, g_start:g_start + num_g],
+                        out=out[:num_rows * num_g].view(num_rows, num_g))
+        return (min(query_block, num_query), gallery_block)
+
+    return run
+
+
+def write_json_atomic(path, data):
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(data, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def metrics_of(result):
+    return dict(mAP=float(result.mAP), R1=float(result.cmc[0]))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device
+    num_query, num_gallery = args.num_query, args.num_gallery
+    dim, hidden, budget = args.dim, args.hidden, args.memory_budget_mb
+    k = min(args.topk, num_gallery)
+    query, gallery, params, labels = make_inputs(num_query, num_gallery, dim,
+                                                 hidden, args.seed, device)
+    # Warm up every code path on a few queries (thread pools, kernels).
+    warm = query[:2]
+    for method in ('direct', 'decomposed'):
+        mnet_pair_logits(
+            warm, gallery, *params, method=method, memory_budget_mb=budget)
+    mnet_distances(warm, gallery, *params, topk=k, memory_budget_mb=budget)
+
+    pair_flops = 2 * num_query * num_gallery * dim * hidden
+    rows = []
+
+    def record(name, seconds, peak, exact, flops, **extra):
+        row = dict(
+            method=name,
+            seconds=min(seconds),
+            median_seconds=statistics.median(seconds),
+            all_seconds=seconds,
+            flops=flops,
+            flop_per_s=flops / min(seconds) if flops else None,
+            peak_bytes=peak,
+            peak_exact=exact,
+            **extra)
+        rows.append(row)
+        print(f"{name}: {row['seconds']:.3f} s", flush=True)
+        return row
+
+    scorer = make_mnet_scorer(
+        *params, memory_budget_mb=budget, gallery=gallery)
+    names = ('direct (naive chunked)', 'decomposed (mmreid)', 'matmul ceiling',
+             'streamed (evaluate_features)', f'top-{k} rerank')
+    methods = dict(
+        zip(names, [
+            lambda: mnet_pair_logits(
+                query,
+                gallery,
+                *params,
+                method='direct',
+                memory_budget_mb=budget),
+            lambda: mnet_pair_logits(
+                query,
+                gallery,
+                *params,
+                method='decomposed',
+                memory_budget_mb=budget),
+            matmul_ceiling(query, gallery, hidden, budget, device),
+            lambda: evaluate_features(
+                query,
+                gallery,
+                *labels,
+                metric=scorer,
+                memory_budget_mb=budget),
+            lambda: mnet_distances(
+                query, gallery, *params, topk=k, memory_budget_mb=budget),
+        ]))
+    stats = timed_round_robin(methods, args.repeat, device)
+    results = {name: stats[name][0] for name in names}
+    stats = {name: stats[name][1:] for name in names}
+
+    direct, decomposed = results[names[0]], results[names[1]]
+    max_abs_dz = (direct - decomposed).abs().max().item()
+    full = evaluate_rank(-decomposed, *labels)
+    euclid = evaluate_rank(
+        mnet_distances(query, gallery, *params, mode='euclid'), *labels)
+    streamed = results[names[3]]
+    topk = evaluate_rank(results[names[4]], *labels)
+    chunk_shape = results[names[2]]
+    del direct, decomposed, results
+
+    record(names[0], *stats[names[0]], pair_flops)
+    record(names[1], *stats[names[1]], pair_flops)
+    ceiling = record(names[2], *stats[names[2]], pair_flops)
+    record(
+        names[3],
+        *stats[names[3]],
+        pair_flops,
+        **metrics_of(streamed),
+        max_abs_metric_diff=max(
+            abs(streamed.mAP - full.mAP),
+            float(abs(streamed.cmc - full.cmc).max())))
+    record(
+        names[4],
+        *stats[names[4]],
+        2 * num_query * k * dim * hidden,
+        **metrics_of(topk),
+        mAP_diff=float(topk.mAP - full.mAP),
+        R1_diff=float(topk.cmc[0] - full.cmc[0]))
+    for row in rows:
+        row['ratio_to_ceiling'] = (
+            ceiling['seconds'] /
+            row['seconds'] if row['flops'] == pair_flops else None)
+
+    summary = dict(
+        num_query=num_query,
+        num_gallery=num_gallery,
+        dim=dim,
+        hidden=hidden,
+        topk=k,
+        memory_budget_mb=budget,
+        device=(torch.cuda.get_device_name(device) if device == 'cuda' else
+                platform.processor() or platform.machine()),
+        threads=torch.get_num_threads(),
+        repeat=args.repeat,
+        decomposed_chunk=dict(
+            queries=chunk_shape[0], gallery_columns=chunk_shape[1]),
+        max_abs_logit_error=max_abs_dz,
+        full_mnet=metrics_of(full),
+        euclid=metrics_of(euclid),
+        rows=rows)
+    print(f'\nQ x G = {num_query:,} x {num_gallery:,}, D = {dim}, H = '
+          f'{hidden}, device {summary["device"]} ({device}), threads '
+          f'{summary["threads"]}, memory_budget_mb {budget}, decomposed '
+          f'chunk {chunk_shape[0]} queries x {chunk_shape[1]} gallery, '
+          f'best of {args.repeat}\n')
+    print('| method | seconds (best / median) | GFLOP/s | vs matmul '
+          'ceiling | peak MB over input | mAP / R1 (%) |')
+    print('|---|---|---|---|---|---|')
+    for row in rows:
+        ratio = ('-' if row['ratio_to_ceiling'] is None else
+                 f"{row['ratio_to_ceiling'] * 100:.0f} %")
+        quality = ('-' if 'mAP' not in row else
+                   f"{row['mAP'] * 100:.2f} / {row['R1'] * 100:.2f}")
+        peak = f"{row['peak_bytes'] / 2**20:.1f}"
+        if not row['peak_exact']:
+            peak += ' (growth)'
+        print(f"| {row['method']} | {row['seconds']:.3f} / "
+              f"{row['median_seconds']:.3f} | "
+              f"{row['flop_per_s'] / 1e9:.1f} | {ratio} | {peak} | "
+              f'{quality} |')
+    print(f"\nfull mnet: mAP {full.mAP * 100:.2f} %, R1 "
+          f"{full.cmc[0] * 100:.2f} %; euclid: mAP {euclid.mAP * 100:.2f} %,"
+          f" R1 {euclid.cmc[0] * 100:.2f} %; top-{k} - full: mAP "
+          f"{rows[-1]['mAP_diff'] * 100:+.2f}, R1 "
+          f"{rows[-1]['R1_diff'] * 100:+.2f} points; max |z_direct - "
+          f'z_decomposed| = {max_abs_dz:.2e}')
+    if args.out:
+        write_json_atomic(args.out, summary)
+    return summary
+
+
+if __name__ == '__main__':
+    main()
