@@ -7,6 +7,7 @@ import pytest
 from mmengine.config import Config
 
 from mmreid.registry import DATASETS, MODELS
+from .test_datasets.utils import touch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -38,15 +39,26 @@ def fake_duke(root):
             open(osp.join(root, folder, name), 'wb').close()
 
 
+def fake_cuhk03(root):
+    for variant in ('labeled', 'detected'):
+        base = osp.join(root, variant)
+        touch(osp.join(base, 'bounding_box_train'), '0001_c1_1.png',
+              '0003_c2_1.png')
+        touch(osp.join(base, 'query'), '0002_c1_1.png')
+        touch(osp.join(base, 'bounding_box_test'), '0002_c2_1.png')
+    return root
+
+
 def redirect_data(cfg, roots):
     """Point every dataset of a config at generated data."""
     if isinstance(cfg, dict):
         kind = cfg.get('type')
-        if kind in ('Market1501', 'DukeMTMCReID', 'MSMT17'):
-            cfg['data_root'] = roots[kind]
-        elif kind == 'SynthReID':
-            cfg['data_root'] = roots['synth']
+        if kind == 'SynthReID':
+            vi = cfg.get('modality', 'visible') == 'vi'
+            cfg['data_root'] = roots['synth-vi' if vi else 'synth']
             cfg['size'] = 'tiny'
+        elif kind in roots:
+            cfg['data_root'] = roots[kind]
         for value in cfg.values():
             redirect_data(value, roots)
     elif isinstance(cfg, list):
@@ -56,17 +68,46 @@ def redirect_data(cfg, roots):
 
 @pytest.fixture(scope='module')
 def roots(tmp_path_factory):
+    from .test_datasets.test_cuhk02 import make_cuhk02
+    from .test_datasets.test_llcm import make_llcm
     from .test_datasets.test_msmt17 import make_msmt17
-    market = str(tmp_path_factory.mktemp('market1501'))
+    from .test_datasets.test_regdb import make_regdb
+    from .test_datasets.test_small_dg import (make_grid, make_ilids,
+                                              make_prid, make_viper)
+    from .test_datasets.test_sysu_mm01 import make_sysu
+
+    def folder(name):
+        return str(tmp_path_factory.mktemp(name))
+
+    market = folder('market1501')
     fake_market(market)
-    duke = str(tmp_path_factory.mktemp('duke'))
+    duke = folder('duke')
     fake_duke(duke)
-    msmt = make_msmt17(tmp_path_factory.mktemp('msmt17'), version='V1')
+    cuhk_sysu = folder('cuhk_sysu')
+    touch(osp.join(cuhk_sysu, 'cropped_images'), 'p1_s1.jpg', 'p2_s2.jpg')
+    sysu_mm01 = folder('sysu_mm01')
+    make_sysu(sysu_mm01)
+    regdb = folder('regdb')
+    make_regdb(regdb)
+    llcm = folder('llcm')
+    make_llcm(llcm)
     return dict(
         Market1501=market,
         DukeMTMCReID=duke,
-        MSMT17=msmt,
-        synth=str(tmp_path_factory.mktemp('synth')))
+        MSMT17=make_msmt17(tmp_path_factory.mktemp('msmt17'), version='V1'),
+        CUHK02=make_cuhk02(tmp_path_factory.mktemp('cuhk02')),
+        CUHK03NP=fake_cuhk03(folder('cuhk03')),
+        CUHKSYSU=cuhk_sysu,
+        SYSUMM01=sysu_mm01,
+        RegDB=regdb,
+        LLCM=llcm,
+        PRID2011=make_prid(tmp_path_factory.mktemp('prid')),
+        VIPeR=make_viper(tmp_path_factory.mktemp('viper')),
+        QMULiLIDS=make_ilids(tmp_path_factory.mktemp('ilids'))[0],
+        GRID=make_grid(
+            tmp_path_factory.mktemp('grid'), [list(range(1, 126))] * 10),
+        synth=folder('synth'),
+        **{'synth-vi': folder('synth_vi')})
 
 
 def test_there_are_configs():

@@ -9,6 +9,7 @@ from .msmt17 import MSMT17
 from .multi_source import ConcatReIDDataset
 from .regdb import RegDB
 from .samplers import *  # noqa: F401,F403
+from .small_dg import GRID, PRID2011, QMULiLIDS, VIPeR
 from .synthetic import SynthReID, generate_synthreid
 from .sysu_mm01 import SYSUMM01
 from .transforms import *  # noqa: F401,F403
@@ -16,5 +17,6 @@ from .transforms import *  # noqa: F401,F403
 __all__ = [
     'BaseReIDDataset', 'DatasetLayoutError', 'list_images', 'Market1501',
     'DukeMTMCReID', 'MSMT17', 'CUHK03NP', 'CUHK02', 'CUHKSYSU', 'SYSUMM01',
-    'RegDB', 'LLCM', 'ConcatReIDDataset', 'SynthReID', 'generate_synthreid'
+    'RegDB', 'LLCM', 'PRID2011', 'GRID', 'VIPeR', 'QMULiLIDS',
+    'ConcatReIDDataset', 'SynthReID', 'generate_synthreid'
 ]

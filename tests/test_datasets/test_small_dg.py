@@ -1,0 +1,350 @@
+"""PRID2011, GRID, VIPeR and QMUL-iLIDS on fake trees in their exact
+layouts (empty files: the parsers read names only)."""
+import json
+import os
+import os.path as osp
+import random
+import shutil
+
+import pytest
+
+from mmreid.datasets import GRID, PRID2011, QMULiLIDS, VIPeR
+from mmreid.datasets.base_reid_dataset import DatasetLayoutError
+from mmreid.datasets.small_dg import (SPLIT_DIR, load_split_file,
+                                      splits_checksum)
+from .utils import touch
+
+
+def make_prid(root):
+    base = osp.join(root, 'prid_2011', 'single_shot')
+    touch(
+        osp.join(base, 'cam_a'),
+        *[f'person_{i:04d}.png' for i in range(1, 386)], 'Thumbs.db')
+    touch(
+        osp.join(base, 'cam_b'),
+        *[f'person_{i:04d}.png' for i in range(1, 750)])
+    return str(root)
+
+
+def viper_pid(position):
+    return position + position // 2
+
+
+def make_viper(root):
+    base = osp.join(root, 'VIPeR')
+    # Real prefixes are 3 digits with gaps.
+    touch(
+        osp.join(base, 'cam_a'),
+        *[f'{viper_pid(i):03d}_45.bmp' for i in range(632)])
+    touch(
+        osp.join(base, 'cam_b'),
+        *[f'{viper_pid(i):03d}_90.bmp' for i in range(632)])
+    return str(root)
+
+
+def make_ilids(root):
+    rng = random.Random(1)
+    names = []
+    for pid in range(1, 120):
+        names += [f'{pid:04d}{k:03d}.jpg' for k in range(1, rng.randint(3, 7))]
+    touch(osp.join(root, 'i-LIDS_Pedestrian', 'Persons'), *names)
+    return str(root), len(names)
+
+
+def make_grid(root, partitions):
+    import mat4py
+    base = osp.join(root, 'underground_reid')
+    # Probe camera 1..4, true match camera 5..8: a probe never shares one.
+    touch(
+        osp.join(base, 'probe'), *[
+            f'{i:04d}_{i % 4 + 1}_25004_107_32_130_364.jpeg'
+            for i in range(1, 251)
+        ])
+    gallery = [
+        f'{i:04d}_{i % 4 + 5}_25004_1_2_3_4.jpeg' for i in range(1, 251)
+    ]
+    gallery += [f'0000_{k % 8 + 1}_{k}_1_2_3_4.jpeg' for k in range(775)]
+    touch(osp.join(base, 'gallery'), *gallery)
+    mat4py.savemat(
+        osp.join(base, 'features_and_partitions.mat'),
+        dict(trainIdxAll=[
+            dict(idxProbe=[1, 2], idxGallery=[3], idxTrain=p)
+            for p in partitions
+        ]))
+    return str(root)
+
+
+def roles(dataset):
+    out = dict(query=[], gallery=[], train=[])
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        out[info['role']].append(info)
+    return out
+
+
+def test_shipped_split_files_counts_and_checksums():
+    prid = load_split_file(osp.join(SPLIT_DIR, 'prid2011.json'), 'prid2011')
+    viper = load_split_file(osp.join(SPLIT_DIR, 'viper.json'), 'viper')
+    ilids = load_split_file(osp.join(SPLIT_DIR, 'ilids.json'), 'ilids')
+    for splits in (prid, viper, ilids):
+        assert len(splits) == 10
+        assert [s['seed'] for s in splits] == list(range(10))
+    for s in prid:
+        assert (len(s['query']), len(s['gallery'])) == (100, 649)
+        assert set(s['test_ids']).isdisjoint(s['train_ids'])
+        assert max(s['test_ids']) <= 200
+    for s in viper:
+        assert len(s['test_pairs']) == 316
+        assert sorted(s['test_pairs'] + s['train_pairs']) == list(range(632))
+    for s in ilids:
+        assert (len(s['test_ids']), len(s['train_ids'])) == (60, 59)
+    # The splits differ from each other.
+    assert len({tuple(s['test_ids']) for s in prid}) == 10
+
+
+def test_split_file_checksum_protects(tmp_path):
+    with open(osp.join(SPLIT_DIR, 'viper.json')) as f:
+        content = json.load(f)
+    assert content['sha256'] == splits_checksum(content['splits'])
+    content['splits'][0]['test_pairs'][0] += 1
+    path = tmp_path / 'viper.json'
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match='checksum'):
+        load_split_file(str(path), 'viper')
+    with pytest.raises(ValueError, match="'viper', expected 'ilids'"):
+        content['sha256'] = splits_checksum(content['splits'])
+        path.write_text(json.dumps(content))
+        load_split_file(str(path), 'ilids')
+    with pytest.raises(FileNotFoundError, match='make_dg_splits'):
+        load_split_file(str(tmp_path / 'none.json'), 'viper')
+
+
+def test_prid2011(tmp_path):
+    root = make_prid(tmp_path)
+    splits = load_split_file(osp.join(SPLIT_DIR, 'prid2011.json'), 'prid2011')
+    one = PRID2011(root, split='test', split_index=3)
+    parts = roles(one)
+    assert len(parts['query']) == 100 and len(parts['gallery']) == 649
+    assert {r['camid'] for r in parts['query']} == {0}
+    assert {r['camid'] for r in parts['gallery']} == {1}
+    assert sorted(r['pid'] for r in parts['query']) == splits[3]['test_ids']
+    gallery_pids = {r['pid'] for r in parts['gallery']}
+    assert gallery_pids == set(splits[3]['test_ids']) | set(range(201, 750))
+    # Query first, then gallery.
+    assert [
+        r['role']
+        for r in (one.get_data_info(0), one.get_data_info(len(one) - 1))
+    ] == ['query', 'gallery']
+    assert one.metainfo['dg_splits'][0]['query'][0] == osp.join(
+        root, 'prid_2011', 'single_shot', 'cam_a',
+        f'person_{splits[3]["test_ids"][0]:04d}.png')
+
+    every = PRID2011(root, split='test')
+    parts = roles(every)
+    union = set().union(*[s['test_ids'] for s in splits])
+    assert {r['pid'] for r in parts['query']} == union
+    assert len(parts['gallery']) == len(union) + 549
+    assert len(every.metainfo['dg_splits']) == 10
+    assert [len(s['gallery'])
+            for s in every.metainfo['dg_splits']] == [649] * 10
+
+    train = PRID2011(root, split='train', split_index=0)
+    pids = train.get_pids()
+    assert sorted(set(pids)) == list(range(100)) and len(pids) == 200
+
+
+def test_prid2011_errors(tmp_path):
+    with pytest.raises(DatasetLayoutError, match='cam_a'):
+        PRID2011(str(tmp_path), split='test')
+    root = make_prid(tmp_path)
+    touch(osp.join(root, 'prid_2011', 'single_shot', 'cam_b'), 'person_x.png')
+    with pytest.raises(ValueError, match='person_x.png'):
+        PRID2011(root, split='test')
+    with pytest.raises(ValueError, match='needs split_index'):
+        PRID2011(root, split='train')
+    with pytest.raises(ValueError, match='split_index'):
+        PRID2011(root, split_index=10)
+
+
+def test_prid2011_missing_image(tmp_path):
+    root = make_prid(tmp_path)
+    os.remove(
+        osp.join(root, 'prid_2011', 'single_shot', 'cam_b', 'person_0700.png'))
+    with pytest.raises(DatasetLayoutError, match='person_0700.png'):
+        PRID2011(root, split='test')
+
+
+def test_viper(tmp_path):
+    root = make_viper(tmp_path)
+    splits = load_split_file(osp.join(SPLIT_DIR, 'viper.json'), 'viper')
+    one = VIPeR(root, split='test', split_index=0)
+    parts = roles(one)
+    assert len(parts['query']) == 316 and len(parts['gallery']) == 316
+    assert sorted(r['pid'] for r in parts['query']) == [
+        viper_pid(i) for i in splits[0]['test_pairs']
+    ]
+    assert {r['pid']
+            for r in parts['query']} == {r['pid']
+                                         for r in parts['gallery']}
+    assert {r['camid'] for r in parts['query']} == {0}
+    assert {r['camid'] for r in parts['gallery']} == {1}
+    every = VIPeR(root)
+    union = set().union(*[s['test_pairs'] for s in splits])
+    assert len(every) == 2 * len(union)
+    train = VIPeR(root, split='train', split_index=0)
+    assert len(train) == 632 and train.num_pids == 316
+
+
+def test_viper_errors(tmp_path):
+    with pytest.raises(DatasetLayoutError, match='cam_a'):
+        VIPeR(str(tmp_path))
+    root = make_viper(tmp_path)
+    touch(osp.join(root, 'VIPeR', 'cam_a'), '999_0.bmp')
+    with pytest.raises(DatasetLayoutError, match='632'):
+        VIPeR(root)
+    shutil.rmtree(osp.join(root, 'VIPeR'))
+    touch(
+        osp.join(root, 'VIPeR', 'cam_a'),
+        *[f'{i:03d}_45.bmp' for i in range(632)])
+    touch(
+        osp.join(root, 'VIPeR', 'cam_b'),
+        *[f'{i + 1:03d}_90.bmp' for i in range(632)])
+    with pytest.raises(ValueError, match='different pids'):
+        VIPeR(root)
+
+
+def test_ilids(tmp_path):
+    root, num_images = make_ilids(tmp_path)
+    one = QMULiLIDS(root, split_index=2)
+    parts = roles(one)
+    assert len(parts['query']) == 60 and len(parts['gallery']) == 60
+    q = {r['pid']: r['img_path'] for r in parts['query']}
+    g = {r['pid']: r['img_path'] for r in parts['gallery']}
+    assert set(q) == set(g)
+    assert all(q[pid] != g[pid] for pid in q)  # the *other* image
+    assert {r['camid'] for r in parts['query']} == {0}
+    assert {r['camid'] for r in parts['gallery']} == {1}
+    splits = load_split_file(osp.join(SPLIT_DIR, 'ilids.json'), 'ilids')
+    assert sorted(q) == [pos + 1 for pos in splits[2]['test_ids']]
+    # The same tree gives the same images every time.
+    again = roles(QMULiLIDS(root, split_index=2))
+    assert [r['img_path'] for r in again['query']
+            ] == [r['img_path'] for r in parts['query']]
+    every = QMULiLIDS(root)
+    meta = every.metainfo['dg_splits']
+    assert len(meta) == 10 and all(len(s['query']) == 60 for s in meta)
+    # An image may be a query in one split and a gallery image in another.
+    all_q = {p for s in meta for p in s['query']}
+    all_g = {p for s in meta for p in s['gallery']}
+    assert len(every) == len(all_q) + len(all_g)
+    train = QMULiLIDS(root, split='train', split_index=2)
+    assert train.num_pids == 59
+
+
+def test_ilids_errors(tmp_path):
+    with pytest.raises(DatasetLayoutError, match='Persons'):
+        QMULiLIDS(str(tmp_path))
+    root, _ = make_ilids(tmp_path)
+    touch(osp.join(root, 'i-LIDS_Pedestrian', 'Persons'), '0120001.jpg')
+    with pytest.raises(DatasetLayoutError, match='119 identities'):
+        QMULiLIDS(root)
+    os.remove(osp.join(root, 'i-LIDS_Pedestrian', 'Persons', '0120001.jpg'))
+    for name in os.listdir(osp.join(root, 'i-LIDS_Pedestrian', 'Persons')):
+        if name.startswith('0007') and name != '0007001.jpg':
+            os.remove(osp.join(root, 'i-LIDS_Pedestrian', 'Persons', name))
+    with pytest.raises(ValueError, match='identity 7 has one image'):
+        QMULiLIDS(root)
+
+
+def test_grid(tmp_path):
+    rng = random.Random(0)
+    partitions = [sorted(rng.sample(range(1, 251), 125)) for _ in range(10)]
+    root = make_grid(tmp_path, partitions)
+    one = GRID(root, split_index=4)
+    parts = roles(one)
+    assert len(parts['query']) == 125 and len(parts['gallery']) == 900
+    test_ids = set(range(1, 251)) - set(partitions[4])
+    assert {r['pid'] for r in parts['query']} == test_ids
+    assert {r['pid'] for r in parts['gallery']} == test_ids | {0}
+    assert sum(r['pid'] == 0 for r in parts['gallery']) == 775
+    assert {r['camid'] for r in parts['query']} == {0, 1, 2, 3}
+    assigned = roles(GRID(root, split_index=4, assign_camids=True))
+    assert {r['camid'] for r in assigned['gallery']} == {1}
+    every = GRID(root)
+    assert len(every.metainfo['dg_splits']) == 10
+    train = GRID(root, split='train', split_index=4)
+    assert train.num_pids == 125 and len(train) == 250
+
+
+def test_grid_errors(tmp_path):
+    with pytest.raises(DatasetLayoutError, match='probe'):
+        GRID(str(tmp_path))
+    root = make_grid(tmp_path, [list(range(1, 126))] * 10)
+    touch(osp.join(root, 'underground_reid', 'probe'), 'abc.jpeg')
+    with pytest.raises(ValueError, match='abc.jpeg'):
+        GRID(root)
+
+
+def test_dimn_config_datasets_build(tmp_path):
+    """The DIMN base: five sources with offsets, four split targets."""
+    from mmengine.config import Config
+
+    from mmreid.datasets import ConcatReIDDataset
+    from mmreid.registry import DATASETS
+    from mmreid.utils import register_all_modules
+    from ..test_configs import fake_duke, fake_market
+    from .test_cuhk02 import make_cuhk02
+    register_all_modules()
+    roots = dict(
+        Market1501=str(tmp_path / 'market'),
+        DukeMTMCReID=str(tmp_path / 'duke'),
+        CUHK02=make_cuhk02(tmp_path / 'cuhk02'),
+        CUHK03NP=str(tmp_path / 'cuhk03'),
+        CUHKSYSU=str(tmp_path / 'sysu'),
+        PRID2011=make_prid(tmp_path / 'prid'),
+        VIPeR=make_viper(tmp_path / 'viper'),
+        QMULiLIDS=make_ilids(tmp_path / 'ilids')[0],
+        GRID=make_grid(tmp_path / 'grid', [list(range(1, 126))] * 10))
+    fake_market(roots['Market1501'])
+    fake_duke(roots['DukeMTMCReID'])
+    cuhk03 = osp.join(roots['CUHK03NP'], 'detected')
+    touch(osp.join(cuhk03, 'bounding_box_train'), '0001_c1_1.png')
+    touch(osp.join(cuhk03, 'query'), '0002_c1_1.png')
+    touch(osp.join(cuhk03, 'bounding_box_test'), '0002_c2_1.png')
+    touch(osp.join(roots['CUHKSYSU'], 'cropped_images'), 'p1_s1.jpg')
+
+    def redirect(cfg):
+        if isinstance(cfg, dict):
+            if cfg.get('type') in roots:
+                cfg['data_root'] = roots[cfg['type']]
+            for value in cfg.values():
+                redirect(value)
+        elif isinstance(cfg, list):
+            for value in cfg:
+                redirect(value)
+
+    cfg = Config.fromfile(
+        osp.join(
+            osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+            'configs', 'baseline', 'bot_r50_1xb64-120e_dimn-protocol.py'))
+    assert cfg.model.head.num_classes == 18530
+    assert cfg.test_cfg.aggregate_prefix == 'dg'
+    train_cfg = cfg.train_dataloader.dataset.to_dict()
+    redirect(train_cfg)
+    train = DATASETS.build(train_cfg)
+    assert isinstance(train, ConcatReIDDataset)
+    sources = train.metainfo['sources']
+    assert [s['name'] for s in sources] == [
+        'market1501', 'dukemtmc', 'cuhk02', 'cuhk03-np-detected', 'cuhk-sysu'
+    ]
+    assert [s['split_used']
+            for s in sources] == ['all', 'all', 'train', 'all', 'train']
+    names = []
+    for target in cfg.test_cfg.targets:
+        dataset_cfg = target['dataloader']['dataset'].to_dict()
+        redirect(dataset_cfg)
+        dataset = DATASETS.build(dataset_cfg)
+        assert len(dataset.metainfo['dg_splits']) == 10
+        assert target['evaluator']['type'] == 'DGSplitMetric'
+        names.append(target['name'])
+    assert names == ['prid', 'grid', 'viper', 'ilids']

@@ -1,0 +1,345 @@
+"""DGSplitMetric (all splits of a small DG target in one run) and
+CUHK03ClassicMetric (single-gallery-shot, seeded)."""
+import os
+import os.path as osp
+import random
+from collections import defaultdict
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.runner import Runner
+
+from mmreid.datasets import QMULiLIDS
+from mmreid.evaluation.metrics import (CUHK03ClassicMetric, DGSplitMetric,
+                                       ReIDMetric)
+from mmreid.evaluation.metrics.split_metric import classic_cmc
+from mmreid.registry import METRICS
+from mmreid.utils import register_all_modules
+from ..test_datasets.utils import touch
+
+
+def sample(path, pid, camid, role, feature, idx):
+    return dict(
+        pred_feature=feature,
+        gt_label=pid,
+        camid=camid,
+        role=role,
+        sample_idx=idx,
+        dataset='fake',
+        img_path=path)
+
+
+def naive_single_shot(dist, q_pids, g_pids, ranks=(1, 5, 10, 20)):
+    """Rank of the one positive by brute force (tie-free distances)."""
+    out = {f'R{k}': 0.0 for k in ranks}
+    ap = 0.0
+    for q in range(len(q_pids)):
+        order = np.argsort(dist[q])
+        rank = int(np.nonzero(g_pids[order] == q_pids[q])[0][0]) + 1
+        for k in ranks:
+            out[f'R{k}'] += float(rank <= k)
+        ap += 1.0 / rank
+    out = {k: 100 * v / len(q_pids) for k, v in out.items()}
+    out['mAP'] = 100 * ap / len(q_pids)
+    return out
+
+
+def build_fake_target(num_splits=3, num_ids=30, test_ids=12, seed=0):
+    """Query camera 0, gallery camera 1, one image per id and camera, plus
+    gallery-only negatives (pids 100..109)."""
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    samples, feats = [], {}
+    for pid in range(1, num_ids + 1):
+        feats[('q', pid)] = torch.randn(8, generator=gen)
+        feats[('g', pid)] = feats[('q', pid)] + torch.randn(8, generator=gen)
+    for pid in range(100, 110):
+        feats[('g', pid)] = torch.randn(8, generator=gen)
+    for i, ((role, pid), f) in enumerate(sorted(feats.items())):
+        path = f'/fake/{role}/{pid:04d}.png'
+        samples.append(
+            sample(path, pid, 0 if role == 'q' else 1,
+                   'query' if role == 'q' else 'gallery', f, i))
+    splits = []
+    for _ in range(num_splits):
+        ids = sorted(rng.sample(range(1, num_ids + 1), test_ids))
+        splits.append(
+            dict(
+                query=[f'/fake/q/{p:04d}.png' for p in ids],
+                gallery=[f'/fake/g/{p:04d}.png' for p in ids] +
+                [f'/fake/g/{p:04d}.png' for p in range(100, 110)]))
+    return samples, feats, splits
+
+
+def test_dg_split_metric_matches_naive_reference():
+    samples, feats, splits = build_fake_target()
+    metric = DGSplitMetric(metric='euclidean')
+    metric.dataset_meta = dict(dg_splits=splits)
+    rng = random.Random(1)
+    rng.shuffle(samples)  # order of arrival does not matter
+    metric.process(None, samples)
+    metrics = metric.compute_metrics(metric.results)
+    per_split = []
+    for i, split in enumerate(splits):
+        q_pids = np.array([int(p[-8:-4]) for p in split['query']])
+        g_pids = np.array([int(p[-8:-4]) for p in split['gallery']])
+        q = torch.stack([feats[('q', p)] for p in q_pids])
+        g = torch.stack([feats[('g', p)] for p in g_pids])
+        dist = torch.cdist(q, g).numpy()
+        expected = naive_single_shot(dist, q_pids, g_pids)
+        per_split.append(expected)
+        for key, value in expected.items():
+            assert metrics[f'split{i}/{key}'] == pytest.approx(value)
+        assert metrics[f'split{i}/mINP'] == pytest.approx(expected['mAP'])
+        assert metrics[f'split{i}/num_query'] == 12
+        assert metrics[f'split{i}/num_gallery'] == 22
+    for key in ('R1', 'R5', 'mAP'):
+        values = [s[key] for s in per_split]
+        assert metrics[key] == pytest.approx(np.mean(values))
+        assert metrics[f'{key}_std'] == pytest.approx(np.std(values))
+    assert metrics['num_splits'] == 3
+    # The splits give different numbers (the test is not vacuous).
+    assert len({round(s['mAP'], 6) for s in per_split}) > 1
+
+
+def test_dg_split_metric_errors():
+    samples, _, splits = build_fake_target()
+    metric = DGSplitMetric()
+    metric.process(None, samples)
+    with pytest.raises(ValueError, match='dg_splits'):
+        metric.compute_metrics(metric.results)
+    metric.dataset_meta = dict(
+        dg_splits=[dict(splits[0], query=['/fake/q/9999.png'])])
+    with pytest.raises(ValueError, match='9999.png'):
+        metric.compute_metrics(metric.results)
+    # A query whose match shares its camera has no valid positive.
+    bad = [dict(s) for s in samples]
+    for s in bad:
+        s['camid'] = 0
+    metric = DGSplitMetric()
+    metric.dataset_meta = dict(dg_splits=splits)
+    metric.process(None, bad)
+    with pytest.raises(ValueError, match='0 valid positives'):
+        metric.compute_metrics(metric.results)
+    with pytest.raises(ValueError, match='rerank'):
+        DGSplitMetric(rerank=dict(k1=20, k2=6, lambda_value=0.3))
+
+
+def test_dg_split_metric_on_ilids_equals_per_split_reid_metric(tmp_path):
+    """All splits from one extraction == ReIDMetric on each split alone;
+    iLIDS lists an image once per role, with camid 0 / 1."""
+    names = []
+    for pid in range(1, 120):
+        names += [f'{pid:04d}{k:03d}.jpg' for k in range(1, 3 + pid % 4)]
+    touch(osp.join(tmp_path, 'i-LIDS_Pedestrian', 'Persons'), *names)
+    gen = torch.Generator().manual_seed(0)
+    feature = {n: torch.randn(6, generator=gen) for n in names}
+
+    def to_samples(dataset):
+        out = []
+        for i in range(len(dataset)):
+            info = dataset.get_data_info(i)
+            out.append(
+                sample(info['img_path'], info['pid'], info['camid'],
+                       info['role'], feature[osp.basename(info['img_path'])],
+                       i))
+        return out
+
+    every = QMULiLIDS(str(tmp_path))
+    metric = DGSplitMetric(metric='cosine')
+    metric.dataset_meta = every.metainfo
+    metric.process(None, to_samples(every))
+    metrics = metric.compute_metrics(metric.results)
+    for index in (0, 7):
+        one = QMULiLIDS(str(tmp_path), split_index=index)
+        reference = ReIDMetric(metric='cosine')
+        reference.process(None, to_samples(one))
+        expected = reference.compute_metrics(reference.results)
+        for key in ('R1', 'R5', 'R10', 'mAP'):
+            assert metrics[f'split{index}/{key}'] == pytest.approx(
+                expected[key])
+        assert expected['num_valid_query'] == 60
+
+
+def test_dg_split_metric_is_registered():
+    register_all_modules()
+    metric = METRICS.build(dict(type='DGSplitMetric', metric='cosine'))
+    assert isinstance(metric, DGSplitMetric)
+    assert metric.prefix == 'dg'
+
+
+def reference_eval_cuhk03(distmat, q_pids, g_pids, q_camids, g_camids,
+                          max_rank):
+    """fast-reid's ``eval_cuhk03`` with its global numpy RNG (stable sort,
+    CMC padded to max_rank)."""
+    num_repeats = 10
+    indices = np.argsort(distmat, axis=1, kind='stable')
+    matches = (g_pids[indices] == q_pids[:, np.newaxis]).astype(np.int32)
+    all_cmc = []
+    for q_idx in range(len(q_pids)):
+        order = indices[q_idx]
+        remove = (g_pids[order] == q_pids[q_idx]) & (
+            g_camids[order] == q_camids[q_idx])
+        keep = np.invert(remove)
+        raw_cmc = matches[q_idx][keep]
+        if not np.any(raw_cmc):
+            continue
+        kept_g_pids = g_pids[order][keep]
+        g_pids_dict = defaultdict(list)
+        for idx, pid in enumerate(kept_g_pids):
+            g_pids_dict[pid].append(idx)
+        cmc = np.zeros(max_rank)
+        for _ in range(num_repeats):
+            mask = np.zeros(len(raw_cmc), dtype=bool)
+            for _, idxs in g_pids_dict.items():
+                mask[np.random.choice(idxs)] = True
+            _cmc = raw_cmc[mask].cumsum()
+            _cmc[_cmc > 1] = 1
+            _cmc = np.concatenate(
+                [_cmc, np.full(max(0, max_rank - len(_cmc)), _cmc[-1])])
+            cmc += _cmc[:max_rank]
+        all_cmc.append(cmc / num_repeats)
+    return np.mean(all_cmc, axis=0)
+
+
+def multi_shot_problem(seed=0):
+    rng = np.random.RandomState(seed)
+    q_pids = np.repeat(np.arange(10), 2)
+    q_camids = np.tile([0, 1], 10)
+    g_pids = np.repeat(np.arange(12), 4)
+    g_camids = np.tile([0, 1, 0, 1], 12)
+    dist = rng.rand(len(q_pids), len(g_pids))
+    return dist, q_pids, g_pids, q_camids, g_camids
+
+
+def test_classic_cmc_equals_reference_under_same_seed():
+    dist, q_pids, g_pids, q_camids, g_camids = multi_shot_problem()
+    np.random.seed(5)
+    expected = reference_eval_cuhk03(dist, q_pids, g_pids, q_camids, g_camids,
+                                     20)
+    cmc, valid = classic_cmc(
+        dist, q_pids, g_pids, q_camids, g_camids, max_rank=20, seed=5)
+    np.testing.assert_allclose(cmc, expected)
+    assert valid.all()
+    # Seeded: the same numbers every time, others with another seed.
+    again, _ = classic_cmc(
+        dist, q_pids, g_pids, q_camids, g_camids, max_rank=20, seed=5)
+    np.testing.assert_array_equal(cmc, again)
+    other, _ = classic_cmc(
+        dist, q_pids, g_pids, q_camids, g_camids, max_rank=20, seed=6)
+    assert not np.array_equal(cmc, other)
+
+
+def test_cuhk03_classic_metric_one_image_per_pid_equals_standard():
+    gen = torch.Generator().manual_seed(0)
+    samples = []
+    for pid in range(15):
+        q = torch.randn(8, generator=gen)
+        samples.append(sample(f'/q/{pid}', pid, 0, 'query', q, pid))
+        samples.append(
+            sample(f'/g/{pid}', pid, 1, 'gallery',
+                   q + torch.randn(8, generator=gen), 100 + pid))
+    classic = CUHK03ClassicMetric(seed=0)
+    classic.process(None, samples)
+    got = classic.compute_metrics(classic.results)
+    standard = ReIDMetric()
+    standard.process(None, samples)
+    expected = standard.compute_metrics(standard.results)
+    for key in ('R1', 'R5', 'R10', 'mAP', 'mINP', 'num_valid_query'):
+        assert got[key] == pytest.approx(expected[key])
+
+
+def test_cuhk03_classic_metric_multi_shot():
+    dist, q_pids, g_pids, q_camids, g_camids = multi_shot_problem(1)
+    # Features whose Euclidean distances are not the random matrix: use
+    # a scorer that returns it, indexed by sample order.
+    samples = []
+    for i, (pid, cam) in enumerate(zip(q_pids, q_camids)):
+        samples.append(
+            sample(f'/q/{i}', int(pid), int(cam), 'query',
+                   torch.tensor([float(i)]), i))
+    for j, (pid, cam) in enumerate(zip(g_pids, g_camids)):
+        samples.append(
+            sample(f'/g/{j}', int(pid), int(cam), 'gallery',
+                   torch.tensor([float(j)]), 100 + j))
+
+    def scorer(q, g):
+        return torch.as_tensor(dist)[q[:, 0].long()][:, g[:, 0].long()]
+
+    metric = CUHK03ClassicMetric(metric=scorer, seed=3)
+    metric.process(None, samples)
+    got = metric.compute_metrics(metric.results)
+    np.random.seed(3)
+    expected = reference_eval_cuhk03(dist, q_pids, g_pids, q_camids, g_camids,
+                                     50)
+    assert got['R1'] == pytest.approx(100 * expected[0])
+    assert got['R5'] == pytest.approx(100 * expected[4])
+    full = ReIDMetric(metric=scorer)
+    full.process(None, samples)
+    assert got['mAP'] == pytest.approx(
+        full.compute_metrics(full.results)['mAP'])
+    with pytest.raises(ValueError, match='junk_rule'):
+        CUHK03ClassicMetric(junk_rule='none')
+
+
+def test_multi_target_test_loop_runs_every_split(tmp_path):
+    """A DIMN-style run: the loop hands the dataset's splits to the metric
+    and names the keys <target>/split<i>/<metric>, <target>/<metric>_std
+    and dg/<metric>."""
+    register_all_modules()
+    folder = osp.join(tmp_path, 'i-LIDS_Pedestrian', 'Persons')
+    os.makedirs(folder)
+    rng = np.random.RandomState(0)
+    for pid in range(1, 120):
+        color = rng.randint(0, 255, 3)
+        for k in range(1, 3 + pid % 2):
+            image = np.clip(color + rng.randint(-20, 20, (16, 8, 3)), 0, 255)
+            cv2.imwrite(
+                osp.join(folder, f'{pid:04d}{k:03d}.jpg'),
+                image.astype(np.uint8))
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='ReIDResize', size=(16, 8)),
+        dict(type='PackReIDInputs'),
+    ]
+    target = dict(
+        name='ilids',
+        dataloader=dict(
+            batch_size=64,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='default_collate'),
+            dataset=dict(
+                type='QMULiLIDS', data_root=str(tmp_path), pipeline=pipeline)),
+        evaluator=dict(type='DGSplitMetric', metric='euclidean'))
+    runner = Runner(
+        model=dict(
+            type='ReIDModel',
+            backbone=dict(
+                type='ReIDResNet',
+                depth=18,
+                last_stride=1,
+                base_channels=4,
+                stem_channels=4),
+            neck=dict(type='GlobalAvgPool'),
+            head=dict(type='BNNeckHead', in_channels=32, num_classes=8)),
+        work_dir=str(tmp_path / 'work'),
+        test_dataloader=dict(),
+        test_evaluator=dict(),
+        test_cfg=dict(
+            type='MultiTargetTestLoop',
+            targets=[target],
+            aggregate_prefix='dg'),
+        default_scope='mmreid')
+    metrics = runner.test()
+    for i in range(10):
+        assert metrics[f'ilids/split{i}/num_query'] == 60
+        assert metrics[f'ilids/split{i}/num_gallery'] == 60
+    values = [metrics[f'ilids/split{i}/R1'] for i in range(10)]
+    assert metrics['ilids/R1'] == pytest.approx(np.mean(values))
+    assert metrics['ilids/R1_std'] == pytest.approx(np.std(values))
+    assert metrics['dg/R1'] == pytest.approx(metrics['ilids/R1'])
+    # Colour-coded identities: far above chance (1/60) on every split.
+    assert min(values) > 20

@@ -1,0 +1,144 @@
+"""tools/dataset_converters/cuhk03.py on a tiny synthetic release."""
+import importlib.util
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+
+from mmreid.datasets import CUHK03NP
+from .conftest import REPO
+
+mat4py = pytest.importorskip('mat4py')
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'cuhk03_converter',
+        osp.join(REPO, 'tools', 'dataset_converters', 'cuhk03.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tool = load_tool()
+
+# Pair 1: pids 1-3, pair 2: pids 1-2 (numbers repeat across pairs); the
+# protocol relabels them 1..5. Images 1-5 are view 1, 6-10 view 2.
+RAW = [(1, 1, [1, 2, 6, 7]), (1, 2, [1, 6]), (1, 3, [2, 3, 8]),
+       (2, 1, [1, 6, 9]), (2, 2, [4, 10])]
+
+
+def make_release(root, variant='labeled'):
+    images = osp.join(root, 'extracted', f'images_{variant}')
+    os.makedirs(images)
+    filelist, labels = [], []
+    for label, (pair, pid, imgs) in enumerate(RAW, 1):
+        for img in imgs:
+            name = tool.image_name(pair, pid, 1 if img <= 5 else 2, img)
+            cv2.imwrite(
+                osp.join(images, name),
+                np.full((8, 4, 3), 10 * label + img, np.uint8))
+            filelist.append(name)
+            labels.append([label])
+    n = len(filelist)
+    # Train: labels 1-3; test: labels 4-5 (query = the first view-1 image,
+    # gallery = the rest).
+    train = [i + 1 for i in range(n) if labels[i][0] <= 3]
+    query = [
+        filelist.index('2_001_1_01.png') + 1,
+        filelist.index('2_002_1_04.png') + 1
+    ]
+    gallery = [
+        i + 1 for i in range(n) if labels[i][0] > 3 and i + 1 not in query
+    ]
+    raw = osp.join(root, 'raw')
+    os.makedirs(raw)
+    mat4py.savemat(
+        osp.join(raw, tool.PROTOCOL_FILE.format(variant)),
+        dict(
+            filelist=filelist,
+            labels=labels,
+            train_idx=train,
+            query_idx=query,
+            gallery_idx=gallery))
+    return raw, osp.join(root, 'extracted')
+
+
+def test_new_protocol_to_np_layout(tmp_path):
+    raw, extracted = make_release(str(tmp_path))
+    out = str(tmp_path / 'cuhk03-np')
+    assert tool.main(
+        [raw, out, '--variants', 'labeled', '--images-dir', extracted]) == 0
+    train = CUHK03NP(out, split='train', variant='labeled')
+    infos = [train.get_data_info(i) for i in range(len(train))]
+    assert len(infos) == 4 + 2 + 3
+    assert sorted({r['pid'] for r in infos}) == [0, 1, 2]
+    assert sorted(osp.basename(r['img_path']) for r in infos
+                  if r['pid'] == 0) == [
+                      '0001_c1_01.png', '0001_c1_02.png', '0001_c2_06.png',
+                      '0001_c2_07.png'
+                  ]
+    test = CUHK03NP(out, split='test', variant='labeled')
+    infos = [test.get_data_info(i) for i in range(len(test))]
+    query = [(r['pid'], r['camid']) for r in infos if r['role'] == 'query']
+    gallery = [(r['pid'], r['camid']) for r in infos if r['role'] == 'gallery']
+    assert sorted(query) == [(4, 0), (5, 0)]
+    assert sorted(gallery) == [(4, 1), (4, 1), (5, 1)]
+    # The pixels travel with the file.
+    image = cv2.imread(osp.join(out, 'labeled', 'query', '0005_c1_04.png'))
+    assert image.shape == (8, 4, 3) and int(image[0, 0, 0]) == 54
+
+
+def test_errors(tmp_path):
+    raw, extracted = make_release(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match='detected'):
+        tool.convert(raw, str(tmp_path / 'o'), ['detected'], extracted)
+    os.remove(osp.join(extracted, 'images_labeled', '1_002_2_06.png'))
+    with pytest.raises(FileNotFoundError, match='1_002_2_06.png'):
+        tool.convert(raw, str(tmp_path / 'o'), ['labeled'], extracted)
+    mat4py.savemat(
+        osp.join(raw, tool.PROTOCOL_FILE.format('labeled')),
+        dict(
+            filelist=['a.png'],
+            labels=[1],
+            train_idx=[2],
+            query_idx=[1],
+            gallery_idx=[1]))
+    with pytest.raises(ValueError, match='train_idx holds 2'):
+        tool.load_protocol(osp.join(raw, tool.PROTOCOL_FILE.format('labeled')))
+
+
+def test_extract_images_from_hdf5(tmp_path):
+    h5py = pytest.importorskip(
+        'h5py', reason='h5py (requirements/optional.txt) is not installed')
+    path = str(tmp_path / 'cuhk-03.mat')
+    rng = np.random.RandomState(0)
+    expected = {}
+    with h5py.File(path, 'w') as mat:
+        refs = mat.create_group('#refs#')
+        pair_refs = []
+        for pair in (1, 2):
+            cells = np.empty((10, 2), dtype=h5py.ref_dtype)  # (10, pids)
+            for pid in (1, 2):
+                for img in range(1, 11):
+                    if img in (5, 10) and pid == 2:
+                        data = np.zeros((2, ), np.uint64)  # empty cell
+                    else:
+                        image = rng.randint(0, 255, (6, 4, 3), np.uint8)
+                        data = image.T  # MATLAB column-major
+                        expected[tool.image_name(pair, pid,
+                                                 1 if img <= 5 else 2,
+                                                 img)] = image
+                    ds = refs.create_dataset(f'{pair}_{pid}_{img}', data=data)
+                    cells[img - 1, pid - 1] = ds.ref
+            ds = refs.create_dataset(f'pair{pair}', data=cells)
+            pair_refs.append(ds.ref)
+        mat.create_dataset(
+            'labeled', data=np.array([pair_refs], dtype=h5py.ref_dtype).T)
+    names = tool.extract_images(path, 'labeled', str(tmp_path / 'img'))
+    assert sorted(names) == sorted(expected)
+    for name, image in expected.items():
+        read = cv2.imread(str(tmp_path / 'img' / name))[..., ::-1]
+        np.testing.assert_array_equal(read, image)

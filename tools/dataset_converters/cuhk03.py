@@ -1,0 +1,212 @@
+"""Convert the raw CUHK03 release to the CUHK03-NP layout mmreid reads.
+
+    python tools/dataset_converters/cuhk03.py RAW_DIR OUT_DIR
+        [--variants labeled detected] [--images-dir DIR]
+
+``RAW_DIR`` holds the release's ``cuhk-03.mat`` (MATLAB v7.3, i.e. HDF5;
+read with ``h5py``) and the new-protocol files
+``cuhk03_new_protocol_config_{labeled,detected}.mat`` (MATLAB v5; read
+with ``mat4py``) with ``filelist``, ``labels``, ``train_idx``,
+``query_idx`` and ``gallery_idx`` (1-based). Two steps, run once, never at
+training time:
+
+1. ``cuhk-03.mat`` -> ``OUT_DIR/images_<variant>/<pair>_<pid:03d>_<view>_
+   <img:02d>.png`` (the names ``filelist`` uses; images 1-5 are view 1,
+   6-10 view 2; empty cells are skipped). Skipped when ``--images-dir``
+   points at images extracted before (``<dir>/images_<variant>/``).
+2. The new protocol -> ``OUT_DIR/<variant>/{bounding_box_train, query,
+   bounding_box_test}/<label:04d>_c<view>_<img:02d>.png`` with the
+   protocol's ``labels`` as pid, which :class:`mmreid.datasets.CUHK03NP`
+   reads with ``data_root=OUT_DIR``.
+"""
+import argparse
+import os
+import os.path as osp
+import shutil
+import sys
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+VARIANTS = ('labeled', 'detected')
+PROTOCOL_FILE = 'cuhk03_new_protocol_config_{}.mat'
+FOLDERS = dict(
+    train='bounding_box_train', query='query', gallery='bounding_box_test')
+PROTOCOL_KEYS = ('filelist', 'labels', 'train_idx', 'query_idx', 'gallery_idx')
+
+
+def image_name(pair: int, pid: int, view: int, img: int) -> str:
+    """Name of an extracted image; all numbers 1-based."""
+    return f'{pair:d}_{pid:03d}_{view:d}_{img:02d}.png'
+
+
+def extract_images(mat_path: str, variant: str, out_dir: str) -> List[str]:
+    """Write every image of one variant of ``cuhk-03.mat`` as PNG.
+
+    Args:
+        mat_path: Path of ``cuhk-03.mat`` (HDF5).
+        variant: ``'labeled'`` or ``'detected'``.
+        out_dir: Folder to write into (created).
+
+    Returns:
+        list[str]: The written file names.
+    """
+    try:
+        import h5py
+    except ImportError as error:
+        raise ImportError('reading cuhk-03.mat (MATLAB v7.3 / HDF5) needs '
+                          'h5py: pip install h5py') from error
+    import cv2
+    os.makedirs(out_dir, exist_ok=True)
+    names = []
+    with h5py.File(mat_path, 'r') as mat:
+        if variant not in mat:
+            raise KeyError(f'{mat_path}: no {variant!r} variable, found '
+                           f'{sorted(mat.keys())}')
+        # MATLAB stores arrays column-major: transposing gives
+        # (pids, 10) cells and (H, W, 3) RGB images.
+        for pair, pair_ref in enumerate(np.asarray(mat[variant]).ravel(), 1):
+            cells = np.asarray(mat[pair_ref]).T
+            for pid, row in enumerate(cells, 1):
+                for img, img_ref in enumerate(row, 1):
+                    image = np.asarray(mat[img_ref]).T
+                    if image.size == 0 or image.ndim < 3:
+                        continue  # an empty cell: fewer than 10 images
+                    name = image_name(pair, pid, 1 if img <= 5 else 2, img)
+                    cv2.imwrite(
+                        osp.join(out_dir, name),
+                        np.ascontiguousarray(image[..., ::-1]).astype(
+                            np.uint8))
+                    names.append(name)
+    return names
+
+
+def _flat(value) -> list:
+    """Flatten the nested lists mat4py returns for vectors and cells."""
+    if isinstance(value, (list, tuple)):
+        out = []
+        for item in value:
+            out.extend(_flat(item))
+        return out
+    return [value]
+
+
+def load_protocol(path: str) -> Dict[str, list]:
+    """Read a new-protocol ``.mat`` file.
+
+    Args:
+        path: Path of ``cuhk03_new_protocol_config_<variant>.mat``.
+
+    Returns:
+        dict: ``filelist`` (names), ``labels`` (pid per file) and the
+        0-based ``train_idx``, ``query_idx``, ``gallery_idx``.
+    """
+    try:
+        import mat4py
+    except ImportError as error:
+        raise ImportError('reading the CUHK03 new protocol needs mat4py '
+                          '(pip install mat4py)') from error
+    data = mat4py.loadmat(path)
+    missing = [k for k in PROTOCOL_KEYS if k not in data]
+    if missing:
+        raise KeyError(f'{path}: missing {missing}, found {sorted(data)}')
+    protocol = dict(
+        filelist=[str(n) for n in _flat(data['filelist'])],
+        labels=[int(x) for x in _flat(data['labels'])])
+    if len(protocol['filelist']) != len(protocol['labels']):
+        raise ValueError(f'{path}: {len(protocol["filelist"])} files but '
+                         f'{len(protocol["labels"])} labels')
+    for key in ('train_idx', 'query_idx', 'gallery_idx'):
+        indices = [int(x) - 1 for x in _flat(data[key])]
+        bad = [i for i in indices if not 0 <= i < len(protocol['filelist'])]
+        if bad:
+            raise ValueError(f'{path}: {key} holds {bad[0] + 1}, outside '
+                             f'1..{len(protocol["filelist"])}')
+        protocol[key] = indices
+    return protocol
+
+
+def write_np_layout(protocol: Dict[str, list], images_dir: str,
+                    out_dir: str) -> Dict[str, int]:
+    """Copy the images into the Market-style CUHK03-NP folders.
+
+    Args:
+        protocol: See :func:`load_protocol`.
+        images_dir: Folder of the extracted images (``filelist`` names).
+        out_dir: ``<OUT_DIR>/<variant>``.
+
+    Returns:
+        dict: Images written per role.
+    """
+    counts = {}
+    for role, folder in FOLDERS.items():
+        target = osp.join(out_dir, folder)
+        os.makedirs(target, exist_ok=True)
+        for index in protocol[f'{role}_idx']:
+            name = protocol['filelist'][index]
+            fields = osp.splitext(name)[0].split('_')
+            if len(fields) != 4 or not all(f.isdigit() for f in fields):
+                raise ValueError(f'cannot parse the CUHK03 file name '
+                                 f'{name!r}: expected <pair>_<pid>_<view>_'
+                                 '<img>.png')
+            view, img = int(fields[2]), int(fields[3])
+            source = osp.join(images_dir, name)
+            if not osp.isfile(source):
+                raise FileNotFoundError(
+                    f'{source!r} is missing: extract cuhk-03.mat first '
+                    '(or check --images-dir)')
+            pid = protocol['labels'][index]
+            shutil.copyfile(
+                source, osp.join(target, f'{pid:04d}_c{view}_{img:02d}.png'))
+        counts[role] = len(protocol[f'{role}_idx'])
+    return counts
+
+
+def convert(raw_dir: str,
+            out_dir: str,
+            variants: Sequence[str] = VARIANTS,
+            images_dir: str = None) -> Dict[str, Dict[str, int]]:
+    """Both steps for each variant; see the module docstring."""
+    summary = {}
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise ValueError(f'variant must be one of {VARIANTS}, got '
+                             f'{variant!r}')
+        protocol_path = osp.join(raw_dir, PROTOCOL_FILE.format(variant))
+        if not osp.isfile(protocol_path):
+            raise FileNotFoundError(f'{protocol_path!r} is missing')
+        if images_dir is None:
+            variant_images = osp.join(out_dir, f'images_{variant}')
+            extract_images(
+                osp.join(raw_dir, 'cuhk-03.mat'), variant, variant_images)
+        else:
+            variant_images = osp.join(images_dir, f'images_{variant}')
+        summary[variant] = write_np_layout(
+            load_protocol(protocol_path), variant_images,
+            osp.join(out_dir, variant))
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument(
+        'raw_dir',
+        help='folder of cuhk-03.mat and the '
+        'new-protocol .mat files')
+    parser.add_argument('out_dir', help='the CUHK03-NP data_root to write')
+    parser.add_argument(
+        '--variants', nargs='+', default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument(
+        '--images-dir',
+        help='use images extracted before (<dir>/images_<variant>/) '
+        'instead of reading cuhk-03.mat')
+    args = parser.parse_args(argv)
+    for variant, counts in convert(args.raw_dir, args.out_dir, args.variants,
+                                   args.images_dir).items():
+        print(f'{variant}: ' + ', '.join(f'{role} {n}'
+                                         for role, n in counts.items()))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
