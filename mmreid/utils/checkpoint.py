@@ -15,13 +15,19 @@ mmreid replaces mmengine's loaders for two schemes:
   file name is verified, a partial download never becomes a cache file) and
   loaded with ``weights_only=True`` and no allowlist: tensors only.
 """
+import hashlib
+import os
 import os.path as osp
 import pickle
+import uuid
 from typing import Any, List, Optional
+from urllib.parse import urlparse
+from urllib.request import Request, urlopen
 
 import numpy as np
 import torch
 from mmengine.dist import barrier, get_dist_info
+from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
 _PATCHED = False
@@ -92,12 +98,58 @@ def load_trusted_checkpoint(filename: str, map_location=None) -> Any:
             filename, map_location=map_location, weights_only=True)
 
 
+def download_checkpoint(url: str, dst: str) -> None:
+    """Download ``url`` to ``dst``; only a complete, verified file appears.
+
+    ``torch.hub.download_url_to_file`` already writes to a temporary file
+    and renames it, but it takes a connection that closes early for the end
+    of the file (``http.client`` does not raise on a short ``read(amt)``),
+    so a URL without a hash in its name could leave a truncated checkpoint
+    in the cache. Here the byte count must match ``Content-Length`` and the
+    sha256 prefix in the file name (``name-<hex>.ext``, torch hub's rule)
+    must match, before the temporary file is renamed to ``dst``.
+
+    Raises:
+        OSError: The transfer ended before ``Content-Length`` bytes.
+        RuntimeError: The sha256 does not start with the name's prefix.
+    """
+    match = torch.hub.HASH_REGEX.search(osp.basename(dst))
+    hash_prefix = match.group(1) if match else None
+    os.makedirs(osp.dirname(dst), exist_ok=True)
+    tmp = f'{dst}.{uuid.uuid4().hex}.partial'
+    try:
+        sha256 = hashlib.sha256()
+        size = 0
+        request = Request(url, headers={'User-Agent': 'mmreid'})
+        with urlopen(request) as response, open(tmp, 'wb') as f:
+            expected = response.headers.get('Content-Length')
+            while True:
+                chunk = response.read(1 << 20)
+                if not chunk:
+                    break
+                f.write(chunk)
+                sha256.update(chunk)
+                size += len(chunk)
+        if expected is not None and size != int(expected):
+            raise OSError(f'incomplete download of {url}: received {size} '
+                          f'of {expected} bytes')
+        digest = sha256.hexdigest()
+        if hash_prefix and not digest.startswith(hash_prefix):
+            raise RuntimeError(f'invalid hash value of {url} (expected '
+                               f'"{hash_prefix}", got "{digest}")')
+        os.replace(tmp, dst)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
 def load_weights_from_url(url: str,
                           map_location=None,
                           model_dir: Optional[str] = None) -> Any:
     """Download ``url`` into the torch hub cache and load tensors only.
 
-    A hash prefix in the file name (``name-<sha256 prefix>.pth``) is checked.
+    A hash prefix in the file name (``name-<sha256 prefix>.pth``) is checked
+    and a short transfer is an error (see :func:`download_checkpoint`).
     Only local rank 0 downloads; the others wait and read the cached file.
 
     Args:
@@ -110,6 +162,11 @@ def load_weights_from_url(url: str,
         The loaded object, restricted to tensors and plain containers.
     """
     rank, world_size = get_dist_info()
+    cached = osp.join(model_dir or hub_cache_dir(),
+                      osp.basename(urlparse(url).path))
+    if rank == 0 and not osp.exists(cached):
+        print_log(f'Downloading: "{url}" to {cached}', logger='current')
+        download_checkpoint(url, cached)
     kwargs = dict(
         model_dir=model_dir,
         map_location=map_location,
@@ -149,6 +206,6 @@ def hub_cache_dir() -> str:
 
 
 __all__ = [
-    'load_trusted_checkpoint', 'load_weights_from_url',
+    'download_checkpoint', 'load_trusted_checkpoint', 'load_weights_from_url',
     'patch_checkpoint_loaders', 'trusted_checkpoint_globals', 'hub_cache_dir'
 ]

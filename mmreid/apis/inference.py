@@ -1,0 +1,405 @@
+"""Build a model from a config or the model zoo, extract features, rank a
+gallery."""
+import copy
+import os
+import os.path as osp
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.dataset import Compose
+from mmengine.logging import print_log
+from mmengine.registry import init_default_scope
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from mmreid.registry import MODELS
+from .model_zoo import get_model_info
+
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+#: ``<pid>_c<camid>...``: Market-1501, DukeMTMC-reID and SynthReID names.
+MARKET_NAME = re.compile(r'^(-?\d+)_c(\d+)')
+
+ImageInput = Union[str, Path, np.ndarray]
+ImagesInput = Union[ImageInput, Sequence[ImageInput]]
+
+
+def _load_config(config: Union[str, Path, Config],
+                 cfg_options: Optional[dict] = None) -> Config:
+    if isinstance(config, (str, Path)):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config file {str(config)!r} does not '
+                                    'exist')
+        config = Config.fromfile(str(config))
+    elif isinstance(config, Config):
+        config = copy.deepcopy(config)
+    else:
+        raise TypeError(f'config must be a path or a Config, got '
+                        f'{type(config).__name__}')
+    if cfg_options:
+        config.merge_from_dict(cfg_options)
+    return config
+
+
+def _load_weights(model: nn.Module, checkpoint: str, strict: bool) -> None:
+    """Load ``checkpoint`` into ``model``; a missing key is an error.
+
+    Classifier weights of another shape (a checkpoint trained on other
+    identities) are skipped with a warning: test features do not use them.
+    """
+    from mmreid.models.weight_init import extract_state_dict
+
+    # Goes through mmreid's safe loaders: tensors only for URLs.
+    state_dict = extract_state_dict(
+        _load_checkpoint(checkpoint, map_location='cpu'), source=checkpoint)
+    own = model.state_dict()
+    skipped = [
+        k for k, v in state_dict.items()
+        if k in own and own[k].shape != v.shape and 'classifier' in k
+    ]
+    for key in skipped:
+        state_dict.pop(key)
+    if skipped:
+        print_log(
+            f'not loaded (another number of identities; not used for '
+            f'features): {skipped}',
+            logger='current',
+            level=30)
+    incompatible = model.load_state_dict(state_dict, strict=False)
+    missing = [
+        k for k in incompatible.missing_keys
+        if not k.endswith('num_batches_tracked') and k not in skipped
+    ]
+    unexpected = list(incompatible.unexpected_keys)
+    if missing and strict:
+        raise RuntimeError(
+            f'checkpoint {checkpoint!r} lacks {len(missing)} tensors of the '
+            f'model: {missing}. Is it the checkpoint of this config? Pass '
+            'strict=False to accept a partial load.')
+    if missing or unexpected:
+        print_log(
+            f'checkpoint {checkpoint}: missing keys {missing}, unexpected '
+            f'keys {unexpected}',
+            logger='current',
+            level=30)
+
+
+def init_model(config: Union[str, Path, Config],
+               checkpoint: Optional[str] = None,
+               device: Union[str, torch.device] = 'cpu',
+               cfg_options: Optional[dict] = None,
+               strict: bool = True) -> nn.Module:
+    """Build the model of a config and load a checkpoint into it.
+
+    The model's own pretrained ``init_cfg`` (e.g. ImageNet weights) is not
+    applied: nothing is downloaded unless ``checkpoint`` is a URL.
+
+    Args:
+        config (str | Path | Config): Config file or object.
+        checkpoint (str, optional): Path or ``http(s)://`` URL (downloaded
+            to the torch hub cache, hash in the file name verified, loaded
+            tensors only). Defaults to None (random weights).
+        device (str | torch.device): Defaults to ``'cpu'``.
+        cfg_options (dict, optional): Overrides merged into the config.
+        strict (bool): A checkpoint that lacks any model tensor is an error.
+            Defaults to True.
+
+    Returns:
+        nn.Module: The model in eval mode, with the config as ``model.cfg``.
+    """
+    config = _load_config(config, cfg_options)
+    init_default_scope(config.get('default_scope', 'mmreid'))
+    model_cfg = config.model.to_dict() if hasattr(config.model, 'to_dict') \
+        else dict(config.model)
+    model = MODELS.build(model_cfg)
+    if checkpoint is not None:
+        _load_weights(model, str(checkpoint), strict)
+    model.cfg = config
+    model.to(device)
+    model.eval()
+    return model
+
+
+def get_model(name_or_config: Union[str, Path, Config],
+              pretrained: Union[bool, str] = False,
+              device: Union[str, torch.device] = 'cpu',
+              **kwargs) -> nn.Module:
+    """A model from the model zoo by name, or from a config.
+
+    Args:
+        name_or_config (str | Path | Config): A name from
+            :func:`list_models` or a config file/object.
+        pretrained (bool | str): ``True`` loads the model zoo's ``Weights``
+            (an error if it has none), a string is a checkpoint path or URL,
+            ``False`` (default) gives random weights.
+        device (str | torch.device): Defaults to ``'cpu'``.
+        **kwargs: Passed to :func:`init_model` (``cfg_options``,
+            ``strict``).
+
+    Returns:
+        nn.Module: The model in eval mode.
+    """
+    name = None
+    config = name_or_config
+    if isinstance(name_or_config, str) and not osp.isfile(name_or_config) \
+            and not name_or_config.endswith('.py'):
+        name = name_or_config
+        info = get_model_info(name)
+        config = info.config
+    checkpoint = None
+    if pretrained is True:
+        if name is None:
+            raise ValueError('pretrained=True needs a model zoo name; for a '
+                             'config, pass the checkpoint path or URL')
+        if not info.weights:
+            raise ValueError(f'model {name!r} has no released weights; pass '
+                             'pretrained=<path or URL> of your own '
+                             'checkpoint')
+        checkpoint = info.weights
+    elif isinstance(pretrained, (str, Path)):
+        checkpoint = str(pretrained)
+    elif pretrained is not False and pretrained is not None:
+        raise TypeError(f'pretrained must be a bool, a path or a URL, got '
+                        f'{pretrained!r}')
+    return init_model(config, checkpoint, device=device, **kwargs)
+
+
+def _test_pipeline(cfg: Config) -> List[dict]:
+    """The config's test pipeline: ``test_pipeline``, else the test or val
+    dataloader's dataset pipeline."""
+    if cfg.get('test_pipeline'):
+        return [dict(t) for t in cfg.test_pipeline]
+    for key in ('test_dataloader', 'val_dataloader'):
+        dataset = (cfg.get(key) or {}).get('dataset') or {}
+        if dataset.get('pipeline'):
+            return [dict(t) for t in dataset['pipeline']]
+    raise KeyError('the config has no test pipeline (test_pipeline or '
+                   'test_dataloader.dataset.pipeline)')
+
+
+def list_images(folder: str) -> List[str]:
+    """Image files directly under ``folder``, sorted by name."""
+    if not osp.isdir(folder):
+        raise NotADirectoryError(f'{folder!r} is not a directory')
+    return sorted(
+        osp.join(folder, name) for name in os.listdir(folder)
+        if name.lower().endswith(IMG_EXTENSIONS))
+
+
+def _as_image_list(images: ImagesInput) -> List[ImageInput]:
+    if isinstance(images, (str, Path)):
+        images = str(images)
+        return list_images(images) if osp.isdir(images) else [images]
+    if isinstance(images, np.ndarray):
+        return [images]
+    return [str(i) if isinstance(i, Path) else i for i in images]
+
+
+class _Preprocessor:
+    """Run the test pipeline on a path or an RGB array."""
+
+    def __init__(self, cfg: Config) -> None:
+        pipeline = _test_pipeline(cfg)
+        # Arrays skip the loading step, paths go through the config's.
+        self.load = Compose(pipeline[:1]) \
+            if pipeline[0]['type'].endswith('LoadImageFromFile') else None
+        self.rest = Compose(pipeline[1:] if self.load else pipeline)
+
+    def __call__(self, image: ImageInput, index: int) -> dict:
+        if isinstance(image, np.ndarray):
+            if image.ndim != 3 or image.shape[2] != 3 \
+                    or image.dtype != np.uint8:
+                raise ValueError(
+                    f'image #{index}: expected an RGB uint8 array of shape '
+                    f'(H, W, 3), got {image.dtype} {image.shape}')
+            results = dict(
+                img=image,
+                img_shape=image.shape[:2],
+                ori_shape=image.shape[:2])
+        elif isinstance(image, str):
+            if self.load is None:
+                raise ValueError('the test pipeline does not start with '
+                                 'LoadImageFromFile; pass arrays')
+            results = self.load(dict(img_path=image))
+        else:
+            raise TypeError(f'image #{index}: expected a path or an array, '
+                            f'got {type(image).__name__}')
+        return self.rest(results)
+
+
+@torch.no_grad()
+def extract_features(
+        model: nn.Module,
+        images: ImagesInput,
+        batch_size: int = 32,
+        modality: Optional[Union[int, Sequence[int]]] = None) -> torch.Tensor:
+    """Test features of images with the config's test pipeline.
+
+    The model is put in eval mode (BatchNorm running statistics), so the
+    result does not depend on ``batch_size``.
+
+    Args:
+        model (nn.Module): From :func:`init_model` (needs ``model.cfg``).
+        images: A path, a folder (its images, sorted by name), an RGB
+            ``uint8`` array (H, W, 3), or a list of paths and arrays.
+        batch_size (int): Images per forward. Defaults to 32.
+        modality (int | Sequence[int], optional): 0 visible, 1 infrared,
+            for all images or one per image; needed by cross-modality
+            (modality-aware) models, ignored by others. Defaults to None.
+
+    Returns:
+        Tensor: Float features on the CPU, shape (N, D), in input order.
+    """
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    if not hasattr(model, 'cfg'):
+        raise AttributeError('the model has no .cfg (its config); build it '
+                             'with mmreid.apis.init_model')
+    images = _as_image_list(images)
+    if not images:
+        raise ValueError('no images given (an empty list or a folder '
+                         'without image files)')
+    if modality is not None:
+        modality = [int(modality)] * len(images) \
+            if isinstance(modality, (int, np.integer)) \
+            else [int(m) for m in modality]
+        if len(modality) != len(images):
+            raise ValueError(f'modality has {len(modality)} labels for '
+                             f'{len(images)} images')
+    preprocess = _Preprocessor(model.cfg)
+    model.eval()
+    feats = []
+    for start in range(0, len(images), batch_size):
+        batch = [
+            preprocess(img, start + i)
+            for i, img in enumerate(images[start:start + batch_size])
+        ]
+        if modality is not None:
+            for i, item in enumerate(batch):
+                item['data_samples'].set_metainfo(
+                    dict(modality=modality[start + i]))
+        data = model.data_preprocessor(
+            dict(
+                inputs=[b['inputs'] for b in batch],
+                data_samples=[b['data_samples'] for b in batch]), False)
+        feats.append(
+            model(data['inputs'], data['data_samples'],
+                  mode='tensor').float().cpu())
+    return torch.cat(feats)
+
+
+def parse_market_name(path: str):
+    """``(pid, camid)`` from a Market-style file name, else ``(None,
+    None)``."""
+    match = MARKET_NAME.match(osp.basename(path))
+    if match is None:
+        return None, None
+    return int(match.group(1)), int(match.group(2))
+
+
+@dataclass
+class RankedList:
+    """The ranked gallery of one query.
+
+    Attributes:
+        query (str | None): Query path (None for an array).
+        gallery (list[str]): The top-k gallery paths, closest first.
+        indices (Tensor): Their indices in the gallery list, shape (k,).
+        distances (Tensor): Their distances, shape (k,).
+        matches (list[bool] | None): Whether each has the query's pid, when
+            the file names carry pids (Market style), else None.
+    """
+    query: Optional[str]
+    gallery: List[str]
+    indices: torch.Tensor
+    distances: torch.Tensor
+    matches: Optional[List[bool]] = None
+
+
+@torch.no_grad()
+def rank_gallery(model: nn.Module,
+                 query: ImagesInput,
+                 gallery: Union[str, Sequence[str]],
+                 topk: int = 10,
+                 batch_size: int = 32,
+                 exclude_same_camera: bool = True,
+                 query_modality: Optional[int] = None,
+                 gallery_modality: Optional[int] = None) -> List[RankedList]:
+    """Rank a gallery for each query image by the model's distance.
+
+    The distance is ``model.distance`` (Euclidean, cosine or a learned
+    one). Ties are broken by gallery order (stable sort). When query and
+    gallery names are Market style (``0001_c1...``), each gallery item's
+    match is known and, with ``exclude_same_camera``, the Market protocol
+    is applied: items of the query's pid seen by the query's camera (the
+    same tracklet, not a retrieval) and junk images (pid -1) are left out.
+    On a Market-layout test set the top-1 matches then give the same R1 as
+    ``tools/test.py``.
+
+    Args:
+        model (nn.Module): From :func:`init_model`.
+        query: Query image(s), as in :func:`extract_features`.
+        gallery (str | Sequence[str]): A folder or a list of image paths.
+        topk (int): Length of each ranked list. Defaults to 10.
+        batch_size (int): Defaults to 32.
+        exclude_same_camera (bool): Apply the Market protocol when the
+            names carry labels. Defaults to True.
+        query_modality (int, optional): 0 visible or 1 infrared, for
+            cross-modality models (see :func:`extract_features`).
+        gallery_modality (int, optional): Likewise for the gallery.
+
+    Returns:
+        list[RankedList]: One per query.
+    """
+    if topk < 1:
+        raise ValueError(f'topk must be >= 1, got {topk}')
+    queries = _as_image_list(query)
+    gallery_paths = [str(p) for p in _as_image_list(gallery)]
+    if not gallery_paths:
+        raise ValueError(f'the gallery {gallery!r} has no images')
+    q_feats = extract_features(model, queries, batch_size, query_modality)
+    g_feats = extract_features(model, gallery_paths, batch_size,
+                               gallery_modality)
+    distance = getattr(model, 'distance', None)
+    if distance is None:
+        from mmreid.evaluation.functional import compute_distance
+        dist = compute_distance(q_feats, g_feats)
+    else:
+        dist = distance(q_feats, g_feats).float().cpu()
+    g_labels = [parse_market_name(p) for p in gallery_paths]
+    results = []
+    for q, row in zip(queries, dist):
+        q_path = q if isinstance(q, str) else None
+        q_pid, q_cam = parse_market_name(q_path) if q_path \
+            else (None, None)
+        keep = torch.ones(len(gallery_paths), dtype=torch.bool)
+        if exclude_same_camera and q_pid is not None:
+            keep = torch.tensor([
+                pid != -1 and (pid, cam) != (q_pid, q_cam)
+                for pid, cam in g_labels
+            ])
+        candidates = keep.nonzero().flatten()
+        order = torch.sort(row[candidates], stable=True).indices[:topk]
+        indices = candidates[order]
+        matches = None
+        if q_pid is not None and all(g_labels[i][0] is not None
+                                     for i in indices):
+            matches = [g_labels[i][0] == q_pid for i in indices.tolist()]
+        results.append(
+            RankedList(
+                query=q_path,
+                gallery=[gallery_paths[i] for i in indices.tolist()],
+                indices=indices,
+                distances=row[indices],
+                matches=matches))
+    return results
+
+
+__all__ = [
+    'init_model', 'get_model', 'extract_features', 'rank_gallery',
+    'RankedList', 'parse_market_name', 'list_images'
+]

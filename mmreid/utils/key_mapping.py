@@ -1,0 +1,248 @@
+"""Map the parameter names of other ReID/ImageNet projects to mmreid's.
+
+The converters in ``tools/model_converters/`` are thin command lines around
+:func:`convert_state_dict`; the rules for each source layout live here so
+that they are importable and tested.
+
+mmreid's keys (``ReIDModel`` with ``ReIDResNet``, an optional ``GeMPool``
+neck and ``BNNeckHead``)::
+
+    backbone.conv1.weight, backbone.bn1.*, backbone.layer{1-4}.{i}.conv{1-3}
+    .weight, backbone.layer{1-4}.{i}.bn{1-3}.*, ...downsample.{0,1}.*,
+    neck.p (GeM only), head.bnneck.*, head.classifier.weight
+
+These are the torchvision / mmpretrain ResNet names, so an ImageNet ResNet
+only needs the ``backbone.`` prefix. A key that no rule maps is never
+dropped silently: it is returned in the report, and the converters print it.
+"""
+import os
+import os.path as osp
+import re
+import tempfile
+from collections import OrderedDict
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+# The tensors of a torchvision-style ResNet: stem, stages and shortcuts.
+_RESNET = (r'(conv1\.weight|bn1\.\w+|'
+           r'layer[1-4]\.\d+\.(?:conv[1-3]\.weight|bn[1-3]\.\w+|'
+           r'downsample\.[01]\.\w+))')
+_BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
+
+# (source pattern, target template, optional value transform). The pattern
+# must match the whole key; the first matching rule wins.
+Rule = Tuple[str, str, Optional[Callable[[torch.Tensor], torch.Tensor]]]
+
+
+def _scalar(value: torch.Tensor) -> torch.Tensor:
+    """fast-reid stores GeM's p with shape (1,); mmreid with shape ()."""
+    if value.numel() != 1:
+        raise ValueError(f'expected a single GeM exponent, got a tensor of '
+                         f'shape {tuple(value.shape)}')
+    return value.reshape(())
+
+
+def _is_bn(value: torch.Tensor) -> bool:
+    return value.dim() <= 1
+
+
+#: fast-reid (v1.0 - v1.4, ``fastreid/modeling``) ``Baseline`` with a plain
+#: ResNet backbone and ``EmbeddingHead`` without embedding layer
+#: (``EMBEDDING_DIM: 0``, the BoT configs): ``backbone.*`` ResNet,
+#: ``heads.bottleneck.0.*`` BNNeck, ``heads.pool_layer.p`` (GeM), the
+#: classifier as ``heads.weight`` (v1.x, where it is a Parameter of the head)
+#: or ``heads.classifier.weight`` (v0.x). IBN/SE/non-local layers,
+#: ``pixel_mean``/``pixel_std`` and the cosine-margin settings are not
+#: mapped (reported). Note: v1.x classifiers with ``CircleSoftmax`` or
+#: ``ArcSoftmax`` are cosine classifiers; the weights load, but mmreid's
+#: classifier is a plain linear layer (only training logits differ, the test
+#: features do not use the classifier).
+FASTREID_RULES: List[Rule] = [
+    (r'backbone\.' + _RESNET, r'backbone.\1', None),
+    (r'heads\.bottleneck\.0\.' + _BN, r'head.bnneck.\1', None),
+    (r'heads\.(?:classifier\.)?weight', 'head.classifier.weight', None),
+    (r'heads\.pool_layer\.p', 'neck.p', _scalar),
+]
+
+#: torchreid (deep-person-reid v1.x, ``torchreid/models/resnet.py``):
+#: top-level ``conv1``, ``bn1``, ``layer1-4`` and ``classifier`` (a Linear
+#: with bias), plus the BNNeck of BoT-style forks named ``bnneck`` or
+#: ``bottleneck`` (a BatchNorm1d). ``classifier.bias`` (mmreid's classifier
+#: has none) and the optional ``fc`` embedding (``resnet50_fc512``) are not
+#: mapped (reported).
+TORCHREID_RULES: List[Rule] = [
+    (_RESNET, r'backbone.\1', None),
+    (r'(?:bnneck|bottleneck)\.' + _BN, r'head.bnneck.\1', None),
+    (r'classifier\.weight', 'head.classifier.weight', None),
+]
+
+#: torchvision ``resnet18/34/50/101/152`` ImageNet weights (any version:
+#: the names have not changed since torchvision 0.2). ``fc.*`` (the ImageNet
+#: classifier) is not mapped (reported).
+TORCHVISION_RULES: List[Rule] = [
+    (_RESNET, r'backbone.\1', None),
+]
+
+#: mmpretrain 1.x / mmcls 0.x ``ImageClassifier`` with ``ResNet`` backbone
+#: (``resnet*_8xb32_in1k``): ``backbone.*`` keys are mmreid's already;
+#: ``head.fc.*`` (the ImageNet classifier) is not mapped (reported). The
+#: ``ResNetV1c/V1d`` deep stem (``backbone.stem.*``) maps too, for a config
+#: with ``deep_stem=True``.
+MMPRETRAIN_RULES: List[Rule] = [
+    (r'backbone\.' + _RESNET, r'backbone.\1', None),
+    (r'backbone\.(stem\.\d+\.\w+)', r'backbone.\1', None),
+]
+
+RULES: Dict[str, List[Rule]] = dict(
+    fastreid=FASTREID_RULES,
+    torchreid=TORCHREID_RULES,
+    torchvision=TORCHVISION_RULES,
+    mmpretrain=MMPRETRAIN_RULES)
+
+
+def convert_state_dict(
+    state_dict: Dict[str, torch.Tensor], rules: Sequence[Rule]
+) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
+    """Rename the keys of ``state_dict`` with ``rules``.
+
+    Args:
+        state_dict (dict[str, Tensor]): Source tensors (a ``module.`` prefix
+            must already be stripped, see
+            :func:`mmreid.models.weight_init.extract_state_dict`).
+        rules (Sequence[Rule]): ``(pattern, template, transform)``; the
+            first pattern that matches the whole key gives the new name
+            ``re.sub(pattern, template, key)`` and the value
+            ``transform(value)`` (or the value itself).
+
+    Returns:
+        tuple: The converted state dict (source order) and the sorted list
+        of source keys that no rule maps.
+
+    Raises:
+        ValueError: Two source keys map to one mmreid key.
+    """
+    compiled = [(re.compile(p), t, f) for p, t, f in rules]
+    converted: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
+    source_of: Dict[str, str] = dict()
+    unmapped = []
+    for key, value in state_dict.items():
+        for pattern, template, transform in compiled:
+            match = pattern.fullmatch(key)
+            if match is None:
+                continue
+            if template.startswith('head.bnneck.') and not _is_bn(value):
+                # e.g. fast-reid's bottleneck.0 is a conv when the head has
+                # an embedding layer: not a BNNeck.
+                continue
+            new_key = match.expand(template)
+            if new_key in source_of:
+                raise ValueError(f'source keys {source_of[new_key]!r} and '
+                                 f'{key!r} both map to {new_key!r}')
+            source_of[new_key] = key
+            converted[new_key] = transform(value) if transform else value
+            break
+        else:
+            unmapped.append(key)
+    return converted, sorted(unmapped)
+
+
+def save_checkpoint_atomic(checkpoint: dict, path: str) -> None:
+    """``torch.save`` to a temporary file next to ``path``, then rename.
+
+    An interrupted save never leaves a truncated file under ``path``.
+    """
+    path = osp.abspath(path)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=osp.dirname(path), prefix=osp.basename(path) + '.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(checkpoint, f)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def format_report(converted: Dict[str, torch.Tensor], unmapped: Sequence[str],
+                  state_dict: Dict[str, torch.Tensor]) -> str:
+    """A human-readable summary: counts and every unmapped key."""
+    lines = [f'converted {len(converted)} of {len(state_dict)} tensors']
+    if unmapped:
+        lines.append(f'not mapped ({len(unmapped)}):')
+        lines += [
+            f'  {key} {tuple(state_dict[key].shape)}' for key in unmapped
+        ]
+    return '\n'.join(lines)
+
+
+def convert_checkpoint_file(src: str,
+                            dst: str,
+                            source: str,
+                            strict: bool = False) -> Tuple[dict, List[str]]:
+    """Convert the checkpoint file ``src`` of project ``source`` to ``dst``.
+
+    The source is read with :func:`load_trusted_checkpoint` (tensors, plain
+    containers and numpy scalars: no arbitrary classes); its tensors are
+    taken from ``state_dict``/``model`` if present. ``dst`` is written
+    atomically as ``dict(state_dict=..., meta=dict(converted_from=...))``.
+
+    Args:
+        src (str): Source checkpoint path.
+        dst (str): Output path.
+        source (str): One of :data:`RULES` (``'fastreid'``, ``'torchreid'``,
+            ``'torchvision'``, ``'mmpretrain'``).
+        strict (bool): Raise instead of writing when a key is not mapped.
+
+    Returns:
+        tuple: The converted state dict and the unmapped source keys.
+    """
+    from mmreid.models.weight_init import extract_state_dict
+    from mmreid.utils.checkpoint import load_trusted_checkpoint
+    if source not in RULES:
+        raise KeyError(f'unknown source {source!r}; expected one of '
+                       f'{sorted(RULES)}')
+    state_dict = extract_state_dict(
+        load_trusted_checkpoint(src, map_location='cpu'), source=src)
+    converted, unmapped = convert_state_dict(state_dict, RULES[source])
+    print(format_report(converted, unmapped, state_dict))
+    if not converted:
+        raise ValueError(f'no key of {src!r} is a {source} key; first '
+                         f'keys: {list(state_dict)[:5]}')
+    if strict and unmapped:
+        raise ValueError(f'{len(unmapped)} keys of {src!r} are not mapped '
+                         f'(strict mode): {unmapped}')
+    save_checkpoint_atomic(
+        dict(
+            state_dict=converted,
+            meta=dict(converted_from=osp.basename(src), source=source)), dst)
+    print(f'saved {dst}')
+    return converted, unmapped
+
+
+def converter_main(source: str, description: str) -> None:
+    """The command line shared by ``tools/model_converters/*2mmreid.py``."""
+    import argparse
+    import sys
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('src', help='source checkpoint')
+    parser.add_argument('dst', help='output mmreid checkpoint')
+    parser.add_argument(
+        '--strict',
+        action='store_true',
+        help='exit with status 1 (and write nothing) if a key is not mapped')
+    args = parser.parse_args()
+    try:
+        convert_checkpoint_file(args.src, args.dst, source, args.strict)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(1)
+
+
+__all__ = [
+    'convert_checkpoint_file', 'converter_main', 'Rule', 'RULES',
+    'FASTREID_RULES', 'TORCHREID_RULES', 'TORCHVISION_RULES',
+    'MMPRETRAIN_RULES', 'convert_state_dict', 'save_checkpoint_atomic',
+    'format_report'
+]

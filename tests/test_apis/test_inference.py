@@ -1,0 +1,322 @@
+"""init_model, get_model, extract_features and rank_gallery on a tiny
+model."""
+import importlib.util
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mmreid.apis import (extract_features, get_model, init_model,
+                         parse_market_name, rank_gallery)
+from mmreid.evaluation.functional import compute_distance
+from mmreid.visualization.ranked_list import (MATCH_COLOR, MISMATCH_COLOR,
+                                              QUERY_COLOR, tile_offsets)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+TINY_CONFIG = '''
+default_scope = 'mmreid'
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ReIDResize', size=(32, 16)),
+    dict(type='PackReIDInputs'),
+]
+model = dict(
+    type='ReIDModel',
+    data_preprocessor=dict(
+        type='ReIDDataPreprocessor', mean=[120., 110., 100.],
+        std=[60., 55., 50.]),
+    backbone=dict(type='ReIDResNet', depth=18, last_stride=1,
+                  base_channels=8, stem_channels=8),
+    neck=dict(type='GlobalAvgPool'),
+    head=dict(type='BNNeckHead', in_channels=64, num_classes=4),
+    distance='{distance}')
+'''
+
+
+@pytest.fixture
+def config(tmp_path):
+
+    def make(distance='euclidean'):
+        path = tmp_path / f'tiny_{distance}.py'
+        path.write_text(TINY_CONFIG.format(distance=distance))
+        return str(path)
+
+    return make
+
+
+def trained_like(model, seed=0):
+    """Random but non-trivial BN statistics, so eval mode matters."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                noise = torch.rand(tensor.shape, generator=gen)
+                if name.endswith('running_var'):
+                    tensor.copy_(0.5 + noise)
+                elif name.endswith(('running_mean', 'bias')):
+                    tensor.copy_(noise - 0.5)
+                elif tensor.dim() == 1:
+                    tensor.copy_(0.5 + noise)
+    return model
+
+
+def calibrated(model):
+    """Seeded weights and BatchNorm statistics measured on random images,
+    so that features are well spread (distances far from float noise)."""
+    torch.manual_seed(0)
+    model.init_weights()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average
+    images = torch.from_numpy(np.stack(make_images(32, seed=5)))
+    data = model.data_preprocessor(
+        dict(inputs=images.permute(0, 3, 1, 2)), False)
+    model.train()
+    with torch.no_grad():
+        model(data['inputs'], mode='tensor')
+    return model.eval()
+
+
+def write_image(path, rgb):
+    # PNG: lossless, so the file and the array give the same pixels.
+    assert cv2.imwrite(str(path), rgb[..., ::-1])
+    return str(path)
+
+
+def make_images(num, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        rng.integers(0, 256, (32, 16, 3), dtype=np.uint8) for _ in range(num)
+    ]
+
+
+def reference_features(model, images):
+    """The tiny model run by hand: normalise, backbone, pool, BNNeck."""
+    model.eval()
+    mean = torch.tensor([120., 110., 100.]).view(1, 3, 1, 1)
+    std = torch.tensor([60., 55., 50.]).view(1, 3, 1, 1)
+    x = torch.stack([torch.from_numpy(i).permute(2, 0, 1) for i in images])
+    x = (x.float() - mean) / std
+    with torch.no_grad():
+        feat = model.backbone(x)[-1].mean((2, 3))
+        return model.head.bnneck(feat)
+
+
+def test_init_model_and_checkpoint(config, tmp_path):
+    source = trained_like(init_model(config()))
+    assert not source.training
+    ckpt = tmp_path / 'epoch_1.pth'
+    torch.save(dict(state_dict=source.state_dict(), meta=dict(epoch=1)), ckpt)
+    model = init_model(config(), str(ckpt))
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    assert model.cfg.model.head.num_classes == 4
+    # Another number of identities: the classifier is skipped, not fatal.
+    model = init_model(
+        config(), str(ckpt), cfg_options={'model.head.num_classes': 7})
+    assert model.head.classifier.weight.shape == (7, 64)
+    assert torch.equal(model.head.bnneck.running_var,
+                       source.head.bnneck.running_var)
+    # A checkpoint that lacks model tensors is an error naming them.
+    partial = {
+        k: v
+        for k, v in source.state_dict().items() if not k.startswith('head.')
+    }
+    torch.save(partial, tmp_path / 'partial.pth')
+    with pytest.raises(RuntimeError, match='head.bnneck.weight'):
+        init_model(config(), str(tmp_path / 'partial.pth'))
+    init_model(config(), str(tmp_path / 'partial.pth'), strict=False)
+    with pytest.raises(FileNotFoundError, match='nope.py'):
+        init_model(str(tmp_path / 'nope.py'))
+
+
+def test_extract_features_matches_reference(config, tmp_path):
+    model = trained_like(init_model(config()))
+    images = make_images(5)
+    paths = [
+        write_image(tmp_path / f'{i}.png', img) for i, img in enumerate(images)
+    ]
+    expected = reference_features(model, images)
+    model.train()  # extract_features must switch to eval mode itself
+    feats = extract_features(model, paths, batch_size=2)
+    assert not model.training
+    assert feats.shape == (5, 64) and feats.dtype == torch.float32
+    assert feats.device.type == 'cpu'
+    torch.testing.assert_close(feats, expected, rtol=1e-4, atol=1e-5)
+    # Arrays, a folder, one path; batch size and repetition do not matter.
+    torch.testing.assert_close(
+        extract_features(model, images, batch_size=5), feats)
+    torch.testing.assert_close(
+        extract_features(model, str(tmp_path), batch_size=1),
+        feats,
+        rtol=1e-4,
+        atol=1e-5)
+    torch.testing.assert_close(
+        extract_features(model, paths[3]), feats[3:4], rtol=1e-4, atol=1e-5)
+    assert torch.equal(extract_features(model, paths, batch_size=2), feats)
+    # Larger images go through the pipeline's resize.
+    big = cv2.resize(images[0], (32, 64))
+    assert extract_features(model, big).shape == (1, 64)
+
+
+def test_extract_features_bad_input(config, tmp_path):
+    model = init_model(config())
+    with pytest.raises(ValueError, match=r'RGB uint8 array .*float'):
+        extract_features(model, np.zeros((32, 16, 3)))
+    with pytest.raises(ValueError, match=r'\(32, 16\)'):
+        extract_features(model, np.zeros((32, 16), np.uint8))
+    with pytest.raises(FileNotFoundError, match='missing.jpg'):
+        extract_features(model, str(tmp_path / 'missing.jpg'))
+    with pytest.raises(ValueError, match='no images'):
+        extract_features(model, str(tmp_path))
+    with pytest.raises(ValueError, match='batch_size'):
+        extract_features(model, make_images(1), batch_size=0)
+
+
+def make_gallery(root):
+    """Market-style names: 3 identities, each a base image plus noise."""
+    rng = np.random.default_rng(1)
+    bases = make_images(3, seed=2)
+    gallery = root / 'gallery'
+    gallery.mkdir()
+    for pid, base in enumerate(bases, 1):
+        for cam in (1, 2, 3):
+            noise = rng.integers(-20, 21, base.shape)
+            img = np.clip(base.astype(int) + noise, 0, 255).astype(np.uint8)
+            write_image(gallery / f'{pid:04d}_c{cam}s1_000001_00.png', img)
+    # A junk image (pid -1) identical to the query: the Market protocol
+    # ignores it.
+    write_image(gallery / '-1_c2s1_000001_00.png', bases[1])
+    query = write_image(root / '0002_c1s1_000009_00.png', bases[1])
+    return query, str(gallery)
+
+
+@pytest.mark.parametrize('distance', ['euclidean', 'cosine'])
+def test_rank_gallery_matches_naive_ranking(config, tmp_path, distance):
+    model = calibrated(init_model(config(distance)))
+    query, gallery = make_gallery(tmp_path)
+    names = sorted(
+        osp.basename(p)
+        for p in __import__('glob').glob(osp.join(gallery, '*.png')))
+    [result] = rank_gallery(model, query, gallery, topk=4)
+    # Naive reference: features one by one, distance, stable argsort,
+    # without junk and the query's own camera for its identity.
+    q = extract_features(model, query, batch_size=1)
+    g = torch.cat([
+        extract_features(model, osp.join(gallery, n), batch_size=1)
+        for n in names
+    ])
+    dist = compute_distance(q, g, metric=distance)[0]
+    order = [
+        int(i) for i in np.argsort(dist.numpy(), kind='stable')
+        if not names[i].startswith(('0002_c1', '-1_'))
+    ][:4]
+    assert [osp.basename(p) for p in result.gallery] == \
+        [names[i] for i in order]
+    assert result.indices.tolist() == order
+    torch.testing.assert_close(result.distances, dist[order])
+    assert result.query == query
+    # The two other views of identity 2 are the nearest: its images differ
+    # from the query by small noise only.
+    assert result.matches[:2] == [True, True]
+    assert result.matches == [names[i].startswith('0002') for i in order]
+    assert all('0002_c1' not in p for p in result.gallery)
+    # Without the protocol filter the junk copy of the query is first and
+    # the same-camera view comes back.
+    [full] = rank_gallery(
+        model, query, gallery, topk=10, exclude_same_camera=False)
+    assert len(full.gallery) == 10
+    assert osp.basename(full.gallery[0]).startswith('-1_')
+    assert full.distances[0] < 0.05 * full.distances[1]
+    assert any('0002_c1' in p for p in full.gallery[1:4])
+
+
+def test_rank_gallery_without_labels(config, tmp_path):
+    model = init_model(config())
+    gallery = tmp_path / 'g'
+    gallery.mkdir()
+    images = make_images(3)
+    for i, img in enumerate(images):
+        write_image(gallery / f'person{i}.png', img)
+    results = rank_gallery(
+        model, [images[2], images[0]], str(gallery), topk=10)
+    assert len(results) == 2
+    assert results[0].matches is None and results[0].query is None
+    assert len(results[0].gallery) == 3  # topk larger than the gallery
+    # The query itself is in the gallery: distance ~0, rank 1.
+    assert results[0].gallery[0].endswith('person2.png')
+    assert results[1].gallery[0].endswith('person0.png')
+    assert results[0].distances[0] < 1e-3
+    assert parse_market_name('/x/0003_c2s1_000001_00.jpg') == (3, 2)
+    assert parse_market_name('-1_c4_f001.jpg') == (-1, 4)
+    assert parse_market_name('person.jpg') == (None, None)
+
+
+def test_get_model(config, tmp_path):
+    model = get_model('bot_r18_synthreid')
+    assert model.cfg.filename.endswith('bot_r18_synthreid.py')
+    assert model.head.in_channels == 512 and not model.training
+    with pytest.raises(ValueError, match='no released weights'):
+        get_model('bot_r18_synthreid', pretrained=True)
+    with pytest.raises(KeyError, match='did you mean'):
+        get_model('bot_r18_synthreld')
+    source = trained_like(init_model(config()))
+    torch.save(source.state_dict(), tmp_path / 'w.pth')
+    model = get_model(config(), pretrained=str(tmp_path / 'w.pth'))
+    assert torch.equal(model.head.bnneck.running_mean,
+                       source.head.bnneck.running_mean)
+
+
+def test_demo_writes_ranked_lists(config, tmp_path, monkeypatch):
+    model = calibrated(init_model(config()))
+    ckpt = tmp_path / 'model.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    query, gallery = make_gallery(tmp_path)
+    spec = importlib.util.spec_from_file_location(
+        'rank_gallery_demo', osp.join(REPO, 'demo', 'rank_gallery.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    out_dir = tmp_path / 'vis'
+    written = demo.main([
+        config(),
+        str(ckpt), query, gallery, '--topk', '3', '--out-dir',
+        str(out_dir), '--tile-size', '64', '32'
+    ])
+    assert written == [str(out_dir / '0002_c1s1_000009_00_ranked.png')]
+    canvas = cv2.imread(written[0])[..., ::-1]  # RGB
+    [result] = rank_gallery(model, query, gallery, topk=3)
+    offsets = tile_offsets(3, (64, 32))
+    assert canvas.shape[1] == offsets[-1] + 32
+    # Frames (PNG: exact colours): blue query, then green/red per match.
+    assert tuple(canvas[1, offsets[0] + 1]) == QUERY_COLOR
+    for x, match in zip(offsets[1:], result.matches):
+        color = MATCH_COLOR if match else MISMATCH_COLOR
+        assert tuple(canvas[1, x + 1]) == color
+    assert result.matches[:2] == [True, True] and not result.matches[2]
+
+
+def test_modality_reaches_the_model(config, monkeypatch):
+    model = init_model(config())
+    seen = []
+    forward = model.forward
+
+    def recording_forward(inputs, data_samples=None, mode='tensor', **kw):
+        seen.extend(s.metainfo.get('modality') for s in data_samples)
+        return forward(inputs, data_samples, mode=mode, **kw)
+
+    monkeypatch.setattr(model, 'forward', recording_forward)
+    images = make_images(3)
+    extract_features(model, images, batch_size=2, modality=[0, 1, 1])
+    assert seen == [0, 1, 1]
+    seen.clear()
+    extract_features(model, images, modality=1)
+    assert seen == [1, 1, 1]
+    seen.clear()
+    extract_features(model, images)
+    assert seen == [None, None, None]
+    with pytest.raises(ValueError, match='2 labels for 3 images'):
+        extract_features(model, images, modality=[0, 1])

@@ -1,0 +1,166 @@
+"""The model zoo as data: model-index.yml, metafiles, docs/model_zoo.md."""
+import glob
+import importlib.util
+import os.path as osp
+import re
+from numbers import Number
+
+import pytest
+from mmengine.config import Config
+
+from mmreid.apis import (find_model_index, get_model_info, list_models,
+                         load_model_index)
+from mmreid.registry import DATASETS, MODELS, TRANSFORMS
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+INDEX = load_model_index(osp.join(REPO, 'model-index.yml'))
+MODEL_NAMES = list(INDEX.models)
+
+
+def load_tool(relpath):
+    spec = importlib.util.spec_from_file_location(
+        osp.splitext(osp.basename(relpath))[0], osp.join(REPO, relpath))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_metafile_is_imported():
+    on_disk = sorted(
+        osp.relpath(p, REPO)
+        for p in glob.glob(osp.join(REPO, 'configs', '*', 'metafile.yml')))
+    imported = sorted(osp.relpath(p, REPO) for p in INDEX.metafiles)
+    assert on_disk, 'no metafile found'
+    not_imported = sorted(set(on_disk) - set(imported))
+    assert not not_imported, \
+        f'metafiles not imported by model-index.yml: {not_imported}'
+    missing = sorted(set(imported) - set(on_disk))
+    assert not missing, f'model-index.yml imports missing files: {missing}'
+    assert find_model_index() in (osp.join(REPO, 'model-index.yml'),
+                                  osp.join(REPO, 'mmreid', '.mim',
+                                           'model-index.yml'))
+
+
+def test_collections_are_complete():
+    for name, collection in INDEX.collections.items():
+        readme = collection.get('README')
+        assert readme and osp.isfile(osp.join(REPO, readme)), name
+        paper = collection.get('Paper') or {}
+        assert paper.get('Title') and paper.get(
+            'URL', '').startswith('https://'), name
+
+
+def dataset_types(cfg):
+    """The ``type`` of every dataset and pipeline transform of a config."""
+    datasets, transforms = [], []
+
+    def record(dataset):
+        if 'type' not in dataset:
+            # A wrapper entry, e.g. dict(dataset=..., combine_all=True).
+            return visit(dataset)
+        datasets.append(dataset['type'])
+        transforms.extend(t['type'] for t in dataset.get('pipeline') or [])
+        visit(dataset)
+
+    def visit(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == 'dataset':
+                    record(value)
+                elif key == 'datasets':
+                    for dataset in value:
+                        record(dataset)
+                else:
+                    visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                visit(value)
+
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader',
+                'val_cfg', 'test_cfg'):
+        visit(cfg.get(key))
+    return datasets, transforms
+
+
+@pytest.mark.parametrize('name', MODEL_NAMES)
+def test_model_entry(name):
+    model = INDEX.models[name]
+    assert model.collection in INDEX.collections, \
+        f'{name}: In Collection {model.collection!r} is not defined'
+    assert osp.isfile(model.config), f'{name}: {model.config} is missing'
+    assert osp.splitext(osp.basename(model.config))[0] == name
+    cfg = Config.fromfile(model.config)
+    model_cfg = cfg.model.to_dict()
+    model_cfg['backbone'].pop('init_cfg', None)  # never download
+    if model_cfg['backbone'].get('depth') == 50:
+        # Same code path, 4x fewer parameters to build.
+        model_cfg['backbone']['base_channels'] = 16
+        model_cfg['backbone']['stem_channels'] = 16
+        model_cfg['head']['in_channels'] = 512
+    built = MODELS.build(model_cfg)
+    assert built.head.num_classes > 0
+    datasets, transforms = dataset_types(cfg)
+    assert datasets, f'{name}: no dataset in the config'
+    for dataset_type in datasets:
+        assert DATASETS.get(dataset_type) is not None, \
+            f'{name}: dataset type {dataset_type!r} is not registered'
+    for transform_type in transforms:
+        assert TRANSFORMS.get(transform_type) is not None, \
+            f'{name}: transform type {transform_type!r} is not registered'
+    for result in model.results:
+        assert result.get('Task'), f'{name}: a result without Task'
+        assert result.get('Dataset'), f'{name}: a result without Dataset'
+        metrics = result.get('Metrics')
+        assert metrics, f'{name}: a result without Metrics'
+        for key, value in metrics.items():
+            assert isinstance(value, Number) and 0 <= value <= 100, \
+                f'{name}: metric {key}={value!r} is not a percentage'
+    if model.weights is not None:
+        assert model.weights.startswith('https://'), name
+        assert re.search(r'-[0-9a-f]{8,}\.pth$', model.weights), \
+            f'{name}: weights file name has no sha256 prefix'
+
+
+def test_list_models():
+    names = list_models()
+    assert names == sorted(INDEX.models)
+    assert 'bot_r18_synthreid' in names
+    r18 = list_models('r18')
+    assert r18 and all('r18' in n for n in r18)
+    assert list_models('R18') == r18
+    assert set(
+        list_models('snr_*')) == {n
+                                  for n in names if n.startswith('snr_')}
+    assert list_models('no-such-model') == []
+    with pytest.raises(KeyError, match='did you mean'):
+        get_model_info('bot_r18_synthreld')
+
+
+def test_bad_index_is_reported(tmp_path):
+    meta = tmp_path / 'configs' / 'x' / 'metafile.yml'
+    meta.parent.mkdir(parents=True)
+    index = tmp_path / 'model-index.yml'
+    index.write_text('Import:\n  - configs/x/metafile.yml\n')
+    meta.write_text('Models:\n  - Name: a\n')
+    with pytest.raises(ValueError, match='has no Config'):
+        load_model_index(str(index))
+    meta.write_text('Models:\n  - Name: a\n    Config: a.py\n'
+                    '  - Name: a\n    Config: b.py\n')
+    with pytest.raises(ValueError, match="'a' is defined twice"):
+        load_model_index(str(index))
+    meta.write_text('Models:\n  - Name: a\n    Config: configs/x/a.py\n')
+    info = load_model_index(str(index)).models['a']
+    assert info.config == str(tmp_path / 'configs' / 'x' / 'a.py')
+    assert list_models(index_file=str(index)) == ['a']
+
+
+def test_model_zoo_page_is_up_to_date():
+    gen = load_tool('tools/misc/gen_model_zoo.py')
+    text = gen.generate()
+    assert text == gen.generate()  # deterministic
+    for name in MODEL_NAMES:
+        assert f'| {name} |' in text
+    with open(osp.join(REPO, 'docs', 'model_zoo.md'), encoding='utf-8') as f:
+        committed = f.read()
+    assert committed == text, ('docs/model_zoo.md is out of date: run '
+                               'python tools/misc/gen_model_zoo.py')

@@ -1,0 +1,276 @@
+"""Model converters (fast-reid, torchreid, torchvision, mmpretrain) and
+publish_model, on state dicts built here with each project's key names."""
+import hashlib
+import importlib.util
+import os.path as osp
+import re
+import runpy
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from mmengine.logging.history_buffer import HistoryBuffer
+
+from mmreid.registry import MODELS
+from mmreid.utils.key_mapping import (RULES, convert_checkpoint_file,
+                                      convert_state_dict)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONVERTERS = osp.join(REPO, 'tools', 'model_converters')
+
+
+def reid_model(depth=18, neck='GlobalAvgPool', last_stride=1, classes=5):
+    channels = 512 if depth < 50 else 2048
+    return MODELS.build(
+        dict(
+            type='ReIDModel',
+            backbone=dict(
+                type='ReIDResNet', depth=depth, last_stride=last_stride),
+            neck=dict(type=neck),
+            head=dict(
+                type='BNNeckHead', in_channels=channels, num_classes=classes)))
+
+
+def randomized(state_dict, seed=0):
+    """Distinct values per tensor, so a wrong mapping cannot pass."""
+    gen = torch.Generator().manual_seed(seed)
+    return {
+        k: torch.rand(v.shape, generator=gen) if v.is_floating_point() else v
+        for k, v in state_dict.items()
+    }
+
+
+def load_strict_except(model, converted, allowed_missing=()):
+    """Load and return the missing keys; nothing unexpected allowed."""
+    incompatible = model.load_state_dict(converted, strict=False)
+    assert incompatible.unexpected_keys == []
+    missing = [
+        k for k in incompatible.missing_keys
+        if not k.endswith('num_batches_tracked')
+    ]
+    for key in missing:
+        assert key.startswith(allowed_missing), key
+    return missing
+
+
+def test_torchvision_resnet50_gives_the_same_features():
+    tv = torchvision.models.resnet50(weights=None)
+    tv.load_state_dict(randomized(tv.state_dict()))
+    converted, unmapped = convert_state_dict(tv.state_dict(),
+                                             RULES['torchvision'])
+    assert unmapped == ['fc.bias', 'fc.weight']
+    assert all(k.startswith('backbone.') for k in converted)
+    model = reid_model(depth=50, last_stride=2)
+    missing = load_strict_except(model, converted, ('head.', ))
+    assert sorted(missing) == sorted(
+        k for k in model.state_dict()
+        if k.startswith('head.') and not k.endswith('num_batches_tracked'))
+    # Same network: torchvision's pooled feature equals mmreid's.
+    tv.fc = torch.nn.Identity()
+    tv.eval()
+    model.eval()
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        expected = tv(x)
+        feat = model.neck(model.backbone(x))[-1]
+    torch.testing.assert_close(feat, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_mmpretrain_classifier():
+    from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+    classifier = PRETRAIN_MODELS.build(
+        dict(
+            type='ImageClassifier',
+            _scope_='mmpretrain',
+            backbone=dict(type='ResNet', depth=18),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=512)))
+    state_dict = randomized(classifier.state_dict())
+    converted, unmapped = convert_state_dict(state_dict, RULES['mmpretrain'])
+    assert unmapped == ['head.fc.bias', 'head.fc.weight']
+    model = reid_model()
+    load_strict_except(model, converted, ('head.', ))
+    for key, value in converted.items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def resnet_keys(depth=18):
+    """torchvision-layout ResNet tensors (shared by fast-reid and
+    torchreid)."""
+    tv = getattr(torchvision.models, f'resnet{depth}')(weights=None)
+    return {
+        k: v
+        for k, v in randomized(tv.state_dict(), seed=1).items()
+        if not k.startswith('fc.')
+    }
+
+
+def bn_tensors(prefix, channels):
+    return {
+        f'{prefix}.weight': torch.rand(channels),
+        f'{prefix}.bias': torch.zeros(channels),
+        f'{prefix}.running_mean': torch.rand(channels),
+        f'{prefix}.running_var': torch.rand(channels) + 0.5,
+        f'{prefix}.num_batches_tracked': torch.tensor(7),
+    }
+
+
+@pytest.mark.parametrize('classifier',
+                         ['heads.weight', 'heads.classifier.weight'])
+def test_fastreid_bot(classifier):
+    # fast-reid Baseline: backbone.*, heads.bottleneck.0 (BNNeck), GeM
+    # pool_layer.p of shape (1,), the classifier (v1.x: heads.weight, v0.x:
+    # heads.classifier.weight), pixel statistics as buffers.
+    state_dict = {f'backbone.{k}': v for k, v in resnet_keys().items()}
+    state_dict.update(bn_tensors('heads.bottleneck.0', 512))
+    state_dict[classifier] = torch.rand(5, 512)
+    state_dict['heads.pool_layer.p'] = torch.tensor([3.5])
+    state_dict['pixel_mean'] = torch.rand(1, 3, 1, 1)
+    state_dict['pixel_std'] = torch.rand(1, 3, 1, 1)
+    state_dict['backbone.NL_2.0.g.weight'] = torch.rand(256, 512, 1, 1)
+    converted, unmapped = convert_state_dict(state_dict, RULES['fastreid'])
+    assert unmapped == ['backbone.NL_2.0.g.weight', 'pixel_mean', 'pixel_std']
+    model = reid_model(neck='GeMPool')
+    assert load_strict_except(model, converted) == []
+    assert model.neck.p.item() == pytest.approx(3.5)
+    assert torch.equal(model.head.classifier.weight, state_dict[classifier])
+    assert torch.equal(model.head.bnneck.running_var,
+                       state_dict['heads.bottleneck.0.running_var'])
+    assert torch.equal(model.backbone.layer4[1].conv2.weight,
+                       state_dict['backbone.layer4.1.conv2.weight'])
+
+
+def test_fastreid_embedding_conv_is_not_a_bnneck():
+    # With EMBEDDING_DIM > 0, heads.bottleneck.0 is a 1x1 conv.
+    state_dict = {'heads.bottleneck.0.weight': torch.rand(256, 512, 1, 1)}
+    converted, unmapped = convert_state_dict(state_dict, RULES['fastreid'])
+    assert converted == {} and unmapped == ['heads.bottleneck.0.weight']
+
+
+@pytest.mark.parametrize('neck_name', ['bnneck', 'bottleneck'])
+def test_torchreid_resnet(neck_name):
+    # torchreid resnet: top-level torchvision names, a biased classifier,
+    # a BoT-style BatchNorm1d neck in forks.
+    state_dict = dict(resnet_keys())
+    state_dict.update(bn_tensors(neck_name, 512))
+    state_dict['classifier.weight'] = torch.rand(5, 512)
+    state_dict['classifier.bias'] = torch.rand(5)
+    converted, unmapped = convert_state_dict(state_dict, RULES['torchreid'])
+    assert unmapped == ['classifier.bias']
+    model = reid_model()
+    assert load_strict_except(model, converted) == []
+    assert torch.equal(model.backbone.conv1.weight, state_dict['conv1.weight'])
+    assert torch.equal(model.head.bnneck.weight,
+                       state_dict[f'{neck_name}.weight'])
+
+
+def test_two_keys_to_one_is_an_error():
+    state_dict = dict(
+        bn_tensors('bnneck', 4), **{'bottleneck.weight': torch.rand(4)})
+    with pytest.raises(
+            ValueError,
+            match="'bnneck.weight' and "
+            "'bottleneck.weight' both map"):
+        convert_state_dict(state_dict, RULES['torchreid'])
+
+
+def run_script(name, args, monkeypatch):
+    """Run a tool in this process; return its exit code."""
+    monkeypatch.setattr(sys, 'argv', [name] + [str(a) for a in args])
+    try:
+        runpy.run_path(osp.join(CONVERTERS, name), run_name='__main__')
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+def test_converter_cli(tmp_path, monkeypatch, capsys):
+    # A torchreid checkpoint as torchreid saves it: DataParallel prefix,
+    # epoch, rank1 (a numpy float), optimizer state.
+    state_dict = dict(resnet_keys())
+    state_dict['classifier.weight'] = torch.rand(5, 512)
+    state_dict['classifier.bias'] = torch.rand(5)
+    src = tmp_path / 'model.pth.tar-60'
+    torch.save(
+        dict(
+            state_dict={
+                f'module.{k}': v
+                for k, v in state_dict.items()
+            },
+            epoch=60,
+            rank1=np.float64(0.9),
+            optimizer=dict(state={}, param_groups=[dict(lr=0.1)])), src)
+    dst = tmp_path / 'out' / 'converted.pth'
+    assert run_script('torchreid2mmreid.py', [src, dst, '--strict'],
+                      monkeypatch) == 1
+    assert not dst.exists()
+    assert 'classifier.bias' in capsys.readouterr().err
+    assert run_script('torchreid2mmreid.py', [src, dst], monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert 'not mapped (1):\n  classifier.bias (5,)' in out
+    converted = torch.load(dst, weights_only=True)
+    assert converted['meta']['source'] == 'torchreid'
+    assert torch.equal(converted['state_dict']['backbone.conv1.weight'],
+                       state_dict['conv1.weight'])
+    assert list(tmp_path.joinpath('out').iterdir()) == [dst]  # no tmp left
+    # The wrong converter for the file: nothing maps, an error.
+    assert run_script('fastreid2mmreid.py', [src, tmp_path / 'f.pth'],
+                      monkeypatch) == 1
+    assert 'no key' in capsys.readouterr().err
+    # resnet2mmreid guesses the layout from the keys.
+    tv = tmp_path / 'resnet18.pth'
+    torch.save(resnet_keys(), tv)
+    assert run_script('resnet2mmreid.py', [tv, tmp_path / 'r.pth'],
+                      monkeypatch) == 0
+    assert "'torchvision'" in str(
+        torch.load(tmp_path / 'r.pth', weights_only=True)['meta'])
+    with pytest.raises(KeyError, match='unknown source'):
+        convert_checkpoint_file(str(tv), str(tmp_path / 'x.pth'), 'timm')
+
+
+def load_publish():
+    spec = importlib.util.spec_from_file_location(
+        'publish_model', osp.join(CONVERTERS, 'publish_model.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_publish_model(tmp_path):
+    buffer = HistoryBuffer()
+    buffer.update(1.5)
+    weights = dict(w=torch.arange(4.), b=torch.ones(2))
+    src = tmp_path / 'epoch_8.pth'
+    torch.save(
+        dict(
+            meta=dict(
+                epoch=8,
+                seed=np.int64(7),
+                cfg='model = dict()',
+                hook_msgs=dict(last_ckpt='x')),
+            state_dict=weights,
+            message_hub=dict(log_scalars=dict(loss=buffer)),
+            optimizer=dict(
+                state={0: dict(exp_avg=torch.ones(4))},
+                param_groups=[dict(lr=0.1)]),
+            param_schedulers=[dict(last_epoch=8)]), src)
+    final = load_publish().publish(str(src), str(tmp_path / 'bot.pth'))
+    match = re.fullmatch(r'bot-([0-9a-f]{8})\.pth', osp.basename(final))
+    assert match
+    with open(final, 'rb') as f:
+        assert hashlib.sha256(f.read()).hexdigest().startswith(match[1])
+    # Tensors-only loading (what a download gets) accepts it.
+    published = torch.load(final, weights_only=True)
+    assert set(published) == {'state_dict', 'meta'}
+    assert published['meta'] == dict(epoch=8, seed=7, cfg='model = dict()')
+    assert type(published['meta']['seed']) is int
+    for key, value in weights.items():
+        assert torch.equal(published['state_dict'][key], value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ['epoch_8.pth', osp.basename(final)])
+    empty = tmp_path / 'empty.pth'
+    torch.save(dict(meta=dict()), empty)
+    with pytest.raises(ValueError, match='contains no tensors'):
+        load_publish().publish(str(empty), str(tmp_path / 'e.pth'))

@@ -1,0 +1,104 @@
+"""Prepare a trained checkpoint for release.
+
+Keeps only the weights (``state_dict``) and a plain-Python ``meta`` (no
+optimizer, scheduler or message-hub state, no numpy objects), so that the
+file loads with ``torch.load(weights_only=True)``, i.e. through mmreid's
+tensors-only loader for downloads. The output is named
+``<out stem>-<first 8 hex digits of its sha256>.pth``, the form that
+``torch.hub`` verifies on download.
+
+Example::
+
+    python tools/model_converters/publish_model.py \\
+        work_dirs/bot_r18_synthreid/epoch_8.pth bot_r18_synthreid.pth
+    # -> bot_r18_synthreid-1a2b3c4d.pth
+"""
+import argparse
+import hashlib
+import os
+import os.path as osp
+import sys
+from numbers import Number
+from typing import Any
+
+import torch
+
+from mmreid.utils.checkpoint import load_trusted_checkpoint
+from mmreid.utils.key_mapping import save_checkpoint_atomic
+
+HASH_LENGTH = 8
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain Python (numpy scalars to numbers); None if it has
+    no plain form."""
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    if isinstance(value, Number):
+        return value.item() if hasattr(value, 'item') else value
+    if isinstance(value, dict):
+        out = {str(k): plain(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return None
+
+
+def publish(src: str, dst: str) -> str:
+    """Strip ``src`` to weights + meta and save it as ``dst`` with its hash.
+
+    Args:
+        src (str): A checkpoint written by mmengine (or a bare state dict).
+        dst (str): Output path; ``-<sha256[:8]>`` is added before ``.pth``.
+
+    Returns:
+        str: The path of the published file.
+    """
+    checkpoint = load_trusted_checkpoint(src, map_location='cpu')
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'{src!r} holds a {type(checkpoint).__name__}, '
+                        'expected a dict')
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    state_dict = {
+        k: v.detach().cpu().clone()
+        for k, v in state_dict.items() if isinstance(v, torch.Tensor)
+    }
+    if not state_dict:
+        raise ValueError(f'{src!r} contains no tensors')
+    published = dict(state_dict=state_dict)
+    meta = plain(checkpoint.get('meta', {}))
+    if meta:
+        # The config text is useful, the rest (hook states...) is not.
+        published['meta'] = {
+            k: v
+            for k, v in meta.items()
+            if k in ('cfg', 'epoch', 'iter', 'mmreid_version', 'seed',
+                     'dataset_meta', 'experiment_name')
+        }
+    stem = dst[:-len('.pth')] if dst.endswith('.pth') else dst
+    tmp_path = stem + '.pth.unhashed'
+    save_checkpoint_atomic(published, tmp_path)
+    sha256 = hashlib.sha256()
+    with open(tmp_path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            sha256.update(chunk)
+    final = f'{stem}-{sha256.hexdigest()[:HASH_LENGTH]}.pth'
+    os.replace(tmp_path, final)
+    return final
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('src', help='trained checkpoint')
+    parser.add_argument('dst', help='output name, e.g. model.pth')
+    args = parser.parse_args()
+    try:
+        final = publish(args.src, args.dst)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(1)
+    print(f'published {osp.abspath(final)}')
+
+
+if __name__ == '__main__':
+    main()
