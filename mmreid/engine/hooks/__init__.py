@@ -1,5 +1,9 @@
+from .gmn_hooks import GMNDPWarmupHook, ModelDistanceHook
 from .progress_hook import FeatureProgressHook
 from .ranked_list_hook import RankedListHook
 from .setup_check_hook import TrainSetupCheckHook
 
-__all__ = ['FeatureProgressHook', 'RankedListHook', 'TrainSetupCheckHook']
+__all__ = [
+    'FeatureProgressHook', 'RankedListHook', 'TrainSetupCheckHook',
+    'GMNDPWarmupHook', 'ModelDistanceHook'
+]

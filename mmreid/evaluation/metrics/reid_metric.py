@@ -78,7 +78,8 @@ class ReIDMetric(BaseMetric):
         metric: ``'euclidean'``, ``'sqeuclidean'``, ``'cosine'`` or a
             scorer ``(query_chunk (Qc, D), gallery (G, D)) -> distances
             (Qc, G)``. A scorer set with :meth:`set_scorer` (the model's
-            own distance, e.g. GMN) takes precedence.
+            own distance, e.g. GMN) takes precedence, and named scorers
+            set with :meth:`set_scorers` take precedence over both.
         normalize: L2-normalise features before comparing them.
         ranks: CMC ranks reported as ``R{k}``.
         max_rank: Length of the computed CMC curve.
@@ -107,6 +108,15 @@ class ReIDMetric(BaseMetric):
             keys (percent) over the kept query-gallery pairs, positive =
             same pid, computed from the same distances as the ranking.
             Off by default.
+
+    Several distance modes in one run: after
+    ``set_scorers({'mnet': f, 'euclid': g, 'fused': h}, primary='mnet')``
+    (done by ``ModelDistanceHook`` for models such as GMN) every mode is
+    evaluated on the same features and reported under its name
+    (``reid/mnet/R1``, ``reid/euclid/mAP``, ...); the primary mode's
+    metrics are also reported without the mode prefix (``reid/R1``,
+    ``reid/mAP``), so ``save_best='reid/mAP'`` and comparisons with other
+    models keep working. ``last_result`` is the primary mode's.
 
     Examples:
         >>> val_evaluator = dict(type='ReIDMetric', metric='cosine')
@@ -159,6 +169,8 @@ class ReIDMetric(BaseMetric):
         self.verification_fprs = (None if verification_fprs is None else tuple(
             float(x) for x in verification_fprs))
         self.scorer: Optional[Scorer] = None
+        self.scorers: Dict[str, Scorer] = dict()
+        self.primary_scorer: Optional[str] = None
         # The full result of the last evaluation, for hooks and analysis.
         self.last_result: Optional[ReIDEvalResult] = None
 
@@ -172,6 +184,34 @@ class ReIDMetric(BaseMetric):
         if scorer is not None and not callable(scorer):
             raise TypeError(f'a scorer must be callable, got {scorer!r}')
         self.scorer = scorer
+
+    def set_scorers(self,
+                    scorers: Optional[Dict[str, Scorer]],
+                    primary: Optional[str] = None) -> None:
+        """Evaluate several named model-owned distances in one run.
+
+        Args:
+            scorers (dict[str, Callable], optional): Mode name -> scorer
+                ``(query_chunk (Qc, D), gallery (G, D)) -> distances
+                (Qc, G)``, smaller = more similar; None or ``{}`` resets.
+            primary (str, optional): The mode also reported without its
+                prefix; defaults to the first one.
+        """
+        scorers = dict(scorers or {})
+        for name, scorer in scorers.items():
+            if not isinstance(name, str) or not name or '/' in name:
+                raise ValueError(f'scorer names must be non-empty strings '
+                                 f"without '/', got {name!r}")
+            if not callable(scorer):
+                raise TypeError(f'scorer {name!r} must be callable, got '
+                                f'{scorer!r}')
+        if primary is None and scorers:
+            primary = next(iter(scorers))
+        if scorers and primary not in scorers:
+            raise ValueError(f'primary scorer {primary!r} is not one of '
+                             f'{sorted(scorers)}')
+        self.scorers = scorers
+        self.primary_scorer = primary if scorers else None
 
     def process(self, data_batch: Any,
                 data_samples: Sequence[Union[dict, BaseDataElement]]) -> None:
@@ -211,7 +251,10 @@ class ReIDMetric(BaseMetric):
         Returns:
             dict: ``R{k}``, ``mAP`` and ``mINP`` in percent, the counts
             ``num_query`` and ``num_valid_query``, and ``TPR@FPR=...``
-            in percent when ``verification_fprs`` is set.
+            in percent when ``verification_fprs`` is set. With named
+            scorers (:meth:`set_scorers`) each key also comes as
+            ``<mode>/<key>`` per mode; the unprefixed keys are the primary
+            mode's.
         """
         results = self._drop_duplicates(results)
         query = [r for r in results if r['is_query']]
@@ -226,11 +269,34 @@ class ReIDMetric(BaseMetric):
                 return torch.stack([r[key] for r in records]).float()
             return torch.tensor([r[key] for r in records], dtype=torch.long)
 
-        metric = self.scorer if self.scorer is not None else self.metric
         query_feats = stack(query, 'feature')
         gallery_feats = stack(gallery, 'feature')
         labels = (stack(query, 'pid'), stack(gallery, 'pid'),
                   stack(query, 'camid'), stack(gallery, 'camid'))
+        if not self.scorers:
+            metric = self.scorer if self.scorer is not None else self.metric
+            metrics, self.last_result = self._evaluate(metric, query_feats,
+                                                       gallery_feats, labels)
+            return metrics
+        metrics = dict()
+        for name, scorer in self.scorers.items():
+            mode_metrics, result = self._evaluate(scorer, query_feats,
+                                                  gallery_feats, labels)
+            metrics.update({f'{name}/{k}': v for k, v in mode_metrics.items()})
+            if name == self.primary_scorer:
+                primary_metrics, primary_result = mode_metrics, result
+        metrics.update(primary_metrics)
+        self.last_result = primary_result
+        return metrics
+
+    def _evaluate(self, metric: Union[str, Scorer], query_feats: torch.Tensor,
+                  gallery_feats: torch.Tensor, labels: tuple) -> tuple:
+        """The metrics of one distance.
+
+        Returns:
+            tuple[dict, ReIDEvalResult]: The metrics (see
+            :meth:`compute_metrics`) and the full result.
+        """
         normalize = self.normalize
         if (self.query_expansion is not None
                 or self.rerank is not None) and callable(metric):
@@ -285,7 +351,6 @@ class ReIDMetric(BaseMetric):
                     junk_rule=self.rank_options['junk_rule'],
                     memory_budget_mb=self.memory_budget_mb,
                     device=self.device)
-        self.last_result = result
 
         num_skipped = result.num_query - result.num_valid_query
         if num_skipped:
@@ -304,7 +369,7 @@ class ReIDMetric(BaseMetric):
         if verification is not None:
             for fpr, tpr in zip(verification.fprs, verification.tpr):
                 metrics[f'TPR@FPR={fpr:.0e}'] = float(tpr) * 100
-        return metrics
+        return metrics, result
 
     @staticmethod
     def _drop_duplicates(results: List[dict]) -> List[dict]:

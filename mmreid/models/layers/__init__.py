@@ -1,4 +1,5 @@
 from .ibn import IBN
+from .mnet import MNet
 from .pooling import GeMPool, GlobalAvgPool
 
-__all__ = ['GlobalAvgPool', 'GeMPool', 'IBN']
+__all__ = ['GlobalAvgPool', 'GeMPool', 'MNet', 'IBN']

@@ -1,3 +1,4 @@
+from .gmn_reid import GMNReID
 from .reid_model import ReIDModel
 
-__all__ = ['ReIDModel']
+__all__ = ['ReIDModel', 'GMNReID']

@@ -1,0 +1,8 @@
+# GMN, leave-one-out Protocol-3 ("combine all"): as the Protocol-2 config,
+# but the train + query + gallery images of every source except CUHK-SYSU
+# (always whole) are trained on. CUHK03-NP (labeled) is the target.
+_base_ = './gmn_r50_1xb64-60e_m-ms-cs-to-c3.py'
+
+combine_all = True
+train_dataloader = dict(dataset=dict(datasets={{_base_.sources_p3}}))
+model = dict(head=dict(num_classes={{_base_.num_classes_p3}}))

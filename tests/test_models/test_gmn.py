@@ -1,0 +1,573 @@
+"""GMN: M-Net, pair losses, GMNHead and GMNReID (specs/gmn.md section 14)."""
+import itertools
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmreid.evaluation.functional.pair_scoring import (mnet_distances,
+                                                       mnet_pair_logits)
+from mmreid.models import GMNHead, GMNReID, MNet  # noqa: F401
+from mmreid.models.heads.gmn_head import (all_pairs, batch_hard_pairs,
+                                          pair_features, pair_identity_keys)
+from mmreid.models.losses import PairVerificationLoss, PICLoss
+from mmreid.models.losses.pair_losses import group_ids
+from mmreid.registry import MODELS
+from mmreid.structures import ReIDDataSample
+
+
+def pk_labels(num_ids=16, num_instances=4):
+    return torch.arange(num_ids).repeat_interleave(num_instances)
+
+
+def build_head(**kwargs):
+    cfg = dict(
+        type='GMNHead',
+        in_channels=16,
+        num_classes=16,
+        mnet=dict(hidden_channels=8))
+    cfg.update(kwargs)
+    head = MODELS.build(cfg)
+    head.init_weights()
+    return head
+
+
+def samples_of(labels):
+    return [ReIDDataSample().set_gt_label(int(y)) for y in labels]
+
+
+# ---------------------------------------------------------------- pairs
+
+
+def test_pair_features_symmetric_and_row_sum():
+    feats = torch.randn(6, 5, dtype=torch.float64)
+    idx_i, idx_j = all_pairs(6)
+    f_ij = pair_features(feats, idx_i, idx_j)
+    f_ji = pair_features(feats, idx_j, idx_i)
+    assert torch.equal(f_ij, f_ji)
+    assert torch.equal(f_ij, (feats[idx_i] - feats[idx_j])**2)
+    expected = torch.cdist(feats, feats)[idx_i, idx_j]**2
+    assert torch.allclose(f_ij.sum(1), expected, atol=1e-10)
+
+
+def test_pair_counts_for_pk_16x4():
+    labels = pk_labels()
+    idx_i, idx_j = all_pairs(len(labels))
+    assert len(idx_i) == 2016
+    assert bool((idx_i < idx_j).all())
+    targets = labels[idx_i] == labels[idx_j]
+    assert int(targets.sum()) == 96
+    keys = pair_identity_keys(labels, idx_i, idx_j)
+    groups = group_ids(keys)
+    counts = torch.bincount(groups)
+    pos_groups = torch.unique(groups[targets])
+    neg_groups = torch.unique(groups[~targets])
+    assert len(pos_groups) == 16
+    assert bool((counts[pos_groups] == 6).all())
+    assert len(neg_groups) == 120
+    assert bool((counts[neg_groups] == 16).all())
+    # keys are unordered: (a, b) and (b, a) are one pair-identity
+    swapped = pair_identity_keys(labels, idx_j, idx_i)
+    assert torch.equal(keys, swapped)
+
+
+def test_batch_hard_pairs_match_naive():
+    torch.manual_seed(0)
+    labels = pk_labels(4, 3)
+    feats = torch.randn(12, 6)
+    idx_i, idx_j = batch_hard_pairs(feats, labels)
+    dist = torch.cdist(feats, feats)
+    expected = set()
+    for a in range(12):
+        pos = [p for p in range(12) if p != a and labels[p] == labels[a]]
+        neg = [n for n in range(12) if labels[n] != labels[a]]
+        p = max(pos, key=lambda k: dist[a, k])
+        n = min(neg, key=lambda k: dist[a, k])
+        expected |= {tuple(sorted((a, p))), tuple(sorted((a, n)))}
+    assert set(zip(idx_i.tolist(), idx_j.tolist())) == expected
+
+
+def test_multi_source_offsets_prevent_cross_source_positives(tmp_path):
+    """Two sources whose raw pids are both 0..3: with ConcatReIDDataset's
+    offsets the pair labels never pair people of different sources."""
+    from mmreid.datasets import ConcatReIDDataset
+    from mmreid.datasets.synthetic import SynthReID  # noqa: F401
+    synth = dict(
+        type='SynthReID',
+        data_root=str(tmp_path / 'synth'),
+        num_domains=2,
+        size='tiny',
+        seed=0,
+        img_size=(32, 16))
+    concat = ConcatReIDDataset(
+        datasets=[dict(synth, domain=0),
+                  dict(synth, domain=1)])
+    records = [concat.get_data_info(i) for i in range(len(concat))]
+    records = records[:40] + records[-40:]
+    offsets = torch.tensor(
+        [s['pid_offset'] for s in concat.metainfo['sources']])
+    labels = torch.tensor([r['pid'] for r in records])
+    dsetids = torch.tensor([r['dsetid'] for r in records])
+    raw = labels - offsets[dsetids]
+    # the raw pids of the two sources overlap ...
+    assert set(raw[dsetids == 0].tolist()) & set(raw[dsetids == 1].tolist())
+    idx_i, idx_j = all_pairs(len(labels))
+    cross = dsetids[idx_i] != dsetids[idx_j]
+    # ... so raw labels would make cross-source positives; offsets do not
+    assert bool((raw[idx_i] == raw[idx_j])[cross].any())
+    targets = labels[idx_i] == labels[idx_j]
+    assert not bool(targets[cross].any())
+    assert bool(targets.any())
+    # the head builds the same targets from the data samples' labels
+    head = build_head(num_classes=int(offsets[-1]) + 1)
+    _, head_targets, _, _ = head.build_pairs(
+        torch.randn(len(labels), 16), labels)
+    assert torch.equal(head_targets, targets)
+
+
+# ---------------------------------------------------------------- losses
+
+
+def naive_pic(feats, labels_i, labels_j, min_size=2):
+    groups = {}
+    for p in range(len(feats)):
+        key = (min(labels_i[p], labels_j[p]), max(labels_i[p], labels_j[p]))
+        groups.setdefault(key, []).append(feats[p])
+    terms = []
+    for rows in groups.values():
+        if len(rows) < min_size:
+            continue
+        center = sum(rows) / len(rows)
+        terms.append(sum(((r - center)**2).sum() for r in rows) / len(rows))
+    return sum(terms) / len(terms)
+
+
+def test_pic_matches_naive_reference():
+    torch.manual_seed(0)
+    labels = pk_labels(3, 3)
+    labels = labels[torch.randperm(len(labels))]
+    idx_i, idx_j = all_pairs(len(labels))
+    feats = torch.randn(len(idx_i), 5, dtype=torch.float64)
+    keys = pair_identity_keys(labels, idx_i, idx_j)
+    loss = PICLoss()(feats, keys)
+    expected = naive_pic(feats, labels[idx_i].tolist(), labels[idx_j].tolist())
+    assert torch.allclose(loss.double(), expected, atol=1e-6)
+    # with a singleton group (skipped) and min_group_size=3
+    keys2 = keys.clone()
+    keys2[0] = torch.tensor([100, 101])
+    expected3 = naive_pic(feats[1:], labels[idx_i][1:].tolist(),
+                          labels[idx_j][1:].tolist(), 3)
+    loss3 = PICLoss(min_group_size=3)(feats[1:], keys2[1:])
+    assert torch.allclose(loss3.double(), expected3, atol=1e-6)
+
+
+def test_pic_zero_for_identical_pairs_and_detach_invariance():
+    labels = pk_labels(4, 2)
+    idx_i, idx_j = all_pairs(len(labels))
+    keys = pair_identity_keys(labels, idx_i, idx_j)
+    groups = group_ids(keys)
+    per_group = torch.randn(int(groups.max()) + 1, 7)
+    assert PICLoss()(per_group[groups], keys).item() == 0
+
+    feats = torch.randn(len(idx_i), 7, requires_grad=True)
+    PICLoss()(feats, keys).backward()
+    grad = feats.grad.clone()
+    feats.grad = None
+    PICLoss(detach_center=True)(feats, keys).backward()
+    assert torch.allclose(grad, feats.grad, atol=1e-7)
+    assert PICLoss(loss_weight=3.)(feats, keys).item() == pytest.approx(
+        3 * PICLoss()(feats, keys).item(), rel=1e-6)
+    with pytest.raises(ValueError, match='batch_mean'):
+        PICLoss(center='learned')
+
+
+def test_pair_verification_loss_modes():
+    z = torch.tensor([2., -1., 0.5, 3., -2.])
+    t = torch.tensor([1, 0, 0, 0, 1])
+    pos, neg = z[t == 1], z[t == 0]
+    balanced = 0.5 * F.softplus(-pos).mean() + 0.5 * F.softplus(neg).mean()
+    assert torch.allclose(PairVerificationLoss()(z, t), balanced)
+    plain = F.binary_cross_entropy_with_logits(z, t.float())
+    assert torch.allclose(
+        PairVerificationLoss(balance='plain_mean')(z, t), plain)
+    weighted = (1.5 * F.softplus(-pos).sum() + F.softplus(neg).sum()) / 5
+    assert torch.allclose(
+        PairVerificationLoss(balance='pos_weight')(z, t), weighted)
+    # no positive: the negatives alone
+    t0 = torch.zeros(5, dtype=torch.long)
+    assert torch.allclose(PairVerificationLoss()(z, t0), F.softplus(z).mean())
+    with pytest.raises(ValueError, match='balance'):
+        PairVerificationLoss(balance='focal')
+
+
+# ---------------------------------------------------------------- M-Net
+
+
+@pytest.mark.parametrize('output', ['logit', 'two_way_softmax'])
+@pytest.mark.parametrize('num_layers', [1, 2])
+def test_bn_folding_matches_eval_mnet(output, num_layers):
+    torch.manual_seed(0)
+    mnet = MNet(12, hidden_channels=6, num_layers=num_layers, output=output)
+    mnet.train()
+    for _ in range(3):  # non-trivial running statistics
+        mnet(torch.rand(32, 12) * 3)
+    for m in mnet.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.weight.data.uniform_(0.5, 2)
+            m.bias.data.uniform_(-1, 1)
+    mnet.eval()
+    query, gallery = torch.randn(5, 12), torch.randn(7, 12)
+    with torch.no_grad():
+        sp = (query[:, None] - gallery[None]).pow(2).reshape(-1, 12)
+        expected = mnet(sp).reshape(5, 7)
+    params = mnet.folded_params()
+    assert (params['tail'] is None) == (num_layers == 1)
+    for method in ('direct', 'decomposed'):
+        logits = mnet_pair_logits(query, gallery, method=method, **params)
+        assert (logits - expected).abs().max() <= 1e-5
+    if output == 'two_way_softmax':
+        with torch.no_grad():
+            out = mnet.fc_out(mnet.hidden(sp))
+        prob = out.softmax(1)[:, 1].reshape(5, 7)
+        assert torch.allclose(torch.sigmoid(expected), prob, atol=1e-6)
+
+
+def test_mnet_bad_options():
+    with pytest.raises(ValueError, match='num_layers'):
+        MNet(8, num_layers=3)
+    with pytest.raises(ValueError, match='output'):
+        MNet(8, output='sigmoid')
+
+
+# ---------------------------------------------------------------- head
+
+
+def test_head_losses_keys_and_backward():
+    torch.manual_seed(0)
+    head = build_head(pic=dict(weight=10.0))
+    head.train()
+    labels = pk_labels(4, 4)
+    feats = torch.randn(16, 16, requires_grad=True)
+    losses = head.loss(feats, samples_of(labels))
+    assert {
+        'loss_cls', 'loss_tri', 'loss_gmn', 'loss_pic', 'accuracy', 'mnet_acc',
+        'mnet_pos_acc', 'mnet_neg_acc', 'pic_raw', 'dp_on'
+    } == set(losses)
+    assert losses['loss_pic'].item() == pytest.approx(
+        10 * losses['pic_raw'].item(), rel=1e-5)
+    assert losses['dp_on'].item() == 0
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert feats.grad is not None and feats.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in head.mnet.parameters())
+
+
+def test_head_pair_losses_stay_fp32_under_autocast():
+    head = build_head()
+    head.train()
+    feats = torch.randn(8, 16)
+    seen = {}
+    head.mnet.register_forward_hook(
+        lambda module, args, out: seen.update(dtype=out[0].dtype))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = head.loss(feats, samples_of(pk_labels(4, 2)))
+    assert seen['dtype'] == torch.float32
+    assert losses['loss_gmn'].dtype == torch.float32
+    assert losses['loss_pic'].dtype == torch.float32
+
+
+def test_head_gmn_gradient_reaches_features_unless_detached():
+    labels = pk_labels(4, 2)
+    for detach in (False, True):
+        head = build_head(
+            loss_cls=None, loss_triplet=None, gmn_detach_backbone=detach)
+        feats = torch.randn(8, 16, requires_grad=True)
+        losses = head.loss(feats, samples_of(labels))
+        (losses['loss_gmn'] + losses['loss_pic']).backward()
+        reached = feats.grad is not None and feats.grad.abs().sum() > 0
+        assert reached != detach
+
+
+def test_head_pic_matches_naive_on_mnet_input():
+    torch.manual_seed(1)
+    head = build_head(dp=None, pic=dict(weight=1.0, space='input'))
+    labels = pk_labels(3, 3)
+    feats = torch.randn(9, 16)
+    losses = head.loss(feats, samples_of(labels))
+    f_t, f_b = head(feats)
+    f = F.normalize(f_b, dim=1)
+    idx_i, idx_j = all_pairs(9)
+    expected = naive_pic((f[idx_i] - f[idx_j])**2, labels[idx_i].tolist(),
+                         labels[idx_j].tolist())
+    assert losses['pic_raw'].item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_dp_off_by_default_and_in_eval():
+    head = build_head()
+    labels = pk_labels(4, 2)
+    feats = F.normalize(torch.randn(8, 16), dim=1)
+    assert head.dp_enabled is False
+    assert not head.dp_active
+    pf, t, k, clean = head.build_pairs(feats, labels)
+    assert len(pf) == 28 and bool(clean.all())
+    head.dp_enabled = True
+    assert head.dp_active
+    head.eval()
+    assert not head.dp_active
+    pf_eval, _, _, _ = head.build_pairs(feats, labels)
+    assert torch.equal(pf_eval, pf)
+
+
+def test_dp_append_doubles_batch_and_duplicates_labels():
+    torch.manual_seed(0)
+    head = build_head(dp=dict(rate=0.5, mode='append', n_copies=1))
+    head.train()
+    head.dp_enabled = True
+    labels = pk_labels(4, 2)
+    feats = F.normalize(torch.randn(8, 16), dim=1)
+    pf, targets, keys, clean = head.build_pairs(feats, labels)
+    num = 28
+    assert pf.shape == (2 * num, 16)
+    assert torch.equal(targets[:num], targets[num:])
+    assert torch.equal(keys[:num], keys[num:])
+    assert int(clean.sum()) == num and bool(clean[:num].all())
+    idx_i, idx_j = all_pairs(8)
+    assert torch.equal(pf[:num], pair_features(feats, idx_i, idx_j))
+    # the copy is an inverted-dropout version of the clean pairs
+    copy = pf[num:]
+    kept = copy != 0
+    assert torch.allclose(copy[kept], 2 * pf[:num][kept])
+    # replace mode: the copies only; two copies in append mode: 3P
+    head.dp['mode'] = 'replace'
+    assert len(head.build_pairs(feats, labels)[0]) == num
+    head.dp.update(mode='append', n_copies=2)
+    assert len(head.build_pairs(feats, labels)[0]) == 3 * num
+    head.dp.update(position='instance', n_copies=1)
+    pf, targets, _, _ = head.build_pairs(feats, labels)
+    assert pf.shape == (2 * num, 16) and torch.equal(targets[:num],
+                                                     targets[num:])
+
+
+def test_dp_is_unbiased():
+    torch.manual_seed(0)
+    head = build_head(dp=dict(rate=0.5, mode='replace', n_copies=1))
+    head.train()
+    head.dp_enabled = True
+    labels = torch.tensor([0, 0, 1])
+    feats = F.normalize(torch.randn(3, 16), dim=1)
+    idx_i, idx_j = all_pairs(3)
+    clean = pair_features(feats, idx_i, idx_j)
+    total = torch.zeros_like(clean)
+    draws = 4000
+    for _ in range(draws):
+        total += head.build_pairs(feats, labels)[0]
+    mean = total / draws
+    # std of one draw is clean (rate 0.5): standard error clean / sqrt(n)
+    assert torch.allclose(mean, clean, atol=5 * clean.max() / draws**0.5)
+
+
+def test_head_predict_is_pair_feature():
+    head = build_head(pair_feat='pre_bn', pair_norm='raw')
+    head.eval()
+    feats = torch.randn(4, 16)
+    assert torch.allclose(head.predict(feats), feats)
+    head = build_head()
+    head.eval()
+    out = head.predict(feats)
+    assert torch.allclose(out.norm(dim=1), torch.ones(4))
+
+
+def test_head_bad_options():
+    with pytest.raises(ValueError, match='pair_feat'):
+        build_head(pair_feat='neck')
+    with pytest.raises(ValueError, match='dp has unknown keys'):
+        build_head(dp=dict(prob=0.5))
+    with pytest.raises(ValueError, match='dp.position'):
+        build_head(dp=dict(position='hidden'))
+    with pytest.raises(ValueError, match='pic.space'):
+        build_head(pic=dict(space='output'))
+
+
+def test_head_batch_hard_mining_runs():
+    head = build_head(pair_mining='batch_hard')
+    labels = pk_labels(4, 2)
+    losses = head.loss(torch.randn(8, 16), samples_of(labels))
+    assert torch.isfinite(losses['loss_gmn'])
+
+
+# ---------------------------------------------------------------- model
+
+
+def build_model(**test_cfg):
+    model = MODELS.build(
+        dict(
+            type='GMNReID',
+            backbone=dict(
+                type='ReIDResNet', depth=18, base_channels=8, stem_channels=8),
+            head=dict(
+                type='GMNHead',
+                in_channels=64,
+                num_classes=4,
+                mnet=dict(hidden_channels=16)),
+            test_cfg=test_cfg or None))
+    model.init_weights()
+    return model
+
+
+def test_gmn_reid_train_and_distance_modes():
+    torch.manual_seed(0)
+    model = build_model(fuse_beta=0.3)
+    inputs = torch.randint(0, 256, (8, 3, 32, 16), dtype=torch.uint8)
+    data = model.data_preprocessor(
+        dict(inputs=inputs, data_samples=samples_of(pk_labels(4, 2))), True)
+    losses = model(**data, mode='loss')
+    assert {'loss_cls', 'loss_tri', 'loss_gmn', 'loss_pic'} <= set(losses)
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    model.eval()
+    with torch.no_grad():
+        feats = model(data['inputs'], mode='tensor')
+        query, gallery = feats[:3], feats[3:]
+        mnet = model.head.mnet
+        sp = (query[:, None] - gallery[None]).pow(2).reshape(-1, 64)
+        z = mnet(sp).reshape(3, 5)
+        euclid = torch.cdist(query, gallery)**2
+        assert torch.allclose(model.distance(query, gallery), -z, atol=1e-5)
+        assert torch.allclose(
+            model.distance(query, gallery, mode='euclid'), euclid, atol=1e-5)
+        fused = 0.7 * euclid / 4 + 0.3 * (1 - torch.sigmoid(z))
+        assert torch.allclose(
+            model.distance(query, gallery, mode='fused'), fused, atol=1e-5)
+        scorers = model.scorers()
+        assert list(scorers) == ['mnet', 'euclid', 'fused']
+        for mode, scorer in scorers.items():
+            assert torch.allclose(
+                scorer(query, gallery),
+                model.distance(query, gallery, mode=mode),
+                atol=1e-5)
+
+
+def test_gmn_reid_test_cfg():
+    model = build_model(test_distance='fused', report_modes=('mnet', ))
+    assert model.distance_modes == ('fused', 'mnet')
+    model = build_model(mnet_topk=2)
+    feats = F.normalize(torch.randn(6, 64), dim=1)
+    full = mnet_distances(
+        feats[:2], feats[2:], mode='mnet', **model.head.mnet.folded_params())
+    # top-k rerank: the first two of each row are the M-Net order of the
+    # two Euclidean nearest
+    ranked = model.distance(feats[:2], feats[2:]).argsort(1)
+    euclid_top = torch.cdist(feats[:2], feats[2:]).argsort(1)[:, :2]
+    for row in range(2):
+        top = euclid_top[row][full[row, euclid_top[row]].argsort()]
+        assert ranked[row, :2].tolist() == top.tolist()
+    with pytest.raises(ValueError, match='unknown GMNReID test_cfg'):
+        build_model(rerank=True)
+    with pytest.raises(ValueError, match='flip'):
+        build_model(flip=True)
+    with pytest.raises(ValueError, match='modes'):
+        build_model(test_distance='cosine')
+
+
+def test_pair_label_keys_cover_all_combinations():
+    labels = torch.tensor([3, 1, 3, 2])
+    idx_i, idx_j = all_pairs(4)
+    keys = pair_identity_keys(labels, idx_i, idx_j).tolist()
+    expected = [
+        sorted((int(labels[i]), int(labels[j])))
+        for i, j in itertools.combinations(range(4), 2)
+    ]
+    assert keys == expected
+
+
+# ---------------------------------------------------------------- configs
+
+
+def fake_dg_tree(root):
+    """data/ with tiny fake Market-1501, MSMT17, CUHK03-NP, CUHK-SYSU."""
+    from ..test_configs import fake_market
+    from ..test_datasets.test_msmt17 import make_msmt17
+    from ..test_datasets.utils import touch
+    fake_market(os.path.join(root, 'market1501'))
+    msmt = os.path.join(root, 'msmt17', 'MSMT17_V1')
+    os.makedirs(msmt)
+    make_msmt17(msmt, 'V1')
+    labeled = os.path.join(root, 'cuhk03-np', 'labeled')
+    touch(
+        os.path.join(labeled, 'bounding_box_train'), '0003_c1_1.png',
+        '0001_c2_1.png')
+    touch(os.path.join(labeled, 'query'), '0050_c2_1.png')
+    touch(os.path.join(labeled, 'bounding_box_test'), '0050_c1_2.png')
+    touch(
+        os.path.join(root, 'cuhk_sysu', 'cropped_images'), 'p10_s13.jpg',
+        'p2_s5.jpg', 'p2_s6.jpg')
+
+
+def replace_roots(cfg, old, new):
+    if isinstance(cfg, dict):
+        return {k: replace_roots(v, old, new) for k, v in cfg.items()}
+    if isinstance(cfg, list):
+        return [replace_roots(v, old, new) for v in cfg]
+    if isinstance(cfg, str) and cfg.startswith(old):
+        return new + cfg[len(old):]
+    return cfg
+
+
+LOO_DIRECTIONS = {
+    'm-ms-cs-to-c3': ('CUHK03NP', ['Market1501', 'MSMT17', 'CUHKSYSU']),
+    'm-cs-c3-to-ms': ('MSMT17', ['Market1501', 'CUHKSYSU', 'CUHK03NP']),
+    'ms-cs-c3-to-m': ('Market1501', ['MSMT17', 'CUHKSYSU', 'CUHK03NP']),
+}
+
+
+def test_leave_one_out_configs():
+    """Sources, target and combine-all of the six GMN protocol configs."""
+    from mmengine.config import Config
+    for direction, (target, sources) in LOO_DIRECTIONS.items():
+        for suffix in ('', '_p3'):
+            cfg = Config.fromfile(
+                f'configs/gmn/gmn_r50_1xb64-60e_{direction}{suffix}.py')
+            assert cfg.model.type == 'GMNReID'
+            assert cfg.combine_all == (suffix == '_p3')
+            got, combined = [], []
+            for source in cfg.train_dataloader.dataset.datasets:
+                combined.append(source.get('combine_all', False))
+                got.append(source['dataset']['type'] if 'dataset' in
+                           source else source['type'])
+            assert got == sources
+            # CUHK-SYSU is always whole (train-only); the others are
+            # combined in Protocol-3 only.
+            assert combined == [
+                bool(suffix) and s != 'CUHKSYSU' for s in sources
+            ]
+            test = cfg.test_dataloader.dataset
+            assert test.type == target and test.split == 'test'
+            assert test.get('variant', 'labeled') == 'labeled'
+            num_classes = cfg.model.head.num_classes
+            assert num_classes == cfg[f"num_classes_{suffix[1:] or 'p2'}"]
+        baseline = Config.fromfile(
+            f'configs/gmn/baseline_r50_1xb64-60e_{direction}.py')
+        assert baseline.model.type == 'ReIDModel'
+        assert baseline.model.head.num_classes == cfg.num_classes_p2
+
+
+def test_leave_one_out_p3_config_builds(tmp_path):
+    """The combine-all sources build on a fake data tree, with per-source
+    offsets."""
+    from mmengine.config import Config
+
+    from mmreid.registry import DATASETS
+    fake_dg_tree(str(tmp_path))
+    cfg = Config.fromfile('configs/gmn/gmn_r50_1xb64-60e_m-ms-cs-to-c3_p3.py')
+    train = replace_roots(cfg.train_dataloader.dataset.to_dict(), 'data/',
+                          str(tmp_path) + '/')
+    dataset = DATASETS.build(train)
+    sources = dataset.metainfo['sources']
+    assert [s['split_used'] for s in sources] == ['all', 'all', 'train']
+    offsets = [s['pid_offset'] for s in sources]
+    assert offsets == [
+        0, sources[0]['num_pids'],
+        sources[0]['num_pids'] + sources[1]['num_pids']
+    ]
+    test = replace_roots(cfg.test_dataloader.dataset.to_dict(), 'data/',
+                         str(tmp_path) + '/')
+    assert len(DATASETS.build(test)) > 0
