@@ -5,8 +5,9 @@ dataset_type = 'RegDB'
 trial = 1
 direction = 'v2t'  # 'v2t' (visible query) or 't2v' (thermal query)
 img_size = (288, 144)  # (height, width), as in the AGW baseline
-batch_size = 64  # P=16 identities x K=4 images
-num_instances = 4
+# P=8 identities x K=4 visible + the same 8 x 4 infrared images (AGW).
+batch_size = 64
+num_instances = 4  # K, per modality
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -26,10 +27,10 @@ train_dataloader = dict(
     batch_size=batch_size,
     num_workers=8,
     persistent_workers=True,
-    # A plain PK sampler until the cross-modality sampler (P ids x K VIS +
-    # the same P ids x K IR per batch, mbn_vireid.md section 4) lands.
+    # Every batch: P ids x K visible + the same P ids x K infrared images
+    # (both modalities on every GPU, as MBN needs); AGW epoch size.
     sampler=dict(
-        type='IdentitySampler',
+        type='CrossModalityIdentitySampler',
         batch_size=batch_size,
         num_instances=num_instances),
     collate_fn=dict(type='default_collate'),

@@ -24,6 +24,11 @@ class BNNeckHead(BaseModule):
         loss_triplet (dict, optional): Metric loss config on ``f_t``.
         test_feature (str): ``'after_bn'`` (``f_i``, default) or
             ``'before_bn'`` (``f_t``) is returned at test time.
+        norm_cfg (dict, optional): The BNNeck norm, built with
+            ``num_features=in_channels``, e.g. ``dict(type='MBN', dims=1)``
+            for a modality BNNeck (``mbn_in_neck``). Defaults to None: a
+            plain ``BatchNorm1d`` (state-dict keys ``bnneck.*``). Every
+            bias of the norm is frozen at 0.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -35,6 +40,7 @@ class BNNeckHead(BaseModule):
             type='CrossEntropyLoss', label_smooth_eps=0.1),
         loss_triplet: Optional[dict] = dict(type='TripletLoss', margin=0.3),
         test_feature: str = 'after_bn',
+        norm_cfg: Optional[dict] = None,
         init_cfg: Optional[Union[dict, List[dict]]] = dict(
             type='Normal', layer='Linear', std=0.001)
     ) -> None:
@@ -48,8 +54,14 @@ class BNNeckHead(BaseModule):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.test_feature = test_feature
-        self.bnneck = nn.BatchNorm1d(in_channels)
-        self.bnneck.bias.requires_grad_(False)
+        if norm_cfg is None:
+            self.bnneck = nn.BatchNorm1d(in_channels)
+        else:
+            self.bnneck = MODELS.build(
+                dict(norm_cfg, num_features=in_channels))
+        for name, param in self.bnneck.named_parameters():
+            if name.split('.')[-1] == 'bias':
+                param.requires_grad_(False)
         self.classifier = nn.Linear(in_channels, num_classes, bias=False)
         self.loss_cls = MODELS.build(loss_cls) if loss_cls else None
         self.loss_triplet = MODELS.build(loss_triplet) \
@@ -58,8 +70,12 @@ class BNNeckHead(BaseModule):
     def init_weights(self) -> None:
         super().init_weights()
         # BatchNorm1d: weight 1, bias 0 (and the bias stays frozen).
-        nn.init.ones_(self.bnneck.weight)
-        nn.init.zeros_(self.bnneck.bias)
+        for name, param in self.bnneck.named_parameters():
+            kind = name.split('.')[-1]
+            if kind == 'weight':
+                nn.init.ones_(param)
+            elif kind == 'bias':
+                nn.init.zeros_(param)
 
     @staticmethod
     def _last(

@@ -1,9 +1,10 @@
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
 
 from mmreid.evaluation.functional import compute_distance
+from mmreid.models.layers.mbn import modality_aware_modules, set_modality
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 
@@ -50,6 +51,15 @@ class ReIDModel(BaseModel):
             ``{abbr}_stage{b}_{name}``. Defaults to None (auxiliary outputs
             are discarded).
         init_cfg (dict, optional): Initialisation config.
+
+    **Modality labels.** If the model has modality-aware submodules (any
+    module with a ``set_modality`` method, e.g. ``MBN`` norm layers or a
+    two-stream backbone), every forward first sets on them the modality of
+    each sample, read from ``data_samples[i].metainfo['modality']`` (0
+    visible, 1 infrared), or from the ``modality`` argument of
+    :meth:`forward` (an int for the whole batch or one label per sample),
+    which takes precedence. ``'tensor'`` mode without either raises.
+    Models without such modules ignore modality entirely.
     """
 
     def __init__(self,
@@ -103,15 +113,86 @@ class ReIDModel(BaseModel):
     def forward(self,
                 inputs: torch.Tensor,
                 data_samples: Optional[List[ReIDDataSample]] = None,
-                mode: str = 'tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.extract_test_feature(inputs)
+                mode: str = 'tensor',
+                modality: Optional[Union[int, Sequence[int],
+                                         torch.Tensor]] = None):
+        """Run the model in ``mode`` (see the class docstring).
+
+        Args:
+            inputs (Tensor): Images, shape (N, 3, H, W).
+            data_samples (list[ReIDDataSample], optional): Required for
+                ``'loss'``; their ``metainfo['modality']`` routes
+                modality-aware modules.
+            mode (str): ``'loss'``, ``'predict'`` or ``'tensor'``.
+            modality (int | Sequence[int] | Tensor, optional): Modality
+                labels, overriding the data samples' (e.g. ``'tensor'``
+                mode without data samples). Ignored by models without
+                modality-aware modules.
+        """
+        self.route_modality(inputs, data_samples, modality)
+        # loss() and predict() route by themselves only when called
+        # directly, so that an explicit ``modality`` is not overridden.
+        self._modality_routed = True
+        try:
+            if mode == 'loss':
+                return self.loss(inputs, data_samples)
+            if mode == 'predict':
+                return self.predict(inputs, data_samples)
+            if mode == 'tensor':
+                return self.extract_test_feature(inputs)
+        finally:
+            self._modality_routed = False
         raise ValueError(f'invalid mode {mode!r}: expected "loss", '
                          '"predict" or "tensor"')
+
+    def route_modality(
+        self,
+        inputs: torch.Tensor,
+        data_samples: Optional[List[ReIDDataSample]] = None,
+        modality: Optional[Union[int, Sequence[int], torch.Tensor]] = None
+    ) -> None:
+        """Set the batch's modality labels on modality-aware modules.
+
+        A no-op for a model without such modules. Otherwise the labels are
+        ``modality`` if given, else each data sample's
+        ``metainfo['modality']``.
+
+        Raises:
+            KeyError: A data sample has no ``modality`` metainfo.
+            ValueError: No labels are available, or their number differs
+                from the batch size.
+        """
+        modules = modality_aware_modules(self)
+        if not modules:
+            return
+        batch_size = inputs.size(0)
+        if modality is None:
+            if data_samples is None:
+                raise ValueError(
+                    f'{type(self).__name__} has modality-aware modules '
+                    f'({type(modules[0]).__name__}, ...): pass modality='
+                    f'<int or one label per sample> to forward() in '
+                    f'"tensor" mode, or data samples with '
+                    f'metainfo["modality"]')
+            labels = []
+            for i, sample in enumerate(data_samples):
+                value = sample.metainfo.get('modality')
+                if value is None:
+                    raise KeyError(
+                        f'data sample {i} has no "modality" in its '
+                        f'metainfo, needed by the modality-aware '
+                        f'{type(modules[0]).__name__}; set it in the '
+                        f'dataset records (0 visible, 1 infrared) and keep '
+                        f'"modality" in PackReIDInputs meta_keys')
+                labels.append(int(value))
+            modality = labels
+        if not isinstance(modality, int):
+            modality = torch.as_tensor(modality).long().flatten()
+            if modality.numel() != batch_size:
+                raise ValueError(
+                    f'got {modality.numel()} modality labels for a batch '
+                    f'of {batch_size} images')
+        set_modality(self, modality)
 
     def extract_test_feature(self, inputs: torch.Tensor) -> torch.Tensor:
         """Test features (N, D), with flip augmentation if configured."""
@@ -128,6 +209,8 @@ class ReIDModel(BaseModel):
         The head's losses (see its ``loss``) plus, if ``aux_loss`` is set,
         one ``loss_{abbr}_stage{b}`` per stage with auxiliary outputs.
         """
+        if not getattr(self, '_modality_routed', False):
+            self.route_modality(inputs, data_samples)
         losses = self.head.loss(self.extract_feat(inputs), data_samples)
         pop_aux = getattr(self.backbone, 'pop_aux_outputs', None)
         aux_outputs = pop_aux() if pop_aux is not None else []
@@ -189,6 +272,9 @@ class ReIDModel(BaseModel):
         data_samples: Optional[List[ReIDDataSample]] = None
     ) -> List[ReIDDataSample]:
         """Write each sample's test feature into ``pred_feature``."""
+        if data_samples is not None \
+                and not getattr(self, '_modality_routed', False):
+            self.route_modality(inputs, data_samples)
         feats = self.extract_test_feature(inputs)
         if data_samples is None:
             data_samples = [ReIDDataSample() for _ in range(feats.size(0))]

@@ -1,0 +1,26 @@
+# AGW on RegDB, thermal -> visible (thermal query), one model per trial
+# (1..10); the training is that of the visible -> thermal config, only the
+# test direction changes. Change `trial` here, or pass
+#   --cfg-options train_dataloader.dataset.trial=T \
+#       val_dataloader.dataset.trial=T test_dataloader.dataset.trial=T
+_base_ = [
+    '../_base_/models/agw_r50.py',
+    '../_base_/datasets/regdb.py',
+    '../_base_/schedules/agw_sgd_81e.py',
+    '../_base_/default_runtime.py',
+]
+
+trial = 1
+direction = 't2v'
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ReIDResize', size=(288, 144)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PadRandomCrop', padding=10),
+    dict(type='PackReIDInputs'),
+]
+train_dataloader = dict(dataset=dict(trial=trial, pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(trial=trial, direction=direction))
+test_dataloader = val_dataloader
+model = dict(head=dict(num_classes=206))
+randomness = dict(seed=0)

@@ -1,0 +1,220 @@
+from typing import Dict, Iterator, List, Optional, Sized, Tuple
+
+import numpy as np
+from mmengine.dist import get_dist_info, sync_random_seed
+from mmengine.logging import print_log
+from torch.utils.data import Sampler
+
+from mmreid.registry import DATA_SAMPLERS
+
+VISIBLE, INFRARED = 0, 1
+
+
+@DATA_SAMPLERS.register_module()
+class CrossModalityIdentitySampler(Sampler):
+    """Visible-infrared PK sampler (the AGW ``IdentitySampler``), DDP-safe.
+
+    Every dataloader batch on every rank is ``P`` identities x ``K``
+    visible images followed by the **same** ``P`` identities x ``K``
+    infrared images, aligned position by position::
+
+        [v(id1) x K, ..., v(idP) x K, t(id1) x K, ..., t(idP) x K]
+
+    so each batch holds both modalities in equal counts (``P * K`` each),
+    as MBN needs on every GPU. The layout is a sampler detail: the modality
+    of each sample travels in its own metainfo, and nothing downstream may
+    rely on it.
+
+    **Draw** (Ye et al., AGW, ``utils.IdentitySampler``). For each step,
+    ``P * world_size`` distinct identities are drawn without replacement
+    among the identities that have images of both modalities; for each,
+    ``K`` visible and ``K`` infrared images are drawn *with* replacement.
+    Rank ``r`` takes the ``r``-th run of ``P`` identities, i.e. whole
+    identity groups of both modalities.
+
+    **Epoch size.** As in AGW, with ``N = max(#visible, #infrared)``
+    training images, an epoch has ``T = N // (P * K * world_size) + 1``
+    steps, the same on every rank and every epoch, so ``len(sampler) = T *
+    batch_size`` is exact (SYSU-MM01, P=8, K=4, one GPU: 22258 // 32 + 1 =
+    696 steps).
+
+    **Randomness.** A local ``numpy.random.Generator`` seeded with ``(seed,
+    epoch)`` builds the plan of all ranks; every rank builds the same plan.
+    :meth:`set_epoch` (called by ``DistSamplerSeedHook``) draws a new one.
+
+    Args:
+        dataset (Sized): Training set whose records have ``pid`` and
+            ``modality`` (0 visible, 1 infrared), read with
+            ``dataset.get_data_info(i)``.
+        batch_size (int): Images per batch per GPU, both modalities: ``2 *
+            P * K``. Must equal the dataloader's ``batch_size`` (checked by
+            :meth:`check_batch_size`).
+        num_instances (int): K, images per identity **per modality** in a
+            batch. Defaults to 4.
+        seed (int, optional): Seed shared by all ranks. Defaults to None: a
+            random seed drawn on rank 0 and broadcast.
+
+    Examples:
+        >>> # AGW: 8 ids x 4 images per modality -> 64 images per batch.
+        >>> train_dataloader = dict(
+        ...     batch_size=64,
+        ...     sampler=dict(type='CrossModalityIdentitySampler',
+        ...                  batch_size=64, num_instances=4),
+        ...     dataset=...)
+    """
+
+    def __init__(self,
+                 dataset: Sized,
+                 batch_size: int,
+                 num_instances: int = 4,
+                 seed: Optional[int] = None) -> None:
+        name = type(self).__name__
+        for key, value in (('batch_size', batch_size), ('num_instances',
+                                                        num_instances)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name}: {key} must be a positive int, '
+                                 f'got {value!r}')
+        if batch_size % (2 * num_instances) != 0:
+            raise ValueError(
+                f'{name}: batch_size ({batch_size}) must be a multiple of '
+                f'2 * num_instances ({2 * num_instances}): a batch is P '
+                f'identities x K={num_instances} visible + the same P x K '
+                f'infrared images')
+        rank, world_size = get_dist_info()
+        self.rank = rank
+        self.world_size = world_size
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.num_instances = num_instances
+        self.num_pids_per_batch = batch_size // (2 * num_instances)
+        if seed is None:
+            seed = sync_random_seed()
+        self.seed = seed
+        self.epoch = 0
+
+        per_identity, counts = self.load_modalities(dataset)
+        both = [
+            pid for pid, mods in per_identity.items()
+            if len(mods[VISIBLE]) and len(mods[INFRARED])
+        ]
+        self.skipped_identities = len(per_identity) - len(both)
+        if self.skipped_identities:
+            print_log(
+                f'{name}: {self.skipped_identities} identities lack one '
+                f'modality and are never sampled', 'current')
+        #: Identities with both modalities, in order of first appearance.
+        self.identities = both
+        self.visible_indices = [
+            np.asarray(per_identity[p][VISIBLE], dtype=np.int64) for p in both
+        ]
+        self.infrared_indices = [
+            np.asarray(per_identity[p][INFRARED], dtype=np.int64) for p in both
+        ]
+        self.pids_per_step = self.num_pids_per_batch * world_size
+        if len(both) < self.pids_per_step:
+            raise ValueError(
+                f'{name}: a step needs {self.pids_per_step} distinct '
+                f'identities with both modalities (P='
+                f'{self.num_pids_per_batch} per batch = batch_size '
+                f'{batch_size} / (2 x num_instances {num_instances}), x '
+                f'world_size {world_size}), but the dataset has only '
+                f'{len(both)}; lower batch_size or use fewer GPUs')
+        #: max(#visible, #infrared) images, the AGW epoch-size base.
+        self.num_images = max(counts)
+        #: Steps (iterations) per epoch, identical on every rank.
+        self.num_steps = self.num_images // (self.pids_per_step *
+                                             num_instances) + 1
+        self.num_samples = self.num_steps * batch_size
+
+    @staticmethod
+    def load_modalities(
+            dataset: Sized) -> Tuple[Dict[int, List[List[int]]], List[int]]:
+        """Indices of each identity per modality, and per-modality counts.
+
+        Returns:
+            tuple: ``{pid: [visible indices, infrared indices]}`` (pids in
+            order of first appearance) and ``[#visible, #infrared]``.
+        """
+        if not hasattr(dataset, 'get_data_info'):
+            raise TypeError(
+                f'CrossModalityIdentitySampler needs a dataset with '
+                f'get_data_info(i), got {type(dataset).__name__}')
+        per_identity: Dict[int, List[List[int]]] = {}
+        counts = [0, 0]
+        for idx in range(len(dataset)):
+            info = dataset.get_data_info(idx)
+            for key in ('pid', 'modality'):
+                if info.get(key) is None:
+                    raise KeyError(
+                        f'CrossModalityIdentitySampler: record {idx} of '
+                        f'{type(dataset).__name__} has no {key!r} '
+                        f'(keys: {sorted(info)})')
+            modality = int(info['modality'])
+            if modality not in (VISIBLE, INFRARED):
+                raise ValueError(
+                    f'CrossModalityIdentitySampler: record {idx} has '
+                    f'modality {modality!r}, expected 0 (visible) or 1 '
+                    f'(infrared)')
+            pid = info['pid']
+            pid = pid.item() if isinstance(pid, np.generic) else pid
+            per_identity.setdefault(pid, [[], []])[modality].append(idx)
+            counts[modality] += 1
+        return per_identity, counts
+
+    def _plan(self) -> np.ndarray:
+        """Indices of all ranks for the current epoch.
+
+        Returns:
+            np.ndarray: Shape (T, world_size, 2, P, K): step, rank,
+            modality (visible, infrared), identity and image.
+        """
+        rng = np.random.default_rng([self.seed % (1 << 64), self.epoch])
+        k, p = self.num_instances, self.num_pids_per_batch
+        table = np.empty((self.num_steps, self.pids_per_step, 2, k),
+                         dtype=np.int64)
+        for step in range(self.num_steps):
+            chosen = rng.choice(
+                len(self.identities), self.pids_per_step, replace=False)
+            for slot, identity in enumerate(chosen):
+                table[step, slot, 0] = rng.choice(
+                    self.visible_indices[identity], k, replace=True)
+                table[step, slot, 1] = rng.choice(
+                    self.infrared_indices[identity], k, replace=True)
+        table = table.reshape(self.num_steps, self.world_size, p, 2, k)
+        return table.transpose(0, 1, 3, 2, 4)
+
+    def __iter__(self) -> Iterator[int]:
+        """Indices of this rank: T batches of [P x K visible; P x K IR]."""
+        return iter(self._plan()[:, self.rank].reshape(-1).tolist())
+
+    def __len__(self) -> int:
+        """The number of indices this rank yields per epoch."""
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch; the plan is a function of ``(seed, epoch)``.
+
+        Args:
+            epoch (int): Epoch number.
+        """
+        self.epoch = epoch
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Raise if the dataloader's batch size differs from the sampler's.
+
+        A mismatch would mix the visible and infrared blocks of different
+        steps in one batch.
+        """
+        if batch_size != self.batch_size:
+            raise ValueError(
+                f'the dataloader batch_size ({batch_size}) differs from '
+                f'CrossModalityIdentitySampler batch_size '
+                f'({self.batch_size}); set sampler=dict(type='
+                f'"CrossModalityIdentitySampler", batch_size={batch_size}, '
+                f'...) or change the dataloader')
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(batch_size={self.batch_size}, '
+                f'num_instances={self.num_instances}, seed={self.seed}, '
+                f'identities={len(self.identities)}, '
+                f'steps={self.num_steps}, world_size={self.world_size})')

@@ -1,0 +1,456 @@
+"""Modality Batch Normalization (Li et al., ICAICA 2021, arXiv:2103.04778).
+
+MBN normalises each modality sub-mini-batch with its own statistics instead
+of the whole mini-batch, so that after the (shared) affine transform both
+modalities have the same per-channel moments in every batch.
+"""
+import contextlib
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.distributed as torch_dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmreid.registry import MODELS
+
+ModalityLabels = Union[int, Sequence[int], torch.Tensor]
+EVAL_STATS = ('modality', 'batch', 'shared')
+_BN_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
+
+
+def modality_groups(
+        labels: torch.Tensor, num_modalities: int
+) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
+    """Indices of each modality and the permutation that restores order.
+
+    Args:
+        labels (Tensor): Modality of each sample, shape (N,), int64.
+        num_modalities (int): Number of modalities M.
+
+    Returns:
+        tuple: ``indices`` (M index tensors; empty for an absent modality)
+        and ``inverse`` (N,) such that ``torch.cat([y[idx] for idx in
+        indices])[inverse] == y``; ``inverse`` is None when the samples
+        are already sorted by modality (the [VIS block; IR block] layout),
+        where a plain split suffices.
+    """
+    indices = [
+        torch.nonzero(labels == k, as_tuple=False).flatten()
+        for k in range(num_modalities)
+    ]
+    if labels.numel() < 2 or bool((labels[1:] >= labels[:-1]).all()):
+        return indices, None
+    order = torch.cat(indices)
+    return indices, torch.argsort(order)
+
+
+def check_modality_labels(labels: Optional[ModalityLabels], batch_size: int,
+                          num_modalities: int, device: torch.device,
+                          owner: str) -> torch.Tensor:
+    """Validate modality labels and return them as (N,) int64 on device."""
+    if labels is None:
+        raise RuntimeError(
+            f'{owner}: no modality labels were set. Call set_modality('
+            f'model, labels) (ReIDModel does it from each data sample\'s '
+            f'metainfo["modality"]) before the forward pass')
+    if isinstance(labels, int):
+        labels = torch.full((batch_size, ), labels, dtype=torch.long)
+    labels = torch.as_tensor(labels, device=device).long().flatten()
+    if labels.numel() != batch_size:
+        raise ValueError(
+            f'{owner}: got {labels.numel()} modality labels for a batch of '
+            f'{batch_size} samples; set_modality must be called with one '
+            f'label per sample of the batch')
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_modalities):
+        raise ValueError(
+            f'{owner}: modality labels must be in [0, {num_modalities}), '
+            f'got {sorted(set(labels.tolist()))}')
+    return labels
+
+
+def resolve_norm_cfg(cfg: dict) -> dict:
+    """Replace an unscoped mmreid norm type (``'MBN'``) by its class.
+
+    mmcv's ``build_norm_layer`` looks types up in the current default
+    scope, so ``dict(type='MBN')`` fails outside the mmreid scope (e.g. a
+    model built directly in a script). Types that mmreid's registry does not
+    hold itself (``'BN'``, ``'GN'``, scoped names) are left as they are.
+    """
+    norm_type = cfg.get('type') if isinstance(cfg, dict) else None
+    if not isinstance(norm_type, str) or '.' in norm_type:
+        return cfg
+    cls = MODELS._module_dict.get(norm_type)
+    return dict(cfg, type=cls) if cls is not None else cfg
+
+
+def _as_labels(labels: ModalityLabels) -> Union[int, torch.Tensor]:
+    if isinstance(labels, int):
+        return labels
+    if isinstance(labels, torch.Tensor):
+        return labels.detach().long().flatten()
+    return torch.as_tensor(list(labels), dtype=torch.long)
+
+
+@MODELS.register_module('MBN')
+class MBN(nn.Module):
+    """Modality Batch Normalization: one BatchNorm per modality.
+
+    In training, the samples of modality ``k`` are normalised with the
+    mean and biased variance of modality ``k`` in the batch (over samples
+    and, for ``dims=2``, H and W), then a per-channel affine transform,
+    shared by all modalities by default, is applied; outputs return to the
+    input order. Each modality keeps its own running statistics, updated
+    only from its own sub-batch (unbiased variance, as in PyTorch).
+
+    The layer is a *container* of plain ``nn.BatchNorm{1,2}d`` modules, one
+    per modality (``bns``), not a ``_BatchNorm`` subclass, so that
+    ``convert_sync_batchnorm`` converts the inner BNs and keeps the split
+    (a subclass would be replaced by one joint SyncBN), and ``norm_eval`` /
+    ``frozen_stages`` / ``layer='_BatchNorm'`` initialisers reach the inner
+    BNs.
+
+    **Modality labels.** Norm layers only receive ``x``, so the labels are
+    set beforehand with :meth:`set_modality` (or for a whole model with
+    :func:`set_modality`, which :class:`ReIDModel` calls from each data
+    sample's ``metainfo['modality']``). They are kept until the next call,
+    so gradient-checkpointing recomputation sees them too. Missing labels,
+    or a number of labels different from the batch size, raise.
+
+    **Test time** (``eval_stats``): ``'modality'`` (default) normalises each
+    sample with its own modality's running statistics, so the output of a
+    sample does not depend on the rest of the batch; ``'batch'`` uses the
+    test batch's per-modality statistics (transductive, depends on batch
+    composition); ``'shared'`` uses the average of the modalities' running
+    statistics (ablation).
+
+    **Checkpoints.** Shared affine keys are ``weight``, ``bias``,
+    ``bns.<k>.running_mean``, ``bns.<k>.running_var`` and
+    ``bns.<k>.num_batches_tracked``; per-modality affine adds
+    ``bns.<k>.weight`` / ``bns.<k>.bias``. A plain-BN state dict (e.g. an
+    ImageNet ResNet) is mapped on load: its statistics (and, per-modality,
+    its affine) are copied to every modality. :meth:`to_plain_bn` exports
+    one modality (or the mean) as a plain BN.
+
+    Registered as ``'MBN'`` with abbreviation ``bn``, so
+    ``norm_cfg=dict(type='MBN')`` in mmcv/mmpretrain builders keeps the
+    ``bn1``/``bn2``/``downsample.1`` names of ImageNet checkpoints (use
+    ``'mmreid.MBN'`` from another default scope).
+
+    Args:
+        num_features (int): Channels C.
+        eps (float): Added to the variance. Defaults to 1e-5.
+        momentum (float, optional): Running-stat momentum; None for a
+            cumulative average (per modality). Defaults to 0.1.
+        affine (bool): Learn a per-channel affine transform. Defaults to
+            True.
+        num_modalities (int): M. Defaults to 2 (0 visible, 1 infrared).
+        share_affine (bool): One affine for all modalities (default, the
+            MBN design); False gives per-modality affines (DSBN-style,
+            ablation; an absent modality's affine then gets no gradient,
+            so DDP needs ``find_unused_parameters``).
+        dims (int): 2 for (N, C, H, W) inputs (default), 1 for (N, C) or
+            (N, C, L).
+        eval_stats (str): ``'modality'``, ``'batch'`` or ``'shared'``.
+        min_per_modality (int): In training, every modality present in
+            the batch needs at least this many samples (a single sample
+            would be instance-normalised, silently). Defaults to 2.
+    """
+
+    _abbr_ = 'bn'
+
+    def __init__(self,
+                 num_features: int,
+                 eps: float = 1e-5,
+                 momentum: Optional[float] = 0.1,
+                 affine: bool = True,
+                 num_modalities: int = 2,
+                 share_affine: bool = True,
+                 dims: int = 2,
+                 eval_stats: str = 'modality',
+                 min_per_modality: int = 2) -> None:
+        super().__init__()
+        if dims not in (1, 2):
+            raise ValueError(f'MBN dims must be 1 or 2, got {dims!r}')
+        if eval_stats not in EVAL_STATS:
+            raise ValueError(f'MBN eval_stats must be one of {EVAL_STATS}, '
+                             f'got {eval_stats!r}')
+        if not isinstance(num_modalities, int) or num_modalities < 1:
+            raise ValueError(f'MBN num_modalities must be a positive int, '
+                             f'got {num_modalities!r}')
+        if min_per_modality < 1:
+            raise ValueError(f'MBN min_per_modality must be >= 1, got '
+                             f'{min_per_modality}')
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.num_modalities = num_modalities
+        self.share_affine = share_affine
+        self.dims = dims
+        self.eval_stats = eval_stats
+        self.min_per_modality = min_per_modality
+        bn_type = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+        child_affine = affine and not share_affine
+        self.bns = nn.ModuleList([
+            bn_type(
+                num_features,
+                eps=eps,
+                momentum=momentum,
+                affine=child_affine,
+                track_running_stats=True) for _ in range(num_modalities)
+        ])
+        if affine and share_affine:
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
+        else:
+            self.register_parameter('weight', None)
+            self.register_parameter('bias', None)
+        self._modality: Optional[Union[int, torch.Tensor]] = None
+        self._register_load_state_dict_pre_hook(
+            self._load_plain_bn_hook, with_module=False)
+
+    # ------------------------------------------------------------------
+    # Modality labels
+    # ------------------------------------------------------------------
+    def set_modality(self, labels: Optional[ModalityLabels]) -> None:
+        """Set the modality of each sample of the next batch(es).
+
+        Args:
+            labels (int | Sequence[int] | Tensor | None): Shape (N,) with
+                values in ``[0, num_modalities)``, or one int for a batch
+                of a single modality. None clears them.
+        """
+        self._modality = None if labels is None else _as_labels(labels)
+
+    @property
+    def modality(self) -> Optional[Union[int, torch.Tensor]]:
+        """The labels set by :meth:`set_modality`."""
+        return self._modality
+
+    # ------------------------------------------------------------------
+    # Forward
+    # ------------------------------------------------------------------
+    def _check_input(self, x: torch.Tensor) -> None:
+        expected = (4, ) if self.dims == 2 else (2, 3)
+        if x.dim() not in expected:
+            raise ValueError(f'MBN(dims={self.dims}) expects a '
+                             f'{" or ".join(map(str, expected))}-D input, '
+                             f'got shape {tuple(x.shape)}')
+
+    def _affine(self, y: torch.Tensor) -> torch.Tensor:
+        if self.weight is None:
+            return y
+        shape = (1, -1) + (1, ) * (y.dim() - 2)
+        return y * self.weight.view(shape) + self.bias.view(shape)
+
+    def _sync_children(self) -> bool:
+        """Whether the inner BNs synchronise across ranks (SyncBN)."""
+        return (self.training and isinstance(self.bns[0], nn.SyncBatchNorm)
+                and torch_dist.is_available() and torch_dist.is_initialized()
+                and torch_dist.get_world_size() > 1)
+
+    def _normalize(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        """Normalise samples of modality ``k`` (affine-free if shared)."""
+        bn = self.bns[k]
+        if self.training or self.eval_stats == 'modality':
+            # The child follows train/eval mode: batch statistics and a
+            # running-stat update in training, running statistics in eval.
+            return bn(x)
+        if self.eval_stats == 'batch':
+            return F.batch_norm(x, None, None, bn.weight, bn.bias, True, 0.0,
+                                self.eps)
+        mean = torch.stack([b.running_mean for b in self.bns]).mean(0)
+        var = torch.stack([b.running_var for b in self.bns]).mean(0)
+        return F.batch_norm(x, mean, var, bn.weight, bn.bias, False, 0.0,
+                            self.eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise per modality.
+
+        Args:
+            x (Tensor): (N, C, H, W) for ``dims=2``, (N, C) or (N, C, L)
+                for ``dims=1``.
+
+        Returns:
+            Tensor: Same shape as ``x``, samples in the input order.
+        """
+        self._check_input(x)
+        labels = check_modality_labels(self._modality, x.size(0),
+                                       self.num_modalities, x.device,
+                                       type(self).__name__)
+        indices, inverse = modality_groups(labels, self.num_modalities)
+        if self.training:
+            for k, idx in enumerate(indices):
+                if 0 < idx.numel() < self.min_per_modality:
+                    raise ValueError(
+                        f'MBN: modality {k} has {idx.numel()} sample(s) in '
+                        f'this training batch, fewer than min_per_modality='
+                        f'{self.min_per_modality}; its batch statistics '
+                        f'would be meaningless. Use a sampler that puts '
+                        f'>= {self.min_per_modality} samples of every '
+                        f'present modality in each batch per GPU (e.g. '
+                        f'CrossModalityIdentitySampler) and drop_last')
+        sync = self._sync_children()
+        if inverse is None:
+            counts = [idx.numel() for idx in indices]
+            parts = torch.split(x, counts)
+        else:
+            parts = [x.index_select(0, idx) for idx in indices]
+        outs = []
+        for k, part in enumerate(parts):
+            if part.size(0) == 0 and not sync:
+                # An absent modality: no normalisation, no stat update.
+                # (SyncBN children must still join the collective.)
+                continue
+            outs.append(self._normalize(k, part))
+        dtype = max((o.dtype for o in outs),
+                    key=lambda t: torch.finfo(t).bits) if outs else x.dtype
+        out = torch.cat([o.to(dtype) for o in outs])
+        if inverse is not None:
+            out = out.index_select(0, inverse)
+        return self._affine(out)
+
+    # ------------------------------------------------------------------
+    # Checkpoints
+    # ------------------------------------------------------------------
+    def _load_plain_bn_hook(self, state_dict: dict, prefix: str, *args,
+                            **kwargs) -> None:
+        """Map a plain-BN state dict to every modality (in place)."""
+        if f'{prefix}bns.0.running_mean' in state_dict \
+                or f'{prefix}running_mean' not in state_dict:
+            return
+        per_modality = list(_BN_BUFFERS)
+        if self.affine and not self.share_affine:
+            per_modality += ['weight', 'bias']
+        for name in per_modality:
+            key = f'{prefix}{name}'
+            if key not in state_dict:
+                continue
+            value = state_dict.pop(key)
+            for k in range(self.num_modalities):
+                state_dict[f'{prefix}bns.{k}.{name}'] = value.clone()
+        if not self.affine:
+            for name in ('weight', 'bias'):
+                state_dict.pop(f'{prefix}{name}', None)
+
+    def to_plain_bn(self, modality: Union[int, str] = 'mean') -> nn.Module:
+        """Export one modality (or the average) as a plain BatchNorm.
+
+        Args:
+            modality (int | str): Modality index, or ``'mean'`` for the
+                average of the modalities' statistics (and affines).
+
+        Returns:
+            nn.BatchNorm1d | nn.BatchNorm2d: In eval mode equal to this
+            layer in eval mode on samples of that modality.
+        """
+        if modality == 'mean':
+            sources = list(self.bns)
+        elif isinstance(modality, int) and 0 <= modality < len(self.bns):
+            sources = [self.bns[modality]]
+        else:
+            raise ValueError(f'modality must be in [0, {len(self.bns)}) '
+                             f'or "mean", got {modality!r}')
+        bn_type = nn.BatchNorm2d if self.dims == 2 else nn.BatchNorm1d
+        bn = bn_type(
+            self.num_features,
+            eps=self.eps,
+            momentum=self.momentum,
+            affine=self.affine)
+        ref = self.bns[0].running_mean
+        bn.to(device=ref.device)
+
+        def mean_of(name: str) -> torch.Tensor:
+            return torch.stack([getattr(s, name).detach()
+                                for s in sources]).mean(0)
+
+        with torch.no_grad():
+            bn.running_mean.copy_(mean_of('running_mean'))
+            bn.running_var.copy_(mean_of('running_var'))
+            bn.num_batches_tracked.copy_(
+                max(int(s.num_batches_tracked) for s in sources))
+            if self.affine:
+                if self.share_affine:
+                    bn.weight.copy_(self.weight)
+                    bn.bias.copy_(self.bias)
+                else:
+                    bn.weight.copy_(mean_of('weight'))
+                    bn.bias.copy_(mean_of('bias'))
+        bn.train(self.training)
+        return bn
+
+    def extra_repr(self) -> str:
+        return (f'{self.num_features}, eps={self.eps}, '
+                f'momentum={self.momentum}, affine={self.affine}, '
+                f'num_modalities={self.num_modalities}, '
+                f'share_affine={self.share_affine}, dims={self.dims}, '
+                f'eval_stats={self.eval_stats!r}')
+
+
+# ----------------------------------------------------------------------
+# Whole-model helpers
+# ----------------------------------------------------------------------
+def modality_aware_modules(model: nn.Module) -> List[nn.Module]:
+    """Submodules (``model`` included) that take modality labels.
+
+    A module is modality-aware if it has a callable ``set_modality``
+    method, e.g. :class:`MBN` or a two-stream backbone.
+    """
+    return [
+        m for m in model.modules()
+        if callable(getattr(m, 'set_modality', None))
+    ]
+
+
+def set_modality(model: nn.Module, labels: Optional[ModalityLabels]) -> int:
+    """Set modality labels on every modality-aware submodule of ``model``.
+
+    Args:
+        model (nn.Module): Any module.
+        labels (int | Sequence[int] | Tensor | None): See
+            :meth:`MBN.set_modality`.
+
+    Returns:
+        int: The number of modules that received the labels.
+    """
+    modules = modality_aware_modules(model)
+    value = None if labels is None else _as_labels(labels)
+    for m in modules:
+        m.set_modality(value)
+    return len(modules)
+
+
+@contextlib.contextmanager
+def modality_context(model: nn.Module,
+                     labels: ModalityLabels) -> Iterator[nn.Module]:
+    """Run a block with ``labels`` set on ``model``; clear them after.
+
+    Example:
+        >>> with modality_context(backbone, [0, 0, 1, 1]):
+        ...     feats = backbone(images)
+    """
+    set_modality(model, labels)
+    try:
+        yield model
+    finally:
+        set_modality(model, None)
+
+
+def convert_mbn_to_bn(model: nn.Module,
+                      modality: Union[int, str] = 'mean') -> nn.Module:
+    """Replace every :class:`MBN` of ``model`` by a plain BN (deployment).
+
+    Args:
+        model (nn.Module): Modified in place (and returned); an MBN
+            ``model`` itself is returned converted.
+        modality (int | str): See :meth:`MBN.to_plain_bn`.
+
+    Returns:
+        nn.Module: The converted model.
+    """
+    if isinstance(model, MBN):
+        return model.to_plain_bn(modality)
+    for name, child in model.named_children():
+        model.add_module(name, convert_mbn_to_bn(child, modality))
+    return model

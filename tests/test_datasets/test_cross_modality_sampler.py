@@ -1,0 +1,169 @@
+"""CrossModalityIdentitySampler: spec mbn_vireid.md section 4, item 11."""
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from mmreid.datasets.samplers import (CrossModalityIdentitySampler,
+                                      cross_modality_sampler)
+from mmreid.registry import DATA_SAMPLERS
+
+
+class FakeVIDataset:
+    """Records with pid and modality; some ids lack one modality."""
+
+    def __init__(self, counts):
+        # counts: {pid: (num_visible, num_infrared)}
+        self.records = []
+        for pid, (nv, ni) in counts.items():
+            self.records += [dict(pid=pid, modality=0)] * nv
+            self.records += [dict(pid=pid, modality=1)] * ni
+        # Interleave, so nothing depends on the dataset order.
+        self.records = self.records[::2] + self.records[1::2]
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, idx):
+        return idx
+
+    def get_data_info(self, idx):
+        return dict(self.records[idx])
+
+
+COUNTS = {pid: (3 + pid % 5, 1 + pid % 3) for pid in range(12)}
+COUNTS[12] = (5, 0)  # visible only: never sampled
+
+
+def build(monkeypatch, rank=0, world_size=1, counts=COUNTS, **kwargs):
+    monkeypatch.setattr(cross_modality_sampler, 'get_dist_info', lambda:
+                        (rank, world_size))
+    kwargs.setdefault('batch_size', 16)
+    kwargs.setdefault('num_instances', 2)
+    kwargs.setdefault('seed', 3)
+    return CrossModalityIdentitySampler(FakeVIDataset(counts), **kwargs)
+
+
+def batches_of(sampler):
+    indices = list(sampler)
+    assert len(indices) == len(sampler)
+    bs = sampler.batch_size
+    return [indices[i:i + bs] for i in range(0, len(indices), bs)]
+
+
+def check_batch(batch, dataset, p, k):
+    records = [dataset.get_data_info(i) for i in batch]
+    vis, ir = records[:p * k], records[p * k:]
+    assert [r['modality'] for r in vis] == [0] * (p * k)
+    assert [r['modality'] for r in ir] == [1] * (p * k)
+    # Aligned: item i of the IR block has the pid of item i of the VIS one.
+    assert [r['pid'] for r in vis] == [r['pid'] for r in ir]
+    pids = [r['pid'] for r in vis]
+    groups = [pids[i:i + k] for i in range(0, p * k, k)]
+    assert all(len(set(g)) == 1 for g in groups)
+    assert len({g[0] for g in groups}) == p
+    return {g[0] for g in groups}
+
+
+def test_batches_are_p_ids_x_k_per_modality_aligned(monkeypatch):
+    sampler = build(monkeypatch)
+    p, k = 4, 2
+    assert sampler.num_pids_per_batch == p
+    assert 12 not in sampler.identities
+    assert sampler.skipped_identities == 1
+    seen = set()
+    for batch in batches_of(sampler):
+        seen |= check_batch(batch, sampler.dataset, p, k)
+    assert 12 not in seen
+
+
+def test_epoch_size_rule(monkeypatch):
+    sampler = build(monkeypatch)
+    dataset = sampler.dataset
+    num_vis = sum(r['modality'] == 0 for r in dataset.records)
+    num_ir = len(dataset) - num_vis
+    # floor(max(#VIS, #IR) / (P * K)) + 1 steps.
+    steps = max(num_vis, num_ir) // (4 * 2) + 1
+    assert sampler.num_steps == steps
+    assert len(sampler) == steps * 16
+    assert len(batches_of(sampler)) == steps
+
+
+def test_set_epoch_is_deterministic(monkeypatch):
+    a = build(monkeypatch, seed=7)
+    b = build(monkeypatch, seed=7)
+    assert list(a) == list(b)
+    first = list(a)
+    a.set_epoch(1)
+    b.set_epoch(1)
+    assert list(a) == list(b) != first
+    a.set_epoch(0)
+    assert list(a) == first
+    assert list(build(monkeypatch, seed=8)) != first
+
+
+def test_global_rng_untouched(monkeypatch):
+    import numpy as np
+    state = np.random.get_state()[1].copy()
+    torch_state = torch.get_rng_state()
+    list(build(monkeypatch))
+    assert (np.random.get_state()[1] == state).all()
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+@pytest.mark.parametrize('world_size', [2, 3])
+def test_distributed_ranks(monkeypatch, world_size):
+    samplers = [
+        build(
+            monkeypatch,
+            rank=r,
+            world_size=world_size,
+            batch_size=8,
+            num_instances=2) for r in range(world_size)
+    ]
+    per_rank = [batches_of(s) for s in samplers]
+    assert len({len(b) for b in per_rank}) == 1
+    dataset = samplers[0].dataset
+    for step in range(len(per_rank[0])):
+        step_pids = []
+        for batches in per_rank:
+            # Every rank: both modalities in equal counts, whole groups.
+            step_pids += sorted(check_batch(batches[step], dataset, 2, 2))
+        assert len(set(step_pids)) == 2 * world_size
+    # The global epoch size follows P * world_size.
+    s = samplers[0]
+    assert s.num_steps == s.num_images // (2 * world_size * 2) + 1
+
+
+def test_errors_and_check_batch_size(monkeypatch):
+    with pytest.raises(ValueError, match='multiple of 2 \\* num_instances'):
+        build(monkeypatch, batch_size=12, num_instances=4)
+    with pytest.raises(ValueError, match='distinct identities'):
+        build(monkeypatch, world_size=4, batch_size=16, num_instances=2)
+    sampler = build(monkeypatch)
+    sampler.check_batch_size(16)
+    with pytest.raises(ValueError, match='differs'):
+        sampler.check_batch_size(8)
+    bad = FakeVIDataset({0: (2, 2)})
+    bad.records[0] = dict(pid=0)
+    monkeypatch.setattr(cross_modality_sampler, 'get_dist_info', lambda:
+                        (0, 1))
+    with pytest.raises(KeyError, match="no 'modality'"):
+        CrossModalityIdentitySampler(bad, batch_size=4, num_instances=2)
+
+
+def test_registry_and_dataloader(monkeypatch):
+    monkeypatch.setattr(cross_modality_sampler, 'get_dist_info', lambda:
+                        (0, 1))
+    dataset = FakeVIDataset(COUNTS)
+    sampler = DATA_SAMPLERS.build(
+        dict(
+            type='CrossModalityIdentitySampler',
+            dataset=dataset,
+            batch_size=8,
+            num_instances=2,
+            seed=0))
+    loader = DataLoader(dataset, batch_size=8, sampler=sampler, drop_last=True)
+    batches = [b.tolist() for b in loader]
+    assert len(batches) == sampler.num_steps
+    for batch in batches:
+        check_batch(batch, dataset, 2, 2)

@@ -1,0 +1,242 @@
+"""AGW two-stream backbone, non-local block and WRT loss."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from mmreid.models import ReIDModel
+from mmreid.models.backbones import AGWResNet
+from mmreid.models.layers import MBN, AGWNonLocal, set_modality
+from mmreid.models.losses import WRTLoss
+from mmreid.structures import ReIDDataSample
+
+
+def tiny_agw(**kwargs):
+    kwargs.setdefault('non_local_stages', (0, 2, 2, 0))
+    torch.manual_seed(0)
+    net = AGWResNet(
+        depth=18, base_channels=8, stem_channels=8, init_cfg=None, **kwargs)
+    with torch.no_grad():
+        # Distinct stems, so routing is observable.
+        net.stems[1].conv1.weight.mul_(-2.0)
+        # Non-identity non-local blocks, so they are exercised.
+        for block in net.non_locals.values():
+            for param in block.W[1].parameters():
+                param.uniform_(0.5, 1.0)
+    return net
+
+
+def test_non_local_positions_follow_the_reference():
+    net = AGWResNet(depth=50, init_cfg=None)
+    # non_layers=[0, 2, 3, 0]: after blocks 2, 3 of layer2, 3-5 of layer3.
+    assert sorted(net.non_locals) == ['1_2', '1_3', '2_3', '2_4', '2_5']
+    assert net.non_locals['1_2'].inter_channels == 1
+    assert net.layer4[0].conv2.stride == (1, 1)  # last stride 1
+    assert not hasattr(net, 'conv1')
+    with pytest.raises(ValueError, match='has 2 blocks'):
+        AGWResNet(depth=18, init_cfg=None)
+
+
+def test_mixed_order_routes_each_sample_to_its_stem():
+    net = tiny_agw().eval()
+    x = torch.randn(6, 3, 32, 16)
+    labels = [1, 0, 0, 1, 1, 0]
+    set_modality(net, labels)
+    out = net(x)[0]
+    for i, m in enumerate(labels):
+        set_modality(net, m)
+        alone = net(x[i:i + 1])[0]
+        torch.testing.assert_close(out[i:i + 1], alone, atol=1e-5, rtol=1e-5)
+        set_modality(net, 1 - m)
+        assert not torch.allclose(out[i:i + 1], net(x[i:i + 1])[0])
+    # The stem output is exactly the stem of the sample's modality.
+    set_modality(net, labels)
+    stem = net.forward_stems(x)
+    for i, m in enumerate(labels):
+        torch.testing.assert_close(stem[i:i + 1], net.stems[m](x[i:i + 1]))
+
+
+def test_training_order_invariance_with_mbn_trunk():
+    net = tiny_agw(norm_cfg=dict(type='MBN')).train()
+    x = torch.randn(8, 3, 32, 16)
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    perm = torch.randperm(8)
+    set_modality(net, labels)
+    out = net(x)[0]
+    set_modality(net, labels[perm])
+    torch.testing.assert_close(net(x[perm])[0], out[perm])
+    assert isinstance(net.layer2[0].bn1, MBN)
+    assert isinstance(net.non_locals['1_0'].W[1], MBN)
+    assert type(net.stems[0].bn1) is nn.BatchNorm2d
+
+
+def test_missing_labels_raise():
+    net = tiny_agw()
+    with pytest.raises(RuntimeError, match='no modality labels'):
+        net(torch.randn(2, 3, 32, 16))
+
+
+def naive_non_local(block, x):
+    n, c, h, w = x.shape
+    out = torch.empty_like(x)
+    for b in range(n):
+        g = block.g(x[b:b + 1]).reshape(-1, h * w)
+        theta = block.theta(x[b:b + 1]).reshape(-1, h * w)
+        phi = block.phi(x[b:b + 1]).reshape(-1, h * w)
+        y = torch.zeros(block.inter_channels, h * w)
+        for i in range(h * w):
+            for j in range(h * w):
+                f = (theta[:, i] * phi[:, j]).sum() / (h * w)
+                y[:, i] += f * g[:, j]
+        out[b] = x[b] + block.W(y.reshape(1, -1, h, w))[0]
+    return out
+
+
+@pytest.mark.parametrize('reduc_ratio', [None, 2])
+def test_non_local_matches_naive_reference(reduc_ratio):
+    torch.manual_seed(0)
+    block = AGWNonLocal(4, reduc_ratio=reduc_ratio)
+    x = torch.randn(2, 4, 3, 2)
+    block.eval()
+    # Identity at initialisation (zero-initialised W norm).
+    torch.testing.assert_close(block(x), x)
+    with torch.no_grad():
+        block.W[1].weight.uniform_(0.5, 1.5)
+        block.W[1].bias.uniform_(-1, 1)
+    assert block.inter_channels == (1 if reduc_ratio is None else 2)
+    torch.testing.assert_close(
+        block(x), naive_non_local(block, x), atol=1e-5, rtol=1e-5)
+
+
+def _resnet18_state_dict():
+    torchvision = pytest.importorskip('torchvision')
+    net = torchvision.models.resnet18(weights=None)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+    return net.state_dict()
+
+
+def test_imagenet_resnet_loads_into_both_stems(tmp_path):
+    state = _resnet18_state_dict()
+    path = str(tmp_path / 'r18.pth')
+    torch.save(state, path)
+    net = AGWResNet(
+        depth=18,
+        non_local_stages=(0, 1, 1, 0),
+        norm_cfg=dict(type='MBN'),
+        init_cfg=dict(type='Pretrained', checkpoint=path))
+    net.init_weights()
+    for k in (0, 1):
+        torch.testing.assert_close(net.stems[k].conv1.weight,
+                                   state['conv1.weight'])
+        torch.testing.assert_close(net.stems[k].bn1.running_mean,
+                                   state['bn1.running_mean'])
+        torch.testing.assert_close(net.layer2[1].bn2.bns[k].running_mean,
+                                   state['layer2.1.bn2.running_mean'])
+    # Only the non-local blocks are missing, and they start as identity.
+    fresh = AGWResNet(
+        depth=18,
+        non_local_stages=(0, 1, 1, 0),
+        norm_cfg=dict(type='MBN'),
+        init_cfg=None)
+    result = fresh.load_state_dict(state, strict=False)
+    assert result.missing_keys
+    assert all(k.startswith('non_locals.') for k in result.missing_keys)
+    assert set(result.unexpected_keys) == {'fc.weight', 'fc.bias'}
+    for block in net.non_locals.values():
+        assert torch.count_nonzero(block.W[1].weight) == 0
+
+
+def naive_wrt(feats, labels):
+    n = feats.size(0)
+    losses = []
+    for i in range(n):
+        d = [float(torch.dist(feats[i], feats[j])) for j in range(n)]
+        pos = [j for j in range(n) if labels[j] == labels[i]]
+        neg = [j for j in range(n) if labels[j] != labels[i]]
+        wp = [math.exp(d[j]) for j in pos]
+        wn = [math.exp(-d[j]) for j in neg]
+        dp = sum(w * d[j] for w, j in zip(wp, pos)) / sum(wp)
+        dn = sum(w * d[j] for w, j in zip(wn, neg)) / sum(wn)
+        losses.append(math.log1p(math.exp(dp - dn)))
+    return sum(losses) / n
+
+
+def test_wrt_loss_matches_naive_loop():
+    torch.manual_seed(0)
+    feats = torch.randn(8, 5, requires_grad=True)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 2, 3])
+    loss = WRTLoss()(feats, labels)
+    assert loss.item() == pytest.approx(
+        naive_wrt(feats.detach(), labels), rel=1e-4)
+    loss.backward()
+    assert torch.isfinite(feats.grad).all()
+    scaled = WRTLoss(loss_weight=0.5)(feats, labels)
+    assert scaled.item() == pytest.approx(0.5 * loss.item(), rel=1e-6)
+    with pytest.raises(ValueError, match='N labels'):
+        WRTLoss()(feats, labels[:3])
+
+
+def test_agw_reid_model_end_to_end():
+    model = ReIDModel(
+        backbone=dict(
+            type='AGWResNet',
+            depth=18,
+            base_channels=8,
+            stem_channels=8,
+            non_local_stages=(0, 1, 1, 0),
+            norm_cfg=dict(type='MBN'),
+            init_cfg=None),
+        neck=dict(type='GeMPool', p=3.0, learnable=False),
+        head=dict(
+            type='BNNeckHead',
+            in_channels=64,
+            num_classes=4,
+            loss_triplet=dict(type='WRTLoss')))
+    x = torch.randn(8, 3, 32, 16)
+    mods = [1, 0, 1, 0, 1, 0, 1, 0]
+    data_samples = []
+    for pid, m in zip([0, 0, 1, 1, 2, 2, 3, 3], mods):
+        s = ReIDDataSample().set_gt_label(pid)
+        s.set_metainfo(dict(modality=m))
+        data_samples.append(s)
+    model.train()
+    losses = model(x, data_samples, mode='loss')
+    assert set(losses) >= {'loss_cls', 'loss_triplet'}
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert model.backbone.stems[0].conv1.weight.grad is not None
+    assert model.backbone.stems[1].conv1.weight.grad is not None
+    assert model.backbone._modality.tolist() == mods
+
+
+def test_builds_outside_the_mmreid_scope():
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        net = AGWResNet(
+            depth=18,
+            base_channels=8,
+            stem_channels=8,
+            non_local_stages=(0, 1, 1, 0),
+            norm_cfg=dict(type='MBN'),
+            init_cfg=None)
+    assert isinstance(net.layer1[0].bn1, MBN)
+    assert isinstance(net.non_locals['1_1'].W[1], MBN)
+
+
+def test_random_init_gives_identical_stems():
+    net = AGWResNet(
+        depth=18,
+        base_channels=8,
+        stem_channels=8,
+        non_local_stages=(0, 1, 1, 0),
+        init_cfg=None)
+    assert not torch.equal(net.stems[0].conv1.weight,
+                           net.stems[1].conv1.weight)
+    net.init_weights()
+    torch.testing.assert_close(net.stems[0].conv1.weight,
+                               net.stems[1].conv1.weight)
+    # Still two independent modules (not shared parameters).
+    assert net.stems[0].conv1.weight is not net.stems[1].conv1.weight
