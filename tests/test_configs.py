@@ -53,8 +53,8 @@ def redirect_data(cfg, roots):
     """Point every dataset of a config at generated data."""
     if isinstance(cfg, dict):
         kind = cfg.get('type')
-        if kind == 'SynthReID':
-            vi = cfg.get('modality', 'visible') == 'vi'
+        if kind in ('SynthReID', 'SynthReIDVI'):
+            vi = kind == 'SynthReIDVI'
             cfg['data_root'] = roots['synth-vi' if vi else 'synth']
             cfg['size'] = 'tiny'
         elif kind in roots:

@@ -11,6 +11,7 @@ from .regdb import RegDB
 from .samplers import *  # noqa: F401,F403
 from .small_dg import GRID, PRID2011, QMULiLIDS, VIPeR
 from .synthetic import SynthReID, generate_synthreid
+from .synthetic_vi import SynthReIDVI
 from .sysu_mm01 import SYSUMM01
 from .transforms import *  # noqa: F401,F403
 
@@ -18,5 +19,5 @@ __all__ = [
     'BaseReIDDataset', 'DatasetLayoutError', 'list_images', 'Market1501',
     'DukeMTMCReID', 'MSMT17', 'CUHK03NP', 'CUHK02', 'CUHKSYSU', 'SYSUMM01',
     'RegDB', 'LLCM', 'PRID2011', 'GRID', 'VIPeR', 'QMULiLIDS',
-    'ConcatReIDDataset', 'SynthReID', 'generate_synthreid'
+    'ConcatReIDDataset', 'SynthReID', 'SynthReIDVI', 'generate_synthreid'
 ]

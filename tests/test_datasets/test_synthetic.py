@@ -410,3 +410,21 @@ def test_folder_from_other_generator_code_is_refused(tmp_path):
         json.dump(on_disk, f)
     with pytest.raises(FileExistsError, match='code'):
         generate_synthreid(root, size='tiny')
+
+
+def test_synthreid_vi_generates_on_first_use_and_parses_as_sysu(tmp_path):
+    from mmreid.datasets import SynthReIDVI
+    root = str(tmp_path / 'synth-vi')
+    train = SynthReIDVI(root, split='train', size='tiny', img_size=(32, 16))
+    test = SynthReIDVI(root, split='test', size='tiny', img_size=(32, 16))
+    records = [train.get_data_info(i) for i in range(len(train))]
+    # tiny: 4 train + 1 val ids, all used for training, relabelled 0..4.
+    assert sorted({r['pid'] for r in records}) == list(range(5))
+    assert {r['modality'] for r in records} == {0, 1}
+    for r in records:
+        cam = int(r['img_path'].split('cam')[-1].split('/')[0])
+        assert r['modality'] == (1 if cam in (3, 6) else 0)
+    roles = {test.get_data_info(i)['role'] for i in range(len(test))}
+    assert roles == {'query', 'gallery'}
+    assert train.metainfo['dataset_name'] == 'synthreid-vi'
+    assert test.metainfo['dataset_name'] == 'synthreid-vi-all'

@@ -401,3 +401,33 @@ def test_random_2d_translation_bad_args_and_replay():
         first = transform(dict(img=img.copy()))['img']
         second = transform(dict(img=img.copy()))['img']
     np.testing.assert_array_equal(first, second)
+
+
+def test_random_channel_only_touches_visible_images():
+    from mmreid.datasets.transforms.processing import RandomChannel
+    rng = np.random.RandomState(0)
+    img = rng.randint(0, 255, (8, 4, 3), np.uint8)
+    transform = RandomChannel(prob=1.0)
+    np.random.seed(0)
+    outputs = set()
+    for _ in range(40):
+        out = transform(dict(img=img.copy(), modality=0))['img']
+        assert out.shape == img.shape
+        # Three equal channels, each a channel of the input or its grey.
+        assert (out[..., 0] == out[..., 1]).all()
+        assert (out[..., 1] == out[..., 2]).all()
+        grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        choice = [
+            c for c, ref in enumerate([img[..., 0], img[..., 1],
+                                       img[..., 2], grey])
+            if np.array_equal(out[..., 0], ref)
+        ]
+        assert choice
+        outputs.add(choice[0])
+    assert outputs == {0, 1, 2, 3}
+    infrared = transform(dict(img=img.copy(), modality=1))['img']
+    np.testing.assert_array_equal(infrared, img)
+    never = RandomChannel(prob=0.0)(dict(img=img.copy(), modality=0))
+    np.testing.assert_array_equal(never['img'], img)
+    with pytest.raises(ValueError, match='prob'):
+        RandomChannel(prob=2)

@@ -2,13 +2,12 @@
 # benchmark, in the exact SYSU-MM01 layout (cams 1, 2, 4, 5 visible; 3, 6
 # infrared), parsed by the real SYSUMM01 dataset and evaluated with the
 # SYSU-MM01 all-search single-shot protocol (10 seeded gallery trials, cam3
-# queries skip cam2). Generate it once (deterministic from the seed):
-#   python tools/dataset_converters/generate_synthreid.py data/synthreid-vi \
-#       --modality vi --size demo
-# Images are generated at 128x64 and trained at 64x32 so that the CPU demos
-# finish in minutes.
+# queries skip cam2). Generated on first use under data_root, deterministic
+# from the seed. Images are generated at 128x64 and trained at 64x32 so that
+# the CPU demos finish in minutes.
 data_root = 'data/synthreid-vi/'
-dataset_type = 'SYSUMM01'
+dataset_type = 'SynthReIDVI'
+synth = dict(size='demo', seed=0, img_size=(128, 64))
 mode = 'all'
 img_size = (64, 32)  # (height, width)
 # P=8 identities x K=4 visible + the same 8 x 4 infrared images.
@@ -20,6 +19,12 @@ train_pipeline = [
     dict(type='ReIDResize', size=img_size),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=4),
+    # Not in the AGW recipe: CAJ's channel augmentation of visible images
+    # (a random R/G/B channel or the grey image). SynthReID's infrared
+    # intensities are independent of garment colours, and from random init
+    # both AGW variants otherwise learn colour shortcuts that do not cross
+    # modalities (cross-modality R1 at chance after 8 epochs).
+    dict(type='RandomChannel', prob=0.5),
     dict(type='PackReIDInputs'),
 ]
 test_pipeline = [
@@ -41,6 +46,7 @@ train_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         split='train',
+        **synth,
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=128,
@@ -52,6 +58,7 @@ val_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         split='test',
+        **synth,
         mode=mode,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader

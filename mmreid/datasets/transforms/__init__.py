@@ -1,9 +1,10 @@
 from .formatting import PackReIDInputs
 from .loading import LoadImageFromFile
 from .processing import (ColorJitter, PadRandomCrop, Random2DTranslation,
-                         RandomErasing, RandomFlip, ReIDResize)
+                         RandomChannel, RandomErasing, RandomFlip, ReIDResize)
 
 __all__ = [
     'LoadImageFromFile', 'ReIDResize', 'Random2DTranslation', 'RandomFlip',
-    'PadRandomCrop', 'RandomErasing', 'ColorJitter', 'PackReIDInputs'
+    'PadRandomCrop', 'RandomErasing', 'ColorJitter', 'RandomChannel',
+    'PackReIDInputs'
 ]

@@ -552,3 +552,63 @@ class ColorJitter(BaseTransform):
         return (f'{type(self).__name__}(brightness={self.brightness}, '
                 f'contrast={self.contrast}, saturation={self.saturation}, '
                 f'hue={self.hue}, prob={self.prob})')
+
+
+@TRANSFORMS.register_module()
+class RandomChannel(BaseTransform):
+    """Replace a visible image by one of its colour channels or its grey.
+
+    The channel augmentation of CAJ (Ye et al., "Channel Augmented Joint
+    Learning for Visible-Infrared Recognition", ICCV 2021): with
+    probability ``prob`` a visible image becomes a three-channel image of a
+    randomly chosen R, G or B channel (or, with ``grayscale=True`` as one
+    more choice, its luminance). An infrared camera measures emissivity,
+    not colour, so cues that survive an arbitrary channel are the ones the
+    two modalities can share: it discourages colour shortcuts. Infrared
+    samples (``modality`` 1) are left alone.
+
+    Required Keys:
+
+    - img (``uint8``, RGB)
+    - modality (optional; missing means visible)
+
+    Modified Keys:
+
+    - img
+
+    Args:
+        prob (float): Probability of replacing a visible image. Defaults to
+            0.5.
+        grayscale (bool): Whether the luminance is one of the choices.
+            Defaults to True.
+    """
+
+    def __init__(self, prob: float = 0.5, grayscale: bool = True) -> None:
+        if not 0 <= prob <= 1:
+            raise ValueError(f'prob must be in [0, 1], got {prob!r}')
+        self.prob = prob
+        self.grayscale = grayscale
+
+    @cache_randomness
+    def _draw(self) -> Tuple[bool, int]:
+        """Whether to replace, and the choice (0-2 channel, 3 grey)."""
+        choices = 4 if self.grayscale else 3
+        return bool(np.random.rand() < self.prob), int(
+            np.random.randint(choices))
+
+    def transform(self, results: dict) -> dict:
+        apply, choice = self._draw()
+        img = results['img']
+        if (not apply or int(results.get('modality', 0)) != 0
+                or img.ndim != 3 or img.shape[2] != 3):
+            return results
+        if choice == 3:
+            single = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        else:
+            single = img[..., choice]
+        results['img'] = np.repeat(single[..., None], 3, axis=2)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(prob={self.prob}, '
+                f'grayscale={self.grayscale})')
