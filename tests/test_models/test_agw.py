@@ -205,7 +205,7 @@ def test_agw_reid_model_end_to_end():
         data_samples.append(s)
     model.train()
     losses = model(x, data_samples, mode='loss')
-    assert set(losses) >= {'loss_cls', 'loss_triplet'}
+    assert set(losses) >= {'loss_cls', 'loss_tri'}
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     assert model.backbone.stems[0].conv1.weight.grad is not None
     assert model.backbone.stems[1].conv1.weight.grad is not None

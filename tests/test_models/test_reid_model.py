@@ -36,7 +36,7 @@ def test_forward_modes_and_shapes():
     model.init_weights()
     data = model.data_preprocessor(make_batch(), True)
     losses = model(**data, mode='loss')
-    assert set(losses) == {'loss_cls', 'loss_triplet', 'accuracy'}
+    assert set(losses) == {'loss_cls', 'loss_tri', 'accuracy'}
     assert all(v.dim() == 0 for v in losses.values())
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     model.eval()
@@ -133,3 +133,29 @@ def test_flip_test_time_augmentation():
                 backbone=dict(type='ReIDResNet', depth=18),
                 head=dict(type='BNNeckHead', in_channels=512, num_classes=2),
                 test_cfg=dict(rerank=True)))
+
+
+@pytest.mark.parametrize('triplet_feat', ['pre_bn', 'bn'])
+def test_bnneck_head_triplet_feature(triplet_feat):
+    from mmreid.models.heads import BNNeckHead
+    from mmreid.models.losses import TripletLoss
+    from mmreid.structures import ReIDDataSample
+    torch.manual_seed(0)
+    head = BNNeckHead(
+        in_channels=8,
+        num_classes=4,
+        loss_triplet=dict(type='TripletLoss', margin=None),
+        triplet_feat=triplet_feat)
+    head.init_weights()
+    with torch.no_grad():
+        head.bnneck.weight.uniform_(0.2, 3.0)
+    feats = torch.randn(8, 8) * 2 + 1
+    labels = [0, 0, 1, 1, 2, 2, 3, 3]
+    samples = [ReIDDataSample().set_gt_label(p) for p in labels]
+    losses = head.loss(feats, samples)
+    f_t, f_i = head(feats)
+    expected = TripletLoss(margin=None)(
+        f_t if triplet_feat == 'pre_bn' else f_i, torch.tensor(labels))
+    torch.testing.assert_close(losses['loss_tri'], expected)
+    with pytest.raises(ValueError, match='triplet_feat'):
+        BNNeckHead(in_channels=8, num_classes=4, triplet_feat='after_bn')

@@ -315,7 +315,7 @@ def test_model_logs_one_weighted_loss_per_stage():
     stage_keys = {f'loss_snr_stage{b}' for b in (1, 2, 3, 4)}
     assert {k
             for k in losses
-            if 'loss' in k} == {'loss_cls', 'loss_triplet'} | stage_keys
+            if 'loss' in k} == {'loss_cls', 'loss_tri'} | stage_keys
     for b in (1, 2, 3, 4):
         for name in ('pos_ap', 'pos_an', 'neg_ap', 'neg_an', 'd0_ap', 'd0_an',
                      'gate'):
@@ -349,7 +349,7 @@ def test_model_single_stage_and_no_aux_loss():
     # Plugins without aux_loss: the head's losses only, aux released.
     model = build_model(snr_plugins())
     losses = model(**make_data(model), mode='loss')
-    assert set(losses) == {'loss_cls', 'loss_triplet', 'accuracy'}
+    assert set(losses) == {'loss_cls', 'loss_tri', 'accuracy'}
     assert model.backbone.aux_outputs == []
     # aux_loss without a plugin that feeds it is a configuration error.
     model = build_model(None, dict(type='DualCausalityLoss'))

@@ -168,7 +168,7 @@ class ConstantTripletLoss(nn.Module):
         'train_cfg.max_epochs=1'
     ],
                    env=dict(PYTHONPATH=f'{package}'))
-    assert 'loss_triplet: 0.1250' in log
+    assert 'loss_tri: 0.1250' in log
 
 
 def test_print_config_shows_merged_config(make_config):

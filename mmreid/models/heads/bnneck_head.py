@@ -21,7 +21,11 @@ class BNNeckHead(BaseModule):
         in_channels (int): Feature dimension D.
         num_classes (int): Number of training identities.
         loss_cls (dict, optional): Identity loss config.
-        loss_triplet (dict, optional): Metric loss config on ``f_t``.
+        loss_triplet (dict, optional): Metric loss config, logged as
+            ``loss_tri``.
+        triplet_feat (str): The feature of the metric loss: ``'pre_bn'``
+            (``f_t``, the BoT recipe, default) or ``'bn'`` (``f_i``, the
+            torchreid convention the SNR authors trained with).
         test_feature (str): ``'after_bn'`` (``f_i``, default) or
             ``'before_bn'`` (``f_t``) is returned at test time.
         norm_cfg (dict, optional): The BNNeck norm, built with
@@ -40,6 +44,7 @@ class BNNeckHead(BaseModule):
             type='CrossEntropyLoss', label_smooth_eps=0.1),
         loss_triplet: Optional[dict] = dict(type='TripletLoss', margin=0.3),
         test_feature: str = 'after_bn',
+        triplet_feat: str = 'pre_bn',
         norm_cfg: Optional[dict] = None,
         init_cfg: Optional[Union[dict, List[dict]]] = dict(
             type='Normal', layer='Linear', std=0.001)
@@ -51,6 +56,10 @@ class BNNeckHead(BaseModule):
         if num_classes <= 0:
             raise ValueError(f'num_classes must be positive, got '
                              f'{num_classes}')
+        if triplet_feat not in ('pre_bn', 'bn'):
+            raise ValueError(f'triplet_feat must be "pre_bn" or "bn", got '
+                             f'{triplet_feat!r}')
+        self.triplet_feat = triplet_feat
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.test_feature = test_feature
@@ -99,7 +108,7 @@ class BNNeckHead(BaseModule):
             data_samples (list[ReIDDataSample]): With ``gt_label``.
 
         Returns:
-            dict[str, Tensor]: ``loss_cls``, ``loss_triplet`` and the
+            dict[str, Tensor]: ``loss_cls``, ``loss_tri`` and the
             training ``accuracy`` (a log value, not a loss).
         """
         f_t, f_i = self(feats)
@@ -109,7 +118,8 @@ class BNNeckHead(BaseModule):
         if self.loss_cls is not None:
             losses['loss_cls'] = self.loss_cls(logits, labels)
         if self.loss_triplet is not None:
-            losses['loss_triplet'] = self.loss_triplet(f_t, labels)
+            metric_feat = f_t if self.triplet_feat == 'pre_bn' else f_i
+            losses['loss_tri'] = self.loss_triplet(metric_feat, labels)
         with torch.no_grad():
             losses['accuracy'] = (logits.argmax(1) == labels).float().mean()
         return losses
