@@ -5,9 +5,10 @@
 data_root = 'data/llcm/LLCM/'
 dataset_type = 'LLCM'
 direction = 'ir2vis'  # 'ir2vis' (NIR query) or 'vis2ir' (VIS query)
-img_size = (288, 144)  # (height, width), as in the AGW baseline
-batch_size = 64  # P=16 identities x K=4 images
-num_instances = 4
+img_size = (384, 144)  # (height, width), as in the LLCM reference (DEEN)
+# P=8 identities x K=4 visible + the same 8 x 4 infrared images.
+batch_size = 64
+num_instances = 4  # K, per modality
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -27,10 +28,8 @@ train_dataloader = dict(
     batch_size=batch_size,
     num_workers=8,
     persistent_workers=True,
-    # A plain PK sampler until the cross-modality sampler (P ids x K VIS +
-    # the same P ids x K IR per batch, mbn_vireid.md section 4) lands.
     sampler=dict(
-        type='IdentitySampler',
+        type='CrossModalityIdentitySampler',
         batch_size=batch_size,
         num_instances=num_instances),
     collate_fn=dict(type='default_collate'),
