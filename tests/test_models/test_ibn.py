@@ -71,3 +71,14 @@ def test_reid_resnet_ibn_a_replaces_first_norm_of_stages_1_to_3(depth):
 def test_reid_resnet_ibn_stages_length_checked():
     with pytest.raises(ValueError, match='ibn_stages needs 4'):
         MODELS.build(dict(type='ReIDResNet', depth=18, ibn_stages=(True, )))
+
+
+def test_reid_resnet_resolves_mmreid_norms_outside_the_scope():
+    # In another scope mmcv's build_norm_layer alone would not find 'MBN'.
+    from mmengine.registry import DefaultScope
+
+    from mmreid.models.backbones import ReIDResNet
+    from mmreid.models.layers import MBN
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        model = ReIDResNet(depth=18, norm_cfg=dict(type='MBN'))
+    assert isinstance(model.layer1[0].bn1, MBN)

@@ -6,6 +6,7 @@ from mmengine.model import ModuleDict
 from mmpretrain.models.backbones import ResNet
 
 from mmreid.registry import MODELS
+from ..layers.mbn import resolve_norm_cfg
 
 PLUGIN_POSITIONS = ('after_stage', )
 
@@ -79,6 +80,9 @@ class ReIDResNet(ResNet):
         if last_stride not in (1, 2):
             raise ValueError(f'last_stride must be 1 or 2, got {last_stride}')
         strides = tuple(strides[:-1]) + (last_stride, )
+        if 'norm_cfg' in kwargs:
+            # mmreid norms (MBN, IBN) by bare name outside the mmreid scope.
+            kwargs['norm_cfg'] = resolve_norm_cfg(kwargs['norm_cfg'])
         super().__init__(
             depth=depth, strides=strides, out_indices=out_indices, **kwargs)
         self.last_stride = last_stride
