@@ -31,13 +31,14 @@ import importlib.util
 import json
 import os
 import os.path as osp
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+from mmreid.utils.profiling import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 # name: (num_query, num_gallery, num_ids, num_cameras)
 SIZES = dict(
@@ -105,39 +106,6 @@ def parse_args():
         '--work-dir', help='folder for the inputs (default: a temp dir)')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     return parser.parse_args()
-
-
-def rss_bytes():
-    """Current resident set size of this process."""
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-
-def reset_peak_rss():
-    """Reset the kernel's peak RSS (VmHWM) to the current RSS if possible.
-
-    Loading the input can peak above the RSS that follows it (a read
-    buffer), which ``ru_maxrss`` would keep forever.
-    """
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_bytes():
-    """Peak RSS since :func:`reset_peak_rss` (or since the start)."""
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmHWM:'):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    # ru_maxrss is in kilobytes on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def make_inputs(size, folder, feat_dim, seed, threads):

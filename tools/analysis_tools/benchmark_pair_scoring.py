@@ -35,7 +35,6 @@ import json
 import os
 import os.path as osp
 import platform
-import resource
 import statistics
 import tempfile
 import time
@@ -48,6 +47,7 @@ from mmreid.evaluation.functional import (evaluate_features, evaluate_rank,
                                           mnet_pair_logits)
 from mmreid.evaluation.functional.distance import exact_fp32_matmul
 from mmreid.evaluation.functional.pair_scoring import decomposed_chunk_shape
+from mmreid.utils.profiling import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 # name: (num_query, num_gallery)
 PRESETS = dict(
@@ -98,35 +98,6 @@ def parse_args(argv=None):
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda but CUDA is not available')
     return args
-
-
-def rss_bytes():
-    """Current resident set size of this process."""
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-
-def reset_peak_rss():
-    """Reset the kernel's peak RSS (VmHWM) to the current RSS if possible."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_bytes():
-    """Peak RSS since :func:`reset_peak_rss` (or since the start)."""
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmHWM:'):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    # ru_maxrss is in kilobytes on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class PeakMemory:
