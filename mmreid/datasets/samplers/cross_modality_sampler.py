@@ -1,17 +1,17 @@
-from typing import Dict, Iterator, List, Optional, Sized, Tuple
+from typing import Dict, List, Optional, Sized, Tuple
 
 import numpy as np
 from mmengine.dist import get_dist_info, sync_random_seed
 from mmengine.logging import print_log
-from torch.utils.data import Sampler
 
 from mmreid.registry import DATA_SAMPLERS
+from .identity_sampler import EpochPlanSampler
 
 VISIBLE, INFRARED = 0, 1
 
 
 @DATA_SAMPLERS.register_module()
-class CrossModalityIdentitySampler(Sampler):
+class CrossModalityIdentitySampler(EpochPlanSampler):
     """Visible-infrared PK sampler (the AGW ``IdentitySampler``), DDP-safe.
 
     Every dataloader batch on every rank is ``P`` identities x ``K``
@@ -182,39 +182,3 @@ class CrossModalityIdentitySampler(Sampler):
                     self.infrared_indices[identity], k, replace=True)
         table = table.reshape(self.num_steps, self.world_size, p, 2, k)
         return table.transpose(0, 1, 3, 2, 4)
-
-    def __iter__(self) -> Iterator[int]:
-        """Indices of this rank: T batches of [P x K visible; P x K IR]."""
-        return iter(self._plan()[:, self.rank].reshape(-1).tolist())
-
-    def __len__(self) -> int:
-        """The number of indices this rank yields per epoch."""
-        return self.num_samples
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch; the plan is a function of ``(seed, epoch)``.
-
-        Args:
-            epoch (int): Epoch number.
-        """
-        self.epoch = epoch
-
-    def check_batch_size(self, batch_size: int) -> None:
-        """Raise if the dataloader's batch size differs from the sampler's.
-
-        A mismatch would mix the visible and infrared blocks of different
-        steps in one batch.
-        """
-        if batch_size != self.batch_size:
-            raise ValueError(
-                f'the dataloader batch_size ({batch_size}) differs from '
-                f'CrossModalityIdentitySampler batch_size '
-                f'({self.batch_size}); set sampler=dict(type='
-                f'"CrossModalityIdentitySampler", batch_size={batch_size}, '
-                f'...) or change the dataloader')
-
-    def __repr__(self) -> str:
-        return (f'{type(self).__name__}(batch_size={self.batch_size}, '
-                f'num_instances={self.num_instances}, seed={self.seed}, '
-                f'identities={len(self.identities)}, '
-                f'steps={self.num_steps}, world_size={self.world_size})')

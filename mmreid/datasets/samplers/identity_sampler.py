@@ -8,8 +8,60 @@ from torch.utils.data import Sampler
 from mmreid.registry import DATA_SAMPLERS
 
 
+class EpochPlanSampler(Sampler):
+    """Base of the identity samplers: an index plan per (seed, epoch).
+
+    A subclass sets ``rank``, ``batch_size``, ``num_instances``, ``seed``,
+    ``epoch``, ``identities``, ``num_steps``, ``world_size`` and
+    ``num_samples`` and implements ``_plan()``, an array of shape
+    (num_steps, world_size, ...) whose ``[:, rank]`` entries flattened in
+    order are the rank's indices (whole batches, one step after another).
+    """
+
+    def _plan(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[int]:
+        """The indices of this rank, batch after batch."""
+        return iter(self._plan()[:, self.rank].reshape(-1).tolist())
+
+    def __len__(self) -> int:
+        """The number of indices this rank yields per epoch."""
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch; the plan is a function of ``(seed, epoch)``.
+
+        Args:
+            epoch (int): Epoch number.
+        """
+        self.epoch = epoch
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Raise if the dataloader's batch size differs from the sampler's.
+
+        A mismatch silently breaks the batch structure (batches would mix
+        the identity groups of different steps), so call this with
+        ``dataloader.batch_size`` once the dataloader is built
+        (``TrainSetupCheckHook`` does).
+        """
+        name = type(self).__name__
+        if batch_size != self.batch_size:
+            raise ValueError(
+                f'the dataloader batch_size ({batch_size}) differs from '
+                f'{name} batch_size ({self.batch_size}); set '
+                f'sampler=dict(type="{name}", batch_size={batch_size}, ...) '
+                'or change the dataloader')
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(batch_size={self.batch_size}, '
+                f'num_instances={self.num_instances}, seed={self.seed}, '
+                f'identities={len(self.identities)}, '
+                f'steps={self.num_steps}, world_size={self.world_size})')
+
+
 @DATA_SAMPLERS.register_module()
-class IdentitySampler(Sampler):
+class IdentitySampler(EpochPlanSampler):
     """PK sampler: every batch is P identities x K images, DDP-safe.
 
     On every rank, each consecutive run of ``batch_size`` indices (one
@@ -270,39 +322,3 @@ class IdentitySampler(Sampler):
         table = table[rng.permutation(num_steps)]
         return table.reshape(num_steps, self.world_size,
                              self.num_pids_per_batch, k)
-
-    def __iter__(self) -> Iterator[int]:
-        """Indices of this rank: T batches of P groups of K."""
-        return iter(self._plan()[:, self.rank].reshape(-1).tolist())
-
-    def __len__(self) -> int:
-        """The number of indices this rank yields per epoch."""
-        return self.num_samples
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch; the plan is a function of ``(seed, epoch)``.
-
-        Args:
-            epoch (int): Epoch number.
-        """
-        self.epoch = epoch
-
-    def check_batch_size(self, batch_size: int) -> None:
-        """Raise if the dataloader's batch size differs from the sampler's.
-
-        A mismatch silently breaks the PK structure (batches would mix
-        identity groups of different steps), so call this with
-        ``dataloader.batch_size`` once the dataloader is built.
-        """
-        if batch_size != self.batch_size:
-            raise ValueError(
-                f'the dataloader batch_size ({batch_size}) differs from '
-                f'IdentitySampler batch_size ({self.batch_size}); set '
-                f'sampler=dict(type="IdentitySampler", '
-                f'batch_size={batch_size}, ...) or change the dataloader')
-
-    def __repr__(self) -> str:
-        return (f'{type(self).__name__}(batch_size={self.batch_size}, '
-                f'num_instances={self.num_instances}, seed={self.seed}, '
-                f'identities={len(self.identities)}, '
-                f'steps={self.num_steps}, world_size={self.world_size})')
