@@ -52,7 +52,7 @@ def test_mixed_order_routes_each_sample_to_its_stem():
         assert not torch.allclose(out[i:i + 1], net(x[i:i + 1])[0])
     # The stem output is exactly the stem of the sample's modality.
     set_modality(net, labels)
-    stem = net.forward_stems(x)
+    stem = net.forward_stem(x)
     for i, m in enumerate(labels):
         torch.testing.assert_close(stem[i:i + 1], net.stems[m](x[i:i + 1]))
 

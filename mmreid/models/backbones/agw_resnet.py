@@ -1,5 +1,5 @@
 from collections import OrderedDict
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -194,7 +194,7 @@ class AGWResNet(ReIDResNet):
                 state_dict[f'{prefix}stems.{k}.{rest}'] = value.clone()
 
     # ------------------------------------------------------------------
-    def forward_stems(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         """Route each sample through its modality's stem.
 
         Args:
@@ -216,33 +216,11 @@ class AGWResNet(ReIDResNet):
             out = out.index_select(0, inverse)
         return out
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Stems, shared stages with non-local blocks, stage plugins.
-
-        Args:
-            x (Tensor): Images, shape (N, 3, H, W).
-
-        Returns:
-            tuple[Tensor]: The ``out_indices`` stage outputs.
-        """
-        x = self.forward_stems(x)
-        outs = []
-        aux_outputs = []
-        for i, layer_name in enumerate(self.res_layers):
-            for j, block in enumerate(getattr(self, layer_name)):
-                x = block(x)
-                key = f'{i}_{j}'
-                if key in self.non_locals:
-                    x = self.non_locals[key](x)
-            stage_aux = dict()
-            for name in self.stage_plugins[i]:
-                out = getattr(self, name)[str(i)](x)
-                if isinstance(out, tuple):
-                    out, aux = out
-                    stage_aux[name[:-len('_modules')]] = aux
-                x = out
-            aux_outputs.append(stage_aux)
-            if i in self.out_indices:
-                outs.append(x)
-        self.aux_outputs = aux_outputs
-        return tuple(outs)
+    def forward_stage(self, stage: int, x: torch.Tensor) -> torch.Tensor:
+        """The blocks of a shared stage, with its non-local blocks."""
+        for j, block in enumerate(getattr(self, self.res_layers[stage])):
+            x = block(x)
+            key = f'{stage}_{j}'
+            if key in self.non_locals:
+                x = self.non_locals[key](x)
+        return x

@@ -165,6 +165,25 @@ class ReIDResNet(ResNet):
         for key in modules:
             self.stage_plugins[int(key)].append(name)
 
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem and max pooling: (N, 3, H, W) -> (N, C, H / 4, W / 4)."""
+        if self.deep_stem:
+            x = self.stem(x)
+        else:
+            x = self.conv1(x)
+            x = self.norm1(x)
+            x = self.relu(x)
+        return self.maxpool(x)
+
+    def forward_stage(self, stage: int, x: torch.Tensor) -> torch.Tensor:
+        """The residual blocks of stage ``stage`` (0-based), no plugins.
+
+        Subclasses that put modules between blocks (e.g. non-local blocks)
+        override this; plugins and auxiliary outputs stay in
+        :meth:`forward`.
+        """
+        return getattr(self, self.res_layers[stage])(x)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Stem, stages and stage plugins.
 
@@ -176,17 +195,11 @@ class ReIDResNet(ResNet):
             plugins), each (N, C_i, H_i, W_i). Auxiliary plugin outputs are
             left in ``self.aux_outputs``.
         """
-        if self.deep_stem:
-            x = self.stem(x)
-        else:
-            x = self.conv1(x)
-            x = self.norm1(x)
-            x = self.relu(x)
-        x = self.maxpool(x)
+        x = self.forward_stem(x)
         outs = []
         aux_outputs = []
-        for i, layer_name in enumerate(self.res_layers):
-            x = getattr(self, layer_name)(x)
+        for i in range(len(self.res_layers)):
+            x = self.forward_stage(i, x)
             stage_aux = dict()
             for name in self.stage_plugins[i]:
                 out = getattr(self, name)[str(i)](x)
