@@ -27,7 +27,7 @@ on the device. Peers (fast-reid, torchreid) sort with an unstable
 tie-free distances.
 """
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -85,6 +85,19 @@ class ReIDEvalResult:
     num_query: int
     num_valid_query: int
     valid_mask: np.ndarray
+
+    def percentages(self, ranks: Sequence[int]) -> Dict[str, float]:
+        """The reported metrics in percent: ``R{k}`` for each k, ``mAP``,
+        ``mINP``.
+
+        Args:
+            ranks (Sequence[int]): CMC ranks to report, each in
+                [1, max_rank].
+        """
+        metrics = {f'R{k}': float(self.cmc[k - 1]) * 100 for k in ranks}
+        metrics['mAP'] = float(self.mAP) * 100
+        metrics['mINP'] = float(self.mINP) * 100
+        return metrics
 
 
 def chunk_rows_for_budget(num_gallery: int, memory_budget_mb: float) -> int:

@@ -370,12 +370,7 @@ class TrialGalleryMetric(ReIDMetric):
             self.trial_galleries.append(index)
             self.trial_gallery_sample_idx.append(
                 [pool[i]['sample_idx'] for i in index])
-            values = {
-                f'R{k}': float(result.cmc[k - 1]) * 100
-                for k in self.ranks
-            }
-            values['mAP'] = float(result.mAP) * 100
-            values['mINP'] = float(result.mINP) * 100
+            values = result.percentages(self.ranks)
             for key, value in values.items():
                 metrics[f'trial{trial}/{key}'] = value
                 per_trial.setdefault(key, []).append(value)

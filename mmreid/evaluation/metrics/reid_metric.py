@@ -361,9 +361,7 @@ class ReIDMetric(BaseMetric):
                 'skipped.',
                 logger='current',
                 level=logging.WARNING)
-        metrics = {f'R{k}': float(result.cmc[k - 1]) * 100 for k in self.ranks}
-        metrics['mAP'] = result.mAP * 100
-        metrics['mINP'] = result.mINP * 100
+        metrics = result.percentages(self.ranks)
         metrics['num_query'] = result.num_query
         metrics['num_valid_query'] = result.num_valid_query
         if verification is not None:

@@ -142,12 +142,7 @@ class DGSplitMetric(ReIDMetric):
                 device=self.device,
                 **self.rank_options)
             self.split_results.append(result)
-            values = {
-                f'R{k}': float(result.cmc[k - 1]) * 100
-                for k in self.ranks
-            }
-            values['mAP'] = float(result.mAP) * 100
-            values['mINP'] = float(result.mINP) * 100
+            values = result.percentages(self.ranks)
             for key, value in values.items():
                 metrics[f'split{index}/{key}'] = value
                 per_split.setdefault(key, []).append(value)
