@@ -79,7 +79,7 @@ case "$job" in
         ensure_installed
         cd "$ROOT"
         exec "$VENV/bin/python" tools/train.py \
-            configs/baseline/bot_r18_synthreid.py \
+            configs/snr/snr_r18_synthreid.py \
             --work-dir work_dirs/quickstart "$@"
         ;;
     test)
