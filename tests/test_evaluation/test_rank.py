@@ -4,8 +4,24 @@ import torch
 
 import mmreid.evaluation.functional.rank as rank_module
 from mmreid.evaluation.functional import evaluate_rank, reference_evaluate_rank
+from mmreid.evaluation.functional.junk_rules import market_junk
+from mmreid.evaluation.functional.positives import float32_order_key
 
 POLICIES = ('stable', 'pessimistic', 'optimistic')
+
+
+def market_as_callable(same_pid, q_camids, g_camids):
+    """The market rule as a user callable: the rank computation cannot
+    know it only removes same-pid items, so it takes the (Qc, G) mask
+    path instead of the same-pid table."""
+    return market_junk(same_pid, q_camids, g_camids)
+
+
+def reference(*problem, junk_rule='market', **options):
+    """The brute-force reference, which knows the rules by name only."""
+    if junk_rule is market_as_callable:
+        junk_rule = 'market'
+    return reference_evaluate_rank(*problem, junk_rule=junk_rule, **options)
 
 
 def toy_market():
@@ -217,7 +233,8 @@ def search_path(request, monkeypatch):
 @pytest.mark.parametrize('tie_policy', POLICIES)
 @pytest.mark.parametrize('ap_mode', ['cumsum', 'threshold'])
 @pytest.mark.parametrize('cmc_mode', ['standard', 'dedup'])
-@pytest.mark.parametrize('junk_rule', ['market', 'none', 'sysu'])
+@pytest.mark.parametrize('junk_rule',
+                         ['market', 'none', 'sysu', market_as_callable])
 def test_tied_matches_reference(search_path, tie_policy, ap_mode, cmc_mode,
                                 junk_rule):
     for seed in range(3):
@@ -228,7 +245,7 @@ def test_tied_matches_reference(search_path, tie_policy, ap_mode, cmc_mode,
             tie_policy=tie_policy,
             ap_mode=ap_mode,
             cmc_mode=cmc_mode)
-        expected = reference_evaluate_rank(*problem, **options)
+        expected = reference(*problem, **options)
         for chunk_size in (1, 4, None):
             result = evaluate_rank(*problem, chunk_size=chunk_size, **options)
             assert_same_result(result, expected)
@@ -254,6 +271,45 @@ def test_infinite_distances_match_reference(search_path):
         result = evaluate_rank(
             distmat, *labels, tie_policy=tie_policy, chunk_size=5)
         assert_same_result(result, expected)
+
+
+def test_float32_order_key():
+    special = [
+        0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45, 1.17e-38,
+        np.finfo(np.float32).max, -np.finfo(np.float32).max, 1.0
+    ]
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        special,
+        rng.normal(scale=10, size=300),
+        rng.choice([-1, 1], 40) * rng.random(40) * 1e-40,  # subnormals
+    ]).astype(np.float32)
+    keys = float32_order_key(torch.from_numpy(values)).numpy()
+    assert keys.dtype == np.int64
+    assert keys.min() >= 0 and keys.max() < 2**32 - 1
+    a, b = values[:, None], values[None, :]
+    np.testing.assert_array_equal(
+        np.sign(keys[:, None] - keys[None, :]), (a > b).astype(int) - (a < b))
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('junk_rule', ['market', market_as_callable])
+def test_negative_and_signed_zero_distances(search_path, dtype, junk_rule):
+    # -0.0 and 0.0 are one distance: they must tie, not order.
+    distmat, *labels = random_problem(
+        8, num_query=30, num_gallery=120, levels=5, dtype=dtype)
+    distmat = distmat - 2  # -2 .. 2
+    distmat[distmat == 0] = -0.0
+    distmat[:, ::3][distmat[:, ::3] == -0.0] = 0.0
+    assert np.signbit(distmat[distmat == 0]).any()
+    assert not np.signbit(distmat[distmat == 0]).all()
+    for tie_policy in POLICIES:
+        options = dict(tie_policy=tie_policy, junk_rule=junk_rule)
+        expected = reference(distmat, *labels, **options)
+        for chunk_size in (4, None):
+            result = evaluate_rank(
+                distmat, *labels, chunk_size=chunk_size, **options)
+            assert_same_result(result, expected)
 
 
 def test_policy_bounds():

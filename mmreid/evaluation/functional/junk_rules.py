@@ -65,6 +65,40 @@ def sysu_junk(same_pid: torch.Tensor, q_camids: torch.Tensor,
 
 JUNK_RULES = dict(market=market_junk, none=no_junk, sysu=sysu_junk)
 
+# (q_camids (Qc,), item_camids (Qc, S)) -> (Qc, S) bool mask or None: a
+# rule restricted to the S gallery items that share each query's pid.
+SamePidForm = Callable[[torch.Tensor, torch.Tensor], Optional[torch.Tensor]]
+
+
+def _market_same_pid(q_camids: torch.Tensor,
+                     item_camids: torch.Tensor) -> torch.Tensor:
+    """:func:`market_junk` on the same-pid items: their camera matches."""
+    return q_camids[:, None] == item_camids
+
+
+def _none_same_pid(q_camids: torch.Tensor, item_camids: torch.Tensor) -> None:
+    """:func:`no_junk` on the same-pid items."""
+    return None
+
+
+# The rules that never remove an item of another pid, with their form on
+# the same-pid items; the rank computation then skips the (Qc, G) masks.
+_SAME_PID_FORMS = {market_junk: _market_same_pid, no_junk: _none_same_pid}
+
+
+def same_pid_form(rule: JunkRule) -> Optional[SamePidForm]:
+    """The form of a rule on same-pid items, if it only removes those.
+
+    Args:
+        rule: A :data:`JunkRule`.
+
+    Returns:
+        SamePidForm | None: None for rules that may remove items of other
+        pids (``'sysu'``) and for user callables, which always get the
+        full (Qc, G) masks.
+    """
+    return _SAME_PID_FORMS.get(rule)
+
 
 def get_junk_rule(rule: Union[str, JunkRule]) -> JunkRule:
     """Look up a removal rule by name; callables are returned as is.

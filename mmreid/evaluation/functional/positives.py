@@ -61,16 +61,37 @@ def tie_blocks(pos_dist: torch.Tensor, is_real: torch.Tensor) -> torch.Tensor:
     return blocks.masked_fill_(~is_real, max_pos)
 
 
+def float32_order_key(values: torch.Tensor) -> torch.Tensor:
+    """Map float32 values to int64 keys in [0, 2**32) with the same order.
+
+    ``-0.0`` and ``0.0`` get the same key; NaN is not supported.
+
+    Args:
+        values: float32 tensor, any shape.
+
+    Returns:
+        torch.Tensor: int64 keys, same shape; ``a < b`` iff
+        ``key(a) < key(b)`` and ``a == b`` iff the keys are equal.
+    """
+    # Adding +0.0 turns -0.0 into +0.0. Read as int32, non-negative floats
+    # already sort like their bits; negative ones sort backwards, so their
+    # 31 low bits are flipped.
+    bits = (values + 0.0).view(torch.int32)
+    bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)
+    return bits.long() + 2**31
+
+
 class RaggedSearch:
     """Count, for items of arbitrary rows, the positives of their row below.
 
     ``torch.searchsorted`` wants one sorted row per row of values, but the
-    items to place belong to arbitrary rows. Replacing every distance by
-    its position among all the chunk's positive distances keeps each
-    comparison with a positive intact and turns distances into small
-    integers, so a row offset merges the rows into one sorted sequence:
-    two native 1-D searches then place any set of items, for every float
-    dtype and on any device.
+    items to place belong to arbitrary rows. With a row offset added to an
+    order-preserving key of each distance, every row's positives become
+    one slice of a single sorted sequence, so one native 1-D search places
+    any set of items, on any device. float32 distances map to 32-bit
+    integer keys (:func:`float32_order_key`), so the offset key is
+    ``row * 2**32 + key``; other dtypes are first replaced by their
+    position among all the chunk's positive distances (one more search).
 
     Args:
         pos_dist: Sorted positive distances, padded, shape (Qc, >= M).
@@ -79,11 +100,18 @@ class RaggedSearch:
 
     def __init__(self, pos_dist: torch.Tensor, is_real: torch.Tensor) -> None:
         num_q, self.width = is_real.shape
-        real_dist = pos_dist[:, :self.width]
-        self.pooled = torch.sort(real_dist[is_real]).values
-        self.row_span = self.pooled.numel() + 1
-        pos_key = torch.searchsorted(self.pooled, real_dist.contiguous())
-        pos_key.masked_fill_(~is_real, self.pooled.numel())
+        real_dist = pos_dist[:, :self.width].contiguous()
+        if real_dist.dtype == torch.float32:
+            self.pooled = None
+            self.row_span = 2**32
+            # Every real key is below 2**32 - 1 (+inf maps to 0xff800000).
+            pos_key = float32_order_key(real_dist).masked_fill_(
+                ~is_real, self.row_span - 1)
+        else:
+            self.pooled = torch.sort(real_dist[is_real]).values
+            self.row_span = self.pooled.numel() + 1
+            pos_key = torch.searchsorted(self.pooled, real_dist)
+            pos_key.masked_fill_(~is_real, self.pooled.numel())
         row_offsets = torch.arange(
             0, num_q * self.row_span, self.row_span, device=pos_dist.device)
         self.keys = (pos_key + row_offsets[:, None]).view(-1)
@@ -94,12 +122,15 @@ class RaggedSearch:
 
         Args:
             rows: Query row of each value, shape (K,).
-            values: Distances, shape (K,).
+            values: Distances, shape (K,), the dtype of ``pos_dist``.
 
         Returns:
             torch.Tensor: int64 counts, shape (K,).
         """
-        value_key = torch.searchsorted(self.pooled, values)
+        if self.pooled is None:
+            value_key = float32_order_key(values)
+        else:
+            value_key = torch.searchsorted(self.pooled, values)
         value_key += rows * self.row_span
         return torch.searchsorted(self.keys, value_key) - rows * self.width
 

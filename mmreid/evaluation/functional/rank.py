@@ -4,12 +4,19 @@ Only the ranks of a query's positives are needed. Once the query's ``m``
 positive distances are sorted, each negative is summarised by its bucket,
 the number of positives ranked before it; a histogram of the buckets,
 cumulated, gives the number of negatives before the ``j``-th positive, so
-its rank is ``r_j = j + #negatives before it``. Negatives closer than the
-first positive are in bucket 0 and those beyond the last positive change
-no rank, so only the negatives in between are searched (a small part of
-the gallery for a useful model). This costs O(G log m) per query instead
-of the O(G log G) of a full sort, and the working memory is
-O(chunk_size x G): no Q x G index or match matrix is ever built.
+its rank is ``r_j = j + #negatives before it``. Negatives beyond the last
+positive change no rank, so one comparison pass finds the items to place
+(a small part of the gallery for a useful model) and one integer search
+each places them. This costs O(G + K log m) per query instead of the
+O(G log G) of a full sort, and the working memory is O(chunk_size x G):
+no Q x G index or match matrix is ever built.
+
+The positives come from the gallery grouped by pid once, so for the
+built-in rules that only remove same-pid items (``'market'``,
+``'none'``) no (chunk, G) pid or junk mask is built either: every item up
+to the last positive is placed, then the same-pid items are placed again
+and their counts taken back, which cancels them exactly. Other rules
+(``'sysu'``, user callables) and de-duplicated CMC use the masks.
 
 Tie policy, i.e. the order of the kept gallery items of a query:
 
@@ -27,13 +34,13 @@ on the device. Peers (fast-reid, torchreid) sort with an unstable
 tie-free distances.
 """
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from .distance import ArrayLike, release_freed_memory, to_tensor
-from .junk_rules import JunkRule, get_junk_rule
+from .junk_rules import JunkRule, get_junk_rule, same_pid_form
 from .positives import RaggedSearch, TieResolver, sort_positives, tie_blocks
 
 DeviceLike = Union[str, torch.device, None]
@@ -202,8 +209,31 @@ class RankAccumulator:
             uniques, self.g_pid_index = torch.unique(
                 self.g_pids, return_inverse=True)
             self.num_g_pids = len(uniques)
+        # A built-in rule that only removes items of the query's own pid
+        # has a form on those items alone; the chunks then need no
+        # (Qc, G) pid or junk masks. De-duplicated CMC marks pids of
+        # negatives, which needs the masks.
+        self._local_junk = None
+        if cmc_mode == 'standard':
+            self._local_junk = same_pid_form(self.junk_rule)
+        if self._local_junk is not None:
+            self._group_by_pid()
         self._num_seen = 0
         self._chunks = []
+
+    def _group_by_pid(self) -> None:
+        """Index the gallery by pid: each query's same-pid items are then
+        one slice of ``_pid_order``."""
+        self._pid_order = torch.sort(self.g_pids, stable=True).indices
+        pids, sizes = torch.unique_consecutive(
+            self.g_pids[self._pid_order], return_counts=True)
+        # One extra empty group for query pids absent from the gallery.
+        self._group_sizes = torch.cat([sizes, sizes.new_zeros(1)])
+        self._group_starts = self._group_sizes.cumsum(0) - self._group_sizes
+        q_pids = self.q_pids.to(self.device)
+        group = torch.searchsorted(pids, q_pids).clamp(max=len(pids))
+        found = pids[group.clamp(max=max(len(pids) - 1, 0))] == q_pids
+        self._q_group = torch.where(found, group, len(pids)).cpu()
 
     def update(self, dist: torch.Tensor) -> None:
         """Consume the distance rows of the next queries.
@@ -230,28 +260,91 @@ class RankAccumulator:
         # max() propagates NaN and, unlike isnan(), allocates nothing.
         if dist.numel() and torch.isnan(dist.max()):
             raise ValueError('the distance matrix contains NaN')
-        q_pids = self.q_pids[start:stop].to(self.device)
-        q_camids = self.q_camids[start:stop].to(self.device)
-        same_pid = q_pids[:, None] == self.g_pids[None, :]
-        removed = self.junk_rule(same_pid, q_camids, self.g_camids)
-        self._chunks.append(
-            self._rank_chunk(dist.contiguous(), same_pid, removed))
+        self._chunks.append(self._rank_chunk(dist.contiguous(), start, stop))
         self._num_seen = stop
         if self.device.type == 'cpu':
             self._since_trim += dist.numel()
             if self._since_trim >= TRIM_EVERY_ELEMENTS:
-                del dist, same_pid, removed
+                del dist
                 release_freed_memory()
                 self._since_trim = 0
 
-    def _rank_chunk(self, dist: torch.Tensor, same_pid: torch.Tensor,
-                    removed: Optional[torch.Tensor]) -> tuple:
+    def _same_pid_items(self, start: int,
+                        stop: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Gallery items sharing each query's pid, read from pid groups.
+
+        Args:
+            start: First query of the chunk.
+            stop: One past its last query.
+
+        Returns:
+            tuple: ``cols`` (Qc, S) gallery indices in ascending order per
+            row, padded with 0, and ``is_item`` (Qc, S), False on padding;
+            S is the largest group of the chunk's pids.
+        """
+        group = self._q_group[start:stop].to(self.device)
+        sizes = self._group_sizes[group]
+        width = int(sizes.max()) if len(sizes) else 0
+        slot = torch.arange(width, device=self.device)
+        is_item = slot < sizes[:, None]
+        index = (self._group_starts[group][:, None] + slot).masked_fill_(
+            ~is_item, 0)
+        cols = self._pid_order[index].masked_fill_(~is_item, 0)
+        return cols, is_item
+
+    def _positives(self, dist: torch.Tensor, start: int, stop: int) -> tuple:
+        """Each query's kept positives and what is not a negative.
+
+        Args:
+            dist: Distances, shape (Qc, G).
+            start: First query of the chunk.
+            stop: One past its last query.
+
+        Returns:
+            tuple: ``num_pos`` (Qc,), ``pos_dist`` (Qc, M + 1) and
+            ``pos_idx`` (Qc, M) as returned by :func:`sort_positives`,
+            then ``not_neg``: a (Qc, G) mask of the positives and removed
+            items when the junk rule needs the whole gallery, else None
+            and ``own``: the flat indices (K,) of every item sharing its
+            query's pid, which are then the only non-negatives.
+        """
+        num_q, num_g = dist.shape
+        q_camids = self.q_camids[start:stop].to(self.device)
+        if self._local_junk is None:
+            q_pids = self.q_pids[start:stop].to(self.device)
+            same_pid = q_pids[:, None] == self.g_pids[None, :]
+            removed = self.junk_rule(same_pid, q_camids, self.g_camids)
+            if removed is None:
+                pos, not_neg = same_pid, same_pid
+            else:
+                pos = same_pid & ~removed
+                not_neg = same_pid | removed
+            num_pos = torch.count_nonzero(pos, dim=1)
+            max_pos = int(num_pos.max()) if num_q else 0
+            pos_dist, pos_idx = sort_positives(dist, pos, num_pos, max_pos)
+            return num_pos, pos_dist, pos_idx, not_neg, None
+        # The rule only removes items of the query's own pid: work on the
+        # few same-pid items instead of (Qc, G) masks.
+        cols, is_item = self._same_pid_items(start, stop)
+        removed = self._local_junk(q_camids, self.g_camids[cols])
+        pos = is_item if removed is None else is_item & ~removed
+        num_pos = torch.count_nonzero(pos, dim=1)
+        max_pos = int(num_pos.max()) if num_q else 0
+        pos_dist, slot = sort_positives(
+            dist.gather(1, cols), pos, num_pos, max_pos)
+        padded = torch.cat([cols, cols.new_full((num_q, 1), num_g)], dim=1)
+        pos_idx = padded.gather(1, slot)
+        rows = torch.arange(num_q, device=self.device)[:, None]
+        own = (rows * num_g + cols)[is_item]
+        return num_pos, pos_dist, pos_idx, None, own
+
+    def _rank_chunk(self, dist: torch.Tensor, start: int, stop: int) -> tuple:
         """Ranks of the positives of one query chunk.
 
         Args:
             dist: Distances, shape (Qc, G), floating point, no NaN.
-            same_pid: Pid matches, shape (Qc, G).
-            removed: Junk mask, shape (Qc, G), or None.
+            start: First query of the chunk.
+            stop: One past its last query.
 
         Returns:
             tuple: ``valid`` (Qc,) bool, ``first_rank`` (Qc,) int64 (the
@@ -260,26 +353,21 @@ class RankAccumulator:
         """
         num_q = dist.shape[0]
         device = dist.device
-        if removed is None:
-            pos, not_neg = same_pid, same_pid
-        else:
-            pos = same_pid & ~removed
-            not_neg = same_pid | removed
-        num_pos = torch.count_nonzero(pos, dim=1)
+        num_pos, pos_dist, pos_idx, not_neg, own = self._positives(
+            dist, start, stop)
         valid = num_pos > 0
-        max_pos = int(num_pos.max()) if num_q else 0
+        max_pos = pos_idx.shape[1]
         if max_pos == 0:
             zeros = torch.zeros(num_q, dtype=torch.float64)
             no_rank = torch.zeros(num_q, dtype=torch.long)
             return valid.cpu(), no_rank, zeros, zeros
-        pos_dist, pos_idx = sort_positives(dist, pos, num_pos, max_pos)
-        del pos
         is_real = torch.arange(max_pos, device=device) < num_pos[:, None]
         blocks = None
         if self.ap_mode == 'threshold' or self.tie_policy != 'pessimistic':
             blocks = tie_blocks(pos_dist[:, :max_pos], is_real)
         hist, hist_pessimistic, seen = self._histograms(
-            dist, not_neg, valid, num_pos, pos_dist, pos_idx, is_real, blocks)
+            dist, not_neg, own, valid, num_pos, pos_dist, pos_idx, is_real,
+            blocks)
 
         # r_j = j + #negatives in buckets 0..j-1 (1-based j): a negative
         # in bucket b precedes exactly the positives j > b.
@@ -313,16 +401,20 @@ class RankAccumulator:
         first_rank = torch.where(valid, first_rank, 0)
         return valid.cpu(), first_rank.cpu(), ap.cpu(), inp.cpu()
 
-    def _histograms(self, dist: torch.Tensor, not_neg: torch.Tensor,
-                    valid: torch.Tensor, num_pos: torch.Tensor,
-                    pos_dist: torch.Tensor, pos_idx: torch.Tensor,
-                    is_real: torch.Tensor,
+    def _histograms(self, dist: torch.Tensor, not_neg: Optional[torch.Tensor],
+                    own: Optional[torch.Tensor], valid: torch.Tensor,
+                    num_pos: torch.Tensor, pos_dist: torch.Tensor,
+                    pos_idx: torch.Tensor, is_real: torch.Tensor,
                     blocks: Optional[torch.Tensor]) -> tuple:
         """Count the negatives of each query by bucket.
 
         Args:
             dist: Distances, shape (Qc, G).
-            not_neg: Positives and removed items, shape (Qc, G).
+            not_neg: Positives and removed items, shape (Qc, G), or None
+                when ``own`` lists them.
+            own: Flat indices of the same-pid items, shape (K,), or None.
+                They are placed like every other item and their counts
+                taken back, which removes exactly what they added.
             valid: Queries with a positive, shape (Qc,).
             num_pos: Positives per query, shape (Qc,).
             pos_dist: Sorted positive distances, +inf padded, (Qc, M + 1).
@@ -341,32 +433,29 @@ class RankAccumulator:
         num_q, num_g = dist.shape
         max_pos = is_real.shape[1]
         device = dist.device
-        # Negatives closer than the first positive precede them all, and
-        # those beyond the last positive follow them all and change no
-        # rank: only the ones in between need a search. That is a small
-        # fraction of the gallery for any useful model. Invalid queries
-        # get the window [-inf, -inf]; their counts are discarded.
+        # Negatives beyond the last positive follow them all and change no
+        # rank: only those up to it are placed, a small fraction of the
+        # gallery for any useful model. Invalid queries get the bound
+        # -inf; their counts are discarded.
         neg_inf = torch.tensor(float('-inf'), dtype=dist.dtype, device=device)
-        first_pos = torch.where(valid, pos_dist[:, 0], neg_inf)[:, None]
         last_pos = torch.where(
             valid,
             pos_dist.gather(1, (num_pos - 1).clamp(min=0)[:, None])[:, 0],
             neg_inf)[:, None]
-        below = dist < first_pos
-        below.masked_fill_(not_neg, False)
         window = dist <= last_pos
-        window.masked_fill_(not_neg, False)
-        window ^= below  # below is a subset of window
+        if not_neg is not None:
+            window.masked_fill_(not_neg, False)
         in_window = window.view(-1).nonzero().squeeze(1)
         del window
+        flat_dist = dist.view(-1)
+        if own is not None:
+            own = own[flat_dist[own] <= last_pos.view(-1)[own // num_g]]
 
         # hist[q, b]: negatives of query q with b positives before them;
         # b = M + 1 is never used, it keeps rows apart.
         stride = max_pos + 2
         size = num_q * stride
-        row_starts = torch.arange(0, size, stride, device=device)
         hist = torch.zeros(size, dtype=torch.long, device=device)
-        hist[row_starts] += torch.count_nonzero(below, dim=1)
         hist_pessimistic = hist.clone() if (
             self.ap_mode == 'threshold'
             and self.tie_policy != 'pessimistic') else None
@@ -374,24 +463,21 @@ class RankAccumulator:
         if self.cmc_mode == 'dedup':
             seen = torch.zeros(
                 num_q * self.num_g_pids, dtype=torch.bool, device=device)
-            self._mark_pids(seen, below.view(-1).nonzero().squeeze(1), num_g)
-        del below
 
-        resolver = None
-        flat_dist = dist.view(-1)
         if in_window.numel() > DENSE_SEARCH_FRACTION * dist.numel():
-            # A weak model leaves most of the gallery between its first
-            # and last positive; one search per row is then cheaper.
+            # A weak model leaves most of the gallery before its last
+            # positive; one search per row is then cheaper.
             dense_bucket = torch.searchsorted(
                 pos_dist, dist, out_int32=True).view(-1)
+            search = None
         else:
             dense_bucket = None
             search = RaggedSearch(pos_dist, is_real)
-        # Slices bound the per-item temporaries to a fraction of the
-        # chunk even when most of the gallery lies in the window.
-        slice_len = max(1, dist.numel() // 8)
-        for begin in range(0, in_window.numel(), slice_len):
-            flat = in_window[begin:begin + slice_len]
+        resolver = []  # built on the first tie
+
+        flat_pos_dist = pos_dist.view(-1)
+
+        def place(flat: torch.Tensor, sign: int) -> None:
             rows = flat // num_g
             values = flat_dist[flat]
             if dense_bucket is None:
@@ -399,23 +485,36 @@ class RankAccumulator:
             else:
                 bucket = dense_bucket[flat].long()
             if hist_pessimistic is not None:
-                hist_pessimistic += torch.bincount(
-                    row_starts[rows] + bucket, minlength=size)
+                hist_pessimistic.add_(
+                    torch.bincount(rows * stride + bucket, minlength=size),
+                    alpha=sign)
             if self.tie_policy != 'pessimistic':
                 # d <= last positive, so bucket indexes a real positive.
-                tied = (pos_dist[rows, bucket] == values).nonzero()
-                tied = tied.squeeze(1)
+                # (1-D indexing is much faster than pos_dist[rows, bucket].)
+                tied = flat_pos_dist[rows * (max_pos + 1) + bucket] == values
+                tied = tied.nonzero().squeeze(1)
                 if tied.numel():
-                    if resolver is None:
-                        resolver = TieResolver(blocks, pos_idx, num_g,
-                                               self.tie_policy)
+                    if not resolver:
+                        resolver.append(
+                            TieResolver(blocks, pos_idx, num_g,
+                                        self.tie_policy))
                     tie_rows = rows[tied]
-                    bucket[tied] = resolver.buckets(
+                    bucket[tied] = resolver[0].buckets(
                         tie_rows, flat[tied] - tie_rows * num_g, bucket[tied])
-            hist += torch.bincount(row_starts[rows] + bucket, minlength=size)
-            if self.cmc_mode == 'dedup':
+            hist.add_(
+                torch.bincount(rows * stride + bucket, minlength=size),
+                alpha=sign)
+            if seen is not None:
                 self._mark_pids(seen, flat[bucket == 0], num_g)
-        del in_window, dense_bucket
+
+        # Slices bound the per-item temporaries to a fraction of the
+        # chunk even when most of the gallery lies in the window.
+        slice_len = max(1, dist.numel() // 8)
+        for begin in range(0, in_window.numel(), slice_len):
+            place(in_window[begin:begin + slice_len], 1)
+        if own is not None and own.numel():
+            place(own, -1)
+        del in_window
         hist = hist.view(num_q, stride)
         if hist_pessimistic is None:
             hist_pessimistic = hist
