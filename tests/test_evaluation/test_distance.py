@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmreid.evaluation.functional import compute_distance
+from mmreid.evaluation.functional import GalleryDistance, compute_distance
 
 
 def features(seed=0, num=7, dim=5, scale=1.0):
@@ -76,6 +76,29 @@ def test_cuda_tf32_is_off_and_restored():
         torch.testing.assert_close(dist.cpu(), expected, atol=1e-4, rtol=0)
     finally:
         matmul.allow_tf32 = previous
+
+
+@pytest.mark.parametrize('metric', ['euclidean', 'sqeuclidean', 'cosine'])
+@pytest.mark.parametrize('normalize', [False, True])
+def test_gallery_distance_equals_compute_distance(metric, normalize):
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(23, 16, generator=generator)
+    gallery = torch.randn(50, 16, generator=generator) * 3
+    distance = GalleryDistance(gallery, metric, normalize)
+    for start in range(0, 23, 5):
+        # A GEMM's bits may depend on its row count, so compare chunks of
+        # the same rows.
+        chunk = query[start:start + 5]
+        assert torch.equal(
+            distance(chunk), compute_distance(chunk, gallery, metric,
+                                              normalize))
+    torch.testing.assert_close(
+        distance(query),
+        compute_distance(query.double(), gallery.double(), metric, normalize))
+    with pytest.raises(ValueError, match='query dim 8 != gallery dim 16'):
+        distance(query[:, :8])
+    with pytest.raises(ValueError, match='metric'):
+        GalleryDistance(gallery, 'manhattan')
 
 
 def test_invalid_inputs():

@@ -1,5 +1,5 @@
 """Pure numpy/torch evaluation functions (no mmengine)."""
-from .distance import DISTANCE_METRICS, compute_distance
+from .distance import DISTANCE_METRICS, GalleryDistance, compute_distance
 from .evaluate import Scorer, evaluate_features, evaluate_rank
 from .junk_rules import (JUNK_RULES, JunkRule, get_junk_rule, market_junk,
                          no_junk, sysu_junk)
@@ -17,15 +17,15 @@ from .verification import (DEFAULT_FPRS, VerificationResult,
                            evaluate_verification_features, tpr_at_fpr)
 
 __all__ = [
-    'compute_distance', 'evaluate_rank', 'evaluate_features', 'ReIDEvalResult',
-    'RankAccumulator', 'chunk_rows_for_budget', 'get_junk_rule', 'market_junk',
-    'no_junk', 'sysu_junk', 'JUNK_RULES', 'JunkRule', 'Scorer',
-    'DISTANCE_METRICS', 'TIE_POLICIES', 'AP_MODES', 'CMC_MODES',
-    'DEFAULT_MEMORY_BUDGET_MB', 'reference_evaluate_rank',
-    'evaluate_verification', 'evaluate_verification_features', 'tpr_at_fpr',
-    'VerificationResult', 'DEFAULT_FPRS', 'k_reciprocal_rerank',
-    'k_reciprocal_rerank_distances', 'query_expansion', 'mnet_pair_logits',
-    'mnet_distances', 'max_abs_logit_error', 'MNetPairScorer',
-    'make_mnet_scorer', 'fold_mnet_batchnorm', 'PAIR_SCORING_METHODS',
-    'PAIR_DISTANCE_MODES'
+    'compute_distance', 'GalleryDistance', 'evaluate_rank',
+    'evaluate_features', 'ReIDEvalResult', 'RankAccumulator',
+    'chunk_rows_for_budget', 'get_junk_rule', 'market_junk', 'no_junk',
+    'sysu_junk', 'JUNK_RULES', 'JunkRule', 'Scorer', 'DISTANCE_METRICS',
+    'TIE_POLICIES', 'AP_MODES', 'CMC_MODES', 'DEFAULT_MEMORY_BUDGET_MB',
+    'reference_evaluate_rank', 'evaluate_verification',
+    'evaluate_verification_features', 'tpr_at_fpr', 'VerificationResult',
+    'DEFAULT_FPRS', 'k_reciprocal_rerank', 'k_reciprocal_rerank_distances',
+    'query_expansion', 'mnet_pair_logits', 'mnet_distances',
+    'max_abs_logit_error', 'MNetPairScorer', 'make_mnet_scorer',
+    'fold_mnet_batchnorm', 'PAIR_SCORING_METHODS', 'PAIR_DISTANCE_MODES'
 ]

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .distance import ArrayLike, compute_distance, to_tensor
+from .distance import ArrayLike, GalleryDistance, to_tensor
 from .junk_rules import JunkRule
 from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, RankAccumulator,
                    ReIDEvalResult, chunk_rows_for_budget)
@@ -163,11 +163,12 @@ def evaluate_features(query_feats: ArrayLike,
         if normalize:
             gallery = F.normalize(gallery.float(), dim=1)
     else:
-        # compute_distance normalises row by row, so normalising inside
-        # each chunk gives the same bits as normalising the whole set.
+        # Normalisation is row by row, so chunks give the same bits as
+        # the whole set.
+        distance = GalleryDistance(gallery, metric, normalize)
+
         def scorer(query_chunk, gallery_all):
-            return compute_distance(query_chunk, gallery_all, metric,
-                                    normalize)
+            return distance(query_chunk)
 
     chunk_size = chunk_rows_for_budget(num_gallery, memory_budget_mb)
     for start in range(0, num_query, chunk_size):

@@ -32,7 +32,8 @@ from typing import Callable, Optional, Tuple, Union
 
 import torch
 
-from .distance import ArrayLike, compute_distance, exact_fp32_matmul, to_tensor
+from .distance import (ArrayLike, GalleryDistance, compute_distance,
+                       exact_fp32_matmul, to_tensor)
 from .rank import DEFAULT_MEMORY_BUDGET_MB, DeviceLike
 
 # tail(hidden (N, H)) -> logits (N,) or (N, 1)
@@ -402,10 +403,11 @@ def _topk_rerank_distances(query, gallery, weight, bias, out_weight, out_bias,
         num_query, num_gallery, dtype=torch.float32, device=query.device)
     positions = torch.arange(
         num_gallery, dtype=torch.float32, device=query.device)
+    sqeuclidean = GalleryDistance(gallery, 'sqeuclidean')
     for start in range(0, num_query, query_block):
         q_chunk = query[start:start + query_block]
         num_q = len(q_chunk)
-        euclid = compute_distance(q_chunk, gallery, 'sqeuclidean')
+        euclid = sqeuclidean(q_chunk)
         order = torch.sort(euclid, dim=1, stable=True).indices
         del euclid
         head = order[:, :k]

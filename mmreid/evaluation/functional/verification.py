@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .distance import ArrayLike, compute_distance, to_tensor
+from .distance import ArrayLike, GalleryDistance, to_tensor
 from .junk_rules import JunkRule, get_junk_rule
 from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, _as_labels,
                    chunk_rows_for_budget)
@@ -288,6 +288,8 @@ def evaluate_verification_features(
     chunk_size = chunk_rows_for_budget(len(gallery), memory_budget_mb)
     if callable(metric) and normalize:
         gallery = F.normalize(gallery.float(), dim=1)
+    distance = None if callable(metric) else GalleryDistance(
+        gallery, metric, normalize)
 
     def chunks():
         for start in range(0, len(query), chunk_size):
@@ -297,8 +299,7 @@ def evaluate_verification_features(
                     query_chunk = F.normalize(query_chunk.float(), dim=1)
                 yield start, to_tensor(metric(query_chunk, gallery))
             else:
-                yield start, compute_distance(query_chunk, gallery, metric,
-                                              normalize)
+                yield start, distance(query_chunk)
 
     return tpr_at_fpr(chunks, q_pids, g_pids, q_camids, g_camids, fprs,
                       junk_rule, device)
