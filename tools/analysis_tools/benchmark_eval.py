@@ -14,7 +14,7 @@ that point. Methods:
 - ``features``: :func:`evaluate_features` from the features (cosine),
   the matrix is never held;
 - ``reference``: the brute-force :func:`reference_evaluate_rank` (full
-  stable sort per query; Market size only);
+  stable sort per query; not at the MSMT17 size);
 - ``fastreid-py`` / ``fastreid-cy``: fast-reid's ``evaluate_rank``
   loaded by file path from ``--fastreid-dir`` (``fastreid/evaluation/
   rank.py``), and its ``rank_cy.pyx`` compiled into a temporary folder
@@ -42,6 +42,7 @@ from mmreid.utils.profiling import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 # name: (num_query, num_gallery, num_ids, num_cameras)
 SIZES = dict(
+    tiny=(200, 1000, 50, 6),  # a smoke test of the script itself
     market=(3368, 15913, 751, 6),
     msmt=(11659, 82161, 3060, 15),
 )
@@ -64,13 +65,14 @@ def parse_args():
     parser.add_argument(
         '--methods',
         nargs='+',
-        default=['mmreid', 'features'],
         choices=METHODS,
-        help='methods to run (see --reference and --fastreid-dir)')
+        help='methods to run (default: mmreid and features, plus '
+        'fastreid-py with --fastreid-dir); --reference and '
+        '--fastreid-cython add theirs')
     parser.add_argument(
         '--reference',
         action='store_true',
-        help='also run the brute-force reference (Market size only)')
+        help='also run the brute-force reference (not at the MSMT17 size)')
     parser.add_argument(
         '--fastreid-dir',
         help='a fast-reid checkout; adds fast-reid\'s Python evaluator')
@@ -307,13 +309,17 @@ def main():
     if args.child:
         run_child(args)
         return
-    methods = list(args.methods)
-    if args.reference and 'reference' not in methods:
+    # --methods replaces the default pair; --reference and
+    # --fastreid-cython always add their method, --fastreid-dir adds
+    # fast-reid's (slow) Python evaluator only to the default pair.
+    methods = list(args.methods or ['mmreid', 'features'])
+    if args.fastreid_dir and not args.methods:
+        methods.append('fastreid-py')
+    if args.reference:
         methods.append('reference')
-    if args.fastreid_dir:
-        methods += [m for m in ('fastreid-py', ) if m not in methods]
-        if args.fastreid_cython and 'fastreid-cy' not in methods:
-            methods.append('fastreid-cy')
+    if args.fastreid_cython:
+        methods.append('fastreid-cy')
+    methods = list(dict.fromkeys(methods))
     if 'mmreid' in methods:
         # Run the method every other one is compared with first.
         methods.remove('mmreid')
@@ -347,8 +353,8 @@ def main():
                 for name in ('fastreid-py', 'fastreid-cy'):
                     skipped[name] = ('fastreid/evaluation/rank.py not found '
                                      f'in {args.fastreid_dir}')
-            if 'reference' in methods and size != 'market':
-                skipped['reference'] = 'Market size only'
+            if 'reference' in methods and size == 'msmt':
+                skipped['reference'] = 'too slow at the MSMT17 size'
             base = None
             for method in methods:
                 if method in skipped:

@@ -1,0 +1,60 @@
+import json
+import subprocess
+import sys
+
+from .conftest import REPO
+
+# A stand-in for fast-reid's evaluation/rank.py: the same call and return
+# convention (cmc, per-query AP list, per-query INP list), written here.
+FAKE_FASTREID_RANK = '''
+import numpy as np
+
+
+def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50,
+                  use_cython=True):
+    cmcs, aps, inps = [], [], []
+    for q in range(len(q_pids)):
+        order = np.argsort(distmat[q], kind='stable')
+        keep = ~((g_pids[order] == q_pids[q]) &
+                 (g_camids[order] == q_camids[q]))
+        match = (g_pids[order] == q_pids[q])[keep]
+        if not match.any():
+            continue
+        hits = np.flatnonzero(match) + 1
+        cmc = np.zeros(max_rank)
+        cmc[hits[0] - 1:] = 1
+        cmcs.append(cmc)
+        aps.append(np.mean(np.arange(1, len(hits) + 1) / hits))
+        inps.append(len(hits) / hits[-1])
+    return np.mean(cmcs, axis=0), aps, inps
+'''
+
+
+def test_tiny_run_agrees_across_methods(tmp_path):
+    rank = tmp_path / 'fastreid' / 'fastreid' / 'evaluation' / 'rank.py'
+    rank.parent.mkdir(parents=True)
+    rank.write_text(FAKE_FASTREID_RANK)
+    out = tmp_path / 'out' / 'bench.json'
+    proc = subprocess.run([
+        sys.executable, 'tools/analysis_tools/benchmark_eval.py', '--sizes',
+        'tiny', '--methods', 'mmreid', 'features', 'fastreid-py',
+        '--reference', '--fastreid-dir',
+        str(tmp_path / 'fastreid'), '--threads', '1', '--work-dir',
+        str(tmp_path), '--json',
+        str(out)
+    ],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {row['method']: row for row in json.loads(out.read_text())}
+    assert list(rows) == ['mmreid', 'features', 'fastreid-py', 'reference']
+    assert rows['mmreid']['max_abs_diff'] == 0
+    for name in ('features', 'fastreid-py', 'reference'):
+        assert rows[name]['max_abs_diff'] < 1e-6, name
+    assert 0 < rows['mmreid']['mAP'] < 1
+    for row in rows.values():
+        assert row['seconds'] > 0 and row['peak_over_input'] >= 0
+    assert '| tiny (200 x 1,000) | mmreid |' in proc.stdout
+    # The inputs lived in a temporary folder under --work-dir.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['fastreid', 'out']
