@@ -97,14 +97,19 @@ def exact_fp32_matmul(device: torch.device) -> Iterator[None]:
             matmul.fp32_precision = previous
 
 
+#: The ``eps`` of :func:`torch.nn.functional.normalize`.
+NORMALIZE_EPS = 1e-12
+
+
 class GalleryDistance:
     """Distances from query chunks to one gallery, prepared once.
 
-    The gallery's share of the work (L2 normalisation, squared norms) is
-    done at construction, not per chunk: with 40-query chunks against an
-    MSMT17-sized gallery, redoing it would copy the whole gallery features
-    for every 40 queries. Each call gives the same bits as
-    :func:`compute_distance` on the same rows.
+    The gallery's share of the work (its norms) is done at construction,
+    not per chunk, and the gallery is never copied: normalisation is
+    applied as a per-column scale of the product ``q @ g.T``. Redoing it
+    per chunk would copy the whole gallery for every 40 queries of an
+    MSMT17-sized evaluation. Only the (Qc, G) output is allocated per
+    call (a non-fp32 gallery is converted to fp32 once).
 
     Args:
         gallery_feats: Gallery features, shape (G, D).
@@ -125,13 +130,15 @@ class GalleryDistance:
                              f'{tuple(gallery.shape)}')
         self.metric = metric
         self.normalize = normalize or metric == 'cosine'
-        with exact_fp32_matmul(gallery.device):
-            if self.normalize:
-                gallery = F.normalize(gallery, dim=1)
-            self.gallery_t = gallery.t()
-            self.g_sq = None
-            if metric != 'cosine':
-                self.g_sq = gallery.pow(2).sum(dim=1).unsqueeze(0)
+        self.gallery_t = gallery.t()
+        # A reduction, unlike gallery.pow(2), allocates no (G, D) copy.
+        norm = torch.linalg.vector_norm(gallery, dim=1)
+        self.g_scale = None
+        if self.normalize:
+            # F.normalize's rule: x / max(|x|, eps).
+            self.g_scale = 1 / norm.clamp(min=NORMALIZE_EPS)
+            norm = norm * self.g_scale
+        self.g_sq = norm.pow(2)
 
     def __call__(self, query_feats: ArrayLike) -> torch.Tensor:
         """Distances of some queries to the gallery.
@@ -155,18 +162,20 @@ class GalleryDistance:
                              f'gallery features on {self.gallery_t.device}')
         with exact_fp32_matmul(query.device):
             if self.normalize:
-                query = F.normalize(query, dim=1)
-            if self.metric == 'cosine':
-                # 1 - cos lies in [0, 2]; rounding may leave it at -1e-7
-                # for identical features, which is harmless for ranking.
-                return 1 - query @ self.gallery_t
-            q_sq = query.pow(2).sum(dim=1, keepdim=True)
-            dist = torch.addmm(
-                q_sq + self.g_sq, query, self.gallery_t, alpha=-2)
-            dist.clamp_(min=0)
-            if self.metric == 'euclidean':
-                dist.sqrt_()
-            return dist
+                query = F.normalize(query, dim=1, eps=NORMALIZE_EPS)
+            dist = query @ self.gallery_t
+        if self.g_scale is not None:
+            dist.mul_(self.g_scale)
+        if self.metric == 'cosine':
+            # 1 - cos lies in [0, 2]; rounding may leave it at -1e-7 for
+            # identical features, which is harmless for ranking.
+            return dist.neg_().add_(1)
+        # |q|^2 + |g|^2 - 2 q.g, in place: no (Qc, G) temporaries.
+        q_sq = torch.linalg.vector_norm(query, dim=1, keepdim=True).pow_(2)
+        dist.mul_(-2).add_(q_sq).add_(self.g_sq).clamp_(min=0)
+        if self.metric == 'euclidean':
+            dist.sqrt_()
+        return dist
 
 
 def compute_distance(query_feats: ArrayLike,
