@@ -450,3 +450,12 @@ def test_invalid_inputs():
         evaluate_rank(distmat, q_pids.astype(float), *labels[1:])
     with pytest.raises(ValueError, match='no query has a positive'):
         evaluate_rank(distmat, q_pids + 100, *labels[1:])
+    for junk_rule in ('market', 'sysu'):
+        with pytest.raises(ValueError, match='no query has a positive'):
+            evaluate_rank(
+                distmat[:, :0],
+                q_pids,
+                g_pids[:0],
+                q_camids,
+                g_camids[:0],
+                junk_rule=junk_rule)

@@ -238,7 +238,9 @@ class RankAccumulator:
         self._group_starts = self._group_sizes.cumsum(0) - self._group_sizes
         q_pids = self.q_pids.to(self.device)
         group = torch.searchsorted(pids, q_pids).clamp(max=len(pids))
-        found = pids[group.clamp(max=max(len(pids) - 1, 0))] == q_pids
+        found = torch.zeros_like(q_pids, dtype=torch.bool)
+        if len(pids):
+            found = pids[group.clamp(max=len(pids) - 1)] == q_pids
         self._q_group = torch.where(found, group, len(pids)).cpu()
 
     def update(self, dist: torch.Tensor) -> None:
