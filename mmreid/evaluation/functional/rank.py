@@ -509,8 +509,8 @@ class RankAccumulator:
                     alpha=sign)
             if self.tie_policy != 'pessimistic':
                 # d <= last positive, so bucket indexes a real positive.
-                tied = flat_pos_dist.index_select(
-                    0, rows * (max_pos + 1) + bucket) == values
+                at = rows * (max_pos + 1) + bucket
+                tied = flat_pos_dist.index_select(0, at) == values
                 # Ties are rare in real distances: any() is cheaper than
                 # an empty nonzero().
                 if tied.any():
