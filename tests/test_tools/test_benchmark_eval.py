@@ -29,16 +29,30 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50,
     return np.mean(cmcs, axis=0), aps, inps
 '''
 
+# A stand-in for fast-reid's evaluation/rerank.py: re_ranking's call
+# convention, backed by mmreid's own implementation.
+FAKE_FASTREID_RERANK = '''
+from mmreid.evaluation.functional import k_reciprocal_rerank_distances
+
+
+def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3):
+    # The standard implementation squares its Euclidean inputs.
+    return k_reciprocal_rerank_distances(q_g_dist**2, q_q_dist**2,
+                                         g_g_dist**2, k1, k2,
+                                         lambda_value).numpy()
+'''
+
 
 def test_tiny_run_agrees_across_methods(tmp_path):
     rank = tmp_path / 'fastreid' / 'fastreid' / 'evaluation' / 'rank.py'
     rank.parent.mkdir(parents=True)
     rank.write_text(FAKE_FASTREID_RANK)
+    (rank.parent / 'rerank.py').write_text(FAKE_FASTREID_RERANK)
     out = tmp_path / 'out' / 'bench.json'
     proc = subprocess.run([
         sys.executable, 'tools/analysis_tools/benchmark_eval.py', '--sizes',
-        'tiny', '--methods', 'mmreid', 'features', 'fastreid-py',
-        '--reference', '--fastreid-dir',
+        'tiny', '--methods', 'mmreid', 'features', 'fastreid-py', 'rerank',
+        'fastreid-rerank', '--reference', '--fastreid-dir',
         str(tmp_path / 'fastreid'), '--threads', '1', '--work-dir',
         str(tmp_path), '--json',
         str(out)
@@ -48,10 +62,18 @@ def test_tiny_run_agrees_across_methods(tmp_path):
                           text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {row['method']: row for row in json.loads(out.read_text())}
-    assert list(rows) == ['mmreid', 'features', 'fastreid-py', 'reference']
+    assert list(rows) == [
+        'mmreid', 'features', 'fastreid-py', 'rerank', 'fastreid-rerank',
+        'reference'
+    ]
     assert rows['mmreid']['max_abs_diff'] == 0
     for name in ('features', 'fastreid-py', 'reference'):
         assert rows[name]['max_abs_diff'] < 1e-6, name
+    # Re-ranking changes the metrics; its two methods are compared with
+    # each other.
+    assert rows['rerank']['max_abs_diff'] == 0
+    assert rows['fastreid-rerank']['max_abs_diff'] < 1e-4
+    assert rows['rerank']['mAP'] != rows['mmreid']['mAP']
     assert 0 < rows['mmreid']['mAP'] < 1
     for row in rows.values():
         assert row['seconds'] > 0 and row['peak_over_input'] >= 0

@@ -18,10 +18,15 @@ that point. Methods:
 - ``fastreid-py`` / ``fastreid-cy``: fast-reid's ``evaluate_rank``
   loaded by file path from ``--fastreid-dir`` (``fastreid/evaluation/
   rank.py``), and its ``rank_cy.pyx`` compiled into a temporary folder
-  when ``--fastreid-cython`` is given and Cython is installed.
+  when ``--fastreid-cython`` is given and Cython is installed;
+- ``rerank``: :func:`k_reciprocal_rerank` (k1=20, k2=6, lambda=0.3) of
+  the L2-normalised features, then :func:`evaluate_rank`;
+- ``fastreid-rerank``: the same with fast-reid's numpy ``re_ranking``
+  (``fastreid/evaluation/rerank.py``, the standard implementation of
+  Zhong et al.) on the three full distance matrices, which it needs.
 
 Every method's CMC (ranks 1-50), mAP and mINP are compared with
-``mmreid``'s. Example::
+``mmreid``'s, the re-ranking methods' with ``rerank``'s. Example::
 
     python tools/analysis_tools/benchmark_eval.py --sizes market msmt \\
         --threads 2 --reference --json work_dirs/benchmark_eval.json
@@ -46,7 +51,12 @@ SIZES = dict(
     market=(3368, 15913, 751, 6),
     msmt=(11659, 82161, 3060, 15),
 )
-METHODS = ('mmreid', 'features', 'reference', 'fastreid-py', 'fastreid-cy')
+METHODS = ('mmreid', 'features', 'reference', 'fastreid-py', 'fastreid-cy',
+           'rerank', 'fastreid-rerank')
+# Methods that re-rank: compared with the first of them, not with mmreid.
+RERANK_METHODS = ('rerank', 'fastreid-rerank')
+# k-reciprocal parameters of the paper (k1, k2, lambda).
+RERANK_PARAMS = (20, 6, 0.3)
 MAX_RANK = 50
 # Noise of a sample around its pid's centre, relative to the spread of the
 # centres: about 49 % mAP and 94 % Rank-1 on the Market size, close to the
@@ -178,6 +188,16 @@ def load_fastreid(fastreid_dir, cython, build_dir):
     return lambda *args: rank_cy.evaluate_cy(*args, MAX_RANK, False)
 
 
+def load_fastreid_rerank(fastreid_dir):
+    """fast-reid's numpy re_ranking (the standard implementation of
+    Zhong et al.), loaded by file path."""
+    path = osp.join(fastreid_dir, 'fastreid', 'evaluation', 'rerank.py')
+    spec = importlib.util.spec_from_file_location('fastreid_rerank', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.re_ranking
+
+
 def build_fastreid_cython(fastreid_dir, build_dir):
     """Compile rank_cy.pyx out of tree; returns an error message or None."""
     try:
@@ -213,21 +233,27 @@ def run_child(args):
     labels = dict(np.load(osp.join(folder, 'labels.npz')))
     label_args = (labels['q_pids'], labels['g_pids'], labels['q_camids'],
                   labels['g_camids'])
-    if method == 'features':
+    if method == 'features' or method in RERANK_METHODS:
         inputs = (np.load(osp.join(folder, 'query.npy')),
                   np.load(osp.join(folder, 'gallery.npy')))
     else:
         inputs = (np.load(osp.join(folder, 'distmat.npy')), )
     evaluate = None
-    if method.startswith('fastreid'):
+    if method == 'fastreid-rerank':
+        evaluate = load_fastreid_rerank(args.fastreid_dir)
+    elif method.startswith('fastreid'):
         evaluate = load_fastreid(args.fastreid_dir, method == 'fastreid-cy',
                                  folder)
     # Warm up on a few queries first: the first call faults in library
     # code and thread pools, which is resident memory but not the
-    # method's working set.
+    # method's working set. Re-ranking's cost is (Q + G)^2, so it warms
+    # up on a slice of the gallery too.
     q_pids, g_pids, q_camids, g_camids = label_args
-    measure(method, evaluate, (inputs[0][:8], ) + inputs[1:],
-            (q_pids[:8], g_pids, q_camids[:8], g_camids), args)
+    num_g = 64 if method in RERANK_METHODS else len(g_pids)
+    measure(method, evaluate, (inputs[0][:8], ) +
+            tuple(x[:num_g] for x in inputs[1:]),
+            (q_pids[:8], g_pids[:num_g], q_camids[:8], g_camids[:num_g]),
+            args)
     baseline = rss_bytes()
     peak_was_reset = reset_peak_rss()
     start = time.perf_counter()
@@ -247,7 +273,11 @@ def run_child(args):
 
 def measure(method, evaluate, inputs, label_args, args):
     """Evaluate with one method; returns (cmc, mAP, mINP)."""
-    from mmreid.evaluation.functional import (evaluate_features, evaluate_rank,
+    import torch
+
+    from mmreid.evaluation.functional import (compute_distance,
+                                              evaluate_features, evaluate_rank,
+                                              k_reciprocal_rerank,
                                               reference_evaluate_rank)
     if method == 'mmreid':
         result = evaluate_rank(*inputs, *label_args, max_rank=MAX_RANK)
@@ -267,6 +297,19 @@ def measure(method, evaluate, inputs, label_args, args):
         result = reference_evaluate_rank(
             *inputs, *label_args, max_rank=MAX_RANK)
         cmc, mAP, mINP = result['cmc'], result['mAP'], result['mINP']
+    elif method in RERANK_METHODS:
+        # Cosine features: re-rank their L2-normalised Euclidean distances.
+        if method == 'rerank':
+            dist = k_reciprocal_rerank(
+                *inputs, *RERANK_PARAMS, normalize=True)
+        else:
+            query, gallery = (torch.from_numpy(x) for x in inputs)
+            q_g, q_q, g_g = (compute_distance(a, b, normalize=True).numpy()
+                             for a, b in ((query, gallery), (query, query),
+                                          (gallery, gallery)))
+            dist = evaluate(q_g, q_q, g_g, *RERANK_PARAMS)
+        result = evaluate_rank(dist, *label_args, max_rank=MAX_RANK)
+        cmc, mAP, mINP = result.cmc, result.mAP, result.mINP
     else:
         cmc, all_ap, all_inp = evaluate(*inputs, *label_args)
         # fast-reid returns per-query AP and INP lists.
@@ -353,17 +396,20 @@ def main():
                 for name in ('fastreid-py', 'fastreid-cy'):
                     skipped[name] = ('fastreid/evaluation/rank.py not found '
                                      f'in {args.fastreid_dir}')
+            rerank_file = osp.join(args.fastreid_dir or '', 'fastreid',
+                                   'evaluation', 'rerank.py')
+            if 'fastreid-rerank' in methods and not osp.exists(rerank_file):
+                skipped['fastreid-rerank'] = f'{rerank_file} not found'
             if 'reference' in methods and size == 'msmt':
                 skipped['reference'] = 'too slow at the MSMT17 size'
-            base = None
+            bases = {}
             for method in methods:
                 if method in skipped:
                     print(f'[{size}] {method} skipped: {skipped[method]}')
                     continue
                 record = run_method(args, method, folder)
                 record.update(size=size, method=method)
-                if base is None:
-                    base = record
+                base = bases.setdefault(method in RERANK_METHODS, record)
                 record['max_abs_diff'] = max(
                     np.abs(np.subtract(record['cmc'], base['cmc'])).max(),
                     abs(record['mAP'] - base['mAP']),
@@ -380,7 +426,7 @@ def main():
           f'MALLOC_MMAP_THRESHOLD_={args.malloc_mmap_threshold}\n')
     print('| size (Q x G) | method | seconds, median (best) | '
           'peak GB over input | '
-          'R1 / mAP / mINP (%) | max abs diff vs mmreid |')
+          'R1 / mAP / mINP (%) | max abs diff vs mmreid (rerank) |')
     print('|---|---|---|---|---|---|')
     for row in rows:
         num_query, num_gallery = SIZES[row['size']][:2]
