@@ -249,11 +249,13 @@ def run_child(args):
     # method's working set. Re-ranking's cost is (Q + G)^2, so it warms
     # up on a slice of the gallery too.
     q_pids, g_pids, q_camids, g_camids = label_args
-    num_g = 64 if method in RERANK_METHODS else len(g_pids)
-    measure(method, evaluate, (inputs[0][:8], ) +
-            tuple(x[:num_g] for x in inputs[1:]),
-            (q_pids[:8], g_pids[:num_g], q_camids[:8], g_camids[:num_g]),
-            args)
+    keep = slice(None)
+    if method in RERANK_METHODS:
+        # The warm-up queries' own pids plus 64 other items.
+        keep = np.isin(g_pids, q_pids[:8]) | (np.arange(len(g_pids)) < 64)
+    measure(method, evaluate,
+            (inputs[0][:8], ) + tuple(x[keep] for x in inputs[1:]),
+            (q_pids[:8], g_pids[keep], q_camids[:8], g_camids[keep]), args)
     baseline = rss_bytes()
     peak_was_reset = reset_peak_rss()
     start = time.perf_counter()
@@ -300,8 +302,7 @@ def measure(method, evaluate, inputs, label_args, args):
     elif method in RERANK_METHODS:
         # Cosine features: re-rank their L2-normalised Euclidean distances.
         if method == 'rerank':
-            dist = k_reciprocal_rerank(
-                *inputs, *RERANK_PARAMS, normalize=True)
+            dist = k_reciprocal_rerank(*inputs, *RERANK_PARAMS, normalize=True)
         else:
             query, gallery = (torch.from_numpy(x) for x in inputs)
             q_g, q_q, g_g = (compute_distance(a, b, normalize=True).numpy()
