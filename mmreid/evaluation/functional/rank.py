@@ -228,8 +228,11 @@ class RankAccumulator:
         self._chunks = []
 
     def _group_by_pid(self) -> None:
-        """Index the gallery by pid: each query's same-pid items are then
-        one slice of ``_pid_order``."""
+        """Index the gallery by pid, once.
+
+        A query's same-pid items are then one slice of ``_pid_order``
+        (gallery indices sorted by pid, ascending within a pid).
+        """
         self._pid_order = torch.sort(self.g_pids, stable=True).indices
         pids, sizes = torch.unique_consecutive(
             self.g_pids[self._pid_order], return_counts=True)
