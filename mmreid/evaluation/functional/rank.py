@@ -466,7 +466,12 @@ class RankAccumulator:
         window = dist <= last_pos
         if not_neg is not None:
             window.masked_fill_(not_neg, False)
-        in_window = window.view(-1).nonzero().squeeze(1)
+        if window.device.type == 'cpu':
+            # numpy's flatnonzero is faster than torch's nonzero here
+            # (Market-sized input: 0.21-0.28 s vs 0.26-0.31 s in all).
+            in_window = torch.from_numpy(np.flatnonzero(window.numpy()))
+        else:
+            in_window = window.view(-1).nonzero().squeeze(1)
         del window
         flat_dist = dist.view(-1)
         if own is not None:
