@@ -54,8 +54,9 @@ CMC_MODES = ('standard', 'dedup')
 # key, and the temporaries of the tie check. Measured peak is lower; the
 # margin keeps ``memory_budget_mb`` an upper bound.
 BYTES_PER_ENTRY = 40
-# Small chunks keep the working set in cache on CPU, where they are
-# fastest; pass a larger budget on GPU.
+# The chunk of distances read (or, from features, computed) at a time; on
+# the CPU it is ranked in smaller sub-chunks (CPU_CHUNK_ELEMENTS). Pass a
+# larger budget on GPU, where big chunks are fastest.
 DEFAULT_MEMORY_BUDGET_MB = 128
 # Above this fraction of (query, gallery) pairs to place, a dense
 # per-row search beats the ragged one (measured on CPU).
