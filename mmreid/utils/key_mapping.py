@@ -15,6 +15,7 @@ These are the torchvision / mmpretrain ResNet names, so an ImageNet ResNet
 only needs the ``backbone.`` prefix. A key that no rule maps is never
 dropped silently: it is returned in the report, and the converters print it.
 """
+import copy
 import os
 import os.path as osp
 import re
@@ -25,9 +26,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 # The tensors of a torchvision-style ResNet: stem, stages and shortcuts.
+# IBN-Net-a blocks (fast-reid ``WITH_IBN``, mmreid ``ibn_stages``) split
+# ``bn1`` into ``bn1.IN`` (instance norm) and ``bn1.BN`` under the same names
+# in both projects.
 _RESNET = (r'(conv1\.weight|bn1\.\w+|'
            r'layer[1-4]\.\d+\.(?:conv[1-3]\.weight|bn[1-3]\.\w+|'
-           r'downsample\.[01]\.\w+))')
+           r'bn1\.(?:IN|BN)\.\w+|downsample\.[01]\.\w+))')
 _BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
 
 # (source pattern, target template, optional value transform). The pattern
@@ -177,16 +181,145 @@ def format_report(converted: Dict[str, torch.Tensor], unmapped: Sequence[str],
     return '\n'.join(lines)
 
 
+#: ImageNet statistics on the 0-255 scale (fast-reid's ``PIXEL_MEAN``/
+#: ``PIXEL_STD`` defaults; torchreid's ``norm_mean``/``norm_std`` times 255).
+IMAGENET_MEAN = [123.675, 116.28, 103.53]
+IMAGENET_STD = [58.395, 57.12, 57.375]
+
+#: What each source computes, as its code and default configs define it;
+#: the converters record these facts (with the user's overrides) in the
+#: converted checkpoint as ``meta['source_arch']``.
+#:
+#: * fast-reid v1.x ``build_resnet_backbone``: stem
+#:   ``MaxPool2d(3, 2, padding=0, ceil_mode=True)``; the BoT configs
+#:   (``Base-bagtricks.yml``): ``LAST_STRIDE: 1``, BNNeck, ``NECK_FEAT:
+#:   after``, ``SIZE_TEST: [256, 128]``; its test transform is torchvision
+#:   ``Resize(size, interpolation=3)`` (PIL bicubic) on PIL RGB images; the
+#:   model normalises with ``pixel_mean``/``pixel_std`` (0-255).
+#: * torchreid v1.x ``resnet50``: torchvision stem, ``last_stride=2``, no
+#:   BNNeck, global average pooling, the pooled feature as test feature;
+#:   ``Resize((h, w))`` (PIL bilinear) on PIL RGB images, ``Normalize`` with
+#:   ImageNet statistics; default size 256 x 128.
+SOURCE_ARCH: Dict[str, dict] = dict(
+    fastreid=dict(
+        stem_pool=dict(kernel_size=3, stride=2, padding=0, ceil_mode=True),
+        last_stride=1,
+        pooling='avg',
+        neck='bnneck',
+        test_feature='after_bn',
+        input_size=[256, 128],
+        interpolation='bicubic',
+        resize_backend='pillow',
+        colour_order='rgb',
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD),
+    torchreid=dict(
+        stem_pool=dict(kernel_size=3, stride=2, padding=1, ceil_mode=False),
+        last_stride=2,
+        pooling='avg',
+        neck=None,
+        test_feature='before_bn',
+        input_size=[256, 128],
+        interpolation='bilinear',
+        resize_backend='pillow',
+        colour_order='rgb',
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD))
+
+
+def _feature_dim(converted: Dict[str, torch.Tensor]) -> int:
+    """Channels of the last stage: its last block's last BN."""
+    last = None
+    for key, value in converted.items():
+        match = re.fullmatch(r'backbone\.layer4\.(\d+)\.bn(\d)\.weight', key)
+        if match:
+            rank = (int(match.group(1)), int(match.group(2)))
+            if last is None or rank > last[0]:
+                last = (rank, value.numel())
+    if last is None:
+        raise ValueError('the checkpoint has no backbone.layer4 block: '
+                         'cannot size the BNNeck')
+    return last[1]
+
+
+def source_arch(source: str,
+                converted: Dict[str, torch.Tensor],
+                state_dict: Dict[str, torch.Tensor],
+                **overrides) -> dict:
+    """The facts of a converted ``fastreid``/``torchreid`` network.
+
+    Starts from :data:`SOURCE_ARCH`, applies ``overrides`` (the converter's
+    command-line options, e.g. ``last_stride=2``) and what the tensors
+    themselves show: a GeM exponent means GeM pooling, fast-reid's
+    ``pixel_mean``/``pixel_std`` buffers give the normalisation, and a
+    network without BNNeck tensors has no BNNeck (its test feature is then
+    the pooled feature).
+
+    Raises:
+        ValueError: An override contradicts the tensors.
+    """
+    facts = copy.deepcopy(SOURCE_ARCH[source])
+    unknown = set(overrides) - set(facts)
+    if unknown:
+        raise KeyError(f'unknown architecture facts {sorted(unknown)}')
+    facts.update({k: v for k, v in overrides.items() if v is not None})
+    facts['source'] = source
+    if 'neck.p' in converted:
+        facts['pooling'] = 'gem'
+    for name in ('mean', 'std'):
+        buffer = state_dict.get(f'pixel_{name}')
+        if buffer is not None:
+            facts[name] = [float(v) for v in buffer.flatten()]
+    has_bnneck = any(k.startswith('head.bnneck.') for k in converted)
+    if source == 'torchreid' and has_bnneck and 'neck' not in overrides:
+        facts['neck'] = 'bnneck'
+    if not has_bnneck:
+        if overrides.get('test_feature') == 'after_bn':
+            raise ValueError('the source network has no BNNeck, so its test '
+                             'feature cannot be "after_bn"')
+        facts.update(neck=None, test_feature='before_bn')
+    facts['input_size'] = [int(v) for v in facts['input_size']]
+    return facts
+
+
+def add_identity_bnneck(converted: Dict[str, torch.Tensor]) -> List[str]:
+    """Give a network without BNNeck the tensors of an identity one.
+
+    mmreid's ``BNNeckHead`` always has a BatchNorm1d; a source without one
+    (torchreid's ``resnet50``) then loads strictly, and the recorded test
+    feature ``before_bn`` (checked against the config) keeps it out of the
+    features. Weight 1, bias 0, running mean 0 and variance 1.
+
+    Returns:
+        list[str]: The keys added.
+    """
+    dim = _feature_dim(converted)
+    added = dict([
+        ('head.bnneck.weight', torch.ones(dim)),
+        ('head.bnneck.bias', torch.zeros(dim)),
+        ('head.bnneck.running_mean', torch.zeros(dim)),
+        ('head.bnneck.running_var', torch.ones(dim)),
+        ('head.bnneck.num_batches_tracked', torch.tensor(0)),
+    ])
+    converted.update(added)
+    return list(added)
+
+
 def convert_checkpoint_file(src: str,
                             dst: str,
                             source: str,
-                            strict: bool = False) -> Tuple[dict, List[str]]:
+                            strict: bool = False,
+                            **arch) -> Tuple[dict, List[str]]:
     """Convert the checkpoint file ``src`` of project ``source`` to ``dst``.
 
     The source is read with :func:`load_trusted_checkpoint` (tensors, plain
     containers and numpy scalars: no arbitrary classes); its tensors are
     taken from ``state_dict``/``model`` if present. ``dst`` is written
     atomically as ``dict(state_dict=..., meta=dict(converted_from=...))``.
+    For the whole ReID networks of ``fastreid`` and ``torchreid``, ``meta``
+    also holds ``source_arch``: the facts of the source network (see
+    :func:`source_arch`) that ``init_model`` and ``tools/test.py`` compare
+    with the config, refusing a config that computes another network.
 
     Args:
         src (str): Source checkpoint path.
@@ -194,6 +327,9 @@ def convert_checkpoint_file(src: str,
         source (str): One of :data:`RULES` (``'fastreid'``, ``'torchreid'``,
             ``'torchvision'``, ``'mmpretrain'``).
         strict (bool): Raise instead of writing when a key is not mapped.
+        **arch: Facts of the source network that its tensors do not show
+            (``last_stride``, ``test_feature``, ``input_size``,
+            ``pooling``); None keeps the source's default.
 
     Returns:
         tuple: The converted state dict and the unmapped source keys.
@@ -213,18 +349,190 @@ def convert_checkpoint_file(src: str,
     if strict and unmapped:
         raise ValueError(f'{len(unmapped)} keys of {src!r} are not mapped '
                          f'(strict mode): {unmapped}')
-    save_checkpoint_atomic(
-        dict(
-            state_dict=converted,
-            meta=dict(converted_from=osp.basename(src), source=source)), dst)
+    meta = dict(converted_from=osp.basename(src), source=source)
+    if source in SOURCE_ARCH:
+        facts = source_arch(source, converted, state_dict, **arch)
+        if facts['neck'] is None:
+            meta['identity_bnneck'] = add_identity_bnneck(converted)
+            print('the source has no BNNeck: wrote an identity BNNeck '
+                  '(not used by the test feature "before_bn")')
+        meta['source_arch'] = facts
+        print('source network: ' + ', '.join(f'{k}={v}'
+                                             for k, v in facts.items()))
+    elif any(v is not None for v in arch.values()):
+        raise ValueError(f'architecture options apply to whole ReID '
+                         f'networks ({sorted(SOURCE_ARCH)}), not to '
+                         f'{source!r}')
+    save_checkpoint_atomic(dict(state_dict=converted, meta=meta), dst)
     print(f'saved {dst}')
     return converted, unmapped
+
+
+def _override(key: str, value) -> str:
+    if isinstance(value, (list, tuple)):
+        value = '[' + ','.join(str(v) for v in value) + ']'
+    return f'{key}={value}'
+
+
+def _test_pipelines(cfg, api: bool) -> List[Tuple[str, list]]:
+    """``(config path, transforms)`` of the pipelines that feed the test."""
+    if api:
+        if cfg.get('test_pipeline'):
+            return [('test_pipeline', list(cfg.test_pipeline))]
+        names = ('test_dataloader', 'val_dataloader')
+    else:
+        names = ('test_dataloader', )
+    found = []
+    for name in names:
+        loaders = cfg.get(name)
+        if isinstance(loaders, dict):
+            loaders = [(name, loaders)]
+        elif isinstance(loaders, (list, tuple)):
+            loaders = [(f'{name}.{i}', d) for i, d in enumerate(loaders)]
+        else:
+            continue
+        for path, loader in loaders:
+            pipeline = (loader.get('dataset') or {}).get('pipeline')
+            if pipeline:
+                found.append((f'{path}.dataset.pipeline', list(pipeline)))
+        if found:
+            break
+    return found
+
+
+def check_source_arch(meta: Optional[dict],
+                      model: torch.nn.Module,
+                      cfg,
+                      filename: str,
+                      test: bool = True,
+                      api: bool = False,
+                      strict: bool = True) -> List[str]:
+    """Refuse a config that computes another network than the source.
+
+    A checkpoint converted from fast-reid or torchreid carries the source
+    network's facts (``meta['source_arch']``, see :func:`source_arch`).
+    The stem pooling, last stride and pooling are compared with the built
+    ``model``; at test time also the test feature, the normalisation and
+    the test pipeline's ``ReIDResize`` (size, interpolation, library).
+
+    Args:
+        meta (dict, optional): The checkpoint's ``meta``; nothing is
+            checked without ``source_arch``.
+        model (nn.Module): The built (bare) model.
+        cfg (Config): Its config.
+        filename (str): The checkpoint, for the message.
+        test (bool): Check the test-time facts too. Defaults to True.
+        api (bool): Word the fix for ``init_model(cfg_options=...)``
+            instead of ``--cfg-options``. Defaults to False.
+        strict (bool): Raise; False logs the mismatches as a warning.
+
+    Returns:
+        list[str]: The mismatches (empty when the config matches).
+
+    Raises:
+        ValueError: A mismatch and ``strict``.
+    """
+    facts = (meta or {}).get('source_arch') if isinstance(meta, dict) \
+        else None
+    if not facts:
+        return []
+    problems: List[str] = []
+    fixes: List[Tuple[str, object]] = []
+
+    def differ(what, want, have, key=None, value=None):
+        problems.append(f'{what}: the source has {want}, the config {have}')
+        if key is not None:
+            fixes.append((key, want if value is None else value))
+
+    backbone = getattr(model, 'backbone', None)
+    pool = getattr(backbone, 'maxpool', None)
+    if 'stem_pool' in facts and isinstance(pool, torch.nn.MaxPool2d):
+        for name, want in facts['stem_pool'].items():
+            have = getattr(pool, name)
+            if isinstance(have, tuple) and len(set(have)) == 1:
+                have = have[0]
+            if have != want:
+                differ(f'stem max pooling {name}', want, have,
+                       f'model.backbone.stem_pool.{name}')
+    if facts.get('last_stride') is not None and backbone is not None:
+        have = getattr(backbone, 'last_stride', None)
+        if have != facts['last_stride']:
+            differ('last stride', facts['last_stride'], have,
+                   'model.backbone.last_stride')
+    neck = type(getattr(model, 'neck', None)).__name__
+    pooling = dict(GlobalAvgPool='avg', GeMPool='gem').get(neck)
+    if facts.get('pooling') and pooling != facts['pooling']:
+        differ('pooling', facts['pooling'], f'{neck} ({pooling})',
+               'model.neck.type',
+               dict(avg='GlobalAvgPool', gem='GeMPool')[facts['pooling']])
+    if test:
+        head = getattr(model, 'head', None)
+        have = getattr(head, 'test_feature', None)
+        if facts.get('test_feature') and have != facts['test_feature']:
+            differ('test feature', facts['test_feature'], have,
+                   'model.head.test_feature')
+        preprocessor = getattr(model, 'data_preprocessor', None)
+        for name in ('mean', 'std'):
+            want = facts.get(name)
+            have = getattr(preprocessor, name, None)
+            if want is None or have is None:
+                continue
+            have = [round(float(v), 4) for v in have.flatten()]
+            if len(have) != len(want) or any(
+                    abs(a - b) > 1e-3 for a, b in zip(have, want)):
+                differ(f'normalisation {name} (0-255)', want, have,
+                       f'model.data_preprocessor.{name}')
+        if facts.get('colour_order', 'rgb') != 'rgb':
+            problems.append(f'colour order: the source takes '
+                            f'{facts["colour_order"]} images, mmreid feeds '
+                            'RGB (no config switch)')
+        for path, pipeline in _test_pipelines(cfg, api):
+            index = next((i for i, t in enumerate(pipeline)
+                          if str(t.get('type')).split('.')[-1] ==
+                          'ReIDResize'), None)
+            if index is None:
+                problems.append(
+                    f'{path} has no ReIDResize; the source resizes to '
+                    f'{facts["input_size"]} with {facts["resize_backend"]} '
+                    f'{facts["interpolation"]}')
+                continue
+            resize = pipeline[index]
+            for name, fact, default in (
+                ('size', 'input_size', [256, 128]),
+                ('interpolation', 'interpolation', 'bilinear'),
+                ('backend', 'resize_backend', 'cv2')):
+                have = resize.get(name, default)
+                have = list(have) if isinstance(have, (list, tuple)) \
+                    else have
+                if have != facts[fact]:
+                    differ(f'{path} ReIDResize {name}', facts[fact], have,
+                           f'{path}.{index}.{name}')
+    if not problems:
+        return []
+    source = facts.get('source', meta.get('source', 'another toolbox'))
+    if api:
+        fix = 'init_model(..., cfg_options={' + ', '.join(
+            f'{k!r}: {v!r}' for k, v in fixes) + '})'
+    else:
+        fix = '--cfg-options ' + ' '.join(_override(k, v) for k, v in fixes)
+    message = (f'checkpoint {filename!r} was converted from {source}, and '
+               'this config computes another network: ' +
+               '; '.join(problems) + '.')
+    if fixes:
+        message += f' Use the source\'s settings: {fix}'
+    if strict:
+        raise ValueError(message)
+    from mmengine.logging import print_log
+    print_log(message + ' (accepted: strict loading is off)',
+              logger='current', level=30)
+    return problems
 
 
 def converter_main(source: str, description: str) -> None:
     """The command line shared by ``tools/model_converters/*2mmreid.py``."""
     import argparse
     import sys
+    defaults = SOURCE_ARCH[source]
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('src', help='source checkpoint')
     parser.add_argument('dst', help='output mmreid checkpoint')
@@ -232,9 +540,40 @@ def converter_main(source: str, description: str) -> None:
         '--strict',
         action='store_true',
         help='exit with status 1 (and write nothing) if a key is not mapped')
+    parser.add_argument(
+        '--last-stride',
+        type=int,
+        choices=(1, 2),
+        help=f'last stride the source was trained with (default '
+        f'{defaults["last_stride"]})')
+    parser.add_argument(
+        '--test-feature',
+        choices=('after_bn', 'before_bn'),
+        help=f'the feature the source tests with (default '
+        f'{defaults["test_feature"]}; "before_bn" without a BNNeck)')
+    parser.add_argument(
+        '--input-size',
+        type=int,
+        nargs=2,
+        metavar=('HEIGHT', 'WIDTH'),
+        help=f'test input size of the source (default '
+        f'{defaults["input_size"]})')
+    parser.add_argument(
+        '--pooling',
+        choices=('avg', 'gem'),
+        help='global pooling of the source (default avg; GeM when the '
+        'checkpoint has its exponent)')
     args = parser.parse_args()
     try:
-        convert_checkpoint_file(args.src, args.dst, source, args.strict)
+        convert_checkpoint_file(
+            args.src,
+            args.dst,
+            source,
+            args.strict,
+            last_stride=args.last_stride,
+            test_feature=args.test_feature,
+            input_size=args.input_size,
+            pooling=args.pooling)
     except (ValueError, KeyError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         sys.exit(1)
@@ -244,5 +583,6 @@ __all__ = [
     'convert_checkpoint_file', 'converter_main', 'Rule', 'RULES',
     'FASTREID_RULES', 'TORCHREID_RULES', 'TORCHVISION_RULES',
     'MMPRETRAIN_RULES', 'convert_state_dict', 'save_checkpoint_atomic',
-    'format_report'
+    'format_report', 'SOURCE_ARCH', 'source_arch', 'add_identity_bnneck',
+    'check_source_arch'
 ]
