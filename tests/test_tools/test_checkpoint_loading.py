@@ -142,3 +142,42 @@ def test_resume_without_checkpoint_starts_at_epoch_1(make_config, tmp_path):
     assert 'Auto resumed from the latest checkpoint None' not in out
     assert 'Epoch(train) [1]' in out
     assert osp.isfile(work / 'epoch_1.pth')
+
+
+def test_test_py_refuses_a_converted_model_of_another_network(
+        make_config, tmp_path):
+    # A fast-reid checkpoint (its key names, its Checkpointer fields) of the
+    # tiny config's network, converted: the config's stem pooling and
+    # resizing differ from fast-reid's, so tools/test.py refuses and prints
+    # the --cfg-options that make the config compute the source network.
+    import re
+
+    from mmreid.utils.key_mapping import convert_checkpoint_file
+    config = make_config()
+    model = init_model(config)
+    fastreid = {}
+    for key, value in model.state_dict().items():
+        key = key.replace('head.bnneck.', 'heads.bottleneck.0.')
+        fastreid[key.replace('head.classifier.', 'heads.')] = value
+    src = tmp_path / 'model_final.pth'
+    torch.save(dict(model=fastreid, iteration=100), src)
+    dst = tmp_path / 'converted.pth'
+    convert_checkpoint_file(
+        str(src), str(dst), 'fastreid', strict=True, input_size=[32, 16])
+    args = [
+        PYTHON, 'tools/test.py', config,
+        str(dst), '--work-dir',
+        str(tmp_path / 'work')
+    ]
+    code, out = run(args)
+    assert code != 0
+    assert 'was converted from fastreid' in out
+    fix = re.search(r'--cfg-options ([^\n]*)', out).group(1).split()
+    assert fix == [
+        'model.backbone.stem_pool.padding=0',
+        'model.backbone.stem_pool.ceil_mode=True',
+        'test_dataloader.dataset.pipeline.1.interpolation=bicubic',
+        'test_dataloader.dataset.pipeline.1.backend=pillow'
+    ]
+    out = run_tool(args + ['--cfg-options'] + fix)
+    assert 'reid/mAP' in out
