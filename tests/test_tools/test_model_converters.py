@@ -274,3 +274,43 @@ def test_publish_model(tmp_path):
     torch.save(dict(meta=dict()), empty)
     with pytest.raises(ValueError, match='contains no tensors'):
         load_publish().publish(str(empty), str(tmp_path / 'e.pth'))
+
+
+def test_fastreid_r50_ibn_keys_all_map():
+    # fast-reid's IBN-a blocks (WITH_IBN, stages 1-3) name the halves of
+    # bn1 "IN" and "BN", as mmreid's IBN does: 91 keys of an R50-ibn.
+    model = MODELS.build(
+        dict(
+            type='ReIDModel',
+            backbone=dict(
+                type='ReIDResNet',
+                depth=50,
+                ibn_stages=(True, True, True, False)),
+            neck=dict(type='GlobalAvgPool'),
+            head=dict(type='BNNeckHead', in_channels=2048, num_classes=5)))
+    state_dict = {}
+    for key, value in randomized(model.state_dict(), seed=3).items():
+        key = key.replace('head.bnneck.', 'heads.bottleneck.0.')
+        state_dict[key.replace('head.classifier.', 'heads.')] = value
+    ibn_keys = [k for k in state_dict if '.bn1.IN.' in k or '.bn1.BN.' in k]
+    assert len(ibn_keys) == 91
+    converted, unmapped = convert_state_dict(state_dict, RULES['fastreid'])
+    assert unmapped == []
+    assert load_strict_except(model, converted) == []
+    assert torch.equal(model.backbone.layer3[5].bn1.IN.weight,
+                       state_dict['backbone.layer3.5.bn1.IN.weight'])
+
+
+def test_publish_keeps_the_source_network_facts(tmp_path):
+    # A converted model stays checked after publishing.
+    state_dict = {f'backbone.{k}': v for k, v in resnet_keys().items()}
+    state_dict.update(bn_tensors('heads.bottleneck.0', 512))
+    src = tmp_path / 'model_final.pth'
+    torch.save(dict(model=state_dict, iteration=10), src)
+    convert_checkpoint_file(
+        str(src), str(tmp_path / 'c.pth'), 'fastreid', last_stride=2)
+    final = load_publish().publish(
+        str(tmp_path / 'c.pth'), str(tmp_path / 'p.pth'))
+    meta = torch.load(final, weights_only=True)['meta']
+    assert meta['source_arch']['last_stride'] == 2
+    assert meta['source_arch']['stem_pool']['ceil_mode'] is True
