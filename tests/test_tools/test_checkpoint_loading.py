@@ -181,3 +181,33 @@ def test_test_py_refuses_a_converted_model_of_another_network(
     ]
     out = run_tool(args + ['--cfg-options'] + fix)
     assert 'reid/mAP' in out
+
+
+def test_dist_test_sh_refuses_a_partial_checkpoint(make_config, tmp_path):
+    from .conftest import free_port
+    config = make_config()
+    model = init_model(config)
+    partial = tmp_path / 'partial.pth'
+    torch.save(
+        dict(state_dict={
+            k: v
+            for k, v in model.state_dict().items()
+            if not k.startswith('head.bnneck.')
+        }), partial)
+    env = dict(__import__('os').environ, PYTHONPATH=REPO, PYTHON=PYTHON,
+               OMP_NUM_THREADS='1', PORT=str(free_port()))
+    proc = subprocess.run([
+        'bash', 'tools/dist_test.sh', config,
+        str(partial), '2', '--work-dir',
+        str(tmp_path / 'work'), '--out',
+        str(tmp_path / 'm.json')
+    ],
+                          cwd=REPO,
+                          env=env,
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert 'lacks 4 tensors of the model: head.bnneck.weight' in proc.stdout
+    assert not osp.exists(tmp_path / 'm.json')
