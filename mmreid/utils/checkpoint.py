@@ -126,8 +126,8 @@ def _refused(filename: str, error: Exception) -> pickle.UnpicklingError:
     """
     # torch's reason without its advice: the text after "WeightsUnpickler
     # error:" up to the end of that sentence.
-    found = re.search(
-        r'WeightsUnpickler error:\s*(.*?)(?:\. |\.?\n|\.?$)', str(error))
+    found = re.search(r'WeightsUnpickler error:\s*(.*?)(?:\. |\.?\n|\.?$)',
+                      str(error))
     reason = found.group(1) if found else type(error).__name__
     return pickle.UnpicklingError(
         f'{filename!r} holds an object that mmreid does not load '
@@ -253,6 +253,7 @@ def load_weights_from_url(url: str,
         check_hash=True,
         weights_only=True,
         progress=False)
+
     def load():
         if osp.isfile(cached):
             check_torch_file(cached)
@@ -307,8 +308,6 @@ def patch_checkpoint_loaders() -> None:
 def hub_cache_dir() -> str:
     """Directory where downloaded checkpoints are cached."""
     return osp.join(torch.hub.get_dir(), 'checkpoints')
-
-
 
 
 def _names(keys: Sequence[str], limit: int = 40) -> str:
@@ -386,9 +385,9 @@ def load_model_state(model: torch.nn.Module,
     if skipped:
         print_log(
             f'checkpoint {filename}: not loaded (trained on another number '
-            f'of identities; test features do not use it): '
-            + ', '.join(f'{k} {mismatched[k][0]} vs {mismatched[k][1]}'
-                        for k in skipped),
+            f'of identities; test features do not use it): ' +
+            ', '.join(f'{k} {mismatched[k][0]} vs {mismatched[k][1]}'
+                      for k in skipped),
             logger=logger,
             level=30)
     incompatible = model.load_state_dict(state_dict, strict=False)

@@ -242,10 +242,8 @@ def _feature_dim(converted: Dict[str, torch.Tensor]) -> int:
     return last[1]
 
 
-def source_arch(source: str,
-                converted: Dict[str, torch.Tensor],
-                state_dict: Dict[str, torch.Tensor],
-                **overrides) -> dict:
+def source_arch(source: str, converted: Dict[str, torch.Tensor],
+                state_dict: Dict[str, torch.Tensor], **overrides) -> dict:
     """The facts of a converted ``fastreid``/``torchreid`` network.
 
     Starts from :data:`SOURCE_ARCH`, applies ``overrides`` (the converter's
@@ -487,9 +485,9 @@ def check_source_arch(meta: Optional[dict],
                             f'{facts["colour_order"]} images, mmreid feeds '
                             'RGB (no config switch)')
         for path, pipeline in _test_pipelines(cfg, api):
-            index = next((i for i, t in enumerate(pipeline)
-                          if str(t.get('type')).split('.')[-1] ==
-                          'ReIDResize'), None)
+            index = next(
+                (i for i, t in enumerate(pipeline)
+                 if str(t.get('type')).split('.')[-1] == 'ReIDResize'), None)
             if index is None:
                 problems.append(
                     f'{path} has no ReIDResize; the source resizes to '
@@ -497,10 +495,10 @@ def check_source_arch(meta: Optional[dict],
                     f'{facts["interpolation"]}')
                 continue
             resize = pipeline[index]
-            for name, fact, default in (
-                ('size', 'input_size', [256, 128]),
-                ('interpolation', 'interpolation', 'bilinear'),
-                ('backend', 'resize_backend', 'cv2')):
+            for name, fact, default in (('size', 'input_size', [256, 128]),
+                                        ('interpolation', 'interpolation',
+                                         'bilinear'),
+                                        ('backend', 'resize_backend', 'cv2')):
                 have = resize.get(name, default)
                 have = list(have) if isinstance(have, (list, tuple)) \
                     else have
@@ -516,15 +514,17 @@ def check_source_arch(meta: Optional[dict],
     else:
         fix = '--cfg-options ' + ' '.join(_override(k, v) for k, v in fixes)
     message = (f'checkpoint {filename!r} was converted from {source}, and '
-               'this config computes another network: ' +
-               '; '.join(problems) + '.')
+               'this config computes another network: ' + '; '.join(problems) +
+               '.')
     if fixes:
         message += f' Use the source\'s settings: {fix}'
     if strict:
         raise ValueError(message)
     from mmengine.logging import print_log
-    print_log(message + ' (accepted: strict loading is off)',
-              logger='current', level=30)
+    print_log(
+        message + ' (accepted: strict loading is off)',
+        logger='current',
+        level=30)
     return problems
 
 

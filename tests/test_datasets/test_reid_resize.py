@@ -8,8 +8,7 @@ from mmreid.datasets.transforms import ReIDResize
 
 
 def crop(seed=0, shape=(150, 72, 3)):
-    return np.random.default_rng(seed).integers(
-        0, 256, shape, dtype=np.uint8)
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
 @pytest.mark.parametrize('interpolation,pil_filter',

@@ -5,6 +5,7 @@ tools/test.py (and so tools/dist_test.sh, which runs it), ``load_from`` and
 error naming it and ``--strict false``; a classifier of another size is
 skipped with one warning at test time only.
 """
+import os
 import os.path as osp
 import subprocess
 
@@ -30,8 +31,7 @@ def run(args):
     proc = subprocess.run(
         args,
         cwd=REPO,
-        env=dict(__import__('os').environ, PYTHONPATH=REPO,
-                 OMP_NUM_THREADS='1'),
+        env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -56,8 +56,9 @@ def tiny_test_data(root):
 
 @pytest.mark.parametrize('config,missing', [(SNR, 'snr_modules'),
                                             (GMN, 'head.mnet')])
-def test_test_py_refuses_a_checkpoint_of_another_model(
-        config, missing, tmp_path, config_synth_root):
+def test_test_py_refuses_a_checkpoint_of_another_model(config, missing,
+                                                       tmp_path,
+                                                       config_synth_root):
     # A BoT checkpoint tested with the SNR config (its SNR modules would be
     # random) or the GMN config (a random M-Net would score the pairs):
     # mmengine's strict=False loading exited 0 with a plausible R1.
@@ -75,7 +76,8 @@ def test_test_py_refuses_a_checkpoint_of_another_model(
     assert '--strict false' in out
     assert not osp.exists(tmp_path / 'm.json')
     # The documented switch accepts the partial load, with a warning.
-    out = run_tool(args + ['--strict', 'false'] + tiny_test_data(config_synth_root))
+    out = run_tool(args + ['--strict', 'false'] +
+                   tiny_test_data(config_synth_root))
     assert 'keep their initial values' in out
     assert osp.isfile(tmp_path / 'm.json')
 
@@ -100,10 +102,11 @@ def test_load_from_in_training_is_strict(make_config, tmp_path):
     config = make_config()
     partial = tmp_path / 'partial.pth'
     model = init_model(config)
-    torch.save({
-        k: v
-        for k, v in model.state_dict().items() if not k.startswith('head.')
-    }, partial)
+    torch.save(
+        {
+            k: v
+            for k, v in model.state_dict().items() if not k.startswith('head.')
+        }, partial)
     args = [
         PYTHON, 'tools/train.py', config, '--work-dir',
         str(tmp_path / 'work'), '--no-validate', '--cfg-options',
@@ -117,8 +120,8 @@ def test_load_from_in_training_is_strict(make_config, tmp_path):
     # weights: refused when training, with the way to fine-tune.
     other = tmp_path / 'other_ids.pth'
     save_model(config, other, **{'model.head.num_classes': 11})
-    code, out = run(args[:-2] + [f'load_from={other}',
-                                 'train_cfg.max_epochs=1'])
+    code, out = run(args[:-2] +
+                    [f'load_from={other}', 'train_cfg.max_epochs=1'])
     assert code != 0
     assert 'head.classifier.weight: (11, 64) in the checkpoint' in out
     assert "prefix='backbone.'" in out
@@ -189,13 +192,18 @@ def test_dist_test_sh_refuses_a_partial_checkpoint(make_config, tmp_path):
     model = init_model(config)
     partial = tmp_path / 'partial.pth'
     torch.save(
-        dict(state_dict={
-            k: v
-            for k, v in model.state_dict().items()
-            if not k.startswith('head.bnneck.')
-        }), partial)
-    env = dict(__import__('os').environ, PYTHONPATH=REPO, PYTHON=PYTHON,
-               OMP_NUM_THREADS='1', PORT=str(free_port()))
+        dict(
+            state_dict={
+                k: v
+                for k, v in model.state_dict().items()
+                if not k.startswith('head.bnneck.')
+            }), partial)
+    env = dict(
+        os.environ,
+        PYTHONPATH=REPO,
+        PYTHON=PYTHON,
+        OMP_NUM_THREADS='1',
+        PORT=str(free_port()))
     proc = subprocess.run([
         'bash', 'tools/dist_test.sh', config,
         str(partial), '2', '--work-dir',

@@ -161,7 +161,7 @@ def test_downloaded_html_page_is_named(http_root, tmp_path_factory):
 
 
 def test_loader_names_read_right_in_mmengine_log(tmp_path, monkeypatch,
-                                                  http_root):
+                                                 http_root):
     # mmengine logs "Loads checkpoint by {loader.__name__[10:]} backend".
     import mmengine.runner.checkpoint as mm_checkpoint
     lines = []

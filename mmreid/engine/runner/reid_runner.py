@@ -48,8 +48,7 @@ class ReIDRunner(Runner):
             self._training = False
 
     def load_or_resume(self) -> None:
-        if (not self._has_loaded and self._resume
-                and self._load_from is None
+        if (not self._has_loaded and self._resume and self._load_from is None
                 and find_latest_checkpoint(self.work_dir) is None):
             self.logger.info(f'--resume: no checkpoint found in '
                              f'{self.work_dir}; training starts from epoch '

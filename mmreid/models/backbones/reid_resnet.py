@@ -105,8 +105,7 @@ class ReIDResNet(ResNet):
             if unknown:
                 raise KeyError(f'stem_pool takes {sorted(DEFAULT_STEM_POOL)}'
                                f', got unknown keys {sorted(unknown)}')
-            self.maxpool = nn.MaxPool2d(**dict(DEFAULT_STEM_POOL,
-                                               **stem_pool))
+            self.maxpool = nn.MaxPool2d(**dict(DEFAULT_STEM_POOL, **stem_pool))
         # Per stage, the names of the ModuleDicts whose entry for that
         # stage runs after it, in order.
         self.stage_plugins: List[List[str]] = [
