@@ -257,13 +257,20 @@ def source_arch(source: str, converted: Dict[str, torch.Tensor],
         ValueError: An override contradicts the tensors.
     """
     facts = copy.deepcopy(SOURCE_ARCH[source])
-    unknown = set(overrides) - set(facts)
+    unknown = set(overrides) - set(facts) - {'mean', 'std'}
     if unknown:
         raise KeyError(f'unknown architecture facts {sorted(unknown)}')
     facts.update({k: v for k, v in overrides.items() if v is not None})
     facts['source'] = source
-    if 'neck.p' in converted:
+    if facts['pooling'] == 'gem_fixed':
+        # fast-reid's GeneralizedMeanPooling: p = 3, not a parameter.
+        converted['neck.p'] = torch.tensor(3.0)
         facts['pooling'] = 'gem'
+    elif 'neck.p' in converted:
+        facts['pooling'] = 'gem'
+    elif facts['pooling'] == 'gem':
+        raise ValueError('GeM pooling with a learnt exponent, but the '
+                         'checkpoint has no heads.pool_layer.p')
     for name in ('mean', 'std'):
         buffer = state_dict.get(f'pixel_{name}')
         if buffer is not None:
@@ -303,10 +310,92 @@ def add_identity_bnneck(converted: Dict[str, torch.Tensor]) -> List[str]:
     return list(added)
 
 
+#: fast-reid ``MODEL.HEADS.POOL_LAYER`` names (v1.x class names and the
+#: v0.x/v1.0 aliases) that mmreid computes: average pooling and GeM (with a
+#: learnt exponent, ``heads.pool_layer.p``, or the fixed p = 3 of
+#: ``GeneralizedMeanPooling``).
+FASTREID_POOLING = dict(
+    GlobalAvgPool='avg',
+    FastGlobalAvgPool='avg',
+    avgpool='avg',
+    fastavgpool='avg',
+    GeneralizedMeanPoolingP='gem',
+    gempoolP='gem',
+    GeneralizedMeanPooling='gem_fixed',
+    gempool='gem_fixed')
+
+#: Source tensors that may stay unconverted without changing the test
+#: feature: classifier biases (training logits only) and fast-reid's pixel
+#: statistics (recorded as ``mean``/``std`` facts instead).
+HARMLESS_UNMAPPED = ('classifier.bias', 'pixel_mean', 'pixel_std')
+
+
+def read_fastreid_config(path: str) -> dict:
+    """The architecture facts of a fast-reid ``config.yaml``.
+
+    fast-reid writes its merged config next to the checkpoints
+    (``OUTPUT_DIR/config.yaml``). Read: ``MODEL.BACKBONE`` (``NAME``,
+    ``LAST_STRIDE``, ``WITH_SE``, ``WITH_NL``), ``MODEL.HEADS`` (``NAME``,
+    ``NECK_FEAT``, ``POOL_LAYER``, ``EMBEDDING_DIM``, ``WITH_BNNECK``),
+    ``INPUT.SIZE_TEST`` and ``MODEL.PIXEL_MEAN``/``PIXEL_STD``.
+
+    Returns:
+        dict: Facts for :func:`source_arch` (``last_stride``,
+        ``test_feature``, ``pooling``, ``input_size``, ``mean``, ``std``).
+
+    Raises:
+        ValueError: A network mmreid does not compute (SE or non-local
+            blocks, an embedding layer, another pooling or backbone).
+    """
+    import yaml
+    with open(path) as f:
+        cfg = yaml.safe_load(f) or {}
+    model = cfg.get('MODEL') or {}
+    backbone = model.get('BACKBONE') or {}
+    heads = model.get('HEADS') or {}
+
+    def refuse(what):
+        raise ValueError(f'{path}: {what}; mmreid has no equivalent, so '
+                         'the converted model would compute another '
+                         'network')
+
+    if backbone.get('NAME', 'build_resnet_backbone') != \
+            'build_resnet_backbone':
+        refuse(f'MODEL.BACKBONE.NAME is {backbone["NAME"]!r}')
+    for key in ('WITH_SE', 'WITH_NL'):
+        if backbone.get(key):
+            refuse(f'MODEL.BACKBONE.{key} is true')
+    if heads.get('NAME', 'EmbeddingHead') != 'EmbeddingHead':
+        refuse(f'MODEL.HEADS.NAME is {heads["NAME"]!r}')
+    if heads.get('EMBEDDING_DIM', 0):
+        refuse(f'MODEL.HEADS.EMBEDDING_DIM is {heads["EMBEDDING_DIM"]}')
+    facts = dict()
+    if 'LAST_STRIDE' in backbone:
+        facts['last_stride'] = int(backbone['LAST_STRIDE'])
+    if 'POOL_LAYER' in heads:
+        pooling = FASTREID_POOLING.get(heads['POOL_LAYER'])
+        if pooling is None:
+            refuse(f'MODEL.HEADS.POOL_LAYER is {heads["POOL_LAYER"]!r}')
+        facts['pooling'] = pooling
+    if 'NECK_FEAT' in heads:
+        facts['test_feature'] = dict(
+            after='after_bn', before='before_bn')[heads['NECK_FEAT']]
+    if heads.get('WITH_BNNECK') is False:
+        facts['test_feature'] = 'before_bn'
+    size = (cfg.get('INPUT') or {}).get('SIZE_TEST')
+    if size:
+        facts['input_size'] = [int(v) for v in size]
+    for key, name in (('PIXEL_MEAN', 'mean'), ('PIXEL_STD', 'std')):
+        if model.get(key):
+            facts[name] = [float(v) for v in model[key]]
+    return facts
+
+
 def convert_checkpoint_file(src: str,
                             dst: str,
                             source: str,
                             strict: bool = False,
+                            source_config: Optional[str] = None,
                             **arch) -> Tuple[dict, List[str]]:
     """Convert the checkpoint file ``src`` of project ``source`` to ``dst``.
 
@@ -325,6 +414,9 @@ def convert_checkpoint_file(src: str,
         source (str): One of :data:`RULES` (``'fastreid'``, ``'torchreid'``,
             ``'torchvision'``, ``'mmpretrain'``).
         strict (bool): Raise instead of writing when a key is not mapped.
+        source_config (str, optional): fast-reid's ``config.yaml`` of the
+            model (see :func:`read_fastreid_config`); options in ``arch``
+            take precedence.
         **arch: Facts of the source network that its tensors do not show
             (``last_stride``, ``test_feature``, ``input_size``,
             ``pooling``); None keeps the source's default.
@@ -348,8 +440,19 @@ def convert_checkpoint_file(src: str,
         raise ValueError(f'{len(unmapped)} keys of {src!r} are not mapped '
                          f'(strict mode): {unmapped}')
     meta = dict(converted_from=osp.basename(src), source=source)
+    if source_config is not None:
+        if source != 'fastreid':
+            raise ValueError('source_config reads fast-reid configs only')
+        arch = dict(
+            read_fastreid_config(source_config), **{
+                k: v
+                for k, v in arch.items() if v is not None
+            })
     if source in SOURCE_ARCH:
         facts = source_arch(source, converted, state_dict, **arch)
+        # Dropped tensors change the network unless harmless; init_model
+        # and tools/test.py refuse the others.
+        meta['unmapped'] = list(unmapped)
         if facts['neck'] is None:
             meta['identity_bnneck'] = add_identity_bnneck(converted)
             print('the source has no BNNeck: wrote an identity BNNeck '
@@ -436,6 +539,16 @@ def check_source_arch(meta: Optional[dict],
         return []
     problems: List[str] = []
     fixes: List[Tuple[str, object]] = []
+    dropped = [
+        k for k in meta.get('unmapped', [])
+        if not k.endswith(HARMLESS_UNMAPPED)
+    ]
+    if dropped:
+        problems.append(f'the source has {len(dropped)} tensors the '
+                        f'converter did not map ({", ".join(dropped[:10])}'
+                        f'{", ..." if len(dropped) > 10 else ""}): layers '
+                        'mmreid does not build, so no config computes the '
+                        'source network')
 
     def differ(what, want, have, key=None, value=None):
         problems.append(f'{what}: the source has {want}, the config {have}')
@@ -563,6 +676,13 @@ def converter_main(source: str, description: str) -> None:
         choices=('avg', 'gem'),
         help='global pooling of the source (default avg; GeM when the '
         'checkpoint has its exponent)')
+    if source == 'fastreid':
+        parser.add_argument(
+            '--config',
+            dest='source_config',
+            metavar='CONFIG_YAML',
+            help="fast-reid's config.yaml of the model (written to its "
+            'OUTPUT_DIR): the facts above are read from it')
     args = parser.parse_args()
     try:
         convert_checkpoint_file(
@@ -570,6 +690,7 @@ def converter_main(source: str, description: str) -> None:
             args.dst,
             source,
             args.strict,
+            source_config=getattr(args, 'source_config', None),
             last_stride=args.last_stride,
             test_feature=args.test_feature,
             input_size=args.input_size,
@@ -584,5 +705,5 @@ __all__ = [
     'FASTREID_RULES', 'TORCHREID_RULES', 'TORCHVISION_RULES',
     'MMPRETRAIN_RULES', 'convert_state_dict', 'save_checkpoint_atomic',
     'format_report', 'SOURCE_ARCH', 'source_arch', 'add_identity_bnneck',
-    'check_source_arch'
+    'check_source_arch', 'read_fastreid_config'
 ]
