@@ -56,7 +56,7 @@ def _load_weights(model: nn.Module, config: Config, checkpoint: str,
     (:func:`mmreid.utils.key_mapping.check_source_arch`).
     """
     from mmreid.utils.checkpoint import load_model_state
-    from mmreid.utils.key_mapping import check_source_arch
+    from mmreid.utils.source_arch import check_source_arch
 
     # Goes through mmreid's safe loaders: tensors only for URLs.
     loaded = _load_checkpoint(checkpoint, map_location='cpu')

@@ -76,7 +76,7 @@ class ReIDRunner(Runner):
             dict: The loaded checkpoint.
         """
         from mmreid.utils.checkpoint import load_model_state
-        from mmreid.utils.key_mapping import check_source_arch
+        from mmreid.utils.source_arch import check_source_arch
         checkpoint = _load_checkpoint(filename, map_location=map_location)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(
