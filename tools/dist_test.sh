@@ -3,6 +3,8 @@
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node.
 # Without GPUs the processes run on the CPU with the gloo backend.
+# The checkpoint loads as in tools/test.py: a model tensor missing from it is
+# an error on every rank (--strict false accepts a partial load).
 set -euo pipefail
 
 if [ $# -lt 3 ]; then

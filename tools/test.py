@@ -1,14 +1,15 @@
 """Evaluate a trained ReID model.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
-        [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+        [--strict true|false] [--cfg-options k=v ...]
+        [--launcher none|pytorch|slurm|mpi]
         [--show-ranked-lists [DIR]] [--show-num N] [--show-topk K]
 """
 import argparse
 import os.path as osp
 
-from mmengine.runner import Runner
-
+from mmreid.engine.runner import ReIDRunner
+from mmreid.registry import RUNNERS
 from mmreid.utils import config as setup_cfg
 from mmreid.utils import register_all_modules
 
@@ -22,6 +23,13 @@ def parse_args():
         '--out', help='write the metrics to this file (.json, .yaml or .pkl)')
     parser.add_argument(
         '--amp', action='store_true', help='mixed-precision inference')
+    parser.add_argument(
+        '--strict',
+        choices=('true', 'false'),
+        default='true',
+        help='"true" (default): a model tensor missing from the checkpoint, '
+        'or a converted checkpoint whose source network differs from the '
+        'config, is an error; "false" accepts them with a warning')
     parser.add_argument(
         '--show-ranked-lists',
         nargs='?',
@@ -50,6 +58,7 @@ def main():
     cfg = setup_cfg.load_config(args.config, args.cfg_options, args.work_dir,
                                 args.launcher)
     cfg.load_from = args.checkpoint
+    cfg.load_strict = args.strict == 'true'
     if args.amp:
         setup_cfg.enable_amp_inference(cfg)
     if args.show_ranked_lists is not None:
@@ -63,7 +72,9 @@ def main():
         ]
     setup_cfg.adapt_to_device(cfg)
 
-    runner = Runner.from_cfg(cfg)
+    # ReIDRunner loads the checkpoint with init_model's rules.
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg \
+        else ReIDRunner.from_cfg(cfg)
     metrics = runner.test()
     if args.out and runner.rank == 0:
         setup_cfg.dump_atomic(metrics, args.out)

@@ -1,12 +1,13 @@
 """Train a ReID model from a config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+        [--strict true|false] [--cfg-options k=v ...]
+        [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
 
-from mmengine.runner import Runner
-
+from mmreid.engine.runner import ReIDRunner
+from mmreid.registry import RUNNERS
 from mmreid.utils import config as setup_cfg
 from mmreid.utils import register_all_modules
 
@@ -21,7 +22,15 @@ def parse_args():
         type=str,
         const='auto',
         help='resume from the given checkpoint, or from the latest one in '
-        'the work dir when no path is given')
+        'the work dir when no path is given (none there: start at epoch 1)')
+    parser.add_argument(
+        '--strict',
+        choices=('true', 'false'),
+        default=None,
+        help='loading load_from/--resume: "true" (the default, or the '
+        'config\'s load_strict): a model tensor missing from the checkpoint '
+        'or a classifier of another size is an error; "false" accepts a '
+        'partial load with a warning')
     parser.add_argument(
         '--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument(
@@ -49,6 +58,8 @@ def main():
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    if args.strict is not None:
+        cfg.load_strict = args.strict == 'true'
     if args.no_validate:
         setup_cfg.disable_validation(cfg)
     if args.auto_scale_lr:
@@ -56,7 +67,9 @@ def main():
         cfg.auto_scale_lr.enable = True
     setup_cfg.adapt_to_device(cfg)
 
-    runner = Runner.from_cfg(cfg)
+    # ReIDRunner loads load_from with init_model's rules.
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg \
+        else ReIDRunner.from_cfg(cfg)
     runner.train()
     setup_cfg.shutdown_distributed()
 

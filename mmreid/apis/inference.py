@@ -13,7 +13,6 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.dataset import Compose
-from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import _load_checkpoint
 
@@ -45,47 +44,27 @@ def _load_config(config: Union[str, Path, Config],
     return config
 
 
-def _load_weights(model: nn.Module, checkpoint: str, strict: bool) -> None:
-    """Load ``checkpoint`` into ``model``; a missing key is an error.
+def _load_weights(model: nn.Module, config: Config, checkpoint: str,
+                  strict: bool) -> None:
+    """Load ``checkpoint`` into ``model`` with mmreid's rules.
 
-    Classifier weights of another shape (a checkpoint trained on other
-    identities) are skipped with a warning: test features do not use them.
+    See :func:`mmreid.utils.checkpoint.load_model_state` (the rules every
+    entry point shares): a missing model tensor is an error, a classifier
+    of another shape (a checkpoint trained on other identities) is skipped
+    with one warning, since test features do not use it. A converted
+    checkpoint whose source network differs from the config is refused
+    (:func:`mmreid.utils.key_mapping.check_source_arch`).
     """
-    from mmreid.models.weight_init import extract_state_dict
+    from mmreid.utils.checkpoint import load_model_state
+    from mmreid.utils.source_arch import check_source_arch
 
     # Goes through mmreid's safe loaders: tensors only for URLs.
-    state_dict = extract_state_dict(
-        _load_checkpoint(checkpoint, map_location='cpu'), source=checkpoint)
-    own = model.state_dict()
-    skipped = [
-        k for k, v in state_dict.items()
-        if k in own and own[k].shape != v.shape and 'classifier' in k
-    ]
-    for key in skipped:
-        state_dict.pop(key)
-    if skipped:
-        print_log(
-            f'not loaded (another number of identities; not used for '
-            f'features): {skipped}',
-            logger='current',
-            level=30)
-    incompatible = model.load_state_dict(state_dict, strict=False)
-    missing = [
-        k for k in incompatible.missing_keys
-        if not k.endswith('num_batches_tracked') and k not in skipped
-    ]
-    unexpected = list(incompatible.unexpected_keys)
-    if missing and strict:
-        raise RuntimeError(
-            f'checkpoint {checkpoint!r} lacks {len(missing)} tensors of the '
-            f'model: {missing}. Is it the checkpoint of this config? Pass '
-            'strict=False to accept a partial load.')
-    if missing or unexpected:
-        print_log(
-            f'checkpoint {checkpoint}: missing keys {missing}, unexpected '
-            f'keys {unexpected}',
-            logger='current',
-            level=30)
+    loaded = _load_checkpoint(checkpoint, map_location='cpu')
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    check_source_arch(
+        meta, model, config, checkpoint, test=True, api=True, strict=strict)
+    load_model_state(
+        model, loaded, checkpoint, strict=strict, opt_out='strict=False')
 
 
 def init_model(config: Union[str, Path, Config],
@@ -105,8 +84,9 @@ def init_model(config: Union[str, Path, Config],
             tensors only). Defaults to None (random weights).
         device (str | torch.device): Defaults to ``'cpu'``.
         cfg_options (dict, optional): Overrides merged into the config.
-        strict (bool): A checkpoint that lacks any model tensor is an error.
-            Defaults to True.
+        strict (bool): A checkpoint that lacks any model tensor, or a
+            converted checkpoint whose source network differs from the
+            config, is an error. Defaults to True.
 
     Returns:
         nn.Module: The model in eval mode, with the config as ``model.cfg``.
@@ -117,7 +97,7 @@ def init_model(config: Union[str, Path, Config],
         else dict(config.model)
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
-        _load_weights(model, str(checkpoint), strict)
+        _load_weights(model, config, str(checkpoint), strict)
     model.cfg = config
     model.to(device)
     model.eval()

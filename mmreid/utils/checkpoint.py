@@ -19,8 +19,10 @@ import hashlib
 import os
 import os.path as osp
 import pickle
+import re
 import uuid
-from typing import Any, List, Optional
+import zipfile
+from typing import Any, Dict, List, Optional, Sequence
 from urllib.parse import urlparse
 from urllib.request import Request, urlopen
 
@@ -81,6 +83,79 @@ def trusted_checkpoint_globals() -> List[Any]:
     return allowed
 
 
+class CheckpointFormatError(ValueError):
+    """A file given as a checkpoint is not a PyTorch checkpoint."""
+
+
+def check_torch_file(filename: str) -> None:
+    """Refuse a file that cannot be a ``torch.save`` file, naming it.
+
+    ``torch.save`` writes a zip archive (torch >= 1.6) or, in the legacy
+    format, a pickle (protocol 2 and later start with byte ``0x80``).
+    Anything else, typically an HTML error page or a text file saved
+    under a ``.pth`` name by a failed download, would otherwise reach
+    ``torch.load``, whose error advises loading with
+    ``weights_only=False``: exactly the unsafe step mmreid never takes.
+
+    Raises:
+        CheckpointFormatError: ``filename`` is not a PyTorch checkpoint.
+    """
+    with open(filename, 'rb') as f:
+        head = f.read(64)
+    if head.startswith(b'\x80') or zipfile.is_zipfile(filename):
+        return
+    size = osp.getsize(filename)
+    text = head.lstrip().lower()
+    if not head:
+        what = 'it is empty'
+    elif text.startswith((b'<!doctype', b'<html', b'<?xml', b'<')):
+        what = ('it is an HTML/XML page (a failed or redirected download '
+                'saved under a checkpoint name?)')
+    else:
+        what = f'it starts with {head[:24]!r}'
+    raise CheckpointFormatError(
+        f'{filename!r} ({size} bytes) is not a PyTorch checkpoint: {what}. '
+        'Download it again or pass the right file.')
+
+
+def _refused(filename: str, error: Exception) -> pickle.UnpicklingError:
+    """mmreid's message for a file that holds objects it does not load.
+
+    torch's own message suggests ``weights_only=False`` (which would run
+    any code the file contains); this one names the file and the object.
+    """
+    # torch's reason without its advice: the text after "WeightsUnpickler
+    # error:" up to the end of that sentence.
+    found = re.search(r'WeightsUnpickler error:\s*(.*?)(?:\. |\.?\n|\.?$)',
+                      str(error))
+    reason = found.group(1) if found else type(error).__name__
+    return pickle.UnpicklingError(
+        f'{filename!r} holds an object that mmreid does not load '
+        f'({reason}): checkpoints '
+        'are read as tensors, plain containers and the few classes '
+        'mmengine writes into its own training checkpoints. If you made '
+        'this file, save a plain state dict (`torch.save(model.'
+        'state_dict(), path)`) or convert it with tools/model_converters.')
+
+
+def _safe_torch_load(filename: str, map_location, allowed: List[Any]) -> Any:
+    """``torch.load(weights_only=True)`` with mmreid's own errors."""
+    check_torch_file(filename)
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(
+                filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise _refused(filename, e) from None
+    except RuntimeError as e:
+        if 'zip archive' in str(e) or 'central directory' in str(e):
+            raise CheckpointFormatError(
+                f'{filename!r} is a damaged PyTorch checkpoint (truncated '
+                f'or corrupted zip archive: {e}). Download or copy it '
+                'again.') from None
+        raise
+
+
 def load_trusted_checkpoint(filename: str, map_location=None) -> Any:
     """Load a local checkpoint: tensors plus mmengine's own classes.
 
@@ -90,12 +165,17 @@ def load_trusted_checkpoint(filename: str, map_location=None) -> Any:
 
     Returns:
         The loaded object (usually a dict).
+
+    Raises:
+        FileNotFoundError: No such file.
+        CheckpointFormatError: Not a PyTorch checkpoint (e.g. an HTML page).
+        pickle.UnpicklingError: The file holds objects mmreid does not load
+            (never answered with advice to load unsafely).
     """
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
-    with torch.serialization.safe_globals(trusted_checkpoint_globals()):
-        return torch.load(
-            filename, map_location=map_location, weights_only=True)
+    return _safe_torch_load(filename, map_location,
+                            trusted_checkpoint_globals())
 
 
 def download_checkpoint(url: str, dst: str) -> None:
@@ -173,13 +253,39 @@ def load_weights_from_url(url: str,
         check_hash=True,
         weights_only=True,
         progress=False)
+
+    def load():
+        if osp.isfile(cached):
+            check_torch_file(cached)
+        try:
+            return torch.hub.load_state_dict_from_url(url, **kwargs)
+        except pickle.UnpicklingError as e:
+            raise _refused(cached, e) from None
+
     if rank == 0:
-        checkpoint = torch.hub.load_state_dict_from_url(url, **kwargs)
+        checkpoint = load()
     if world_size > 1:
         barrier()
         if rank > 0:
-            checkpoint = torch.hub.load_state_dict_from_url(url, **kwargs)
+            checkpoint = load()
     return checkpoint
+
+
+# mmengine logs "Loads checkpoint by {loader.__name__[10:]} backend", i.e.
+# it expects loaders named ``load_from_<backend>``: these names make the
+# line read "by local_trusted backend" and "by http_tensors_only backend".
+def load_from_local_trusted(filename: str, map_location=None) -> Any:
+    """mmengine's loader for local paths: :func:`load_trusted_checkpoint`."""
+    return load_trusted_checkpoint(filename, map_location)
+
+
+def load_from_http_tensors_only(filename: str,
+                                map_location=None,
+                                model_dir: Optional[str] = None,
+                                **_) -> Any:
+    """mmengine's loader for ``http(s)://``: :func:`load_weights_from_url`.
+    """
+    return load_weights_from_url(filename, map_location, model_dir)
 
 
 def patch_checkpoint_loaders() -> None:
@@ -191,11 +297,10 @@ def patch_checkpoint_loaders() -> None:
     if _PATCHED:
         return
     CheckpointLoader.register_scheme(
-        prefixes='', loader=load_trusted_checkpoint, force=True)
+        prefixes='', loader=load_from_local_trusted, force=True)
     CheckpointLoader.register_scheme(
         prefixes=('http://', 'https://'),
-        loader=lambda filename, map_location=None, model_dir=None, **_:
-        load_weights_from_url(filename, map_location, model_dir),
+        loader=load_from_http_tensors_only,
         force=True)
     _PATCHED = True
 
@@ -205,7 +310,114 @@ def hub_cache_dir() -> str:
     return osp.join(torch.hub.get_dir(), 'checkpoints')
 
 
+def _names(keys: Sequence[str], limit: int = 40) -> str:
+    keys = list(keys)
+    shown = ', '.join(keys[:limit])
+    return shown + (f', ... ({len(keys) - limit} more)'
+                    if len(keys) > limit else '')
+
+
+def load_model_state(model: torch.nn.Module,
+                     checkpoint: Any,
+                     filename: str,
+                     strict: bool = True,
+                     skip_other_classifier: bool = True,
+                     opt_out: str = 'strict=False',
+                     logger: str = 'current') -> Dict[str, List[str]]:
+    """Load a checkpoint into a model with mmreid's rules.
+
+    Every entry point that loads a whole model (``init_model``,
+    ``tools/test.py``, ``tools/dist_test.sh``, ``load_from`` and resuming in
+    ``tools/train.py``) goes through this function, so they all follow one
+    rule set:
+
+    * a model tensor the checkpoint lacks is an error naming the tensors
+      and the switch that accepts a partial load (``opt_out``); with
+      ``strict=False`` it is one warning instead;
+    * a tensor of another shape is an error, except a classifier trained
+      on another number of identities when ``skip_other_classifier``
+      (test time: features do not use it), which is skipped with one
+      warning;
+    * checkpoint tensors the model does not have are one warning.
+
+    Args:
+        model (nn.Module): The bare model (not a DDP wrapper).
+        checkpoint: The loaded checkpoint (a dict, possibly wrapping the
+            tensors in ``state_dict``/``model``; ``module.`` is stripped).
+        filename (str): Where it came from, for the messages.
+        strict (bool): Missing tensors are an error. Defaults to True.
+        skip_other_classifier (bool): Skip a classifier of another shape
+            instead of failing. Defaults to True.
+        opt_out (str): How the caller's user turns ``strict`` off, quoted
+            in the error. Defaults to ``'strict=False'``.
+        logger (str): mmengine logger name. Defaults to ``'current'``.
+
+    Returns:
+        dict: ``missing``, ``unexpected`` and ``skipped`` key lists.
+
+    Raises:
+        RuntimeError: Missing tensors (strict) or a shape mismatch.
+    """
+    from mmreid.models.weight_init import extract_state_dict
+    state_dict = extract_state_dict(checkpoint, source=filename)
+    own = model.state_dict()
+    mismatched = {
+        k: (tuple(v.shape), tuple(own[k].shape))
+        for k, v in state_dict.items() if k in own and own[k].shape != v.shape
+    }
+    skipped = sorted(k for k in mismatched
+                     if skip_other_classifier and 'classifier' in k)
+    refused = {k: v for k, v in mismatched.items() if k not in skipped}
+    if refused:
+        details = '; '.join(f'{k}: {ckpt} in the checkpoint, {mine} in the '
+                            'model' for k, (ckpt, mine) in refused.items())
+        hint = ''
+        if any('classifier' in k for k in refused):
+            hint = (' A classifier trained on another number of '
+                    'identities is skipped at test time only; to fine-tune '
+                    'on new identities load the backbone with '
+                    "init_cfg=dict(type='Pretrained', checkpoint=..., "
+                    "prefix='backbone.').")
+        raise RuntimeError(f'checkpoint {filename!r} does not fit the model: '
+                           f'{details}.{hint}')
+    for key in skipped:
+        state_dict.pop(key)
+    if skipped:
+        print_log(
+            f'checkpoint {filename}: not loaded (trained on another number '
+            f'of identities; test features do not use it): ' +
+            ', '.join(f'{k} {mismatched[k][0]} vs {mismatched[k][1]}'
+                      for k in skipped),
+            logger=logger,
+            level=30)
+    incompatible = model.load_state_dict(state_dict, strict=False)
+    missing = [
+        k for k in incompatible.missing_keys
+        if not k.endswith('num_batches_tracked') and k not in skipped
+    ]
+    unexpected = list(incompatible.unexpected_keys)
+    if missing and strict:
+        raise RuntimeError(
+            f'checkpoint {filename!r} lacks {len(missing)} tensors of the '
+            f'model: {_names(missing)}. Is it the checkpoint of this config? '
+            f'Those tensors would keep their random initial values; '
+            f'{opt_out} accepts such a partial load.')
+    if missing or unexpected:
+        print_log(
+            f'checkpoint {filename}: ' +
+            (f'{len(missing)} model tensors keep their initial values '
+             f'(partial load accepted): {_names(missing)}; '
+             if missing else '') +
+            (f'{len(unexpected)} checkpoint tensors are not in the model: '
+             f'{_names(unexpected)}' if unexpected else ''),
+            logger=logger,
+            level=30)
+    return dict(missing=missing, unexpected=unexpected, skipped=skipped)
+
+
 __all__ = [
     'download_checkpoint', 'load_trusted_checkpoint', 'load_weights_from_url',
-    'patch_checkpoint_loaders', 'trusted_checkpoint_globals', 'hub_cache_dir'
+    'patch_checkpoint_loaders', 'trusted_checkpoint_globals', 'hub_cache_dir',
+    'CheckpointFormatError', 'check_torch_file', 'load_model_state',
+    'load_from_local_trusted', 'load_from_http_tensors_only'
 ]

@@ -24,10 +24,16 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from .source_arch import (SOURCE_ARCH, add_identity_bnneck,
+                          read_fastreid_config, source_arch)
+
 # The tensors of a torchvision-style ResNet: stem, stages and shortcuts.
+# IBN-Net-a blocks (fast-reid ``WITH_IBN``, mmreid ``ibn_stages``) split
+# ``bn1`` into ``bn1.IN`` (instance norm) and ``bn1.BN`` under the same names
+# in both projects.
 _RESNET = (r'(conv1\.weight|bn1\.\w+|'
            r'layer[1-4]\.\d+\.(?:conv[1-3]\.weight|bn[1-3]\.\w+|'
-           r'downsample\.[01]\.\w+))')
+           r'bn1\.(?:IN|BN)\.\w+|downsample\.[01]\.\w+))')
 _BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
 
 # (source pattern, target template, optional value transform). The pattern
@@ -180,13 +186,19 @@ def format_report(converted: Dict[str, torch.Tensor], unmapped: Sequence[str],
 def convert_checkpoint_file(src: str,
                             dst: str,
                             source: str,
-                            strict: bool = False) -> Tuple[dict, List[str]]:
+                            strict: bool = False,
+                            source_config: Optional[str] = None,
+                            **arch) -> Tuple[dict, List[str]]:
     """Convert the checkpoint file ``src`` of project ``source`` to ``dst``.
 
     The source is read with :func:`load_trusted_checkpoint` (tensors, plain
     containers and numpy scalars: no arbitrary classes); its tensors are
     taken from ``state_dict``/``model`` if present. ``dst`` is written
     atomically as ``dict(state_dict=..., meta=dict(converted_from=...))``.
+    For the whole ReID networks of ``fastreid`` and ``torchreid``, ``meta``
+    also holds ``source_arch``: the facts of the source network (see
+    :func:`source_arch`) that ``init_model`` and ``tools/test.py`` compare
+    with the config, refusing a config that computes another network.
 
     Args:
         src (str): Source checkpoint path.
@@ -194,6 +206,12 @@ def convert_checkpoint_file(src: str,
         source (str): One of :data:`RULES` (``'fastreid'``, ``'torchreid'``,
             ``'torchvision'``, ``'mmpretrain'``).
         strict (bool): Raise instead of writing when a key is not mapped.
+        source_config (str, optional): fast-reid's ``config.yaml`` of the
+            model (see :func:`read_fastreid_config`); options in ``arch``
+            take precedence.
+        **arch: Facts of the source network that its tensors do not show
+            (``last_stride``, ``test_feature``, ``input_size``,
+            ``pooling``); None keeps the source's default.
 
     Returns:
         tuple: The converted state dict and the unmapped source keys.
@@ -213,10 +231,32 @@ def convert_checkpoint_file(src: str,
     if strict and unmapped:
         raise ValueError(f'{len(unmapped)} keys of {src!r} are not mapped '
                          f'(strict mode): {unmapped}')
-    save_checkpoint_atomic(
-        dict(
-            state_dict=converted,
-            meta=dict(converted_from=osp.basename(src), source=source)), dst)
+    meta = dict(converted_from=osp.basename(src), source=source)
+    if source_config is not None:
+        if source != 'fastreid':
+            raise ValueError('source_config reads fast-reid configs only')
+        arch = dict(
+            read_fastreid_config(source_config), **{
+                k: v
+                for k, v in arch.items() if v is not None
+            })
+    if source in SOURCE_ARCH:
+        facts = source_arch(source, converted, state_dict, **arch)
+        # Dropped tensors change the network unless harmless; init_model
+        # and tools/test.py refuse the others.
+        meta['unmapped'] = list(unmapped)
+        if facts['neck'] is None:
+            meta['identity_bnneck'] = add_identity_bnneck(converted)
+            print('the source has no BNNeck: wrote an identity BNNeck '
+                  '(not used by the test feature "before_bn")')
+        meta['source_arch'] = facts
+        print('source network: ' + ', '.join(f'{k}={v}'
+                                             for k, v in facts.items()))
+    elif any(v is not None for v in arch.values()):
+        raise ValueError(f'architecture options apply to whole ReID '
+                         f'networks ({sorted(SOURCE_ARCH)}), not to '
+                         f'{source!r}')
+    save_checkpoint_atomic(dict(state_dict=converted, meta=meta), dst)
     print(f'saved {dst}')
     return converted, unmapped
 
@@ -225,6 +265,7 @@ def converter_main(source: str, description: str) -> None:
     """The command line shared by ``tools/model_converters/*2mmreid.py``."""
     import argparse
     import sys
+    defaults = SOURCE_ARCH[source]
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('src', help='source checkpoint')
     parser.add_argument('dst', help='output mmreid checkpoint')
@@ -232,9 +273,48 @@ def converter_main(source: str, description: str) -> None:
         '--strict',
         action='store_true',
         help='exit with status 1 (and write nothing) if a key is not mapped')
+    parser.add_argument(
+        '--last-stride',
+        type=int,
+        choices=(1, 2),
+        help=f'last stride the source was trained with (default '
+        f'{defaults["last_stride"]})')
+    parser.add_argument(
+        '--test-feature',
+        choices=('after_bn', 'before_bn'),
+        help=f'the feature the source tests with (default '
+        f'{defaults["test_feature"]}; "before_bn" without a BNNeck)')
+    parser.add_argument(
+        '--input-size',
+        type=int,
+        nargs=2,
+        metavar=('HEIGHT', 'WIDTH'),
+        help=f'test input size of the source (default '
+        f'{defaults["input_size"]})')
+    parser.add_argument(
+        '--pooling',
+        choices=('avg', 'gem'),
+        help='global pooling of the source (default avg; GeM when the '
+        'checkpoint has its exponent)')
+    if source == 'fastreid':
+        parser.add_argument(
+            '--config',
+            dest='source_config',
+            metavar='CONFIG_YAML',
+            help="fast-reid's config.yaml of the model (written to its "
+            'OUTPUT_DIR): the facts above are read from it')
     args = parser.parse_args()
     try:
-        convert_checkpoint_file(args.src, args.dst, source, args.strict)
+        convert_checkpoint_file(
+            args.src,
+            args.dst,
+            source,
+            args.strict,
+            source_config=getattr(args, 'source_config', None),
+            last_stride=args.last_stride,
+            test_feature=args.test_feature,
+            input_size=args.input_size,
+            pooling=args.pooling)
     except (ValueError, KeyError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         sys.exit(1)

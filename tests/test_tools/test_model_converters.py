@@ -274,3 +274,148 @@ def test_publish_model(tmp_path):
     torch.save(dict(meta=dict()), empty)
     with pytest.raises(ValueError, match='contains no tensors'):
         load_publish().publish(str(empty), str(tmp_path / 'e.pth'))
+
+
+def test_fastreid_r50_ibn_keys_all_map():
+    # fast-reid's IBN-a blocks (WITH_IBN, stages 1-3) name the halves of
+    # bn1 "IN" and "BN", as mmreid's IBN does: 91 keys of an R50-ibn.
+    model = MODELS.build(
+        dict(
+            type='ReIDModel',
+            backbone=dict(
+                type='ReIDResNet',
+                depth=50,
+                ibn_stages=(True, True, True, False)),
+            neck=dict(type='GlobalAvgPool'),
+            head=dict(type='BNNeckHead', in_channels=2048, num_classes=5)))
+    state_dict = {}
+    for key, value in randomized(model.state_dict(), seed=3).items():
+        key = key.replace('head.bnneck.', 'heads.bottleneck.0.')
+        state_dict[key.replace('head.classifier.', 'heads.')] = value
+    ibn_keys = [k for k in state_dict if '.bn1.IN.' in k or '.bn1.BN.' in k]
+    assert len(ibn_keys) == 91
+    converted, unmapped = convert_state_dict(state_dict, RULES['fastreid'])
+    assert unmapped == []
+    assert load_strict_except(model, converted) == []
+    assert torch.equal(model.backbone.layer3[5].bn1.IN.weight,
+                       state_dict['backbone.layer3.5.bn1.IN.weight'])
+
+
+def test_publish_keeps_the_source_network_facts(tmp_path):
+    # A converted model stays checked after publishing.
+    state_dict = {f'backbone.{k}': v for k, v in resnet_keys().items()}
+    state_dict.update(bn_tensors('heads.bottleneck.0', 512))
+    src = tmp_path / 'model_final.pth'
+    torch.save(dict(model=state_dict, iteration=10), src)
+    convert_checkpoint_file(
+        str(src), str(tmp_path / 'c.pth'), 'fastreid', last_stride=2)
+    final = load_publish().publish(
+        str(tmp_path / 'c.pth'), str(tmp_path / 'p.pth'))
+    meta = torch.load(final, weights_only=True)['meta']
+    assert meta['source_arch']['last_stride'] == 2
+    assert meta['source_arch']['stem_pool']['ceil_mode'] is True
+
+
+FASTREID_YAML = """\
+INPUT:
+  SIZE_TEST: [384, 128]
+MODEL:
+  BACKBONE:
+    NAME: build_resnet_backbone
+    DEPTH: 18x
+    LAST_STRIDE: 2
+    WITH_IBN: false
+    WITH_NL: {with_nl}
+    WITH_SE: false
+  HEADS:
+    NAME: EmbeddingHead
+    EMBEDDING_DIM: 0
+    NECK_FEAT: before
+    POOL_LAYER: {pool}
+  PIXEL_MEAN: [120.0, 110.0, 100.0]
+  PIXEL_STD: [60.0, 55.0, 50.0]
+"""
+
+
+def fastreid_checkpoint(tmp_path, extra=None):
+    state_dict = {f'backbone.{k}': v for k, v in resnet_keys().items()}
+    state_dict.update(bn_tensors('heads.bottleneck.0', 512))
+    state_dict['heads.weight'] = torch.rand(5, 512)
+    state_dict.update(extra or {})
+    src = tmp_path / 'model_final.pth'
+    torch.save(dict(model=state_dict, iteration=10), src)
+    return src
+
+
+def test_fastreid_config_yaml_gives_the_facts(tmp_path, monkeypatch):
+    src = fastreid_checkpoint(tmp_path)
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FASTREID_YAML.format(with_nl='false', pool='gempool'))
+    dst = tmp_path / 'c.pth'
+    assert run_script('fastreid2mmreid.py',
+                      [src, dst, '--strict', '--config', cfg],
+                      monkeypatch) == 0
+    converted = torch.load(dst, weights_only=True)
+    facts = converted['meta']['source_arch']
+    assert facts['last_stride'] == 2
+    assert facts['test_feature'] == 'before_bn'
+    assert facts['input_size'] == [384, 128]
+    assert facts['mean'] == [120.0, 110.0, 100.0]
+    assert facts['std'] == [60.0, 55.0, 50.0]
+    # fast-reid's GeneralizedMeanPooling has a fixed p = 3, not stored.
+    assert facts['pooling'] == 'gem'
+    assert converted['state_dict']['neck.p'].item() == 3.0
+    # A command-line option wins over the file.
+    assert run_script('fastreid2mmreid.py',
+                      [src, dst, '--config', cfg, '--last-stride', '1'],
+                      monkeypatch) == 0
+    assert torch.load(
+        dst, weights_only=True)['meta']['source_arch']['last_stride'] == 1
+    # A network mmreid does not build is refused, nothing written.
+    cfg.write_text(FASTREID_YAML.format(with_nl='true', pool='gempool'))
+    other = tmp_path / 'nl.pth'
+    assert run_script('fastreid2mmreid.py', [src, other, '--config', cfg],
+                      monkeypatch) == 1
+    assert not other.exists()
+    cfg.write_text(FASTREID_YAML.format(with_nl='false', pool='GlobalMaxPool'))
+    assert run_script('fastreid2mmreid.py', [src, other, '--config', cfg],
+                      monkeypatch) == 1
+
+
+def test_dropped_source_layers_are_refused_at_load(tmp_path):
+    # Non-local blocks are not converted (reported): the converted model
+    # without them computes another network, so loading it is refused.
+    from mmengine.config import Config
+
+    from mmreid.apis import init_model
+    src = fastreid_checkpoint(
+        tmp_path, {'backbone.NL_2.0.g.weight': torch.rand(64, 128, 1, 1)})
+    dst = tmp_path / 'c.pth'
+    convert_checkpoint_file(
+        str(src), str(dst), 'fastreid', input_size=[64, 32])
+    config = Config(
+        dict(
+            model=dict(
+                type='ReIDModel',
+                backbone=dict(
+                    type='ReIDResNet',
+                    depth=18,
+                    stem_pool=dict(padding=0, ceil_mode=True)),
+                neck=dict(type='GlobalAvgPool'),
+                head=dict(type='BNNeckHead', in_channels=512, num_classes=5)),
+            test_pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(
+                    type='ReIDResize',
+                    size=(64, 32),
+                    interpolation='bicubic',
+                    backend='pillow'),
+                dict(type='PackReIDInputs')
+            ]))
+    with pytest.raises(ValueError, match='backbone.NL_2.0.g.weight'):
+        init_model(config, str(dst))
+    # Without the dropped layer the same config loads.
+    src = fastreid_checkpoint(tmp_path)
+    convert_checkpoint_file(
+        str(src), str(dst), 'fastreid', input_size=[64, 32])
+    init_model(config, str(dst))

@@ -11,6 +11,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 import mmreid  # noqa: F401 (installs the safe loaders)
 from mmreid.utils import load_trusted_checkpoint, load_weights_from_url
+from mmreid.utils.checkpoint import (CheckpointFormatError,
+                                     load_from_local_trusted)
 
 
 class Payload:
@@ -43,7 +45,7 @@ def test_trusted_checkpoint_with_mmengine_classes_loads(tmp_path):
                       HistoryBuffer)
     np.testing.assert_array_equal(ckpt['extra'], np.arange(3))
     # mmengine's loader for local paths is the safe one.
-    assert CheckpointLoader._schemes[''] is load_trusted_checkpoint
+    assert CheckpointLoader._schemes[''] is load_from_local_trusted
 
 
 def test_trusted_checkpoint_refuses_arbitrary_classes(tmp_path, capsys):
@@ -97,3 +99,83 @@ def test_getattr_is_restricted_to_history_buffer(tmp_path):
     torch.save(dict(x=Sneaky()), path)
     with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
         load_trusted_checkpoint(str(path))
+
+
+HTML_PAGE = (b'<!DOCTYPE html>\n<html><head><title>404 Not Found</title>'
+             b'</head><body>Not Found</body></html>\n')
+
+
+def test_a_file_that_is_no_checkpoint_is_named(tmp_path):
+    # An HTML error page saved under a .pth name (a failed download):
+    # torch's own error advises weights_only=False; mmreid names the file.
+    path = tmp_path / 'bot_r50.pth'
+    path.write_bytes(HTML_PAGE)
+    with pytest.raises(CheckpointFormatError) as info:
+        load_trusted_checkpoint(str(path))
+    message = str(info.value)
+    assert str(path) in message and 'HTML' in message
+    assert 'weights_only' not in message
+    # The same through mmengine (load_from, tools/test.py, init_model).
+    from mmengine.runner.checkpoint import _load_checkpoint
+    with pytest.raises(CheckpointFormatError, match='not a PyTorch'):
+        _load_checkpoint(str(path), map_location='cpu')
+    text = tmp_path / 'notes.pth'
+    text.write_text('epoch 3 weights\n')
+    with pytest.raises(CheckpointFormatError, match="b'epoch 3 weights"):
+        load_trusted_checkpoint(str(text))
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    with pytest.raises(CheckpointFormatError, match='it is empty'):
+        load_trusted_checkpoint(str(empty))
+    # A truncated zip checkpoint is damaged, not unsafe.
+    whole = tmp_path / 'whole.pth'
+    torch.save(dict(w=torch.arange(1000.)), whole)
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(whole.read_bytes()[:600])
+    with pytest.raises(CheckpointFormatError, match='cut.pth'):
+        load_trusted_checkpoint(str(cut))
+
+
+def test_refused_objects_never_get_unsafe_advice(tmp_path):
+    path = tmp_path / 'evil.pth'
+    torch.save(dict(x=Payload()), path)
+    with pytest.raises(pickle.UnpicklingError) as info:
+        load_trusted_checkpoint(str(path))
+    message = str(info.value)
+    assert 'evil.pth' in message and 'GLOBAL print' in message
+    assert 'weights_only' not in message
+    assert 'add_safe_globals' not in message
+
+
+def test_downloaded_html_page_is_named(http_root, tmp_path_factory):
+    root, url = http_root
+    cache = str(tmp_path_factory.mktemp('hub'))
+    (root / 'weights.pth').write_bytes(HTML_PAGE)
+    with pytest.raises(CheckpointFormatError, match='HTML') as info:
+        load_weights_from_url(f'{url}/weights.pth', model_dir=cache)
+    assert 'weights_only' not in str(info.value)
+    torch.save(dict(x=Payload()), root / 'evil.pth')
+    with pytest.raises(pickle.UnpicklingError) as info:
+        load_weights_from_url(f'{url}/evil.pth', model_dir=cache)
+    assert 'weights_only' not in str(info.value)
+
+
+def test_loader_names_read_right_in_mmengine_log(tmp_path, monkeypatch,
+                                                 http_root):
+    # mmengine logs "Loads checkpoint by {loader.__name__[10:]} backend".
+    import mmengine.runner.checkpoint as mm_checkpoint
+    lines = []
+    monkeypatch.setattr(mm_checkpoint, 'print_log',
+                        lambda msg, *args, **kwargs: lines.append(msg))
+    path = tmp_path / 'w.pth'
+    torch.save(dict(w=torch.ones(1)), path)
+    mm_checkpoint._load_checkpoint(str(path), map_location='cpu')
+    root, url = http_root
+    torch.save(dict(w=torch.ones(1)), root / 'u.pth')
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    mm_checkpoint._load_checkpoint(f'{url}/u.pth', map_location='cpu')
+    loads = [line for line in lines if line.startswith('Loads checkpoint')]
+    assert loads[0].startswith('Loads checkpoint by local_trusted backend '
+                               'from path: ')
+    assert loads[1].startswith('Loads checkpoint by http_tensors_only '
+                               'backend from path: ')

@@ -1,16 +1,27 @@
 """Convert a fast-reid BoT-style ResNet checkpoint to mmreid keys.
 
 Mapped layout (see ``mmreid.utils.key_mapping.FASTREID_RULES``): fast-reid
-v0.x/v1.x ``Baseline`` with a plain ResNet backbone and an
-``EmbeddingHead`` without embedding layer (the BoT configs): ``backbone.*``,
-``heads.bottleneck.0.*`` (BNNeck), ``heads.weight`` (v1.x) or
-``heads.classifier.weight`` (v0.x), ``heads.pool_layer.p`` (GeM). Every
-other key (IBN, non-local, ``pixel_mean``/``pixel_std``) is reported.
+v0.x/v1.x ``Baseline`` with a plain or IBN-a ResNet backbone and an
+``EmbeddingHead`` without embedding layer (the BoT configs): ``backbone.*``
+(``bn1.IN``/``bn1.BN`` of IBN blocks included), ``heads.bottleneck.0.*``
+(BNNeck), ``heads.weight`` (v1.x) or ``heads.classifier.weight`` (v0.x),
+``heads.pool_layer.p`` (GeM). Every other key (non-local, SE) is reported,
+and a model that had such layers is refused when loaded.
+
+The converted checkpoint records the source network's facts
+(``meta['source_arch']``, see ``mmreid.utils.source_arch``): fast-reid's
+stem pooling ``MaxPool2d(3, 2, padding=0, ceil_mode=True)``, last stride,
+pooling, test feature, test size, PIL bicubic resizing and pixel
+statistics. ``--config`` reads them from the ``config.yaml`` fast-reid
+wrote next to the checkpoint; the other options override single facts.
+``init_model`` and ``tools/test.py`` refuse a config that contradicts them
+and print the overrides to use.
 
 Example::
 
     python tools/model_converters/fastreid2mmreid.py \\
-        market_bot_R50.pth checkpoints/bot_r50_fastreid.pth
+        model_final.pth checkpoints/bot_r50_fastreid.pth --strict \\
+        --config logs/market1501/bagtricks_R50/config.yaml
 """
 from mmreid.utils.key_mapping import converter_main
 

@@ -72,8 +72,11 @@ def publish(src: str, dst: str) -> str:
         published['meta'] = {
             k: v
             for k, v in meta.items()
+            # source_arch: a converted model's source network, which
+            # init_model and tools/test.py check the config against.
             if k in ('cfg', 'epoch', 'iter', 'mmreid_version', 'seed',
-                     'dataset_meta', 'experiment_name')
+                     'dataset_meta', 'experiment_name', 'source',
+                     'converted_from', 'source_arch', 'identity_bnneck')
         }
     stem = dst[:-len('.pth')] if dst.endswith('.pth') else dst
     tmp_path = stem + '.pth.unhashed'

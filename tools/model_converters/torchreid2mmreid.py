@@ -3,8 +3,17 @@
 Mapped layout (see ``mmreid.utils.key_mapping.TORCHREID_RULES``): torchreid
 v1.x ``resnet*`` models (top-level ``conv1``, ``bn1``, ``layer1-4``,
 ``classifier.weight``) and BoT-style forks with a BatchNorm1d neck named
-``bnneck`` or ``bottleneck``. ``classifier.bias`` and the ``fc`` embedding
-of ``resnet50_fc512`` are reported, not mapped.
+``bnneck`` or ``bottleneck``. ``classifier.bias`` (training logits only)
+and the ``fc`` embedding of ``resnet50_fc512`` are reported, not mapped; a
+model with the embedding is refused when loaded.
+
+torchreid's ``resnet50`` has last stride 2 and no BNNeck and tests with the
+pooled feature: the converted checkpoint gets an identity BNNeck (so it
+loads strictly) and records these facts, with PIL bilinear resizing and
+ImageNet statistics (``meta['source_arch']``); ``init_model`` and
+``tools/test.py`` refuse a config that contradicts them and print the
+overrides (``model.backbone.last_stride=2 model.head.test_feature=before_bn``
+and the ``ReIDResize`` backend).
 
 Example::
 

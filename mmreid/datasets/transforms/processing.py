@@ -79,6 +79,14 @@ class ReIDResize(BaseTransform):
     256 x 128). The size is given as **(height, width)**, unlike mmcv's
     ``Resize`` whose ``scale`` is (width, height); hence the distinct name.
 
+    The resampling follows the chosen library exactly, because a model
+    converted from another toolbox gives its own features only on the
+    images it was tested with: fast-reid resizes with PIL bicubic,
+    torchreid with PIL bilinear (both through torchvision's ``Resize`` on
+    PIL images), mmreid by default with cv2 bilinear. PIL's filters widen
+    with the downscaling factor (antialiasing), cv2's do not, so the same
+    interpolation name gives different pixels in the two libraries.
+
     Required Keys:
 
     - img
@@ -91,36 +99,74 @@ class ReIDResize(BaseTransform):
     Args:
         size (Sequence[int]): Output (height, width). Defaults to (256, 128).
         interpolation (str): ``'nearest'``, ``'bilinear'``, ``'bicubic'``,
-            ``'area'`` or ``'lanczos'``. Defaults to ``'bilinear'``.
+            ``'area'`` (cv2 only) or ``'lanczos'``. Defaults to
+            ``'bilinear'``.
+        backend (str): ``'cv2'`` (``cv2.resize``) or ``'pillow'``
+            (``PIL.Image.resize`` on the uint8 image, as torchvision's
+            ``Resize`` does for PIL images). Defaults to ``'cv2'``.
     """
+
+    BACKENDS = ('cv2', 'pillow')
+    #: PIL's filter (``PIL.Image.Resampling``) for each interpolation name.
+    PIL_FILTERS = dict(
+        nearest='NEAREST',
+        bilinear='BILINEAR',
+        bicubic='BICUBIC',
+        lanczos='LANCZOS')
 
     def __init__(self,
                  size: Sequence[int] = (256, 128),
-                 interpolation: str = 'bilinear') -> None:
+                 interpolation: str = 'bilinear',
+                 backend: str = 'cv2') -> None:
         self.size = _check_size(size)
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f'interpolation must be one of '
                              f'{sorted(INTERPOLATIONS)}, got '
                              f'{interpolation!r}')
+        if backend not in self.BACKENDS:
+            raise ValueError(f'backend must be one of {self.BACKENDS}, got '
+                             f'{backend!r}')
+        if backend == 'pillow' and interpolation not in self.PIL_FILTERS:
+            raise ValueError(f'interpolation {interpolation!r} has no PIL '
+                             f'filter; with backend="pillow" use one of '
+                             f'{sorted(self.PIL_FILTERS)}')
         self.interpolation = interpolation
+        self.backend = backend
+
+    def _resize_pillow(self, img: np.ndarray) -> np.ndarray:
+        from PIL import Image
+        if img.dtype != np.uint8:
+            raise ValueError(f'backend="pillow" resizes uint8 images, got '
+                             f'{img.dtype}')
+        squeeze = img.ndim == 3 and img.shape[2] == 1
+        pil = Image.fromarray(img[..., 0] if squeeze else img)
+        height, width = self.size
+        out = np.asarray(
+            pil.resize((width, height),
+                       Image.Resampling[self.PIL_FILTERS[self.interpolation]]))
+        return out[..., None] if squeeze else out
 
     def transform(self, results: dict) -> dict:
         img = results['img']
         height, width = self.size
         if img.shape[:2] != (height, width):
-            img = cv2.resize(
-                img, (width, height),
-                interpolation=INTERPOLATIONS[self.interpolation])
-            if img.ndim == 2 and results['img'].ndim == 3:
-                # cv2 drops a trailing channel axis of size 1.
-                img = img[..., None]
+            if self.backend == 'pillow':
+                img = self._resize_pillow(img)
+            else:
+                img = cv2.resize(
+                    img, (width, height),
+                    interpolation=INTERPOLATIONS[self.interpolation])
+                if img.ndim == 2 and results['img'].ndim == 3:
+                    # cv2 drops a trailing channel axis of size 1.
+                    img = img[..., None]
         results['img'] = img
         results['img_shape'] = img.shape[:2]
         return results
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(size={self.size}, '
-                f'interpolation={self.interpolation!r})')
+                f'interpolation={self.interpolation!r}, '
+                f'backend={self.backend!r})')
 
 
 @TRANSFORMS.register_module()

@@ -1,7 +1,8 @@
 from .multi_target_loops import (MultiTargetTestLoop, MultiTargetValLoop,
                                  format_metric_table, merge_target_metrics)
+from .reid_runner import ReIDRunner
 
 __all__ = [
     'MultiTargetValLoop', 'MultiTargetTestLoop', 'merge_target_metrics',
-    'format_metric_table'
+    'format_metric_table', 'ReIDRunner'
 ]

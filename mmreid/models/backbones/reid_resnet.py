@@ -1,6 +1,7 @@
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 from mmcv.cnn import build_plugin_layer
 from mmengine.model import ModuleDict
 from mmpretrain.models.backbones import ResNet
@@ -9,6 +10,9 @@ from mmreid.registry import MODELS
 from ..layers.mbn import resolve_norm_cfg
 
 PLUGIN_POSITIONS = ('after_stage', )
+
+#: The stem max pooling of mmpretrain's and torchvision's ResNet.
+DEFAULT_STEM_POOL = dict(kernel_size=3, stride=2, padding=1, ceil_mode=False)
 
 
 @MODELS.register_module()
@@ -65,6 +69,15 @@ class ReIDResNet(ResNet):
             Defaults to None (plain BN).
         ibn_ratio (float): Instance-normalised fraction of those channels.
             Defaults to 0.5.
+        stem_pool (dict, optional): Arguments of the stem's
+            ``nn.MaxPool2d`` (``kernel_size``, ``stride``, ``padding``,
+            ``ceil_mode``); keys left out keep mmpretrain's values
+            ``dict(kernel_size=3, stride=2, padding=1, ceil_mode=False)``.
+            fast-reid v1.x pools with ``padding=0, ceil_mode=True``: on a
+            256 x 128 input the map is the same size (64 x 32) but shifted
+            by one pixel, so its converted models need
+            ``stem_pool=dict(padding=0, ceil_mode=True)`` to give the same
+            features. Defaults to None (mmpretrain's pooling).
         **kwargs: See :class:`mmpretrain.models.ResNet`.
     """
 
@@ -76,6 +89,7 @@ class ReIDResNet(ResNet):
                  plugins: Optional[List[dict]] = None,
                  ibn_stages: Optional[Sequence[bool]] = None,
                  ibn_ratio: float = 0.5,
+                 stem_pool: Optional[dict] = None,
                  **kwargs) -> None:
         if last_stride not in (1, 2):
             raise ValueError(f'last_stride must be 1 or 2, got {last_stride}')
@@ -86,6 +100,12 @@ class ReIDResNet(ResNet):
         super().__init__(
             depth=depth, strides=strides, out_indices=out_indices, **kwargs)
         self.last_stride = last_stride
+        if stem_pool is not None:
+            unknown = set(stem_pool) - set(DEFAULT_STEM_POOL)
+            if unknown:
+                raise KeyError(f'stem_pool takes {sorted(DEFAULT_STEM_POOL)}'
+                               f', got unknown keys {sorted(unknown)}')
+            self.maxpool = nn.MaxPool2d(**dict(DEFAULT_STEM_POOL, **stem_pool))
         # Per stage, the names of the ModuleDicts whose entry for that
         # stage runs after it, in order.
         self.stage_plugins: List[List[str]] = [

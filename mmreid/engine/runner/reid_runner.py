@@ -1,0 +1,103 @@
+"""mmengine's Runner with mmreid's checkpoint rules."""
+from typing import Callable, Union
+
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner, find_latest_checkpoint
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from mmreid.registry import RUNNERS
+
+#: How a user of the tools turns strict loading off (quoted in errors).
+STRICT_OPT_OUT = ('`--strict false` (tools/test.py, tools/dist_test.sh, '
+                  'tools/train.py) or `load_strict = False` in the config')
+
+
+@RUNNERS.register_module()
+class ReIDRunner(Runner):
+    """mmengine's ``Runner`` whose checkpoint loading follows mmreid's rules.
+
+    mmengine loads ``load_from`` (and the checkpoint of ``tools/test.py``)
+    with ``strict=False``: a model tensor the checkpoint lacks only gets a
+    warning, and the model is evaluated with random weights in its place.
+    Here every checkpoint goes through
+    :func:`mmreid.utils.checkpoint.load_model_state`, the rules of
+    :func:`mmreid.apis.init_model`:
+
+    * a missing model tensor is an error naming it; the config key
+      ``load_strict = False`` (``--strict false`` in the tools) accepts a
+      partial load with one warning;
+    * a classifier of another size is skipped with one warning when
+      testing (features do not use it) and is an error when training
+      (``load_from``/resume, unless ``load_strict = False``), where it
+      would silently restart from random weights;
+    * a converted checkpoint (``meta.source_arch``, written by
+      ``tools/model_converters``) is compared with the model and the test
+      pipeline; a mismatch is refused with the ``--cfg-options`` to use.
+
+    ``--resume`` in a work dir without checkpoints logs one line and starts
+    at epoch 1 (requeued jobs use ``--resume`` on their first start too).
+    """
+
+    _training = False
+
+    def train(self):
+        self._training = True
+        try:
+            return super().train()
+        finally:
+            self._training = False
+
+    def load_or_resume(self) -> None:
+        if (not self._has_loaded and self._resume and self._load_from is None
+                and find_latest_checkpoint(self.work_dir) is None):
+            self.logger.info(f'--resume: no checkpoint found in '
+                             f'{self.work_dir}; training starts from epoch '
+                             '1.')
+            self._resume = False
+        super().load_or_resume()
+
+    def load_checkpoint(self,
+                        filename: str,
+                        map_location: Union[str, Callable] = 'cpu',
+                        strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]):
+        """Load ``filename`` into the model with mmreid's rules.
+
+        Args:
+            filename (str): Path or URL.
+            map_location (str | Callable): As :func:`torch.load`.
+            strict (bool): Ignored unless True; the config's
+                ``load_strict`` (default True) decides.
+            revise_keys (list): Unused: a ``module.`` prefix is stripped
+                and no other renaming is done (a checkpoint that needs it
+                goes through ``tools/model_converters``).
+
+        Returns:
+            dict: The loaded checkpoint.
+        """
+        from mmreid.utils.checkpoint import load_model_state
+        from mmreid.utils.source_arch import check_source_arch
+        checkpoint = _load_checkpoint(filename, map_location=map_location)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(
+            self.model) else self.model
+        strict = strict or bool(self.cfg.get('load_strict', True))
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) \
+            else None
+        check_source_arch(
+            meta,
+            model,
+            self.cfg,
+            filename,
+            test=not self._training,
+            strict=strict)
+        load_model_state(
+            model,
+            checkpoint,
+            filename,
+            strict=strict,
+            skip_other_classifier=not (self._training and strict),
+            opt_out=STRICT_OPT_OUT)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint

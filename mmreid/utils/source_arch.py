@@ -1,0 +1,403 @@
+"""The facts of a converted network's source, and the check against them.
+
+A fast-reid or torchreid checkpoint with every key mapped can still compute
+another network than its source: the two toolboxes pool the ResNet stem,
+stride the last stage, pool, normalise and resize differently from mmreid's
+defaults. The converters (:mod:`mmreid.utils.key_mapping`) record the
+source network's facts in the converted checkpoint as
+``meta['source_arch']``; :func:`check_source_arch` compares them with the
+model a config builds and its test pipeline, and refuses a mismatch with
+the overrides to use (``init_model``, ``tools/test.py``, ``load_from``).
+"""
+import copy
+import re
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+#: ImageNet statistics on the 0-255 scale (fast-reid's ``PIXEL_MEAN``/
+#: ``PIXEL_STD`` defaults; torchreid's ``norm_mean``/``norm_std`` times 255).
+IMAGENET_MEAN = [123.675, 116.28, 103.53]
+IMAGENET_STD = [58.395, 57.12, 57.375]
+
+#: What each source computes, as its code and default configs define it;
+#: the converters record these facts (with the user's overrides) in the
+#: converted checkpoint as ``meta['source_arch']``.
+#:
+#: * fast-reid v1.x ``build_resnet_backbone``: stem
+#:   ``MaxPool2d(3, 2, padding=0, ceil_mode=True)``; the BoT configs
+#:   (``Base-bagtricks.yml``): ``LAST_STRIDE: 1``, BNNeck, ``NECK_FEAT:
+#:   after``, ``SIZE_TEST: [256, 128]``; its test transform is torchvision
+#:   ``Resize(size, interpolation=3)`` (PIL bicubic) on PIL RGB images; the
+#:   model normalises with ``pixel_mean``/``pixel_std`` (0-255).
+#: * torchreid v1.x ``resnet50``: torchvision stem, ``last_stride=2``, no
+#:   BNNeck, global average pooling, the pooled feature as test feature;
+#:   ``Resize((h, w))`` (PIL bilinear) on PIL RGB images, ``Normalize`` with
+#:   ImageNet statistics; default size 256 x 128.
+SOURCE_ARCH: Dict[str, dict] = dict(
+    fastreid=dict(
+        stem_pool=dict(kernel_size=3, stride=2, padding=0, ceil_mode=True),
+        last_stride=1,
+        pooling='avg',
+        neck='bnneck',
+        test_feature='after_bn',
+        input_size=[256, 128],
+        interpolation='bicubic',
+        resize_backend='pillow',
+        colour_order='rgb',
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD),
+    torchreid=dict(
+        stem_pool=dict(kernel_size=3, stride=2, padding=1, ceil_mode=False),
+        last_stride=2,
+        pooling='avg',
+        neck=None,
+        test_feature='before_bn',
+        input_size=[256, 128],
+        interpolation='bilinear',
+        resize_backend='pillow',
+        colour_order='rgb',
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD))
+
+
+def _feature_dim(converted: Dict[str, torch.Tensor]) -> int:
+    """Channels of the last stage: its last block's last BN."""
+    last = None
+    for key, value in converted.items():
+        match = re.fullmatch(r'backbone\.layer4\.(\d+)\.bn(\d)\.weight', key)
+        if match:
+            rank = (int(match.group(1)), int(match.group(2)))
+            if last is None or rank > last[0]:
+                last = (rank, value.numel())
+    if last is None:
+        raise ValueError('the checkpoint has no backbone.layer4 block: '
+                         'cannot size the BNNeck')
+    return last[1]
+
+
+def source_arch(source: str, converted: Dict[str, torch.Tensor],
+                state_dict: Dict[str, torch.Tensor], **overrides) -> dict:
+    """The facts of a converted ``fastreid``/``torchreid`` network.
+
+    Starts from :data:`SOURCE_ARCH`, applies ``overrides`` (the converter's
+    command-line options, e.g. ``last_stride=2``) and what the tensors
+    themselves show: a GeM exponent means GeM pooling, fast-reid's
+    ``pixel_mean``/``pixel_std`` buffers give the normalisation, and a
+    network without BNNeck tensors has no BNNeck (its test feature is then
+    the pooled feature).
+
+    Raises:
+        ValueError: An override contradicts the tensors.
+    """
+    facts = copy.deepcopy(SOURCE_ARCH[source])
+    unknown = set(overrides) - set(facts) - {'mean', 'std'}
+    if unknown:
+        raise KeyError(f'unknown architecture facts {sorted(unknown)}')
+    facts.update({k: v for k, v in overrides.items() if v is not None})
+    facts['source'] = source
+    if facts['pooling'] == 'gem_fixed':
+        # fast-reid's GeneralizedMeanPooling: p = 3, not a parameter.
+        converted['neck.p'] = torch.tensor(3.0)
+        facts['pooling'] = 'gem'
+    elif 'neck.p' in converted:
+        facts['pooling'] = 'gem'
+    elif facts['pooling'] == 'gem':
+        raise ValueError('GeM pooling with a learnt exponent, but the '
+                         'checkpoint has no heads.pool_layer.p')
+    for name in ('mean', 'std'):
+        buffer = state_dict.get(f'pixel_{name}')
+        if buffer is not None:
+            facts[name] = [float(v) for v in buffer.flatten()]
+    has_bnneck = any(k.startswith('head.bnneck.') for k in converted)
+    if source == 'torchreid' and has_bnneck and 'neck' not in overrides:
+        facts['neck'] = 'bnneck'
+    if not has_bnneck:
+        if overrides.get('test_feature') == 'after_bn':
+            raise ValueError('the source network has no BNNeck, so its test '
+                             'feature cannot be "after_bn"')
+        facts.update(neck=None, test_feature='before_bn')
+    facts['input_size'] = [int(v) for v in facts['input_size']]
+    return facts
+
+
+def add_identity_bnneck(converted: Dict[str, torch.Tensor]) -> List[str]:
+    """Give a network without BNNeck the tensors of an identity one.
+
+    mmreid's ``BNNeckHead`` always has a BatchNorm1d; a source without one
+    (torchreid's ``resnet50``) then loads strictly, and the recorded test
+    feature ``before_bn`` (checked against the config) keeps it out of the
+    features. Weight 1, bias 0, running mean 0 and variance 1.
+
+    Returns:
+        list[str]: The keys added.
+    """
+    dim = _feature_dim(converted)
+    added = dict([
+        ('head.bnneck.weight', torch.ones(dim)),
+        ('head.bnneck.bias', torch.zeros(dim)),
+        ('head.bnneck.running_mean', torch.zeros(dim)),
+        ('head.bnneck.running_var', torch.ones(dim)),
+        ('head.bnneck.num_batches_tracked', torch.tensor(0)),
+    ])
+    converted.update(added)
+    return list(added)
+
+
+#: fast-reid ``MODEL.HEADS.POOL_LAYER`` names (v1.x class names and the
+#: v0.x/v1.0 aliases) that mmreid computes: average pooling and GeM (with a
+#: learnt exponent, ``heads.pool_layer.p``, or the fixed p = 3 of
+#: ``GeneralizedMeanPooling``).
+FASTREID_POOLING = dict(
+    GlobalAvgPool='avg',
+    FastGlobalAvgPool='avg',
+    avgpool='avg',
+    fastavgpool='avg',
+    GeneralizedMeanPoolingP='gem',
+    gempoolP='gem',
+    GeneralizedMeanPooling='gem_fixed',
+    gempool='gem_fixed')
+
+#: Source tensors that may stay unconverted without changing the test
+#: feature: classifier biases (training logits only) and fast-reid's pixel
+#: statistics (recorded as ``mean``/``std`` facts instead).
+HARMLESS_UNMAPPED = ('classifier.bias', 'pixel_mean', 'pixel_std')
+
+
+def read_fastreid_config(path: str) -> dict:
+    """The architecture facts of a fast-reid ``config.yaml``.
+
+    fast-reid writes its merged config next to the checkpoints
+    (``OUTPUT_DIR/config.yaml``). Read: ``MODEL.BACKBONE`` (``NAME``,
+    ``LAST_STRIDE``, ``WITH_SE``, ``WITH_NL``), ``MODEL.HEADS`` (``NAME``,
+    ``NECK_FEAT``, ``POOL_LAYER``, ``EMBEDDING_DIM``, ``WITH_BNNECK``),
+    ``INPUT.SIZE_TEST`` and ``MODEL.PIXEL_MEAN``/``PIXEL_STD``.
+
+    Returns:
+        dict: Facts for :func:`source_arch` (``last_stride``,
+        ``test_feature``, ``pooling``, ``input_size``, ``mean``, ``std``).
+
+    Raises:
+        ValueError: A network mmreid does not compute (SE or non-local
+            blocks, an embedding layer, another pooling or backbone).
+    """
+    import yaml
+    with open(path) as f:
+        cfg = yaml.safe_load(f) or {}
+    model = cfg.get('MODEL') or {}
+    backbone = model.get('BACKBONE') or {}
+    heads = model.get('HEADS') or {}
+
+    def refuse(what):
+        raise ValueError(f'{path}: {what}; mmreid has no equivalent, so '
+                         'the converted model would compute another '
+                         'network')
+
+    if backbone.get('NAME', 'build_resnet_backbone') != \
+            'build_resnet_backbone':
+        refuse(f'MODEL.BACKBONE.NAME is {backbone["NAME"]!r}')
+    for key in ('WITH_SE', 'WITH_NL'):
+        if backbone.get(key):
+            refuse(f'MODEL.BACKBONE.{key} is true')
+    if heads.get('NAME', 'EmbeddingHead') != 'EmbeddingHead':
+        refuse(f'MODEL.HEADS.NAME is {heads["NAME"]!r}')
+    if heads.get('EMBEDDING_DIM', 0):
+        refuse(f'MODEL.HEADS.EMBEDDING_DIM is {heads["EMBEDDING_DIM"]}')
+    facts = dict()
+    if 'LAST_STRIDE' in backbone:
+        facts['last_stride'] = int(backbone['LAST_STRIDE'])
+    if 'POOL_LAYER' in heads:
+        pooling = FASTREID_POOLING.get(heads['POOL_LAYER'])
+        if pooling is None:
+            refuse(f'MODEL.HEADS.POOL_LAYER is {heads["POOL_LAYER"]!r}')
+        facts['pooling'] = pooling
+    if 'NECK_FEAT' in heads:
+        facts['test_feature'] = dict(
+            after='after_bn', before='before_bn')[heads['NECK_FEAT']]
+    if heads.get('WITH_BNNECK') is False:
+        facts['test_feature'] = 'before_bn'
+    size = (cfg.get('INPUT') or {}).get('SIZE_TEST')
+    if size:
+        facts['input_size'] = [int(v) for v in size]
+    for key, name in (('PIXEL_MEAN', 'mean'), ('PIXEL_STD', 'std')):
+        if model.get(key):
+            facts[name] = [float(v) for v in model[key]]
+    return facts
+
+
+def _override(key: str, value) -> str:
+    if isinstance(value, (list, tuple)):
+        value = '[' + ','.join(str(v) for v in value) + ']'
+    return f'{key}={value}'
+
+
+def _test_pipelines(cfg, api: bool) -> List[Tuple[str, list]]:
+    """``(config path, transforms)`` of the pipelines that feed the test."""
+    if api:
+        if cfg.get('test_pipeline'):
+            return [('test_pipeline', list(cfg.test_pipeline))]
+        names = ('test_dataloader', 'val_dataloader')
+    else:
+        names = ('test_dataloader', )
+    found = []
+    for name in names:
+        loaders = cfg.get(name)
+        if isinstance(loaders, dict):
+            loaders = [(name, loaders)]
+        elif isinstance(loaders, (list, tuple)):
+            loaders = [(f'{name}.{i}', d) for i, d in enumerate(loaders)]
+        else:
+            continue
+        for path, loader in loaders:
+            pipeline = (loader.get('dataset') or {}).get('pipeline')
+            if pipeline:
+                found.append((f'{path}.dataset.pipeline', list(pipeline)))
+        if found:
+            break
+    return found
+
+
+def check_source_arch(meta: Optional[dict],
+                      model: torch.nn.Module,
+                      cfg,
+                      filename: str,
+                      test: bool = True,
+                      api: bool = False,
+                      strict: bool = True) -> List[str]:
+    """Refuse a config that computes another network than the source.
+
+    A checkpoint converted from fast-reid or torchreid carries the source
+    network's facts (``meta['source_arch']``, see :func:`source_arch`).
+    The stem pooling, last stride and pooling are compared with the built
+    ``model``; at test time also the test feature, the normalisation and
+    the test pipeline's ``ReIDResize`` (size, interpolation, library).
+
+    Args:
+        meta (dict, optional): The checkpoint's ``meta``; nothing is
+            checked without ``source_arch``.
+        model (nn.Module): The built (bare) model.
+        cfg (Config): Its config.
+        filename (str): The checkpoint, for the message.
+        test (bool): Check the test-time facts too. Defaults to True.
+        api (bool): Word the fix for ``init_model(cfg_options=...)``
+            instead of ``--cfg-options``. Defaults to False.
+        strict (bool): Raise; False logs the mismatches as a warning.
+
+    Returns:
+        list[str]: The mismatches (empty when the config matches).
+
+    Raises:
+        ValueError: A mismatch and ``strict``.
+    """
+    facts = (meta or {}).get('source_arch') if isinstance(meta, dict) \
+        else None
+    if not facts:
+        return []
+    problems: List[str] = []
+    fixes: List[Tuple[str, object]] = []
+    dropped = [
+        k for k in meta.get('unmapped', [])
+        if not k.endswith(HARMLESS_UNMAPPED)
+    ]
+    if dropped:
+        problems.append(f'the source has {len(dropped)} tensors the '
+                        f'converter did not map ({", ".join(dropped[:10])}'
+                        f'{", ..." if len(dropped) > 10 else ""}): layers '
+                        'mmreid does not build, so no config computes the '
+                        'source network')
+
+    def differ(what, want, have, key=None, value=None):
+        problems.append(f'{what}: the source has {want}, the config {have}')
+        if key is not None:
+            fixes.append((key, want if value is None else value))
+
+    backbone = getattr(model, 'backbone', None)
+    pool = getattr(backbone, 'maxpool', None)
+    if 'stem_pool' in facts and isinstance(pool, torch.nn.MaxPool2d):
+        for name, want in facts['stem_pool'].items():
+            have = getattr(pool, name)
+            if isinstance(have, tuple) and len(set(have)) == 1:
+                have = have[0]
+            if have != want:
+                differ(f'stem max pooling {name}', want, have,
+                       f'model.backbone.stem_pool.{name}')
+    if facts.get('last_stride') is not None and backbone is not None:
+        have = getattr(backbone, 'last_stride', None)
+        if have != facts['last_stride']:
+            differ('last stride', facts['last_stride'], have,
+                   'model.backbone.last_stride')
+    neck = type(getattr(model, 'neck', None)).__name__
+    pooling = dict(GlobalAvgPool='avg', GeMPool='gem').get(neck)
+    if facts.get('pooling') and pooling != facts['pooling']:
+        differ('pooling', facts['pooling'], f'{neck} ({pooling})',
+               'model.neck.type',
+               dict(avg='GlobalAvgPool', gem='GeMPool')[facts['pooling']])
+    if test:
+        head = getattr(model, 'head', None)
+        have = getattr(head, 'test_feature', None)
+        if facts.get('test_feature') and have != facts['test_feature']:
+            differ('test feature', facts['test_feature'], have,
+                   'model.head.test_feature')
+        preprocessor = getattr(model, 'data_preprocessor', None)
+        for name in ('mean', 'std'):
+            want = facts.get(name)
+            have = getattr(preprocessor, name, None)
+            if want is None or have is None:
+                continue
+            have = [round(float(v), 4) for v in have.flatten()]
+            if len(have) != len(want) or any(
+                    abs(a - b) > 1e-3 for a, b in zip(have, want)):
+                differ(f'normalisation {name} (0-255)', want, have,
+                       f'model.data_preprocessor.{name}')
+        if facts.get('colour_order', 'rgb') != 'rgb':
+            problems.append(f'colour order: the source takes '
+                            f'{facts["colour_order"]} images, mmreid feeds '
+                            'RGB (no config switch)')
+        for path, pipeline in _test_pipelines(cfg, api):
+            index = next(
+                (i for i, t in enumerate(pipeline)
+                 if str(t.get('type')).split('.')[-1] == 'ReIDResize'), None)
+            if index is None:
+                problems.append(
+                    f'{path} has no ReIDResize; the source resizes to '
+                    f'{facts["input_size"]} with {facts["resize_backend"]} '
+                    f'{facts["interpolation"]}')
+                continue
+            resize = pipeline[index]
+            for name, fact, default in (('size', 'input_size', [256, 128]),
+                                        ('interpolation', 'interpolation',
+                                         'bilinear'),
+                                        ('backend', 'resize_backend', 'cv2')):
+                have = resize.get(name, default)
+                have = list(have) if isinstance(have, (list, tuple)) \
+                    else have
+                if have != facts[fact]:
+                    differ(f'{path} ReIDResize {name}', facts[fact], have,
+                           f'{path}.{index}.{name}')
+    if not problems:
+        return []
+    source = facts.get('source', meta.get('source', 'another toolbox'))
+    if api:
+        fix = 'init_model(..., cfg_options={' + ', '.join(
+            f'{k!r}: {v!r}' for k, v in fixes) + '})'
+    else:
+        fix = '--cfg-options ' + ' '.join(_override(k, v) for k, v in fixes)
+    message = (f'checkpoint {filename!r} was converted from {source}, and '
+               'this config computes another network: ' + '; '.join(problems) +
+               '.')
+    if fixes:
+        message += f' Use the source\'s settings: {fix}'
+    if strict:
+        raise ValueError(message)
+    from mmengine.logging import print_log
+    print_log(
+        message + ' (accepted: strict loading is off)',
+        logger='current',
+        level=30)
+    return problems
+
+
+__all__ = [
+    'SOURCE_ARCH', 'FASTREID_POOLING', 'HARMLESS_UNMAPPED', 'source_arch',
+    'add_identity_bnneck', 'read_fastreid_config', 'check_source_arch'
+]

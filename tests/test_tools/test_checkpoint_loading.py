@@ -1,0 +1,221 @@
+"""Every entry point loads a checkpoint with init_model's rules.
+
+tools/test.py (and so tools/dist_test.sh, which runs it), ``load_from`` and
+``--resume`` in tools/train.py: a model tensor the checkpoint lacks is an
+error naming it and ``--strict false``; a classifier of another size is
+skipped with one warning at test time only.
+"""
+import os
+import os.path as osp
+import subprocess
+
+import pytest
+import torch
+
+from mmreid.apis import init_model
+from .conftest import PYTHON, REPO, run_tool
+
+BOT = osp.join(REPO, 'configs/baseline/bot_r18_synthreid.py')
+SNR = osp.join(REPO, 'configs/snr/snr_r18_synthreid.py')
+GMN = osp.join(REPO, 'configs/gmn/gmn_r18_synthreid.py')
+
+
+def save_model(config, path, **cfg_options):
+    """A checkpoint of ``config``'s model as tools/train.py writes it."""
+    model = init_model(config, cfg_options=cfg_options or None)
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(epoch=8)), path)
+    return model
+
+
+def run(args):
+    proc = subprocess.run(
+        args,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600)
+    return proc.returncode, proc.stdout
+
+
+@pytest.fixture(scope='module')
+def config_synth_root(tmp_path_factory):
+    """SynthReID as the shipped configs generate it (not the tiny test
+    config's, which shares ``synth_root``)."""
+    return str(tmp_path_factory.mktemp('synthreid_configs'))
+
+
+def tiny_test_data(root):
+    return [
+        '--cfg-options', f'test_dataloader.dataset.data_root={root}',
+        'test_dataloader.dataset.size=tiny', 'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False'
+    ]
+
+
+@pytest.mark.parametrize('config,missing', [(SNR, 'snr_modules'),
+                                            (GMN, 'head.mnet')])
+def test_test_py_refuses_a_checkpoint_of_another_model(config, missing,
+                                                       tmp_path,
+                                                       config_synth_root):
+    # A BoT checkpoint tested with the SNR config (its SNR modules would be
+    # random) or the GMN config (a random M-Net would score the pairs):
+    # mmengine's strict=False loading exited 0 with a plausible R1.
+    ckpt = tmp_path / 'bot.pth'
+    save_model(BOT, ckpt)
+    args = [
+        PYTHON, 'tools/test.py', config,
+        str(ckpt), '--work-dir',
+        str(tmp_path / 'work'), '--out',
+        str(tmp_path / 'm.json')
+    ]
+    code, out = run(args + tiny_test_data(config_synth_root))
+    assert code != 0, out[-3000:]
+    assert 'lacks' in out and missing in out, out[-3000:]
+    assert '--strict false' in out
+    assert not osp.exists(tmp_path / 'm.json')
+    # The documented switch accepts the partial load, with a warning.
+    out = run_tool(args + ['--strict', 'false'] +
+                   tiny_test_data(config_synth_root))
+    assert 'keep their initial values' in out
+    assert osp.isfile(tmp_path / 'm.json')
+
+
+def test_test_py_skips_a_classifier_of_another_size_once(
+        make_config, tmp_path):
+    config = make_config()
+    ckpt = tmp_path / 'other_ids.pth'
+    source = save_model(config, ckpt, **{'model.head.num_classes': 11})
+    out = run_tool([
+        PYTHON, 'tools/test.py', config,
+        str(ckpt), '--work-dir',
+        str(tmp_path / 'work')
+    ])
+    assert out.count('trained on another number of identities') == 1
+    assert 'head.classifier.weight (11, 64) vs (8, 64)' in out
+    assert 'reid/mAP' in out
+    del source
+
+
+def test_load_from_in_training_is_strict(make_config, tmp_path):
+    config = make_config()
+    partial = tmp_path / 'partial.pth'
+    model = init_model(config)
+    torch.save(
+        {
+            k: v
+            for k, v in model.state_dict().items() if not k.startswith('head.')
+        }, partial)
+    args = [
+        PYTHON, 'tools/train.py', config, '--work-dir',
+        str(tmp_path / 'work'), '--no-validate', '--cfg-options',
+        f'load_from={partial}', 'train_cfg.max_epochs=1'
+    ]
+    code, out = run(args)
+    assert code != 0
+    assert 'lacks' in out and 'head.bnneck.weight' in out
+    assert not osp.exists(tmp_path / 'work' / 'epoch_1.pth')
+    # A classifier trained on other identities would restart from random
+    # weights: refused when training, with the way to fine-tune.
+    other = tmp_path / 'other_ids.pth'
+    save_model(config, other, **{'model.head.num_classes': 11})
+    code, out = run(args[:-2] +
+                    [f'load_from={other}', 'train_cfg.max_epochs=1'])
+    assert code != 0
+    assert 'head.classifier.weight: (11, 64) in the checkpoint' in out
+    assert "prefix='backbone.'" in out
+    # --strict false opts out.
+    out = run_tool(args + ['--strict', 'false'])
+    assert 'keep their initial values' in out
+    assert osp.isfile(tmp_path / 'work' / 'epoch_1.pth')
+
+
+def test_resume_without_checkpoint_starts_at_epoch_1(make_config, tmp_path):
+    # Requeue scripts pass --resume on the first start too.
+    work = tmp_path / 'fresh'
+    out = run_tool([
+        PYTHON, 'tools/train.py',
+        make_config(), '--work-dir',
+        str(work), '--no-validate', '--resume', '--cfg-options',
+        'train_cfg.max_epochs=1'
+    ])
+    assert (f'--resume: no checkpoint found in {work}; training starts '
+            'from epoch 1.') in out
+    assert 'Auto resumed from the latest checkpoint None' not in out
+    assert 'Epoch(train) [1]' in out
+    assert osp.isfile(work / 'epoch_1.pth')
+
+
+def test_test_py_refuses_a_converted_model_of_another_network(
+        make_config, tmp_path):
+    # A fast-reid checkpoint (its key names, its Checkpointer fields) of the
+    # tiny config's network, converted: the config's stem pooling and
+    # resizing differ from fast-reid's, so tools/test.py refuses and prints
+    # the --cfg-options that make the config compute the source network.
+    import re
+
+    from mmreid.utils.key_mapping import convert_checkpoint_file
+    config = make_config()
+    model = init_model(config)
+    fastreid = {}
+    for key, value in model.state_dict().items():
+        key = key.replace('head.bnneck.', 'heads.bottleneck.0.')
+        fastreid[key.replace('head.classifier.', 'heads.')] = value
+    src = tmp_path / 'model_final.pth'
+    torch.save(dict(model=fastreid, iteration=100), src)
+    dst = tmp_path / 'converted.pth'
+    convert_checkpoint_file(
+        str(src), str(dst), 'fastreid', strict=True, input_size=[32, 16])
+    args = [
+        PYTHON, 'tools/test.py', config,
+        str(dst), '--work-dir',
+        str(tmp_path / 'work')
+    ]
+    code, out = run(args)
+    assert code != 0
+    assert 'was converted from fastreid' in out
+    fix = re.search(r'--cfg-options ([^\n]*)', out).group(1).split()
+    assert fix == [
+        'model.backbone.stem_pool.padding=0',
+        'model.backbone.stem_pool.ceil_mode=True',
+        'test_dataloader.dataset.pipeline.1.interpolation=bicubic',
+        'test_dataloader.dataset.pipeline.1.backend=pillow'
+    ]
+    out = run_tool(args + ['--cfg-options'] + fix)
+    assert 'reid/mAP' in out
+
+
+def test_dist_test_sh_refuses_a_partial_checkpoint(make_config, tmp_path):
+    from .conftest import free_port
+    config = make_config()
+    model = init_model(config)
+    partial = tmp_path / 'partial.pth'
+    torch.save(
+        dict(
+            state_dict={
+                k: v
+                for k, v in model.state_dict().items()
+                if not k.startswith('head.bnneck.')
+            }), partial)
+    env = dict(
+        os.environ,
+        PYTHONPATH=REPO,
+        PYTHON=PYTHON,
+        OMP_NUM_THREADS='1',
+        PORT=str(free_port()))
+    proc = subprocess.run([
+        'bash', 'tools/dist_test.sh', config,
+        str(partial), '2', '--work-dir',
+        str(tmp_path / 'work'), '--out',
+        str(tmp_path / 'm.json')
+    ],
+                          cwd=REPO,
+                          env=env,
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert 'lacks 4 tensors of the model: head.bnneck.weight' in proc.stdout
+    assert not osp.exists(tmp_path / 'm.json')
