@@ -1,7 +1,10 @@
 from .multi_target_loops import (MultiTargetTestLoop, MultiTargetValLoop,
                                  format_metric_table, merge_target_metrics)
+from .reid_loops import (ReIDTestLoop, ReIDValLoop, hand_model_scorers,
+                         scorers_handed_by)
 
 __all__ = [
     'MultiTargetValLoop', 'MultiTargetTestLoop', 'merge_target_metrics',
-    'format_metric_table'
+    'format_metric_table', 'ReIDValLoop', 'ReIDTestLoop',
+    'hand_model_scorers', 'scorers_handed_by'
 ]

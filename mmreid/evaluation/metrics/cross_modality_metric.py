@@ -291,10 +291,10 @@ class TrialGalleryMetric(ReIDMetric):
         if self.device is not None:
             query_feats = query_feats.to(self.device)
             pool_feats = pool_feats.to(self.device)
-        if self.scorer is None and not callable(self.metric):
-            return compute_distance(query_feats, pool_feats, self.metric,
+        scorer = self.primary_distance()
+        if not callable(scorer):
+            return compute_distance(query_feats, pool_feats, scorer,
                                     self.normalize)
-        scorer = self.scorer if self.scorer is not None else self.metric
         if self.normalize:
             query_feats = F.normalize(query_feats, dim=1)
             pool_feats = F.normalize(pool_feats, dim=1)

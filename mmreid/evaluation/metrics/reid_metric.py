@@ -77,9 +77,11 @@ class ReIDMetric(BaseMetric):
     Args:
         metric: ``'euclidean'``, ``'sqeuclidean'``, ``'cosine'`` or a
             scorer ``(query_chunk (Qc, D), gallery (G, D)) -> distances
-            (Qc, G)``. A scorer set with :meth:`set_scorer` (the model's
-            own distance, e.g. GMN) takes precedence, and named scorers
-            set with :meth:`set_scorers` take precedence over both.
+            (Qc, G)``: the feature distance of models that have no
+            distance of their own. A scorer set with :meth:`set_scorer`
+            takes precedence, and the model's scorers, which mmreid's
+            val/test loops hand over with :meth:`set_scorers`, take
+            precedence over both.
         normalize: L2-normalise features before comparing them.
         ranks: CMC ranks reported as ``R{k}``.
         max_rank: Length of the computed CMC curve.
@@ -109,9 +111,19 @@ class ReIDMetric(BaseMetric):
             same pid, computed from the same distances as the ranking.
             Off by default.
 
+    The model's distance: a model with its own distance (GMN's M-Net)
+    is evaluated with it, never with ``metric``. mmreid's val/test loops
+    (``ReIDValLoop``, ``ReIDTestLoop``, the multi-target loops) call
+    :meth:`set_scorers` with the model's scorers right before computing;
+    no hook or config line is needed, and such a model refuses to run in
+    a loop that does not (see ``ReIDModel.scorers_handed_to``). The
+    model's scorers compare the model's own features, so ``normalize``,
+    ``query_expansion`` and ``rerank`` (which change or bypass them) are
+    errors with them.
+
     Several distance modes in one run: after
     ``set_scorers({'mnet': f, 'euclid': g, 'fused': h}, primary='mnet')``
-    (done by ``ModelDistanceHook`` for models such as GMN) every mode is
+    (done by the loops for models such as GMN) every mode is
     evaluated on the same features and reported under its name
     (``reid/mnet/R1``, ``reid/euclid/mAP``, ...); the primary mode's
     metrics are also reported without the mode prefix (``reid/R1``,
@@ -213,6 +225,30 @@ class ReIDMetric(BaseMetric):
         self.scorers = scorers
         self.primary_scorer = primary if scorers else None
 
+    def primary_distance(self) -> Union[str, Scorer]:
+        """The distance of a protocol that reports one ranking.
+
+        The model's primary scorer (:meth:`set_scorers`), else the scorer
+        of :meth:`set_scorer`, else ``metric``. Split- and trial-based
+        protocols rank with it (the other modes of a model are not
+        reported there).
+
+        Raises:
+            ValueError: ``normalize=True`` with the model's scorers.
+        """
+        if self.scorers:
+            self._check_model_scorer_options()
+            return self.scorers[self.primary_scorer]
+        return self.scorer if self.scorer is not None else self.metric
+
+    def _check_model_scorer_options(self) -> None:
+        if self.normalize:
+            raise ValueError(
+                f'{type(self).__name__}(normalize=True) would L2-normalise '
+                'the features that the model\'s own distance (modes '
+                f'{list(self.scorers)}) compares; the model defines its '
+                'test feature (e.g. GMNHead pair_norm): set normalize=False')
+
     def process(self, data_batch: Any,
                 data_samples: Sequence[Union[dict, BaseDataElement]]) -> None:
         """Keep one compact record per sample, in order.
@@ -278,6 +314,7 @@ class ReIDMetric(BaseMetric):
             metrics, self.last_result = self._evaluate(metric, query_feats,
                                                        gallery_feats, labels)
             return metrics
+        self._check_model_scorer_options()
         metrics = dict()
         for name, scorer in self.scorers.items():
             mode_metrics, result = self._evaluate(scorer, query_feats,

@@ -2,11 +2,11 @@
 from typing import Dict, Optional, Tuple
 
 import torch
+from mmengine.logging import print_log
 
-from mmreid.evaluation.functional.pair_scoring import (PAIR_DISTANCE_MODES,
-                                                       PAIR_SCORING_METHODS,
-                                                       MNetPairScorer,
-                                                       mnet_distances)
+from mmreid.evaluation.functional.pair_scoring import (
+    DEFAULT_CHECK_QUERIES, DEFAULT_MAX_LOGIT_ERROR, PAIR_DISTANCE_MODES,
+    PAIR_SCORING_METHODS, MNetPairScorer)
 from mmreid.registry import MODELS
 from .reid_model import ReIDModel
 
@@ -16,7 +16,13 @@ GMN_TEST_DEFAULTS = dict(
     mnet_topk=None,
     report_modes=('mnet', 'euclid', 'fused'),
     memory_budget_mb=256,
-    method='decomposed')
+    method='decomposed',
+    check_queries=DEFAULT_CHECK_QUERIES,
+    max_logit_error=DEFAULT_MAX_LOGIT_ERROR)
+
+
+def _log(message: str) -> None:
+    print_log(message, logger='current')
 
 
 @MODELS.register_module()
@@ -31,11 +37,14 @@ class GMNReID(ReIDModel):
     (BatchNorm folded, exact and chunked, see
     :mod:`mmreid.evaluation.functional.pair_scoring`).
 
-    ``ModelDistanceHook`` hands :meth:`scorers` to every ``ReIDMetric``
-    before validation and test, so one run reports every mode of
-    ``report_modes`` (``reid/mnet/mAP``, ``reid/euclid/mAP``, ...) and the
-    primary mode ``test_distance`` also without the mode prefix
-    (``reid/mAP``).
+    Its features are only meaningful with its own distance
+    (``has_own_distance``): mmreid's val/test loops hand :meth:`scorers`
+    to every metric (no hook or config line needed), so one run reports
+    every mode of ``report_modes`` (``reid/mnet/mAP``,
+    ``reid/euclid/mAP``, ...) and the primary mode ``test_distance`` also
+    without the mode prefix (``reid/mAP``). In a loop that cannot hand
+    them over, :meth:`val_step`/:meth:`test_step` raise instead of letting
+    the metric rank with its Euclidean distance.
 
     Args:
         head (dict): A ``GMNHead`` config (it must have an ``mnet``).
@@ -54,9 +63,17 @@ class GMNReID(ReIDModel):
             - ``memory_budget_mb``: budget of the scorer's chunk buffers
               (default 256);
             - ``method``: ``'decomposed'`` (default) or ``'direct'``;
+            - ``check_queries``: queries per gallery on which the
+              decomposed form is checked against the direct one at every
+              evaluation, max |dz| logged (default 32; 0 = no check);
+            - ``max_logit_error``: above this max |dz| the gallery is
+              scored with the direct form, with a log line (default
+              1e-5, ``pair_scoring.DEFAULT_MAX_LOGIT_ERROR``);
             - ``flip``: must stay False (GMN scores the training feature).
         **kwargs: See :class:`ReIDModel`.
     """
+
+    has_own_distance = True
 
     def __init__(self,
                  *args,
@@ -90,6 +107,14 @@ class GMNReID(ReIDModel):
         if not 0 <= gmn_cfg['fuse_beta'] <= 1:
             raise ValueError('GMNReID test_cfg.fuse_beta must lie in [0, '
                              f"1], got {gmn_cfg['fuse_beta']!r}")
+        check = gmn_cfg['check_queries']
+        if isinstance(check, bool) or not isinstance(check,
+                                                     int) or check < 0:
+            raise ValueError('GMNReID test_cfg.check_queries must be an int '
+                             f'>= 0, got {check!r}')
+        if not gmn_cfg['max_logit_error'] > 0:
+            raise ValueError('GMNReID test_cfg.max_logit_error must be > 0, '
+                             f"got {gmn_cfg['max_logit_error']!r}")
         primary = gmn_cfg['test_distance']
         gmn_cfg['report_modes'] = (primary, ) + tuple(
             m for m in dict.fromkeys(modes) if m != primary)
@@ -108,7 +133,10 @@ class GMNReID(ReIDModel):
             fuse_beta=cfg['fuse_beta'],
             topk=topk,
             method=cfg['method'],
-            memory_budget_mb=cfg['memory_budget_mb'])
+            memory_budget_mb=cfg['memory_budget_mb'],
+            check_queries=cfg['check_queries'],
+            max_logit_error=cfg['max_logit_error'],
+            log=_log)
 
     def distance(self,
                  query: torch.Tensor,
@@ -126,16 +154,21 @@ class GMNReID(ReIDModel):
             Tensor: Shape (Q, G), fp32, on the query's device.
         """
         mode = mode or self.gmn_test_cfg['test_distance']
-        return mnet_distances(query, gallery, **self.head.mnet.folded_params(),
-                              **self._mode_options(mode))
+        if mode not in PAIR_DISTANCE_MODES:
+            raise ValueError(f'mode must be one of {PAIR_DISTANCE_MODES}, '
+                             f'got {mode!r}')
+        scorer = MNetPairScorer(**self.head.mnet.folded_params(),
+                                **self._mode_options(mode))
+        return scorer(query, gallery)
 
     def scorers(self) -> Dict[str, MNetPairScorer]:
         """One metric scorer per reported mode, primary first.
 
         Each is ``(query_chunk (Qc, D), gallery (G, D)) -> (Qc, G)``
         distances with the M-Net as it is now (BatchNorm folded from its
-        running statistics), so call it after training steps, e.g. in
-        ``before_val``.
+        running statistics); the loops call this right before the metrics
+        compute. Each checks the decomposed form on its first gallery
+        (see :class:`MNetPairScorer`) and logs max |dz|.
         """
         params = self.head.mnet.folded_params()
         return {
