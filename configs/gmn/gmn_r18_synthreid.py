@@ -50,7 +50,6 @@ custom_hooks = [
     dict(type='TrainSetupCheckHook'),
     dict(type='FeatureProgressHook'),
     dict(type='GMNDPWarmupHook'),  # E_dp from model.head.dp.warmup_epochs
-    dict(type='ModelDistanceHook'),
 ]
 
 default_hooks = dict(

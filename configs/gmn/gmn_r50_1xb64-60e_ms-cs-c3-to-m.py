@@ -20,5 +20,4 @@ custom_hooks = [
     dict(type='TrainSetupCheckHook'),
     dict(type='FeatureProgressHook'),
     dict(type='GMNDPWarmupHook'),  # E_dp from model.head.dp.warmup_epochs
-    dict(type='ModelDistanceHook'),
 ]
