@@ -317,3 +317,70 @@ def test_cuda_restores_tf32_flag():
         torch.backends.cuda.matmul.allow_tf32 = previous
     ref = mnet_pair_logits(query.cpu(), gallery.cpu(), *params)
     torch.testing.assert_close(z.cpu(), ref, atol=1e-5, rtol=0)
+
+
+def common_component_features(num, dim=DIM, seed=20):
+    """Un-normalised features that share a large common component (as
+    pre-BN features do): the decomposition cancels terms of size |f|^2."""
+    generator = torch.Generator().manual_seed(seed)
+    common = 40 + 10 * torch.rand(1, dim, generator=generator)
+    return common + 0.3 * torch.randn(num, dim, generator=generator)
+
+
+def test_scorer_falls_back_to_direct_when_decomposition_is_off():
+    """Spec 8.3: the decomposition is checked on a query subset at every
+    evaluation; above the bound the direct form scores the gallery."""
+    mnet, params = make_mnet()
+    query = common_component_features(12, seed=21)
+    gallery = common_component_features(40, seed=22)
+    direct = -mnet_pair_logits(query, gallery, *params, method='direct')
+    decomposed = -mnet_pair_logits(query, gallery, *params)
+    error = (direct - decomposed).abs().max().item()
+    assert error > 1e-5  # the case the check must catch
+    messages = []
+    scorer = make_mnet_scorer(
+        *params, check_queries=5, max_logit_error=1e-5, log=messages.append)
+    out = torch.cat([scorer(query[:6], gallery), scorer(query[6:], gallery)])
+    # the direct form, bit for bit, for every chunk of this gallery
+    assert torch.equal(out, direct)
+    check = scorer.last_check
+    assert check['method'] == 'direct' and check['num_queries'] == 5
+    assert check['num_gallery'] == 40
+    # max |dz| on the first 5 queries, as defined
+    assert check['max_abs_error'] == pytest.approx(
+        (direct[:5] - decomposed[:5]).abs().max().item(), rel=1e-6)
+    assert len(messages) == 1  # one check per gallery, not per chunk
+    assert 'max |dz|' in messages[0] and 'direct form' in messages[0]
+    # the direct form is the M-Net as defined (nn.Module on (q - g)^2)
+    reference = -nn_reference(mnet, query, gallery)
+    assert (out - reference).abs().max() <= (decomposed -
+                                             reference).abs().max()
+
+
+def test_scorer_keeps_decomposition_within_bound_and_rechecks():
+    _, params = make_mnet()
+    query, gallery = features(10, seed=23), features(30, seed=24)
+    messages = []
+    scorer = make_mnet_scorer(*params, log=messages.append)
+    out = scorer(query, gallery)
+    assert scorer.last_check['method'] == 'decomposed'
+    assert scorer.last_check['max_abs_error'] <= 1e-5
+    assert 'within the bound' in messages[0]
+    torch.testing.assert_close(out, -mnet_pair_logits(query, gallery,
+                                                      *params))
+    # a new gallery (the next evaluation) is checked again
+    bad_query = common_component_features(4, seed=25)
+    bad_gallery = common_component_features(30, seed=26)
+    scorer(bad_query, bad_gallery)
+    assert len(messages) == 2 and scorer.last_check['method'] == 'direct'
+    # ... and a good one after it goes back to the decomposition
+    scorer(query, gallery.clone())
+    assert scorer.last_check['method'] == 'decomposed'
+    # no check: no message, the configured form
+    quiet = make_mnet_scorer(*params, check_queries=0, log=messages.append)
+    quiet(bad_query, bad_gallery)
+    assert quiet.last_check is None and len(messages) == 3
+    with pytest.raises(ValueError, match='check_queries'):
+        make_mnet_scorer(*params, check_queries=-1)
+    with pytest.raises(ValueError, match='max_logit_error'):
+        make_mnet_scorer(*params, max_logit_error=0)

@@ -571,3 +571,40 @@ def test_leave_one_out_p3_config_builds(tmp_path):
     test = replace_roots(cfg.test_dataloader.dataset.to_dict(), 'data/',
                          str(tmp_path) + '/')
     assert len(DATASETS.build(test)) > 0
+
+
+def test_head_rejects_what_it_would_ignore():
+    """Issue 13.6: unknown M-Net types and a test feature that
+    contradicts the paired one are errors, not silently replaced."""
+    with pytest.raises(KeyError, match='NoSuchMNet'):
+        build_head(mnet=dict(type='NoSuchMNet'))
+    with pytest.raises(ValueError, match='test_feature'):
+        build_head(test_feature='before_bn')
+    with pytest.raises(ValueError, match='test_feature'):
+        build_head(pair_feat='pre_bn', test_feature='after_bn')
+    with pytest.raises(ValueError, match='in_channels'):
+        build_head(mnet=dict(hidden_channels=8, in_channels=32))
+    with pytest.raises(TypeError, match='unexpected keyword'):
+        build_head(mnet=dict(hidden_channels=8, hidden=8))
+    # A BNNeckHead config turned into a GMNHead one keeps working when its
+    # test_feature is the paired feature.
+    head = build_head(test_feature='after_bn', mnet=dict(type='MNet'))
+    assert isinstance(head.mnet, MNet) and head.test_feature == 'after_bn'
+    head = build_head(pair_feat='pre_bn', test_feature='before_bn')
+    assert head.test_feature == 'before_bn'
+
+
+def test_gmn_reid_scorers_check_the_decomposition(capsys):
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('test_gmn_check')
+    model = build_model(check_queries=3, max_logit_error=1e-3).eval()
+    feats = F.normalize(torch.randn(10, 64), dim=1)
+    scorer = model.scorers()['mnet']
+    assert scorer.check_queries == 3 and scorer.max_logit_error == 1e-3
+    scorer(feats[:4], feats[4:])
+    assert scorer.last_check['num_queries'] == 3
+    assert 'max |dz|' in capsys.readouterr().out
+    with pytest.raises(ValueError, match='check_queries'):
+        build_model(check_queries=-2)
+    with pytest.raises(ValueError, match='max_logit_error'):
+        build_model(max_logit_error=-1.0)
