@@ -133,8 +133,7 @@ class NoScorerMetric(BaseMetric):
 def test_a_metric_that_cannot_take_the_scorers_is_an_error(tested):
     runner, _ = tested
     with pytest.raises(TypeError, match='NoScorerMetric cannot take'):
-        hand_model_scorers(runner.model, Evaluator([NoScorerMetric()]),
-                           'test')
+        hand_model_scorers(runner.model, Evaluator([NoScorerMetric()]), 'test')
     # A model without its own distance resets stale scorers.
     plain = torch.nn.Linear(2, 2)
     metric = ReIDMetric()

@@ -231,6 +231,7 @@ def test_ranks_with_the_models_own_distance(tmp_path):
     assert callable(scorer) and normalize is False
     feats = torch.nn.functional.normalize(torch.randn(7, 16), dim=1)
     with torch.no_grad():
-        z = model.head.mnet((feats[:3, None] - feats[None, 3:]).pow(2).view(
-            -1, 16)).view(3, 4)
+        z = model.head.mnet(
+            (feats[:3, None] - feats[None, 3:]).pow(2).view(-1,
+                                                            16)).view(3, 4)
     torch.testing.assert_close(scorer(feats[:3], feats[3:]), -z)

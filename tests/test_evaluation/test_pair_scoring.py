@@ -366,8 +366,7 @@ def test_scorer_keeps_decomposition_within_bound_and_rechecks():
     assert scorer.last_check['method'] == 'decomposed'
     assert scorer.last_check['max_abs_error'] <= 1e-5
     assert 'within the bound' in messages[0]
-    torch.testing.assert_close(out, -mnet_pair_logits(query, gallery,
-                                                      *params))
+    torch.testing.assert_close(out, -mnet_pair_logits(query, gallery, *params))
     # a new gallery (the next evaluation) is checked again
     bad_query = common_component_features(4, seed=25)
     bad_gallery = common_component_features(30, seed=26)

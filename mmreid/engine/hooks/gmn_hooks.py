@@ -100,7 +100,8 @@ class ModelDistanceHook(Hook):
                                                      scorers_handed_by)
         self._contexts.close()
         self._contexts.enter_context(
-            scorers_handed_by(runner.model, type(self).__name__))
+            scorers_handed_by(runner.model,
+                              type(self).__name__))
         for evaluator in _loop_evaluators(loop):
             hand_model_scorers(runner.model, evaluator, type(self).__name__)
 

@@ -5,6 +5,6 @@ from .reid_loops import (ReIDTestLoop, ReIDValLoop, hand_model_scorers,
 
 __all__ = [
     'MultiTargetValLoop', 'MultiTargetTestLoop', 'merge_target_metrics',
-    'format_metric_table', 'ReIDValLoop', 'ReIDTestLoop',
-    'hand_model_scorers', 'scorers_handed_by'
+    'format_metric_table', 'ReIDValLoop', 'ReIDTestLoop', 'hand_model_scorers',
+    'scorers_handed_by'
 ]

@@ -699,8 +699,8 @@ class MNetPairScorer:
             method='decomposed',
             gallery_term=self._gallery_term,
             **kwargs)
-        error = ((direct - decomposed).abs().max().item()
-                 if direct.numel() else 0.0)
+        error = ((direct -
+                  decomposed).abs().max().item() if direct.numel() else 0.0)
         if not error <= self.max_logit_error:  # NaN falls back too
             method = 'direct'
             verdict = (f'exceeds the bound {self.max_logit_error:.1e}: '
@@ -724,22 +724,22 @@ class MNetPairScorer:
             self.log(message)
 
 
-def make_mnet_scorer(weight: ArrayLike,
-                     bias: ArrayLike,
-                     out_weight: Optional[ArrayLike],
-                     out_bias: Optional[ScalarLike],
-                     mode: str = 'mnet',
-                     fuse_beta: float = 0.5,
-                     topk: Optional[int] = None,
-                     method: str = 'decomposed',
-                     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-                     device: DeviceLike = None,
-                     tail: Optional[MNetTail] = None,
-                     gallery: Optional[ArrayLike] = None,
-                     check_queries: int = DEFAULT_CHECK_QUERIES,
-                     max_logit_error: float = DEFAULT_MAX_LOGIT_ERROR,
-                     log: Optional[Callable[[str], None]] = None
-                     ) -> MNetPairScorer:
+def make_mnet_scorer(
+        weight: ArrayLike,
+        bias: ArrayLike,
+        out_weight: Optional[ArrayLike],
+        out_bias: Optional[ScalarLike],
+        mode: str = 'mnet',
+        fuse_beta: float = 0.5,
+        topk: Optional[int] = None,
+        method: str = 'decomposed',
+        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+        device: DeviceLike = None,
+        tail: Optional[MNetTail] = None,
+        gallery: Optional[ArrayLike] = None,
+        check_queries: int = DEFAULT_CHECK_QUERIES,
+        max_logit_error: float = DEFAULT_MAX_LOGIT_ERROR,
+        log: Optional[Callable[[str], None]] = None) -> MNetPairScorer:
     """Build an :class:`MNetPairScorer` for ``evaluate_features``.
 
     Args:

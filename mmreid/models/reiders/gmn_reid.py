@@ -4,9 +4,11 @@ from typing import Dict, Optional, Tuple
 import torch
 from mmengine.logging import print_log
 
-from mmreid.evaluation.functional.pair_scoring import (
-    DEFAULT_CHECK_QUERIES, DEFAULT_MAX_LOGIT_ERROR, PAIR_DISTANCE_MODES,
-    PAIR_SCORING_METHODS, MNetPairScorer)
+from mmreid.evaluation.functional.pair_scoring import (DEFAULT_CHECK_QUERIES,
+                                                       DEFAULT_MAX_LOGIT_ERROR,
+                                                       PAIR_DISTANCE_MODES,
+                                                       PAIR_SCORING_METHODS,
+                                                       MNetPairScorer)
 from mmreid.registry import MODELS
 from .reid_model import ReIDModel
 
@@ -108,8 +110,7 @@ class GMNReID(ReIDModel):
             raise ValueError('GMNReID test_cfg.fuse_beta must lie in [0, '
                              f"1], got {gmn_cfg['fuse_beta']!r}")
         check = gmn_cfg['check_queries']
-        if isinstance(check, bool) or not isinstance(check,
-                                                     int) or check < 0:
+        if isinstance(check, bool) or not isinstance(check, int) or check < 0:
             raise ValueError('GMNReID test_cfg.check_queries must be an int '
                              f'>= 0, got {check!r}')
         if not gmn_cfg['max_logit_error'] > 0:
