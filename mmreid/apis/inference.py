@@ -352,10 +352,10 @@ def rank_gallery(model: nn.Module,
     cosine), else Euclidean. Ties are broken by gallery order (stable
     sort). When query and gallery names are Market style
     (``0001_c1...``), each gallery item's match is known and, with
-    ``exclude_same_camera``, the Market protocol is applied: items of the query's pid seen by the query's camera (the
-    same tracklet, not a retrieval) and junk images (pid -1) are left out.
-    On a Market-layout test set the top-1 matches then give the same R1 as
-    ``tools/test.py``.
+    ``exclude_same_camera``, the Market protocol is applied: items of the
+    query's pid seen by the query's camera (the same tracklet, not a
+    retrieval) and junk images (pid -1) are left out. On a Market-layout
+    test set the top-1 matches then give the same R1 as ``tools/test.py``.
 
     Args:
         model (nn.Module): From :func:`init_model`.
