@@ -147,7 +147,7 @@ def test_multi_target_loop_hands_the_mnet_to_every_target(tested, tmp_path):
     target = dict(
         name='d2',
         dataloader=runner.cfg.test_dataloader,
-        evaluator=dict(type='ReIDMetric', metric='euclidean'))
+        evaluator=dict(type='ReIDMetric', distance='euclidean'))
     loop = MultiTargetTestLoop(
         runner, targets=[target, dict(target, name='again')])
     multi = loop.run()

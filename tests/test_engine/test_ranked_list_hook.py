@@ -94,7 +94,7 @@ def test_hook_runs_on_a_fake_runner(tmp_path):
     saved = []
     visualizer = SimpleNamespace(
         add_image=lambda name, image, step=0: saved.append(name))
-    metric = ReIDMetric(metric='euclidean', junk_rule='none')
+    metric = ReIDMetric(distance='euclidean', junk_rule='none')
     runner = SimpleNamespace(
         log_dir=str(tmp_path / 'log'),
         work_dir=str(tmp_path),
@@ -169,6 +169,8 @@ def _runner(tmp_path, metric):
         val_loop=loop)
 
 
+@pytest.mark.filterwarnings(  # the deprecated set_scorer, kept one release
+    'ignore:ReIDMetric.set_scorer:DeprecationWarning')
 def test_ranks_with_the_metrics_scorer(tmp_path):
     """A scorer set on the metric (e.g. by a model hook) is used."""
     metric = ReIDMetric(junk_rule='none')
@@ -224,7 +226,7 @@ def test_ranks_with_the_models_own_distance(tmp_path):
                 mnet=dict(hidden_channels=8))))
     model.init_weights()
     model.eval()
-    runner = _runner(tmp_path, ReIDMetric(metric='euclidean'))
+    runner = _runner(tmp_path, ReIDMetric(distance='euclidean'))
     runner.model = torch.nn.DataParallel(model)
     hook = RankedListHook(num_queries=1, topk=4, tile_size=(32, 16))
     scorer, normalize, _ = hook._ranking_setup(runner, 'test')

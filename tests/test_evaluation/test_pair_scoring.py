@@ -169,7 +169,7 @@ def test_mnet_ranks_by_logit_without_sigmoid_ties():
 def test_euclid_and_fused():
     _, params = make_mnet()
     query, gallery = features(5, seed=10), features(21, seed=11)
-    euclid = mnet_distances(query, gallery, *params, mode='euclid')
+    euclid = mnet_distances(query, gallery, *params, distance='euclid')
     torch.testing.assert_close(
         euclid,
         compute_distance(query, gallery, 'sqeuclidean'),
@@ -178,15 +178,15 @@ def test_euclid_and_fused():
     z = mnet_pair_logits(query, gallery, *params)
     for beta in (0.0, 0.3, 1.0):
         fused = mnet_distances(
-            query, gallery, *params, mode='fused', fuse_beta=beta)
+            query, gallery, *params, distance='fused', fuse_beta=beta)
         expected = (1 - beta) * euclid / 4 + beta * (1 - torch.sigmoid(z))
         torch.testing.assert_close(fused, expected, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match='fuse_beta'):
-        mnet_distances(query, gallery, *params, mode='fused', fuse_beta=2)
-    with pytest.raises(ValueError, match='mode'):
-        mnet_distances(query, gallery, *params, mode='cosine')
+        mnet_distances(query, gallery, *params, distance='fused', fuse_beta=2)
+    with pytest.raises(ValueError, match='distance'):
+        mnet_distances(query, gallery, *params, distance='cosine')
     with pytest.raises(ValueError, match='topk'):
-        mnet_distances(query, gallery, *params, mode='fused', topk=3)
+        mnet_distances(query, gallery, *params, distance='fused', topk=3)
 
 
 def test_topk_full_equals_mnet_metrics():
@@ -238,9 +238,10 @@ def test_scorer_streams_like_full_matrix(mode, topk):
     _, params = make_mnet()
     query, gallery = features(30, seed=16), features(45, seed=17)
     lab = labels(30, 45, 8, seed=1)
-    full = mnet_distances(query, gallery, *params, mode=mode, topk=topk)
+    full = mnet_distances(query, gallery, *params, distance=mode, topk=topk)
     expected = evaluate_rank(full, *lab)
-    scorer = make_mnet_scorer(*params, mode=mode, topk=topk, gallery=gallery)
+    scorer = make_mnet_scorer(
+        *params, distance=mode, topk=topk, gallery=gallery)
     # a tiny budget: several query chunks of evaluate_features
     result = evaluate_features(
         query, gallery, *lab, metric=scorer, memory_budget_mb=0.01)
@@ -383,3 +384,15 @@ def test_scorer_keeps_decomposition_within_bound_and_rechecks():
         make_mnet_scorer(*params, check_queries=-1)
     with pytest.raises(ValueError, match='max_logit_error'):
         make_mnet_scorer(*params, max_logit_error=0)
+
+
+def test_mode_is_a_deprecated_alias_of_distance():
+    _, params = make_mnet()
+    query, gallery = features(4, seed=27), features(9, seed=28)
+    new = mnet_distances(query, gallery, *params, distance='fused')
+    with pytest.warns(DeprecationWarning, match="distance='fused'"):
+        old = mnet_distances(query, gallery, *params, mode='fused')
+    torch.testing.assert_close(old, new, atol=0, rtol=0)
+    with pytest.warns(DeprecationWarning):
+        scorer = make_mnet_scorer(*params, mode='euclid')
+    assert scorer.distance == 'euclid'

@@ -447,12 +447,15 @@ def test_gmn_reid_train_and_distance_modes():
 
 
 def test_gmn_reid_test_cfg():
-    model = build_model(test_distance='fused', report_modes=('mnet', ))
+    model = build_model(distance='fused', report_modes=('mnet', ))
     assert model.distance_modes == ('fused', 'mnet')
     model = build_model(mnet_topk=2)
     feats = F.normalize(torch.randn(6, 64), dim=1)
     full = mnet_distances(
-        feats[:2], feats[2:], mode='mnet', **model.head.mnet.folded_params())
+        feats[:2],
+        feats[2:],
+        distance='mnet',
+        **model.head.mnet.folded_params())
     # top-k rerank: the first two of each row are the M-Net order of the
     # two Euclidean nearest
     ranked = model.distance(feats[:2], feats[2:]).argsort(1)
@@ -465,7 +468,13 @@ def test_gmn_reid_test_cfg():
     with pytest.raises(ValueError, match='flip'):
         build_model(flip=True)
     with pytest.raises(ValueError, match='modes'):
-        build_model(test_distance='cosine')
+        build_model(distance='cosine')
+    # test_distance: the deprecated alias of distance (one release)
+    with pytest.warns(DeprecationWarning, match='test_cfg.distance'):
+        model = build_model(test_distance='euclid')
+    assert model.distance_modes[0] == 'euclid'
+    with pytest.raises(ValueError, match='both'):
+        build_model(test_distance='euclid', distance='mnet')
 
 
 def test_pair_label_keys_cover_all_combinations():

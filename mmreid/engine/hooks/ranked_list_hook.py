@@ -60,9 +60,9 @@ class RankedListHook(Hook):
     test never mixes galleries), every query's gallery with the model's
     own distance (its primary scorer, the contract the val/test loops
     apply, see ``ReIDModel.scorers``), else the distance of the
-    evaluator's metric (its scorer if set, else its ``metric`` and
-    ``normalize``; the model's ``distance`` when the evaluator has no
-    such metric; else Euclidean) and the
+    evaluator's metric (its ``primary_distance()`` and ``normalize``;
+    the model's ``distance`` when the evaluator has no such metric; else
+    Euclidean) and the
     metric's junk and tie rules, computes each query's AP, and draws the
     ``num_queries`` lowest-AP and ``num_queries`` highest-AP queries with
     their top ``topk`` kept gallery items (green: same pid, red: other
@@ -234,11 +234,9 @@ class RankedListHook(Hook):
         model_scorers = get_model_scorers(runner.model)
         if model_scorers:
             return next(iter(model_scorers.values())), False, rank_options
-        if metric is not None and getattr(metric, 'scorer', None):
-            return metric.scorer, bool(metric.normalize), rank_options
-        if metric is not None and hasattr(metric, 'metric'):
-            return metric.metric, bool(getattr(metric, 'normalize',
-                                               False)), rank_options
+        if metric is not None and hasattr(metric, 'primary_distance'):
+            return metric.primary_distance(), bool(
+                getattr(metric, 'normalize', False)), rank_options
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         distance = getattr(model, 'distance', None)

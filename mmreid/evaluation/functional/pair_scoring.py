@@ -36,6 +36,7 @@ logged, and when it exceeds ``max_logit_error`` (default
 direct form instead (:func:`max_abs_logit_error` measures the same on any
 query subset).
 """
+import warnings
 from typing import Callable, Optional, Tuple, Union
 
 import torch
@@ -60,6 +61,19 @@ DEFAULT_MAX_LOGIT_ERROR = 1e-5
 DEFAULT_CHECK_QUERIES = 32
 _FP32_BYTES = 4
 _MB = 2**20
+
+
+def _resolve_distance(owner: str, distance: str, mode: Optional[str]) -> str:
+    """``distance``, or its deprecated alias ``mode`` (one release)."""
+    if mode is not None:
+        warnings.warn(
+            f'{owner}(mode=...) is deprecated and will be removed: use '
+            f'distance={mode!r}', DeprecationWarning)
+        distance = mode
+    if distance not in PAIR_DISTANCE_MODES:
+        raise ValueError(f'distance must be one of {PAIR_DISTANCE_MODES}, '
+                         f'got {distance!r}')
+    return distance
 
 
 def _budget_bytes(memory_budget_mb: float) -> int:
@@ -441,21 +455,21 @@ def _topk_rerank_distances(query, gallery, weight, bias, out_weight, out_bias,
     return out
 
 
-def mnet_distances(
-        query: ArrayLike,
-        gallery: ArrayLike,
-        weight: ArrayLike,
-        bias: ArrayLike,
-        out_weight: Optional[ArrayLike],
-        out_bias: Optional[ScalarLike],
-        mode: str = 'mnet',
-        fuse_beta: float = 0.5,
-        topk: Optional[int] = None,
-        method: str = 'decomposed',
-        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-        device: DeviceLike = None,
-        tail: Optional[MNetTail] = None,
-        gallery_term: Optional[torch.Tensor] = None) -> torch.Tensor:
+def mnet_distances(query: ArrayLike,
+                   gallery: ArrayLike,
+                   weight: ArrayLike,
+                   bias: ArrayLike,
+                   out_weight: Optional[ArrayLike],
+                   out_bias: Optional[ScalarLike],
+                   distance: str = 'mnet',
+                   fuse_beta: float = 0.5,
+                   topk: Optional[int] = None,
+                   method: str = 'decomposed',
+                   memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+                   device: DeviceLike = None,
+                   tail: Optional[MNetTail] = None,
+                   gallery_term: Optional[torch.Tensor] = None,
+                   mode: Optional[str] = None) -> torch.Tensor:
     """GMN test distances (smaller = closer), spec section 8.1.
 
     - ``'euclid'``: ``||q - g||^2`` in fp32
@@ -480,16 +494,15 @@ def mnet_distances(
         gallery: Gallery features, shape (G, D).
         weight, bias, out_weight, out_bias, method, memory_budget_mb,
         device, tail, gallery_term: As in :func:`mnet_pair_logits`.
-        mode: ``'mnet'``, ``'euclid'`` or ``'fused'``.
+        distance: ``'mnet'``, ``'euclid'`` or ``'fused'``.
         fuse_beta: beta of ``'fused'``, in [0, 1].
         topk: Rerank only the top-k Euclidean candidates (``'mnet'``).
+        mode: Deprecated alias of ``distance`` (one release).
 
     Returns:
         torch.Tensor: fp32 distances, shape (Q, G).
     """
-    if mode not in PAIR_DISTANCE_MODES:
-        raise ValueError(f'mode must be one of {PAIR_DISTANCE_MODES}, got '
-                         f'{mode!r}')
+    mode = _resolve_distance('mnet_distances', distance, mode)
     if not 0 <= fuse_beta <= 1:
         raise ValueError(f'fuse_beta must be in [0, 1], got {fuse_beta}')
     if topk is not None:
@@ -556,7 +569,7 @@ class MNetPairScorer:
     Args:
         weight, bias, out_weight, out_bias, tail: The folded M-Net, as in
             :func:`mnet_pair_logits`.
-        mode: ``'mnet'``, ``'euclid'`` or ``'fused'``.
+        distance: ``'mnet'``, ``'euclid'`` or ``'fused'``.
         fuse_beta: beta of ``'fused'``.
         topk: Top-k rerank (``'mnet'`` only).
         method: ``'decomposed'`` or ``'direct'``.
@@ -569,6 +582,7 @@ class MNetPairScorer:
         log: Called with each check's message (e.g. mmengine's
             ``print_log``); None keeps the messages in
             :attr:`last_check` only.
+        mode: Deprecated alias of ``distance`` (one release).
     """
 
     def __init__(self,
@@ -576,7 +590,7 @@ class MNetPairScorer:
                  bias: ArrayLike,
                  out_weight: Optional[ArrayLike],
                  out_bias: Optional[ScalarLike],
-                 mode: str = 'mnet',
+                 distance: str = 'mnet',
                  fuse_beta: float = 0.5,
                  topk: Optional[int] = None,
                  method: str = 'decomposed',
@@ -585,10 +599,9 @@ class MNetPairScorer:
                  tail: Optional[MNetTail] = None,
                  check_queries: int = DEFAULT_CHECK_QUERIES,
                  max_logit_error: float = DEFAULT_MAX_LOGIT_ERROR,
-                 log: Optional[Callable[[str], None]] = None) -> None:
-        if mode not in PAIR_DISTANCE_MODES:
-            raise ValueError(f'mode must be one of {PAIR_DISTANCE_MODES}, '
-                             f'got {mode!r}')
+                 log: Optional[Callable[[str], None]] = None,
+                 mode: Optional[str] = None) -> None:
+        distance = _resolve_distance('MNetPairScorer', distance, mode)
         if method not in PAIR_SCORING_METHODS:
             raise ValueError(f'method must be one of '
                              f'{PAIR_SCORING_METHODS}, got {method!r}')
@@ -606,7 +619,7 @@ class MNetPairScorer:
         self.out_bias = (
             out_bias.detach().float()
             if isinstance(out_bias, torch.Tensor) else out_bias)
-        self.mode = mode
+        self.distance = distance
         self.fuse_beta = fuse_beta
         self.topk = topk
         self.method = method
@@ -632,7 +645,7 @@ class MNetPairScorer:
                 gallery._version, device)
 
     def _needs_gallery_term(self) -> bool:
-        return (self.mode != 'euclid' and self.topk is None
+        return (self.distance != 'euclid' and self.topk is None
                 and self.method == 'decomposed')
 
     def set_gallery(self, gallery: ArrayLike) -> None:
@@ -673,7 +686,7 @@ class MNetPairScorer:
             self.bias,
             self.out_weight,
             self.out_bias,
-            mode=self.mode,
+            distance=self.distance,
             fuse_beta=self.fuse_beta,
             topk=self.topk,
             method=method,
@@ -708,7 +721,7 @@ class MNetPairScorer:
         else:
             method = 'decomposed'
             verdict = f'within the bound {self.max_logit_error:.1e}'
-        message = (f'M-Net pair scoring ({self.mode}): decomposed vs '
+        message = (f'M-Net pair scoring ({self.distance}): decomposed vs '
                    f'direct logits on {len(subset)} queries x '
                    f'{len(gallery)} gallery items: max |dz| = {error:.2e}, '
                    f'{verdict}')
@@ -724,28 +737,28 @@ class MNetPairScorer:
             self.log(message)
 
 
-def make_mnet_scorer(
-        weight: ArrayLike,
-        bias: ArrayLike,
-        out_weight: Optional[ArrayLike],
-        out_bias: Optional[ScalarLike],
-        mode: str = 'mnet',
-        fuse_beta: float = 0.5,
-        topk: Optional[int] = None,
-        method: str = 'decomposed',
-        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-        device: DeviceLike = None,
-        tail: Optional[MNetTail] = None,
-        gallery: Optional[ArrayLike] = None,
-        check_queries: int = DEFAULT_CHECK_QUERIES,
-        max_logit_error: float = DEFAULT_MAX_LOGIT_ERROR,
-        log: Optional[Callable[[str], None]] = None) -> MNetPairScorer:
+def make_mnet_scorer(weight: ArrayLike,
+                     bias: ArrayLike,
+                     out_weight: Optional[ArrayLike],
+                     out_bias: Optional[ScalarLike],
+                     distance: str = 'mnet',
+                     fuse_beta: float = 0.5,
+                     topk: Optional[int] = None,
+                     method: str = 'decomposed',
+                     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+                     device: DeviceLike = None,
+                     tail: Optional[MNetTail] = None,
+                     gallery: Optional[ArrayLike] = None,
+                     check_queries: int = DEFAULT_CHECK_QUERIES,
+                     max_logit_error: float = DEFAULT_MAX_LOGIT_ERROR,
+                     log: Optional[Callable[[str], None]] = None,
+                     mode: Optional[str] = None) -> MNetPairScorer:
     """Build an :class:`MNetPairScorer` for ``evaluate_features``.
 
     Args:
-        weight, bias, out_weight, out_bias, mode, fuse_beta, topk, method,
-        memory_budget_mb, device, tail, check_queries, max_logit_error,
-        log: See :class:`MNetPairScorer`.
+        weight, bias, out_weight, out_bias, distance, fuse_beta, topk,
+        method, memory_budget_mb, device, tail, check_queries,
+        max_logit_error, log, mode: See :class:`MNetPairScorer`.
         gallery: Optional gallery (G, D) whose ``W g^2`` term is
             precomputed now. It is only reused when the scorer is later
             called with this same tensor (for ``evaluate_features``, pass
@@ -761,7 +774,7 @@ def make_mnet_scorer(
         bias,
         out_weight,
         out_bias,
-        mode=mode,
+        distance=_resolve_distance('make_mnet_scorer', distance, mode),
         fuse_beta=fuse_beta,
         topk=topk,
         method=method,

@@ -1,4 +1,5 @@
 """GMN as a ReID model whose distance is its metric network."""
+import warnings
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -13,7 +14,7 @@ from mmreid.registry import MODELS
 from .reid_model import ReIDModel
 
 GMN_TEST_DEFAULTS = dict(
-    test_distance='mnet',
+    distance='mnet',
     fuse_beta=0.5,
     mnet_topk=None,
     report_modes=('mnet', 'euclid', 'fused'),
@@ -43,7 +44,7 @@ class GMNReID(ReIDModel):
     (``has_own_distance``): mmreid's val/test loops hand :meth:`scorers`
     to every metric (no hook or config line needed), so one run reports
     every mode of ``report_modes`` (``reid/mnet/mAP``,
-    ``reid/euclid/mAP``, ...) and the primary mode ``test_distance`` also
+    ``reid/euclid/mAP``, ...) and the primary mode ``distance`` also
     without the mode prefix (``reid/mAP``). In a loop that cannot hand
     them over, :meth:`val_step`/:meth:`test_step` raise instead of letting
     the metric rank with its Euclidean distance.
@@ -52,7 +53,7 @@ class GMNReID(ReIDModel):
         head (dict): A ``GMNHead`` config (it must have an ``mnet``).
         test_cfg (dict, optional): Test-time options:
 
-            - ``test_distance``: ``'mnet'`` (default, ``-z``),
+            - ``distance``: ``'mnet'`` (default, ``-z``),
               ``'euclid'`` (``||q - g||^2``) or ``'fused'``
               (``(1 - beta) ||q - g||^2 / 4 + beta (1 - sigmoid(z))``);
             - ``fuse_beta``: beta of ``'fused'`` (default 0.5);
@@ -71,7 +72,9 @@ class GMNReID(ReIDModel):
             - ``max_logit_error``: above this max |dz| the gallery is
               scored with the direct form, with a log line (default
               1e-5, ``pair_scoring.DEFAULT_MAX_LOGIT_ERROR``);
-            - ``flip``: must stay False (GMN scores the training feature).
+            - ``flip``: must stay False (GMN scores the training feature);
+            - ``test_distance``: deprecated alias of ``distance`` (one
+              release).
         **kwargs: See :class:`ReIDModel`.
     """
 
@@ -82,6 +85,14 @@ class GMNReID(ReIDModel):
                  test_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         test_cfg = dict(test_cfg or {})
+        if 'test_distance' in test_cfg:
+            if 'distance' in test_cfg:
+                raise ValueError('GMNReID test_cfg has both distance and its '
+                                 'deprecated alias test_distance')
+            warnings.warn(
+                'GMNReID test_cfg.test_distance is deprecated and will be '
+                'removed: use test_cfg.distance', DeprecationWarning)
+            test_cfg['distance'] = test_cfg.pop('test_distance')
         unknown = set(test_cfg) - set(GMN_TEST_DEFAULTS) - {'flip'}
         if unknown:
             raise ValueError(
@@ -98,7 +109,7 @@ class GMNReID(ReIDModel):
             raise TypeError(f'GMNReID needs a head with an M-Net (GMNHead), '
                             f'got {type(self.head).__name__}')
         modes = tuple(gmn_cfg['report_modes'])
-        for mode in (gmn_cfg['test_distance'], ) + modes:
+        for mode in (gmn_cfg['distance'], ) + modes:
             if mode not in PAIR_DISTANCE_MODES:
                 raise ValueError(f'GMNReID test_cfg modes must be in '
                                  f'{PAIR_DISTANCE_MODES}, got {mode!r}')
@@ -116,7 +127,7 @@ class GMNReID(ReIDModel):
         if not gmn_cfg['max_logit_error'] > 0:
             raise ValueError('GMNReID test_cfg.max_logit_error must be > 0, '
                              f"got {gmn_cfg['max_logit_error']!r}")
-        primary = gmn_cfg['test_distance']
+        primary = gmn_cfg['distance']
         gmn_cfg['report_modes'] = (primary, ) + tuple(
             m for m in dict.fromkeys(modes) if m != primary)
         self.gmn_test_cfg = gmn_cfg
@@ -130,7 +141,7 @@ class GMNReID(ReIDModel):
         cfg = self.gmn_test_cfg
         topk = cfg['mnet_topk'] if mode == 'mnet' else None
         return dict(
-            mode=mode,
+            distance=mode,
             fuse_beta=cfg['fuse_beta'],
             topk=topk,
             method=cfg['method'],
@@ -149,12 +160,12 @@ class GMNReID(ReIDModel):
             query (Tensor): Shape (Q, D), features of :meth:`predict`.
             gallery (Tensor): Shape (G, D).
             mode (str, optional): ``'mnet'``, ``'euclid'`` or ``'fused'``;
-                defaults to ``test_cfg.test_distance``.
+                defaults to ``test_cfg.distance``.
 
         Returns:
             Tensor: Shape (Q, G), fp32, on the query's device.
         """
-        mode = mode or self.gmn_test_cfg['test_distance']
+        mode = mode or self.gmn_test_cfg['distance']
         if mode not in PAIR_DISTANCE_MODES:
             raise ValueError(f'mode must be one of {PAIR_DISTANCE_MODES}, '
                              f'got {mode!r}')
