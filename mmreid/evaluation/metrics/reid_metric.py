@@ -40,9 +40,10 @@ def resolve_distance(owner: str, distance: Union[str, Scorer, None],
             raise ValueError(f'{owner} got both distance={distance!r} and '
                              f'its deprecated alias metric={metric!r}; '
                              'give distance only')
+        shown = repr(metric) if isinstance(metric, str) else '...'
         warnings.warn(
             f'{owner}(metric=...) is deprecated and will be removed: use '
-            f'distance={metric!r}', DeprecationWarning)
+            f'distance={shown}', DeprecationWarning)
         distance = metric
     if distance is None:
         distance = default
