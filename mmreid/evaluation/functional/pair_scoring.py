@@ -559,11 +559,13 @@ class MNetPairScorer:
     precomputed with :meth:`set_gallery`.
 
     The decomposed form proves itself on every gallery (spec 8.3): the
-    first call with a new gallery scores its first ``check_queries``
-    queries with both forms and reports max |dz| through ``log`` (kept in
-    :attr:`last_check`). Above ``max_logit_error`` the gallery is scored
-    with the direct form (same result up to fp32 rounding, slower), and
-    ``log`` says so; the next gallery is checked again. Modes that use no
+    first call with a new gallery scores the first ``check_queries``
+    queries of its query chunk with both forms and reports max |dz|
+    through ``log`` (kept in :attr:`last_check`). Above
+    ``max_logit_error`` the whole gallery is scored with the direct form
+    (the M-Net as defined, up to fp32 rounding; slower on the CPU), and
+    ``log`` says so; the next gallery is checked again. The loops build
+    new scorers for every evaluation, so every evaluation is checked. Modes that use no
     decomposition (``'euclid'``, ``topk``, ``method='direct'``) skip it.
 
     Args:
