@@ -48,7 +48,7 @@ def parse_args():
         type=int,
         default=10,
         help='gallery images per ranked list of --show-ranked-lists')
-    setup_cfg.add_runtime_args(parser, 'test_evaluator.metric=cosine')
+    setup_cfg.add_runtime_args(parser, 'test_evaluator.distance=cosine')
     return setup_cfg.parse_runtime_args(parser)
 
 

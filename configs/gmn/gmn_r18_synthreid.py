@@ -40,7 +40,7 @@ model = dict(
         pic=dict(weight=pic_weight, space='input'),
         gmn_detach_backbone=False),
     test_cfg=dict(
-        test_distance='mnet',
+        distance='mnet',
         fuse_beta=0.5,
         mnet_topk=None,
         report_modes=('mnet', 'euclid', 'fused'),
@@ -50,7 +50,6 @@ custom_hooks = [
     dict(type='TrainSetupCheckHook'),
     dict(type='FeatureProgressHook'),
     dict(type='GMNDPWarmupHook'),  # E_dp from model.head.dp.warmup_epochs
-    dict(type='ModelDistanceHook'),
 ]
 
 default_hooks = dict(

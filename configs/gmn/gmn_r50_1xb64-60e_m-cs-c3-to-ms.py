@@ -13,12 +13,11 @@ model = dict(head=dict(num_classes={{_base_.num_classes_p2}}))
 
 # Scoring every query-gallery pair with the M-Net is ~1e14 FLOPs on
 # Market-1501 (2e15 on MSMT17): rank on the GPU.
-val_evaluator = dict(type='ReIDMetric', metric='euclidean', device='cuda')
+val_evaluator = dict(type='ReIDMetric', distance='euclidean', device='cuda')
 test_evaluator = val_evaluator
 
 custom_hooks = [
     dict(type='TrainSetupCheckHook'),
     dict(type='FeatureProgressHook'),
     dict(type='GMNDPWarmupHook'),  # E_dp from model.head.dp.warmup_epochs
-    dict(type='ModelDistanceHook'),
 ]

@@ -300,6 +300,21 @@ class RankedList:
     matches: Optional[List[bool]] = None
 
 
+def _model_distances(model: nn.Module, query: torch.Tensor,
+                     gallery: torch.Tensor) -> torch.Tensor:
+    """Query-gallery distances (Q, G) by the model's distance."""
+    from mmreid.models.reiders.reid_model import get_model_scorers
+    scorers = get_model_scorers(model)
+    if scorers:
+        distance = next(iter(scorers.values()))
+    else:
+        distance = getattr(model, 'distance', None)
+    if distance is None:
+        from mmreid.evaluation.functional import compute_distance
+        return compute_distance(query, gallery)
+    return torch.as_tensor(distance(query, gallery)).float().cpu()
+
+
 @torch.no_grad()
 def rank_gallery(model: nn.Module,
                  query: ImagesInput,
@@ -311,14 +326,16 @@ def rank_gallery(model: nn.Module,
                  gallery_modality: Optional[int] = None) -> List[RankedList]:
     """Rank a gallery for each query image by the model's distance.
 
-    The distance is ``model.distance`` (Euclidean, cosine or a learned
-    one). Ties are broken by gallery order (stable sort). When query and
-    gallery names are Market style (``0001_c1...``), each gallery item's
-    match is known and, with ``exclude_same_camera``, the Market protocol
-    is applied: items of the query's pid seen by the query's camera (the
-    same tracklet, not a retrieval) and junk images (pid -1) are left out.
-    On a Market-layout test set the top-1 matches then give the same R1 as
-    ``tools/test.py``.
+    The distance is the model's own (its primary scorer, e.g. GMN's
+    M-Net: the contract the val/test loops apply, see
+    ``ReIDModel.scorers``), else ``model.distance`` (Euclidean or
+    cosine), else Euclidean. Ties are broken by gallery order (stable
+    sort). When query and gallery names are Market style
+    (``0001_c1...``), each gallery item's match is known and, with
+    ``exclude_same_camera``, the Market protocol is applied: items of the
+    query's pid seen by the query's camera (the same tracklet, not a
+    retrieval) and junk images (pid -1) are left out. On a Market-layout
+    test set the top-1 matches then give the same R1 as ``tools/test.py``.
 
     Args:
         model (nn.Module): From :func:`init_model`.
@@ -344,12 +361,7 @@ def rank_gallery(model: nn.Module,
     q_feats = extract_features(model, queries, batch_size, query_modality)
     g_feats = extract_features(model, gallery_paths, batch_size,
                                gallery_modality)
-    distance = getattr(model, 'distance', None)
-    if distance is None:
-        from mmreid.evaluation.functional import compute_distance
-        dist = compute_distance(q_feats, g_feats)
-    else:
-        dist = distance(q_feats, g_feats).float().cpu()
+    dist = _model_distances(model, q_feats, g_feats)
     g_labels = [parse_market_name(p) for p in gallery_paths]
     results = []
     for q, row in zip(queries, dist):

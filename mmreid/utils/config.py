@@ -31,7 +31,23 @@ def load_config(path: str,
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
+    use_reid_loops(cfg)
     return cfg
+
+
+def use_reid_loops(cfg: Config) -> None:
+    """Evaluate with mmreid's loops when the config names no loop type.
+
+    mmengine builds its own ``ValLoop``/``TestLoop`` for a ``val_cfg`` or
+    ``test_cfg`` without ``type``; those never hand the model's distance
+    (GMN's M-Net) to the metric. ``ReIDValLoop``/``ReIDTestLoop`` do, with
+    the same iterations and keys otherwise.
+    """
+    for key, loop in (('val_cfg', 'ReIDValLoop'), ('test_cfg',
+                                                   'ReIDTestLoop')):
+        loop_cfg = cfg.get(key, None)
+        if isinstance(loop_cfg, dict) and 'type' not in loop_cfg:
+            loop_cfg['type'] = loop
 
 
 def add_runtime_args(parser, cfg_example: str) -> None:

@@ -1,4 +1,5 @@
-"""GMNDPWarmupHook, ModelDistanceHook and ReIDMetric's named scorers."""
+"""GMNDPWarmupHook, the model-distance contract and ReIDMetric's named
+scorers (and the deprecated ModelDistanceHook)."""
 from types import SimpleNamespace
 
 import pytest
@@ -8,6 +9,7 @@ from mmengine.evaluator import Evaluator
 from mmengine.logging import MMLogger
 
 from mmreid.engine.hooks import GMNDPWarmupHook, ModelDistanceHook
+from mmreid.engine.runner import hand_model_scorers
 from mmreid.evaluation import ReIDMetric
 from mmreid.evaluation.functional import evaluate_features
 from mmreid.models import GMNReID  # noqa: F401
@@ -137,7 +139,7 @@ def test_metric_reports_several_modes_in_one_run():
     model.eval()
     metric = ReIDMetric()
     val_loop = SimpleNamespace(evaluator=Evaluator([metric]))
-    ModelDistanceHook().before_val(fake_runner(model, val_loop=val_loop))
+    hand_model_scorers(model, val_loop.evaluator, 'test')
     assert list(metric.scorers) == ['mnet', 'euclid', 'fused']
     assert metric.primary_scorer == 'mnet'
     metrics = run_metric(metric, make_samples(*data))
@@ -176,7 +178,7 @@ def test_metric_set_scorers_validation():
 
 
 def test_distance_hook_sets_every_target_and_test_loop():
-    model = build_model(test_distance='euclid', report_modes=('mnet', ))
+    model = build_model(distance='euclid', report_modes=('mnet', ))
     targets = [
         SimpleNamespace(name=n, evaluator=Evaluator([ReIDMetric()]))
         for n in ('a', 'b')
@@ -184,15 +186,22 @@ def test_distance_hook_sets_every_target_and_test_loop():
     multi = SimpleNamespace(targets=targets)
     test_loop = SimpleNamespace(evaluator=Evaluator([ReIDMetric()]))
     runner = fake_runner(model, val_loop=multi, test_loop=test_loop)
-    hook = ModelDistanceHook()
+    with pytest.warns(DeprecationWarning, match='ModelDistanceHook'):
+        hook = ModelDistanceHook()
     hook.before_val(runner)
     for target in targets:
         metric = target.evaluator.metrics[0]
         assert list(metric.scorers) == ['euclid', 'mnet']
         assert metric.primary_scorer == 'euclid'
     assert not test_loop.evaluator.metrics[0].scorers
+    # mmengine's plain loops then accept the model for the evaluation
+    assert model.scorers_consumer == 'ModelDistanceHook'
+    hook.after_val(runner)
+    assert model.scorers_consumer is None
     hook.before_test(runner)
     assert list(test_loop.evaluator.metrics[0].scorers) == ['euclid', 'mnet']
+    hook.after_test(runner)
+    assert model.scorers_consumer is None
 
 
 def test_distance_hook_leaves_plain_models_alone():
@@ -200,7 +209,7 @@ def test_distance_hook_leaves_plain_models_alone():
     metric = ReIDMetric(rerank=dict(k1=4, k2=2, lambda_value=0.3))
     runner = fake_runner(
         model, val_loop=SimpleNamespace(evaluator=Evaluator([metric])))
-    ModelDistanceHook().before_val(runner)
+    hand_model_scorers(runner.model, runner.val_loop.evaluator, 'test')
     assert metric.scorers == {} and metric.scorer is None
     metrics = run_metric(metric, make_samples(*toy_data()))
     assert 'reid/mAP' in metrics

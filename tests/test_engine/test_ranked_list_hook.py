@@ -94,7 +94,7 @@ def test_hook_runs_on_a_fake_runner(tmp_path):
     saved = []
     visualizer = SimpleNamespace(
         add_image=lambda name, image, step=0: saved.append(name))
-    metric = ReIDMetric(metric='euclidean', junk_rule='none')
+    metric = ReIDMetric(distance='euclidean', junk_rule='none')
     runner = SimpleNamespace(
         log_dir=str(tmp_path / 'log'),
         work_dir=str(tmp_path),
@@ -169,6 +169,8 @@ def _runner(tmp_path, metric):
         val_loop=loop)
 
 
+@pytest.mark.filterwarnings(  # the deprecated set_scorer, kept one release
+    'ignore:ReIDMetric.set_scorer:DeprecationWarning')
 def test_ranks_with_the_metrics_scorer(tmp_path):
     """A scorer set on the metric (e.g. by a model hook) is used."""
     metric = ReIDMetric(junk_rule='none')
@@ -206,3 +208,32 @@ def test_datasets_are_ranked_separately(tmp_path):
         'other_best_00_ap1.000_pid0.jpg', 'other_worst_00_ap0.333_pid1.jpg',
         'toy_best_00_ap1.000_pid0.jpg', 'toy_worst_00_ap0.333_pid1.jpg'
     ]
+
+
+def test_ranks_with_the_models_own_distance(tmp_path):
+    """The pictures of a GMN model rank by its M-Net (the loops' contract),
+    even when the metric has no scorer set and says 'euclidean'."""
+    from mmreid.registry import MODELS
+    model = MODELS.build(
+        dict(
+            type='GMNReID',
+            backbone=dict(
+                type='ReIDResNet', depth=18, base_channels=2, stem_channels=2),
+            head=dict(
+                type='GMNHead',
+                in_channels=16,
+                num_classes=4,
+                mnet=dict(hidden_channels=8))))
+    model.init_weights()
+    model.eval()
+    runner = _runner(tmp_path, ReIDMetric(distance='euclidean'))
+    runner.model = torch.nn.DataParallel(model)
+    hook = RankedListHook(num_queries=1, topk=4, tile_size=(32, 16))
+    scorer, normalize, _ = hook._ranking_setup(runner, 'test')
+    assert callable(scorer) and normalize is False
+    feats = torch.nn.functional.normalize(torch.randn(7, 16), dim=1)
+    with torch.no_grad():
+        z = model.head.mnet(
+            (feats[:3, None] - feats[None, 3:]).pow(2).view(-1,
+                                                            16)).view(3, 4)
+    torch.testing.assert_close(scorer(feats[:3], feats[3:]), -z)

@@ -169,7 +169,7 @@ def test_mnet_ranks_by_logit_without_sigmoid_ties():
 def test_euclid_and_fused():
     _, params = make_mnet()
     query, gallery = features(5, seed=10), features(21, seed=11)
-    euclid = mnet_distances(query, gallery, *params, mode='euclid')
+    euclid = mnet_distances(query, gallery, *params, distance='euclid')
     torch.testing.assert_close(
         euclid,
         compute_distance(query, gallery, 'sqeuclidean'),
@@ -178,15 +178,15 @@ def test_euclid_and_fused():
     z = mnet_pair_logits(query, gallery, *params)
     for beta in (0.0, 0.3, 1.0):
         fused = mnet_distances(
-            query, gallery, *params, mode='fused', fuse_beta=beta)
+            query, gallery, *params, distance='fused', fuse_beta=beta)
         expected = (1 - beta) * euclid / 4 + beta * (1 - torch.sigmoid(z))
         torch.testing.assert_close(fused, expected, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match='fuse_beta'):
-        mnet_distances(query, gallery, *params, mode='fused', fuse_beta=2)
-    with pytest.raises(ValueError, match='mode'):
-        mnet_distances(query, gallery, *params, mode='cosine')
+        mnet_distances(query, gallery, *params, distance='fused', fuse_beta=2)
+    with pytest.raises(ValueError, match='distance'):
+        mnet_distances(query, gallery, *params, distance='cosine')
     with pytest.raises(ValueError, match='topk'):
-        mnet_distances(query, gallery, *params, mode='fused', topk=3)
+        mnet_distances(query, gallery, *params, distance='fused', topk=3)
 
 
 def test_topk_full_equals_mnet_metrics():
@@ -238,9 +238,10 @@ def test_scorer_streams_like_full_matrix(mode, topk):
     _, params = make_mnet()
     query, gallery = features(30, seed=16), features(45, seed=17)
     lab = labels(30, 45, 8, seed=1)
-    full = mnet_distances(query, gallery, *params, mode=mode, topk=topk)
+    full = mnet_distances(query, gallery, *params, distance=mode, topk=topk)
     expected = evaluate_rank(full, *lab)
-    scorer = make_mnet_scorer(*params, mode=mode, topk=topk, gallery=gallery)
+    scorer = make_mnet_scorer(
+        *params, distance=mode, topk=topk, gallery=gallery)
     # a tiny budget: several query chunks of evaluate_features
     result = evaluate_features(
         query, gallery, *lab, metric=scorer, memory_budget_mb=0.01)
@@ -317,3 +318,81 @@ def test_cuda_restores_tf32_flag():
         torch.backends.cuda.matmul.allow_tf32 = previous
     ref = mnet_pair_logits(query.cpu(), gallery.cpu(), *params)
     torch.testing.assert_close(z.cpu(), ref, atol=1e-5, rtol=0)
+
+
+def common_component_features(num, dim=DIM, seed=20):
+    """Un-normalised features that share a large common component (as
+    pre-BN features do): the decomposition cancels terms of size |f|^2."""
+    generator = torch.Generator().manual_seed(seed)
+    common = 40 + 10 * torch.rand(1, dim, generator=generator)
+    return common + 0.3 * torch.randn(num, dim, generator=generator)
+
+
+def test_scorer_falls_back_to_direct_when_decomposition_is_off():
+    """Spec 8.3: the decomposition is checked on a query subset at every
+    evaluation; above the bound the direct form scores the gallery."""
+    mnet, params = make_mnet()
+    query = common_component_features(12, seed=21)
+    gallery = common_component_features(40, seed=22)
+    direct = -mnet_pair_logits(query, gallery, *params, method='direct')
+    decomposed = -mnet_pair_logits(query, gallery, *params)
+    error = (direct - decomposed).abs().max().item()
+    assert error > 1e-5  # the case the check must catch
+    messages = []
+    scorer = make_mnet_scorer(
+        *params, check_queries=5, max_logit_error=1e-5, log=messages.append)
+    out = torch.cat([scorer(query[:6], gallery), scorer(query[6:], gallery)])
+    # the direct form, bit for bit, for every chunk of this gallery
+    assert torch.equal(out, direct)
+    check = scorer.last_check
+    assert check['method'] == 'direct' and check['num_queries'] == 5
+    assert check['num_gallery'] == 40
+    # max |dz| on the first 5 queries, as defined
+    assert check['max_abs_error'] == pytest.approx(
+        (direct[:5] - decomposed[:5]).abs().max().item(), rel=1e-6)
+    assert len(messages) == 1  # one check per gallery, not per chunk
+    assert 'max |dz|' in messages[0] and 'direct form' in messages[0]
+    # the direct form is the M-Net as defined (nn.Module on (q - g)^2)
+    reference = -nn_reference(mnet, query, gallery)
+    assert (out - reference).abs().max() <= (decomposed -
+                                             reference).abs().max()
+
+
+def test_scorer_keeps_decomposition_within_bound_and_rechecks():
+    _, params = make_mnet()
+    query, gallery = features(10, seed=23), features(30, seed=24)
+    messages = []
+    scorer = make_mnet_scorer(*params, log=messages.append)
+    out = scorer(query, gallery)
+    assert scorer.last_check['method'] == 'decomposed'
+    assert scorer.last_check['max_abs_error'] <= 1e-5
+    assert 'within the bound' in messages[0]
+    torch.testing.assert_close(out, -mnet_pair_logits(query, gallery, *params))
+    # a new gallery (the next evaluation) is checked again
+    bad_query = common_component_features(4, seed=25)
+    bad_gallery = common_component_features(30, seed=26)
+    scorer(bad_query, bad_gallery)
+    assert len(messages) == 2 and scorer.last_check['method'] == 'direct'
+    # ... and a good one after it goes back to the decomposition
+    scorer(query, gallery.clone())
+    assert scorer.last_check['method'] == 'decomposed'
+    # no check: no message, the configured form
+    quiet = make_mnet_scorer(*params, check_queries=0, log=messages.append)
+    quiet(bad_query, bad_gallery)
+    assert quiet.last_check is None and len(messages) == 3
+    with pytest.raises(ValueError, match='check_queries'):
+        make_mnet_scorer(*params, check_queries=-1)
+    with pytest.raises(ValueError, match='max_logit_error'):
+        make_mnet_scorer(*params, max_logit_error=0)
+
+
+def test_mode_is_a_deprecated_alias_of_distance():
+    _, params = make_mnet()
+    query, gallery = features(4, seed=27), features(9, seed=28)
+    new = mnet_distances(query, gallery, *params, distance='fused')
+    with pytest.warns(DeprecationWarning, match="distance='fused'"):
+        old = mnet_distances(query, gallery, *params, mode='fused')
+    torch.testing.assert_close(old, new, atol=0, rtol=0)
+    with pytest.warns(DeprecationWarning):
+        scorer = make_mnet_scorer(*params, mode='euclid')
+    assert scorer.distance == 'euclid'

@@ -63,7 +63,7 @@ def expected_metrics(samples, **kwargs):
 
 def test_end_to_end():
     samples = make_samples()
-    metric = METRICS.build(dict(type='ReIDMetric', metric='euclidean'))
+    metric = METRICS.build(dict(type='ReIDMetric', distance='euclidean'))
     assert isinstance(metric, ReIDMetric)
     metrics = run_metric(metric, samples)
     assert set(metrics) == {
@@ -87,7 +87,7 @@ def test_end_to_end():
 def test_options_are_forwarded():
     samples = make_samples(1)
     metric = ReIDMetric(
-        metric='cosine',
+        distance='cosine',
         ranks=(1, 3),
         max_rank=3,
         junk_rule='none',
@@ -149,6 +149,8 @@ def test_skipped_queries_are_logged(monkeypatch):
     assert any('2 of 12 queries have no positive' in msg for msg in logs)
 
 
+@pytest.mark.filterwarnings(  # the deprecated set_scorer, kept one release
+    'ignore:ReIDMetric.set_scorer:DeprecationWarning')
 def test_data_elements_and_set_scorer():
     samples = make_samples(5)
     calls = []
@@ -228,7 +230,7 @@ def test_extra_options_are_off_by_default():
 
 def test_verification_keys():
     samples = make_samples(4)
-    metric = ReIDMetric(metric='cosine', verification_fprs=(1e-2, 0.1))
+    metric = ReIDMetric(distance='cosine', verification_fprs=(1e-2, 0.1))
     metrics = run_metric(metric, samples)
     query, gallery, *labels = split_samples(samples)
     expected = evaluate_verification_features(
@@ -271,6 +273,8 @@ def test_query_expansion_option():
     assert metrics['reid/mAP'] != pytest.approx(plain.mAP * 100)
 
 
+@pytest.mark.filterwarnings(  # the deprecated set_scorer, kept one release
+    'ignore:ReIDMetric.set_scorer:DeprecationWarning')
 def test_invalid_extra_options():
     with pytest.raises(ValueError, match='rerank'):
         ReIDMetric(rerank=dict(k=3))
@@ -280,3 +284,31 @@ def test_invalid_extra_options():
     metric.set_scorer(lambda q, g: torch.cdist(q, g))
     with pytest.raises(ValueError, match='scorer'):
         run_metric(metric, make_samples(7))
+
+
+def test_one_word_distance_and_deprecated_aliases():
+    """Issue 17.2: ``distance`` is the word; ``metric=``, a callable and
+    ``set_scorer`` still work for one release, with a warning."""
+    samples = make_samples(2)
+    new = run_metric(ReIDMetric(distance='cosine'), samples)
+    with pytest.warns(DeprecationWarning, match="distance='cosine'"):
+        old = ReIDMetric(metric='cosine')
+    assert old.distance == 'cosine' and old.metric == 'cosine'
+    assert run_metric(old, samples) == new
+    with pytest.raises(ValueError, match='both'):
+        ReIDMetric(distance='cosine', metric='euclidean')
+    with pytest.warns(DeprecationWarning, match='set_scorers'):
+        ReIDMetric(distance=lambda q, g: torch.cdist(q, g))
+    metric = ReIDMetric()
+    with pytest.warns(DeprecationWarning, match='set_scorers'):
+        metric.set_scorer(lambda q, g: 1 - q @ g.t())
+    assert ReIDMetric().distance == 'euclidean'
+
+
+def test_model_scorers_refuse_normalize():
+    """The model's scorers compare the model's own features."""
+    metric = ReIDMetric(normalize=True)
+    metric.set_scorers({'mnet': lambda q, g: torch.cdist(q, g)})
+    metric.process(None, make_samples(3))
+    with pytest.raises(ValueError, match='normalize=True'):
+        metric.evaluate(len(metric.results))

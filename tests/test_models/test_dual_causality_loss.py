@@ -162,3 +162,47 @@ def test_no_negative_in_batch():
 def test_registered():
     loss = MODELS.build(dict(type='DualCausalityLoss', use_neg=False))
     assert isinstance(loss, DualCausalityLoss) and not loss.use_neg
+
+
+def naive_pair_type_loss(feat, feat_pos, feat_neg, labels, pair_type):
+    """The authors' --only-P (pair_type 'ap') / --only-N ('an') ablations:
+    the anchor-positive (or anchor-negative) terms of both L+ and L-."""
+    total = 0.
+    n = len(labels)
+    for i in range(n):
+        d0_ap, d0_an = naive_hardest(feat, labels, i)
+        dp_ap, dp_an = naive_hardest(feat_pos, labels, i)
+        dn_ap, dn_an = naive_hardest(feat_neg, labels, i)
+        if pair_type == 'ap':
+            total = total + F.softplus(dp_ap - d0_ap) + F.softplus(d0_ap -
+                                                                   dn_ap)
+        else:
+            total = total + F.softplus(d0_an - dp_an) + F.softplus(dn_an -
+                                                                   d0_an)
+    return total / n
+
+
+@pytest.mark.parametrize('terms,pair_type', [(('pos_ap', 'neg_ap'), 'ap'),
+                                             (('neg_an', 'pos_an'), 'an')])
+def test_terms_reproduce_the_authors_pair_type_flags(terms, pair_type):
+    (feat, feat_pos, feat_neg), labels = random_batch(seed=3)
+    loss_fn = DualCausalityLoss(terms=terms)
+    loss, logs = loss_fn(feat, feat_pos, feat_neg, labels, return_terms=True)
+    expected = naive_pair_type_loss(feat, feat_pos, feat_neg, labels,
+                                    pair_type)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert set(logs) - {'d0_ap', 'd0_an'} == set(terms)
+    # the paper's L+ alone is a different split
+    only_lplus = DualCausalityLoss(use_neg=False)(feat, feat_pos, feat_neg,
+                                                  labels)
+    assert only_lplus.item() != pytest.approx(loss.item(), rel=1e-3)
+
+
+def test_terms_option_errors():
+    with pytest.raises(ValueError, match='terms'):
+        DualCausalityLoss(terms=('pos_ap', 'pos_xx'))
+    with pytest.raises(ValueError, match='terms'):
+        DualCausalityLoss(terms=())
+    with pytest.raises(ValueError, match='not both'):
+        DualCausalityLoss(terms=('pos_ap', ), use_neg=False)
+    assert DualCausalityLoss(use_pos=False).terms == ('neg_ap', 'neg_an')

@@ -447,12 +447,15 @@ def test_gmn_reid_train_and_distance_modes():
 
 
 def test_gmn_reid_test_cfg():
-    model = build_model(test_distance='fused', report_modes=('mnet', ))
+    model = build_model(distance='fused', report_modes=('mnet', ))
     assert model.distance_modes == ('fused', 'mnet')
     model = build_model(mnet_topk=2)
     feats = F.normalize(torch.randn(6, 64), dim=1)
     full = mnet_distances(
-        feats[:2], feats[2:], mode='mnet', **model.head.mnet.folded_params())
+        feats[:2],
+        feats[2:],
+        distance='mnet',
+        **model.head.mnet.folded_params())
     # top-k rerank: the first two of each row are the M-Net order of the
     # two Euclidean nearest
     ranked = model.distance(feats[:2], feats[2:]).argsort(1)
@@ -465,7 +468,13 @@ def test_gmn_reid_test_cfg():
     with pytest.raises(ValueError, match='flip'):
         build_model(flip=True)
     with pytest.raises(ValueError, match='modes'):
-        build_model(test_distance='cosine')
+        build_model(distance='cosine')
+    # test_distance: the deprecated alias of distance (one release)
+    with pytest.warns(DeprecationWarning, match='test_cfg.distance'):
+        model = build_model(test_distance='euclid')
+    assert model.distance_modes[0] == 'euclid'
+    with pytest.raises(ValueError, match='both'):
+        build_model(test_distance='euclid', distance='mnet')
 
 
 def test_pair_label_keys_cover_all_combinations():
@@ -571,3 +580,40 @@ def test_leave_one_out_p3_config_builds(tmp_path):
     test = replace_roots(cfg.test_dataloader.dataset.to_dict(), 'data/',
                          str(tmp_path) + '/')
     assert len(DATASETS.build(test)) > 0
+
+
+def test_head_rejects_what_it_would_ignore():
+    """Issue 13.6: unknown M-Net types and a test feature that
+    contradicts the paired one are errors, not silently replaced."""
+    with pytest.raises(KeyError, match='NoSuchMNet'):
+        build_head(mnet=dict(type='NoSuchMNet'))
+    with pytest.raises(ValueError, match='test_feature'):
+        build_head(test_feature='before_bn')
+    with pytest.raises(ValueError, match='test_feature'):
+        build_head(pair_feat='pre_bn', test_feature='after_bn')
+    with pytest.raises(ValueError, match='in_channels'):
+        build_head(mnet=dict(hidden_channels=8, in_channels=32))
+    with pytest.raises(TypeError, match='unexpected keyword'):
+        build_head(mnet=dict(hidden_channels=8, hidden=8))
+    # A BNNeckHead config turned into a GMNHead one keeps working when its
+    # test_feature is the paired feature.
+    head = build_head(test_feature='after_bn', mnet=dict(type='MNet'))
+    assert isinstance(head.mnet, MNet) and head.test_feature == 'after_bn'
+    head = build_head(pair_feat='pre_bn', test_feature='before_bn')
+    assert head.test_feature == 'before_bn'
+
+
+def test_gmn_reid_scorers_check_the_decomposition(capsys):
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('test_gmn_check')
+    model = build_model(check_queries=3, max_logit_error=1e-3).eval()
+    feats = F.normalize(torch.randn(10, 64), dim=1)
+    scorer = model.scorers()['mnet']
+    assert scorer.check_queries == 3 and scorer.max_logit_error == 1e-3
+    scorer(feats[:4], feats[4:])
+    assert scorer.last_check['num_queries'] == 3
+    assert 'max |dz|' in capsys.readouterr().out
+    with pytest.raises(ValueError, match='check_queries'):
+        build_model(check_queries=-2)
+    with pytest.raises(ValueError, match='max_logit_error'):
+        build_model(max_logit_error=-1.0)

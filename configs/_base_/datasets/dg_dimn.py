@@ -83,7 +83,7 @@ target_dataloader = dict(
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='default_collate'))
-split_evaluator = dict(type='DGSplitMetric', metric='euclidean')
+split_evaluator = dict(type='DGSplitMetric', distance='euclidean')
 dg_targets = [
     dict(
         name='prid',

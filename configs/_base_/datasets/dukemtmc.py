@@ -49,5 +49,5 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='ReIDMetric', metric='euclidean')
+val_evaluator = dict(type='ReIDMetric', distance='euclidean')
 test_evaluator = val_evaluator

@@ -26,5 +26,5 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='DGSplitMetric', metric='euclidean')
+val_evaluator = dict(type='DGSplitMetric', distance='euclidean')
 test_evaluator = val_evaluator

@@ -56,5 +56,5 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 # One dual camera: nothing is removed from the gallery.
-val_evaluator = dict(type='ReIDMetric', metric='cosine', junk_rule='none')
+val_evaluator = dict(type='ReIDMetric', distance='cosine', junk_rule='none')
 test_evaluator = val_evaluator

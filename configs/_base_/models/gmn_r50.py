@@ -3,8 +3,8 @@
 # post-BN features; L_cls + L_tri + L_gmn + lambda * L_pic, DP on the pair
 # features after a warm-up. Every choice the paper's abstract does not fix
 # is a [recommended default] of specs/gmn.md (see configs/gmn/README.md).
-# A leaf adds GMNDPWarmupHook (DP on from the epoch) and ModelDistanceHook
-# (the M-Net scorers to the metrics: mnet, euclid and fused in one run).
+# A leaf adds GMNDPWarmupHook (DP on from the epoch). The val/test loops
+# hand the M-Net scorers to the metrics (mnet, euclid and fused in one run).
 dp_warmup_epochs = 10
 # lambda of L_pic: NOT calibrated for ResNet-50. Per specs/gmn.md section
 # 6, log pic_raw at iteration 0 and set lambda so that lambda * L_pic is
@@ -48,7 +48,7 @@ model = dict(
         pic=dict(weight=pic_weight, space='input'),
         gmn_detach_backbone=False),
     test_cfg=dict(
-        test_distance='mnet',
+        distance='mnet',
         fuse_beta=0.5,
         mnet_topk=None,
         report_modes=('mnet', 'euclid', 'fused'),

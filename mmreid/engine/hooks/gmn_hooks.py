@@ -1,5 +1,7 @@
-"""Hooks of GMN: the DP warm-up switch and the model-owned distance."""
-from typing import Iterator, List, Optional
+"""Hooks of GMN: the DP warm-up switch (and a deprecated distance hook)."""
+import warnings
+from contextlib import ExitStack
+from typing import Iterator, Optional
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -71,51 +73,46 @@ def _loop_evaluators(loop) -> Iterator:
 
 @HOOKS.register_module()
 class ModelDistanceHook(Hook):
-    """Give every ``ReIDMetric`` the model's learned distance(s).
+    """Deprecated: mmreid's loops hand the model's distance to the metrics.
 
-    Before validation and test, when the (unwrapped) model defines
-    learned distance modes (a ``scorers()`` method and
-    ``distance_modes``, e.g. :class:`~mmreid.models.GMNReID`), every
-    ``ReIDMetric`` of the loop's evaluator -- or of each target of a
-    ``MultiTargetValLoop``/``MultiTargetTestLoop`` -- gets them with
-    ``set_scorers`` (primary mode first). The scorers are rebuilt each
-    time, so they use the current weights. Other models are left alone:
-    their metrics keep their own Euclidean path (re-ranking and query
-    expansion still work there).
+    :class:`~mmreid.engine.runner.ReIDValLoop`,
+    :class:`~mmreid.engine.runner.ReIDTestLoop` and the multi-target loops
+    give every metric the model's scorers right before it computes, and
+    ``tools/train.py``/``tools/test.py`` use them by default, so this hook
+    is no longer needed; it is kept for one release so that old configs
+    build. It applies the same contract
+    (:func:`~mmreid.engine.runner.hand_model_scorers`) before validation
+    and test, which also lets a model with its own distance run in
+    mmengine's plain ``ValLoop``/``TestLoop``.
     """
 
     priority = 'NORMAL'
 
-    @staticmethod
-    def _metrics(loop) -> List:
-        from mmreid.evaluation.metrics import ReIDMetric
-        metrics = []
-        for evaluator in _loop_evaluators(loop):
-            metrics += [
-                m for m in getattr(evaluator, 'metrics', [])
-                if isinstance(m, ReIDMetric)
-            ]
-        return metrics
+    def __init__(self) -> None:
+        warnings.warn(
+            'ModelDistanceHook is deprecated and will be removed: the '
+            'val/test loops now hand the model\'s distance to the metrics; '
+            'remove it from custom_hooks', DeprecationWarning)
+        self._contexts = ExitStack()
 
     def _set(self, runner, loop) -> None:
-        model = _unwrap(runner.model)
-        if not (callable(getattr(model, 'scorers', None))
-                and hasattr(model, 'distance_modes')):
-            return
-        metrics = self._metrics(loop)
-        if not metrics:
-            return
-        scorers = model.scorers()
-        primary = next(iter(scorers))
-        for metric in metrics:
-            metric.set_scorers(scorers, primary=primary)
-        runner.logger.info(
-            f'ModelDistanceHook: {len(metrics)} ReIDMetric(s) score with '
-            f'the model distance modes {list(scorers)} (primary '
-            f'{primary!r})')
+        from mmreid.engine.runner.reid_loops import (hand_model_scorers,
+                                                     scorers_handed_by)
+        self._contexts.close()
+        self._contexts.enter_context(
+            scorers_handed_by(runner.model,
+                              type(self).__name__))
+        for evaluator in _loop_evaluators(loop):
+            hand_model_scorers(runner.model, evaluator, type(self).__name__)
 
     def before_val(self, runner) -> None:
         self._set(runner, runner.val_loop)
 
     def before_test(self, runner) -> None:
         self._set(runner, runner.test_loop)
+
+    def after_val(self, runner) -> None:
+        self._contexts.close()
+
+    def after_test(self, runner) -> None:
+        self._contexts.close()

@@ -13,6 +13,7 @@ from mmengine.structures import BaseDataElement
 
 from mmreid.evaluation.functional import (compute_distance, evaluate_features,
                                           get_junk_rule)
+from mmreid.models.reiders.reid_model import get_model_scorers
 from mmreid.registry import HOOKS
 from mmreid.visualization import draw_ranked_list
 
@@ -56,10 +57,12 @@ class RankedListHook(Hook):
     During the chosen phases the hook keeps one compact record per sample
     (feature, pid, camid, role, image path, dataset) from the model
     outputs. After the epoch it ranks, per ``dataset`` (so a multi-target
-    test never mixes galleries), every query's gallery with the distance
-    of the evaluator's metric (its primary named scorer or its scorer if
-    set, else its ``metric`` and ``normalize``; the model's ``distance``
-    when the evaluator has no such metric; else Euclidean) and the
+    test never mixes galleries), every query's gallery with the model's
+    own distance (its primary scorer, the contract the val/test loops
+    apply, see ``ReIDModel.scorers``), else the distance of the
+    evaluator's metric (its ``primary_distance()`` and ``normalize``;
+    the model's ``distance`` when the evaluator has no such metric; else
+    Euclidean) and the
     metric's junk and tie rules, computes each query's AP, and draws the
     ``num_queries`` lowest-AP and ``num_queries`` highest-AP queries with
     their top ``topk`` kept gallery items (green: same pid, red: other
@@ -226,15 +229,14 @@ class RankedListHook(Hook):
             for key in ('junk_rule', 'tie_policy', 'ap_mode'):
                 if key in metric.rank_options:
                     rank_options[key] = metric.rank_options[key]
-        scorers = getattr(metric, 'scorers', None) or {}
-        primary = getattr(metric, 'primary_scorer', None)
-        if primary in scorers:  # several modes: the reported (primary) one
-            return scorers[primary], bool(metric.normalize), rank_options
-        if metric is not None and getattr(metric, 'scorer', None):
-            return metric.scorer, bool(metric.normalize), rank_options
-        if metric is not None and hasattr(metric, 'metric'):
-            return metric.metric, bool(getattr(metric, 'normalize',
-                                               False)), rank_options
+        # The model's own distance first, through the loops' contract:
+        # the pictures rank as the reported (primary) mode does.
+        model_scorers = get_model_scorers(runner.model)
+        if model_scorers:
+            return next(iter(model_scorers.values())), False, rank_options
+        if metric is not None and hasattr(metric, 'primary_distance'):
+            return metric.primary_distance(), bool(
+                getattr(metric, 'normalize', False)), rank_options
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         distance = getattr(model, 'distance', None)

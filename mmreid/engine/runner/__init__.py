@@ -1,8 +1,11 @@
 from .multi_target_loops import (MultiTargetTestLoop, MultiTargetValLoop,
                                  format_metric_table, merge_target_metrics)
+from .reid_loops import (ReIDTestLoop, ReIDValLoop, hand_model_scorers,
+                         scorers_handed_by)
 from .reid_runner import ReIDRunner
 
 __all__ = [
     'MultiTargetValLoop', 'MultiTargetTestLoop', 'merge_target_metrics',
-    'format_metric_table', 'ReIDRunner'
+    'format_metric_table', 'ReIDValLoop', 'ReIDTestLoop', 'hand_model_scorers',
+    'scorers_handed_by', 'ReIDRunner'
 ]

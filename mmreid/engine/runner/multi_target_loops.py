@@ -19,6 +19,7 @@ from mmengine.runner.loops import _parse_losses, _update_losses
 from torch.utils.data import DataLoader
 
 from mmreid.registry import LOOPS
+from .reid_loops import hand_model_scorers, scorers_handed_by
 
 #: A split of a split-based protocol: ``split0/``, ``trial3/`` ...
 _SPLIT_PATTERN = re.compile(r'^(split|trial)\d+$')
@@ -264,6 +265,10 @@ class _MultiTargetLoop(BaseLoop):
             dict: ``<target>/<metric>`` for every target and
             ``<aggregate_prefix>/<metric>``, the mean over targets.
         """
+        with scorers_handed_by(self.runner.model, type(self).__name__):
+            return self._run_targets()
+
+    def _run_targets(self) -> dict:
         mode = self._mode
         self._select(self.targets[0])
         self.runner.call_hook(f'before_{mode}')
@@ -304,6 +309,10 @@ class _MultiTargetLoop(BaseLoop):
         self.losses.clear()
         for idx, data_batch in enumerate(target.dataloader):
             self.run_iter(idx, data_batch)
+        # The model's own distance (GMN's M-Net) reaches every target's
+        # metrics, as in ReIDValLoop/ReIDTestLoop.
+        hand_model_scorers(self.runner.model, target.evaluator,
+                           f'{type(self).__name__} ({target.name})')
         # The dataset length lets ``collect_results`` drop the samples a
         # distributed sampler repeats to pad the last batch.
         metrics = target.evaluator.evaluate(len(dataset))
@@ -339,7 +348,9 @@ class MultiTargetValLoop(_MultiTargetLoop):
     """Validation on several targets, each with its own data and metric.
 
     Every target's features are extracted with its own dataloader and
-    scored by its own evaluator (in distributed runs each evaluator
+    scored by its own evaluator, whose metrics get the model's own
+    distance (see :func:`~mmreid.engine.runner.hand_model_scorers`) (in
+    distributed runs each evaluator
     collects its results with its own dataset length, so sampler padding
     is dropped). Keys are ``<target>/<metric>`` (``d3/mAP``); split-based
     metrics give ``<target>/split<i>/<metric>``, ``<target>/<metric>`` and

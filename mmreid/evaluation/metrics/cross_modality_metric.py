@@ -185,6 +185,8 @@ def official_gallery_draw(rand_perm_cam: list, groups: PoolGroups,
 class TrialGalleryMetric(ReIDMetric):
     """Rank all queries against a gallery re-drawn from the pool per trial.
 
+    Its ``distance`` defaults to ``'cosine'`` (as AGW and LLCM evaluate).
+
     The samples with ``role='gallery'`` form the *pool*; trial ``t``
     keeps ``shots`` images per (pid, camera) of ``gallery_cams``, drawn as
     in :func:`seeded_gallery_draw` with seed ``seed + t`` (``seed=0`` is
@@ -212,12 +214,15 @@ class TrialGalleryMetric(ReIDMetric):
         transpose: Swap roles after drawing: the drawn gallery images
             become the queries and all query samples the gallery (LLCM's
             reference VIS->IR evaluation).
-        metric: ``'cosine'`` (default), ``'euclidean'``, ``'sqeuclidean'``
-            or a scorer; see :class:`ReIDMetric`.
+        distance: ``'cosine'`` (default), ``'euclidean'`` or
+            ``'sqeuclidean'``; see :class:`ReIDMetric` (``metric`` is its
+            deprecated alias).
         **kwargs: Other :class:`ReIDMetric` arguments (``junk_rule``,
             ``cmc_mode``, ``ranks``, ...). ``query_expansion``, ``rerank``
             and ``verification_fprs`` are not supported.
     """
+
+    default_distance = 'cosine'
 
     def __init__(self,
                  gallery_cams: Optional[Sequence[int]] = None,
@@ -227,13 +232,13 @@ class TrialGalleryMetric(ReIDMetric):
                  gallery_draw: str = 'agw_seeded',
                  rand_perm_cam: Optional[Union[str, list]] = None,
                  transpose: bool = False,
-                 metric: Union[str, Scorer] = 'cosine',
+                 distance: Union[str, Scorer, None] = None,
                  **kwargs) -> None:
         for name in _UNSUPPORTED:
             if kwargs.get(name) is not None:
                 raise ValueError(f'{type(self).__name__} does not support '
                                  f'{name}')
-        super().__init__(metric=metric, **kwargs)
+        super().__init__(distance=distance, **kwargs)
         if isinstance(num_trials, bool) or int(num_trials) < 1:
             raise ValueError(f'num_trials must be >= 1, got {num_trials!r}')
         if int(shots) < 1:
@@ -291,10 +296,10 @@ class TrialGalleryMetric(ReIDMetric):
         if self.device is not None:
             query_feats = query_feats.to(self.device)
             pool_feats = pool_feats.to(self.device)
-        if self.scorer is None and not callable(self.metric):
-            return compute_distance(query_feats, pool_feats, self.metric,
+        scorer = self.primary_distance()
+        if not callable(scorer):
+            return compute_distance(query_feats, pool_feats, scorer,
                                     self.normalize)
-        scorer = self.scorer if self.scorer is not None else self.metric
         if self.normalize:
             query_feats = F.normalize(query_feats, dim=1)
             pool_feats = F.normalize(pool_feats, dim=1)

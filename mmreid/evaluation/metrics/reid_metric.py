@@ -1,5 +1,6 @@
 """Retrieval metrics (CMC, mAP, mINP) of a query set against a gallery."""
 import logging
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -19,6 +20,40 @@ Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ROLES = ('query', 'gallery')
 RERANK_KEYS = ('k1', 'k2', 'lambda_value')
 QUERY_EXPANSION_KEYS = ('k', 'alpha')
+
+
+def resolve_distance(owner: str, distance: Union[str, Scorer, None],
+                     metric: Union[str, Scorer,
+                                   None], default: str) -> Union[str, Scorer]:
+    """The ``distance`` of a metric, from its deprecated ``metric`` alias.
+
+    ``metric=`` (a distance, in a class called Metric) is accepted for one
+    release with a ``DeprecationWarning``; so is a callable distance (the
+    model's own distance reaches the metric through the loops, see
+    :meth:`ReIDMetric.set_scorers`).
+
+    Raises:
+        ValueError: Both ``distance`` and ``metric`` are given.
+    """
+    if metric is not None:
+        if distance is not None:
+            raise ValueError(f'{owner} got both distance={distance!r} and '
+                             f'its deprecated alias metric={metric!r}; '
+                             'give distance only')
+        shown = repr(metric) if isinstance(metric, str) else '...'
+        warnings.warn(
+            f'{owner}(metric=...) is deprecated and will be removed: use '
+            f'distance={shown}', DeprecationWarning)
+        distance = metric
+    if distance is None:
+        distance = default
+    if callable(distance):
+        warnings.warn(
+            f'{owner}(distance=<callable>) is deprecated and will be '
+            'removed: a model with its own distance gives it through '
+            'scorers(), which the val/test loops hand to the metric; '
+            'standalone, call set_scorers({name: scorer})', DeprecationWarning)
+    return distance
 
 
 def _check_keys(name: str, cfg: Optional[dict], allowed: tuple) -> None:
@@ -75,11 +110,14 @@ class ReIDMetric(BaseMetric):
     twice; a repeated key with a different pid or camid is an error.
 
     Args:
-        metric: ``'euclidean'``, ``'sqeuclidean'``, ``'cosine'`` or a
-            scorer ``(query_chunk (Qc, D), gallery (G, D)) -> distances
-            (Qc, G)``. A scorer set with :meth:`set_scorer` (the model's
-            own distance, e.g. GMN) takes precedence, and named scorers
-            set with :meth:`set_scorers` take precedence over both.
+        distance: ``'euclidean'`` (default), ``'sqeuclidean'`` or
+            ``'cosine'``: the feature distance of models that have no
+            distance of their own. The model's scorers, which mmreid's
+            val/test loops hand over with :meth:`set_scorers`, take
+            precedence. (A callable scorer ``(query_chunk (Qc, D),
+            gallery (G, D)) -> distances (Qc, G)`` is still accepted, with
+            a ``DeprecationWarning``, as is a scorer set with the
+            deprecated :meth:`set_scorer`.)
         normalize: L2-normalise features before comparing them.
         ranks: CMC ranks reported as ``R{k}``.
         max_rank: Length of the computed CMC curve.
@@ -100,7 +138,7 @@ class ReIDMetric(BaseMetric):
             default.
         rerank: ``dict(k1=20, k2=6, lambda_value=0.3)`` to rank by
             k-reciprocal re-ranked distances (squared Euclidean of the
-            features, normalised when ``normalize``, ``metric='cosine'``
+            features, normalised when ``normalize``, ``distance='cosine'``
             or query expansion is on). It holds a dense (Q, G) matrix,
             see :mod:`~mmreid.evaluation.functional.rerank` for its
             memory. Off by default.
@@ -108,10 +146,22 @@ class ReIDMetric(BaseMetric):
             keys (percent) over the kept query-gallery pairs, positive =
             same pid, computed from the same distances as the ranking.
             Off by default.
+        metric: Deprecated alias of ``distance`` (accepted for one
+            release, with a ``DeprecationWarning``).
+
+    The model's distance: a model with its own distance (GMN's M-Net)
+    is evaluated with it, never with ``metric``. mmreid's val/test loops
+    (``ReIDValLoop``, ``ReIDTestLoop``, the multi-target loops) call
+    :meth:`set_scorers` with the model's scorers right before computing;
+    no hook or config line is needed, and such a model refuses to run in
+    a loop that does not (see ``ReIDModel.scorers_handed_to``). The
+    model's scorers compare the model's own features, so ``normalize``,
+    ``query_expansion`` and ``rerank`` (which change or bypass them) are
+    errors with them.
 
     Several distance modes in one run: after
     ``set_scorers({'mnet': f, 'euclid': g, 'fused': h}, primary='mnet')``
-    (done by ``ModelDistanceHook`` for models such as GMN) every mode is
+    (done by the loops for models such as GMN) every mode is
     evaluated on the same features and reported under its name
     (``reid/mnet/R1``, ``reid/euclid/mAP``, ...); the primary mode's
     metrics are also reported without the mode prefix (``reid/R1``,
@@ -119,16 +169,18 @@ class ReIDMetric(BaseMetric):
     models keep working. ``last_result`` is the primary mode's.
 
     Examples:
-        >>> val_evaluator = dict(type='ReIDMetric', metric='cosine')
+        >>> val_evaluator = dict(type='ReIDMetric', distance='cosine')
         >>> val_evaluator = dict(
         ...     type='ReIDMetric',
         ...     rerank=dict(k1=20, k2=6, lambda_value=0.3),
         ...     verification_fprs=(1e-4, 1e-3, 1e-2))
     """
     default_prefix: Optional[str] = 'reid'
+    #: The ``distance`` when none is given.
+    default_distance: str = 'euclidean'
 
     def __init__(self,
-                 metric: Union[str, Scorer] = 'euclidean',
+                 distance: Union[str, Scorer, None] = None,
                  normalize: bool = False,
                  ranks: Sequence[int] = (1, 5, 10, 20),
                  max_rank: int = 50,
@@ -143,7 +195,8 @@ class ReIDMetric(BaseMetric):
                  collect_dir: Optional[str] = None,
                  query_expansion: Optional[dict] = None,
                  rerank: Optional[dict] = None,
-                 verification_fprs: Optional[Sequence[float]] = None) -> None:
+                 verification_fprs: Optional[Sequence[float]] = None,
+                 metric: Union[str, Scorer, None] = None) -> None:
         super().__init__(
             collect_device=collect_device,
             prefix=prefix,
@@ -152,7 +205,8 @@ class ReIDMetric(BaseMetric):
         if any(k < 1 or k > max_rank for k in self.ranks):
             raise ValueError(f'ranks must lie in [1, max_rank={max_rank}], '
                              f'got {self.ranks}')
-        self.metric = metric
+        self.distance = resolve_distance(
+            type(self).__name__, distance, metric, self.default_distance)
         self.normalize = normalize
         self.rank_options = dict(
             max_rank=max_rank,
@@ -174,13 +228,26 @@ class ReIDMetric(BaseMetric):
         # The full result of the last evaluation, for hooks and analysis.
         self.last_result: Optional[ReIDEvalResult] = None
 
+    @property
+    def metric(self) -> Union[str, Scorer]:
+        """Deprecated alias of :attr:`distance`."""
+        return self.distance
+
     def set_scorer(self, scorer: Optional[Scorer]) -> None:
-        """Compare features with a model-owned distance (or None to reset).
+        """Deprecated: compare features with one scorer (None resets).
+
+        The model's distance reaches the metric through
+        :meth:`set_scorers`, which the val/test loops call; this second way
+        is kept for one release, with a ``DeprecationWarning``.
 
         Args:
             scorer: ``(query_chunk (Qc, D), gallery (G, D)) -> distances
                 (Qc, G)``, smaller = more similar.
         """
+        warnings.warn(
+            'ReIDMetric.set_scorer() is deprecated and will be removed: use '
+            'set_scorers({name: scorer}) (the val/test loops call it with '
+            "the model's scorers)", DeprecationWarning)
         if scorer is not None and not callable(scorer):
             raise TypeError(f'a scorer must be callable, got {scorer!r}')
         self.scorer = scorer
@@ -212,6 +279,30 @@ class ReIDMetric(BaseMetric):
                              f'{sorted(scorers)}')
         self.scorers = scorers
         self.primary_scorer = primary if scorers else None
+
+    def primary_distance(self) -> Union[str, Scorer]:
+        """The distance of a protocol that reports one ranking.
+
+        The model's primary scorer (:meth:`set_scorers`), else the scorer
+        of :meth:`set_scorer`, else ``metric``. Split- and trial-based
+        protocols rank with it (the other modes of a model are not
+        reported there).
+
+        Raises:
+            ValueError: ``normalize=True`` with the model's scorers.
+        """
+        if self.scorers:
+            self._check_model_scorer_options()
+            return self.scorers[self.primary_scorer]
+        return self.scorer if self.scorer is not None else self.distance
+
+    def _check_model_scorer_options(self) -> None:
+        if self.normalize:
+            raise ValueError(
+                f'{type(self).__name__}(normalize=True) would L2-normalise '
+                'the features that the model\'s own distance (modes '
+                f'{list(self.scorers)}) compares; the model defines its '
+                'test feature (e.g. GMNHead pair_norm): set normalize=False')
 
     def process(self, data_batch: Any,
                 data_samples: Sequence[Union[dict, BaseDataElement]]) -> None:
@@ -274,10 +365,11 @@ class ReIDMetric(BaseMetric):
         labels = (stack(query, 'pid'), stack(gallery, 'pid'),
                   stack(query, 'camid'), stack(gallery, 'camid'))
         if not self.scorers:
-            metric = self.scorer if self.scorer is not None else self.metric
+            metric = self.primary_distance()
             metrics, self.last_result = self._evaluate(metric, query_feats,
                                                        gallery_feats, labels)
             return metrics
+        self._check_model_scorer_options()
         metrics = dict()
         for name, scorer in self.scorers.items():
             mode_metrics, result = self._evaluate(scorer, query_feats,

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
-from ..layers.mnet import MNet
 from ..losses.pair_losses import group_ids
 from .bnneck_head import BNNeckHead
 
@@ -148,9 +147,12 @@ class GMNHead(BNNeckHead):
         loss_cls (dict, optional): Identity loss on the post-BN feature.
         loss_triplet (dict, optional): Triplet loss on the pre-BN feature
             (logged as ``loss_tri``).
-        mnet (dict): :class:`~mmreid.models.layers.MNet` options
-            (``hidden_channels=512``, ``num_layers=1``,
-            ``output='logit'``); ``in_channels`` is set here.
+        mnet (dict): The M-Net config, built from the registry (``type``
+            defaults to :class:`~mmreid.models.layers.MNet`:
+            ``hidden_channels=512``, ``num_layers=1``,
+            ``output='logit'``); ``in_channels`` is set here (a given one
+            must equal the head's). The built module must provide
+            ``folded_params()`` for the test-time pair scorer.
         loss_gmn (dict): The pair verification loss (L_gmn), default
             ``dict(type='PairVerificationLoss', balance='balanced')``.
         pair_feat (str): ``'post_bn'`` (default) or ``'pre_bn'``: the
@@ -171,10 +173,12 @@ class GMNHead(BNNeckHead):
         gmn_detach_backbone (bool): Stop the gradients of L_gmn and L_pic
             at the instance features (M-Net-only training). Defaults to
             False (end-to-end).
-        test_feature (str, optional): Ignored; accepted so that a
-            ``BNNeckHead`` config can be turned into a ``GMNHead`` one.
-            The test feature is always the paired feature (see
-            :meth:`predict`).
+        test_feature (str, optional): The test feature is always the
+            paired feature (see :meth:`predict`), chosen by ``pair_feat``;
+            ``test_feature`` is accepted (so that a ``BNNeckHead`` config
+            can become a ``GMNHead`` one) only when it names that same
+            feature (``'after_bn'`` for ``post_bn``, ``'before_bn'`` for
+            ``pre_bn``); anything else is an error.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -205,22 +209,39 @@ class GMNHead(BNNeckHead):
             if value not in allowed:
                 raise ValueError(f'GMNHead {name} must be one of {allowed}, '
                                  f'got {value!r}')
+        paired = 'after_bn' if pair_feat == 'post_bn' else 'before_bn'
+        if test_feature is not None and test_feature != paired:
+            raise ValueError(
+                f'GMNHead test_feature={test_feature!r} contradicts '
+                f'pair_feat={pair_feat!r}: GMN tests on the paired feature '
+                f'({paired!r}), the one its M-Net scores; choose it with '
+                "pair_feat ('post_bn' or 'pre_bn') and drop test_feature")
         super().__init__(
             in_channels=in_channels,
             num_classes=num_classes,
             loss_cls=loss_cls,
             loss_triplet=loss_triplet,
-            test_feature='after_bn' if pair_feat == 'post_bn' else 'before_bn',
+            test_feature=paired,
             init_cfg=init_cfg)
         self.pair_feat = pair_feat
         self.pair_norm = pair_norm
         self.pair_mining = pair_mining
         self.gmn_detach_backbone = gmn_detach_backbone
+        if not isinstance(mnet, dict):
+            raise TypeError(f'GMNHead mnet must be a dict, got {mnet!r}')
         mnet = dict(mnet)
-        mnet.pop('type', None)
+        mnet.setdefault('type', 'MNet')
+        if mnet.setdefault('in_channels', in_channels) != in_channels:
+            raise ValueError(f"GMNHead mnet.in_channels={mnet['in_channels']}"
+                             f' differs from the head\'s in_channels='
+                             f'{in_channels}')
         # Not init_cfg's Normal(std=0.001) (meant for the classifier):
         # the M-Net keeps PyTorch's default Linear init.
-        self.mnet = MNet(in_channels=in_channels, **mnet)
+        self.mnet = MODELS.build(mnet)
+        if not callable(getattr(self.mnet, 'folded_params', None)):
+            raise TypeError(f"GMNHead mnet type {mnet['type']!r} has no "
+                            'folded_params(), which the test-time pair '
+                            'scorer needs')
         self.loss_gmn = MODELS.build(loss_gmn)
 
         self.dp = _merge_options('dp', dp, DP_DEFAULTS)

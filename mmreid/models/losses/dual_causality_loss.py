@@ -1,4 +1,4 @@
-from typing import Dict, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -37,23 +37,54 @@ class DualCausalityLoss(nn.Module):
     Anchors without a negative in the batch are ignored (as
     :class:`TripletLoss`).
 
+    **The authors' ablation flags.** ``use_pos``/``use_neg`` follow the
+    paper's equations (L+ / L-). The authors' code splits differently:
+    ``--only-P`` keeps the anchor-positive terms of both losses
+    (``sp(D+_ap - D0_ap) + sp(D0_ap - D-_ap)``), ``--only-N`` the
+    anchor-negative ones. ``terms=('pos_ap', 'neg_ap')`` and
+    ``terms=('pos_an', 'neg_an')`` reproduce them.
+
     Args:
         use_pos (bool): Include L+ (``False``: the "only L-" ablation).
             Defaults to True.
         use_neg (bool): Include L- (``False``: the "only L+" ablation).
             Defaults to True.
+        terms (Sequence[str], optional): The terms to sum, a non-empty
+            subset of ``('pos_ap', 'pos_an', 'neg_ap', 'neg_an')`` (the
+            four softplus terms above, in that order); replaces
+            ``use_pos``/``use_neg``, which must then stay True. Defaults
+            to None (the terms of ``use_pos``/``use_neg``).
         loss_weight (float): Multiplier of the loss. Defaults to 1.
     """
+
+    TERMS = ('pos_ap', 'pos_an', 'neg_ap', 'neg_an')
 
     def __init__(self,
                  use_pos: bool = True,
                  use_neg: bool = True,
+                 terms: Optional[Sequence[str]] = None,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         if not (use_pos or use_neg):
             raise ValueError('at least one of use_pos and use_neg is needed')
-        self.use_pos = use_pos
-        self.use_neg = use_neg
+        if terms is None:
+            terms = (('pos_ap', 'pos_an') if use_pos else
+                     ()) + (('neg_ap', 'neg_an') if use_neg else ())
+        else:
+            if isinstance(terms, str):
+                terms = (terms, )
+            terms = tuple(terms)
+            if not (use_pos and use_neg):
+                raise ValueError('DualCausalityLoss: give either terms or '
+                                 'use_pos/use_neg, not both')
+            unknown = [t for t in terms if t not in self.TERMS]
+            if not terms or unknown or len(set(terms)) != len(terms):
+                raise ValueError(f'DualCausalityLoss terms must be distinct '
+                                 f'names from {self.TERMS}, got {terms!r}')
+        #: The summed terms, in the order of ``TERMS``.
+        self.terms = tuple(t for t in self.TERMS if t in terms)
+        self.use_pos = any(t.startswith('pos_') for t in self.terms)
+        self.use_neg = any(t.startswith('neg_') for t in self.terms)
         self.loss_weight = loss_weight
 
     @staticmethod
@@ -91,9 +122,7 @@ class DualCausalityLoss(nn.Module):
         valid = torch.isfinite(d0_an)
         if not valid.any():
             loss = (feat.sum() + feat_pos.sum() + feat_neg.sum()) * 0.0
-            names = (('pos_ap', 'pos_an') if self.use_pos else
-                     ()) + (('neg_ap', 'neg_an') if self.use_neg else ())
-            terms = {k: loss.detach() for k in names}
+            terms = {k: loss.detach() for k in self.terms}
         else:
             d0_ap, d0_an = d0_ap[valid], d0_an[valid]
             terms = dict()
@@ -105,6 +134,7 @@ class DualCausalityLoss(nn.Module):
                 dn_ap, dn_an = self._mine(feat_neg.float(), labels)
                 terms['neg_ap'] = F.softplus(d0_ap - dn_ap[valid]).mean()
                 terms['neg_an'] = F.softplus(dn_an[valid] - d0_an).mean()
+            terms = {k: terms[k] for k in self.terms}
             loss = sum(terms.values())
         loss = self.loss_weight * loss
         if not return_terms:

@@ -1,22 +1,31 @@
 """GMN as a ReID model whose distance is its metric network."""
+import warnings
 from typing import Dict, Optional, Tuple
 
 import torch
+from mmengine.logging import print_log
 
-from mmreid.evaluation.functional.pair_scoring import (PAIR_DISTANCE_MODES,
+from mmreid.evaluation.functional.pair_scoring import (DEFAULT_CHECK_QUERIES,
+                                                       DEFAULT_MAX_LOGIT_ERROR,
+                                                       PAIR_DISTANCE_MODES,
                                                        PAIR_SCORING_METHODS,
-                                                       MNetPairScorer,
-                                                       mnet_distances)
+                                                       MNetPairScorer)
 from mmreid.registry import MODELS
 from .reid_model import ReIDModel
 
 GMN_TEST_DEFAULTS = dict(
-    test_distance='mnet',
+    distance='mnet',
     fuse_beta=0.5,
     mnet_topk=None,
     report_modes=('mnet', 'euclid', 'fused'),
     memory_budget_mb=256,
-    method='decomposed')
+    method='decomposed',
+    check_queries=DEFAULT_CHECK_QUERIES,
+    max_logit_error=DEFAULT_MAX_LOGIT_ERROR)
+
+
+def _log(message: str) -> None:
+    print_log(message, logger='current')
 
 
 @MODELS.register_module()
@@ -31,17 +40,20 @@ class GMNReID(ReIDModel):
     (BatchNorm folded, exact and chunked, see
     :mod:`mmreid.evaluation.functional.pair_scoring`).
 
-    ``ModelDistanceHook`` hands :meth:`scorers` to every ``ReIDMetric``
-    before validation and test, so one run reports every mode of
-    ``report_modes`` (``reid/mnet/mAP``, ``reid/euclid/mAP``, ...) and the
-    primary mode ``test_distance`` also without the mode prefix
-    (``reid/mAP``).
+    Its features are only meaningful with its own distance
+    (``has_own_distance``): mmreid's val/test loops hand :meth:`scorers`
+    to every metric (no hook or config line needed), so one run reports
+    every mode of ``report_modes`` (``reid/mnet/mAP``,
+    ``reid/euclid/mAP``, ...) and the primary mode ``distance`` also
+    without the mode prefix (``reid/mAP``). In a loop that cannot hand
+    them over, :meth:`val_step`/:meth:`test_step` raise instead of letting
+    the metric rank with its Euclidean distance.
 
     Args:
         head (dict): A ``GMNHead`` config (it must have an ``mnet``).
         test_cfg (dict, optional): Test-time options:
 
-            - ``test_distance``: ``'mnet'`` (default, ``-z``),
+            - ``distance``: ``'mnet'`` (default, ``-z``),
               ``'euclid'`` (``||q - g||^2``) or ``'fused'``
               (``(1 - beta) ||q - g||^2 / 4 + beta (1 - sigmoid(z))``);
             - ``fuse_beta``: beta of ``'fused'`` (default 0.5);
@@ -54,15 +66,33 @@ class GMNReID(ReIDModel):
             - ``memory_budget_mb``: budget of the scorer's chunk buffers
               (default 256);
             - ``method``: ``'decomposed'`` (default) or ``'direct'``;
-            - ``flip``: must stay False (GMN scores the training feature).
+            - ``check_queries``: queries per gallery on which the
+              decomposed form is checked against the direct one at every
+              evaluation, max |dz| logged (default 32; 0 = no check);
+            - ``max_logit_error``: above this max |dz| the gallery is
+              scored with the direct form, with a log line (default
+              1e-5, ``pair_scoring.DEFAULT_MAX_LOGIT_ERROR``);
+            - ``flip``: must stay False (GMN scores the training feature);
+            - ``test_distance``: deprecated alias of ``distance`` (one
+              release).
         **kwargs: See :class:`ReIDModel`.
     """
+
+    has_own_distance = True
 
     def __init__(self,
                  *args,
                  test_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         test_cfg = dict(test_cfg or {})
+        if 'test_distance' in test_cfg:
+            if 'distance' in test_cfg:
+                raise ValueError('GMNReID test_cfg has both distance and its '
+                                 'deprecated alias test_distance')
+            warnings.warn(
+                'GMNReID test_cfg.test_distance is deprecated and will be '
+                'removed: use test_cfg.distance', DeprecationWarning)
+            test_cfg['distance'] = test_cfg.pop('test_distance')
         unknown = set(test_cfg) - set(GMN_TEST_DEFAULTS) - {'flip'}
         if unknown:
             raise ValueError(
@@ -79,7 +109,7 @@ class GMNReID(ReIDModel):
             raise TypeError(f'GMNReID needs a head with an M-Net (GMNHead), '
                             f'got {type(self.head).__name__}')
         modes = tuple(gmn_cfg['report_modes'])
-        for mode in (gmn_cfg['test_distance'], ) + modes:
+        for mode in (gmn_cfg['distance'], ) + modes:
             if mode not in PAIR_DISTANCE_MODES:
                 raise ValueError(f'GMNReID test_cfg modes must be in '
                                  f'{PAIR_DISTANCE_MODES}, got {mode!r}')
@@ -90,7 +120,14 @@ class GMNReID(ReIDModel):
         if not 0 <= gmn_cfg['fuse_beta'] <= 1:
             raise ValueError('GMNReID test_cfg.fuse_beta must lie in [0, '
                              f"1], got {gmn_cfg['fuse_beta']!r}")
-        primary = gmn_cfg['test_distance']
+        check = gmn_cfg['check_queries']
+        if isinstance(check, bool) or not isinstance(check, int) or check < 0:
+            raise ValueError('GMNReID test_cfg.check_queries must be an int '
+                             f'>= 0, got {check!r}')
+        if not gmn_cfg['max_logit_error'] > 0:
+            raise ValueError('GMNReID test_cfg.max_logit_error must be > 0, '
+                             f"got {gmn_cfg['max_logit_error']!r}")
+        primary = gmn_cfg['distance']
         gmn_cfg['report_modes'] = (primary, ) + tuple(
             m for m in dict.fromkeys(modes) if m != primary)
         self.gmn_test_cfg = gmn_cfg
@@ -104,11 +141,14 @@ class GMNReID(ReIDModel):
         cfg = self.gmn_test_cfg
         topk = cfg['mnet_topk'] if mode == 'mnet' else None
         return dict(
-            mode=mode,
+            distance=mode,
             fuse_beta=cfg['fuse_beta'],
             topk=topk,
             method=cfg['method'],
-            memory_budget_mb=cfg['memory_budget_mb'])
+            memory_budget_mb=cfg['memory_budget_mb'],
+            check_queries=cfg['check_queries'],
+            max_logit_error=cfg['max_logit_error'],
+            log=_log)
 
     def distance(self,
                  query: torch.Tensor,
@@ -120,22 +160,27 @@ class GMNReID(ReIDModel):
             query (Tensor): Shape (Q, D), features of :meth:`predict`.
             gallery (Tensor): Shape (G, D).
             mode (str, optional): ``'mnet'``, ``'euclid'`` or ``'fused'``;
-                defaults to ``test_cfg.test_distance``.
+                defaults to ``test_cfg.distance``.
 
         Returns:
             Tensor: Shape (Q, G), fp32, on the query's device.
         """
-        mode = mode or self.gmn_test_cfg['test_distance']
-        return mnet_distances(query, gallery, **self.head.mnet.folded_params(),
-                              **self._mode_options(mode))
+        mode = mode or self.gmn_test_cfg['distance']
+        if mode not in PAIR_DISTANCE_MODES:
+            raise ValueError(f'mode must be one of {PAIR_DISTANCE_MODES}, '
+                             f'got {mode!r}')
+        scorer = MNetPairScorer(**self.head.mnet.folded_params(),
+                                **self._mode_options(mode))
+        return scorer(query, gallery)
 
     def scorers(self) -> Dict[str, MNetPairScorer]:
         """One metric scorer per reported mode, primary first.
 
         Each is ``(query_chunk (Qc, D), gallery (G, D)) -> (Qc, G)``
         distances with the M-Net as it is now (BatchNorm folded from its
-        running statistics), so call it after training steps, e.g. in
-        ``before_val``.
+        running statistics); the loops call this right before the metrics
+        compute. Each checks the decomposed form on its first gallery
+        (see :class:`MNetPairScorer`) and logs max |dz|.
         """
         params = self.head.mnet.folded_params()
         return {

@@ -1,14 +1,55 @@
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, is_model_wrapper
 
-from mmreid.evaluation.functional import compute_distance
+from mmreid.evaluation.functional import Scorer, compute_distance
 from mmreid.models.layers.mbn import modality_aware_modules, set_modality
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 
 DISTANCES = ('euclidean', 'sqeuclidean', 'cosine')
+
+
+def get_model_scorers(model) -> Optional[Dict[str, Scorer]]:
+    """The model's own distances (see :meth:`ReIDModel.scorers`).
+
+    The one place where evaluation asks a model how its features are
+    compared: mmreid's val/test loops, ``rank_gallery`` and
+    ``RankedListHook`` all call it.
+
+    Args:
+        model (nn.Module): A model, possibly in a wrapper (DDP, ...).
+
+    Returns:
+        dict[str, Callable] | None: Mode name -> scorer, the primary mode
+        first; None when the model compares features with a feature
+        distance that the metric configures (plain ``ReIDModel``) or has
+        no ``scorers`` method at all.
+
+    Raises:
+        RuntimeError: The model declares its own distance
+            (``has_own_distance``) but gives no scorer.
+        TypeError: A scorer is not callable or a name is not a string.
+    """
+    if is_model_wrapper(model):
+        model = model.module
+    method = getattr(model, 'scorers', None)
+    scorers = method() if callable(method) else None
+    if not scorers:
+        if getattr(model, 'has_own_distance', False):
+            raise RuntimeError(f'{type(model).__name__} compares features '
+                               'with its own distance but its scorers() '
+                               'returned none')
+        return None
+    scorers = dict(scorers)
+    for name, scorer in scorers.items():
+        if not isinstance(name, str) or not callable(scorer):
+            raise TypeError(f'{type(model).__name__}.scorers() must map '
+                            f'mode names to callables, got {name!r}: '
+                            f'{scorer!r}')
+    return scorers
 
 
 @MODELS.register_module()
@@ -24,7 +65,12 @@ class ReIDModel(BaseModel):
 
     The model also owns how two features are compared
     (:meth:`distance`), so that a learned matcher can replace the Euclidean
-    distance without the evaluator knowing.
+    distance without the evaluator knowing. A model with its own distance
+    (``has_own_distance = True``, e.g. GMN's M-Net) returns it from
+    :meth:`scorers`; mmreid's val/test loops hand those scorers to every
+    metric, and :meth:`val_step`/:meth:`test_step` refuse to run in a loop
+    that does not (see :meth:`scorers_handed_to`), so such a model is never
+    evaluated with another distance by mistake.
 
     Args:
         backbone (dict): Backbone config, e.g. ``ReIDResNet``.
@@ -62,6 +108,10 @@ class ReIDModel(BaseModel):
     Models without such modules ignore modality entirely.
     """
 
+    #: Whether features must be compared with :meth:`scorers` (a learned
+    #: distance that no metric knows) rather than a feature distance.
+    has_own_distance: bool = False
+
     def __init__(self,
                  backbone: dict,
                  head: dict,
@@ -91,6 +141,9 @@ class ReIDModel(BaseModel):
         if unknown:
             raise ValueError(f'unknown test_cfg keys {sorted(unknown)}; '
                              'supported: flip')
+        #: Who hands :meth:`scorers` to the metrics of the running
+        #: evaluation (set by :meth:`scorers_handed_to`).
+        self.scorers_consumer: Optional[str] = None
         self.aux_loss = None
         self.aux_stage_weights: Union[float, Tuple[float, ...]] = 1.0
         if aux_loss:
@@ -294,3 +347,65 @@ class ReIDModel(BaseModel):
             Tensor: Shape (Q, G), fp32.
         """
         return compute_distance(query, gallery, metric=self.distance_type)
+
+    def scorers(self) -> Optional[Dict[str, Scorer]]:
+        """The model's own distances, one per reported mode.
+
+        A model that compares features with something no metric knows (a
+        learned matcher) returns ``{mode: scorer}``, the primary mode
+        first; each scorer maps ``(query_chunk (Qc, D), gallery (G, D))``
+        to distances (Qc, G), smaller = closer, with the weights as they
+        are now. mmreid's val/test loops hand them to every metric before
+        it computes (no hook or config line is needed), and
+        ``rank_gallery`` and ``RankedListHook`` rank with the primary one.
+
+        Returns:
+            dict[str, Callable] | None: None here: a plain ``ReIDModel``
+            compares features with a feature distance, configured on the
+            metric (``ReIDMetric(metric=...)``).
+        """
+        return None
+
+    @contextmanager
+    def scorers_handed_to(self, consumer: str) -> Iterator[None]:
+        """Declare that ``consumer`` hands :meth:`scorers` to the metrics.
+
+        mmreid's loops enter this around an evaluation. A model with its
+        own distance refuses :meth:`val_step`/:meth:`test_step` outside
+        it, because a loop that does not hand the scorers over (mmengine's
+        ``ValLoop``/``TestLoop``, a custom loop) would let the metric fall
+        back to its Euclidean distance and print a wrong number.
+
+        Args:
+            consumer (str): Who hands the scorers over, for messages.
+        """
+        previous = self.scorers_consumer
+        self.scorers_consumer = consumer
+        try:
+            yield
+        finally:
+            self.scorers_consumer = previous
+
+    def _require_scorers_consumer(self, step: str) -> None:
+        if self.has_own_distance and self.scorers_consumer is None:
+            raise RuntimeError(
+                f'{type(self).__name__}.{step} ran in a loop that does not '
+                'hand the model\'s own distance (scorers()) to the '
+                'metric, which would then rank with its own '
+                'Euclidean distance. Use mmreid\'s loops: val_cfg = '
+                "dict(type='ReIDValLoop'), test_cfg = dict(type="
+                "'ReIDTestLoop') or the MultiTarget loops (tools/train.py "
+                'and tools/test.py choose them when the config names no '
+                'loop type).')
+
+    def val_step(self, data: Union[dict, tuple, list]) -> list:
+        """mmengine's ``val_step``, refused when the model's own distance
+        cannot reach the metric (see :meth:`scorers_handed_to`)."""
+        self._require_scorers_consumer('val_step')
+        return super().val_step(data)
+
+    def test_step(self, data: Union[dict, tuple, list]) -> list:
+        """mmengine's ``test_step``, refused when the model's own distance
+        cannot reach the metric (see :meth:`scorers_handed_to`)."""
+        self._require_scorers_consumer('test_step')
+        return super().test_step(data)

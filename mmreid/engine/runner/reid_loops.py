@@ -1,0 +1,152 @@
+"""Validation and test loops that hand the model's distance to the metrics.
+
+mmengine's ``ValLoop``/``TestLoop`` never ask the model how its features
+are compared, so a metric would rank a learned matcher's features (GMN's
+M-Net) with its own Euclidean distance. mmreid's loops apply one contract
+(:func:`hand_model_scorers`): right before the metrics compute, every
+metric gets the model's :meth:`~mmreid.models.ReIDModel.scorers`, and a
+metric that cannot take them is an error. ``tools/train.py`` and
+``tools/test.py`` use these loops whenever ``val_cfg``/``test_cfg`` name
+no loop type, so no config line is needed; the multi-target loops apply
+the same contract per target.
+"""
+import logging
+from contextlib import nullcontext
+from typing import ContextManager, Dict, Optional
+
+from mmengine.evaluator import Evaluator
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.runner.loops import TestLoop, ValLoop, _parse_losses
+
+from mmreid.models.reiders.reid_model import Scorer, get_model_scorers
+from mmreid.registry import LOOPS
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def scorers_handed_by(model, consumer: str) -> ContextManager:
+    """The context in which ``consumer`` hands the model's scorers over.
+
+    Models with their own distance refuse ``val_step``/``test_step``
+    outside it (see :meth:`~mmreid.models.ReIDModel.scorers_handed_to`);
+    other models (without the method) get a no-op context.
+    """
+    enter = getattr(_unwrap(model), 'scorers_handed_to', None)
+    return enter(consumer) if callable(enter) else nullcontext()
+
+
+def hand_model_scorers(model, evaluator: Evaluator,
+                       consumer: str) -> Optional[Dict[str, Scorer]]:
+    """Give every metric of ``evaluator`` the model's own distances.
+
+    Call it after the features are extracted and before
+    ``evaluator.evaluate``: the scorers are built from the weights as they
+    are then (an EMA swap in ``before_val_epoch`` included). A model
+    without its own distance resets the metrics to their configured
+    feature distance (``set_scorers(None)``), so a metric reused across
+    models never keeps stale scorers.
+
+    Args:
+        model (nn.Module): The runner's model, possibly wrapped.
+        evaluator (Evaluator): The evaluator about to compute.
+        consumer (str): Who hands them over, for messages.
+
+    Returns:
+        dict[str, Callable] | None: The scorers handed over, primary first.
+
+    Raises:
+        TypeError: The model has its own distance and a metric has no
+            ``set_scorers(scorers, primary)`` to take it.
+    """
+    scorers = get_model_scorers(model)
+    primary = next(iter(scorers)) if scorers else None
+    metrics = list(getattr(evaluator, 'metrics', None) or [])
+    for metric in metrics:
+        set_scorers = getattr(metric, 'set_scorers', None)
+        if not callable(set_scorers):
+            if scorers:
+                raise TypeError(
+                    f'{consumer}: {type(metric).__name__} cannot take the '
+                    f'distance of {type(_unwrap(model)).__name__} (modes '
+                    f'{list(scorers)}): a metric that evaluates a model '
+                    'with its own distance needs set_scorers(scorers, '
+                    'primary), as ReIDMetric has; without it, it would '
+                    'rank with another distance')
+            continue
+        set_scorers(scorers, primary=primary)
+    if scorers and metrics:
+        print_log(
+            f'{consumer}: {len(metrics)} metric(s) score with the model\'s '
+            f'distance modes {list(scorers)} (primary {primary!r})',
+            logger='current',
+            level=logging.INFO)
+    return scorers
+
+
+@LOOPS.register_module()
+class ReIDValLoop(ValLoop):
+    """mmengine's ``ValLoop`` whose metrics get the model's distance.
+
+    The same iterations, hooks and keys as ``ValLoop``; right before the
+    evaluator computes, :func:`hand_model_scorers` gives every metric the
+    model's scorers (GMN: ``reid/mnet/mAP``, ``reid/euclid/mAP``, ... and
+    the primary mode as ``reid/mAP``). ``tools/train.py`` uses it when
+    ``val_cfg`` names no loop type.
+
+    Example:
+        >>> val_cfg = dict(type='ReIDValLoop')
+    """
+
+    _phase = 'val'
+
+    def run(self) -> dict:
+        """Extract the features, hand the scorers over, evaluate.
+
+        Returns:
+            dict: The metrics, as mmengine's loop returns them.
+        """
+        phase = self._phase
+        runner = self.runner
+        with scorers_handed_by(runner.model, type(self).__name__):
+            runner.call_hook(f'before_{phase}')
+            runner.call_hook(f'before_{phase}_epoch')
+            runner.model.eval()
+            losses = self._losses
+            losses.clear()
+            for idx, data_batch in enumerate(self.dataloader):
+                self.run_iter(idx, data_batch)
+            hand_model_scorers(runner.model, self.evaluator,
+                               type(self).__name__)
+            metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
+            if losses:
+                metrics.update(_parse_losses(losses, phase))
+            runner.call_hook(f'after_{phase}_epoch', metrics=metrics)
+            runner.call_hook(f'after_{phase}')
+        return metrics
+
+    @property
+    def _losses(self) -> dict:
+        return self.val_loss
+
+
+@LOOPS.register_module()
+class ReIDTestLoop(TestLoop):
+    """mmengine's ``TestLoop`` whose metrics get the model's distance.
+
+    See :class:`ReIDValLoop`; ``tools/test.py`` uses it when ``test_cfg``
+    names no loop type, and ``tools/dist_test.sh`` runs it on every rank
+    (each rank hands its scorers to its metric; rank 0 computes).
+
+    Example:
+        >>> test_cfg = dict(type='ReIDTestLoop')
+    """
+
+    _phase = 'test'
+    run = ReIDValLoop.run
+
+    @property
+    def _losses(self) -> dict:
+        return self.test_loss

@@ -1,0 +1,215 @@
+"""The model's own distance reaches every metric through the loops.
+
+The reference numbers are computed here from the definition: the M-Net
+module itself (not its folded, decomposed test-time form) scores every
+query-gallery pair ``(q - g) ** 2`` and the distance is ``-z``.
+"""
+import copy
+import json
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.evaluator import BaseMetric, Evaluator
+from mmengine.runner import Runner
+
+from mmreid.engine.runner import (MultiTargetTestLoop, ReIDTestLoop,
+                                  hand_model_scorers)
+from mmreid.evaluation import ReIDMetric
+from mmreid.evaluation.functional import evaluate_rank
+from mmreid.utils.config import load_config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+# A user's copy of the GMN quick-start config: the hooks list of a BoT
+# config replaces GMN's (mmengine replaces lists whole), a tiny model and
+# a tiny held-out domain.
+USER_CONFIG = '''
+_base_ = '{repo}/configs/gmn/gmn_r18_synthreid.py'
+custom_hooks = [
+    dict(type='TrainSetupCheckHook'),
+    dict(type='FeatureProgressHook'),
+]
+synth = dict(type='SynthReID', data_root='{root}', num_domains=3,
+             size='tiny', seed=0, img_size=(32, 16))
+test_dataloader = dict(
+    batch_size=8, num_workers=0, persistent_workers=False,
+    dataset=dict(synth, domain=2, split='test',
+                 pipeline=[dict(type='LoadImageFromFile'),
+                           dict(type='ReIDResize', size=(32, 16)),
+                           dict(type='PackReIDInputs')]))
+model = dict(
+    backbone=dict(base_channels=8, stem_channels=8),
+    head=dict(in_channels=64, mnet=dict(hidden_channels=32)))
+randomness = dict(seed=0)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+'''
+
+
+@pytest.fixture(scope='module')
+def user_config(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('gmn_user_config')
+    path = folder / 'my_gmn.py'
+    path.write_text(
+        USER_CONFIG.format(repo=REPO, root=str(folder / 'synthreid')))
+    return str(path)
+
+
+def mnet_reference(model, dataloader):
+    """mAP (percent) of the M-Net and of the Euclidean distance, from the
+    features the model predicts and the M-Net module as defined."""
+    model.eval()
+    feats, pids, camids, is_query = [], [], [], []
+    with torch.no_grad():
+        for batch in dataloader:
+            data = model.data_preprocessor(batch, False)
+            for sample in model(**data, mode='predict'):
+                feats.append(sample.pred_feature)
+                pids.append(int(sample.gt_label))
+                camids.append(int(sample.camid))
+                is_query.append(sample.role == 'query')
+        feats = torch.stack(feats).float()
+        pids, camids = torch.tensor(pids), torch.tensor(camids)
+        q = torch.tensor(is_query)
+        query, gallery = feats[q], feats[~q]
+        pair_feats = (query[:, None] - gallery[None]).pow(2)
+        z = model.head.mnet(pair_feats.flatten(0, 1)).view(
+            len(query), len(gallery))
+    labels = (pids[q], pids[~q], camids[q], camids[~q])
+    mnet = evaluate_rank(-z, *labels).mAP * 100
+    euclid = evaluate_rank(torch.cdist(query, gallery), *labels).mAP * 100
+    return mnet, euclid
+
+
+@pytest.fixture(scope='module')
+def tested(user_config, tmp_path_factory):
+    """Run the user's config as tools/test.py would (random weights)."""
+    work_dir = str(tmp_path_factory.mktemp('gmn_test_run'))
+    cfg = load_config(user_config, work_dir=work_dir)
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    return runner, metrics
+
+
+def test_replaced_hooks_still_report_the_mnet(tested):
+    """No config line is needed: the loop hands the M-Net to the metric."""
+    runner, metrics = tested
+    assert isinstance(runner.test_loop, ReIDTestLoop)
+    mnet, euclid = mnet_reference(runner.model, runner.test_dataloader)
+    # The data tells the two distances apart, so the check means something.
+    assert abs(mnet - euclid) > 1.0
+    assert metrics['reid/mAP'] == pytest.approx(mnet, abs=1e-4)
+    assert metrics['reid/mnet/mAP'] == pytest.approx(mnet, abs=1e-4)
+    assert metrics['reid/euclid/mAP'] == pytest.approx(euclid, abs=1e-4)
+
+
+def test_mmengine_loop_refuses_a_model_with_its_own_distance(
+        user_config, tmp_path):
+    """mmengine's TestLoop cannot hand the M-Net over: an error, not a
+    Euclidean number."""
+    cfg = load_config(
+        user_config,
+        cfg_options=dict(test_cfg=dict(type='TestLoop')),
+        work_dir=str(tmp_path))
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(RuntimeError, match='ReIDTestLoop'):
+        runner.test()
+
+
+class NoScorerMetric(BaseMetric):
+    """A metric that has no ``set_scorers``."""
+
+    def process(self, data_batch, data_samples):
+        pass
+
+    def compute_metrics(self, results):
+        return {}
+
+
+def test_a_metric_that_cannot_take_the_scorers_is_an_error(tested):
+    runner, _ = tested
+    with pytest.raises(TypeError, match='NoScorerMetric cannot take'):
+        hand_model_scorers(runner.model, Evaluator([NoScorerMetric()]), 'test')
+    # A model without its own distance resets stale scorers.
+    plain = torch.nn.Linear(2, 2)
+    metric = ReIDMetric()
+    metric.set_scorers({'x': lambda q, g: torch.cdist(q, g)})
+    assert hand_model_scorers(plain, Evaluator([metric]), 'test') is None
+    assert metric.scorers == {}
+
+
+def test_multi_target_loop_hands_the_mnet_to_every_target(tested, tmp_path):
+    runner, metrics = tested
+    target = dict(
+        name='d2',
+        dataloader=runner.cfg.test_dataloader,
+        evaluator=dict(type='ReIDMetric', distance='euclidean'))
+    loop = MultiTargetTestLoop(
+        runner, targets=[target, dict(target, name='again')])
+    multi = loop.run()
+    mnet, euclid = mnet_reference(runner.model, runner.test_dataloader)
+    for name in ('d2', 'again'):
+        assert multi[f'{name}/mAP'] == pytest.approx(mnet, abs=1e-4)
+        assert multi[f'{name}/euclid/mAP'] == pytest.approx(euclid, abs=1e-4)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _run(args, **env):
+    full_env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable)
+    full_env['PYTHONPATH'] = os.pathsep.join(
+        p for p in (REPO, full_env.get('PYTHONPATH', '')) if p)
+    full_env.update(env)
+    proc = subprocess.run(
+        args,
+        cwd=REPO,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return proc.stdout
+
+
+def test_tools_test_and_distributed_test_report_the_mnet(
+        tested, user_config, tmp_path):
+    """tools/test.py and tools/dist_test.sh (2 CPU processes) take the
+    same path: the M-Net mAP of the checkpoint, not the Euclidean one."""
+    runner, _ = tested
+    ckpt = str(tmp_path / 'gmn.pth')
+    torch.save(dict(state_dict=runner.model.state_dict(), meta=dict()), ckpt)
+    # An odd number of test images makes the distributed sampler pad the
+    # last batch; the padded sample must not be counted twice.
+    num_test = len(runner.test_dataloader.dataset)
+    num_test -= 1 - num_test % 2
+    loader_cfg = copy.deepcopy(runner.cfg.test_dataloader)
+    loader_cfg.dataset.indices = num_test
+    mnet, euclid = mnet_reference(runner.model,
+                                  Runner.build_dataloader(loader_cfg))
+    assert abs(mnet - euclid) > 1.0
+    commands = dict(
+        single=[sys.executable, 'tools/test.py', user_config, ckpt],
+        dist=['bash', 'tools/dist_test.sh', user_config, ckpt, '2'])
+    for name, command in commands.items():
+        out = str(tmp_path / f'{name}.json')
+        _run(
+            command + [
+                '--work-dir',
+                str(tmp_path / name), '--out', out, '--cfg-options',
+                f'test_dataloader.dataset.indices={num_test}'
+            ],
+            PORT=str(_free_port()))
+        with open(out) as f:
+            metrics = json.load(f)
+        assert metrics['reid/mAP'] == pytest.approx(mnet, abs=1e-4), name
+        assert metrics['reid/euclid/mAP'] == pytest.approx(
+            euclid, abs=1e-4), name
