@@ -1,7 +1,8 @@
+import copy
 import os
 import os.path as osp
 import re
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from mmengine.dataset import BaseDataset
 
@@ -17,6 +18,34 @@ def list_images(folder: str) -> List[str]:
     """
     return sorted(
         f for f in os.listdir(folder) if f.lower().endswith(IMG_EXTENSIONS))
+
+
+def metainfo_as_given(defaults: Mapping,
+                      metainfo: Optional[Mapping] = None) -> dict:
+    """Merge a dataset's ``METAINFO`` with the config's ``metainfo``.
+
+    mmengine's ``BaseDataset._load_metainfo`` treats every string value
+    as a possible file name and, if a file or folder of that name exists in
+    the working directory, replaces the value by its lines (a folder
+    ``labeled/`` next to the data crashes ``CUHK03NP``; a file ``V1``
+    silently becomes the MSMT17 version). Metadata is data: here it is
+    taken as given and never looked up.
+
+    Args:
+        defaults: The class's ``METAINFO``.
+        metainfo: The ``metainfo`` argument, or ``None``.
+
+    Returns:
+        dict: A deep copy of ``defaults`` updated with ``metainfo``.
+    """
+    merged = copy.deepcopy(dict(defaults))
+    if metainfo is None:
+        return merged
+    if not isinstance(metainfo, Mapping):
+        raise TypeError(f'metainfo must be a dict, got '
+                        f'{type(metainfo).__name__}: {metainfo!r}')
+    merged.update(copy.deepcopy(dict(metainfo)))
+    return merged
 
 
 class DatasetLayoutError(FileNotFoundError):
@@ -79,6 +108,11 @@ class BaseReIDDataset(BaseDataset):
             lazy_init=lazy_init,
             serialize_data=True,
             **kwargs)
+
+    @classmethod
+    def _load_metainfo(cls, metainfo: Optional[Mapping] = None) -> dict:
+        """Metainfo as given; see :func:`metainfo_as_given`."""
+        return metainfo_as_given(cls.METAINFO, metainfo)
 
     @property
     def dataset_name(self) -> str:

@@ -4,6 +4,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 from mmengine.dataset import BaseDataset
 
 from mmreid.registry import DATASETS
+from .base_reid_dataset import metainfo_as_given
 
 SourceConfig = Union[dict, BaseDataset]
 
@@ -63,6 +64,11 @@ class ConcatReIDDataset(BaseDataset):
         ...     ],
         ...     pipeline=train_pipeline)
     """
+
+    @classmethod
+    def _load_metainfo(cls, metainfo: Optional[dict] = None) -> dict:
+        """Metainfo as given, never read from a file."""
+        return metainfo_as_given(cls.METAINFO, metainfo)
 
     def __init__(self,
                  datasets: Sequence[SourceConfig],
