@@ -57,3 +57,7 @@ class SynthReIDVI(SYSUMM01):
             osp.join(data_root, 'SYSU-MM01'), split=split, mode=mode, **kwargs)
         name = 'synthreid-vi' if split == 'train' else f'synthreid-vi-{mode}'
         self._metainfo['dataset_name'] = name
+
+    def published_counts(self) -> None:
+        """Generated data: SYSU-MM01's published counts do not apply."""
+        return None
