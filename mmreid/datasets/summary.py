@@ -95,9 +95,9 @@ def describe_differences(differences: Sequence[Difference]) -> str:
 
 
 def format_modalities(modalities: Mapping[int, int]) -> str:
-    """``'vis:22258 ir:11909'``; a single visible modality is ``'vis'``."""
-    if set(modalities) <= {0}:
-        return 'vis'
+    """``'vis:22258 ir:11909'``; a single modality is its name (``'ir'``)."""
+    if len(modalities) <= 1:
+        return ' '.join(MODALITY_NAMES.get(m, str(m)) for m in modalities)
     return ' '.join(f'{MODALITY_NAMES.get(m, m)}:{n}'
                     for m, n in modalities.items())
 
