@@ -236,6 +236,8 @@ class BaseReIDDataset(BaseDataset):
             return
         super().full_init()
         records = [self.get_data_info(i) for i in range(len(self))]
+        #: role -> ids, images, cams, modalities of the loaded split.
+        self.split_counts = count_roles(records)
         self._metainfo.update(
             num_pids=len({r['pid']
                           for r in records}),
@@ -244,9 +246,8 @@ class BaseReIDDataset(BaseDataset):
             num_images=len(self),
             role_counts={
                 role: counts['images']
-                for role, counts in count_roles(records).items()
+                for role, counts in self.split_counts.items()
             })
-        self.split_counts = count_roles(records)
         self.check_published_counts()
         log_summary(
             f'{type(self).__name__}: dataset summary',
