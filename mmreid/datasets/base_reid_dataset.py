@@ -261,8 +261,8 @@ class BaseReIDDataset(BaseDataset):
         published = {
             role: expected
             for role, expected in (self.published_counts() or {}).items()
-            if role in (('train', ) if self.split == 'train' else
-                        ('query', 'gallery'))
+            if role in (('train', ) if self.split == 'train' else ('query',
+                                                                   'gallery'))
         }
         differences = compare_counts(published, self.split_counts)
         if differences:

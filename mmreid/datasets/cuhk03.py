@@ -95,8 +95,8 @@ class CUHK03NP(BaseReIDDataset):
                 osp.join(data_root, self.variant)):
             return data_root
         nested = [
-            osp.join(data_root, name) for name in sorted(os.listdir(data_root))
-            if all(
+            osp.join(data_root, name)
+            for name in sorted(os.listdir(data_root)) if all(
                 osp.isdir(osp.join(data_root, name, p))
                 for p in self.REQUIRED_PATHS)
         ]

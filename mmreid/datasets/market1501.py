@@ -87,8 +87,7 @@ class Market1501(BaseReIDDataset):
             path = osp.join(folder, name)
             match = self.parse_name(self.NAME_PATTERN, path)
             pid, cam = int(match.group(1)), int(match.group(2))
-            if cam < 1 or (self.NUM_CAMS is not None
-                           and cam > self.NUM_CAMS):
+            if cam < 1 or (self.NUM_CAMS is not None and cam > self.NUM_CAMS):
                 highest = self.NUM_CAMS or 'N'
                 raise ValueError(f'{self.dataset_name} cameras are c1..'
                                  f'c{highest}, got c{cam} in {path!r}')

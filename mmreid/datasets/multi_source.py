@@ -249,12 +249,13 @@ class ConcatReIDDataset(BaseDataset):
                 part = [r for r in own if r.get('source_role') == role]
                 if part:
                     c = count_records(part)
-                    rows.append((source['name'], split, role, c['ids'],
-                                 c['images'], c['cams'],
-                                 format_modalities(c['modalities'])))
+                    rows.append(
+                        (source['name'], split, role, c['ids'], c['images'],
+                         c['cams'], format_modalities(c['modalities'])))
         c = count_records(records)
-        rows.append(('total', 'train', 'train', c['ids'], c['images'],
-                     c['cams'], format_modalities(c['modalities'])))
+        rows.append(
+            ('total', 'train', 'train', c['ids'], c['images'], c['cams'],
+             format_modalities(c['modalities'])))
         return rows
 
     @property

@@ -61,8 +61,7 @@ def count_roles(records: Iterable[Mapping]) -> Dict[str, dict]:
     for record in records:
         by_role.setdefault(record.get('role', 'train'), []).append(record)
     order = sorted(
-        by_role,
-        key=lambda r: ROLE_ORDER.index(r) if r in ROLE_ORDER else 3)
+        by_role, key=lambda r: ROLE_ORDER.index(r) if r in ROLE_ORDER else 3)
     return {role: count_records(by_role[role]) for role in order}
 
 
@@ -127,8 +126,7 @@ def summary_rows(name: str, split: str,
                  counts: Mapping[str, Mapping]) -> List[tuple]:
     """Rows of the summary table for one dataset split."""
     return [(name, split, role, c['ids'], c['images'], c['cams'],
-             format_modalities(c['modalities']))
-            for role, c in counts.items()]
+             format_modalities(c['modalities'])) for role, c in counts.items()]
 
 
 _muted = 0

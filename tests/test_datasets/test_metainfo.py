@@ -6,7 +6,7 @@ import os
 import mmengine.dataset.base_dataset as mmengine_base
 import pytest
 
-from mmreid.datasets import ConcatReIDDataset, CUHK03NP, MSMT17, RegDB
+from mmreid.datasets import CUHK03NP, MSMT17, ConcatReIDDataset, RegDB
 from .test_cuhk03 import cuhk03_root  # noqa: F401 (fixture)
 from .test_msmt17 import make_msmt17
 from .test_regdb import make_regdb
@@ -27,9 +27,10 @@ def meta_file_warnings(monkeypatch):
     return messages
 
 
-def test_cuhk03np_from_a_folder_holding_labeled(cuhk03_root,  # noqa: F811
-                                                monkeypatch,
-                                                meta_file_warnings):
+def test_cuhk03np_from_a_folder_holding_labeled(
+        cuhk03_root,  # noqa: F811
+        monkeypatch,
+        meta_file_warnings):
     # The recommended layout: data/cuhk03-np/{labeled,detected}; running a
     # tool from data/cuhk03-np used to raise IsADirectoryError: 'labeled'.
     monkeypatch.chdir(cuhk03_root)

@@ -9,8 +9,8 @@ import pytest
 
 import mmreid.datasets.base_reid_dataset as base_module
 import mmreid.datasets.summary as summary_module
-from mmreid.datasets import (CUHK02, CUHK03NP, GRID, LLCM, MSMT17, PRID2011,
-                             SYSUMM01, ConcatReIDDataset, CUHKSYSU,
+from mmreid.datasets import (CUHK02, CUHK03NP, CUHKSYSU, GRID, LLCM, MSMT17,
+                             PRID2011, SYSUMM01, ConcatReIDDataset,
                              DatasetLayoutError, DukeMTMCReID, Market1501,
                              QMULiLIDS, RegDB, VIPeR)
 from mmreid.datasets.transforms import LoadImageFromFile
@@ -78,8 +78,8 @@ def test_complete_copy_loads_without_warning(market_root, monkeypatch,
     assert warnings_of(logged) == []
 
 
-def test_partial_split_warns_once_naming_what_differs(
-        market_root, monkeypatch, logged):  # noqa: F811
+def test_partial_split_warns_once_naming_what_differs(market_root, monkeypatch,
+                                                      logged):  # noqa: F811
     set_counts(monkeypatch, Market1501, MARKET_FIXTURE_COUNTS)
     os.remove(osp.join(market_root, 'query', '0010_c2s1_000002_00.jpg'))
     ds = Market1501(market_root, split='test')
@@ -94,8 +94,9 @@ def test_partial_split_warns_once_naming_what_differs(
     assert 'gallery' not in message.split('differs')[1].split('.')[0]
 
 
-def test_real_counts_flag_a_tiny_market_tree(market_root,  # noqa: F811
-                                             logged):
+def test_real_counts_flag_a_tiny_market_tree(
+        market_root,  # noqa: F811
+        logged):
     Market1501(market_root, split='train')
     assert len(warnings_of(logged)) == 1
     assert 'train images: expected 12936, found 4' in warnings_of(logged)[0]
@@ -141,8 +142,9 @@ def test_empty_query_is_an_error(market_root):  # noqa: F811
 
 
 def test_appledouble_files_are_skipped(market_root):  # noqa: F811
-    touch(osp.join(market_root, 'bounding_box_train'),
-          '._0002_c1s1_000451_03.jpg', '._Thumbs.db')
+    touch(
+        osp.join(market_root, 'bounding_box_train'),
+        '._0002_c1s1_000451_03.jpg', '._Thumbs.db')
     ds = Market1501(market_root, split='train')
     assert len(ds) == 4
 
@@ -240,8 +242,9 @@ def test_wrong_layout_error_names_the_accepted_layouts(tmp_path):
         Market1501(str(tmp_path))
 
 
-def test_summary_table_logged_once_per_dataset(market_root,  # noqa: F811
-                                               logged):
+def test_summary_table_logged_once_per_dataset(
+        market_root,  # noqa: F811
+        logged):
     Market1501(market_root, split='test')
     tables = [m for level, m in logged if 'dataset summary' in m]
     assert len(tables) == 1
@@ -255,8 +258,10 @@ def test_summary_table_logged_once_per_dataset(market_root,  # noqa: F811
     assert rows[3] == ['market1501', 'test', 'gallery', '4', '4', '3', 'vis']
 
 
-def test_concat_logs_one_table_for_its_sources(market_root,  # noqa: F811
-                                               tmp_path, logged):
+def test_concat_logs_one_table_for_its_sources(
+        market_root,  # noqa: F811
+        tmp_path,
+        logged):
     sysu = str(tmp_path / 'SYSU-MM01')
     make_sysu(sysu)
     ConcatReIDDataset([
@@ -273,9 +278,7 @@ def test_concat_logs_one_table_for_its_sources(market_root,  # noqa: F811
         'sysu-mm01', 'train', 'train', '3', '8', '5', 'vis:4 ir:4'
     ]
     total = [c.strip() for c in lines[5].split('|')]
-    assert total == [
-        'total', 'train', 'train', '6', '12', '9', 'vis:8 ir:4'
-    ]
+    assert total == ['total', 'train', 'train', '6', '12', '9', 'vis:8 ir:4']
 
 
 def test_count_helpers_match_a_naive_count():

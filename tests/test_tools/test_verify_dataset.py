@@ -167,11 +167,13 @@ def test_modality_column_and_unverified_ok():
 
 def write_market(root):
     files = dict(
-        bounding_box_train=['0002_c1s1_000451_03.jpg',
-                            '0007_c3s1_000001_01.jpg'],
+        bounding_box_train=[
+            '0002_c1s1_000451_03.jpg', '0007_c3s1_000001_01.jpg'
+        ],
         query=['0002_c2s1_000001_00.jpg', '0007_c1s1_000002_00.jpg'],
-        bounding_box_test=['0002_c3s1_000003_01.jpg',
-                           '0007_c2s1_000004_01.jpg'])
+        bounding_box_test=[
+            '0002_c3s1_000003_01.jpg', '0007_c2s1_000004_01.jpg'
+        ])
     for folder, names in files.items():
         os.makedirs(osp.join(root, folder))
         for name in names:

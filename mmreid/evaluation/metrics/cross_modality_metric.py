@@ -107,7 +107,6 @@ NUM_OFFICIAL_TRIALS = 10
 NUM_SYSU_CAMS = 6
 
 
-
 class RandPermCam(list):
     """Checked permutations: ``perms[camera - 1][pid - 1][trial]`` is the
     list of 1-based image numbers in the order the protocol takes them."""
@@ -123,10 +122,11 @@ def _is_perm_matrix(value: Any) -> bool:
     mat4py gives a 10 x n matrix as 10 lists of n numbers (10 x 1: 10
     one-element lists) and an empty entry as 10 empty lists.
     """
-    return (isinstance(value, list) and len(value) == NUM_OFFICIAL_TRIALS
-            and all(
-                _is_number(row) or (isinstance(row, list) and all(
-                    _is_number(v) for v in row)) for row in value))
+    if not isinstance(value, list) or len(value) != NUM_OFFICIAL_TRIALS:
+        return False
+    return all(
+        _is_number(row) or (isinstance(row, list) and all(
+            _is_number(v) for v in row)) for row in value)
 
 
 def _unwrap(value: Any) -> Any:
@@ -187,8 +187,8 @@ def normalize_rand_perm_cam(value: Any, source: str) -> RandPermCam:
             matrix = _unwrap(entry)
             if not _is_perm_matrix(matrix):
                 raise fail(f'{{{cam}}}{{{pid}}}', entry)
-            rows = [[int(v) for v in row] if isinstance(row, list) else
-                    [int(row)] for row in matrix]
+            rows = [row if isinstance(row, list) else [row] for row in matrix]
+            rows = [[int(v) for v in row] for row in rows]
             length = len(rows[0])
             for trial, row in enumerate(rows):
                 if sorted(row) != list(range(1, length + 1)):
