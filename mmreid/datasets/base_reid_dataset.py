@@ -1,9 +1,15 @@
+import copy
+import logging
 import os
 import os.path as osp
 import re
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
+
+from .summary import (compare_counts, count_roles, describe_differences,
+                      log_summary, summary_rows)
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 ROLES = ('train', 'query', 'gallery')
@@ -13,10 +19,41 @@ def list_images(folder: str) -> List[str]:
     """Sorted image file names in ``folder`` (other files are ignored).
 
     Real releases contain stray files (Market-1501 ships ``Thumbs.db``), so
-    only files with an image extension are returned.
+    only files with an image extension are returned. macOS AppleDouble
+    files (``._0002_c1s1_000451_03.jpg``, left by copying through a Mac)
+    are skipped, as the peers do.
     """
     return sorted(
-        f for f in os.listdir(folder) if f.lower().endswith(IMG_EXTENSIONS))
+        f for f in os.listdir(folder)
+        if f.lower().endswith(IMG_EXTENSIONS) and not f.startswith('._'))
+
+
+def metainfo_as_given(defaults: Mapping,
+                      metainfo: Optional[Mapping] = None) -> dict:
+    """Merge a dataset's ``METAINFO`` with the config's ``metainfo``.
+
+    mmengine's ``BaseDataset._load_metainfo`` treats every string value
+    as a possible file name and, if a file or folder of that name exists in
+    the working directory, replaces the value by its lines (a folder
+    ``labeled/`` next to the data crashes ``CUHK03NP``; a file ``V1``
+    silently becomes the MSMT17 version). Metadata is data: here it is
+    taken as given and never looked up.
+
+    Args:
+        defaults: The class's ``METAINFO``.
+        metainfo: The ``metainfo`` argument, or ``None``.
+
+    Returns:
+        dict: A deep copy of ``defaults`` updated with ``metainfo``.
+    """
+    merged = copy.deepcopy(dict(defaults))
+    if metainfo is None:
+        return merged
+    if not isinstance(metainfo, Mapping):
+        raise TypeError(f'metainfo must be a dict, got '
+                        f'{type(metainfo).__name__}: {metainfo!r}')
+    merged.update(copy.deepcopy(dict(metainfo)))
+    return merged
 
 
 class DatasetLayoutError(FileNotFoundError):
@@ -57,6 +94,10 @@ class BaseReIDDataset(BaseDataset):
     METAINFO: dict = dict(dataset_name='reid')
     #: pid of gallery distractors (kept in the gallery, never trained on).
     DISTRACTOR_PID: Optional[int] = None
+    #: The published counts per role (see :mod:`mmreid.datasets.summary`).
+    #: Not inherited: a subclass with other data declares its own (or
+    #: overrides :meth:`published_counts`).
+    PUBLISHED_COUNTS: Optional[Dict[str, dict]] = None
 
     def __init__(self,
                  data_root: str,
@@ -79,6 +120,11 @@ class BaseReIDDataset(BaseDataset):
             lazy_init=lazy_init,
             serialize_data=True,
             **kwargs)
+
+    @classmethod
+    def _load_metainfo(cls, metainfo: Optional[Mapping] = None) -> dict:
+        """Metainfo as given; see :func:`metainfo_as_given`."""
+        return metainfo_as_given(cls.METAINFO, metainfo)
 
     @property
     def dataset_name(self) -> str:
@@ -128,6 +174,18 @@ class BaseReIDDataset(BaseDataset):
         """
         raise NotImplementedError
 
+    def published_counts(self) -> Optional[Dict[str, dict]]:
+        """The published counts of this dataset's configuration.
+
+        Returns:
+            dict | None: ``role -> dict(ids=, images=, cams=, verified=)``
+            as declared by the class itself (or set on the instance), or
+            ``None`` when nothing is published.
+        """
+        if 'PUBLISHED_COUNTS' in vars(self):
+            return self.PUBLISHED_COUNTS
+        return vars(type(self)).get('PUBLISHED_COUNTS')
+
     def load_data_list(self) -> List[dict]:
         self.check_layout()
         name = self.dataset_name
@@ -136,6 +194,11 @@ class BaseReIDDataset(BaseDataset):
                 r for r in self.parse_split('train')
                 if r['pid'] != -1 and r['pid'] != self.DISTRACTOR_PID
             ]
+            if not records:
+                raise DatasetLayoutError(
+                    f'{name}: the training split is empty: no training '
+                    f'image found under data_root={self.data_root!r}. '
+                    f'Expected layout:\n{self.LAYOUT}')
             pids = sorted({r['pid'] for r in records})
             relabel = {pid: label for label, pid in enumerate(pids)}
             data_list = []
@@ -145,13 +208,18 @@ class BaseReIDDataset(BaseDataset):
             return data_list
         data_list = []
         for role in ('query', 'gallery'):
-            for r in self.parse_split(role):
-                if r['pid'] == -1:
-                    continue
-                data_list.append(self._finish(r, role=role, pid=r['pid']))
-        if not data_list:
-            raise DatasetLayoutError(
-                f'{name}: no test image found under {self.data_root!r}')
+            part = [
+                self._finish(r, role=role, pid=r['pid'])
+                for r in self.parse_split(role) if r['pid'] != -1
+            ]
+            if not part:
+                # A gallery without queries (or the reverse) evaluates
+                # nothing: a partial copy, not a subset.
+                raise DatasetLayoutError(
+                    f'{name}: the test split has no {role} image under '
+                    f'data_root={self.data_root!r}. Expected layout:\n'
+                    f'{self.LAYOUT}')
+            data_list += part
         return data_list
 
     def _finish(self, record: dict, role: str, pid: int) -> dict:
@@ -167,19 +235,45 @@ class BaseReIDDataset(BaseDataset):
         if self._fully_initialized:
             return
         super().full_init()
-        pids = set()
-        cams = set()
-        roles: Dict[str, int] = {}
-        for i in range(len(self)):
-            info = self.get_data_info(i)
-            pids.add(info['pid'])
-            cams.add(info['camid'])
-            roles[info['role']] = roles.get(info['role'], 0) + 1
+        records = [self.get_data_info(i) for i in range(len(self))]
+        #: role -> ids, images, cams, modalities of the loaded split.
+        self.split_counts = count_roles(records)
         self._metainfo.update(
-            num_pids=len(pids),
-            num_cams=len(cams),
+            num_pids=len({r['pid']
+                          for r in records}),
+            num_cams=len({r['camid']
+                          for r in records}),
             num_images=len(self),
-            role_counts=roles)
+            role_counts={
+                role: counts['images']
+                for role, counts in self.split_counts.items()
+            })
+        self.check_published_counts()
+        log_summary(
+            f'{type(self).__name__}: dataset summary',
+            summary_rows(self.dataset_name, self.split, self.split_counts))
+
+    def check_published_counts(self) -> None:
+        """Log one warning when the loaded split differs from the
+        published counts (a subset on purpose is fine; a partial copy is
+        not, and ``tools/misc/verify_dataset.py`` reports it as an
+        error)."""
+        published = {
+            role: expected
+            for role, expected in (self.published_counts() or {}).items()
+            if role in (('train', ) if self.split == 'train' else ('query',
+                                                                   'gallery'))
+        }
+        differences = compare_counts(published, self.split_counts)
+        if differences:
+            print_log(
+                f'{self.dataset_name} (split {self.split!r}, data_root='
+                f'{self.data_root!r}) differs from the published counts: '
+                f'{describe_differences(differences)}. A subset on purpose'
+                ' is fine; otherwise the copy is incomplete (python '
+                'tools/misc/verify_dataset.py CONFIG names what differs).',
+                logger='current',
+                level=logging.WARNING)
 
     @property
     def num_pids(self) -> int:

@@ -3,7 +3,7 @@ import re
 from typing import List
 
 from mmreid.registry import DATASETS
-from .base_reid_dataset import BaseReIDDataset, list_images
+from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
 
 
 @DATASETS.register_module()
@@ -16,23 +16,33 @@ class CUHK02(BaseReIDDataset):
     two identities. Training labels are ``0..N-1`` in sorted order of
     ``(pair, pid)``. camid = ``2 * (pair - 1) + (view - 1)`` (10 cameras).
 
+    Two layouts are accepted: the release's ``Dataset/P1..P5`` (fast-reid)
+    and ``P1..P5`` directly under ``data_root`` (MetaBIN); a root holding
+    both is refused as ambiguous.
+
+    Published counts (the paper): 1,816 identities, 7,264 images (two per
+    identity and view), 10 cameras.
+
     Args:
-        data_root (str): The folder holding ``Dataset/``.
+        data_root (str): The folder holding ``Dataset/`` (or ``P1``..``P5``).
         split (str): Only ``'train'``; ``'test'`` raises ``ValueError``.
         **kwargs: See :class:`BaseReIDDataset`.
     """
 
     METAINFO = dict(dataset_name='cuhk02')
+    PUBLISHED_COUNTS = dict(
+        train=dict(ids=1816, images=7264, cams=10, verified=True))
     NUM_PAIRS = 5
     NUM_VIEWS = 2
-    REQUIRED_PATHS = tuple(f'Dataset/P{pair}/cam{view}'
-                           for pair in range(1, 6) for view in (1, 2))
+    #: The accepted folders holding ``P1..P5``, relative to ``data_root``.
+    PAIR_PARENTS = ('Dataset', '')
     LAYOUT = ('data/cuhk02/\n'
               '  Dataset/\n'
               '    P1/cam1/   <pid>_<idx>.png ...\n'
               '    P1/cam2/   <pid>_<idx>.png ...\n'
               '    ...\n'
-              '    P5/cam1/, P5/cam2/')
+              '    P5/cam1/, P5/cam2/\n'
+              'or (MetaBIN) data/cuhk02/P1/cam1/ ... P5/cam2/')
     NAME_PATTERN = re.compile(r'^(\d+)_\d+\.png$')
 
     def __init__(self, data_root: str, split: str = 'train', **kwargs) -> None:
@@ -42,12 +52,32 @@ class CUHK02(BaseReIDDataset):
                 f'split in mmreid, got split={split!r}')
         super().__init__(data_root, split=split, **kwargs)
 
+    def pair_parent(self) -> str:
+        """The folder holding ``P1..P5``, relative to ``data_root``."""
+        found = [
+            parent for parent in self.PAIR_PARENTS
+            if osp.isdir(osp.join(self.data_root, parent, 'P1'))
+        ]
+        if len(found) > 1:
+            raise DatasetLayoutError(
+                f'CUHK02: data_root={self.data_root!r} holds both '
+                f'Dataset/P1 and P1: point data_root at one tree. Expected '
+                f'layout:\n{self.LAYOUT}')
+        return found[0] if found else self.PAIR_PARENTS[0]
+
+    def check_layout(self) -> None:
+        self.REQUIRED_PATHS = tuple(
+            osp.join(self.pair_parent(), f'P{pair}', f'cam{view}')
+            for pair in range(1, self.NUM_PAIRS + 1)
+            for view in range(1, self.NUM_VIEWS + 1))
+        super().check_layout()
+
     def parse_split(self, role: str) -> List[dict]:
+        parent = osp.join(self.data_root, self.pair_parent())
         records = []
         for pair in range(1, self.NUM_PAIRS + 1):
             for view in range(1, self.NUM_VIEWS + 1):
-                folder = osp.join(self.data_root, 'Dataset', f'P{pair}',
-                                  f'cam{view}')
+                folder = osp.join(parent, f'P{pair}', f'cam{view}')
                 camid = self.NUM_VIEWS * (pair - 1) + (view - 1)
                 for name in list_images(folder):
                     path = osp.join(folder, name)

@@ -1,6 +1,7 @@
+import os
 import os.path as osp
 import re
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from mmreid.registry import DATASETS
 from .base_reid_dataset import BaseReIDDataset, list_images
@@ -20,8 +21,17 @@ class CUHK03NP(BaseReIDDataset):
     labeled, torchreid detected) and the two give different numbers. The
     raw ``cuhk-03.mat`` release must first be converted to this layout.
 
+    ``data_root`` is the folder holding ``labeled/`` and ``detected/`` or,
+    one level up, the folder that holds exactly one such folder (the
+    release unpacked as ``data/cuhk03-np/cuhk03-np/labeled/...``).
+
+    Published counts (Zhong et al., as torchreid prints them): train 767
+    ids / 7,368 (labeled) or 7,365 (detected) images, query 700 / 1,400,
+    gallery 700 / 5,328 (labeled) or 5,332 (detected), 2 views.
+
     Args:
-        data_root (str): The folder holding ``labeled/`` and ``detected/``.
+        data_root (str): The folder holding ``labeled/`` and ``detected/``
+            (or its parent, see above).
         split (str): ``'train'`` or ``'test'`` (query then gallery).
         variant (str): ``'labeled'`` (hand-drawn boxes) or ``'detected'``
             (DPM boxes). Required.
@@ -29,10 +39,21 @@ class CUHK03NP(BaseReIDDataset):
     """
 
     METAINFO = dict(dataset_name='cuhk03-np')
+    #: variant -> role -> published counts.
+    VARIANT_COUNTS: Dict[str, Dict[str, dict]] = dict(
+        labeled=dict(
+            train=dict(ids=767, images=7368, cams=2, verified=True),
+            query=dict(ids=700, images=1400, cams=2, verified=True),
+            gallery=dict(ids=700, images=5328, cams=2, verified=True)),
+        detected=dict(
+            train=dict(ids=767, images=7365, cams=2, verified=True),
+            query=dict(ids=700, images=1400, cams=2, verified=True),
+            gallery=dict(ids=700, images=5332, cams=2, verified=True)))
     VARIANTS = ('labeled', 'detected')
     FOLDERS = dict(
         train='bounding_box_train', query='query', gallery='bounding_box_test')
-    LAYOUT = ('data/cuhk03-np/\n'
+    LAYOUT = ('data/cuhk03-np/   (data_root: this folder, or its parent '
+              'when that holds only it)\n'
               '  labeled/\n'
               '    bounding_box_train/   0001_c1_1.png  0001_c2_1.png ...\n'
               '    bounding_box_test/\n'
@@ -54,9 +75,35 @@ class CUHK03NP(BaseReIDDataset):
         self.variant = variant
         self.REQUIRED_PATHS = tuple(
             osp.join(variant, folder) for folder in self.FOLDERS.values())
+        data_root = self.resolve_root(data_root)
         metainfo = dict(dataset_name=f'cuhk03-np-{variant}', variant=variant)
         metainfo.update(kwargs.pop('metainfo', None) or {})
         super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)
+
+    def resolve_root(self, data_root: str) -> str:
+        """``data_root``, or its only sub-folder with the variant's tree.
+
+        Args:
+            data_root (str): The folder given in the config.
+
+        Returns:
+            str: ``data_root`` when it has ``<variant>/`` or when no single
+            sub-folder has the whole tree (the layout check then names
+            what is missing).
+        """
+        if not data_root or not osp.isdir(data_root) or osp.isdir(
+                osp.join(data_root, self.variant)):
+            return data_root
+        nested = [
+            osp.join(data_root, name)
+            for name in sorted(os.listdir(data_root)) if all(
+                osp.isdir(osp.join(data_root, name, p))
+                for p in self.REQUIRED_PATHS)
+        ]
+        return nested[0] if len(nested) == 1 else data_root
+
+    def published_counts(self) -> Dict[str, dict]:
+        return self.VARIANT_COUNTS[self.variant]
 
     def parse_split(self, role: str) -> List[dict]:
         folder = osp.join(self.data_root, self.variant, self.FOLDERS[role])

@@ -1,4 +1,3 @@
-import os.path as osp
 import re
 
 from mmreid.registry import DATASETS
@@ -26,13 +25,21 @@ class DukeMTMCReID(Market1501):
         split (str): ``'train'`` or ``'test'`` (query then gallery).
         **kwargs: See :class:`BaseReIDDataset`.
 
+    Published counts (as torchreid and fast-reid print them): train 702
+    ids / 16,522 images, query 702 / 2,228, gallery 1,110 (702 + 408
+    gallery-only) / 17,661, 8 cameras in every split.
+
     The folders are Market-1501's, so only the name pattern, the camera
-    count and the root resolution differ from :class:`Market1501`.
+    count and the archive folder differ from :class:`Market1501`.
     """
 
     METAINFO = dict(dataset_name='dukemtmc')
+    PUBLISHED_COUNTS = dict(
+        train=dict(ids=702, images=16522, cams=8, verified=True),
+        query=dict(ids=702, images=2228, cams=8, verified=True),
+        gallery=dict(ids=1110, images=17661, cams=8, verified=True))
     #: Name of the folder in the official archive.
-    ARCHIVE_FOLDER = 'DukeMTMC-reID'
+    ARCHIVE_FOLDERS = ('DukeMTMC-reID', )
     DISTRACTOR_PID = None  # Duke has no distractor label
     LAYOUT = ('data/dukemtmc-reid/DukeMTMC-reID/   (data_root: this folder '
               'or its parent)\n'
@@ -41,25 +48,3 @@ class DukeMTMCReID(Market1501):
               '  query/                0005_c2_f0046985.jpg ...')
     NAME_PATTERN = re.compile(r'^(\d+)_c(\d)_f\d+\.jpg$')
     NUM_CAMS = 8
-
-    def __init__(self, data_root: str, *args, **kwargs) -> None:
-        super().__init__(self.resolve_root(data_root), *args, **kwargs)
-
-    @classmethod
-    def resolve_root(cls, data_root: str) -> str:
-        """Return ``data_root`` or its ``DukeMTMC-reID`` sub-folder.
-
-        Args:
-            data_root (str): The folder given in the config.
-
-        Returns:
-            str: The folder that holds ``bounding_box_train/`` etc.; the
-            given one when neither has the layout (the layout check then
-            reports what is missing).
-        """
-        if not data_root or all(
-                osp.exists(osp.join(data_root, p))
-                for p in cls.REQUIRED_PATHS):
-            return data_root
-        nested = osp.join(data_root, cls.ARCHIVE_FOLDER)
-        return nested if osp.isdir(nested) else data_root

@@ -37,6 +37,11 @@ class LLCM(BaseReIDDataset):
     the reference's transposed VIS->IR evaluation (the sampled NIR images
     become the probes) belong to the evaluation, not to this parser.
 
+    Published counts (the paper's 46,767 boxes): train 713 ids, 30,921
+    images (16,946 VIS + 13,975 NIR), 9 cameras; test 8,680 VIS and 7,166
+    NIR images of 351 ids. The per-modality numbers are not confirmed, so
+    ``verify_dataset.py`` only warns about them.
+
     Args:
         data_root (str): The ``LLCM`` folder or its parent.
         split (str): ``'train'`` or ``'test'`` (query then gallery).
@@ -47,6 +52,9 @@ class LLCM(BaseReIDDataset):
     """
 
     METAINFO = dict(dataset_name='llcm')
+    TRAIN_COUNTS = dict(ids=713, images=30921, cams=9, verified=False)
+    #: Test images per modality.
+    TEST_IMAGES = dict(vis=8680, nir=7166)
     ARCHIVE_FOLDER = 'LLCM'
     DIRECTIONS = dict(
         ir2vis='ir2vis', vis2ir='vis2ir', i2v='ir2vis', v2i='vis2ir')
@@ -90,6 +98,14 @@ class LLCM(BaseReIDDataset):
         metainfo = dict(dataset_name=name, direction=self.direction)
         metainfo.update(kwargs.pop('metainfo', None) or {})
         super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)
+
+    def published_counts(self) -> Dict[str, dict]:
+        query = 'nir' if self.direction == 'ir2vis' else 'vis'
+        gallery = 'vis' if query == 'nir' else 'nir'
+        return dict(
+            train=self.TRAIN_COUNTS,
+            query=dict(images=self.TEST_IMAGES[query], verified=False),
+            gallery=dict(images=self.TEST_IMAGES[gallery], verified=False))
 
     def load_data_list(self) -> List[dict]:
         try:

@@ -13,8 +13,12 @@ class MSMT17(BaseReIDDataset):
 
     Images and labels come from the list files, one ``<relative path> <pid>``
     per line, paths relative to the train or test image folder. The training
-    split is ``list_train.txt`` plus ``list_val.txt``; the test split lists
-    ``list_query.txt`` then ``list_gallery.txt``. camid is the third
+    split is ``list_train.txt`` plus ``list_val.txt`` (1,041 ids, 32,621 =
+    30,248 + 2,373 images; the mmreid protocol); ``with_val=False`` trains
+    on ``list_train.txt`` only (30,248 images), as fast-reid and torchreid
+    do by default. The test split lists ``list_query.txt`` (3,060 ids,
+    11,659 images) then ``list_gallery.txt`` (3,060 ids, 82,161 images);
+    15 cameras in every split. camid is the third
     ``_``-separated field of the file name
     (``0000_000_01_0303morning_0015_0.jpg`` -> camera 01 -> camid 0),
     cameras 1..15.
@@ -35,6 +39,9 @@ class MSMT17(BaseReIDDataset):
         split (str): ``'train'`` or ``'test'`` (query then gallery).
         version (str, optional): ``'V1'`` or ``'V2'``. ``None`` detects it
             from the layout; a given version must match the layout.
+        with_val (bool): Train on ``list_train.txt`` + ``list_val.txt``
+            (True, the default) or on ``list_train.txt`` only (False, the
+            peers' default). Stored in the metainfo.
         **kwargs: See :class:`BaseReIDDataset`.
     """
 
@@ -60,20 +67,33 @@ class MSMT17(BaseReIDDataset):
     #: The camera is the third ``_``-separated field of the file name.
     NAME_PATTERN = re.compile(r'^\d+_\d+_(\d+)_[^/]*\.jpg$')
     NUM_CAMS = 15
+    PUBLISHED_COUNTS = dict(
+        train=dict(ids=1041, images=32621, cams=15, verified=True),
+        query=dict(ids=3060, images=11659, cams=15, verified=True),
+        gallery=dict(ids=3060, images=82161, cams=15, verified=True))
+    #: Images of ``list_train.txt`` alone (``with_val=False``).
+    TRAIN_ONLY_IMAGES = 30248
 
     def __init__(self,
                  data_root: str,
                  split: str = 'train',
                  version: Optional[str] = None,
+                 with_val: bool = True,
                  **kwargs) -> None:
+        if not isinstance(with_val, bool):
+            raise TypeError(f'MSMT17 with_val must be True or False, got '
+                            f'{with_val!r}')
         data_root, version = self.detect_version(data_root, version)
         self.version = version
+        self.with_val = with_val
         train_dir, test_dir = self.IMAGE_FOLDERS[version]
         self.REQUIRED_PATHS = (train_dir, test_dir) + sum(
             self.LISTS.values(), ())
         self._listings: Dict[str, Set[str]] = {}
         metainfo = dict(
-            dataset_name=f'msmt17-{version.lower()}', version=version)
+            dataset_name=f'msmt17-{version.lower()}',
+            version=version,
+            with_val=with_val)
         metainfo.update(kwargs.pop('metainfo', None) or {})
         super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)
 
@@ -127,6 +147,13 @@ class MSMT17(BaseReIDDataset):
             f'{data_root!r} has the {" and ".join(found)} layout '
             f'({", ".join(cls.IMAGE_FOLDERS[found[0]])}/)')
 
+    def published_counts(self) -> Dict[str, dict]:
+        counts = dict(self.PUBLISHED_COUNTS)
+        if not self.with_val:
+            counts['train'] = dict(
+                counts['train'], images=self.TRAIN_ONLY_IMAGES)
+        return counts
+
     def load_data_list(self) -> List[dict]:
         try:
             return super().load_data_list()
@@ -137,8 +164,11 @@ class MSMT17(BaseReIDDataset):
         train_dir, test_dir = self.IMAGE_FOLDERS[self.version]
         image_dir = osp.join(self.data_root,
                              train_dir if role == 'train' else test_dir)
+        lists = self.LISTS[role]
+        if role == 'train' and not self.with_val:
+            lists = lists[:1]
         records = []
-        for list_name in self.LISTS[role]:
+        for list_name in lists:
             records.extend(
                 self.parse_list(
                     osp.join(self.data_root, list_name), image_dir))

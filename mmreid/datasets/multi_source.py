@@ -4,6 +4,9 @@ from typing import List, Optional, Sequence, Tuple, Union
 from mmengine.dataset import BaseDataset
 
 from mmreid.registry import DATASETS
+from .base_reid_dataset import metainfo_as_given
+from .summary import (count_records, format_modalities, log_summary,
+                      mute_summaries)
 
 SourceConfig = Union[dict, BaseDataset]
 
@@ -64,6 +67,11 @@ class ConcatReIDDataset(BaseDataset):
         ...     pipeline=train_pipeline)
     """
 
+    @classmethod
+    def _load_metainfo(cls, metainfo: Optional[dict] = None) -> dict:
+        """Metainfo as given, never read from a file."""
+        return metainfo_as_given(cls.METAINFO, metainfo)
+
     def __init__(self,
                  datasets: Sequence[SourceConfig],
                  pipeline: Sequence = (),
@@ -73,10 +81,12 @@ class ConcatReIDDataset(BaseDataset):
         self.datasets: List[BaseDataset] = []
         #: Per source: its test split for combine-all, else ``None``.
         self.test_datasets: List[Optional[BaseDataset]] = []
-        for i, source in enumerate(datasets):
-            train, test = self._build_source(i, source)
-            self.datasets.append(train)
-            self.test_datasets.append(test)
+        # The sources are summarised in this dataset's one table.
+        with mute_summaries():
+            for i, source in enumerate(datasets):
+                train, test = self._build_source(i, source)
+                self.datasets.append(train)
+                self.test_datasets.append(test)
         super().__init__(
             ann_file='',
             pipeline=list(pipeline),
@@ -219,6 +229,34 @@ class ConcatReIDDataset(BaseDataset):
             num_images=len(data_list),
             dataset_name='+'.join(s['name'] for s in sources))
         return data_list
+
+    def full_init(self) -> None:
+        if self._fully_initialized:
+            return
+        super().full_init()
+        log_summary(f'{type(self).__name__}: dataset summary',
+                    self.summary_rows())
+
+    def summary_rows(self) -> List[tuple]:
+        """One row per source and source role, then the total (see
+        :mod:`mmreid.datasets.summary`)."""
+        records = [self.get_data_info(i) for i in range(len(self))]
+        rows = []
+        for dsetid, source in enumerate(self.metainfo['sources']):
+            own = [r for r in records if r['dsetid'] == dsetid]
+            split = source['split_used']
+            for role in ('train', 'query', 'gallery'):
+                part = [r for r in own if r.get('source_role') == role]
+                if part:
+                    c = count_records(part)
+                    rows.append(
+                        (source['name'], split, role, c['ids'], c['images'],
+                         c['cams'], format_modalities(c['modalities'])))
+        c = count_records(records)
+        rows.append(
+            ('total', 'train', 'train', c['ids'], c['images'], c['cams'],
+             format_modalities(c['modalities'])))
+        return rows
 
     @property
     def num_pids(self) -> int:

@@ -66,6 +66,10 @@ class RegDB(BaseReIDDataset):
 
     One model is trained per trial; the trial is stored in the metainfo.
 
+    Published counts, every trial: train 206 ids, 4,120 images (10 visible
+    + 10 thermal per id), 2 cameras (= modalities); query and gallery 206
+    ids, 2,060 images, 1 camera each.
+
     Args:
         data_root (str): The ``RegDB`` folder or its parent.
         split (str): ``'train'`` or ``'test'`` (query then gallery).
@@ -76,6 +80,10 @@ class RegDB(BaseReIDDataset):
     """
 
     METAINFO = dict(dataset_name='regdb')
+    PUBLISHED_COUNTS = dict(
+        train=dict(ids=206, images=4120, cams=2, verified=True),
+        query=dict(ids=206, images=2060, cams=1, verified=True),
+        gallery=dict(ids=206, images=2060, cams=1, verified=True))
     ARCHIVE_FOLDER = 'RegDB'
     NUM_TRIALS = 10
     DIRECTIONS = ('v2t', 't2v')

@@ -99,6 +99,9 @@ class SplitReIDDataset(BaseReIDDataset):
     #: Identities per role of one split where they differ from the images.
     SPLIT_IDS: Dict[str, int] = {}
     COUNTS_VERIFIED = True
+    #: Folder (relative to ``data_root``) the split-file keys are relative
+    #: to, used to name a missing image at its real path.
+    KEY_ROOT = ''
 
     def __init__(self,
                  data_root: str,
@@ -133,6 +136,10 @@ class SplitReIDDataset(BaseReIDDataset):
         """Every image: split-file key -> ``dict(img_path, pid, camid)``."""
         raise NotImplementedError
 
+    def key_path(self, key: str) -> str:
+        """The image path a split-file key names."""
+        return osp.join(self.data_root, self.KEY_ROOT, key)
+
     def load_splits(self, images: Dict[str, dict]) -> List[dict]:
         """Per split, ``dict(train=[keys], query=[keys], gallery=[keys])``.
 
@@ -153,9 +160,9 @@ class SplitReIDDataset(BaseReIDDataset):
                 if missing:
                     raise DatasetLayoutError(
                         f'{type(self).__name__}: split {index} lists '
-                        f'{osp.join(self.data_root, missing[0])!r} '
-                        f'({len(missing)} {role} images missing). Expected '
-                        f'layout:\n{self.LAYOUT}')
+                        f'{self.key_path(missing[0])!r}, which does not '
+                        f'exist ({len(missing)} {role} images missing). '
+                        f'Expected layout:\n{self.LAYOUT}')
                 expected = self.SPLIT_SIZES.get(role)
                 if expected is not None and len(keys) != expected:
                     raise ValueError(
@@ -215,6 +222,7 @@ class PRID2011(SplitReIDDataset):
 
     METAINFO = dict(dataset_name='prid2011')
     SPLIT_FILE = 'prid2011.json'
+    KEY_ROOT = osp.join('prid_2011', 'single_shot')
     SPLIT_SIZES = dict(query=100, gallery=649)
     CAMERAS = ('cam_a', 'cam_b')
     REQUIRED_PATHS = ('prid_2011/single_shot/cam_a',
@@ -269,6 +277,7 @@ class VIPeR(SplitReIDDataset):
 
     METAINFO = dict(dataset_name='viper')
     SPLIT_FILE = 'viper.json'
+    KEY_ROOT = 'VIPeR'
     SPLIT_SIZES = dict(query=316, gallery=316)
     NUM_PAIRS = 632
     REQUIRED_PATHS = ('VIPeR/cam_a', 'VIPeR/cam_b')
@@ -334,8 +343,18 @@ class QMULiLIDS(SplitReIDDataset):
     the remaining ones. An image may be a query in one split and a gallery
     image in another: it is then listed twice (once per role).
 
+    Because the picks are positions, the copy must hold exactly the
+    published 119 identities and 476 images (the peers assert the same):
+    a missing or extra image would silently change the shipped splits,
+    so it is an error.
+
+    The images may be in ``i-LIDS_Pedestrian/Persons/`` (the release) or
+    in ``images/`` (MetaBIN's ``QMUL-iLIDS/images``, with ``data_root``
+    the ``QMUL-iLIDS`` folder); a root holding both is refused.
+
     Args:
-        data_root (str): The folder holding ``i-LIDS_Pedestrian/``.
+        data_root (str): The folder holding ``i-LIDS_Pedestrian/`` (or
+            ``images/``).
         **kwargs: See :class:`SplitReIDDataset`.
     """
 
@@ -344,14 +363,35 @@ class QMULiLIDS(SplitReIDDataset):
     SPLIT_SIZES = dict(query=60, gallery=60)
     ASSIGNED_CAMIDS = dict(query=0, gallery=1)
     NUM_PIDS = 119
-    REQUIRED_PATHS = ('i-LIDS_Pedestrian/Persons', )
+    NUM_IMAGES = 476
+    #: The accepted image folders, relative to ``data_root``.
+    IMAGE_FOLDERS = (osp.join('i-LIDS_Pedestrian', 'Persons'), 'images')
     LAYOUT = ('data/ilids/\n'
               '  i-LIDS_Pedestrian/\n'
-              '    Persons/   0001001.jpg 0001002.jpg ... (119 ids)')
+              '    Persons/   0001001.jpg 0001002.jpg ... (119 ids, 476 '
+              'images)\n'
+              'or (MetaBIN) data/QMUL-iLIDS/images/   0001001.jpg ...')
     NAME_PATTERN = re.compile(r'^(\d{4})(\d{3})\.jpg$')
 
+    @property
+    def KEY_ROOT(self) -> str:  # noqa: N802 (the attribute it overrides)
+        found = [
+            f for f in self.IMAGE_FOLDERS
+            if osp.isdir(osp.join(self.data_root or '', f))
+        ]
+        if len(found) > 1:
+            raise DatasetLayoutError(
+                f'QMUL-iLIDS: data_root={self.data_root!r} holds both '
+                f'{found[0]}/ and {found[1]}/: keep one. Expected layout:\n'
+                f'{self.LAYOUT}')
+        return found[0] if found else self.IMAGE_FOLDERS[0]
+
+    def check_layout(self) -> None:
+        self.REQUIRED_PATHS = (self.KEY_ROOT, )
+        super().check_layout()
+
     def scan(self) -> Dict[str, dict]:
-        folder = osp.join(self.data_root, 'i-LIDS_Pedestrian', 'Persons')
+        folder = osp.join(self.data_root, self.KEY_ROOT)
         images = {}
         self._by_pid: Dict[int, List[str]] = {}
         for name in list_images(folder):
@@ -368,6 +408,14 @@ class QMULiLIDS(SplitReIDDataset):
         if single:
             raise ValueError(f'QMUL-iLIDS: identity {single[0]} has one '
                              'image; each needs a query and a gallery image')
+        if len(images) != self.NUM_IMAGES:
+            raise DatasetLayoutError(
+                f'QMUL-iLIDS: expected {self.NUM_IMAGES} images in '
+                f'{folder!r}, found {len(images)}. The shipped splits pick '
+                "each test identity's query and gallery image by position "
+                'among its images, so a missing or extra image would '
+                'silently change every split. Expected layout:\n'
+                f'{self.LAYOUT}')
         return images
 
     def load_splits(self, images: Dict[str, dict]) -> List[dict]:
@@ -479,6 +527,7 @@ class GRID(SplitReIDDataset):
     """
 
     METAINFO = dict(dataset_name='grid')
+    KEY_ROOT = 'underground_reid'
     SPLIT_SIZES = dict(query=125, gallery=900)
     SPLIT_IDS = dict(gallery=126)  # 125 + the distractor pid 0
     COUNTS_VERIFIED = False

@@ -53,7 +53,18 @@ class SynthReIDVI(SYSUMM01):
             img_size=tuple(img_size),
             **dict(overrides or {}))
         self.synth_root = data_root
-        super().__init__(
-            osp.join(data_root, 'SYSU-MM01'), split=split, mode=mode, **kwargs)
+        # The name is set before loading, so the summary table and the
+        # records carry it.
         name = 'synthreid-vi' if split == 'train' else f'synthreid-vi-{mode}'
-        self._metainfo['dataset_name'] = name
+        metainfo = dict(dataset_name=name)
+        metainfo.update(kwargs.pop('metainfo', None) or {})
+        super().__init__(
+            osp.join(data_root, 'SYSU-MM01'),
+            split=split,
+            mode=mode,
+            metainfo=metainfo,
+            **kwargs)
+
+    def published_counts(self) -> None:
+        """Generated data: SYSU-MM01's published counts do not apply."""
+        return None

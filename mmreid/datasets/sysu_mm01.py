@@ -85,6 +85,15 @@ class SYSUMM01(BaseReIDDataset):
     identity and camera, seeded or official draws) is sampled from it by
     the evaluation, not here; so is the rule that cam3 queries skip cam2.
 
+    Published counts: train 395 ids, 34,167 images (22,258 visible +
+    11,909 infrared, as AGW prints them), 6 cameras; query 96 ids, 3,803
+    infrared images, 2 cameras; gallery pool 96 ids, 6,775 images, 4
+    cameras (``mode='all'``) or 56 ids, 2,939 images, 2 cameras
+    (``'indoor'``). The test counts are those of the official
+    ``rand_perm_cam.mat`` (its permutations have one entry per image of
+    each id and camera) and give the known single-shot galleries of 301
+    (all) and 112 (indoor) images.
+
     Args:
         data_root (str): The ``SYSU-MM01`` folder or its parent.
         split (str): ``'train'`` or ``'test'`` (query then gallery).
@@ -95,6 +104,16 @@ class SYSUMM01(BaseReIDDataset):
     """
 
     METAINFO = dict(dataset_name='sysu-mm01')
+    #: mode -> role -> published counts (see the class docstring).
+    MODE_COUNTS = dict(
+        all=dict(
+            train=dict(ids=395, images=34167, cams=6, verified=True),
+            query=dict(ids=96, images=3803, cams=2, verified=True),
+            gallery=dict(ids=96, images=6775, cams=4, verified=True)),
+        indoor=dict(
+            train=dict(ids=395, images=34167, cams=6, verified=True),
+            query=dict(ids=96, images=3803, cams=2, verified=True),
+            gallery=dict(ids=56, images=2939, cams=2, verified=True)))
     ARCHIVE_FOLDER = 'SYSU-MM01'
     ID_FILES = dict(
         train=('exp/train_id.txt', 'exp/val_id.txt'),
@@ -129,6 +148,9 @@ class SYSUMM01(BaseReIDDataset):
         metainfo.update(kwargs.pop('metainfo', None) or {})
         self._cam_dirs: Optional[Dict[int, str]] = None
         super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)
+
+    def published_counts(self) -> Optional[Dict[str, dict]]:
+        return self.MODE_COUNTS[self.mode]
 
     @staticmethod
     def cam_modality(cam: int) -> int:

@@ -43,10 +43,16 @@ def make_viper(root):
 
 
 def make_ilids(root):
+    # 119 identities, 476 images as published: 2 to 6 per identity.
     rng = random.Random(1)
+    counts = [4] * 119
+    for i in range(0, 118, 2):
+        shift = rng.randint(0, 2)
+        counts[i] += shift
+        counts[i + 1] -= shift
     names = []
-    for pid in range(1, 120):
-        names += [f'{pid:04d}{k:03d}.jpg' for k in range(1, rng.randint(3, 7))]
+    for pid, count in enumerate(counts, start=1):
+        names += [f'{pid:04d}{k:03d}.jpg' for k in range(1, count + 1)]
     touch(osp.join(root, 'i-LIDS_Pedestrian', 'Persons'), *names)
     return str(root), len(names)
 

@@ -1,12 +1,14 @@
+import os.path as osp
 import random
+import re
 
 import numpy as np
 import pytest
 import torch
 
 from mmreid.evaluation.metrics.cross_modality_metric import (
-    LLCMMetric, SYSUMetric, group_pool, official_gallery_draw,
-    seeded_gallery_draw)
+    LLCMMetric, SYSUMetric, group_pool, load_rand_perm_cam,
+    normalize_rand_perm_cam, official_gallery_draw, seeded_gallery_draw)
 from mmreid.registry import METRICS
 
 
@@ -338,7 +340,8 @@ def test_official_draw_takes_first_shots_of_row_t():
 
 def test_official_draw_through_metric_and_errors():
     queries, pool = random_pool(seed=6, pids=(1, 2), max_images=4)
-    perms = [[[[1] * 3 for _ in range(10)] for _ in range(2)]
+    # Every row a permutation that starts with image 1.
+    perms = [[[[1, 2, 3] for _ in range(10)] for _ in range(2)]
              for _ in range(6)]
     metric = SYSUMetric(num_trials=2, rand_perm_cam=perms)
     assert metric.gallery_draw == 'official_rand_perm'
@@ -353,6 +356,163 @@ def test_official_draw_through_metric_and_errors():
         SYSUMetric(shot='double')
     with pytest.raises(ValueError, match='rerank'):
         SYSUMetric(rerank=dict(k1=20, k2=6, lambda_value=0.3))
+
+
+SYSU_FIXTURES = osp.join(
+    osp.dirname(__file__), '..', '..', '..', 'shared', 'fixtures',
+    'sysu_mm01')
+needs_sysu_files = pytest.mark.skipif(
+    not osp.isfile(osp.join(SYSU_FIXTURES, 'rand_perm_cam.mat')),
+    reason='the official SYSU-MM01 split files are read from '
+    '../shared/fixtures/sysu_mm01/, which this checkout does not have')
+
+
+def official_files():
+    mat4py = pytest.importorskip('mat4py')
+    perms = mat4py.loadmat(osp.join(SYSU_FIXTURES, 'rand_perm_cam.mat'))
+    test_id = mat4py.loadmat(osp.join(SYSU_FIXTURES, 'test_id.mat'))['id']
+    return perms['rand_perm_cam'], test_id
+
+
+def reference_testing_gallery(raw, test_id, gallery_cams, number_shot,
+                              run_time):
+    """The gallery of ``get_testing_set.m``, from the README's definition.
+
+    Written against the file as mat4py reads it: ``raw[c - 1][0]`` is the
+    1 x N cell of camera c, its k-th item (id k) is ``[matrix]``, the
+    matrix a list of 10 rows of 1-based image numbers (empty rows: the id
+    has no image there). For every gallery camera in list order, every id
+    k = 1..N that is a test id and has images, take the first
+    ``number_shot`` numbers of row ``run_time`` (1-based) -> files
+    ``cam<c>/<k:04d>/<i:04d>.jpg``, in that order.
+    """
+    files = []
+    for cam in gallery_cams:
+        cell = raw[cam - 1][0]
+        for k in range(1, len(cell) + 1):
+            if k not in test_id:
+                continue
+            row = cell[k - 1][0][run_time - 1]
+            if not row:
+                continue
+            files += [
+                f'cam{cam}/{k:04d}/{i:04d}.jpg' for i in row[:number_shot]
+            ]
+    return files
+
+
+def official_pool(raw, test_id, cams):
+    """Every visible image of the test ids, one sample per file, shuffled
+    so the draw cannot rely on the pool order."""
+    paths = []
+    for cam in cams:
+        cell = raw[cam - 1][0]
+        for pid in test_id:
+            if pid <= len(cell) and cell[pid - 1][0][0]:
+                paths += [(pid, cam, f'cam{cam}/{pid:04d}/{i:04d}.jpg')
+                          for i in range(1, len(cell[pid - 1][0][0]) + 1)]
+    random.Random(0).shuffle(paths)
+    return paths
+
+
+@needs_sysu_files
+@pytest.mark.parametrize('mode,cams,shots,sizes', [
+    ('all', (1, 2, 4, 5), 1, 301),
+    ('indoor', (1, 2), 1, 112),
+    ('all', (1, 2, 4, 5), 10, None),
+])
+def test_official_draw_on_the_real_file_equals_get_testing_set(
+        mode, cams, shots, sizes):
+    raw, test_id = official_files()
+    perms = load_rand_perm_cam(osp.join(SYSU_FIXTURES, 'rand_perm_cam.mat'))
+    pool = official_pool(raw, test_id, (1, 2, 4, 5))
+    paths = [p for _, _, p in pool]
+    groups = group_pool([p for p, _, _ in pool], [c for _, c, _ in pool],
+                        paths)
+    for trial in range(10):
+        drawn = official_gallery_draw(perms, groups, paths, cams, shots,
+                                      trial)
+        expected = reference_testing_gallery(raw, test_id, cams, shots,
+                                             trial + 1)
+        assert [paths[i] for i in drawn] == expected
+        if sizes is not None:  # the commonly reported gallery sizes
+            assert len(drawn) == sizes
+    # The raw mat4py lists are accepted as well (normalised on the way).
+    assert official_gallery_draw(raw, groups, paths, cams, shots, 3) == \
+        official_gallery_draw(perms, groups, paths, cams, shots, 3)
+
+
+@needs_sysu_files
+def test_sysu_metric_with_the_real_rand_perm_cam_file():
+    raw, test_id = official_files()
+    test_id = test_id[:12]  # a smaller pool keeps the test fast
+    pool = official_pool(raw, test_id, (1, 2, 4, 5))
+    rng = np.random.default_rng(0)
+    samples = [
+        make_sample(rng.standard_normal(4), pid, 3, 'query', i, modality=1)
+        for i, pid in enumerate(test_id)
+    ]
+    samples += [
+        make_sample(
+            rng.standard_normal(4), pid, cam, 'gallery', 1000 + i, path=path)
+        for i, (pid, cam, path) in enumerate(pool)
+    ]
+    path = osp.join(SYSU_FIXTURES, 'rand_perm_cam.mat')
+    metric = SYSUMetric(mode='all', rand_perm_cam=path)
+    assert metric.gallery_draw == 'official_rand_perm'
+    results = run_metric(metric, samples)
+    assert results['sysu/num_query'] == len(test_id)
+    kept = [s for s in samples if s['role'] == 'gallery']
+    for trial, gallery in enumerate(metric.trial_galleries):
+        expected = reference_testing_gallery(raw, test_id, (1, 2, 4, 5), 1,
+                                             trial + 1)
+        assert [kept[i]['img_path'] for i in gallery] == expected
+        assert results[f'sysu/trial{trial}/num_gallery'] == len(expected)
+
+
+def test_malformed_rand_perm_cam_names_file_and_layout(tmp_path):
+    mat4py = pytest.importorskip('mat4py')
+    files = [
+        (dict(other=[1, 2]), 'no variable "rand_perm_cam"'),
+        (dict(rand_perm_cam=[[1, 2], [2, 1]]), 'rand_perm_cam is '),
+    ]
+    for i, (content, where) in enumerate(files):
+        path = str(tmp_path / f'bad{i}.mat')
+        mat4py.savemat(path, content)
+        with pytest.raises(ValueError) as info:
+            SYSUMetric(rand_perm_cam=path)
+        message = str(info.value)
+        assert path in message and where in message, message
+        assert '10 x n matrix' in message
+    not_mat = tmp_path / 'page.mat'
+    not_mat.write_text('<html>not found</html>')
+    with pytest.raises(ValueError, match='page.mat: cannot be read'):
+        SYSUMetric(rand_perm_cam=str(not_mat))
+    with pytest.raises(FileNotFoundError, match='missing.mat'):
+        SYSUMetric(rand_perm_cam=str(tmp_path / 'missing.mat'))
+    # Nested content mat4py cannot write: checked the same way.
+    good = [[[[2, 1, 3]] * 10] for _ in range(6)]
+    cases = [
+        (good[:5], r'rand_perm_cam is '),
+        (good[:5] + [[[[1, 2]] * 9]], r'rand_perm_cam\{6\}\{1\} is '),
+        (good[:5] + [[[[1, 1, 3]] * 10]],
+         r'rand_perm_cam\{6\}\{1\}\(1,:\) is \[1, 1, 3\]'),
+    ]
+    for value, where in cases:
+        with pytest.raises(ValueError) as info:
+            normalize_rand_perm_cam(value, 'my_perms.mat')
+        message = str(info.value)
+        assert message.startswith('my_perms.mat: ')
+        assert re.search(where, message), message
+    assert normalize_rand_perm_cam(good, 'x')[5][0][9] == [2, 1, 3]
+
+
+def test_official_draw_refuses_a_pick_missing_from_the_pool():
+    perms = [[[[2, 1]] * 10] for _ in range(6)]
+    paths = ['cam1/0001/0001.jpg']  # image 2 of cam1/0001 is missing
+    groups = group_pool([1], [1], paths)
+    with pytest.raises(ValueError, match='cam1/0001/0002 in trial 0'):
+        official_gallery_draw(perms, groups, paths, (1, ), 1, 0)
 
 
 def llcm_samples(direction):

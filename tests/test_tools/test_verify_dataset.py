@@ -163,3 +163,59 @@ def test_modality_column_and_unverified_ok():
     table = tool.format_table([row])
     assert 'modality' in table.splitlines()[0]
     assert 'vis:1 ir:2' in table
+
+
+def write_market(root):
+    files = dict(
+        bounding_box_train=[
+            '0002_c1s1_000451_03.jpg', '0007_c3s1_000001_01.jpg'
+        ],
+        query=['0002_c2s1_000001_00.jpg', '0007_c1s1_000002_00.jpg'],
+        bounding_box_test=[
+            '0002_c3s1_000003_01.jpg', '0007_c2s1_000004_01.jpg'
+        ])
+    for folder, names in files.items():
+        os.makedirs(osp.join(root, folder))
+        for name in names:
+            open(osp.join(root, folder, name), 'wb').close()
+    return str(root)
+
+
+def market_config(tmp_path, root):
+    config = tmp_path / 'market.py'
+    config.write_text(
+        f'train_dataloader = dict(dataset=dict(type="Market1501", '
+        f'data_root={root!r}))\n'
+        f'test_dataloader = dict(dataset=dict(type="Market1501", '
+        f'data_root={root!r}, split="test"))\n')
+    return str(config)
+
+
+def test_incomplete_copy_exits_1_naming_what_is_missing(
+        tmp_path, monkeypatch, capsys):
+    from mmreid.datasets import Market1501
+    tool = load_tool()
+    root = write_market(tmp_path / 'market1501')
+    config = market_config(tmp_path, root)
+    # The real published counts: a tiny tree is an incomplete copy.
+    assert tool.main([config]) == 1
+    out = capsys.readouterr().out
+    assert 'ERROR: train: market1501 train images: got 2, published ' \
+        '12936' in out
+    assert 'ERROR: test: market1501 gallery ids: got 2, published 751' in out
+    # With the tree's own counts published it passes, until an image and
+    # a camera folder's worth of queries go missing.
+    monkeypatch.setattr(
+        Market1501, 'PUBLISHED_COUNTS',
+        dict(
+            train=dict(ids=2, images=2, cams=2, verified=True),
+            query=dict(ids=2, images=2, cams=2, verified=True),
+            gallery=dict(ids=2, images=2, cams=2, verified=True)))
+    assert tool.main([config]) == 0
+    assert 'ERROR' not in capsys.readouterr().out
+    os.remove(osp.join(root, 'query', '0007_c1s1_000002_00.jpg'))
+    assert tool.main([config]) == 1
+    out = capsys.readouterr().out
+    assert 'ERROR: test: market1501 query images: got 1, published 2' in out
+    assert 'ERROR: test: market1501 query cams: got 1, published 2' in out
+    assert 'gallery images' not in out

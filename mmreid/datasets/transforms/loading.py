@@ -40,7 +40,7 @@ class LoadImageFromFile(BaseTransform):
 
     Raises:
         FileNotFoundError: ``img_path`` does not exist.
-        OSError: the file cannot be decoded as an image.
+        OSError: the file is empty or cannot be decoded as an image.
     """
 
     def __init__(self, backend_args: Optional[dict] = None) -> None:
@@ -53,6 +53,9 @@ class LoadImageFromFile(BaseTransform):
         except FileNotFoundError as e:
             # The backend's own message does not always name the file.
             raise FileNotFoundError(f'image file not found: {path!r}') from e
+        if not img_bytes:  # OpenCV's assertion would not name the file
+            raise OSError(f'image file {path!r} is empty (0 bytes): an '
+                          f'incomplete copy of the dataset?')
         # IMREAD_COLOR always gives 3 channels (gray is replicated, alpha
         # dropped) and 8 bits, whatever the file stores.
         img = cv2.imdecode(

@@ -96,48 +96,156 @@ def seeded_gallery_draw(groups: PoolGroups, cameras: Sequence[int], shots: int,
     return gallery
 
 
-def _squeeze(value: Any) -> Any:
-    """Unwrap the 1-element lists that MATLAB cells and vectors leave."""
-    while isinstance(value, list) and len(value) == 1 and isinstance(
-            value[0], list):
+#: The layout ``rand_perm_cam`` must have, quoted by every error about it.
+RAND_PERM_LAYOUT = (
+    'a cell of 6 cameras; per camera one entry per person id (id k at '
+    'position k); each entry a 10 x n matrix whose row t is a permutation '
+    'of the 1-based numbers of the id\'s n images in that camera (n = 0: '
+    'an empty entry), as in wuancong/SYSU-MM01 '
+    'evaluation/data_split/rand_perm_cam.mat')
+NUM_OFFICIAL_TRIALS = 10
+NUM_SYSU_CAMS = 6
+
+
+class RandPermCam(list):
+    """Checked permutations: ``perms[camera - 1][pid - 1][trial]`` is the
+    list of 1-based image numbers in the order the protocol takes them."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_perm_matrix(value: Any) -> bool:
+    """A 10 x n matrix: 10 rows, each a list of numbers (or one number).
+
+    mat4py gives a 10 x n matrix as 10 lists of n numbers (10 x 1: 10
+    one-element lists) and an empty entry as 10 empty lists.
+    """
+    if not isinstance(value, list) or len(value) != NUM_OFFICIAL_TRIALS:
+        return False
+    return all(
+        _is_number(row) or (isinstance(row, list) and all(
+            _is_number(v) for v in row)) for row in value)
+
+
+def _unwrap(value: Any) -> Any:
+    """Strip the one-element lists a MATLAB cell wraps around its content
+    (mat4py reads a 1 x N cell as ``[[...]]``), stopping at a matrix."""
+    while (isinstance(value, list) and len(value) == 1
+           and isinstance(value[0], list) and not _is_perm_matrix(value)):
         value = value[0]
     return value
 
 
-def load_rand_perm_cam(path: str) -> list:
-    """Read the official ``rand_perm_cam.mat`` with ``mat4py``.
+def normalize_rand_perm_cam(value: Any, source: str) -> RandPermCam:
+    """Check the official permutations and bring them to one layout.
+
+    Accepts the nested lists ``mat4py`` reads from ``rand_perm_cam.mat``
+    (a 1 x N cell per camera, each per-id matrix wrapped in one more list)
+    as well as the same content without the wrapping lists.
+
+    Args:
+        value: The ``rand_perm_cam`` variable.
+        source: Where ``value`` comes from (the file), for the errors.
+
+    Returns:
+        list: ``perms[cam - 1][pid - 1][trial]``, a list of 1-based image
+        numbers (empty where the id has no image in the camera).
+
+    Raises:
+        ValueError: ``value`` does not have the layout; the message names
+            ``source``, the place and the expected layout.
+    """
+
+    def fail(where: str, found: Any) -> ValueError:
+        text = repr(found)
+        if len(text) > 80:
+            text = text[:77] + '...'
+        return ValueError(f'{source}: rand_perm_cam{where} is {text}, '
+                          f'expected {RAND_PERM_LAYOUT}')
+
+    if isinstance(value, RandPermCam):
+        return value
+    cams = _unwrap(value)
+    if not isinstance(cams, list) or len(cams) != NUM_SYSU_CAMS:
+        raise fail('', cams)
+    perms = RandPermCam()
+    for cam, cell in enumerate(cams, start=1):
+        entries = cell
+        # A camera's 1 x N cell: unwrap unless the content is one matrix,
+        # which would be a camera with a single id.
+        while (isinstance(entries, list) and len(entries) == 1
+               and isinstance(entries[0], list)
+               and not _is_perm_matrix(entries[0])
+               and not _is_perm_matrix(_unwrap(entries[0]))):
+            entries = entries[0]
+        if not isinstance(entries, list) or not entries:
+            raise fail(f'{{{cam}}}', cell)
+        per_pid = []
+        for pid, entry in enumerate(entries, start=1):
+            matrix = _unwrap(entry)
+            if not _is_perm_matrix(matrix):
+                raise fail(f'{{{cam}}}{{{pid}}}', entry)
+            rows = [row if isinstance(row, list) else [row] for row in matrix]
+            rows = [[int(v) for v in row] for row in rows]
+            length = len(rows[0])
+            for trial, row in enumerate(rows):
+                if sorted(row) != list(range(1, length + 1)):
+                    raise fail(f'{{{cam}}}{{{pid}}}({trial + 1},:)', row)
+            per_pid.append(rows)
+        perms.append(per_pid)
+    return perms
+
+
+def load_rand_perm_cam(path: str) -> RandPermCam:
+    """Read and check the official ``rand_perm_cam.mat`` with ``mat4py``.
 
     Args:
         path: Path of ``evaluation/data_split/rand_perm_cam.mat``.
 
     Returns:
-        list: The ``rand_perm_cam`` cell (6 cameras) as nested lists.
+        list: See :func:`normalize_rand_perm_cam`.
     """
     try:
         import mat4py
     except ImportError as error:
         raise ImportError('reading rand_perm_cam.mat needs mat4py '
                           '(pip install mat4py)') from error
-    data = mat4py.loadmat(path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'rand_perm_cam file {path!r} not found '
+                                '(evaluation/data_split/rand_perm_cam.mat '
+                                'of wuancong/SYSU-MM01)')
+    try:
+        data = mat4py.loadmat(path)
+    except Exception as error:  # mat4py raises bare ParseErrors
+        raise ValueError(f'{path}: cannot be read as a MATLAB (v5) file '
+                         f'with mat4py ({type(error).__name__}: {error}); '
+                         f'expected {RAND_PERM_LAYOUT}') from error
     if 'rand_perm_cam' not in data:
-        raise KeyError(f'{path}: no variable "rand_perm_cam", found '
-                       f'{sorted(data)}')
-    return data['rand_perm_cam']
+        raise ValueError(f'{path}: no variable "rand_perm_cam", found '
+                         f'{sorted(data)}; expected {RAND_PERM_LAYOUT}')
+    return normalize_rand_perm_cam(data['rand_perm_cam'], path)
 
 
-def official_gallery_draw(rand_perm_cam: list, groups: PoolGroups,
+def official_gallery_draw(rand_perm_cam: Union[list, RandPermCam],
+                          groups: PoolGroups,
                           img_paths: Sequence[Optional[str]],
                           cameras: Sequence[int], shots: int,
                           trial: int) -> List[int]:
     """The official SYSU-MM01 draw (``get_testing_set.m``).
 
-    ``rand_perm_cam[cam - 1][pid - 1]`` is a 10 x n matrix of 1-based
-    image permutations; trial ``t`` takes the first ``shots`` entries of
-    row ``t``; entry ``i`` is ``cam<cam>/<pid:04d>/<i:04d>.jpg``. Cameras
-    are visited in the outer loop, as in the MATLAB code.
+    ``rand_perm_cam{cam}{pid}`` is a 10 x n matrix of 1-based image
+    permutations; trial ``t`` takes the first ``shots`` entries of row
+    ``t``; entry ``i`` is ``cam<cam>/<pid:04d>/<i:04d>.jpg``. Cameras are
+    visited in the outer loop and ids in ascending order inside, as in the
+    MATLAB code; an id with an empty entry contributes nothing. Every
+    image the permutations pick must be in the pool.
 
     Args:
-        rand_perm_cam: The loaded cell, see :func:`load_rand_perm_cam`.
+        rand_perm_cam: The permutations, as loaded by
+            :func:`load_rand_perm_cam` or raw nested lists (checked with
+            :func:`normalize_rand_perm_cam`).
         groups: See :func:`group_pool`.
         img_paths: Image path of every pool item; the image number is the
             file name (``0007.jpg`` -> 7).
@@ -148,14 +256,25 @@ def official_gallery_draw(rand_perm_cam: list, groups: PoolGroups,
     Returns:
         list[int]: Pool indices of the gallery, in draw order.
     """
-    cells = _squeeze(rand_perm_cam)
+    perms = normalize_rand_perm_cam(rand_perm_cam, 'rand_perm_cam')
+    if not 0 <= trial < NUM_OFFICIAL_TRIALS:
+        raise ValueError(f'the official draws hold trials 0..'
+                         f'{NUM_OFFICIAL_TRIALS - 1}, got {trial}')
     pids = sorted({pid for pid, _ in groups})
     gallery = []
     for cam in cameras:
-        per_pid = _squeeze(cells[cam - 1])
+        per_pid = perms[cam - 1]
         for pid in pids:
-            files = groups.get((pid, cam))
-            if not files:
+            files = groups.get((pid, cam), [])
+            if not 1 <= pid <= len(per_pid):
+                if files:
+                    raise ValueError(
+                        f'rand_perm_cam has no entry for cam{cam}/{pid:04d} '
+                        f'(camera {cam} holds ids 1..{len(per_pid)}), but '
+                        'the gallery pool has images of it')
+                continue
+            row = per_pid[pid - 1][trial]
+            if not row:
                 continue
             by_number = {}
             for index in files:
@@ -166,19 +285,14 @@ def official_gallery_draw(rand_perm_cam: list, groups: PoolGroups,
                         'the official draw maps image numbers to files; '
                         f'cannot read one from {img_paths[index]!r}')
                 by_number[int(match.group(1))] = index
-            rows = per_pid[pid - 1]
-            if not isinstance(rows, list) or trial >= len(rows):
-                raise ValueError(f'rand_perm_cam has no trial {trial} for '
-                                 f'cam{cam}/{pid:04d}')
-            row = rows[trial] if isinstance(rows[trial],
-                                            list) else [rows[trial]]
             for number in row[:shots]:
-                if int(number) not in by_number:
+                if number not in by_number:
                     raise ValueError(
                         f'rand_perm_cam picks cam{cam}/{pid:04d}/'
-                        f'{int(number):04d} in trial {trial}, which is not '
-                        'in the gallery pool')
-                gallery.append(by_number[int(number)])
+                        f'{number:04d} in trial {trial}, which is not '
+                        'in the gallery pool (a partial copy of '
+                        'SYSU-MM01?)')
+                gallery.append(by_number[number])
     return gallery
 
 
@@ -259,7 +373,15 @@ class TrialGalleryMetric(ReIDMetric):
         self.num_trials = int(num_trials)
         self.seed = int(seed)
         self.gallery_draw = gallery_draw
-        self.rand_perm_cam = rand_perm_cam
+        # Read and check the permutations now, before any feature is
+        # extracted: a wrong file fails the run at its start.
+        if rand_perm_cam is None:
+            self.rand_perm_cam = None
+        elif isinstance(rand_perm_cam, str):
+            self.rand_perm_cam = load_rand_perm_cam(rand_perm_cam)
+        else:
+            self.rand_perm_cam = normalize_rand_perm_cam(
+                rand_perm_cam, 'rand_perm_cam')
         self.transpose = bool(transpose)
         #: Per-trial results of the last evaluation, the drawn galleries
         #: as indices into the pool of the configured cameras, and as the
@@ -285,8 +407,6 @@ class TrialGalleryMetric(ReIDMetric):
         if self.gallery_draw == 'agw_seeded':
             return seeded_gallery_draw(groups, cameras, self.shots,
                                        self.seed + trial)
-        if isinstance(self.rand_perm_cam, str):
-            self.rand_perm_cam = load_rand_perm_cam(self.rand_perm_cam)
         return official_gallery_draw(self.rand_perm_cam, groups, img_paths,
                                      cameras, self.shots, trial)
 

@@ -1,0 +1,303 @@
+"""A partial or wrong copy of a dataset does not load silently: published
+counts, the load-time warning, empty splits, empty images, AppleDouble
+files, the accepted alternative layouts and the start-up summary table."""
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+
+import mmreid.datasets.base_reid_dataset as base_module
+import mmreid.datasets.summary as summary_module
+from mmreid.datasets import (CUHK02, CUHK03NP, CUHKSYSU, GRID, LLCM, MSMT17,
+                             PRID2011, SYSUMM01, ConcatReIDDataset,
+                             DatasetLayoutError, DukeMTMCReID, Market1501,
+                             QMULiLIDS, RegDB, VIPeR)
+from mmreid.datasets.transforms import LoadImageFromFile
+from .test_market1501 import market_root  # noqa: F401 (fixture)
+from .test_msmt17 import make_msmt17
+from .test_small_dg import make_ilids, make_prid
+from .test_sysu_mm01 import make_sysu
+from .utils import touch
+
+DATASET_CLASSES = (Market1501, DukeMTMCReID, MSMT17, CUHK03NP, CUHK02,
+                   CUHKSYSU, SYSUMM01, RegDB, LLCM, PRID2011, GRID, VIPeR,
+                   QMULiLIDS)
+
+
+@pytest.fixture
+def logged(monkeypatch):
+    """``(level, message)`` of every line the datasets log."""
+    lines = []
+
+    def record(msg, logger=None, level=20):
+        lines.append((level, str(msg)))
+
+    monkeypatch.setattr(base_module, 'print_log', record)
+    monkeypatch.setattr(summary_module, 'print_log', record)
+    return lines
+
+
+def warnings_of(lines):
+    return [m for level, m in lines if level >= 30]
+
+
+def test_every_dataset_declares_its_published_counts():
+    for cls in DATASET_CLASSES:
+        own = vars(cls)
+        declared = ('PUBLISHED_COUNTS' in own or 'published_counts' in own
+                    or 'SPLIT_SIZES' in own)
+        assert declared, cls.__name__
+    # A few numbers from the datasets' papers / the spec.
+    assert Market1501.PUBLISHED_COUNTS['gallery'] == dict(
+        ids=751, images=15913, cams=6, verified=True)
+    assert DukeMTMCReID.PUBLISHED_COUNTS['gallery']['ids'] == 1110
+    assert MSMT17.PUBLISHED_COUNTS['train']['images'] == 32621
+    assert CUHK03NP.VARIANT_COUNTS['detected']['gallery']['images'] == 5332
+    assert SYSUMM01.MODE_COUNTS['all']['query']['images'] == 3803
+    # Counts are not inherited by a class with other data (SynthReID).
+    from mmreid.datasets import SynthReID
+    assert 'PUBLISHED_COUNTS' not in vars(SynthReID)
+
+
+def set_counts(monkeypatch, cls, counts):
+    monkeypatch.setattr(cls, 'PUBLISHED_COUNTS', counts)
+
+
+MARKET_FIXTURE_COUNTS = dict(
+    train=dict(ids=3, images=4, cams=4, verified=True),
+    query=dict(ids=2, images=2, cams=2, verified=True),
+    gallery=dict(ids=4, images=4, cams=3, verified=True))
+
+
+def test_complete_copy_loads_without_warning(market_root, monkeypatch,
+                                             logged):  # noqa: F811
+    set_counts(monkeypatch, Market1501, MARKET_FIXTURE_COUNTS)
+    Market1501(market_root, split='train')
+    Market1501(market_root, split='test')
+    assert warnings_of(logged) == []
+
+
+def test_partial_split_warns_once_naming_what_differs(market_root, monkeypatch,
+                                                      logged):  # noqa: F811
+    set_counts(monkeypatch, Market1501, MARKET_FIXTURE_COUNTS)
+    os.remove(osp.join(market_root, 'query', '0010_c2s1_000002_00.jpg'))
+    ds = Market1501(market_root, split='test')
+    assert len(ds) == 5  # loads: a subset may be on purpose
+    warnings = warnings_of(logged)
+    assert len(warnings) == 1
+    message = warnings[0]
+    assert 'market1501' in message and "split 'test'" in message
+    assert 'query images: expected 2, found 1' in message
+    assert 'query ids: expected 2, found 1' in message
+    assert 'query cams: expected 2, found 1' in message
+    assert 'gallery' not in message.split('differs')[1].split('.')[0]
+
+
+def test_real_counts_flag_a_tiny_market_tree(
+        market_root,  # noqa: F811
+        logged):
+    Market1501(market_root, split='train')
+    assert len(warnings_of(logged)) == 1
+    assert 'train images: expected 12936, found 4' in warnings_of(logged)[0]
+
+
+def test_sysu_without_cam3_warns(tmp_path, monkeypatch, logged):
+    root = str(tmp_path / 'SYSU-MM01')
+    make_sysu(root)
+    counts = dict(SYSUMM01.MODE_COUNTS)
+    counts['all'] = dict(
+        train=dict(ids=3, images=9, cams=6),
+        query=dict(ids=2, images=4, cams=2),
+        gallery=dict(ids=2, images=7, cams=4))
+    monkeypatch.setattr(SYSUMM01, 'MODE_COUNTS', counts)
+    SYSUMM01(root, split='test')
+    assert warnings_of(logged) == []
+    for name in os.listdir(osp.join(root, 'cam3', '0005')):
+        os.remove(osp.join(root, 'cam3', '0005', name))
+    os.rmdir(osp.join(root, 'cam3', '0005'))
+    SYSUMM01(root, split='test')
+    (message, ) = warnings_of(logged)
+    assert 'sysu-mm01-all' in message
+    assert 'query images: expected 4, found 2' in message
+    assert 'query cams: expected 2, found 1' in message
+
+
+def test_empty_training_split_names_dataset_and_path(market_root):  # noqa
+    folder = osp.join(market_root, 'bounding_box_train')
+    for name in os.listdir(folder):
+        os.remove(osp.join(folder, name))
+    with pytest.raises(DatasetLayoutError) as info:
+        Market1501(market_root, split='train')
+    assert 'market1501: the training split is empty' in str(info.value)
+    assert market_root in str(info.value)
+
+
+def test_empty_query_is_an_error(market_root):  # noqa: F811
+    folder = osp.join(market_root, 'query')
+    for name in os.listdir(folder):
+        os.remove(osp.join(folder, name))
+    with pytest.raises(DatasetLayoutError, match='no query image'):
+        Market1501(market_root, split='test')
+
+
+def test_appledouble_files_are_skipped(market_root):  # noqa: F811
+    touch(
+        osp.join(market_root, 'bounding_box_train'),
+        '._0002_c1s1_000451_03.jpg', '._Thumbs.db')
+    ds = Market1501(market_root, split='train')
+    assert len(ds) == 4
+
+
+def test_zero_byte_image_names_the_file(tmp_path):
+    path = str(tmp_path / '0002_c1s1_000451_03.jpg')
+    open(path, 'wb').close()
+    with pytest.raises(OSError, match='0002_c1s1_000451_03.jpg.*empty'):
+        LoadImageFromFile()(dict(img_path=path))
+
+
+def test_missing_prid_image_named_at_its_real_path(tmp_path):
+    root = make_prid(tmp_path)
+    path = osp.join(root, 'prid_2011', 'single_shot', 'cam_b',
+                    'person_0700.png')
+    os.remove(path)
+    with pytest.raises(DatasetLayoutError) as info:
+        PRID2011(root, split='test')
+    assert repr(path) in str(info.value)
+
+
+def test_ilids_with_a_deleted_image_is_an_error(tmp_path):
+    root, _ = make_ilids(tmp_path)
+    folder = osp.join(root, 'i-LIDS_Pedestrian', 'Persons')
+    os.remove(osp.join(folder, sorted(os.listdir(folder))[40]))
+    with pytest.raises(DatasetLayoutError, match='expected 476 images'):
+        QMULiLIDS(root, split_index=0)
+
+
+def test_msmt17_train_only_switch(tmp_path, logged):
+    root = tmp_path / 'MSMT17_V1'
+    root.mkdir()
+    make_msmt17(root, 'V1')
+    both = MSMT17(str(root))
+    train_only = MSMT17(str(root), with_val=False)
+    assert len(both) == 4 and len(train_only) == 3
+    assert train_only.metainfo['with_val'] is False
+    assert train_only.published_counts()['train']['images'] == 30248
+    assert both.published_counts()['train']['images'] == 32621
+    with pytest.raises(TypeError, match='with_val'):
+        MSMT17(str(root), with_val='no')
+
+
+def make_market(root):
+    touch(osp.join(root, 'bounding_box_train'), '0002_c1s1_000451_03.jpg')
+    touch(osp.join(root, 'query'), '0002_c2s1_000001_00.jpg')
+    touch(osp.join(root, 'bounding_box_test'), '0002_c3s1_000003_01.jpg')
+
+
+def test_alternative_layouts(tmp_path):
+    # Market: data_root one level up.
+    make_market(str(tmp_path / 'market' / 'Market-1501-v15.09.15'))
+    ds = Market1501(str(tmp_path / 'market'))
+    assert ds.data_root.endswith('Market-1501-v15.09.15')
+    # CUHK03-NP one level deeper.
+    for folder in ('bounding_box_train', 'query', 'bounding_box_test'):
+        touch(tmp_path / 'c3' / 'cuhk03-np' / 'labeled' / folder,
+              '0001_c1_1.png')
+    ds = CUHK03NP(str(tmp_path / 'c3'), variant='labeled')
+    assert ds.data_root.endswith('cuhk03-np')
+    # CUHK02 (MetaBIN): P1..P5 directly under data_root.
+    for pair in range(1, 6):
+        for view in (1, 2):
+            touch(tmp_path / 'c2' / f'P{pair}' / f'cam{view}', '001_1.png')
+    assert CUHK02(str(tmp_path / 'c2')).num_pids == 5
+    touch(tmp_path / 'c2' / 'Dataset' / 'P1' / 'cam1', '001_1.png')
+    with pytest.raises(DatasetLayoutError, match='both Dataset/P1 and P1'):
+        CUHK02(str(tmp_path / 'c2'))
+    # CUHK-SYSU (MetaBIN): cropped_image/ with its own names.
+    touch(tmp_path / 'sysu' / 'cropped_image', 'p00001_n01_s00001_hard0.png',
+          'p00001_n02_s00007_hard1.png', 'p00012_n01_s00002_hard0.png')
+    ds = CUHKSYSU(str(tmp_path / 'sysu'))
+    assert len(ds) == 3 and ds.num_pids == 2
+    assert ds.published_counts() is None
+    touch(tmp_path / 'sysu' / 'cropped_images', 'p1_s1.jpg')
+    with pytest.raises(DatasetLayoutError, match='holds both'):
+        CUHKSYSU(str(tmp_path / 'sysu'))
+    # QMUL-iLIDS (MetaBIN): images/ under the QMUL-iLIDS folder.
+    root, _ = make_ilids(tmp_path / 'ilids')
+    os.rename(
+        osp.join(root, 'i-LIDS_Pedestrian', 'Persons'),
+        osp.join(root, 'images'))
+    ds = QMULiLIDS(root, split_index=1)
+    assert len(ds) == 120
+    assert all('/images/' in ds.get_data_info(i)['img_path']
+               for i in range(len(ds)))
+
+
+def test_wrong_layout_error_names_the_accepted_layouts(tmp_path):
+    with pytest.raises(DatasetLayoutError, match='MetaBIN'):
+        CUHK02(str(tmp_path))
+    with pytest.raises(DatasetLayoutError, match='cropped_image/'):
+        CUHKSYSU(str(tmp_path))
+    with pytest.raises(DatasetLayoutError, match='Market-1501-v15.09.15'):
+        Market1501(str(tmp_path))
+
+
+def test_summary_table_logged_once_per_dataset(
+        market_root,  # noqa: F811
+        logged):
+    Market1501(market_root, split='test')
+    tables = [m for level, m in logged if 'dataset summary' in m]
+    assert len(tables) == 1
+    rows = [[c.strip() for c in line.split('|')]
+            for line in tables[0].splitlines()[1:]]
+    assert rows[0] == [
+        'dataset', 'split', 'role', 'ids', 'images', 'cams', 'modalities'
+    ]
+    assert rows[2] == ['market1501', 'test', 'query', '2', '2', '2', 'vis']
+    # Junk dropped, distractor pid 0 counted as one id.
+    assert rows[3] == ['market1501', 'test', 'gallery', '4', '4', '3', 'vis']
+
+
+def test_concat_logs_one_table_for_its_sources(
+        market_root,  # noqa: F811
+        tmp_path,
+        logged):
+    sysu = str(tmp_path / 'SYSU-MM01')
+    make_sysu(sysu)
+    ConcatReIDDataset([
+        dict(type='Market1501', data_root=market_root),
+        dict(type='SYSUMM01', data_root=sysu),
+    ])
+    tables = [m for level, m in logged if 'dataset summary' in m]
+    assert len(tables) == 1 and 'ConcatReIDDataset' in tables[0]
+    lines = tables[0].splitlines()
+    sysu_row = [c.strip() for c in lines[4].split('|')]
+    # Ids 3, 7 (train) and 12 (val): 4 visible + 4 infrared images from
+    # cams 1, 2, 3, 4, 6 (see test_sysu_mm01.IMAGES).
+    assert sysu_row == [
+        'sysu-mm01', 'train', 'train', '3', '8', '5', 'vis:4 ir:4'
+    ]
+    total = [c.strip() for c in lines[5].split('|')]
+    assert total == ['total', 'train', 'train', '6', '12', '9', 'vis:8 ir:4']
+
+
+def test_count_helpers_match_a_naive_count():
+    rng = np.random.default_rng(0)
+    records = [
+        dict(
+            pid=int(rng.integers(5)),
+            camid=int(rng.integers(3)),
+            modality=int(rng.integers(2)),
+            role=['train', 'query', 'gallery'][int(rng.integers(3))])
+        for _ in range(50)
+    ]
+    counts = summary_module.count_roles(records)
+    for role, c in counts.items():
+        part = [r for r in records if r['role'] == role]
+        assert c['images'] == len(part)
+        assert c['ids'] == len({r['pid'] for r in part})
+        assert c['cams'] == len({r['camid'] for r in part})
+        assert sum(c['modalities'].values()) == len(part)
+    assert list(counts) == [
+        r for r in ('train', 'query', 'gallery') if r in counts
+    ]
