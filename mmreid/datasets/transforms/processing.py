@@ -154,6 +154,9 @@ class Random2DTranslation(BaseTransform):
             ``'bilinear'``.
     """
 
+    #: Draws from the per-sample generator (see :func:`sample_rng`).
+    draws_from_sample_rng = True
+
     def __init__(self,
                  size: Sequence[int] = (256, 128),
                  prob: float = 0.5,
@@ -219,6 +222,9 @@ class RandomFlip(BaseTransform):
         prob (float): Probability of flipping. Defaults to 0.5.
     """
 
+    #: Draws from the per-sample generator (see :func:`sample_rng`).
+    draws_from_sample_rng = True
+
     def __init__(self, prob: float = 0.5) -> None:
         if not 0 <= prob <= 1:
             raise ValueError(f'prob must be in [0, 1], got {prob}')
@@ -265,6 +271,9 @@ class PadRandomCrop(BaseTransform):
             (mirror without repeating the edge) or ``'symmetric'``.
             Defaults to ``'constant'``.
     """
+
+    #: Draws from the per-sample generator (see :func:`sample_rng`).
+    draws_from_sample_rng = True
 
     def __init__(self,
                  padding: int = 10,
@@ -354,6 +363,9 @@ class RandomErasing(BaseTransform):
             ImageNet mean pixel.
         max_attempts (int): Boxes drawn before giving up. Defaults to 100.
     """
+
+    #: Draws from the per-sample generator (see :func:`sample_rng`).
+    draws_from_sample_rng = True
 
     def __init__(self,
                  prob: float = 0.5,
@@ -484,6 +496,9 @@ class ColorJitter(BaseTransform):
             1.0 (always, as torchvision).
     """
 
+    #: Draws from the per-sample generator (see :func:`sample_rng`).
+    draws_from_sample_rng = True
+
     def __init__(self,
                  brightness: Union[float, Sequence[float]] = 0.,
                  contrast: Union[float, Sequence[float]] = 0.,
@@ -585,6 +600,9 @@ class RandomChannel(BaseTransform):
         grayscale (bool): Whether the luminance is one of the choices.
             Defaults to True.
     """
+
+    #: Draws from the per-sample generator (see :func:`sample_rng`).
+    draws_from_sample_rng = True
 
     def __init__(self, prob: float = 0.5, grayscale: bool = True) -> None:
         if not 0 <= prob <= 1:
