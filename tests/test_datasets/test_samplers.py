@@ -268,8 +268,7 @@ def test_indices_carry_seeds_of_seed_epoch_rank_and_position(monkeypatch):
     from mmreid.datasets.samplers import SeededIndex, sample_seeds
     pids = make_pids(COUNTS)
     sampler = build(
-        monkeypatch, pids, rank=1, world_size=2, batch_size=8,
-        num_instances=2)
+        monkeypatch, pids, rank=1, world_size=2, batch_size=8, num_instances=2)
     sampler.set_epoch(3)
     indices = list(sampler)
     assert all(isinstance(i, SeededIndex) for i in indices)
@@ -281,8 +280,7 @@ def test_indices_carry_seeds_of_seed_epoch_rank_and_position(monkeypatch):
     # when the epoch is drawn again by a new sampler (a resumed run).
     assert seeds == sample_seeds(0, 3, 1, len(indices)).tolist()
     again = build(
-        monkeypatch, pids, rank=1, world_size=2, batch_size=8,
-        num_instances=2)
+        monkeypatch, pids, rank=1, world_size=2, batch_size=8, num_instances=2)
     again.set_epoch(3)
     assert [i.seed for i in again] == seeds
     # Positions, epochs, ranks and run seeds get different seeds, also

@@ -85,8 +85,8 @@ def test_resume_after_kill_ends_with_identical_weights(make_config, tmp_path):
                           env=env,
                           capture_output=True,
                           text=True)
-    assert proc.returncode == -signal.SIGKILL, (proc.stdout[-3000:] +
-                                                proc.stderr[-3000:])
+    assert proc.returncode == -signal.SIGKILL, (
+        proc.stdout[-3000:] + proc.stderr[-3000:])
     assert osp.isfile(killed / 'epoch_1.pth')
     assert not osp.exists(killed / 'epoch_2.pth')
     log = train(config, killed, '--no-validate', '--resume')

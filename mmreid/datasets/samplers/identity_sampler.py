@@ -34,8 +34,7 @@ class EpochPlanSampler(Sampler):
     def __iter__(self) -> Iterator[int]:
         """The indices of this rank, batch after batch, with their seeds."""
         indices = self._plan()[:, self.rank].reshape(-1)
-        return iter(
-            seeded_indices(indices, self.seed, self.epoch, self.rank))
+        return iter(seeded_indices(indices, self.seed, self.epoch, self.rank))
 
     def __len__(self) -> int:
         """The number of indices this rank yields per epoch."""

@@ -175,8 +175,7 @@ class Random2DTranslation(BaseTransform):
         self.scale = scale
 
     @cache_randomness
-    def _draw(self,
-              rng: np.random.Generator) -> Tuple[bool, float, float]:
+    def _draw(self, rng: np.random.Generator) -> Tuple[bool, float, float]:
         """Whether to enlarge, and the window's relative (top, left)."""
         enlarge = rng.random() < self.prob
         top, left = rng.random(2)
@@ -394,8 +393,9 @@ class RandomErasing(BaseTransform):
         self.max_attempts = max_attempts
 
     @cache_randomness
-    def _draw_box(self, height: int, width: int, rng: np.random.Generator
-                  ) -> Optional[Tuple[int, int, int, int]]:
+    def _draw_box(
+            self, height: int, width: int,
+            rng: np.random.Generator) -> Optional[Tuple[int, int, int, int]]:
         """(top, left, box_height, box_width), or None for no erasing."""
         if rng.random() >= self.prob:
             return None

@@ -28,10 +28,9 @@ def seed_global_rngs(seed: int, iteration: int, rank: int) -> None:
         iteration (int): The 0-based training iteration about to run.
         rank (int): The process's rank.
     """
-    words = np.random.SeedSequence(
-        seed % (1 << 64),
-        spawn_key=(ITERATION_STREAM, iteration, rank)).generate_state(
-            2, np.uint32)
+    sequence = np.random.SeedSequence(
+        seed % (1 << 64), spawn_key=(ITERATION_STREAM, iteration, rank))
+    words = sequence.generate_state(2, np.uint32)
     state = (int(words[0]) << 32) | int(words[1])
     random.seed(state)
     np.random.seed(words)
