@@ -411,3 +411,39 @@ def test_resumed_epochs_draw_the_same_augmentations(num_workers):
         assert repeats and not all(repeats)
     assert not all(
         np.array_equal(views[1][idx], views[2][idx]) for idx in views[1])
+
+
+@pytest.mark.parametrize('sampler_type', [
+    'IdentitySampler', 'DomainIdentitySampler', 'CrossModalityIdentitySampler'
+])
+def test_every_shipped_training_sampler_gives_sample_seeds(sampler_type):
+    from mmreid.datasets.samplers import SeededIndex, sample_seeds
+
+    class Records:
+
+        def __init__(self):
+            # pid, domain and modality for a dozen identities.
+            self.records = [
+                dict(pid=p, dsetid=p % 2, modality=m) for p in range(12)
+                for m in (0, 1) for _ in range(2 + p % 3)
+            ]
+
+        def __len__(self):
+            return len(self.records)
+
+        def get_data_info(self, idx):
+            return dict(self.records[idx])
+
+    sampler = DATA_SAMPLERS.build(
+        dict(
+            type=sampler_type,
+            dataset=Records(),
+            batch_size=8,
+            num_instances=2,
+            seed=5))
+    assert sampler.yields_sample_seeds
+    sampler.set_epoch(2)
+    indices = list(sampler)
+    assert all(type(i) is SeededIndex for i in indices)
+    assert [i.seed for i in indices] == sample_seeds(5, 2, 0,
+                                                     len(indices)).tolist()
