@@ -22,7 +22,9 @@ def fake_runner(seed=0,
                 epoch=0,
                 iters_per_epoch=10,
                 transforms=(),
-                sampler=None):
+                sampler=None,
+                sampler_cfg=None,
+                randomness=None):
     loop = object.__new__(EpochBasedTrainLoop)
     dataset = SimpleNamespace(pipeline=Compose(list(transforms)))
     loop.dataloader = type(
@@ -36,7 +38,11 @@ def fake_runner(seed=0,
         seed=seed,
         iter=iteration,
         train_loop=loop,
-        train_dataloader=loop.dataloader)
+        train_dataloader=loop.dataloader,
+        cfg=dict(
+            train_dataloader=dict(
+                sampler=sampler_cfg or dict(type='DefaultSampler'))),
+        _randomness_cfg=dict(randomness or dict(seed=seed)))
 
 
 def test_iteration_draws_depend_only_on_seed_and_iteration():
@@ -94,6 +100,7 @@ def test_warns_when_augmentation_would_draw_from_worker_state(monkeypatch):
 
     from mmreid.datasets.samplers.identity_sampler import EpochPlanSampler
     seeded = object.__new__(EpochPlanSampler)
+    seeded.seed = 0
     plain = object()
     assert warnings_of(
         fake_runner(transforms=[ReIDResize(), RandomFlip()], sampler=seeded),
@@ -107,3 +114,33 @@ def test_warns_when_augmentation_would_draw_from_worker_state(monkeypatch):
         fake_runner(transforms=[MMCVRandomFlip(prob=0.5)], sampler=seeded),
         monkeypatch)
     assert 'RandomFlip in the training pipeline draw from' in message
+
+
+def test_sampler_takes_the_restored_run_seed():
+    from mmreid.datasets.samplers import IdentitySampler
+
+    class Pids:
+
+        def __len__(self):
+            return 8
+
+        def get_pids(self):
+            return [0, 0, 1, 1, 2, 2, 3, 3]
+
+    def sampler_after_before_train(**kwargs):
+        sampler = IdentitySampler(
+            Pids(), batch_size=4, num_instances=2, seed=11)
+        hook = TrainRandomStateHook()
+        hook.before_train(fake_runner(seed=7, sampler=sampler, **kwargs))
+        return sampler.seed
+
+    # randomness=dict(seed=None): mmengine built the sampler with a fresh
+    # seed (11), then restored the checkpoint's (7).
+    assert sampler_after_before_train(
+        sampler_cfg=dict(type='IdentitySampler')) == 7
+    # A seed of the sampler's own, or one mmengine drew for all ranks.
+    assert sampler_after_before_train(
+        sampler_cfg=dict(type='IdentitySampler', seed=11)) == 11
+    assert sampler_after_before_train(
+        sampler_cfg=dict(type='IdentitySampler'),
+        randomness=dict(seed=None, diff_rank_seed=True)) == 11

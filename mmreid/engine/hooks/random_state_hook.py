@@ -54,23 +54,35 @@ class TrainRandomStateHook(Hook):
       hook sets before every training iteration, a function of (seed,
       iteration, rank) (:func:`seed_global_rngs`).
 
-    A run killed at any point (even mid-epoch, with persistent dataloader
-    workers) and resumed from its last checkpoint therefore ends with the
-    same weights as the uninterrupted run on the CPU, whatever
-    ``num_workers`` is.
+    A run killed mid-epoch (with persistent dataloader workers or not) and
+    resumed from its last epoch checkpoint therefore ends with the same
+    weights as the uninterrupted run on the CPU, whatever ``num_workers``
+    is.
 
-    Before training it also refuses what would break this silently: a
-    resume from a checkpoint saved in the middle of an epoch (mmengine's
-    epoch-based loop would train that epoch's first iterations again), and
-    it warns when a random transform of the training pipeline draws from
-    the dataloader workers' global RNGs (a sampler that gives no per-sample
-    seeds, or a random transform from outside mmreid).
+    Before training it also
+
+    * refuses a resume from a checkpoint saved in the middle of an epoch
+      (mmengine's epoch-based loop would train that epoch's first
+      iterations again);
+    * gives the sampler the run's seed when the config gives it none: a
+      run with ``randomness=dict(seed=None)`` gets the checkpoint's seed
+      back on resume, after mmengine built the sampler with a new one;
+    * warns when a random transform of the training pipeline draws from the
+      dataloader workers' global RNGs (a sampler that gives no per-sample
+      seeds, or a random transform from outside mmreid).
+
+    ``configs/_base_/default_runtime.py`` enables it for every config:
+
+    Examples:
+        >>> default_hooks = dict(
+        ...     random_state=dict(type='TrainRandomStateHook'))
     """
 
     priority = 'VERY_HIGH'
 
     def before_train(self, runner) -> None:
         self._check_resume_point(runner)
+        self._follow_run_seed(runner)
         self._check_pipeline(runner)
 
     def before_train_iter(self,
@@ -94,6 +106,28 @@ class TrainRandomStateHook(Hook):
                 f'train them again and the run would end elsewhere. Resume '
                 f'from a checkpoint saved at the end of an epoch '
                 f'(CheckpointHook with by_epoch=True).')
+
+    @staticmethod
+    def _follow_run_seed(runner) -> None:
+        sampler = runner.train_dataloader.sampler
+        if not getattr(sampler, 'yields_sample_seeds', False):
+            return
+        sampler_cfg = runner.cfg.get('train_dataloader', {}).get('sampler')
+        if sampler_cfg is None or sampler_cfg.get('seed') is not None:
+            return  # a seed of its own, or not built from a config
+        # With diff_rank_seed mmengine gives the sampler no seed: it draws
+        # one shared by the ranks, which no checkpoint stores.
+        randomness = getattr(runner, '_randomness_cfg', None) or {}
+        if randomness.get('diff_rank_seed', False):
+            return
+        if sampler.seed != runner.seed:
+            print_log(
+                f'{type(sampler).__name__}: seed {sampler.seed} -> '
+                f'{runner.seed}, the seed of the run (restored from the '
+                f'resumed checkpoint)',
+                logger='current',
+                level=logging.INFO)
+            sampler.seed = runner.seed
 
     @staticmethod
     def _check_pipeline(runner) -> None:
