@@ -1,4 +1,5 @@
 """End-to-end runs of tools/train.py, tools/test.py and the launchers."""
+import glob
 import json
 import os
 import os.path as osp
@@ -113,6 +114,36 @@ def test_resume_after_kill_ends_with_identical_weights(make_config, tmp_path):
     lr_b = [g['lr'] for g in b['optimizer']['param_groups']]
     assert lr_a == lr_b
     assert a['param_schedulers'] == b['param_schedulers']
+
+
+SHIPPED = sorted(
+    p for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
+
+
+@pytest.mark.parametrize(
+    'path', SHIPPED, ids=[osp.relpath(p, REPO) for p in SHIPPED])
+def test_shipped_config_resumes_with_the_same_draws(path):
+    """What the SIGKILL test checks holds for every shipped config."""
+    from mmengine.config import Config
+
+    from mmreid.registry import DATA_SAMPLERS, HOOKS, TRANSFORMS
+    from mmreid.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(path)
+    hooks = [h['type'] for h in cfg.default_hooks.values() if h]
+    assert 'TrainRandomStateHook' in hooks
+    assert HOOKS.get('TrainRandomStateHook') is not None
+    loader = cfg.train_dataloader
+    sampler = DATA_SAMPLERS.get(loader.sampler['type'])
+    assert getattr(sampler, 'yields_sample_seeds', False), sampler
+    pipeline = loader.dataset.get('pipeline')
+    assert pipeline, 'the training pipeline is not on the dataset'
+    for transform in pipeline:
+        cls = TRANSFORMS.get(transform['type'])
+        if getattr(cls, '_methods_with_randomness', None):
+            assert getattr(cls, 'draws_from_sample_rng', False), cls
 
 
 def read_metrics(path):
