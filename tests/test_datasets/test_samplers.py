@@ -447,3 +447,52 @@ def test_every_shipped_training_sampler_gives_sample_seeds(sampler_type):
     assert all(type(i) is SeededIndex for i in indices)
     assert [i.seed for i in indices] == sample_seeds(5, 2, 0,
                                                      len(indices)).tolist()
+
+
+def test_datasets_hand_the_sample_seed_to_the_transforms(tmp_path):
+    """mmengine's get_data_info passes the index object on as sample_idx."""
+    import cv2
+
+    from mmreid.datasets import ConcatReIDDataset, Market1501
+    from mmreid.datasets.samplers import SeededIndex
+    root = tmp_path / 'market1501'
+    rng = np.random.default_rng(0)
+    names = {
+        'bounding_box_train': [
+            f'{pid:04d}_c{cam}s1_000{pid}{cam}1_01.jpg' for pid in (2, 7, 9)
+            for cam in (1, 2)
+        ],
+        'query': ['0002_c1s1_000311_00.jpg'],
+        'bounding_box_test': ['0002_c3s1_000411_01.jpg'],
+    }
+    for folder, files in names.items():
+        (root / folder).mkdir(parents=True)
+        for name in files:
+            cv2.imwrite(
+                str(root / folder / name),
+                rng.integers(0, 256, (16, 8, 3), dtype=np.uint8))
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='PadRandomCrop', padding=3),
+        dict(type='RandomErasing', prob=0.5),
+        dict(type='PackReIDInputs'),
+    ]
+    market = Market1501(data_root=str(root), pipeline=pipeline)
+    concat = ConcatReIDDataset(
+        datasets=[dict(type='Market1501', data_root=str(root))],
+        pipeline=pipeline)
+    for dataset in (market, concat):
+        assert len(dataset) == 6
+        views = []
+        for global_seed in (0, 1):
+            np.random.seed(global_seed)
+            views.append([
+                dataset[SeededIndex(i, seed)]['inputs'].numpy()
+                for i in range(6) for seed in (10, 11, 12)
+            ])
+        # The seed decides, not the global RNG; different seeds of one
+        # image draw different augmentations.
+        for a, b in zip(*views):
+            np.testing.assert_array_equal(a, b)
+        assert len({v.tobytes() for v in views[0]}) > 6
