@@ -10,6 +10,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
     # Gives samplers their epoch, so every epoch draws a new order.
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Random draws that a resumed run repeats (seeded per iteration).
+    random_state=dict(type='TrainRandomStateHook'),
 )
 custom_hooks = [
     dict(type='TrainSetupCheckHook'),

@@ -259,3 +259,240 @@ def test_too_few_identities(monkeypatch):
 def test_dataset_without_pids():
     with pytest.raises(TypeError, match='get_pids'):
         IdentitySampler(list(range(8)), batch_size=4, seed=0)
+
+
+# ---------------------------------------------------------------------------
+# Per-sample augmentation seeds
+# ---------------------------------------------------------------------------
+def test_indices_carry_seeds_of_seed_epoch_rank_and_position(monkeypatch):
+    from mmreid.datasets.samplers import SeededIndex, sample_seeds
+    pids = make_pids(COUNTS)
+    sampler = build(
+        monkeypatch, pids, rank=1, world_size=2, batch_size=8, num_instances=2)
+    sampler.set_epoch(3)
+    indices = list(sampler)
+    assert all(isinstance(i, SeededIndex) for i in indices)
+    # The indices are the plan's, unchanged.
+    plan = sampler._plan()[:, 1].reshape(-1)
+    np.testing.assert_array_equal(np.asarray(indices), plan)
+    seeds = [i.seed for i in indices]
+    # The i-th seed is a pure function of (seed, epoch, rank, i): the same
+    # when the epoch is drawn again by a new sampler (a resumed run).
+    assert seeds == sample_seeds(0, 3, 1, len(indices)).tolist()
+    again = build(
+        monkeypatch, pids, rank=1, world_size=2, batch_size=8, num_instances=2)
+    again.set_epoch(3)
+    assert [i.seed for i in again] == seeds
+    # Positions, epochs, ranks and run seeds get different seeds, also
+    # where the PK plan repeats an index within the epoch.
+    assert len(set(seeds)) == len(seeds)
+    assert len(set(np.asarray(indices).tolist())) < len(indices)
+    others = [
+        sample_seeds(0, 4, 1, len(indices)),
+        sample_seeds(0, 3, 0, len(indices)),
+        sample_seeds(1, 3, 1, len(indices))
+    ]
+    for other in others:
+        assert not set(other.tolist()) & set(seeds)
+    # Different from the [seed, epoch] entropy of the sampler's own plan.
+    plan_words = np.random.SeedSequence([0, 3]).generate_state(4, np.uint64)
+    assert not set(plan_words.tolist()) & set(seeds)
+
+
+def test_seeded_index_is_an_int_that_keeps_its_seed_when_pickled():
+    import pickle
+
+    from mmreid.datasets.samplers import SeededIndex
+    index = SeededIndex(7, 2**64 - 1)
+    assert index == 7 and [10, 11, 12, 13, 14, 15, 16, 17][index] == 17
+    copy = pickle.loads(pickle.dumps([index]))[0]
+    assert type(copy) is SeededIndex
+    assert copy == 7 and copy.seed == 2**64 - 1
+
+
+class InMemoryAugmentedSet:
+    """Stand-in for an mmengine dataset: tiny images through a pipeline."""
+
+    def __init__(self, pids):
+        from mmengine.dataset import Compose
+
+        from mmreid.datasets.transforms import (ColorJitter, PadRandomCrop,
+                                                Random2DTranslation,
+                                                RandomChannel, RandomErasing,
+                                                RandomFlip)
+        self.pids = list(pids)
+        rng = np.random.default_rng(0)
+        self.images = rng.integers(0, 256, (len(pids), 16, 8, 3), np.uint8)
+        self.pipeline = Compose([
+            Random2DTranslation(size=(16, 8)),
+            RandomFlip(prob=0.5),
+            PadRandomCrop(padding=2),
+            ColorJitter(brightness=0.2, contrast=0.15, hue=0.05, prob=0.8),
+            RandomChannel(prob=0.5),
+            RandomErasing(prob=0.5),
+        ])
+
+    def __len__(self):
+        return len(self.pids)
+
+    def get_pids(self):
+        return list(self.pids)
+
+    def __getitem__(self, idx):
+        # As mmengine's BaseDataset.get_data_info: the index object itself
+        # becomes results['sample_idx'].
+        results = dict(img=self.images[idx].copy(), sample_idx=idx)
+        return self.pipeline(results)['img']
+
+
+def augmented_epochs(dataset, epochs, num_workers, stop_after=None):
+    """Augmented images of each epoch, as a run's dataloader makes them.
+
+    The global RNGs are seeded as a (re)started run seeds them, and the
+    workers as mmengine's default ``worker_init_fn`` does. With
+    ``stop_after`` the last epoch is abandoned after that many batches.
+    """
+    import random
+    from functools import partial
+
+    from mmengine.dataset.utils import worker_init_fn
+    random.seed(0)
+    np.random.seed(0)
+    sampler = IdentitySampler(dataset, batch_size=8, num_instances=2, seed=0)
+    loader = DataLoader(
+        dataset,
+        batch_size=8,
+        sampler=sampler,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        worker_init_fn=partial(
+            worker_init_fn, num_workers=num_workers, rank=0, seed=0))
+    images = {}
+    for epoch in epochs:
+        sampler.set_epoch(epoch)
+        batches = []
+        for batch in loader:
+            batches.append(batch.numpy())
+            if epoch == epochs[-1] and len(batches) == stop_after:
+                break
+        images[epoch] = np.concatenate(batches)
+    return images, sampler
+
+
+@pytest.mark.parametrize('num_workers', [0, 2])
+def test_resumed_epochs_draw_the_same_augmentations(num_workers):
+    dataset = InMemoryAugmentedSet(make_pids([3, 2, 4, 1, 2, 3, 2, 5]))
+    straight, sampler = augmented_epochs(dataset, [0, 1, 2], num_workers)
+    assert len(straight[1]) == len(sampler)
+    # Killed halfway through epoch 1, then resumed from the checkpoint of
+    # epoch 0: a fresh process, sampler and workers replay epoch 1.
+    augmented_epochs(dataset, [0, 1], num_workers, stop_after=2)
+    resumed, _ = augmented_epochs(dataset, [1, 2], num_workers)
+    for epoch in (1, 2):
+        np.testing.assert_array_equal(resumed[epoch], straight[epoch])
+    # The augmentation does not depend on the number of workers either.
+    single, _ = augmented_epochs(dataset, [0, 1, 2], 0)
+    for epoch in (0, 1, 2):
+        np.testing.assert_array_equal(single[epoch], straight[epoch])
+    # The images are augmented, differently in each epoch and at each
+    # position, also where an index comes twice in an epoch.
+    views = {}
+    for epoch in (1, 2):
+        sampler.set_epoch(epoch)
+        order = np.asarray(list(sampler))
+        assert not np.array_equal(straight[epoch], dataset.images[order])
+        views[epoch] = {}
+        repeats = []
+        for pos, idx in enumerate(order.tolist()):
+            if idx in views[epoch]:
+                repeats.append(
+                    np.array_equal(straight[epoch][pos], views[epoch][idx]))
+            views[epoch].setdefault(idx, straight[epoch][pos])
+        assert repeats and not all(repeats)
+    assert not all(
+        np.array_equal(views[1][idx], views[2][idx]) for idx in views[1])
+
+
+@pytest.mark.parametrize('sampler_type', [
+    'IdentitySampler', 'DomainIdentitySampler', 'CrossModalityIdentitySampler'
+])
+def test_every_shipped_training_sampler_gives_sample_seeds(sampler_type):
+    from mmreid.datasets.samplers import SeededIndex, sample_seeds
+
+    class Records:
+
+        def __init__(self):
+            # pid, domain and modality for a dozen identities.
+            self.records = [
+                dict(pid=p, dsetid=p % 2, modality=m) for p in range(12)
+                for m in (0, 1) for _ in range(2 + p % 3)
+            ]
+
+        def __len__(self):
+            return len(self.records)
+
+        def get_data_info(self, idx):
+            return dict(self.records[idx])
+
+    sampler = DATA_SAMPLERS.build(
+        dict(
+            type=sampler_type,
+            dataset=Records(),
+            batch_size=8,
+            num_instances=2,
+            seed=5))
+    assert sampler.yields_sample_seeds
+    sampler.set_epoch(2)
+    indices = list(sampler)
+    assert all(type(i) is SeededIndex for i in indices)
+    assert [i.seed for i in indices] == sample_seeds(5, 2, 0,
+                                                     len(indices)).tolist()
+
+
+def test_datasets_hand_the_sample_seed_to_the_transforms(tmp_path):
+    """mmengine's get_data_info passes the index object on as sample_idx."""
+    import cv2
+
+    from mmreid.datasets import ConcatReIDDataset, Market1501
+    from mmreid.datasets.samplers import SeededIndex
+    root = tmp_path / 'market1501'
+    rng = np.random.default_rng(0)
+    names = {
+        'bounding_box_train': [
+            f'{pid:04d}_c{cam}s1_000{pid}{cam}1_01.jpg' for pid in (2, 7, 9)
+            for cam in (1, 2)
+        ],
+        'query': ['0002_c1s1_000311_00.jpg'],
+        'bounding_box_test': ['0002_c3s1_000411_01.jpg'],
+    }
+    for folder, files in names.items():
+        (root / folder).mkdir(parents=True)
+        for name in files:
+            cv2.imwrite(
+                str(root / folder / name),
+                rng.integers(0, 256, (16, 8, 3), dtype=np.uint8))
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='PadRandomCrop', padding=3),
+        dict(type='RandomErasing', prob=0.5),
+        dict(type='PackReIDInputs'),
+    ]
+    market = Market1501(data_root=str(root), pipeline=pipeline)
+    concat = ConcatReIDDataset(
+        datasets=[dict(type='Market1501', data_root=str(root))],
+        pipeline=pipeline)
+    for dataset in (market, concat):
+        assert len(dataset) == 6
+        views = []
+        for global_seed in (0, 1):
+            np.random.seed(global_seed)
+            views.append([
+                dataset[SeededIndex(i, seed)]['inputs'].numpy()
+                for i in range(6) for seed in (10, 11, 12)
+            ])
+        # The seed decides, not the global RNG; different seeds of one
+        # image draw different augmentations.
+        for a, b in zip(*views):
+            np.testing.assert_array_equal(a, b)
+        assert len({v.tobytes() for v in views[0]}) > 6

@@ -139,9 +139,8 @@ def test_pad_random_crop_equals_pad_then_crop(padding_mode, fill):
             img, ((pad, pad), (pad, pad), (0, 0)), mode=padding_mode)
     seen = set()
     for seed in range(40):
-        np.random.seed(seed)
         with cache_random_params(transform):
-            top, left = transform._draw_offset()
+            top, left = transform._draw_offset(np.random.default_rng(seed))
             out = transform(dict(img=img))['img']
         seen.add((top, left))
         assert out.shape == img.shape and out.dtype == np.uint8
@@ -418,8 +417,8 @@ def test_random_channel_only_touches_visible_images():
         assert (out[..., 1] == out[..., 2]).all()
         grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         choice = [
-            c for c, ref in enumerate([img[..., 0], img[..., 1],
-                                       img[..., 2], grey])
+            c for c, ref in enumerate(
+                [img[..., 0], img[..., 1], img[..., 2], grey])
             if np.array_equal(out[..., 0], ref)
         ]
         assert choice
@@ -431,3 +430,65 @@ def test_random_channel_only_touches_visible_images():
     np.testing.assert_array_equal(never['img'], img)
     with pytest.raises(ValueError, match='prob'):
         RandomChannel(prob=2)
+
+
+# ---------------------------------------------------------------------------
+# Per-sample randomness
+# ---------------------------------------------------------------------------
+def pad_then_crop(img, pad, top, left):
+    """The definition: zero-pad every side, cut the original size."""
+    padded = np.pad(img, ((pad, pad), (pad, pad), (0, 0)))
+    return padded[top:top + img.shape[0], left:left + img.shape[1]]
+
+
+def test_transforms_draw_in_turn_from_the_sample_seed():
+    from mmreid.datasets.samplers import SeededIndex
+    img = random_image(20, 10)
+    pipeline = Compose([RandomFlip(prob=0.5), PadRandomCrop(padding=3)])
+    flips = set()
+    for seed in range(30):
+        # The global RNG's state must not matter.
+        np.random.seed(seed + 100)
+        out = pipeline(dict(img=img, sample_idx=SeededIndex(4, seed)))
+        # Reference: one generator per sample, the flip draws first.
+        rng = np.random.default_rng(seed)
+        flip = rng.random() < 0.5
+        top, left = rng.integers(0, 7, size=2)
+        expected = pad_then_crop(img[:, ::-1] if flip else img, 3, top, left)
+        np.testing.assert_array_equal(out['img'], expected)
+        assert out['flip'] == flip
+        assert out['sample_idx'] == 4
+        flips.add(flip)
+    assert flips == {True, False}
+
+
+def test_transforms_without_a_sample_seed_follow_the_global_rng():
+    img = random_image(40, 20)
+    pipeline = Compose([
+        RandomFlip(prob=0.5),
+        PadRandomCrop(padding=5),
+        RandomErasing(prob=0.5),
+        ColorJitter(brightness=0.3, hue=0.1)
+    ])
+    outputs = []
+    for _ in range(2):
+        np.random.seed(5)
+        outputs.append([pipeline(dict(img=img))['img'] for _ in range(6)])
+    for a, b in zip(*outputs):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(outputs[0][0], x) for x in outputs[0][1:])
+    # A plain int index carries no seed: the global RNG again.
+    np.random.seed(5)
+    again = pipeline(dict(img=img, sample_idx=3))
+    np.testing.assert_array_equal(again['img'], outputs[0][0])
+    assert isinstance(again['rng'], np.random.Generator)
+
+
+def test_given_generator_is_used_and_checked():
+    img = random_image(20, 10)
+    crop = PadRandomCrop(padding=3)
+    a = crop(dict(img=img, rng=np.random.default_rng(9)))['img']
+    b = crop(dict(img=img, rng=np.random.default_rng(9)))['img']
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match=r'results\["rng"\].*RandomState'):
+        crop(dict(img=img, rng=np.random.RandomState(9)))

@@ -1,7 +1,9 @@
 """End-to-end runs of tools/train.py, tools/test.py and the launchers."""
+import glob
 import json
 import os
 import os.path as osp
+import signal
 import subprocess
 
 import pytest
@@ -18,74 +20,130 @@ def train(config, work_dir, *extra):
     ])
 
 
-STOP_HOOK = """
+KILL_HOOK = """
+import os
+import signal
+
 from mmengine.hooks import Hook
 
 from mmreid.registry import HOOKS
 
 
 @HOOKS.register_module()
-class StopAfterEpoch(Hook):
-    \"\"\"Kill the run after an epoch's checkpoint, like a lost node.\"\"\"
-
-    priority = 'LOWEST'  # after CheckpointHook has saved
+class KillMidEpoch(Hook):
+    \"\"\"SIGKILL the run halfway through an epoch, like a lost node.\"\"\"
 
     def __init__(self, epoch):
         self.epoch = epoch
 
-    def after_train_epoch(self, runner):
-        if runner.epoch + 1 == self.epoch:  # epoch is 0-based here
-            raise SystemExit(3)
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        half = len(runner.train_dataloader) // 2
+        if runner.epoch + 1 == self.epoch and batch_idx + 1 == half:
+            os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+# Every random transform mmreid ships, tiny images, two persistent
+# dataloader workers: the setting in which the augmentation state used to
+# restart from the seed on resume.
+AUGMENTING = """
+train_dataloader.update(num_workers=2, persistent_workers=True)
+train_dataloader['dataset']['pipeline'] = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Random2DTranslation', size=(32, 16)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PadRandomCrop', padding=4),
+    dict(type='ColorJitter', brightness=0.2, contrast=0.15, saturation=0.1,
+         hue=0.05, prob=0.8),
+    dict(type='RandomChannel', prob=0.5),
+    dict(type='RandomErasing', prob=0.5),
+    dict(type='PackReIDInputs'),
+]
 """
 
 
-def test_resume_continues_exactly_where_it_stopped(make_config, tmp_path):
-    config = make_config()
+def test_resume_after_kill_ends_with_identical_weights(make_config, tmp_path):
+    config = make_config(extra=AUGMENTING)
     straight = tmp_path / 'straight'
     train(config, straight, '--no-validate')
 
     user_code = tmp_path / 'user_code'
     user_code.mkdir()
-    (user_code / 'stop_hook.py').write_text(STOP_HOOK)
-    interrupted = make_config(
-        extra="custom_imports = dict(imports=['stop_hook'])\n"
-        "custom_hooks = [dict(type='StopAfterEpoch', epoch=1)]",
-        name='interrupted.py')
-    stopped = tmp_path / 'stopped'
+    (user_code / 'kill_hook.py').write_text(KILL_HOOK)
+    killed_config = make_config(
+        extra=AUGMENTING + "custom_imports = dict(imports=['kill_hook'])\n"
+        "custom_hooks = [dict(type='KillMidEpoch', epoch=2)]",
+        name='killed.py')
+    killed = tmp_path / 'killed'
+    # One thread, as run_tool: the float sums must run in the same order.
+    env = dict(
+        os.environ, PYTHONPATH=f'{REPO}:{user_code}', OMP_NUM_THREADS='1')
     proc = subprocess.run([
-        PYTHON, 'tools/train.py', interrupted, '--work-dir',
-        str(stopped), '--no-validate'
+        PYTHON, 'tools/train.py', killed_config, '--work-dir',
+        str(killed), '--no-validate'
     ],
                           cwd=REPO,
-                          env=dict(
-                              os.environ, PYTHONPATH=f'{REPO}:{user_code}'),
+                          env=env,
                           capture_output=True,
                           text=True)
-    assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert osp.isfile(stopped / 'epoch_1.pth')
-    assert not osp.exists(stopped / 'epoch_2.pth')
-    log = train(config, stopped, '--no-validate', '--resume')
+    assert proc.returncode == -signal.SIGKILL, (
+        proc.stdout[-3000:] + proc.stderr[-3000:])
+    assert osp.isfile(killed / 'epoch_1.pth')
+    assert not osp.exists(killed / 'epoch_2.pth')
+    log = train(config, killed, '--no-validate', '--resume')
     assert 'resumed epoch: 1' in log
     assert 'Epoch(train) [2]' in log and 'Epoch(train) [1]' not in log
 
     a = load_trusted_checkpoint(str(straight / 'epoch_2.pth'))
-    b = load_trusted_checkpoint(str(stopped / 'epoch_2.pth'))
+    b = load_trusted_checkpoint(str(killed / 'epoch_2.pth'))
     assert a['meta']['epoch'] == b['meta']['epoch'] == 2
     assert a['meta']['iter'] == b['meta']['iter']
-    # Same weights and the same Adam moments: the optimizer state and the
-    # learning-rate schedule were restored, not restarted.
+    # Bitwise the same weights and Adam moments: the augmentations of the
+    # replayed epoch, the optimizer state and the learning-rate schedule are
+    # those of the uninterrupted run.
+    assert a['state_dict'].keys() == b['state_dict'].keys()
     for key, value in a['state_dict'].items():
-        torch.testing.assert_close(b['state_dict'][key], value)
+        assert torch.equal(b['state_dict'][key], value), key
     state_a = a['optimizer']['state']
     state_b = b['optimizer']['state']
     assert state_a.keys() == state_b.keys()
     for k in state_a:
-        torch.testing.assert_close(state_b[k]['exp_avg'],
-                                   state_a[k]['exp_avg'])
+        for name in ('exp_avg', 'exp_avg_sq'):
+            assert torch.equal(state_b[k][name], state_a[k][name]), (k, name)
     lr_a = [g['lr'] for g in a['optimizer']['param_groups']]
     lr_b = [g['lr'] for g in b['optimizer']['param_groups']]
     assert lr_a == lr_b
     assert a['param_schedulers'] == b['param_schedulers']
+
+
+SHIPPED = sorted(
+    p for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
+
+
+@pytest.mark.parametrize(
+    'path', SHIPPED, ids=[osp.relpath(p, REPO) for p in SHIPPED])
+def test_shipped_config_resumes_with_the_same_draws(path):
+    """What the SIGKILL test checks holds for every shipped config."""
+    from mmengine.config import Config
+
+    from mmreid.registry import DATA_SAMPLERS, HOOKS, TRANSFORMS
+    from mmreid.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(path)
+    hooks = [h['type'] for h in cfg.default_hooks.values() if h]
+    assert 'TrainRandomStateHook' in hooks
+    assert HOOKS.get('TrainRandomStateHook') is not None
+    loader = cfg.train_dataloader
+    sampler = DATA_SAMPLERS.get(loader.sampler['type'])
+    assert getattr(sampler, 'yields_sample_seeds', False), sampler
+    pipeline = loader.dataset.get('pipeline')
+    assert pipeline, 'the training pipeline is not on the dataset'
+    for transform in pipeline:
+        cls = TRANSFORMS.get(transform['type'])
+        if getattr(cls, '_methods_with_randomness', None):
+            assert getattr(cls, 'draws_from_sample_rng', False), cls
 
 
 def read_metrics(path):

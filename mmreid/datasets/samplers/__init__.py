@@ -1,7 +1,9 @@
 from .cross_modality_sampler import CrossModalityIdentitySampler
 from .domain_sampler import DomainIdentitySampler
 from .identity_sampler import IdentitySampler
+from .sample_seed import SeededIndex, sample_seeds
 
 __all__ = [
-    'IdentitySampler', 'DomainIdentitySampler', 'CrossModalityIdentitySampler'
+    'IdentitySampler', 'DomainIdentitySampler', 'CrossModalityIdentitySampler',
+    'SeededIndex', 'sample_seeds'
 ]

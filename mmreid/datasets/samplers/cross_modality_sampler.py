@@ -41,6 +41,8 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
     **Randomness.** A local ``numpy.random.Generator`` seeded with ``(seed,
     epoch)`` builds the plan of all ranks; every rank builds the same plan.
     :meth:`set_epoch` (called by ``DistSamplerSeedHook``) draws a new one.
+    Each yielded index carries its sample's augmentation seed (see
+    :class:`EpochPlanSampler`).
 
     Args:
         dataset (Sized): Training set whose records have ``pid`` and

@@ -6,6 +6,7 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
 from mmreid.registry import DATA_SAMPLERS
+from .sample_seed import seeded_indices
 
 
 class EpochPlanSampler(Sampler):
@@ -16,14 +17,24 @@ class EpochPlanSampler(Sampler):
     ``num_samples`` and implements ``_plan()``, an array of shape
     (num_steps, world_size, ...) whose ``[:, rank]`` entries flattened in
     order are the rank's indices (whole batches, one step after another).
+
+    Every index comes with its sample's augmentation seed (a
+    :class:`~mmreid.datasets.samplers.sample_seed.SeededIndex`), a function
+    of ``(seed, epoch, rank, position)`` only, so the augmentations of an
+    epoch are the same whether the run was resumed or not and whatever the
+    number of dataloader workers.
     """
+
+    #: The indices carry per-sample augmentation seeds.
+    yields_sample_seeds = True
 
     def _plan(self) -> np.ndarray:
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[int]:
-        """The indices of this rank, batch after batch."""
-        return iter(self._plan()[:, self.rank].reshape(-1).tolist())
+        """The indices of this rank, batch after batch, with their seeds."""
+        indices = self._plan()[:, self.rank].reshape(-1)
+        return iter(seeded_indices(indices, self.seed, self.epoch, self.rank))
 
     def __len__(self) -> int:
         """The number of indices this rank yields per epoch."""
@@ -94,7 +105,8 @@ class IdentitySampler(EpochPlanSampler):
     ``(seed, epoch)`` builds the global plan of all ranks; every rank builds
     the same plan and keeps its own slice of each step. The global RNG is
     never touched. Call :meth:`set_epoch` (mmengine's
-    ``DistSamplerSeedHook`` does) to draw a new plan.
+    ``DistSamplerSeedHook`` does) to draw a new plan. Each yielded index
+    carries its sample's augmentation seed (see :class:`EpochPlanSampler`).
 
     **Batch size.** mmengine builds samplers with ``dataset`` and ``seed``
     only, yet the sampler needs the batch boundaries to keep identities

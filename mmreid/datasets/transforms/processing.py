@@ -5,10 +5,11 @@ as produced by :class:`LoadImageFromFile`, and use cv2 for resampling and
 padding. Normalisation is not a transform: the data preprocessor does it on
 the batch.
 
-Randomness comes from numpy's **global** RNG (``np.random``), as in mmcv.
-mmengine seeds it in every dataloader worker (``worker_init_fn`` derived
-from the runner seed, the rank and the worker id), so a run with a fixed
-seed draws the same augmentations. The methods that draw random parameters
+Randomness comes from the sample's own ``numpy.random.Generator``
+(:func:`~mmreid.datasets.transforms.randomness.sample_rng`): seeded from
+(seed, epoch, rank, position) by mmreid's samplers, so a resumed run and
+any number of dataloader workers draw the same augmentations; from numpy's
+global RNG otherwise, as in mmcv. The methods that draw random parameters
 are marked with :func:`mmcv.transforms.utils.cache_randomness`, so
 ``cache_random_params`` can replay them.
 """
@@ -22,6 +23,7 @@ from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 
 from mmreid.registry import TRANSFORMS
+from .randomness import sample_rng
 
 INTERPOLATIONS = {
     'nearest': cv2.INTER_NEAREST,
@@ -198,6 +200,9 @@ class Random2DTranslation(BaseTransform):
             ``'bilinear'``.
     """
 
+    #: Draws from the per-sample generator (see :func:`sample_rng`).
+    draws_from_sample_rng = True
+
     def __init__(self,
                  size: Sequence[int] = (256, 128),
                  prob: float = 0.5,
@@ -216,14 +221,14 @@ class Random2DTranslation(BaseTransform):
         self.scale = scale
 
     @cache_randomness
-    def _draw(self) -> Tuple[bool, float, float]:
+    def _draw(self, rng: np.random.Generator) -> Tuple[bool, float, float]:
         """Whether to enlarge, and the window's relative (top, left)."""
-        enlarge = np.random.rand() < self.prob
-        top, left = np.random.rand(2)
+        enlarge = rng.random() < self.prob
+        top, left = rng.random(2)
         return bool(enlarge), float(top), float(left)
 
     def transform(self, results: dict) -> dict:
-        enlarge, top, left = self._draw()
+        enlarge, top, left = self._draw(sample_rng(results))
         if not enlarge:
             return self.resize(results)
         results = self.enlarged(results)
@@ -262,17 +267,20 @@ class RandomFlip(BaseTransform):
         prob (float): Probability of flipping. Defaults to 0.5.
     """
 
+    #: Draws from the per-sample generator (see :func:`sample_rng`).
+    draws_from_sample_rng = True
+
     def __init__(self, prob: float = 0.5) -> None:
         if not 0 <= prob <= 1:
             raise ValueError(f'prob must be in [0, 1], got {prob}')
         self.prob = prob
 
     @cache_randomness
-    def _draw_flip(self) -> bool:
-        return bool(np.random.rand() < self.prob)
+    def _draw_flip(self, rng: np.random.Generator) -> bool:
+        return bool(rng.random() < self.prob)
 
     def transform(self, results: dict) -> dict:
-        flip = self._draw_flip()
+        flip = self._draw_flip(sample_rng(results))
         if flip:
             results['img'] = cv2.flip(results['img'], 1)
         results['flip'] = flip
@@ -309,6 +317,9 @@ class PadRandomCrop(BaseTransform):
             Defaults to ``'constant'``.
     """
 
+    #: Draws from the per-sample generator (see :func:`sample_rng`).
+    draws_from_sample_rng = True
+
     def __init__(self,
                  padding: int = 10,
                  fill: Union[int, Sequence[int]] = 0,
@@ -324,9 +335,9 @@ class PadRandomCrop(BaseTransform):
         self.padding_mode = padding_mode
 
     @cache_randomness
-    def _draw_offset(self) -> Tuple[int, int]:
+    def _draw_offset(self, rng: np.random.Generator) -> Tuple[int, int]:
         """Top-left corner of the window in padded coordinates."""
-        top, left = np.random.randint(0, 2 * self.padding + 1, size=2)
+        top, left = rng.integers(0, 2 * self.padding + 1, size=2)
         return int(top), int(left)
 
     def transform(self, results: dict) -> dict:
@@ -335,7 +346,7 @@ class PadRandomCrop(BaseTransform):
         if pad == 0:
             return results
         height, width = img.shape[:2]
-        top, left = self._draw_offset()
+        top, left = self._draw_offset(sample_rng(results))
         # Window [top, top + H) x [left, left + W) of the padded image, in
         # the coordinates of the original image.
         y0, x0 = top - pad, left - pad
@@ -398,6 +409,9 @@ class RandomErasing(BaseTransform):
         max_attempts (int): Boxes drawn before giving up. Defaults to 100.
     """
 
+    #: Draws from the per-sample generator (see :func:`sample_rng`).
+    draws_from_sample_rng = True
+
     def __init__(self,
                  prob: float = 0.5,
                  area_ratio_range: Sequence[float] = (0.02, 0.4),
@@ -425,27 +439,29 @@ class RandomErasing(BaseTransform):
         self.max_attempts = max_attempts
 
     @cache_randomness
-    def _draw_box(self, height: int,
-                  width: int) -> Optional[Tuple[int, int, int, int]]:
+    def _draw_box(
+            self, height: int, width: int,
+            rng: np.random.Generator) -> Optional[Tuple[int, int, int, int]]:
         """(top, left, box_height, box_width), or None for no erasing."""
-        if np.random.rand() >= self.prob:
+        if rng.random() >= self.prob:
             return None
         log_ratio = (math.log(self.aspect_ratio_range[0]),
                      math.log(self.aspect_ratio_range[1]))
         for _ in range(self.max_attempts):
-            area = np.random.uniform(*self.area_ratio_range) * height * width
-            ratio = math.exp(np.random.uniform(*log_ratio))
+            area = rng.uniform(*self.area_ratio_range) * height * width
+            ratio = math.exp(rng.uniform(*log_ratio))
             box_h = int(round(math.sqrt(area * ratio)))
             box_w = int(round(math.sqrt(area / ratio)))
             if 0 < box_h < height and 0 < box_w < width:
-                top = np.random.randint(0, height - box_h + 1)
-                left = np.random.randint(0, width - box_w + 1)
+                top = rng.integers(0, height - box_h + 1)
+                left = rng.integers(0, width - box_w + 1)
                 return int(top), int(left), box_h, box_w
         return None
 
     def transform(self, results: dict) -> dict:
         img = results['img']
-        box = self._draw_box(*img.shape[:2])
+        rng = sample_rng(results)
+        box = self._draw_box(*img.shape[:2], rng)
         if box is None:
             return results
         top, left, box_h, box_w = box
@@ -454,10 +470,10 @@ class RandomErasing(BaseTransform):
         region = img[top:top + box_h, left:left + box_w]
         if self.fill_mode == 'random':
             if img.dtype == np.uint8:
-                region[...] = np.random.randint(
+                region[...] = rng.integers(
                     0, 256, size=region.shape, dtype=np.uint8)
             else:
-                region[...] = np.random.uniform(0, 255, size=region.shape)
+                region[...] = rng.uniform(0, 255, size=region.shape)
         else:
             fill = np.asarray(self.fill_value, dtype=np.float64)
             if img.dtype == np.uint8:
@@ -526,6 +542,9 @@ class ColorJitter(BaseTransform):
             1.0 (always, as torchvision).
     """
 
+    #: Draws from the per-sample generator (see :func:`sample_rng`).
+    draws_from_sample_rng = True
+
     def __init__(self,
                  brightness: Union[float, Sequence[float]] = 0.,
                  contrast: Union[float, Sequence[float]] = 0.,
@@ -546,17 +565,16 @@ class ColorJitter(BaseTransform):
         self.prob = prob
 
     @cache_randomness
-    def _draw_ops(self) -> list:
+    def _draw_ops(self, rng: np.random.Generator) -> list:
         """The (name, factor) pairs to apply, in order; empty for none."""
-        if np.random.rand() >= self.prob:
+        if rng.random() >= self.prob:
             return []
         candidates = [('brightness', self.brightness),
                       ('contrast', self.contrast),
                       ('saturation', self.saturation), ('hue', self.hue)]
-        ops = [(name, rng) for name, rng in candidates if rng is not None]
-        order = np.random.permutation(len(ops))
-        return [(ops[i][0], float(np.random.uniform(*ops[i][1])))
-                for i in order]
+        ops = [(name, span) for name, span in candidates if span is not None]
+        order = rng.permutation(len(ops))
+        return [(ops[i][0], float(rng.uniform(*ops[i][1]))) for i in order]
 
     @staticmethod
     def _blend_lut(factor: float, other: float = 0.) -> np.ndarray:
@@ -567,7 +585,7 @@ class ColorJitter(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         img = results['img']
-        ops = self._draw_ops()
+        ops = self._draw_ops(sample_rng(results))
         if not ops:
             return results
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
@@ -629,6 +647,9 @@ class RandomChannel(BaseTransform):
             Defaults to True.
     """
 
+    #: Draws from the per-sample generator (see :func:`sample_rng`).
+    draws_from_sample_rng = True
+
     def __init__(self, prob: float = 0.5, grayscale: bool = True) -> None:
         if not 0 <= prob <= 1:
             raise ValueError(f'prob must be in [0, 1], got {prob!r}')
@@ -636,14 +657,13 @@ class RandomChannel(BaseTransform):
         self.grayscale = grayscale
 
     @cache_randomness
-    def _draw(self) -> Tuple[bool, int]:
+    def _draw(self, rng: np.random.Generator) -> Tuple[bool, int]:
         """Whether to replace, and the choice (0-2 channel, 3 grey)."""
         choices = 4 if self.grayscale else 3
-        return bool(np.random.rand() < self.prob), int(
-            np.random.randint(choices))
+        return bool(rng.random() < self.prob), int(rng.integers(choices))
 
     def transform(self, results: dict) -> dict:
-        apply, choice = self._draw()
+        apply, choice = self._draw(sample_rng(results))
         img = results['img']
         if (not apply or int(results.get('modality', 0)) != 0
                 or img.ndim != 3 or img.shape[2] != 3):

@@ -1,0 +1,163 @@
+"""Training randomness that a resumed run repeats exactly."""
+import logging
+import random
+from typing import Optional
+
+import numpy as np
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.runner import EpochBasedTrainLoop
+
+from mmreid.registry import HOOKS
+
+#: Separates the iteration seeds from other streams derived from the run's
+#: seed (ASCII 'iter').
+ITERATION_STREAM = 0x69746572
+
+
+def seed_global_rngs(seed: int, iteration: int, rank: int) -> None:
+    """Seed Python's, numpy's and torch's global RNGs for one iteration.
+
+    The state is a function of ``(seed, iteration, rank)`` only. Ranks get
+    different states, so dropout masks differ between GPUs.
+
+    Args:
+        seed (int): The run's seed.
+        iteration (int): The 0-based training iteration about to run.
+        rank (int): The process's rank.
+    """
+    sequence = np.random.SeedSequence(
+        seed % (1 << 64), spawn_key=(ITERATION_STREAM, iteration, rank))
+    words = sequence.generate_state(2, np.uint32)
+    state = (int(words[0]) << 32) | int(words[1])
+    random.seed(state)
+    np.random.seed(words)
+    torch.manual_seed(state)  # also seeds every CUDA device
+
+
+@HOOKS.register_module()
+class TrainRandomStateHook(Hook):
+    """Make a resumed run draw the random numbers the uninterrupted run drew.
+
+    mmengine seeds the global RNGs once, when the runner starts, and a
+    checkpoint does not store their state, so a resumed run's random draws
+    restart from the seed instead of continuing. mmreid therefore derives
+    every random draw of training from where it happens:
+
+    * augmentations from the sample's seed, a function of (seed, epoch,
+      rank, position in the epoch), which mmreid's samplers attach to the
+      indices they yield (see :mod:`mmreid.datasets.transforms.randomness`);
+    * everything the main process draws from the global RNGs during an
+      iteration (e.g. GMN's dropout-based perturbation) from a state this
+      hook sets before every training iteration, a function of (seed,
+      iteration, rank) (:func:`seed_global_rngs`).
+
+    A run killed mid-epoch (with persistent dataloader workers or not) and
+    resumed from its last epoch checkpoint therefore ends with the same
+    weights as the uninterrupted run on the CPU, whatever ``num_workers``
+    is.
+
+    Before training it also
+
+    * refuses a resume from a checkpoint saved in the middle of an epoch
+      (mmengine's epoch-based loop would train that epoch's first
+      iterations again);
+    * gives the sampler the run's seed when the config gives it none: a
+      run with ``randomness=dict(seed=None)`` gets the checkpoint's seed
+      back on resume, after mmengine built the sampler with a new one;
+    * warns when a random transform of the training pipeline draws from the
+      dataloader workers' global RNGs (a sampler that gives no per-sample
+      seeds, or a random transform from outside mmreid).
+
+    ``configs/_base_/default_runtime.py`` enables it for every config:
+
+    Examples:
+        >>> default_hooks = dict(
+        ...     random_state=dict(type='TrainRandomStateHook'))
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner) -> None:
+        self._check_resume_point(runner)
+        self._follow_run_seed(runner)
+        self._check_pipeline(runner)
+
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
+                          data_batch: Optional[dict] = None) -> None:
+        seed_global_rngs(runner.seed, runner.iter, get_rank())
+
+    @staticmethod
+    def _check_resume_point(runner) -> None:
+        loop = runner.train_loop
+        if not isinstance(loop, EpochBasedTrainLoop):
+            return
+        per_epoch = len(loop.dataloader)
+        if loop.iter != loop.epoch * per_epoch:
+            done = loop.iter - loop.epoch * per_epoch
+            raise RuntimeError(
+                f'the resumed checkpoint was saved in the middle of epoch '
+                f'{loop.epoch + 1} (iteration {loop.iter}, {done} of its '
+                f'{per_epoch} iterations done); the epoch-based loop would '
+                f'train them again and the run would end elsewhere. Resume '
+                f'from a checkpoint saved at the end of an epoch '
+                f'(CheckpointHook with by_epoch=True).')
+
+    @staticmethod
+    def _follow_run_seed(runner) -> None:
+        sampler = runner.train_dataloader.sampler
+        if not getattr(sampler, 'yields_sample_seeds', False):
+            return
+        sampler_cfg = runner.cfg.get('train_dataloader', {}).get('sampler')
+        if sampler_cfg is None or sampler_cfg.get('seed') is not None:
+            return  # a seed of its own, or not built from a config
+        # With diff_rank_seed mmengine gives the sampler no seed: it draws
+        # one shared by the ranks, which no checkpoint stores.
+        randomness = getattr(runner, '_randomness_cfg', None) or {}
+        if randomness.get('diff_rank_seed', False):
+            return
+        if sampler.seed != runner.seed:
+            print_log(
+                f'{type(sampler).__name__}: seed {sampler.seed} -> '
+                f'{runner.seed}, the seed of the run (restored from the '
+                f'resumed checkpoint)',
+                logger='current',
+                level=logging.INFO)
+            sampler.seed = runner.seed
+
+    @staticmethod
+    def _check_pipeline(runner) -> None:
+        loader = runner.train_dataloader
+        pipeline = getattr(loader.dataset, 'pipeline', None)
+        random_transforms = [
+            t for t in getattr(pipeline, 'transforms', [])
+            if getattr(t, '_methods_with_randomness', None)
+        ]
+        if not random_transforms:
+            return
+        foreign = [
+            type(t).__name__ for t in random_transforms
+            if not getattr(t, 'draws_from_sample_rng', False)
+        ]
+        if foreign:
+            print_log(
+                f'{", ".join(foreign)} in the training pipeline draw from '
+                f"the dataloader workers' global random state: a resumed "
+                f'run will not repeat their draws. mmreid\'s transforms '
+                f'take a per-sample generator instead (sample_rng).',
+                logger='current',
+                level=logging.WARNING)
+        sampler = loader.sampler
+        if not getattr(sampler, 'yields_sample_seeds', False):
+            print_log(
+                f'the training sampler {type(sampler).__name__} gives no '
+                f'per-sample augmentation seeds, so the random transforms '
+                f'draw from the global random state of each dataloader '
+                f'worker: a resumed run will not repeat them. mmreid\'s '
+                f'samplers (IdentitySampler, ...) give them.',
+                logger='current',
+                level=logging.WARNING)

@@ -1,0 +1,146 @@
+import logging
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from mmengine.dataset import Compose
+from mmengine.runner import EpochBasedTrainLoop
+
+from mmreid.datasets.transforms import RandomFlip, ReIDResize
+from mmreid.engine.hooks import TrainRandomStateHook
+
+
+def draws():
+    return (random.random(), float(np.random.rand()), torch.rand(3).tolist(),
+            torch.nn.functional.dropout(torch.ones(8), 0.5).tolist())
+
+
+def fake_runner(seed=0,
+                iteration=0,
+                epoch=0,
+                iters_per_epoch=10,
+                transforms=(),
+                sampler=None,
+                sampler_cfg=None,
+                randomness=None):
+    loop = object.__new__(EpochBasedTrainLoop)
+    dataset = SimpleNamespace(pipeline=Compose(list(transforms)))
+    loop.dataloader = type(
+        'Loader', (),
+        dict(
+            __len__=lambda self: iters_per_epoch,
+            dataset=dataset,
+            sampler=object() if sampler is None else sampler))()
+    loop._iter, loop._epoch = iteration, epoch
+    return SimpleNamespace(
+        seed=seed,
+        iter=iteration,
+        train_loop=loop,
+        train_dataloader=loop.dataloader,
+        cfg=dict(
+            train_dataloader=dict(
+                sampler=sampler_cfg or dict(type='DefaultSampler'))),
+        _randomness_cfg=dict(randomness or dict(seed=seed)))
+
+
+def test_iteration_draws_depend_only_on_seed_and_iteration():
+    hook = TrainRandomStateHook()
+    hook.before_train_iter(fake_runner(seed=3, iteration=7), 0)
+    first = draws()
+    # Whatever ran before (an uninterrupted run's earlier iterations, or a
+    # freshly resumed process), iteration 7 draws the same numbers.
+    torch.rand(100)
+    np.random.rand(17)
+    random.random()
+    hook.before_train_iter(fake_runner(seed=3, iteration=7), 5)
+    assert draws() == first
+    hook.before_train_iter(fake_runner(seed=3, iteration=8), 0)
+    assert draws() != first
+    hook.before_train_iter(fake_runner(seed=4, iteration=7), 0)
+    assert draws() != first
+
+
+def test_ranks_draw_differently(monkeypatch):
+    from mmreid.engine.hooks import random_state_hook
+    hook = TrainRandomStateHook()
+    hook.before_train_iter(fake_runner(iteration=2), 0)
+    rank0 = draws()
+    monkeypatch.setattr(random_state_hook, 'get_rank', lambda: 1)
+    hook.before_train_iter(fake_runner(iteration=2), 0)
+    assert draws() != rank0
+
+
+def test_resume_from_a_mid_epoch_checkpoint_is_refused():
+    hook = TrainRandomStateHook()
+    hook.before_train(fake_runner(iteration=20, epoch=2))
+    with pytest.raises(
+            RuntimeError,
+            match=r'middle of epoch 3 \(iteration 24, 4 of its '
+            r'10 iterations'):
+        hook.before_train(fake_runner(iteration=24, epoch=2))
+
+
+def warnings_of(runner, monkeypatch):
+    from mmreid.engine.hooks import random_state_hook
+    messages = []
+    monkeypatch.setattr(
+        random_state_hook,
+        'print_log',
+        lambda msg, logger=None, level=logging.INFO: messages.append(
+            (msg, level)))
+    TrainRandomStateHook().before_train(runner)
+    assert all(level == logging.WARNING for _, level in messages)
+    return ' '.join(msg for msg, _ in messages)
+
+
+def test_warns_when_augmentation_would_draw_from_worker_state(monkeypatch):
+    from mmcv.transforms import RandomFlip as MMCVRandomFlip
+
+    from mmreid.datasets.samplers.identity_sampler import EpochPlanSampler
+    seeded = object.__new__(EpochPlanSampler)
+    seeded.seed = 0
+    plain = object()
+    assert warnings_of(
+        fake_runner(transforms=[ReIDResize(), RandomFlip()], sampler=seeded),
+        monkeypatch) == ''
+    assert warnings_of(fake_runner(transforms=[ReIDResize()]),
+                       monkeypatch) == ''
+    message = warnings_of(
+        fake_runner(transforms=[RandomFlip()], sampler=plain), monkeypatch)
+    assert 'sampler object gives no per-sample augmentation seeds' in message
+    message = warnings_of(
+        fake_runner(transforms=[MMCVRandomFlip(prob=0.5)], sampler=seeded),
+        monkeypatch)
+    assert 'RandomFlip in the training pipeline draw from' in message
+
+
+def test_sampler_takes_the_restored_run_seed():
+    from mmreid.datasets.samplers import IdentitySampler
+
+    class Pids:
+
+        def __len__(self):
+            return 8
+
+        def get_pids(self):
+            return [0, 0, 1, 1, 2, 2, 3, 3]
+
+    def sampler_after_before_train(**kwargs):
+        sampler = IdentitySampler(
+            Pids(), batch_size=4, num_instances=2, seed=11)
+        hook = TrainRandomStateHook()
+        hook.before_train(fake_runner(seed=7, sampler=sampler, **kwargs))
+        return sampler.seed
+
+    # randomness=dict(seed=None): mmengine built the sampler with a fresh
+    # seed (11), then restored the checkpoint's (7).
+    assert sampler_after_before_train(
+        sampler_cfg=dict(type='IdentitySampler')) == 7
+    # A seed of the sampler's own, or one mmengine drew for all ranks.
+    assert sampler_after_before_train(
+        sampler_cfg=dict(type='IdentitySampler', seed=11)) == 11
+    assert sampler_after_before_train(
+        sampler_cfg=dict(type='IdentitySampler'),
+        randomness=dict(seed=None, diff_rank_seed=True)) == 11
