@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+import mmreid.evaluation.functional.count_kernel as count_kernel
 import mmreid.evaluation.functional.rank as rank_module
 from mmreid.evaluation.functional import evaluate_rank, reference_evaluate_rank
 from mmreid.evaluation.functional.junk_rules import market_junk
@@ -222,9 +223,17 @@ def assert_same_result(result, expected):
     assert result.mINP == pytest.approx(expected['mINP'], abs=1e-12)
 
 
-@pytest.fixture(params=['ragged', 'dense'])
+@pytest.fixture(params=['ragged', 'dense', 'kernel'])
 def search_path(request, monkeypatch):
-    """Run a test with each way of placing negatives among positives."""
+    """Run a test with each way of placing negatives among positives:
+    the torch search (ragged or dense) and the compiled counting kernel
+    (numba, optional)."""
+    if request.param == 'kernel':
+        monkeypatch.setattr(count_kernel, 'ENABLED', True)
+        if not count_kernel.available():
+            pytest.skip('numba is not installed')
+    else:
+        monkeypatch.setattr(count_kernel, 'ENABLED', False)
     fraction = 2.0 if request.param == 'ragged' else 0.0
     monkeypatch.setattr(rank_module, 'DENSE_SEARCH_FRACTION', fraction)
     return request.param
@@ -459,3 +468,41 @@ def test_invalid_inputs():
                 q_camids,
                 g_camids[:0],
                 junk_rule=junk_rule)
+
+
+@pytest.mark.parametrize('junk_rule', ['market', market_as_callable])
+def test_many_positives_and_threads_match_reference(search_path, monkeypatch,
+                                                    junk_rule):
+    # ~150 positives per query: the kernel sorts such rows instead of
+    # scanning them once per positive. Small blocks on 3 threads: rows
+    # are counted in parallel.
+    monkeypatch.setattr(count_kernel, 'BLOCK_ELEMENTS', 600)
+    monkeypatch.setattr(rank_module, 'compute_thread_count', lambda: 3)
+    for levels in (None, 7):
+        problem = random_problem(
+            4, num_query=25, num_gallery=320, num_pids=2, levels=levels)
+        for tie_policy in POLICIES:
+            options = dict(junk_rule=junk_rule, tie_policy=tie_policy)
+            expected = reference(*problem, **options)
+            assert expected['num_valid_query'] > 0
+            for chunk_size in (6, None):
+                result = evaluate_rank(
+                    *problem, chunk_size=chunk_size, **options)
+                assert_same_result(result, expected)
+
+
+@pytest.mark.parametrize('junk_rule', ['market', 'sysu'])
+def test_nan_is_rejected_on_every_path(search_path, junk_rule):
+    distmat, *labels = random_problem(5, num_query=9)
+    # A NaN in a row without positives, and in a row with positives.
+    labels[0][0] = 99
+    for row in (0, 4):
+        nan_distmat = distmat.copy()
+        nan_distmat[row, 7] = np.nan
+        for chunk_size in (1, None):
+            with pytest.raises(ValueError, match='NaN'):
+                evaluate_rank(
+                    nan_distmat,
+                    *labels,
+                    junk_rule=junk_rule,
+                    chunk_size=chunk_size)
