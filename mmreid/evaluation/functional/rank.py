@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from mmreid.utils.threads import compute_thread_count, torch_threads
+
 from . import count_kernel
 from .distance import ArrayLike, release_freed_memory, to_tensor
 from .junk_rules import JunkRule, get_junk_rule, same_pid_form
