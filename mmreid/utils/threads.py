@@ -15,8 +15,10 @@ from typing import Iterator, Optional
 
 import torch
 
-#: cgroup v2 and v1 files holding the CPU quota of the process's cgroup.
+#: Where the cgroup file systems are mounted, and the file naming the
+#: cgroups of this process.
 _CGROUP_ROOT = '/sys/fs/cgroup'
+_PROC_CGROUP = '/proc/self/cgroup'
 
 
 def _read(path: str) -> Optional[str]:
@@ -30,7 +32,7 @@ def _read(path: str) -> Optional[str]:
 def _cgroup_paths() -> list:
     """Candidate cgroup folders of this process, innermost first."""
     folders = []
-    text = _read('/proc/self/cgroup') or ''
+    text = _read(_PROC_CGROUP) or ''
     for line in text.splitlines():
         # 'hierarchy-id:controllers:path'; v2 has id 0 and no controllers.
         parts = line.split(':', 2)

@@ -172,6 +172,9 @@ def test_integer_features_keep_exact_ties(metric, tie_policy, ap_mode):
     options = dict(tie_policy=tie_policy, ap_mode=ap_mode)
     expected = evaluate_rank(exact, *labels, **options)
     result = evaluate_features(
-        query.astype(np.float32), gallery.astype(np.float32), *labels,
-        metric=metric, **options)
+        query.astype(np.float32),
+        gallery.astype(np.float32),
+        *labels,
+        metric=metric,
+        **options)
     assert_equal_results(result, expected)

@@ -492,8 +492,7 @@ def run_size(args, methods, root, size, regime):
     os.makedirs(folder)
     start = time.perf_counter()
     # Not timed: use every core.
-    make_inputs(size, folder, args.feat_dim, args.seed, None,
-                REGIMES[regime])
+    make_inputs(size, folder, args.feat_dim, args.seed, None, REGIMES[regime])
     tag = f'[{size} {regime}]'
     print(
         f'{tag} inputs written in {time.perf_counter() - start:.1f} s',

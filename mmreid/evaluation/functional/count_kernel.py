@@ -123,8 +123,10 @@ def count_below(
     return lt, le, has_nan
 
 
-def count_tied_before(values: np.ndarray, pos: np.ndarray,
-                      pos_idx: np.ndarray, num_pos: np.ndarray,
+def count_tied_before(values: np.ndarray,
+                      pos: np.ndarray,
+                      pos_idx: np.ndarray,
+                      num_pos: np.ndarray,
                       num_threads: int = 1) -> np.ndarray:
     """Items equal to each positive with a lower gallery index.
 

@@ -100,7 +100,6 @@ def exact_fp32_matmul(device: torch.device) -> Iterator[None]:
 #: The ``eps`` of :func:`torch.nn.functional.normalize`.
 NORMALIZE_EPS = 1e-12
 
-
 #: Rows whose squares are summed at a time: a bounded temporary.
 SQUARED_NORM_ROWS = 4096
 

@@ -1,6 +1,14 @@
 """Exact CMC, mAP and mINP without sorting the gallery.
 
-Only the ranks of a query's positives are needed. Once the query's ``m``
+Only the ranks of a query's positives are needed: the rank of its
+``j``-th positive (sorted) is ``j`` plus the number of negatives before
+it. On the CPU, with numba installed, :mod:`.count_kernel` counts those
+directly, one SIMD scan of the distance row per positive: the cost does
+not depend on how deep the positives sit, i.e. on the model's strength.
+Otherwise (no numba, CUDA, de-duplicated CMC) the torch search below
+gives the same numbers.
+
+The torch search: once the query's ``m``
 positive distances are sorted, each negative is summarised by its bucket,
 the number of positives ranked before it; a histogram of the buckets,
 cumulated, gives the number of negatives before the ``j``-th positive, so
@@ -422,8 +430,8 @@ class RankAccumulator:
                 dist, not_neg, own, num_pos, pos_dist, pos_idx, is_real)
         else:
             hist, hist_pessimistic, seen = self._histograms(
-                dist, not_neg, own, valid, num_pos, pos_dist, pos_idx,
-                is_real, blocks)
+                dist, not_neg, own, valid, num_pos, pos_dist, pos_idx, is_real,
+                blocks)
             # A negative in bucket b precedes exactly the positives j > b.
             before = hist[:, :max_pos].cumsum(dim=1)
             before_pessimistic = before
