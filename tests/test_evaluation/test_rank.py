@@ -506,3 +506,41 @@ def test_nan_is_rejected_on_every_path(search_path, junk_rule):
                     *labels,
                     junk_rule=junk_rule,
                     chunk_size=chunk_size)
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('num_pos', [3, 130])
+def test_count_kernel_counts_like_numpy(monkeypatch, dtype, num_pos):
+    # 130 positives take the kernel's sort branch, 3 its scans.
+    monkeypatch.setattr(count_kernel, 'ENABLED', True)
+    if not count_kernel.available():
+        pytest.skip('numba is not installed')
+    rng = np.random.default_rng(0)
+    values = np.floor(rng.random((6, 400)) * 9).astype(dtype) - 4
+    values[values == 0] = -0.0
+    values[:, ::7] = np.nan  # not counted
+    values[:, 1::11] = np.inf
+    values[:, 2::13] = -np.inf
+    values[3, 5] = np.nan
+    positives = np.sort(
+        rng.choice([-np.inf, -4, -1, 0, 2, np.inf], (6, num_pos)),
+        axis=1).astype(dtype)
+    counts = np.array([num_pos, 0, 1, num_pos, 2, num_pos], dtype=np.int64)
+    positions = np.tile(rng.integers(0, 400, num_pos), (6, 1))
+    for threads in (1, 3):
+        lt, le, has_nan = count_kernel.count_below(values, positives, counts,
+                                                   threads)
+        tied = count_kernel.count_tied_before(values, positives, positions,
+                                              counts, threads)
+        assert has_nan.all()
+        for row in range(6):
+            kept = values[row][~np.isnan(values[row])]
+            for j in range(num_pos):
+                p = positives[row, j]
+                if j >= counts[row]:
+                    assert lt[row, j] == le[row, j] == tied[row, j] == 0
+                    continue
+                assert lt[row, j] == np.sum(kept < p)
+                assert le[row, j] == np.sum(kept <= p)
+                assert tied[row, j] == np.sum(values[row, :positions[row,
+                                                                     j]] == p)
