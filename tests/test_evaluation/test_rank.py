@@ -1,3 +1,7 @@
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -544,3 +548,31 @@ def test_count_kernel_counts_like_numpy(monkeypatch, dtype, num_pos):
                 assert le[row, j] == np.sum(kept <= p)
                 assert tied[row, j] == np.sum(values[row, :positions[row,
                                                                      j]] == p)
+
+
+def test_kernel_threads_work_in_a_forked_child(monkeypatch):
+    monkeypatch.setattr(count_kernel, 'ENABLED', True)
+    if not count_kernel.available() or not hasattr(os, 'fork'):
+        pytest.skip('needs numba and fork')
+    monkeypatch.setattr(count_kernel, 'BLOCK_ELEMENTS', 100)
+    monkeypatch.setattr(rank_module, 'compute_thread_count', lambda: 2)
+    problem = random_problem(1, num_query=20, num_gallery=100)
+    expected = evaluate_rank(*problem)  # the parent's pool now exists
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 iff the result is the same
+        try:
+            result = evaluate_rank(*problem)
+            os._exit(
+                0 if np.array_equal(result.all_AP, expected.all_AP) else 1)
+        finally:
+            os._exit(2)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail('the forked child hung on the rank kernel\'s thread pool')

@@ -64,11 +64,17 @@ def available() -> bool:
 
 
 def _executor(num_threads: int) -> ThreadPoolExecutor:
+    """A pool of ``num_threads`` threads, kept for later calls.
+
+    Keyed by process id too: a forked child inherits the pool object but
+    not its threads, and would wait on them forever.
+    """
+    key = (os.getpid(), num_threads)
     with _executor_lock:
-        if num_threads not in _executors:
-            _executors[num_threads] = ThreadPoolExecutor(
+        if key not in _executors:
+            _executors[key] = ThreadPoolExecutor(
                 num_threads, thread_name_prefix='mmreid-rank')
-        return _executors[num_threads]
+        return _executors[key]
 
 
 def _run_blocks(kernel, arrays: tuple, num_rows: int, row_len: int,
