@@ -36,7 +36,11 @@ def evaluate_rank(distmat: ArrayLike,
     kept positive are skipped and counted in ``num_valid_query``. The
     result is exact (identical to a full stable sort under the same
     policy) and independent of ``chunk_size`` and ``device``; see
-    :mod:`.rank` for the algorithm.
+    :mod:`.rank` for the algorithm. On the CPU with numba installed, a
+    compiled kernel does the counting at a cost independent of the
+    model's strength, on ``torch.get_num_threads()`` threads capped by the
+    CPUs the process may use (:func:`mmreid.utils.threads.usable_cpu_count`);
+    without numba the torch search gives the same numbers.
 
     Args:
         distmat: Distances, shape (Q, G), smaller = more similar. Numpy or
