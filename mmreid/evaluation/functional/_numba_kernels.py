@@ -53,3 +53,28 @@ def count_tied_before(values, pos, pos_idx, num_pos, tied):
             for i in range(pos_idx[r, j]):
                 count += np.int32(1) if row[i] == p else np.int32(0)
             tied[r, j] = count
+
+
+@numba.njit(nogil=True, cache=True)
+def count_pids_before_first(values, first, first_idx, out, pid_index, num_pids,
+                            policy):
+    """See :func:`.count_kernel.count_pids_before_first`."""
+    seen = np.zeros(num_pids, dtype=np.bool_)
+    for r in range(values.shape[0]):
+        index = first_idx[r]
+        if index < 0:
+            continue
+        seen[:] = False
+        p = first[r]
+        row = values[r]
+        count = 0
+        for i in range(row.shape[0]):
+            v = row[i]
+            # policy 0: stable, 1: pessimistic, 2: optimistic.
+            if v < p or (v == p and (policy == 1 or
+                                     (policy == 0 and i < index))):
+                pid = pid_index[i]
+                if not seen[pid]:
+                    seen[pid] = True
+                    count += 1
+        out[r] = count

@@ -57,7 +57,8 @@ def available() -> bool:
         try:
             from . import _numba_kernels
             _kernels = (_numba_kernels.count_below,
-                        _numba_kernels.count_tied_before)
+                        _numba_kernels.count_tied_before,
+                        _numba_kernels.count_pids_before_first)
         except ImportError as error:
             _import_error = str(error)
     return _kernels is not None
@@ -77,22 +78,27 @@ def _executor(num_threads: int) -> ThreadPoolExecutor:
         return _executors[key]
 
 
-def _run_blocks(kernel, arrays: tuple, num_rows: int, row_len: int,
-                num_threads: int) -> None:
-    """Run ``kernel(*row_slices)`` over blocks of rows, in parallel.
+def _run_blocks(kernel,
+                arrays: tuple,
+                num_rows: int,
+                row_len: int,
+                num_threads: int,
+                shared: tuple = ()) -> None:
+    """Run ``kernel(*row_slices, *shared)`` over blocks of rows, in
+    parallel.
 
     Every array of ``arrays`` has the rows first; each block gets the
-    same row slice of all of them.
+    same row slice of all of them, and ``shared`` whole.
     """
     rows_per_block = max(1, BLOCK_ELEMENTS // max(row_len, 1))
     starts = range(0, num_rows, rows_per_block)
     if num_threads <= 1 or len(starts) <= 1:
-        kernel(*arrays)
+        kernel(*arrays, *shared)
         return
 
     def run(start):
         stop = start + rows_per_block
-        kernel(*(array[start:stop] for array in arrays))
+        kernel(*(array[start:stop] for array in arrays), *shared)
 
     # Blocks are taken one at a time by whichever thread is free; list()
     # re-raises a kernel's error here.
@@ -150,3 +156,44 @@ def count_tied_before(values: np.ndarray,
     _run_blocks(_kernels[1], (values, pos, pos_idx, num_pos, tied),
                 len(values), values.shape[1], num_threads)
     return tied
+
+
+#: Tie policies as the kernel numbers them.
+_POLICY_CODES = dict(stable=0, pessimistic=1, optimistic=2)
+
+
+def count_pids_before_first(values: np.ndarray,
+                            first: np.ndarray,
+                            first_idx: np.ndarray,
+                            pid_index: np.ndarray,
+                            num_pids: int,
+                            tie_policy: str,
+                            num_threads: int = 1) -> np.ndarray:
+    """Distinct pids of the items ranked before each row's first positive.
+
+    The de-duplicated CMC rank of a query is one more than this. An item
+    before the first positive is below it, or equal to it and placed
+    before it by the tie policy (``'stable'``: a lower gallery index).
+
+    Args:
+        values: Distances, shape (R, G); NaN items are not counted.
+        first: Each row's first positive distance, shape (R,).
+        first_idx: Its gallery index, shape (R,), int64; -1 for rows
+            without a positive (their count is 0).
+        pid_index: Dense pid index of each gallery item, shape (G,),
+            int64 in [0, num_pids).
+        num_pids: Number of distinct gallery pids.
+        tie_policy: ``'stable'``, ``'pessimistic'`` or ``'optimistic'``.
+        num_threads: Threads to use.
+
+    Returns:
+        np.ndarray: int64 counts, shape (R,).
+    """
+    out = np.zeros(len(values), dtype=np.int64)
+    _run_blocks(
+        _kernels[2], (values, first, first_idx, out),
+        len(values),
+        values.shape[1],
+        num_threads,
+        shared=(pid_index, num_pids, _POLICY_CODES[tie_policy]))
+    return out

@@ -5,8 +5,8 @@ Only the ranks of a query's positives are needed: the rank of its
 it. On the CPU, with numba installed, :mod:`.count_kernel` counts those
 directly, one SIMD scan of the distance row per positive: the cost does
 not depend on how deep the positives sit, i.e. on the model's strength.
-Otherwise (no numba, CUDA, de-duplicated CMC) the torch search below
-gives the same numbers.
+Otherwise (no numba, CUDA) the torch search below gives the same
+numbers.
 
 The torch search: once the query's ``m``
 positive distances are sorted, each negative is summarised by its bucket,
@@ -228,6 +228,8 @@ class RankAccumulator:
             uniques, self.g_pid_index = torch.unique(
                 self.g_pids, return_inverse=True)
             self.num_g_pids = len(uniques)
+            self._g_pid_index_np = np.ascontiguousarray(
+                self.g_pid_index.cpu().numpy())
         # A built-in rule that only removes items of the query's own pid
         # has a form on those items alone; the chunks then need no
         # (Qc, G) pid or junk masks. De-duplicated CMC marks pids of
@@ -240,8 +242,7 @@ class RankAccumulator:
         # The compiled counting kernel (numba) where it applies; the torch
         # search below gives the same results everywhere else.
         self._use_kernel = (
-            self.device.type == 'cpu' and cmc_mode == 'standard'
-            and count_kernel.available())
+            self.device.type == 'cpu' and count_kernel.available())
         self._num_threads = compute_thread_count()
         # Without masks the kernel reads the original distances.
         self._kernel_checks_nan = (
@@ -426,7 +427,7 @@ class RankAccumulator:
             blocks = tie_blocks(pos_dist[:, :max_pos], is_real)
         seen = None
         if self._use_kernel:
-            before, before_pessimistic = self._kernel_counts(
+            before, before_pessimistic, first_rank = self._kernel_counts(
                 dist, not_neg, own, num_pos, pos_dist, pos_idx, is_real)
         else:
             hist, hist_pessimistic, seen = self._histograms(
@@ -443,10 +444,10 @@ class RankAccumulator:
         positions = torch.arange(
             1, max_pos + 1, device=device, dtype=torch.long)
         ranks = before + positions
-        if self.cmc_mode == 'dedup':
-            first_rank = 1 + seen.sum(dim=1)
-        else:
+        if self.cmc_mode == 'standard':
             first_rank = ranks[:, 0]
+        elif not self._use_kernel:
+            first_rank = 1 + seen.sum(dim=1)
         if self.ap_mode == 'cumsum':
             precision = positions.double() / ranks.double()
         else:
@@ -492,7 +493,8 @@ class RankAccumulator:
             tuple: ``before`` (Qc, M), the negatives ranked before each
             positive under the tie policy, and the same under the
             pessimistic policy (the same tensor unless ``ap_mode`` is
-            ``'threshold'``); int64, 0 on padding.
+            ``'threshold'``); int64, 0 on padding. Then, in ``'dedup'``
+            mode, the de-duplicated CMC rank (Qc,) (else None).
         """
         num_g = dist.shape[1]
         max_pos = is_real.shape[1]
@@ -544,7 +546,16 @@ class RankAccumulator:
                     tied.index_add_(0, in_tied[rows[keep]], -own_tied.long())
                 before[tied_rows] += tied
         before_pessimistic = le if self.ap_mode == 'threshold' else before
-        return before, before_pessimistic
+        first_rank = None
+        if self.cmc_mode == 'dedup':
+            # Masks are built in this mode: ``values`` holds negatives only.
+            first_idx = torch.where(num_pos > 0, pos_idx[:, 0], -1)
+            first_rank = 1 + torch.from_numpy(
+                count_kernel.count_pids_before_first(
+                    values, np.ascontiguousarray(positives[:, 0]),
+                    first_idx.numpy(), self._g_pid_index_np, self.num_g_pids,
+                    self.tie_policy, self._num_threads))
+        return before, before_pessimistic, first_rank
 
     def _histograms(self, dist: torch.Tensor, not_neg: Optional[torch.Tensor],
                     own: Optional[torch.Tensor], valid: torch.Tensor,
