@@ -9,7 +9,9 @@ over the row per positive counts them for every item, whatever the
 model's strength: the cost is ``O(G * m)`` per query with SIMD compares,
 about 1-2 ns per distance for Market's ~15 positives on one core, and no
 item is placed, searched or sorted. Queries with very many positives
-switch to a sort of the row (``O(G log G)``). Items to ignore are passed
+switch to a sort of the row (``O(G log G)``). De-duplicated CMC
+(SYSU-MM01, LLCM) counts the distinct pids before the first positive in
+one more pass. Items to ignore are passed
 as NaN, which no comparison counts.
 
 The kernels are compiled by numba, an optional dependency (a wheel on
