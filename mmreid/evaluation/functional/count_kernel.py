@@ -11,8 +11,8 @@ about 1-2 ns per distance for Market's ~15 positives on one core, and no
 item is placed, searched or sorted. Queries with very many positives
 switch to a sort of the row (``O(G log G)``). De-duplicated CMC
 (SYSU-MM01, LLCM) counts the distinct pids before the first positive in
-one more pass. Items to ignore are passed
-as NaN, which no comparison counts.
+one more pass. Items to ignore are passed as NaN, which no comparison
+counts.
 
 The kernels are compiled by numba, an optional dependency (a wheel on
 every platform). Without it :class:`~.rank.RankAccumulator` uses its
