@@ -144,3 +144,37 @@ def test_invalid_inputs():
         evaluate_features(query, gallery[:-1], *labels)
     with pytest.raises(TypeError, match='chunk_size'):
         evaluate_features(query, gallery, *labels, chunk_size=4)
+
+
+@pytest.mark.parametrize('metric', ['euclidean', 'sqeuclidean'])
+@pytest.mark.parametrize('tie_policy', ['stable', 'pessimistic', 'optimistic'])
+@pytest.mark.parametrize('ap_mode', ['cumsum', 'threshold'])
+def test_integer_features_keep_exact_ties(metric, tie_policy, ap_mode):
+    # Quantised features: many items are at exactly the same distance, and
+    # the tie policy must order those, not the rounding of a square root
+    # squared again. Every fp32 sum here is an exact integer (< 2**24).
+    rng = np.random.default_rng(3)
+    dim, num_pids = 16, 15
+    centers = rng.integers(-2, 3, (num_pids, dim))
+
+    def sample(pids):
+        return centers[pids] + rng.integers(-1, 2, (len(pids), dim))
+
+    q_pids = rng.integers(0, num_pids, 80)
+    g_pids = rng.integers(0, num_pids, 600)
+    query, gallery = sample(q_pids), sample(g_pids)
+    labels = (q_pids, g_pids, rng.integers(0, 3, 80), rng.integers(0, 3, 600))
+    # Exact squared distances (int64); the Euclidean distance orders and
+    # ties items exactly like its square.
+    exact = ((query[:, None, :] - gallery[None, :, :])**2).sum(-1)
+    # Many ties in every row.
+    assert max(len(np.unique(row)) for row in exact) < exact.shape[1] / 3
+    options = dict(tie_policy=tie_policy, ap_mode=ap_mode)
+    expected = evaluate_rank(exact, *labels, **options)
+    result = evaluate_features(
+        query.astype(np.float32),
+        gallery.astype(np.float32),
+        *labels,
+        metric=metric,
+        **options)
+    assert_equal_results(result, expected)

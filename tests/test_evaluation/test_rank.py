@@ -1,7 +1,12 @@
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 import torch
 
+import mmreid.evaluation.functional.count_kernel as count_kernel
 import mmreid.evaluation.functional.rank as rank_module
 from mmreid.evaluation.functional import evaluate_rank, reference_evaluate_rank
 from mmreid.evaluation.functional.junk_rules import market_junk
@@ -222,9 +227,17 @@ def assert_same_result(result, expected):
     assert result.mINP == pytest.approx(expected['mINP'], abs=1e-12)
 
 
-@pytest.fixture(params=['ragged', 'dense'])
+@pytest.fixture(params=['ragged', 'dense', 'kernel'])
 def search_path(request, monkeypatch):
-    """Run a test with each way of placing negatives among positives."""
+    """Run a test with each way of placing negatives among positives:
+    the torch search (ragged or dense) and the compiled counting kernel
+    (numba, optional)."""
+    if request.param == 'kernel':
+        monkeypatch.setattr(count_kernel, 'ENABLED', True)
+        if not count_kernel.available():
+            pytest.skip('numba is not installed')
+    else:
+        monkeypatch.setattr(count_kernel, 'ENABLED', False)
     fraction = 2.0 if request.param == 'ragged' else 0.0
     monkeypatch.setattr(rank_module, 'DENSE_SEARCH_FRACTION', fraction)
     return request.param
@@ -459,3 +472,107 @@ def test_invalid_inputs():
                 q_camids,
                 g_camids[:0],
                 junk_rule=junk_rule)
+
+
+@pytest.mark.parametrize('junk_rule', ['market', market_as_callable])
+def test_many_positives_and_threads_match_reference(search_path, monkeypatch,
+                                                    junk_rule):
+    # ~150 positives per query: the kernel sorts such rows instead of
+    # scanning them once per positive. Small blocks on 3 threads: rows
+    # are counted in parallel.
+    monkeypatch.setattr(count_kernel, 'BLOCK_ELEMENTS', 600)
+    monkeypatch.setattr(rank_module, 'compute_thread_count', lambda: 3)
+    for levels in (None, 7):
+        problem = random_problem(
+            4, num_query=25, num_gallery=320, num_pids=2, levels=levels)
+        for tie_policy in POLICIES:
+            options = dict(junk_rule=junk_rule, tie_policy=tie_policy)
+            expected = reference(*problem, **options)
+            assert expected['num_valid_query'] > 0
+            for chunk_size in (6, None):
+                result = evaluate_rank(
+                    *problem, chunk_size=chunk_size, **options)
+                assert_same_result(result, expected)
+
+
+@pytest.mark.parametrize('junk_rule', ['market', 'sysu'])
+def test_nan_is_rejected_on_every_path(search_path, junk_rule):
+    distmat, *labels = random_problem(5, num_query=9)
+    # A NaN in a row without positives, and in a row with positives.
+    labels[0][0] = 99
+    for row in (0, 4):
+        nan_distmat = distmat.copy()
+        nan_distmat[row, 7] = np.nan
+        for chunk_size in (1, None):
+            with pytest.raises(ValueError, match='NaN'):
+                evaluate_rank(
+                    nan_distmat,
+                    *labels,
+                    junk_rule=junk_rule,
+                    chunk_size=chunk_size)
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('num_pos', [3, 130])
+def test_count_kernel_counts_like_numpy(monkeypatch, dtype, num_pos):
+    # 130 positives take the kernel's sort branch, 3 its scans.
+    monkeypatch.setattr(count_kernel, 'ENABLED', True)
+    if not count_kernel.available():
+        pytest.skip('numba is not installed')
+    rng = np.random.default_rng(0)
+    values = np.floor(rng.random((6, 400)) * 9).astype(dtype) - 4
+    values[values == 0] = -0.0
+    values[:, ::7] = np.nan  # not counted
+    values[:, 1::11] = np.inf
+    values[:, 2::13] = -np.inf
+    values[3, 5] = np.nan
+    positives = np.sort(
+        rng.choice([-np.inf, -4, -1, 0, 2, np.inf], (6, num_pos)),
+        axis=1).astype(dtype)
+    counts = np.array([num_pos, 0, 1, num_pos, 2, num_pos], dtype=np.int64)
+    positions = np.tile(rng.integers(0, 400, num_pos), (6, 1))
+    for threads in (1, 3):
+        lt, le, has_nan = count_kernel.count_below(values, positives, counts,
+                                                   threads)
+        tied = count_kernel.count_tied_before(values, positives, positions,
+                                              counts, threads)
+        assert has_nan.all()
+        for row in range(6):
+            kept = values[row][~np.isnan(values[row])]
+            for j in range(num_pos):
+                p = positives[row, j]
+                if j >= counts[row]:
+                    assert lt[row, j] == le[row, j] == tied[row, j] == 0
+                    continue
+                assert lt[row, j] == np.sum(kept < p)
+                assert le[row, j] == np.sum(kept <= p)
+                assert tied[row, j] == np.sum(values[row, :positions[row,
+                                                                     j]] == p)
+
+
+def test_kernel_threads_work_in_a_forked_child(monkeypatch):
+    monkeypatch.setattr(count_kernel, 'ENABLED', True)
+    if not count_kernel.available() or not hasattr(os, 'fork'):
+        pytest.skip('needs numba and fork')
+    monkeypatch.setattr(count_kernel, 'BLOCK_ELEMENTS', 100)
+    monkeypatch.setattr(rank_module, 'compute_thread_count', lambda: 2)
+    problem = random_problem(1, num_query=20, num_gallery=100)
+    expected = evaluate_rank(*problem)  # the parent's pool now exists
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 iff the result is the same
+        try:
+            result = evaluate_rank(*problem)
+            os._exit(
+                0 if np.array_equal(result.all_AP, expected.all_AP) else 1)
+        finally:
+            os._exit(2)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail('the forked child hung on the rank kernel\'s thread pool')

@@ -61,7 +61,12 @@ def test_tiny_run_agrees_across_methods(tmp_path):
                           capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = {row['method']: row for row in json.loads(out.read_text())}
+    all_rows = json.loads(out.read_text())
+    rows = {row['method']: row for row in all_rows}
+    # The distance computation of evaluate_features is timed on its own.
+    assert 0 < rows['features']['gemm_seconds']
+    # fast-reid's Cython evaluator was not asked for: no speed-up column.
+    assert all(row['speedup_vs_fastreid_cy'] is None for row in all_rows)
     assert list(rows) == [
         'mmreid', 'features', 'fastreid-py', 'rerank', 'fastreid-rerank',
         'reference'
@@ -77,6 +82,29 @@ def test_tiny_run_agrees_across_methods(tmp_path):
     assert 0 < rows['mmreid']['mAP'] < 1
     for row in rows.values():
         assert row['seconds'] > 0 and row['peak_over_input'] >= 0
-    assert '| tiny (200 x 1,000) | mmreid |' in proc.stdout
+    backend = rows['mmreid']['rank_backend']
+    assert backend in ('numba', 'torch')
+    assert (f'| tiny (200 x 1,000) | medium | mmreid ({backend}) |'
+            in proc.stdout)
     # The inputs lived in a temporary folder under --work-dir.
     assert sorted(p.name for p in tmp_path.iterdir()) == ['fastreid', 'out']
+
+
+def test_regimes_and_contention(tmp_path):
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run([
+        sys.executable, 'tools/analysis_tools/benchmark_eval.py', '--sizes',
+        'tiny', '--methods', 'mmreid', '--regime', 'weak', 'strong',
+        '--contend', '1', '--threads', '1', '--json',
+        str(out)
+    ],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    weak, strong = json.loads(out.read_text())
+    assert (weak['regime'], strong['regime']) == ('weak', 'strong')
+    # The regimes are what they say: the weak model ranks worse.
+    assert weak['mAP'] < 0.5 < 0.9 < strong['mAP']
+    assert '1 competing busy process(es)' in proc.stdout
+    assert '| tiny (200 x 1,000) | strong | mmreid (' in proc.stdout

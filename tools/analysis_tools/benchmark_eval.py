@@ -1,9 +1,13 @@
 """Time and memory of rank evaluation on Market- and MSMT17-sized inputs.
 
-In one run, for each size, synthetic Market-like features (pids spread
-over cameras, 15 % distractors of pid 0) and their float32 cosine
-distance matrix are written to a temporary folder; then every method runs
-in a fresh subprocess that loads its input, records its resident memory,
+In one run, for each size and model-strength regime, synthetic
+Market-like features (pids spread over cameras, 15 % distractors of pid
+0; the regime sets the noise around each pid's centre: ``strong`` gives
+mAP ~100, ``medium`` ~45, ``weak`` ~10, the achieved metrics are printed
+with every row) and their float32 cosine distance matrix are written to a
+temporary folder; then every method runs in a fresh subprocess, while
+``--contend N`` busy processes compete for the CPUs if asked; each
+subprocess loads its input, records its resident memory,
 evaluates, and reports the seconds and the peak resident memory beyond
 that baseline: the kernel's peak RSS (``VmHWM``, reset with
 ``/proc/self/clear_refs`` once the input is loaded and the method warmed
@@ -26,10 +30,16 @@ that point. Methods:
   Zhong et al.) on the three full distance matrices, which it needs.
 
 Every method's CMC (ranks 1-50), mAP and mINP are compared with
-``mmreid``'s, the re-ranking methods' with ``rerank``'s. Example::
+``mmreid``'s, the re-ranking methods' with ``rerank``'s; with
+``fastreid-cy`` in the run, each row also gets its speed-up over it (the
+two measured side by side, under the same load). ``features`` rows report
+the share of the distance computation (the GEMM, timed alone in the same
+process after the measurement). Example::
 
     python tools/analysis_tools/benchmark_eval.py --sizes market msmt \\
-        --threads 2 --reference --json work_dirs/benchmark_eval.json
+        --regime strong medium weak --fastreid-dir /tmp/peers/fr \\
+        --fastreid-cython --threads 1 --contend 1 \\
+        --json work_dirs/benchmark_eval.json
 """
 import argparse
 import importlib.util
@@ -59,9 +69,12 @@ RERANK_METHODS = ('rerank', 'fastreid-rerank')
 RERANK_PARAMS = (20, 6, 0.3)
 MAX_RANK = 50
 # Noise of a sample around its pid's centre, relative to the spread of the
-# centres: about 49 % mAP and 94 % Rank-1 on the Market size, close to the
-# peer anchors of the specification.
-NOISE = 3.6
+# centres, per model-strength regime. On the Market size: strong about
+# 100 % mAP, medium about 44 % mAP / 87 % R1 (a good in-domain model),
+# weak about 9 % mAP / 33 % R1 (a cross-domain model).
+REGIMES = dict(strong=1.0, medium=3.7, weak=4.6)
+# A busy process for --contend: one core's worth of pure Python work.
+BUSY_LOOP = 'while True:\n    pass\n'
 
 
 def parse_args():
@@ -72,6 +85,19 @@ def parse_args():
         default=['market'],
         choices=list(SIZES),
         help='input sizes to benchmark')
+    parser.add_argument(
+        '--regime',
+        nargs='+',
+        default=['medium'],
+        choices=list(REGIMES),
+        help='model strengths to benchmark (the noise of the synthetic '
+        'features)')
+    parser.add_argument(
+        '--contend',
+        type=int,
+        default=0,
+        help='busy processes competing for the CPUs while the methods '
+        'run (not while the inputs are written)')
     parser.add_argument(
         '--methods',
         nargs='+',
@@ -98,7 +124,11 @@ def parse_args():
         default=None,
         help='memory_budget_mb of evaluate_features (default: its own)')
     parser.add_argument(
-        '--threads', type=int, default=None, help='torch threads')
+        '--threads',
+        type=int,
+        default=None,
+        help='torch threads of every method (default: torch\'s own; '
+        'mmreid then caps it at the CPUs the process may use)')
     parser.add_argument(
         '--repeats',
         type=int,
@@ -120,7 +150,7 @@ def parse_args():
     return parser.parse_args()
 
 
-def make_inputs(size, folder, feat_dim, seed, threads):
+def make_inputs(size, folder, feat_dim, seed, threads, noise):
     """Write labels, features and the cosine distance matrix of a size."""
     import torch
 
@@ -144,8 +174,8 @@ def make_inputs(size, folder, feat_dim, seed, threads):
 
     def features(pids):
         feats = centers[torch.from_numpy(pids)]
-        noise = torch.randn(feats.shape, generator=generator)
-        feats.add_(noise, alpha=NOISE)
+        sample_noise = torch.randn(feats.shape, generator=generator)
+        feats.add_(sample_noise, alpha=noise)
         return feats
 
     query, gallery = features(q_pids), features(g_pids)
@@ -261,16 +291,43 @@ def run_child(args):
     start = time.perf_counter()
     cmc, mAP, mINP = measure(method, evaluate, inputs, label_args, args)
     seconds = time.perf_counter() - start
+    peak_over_input = peak_rss_bytes() - baseline
+    gemm_seconds = None
+    if method == 'features':
+        gemm_seconds = time_distances(inputs, args)
+    from mmreid.evaluation.functional import count_kernel
     print(
         json.dumps(
             dict(
                 seconds=seconds,
-                peak_over_input=peak_rss_bytes() - baseline,
+                peak_over_input=peak_over_input,
                 peak_was_reset=peak_was_reset,
                 baseline_rss=baseline,
+                gemm_seconds=gemm_seconds,
+                rank_backend='numba' if count_kernel.available() else 'torch',
                 cmc=np.asarray(cmc, dtype=float)[:MAX_RANK].tolist(),
                 mAP=float(mAP),
                 mINP=float(mINP))))
+
+
+def time_distances(inputs, args):
+    """Seconds of evaluate_features' distance computation alone: the same
+    query chunks, threads and GEMM, without the ranking."""
+    import torch
+
+    from mmreid.evaluation.functional import (DEFAULT_MEMORY_BUDGET_MB,
+                                              GalleryDistance,
+                                              chunk_rows_for_budget)
+    from mmreid.utils.threads import compute_thread_count, torch_threads
+    query, gallery = (torch.from_numpy(x) for x in inputs)
+    chunk = chunk_rows_for_budget(
+        len(gallery), args.memory_budget_mb or DEFAULT_MEMORY_BUDGET_MB)
+    start = time.perf_counter()
+    with torch_threads(compute_thread_count()):
+        distance = GalleryDistance(gallery, 'cosine')
+        for begin in range(0, len(query), chunk):
+            distance(query[begin:begin + chunk])
+    return time.perf_counter() - start
 
 
 def measure(method, evaluate, inputs, label_args, args):
@@ -318,7 +375,8 @@ def measure(method, evaluate, inputs, label_args, args):
     return cmc, mAP, mINP
 
 
-def run_method(args, method, folder):
+def run_method_once(args, method, folder):
+    """Run one method in a fresh subprocess; returns its JSON record."""
     command = [
         sys.executable,
         osp.abspath(__file__), '--child', f'{method}:{folder}'
@@ -334,18 +392,39 @@ def run_method(args, method, folder):
         env['OMP_NUM_THREADS'] = str(args.threads)
     if args.malloc_mmap_threshold:
         env['MALLOC_MMAP_THRESHOLD_'] = str(args.malloc_mmap_threshold)
-    runs = []
-    for _ in range(args.repeats):
-        proc = subprocess.run(command, capture_output=True, text=True, env=env)
-        if proc.returncode:
-            raise RuntimeError(f'{method} failed:\n{proc.stderr[-2000:]}')
-        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    record = runs[0]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise RuntimeError(f'{method} failed:\n{proc.stderr[-2000:]}')
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def summarize_runs(runs):
+    """One record from the repeated runs of a method: median seconds."""
+    record = dict(runs[0])
     record['seconds'] = float(np.median([r['seconds'] for r in runs]))
     record['best_seconds'] = min(r['seconds'] for r in runs)
     record['all_seconds'] = [r['seconds'] for r in runs]
     record['peak_over_input'] = max(r['peak_over_input'] for r in runs)
+    if record.get('gemm_seconds') is not None:
+        record['gemm_seconds'] = float(
+            np.median([r['gemm_seconds'] for r in runs]))
     return record
+
+
+def start_contenders(count):
+    """Start ``count`` busy processes; returns them (stop with
+    :func:`stop_contenders`)."""
+    return [
+        subprocess.Popen([sys.executable, '-c', BUSY_LOOP])
+        for _ in range(count)
+    ]
+
+
+def stop_contenders(processes):
+    for proc in processes:
+        proc.kill()
+    for proc in processes:
+        proc.wait()
 
 
 def main():
@@ -372,75 +451,116 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory(dir=args.work_dir) as root:
         for size in args.sizes:
-            folder = osp.join(root, size)
-            os.makedirs(folder)
-            start = time.perf_counter()
-            # Not timed: use every core.
-            make_inputs(size, folder, args.feat_dim, args.seed, None)
-            print(
-                f'[{size}] inputs written in '
-                f'{time.perf_counter() - start:.1f} s',
-                flush=True)
-            skipped = {}
-            if 'fastreid-cy' in methods:
-                if not args.fastreid_dir:
-                    skipped['fastreid-cy'] = 'no --fastreid-dir'
-                else:
-                    error = build_fastreid_cython(args.fastreid_dir, folder)
-                    if error:
-                        skipped['fastreid-cy'] = error
-            if 'fastreid-py' in methods and not args.fastreid_dir:
-                skipped['fastreid-py'] = 'no --fastreid-dir'
-            elif args.fastreid_dir and not osp.exists(
-                    osp.join(args.fastreid_dir, 'fastreid', 'evaluation',
-                             'rank.py')):
-                for name in ('fastreid-py', 'fastreid-cy'):
-                    skipped[name] = ('fastreid/evaluation/rank.py not found '
-                                     f'in {args.fastreid_dir}')
-            rerank_file = osp.join(args.fastreid_dir or '', 'fastreid',
-                                   'evaluation', 'rerank.py')
-            if 'fastreid-rerank' in methods and not osp.exists(rerank_file):
-                skipped['fastreid-rerank'] = f'{rerank_file} not found'
-            if 'reference' in methods and size == 'msmt':
-                skipped['reference'] = 'too slow at the MSMT17 size'
-            bases = {}
-            for method in methods:
-                if method in skipped:
-                    print(f'[{size}] {method} skipped: {skipped[method]}')
-                    continue
-                record = run_method(args, method, folder)
-                record.update(size=size, method=method)
-                base = bases.setdefault(method in RERANK_METHODS, record)
-                record['max_abs_diff'] = max(
-                    np.abs(np.subtract(record['cmc'], base['cmc'])).max(),
-                    abs(record['mAP'] - base['mAP']),
-                    abs(record['mINP'] - base['mINP']))
-                rows.append(record)
-                print(
-                    f"[{size}] {method}: {record['seconds']:.2f} s, "
-                    f"{record['peak_over_input'] / 2**30:.3f} GB",
-                    flush=True)
-
-    num_threads = args.threads or 'default'
-    print(f'\nfeature dim {args.feat_dim}, threads {num_threads}, '
-          f'median of {args.repeats} fresh process(es), '
-          f'MALLOC_MMAP_THRESHOLD_={args.malloc_mmap_threshold}\n')
-    print('| size (Q x G) | method | seconds, median (best) | '
-          'peak GB over input | '
-          'R1 / mAP / mINP (%) | max abs diff vs mmreid (rerank) |')
-    print('|---|---|---|---|---|---|')
-    for row in rows:
-        num_query, num_gallery = SIZES[row['size']][:2]
-        print(f"| {row['size']} ({num_query:,} x {num_gallery:,}) | "
-              f"{row['method']} | {row['seconds']:.2f} "
-              f"({row['best_seconds']:.2f}) | "
-              f"{row['peak_over_input'] / 2**30:.3f} | "
-              f"{row['cmc'][0] * 100:.2f} / {row['mAP'] * 100:.2f} / "
-              f"{row['mINP'] * 100:.2f} | {row['max_abs_diff']:.1e} |")
+            for regime in args.regime:
+                rows += run_size(args, methods, root, size, regime)
+    print_table(args, rows)
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=2)
+
+
+def skipped_methods(args, methods, size, folder):
+    """Methods that cannot run here, with the reason."""
+    skipped = {}
+    if 'fastreid-cy' in methods:
+        if not args.fastreid_dir:
+            skipped['fastreid-cy'] = 'no --fastreid-dir'
+        else:
+            error = build_fastreid_cython(args.fastreid_dir, folder)
+            if error:
+                skipped['fastreid-cy'] = error
+    if 'fastreid-py' in methods and not args.fastreid_dir:
+        skipped['fastreid-py'] = 'no --fastreid-dir'
+    elif args.fastreid_dir and not osp.exists(
+            osp.join(args.fastreid_dir, 'fastreid', 'evaluation', 'rank.py')):
+        for name in ('fastreid-py', 'fastreid-cy'):
+            skipped[name] = ('fastreid/evaluation/rank.py not found '
+                             f'in {args.fastreid_dir}')
+    rerank_file = osp.join(args.fastreid_dir or '', 'fastreid', 'evaluation',
+                           'rerank.py')
+    if 'fastreid-rerank' in methods and not osp.exists(rerank_file):
+        skipped['fastreid-rerank'] = f'{rerank_file} not found'
+    if 'reference' in methods and size == 'msmt':
+        skipped['reference'] = 'too slow at the MSMT17 size'
+    return skipped
+
+
+def run_size(args, methods, root, size, regime):
+    """Write one size's inputs in one regime and run every method."""
+    folder = osp.join(root, f'{size}-{regime}')
+    os.makedirs(folder)
+    start = time.perf_counter()
+    # Not timed: use every core.
+    make_inputs(size, folder, args.feat_dim, args.seed, None, REGIMES[regime])
+    tag = f'[{size} {regime}]'
+    print(
+        f'{tag} inputs written in {time.perf_counter() - start:.1f} s',
+        flush=True)
+    skipped = skipped_methods(args, methods, size, folder)
+    for method in methods:
+        if method in skipped:
+            print(f'{tag} {method} skipped: {skipped[method]}')
+    methods = [method for method in methods if method not in skipped]
+    runs = {method: [] for method in methods}
+    contenders = start_contenders(args.contend)
+    try:
+        # Methods take turns in every repeat, so that a change of the
+        # machine's load hits all of them alike.
+        for _ in range(args.repeats):
+            for method in methods:
+                runs[method].append(run_method_once(args, method, folder))
+    finally:
+        stop_contenders(contenders)
+    rows, bases = [], {}
+    for method in methods:
+        record = summarize_runs(runs[method])
+        record.update(size=size, regime=regime, method=method)
+        base = bases.setdefault(method in RERANK_METHODS, record)
+        record['max_abs_diff'] = max(
+            np.abs(np.subtract(record['cmc'], base['cmc'])).max(),
+            abs(record['mAP'] - base['mAP']),
+            abs(record['mINP'] - base['mINP']))
+        rows.append(record)
+        print(
+            f"{tag} {method}: {record['seconds']:.2f} s, "
+            f"{record['peak_over_input'] / 2**30:.3f} GB",
+            flush=True)
+    fastreid = [row for row in rows if row['method'] == 'fastreid-cy']
+    for row in rows:
+        # Speed-up over fast-reid's Cython evaluator, measured in the
+        # same run under the same load.
+        row['speedup_vs_fastreid_cy'] = (
+            fastreid[0]['seconds'] / row['seconds'] if fastreid else None)
+    return rows
+
+
+def print_table(args, rows):
+    num_threads = args.threads or 'default'
+    print(f'\nfeature dim {args.feat_dim}, threads {num_threads}, '
+          f'{args.contend} competing busy process(es), '
+          f'median of {args.repeats} fresh process(es), '
+          f'MALLOC_MMAP_THRESHOLD_={args.malloc_mmap_threshold}\n')
+    print('| size (Q x G) | regime | method | seconds, median (best) | '
+          'x fast-reid Cython | peak GB over input | '
+          'R1 / mAP / mINP (%) | max abs diff vs mmreid (rerank) |')
+    print('|---|---|---|---|---|---|---|---|')
+    for row in rows:
+        num_query, num_gallery = SIZES[row['size']][:2]
+        method = row['method']
+        if method in ('mmreid', 'features'):
+            method += f" ({row['rank_backend']})"
+        if row.get('gemm_seconds') is not None:
+            share = row['gemm_seconds'] / row['seconds'] * 100
+            method += f', GEMM {share:.0f} %'
+        speedup = row['speedup_vs_fastreid_cy']
+        speedup = f'{speedup:.1f}' if speedup is not None else '-'
+        print(f"| {row['size']} ({num_query:,} x {num_gallery:,}) | "
+              f"{row['regime']} | {method} | {row['seconds']:.2f} "
+              f"({row['best_seconds']:.2f}) | {speedup} | "
+              f"{row['peak_over_input'] / 2**30:.3f} | "
+              f"{row['cmc'][0] * 100:.2f} / {row['mAP'] * 100:.2f} / "
+              f"{row['mINP'] * 100:.2f} | {row['max_abs_diff']:.1e} |")
 
 
 if __name__ == '__main__':

@@ -100,6 +100,29 @@ def exact_fp32_matmul(device: torch.device) -> Iterator[None]:
 #: The ``eps`` of :func:`torch.nn.functional.normalize`.
 NORMALIZE_EPS = 1e-12
 
+#: Rows whose squares are summed at a time: a bounded temporary.
+SQUARED_NORM_ROWS = 4096
+
+
+def squared_norms(feats: torch.Tensor) -> torch.Tensor:
+    """Row-wise sums of squares, |x|^2.
+
+    Summed as squares, not as ``vector_norm(x) ** 2``: the square root
+    rounds, and squaring it again leaves truly equal distances unequal
+    (integer features then lose their exact ties, which the tie policy
+    exists to order). The square of each block of rows is a temporary of
+    at most ``SQUARED_NORM_ROWS`` rows.
+
+    Args:
+        feats: Features, shape (N, D).
+
+    Returns:
+        torch.Tensor: Shape (N,), the dtype of ``feats``.
+    """
+    parts = [(block * block).sum(dim=1)
+             for block in feats.split(SQUARED_NORM_ROWS)]
+    return torch.cat(parts) if parts else feats.new_zeros(0)
+
 
 class GalleryDistance:
     """Distances from query chunks to one gallery, prepared once.
@@ -131,14 +154,14 @@ class GalleryDistance:
         self.metric = metric
         self.normalize = normalize or metric == 'cosine'
         self.gallery_t = gallery.t()
-        # A reduction, unlike gallery.pow(2), allocates no (G, D) copy.
-        norm = torch.linalg.vector_norm(gallery, dim=1)
         self.g_scale = None
         if self.normalize:
+            norm = torch.linalg.vector_norm(gallery, dim=1)
             # F.normalize's rule: x / max(|x|, eps).
             self.g_scale = 1 / norm.clamp(min=NORMALIZE_EPS)
-            norm = norm * self.g_scale
-        self.g_sq = norm.pow(2)
+            self.g_sq = (norm * self.g_scale).pow(2)
+        else:
+            self.g_sq = squared_norms(gallery)
 
     def __call__(self, query_feats: ArrayLike) -> torch.Tensor:
         """Distances of some queries to the gallery.
@@ -171,7 +194,7 @@ class GalleryDistance:
             # identical features, which is harmless for ranking.
             return dist.neg_().add_(1)
         # |q|^2 + |g|^2 - 2 q.g, in place: no (Qc, G) temporaries.
-        q_sq = torch.linalg.vector_norm(query, dim=1, keepdim=True).pow_(2)
+        q_sq = squared_norms(query)[:, None]
         dist.mul_(-2).add_(q_sq).add_(self.g_sq).clamp_(min=0)
         if self.metric == 'euclidean':
             dist.sqrt_()

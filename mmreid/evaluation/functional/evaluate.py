@@ -5,6 +5,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmreid.utils.threads import compute_thread_count, torch_threads
+
 from .distance import ArrayLike, GalleryDistance, to_tensor
 from .junk_rules import JunkRule
 from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, RankAccumulator,
@@ -34,7 +36,11 @@ def evaluate_rank(distmat: ArrayLike,
     kept positive are skipped and counted in ``num_valid_query``. The
     result is exact (identical to a full stable sort under the same
     policy) and independent of ``chunk_size`` and ``device``; see
-    :mod:`.rank` for the algorithm.
+    :mod:`.rank` for the algorithm. On the CPU with numba installed, a
+    compiled kernel does the counting at a cost independent of the
+    model's strength, on ``torch.get_num_threads()`` threads capped by the
+    CPUs the process may use (:func:`mmreid.utils.threads.usable_cpu_count`);
+    without numba the torch search gives the same numbers.
 
     Args:
         distmat: Distances, shape (Q, G), smaller = more similar. Numpy or
@@ -171,11 +177,17 @@ def evaluate_features(query_feats: ArrayLike,
             return distance(query_chunk)
 
     chunk_size = chunk_rows_for_budget(num_gallery, memory_budget_mb)
+    # The GEMM gains from threads, but not from more than the process may
+    # use (affinity, cgroup quota): those would only wait for each other.
+    num_threads = (
+        compute_thread_count()
+        if device.type == 'cpu' else torch.get_num_threads())
     for start in range(0, num_query, chunk_size):
         query_chunk = query[start:start + chunk_size].to(device)
-        if callable(metric) and normalize:
-            query_chunk = F.normalize(query_chunk.float(), dim=1)
-        dist = to_tensor(scorer(query_chunk, gallery))
+        with torch_threads(num_threads):
+            if callable(metric) and normalize:
+                query_chunk = F.normalize(query_chunk.float(), dim=1)
+            dist = to_tensor(scorer(query_chunk, gallery))
         if tuple(dist.shape) != (len(query_chunk), num_gallery):
             raise ValueError(f'the scorer returned shape {tuple(dist.shape)}'
                              f' for {len(query_chunk)} queries and '

@@ -1,6 +1,14 @@
 """Exact CMC, mAP and mINP without sorting the gallery.
 
-Only the ranks of a query's positives are needed. Once the query's ``m``
+Only the ranks of a query's positives are needed: the rank of its
+``j``-th positive (sorted) is ``j`` plus the number of negatives before
+it. On the CPU, with numba installed, :mod:`.count_kernel` counts those
+directly, one SIMD scan of the distance row per positive: the cost does
+not depend on how deep the positives sit, i.e. on the model's strength.
+Otherwise (no numba, CUDA) the torch search below gives the same
+numbers.
+
+The torch search: once the query's ``m``
 positive distances are sorted, each negative is summarised by its bucket,
 the number of positives ranked before it; a histogram of the buckets,
 cumulated, gives the number of negatives before the ``j``-th positive, so
@@ -39,6 +47,9 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from mmreid.utils.threads import compute_thread_count, torch_threads
+
+from . import count_kernel
 from .distance import ArrayLike, release_freed_memory, to_tensor
 from .junk_rules import JunkRule, get_junk_rule, same_pid_form
 from .positives import RaggedSearch, TieResolver, sort_positives, tie_blocks
@@ -46,6 +57,7 @@ from .positives import RaggedSearch, TieResolver, sort_positives, tie_blocks
 DeviceLike = Union[str, torch.device, None]
 
 TIE_POLICIES = ('stable', 'pessimistic', 'optimistic')
+NAN_MESSAGE = 'the distance matrix contains NaN'
 AP_MODES = ('cumsum', 'threshold')
 CMC_MODES = ('standard', 'dedup')
 
@@ -216,6 +228,8 @@ class RankAccumulator:
             uniques, self.g_pid_index = torch.unique(
                 self.g_pids, return_inverse=True)
             self.num_g_pids = len(uniques)
+            self._g_pid_index_np = np.ascontiguousarray(
+                self.g_pid_index.cpu().numpy())
         # A built-in rule that only removes items of the query's own pid
         # has a form on those items alone; the chunks then need no
         # (Qc, G) pid or junk masks. De-duplicated CMC marks pids of
@@ -225,6 +239,14 @@ class RankAccumulator:
             self._local_junk = same_pid_form(self.junk_rule)
         if self._local_junk is not None:
             self._group_by_pid()
+        # The compiled counting kernel (numba) where it applies; the torch
+        # search below gives the same results everywhere else.
+        self._use_kernel = (
+            self.device.type == 'cpu' and count_kernel.available())
+        self._num_threads = compute_thread_count()
+        # Without masks the kernel reads the original distances.
+        self._kernel_checks_nan = (
+            self._use_kernel and self._local_junk is not None)
         self._num_seen = 0
         self._chunks = []
 
@@ -254,7 +276,16 @@ class RankAccumulator:
             dist: Distances of the next Qc queries to the whole gallery,
                 shape (Qc, G); smaller = more similar. Any real dtype.
         """
-        dist = to_tensor(dist)
+        if self.device.type != 'cpu':
+            self._update(to_tensor(dist))
+            return
+        # With the kernel, torch only does small or memory-bound passes:
+        # one thread, and the kernel's own pool takes the rows.
+        with torch_threads(1 if self._use_kernel else self._num_threads):
+            self._update(to_tensor(dist))
+
+    def _update(self, dist: torch.Tensor) -> None:
+        """:meth:`update` under the chosen torch thread count."""
         start, stop = self._num_seen, self._num_seen + dist.shape[0]
         if dist.ndim != 2 or dist.shape[1] != self.num_gallery:
             raise ValueError(f'expected distances of shape (Qc, '
@@ -263,8 +294,9 @@ class RankAccumulator:
             raise ValueError(f'got distances for {stop} queries, expected '
                              f'{self.num_query}')
         step = len(dist)
-        if self.device.type == 'cpu':
-            # Sub-chunks whose working set stays in cache are fastest.
+        if self.device.type == 'cpu' and not self._use_kernel:
+            # Sub-chunks whose working set stays in cache are fastest; the
+            # kernel works row by row anyway.
             step = max(1, CPU_CHUNK_ELEMENTS // max(self.num_gallery, 1))
         parts = []
         for begin in range(0, len(dist), step):
@@ -276,8 +308,10 @@ class RankAccumulator:
             elif part.dtype in (torch.float16, torch.bfloat16):
                 part = part.float()  # exact; not every kernel takes halves
             # max() propagates NaN and, unlike isnan(), allocates nothing.
-            if part.numel() and torch.isnan(part.max()):
-                raise ValueError('the distance matrix contains NaN')
+            # The kernel checks the rows it reads itself, saving a pass.
+            if (not self._kernel_checks_nan and part.numel()
+                    and torch.isnan(part.max())):
+                raise ValueError(NAN_MESSAGE)
             parts.append(
                 self._rank_chunk(part.contiguous(), start + begin,
                                  start + begin + len(part)))
@@ -380,33 +414,47 @@ class RankAccumulator:
         valid = num_pos > 0
         max_pos = pos_idx.shape[1]
         if max_pos == 0:
+            if (self._kernel_checks_nan and dist.numel()
+                    and torch.isnan(dist.max())):
+                raise ValueError(NAN_MESSAGE)
             zeros = torch.zeros(num_q, dtype=torch.float64)
             no_rank = torch.zeros(num_q, dtype=torch.long)
             return valid.cpu(), no_rank, zeros, zeros
         is_real = torch.arange(max_pos, device=device) < num_pos[:, None]
         blocks = None
-        if self.ap_mode == 'threshold' or self.tie_policy != 'pessimistic':
+        if self.ap_mode == 'threshold' or (self.tie_policy != 'pessimistic'
+                                           and not self._use_kernel):
             blocks = tie_blocks(pos_dist[:, :max_pos], is_real)
-        hist, hist_pessimistic, seen = self._histograms(
-            dist, not_neg, own, valid, num_pos, pos_dist, pos_idx, is_real,
-            blocks)
+        seen = None
+        if self._use_kernel:
+            before, before_pessimistic, first_rank = self._kernel_counts(
+                dist, not_neg, own, num_pos, pos_dist, pos_idx, is_real)
+        else:
+            hist, hist_pessimistic, seen = self._histograms(
+                dist, not_neg, own, valid, num_pos, pos_dist, pos_idx, is_real,
+                blocks)
+            # A negative in bucket b precedes exactly the positives j > b.
+            before = hist[:, :max_pos].cumsum(dim=1)
+            before_pessimistic = before
+            if hist_pessimistic is not hist:
+                before_pessimistic = hist_pessimistic[:, :max_pos].cumsum(
+                    dim=1)
 
-        # r_j = j + #negatives in buckets 0..j-1 (1-based j): a negative
-        # in bucket b precedes exactly the positives j > b.
+        # r_j = j + #negatives before the j-th positive (1-based j).
         positions = torch.arange(
             1, max_pos + 1, device=device, dtype=torch.long)
-        ranks = hist[:, :max_pos].cumsum(dim=1) + positions
-        if self.cmc_mode == 'dedup':
-            first_rank = 1 + seen.sum(dim=1)
-        else:
+        ranks = before + positions
+        if self.cmc_mode == 'standard':
             first_rank = ranks[:, 0]
+        elif not self._use_kernel:
+            first_rank = 1 + seen.sum(dim=1)
         if self.ap_mode == 'cumsum':
             precision = positions.double() / ranks.double()
         else:
             # sklearn's AP sums, over distinct positive distances, the
             # recall step times the precision at that threshold, i.e. the
             # pessimistic precision at the end of each tied block.
-            ranks_p = hist_pessimistic[:, :max_pos].cumsum(dim=1) + positions
+            ranks_p = before_pessimistic + positions
             block_end = torch.searchsorted(blocks, blocks, right=True) - 1
             precision = (positions.double() / ranks_p.double()).gather(
                 1, block_end)
@@ -422,6 +470,92 @@ class RankAccumulator:
         inp = torch.where(valid, inp, zero)
         first_rank = torch.where(valid, first_rank, 0)
         return valid.cpu(), first_rank.cpu(), ap.cpu(), inp.cpu()
+
+    def _kernel_counts(self, dist: torch.Tensor,
+                       not_neg: Optional[torch.Tensor],
+                       own: Optional[torch.Tensor], num_pos: torch.Tensor,
+                       pos_dist: torch.Tensor, pos_idx: torch.Tensor,
+                       is_real: torch.Tensor) -> tuple:
+        """Negatives before each positive, counted by the compiled kernel.
+
+        Args:
+            dist: Distances, shape (Qc, G), float32 or float64 on the CPU.
+            not_neg: Positives and removed items, shape (Qc, G), or None
+                when ``own`` lists them.
+            own: Flat indices of the same-pid items, shape (K,), or None.
+                The kernel counts every item; their counts are taken back.
+            num_pos: Positives per query, shape (Qc,).
+            pos_dist: Sorted positive distances, +inf padded, (Qc, M + 1).
+            pos_idx: Their gallery indices, shape (Qc, M).
+            is_real: False on padding, shape (Qc, M).
+
+        Returns:
+            tuple: ``before`` (Qc, M), the negatives ranked before each
+            positive under the tie policy, and the same under the
+            pessimistic policy (the same tensor unless ``ap_mode`` is
+            ``'threshold'``); int64, 0 on padding. Then, in ``'dedup'``
+            mode, the de-duplicated CMC rank (Qc,) (else None).
+        """
+        num_g = dist.shape[1]
+        max_pos = is_real.shape[1]
+        values = dist
+        if not_neg is not None:
+            # NaN fails every comparison: only negatives are counted.
+            values = dist.masked_fill(not_neg, float('nan'))
+        values = values.numpy()
+        positives = np.ascontiguousarray(pos_dist[:, :max_pos].numpy())
+        counts = num_pos.numpy()
+        lt, le, has_nan = count_kernel.count_below(values, positives, counts,
+                                                   self._num_threads)
+        if self._kernel_checks_nan and has_nan.any():
+            raise ValueError(NAN_MESSAGE)
+        lt, le = torch.from_numpy(lt), torch.from_numpy(le)
+        if own is not None:
+            rows = own // num_g
+            own_dist = dist.view(-1)[own][:, None]
+            own_pos = pos_dist[rows, :max_pos]
+            real = is_real[rows]
+            lt.index_add_(0, rows, -((own_dist < own_pos) & real).long())
+            le.index_add_(0, rows, -((own_dist <= own_pos) & real).long())
+        if self.tie_policy == 'pessimistic':
+            before = le
+        elif self.tie_policy == 'optimistic':
+            before = lt
+        else:
+            # A tied negative precedes the tied positives of higher index.
+            before = lt.clone()
+            tied_rows = (le > lt).any(dim=1).nonzero().squeeze(1)
+            if tied_rows.numel():
+                picked = tied_rows.numpy()
+                tied = torch.from_numpy(
+                    count_kernel.count_tied_before(
+                        values[picked], positives[picked],
+                        np.ascontiguousarray(pos_idx.numpy()[picked]),
+                        counts[picked], self._num_threads))
+                if own is not None:
+                    # Same-pid items of the tied rows, taken back.
+                    in_tied = torch.zeros(
+                        len(dist), dtype=torch.long).index_fill_(
+                            0, tied_rows, 1).cumsum(0) - 1
+                    keep = torch.isin(rows, tied_rows)
+                    own_dist, own_pos = own_dist[keep], own_pos[keep]
+                    cols = (own[keep] - rows[keep] * num_g)[:, None]
+                    own_tied = ((own_dist == own_pos)
+                                & (cols < pos_idx[rows[keep]])
+                                & real[keep])
+                    tied.index_add_(0, in_tied[rows[keep]], -own_tied.long())
+                before[tied_rows] += tied
+        before_pessimistic = le if self.ap_mode == 'threshold' else before
+        first_rank = None
+        if self.cmc_mode == 'dedup':
+            # Masks are built in this mode: ``values`` holds negatives only.
+            first_idx = torch.where(num_pos > 0, pos_idx[:, 0], -1)
+            first_rank = 1 + torch.from_numpy(
+                count_kernel.count_pids_before_first(
+                    values, np.ascontiguousarray(positives[:, 0]),
+                    first_idx.numpy(), self._g_pid_index_np, self.num_g_pids,
+                    self.tie_policy, self._num_threads))
+        return before, before_pessimistic, first_rank
 
     def _histograms(self, dist: torch.Tensor, not_neg: Optional[torch.Tensor],
                     own: Optional[torch.Tensor], valid: torch.Tensor,
