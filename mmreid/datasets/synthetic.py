@@ -13,46 +13,42 @@ and protocols run on it unchanged. Every image is drawn from its own
 ``numpy.random.Generator(PCG64)`` seeded by (seed, domain, pid, camera,
 image), so the bytes do not depend on generation order.
 """
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import os.path as osp
+import re
 import shutil
+import socket
+import sys
 import uuid
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import warnings
+from typing import (Dict, Iterator, List, Optional, Sequence, TextIO, Tuple,
+                    Union)
 
 import cv2
 import numpy as np
+from mmengine.utils import ProgressBar, Timer
 
 from mmreid.registry import DATASETS
+from .base_reid_dataset import list_images
 from .market1501 import Market1501
 # Rendering lives in its own module; its public helpers are re-exported.
 from .synthetic_render import identity_attributes  # noqa: F401
 from .synthetic_render import (_SPLIT, _rng, domain_names, get_domain_styles,
                                render_image)
 
-#: Bump whenever the rendering changes, so that stale folders are refused.
-SYNTHREID_VERSION = 1
+#: Format version of a generated folder. Bump it whenever the pixels or the
+#: file plan of an existing parameter set change, so that folders written
+#: before are refused instead of silently reused (a stale folder once gave
+#: numbers a fresh clone could not reproduce). New opt-in parameters whose
+#: defaults keep the old output need no bump. History: 1 = first release
+#: (the manifest held a hash of the source files); 2 = the same images, the
+#: manifest holds per-split counts and canary renders instead.
+SYNTHREID_VERSION = 2
 MANIFEST = 'synthreid.json'
-
-
-def _source_digest() -> str:
-    """Hash of the code that decides the pixels and the file plan.
-
-    Stored in the manifest with the parameters, so a folder written by any
-    other version of this code (a development copy included) is refused
-    instead of silently reused: a stale folder once gave numbers that a
-    fresh clone could not reproduce.
-    """
-    digest = hashlib.sha256()
-    for path in (__file__, osp.join(osp.dirname(__file__),
-                                    'synthetic_render.py')):
-        with open(path, 'rb') as f:
-            digest.update(f.read())
-    return digest.hexdigest()[:16]
-
-
-SOURCE_DIGEST = _source_digest()
 JPEG_QUALITY = 90
 
 #: Named sizes. ``num_ids_*`` and ``num_distractors``/``num_junk`` count per
@@ -133,7 +129,6 @@ def _resolve_params(size: str, modality: str, domains: Optional[int],
         raise ValueError(f'identity and image counts must be >= 1: {params}')
     return dict(
         version=SYNTHREID_VERSION,
-        code=SOURCE_DIGEST,
         modality=modality,
         domains=domains,
         seed=int(seed),
@@ -252,57 +247,190 @@ def _write_image(path: str, img: np.ndarray) -> None:
         f.write(buf.tobytes())
 
 
-def _write_tree(folder: str, params: dict) -> dict:
-    """Render every file under ``folder``; returns the per-split counts."""
-    h, w = params['img_size']
-    seed = params['seed']
+def _job_style(params: dict, domain: int) -> dict:
+    """The domain style a job of ``params`` is rendered with."""
+    if params['modality'] == 'vi':
+        return get_domain_styles(1, params['seed'])[0]
+    return get_domain_styles(params['domains'], params['seed'])[domain]
+
+
+def _render_job(params: dict, job: dict) -> np.ndarray:
+    """Render one planned image (a generation job or a stored canary)."""
+    return render_image(params['seed'], job['domain'], job['pid'], job['cam'],
+                        job['index'], tuple(params['img_size']),
+                        _job_style(params, job['domain']), job['infrared'],
+                        job['kind'])
+
+
+def _pixel_digest(img: np.ndarray) -> str:
+    """sha256 of an image's shape and pixels (before JPEG encoding)."""
+    digest = hashlib.sha256(str(img.shape).encode())
+    digest.update(np.ascontiguousarray(img).tobytes())
+    return digest.hexdigest()
+
+
+def _plan_jobs(params: dict) -> Tuple[List[dict], dict, Dict]:
+    """Every file to render, the per-split counts and the SYSU id lists."""
     counts: dict = {}
+    ids: Dict[str, List[int]] = {}
+    jobs = []
     if params['modality'] == 'vi':
         plan, ids = _plan_sysu(params)
-        style = get_domain_styles(1, seed)[0]
-        exp = osp.join(folder, 'SYSU-MM01', 'exp')
-        os.makedirs(exp)
-        for split, pids in ids.items():
-            with open(osp.join(exp, f'{split}_id.txt'), 'w') as f:
-                f.write(','.join(str(pid) for pid in pids) + '\n')
-        jobs = [(rel, 0, pid, cam, i, kind, style, cam in SYSU_INFRARED_CAMS)
-                for rel, pid, cam, i, kind in plan]
+        split_of = {pid: split for split, pids in ids.items() for pid in pids}
+        images: Dict[str, Dict[str, int]] = {split: {} for split in ids}
+        for rel, pid, cam, i, kind in plan:
+            infrared = cam in SYSU_INFRARED_CAMS
+            jobs.append(
+                dict(
+                    path=rel,
+                    domain=0,
+                    pid=pid,
+                    cam=cam,
+                    index=i,
+                    kind=kind,
+                    infrared=infrared))
+            per_cam = images[split_of[pid]]
+            per_cam[f'cam{cam}'] = per_cam.get(f'cam{cam}', 0) + 1
         counts['SYSU-MM01'] = dict(
             ids={
                 k: len(v)
                 for k, v in ids.items()
             },
-            visible=sum(not j[-1] for j in jobs),
-            infrared=sum(j[-1] for j in jobs))
-    else:
-        styles = get_domain_styles(params['domains'], seed)
-        jobs = []
-        for d, style in enumerate(styles):
-            plan = _plan_market(params, d)
-            for rel, pid, cam, i, kind in plan:
-                jobs.append((f'{style["name"]}/{rel}', d, pid, cam, i, kind,
-                             style, False))
-            split_counts = {}
-            for rel, pid, *_ in plan:
-                split = rel.split('/')[0]
-                c = split_counts.setdefault(split, dict(images=0, ids=set()))
-                c['images'] += 1
-                c['ids'].add(pid)
-            counts[style['name']] = {
-                k: dict(images=v['images'], ids=len(v['ids'] - {0, -1}))
-                for k, v in sorted(split_counts.items())
-            }
+            visible=sum(not j['infrared'] for j in jobs),
+            infrared=sum(j['infrared'] for j in jobs),
+            images={
+                k: dict(sorted(v.items()))
+                for k, v in images.items()
+            })
+        return jobs, counts, ids
+    for d, name in enumerate(domain_names(params['domains'])):
+        plan = _plan_market(params, d)
+        split_counts: dict = {}
+        for rel, pid, cam, i, kind in plan:
+            jobs.append(
+                dict(
+                    path=f'{name}/{rel}',
+                    domain=d,
+                    pid=pid,
+                    cam=cam,
+                    index=i,
+                    kind=kind,
+                    infrared=False))
+            c = split_counts.setdefault(
+                rel.split('/')[0],
+                dict(images=0, ids=set(), junk=0, distractors=0))
+            c['images'] += 1
+            c['ids'].add(pid)
+            c['junk'] += kind == 'junk'
+            c['distractors'] += kind == 'distractor'
+        counts[name] = {
+            k: dict(v, ids=len(v['ids'] - {0, -1}))
+            for k, v in sorted(split_counts.items())
+        }
+    return jobs, counts, ids
+
+
+def _canary_jobs(jobs: List[dict]) -> List[dict]:
+    """Two or three planned images that are re-rendered at every load.
+
+    A query image of the first domain, a gallery image of the last (the
+    unseen style) and a junk box; for ``'vi'`` a visible and an infrared
+    image and the last file. Together they exercise the identity, camera,
+    style and sensor code paths.
+    """
+    rules = (
+        lambda j: '/query/' in j['path'] and j['domain'] == 0,
+        lambda j: '/bounding_box_test/' in j['path'] and j['kind'] == 'person'
+        and j['domain'] == jobs[-1]['domain'],
+        lambda j: j['kind'] == 'junk',
+        lambda j: j['path'].startswith('SYSU') and not j['infrared'],
+        lambda j: j['path'].startswith('SYSU') and j['infrared'],
+    )
+    picked = []
+    for rule in rules:
+        job = next((j for j in jobs if rule(j)), None)
+        if job is not None and job not in picked:
+            picked.append(job)
+    if jobs[-1] not in picked and len(picked) < 3:
+        picked.append(jobs[-1])
+    return picked
+
+
+class _Progress:
+    """Progress of a generation: a bar on a terminal, else a few lines.
+
+    A bar redrawn once per image would flood a log file, so a stream that is
+    not a terminal gets a line at every tenth of the work instead.
+    """
+
+    def __init__(self, total: int, folder: str,
+                 stream: Optional[TextIO]) -> None:
+        self.total, self.done, self.stream = total, 0, stream
+        self.bar: Optional[ProgressBar] = None
+        if stream is None:
+            return
+        stream.write(f'SynthReID: rendering {total} images into {folder}\n')
+        stream.flush()
+        self.tty = bool(getattr(stream, 'isatty', lambda: False)())
+        self.step = max(1, -(-total // (50 if self.tty else 10)))
+        self.bar = ProgressBar(total, file=stream) if self.tty else None
+        self.timer = Timer()
+
+    def update(self) -> None:
+        self.done += 1
+        if self.stream is None or (self.done % self.step
+                                   and self.done != self.total):
+            return
+        if self.bar is not None:
+            self.bar.update(self.done - self.bar.completed)
+        else:
+            self.stream.write(f'SynthReID: {self.done}/{self.total} images, '
+                              f'{self.timer.since_start():.0f}s\n')
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.bar is not None and self.stream is not None:
+            self.stream.write('\n')
+            self.stream.flush()
+
+
+def _write_tree(folder: str,
+                params: dict,
+                progress: Optional[TextIO] = None) -> dict:
+    """Render every file under ``folder``.
+
+    Args:
+        folder (str): Destination (a temporary folder).
+        params (dict): Resolved generator parameters.
+        progress (TextIO, optional): Stream for the progress.
+
+    Returns:
+        dict: ``counts`` (per split, as the manifest stores them) and
+        ``canaries`` (path, keys and pixel digest of a few images).
+    """
+    jobs, counts, ids = _plan_jobs(params)
+    if ids:
+        exp = osp.join(folder, 'SYSU-MM01', 'exp')
+        os.makedirs(exp)
+        for split, pids in ids.items():
+            with open(osp.join(exp, f'{split}_id.txt'), 'w') as f:
+                f.write(','.join(str(pid) for pid in pids) + '\n')
+    canaries = _canary_jobs(jobs)
+    counter = _Progress(len(jobs), folder, progress)
     made = set()
-    for rel, d, pid, cam, i, kind, style, infrared in jobs:
-        path = osp.join(folder, rel)
+    for job in jobs:
+        path = osp.join(folder, job['path'])
         parent = osp.dirname(path)
         if parent not in made:
             os.makedirs(parent, exist_ok=True)
             made.add(parent)
-        _write_image(
-            path,
-            render_image(seed, d, pid, cam, i, (h, w), style, infrared, kind))
-    return counts
+        img = _render_job(params, job)
+        if job in canaries:
+            job['sha256'] = _pixel_digest(img)
+        _write_image(path, img)
+        counter.update()
+    counter.close()
+    return dict(counts=counts, canaries=canaries)
 
 
 def _read_manifest(root: str) -> Optional[dict]:
@@ -313,8 +441,54 @@ def _read_manifest(root: str) -> Optional[dict]:
         return json.load(f)
 
 
+def _renderer_versions() -> dict:
+    return dict(numpy=np.__version__, opencv=cv2.__version__)
+
+
+#: (root, canary path) pairs already warned about in this process.
+_WARNED: set = set()
+
+
+def _check_canaries(root: str, manifest: dict) -> None:
+    """Re-render the manifest's canaries; warn if the pixels differ.
+
+    A different numpy or OpenCV can change the pixels that the same code
+    draws (anti-aliasing, resizing, random streams). The folder is still
+    usable, but its images are not the ones this installation renders, so
+    numbers measured on it may not match other machines.
+    """
+    params = manifest['params']
+    now = _renderer_versions()
+    for canary in manifest['canaries']:
+        key = (root, canary['path'])
+        if key in _WARNED:
+            continue
+        digest = _pixel_digest(_render_job(params, canary))
+        if digest != canary['sha256']:
+            _WARNED.add(key)
+            made = manifest.get('renderer', {})
+            warnings.warn(
+                f'SynthReID: {root!r}: the canary image {canary["path"]!r} '
+                f'renders differently here than when the folder was '
+                f'written (written with numpy {made.get("numpy")}, OpenCV '
+                f'{made.get("opencv")}; here numpy {now["numpy"]}, OpenCV '
+                f'{now["opencv"]}). The folder is used as it is, but its '
+                f'images differ from what this installation renders, so '
+                f'results may not match runs elsewhere; delete {root!r} to '
+                f'render it here.',
+                RuntimeWarning,
+                stacklevel=3)
+
+
 def _check_manifest(root: str, manifest: dict, params: dict) -> dict:
     on_disk = manifest.get('params') or {}
+    if on_disk.get('version') != params['version']:
+        raise FileExistsError(
+            f'SynthReID: {root!r} was generated by format version '
+            f'{on_disk.get("version")!r} of the generator; this mmreid '
+            f'writes version {params["version"]} (see SYNTHREID_VERSION). '
+            f'Delete {root!r} to regenerate it (or choose another '
+            f'data_root).')
     if on_disk != params:
         keys = sorted(set(on_disk) | set(params))
         diff = ', '.join(f'{k}: {on_disk.get(k)!r} on disk, '
@@ -326,7 +500,138 @@ def _check_manifest(root: str, manifest: dict, params: dict) -> dict:
             f'{dict(sorted(on_disk.items()))}\n  requested: '
             f'{dict(sorted(params.items()))}\nDelete {root!r} or choose '
             f'another data_root.')
+    _check_canaries(root, manifest)
     return manifest
+
+
+def _existing(root: str, params: dict) -> Optional[dict]:
+    """The checked manifest of ``root``, or None if ``root`` is empty."""
+    manifest = _read_manifest(root)
+    if manifest is None and osp.isdir(root) and os.listdir(root):
+        # Another process may have renamed its tree into place just now;
+        # the rename is atomic, so a non-empty root has its manifest.
+        manifest = _read_manifest(root)
+        if manifest is None:
+            raise FileExistsError(
+                f'SynthReID: {root!r} is not empty and has no {MANIFEST}; '
+                f'delete it or choose another data_root.')
+    if manifest is None:
+        return None
+    return _check_manifest(root, manifest, params)
+
+
+#: errno values of a file system (or folder) where locks cannot be taken.
+_NO_LOCKS = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EACCES,
+             errno.EROFS)
+
+
+def _lock_path(parent: str, base: str) -> str:
+    return osp.join(parent, f'.{base}.lock')
+
+
+@contextlib.contextmanager
+def _generation_lock(parent: str, base: str) -> Iterator[bool]:
+    """Hold an exclusive lock for writing ``parent/base``.
+
+    Processes that generate the same folder at once (the ranks of a DDP job,
+    two jobs started together) take turns: the first renders, the others
+    wait here and then find the finished folder. The lock is an ``flock``
+    on a hidden sibling file, released by the kernel when its holder dies,
+    so a killed generation never blocks the next one. The file is removed
+    on release; a waiter that then holds a lock on a removed file retries.
+
+    Yields:
+        bool: Whether the lock is held. False where the file system (or the
+        platform) has no locks: every process then renders and the first
+        rename wins, as before.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        yield False
+        return
+    path = _lock_path(parent, base)
+    fd = None
+    try:
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                sys.stdout.write(f'SynthReID: waiting for another process '
+                                 f'that is writing {osp.join(parent, base)}'
+                                 f'\n')
+                sys.stdout.flush()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            # The previous holder removed the file while this process
+            # waited: lock the new one.
+            os.close(fd)
+            fd = None
+    except OSError as error:
+        if fd is not None:
+            os.close(fd)
+            fd = None
+        if error.errno not in _NO_LOCKS:
+            raise
+    if fd is None:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:  # pragma: no cover
+            pass
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _temp_pattern(base: str) -> 're.Pattern':
+    # '.<base>.tmp-<host>-<pid>-<hex>'; the first release wrote no host.
+    return re.compile(rf'^\.{re.escape(base)}\.tmp-(?:(?P<host>.+)-)?'
+                      rf'(?P<pid>\d+)-(?P<uid>[0-9a-f]{{32}})$')
+
+
+def _remove_stale_temps(parent: str, base: str) -> List[str]:
+    """Remove temporary folders that killed generations left behind.
+
+    Called with the generation lock held, so no process of this version is
+    writing one. A folder whose writer is a live process of this host (a
+    release without the lock) is kept.
+
+    Returns:
+        list[str]: The removed folders.
+    """
+    pattern = _temp_pattern(base)
+    host = socket.gethostname()
+    removed = []
+    for name in sorted(os.listdir(parent)):
+        match = pattern.match(name)
+        path = osp.join(parent, name)
+        if match is None or not osp.isdir(path):
+            continue
+        same_host = match.group('host') in (None, host)
+        if same_host and _pid_alive(int(match.group('pid'))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def generate_synthreid(root: str,
@@ -336,6 +641,7 @@ def generate_synthreid(root: str,
                        modality: str = 'visible',
                        seed: int = 0,
                        img_size: Sequence[int] = (128, 64),
+                       progress: bool = True,
                        **overrides: int) -> dict:
     """Write a SynthReID dataset under ``root`` unless it is already there.
 
@@ -352,10 +658,17 @@ def generate_synthreid(root: str,
           <root>/SYSU-MM01/exp/{train,val,test}_id.txt
         <root>/synthreid.json            (the manifest)
 
-    The tree is written to a temporary sibling folder and renamed into
-    place, so ``root`` is complete or absent. When several processes (DDP
-    ranks) generate at once, the first rename wins and the others discard
-    their copy.
+    The tree is written to a hidden temporary sibling folder and renamed
+    into place, so ``root`` is complete or absent. Processes that generate
+    the same ``root`` at once (DDP ranks) take turns through a lock file:
+    one renders, the others wait and reuse its folder. Temporary folders
+    left by a killed generation are removed by the next one.
+
+    An existing folder is reused if its manifest has this format version
+    (:data:`SYNTHREID_VERSION`) and the requested parameters; its canary
+    images are re-rendered and a warning names the numpy/OpenCV versions
+    if they differ. The datasets compare the manifest's per-split counts
+    with the files they parse.
 
     Args:
         root (str): Destination folder.
@@ -366,6 +679,7 @@ def generate_synthreid(root: str,
         modality (str): ``'visible'`` or ``'vi'`` (visible-infrared).
         seed (int): Seed; the same parameters give byte-identical files.
         img_size (Sequence[int]): ``(height, width)`` of every image.
+        progress (bool): Show the progress while rendering.
         **overrides: Preset fields to override: ``num_ids_train``,
             ``num_ids_test``, ``num_ids_val`` (vi), ``num_cams`` (visible),
             ``imgs_per_cam``, ``num_distractors`` and ``num_junk``
@@ -373,51 +687,86 @@ def generate_synthreid(root: str,
 
     Returns:
         dict: The manifest: ``params``, ``size``, ``domains`` (per-domain
-        style, see :func:`get_domain_styles`) and ``counts``.
+        style, see :func:`get_domain_styles`), ``counts``, ``canaries``
+        and ``renderer`` (numpy and OpenCV versions that wrote it).
 
     Raises:
-        FileExistsError: ``root`` exists with other parameters, or is a
-            non-empty folder that is not a SynthReID dataset.
+        FileExistsError: ``root`` exists with another format version or
+            other parameters, or is a non-empty folder that is not a
+            SynthReID dataset.
     """
     params = _resolve_params(size, modality, domains, seed, img_size,
                              overrides)
     root = osp.abspath(root)
-    manifest = _read_manifest(root)
-    if manifest is None and osp.isdir(root) and os.listdir(root):
-        # Another process may have renamed its tree into place just now;
-        # the rename is atomic, so a non-empty root has its manifest.
-        manifest = _read_manifest(root)
-        if manifest is None:
-            raise FileExistsError(
-                f'SynthReID: {root!r} is not empty and has no {MANIFEST}; '
-                f'delete it or choose another data_root.')
+    manifest = _existing(root, params)
     if manifest is not None:
-        return _check_manifest(root, manifest, params)
+        return manifest
     parent, base = osp.split(root)
     os.makedirs(parent, exist_ok=True)
-    tmp = osp.join(parent, f'.{base}.tmp-{os.getpid()}-{uuid.uuid4().hex}')
-    try:
-        os.makedirs(tmp)
-        counts = _write_tree(tmp, params)
-        styles = (
-            get_domain_styles(params['domains'], seed)
-            if modality == 'visible' else get_domain_styles(1, seed))
-        manifest = dict(
-            params=params, size=size, domains=styles, counts=counts)
-        with open(osp.join(tmp, MANIFEST), 'w') as f:
-            json.dump(manifest, f, indent=2, sort_keys=True)
+    with _generation_lock(parent, base) as locked:
+        # A process that held the lock before may have written it.
+        manifest = _existing(root, params)
+        if manifest is not None:
+            return manifest
+        if locked:
+            _remove_stale_temps(parent, base)
+        tmp = osp.join(
+            parent, f'.{base}.tmp-{socket.gethostname()}-{os.getpid()}-'
+            f'{uuid.uuid4().hex}')
         try:
-            # Atomic; fails if another process put a non-empty root first.
-            os.replace(tmp, root)
-        except OSError:
-            winner = _read_manifest(root)
-            if winner is None:
-                raise
-            return _check_manifest(root, winner, params)
-    finally:
-        if osp.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            written = _write_tree(
+                tmp, params, progress=sys.stdout if progress else None)
+            manifest = dict(
+                params=params,
+                size=size,
+                domains=get_domain_styles(params['domains'], seed),
+                counts=written['counts'],
+                canaries=written['canaries'],
+                renderer=_renderer_versions())
+            with open(osp.join(tmp, MANIFEST), 'w') as f:
+                json.dump(manifest, f, indent=2, sort_keys=True)
+            # Round-trip through JSON so the result equals a later read.
+            manifest = json.loads(json.dumps(manifest))
+            try:
+                # Atomic; fails if another process put a non-empty root
+                # first (only where the file system has no locks).
+                os.replace(tmp, root)
+            except OSError:
+                winner = _read_manifest(root)
+                if winner is None:
+                    raise
+                return _check_manifest(root, winner, params)
+        finally:
+            if osp.isdir(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
     return manifest
+
+
+def check_parsed_counts(root: str, dataset: str, split: str,
+                        found: Dict[str, int], expected: Dict[str,
+                                                              int]) -> None:
+    """Refuse a generated split whose files differ from its manifest.
+
+    Args:
+        root (str): The SynthReID root (named in the message).
+        dataset (str): Dataset name for the message (``'synthreid-d0'``).
+        split (str): ``'train'`` or ``'test'``.
+        found (dict[str, int]): What the parser found, per role or folder.
+        expected (dict[str, int]): What the manifest lists, same keys.
+
+    Raises:
+        RuntimeError: A count differs; names the split and both counts.
+    """
+    bad = [k for k in expected if found.get(k) != expected[k]]
+    if bad:
+        what = '; '.join(f'{k}: found {found.get(k)}, manifest lists '
+                         f'{expected[k]}' for k in bad)
+        raise RuntimeError(
+            f'SynthReID: {dataset} split {split!r} under {root!r} does not '
+            f'match its manifest {osp.join(root, MANIFEST)!r} ({what}): '
+            f'images were deleted or added after generation. Delete '
+            f'{root!r}; it is regenerated on next use.')
 
 
 # ---------------------------------------------------------------------------
@@ -513,4 +862,31 @@ class SynthReID(Market1501):
         style = next(s for s in manifest['domains']
                      if s['name'] == self.domain)
         self._metainfo['domain_style'] = style['look']
-        return super().load_data_list()
+        data_list = super().load_data_list()
+        self.check_counts(manifest, data_list)
+        return data_list
+
+    def check_counts(self, manifest: dict, data_list: List[dict]) -> None:
+        """Compare the parsed split with the manifest's counts.
+
+        Both the image files of each folder and the records the parser
+        keeps (junk dropped) must be what the generator wrote, so a deleted
+        or stray image is an error, not a silently different benchmark.
+        """
+        counts = manifest['counts'][self.domain]
+        roles = ('train', ) if self.split == 'train' else ('query', 'gallery')
+        found, expected = {}, {}
+        for role in roles:
+            folder = self.FOLDERS[role]
+            listed = counts[folder]
+            found[f'{folder} files'] = len(
+                list_images(osp.join(self.data_root, folder)))
+            expected[f'{folder} files'] = listed['images']
+            found[f'{role} records'] = sum(r['role'] == role
+                                           for r in data_list)
+            dropped = listed['junk']
+            if role == 'train':
+                dropped += listed['distractors']
+            expected[f'{role} records'] = listed['images'] - dropped
+        check_parsed_counts(self.synth_root, self.dataset_name, self.split,
+                            found, expected)

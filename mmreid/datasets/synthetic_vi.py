@@ -1,13 +1,14 @@
 """The visible-infrared SynthReID variant as a dataset.
 
-Kept out of :mod:`.synthetic`, whose source is hashed into every generated
-folder's manifest: this class only parses, it decides no pixel.
+This class only parses (through :class:`SYSUMM01`) and checks the parsed
+splits against the generator's manifest; it decides no pixel.
 """
 import os.path as osp
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from mmreid.registry import DATASETS
-from .synthetic import SYNTHREID_PRESETS, generate_synthreid  # noqa: F401
+from .synthetic import SYNTHREID_PRESETS  # noqa: F401
+from .synthetic import check_parsed_counts, generate_synthreid
 from .sysu_mm01 import SYSUMM01
 
 
@@ -45,7 +46,7 @@ class SynthReIDVI(SYSUMM01):
                  **kwargs) -> None:
         # The SYSU-MM01 parser checks its layout on construction, so the
         # (atomic, idempotent) generation runs first.
-        generate_synthreid(
+        self._manifest = generate_synthreid(
             data_root,
             size=size,
             modality='vi',
@@ -53,7 +54,33 @@ class SynthReIDVI(SYSUMM01):
             img_size=tuple(img_size),
             **dict(overrides or {}))
         self.synth_root = data_root
+        name = 'synthreid-vi' if split == 'train' else f'synthreid-vi-{mode}'
+        self._synth_name = name
         super().__init__(
             osp.join(data_root, 'SYSU-MM01'), split=split, mode=mode, **kwargs)
-        name = 'synthreid-vi' if split == 'train' else f'synthreid-vi-{mode}'
         self._metainfo['dataset_name'] = name
+
+    def load_data_list(self) -> List[dict]:
+        data_list = super().load_data_list()
+        # Every image of the split's ids, per role, must be one the
+        # generator wrote: a deleted or stray image is an error.
+        images = self._manifest['counts']['SYSU-MM01']['images']
+        if self.split == 'train':
+            expected = dict(
+                train=sum(
+                    n for split in ('train', 'val')
+                    for n in images[split].values()))
+        else:
+            cams = dict(
+                query=self.INFRARED_CAMS, gallery=self.GALLERY_CAMS[self.mode])
+            expected = {
+                role: sum(images['test'].get(f'cam{c}', 0) for c in cams[role])
+                for role in ('query', 'gallery')
+            }
+        found = {
+            role: sum(r['role'] == role for r in data_list)
+            for role in expected
+        }
+        check_parsed_counts(self.synth_root, self._synth_name, self.split,
+                            found, expected)
+        return data_list

@@ -1,8 +1,17 @@
+import contextlib
 import hashlib
 import json
 import os
 import os.path as osp
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
 
 import cv2
 import numpy as np
@@ -285,13 +294,23 @@ def test_failure_leaves_nothing(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ['synth']
 
 
+@contextlib.contextmanager
+def no_locks(parent, base):
+    """A file system where ``flock`` is not available."""
+    yield False
+
+
 def test_concurrent_generation(tmp_path, monkeypatch):
-    """The process that renames second discards its copy without error."""
+    """The process that renames second discards its copy without error.
+
+    Only where locks are unavailable: otherwise the second process waits
+    (see ``test_one_process_renders_the_others_wait``).
+    """
     root = str(tmp_path / 'synth')
     real = synthetic._write_tree
     temps = []
 
-    def racing(folder, params):
+    def racing(folder, params, **kwargs):
         temps.append(folder)
         if len(temps) == 1:
             # Another rank finishes first, while this one is writing.
@@ -299,8 +318,9 @@ def test_concurrent_generation(tmp_path, monkeypatch):
             generate_synthreid(root, domains=1, size='tiny')
             winner = tree_digest(root)
             temps.append(winner)
-        return real(folder, params)
+        return real(folder, params, **kwargs)
 
+    monkeypatch.setattr(synthetic, '_generation_lock', no_locks)
     monkeypatch.setattr(synthetic, '_write_tree', racing)
     manifest = generate_synthreid(root, domains=1, size='tiny')
     assert temps[0] != root and osp.dirname(temps[0]) == str(tmp_path)
@@ -396,20 +416,259 @@ def test_infrared_is_not_grey_of_colour(tmp_path, monkeypatch):
     assert discordant_fraction(str(tmp_path / 'grey')) < 0.12
 
 
-def test_folder_from_other_generator_code_is_refused(tmp_path):
-    import json
+def test_editing_the_source_does_not_invalidate_folders(tmp_path, monkeypatch):
+    """A folder is identified by its format version, not a source hash."""
     root = str(tmp_path / 'synth')
-    manifest = generate_synthreid(root, size='tiny')
-    assert manifest['params']['code'] == synthetic.SOURCE_DIGEST
-    path = os.path.join(root, synthetic.MANIFEST)
+    first = generate_synthreid(root, domains=1, size='tiny')
+    # What an edited comment in synthetic.py did to the first release: a
+    # new source digest, and every cached folder was refused.
+    monkeypatch.setattr(synthetic, 'SOURCE_DIGEST', '0' * 16, raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert generate_synthreid(root, domains=1, size='tiny') == first
+
+
+def test_other_format_version_is_refused(tmp_path):
+    root = str(tmp_path / 'synth')
+    generate_synthreid(root, domains=1, size='tiny')
+    path = osp.join(root, synthetic.MANIFEST)
     with open(path) as f:
         on_disk = json.load(f)
-    # As if a development copy of the renderer had written the folder.
-    on_disk['params']['code'] = '0' * 16
+    on_disk['params']['version'] = synthetic.SYNTHREID_VERSION - 1
     with open(path, 'w') as f:
         json.dump(on_disk, f)
-    with pytest.raises(FileExistsError, match='code'):
-        generate_synthreid(root, size='tiny')
+    with pytest.raises(FileExistsError) as error:
+        generate_synthreid(root, domains=1, size='tiny')
+    message = str(error.value)
+    assert f'format version {synthetic.SYNTHREID_VERSION - 1}' in message
+    assert f'writes version {synthetic.SYNTHREID_VERSION}' in message
+    assert 'Delete' in message and root in message
+
+
+def test_canaries_are_rerendered_at_load(tmp_path, monkeypatch):
+    root = str(tmp_path / 'synth')
+    manifest = generate_synthreid(root, domains=2, size='tiny')
+    canaries = manifest['canaries']
+    assert 2 <= len(canaries) <= 3
+    assert manifest['renderer'] == dict(
+        numpy=np.__version__, opencv=cv2.__version__)
+    # The stored digest is the digest of the rendered pixels of that file:
+    # encoded, they give the file's bytes.
+    for canary in canaries:
+        img = synthetic._render_job(manifest['params'], canary)
+        assert synthetic._pixel_digest(img) == canary['sha256']
+        synthetic._write_image(str(tmp_path / 'again.jpg'), img)
+        with open(osp.join(root, canary['path']), 'rb') as f:
+            assert f.read() == (tmp_path / 'again.jpg').read_bytes()
+    assert {c['domain'] for c in canaries} == {0, 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        generate_synthreid(root, domains=2, size='tiny')
+    # Another numpy/OpenCV that draws one grey level differently.
+    real = synthetic.render_image
+
+    def drifted(*args, **kwargs):
+        img = real(*args, **kwargs)
+        img[0, 0] ^= 1
+        return img
+
+    monkeypatch.setattr(synthetic, 'render_image', drifted)
+    with pytest.warns(RuntimeWarning) as record:
+        assert generate_synthreid(root, domains=2, size='tiny') == manifest
+    message = str(record[0].message)
+    assert canaries[0]['path'] in message and root in message
+    assert f'numpy {np.__version__}' in message
+    assert f'OpenCV {cv2.__version__}' in message
+
+
+def remove_one(folder):
+    name = sorted(os.listdir(folder))[0]
+    os.remove(osp.join(folder, name))
+    return name
+
+
+def test_manifest_counts_are_compared_with_the_parsed_splits(tmp_path):
+    root = str(tmp_path / 'synth')
+    kwargs = dict(num_domains=2, size='tiny')
+    manifest = generate_synthreid(root, domains=2, size='tiny')
+    counts = manifest['counts']['d0']
+    assert counts['bounding_box_test']['junk'] == 2
+    assert counts['bounding_box_test']['distractors'] == 2
+    # A deleted query image.
+    num_query = counts['query']['images']
+    remove_one(osp.join(root, 'd0', 'query'))
+    with pytest.raises(RuntimeError) as error:
+        SynthReID(root, domain=0, split='test', **kwargs)
+    message = str(error.value)
+    assert "synthreid-d0 split 'test'" in message
+    assert f'query files: found {num_query - 1}, manifest lists ' \
+           f'{num_query}' in message
+    assert 'Delete' in message
+    # The training split of that domain is intact and loads.
+    assert len(SynthReID(root, domain=0, split='train', **kwargs)) == \
+        counts['bounding_box_train']['images']
+    # A stray image in another domain's training folder.
+    train = osp.join(root, 'd1', 'bounding_box_train')
+    name = sorted(os.listdir(train))[0]
+    num_train = len(os.listdir(train))
+    shutil.copy(
+        osp.join(train, name), osp.join(train, '0001_c1s1_000001_00.jpg'))
+    with pytest.raises(
+            RuntimeError,
+            match=f"split 'train'.*found "
+            f'{num_train + 1}, manifest lists {num_train}'):
+        SynthReID(root, domain=1, split='train', **kwargs)
+    # A stray junk image changes no record but is still caught.
+    gallery = osp.join(root, 'd1', 'bounding_box_test')
+    shutil.copy(
+        osp.join(train, name), osp.join(gallery, '-1_c1s1_000001_00.jpg'))
+    with pytest.raises(RuntimeError, match='bounding_box_test files'):
+        SynthReID(root, domain=1, split='test', **kwargs)
+
+
+def test_vi_counts_are_compared_with_the_parsed_splits(tmp_path):
+    from mmreid.datasets import SynthReIDVI
+    root = str(tmp_path / 'vi')
+    kwargs = dict(size='tiny', img_size=(32, 16))
+    test = SynthReIDVI(root, split='test', **kwargs)
+    manifest = generate_synthreid(
+        root, modality='vi', size='tiny', img_size=(32, 16))
+    images = manifest['counts']['SYSU-MM01']['images']
+    assert sum(r['role'] == 'query'
+               for r in map(test.get_data_info, range(len(test)))) == sum(
+                   images['test'].get(f'cam{c}', 0) for c in (3, 6))
+    with open(osp.join(root, 'SYSU-MM01', 'exp', 'test_id.txt')) as f:
+        pid = int(f.read().split(',')[0])
+    cams = [
+        c for c in ('cam3', 'cam6')
+        if osp.isdir(osp.join(root, 'SYSU-MM01', c, f'{pid:04d}'))
+    ]
+    remove_one(osp.join(root, 'SYSU-MM01', cams[0], f'{pid:04d}'))
+    with pytest.raises(RuntimeError, match="synthreid-vi-all split 'test'"):
+        SynthReIDVI(root, split='test', **kwargs)
+    SynthReIDVI(root, split='train', **kwargs)
+
+
+def test_progress_is_shown(tmp_path, capsys):
+    root = str(tmp_path / 'synth')
+    generate_synthreid(root, domains=1, size='tiny')
+    total = sum(c['images'] for c in json.load(
+        open(osp.join(root, 'synthreid.json')))['counts']['d0'].values())
+    out = capsys.readouterr().out
+    assert f'rendering {total} images' in out
+    assert f'SynthReID: {total}/{total} images' in out
+    # About ten lines, not one per image, in a log that is not a terminal.
+    assert out.count('images, ') <= 11
+    # A reused folder prints nothing.
+    generate_synthreid(root, domains=1, size='tiny')
+    assert capsys.readouterr().out == ''
+    generate_synthreid(str(tmp_path / 'quiet'), size='tiny', progress=False)
+    assert capsys.readouterr().out == ''
+
+
+def temp_folders(parent):
+    return sorted(n for n in os.listdir(parent) if '.tmp-' in n)
+
+
+def dead_pid():
+    proc = subprocess.run(
+        [sys.executable, '-c', 'import os;print(os.getpid())'],
+        capture_output=True,
+        text=True,
+        check=True)
+    return int(proc.stdout)
+
+
+def test_stale_temporary_folders_are_removed(tmp_path):
+    host = socket.gethostname()
+    dead = dead_pid()
+    stale = [
+        f'.synth.tmp-{host}-{dead}-{"a" * 32}',
+        f'.synth.tmp-{dead}-{"b" * 32}',  # named by the first release
+        f'.synth.tmp-other-host-{os.getpid()}-{"c" * 32}',
+    ]
+    # Being written by a live process of this host: kept.
+    live = f'.synth.tmp-{host}-{os.getpid()}-{"d" * 32}'
+    unrelated = [f'.other.tmp-{host}-{dead}-{"e" * 32}', 'notes']
+    for name in stale + [live] + unrelated:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'x.jpg').write_bytes(b'x')
+    generate_synthreid(str(tmp_path / 'synth'), domains=1, size='tiny')
+    assert temp_folders(tmp_path) == sorted([live, unrelated[0]])
+    assert sorted(os.listdir(tmp_path)) == sorted([live, 'synth'] + unrelated)
+
+
+KILLED_GENERATION = """
+import sys, time
+from mmreid.datasets import synthetic
+real = synthetic._write_image
+def slow(path, img):
+    real(path, img)
+    time.sleep(0.05)
+synthetic._write_image = slow
+synthetic.generate_synthreid(sys.argv[1], domains=1, size='tiny')
+"""
+
+
+def test_generation_killed_by_sigkill_is_cleaned_up(tmp_path):
+    root = tmp_path / 'synth'
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen(
+        [sys.executable, '-c', KILLED_GENERATION,
+         str(root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            temps = temp_folders(tmp_path)
+            if temps and any(files
+                             for _, _, files in os.walk(tmp_path / temps[0])):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    (temp, ) = temp_folders(tmp_path)
+    assert not root.exists()
+    manifest = generate_synthreid(str(root), domains=1, size='tiny')
+    assert temp_folders(tmp_path) == []
+    # Nothing else is left next to it either (the lock file is removed).
+    assert os.listdir(tmp_path) == ['synth']
+    assert manifest['params']['domains'] == 1
+
+
+def test_one_process_renders_the_others_wait(tmp_path, monkeypatch):
+    """Ranks that generate the same folder at once: one renders."""
+    root = str(tmp_path / 'synth')
+    real = synthetic._write_tree
+    rendered = []
+
+    def slow(folder, params, **kwargs):
+        rendered.append(folder)
+        time.sleep(0.5)  # the others arrive while this one writes
+        return real(folder, params, **kwargs)
+
+    monkeypatch.setattr(synthetic, '_write_tree', slow)
+    results, errors = [], []
+
+    def rank():
+        try:
+            results.append(generate_synthreid(root, domains=1, size='tiny'))
+        except Exception as error:  # pragma: no cover
+            errors.append(error)
+
+    threads = [threading.Thread(target=rank) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(rendered) == 1
+    assert len(results) == 3 and results[1] == results[0] == results[2]
+    assert os.listdir(tmp_path) == ['synth']
 
 
 def test_synthreid_vi_generates_on_first_use_and_parses_as_sysu(tmp_path):
