@@ -15,6 +15,7 @@ image), so the bytes do not depend on generation order.
 """
 import contextlib
 import errno
+import multiprocessing
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import socket
 import sys
 import uuid
 import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import (Dict, Iterator, List, Optional, Sequence, TextIO, Tuple,
                     Union)
 
@@ -37,8 +39,8 @@ from .base_reid_dataset import list_images
 from .market1501 import Market1501
 # Rendering lives in its own module; its public helpers are re-exported.
 from .synthetic_render import identity_attributes  # noqa: F401
-from .synthetic_render import (_SPLIT, _rng, domain_names, get_domain_styles,
-                               render_image)
+from .synthetic_render import (_SPLIT, IR_MODES, _rng, domain_names,
+                               get_domain_styles, render_image)
 
 #: Format version of a generated folder. Bump it whenever the pixels or the
 #: file plan of an existing parameter set change, so that folders written
@@ -84,13 +86,54 @@ SYNTHREID_PRESETS: Dict[str, dict] = dict(
 SYSU_VISIBLE_CAMS = (1, 2, 4, 5)
 SYSU_INFRARED_CAMS = (3, 6)
 
-
 # ---------------------------------------------------------------------------
 # Dataset plans: which file shows which (pid, camera, image)
 # ---------------------------------------------------------------------------
-def _resolve_params(size: str, modality: str, domains: Optional[int],
-                    seed: int, img_size: Sequence[int],
-                    overrides: dict) -> dict:
+#: Opt-in generator options and their defaults (the first release's
+#: images). A manifest records an option only when it differs from its
+#: default, so folders written before an option existed keep loading.
+SYNTHREID_OPTIONS: Dict[str, object] = dict(
+    ir_mode='hard', ir_luminance=0.0, ir_gap=0.0, style_control=False)
+
+
+def _resolve_options(modality: str, domains: int, options: dict) -> dict:
+    """Validate the opt-in options; returns those that are not default."""
+    unknown = set(options) - set(SYNTHREID_OPTIONS)
+    if unknown:
+        raise TypeError(f'unknown SynthReID option(s) {sorted(unknown)}; '
+                        f'known: {sorted(SYNTHREID_OPTIONS)}')
+    opts = dict(SYNTHREID_OPTIONS, **options)
+    if opts['ir_mode'] not in IR_MODES:
+        raise ValueError(f'ir_mode must be one of {IR_MODES}, got '
+                         f'{opts["ir_mode"]!r}')
+    opts['ir_luminance'] = float(opts['ir_luminance'])
+    opts['ir_gap'] = float(opts['ir_gap'])
+    opts['style_control'] = bool(opts['style_control'])
+    if not 0 <= opts['ir_luminance'] <= 1:
+        raise ValueError(f'ir_luminance must be in [0, 1], got '
+                         f'{opts["ir_luminance"]}')
+    if opts['ir_luminance'] and opts['ir_mode'] != 'dye':
+        raise ValueError('ir_luminance needs ir_mode="dye"')
+    if opts['ir_gap'] < 0:
+        raise ValueError(f'ir_gap must be >= 0, got {opts["ir_gap"]}')
+    changed = {k: v for k, v in opts.items() if v != SYNTHREID_OPTIONS[k]}
+    infrared = {'ir_mode', 'ir_luminance', 'ir_gap'} & set(changed)
+    if modality != 'vi' and infrared:
+        raise ValueError(f'{sorted(infrared)} need modality="vi"')
+    if changed.get('style_control') and (modality != 'visible' or domains < 2):
+        raise ValueError('style_control needs modality="visible" and at '
+                         f'least two domains, got modality={modality!r}, '
+                         f'domains={domains}')
+    return changed
+
+
+def _resolve_params(size: str,
+                    modality: str,
+                    domains: Optional[int],
+                    seed: int,
+                    img_size: Sequence[int],
+                    overrides: dict,
+                    options: Optional[dict] = None) -> dict:
     if size not in SYNTHREID_PRESETS:
         raise ValueError(f'unknown SynthReID size {size!r}; choose from '
                          f'{sorted(SYNTHREID_PRESETS)}')
@@ -113,19 +156,33 @@ def _resolve_params(size: str, modality: str, domains: Optional[int],
         raise TypeError(f'unknown SynthReID parameter(s) {sorted(unknown)} '
                         f'for modality={modality!r}; known: '
                         f'{sorted(params)}')
-    params.update({k: int(v) for k, v in overrides.items()})
+    for key, value in overrides.items():
+        if isinstance(value, (list, tuple)):
+            if key != 'num_ids_test' or modality != 'visible':
+                raise TypeError(f'only num_ids_test (visible) may be a list '
+                                f'(one count per domain), got {key}={value}')
+            params[key] = [int(v) for v in value]
+        else:
+            params[key] = int(value)
     if modality == 'visible' and not 2 <= params['num_cams'] <= 9:
         # Two cameras at least: every identity is seen by two. At most
         # nine: Market-1501 names have a one-digit camera.
         raise ValueError(f'num_cams must be in [2, 9], got '
                          f'{params["num_cams"]}')
     domains = 4 if domains is None else int(domains)
+    if isinstance(params['num_ids_test'], list) and \
+            len(params['num_ids_test']) != domains:
+        raise ValueError(f'num_ids_test lists {len(params["num_ids_test"])} '
+                         f'counts for {domains} domains')
     h, w = (int(s) for s in img_size)
     if domains < 1 or min(h, w) < 16:
         raise ValueError(f'need domains >= 1 and images of at least 16 px, '
                          f'got domains={domains}, img_size={(h, w)}')
-    if min(v for k, v in params.items() if k.startswith('num_ids')) < 1 or \
-            params['imgs_per_cam'] < 1:
+    counts = [
+        n for k, v in params.items() if k.startswith('num_ids')
+        for n in (v if isinstance(v, list) else [v])
+    ]
+    if min(counts) < 1 or params['imgs_per_cam'] < 1:
         raise ValueError(f'identity and image counts must be >= 1: {params}')
     return dict(
         version=SYNTHREID_VERSION,
@@ -133,7 +190,8 @@ def _resolve_params(size: str, modality: str, domains: Optional[int],
         domains=domains,
         seed=int(seed),
         img_size=[h, w],
-        **params)
+        **params,
+        **_resolve_options(modality, domains, options or {}))
 
 
 def _allocate_pids(rng: np.random.Generator, first: int, last: int,
@@ -161,8 +219,11 @@ def _plan_market(p: dict, d: int) -> List[tuple]:
     # different domains never coincide.
     block = 9999 // p['domains']
     rng = _rng(seed, _SPLIT, d)
+    num_test = p['num_ids_test']
+    if isinstance(num_test, list):
+        num_test = num_test[d]
     train, test = _allocate_pids(rng, d * block + 1, (d + 1) * block,
-                                 [p['num_ids_train'], p['num_ids_test']])
+                                 [p['num_ids_train'], num_test])
     plan = []
 
     def name(pid, cam, seq, frame, box):
@@ -247,19 +308,40 @@ def _write_image(path: str, img: np.ndarray) -> None:
         f.write(buf.tobytes())
 
 
-def _job_style(params: dict, domain: int) -> dict:
+def control_names(num_domains: int) -> List[Tuple[str, int, int]]:
+    """The style-only control folders (``style_control=True``).
+
+    ``d<last>-d0style`` holds the test split of the last domain (its
+    identities, cameras, poses and noise) rendered in the style of ``d0``;
+    ``d0-d<last>style`` the test split of ``d0`` in the unseen style. With
+    ``d0`` and ``d<last>`` they separate the cost of the style shift from
+    the cost of new cameras and identities.
+
+    Returns:
+        list[tuple]: ``(folder name, identity domain, style domain)``.
+    """
+    last = num_domains - 1
+    return [(f'd{last}-d0style', last, 0), (f'd0-d{last}style', 0, last)]
+
+
+def _job_style(params: dict, job: dict) -> dict:
     """The domain style a job of ``params`` is rendered with."""
     if params['modality'] == 'vi':
         return get_domain_styles(1, params['seed'])[0]
+    domain = job.get('style_domain', job['domain'])
     return get_domain_styles(params['domains'], params['seed'])[domain]
 
 
 def _render_job(params: dict, job: dict) -> np.ndarray:
     """Render one planned image (a generation job or a stored canary)."""
+    options = {
+        k: params.get(k, SYNTHREID_OPTIONS[k])
+        for k in ('ir_mode', 'ir_luminance', 'ir_gap')
+    }
     return render_image(params['seed'], job['domain'], job['pid'], job['cam'],
                         job['index'], tuple(params['img_size']),
-                        _job_style(params, job['domain']), job['infrared'],
-                        job['kind'])
+                        _job_style(params, job), job['infrared'], job['kind'],
+                        **options)
 
 
 def _pixel_digest(img: np.ndarray) -> str:
@@ -303,19 +385,32 @@ def _plan_jobs(params: dict) -> Tuple[List[dict], dict, Dict]:
                 for k, v in images.items()
             })
         return jobs, counts, ids
-    for d, name in enumerate(domain_names(params['domains'])):
+    folders = [(name, d, d)
+               for d, name in enumerate(domain_names(params['domains']))]
+    if params.get('style_control'):
+        folders += control_names(params['domains'])
+    for name, d, style_domain in folders:
         plan = _plan_market(params, d)
+        if style_domain != d:
+            # A control holds the test split only (the training folder
+            # exists, empty, as the Market-1501 layout requires).
+            plan = [f for f in plan if not f[0].startswith('bounding_box_tr')]
         split_counts: dict = {}
+        if style_domain != d:
+            split_counts['bounding_box_train'] = dict(
+                images=0, ids=set(), junk=0, distractors=0)
         for rel, pid, cam, i, kind in plan:
-            jobs.append(
-                dict(
-                    path=f'{name}/{rel}',
-                    domain=d,
-                    pid=pid,
-                    cam=cam,
-                    index=i,
-                    kind=kind,
-                    infrared=False))
+            job = dict(
+                path=f'{name}/{rel}',
+                domain=d,
+                pid=pid,
+                cam=cam,
+                index=i,
+                kind=kind,
+                infrared=False)
+            if style_domain != d:
+                job['style_domain'] = style_domain
+            jobs.append(job)
             c = split_counts.setdefault(
                 rel.split('/')[0],
                 dict(images=0, ids=set(), junk=0, distractors=0))
@@ -376,10 +471,10 @@ class _Progress:
         self.bar = ProgressBar(total, file=stream) if self.tty else None
         self.timer = Timer()
 
-    def update(self) -> None:
-        self.done += 1
-        if self.stream is None or (self.done % self.step
-                                   and self.done != self.total):
+    def update(self, num: int = 1) -> None:
+        before, self.done = self.done, self.done + num
+        if self.stream is None or (self.done // self.step == before //
+                                   self.step and self.done != self.total):
             return
         if self.bar is not None:
             self.bar.update(self.done - self.bar.completed)
@@ -394,15 +489,40 @@ class _Progress:
             self.stream.flush()
 
 
+def _render_chunk(folder: str, params: dict, jobs: List[dict],
+                  canaries: Sequence[str]) -> Tuple[int, Dict[str, str]]:
+    """Render and write some jobs (in this process or a worker).
+
+    Returns:
+        tuple: The number of images written and the pixel digest of each
+        canary among them, by path.
+    """
+    digests = {}
+    for job in jobs:
+        path = osp.join(folder, job['path'])
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        img = _render_job(params, job)
+        if job['path'] in canaries:
+            digests[job['path']] = _pixel_digest(img)
+        _write_image(path, img)
+    return len(jobs), digests
+
+
 def _write_tree(folder: str,
                 params: dict,
-                progress: Optional[TextIO] = None) -> dict:
+                progress: Optional[TextIO] = None,
+                num_workers: int = 1) -> dict:
     """Render every file under ``folder``.
+
+    Every image has its own random stream, so the files do not depend on
+    the order of rendering or on the number of worker processes.
 
     Args:
         folder (str): Destination (a temporary folder).
         params (dict): Resolved generator parameters.
         progress (TextIO, optional): Stream for the progress.
+        num_workers (int): Worker processes (spawned) that render; 1
+            renders in this process.
 
     Returns:
         dict: ``counts`` (per split, as the manifest stores them) and
@@ -416,20 +536,36 @@ def _write_tree(folder: str,
             with open(osp.join(exp, f'{split}_id.txt'), 'w') as f:
                 f.write(','.join(str(pid) for pid in pids) + '\n')
     canaries = _canary_jobs(jobs)
+    paths = [c['path'] for c in canaries]
+    for name in counts:
+        if 'bounding_box_train' in counts[name]:
+            # Folders that stay empty (the training folder of a control).
+            os.makedirs(
+                osp.join(folder, name, 'bounding_box_train'), exist_ok=True)
     counter = _Progress(len(jobs), folder, progress)
-    made = set()
-    for job in jobs:
-        path = osp.join(folder, job['path'])
-        parent = osp.dirname(path)
-        if parent not in made:
-            os.makedirs(parent, exist_ok=True)
-            made.add(parent)
-        img = _render_job(params, job)
-        if job in canaries:
-            job['sha256'] = _pixel_digest(img)
-        _write_image(path, img)
-        counter.update()
+    size = max(1, min(256, len(jobs) // (50 * max(1, num_workers))))
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    digests: Dict[str, str] = {}
+    if num_workers <= 1:
+        for chunk in chunks:
+            done, found = _render_chunk(folder, params, chunk, paths)
+            digests.update(found)
+            counter.update(done)
+    else:
+        # Spawned, not forked: the parent may hold threads (OpenCV, torch).
+        context = multiprocessing.get_context('spawn')
+        with ProcessPoolExecutor(num_workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(_render_chunk, folder, params, chunk, paths)
+                for chunk in chunks
+            ]
+            for future in as_completed(futures):
+                done, found = future.result()
+                digests.update(found)
+                counter.update(done)
     counter.close()
+    for canary in canaries:
+        canary['sha256'] = digests[canary['path']]
     return dict(counts=counts, canaries=canaries)
 
 
@@ -641,8 +777,13 @@ def generate_synthreid(root: str,
                        modality: str = 'visible',
                        seed: int = 0,
                        img_size: Sequence[int] = (128, 64),
+                       ir_mode: str = 'hard',
+                       ir_luminance: float = 0.0,
+                       ir_gap: float = 0.0,
+                       style_control: bool = False,
+                       num_workers: int = 1,
                        progress: bool = True,
-                       **overrides: int) -> dict:
+                       **overrides: Union[int, Sequence[int]]) -> dict:
     """Write a SynthReID dataset under ``root`` unless it is already there.
 
     Layouts::
@@ -679,9 +820,26 @@ def generate_synthreid(root: str,
         modality (str): ``'visible'`` or ``'vi'`` (visible-infrared).
         seed (int): Seed; the same parameters give byte-identical files.
         img_size (Sequence[int]): ``(height, width)`` of every image.
+        ir_mode (str): ``'vi'``: ``'hard'`` (the first release: infrared
+            intensities independent of the dyes, small shape cues) or
+            ``'dye'`` (learnable: intensities follow the dyes through a
+            fixed mapping; stripes, prints and IR cameras that survive
+            64x32). See :func:`identity_attributes`.
+        ir_luminance (float): ``'vi'`` with ``ir_mode='dye'``: weight of
+            the visible luminance in the infrared intensity (0-1, higher
+            is easier).
+        ir_gap (float): ``'vi'``: sensor-like infrared differences (thermal
+            halo and blur, fixed-pattern noise, warm backgrounds), 0 (none)
+            to about 1.
+        style_control (bool): ``'visible'``: also write the style-only
+            controls ``d<last>-d0style`` and ``d0-d<last>style`` (test
+            splits, see :func:`control_names`).
+        num_workers (int): Processes that render (spawned; about a second
+            each to start). The files do not depend on it.
         progress (bool): Show the progress while rendering.
         **overrides: Preset fields to override: ``num_ids_train``,
-            ``num_ids_test``, ``num_ids_val`` (vi), ``num_cams`` (visible),
+            ``num_ids_test`` (``'visible'``: an int or one count per
+            domain), ``num_ids_val`` (vi), ``num_cams`` (visible),
             ``imgs_per_cam``, ``num_distractors`` and ``num_junk``
             (visible).
 
@@ -695,8 +853,13 @@ def generate_synthreid(root: str,
             other parameters, or is a non-empty folder that is not a
             SynthReID dataset.
     """
+    options = dict(
+        ir_mode=ir_mode,
+        ir_luminance=ir_luminance,
+        ir_gap=ir_gap,
+        style_control=style_control)
     params = _resolve_params(size, modality, domains, seed, img_size,
-                             overrides)
+                             overrides, options)
     root = osp.abspath(root)
     manifest = _existing(root, params)
     if manifest is not None:
@@ -716,11 +879,18 @@ def generate_synthreid(root: str,
         try:
             os.makedirs(tmp)
             written = _write_tree(
-                tmp, params, progress=sys.stdout if progress else None)
+                tmp,
+                params,
+                progress=sys.stdout if progress else None,
+                num_workers=int(num_workers))
             manifest = dict(
                 params=params,
                 size=size,
                 domains=get_domain_styles(params['domains'], seed),
+                controls=[
+                    dict(name=name, identities=f'd{ids}', style=f'd{look}')
+                    for name, ids, look in control_names(params['domains'])
+                ] if style_control else [],
                 counts=written['counts'],
                 canaries=written['canaries'],
                 renderer=_renderer_versions())
@@ -788,12 +958,16 @@ class SynthReID(Market1501):
         data_root (str): Root of the generated data (holds ``d0``, ...).
         domain (int | str): Domain to read, by index (negative counts from
             the end; ``-1`` is the unseen-style domain) or by name
-            (``'d2'``).
+            (``'d2'``, or a style-only control such as ``'d3-d0style'``,
+            test split only, see :func:`control_names`).
         split (str): ``'train'`` or ``'test'`` (query then gallery).
         num_domains (int): Number of domains to generate.
         size (str): Preset, see :data:`SYNTHREID_PRESETS`.
         seed (int): Generation seed.
         img_size (Sequence[int]): ``(height, width)`` of the images.
+        style_control (bool): Also generate the style-only controls.
+        num_workers (int): Processes that render the folder (it does not
+            change the files).
         overrides (dict, optional): Preset fields to override (see
             :func:`generate_synthreid`). They may also be passed as keyword
             arguments.
@@ -818,6 +992,8 @@ class SynthReID(Market1501):
                  size: str = 'small',
                  seed: int = 0,
                  img_size: Sequence[int] = (128, 64),
+                 style_control: bool = False,
+                 num_workers: int = 1,
                  overrides: Optional[dict] = None,
                  **kwargs) -> None:
         overrides = dict(overrides or {})
@@ -825,10 +1001,19 @@ class SynthReID(Market1501):
             if key in SYNTHREID_PRESETS['small']:
                 overrides[key] = kwargs.pop(key)
         names = domain_names(num_domains)
+        controls = [c[0] for c in control_names(num_domains)]
         if isinstance(domain, str):
-            if domain not in names:
+            if domain in controls and not style_control:
+                raise ValueError(f'SynthReID domain {domain!r} is a style-'
+                                 f'only control: set style_control=True')
+            if domain in controls and split != 'test':
+                raise ValueError(f'the style-only control {domain!r} has a '
+                                 f'test split only, got split={split!r}')
+            if domain not in names + (controls if style_control else []):
                 raise ValueError(f'unknown SynthReID domain {domain!r}; '
-                                 f'num_domains={num_domains} gives {names}')
+                                 f'num_domains={num_domains} gives {names}'
+                                 f' (and the controls {controls} with '
+                                 f'style_control=True)')
             self.domain = domain
         else:
             if not -num_domains <= domain < num_domains:
@@ -841,10 +1026,12 @@ class SynthReID(Market1501):
             size=size,
             seed=seed,
             img_size=tuple(img_size),
+            style_control=style_control,
+            num_workers=num_workers,
             **overrides)
         # Fail on bad generator arguments now, not at the first access.
         _resolve_params(size, 'visible', num_domains, seed, img_size,
-                        overrides)
+                        overrides, dict(style_control=style_control))
         super().__init__(
             data_root=osp.join(data_root, self.domain), split=split, **kwargs)
         self._set_name()
@@ -859,8 +1046,10 @@ class SynthReID(Market1501):
     def load_data_list(self) -> List[dict]:
         manifest = generate_synthreid(self.synth_root, **self.generator_cfg)
         self._set_name()
-        style = next(s for s in manifest['domains']
-                     if s['name'] == self.domain)
+        control = next((c for c in manifest.get('controls', [])
+                        if c['name'] == self.domain), None)
+        look = control['style'] if control else self.domain
+        style = next(s for s in manifest['domains'] if s['name'] == look)
         self._metainfo['domain_style'] = style['look']
         data_list = super().load_data_list()
         self.check_counts(manifest, data_list)

@@ -19,9 +19,11 @@ class SynthReIDVI(SYSUMM01):
     The tree has the exact SYSU-MM01 layout (cams 1, 2, 4, 5 visible; 3, 6
     infrared; ``exp/{train,val,test}_id.txt``) and is parsed by
     :class:`SYSUMM01`, so the SYSU-MM01 protocol (``SYSUMetric``) applies
-    unchanged. Identity cues shared by the two modalities are shape cues
-    (pattern, sleeves, accessories, proportions): infrared intensities are
-    drawn independently of the garment colours, as in real thermal images.
+    unchanged. With ``ir_mode='hard'`` (the default) the identity cues
+    shared by the two modalities are shape cues (pattern, sleeves,
+    accessories, proportions): infrared intensities are drawn independently
+    of the garment colours. ``ir_mode='dye'`` makes them follow the dyes
+    through a fixed mapping, with shape cues that survive 64x32 images.
 
     Args:
         data_root (str): Root of the generated data (``SYSU-MM01`` is
@@ -31,6 +33,11 @@ class SynthReIDVI(SYSUMM01):
         size (str): Preset, see :data:`SYNTHREID_PRESETS`.
         seed (int): Generation seed.
         img_size (Sequence[int]): ``(height, width)`` of the images.
+        ir_mode (str): ``'hard'`` (default, the first release) or
+            ``'dye'`` (learnable), see :func:`generate_synthreid`.
+        ir_luminance (float): ``'dye'`` only: weight of the luminance.
+        ir_gap (float): Sensor-like infrared differences, 0 to about 1.
+        num_workers (int): Processes that render the folder.
         overrides (dict, optional): Preset fields to override.
         **kwargs: See :class:`SYSUMM01`.
     """
@@ -42,6 +49,10 @@ class SynthReIDVI(SYSUMM01):
                  size: str = 'small',
                  seed: int = 0,
                  img_size: Sequence[int] = (128, 64),
+                 ir_mode: str = 'hard',
+                 ir_luminance: float = 0.0,
+                 ir_gap: float = 0.0,
+                 num_workers: int = 1,
                  overrides: Optional[dict] = None,
                  **kwargs) -> None:
         # The SYSU-MM01 parser checks its layout on construction, so the
@@ -52,6 +63,10 @@ class SynthReIDVI(SYSUMM01):
             modality='vi',
             seed=seed,
             img_size=tuple(img_size),
+            ir_mode=ir_mode,
+            ir_luminance=ir_luminance,
+            ir_gap=ir_gap,
+            num_workers=num_workers,
             **dict(overrides or {}))
         self.synth_root = data_root
         name = 'synthreid-vi' if split == 'train' else f'synthreid-vi-{mode}'

@@ -687,3 +687,233 @@ def test_synthreid_vi_generates_on_first_use_and_parses_as_sysu(tmp_path):
     assert roles == {'query', 'gallery'}
     assert train.metainfo['dataset_name'] == 'synthreid-vi'
     assert test.metainfo['dataset_name'] == 'synthreid-vi-all'
+
+
+# ---------------------------------------------------------------------------
+# SynthReID v2 options (issue 16): all opt-in, defaults unchanged
+# ---------------------------------------------------------------------------
+def ir_pairs(mode, num=300, **kwargs):
+    """(visible luminance, infrared) of the upper garment of many ids."""
+    lum, ir = [], []
+    for pid in range(1, num + 1):
+        attrs = identity_attributes(0, 0, pid, ir_mode=mode, **kwargs)
+        r, g, b = attrs['colour']['upper']
+        lum.append(0.299 * r + 0.587 * g + 0.114 * b)
+        ir.append(attrs['ir']['upper'])
+    return np.array(lum), np.array(ir), [
+        identity_attributes(0, 0, pid, ir_mode=mode, **kwargs)
+        for pid in range(1, num + 1)
+    ]
+
+
+def test_dye_mode_infrared_follows_the_dye():
+    # Identities whose garments have nearly the same colour (the same dye,
+    # jittered) have nearly the same infrared intensity in 'dye' mode, and
+    # unrelated ones in 'hard' mode.
+    def spread(mode, **kwargs):
+        _, ir, attrs = ir_pairs(mode, **kwargs)
+        colour = np.array([a['colour']['upper'] for a in attrs])
+        i, j = np.triu_indices(len(attrs), 1)
+        alike = np.abs(colour[i] - colour[j]).max(1) <= 8
+        assert alike.sum() > 100
+        return np.abs(ir[i] - ir[j])[alike]
+
+    assert np.percentile(spread('dye'), 95) <= 16
+    assert np.percentile(spread('hard'), 50) > 30
+
+    # Not the grey image: the order of intensities does not follow the
+    # luminance (alike or inverted dyes) unless ir_luminance says so.
+    def discordant(**kwargs):
+        lum, ir, _ = ir_pairs('dye', **kwargs)
+        i, j = np.triu_indices(len(lum), 1)
+        strong = (np.abs(lum[i] - lum[j]) > 30) & (np.abs(ir[i] - ir[j]) > 30)
+        return np.mean(
+            np.sign(lum[i] - lum[j])[strong] != np.sign(ir[i] - ir[j])[strong])
+
+    assert discordant() > 0.2
+    assert discordant(ir_luminance=1.0) < 0.02
+    # One mapping per dataset seed: another seed maps the dyes anew.
+    assert not np.allclose(
+        synthetic_render.infrared_response(0)['palette'],
+        synthetic_render.infrared_response(1)['palette'])
+
+
+def test_dye_mode_shape_cues_survive_small_images():
+    hard = [identity_attributes(0, 0, pid) for pid in range(1, 200)]
+    dye = [identity_attributes(0, 0, pid, 'dye') for pid in range(1, 200)]
+    # Same clothes, accessories and build in both modes.
+    for a, b in zip(hard, dye):
+        assert a['colour'] == b['colour'] and a['pattern'] == b['pattern']
+        assert a['height'] == b['height'] and a['bag'] == b['bag']
+    assert max(a['period'] for a in hard) < 0.08
+    assert min(b['period'] for b in dye) >= 0.1
+    # A print shows from the back in 'dye' mode only.
+    pid = next(p for p, a in enumerate(dye, 1) if a['pattern'] == 'logo')
+    for mode, shows in (('hard', False), ('dye', True)):
+        ident = identity_attributes(0, 0, pid, mode)
+        plain = dict(ident, pattern='plain')
+        view = dict(
+            hp=110.0,
+            cx=32.0,
+            top=8.0,
+            shear=0.0,
+            mirror=1,
+            facing='back',
+            spread=0.05,
+            swing=0.0)
+        imgs = []
+        for attrs in (ident, plain):
+            img = np.zeros((128, 64, 3), np.uint8)
+            synthetic_render._draw_person(img, attrs, view, attrs['colour'])
+            imgs.append(img)
+        assert (not np.array_equal(*imgs)) == shows, mode
+    # Infrared cameras are sharper in 'dye' mode.
+    for cam in (3, 6):
+        for d in range(5):
+            hard_cam = synthetic_render._camera(0, d, cam, True)
+            dye_cam = synthetic_render._camera(0, d, cam, True, 'dye')
+            assert dye_cam['lowres'] <= 1.5
+            assert dye_cam['lowres'] - 1 == pytest.approx(
+                (hard_cam['lowres'] - 1) / 4)
+
+
+def test_ir_options_keep_the_defaults_and_validate(tmp_path):
+    style = get_domain_styles(1, 0)[0]
+    for infrared in (False, True):
+        args = (0, 0, 17, 3, 1, (64, 32), style, infrared)
+        default = render_image(*args)
+        np.testing.assert_array_equal(
+            render_image(*args, ir_mode='hard', ir_gap=0.0), default)
+        assert not np.array_equal(render_image(*args, ir_mode='dye'), default)
+    # ir_gap changes infrared images only.
+    args = (0, 0, 17, 2, 1, (64, 32), style, False)
+    np.testing.assert_array_equal(
+        render_image(*args, ir_gap=1.0), render_image(*args))
+    root = str(tmp_path / 'vi')
+    manifest = generate_synthreid(
+        root, modality='vi', size='tiny', img_size=(32, 16))
+    # Options at their defaults are not recorded: folders written before
+    # they existed keep loading.
+    assert not set(synthetic.SYNTHREID_OPTIONS) & set(manifest['params'])
+    with pytest.raises(FileExistsError, match="ir_mode: None on disk, 'dye'"):
+        generate_synthreid(
+            root, modality='vi', size='tiny', img_size=(32, 16), ir_mode='dye')
+    with pytest.raises(ValueError, match='ir_mode must be one of'):
+        generate_synthreid(root, modality='vi', size='tiny', ir_mode='soft')
+    with pytest.raises(ValueError, match='ir_luminance needs'):
+        generate_synthreid(root, modality='vi', size='tiny', ir_luminance=0.5)
+    with pytest.raises(ValueError, match='need modality="vi"'):
+        generate_synthreid(root, size='tiny', ir_gap=0.5)
+    with pytest.raises(ValueError, match='ir_gap must be >= 0'):
+        generate_synthreid(root, modality='vi', size='tiny', ir_gap=-1)
+    with pytest.raises(ValueError, match='style_control needs'):
+        generate_synthreid(
+            root, modality='vi', size='tiny', style_control=True)
+
+
+def test_ir_gap_adds_sensor_differences():
+    size = (128, 64)
+
+    def ir(cam, index, gap):
+        return render_image(
+            0,
+            0,
+            40 + index,
+            cam,
+            index,
+            size,
+            None,
+            True,
+            ir_mode='dye',
+            ir_gap=gap).astype(np.float64)
+
+    # Warm bright backgrounds: the top rows (the wall) are brighter.
+    for cam in (3, 6):
+        for index in range(3):
+            assert ir(cam, index, 1.0)[:8].mean() > \
+                ir(cam, index, 0.0)[:8].mean() + 30
+    # Fixed-pattern noise: the column pattern that the gap adds is shared
+    # by the images of one camera, not by those of another camera.
+    def columns(cam, index):
+        diff = ir(cam, index, 1.0) - ir(cam, index, 0.0)
+        profile = diff.mean(0)
+        return profile - np.convolve(profile, np.ones(9) / 9, 'same')
+
+    same = np.corrcoef(columns(3, 0), columns(3, 1))[0, 1]
+    other = np.corrcoef(columns(3, 0), columns(6, 0))[0, 1]
+    assert same > 0.8 and abs(other) < 0.5
+
+
+def test_style_only_control(tmp_path):
+    root = str(tmp_path / 'synth')
+    kwargs = dict(num_domains=2, size='tiny', style_control=True)
+    control = SynthReID(root, domain='d1-d0style', split='test', **kwargs)
+    target = SynthReID(root, domain='d1', split='test', **kwargs)
+    seen = SynthReID(root, domain='d0', split='test', **kwargs)
+
+    def keys(ds):
+        return [(osp.basename(r['img_path']), r['pid'], r['camid'], r['role'])
+                for r in map(ds.get_data_info, range(len(ds)))]
+
+    # The target's identities, cameras and files, in a seen style.
+    assert keys(control) == keys(target)
+    assert control.dataset_name == 'synthreid-d1-d0style'
+    assert control.metainfo['domain_style'] == seen.metainfo['domain_style']
+    assert target.metainfo['domain_style'] == 'unseen'
+    manifest = generate_synthreid(
+        root, domains=2, size='tiny', style_control=True)
+    styles = get_domain_styles(2, 0)
+    name = osp.basename(control.get_data_info(0)['img_path'])
+    pid, cam = int(name[:4]), int(name[6])
+    job = next(
+        j for j in synthetic._plan_jobs(manifest['params'])[0]
+        if j['path'] == f'd1-d0style/query/{name}')
+    img = render_image(0, 1, pid, cam, job['index'], (128, 64), styles[0])
+    synthetic._write_image(str(tmp_path / 'expected.jpg'), img)
+    assert (tmp_path / 'expected.jpg').read_bytes() == open(
+        control.get_data_info(0)['img_path'], 'rb').read()
+    # The same scene as the target's file, in another style.
+    other = cv2.imread(target.get_data_info(0)['img_path'])
+    assert not np.array_equal(other,
+                              cv2.imread(control.get_data_info(0)['img_path']))
+    reverse = SynthReID(root, domain='d0-d1style', split='test', **kwargs)
+    assert keys(reverse) == keys(seen)
+    assert reverse.metainfo['domain_style'] == 'unseen'
+    with pytest.raises(ValueError, match='test split only'):
+        SynthReID(root, domain='d1-d0style', split='train', **kwargs)
+    with pytest.raises(ValueError, match='style_control=True'):
+        SynthReID(
+            root,
+            domain='d1-d0style',
+            split='test',
+            num_domains=2,
+            size='tiny')
+
+
+def test_per_domain_test_sizes(tmp_path):
+    root = str(tmp_path / 'synth')
+    manifest = generate_synthreid(
+        root, domains=3, size='tiny', num_ids_test=[5, 1, 2])
+    for name, num in (('d0', 5), ('d1', 1), ('d2', 2)):
+        counts = manifest['counts'][name]
+        assert counts['query']['ids'] == num
+        assert SynthReID(root, domain=name, split='test', num_domains=3,
+                         size='tiny', num_ids_test=[5, 1, 2]).num_pids == \
+            num + 1  # and the distractors' pid 0
+    with pytest.raises(ValueError, match='lists 2 counts for 3 domains'):
+        generate_synthreid(
+            str(tmp_path / 'x'), domains=3, size='tiny', num_ids_test=[5, 1])
+    with pytest.raises(TypeError, match='only num_ids_test'):
+        generate_synthreid(
+            str(tmp_path / 'x'),
+            domains=3,
+            size='tiny',
+            num_ids_train=[5, 1, 2])
+
+
+def test_worker_processes_write_the_same_files(tmp_path):
+    kwargs = dict(domains=2, size='tiny', img_size=(32, 16))
+    one = generate_synthreid(str(tmp_path / 'one'), **kwargs)
+    two = generate_synthreid(str(tmp_path / 'two'), num_workers=2, **kwargs)
+    assert one == two
+    assert tree_digest(tmp_path / 'one') == tree_digest(tmp_path / 'two')
