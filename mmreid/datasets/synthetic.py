@@ -5,7 +5,9 @@ and patterns, body proportions, accessories); cameras add their own
 background, viewpoint and lighting; domains add a global image style. The
 last of several domains has a deliberately different style (the unseen
 target of domain generalization). An infrared rendering keeps shape and
-patterns but replaces garment colour by a per-identity emissivity.
+patterns and replaces garment colour by an infrared intensity: drawn per
+identity (``ir_mode='hard'``, the default) or following the dye through a
+fixed mapping (``'dye'``, learnable).
 
 The data is written on first use in the exact Market-1501 layout (one folder
 per domain) or the SYSU-MM01 layout (``modality='vi'``), so the real parsers
@@ -13,34 +15,36 @@ and protocols run on it unchanged. Every image is drawn from its own
 ``numpy.random.Generator(PCG64)`` seeded by (seed, domain, pid, camera,
 image), so the bytes do not depend on generation order.
 """
-import contextlib
-import errno
-import multiprocessing
 import hashlib
 import json
+import multiprocessing
 import os
 import os.path as osp
-import re
 import shutil
 import socket
 import sys
 import uuid
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import (Dict, Iterator, List, Optional, Sequence, TextIO, Tuple,
-                    Union)
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
 import cv2
 import numpy as np
-from mmengine.utils import ProgressBar, Timer
 
 from mmreid.registry import DATASETS
 from .base_reid_dataset import list_images
 from .market1501 import Market1501
-# Rendering lives in its own module; its public helpers are re-exported.
+# Planning, bookkeeping and rendering live in their own modules; the
+# public helpers are re-exported here.
+from .synthetic_plan import SYSU_INFRARED_CAMS  # noqa: F401
+from .synthetic_plan import SYSU_VISIBLE_CAMS  # noqa: F401
+from .synthetic_plan import _canary_jobs, _plan_jobs, control_names
 from .synthetic_render import identity_attributes  # noqa: F401
-from .synthetic_render import (_SPLIT, IR_MODES, _rng, domain_names,
-                               get_domain_styles, render_image)
+from .synthetic_render import (IR_MODES, domain_names, get_domain_styles,
+                               render_image)
+from .synthetic_store import (MANIFEST, _generation_lock, _Progress,
+                              _read_manifest, _remove_stale_temps,
+                              _renderer_versions, check_parsed_counts)
 
 #: Format version of a generated folder. Bump it whenever the pixels or the
 #: file plan of an existing parameter set change, so that folders written
@@ -50,7 +54,6 @@ from .synthetic_render import (_SPLIT, IR_MODES, _rng, domain_names,
 #: (the manifest held a hash of the source files); 2 = the same images, the
 #: manifest holds per-split counts and canary renders instead.
 SYNTHREID_VERSION = 2
-MANIFEST = 'synthreid.json'
 JPEG_QUALITY = 90
 
 #: Named sizes. ``num_ids_*`` and ``num_distractors``/``num_junk`` count per
@@ -83,11 +86,8 @@ SYNTHREID_PRESETS: Dict[str, dict] = dict(
         num_distractors=40,
         num_junk=20),
 )
-SYSU_VISIBLE_CAMS = (1, 2, 4, 5)
-SYSU_INFRARED_CAMS = (3, 6)
-
 # ---------------------------------------------------------------------------
-# Dataset plans: which file shows which (pid, camera, image)
+# Parameters
 # ---------------------------------------------------------------------------
 #: Opt-in generator options and their defaults (the first release's
 #: images). A manifest records an option only when it differs from its
@@ -194,106 +194,6 @@ def _resolve_params(size: str,
         **_resolve_options(modality, domains, options or {}))
 
 
-def _allocate_pids(rng: np.random.Generator, first: int, last: int,
-                   counts: Sequence[int]) -> List[List[int]]:
-    """Split distinct random pids in [first, last] into groups."""
-    total = sum(counts)
-    if last - first + 1 < total:
-        raise ValueError(f'{total} identities do not fit in 4-digit pids')
-    pids = first + rng.choice(last - first + 1, total, replace=False)
-    groups, start = [], 0
-    for n in counts:
-        groups.append(sorted(int(p) for p in pids[start:start + n]))
-        start += n
-    return groups
-
-
-def _plan_market(p: dict, d: int) -> List[tuple]:
-    """Files of one Market-style domain.
-
-    Returns:
-        list[tuple]: ``(relative path, pid, cam, index, kind)``.
-    """
-    seed, ncam, nimg = p['seed'], p['num_cams'], p['imgs_per_cam']
-    # Domains own disjoint pid ranges, so identities (and pid numbers) of
-    # different domains never coincide.
-    block = 9999 // p['domains']
-    rng = _rng(seed, _SPLIT, d)
-    num_test = p['num_ids_test']
-    if isinstance(num_test, list):
-        num_test = num_test[d]
-    train, test = _allocate_pids(rng, d * block + 1, (d + 1) * block,
-                                 [p['num_ids_train'], num_test])
-    plan = []
-
-    def name(pid, cam, seq, frame, box):
-        # Junk keeps Market's unpadded '-1'.
-        prefix = f'{pid:04d}' if pid >= 0 else str(pid)
-        return f'{prefix}_c{cam}s{seq}_{frame:06d}_{box:02d}.jpg'
-
-    def fields(pid, cam, count):
-        # Frames of one (pid, camera) track increase along a sequence.
-        r = _rng(seed, _SPLIT, d, pid, cam)
-        seq, frame = int(r.integers(1, 7)), int(r.integers(1, 150000))
-        out = []
-        for _ in range(count):
-            out.append((seq, frame, int(r.integers(0, 9))))
-            frame += int(r.integers(5, 60))
-        return out
-
-    for role, pids in (('train', train), ('test', test)):
-        for pid in pids:
-            r = _rng(seed, _SPLIT, d, pid)
-            cams = sorted(
-                int(c) + 1 for c in r.choice(
-                    ncam, int(r.integers(2, ncam + 1)), replace=False))
-            # One query image per camera (Market style); with one image
-            # per camera one camera is kept for the gallery, so that every
-            # query has a match seen by another camera.
-            qcams = set(cams) if nimg >= 2 else set(
-                r.choice(cams, len(cams) - 1, replace=False))
-            for cam in cams:
-                for i, f in enumerate(fields(pid, cam, nimg)):
-                    if role == 'train':
-                        folder = 'bounding_box_train'
-                    elif i == 0 and cam in qcams:
-                        folder = 'query'
-                    else:
-                        folder = 'bounding_box_test'
-                    plan.append((f'{folder}/{name(pid, cam, *f)}', pid, cam, i,
-                                 'person'))
-    for kind, pid, count in (('distractor', 0, p['num_distractors']),
-                             ('junk', -1, p['num_junk'])):
-        for i in range(count):
-            r = _rng(seed, _SPLIT, d, pid, 10**6 + i)
-            cam = int(r.integers(1, ncam + 1))
-            # The index in the frame number keeps names unique.
-            f = (int(r.integers(1, 7)), i * 1000 + int(r.integers(0, 1000)),
-                 int(r.integers(0, 9)))
-            plan.append(
-                (f'bounding_box_test/{name(pid, cam, *f)}', pid, cam, i, kind))
-    return plan
-
-
-def _plan_sysu(p: dict) -> Tuple[List[tuple], Dict[str, List[int]]]:
-    """Files and id lists of the SYSU-MM01-style variant."""
-    seed, nimg = p['seed'], p['imgs_per_cam']
-    rng = _rng(seed, _SPLIT, 0)
-    counts = [p['num_ids_train'], p['num_ids_val'], p['num_ids_test']]
-    train, val, test = _allocate_pids(rng, 1, max(533, sum(counts)), counts)
-    plan = []
-    for pid in sorted(train + val + test):
-        r = _rng(seed, _SPLIT, 0, pid)
-        # Everyone is seen by at least two visible and one infrared camera.
-        vis = r.choice(SYSU_VISIBLE_CAMS, int(r.integers(2, 5)), replace=False)
-        ir = r.choice(SYSU_INFRARED_CAMS, int(r.integers(1, 3)), replace=False)
-        for cam in sorted(int(c) for c in np.concatenate([vis, ir])):
-            for i in range(nimg):
-                plan.append((f'SYSU-MM01/cam{cam}/{pid:04d}/{i + 1:04d}.jpg',
-                             pid, cam, i, 'person'))
-    return plan, dict(train=train, val=val, test=test)
-
-
 # ---------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------
@@ -306,22 +206,6 @@ def _write_image(path: str, img: np.ndarray) -> None:
         raise OSError(f'could not encode {path!r}')
     with open(path, 'wb') as f:
         f.write(buf.tobytes())
-
-
-def control_names(num_domains: int) -> List[Tuple[str, int, int]]:
-    """The style-only control folders (``style_control=True``).
-
-    ``d<last>-d0style`` holds the test split of the last domain (its
-    identities, cameras, poses and noise) rendered in the style of ``d0``;
-    ``d0-d<last>style`` the test split of ``d0`` in the unseen style. With
-    ``d0`` and ``d<last>`` they separate the cost of the style shift from
-    the cost of new cameras and identities.
-
-    Returns:
-        list[tuple]: ``(folder name, identity domain, style domain)``.
-    """
-    last = num_domains - 1
-    return [(f'd{last}-d0style', last, 0), (f'd0-d{last}style', 0, last)]
 
 
 def _job_style(params: dict, job: dict) -> dict:
@@ -349,144 +233,6 @@ def _pixel_digest(img: np.ndarray) -> str:
     digest = hashlib.sha256(str(img.shape).encode())
     digest.update(np.ascontiguousarray(img).tobytes())
     return digest.hexdigest()
-
-
-def _plan_jobs(params: dict) -> Tuple[List[dict], dict, Dict]:
-    """Every file to render, the per-split counts and the SYSU id lists."""
-    counts: dict = {}
-    ids: Dict[str, List[int]] = {}
-    jobs = []
-    if params['modality'] == 'vi':
-        plan, ids = _plan_sysu(params)
-        split_of = {pid: split for split, pids in ids.items() for pid in pids}
-        images: Dict[str, Dict[str, int]] = {split: {} for split in ids}
-        for rel, pid, cam, i, kind in plan:
-            infrared = cam in SYSU_INFRARED_CAMS
-            jobs.append(
-                dict(
-                    path=rel,
-                    domain=0,
-                    pid=pid,
-                    cam=cam,
-                    index=i,
-                    kind=kind,
-                    infrared=infrared))
-            per_cam = images[split_of[pid]]
-            per_cam[f'cam{cam}'] = per_cam.get(f'cam{cam}', 0) + 1
-        counts['SYSU-MM01'] = dict(
-            ids={
-                k: len(v)
-                for k, v in ids.items()
-            },
-            visible=sum(not j['infrared'] for j in jobs),
-            infrared=sum(j['infrared'] for j in jobs),
-            images={
-                k: dict(sorted(v.items()))
-                for k, v in images.items()
-            })
-        return jobs, counts, ids
-    folders = [(name, d, d)
-               for d, name in enumerate(domain_names(params['domains']))]
-    if params.get('style_control'):
-        folders += control_names(params['domains'])
-    for name, d, style_domain in folders:
-        plan = _plan_market(params, d)
-        if style_domain != d:
-            # A control holds the test split only (the training folder
-            # exists, empty, as the Market-1501 layout requires).
-            plan = [f for f in plan if not f[0].startswith('bounding_box_tr')]
-        split_counts: dict = {}
-        if style_domain != d:
-            split_counts['bounding_box_train'] = dict(
-                images=0, ids=set(), junk=0, distractors=0)
-        for rel, pid, cam, i, kind in plan:
-            job = dict(
-                path=f'{name}/{rel}',
-                domain=d,
-                pid=pid,
-                cam=cam,
-                index=i,
-                kind=kind,
-                infrared=False)
-            if style_domain != d:
-                job['style_domain'] = style_domain
-            jobs.append(job)
-            c = split_counts.setdefault(
-                rel.split('/')[0],
-                dict(images=0, ids=set(), junk=0, distractors=0))
-            c['images'] += 1
-            c['ids'].add(pid)
-            c['junk'] += kind == 'junk'
-            c['distractors'] += kind == 'distractor'
-        counts[name] = {
-            k: dict(v, ids=len(v['ids'] - {0, -1}))
-            for k, v in sorted(split_counts.items())
-        }
-    return jobs, counts, ids
-
-
-def _canary_jobs(jobs: List[dict]) -> List[dict]:
-    """Two or three planned images that are re-rendered at every load.
-
-    A query image of the first domain, a gallery image of the last (the
-    unseen style) and a junk box; for ``'vi'`` a visible and an infrared
-    image and the last file. Together they exercise the identity, camera,
-    style and sensor code paths.
-    """
-    rules = (
-        lambda j: '/query/' in j['path'] and j['domain'] == 0,
-        lambda j: '/bounding_box_test/' in j['path'] and j['kind'] == 'person'
-        and j['domain'] == jobs[-1]['domain'],
-        lambda j: j['kind'] == 'junk',
-        lambda j: j['path'].startswith('SYSU') and not j['infrared'],
-        lambda j: j['path'].startswith('SYSU') and j['infrared'],
-    )
-    picked = []
-    for rule in rules:
-        job = next((j for j in jobs if rule(j)), None)
-        if job is not None and job not in picked:
-            picked.append(job)
-    if jobs[-1] not in picked and len(picked) < 3:
-        picked.append(jobs[-1])
-    return picked
-
-
-class _Progress:
-    """Progress of a generation: a bar on a terminal, else a few lines.
-
-    A bar redrawn once per image would flood a log file, so a stream that is
-    not a terminal gets a line at every tenth of the work instead.
-    """
-
-    def __init__(self, total: int, folder: str,
-                 stream: Optional[TextIO]) -> None:
-        self.total, self.done, self.stream = total, 0, stream
-        self.bar: Optional[ProgressBar] = None
-        if stream is None:
-            return
-        stream.write(f'SynthReID: rendering {total} images into {folder}\n')
-        stream.flush()
-        self.tty = bool(getattr(stream, 'isatty', lambda: False)())
-        self.step = max(1, -(-total // (50 if self.tty else 10)))
-        self.bar = ProgressBar(total, file=stream) if self.tty else None
-        self.timer = Timer()
-
-    def update(self, num: int = 1) -> None:
-        before, self.done = self.done, self.done + num
-        if self.stream is None or (self.done // self.step == before //
-                                   self.step and self.done != self.total):
-            return
-        if self.bar is not None:
-            self.bar.update(self.done - self.bar.completed)
-        else:
-            self.stream.write(f'SynthReID: {self.done}/{self.total} images, '
-                              f'{self.timer.since_start():.0f}s\n')
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.bar is not None and self.stream is not None:
-            self.stream.write('\n')
-            self.stream.flush()
 
 
 def _render_chunk(folder: str, params: dict, jobs: List[dict],
@@ -569,18 +315,6 @@ def _write_tree(folder: str,
     return dict(counts=counts, canaries=canaries)
 
 
-def _read_manifest(root: str) -> Optional[dict]:
-    path = osp.join(root, MANIFEST)
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def _renderer_versions() -> dict:
-    return dict(numpy=np.__version__, opencv=cv2.__version__)
-
-
 #: (root, canary path) pairs already warned about in this process.
 _WARNED: set = set()
 
@@ -654,120 +388,6 @@ def _existing(root: str, params: dict) -> Optional[dict]:
     if manifest is None:
         return None
     return _check_manifest(root, manifest, params)
-
-
-#: errno values of a file system (or folder) where locks cannot be taken.
-_NO_LOCKS = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EACCES,
-             errno.EROFS)
-
-
-def _lock_path(parent: str, base: str) -> str:
-    return osp.join(parent, f'.{base}.lock')
-
-
-@contextlib.contextmanager
-def _generation_lock(parent: str, base: str) -> Iterator[bool]:
-    """Hold an exclusive lock for writing ``parent/base``.
-
-    Processes that generate the same folder at once (the ranks of a DDP job,
-    two jobs started together) take turns: the first renders, the others
-    wait here and then find the finished folder. The lock is an ``flock``
-    on a hidden sibling file, released by the kernel when its holder dies,
-    so a killed generation never blocks the next one. The file is removed
-    on release; a waiter that then holds a lock on a removed file retries.
-
-    Yields:
-        bool: Whether the lock is held. False where the file system (or the
-        platform) has no locks: every process then renders and the first
-        rename wins, as before.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover (Windows)
-        yield False
-        return
-    path = _lock_path(parent, base)
-    fd = None
-    try:
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                sys.stdout.write(f'SynthReID: waiting for another process '
-                                 f'that is writing {osp.join(parent, base)}'
-                                 f'\n')
-                sys.stdout.flush()
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                same = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            # The previous holder removed the file while this process
-            # waited: lock the new one.
-            os.close(fd)
-            fd = None
-    except OSError as error:
-        if fd is not None:
-            os.close(fd)
-            fd = None
-        if error.errno not in _NO_LOCKS:
-            raise
-    if fd is None:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:  # pragma: no cover
-            pass
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def _temp_pattern(base: str) -> 're.Pattern':
-    # '.<base>.tmp-<host>-<pid>-<hex>'; the first release wrote no host.
-    return re.compile(rf'^\.{re.escape(base)}\.tmp-(?:(?P<host>.+)-)?'
-                      rf'(?P<pid>\d+)-(?P<uid>[0-9a-f]{{32}})$')
-
-
-def _remove_stale_temps(parent: str, base: str) -> List[str]:
-    """Remove temporary folders that killed generations left behind.
-
-    Called with the generation lock held, so no process of this version is
-    writing one. A folder whose writer is a live process of this host (a
-    release without the lock) is kept.
-
-    Returns:
-        list[str]: The removed folders.
-    """
-    pattern = _temp_pattern(base)
-    host = socket.gethostname()
-    removed = []
-    for name in sorted(os.listdir(parent)):
-        match = pattern.match(name)
-        path = osp.join(parent, name)
-        if match is None or not osp.isdir(path):
-            continue
-        same_host = match.group('host') in (None, host)
-        if same_host and _pid_alive(int(match.group('pid'))):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
-    return removed
 
 
 def generate_synthreid(root: str,
@@ -911,32 +531,6 @@ def generate_synthreid(root: str,
             if osp.isdir(tmp):
                 shutil.rmtree(tmp, ignore_errors=True)
     return manifest
-
-
-def check_parsed_counts(root: str, dataset: str, split: str,
-                        found: Dict[str, int], expected: Dict[str,
-                                                              int]) -> None:
-    """Refuse a generated split whose files differ from its manifest.
-
-    Args:
-        root (str): The SynthReID root (named in the message).
-        dataset (str): Dataset name for the message (``'synthreid-d0'``).
-        split (str): ``'train'`` or ``'test'``.
-        found (dict[str, int]): What the parser found, per role or folder.
-        expected (dict[str, int]): What the manifest lists, same keys.
-
-    Raises:
-        RuntimeError: A count differs; names the split and both counts.
-    """
-    bad = [k for k in expected if found.get(k) != expected[k]]
-    if bad:
-        what = '; '.join(f'{k}: found {found.get(k)}, manifest lists '
-                         f'{expected[k]}' for k in bad)
-        raise RuntimeError(
-            f'SynthReID: {dataset} split {split!r} under {root!r} does not '
-            f'match its manifest {osp.join(root, MANIFEST)!r} ({what}): '
-            f'images were deleted or added after generation. Delete '
-            f'{root!r}; it is regenerated on next use.')
 
 
 # ---------------------------------------------------------------------------
