@@ -207,22 +207,24 @@ def _canary_jobs(jobs: List[dict]) -> List[dict]:
     """Two or three planned images that are re-rendered at every load.
 
     A query image of the first domain, a gallery image of the last (the
-    unseen style) and a junk box; for ``'vi'`` a visible and an infrared
-    image and the last file. Together they exercise the identity, camera,
-    style and sensor code paths.
+    unseen style) and a style-only control image or else a junk box; for
+    ``'vi'`` a visible and an infrared image and the last file. Together
+    they exercise the identity, camera, style and sensor code paths.
     """
+    last = max(j['domain'] for j in jobs)
     rules = (
         lambda j: '/query/' in j['path'] and j['domain'] == 0,
         lambda j: '/bounding_box_test/' in j['path'] and j['kind'] == 'person'
-        and j['domain'] == jobs[-1]['domain'],
+        and j['domain'] == last and 'style_domain' not in j,
+        lambda j: 'style_domain' in j,
         lambda j: j['kind'] == 'junk',
         lambda j: j['path'].startswith('SYSU') and not j['infrared'],
         lambda j: j['path'].startswith('SYSU') and j['infrared'],
     )
-    picked = []
+    picked: List[dict] = []
     for rule in rules:
         job = next((j for j in jobs if rule(j)), None)
-        if job is not None and job not in picked:
+        if job is not None and job not in picked and len(picked) < 3:
             picked.append(job)
     if jobs[-1] not in picked and len(picked) < 3:
         picked.append(jobs[-1])
