@@ -5,7 +5,9 @@ and patterns, body proportions, accessories); cameras add their own
 background, viewpoint and lighting; domains add a global image style. The
 last of several domains has a deliberately different style (the unseen
 target of domain generalization). An infrared rendering keeps shape and
-patterns but replaces garment colour by a per-identity emissivity.
+patterns and replaces garment colour by an infrared intensity: drawn per
+identity (``ir_mode='hard'``, the default) or following the dye through a
+fixed mapping (``'dye'``, learnable).
 
 The data is written on first use in the exact Market-1501 layout (one folder
 per domain) or the SYSU-MM01 layout (``modality='vi'``), so the real parsers
@@ -15,44 +17,43 @@ image), so the bytes do not depend on generation order.
 """
 import hashlib
 import json
+import multiprocessing
 import os
 import os.path as osp
 import shutil
+import socket
+import sys
 import uuid
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
 import cv2
 import numpy as np
 
 from mmreid.registry import DATASETS
+from .base_reid_dataset import list_images
 from .market1501 import Market1501
-# Rendering lives in its own module; its public helpers are re-exported.
+# Planning, bookkeeping and rendering live in their own modules; the
+# public helpers are re-exported here.
+from .synthetic_plan import SYSU_INFRARED_CAMS  # noqa: F401
+from .synthetic_plan import SYSU_VISIBLE_CAMS  # noqa: F401
+from .synthetic_plan import _canary_jobs, _plan_jobs, control_names
 from .synthetic_render import identity_attributes  # noqa: F401
-from .synthetic_render import (_SPLIT, _rng, domain_names, get_domain_styles,
+from .synthetic_render import (IR_MODES, domain_names, get_domain_styles,
                                render_image)
+from .synthetic_store import (MANIFEST, _generation_lock, _Progress,
+                              _read_manifest, _remove_stale_temps,
+                              _renderer_versions, check_parsed_counts)
 
-#: Bump whenever the rendering changes, so that stale folders are refused.
-SYNTHREID_VERSION = 1
-MANIFEST = 'synthreid.json'
-
-
-def _source_digest() -> str:
-    """Hash of the code that decides the pixels and the file plan.
-
-    Stored in the manifest with the parameters, so a folder written by any
-    other version of this code (a development copy included) is refused
-    instead of silently reused: a stale folder once gave numbers that a
-    fresh clone could not reproduce.
-    """
-    digest = hashlib.sha256()
-    for path in (__file__, osp.join(osp.dirname(__file__),
-                                    'synthetic_render.py')):
-        with open(path, 'rb') as f:
-            digest.update(f.read())
-    return digest.hexdigest()[:16]
-
-
-SOURCE_DIGEST = _source_digest()
+#: Format version of a generated folder. Bump it whenever the pixels or the
+#: file plan of an existing parameter set change, so that folders written
+#: before are refused instead of silently reused (a stale folder once gave
+#: numbers a fresh clone could not reproduce). New opt-in parameters whose
+#: defaults keep the old output need no bump. History: 1 = first release
+#: (the manifest held a hash of the source files); 2 = the same images, the
+#: manifest holds per-split counts and canary renders instead.
+SYNTHREID_VERSION = 2
 JPEG_QUALITY = 90
 
 #: Named sizes. ``num_ids_*`` and ``num_distractors``/``num_junk`` count per
@@ -85,16 +86,54 @@ SYNTHREID_PRESETS: Dict[str, dict] = dict(
         num_distractors=40,
         num_junk=20),
 )
-SYSU_VISIBLE_CAMS = (1, 2, 4, 5)
-SYSU_INFRARED_CAMS = (3, 6)
+# ---------------------------------------------------------------------------
+# Parameters
+# ---------------------------------------------------------------------------
+#: Opt-in generator options and their defaults (the first release's
+#: images). A manifest records an option only when it differs from its
+#: default, so folders written before an option existed keep loading.
+SYNTHREID_OPTIONS: Dict[str, object] = dict(
+    ir_mode='hard', ir_luminance=0.0, ir_gap=0.0, style_control=False)
 
 
-# ---------------------------------------------------------------------------
-# Dataset plans: which file shows which (pid, camera, image)
-# ---------------------------------------------------------------------------
-def _resolve_params(size: str, modality: str, domains: Optional[int],
-                    seed: int, img_size: Sequence[int],
-                    overrides: dict) -> dict:
+def _resolve_options(modality: str, domains: int, options: dict) -> dict:
+    """Validate the opt-in options; returns those that are not default."""
+    unknown = set(options) - set(SYNTHREID_OPTIONS)
+    if unknown:
+        raise TypeError(f'unknown SynthReID option(s) {sorted(unknown)}; '
+                        f'known: {sorted(SYNTHREID_OPTIONS)}')
+    opts = dict(SYNTHREID_OPTIONS, **options)
+    if opts['ir_mode'] not in IR_MODES:
+        raise ValueError(f'ir_mode must be one of {IR_MODES}, got '
+                         f'{opts["ir_mode"]!r}')
+    opts['ir_luminance'] = float(opts['ir_luminance'])
+    opts['ir_gap'] = float(opts['ir_gap'])
+    opts['style_control'] = bool(opts['style_control'])
+    if not 0 <= opts['ir_luminance'] <= 1:
+        raise ValueError(f'ir_luminance must be in [0, 1], got '
+                         f'{opts["ir_luminance"]}')
+    if opts['ir_luminance'] and opts['ir_mode'] != 'dye':
+        raise ValueError('ir_luminance needs ir_mode="dye"')
+    if opts['ir_gap'] < 0:
+        raise ValueError(f'ir_gap must be >= 0, got {opts["ir_gap"]}')
+    changed = {k: v for k, v in opts.items() if v != SYNTHREID_OPTIONS[k]}
+    infrared = {'ir_mode', 'ir_luminance', 'ir_gap'} & set(changed)
+    if modality != 'vi' and infrared:
+        raise ValueError(f'{sorted(infrared)} need modality="vi"')
+    if changed.get('style_control') and (modality != 'visible' or domains < 2):
+        raise ValueError('style_control needs modality="visible" and at '
+                         f'least two domains, got modality={modality!r}, '
+                         f'domains={domains}')
+    return changed
+
+
+def _resolve_params(size: str,
+                    modality: str,
+                    domains: Optional[int],
+                    seed: int,
+                    img_size: Sequence[int],
+                    overrides: dict,
+                    options: Optional[dict] = None) -> dict:
     if size not in SYNTHREID_PRESETS:
         raise ValueError(f'unknown SynthReID size {size!r}; choose from '
                          f'{sorted(SYNTHREID_PRESETS)}')
@@ -117,125 +156,42 @@ def _resolve_params(size: str, modality: str, domains: Optional[int],
         raise TypeError(f'unknown SynthReID parameter(s) {sorted(unknown)} '
                         f'for modality={modality!r}; known: '
                         f'{sorted(params)}')
-    params.update({k: int(v) for k, v in overrides.items()})
+    for key, value in overrides.items():
+        if isinstance(value, (list, tuple)):
+            if key != 'num_ids_test' or modality != 'visible':
+                raise TypeError(f'only num_ids_test (visible) may be a list '
+                                f'(one count per domain), got {key}={value}')
+            params[key] = [int(v) for v in value]
+        else:
+            params[key] = int(value)
     if modality == 'visible' and not 2 <= params['num_cams'] <= 9:
         # Two cameras at least: every identity is seen by two. At most
         # nine: Market-1501 names have a one-digit camera.
         raise ValueError(f'num_cams must be in [2, 9], got '
                          f'{params["num_cams"]}')
     domains = 4 if domains is None else int(domains)
+    if isinstance(params['num_ids_test'], list) and \
+            len(params['num_ids_test']) != domains:
+        raise ValueError(f'num_ids_test lists {len(params["num_ids_test"])} '
+                         f'counts for {domains} domains')
     h, w = (int(s) for s in img_size)
     if domains < 1 or min(h, w) < 16:
         raise ValueError(f'need domains >= 1 and images of at least 16 px, '
                          f'got domains={domains}, img_size={(h, w)}')
-    if min(v for k, v in params.items() if k.startswith('num_ids')) < 1 or \
-            params['imgs_per_cam'] < 1:
+    counts = [
+        n for k, v in params.items() if k.startswith('num_ids')
+        for n in (v if isinstance(v, list) else [v])
+    ]
+    if min(counts) < 1 or params['imgs_per_cam'] < 1:
         raise ValueError(f'identity and image counts must be >= 1: {params}')
     return dict(
         version=SYNTHREID_VERSION,
-        code=SOURCE_DIGEST,
         modality=modality,
         domains=domains,
         seed=int(seed),
         img_size=[h, w],
-        **params)
-
-
-def _allocate_pids(rng: np.random.Generator, first: int, last: int,
-                   counts: Sequence[int]) -> List[List[int]]:
-    """Split distinct random pids in [first, last] into groups."""
-    total = sum(counts)
-    if last - first + 1 < total:
-        raise ValueError(f'{total} identities do not fit in 4-digit pids')
-    pids = first + rng.choice(last - first + 1, total, replace=False)
-    groups, start = [], 0
-    for n in counts:
-        groups.append(sorted(int(p) for p in pids[start:start + n]))
-        start += n
-    return groups
-
-
-def _plan_market(p: dict, d: int) -> List[tuple]:
-    """Files of one Market-style domain.
-
-    Returns:
-        list[tuple]: ``(relative path, pid, cam, index, kind)``.
-    """
-    seed, ncam, nimg = p['seed'], p['num_cams'], p['imgs_per_cam']
-    # Domains own disjoint pid ranges, so identities (and pid numbers) of
-    # different domains never coincide.
-    block = 9999 // p['domains']
-    rng = _rng(seed, _SPLIT, d)
-    train, test = _allocate_pids(rng, d * block + 1, (d + 1) * block,
-                                 [p['num_ids_train'], p['num_ids_test']])
-    plan = []
-
-    def name(pid, cam, seq, frame, box):
-        # Junk keeps Market's unpadded '-1'.
-        prefix = f'{pid:04d}' if pid >= 0 else str(pid)
-        return f'{prefix}_c{cam}s{seq}_{frame:06d}_{box:02d}.jpg'
-
-    def fields(pid, cam, count):
-        # Frames of one (pid, camera) track increase along a sequence.
-        r = _rng(seed, _SPLIT, d, pid, cam)
-        seq, frame = int(r.integers(1, 7)), int(r.integers(1, 150000))
-        out = []
-        for _ in range(count):
-            out.append((seq, frame, int(r.integers(0, 9))))
-            frame += int(r.integers(5, 60))
-        return out
-
-    for role, pids in (('train', train), ('test', test)):
-        for pid in pids:
-            r = _rng(seed, _SPLIT, d, pid)
-            cams = sorted(
-                int(c) + 1 for c in r.choice(
-                    ncam, int(r.integers(2, ncam + 1)), replace=False))
-            # One query image per camera (Market style); with one image
-            # per camera one camera is kept for the gallery, so that every
-            # query has a match seen by another camera.
-            qcams = set(cams) if nimg >= 2 else set(
-                r.choice(cams, len(cams) - 1, replace=False))
-            for cam in cams:
-                for i, f in enumerate(fields(pid, cam, nimg)):
-                    if role == 'train':
-                        folder = 'bounding_box_train'
-                    elif i == 0 and cam in qcams:
-                        folder = 'query'
-                    else:
-                        folder = 'bounding_box_test'
-                    plan.append((f'{folder}/{name(pid, cam, *f)}', pid, cam, i,
-                                 'person'))
-    for kind, pid, count in (('distractor', 0, p['num_distractors']),
-                             ('junk', -1, p['num_junk'])):
-        for i in range(count):
-            r = _rng(seed, _SPLIT, d, pid, 10**6 + i)
-            cam = int(r.integers(1, ncam + 1))
-            # The index in the frame number keeps names unique.
-            f = (int(r.integers(1, 7)), i * 1000 + int(r.integers(0, 1000)),
-                 int(r.integers(0, 9)))
-            plan.append(
-                (f'bounding_box_test/{name(pid, cam, *f)}', pid, cam, i, kind))
-    return plan
-
-
-def _plan_sysu(p: dict) -> Tuple[List[tuple], Dict[str, List[int]]]:
-    """Files and id lists of the SYSU-MM01-style variant."""
-    seed, nimg = p['seed'], p['imgs_per_cam']
-    rng = _rng(seed, _SPLIT, 0)
-    counts = [p['num_ids_train'], p['num_ids_val'], p['num_ids_test']]
-    train, val, test = _allocate_pids(rng, 1, max(533, sum(counts)), counts)
-    plan = []
-    for pid in sorted(train + val + test):
-        r = _rng(seed, _SPLIT, 0, pid)
-        # Everyone is seen by at least two visible and one infrared camera.
-        vis = r.choice(SYSU_VISIBLE_CAMS, int(r.integers(2, 5)), replace=False)
-        ir = r.choice(SYSU_INFRARED_CAMS, int(r.integers(1, 3)), replace=False)
-        for cam in sorted(int(c) for c in np.concatenate([vis, ir])):
-            for i in range(nimg):
-                plan.append((f'SYSU-MM01/cam{cam}/{pid:04d}/{i + 1:04d}.jpg',
-                             pid, cam, i, 'person'))
-    return plan, dict(train=train, val=val, test=test)
+        **params,
+        **_resolve_options(modality, domains, options or {}))
 
 
 # ---------------------------------------------------------------------------
@@ -252,69 +208,157 @@ def _write_image(path: str, img: np.ndarray) -> None:
         f.write(buf.tobytes())
 
 
-def _write_tree(folder: str, params: dict) -> dict:
-    """Render every file under ``folder``; returns the per-split counts."""
-    h, w = params['img_size']
-    seed = params['seed']
-    counts: dict = {}
+def _job_style(params: dict, job: dict) -> dict:
+    """The domain style a job of ``params`` is rendered with."""
     if params['modality'] == 'vi':
-        plan, ids = _plan_sysu(params)
-        style = get_domain_styles(1, seed)[0]
+        return get_domain_styles(1, params['seed'])[0]
+    domain = job.get('style_domain', job['domain'])
+    return get_domain_styles(params['domains'], params['seed'])[domain]
+
+
+def _render_job(params: dict, job: dict) -> np.ndarray:
+    """Render one planned image (a generation job or a stored canary)."""
+    options = {
+        k: params.get(k, SYNTHREID_OPTIONS[k])
+        for k in ('ir_mode', 'ir_luminance', 'ir_gap')
+    }
+    return render_image(params['seed'], job['domain'], job['pid'], job['cam'],
+                        job['index'], tuple(params['img_size']),
+                        _job_style(params, job), job['infrared'], job['kind'],
+                        **options)
+
+
+def _pixel_digest(img: np.ndarray) -> str:
+    """sha256 of an image's shape and pixels (before JPEG encoding)."""
+    digest = hashlib.sha256(str(img.shape).encode())
+    digest.update(np.ascontiguousarray(img).tobytes())
+    return digest.hexdigest()
+
+
+def _render_chunk(folder: str, params: dict, jobs: List[dict],
+                  canaries: Sequence[str]) -> Tuple[int, Dict[str, str]]:
+    """Render and write some jobs (in this process or a worker).
+
+    Returns:
+        tuple: The number of images written and the pixel digest of each
+        canary among them, by path.
+    """
+    digests = {}
+    for job in jobs:
+        path = osp.join(folder, job['path'])
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        img = _render_job(params, job)
+        if job['path'] in canaries:
+            digests[job['path']] = _pixel_digest(img)
+        _write_image(path, img)
+    return len(jobs), digests
+
+
+def _write_tree(folder: str,
+                params: dict,
+                progress: Optional[TextIO] = None,
+                num_workers: int = 1) -> dict:
+    """Render every file under ``folder``.
+
+    Every image has its own random stream, so the files do not depend on
+    the order of rendering or on the number of worker processes.
+
+    Args:
+        folder (str): Destination (a temporary folder).
+        params (dict): Resolved generator parameters.
+        progress (TextIO, optional): Stream for the progress.
+        num_workers (int): Worker processes (spawned) that render; 1
+            renders in this process.
+
+    Returns:
+        dict: ``counts`` (per split, as the manifest stores them) and
+        ``canaries`` (path, keys and pixel digest of a few images).
+    """
+    jobs, counts, ids = _plan_jobs(params)
+    if ids:
         exp = osp.join(folder, 'SYSU-MM01', 'exp')
         os.makedirs(exp)
         for split, pids in ids.items():
             with open(osp.join(exp, f'{split}_id.txt'), 'w') as f:
                 f.write(','.join(str(pid) for pid in pids) + '\n')
-        jobs = [(rel, 0, pid, cam, i, kind, style, cam in SYSU_INFRARED_CAMS)
-                for rel, pid, cam, i, kind in plan]
-        counts['SYSU-MM01'] = dict(
-            ids={
-                k: len(v)
-                for k, v in ids.items()
-            },
-            visible=sum(not j[-1] for j in jobs),
-            infrared=sum(j[-1] for j in jobs))
+    canaries = _canary_jobs(jobs)
+    paths = [c['path'] for c in canaries]
+    for name in counts:
+        if 'bounding_box_train' in counts[name]:
+            # Folders that stay empty (the training folder of a control).
+            os.makedirs(
+                osp.join(folder, name, 'bounding_box_train'), exist_ok=True)
+    counter = _Progress(len(jobs), folder, progress)
+    size = max(1, min(256, len(jobs) // (50 * max(1, num_workers))))
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    digests: Dict[str, str] = {}
+    if num_workers <= 1:
+        for chunk in chunks:
+            done, found = _render_chunk(folder, params, chunk, paths)
+            digests.update(found)
+            counter.update(done)
     else:
-        styles = get_domain_styles(params['domains'], seed)
-        jobs = []
-        for d, style in enumerate(styles):
-            plan = _plan_market(params, d)
-            for rel, pid, cam, i, kind in plan:
-                jobs.append((f'{style["name"]}/{rel}', d, pid, cam, i, kind,
-                             style, False))
-            split_counts = {}
-            for rel, pid, *_ in plan:
-                split = rel.split('/')[0]
-                c = split_counts.setdefault(split, dict(images=0, ids=set()))
-                c['images'] += 1
-                c['ids'].add(pid)
-            counts[style['name']] = {
-                k: dict(images=v['images'], ids=len(v['ids'] - {0, -1}))
-                for k, v in sorted(split_counts.items())
-            }
-    made = set()
-    for rel, d, pid, cam, i, kind, style, infrared in jobs:
-        path = osp.join(folder, rel)
-        parent = osp.dirname(path)
-        if parent not in made:
-            os.makedirs(parent, exist_ok=True)
-            made.add(parent)
-        _write_image(
-            path,
-            render_image(seed, d, pid, cam, i, (h, w), style, infrared, kind))
-    return counts
+        # Spawned, not forked: the parent may hold threads (OpenCV, torch).
+        context = multiprocessing.get_context('spawn')
+        with ProcessPoolExecutor(num_workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(_render_chunk, folder, params, chunk, paths)
+                for chunk in chunks
+            ]
+            for future in as_completed(futures):
+                done, found = future.result()
+                digests.update(found)
+                counter.update(done)
+    counter.close()
+    for canary in canaries:
+        canary['sha256'] = digests[canary['path']]
+    return dict(counts=counts, canaries=canaries)
 
 
-def _read_manifest(root: str) -> Optional[dict]:
-    path = osp.join(root, MANIFEST)
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+#: (root, canary path) pairs already warned about in this process.
+_WARNED: set = set()
+
+
+def _check_canaries(root: str, manifest: dict) -> None:
+    """Re-render the manifest's canaries; warn if the pixels differ.
+
+    A different numpy or OpenCV can change the pixels that the same code
+    draws (anti-aliasing, resizing, random streams). The folder is still
+    usable, but its images are not the ones this installation renders, so
+    numbers measured on it may not match other machines.
+    """
+    params = manifest['params']
+    now = _renderer_versions()
+    for canary in manifest['canaries']:
+        key = (root, canary['path'])
+        if key in _WARNED:
+            continue
+        digest = _pixel_digest(_render_job(params, canary))
+        if digest != canary['sha256']:
+            _WARNED.add(key)
+            made = manifest.get('renderer', {})
+            warnings.warn(
+                f'SynthReID: {root!r}: the canary image {canary["path"]!r} '
+                f'renders differently here than when the folder was '
+                f'written (written with numpy {made.get("numpy")}, OpenCV '
+                f'{made.get("opencv")}; here numpy {now["numpy"]}, OpenCV '
+                f'{now["opencv"]}). The folder is used as it is, but its '
+                f'images differ from what this installation renders, so '
+                f'results may not match runs elsewhere; delete {root!r} to '
+                f'render it here.',
+                RuntimeWarning,
+                stacklevel=3)
 
 
 def _check_manifest(root: str, manifest: dict, params: dict) -> dict:
     on_disk = manifest.get('params') or {}
+    if on_disk.get('version') != params['version']:
+        raise FileExistsError(
+            f'SynthReID: {root!r} was generated by format version '
+            f'{on_disk.get("version")!r} of the generator; this mmreid '
+            f'writes version {params["version"]} (see SYNTHREID_VERSION). '
+            f'Delete {root!r} to regenerate it (or choose another '
+            f'data_root).')
     if on_disk != params:
         keys = sorted(set(on_disk) | set(params))
         diff = ', '.join(f'{k}: {on_disk.get(k)!r} on disk, '
@@ -326,7 +370,24 @@ def _check_manifest(root: str, manifest: dict, params: dict) -> dict:
             f'{dict(sorted(on_disk.items()))}\n  requested: '
             f'{dict(sorted(params.items()))}\nDelete {root!r} or choose '
             f'another data_root.')
+    _check_canaries(root, manifest)
     return manifest
+
+
+def _existing(root: str, params: dict) -> Optional[dict]:
+    """The checked manifest of ``root``, or None if ``root`` is empty."""
+    manifest = _read_manifest(root)
+    if manifest is None and osp.isdir(root) and os.listdir(root):
+        # Another process may have renamed its tree into place just now;
+        # the rename is atomic, so a non-empty root has its manifest.
+        manifest = _read_manifest(root)
+        if manifest is None:
+            raise FileExistsError(
+                f'SynthReID: {root!r} is not empty and has no {MANIFEST}; '
+                f'delete it or choose another data_root.')
+    if manifest is None:
+        return None
+    return _check_manifest(root, manifest, params)
 
 
 def generate_synthreid(root: str,
@@ -336,7 +397,13 @@ def generate_synthreid(root: str,
                        modality: str = 'visible',
                        seed: int = 0,
                        img_size: Sequence[int] = (128, 64),
-                       **overrides: int) -> dict:
+                       ir_mode: str = 'hard',
+                       ir_luminance: float = 0.0,
+                       ir_gap: float = 0.0,
+                       style_control: bool = False,
+                       num_workers: int = 1,
+                       progress: bool = True,
+                       **overrides: Union[int, Sequence[int]]) -> dict:
     """Write a SynthReID dataset under ``root`` unless it is already there.
 
     Layouts::
@@ -352,10 +419,17 @@ def generate_synthreid(root: str,
           <root>/SYSU-MM01/exp/{train,val,test}_id.txt
         <root>/synthreid.json            (the manifest)
 
-    The tree is written to a temporary sibling folder and renamed into
-    place, so ``root`` is complete or absent. When several processes (DDP
-    ranks) generate at once, the first rename wins and the others discard
-    their copy.
+    The tree is written to a hidden temporary sibling folder and renamed
+    into place, so ``root`` is complete or absent. Processes that generate
+    the same ``root`` at once (DDP ranks) take turns through a lock file:
+    one renders, the others wait and reuse its folder. Temporary folders
+    left by a killed generation are removed by the next one.
+
+    An existing folder is reused if its manifest has this format version
+    (:data:`SYNTHREID_VERSION`) and the requested parameters; its canary
+    images are re-rendered and a warning names the numpy/OpenCV versions
+    if they differ. The datasets compare the manifest's per-split counts
+    with the files they parse.
 
     Args:
         root (str): Destination folder.
@@ -366,57 +440,96 @@ def generate_synthreid(root: str,
         modality (str): ``'visible'`` or ``'vi'`` (visible-infrared).
         seed (int): Seed; the same parameters give byte-identical files.
         img_size (Sequence[int]): ``(height, width)`` of every image.
+        ir_mode (str): ``'vi'``: ``'hard'`` (the first release: infrared
+            intensities independent of the dyes, small shape cues) or
+            ``'dye'`` (learnable: intensities follow the dyes through a
+            fixed mapping; stripes, prints and IR cameras that survive
+            64x32). See :func:`identity_attributes`.
+        ir_luminance (float): ``'vi'`` with ``ir_mode='dye'``: weight of
+            the visible luminance in the infrared intensity (0-1, higher
+            is easier).
+        ir_gap (float): ``'vi'``: sensor-like infrared differences (thermal
+            halo and blur, fixed-pattern noise, warm backgrounds), 0 (none)
+            to about 1.
+        style_control (bool): ``'visible'``: also write the style-only
+            controls ``d<last>-d0style`` and ``d0-d<last>style`` (test
+            splits, see :func:`control_names`).
+        num_workers (int): Processes that render (spawned; about a second
+            each to start). The files do not depend on it.
+        progress (bool): Show the progress while rendering.
         **overrides: Preset fields to override: ``num_ids_train``,
-            ``num_ids_test``, ``num_ids_val`` (vi), ``num_cams`` (visible),
+            ``num_ids_test`` (``'visible'``: an int or one count per
+            domain), ``num_ids_val`` (vi), ``num_cams`` (visible),
             ``imgs_per_cam``, ``num_distractors`` and ``num_junk``
             (visible).
 
     Returns:
         dict: The manifest: ``params``, ``size``, ``domains`` (per-domain
-        style, see :func:`get_domain_styles`) and ``counts``.
+        style, see :func:`get_domain_styles`), ``counts``, ``canaries``
+        and ``renderer`` (numpy and OpenCV versions that wrote it).
 
     Raises:
-        FileExistsError: ``root`` exists with other parameters, or is a
-            non-empty folder that is not a SynthReID dataset.
+        FileExistsError: ``root`` exists with another format version or
+            other parameters, or is a non-empty folder that is not a
+            SynthReID dataset.
     """
+    options = dict(
+        ir_mode=ir_mode,
+        ir_luminance=ir_luminance,
+        ir_gap=ir_gap,
+        style_control=style_control)
     params = _resolve_params(size, modality, domains, seed, img_size,
-                             overrides)
+                             overrides, options)
     root = osp.abspath(root)
-    manifest = _read_manifest(root)
-    if manifest is None and osp.isdir(root) and os.listdir(root):
-        # Another process may have renamed its tree into place just now;
-        # the rename is atomic, so a non-empty root has its manifest.
-        manifest = _read_manifest(root)
-        if manifest is None:
-            raise FileExistsError(
-                f'SynthReID: {root!r} is not empty and has no {MANIFEST}; '
-                f'delete it or choose another data_root.')
+    manifest = _existing(root, params)
     if manifest is not None:
-        return _check_manifest(root, manifest, params)
+        return manifest
     parent, base = osp.split(root)
     os.makedirs(parent, exist_ok=True)
-    tmp = osp.join(parent, f'.{base}.tmp-{os.getpid()}-{uuid.uuid4().hex}')
-    try:
-        os.makedirs(tmp)
-        counts = _write_tree(tmp, params)
-        styles = (
-            get_domain_styles(params['domains'], seed)
-            if modality == 'visible' else get_domain_styles(1, seed))
-        manifest = dict(
-            params=params, size=size, domains=styles, counts=counts)
-        with open(osp.join(tmp, MANIFEST), 'w') as f:
-            json.dump(manifest, f, indent=2, sort_keys=True)
+    with _generation_lock(parent, base) as locked:
+        # A process that held the lock before may have written it.
+        manifest = _existing(root, params)
+        if manifest is not None:
+            return manifest
+        if locked:
+            _remove_stale_temps(parent, base)
+        tmp = osp.join(
+            parent, f'.{base}.tmp-{socket.gethostname()}-{os.getpid()}-'
+            f'{uuid.uuid4().hex}')
         try:
-            # Atomic; fails if another process put a non-empty root first.
-            os.replace(tmp, root)
-        except OSError:
-            winner = _read_manifest(root)
-            if winner is None:
-                raise
-            return _check_manifest(root, winner, params)
-    finally:
-        if osp.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            written = _write_tree(
+                tmp,
+                params,
+                progress=sys.stdout if progress else None,
+                num_workers=int(num_workers))
+            manifest = dict(
+                params=params,
+                size=size,
+                domains=get_domain_styles(params['domains'], seed),
+                controls=[
+                    dict(name=name, identities=f'd{ids}', style=f'd{look}')
+                    for name, ids, look in control_names(params['domains'])
+                ] if style_control else [],
+                counts=written['counts'],
+                canaries=written['canaries'],
+                renderer=_renderer_versions())
+            with open(osp.join(tmp, MANIFEST), 'w') as f:
+                json.dump(manifest, f, indent=2, sort_keys=True)
+            # Round-trip through JSON so the result equals a later read.
+            manifest = json.loads(json.dumps(manifest))
+            try:
+                # Atomic; fails if another process put a non-empty root
+                # first (only where the file system has no locks).
+                os.replace(tmp, root)
+            except OSError:
+                winner = _read_manifest(root)
+                if winner is None:
+                    raise
+                return _check_manifest(root, winner, params)
+        finally:
+            if osp.isdir(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
     return manifest
 
 
@@ -439,12 +552,16 @@ class SynthReID(Market1501):
         data_root (str): Root of the generated data (holds ``d0``, ...).
         domain (int | str): Domain to read, by index (negative counts from
             the end; ``-1`` is the unseen-style domain) or by name
-            (``'d2'``).
+            (``'d2'``, or a style-only control such as ``'d3-d0style'``,
+            test split only, see :func:`control_names`).
         split (str): ``'train'`` or ``'test'`` (query then gallery).
         num_domains (int): Number of domains to generate.
         size (str): Preset, see :data:`SYNTHREID_PRESETS`.
         seed (int): Generation seed.
         img_size (Sequence[int]): ``(height, width)`` of the images.
+        style_control (bool): Also generate the style-only controls.
+        num_workers (int): Processes that render the folder (it does not
+            change the files).
         overrides (dict, optional): Preset fields to override (see
             :func:`generate_synthreid`). They may also be passed as keyword
             arguments.
@@ -469,6 +586,8 @@ class SynthReID(Market1501):
                  size: str = 'small',
                  seed: int = 0,
                  img_size: Sequence[int] = (128, 64),
+                 style_control: bool = False,
+                 num_workers: int = 1,
                  overrides: Optional[dict] = None,
                  **kwargs) -> None:
         overrides = dict(overrides or {})
@@ -476,10 +595,19 @@ class SynthReID(Market1501):
             if key in SYNTHREID_PRESETS['small']:
                 overrides[key] = kwargs.pop(key)
         names = domain_names(num_domains)
+        controls = [c[0] for c in control_names(num_domains)]
         if isinstance(domain, str):
-            if domain not in names:
+            if domain in controls and not style_control:
+                raise ValueError(f'SynthReID domain {domain!r} is a style-'
+                                 f'only control: set style_control=True')
+            if domain in controls and split != 'test':
+                raise ValueError(f'the style-only control {domain!r} has a '
+                                 f'test split only, got split={split!r}')
+            if domain not in names + (controls if style_control else []):
                 raise ValueError(f'unknown SynthReID domain {domain!r}; '
-                                 f'num_domains={num_domains} gives {names}')
+                                 f'num_domains={num_domains} gives {names}'
+                                 f' (and the controls {controls} with '
+                                 f'style_control=True)')
             self.domain = domain
         else:
             if not -num_domains <= domain < num_domains:
@@ -492,10 +620,12 @@ class SynthReID(Market1501):
             size=size,
             seed=seed,
             img_size=tuple(img_size),
+            style_control=style_control,
+            num_workers=num_workers,
             **overrides)
         # Fail on bad generator arguments now, not at the first access.
         _resolve_params(size, 'visible', num_domains, seed, img_size,
-                        overrides)
+                        overrides, dict(style_control=style_control))
         super().__init__(
             data_root=osp.join(data_root, self.domain), split=split, **kwargs)
         self._set_name()
@@ -510,7 +640,36 @@ class SynthReID(Market1501):
     def load_data_list(self) -> List[dict]:
         manifest = generate_synthreid(self.synth_root, **self.generator_cfg)
         self._set_name()
-        style = next(s for s in manifest['domains']
-                     if s['name'] == self.domain)
+        control = next((c for c in manifest.get('controls', [])
+                        if c['name'] == self.domain), None)
+        look = control['style'] if control else self.domain
+        style = next(s for s in manifest['domains'] if s['name'] == look)
         self._metainfo['domain_style'] = style['look']
-        return super().load_data_list()
+        data_list = super().load_data_list()
+        self.check_counts(manifest, data_list)
+        return data_list
+
+    def check_counts(self, manifest: dict, data_list: List[dict]) -> None:
+        """Compare the parsed split with the manifest's counts.
+
+        Both the image files of each folder and the records the parser
+        keeps (junk dropped) must be what the generator wrote, so a deleted
+        or stray image is an error, not a silently different benchmark.
+        """
+        counts = manifest['counts'][self.domain]
+        roles = ('train', ) if self.split == 'train' else ('query', 'gallery')
+        found, expected = {}, {}
+        for role in roles:
+            folder = self.FOLDERS[role]
+            listed = counts[folder]
+            found[f'{folder} files'] = len(
+                list_images(osp.join(self.data_root, folder)))
+            expected[f'{folder} files'] = listed['images']
+            found[f'{role} records'] = sum(r['role'] == role
+                                           for r in data_list)
+            dropped = listed['junk']
+            if role == 'train':
+                dropped += listed['distractors']
+            expected[f'{role} records'] = listed['images'] - dropped
+        check_parsed_counts(self.synth_root, self.dataset_name, self.split,
+                            found, expected)

@@ -5,13 +5,16 @@ plans which (domain, pid, camera, image) goes to which file and writes the
 dataset. Every image is drawn from its own ``numpy.random.Generator(PCG64)``
 seeded by its keys, so the pixels do not depend on generation order.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 # Keys of the per-purpose random streams (first entropy word after seed).
-_STYLE, _CAMERA, _IDENTITY, _IMAGE, _SPLIT, _EXTRA = range(1, 7)
+_STYLE, _CAMERA, _IDENTITY, _IMAGE, _SPLIT, _EXTRA, _INFRARED = range(1, 8)
+
+#: Infrared modes of :func:`render_image` (see :func:`identity_attributes`).
+IR_MODES = ('hard', 'dye')
 
 # Garment palette (RGB) and the relative frequency of each colour. Few
 # colours with small per-identity jitter make many identities share a mean
@@ -118,7 +121,38 @@ def _jitter_colour(rng: np.random.Generator, rgb: np.ndarray) -> tuple:
         int(c) for c in np.clip(rgb + rng.integers(-10, 11, 3), 0, 255))
 
 
-def identity_attributes(seed: int, domain: int, pid: int) -> dict:
+def _luminance(rgb: Sequence[float]) -> float:
+    return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+
+
+def infrared_response(seed: int) -> Dict[str, np.ndarray]:
+    """The dataset's fixed dye -> infrared intensity mapping (``'dye'``).
+
+    Near-infrared reflectance depends on the dye, not on the visible
+    colour: two dyes that look alike may differ in infrared and the other
+    way round, and the order of intensities need not follow luminance. One
+    mapping per dataset seed, shared by every identity, so a model can learn
+    it from the training identities.
+
+    Args:
+        seed (int): Dataset seed.
+
+    Returns:
+        dict: ``palette`` (18,) for the garment and accessory dyes,
+        ``skin`` (4,) and ``hair`` (4,), infrared grey levels.
+    """
+    rng = _rng(seed, _INFRARED)
+    return dict(
+        palette=rng.uniform(35, 225, len(_PALETTE)),
+        skin=rng.uniform(190, 240, len(_SKIN)),
+        hair=rng.uniform(25, 110, len(_HAIR)))
+
+
+def identity_attributes(seed: int,
+                        domain: int,
+                        pid: int,
+                        ir_mode: str = 'hard',
+                        ir_luminance: float = 0.0) -> dict:
     """Camera-invariant attributes of one identity.
 
     Args:
@@ -126,14 +160,29 @@ def identity_attributes(seed: int, domain: int, pid: int) -> dict:
         domain (int): Domain index (identities of different domains are
             different people even where pid numbers coincide).
         pid (int): Original pid.
+        ir_mode (str): ``'hard'``: infrared intensities drawn per identity,
+            independent of the dyes, and small shape cues (stripe period
+            0.045-0.075 of the figure height, prints on the front only).
+            ``'dye'``: intensities follow the dyes through
+            :func:`infrared_response`, and the shape cues are large enough
+            to survive 64x32 images (period 0.10-0.16, larger prints that
+            show from the back too). The same draws decide everything else,
+            so an identity wears the same clothes in both modes.
+        ir_luminance (float): ``'dye'`` only: weight of the visible
+            luminance in the infrared intensity (0: the dye mapping alone;
+            1: infrared is the grey image of the colours, an easy task).
 
     Returns:
-        dict: ``colour`` (part -> RGB), ``ir`` (part -> infrared intensity,
-        independent of the colour), ``pattern``, ``sleeves``, ``lower``,
-        accessories (``hat``, ``bag``, ``backpack``, ``scarf``,
-        ``long_hair``) and body proportions (``height``, ``width``,
-        ``head``, ``leg``) in units of the figure height.
+        dict: ``colour`` (part -> RGB), ``ir`` (part -> infrared
+        intensity), ``pattern``, ``period``, ``print_size``,
+        ``print_back``, ``sleeves``, ``lower``, accessories (``hat``,
+        ``bag``, ``backpack``, ``scarf``, ``long_hair``) and body
+        proportions (``height``, ``width``, ``head``, ``leg``) in units of
+        the figure height.
     """
+    if ir_mode not in IR_MODES:
+        raise ValueError(f'ir_mode must be one of {IR_MODES}, got '
+                         f'{ir_mode!r}')
     rng = _rng(seed, _IDENTITY, domain, pid)
     n = len(_PALETTE)
     upper = rng.choice(n, p=_UPPER_P / _UPPER_P.sum())
@@ -141,30 +190,37 @@ def identity_attributes(seed: int, domain: int, pid: int) -> dict:
     # Pattern colours come from a few common ones (white, black, grey, red,
     # navy) and differ from the garment so the pattern shows.
     second = rng.choice([c for c in (1, 0, 2, 7, 4) if c != upper])
+    # The draws below keep the order of the first release (byte-identical
+    # 'hard' images); the dye of every part is kept for the 'dye' mode.
+    dyes = dict(upper=upper, pattern=second, lower=lower)
     colour = dict(
         upper=_jitter_colour(rng, _PALETTE[upper]),
         pattern=_jitter_colour(rng, _PALETTE[second]),
-        lower=_jitter_colour(rng, _PALETTE[lower]),
-        shoes=_jitter_colour(rng, _PALETTE[rng.choice([0, 1, 3, 15])]),
-        skin=_jitter_colour(rng, _SKIN[rng.integers(len(_SKIN))]),
-        hair=_jitter_colour(rng, _HAIR[rng.integers(len(_HAIR))]),
-        hat=_jitter_colour(rng, _PALETTE[rng.integers(n)]),
-        bag=_jitter_colour(rng, _PALETTE[rng.integers(n)]),
-        backpack=_jitter_colour(rng, _PALETTE[rng.integers(n)]),
-        scarf=_jitter_colour(rng, _PALETTE[rng.integers(n)]))
-    # Infrared intensity is an emissivity drawn independently of the colour
-    # (a black shirt can be bright, a white one dark); skin is warm.
+        lower=_jitter_colour(rng, _PALETTE[lower]))
+    dyes['shoes'] = rng.choice([0, 1, 3, 15])
+    colour['shoes'] = _jitter_colour(rng, _PALETTE[dyes['shoes']])
+    skin = rng.integers(len(_SKIN))
+    colour['skin'] = _jitter_colour(rng, _SKIN[skin])
+    hair = rng.integers(len(_HAIR))
+    colour['hair'] = _jitter_colour(rng, _HAIR[hair])
+    for part in ('hat', 'bag', 'backpack', 'scarf'):
+        dyes[part] = rng.integers(n)
+        colour[part] = _jitter_colour(rng, _PALETTE[dyes[part]])
+    # 'hard': an emissivity drawn independently of the colour (a black
+    # shirt can be bright, a white one dark); skin is warm.
     ir = {k: int(rng.integers(30, 200)) for k in colour}
     ir['skin'] = int(rng.integers(215, 250))
     # Keep the pattern visible in infrared too.
     if abs(ir['pattern'] - ir['upper']) < 60:
         ir['pattern'] = ir['upper'] + (70 if ir['upper'] < 128 else -70)
     bag = rng.random() < 0.2
-    return dict(
+    attrs = dict(
         colour=colour,
         ir=ir,
         pattern=_PATTERNS[rng.choice(6, p=_PATTERN_P / _PATTERN_P.sum())],
         period=float(rng.uniform(0.045, 0.075)),
+        print_size=0.035,
+        print_back=False,
         sleeves='short' if rng.random() < 0.35 else 'long',
         lower=('trousers', 'shorts',
                'skirt')[rng.choice(3, p=[0.7, 0.18, 0.12])],
@@ -177,10 +233,40 @@ def identity_attributes(seed: int, domain: int, pid: int) -> dict:
         width=float(rng.uniform(0.10, 0.15)),
         head=float(rng.uniform(0.06, 0.08)),
         leg=float(rng.uniform(0.44, 0.52)))
+    if ir_mode == 'dye':
+        response = infrared_response(seed)
+        base = {k: response['palette'][d] for k, d in dyes.items()}
+        base['skin'] = response['skin'][skin]
+        base['hair'] = response['hair'][hair]
+        nominal = {k: _PALETTE[d] for k, d in dyes.items()}
+        nominal['skin'], nominal['hair'] = _SKIN[skin], _HAIR[hair]
+        mix = float(ir_luminance)
+        for k, rgb in colour.items():
+            # The identity's small colour jitter carries into infrared.
+            own = base[k] + _luminance(rgb) - _luminance(nominal[k])
+            ir[k] = int(
+                np.clip(
+                    round((1 - mix) * own + mix * _luminance(rgb)), 0, 255))
+        # Same draw, rescaled: stripes of 0.10-0.16 of the figure height
+        # (2.5-4 px per period at 64x32, where 0.045 was 1.1 px).
+        attrs['period'] = 0.10 + (attrs['period'] - 0.045) * 2.0
+        attrs['print_size'] = 0.06
+        attrs['print_back'] = True
+    return attrs
 
 
-def _camera(seed: int, domain: int, cam: int, infrared: bool) -> dict:
-    """Background, viewpoint and lighting of one camera."""
+def _camera(seed: int,
+            domain: int,
+            cam: int,
+            infrared: bool,
+            ir_mode: str = 'hard',
+            ir_gap: float = 0.0) -> dict:
+    """Background, viewpoint and lighting of one camera.
+
+    ``ir_mode='dye'`` makes infrared cameras sharper (a quarter of the
+    resolution loss); ``ir_gap`` warms infrared backgrounds and keys the
+    camera's fixed-pattern noise (see :func:`_infrared_sensor`).
+    """
     rng = _rng(seed, _CAMERA, domain, cam)
     if infrared:
         wall = np.full(3, rng.integers(40, 120))
@@ -192,7 +278,7 @@ def _camera(seed: int, domain: int, cam: int, infrared: bool) -> dict:
         floor = rng.integers(40, 170) + rng.integers(-25, 26, 3)
         temp = rng.uniform(-0.35, 0.35)
         light = rng.uniform(0.7, 1.2) * np.array([1 + temp, 1, 1 - temp])
-    return dict(
+    out = dict(
         wall=np.clip(wall, 0, 255).astype(np.float32),
         floor=np.clip(floor, 0, 255).astype(np.float32),
         horizon=float(rng.uniform(0.55, 0.8)),
@@ -210,6 +296,19 @@ def _camera(seed: int, domain: int, cam: int, infrared: bool) -> dict:
         lowres=float(rng.uniform(1.0, 3.0)),
         saturation=float(rng.uniform(0.65, 1.2)),
         infrared=infrared)
+    if infrared and ir_mode == 'dye':
+        # Same draw, rescaled: 1.0-1.5x instead of 1-3x resolution loss.
+        out['lowres'] = 1.0 + (out['lowres'] - 1.0) * 0.25
+        out['sharp'] = True
+    if infrared and ir_gap > 0:
+        # Warm scenes: walls and floors nearly as bright as people.
+        out['wall'] = np.clip(out['wall'] + 80 * ir_gap, 0,
+                              255).astype(np.float32)
+        out['floor'] = np.clip(out['floor'] + 70 * ir_gap, 0,
+                               255).astype(np.float32)
+        out['gap'] = float(ir_gap)
+        out['sensor_key'] = (seed, domain, cam)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -342,7 +441,7 @@ def _draw_person(img: np.ndarray, ident: dict, view: dict,
     torso = [(-sw, sh), (sw, sh), (hw, hip + 0.02), (-hw, hip + 0.02)]
     poly(torso, c['upper'])
     pattern = ident['pattern']
-    if pattern == 'logo' and facing != 'front':
+    if pattern == 'logo' and (side or back and not ident['print_back']):
         pattern = 'plain'
     if pattern != 'plain':
         # Draw across the torso's bounding box, then restore the pixels
@@ -359,7 +458,8 @@ def _draw_person(img: np.ndarray, ident: dict, view: dict,
             limb([(-sw - 0.05, sh + 0.09), (sw + 0.05, sh + 0.09)], 0.05,
                  c['pattern'])
         if pattern == 'logo':
-            ellipse(0.02, sh + 0.09, 0.035, 0.035, c['pattern'])
+            size = ident['print_size']
+            ellipse(0.02, sh + 0.09, size, size, c['pattern'])
         mask = np.zeros(img.shape[:2], np.uint8)
         poly(torso, 255, mask)
         img[mask == 0] = saved[mask == 0]
@@ -417,6 +517,40 @@ def _draw_person(img: np.ndarray, ident: dict, view: dict,
               (hr * (1.9 if side else 1.5), hr * 0.9)], 0.015, c['hat'])
 
 
+def _thermal_optics(x: np.ndarray, gap: float,
+                    blur: float) -> Tuple[np.ndarray, float]:
+    """Thermal halo and soft optics of an infrared sensor (``ir_gap``).
+
+    Args:
+        x (np.ndarray): Linear image of shape (H, W, 3), float32.
+        gap (float): Strength, 0 (none) to about 1.
+        blur (float): The sensor's blur sigma at 128 px height.
+
+    Returns:
+        tuple: The image with a low-frequency glow around warm regions, and
+        the blur sigma widened by the gap.
+    """
+    h = x.shape[0]
+    glow = cv2.GaussianBlur(x, (0, 0), 6.0 * h / 128)
+    x = x + np.float32(0.6 * gap) * (glow - np.float32(glow.mean()))
+    return x, float(np.hypot(blur, 1.5 * gap))
+
+
+def _fixed_pattern(x: np.ndarray, cam: dict) -> np.ndarray:
+    """A camera's fixed-pattern noise: per-pixel gain, column offsets.
+
+    Drawn from the camera's own stream at the image size, so every image of
+    the camera carries the same pattern (as a real microbolometer does).
+    """
+    h, w = x.shape[:2]
+    gap = cam['gap']
+    rng = _rng(*cam['sensor_key'], _INFRARED, h, w)
+    gain = 1 + rng.normal(0, 0.06 * gap, (h, w, 1)).astype(np.float32)
+    columns = rng.normal(0, 10 * gap, (1, w, 1)).astype(np.float32)
+    rows = rng.normal(0, 4 * gap, (h, 1, 1)).astype(np.float32)
+    return x * gain + columns + rows
+
+
 def _finish_image(img: np.ndarray, cam: dict, style: Optional[dict],
                   rng: np.random.Generator) -> np.ndarray:
     """Camera lighting, then the domain style (or the infrared sensor)."""
@@ -442,6 +576,10 @@ def _finish_image(img: np.ndarray, cam: dict, style: Optional[dict],
     if style is None:
         # Infrared sensor: gain only, soft optics, strong noise.
         blur, noise, lut = 0.9, 5.0, None
+        if cam.get('sharp'):
+            blur, noise = 0.5, 4.0
+        if cam.get('gap'):
+            x, blur = _thermal_optics(x, cam['gap'], blur)
     else:
         # Explicit products, not a matmul: BLAS may fuse multiply-adds
         # differently on different CPUs and break byte-identity.
@@ -462,6 +600,8 @@ def _finish_image(img: np.ndarray, cam: dict, style: Optional[dict],
     if sigma > 0.05:
         out = cv2.GaussianBlur(out, (0, 0), sigma)
     noisy = out + rng.normal(0, noise, out.shape).astype(np.float32)
+    if cam['infrared'] and cam.get('gap'):
+        noisy = _fixed_pattern(noisy, cam)
     out = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
     if cam['infrared']:
         out = out[..., 0]
@@ -482,7 +622,10 @@ def render_image(seed: int,
                  img_size: Sequence[int] = (128, 64),
                  style: Optional[dict] = None,
                  infrared: bool = False,
-                 kind: str = 'person') -> np.ndarray:
+                 kind: str = 'person',
+                 ir_mode: str = 'hard',
+                 ir_luminance: float = 0.0,
+                 ir_gap: float = 0.0) -> np.ndarray:
     """Render one image.
 
     Args:
@@ -498,6 +641,15 @@ def render_image(seed: int,
         kind (str): ``'person'``, ``'distractor'`` (a stray person, badly
             cropped) or ``'junk'`` (a false detection: background or a
             fragment of a body).
+        ir_mode (str): ``'hard'`` or ``'dye'``, see
+            :func:`identity_attributes`; ``'dye'`` also sharpens infrared
+            cameras. Visible images change too (the shape cues).
+        ir_luminance (float): ``'dye'`` only, see
+            :func:`identity_attributes`.
+        ir_gap (float): Infrared sensor differences that a per-modality
+            normalisation does not remove, 0 (none) to about 1: thermal
+            halo and softer optics, fixed-pattern noise per camera, warm
+            bright backgrounds. Visible images are unchanged.
 
     Returns:
         np.ndarray: RGB image of shape (H, W, 3), or (H, W) if infrared,
@@ -508,17 +660,23 @@ def render_image(seed: int,
     h, w = img_size
     tag = _IMAGE if kind == 'person' else _EXTRA
     rng = _rng(seed, tag, domain, pid, cam, index)
-    camera = _camera(seed, domain, cam, infrared)
+    if ir_gap < 0:
+        raise ValueError(f'ir_gap must be >= 0, got {ir_gap}')
+    if ir_mode != 'dye' and ir_luminance:
+        raise ValueError('ir_luminance needs ir_mode="dye"')
+    dye = dict(ir_mode=ir_mode, ir_luminance=ir_luminance)
+    camera = _camera(seed, domain, cam, infrared, ir_mode, ir_gap)
     img = _background(camera, rng, h, w)
     if kind == 'person':
-        ident = identity_attributes(seed, domain, pid)
+        ident = identity_attributes(seed, domain, pid, **dye)
     else:
         # A stranger: attributes from a stream no identity uses.
-        ident = identity_attributes(seed, domain + 1000, pid * 64 + index)
+        ident = identity_attributes(seed, domain + 1000, pid * 64 + index,
+                                    **dye)
     if rng.random() < camera['crowd']:
         # A passer-by behind, partly in the crop (a common ReID nuisance).
         other = identity_attributes(seed, domain + 2000,
-                                    (pid * 16 + cam) * 1024 + index)
+                                    (pid * 16 + cam) * 1024 + index, **dye)
         view = _view(camera, other, rng, h, w)
         view['cx'] += w * rng.choice([-1, 1]) * rng.uniform(0.45, 0.7)
         _draw_person(img, other, view, _colours(other, infrared))

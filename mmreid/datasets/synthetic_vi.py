@@ -1,13 +1,14 @@
 """The visible-infrared SynthReID variant as a dataset.
 
-Kept out of :mod:`.synthetic`, whose source is hashed into every generated
-folder's manifest: this class only parses, it decides no pixel.
+This class only parses (through :class:`SYSUMM01`) and checks the parsed
+splits against the generator's manifest; it decides no pixel.
 """
 import os.path as osp
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from mmreid.registry import DATASETS
-from .synthetic import SYNTHREID_PRESETS, generate_synthreid  # noqa: F401
+from .synthetic import SYNTHREID_PRESETS  # noqa: F401
+from .synthetic import check_parsed_counts, generate_synthreid
 from .sysu_mm01 import SYSUMM01
 
 
@@ -18,9 +19,11 @@ class SynthReIDVI(SYSUMM01):
     The tree has the exact SYSU-MM01 layout (cams 1, 2, 4, 5 visible; 3, 6
     infrared; ``exp/{train,val,test}_id.txt``) and is parsed by
     :class:`SYSUMM01`, so the SYSU-MM01 protocol (``SYSUMetric``) applies
-    unchanged. Identity cues shared by the two modalities are shape cues
-    (pattern, sleeves, accessories, proportions): infrared intensities are
-    drawn independently of the garment colours, as in real thermal images.
+    unchanged. With ``ir_mode='hard'`` (the default) the identity cues
+    shared by the two modalities are shape cues (pattern, sleeves,
+    accessories, proportions): infrared intensities are drawn independently
+    of the garment colours. ``ir_mode='dye'`` makes them follow the dyes
+    through a fixed mapping, with shape cues that survive 64x32 images.
 
     Args:
         data_root (str): Root of the generated data (``SYSU-MM01`` is
@@ -30,6 +33,11 @@ class SynthReIDVI(SYSUMM01):
         size (str): Preset, see :data:`SYNTHREID_PRESETS`.
         seed (int): Generation seed.
         img_size (Sequence[int]): ``(height, width)`` of the images.
+        ir_mode (str): ``'hard'`` (default, the first release) or
+            ``'dye'`` (learnable), see :func:`generate_synthreid`.
+        ir_luminance (float): ``'dye'`` only: weight of the luminance.
+        ir_gap (float): Sensor-like infrared differences, 0 to about 1.
+        num_workers (int): Processes that render the folder.
         overrides (dict, optional): Preset fields to override.
         **kwargs: See :class:`SYSUMM01`.
     """
@@ -41,21 +49,30 @@ class SynthReIDVI(SYSUMM01):
                  size: str = 'small',
                  seed: int = 0,
                  img_size: Sequence[int] = (128, 64),
+                 ir_mode: str = 'hard',
+                 ir_luminance: float = 0.0,
+                 ir_gap: float = 0.0,
+                 num_workers: int = 1,
                  overrides: Optional[dict] = None,
                  **kwargs) -> None:
         # The SYSU-MM01 parser checks its layout on construction, so the
         # (atomic, idempotent) generation runs first.
-        generate_synthreid(
+        self._manifest = generate_synthreid(
             data_root,
             size=size,
             modality='vi',
             seed=seed,
             img_size=tuple(img_size),
+            ir_mode=ir_mode,
+            ir_luminance=ir_luminance,
+            ir_gap=ir_gap,
+            num_workers=num_workers,
             **dict(overrides or {}))
         self.synth_root = data_root
         # The name is set before loading, so the summary table and the
         # records carry it.
         name = 'synthreid-vi' if split == 'train' else f'synthreid-vi-{mode}'
+        self._synth_name = name
         metainfo = dict(dataset_name=name)
         metainfo.update(kwargs.pop('metainfo', None) or {})
         super().__init__(
@@ -68,3 +85,28 @@ class SynthReIDVI(SYSUMM01):
     def published_counts(self) -> None:
         """Generated data: SYSU-MM01's published counts do not apply."""
         return None
+
+    def load_data_list(self) -> List[dict]:
+        data_list = super().load_data_list()
+        # Every image of the split's ids, per role, must be one the
+        # generator wrote: a deleted or stray image is an error.
+        images = self._manifest['counts']['SYSU-MM01']['images']
+        if self.split == 'train':
+            expected = dict(
+                train=sum(
+                    n for split in ('train', 'val')
+                    for n in images[split].values()))
+        else:
+            cams = dict(
+                query=self.INFRARED_CAMS, gallery=self.GALLERY_CAMS[self.mode])
+            expected = {
+                role: sum(images['test'].get(f'cam{c}', 0) for c in cams[role])
+                for role in ('query', 'gallery')
+            }
+        found = {
+            role: sum(r['role'] == role for r in data_list)
+            for role in expected
+        }
+        check_parsed_counts(self.synth_root, self._synth_name, self.split,
+                            found, expected)
+        return data_list

@@ -1,8 +1,17 @@
+import contextlib
 import hashlib
 import json
 import os
 import os.path as osp
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
 
 import cv2
 import numpy as np
@@ -285,13 +294,23 @@ def test_failure_leaves_nothing(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ['synth']
 
 
+@contextlib.contextmanager
+def no_locks(parent, base):
+    """A file system where ``flock`` is not available."""
+    yield False
+
+
 def test_concurrent_generation(tmp_path, monkeypatch):
-    """The process that renames second discards its copy without error."""
+    """The process that renames second discards its copy without error.
+
+    Only where locks are unavailable: otherwise the second process waits
+    (see ``test_one_process_renders_the_others_wait``).
+    """
     root = str(tmp_path / 'synth')
     real = synthetic._write_tree
     temps = []
 
-    def racing(folder, params):
+    def racing(folder, params, **kwargs):
         temps.append(folder)
         if len(temps) == 1:
             # Another rank finishes first, while this one is writing.
@@ -299,8 +318,9 @@ def test_concurrent_generation(tmp_path, monkeypatch):
             generate_synthreid(root, domains=1, size='tiny')
             winner = tree_digest(root)
             temps.append(winner)
-        return real(folder, params)
+        return real(folder, params, **kwargs)
 
+    monkeypatch.setattr(synthetic, '_generation_lock', no_locks)
     monkeypatch.setattr(synthetic, '_write_tree', racing)
     manifest = generate_synthreid(root, domains=1, size='tiny')
     assert temps[0] != root and osp.dirname(temps[0]) == str(tmp_path)
@@ -396,20 +416,259 @@ def test_infrared_is_not_grey_of_colour(tmp_path, monkeypatch):
     assert discordant_fraction(str(tmp_path / 'grey')) < 0.12
 
 
-def test_folder_from_other_generator_code_is_refused(tmp_path):
-    import json
+def test_editing_the_source_does_not_invalidate_folders(tmp_path, monkeypatch):
+    """A folder is identified by its format version, not a source hash."""
     root = str(tmp_path / 'synth')
-    manifest = generate_synthreid(root, size='tiny')
-    assert manifest['params']['code'] == synthetic.SOURCE_DIGEST
-    path = os.path.join(root, synthetic.MANIFEST)
+    first = generate_synthreid(root, domains=1, size='tiny')
+    # What an edited comment in synthetic.py did to the first release: a
+    # new source digest, and every cached folder was refused.
+    monkeypatch.setattr(synthetic, 'SOURCE_DIGEST', '0' * 16, raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert generate_synthreid(root, domains=1, size='tiny') == first
+
+
+def test_other_format_version_is_refused(tmp_path):
+    root = str(tmp_path / 'synth')
+    generate_synthreid(root, domains=1, size='tiny')
+    path = osp.join(root, synthetic.MANIFEST)
     with open(path) as f:
         on_disk = json.load(f)
-    # As if a development copy of the renderer had written the folder.
-    on_disk['params']['code'] = '0' * 16
+    on_disk['params']['version'] = synthetic.SYNTHREID_VERSION - 1
     with open(path, 'w') as f:
         json.dump(on_disk, f)
-    with pytest.raises(FileExistsError, match='code'):
-        generate_synthreid(root, size='tiny')
+    with pytest.raises(FileExistsError) as error:
+        generate_synthreid(root, domains=1, size='tiny')
+    message = str(error.value)
+    assert f'format version {synthetic.SYNTHREID_VERSION - 1}' in message
+    assert f'writes version {synthetic.SYNTHREID_VERSION}' in message
+    assert 'Delete' in message and root in message
+
+
+def test_canaries_are_rerendered_at_load(tmp_path, monkeypatch):
+    root = str(tmp_path / 'synth')
+    manifest = generate_synthreid(root, domains=2, size='tiny')
+    canaries = manifest['canaries']
+    assert 2 <= len(canaries) <= 3
+    assert manifest['renderer'] == dict(
+        numpy=np.__version__, opencv=cv2.__version__)
+    # The stored digest is the digest of the rendered pixels of that file:
+    # encoded, they give the file's bytes.
+    for canary in canaries:
+        img = synthetic._render_job(manifest['params'], canary)
+        assert synthetic._pixel_digest(img) == canary['sha256']
+        synthetic._write_image(str(tmp_path / 'again.jpg'), img)
+        with open(osp.join(root, canary['path']), 'rb') as f:
+            assert f.read() == (tmp_path / 'again.jpg').read_bytes()
+    assert {c['domain'] for c in canaries} == {0, 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        generate_synthreid(root, domains=2, size='tiny')
+    # Another numpy/OpenCV that draws one grey level differently.
+    real = synthetic.render_image
+
+    def drifted(*args, **kwargs):
+        img = real(*args, **kwargs)
+        img[0, 0] ^= 1
+        return img
+
+    monkeypatch.setattr(synthetic, 'render_image', drifted)
+    with pytest.warns(RuntimeWarning) as record:
+        assert generate_synthreid(root, domains=2, size='tiny') == manifest
+    message = str(record[0].message)
+    assert canaries[0]['path'] in message and root in message
+    assert f'numpy {np.__version__}' in message
+    assert f'OpenCV {cv2.__version__}' in message
+
+
+def remove_one(folder):
+    name = sorted(os.listdir(folder))[0]
+    os.remove(osp.join(folder, name))
+    return name
+
+
+def test_manifest_counts_are_compared_with_the_parsed_splits(tmp_path):
+    root = str(tmp_path / 'synth')
+    kwargs = dict(num_domains=2, size='tiny')
+    manifest = generate_synthreid(root, domains=2, size='tiny')
+    counts = manifest['counts']['d0']
+    assert counts['bounding_box_test']['junk'] == 2
+    assert counts['bounding_box_test']['distractors'] == 2
+    # A deleted query image.
+    num_query = counts['query']['images']
+    remove_one(osp.join(root, 'd0', 'query'))
+    with pytest.raises(RuntimeError) as error:
+        SynthReID(root, domain=0, split='test', **kwargs)
+    message = str(error.value)
+    assert "synthreid-d0 split 'test'" in message
+    assert f'query files: found {num_query - 1}, manifest lists ' \
+           f'{num_query}' in message
+    assert 'Delete' in message
+    # The training split of that domain is intact and loads.
+    assert len(SynthReID(root, domain=0, split='train', **kwargs)) == \
+        counts['bounding_box_train']['images']
+    # A stray image in another domain's training folder.
+    train = osp.join(root, 'd1', 'bounding_box_train')
+    name = sorted(os.listdir(train))[0]
+    num_train = len(os.listdir(train))
+    shutil.copy(
+        osp.join(train, name), osp.join(train, '0001_c1s1_000001_00.jpg'))
+    with pytest.raises(
+            RuntimeError,
+            match=f"split 'train'.*found "
+            f'{num_train + 1}, manifest lists {num_train}'):
+        SynthReID(root, domain=1, split='train', **kwargs)
+    # A stray junk image changes no record but is still caught.
+    gallery = osp.join(root, 'd1', 'bounding_box_test')
+    shutil.copy(
+        osp.join(train, name), osp.join(gallery, '-1_c1s1_000001_00.jpg'))
+    with pytest.raises(RuntimeError, match='bounding_box_test files'):
+        SynthReID(root, domain=1, split='test', **kwargs)
+
+
+def test_vi_counts_are_compared_with_the_parsed_splits(tmp_path):
+    from mmreid.datasets import SynthReIDVI
+    root = str(tmp_path / 'vi')
+    kwargs = dict(size='tiny', img_size=(32, 16))
+    test = SynthReIDVI(root, split='test', **kwargs)
+    manifest = generate_synthreid(
+        root, modality='vi', size='tiny', img_size=(32, 16))
+    images = manifest['counts']['SYSU-MM01']['images']
+    assert sum(r['role'] == 'query'
+               for r in map(test.get_data_info, range(len(test)))) == sum(
+                   images['test'].get(f'cam{c}', 0) for c in (3, 6))
+    with open(osp.join(root, 'SYSU-MM01', 'exp', 'test_id.txt')) as f:
+        pid = int(f.read().split(',')[0])
+    cams = [
+        c for c in ('cam3', 'cam6')
+        if osp.isdir(osp.join(root, 'SYSU-MM01', c, f'{pid:04d}'))
+    ]
+    remove_one(osp.join(root, 'SYSU-MM01', cams[0], f'{pid:04d}'))
+    with pytest.raises(RuntimeError, match="synthreid-vi-all split 'test'"):
+        SynthReIDVI(root, split='test', **kwargs)
+    SynthReIDVI(root, split='train', **kwargs)
+
+
+def test_progress_is_shown(tmp_path, capsys):
+    root = str(tmp_path / 'synth')
+    generate_synthreid(root, domains=1, size='tiny')
+    total = sum(c['images'] for c in json.load(
+        open(osp.join(root, 'synthreid.json')))['counts']['d0'].values())
+    out = capsys.readouterr().out
+    assert f'rendering {total} images' in out
+    assert f'SynthReID: {total}/{total} images' in out
+    # About ten lines, not one per image, in a log that is not a terminal.
+    assert out.count('images, ') <= 11
+    # A reused folder prints nothing.
+    generate_synthreid(root, domains=1, size='tiny')
+    assert capsys.readouterr().out == ''
+    generate_synthreid(str(tmp_path / 'quiet'), size='tiny', progress=False)
+    assert capsys.readouterr().out == ''
+
+
+def temp_folders(parent):
+    return sorted(n for n in os.listdir(parent) if '.tmp-' in n)
+
+
+def dead_pid():
+    proc = subprocess.run(
+        [sys.executable, '-c', 'import os;print(os.getpid())'],
+        capture_output=True,
+        text=True,
+        check=True)
+    return int(proc.stdout)
+
+
+def test_stale_temporary_folders_are_removed(tmp_path):
+    host = socket.gethostname()
+    dead = dead_pid()
+    stale = [
+        f'.synth.tmp-{host}-{dead}-{"a" * 32}',
+        f'.synth.tmp-{dead}-{"b" * 32}',  # named by the first release
+        f'.synth.tmp-other-host-{os.getpid()}-{"c" * 32}',
+    ]
+    # Being written by a live process of this host: kept.
+    live = f'.synth.tmp-{host}-{os.getpid()}-{"d" * 32}'
+    unrelated = [f'.other.tmp-{host}-{dead}-{"e" * 32}', 'notes']
+    for name in stale + [live] + unrelated:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'x.jpg').write_bytes(b'x')
+    generate_synthreid(str(tmp_path / 'synth'), domains=1, size='tiny')
+    assert temp_folders(tmp_path) == sorted([live, unrelated[0]])
+    assert sorted(os.listdir(tmp_path)) == sorted([live, 'synth'] + unrelated)
+
+
+KILLED_GENERATION = """
+import sys, time
+from mmreid.datasets import synthetic
+real = synthetic._write_image
+def slow(path, img):
+    real(path, img)
+    time.sleep(0.05)
+synthetic._write_image = slow
+synthetic.generate_synthreid(sys.argv[1], domains=1, size='tiny')
+"""
+
+
+def test_generation_killed_by_sigkill_is_cleaned_up(tmp_path):
+    root = tmp_path / 'synth'
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen(
+        [sys.executable, '-c', KILLED_GENERATION,
+         str(root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            temps = temp_folders(tmp_path)
+            if temps and any(files
+                             for _, _, files in os.walk(tmp_path / temps[0])):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    (temp, ) = temp_folders(tmp_path)
+    assert not root.exists()
+    manifest = generate_synthreid(str(root), domains=1, size='tiny')
+    assert temp_folders(tmp_path) == []
+    # Nothing else is left next to it either (the lock file is removed).
+    assert os.listdir(tmp_path) == ['synth']
+    assert manifest['params']['domains'] == 1
+
+
+def test_one_process_renders_the_others_wait(tmp_path, monkeypatch):
+    """Ranks that generate the same folder at once: one renders."""
+    root = str(tmp_path / 'synth')
+    real = synthetic._write_tree
+    rendered = []
+
+    def slow(folder, params, **kwargs):
+        rendered.append(folder)
+        time.sleep(0.5)  # the others arrive while this one writes
+        return real(folder, params, **kwargs)
+
+    monkeypatch.setattr(synthetic, '_write_tree', slow)
+    results, errors = [], []
+
+    def rank():
+        try:
+            results.append(generate_synthreid(root, domains=1, size='tiny'))
+        except Exception as error:  # pragma: no cover
+            errors.append(error)
+
+    threads = [threading.Thread(target=rank) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(rendered) == 1
+    assert len(results) == 3 and results[1] == results[0] == results[2]
+    assert os.listdir(tmp_path) == ['synth']
 
 
 def test_synthreid_vi_generates_on_first_use_and_parses_as_sysu(tmp_path):
@@ -428,3 +687,233 @@ def test_synthreid_vi_generates_on_first_use_and_parses_as_sysu(tmp_path):
     assert roles == {'query', 'gallery'}
     assert train.metainfo['dataset_name'] == 'synthreid-vi'
     assert test.metainfo['dataset_name'] == 'synthreid-vi-all'
+
+
+# ---------------------------------------------------------------------------
+# SynthReID v2 options (issue 16): all opt-in, defaults unchanged
+# ---------------------------------------------------------------------------
+def ir_pairs(mode, num=300, **kwargs):
+    """(visible luminance, infrared) of the upper garment of many ids."""
+    lum, ir = [], []
+    for pid in range(1, num + 1):
+        attrs = identity_attributes(0, 0, pid, ir_mode=mode, **kwargs)
+        r, g, b = attrs['colour']['upper']
+        lum.append(0.299 * r + 0.587 * g + 0.114 * b)
+        ir.append(attrs['ir']['upper'])
+    return np.array(lum), np.array(ir), [
+        identity_attributes(0, 0, pid, ir_mode=mode, **kwargs)
+        for pid in range(1, num + 1)
+    ]
+
+
+def test_dye_mode_infrared_follows_the_dye():
+    # Identities whose garments have nearly the same colour (the same dye,
+    # jittered) have nearly the same infrared intensity in 'dye' mode, and
+    # unrelated ones in 'hard' mode.
+    def spread(mode, **kwargs):
+        _, ir, attrs = ir_pairs(mode, **kwargs)
+        colour = np.array([a['colour']['upper'] for a in attrs])
+        i, j = np.triu_indices(len(attrs), 1)
+        alike = np.abs(colour[i] - colour[j]).max(1) <= 8
+        assert alike.sum() > 100
+        return np.abs(ir[i] - ir[j])[alike]
+
+    assert np.percentile(spread('dye'), 95) <= 16
+    assert np.percentile(spread('hard'), 50) > 30
+
+    # Not the grey image: the order of intensities does not follow the
+    # luminance (alike or inverted dyes) unless ir_luminance says so.
+    def discordant(**kwargs):
+        lum, ir, _ = ir_pairs('dye', **kwargs)
+        i, j = np.triu_indices(len(lum), 1)
+        strong = (np.abs(lum[i] - lum[j]) > 30) & (np.abs(ir[i] - ir[j]) > 30)
+        return np.mean(
+            np.sign(lum[i] - lum[j])[strong] != np.sign(ir[i] - ir[j])[strong])
+
+    assert discordant() > 0.2
+    assert discordant(ir_luminance=1.0) < 0.02
+    # One mapping per dataset seed: another seed maps the dyes anew.
+    assert not np.allclose(
+        synthetic_render.infrared_response(0)['palette'],
+        synthetic_render.infrared_response(1)['palette'])
+
+
+def test_dye_mode_shape_cues_survive_small_images():
+    hard = [identity_attributes(0, 0, pid) for pid in range(1, 200)]
+    dye = [identity_attributes(0, 0, pid, 'dye') for pid in range(1, 200)]
+    # Same clothes, accessories and build in both modes.
+    for a, b in zip(hard, dye):
+        assert a['colour'] == b['colour'] and a['pattern'] == b['pattern']
+        assert a['height'] == b['height'] and a['bag'] == b['bag']
+    assert max(a['period'] for a in hard) < 0.08
+    assert min(b['period'] for b in dye) >= 0.1
+    # A print shows from the back in 'dye' mode only.
+    pid = next(p for p, a in enumerate(dye, 1) if a['pattern'] == 'logo')
+    for mode, shows in (('hard', False), ('dye', True)):
+        ident = identity_attributes(0, 0, pid, mode)
+        plain = dict(ident, pattern='plain')
+        view = dict(
+            hp=110.0,
+            cx=32.0,
+            top=8.0,
+            shear=0.0,
+            mirror=1,
+            facing='back',
+            spread=0.05,
+            swing=0.0)
+        imgs = []
+        for attrs in (ident, plain):
+            img = np.zeros((128, 64, 3), np.uint8)
+            synthetic_render._draw_person(img, attrs, view, attrs['colour'])
+            imgs.append(img)
+        assert (not np.array_equal(*imgs)) == shows, mode
+    # Infrared cameras are sharper in 'dye' mode.
+    for cam in (3, 6):
+        for d in range(5):
+            hard_cam = synthetic_render._camera(0, d, cam, True)
+            dye_cam = synthetic_render._camera(0, d, cam, True, 'dye')
+            assert dye_cam['lowres'] <= 1.5
+            assert dye_cam['lowres'] - 1 == pytest.approx(
+                (hard_cam['lowres'] - 1) / 4)
+
+
+def test_ir_options_keep_the_defaults_and_validate(tmp_path):
+    style = get_domain_styles(1, 0)[0]
+    for infrared in (False, True):
+        args = (0, 0, 17, 3, 1, (64, 32), style, infrared)
+        default = render_image(*args)
+        np.testing.assert_array_equal(
+            render_image(*args, ir_mode='hard', ir_gap=0.0), default)
+        assert not np.array_equal(render_image(*args, ir_mode='dye'), default)
+    # ir_gap changes infrared images only.
+    args = (0, 0, 17, 2, 1, (64, 32), style, False)
+    np.testing.assert_array_equal(
+        render_image(*args, ir_gap=1.0), render_image(*args))
+    root = str(tmp_path / 'vi')
+    manifest = generate_synthreid(
+        root, modality='vi', size='tiny', img_size=(32, 16))
+    # Options at their defaults are not recorded: folders written before
+    # they existed keep loading.
+    assert not set(synthetic.SYNTHREID_OPTIONS) & set(manifest['params'])
+    with pytest.raises(FileExistsError, match="ir_mode: None on disk, 'dye'"):
+        generate_synthreid(
+            root, modality='vi', size='tiny', img_size=(32, 16), ir_mode='dye')
+    with pytest.raises(ValueError, match='ir_mode must be one of'):
+        generate_synthreid(root, modality='vi', size='tiny', ir_mode='soft')
+    with pytest.raises(ValueError, match='ir_luminance needs'):
+        generate_synthreid(root, modality='vi', size='tiny', ir_luminance=0.5)
+    with pytest.raises(ValueError, match='need modality="vi"'):
+        generate_synthreid(root, size='tiny', ir_gap=0.5)
+    with pytest.raises(ValueError, match='ir_gap must be >= 0'):
+        generate_synthreid(root, modality='vi', size='tiny', ir_gap=-1)
+    with pytest.raises(ValueError, match='style_control needs'):
+        generate_synthreid(
+            root, modality='vi', size='tiny', style_control=True)
+
+
+def test_ir_gap_adds_sensor_differences():
+    size = (128, 64)
+
+    def ir(cam, index, gap):
+        return render_image(
+            0,
+            0,
+            40 + index,
+            cam,
+            index,
+            size,
+            None,
+            True,
+            ir_mode='dye',
+            ir_gap=gap).astype(np.float64)
+
+    # Warm bright backgrounds: the top rows (the wall) are brighter.
+    for cam in (3, 6):
+        for index in range(3):
+            assert ir(cam, index, 1.0)[:8].mean() > \
+                ir(cam, index, 0.0)[:8].mean() + 30
+    # Fixed-pattern noise: the column pattern that the gap adds is shared
+    # by the images of one camera, not by those of another camera.
+    def columns(cam, index):
+        diff = ir(cam, index, 1.0) - ir(cam, index, 0.0)
+        profile = diff.mean(0)
+        return profile - np.convolve(profile, np.ones(9) / 9, 'same')
+
+    same = np.corrcoef(columns(3, 0), columns(3, 1))[0, 1]
+    other = np.corrcoef(columns(3, 0), columns(6, 0))[0, 1]
+    assert same > 0.8 and abs(other) < 0.5
+
+
+def test_style_only_control(tmp_path):
+    root = str(tmp_path / 'synth')
+    kwargs = dict(num_domains=2, size='tiny', style_control=True)
+    control = SynthReID(root, domain='d1-d0style', split='test', **kwargs)
+    target = SynthReID(root, domain='d1', split='test', **kwargs)
+    seen = SynthReID(root, domain='d0', split='test', **kwargs)
+
+    def keys(ds):
+        return [(osp.basename(r['img_path']), r['pid'], r['camid'], r['role'])
+                for r in map(ds.get_data_info, range(len(ds)))]
+
+    # The target's identities, cameras and files, in a seen style.
+    assert keys(control) == keys(target)
+    assert control.dataset_name == 'synthreid-d1-d0style'
+    assert control.metainfo['domain_style'] == seen.metainfo['domain_style']
+    assert target.metainfo['domain_style'] == 'unseen'
+    manifest = generate_synthreid(
+        root, domains=2, size='tiny', style_control=True)
+    styles = get_domain_styles(2, 0)
+    name = osp.basename(control.get_data_info(0)['img_path'])
+    pid, cam = int(name[:4]), int(name[6])
+    job = next(
+        j for j in synthetic._plan_jobs(manifest['params'])[0]
+        if j['path'] == f'd1-d0style/query/{name}')
+    img = render_image(0, 1, pid, cam, job['index'], (128, 64), styles[0])
+    synthetic._write_image(str(tmp_path / 'expected.jpg'), img)
+    assert (tmp_path / 'expected.jpg').read_bytes() == open(
+        control.get_data_info(0)['img_path'], 'rb').read()
+    # The same scene as the target's file, in another style.
+    other = cv2.imread(target.get_data_info(0)['img_path'])
+    assert not np.array_equal(other,
+                              cv2.imread(control.get_data_info(0)['img_path']))
+    reverse = SynthReID(root, domain='d0-d1style', split='test', **kwargs)
+    assert keys(reverse) == keys(seen)
+    assert reverse.metainfo['domain_style'] == 'unseen'
+    with pytest.raises(ValueError, match='test split only'):
+        SynthReID(root, domain='d1-d0style', split='train', **kwargs)
+    with pytest.raises(ValueError, match='style_control=True'):
+        SynthReID(
+            root,
+            domain='d1-d0style',
+            split='test',
+            num_domains=2,
+            size='tiny')
+
+
+def test_per_domain_test_sizes(tmp_path):
+    root = str(tmp_path / 'synth')
+    manifest = generate_synthreid(
+        root, domains=3, size='tiny', num_ids_test=[5, 1, 2])
+    for name, num in (('d0', 5), ('d1', 1), ('d2', 2)):
+        counts = manifest['counts'][name]
+        assert counts['query']['ids'] == num
+        assert SynthReID(root, domain=name, split='test', num_domains=3,
+                         size='tiny', num_ids_test=[5, 1, 2]).num_pids == \
+            num + 1  # and the distractors' pid 0
+    with pytest.raises(ValueError, match='lists 2 counts for 3 domains'):
+        generate_synthreid(
+            str(tmp_path / 'x'), domains=3, size='tiny', num_ids_test=[5, 1])
+    with pytest.raises(TypeError, match='only num_ids_test'):
+        generate_synthreid(
+            str(tmp_path / 'x'),
+            domains=3,
+            size='tiny',
+            num_ids_train=[5, 1, 2])
+
+
+def test_worker_processes_write_the_same_files(tmp_path):
+    kwargs = dict(domains=2, size='tiny', img_size=(32, 16))
+    one = generate_synthreid(str(tmp_path / 'one'), **kwargs)
+    two = generate_synthreid(str(tmp_path / 'two'), num_workers=2, **kwargs)
+    assert one == two
+    assert tree_digest(tmp_path / 'one') == tree_digest(tmp_path / 'two')

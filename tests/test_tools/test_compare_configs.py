@@ -1,6 +1,9 @@
 import importlib.util
 import json
 import os.path as osp
+import sys
+
+import pytest
 
 from .conftest import REPO
 
@@ -20,9 +23,16 @@ def test_reads_the_last_validation_of_the_latest_run(tmp_path):
         folder.mkdir(parents=True)
         records = [
             dict(loss=1.0, epoch=1),
-            {'reid/R1': r1 - 5, 'reid/mAP': 1.0},
+            {
+                'reid/R1': r1 - 5,
+                'reid/mAP': 1.0
+            },
             dict(loss=0.5, epoch=2),
-            {'reid/R1': r1, 'reid/mAP': 2.0, 'reid/num_query': 7},
+            {
+                'reid/R1': r1,
+                'reid/mAP': 2.0,
+                'reid/num_query': 7
+            },
         ]
         (folder / 'scalars.json').write_text('\n'.join(
             json.dumps(r) for r in records))
@@ -31,3 +41,59 @@ def test_reads_the_last_validation_of_the_latest_run(tmp_path):
     assert tool.pick(metrics, 'mAP') == 2.0
     assert tool.pick(metrics, 'mINP') is None
     assert tool.last_validation(str(tmp_path / 'missing')) == {}
+
+
+def test_t_quantiles_match_the_tables():
+    tool = load_tool()
+    # Textbook two-sided 95 % values of Student's t.
+    for df, value in ((1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228),
+                      (30, 2.042), (40, 2.021), (60, 2.000), (120, 1.980)):
+        assert abs(tool.t975(df) - value) < 1.5e-3, df
+
+
+def test_paired_interval_from_the_definition():
+    tool = load_tool()
+    base, other = [10.0, 12.0, 11.0], [13.0, 14.0, 15.0]
+    # Differences 3, 2, 4: mean 3, sample variance ((0 + 1 + 1) / 2) = 1,
+    # half width t(0.975; 2) * 1 / sqrt(3).
+    mean, low, high = tool.paired_interval(base, other)
+    half = 4.303 / 3**0.5
+    assert mean == 3.0
+    assert abs(low - (3 - half)) < 1e-9 and abs(high - (3 + half)) < 1e-9
+    # Pairing matters: the same values with the seeds shuffled differ.
+    assert tool.paired_interval(base, [15.0, 14.0, 13.0])[2] - \
+        tool.paired_interval(base, [15.0, 14.0, 13.0])[1] > high - low
+    with pytest.raises(ValueError, match='two seeds'):
+        tool.paired_interval([1.0], [2.0])
+
+
+def write_run(work_dir, metrics):
+    folder = work_dir / '20260101_000000' / 'vis_data'
+    folder.mkdir(parents=True)
+    (folder / 'scalars.json').write_text(json.dumps(metrics) + '\n')
+
+
+def test_baseline_table_with_targets(tmp_path, monkeypatch, capsys):
+    tool = load_tool()
+    for seed, (a, b) in enumerate(((10.0, 13.0), (12.0, 14.0), (11.0, 15.0))):
+        write_run(tmp_path / f'base_seed{seed}', {
+            'd3/R1': a,
+            'd0/R1': 50.0,
+            'd3/mAP': 1.0
+        })
+        write_run(tmp_path / f'new_seed{seed}', {
+            'd3/R1': b,
+            'd0/R1': 50.0 + seed,
+            'd3/mAP': 1.0
+        })
+    monkeypatch.setattr(sys, 'argv', [
+        'compare_configs.py', 'new.py', '--baseline', 'base.py', '--seeds',
+        '0', '1', '2', '--work-dir',
+        str(tmp_path), '--metrics', 'R1', 'mAP', '--target', 'd3'
+    ])
+    tool.main()
+    out = capsys.readouterr().out
+    assert '| base.py | 11.0 ± 0.8 | 1.0 ± 0.0 |' in out
+    assert '| config - base.py | ΔR1 [95 % CI] | ΔmAP [95 % CI] | seeds |' \
+        in out
+    assert '| new.py | +3.0 [+0.5, +5.5] | +0.0 [+0.0, +0.0] | 3 |' in out

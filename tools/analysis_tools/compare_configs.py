@@ -13,6 +13,18 @@ population std over seeds, and each run's values::
 
 A run whose work dir already holds results is not trained again, so an
 interrupted comparison resumes where it stopped.
+
+``--baseline CONFIG`` adds a second table: for every other config and
+metric, the mean over seeds of the paired difference (config - baseline,
+same seed) with its 95 % Student-t interval, so "A beats B" comes with an
+error bar (it needs two seeds at least; the seed pairs the runs' random
+initialisation and sampling, not their data). ``--target NAME`` reads a
+multi-target run's ``NAME/<metric>`` keys (e.g. ``d3``, ``d3-d0style``)::
+
+    python tools/analysis_tools/compare_configs.py \
+        configs/snr/baseline_r18_synthreid.py \
+        configs/snr/snr_r18_synthreid.py \
+        --baseline configs/snr/baseline_r18_synthreid.py --seeds 0 1 2
 """
 import argparse
 import glob
@@ -22,9 +34,49 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+from typing import Optional, Sequence, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METRICS = ('R1', 'R5', 'mAP', 'mINP')
+#: Two-sided 95 % quantiles of Student's t, t(0.975; df) for df = 1..30.
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+        2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+        2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f'need df >= 1, got {df}')
+    if df <= len(T975):
+        return T975[df - 1]
+    # Cornish-Fisher expansion around the normal quantile (error < 1e-3
+    # beyond df = 30).
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 *
+                                                                         df**2)
+
+
+def paired_interval(base: Sequence[float],
+                    other: Sequence[float]) -> Tuple[float, float, float]:
+    """Mean paired difference ``other - base`` and its 95 % t-interval.
+
+    Args:
+        base (Sequence[float]): The baseline's value per seed.
+        other (Sequence[float]): The other config's value for the same
+            seeds, in the same order.
+
+    Returns:
+        tuple[float, float, float]: mean difference, lower and upper bound.
+    """
+    if len(base) != len(other):
+        raise ValueError(f'{len(base)} baseline values, {len(other)} others')
+    if len(base) < 2:
+        raise ValueError('a paired interval needs two seeds at least')
+    diffs = [b - a for a, b in zip(base, other)]
+    mean = statistics.fmean(diffs)
+    half = t975(len(diffs) - 1) * statistics.stdev(diffs) / len(diffs)**0.5
+    return mean, mean - half, mean + half
 
 
 def parse_args():
@@ -38,6 +90,14 @@ def parse_args():
         default=list(METRICS),
         help='metric names without prefix')
     parser.add_argument('--out', help='also write the Markdown table here')
+    parser.add_argument(
+        '--baseline',
+        help='config to compare the others with: paired per-seed '
+        'differences with 95 %% intervals')
+    parser.add_argument(
+        '--target',
+        help='multi-target runs: read the metrics of this target '
+        '(its prefix, e.g. d3)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -82,16 +142,51 @@ def run(config: str, seed: int, args) -> dict:
     return metrics
 
 
-def pick(metrics: dict, name: str):
-    """The value of ``<prefix>/<name>`` (the single-target key)."""
+def pick(metrics: dict, name: str, target: Optional[str] = None):
+    """The value of ``<prefix>/<name>`` (the single-target key), or of
+    ``<target>/<name>`` when a target is given."""
+    if target is not None:
+        return metrics.get(f'{target}/{name}')
     for key, value in metrics.items():
         if key.split('/')[-1] == name and key.count('/') == 1:
             return value
     return None
 
 
+def paired_table(rows: list, baseline: str, args) -> str:
+    """Markdown table of paired differences against ``baseline``."""
+    runs_of = dict(rows)
+    base = runs_of[baseline]
+    header = f'| config - {osp.basename(baseline)} | ' + ' | '.join(
+        f'Δ{m} [95 % CI]' for m in args.metrics) + ' | seeds |'
+    lines = [header, '|---' * (len(args.metrics) + 2) + '|']
+    for config, runs in rows:
+        if config == baseline:
+            continue
+        cells, used = [], 0
+        for metric in args.metrics:
+            pairs = [(pick(base[s], metric,
+                           args.target), pick(runs[s], metric, args.target))
+                     for s in args.seeds]
+            pairs = [(a, b) for a, b in pairs
+                     if a is not None and b is not None]
+            if len(pairs) < 2:
+                cells.append('-')
+                continue
+            used = max(used, len(pairs))
+            mean, low, high = paired_interval(*zip(*pairs))
+            cells.append(f'{mean:+.1f} [{low:+.1f}, {high:+.1f}]')
+        lines.append(f'| {osp.basename(config)} | ' + ' | '.join(cells) +
+                     f' | {used} |')
+    return '\n'.join(lines)
+
+
 def main():
     args = parse_args()
+    if args.baseline and args.baseline not in args.configs:
+        args.configs.insert(0, args.baseline)
+    if args.baseline and len(args.seeds) < 2:
+        raise SystemExit('--baseline needs two seeds at least')
     rows = []
     for config in args.configs:
         runs = {seed: run(config, seed, args) for seed in args.seeds}
@@ -105,7 +200,7 @@ def main():
         cells = []
         per_seed = []
         for metric in args.metrics:
-            values = [pick(runs[s], metric) for s in args.seeds]
+            values = [pick(runs[s], metric, args.target) for s in args.seeds]
             values = [v for v in values if v is not None]
             if not values:
                 cells.append('-')
@@ -113,12 +208,16 @@ def main():
             cells.append(f'{statistics.fmean(values):.1f} ± '
                          f'{statistics.pstdev(values):.1f}')
         for seed in args.seeds:
-            per_seed.append('/'.join(f'{pick(runs[seed], m):.1f}'
-                                     for m in args.metrics[:2]
-                                     if pick(runs[seed], m) is not None))
+            values = [
+                pick(runs[seed], m, args.target) for m in args.metrics[:2]
+            ]
+            per_seed.append('/'.join(f'{v:.1f}' for v in values
+                                     if v is not None))
         lines.append(f'| {osp.basename(config)} | ' + ' | '.join(cells) +
                      f' | {"; ".join(per_seed)} |')
     table = '\n'.join(lines)
+    if args.baseline:
+        table += '\n\n' + paired_table(rows, args.baseline, args)
     print(table)
     if args.out:
         with open(args.out, 'w') as f:
