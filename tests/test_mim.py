@@ -77,6 +77,9 @@ def test_mim_search_lists_every_model(tmp_path):
     found = set(re.findall(r'^config id: (\S+)$', out, re.M))
     expected = set(list_models(index_file=osp.join(REPO, 'model-index.yml')))
     assert found == expected
+    # Each number says where it comes from (paper or measured here).
+    assert re.search(r'^results_source +measured here', out, re.M), out
+    assert re.search(r'^results_source +paper', out, re.M), out
 
 
 def test_mim_finds_configs_and_tools_by_name(tmp_path):
