@@ -88,6 +88,8 @@ case "$job" in
     demo)
         ensure_installed
         cd "$ROOT"
+        echo "quickstart: python is $VENV/bin/python; for the README's" \
+            "other commands: source $VENV/bin/activate" >&2
         exec "$VENV/bin/python" tools/train.py \
             configs/snr/snr_r18_synthreid.py \
             --work-dir work_dirs/quickstart "$@"
