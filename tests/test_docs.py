@@ -153,8 +153,7 @@ def world(tmp_path_factory):
     bin_dir = root / '.bin'
     bin_dir.mkdir()
     # A script, not a link: a venv's python finds its pyvenv.cfg by path.
-    (bin_dir / 'python').write_text(
-        f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (bin_dir / 'python').write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     (bin_dir / 'python').chmod(0o755)
     return dict(root=root, tiny_bot_config=str(tiny), bin=str(bin_dir))
 
@@ -221,10 +220,10 @@ def test_customize_md(world, monkeypatch):
     # The custom loss is what the head optimises: the merged config has it
     # without the base's margin.
     dumped = sorted(
-        (world['root'] / 'work_dirs' / 'bot_r50_center_market1501').glob(
-            '*/vis_data/config.py')) or sorted(
-                (world['root'] / 'work_dirs' /
-                 'bot_r50_center_market1501').glob('*.py'))
+        (world['root'] / 'work_dirs' /
+         'bot_r50_center_market1501').glob('*/vis_data/config.py')) or sorted(
+             (world['root'] / 'work_dirs' /
+              'bot_r50_center_market1501').glob('*.py'))
     assert dumped, 'the training run dumped no config'
     config_text = dumped[-1].read_text()
     assert "loss_triplet=dict(type='CenterTripletLoss')" in config_text

@@ -85,13 +85,12 @@ def test_mim_search_lists_every_model(tmp_path):
 def test_mim_finds_configs_and_tools_by_name(tmp_path):
     """``mim train/test mmreid NAME.py`` search the installed package for
     the config's file name; ``mim run mmreid SCRIPT`` its tools."""
-    script = (
-        'from mim.utils import get_installed_path, recursively_find\n'
-        'root = get_installed_path("mmreid")\n'
-        'print(*recursively_find(root, "snr_r18_synthreid.py", '
-        'followlinks=True), sep="\\n")\n'
-        'print(*recursively_find(root, "print_config.py", '
-        'followlinks=True), sep="\\n")\n')
+    script = ('from mim.utils import get_installed_path, recursively_find\n'
+              'root = get_installed_path("mmreid")\n'
+              'print(*recursively_find(root, "snr_r18_synthreid.py", '
+              'followlinks=True), sep="\\n")\n'
+              'print(*recursively_find(root, "print_config.py", '
+              'followlinks=True), sep="\\n")\n')
     found = run_python(tmp_path, '-W', 'ignore', '-c', script).split()
     configs = [p for p in found if p.endswith('snr_r18_synthreid.py')]
     tools = [p for p in found if p.endswith('print_config.py')]

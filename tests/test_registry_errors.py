@@ -145,6 +145,6 @@ def test_runner_dataset_key_path(tmp_path):
     runner = Runner.from_cfg(cfg)
     with pytest.raises(UnknownTypeError) as info:
         runner.train()
-    assert str(info.value).startswith(
-        "train_dataloader.dataset.type='SynthReId'")
+    assert str(
+        info.value).startswith("train_dataloader.dataset.type='SynthReId'")
     assert "Did you mean 'SynthReID'" in str(info.value)

@@ -38,8 +38,7 @@ from mmreid.apis import extract_features, init_model, list_images
 from mmreid.apis import parse_market_name
 from mmreid.registry import DATASETS
 
-INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role',
-                 'dataset')
+INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -164,19 +163,20 @@ def extract(model, records: List[dict], batch_size: int) -> torch.Tensor:
     feats = []
     for start in range(0, len(records), batch_size):
         batch = records[start:start + batch_size]
+        modality = modalities[start:start + len(batch)] \
+            if use_modality else None
         feats.append(
             extract_features(
                 model, [r['path'] for r in batch],
                 batch_size=batch_size,
-                modality=modalities[start:start + len(batch)]
-                if use_modality else None))
+                modality=modality))
         bar.update(len(batch))
     sys.stderr.write('\n')
     return torch.cat(feats)
 
 
-def write(out_dir: str, feats: torch.Tensor, records: List[dict],
-          fmt: str, meta: dict) -> str:
+def write(out_dir: str, feats: torch.Tensor, records: List[dict], fmt: str,
+          meta: dict) -> str:
     """Write features, index.csv and meta.json; returns the feature file."""
     os.makedirs(out_dir, exist_ok=True)
     feats = feats.float().contiguous()
@@ -216,8 +216,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         cfg_options=args.cfg_options)
     if args.split is not None:
         records = split_records(model.cfg, args.split)
-        source = dict(split=args.split, labels='dataset records (camid '
-                      '0-based)')
+        source = dict(
+            split=args.split, labels='dataset records (camid 0-based)')
     else:
         records = image_records(args.images, args.modality)
         source = dict(

@@ -227,8 +227,7 @@ def _score(wanted: str, name: str) -> float:
     if wanted == name:
         return 1.0
     ratio = difflib.SequenceMatcher(None, wanted, name).ratio()
-    if min(len(wanted), len(name)) >= 4 and (wanted in name
-                                             or name in wanted):
+    if min(len(wanted), len(name)) >= 4 and (wanted in name or name in wanted):
         ratio = max(ratio, 0.8)
     return ratio
 
@@ -305,9 +304,9 @@ def unknown_type_message(obj_type: str, registry, stack: Sequence) -> str:
     lines = [f'{where} is not registered in {searched}.']
     near = suggestions(obj_type, registry)
     if near:
-        lines.append('Did you mean ' + (' or '.join(near) if len(near) < 3
-                                        else ', '.join(near[:-1]) + ' or ' +
-                                        near[-1]) + '?')
+        listed = ', '.join(near[:-1]) + ' or ' + near[-1] \
+            if len(near) > 1 else near[0]
+        lines.append(f'Did you mean {listed}?')
         if any('.' in n.split(' ')[0] for n in near):
             lines.append('A name of another scope is written with its '
                          'prefix, as above.')

@@ -34,9 +34,8 @@ def test_names_equal_the_explicit_configs(data_root):
     assert len(short) > 4  # both sources are there
     assert records(short) == records(explicit)
     assert short.num_pids == explicit.num_pids
-    assert [s['name'] for s in short.metainfo['sources']] == [
-        s['name'] for s in explicit.metainfo['sources']
-    ]
+    assert [s['name'] for s in short.metainfo['sources']
+            ] == [s['name'] for s in explicit.metainfo['sources']]
 
 
 def test_combine_all_by_name(data_root):
@@ -84,13 +83,13 @@ def test_train_only_sources_are_used_whole(data_root):
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    (dict(sources=['Market'],), "'Market' has no standard folder"),
-    (dict(sources=['Market1501'], combine_all=['MSMT17']),
-     "'MSMT17', which is not in sources"),
+    (dict(sources=['Market'], ), "'Market' has no standard folder"),
+    (dict(sources=['Market1501'],
+          combine_all=['MSMT17']), "'MSMT17', which is not in sources"),
     (dict(sources=['Market1501'], datasets=[dict(type='Market1501')]),
      'datasets or sources, not both'),
-    (dict(datasets=[dict(type='Market1501')], combine_all=True),
-     'combine_all goes with sources'),
+    (dict(datasets=[dict(type='Market1501')],
+          combine_all=True), 'combine_all goes with sources'),
     (dict(sources=[3]), 'expected a dataset name or a config dict'),
 ])
 def test_errors(kwargs, message):

@@ -104,8 +104,8 @@ def test_split_features_and_index(tool, setup):
     assert [int(r['row']) for r in rows] == list(range(len(infos)))
     # The same numbers as the API in one batch (eval mode: batch-size
     # independent).
-    expected = extract_features(model, [i['img_path'] for i in infos],
-                                batch_size=len(infos))
+    expected = extract_features(
+        model, [i['img_path'] for i in infos], batch_size=len(infos))
     np.testing.assert_allclose(feats, expected.numpy(), rtol=1e-5, atol=1e-5)
     meta = json.load(open(osp.join(out, 'meta.json')))
     assert meta['num_images'] == len(infos) and meta['feature_dim'] == 64
