@@ -91,7 +91,10 @@ def with_suggestions(build_func: Callable) -> Callable:
             raise
         except KeyError:
             registry, default_args = _registry_arg(args, kwargs)
-            unknown = _unknown_type(cfg, registry, default_args)
+            try:
+                unknown = _unknown_type(cfg, registry, default_args)
+            except Exception:  # never hide the original error
+                unknown = None
             if unknown is None:
                 raise  # some other KeyError, or one from a deeper build
             obj_type, searched = unknown
