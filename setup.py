@@ -3,6 +3,10 @@
 ``pip install -e .`` links (and ``pip install .`` copies) ``configs/``,
 ``tools/`` and ``model-index.yml`` into ``mmreid/.mim`` so that ``mim`` and
 :func:`mmreid.apis.get_model` find them in an installed package.
+
+An editable (PEP 660) install puts no ``mmreid`` folder into site-packages,
+only the metadata and an import hook, so ``mim`` would not find
+``<site-packages>/mmreid/.mim``: see :class:`EditableWheelWithMim`.
 """
 import os
 import os.path as osp
@@ -12,6 +16,11 @@ import sys
 from importlib import metadata
 
 from setuptools import find_packages, setup
+
+try:  # setuptools >= 64 builds editable installs as PEP 660 wheels
+    from setuptools.command.editable_wheel import editable_wheel
+except ImportError:  # older setuptools: `setup.py develop`, an egg-link
+    editable_wheel = None
 
 HERE = osp.dirname(osp.abspath(__file__))
 
@@ -90,6 +99,43 @@ def add_mim_extension():
             shutil.copyfile(src, dst)
 
 
+if editable_wheel is not None:
+
+    class EditableWheelWithMim(editable_wheel):
+        """An editable wheel whose metadata lead ``mim`` to the source tree.
+
+        ``mim`` (openmim 0.3.9) looks for a package's resources at
+        ``<dist location>/<name>/.mim``, where the location is the folder
+        that holds the ``.dist-info`` (site-packages), and falls back to
+        ``<dist location>/<first line of top_level.txt>/.mim``. An editable
+        wheel installs no ``mmreid`` folder there, so the first line of its
+        ``top_level.txt`` names the source package by its absolute path
+        (``os.path.join`` keeps an absolute second part); ``mmreid`` follows
+        on the next line for every other reader of the file. ``mim list``,
+        ``search``, ``train``, ``test`` and ``run`` then use
+        ``<source>/mmreid/.mim``, whose links :func:`add_mim_extension`
+        made, and see every edit of the checkout. Regular wheels keep the
+        plain ``top_level.txt``.
+        """
+
+        def _create_wheel_file(self, bdist_wheel):
+            top_level = osp.join(self.dist_info_dir, 'top_level.txt')
+            names = []
+            if osp.isfile(top_level):
+                with open(top_level, encoding='utf-8') as f:
+                    names = [n for n in f.read().split() if n]
+            source = osp.join(HERE, 'mmreid')
+            names = [source] + [n for n in names if n != source]
+            if 'mmreid' not in names:
+                names.append('mmreid')
+            with open(top_level, 'w', encoding='utf-8') as f:
+                f.write('\n'.join(names) + '\n')
+            return super()._create_wheel_file(bdist_wheel)
+
+    CMDCLASS = dict(editable_wheel=EditableWheelWithMim)
+else:
+    CMDCLASS = dict()
+
 if __name__ == '__main__':
     add_mim_extension()
     with open(osp.join(HERE, 'README.md'), encoding='utf-8') as f:
@@ -103,7 +149,9 @@ if __name__ == '__main__':
         long_description_content_type='text/markdown',
         keywords='person re-identification, domain generalization, '
         'visible-infrared, openmmlab',
-        packages=find_packages(exclude=('configs', 'tools', 'tests', 'demo')),
+        # Only mmreid itself: tests/, tools/ and configs/ are no packages of
+        # the distribution (configs and tools ship inside mmreid/.mim).
+        packages=find_packages(include=('mmreid', 'mmreid.*')),
         include_package_data=True,
         package_data={'mmreid': ['.mim/**/*', 'datasets/splits/*.json']},
         python_requires='>=3.8',
@@ -118,4 +166,5 @@ if __name__ == '__main__':
             'Programming Language :: Python :: 3',
             'Topic :: Scientific/Engineering :: Artificial Intelligence',
         ],
+        cmdclass=CMDCLASS,
         zip_safe=False)

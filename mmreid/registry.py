@@ -5,6 +5,15 @@ config may name mmreid components directly (``type='ReIDModel'``) and
 foreign ones with their scope (``type='mmpretrain.ResNet'``). Each registry
 sets ``locations``: building from a config imports the module that defines a
 class, so no manual import is needed.
+
+An unknown ``type`` (a misspelt ``'ResNett'``, or mmpretrain's ``'ResNet'``
+written without its scope) raises
+:class:`~mmreid.utils.registry_suggestions.UnknownTypeError` naming the config
+key path and the closest registered names of every scope ("did you mean
+'ReIDResNet' or 'mmpretrain.ResNet'?"). For that, the mmengine root registries
+below (and so their children, ours included) build through
+:func:`~mmreid.utils.registry_suggestions.with_suggestions`, which changes
+nothing but the error of an unknown type.
 """
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -32,6 +41,8 @@ from mmengine.registry import \
     WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 
+from mmreid.utils.registry_suggestions import install as _install_suggestions
+
 __all__ = [
     'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'LOG_PROCESSORS',
     'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
@@ -39,6 +50,18 @@ __all__ = [
     'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'TASK_UTILS', 'METRICS',
     'EVALUATOR', 'VISUALIZERS', 'VISBACKENDS', 'INFERENCERS'
 ]
+
+# Before the children below are created: they copy their parent's build.
+_install_suggestions([
+    MMENGINE_RUNNERS, MMENGINE_RUNNER_CONSTRUCTORS, MMENGINE_LOOPS,
+    MMENGINE_HOOKS, MMENGINE_LOG_PROCESSORS, MMENGINE_OPTIMIZERS,
+    MMENGINE_OPTIM_WRAPPERS, MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    MMENGINE_PARAM_SCHEDULERS, MMENGINE_DATASETS, MMENGINE_DATA_SAMPLERS,
+    MMENGINE_TRANSFORMS, MMENGINE_MODELS, MMENGINE_MODEL_WRAPPERS,
+    MMENGINE_WEIGHT_INITIALIZERS, MMENGINE_TASK_UTILS, MMENGINE_METRICS,
+    MMENGINE_EVALUATOR, MMENGINE_VISUALIZERS, MMENGINE_VISBACKENDS,
+    MMENGINE_INFERENCERS
+])
 
 # Training and test execution.
 RUNNERS = Registry(

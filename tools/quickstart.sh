@@ -3,7 +3,12 @@
 #
 #   bash tools/quickstart.sh demo   # install what is missing, then train and
 #                                   # evaluate the SynthReID demo config
-#   bash tools/quickstart.sh test   # install what is missing, then run pytest
+#   bash tools/quickstart.sh test [PYTEST ARGS]
+#                                   # install what is missing, then run pytest
+#                                   # (over tests/, or over the given paths)
+#
+# The other commands of the README (tools/train.py, dist_train.sh, mim, ...)
+# need the same environment: `source .venv/bin/activate` first.
 #
 # Everything goes into a virtual environment (default: .venv in the
 # repository; MMREID_VENV=/path chooses another one). The tested versions in
@@ -55,7 +60,10 @@ ensure_installed() {
     fi
     local pip=("$VENV/bin/python" -m pip install --quiet
         --disable-pip-version-check)
-    "${pip[@]}" --upgrade setuptools wheel
+    # setuptools is pinned: mim (tests.txt) needs pkg_resources, which
+    # setuptools 82 removed.
+    "${pip[@]}" -c "$ROOT/requirements/constraints.txt" --upgrade \
+        setuptools wheel
     # mmcv-lite provides `import mmcv` without compiled ops (mmreid needs
     # none); setup.py keeps an existing full mmcv instead.
     "${pip[@]}" -c "$ROOT/requirements/constraints.txt" \
@@ -66,6 +74,8 @@ ensure_installed() {
 print("mmcv" if u.find_spec("mmcv") else "mmcv-lite")')"
     "${pip[@]}" --no-deps --no-build-isolation -e "$ROOT"
     echo "$want" > "$STAMP"
+    echo "quickstart: installed; for the other commands of the README," \
+        "activate the environment first: source $VENV/bin/activate"
 }
 
 [ $# -ge 1 ] || usage
@@ -78,6 +88,8 @@ case "$job" in
     demo)
         ensure_installed
         cd "$ROOT"
+        echo "quickstart: python is $VENV/bin/python; for the README's" \
+            "other commands: source $VENV/bin/activate" >&2
         exec "$VENV/bin/python" tools/train.py \
             configs/snr/snr_r18_synthreid.py \
             --work-dir work_dirs/quickstart "$@"
@@ -85,7 +97,8 @@ case "$job" in
     test)
         ensure_installed
         cd "$ROOT"
-        exec "$VENV/bin/python" -m pytest tests -q "$@"
+        # pytest's testpaths (setup.cfg) is tests/ when no path is given.
+        exec "$VENV/bin/python" -m pytest -q "$@"
         ;;
     *)
         usage

@@ -49,7 +49,32 @@ def parse_args():
         default=10,
         help='gallery images per ranked list of --show-ranked-lists')
     setup_cfg.add_runtime_args(parser, 'test_evaluator.distance=cosine')
-    return setup_cfg.parse_runtime_args(parser)
+    args = setup_cfg.parse_runtime_args(parser)
+    check_args(parser, args)
+    return args
+
+
+OUT_SUFFIXES = ('.json', '.yaml', '.yml', '.pkl', '.pickle')
+
+
+def check_args(parser, args) -> None:
+    """Refuse bad arguments before anything is built or evaluated."""
+    if not osp.isfile(args.config):
+        parser.error(f'config {args.config!r} is not a file')
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        parser.error(f'checkpoint {args.checkpoint!r} is not a file')
+    if args.out is not None:
+        if osp.splitext(args.out)[1] not in OUT_SUFFIXES:
+            parser.error(f'--out {args.out!r}: the metrics are written as '
+                         'json, yaml or pickle, so the file name must end in '
+                         f'{", ".join(OUT_SUFFIXES)}')
+        if osp.isdir(args.out):
+            parser.error(f'--out {args.out!r} is a directory; give a file '
+                         'name')
+    for flag in ('show_num', 'show_topk'):
+        if getattr(args, flag) < 1:
+            parser.error(f'--{flag.replace("_", "-")} must be at least 1, '
+                         f'got {getattr(args, flag)}')
 
 
 def main():

@@ -1,4 +1,5 @@
 import copy
+import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
 from mmengine.dataset import BaseDataset
@@ -9,6 +10,96 @@ from .summary import (count_records, format_modalities, log_summary,
                       mute_summaries)
 
 SourceConfig = Union[dict, BaseDataset]
+
+#: Training sources a config may name by type alone in ``sources=[...]``:
+#: their folder under the common ``data_root`` (the layout of
+#: docs/datasets.md and of ``configs/_base_/datasets``) and whether they have
+#: a test split that ``combine_all`` can add.
+STANDARD_SOURCES = dict(
+    Market1501=('market1501', True),
+    DukeMTMCReID=('dukemtmc-reid/DukeMTMC-reID', True),
+    MSMT17=('msmt17', True),
+    CUHK03NP=('cuhk03-np', True),
+    CUHK02=('cuhk02', False),
+    CUHKSYSU=('cuhk_sysu', False),
+)
+
+
+def reid_sources(sources: Sequence[Union[str, dict]],
+                 data_root: str = 'data/',
+                 combine_all: Union[bool, Sequence[str]] = False) -> list:
+    """The ``datasets`` of a :class:`ConcatReIDDataset` from short names.
+
+    ``ConcatReIDDataset(sources=[...])`` calls this, so a config trains on
+    several datasets in one line::
+
+        train_dataloader = dict(dataset=dict(
+            type='ConcatReIDDataset',
+            sources=['Market1501', 'CUHKSYSU', 'CUHK02'],
+            data_root='data/', combine_all=['Market1501'],
+            pipeline=train_pipeline))
+
+    Args:
+        sources (Sequence[str | dict]): A name of :data:`STANDARD_SOURCES`
+            (read from ``<data_root>/<its folder>``, train split) or a
+            dataset config (``data_root`` defaults as for a name; other
+            arguments as the class takes them, e.g. CUHK03-NP's
+            ``variant``).
+        data_root (str): The folder that holds every dataset's folder.
+        combine_all (bool | Sequence[str]): Sources that also train on their
+            test split (query + gallery): ``True`` for every source that has
+            one, or their names. Defaults to False.
+
+    Returns:
+        list[dict]: One entry per source, ``dict(dataset=..., combine_all=
+        True)`` for the combined ones.
+
+    Raises:
+        ValueError: An unknown name, a name given twice, or ``combine_all``
+            naming a source that is absent or has no test split.
+    """
+    configs = []
+    for i, source in enumerate(sources):
+        if isinstance(source, str):
+            source = dict(type=source)
+        elif not isinstance(source, dict) or 'type' not in source:
+            raise ValueError(f'sources[{i}]: expected a dataset name or a '
+                             f'config dict with a type, got {source!r}')
+        source = dict(source)
+        name = source['type']
+        if 'data_root' not in source:
+            if name not in STANDARD_SOURCES:
+                raise ValueError(
+                    f'sources[{i}]: {name!r} has no standard folder; give '
+                    f'dict(type={name!r}, data_root=...). Names that need '
+                    f'none: {sorted(STANDARD_SOURCES)}')
+            source['data_root'] = osp.join(data_root,
+                                           STANDARD_SOURCES[name][0])
+        configs.append(source)
+    names = [c['type'] for c in configs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated and not isinstance(combine_all, bool):
+        raise ValueError(f'combine_all names {repeated}, which appear more '
+                         'than once in sources; use dict(dataset=..., '
+                         'combine_all=True) entries in datasets instead')
+    if combine_all is True:
+        combined = {
+            n
+            for n in names if STANDARD_SOURCES.get(n, (None, True))[1]
+        }
+    else:
+        combined = set(combine_all or ())
+        for name in sorted(combined):
+            if name not in names:
+                raise ValueError(f'combine_all names {name!r}, which is not '
+                                 f'in sources {names}')
+            if not STANDARD_SOURCES.get(name, (None, True))[1]:
+                raise ValueError(f'combine_all names {name!r}, which has no '
+                                 'test split (it is used whole already)')
+    return [
+        dict(dataset=dict(c, split='train'), combine_all=True)
+        if c['type'] in combined else c for c in configs
+    ]
 
 
 @DATASETS.register_module()
@@ -55,8 +146,19 @@ class ConcatReIDDataset(BaseDataset):
         pipeline (Sequence): Transforms applied after the offsets. The
             sources should then have no pipeline of their own.
         lazy_init (bool): Defer loading until first access.
+        sources (Sequence[str | dict], optional): Instead of ``datasets``:
+            names such as ``'Market1501'``, expanded by
+            :func:`reid_sources` with ``data_root`` and ``combine_all``.
+        data_root (str): With ``sources``: the folder of all datasets.
+        combine_all (bool | Sequence[str]): With ``sources``: see
+            :func:`reid_sources`.
 
     Examples:
+        >>> train = dict(
+        ...     type='ConcatReIDDataset',
+        ...     sources=['Market1501', 'CUHKSYSU'],
+        ...     data_root='data/',
+        ...     pipeline=train_pipeline)
         >>> train = dict(
         ...     type='ConcatReIDDataset',
         ...     datasets=[
@@ -73,9 +175,21 @@ class ConcatReIDDataset(BaseDataset):
         return metainfo_as_given(cls.METAINFO, metainfo)
 
     def __init__(self,
-                 datasets: Sequence[SourceConfig],
+                 datasets: Optional[Sequence[SourceConfig]] = None,
                  pipeline: Sequence = (),
-                 lazy_init: bool = False) -> None:
+                 lazy_init: bool = False,
+                 sources: Optional[Sequence[Union[str, dict]]] = None,
+                 data_root: str = 'data/',
+                 combine_all: Union[bool, Sequence[str]] = False) -> None:
+        if sources is not None:
+            if datasets is not None:
+                raise ValueError('ConcatReIDDataset takes datasets or '
+                                 'sources, not both')
+            datasets = reid_sources(sources, data_root, combine_all)
+        elif combine_all is not False:
+            raise ValueError('combine_all goes with sources=[...]; in '
+                             'datasets, write dict(dataset=..., '
+                             'combine_all=True)')
         if not datasets:
             raise ValueError('ConcatReIDDataset needs at least one dataset')
         self.datasets: List[BaseDataset] = []

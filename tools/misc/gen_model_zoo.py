@@ -34,9 +34,13 @@ model = get_model('bot_r18_synthreid', pretrained='path/or/url.pth')
 ```
 
 A **Weights** link appears only for a released checkpoint (its file name
-carries the sha256 prefix that the download checks). Metrics are in percent;
-the method's README (Details) says whether they are the paper's or measured
-here.
+carries the sha256 prefix that the download checks). Metrics are in percent.
+**Source** says where each number comes from: `paper` or `reference code`
+(published elsewhere, not reproduced here) or `measured here` (with the
+command, on this project's 2-core CPU VM); the notes under each table give
+the exact reference. The metafiles carry the same as `Source` and
+`Reference` of each result, and `mim search mmreid` shows it as
+`results_source`.
 """
 
 
@@ -85,9 +89,11 @@ def generate(index_file: Optional[str] = None) -> str:
 
 def _table(models, root: str) -> List[str]:
     rows = [
-        '| Model | Training data | Test data | mAP | R1 | Config | Weights |',
-        '| --- | --- | --- | --- | --- | --- | --- |',
+        '| Model | Training data | Test data | mAP | R1 | Source | Config '
+        '| Weights |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ]
+    notes = []
     for model in models:
         config = osp.relpath(model.config, root)
         link = f'[config](../{config})'
@@ -100,8 +106,15 @@ def _table(models, root: str) -> List[str]:
                         f'{_cell(result.get("Dataset", "-"))} | '
                         f'{_metric(metrics, ("mAP", ))} | '
                         f'{_metric(metrics, ("R1", "Rank-1", "top-1"))} | '
+                        f'{_cell(result.get("Source", "-"))} | '
                         f'{link} | {weights} |')
-    return rows + ['']
+            note = f'`{model.name}`: {result.get("Reference")}'
+            if result.get('Reference') and note not in notes:
+                notes.append(note)
+    rows.append('')
+    if notes:
+        rows += ['Sources:', ''] + [f'* {note}' for note in notes] + ['']
+    return rows
 
 
 def main() -> None:

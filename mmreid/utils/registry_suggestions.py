@@ -1,0 +1,320 @@
+"""Errors for an unknown ``type`` that say where it is and what was meant.
+
+mmengine answers a misspelt ``type`` with "X is not in the mmreid::model
+registry", without the config key and without a hint. The build function
+installed here by :mod:`mmreid.registry` leaves every successful build as it
+is; only when the ``type`` of the config it builds is unknown does it raise
+:class:`UnknownTypeError`, which names
+
+* the config key path (``model.backbone.type``), found by following the
+  nested builds down from the outermost one and, under a ``Runner``, by
+  locating that outermost config in the runner's config;
+* the closest registered names of every relevant scope: the names the
+  registry reaches without a prefix (its own and its ancestors') and those
+  of the other scopes, written with their prefix (``mmpretrain.ResNet``).
+"""
+import difflib
+import sys
+import threading
+from functools import wraps
+from importlib import import_module
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+_BUILDING = threading.local()
+
+#: Packages whose registry scope is worth importing to suggest its names.
+_KNOWN_SCOPES = ('mmpretrain', )
+
+
+class UnknownTypeError(KeyError):
+    """A config's ``type`` is registered in no registry it can reach.
+
+    A ``KeyError``, as mmengine's own error, so ``except KeyError`` keeps
+    working; ``str()`` gives the message unquoted.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''
+
+
+def _stack() -> list:
+    if not hasattr(_BUILDING, 'stack'):
+        _BUILDING.stack = []
+    return _BUILDING.stack
+
+
+def _registry_arg(args: tuple, kwargs: dict):
+    """The ``registry`` and ``default_args`` of a build-function call."""
+    registry = kwargs.get('registry', args[0] if args else None)
+    default_args = kwargs.get('default_args',
+                              args[1] if len(args) > 1 else None)
+    return registry, default_args
+
+
+def _unknown_type(cfg: Any, registry, default_args) -> Optional[Tuple]:
+    """``(type, searched registry)`` when ``cfg``'s type is unknown."""
+    if not isinstance(cfg, dict) or registry is None:
+        return None
+    obj_type = cfg.get('type')
+    if obj_type is None and isinstance(default_args, dict):
+        obj_type = default_args.get('type')
+    if not isinstance(obj_type, str):
+        return None
+    with registry.switch_scope_and_registry(cfg.get('_scope_')) as searched:
+        if searched.get(obj_type) is None:
+            return obj_type, searched
+    return None
+
+
+def with_suggestions(build_func: Callable) -> Callable:
+    """Wrap a registry build function (``build_from_cfg`` and kin).
+
+    Args:
+        build_func (Callable): Called as ``build_func(cfg, *args,
+            registry=..., **kwargs)`` by :meth:`Registry.build`.
+
+    Returns:
+        Callable: The same build, which records the config it builds (for
+        the key path of a nested failure) and turns mmengine's error for an
+        unknown ``type`` of that config into :class:`UnknownTypeError`.
+    """
+    if getattr(build_func, '_mmreid_suggestions', False):
+        return build_func
+
+    @wraps(build_func)
+    def build(cfg, *args, **kwargs):
+        stack = _stack()
+        stack.append(cfg)
+        try:
+            return build_func(cfg, *args, **kwargs)
+        except UnknownTypeError:
+            raise
+        except KeyError:
+            registry, default_args = _registry_arg(args, kwargs)
+            try:
+                unknown = _unknown_type(cfg, registry, default_args)
+            except Exception:  # never hide the original error
+                unknown = None
+            if unknown is None:
+                raise  # some other KeyError, or one from a deeper build
+            obj_type, searched = unknown
+            raise UnknownTypeError(
+                unknown_type_message(obj_type, searched,
+                                     list(stack))) from None
+        finally:
+            stack.pop()
+
+    build._mmreid_suggestions = True
+    return build
+
+
+def install(roots: Sequence) -> None:
+    """Give ``roots`` and their existing descendants the suggesting build.
+
+    A child registry copies its parent's build function when it is
+    created, so registries created later inherit it; those created
+    earlier (another package's, imported first) are updated here when they
+    still use their root's function.
+    """
+    for root in roots:
+        original = root.build_func
+        root.build_func = with_suggestions(original)
+        todo = list(root.children.values())
+        while todo:
+            child = todo.pop()
+            if child.build_func is original:
+                child.build_func = root.build_func
+            todo.extend(child.children.values())
+
+
+# Key paths.
+
+
+def _format_path(parts: Sequence) -> str:
+    text = ''
+    for part in parts:
+        if isinstance(part, int):
+            text += f'[{part}]'
+        else:
+            text += f'.{part}' if text else str(part)
+    return text
+
+
+def _find_paths(node: Any, target: Any) -> List[list]:
+    """Paths of ``target`` inside ``node``: the same object if there is
+    one, else equal ones."""
+    same, equal = [], []
+
+    def visit(value, path):
+        if path:
+            if value is target:
+                same.append(path)
+                return
+            if isinstance(value, dict) and value == target:
+                equal.append(path)
+                return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, path + [key])
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                visit(item, path + [i])
+
+    visit(node, [])
+    return same or equal
+
+
+def _runner_cfg() -> Optional[dict]:
+    """The config of the ``Runner`` that is building, if any.
+
+    A registry sees only the sub-config it builds; the full config is the
+    runner's. It is looked up on the call stack, on the error path only.
+    """
+    try:
+        from mmengine.runner import Runner
+    except ImportError:  # pragma: no cover
+        return None
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get('self')
+        if isinstance(owner, Runner):
+            cfg = getattr(owner, 'cfg', None)
+            # mmengine's Config wraps its dict.
+            return cfg if cfg is None or isinstance(cfg, dict) else dict(
+                cfg.items())
+        frame = frame.f_back
+    return None
+
+
+def config_key_path(stack: Sequence[dict]) -> Tuple[str, str]:
+    """Where the innermost config of ``stack`` sits.
+
+    Args:
+        stack (Sequence[dict]): The configs being built, outermost first.
+
+    Returns:
+        tuple[str, str]: The key path (``model.backbone``; ``''`` when
+        unknown) and, when it could not be rooted in a runner's config, the
+        ``type`` of the outermost config it is relative to.
+    """
+    relative: list = []
+    for parent, child in zip(stack[:-1], stack[1:]):
+        paths = _find_paths(parent, child)
+        if not paths:
+            relative = None
+            break
+        relative += paths[0]
+    root_cfg = _runner_cfg()
+    if root_cfg is not None:
+        if relative is not None:
+            roots = _find_paths(root_cfg, stack[0])
+            if roots:
+                return ', '.join(
+                    _format_path(root + relative) for root in roots), ''
+        found = _find_paths(root_cfg, stack[-1])
+        if found:
+            return ', '.join(_format_path(p) for p in found), ''
+    outer = stack[0].get('type') if isinstance(stack[0], dict) else None
+    if relative:
+        return _format_path(relative), str(outer)
+    return '', ''
+
+
+# Suggestions.
+
+
+def _score(wanted: str, name: str) -> float:
+    """Similarity in [0, 1]; case-only differences and one name inside the
+    other (``ResNet`` in ``ReIDResNet``) count as close."""
+    wanted, name = wanted.lower(), name.lower()
+    if wanted == name:
+        return 1.0
+    ratio = difflib.SequenceMatcher(None, wanted, name).ratio()
+    if min(len(wanted), len(name)) >= 4 and (wanted in name or name in wanted):
+        ratio = max(ratio, 0.8)
+    return ratio
+
+
+def suggestions(obj_type: str,
+                registry,
+                per_scope: int = 2,
+                cutoff: float = 0.7) -> List[str]:
+    """Closest registered names to ``obj_type`` in every relevant scope.
+
+    Args:
+        obj_type (str): The unknown type, with or without a scope prefix.
+        registry (Registry): The registry that was searched.
+        per_scope (int): At most this many names of each scope.
+        cutoff (float): Least similarity (see :func:`_score`) of a name.
+
+    Returns:
+        list[str]: Quoted names, those of the searched scope first, then
+        scope by scope, closest first; each as a config writes it:
+        no prefix for the names of the searched registry and its ancestors
+        (an ancestor's scope follows in brackets), the scope prefix for
+        those of the other scopes (``'mmpretrain.ResNet'``).
+    """
+    wanted = obj_type.split('.')[-1]
+    # One group per scope: the searched registry with its ancestors (names
+    # reachable without a prefix) first, then every other scope.
+    groups = [[]]
+    node = registry
+    while node is not None:
+        for name in node.module_dict:
+            shown = f"'{name}'" if node.scope == registry.scope else \
+                f"'{name}' ({node.scope})"
+            groups[0].append((_score(wanted, name), shown))
+        root, node = node, node.parent
+    for scope in _KNOWN_SCOPES:
+        try:
+            import_module(f'{scope}.registry')
+        except ImportError:
+            continue
+    for scope, child in sorted(root.children.items()):
+        if scope == registry.scope:
+            continue
+        try:
+            child.import_from_location()
+        except Exception:  # a broken optional package must not hide ours
+            pass
+        groups.append([(_score(wanted, name), f"'{scope}.{name}'")
+                       for name in child.module_dict])
+    best = [
+        sorted((-score, shown) for score, shown in group
+               if score >= cutoff)[:per_scope] for group in groups
+    ]
+    # The searched scope first, the others by their closest name.
+    best = best[:1] + sorted(near for near in best[1:] if near)
+    return [shown for group in best for _, shown in group]
+
+
+def unknown_type_message(obj_type: str, registry, stack: Sequence) -> str:
+    """The text of :class:`UnknownTypeError`."""
+    path, relative_to = config_key_path(stack)
+    where = f"{path}.type='{obj_type}'" if path else f"type='{obj_type}'"
+    if relative_to:
+        where += f" (in a type='{relative_to}' config)"
+    chain, node = [], registry.parent
+    while node is not None:
+        chain.append(f'{node.scope}::{node.name}')
+        node = node.parent
+    searched = f'{registry.scope}::{registry.name}'
+    scope = obj_type.split('.')[0] if '.' in obj_type else None
+    if scope is not None and scope != registry.scope:
+        searched = f'{scope}::{registry.name}'
+    elif chain:
+        searched += f' (nor in {", ".join(chain)})'
+    lines = [f'{where} is not registered in {searched}.']
+    near = suggestions(obj_type, registry)
+    if near:
+        listed = ', '.join(near[:-1]) + ' or ' + near[-1] \
+            if len(near) > 1 else near[0]
+        lines.append(f'Did you mean {listed}?')
+        if any('.' in n.split(' ')[0] for n in near):
+            lines.append('A name of another scope is written with its '
+                         'prefix, as above.')
+    else:
+        lines.append('No registered name is close to it.')
+    lines.append('A class of your own must be registered and its module '
+                 'imported (custom_imports; see docs/customize.md).')
+    return '\n'.join(lines)

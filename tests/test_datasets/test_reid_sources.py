@@ -1,0 +1,97 @@
+"""ConcatReIDDataset(sources=[...]): multi-source training in one line."""
+import pytest
+
+from mmreid.datasets import ConcatReIDDataset
+from mmreid.datasets.multi_source import reid_sources
+from mmreid.registry import DATASETS
+from .test_msmt17 import make_msmt17
+from .test_multi_source import make_source
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    """Market-1501 and MSMT17 in their standard folders."""
+    make_source(tmp_path / 'market1501', pids=[5, 9], cams=[1, 2])
+    (tmp_path / 'msmt17' / 'MSMT17_V1').mkdir(parents=True)
+    make_msmt17(tmp_path / 'msmt17' / 'MSMT17_V1', 'V1')
+    return tmp_path
+
+
+def records(dataset):
+    return [dataset.get_data_info(i) for i in range(len(dataset))]
+
+
+def test_names_equal_the_explicit_configs(data_root):
+    short = DATASETS.build(
+        dict(
+            type='ConcatReIDDataset',
+            sources=['Market1501', 'MSMT17'],
+            data_root=str(data_root)))
+    explicit = ConcatReIDDataset(datasets=[
+        dict(type='Market1501', data_root=str(data_root / 'market1501')),
+        dict(type='MSMT17', data_root=str(data_root / 'msmt17')),
+    ])
+    assert len(short) > 4  # both sources are there
+    assert records(short) == records(explicit)
+    assert short.num_pids == explicit.num_pids
+    assert [s['name'] for s in short.metainfo['sources']
+            ] == [s['name'] for s in explicit.metainfo['sources']]
+
+
+def test_combine_all_by_name(data_root):
+    short = ConcatReIDDataset(
+        sources=['Market1501', 'MSMT17'],
+        data_root=str(data_root),
+        combine_all=['Market1501'])
+    explicit = ConcatReIDDataset(datasets=[
+        dict(
+            dataset=dict(
+                type='Market1501',
+                data_root=str(data_root / 'market1501'),
+                split='train'),
+            combine_all=True),
+        dict(type='MSMT17', data_root=str(data_root / 'msmt17')),
+    ])
+    assert records(short) == records(explicit)
+    used = [s['split_used'] for s in short.metainfo['sources']]
+    assert used == ['all', 'train']
+
+
+def test_dict_sources_keep_their_arguments(data_root, tmp_path):
+    elsewhere = make_source(tmp_path / 'my_market', pids=[3], cams=[1, 2])
+    configs = reid_sources(['Market1501', elsewhere],
+                           data_root=str(data_root),
+                           combine_all=True)
+    assert configs[0] == dict(
+        dataset=dict(
+            type='Market1501',
+            data_root=str(data_root / 'market1501'),
+            split='train'),
+        combine_all=True)
+    assert configs[1]['dataset']['data_root'] == str(tmp_path / 'my_market')
+
+
+def test_train_only_sources_are_used_whole(data_root):
+    configs = reid_sources(['Market1501', 'CUHKSYSU', 'CUHK02'],
+                           data_root='data/',
+                           combine_all=True)
+    assert configs[0]['combine_all'] is True
+    assert configs[1] == dict(type='CUHKSYSU', data_root='data/cuhk_sysu')
+    assert configs[2] == dict(type='CUHK02', data_root='data/cuhk02')
+    with pytest.raises(ValueError, match="'CUHK02', which has no test"):
+        reid_sources(['Market1501', 'CUHK02'], combine_all=['CUHK02'])
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(sources=['Market'], ), "'Market' has no standard folder"),
+    (dict(sources=['Market1501'],
+          combine_all=['MSMT17']), "'MSMT17', which is not in sources"),
+    (dict(sources=['Market1501'], datasets=[dict(type='Market1501')]),
+     'datasets or sources, not both'),
+    (dict(datasets=[dict(type='Market1501')],
+          combine_all=True), 'combine_all goes with sources'),
+    (dict(sources=[3]), 'expected a dataset name or a config dict'),
+])
+def test_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ConcatReIDDataset(**kwargs)

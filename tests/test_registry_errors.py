@@ -1,0 +1,150 @@
+"""An unknown ``type`` names its config key and the closest registered names.
+
+Written against mmengine's behaviour before the change: "X is not in the
+mmreid::model registry" with neither the key nor a suggestion.
+"""
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.runner import Runner
+
+from mmreid.registry import DATASETS, HOOKS, METRICS, MODELS
+from mmreid.utils.registry_suggestions import UnknownTypeError, suggestions
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def tiny_model(**overrides) -> dict:
+    cfg = dict(
+        type='ReIDModel',
+        backbone=dict(type='ReIDResNet', depth=18, init_cfg=None),
+        neck=dict(type='GlobalAvgPool'),
+        head=dict(
+            type='BNNeckHead',
+            in_channels=512,
+            num_classes=10,
+            loss_cls=dict(type='CrossEntropyLoss', label_smooth_eps=0.1),
+            loss_triplet=dict(type='TripletLoss', margin=0.3)))
+    for key, value in overrides.items():
+        cfg[key] = value
+    return cfg
+
+
+def build_error(registry, cfg) -> str:
+    with pytest.raises(UnknownTypeError) as info:
+        registry.build(cfg)
+    # Still a KeyError, as mmengine's own error, for `except KeyError`.
+    assert isinstance(info.value, KeyError)
+    return str(info.value)
+
+
+def test_misspelt_backbone_names_key_and_both_scopes():
+    msg = build_error(MODELS,
+                      tiny_model(backbone=dict(type='ResNett', depth=18)))
+    assert msg.startswith("backbone.type='ResNett' (in a type='ReIDModel' "
+                          'config) is not registered in mmreid::model')
+    assert "'ReIDResNet'" in msg
+    assert "'mmpretrain.ResNet'" in msg
+
+
+def test_mmpretrain_name_without_scope_is_pointed_to_both_resnets():
+    msg = build_error(MODELS,
+                      tiny_model(backbone=dict(type='ResNet', depth=18)))
+    near = msg.split('Did you mean ', 1)[1].split('?')[0]
+    assert "'ReIDResNet'" in near and "'mmpretrain.ResNet'" in near
+    assert 'another scope is written with its prefix' in msg
+
+
+def test_nested_loss_key_path():
+    head = tiny_model()['head']
+    head['loss_triplet'] = dict(type='TripletLos', margin=0.3)
+    msg = build_error(MODELS, tiny_model(head=head))
+    assert msg.startswith("head.loss_triplet.type='TripletLos'")
+    assert "Did you mean 'TripletLoss'" in msg
+
+
+@pytest.mark.parametrize('registry, wrong, right', [
+    (DATASETS, 'SynthReId', 'SynthReID'),
+    (METRICS, 'ReIDMetrik', 'ReIDMetric'),
+    (HOOKS, 'TrainSetup', 'TrainSetupCheckHook'),
+    (MMENGINE_MODELS, 'ReIDModl', 'ReIDModel'),
+])
+def test_top_level_misspellings(registry, wrong, right):
+    msg = build_error(registry, dict(type=wrong))
+    assert msg.startswith(f"type='{wrong}' is not registered in mmreid::")
+    assert f"'{right}'" in msg.split('\n')[1]
+
+
+def test_ancestor_scope_is_named():
+    msg = build_error(MMENGINE_HOOKS, dict(type='CheckpointHok'))
+    assert "Did you mean 'CheckpointHook' (mmengine)?" in msg
+
+
+def test_prefixed_name_reports_its_scope():
+    msg = build_error(MODELS, dict(type='mmpretrain.ResNett', depth=18))
+    assert 'is not registered in mmpretrain::model' in msg
+    assert "'mmpretrain.ResNet'" in msg
+
+
+def test_nothing_close():
+    msg = build_error(HOOKS, dict(type='Zzzq'))
+    assert 'No registered name is close to it.' in msg
+
+
+def test_other_key_errors_pass_unchanged():
+    """A KeyError raised while building a known type is not rewritten."""
+
+    @MODELS.register_module(force=True)
+    class RaisesKeyError:
+
+        def __init__(self):
+            raise KeyError('from the constructor')
+
+    with pytest.raises(KeyError) as info:
+        MODELS.build(dict(type='RaisesKeyError'))
+    assert not isinstance(info.value, UnknownTypeError)
+    assert info.value.args == ('from the constructor', )
+    MODELS.module_dict.pop('RaisesKeyError')
+
+
+def test_suggestions_rank_case_and_containment():
+    near = suggestions('synthreid', DATASETS)
+    assert near[0] == "'SynthReID'"
+
+
+def runner_cfg(tmp_path) -> Config:
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'baseline', 'bot_r18_synthreid.py'))
+    cfg.work_dir = str(tmp_path)
+    cfg.train_dataloader.dataset.data_root = str(tmp_path / 'none')
+    cfg.train_dataloader.num_workers = 0
+    cfg.train_dataloader.persistent_workers = False
+    return cfg
+
+
+def test_runner_errors_name_the_full_key_path(tmp_path):
+    cfg = runner_cfg(tmp_path)
+    cfg.model.backbone.type = 'ResNett'
+    with pytest.raises(UnknownTypeError, match=r"^model\.backbone\.type="):
+        Runner.from_cfg(cfg)
+
+    cfg = runner_cfg(tmp_path)
+    cfg.custom_hooks = [dict(type='TrainSetup')]
+    with pytest.raises(UnknownTypeError) as info:
+        Runner.from_cfg(cfg)
+    assert str(info.value).startswith("custom_hooks[0].type='TrainSetup'")
+    assert "'TrainSetupCheckHook'" in str(info.value)
+
+
+def test_runner_dataset_key_path(tmp_path):
+    cfg = runner_cfg(tmp_path)
+    cfg.train_dataloader.dataset.type = 'SynthReId'
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(UnknownTypeError) as info:
+        runner.train()
+    assert str(
+        info.value).startswith("train_dataloader.dataset.type='SynthReId'")
+    assert "Did you mean 'SynthReID'" in str(info.value)

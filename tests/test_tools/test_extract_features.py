@@ -1,0 +1,161 @@
+"""tools/extract_features.py on a tiny model and a tiny SynthReID."""
+import csv
+import importlib.util
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+from mmreid.apis import extract_features, init_model
+from mmreid.registry import DATASETS
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+CONFIG = '''
+default_scope = 'mmreid'
+synth = dict(type='SynthReID', data_root={data_root!r}, num_domains=2,
+             size='tiny', seed=0, img_size=(32, 16))
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ReIDResize', size=(32, 16)),
+    dict(type='PackReIDInputs'),
+]
+model = dict(
+    type='ReIDModel',
+    data_preprocessor=dict(
+        type='ReIDDataPreprocessor', mean=[120., 110., 100.],
+        std=[60., 55., 50.]),
+    backbone=dict(type='ReIDResNet', depth=18, last_stride=1,
+                  base_channels=8, stem_channels=8),
+    neck=dict(type='GlobalAvgPool'),
+    head=dict(type='BNNeckHead', in_channels=64, num_classes=8))
+train_dataloader = dict(dataset=dict(
+    type='ConcatReIDDataset',
+    datasets=[dict(synth, domain=0), dict(synth, domain=1)]))
+test_dataloader = dict(dataset=dict(synth, domain=1, split='test',
+                                    pipeline=test_pipeline))
+'''
+
+
+@pytest.fixture(scope='module')
+def tool():
+    spec = importlib.util.spec_from_file_location(
+        'mmreid_extract_features',
+        osp.join(REPO, 'tools', 'extract_features.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('extract')
+    config = root / 'tiny.py'
+    config.write_text(CONFIG.format(data_root=str(root / 'synthreid')))
+    model = init_model(str(config))
+    torch.manual_seed(0)
+    model.init_weights()
+    # Non-trivial BatchNorm statistics, so that eval mode matters.
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith('running_var'):
+                tensor.uniform_(0.5, 1.5)
+            elif name.endswith('running_mean'):
+                tensor.uniform_(-0.5, 0.5)
+    checkpoint = root / 'epoch_1.pth'
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    return root, str(config), str(checkpoint), model
+
+
+def read_index(out_dir):
+    with open(osp.join(out_dir, 'index.csv'), newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def test_split_features_and_index(tool, setup):
+    root, config, checkpoint, model = setup
+    out = str(root / 'test_split')
+    tool.main([
+        config, checkpoint, '--split', 'test', '--out-dir', out,
+        '--batch-size', '5', '--device', 'cpu'
+    ])
+    feats = np.load(osp.join(out, 'features.npy'))
+    rows = read_index(out)
+    dataset = DATASETS.build(
+        dict(
+            type='SynthReID',
+            data_root=str(root / 'synthreid'),
+            num_domains=2,
+            domain=1,
+            split='test',
+            size='tiny',
+            img_size=(32, 16)))
+    dataset.full_init()
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    assert feats.dtype == np.float32
+    assert feats.shape == (len(infos), 64)
+    assert [r['path'] for r in rows] == [i['img_path'] for i in infos]
+    assert [int(r['pid']) for r in rows] == [i['pid'] for i in infos]
+    assert [int(r['camid']) for r in rows] == [i['camid'] for i in infos]
+    assert [r['role'] for r in rows] == [i['role'] for i in infos]
+    assert {r['role'] for r in rows} == {'query', 'gallery'}
+    assert [int(r['row']) for r in rows] == list(range(len(infos)))
+    # The same numbers as the API in one batch (eval mode: batch-size
+    # independent).
+    expected = extract_features(
+        model, [i['img_path'] for i in infos], batch_size=len(infos))
+    np.testing.assert_allclose(feats, expected.numpy(), rtol=1e-5, atol=1e-5)
+    meta = json.load(open(osp.join(out, 'meta.json')))
+    assert meta['num_images'] == len(infos) and meta['feature_dim'] == 64
+    assert meta['split'] == 'test' and meta['features'] == 'features.npy'
+
+
+def test_images_folder_and_torch_format(tool, setup):
+    root, config, checkpoint, model = setup
+    folder = root / 'synthreid' / 'd1' / 'query'
+    out = str(root / 'query_folder')
+    tool.main([
+        config, checkpoint, '--images',
+        str(folder), '--out-dir', out, '--format', 'pt'
+    ])
+    feats = torch.load(osp.join(out, 'features.pt'))
+    rows = read_index(out)
+    paths = sorted(str(p) for p in folder.iterdir())
+    assert [r['path'] for r in rows] == paths
+    # Labels from the Market-style names: pid, and the camera as written.
+    for r in rows:
+        name = osp.basename(r['path'])
+        assert int(r['pid']) == int(name.split('_')[0])
+        assert int(r['camid']) == int(name.split('_')[1][1])
+        assert r['modality'] == ''
+    expected = extract_features(model, paths)
+    torch.testing.assert_close(feats, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_train_split_of_a_multi_source_config(tool, setup):
+    root, config, checkpoint, _ = setup
+    out = str(root / 'train_split')
+    tool.main([config, checkpoint, '--split', 'train', '--out-dir', out])
+    rows = read_index(out)
+    assert {r['dataset'] for r in rows} == {'synthreid-d0', 'synthreid-d1'}
+    assert {r['role'] for r in rows} == {'train'}
+    # Identities of the two sources do not collide (offset pids).
+    pids = {(r['dataset'], int(r['pid'])) for r in rows}
+    assert len({p for _, p in pids}) == len(pids) == 8
+
+
+def test_bad_arguments(tool, setup, capsys):
+    root, config, checkpoint, _ = setup
+    with pytest.raises(SystemExit):
+        tool.parse_args([config, checkpoint])  # neither --images nor --split
+    with pytest.raises(SystemExit):
+        tool.parse_args(
+            [config, checkpoint, '--images',
+             str(root / 'nowhere')])
+    assert 'is not a directory' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.parse_args(
+            [config, checkpoint, '--split', 'test', '--modality', '1'])
+    assert '--modality is for --images' in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""tools/test.py refuses bad arguments before it builds or evaluates."""
+import importlib.util
+import os.path as osp
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(REPO, 'configs', 'baseline', 'bot_r18_synthreid.py')
+
+
+@pytest.fixture(scope='module')
+def test_tool():
+    spec = importlib.util.spec_from_file_location(
+        'mmreid_tools_test', osp.join(REPO, 'tools', 'test.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    path.write_bytes(b'not read by the argument check')
+    return str(path)
+
+
+def parse(test_tool, monkeypatch, capsys, *argv) -> str:
+    monkeypatch.setattr(sys, 'argv', ['tools/test.py', *argv])
+    with pytest.raises(SystemExit) as info:
+        test_tool.parse_args()
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_out_with_a_wrong_extension(test_tool, monkeypatch, capsys,
+                                    checkpoint):
+    err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint, '--out',
+                'm.txt')
+    assert "--out 'm.txt'" in err and '.json' in err and '.pkl' in err
+
+
+def test_out_that_is_a_directory(test_tool, monkeypatch, capsys, checkpoint,
+                                 tmp_path):
+    (tmp_path / 'metrics.json').mkdir()
+    err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint, '--out',
+                str(tmp_path / 'metrics.json'))
+    assert 'is a directory' in err
+
+
+def test_missing_files(test_tool, monkeypatch, capsys, checkpoint, tmp_path):
+    err = parse(test_tool, monkeypatch, capsys, str(tmp_path / 'no.py'),
+                checkpoint)
+    assert 'no.py' in err and 'is not a file' in err
+    err = parse(test_tool, monkeypatch, capsys, CONFIG,
+                str(tmp_path / 'no.pth'))
+    assert 'no.pth' in err and 'is not a file' in err
+
+
+def test_show_counts(test_tool, monkeypatch, capsys, checkpoint):
+    err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint,
+                '--show-topk', '0')
+    assert '--show-topk must be at least 1' in err
+
+
+def test_good_arguments_pass(test_tool, monkeypatch, checkpoint):
+    monkeypatch.setattr(
+        sys, 'argv',
+        ['tools/test.py', CONFIG, checkpoint, '--out', 'metrics.json'])
+    args = test_tool.parse_args()
+    assert args.out == 'metrics.json'
+    # A URL is downloaded later, not checked as a file.
+    monkeypatch.setattr(
+        sys, 'argv',
+        ['tools/test.py', CONFIG, 'https://example.org/m-1a2b3c4d.pth'])
+    assert test_tool.parse_args().checkpoint.startswith('https://')

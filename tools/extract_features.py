@@ -1,0 +1,244 @@
+"""Extract ReID features of a folder of images or of a dataset split.
+
+    python tools/extract_features.py CONFIG CHECKPOINT --images DIR
+    python tools/extract_features.py CONFIG CHECKPOINT --split test
+        [--out-dir DIR] [--format npy|pt] [--batch-size N] [--device DEV]
+        [--modality 0|1] [--cfg-options k=v ...]
+
+Writes into ``--out-dir``:
+
+* ``features.npy`` (or ``features.pt``): float32, shape (N, D), one row per
+  image, the model's test feature (the same as tools/test.py evaluates);
+* ``index.csv``: per row ``row, path, pid, camid, modality, role, dataset``;
+* ``meta.json``: config, checkpoint, source, count and feature size.
+
+With ``--split`` the labels are the dataset's records (``camid`` 0-based,
+``role`` query/gallery/train, a multi-target config's targets one after the
+other, ``dataset`` = target name). With ``--images`` they are parsed from
+Market-style file names (``0002_c1s1_000451_03.jpg``: pid 2, camid 1 as
+written in the name); other names leave pid and camid empty.
+
+Features come from :func:`mmreid.apis.extract_features` (the config's test
+pipeline, eval mode), one batch at a time so that a progress bar can follow.
+"""
+import argparse
+import csv
+import json
+import os
+import os.path as osp
+import sys
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.utils import ProgressBar
+
+from mmreid.apis import extract_features, init_model, list_images
+from mmreid.apis import parse_market_name
+from mmreid.registry import DATASETS
+
+INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Extract ReID features of images or a dataset split')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file (path or URL)')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--images', help='a folder of images (not recursive)')
+    source.add_argument(
+        '--split',
+        choices=('train', 'val', 'test'),
+        help="the images of the config's train/val/test dataset(s)")
+    parser.add_argument(
+        '--out-dir',
+        help='where to write (default: work_dirs/features/<config name>_'
+        '<images folder name or split>)')
+    parser.add_argument(
+        '--format',
+        choices=('npy', 'pt'),
+        default='npy',
+        help='features.npy (numpy) or features.pt (torch); default npy')
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument(
+        '--device',
+        default=None,
+        help='cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)')
+    parser.add_argument(
+        '--modality',
+        type=int,
+        choices=(0, 1),
+        help='--images of a cross-modality model: 0 visible, 1 infrared')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. model.head.test_feature='
+        'before_bn')
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        parser.error(f'config {args.config!r} is not a file')
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        parser.error(f'checkpoint {args.checkpoint!r} is not a file')
+    if args.images is not None and not osp.isdir(args.images):
+        parser.error(f'--images {args.images!r} is not a directory')
+    if args.batch_size < 1:
+        parser.error(f'--batch-size must be at least 1, got '
+                     f'{args.batch_size}')
+    if args.modality is not None and args.split is not None:
+        parser.error('--modality is for --images; a split carries the '
+                     'modality of every image')
+    if args.device is None:
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if args.out_dir is None:
+        name = osp.splitext(osp.basename(args.config))[0]
+        what = args.split or osp.basename(osp.normpath(args.images))
+        args.out_dir = osp.join('work_dirs', 'features', f'{name}_{what}')
+    return args
+
+
+def split_datasets(cfg: Config, split: str) -> List[Tuple[str, dict]]:
+    """``(name, dataset config)`` of a split: the dataloader's dataset, or
+    each target of a multi-target loop (``<split>_cfg.targets``)."""
+    loop = cfg.get(f'{split}_cfg') or {}
+    targets = loop.get('targets') if isinstance(loop, dict) else None
+    if split != 'train' and targets:
+        return [(t['name'], t['dataloader']['dataset']) for t in targets]
+    dataset = (cfg.get(f'{split}_dataloader') or {}).get('dataset')
+    if not dataset:
+        raise ValueError(f'the config has no {split}_dataloader.dataset '
+                         f'(nor {split}_cfg.targets)')
+    return [(dataset.get('type', split), dataset)]
+
+
+def split_records(cfg: Config, split: str) -> List[dict]:
+    """One record per image of ``split``: path, pid, camid, modality,
+    role, dataset."""
+    records = []
+    targets = split_datasets(cfg, split)
+    for name, dataset_cfg in targets:
+        # Only the records are read here; images go through the model
+        # config's test pipeline in extract_features.
+        dataset = DATASETS.build(dict(dataset_cfg, pipeline=[]))
+        dataset.full_init()
+        for i in range(len(dataset)):
+            info = dataset.get_data_info(i)
+            records.append(
+                dict(
+                    path=info['img_path'],
+                    pid=info.get('pid'),
+                    camid=info.get('camid'),
+                    modality=info.get('modality', 0),
+                    role=info.get('role', split),
+                    dataset=name if len(targets) > 1 else info.get(
+                        'dataset', name)))
+    return records
+
+
+def image_records(folder: str, modality: Optional[int]) -> List[dict]:
+    """One record per image of ``folder``, labels from Market-style
+    names."""
+    records = []
+    for path in list_images(folder):
+        pid, camid = parse_market_name(path)
+        records.append(
+            dict(
+                path=path,
+                pid=pid,
+                camid=camid,
+                modality=modality,
+                role='',
+                dataset=''))
+    return records
+
+
+def extract(model, records: List[dict], batch_size: int) -> torch.Tensor:
+    """Features of ``records`` (N, D), batch by batch with a progress
+    bar."""
+    modalities = [r['modality'] for r in records]
+    use_modality = all(m is not None for m in modalities)
+    bar = ProgressBar(len(records), file=sys.stderr)
+    feats = []
+    for start in range(0, len(records), batch_size):
+        batch = records[start:start + batch_size]
+        modality = modalities[start:start + len(batch)] \
+            if use_modality else None
+        feats.append(
+            extract_features(
+                model, [r['path'] for r in batch],
+                batch_size=batch_size,
+                modality=modality))
+        bar.update(len(batch))
+    sys.stderr.write('\n')
+    return torch.cat(feats)
+
+
+def write(out_dir: str, feats: torch.Tensor, records: List[dict], fmt: str,
+          meta: dict) -> str:
+    """Write features, index.csv and meta.json; returns the feature file."""
+    os.makedirs(out_dir, exist_ok=True)
+    feats = feats.float().contiguous()
+    feature_file = osp.join(out_dir, f'features.{fmt}')
+    if fmt == 'npy':
+        np.save(feature_file, feats.numpy())
+    else:
+        torch.save(feats, feature_file)
+    with open(osp.join(out_dir, 'index.csv'), 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(INDEX_COLUMNS)
+        for row, r in enumerate(records):
+            writer.writerow([
+                row, r['path'], '' if r['pid'] is None else r['pid'],
+                '' if r['camid'] is None else r['camid'],
+                '' if r['modality'] is None else r['modality'], r['role'],
+                r['dataset']
+            ])
+    meta = dict(
+        meta,
+        num_images=int(feats.shape[0]),
+        feature_dim=int(feats.shape[1]),
+        dtype='float32',
+        features=osp.basename(feature_file),
+        index='index.csv')
+    with open(osp.join(out_dir, 'meta.json'), 'w') as f:
+        json.dump(meta, f, indent=2)
+    return feature_file
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    model = init_model(
+        args.config,
+        args.checkpoint,
+        device=args.device,
+        cfg_options=args.cfg_options)
+    if args.split is not None:
+        records = split_records(model.cfg, args.split)
+        source = dict(
+            split=args.split, labels='dataset records (camid 0-based)')
+    else:
+        records = image_records(args.images, args.modality)
+        source = dict(
+            images=osp.abspath(args.images),
+            labels='Market-style file names (camid as written); empty '
+            'when a name does not parse')
+    if not records:
+        raise ValueError(f'no images found in {args.images or args.split}')
+    print(f'extracting {len(records)} images on {args.device}, batches of '
+          f'{args.batch_size}')
+    with torch.no_grad():
+        feats = extract(model, records, args.batch_size)
+    feature_file = write(
+        args.out_dir, feats, records, args.format,
+        dict(
+            config=osp.abspath(args.config),
+            checkpoint=args.checkpoint,
+            **source))
+    print(f'{feats.shape[0]} x {feats.shape[1]} features written to '
+          f'{feature_file}, with index.csv and meta.json')
+
+
+if __name__ == '__main__':
+    main()
