@@ -24,7 +24,8 @@ class ReIDVisualizer(Visualizer):
             distances: Optional[Sequence[float]] = None,
             tile_size: Tuple[int, int] = (128, 64),
             query_label: Optional[str] = None,
-            gallery_labels: Optional[Sequence[str]] = None) -> np.ndarray:
+            gallery_labels: Optional[Sequence[str]] = None,
+            note: Optional[str] = None) -> np.ndarray:
         """Draw a ranked list and make it the visualizer's current image.
 
         Arguments are those of
@@ -42,6 +43,7 @@ class ReIDVisualizer(Visualizer):
             distances=distances,
             tile_size=tile_size,
             query_label=query_label,
-            gallery_labels=gallery_labels)
+            gallery_labels=gallery_labels,
+            note=note)
         self.set_image(canvas)
         return canvas

@@ -304,9 +304,14 @@ class RankedListHook(Hook):
             for i, q in enumerate(chosen.tolist()):
                 ranked = order[i]
                 kept = ranked[torch.isfinite(dist[i, ranked])]
+                first = int(
+                    (g_pids[kept] == q_pids[q]).int().argmax()) + 1
                 kept = kept[:self.topk].tolist()
-                canvas = self._draw_one(query[q], [gallery[g] for g in kept],
-                                        dist[i, kept].tolist())
+                canvas = self._draw_one(
+                    query[q], [gallery[g] for g in kept],
+                    dist[i, kept].tolist(),
+                    None if first <= len(kept) else
+                    f'first correct match at rank {first}')
                 if canvas is None:
                     continue
                 title = (f'{tag}_{i:02d}_ap{ap[q]:.3f}_pid{query[q]["pid"]}')
@@ -325,8 +330,11 @@ class RankedListHook(Hook):
                 return torch.as_tensor(score(query, gallery)).float().cpu()
         return compute_distance(query, gallery, scorer, normalize)
 
-    def _draw_one(self, query: dict, gallery: List[dict],
-                  distances: List[float]) -> Optional[np.ndarray]:
+    def _draw_one(self,
+                  query: dict,
+                  gallery: List[dict],
+                  distances: List[float],
+                  note: Optional[str] = None) -> Optional[np.ndarray]:
         paths = [query['img_path']] + [g['img_path'] for g in gallery]
         if any(not isinstance(p, str) or not osp.isfile(p) for p in paths):
             missing = [
@@ -344,7 +352,8 @@ class RankedListHook(Hook):
             matches=[g['pid'] == query['pid'] for g in gallery],
             distances=distances,
             tile_size=self.tile_size,
-            query_label=f'pid {query["pid"]} cam {query["camid"]}',
+            query_label=f'pid {query["pid"]}\ncam {query["camid"]}',
             gallery_labels=[
-                f'pid {g["pid"]} cam {g["camid"]}' for g in gallery
-            ])
+                f'pid {g["pid"]}\ncam {g["camid"]}' for g in gallery
+            ],
+            note=note)
