@@ -153,6 +153,7 @@ class RankedListHook(Hook):
                     feature=feature.reshape(-1).float().cpu(),
                     pid=_to_int(sample['gt_label']),
                     camid=_to_int(sample['camid']),
+                    modality=sample.get('modality'),
                     is_query=role == 'query',
                     img_path=sample.get('img_path'),
                     dataset=sample.get('dataset'),
@@ -212,11 +213,14 @@ class RankedListHook(Hook):
             f'RankedListHook wrote {written} ranked lists to {out_dir}',
             logger='current')
 
-    def _ranking_setup(self, runner,
-                       mode: str) -> Tuple[Any, bool, Dict[str, Any]]:
-        """The distance, normalisation and rank rules of the evaluation."""
+    def _ranking_setup(self,
+                       runner,
+                       mode: str,
+                       evaluator=None) -> Tuple[Any, bool, Dict[str, Any]]:
+        """The distance, normalisation and rank rules of the evaluation
+        (of ``evaluator``, by default the loop's)."""
         loop = runner.test_loop if mode == 'test' else runner.val_loop
-        evaluator = getattr(loop, 'evaluator', None)
+        evaluator = evaluator or getattr(loop, 'evaluator', None)
         metrics = getattr(evaluator, 'metrics', None) or []
         metric = (
             metrics[self.metric_index]
