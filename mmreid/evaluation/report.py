@@ -290,8 +290,7 @@ def analyse_queries(
         ap_mode: str = 'cumsum',
         topk: int = 10,
         max_rank: int = 50,
-        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB
-) -> QueryAnalysis:
+        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB) -> QueryAnalysis:
     """Rank every query's gallery and keep what a report shows of it.
 
     Distances come chunk by chunk (never the whole Q x G matrix); each
@@ -345,8 +344,7 @@ def analyse_queries(
     if callable(distance):
         if normalize:
             query_feats = torch.nn.functional.normalize(query_feats, dim=1)
-            gallery_feats = torch.nn.functional.normalize(gallery_feats,
-                                                          dim=1)
+            gallery_feats = torch.nn.functional.normalize(gallery_feats, dim=1)
         scorer = distance
     else:
 
@@ -371,8 +369,7 @@ def analyse_queries(
                 scorer(query_feats[start:stop], gallery_feats))
         dist = dist.float().cpu()
         same = torch.as_tensor(q_pids[start:stop])[:, None] == g_pids_t
-        removed = junk(same, torch.as_tensor(q_camids[start:stop]),
-                       g_camids_t)
+        removed = junk(same, torch.as_tensor(q_camids[start:stop]), g_camids_t)
         order = _ranked(dist, same, tie_policy).numpy()
         dist, same = dist.numpy(), same.numpy()
         removed = None if removed is None else removed.numpy()

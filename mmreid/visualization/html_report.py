@@ -15,9 +15,9 @@ from mmreid.evaluation.report import PairStats, QueryAnalysis, ResultRow
 from .tiles import modality_name
 
 #: Bins of the rank-of-first-match histogram: (label, low, high) inclusive.
-RANK_BINS = (('1', 1, 1), ('2', 2, 2), ('3', 3, 3), ('4', 4, 4),
-             ('5', 5, 5), ('6-10', 6, 10), ('11-20', 11, 20),
-             ('21-50', 21, 50), ('51-100', 51, 100), ('>100', 101, math.inf))
+RANK_BINS = (('1', 1, 1), ('2', 2, 2), ('3', 3, 3), ('4', 4, 4), ('5', 5, 5),
+             ('6-10', 6, 10), ('11-20', 11, 20), ('21-50', 21, 50),
+             ('51-100', 51, 100), ('>100', 101, math.inf))
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', Helvetica, Arial,
@@ -106,13 +106,16 @@ class ReportSection:
     notes: List[str] = field(default_factory=list)
 
 
-def image_data_uri(image: np.ndarray, size: Tuple[int, int] = (128, 64),
+def image_data_uri(image: np.ndarray,
+                   size: Tuple[int, int] = (128, 64),
                    quality: int = 85) -> str:
     """A (H, W, 3) RGB uint8 image as a ``data:image/jpeg;base64`` URI,
     resized to ``size`` = (height, width)."""
     height, width = size
-    small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA
-                       if image.shape[0] > height else cv2.INTER_LINEAR)
+    small = cv2.resize(
+        image, (width, height),
+        interpolation=cv2.INTER_AREA
+        if image.shape[0] > height else cv2.INTER_LINEAR)
     ok, buffer = cv2.imencode('.jpg', np.ascontiguousarray(small[..., ::-1]),
                               [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -255,7 +258,8 @@ def svg_bar_chart(labels: Sequence[str],
     return ''.join(parts)
 
 
-def ap_histogram(ap: np.ndarray, bins: int = 10) -> Tuple[List[str], List[int]]:
+def ap_histogram(ap: np.ndarray,
+                 bins: int = 10) -> Tuple[List[str], List[int]]:
     """Counts of valid APs in ``bins`` equal bins of [0, 1] (the last one
     closed)."""
     ap = ap[~np.isnan(ap)]
@@ -272,9 +276,10 @@ def rank_histogram(first_rank: np.ndarray) -> Tuple[List[str], List[int]]:
     """Counts of the rank of the first correct match over ``RANK_BINS``
     (queries without a positive are left out)."""
     ranks = first_rank[first_rank > 0]
-    return ([label for label, _, _ in RANK_BINS],
-            [int(((ranks >= low) & (ranks <= high)).sum())
-             for _, low, high in RANK_BINS])
+    return ([label for label, _, _ in RANK_BINS], [
+        int(((ranks >= low) & (ranks <= high)).sum())
+        for _, low, high in RANK_BINS
+    ])
 
 
 def _heat(value: float) -> str:
@@ -284,8 +289,11 @@ def _heat(value: float) -> str:
     return f' style="background: hsl({hue:.0f}, 65%, 86%)"'
 
 
-def pair_table(pairs: Dict[Tuple[int, int], PairStats], css_class: str,
-               row_title: str, col_title: str, name=str) -> str:
+def pair_table(pairs: Dict[Tuple[int, int], PairStats],
+               css_class: str,
+               row_title: str,
+               col_title: str,
+               name=str) -> str:
     """Query group x gallery group table of R1 / mAP (and query counts)."""
     if not pairs:
         return ''
@@ -335,7 +343,8 @@ def _tile(item: dict, css: str, head: str, size: Tuple[int, int]) -> str:
             f'{_label(item)}</figcaption></figure>')
 
 
-def ranked_list_html(example: RankedExample, index: int,
+def ranked_list_html(example: RankedExample,
+                     index: int,
                      size: Tuple[int, int] = (128, 64)) -> str:
     """One ranked list: the query, then its top k framed green (same pid)
     or red (other pid)."""
@@ -380,7 +389,8 @@ def results_table_html(rows: Sequence[ResultRow],
     return ''.join(out)
 
 
-def section_html(section: ReportSection, anchor: str,
+def section_html(section: ReportSection,
+                 anchor: str,
                  thumb_size: Tuple[int, int] = (128, 64)) -> str:
     """The HTML of one target."""
     analysis = section.analysis
@@ -399,10 +409,9 @@ def section_html(section: ReportSection, anchor: str,
     out = [
         f'<section class="target" id="{_esc(anchor)}" '
         f'data-target="{_esc(section.name)}">',
-        f'<h2>{_esc(section.name)}</h2>',
-        '<p class="meta">' + ' · '.join(
-            f'{_esc(k)}: {_esc(v)}' for k, v in section.setup.items()) +
-        '</p>'
+        f'<h2>{_esc(section.name)}</h2>', '<p class="meta">' +
+        ' · '.join(f'{_esc(k)}: {_esc(v)}'
+                   for k, v in section.setup.items()) + '</p>'
     ]
     out += [f'<p class="note">{_esc(note)}</p>' for note in section.notes]
     out.append('<table class="summary"><tr>' +
@@ -411,17 +420,17 @@ def section_html(section: ReportSection, anchor: str,
                        for v in summary.values()) + '</tr></table>')
     marks = [r for r in (1, 5, 10, 20) if r <= len(cmc)]
     out.append('<div class="charts">')
-    out.append('<div class="chart">' + svg_line_chart(
-        ranks, cmc.tolist(), 'CMC curve', 'rank', 'matching rate (%)', 'cmc',
-        marks) + '</div>')
+    out.append('<div class="chart">' +
+               svg_line_chart(ranks, cmc.tolist(), 'CMC curve', 'rank',
+                              'matching rate (%)', 'cmc', marks) + '</div>')
     labels, counts = ap_histogram(analysis.ap)
     out.append('<div class="chart">' + svg_bar_chart(
         labels, counts, 'AP per query', 'average precision', 'ap-hist') +
                '</div>')
     labels, counts = rank_histogram(analysis.first_rank)
-    out.append('<div class="chart">' + svg_bar_chart(
-        labels, counts, 'Rank of the first correct match', 'rank',
-        'rank-hist') + '</div>')
+    out.append('<div class="chart">' +
+               svg_bar_chart(labels, counts, 'Rank of the first correct match',
+                             'rank', 'rank-hist') + '</div>')
     out.append('</div>')
     out.append('<h3>Per query camera × gallery camera (R1 / mAP, %)</h3>')
     out.append('<p class="note">Each query ranked against the gallery '
@@ -434,8 +443,8 @@ def section_html(section: ReportSection, anchor: str,
         out.append('<h3>Per query modality × gallery modality '
                    '(R1 / mAP, %)</h3>')
         out.append(
-            pair_table(analysis.modality_pairs, 'modality-pairs',
-                       'query', 'gallery', modality_name))
+            pair_table(analysis.modality_pairs, 'modality-pairs', 'query',
+                       'gallery', modality_name))
     for kind in ('worst', 'best'):
         examples = [e for e in section.examples if e.kind == kind]
         if not examples:
@@ -449,13 +458,14 @@ def section_html(section: ReportSection, anchor: str,
     return '\n'.join(out)
 
 
-def render_report(sections: Sequence[ReportSection],
-                  title: str = 'mmreid evaluation report',
-                  results: Optional[Sequence[ResultRow]] = None,
-                  columns: Sequence[str] = ('R1', 'R5', 'R10', 'R20', 'mAP',
-                                            'mINP'),
-                  meta: Sequence[str] = (),
-                  thumb_size: Tuple[int, int] = (128, 64)) -> str:
+def render_report(
+    sections: Sequence[ReportSection],
+    title: str = 'mmreid evaluation report',
+    results: Optional[Sequence[ResultRow]] = None,
+    columns: Sequence[str] = ('R1', 'R5', 'R10', 'R20', 'mAP', 'mINP'),
+    meta: Sequence[str] = (),
+    thumb_size: Tuple[int, int] = (128, 64)
+) -> str:
     """The whole report as one HTML document.
 
     Args:
@@ -482,14 +492,12 @@ def render_report(sections: Sequence[ReportSection],
         out.append('<h3>Reported metrics</h3>')
         out.append(results_table_html(results, columns))
     if len(sections) > 1:
-        out.append('<p class="meta">Targets: ' + ' · '.join(
-            f'<a href="#{a}">{_esc(s.name)}</a>'
-            for a, s in zip(anchors, sections)) + '</p>')
+        out.append('<p class="meta">Targets: ' +
+                   ' · '.join(f'<a href="#{a}">{_esc(s.name)}</a>'
+                              for a, s in zip(anchors, sections)) + '</p>')
     out.append('<p class="legend">Frames: <span style="background:#005aff">'
                '</span>query <span style="background:#00b400"></span>same '
                'pid <span style="background:#e60000"></span>other pid</p>')
-    out += [
-        section_html(s, a, thumb_size) for s, a in zip(sections, anchors)
-    ]
+    out += [section_html(s, a, thumb_size) for s, a in zip(sections, anchors)]
     out.append('</body></html>')
     return '\n'.join(out)

@@ -112,23 +112,21 @@ def _text_width(text: str, scale: float) -> int:
 def _put_text(canvas: np.ndarray, text: str, x: int, y: int,
               max_width: int) -> None:
     text, scale = fit_text(text, max_width)
-    cv2.putText(canvas, text, (x, y), _FONT, scale, TEXT_COLOR, 1,
-                cv2.LINE_AA)
+    cv2.putText(canvas, text, (x, y), _FONT, scale, TEXT_COLOR, 1, cv2.LINE_AA)
 
 
 def _lines(label: Optional[str]) -> List[str]:
     return [] if label is None else str(label).split('\n')
 
 
-def draw_ranked_list(
-        query_img: np.ndarray,
-        gallery_imgs: Sequence[np.ndarray],
-        matches: Optional[Sequence[Optional[bool]]] = None,
-        distances: Optional[Sequence[float]] = None,
-        tile_size: Tuple[int, int] = (128, 64),
-        query_label: Optional[str] = None,
-        gallery_labels: Optional[Sequence[str]] = None,
-        note: Optional[str] = None) -> np.ndarray:
+def draw_ranked_list(query_img: np.ndarray,
+                     gallery_imgs: Sequence[np.ndarray],
+                     matches: Optional[Sequence[Optional[bool]]] = None,
+                     distances: Optional[Sequence[float]] = None,
+                     tile_size: Tuple[int, int] = (128, 64),
+                     query_label: Optional[str] = None,
+                     gallery_labels: Optional[Sequence[str]] = None,
+                     note: Optional[str] = None) -> np.ndarray:
     """Draw a query image followed by its ranked gallery images.
 
     The query gets a blue frame; a gallery image gets a green frame when it

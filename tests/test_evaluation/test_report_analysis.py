@@ -21,18 +21,23 @@ def toy(seed=0, num_query=12, num_gallery=40, dim=3, levels=3):
     return q, g, q_pids, g_pids, q_cams, g_cams
 
 
-@pytest.mark.parametrize('tie_policy',
-                         ['stable', 'pessimistic', 'optimistic'])
+@pytest.mark.parametrize('tie_policy', ['stable', 'pessimistic', 'optimistic'])
 @pytest.mark.parametrize('ap_mode', ['cumsum', 'threshold'])
 @pytest.mark.parametrize('junk_rule', ['market', 'none', 'sysu'])
-def test_equals_the_metric_and_the_reference(tie_policy, ap_mode,
-                                             junk_rule):
+def test_equals_the_metric_and_the_reference(tie_policy, ap_mode, junk_rule):
     q, g, q_pids, g_pids, q_cams, g_cams = toy()
-    options = dict(
-        junk_rule=junk_rule, tie_policy=tie_policy, ap_mode=ap_mode)
+    options = dict(junk_rule=junk_rule, tie_policy=tie_policy, ap_mode=ap_mode)
     analysis = analyse_queries(
-        q, g, q_pids, g_pids, q_cams, g_cams, max_rank=10, topk=4,
-        memory_budget_mb=1e-4, **options)  # one query per chunk
+        q,
+        g,
+        q_pids,
+        g_pids,
+        q_cams,
+        g_cams,
+        max_rank=10,
+        topk=4,
+        memory_budget_mb=1e-4,
+        **options)  # one query per chunk
     result = evaluate_features(
         q, g, q_pids, g_pids, q_cams, g_cams, max_rank=10, **options)
     np.testing.assert_array_equal(analysis.valid, result.valid_mask)
@@ -48,8 +53,13 @@ def test_equals_the_metric_and_the_reference(tie_policy, ap_mode,
         for b in range(3):
             rows, cols = (q_cams == a).numpy(), (g_cams == b).numpy()
             ref = reference_evaluate_rank(
-                dist[rows][:, cols], q_pids[rows], g_pids[cols],
-                q_cams[rows], g_cams[cols], max_rank=1, **options)
+                dist[rows][:, cols],
+                q_pids[rows],
+                g_pids[cols],
+                q_cams[rows],
+                g_cams[cols],
+                max_rank=1,
+                **options)
             stats = analysis.camera_pairs.get((a, b))
             if ref['num_valid_query'] == 0:
                 assert stats is None or stats.num_valid == 0
@@ -88,15 +98,24 @@ def test_modality_pairs_and_a_scorer():
         return compute_distance(query, gallery)
 
     analysis = analyse_queries(
-        q, g, q_pids, g_pids, q_cams, g_cams, q_mod, g_mod,
-        distance=scorer, junk_rule='none')
+        q,
+        g,
+        q_pids,
+        g_pids,
+        q_cams,
+        g_cams,
+        q_mod,
+        g_mod,
+        distance=scorer,
+        junk_rule='none')
     assert sum(calls) == len(q)
-    plain = analyse_queries(q, g, q_pids, g_pids, q_cams, g_cams,
-                            junk_rule='none')
+    plain = analyse_queries(
+        q, g, q_pids, g_pids, q_cams, g_cams, junk_rule='none')
     np.testing.assert_allclose(analysis.ap, plain.ap)
     assert set(analysis.modality_pairs) <= {(0, 0), (0, 1), (1, 0), (1, 1)}
-    total = sum(s.num_valid for (qm, _), s in analysis.modality_pairs.items()
-                if qm == 0)
+    total = sum(
+        s.num_valid for (qm, _), s in analysis.modality_pairs.items()
+        if qm == 0)
     # every valid query of modality 0 is valid in at least one pair
     assert total >= int((plain.valid & (q_mod.numpy() == 0)).sum())
 
@@ -104,7 +123,7 @@ def test_modality_pairs_and_a_scorer():
 def test_bad_arguments():
     q, g, q_pids, g_pids, q_cams, g_cams = toy()
     with pytest.raises(ValueError, match='tie_policy'):
-        analyse_queries(q, g, q_pids, g_pids, q_cams, g_cams,
-                        tie_policy='random')
+        analyse_queries(
+            q, g, q_pids, g_pids, q_cams, g_cams, tie_policy='random')
     with pytest.raises(ValueError, match=r'g_pids must have shape \(40,\)'):
         analyse_queries(q, g, q_pids, g_pids[:3], q_cams, g_cams)

@@ -38,13 +38,16 @@ def parse(table):
 
 
 def test_single_metric_is_one_row_without_counts():
-    table = format_results_table(prefixed('reid', mode_metrics(91.234,
-                                                               80.0)))
+    table = format_results_table(prefixed('reid', mode_metrics(91.234, 80.0)))
     header, rows, lines = parse(table)
     assert header == COLUMNS
     assert list(rows) == ['reid']
     assert rows['reid'] == dict(
-        R1='91.23', R5='92.23', R10='93.23', R20='94.23', mAP='80.00',
+        R1='91.23',
+        R5='92.23',
+        R10='93.23',
+        R20='94.23',
+        mAP='80.00',
         mINP='70.00')
     assert len(lines) == 3
 

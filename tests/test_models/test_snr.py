@@ -333,8 +333,7 @@ def test_model_logs_one_weighted_loss_per_stage():
     weights = (0.1, 0.1, 0.5, 0.5)
     model = build_model(
         snr_plugins(log_gate=True),
-        dict(
-            type='DualCausalityLoss', stage_weights=weights, log_terms=True))
+        dict(type='DualCausalityLoss', stage_weights=weights, log_terms=True))
     model.init_weights()
     data = make_data(model)
     torch.manual_seed(0)
@@ -355,8 +354,9 @@ def test_model_logs_one_weighted_loss_per_stage():
     for name, param in model.backbone.snr_modules.named_parameters():
         assert param.grad is not None, name
     # The model applies the stage weights.
-    model = build_model(snr_plugins(log_gate=True),
-                        dict(type='DualCausalityLoss', stage_weights=1))
+    model = build_model(
+        snr_plugins(log_gate=True),
+        dict(type='DualCausalityLoss', stage_weights=1))
     model.load_state_dict(model_state)
     torch.manual_seed(0)
     plain = model(**data, mode='loss')

@@ -86,8 +86,7 @@ def test_grid_mode_groups_identities(make_config, tmp_path):
         for i in range(num):
             for line in range(3):
                 band = image[96 + line * TEXT_LINE_HEIGHT:96 +
-                             (line + 1) * TEXT_LINE_HEIGHT,
-                             i * 52:i * 52 + 48]
+                             (line + 1) * TEXT_LINE_HEIGHT, i * 52:i * 52 + 48]
                 assert (band != background).any(), (path.name, i, line)
         widths += num
     assert widths == 8
@@ -100,7 +99,8 @@ def test_draw_tiles_labels_and_errors():
     from mmreid.visualization import draw_tiles, modality_name
     img = np.full((32, 16, 3), 7, np.uint8)
     grid = draw_tiles([img, img], ['pid 8512\ncam 14\ninfrared', 'a'],
-                      (128, 64), gap=2)
+                      (128, 64),
+                      gap=2)
     assert grid.shape == (128 + 3 * 12, 130, 3)
     assert (grid[:128, :64] == 7).all() and (grid[:128, 64:66] == 255).all()
     assert modality_name(1) == 'infrared' and modality_name(5) == '5'

@@ -58,9 +58,8 @@ class Elements(HTMLParser):
 
     def find(self, tag, css_class=None):
         return [
-            attrs for name, attrs in self.tags if name == tag and (
-                css_class is None
-                or css_class in attrs.get('class', '').split())
+            attrs for name, attrs in self.tags if name == tag and
+            (css_class is None or css_class in attrs.get('class', '').split())
         ]
 
 
@@ -83,8 +82,10 @@ def reports(tmp_path_factory, synth_root):
     and on two targets."""
     root = tmp_path_factory.mktemp('report')
     train_cfg = write_config(root / 'tiny.py', synth_root, ONE_EPOCH)
-    run_tool([PYTHON, 'tools/train.py', train_cfg, '--work-dir',
-              str(root / 'train')])
+    run_tool([
+        PYTHON, 'tools/train.py', train_cfg, '--work-dir',
+        str(root / 'train')
+    ])
     ckpt = str(root / 'train' / 'epoch_1.pth')
     out = dict()
     for name, extra in (('single', ''), ('multi', TWO_TARGETS)):
@@ -132,8 +133,7 @@ def test_report_holds_every_part(reports):
     assert f'reid/mAP {metrics["reid/mAP"]:.2f} as reported.' in page
     # The AP histogram counts every valid query once.
     counts = [
-        int(bar['data-count'])
-        for bar in elements.find('rect', 'bar')[:10]
+        int(bar['data-count']) for bar in elements.find('rect', 'bar')[:10]
     ]
     summary = ''.join(elements.text)
     valid = int(re.search(r'valid_queries(\d+)', summary).group(1)) \
@@ -165,13 +165,14 @@ def find_browser():
 
 
 def run_browser(browser, *args):
-    proc = subprocess.run(
-        [browser, '--headless', '--no-sandbox', '--disable-gpu',
-         '--no-first-run', '--disable-dev-shm-usage', *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=180)
+    proc = subprocess.run([
+        browser, '--headless', '--no-sandbox', '--disable-gpu',
+        '--no-first-run', '--disable-dev-shm-usage', *args
+    ],
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE,
+                          text=True,
+                          timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

@@ -32,8 +32,8 @@ def test_tensorboard_event_file_holds_losses_and_reid_metrics(
     work_dir = str(tmp_path / 'work')
     log = run_tool([
         PYTHON, 'tools/train.py',
-        make_config(extra=ONE_EPOCH), '--work-dir', work_dir,
-        '--vis-backend', 'tensorboard'
+        make_config(extra=ONE_EPOCH), '--work-dir', work_dir, '--vis-backend',
+        'tensorboard'
     ])
     events = glob.glob(
         osp.join(work_dir, '*', 'vis_data', 'events.out.tfevents.*'))
@@ -67,12 +67,28 @@ def test_tensorboard_event_file_holds_losses_and_reid_metrics(
 def test_unknown_or_missing_vis_backend_is_refused_before_training(
         make_config, tmp_path):
     import subprocess
-    proc = subprocess.run(
-        [PYTHON, 'tools/train.py',
-         make_config(), '--vis-backend', 'tensorbored'],
-        cwd=osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True)
+    proc = subprocess.run([
+        PYTHON, 'tools/train.py',
+        make_config(), '--vis-backend', 'tensorbored'
+    ],
+                          cwd=osp.dirname(
+                              osp.dirname(osp.dirname(osp.abspath(__file__)))),
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True)
     assert proc.returncode != 0
     assert "invalid choice: 'tensorbored'" in proc.stdout
+
+
+def test_runtime_snippets_add_their_backend_to_the_local_one(tmp_path):
+    from mmengine.config import Config
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    for snippet, backend in (('runtime_tensorboard', 'TensorboardVisBackend'),
+                             ('runtime_wandb', 'WandbVisBackend')):
+        leaf = tmp_path / f'{snippet}_leaf.py'
+        leaf.write_text(f"_base_ = ['{repo}/configs/_base_/{snippet}.py']\n")
+        cfg = Config.fromfile(str(leaf))
+        assert [b['type'] for b in cfg.visualizer.vis_backends
+                ] == ['LocalVisBackend', backend]
+        # Everything else is the default runtime.
+        assert cfg.default_hooks.results_table.type == 'ResultsTableHook'

@@ -152,14 +152,15 @@ def _write(path: str, image_rgb: np.ndarray) -> None:
         raise OSError(f'cannot write {path}')
 
 
-def browse(cfg: Config,
-           phase: str,
-           num: int,
-           out_dir: str,
-           mode: str = 'grid',
-           shuffle: bool = False,
-           seed: Optional[int] = None,
-           tile_size: Sequence[int] = (128, 64)) -> List[str]:
+def browse(
+    cfg: Config,
+    phase: str,
+    num: int,
+    out_dir: str,
+    mode: str = 'grid',
+    shuffle: bool = False,
+    seed: Optional[int] = None,
+    tile_size: Sequence[int] = (128, 64)) -> List[str]:
     """Run a dataset's pipeline and write its images.
 
     Args:

@@ -308,13 +308,11 @@ class RankedListHook(Hook):
             for i, q in enumerate(chosen.tolist()):
                 ranked = order[i]
                 kept = ranked[torch.isfinite(dist[i, ranked])]
-                first = int(
-                    (g_pids[kept] == q_pids[q]).int().argmax()) + 1
+                first = int((g_pids[kept] == q_pids[q]).int().argmax()) + 1
                 kept = kept[:self.topk].tolist()
                 canvas = self._draw_one(
                     query[q], [gallery[g] for g in kept],
-                    dist[i, kept].tolist(),
-                    None if first <= len(kept) else
+                    dist[i, kept].tolist(), None if first <= len(kept) else
                     f'first correct match at rank {first}')
                 if canvas is None:
                     continue

@@ -1,6 +1,7 @@
 """Write a self-contained HTML evaluation report after a test run."""
 import os
 import os.path as osp
+import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import mmcv
@@ -68,16 +69,17 @@ class EvalReportHook(RankedListHook):
         >>> custom_hooks = [dict(type='EvalReportHook', out_dir='report')]
     """
 
-    def __init__(self,
-                 out_dir: Optional[str] = None,
-                 num_queries: int = 5,
-                 topk: int = 10,
-                 max_rank: int = 50,
-                 metric_index: int = 0,
-                 phases: Sequence[str] = ('test', ),
-                 thumb_size: Tuple[int, int] = (128, 64),
-                 title: str = 'mmreid evaluation report',
-                 meta: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        out_dir: Optional[str] = None,
+        num_queries: int = 5,
+        topk: int = 10,
+        max_rank: int = 50,
+        metric_index: int = 0,
+        phases: Sequence[str] = ('test', ),
+        thumb_size: Tuple[int, int] = (128, 64),
+        title: str = 'mmreid evaluation report',
+        meta: Sequence[str] = ()) -> None:
         super().__init__(
             num_queries=num_queries,
             topk=topk,
@@ -143,9 +145,9 @@ class EvalReportHook(RankedListHook):
         sections = []
         for name, group in groups.items():
             evaluator = self._evaluators.get(name if by_target else None)
-            section = self.build_section(
-                runner, mode, name if name is not None else mode, group,
-                evaluator, metrics, by_target)
+            section = self.build_section(runner, mode,
+                                         name if name is not None else mode,
+                                         group, evaluator, metrics, by_target)
             if section is not None:
                 sections.append(section)
         page = render_report(
@@ -177,8 +179,8 @@ class EvalReportHook(RankedListHook):
             return metrics[self.metric_index]
         return None
 
-    def build_section(self, runner, mode: str, name: str,
-                      records: List[dict], evaluator, metrics: Dict,
+    def build_section(self, runner, mode: str, name: str, records: List[dict],
+                      evaluator, metrics: Dict,
                       by_target: bool) -> Optional[ReportSection]:
         """Analyse one target's records and gather its examples."""
         query = [r for r in records if r['is_query']]
@@ -224,8 +226,8 @@ class EvalReportHook(RankedListHook):
         examples = []
         for kind, chosen in (('worst', worst), ('best', best)):
             for q in chosen.tolist():
-                examples.append(self._example(kind, q, query, gallery,
-                                              analysis))
+                examples.append(
+                    self._example(kind, q, query, gallery, analysis))
         return ReportSection(name, analysis, setup, len(gallery), examples,
                              notes)
 
@@ -243,16 +245,20 @@ class EvalReportHook(RankedListHook):
             return [f'{key} {reported:.2f} as reported.']
         why = []
         if getattr(metric, 'rerank', None) or getattr(metric,
-                                                      'query_expansion',
-                                                      None):
+                                                      'query_expansion', None):
             why.append('the metric re-ranks or expands queries, this '
                        'analysis ranks plain distances')
-        if hasattr(metric, 'num_trials') or hasattr(metric, 'splits') \
-                or type(metric).__name__ != 'ReIDMetric':
+        partitions = [
+            k for k in metrics if re.match(
+                rf'^{re.escape(prefix)}/(split|trial)\d+/'
+                if prefix else r'^(split|trial)\d+/', str(k))
+        ]
+        if partitions:
             why.append(f'{type(metric).__name__} averages over its own '
-                       'trials, splits or gallery draws, this analysis '
-                       'ranks every query against the whole gallery')
-        reason = '; '.join(why) or 'see the metric'
+                       'splits or trials, this analysis ranks every query '
+                       'against the whole gallery')
+        reason = '; '.join(why) or (f'{type(metric).__name__} computes '
+                                    'its own protocol')
         return [
             f'Reported {key} is {reported:.2f}; this analysis gives '
             f'{analysis.mAP:.2f} ({reason}).'
@@ -284,6 +290,6 @@ class EvalReportHook(RankedListHook):
             entry = item(gallery[index])
             entry.update(distance=float(distance), match=bool(match))
             shown.append(entry)
-        return RankedExample(kind, item(query[q]), shown,
-                             float(analysis.ap[q]),
+        return RankedExample(kind, item(query[q]),
+                             shown, float(analysis.ap[q]),
                              int(analysis.first_rank[q]))

@@ -50,7 +50,5 @@ class ResultsTableHook(Hook):
     def after_val_epoch(self, runner, metrics: Optional[Dict] = None) -> None:
         self._log(runner, 'val', metrics)
 
-    def after_test_epoch(self,
-                         runner,
-                         metrics: Optional[Dict] = None) -> None:
+    def after_test_epoch(self, runner, metrics: Optional[Dict] = None) -> None:
         self._log(runner, 'test', metrics)
