@@ -261,17 +261,16 @@ def _ap_of(matches: np.ndarray, dist: np.ndarray, ap_mode: str) -> float:
     return float(np.mean(np.arange(1, len(positions) + 1) / positions))
 
 
-def _ranked(dist: torch.Tensor, same: torch.Tensor,
-            tie_policy: str) -> torch.Tensor:
+def _ranked(dist: np.ndarray, same: np.ndarray,
+            tie_policy: str) -> np.ndarray:
     """Gallery order of each row, best first, under a tie policy."""
     if tie_policy == 'stable':
-        return torch.sort(dist, dim=1, stable=True).indices
+        return np.argsort(dist, axis=1, kind='stable')
     # Ties on distance keep the order of the secondary key: negatives
-    # first when pessimistic, positives first when optimistic.
+    # first when pessimistic, positives first when optimistic; lexsort is
+    # stable and sorts by its last key first.
     secondary = same if tie_policy == 'pessimistic' else ~same
-    first = torch.sort(secondary.to(torch.int8), dim=1, stable=True).indices
-    second = torch.sort(dist.gather(1, first), dim=1, stable=True).indices
-    return first.gather(1, second)
+    return np.lexsort((secondary.astype(np.int8), dist), axis=1)
 
 
 def analyse_queries(
@@ -370,9 +369,9 @@ def analyse_queries(
         dist = dist.float().cpu()
         same = torch.as_tensor(q_pids[start:stop])[:, None] == g_pids_t
         removed = junk(same, torch.as_tensor(q_camids[start:stop]), g_camids_t)
-        order = _ranked(dist, same, tie_policy).numpy()
         dist, same = dist.numpy(), same.numpy()
         removed = None if removed is None else removed.numpy()
+        order = _ranked(dist, same, tie_policy)
         for row in range(stop - start):
             q = start + row
             ranked = order[row]
