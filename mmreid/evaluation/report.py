@@ -261,8 +261,7 @@ def _ap_of(matches: np.ndarray, dist: np.ndarray, ap_mode: str) -> float:
     return float(np.mean(np.arange(1, len(positions) + 1) / positions))
 
 
-def _ranked(dist: np.ndarray, same: np.ndarray,
-            tie_policy: str) -> np.ndarray:
+def _ranked(dist: np.ndarray, same: np.ndarray, tie_policy: str) -> np.ndarray:
     """Gallery order of each row, best first, under a tie policy."""
     if tie_policy == 'stable':
         return np.argsort(dist, axis=1, kind='stable')
