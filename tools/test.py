@@ -4,6 +4,7 @@
         [--strict true|false] [--cfg-options k=v ...]
         [--launcher none|pytorch|slurm|mpi]
         [--show-ranked-lists [DIR]] [--show-num N] [--show-topk K]
+        [--report DIR]
 """
 import argparse
 import os.path as osp
@@ -42,12 +43,20 @@ def parse_args():
         '--show-num',
         type=int,
         default=5,
-        help='worst and best queries drawn by --show-ranked-lists (each)')
+        help='worst and best queries drawn by --show-ranked-lists and '
+        '--report (each)')
     parser.add_argument(
         '--show-topk',
         type=int,
         default=10,
-        help='gallery images per ranked list of --show-ranked-lists')
+        help='gallery images per ranked list of --show-ranked-lists and '
+        '--report')
+    parser.add_argument(
+        '--report',
+        metavar='DIR',
+        help='write DIR/report.html, a self-contained evaluation report '
+        '(CMC, AP and first-match histograms, camera pairs, the worst and '
+        'best ranked lists with their images); open it in a browser')
     setup_cfg.add_runtime_args(parser, 'test_evaluator.distance=cosine')
     args = setup_cfg.parse_runtime_args(parser)
     check_args(parser, args)
@@ -94,6 +103,18 @@ def main():
                 topk=args.show_topk,
                 out_dir=osp.abspath(args.show_ranked_lists)
                 if args.show_ranked_lists else None)
+        ]
+    if args.report:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
+            dict(
+                type='EvalReportHook',
+                out_dir=osp.abspath(args.report),
+                num_queries=args.show_num,
+                topk=args.show_topk,
+                meta=[
+                    f'config: {osp.abspath(args.config)}',
+                    f'checkpoint: {args.checkpoint}'
+                ])
         ]
     setup_cfg.adapt_to_device(cfg)
 

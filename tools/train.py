@@ -1,8 +1,8 @@
 """Train a ReID model from a config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--strict true|false] [--cfg-options k=v ...]
-        [--launcher none|pytorch|slurm|mpi]
+        [--strict true|false] [--vis-backend tensorboard|wandb ...]
+        [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
 
@@ -10,6 +10,28 @@ from mmreid.engine.runner import ReIDRunner
 from mmreid.registry import RUNNERS
 from mmreid.utils import config as setup_cfg
 from mmreid.utils import register_all_modules
+
+# --vis-backend name -> (mmengine backend, module it needs, pip package)
+VIS_BACKENDS = dict(
+    tensorboard=('TensorboardVisBackend', 'torch.utils.tensorboard',
+                 'tensorboard'),
+    wandb=('WandbVisBackend', 'wandb', 'wandb'))
+
+
+def vis_backends(names):
+    """The ``visualizer.vis_backends`` of ``--vis-backend``: the local
+    files plus each named backend, whose package must be importable."""
+    import importlib
+    backends = [dict(type='LocalVisBackend')]
+    for name in dict.fromkeys(names):
+        backend, module, package = VIS_BACKENDS[name]
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise SystemExit(f'--vis-backend {name} needs `pip install '
+                             f'{package}` ({error})')
+        backends.append(dict(type=backend))
+    return backends
 
 
 def parse_args():
@@ -41,6 +63,12 @@ def parse_args():
         '--auto-scale-lr',
         action='store_true',
         help='scale the learning rate by the actual total batch size')
+    parser.add_argument(
+        '--vis-backend',
+        nargs='+',
+        choices=sorted(VIS_BACKENDS),
+        help='also log losses, lr and validation metrics to TensorBoard '
+        'and/or Weights & Biases (besides the local files)')
     setup_cfg.add_runtime_args(parser, 'train_cfg.max_epochs=2')
     return setup_cfg.parse_runtime_args(parser)
 
@@ -65,6 +93,8 @@ def main():
     if args.auto_scale_lr:
         cfg.setdefault('auto_scale_lr', dict(base_batch_size=64))
         cfg.auto_scale_lr.enable = True
+    if args.vis_backend:
+        cfg.visualizer.vis_backends = vis_backends(args.vis_backend)
     setup_cfg.adapt_to_device(cfg)
 
     # ReIDRunner loads load_from with init_model's rules.

@@ -6,12 +6,20 @@ default_hooks = dict(
     # Logs losses, learning rate, time per iteration and the ETA.
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # DG protocols report the last epoch; no selection on a test set.
+    # Keeps the last epochs, no selection: a DG protocol has no validation
+    # set of its targets, and picking the best epoch on the test set would
+    # report a number tuned on the test data. A single-domain protocol with
+    # its own validation split may select, e.g.
+    #   checkpoint=dict(save_best='reid/mAP', rule='greater')
+    # (docs/visualization.md, "Keeping the best checkpoint").
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
     # Gives samplers their epoch, so every epoch draws a new order.
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # Random draws that a resumed run repeats (seeded per iteration).
     random_state=dict(type='TrainRandomStateHook'),
+    # The final metrics as one table: a row per target, distance mode or
+    # metric; columns R1 R5 R10 R20 mAP mINP (mean±std over trials).
+    results_table=dict(type='ResultsTableHook'),
 )
 custom_hooks = [
     dict(type='TrainSetupCheckHook'),
@@ -25,6 +33,9 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 
+# Scalars and pictures go to work_dir/<timestamp>/vis_data. TensorBoard or
+# Weights & Biases: `tools/train.py --vis-backend tensorboard` (or wandb),
+# or inherit _base_/runtime_tensorboard.py instead of this file.
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='ReIDVisualizer', vis_backends=vis_backends)
 

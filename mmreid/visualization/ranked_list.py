@@ -6,7 +6,11 @@ The layout is fixed so that callers (and tests) can locate every tile::
     | text  |           | text    | text    |     | text |
 
 Every tile is ``tile_size`` pixels with a coloured frame of ``BORDER`` pixels
-drawn over its outer edge; the text lines sit under the tiles.
+drawn over its outer edge; the text lines sit under the tiles: the rank (and
+distance), then the lines of each label (``'pid 8512\ncam 3'`` is two
+lines), then an optional note across the whole canvas (``'first correct
+match at rank 37'``). Text that is too wide for its tile is drawn smaller,
+down to ``MIN_FONT_SCALE``, before it is shortened.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -28,7 +32,9 @@ QUERY_GAP = 16
 TEXT_LINE_HEIGHT = 12
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-_FONT_SCALE = 0.32
+FONT_SCALE = 0.35
+#: Smallest scale text is shrunk to (about 5 px high) before it is clipped.
+MIN_FONT_SCALE = 0.25
 
 
 def _check_image(img, name: str) -> None:
@@ -81,26 +87,46 @@ def _frame(img: np.ndarray, tile_size: Tuple[int, int],
     return tile
 
 
+def fit_text(text: str, max_width: int) -> Tuple[str, float]:
+    """The text and font scale that fit ``max_width`` pixels.
+
+    The scale shrinks from ``FONT_SCALE`` to ``MIN_FONT_SCALE`` first; only
+    text still too wide then loses characters from its end.
+
+    Returns:
+        tuple[str, float]: The (possibly shortened) text and its scale.
+    """
+    scale = FONT_SCALE
+    while scale > MIN_FONT_SCALE and _text_width(text, scale) > max_width:
+        scale = round(scale - 0.01, 2)
+    while text and _text_width(text, scale) > max_width:
+        text = text[:-1]
+    return text, scale
+
+
+def _text_width(text: str, scale: float) -> int:
+    (width, _), _ = cv2.getTextSize(text, _FONT, scale, 1)
+    return width
+
+
 def _put_text(canvas: np.ndarray, text: str, x: int, y: int,
               max_width: int) -> None:
-    # Shorten rather than overflow into the neighbouring tile.
-    while text:
-        (text_w, _), _ = cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)
-        if text_w <= max_width:
-            break
-        text = text[:-1]
-    cv2.putText(canvas, text, (x, y), _FONT, _FONT_SCALE, TEXT_COLOR, 1,
-                cv2.LINE_AA)
+    text, scale = fit_text(text, max_width)
+    cv2.putText(canvas, text, (x, y), _FONT, scale, TEXT_COLOR, 1, cv2.LINE_AA)
 
 
-def draw_ranked_list(
-        query_img: np.ndarray,
-        gallery_imgs: Sequence[np.ndarray],
-        matches: Optional[Sequence[Optional[bool]]] = None,
-        distances: Optional[Sequence[float]] = None,
-        tile_size: Tuple[int, int] = (128, 64),
-        query_label: Optional[str] = None,
-        gallery_labels: Optional[Sequence[str]] = None) -> np.ndarray:
+def _lines(label: Optional[str]) -> List[str]:
+    return [] if label is None else str(label).split('\n')
+
+
+def draw_ranked_list(query_img: np.ndarray,
+                     gallery_imgs: Sequence[np.ndarray],
+                     matches: Optional[Sequence[Optional[bool]]] = None,
+                     distances: Optional[Sequence[float]] = None,
+                     tile_size: Tuple[int, int] = (128, 64),
+                     query_label: Optional[str] = None,
+                     gallery_labels: Optional[Sequence[str]] = None,
+                     note: Optional[str] = None) -> np.ndarray:
     """Draw a query image followed by its ranked gallery images.
 
     The query gets a blue frame; a gallery image gets a green frame when it
@@ -117,13 +143,18 @@ def draw_ranked_list(
             distance to the query, printed under the tile.
         tile_size (tuple[int, int]): ``(height, width)`` every image is
             resized to. Defaults to (128, 64).
-        query_label (str, optional): Text under the query, e.g. its pid.
+        query_label (str, optional): Text under the query, e.g. its pid;
+            ``'\\n'`` starts a new line.
         gallery_labels (Sequence[str], optional): Text under each gallery
-            image, e.g. ``'pid 3 cam 2'``.
+            image, e.g. ``'pid 3\\ncam 2'`` (two lines, so that a 4-digit
+            pid and the camera both fit a 64-pixel tile).
+        note (str, optional): A last line across the canvas, e.g. ``'first
+            correct match at rank 37'``.
 
     Returns:
         np.ndarray: The canvas, (tile_h + text_h, W_canvas, 3) RGB uint8
-        where ``text_h`` is one or two lines of ``TEXT_LINE_HEIGHT`` and
+        where ``text_h`` is ``TEXT_LINE_HEIGHT`` times 1 (rank line) + the
+        most label lines of any tile + 1 if there is a note, and
         ``W_canvas = tile_w * (k + 1) + QUERY_GAP + GAP * (k - 1)``
         (``tile_w`` when k is 0).
     """
@@ -145,8 +176,12 @@ def draw_ranked_list(
     _check_length(distances, 'distances', num_gallery)
     _check_length(gallery_labels, 'gallery_labels', num_gallery)
 
-    has_labels = query_label is not None or gallery_labels is not None
-    text_h = TEXT_LINE_HEIGHT * (2 if has_labels else 1)
+    label_lines = [_lines(query_label)] + [
+        _lines(None if gallery_labels is None else gallery_labels[rank])
+        for rank in range(num_gallery)
+    ]
+    num_label_lines = max(len(lines) for lines in label_lines)
+    text_h = TEXT_LINE_HEIGHT * (1 + num_label_lines + (note is not None))
     height, width = tile_size
     offsets = tile_offsets(num_gallery, tile_size)
     canvas_w = offsets[-1] + width
@@ -156,8 +191,8 @@ def draw_ranked_list(
     canvas[:height, :width] = _frame(query_img, tile_size, QUERY_COLOR)
     first_line = height + TEXT_LINE_HEIGHT - 3
     _put_text(canvas, 'query', 2, first_line, width - 2)
-    if query_label is not None:
-        _put_text(canvas, str(query_label), 2, first_line + TEXT_LINE_HEIGHT,
+    for line, text in enumerate(label_lines[0], 1):
+        _put_text(canvas, text, 2, first_line + line * TEXT_LINE_HEIGHT,
                   width - 2)
 
     for rank, img in enumerate(gallery_imgs):
@@ -172,7 +207,11 @@ def draw_ranked_list(
         if distances is not None:
             text += f': {float(distances[rank]):.3g}'
         _put_text(canvas, text, x + 2, first_line, width - 2)
-        if gallery_labels is not None:
-            _put_text(canvas, str(gallery_labels[rank]), x + 2,
-                      first_line + TEXT_LINE_HEIGHT, width - 2)
+        for line, text in enumerate(label_lines[rank + 1], 1):
+            _put_text(canvas, text, x + 2,
+                      first_line + line * TEXT_LINE_HEIGHT, width - 2)
+    if note is not None:
+        _put_text(canvas, str(note), 2,
+                  first_line + (1 + num_label_lines) * TEXT_LINE_HEIGHT,
+                  canvas_w - 4)
     return canvas

@@ -16,15 +16,15 @@ class ReIDVisualizer(Visualizer):
     have one home.
     """
 
-    def draw_ranked_list(
-            self,
-            query_img: np.ndarray,
-            gallery_imgs: Sequence[np.ndarray],
-            matches: Optional[Sequence[Optional[bool]]] = None,
-            distances: Optional[Sequence[float]] = None,
-            tile_size: Tuple[int, int] = (128, 64),
-            query_label: Optional[str] = None,
-            gallery_labels: Optional[Sequence[str]] = None) -> np.ndarray:
+    def draw_ranked_list(self,
+                         query_img: np.ndarray,
+                         gallery_imgs: Sequence[np.ndarray],
+                         matches: Optional[Sequence[Optional[bool]]] = None,
+                         distances: Optional[Sequence[float]] = None,
+                         tile_size: Tuple[int, int] = (128, 64),
+                         query_label: Optional[str] = None,
+                         gallery_labels: Optional[Sequence[str]] = None,
+                         note: Optional[str] = None) -> np.ndarray:
         """Draw a ranked list and make it the visualizer's current image.
 
         Arguments are those of
@@ -42,6 +42,7 @@ class ReIDVisualizer(Visualizer):
             distances=distances,
             tile_size=tile_size,
             query_label=query_label,
-            gallery_labels=gallery_labels)
+            gallery_labels=gallery_labels,
+            note=note)
         self.set_image(canvas)
         return canvas

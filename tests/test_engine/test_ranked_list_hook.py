@@ -237,3 +237,31 @@ def test_ranks_with_the_models_own_distance(tmp_path):
             (feats[:3, None] - feats[None, 3:]).pow(2).view(-1,
                                                             16)).view(3, 4)
     torch.testing.assert_close(scorer(feats[:3], feats[3:]), -z)
+
+
+def test_labels_show_pid_and_camera_and_the_first_match_beyond_topk(
+        tmp_path, monkeypatch):
+    """Issue 18.4: pid and camera on their own lines; a list without a
+    positive in its top-k says at which rank the first one comes."""
+    from mmreid.engine.hooks import ranked_list_hook
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return ranked_list_hook.draw_ranked_list.__wrapped__(*args, **kwargs)
+
+    spy.__wrapped__ = ranked_list_hook.draw_ranked_list
+    monkeypatch.setattr(ranked_list_hook, 'draw_ranked_list', spy)
+    hook = RankedListHook(num_queries=1, topk=2, tile_size=(32, 16))
+    hook._collect([s.to_dict() for s in _samples(tmp_path)])
+    pictures = hook.draw_group(hook._records, 'euclidean', False,
+                               dict(junk_rule='market'))
+    worst, best = calls
+    # q1 (pid 1, x=21) ranks g2, g3, then its positive g1: not in the top 2.
+    assert worst['note'] == 'first correct match at rank 3'
+    assert worst['query_label'] == 'pid 1\ncam 0'
+    assert worst['gallery_labels'] == ['pid 2\ncam 1', 'pid 3\ncam 1']
+    assert best['note'] is None  # q0's positive is first
+    # rank line + two label lines + the note line under the tiles
+    assert pictures[0][1].shape[0] == 32 + 4 * 12
+    assert pictures[1][1].shape[0] == 32 + 3 * 12

@@ -77,7 +77,7 @@ def test_switches_add_up_and_weight():
 
 def test_terms_are_returned_and_sum_to_loss():
     (feat, feat_pos, feat_neg), labels = random_batch(seed=2)
-    loss, terms = DualCausalityLoss()(
+    loss, terms = DualCausalityLoss(log_terms=True)(
         feat, feat_pos, feat_neg, labels, return_terms=True)
     assert set(terms) == {
         'pos_ap', 'pos_an', 'neg_ap', 'neg_an', 'd0_ap', 'd0_an'
@@ -122,7 +122,7 @@ def test_each_space_mines_its_own_hardest():
     # sample 2 is.
     feat_pos = torch.tensor([[0., 0.], [3., 0.], [1., 0.], [0., 10.]])
     feat_neg = torch.tensor([[0., 0.], [1., 0.], [5., 0.], [0., 10.]])
-    loss, terms = DualCausalityLoss()(
+    loss, terms = DualCausalityLoss(log_terms=True)(
         feat, feat_pos, feat_neg, labels, return_terms=True)
     expected = naive_loss(feat, feat_pos, feat_neg, labels)
     assert torch.allclose(loss, expected, atol=1e-6)

@@ -28,7 +28,7 @@ def backbone(depth=18, plugins=None, **kwargs):
 def random_snr(channels=32, reduction=4, seed=0):
     """An SNR module with random IN affine parameters."""
     torch.manual_seed(seed)
-    snr = SNR(channels, reduction=reduction)
+    snr = SNR(channels, reduction=reduction, log_gate=True)
     with torch.no_grad():
         snr.in_norm.weight.uniform_(0.5, 2.0)
         snr.in_norm.bias.normal_()
@@ -41,6 +41,10 @@ def test_shapes_and_training_outputs():
     snr.train()
     out, aux = snr(x)
     assert out.shape == x.shape
+    # The gate is a diagnostic, logged only when asked.
+    assert set(aux) == {'feat', 'feat_pos', 'feat_neg'}
+    snr.log_gate = True
+    out, aux = snr(x)
     assert set(aux) == {'feat', 'feat_pos', 'feat_neg', 'log_gate'}
     for key in ('feat', 'feat_pos', 'feat_neg'):
         assert aux[key].shape == (3, 32) and aux[key].dtype == torch.float32
@@ -304,10 +308,32 @@ def make_data(model, n=8):
         dict(inputs=inputs, data_samples=samples), True)
 
 
+def test_model_logs_only_losses_and_accuracy_by_default():
+    """Issue 17.6: a training step of the SNR recipe logs the losses and
+    the accuracy; the per-stage terms and the gate only when asked."""
+    aux_loss = dict(type='DualCausalityLoss', stage_weights=0.5)
+    model = build_model(snr_plugins(), aux_loss)
+    model.init_weights()
+    data = make_data(model)
+    quiet = model(**data, mode='loss')
+    stage_keys = {f'loss_snr_stage{b}' for b in (1, 2, 3, 4)}
+    assert set(quiet) == {'loss_cls', 'loss_tri', 'accuracy'} | stage_keys
+    loud = build_model(
+        snr_plugins(log_gate=True), dict(aux_loss, log_terms=True))
+    loud.load_state_dict(model.state_dict())
+    logged = loud(**data, mode='loss')
+    # Each of the 4 stages adds 6 loss terms and the gate: 35 keys.
+    assert len(logged) == 35 and set(quiet) < set(logged)
+    # Quiet or not, the losses are the same numbers.
+    for key in quiet:
+        assert torch.allclose(quiet[key], logged[key]), key
+
+
 def test_model_logs_one_weighted_loss_per_stage():
     weights = (0.1, 0.1, 0.5, 0.5)
-    model = build_model(snr_plugins(),
-                        dict(type='DualCausalityLoss', stage_weights=weights))
+    model = build_model(
+        snr_plugins(log_gate=True),
+        dict(type='DualCausalityLoss', stage_weights=weights, log_terms=True))
     model.init_weights()
     data = make_data(model)
     torch.manual_seed(0)
@@ -328,8 +354,9 @@ def test_model_logs_one_weighted_loss_per_stage():
     for name, param in model.backbone.snr_modules.named_parameters():
         assert param.grad is not None, name
     # The model applies the stage weights.
-    model = build_model(snr_plugins(),
-                        dict(type='DualCausalityLoss', stage_weights=1))
+    model = build_model(
+        snr_plugins(log_gate=True),
+        dict(type='DualCausalityLoss', stage_weights=1))
     model.load_state_dict(model_state)
     torch.manual_seed(0)
     plain = model(**data, mode='loss')

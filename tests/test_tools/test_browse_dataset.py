@@ -60,24 +60,54 @@ def test_single_mode_writes_pipeline_output(make_config, tmp_path):
 
 
 def test_grid_mode_groups_identities(make_config, tmp_path):
+    """Issue 18.4: tiles at a legible size, labels drawn under each."""
+    from mmreid.visualization.ranked_list import (BACKGROUND_COLOR,
+                                                  TEXT_LINE_HEIGHT)
     config = make_config()
     out = tmp_path / 'grid'
     # in process: the single-mode test already runs the command line
-    _load_tool().main(
-        [config, '--phase', 'train', '--num', '8', '--out-dir',
-         str(out)])
+    _load_tool().main([
+        config, '--phase', 'train', '--num', '8', '--out-dir',
+        str(out), '--tile-size', '96', '48'
+    ])
     files = sorted(out.iterdir())
     assert files
     widths = 0
+    background = np.array(BACKGROUND_COLOR[::-1], np.uint8)
     for path in files:
         assert re.fullmatch(r'pid\d+_cam[\d-]+_mod[\d-]+\.png', path.name)
         image = cv2.imread(str(path))
-        assert image.shape[0] == 32
-        # n tiles of width 16 with 2-pixel gaps
-        num = (image.shape[1] + 2) // 18
-        assert image.shape[1] == num * 18 - 2
+        # a 96 x 48 tile (the 32 x 16 images enlarged 3x) and three text
+        # lines (pid, camera, modality) under it
+        assert image.shape[0] == 96 + 3 * TEXT_LINE_HEIGHT
+        # n tiles of width 48 with 4-pixel gaps
+        num = (image.shape[1] + 4) // 52
+        assert image.shape[1] == num * 52 - 4
+        for i in range(num):
+            for line in range(3):
+                band = image[96 + line * TEXT_LINE_HEIGHT:96 +
+                             (line + 1) * TEXT_LINE_HEIGHT, i * 52:i * 52 + 48]
+                assert (band != background).any(), (path.name, i, line)
         widths += num
     assert widths == 8
+    # enlarged by pixel repetition: every 3 x 3 block is one source pixel
+    tile = image[:96, :48]
+    assert (tile == np.repeat(np.repeat(tile[::3, ::3], 3, 0), 3, 1)).all()
+
+
+def test_draw_tiles_labels_and_errors():
+    from mmreid.visualization import draw_tiles, modality_name
+    img = np.full((32, 16, 3), 7, np.uint8)
+    grid = draw_tiles([img, img], ['pid 8512\ncam 14\ninfrared', 'a'],
+                      (128, 64),
+                      gap=2)
+    assert grid.shape == (128 + 3 * 12, 130, 3)
+    assert (grid[:128, :64] == 7).all() and (grid[:128, 64:66] == 255).all()
+    assert modality_name(1) == 'infrared' and modality_name(5) == '5'
+    with pytest.raises(ValueError, match='labels has 1 entries for 2'):
+        draw_tiles([img, img], ['a'])
+    with pytest.raises(ValueError, match='at least one image'):
+        draw_tiles([])
 
 
 def test_to_image_denormalises():

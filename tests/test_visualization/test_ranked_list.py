@@ -126,3 +126,37 @@ def test_visualizer_sets_image(tmp_path):
     np.testing.assert_array_equal(vis.get_image(), canvas)
     vis.add_image('ranked', canvas)
     assert list(tmp_path.rglob('ranked*.png'))
+
+
+def test_four_digit_pid_and_camera_fit_a_64_pixel_tile():
+    """Issue 18.4: 'pid 8512 cam 3' was clipped to 'pid 8512 cam'."""
+    from mmreid.visualization.ranked_list import MIN_FONT_SCALE, fit_text
+    for text in ('pid 8512', 'cam 14', '#10: 0.123'):
+        fitted, scale = fit_text(text, 64 - 2 - BORDER)
+        assert fitted == text and scale >= MIN_FONT_SCALE
+    # Only what cannot fit at the smallest scale is shortened.
+    fitted, scale = fit_text('pid 8512 cam 3 modality 1', 40)
+    assert scale == MIN_FONT_SCALE and 'pid 8512 cam 3 modality 1'.startswith(
+        fitted) and len(fitted) < 25
+
+
+def test_label_lines_and_note_rows():
+    tile = (64, 32)
+    white = _img(value=255)
+    canvas = draw_ranked_list(
+        white, [white, white],
+        tile_size=tile,
+        query_label='pid 8512\ncam 3',
+        gallery_labels=['pid 1\ncam 0', 'pid 2\ncam 5'],
+        note='first correct match at rank 37')
+    assert canvas.shape[0] == 64 + 4 * TEXT_LINE_HEIGHT
+    background = np.array(BACKGROUND_COLOR, np.uint8)
+    offsets = tile_offsets(2, tile)
+    for line in range(3):  # rank, pid, cam: text under every tile
+        band = canvas[64 + line * TEXT_LINE_HEIGHT:64 +
+                      (line + 1) * TEXT_LINE_HEIGHT]
+        for x in offsets:
+            assert (band[:, x:x + 32] != background).any(), (line, x)
+    # The note runs across tiles.
+    note = canvas[64 + 3 * TEXT_LINE_HEIGHT:]
+    assert (note[:, offsets[1]:offsets[2]] != background).any()

@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/browse_dataset.py CONFIG
         [--phase train|val|test] [--num N] [--out-dir DIR]
-        [--mode grid|single] [--shuffle] [--seed S]
+        [--mode grid|single] [--tile-size H W] [--shuffle] [--seed S]
         [--cfg-options k=v ...]
 
 Builds the dataset of ``{phase}_dataloader``, runs its pipeline on the
@@ -10,9 +10,12 @@ first ``--num`` samples (or a random ``--num`` with ``--shuffle``; random
 transforms draw anew on every run unless ``--seed`` is given) and writes:
 
 - ``--mode grid`` (default): one picture per identity, its samples side by
-  side, named ``pid{pid}_cam{camids}_mod{modalities}.png`` (e.g.
+  side as tiles of ``--tile-size`` (default 128 x 64; small images are
+  enlarged by pixel repetition) with the pid, camera and modality written
+  under each, named ``pid{pid}_cam{camids}_mod{modalities}.png`` (e.g.
   ``pid3_cam1-2_mod0.png``);
-- ``--mode single``: one picture per sample, named
+- ``--mode single``: one picture per sample, the pipeline's pixels exactly
+  (no resizing, no text), named
   ``{i:04d}_pid{pid}_cam{camid}_mod{modality}_{role}.png``.
 
 ``PackReIDInputs`` gives a (C, H, W) RGB tensor, normally ``uint8``; a
@@ -35,6 +38,7 @@ from mmengine.registry import init_default_scope
 
 from mmreid.registry import DATASETS
 from mmreid.utils import register_all_modules
+from mmreid.visualization import draw_tiles, modality_name
 
 PHASES = ('train', 'val', 'test')
 MODES = ('grid', 'single')
@@ -61,6 +65,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default='grid',
         help='grid: one picture per identity; single: one per sample')
     parser.add_argument(
+        '--tile-size',
+        nargs=2,
+        type=int,
+        default=(128, 64),
+        metavar=('H', 'W'),
+        help='tile height and width of --mode grid (default 128 64)')
+    parser.add_argument(
         '--shuffle',
         action='store_true',
         help='pick random samples instead of the first ones')
@@ -75,6 +86,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.num < 1:
         parser.error(f'--num must be >= 1, got {args.num}')
+    if min(args.tile_size) < 16:
+        parser.error('--tile-size must be at least 16 16 to hold its '
+                     f'labels, got {args.tile_size[0]} {args.tile_size[1]}')
     return args
 
 
@@ -138,13 +152,15 @@ def _write(path: str, image_rgb: np.ndarray) -> None:
         raise OSError(f'cannot write {path}')
 
 
-def browse(cfg: Config,
-           phase: str,
-           num: int,
-           out_dir: str,
-           mode: str = 'grid',
-           shuffle: bool = False,
-           seed: Optional[int] = None) -> List[str]:
+def browse(
+    cfg: Config,
+    phase: str,
+    num: int,
+    out_dir: str,
+    mode: str = 'grid',
+    shuffle: bool = False,
+    seed: Optional[int] = None,
+    tile_size: Sequence[int] = (128, 64)) -> List[str]:
     """Run a dataset's pipeline and write its images.
 
     Args:
@@ -155,6 +171,7 @@ def browse(cfg: Config,
         mode (str): ``'grid'`` or ``'single'``.
         shuffle (bool): Pick random samples.
         seed (int, optional): Seed of the sample choice and transforms.
+        tile_size (Sequence[int]): ``(height, width)`` of a grid tile.
 
     Returns:
         list[str]: The written files.
@@ -197,20 +214,16 @@ def browse(cfg: Config,
         else:
             groups.setdefault(pid, []).append((image, camid, modality))
     for pid, items in groups.items():
-        height, width = items[0][0].shape[:2]
-        tiles = [
-            img if img.shape[:2] == (height, width) else cv2.resize(
-                img, (width, height)) for img, _, _ in items
+        labels = [
+            f'pid {pid}\ncam {camid}\n{modality_name(modality)}'
+            for _, camid, modality in items
         ]
-        # a white 2-pixel gap between samples
-        gap = np.full((height, 2, 3), 255, np.uint8)
-        row = [tiles[0]]
-        for tile in tiles[1:]:
-            row += [gap, tile]
+        grid = draw_tiles([img for img, _, _ in items], labels,
+                          tuple(tile_size))
         camids = _join([c for _, c, _ in items])
         modalities = _join([m for _, _, m in items])
         path = osp.join(out_dir, f'pid{pid}_cam{camids}_mod{modalities}.png')
-        _write(path, np.concatenate(row, axis=1))
+        _write(path, grid)
         written.append(path)
     return written
 
@@ -223,7 +236,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     written = browse(cfg, args.phase, args.num, args.out_dir, args.mode,
-                     args.shuffle, args.seed)
+                     args.shuffle, args.seed, args.tile_size)
     print(f'wrote {len(written)} images to {args.out_dir}')
 
 

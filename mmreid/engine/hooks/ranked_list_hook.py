@@ -156,6 +156,7 @@ class RankedListHook(Hook):
                     feature=feature.reshape(-1).float().cpu(),
                     pid=_to_int(sample['gt_label']),
                     camid=_to_int(sample['camid']),
+                    modality=sample.get('modality'),
                     is_query=role == 'query',
                     img_path=sample.get('img_path'),
                     dataset=sample.get('dataset'),
@@ -215,11 +216,14 @@ class RankedListHook(Hook):
             f'RankedListHook wrote {written} ranked lists to {out_dir}',
             logger='current')
 
-    def _ranking_setup(self, runner,
-                       mode: str) -> Tuple[Any, bool, Dict[str, Any]]:
-        """The distance, normalisation and rank rules of the evaluation."""
+    def _ranking_setup(self,
+                       runner,
+                       mode: str,
+                       evaluator=None) -> Tuple[Any, bool, Dict[str, Any]]:
+        """The distance, normalisation and rank rules of the evaluation
+        (of ``evaluator``, by default the loop's)."""
         loop = runner.test_loop if mode == 'test' else runner.val_loop
-        evaluator = getattr(loop, 'evaluator', None)
+        evaluator = evaluator or getattr(loop, 'evaluator', None)
         metrics = getattr(evaluator, 'metrics', None) or []
         metric = (
             metrics[self.metric_index]
@@ -306,9 +310,12 @@ class RankedListHook(Hook):
             for i, q in enumerate(chosen.tolist()):
                 ranked = order[i]
                 kept = ranked[torch.isfinite(dist[i, ranked])]
+                first = int((g_pids[kept] == q_pids[q]).int().argmax()) + 1
                 kept = kept[:self.topk].tolist()
-                canvas = self._draw_one(query[q], [gallery[g] for g in kept],
-                                        dist[i, kept].tolist())
+                canvas = self._draw_one(
+                    query[q], [gallery[g] for g in kept],
+                    dist[i, kept].tolist(), None if first <= len(kept) else
+                    f'first correct match at rank {first}')
                 if canvas is None:
                     continue
                 title = (f'{tag}_{i:02d}_ap{ap[q]:.3f}_pid{query[q]["pid"]}')
@@ -327,8 +334,11 @@ class RankedListHook(Hook):
                 return torch.as_tensor(score(query, gallery)).float().cpu()
         return compute_distance(query, gallery, scorer, normalize)
 
-    def _draw_one(self, query: dict, gallery: List[dict],
-                  distances: List[float]) -> Optional[np.ndarray]:
+    def _draw_one(self,
+                  query: dict,
+                  gallery: List[dict],
+                  distances: List[float],
+                  note: Optional[str] = None) -> Optional[np.ndarray]:
         paths = [query['img_path']] + [g['img_path'] for g in gallery]
         if any(not isinstance(p, str) or not osp.isfile(p) for p in paths):
             missing = [
@@ -346,7 +356,8 @@ class RankedListHook(Hook):
             matches=[g['pid'] == query['pid'] for g in gallery],
             distances=distances,
             tile_size=self.tile_size,
-            query_label=f'pid {query["pid"]} cam {query["camid"]}',
+            query_label=f'pid {query["pid"]}\ncam {query["camid"]}',
             gallery_labels=[
-                f'pid {g["pid"]} cam {g["camid"]}' for g in gallery
-            ])
+                f'pid {g["pid"]}\ncam {g["camid"]}' for g in gallery
+            ],
+            note=note)

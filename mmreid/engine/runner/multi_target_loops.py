@@ -18,6 +18,7 @@ from mmengine.runner.base_loop import BaseLoop
 from mmengine.runner.loops import _parse_losses, _update_losses
 from torch.utils.data import DataLoader
 
+from mmreid.evaluation.report import format_results_table
 from mmreid.registry import LOOPS
 from .reid_loops import hand_model_scorers, scorers_handed_by
 
@@ -186,6 +187,8 @@ class _MultiTargetLoop(BaseLoop):
     :class:`MultiTargetTestLoop`; ``_mode`` is ``'val'`` or ``'test'``."""
 
     _mode = 'val'
+    # ResultsTableHook leaves the table to the loop.
+    prints_results_table = True
 
     def __init__(self,
                  runner,
@@ -278,8 +281,7 @@ class _MultiTargetLoop(BaseLoop):
         for target in self.targets:
             target_metrics[target.name] = self._run_target(target)
         metrics = merge_target_metrics(target_metrics, self.aggregate_prefix)
-        table = format_metric_table(target_metrics, metrics,
-                                    self.aggregate_prefix)
+        table = format_results_table(metrics)
         self.runner.logger.info(
             f'{mode} metrics of {len(self.targets)} targets:\n{table}')
         self.runner.call_hook(f'after_{mode}_epoch', metrics=metrics)

@@ -55,6 +55,10 @@ class DualCausalityLoss(nn.Module):
             ``use_pos``/``use_neg``, which must then stay True. Defaults
             to None (the terms of ``use_pos``/``use_neg``).
         loss_weight (float): Multiplier of the loss. Defaults to 1.
+        log_terms (bool): Return the four terms and the reference distances
+            when asked (``return_terms``), so the model logs them. Off by
+            default: per stage they are six numbers per log line, the
+            ``d0_*`` a constant by design. Defaults to False.
     """
 
     TERMS = ('pos_ap', 'pos_an', 'neg_ap', 'neg_an')
@@ -63,7 +67,8 @@ class DualCausalityLoss(nn.Module):
                  use_pos: bool = True,
                  use_neg: bool = True,
                  terms: Optional[Sequence[str]] = None,
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0,
+                 log_terms: bool = False) -> None:
         super().__init__()
         if not (use_pos or use_neg):
             raise ValueError('at least one of use_pos and use_neg is needed')
@@ -86,6 +91,7 @@ class DualCausalityLoss(nn.Module):
         self.use_pos = any(t.startswith('pos_') for t in self.terms)
         self.use_neg = any(t.startswith('neg_') for t in self.terms)
         self.loss_weight = loss_weight
+        self.log_terms = log_terms
 
     @staticmethod
     def _mine(feats: torch.Tensor,
@@ -108,9 +114,10 @@ class DualCausalityLoss(nn.Module):
             feat_pos (Tensor): GAP(F_pos), shape (N, C).
             feat_neg (Tensor): GAP(F_neg), shape (N, C).
             labels (Tensor): Identities, shape (N,).
-            return_terms (bool): Also return the detached means of the four
-                terms (``pos_ap``, ``pos_an``, ``neg_ap``, ``neg_an``) and of
-                the reference distances (``d0_ap``, ``d0_an``).
+            return_terms (bool): Also return a dict of log values: with
+                ``log_terms`` the detached means of the four terms
+                (``pos_ap``, ``pos_an``, ``neg_ap``, ``neg_an``) and of the
+                reference distances (``d0_ap``, ``d0_an``), else empty.
 
         Returns:
             Tensor | tuple[Tensor, dict]: Scalar loss, and the terms if
@@ -139,6 +146,8 @@ class DualCausalityLoss(nn.Module):
         loss = self.loss_weight * loss
         if not return_terms:
             return loss
+        if not self.log_terms:
+            return loss, {}
         logs = {k: v.detach() for k, v in terms.items()}
         if valid.any():
             logs['d0_ap'] = d0_ap.detach().mean()

@@ -31,7 +31,7 @@ class SNR(BaseModule):
     of the dual causality loss, each (N, C) in fp32::
 
         feat=GAP(F_in), feat_pos=GAP(F_pos), feat_neg=GAP(F_neg),
-        log_gate=mean gate value (detached scalar, a log value)
+        log_gate=mean gate value (detached scalar, only with log_gate=True)
 
     The keys without the ``log_`` prefix are the keyword arguments of
     :class:`DualCausalityLoss`. Because ``a`` is constant over H x W, the
@@ -51,6 +51,8 @@ class SNR(BaseModule):
         restitution (bool): Build the gate and restitute the residual.
             Defaults to True.
         eps (float): IN epsilon. Defaults to 1e-5.
+        log_gate (bool): Add the mean gate value to the auxiliary outputs,
+            which the model logs per stage. Defaults to False (quiet logs).
         init_cfg (dict, optional): Initialisation config. Defaults to None
             (IN weight 1, bias 0; gate convs Kaiming normal fan_out/relu,
             bias 0).
@@ -63,6 +65,7 @@ class SNR(BaseModule):
                  reduction: int = 16,
                  restitution: bool = True,
                  eps: float = 1e-5,
+                 log_gate: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         hidden = in_channels // reduction
@@ -72,6 +75,7 @@ class SNR(BaseModule):
         self.in_channels = in_channels
         self.reduction = reduction
         self.restitution = restitution
+        self.log_gate = log_gate
         self.in_norm = nn.InstanceNorm2d(
             in_channels, eps=eps, affine=True, track_running_stats=False)
         if restitution:
@@ -132,11 +136,13 @@ class SNR(BaseModule):
         pooled_in = f_in.float().mean(dim=(2, 3))
         pooled_res = residual.float().mean(dim=(2, 3))
         a = a.float().flatten(1)
-        return dict(
+        aux = dict(
             feat=pooled_in,
             feat_pos=pooled_in + a * pooled_res,
-            feat_neg=pooled_in + (1 - a) * pooled_res,
-            log_gate=a.detach().mean())
+            feat_neg=pooled_in + (1 - a) * pooled_res)
+        if self.log_gate:
+            aux['log_gate'] = a.detach().mean()
+        return aux
 
     def forward(
         self, x: torch.Tensor

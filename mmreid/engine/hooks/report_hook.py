@@ -1,0 +1,295 @@
+"""Write a self-contained HTML evaluation report after a test run."""
+import os
+import os.path as osp
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.dist import is_main_process
+from mmengine.logging import print_log
+
+from mmreid.evaluation.report import (RESULT_COLUMNS, analyse_queries,
+                                      results_rows)
+from mmreid.registry import HOOKS
+from mmreid.visualization.html_report import (RankedExample, ReportSection,
+                                              render_report)
+from .ranked_list_hook import RankedListHook, _to_int, select_worst_best
+
+#: File name of the report inside ``out_dir``.
+REPORT_NAME = 'report.html'
+
+
+def _scorer_name(scorer: Any) -> str:
+    if isinstance(scorer, str):
+        return scorer
+    name = getattr(scorer, '__name__', None) or type(scorer).__name__
+    owner = getattr(scorer, '__self__', None)
+    return f'{type(owner).__name__}.{name}' if owner is not None else name
+
+
+@HOOKS.register_module()
+class EvalReportHook(RankedListHook):
+    """Write ``report.html``: what an evaluation got right and wrong.
+
+    The report (see :mod:`mmreid.visualization.html_report`) is one file
+    that opens from disk: the reported metrics as a table, then per target
+    (one section per target of a multi-target loop, else per dataset) the
+    CMC curve, the AP and rank-of-first-match histograms, R1/mAP per query
+    camera x gallery camera (and per modality pair when samples carry a
+    modality) and the ranked lists of the ``num_queries`` worst and best
+    queries by AP with their images as embedded thumbnails.
+
+    The analysis ranks every query against the target's whole test gallery
+    with the evaluator's distance and rules (as :class:`RankedListHook`),
+    so its R1/mAP/mINP equal a plain ``ReIDMetric``'s. Where the reported
+    number differs (trial or split protocols draw sub-galleries; re-ranking
+    and query expansion are not applied here), the section says so with
+    both numbers.
+
+    ``tools/test.py --report DIR`` adds this hook.
+
+    Args:
+        out_dir (str, optional): Folder of ``report.html``; relative paths
+            are under the work dir. Defaults to ``<log_dir>/report``.
+        num_queries (int): Worst and best queries shown (each).
+            Defaults to 5.
+        topk (int): Gallery images per ranked list. Defaults to 10.
+        max_rank (int): Length of the CMC curve. Defaults to 50.
+        metric_index (int): Which metric of an evaluator sets the distance
+            and rules. Defaults to 0.
+        phases (Sequence[str]): ``'test'`` and/or ``'val'``. Defaults to
+            ``('test', )``.
+        thumb_size (tuple[int, int]): ``(height, width)`` of a thumbnail.
+        title (str): Title of the page.
+        meta (Sequence[str]): Lines under the title (config, checkpoint).
+
+    Examples:
+        >>> custom_hooks = [dict(type='EvalReportHook', out_dir='report')]
+    """
+
+    def __init__(
+        self,
+        out_dir: Optional[str] = None,
+        num_queries: int = 5,
+        topk: int = 10,
+        max_rank: int = 50,
+        metric_index: int = 0,
+        phases: Sequence[str] = ('test', ),
+        thumb_size: Tuple[int, int] = (128, 64),
+        title: str = 'mmreid evaluation report',
+        meta: Sequence[str] = ()) -> None:
+        super().__init__(
+            num_queries=num_queries,
+            topk=topk,
+            out_dir=out_dir,
+            metric_index=metric_index,
+            phases=phases,
+            tile_size=thumb_size,
+            add_to_backends=False)
+        if int(max_rank) < 1:
+            raise ValueError(f'max_rank must be >= 1, got {max_rank}')
+        self.max_rank = int(max_rank)
+        self.title = title
+        self.meta = list(meta)
+        self._target: Optional[str] = None
+        self._evaluators: Dict[Optional[str], Any] = dict()
+        self._metrics: Optional[Dict] = None
+        self.last_path: Optional[str] = None
+
+    # -- collection: remember each record's target and its evaluator -----
+    def before_val_epoch(self, runner) -> None:
+        super().before_val_epoch(runner)
+        self._evaluators = dict()
+
+    def before_test_epoch(self, runner) -> None:
+        super().before_test_epoch(runner)
+        self._evaluators = dict()
+
+    def before_val_iter(self, runner, batch_idx: int, data_batch=None):
+        self._note_target(runner, 'val')
+
+    def before_test_iter(self, runner, batch_idx: int, data_batch=None):
+        self._note_target(runner, 'test')
+
+    def _note_target(self, runner, mode: str) -> None:
+        loop = runner.test_loop if mode == 'test' else runner.val_loop
+        self._target = getattr(loop, 'current_target', None)
+        self._evaluators.setdefault(self._target,
+                                    getattr(loop, 'evaluator', None))
+
+    def _collect(self, outputs: Optional[Sequence]) -> None:
+        start = len(self._records)
+        super()._collect(outputs)
+        for record in self._records[start:]:
+            record['target'] = self._target
+
+    # -- the report ------------------------------------------------------
+    def _draw_all(self, runner, mode: str, subdir: str, step: int) -> None:
+        # Called by RankedListHook's after_{mode}_epoch, which has no
+        # metrics argument: they come from _metrics, set just before.
+        records = self._gather()
+        if not is_main_process() or not records:
+            return
+        out_dir = self.out_dir or osp.join(runner.log_dir, 'report')
+        if not osp.isabs(out_dir):
+            out_dir = osp.join(runner.work_dir, out_dir)
+        out_dir = osp.join(out_dir, subdir) if subdir else out_dir
+        metrics = dict(self._metrics or {})
+        groups: Dict[Any, List[dict]] = {}
+        by_target = any(r.get('target') is not None for r in records)
+        for record in records:
+            key = record['target'] if by_target else record['dataset']
+            groups.setdefault(key, []).append(record)
+        sections = []
+        for name, group in groups.items():
+            evaluator = self._evaluators.get(name if by_target else None)
+            section = self.build_section(runner, mode,
+                                         name if name is not None else mode,
+                                         group, evaluator, metrics, by_target)
+            if section is not None:
+                sections.append(section)
+        page = render_report(
+            sections,
+            title=self.title,
+            results=results_rows(metrics, RESULT_COLUMNS, default_name=mode),
+            meta=self.meta + [f'work dir: {runner.work_dir}'],
+            thumb_size=self.tile_size)
+        os.makedirs(out_dir, exist_ok=True)
+        path = osp.join(out_dir, REPORT_NAME)
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(page)
+        self.last_path = path
+        print_log(
+            f'EvalReportHook wrote {path} ({len(sections)} section(s))',
+            logger='current')
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._metrics = metrics
+        super().after_val_epoch(runner, metrics)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._metrics = metrics
+        super().after_test_epoch(runner, metrics)
+
+    def _metric_of(self, evaluator) -> Any:
+        metrics = getattr(evaluator, 'metrics', None) or []
+        if -len(metrics) <= self.metric_index < len(metrics):
+            return metrics[self.metric_index]
+        return None
+
+    def build_section(self, runner, mode: str, name: str, records: List[dict],
+                      evaluator, metrics: Dict,
+                      by_target: bool) -> Optional[ReportSection]:
+        """Analyse one target's records and gather its examples."""
+        query = [r for r in records if r['is_query']]
+        gallery = [r for r in records if not r['is_query']]
+        if not query or not gallery:
+            return None
+        scorer, normalize, options = self._ranking_setup(
+            runner, mode, evaluator)
+        metric = self._metric_of(evaluator)
+        with_modality = all(r.get('modality') is not None for r in records)
+
+        def labels(items: List[dict], key: str) -> np.ndarray:
+            return np.array([_to_int(r[key]) for r in items], np.int64)
+
+        analysis = analyse_queries(
+            torch.stack([r['feature'] for r in query]),
+            torch.stack([r['feature'] for r in gallery]),
+            labels(query, 'pid'),
+            labels(gallery, 'pid'),
+            labels(query, 'camid'),
+            labels(gallery, 'camid'),
+            labels(query, 'modality') if with_modality else None,
+            labels(gallery, 'modality') if with_modality else None,
+            distance=scorer,
+            normalize=normalize,
+            junk_rule=options.get('junk_rule', 'market'),
+            tie_policy=options.get('tie_policy', 'stable'),
+            ap_mode=options.get('ap_mode', 'cumsum'),
+            topk=self.topk,
+            max_rank=self.max_rank)
+        setup = dict(
+            metric=type(metric).__name__ if metric is not None else 'none',
+            distance=_scorer_name(scorer),
+            normalize=str(bool(normalize)),
+            junk_rule=str(options.get('junk_rule', 'market')),
+            tie_policy=str(options.get('tie_policy', 'stable')),
+            ap_mode=str(options.get('ap_mode', 'cumsum')))
+        primary = getattr(metric, 'primary_scorer', None)
+        if primary:
+            setup['distance'] = f'{primary} (primary mode)'
+        notes = self._compare(analysis, metric, metrics, name, by_target)
+        worst, best = select_worst_best(analysis.ap, self.num_queries)
+        examples = []
+        for kind, chosen in (('worst', worst), ('best', best)):
+            for q in chosen.tolist():
+                examples.append(
+                    self._example(kind, q, query, gallery, analysis))
+        return ReportSection(name, analysis, setup, len(gallery), examples,
+                             notes)
+
+    @staticmethod
+    def _compare(analysis, metric, metrics: Dict, name: str,
+                 by_target: bool) -> List[str]:
+        """A note where the reported mAP is not this analysis's."""
+        prefix = name if by_target else getattr(metric, 'prefix', None)
+        key = f'{prefix}/mAP' if prefix else 'mAP'
+        reported = metrics.get(key)
+        if reported is None:
+            return []
+        reported = float(reported)
+        if abs(reported - analysis.mAP) <= 1e-6 * max(1.0, abs(reported)):
+            return [f'{key} {reported:.2f} as reported.']
+        why = []
+        if getattr(metric, 'rerank', None) or getattr(metric,
+                                                      'query_expansion', None):
+            why.append('the metric re-ranks or expands queries, this '
+                       'analysis ranks plain distances')
+        partitions = [
+            k for k in metrics if re.match(
+                rf'^{re.escape(prefix)}/(split|trial)\d+/'
+                if prefix else r'^(split|trial)\d+/', str(k))
+        ]
+        if partitions:
+            why.append(f'{type(metric).__name__} averages over its own '
+                       'splits or trials, this analysis ranks every query '
+                       'against the whole gallery')
+        reason = '; '.join(why) or (f'{type(metric).__name__} computes '
+                                    'its own protocol')
+        return [
+            f'Reported {key} is {reported:.2f}; this analysis gives '
+            f'{analysis.mAP:.2f} ({reason}).'
+        ]
+
+    def _example(self, kind: str, q: int, query: List[dict],
+                 gallery: List[dict], analysis) -> RankedExample:
+        size = self.tile_size
+
+        def item(record: dict) -> dict:
+            path = record.get('img_path')
+            image = None
+            if isinstance(path, str) and osp.isfile(path):
+                image = mmcv.imread(path, channel_order='rgb')
+            modality = record.get('modality')
+            return dict(
+                image=image,
+                pid=record['pid'],
+                camid=record['camid'],
+                modality=None if modality is None else _to_int(modality),
+                size=size)
+
+        shown = []
+        for index, distance, match in zip(analysis.topk_index[q],
+                                          analysis.topk_distance[q],
+                                          analysis.topk_match[q]):
+            if index < 0:
+                break
+            entry = item(gallery[index])
+            entry.update(distance=float(distance), match=bool(match))
+            shown.append(entry)
+        return RankedExample(kind, item(query[q]),
+                             shown, float(analysis.ap[q]),
+                             int(analysis.first_rank[q]))

@@ -1,0 +1,411 @@
+"""What an evaluation report shows: the results table and per-query facts.
+
+Two pure parts, no mmengine:
+
+* :func:`results_rows` / :func:`format_results_table` turn the flat metric
+  dict of a test or validation run (``reid/R1``, ``d3/mnet/mAP``,
+  ``sysu/R1_std`` ...) into one table, a row per target, distance mode or
+  metric, columns R1 R5 R10 R20 mAP mINP;
+* :func:`analyse_queries` ranks every query's gallery once and keeps, per
+  query, its AP, INP, the rank of its first correct match, its top-k list
+  and its AP and first match per gallery camera (or modality), from which
+  the HTML report draws its curves, histograms and camera-pair tables.
+"""
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from mmreid.evaluation.functional import compute_distance, get_junk_rule
+from mmreid.evaluation.functional.rank import (AP_MODES,
+                                               DEFAULT_MEMORY_BUDGET_MB,
+                                               TIE_POLICIES,
+                                               chunk_rows_for_budget)
+from mmreid.evaluation.functional.reference import reference_threshold_ap
+
+#: Columns of the results table, in order.
+RESULT_COLUMNS = ('R1', 'R5', 'R10', 'R20', 'mAP', 'mINP')
+
+# A per-split or per-trial key part: ``split0``, ``trial3``.
+_PARTITION = re.compile(r'^(split|trial)\d+$')
+
+
+def _number(value: Any) -> Optional[float]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, torch.Tensor):
+        return float(value.item()) if value.numel() == 1 else None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class ResultRow:
+    """One row of the results table.
+
+    Attributes:
+        name (str): The key prefix (``'reid'``, ``'d3/mnet'``), or
+            ``default_name`` for unprefixed keys.
+        values (dict[str, float]): Column -> value (percent).
+        stds (dict[str, float]): Column -> standard deviation over the
+            protocol's splits or trials, where reported.
+        primary_of (str, optional): Set on a distance-mode row whose
+            values the parent reports unprefixed (the primary mode).
+    """
+    name: str
+    values: Dict[str, float] = field(default_factory=dict)
+    stds: Dict[str, float] = field(default_factory=dict)
+    primary_of: Optional[str] = None
+
+
+def results_rows(metrics: Dict[str, Any],
+                 columns: Sequence[str] = RESULT_COLUMNS,
+                 default_name: str = 'all') -> List[ResultRow]:
+    """Group a flat metric dict into table rows.
+
+    A key ``<prefix>/<column>`` gives the value of ``<prefix>``'s row and
+    ``<prefix>/<column>_std`` its spread; keys with a ``split<i>`` or
+    ``trial<t>`` part (single partitions) and keys of other names (counts,
+    TPR@FPR) are left out. A prefix whose values all repeat those of one of
+    its distance-mode rows (``reid`` and ``reid/mnet``: the metric reports
+    its primary mode unprefixed as well) is not shown twice: the mode row
+    is marked with ``primary_of`` instead.
+
+    Args:
+        metrics (dict): Flat metrics, e.g. from ``runner.test()``.
+        columns (Sequence[str]): Metric names to show, in order.
+        default_name (str): Row name of keys without a prefix.
+
+    Returns:
+        list[ResultRow]: Rows in the order their first key appears.
+    """
+    rows: Dict[str, ResultRow] = dict()
+    for key, raw in metrics.items():
+        parts = str(key).split('/')
+        if any(_PARTITION.match(part) for part in parts[:-1]):
+            continue
+        name, is_std = parts[-1], False
+        if name.endswith('_std'):
+            name, is_std = name[:-len('_std')], True
+        value = _number(raw)
+        if name not in columns or value is None:
+            continue
+        prefix = '/'.join(parts[:-1]) or default_name
+        row = rows.setdefault(prefix, ResultRow(prefix))
+        (row.stds if is_std else row.values)[name] = value
+    for prefix, row in list(rows.items()):
+        modes = [
+            other for name, other in rows.items()
+            if name.startswith(prefix + '/') and '/' not in name[len(prefix) +
+                                                                 1:]
+        ]
+        same = [m for m in modes if m.values == row.values and not row.stds]
+        if row.values and same:
+            same[0].primary_of = prefix
+            del rows[prefix]
+    return [row for row in rows.values() if row.values]
+
+
+def format_results_table(metrics: Dict[str, Any],
+                         columns: Sequence[str] = RESULT_COLUMNS,
+                         precision: int = 2,
+                         default_name: str = 'all') -> str:
+    """The results of an evaluation as one text table.
+
+    Example:
+        >>> print(format_results_table({'reid/R1': 91.2, 'reid/mAP': 80.1,
+        ...                             'reid/num_query': 3368}))
+        row  |    R1 |   mAP
+        -----+-------+------
+        reid | 91.20 | 80.10
+
+    Args:
+        metrics (dict): Flat metrics (see :func:`results_rows`).
+        columns (Sequence[str]): Metric names to show, in order; a column
+            that no row reports is dropped.
+        precision (int): Decimals. Defaults to 2.
+        default_name (str): Row name of keys without a prefix.
+
+    Returns:
+        str: The table (rows ``mean±std`` where a spread is reported, ``-``
+        where a row lacks a column, ``*`` on the primary distance mode), or
+        ``''`` when no key matches.
+    """
+    rows = results_rows(metrics, columns, default_name)
+    shown = [c for c in columns if any(c in row.values for row in rows)]
+    if not shown:
+        return ''
+
+    def cell(row: ResultRow, column: str) -> str:
+        if column not in row.values:
+            return '-'
+        text = f'{row.values[column]:.{precision}f}'
+        if column in row.stds:
+            text += f'±{row.stds[column]:.{precision}f}'
+        return text
+
+    table = [['row'] + shown]
+    notes = []
+    for row in rows:
+        name = row.name
+        if row.primary_of is not None:
+            name += ' *'
+            notes.append(f'* {row.name} is also reported as '
+                         f'{row.primary_of}/<metric>')
+        table.append([name] + [cell(row, c) for c in shown])
+    widths = [max(len(r[i]) for r in table) for i in range(len(shown) + 1)]
+    lines = [
+        ' | '.join(
+            text.rjust(width) if i else text.ljust(width)
+            for i, (text, width) in enumerate(zip(r, widths))) for r in table
+    ]
+    lines.insert(1, '-+-'.join('-' * width for width in widths))
+    return '\n'.join(lines + notes)
+
+
+@dataclass
+class PairStats:
+    """Retrieval of the queries of one group against one gallery group.
+
+    Attributes:
+        num_valid (int): Queries with a kept positive in the group.
+        rank1_hits (int): Of those, queries whose first kept item of the
+            group is a positive.
+        ap_sum (float): Sum of their APs within the group.
+    """
+    num_valid: int = 0
+    rank1_hits: int = 0
+    ap_sum: float = 0.0
+
+    @property
+    def rank1(self) -> float:
+        """R1 in percent (NaN without valid queries)."""
+        return 100.0 * self.rank1_hits / self.num_valid \
+            if self.num_valid else float('nan')
+
+    @property
+    def mAP(self) -> float:
+        """mAP in percent (NaN without valid queries)."""
+        return 100.0 * self.ap_sum / self.num_valid \
+            if self.num_valid else float('nan')
+
+
+@dataclass
+class QueryAnalysis:
+    """Per-query retrieval facts of one query set against its gallery.
+
+    Q queries, G gallery items, k = ``topk``. Ranks are 1-based among the
+    gallery items the junk rule keeps for the query.
+
+    Attributes:
+        ap (np.ndarray): AP per query, (Q,), NaN without a kept positive.
+        inp (np.ndarray): INP per query, (Q,), NaN likewise.
+        first_rank (np.ndarray): Rank of the first positive, (Q,), 0 when
+            there is none.
+        topk_index (np.ndarray): Gallery indices of the top k, (Q, k), -1
+            where fewer items are kept.
+        topk_distance (np.ndarray): Their distances, (Q, k), NaN padded.
+        topk_match (np.ndarray): Whether each is a positive, (Q, k).
+        cmc (np.ndarray): CMC over valid queries, (max_rank,), fractions.
+        camera_pairs (dict): ``(query camid, gallery camid)`` ->
+            :class:`PairStats`: each query ranked against the gallery items
+            of one camera only.
+        modality_pairs (dict): The same per (query, gallery) modality; empty
+            without modalities.
+    """
+    ap: np.ndarray
+    inp: np.ndarray
+    first_rank: np.ndarray
+    topk_index: np.ndarray
+    topk_distance: np.ndarray
+    topk_match: np.ndarray
+    cmc: np.ndarray
+    camera_pairs: Dict[Tuple[int, int], PairStats]
+    modality_pairs: Dict[Tuple[int, int], PairStats]
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Queries with a kept positive, (Q,) bool."""
+        return ~np.isnan(self.ap)
+
+    @property
+    def mAP(self) -> float:
+        """mAP in percent over valid queries."""
+        return 100.0 * float(np.mean(self.ap[self.valid])) \
+            if self.valid.any() else 0.0
+
+    @property
+    def mINP(self) -> float:
+        """mINP in percent over valid queries."""
+        return 100.0 * float(np.mean(self.inp[self.valid])) \
+            if self.valid.any() else 0.0
+
+
+def _as_array(values, name: str, length: Optional[int] = None) -> np.ndarray:
+    array = np.asarray(
+        values.detach().cpu() if isinstance(values, torch.Tensor) else values)
+    if array.ndim != 1 or (length is not None and len(array) != length):
+        raise ValueError(f'{name} must have shape ({length},), got '
+                         f'{array.shape}')
+    return array
+
+
+def _ap_of(matches: np.ndarray, dist: np.ndarray, ap_mode: str) -> float:
+    positions = np.flatnonzero(matches) + 1
+    if ap_mode == 'threshold':
+        return reference_threshold_ap(dist, matches)
+    return float(np.mean(np.arange(1, len(positions) + 1) / positions))
+
+
+def _ranked(dist: np.ndarray, same: np.ndarray, tie_policy: str) -> np.ndarray:
+    """Gallery order of each row, best first, under a tie policy."""
+    if tie_policy == 'stable':
+        return np.argsort(dist, axis=1, kind='stable')
+    # Ties on distance keep the order of the secondary key: negatives
+    # first when pessimistic, positives first when optimistic; lexsort is
+    # stable and sorts by its last key first.
+    secondary = same if tie_policy == 'pessimistic' else ~same
+    return np.lexsort((secondary.astype(np.int8), dist), axis=1)
+
+
+def analyse_queries(
+        query_feats: torch.Tensor,
+        gallery_feats: torch.Tensor,
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids,
+        q_modalities=None,
+        g_modalities=None,
+        distance: Union[str, Callable] = 'euclidean',
+        normalize: bool = False,
+        junk_rule: str = 'market',
+        tie_policy: str = 'stable',
+        ap_mode: str = 'cumsum',
+        topk: int = 10,
+        max_rank: int = 50,
+        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB) -> QueryAnalysis:
+    """Rank every query's gallery and keep what a report shows of it.
+
+    Distances come chunk by chunk (never the whole Q x G matrix); each
+    query's kept gallery (see ``junk_rule``) is sorted in full under
+    ``tie_policy``, so AP, INP and the CMC equal those of
+    :func:`~mmreid.evaluation.functional.evaluate_features` with the same
+    arguments and ``cmc_mode='standard'``.
+
+    Args:
+        query_feats (Tensor): (Q, D).
+        gallery_feats (Tensor): (G, D).
+        q_pids, g_pids, q_camids, g_camids: Labels, (Q,) and (G,).
+        q_modalities, g_modalities (optional): Modality labels, (Q,) and
+            (G,), for the modality-pair table.
+        distance (str | Callable): ``'euclidean'``, ``'sqeuclidean'``,
+            ``'cosine'`` or a scorer ``(query (Qc, D), gallery (G, D)) ->
+            (Qc, G)``, smaller = closer.
+        normalize (bool): L2-normalise the features first.
+        junk_rule (str): ``'market'``, ``'none'`` or ``'sysu'``.
+        tie_policy (str): ``'stable'``, ``'pessimistic'`` or
+            ``'optimistic'``.
+        ap_mode (str): ``'cumsum'`` or ``'threshold'``.
+        topk (int): Length of the kept ranked lists.
+        max_rank (int): Length of the CMC curve.
+        memory_budget_mb (float): Budget of one chunk of distances.
+
+    Returns:
+        QueryAnalysis: The per-query facts.
+    """
+    if tie_policy not in TIE_POLICIES:
+        raise ValueError(f'tie_policy must be one of {TIE_POLICIES}, got '
+                         f'{tie_policy!r}')
+    if ap_mode not in AP_MODES:
+        raise ValueError(f'ap_mode must be one of {AP_MODES}, got '
+                         f'{ap_mode!r}')
+    if topk < 1 or max_rank < 1:
+        raise ValueError(f'topk and max_rank must be >= 1, got {topk} and '
+                         f'{max_rank}')
+    query_feats = torch.as_tensor(query_feats).float().cpu()
+    gallery_feats = torch.as_tensor(gallery_feats).float().cpu()
+    num_query, num_gallery = len(query_feats), len(gallery_feats)
+    q_pids = _as_array(q_pids, 'q_pids', num_query)
+    g_pids = _as_array(g_pids, 'g_pids', num_gallery)
+    q_camids = _as_array(q_camids, 'q_camids', num_query)
+    g_camids = _as_array(g_camids, 'g_camids', num_gallery)
+    with_modality = q_modalities is not None and g_modalities is not None
+    if with_modality:
+        q_modalities = _as_array(q_modalities, 'q_modalities', num_query)
+        g_modalities = _as_array(g_modalities, 'g_modalities', num_gallery)
+    junk = get_junk_rule(junk_rule)
+    if callable(distance):
+        if normalize:
+            query_feats = torch.nn.functional.normalize(query_feats, dim=1)
+            gallery_feats = torch.nn.functional.normalize(gallery_feats, dim=1)
+        scorer = distance
+    else:
+
+        def scorer(query, gallery):
+            return compute_distance(query, gallery, distance, normalize)
+
+    ap = np.full(num_query, np.nan)
+    inp = np.full(num_query, np.nan)
+    first_rank = np.zeros(num_query, np.int64)
+    topk_index = np.full((num_query, topk), -1, np.int64)
+    topk_distance = np.full((num_query, topk), np.nan)
+    topk_match = np.zeros((num_query, topk), bool)
+    camera_pairs: Dict[Tuple[int, int], PairStats] = dict()
+    modality_pairs: Dict[Tuple[int, int], PairStats] = dict()
+    g_pids_t = torch.as_tensor(g_pids)
+    g_camids_t = torch.as_tensor(g_camids)
+    chunk = chunk_rows_for_budget(num_gallery, memory_budget_mb)
+    for start in range(0, num_query, chunk):
+        stop = min(start + chunk, num_query)
+        with torch.no_grad():
+            dist = torch.as_tensor(
+                scorer(query_feats[start:stop], gallery_feats))
+        dist = dist.float().cpu()
+        same = torch.as_tensor(q_pids[start:stop])[:, None] == g_pids_t
+        removed = junk(same, torch.as_tensor(q_camids[start:stop]), g_camids_t)
+        dist, same = dist.numpy(), same.numpy()
+        removed = None if removed is None else removed.numpy()
+        order = _ranked(dist, same, tie_policy)
+        for row in range(stop - start):
+            q = start + row
+            ranked = order[row]
+            if removed is not None:
+                ranked = ranked[~removed[row][ranked]]
+            matches = same[row][ranked]
+            shown = ranked[:topk]
+            topk_index[q, :len(shown)] = shown
+            topk_distance[q, :len(shown)] = dist[row][shown]
+            topk_match[q, :len(shown)] = matches[:topk]
+            if matches.any():
+                positions = np.flatnonzero(matches) + 1
+                first_rank[q] = positions[0]
+                ap[q] = _ap_of(matches, dist[row][ranked], ap_mode)
+                inp[q] = len(positions) / positions[-1]
+            groups = [(camera_pairs, q_camids[q], g_camids[ranked])]
+            if with_modality:
+                groups.append(
+                    (modality_pairs, q_modalities[q], g_modalities[ranked]))
+            for pairs, q_group, g_groups in groups:
+                for g_group in np.unique(g_groups):
+                    inside = g_groups == g_group
+                    sub = matches[inside]
+                    stats = pairs.setdefault((int(q_group), int(g_group)),
+                                             PairStats())
+                    if not sub.any():
+                        continue
+                    stats.num_valid += 1
+                    stats.rank1_hits += int(sub[0])
+                    stats.ap_sum += _ap_of(sub, dist[row][ranked][inside],
+                                           ap_mode)
+    valid = ~np.isnan(ap)
+    ranks = np.arange(1, max_rank + 1)
+    cmc = ((first_rank[valid][:, None] <= ranks[None]).mean(0)
+           if valid.any() else np.zeros(max_rank))
+    return QueryAnalysis(ap, inp, first_rank, topk_index, topk_distance,
+                         topk_match, cmc, dict(sorted(camera_pairs.items())),
+                         dict(sorted(modality_pairs.items())))

@@ -1,0 +1,129 @@
+"""analyse_queries: per-query facts that equal the metric's and the spec's
+definitions (a naive per-query sort, reference_evaluate_rank)."""
+import numpy as np
+import pytest
+import torch
+
+from mmreid.evaluation.functional import (compute_distance, evaluate_features,
+                                          reference_evaluate_rank)
+from mmreid.evaluation.report import analyse_queries
+
+
+def toy(seed=0, num_query=12, num_gallery=40, dim=3, levels=3):
+    """Integer features in few levels, so that distances tie often."""
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, levels, (num_query, dim), generator=gen).float()
+    g = torch.randint(0, levels, (num_gallery, dim), generator=gen).float()
+    q_pids = torch.randint(0, 5, (num_query, ), generator=gen)
+    g_pids = torch.randint(0, 5, (num_gallery, ), generator=gen)
+    q_cams = torch.randint(0, 3, (num_query, ), generator=gen)
+    g_cams = torch.randint(0, 3, (num_gallery, ), generator=gen)
+    return q, g, q_pids, g_pids, q_cams, g_cams
+
+
+@pytest.mark.parametrize('tie_policy', ['stable', 'pessimistic', 'optimistic'])
+@pytest.mark.parametrize('ap_mode', ['cumsum', 'threshold'])
+@pytest.mark.parametrize('junk_rule', ['market', 'none', 'sysu'])
+def test_equals_the_metric_and_the_reference(tie_policy, ap_mode, junk_rule):
+    q, g, q_pids, g_pids, q_cams, g_cams = toy()
+    options = dict(junk_rule=junk_rule, tie_policy=tie_policy, ap_mode=ap_mode)
+    analysis = analyse_queries(
+        q,
+        g,
+        q_pids,
+        g_pids,
+        q_cams,
+        g_cams,
+        max_rank=10,
+        topk=4,
+        memory_budget_mb=1e-4,
+        **options)  # one query per chunk
+    result = evaluate_features(
+        q, g, q_pids, g_pids, q_cams, g_cams, max_rank=10, **options)
+    np.testing.assert_array_equal(analysis.valid, result.valid_mask)
+    np.testing.assert_allclose(analysis.ap[analysis.valid], result.all_AP)
+    np.testing.assert_allclose(analysis.inp[analysis.valid], result.all_INP)
+    np.testing.assert_allclose(analysis.cmc, result.cmc)
+    assert analysis.mAP == pytest.approx(100 * result.mAP)
+
+    # Camera pairs: the queries of camera a ranked against the gallery of
+    # camera b only, as the reference sees that sub-problem.
+    dist = compute_distance(q, g).numpy()
+    for a in range(3):
+        for b in range(3):
+            rows, cols = (q_cams == a).numpy(), (g_cams == b).numpy()
+            ref = reference_evaluate_rank(
+                dist[rows][:, cols],
+                q_pids[rows],
+                g_pids[cols],
+                q_cams[rows],
+                g_cams[cols],
+                max_rank=1,
+                **options)
+            stats = analysis.camera_pairs.get((a, b))
+            if ref['num_valid_query'] == 0:
+                assert stats is None or stats.num_valid == 0
+                continue
+            assert stats.num_valid == ref['num_valid_query']
+            assert stats.rank1 == pytest.approx(100 * ref['cmc'][0])
+            assert stats.mAP == pytest.approx(100 * ref['mAP'])
+
+
+def test_first_match_and_topk_lists_by_hand():
+    # 1-D features: distances are |q - g|.
+    g = torch.tensor([[0.], [10.], [20.], [30.]])
+    q = torch.tensor([[21.], [0.5]])
+    g_pids, q_pids = [0, 1, 2, 3], [1, 7]
+    analysis = analyse_queries(
+        q, g, q_pids, g_pids, [0, 0], [1, 1, 1, 1], topk=2, max_rank=4)
+    # q0 ranks g2 (1), g3 (9), g1 (11), g0 (21): its positive g1 is third.
+    assert analysis.first_rank.tolist() == [3, 0]
+    assert analysis.topk_index[0].tolist() == [2, 3]
+    np.testing.assert_allclose(analysis.topk_distance[0], [1.0, 9.0])
+    assert analysis.topk_match[0].tolist() == [False, False]
+    assert analysis.ap[0] == pytest.approx(1 / 3)
+    assert np.isnan(analysis.ap[1])  # pid 7 is not in the gallery
+    np.testing.assert_allclose(analysis.cmc, [0, 0, 1, 1])
+    assert analysis.camera_pairs[(0, 1)].num_valid == 1
+
+
+def test_modality_pairs_and_a_scorer():
+    q, g, q_pids, g_pids, q_cams, g_cams = toy(seed=1)
+    q_mod = (q_cams > 0).long()
+    g_mod = (g_cams > 0).long()
+    calls = []
+
+    def scorer(query, gallery):
+        calls.append(len(query))
+        return compute_distance(query, gallery)
+
+    analysis = analyse_queries(
+        q,
+        g,
+        q_pids,
+        g_pids,
+        q_cams,
+        g_cams,
+        q_mod,
+        g_mod,
+        distance=scorer,
+        junk_rule='none')
+    assert sum(calls) == len(q)
+    plain = analyse_queries(
+        q, g, q_pids, g_pids, q_cams, g_cams, junk_rule='none')
+    np.testing.assert_allclose(analysis.ap, plain.ap)
+    assert set(analysis.modality_pairs) <= {(0, 0), (0, 1), (1, 0), (1, 1)}
+    total = sum(
+        s.num_valid for (qm, _), s in analysis.modality_pairs.items()
+        if qm == 0)
+    # every valid query of modality 0 is valid in at least one pair
+    assert total >= int((plain.valid & (q_mod.numpy() == 0)).sum())
+
+
+def test_bad_arguments():
+    q, g, q_pids, g_pids, q_cams, g_cams = toy()
+    with pytest.raises(ValueError, match='tie_policy'):
+        analyse_queries(
+            q, g, q_pids, g_pids, q_cams, g_cams, tie_policy='random')
+    with pytest.raises(ValueError, match=r'g_pids must have shape \(40,\)'):
+        analyse_queries(q, g, q_pids, g_pids[:3], q_cams, g_cams)

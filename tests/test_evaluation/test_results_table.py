@@ -1,0 +1,138 @@
+"""The results table: rows = targets / distance modes, fixed columns."""
+import logging
+
+import pytest
+
+from mmreid.engine.hooks import ResultsTableHook
+from mmreid.evaluation.report import format_results_table, results_rows
+
+COLUMNS = ['row', 'R1', 'R5', 'R10', 'R20', 'mAP', 'mINP']
+
+
+def mode_metrics(r1, mAP):
+    return {
+        'R1': r1,
+        'R5': r1 + 1,
+        'R10': r1 + 2,
+        'R20': r1 + 3,
+        'mAP': mAP,
+        'mINP': mAP - 10,
+        'num_query': 9
+    }
+
+
+def prefixed(prefix, metrics):
+    return {f'{prefix}/{k}': v for k, v in metrics.items()}
+
+
+def parse(table):
+    lines = table.splitlines()
+    header = [c.strip() for c in lines[0].split('|')]
+    rows = {}
+    for line in lines[2:]:
+        if '|' not in line:
+            continue
+        cells = [c.strip() for c in line.split('|')]
+        rows[cells[0]] = dict(zip(header[1:], cells[1:]))
+    return header, rows, lines
+
+
+def test_single_metric_is_one_row_without_counts():
+    table = format_results_table(prefixed('reid', mode_metrics(91.234, 80.0)))
+    header, rows, lines = parse(table)
+    assert header == COLUMNS
+    assert list(rows) == ['reid']
+    assert rows['reid'] == dict(
+        R1='91.23',
+        R5='92.23',
+        R10='93.23',
+        R20='94.23',
+        mAP='80.00',
+        mINP='70.00')
+    assert len(lines) == 3
+
+
+def test_gmn_modes_are_rows_and_the_primary_is_not_repeated():
+    metrics = {}
+    metrics.update(prefixed('reid/mnet', mode_metrics(60.0, 50.0)))
+    metrics.update(prefixed('reid/euclid', mode_metrics(40.0, 30.0)))
+    metrics.update(prefixed('reid/fused', mode_metrics(65.0, 55.0)))
+    metrics.update(prefixed('reid', mode_metrics(60.0, 50.0)))  # primary
+    header, rows, lines = parse(format_results_table(metrics))
+    assert list(rows) == ['reid/mnet *', 'reid/euclid', 'reid/fused']
+    assert rows['reid/euclid']['mAP'] == '30.00'
+    assert rows['reid/fused']['R1'] == '65.00'
+    assert lines[-1] == '* reid/mnet is also reported as reid/<metric>'
+
+
+def test_parent_that_differs_from_every_mode_keeps_its_row():
+    metrics = prefixed('reid/a', mode_metrics(60.0, 50.0))
+    metrics.update(prefixed('reid', mode_metrics(61.0, 50.0)))
+    rows = results_rows(metrics)
+    assert [r.name for r in rows] == ['reid/a', 'reid']
+    assert all(r.primary_of is None for r in rows)
+
+
+def test_trials_give_mean_and_std_and_no_trial_rows():
+    metrics = {}
+    for trial, r1 in enumerate((50.0, 70.0)):
+        metrics.update(prefixed(f'sysu/trial{trial}', mode_metrics(r1, r1)))
+    metrics.update(prefixed('sysu', mode_metrics(60.0, 60.0)))
+    metrics.update({'sysu/R1_std': 10.0, 'sysu/mAP_std': 10.0})
+    header, rows, _ = parse(format_results_table(metrics))
+    assert list(rows) == ['sysu']
+    assert rows['sysu']['R1'] == '60.00±10.00'
+    assert rows['sysu']['mAP'] == '60.00±10.00'
+    assert rows['sysu']['R5'] == '61.00'
+
+
+def test_multi_target_rows_in_report_order_with_the_mean_last():
+    metrics = {}
+    metrics.update(prefixed('d3', mode_metrics(80.0, 70.0)))
+    metrics.update(prefixed('prid/split0', mode_metrics(50.0, 40.0)))
+    metrics.update(prefixed('prid', {'R1': 50.0, 'mAP': 40.0}))
+    metrics['prid/mAP_std'] = 2.5
+    metrics.update(prefixed('mean', {'R1': 65.0, 'mAP': 55.0}))
+    header, rows, _ = parse(format_results_table(metrics, precision=1))
+    assert list(rows) == ['d3', 'prid', 'mean']
+    assert rows['prid'] == dict(
+        R1='50.0', R5='-', R10='-', R20='-', mAP='40.0±2.5', mINP='-')
+    assert rows['mean']['mAP'] == '55.0'
+
+
+def test_unprefixed_keys_and_columns_nobody_reports():
+    table = format_results_table({'R1': 1.0, 'mAP': 2.0}, default_name='test')
+    header, rows, _ = parse(table)
+    assert header == ['row', 'R1', 'mAP']
+    assert rows == {'test': {'R1': '1.00', 'mAP': '2.00'}}
+    assert format_results_table({'reid/num_query': 3}) == ''
+
+
+class FakeRunner:
+
+    def __init__(self, loop):
+        self.test_loop = loop
+        self.logger = logging.getLogger('results_table_test')
+
+
+def test_hook_logs_after_test_and_leaves_it_to_a_printing_loop(caplog):
+    hook = ResultsTableHook()
+    metrics = prefixed('reid', mode_metrics(91.0, 80.0))
+    with caplog.at_level(logging.INFO, logger='results_table_test'):
+        hook.after_test_epoch(FakeRunner(object()), metrics)
+    assert 'test results:\nrow ' in caplog.text
+    assert '91.00' in caplog.text
+    caplog.clear()
+
+    class PrintingLoop:
+        prints_results_table = True
+
+    with caplog.at_level(logging.INFO, logger='results_table_test'):
+        hook.after_test_epoch(FakeRunner(PrintingLoop()), metrics)
+    assert caplog.text == ''
+
+
+@pytest.mark.parametrize('value', ['n/a', None, True])
+def test_non_numbers_are_left_out(value):
+    rows = results_rows({'reid/R1': value, 'reid/mAP': 5.0})
+    assert rows[0].values == {'mAP': 5.0}

@@ -1,0 +1,200 @@
+"""tools/test.py --report: a self-contained HTML report, checked as parsed
+HTML and as rendered by a real headless browser (Debian's ``chromium``).
+"""
+import json
+import os.path as osp
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import cv2
+import pytest
+
+from .conftest import PYTHON, REPO, TINY_CONFIG, run_tool
+
+BROWSERS = ('chromium', 'chromium-browser', 'google-chrome',
+            'google-chrome-stable')
+
+ONE_EPOCH = '''
+train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
+'''
+
+TWO_TARGETS = '''
+target_loader = dict(
+    batch_size=4,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'))
+targets = [
+    dict(name='d2',
+         dataloader=dict(target_loader, dataset=dict(
+             synth, domain=2, split='test', pipeline=test_pipeline)),
+         evaluator=dict(type='ReIDMetric')),
+    dict(name='d0',
+         dataloader=dict(target_loader, dataset=dict(
+             synth, domain=0, split='test', pipeline=test_pipeline)),
+         evaluator=dict(type='ReIDMetric', metric='cosine')),
+]
+test_dataloader = dict()
+test_evaluator = dict()
+test_cfg = dict(type='MultiTargetTestLoop', targets=targets)
+'''
+
+
+class Elements(HTMLParser):
+    """Tags with their attributes, and the page's text."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+        self.text = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def find(self, tag, css_class=None):
+        return [
+            attrs for name, attrs in self.tags if name == tag and
+            (css_class is None or css_class in attrs.get('class', '').split())
+        ]
+
+
+def parse(page):
+    elements = Elements()
+    elements.feed(page)
+    return elements
+
+
+def write_config(path, data_root, extra):
+    path.write_text(
+        TINY_CONFIG.format(
+            repo=REPO, data_root=data_root, extra=extra, head_extra=''))
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def reports(tmp_path_factory, synth_root):
+    """Train the tiny model one epoch; test it with --report on one target
+    and on two targets."""
+    root = tmp_path_factory.mktemp('report')
+    train_cfg = write_config(root / 'tiny.py', synth_root, ONE_EPOCH)
+    run_tool([
+        PYTHON, 'tools/train.py', train_cfg, '--work-dir',
+        str(root / 'train')
+    ])
+    ckpt = str(root / 'train' / 'epoch_1.pth')
+    out = dict()
+    for name, extra in (('single', ''), ('multi', TWO_TARGETS)):
+        config = write_config(root / f'{name}.py', synth_root,
+                              ONE_EPOCH + extra)
+        report_dir = root / f'report_{name}'
+        metrics = root / f'{name}.json'
+        log = run_tool([
+            PYTHON, 'tools/test.py', config, ckpt, '--work-dir',
+            str(root / f'test_{name}'), '--report',
+            str(report_dir), '--out',
+            str(metrics), '--show-num', '2', '--show-topk', '5'
+        ])
+        with open(metrics) as f:
+            reported = json.load(f)
+        out[name] = (str(report_dir / 'report.html'), reported, log)
+    return out
+
+
+def test_report_holds_every_part(reports):
+    path, metrics, log = reports['single']
+    assert f'EvalReportHook wrote {path}' in log
+    with open(path, encoding='utf-8') as f:
+        page = f.read()
+    elements = parse(page)
+    (section, ) = elements.find('section', 'target')
+    for css in ('cmc', 'ap-hist', 'rank-hist'):
+        assert len(elements.find('svg', css)) == 1, css
+    assert elements.find('table', 'camera-pairs')
+    assert elements.find('table', 'results')
+    worst = elements.find('div', 'worst')
+    best = elements.find('div', 'best')
+    assert len(worst) == 2 and len(best) == 2
+    # query + 5 gallery thumbnails per list, all embedded
+    images = elements.find('img')
+    assert len(images) == 4 * 6
+    assert all(img['src'].startswith('data:image/jpeg;base64,')
+               for img in images)
+    # Self-contained: nothing is fetched from elsewhere.
+    assert not elements.find('link')
+    assert not [s for s in elements.find('script') if 'src' in s]
+    assert not re.search(r'(src|href)="(https?:|//|file:)', page)
+    # The analysis's mAP is the metric's (plain ReIDMetric): the section
+    # says so with the reported number.
+    assert f'reid/mAP {metrics["reid/mAP"]:.2f} as reported.' in page
+    # The AP and first-match histograms count every valid query once.
+    bars = [int(bar['data-count']) for bar in elements.find('rect', 'bar')]
+    assert len(bars) == 20
+    assert sum(bars[:10]) == sum(bars[10:]) == metrics['reid/num_valid_query']
+
+
+def test_multi_target_report_has_a_section_per_target(reports):
+    path, metrics, log = reports['multi']
+    with open(path, encoding='utf-8') as f:
+        page = f.read()
+    elements = parse(page)
+    sections = elements.find('section', 'target')
+    assert [s['data-target'] for s in sections] == ['d2', 'd0']
+    # each target ranked with its own evaluator's distance
+    assert 'distance: cosine' in page and 'distance: euclidean' in page
+    for name in ('d2', 'd0'):
+        assert f'{name}/mAP {metrics[f"{name}/mAP"]:.2f} as reported.' in page
+    assert len(elements.find('svg', 'cmc')) == 2
+
+
+def find_browser():
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def run_browser(browser, *args):
+    proc = subprocess.run([
+        browser, '--headless', '--no-sandbox', '--disable-gpu',
+        '--no-first-run', '--disable-dev-shm-usage', *args
+    ],
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE,
+                          text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_report_renders_in_a_headless_browser(request, tmp_path):
+    browser = find_browser()
+    if browser is None:
+        pytest.skip('no headless browser (chromium) on this machine: install '
+                    "Debian's chromium package (apt-get install chromium); "
+                    '.ci/run installs it in CI')
+    path, metrics, _ = request.getfixturevalue('reports')['multi']
+    url = 'file://' + osp.abspath(path)
+    dom = run_browser(browser, '--virtual-time-budget=10000', '--dump-dom',
+                      url)
+    elements = parse(dom)
+    (body, ) = elements.find('body')
+    # Every embedded thumbnail was decoded by the browser.
+    assert int(body['data-images']) == len(elements.find('img')) > 0
+    assert body['data-images-decoded'] == body['data-images']
+    assert len(elements.find('section', 'target')) == 2
+    for css in ('cmc', 'ap-hist', 'rank-hist'):
+        assert len(elements.find('svg', css)) == 2, css
+    assert len(elements.find('table', 'camera-pairs')) == 2
+    # A screenshot: the page paints (not a blank or an error page).
+    shot = tmp_path / 'report.png'
+    run_browser(browser, '--hide-scrollbars', '--window-size=1280,2200',
+                f'--screenshot={shot}', url)
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[:2] == (2200, 1280)
+    assert image.std() > 20
