@@ -44,6 +44,20 @@ install_stamp() {
     cat "$ROOT"/requirements/*.txt "$ROOT/setup.py" | sha256sum | cut -c1-16
 }
 
+mmcv_distribution() {
+    # "mmcv" when a full mmcv (or mmcv-full) is installed, else "mmcv-lite".
+    "$VENV/bin/python" - <<'PY'
+from importlib import metadata
+full = False
+for name in ('mmcv', 'mmcv-full'):
+    try:
+        full = full or metadata.distribution(name).metadata['Name'].lower() == name
+    except metadata.PackageNotFoundError:
+        pass
+print('mmcv' if full else 'mmcv-lite')
+PY
+}
+
 ensure_installed() {
     local want
     want="$(install_stamp)"
@@ -65,13 +79,13 @@ ensure_installed() {
     "${pip[@]}" -c "$ROOT/requirements/constraints.txt" --upgrade \
         setuptools wheel
     # mmcv-lite provides `import mmcv` without compiled ops (mmreid needs
-    # none); setup.py keeps an existing full mmcv instead.
+    # none); setup.py keeps an existing full mmcv instead. The choice goes by
+    # the installed distribution, not by `import mmcv`: mmcv-lite provides
+    # that module too, and asking pip for the full mmcv then means a build.
     "${pip[@]}" -c "$ROOT/requirements/constraints.txt" \
         -r "$ROOT/requirements/runtime.txt" \
         -r "$ROOT/requirements/tests.txt" \
-        mmengine mmpretrain \
-        "$("$VENV/bin/python" -c 'import importlib.util as u;
-print("mmcv" if u.find_spec("mmcv") else "mmcv-lite")')"
+        mmengine mmpretrain "$(mmcv_distribution)"
     "${pip[@]}" --no-deps --no-build-isolation -e "$ROOT"
     echo "$want" > "$STAMP"
     echo "quickstart: installed; for the other commands of the README," \
