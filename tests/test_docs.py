@@ -263,7 +263,8 @@ def test_cited_files_exist():
 def test_synthreid_counts_in_benchmarks():
     """docs/benchmarks.md's size of the demo's training domains is the one
     SynthReID generates."""
-    from mmreid.datasets.synthetic import _plan_market, _resolve_params
+    from mmreid.datasets.synthetic import _resolve_params
+    from mmreid.datasets.synthetic_plan import _plan_market
     with open(osp.join(REPO, 'docs', 'benchmarks.md'), encoding='utf-8') as f:
         text = f.read()
     match = re.search(r'd0-d2 \(([\d,]+) identities, ([\d,]+) images\)', text)

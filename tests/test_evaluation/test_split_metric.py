@@ -130,9 +130,13 @@ def test_dg_split_metric_errors():
 def test_dg_split_metric_on_ilids_equals_per_split_reid_metric(tmp_path):
     """All splits from one extraction == ReIDMetric on each split alone;
     iLIDS lists an image once per role, with camid 0 / 1."""
+    # 3 to 5 images per identity, 476 in all as published (a copy with
+    # another count is refused).
     names = []
     for pid in range(1, 120):
-        names += [f'{pid:04d}{k:03d}.jpg' for k in range(1, 3 + pid % 4)]
+        count = 4 if pid == 119 else 3 + 2 * (pid % 2)
+        names += [f'{pid:04d}{k:03d}.jpg' for k in range(1, count + 1)]
+    assert len(names) == 476
     touch(osp.join(tmp_path, 'i-LIDS_Pedestrian', 'Persons'), *names)
     gen = torch.Generator().manual_seed(0)
     feature = {n: torch.randn(6, generator=gen) for n in names}
@@ -294,7 +298,8 @@ def test_multi_target_test_loop_runs_every_split(tmp_path):
     rng = np.random.RandomState(0)
     for pid in range(1, 120):
         color = rng.randint(0, 255, 3)
-        for k in range(1, 3 + pid % 2):
+        # 4 images per identity: 476 as published.
+        for k in range(1, 5):
             image = np.clip(color + rng.randint(-20, 20, (16, 8, 3)), 0, 255)
             cv2.imwrite(
                 osp.join(folder, f'{pid:04d}{k:03d}.jpg'),

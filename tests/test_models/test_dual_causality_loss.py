@@ -186,7 +186,7 @@ def naive_pair_type_loss(feat, feat_pos, feat_neg, labels, pair_type):
                                              (('neg_an', 'pos_an'), 'an')])
 def test_terms_reproduce_the_authors_pair_type_flags(terms, pair_type):
     (feat, feat_pos, feat_neg), labels = random_batch(seed=3)
-    loss_fn = DualCausalityLoss(terms=terms)
+    loss_fn = DualCausalityLoss(terms=terms, log_terms=True)
     loss, logs = loss_fn(feat, feat_pos, feat_neg, labels, return_terms=True)
     expected = naive_pair_type_loss(feat, feat_pos, feat_neg, labels,
                                     pair_type)
