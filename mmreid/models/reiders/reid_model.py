@@ -185,17 +185,8 @@ class ReIDModel(BaseModel):
         """``aux_loss`` (one config for every plugin, ``stage_weights``
         inside) in the shape of ``aux_losses``/``aux_stage_weights``."""
         abbrs = tuple(self._aux_plugin_stages())
-        loss_cfg, weights = None, {}
-        if aux_loss:
-            loss_cfg = dict(aux_loss)
-            if 'stage_weights' in loss_cfg:
-                stage_weights = loss_cfg.pop('stage_weights')
-                weights = {abbr: stage_weights for abbr in abbrs}
-            if not abbrs:
-                raise ValueError(
-                    f'aux_loss={aux_loss!r} is set but no plugin of the '
-                    f'backbone ({type(self.backbone).__name__}) gives '
-                    'auxiliary outputs')
+        loss_cfg = dict(aux_loss) if aux_loss else None
+        stage_weights = (loss_cfg or {}).pop('stage_weights', None)
         example = ', '.join(f'{abbr}={loss_cfg!r}' for abbr in abbrs)
         warnings.warn(
             'ReIDModel(aux_loss=...) is deprecated and will be removed in '
@@ -204,6 +195,14 @@ class ReIDModel(BaseModel):
             'weights as aux_stage_weights=dict(<abbr>=...)',
             DeprecationWarning,
             stacklevel=3)
+        if loss_cfg is not None and not abbrs:
+            raise ValueError(
+                f'aux_loss={aux_loss!r} is set but no plugin of the '
+                f'backbone ({type(self.backbone).__name__}) gives '
+                'auxiliary outputs')
+        weights = dict()
+        if stage_weights is not None:
+            weights = {abbr: stage_weights for abbr in abbrs}
         return {abbr: loss_cfg for abbr in abbrs}, weights
 
     def _build_aux_losses(self, aux_losses: Dict[str, Optional[dict]],
