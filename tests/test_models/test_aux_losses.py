@@ -78,7 +78,8 @@ def plugins(snr=ALL_STAGES, probe=None, probe_type='EnergyProbe'):
     if probe:
         out.append(
             dict(
-                cfg=dict(type=probe_type), stages=probe,
+                cfg=dict(type=probe_type),
+                stages=probe,
                 position='after_stage'))
     return out
 
@@ -94,8 +95,8 @@ def build(plugin_cfgs, **kwargs):
 
 def make_data(model, n=8, seed=0):
     g = torch.Generator().manual_seed(seed)
-    inputs = torch.randint(0, 256, (n, 3, 64, 32), dtype=torch.uint8,
-                           generator=g)
+    inputs = torch.randint(
+        0, 256, (n, 3, 64, 32), dtype=torch.uint8, generator=g)
     samples = [ReIDDataSample().set_gt_label(i // 2) for i in range(n)]
     return dict(inputs=inputs, data_samples=samples)
 
@@ -193,53 +194,55 @@ def test_plugin_outputs_discarded_on_purpose():
     model = build(
         plugins(probe=(False, False, True, False)),
         aux_losses=dict(snr=None, probe=dict(type='EnergySpreadLoss')))
-    assert model.discarded_aux == ('snr', ) and list(model.aux_losses) == [
-        'probe'
-    ]
-    losses = model(**model.data_preprocessor(make_data(model), True),
-                   mode='loss')
-    assert [k for k in losses if 'stage' in k
-            ] == ['loss_probe_stage3', 'probe_stage3_scale']
+    assert model.discarded_aux == ('snr', ) and list(
+        model.aux_losses) == ['probe']
+    losses = model(
+        **model.data_preprocessor(make_data(model), True), mode='loss')
+    assert [k for k in losses
+            if 'stage' in k] == ['loss_probe_stage3', 'probe_stage3_scale']
 
 
 def test_errors_name_the_abbreviation():
     # A plugin with outputs but no loss.
-    with pytest.raises(ValueError,
-                       match="plugin 'probe' gives auxiliary outputs.*"
-                       r'aux_losses=dict\(probe=None\)'):
+    with pytest.raises(
+            ValueError,
+            match="plugin 'probe' gives auxiliary outputs.*"
+            r'aux_losses=dict\(probe=None\)'):
         build(
             plugins(probe=ALL_STAGES),
             aux_losses=dict(snr=dict(type='DualCausalityLoss')))
     # A loss keyed by an abbreviation no plugin has.
-    with pytest.raises(ValueError,
-                       match=r"aux_losses\['prob'\]: the backbone "
-                       r"\(ReIDResNet\) has no plugin 'prob'; its plugins "
-                       r"are \['snr'\]"):
+    with pytest.raises(
+            ValueError,
+            match=r"aux_losses\['prob'\]: the backbone "
+            r"\(ReIDResNet\) has no plugin 'prob'; its plugins "
+            r"are \['snr'\]"):
         build(
             plugins(),
             aux_losses=dict(
                 snr=dict(type='DualCausalityLoss'),
                 prob=dict(type='EnergySpreadLoss')))
     # A loss for a plugin that gives no outputs.
-    with pytest.raises(ValueError,
-                       match=r"aux_losses\['snr'\] is set but plugin 'snr' "
-                       'gives no auxiliary outputs'):
-        build([
-            dict(
-                cfg=dict(type='SNR', restitution=False), stages=ALL_STAGES)
-        ],
-              aux_losses=dict(snr=dict(type='DualCausalityLoss')))
+    with pytest.raises(
+            ValueError,
+            match=r"aux_losses\['snr'\] is set but plugin 'snr' "
+            'gives no auxiliary outputs'):
+        build(
+            [dict(cfg=dict(type='SNR', restitution=False), stages=ALL_STAGES)],
+            aux_losses=dict(snr=dict(type='DualCausalityLoss')))
     # Stage weights without a loss, or of the wrong length.
-    with pytest.raises(ValueError,
-                       match=r"aux_stage_weights\['snr'\] is set but "
-                       "aux_losses has no loss for 'snr'"):
+    with pytest.raises(
+            ValueError,
+            match=r"aux_stage_weights\['snr'\] is set but "
+            "aux_losses has no loss for 'snr'"):
         build(
             plugins(),
             aux_losses=dict(snr=None),
             aux_stage_weights=dict(snr=SNR_WEIGHTS))
-    with pytest.raises(ValueError,
-                       match=r"aux_stage_weights\['probe'\] has 3 entries, "
-                       'the backbone has 4 stages'):
+    with pytest.raises(
+            ValueError,
+            match=r"aux_stage_weights\['probe'\] has 3 entries, "
+            'the backbone has 4 stages'):
         build(
             plugins(snr=None, probe=ALL_STAGES),
             aux_losses=dict(probe=dict(type='EnergySpreadLoss')),
@@ -259,10 +262,11 @@ def test_undeclared_aux_outputs_are_refused():
         plugins(snr=None, probe=ALL_STAGES, probe_type='UndeclaredProbe'))
     assert model.backbone.aux_plugin_stages() == {}
     data = model.data_preprocessor(make_data(model), True)
-    with pytest.raises(TypeError,
-                       match=r'plugin undeclared_modules\.0 '
-                       r'\(UndeclaredProbe\) returned auxiliary outputs but '
-                       'does not declare has_aux_outputs'):
+    with pytest.raises(
+            TypeError,
+            match=r'plugin undeclared_modules\.0 '
+            r'\(UndeclaredProbe\) returned auxiliary outputs but '
+            'does not declare has_aux_outputs'):
         model(**data, mode='loss')
 
 
@@ -274,9 +278,10 @@ def test_deprecated_aux_loss_maps_to_the_new_shape():
         plugins(),
         aux_losses=dict(snr=dict(type='DualCausalityLoss', log_terms=True)),
         aux_stage_weights=dict(snr=SNR_WEIGHTS))
-    with pytest.warns(DeprecationWarning,
-                      match=r'aux_loss=\.\.\.\) is deprecated.*'
-                      r"aux_losses=dict\(snr=\{'type': 'DualCausalityLoss'"):
+    with pytest.warns(
+            DeprecationWarning,
+            match=r'aux_loss=\.\.\.\) is deprecated.*'
+            r"aux_losses=dict\(snr=\{'type': 'DualCausalityLoss'"):
         old = build(
             plugins(),
             aux_loss=dict(
@@ -297,9 +302,8 @@ def test_deprecated_aux_loss_maps_to_the_new_shape():
     with pytest.warns(DeprecationWarning):
         old = build(plugins(), aux_loss=None)
     assert old.discarded_aux == ('snr', ) and not len(old.aux_losses)
-    assert set(old(**data, mode='loss')) == {
-        'loss_cls', 'loss_tri', 'accuracy'
-    }
+    assert set(old(**data,
+                   mode='loss')) == {'loss_cls', 'loss_tri', 'accuracy'}
     # No deprecation warning without the old keyword.
     with warnings.catch_warnings():
         warnings.simplefilter('error', DeprecationWarning)
@@ -309,7 +313,7 @@ def test_deprecated_aux_loss_maps_to_the_new_shape():
             plugins(),
             aux_loss=dict(type='DualCausalityLoss'),
             aux_losses=dict(snr=None))
-    with pytest.raises(ValueError,
-                       match='no plugin of the backbone .* gives auxiliary'):
+    with pytest.raises(
+            ValueError, match='no plugin of the backbone .* gives auxiliary'):
         with pytest.warns(DeprecationWarning):
             build(None, aux_loss=dict(type='DualCausalityLoss'))

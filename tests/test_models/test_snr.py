@@ -399,8 +399,8 @@ def test_model_single_stage_and_no_aux_loss():
     # found when the model is built.
     with pytest.raises(ValueError, match="no plugin 'snr'"):
         build_model(None, dict(type='DualCausalityLoss'))
-    with pytest.raises(ValueError,
-                       match=r"aux_stage_weights\['snr'\] has 2 entries"):
+    with pytest.raises(
+            ValueError, match=r"aux_stage_weights\['snr'\] has 2 entries"):
         build_model(snr_plugins(), dict(type='DualCausalityLoss'), (1, 1))
     # A loss-giving plugin in eval mode gives nothing to the loss.
     model = build_model(snr_plugins(), dict(type='DualCausalityLoss'))
@@ -410,8 +410,8 @@ def test_model_single_stage_and_no_aux_loss():
 
 
 def test_model_eval_output_format_unchanged():
-    model = build_model(
-        snr_plugins(), dict(type='DualCausalityLoss'), (0.1, 0.1, 0.5, 0.5))
+    model = build_model(snr_plugins(), dict(type='DualCausalityLoss'),
+                        (0.1, 0.1, 0.5, 0.5))
     model.eval()
     data = make_data(model)
     with torch.no_grad():
@@ -445,10 +445,10 @@ def test_configs_differ_from_baseline_only_by_snr():
     assert no_loss['aux_losses'] == dict(snr=None)
     assert no_loss['aux_stage_weights'] is None
     assert no_loss['backbone']['plugins'] == plugins
-    assert load_model_cfg('snr_r18_synthreid_no-lplus.py')['aux_losses'][
-        'snr']['use_pos'] is False
-    assert load_model_cfg('snr_r18_synthreid_no-lminus.py')['aux_losses'][
-        'snr']['use_neg'] is False
+    assert load_model_cfg('snr_r18_synthreid_no-lplus.py'
+                          )['aux_losses']['snr']['use_pos'] is False
+    assert load_model_cfg('snr_r18_synthreid_no-lminus.py'
+                          )['aux_losses']['snr']['use_neg'] is False
     a_in = load_model_cfg('baseline-a-in_r18_synthreid.py')
     assert a_in['backbone']['plugins'][0]['cfg']['restitution'] is False
     assert a_in['aux_losses'] is None

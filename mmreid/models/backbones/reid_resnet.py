@@ -236,7 +236,7 @@ class ReIDResNet(ResNet):
         x: torch.Tensor,
         return_aux: bool = False
     ) -> Union[Tuple[torch.Tensor, ...], Tuple[Tuple[torch.Tensor, ...],
-                                                AuxOutputs]]:
+                                               AuxOutputs]]:
         """Stem, stages and stage plugins.
 
         Args:

@@ -206,8 +206,7 @@ class ReIDModel(BaseModel):
         return {abbr: loss_cfg for abbr in abbrs}, weights
 
     def _build_aux_losses(self, aux_losses: Dict[str, Optional[dict]],
-                          aux_stage_weights: Dict[str,
-                                                  StageWeights]) -> None:
+                          aux_stage_weights: Dict[str, StageWeights]) -> None:
         """Build and check the per-plugin auxiliary losses (see the class
         docstring); sets ``aux_losses``, ``discarded_aux`` and
         ``aux_stage_weights``."""
@@ -241,8 +240,7 @@ class ReIDModel(BaseModel):
         self.discarded_aux: Tuple[str, ...] = tuple(
             abbr for abbr, cfg in aux_losses.items() if cfg is None)
         #: Plugin abbr -> stage weight(s) of its loss (1 if not given).
-        self.aux_stage_weights: Dict[str, Union[float, Tuple[float,
-                                                             ...]]] = {}
+        self.aux_stage_weights: Dict[str, Union[float, Tuple[float, ...]]] = {}
         num_stages = getattr(self.backbone, 'num_stages', None)
         for abbr, weights in aux_stage_weights.items():
             if abbr not in self.aux_losses:
@@ -390,10 +388,9 @@ class ReIDModel(BaseModel):
         losses.update(self.loss_aux(aux_outputs, data_samples))
         return losses
 
-    def loss_aux(self, aux_outputs: Dict[str, Dict[int, Dict[str,
-                                                            torch.Tensor]]],
-                 data_samples: List[ReIDDataSample]) -> Dict[str,
-                                                             torch.Tensor]:
+    def loss_aux(
+            self, aux_outputs: Dict[str, Dict[int, Dict[str, torch.Tensor]]],
+            data_samples: List[ReIDDataSample]) -> Dict[str, torch.Tensor]:
         """Weighted auxiliary losses of the backbone's plugin outputs.
 
         Args:
