@@ -13,4 +13,5 @@ model = dict(
             stages=(True, True, True, False),
             position='after_stage')
     ]),
-    aux_loss=None)
+    aux_losses=None,  # IN only: the plugin gives no auxiliary outputs
+    aux_stage_weights=None)

@@ -23,11 +23,10 @@ model = dict(
                 stages=snr_stages,
                 position='after_stage')
         ]),
-    aux_loss=dict(
-        type='DualCausalityLoss',
-        use_pos=True,
-        use_neg=True,
-        stage_weights=snr_loss_weights),
+    # One auxiliary loss per plugin, keyed by its abbreviation.
+    aux_losses=dict(
+        snr=dict(type='DualCausalityLoss', use_pos=True, use_neg=True)),
+    aux_stage_weights=dict(snr=snr_loss_weights),
     head=dict(in_channels=512, num_classes=450))
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),

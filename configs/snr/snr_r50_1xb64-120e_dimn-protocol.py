@@ -28,11 +28,10 @@ model = dict(
         num_classes=_base_.num_classes,
         loss_triplet=dict(type='TripletLoss', margin=None),
         triplet_feat='bn'),
-    aux_loss=dict(
-        type='DualCausalityLoss',
-        use_pos=True,
-        use_neg=True,
-        stage_weights=snr_loss_weights))
+    # One auxiliary loss per plugin, keyed by its abbreviation.
+    aux_losses=dict(
+        snr=dict(type='DualCausalityLoss', use_pos=True, use_neg=True)),
+    aux_stage_weights=dict(snr=snr_loss_weights))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

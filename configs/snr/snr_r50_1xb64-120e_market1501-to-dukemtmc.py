@@ -28,11 +28,10 @@ model = dict(
         # Soft margin: log(1 + exp(d_ap - d_an)), no margin.
         loss_triplet=dict(type='TripletLoss', margin=None),
         triplet_feat='bn'),
-    aux_loss=dict(
-        type='DualCausalityLoss',
-        use_pos=True,
-        use_neg=True,
-        stage_weights=snr_loss_weights))
+    # One auxiliary loss per plugin, keyed by its abbreviation.
+    aux_losses=dict(
+        snr=dict(type='DualCausalityLoss', use_pos=True, use_neg=True)),
+    aux_stage_weights=dict(snr=snr_loss_weights))
 
 img_size = (256, 128)
 train_pipeline = [

@@ -194,7 +194,12 @@ def test_backbone_without_plugins_is_mmpretrain_resnet():
         assert isinstance(outs, tuple) and len(outs) == 4
         for a, b in zip(outs, refs):
             assert torch.allclose(a, b)
-        assert ours.aux_outputs == [{}, {}, {}, {}]
+        # (Both forward again: BN statistics stay in step in training.)
+        (outs, aux), refs = ours(x, return_aux=True), ref(x)
+        assert aux == {} and len(outs) == 4
+        for a, b in zip(outs, refs):
+            assert torch.allclose(a, b)
+    assert ours.aux_plugin_stages() == {} and ours.plugin_abbrs == ()
 
 
 @pytest.mark.parametrize('depth,channels', [(18, (64, 128, 256, 512)),
@@ -209,22 +214,27 @@ def test_backbone_plugins_at_any_stages(depth, channels, stages):
     assert built == [i for i, s in enumerate(stages) if s]
     for i in built:
         assert model.snr_modules[str(i)].in_channels == channels[i]
+    assert model.aux_plugin_stages() == {'snr': tuple(built)}
     x = torch.randn(2, 3, 64, 32)
     model.train()
-    outs = model(x)
+    attributes = set(vars(model))
+    outs, aux = model(x, return_aux=True)
+    # The aux outputs are returned, not kept: forward leaves no state.
+    assert set(vars(model)) == attributes
     assert [o.size(1) for o in outs] == list(channels)
-    assert [sorted(a) for a in model.aux_outputs] == [['snr'] if s else []
-                                                      for s in stages]
+    assert list(aux) == ['snr'] and sorted(aux['snr']) == built
     for i in built:
-        assert model.aux_outputs[i]['snr']['feat_pos'].shape == (2,
-                                                                 channels[i])
+        assert aux['snr'][i]['feat_pos'].shape == (2, channels[i])
     # Stage 4's f+ is the pooled (pre-BNNeck) backbone output.
     if stages[3]:
         assert torch.allclose(
-            model.aux_outputs[3]['snr']['feat_pos'],
-            outs[3].mean(dim=(2, 3)),
-            atol=1e-5)
-    assert model.pop_aux_outputs() and model.aux_outputs == []
+            aux['snr'][3]['feat_pos'], outs[3].mean(dim=(2, 3)), atol=1e-5)
+    # Without return_aux the training forward returns the stage outputs
+    # only, the same tensors.
+    plain = model(x)
+    assert isinstance(plain, tuple) and len(plain) == 4
+    for a, b in zip(plain, outs):
+        assert torch.allclose(a, b)
     # The plugin output is what the stage returns and the next stage gets.
     model.eval()
     with torch.no_grad():
@@ -237,7 +247,7 @@ def test_backbone_plugins_at_any_stages(depth, channels, stages):
             if stages[i]:
                 feat = model.snr_modules[str(i)](feat)
         assert torch.allclose(outs[k], feat, atol=1e-5)
-        assert model.aux_outputs == [{}, {}, {}, {}]
+        assert model(x, return_aux=True)[1] == {}
 
 
 def test_backbone_parameter_count_r50():
@@ -292,13 +302,22 @@ def test_plain_checkpoint_misses_exactly_the_snr_parameters(tmp_path):
     assert torch.equal(model.conv1.weight, state['backbone.conv1.weight'])
 
 
-def build_model(plugins=None, aux_loss=None):
+def build_model(plugins=None, aux_loss=None, stage_weights=None):
+    """A ResNet-18 ReID model; ``aux_loss`` is the loss of the SNR plugin
+    (None: its outputs discarded, if there is one)."""
+    aux_losses = None
+    if plugins:
+        aux_losses = dict(snr=aux_loss)
+    elif aux_loss is not None:
+        aux_losses = dict(snr=aux_loss)
     return MODELS.build(
         dict(
             type='ReIDModel',
             backbone=dict(type='ReIDResNet', depth=18, plugins=plugins),
             head=dict(type='BNNeckHead', in_channels=512, num_classes=4),
-            aux_loss=aux_loss))
+            aux_losses=aux_losses,
+            aux_stage_weights=None if stage_weights is None else dict(
+                snr=stage_weights)))
 
 
 def make_data(model, n=8):
@@ -311,15 +330,15 @@ def make_data(model, n=8):
 def test_model_logs_only_losses_and_accuracy_by_default():
     """Issue 17.6: a training step of the SNR recipe logs the losses and
     the accuracy; the per-stage terms and the gate only when asked."""
-    aux_loss = dict(type='DualCausalityLoss', stage_weights=0.5)
-    model = build_model(snr_plugins(), aux_loss)
+    aux_loss = dict(type='DualCausalityLoss')
+    model = build_model(snr_plugins(), aux_loss, 0.5)
     model.init_weights()
     data = make_data(model)
     quiet = model(**data, mode='loss')
     stage_keys = {f'loss_snr_stage{b}' for b in (1, 2, 3, 4)}
     assert set(quiet) == {'loss_cls', 'loss_tri', 'accuracy'} | stage_keys
     loud = build_model(
-        snr_plugins(log_gate=True), dict(aux_loss, log_terms=True))
+        snr_plugins(log_gate=True), dict(aux_loss, log_terms=True), 0.5)
     loud.load_state_dict(model.state_dict())
     logged = loud(**data, mode='loss')
     # Each of the 4 stages adds 6 loss terms and the gate: 35 keys.
@@ -333,7 +352,7 @@ def test_model_logs_one_weighted_loss_per_stage():
     weights = (0.1, 0.1, 0.5, 0.5)
     model = build_model(
         snr_plugins(log_gate=True),
-        dict(type='DualCausalityLoss', stage_weights=weights, log_terms=True))
+        dict(type='DualCausalityLoss', log_terms=True), weights)
     model.init_weights()
     data = make_data(model)
     torch.manual_seed(0)
@@ -348,15 +367,13 @@ def test_model_logs_one_weighted_loss_per_stage():
             assert f'snr_stage{b}_{name}' in losses
         # beta = 0 at init: the reference distances are the clamp floor.
         assert losses[f'snr_stage{b}_d0_ap'] < 1e-4
-    assert model.backbone.aux_outputs == []
     model_state = model.state_dict()
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     for name, param in model.backbone.snr_modules.named_parameters():
         assert param.grad is not None, name
     # The model applies the stage weights.
     model = build_model(
-        snr_plugins(log_gate=True),
-        dict(type='DualCausalityLoss', stage_weights=1))
+        snr_plugins(log_gate=True), dict(type='DualCausalityLoss'), 1)
     model.load_state_dict(model_state)
     torch.manual_seed(0)
     plain = model(**data, mode='loss')
@@ -368,36 +385,42 @@ def test_model_logs_one_weighted_loss_per_stage():
 def test_model_single_stage_and_no_aux_loss():
     model = build_model(
         snr_plugins((False, False, False, True)),
-        dict(type='DualCausalityLoss', stage_weights=(0.1, 0.1, 0.5, 0.5)))
+        dict(type='DualCausalityLoss'), (0.1, 0.1, 0.5, 0.5))
     losses = model(**make_data(model), mode='loss')
     assert {k
             for k in losses
             if k.startswith('loss_snr')} == {'loss_snr_stage4'}
-    # Plugins without aux_loss: the head's losses only, aux released.
+    # Plugin outputs discarded on purpose (aux_losses=dict(snr=None)): the
+    # head's losses only.
     model = build_model(snr_plugins())
     losses = model(**make_data(model), mode='loss')
     assert set(losses) == {'loss_cls', 'loss_tri', 'accuracy'}
-    assert model.backbone.aux_outputs == []
-    # aux_loss without a plugin that feeds it is a configuration error.
-    model = build_model(None, dict(type='DualCausalityLoss'))
+    # A loss without a plugin that feeds it is a configuration error,
+    # found when the model is built.
+    with pytest.raises(ValueError, match="no plugin 'snr'"):
+        build_model(None, dict(type='DualCausalityLoss'))
+    with pytest.raises(
+            ValueError, match=r"aux_stage_weights\['snr'\] has 2 entries"):
+        build_model(snr_plugins(), dict(type='DualCausalityLoss'), (1, 1))
+    # A loss-giving plugin in eval mode gives nothing to the loss.
+    model = build_model(snr_plugins(), dict(type='DualCausalityLoss'))
+    model.backbone.eval()
     with pytest.raises(RuntimeError, match='no auxiliary outputs'):
-        model(**make_data(model), mode='loss')
-    model = build_model(snr_plugins(),
-                        dict(type='DualCausalityLoss', stage_weights=(1, 1)))
-    with pytest.raises(ValueError, match='stage_weights'):
         model(**make_data(model), mode='loss')
 
 
 def test_model_eval_output_format_unchanged():
-    model = build_model(
-        snr_plugins(),
-        dict(type='DualCausalityLoss', stage_weights=(0.1, 0.1, 0.5, 0.5)))
+    model = build_model(snr_plugins(), dict(type='DualCausalityLoss'),
+                        (0.1, 0.1, 0.5, 0.5))
     model.eval()
     data = make_data(model)
     with torch.no_grad():
         feats = model(data['inputs'], mode='tensor')
+        outs = model.backbone(data['inputs'])
     assert feats.shape == (8, 512)
-    assert model.backbone.aux_outputs == [{}, {}, {}, {}]
+    # The backbone's eval output is the tuple of stage outputs.
+    assert isinstance(outs, tuple) and len(outs) == 1
+    assert outs[0].shape == (8, 512, 4, 2)  # last stride 1
 
 
 def load_model_cfg(name):
@@ -409,26 +432,26 @@ def test_configs_differ_from_baseline_only_by_snr():
     """SNR §10.14: without SNR and L_SNR the model is the Baseline."""
     base = load_model_cfg('baseline_r18_synthreid.py')
     snr = load_model_cfg('snr_r18_synthreid.py')
-    assert snr['aux_loss'] == dict(
-        type='DualCausalityLoss',
-        use_pos=True,
-        use_neg=True,
-        stage_weights=(0.1, 0.1, 0.5, 0.5))
+    assert snr['aux_losses'] == dict(
+        snr=dict(type='DualCausalityLoss', use_pos=True, use_neg=True))
+    assert snr['aux_stage_weights'] == dict(snr=(0.1, 0.1, 0.5, 0.5))
     plugins = snr['backbone'].pop('plugins')
     assert plugins[0]['cfg']['type'] == 'SNR'
     assert plugins[0]['stages'] == ALL_STAGES
-    snr.pop('aux_loss')
+    snr.pop('aux_losses')
+    snr.pop('aux_stage_weights')
     assert snr == base
     no_loss = load_model_cfg('snr_r18_synthreid_no-loss.py')
-    assert no_loss['aux_loss'] is None
+    assert no_loss['aux_losses'] == dict(snr=None)
+    assert no_loss['aux_stage_weights'] is None
     assert no_loss['backbone']['plugins'] == plugins
-    assert load_model_cfg(
-        'snr_r18_synthreid_no-lplus.py')['aux_loss']['use_pos'] is False
-    assert load_model_cfg(
-        'snr_r18_synthreid_no-lminus.py')['aux_loss']['use_neg'] is False
+    assert load_model_cfg('snr_r18_synthreid_no-lplus.py'
+                          )['aux_losses']['snr']['use_pos'] is False
+    assert load_model_cfg('snr_r18_synthreid_no-lminus.py'
+                          )['aux_losses']['snr']['use_neg'] is False
     a_in = load_model_cfg('baseline-a-in_r18_synthreid.py')
     assert a_in['backbone']['plugins'][0]['cfg']['restitution'] is False
-    assert a_in['aux_loss'] is None
+    assert a_in['aux_losses'] is None
     assert load_model_cfg('snr_r18_synthreid_stage4-only.py'
                           )['backbone']['plugins'][0]['stages'] == (False,
                                                                     False,

@@ -1,4 +1,4 @@
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -10,6 +10,9 @@ from mmreid.registry import MODELS
 from ..layers.mbn import resolve_norm_cfg
 
 PLUGIN_POSITIONS = ('after_stage', )
+
+#: Auxiliary plugin outputs: plugin abbr -> 0-based stage -> named tensors.
+AuxOutputs = Dict[str, Dict[int, Dict[str, torch.Tensor]]]
 
 #: The stem max pooling of mmpretrain's and torchvision's ResNet.
 DEFAULT_STEM_POOL = dict(kernel_size=3, stride=2, padding=1, ceil_mode=False)
@@ -41,14 +44,18 @@ class ReIDResNet(ResNet):
     stage run in list order; each stage's (last) plugin output feeds the next
     stage and is the stage output.
 
-    **Auxiliary outputs.** A plugin may return ``(out, aux)`` (a tensor and
-    a dict) instead of a tensor, as :class:`SNR` does in training mode. After
-    each forward, ``self.aux_outputs`` is a list with one dict per stage
-    (empty if the stage has no auxiliary output) mapping the plugin abbr to
-    its ``aux`` dict, e.g. ``aux_outputs[3]['snr']['feat_pos']``. The model
-    reads it after the forward (see ``ReIDModel.loss``) and releases it with
-    :meth:`pop_aux_outputs`. The forward's return value is always the tuple
-    of the ``out_indices`` stage outputs, as in a plain ResNet.
+    **Auxiliary outputs.** A plugin that contributes a loss declares it
+    with a true ``has_aux_outputs`` attribute and, in training mode, returns
+    ``(out, aux)`` (a tensor and a dict of tensors) instead of a tensor, as
+    :class:`SNR` does. ``forward(x, return_aux=True)`` returns them with
+    the stage outputs, as ``(outs, aux)`` with ``aux[abbr][stage]`` the
+    dict of plugin ``abbr`` after stage ``stage`` (0-based), e.g.
+    ``aux['snr'][3]['feat_pos']``; the model names, weighs and sums their
+    losses (see ``ReIDModel(aux_losses=...)``). Nothing is kept between
+    forwards. ``forward(x)`` (eval, inference, export) returns only the
+    tuple of the ``out_indices`` stage outputs, as a plain ResNet.
+    :meth:`aux_plugin_stages` tells, before any forward, which plugins give
+    auxiliary outputs at which stages.
 
     Args:
         depth (int): 18, 34, 50, 101 or 152.
@@ -111,7 +118,8 @@ class ReIDResNet(ResNet):
         self.stage_plugins: List[List[str]] = [
             [] for _ in range(len(self.res_layers))
         ]
-        self.aux_outputs: List[Dict[str, Dict[str, torch.Tensor]]] = []
+        #: Plugin abbreviations, in the order of ``plugins``.
+        self.plugin_abbrs: Tuple[str, ...] = ()
         for plugin in plugins or []:
             self._make_plugin(plugin)
         if ibn_stages is not None:
@@ -182,6 +190,7 @@ class ReIDResNet(ResNet):
             raise ValueError(f'two plugins named {abbr!r}; one plugin entry '
                              'per plugin type')
         self.add_module(name, ModuleDict(modules))
+        self.plugin_abbrs += (abbr, )
         for key in modules:
             self.stage_plugins[int(key)].append(name)
 
@@ -204,36 +213,69 @@ class ReIDResNet(ResNet):
         """
         return getattr(self, self.res_layers[stage])(x)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def aux_plugin_stages(self) -> Dict[str, Tuple[int, ...]]:
+        """The plugins that give auxiliary outputs in training.
+
+        Returns:
+            dict[str, tuple[int]]: Plugin abbreviation -> the 0-based
+            stages whose module declares ``has_aux_outputs``; plugins
+            without any are left out.
+        """
+        stages = dict()
+        for abbr in self.plugin_abbrs:
+            modules = getattr(self, f'{abbr}_modules')
+            found = tuple(
+                int(key) for key, module in modules.items()
+                if getattr(module, 'has_aux_outputs', False))
+            if found:
+                stages[abbr] = found
+        return stages
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        return_aux: bool = False
+    ) -> Union[Tuple[torch.Tensor, ...], Tuple[Tuple[torch.Tensor, ...],
+                                               AuxOutputs]]:
         """Stem, stages and stage plugins.
 
         Args:
             x (Tensor): Images, shape (N, 3, H, W).
+            return_aux (bool): Also return the plugins' auxiliary outputs
+                (training). Defaults to False.
 
         Returns:
-            tuple[Tensor]: The ``out_indices`` stage outputs (after their
-            plugins), each (N, C_i, H_i, W_i). Auxiliary plugin outputs are
-            left in ``self.aux_outputs``.
+            tuple[Tensor] | tuple[tuple[Tensor], dict]: The ``out_indices``
+            stage outputs (after their plugins), each (N, C_i, H_i, W_i);
+            with ``return_aux``, ``(outs, aux)`` where ``aux[abbr][stage]``
+            is the dict of plugin ``abbr`` after 0-based stage ``stage``
+            (empty in eval mode, see the class docstring).
+
+        Raises:
+            TypeError: A plugin returns auxiliary outputs without declaring
+                ``has_aux_outputs``.
         """
         x = self.forward_stem(x)
         outs = []
-        aux_outputs = []
+        aux_outputs: AuxOutputs = dict()
         for i in range(len(self.res_layers)):
             x = self.forward_stage(i, x)
-            stage_aux = dict()
             for name in self.stage_plugins[i]:
-                out = getattr(self, name)[str(i)](x)
+                module = getattr(self, name)[str(i)]
+                out = module(x)
                 if isinstance(out, tuple):
+                    if not getattr(module, 'has_aux_outputs', False):
+                        raise TypeError(
+                            f'plugin {name}.{i} ({type(module).__name__}) '
+                            'returned auxiliary outputs but does not '
+                            'declare has_aux_outputs = True')
                     out, aux = out
-                    stage_aux[name[:-len('_modules')]] = aux
+                    if return_aux:
+                        abbr = name[:-len('_modules')]
+                        aux_outputs.setdefault(abbr, dict())[i] = aux
                 x = out
-            aux_outputs.append(stage_aux)
             if i in self.out_indices:
                 outs.append(x)
-        self.aux_outputs = aux_outputs
+        if return_aux:
+            return tuple(outs), aux_outputs
         return tuple(outs)
-
-    def pop_aux_outputs(self) -> List[Dict[str, Dict[str, torch.Tensor]]]:
-        """Return the last forward's auxiliary outputs and release them."""
-        aux_outputs, self.aux_outputs = self.aux_outputs, []
-        return aux_outputs

@@ -26,9 +26,10 @@ class SNR(BaseModule):
     Identities: ``F_pos + F_neg = F + F_in``; ``a = 1`` gives ``F_pos = F``,
     ``a = 0`` gives ``F_pos = IN(F)``.
 
-    **Auxiliary outputs.** In training mode (and with restitution) the
-    forward returns ``(F_pos, aux)`` where ``aux`` holds the pooled triple
-    of the dual causality loss, each (N, C) in fp32::
+    **Auxiliary outputs.** In training mode (and with restitution,
+    ``has_aux_outputs``) the forward returns ``(F_pos, aux)`` where ``aux``
+    holds the pooled triple of the dual causality loss, each (N, C) in
+    fp32::
 
         feat=GAP(F_in), feat_pos=GAP(F_pos), feat_neg=GAP(F_neg),
         log_gate=mean gate value (detached scalar, only with log_gate=True)
@@ -89,6 +90,12 @@ class SNR(BaseModule):
         else:
             self.gate = None
         self._reset_parameters()
+
+    @property
+    def has_aux_outputs(self) -> bool:
+        """Whether training forwards return ``(F_pos, aux)``: with
+        restitution (see ``ReIDResNet``'s auxiliary outputs)."""
+        return self.gate is not None
 
     def _reset_parameters(self) -> None:
         nn.init.ones_(self.in_norm.weight)

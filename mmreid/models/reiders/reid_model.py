@@ -1,3 +1,5 @@
+import inspect
+import warnings
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -10,6 +12,12 @@ from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 
 DISTANCES = ('euclidean', 'sqeuclidean', 'cosine')
+
+#: A stage weight of auxiliary losses: one number for every stage or one
+#: per backbone stage.
+StageWeights = Union[float, Sequence[float]]
+#: The default of the deprecated ``aux_loss`` keyword: not given.
+_NOT_GIVEN = object()
 
 
 def get_model_scorers(model) -> Optional[Dict[str, Scorer]]:
@@ -83,19 +91,31 @@ class ReIDModel(BaseModel):
         test_cfg (dict, optional): Test-time options. ``flip=True`` averages
             the features of each image and its horizontal mirror (flip
             test-time augmentation). Defaults to no augmentation.
-        aux_loss (dict, optional): Loss on the backbone's auxiliary plugin
-            outputs (``backbone.aux_outputs``, see ``ReIDResNet``), e.g.
-            ``dict(type='DualCausalityLoss', stage_weights=(0.1, 0.1, 0.5,
-            0.5))``. ``stage_weights`` (a number or one per backbone stage,
-            default 1) is taken by the model, which weighs and names the
-            loss of stage ``b`` (1-based) of plugin ``abbr``
-            ``loss_{abbr}_stage{b}``; stages of weight 0 are skipped. The
-            loss is called as ``loss(**aux, labels=labels,
-            return_terms=True)`` with the plugin's aux dict minus its
-            ``log_*`` entries and returns a scalar or ``(scalar, terms)``;
-            the terms and the ``log_*`` entries are logged as
-            ``{abbr}_stage{b}_{name}``. Defaults to None (auxiliary outputs
-            are discarded).
+        aux_losses (dict, optional): One loss per backbone plugin that
+            gives auxiliary outputs in training (see ``ReIDResNet``), keyed
+            by the plugin's abbreviation, e.g. ``dict(snr=dict(type=
+            'DualCausalityLoss'))``; ``None`` as a value discards that
+            plugin's outputs on purpose. Every such plugin needs an entry
+            and every entry a plugin that gives outputs: anything else is a
+            ``ValueError`` at build time naming the abbreviation. For
+            stage ``b`` (1-based) of plugin ``abbr`` the loss is called as
+            ``loss(**aux, labels=labels)`` with the plugin's aux dict minus
+            its ``log_*`` entries and the identities (N,), plus
+            ``return_terms=True`` if its ``forward`` takes that argument;
+            it returns a scalar or ``(scalar, terms)``. The model logs the
+            weighted loss as ``loss_{abbr}_stage{b}`` and the terms and the
+            ``log_*`` entries as ``{abbr}_stage{b}_{name}``. Defaults to
+            None (no plugin may give auxiliary outputs).
+        aux_stage_weights (dict, optional): Plugin abbreviation -> weight of
+            its auxiliary loss, a number or one per backbone stage, e.g.
+            ``dict(snr=(0.1, 0.1, 0.5, 0.5))``; stages of weight 0 are
+            skipped. Each key needs a loss in ``aux_losses``. Defaults to
+            None (weight 1 everywhere).
+        aux_loss (dict, optional): Deprecated, use ``aux_losses``: one loss
+            config with a ``stage_weights`` entry, applied to every plugin
+            with auxiliary outputs (None: their outputs are discarded).
+            Mapped to ``aux_losses``/``aux_stage_weights`` with a
+            ``DeprecationWarning``; to be removed in the next release.
         init_cfg (dict, optional): Initialisation config.
 
     **Modality labels.** If the model has modality-aware submodules (any
@@ -119,7 +139,9 @@ class ReIDModel(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  distance: str = 'euclidean',
                  test_cfg: Optional[dict] = None,
-                 aux_loss: Optional[dict] = None,
+                 aux_losses: Optional[Dict[str, Optional[dict]]] = None,
+                 aux_stage_weights: Optional[Dict[str, StageWeights]] = None,
+                 aux_loss: Optional[dict] = _NOT_GIVEN,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='ReIDDataPreprocessor')
@@ -144,24 +166,120 @@ class ReIDModel(BaseModel):
         #: Who hands :meth:`scorers` to the metrics of the running
         #: evaluation (set by :meth:`scorers_handed_to`).
         self.scorers_consumer: Optional[str] = None
-        self.aux_loss = None
-        self.aux_stage_weights: Union[float, Tuple[float, ...]] = 1.0
-        if aux_loss:
-            aux_loss = dict(aux_loss)
-            weights = aux_loss.pop('stage_weights', 1.0)
-            weights = float(weights) if isinstance(weights, (int, float)) \
-                else tuple(float(w) for w in weights)
-            self.aux_stage_weights = weights
-            self.aux_loss = MODELS.build(aux_loss)
+        if aux_loss is not _NOT_GIVEN:
+            if aux_losses is not None or aux_stage_weights is not None:
+                raise TypeError('give aux_losses/aux_stage_weights or the '
+                                'deprecated aux_loss, not both')
+            aux_losses, aux_stage_weights = self._map_deprecated_aux_loss(
+                aux_loss)
+        self._build_aux_losses(aux_losses or {}, aux_stage_weights or {})
 
-    def extract_feat(
-            self, inputs: torch.Tensor
-    ) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
-        """Backbone and pooling: (N, 3, H, W) -> pooled features."""
-        feats = self.backbone(inputs)
+    def _aux_plugin_stages(self) -> Dict[str, Tuple[int, ...]]:
+        """Plugin abbr -> stages with auxiliary outputs of the backbone."""
+        method = getattr(self.backbone, 'aux_plugin_stages', None)
+        return method() if callable(method) else {}
+
+    def _map_deprecated_aux_loss(
+        self, aux_loss: Optional[dict]
+    ) -> Tuple[Dict[str, Optional[dict]], Dict[str, StageWeights]]:
+        """``aux_loss`` (one config for every plugin, ``stage_weights``
+        inside) in the shape of ``aux_losses``/``aux_stage_weights``."""
+        abbrs = tuple(self._aux_plugin_stages())
+        loss_cfg = dict(aux_loss) if aux_loss else None
+        stage_weights = (loss_cfg or {}).pop('stage_weights', None)
+        example = ', '.join(f'{abbr}={loss_cfg!r}' for abbr in abbrs)
+        warnings.warn(
+            'ReIDModel(aux_loss=...) is deprecated and will be removed in '
+            'the next release: give one loss per plugin, keyed by its '
+            f'abbreviation, e.g. aux_losses=dict({example}), and the stage '
+            'weights as aux_stage_weights=dict(<abbr>=...)',
+            DeprecationWarning,
+            stacklevel=3)
+        if loss_cfg is not None and not abbrs:
+            raise ValueError(
+                f'aux_loss={aux_loss!r} is set but no plugin of the '
+                f'backbone ({type(self.backbone).__name__}) gives '
+                'auxiliary outputs')
+        weights = dict()
+        if stage_weights is not None:
+            weights = {abbr: stage_weights for abbr in abbrs}
+        return {abbr: loss_cfg for abbr in abbrs}, weights
+
+    def _build_aux_losses(self, aux_losses: Dict[str, Optional[dict]],
+                          aux_stage_weights: Dict[str, StageWeights]) -> None:
+        """Build and check the per-plugin auxiliary losses (see the class
+        docstring); sets ``aux_losses``, ``discarded_aux`` and
+        ``aux_stage_weights``."""
+        stages = self._aux_plugin_stages()
+        plugins = tuple(getattr(self.backbone, 'plugin_abbrs', ()))
+        for abbr, cfg in aux_losses.items():
+            if abbr not in plugins:
+                raise ValueError(
+                    f'aux_losses[{abbr!r}]: the backbone '
+                    f'({type(self.backbone).__name__}) has no plugin '
+                    f'{abbr!r}; its plugins are {list(plugins)}')
+            if cfg is not None and abbr not in stages:
+                raise ValueError(
+                    f'aux_losses[{abbr!r}] is set but plugin {abbr!r} gives '
+                    'no auxiliary outputs (no module of it declares '
+                    'has_aux_outputs, e.g. SNR(restitution=False)); set '
+                    f'aux_losses[{abbr!r}] = None or drop it')
+        for abbr in stages:
+            if abbr not in aux_losses:
+                raise ValueError(
+                    f'plugin {abbr!r} gives auxiliary outputs in training '
+                    'but aux_losses has no entry for it: add aux_losses='
+                    f'dict({abbr}=dict(type=...)) for its loss, or '
+                    f'aux_losses=dict({abbr}=None) to discard them')
+        #: Plugin abbr -> its auxiliary loss.
+        self.aux_losses = torch.nn.ModuleDict({
+            abbr: MODELS.build(cfg)
+            for abbr, cfg in aux_losses.items() if cfg is not None
+        })
+        #: Plugins whose auxiliary outputs are discarded on purpose.
+        self.discarded_aux: Tuple[str, ...] = tuple(
+            abbr for abbr, cfg in aux_losses.items() if cfg is None)
+        #: Plugin abbr -> stage weight(s) of its loss (1 if not given).
+        self.aux_stage_weights: Dict[str, Union[float, Tuple[float, ...]]] = {}
+        num_stages = getattr(self.backbone, 'num_stages', None)
+        for abbr, weights in aux_stage_weights.items():
+            if abbr not in self.aux_losses:
+                raise ValueError(
+                    f'aux_stage_weights[{abbr!r}] is set but aux_losses has '
+                    f'no loss for {abbr!r}')
+            if isinstance(weights, (int, float)):
+                weights = float(weights)
+            else:
+                weights = tuple(float(w) for w in weights)
+                if num_stages is not None and len(weights) != num_stages:
+                    raise ValueError(
+                        f'aux_stage_weights[{abbr!r}] has {len(weights)} '
+                        f'entries, the backbone has {num_stages} stages')
+            self.aux_stage_weights[abbr] = weights
+        self._aux_takes_terms = {
+            abbr: 'return_terms' in inspect.signature(loss.forward).parameters
+            for abbr, loss in self.aux_losses.items()
+        }
+
+    def extract_feat(self, inputs: torch.Tensor, return_aux: bool = False):
+        """Backbone and pooling: (N, 3, H, W) -> pooled features.
+
+        Args:
+            inputs (Tensor): Images, shape (N, 3, H, W).
+            return_aux (bool): Also return the backbone's auxiliary plugin
+                outputs (``{}`` for a backbone without such plugins).
+
+        Returns:
+            Tensor | tuple[Tensor] | tuple: The pooled features, and with
+            ``return_aux`` the auxiliary outputs ``aux[abbr][stage]``.
+        """
+        if return_aux and self._aux_plugin_stages():
+            feats, aux = self.backbone(inputs, return_aux=True)
+        else:
+            feats, aux = self.backbone(inputs), {}
         if self.neck is not None:
             feats = self.neck(feats)
-        return feats
+        return (feats, aux) if return_aux else feats
 
     def forward(self,
                 inputs: torch.Tensor,
@@ -259,57 +377,68 @@ class ReIDModel(BaseModel):
              data_samples: List[ReIDDataSample]) -> Dict[str, torch.Tensor]:
         """Losses of a training batch.
 
-        The head's losses (see its ``loss``) plus, if ``aux_loss`` is set,
-        one ``loss_{abbr}_stage{b}`` per stage with auxiliary outputs.
+        The head's losses (see its ``loss``) plus one
+        ``loss_{abbr}_stage{b}`` per stage of every plugin with an
+        auxiliary loss (see ``aux_losses``).
         """
         if not getattr(self, '_modality_routed', False):
             self.route_modality(inputs, data_samples)
-        losses = self.head.loss(self.extract_feat(inputs), data_samples)
-        pop_aux = getattr(self.backbone, 'pop_aux_outputs', None)
-        aux_outputs = pop_aux() if pop_aux is not None else []
-        if self.aux_loss is not None:
-            losses.update(self.aux_losses(aux_outputs, data_samples))
+        feats, aux_outputs = self.extract_feat(inputs, return_aux=True)
+        losses = self.head.loss(feats, data_samples)
+        losses.update(self.loss_aux(aux_outputs, data_samples))
         return losses
 
-    def aux_losses(
-            self, aux_outputs: List[Dict[str, Dict[str, torch.Tensor]]],
+    def loss_aux(
+            self, aux_outputs: Dict[str, Dict[int, Dict[str, torch.Tensor]]],
             data_samples: List[ReIDDataSample]) -> Dict[str, torch.Tensor]:
         """Weighted auxiliary losses of the backbone's plugin outputs.
 
         Args:
-            aux_outputs (list[dict]): Per backbone stage, plugin abbr ->
-                aux dict (see ``ReIDResNet.aux_outputs``).
+            aux_outputs (dict): Plugin abbr -> 0-based stage -> aux dict
+                (see ``ReIDResNet.forward(return_aux=True)``).
             data_samples (list[ReIDDataSample]): With ``gt_label``.
 
         Returns:
-            dict[str, Tensor]: ``loss_{abbr}_stage{b}`` and log values.
+            dict[str, Tensor]: ``loss_{abbr}_stage{b}`` and log values, in
+            the order of ``aux_losses`` and then of the stages.
+
+        Raises:
+            RuntimeError: A plugin gave outputs that no entry of
+                ``aux_losses`` expects, or a plugin with a loss gave none
+                (e.g. the backbone is in eval mode).
         """
-        if not any(aux_outputs):
-            raise RuntimeError(
-                'aux_loss is set but the backbone gave no auxiliary outputs '
-                '(no plugin that returns them, or not in training mode)')
-        weights = self.aux_stage_weights
-        if isinstance(weights, float):
-            weights = (weights, ) * len(aux_outputs)
-        if len(weights) != len(aux_outputs):
-            raise ValueError(f'aux_loss stage_weights has {len(weights)} '
-                             f'entries for {len(aux_outputs)} stages')
-        labels = torch.cat([s.gt_label for s in data_samples])
+        for abbr, stage_aux in aux_outputs.items():
+            if stage_aux and abbr not in self.aux_losses \
+                    and abbr not in self.discarded_aux:
+                raise RuntimeError(
+                    f'plugin {abbr!r} gave auxiliary outputs that aux_losses '
+                    'does not expect (its modules do not declare '
+                    'has_aux_outputs?)')
         losses = dict()
-        for stage, (weight,
-                    stage_aux) in enumerate(zip(weights, aux_outputs), 1):
-            if weight == 0:
-                continue
-            for abbr, aux in stage_aux.items():
-                prefix = f'{abbr}_stage{stage}'
+        if not len(self.aux_losses):
+            return losses
+        labels = torch.cat([s.gt_label for s in data_samples])
+        for abbr, loss_fn in self.aux_losses.items():
+            if not aux_outputs.get(abbr):
+                raise RuntimeError(
+                    f'aux_losses[{abbr!r}] is set but plugin {abbr!r} gave '
+                    'no auxiliary outputs (not in training mode?)')
+            weights = self.aux_stage_weights.get(abbr, 1.0)
+            for stage, aux in sorted(aux_outputs[abbr].items()):
+                weight = weights if isinstance(weights,
+                                               float) else weights[stage]
+                if weight == 0:
+                    continue
+                prefix = f'{abbr}_stage{stage + 1}'
                 inputs = {
                     k: v
                     for k, v in aux.items() if not k.startswith('log_')
                 }
-                out = self.aux_loss(
-                    **inputs,
-                    labels=labels.to(next(iter(inputs.values())).device),
-                    return_terms=True)
+                kwargs = dict(
+                    labels=labels.to(next(iter(inputs.values())).device))
+                if self._aux_takes_terms[abbr]:
+                    kwargs['return_terms'] = True
+                out = loss_fn(**inputs, **kwargs)
                 loss, terms = out if isinstance(out, tuple) else (out, {})
                 losses[f'loss_{prefix}'] = weight * loss
                 for name, value in terms.items():
