@@ -30,6 +30,7 @@ _MOVED_TO_FUNCTIONAL = ('group_pool', 'seeded_gallery_draw',
 
 
 def __getattr__(name: str) -> Any:
+    """The old paths of the protocol functions (``DeprecationWarning``)."""
     if name in _MOVED_TO_FUNCTIONAL:
         warnings.warn(
             f'mmreid.evaluation.metrics.cross_modality_metric.{name} moved '

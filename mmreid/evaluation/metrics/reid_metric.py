@@ -230,6 +230,12 @@ class ReIDMetric(BaseMetric):
     ``reid/mAP``), so ``save_best='reid/mAP'`` and comparisons with other
     models keep working. ``last_result`` is the primary mode's.
 
+    Protocol metrics (:class:`TrialGalleryMetric`, :class:`DGSplitMetric`,
+    :class:`CUHK03ClassicMetric`) subclass it: they start from
+    :meth:`split_roles`, rank with :meth:`pairwise_distances`, report
+    their partitions with :meth:`partition_metrics` and list the options
+    they refuse in ``unsupported_options``.
+
     Examples:
         >>> val_evaluator = dict(type='ReIDMetric', distance='cosine')
         >>> val_evaluator = dict(

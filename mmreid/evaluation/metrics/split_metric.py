@@ -14,6 +14,7 @@ __all__ = ['DGSplitMetric', 'CUHK03ClassicMetric']
 
 
 def __getattr__(name: str) -> Any:
+    """The old paths of classic_cmc, with a ``DeprecationWarning``."""
     if name == 'classic_cmc':
         warnings.warn(
             'mmreid.evaluation.metrics.split_metric.classic_cmc moved to '
