@@ -22,6 +22,7 @@ import re
 from typing import Dict, List, Optional, Sequence
 
 from mmreid.registry import DATASETS
+from mmreid.utils.mat_file import load_mat
 from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
 
 SPLIT_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'splits')
@@ -468,15 +469,7 @@ def load_grid_partitions(path: str,
     Returns:
         list[list[int]]: Ten lists of training ids.
     """
-    try:
-        import mat4py
-    except ImportError as error:
-        raise ImportError('reading GRID partitions needs mat4py '
-                          '(pip install mat4py)') from error
-    data = mat4py.loadmat(path)
-    if 'trainIdxAll' not in data:
-        raise KeyError(f'{path}: no variable "trainIdxAll", found '
-                       f'{sorted(data)}')
+    data = load_mat(path, ['trainIdxAll'], 'GRID partitions')
     entries = data['trainIdxAll']
     if isinstance(entries, dict):  # a struct array: field -> values
         entries = [

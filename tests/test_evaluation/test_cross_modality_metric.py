@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmreid.evaluation.metrics.cross_modality_metric import (
-    LLCMMetric, SYSUMetric, group_pool, load_rand_perm_cam,
-    normalize_rand_perm_cam, official_gallery_draw, seeded_gallery_draw)
+from mmreid.evaluation.functional import (group_pool, normalize_rand_perm_cam,
+                                          official_gallery_draw,
+                                          seeded_gallery_draw)
+from mmreid.evaluation.metrics import (LLCMMetric, SYSUMetric,
+                                       load_rand_perm_cam)
 from mmreid.registry import METRICS
 
 

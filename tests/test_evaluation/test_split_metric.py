@@ -12,9 +12,9 @@ import torch
 from mmengine.runner import Runner
 
 from mmreid.datasets import QMULiLIDS
+from mmreid.evaluation.functional import classic_cmc
 from mmreid.evaluation.metrics import (CUHK03ClassicMetric, DGSplitMetric,
                                        ReIDMetric)
-from mmreid.evaluation.metrics.split_metric import classic_cmc
 from mmreid.registry import METRICS
 from mmreid.utils import register_all_modules
 from ..test_datasets.utils import touch

@@ -28,6 +28,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from mmreid.utils.mat_file import load_mat
+
 VARIANTS = ('labeled', 'detected')
 PROTOCOL_FILE = 'cuhk03_new_protocol_config_{}.mat'
 FOLDERS = dict(
@@ -101,15 +103,7 @@ def load_protocol(path: str) -> Dict[str, list]:
         dict: ``filelist`` (names), ``labels`` (pid per file) and the
         0-based ``train_idx``, ``query_idx``, ``gallery_idx``.
     """
-    try:
-        import mat4py
-    except ImportError as error:
-        raise ImportError('reading the CUHK03 new protocol needs mat4py '
-                          '(pip install mat4py)') from error
-    data = mat4py.loadmat(path)
-    missing = [k for k in PROTOCOL_KEYS if k not in data]
-    if missing:
-        raise KeyError(f'{path}: missing {missing}, found {sorted(data)}')
+    data = load_mat(path, PROTOCOL_KEYS, 'the CUHK03 new protocol')
     protocol = dict(
         filelist=[str(n) for n in _flat(data['filelist'])],
         labels=[int(x) for x in _flat(data['labels'])])

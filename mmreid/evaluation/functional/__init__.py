@@ -7,6 +7,11 @@ from .pair_scoring import (PAIR_DISTANCE_MODES, PAIR_SCORING_METHODS,
                            MNetPairScorer, fold_mnet_batchnorm,
                            make_mnet_scorer, max_abs_logit_error,
                            mnet_distances, mnet_pair_logits)
+from .protocols import (NUM_OFFICIAL_TRIALS, NUM_SYSU_CAMS, RAND_PERM_LAYOUT,
+                        PoolGroups, RandPermCam, classic_cmc,
+                        count_valid_positives, group_pool,
+                        normalize_rand_perm_cam, official_gallery_draw,
+                        seeded_gallery_draw, summarize_partitions)
 from .query_expansion import query_expansion
 from .rank import (AP_MODES, CMC_MODES, DEFAULT_MEMORY_BUDGET_MB, TIE_POLICIES,
                    RankAccumulator, ReIDEvalResult, chunk_rows_for_budget)
@@ -27,5 +32,9 @@ __all__ = [
     'DEFAULT_FPRS', 'k_reciprocal_rerank', 'k_reciprocal_rerank_distances',
     'query_expansion', 'mnet_pair_logits', 'mnet_distances',
     'max_abs_logit_error', 'MNetPairScorer', 'make_mnet_scorer',
-    'fold_mnet_batchnorm', 'PAIR_SCORING_METHODS', 'PAIR_DISTANCE_MODES'
+    'fold_mnet_batchnorm', 'PAIR_SCORING_METHODS', 'PAIR_DISTANCE_MODES',
+    'group_pool', 'PoolGroups', 'seeded_gallery_draw', 'official_gallery_draw',
+    'normalize_rand_perm_cam', 'RandPermCam', 'RAND_PERM_LAYOUT',
+    'NUM_OFFICIAL_TRIALS', 'NUM_SYSU_CAMS', 'classic_cmc',
+    'count_valid_positives', 'summarize_partitions'
 ]

@@ -1,8 +1,11 @@
-from .cross_modality_metric import LLCMMetric, SYSUMetric, TrialGalleryMetric
-from .reid_metric import ReIDMetric
-from .split_metric import CUHK03ClassicMetric, DGSplitMetric
+from .cross_modality_metric import LLCMMetric, SYSUMetric
+from .cuhk03_classic_metric import CUHK03ClassicMetric
+from .dg_split_metric import DGSplitMetric
+from .reid_metric import QueryGallery, ReIDMetric
+from .trial_gallery_metric import TrialGalleryMetric, load_rand_perm_cam
 
 __all__ = [
-    'ReIDMetric', 'SYSUMetric', 'LLCMMetric', 'TrialGalleryMetric',
-    'DGSplitMetric', 'CUHK03ClassicMetric'
+    'ReIDMetric', 'QueryGallery', 'SYSUMetric', 'LLCMMetric',
+    'TrialGalleryMetric', 'DGSplitMetric', 'CUHK03ClassicMetric',
+    'load_rand_perm_cam'
 ]

@@ -1,7 +1,18 @@
-"""Retrieval metrics (CMC, mAP, mINP) of a query set against a gallery."""
+"""Retrieval metrics (CMC, mAP, mINP) of a query set against a gallery.
+
+:class:`ReIDMetric` is also the base of the protocol metrics: it owns the
+records (:meth:`ReIDMetric.process`), the prelude every evaluation starts
+with (drop padding duplicates, split query and gallery, stack features and
+labels: :meth:`ReIDMetric.split_roles`), the distance (the model's scorers
+or ``distance``) and the pairwise step
+(:meth:`ReIDMetric.pairwise_distances`), and the report of protocols
+evaluated on several partitions (:meth:`ReIDMetric.partition_metrics`).
+"""
 import logging
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 import torch.nn.functional as F
@@ -11,15 +22,20 @@ from mmengine.structures import BaseDataElement
 
 from mmreid.registry import METRICS
 from ..functional import (DEFAULT_MEMORY_BUDGET_MB, ReIDEvalResult,
+                          chunk_rows_for_budget, compute_distance,
                           evaluate_features, evaluate_rank,
                           evaluate_verification,
                           evaluate_verification_features, k_reciprocal_rerank,
-                          query_expansion)
+                          query_expansion, summarize_partitions)
 
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ROLES = ('query', 'gallery')
 RERANK_KEYS = ('k1', 'k2', 'lambda_value')
 QUERY_EXPANSION_KEYS = ('k', 'alpha')
+#: The options that change or bypass the features or the ranking (query
+#: expansion, re-ranking, verification); the partitioned protocols list
+#: them in ``unsupported_options``.
+FEATURE_OPTIONS = ('query_expansion', 'rerank', 'verification_fprs')
 
 
 def resolve_distance(owner: str, distance: Union[str, Scorer, None],
@@ -76,6 +92,52 @@ def _to_int(value: Any) -> int:
             raise ValueError(f'expected one label, got {value!r}')
         return int(value[0])
     return int(value)
+
+
+@dataclass(eq=False)
+class QueryGallery:
+    """The records of one evaluation split by role, features and labels
+    stacked.
+
+    Attributes:
+        query (list[dict]): Query records (see :meth:`ReIDMetric.process`),
+            Q of them, in arrival order.
+        gallery (list[dict]): Gallery records, G of them.
+        query_feats (torch.Tensor): Float32 features, shape (Q, D).
+        gallery_feats (torch.Tensor): Float32 features, shape (G, D).
+        q_pids, g_pids (torch.Tensor): Int64 pids, shapes (Q,) and (G,).
+        q_camids, g_camids (torch.Tensor): Int64 camids, shapes (Q,) and
+            (G,).
+    """
+    query: List[dict]
+    gallery: List[dict]
+    query_feats: torch.Tensor
+    gallery_feats: torch.Tensor
+    q_pids: torch.Tensor
+    g_pids: torch.Tensor
+    q_camids: torch.Tensor
+    g_camids: torch.Tensor
+
+    @classmethod
+    def from_records(cls, query: List[dict],
+                     gallery: List[dict]) -> 'QueryGallery':
+        """Stack the features and labels of the records of both roles."""
+
+        def features(records: List[dict]) -> torch.Tensor:
+            return torch.stack([r['feature'] for r in records]).float()
+
+        def labels(records: List[dict], key: str) -> torch.Tensor:
+            return torch.tensor([r[key] for r in records], dtype=torch.long)
+
+        return cls(query, gallery, features(query), features(gallery),
+                   labels(query, 'pid'), labels(gallery, 'pid'),
+                   labels(query, 'camid'), labels(gallery, 'camid'))
+
+    @property
+    def labels(self) -> Tuple[torch.Tensor, ...]:
+        """``(q_pids, g_pids, q_camids, g_camids)``, the order of
+        :func:`~mmreid.evaluation.functional.evaluate_rank`."""
+        return self.q_pids, self.g_pids, self.q_camids, self.g_camids
 
 
 @METRICS.register_module()
@@ -168,6 +230,12 @@ class ReIDMetric(BaseMetric):
     ``reid/mAP``), so ``save_best='reid/mAP'`` and comparisons with other
     models keep working. ``last_result`` is the primary mode's.
 
+    Protocol metrics (:class:`TrialGalleryMetric`, :class:`DGSplitMetric`,
+    :class:`CUHK03ClassicMetric`) subclass it: they start from
+    :meth:`split_roles`, rank with :meth:`pairwise_distances`, report
+    their partitions with :meth:`partition_metrics` and list the options
+    they refuse in ``unsupported_options``.
+
     Examples:
         >>> val_evaluator = dict(type='ReIDMetric', distance='cosine')
         >>> val_evaluator = dict(
@@ -178,6 +246,9 @@ class ReIDMetric(BaseMetric):
     default_prefix: Optional[str] = 'reid'
     #: The ``distance`` when none is given.
     default_distance: str = 'euclidean'
+    #: Options of :data:`FEATURE_OPTIONS` a protocol does not support;
+    #: giving one is an error.
+    unsupported_options: Tuple[str, ...] = ()
 
     def __init__(self,
                  distance: Union[str, Scorer, None] = None,
@@ -197,6 +268,14 @@ class ReIDMetric(BaseMetric):
                  rerank: Optional[dict] = None,
                  verification_fprs: Optional[Sequence[float]] = None,
                  metric: Union[str, Scorer, None] = None) -> None:
+        given = dict(
+            query_expansion=query_expansion,
+            rerank=rerank,
+            verification_fprs=verification_fprs)
+        for name in self.unsupported_options:
+            if given.get(name) is not None:
+                raise ValueError(f'{type(self).__name__} does not support '
+                                 f'{name}')
         super().__init__(
             collect_device=collect_device,
             prefix=prefix,
@@ -347,23 +426,9 @@ class ReIDMetric(BaseMetric):
             ``<mode>/<key>`` per mode; the unprefixed keys are the primary
             mode's.
         """
-        results = self._drop_duplicates(results)
-        query = [r for r in results if r['is_query']]
-        gallery = [r for r in results if not r['is_query']]
-        if not query or not gallery:
-            raise ValueError(f'ReIDMetric got {len(query)} query and '
-                             f'{len(gallery)} gallery samples; both are '
-                             'needed')
-
-        def stack(records: List[dict], key: str) -> torch.Tensor:
-            if key == 'feature':
-                return torch.stack([r[key] for r in records]).float()
-            return torch.tensor([r[key] for r in records], dtype=torch.long)
-
-        query_feats = stack(query, 'feature')
-        gallery_feats = stack(gallery, 'feature')
-        labels = (stack(query, 'pid'), stack(gallery, 'pid'),
-                  stack(query, 'camid'), stack(gallery, 'camid'))
+        data = self.split_roles(results)
+        query_feats, gallery_feats = data.query_feats, data.gallery_feats
+        labels = data.labels
         if not self.scorers:
             metric = self.primary_distance()
             metrics, self.last_result = self._evaluate(metric, query_feats,
@@ -444,15 +509,7 @@ class ReIDMetric(BaseMetric):
                     memory_budget_mb=self.memory_budget_mb,
                     device=self.device)
 
-        num_skipped = result.num_query - result.num_valid_query
-        if num_skipped:
-            print_log(
-                f'{num_skipped} of {result.num_query} queries have no '
-                'positive in the gallery after the '
-                f"'{self.rank_options['junk_rule']}' junk rule and were "
-                'skipped.',
-                logger='current',
-                level=logging.WARNING)
+        self._log_skipped([result])
         metrics = result.percentages(self.ranks)
         metrics['num_query'] = result.num_query
         metrics['num_valid_query'] = result.num_valid_query
@@ -460,6 +517,149 @@ class ReIDMetric(BaseMetric):
             for fpr, tpr in zip(verification.fprs, verification.tpr):
                 metrics[f'TPR@FPR={fpr:.0e}'] = float(tpr) * 100
         return metrics, result
+
+    def split_records(self,
+                      results: List[dict]) -> Tuple[List[dict], List[dict]]:
+        """The records of each sample once, split by role.
+
+        Args:
+            results: The records of all samples, collected from all ranks.
+
+        Returns:
+            tuple[list[dict], list[dict]]: Query and gallery records, each
+            in arrival order, repeated samples dropped (see
+            :meth:`_drop_duplicates`).
+        """
+        results = self._drop_duplicates(results)
+        query = [r for r in results if r['is_query']]
+        gallery = [r for r in results if not r['is_query']]
+        return query, gallery
+
+    def query_gallery(self,
+                      query: List[dict],
+                      gallery: List[dict],
+                      gallery_desc: str = 'gallery samples') -> QueryGallery:
+        """Stack the features and labels of both roles.
+
+        Args:
+            query: Query records.
+            gallery: Gallery records (a protocol may have kept part of
+                them).
+            gallery_desc: What the gallery records are, for the error.
+
+        Returns:
+            QueryGallery: The records with stacked features and labels.
+
+        Raises:
+            ValueError: A role has no record.
+        """
+        if not query or not gallery:
+            raise ValueError(f'{type(self).__name__} got {len(query)} query '
+                             f'and {len(gallery)} {gallery_desc}; both are '
+                             'needed')
+        return QueryGallery.from_records(query, gallery)
+
+    def split_roles(self, results: List[dict]) -> QueryGallery:
+        """The prelude of every evaluation: drop the repeated records,
+        split query and gallery, stack features and labels.
+
+        Args:
+            results: The records of all samples, collected from all ranks.
+
+        Returns:
+            QueryGallery: See :meth:`query_gallery`.
+        """
+        return self.query_gallery(*self.split_records(results))
+
+    def pairwise_distances(self, query_feats: torch.Tensor,
+                           gallery_feats: torch.Tensor) -> torch.Tensor:
+        """The full distance matrix of the primary distance.
+
+        For protocols that index one matrix per partition (splits,
+        trials); :meth:`compute_metrics` ranks chunk by chunk instead and
+        never holds it. The model's primary scorer (or a callable
+        distance) is applied in query chunks within ``memory_budget_mb``.
+
+        Args:
+            query_feats: Query features, shape (Q, D).
+            gallery_feats: Gallery (or pool) features, shape (G, D).
+
+        Returns:
+            torch.Tensor: Distances, shape (Q, G), on ``device``.
+        """
+        if self.device is not None:
+            query_feats = query_feats.to(self.device)
+            gallery_feats = gallery_feats.to(self.device)
+        scorer = self.primary_distance()
+        if not callable(scorer):
+            return compute_distance(query_feats, gallery_feats, scorer,
+                                    self.normalize)
+        if self.normalize:
+            query_feats = F.normalize(query_feats, dim=1)
+            gallery_feats = F.normalize(gallery_feats, dim=1)
+        rows = chunk_rows_for_budget(len(gallery_feats), self.memory_budget_mb)
+        return torch.cat([
+            torch.as_tensor(scorer(query_feats[i:i + rows], gallery_feats))
+            for i in range(0, len(query_feats), rows)
+        ])
+
+    def pool_distances(self, query_feats: torch.Tensor,
+                       pool_feats: torch.Tensor) -> torch.Tensor:
+        """Old name of :meth:`pairwise_distances` (the trial metrics' pool
+        is their gallery), kept for one release."""
+        return self.pairwise_distances(query_feats, pool_feats)
+
+    def partition_metrics(
+            self, partition: str, results: Sequence[ReIDEvalResult],
+            counts: Sequence[Dict[str, int]]) -> Dict[str, float]:
+        """The keys of a protocol evaluated on several partitions.
+
+        Args:
+            partition: ``'split'`` or ``'trial'``, the key prefix.
+            results: The result of every partition, in order.
+            counts: Counts reported per partition (e.g. ``num_query``),
+                one dict per partition.
+
+        Returns:
+            dict: ``<partition><i>/R<k>``, ``/mAP``, ``/mINP`` (percent)
+            and the counts of every partition, then the mean and the
+            population standard deviation over the partitions
+            (``R<k>``, ``R<k>_std``, ...; see
+            :func:`~mmreid.evaluation.functional.summarize_partitions`).
+        """
+        metrics: Dict[str, float] = {}
+        per_partition = []
+        for index, (result, count) in enumerate(zip(results, counts)):
+            values = result.percentages(self.ranks)
+            per_partition.append(values)
+            for key, value in {**values, **count}.items():
+                metrics[f'{partition}{index}/{key}'] = value
+        metrics.update(summarize_partitions(per_partition))
+        return metrics
+
+    def _log_skipped(self,
+                     results: Sequence[ReIDEvalResult],
+                     partition: Optional[str] = None) -> None:
+        """Log the queries skipped for want of a positive.
+
+        Args:
+            results: One result, or one per partition.
+            partition: ``None`` for one ranking, else what the results
+                are (``'trial'``).
+        """
+        skipped = [r.num_query - r.num_valid_query for r in results]
+        if not any(skipped):
+            return
+        rule = self.rank_options['junk_rule']
+        if partition is None:
+            message = (f'{skipped[0]} of {results[0].num_query} queries '
+                       'have no positive in the gallery after the '
+                       f"'{rule}' junk rule and were skipped.")
+        else:
+            message = (f'{type(self).__name__}: queries without a positive '
+                       f"after the '{rule}' rule were skipped (per "
+                       f'{partition}: {skipped}).')
+        print_log(message, logger='current', level=logging.WARNING)
 
     @staticmethod
     def _drop_duplicates(results: List[dict]) -> List[dict]:

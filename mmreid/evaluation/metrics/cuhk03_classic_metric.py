@@ -1,0 +1,74 @@
+"""CUHK03's classic single-gallery-shot CMC, averaged over seeded repeated
+draws of one gallery image per identity."""
+from typing import Dict, List, Optional
+
+from mmreid.registry import METRICS
+from ..functional import classic_cmc, evaluate_rank
+from .reid_metric import FEATURE_OPTIONS, ReIDMetric
+
+
+@METRICS.register_module()
+class CUHK03ClassicMetric(ReIDMetric):
+    """CUHK03 classic single-gallery-shot protocol (seeded).
+
+    CMC: :func:`~mmreid.evaluation.functional.classic_cmc` (one gallery
+    image per identity, ``num_repeats`` seeded draws, averaged). mAP and
+    mINP: on the full kept gallery, as :class:`ReIDMetric` computes them.
+    Not for galleries with many shared-pid distractors (e.g. GRID's pid 0):
+    one distractor per draw would inflate the CMC.
+
+    Keys (percent): ``R<k>``, ``mAP``, ``mINP``, ``num_query``,
+    ``num_valid_query``.
+
+    Args:
+        num_repeats: Draws per query (10 in the protocol).
+        seed: Seed of the draws; ``None`` for unseeded draws.
+        **kwargs: :class:`ReIDMetric` arguments; ``query_expansion``,
+            ``rerank`` and ``verification_fprs`` are not supported, and the
+            CMC uses ``junk_rule='market'`` with the stable tie policy.
+
+    Examples:
+        >>> test_evaluator = dict(type='CUHK03ClassicMetric', seed=0)
+    """
+    default_prefix: Optional[str] = 'cuhk03'
+    unsupported_options = FEATURE_OPTIONS
+
+    def __init__(self,
+                 num_repeats: int = 10,
+                 seed: Optional[int] = 0,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        if self.rank_options['junk_rule'] != 'market':
+            raise ValueError('CUHK03ClassicMetric uses junk_rule="market", '
+                             f'got {self.rank_options["junk_rule"]!r}')
+        if int(num_repeats) < 1:
+            raise ValueError(f'num_repeats must be >= 1, got {num_repeats}')
+        self.num_repeats = int(num_repeats)
+        self.seed = seed
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        """Rank every query, with the classic CMC.
+
+        Args:
+            results: The records of all samples, collected from all ranks.
+
+        Returns:
+            dict: See the class docstring.
+        """
+        data = self.split_roles(results)
+        dist = self.pairwise_distances(data.query_feats, data.gallery_feats)
+        full = evaluate_rank(
+            dist, *data.labels, device=self.device, **self.rank_options)
+        cmc, valid = classic_cmc(
+            dist.cpu().numpy(),
+            *(label.numpy() for label in data.labels),
+            max_rank=self.rank_options['max_rank'],
+            num_repeats=self.num_repeats,
+            seed=self.seed)
+        self.last_result = full
+        metrics = {f'R{k}': float(cmc[k - 1]) * 100 for k in self.ranks}
+        metrics['mAP'] = float(full.mAP) * 100
+        metrics['mINP'] = float(full.mINP) * 100
+        metrics['num_query'] = len(data.query)
+        metrics['num_valid_query'] = int(valid.sum())
+        return metrics

@@ -1,0 +1,131 @@
+"""The small DG targets (PRID2011, GRID, VIPeR, QMUL-iLIDS): all ten fixed
+splits from one feature extraction, with the mean and population standard
+deviation over the splits."""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from mmreid.registry import METRICS
+from ..functional import ReIDEvalResult, count_valid_positives, evaluate_rank
+from .reid_metric import FEATURE_OPTIONS, ReIDMetric
+
+
+@METRICS.register_module()
+class DGSplitMetric(ReIDMetric):
+    """All fixed splits of a small DG target, evaluated in one run.
+
+    The dataset (:class:`~mmreid.datasets.PRID2011`, ``GRID``, ``VIPeR``,
+    ``QMULiLIDS`` with ``split='test'``) lists every query and gallery
+    image of its splits once per role and puts the membership of each split
+    in ``dataset_meta['dg_splits']``: ``[dict(query=[img_path, ...],
+    gallery=[img_path, ...]), ...]``. The distances are computed once for
+    all queries and the whole gallery pool and indexed per split (eval-mode
+    features do not depend on the split).
+
+    Every query must have exactly one valid positive in its split's gallery
+    after the removal rule (the protocols are single-shot); anything else
+    is a broken split or camid and raises.
+
+    Keys (percent): ``split<i>/R<k>``, ``split<i>/mAP``, ``split<i>/mINP``
+    for every split; the means ``R<k>``, ``mAP``, ``mINP`` over the splits
+    and their population standard deviations (``ddof=0``) ``R<k>_std``,
+    ``mAP_std``, ``mINP_std``; ``split<i>/num_query``,
+    ``split<i>/num_gallery`` and ``num_splits``. With one positive per
+    query, mAP = mINP.
+
+    Args:
+        check_single_positive: Raise unless every query has exactly one
+            valid positive (after ``junk_rule``, as the ranking sees it).
+        **kwargs: :class:`ReIDMetric` arguments (``distance``, ``ranks``,
+            ``junk_rule``, ...); ``query_expansion``, ``rerank`` and
+            ``verification_fprs`` are not supported.
+
+    Examples:
+        >>> test_evaluator = dict(type='DGSplitMetric', distance='euclidean')
+    """
+    default_prefix: Optional[str] = 'dg'
+    unsupported_options = FEATURE_OPTIONS
+
+    def __init__(self, check_single_positive: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.check_single_positive = check_single_positive
+        #: Per-split results of the last evaluation.
+        self.split_results: List[ReIDEvalResult] = []
+
+    def _splits(self) -> List[dict]:
+        meta = self.dataset_meta or {}
+        splits = meta.get('dg_splits')
+        if not splits:
+            raise ValueError(
+                f'{type(self).__name__} needs dataset_meta["dg_splits"], '
+                'set by the PRID2011, GRID, VIPeR and QMULiLIDS datasets '
+                f'(split="test"); got dataset_meta keys {sorted(meta)}')
+        return splits
+
+    @staticmethod
+    def _indices(paths: Sequence[str], lookup: Dict[str, int], role: str,
+                 split: int) -> List[int]:
+        missing = [p for p in paths if p not in lookup]
+        if missing:
+            raise ValueError(f'split {split}: {len(missing)} {role} images '
+                             f'were not evaluated, e.g. {missing[0]!r}')
+        return [lookup[p] for p in paths]
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        """Evaluate every split and summarise them.
+
+        Args:
+            results: The records of all samples, collected from all ranks.
+
+        Returns:
+            dict: See the class docstring.
+        """
+        splits = self._splits()
+        data = self.split_roles(results)
+        q_lookup = {r['img_path']: i for i, r in enumerate(data.query)}
+        g_lookup = {r['img_path']: i for i, r in enumerate(data.gallery)}
+        dist = self.pairwise_distances(data.query_feats, data.gallery_feats)
+
+        counts = []
+        self.split_results = []
+        for index, split in enumerate(splits):
+            q_index = self._indices(split['query'], q_lookup, 'query', index)
+            g_index = self._indices(split['gallery'], g_lookup, 'gallery',
+                                    index)
+            qi = torch.as_tensor(q_index, device=dist.device)
+            gi = torch.as_tensor(g_index, device=dist.device)
+            split_dist = dist.index_select(0, qi).index_select(1, gi)
+            labels = (data.q_pids[q_index], data.g_pids[g_index],
+                      data.q_camids[q_index], data.g_camids[g_index])
+            if self.check_single_positive:
+                self._check_positives(
+                    labels, [data.query[i]['img_path'] for i in q_index],
+                    index)
+            result = evaluate_rank(
+                split_dist, *labels, device=self.device, **self.rank_options)
+            self.split_results.append(result)
+            counts.append(
+                dict(num_query=result.num_query, num_gallery=len(g_index)))
+        metrics = self.partition_metrics('split', self.split_results, counts)
+        metrics['num_splits'] = len(splits)
+        self.last_result = None
+        return metrics
+
+    def _check_positives(self, labels: tuple, q_paths: List[str],
+                         split: int) -> None:
+        """Raise unless every query of a split has one valid positive.
+
+        Args:
+            labels: ``(q_pids, g_pids, q_camids, g_camids)`` of the split.
+            q_paths: The queries' image paths, for the error.
+            split: The split's index, for the error.
+        """
+        counts = count_valid_positives(
+            *labels, junk_rule=self.rank_options['junk_rule'])
+        bad = torch.nonzero(counts != 1).flatten().tolist()
+        if bad:
+            raise ValueError(
+                f'split {split}: query {q_paths[bad[0]]!r} has '
+                f'{int(counts[bad[0]])} valid positives in the gallery, '
+                f'expected exactly 1 ({len(bad)} such queries); check the '
+                'split and the camids (GRID: assign_camids=True)')

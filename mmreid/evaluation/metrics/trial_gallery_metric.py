@@ -1,0 +1,225 @@
+"""Protocols whose gallery is re-drawn from a pool in every trial.
+
+SYSU-MM01 and LLCM (:mod:`.cross_modality_metric`) rank every query
+against a small gallery sampled from the full pool of the other modality
+(one or ten images per identity and camera), ten times, and report the
+mean over the trials. The datasets give the full pool; the metric draws
+the galleries (:mod:`mmreid.evaluation.functional.protocols`), computes
+the distances once for the whole pool and indexes them per trial.
+
+Camera numbers: the parsers store ``camid = camera number - 1`` (SYSU-MM01
+``cam3`` -> camid 2). Gallery cameras are configured by camera *number*, as
+the protocols name them; removal rules receive the 0-based camids (the
+``'sysu'`` rule drops camid 1 = cam2 for queries of camid 2 = cam3).
+"""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+
+from mmreid.utils.mat_file import load_mat
+from ..functional import (RAND_PERM_LAYOUT, PoolGroups, RandPermCam,
+                          ReIDEvalResult, evaluate_rank, group_pool,
+                          normalize_rand_perm_cam, official_gallery_draw,
+                          seeded_gallery_draw)
+from .reid_metric import FEATURE_OPTIONS, ReIDMetric, Scorer
+
+GALLERY_DRAWS = ('agw_seeded', 'official_rand_perm')
+
+
+def load_rand_perm_cam(path: str) -> RandPermCam:
+    """Read and check the official ``rand_perm_cam.mat`` with ``mat4py``.
+
+    Args:
+        path: Path of ``evaluation/data_split/rand_perm_cam.mat``.
+
+    Returns:
+        list: See
+        :func:`~mmreid.evaluation.functional.normalize_rand_perm_cam`.
+    """
+    data = load_mat(
+        path, ['rand_perm_cam'],
+        'rand_perm_cam.mat (evaluation/data_split/rand_perm_cam.mat of '
+        'wuancong/SYSU-MM01)', RAND_PERM_LAYOUT)
+    return normalize_rand_perm_cam(data['rand_perm_cam'], path)
+
+
+class TrialGalleryMetric(ReIDMetric):
+    """Rank all queries against a gallery re-drawn from the pool per trial.
+
+    Its ``distance`` defaults to ``'cosine'`` (as AGW and LLCM evaluate).
+
+    The samples with ``role='gallery'`` form the *pool*; trial ``t``
+    keeps ``shots`` images per (pid, camera) of ``gallery_cams``, drawn as
+    in :func:`~mmreid.evaluation.functional.seeded_gallery_draw` with seed
+    ``seed + t`` (``seed=0`` is AGW's ``random.seed(trial)``) or from the
+    official permutations. The distances are computed once for the pool
+    and indexed per trial.
+
+    Keys (percent): ``trial<t>/R<k>``, ``trial<t>/mAP``, ``trial<t>/mINP``
+    for every trial; the means ``R<k>``, ``mAP``, ``mINP`` over the trials
+    and their population standard deviations (``ddof=0``) ``R<k>_std``,
+    ``mAP_std``, ``mINP_std``. Counts: ``trial<t>/num_query``,
+    ``trial<t>/num_valid_query``, ``trial<t>/num_gallery`` and, over the
+    trials, the smallest ``num_query`` and ``num_valid_query``.
+
+    Args:
+        gallery_cams: Camera numbers (``camid + 1``) the gallery is drawn
+            from, in visiting order; pool items of other cameras are
+            ignored. ``None`` takes every pool camera in ascending order.
+        shots: Images per (pid, camera) and trial.
+        num_trials: Number of trials.
+        seed: Trial ``t`` uses seed ``seed + t``.
+        gallery_draw: ``'agw_seeded'`` or ``'official_rand_perm'``.
+        rand_perm_cam: The official permutations, a path to
+            ``rand_perm_cam.mat`` (read with ``mat4py``) or the loaded
+            nested lists; needed by ``'official_rand_perm'``.
+        transpose: Swap roles after drawing: the drawn gallery images
+            become the queries and all query samples the gallery (LLCM's
+            reference VIS->IR evaluation).
+        distance: ``'cosine'`` (default), ``'euclidean'`` or
+            ``'sqeuclidean'``; see :class:`ReIDMetric` (``metric`` is its
+            deprecated alias).
+        **kwargs: Other :class:`ReIDMetric` arguments (``junk_rule``,
+            ``cmc_mode``, ``ranks``, ...). ``query_expansion``, ``rerank``
+            and ``verification_fprs`` are not supported.
+    """
+
+    default_distance = 'cosine'
+    unsupported_options = FEATURE_OPTIONS
+
+    def __init__(self,
+                 gallery_cams: Optional[Sequence[int]] = None,
+                 shots: int = 1,
+                 num_trials: int = 10,
+                 seed: int = 0,
+                 gallery_draw: str = 'agw_seeded',
+                 rand_perm_cam: Optional[Union[str, list]] = None,
+                 transpose: bool = False,
+                 distance: Union[str, Scorer, None] = None,
+                 **kwargs) -> None:
+        super().__init__(distance=distance, **kwargs)
+        if isinstance(num_trials, bool) or int(num_trials) < 1:
+            raise ValueError(f'num_trials must be >= 1, got {num_trials!r}')
+        if int(shots) < 1:
+            raise ValueError(f'shots must be >= 1, got {shots!r}')
+        if gallery_draw not in GALLERY_DRAWS:
+            raise ValueError(f'gallery_draw must be one of {GALLERY_DRAWS}, '
+                             f'got {gallery_draw!r}')
+        if gallery_draw == 'official_rand_perm':
+            if rand_perm_cam is None:
+                raise ValueError("gallery_draw='official_rand_perm' needs "
+                                 'rand_perm_cam (path of rand_perm_cam.mat)')
+            if int(num_trials) > 10:
+                raise ValueError('the official draws hold 10 trials, got '
+                                 f'num_trials={num_trials}')
+        self.gallery_cams = (None if gallery_cams is None else tuple(
+            int(c) for c in gallery_cams))
+        self.shots = int(shots)
+        self.num_trials = int(num_trials)
+        self.seed = int(seed)
+        self.gallery_draw = gallery_draw
+        # Read and check the permutations now, before any feature is
+        # extracted: a wrong file fails the run at its start.
+        if rand_perm_cam is None:
+            self.rand_perm_cam = None
+        elif isinstance(rand_perm_cam, str):
+            self.rand_perm_cam = load_rand_perm_cam(rand_perm_cam)
+        else:
+            self.rand_perm_cam = normalize_rand_perm_cam(
+                rand_perm_cam, 'rand_perm_cam')
+        self.transpose = bool(transpose)
+        #: Per-trial results of the last evaluation, the drawn galleries
+        #: as indices into the pool of the configured cameras, and as the
+        #: drawn samples' ``sample_idx``.
+        self.trial_results: List[ReIDEvalResult] = []
+        self.trial_galleries: List[List[int]] = []
+        self.trial_gallery_sample_idx: List[list] = []
+
+    def draw_gallery(self, groups: PoolGroups,
+                     img_paths: Sequence[Optional[str]],
+                     cameras: Sequence[int], trial: int) -> List[int]:
+        """Pool indices of the gallery of one trial.
+
+        Args:
+            groups: See :func:`~mmreid.evaluation.functional.group_pool`.
+            img_paths: Image path of every pool item.
+            cameras: Gallery camera numbers, in visiting order.
+            trial: The trial, ``0 <= trial < num_trials``.
+
+        Returns:
+            list[int]: Pool indices, in draw order.
+        """
+        if self.gallery_draw == 'agw_seeded':
+            return seeded_gallery_draw(groups, cameras, self.shots,
+                                       self.seed + trial)
+        return official_gallery_draw(self.rand_perm_cam, groups, img_paths,
+                                     cameras, self.shots, trial)
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        """Evaluate every trial and summarise them.
+
+        Args:
+            results: The records of all samples, collected from all ranks.
+
+        Returns:
+            dict: See the class docstring.
+        """
+        query, pool = self.split_records(results)
+        cameras = self.gallery_cams
+        if cameras is None:
+            cameras = tuple(sorted({r['camid'] + 1 for r in pool}))
+        pool = [r for r in pool if r['camid'] + 1 in cameras]
+        data = self.query_gallery(
+            query, pool, f'gallery-pool samples from cameras {cameras}')
+        dist = self.pairwise_distances(data.query_feats, data.gallery_feats)
+        q_pids, q_camids = data.q_pids, data.q_camids
+        p_pids, p_camids = data.g_pids, data.g_camids
+        img_paths = [r['img_path'] for r in pool]
+        groups = group_pool(p_pids.tolist(), (p_camids + 1).tolist(),
+                            img_paths)
+
+        counts = []
+        self.trial_results, self.trial_galleries = [], []
+        self.trial_gallery_sample_idx = []
+        for trial in range(self.num_trials):
+            index = self.draw_gallery(groups, img_paths, cameras, trial)
+            if not index:
+                raise ValueError(f'trial {trial} drew an empty gallery')
+            index_t = torch.as_tensor(index, device=dist.device)
+            trial_dist = dist.index_select(1, index_t)
+            g_pids, g_camids = p_pids[index], p_camids[index]
+            if self.transpose:
+                result = evaluate_rank(
+                    trial_dist.t(),
+                    g_pids,
+                    q_pids,
+                    g_camids,
+                    q_camids,
+                    device=self.device,
+                    **self.rank_options)
+            else:
+                result = evaluate_rank(
+                    trial_dist,
+                    q_pids,
+                    g_pids,
+                    q_camids,
+                    g_camids,
+                    device=self.device,
+                    **self.rank_options)
+            self.trial_results.append(result)
+            self.trial_galleries.append(index)
+            self.trial_gallery_sample_idx.append(
+                [pool[i]['sample_idx'] for i in index])
+            counts.append(
+                dict(
+                    num_query=result.num_query,
+                    num_valid_query=result.num_valid_query,
+                    num_gallery=len(query) if self.transpose else len(index)))
+        self.last_result = None
+        self._log_skipped(self.trial_results, 'trial')
+
+        metrics = self.partition_metrics('trial', self.trial_results, counts)
+        metrics['num_query'] = min(r.num_query for r in self.trial_results)
+        metrics['num_valid_query'] = min(r.num_valid_query
+                                         for r in self.trial_results)
+        return metrics
