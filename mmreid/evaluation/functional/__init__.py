@@ -3,10 +3,11 @@ from .distance import DISTANCE_METRICS, GalleryDistance, compute_distance
 from .evaluate import Scorer, evaluate_features, evaluate_rank
 from .junk_rules import (JUNK_RULES, JunkRule, get_junk_rule, market_junk,
                          no_junk, sysu_junk)
-from .pair_scoring import (PAIR_DISTANCE_MODES, PAIR_SCORING_METHODS,
-                           MNetPairScorer, fold_mnet_batchnorm,
-                           make_mnet_scorer, max_abs_logit_error,
-                           mnet_distances, mnet_pair_logits)
+from .mnet_distance import (PAIR_DISTANCE_MODES, MNetPairScorer,
+                            PairDistanceOptions, make_mnet_scorer,
+                            mnet_distances)
+from .mnet_logits import (PAIR_SCORING_METHODS, fold_mnet_batchnorm,
+                          max_abs_logit_error, mnet_pair_logits)
 from .query_expansion import query_expansion
 from .rank import (AP_MODES, CMC_MODES, DEFAULT_MEMORY_BUDGET_MB, TIE_POLICIES,
                    RankAccumulator, ReIDEvalResult, chunk_rows_for_budget)
@@ -27,5 +28,6 @@ __all__ = [
     'DEFAULT_FPRS', 'k_reciprocal_rerank', 'k_reciprocal_rerank_distances',
     'query_expansion', 'mnet_pair_logits', 'mnet_distances',
     'max_abs_logit_error', 'MNetPairScorer', 'make_mnet_scorer',
-    'fold_mnet_batchnorm', 'PAIR_SCORING_METHODS', 'PAIR_DISTANCE_MODES'
+    'fold_mnet_batchnorm', 'PAIR_SCORING_METHODS', 'PAIR_DISTANCE_MODES',
+    'PairDistanceOptions'
 ]
