@@ -14,10 +14,9 @@ import torch.nn.functional as F
 from mmreid.registry import MODELS
 # The routing helpers lived here before they became model-wide; kept
 # importable from this module for one release.
-from ..modality_routing import (ModalityLabels, as_modality_labels,
-                                check_modality_labels, modality_aware_modules,
-                                modality_context, modality_groups,
-                                set_modality)
+from ..modality_routing import (  # noqa: F401
+    ModalityLabels, as_modality_labels, check_modality_labels,
+    modality_aware_modules, modality_context, modality_groups, set_modality)
 
 _as_labels = as_modality_labels  # deprecated private alias (one release)
 EVAL_STATS = ('modality', 'batch', 'shared')
