@@ -1,6 +1,6 @@
 """Pure numpy/torch evaluation functions (no mmengine)."""
 from .distance import DISTANCE_METRICS, GalleryDistance, compute_distance
-from .evaluate import Scorer, evaluate_features, evaluate_rank
+from .evaluate import Scorer, evaluate_features
 from .junk_rules import (JUNK_RULES, JunkRule, get_junk_rule, market_junk,
                          no_junk, sysu_junk)
 from .mnet_distance import (PAIR_DISTANCE_MODES, MNetPairScorer,
@@ -10,7 +10,8 @@ from .mnet_logits import (PAIR_SCORING_METHODS, fold_mnet_batchnorm,
                           max_abs_logit_error, mnet_pair_logits)
 from .query_expansion import query_expansion
 from .rank import (AP_MODES, CMC_MODES, DEFAULT_MEMORY_BUDGET_MB, TIE_POLICIES,
-                   RankAccumulator, ReIDEvalResult, chunk_rows_for_budget)
+                   RankAccumulator, ReIDEvalResult, chunk_rows_for_budget,
+                   evaluate_rank)
 from .reference import reference_evaluate_rank
 from .rerank import k_reciprocal_rerank, k_reciprocal_rerank_distances
 from .verification import (DEFAULT_FPRS, VerificationResult,
