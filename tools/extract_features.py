@@ -141,7 +141,8 @@ def image_records(folder: str, modality: Optional[int]) -> List[dict]:
     """One record per image of ``folder``, labels from Market-style
     names."""
     records = []
-    for path in list_images(folder):
+    for name in list_images(folder):
+        path = osp.join(folder, name)
         pid, camid = parse_market_name(path)
         records.append(
             dict(

@@ -1,5 +1,6 @@
-from .inference import (RankedList, extract_features, get_model, init_model,
-                        list_images, parse_market_name, rank_gallery)
+from .inference import (RankedList, extract_features, list_images,
+                        parse_market_name, rank_gallery)
+from .model import get_model, init_model
 from .model_zoo import (ModelIndex, ModelInfo, find_model_index,
                         get_model_info, list_models, load_model_index)
 

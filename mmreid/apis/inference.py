@@ -1,7 +1,8 @@
-"""Build a model from a config or the model zoo, extract features, rank a
-gallery."""
-import copy
-import os
+"""Extract features of images and rank a gallery with a built model.
+
+Building the model and loading its weights is :mod:`.model`'s job
+(:func:`init_model`, :func:`get_model`, re-exported here for one release).
+"""
 import os.path as osp
 import re
 from dataclasses import dataclass
@@ -13,139 +14,18 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.dataset import Compose
-from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import _load_checkpoint
 
-from mmreid.registry import MODELS
-from .model_zoo import get_model_info
-
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+# One definition of "the images of a folder" for datasets and APIs: sorted
+# file names (not paths) with an image extension, macOS ``._`` files
+# skipped. Re-exported as ``mmreid.apis.list_images``.
+from mmreid.datasets.base_reid_dataset import (  # noqa: F401
+    IMG_EXTENSIONS, list_images)
+from .model import get_model, init_model  # noqa: F401 (old import path)
 #: ``<pid>_c<camid>...``: Market-1501, DukeMTMC-reID and SynthReID names.
 MARKET_NAME = re.compile(r'^(-?\d+)_c(\d+)')
 
 ImageInput = Union[str, Path, np.ndarray]
 ImagesInput = Union[ImageInput, Sequence[ImageInput]]
-
-
-def _load_config(config: Union[str, Path, Config],
-                 cfg_options: Optional[dict] = None) -> Config:
-    if isinstance(config, (str, Path)):
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'config file {str(config)!r} does not '
-                                    'exist')
-        config = Config.fromfile(str(config))
-    elif isinstance(config, Config):
-        config = copy.deepcopy(config)
-    else:
-        raise TypeError(f'config must be a path or a Config, got '
-                        f'{type(config).__name__}')
-    if cfg_options:
-        config.merge_from_dict(cfg_options)
-    return config
-
-
-def _load_weights(model: nn.Module, config: Config, checkpoint: str,
-                  strict: bool) -> None:
-    """Load ``checkpoint`` into ``model`` with mmreid's rules.
-
-    See :func:`mmreid.utils.checkpoint.load_model_state` (the rules every
-    entry point shares): a missing model tensor is an error, a classifier
-    of another shape (a checkpoint trained on other identities) is skipped
-    with one warning, since test features do not use it. A converted
-    checkpoint whose source network differs from the config is refused
-    (:func:`mmreid.utils.key_mapping.check_source_arch`).
-    """
-    from mmreid.utils.checkpoint import load_model_state
-    from mmreid.utils.source_arch import check_source_arch
-
-    # Goes through mmreid's safe loaders: tensors only for URLs.
-    loaded = _load_checkpoint(checkpoint, map_location='cpu')
-    meta = loaded.get('meta') if isinstance(loaded, dict) else None
-    check_source_arch(
-        meta, model, config, checkpoint, test=True, api=True, strict=strict)
-    load_model_state(
-        model, loaded, checkpoint, strict=strict, opt_out='strict=False')
-
-
-def init_model(config: Union[str, Path, Config],
-               checkpoint: Optional[str] = None,
-               device: Union[str, torch.device] = 'cpu',
-               cfg_options: Optional[dict] = None,
-               strict: bool = True) -> nn.Module:
-    """Build the model of a config and load a checkpoint into it.
-
-    The model's own pretrained ``init_cfg`` (e.g. ImageNet weights) is not
-    applied: nothing is downloaded unless ``checkpoint`` is a URL.
-
-    Args:
-        config (str | Path | Config): Config file or object.
-        checkpoint (str, optional): Path or ``http(s)://`` URL (downloaded
-            to the torch hub cache, hash in the file name verified, loaded
-            tensors only). Defaults to None (random weights).
-        device (str | torch.device): Defaults to ``'cpu'``.
-        cfg_options (dict, optional): Overrides merged into the config.
-        strict (bool): A checkpoint that lacks any model tensor, or a
-            converted checkpoint whose source network differs from the
-            config, is an error. Defaults to True.
-
-    Returns:
-        nn.Module: The model in eval mode, with the config as ``model.cfg``.
-    """
-    config = _load_config(config, cfg_options)
-    init_default_scope(config.get('default_scope', 'mmreid'))
-    model_cfg = config.model.to_dict() if hasattr(config.model, 'to_dict') \
-        else dict(config.model)
-    model = MODELS.build(model_cfg)
-    if checkpoint is not None:
-        _load_weights(model, config, str(checkpoint), strict)
-    model.cfg = config
-    model.to(device)
-    model.eval()
-    return model
-
-
-def get_model(name_or_config: Union[str, Path, Config],
-              pretrained: Union[bool, str] = False,
-              device: Union[str, torch.device] = 'cpu',
-              **kwargs) -> nn.Module:
-    """A model from the model zoo by name, or from a config.
-
-    Args:
-        name_or_config (str | Path | Config): A name from
-            :func:`list_models` or a config file/object.
-        pretrained (bool | str): ``True`` loads the model zoo's ``Weights``
-            (an error if it has none), a string is a checkpoint path or URL,
-            ``False`` (default) gives random weights.
-        device (str | torch.device): Defaults to ``'cpu'``.
-        **kwargs: Passed to :func:`init_model` (``cfg_options``,
-            ``strict``).
-
-    Returns:
-        nn.Module: The model in eval mode.
-    """
-    name = None
-    config = name_or_config
-    if isinstance(name_or_config, str) and not osp.isfile(name_or_config) \
-            and not name_or_config.endswith('.py'):
-        name = name_or_config
-        info = get_model_info(name)
-        config = info.config
-    checkpoint = None
-    if pretrained is True:
-        if name is None:
-            raise ValueError('pretrained=True needs a model zoo name; for a '
-                             'config, pass the checkpoint path or URL')
-        if not info.weights:
-            raise ValueError(f'model {name!r} has no released weights; pass '
-                             'pretrained=<path or URL> of your own '
-                             'checkpoint')
-        checkpoint = info.weights
-    elif isinstance(pretrained, (str, Path)):
-        checkpoint = str(pretrained)
-    elif pretrained is not False and pretrained is not None:
-        raise TypeError(f'pretrained must be a bool, a path or a URL, got '
-                        f'{pretrained!r}')
-    return init_model(config, checkpoint, device=device, **kwargs)
 
 
 def _test_pipeline(cfg: Config) -> List[dict]:
@@ -161,19 +41,12 @@ def _test_pipeline(cfg: Config) -> List[dict]:
                    'test_dataloader.dataset.pipeline)')
 
 
-def list_images(folder: str) -> List[str]:
-    """Image files directly under ``folder``, sorted by name."""
-    if not osp.isdir(folder):
-        raise NotADirectoryError(f'{folder!r} is not a directory')
-    return sorted(
-        osp.join(folder, name) for name in os.listdir(folder)
-        if name.lower().endswith(IMG_EXTENSIONS))
-
-
 def _as_image_list(images: ImagesInput) -> List[ImageInput]:
     if isinstance(images, (str, Path)):
         images = str(images)
-        return list_images(images) if osp.isdir(images) else [images]
+        if osp.isdir(images):
+            return [osp.join(images, name) for name in list_images(images)]
+        return [images]
     if isinstance(images, np.ndarray):
         return [images]
     return [str(i) if isinstance(i, Path) else i for i in images]
@@ -224,7 +97,8 @@ def extract_features(
 
     Args:
         model (nn.Module): From :func:`init_model` (needs ``model.cfg``).
-        images: A path, a folder (its images, sorted by name), an RGB
+        images: A path, a folder (its images, as
+            :func:`~mmreid.datasets.list_images` lists them), an RGB
             ``uint8`` array (H, W, 3), or a list of paths and arrays.
         batch_size (int): Images per forward. Defaults to 32.
         modality (int | Sequence[int], optional): 0 visible, 1 infrared,

@@ -4,7 +4,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mmreid.datasets.samplers import (CrossModalityIdentitySampler,
-                                      cross_modality_sampler)
+                                      epoch_plan_sampler)
 from mmreid.registry import DATA_SAMPLERS
 
 
@@ -35,7 +35,7 @@ COUNTS[12] = (5, 0)  # visible only: never sampled
 
 
 def build(monkeypatch, rank=0, world_size=1, counts=COUNTS, **kwargs):
-    monkeypatch.setattr(cross_modality_sampler, 'get_dist_info', lambda:
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda:
                         (rank, world_size))
     kwargs.setdefault('batch_size', 16)
     kwargs.setdefault('num_instances', 2)
@@ -145,14 +145,14 @@ def test_errors_and_check_batch_size(monkeypatch):
         sampler.check_batch_size(8)
     bad = FakeVIDataset({0: (2, 2)})
     bad.records[0] = dict(pid=0)
-    monkeypatch.setattr(cross_modality_sampler, 'get_dist_info', lambda:
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda:
                         (0, 1))
     with pytest.raises(KeyError, match="no 'modality'"):
         CrossModalityIdentitySampler(bad, batch_size=4, num_instances=2)
 
 
 def test_registry_and_dataloader(monkeypatch):
-    monkeypatch.setattr(cross_modality_sampler, 'get_dist_info', lambda:
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda:
                         (0, 1))
     dataset = FakeVIDataset(COUNTS)
     sampler = DATA_SAMPLERS.build(

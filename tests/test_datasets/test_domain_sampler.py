@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mmreid.datasets.samplers import DomainIdentitySampler, identity_sampler
+from mmreid.datasets.samplers import DomainIdentitySampler, epoch_plan_sampler
 from mmreid.registry import DATA_SAMPLERS
 
 
@@ -45,7 +45,7 @@ DOMAINS = [
 
 
 def build(monkeypatch, dataset, rank=0, world_size=1, **kwargs):
-    monkeypatch.setattr(identity_sampler, 'get_dist_info', lambda:
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda:
                         (rank, world_size))
     kwargs.setdefault('seed', 0)
     kwargs.setdefault('batch_size', 8)
@@ -176,7 +176,7 @@ def test_equal_pids_of_different_sources_stay_apart(monkeypatch):
 
 def test_registry_and_errors(monkeypatch):
     dataset = make_dataset(DOMAINS)
-    monkeypatch.setattr(identity_sampler, 'get_dist_info', lambda: (0, 1))
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 1))
     sampler = DATA_SAMPLERS.build(
         dict(
             type='DomainIdentitySampler',

@@ -6,7 +6,7 @@ import pytest
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
-from mmreid.datasets.samplers import identity_sampler
+from mmreid.datasets.samplers import epoch_plan_sampler
 from mmreid.datasets.samplers.identity_sampler import IdentitySampler
 from mmreid.registry import DATA_SAMPLERS
 
@@ -67,7 +67,7 @@ def check_pk(batch, pids, num_instances):
 
 
 def build(monkeypatch, pids, rank=0, world_size=1, **kwargs):
-    monkeypatch.setattr(identity_sampler, 'get_dist_info', lambda:
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda:
                         (rank, world_size))
     kwargs.setdefault('seed', 0)
     return IdentitySampler(FakePidDataset(pids), **kwargs)
@@ -199,7 +199,7 @@ def test_dataloader_batches(monkeypatch):
 
 
 def test_built_from_registry_with_data_info_fallback(monkeypatch):
-    monkeypatch.setattr(identity_sampler, 'get_dist_info', lambda: (0, 1))
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 1))
     pids = make_pids(COUNTS)
     sampler = DATA_SAMPLERS.build(
         dict(type='IdentitySampler', batch_size=8, num_instances=4),
@@ -210,7 +210,7 @@ def test_built_from_registry_with_data_info_fallback(monkeypatch):
 
 
 def test_mmengine_runner_builds_the_dataloader(monkeypatch):
-    monkeypatch.setattr(identity_sampler, 'get_dist_info', lambda: (0, 1))
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 1))
     pids = make_pids(COUNTS)
     loader = Runner.build_dataloader(
         dict(

@@ -9,7 +9,7 @@ from mmreid.evaluation.functional import (compute_distance, evaluate_features,
                                           make_mnet_scorer,
                                           max_abs_logit_error, mnet_distances,
                                           mnet_pair_logits)
-from mmreid.evaluation.functional.pair_scoring import decomposed_chunk_shape
+from mmreid.evaluation.functional.mnet_logits import decomposed_chunk_shape
 
 DIM, HIDDEN = 48, 24
 
@@ -220,13 +220,13 @@ def test_topk_head_and_tail_order():
 
 def test_topk_cheaper_than_full(monkeypatch):
     """topk scores Q * k pairs, never the full Q x G M-Net."""
-    from mmreid.evaluation.functional import pair_scoring
+    from mmreid.evaluation.functional import mnet_logits
 
     def forbidden(*args, **kwargs):
         raise AssertionError('full scoring called')
 
-    monkeypatch.setattr(pair_scoring, '_decomposed_logits', forbidden)
-    monkeypatch.setattr(pair_scoring, '_direct_logits', forbidden)
+    monkeypatch.setattr(mnet_logits, '_decomposed_logits', forbidden)
+    monkeypatch.setattr(mnet_logits, '_direct_logits', forbidden)
     _, params = make_mnet()
     dist = mnet_distances(features(3), features(20, seed=2), *params, topk=4)
     assert dist.shape == (3, 20)
@@ -249,19 +249,19 @@ def test_scorer_streams_like_full_matrix(mode, topk):
 
 
 def test_scorer_caches_gallery_term(monkeypatch):
-    from mmreid.evaluation.functional import pair_scoring
+    from mmreid.evaluation.functional import mnet_logits
     _, params = make_mnet()
     query, gallery = features(20, seed=18), features(25, seed=19)
     expected = -mnet_pair_logits(query, gallery, *params)
     expected_half = -mnet_pair_logits(query[:4], gallery * 0.5, *params)
     calls = []
-    original = pair_scoring._decomposed_gallery_term
+    original = mnet_logits._decomposed_gallery_term
 
     def counting(*args):
         calls.append(1)
         return original(*args)
 
-    monkeypatch.setattr(pair_scoring, '_decomposed_gallery_term', counting)
+    monkeypatch.setattr(mnet_logits, '_decomposed_gallery_term', counting)
     scorer = make_mnet_scorer(*params, gallery=gallery)
     assert len(calls) == 1
     chunks = [scorer(query[i:i + 4], gallery) for i in range(0, 20, 4)]

@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmreid.evaluation.functional.pair_scoring import (mnet_distances,
-                                                       mnet_pair_logits)
+from mmreid.evaluation.functional import mnet_distances, mnet_pair_logits
 from mmreid.models import GMNHead, GMNReID, MNet  # noqa: F401
 from mmreid.models.heads.gmn_head import (all_pairs, batch_hard_pairs,
                                           pair_features, pair_identity_keys)

@@ -46,7 +46,7 @@ from mmreid.evaluation.functional import (evaluate_features, evaluate_rank,
                                           make_mnet_scorer, mnet_distances,
                                           mnet_pair_logits)
 from mmreid.evaluation.functional.distance import exact_fp32_matmul
-from mmreid.evaluation.functional.pair_scoring import decomposed_chunk_shape
+from mmreid.evaluation.functional.mnet_logits import decomposed_chunk_shape
 from mmreid.utils.profiling import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 # name: (num_query, num_gallery)

@@ -1,9 +1,10 @@
 from .cross_modality_sampler import CrossModalityIdentitySampler
 from .domain_sampler import DomainIdentitySampler
+from .epoch_plan_sampler import EpochPlanSampler
 from .identity_sampler import IdentitySampler
 from .sample_seed import SeededIndex, sample_seeds
 
 __all__ = [
-    'IdentitySampler', 'DomainIdentitySampler', 'CrossModalityIdentitySampler',
-    'SeededIndex', 'sample_seeds'
+    'EpochPlanSampler', 'IdentitySampler', 'DomainIdentitySampler',
+    'CrossModalityIdentitySampler', 'SeededIndex', 'sample_seeds'
 ]

@@ -1,11 +1,10 @@
 from typing import Dict, List, Optional, Sized, Tuple
 
 import numpy as np
-from mmengine.dist import get_dist_info, sync_random_seed
 from mmengine.logging import print_log
 
 from mmreid.registry import DATA_SAMPLERS
-from .identity_sampler import EpochPlanSampler
+from .epoch_plan_sampler import EpochPlanSampler
 
 VISIBLE, INFRARED = 0, 1
 
@@ -65,35 +64,16 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
         ...     dataset=...)
     """
 
+    #: A batch holds K visible and K infrared images of each identity.
+    images_per_instance = 2
+
     def __init__(self,
                  dataset: Sized,
                  batch_size: int,
                  num_instances: int = 4,
                  seed: Optional[int] = None) -> None:
+        super().__init__(dataset, batch_size, num_instances, seed)
         name = type(self).__name__
-        for key, value in (('batch_size', batch_size), ('num_instances',
-                                                        num_instances)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name}: {key} must be a positive int, '
-                                 f'got {value!r}')
-        if batch_size % (2 * num_instances) != 0:
-            raise ValueError(
-                f'{name}: batch_size ({batch_size}) must be a multiple of '
-                f'2 * num_instances ({2 * num_instances}): a batch is P '
-                f'identities x K={num_instances} visible + the same P x K '
-                f'infrared images')
-        rank, world_size = get_dist_info()
-        self.rank = rank
-        self.world_size = world_size
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.num_instances = num_instances
-        self.num_pids_per_batch = batch_size // (2 * num_instances)
-        if seed is None:
-            seed = sync_random_seed()
-        self.seed = seed
-        self.epoch = 0
-
         per_identity, counts = self.load_modalities(dataset)
         both = [
             pid for pid, mods in per_identity.items()
@@ -112,21 +92,18 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
         self.infrared_indices = [
             np.asarray(per_identity[p][INFRARED], dtype=np.int64) for p in both
         ]
-        self.pids_per_step = self.num_pids_per_batch * world_size
-        if len(both) < self.pids_per_step:
-            raise ValueError(
-                f'{name}: a step needs {self.pids_per_step} distinct '
-                f'identities with both modalities (P='
-                f'{self.num_pids_per_batch} per batch = batch_size '
-                f'{batch_size} / (2 x num_instances {num_instances}), x '
-                f'world_size {world_size}), but the dataset has only '
-                f'{len(both)}; lower batch_size or use fewer GPUs')
+        self._check_identity_count(
+            len(both), 'distinct identities with both modalities')
         #: max(#visible, #infrared) images, the AGW epoch-size base.
         self.num_images = max(counts)
         #: Steps (iterations) per epoch, identical on every rank.
         self.num_steps = self.num_images // (self.pids_per_step *
                                              num_instances) + 1
         self.num_samples = self.num_steps * batch_size
+
+    def _layout_text(self, num_instances: int) -> str:
+        return (f'K={num_instances} visible + the same P x K infrared '
+                'images')
 
     @staticmethod
     def load_modalities(

@@ -1,74 +1,10 @@
 import math
-from typing import Hashable, Iterator, List, Optional, Sequence, Sized
+from typing import Hashable, List, Optional, Sequence, Sized
 
 import numpy as np
-from mmengine.dist import get_dist_info, sync_random_seed
-from torch.utils.data import Sampler
 
 from mmreid.registry import DATA_SAMPLERS
-from .sample_seed import seeded_indices
-
-
-class EpochPlanSampler(Sampler):
-    """Base of the identity samplers: an index plan per (seed, epoch).
-
-    A subclass sets ``rank``, ``batch_size``, ``num_instances``, ``seed``,
-    ``epoch``, ``identities``, ``num_steps``, ``world_size`` and
-    ``num_samples`` and implements ``_plan()``, an array of shape
-    (num_steps, world_size, ...) whose ``[:, rank]`` entries flattened in
-    order are the rank's indices (whole batches, one step after another).
-
-    Every index comes with its sample's augmentation seed (a
-    :class:`~mmreid.datasets.samplers.sample_seed.SeededIndex`), a function
-    of ``(seed, epoch, rank, position)`` only, so the augmentations of an
-    epoch are the same whether the run was resumed or not and whatever the
-    number of dataloader workers.
-    """
-
-    #: The indices carry per-sample augmentation seeds.
-    yields_sample_seeds = True
-
-    def _plan(self) -> np.ndarray:
-        raise NotImplementedError
-
-    def __iter__(self) -> Iterator[int]:
-        """The indices of this rank, batch after batch, with their seeds."""
-        indices = self._plan()[:, self.rank].reshape(-1)
-        return iter(seeded_indices(indices, self.seed, self.epoch, self.rank))
-
-    def __len__(self) -> int:
-        """The number of indices this rank yields per epoch."""
-        return self.num_samples
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch; the plan is a function of ``(seed, epoch)``.
-
-        Args:
-            epoch (int): Epoch number.
-        """
-        self.epoch = epoch
-
-    def check_batch_size(self, batch_size: int) -> None:
-        """Raise if the dataloader's batch size differs from the sampler's.
-
-        A mismatch silently breaks the batch structure (batches would mix
-        the identity groups of different steps), so call this with
-        ``dataloader.batch_size`` once the dataloader is built
-        (``TrainSetupCheckHook`` does).
-        """
-        name = type(self).__name__
-        if batch_size != self.batch_size:
-            raise ValueError(
-                f'the dataloader batch_size ({batch_size}) differs from '
-                f'{name} batch_size ({self.batch_size}); set '
-                f'sampler=dict(type="{name}", batch_size={batch_size}, ...) '
-                'or change the dataloader')
-
-    def __repr__(self) -> str:
-        return (f'{type(self).__name__}(batch_size={self.batch_size}, '
-                f'num_instances={self.num_instances}, seed={self.seed}, '
-                f'identities={len(self.identities)}, '
-                f'steps={self.num_steps}, world_size={self.world_size})')
+from .epoch_plan_sampler import EpochPlanSampler
 
 
 @DATA_SAMPLERS.register_module()
@@ -144,27 +80,7 @@ class IdentitySampler(EpochPlanSampler):
                  batch_size: int,
                  num_instances: int = 4,
                  seed: Optional[int] = None) -> None:
-        for name, value in (('batch_size', batch_size), ('num_instances',
-                                                         num_instances)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'IdentitySampler: {name} must be a '
-                                 f'positive int, got {value!r}')
-        if batch_size % num_instances != 0:
-            raise ValueError(
-                f'IdentitySampler: batch_size ({batch_size}) must be a '
-                f'multiple of num_instances ({num_instances}), since a '
-                f'batch is P identities x K={num_instances} images')
-        rank, world_size = get_dist_info()
-        self.rank = rank
-        self.world_size = world_size
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.num_instances = num_instances
-        self.num_pids_per_batch = batch_size // num_instances
-        if seed is None:
-            seed = sync_random_seed()
-        self.seed = seed
-        self.epoch = 0
+        super().__init__(dataset, batch_size, num_instances, seed)
 
         keys = self.load_identities(dataset)
         index_of_key = {}
@@ -180,15 +96,7 @@ class IdentitySampler(EpochPlanSampler):
             np.asarray(m, dtype=np.int64) for m in members
         ]
 
-        self.pids_per_step = self.num_pids_per_batch * world_size
-        if len(members) < self.pids_per_step:
-            raise ValueError(
-                f'IdentitySampler: a step needs {self.pids_per_step} '
-                f'distinct identities (P={self.num_pids_per_batch} per '
-                f'batch = batch_size {batch_size} / num_instances '
-                f'{num_instances}, x world_size {world_size}), but the '
-                f'dataset has only {len(members)}; lower batch_size or '
-                f'use fewer GPUs')
+        self._check_identity_count(len(members))
         self.group_counts = np.array(
             [math.ceil(len(m) / num_instances) for m in members],
             dtype=np.int64)

@@ -1,12 +1,13 @@
 """Pure numpy/torch evaluation functions (no mmengine)."""
 from .distance import DISTANCE_METRICS, GalleryDistance, compute_distance
-from .evaluate import Scorer, evaluate_features, evaluate_rank
+from .evaluate import Scorer, evaluate_features
 from .junk_rules import (JUNK_RULES, JunkRule, get_junk_rule, market_junk,
                          no_junk, sysu_junk)
-from .pair_scoring import (PAIR_DISTANCE_MODES, PAIR_SCORING_METHODS,
-                           MNetPairScorer, fold_mnet_batchnorm,
-                           make_mnet_scorer, max_abs_logit_error,
-                           mnet_distances, mnet_pair_logits)
+from .mnet_distance import (PAIR_DISTANCE_MODES, MNetPairScorer,
+                            PairDistanceOptions, make_mnet_scorer,
+                            mnet_distances)
+from .mnet_logits import (PAIR_SCORING_METHODS, fold_mnet_batchnorm,
+                          max_abs_logit_error, mnet_pair_logits)
 from .protocols import (NUM_OFFICIAL_TRIALS, NUM_SYSU_CAMS, RAND_PERM_LAYOUT,
                         PoolGroups, RandPermCam, classic_cmc,
                         count_valid_positives, group_pool,
@@ -14,7 +15,8 @@ from .protocols import (NUM_OFFICIAL_TRIALS, NUM_SYSU_CAMS, RAND_PERM_LAYOUT,
                         seeded_gallery_draw, summarize_partitions)
 from .query_expansion import query_expansion
 from .rank import (AP_MODES, CMC_MODES, DEFAULT_MEMORY_BUDGET_MB, TIE_POLICIES,
-                   RankAccumulator, ReIDEvalResult, chunk_rows_for_budget)
+                   RankAccumulator, ReIDEvalResult, chunk_rows_for_budget,
+                   evaluate_rank)
 from .reference import reference_evaluate_rank
 from .rerank import k_reciprocal_rerank, k_reciprocal_rerank_distances
 from .verification import (DEFAULT_FPRS, VerificationResult,
@@ -36,5 +38,6 @@ __all__ = [
     'group_pool', 'PoolGroups', 'seeded_gallery_draw', 'official_gallery_draw',
     'normalize_rand_perm_cam', 'RandPermCam', 'RAND_PERM_LAYOUT',
     'NUM_OFFICIAL_TRIALS', 'NUM_SYSU_CAMS', 'classic_cmc',
-    'count_valid_positives', 'summarize_partitions'
+    'count_valid_positives', 'summarize_partitions',
+    'PairDistanceOptions'
 ]

@@ -1,105 +1,22 @@
-"""Entry points: evaluate a distance matrix or stream one from features."""
-from typing import Callable, Optional, Union
+"""Rank metrics streamed from features, one query chunk of distances at a
+time.
 
-import numpy as np
+:func:`evaluate_rank` (a precomputed distance matrix) lives with its
+machinery in :mod:`.rank`; it is re-exported here for one release.
+"""
+from typing import Callable, Union
+
 import torch
 import torch.nn.functional as F
 
 from mmreid.utils.threads import compute_thread_count, torch_threads
 
 from .distance import ArrayLike, GalleryDistance, to_tensor
-from .junk_rules import JunkRule
 from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, RankAccumulator,
-                   ReIDEvalResult, chunk_rows_for_budget)
+                   ReIDEvalResult, chunk_rows_for_budget, evaluate_rank)
 
 # scorer(query_chunk (Qc, D), gallery (G, D)) -> distances (Qc, G)
 Scorer = Callable[[torch.Tensor, torch.Tensor], ArrayLike]
-
-
-def evaluate_rank(distmat: ArrayLike,
-                  q_pids: ArrayLike,
-                  g_pids: ArrayLike,
-                  q_camids: ArrayLike,
-                  g_camids: ArrayLike,
-                  max_rank: int = 50,
-                  junk_rule: Union[str, JunkRule] = 'market',
-                  tie_policy: str = 'stable',
-                  ap_mode: str = 'cumsum',
-                  cmc_mode: str = 'standard',
-                  chunk_size: Optional[int] = None,
-                  device: DeviceLike = None) -> ReIDEvalResult:
-    """CMC, mAP and mINP of a query-gallery distance matrix.
-
-    Per query, the gallery items removed by ``junk_rule`` are ignored; the
-    rest is ordered by ascending distance under ``tie_policy`` (default
-    ``'stable'``: ascending (distance, gallery index)). Queries with no
-    kept positive are skipped and counted in ``num_valid_query``. The
-    result is exact (identical to a full stable sort under the same
-    policy) and independent of ``chunk_size`` and ``device``; see
-    :mod:`.rank` for the algorithm. On the CPU with numba installed, a
-    compiled kernel does the counting at a cost independent of the
-    model's strength, on ``torch.get_num_threads()`` threads capped by the
-    CPUs the process may use (:func:`mmreid.utils.threads.usable_cpu_count`);
-    without numba the torch search gives the same numbers.
-
-    Args:
-        distmat: Distances, shape (Q, G), smaller = more similar. Numpy or
-            torch, CPU or CUDA; only ``chunk_size`` rows at a time are
-            moved to ``device``.
-        q_pids: Query pids, shape (Q,).
-        g_pids: Gallery pids, shape (G,).
-        q_camids: Query camids, shape (Q,).
-        g_camids: Gallery camids, shape (G,).
-        max_rank: Length of the CMC curve.
-        junk_rule: ``'market'``, ``'none'``, ``'sysu'`` or a callable
-            ``(same_pid (Qc, G), q_camids (Qc,), g_camids (G,)) -> removed
-            (Qc, G) or None``.
-        tie_policy: ``'stable'``, ``'pessimistic'`` or ``'optimistic'``.
-        ap_mode: ``'cumsum'`` or ``'threshold'`` (sklearn-style, tie
-            policy independent).
-        cmc_mode: ``'standard'`` or ``'dedup'`` (CMC over distinct pids).
-        chunk_size: Queries per chunk; by default derived from
-            ``DEFAULT_MEMORY_BUDGET_MB`` and G.
-        device: Where to compute; defaults to the matrix's device.
-
-    Returns:
-        ReIDEvalResult: The metrics as fractions.
-    """
-    # A numpy matrix (possibly a read-only memory map) is converted chunk
-    # by chunk, never copied whole.
-    dist = distmat
-    if isinstance(dist, (list, tuple)):
-        dist = np.asarray(dist)
-    if not isinstance(dist, np.ndarray):
-        dist = to_tensor(dist)
-    if dist.ndim != 2:
-        raise ValueError(f'distmat must be 2-D, got shape '
-                         f'{tuple(dist.shape)}')
-    num_query, num_gallery = dist.shape
-    if len(q_pids) != num_query or len(g_pids) != num_gallery:
-        raise ValueError(f'distmat has shape {tuple(dist.shape)} but there '
-                         f'are {len(q_pids)} query and {len(g_pids)} '
-                         'gallery pids')
-    accumulator = RankAccumulator(
-        q_pids,
-        g_pids,
-        q_camids,
-        g_camids,
-        max_rank=max_rank,
-        junk_rule=junk_rule,
-        tie_policy=tie_policy,
-        ap_mode=ap_mode,
-        cmc_mode=cmc_mode,
-        device=device if device is not None else getattr(
-            dist, 'device', 'cpu'))
-    if chunk_size is None:
-        chunk_size = chunk_rows_for_budget(num_gallery,
-                                           DEFAULT_MEMORY_BUDGET_MB)
-    if chunk_size < 1:
-        raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
-    for start in range(0, num_query, chunk_size):
-        accumulator.update(to_tensor(dist[start:start + chunk_size]))
-    return accumulator.result()
 
 
 def evaluate_features(query_feats: ArrayLike,
@@ -194,3 +111,7 @@ def evaluate_features(query_feats: ArrayLike,
                              f'{num_gallery} gallery items')
         accumulator.update(dist)
     return accumulator.result()
+
+
+# evaluate_rank: its old import path, kept for one release.
+__all__ = ['evaluate_features', 'evaluate_rank', 'Scorer']

@@ -26,6 +26,11 @@ to the last positive is placed, then the same-pid items are placed again
 and their counts taken back, which cancels them exactly. Other rules
 (``'sysu'``, user callables) and de-duplicated CMC use the masks.
 
+The counting itself (the kernel path and the torch search) is in
+:mod:`.rank_counting`; this module holds the public :func:`evaluate_rank`,
+the streaming :class:`RankAccumulator` that both entry points feed, and the
+metrics computed from the counts.
+
 Tie policy, i.e. the order of the kept gallery items of a query:
 
 - ``'stable'`` (default): ascending (distance, gallery index), exactly
@@ -52,12 +57,13 @@ from mmreid.utils.threads import compute_thread_count, torch_threads
 from . import count_kernel
 from .distance import ArrayLike, release_freed_memory, to_tensor
 from .junk_rules import JunkRule, get_junk_rule, same_pid_form
-from .positives import RaggedSearch, TieResolver, sort_positives, tie_blocks
+from .positives import sort_positives, tie_blocks
+from .rank_counting import (NAN_MESSAGE, ChunkPositives, GalleryPidIndex,
+                            kernel_counts, search_counts)
 
 DeviceLike = Union[str, torch.device, None]
 
 TIE_POLICIES = ('stable', 'pessimistic', 'optimistic')
-NAN_MESSAGE = 'the distance matrix contains NaN'
 AP_MODES = ('cumsum', 'threshold')
 CMC_MODES = ('standard', 'dedup')
 
@@ -222,14 +228,10 @@ class RankAccumulator:
                              f'{len(self.g_camids)} gallery camids')
         self.num_query = len(self.q_pids)
         self.num_gallery = len(self.g_pids)
-        if cmc_mode == 'dedup':
-            # Dense pid indices let the de-duplication use a (Qc, P)
-            # occupancy table instead of a sort.
-            uniques, self.g_pid_index = torch.unique(
-                self.g_pids, return_inverse=True)
-            self.num_g_pids = len(uniques)
-            self._g_pid_index_np = np.ascontiguousarray(
-                self.g_pid_index.cpu().numpy())
+        # Dense pid indices let the de-duplication use a (Qc, P)
+        # occupancy table instead of a sort.
+        self._pid_index = (
+            GalleryPidIndex.of(self.g_pids) if cmc_mode == 'dedup' else None)
         # A built-in rule that only removes items of the query's own pid
         # has a form on those items alone; the chunks then need no
         # (Qc, G) pid or junk masks. De-duplicated CMC marks pids of
@@ -348,7 +350,8 @@ class RankAccumulator:
         cols = self._pid_order[index].masked_fill_(~is_item, 0)
         return cols, is_item
 
-    def _positives(self, dist: torch.Tensor, start: int, stop: int) -> tuple:
+    def _positives(self, dist: torch.Tensor, start: int,
+                   stop: int) -> ChunkPositives:
         """Each query's kept positives and what is not a negative.
 
         Args:
@@ -357,12 +360,10 @@ class RankAccumulator:
             stop: One past its last query.
 
         Returns:
-            tuple: ``num_pos`` (Qc,), ``pos_dist`` (Qc, M + 1) and
-            ``pos_idx`` (Qc, M) as returned by :func:`sort_positives`,
-            then ``not_neg``: a (Qc, G) mask of the positives and removed
-            items when the junk rule needs the whole gallery, else None
-            and ``own``: the flat indices (K,) of every item sharing its
-            query's pid, which are then the only non-negatives.
+            ChunkPositives: ``num_pos``, ``pos_dist`` and ``pos_idx`` as
+            returned by :func:`sort_positives`, then ``not_neg`` (a (Qc,
+            G) mask) when the junk rule needs the whole gallery, else
+            ``own`` (the same-pid items).
         """
         num_q, num_g = dist.shape
         q_camids = self.q_camids[start:stop].to(self.device)
@@ -378,7 +379,7 @@ class RankAccumulator:
             num_pos = torch.count_nonzero(pos, dim=1)
             max_pos = int(num_pos.max()) if num_q else 0
             pos_dist, pos_idx = sort_positives(dist, pos, num_pos, max_pos)
-            return num_pos, pos_dist, pos_idx, not_neg, None
+            return ChunkPositives(num_pos, pos_dist, pos_idx, not_neg, None)
         # The rule only removes items of the query's own pid: work on the
         # few same-pid items instead of (Qc, G) masks.
         cols, is_item = self._same_pid_items(start, stop)
@@ -392,7 +393,7 @@ class RankAccumulator:
         pos_idx = padded.gather(1, slot)
         rows = torch.arange(num_q, device=self.device)[:, None]
         own = (rows * num_g + cols)[is_item]
-        return num_pos, pos_dist, pos_idx, None, own
+        return ChunkPositives(num_pos, pos_dist, pos_idx, None, own)
 
     def _rank_chunk(self, dist: torch.Tensor, start: int, stop: int) -> tuple:
         """Ranks of the positives of one query chunk.
@@ -409,10 +410,10 @@ class RankAccumulator:
         """
         num_q = dist.shape[0]
         device = dist.device
-        num_pos, pos_dist, pos_idx, not_neg, own = self._positives(
-            dist, start, stop)
-        valid = num_pos > 0
-        max_pos = pos_idx.shape[1]
+        chunk = self._positives(dist, start, stop)
+        num_pos, pos_dist = chunk.num_pos, chunk.pos_dist
+        valid = chunk.valid
+        max_pos = chunk.max_pos
         if max_pos == 0:
             if (self._kernel_checks_nan and dist.numel()
                     and torch.isnan(dist.max())):
@@ -420,19 +421,19 @@ class RankAccumulator:
             zeros = torch.zeros(num_q, dtype=torch.float64)
             no_rank = torch.zeros(num_q, dtype=torch.long)
             return valid.cpu(), no_rank, zeros, zeros
-        is_real = torch.arange(max_pos, device=device) < num_pos[:, None]
         blocks = None
         if self.ap_mode == 'threshold' or (self.tie_policy != 'pessimistic'
                                            and not self._use_kernel):
-            blocks = tie_blocks(pos_dist[:, :max_pos], is_real)
+            blocks = tie_blocks(pos_dist[:, :max_pos], chunk.is_real)
         seen = None
         if self._use_kernel:
-            before, before_pessimistic, first_rank = self._kernel_counts(
-                dist, not_neg, own, num_pos, pos_dist, pos_idx, is_real)
+            before, before_pessimistic, first_rank = kernel_counts(
+                dist, chunk, self.tie_policy, self.ap_mode, self._pid_index,
+                self._num_threads, self._kernel_checks_nan)
         else:
-            hist, hist_pessimistic, seen = self._histograms(
-                dist, not_neg, own, valid, num_pos, pos_dist, pos_idx, is_real,
-                blocks)
+            hist, hist_pessimistic, seen = search_counts(
+                dist, chunk, blocks, self.tie_policy, self.ap_mode,
+                self._pid_index, DENSE_SEARCH_FRACTION)
             # A negative in bucket b precedes exactly the positives j > b.
             before = hist[:, :max_pos].cumsum(dim=1)
             before_pessimistic = before
@@ -471,236 +472,6 @@ class RankAccumulator:
         first_rank = torch.where(valid, first_rank, 0)
         return valid.cpu(), first_rank.cpu(), ap.cpu(), inp.cpu()
 
-    def _kernel_counts(self, dist: torch.Tensor,
-                       not_neg: Optional[torch.Tensor],
-                       own: Optional[torch.Tensor], num_pos: torch.Tensor,
-                       pos_dist: torch.Tensor, pos_idx: torch.Tensor,
-                       is_real: torch.Tensor) -> tuple:
-        """Negatives before each positive, counted by the compiled kernel.
-
-        Args:
-            dist: Distances, shape (Qc, G), float32 or float64 on the CPU.
-            not_neg: Positives and removed items, shape (Qc, G), or None
-                when ``own`` lists them.
-            own: Flat indices of the same-pid items, shape (K,), or None.
-                The kernel counts every item; their counts are taken back.
-            num_pos: Positives per query, shape (Qc,).
-            pos_dist: Sorted positive distances, +inf padded, (Qc, M + 1).
-            pos_idx: Their gallery indices, shape (Qc, M).
-            is_real: False on padding, shape (Qc, M).
-
-        Returns:
-            tuple: ``before`` (Qc, M), the negatives ranked before each
-            positive under the tie policy, and the same under the
-            pessimistic policy (the same tensor unless ``ap_mode`` is
-            ``'threshold'``); int64, 0 on padding. Then, in ``'dedup'``
-            mode, the de-duplicated CMC rank (Qc,) (else None).
-        """
-        num_g = dist.shape[1]
-        max_pos = is_real.shape[1]
-        values = dist
-        if not_neg is not None:
-            # NaN fails every comparison: only negatives are counted.
-            values = dist.masked_fill(not_neg, float('nan'))
-        values = values.numpy()
-        positives = np.ascontiguousarray(pos_dist[:, :max_pos].numpy())
-        counts = num_pos.numpy()
-        lt, le, has_nan = count_kernel.count_below(values, positives, counts,
-                                                   self._num_threads)
-        if self._kernel_checks_nan and has_nan.any():
-            raise ValueError(NAN_MESSAGE)
-        lt, le = torch.from_numpy(lt), torch.from_numpy(le)
-        if own is not None:
-            rows = own // num_g
-            own_dist = dist.view(-1)[own][:, None]
-            own_pos = pos_dist[rows, :max_pos]
-            real = is_real[rows]
-            lt.index_add_(0, rows, -((own_dist < own_pos) & real).long())
-            le.index_add_(0, rows, -((own_dist <= own_pos) & real).long())
-        if self.tie_policy == 'pessimistic':
-            before = le
-        elif self.tie_policy == 'optimistic':
-            before = lt
-        else:
-            # A tied negative precedes the tied positives of higher index.
-            before = lt.clone()
-            tied_rows = (le > lt).any(dim=1).nonzero().squeeze(1)
-            if tied_rows.numel():
-                picked = tied_rows.numpy()
-                tied = torch.from_numpy(
-                    count_kernel.count_tied_before(
-                        values[picked], positives[picked],
-                        np.ascontiguousarray(pos_idx.numpy()[picked]),
-                        counts[picked], self._num_threads))
-                if own is not None:
-                    # Same-pid items of the tied rows, taken back.
-                    in_tied = torch.zeros(
-                        len(dist), dtype=torch.long).index_fill_(
-                            0, tied_rows, 1).cumsum(0) - 1
-                    keep = torch.isin(rows, tied_rows)
-                    own_dist, own_pos = own_dist[keep], own_pos[keep]
-                    cols = (own[keep] - rows[keep] * num_g)[:, None]
-                    own_tied = ((own_dist == own_pos)
-                                & (cols < pos_idx[rows[keep]])
-                                & real[keep])
-                    tied.index_add_(0, in_tied[rows[keep]], -own_tied.long())
-                before[tied_rows] += tied
-        before_pessimistic = le if self.ap_mode == 'threshold' else before
-        first_rank = None
-        if self.cmc_mode == 'dedup':
-            # Masks are built in this mode: ``values`` holds negatives only.
-            first_idx = torch.where(num_pos > 0, pos_idx[:, 0], -1)
-            first_rank = 1 + torch.from_numpy(
-                count_kernel.count_pids_before_first(
-                    values, np.ascontiguousarray(positives[:, 0]),
-                    first_idx.numpy(), self._g_pid_index_np, self.num_g_pids,
-                    self.tie_policy, self._num_threads))
-        return before, before_pessimistic, first_rank
-
-    def _histograms(self, dist: torch.Tensor, not_neg: Optional[torch.Tensor],
-                    own: Optional[torch.Tensor], valid: torch.Tensor,
-                    num_pos: torch.Tensor, pos_dist: torch.Tensor,
-                    pos_idx: torch.Tensor, is_real: torch.Tensor,
-                    blocks: Optional[torch.Tensor]) -> tuple:
-        """Count the negatives of each query by bucket.
-
-        Args:
-            dist: Distances, shape (Qc, G).
-            not_neg: Positives and removed items, shape (Qc, G), or None
-                when ``own`` lists them.
-            own: Flat indices of the same-pid items, shape (K,), or None.
-                They are placed like every other item and their counts
-                taken back, which removes exactly what they added.
-            valid: Queries with a positive, shape (Qc,).
-            num_pos: Positives per query, shape (Qc,).
-            pos_dist: Sorted positive distances, +inf padded, (Qc, M + 1).
-            pos_idx: Their gallery indices, shape (Qc, M).
-            is_real: False on padding, shape (Qc, M).
-            blocks: Tie-block ids, shape (Qc, M), or None when neither the
-                tie policy nor the AP mode needs them.
-
-        Returns:
-            tuple: ``hist`` (Qc, M + 2) under the tie policy,
-            ``hist_pessimistic`` (the same tensor unless ``ap_mode`` is
-            ``'threshold'`` and the policy is not pessimistic) and, in
-            ``'dedup'`` mode, ``seen`` (Qc, P): which pids have an item
-            before the first positive (else None).
-        """
-        num_q, num_g = dist.shape
-        max_pos = is_real.shape[1]
-        device = dist.device
-        # Negatives beyond the last positive follow them all and change no
-        # rank: only those up to it are placed, a small fraction of the
-        # gallery for any useful model. Invalid queries get the bound
-        # -inf; their counts are discarded.
-        neg_inf = torch.tensor(float('-inf'), dtype=dist.dtype, device=device)
-        last_pos = torch.where(
-            valid,
-            pos_dist.gather(1, (num_pos - 1).clamp(min=0)[:, None])[:, 0],
-            neg_inf)[:, None]
-        window = dist <= last_pos
-        if not_neg is not None:
-            window.masked_fill_(not_neg, False)
-        if window.device.type == 'cpu':
-            # numpy's flatnonzero is faster than torch's nonzero here
-            # (Market-sized input: 0.21-0.28 s vs 0.26-0.31 s in all).
-            in_window = torch.from_numpy(np.flatnonzero(window.numpy()))
-        else:
-            in_window = window.view(-1).nonzero().squeeze(1)
-        del window
-        flat_dist = dist.view(-1)
-        if own is not None:
-            own = own[flat_dist[own] <= last_pos.view(-1)[own // num_g]]
-
-        # hist[q, b]: negatives of query q with b positives before them;
-        # b = M + 1 is never used, it keeps rows apart.
-        stride = max_pos + 2
-        size = num_q * stride
-        hist = torch.zeros(size, dtype=torch.long, device=device)
-        hist_pessimistic = hist.clone() if (
-            self.ap_mode == 'threshold'
-            and self.tie_policy != 'pessimistic') else None
-        seen = None
-        if self.cmc_mode == 'dedup':
-            seen = torch.zeros(
-                num_q * self.num_g_pids, dtype=torch.bool, device=device)
-
-        if in_window.numel() > DENSE_SEARCH_FRACTION * dist.numel():
-            # A weak model leaves most of the gallery before its last
-            # positive; one search per row is then cheaper.
-            dense_bucket = torch.searchsorted(
-                pos_dist, dist, out_int32=True).view(-1)
-            search = None
-        else:
-            dense_bucket = None
-            search = RaggedSearch(pos_dist, is_real)
-        resolver = []  # built on the first tie
-
-        flat_pos_dist = pos_dist.view(-1)
-
-        def place(flat: torch.Tensor, sign: int) -> None:
-            rows = flat // num_g
-            # index_select is several times faster than x[index] here.
-            values = flat_dist.index_select(0, flat)
-            if dense_bucket is None:
-                bucket = search.count_below(rows, values)
-            else:
-                bucket = dense_bucket.index_select(0, flat).long()
-            if hist_pessimistic is not None:
-                hist_pessimistic.add_(
-                    torch.bincount(rows * stride + bucket, minlength=size),
-                    alpha=sign)
-            if self.tie_policy != 'pessimistic':
-                # d <= last positive, so bucket indexes a real positive.
-                at = rows * (max_pos + 1) + bucket
-                tied = flat_pos_dist.index_select(0, at) == values
-                # Ties are rare in real distances: any() is cheaper than
-                # an empty nonzero().
-                if tied.any():
-                    tied = tied.nonzero().squeeze(1)
-                    if not resolver:
-                        resolver.append(
-                            TieResolver(blocks, pos_idx, num_g,
-                                        self.tie_policy))
-                    tie_rows = rows[tied]
-                    bucket[tied] = resolver[0].buckets(
-                        tie_rows, flat[tied] - tie_rows * num_g, bucket[tied])
-            hist.add_(
-                torch.bincount(rows * stride + bucket, minlength=size),
-                alpha=sign)
-            if seen is not None:
-                self._mark_pids(seen, flat[bucket == 0], num_g)
-
-        # Slices bound the per-item temporaries to a fraction of the
-        # chunk even when most of the gallery lies in the window.
-        slice_len = max(1, dist.numel() // 8)
-        for begin in range(0, in_window.numel(), slice_len):
-            place(in_window[begin:begin + slice_len], 1)
-        if own is not None and own.numel():
-            place(own, -1)
-        del in_window
-        hist = hist.view(num_q, stride)
-        if hist_pessimistic is None:
-            hist_pessimistic = hist
-        else:
-            hist_pessimistic = hist_pessimistic.view(num_q, stride)
-        if seen is not None:
-            seen = seen.view(num_q, self.num_g_pids)
-        return hist, hist_pessimistic, seen
-
-    def _mark_pids(self, seen: torch.Tensor, flat: torch.Tensor,
-                   num_g: int) -> None:
-        """Mark the pids of some chunk items in a (Qc, P) table.
-
-        Args:
-            seen: Flat occupancy table, shape (Qc * P,), updated in place.
-            flat: Flat indices ``row * G + col`` of the items, shape (K,).
-            num_g: Gallery size G.
-        """
-        rows = flat // num_g
-        pid_index = self.g_pid_index[flat - rows * num_g]
-        seen[rows * self.num_g_pids + pid_index] = True
-
     def result(self) -> ReIDEvalResult:
         """Aggregate the consumed chunks.
 
@@ -735,3 +506,89 @@ class RankAccumulator:
             num_query=self.num_query,
             num_valid_query=num_valid,
             valid_mask=valid.numpy())
+
+
+def evaluate_rank(distmat: ArrayLike,
+                  q_pids: ArrayLike,
+                  g_pids: ArrayLike,
+                  q_camids: ArrayLike,
+                  g_camids: ArrayLike,
+                  max_rank: int = 50,
+                  junk_rule: Union[str, JunkRule] = 'market',
+                  tie_policy: str = 'stable',
+                  ap_mode: str = 'cumsum',
+                  cmc_mode: str = 'standard',
+                  chunk_size: Optional[int] = None,
+                  device: DeviceLike = None) -> ReIDEvalResult:
+    """CMC, mAP and mINP of a query-gallery distance matrix.
+
+    Per query, the gallery items removed by ``junk_rule`` are ignored; the
+    rest is ordered by ascending distance under ``tie_policy`` (default
+    ``'stable'``: ascending (distance, gallery index)). Queries with no
+    kept positive are skipped and counted in ``num_valid_query``. The
+    result is exact (identical to a full stable sort under the same
+    policy) and independent of ``chunk_size`` and ``device``; see
+    :mod:`.rank` for the algorithm. On the CPU with numba installed, a
+    compiled kernel does the counting at a cost independent of the
+    model's strength, on ``torch.get_num_threads()`` threads capped by the
+    CPUs the process may use (:func:`mmreid.utils.threads.usable_cpu_count`);
+    without numba the torch search gives the same numbers.
+
+    Args:
+        distmat: Distances, shape (Q, G), smaller = more similar. Numpy or
+            torch, CPU or CUDA; only ``chunk_size`` rows at a time are
+            moved to ``device``.
+        q_pids: Query pids, shape (Q,).
+        g_pids: Gallery pids, shape (G,).
+        q_camids: Query camids, shape (Q,).
+        g_camids: Gallery camids, shape (G,).
+        max_rank: Length of the CMC curve.
+        junk_rule: ``'market'``, ``'none'``, ``'sysu'`` or a callable
+            ``(same_pid (Qc, G), q_camids (Qc,), g_camids (G,)) -> removed
+            (Qc, G) or None``.
+        tie_policy: ``'stable'``, ``'pessimistic'`` or ``'optimistic'``.
+        ap_mode: ``'cumsum'`` or ``'threshold'`` (sklearn-style, tie
+            policy independent).
+        cmc_mode: ``'standard'`` or ``'dedup'`` (CMC over distinct pids).
+        chunk_size: Queries per chunk; by default derived from
+            ``DEFAULT_MEMORY_BUDGET_MB`` and G.
+        device: Where to compute; defaults to the matrix's device.
+
+    Returns:
+        ReIDEvalResult: The metrics as fractions.
+    """
+    # A numpy matrix (possibly a read-only memory map) is converted chunk
+    # by chunk, never copied whole.
+    dist = distmat
+    if isinstance(dist, (list, tuple)):
+        dist = np.asarray(dist)
+    if not isinstance(dist, np.ndarray):
+        dist = to_tensor(dist)
+    if dist.ndim != 2:
+        raise ValueError(f'distmat must be 2-D, got shape '
+                         f'{tuple(dist.shape)}')
+    num_query, num_gallery = dist.shape
+    if len(q_pids) != num_query or len(g_pids) != num_gallery:
+        raise ValueError(f'distmat has shape {tuple(dist.shape)} but there '
+                         f'are {len(q_pids)} query and {len(g_pids)} '
+                         'gallery pids')
+    accumulator = RankAccumulator(
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids,
+        max_rank=max_rank,
+        junk_rule=junk_rule,
+        tie_policy=tie_policy,
+        ap_mode=ap_mode,
+        cmc_mode=cmc_mode,
+        device=device if device is not None else getattr(
+            dist, 'device', 'cpu'))
+    if chunk_size is None:
+        chunk_size = chunk_rows_for_budget(num_gallery,
+                                           DEFAULT_MEMORY_BUDGET_MB)
+    if chunk_size < 1:
+        raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+    for start in range(0, num_query, chunk_size):
+        accumulator.update(to_tensor(dist[start:start + chunk_size]))
+    return accumulator.result()

@@ -6,10 +6,11 @@ import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import ModuleDict, ModuleList
 
-from mmreid.models.layers.mbn import (ModalityLabels, _as_labels,
-                                      check_modality_labels, modality_groups,
-                                      resolve_norm_cfg)
+from mmreid.models.layers.mbn import resolve_norm_cfg
 from mmreid.models.layers.non_local import AGWNonLocal
+from mmreid.models.modality_routing import (ModalityLabels, as_modality_labels,
+                                            check_modality_labels,
+                                            modality_groups)
 from mmreid.registry import MODELS
 from .reid_resnet import ReIDResNet
 
@@ -143,7 +144,7 @@ class AGWResNet(ReIDResNet):
             labels (int | Sequence[int] | Tensor | None): Shape (N,), or one
                 int for a single-modality batch.
         """
-        self._modality = None if labels is None else _as_labels(labels)
+        self._modality = None if labels is None else as_modality_labels(labels)
 
     def init_weights(self) -> None:
         """Initialise; without pretrained weights all stems start equal.

@@ -4,8 +4,7 @@ MBN normalises each modality sub-mini-batch with its own statistics instead
 of the whole mini-batch, so that after the (shared) affine transform both
 modalities have the same per-channel moments in every batch.
 """
-import contextlib
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Optional, Union
 
 import torch
 import torch.distributed as torch_dist
@@ -13,60 +12,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmreid.registry import MODELS
+# The routing helpers lived here before they became model-wide; kept
+# importable from this module for one release.
+from ..modality_routing import (  # noqa: F401
+    ModalityLabels, as_modality_labels, check_modality_labels,
+    modality_aware_modules, modality_context, modality_groups, set_modality)
 
-ModalityLabels = Union[int, Sequence[int], torch.Tensor]
+_as_labels = as_modality_labels  # deprecated private alias (one release)
 EVAL_STATS = ('modality', 'batch', 'shared')
 _BN_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
-
-
-def modality_groups(
-        labels: torch.Tensor, num_modalities: int
-) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
-    """Indices of each modality and the permutation that restores order.
-
-    Args:
-        labels (Tensor): Modality of each sample, shape (N,), int64.
-        num_modalities (int): Number of modalities M.
-
-    Returns:
-        tuple: ``indices`` (M index tensors; empty for an absent modality)
-        and ``inverse`` (N,) such that ``torch.cat([y[idx] for idx in
-        indices])[inverse] == y``; ``inverse`` is None when the samples
-        are already sorted by modality (the [VIS block; IR block] layout),
-        where a plain split suffices.
-    """
-    indices = [
-        torch.nonzero(labels == k, as_tuple=False).flatten()
-        for k in range(num_modalities)
-    ]
-    if labels.numel() < 2 or bool((labels[1:] >= labels[:-1]).all()):
-        return indices, None
-    order = torch.cat(indices)
-    return indices, torch.argsort(order)
-
-
-def check_modality_labels(labels: Optional[ModalityLabels], batch_size: int,
-                          num_modalities: int, device: torch.device,
-                          owner: str) -> torch.Tensor:
-    """Validate modality labels and return them as (N,) int64 on device."""
-    if labels is None:
-        raise RuntimeError(
-            f'{owner}: no modality labels were set. Call set_modality('
-            f'model, labels) (ReIDModel does it from each data sample\'s '
-            f'metainfo["modality"]) before the forward pass')
-    if isinstance(labels, int):
-        labels = torch.full((batch_size, ), labels, dtype=torch.long)
-    labels = torch.as_tensor(labels, device=device).long().flatten()
-    if labels.numel() != batch_size:
-        raise ValueError(
-            f'{owner}: got {labels.numel()} modality labels for a batch of '
-            f'{batch_size} samples; set_modality must be called with one '
-            f'label per sample of the batch')
-    if labels.numel() and (labels.min() < 0 or labels.max() >= num_modalities):
-        raise ValueError(
-            f'{owner}: modality labels must be in [0, {num_modalities}), '
-            f'got {sorted(set(labels.tolist()))}')
-    return labels
 
 
 def resolve_norm_cfg(cfg: dict) -> dict:
@@ -82,14 +36,6 @@ def resolve_norm_cfg(cfg: dict) -> dict:
         return cfg
     cls = MODELS._module_dict.get(norm_type)
     return dict(cfg, type=cls) if cls is not None else cfg
-
-
-def _as_labels(labels: ModalityLabels) -> Union[int, torch.Tensor]:
-    if isinstance(labels, int):
-        return labels
-    if isinstance(labels, torch.Tensor):
-        return labels.detach().long().flatten()
-    return torch.as_tensor(list(labels), dtype=torch.long)
 
 
 @MODELS.register_module('MBN')
@@ -221,7 +167,7 @@ class MBN(nn.Module):
                 values in ``[0, num_modalities)``, or one int for a batch
                 of a single modality. None clears them.
         """
-        self._modality = None if labels is None else _as_labels(labels)
+        self._modality = None if labels is None else as_modality_labels(labels)
 
     @property
     def modality(self) -> Optional[Union[int, torch.Tensor]]:
@@ -386,55 +332,6 @@ class MBN(nn.Module):
                 f'num_modalities={self.num_modalities}, '
                 f'share_affine={self.share_affine}, dims={self.dims}, '
                 f'eval_stats={self.eval_stats!r}')
-
-
-# ----------------------------------------------------------------------
-# Whole-model helpers
-# ----------------------------------------------------------------------
-def modality_aware_modules(model: nn.Module) -> List[nn.Module]:
-    """Submodules (``model`` included) that take modality labels.
-
-    A module is modality-aware if it has a callable ``set_modality``
-    method, e.g. :class:`MBN` or a two-stream backbone.
-    """
-    return [
-        m for m in model.modules()
-        if callable(getattr(m, 'set_modality', None))
-    ]
-
-
-def set_modality(model: nn.Module, labels: Optional[ModalityLabels]) -> int:
-    """Set modality labels on every modality-aware submodule of ``model``.
-
-    Args:
-        model (nn.Module): Any module.
-        labels (int | Sequence[int] | Tensor | None): See
-            :meth:`MBN.set_modality`.
-
-    Returns:
-        int: The number of modules that received the labels.
-    """
-    modules = modality_aware_modules(model)
-    value = None if labels is None else _as_labels(labels)
-    for m in modules:
-        m.set_modality(value)
-    return len(modules)
-
-
-@contextlib.contextmanager
-def modality_context(model: nn.Module,
-                     labels: ModalityLabels) -> Iterator[nn.Module]:
-    """Run a block with ``labels`` set on ``model``; clear them after.
-
-    Example:
-        >>> with modality_context(backbone, [0, 0, 1, 1]):
-        ...     feats = backbone(images)
-    """
-    set_modality(model, labels)
-    try:
-        yield model
-    finally:
-        set_modality(model, None)
 
 
 def convert_mbn_to_bn(model: nn.Module,

@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
+from mmreid.evaluation.functional.mnet_logits import fold_mnet_batchnorm
 from mmreid.registry import MODELS
 
 OUTPUTS = ('logit', 'two_way_softmax')
@@ -100,11 +101,8 @@ class MNet(BaseModule):
     def _fold(linear: nn.Linear,
               bn: nn.BatchNorm1d) -> Tuple[torch.Tensor, torch.Tensor]:
         """Fold an eval-mode BatchNorm1d into the bias-free Linear before
-        it: ``bn(W x) = (s * W) x + (beta - mean * s)``."""
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        weight = linear.weight * scale.unsqueeze(1)
-        bias = bn.bias - bn.running_mean * scale
-        return weight, bias
+        it (the one fold: :func:`fold_mnet_batchnorm`)."""
+        return fold_mnet_batchnorm(linear.weight, bn)
 
     @torch.no_grad()
     def folded_params(

@@ -5,11 +5,10 @@ from typing import Dict, Optional, Tuple
 import torch
 from mmengine.logging import print_log
 
-from mmreid.evaluation.functional.pair_scoring import (DEFAULT_CHECK_QUERIES,
-                                                       DEFAULT_MAX_LOGIT_ERROR,
-                                                       PAIR_DISTANCE_MODES,
-                                                       PAIR_SCORING_METHODS,
-                                                       MNetPairScorer)
+from mmreid.evaluation.functional.mnet_distance import (
+    DEFAULT_CHECK_QUERIES, DEFAULT_MAX_LOGIT_ERROR, PAIR_DISTANCE_MODES,
+    MNetPairScorer)
+from mmreid.evaluation.functional.mnet_logits import PAIR_SCORING_METHODS
 from mmreid.registry import MODELS
 from .reid_model import ReIDModel
 

@@ -7,7 +7,8 @@ import torch
 from mmengine.model import BaseModel, is_model_wrapper
 
 from mmreid.evaluation.functional import Scorer, compute_distance
-from mmreid.models.layers.mbn import modality_aware_modules, set_modality
+from mmreid.models.modality_routing import (modality_aware_modules,
+                                            set_modality)
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 

@@ -1,0 +1,149 @@
+"""The base of the identity samplers: an index plan per (seed, epoch)."""
+from typing import Iterator, Optional, Sized
+
+import numpy as np
+from mmengine.dist import get_dist_info, sync_random_seed
+from torch.utils.data import Sampler
+
+from .sample_seed import seeded_indices
+
+
+class EpochPlanSampler(Sampler):
+    """Base of the identity samplers: an index plan per (seed, epoch).
+
+    The constructor checks the batch layout and sets what every identity
+    sampler shares: ``dataset``, ``rank``, ``world_size``, ``batch_size``,
+    ``num_instances``, ``num_pids_per_batch`` (P), ``pids_per_step``
+    (``P * world_size``), ``seed`` (drawn on rank 0 and broadcast when
+    None) and ``epoch``. A batch holds P identities x
+    ``images_per_instance * num_instances`` images (1 for a PK batch, 2
+    for K visible + K infrared images). A subclass then reads its
+    identities, calls :meth:`_check_identity_count`, sets
+    ``identities``, ``num_steps`` and ``num_samples`` and implements
+    ``_plan()``, an array of shape (num_steps, world_size, ...) whose
+    ``[:, rank]`` entries flattened in order are the rank's indices (whole
+    batches, one step after another).
+
+    Every index comes with its sample's augmentation seed (a
+    :class:`~mmreid.datasets.samplers.sample_seed.SeededIndex`), a function
+    of ``(seed, epoch, rank, position)`` only, so the augmentations of an
+    epoch are the same whether the run was resumed or not and whatever the
+    number of dataloader workers.
+
+    Args:
+        dataset (Sized): The training set.
+        batch_size (int): Images per batch per GPU; the dataloader's
+            ``batch_size``.
+        num_instances (int): K, images per identity (per modality) in a
+            batch.
+        seed (int, optional): Seed shared by all ranks. None draws one on
+            rank 0 and broadcasts it.
+    """
+
+    #: The indices carry per-sample augmentation seeds.
+    yields_sample_seeds = True
+    #: Images of one identity in a batch, in units of ``num_instances``.
+    images_per_instance = 1
+
+    def __init__(self,
+                 dataset: Sized,
+                 batch_size: int,
+                 num_instances: int = 4,
+                 seed: Optional[int] = None) -> None:
+        name = type(self).__name__
+        for key, value in (('batch_size', batch_size), ('num_instances',
+                                                        num_instances)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name}: {key} must be a positive int, '
+                                 f'got {value!r}')
+        per_identity = self.images_per_instance * num_instances
+        if batch_size % per_identity != 0:
+            raise ValueError(
+                f'{name}: batch_size ({batch_size}) must be a multiple of '
+                f'{self._per_identity_text()} ({per_identity}): a batch is '
+                f'P identities x {self._layout_text(num_instances)}')
+        rank, world_size = get_dist_info()
+        self.rank = rank
+        self.world_size = world_size
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.num_instances = num_instances
+        self.num_pids_per_batch = batch_size // per_identity
+        self.pids_per_step = self.num_pids_per_batch * world_size
+        if seed is None:
+            seed = sync_random_seed()
+        self.seed = seed
+        self.epoch = 0
+
+    def _per_identity_text(self) -> str:
+        """``num_instances`` scaled as in the batch-size rule, in words."""
+        if self.images_per_instance == 1:
+            return 'num_instances'
+        return f'{self.images_per_instance} * num_instances'
+
+    def _layout_text(self, num_instances: int) -> str:
+        """What one identity contributes to a batch, in words."""
+        return f'K={num_instances} images'
+
+    def _check_identity_count(self,
+                              num_identities: int,
+                              kind: str = 'distinct identities') -> None:
+        """Raise unless one step can take ``P * world_size`` identities.
+
+        Args:
+            num_identities (int): Identities the sampler can draw from.
+            kind (str): How they are named in the message.
+        """
+        if num_identities >= self.pids_per_step:
+            return
+        divisor = f'num_instances {self.num_instances}'
+        if self.images_per_instance != 1:
+            divisor = f'({self.images_per_instance} x {divisor})'
+        raise ValueError(
+            f'{type(self).__name__}: a step needs {self.pids_per_step} '
+            f'{kind} (P={self.num_pids_per_batch} per batch = batch_size '
+            f'{self.batch_size} / {divisor}, x world_size '
+            f'{self.world_size}), but the dataset has only '
+            f'{num_identities}; lower batch_size or use fewer GPUs')
+
+    def _plan(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[int]:
+        """The indices of this rank, batch after batch, with their seeds."""
+        indices = self._plan()[:, self.rank].reshape(-1)
+        return iter(seeded_indices(indices, self.seed, self.epoch, self.rank))
+
+    def __len__(self) -> int:
+        """The number of indices this rank yields per epoch."""
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch; the plan is a function of ``(seed, epoch)``.
+
+        Args:
+            epoch (int): Epoch number.
+        """
+        self.epoch = epoch
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Raise if the dataloader's batch size differs from the sampler's.
+
+        A mismatch silently breaks the batch structure (batches would mix
+        the identity groups of different steps), so call this with
+        ``dataloader.batch_size`` once the dataloader is built
+        (``TrainSetupCheckHook`` does).
+        """
+        name = type(self).__name__
+        if batch_size != self.batch_size:
+            raise ValueError(
+                f'the dataloader batch_size ({batch_size}) differs from '
+                f'{name} batch_size ({self.batch_size}); set '
+                f'sampler=dict(type="{name}", batch_size={batch_size}, ...) '
+                'or change the dataloader')
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(batch_size={self.batch_size}, '
+                f'num_instances={self.num_instances}, seed={self.seed}, '
+                f'identities={len(self.identities)}, '
+                f'steps={self.num_steps}, world_size={self.world_size})')

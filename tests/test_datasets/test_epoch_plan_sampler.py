@@ -1,0 +1,77 @@
+"""EpochPlanSampler: the one constructor prelude of the identity samplers."""
+import sys
+
+import numpy as np
+import pytest
+
+from mmreid.datasets.samplers import (CrossModalityIdentitySampler,
+                                      DomainIdentitySampler, EpochPlanSampler,
+                                      IdentitySampler, epoch_plan_sampler,
+                                      identity_sampler)
+
+
+class TwoStepSampler(EpochPlanSampler):
+    """The smallest subclass: a fixed plan of two steps."""
+
+    def __init__(self, dataset, batch_size, num_instances=2, seed=None):
+        super().__init__(dataset, batch_size, num_instances, seed)
+        self.identities = list(range(len(dataset)))
+        self._check_identity_count(len(self.identities))
+        self.num_steps = 2
+        self.num_samples = self.num_steps * batch_size
+
+    def _plan(self):
+        total = self.num_steps * self.world_size * self.batch_size
+        return np.arange(total).reshape(self.num_steps, self.world_size, -1)
+
+
+def test_every_identity_sampler_shares_the_base_constructor():
+    for cls in (IdentitySampler, DomainIdentitySampler,
+                CrossModalityIdentitySampler):
+        assert issubclass(cls, EpochPlanSampler)
+        # No subclass repeats the prelude: the base's __init__ runs it.
+        assert 'get_dist_info' not in vars(sys.modules[cls.__module__])
+    # The old import path keeps working for one release.
+    assert identity_sampler.EpochPlanSampler is EpochPlanSampler
+
+
+def test_base_prelude_sets_the_shared_state(monkeypatch):
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (1, 2))
+    sampler = TwoStepSampler(list(range(8)), batch_size=4, seed=7)
+    assert (sampler.rank, sampler.world_size) == (1, 2)
+    assert sampler.num_pids_per_batch == 2
+    assert sampler.pids_per_step == 4
+    assert (sampler.seed, sampler.epoch) == (7, 0)
+    assert len(sampler) == 8
+    # Rank 1 takes the second slice of every step.
+    assert [int(i) for i in sampler] == [4, 5, 6, 7, 12, 13, 14, 15]
+
+
+def test_base_prelude_errors_name_the_subclass(monkeypatch):
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 2))
+    with pytest.raises(
+            ValueError,
+            match='TwoStepSampler: num_instances must be a '
+            'positive int, got 0'):
+        TwoStepSampler(list(range(8)), batch_size=4, num_instances=0)
+    with pytest.raises(
+            ValueError,
+            match=r'TwoStepSampler: batch_size \(5\) must be a '
+            r'multiple of num_instances \(2\)'):
+        TwoStepSampler(list(range(8)), batch_size=5)
+    with pytest.raises(
+            ValueError,
+            match=r'TwoStepSampler: a step needs 4 distinct '
+            r'identities .* world_size 2\), but the dataset has '
+            r'only 3'):
+        TwoStepSampler(list(range(3)), batch_size=4, seed=0)
+
+
+def test_cross_modality_layout_counts_two_images_per_instance(monkeypatch):
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 1))
+    with pytest.raises(
+            ValueError,
+            match=r'CrossModalityIdentitySampler: batch_size '
+            r'\(12\) must be a multiple of 2 \* num_instances '
+            r'\(8\): a batch is P identities x K=4 visible'):
+        CrossModalityIdentitySampler([], batch_size=12, num_instances=4)

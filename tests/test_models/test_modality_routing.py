@@ -1,0 +1,76 @@
+"""Model-wide modality routing lives apart from the MBN layer."""
+import ast
+import inspect
+
+import pytest
+import torch
+import torch.nn as nn
+
+from mmreid.models import modality_routing
+from mmreid.models.layers import mbn
+from mmreid.models.modality_routing import (as_modality_labels,
+                                            check_modality_labels,
+                                            modality_aware_modules,
+                                            modality_context, modality_groups,
+                                            set_modality)
+from mmreid.models.reiders import reid_model
+
+
+class Recorder(nn.Module):
+    """A modality-aware module that is not an MBN."""
+
+    def __init__(self):
+        super().__init__()
+        self.labels = 'unset'
+
+    def set_modality(self, labels):
+        self.labels = labels
+
+
+def test_reid_model_takes_routing_from_the_general_module():
+    tree = ast.parse(inspect.getsource(reid_model))
+    sources = {
+        node.module
+        for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+    }
+    assert 'mmreid.models.modality_routing' in sources
+    assert not any(s and s.endswith('mbn') for s in sources)
+    assert reid_model.set_modality is modality_routing.set_modality
+
+
+def test_old_mbn_import_path_is_the_same_functions():
+    for name in ('set_modality', 'modality_context', 'modality_aware_modules',
+                 'modality_groups', 'check_modality_labels', 'ModalityLabels'):
+        assert getattr(mbn, name) is getattr(modality_routing, name)
+
+
+def test_set_modality_reaches_every_aware_module_and_context_clears():
+    model = nn.Sequential(Recorder(), nn.Linear(2, 2),
+                          nn.Sequential(Recorder()))
+    assert len(modality_aware_modules(model)) == 2
+    assert set_modality(model, [0, 1, 1]) == 2
+    for m in modality_aware_modules(model):
+        assert torch.equal(m.labels, torch.tensor([0, 1, 1]))
+    with modality_context(model, 1):
+        assert all(m.labels == 1 for m in modality_aware_modules(model))
+    assert all(m.labels is None for m in modality_aware_modules(model))
+
+
+def test_labels_are_checked_and_groups_restore_order():
+    assert as_modality_labels(1) == 1
+    assert as_modality_labels(torch.tensor([[1], [0]])).tolist() == [1, 0]
+    with pytest.raises(RuntimeError, match='Net: no modality labels'):
+        check_modality_labels(None, 2, 2, torch.device('cpu'), 'Net')
+    with pytest.raises(
+            ValueError, match='got 3 modality labels for a '
+            'batch of 2'):
+        check_modality_labels([0, 1, 0], 2, 2, torch.device('cpu'), 'Net')
+    with pytest.raises(ValueError, match=r'in \[0, 2\), got \[0, 2\]'):
+        check_modality_labels([0, 2], 2, 2, torch.device('cpu'), 'Net')
+    labels = torch.tensor([1, 0, 1, 0, 0])
+    indices, inverse = modality_groups(labels, 3)
+    assert [i.tolist() for i in indices] == [[1, 3, 4], [0, 2], []]
+    values = torch.arange(5) * 10
+    grouped = torch.cat([values[i] for i in indices])
+    assert torch.equal(grouped[inverse], values)
+    assert modality_groups(torch.tensor([0, 0, 1]), 2)[1] is None
