@@ -2,6 +2,7 @@
 import glob
 import os
 import os.path as osp
+import re
 
 import pytest
 from mmengine.config import Config
@@ -108,6 +109,28 @@ def roots(tmp_path_factory):
             tmp_path_factory.mktemp('grid'), [list(range(1, 126))] * 10),
         synth=folder('synth'),
         **{'synth-vi': folder('synth_vi')})
+
+
+ALL_CONFIG_FILES = sorted(
+    glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True))
+
+
+def test_configs_use_one_style_and_the_current_names():
+    """``{{_base_.x}}`` (not ``_base_.x``), ``ReID*`` names, ``loss_tri``."""
+    from mmreid.utils.deprecation import RENAMED
+    assert len(RENAMED) == 5
+    deprecated = re.compile(r"""type=['"](%s)['"]|\bloss_triplet\b""" %
+                            '|'.join(RENAMED))
+    bare_base = re.compile(r'(?<!\{)\b_base_\.\w+')
+    found = []
+    for path in ALL_CONFIG_FILES:
+        with open(path, encoding='utf-8') as f:
+            for number, line in enumerate(f, 1):
+                if deprecated.search(line) or bare_base.search(line):
+                    found.append(
+                        f'{osp.relpath(path, REPO)}:{number}: {line.strip()}')
+    assert len(ALL_CONFIG_FILES) > len(CONFIGS)
+    assert not found, '\n'.join(found)
 
 
 def test_there_are_configs():

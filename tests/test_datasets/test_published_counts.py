@@ -13,7 +13,7 @@ from mmreid.datasets import (CUHK02, CUHK03NP, CUHKSYSU, GRID, LLCM, MSMT17,
                              PRID2011, SYSUMM01, ConcatReIDDataset,
                              DatasetLayoutError, DukeMTMCReID, Market1501,
                              QMULiLIDS, RegDB, VIPeR)
-from mmreid.datasets.transforms import LoadImageFromFile
+from mmreid.datasets.transforms import ReIDLoadImageFromFile
 from .test_market1501 import market_root  # noqa: F401 (fixture)
 from .test_msmt17 import make_msmt17
 from .test_small_dg import make_ilids, make_prid
@@ -153,7 +153,7 @@ def test_zero_byte_image_names_the_file(tmp_path):
     path = str(tmp_path / '0002_c1s1_000451_03.jpg')
     open(path, 'wb').close()
     with pytest.raises(OSError, match='0002_c1s1_000451_03.jpg.*empty'):
-        LoadImageFromFile()(dict(img_path=path))
+        ReIDLoadImageFromFile()(dict(img_path=path))
 
 
 def test_missing_prid_image_named_at_its_real_path(tmp_path):

@@ -39,7 +39,7 @@ synth = dict(type='SynthReID', data_root='{root}', num_domains=3,
 test_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
     dataset=dict(synth, domain=2, split='test',
-                 pipeline=[dict(type='LoadImageFromFile'),
+                 pipeline=[dict(type='ReIDLoadImageFromFile'),
                            dict(type='ReIDResize', size=(32, 16)),
                            dict(type='PackReIDInputs')]))
 model = dict(

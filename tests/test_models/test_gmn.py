@@ -280,7 +280,7 @@ def test_head_gmn_gradient_reaches_features_unless_detached():
     labels = pk_labels(4, 2)
     for detach in (False, True):
         head = build_head(
-            loss_cls=None, loss_triplet=None, gmn_detach_backbone=detach)
+            loss_cls=None, loss_tri=None, gmn_detach_backbone=detach)
         feats = torch.randn(8, 16, requires_grad=True)
         losses = head.loss(feats, samples_of(labels))
         (losses['loss_gmn'] + losses['loss_pic']).backward()

@@ -61,7 +61,7 @@ def worker(rank, port, out):
                       norm_cfg=dict(type='MBN'), init_cfg=None),
         neck=dict(type='GeMPool', p=3.0, learnable=False),
         head=dict(type='BNNeckHead', in_channels=64, num_classes=6,
-                  loss_triplet=dict(type='WRTLoss')))
+                  loss_tri=dict(type='WRTLoss')))
     model.init_weights()
     ddp = DistributedDataParallel(model, broadcast_buffers=False)
     optim = torch.optim.SGD(ddp.parameters(), lr=0.05)

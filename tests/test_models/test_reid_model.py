@@ -144,7 +144,7 @@ def test_bnneck_head_triplet_feature(triplet_feat):
     head = BNNeckHead(
         in_channels=8,
         num_classes=4,
-        loss_triplet=dict(type='TripletLoss', margin=None),
+        loss_tri=dict(type='TripletLoss', margin=None),
         triplet_feat=triplet_feat)
     head.init_weights()
     with torch.no_grad():

@@ -18,7 +18,7 @@ synth = dict(type='SynthReID', data_root='{data_root}', num_domains=3,
              size='tiny', seed=0, img_size=(32, 16))
 # No random augmentation: two runs with one seed are then identical.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=(32, 16)),
     dict(type='PackReIDInputs'),
 ]

@@ -154,7 +154,7 @@ def test_input_shape():
         dict(
             test_dataloader=dict(
                 dataset=dict(pipeline=[
-                    dict(type='LoadImageFromFile'),
+                    dict(type='ReIDLoadImageFromFile'),
                     dict(type='ReIDResize', size=(256, 128))
                 ]))))
     assert tool.input_shape(cfg) == (256, 128)

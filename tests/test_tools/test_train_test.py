@@ -49,14 +49,14 @@ class KillMidEpoch(Hook):
 AUGMENTING = """
 train_dataloader.update(num_workers=2, persistent_workers=True)
 train_dataloader['dataset']['pipeline'] = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='Random2DTranslation', size=(32, 16)),
-    dict(type='RandomFlip', prob=0.5),
+    dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=4),
-    dict(type='ColorJitter', brightness=0.2, contrast=0.15, saturation=0.1,
+    dict(type='ReIDColorJitter', brightness=0.2, contrast=0.15, saturation=0.1,
          hue=0.05, prob=0.8),
     dict(type='RandomChannel', prob=0.5),
-    dict(type='RandomErasing', prob=0.5),
+    dict(type='ReIDRandomErasing', prob=0.5),
     dict(type='PackReIDInputs'),
 ]
 """
@@ -219,7 +219,7 @@ class ConstantTripletLoss(nn.Module):
     config = make_config(
         extra="custom_imports = dict(imports=['my_reid_losses'], "
         'allow_failed_imports=False)',
-        head_extra="loss_triplet=dict(type='ConstantTripletLoss')")
+        head_extra="loss_tri=dict(type='ConstantTripletLoss')")
     log = run_tool([
         PYTHON, 'tools/train.py', config, '--work-dir',
         str(tmp_path / 'work'), '--no-validate', '--cfg-options',
