@@ -17,7 +17,7 @@ from mmreid.evaluation.metrics import (CUHK03ClassicMetric, DGSplitMetric,
 from mmreid.evaluation.metrics.split_metric import classic_cmc
 from mmreid.registry import METRICS
 from mmreid.utils import register_all_modules
-from ..test_datasets.utils import touch
+from ..fixtures.files import touch
 
 
 def sample(path, pid, camid, role, feature, idx):

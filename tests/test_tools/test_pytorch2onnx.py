@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
-from .conftest import REPO
+from ..fixtures.processes import REPO
 
 onnx = pytest.importorskip('onnx')
 onnxruntime = pytest.importorskip('onnxruntime')

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmreid.utils import load_trusted_checkpoint
-from .conftest import PYTHON, REPO, free_port, run_tool
+from ..fixtures.processes import PYTHON, REPO, run_tool
 
 
 def train(config, work_dir, *extra):
@@ -160,7 +160,7 @@ def test_distributed_train_and_eval_match_single_process(
         str(work_dir), '--cfg-options', 'train_cfg.max_epochs=1',
         'train_cfg.val_interval=1'
     ],
-                   env=dict(PORT=str(free_port())))
+                   port_env='PORT')
     assert 'Distributed training: True' in log
     ckpt = str(work_dir / 'epoch_1.pth')
     assert osp.isfile(ckpt)
@@ -189,7 +189,7 @@ def test_distributed_train_and_eval_match_single_process(
             str(tmp_path / 'test2'), '--out',
             str(dist)
         ] + (['--cfg-options'] + options if options else []),
-        env=dict(PORT=str(free_port())))
+        port_env='PORT')
     m1, m2 = read_metrics(single), read_metrics(dist)
     assert m1.keys() == m2.keys()
     assert 'reid/mAP' in m1 and 'reid/R1' in m1

@@ -19,10 +19,10 @@ from mmreid.utils import deprecation
 RENAMED = {
     'LoadImageFromFile': (TRANSFORMS, ReIDLoadImageFromFile, {}),
     'RandomFlip': (TRANSFORMS, ReIDRandomFlip, dict(prob=0.5)),
-    'RandomErasing': (TRANSFORMS, ReIDRandomErasing,
-                      dict(prob=1.0, fill_mode='random')),
-    'ColorJitter': (TRANSFORMS, ReIDColorJitter,
-                    dict(brightness=0.4, contrast=0.3, hue=0.1)),
+    'RandomErasing':
+    (TRANSFORMS, ReIDRandomErasing, dict(prob=1.0, fill_mode='random')),
+    'ColorJitter':
+    (TRANSFORMS, ReIDColorJitter, dict(brightness=0.4, contrast=0.3, hue=0.1)),
     'CrossEntropyLoss': (MODELS, ReIDCrossEntropyLoss,
                          dict(label_smooth_eps=0.1, loss_weight=0.5)),
 }
@@ -78,8 +78,7 @@ def test_old_name_in_a_pipeline(fresh_warnings):
     with pytest.warns(FutureWarning, match='ReIDRandomFlip'):
         pipeline = Compose([dict(type='RandomFlip', prob=1.0)])
     img = np.arange(24, dtype=np.uint8).reshape(2, 4, 3)
-    np.testing.assert_array_equal(
-        pipeline(dict(img=img))['img'], img[:, ::-1])
+    np.testing.assert_array_equal(pipeline(dict(img=img))['img'], img[:, ::-1])
 
 
 def test_openmmlab_config_names_the_openmmlab_class():
@@ -94,8 +93,8 @@ def test_openmmlab_config_names_the_openmmlab_class():
         dict(type='mmpretrain.RandomErasing', erase_prob=0.25),
         dict(type='mmpretrain.ColorJitter', brightness=0.1)
     ])
-    assert [type(t).__module__.split('.')[0] for t in pipeline.transforms
-            ] == ['mmpretrain', 'mmpretrain']
+    assert [type(t).__module__.split('.')[0]
+            for t in pipeline.transforms] == ['mmpretrain', 'mmpretrain']
     loss = MODELS.build(
         dict(type='mmpretrain.CrossEntropyLoss', use_sigmoid=True))
     assert type(loss) is PretrainCE and loss.use_sigmoid
@@ -147,9 +146,10 @@ def test_no_mmreid_name_shadows_an_openmmlab_one():
         for name in ours.module_dict:
             if any(name in other.module_dict for other in theirs):
                 clashes.append(f'{attr}:{name}')
-    assert sorted(clashes) == sorted(
-        [f'{"MODELS" if old == "CrossEntropyLoss" else "TRANSFORMS"}:{old}'
-         for old in RENAMED] + ['WEIGHT_INITIALIZERS:Pretrained'])
+    assert sorted(clashes) == sorted([
+        f'{"MODELS" if old == "CrossEntropyLoss" else "TRANSFORMS"}:{old}'
+        for old in RENAMED
+    ] + ['WEIGHT_INITIALIZERS:Pretrained'])
     assert deprecation.RENAMED == {old: f'ReID{old}' for old in RENAMED}
 
 
@@ -227,7 +227,8 @@ def test_loss_triplet_is_a_deprecated_alias(head_cls):
             loss_triplet=dict(type='TripletLoss', margin=None))
     old.load_state_dict(new.state_dict())
     torch.testing.assert_close(
-        head_losses(old)['loss_tri'], head_losses(new)['loss_tri'])
+        head_losses(old)['loss_tri'],
+        head_losses(new)['loss_tri'])
     with pytest.warns(FutureWarning):
         off = head_cls(in_channels=4, num_classes=3, loss_triplet=None)
     assert off.loss_tri is None
