@@ -68,6 +68,8 @@ def deprecated_registry_alias(registry, old_name: str, new_cls: type,
     build_renamed.__qualname__ = old_name
     build_renamed.__doc__ = (f'Deprecated name of :class:`{new_name}`; '
                              f'builds one and warns once.')
+    # Introspection (inspect.signature, tools) sees the class it builds.
+    build_renamed.__wrapped__ = new_cls
     registry.register_module(name=old_name, module=build_renamed)
     RENAMED[old_name] = new_name
     return build_renamed
