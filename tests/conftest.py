@@ -1,8 +1,43 @@
 import pytest
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skip the ``cuda``-marked tests on a machine without CUDA."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='needs CUDA (marked cuda)')
+    for item in items:
+        if item.get_closest_marker('cuda') is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True, scope='session')
 def mmreid_scope():
     """Build from configs as the runner does: in the mmreid default scope."""
     from mmreid.utils import register_all_modules
     register_all_modules(init_default_scope=True)
+
+
+@pytest.fixture(scope='session')
+def synth_root(tmp_path_factory):
+    """One SynthReID folder for the session (generated on first use)."""
+    return str(tmp_path_factory.mktemp('synthreid'))
+
+
+@pytest.fixture
+def make_config(tmp_path, synth_root):
+    """Write the tiny tool-test config with optional extra lines.
+
+    ``make_config(extra='', head_extra='', name='tiny.py')`` returns the
+    path of the written config (see :mod:`tests.fixtures.tiny_config`).
+    """
+    from .fixtures.tiny_config import write_tiny_config
+
+    def make(extra: str = '',
+             head_extra: str = '',
+             name: str = 'tiny.py') -> str:
+        return write_tiny_config(tmp_path / name, synth_root, extra,
+                                 head_extra)
+
+    return make

@@ -1,52 +1,23 @@
 """Every config under configs/ builds: its model and its datasets."""
 import glob
-import os
 import os.path as osp
+import re
 
 import pytest
 from mmengine.config import Config
 
 from mmreid.registry import DATASETS, MODELS
-from .test_datasets.utils import touch
+from .fixtures.dataset_trees import (fake_cuhk03, fake_duke, fake_market,
+                                     make_cuhk02, make_grid, make_ilids,
+                                     make_llcm, make_msmt17, make_prid,
+                                     make_regdb, make_sysu, make_viper)
+from .fixtures.files import touch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
     p for p in glob.glob(
         osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
     if '_base_' not in p)
-
-
-def fake_market(root):
-    """A few empty files with Market-1501 names: enough to parse."""
-    for folder, names in (('bounding_box_train', [
-            '0001_c1s1_000001_01.jpg', '0003_c2s1_000002_01.jpg'
-    ]), ('query', ['0001_c1s1_000003_00.jpg'
-                   ]), ('bounding_box_test',
-                        ['0001_c2s1_000004_01.jpg',
-                         '0000_c3s1_000005_01.jpg'])):
-        os.makedirs(osp.join(root, folder), exist_ok=True)
-        for name in names:
-            open(osp.join(root, folder, name), 'wb').close()
-
-
-def fake_duke(root):
-    for folder, names in (('bounding_box_train',
-                           ['0001_c2_f0046182.jpg', '0005_c1_f0000002.jpg'
-                            ]), ('query', ['0001_c1_f0000003.jpg']),
-                          ('bounding_box_test', ['0001_c3_f0000004.jpg'])):
-        os.makedirs(osp.join(root, folder), exist_ok=True)
-        for name in names:
-            open(osp.join(root, folder, name), 'wb').close()
-
-
-def fake_cuhk03(root):
-    for variant in ('labeled', 'detected'):
-        base = osp.join(root, variant)
-        touch(osp.join(base, 'bounding_box_train'), '0001_c1_1.png',
-              '0003_c2_1.png')
-        touch(osp.join(base, 'query'), '0002_c1_1.png')
-        touch(osp.join(base, 'bounding_box_test'), '0002_c2_1.png')
-    return root
 
 
 def redirect_data(cfg, roots):
@@ -68,13 +39,6 @@ def redirect_data(cfg, roots):
 
 @pytest.fixture(scope='module')
 def roots(tmp_path_factory):
-    from .test_datasets.test_cuhk02 import make_cuhk02
-    from .test_datasets.test_llcm import make_llcm
-    from .test_datasets.test_msmt17 import make_msmt17
-    from .test_datasets.test_regdb import make_regdb
-    from .test_datasets.test_small_dg import (make_grid, make_ilids,
-                                              make_prid, make_viper)
-    from .test_datasets.test_sysu_mm01 import make_sysu
 
     def folder(name):
         return str(tmp_path_factory.mktemp(name))
@@ -108,6 +72,28 @@ def roots(tmp_path_factory):
             tmp_path_factory.mktemp('grid'), [list(range(1, 126))] * 10),
         synth=folder('synth'),
         **{'synth-vi': folder('synth_vi')})
+
+
+ALL_CONFIG_FILES = sorted(
+    glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True))
+
+
+def test_configs_use_one_style_and_the_current_names():
+    """``{{_base_.x}}`` (not ``_base_.x``), ``ReID*`` names, ``loss_tri``."""
+    from mmreid.utils.deprecation import RENAMED
+    assert len(RENAMED) == 5
+    deprecated = re.compile(r"""type=['"](%s)['"]|\bloss_triplet\b""" %
+                            '|'.join(RENAMED))
+    bare_base = re.compile(r'(?<!\{)\b_base_\.\w+')
+    found = []
+    for path in ALL_CONFIG_FILES:
+        with open(path, encoding='utf-8') as f:
+            for number, line in enumerate(f, 1):
+                if deprecated.search(line) or bare_base.search(line):
+                    found.append(
+                        f'{osp.relpath(path, REPO)}:{number}: {line.strip()}')
+    assert len(ALL_CONFIG_FILES) > len(CONFIGS)
+    assert not found, '\n'.join(found)
 
 
 def test_there_are_configs():

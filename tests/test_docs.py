@@ -226,7 +226,7 @@ def test_customize_md(world, monkeypatch):
               'bot_r50_center_market1501').glob('*.py'))
     assert dumped, 'the training run dumped no config'
     config_text = dumped[-1].read_text()
-    assert "loss_triplet=dict(type='CenterTripletLoss')" in config_text
+    assert "loss_tri=dict(type='CenterTripletLoss')" in config_text
     # The losses that get_started.md section 4 names are the logged ones.
     with open(osp.join(REPO, 'docs', 'get_started.md'), encoding='utf-8') as f:
         section = f.read().split('## 4.')[1].split('## 5.')[0]

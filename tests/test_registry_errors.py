@@ -26,8 +26,8 @@ def tiny_model(**overrides) -> dict:
             type='BNNeckHead',
             in_channels=512,
             num_classes=10,
-            loss_cls=dict(type='CrossEntropyLoss', label_smooth_eps=0.1),
-            loss_triplet=dict(type='TripletLoss', margin=0.3)))
+            loss_cls=dict(type='ReIDCrossEntropyLoss', label_smooth_eps=0.1),
+            loss_tri=dict(type='TripletLoss', margin=0.3)))
     for key, value in overrides.items():
         cfg[key] = value
     return cfg
@@ -60,9 +60,9 @@ def test_mmpretrain_name_without_scope_is_pointed_to_both_resnets():
 
 def test_nested_loss_key_path():
     head = tiny_model()['head']
-    head['loss_triplet'] = dict(type='TripletLos', margin=0.3)
+    head['loss_tri'] = dict(type='TripletLos', margin=0.3)
     msg = build_error(MODELS, tiny_model(head=head))
-    assert msg.startswith("head.loss_triplet.type='TripletLos'")
+    assert msg.startswith("head.loss_tri.type='TripletLos'")
     assert "Did you mean 'TripletLoss'" in msg
 
 

@@ -11,8 +11,8 @@ _base_ = [
 model = dict(
     backbone=dict(depth=18, init_cfg=None),
     head=dict(in_channels=512, num_classes=450))  # 3 domains x 150 ids
-val_cfg = dict(type='MultiTargetValLoop', targets=_base_.val_targets)
-test_cfg = dict(type='MultiTargetTestLoop', targets=_base_.test_targets)
+val_cfg = dict(type='MultiTargetValLoop', targets={{_base_.val_targets}})
+test_cfg = dict(type='MultiTargetTestLoop', targets={{_base_.test_targets}})
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(type='CheckpointHook', interval=8))

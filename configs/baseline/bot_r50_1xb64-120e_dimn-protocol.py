@@ -10,14 +10,14 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-model = dict(head=dict(num_classes=_base_.num_classes))
+model = dict(head=dict(num_classes={{_base_.num_classes}}))
 val_cfg = dict(
     type='MultiTargetValLoop',
-    targets=_base_.dg_targets,
+    targets={{_base_.dg_targets}},
     aggregate_prefix='dg')
 test_cfg = dict(
     type='MultiTargetTestLoop',
-    targets=_base_.dg_targets,
+    targets={{_base_.dg_targets}},
     aggregate_prefix='dg')
 # DG protocols report the last epoch; the targets never select a model.
 train_cfg = dict(val_interval=120)

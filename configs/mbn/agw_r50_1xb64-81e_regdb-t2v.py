@@ -13,9 +13,9 @@ _base_ = [
 trial = 1
 direction = 't2v'
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=(288, 144)),
-    dict(type='RandomFlip', prob=0.5),
+    dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=10),
     dict(type='PackReIDInputs'),
 ]

@@ -9,9 +9,9 @@ _base_ = [
 
 # AGW transforms: pad 10 + random crop, flip; no random erasing.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=(288, 144)),
-    dict(type='RandomFlip', prob=0.5),
+    dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=10),
     dict(type='PackReIDInputs'),
 ]

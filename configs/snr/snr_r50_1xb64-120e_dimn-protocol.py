@@ -25,8 +25,8 @@ model = dict(
             position='after_stage')
     ]),
     head=dict(
-        num_classes=_base_.num_classes,
-        loss_triplet=dict(type='TripletLoss', margin=None),
+        num_classes={{_base_.num_classes}},
+        loss_tri=dict(type='TripletLoss', margin=None),
         triplet_feat='bn'),
     # One auxiliary loss per plugin, keyed by its abbreviation.
     aux_losses=dict(
@@ -34,20 +34,20 @@ model = dict(
     aux_stage_weights=dict(snr=snr_loss_weights))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Random2DTranslation', size=_base_.img_size, prob=0.5),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='ColorJitter', brightness=0.2, contrast=0.15),
+    dict(type='ReIDLoadImageFromFile'),
+    dict(type='Random2DTranslation', size={{_base_.img_size}}, prob=0.5),
+    dict(type='ReIDRandomFlip', prob=0.5),
+    dict(type='ReIDColorJitter', brightness=0.2, contrast=0.15),
     dict(type='PackReIDInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_cfg = dict(
     type='MultiTargetValLoop',
-    targets=_base_.dg_targets,
+    targets={{_base_.dg_targets}},
     aggregate_prefix='dg')
 test_cfg = dict(
     type='MultiTargetTestLoop',
-    targets=_base_.dg_targets,
+    targets={{_base_.dg_targets}},
     aggregate_prefix='dg')
 # DG protocols report the last epoch; the targets never select a model.
 train_cfg = dict(val_interval=120)

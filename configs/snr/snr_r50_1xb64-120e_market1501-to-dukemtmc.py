@@ -26,7 +26,7 @@ model = dict(
     head=dict(
         num_classes=751,
         # Soft margin: log(1 + exp(d_ap - d_an)), no margin.
-        loss_triplet=dict(type='TripletLoss', margin=None),
+        loss_tri=dict(type='TripletLoss', margin=None),
         triplet_feat='bn'),
     # One auxiliary loss per plugin, keyed by its abbreviation.
     aux_losses=dict(
@@ -35,12 +35,12 @@ model = dict(
 
 img_size = (256, 128)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     # The authors' torchreid augmentation: p=0.5 resize to 1.125x (288x144)
     # and crop a random 256x128 window, else resize to 256x128.
     dict(type='Random2DTranslation', size=img_size, prob=0.5, scale=1.125),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='ColorJitter', brightness=0.2, contrast=0.15),
+    dict(type='ReIDRandomFlip', prob=0.5),
+    dict(type='ReIDColorJitter', brightness=0.2, contrast=0.15),
     # No random erasing for cross-domain training.
     dict(type='PackReIDInputs'),
 ]

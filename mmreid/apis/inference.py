@@ -76,7 +76,7 @@ class _Preprocessor:
         elif isinstance(image, str):
             if self.load is None:
                 raise ValueError('the test pipeline does not start with '
-                                 'LoadImageFromFile; pass arrays')
+                                 'ReIDLoadImageFromFile; pass arrays')
             results = self.load(dict(img_path=image))
         else:
             raise TypeError(f'image #{index}: expected a path or an array, '

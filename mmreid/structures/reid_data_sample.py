@@ -16,6 +16,11 @@ def format_label(value: LabelType) -> torch.Tensor:
 
     Returns:
         torch.Tensor: Shape (1,) for a single pid.
+
+    Raises:
+        TypeError: ``value`` is none of the types above.
+        ValueError: ``value`` holds a non-integral number (a pid is never
+            rounded).
     """
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(value)
@@ -28,6 +33,8 @@ def format_label(value: LabelType) -> torch.Tensor:
                         f'tensor, got {type(value).__name__}')
     if value.ndim == 0:
         value = value.unsqueeze(0)
+    if value.is_floating_point() and not torch.equal(value, value.round()):
+        raise ValueError(f'a pid must be an integer, got {value.tolist()}')
     return value.long()
 
 

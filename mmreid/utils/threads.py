@@ -127,7 +127,8 @@ def torch_threads(num_threads: int) -> Iterator[None]:
     The previous count is restored on exit. Memory-bound passes over a
     chunk gain little from more threads, and each parallel region waits
     for its slowest thread: with a competing busy process on a 2-core
-    machine, 2 threads made the rank computation 10x slower than 1.
+    machine, 2 threads made the rank computation several times slower
+    than 1 (docs/benchmarks.md, "Evaluation speed and memory").
 
     Args:
         num_threads: Threads to use inside the block, at least 1.

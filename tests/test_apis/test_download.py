@@ -15,7 +15,7 @@ from mmreid.utils import load_weights_from_url
 
 CONFIG = '''
 default_scope = 'mmreid'
-test_pipeline = [dict(type='LoadImageFromFile'),
+test_pipeline = [dict(type='ReIDLoadImageFromFile'),
                  dict(type='PackReIDInputs')]
 model = dict(
     type='ReIDModel',

@@ -19,7 +19,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_CONFIG = '''
 default_scope = 'mmreid'
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=(32, 16)),
     dict(type='PackReIDInputs'),
 ]

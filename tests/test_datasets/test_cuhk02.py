@@ -7,21 +7,8 @@ from mmreid.datasets.cuhk02 import CUHK02
 from mmreid.datasets.cuhk_sysu import CUHKSYSU
 from mmreid.datasets.market1501 import Market1501
 from mmreid.datasets.multi_source import ConcatReIDDataset
-from .utils import touch
-
-
-def make_cuhk02(root):
-    """Pid 1 appears in P1 and P3: two different people."""
-    data = root / 'Dataset'
-    for pair in range(1, 6):
-        for view in (1, 2):
-            os.makedirs(data / f'P{pair}' / f'cam{view}', exist_ok=True)
-    touch(data / 'P1' / 'cam1', '1_1.png', '1_2.png', '20_1.png')
-    touch(data / 'P1' / 'cam2', '1_3.png', '20_3.png', 'Thumbs.db')
-    touch(data / 'P3' / 'cam1', '1_1.png')
-    touch(data / 'P3' / 'cam2', '1_3.png')
-    touch(data / 'P5' / 'cam2', '7_3.png')
-    return str(root)
+from ..fixtures.dataset_trees import make_cuhk02
+from ..fixtures.files import touch
 
 
 @pytest.fixture

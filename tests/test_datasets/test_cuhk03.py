@@ -4,23 +4,7 @@ import pytest
 
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
 from mmreid.datasets.cuhk03 import CUHK03NP
-from .utils import touch
-
-
-@pytest.fixture
-def cuhk03_root(tmp_path):
-    root = tmp_path / 'cuhk03-np'
-    labeled = root / 'labeled'
-    touch(labeled / 'bounding_box_train', '0003_c1_1.png', '0003_c2_2.png',
-          '0001_c1_1.png', '0100_c2_5.png', 'Thumbs.db')
-    touch(labeled / 'query', '0050_c2_1.png', '0020_c1_1.png')
-    touch(labeled / 'bounding_box_test', '0020_c2_3.png', '0050_c1_2.png',
-          '0050_c2_4.png')
-    detected = root / 'detected'
-    touch(detected / 'bounding_box_train', '0003_c1_1.png', '0001_c2_1.png')
-    touch(detected / 'query', '0020_c1_1.png')
-    touch(detected / 'bounding_box_test', '0020_c2_3.png')
-    return str(root)
+from ..fixtures.files import touch
 
 
 @pytest.mark.parametrize('variant', [None, '', 'Labeled', 'classic'])

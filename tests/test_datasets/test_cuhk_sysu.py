@@ -4,7 +4,7 @@ import pytest
 
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
 from mmreid.datasets.cuhk_sysu import CUHKSYSU
-from .utils import touch
+from ..fixtures.files import touch
 
 
 @pytest.fixture

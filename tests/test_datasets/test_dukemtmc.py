@@ -5,7 +5,7 @@ import pytest
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
 from mmreid.datasets.dukemtmc import DukeMTMCReID
 from mmreid.registry import DATASETS
-from .utils import touch
+from ..fixtures.files import touch
 
 
 @pytest.fixture

@@ -4,42 +4,8 @@ import pytest
 
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
 from mmreid.datasets.llcm import LLCM
-
-# Training lists: paths such as nir/0001/0001_c01_s185535_f7010_nir.jpg.
-TRAIN = {
-    'vis': [('vis/0008/0008_c03_s200101_f0010_vis.jpg', 8),
-            ('vis/0002/0002_c09_s200101_f0020_vis.jpg', 2)],
-    'nir': [('nir/0002/0002_c04_s200101_f0030_nir.jpg', 2),
-            ('nir/0005/0005_c01_s200101_f0040_nir.jpg', 5)],
-}
-# Test images: (modality, camera, pid, file count); pid 40 is not a test id.
-TEST = [('vis', 1, 30, 2), ('vis', 3, 30, 1), ('vis', 9, 11, 1),
-        ('vis', 2, 40, 1), ('nir', 1, 30, 1), ('nir', 4, 11, 2),
-        ('nir', 9, 30, 1)]
-
-
-def touch(path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    open(path, 'wb').close()
-
-
-def make_llcm(root):
-    os.makedirs(os.path.join(root, 'idx'))
-    for modality, lines in TRAIN.items():
-        with open(os.path.join(root, 'idx', f'train_{modality}.txt'),
-                  'w') as f:
-            for rel, pid in lines:
-                touch(os.path.join(root, rel))
-                f.write(f'{rel} {pid}\n')
-    for modality, cam, pid, n in TEST:
-        for i in range(n):
-            touch(
-                os.path.join(
-                    root, f'test_{modality}', f'cam{cam}', f'{pid:04d}',
-                    f'{pid:04d}_c{cam:02d}_s210101_f{i:04d}_{modality}.jpg'))
-    with open(os.path.join(root, 'idx', 'test_id.txt'), 'w') as f:
-        f.write('30,11\n')
-    return str(root)
+from ..fixtures.dataset_trees import make_llcm
+from ..fixtures.files import touch_file
 
 
 @pytest.fixture
@@ -118,7 +84,7 @@ def test_malformed_idx_line_names_file_and_line(llcm_root):
 
 def test_modality_or_camera_contradiction_raises(llcm_root):
     rel = 'vis/0002/0002_s200101_f0050_vis.jpg'  # no camera field
-    touch(os.path.join(llcm_root, rel))
+    touch_file(os.path.join(llcm_root, rel))
     with open(os.path.join(llcm_root, 'idx', 'train_vis.txt'), 'a') as f:
         f.write(f'{rel} 2\n')
     with pytest.raises(ValueError, match='camera of'):

@@ -3,20 +3,7 @@ import os
 import pytest
 
 from mmreid.datasets import DatasetLayoutError, Market1501
-from .utils import touch
-
-
-@pytest.fixture
-def market_root(tmp_path):
-    root = tmp_path / 'market1501'
-    touch(root / 'bounding_box_train', '0002_c1s1_000451_03.jpg',
-          '0002_c2s1_000551_01.jpg', '0007_c3s1_000001_01.jpg',
-          '0010_c6s2_000002_02.jpg', 'Thumbs.db')
-    touch(root / 'query', '0002_c1s1_000001_00.jpg', '0010_c2s1_000002_00.jpg')
-    touch(root / 'bounding_box_test', '0002_c2s1_000003_01.jpg',
-          '0010_c2s1_000004_01.jpg', '0000_c3s1_000005_01.jpg',
-          '-1_c1s1_000006_01.jpg', '0099_c5s3_000007_02.jpg')
-    return str(root)
+from ..fixtures.files import touch
 
 
 def test_train_split_relabels_sorted_pids(market_root):

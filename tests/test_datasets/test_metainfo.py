@@ -7,9 +7,7 @@ import mmengine.dataset.base_dataset as mmengine_base
 import pytest
 
 from mmreid.datasets import CUHK03NP, MSMT17, ConcatReIDDataset, RegDB
-from .test_cuhk03 import cuhk03_root  # noqa: F401 (fixture)
-from .test_msmt17 import make_msmt17
-from .test_regdb import make_regdb
+from ..fixtures.dataset_trees import make_msmt17, make_regdb
 
 
 @pytest.fixture
@@ -27,10 +25,8 @@ def meta_file_warnings(monkeypatch):
     return messages
 
 
-def test_cuhk03np_from_a_folder_holding_labeled(
-        cuhk03_root,  # noqa: F811
-        monkeypatch,
-        meta_file_warnings):
+def test_cuhk03np_from_a_folder_holding_labeled(cuhk03_root, monkeypatch,
+                                                meta_file_warnings):
     # The recommended layout: data/cuhk03-np/{labeled,detected}; running a
     # tool from data/cuhk03-np used to raise IsADirectoryError: 'labeled'.
     monkeypatch.chdir(cuhk03_root)

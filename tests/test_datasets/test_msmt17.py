@@ -4,37 +4,8 @@ import pytest
 
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
 from mmreid.datasets.msmt17 import MSMT17
-from .utils import touch
-
-# Train and test labels both start at 0: pid 0 of train and pid 0 of test
-# are different people.
-TRAIN = {
-    'list_train.txt': [('0000/0000_000_01_0303morning_0015_0.jpg', 0),
-                       ('0000/0000_001_03_0303morning_0016_0.jpg', 0),
-                       ('0005/0005_000_15_0303noon_0100_1.jpg', 5)],
-    'list_val.txt': [('0002/0002_000_07_0303afternoon_0020_0.jpg', 2)],
-}
-TEST = {
-    'list_query.txt': [('0001/0001_000_02_0113morning_0001_0.jpg', 1),
-                       ('0000/0000_000_04_0113morning_0002_0.jpg', 0)],
-    'list_gallery.txt': [('0000/0000_001_05_0113noon_0003_0.jpg', 0),
-                         ('0001/0001_001_12_0113noon_0004_0.jpg', 1),
-                         ('0009/0009_000_10_0113noon_0005_0.jpg', 9)],
-}
-
-
-def make_msmt17(root, version='V1'):
-    train_dir, test_dir = dict(
-        V1=('train', 'test'), V2=('mask_train_v2', 'mask_test_v2'))[version]
-    for image_dir, lists in ((train_dir, TRAIN), (test_dir, TEST)):
-        for list_name, lines in lists.items():
-            with open(os.path.join(root, list_name), 'w') as f:
-                for path, pid in lines:
-                    touch(
-                        os.path.join(root, image_dir, os.path.dirname(path)),
-                        os.path.basename(path))
-                    f.write(f'{path} {pid}\n')
-    return str(root)
+from ..fixtures.dataset_trees import make_msmt17
+from ..fixtures.files import touch
 
 
 @pytest.fixture

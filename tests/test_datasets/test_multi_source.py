@@ -4,18 +4,8 @@ import pytest
 
 from mmreid.datasets import ConcatReIDDataset
 from mmreid.registry import DATASETS
-from .test_msmt17 import make_msmt17
-from .utils import touch
-
-
-def make_source(root, pids, cams):
-    names = [
-        f'{pid:04d}_c{cam}s1_000001_01.jpg' for pid in pids for cam in cams
-    ]
-    touch(root / 'bounding_box_train', *names)
-    touch(root / 'bounding_box_test', '0001_c1s1_000001_01.jpg')
-    touch(root / 'query', '0001_c2s1_000001_01.jpg')
-    return dict(type='Market1501', data_root=str(root))
+from ..fixtures.dataset_trees import make_msmt17, make_source
+from ..fixtures.files import touch
 
 
 def test_offsets_keep_identities_and_cameras_apart(tmp_path):

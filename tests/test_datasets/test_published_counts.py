@@ -13,12 +13,10 @@ from mmreid.datasets import (CUHK02, CUHK03NP, CUHKSYSU, GRID, LLCM, MSMT17,
                              PRID2011, SYSUMM01, ConcatReIDDataset,
                              DatasetLayoutError, DukeMTMCReID, Market1501,
                              QMULiLIDS, RegDB, VIPeR)
-from mmreid.datasets.transforms import LoadImageFromFile
-from .test_market1501 import market_root  # noqa: F401 (fixture)
-from .test_msmt17 import make_msmt17
-from .test_small_dg import make_ilids, make_prid
-from .test_sysu_mm01 import make_sysu
-from .utils import touch
+from mmreid.datasets.transforms import ReIDLoadImageFromFile
+from ..fixtures.dataset_trees import (make_ilids, make_msmt17, make_prid,
+                                      make_sysu)
+from ..fixtures.files import touch
 
 DATASET_CLASSES = (Market1501, DukeMTMCReID, MSMT17, CUHK03NP, CUHK02,
                    CUHKSYSU, SYSUMM01, RegDB, LLCM, PRID2011, GRID, VIPeR,
@@ -70,8 +68,7 @@ MARKET_FIXTURE_COUNTS = dict(
     gallery=dict(ids=4, images=4, cams=3, verified=True))
 
 
-def test_complete_copy_loads_without_warning(market_root, monkeypatch,
-                                             logged):  # noqa: F811
+def test_complete_copy_loads_without_warning(market_root, monkeypatch, logged):
     set_counts(monkeypatch, Market1501, MARKET_FIXTURE_COUNTS)
     Market1501(market_root, split='train')
     Market1501(market_root, split='test')
@@ -79,7 +76,7 @@ def test_complete_copy_loads_without_warning(market_root, monkeypatch,
 
 
 def test_partial_split_warns_once_naming_what_differs(market_root, monkeypatch,
-                                                      logged):  # noqa: F811
+                                                      logged):
     set_counts(monkeypatch, Market1501, MARKET_FIXTURE_COUNTS)
     os.remove(osp.join(market_root, 'query', '0010_c2s1_000002_00.jpg'))
     ds = Market1501(market_root, split='test')
@@ -94,9 +91,7 @@ def test_partial_split_warns_once_naming_what_differs(market_root, monkeypatch,
     assert 'gallery' not in message.split('differs')[1].split('.')[0]
 
 
-def test_real_counts_flag_a_tiny_market_tree(
-        market_root,  # noqa: F811
-        logged):
+def test_real_counts_flag_a_tiny_market_tree(market_root, logged):
     Market1501(market_root, split='train')
     assert len(warnings_of(logged)) == 1
     assert 'train images: expected 12936, found 4' in warnings_of(logged)[0]
@@ -133,7 +128,7 @@ def test_empty_training_split_names_dataset_and_path(market_root):  # noqa
     assert market_root in str(info.value)
 
 
-def test_empty_query_is_an_error(market_root):  # noqa: F811
+def test_empty_query_is_an_error(market_root):
     folder = osp.join(market_root, 'query')
     for name in os.listdir(folder):
         os.remove(osp.join(folder, name))
@@ -141,7 +136,7 @@ def test_empty_query_is_an_error(market_root):  # noqa: F811
         Market1501(market_root, split='test')
 
 
-def test_appledouble_files_are_skipped(market_root):  # noqa: F811
+def test_appledouble_files_are_skipped(market_root):
     touch(
         osp.join(market_root, 'bounding_box_train'),
         '._0002_c1s1_000451_03.jpg', '._Thumbs.db')
@@ -153,7 +148,7 @@ def test_zero_byte_image_names_the_file(tmp_path):
     path = str(tmp_path / '0002_c1s1_000451_03.jpg')
     open(path, 'wb').close()
     with pytest.raises(OSError, match='0002_c1s1_000451_03.jpg.*empty'):
-        LoadImageFromFile()(dict(img_path=path))
+        ReIDLoadImageFromFile()(dict(img_path=path))
 
 
 def test_missing_prid_image_named_at_its_real_path(tmp_path):
@@ -242,9 +237,7 @@ def test_wrong_layout_error_names_the_accepted_layouts(tmp_path):
         Market1501(str(tmp_path))
 
 
-def test_summary_table_logged_once_per_dataset(
-        market_root,  # noqa: F811
-        logged):
+def test_summary_table_logged_once_per_dataset(market_root, logged):
     Market1501(market_root, split='test')
     tables = [m for level, m in logged if 'dataset summary' in m]
     assert len(tables) == 1
@@ -258,10 +251,7 @@ def test_summary_table_logged_once_per_dataset(
     assert rows[3] == ['market1501', 'test', 'gallery', '4', '4', '3', 'vis']
 
 
-def test_concat_logs_one_table_for_its_sources(
-        market_root,  # noqa: F811
-        tmp_path,
-        logged):
+def test_concat_logs_one_table_for_its_sources(market_root, tmp_path, logged):
     sysu = str(tmp_path / 'SYSU-MM01')
     make_sysu(sysu)
     ConcatReIDDataset([

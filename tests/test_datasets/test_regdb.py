@@ -4,38 +4,7 @@ import pytest
 
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
 from mmreid.datasets.regdb import RegDB
-
-# Real RegDB files: Visible/<id>/female_front_v_00001_<id>.bmp,
-# Thermal/<id>/female_front_t_00001_<id>.bmp (one file each here).
-TRIALS = {
-    1: dict(train=(2, 9), test=(1, 4)),
-    2: dict(train=(1, 4), test=(2, 9)),
-}
-
-
-def image(modality, pid, i):
-    folder = dict(visible='Visible', thermal='Thermal')[modality]
-    tag = modality[0]
-    return f'{folder}/{pid}/female_front_{tag}_{i:05d}_{pid}.bmp'
-
-
-def make_regdb(root):
-    os.makedirs(os.path.join(root, 'idx'))
-    for trial, splits in TRIALS.items():
-        for stage, pids in splits.items():
-            for modality in ('visible', 'thermal'):
-                lines = []
-                for pid in pids:
-                    for i in range(2):
-                        rel = image(modality, pid, i)
-                        path = os.path.join(root, rel)
-                        os.makedirs(os.path.dirname(path), exist_ok=True)
-                        open(path, 'wb').close()
-                        lines.append(f'{rel} {pid}\n')
-                name = f'idx/{stage}_{modality}_{trial}.txt'
-                with open(os.path.join(root, name), 'w') as f:
-                    f.writelines(lines)
-    return str(root)
+from ..fixtures.dataset_trees import REGDB_TRIALS, make_regdb, regdb_image
 
 
 @pytest.fixture
@@ -53,7 +22,7 @@ def test_train_per_trial(regdb_root, trial):
     assert ds.metainfo['trial'] == trial
     records = records_of(ds)
     assert len(records) == 8
-    pids = TRIALS[trial]['train']
+    pids = REGDB_TRIALS[trial]['train']
     for r in records:
         rel = os.path.relpath(r['img_path'], regdb_root)
         modality = 0 if rel.startswith('Visible') else 1
@@ -113,6 +82,6 @@ def test_malformed_line_names_file_and_line(regdb_root):
 
 
 def test_missing_image_names_file_and_line(regdb_root):
-    os.remove(os.path.join(regdb_root, image('visible', 9, 1)))
+    os.remove(os.path.join(regdb_root, regdb_image('visible', 9, 1)))
     with pytest.raises(FileNotFoundError, match='train_visible_1.txt line 4'):
         RegDB(data_root=regdb_root, trial=1)

@@ -4,8 +4,7 @@ import pytest
 from mmreid.datasets import ConcatReIDDataset
 from mmreid.datasets.multi_source import reid_sources
 from mmreid.registry import DATASETS
-from .test_msmt17 import make_msmt17
-from .test_multi_source import make_source
+from ..fixtures.dataset_trees import make_msmt17, make_source
 
 
 @pytest.fixture

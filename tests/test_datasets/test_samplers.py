@@ -316,20 +316,21 @@ class InMemoryAugmentedSet:
     def __init__(self, pids):
         from mmengine.dataset import Compose
 
-        from mmreid.datasets.transforms import (ColorJitter, PadRandomCrop,
+        from mmreid.datasets.transforms import (PadRandomCrop,
                                                 Random2DTranslation,
-                                                RandomChannel, RandomErasing,
-                                                RandomFlip)
+                                                RandomChannel, ReIDColorJitter,
+                                                ReIDRandomErasing,
+                                                ReIDRandomFlip)
         self.pids = list(pids)
         rng = np.random.default_rng(0)
         self.images = rng.integers(0, 256, (len(pids), 16, 8, 3), np.uint8)
         self.pipeline = Compose([
             Random2DTranslation(size=(16, 8)),
-            RandomFlip(prob=0.5),
+            ReIDRandomFlip(prob=0.5),
             PadRandomCrop(padding=2),
-            ColorJitter(brightness=0.2, contrast=0.15, hue=0.05, prob=0.8),
+            ReIDColorJitter(brightness=0.2, contrast=0.15, hue=0.05, prob=0.8),
             RandomChannel(prob=0.5),
-            RandomErasing(prob=0.5),
+            ReIDRandomErasing(prob=0.5),
         ])
 
     def __len__(self):
@@ -472,10 +473,10 @@ def test_datasets_hand_the_sample_seed_to_the_transforms(tmp_path):
                 str(root / folder / name),
                 rng.integers(0, 256, (16, 8, 3), dtype=np.uint8))
     pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='RandomFlip', prob=0.5),
+        dict(type='ReIDLoadImageFromFile'),
+        dict(type='ReIDRandomFlip', prob=0.5),
         dict(type='PadRandomCrop', padding=3),
-        dict(type='RandomErasing', prob=0.5),
+        dict(type='ReIDRandomErasing', prob=0.5),
         dict(type='PackReIDInputs'),
     ]
     market = Market1501(data_root=str(root), pipeline=pipeline)

@@ -12,72 +12,9 @@ from mmreid.datasets import GRID, PRID2011, QMULiLIDS, VIPeR
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
 from mmreid.datasets.small_dg import (SPLIT_DIR, load_split_file,
                                       splits_checksum)
-from .utils import touch
-
-
-def make_prid(root):
-    base = osp.join(root, 'prid_2011', 'single_shot')
-    touch(
-        osp.join(base, 'cam_a'),
-        *[f'person_{i:04d}.png' for i in range(1, 386)], 'Thumbs.db')
-    touch(
-        osp.join(base, 'cam_b'),
-        *[f'person_{i:04d}.png' for i in range(1, 750)])
-    return str(root)
-
-
-def viper_pid(position):
-    return position + position // 2
-
-
-def make_viper(root):
-    base = osp.join(root, 'VIPeR')
-    # Real prefixes are 3 digits with gaps.
-    touch(
-        osp.join(base, 'cam_a'),
-        *[f'{viper_pid(i):03d}_45.bmp' for i in range(632)])
-    touch(
-        osp.join(base, 'cam_b'),
-        *[f'{viper_pid(i):03d}_90.bmp' for i in range(632)])
-    return str(root)
-
-
-def make_ilids(root):
-    # 119 identities, 476 images as published: 2 to 6 per identity.
-    rng = random.Random(1)
-    counts = [4] * 119
-    for i in range(0, 118, 2):
-        shift = rng.randint(0, 2)
-        counts[i] += shift
-        counts[i + 1] -= shift
-    names = []
-    for pid, count in enumerate(counts, start=1):
-        names += [f'{pid:04d}{k:03d}.jpg' for k in range(1, count + 1)]
-    touch(osp.join(root, 'i-LIDS_Pedestrian', 'Persons'), *names)
-    return str(root), len(names)
-
-
-def make_grid(root, partitions):
-    import mat4py
-    base = osp.join(root, 'underground_reid')
-    # Probe camera 1..4, true match camera 5..8: a probe never shares one.
-    touch(
-        osp.join(base, 'probe'), *[
-            f'{i:04d}_{i % 4 + 1}_25004_107_32_130_364.jpeg'
-            for i in range(1, 251)
-        ])
-    gallery = [
-        f'{i:04d}_{i % 4 + 5}_25004_1_2_3_4.jpeg' for i in range(1, 251)
-    ]
-    gallery += [f'0000_{k % 8 + 1}_{k}_1_2_3_4.jpeg' for k in range(775)]
-    touch(osp.join(base, 'gallery'), *gallery)
-    mat4py.savemat(
-        osp.join(base, 'features_and_partitions.mat'),
-        dict(trainIdxAll=[
-            dict(idxProbe=[1, 2], idxGallery=[3], idxTrain=p)
-            for p in partitions
-        ]))
-    return str(root)
+from ..fixtures.dataset_trees import (make_grid, make_ilids, make_prid,
+                                      make_viper, viper_pid)
+from ..fixtures.files import touch
 
 
 def roles(dataset):
@@ -298,8 +235,7 @@ def test_dimn_config_datasets_build(tmp_path):
     from mmreid.datasets import ConcatReIDDataset
     from mmreid.registry import DATASETS
     from mmreid.utils import register_all_modules
-    from ..test_configs import fake_duke, fake_market
-    from .test_cuhk02 import make_cuhk02
+    from ..fixtures.dataset_trees import fake_duke, fake_market, make_cuhk02
     register_all_modules()
     roots = dict(
         Market1501=str(tmp_path / 'market'),

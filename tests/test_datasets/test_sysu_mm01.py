@@ -5,55 +5,7 @@ import pytest
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
 from mmreid.datasets.synthetic import generate_synthreid
 from mmreid.datasets.sysu_mm01 import SYSUMM01
-
-# pid -> {camera: number of images}. Train ids 7, 3 and val id 12 (relabel
-# 3 -> 0, 7 -> 1, 12 -> 2); test ids 5 and 20.
-IMAGES = {
-    3: {
-        1: 2,
-        3: 1
-    },
-    7: {
-        2: 1,
-        6: 2
-    },
-    12: {
-        4: 1,
-        3: 1
-    },
-    5: {
-        1: 1,
-        2: 1,
-        4: 1,
-        5: 1,
-        3: 2,
-        6: 1
-    },
-    20: {
-        2: 2,
-        5: 1,
-        6: 1
-    },
-    99: {
-        1: 1,
-        3: 1
-    },  # in no id file: never loaded
-}
-IDS = dict(train='7,3\n', val='12', test='5, 20,\n')
-
-
-def make_sysu(root, ids=IDS):
-    for pid, cams in IMAGES.items():
-        for cam, n in cams.items():
-            folder = os.path.join(root, f'cam{cam}', f'{pid:04d}')
-            os.makedirs(folder, exist_ok=True)
-            for i in range(n):
-                open(os.path.join(folder, f'{i + 1:04d}.jpg'), 'wb').close()
-    os.makedirs(os.path.join(root, 'exp'), exist_ok=True)
-    for split, text in ids.items():
-        with open(os.path.join(root, 'exp', f'{split}_id.txt'), 'w') as f:
-            f.write(text)
-    return str(root)
+from ..fixtures.dataset_trees import SYSU_IDS, SYSU_IMAGES, make_sysu
 
 
 @pytest.fixture
@@ -109,7 +61,7 @@ def test_test_query_and_gallery(sysu_root, mode, gallery_cams):
     expected = []
     for pid in (5, 20):
         for cam in gallery_cams:
-            for i in range(IMAGES[pid].get(cam, 0)):
+            for i in range(SYSU_IMAGES[pid].get(cam, 0)):
                 expected.append(f'cam{cam}/{pid:04d}/{i + 1:04d}.jpg')
     assert gallery == expected
     for r in records:
@@ -144,7 +96,7 @@ def test_wrong_root_shows_the_tree(tmp_path):
 
 @pytest.mark.parametrize('text', ['1,2,x3', '', '1;2', '1,1'])
 def test_bad_id_file_names_the_file(tmp_path, text):
-    root = make_sysu(tmp_path, ids=dict(IDS, val=text))
+    root = make_sysu(tmp_path, ids=dict(SYSU_IDS, val=text))
     with pytest.raises(ValueError, match='val_id.txt'):
         SYSUMM01(data_root=root)
 

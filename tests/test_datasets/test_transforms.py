@@ -8,10 +8,11 @@ from mmcv.transforms.utils import cache_random_params
 from mmengine.dataset import Compose
 
 from mmreid.datasets.transforms.formatting import PackReIDInputs
-from mmreid.datasets.transforms.loading import LoadImageFromFile
-from mmreid.datasets.transforms.processing import (ColorJitter, PadRandomCrop,
-                                                   RandomErasing, RandomFlip,
-                                                   ReIDResize)
+from mmreid.datasets.transforms.loading import ReIDLoadImageFromFile
+from mmreid.datasets.transforms.processing import (PadRandomCrop,
+                                                   ReIDColorJitter,
+                                                   ReIDRandomErasing,
+                                                   ReIDRandomFlip, ReIDResize)
 from mmreid.registry import TRANSFORMS
 from mmreid.structures import ReIDDataSample
 
@@ -22,7 +23,7 @@ def random_image(height=24, width=12, low=0, high=256, seed=0):
 
 
 # ---------------------------------------------------------------------------
-# LoadImageFromFile
+# ReIDLoadImageFromFile
 # ---------------------------------------------------------------------------
 def test_load_image_is_rgb(tmp_path):
     bgr = np.zeros((6, 5, 3), dtype=np.uint8)
@@ -31,7 +32,7 @@ def test_load_image_is_rgb(tmp_path):
     path = str(tmp_path / 'red.png')
     assert cv2.imwrite(path, bgr)
 
-    results = LoadImageFromFile()(dict(img_path=path))
+    results = ReIDLoadImageFromFile()(dict(img_path=path))
     img = results['img']
     assert img.dtype == np.uint8 and img.shape == (6, 5, 3)
     np.testing.assert_array_equal(img[1, 2], (255, 0, 0))
@@ -45,7 +46,7 @@ def test_load_grayscale_gives_three_channels(tmp_path):
     path = str(tmp_path / 'ir.png')
     assert cv2.imwrite(path, gray)
 
-    img = LoadImageFromFile()(dict(img_path=path))['img']
+    img = ReIDLoadImageFromFile()(dict(img_path=path))['img']
     assert img.shape == (3, 4, 3)
     for c in range(3):
         np.testing.assert_array_equal(img[..., c], gray)
@@ -54,14 +55,14 @@ def test_load_grayscale_gives_three_channels(tmp_path):
 def test_load_missing_file_names_path(tmp_path):
     path = str(tmp_path / 'no_such_dir' / '0001_c1s1_000151_00.jpg')
     with pytest.raises(FileNotFoundError, match=re.escape(path)):
-        LoadImageFromFile()(dict(img_path=path))
+        ReIDLoadImageFromFile()(dict(img_path=path))
 
 
 def test_load_corrupt_file_names_path(tmp_path):
     path = tmp_path / 'broken.jpg'
     path.write_bytes(b'this is not a jpeg')
     with pytest.raises(OSError, match=re.escape(str(path))):
-        LoadImageFromFile()(dict(img_path=str(path)))
+        ReIDLoadImageFromFile()(dict(img_path=str(path)))
 
 
 # ---------------------------------------------------------------------------
@@ -97,22 +98,22 @@ def test_resize_bad_args(kwargs):
 
 
 # ---------------------------------------------------------------------------
-# RandomFlip
+# ReIDRandomFlip
 # ---------------------------------------------------------------------------
 def test_flip_mirrors():
     img = random_image()
-    results = RandomFlip(prob=1.)(dict(img=img.copy()))
+    results = ReIDRandomFlip(prob=1.)(dict(img=img.copy()))
     np.testing.assert_array_equal(results['img'], img[:, ::-1])
     assert results['flip'] is True
 
-    results = RandomFlip(prob=0.)(dict(img=img.copy()))
+    results = ReIDRandomFlip(prob=0.)(dict(img=img.copy()))
     np.testing.assert_array_equal(results['img'], img)
     assert results['flip'] is False
 
 
 def test_flip_probability():
     np.random.seed(0)
-    flip = RandomFlip(prob=0.5)
+    flip = ReIDRandomFlip(prob=0.5)
     flips = [flip(dict(img=random_image(4, 4)))['flip'] for _ in range(400)]
     assert 150 < sum(flips) < 250
 
@@ -156,13 +157,13 @@ def test_pad_random_crop_zero_padding_is_identity():
 
 
 # ---------------------------------------------------------------------------
-# RandomErasing
+# ReIDRandomErasing
 # ---------------------------------------------------------------------------
 def test_random_erasing_fills_one_rectangle_within_bounds():
     height, width = 64, 32
     img = random_image(height, width, low=100)  # fill value is < 100
     fill = (1, 2, 3)
-    transform = RandomErasing(prob=1., fill_value=fill)
+    transform = ReIDRandomErasing(prob=1., fill_value=fill)
     areas = []
     for seed in range(60):
         np.random.seed(seed)
@@ -194,7 +195,7 @@ def test_random_erasing_fills_one_rectangle_within_bounds():
 def test_random_erasing_default_fill_is_imagenet_mean_pixel():
     img = np.zeros((40, 20, 3), np.uint8)
     np.random.seed(0)
-    out = RandomErasing(prob=1.)(dict(img=img))['img']
+    out = ReIDRandomErasing(prob=1.)(dict(img=img))['img']
     values = out[(out != 0).any(axis=2)]
     assert len(values) > 0
     np.testing.assert_array_equal(np.unique(values, axis=0), [[124, 116, 104]])
@@ -203,11 +204,11 @@ def test_random_erasing_default_fill_is_imagenet_mean_pixel():
 def test_random_erasing_random_fill_and_prob_zero():
     img = np.zeros((40, 20, 3), np.uint8)
     np.random.seed(1)
-    out = RandomErasing(prob=1., fill_mode='random')(dict(img=img))['img']
+    out = ReIDRandomErasing(prob=1., fill_mode='random')(dict(img=img))['img']
     ys, xs = np.nonzero((out != 0).any(axis=2))
     box = out[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     assert len(np.unique(box)) > 50  # noise, not one value
-    assert RandomErasing(prob=0.)(dict(img=img))['img'] is img
+    assert ReIDRandomErasing(prob=0.)(dict(img=img))['img'] is img
 
 
 @pytest.mark.parametrize('kwargs', [
@@ -220,26 +221,26 @@ def test_random_erasing_random_fill_and_prob_zero():
 ])
 def test_random_erasing_bad_args(kwargs):
     with pytest.raises(ValueError):
-        RandomErasing(**kwargs)
+        ReIDRandomErasing(**kwargs)
 
 
 # ---------------------------------------------------------------------------
-# ColorJitter
+# ReIDColorJitter
 # ---------------------------------------------------------------------------
 def test_color_jitter_brightness_matches_reference():
     img = random_image()
-    out = ColorJitter(brightness=(1.5, 1.5))(dict(img=img))['img']
+    out = ReIDColorJitter(brightness=(1.5, 1.5))(dict(img=img))['img']
     expected = np.clip(np.rint(img.astype(np.float64) * 1.5), 0, 255)
     np.testing.assert_array_equal(out, expected.astype(np.uint8))
 
 
 def test_color_jitter_contrast_and_saturation_zero():
     img = random_image()
-    flat = ColorJitter(contrast=(0., 0.))(dict(img=img))['img']
+    flat = ReIDColorJitter(contrast=(0., 0.))(dict(img=img))['img']
     mean = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).mean()
     assert (np.abs(flat.astype(float) - mean) <= 0.5).all()
 
-    gray = ColorJitter(saturation=(0., 0.))(dict(img=img))['img']
+    gray = ReIDColorJitter(saturation=(0., 0.))(dict(img=img))['img']
     np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
     np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
 
@@ -247,26 +248,27 @@ def test_color_jitter_contrast_and_saturation_zero():
 def test_color_jitter_hue_turns_red_to_green():
     img = np.zeros((2, 2, 3), np.uint8)
     img[...] = (255, 0, 0)
-    out = ColorJitter(hue=(1 / 3, 1 / 3))(dict(img=img))['img']
+    out = ReIDColorJitter(hue=(1 / 3, 1 / 3))(dict(img=img))['img']
     np.testing.assert_array_equal(out[0, 0], (0, 255, 0))
 
 
 def test_color_jitter_prob_and_dtype():
     img = random_image()
-    assert ColorJitter(brightness=0.5, prob=0.)(dict(img=img))['img'] is img
-    assert ColorJitter()(dict(img=img))['img'] is img  # nothing enabled
+    assert ReIDColorJitter(
+        brightness=0.5, prob=0.)(dict(img=img))['img'] is img
+    assert ReIDColorJitter()(dict(img=img))['img'] is img  # nothing enabled
     with pytest.raises(TypeError, match='uint8'):
-        ColorJitter(brightness=0.5)(dict(img=img.astype(np.float32)))
+        ReIDColorJitter(brightness=0.5)(dict(img=img.astype(np.float32)))
     with pytest.raises(ValueError):
-        ColorJitter(hue=0.6)
+        ReIDColorJitter(hue=0.6)
     with pytest.raises(ValueError):
-        ColorJitter(brightness=-0.1)
+        ReIDColorJitter(brightness=-0.1)
 
 
 def test_color_jitter_random_factors_change_image():
     np.random.seed(0)
     img = random_image(low=50, high=200)
-    transform = ColorJitter(
+    transform = ReIDColorJitter(
         brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1)
     outs = [transform(dict(img=img))['img'] for _ in range(5)]
     assert all(o.shape == img.shape and o.dtype == np.uint8 for o in outs)
@@ -317,7 +319,7 @@ def test_pack_reid_inputs_without_pid_and_custom_keys():
     assert packed['inputs'].shape == (1, 4, 2)
     assert 'gt_label' not in packed['data_samples']
     assert packed['data_samples'].metainfo == dict(camid=3)
-    with pytest.raises(KeyError, match='LoadImageFromFile'):
+    with pytest.raises(KeyError, match='ReIDLoadImageFromFile'):
         PackReIDInputs()(dict(pid=1))
 
 
@@ -325,9 +327,9 @@ def test_pack_reid_inputs_without_pid_and_custom_keys():
 # Registry and a full BoT pipeline
 # ---------------------------------------------------------------------------
 def test_registry_resolves_mmreid_transforms():
-    assert TRANSFORMS.get('LoadImageFromFile') is LoadImageFromFile
-    for name in ('ReIDResize', 'RandomFlip', 'PadRandomCrop', 'RandomErasing',
-                 'ColorJitter', 'PackReIDInputs'):
+    assert TRANSFORMS.get('ReIDLoadImageFromFile') is ReIDLoadImageFromFile
+    for name in ('ReIDResize', 'ReIDRandomFlip', 'PadRandomCrop',
+                 'ReIDRandomErasing', 'ReIDColorJitter', 'PackReIDInputs'):
         assert TRANSFORMS.get(name).__module__.startswith('mmreid.')
 
 
@@ -336,12 +338,12 @@ def test_bot_train_pipeline_is_reproducible(tmp_path):
     cv2.imwrite(path, random_image(128, 64)[..., ::-1])
     pipeline = Compose([
         TRANSFORMS.build(cfg) for cfg in [
-            dict(type='LoadImageFromFile'),
+            dict(type='ReIDLoadImageFromFile'),
             dict(type='ReIDResize', size=(256, 128)),
-            dict(type='RandomFlip', prob=0.5),
+            dict(type='ReIDRandomFlip', prob=0.5),
             dict(type='PadRandomCrop', padding=10),
-            dict(type='RandomErasing', prob=0.5),
-            dict(type='ColorJitter', brightness=0.2, prob=0.5),
+            dict(type='ReIDRandomErasing', prob=0.5),
+            dict(type='ReIDColorJitter', brightness=0.2, prob=0.5),
             dict(type='PackReIDInputs'),
         ]
     ])
@@ -444,7 +446,7 @@ def pad_then_crop(img, pad, top, left):
 def test_transforms_draw_in_turn_from_the_sample_seed():
     from mmreid.datasets.samplers import SeededIndex
     img = random_image(20, 10)
-    pipeline = Compose([RandomFlip(prob=0.5), PadRandomCrop(padding=3)])
+    pipeline = Compose([ReIDRandomFlip(prob=0.5), PadRandomCrop(padding=3)])
     flips = set()
     for seed in range(30):
         # The global RNG's state must not matter.
@@ -465,10 +467,10 @@ def test_transforms_draw_in_turn_from_the_sample_seed():
 def test_transforms_without_a_sample_seed_follow_the_global_rng():
     img = random_image(40, 20)
     pipeline = Compose([
-        RandomFlip(prob=0.5),
+        ReIDRandomFlip(prob=0.5),
         PadRandomCrop(padding=5),
-        RandomErasing(prob=0.5),
-        ColorJitter(brightness=0.3, hue=0.1)
+        ReIDRandomErasing(prob=0.5),
+        ReIDColorJitter(brightness=0.3, hue=0.1)
     ])
     outputs = []
     for _ in range(2):

@@ -6,10 +6,7 @@ query-gallery pair ``(q - g) ** 2`` and the distance is ``-z``.
 """
 import copy
 import json
-import os
 import os.path as osp
-import socket
-import subprocess
 import sys
 
 import pytest
@@ -22,6 +19,7 @@ from mmreid.engine.runner import (MultiTargetTestLoop, ReIDTestLoop,
 from mmreid.evaluation import ReIDMetric
 from mmreid.evaluation.functional import evaluate_rank
 from mmreid.utils.config import load_config
+from ..fixtures.processes import run_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -39,7 +37,7 @@ synth = dict(type='SynthReID', data_root='{root}', num_domains=3,
 test_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
     dataset=dict(synth, domain=2, split='test',
-                 pipeline=[dict(type='LoadImageFromFile'),
+                 pipeline=[dict(type='ReIDLoadImageFromFile'),
                            dict(type='ReIDResize', size=(32, 16)),
                            dict(type='PackReIDInputs')]))
 model = dict(
@@ -157,29 +155,6 @@ def test_multi_target_loop_hands_the_mnet_to_every_target(tested, tmp_path):
         assert multi[f'{name}/euclid/mAP'] == pytest.approx(euclid, abs=1e-4)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def _run(args, **env):
-    full_env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable)
-    full_env['PYTHONPATH'] = os.pathsep.join(
-        p for p in (REPO, full_env.get('PYTHONPATH', '')) if p)
-    full_env.update(env)
-    proc = subprocess.run(
-        args,
-        cwd=REPO,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600)
-    assert proc.returncode == 0, proc.stdout[-6000:]
-    return proc.stdout
-
-
 def test_tools_test_and_distributed_test_report_the_mnet(
         tested, user_config, tmp_path):
     """tools/test.py and tools/dist_test.sh (2 CPU processes) take the
@@ -201,13 +176,14 @@ def test_tools_test_and_distributed_test_report_the_mnet(
         dist=['bash', 'tools/dist_test.sh', user_config, ckpt, '2'])
     for name, command in commands.items():
         out = str(tmp_path / f'{name}.json')
-        _run(
+        run_tool(
             command + [
                 '--work-dir',
                 str(tmp_path / name), '--out', out, '--cfg-options',
                 f'test_dataloader.dataset.indices={num_test}'
             ],
-            PORT=str(_free_port()))
+            env=dict(OMP_NUM_THREADS='1'),
+            port_env='PORT')
         with open(out) as f:
             metrics = json.load(f)
         assert metrics['reid/mAP'] == pytest.approx(mnet, abs=1e-4), name

@@ -103,7 +103,7 @@ def synth(tmp_path_factory):
 
 
 PIPELINE = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=(32, 16)),
     dict(type='PackReIDInputs'),
 ]

@@ -8,7 +8,7 @@ import torch
 from mmengine.dataset import Compose
 from mmengine.runner import EpochBasedTrainLoop
 
-from mmreid.datasets.transforms import RandomFlip, ReIDResize
+from mmreid.datasets.transforms import ReIDRandomFlip, ReIDResize
 from mmreid.engine.hooks import TrainRandomStateHook
 
 
@@ -103,12 +103,13 @@ def test_warns_when_augmentation_would_draw_from_worker_state(monkeypatch):
     seeded.seed = 0
     plain = object()
     assert warnings_of(
-        fake_runner(transforms=[ReIDResize(), RandomFlip()], sampler=seeded),
+        fake_runner(
+            transforms=[ReIDResize(), ReIDRandomFlip()], sampler=seeded),
         monkeypatch) == ''
     assert warnings_of(fake_runner(transforms=[ReIDResize()]),
                        monkeypatch) == ''
     message = warnings_of(
-        fake_runner(transforms=[RandomFlip()], sampler=plain), monkeypatch)
+        fake_runner(transforms=[ReIDRandomFlip()], sampler=plain), monkeypatch)
     assert 'sampler object gives no per-sample augmentation seeds' in message
     message = warnings_of(
         fake_runner(transforms=[MMCVRandomFlip(prob=0.5)], sampler=seeded),

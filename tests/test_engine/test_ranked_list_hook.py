@@ -13,12 +13,7 @@ from mmreid.evaluation.metrics import ReIDMetric
 from mmreid.structures import ReIDDataSample
 from mmreid.visualization.ranked_list import (MATCH_COLOR, MISMATCH_COLOR,
                                               tile_offsets)
-from ..test_tools import conftest as tool_conftest
-from ..test_tools.conftest import PYTHON, run_tool
-
-# The tiny SynthReID config fixtures of the tool tests.
-make_config = tool_conftest.make_config
-synth_root = tool_conftest.synth_root
+from ..fixtures.processes import PYTHON, run_tool
 
 
 def _write_images(root, num):

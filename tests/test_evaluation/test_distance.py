@@ -62,7 +62,7 @@ def test_autocast_is_disabled():
     torch.testing.assert_close(dist, expected, atol=0, rtol=0)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.cuda
 def test_cuda_tf32_is_off_and_restored():
     matmul = torch.backends.cuda.matmul
     previous = matmul.allow_tf32

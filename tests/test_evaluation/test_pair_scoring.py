@@ -305,7 +305,7 @@ def test_tail_equals_linear_path():
             query, gallery, weight, bias, None, None, tail=lambda h: h[:, :2])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.cuda
 def test_cuda_restores_tf32_flag():
     _, params = make_mnet()
     query, gallery = features(4).cuda(), features(9, seed=2).cuda()

@@ -424,7 +424,7 @@ def test_integer_and_half_distances():
         assert_same_result(evaluate_rank(converted, *labels), expected)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.cuda
 @pytest.mark.parametrize('levels', [None, 5])
 def test_cuda_matches_cpu(levels):
     problem = random_problem(2, num_query=50, num_gallery=400, levels=levels)

@@ -17,7 +17,7 @@ from mmreid.evaluation.metrics import (CUHK03ClassicMetric, DGSplitMetric,
                                        ReIDMetric)
 from mmreid.registry import METRICS
 from mmreid.utils import register_all_modules
-from ..test_datasets.utils import touch
+from ..fixtures.files import touch
 
 
 def sample(path, pid, camid, role, feature, idx):
@@ -305,7 +305,7 @@ def test_multi_target_test_loop_runs_every_split(tmp_path):
                 osp.join(folder, f'{pid:04d}{k:03d}.jpg'),
                 image.astype(np.uint8))
     pipeline = [
-        dict(type='LoadImageFromFile'),
+        dict(type='ReIDLoadImageFromFile'),
         dict(type='ReIDResize', size=(16, 8)),
         dict(type='PackReIDInputs'),
     ]

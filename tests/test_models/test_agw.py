@@ -195,7 +195,7 @@ def test_agw_reid_model_end_to_end():
             type='BNNeckHead',
             in_channels=64,
             num_classes=4,
-            loss_triplet=dict(type='WRTLoss')))
+            loss_tri=dict(type='WRTLoss')))
     x = torch.randn(8, 3, 32, 16)
     mods = [1, 0, 1, 0, 1, 0, 1, 0]
     data_samples = []

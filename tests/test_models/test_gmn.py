@@ -279,7 +279,7 @@ def test_head_gmn_gradient_reaches_features_unless_detached():
     labels = pk_labels(4, 2)
     for detach in (False, True):
         head = build_head(
-            loss_cls=None, loss_triplet=None, gmn_detach_backbone=detach)
+            loss_cls=None, loss_tri=None, gmn_detach_backbone=detach)
         feats = torch.randn(8, 16, requires_grad=True)
         losses = head.loss(feats, samples_of(labels))
         (losses['loss_gmn'] + losses['loss_pic']).backward()
@@ -387,11 +387,66 @@ def test_head_bad_options():
         build_head(pic=dict(space='output'))
 
 
-def test_head_batch_hard_mining_runs():
-    head = build_head(pair_mining='batch_hard')
+def naive_batch_hard(feats, labels):
+    """Per anchor its farthest positive and its nearest negative (Euclidean),
+    as unordered pairs, from the definition."""
+    pairs = set()
+    for a in range(len(labels)):
+        dist = [
+            float((feats[a] - feats[j]).norm()) for j in range(len(labels))
+        ]
+        pos = [
+            j for j in range(len(labels)) if j != a and labels[j] == labels[a]
+        ]
+        neg = [j for j in range(len(labels)) if labels[j] != labels[a]]
+        for j in (max(pos, key=dist.__getitem__) if pos else None,
+                  min(neg, key=dist.__getitem__) if neg else None):
+            if j is not None:
+                pairs.add((min(a, j), max(a, j)))
+    return sorted(pairs)
+
+
+def test_head_batch_hard_mining_trains_on_the_hardest_pairs():
+    torch.manual_seed(0)
+    head = build_head(
+        pair_mining='batch_hard',
+        dp=None,
+        pic=None,
+        loss_cls=None,
+        loss_tri=None)
+    head.train()
     labels = pk_labels(4, 2)
-    losses = head.loss(torch.randn(8, 16), samples_of(labels))
-    assert torch.isfinite(losses['loss_gmn'])
+    feats = torch.randn(8, 16)
+    mnet_inputs = []
+    head.mnet.register_forward_hook(
+        lambda module, args, output: mnet_inputs.append(args[0].detach()))
+    losses = head.loss(feats, samples_of(labels))
+
+    # The paired feature: post-BNNeck (batch statistics), L2-normalised.
+    with torch.no_grad():
+        f = F.normalize(head.bnneck(feats), dim=1)
+    pairs = naive_batch_hard(f, labels.tolist())
+    # K = 2: the one positive of each anchor is its hardest.
+    assert [p for p in pairs if labels[p[0]] == labels[p[1]]] == \
+        [(0, 1), (2, 3), (4, 5), (6, 7)]
+    assert len(pairs) < 28  # fewer than all pairs
+    i, j = torch.tensor(pairs).T
+    expected_inputs = (f[i] - f[j])**2
+    (inputs, ) = mnet_inputs
+    assert inputs.shape == expected_inputs.shape
+    # The same rows, in any order.
+    match = torch.cdist(inputs, expected_inputs).argmin(1)
+    assert sorted(match.tolist()) == list(range(len(pairs)))
+    torch.testing.assert_close(inputs, expected_inputs[match])
+
+    # L_gmn on these pairs: 0.5 mean_{P+} softplus(-z) + 0.5 mean_{P-}
+    # softplus(z).
+    with torch.no_grad():
+        z = head.mnet(expected_inputs)
+    same = labels[i] == labels[j]
+    expected = 0.5 * F.softplus(-z[same]).mean() + \
+        0.5 * F.softplus(z[~same]).mean()
+    torch.testing.assert_close(losses['loss_gmn'].detach(), expected)
 
 
 # ---------------------------------------------------------------- model
@@ -492,9 +547,8 @@ def test_pair_label_keys_cover_all_combinations():
 
 def fake_dg_tree(root):
     """data/ with tiny fake Market-1501, MSMT17, CUHK03-NP, CUHK-SYSU."""
-    from ..test_configs import fake_market
-    from ..test_datasets.test_msmt17 import make_msmt17
-    from ..test_datasets.utils import touch
+    from ..fixtures.dataset_trees import fake_market, make_msmt17
+    from ..fixtures.files import touch
     fake_market(os.path.join(root, 'market1501'))
     msmt = os.path.join(root, 'msmt17', 'MSMT17_V1')
     os.makedirs(msmt)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from mmreid.models.losses import CrossEntropyLoss, TripletLoss
+from mmreid.models.losses import ReIDCrossEntropyLoss, TripletLoss
 
 
 def naive_batch_hard(feats, labels, margin):
@@ -69,12 +69,12 @@ def test_cross_entropy_label_smoothing_formula():
     target[0, 0] += 1 - eps
     target[1, 2] += 1 - eps
     expected = -(target * log_p).sum(1).mean()
-    loss = CrossEntropyLoss(label_smooth_eps=eps)(logits, labels)
+    loss = ReIDCrossEntropyLoss(label_smooth_eps=eps)(logits, labels)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_cross_entropy_errors():
     with pytest.raises(ValueError, match='label_smooth_eps'):
-        CrossEntropyLoss(label_smooth_eps=1.0)
+        ReIDCrossEntropyLoss(label_smooth_eps=1.0)
     with pytest.raises(ValueError, match='classifier size'):
-        CrossEntropyLoss()(torch.randn(2, 3), torch.tensor([0, 3]))
+        ReIDCrossEntropyLoss()(torch.randn(2, 3), torch.tensor([0, 3]))

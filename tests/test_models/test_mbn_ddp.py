@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from ..test_tools.conftest import REPO, free_port
+from ..fixtures.processes import REPO, retry_on_port_clash
 
 WORKER = r'''
 import os
@@ -61,7 +61,7 @@ def worker(rank, port, out):
                       norm_cfg=dict(type='MBN'), init_cfg=None),
         neck=dict(type='GeMPool', p=3.0, learnable=False),
         head=dict(type='BNNeckHead', in_channels=64, num_classes=6,
-                  loss_triplet=dict(type='WRTLoss')))
+                  loss_tri=dict(type='WRTLoss')))
     model.init_weights()
     ddp = DistributedDataParallel(model, broadcast_buffers=False)
     optim = torch.optim.SGD(ddp.parameters(), lr=0.05)
@@ -108,16 +108,14 @@ def test_mbn_trains_under_ddp_with_two_cpu_processes(tmp_path):
     script = tmp_path / 'ddp_worker.py'
     script.write_text(WORKER)
     env = dict(PYTHONPATH=REPO, OMP_NUM_THREADS='1', PATH='/usr/bin:/bin')
-    proc = subprocess.run(
-        [sys.executable,
-         str(script),
-         str(free_port()),
-         str(tmp_path)],
+    proc = retry_on_port_clash(lambda port: subprocess.run(
+        [sys.executable, str(script),
+         str(port), str(tmp_path)],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120)
+        timeout=120))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [torch.load(osp.join(tmp_path, f'rank{r}.pt')) for r in (0, 1)]
     for r in ranks:

@@ -74,12 +74,47 @@ def test_bnneck_bias_frozen_and_test_feature_choice():
         build_model(test_feature='middle')
 
 
+def gem_reference(x, p, eps=1e-6):
+    """GeM from its definition, (mean over H, W of max(x, eps) ** p) ** (1/p),
+    one channel at a time in float64."""
+    n, c = x.shape[:2]
+    out = torch.empty(n, c, dtype=torch.float64)
+    for i in range(n):
+        for k in range(c):
+            values = [max(float(v), eps) for v in x[i, k].flatten()]
+            out[i, k] = (sum(v**p for v in values) / len(values))**(1 / p)
+    return out
+
+
+@pytest.mark.parametrize('p', [1.0, 3.0, 7.5])
+def test_gem_pooling_matches_its_definition(p):
+    from mmreid.models.layers import GeMPool
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 4, 5, dtype=torch.float64) * 2
+    x[0, 0, 0, :2] = torch.tensor([0.0, -0.5])  # clamped to eps
+    gem = GeMPool(p=p).double()
+    out = gem(x)
+    expected = gem_reference(x, p)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+    # p is learnt: its gradient is that of the definition.
+    out.sum().backward()
+    p_ref = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+    clamped = x.clamp(min=1e-6)
+    clamped.pow(p_ref).mean(dim=(2, 3)).pow(1 / p_ref).sum().backward()
+    torch.testing.assert_close(gem.p.grad, p_ref.grad)
+
+
 def test_gem_pooling():
     from mmreid.models.layers import GeMPool, GlobalAvgPool
     x = torch.rand(2, 3, 4, 4) + 0.1
     assert torch.allclose(GeMPool(p=1.0)(x), GlobalAvgPool()(x), atol=1e-6)
-    # Large p approaches max pooling.
-    assert torch.allclose(GeMPool(p=60.0)(x), x.amax(dim=(2, 3)), rtol=0.05)
+    # Large p approaches max pooling, within the exact bounds
+    # max * (1 / (H W)) ** (1 / p) <= GeM <= max (one maximum among H W).
+    gem, peak = GeMPool(p=60.0)(x), x.amax(dim=(2, 3))
+    torch.testing.assert_close(
+        gem.double(), gem_reference(x, 60.0), rtol=1e-5, atol=0)
+    assert bool((gem <= peak * (1 + 1e-6)).all())
+    assert bool((gem >= peak * (1 / 16)**(1 / 60) * (1 - 1e-6)).all())
     out = GeMPool()((x, x))
     assert isinstance(out, tuple) and out[0].shape == (2, 3)
     with pytest.raises(ValueError, match='positive'):
@@ -144,7 +179,7 @@ def test_bnneck_head_triplet_feature(triplet_feat):
     head = BNNeckHead(
         in_channels=8,
         num_classes=4,
-        loss_triplet=dict(type='TripletLoss', margin=None),
+        loss_tri=dict(type='TripletLoss', margin=None),
         triplet_feat=triplet_feat)
     head.init_weights()
     with torch.no_grad():

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from .conftest import REPO
+from ..fixtures.processes import REPO
 
 # A stand-in for fast-reid's evaluation/rank.py: the same call and return
 # convention (cmc, per-query AP list, per-query INP list), written here.

@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 
-from .conftest import REPO
+from ..fixtures.processes import REPO
 
 
 def load_tool():

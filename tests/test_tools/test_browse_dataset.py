@@ -12,7 +12,7 @@ from mmengine.registry import init_default_scope
 
 from mmreid.registry import DATASETS
 from mmreid.utils import register_all_modules
-from .conftest import PYTHON, REPO, run_tool
+from ..fixtures.processes import PYTHON, REPO, run_tool
 
 TOOL = osp.join('tools', 'analysis_tools', 'browse_dataset.py')
 

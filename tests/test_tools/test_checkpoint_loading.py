@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mmreid.apis import init_model
-from .conftest import PYTHON, REPO, run_tool
+from ..fixtures.processes import PYTHON, REPO, retry_on_port_clash, run_tool
 
 BOT = osp.join(REPO, 'configs/baseline/bot_r18_synthreid.py')
 SNR = osp.join(REPO, 'configs/snr/snr_r18_synthreid.py')
@@ -187,7 +187,6 @@ def test_test_py_refuses_a_converted_model_of_another_network(
 
 
 def test_dist_test_sh_refuses_a_partial_checkpoint(make_config, tmp_path):
-    from .conftest import free_port
     config = make_config()
     model = init_model(config)
     partial = tmp_path / 'partial.pth'
@@ -198,24 +197,23 @@ def test_dist_test_sh_refuses_a_partial_checkpoint(make_config, tmp_path):
                 for k, v in model.state_dict().items()
                 if not k.startswith('head.bnneck.')
             }), partial)
-    env = dict(
-        os.environ,
-        PYTHONPATH=REPO,
-        PYTHON=PYTHON,
-        OMP_NUM_THREADS='1',
-        PORT=str(free_port()))
-    proc = subprocess.run([
-        'bash', 'tools/dist_test.sh', config,
-        str(partial), '2', '--work-dir',
-        str(tmp_path / 'work'), '--out',
-        str(tmp_path / 'm.json')
-    ],
-                          cwd=REPO,
-                          env=env,
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True,
-                          timeout=600)
+    env = dict(os.environ, PYTHONPATH=REPO, PYTHON=PYTHON, OMP_NUM_THREADS='1')
+
+    def launch(port):
+        return subprocess.run([
+            'bash', 'tools/dist_test.sh', config,
+            str(partial), '2', '--work-dir',
+            str(tmp_path / 'work'), '--out',
+            str(tmp_path / 'm.json')
+        ],
+                              cwd=REPO,
+                              env=dict(env, PORT=str(port)),
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT,
+                              text=True,
+                              timeout=600)
+
+    proc = retry_on_port_clash(launch)
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert 'lacks 4 tensors of the model: head.bnneck.weight' in proc.stdout
     assert not osp.exists(tmp_path / 'm.json')

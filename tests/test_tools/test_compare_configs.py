@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO
+from ..fixtures.processes import REPO
 
 
 def load_tool():

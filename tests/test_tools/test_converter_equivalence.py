@@ -252,7 +252,7 @@ def mmreid_config(**backbone):
                     in_channels=2048,
                     num_classes=NUM_CLASSES)),
             test_pipeline=[
-                dict(type='LoadImageFromFile'),
+                dict(type='ReIDLoadImageFromFile'),
                 dict(type='ReIDResize', size=SIZE),
                 dict(type='PackReIDInputs')
             ]))

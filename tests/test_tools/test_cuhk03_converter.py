@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mmreid.datasets import CUHK03NP
-from .conftest import REPO
+from ..fixtures.processes import REPO
 
 mat4py = pytest.importorskip('mat4py')
 

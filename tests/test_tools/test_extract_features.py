@@ -18,7 +18,7 @@ default_scope = 'mmreid'
 synth = dict(type='SynthReID', data_root={data_root!r}, num_domains=2,
              size='tiny', seed=0, img_size=(32, 16))
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=(32, 16)),
     dict(type='PackReIDInputs'),
 ]

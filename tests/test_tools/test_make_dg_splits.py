@@ -6,7 +6,7 @@ import json
 import os.path as osp
 
 from mmreid.datasets.small_dg import SPLIT_DIR, splits_checksum
-from .conftest import REPO
+from ..fixtures.processes import REPO
 
 FILES = ('prid2011.json', 'viper.json', 'ilids.json')
 

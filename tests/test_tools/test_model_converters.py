@@ -404,7 +404,7 @@ def test_dropped_source_layers_are_refused_at_load(tmp_path):
                 neck=dict(type='GlobalAvgPool'),
                 head=dict(type='BNNeckHead', in_channels=512, num_classes=5)),
             test_pipeline=[
-                dict(type='LoadImageFromFile'),
+                dict(type='ReIDLoadImageFromFile'),
                 dict(
                     type='ReIDResize',
                     size=(64, 32),

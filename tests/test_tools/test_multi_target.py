@@ -5,7 +5,7 @@ import os.path as osp
 from mmengine.config import Config
 
 from mmreid.registry import DATASETS
-from .conftest import PYTHON, free_port, run_tool
+from ..fixtures.processes import PYTHON, run_tool
 
 COUNTING_METRIC = '''
 from mmreid.evaluation.metrics import ReIDMetric
@@ -106,7 +106,8 @@ def test_multi_target_train_test_and_distributed_test(make_config, tmp_path):
             str(tmp_path / 'test2'), '--out',
             str(dist)
         ] + (['--cfg-options'] + options if options else []),
-        env=dict(env, PORT=str(free_port())))
+        env=env,
+        port_env='PORT')
     assert 'Distributed training: True' in log
 
     m1, m2 = read_metrics(single), read_metrics(dist)

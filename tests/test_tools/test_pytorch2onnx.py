@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
-from .conftest import REPO
+from ..fixtures.processes import REPO
 
 onnx = pytest.importorskip('onnx')
 onnxruntime = pytest.importorskip('onnxruntime')
@@ -154,7 +154,7 @@ def test_input_shape():
         dict(
             test_dataloader=dict(
                 dataset=dict(pipeline=[
-                    dict(type='LoadImageFromFile'),
+                    dict(type='ReIDLoadImageFromFile'),
                     dict(type='ReIDResize', size=(256, 128))
                 ]))))
     assert tool.input_shape(cfg) == (256, 128)

@@ -11,7 +11,8 @@ from html.parser import HTMLParser
 import cv2
 import pytest
 
-from .conftest import PYTHON, REPO, TINY_CONFIG, run_tool
+from ..fixtures.processes import PYTHON, REPO, run_tool
+from ..fixtures.tiny_config import TINY_CONFIG
 
 BROWSERS = ('chromium', 'chromium-browser', 'google-chrome',
             'google-chrome-stable')

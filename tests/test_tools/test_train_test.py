@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmreid.utils import load_trusted_checkpoint
-from .conftest import PYTHON, REPO, free_port, run_tool
+from ..fixtures.processes import PYTHON, REPO, run_tool
 
 
 def train(config, work_dir, *extra):
@@ -49,14 +49,14 @@ class KillMidEpoch(Hook):
 AUGMENTING = """
 train_dataloader.update(num_workers=2, persistent_workers=True)
 train_dataloader['dataset']['pipeline'] = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='Random2DTranslation', size=(32, 16)),
-    dict(type='RandomFlip', prob=0.5),
+    dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=4),
-    dict(type='ColorJitter', brightness=0.2, contrast=0.15, saturation=0.1,
+    dict(type='ReIDColorJitter', brightness=0.2, contrast=0.15, saturation=0.1,
          hue=0.05, prob=0.8),
     dict(type='RandomChannel', prob=0.5),
-    dict(type='RandomErasing', prob=0.5),
+    dict(type='ReIDRandomErasing', prob=0.5),
     dict(type='PackReIDInputs'),
 ]
 """
@@ -160,7 +160,7 @@ def test_distributed_train_and_eval_match_single_process(
         str(work_dir), '--cfg-options', 'train_cfg.max_epochs=1',
         'train_cfg.val_interval=1'
     ],
-                   env=dict(PORT=str(free_port())))
+                   port_env='PORT')
     assert 'Distributed training: True' in log
     ckpt = str(work_dir / 'epoch_1.pth')
     assert osp.isfile(ckpt)
@@ -189,7 +189,7 @@ def test_distributed_train_and_eval_match_single_process(
             str(tmp_path / 'test2'), '--out',
             str(dist)
         ] + (['--cfg-options'] + options if options else []),
-        env=dict(PORT=str(free_port())))
+        port_env='PORT')
     m1, m2 = read_metrics(single), read_metrics(dist)
     assert m1.keys() == m2.keys()
     assert 'reid/mAP' in m1 and 'reid/R1' in m1
@@ -219,7 +219,7 @@ class ConstantTripletLoss(nn.Module):
     config = make_config(
         extra="custom_imports = dict(imports=['my_reid_losses'], "
         'allow_failed_imports=False)',
-        head_extra="loss_triplet=dict(type='ConstantTripletLoss')")
+        head_extra="loss_tri=dict(type='ConstantTripletLoss')")
     log = run_tool([
         PYTHON, 'tools/train.py', config, '--work-dir',
         str(tmp_path / 'work'), '--no-validate', '--cfg-options',

@@ -4,7 +4,7 @@ import os
 import os.path as osp
 import subprocess
 
-from .conftest import PYTHON, REPO, run_tool
+from ..fixtures.processes import PYTHON, REPO, run_tool
 
 TOOL = osp.join('tools', 'misc', 'verify_dataset.py')
 

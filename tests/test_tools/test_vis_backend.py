@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 
-from .conftest import PYTHON, run_tool
+from ..fixtures.processes import PYTHON, run_tool
 
 ONE_EPOCH = '''
 train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)

@@ -14,15 +14,15 @@ batch_size = 64  # P=16 identities x K=4 images
 num_instances = 4
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=img_size),
-    dict(type='RandomFlip', prob=0.5),
+    dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=10),
-    dict(type='RandomErasing', prob=0.5),
+    dict(type='ReIDRandomErasing', prob=0.5),
     dict(type='PackReIDInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=img_size),
     dict(type='PackReIDInputs'),
 ]

@@ -11,9 +11,9 @@
 # CUHK02 and CUHK-SYSU are train-only and used whole.
 #
 # Schedule bases set `val_cfg`/`test_cfg`, so the leaf names the loops:
-#   val_cfg = dict(type='MultiTargetValLoop', targets=_base_.dg_targets,
+#   val_cfg = dict(type='MultiTargetValLoop', targets={{_base_.dg_targets}},
 #                  aggregate_prefix='dg')
-#   test_cfg = dict(type='MultiTargetTestLoop', targets=_base_.dg_targets,
+#   test_cfg = dict(type='MultiTargetTestLoop', targets={{_base_.dg_targets}},
 #                   aggregate_prefix='dg')
 # A leaf can change the sources in a few lines, e.g. without Duke:
 #   train_dataloader = dict(dataset=dict(datasets=[...]))
@@ -33,14 +33,14 @@ num_instances = 4
 num_classes = 18530
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=img_size),
-    dict(type='RandomFlip', prob=0.5),
+    dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=10),
     dict(type='PackReIDInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=img_size),
     dict(type='PackReIDInputs'),
 ]

@@ -8,8 +8,9 @@
 # `test_cfg` too (two bases may not share a key), so the leaf config names
 # the loops:
 #
-#   val_cfg = dict(type='MultiTargetValLoop', targets=_base_.val_targets)
-#   test_cfg = dict(type='MultiTargetTestLoop', targets=_base_.test_targets)
+#   val_cfg = dict(type='MultiTargetValLoop', targets={{_base_.val_targets}})
+#   test_cfg = dict(type='MultiTargetTestLoop',
+#                   targets={{_base_.test_targets}})
 #   default_hooks = dict(checkpoint=dict(save_best='d3/mAP'))  # explicit key
 data_root = 'data/synthreid/'
 synth = dict(
@@ -24,15 +25,15 @@ batch_size = 32  # P=8 identities x K=4 images
 num_instances = 4
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=img_size),
-    dict(type='RandomFlip', prob=0.5),
+    dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=4),
-    dict(type='RandomErasing', prob=0.5),
+    dict(type='ReIDRandomErasing', prob=0.5),
     dict(type='PackReIDInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=img_size),
     dict(type='PackReIDInputs'),
 ]

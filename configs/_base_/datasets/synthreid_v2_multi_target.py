@@ -13,8 +13,9 @@
 # mmengine requires `val_dataloader`/`val_evaluator` whenever `val_cfg` is
 # set, so they are empty placeholders here; the leaf config names the loops:
 #
-#   val_cfg = dict(type='MultiTargetValLoop', targets=_base_.val_targets)
-#   test_cfg = dict(type='MultiTargetTestLoop', targets=_base_.test_targets)
+#   val_cfg = dict(type='MultiTargetValLoop', targets={{_base_.val_targets}})
+#   test_cfg = dict(type='MultiTargetTestLoop',
+#                   targets={{_base_.test_targets}})
 data_root = 'data/synthreid-v2/'
 synth = dict(
     type='SynthReID',
@@ -31,15 +32,15 @@ batch_size = 32  # P=8 identities x K=4 images
 num_instances = 4
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=img_size),
-    dict(type='RandomFlip', prob=0.5),
+    dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=4),
-    dict(type='RandomErasing', prob=0.5),
+    dict(type='ReIDRandomErasing', prob=0.5),
     dict(type='PackReIDInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=img_size),
     dict(type='PackReIDInputs'),
 ]

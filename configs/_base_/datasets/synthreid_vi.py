@@ -15,9 +15,9 @@ batch_size = 64
 num_instances = 4  # K, per modality
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=img_size),
-    dict(type='RandomFlip', prob=0.5),
+    dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=4),
     # Not in the AGW recipe: CAJ's channel augmentation of visible images
     # (a random R/G/B channel or the grey image). SynthReID's infrared
@@ -28,7 +28,7 @@ train_pipeline = [
     dict(type='PackReIDInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=img_size),
     dict(type='PackReIDInputs'),
 ]

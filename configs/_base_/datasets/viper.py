@@ -9,7 +9,7 @@ dataset_type = 'VIPeR'
 img_size = (256, 128)  # (height, width)
 
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='ReIDLoadImageFromFile'),
     dict(type='ReIDResize', size=img_size),
     dict(type='PackReIDInputs'),
 ]

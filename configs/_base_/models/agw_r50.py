@@ -33,8 +33,8 @@ model = dict(
         type='BNNeckHead',
         in_channels=2048,
         num_classes=395,  # SYSU-MM01 train + val ids
-        loss_cls=dict(type='CrossEntropyLoss'),
-        loss_triplet=dict(type='WRTLoss'),
+        loss_cls=dict(type='ReIDCrossEntropyLoss'),
+        loss_tri=dict(type='WRTLoss'),
         test_feature='after_bn'),
     distance='cosine',
 )

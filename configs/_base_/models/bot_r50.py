@@ -20,8 +20,8 @@ model = dict(
         type='BNNeckHead',
         in_channels=2048,
         num_classes=751,  # set by the dataset config or the leaf config
-        loss_cls=dict(type='CrossEntropyLoss', label_smooth_eps=0.1),
-        loss_triplet=dict(type='TripletLoss', margin=0.3),
+        loss_cls=dict(type='ReIDCrossEntropyLoss', label_smooth_eps=0.1),
+        loss_tri=dict(type='TripletLoss', margin=0.3),
         test_feature='after_bn'),
     distance='euclidean',
 )

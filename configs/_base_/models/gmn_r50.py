@@ -32,8 +32,8 @@ model = dict(
         type='GMNHead',
         in_channels=2048,
         num_classes=751,  # set by the leaf config
-        loss_cls=dict(type='CrossEntropyLoss', label_smooth_eps=0.1),
-        loss_triplet=dict(type='TripletLoss', margin=0.3),
+        loss_cls=dict(type='ReIDCrossEntropyLoss', label_smooth_eps=0.1),
+        loss_tri=dict(type='TripletLoss', margin=0.3),
         mnet=dict(hidden_channels=512, num_layers=1, output='logit'),
         loss_gmn=dict(type='PairVerificationLoss', balance='balanced'),
         pair_feat='post_bn',

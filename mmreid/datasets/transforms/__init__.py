@@ -1,11 +1,25 @@
+from mmreid.utils.deprecation import deprecated_attribute
 from .formatting import PackReIDInputs
-from .loading import LoadImageFromFile
-from .processing import (ColorJitter, PadRandomCrop, Random2DTranslation,
-                         RandomChannel, RandomErasing, RandomFlip, ReIDResize)
+from .loading import ReIDLoadImageFromFile
+from .processing import (PadRandomCrop, Random2DTranslation, RandomChannel,
+                         ReIDColorJitter, ReIDRandomErasing, ReIDRandomFlip,
+                         ReIDResize)
 from .randomness import sample_rng
 
 __all__ = [
-    'LoadImageFromFile', 'ReIDResize', 'Random2DTranslation', 'RandomFlip',
-    'PadRandomCrop', 'RandomErasing', 'ColorJitter', 'RandomChannel',
-    'PackReIDInputs', 'sample_rng'
+    'ReIDLoadImageFromFile', 'ReIDResize', 'Random2DTranslation',
+    'ReIDRandomFlip', 'PadRandomCrop', 'ReIDRandomErasing', 'ReIDColorJitter',
+    'RandomChannel', 'PackReIDInputs', 'sample_rng'
 ]
+
+# Old names, one release; they shadowed mmcv's/mmpretrain's classes.
+_RENAMED = {
+    'LoadImageFromFile': ReIDLoadImageFromFile,
+    'RandomFlip': ReIDRandomFlip,
+    'RandomErasing': ReIDRandomErasing,
+    'ColorJitter': ReIDColorJitter,
+}
+
+
+def __getattr__(name: str) -> type:
+    return deprecated_attribute(__name__, _RENAMED, name)

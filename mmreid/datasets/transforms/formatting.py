@@ -15,7 +15,7 @@ class PackReIDInputs(BaseTransform):
     The image stays ``uint8`` (4x less memory to move between dataloader
     workers than float); the data preprocessor moves the batch to the
     device, converts and normalises it. The channel order is unchanged (RGB
-    from :class:`LoadImageFromFile`).
+    from :class:`ReIDLoadImageFromFile`).
 
     Required Keys:
 
@@ -59,7 +59,7 @@ class PackReIDInputs(BaseTransform):
     def transform(self, results: dict) -> dict:
         if 'img' not in results:
             raise KeyError('PackReIDInputs needs "img" in the results; is '
-                           'LoadImageFromFile missing from the pipeline?')
+                           'ReIDLoadImageFromFile missing from the pipeline?')
         data_sample = ReIDDataSample()
         if results.get('pid') is not None:
             data_sample.set_gt_label(results['pid'])

@@ -6,10 +6,11 @@ from mmcv.transforms import BaseTransform
 from mmengine import fileio
 
 from mmreid.registry import TRANSFORMS
+from mmreid.utils.deprecation import deprecated_registry_alias
 
 
 @TRANSFORMS.register_module()
-class LoadImageFromFile(BaseTransform):
+class ReIDLoadImageFromFile(BaseTransform):
     """Load an image as a 3-channel **RGB** ``uint8`` array.
 
     Every image is decoded to three channels: grayscale and infrared images
@@ -19,9 +20,10 @@ class LoadImageFromFile(BaseTransform):
     must be configured **not** to swap channels (``to_rgb=False``) and with
     RGB mean/std.
 
-    Unlike mmcv's transform of the same name (which lives in the mmcv
-    registry and keeps BGR), this one is found first under
-    ``default_scope='mmreid'``.
+    Not mmcv's ``LoadImageFromFile``, which keeps BGR (a config names that
+    one ``'mmpretrain.LoadImageFromFile'``). mmreid's old name
+    ``LoadImageFromFile`` still builds this class for one release, with a
+    ``FutureWarning``.
 
     Required Keys:
 
@@ -71,3 +73,8 @@ class LoadImageFromFile(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(backend_args={self.backend_args})'
+
+
+deprecated_registry_alias(TRANSFORMS, 'LoadImageFromFile',
+                          ReIDLoadImageFromFile,
+                          'mmpretrain.LoadImageFromFile')

@@ -1,7 +1,7 @@
 """Geometric and photometric augmentations of ReID crops.
 
 All transforms work on ``results['img']``, an (H, W, C) ``uint8`` RGB array
-as produced by :class:`LoadImageFromFile`, and use cv2 for resampling and
+as produced by :class:`ReIDLoadImageFromFile`, and use cv2 for resampling and
 padding. Normalisation is not a transform: the data preprocessor does it on
 the batch.
 
@@ -23,6 +23,7 @@ from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 
 from mmreid.registry import TRANSFORMS
+from mmreid.utils.deprecation import deprecated_registry_alias
 from .randomness import sample_rng
 
 INTERPOLATIONS = {
@@ -248,7 +249,7 @@ class Random2DTranslation(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class RandomFlip(BaseTransform):
+class ReIDRandomFlip(BaseTransform):
     """Mirror the image horizontally with probability ``prob``.
 
     Required Keys:
@@ -372,7 +373,7 @@ class PadRandomCrop(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class RandomErasing(BaseTransform):
+class ReIDRandomErasing(BaseTransform):
     """Random erasing (Zhong et al., AAAI 2020) of one rectangle.
 
     With probability ``prob`` a rectangle of area ``s * H * W`` with
@@ -515,7 +516,7 @@ def _factor_range(name: str, value: Union[float, Sequence[float]],
 
 
 @TRANSFORMS.register_module()
-class ColorJitter(BaseTransform):
+class ReIDColorJitter(BaseTransform):
     """Randomly change brightness, contrast, saturation and hue.
 
     Same semantics as torchvision's ``ColorJitter`` (a number ``v`` gives
@@ -589,7 +590,7 @@ class ColorJitter(BaseTransform):
         if not ops:
             return results
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise TypeError(f'ColorJitter expects an (H, W, 3) uint8 RGB '
+            raise TypeError(f'ReIDColorJitter expects an (H, W, 3) uint8 RGB '
                             f'image, got {img.dtype} of shape {img.shape}')
         for name, factor in ops:
             if name == 'brightness':
@@ -665,8 +666,8 @@ class RandomChannel(BaseTransform):
     def transform(self, results: dict) -> dict:
         apply, choice = self._draw(sample_rng(results))
         img = results['img']
-        if (not apply or int(results.get('modality', 0)) != 0
-                or img.ndim != 3 or img.shape[2] != 3):
+        if (not apply or int(results.get('modality', 0)) != 0 or img.ndim != 3
+                or img.shape[2] != 3):
             return results
         if choice == 3:
             single = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
@@ -678,3 +679,13 @@ class RandomChannel(BaseTransform):
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(prob={self.prob}, '
                 f'grayscale={self.grayscale})')
+
+
+# The old names shadowed mmpretrain's/mmcv's classes, which take other
+# arguments; kept for one release.
+deprecated_registry_alias(TRANSFORMS, 'RandomFlip', ReIDRandomFlip,
+                          'mmpretrain.RandomFlip')
+deprecated_registry_alias(TRANSFORMS, 'RandomErasing', ReIDRandomErasing,
+                          'mmpretrain.RandomErasing')
+deprecated_registry_alias(TRANSFORMS, 'ColorJitter', ReIDColorJitter,
+                          'mmpretrain.ColorJitter')

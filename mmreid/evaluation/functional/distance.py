@@ -33,9 +33,9 @@ def release_freed_memory() -> None:
     Per-chunk buffers of a few MB each land on glibc's heap once its dynamic
     mmap threshold has grown; the heap then fragments and, on an
     MSMT17-sized evaluation, resident memory grew by 7 GB that was never
-    returned. A trim costs the next chunks fresh page faults (40 % slower on
-    Market when done after every chunk), so callers trim every few hundred
-    MB of processed distances rather than after each chunk.
+    returned. A trim costs the next chunks fresh page faults (a trim after
+    every chunk slows a Market-sized evaluation down), so callers trim every
+    few hundred MB of processed distances rather than after each chunk.
     """
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)

@@ -82,8 +82,7 @@ DENSE_SEARCH_FRACTION = 0.25
 
 #: Distances ranked at a time on the CPU, whatever the chunks fed to
 #: :meth:`RankAccumulator.update`: about 1M entries keep the working set
-#: in cache (measured on a 2-core VM: Market-sized input 0.26 s at 50 rows
-#: vs 0.33 s at 210; MSMT17-sized 5.3 s at 10 rows vs 6.4 s at 40).
+#: in cache (see docs/benchmarks.md, "Evaluation speed and memory").
 CPU_CHUNK_ELEMENTS = 2**20
 
 #: Distances processed between two heap trims on the CPU (32M = 128 MB of

@@ -1,4 +1,5 @@
-from typing import Dict, List, Optional, Tuple, Union
+import warnings
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -6,6 +7,37 @@ from mmengine.model import BaseModule
 
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
+
+#: Default of the deprecated ``loss_triplet`` argument: not given.
+NOT_GIVEN: Any = object()
+
+
+def renamed_loss_tri(owner: str, loss_tri: Optional[dict],
+                     loss_triplet: Any) -> Optional[dict]:
+    """The triplet loss config, from ``loss_tri`` or its old name.
+
+    The argument was called ``loss_triplet`` while its loss was logged as
+    ``loss_tri``; it now has the logged name. The old one is accepted for
+    one release and wins over ``loss_tri`` (a config written for the old
+    name overrides a base config that has the new one).
+
+    Args:
+        owner (str): The head's class name, for the warning.
+        loss_tri (dict, optional): The config given as ``loss_tri``.
+        loss_triplet (dict, optional): The config given as
+            ``loss_triplet``, or :data:`NOT_GIVEN`.
+
+    Returns:
+        dict, optional: The config to build.
+    """
+    if loss_triplet is NOT_GIVEN:
+        return loss_tri
+    warnings.warn(
+        f'{owner}(loss_triplet=...) is deprecated and will be removed in '
+        f'the next release: the argument is now loss_tri, the name its '
+        f'loss is logged with. Using loss_triplet={loss_triplet!r} in '
+        f'place of loss_tri={loss_tri!r}.', FutureWarning)
+    return loss_triplet
 
 
 @MODELS.register_module()
@@ -21,7 +53,7 @@ class BNNeckHead(BaseModule):
         in_channels (int): Feature dimension D.
         num_classes (int): Number of training identities.
         loss_cls (dict, optional): Identity loss config.
-        loss_triplet (dict, optional): Metric loss config, logged as
+        loss_tri (dict, optional): Metric loss config, logged as
             ``loss_tri``.
         triplet_feat (str): The feature of the metric loss: ``'pre_bn'``
             (``f_t``, the BoT recipe, default) or ``'bn'`` (``f_i``, the
@@ -34,6 +66,8 @@ class BNNeckHead(BaseModule):
             plain ``BatchNorm1d`` (state-dict keys ``bnneck.*``). Every
             bias of the norm is frozen at 0.
         init_cfg (dict, optional): Initialisation config.
+        loss_triplet (dict, optional): Deprecated name of ``loss_tri``
+            (one release; warns and replaces ``loss_tri``).
     """
 
     def __init__(
@@ -41,13 +75,14 @@ class BNNeckHead(BaseModule):
         in_channels: int,
         num_classes: int,
         loss_cls: Optional[dict] = dict(
-            type='CrossEntropyLoss', label_smooth_eps=0.1),
-        loss_triplet: Optional[dict] = dict(type='TripletLoss', margin=0.3),
+            type='ReIDCrossEntropyLoss', label_smooth_eps=0.1),
+        loss_tri: Optional[dict] = dict(type='TripletLoss', margin=0.3),
         test_feature: str = 'after_bn',
         triplet_feat: str = 'pre_bn',
         norm_cfg: Optional[dict] = None,
         init_cfg: Optional[Union[dict, List[dict]]] = dict(
-            type='Normal', layer='Linear', std=0.001)
+            type='Normal', layer='Linear', std=0.001),
+        loss_triplet: Optional[dict] = NOT_GIVEN,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         if test_feature not in ('after_bn', 'before_bn'):
@@ -73,8 +108,23 @@ class BNNeckHead(BaseModule):
                 param.requires_grad_(False)
         self.classifier = nn.Linear(in_channels, num_classes, bias=False)
         self.loss_cls = MODELS.build(loss_cls) if loss_cls else None
-        self.loss_triplet = MODELS.build(loss_triplet) \
-            if loss_triplet else None
+        loss_tri = renamed_loss_tri(
+            type(self).__name__, loss_tri, loss_triplet)
+        self.loss_tri = MODELS.build(loss_tri) if loss_tri else None
+        self._register_load_state_dict_pre_hook(
+            self._rename_loss_triplet_keys, with_module=False)
+
+    @staticmethod
+    def _rename_loss_triplet_keys(state_dict: dict, prefix: str, *args):
+        """Load the tensors of a triplet-slot loss saved as ``loss_triplet``.
+
+        The built-in losses hold no tensors; a custom one (e.g. with learnt
+        centres) was saved under the attribute's old name.
+        """
+        old = prefix + 'loss_triplet.'
+        for key in [k for k in state_dict if k.startswith(old)]:
+            state_dict[prefix + 'loss_tri.' + key[len(old):]] = \
+                state_dict.pop(key)
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -117,9 +167,9 @@ class BNNeckHead(BaseModule):
         logits = self.classifier(f_i)
         if self.loss_cls is not None:
             losses['loss_cls'] = self.loss_cls(logits, labels)
-        if self.loss_triplet is not None:
+        if self.loss_tri is not None:
             metric_feat = f_t if self.triplet_feat == 'pre_bn' else f_i
-            losses['loss_tri'] = self.loss_triplet(metric_feat, labels)
+            losses['loss_tri'] = self.loss_tri(metric_feat, labels)
         with torch.no_grad():
             losses['accuracy'] = (logits.argmax(1) == labels).float().mean()
         return losses

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 from ..losses.pair_losses import group_ids
-from .bnneck_head import BNNeckHead
+from .bnneck_head import NOT_GIVEN, BNNeckHead
 
 PAIR_FEATS = ('post_bn', 'pre_bn')
 PAIR_NORMS = ('l2', 'raw')
@@ -145,7 +145,7 @@ class GMNHead(BNNeckHead):
         in_channels (int): Feature dimension D.
         num_classes (int): Number of training identities (all sources).
         loss_cls (dict, optional): Identity loss on the post-BN feature.
-        loss_triplet (dict, optional): Triplet loss on the pre-BN feature
+        loss_tri (dict, optional): Triplet loss on the pre-BN feature
             (logged as ``loss_tri``).
         mnet (dict): The M-Net config, built from the registry (``type``
             defaults to :class:`~mmreid.models.layers.MNet`:
@@ -180,6 +180,8 @@ class GMNHead(BNNeckHead):
             feature (``'after_bn'`` for ``post_bn``, ``'before_bn'`` for
             ``pre_bn``); anything else is an error.
         init_cfg (dict, optional): Initialisation config.
+        loss_triplet (dict, optional): Deprecated name of ``loss_tri``
+            (one release; warns and replaces ``loss_tri``).
     """
 
     def __init__(
@@ -187,8 +189,8 @@ class GMNHead(BNNeckHead):
         in_channels: int,
         num_classes: int,
         loss_cls: Optional[dict] = dict(
-            type='CrossEntropyLoss', label_smooth_eps=0.1),
-        loss_triplet: Optional[dict] = dict(type='TripletLoss', margin=0.3),
+            type='ReIDCrossEntropyLoss', label_smooth_eps=0.1),
+        loss_tri: Optional[dict] = dict(type='TripletLoss', margin=0.3),
         mnet: dict = dict(hidden_channels=512),
         loss_gmn: dict = dict(type='PairVerificationLoss', balance='balanced'),
         pair_feat: str = 'post_bn',
@@ -199,7 +201,8 @@ class GMNHead(BNNeckHead):
         gmn_detach_backbone: bool = False,
         test_feature: Optional[str] = None,
         init_cfg: Optional[Union[dict, List[dict]]] = dict(
-            type='Normal', layer='Linear', std=0.001)
+            type='Normal', layer='Linear', std=0.001),
+        loss_triplet: Optional[dict] = NOT_GIVEN,
     ) -> None:
         choices = dict(
             pair_feat=(pair_feat, PAIR_FEATS),
@@ -220,8 +223,9 @@ class GMNHead(BNNeckHead):
             in_channels=in_channels,
             num_classes=num_classes,
             loss_cls=loss_cls,
-            loss_triplet=loss_triplet,
+            loss_tri=loss_tri,
             test_feature=paired,
+            loss_triplet=loss_triplet,
             init_cfg=init_cfg)
         self.pair_feat = pair_feat
         self.pair_norm = pair_norm
@@ -361,8 +365,8 @@ class GMNHead(BNNeckHead):
         logits = self.classifier(f_b)
         if self.loss_cls is not None:
             losses['loss_cls'] = self.loss_cls(logits, labels)
-        if self.loss_triplet is not None:
-            losses['loss_tri'] = self.loss_triplet(f_t, labels)
+        if self.loss_tri is not None:
+            losses['loss_tri'] = self.loss_tri(f_t, labels)
         with torch.no_grad():
             losses['accuracy'] = (logits.argmax(1) == labels).float().mean()
         losses.update(self.pair_losses(f_t, f_b, labels))

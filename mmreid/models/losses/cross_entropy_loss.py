@@ -3,10 +3,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmreid.registry import MODELS
+from mmreid.utils.deprecation import deprecated_registry_alias
 
 
 @MODELS.register_module()
-class CrossEntropyLoss(nn.Module):
+class ReIDCrossEntropyLoss(nn.Module):
     """Identity cross-entropy with optional label smoothing.
 
     With smoothing eps and C classes the target is ``1 - eps + eps / C`` for
@@ -48,3 +49,7 @@ class CrossEntropyLoss(nn.Module):
         loss = F.cross_entropy(
             logits, labels, label_smoothing=self.label_smooth_eps)
         return self.loss_weight * loss
+
+
+deprecated_registry_alias(MODELS, 'CrossEntropyLoss', ReIDCrossEntropyLoss,
+                          'mmpretrain.CrossEntropyLoss')
