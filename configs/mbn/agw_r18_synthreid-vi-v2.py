@@ -1,0 +1,22 @@
+# The visible-infrared CPU demo on SynthReID-vi v2 (learnable infrared:
+# intensities follow the dyes, shape cues that survive 64x32; see
+# _base_/datasets/synthreid_vi_v2.py): AGW with a two-stream ResNet-18
+# (random init: nothing is downloaded) and one non-local block in layer2 and
+# layer3, with the SynthReID Adam recipe. Plain BN;
+# mbn-agw_r18_synthreid-vi-v2.py is the MBN twin. agw_r18_synthreid-vi.py is
+# the same model on the first release (hard infrared).
+_base_ = [
+    '../_base_/models/agw_r50.py',
+    '../_base_/datasets/synthreid_vi_v2.py',
+    '../_base_/schedules/synthreid_adam_8e.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    backbone=dict(depth=18, non_local_stages=(0, 1, 1, 0), init_cfg=None),
+    head=dict(in_channels=512, num_classes=180))  # 150 train + 30 val ids
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(type='CheckpointHook', interval=8))
+randomness = dict(seed=0)
