@@ -83,6 +83,8 @@ def test_bn_passes_the_gap_on_and_mbn_removes_it():
         assert row['gap'] == pytest.approx(1.25, rel=1e-6)
         assert row['gap_max'] == pytest.approx(2.0, rel=1e-6)
         assert row['channels'] == 2 and row['const'] == 0
+        # The two halves of the visible maps have equal moments.
+        assert row['floor'] == pytest.approx(0, abs=1e-6)
     # MBN normalises each modality on its own: no gap after it (up to
     # eps), and the MBN's inner BNs are not listed.
     model = TwoLayers(MBN(2)).train()

@@ -17,8 +17,10 @@ invariant to a per-channel affine map with positive scale, so the gap at a
 layer's input does not depend on the affine transform of the layer before.
 
 A finite batch gives a small positive gap even between two samples of one
-distribution (the noise of the per-modality means), so compare gaps
-measured with the same ``--num-per-modality`` and ``--seed``.
+distribution (the noise of the per-modality means). The ``floor`` column
+measures it: the same statistic between the two halves of the visible
+images (in batch order). Compare gaps measured with the same
+``--num-per-modality`` and ``--seed``.
 
 Layers whose input holds one modality only (the stems of a two-stream
 backbone; the inner BNs of an MBN) have no gap and are listed with ``-``.
@@ -83,6 +85,7 @@ def gap_statistics(x: torch.Tensor, modality: torch.Tensor) -> dict:
     if x.dim() < 2 or x.size(0) != modality.numel():
         raise ValueError(f'expected an input of shape (N, C, ...) with N = '
                          f'{modality.numel()} labels, got {tuple(x.shape)}')
+    modality = modality.to(x.device)
     x = x.detach().double().transpose(0, 1).reshape(x.size(1), x.size(0), -1)
     moments = []
     for k in (VISIBLE, INFRARED):
@@ -121,7 +124,9 @@ def measure_modality_gap(model: nn.Module,
     Returns:
         list[dict]: One row per norm layer in module order: ``layer``,
         ``type``, ``channels``, ``gap`` (mean over channels), ``gap_max``,
-        ``log_std`` (mean over channels), ``const``; the statistics are None
+        ``log_std`` (mean over channels), ``floor`` (the mean gap between
+        the two halves of the visible images; None with fewer than 4),
+        ``const``; the statistics are None
         for a layer whose input holds one modality only (``note`` says
         why) or that the forward did not reach.
 
@@ -138,6 +143,12 @@ def measure_modality_gap(model: nn.Module,
     if present != {VISIBLE, INFRARED}:
         raise ValueError(f'the batch must hold both modalities (0 visible, '
                          f'1 infrared), got {sorted(present)}')
+    # The noise floor: the visible images split into two halves.
+    visible = labels == VISIBLE
+    num_visible = int(visible.sum())
+    halves = None
+    if num_visible >= 4:
+        halves = (torch.arange(num_visible) >= num_visible // 2).long()
     names = norm_layers(model)
     modules = dict(model.named_modules())
     seen: Dict[str, dict] = {}
@@ -154,6 +165,10 @@ def measure_modality_gap(model: nn.Module,
                                f'samples (one modality)')
             else:
                 row.update(gap_statistics(x, labels))
+                if halves is not None:
+                    floor = gap_statistics(x[visible.to(x.device)],
+                                           halves)['gap']
+                    row['floor'] = floor
             seen[name] = row
 
         return record
@@ -178,6 +193,7 @@ def measure_modality_gap(model: nn.Module,
             gap=None,
             gap_max=None,
             log_std=None,
+            floor=None,
             const=None,
             note='')
         found = seen.get(name)
@@ -193,6 +209,9 @@ def measure_modality_gap(model: nn.Module,
                     gap=float(gap[valid].mean()),
                     gap_max=float(gap[valid].max()),
                     log_std=float(log_std[valid].mean()))
+                floor = found.get('floor')
+                if floor is not None and (~torch.isnan(floor)).any():
+                    row['floor'] = float(floor[~torch.isnan(floor)].mean())
             else:
                 row['note'] = 'every channel constant'
             row.update(channels=found['channels'], const=found['const'])
@@ -208,14 +227,14 @@ def format_table(rows: List[dict]) -> str:
 
     lines = [
         '| layer | type | channels | gap (mean) | gap (max) | '
-        '\\|log std ratio\\| | const | note |',
-        '|---|---|---|---|---|---|---|---|'
+        '\\|log std ratio\\| | floor | const | note |',
+        '|---|---|---|---|---|---|---|---|---|'
     ]
     for row in rows:
         lines.append(f'| {row["layer"]} | {row["type"]} | '
                      f'{row["channels"] if row["channels"] else "-"} | '
                      f'{number(row["gap"])} | {number(row["gap_max"])} | '
-                     f'{number(row["log_std"])} | '
+                     f'{number(row["log_std"])} | {number(row["floor"])} | '
                      f'{"-" if row["const"] is None else row["const"]} | '
                      f'{row["note"]} |')
     return '\n'.join(lines)
