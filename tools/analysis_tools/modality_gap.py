@@ -19,8 +19,10 @@ layer's input does not depend on the affine transform of the layer before.
 A finite batch gives a small positive gap even between two samples of one
 distribution (the noise of the per-modality means). The ``floor`` column
 measures it: the same statistic between the two halves of the visible
-images (in batch order). Compare gaps measured with the same
-``--num-per-modality`` and ``--seed``.
+images (in batch order). Its groups are half as large, so with no gap at
+all the modality comparison would give about ``floor / sqrt(2)`` (mean
+differences of independent images shrink as ``sqrt(1/n1 + 1/n2)``).
+Compare gaps measured with the same ``--num-per-modality`` and ``--seed``.
 
 Layers whose input holds one modality only (the stems of a two-stream
 backbone; the inner BNs of an MBN) have no gap and are listed with ``-``.
