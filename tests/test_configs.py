@@ -26,8 +26,18 @@ def redirect_data(cfg, roots):
         kind = cfg.get('type')
         if kind in ('SynthReID', 'SynthReIDVI'):
             vi = kind == 'SynthReIDVI'
-            cfg['data_root'] = roots['synth-vi' if vi else 'synth']
+            # A folder holds one parameter set: the v1 and v2 generator
+            # options get folders of their own. The tiny preset replaces
+            # the demo's counts (overrides such as num_ids_test=450).
+            options = '-'.join(
+                f'{key}={cfg.get(key)}'
+                for key in ('ir_mode', 'ir_luminance', 'ir_gap',
+                            'style_control') if key in cfg)
+            cfg['data_root'] = osp.join(roots['synth-vi' if vi else 'synth'],
+                                        options or 'default')
             cfg['size'] = 'tiny'
+            cfg.pop('overrides', None)
+            cfg['num_workers'] = 1
         elif kind in roots:
             cfg['data_root'] = roots[kind]
         for value in cfg.values():
@@ -99,6 +109,9 @@ def test_configs_use_one_style_and_the_current_names():
 def test_there_are_configs():
     assert any('bot_r50_1xb64-120e_market1501' in p for p in CONFIGS)
     assert any('bot_r18_synthreid' in p for p in CONFIGS)
+    # The SynthReID-vi v2 demos (learnable infrared) are among them.
+    for name in ('agw_r18_synthreid-vi-v2', 'mbn-agw_r18_synthreid-vi-v2'):
+        assert any(osp.basename(p) == f'{name}.py' for p in CONFIGS), name
 
 
 @pytest.mark.parametrize(
