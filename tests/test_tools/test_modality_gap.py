@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from mmreid.models.layers import MBN
-from .conftest import REPO
+from tests.fixtures.processes import REPO
 
 
 def load_tool():

@@ -38,6 +38,5 @@ __all__ = [
     'group_pool', 'PoolGroups', 'seeded_gallery_draw', 'official_gallery_draw',
     'normalize_rand_perm_cam', 'RandPermCam', 'RAND_PERM_LAYOUT',
     'NUM_OFFICIAL_TRIALS', 'NUM_SYSU_CAMS', 'classic_cmc',
-    'count_valid_positives', 'summarize_partitions',
-    'PairDistanceOptions'
+    'count_valid_positives', 'summarize_partitions', 'PairDistanceOptions'
 ]
