@@ -1,4 +1,28 @@
+import os
+
 import pytest
+
+#: At most this many test workers: each holds its own torch and data.
+MAX_WORKERS = 8
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per CPU this process may use (affinity and
+    cgroup quota, as mmreid counts them), at most :data:`MAX_WORKERS`."""
+    from mmreid.utils.threads import usable_cpu_count
+    return max(1, min(usable_cpu_count(), MAX_WORKERS))
+
+
+def pytest_configure(config):
+    """Workers of ``-n N`` share the CPUs: torch threads split among them
+    instead of every worker starting one thread per CPU."""
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1:
+        import torch
+
+        from mmreid.utils.threads import usable_cpu_count
+        torch.set_num_threads(max(1, usable_cpu_count() // workers))
 
 
 def pytest_collection_modifyitems(config, items):

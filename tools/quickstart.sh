@@ -112,7 +112,10 @@ case "$job" in
         ensure_installed
         cd "$ROOT"
         # pytest's testpaths (setup.cfg) is tests/ when no path is given.
-        exec "$VENV/bin/python" -m pytest -q "$@"
+        # The tests run in one worker per CPU (pytest-xdist; most of the
+        # suite's time is tool processes starting up, which overlap well);
+        # later arguments win, so `test -n 0` runs them in this process.
+        exec "$VENV/bin/python" -m pytest -q -n auto --dist worksteal "$@"
         ;;
     *)
         usage
