@@ -2,9 +2,12 @@ import copy
 import logging
 import os
 import os.path as osp
+import pickle
 import re
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import (Callable, Dict, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
+import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
@@ -54,6 +57,34 @@ def metainfo_as_given(defaults: Mapping,
                         f'{type(metainfo).__name__}: {metainfo!r}')
     merged.update(copy.deepcopy(dict(metainfo)))
     return merged
+
+
+def serialize_data_list(data_list: list) -> Tuple[np.ndarray, np.ndarray]:
+    """Pickle a dataset's infos into one byte array, in mmengine's layout.
+
+    ``BaseDataset(serialize_data=True)`` keeps its infos as one uint8 array
+    (``data_bytes``) and the end offset of every info (``data_address``),
+    so that dataloader workers share the parent's memory. mmengine's own
+    ``_serialize_data`` then runs a full ``gc.collect()``: about 0.25 s per
+    dataset in a process holding torch and a model, paid by every dataset
+    of a multi-source or multi-target config and nothing freed by it that
+    reference counting does not free. This gives the same arrays without
+    it.
+
+    Args:
+        data_list (list[dict]): The infos, in order.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``data_bytes`` (uint8) and
+        ``data_address`` (int64 end offsets).
+    """
+    parts = [
+        np.frombuffer(pickle.dumps(info, protocol=4), dtype=np.uint8)
+        for info in data_list
+    ]
+    address = np.cumsum([len(part) for part in parts], dtype=np.int64)
+    data_bytes = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+    return data_bytes, address
 
 
 class DatasetLayoutError(FileNotFoundError):
@@ -125,6 +156,12 @@ class BaseReIDDataset(BaseDataset):
     def _load_metainfo(cls, metainfo: Optional[Mapping] = None) -> dict:
         """Metainfo as given; see :func:`metainfo_as_given`."""
         return metainfo_as_given(cls.METAINFO, metainfo)
+
+    def _serialize_data(self) -> Tuple[np.ndarray, np.ndarray]:
+        """See :func:`serialize_data_list` (no full garbage collection)."""
+        serialized = serialize_data_list(self.data_list)
+        self.data_list.clear()
+        return serialized
 
     @property
     def dataset_name(self) -> str:

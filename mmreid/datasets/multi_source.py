@@ -2,10 +2,11 @@ import copy
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 from mmengine.dataset import BaseDataset
 
 from mmreid.registry import DATASETS
-from .base_reid_dataset import metainfo_as_given
+from .base_reid_dataset import metainfo_as_given, serialize_data_list
 from .summary import (count_records, format_modalities, log_summary,
                       mute_summaries)
 
@@ -173,6 +174,12 @@ class ConcatReIDDataset(BaseDataset):
     def _load_metainfo(cls, metainfo: Optional[dict] = None) -> dict:
         """Metainfo as given, never read from a file."""
         return metainfo_as_given(cls.METAINFO, metainfo)
+
+    def _serialize_data(self) -> Tuple[np.ndarray, np.ndarray]:
+        """See :func:`~.base_reid_dataset.serialize_data_list`."""
+        serialized = serialize_data_list(self.data_list)
+        self.data_list.clear()
+        return serialized
 
     def __init__(self,
                  datasets: Optional[Sequence[SourceConfig]] = None,
