@@ -134,6 +134,43 @@ def test_bad_checkpoints_leave_no_file(tiny, tmp_path):
     assert list(out_dir.iterdir()) == []
 
 
+def test_converted_checkpoint_of_another_network_is_refused(tiny, tmp_path):
+    # A fast-reid checkpoint of the tiny network, converted: fast-reid pools
+    # its stem without padding and resizes with PIL bicubic, the tiny config
+    # does neither, so the exported graph would compute another network.
+    # The exporter refuses as tools/test.py does; with the overrides it
+    # prints, the export goes through.
+    from mmreid.utils.key_mapping import convert_checkpoint_file
+    tool = _load_tool()
+    config, checkpoint = tiny
+    fastreid = {}
+    state = torch.load(checkpoint, weights_only=True)['state_dict']
+    for key, value in state.items():
+        key = key.replace('head.bnneck.', 'heads.bottleneck.0.')
+        fastreid[key.replace('head.classifier.', 'heads.')] = value
+    src = tmp_path / 'model_final.pth'
+    torch.save(dict(model=fastreid, iteration=100), src)
+    converted = str(tmp_path / 'converted.pth')
+    convert_checkpoint_file(
+        str(src), converted, 'fastreid', strict=True, input_size=[32, 16])
+    out_dir = tmp_path / 'out'
+    out_dir.mkdir()
+    args = [
+        config, converted, '--output-file',
+        str(out_dir / 'model.onnx'), '--exporter', 'legacy', '--opset', '17'
+    ]
+    with pytest.raises(ValueError, match='was converted from fastreid'):
+        tool.main(args)
+    assert list(out_dir.iterdir()) == []
+    assert tool.main(args + [
+        '--cfg-options', 'model.backbone.stem_pool.padding=0',
+        'model.backbone.stem_pool.ceil_mode=True',
+        'test_dataloader.dataset.pipeline.1.interpolation=bicubic',
+        'test_dataloader.dataset.pipeline.1.backend=pillow'
+    ]) == 0
+    assert [p.name for p in out_dir.iterdir()] == ['model.onnx']
+
+
 def test_failed_export_leaves_no_file(tmp_path):
     tool = _load_tool()
 

@@ -167,14 +167,22 @@ def input_shape(cfg: Config,
                      'set the input size; pass --shape H W')
 
 
-def load_checkpoint(model: nn.Module, checkpoint: str) -> None:
-    """Load a local trusted checkpoint; every model tensor must be in it.
+def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:
+    """Load a local trusted checkpoint with the rules of ``init_model``.
+
+    Every model tensor must be in the checkpoint (a classifier trained on
+    other identities is skipped: the exported features do not use it), and
+    a converted checkpoint must come from the network the config builds
+    (``meta['source_arch']``, as ``tools/test.py`` checks).
 
     Raises:
         FileNotFoundError: The file does not exist.
-        RuntimeError: The file cannot be read as a checkpoint or lacks
-            model tensors.
+        RuntimeError: The file cannot be read as a checkpoint, lacks model
+            tensors or holds tensors of other shapes.
+        ValueError: A converted checkpoint of another network.
     """
+    from mmreid.utils.checkpoint import load_model_state
+    from mmreid.utils.source_arch import check_source_arch
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not '
                                 'exist (only local files are exported)')
@@ -183,30 +191,14 @@ def load_checkpoint(model: nn.Module, checkpoint: str) -> None:
     except Exception as error:
         raise RuntimeError(f'cannot read checkpoint {checkpoint!r}: '
                            f'{type(error).__name__}: {error}') from error
-    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
-        state = state['state_dict']
-    if not isinstance(state, dict) or not all(
-            isinstance(v, torch.Tensor) for v in state.values()):
-        raise RuntimeError(f'checkpoint {checkpoint!r} holds no state dict '
-                           '(a dict of tensors, or one under "state_dict")')
-    state = {
-        k[len('module.'):] if k.startswith('module.') else k: v
-        for k, v in state.items()
-    }
-    incompatible = model.load_state_dict(state, strict=False)
-    missing = [
-        k for k in incompatible.missing_keys
-        if not k.endswith('num_batches_tracked')
-    ]
-    if missing:
-        raise RuntimeError(
-            f'checkpoint {checkpoint!r} lacks {len(missing)} tensors of the '
-            f'model, e.g. {missing[:5]}; is it a checkpoint of this config?')
-    if incompatible.unexpected_keys:
-        print(
-            f'warning: checkpoint keys not in the model: '
-            f'{incompatible.unexpected_keys[:5]}',
-            file=sys.stderr)
+    meta = state.get('meta') if isinstance(state, dict) else None
+    check_source_arch(meta, model, cfg, checkpoint, test=True)
+    load_model_state(
+        model,
+        state,
+        checkpoint,
+        strict=True,
+        opt_out='nothing in this exporter (it exports whole models only)')
 
 
 def build_model(cfg: Config,
@@ -223,7 +215,7 @@ def build_model(cfg: Config,
     # Weights come from the checkpoint: never download pretrained ones.
     model_cfg.pop('init_cfg', None)
     model = MODELS.build(model_cfg)
-    load_checkpoint(model, checkpoint)
+    load_checkpoint(model, cfg, checkpoint)
     return ImageFeatureModel(model, modality).eval()
 
 
