@@ -8,6 +8,7 @@ another channel order), so a config ported from mmpretrain failed with a
 names still build the new class, with a :class:`FutureWarning` (a warning
 for the users of configs, shown by default) the first time each is used.
 """
+import functools
 import inspect
 import warnings
 from typing import Callable, Dict, Set, Tuple
@@ -98,3 +99,43 @@ def deprecated_attribute(module_name: str, renamed: Dict[str, type],
                f'{module_name}.{name} is deprecated and will be removed in '
                f'the next release: use {module_name}.{new_cls.__name__}')
     return new_cls
+
+
+def renamed_keyword(old: str, new: str) -> Callable:
+    """Accept a function's keyword ``old``, renamed ``new``, for one release.
+
+    A call with ``old=`` gets a :class:`DeprecationWarning` naming ``new``
+    and runs as if ``new=`` had been given.
+
+    Args:
+        old (str): The old keyword.
+        new (str): The keyword of the decorated function.
+
+    Returns:
+        Callable: The decorator.
+
+    Raises:
+        TypeError: (from the decorated call) both keywords are given.
+    """
+
+    def decorate(func: Callable) -> Callable:
+        name = func.__qualname__.replace('.__init__', '')
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f'{name}() got both {new}= and its '
+                                    f'deprecated alias {old}=; give {new} '
+                                    'only')
+                warnings.warn(
+                    f'{name}({old}=...) is deprecated and will be removed: '
+                    f'use {new}=...',
+                    DeprecationWarning,
+                    stacklevel=2)
+                kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

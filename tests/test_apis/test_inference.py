@@ -210,7 +210,7 @@ def test_rank_gallery_matches_naive_ranking(config, tmp_path, distance):
         extract_features(model, osp.join(gallery, n), batch_size=1)
         for n in names
     ])
-    dist = compute_distance(q, g, metric=distance)[0]
+    dist = compute_distance(q, g, distance=distance)[0]
     order = [
         int(i) for i in np.argsort(dist.numpy(), kind='stable')
         if not names[i].startswith(('0002_c1', '-1_'))

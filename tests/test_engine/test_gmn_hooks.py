@@ -130,7 +130,7 @@ def expected(feats, pids, camids, roles, scorer):
         pids[~q],
         camids[q],
         camids[~q],
-        metric=scorer)
+        distance=scorer)
 
 
 def test_metric_reports_several_modes_in_one_run():

@@ -106,15 +106,42 @@ def test_gallery_distance_matches_float64_without_copying(metric, normalize):
             rtol=1e-5)
     with pytest.raises(ValueError, match='query dim 8 != gallery dim 16'):
         distance(query[:, :8])
-    with pytest.raises(ValueError, match='metric'):
+    with pytest.raises(ValueError, match='distance must be one of'):
         GalleryDistance(gallery, 'manhattan')
 
 
 def test_invalid_inputs():
     query = features(0)
-    with pytest.raises(ValueError, match='metric'):
+    with pytest.raises(ValueError, match='distance must be one of'):
         compute_distance(query, query, 'manhattan')
     with pytest.raises(ValueError, match='dim'):
         compute_distance(query, features(1, dim=4))
     with pytest.raises(ValueError, match='2-D'):
         compute_distance(query[0], query)
+
+
+def test_metric_keyword_is_a_deprecated_alias_of_distance():
+    """Issue 17.2: ``distance`` is the word in the functional API too."""
+    from mmreid.evaluation.functional import (evaluate_features,
+                                              evaluate_verification_features)
+    torch.manual_seed(0)
+    query, gallery = torch.randn(4, 8), torch.randn(6, 8)
+    q_pids, g_pids = torch.arange(4), torch.arange(6)
+    labels = (q_pids, g_pids, q_pids * 0, g_pids * 0 + 1)
+    expected = compute_distance(query, gallery, distance='cosine')
+    with pytest.warns(DeprecationWarning, match=r'use distance='):
+        old = compute_distance(query, gallery, metric='cosine')
+    assert torch.equal(old, expected)
+    with pytest.warns(DeprecationWarning, match=r'GalleryDistance\(metric='):
+        assert torch.equal(
+            GalleryDistance(gallery, metric='cosine')(query), expected)
+    new = evaluate_features(query, gallery, *labels, distance='cosine')
+    with pytest.warns(DeprecationWarning, match=r'evaluate_features\(metric'):
+        old = evaluate_features(query, gallery, *labels, metric='cosine')
+    assert old.mAP == new.mAP and torch.equal(
+        torch.as_tensor(old.cmc), torch.as_tensor(new.cmc))
+    with pytest.warns(DeprecationWarning):
+        evaluate_verification_features(
+            query, gallery, *labels, metric='cosine', fprs=(0.5, ))
+    with pytest.raises(TypeError, match='got both distance= and'):
+        compute_distance(query, gallery, distance='cosine', metric='cosine')

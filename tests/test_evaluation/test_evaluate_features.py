@@ -57,7 +57,7 @@ def test_equals_evaluate_rank_of_full_matrix(metric, normalize, budget_mb):
         query,
         gallery,
         *labels,
-        metric=metric,
+        distance=metric,
         normalize=normalize,
         memory_budget_mb=budget_mb)
     assert_equal_results(result, expected)
@@ -101,7 +101,7 @@ def test_scorer_chunks_respect_budget():
         return (-query_chunk @ gallery_feats.t()).numpy()
 
     result = evaluate_features(
-        query, gallery, *labels, metric=scorer, memory_budget_mb=budget_mb)
+        query, gallery, *labels, distance=scorer, memory_budget_mb=budget_mb)
     assert max(calls) <= max_rows
     assert len(calls) == math.ceil(len(query) / max_rows)
     assert sum(calls) == len(query)
@@ -126,9 +126,9 @@ def test_scorer_gets_normalized_features():
 
     query, gallery, *labels = problem(4)
     result = evaluate_features(
-        query * 5, gallery, *labels, metric=scorer, normalize=True)
+        query * 5, gallery, *labels, distance=scorer, normalize=True)
     expected = evaluate_features(
-        query, gallery, *labels, metric=scorer, normalize=True)
+        query, gallery, *labels, distance=scorer, normalize=True)
     np.testing.assert_allclose(result.all_AP, expected.all_AP, atol=1e-7)
 
 
@@ -137,7 +137,7 @@ def test_invalid_inputs():
     labels = (q_pids, g_pids, q_camids, g_camids)
     with pytest.raises(ValueError, match='scorer returned'):
         evaluate_features(
-            query, gallery, *labels, metric=lambda q, g: q @ q.t())
+            query, gallery, *labels, distance=lambda q, g: q @ q.t())
     with pytest.raises(ValueError, match='query pids'):
         evaluate_features(query[:-1], gallery, *labels)
     with pytest.raises(ValueError, match='gallery pids'):
@@ -175,6 +175,6 @@ def test_integer_features_keep_exact_ties(metric, tie_policy, ap_mode):
         query.astype(np.float32),
         gallery.astype(np.float32),
         *labels,
-        metric=metric,
+        distance=metric,
         **options)
     assert_equal_results(result, expected)

@@ -244,7 +244,7 @@ def test_scorer_streams_like_full_matrix(mode, topk):
         *params, distance=mode, topk=topk, gallery=gallery)
     # a tiny budget: several query chunks of evaluate_features
     result = evaluate_features(
-        query, gallery, *lab, metric=scorer, memory_budget_mb=0.01)
+        query, gallery, *lab, distance=scorer, memory_budget_mb=0.01)
     assert_same_result(result, expected)
 
 

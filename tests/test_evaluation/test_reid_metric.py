@@ -97,7 +97,7 @@ def test_options_are_forwarded():
     metrics = run_metric(metric, samples)
     expected = expected_metrics(
         samples,
-        metric='cosine',
+        distance='cosine',
         max_rank=3,
         junk_rule='none',
         tie_policy='pessimistic',
@@ -164,7 +164,7 @@ def test_data_elements_and_set_scorer():
     elements = [ReIDDataSample(**_split(sample)) for sample in samples]
     metrics = run_metric(metric, elements)
     assert sum(calls) == 12
-    expected = expected_metrics(samples, metric=scorer)
+    expected = expected_metrics(samples, distance=scorer)
     assert metrics['reid/mAP'] == pytest.approx(expected.mAP * 100)
     with pytest.raises(TypeError, match='callable'):
         metric.set_scorer('euclidean')
@@ -234,7 +234,7 @@ def test_verification_keys():
     metrics = run_metric(metric, samples)
     query, gallery, *labels = split_samples(samples)
     expected = evaluate_verification_features(
-        query, gallery, *labels, metric='cosine', fprs=(1e-2, 0.1))
+        query, gallery, *labels, distance='cosine', fprs=(1e-2, 0.1))
     assert metrics['reid/TPR@FPR=1e-02'] == pytest.approx(expected.tpr[0] *
                                                           100)
     assert metrics['reid/TPR@FPR=1e-01'] == pytest.approx(expected.tpr[1] *

@@ -115,13 +115,13 @@ def test_features_equal_distmat():
             query,
             gallery,
             *labels,
-            metric=metric,
+            distance=metric,
             fprs=(0.05, 0.2),
             memory_budget_mb=1e-4)
         np.testing.assert_allclose(result.tpr, expected.tpr)
     scorer = lambda q, g: torch.cdist(q, g)  # noqa: E731
     result = evaluate_verification_features(
-        query, gallery, *labels, metric=scorer, fprs=(0.05, 0.2))
+        query, gallery, *labels, distance=scorer, fprs=(0.05, 0.2))
     expected = evaluate_verification(
         torch.cdist(query, gallery), *labels, fprs=(0.05, 0.2))
     np.testing.assert_allclose(result.tpr, expected.tpr)

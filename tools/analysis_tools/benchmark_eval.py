@@ -348,7 +348,7 @@ def measure(method, evaluate, inputs, label_args, args):
         result = evaluate_features(
             *inputs,
             *label_args,
-            metric='cosine',
+            distance='cosine',
             max_rank=MAX_RANK,
             **options)
         cmc, mAP, mINP = result.cmc, result.mAP, result.mINP

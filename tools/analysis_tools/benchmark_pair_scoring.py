@@ -11,7 +11,7 @@ meaningful), measures at one memory budget:
 - ``matmul ceiling``: plain ``torch.mm`` calls of exactly the decomposed
   GEMM shapes and FLOPs, with preallocated operands: what the machine's
   matmul reaches, the upper bound of the decomposed form;
-- ``streamed``: ``evaluate_features(metric=make_mnet_scorer(...))``,
+- ``streamed``: ``evaluate_features(distance=make_mnet_scorer(...))``,
   scoring and ranking per query chunk without the Q x G matrix;
 - ``top-k rerank``: ``mnet_distances(topk=k)``, the M-Net on the k nearest
   Euclidean candidates only, with its mAP / Rank-1 difference from the
@@ -296,7 +296,7 @@ def main(argv=None):
                 query,
                 gallery,
                 *labels,
-                metric=scorer,
+                distance=scorer,
                 memory_budget_mb=budget),
             lambda: mnet_distances(
                 query, gallery, *params, topk=k, memory_budget_mb=budget),

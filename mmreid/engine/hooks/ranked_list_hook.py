@@ -289,7 +289,7 @@ class RankedListHook(Hook):
             g_pids,
             q_camids,
             g_camids,
-            metric=scorer,
+            distance=scorer,
             normalize=normalize,
             max_rank=1,
             **rank_options)

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmreid.utils.deprecation import renamed_keyword
+
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 DISTANCE_METRICS = ('euclidean', 'sqeuclidean', 'cosine')
@@ -136,23 +138,25 @@ class GalleryDistance:
 
     Args:
         gallery_feats: Gallery features, shape (G, D).
-        metric: ``'euclidean'``, ``'sqeuclidean'`` or ``'cosine'``.
+        distance: ``'euclidean'``, ``'sqeuclidean'`` or ``'cosine'``
+            (``metric=`` is its deprecated alias).
         normalize: L2-normalise the features first.
     """
 
+    @renamed_keyword('metric', 'distance')
     def __init__(self,
                  gallery_feats: ArrayLike,
-                 metric: str = 'euclidean',
+                 distance: str = 'euclidean',
                  normalize: bool = False) -> None:
-        if metric not in DISTANCE_METRICS:
-            raise ValueError(f'metric must be one of {DISTANCE_METRICS}, '
-                             f'got {metric!r}')
+        if distance not in DISTANCE_METRICS:
+            raise ValueError(f'distance must be one of {DISTANCE_METRICS}, '
+                             f'got {distance!r}')
         gallery = to_tensor(gallery_feats).float()
         if gallery.ndim != 2:
             raise ValueError('features must be 2-D (num_samples, dim), got '
                              f'{tuple(gallery.shape)}')
-        self.metric = metric
-        self.normalize = normalize or metric == 'cosine'
+        self.distance = distance
+        self.normalize = normalize or distance == 'cosine'
         self.gallery_t = gallery.t()
         self.g_scale = None
         if self.normalize:
@@ -189,21 +193,22 @@ class GalleryDistance:
             dist = query @ self.gallery_t
         if self.g_scale is not None:
             dist.mul_(self.g_scale)
-        if self.metric == 'cosine':
+        if self.distance == 'cosine':
             # 1 - cos lies in [0, 2]; rounding may leave it at -1e-7 for
             # identical features, which is harmless for ranking.
             return dist.neg_().add_(1)
         # |q|^2 + |g|^2 - 2 q.g, in place: no (Qc, G) temporaries.
         q_sq = squared_norms(query)[:, None]
         dist.mul_(-2).add_(q_sq).add_(self.g_sq).clamp_(min=0)
-        if self.metric == 'euclidean':
+        if self.distance == 'euclidean':
             dist.sqrt_()
         return dist
 
 
+@renamed_keyword('metric', 'distance')
 def compute_distance(query_feats: ArrayLike,
                      gallery_feats: ArrayLike,
-                     metric: str = 'euclidean',
+                     distance: str = 'euclidean',
                      normalize: bool = False) -> torch.Tensor:
     """Distances between query and gallery features (smaller = closer).
 
@@ -217,10 +222,11 @@ def compute_distance(query_feats: ArrayLike,
     Args:
         query_feats: Query features, shape (Q, D).
         gallery_feats: Gallery features, shape (G, D), on the same device.
-        metric: ``'euclidean'``, ``'sqeuclidean'`` or ``'cosine'``.
+        distance: ``'euclidean'``, ``'sqeuclidean'`` or ``'cosine'``
+            (``metric=`` is its deprecated alias).
         normalize: L2-normalise the features first.
 
     Returns:
         torch.Tensor: fp32 distances, shape (Q, G), on the features' device.
     """
-    return GalleryDistance(gallery_feats, metric, normalize)(query_feats)
+    return GalleryDistance(gallery_feats, distance, normalize)(query_feats)

@@ -9,6 +9,7 @@ from typing import Callable, Union
 import torch
 import torch.nn.functional as F
 
+from mmreid.utils.deprecation import renamed_keyword
 from mmreid.utils.threads import compute_thread_count, torch_threads
 
 from .distance import ArrayLike, GalleryDistance, to_tensor
@@ -19,13 +20,14 @@ from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, RankAccumulator,
 Scorer = Callable[[torch.Tensor, torch.Tensor], ArrayLike]
 
 
+@renamed_keyword('metric', 'distance')
 def evaluate_features(query_feats: ArrayLike,
                       gallery_feats: ArrayLike,
                       q_pids: ArrayLike,
                       g_pids: ArrayLike,
                       q_camids: ArrayLike,
                       g_camids: ArrayLike,
-                      metric: Union[str, Scorer] = 'euclidean',
+                      distance: Union[str, Scorer] = 'euclidean',
                       normalize: bool = False,
                       memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
                       device: DeviceLike = None,
@@ -45,10 +47,11 @@ def evaluate_features(query_feats: ArrayLike,
         g_pids: Gallery pids, shape (G,).
         q_camids: Query camids, shape (Q,).
         g_camids: Gallery camids, shape (G,).
-        metric: ``'euclidean'``, ``'sqeuclidean'``, ``'cosine'`` or a
+        distance: ``'euclidean'``, ``'sqeuclidean'``, ``'cosine'`` or a
             scorer ``(query_chunk (Qc, D), gallery (G, D)) -> distances
             (Qc, G)`` (smaller = more similar), e.g. a learned pair
             matcher; negate similarities before returning them.
+            ``metric=`` is its deprecated alias.
         normalize: L2-normalise the features first (also before a
             scorer).
         memory_budget_mb: Budget for one chunk's distances and ranking;
@@ -81,17 +84,17 @@ def evaluate_features(query_feats: ArrayLike,
                          f'{accumulator.num_gallery} gallery pids')
 
     gallery = gallery.to(device)
-    if callable(metric):
-        scorer = metric
+    if callable(distance):
+        scorer = distance
         if normalize:
             gallery = F.normalize(gallery.float(), dim=1)
     else:
         # Normalisation is row by row, so chunks give the same bits as
         # the whole set.
-        distance = GalleryDistance(gallery, metric, normalize)
+        gallery_distance = GalleryDistance(gallery, distance, normalize)
 
         def scorer(query_chunk, gallery_all):
-            return distance(query_chunk)
+            return gallery_distance(query_chunk)
 
     chunk_size = chunk_rows_for_budget(num_gallery, memory_budget_mb)
     # The GEMM gains from threads, but not from more than the process may
@@ -102,7 +105,7 @@ def evaluate_features(query_feats: ArrayLike,
     for start in range(0, num_query, chunk_size):
         query_chunk = query[start:start + chunk_size].to(device)
         with torch_threads(num_threads):
-            if callable(metric) and normalize:
+            if callable(distance) and normalize:
                 query_chunk = F.normalize(query_chunk.float(), dim=1)
             dist = to_tensor(scorer(query_chunk, gallery))
         if tuple(dist.shape) != (len(query_chunk), num_gallery):

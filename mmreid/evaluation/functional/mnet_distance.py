@@ -275,7 +275,7 @@ def mnet_distances(query: ArrayLike,
 
 
 class MNetPairScorer:
-    """A pair scorer for ``evaluate_features(metric=scorer)``.
+    """A pair scorer for ``evaluate_features(distance=scorer)``.
 
     Calling it with ``(query_chunk (Qc, D), gallery (G, D))`` returns the
     (Qc, G) distances of :func:`mnet_distances`, so metrics are streamed

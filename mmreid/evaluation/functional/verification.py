@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmreid.utils.deprecation import renamed_keyword
 from .distance import ArrayLike, GalleryDistance, to_tensor
 from .junk_rules import JunkRule, get_junk_rule
 from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, _as_labels,
@@ -249,6 +250,7 @@ def evaluate_verification(distmat: ArrayLike,
                       junk_rule, device)
 
 
+@renamed_keyword('metric', 'distance')
 def evaluate_verification_features(
         query_feats: ArrayLike,
         gallery_feats: ArrayLike,
@@ -256,7 +258,7 @@ def evaluate_verification_features(
         g_pids: ArrayLike,
         q_camids: ArrayLike,
         g_camids: ArrayLike,
-        metric: str = 'euclidean',
+        distance: Union[str, Callable] = 'euclidean',
         normalize: bool = False,
         fprs: Sequence[float] = DEFAULT_FPRS,
         junk_rule: Union[str, JunkRule] = 'market',
@@ -271,8 +273,9 @@ def evaluate_verification_features(
         query_feats: Query features, shape (Q, D).
         gallery_feats: Gallery features, shape (G, D).
         q_pids, g_pids, q_camids, g_camids: Labels, shapes (Q,), (G,).
-        metric: ``'euclidean'``, ``'sqeuclidean'``, ``'cosine'`` or a
-            scorer ``(query_chunk, gallery) -> distances``.
+        distance: ``'euclidean'``, ``'sqeuclidean'``, ``'cosine'`` or a
+            scorer ``(query_chunk, gallery) -> distances`` (``metric=`` is
+            its deprecated alias).
         normalize: L2-normalise the features first.
         fprs: FPRs in [0, 1].
         junk_rule: ``'market'``, ``'none'``, ``'sysu'`` or a callable.
@@ -286,20 +289,20 @@ def evaluate_verification_features(
     device = torch.device(device) if device is not None else query.device
     gallery = gallery.to(device)
     chunk_size = chunk_rows_for_budget(len(gallery), memory_budget_mb)
-    if callable(metric) and normalize:
+    if callable(distance) and normalize:
         gallery = F.normalize(gallery.float(), dim=1)
-    distance = None if callable(metric) else GalleryDistance(
-        gallery, metric, normalize)
+    gallery_distance = None if callable(distance) else GalleryDistance(
+        gallery, distance, normalize)
 
     def chunks():
         for start in range(0, len(query), chunk_size):
             query_chunk = query[start:start + chunk_size].to(device)
-            if callable(metric):
+            if callable(distance):
                 if normalize:
                     query_chunk = F.normalize(query_chunk.float(), dim=1)
-                yield start, to_tensor(metric(query_chunk, gallery))
+                yield start, to_tensor(distance(query_chunk, gallery))
             else:
-                yield start, distance(query_chunk)
+                yield start, gallery_distance(query_chunk)
 
     return tpr_at_fpr(chunks, q_pids, g_pids, q_camids, g_camids, fprs,
                       junk_rule, device)

@@ -476,7 +476,7 @@ class ReIDModel(BaseModel):
         Returns:
             Tensor: Shape (Q, G), fp32.
         """
-        return compute_distance(query, gallery, metric=self.distance_type)
+        return compute_distance(query, gallery, distance=self.distance_type)
 
     def scorers(self) -> Optional[Dict[str, Scorer]]:
         """The model's own distances, one per reported mode.
