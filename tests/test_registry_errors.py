@@ -148,3 +148,17 @@ def test_runner_dataset_key_path(tmp_path):
     assert str(
         info.value).startswith("train_dataloader.dataset.type='SynthReId'")
     assert "Did you mean 'SynthReID'" in str(info.value)
+
+
+def test_runner_optimizer_type(tmp_path):
+    # mmengine's optimizer constructor looks the class up itself: a
+    # misspelt type was "TypeError: None is not a callable object".
+    from mmreid.engine.runner import ReIDRunner
+    cfg = runner_cfg(tmp_path)
+    cfg.optim_wrapper.optimizer.type = 'Adamm'
+    runner = ReIDRunner.from_cfg(cfg)
+    with pytest.raises(UnknownTypeError) as info:
+        runner.build_optim_wrapper(runner.optim_wrapper)
+    message = str(info.value)
+    assert message.startswith("optim_wrapper.optimizer.type='Adamm'")
+    assert "'Adam'" in message and "'AdamW'" in message

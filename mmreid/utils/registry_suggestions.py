@@ -318,3 +318,35 @@ def unknown_type_message(obj_type: str, registry, stack: Sequence) -> str:
     lines.append('A class of your own must be registered and its module '
                  'imported (custom_imports; see docs/customize.md).')
     return '\n'.join(lines)
+
+
+def check_optimizer_type(optim_wrapper: Any, registry) -> None:
+    """Refuse an unknown ``optim_wrapper.optimizer.type`` before building.
+
+    mmengine's ``DefaultOptimWrapperConstructor`` looks the optimizer class
+    up itself (not through a build), so a misspelt type reached the user as
+    ``TypeError: None is not a callable object``. This raises the same
+    :class:`UnknownTypeError` as every other unknown ``type``.
+
+    Args:
+        optim_wrapper: The runner's ``optim_wrapper`` config (anything
+            else, e.g. a built wrapper, is left alone).
+        registry (Registry): The optimizer registry.
+
+    Raises:
+        UnknownTypeError: The optimizer type is registered nowhere the
+            constructor looks.
+    """
+    if not isinstance(optim_wrapper, dict):
+        return
+    optimizer = optim_wrapper.get('optimizer')
+    if not isinstance(optimizer, dict):
+        return
+    obj_type = optimizer.get('type')
+    if not isinstance(obj_type, str):
+        return
+    with registry.switch_scope_and_registry(None) as searched:
+        if searched.get(obj_type) is not None:
+            return
+    raise UnknownTypeError(
+        unknown_type_message(obj_type, searched, [optim_wrapper, optimizer]))

@@ -47,6 +47,14 @@ class ReIDRunner(Runner):
         finally:
             self._training = False
 
+    def build_optim_wrapper(self, optim_wrapper):
+        """mmengine's, after checking the optimizer type (see
+        :func:`~mmreid.utils.registry_suggestions.check_optimizer_type`)."""
+        from mmreid.registry import OPTIMIZERS
+        from mmreid.utils.registry_suggestions import check_optimizer_type
+        check_optimizer_type(optim_wrapper, OPTIMIZERS)
+        return super().build_optim_wrapper(optim_wrapper)
+
     def load_or_resume(self) -> None:
         if (not self._has_loaded and self._resume and self._load_from is None
                 and find_latest_checkpoint(self.work_dir) is None):
