@@ -108,3 +108,43 @@ def test_regimes_and_contention(tmp_path):
     assert weak['mAP'] < 0.5 < 0.9 < strong['mAP']
     assert '1 competing busy process(es)' in proc.stdout
     assert '| tiny (200 x 1,000) | strong | mmreid (' in proc.stdout
+
+
+def _running(pid):
+    """The process exists and is not a zombie."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+def test_contenders_stop_when_the_benchmark_is_killed():
+    # A killed benchmark cannot stop its busy processes; they stop on
+    # their own when their parent is gone (one was left spinning before).
+    import importlib.util
+    import os
+    import time
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_eval', f'{REPO}/tools/analysis_tools/benchmark_eval.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    # The parent starts a busy process as the benchmark does and exits
+    # without stopping it. The busy process writes nowhere, so that the
+    # parent's pipe closes with the parent.
+    parent = ('import os, subprocess, sys\n'
+              'p = subprocess.Popen([sys.executable, "-c", sys.argv[1], '
+              'str(os.getpid())], stdout=subprocess.DEVNULL)\n'
+              'print(p.pid, flush=True)\n')
+    out = subprocess.run([sys.executable, '-c', parent, tool.BUSY_LOOP],
+                         stdout=subprocess.PIPE,
+                         text=True,
+                         check=True,
+                         timeout=60)
+    pid = int(out.stdout)
+    deadline = time.monotonic() + 20
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _running(pid):
+        os.kill(pid, 9)
+        raise AssertionError('the busy process outlived its parent')

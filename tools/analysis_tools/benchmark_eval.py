@@ -74,7 +74,13 @@ MAX_RANK = 50
 # weak about 9 % mAP / 33 % R1 (a cross-domain model).
 REGIMES = dict(strong=1.0, medium=3.7, weak=4.6)
 # A busy process for --contend: one core's worth of pure Python work.
-BUSY_LOOP = 'while True:\n    pass\n'
+# A busy process that stops when the benchmark does, even when the
+# benchmark is killed before it can stop it: its parent (whose pid it
+# gets as its argument) is then no longer its parent.
+BUSY_LOOP = ('import os, sys\n'
+             'while os.getppid() == int(sys.argv[1]):\n'
+             '    for _ in range(100000):\n'
+             '        pass\n')
 
 
 def parse_args():
@@ -415,8 +421,8 @@ def start_contenders(count):
     """Start ``count`` busy processes; returns them (stop with
     :func:`stop_contenders`)."""
     return [
-        subprocess.Popen([sys.executable, '-c', BUSY_LOOP])
-        for _ in range(count)
+        subprocess.Popen([sys.executable, '-c', BUSY_LOOP,
+                          str(os.getpid())]) for _ in range(count)
     ]
 
 
