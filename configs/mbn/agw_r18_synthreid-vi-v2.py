@@ -16,13 +16,11 @@ model = dict(
     backbone=dict(depth=18, non_local_stages=(0, 1, 1, 0), init_cfg=None),
     head=dict(in_channels=512, num_classes=180))  # 150 train + 30 val ids
 
-# At least the visible demo's number of optimisation steps (issue 16):
-# bot_r18_synthreid.py takes 8 x 150 = 1,200 steps of 32 images; here an
-# epoch is 1,587 visible training images // 32 + 1 = 50 steps of 32 + 32
-# images, so 24 epochs (x0.1 at 18, the same 3/4 point as the 8-epoch
-# recipe). With the 8-epoch recipe (400 steps) the seed-0 run reached
-# IR->visible R1 4.8 % (docs/benchmarks.md, SynthReID v2).
-max_epochs = 24
+# The visible demo's optimisation (issue 16): bot_r18_synthreid.py takes
+# 8 x 150 = 1,200 steps of 32 images; here an epoch is 1,587 visible
+# training images // 16 + 1 = 100 steps of 16 visible + 16 infrared
+# images, so 12 epochs (x0.1 at 9, the 3/4 point of the 8-epoch recipe).
+max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(
@@ -32,7 +30,7 @@ param_scheduler = [
         begin=0,
         end=1,
         convert_to_iter_based=True),
-    dict(type='MultiStepLR', by_epoch=True, milestones=[18], gamma=0.1),
+    dict(type='MultiStepLR', by_epoch=True, milestones=[9], gamma=0.1),
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
