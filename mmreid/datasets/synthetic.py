@@ -5,9 +5,10 @@ and patterns, body proportions, accessories); cameras add their own
 background, viewpoint and lighting; domains add a global image style. The
 last of several domains has a deliberately different style (the unseen
 target of domain generalization). An infrared rendering keeps shape and
-patterns and replaces garment colour by an infrared intensity: drawn per
-identity (``ir_mode='hard'``, the default) or following the dye through a
-fixed mapping (``'dye'``, learnable).
+patterns and replaces garment colour by an infrared intensity: following
+the dye through a fixed mapping, half mixed with the visible luminance
+(``ir_mode='dye'``, ``ir_luminance=0.5``: the default, learnable), or drawn
+per identity (``'hard'``, the first release).
 
 The data is written on first use in the exact Market-1501 layout (one folder
 per domain) or the SYSU-MM01 layout (``modality='vi'``), so the real parsers
@@ -89,19 +90,31 @@ SYNTHREID_PRESETS: Dict[str, dict] = dict(
 # ---------------------------------------------------------------------------
 # Parameters
 # ---------------------------------------------------------------------------
-#: Opt-in generator options and their defaults (the first release's
-#: images). A manifest records an option only when it differs from its
-#: default, so folders written before an option existed keep loading.
+#: Generator options and the values of the first release's images. A
+#: manifest records an option only when it differs from this value, so
+#: folders written before an option existed keep loading (and keep meaning
+#: what they meant: a manifest without ``ir_mode`` holds 'hard' images).
 SYNTHREID_OPTIONS: Dict[str, object] = dict(
     ir_mode='hard', ir_luminance=0.0, ir_gap=0.0, style_control=False)
 
+#: What ``modality='vi'`` renders when the options are not given (SynthReID
+#: v2, issue 16): infrared follows the dyes, half mixed with the luminance.
+#: ``ir_luminance`` defaults to 0 with ``ir_mode='hard'``.
+VI_DEFAULTS: Dict[str, object] = dict(ir_mode='dye', ir_luminance=0.5)
+
 
 def _resolve_options(modality: str, domains: int, options: dict) -> dict:
-    """Validate the opt-in options; returns those that are not default."""
+    """Validate the options; returns those that differ from the first
+    release's values (``None``: the default of the modality)."""
     unknown = set(options) - set(SYNTHREID_OPTIONS)
     if unknown:
         raise TypeError(f'unknown SynthReID option(s) {sorted(unknown)}; '
                         f'known: {sorted(SYNTHREID_OPTIONS)}')
+    options = {k: v for k, v in options.items() if v is not None}
+    if modality == 'vi':
+        options.setdefault('ir_mode', VI_DEFAULTS['ir_mode'])
+        if options['ir_mode'] == 'dye':
+            options.setdefault('ir_luminance', VI_DEFAULTS['ir_luminance'])
     opts = dict(SYNTHREID_OPTIONS, **options)
     if opts['ir_mode'] not in IR_MODES:
         raise ValueError(f'ir_mode must be one of {IR_MODES}, got '
@@ -361,8 +374,13 @@ def _check_manifest(root: str, manifest: dict, params: dict) -> dict:
             f'data_root).')
     if on_disk != params:
         keys = sorted(set(on_disk) | set(params))
-        diff = ', '.join(f'{k}: {on_disk.get(k)!r} on disk, '
-                         f'{params.get(k)!r} requested' for k in keys
+
+        def value(side: dict, key: str):
+            # An option absent from a manifest has its first-release value.
+            return side.get(key, SYNTHREID_OPTIONS.get(key))
+
+        diff = ', '.join(f'{k}: {value(on_disk, k)!r} on disk, '
+                         f'{value(params, k)!r} requested' for k in keys
                          if on_disk.get(k) != params.get(k))
         raise FileExistsError(
             f'SynthReID: {root!r} holds a dataset generated with different '
@@ -397,8 +415,8 @@ def generate_synthreid(root: str,
                        modality: str = 'visible',
                        seed: int = 0,
                        img_size: Sequence[int] = (128, 64),
-                       ir_mode: str = 'hard',
-                       ir_luminance: float = 0.0,
+                       ir_mode: Optional[str] = None,
+                       ir_luminance: Optional[float] = None,
                        ir_gap: float = 0.0,
                        style_control: bool = False,
                        num_workers: int = 1,
@@ -440,14 +458,14 @@ def generate_synthreid(root: str,
         modality (str): ``'visible'`` or ``'vi'`` (visible-infrared).
         seed (int): Seed; the same parameters give byte-identical files.
         img_size (Sequence[int]): ``(height, width)`` of every image.
-        ir_mode (str): ``'vi'``: ``'hard'`` (the first release: infrared
-            intensities independent of the dyes, small shape cues) or
-            ``'dye'`` (learnable: intensities follow the dyes through a
-            fixed mapping; stripes, prints and IR cameras that survive
-            64x32). See :func:`identity_attributes`.
-        ir_luminance (float): ``'vi'`` with ``ir_mode='dye'``: weight of
-            the visible luminance in the infrared intensity (0-1, higher
-            is easier).
+        ir_mode (str, optional): ``'vi'``: ``'dye'`` (the default,
+            learnable: intensities follow the dyes through a fixed
+            mapping; stripes, prints and IR cameras that survive 64x32) or
+            ``'hard'`` (the first release: infrared intensities independent
+            of the dyes, small shape cues). See :func:`identity_attributes`.
+        ir_luminance (float, optional): ``'vi'`` with ``ir_mode='dye'``:
+            weight of the visible luminance in the infrared intensity (0-1,
+            higher is easier). Defaults to 0.5 (see :data:`VI_DEFAULTS`).
         ir_gap (float): ``'vi'``: sensor-like infrared differences (thermal
             halo and blur, fixed-pattern noise, warm backgrounds), 0 (none)
             to about 1.

@@ -19,11 +19,12 @@ class SynthReIDVI(SYSUMM01):
     The tree has the exact SYSU-MM01 layout (cams 1, 2, 4, 5 visible; 3, 6
     infrared; ``exp/{train,val,test}_id.txt``) and is parsed by
     :class:`SYSUMM01`, so the SYSU-MM01 protocol (``SYSUMetric``) applies
-    unchanged. With ``ir_mode='hard'`` (the default) the identity cues
-    shared by the two modalities are shape cues (pattern, sleeves,
-    accessories, proportions): infrared intensities are drawn independently
-    of the garment colours. ``ir_mode='dye'`` makes them follow the dyes
-    through a fixed mapping, with shape cues that survive 64x32 images.
+    unchanged. By default (``ir_mode='dye'``, ``ir_luminance=0.5``,
+    SynthReID v2) infrared intensities follow the garment dyes through a
+    fixed mapping, half mixed with the visible luminance, and the shape cues
+    survive 64x32 images. With ``ir_mode='hard'`` (the first release) the
+    identity cues shared by the two modalities are small shape cues only:
+    infrared intensities are drawn independently of the garment colours.
 
     Args:
         data_root (str): Root of the generated data (``SYSU-MM01`` is
@@ -33,9 +34,10 @@ class SynthReIDVI(SYSUMM01):
         size (str): Preset, see :data:`SYNTHREID_PRESETS`.
         seed (int): Generation seed.
         img_size (Sequence[int]): ``(height, width)`` of the images.
-        ir_mode (str): ``'hard'`` (default, the first release) or
-            ``'dye'`` (learnable), see :func:`generate_synthreid`.
-        ir_luminance (float): ``'dye'`` only: weight of the luminance.
+        ir_mode (str, optional): ``'dye'`` (default, learnable) or
+            ``'hard'`` (the first release), see :func:`generate_synthreid`.
+        ir_luminance (float, optional): ``'dye'`` only: weight of the
+            luminance (default 0.5).
         ir_gap (float): Sensor-like infrared differences, 0 to about 1.
         num_workers (int): Processes that render the folder.
         overrides (dict, optional): Preset fields to override.
@@ -49,8 +51,8 @@ class SynthReIDVI(SYSUMM01):
                  size: str = 'small',
                  seed: int = 0,
                  img_size: Sequence[int] = (128, 64),
-                 ir_mode: str = 'hard',
-                 ir_luminance: float = 0.0,
+                 ir_mode: Optional[str] = None,
+                 ir_luminance: Optional[float] = None,
                  ir_gap: float = 0.0,
                  num_workers: int = 1,
                  overrides: Optional[dict] = None,

@@ -397,7 +397,13 @@ def discordant_fraction(root, margin=30):
 
 
 def test_infrared_is_not_grey_of_colour(tmp_path, monkeypatch):
-    kwargs = dict(modality='vi', size='tiny', num_ids_train=16, num_ids_test=8)
+    # The first release's infrared (v2, the default, follows the dyes).
+    kwargs = dict(
+        modality='vi',
+        size='tiny',
+        ir_mode='hard',
+        num_ids_train=16,
+        num_ids_test=8)
     generate_synthreid(str(tmp_path / 'vi'), **kwargs)
     assert discordant_fraction(str(tmp_path / 'vi')) > 0.2
 
@@ -791,17 +797,40 @@ def test_ir_options_keep_the_defaults_and_validate(tmp_path):
         render_image(*args, ir_gap=1.0), render_image(*args))
     root = str(tmp_path / 'vi')
     manifest = generate_synthreid(
-        root, modality='vi', size='tiny', img_size=(32, 16))
-    # Options at their defaults are not recorded: folders written before
-    # they existed keep loading.
+        root, modality='vi', size='tiny', img_size=(32, 16), ir_mode='hard')
+    # Options at the first release's values are not recorded: folders
+    # written before they existed keep loading, and keep their meaning.
     assert not set(synthetic.SYNTHREID_OPTIONS) & set(manifest['params'])
-    with pytest.raises(FileExistsError, match="ir_mode: None on disk, 'dye'"):
+    # v2 is the default of modality='vi': such a folder is not reused for it.
+    for v2 in (dict(), dict(ir_mode='dye')):
+        with pytest.raises(FileExistsError,
+                           match="ir_mode: 'hard' on disk, 'dye'"):
+            generate_synthreid(
+                root, modality='vi', size='tiny', img_size=(32, 16), **v2)
+    v2_root = str(tmp_path / 'vi-v2')
+    default = generate_synthreid(
+        v2_root, modality='vi', size='tiny', img_size=(32, 16))
+    assert default['params']['ir_mode'] == 'dye'
+    assert default['params']['ir_luminance'] == 0.5
+    assert generate_synthreid(
+        v2_root,
+        modality='vi',
+        size='tiny',
+        img_size=(32, 16),
+        ir_mode='dye',
+        ir_luminance=0.5) == default
+    with pytest.raises(FileExistsError, match='ir_luminance: 0.5 on disk, 0.0 requested'):
         generate_synthreid(
-            root, modality='vi', size='tiny', img_size=(32, 16), ir_mode='dye')
+            v2_root,
+            modality='vi',
+            size='tiny',
+            img_size=(32, 16),
+            ir_luminance=0.0)
     with pytest.raises(ValueError, match='ir_mode must be one of'):
         generate_synthreid(root, modality='vi', size='tiny', ir_mode='soft')
     with pytest.raises(ValueError, match='ir_luminance needs'):
-        generate_synthreid(root, modality='vi', size='tiny', ir_luminance=0.5)
+        generate_synthreid(
+            root, modality='vi', size='tiny', ir_mode='hard', ir_luminance=0.5)
     with pytest.raises(ValueError, match='need modality="vi"'):
         generate_synthreid(root, size='tiny', ir_gap=0.5)
     with pytest.raises(ValueError, match='ir_gap must be >= 0'):
