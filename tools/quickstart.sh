@@ -105,7 +105,7 @@ case "$job" in
         echo "quickstart: python is $VENV/bin/python; for the README's" \
             "other commands: source $VENV/bin/activate" >&2
         exec "$VENV/bin/python" tools/train.py \
-            configs/snr/snr_r18_synthreid.py \
+            configs/snr/snr_r18_synthreid-v2.py \
             --work-dir work_dirs/quickstart "$@"
         ;;
     test)
