@@ -151,6 +151,103 @@ def test_errors_and_check_batch_size(monkeypatch):
         CrossModalityIdentitySampler(bad, batch_size=4, num_instances=2)
 
 
+def test_default_draw_unchanged(monkeypatch):
+    # The balanced draw index for index as before ``infrared_instances``
+    # existed (recorded from that code): results of runs made with it stay
+    # reproducible.
+    sampler = build(monkeypatch)
+    sampler.set_epoch(1)
+    assert [int(i) for i in list(sampler)[:32]] == [
+        21, 64, 69, 69, 6, 7, 57, 56, 22, 22, 72, 29, 50, 51, 59, 16, 18, 17,
+        52, 53, 81, 80, 63, 20, 61, 19, 12, 12, 39, 39, 22, 22
+    ]
+
+
+def unbalanced_mix(batch, dataset, p, k):
+    """Check one unbalanced batch; returns its infrared images per id."""
+    records = [dataset.get_data_info(i) for i in batch]
+    assert len(records) == 2 * p * k
+    per_pid = {}
+    for r in records:
+        per_pid.setdefault(r['pid'], [0, 0])[r['modality']] += 1
+    assert len(per_pid) == p
+    mixes = {tuple(v) for v in per_pid.values()}
+    assert len(mixes) == 1  # one mix for every identity of the batch
+    num_vis, num_ir = mixes.pop()
+    assert num_vis + num_ir == 2 * k and num_vis >= 1 and num_ir >= 1
+    # Visible block first, then infrared (a layout detail, as balanced).
+    modalities = [r['modality'] for r in records]
+    assert modalities == [0] * (p * num_vis) + [1] * (p * num_ir)
+    return num_ir
+
+
+def test_unbalanced_batches(monkeypatch):
+    p, k = 4, 3
+    sampler = build(
+        monkeypatch, batch_size=24, num_instances=k, infrared_instances=(1, 5))
+    balanced = build(monkeypatch, batch_size=24, num_instances=k)
+    assert len(sampler) == len(balanced)  # same epoch size
+    mixes = []
+    for epoch in range(4):
+        sampler.set_epoch(epoch)
+        mixes += [
+            unbalanced_mix(b, sampler.dataset, p, k)
+            for b in batches_of(sampler)
+        ]
+    assert set(mixes) <= set(range(1, 6))
+    assert len(set(mixes)) >= 3  # the mix changes from batch to batch
+    assert 12 not in {
+        sampler.dataset.get_data_info(i)['pid']
+        for i in list(sampler)
+    }
+    # Deterministic per (seed, epoch).
+    again = build(
+        monkeypatch, batch_size=24, num_instances=k, infrared_instances=(1, 5))
+    again.set_epoch(3)
+    assert list(again) == list(sampler)
+    # A fixed mix: (k, k) is balanced in counts, per identity.
+    fixed = build(
+        monkeypatch, batch_size=24, num_instances=k, infrared_instances=(2, 2))
+    assert {unbalanced_mix(b, fixed.dataset, p, k)
+            for b in batches_of(fixed)} == {2}
+
+
+def test_unbalanced_distributed_ranks(monkeypatch):
+    world_size = 3
+    samplers = [
+        build(
+            monkeypatch,
+            rank=r,
+            world_size=world_size,
+            batch_size=8,
+            num_instances=2,
+            infrared_instances=(1, 3)) for r in range(world_size)
+    ]
+    per_rank = [batches_of(s) for s in samplers]
+    assert len({len(b) for b in per_rank}) == 1
+    dataset = samplers[0].dataset
+    rank_mixes = set()
+    for step in range(len(per_rank[0])):
+        step_pids = set()
+        mixes = []
+        for batches in per_rank:
+            mixes.append(unbalanced_mix(batches[step], dataset, 2, 2))
+            step_pids |= {dataset.get_data_info(i)['pid']
+                          for i in batches[step]}
+        assert len(step_pids) == 2 * world_size  # disjoint identities
+        rank_mixes.add(tuple(mixes))
+    # Each rank draws its own mix.
+    assert any(len(set(m)) > 1 for m in rank_mixes)
+
+
+@pytest.mark.parametrize('value', [(0, 2), (1, 4), (3, 2), (1, 2.5), 2,
+                                   (1, 2, 3), (True, 2)])
+def test_unbalanced_bad_range(monkeypatch, value):
+    with pytest.raises(ValueError, match='infrared_instances must be None '
+                       r'or \(low, high\).*2 \* num_instances - 1 = 3'):
+        build(monkeypatch, infrared_instances=value)
+
+
 def test_registry_and_dataloader(monkeypatch):
     monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda:
                         (0, 1))

@@ -1,4 +1,4 @@
-from typing import Dict, List, Optional, Sized, Tuple
+from typing import Dict, List, Optional, Sequence, Sized, Tuple
 
 import numpy as np
 from mmengine.logging import print_log
@@ -37,6 +37,17 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
     batch_size`` is exact (SYSU-MM01, P=8, K=4, one GPU: 22258 // 32 + 1 =
     696 steps).
 
+    **Unbalanced batches** (``infrared_instances=(low, high)``, off by
+    default). The MBN paper names an *inter-mini-batch* gap: batch
+    statistics that change from batch to batch. To study it, each batch
+    can draw its own modality mix: every step and rank draws ``k`` uniformly
+    from ``low..high``, and each of the batch's ``P`` identities then gives
+    ``2K - k`` visible and ``k`` infrared images (same batch size and
+    identities; the visible share of a batch varies from ``1 - high / 2K``
+    to ``1 - low / 2K``). ``1 <= low <= high <= 2K - 1``, so both
+    modalities are in every batch. The default (None) is the balanced AGW
+    draw above, index for index.
+
     **Randomness.** A local ``numpy.random.Generator`` seeded with ``(seed,
     epoch)`` builds the plan of all ranks; every rank builds the same plan.
     :meth:`set_epoch` (called by ``DistSamplerSeedHook``) draws a new one.
@@ -54,6 +65,10 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
             batch. Defaults to 4.
         seed (int, optional): Seed shared by all ranks. Defaults to None: a
             random seed drawn on rank 0 and broadcast.
+        infrared_instances (Sequence[int], optional): ``(low, high)``,
+            the range of infrared images per identity in a batch, drawn per
+            batch (unbalanced batches, see above). Defaults to None: K
+            visible and K infrared images per identity in every batch.
 
     Examples:
         >>> # AGW: 8 ids x 4 images per modality -> 64 images per batch.
@@ -71,9 +86,12 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
                  dataset: Sized,
                  batch_size: int,
                  num_instances: int = 4,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None,
+                 infrared_instances: Optional[Sequence[int]] = None) -> None:
         super().__init__(dataset, batch_size, num_instances, seed)
         name = type(self).__name__
+        self.infrared_instances = self._check_infrared_instances(
+            infrared_instances, num_instances)
         per_identity, counts = self.load_modalities(dataset)
         both = [
             pid for pid, mods in per_identity.items()
@@ -100,6 +118,25 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
         self.num_steps = self.num_images // (self.pids_per_step *
                                              num_instances) + 1
         self.num_samples = self.num_steps * batch_size
+
+    def _check_infrared_instances(
+            self, value: Optional[Sequence[int]],
+            num_instances: int) -> Optional[Tuple[int, int]]:
+        """Validate ``infrared_instances``; returns ``(low, high)`` or
+        None."""
+        if value is None:
+            return None
+        name = type(self).__name__
+        most = 2 * num_instances - 1
+        ok = (isinstance(value, (list, tuple)) and len(value) == 2
+              and all(isinstance(v, int) and not isinstance(v, bool)
+                      for v in value))
+        if not ok or not 1 <= value[0] <= value[1] <= most:
+            raise ValueError(
+                f'{name}: infrared_instances must be None or (low, high) '
+                f'with 1 <= low <= high <= 2 * num_instances - 1 = {most} '
+                f'(both modalities in every batch), got {value!r}')
+        return int(value[0]), int(value[1])
 
     def _layout_text(self, num_instances: int) -> str:
         return (f'K={num_instances} visible + the same P x K infrared '
@@ -145,9 +182,13 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
 
         Returns:
             np.ndarray: Shape (T, world_size, 2, P, K): step, rank,
-            modality (visible, infrared), identity and image.
+            modality (visible, infrared), identity and image; with
+            ``infrared_instances``, (T, world_size, 2 * P * K): the
+            visible images of the P identities, then their infrared ones.
         """
         rng = np.random.default_rng([self.seed % (1 << 64), self.epoch])
+        if self.infrared_instances is not None:
+            return self._unbalanced_plan(rng)
         k, p = self.num_instances, self.num_pids_per_batch
         table = np.empty((self.num_steps, self.pids_per_step, 2, k),
                          dtype=np.int64)
@@ -161,3 +202,30 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
                     self.infrared_indices[identity], k, replace=True)
         table = table.reshape(self.num_steps, self.world_size, p, 2, k)
         return table.transpose(0, 1, 3, 2, 4)
+
+    def _unbalanced_plan(self, rng: np.random.Generator) -> np.ndarray:
+        """The plan of ``infrared_instances``: one modality mix per batch.
+
+        Returns:
+            np.ndarray: Shape (T, world_size, 2 * P * K).
+        """
+        k, p = self.num_instances, self.num_pids_per_batch
+        low, high = self.infrared_instances
+        table = np.empty((self.num_steps, self.world_size, 2 * p * k),
+                         dtype=np.int64)
+        for step in range(self.num_steps):
+            chosen = rng.choice(
+                len(self.identities), self.pids_per_step, replace=False)
+            num_ir = rng.integers(low, high + 1, size=self.world_size)
+            for rank in range(self.world_size):
+                ir, vis = int(num_ir[rank]), 2 * k - int(num_ir[rank])
+                ids = chosen[rank * p:(rank + 1) * p]
+                table[step, rank, :p * vis] = np.concatenate([
+                    rng.choice(self.visible_indices[i], vis, replace=True)
+                    for i in ids
+                ])
+                table[step, rank, p * vis:] = np.concatenate([
+                    rng.choice(self.infrared_indices[i], ir, replace=True)
+                    for i in ids
+                ])
+        return table
