@@ -145,8 +145,7 @@ def test_errors_and_check_batch_size(monkeypatch):
         sampler.check_batch_size(8)
     bad = FakeVIDataset({0: (2, 2)})
     bad.records[0] = dict(pid=0)
-    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda:
-                        (0, 1))
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 1))
     with pytest.raises(KeyError, match="no 'modality'"):
         CrossModalityIdentitySampler(bad, batch_size=4, num_instances=2)
 
@@ -232,8 +231,10 @@ def test_unbalanced_distributed_ranks(monkeypatch):
         mixes = []
         for batches in per_rank:
             mixes.append(unbalanced_mix(batches[step], dataset, 2, 2))
-            step_pids |= {dataset.get_data_info(i)['pid']
-                          for i in batches[step]}
+            step_pids |= {
+                dataset.get_data_info(i)['pid']
+                for i in batches[step]
+            }
         assert len(step_pids) == 2 * world_size  # disjoint identities
         rank_mixes.add(tuple(mixes))
     # Each rank draws its own mix.
@@ -243,14 +244,15 @@ def test_unbalanced_distributed_ranks(monkeypatch):
 @pytest.mark.parametrize('value', [(0, 2), (1, 4), (3, 2), (1, 2.5), 2,
                                    (1, 2, 3), (True, 2)])
 def test_unbalanced_bad_range(monkeypatch, value):
-    with pytest.raises(ValueError, match='infrared_instances must be None '
-                       r'or \(low, high\).*2 \* num_instances - 1 = 3'):
+    with pytest.raises(
+            ValueError,
+            match='infrared_instances must be None '
+            r'or \(low, high\).*2 \* num_instances - 1 = 3'):
         build(monkeypatch, infrared_instances=value)
 
 
 def test_registry_and_dataloader(monkeypatch):
-    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda:
-                        (0, 1))
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 1))
     dataset = FakeVIDataset(COUNTS)
     sampler = DATA_SAMPLERS.build(
         dict(

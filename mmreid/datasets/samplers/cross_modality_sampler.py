@@ -128,9 +128,9 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
             return None
         name = type(self).__name__
         most = 2 * num_instances - 1
-        ok = (isinstance(value, (list, tuple)) and len(value) == 2
-              and all(isinstance(v, int) and not isinstance(v, bool)
-                      for v in value))
+        ok = (
+            isinstance(value, (list, tuple)) and len(value) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value))
         if not ok or not 1 <= value[0] <= value[1] <= most:
             raise ValueError(
                 f'{name}: infrared_instances must be None or (low, high) '

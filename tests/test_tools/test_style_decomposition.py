@@ -1,0 +1,118 @@
+"""style_decomposition.py: the SynthReID v2 four-target table, paired."""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+
+from ..fixtures.processes import REPO
+
+
+def load_tool():
+    folder = osp.join(REPO, 'tools', 'analysis_tools')
+    spec = importlib.util.spec_from_file_location(
+        'style_decomposition', osp.join(folder, 'style_decomposition.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(work_dir, metrics):
+    folder = work_dir / '20260101_000000' / 'vis_data'
+    folder.mkdir(parents=True)
+    (folder / 'scalars.json').write_text(json.dumps(metrics) + '\n')
+
+
+# R1 per seed: (d3, d3-d0style, d0, d0-d3style).
+BASE = [(2.0, 10.0, 30.0, 10.0), (3.0, 12.0, 28.0, 12.0),
+        (4.0, 11.0, 26.0, 11.0)]
+NEW = [(6.0, 12.0, 32.0, 24.0), (8.0, 16.0, 36.0, 24.0),
+       (7.0, 14.0, 34.0, 17.0)]
+TARGETS = ('d3', 'd3-d0style', 'd0', 'd0-d3style')
+
+
+def make_runs(tmp_path):
+    for seed in range(3):
+        write_run(tmp_path / f'base_seed{seed}', {
+            f'{t}/R1': v
+            for t, v in zip(TARGETS, BASE[seed])
+        })
+        metrics = {}
+        for t, v in zip(TARGETS, NEW[seed]):
+            metrics[f'{t}/R1'] = v  # primary distance, also as a mode
+            metrics[f'{t}/mnet/R1'] = v
+            metrics[f'{t}/euclid/R1'] = v - 1.0 - seed
+        write_run(tmp_path / f'new_seed{seed}', metrics)
+
+
+def row(out, name):
+    lines = [
+        line for line in out.splitlines() if line.startswith(f'| {name} |')
+    ]
+    assert len(lines) == 1, (name, out)
+    return [cell.strip() for cell in lines[0].strip('|').split('|')]
+
+
+def test_targets_and_decomposition_from_the_definitions(tmp_path, capsys):
+    tool = load_tool()
+    make_runs(tmp_path)
+    tool.main([
+        'base.py', 'new.py', '--work-dir',
+        str(tmp_path), '--metrics', 'R1', '--out',
+        str(tmp_path / 't.md')
+    ])
+    out = capsys.readouterr().out
+    assert out.strip() == (tmp_path / 't.md').read_text().strip()
+    # d3: base 2, 3, 4 (mean 3.0, population std 0.816); new - base = 4, 5,
+    # 3: mean 4, sample std 1, half width t(0.975; 2) / sqrt(3) = 2.484.
+    assert row(out, 'd3') == [
+        'd3', '3.0 ± 0.8', '7.0 ± 0.8', '+4.0 [+1.5, +6.5]',
+        '2.0 / 6.0; 3.0 / 8.0; '
+        '4.0 / 7.0'
+    ]
+    # Style cost on d3 = d3-d0style - d3: base 8, 9, 7; new 6, 8, 7.
+    cells = row(out, 'style cost on d3 = d3-d0style - d3')
+    assert cells[1:3] == ['8.0 ± 0.8', '7.0 ± 0.8']
+    assert cells[4] == '8.0 / 6.0; 9.0 / 8.0; 7.0 / 7.0'
+    # Style cost on d0 = d0 - d0-d3style: base 20, 16, 15; new 8, 12, 17.
+    assert row(out, 'style cost on d0 = d0 - d0-d3style')[4] == \
+        '20.0 / 8.0; 16.0 / 12.0; 15.0 / 17.0'
+    # Kept: d0-d3style / d0 in %: base 33.3, 42.9, 42.3; new 75, 66.7, 50.
+    assert row(out, 'kept under the style shift, d0-d3style / d0 (%)')[4] \
+        == '33.3 / 75.0; 42.9 / 66.7; 42.3 / 50.0'
+    assert row(out, 'kept under the style shift, d3 / d3-d0style (%)')[4] \
+        == '20.0 / 50.0; 25.0 / 50.0; 36.4 / 50.0'
+    # Camera + identity cost = d0 - d3-d0style: base 20, 16, 15.
+    assert row(out, 'camera + identity cost = d0 - d3-d0style')[4] == \
+        '20.0 / 20.0; 16.0 / 20.0; 15.0 / 20.0'
+
+
+def test_two_modes_of_one_config(tmp_path, capsys):
+    tool = load_tool()
+    make_runs(tmp_path)
+    tool.main([
+        'new.py', 'new.py', '--mode-a', 'euclid', '--mode-b', 'mnet',
+        '--work-dir',
+        str(tmp_path), '--metrics', 'R1'
+    ])
+    out = capsys.readouterr().out
+    # mnet - euclid = 1 + seed: 1, 2, 3.
+    assert row(out, 'd0')[3] == '+2.0 [-0.5, +4.5]'
+    assert 'new (euclid)' in out and 'new (mnet)' in out
+    with pytest.raises(SystemExit, match='the same'):
+        tool.main(['new.py', 'new.py', '--work-dir', str(tmp_path)])
+
+
+def test_a_missing_target_is_refused_with_the_keys(tmp_path):
+    tool = load_tool()
+    make_runs(tmp_path)
+    with pytest.raises(
+            KeyError,
+            match=r"base, seed 0: no 'd3/mnet/R1'.*"
+            r"it has \['d0-d3style/R1'"):
+        tool.main([
+            'new.py', 'base.py', '--mode-b', 'mnet', '--work-dir',
+            str(tmp_path), '--metrics', 'R1'
+        ])
+    with pytest.raises(SystemExit):
+        tool.main(['base.py', 'new.py', '--seeds', '0'])

@@ -1,0 +1,170 @@
+"""Compare two configs on SynthReID v2's four targets, paired by seed.
+
+SynthReID v2 (``configs/_base_/datasets/synthreid_v2_multi_target.py``)
+evaluates every run on the unseen style ``d3``, the same d3 test files
+rendered in the seen style d0 (``d3-d0style``), the seen domain ``d0`` and
+d0's test files in d3's style (``d0-d3style``). Beyond the four targets,
+the table gives what they separate, per seed and then paired:
+
+* style cost on d3 = d3-d0style - d3 and on d0 = d0 - d0-d3style (the
+  same files in two styles: cameras, identities, poses and noise fixed);
+* the fraction kept under the style shift, d3 / d3-d0style and
+  d0-d3style / d0 (%);
+* camera + identity cost = d0 - d3-d0style (both in the seen style).
+
+For each row: mean ± population std of A and of B over the seeds, the mean
+paired difference B - A with its 95 % Student-t interval, and the values
+per seed. Runs are found (or trained) as by ``compare_configs.py``::
+
+    python tools/analysis_tools/style_decomposition.py \\
+        configs/snr/baseline_r18_synthreid-v2.py \\
+        configs/snr/snr_r18_synthreid-v2.py \\
+        --seeds 0 1 2 --work-dir work_dirs/snr_v2
+
+A model with several test distances (GMN: ``mnet``, ``euclid``,
+``fused``) logs ``TARGET/MODE/METRIC``; ``--mode-b mnet`` reads those.
+The same config twice with two modes compares two distances of the same
+checkpoints (``--mode-a euclid --mode-b mnet``).
+"""
+import argparse
+import os.path as osp
+import statistics
+import sys
+from typing import Dict, List, Optional
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from compare_configs import paired_interval, run  # noqa: E402
+
+#: (row name, function of one run's four target values).
+DERIVED = (
+    ('style cost on {u} = {u}-{s}style - {u}',
+     lambda v, u, s: v[f'{u}-{s}style'] - v[u]),
+    ('style cost on {s} = {s} - {s}-{u}style',
+     lambda v, u, s: v[s] - v[f'{s}-{u}style']),
+    ('kept under the style shift, {u} / {u}-{s}style (%)',
+     lambda v, u, s: 100 * v[u] / v[f'{u}-{s}style']),
+    ('kept under the style shift, {s}-{u}style / {s} (%)',
+     lambda v, u, s: 100 * v[f'{s}-{u}style'] / v[s]),
+    ('camera + identity cost = {s} - {u}-{s}style',
+     lambda v, u, s: v[s] - v[f'{u}-{s}style']),
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config_a', help='the reference (baseline) config')
+    parser.add_argument('config_b', help='the config compared with it')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--work-dir', default='work_dirs/style_decomposition')
+    parser.add_argument('--metrics', nargs='+', default=['R1', 'mAP'])
+    parser.add_argument('--mode-a', help='distance mode of A (e.g. euclid)')
+    parser.add_argument('--mode-b', help='distance mode of B (e.g. mnet)')
+    parser.add_argument(
+        '--unseen', default='d3', help='the unseen-style target')
+    parser.add_argument('--seen', default='d0', help='the seen-style target')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        help='passed to every run that has to be trained')
+    parser.add_argument('--out', help='also write the Markdown tables here')
+    args = parser.parse_args(argv)
+    if len(args.seeds) < 2:
+        parser.error('paired intervals need two seeds at least')
+    return args
+
+
+def targets_of(unseen: str, seen: str) -> List[str]:
+    """The four targets, in table order."""
+    return [unseen, f'{unseen}-{seen}style', seen, f'{seen}-{unseen}style']
+
+
+def read_values(metrics: dict, targets: List[str], metric: str,
+                mode: Optional[str], where: str) -> Dict[str, float]:
+    """The values of ``metric`` on every target of one run.
+
+    Raises:
+        KeyError: A target is missing from the run, named with the keys
+            the run has.
+    """
+    values = {}
+    for target in targets:
+        key = f'{target}/{mode}/{metric}' if mode else f'{target}/{metric}'
+        if key not in metrics:
+            near = sorted(k for k in metrics if k.endswith(f'/{metric}'))
+            raise KeyError(f'{where}: no {key!r} in its last validation; '
+                           f'it has {near}')
+        values[target] = float(metrics[key])
+    return values
+
+
+def label(config: str, mode: Optional[str]) -> str:
+    name = osp.splitext(osp.basename(config))[0]
+    return f'{name} ({mode})' if mode else name
+
+
+def table(per_seed_a: List[Dict[str, float]],
+          per_seed_b: List[Dict[str, float]], targets: List[str], unseen: str,
+          seen: str, name_a: str, name_b: str) -> str:
+    """The Markdown table of one metric."""
+
+    def fmt(values):
+        return (f'{statistics.fmean(values):.1f} ± '
+                f'{statistics.pstdev(values):.1f}')
+
+    rows = [(t, [v[t] for v in per_seed_a], [v[t] for v in per_seed_b])
+            for t in targets]
+    for template, fn in DERIVED:
+        rows.append(
+            (template.format(u=unseen, s=seen),
+             [fn(v, unseen, seen)
+              for v in per_seed_a], [fn(v, unseen, seen) for v in per_seed_b]))
+    lines = [
+        f'| quantity | {name_a} | {name_b} | {name_b} - {name_a} [95 % CI] '
+        f'| per seed ({name_a} / {name_b}) |', '|---|---|---|---|---|'
+    ]
+    for name, a, b in rows:
+        mean, low, high = paired_interval(a, b)
+        seeds = '; '.join(f'{x:.1f} / {y:.1f}' for x, y in zip(a, b))
+        lines.append(f'| {name} | {fmt(a)} | {fmt(b)} | {mean:+.1f} '
+                     f'[{low:+.1f}, {high:+.1f}] | {seeds} |')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    targets = targets_of(args.unseen, args.seen)
+    runs = {
+        config: {
+            seed: run(config, seed, args)
+            for seed in args.seeds
+        }
+        for config in dict.fromkeys((args.config_a, args.config_b))
+    }
+    name_a = label(args.config_a, args.mode_a)
+    name_b = label(args.config_b, args.mode_b)
+    if name_a == name_b:
+        raise SystemExit(f'A and B are the same ({name_a}): give another '
+                         'config or another --mode-a/--mode-b')
+    out = []
+    for metric in args.metrics:
+        per_seed = {}
+        for side, config, mode in (('a', args.config_a, args.mode_a),
+                                   ('b', args.config_b, args.mode_b)):
+            per_seed[side] = [
+                read_values(runs[config][seed], targets, metric, mode,
+                            f'{label(config, None)}, seed {seed}')
+                for seed in args.seeds
+            ]
+        out.append(f'{metric} (seeds {", ".join(map(str, args.seeds))}):\n\n' +
+                   table(per_seed['a'], per_seed['b'], targets, args.unseen,
+                         args.seen, name_a, name_b))
+    text = '\n\n'.join(out)
+    print(text)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(text + '\n')
+
+
+if __name__ == '__main__':
+    main()
