@@ -55,6 +55,13 @@ from .synthetic_store import (MANIFEST, _generation_lock, _Progress,
 #: (the manifest held a hash of the source files); 2 = the same images, the
 #: manifest holds per-split counts and canary renders instead.
 SYNTHREID_VERSION = 2
+#: Version of the infrared sensor model behind ``ir_gap > 0``, recorded in
+#: the manifest of such folders only (folders with ``ir_gap=0`` are
+#: unchanged). 2 = the sensor's tone curve and coarse-pitch noise; the
+#: first ``ir_gap`` (thermal halo, blur, fixed-pattern noise, warm
+#: backgrounds) recorded none and did not enlarge the gap a per-modality
+#: stem leaves, so its folders are refused (``ir_gap_version`` differs).
+IR_GAP_VERSION = 2
 JPEG_QUALITY = 90
 
 #: Named sizes. ``num_ids_*`` and ``num_distractors``/``num_junk`` count per
@@ -130,6 +137,9 @@ def _resolve_options(modality: str, domains: int, options: dict) -> dict:
     if opts['ir_gap'] < 0:
         raise ValueError(f'ir_gap must be >= 0, got {opts["ir_gap"]}')
     changed = {k: v for k, v in opts.items() if v != SYNTHREID_OPTIONS[k]}
+    if changed.get('ir_gap'):
+        # The sensor model behind ir_gap > 0 (see SYNTHREID_VERSION).
+        changed['ir_gap_version'] = IR_GAP_VERSION
     infrared = {'ir_mode', 'ir_luminance', 'ir_gap'} & set(changed)
     if modality != 'vi' and infrared:
         raise ValueError(f'{sorted(infrared)} need modality="vi"')
@@ -466,9 +476,9 @@ def generate_synthreid(root: str,
         ir_luminance (float, optional): ``'vi'`` with ``ir_mode='dye'``:
             weight of the visible luminance in the infrared intensity (0-1,
             higher is easier). Defaults to 0.5 (see :data:`VI_DEFAULTS`).
-        ir_gap (float): ``'vi'``: sensor-like infrared differences (thermal
-            halo and blur, fixed-pattern noise, warm backgrounds), 0 (none)
-            to about 1.
+        ir_gap (float): ``'vi'``: infrared sensor differences that a
+            per-modality stem does not remove (the sensor's tone curve and
+            noise at its coarser pixel pitch), 0 (none) to about 1.
         style_control (bool): ``'visible'``: also write the style-only
             controls ``d<last>-d0style`` and ``d0-d<last>style`` (test
             splits, see :func:`control_names`).

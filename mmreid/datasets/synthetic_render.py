@@ -5,6 +5,7 @@ plans which (domain, pid, camera, image) goes to which file and writes the
 dataset. Every image is drawn from its own ``numpy.random.Generator(PCG64)``
 seeded by its keys, so the pixels do not depend on generation order.
 """
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -259,13 +260,11 @@ def _camera(seed: int,
             domain: int,
             cam: int,
             infrared: bool,
-            ir_mode: str = 'hard',
-            ir_gap: float = 0.0) -> dict:
+            ir_mode: str = 'hard') -> dict:
     """Background, viewpoint and lighting of one camera.
 
     ``ir_mode='dye'`` makes infrared cameras sharper (a quarter of the
-    resolution loss); ``ir_gap`` warms infrared backgrounds and keys the
-    camera's fixed-pattern noise (see :func:`_infrared_sensor`).
+    resolution loss).
     """
     rng = _rng(seed, _CAMERA, domain, cam)
     if infrared:
@@ -300,14 +299,6 @@ def _camera(seed: int,
         # Same draw, rescaled: 1.0-1.5x instead of 1-3x resolution loss.
         out['lowres'] = 1.0 + (out['lowres'] - 1.0) * 0.25
         out['sharp'] = True
-    if infrared and ir_gap > 0:
-        # Warm scenes: walls and floors nearly as bright as people.
-        out['wall'] = np.clip(out['wall'] + 80 * ir_gap, 0,
-                              255).astype(np.float32)
-        out['floor'] = np.clip(out['floor'] + 70 * ir_gap, 0,
-                               255).astype(np.float32)
-        out['gap'] = float(ir_gap)
-        out['sensor_key'] = (seed, domain, cam)
     return out
 
 
@@ -517,38 +508,36 @@ def _draw_person(img: np.ndarray, ident: dict, view: dict,
               (hr * (1.9 if side else 1.5), hr * 0.9)], 0.015, c['hat'])
 
 
-def _thermal_optics(x: np.ndarray, gap: float,
-                    blur: float) -> Tuple[np.ndarray, float]:
-    """Thermal halo and soft optics of an infrared sensor (``ir_gap``).
+def _infrared_sensor(img: np.ndarray, gap: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """What an infrared sensor adds that per-modality normalisation keeps.
+
+    Two differences that no per-channel affine map (a per-modality BN, an
+    affine stem) undoes: the sensor's tone curve, a power law (darker
+    mid-tones, compressed shadows: it changes the shape of the intensity
+    histogram, not only its mean and spread), and noise at the sensor's
+    coarser pixel pitch (blocks of 1/64 of the image height, 2x2 pixels at
+    128x64, so it survives the resize to 64x32 training images and changes
+    the images' spatial correlation). Both grow with ``gap``.
 
     Args:
-        x (np.ndarray): Linear image of shape (H, W, 3), float32.
-        gap (float): Strength, 0 (none) to about 1.
-        blur (float): The sensor's blur sigma at 128 px height.
+        img (np.ndarray): Infrared image of shape (H, W), uint8.
+        gap (float): Strength, > 0 (about 1 at most).
+        rng (np.random.Generator): The image's stream (drawn last).
 
     Returns:
-        tuple: The image with a low-frequency glow around warm regions, and
-        the blur sigma widened by the gap.
+        np.ndarray: The image, shape (H, W), uint8.
     """
-    h = x.shape[0]
-    glow = cv2.GaussianBlur(x, (0, 0), 6.0 * h / 128)
-    x = x + np.float32(0.6 * gap) * (glow - np.float32(glow.mean()))
-    return x, float(np.hypot(blur, 1.5 * gap))
-
-
-def _fixed_pattern(x: np.ndarray, cam: dict) -> np.ndarray:
-    """A camera's fixed-pattern noise: per-pixel gain, column offsets.
-
-    Drawn from the camera's own stream at the image size, so every image of
-    the camera carries the same pattern (as a real microbolometer does).
-    """
-    h, w = x.shape[:2]
-    gap = cam['gap']
-    rng = _rng(*cam['sensor_key'], _INFRARED, h, w)
-    gain = 1 + rng.normal(0, 0.06 * gap, (h, w, 1)).astype(np.float32)
-    columns = rng.normal(0, 10 * gap, (1, w, 1)).astype(np.float32)
-    rows = rng.normal(0, 4 * gap, (h, 1, 1)).astype(np.float32)
-    return x * gain + columns + rows
+    h, w = img.shape
+    # A table from libm's pow, not numpy's vectorised power (whose SIMD
+    # kernels may differ by CPU and break byte-identity).
+    tone = np.array([255 * math.pow(v / 255, 1 + 1.5 * gap)
+                     for v in range(256)], np.float32)
+    pitch = max(1, round(h / 64))
+    coarse = rng.normal(0, 15 * gap, (-(-h // pitch), -(-w // pitch)))
+    noise = np.repeat(np.repeat(coarse, pitch, 0), pitch, 1)[:h, :w]
+    x = tone[img] + noise.astype(np.float32)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
 def _finish_image(img: np.ndarray, cam: dict, style: Optional[dict],
@@ -578,8 +567,6 @@ def _finish_image(img: np.ndarray, cam: dict, style: Optional[dict],
         blur, noise, lut = 0.9, 5.0, None
         if cam.get('sharp'):
             blur, noise = 0.5, 4.0
-        if cam.get('gap'):
-            x, blur = _thermal_optics(x, cam['gap'], blur)
     else:
         # Explicit products, not a matmul: BLAS may fuse multiply-adds
         # differently on different CPUs and break byte-identity.
@@ -600,8 +587,6 @@ def _finish_image(img: np.ndarray, cam: dict, style: Optional[dict],
     if sigma > 0.05:
         out = cv2.GaussianBlur(out, (0, 0), sigma)
     noisy = out + rng.normal(0, noise, out.shape).astype(np.float32)
-    if cam['infrared'] and cam.get('gap'):
-        noisy = _fixed_pattern(noisy, cam)
     out = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
     if cam['infrared']:
         out = out[..., 0]
@@ -647,9 +632,9 @@ def render_image(seed: int,
         ir_luminance (float): ``'dye'`` only, see
             :func:`identity_attributes`.
         ir_gap (float): Infrared sensor differences that a per-modality
-            normalisation does not remove, 0 (none) to about 1: thermal
-            halo and softer optics, fixed-pattern noise per camera, warm
-            bright backgrounds. Visible images are unchanged.
+            normalisation does not remove, 0 (none) to about 1: the
+            sensor's tone curve and noise at its coarser pixel pitch (see
+            :func:`_infrared_sensor`). Visible images are unchanged.
 
     Returns:
         np.ndarray: RGB image of shape (H, W, 3), or (H, W) if infrared,
@@ -665,7 +650,7 @@ def render_image(seed: int,
     if ir_mode != 'dye' and ir_luminance:
         raise ValueError('ir_luminance needs ir_mode="dye"')
     dye = dict(ir_mode=ir_mode, ir_luminance=ir_luminance)
-    camera = _camera(seed, domain, cam, infrared, ir_mode, ir_gap)
+    camera = _camera(seed, domain, cam, infrared, ir_mode)
     img = _background(camera, rng, h, w)
     if kind == 'person':
         ident = identity_attributes(seed, domain, pid, **dye)
@@ -698,4 +683,7 @@ def render_image(seed: int,
             colour = (colour[0], ) * 3
         cv2.rectangle(img, (x0, y0), (x0 + int(w * rng.uniform(0.4, 0.9)), h),
                       colour, -1)
-    return _finish_image(img, camera, None if infrared else style, rng)
+    out = _finish_image(img, camera, None if infrared else style, rng)
+    if infrared and ir_gap > 0:
+        out = _infrared_sensor(out, ir_gap, rng)
+    return out

@@ -840,37 +840,69 @@ def test_ir_options_keep_the_defaults_and_validate(tmp_path):
             root, modality='vi', size='tiny', style_control=True)
 
 
-def test_ir_gap_adds_sensor_differences():
+def test_ir_gap_adds_the_sensor_model():
     size = (128, 64)
 
-    def ir(cam, index, gap):
+    def ir(index, gap):
         return render_image(
             0,
             0,
             40 + index,
-            cam,
+            3,
             index,
             size,
             None,
             True,
             ir_mode='dye',
+            ir_luminance=0.5,
             ir_gap=gap).astype(np.float64)
 
-    # Warm bright backgrounds: the top rows (the wall) are brighter.
-    for cam in (3, 6):
-        for index in range(3):
-            assert ir(cam, index, 1.0)[:8].mean() > \
-                ir(cam, index, 0.0)[:8].mean() + 30
-    # Fixed-pattern noise: the column pattern that the gap adds is shared
-    # by the images of one camera, not by those of another camera.
-    def columns(cam, index):
-        diff = ir(cam, index, 1.0) - ir(cam, index, 0.0)
-        profile = diff.mean(0)
-        return profile - np.convolve(profile, np.ones(9) / 9, 'same')
+    for index in range(3):
+        clean, sensed = ir(index, 0.0), ir(index, 1.0)
+        # The tone curve, a power law with exponent 1 + 1.5 * gap ...
+        toned = 255 * (clean / 255)**2.5
+        residual = (sensed - toned)[:, :]
+        inside = (toned > 40) & (toned < 215) & (sensed > 0) & (sensed < 255)
+        # ... plus noise constant over blocks of 2x2 pixels (1/64 of the
+        # height): both pixels of a block agree up to rounding, pixels of
+        # neighbouring blocks do not.
+        pairs_in = inside[:, 0::2] & inside[:, 1::2]
+        pairs_out = inside[:, 1:-1:2] & inside[:, 2::2]
+        within = (residual[:, 0::2] - residual[:, 1::2])[pairs_in]
+        across = (residual[:, 1:-1:2] - residual[:, 2::2])[pairs_out]
+        assert np.abs(within).max() <= 1.5
+        assert across.std() > 15  # two independent draws of std 15
+        # The noise std is 15 * gap.
+        assert residual[inside].std() == pytest.approx(15, rel=0.25)
+    # Half the gap: exponent 1.75, noise std 7.5, the same draws.
+    clean, half = ir(0, 0.0), ir(0, 0.5)
+    toned = 255 * (clean / 255)**1.75
+    inside = (toned > 40) & (toned < 215)
+    full = ir(0, 1.0) - 255 * (clean / 255)**2.5
+    half_noise = (half - toned)[inside]
+    assert np.corrcoef(half_noise, full[inside])[0, 1] > 0.9
+    assert half_noise.std() == pytest.approx(7.5, rel=0.25)
 
-    same = np.corrcoef(columns(3, 0), columns(3, 1))[0, 1]
-    other = np.corrcoef(columns(3, 0), columns(6, 0))[0, 1]
-    assert same > 0.8 and abs(other) < 0.5
+
+def test_a_folder_of_the_first_ir_gap_is_refused(tmp_path):
+    root = str(tmp_path / 'vi')
+    kwargs = dict(modality='vi', size='tiny', img_size=(32, 16), ir_gap=0.5)
+    manifest = generate_synthreid(root, **kwargs)
+    assert manifest['params']['ir_gap_version'] == 2
+    assert 'ir_gap_version' not in generate_synthreid(
+        str(tmp_path / 'vi0'), modality='vi', size='tiny',
+        img_size=(32, 16))['params']
+    # A folder written by the first ir_gap (halo, blur, fixed-pattern
+    # noise, warm backgrounds) recorded no version: it is not reused.
+    path = osp.join(root, synthetic.MANIFEST)
+    with open(path) as f:
+        on_disk = json.load(f)
+    del on_disk['params']['ir_gap_version']
+    with open(path, 'w') as f:
+        json.dump(on_disk, f)
+    with pytest.raises(FileExistsError,
+                       match='ir_gap_version: None on disk, 2 requested'):
+        generate_synthreid(root, **kwargs)
 
 
 def test_style_only_control(tmp_path):

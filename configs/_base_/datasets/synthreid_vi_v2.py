@@ -7,10 +7,9 @@
 # (higher is easier): 0.5, half dye response and half luminance (with the
 # dye mapping alone, 0, the AGW demo reached IR->visible R1 8.5 % after
 # 1,200 steps of 64 images; docs/benchmarks.md). ir_gap (0 to about 1)
-# adds the sensor differences a
-# per-modality stem does not remove (thermal halo and blur, fixed-pattern
-# noise, warm backgrounds). 450 test identities give about 2,000 infrared
-# queries. Same SYSU-MM01 layout and protocol as synthreid_vi.py.
+# adds infrared sensor differences a per-modality stem does not remove (a
+# tone curve and coarse-pitch noise; *_ir-gap-*.py configs). 450 test
+# identities give about 2,000 infrared queries. Same SYSU-MM01 layout and protocol as synthreid_vi.py.
 #
 # A folder holds one parameter set: a different ir_gap needs its own
 # data_root (a mismatch is refused with both parameter sets named).
