@@ -1,0 +1,104 @@
+"""gap_effect.py: MBN - BN against the trained BN model's modality gap."""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+
+from ..fixtures.processes import REPO
+
+
+def load_tool():
+    folder = osp.join(REPO, 'tools', 'analysis_tools')
+    spec = importlib.util.spec_from_file_location(
+        'gap_effect', osp.join(folder, 'gap_effect.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def gap_rows(gaps, floor=0.04):
+    """modality_gap.py rows: a stem (one modality), the given shared-layer
+    gaps, and a BNNeck that must not count."""
+    rows = [dict(layer='backbone.stems.0.bn1', gap=None, log_std=None,
+                 floor=None)]
+    rows += [
+        dict(layer=f'backbone.layer{i + 1}.0.bn1', gap=g, log_std=2 * g,
+             floor=floor) for i, g in enumerate(gaps)
+    ]
+    rows.append(dict(layer='head.bnneck', gap=0.9, log_std=0.9, floor=0.5))
+    return rows
+
+
+def write_run(work_dir, r1, gaps):
+    folder = work_dir / '20260101_000000' / 'vis_data'
+    folder.mkdir(parents=True)
+    (folder / 'scalars.json').write_text(
+        json.dumps({'sysu/R1': r1, 'sysu/mAP': r1 + 1}) + '\n')
+    checkpoint = work_dir / 'epoch_12.pth'
+    checkpoint.write_text('not read: the gap is cached')
+    (work_dir / 'last_checkpoint').write_text(str(checkpoint))
+    (work_dir / 'modality_gap_128.json').write_text(
+        json.dumps(dict(checkpoint=str(checkpoint), rows=gap_rows(gaps))))
+
+
+# R1 per seed and layer gaps per seed, BN and MBN, two settings.
+RUNS = {
+    'a_bn': ([10, 12, 14], [(0.1, 0.2), (0.2, 0.2), (0.1, 0.1)]),
+    'a_mbn': ([11, 15, 14], [(0.05, 0.05)] * 3),
+    'b_bn': ([8, 9, 10], [(0.3, 0.3)] * 3),
+    'b_mbn': ([12, 12, 15], [(0.06, 0.06)] * 3),
+}
+
+
+def cells(out, name):
+    lines = [
+        line for line in out.splitlines() if line.startswith(f'| {name} |')
+    ]
+    return [[c.strip() for c in line.strip('|').split('|')] for line in lines]
+
+
+def test_table_from_the_definitions(tmp_path, capsys):
+    tool = load_tool()
+    for name, (r1, gaps) in RUNS.items():
+        for seed in range(3):
+            write_run(tmp_path / f'{name}_seed{seed}', r1[seed], gaps[seed])
+    plot = tmp_path / 'gap.png'
+    tool.main([
+        'a_bn.py:a_mbn.py', 'b_bn.py:b_mbn.py', '--work-dir',
+        str(tmp_path), '--metrics', 'R1', '--plot',
+        str(plot)
+    ])
+    out = capsys.readouterr().out
+    a, a_diff = cells(out, 'a_bn')[0], None
+    (b, ), (b_diff, ) = cells(out, 'b_bn')[:1], cells(out, 'b_bn')[1:]
+    # Gaps: the mean over the shared layers (not the stem, not the neck),
+    # then mean and range over the seeds.
+    assert a[1:4] == ['0.150 (0.100-0.200)', '0.050 (0.050-0.050)', '0.040']
+    assert b[1] == '0.300 (0.300-0.300)'
+    # R1: BN 12 ± sqrt(8/3); MBN - BN = 1, 3, 0: mean 4/3, sd sqrt(7/3),
+    # half width t(0.975; 2) = 4.303 times sd / sqrt(3) = 3.795.
+    assert a[4:8] == ['12.0 ± 1.6', '13.3 ± 1.7', '+1.3 [-2.5, +5.1]',
+                      '+1.0, +3.0, +0.0']
+    # b: 4, 3, 5: mean 4, sd 1, half width 4.303 / sqrt(3) = 2.484.
+    assert b[6] == '+4.0 [+1.5, +6.5]'
+    # Difference of the paired effects, b - a: 3, 0, 5: mean 8/3, sd
+    # sqrt(19/3), half width 6.252; BN gaps 0.300 - 0.150.
+    assert b_diff == ['b_bn', '+0.150', '+2.7 [-3.6, +8.9]']
+    assert a_diff is None and len(cells(out, 'a_bn')) == 1
+    assert plot.stat().st_size > 0
+
+
+def test_refusals(tmp_path):
+    tool = load_tool()
+    with pytest.raises(SystemExit):
+        tool.parse_args(['a.py-b.py'])
+    with pytest.raises(SystemExit):
+        tool.parse_args(['a.py:b.py', '--seeds', '0'])
+    with pytest.raises(ValueError, match="starts with 'neck.'"):
+        tool.summarise(gap_rows([0.1]), 'neck.', 'a, seed 0')
+    with pytest.raises(FileNotFoundError, match='no last_checkpoint'):
+        tool.measure_gap('a.py', str(tmp_path), 128)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'gone.pth'))
+    with pytest.raises(FileNotFoundError, match='gone.pth'):
+        tool.measure_gap('a.py', str(tmp_path), 128)

@@ -1,0 +1,297 @@
+"""MBN - BN against the measured modality gap, paired by seed.
+
+Each ``BN_CONFIG:MBN_CONFIG`` pair is a plain-BN model and its MBN twin on
+the same data, recipe and seeds (an ``ir_gap`` setting, an architecture, a
+batch composition). For every pair the table gives:
+
+* the modality gap of the trained BN model and of the trained MBN model:
+  ``modality_gap.py``'s standardised mean difference, averaged over the
+  norm inputs whose name starts with ``--layers`` (default
+  ``backbone.layer``: the shared layer1-4), on a mixed batch of
+  ``--num-per-modality`` visible and infrared training images (draw seed
+  0, training mode), mean and range over the seeds, and the noise floor;
+* the metric of BN and of MBN (mean ± population std over the seeds);
+* MBN - BN, paired by seed, with its 95 % Student-t interval and the
+  values per seed;
+* for each pair after the first, the difference of the paired effects
+  (this pair's MBN - BN minus the first pair's, seed by seed) with its
+  interval: "the effect grows with the gap" predicts it positive where the
+  BN gap is larger.
+
+Runs are found (or trained) as by ``compare_configs.py``
+(``WORK_DIR/<config name>_seed<S>``, last validation of the log); the gap
+of a run is measured on its last checkpoint and cached next to it
+(``modality_gap_<N>.json``)::
+
+    M=configs/mbn
+    python tools/analysis_tools/gap_effect.py \\
+        $M/agw_r18_synthreid-vi-v2.py:$M/mbn-agw_r18_synthreid-vi-v2.py \\
+        $M/agw_r18_synthreid-vi-v2_ir-gap-1.0.py:\\
+    $M/mbn-agw_r18_synthreid-vi-v2_ir-gap-1.0.py \\
+        --seeds 0 1 2 --work-dir work_dirs/mbn_gap --plot mbn_gap.png
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+from typing import Dict, List, Optional, Sequence
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from compare_configs import paired_interval, pick, run  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument(
+        'pairs', nargs='+', help='BN_CONFIG:MBN_CONFIG, one per setting')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--work-dir', default='work_dirs/gap_effect')
+    parser.add_argument('--metrics', nargs='+', default=['R1', 'mAP'])
+    parser.add_argument(
+        '--layers',
+        default='backbone.layer',
+        help='average the gap over the norm inputs whose name starts with '
+        'this (default: the ResNet layer1-4)')
+    parser.add_argument('--num-per-modality', type=int, default=128)
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        help='passed to every run that has to be trained')
+    parser.add_argument('--out', help='also write the Markdown tables here')
+    parser.add_argument('--plot', help='also draw MBN - BN against the gap')
+    args = parser.parse_args(argv)
+    if len(args.seeds) < 2:
+        parser.error('paired intervals need two seeds at least')
+    pairs = []
+    for pair in args.pairs:
+        parts = pair.split(':')
+        if len(parts) != 2 or not all(parts):
+            parser.error(f'a pair is BN_CONFIG:MBN_CONFIG, got {pair!r}')
+        pairs.append(tuple(parts))
+    args.pairs = pairs
+    return args
+
+
+def name_of(config: str) -> str:
+    return osp.splitext(osp.basename(config))[0]
+
+
+def last_checkpoint(work_dir: str) -> str:
+    """The checkpoint named by mmengine's ``last_checkpoint`` file."""
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{work_dir}: no last_checkpoint file; the '
+                                f'gap is measured on the trained model')
+    with open(path) as f:
+        checkpoint = f.read().strip()
+    if not osp.isabs(checkpoint) and not osp.isfile(checkpoint):
+        checkpoint = osp.join(work_dir, osp.basename(checkpoint))
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'{path} names {checkpoint!r}, which does '
+                                f'not exist')
+    return checkpoint
+
+
+def summarise(rows: List[dict], layers: str, where: str) -> Dict[str, float]:
+    """Mean gap, |log std ratio| and floor over the chosen norm inputs."""
+    chosen = [
+        r for r in rows
+        if r['layer'].startswith(layers) and r.get('gap') is not None
+    ]
+    if not chosen:
+        raise ValueError(f'{where}: no norm input with a gap starts with '
+                         f'{layers!r}')
+    floors = [r['floor'] for r in chosen if r.get('floor') is not None]
+    return dict(
+        gap=statistics.fmean(r['gap'] for r in chosen),
+        log_std=statistics.fmean(r['log_std'] for r in chosen),
+        floor=statistics.fmean(floors) if floors else float('nan'),
+        layers=len(chosen))
+
+
+def measure_gap(config: str, work_dir: str, num_per_modality: int) -> list:
+    """``modality_gap.py``'s rows for the run's last checkpoint (cached)."""
+    cache = osp.join(work_dir, f'modality_gap_{num_per_modality}.json')
+    checkpoint = last_checkpoint(work_dir)
+    if osp.isfile(cache):
+        with open(cache) as f:
+            cached = json.load(f)
+        if cached.get('checkpoint') == checkpoint:
+            return cached['rows']
+    import copy
+
+    import torch
+
+    from modality_gap import measure_modality_gap, mixed_batch
+    from mmreid.apis import init_model
+    from mmreid.utils import register_all_modules
+    register_all_modules()
+    model = init_model(config, checkpoint)
+    batch = mixed_batch(model.cfg, num_per_modality, 0)
+    model = copy.deepcopy(model)
+    data = model.data_preprocessor(batch, False)
+    modality = [int(s.metainfo['modality']) for s in data['data_samples']]
+    model.train()
+    with torch.no_grad():
+        rows = measure_modality_gap(
+            model, data['inputs'], modality,
+            lambda x: model.head.predict(model.extract_feat(x)))
+    tmp = cache + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(dict(config=config, checkpoint=checkpoint, rows=rows), f)
+    os.replace(tmp, cache)
+    return rows
+
+
+def fmt(values: Sequence[float], digits: int = 1) -> str:
+    return (f'{statistics.fmean(values):.{digits}f} ± '
+            f'{statistics.pstdev(values):.{digits}f}')
+
+
+def fmt_range(values: Sequence[float]) -> str:
+    return f'{statistics.fmean(values):.3f} ({min(values):.3f}-' \
+           f'{max(values):.3f})'
+
+
+def interval(base: Sequence[float], other: Sequence[float]) -> str:
+    mean, low, high = paired_interval(base, other)
+    return f'{mean:+.1f} [{low:+.1f}, {high:+.1f}]'
+
+
+def tables(settings: List[dict], metrics: Sequence[str],
+           seeds: Sequence[int]) -> str:
+    """The Markdown tables from measured settings.
+
+    Args:
+        settings: One dict per pair: ``name``, ``bn_gap``, ``mbn_gap``,
+            ``floor`` (lists over the seeds) and ``bn``, ``mbn`` (dicts
+            metric -> list over the seeds).
+        metrics: Metric names, in table order.
+        seeds: The seeds, for the headers.
+    """
+    seed_list = ', '.join(map(str, seeds))
+    lines = [
+        '| setting (BN config) | BN gap, mean (range) | MBN gap | floor | ' +
+        ' | '.join(f'BN {m} | MBN {m} | MBN - BN {m} [95 % CI] | '
+                   f'per seed ({seed_list})' for m in metrics) + ' |',
+        '|---|---|---|---|' + '---|---|---|---|' * len(metrics)
+    ]
+    for s in settings:
+        cells = [
+            s['name'],
+            fmt_range(s['bn_gap']),
+            fmt_range(s['mbn_gap']),
+            f'{statistics.fmean(s["floor"]):.3f}'
+        ]
+        for m in metrics:
+            diffs = [b - a for a, b in zip(s['bn'][m], s['mbn'][m])]
+            cells += [
+                fmt(s['bn'][m]),
+                fmt(s['mbn'][m]),
+                interval(s['bn'][m], s['mbn'][m]),
+                ', '.join(f'{d:+.1f}' for d in diffs)
+            ]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    out = '\n'.join(lines)
+    if len(settings) > 1:
+        first = settings[0]
+
+        def effect(s, m):
+            return [b - a for a, b in zip(s['bn'][m], s['mbn'][m])]
+
+        lines = [
+            f'| (MBN - BN) of the setting - (MBN - BN) of {first["name"]} '
+            '| BN gap - first BN gap | ' +
+            ' | '.join(f'{m} [95 % CI]' for m in metrics) + ' |',
+            '|---|---|' + '---|' * len(metrics)
+        ]
+        for s in settings[1:]:
+            gap = statistics.fmean(s['bn_gap']) - statistics.fmean(
+                first['bn_gap'])
+            lines.append(f'| {s["name"]} | {gap:+.3f} | ' + ' | '.join(
+                interval(effect(first, m), effect(s, m))
+                for m in metrics) + ' |')
+        out += '\n\n' + '\n'.join(lines)
+    return out
+
+
+def plot(settings: List[dict], metric: str, path: str) -> None:
+    """MBN - BN (mean, 95 % interval) against the trained BN gap."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for s in settings:
+        mean, low, high = paired_interval(s['bn'][metric], s['mbn'][metric])
+        gap = statistics.fmean(s['bn_gap'])
+        ax.errorbar(
+            gap,
+            mean,
+            yerr=[[mean - low], [high - mean]],
+            xerr=[[gap - min(s['bn_gap'])], [max(s['bn_gap']) - gap]],
+            fmt='o',
+            capsize=3)
+        ax.annotate(
+            s['name'], (gap, mean),
+            textcoords='offset points',
+            xytext=(5, 5),
+            fontsize=7)
+    ax.axhline(0, color='grey', lw=0.8)
+    ax.set_xlabel('modality gap of the trained BN model (mean over the '
+                  'shared norm inputs)')
+    ax.set_ylabel(f'MBN - BN, {metric} (95 % CI over seeds)')
+    fig.tight_layout()
+    tmp = path + '.tmp.png'
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    settings = []
+    for bn_config, mbn_config in args.pairs:
+        setting = dict(
+            name=name_of(bn_config),
+            bn_gap=[],
+            mbn_gap=[],
+            floor=[],
+            bn={m: []
+                for m in args.metrics},
+            mbn={m: []
+                 for m in args.metrics})
+        for seed in args.seeds:
+            for side, config in (('bn', bn_config), ('mbn', mbn_config)):
+                metrics = run(config, seed, args)
+                for m in args.metrics:
+                    value = pick(metrics, m)
+                    if value is None:
+                        raise KeyError(f'{name_of(config)}, seed {seed}: no '
+                                       f'{m!r} in its last validation')
+                    setting[side][m].append(value)
+                work_dir = osp.join(args.work_dir,
+                                    f'{name_of(config)}_seed{seed}')
+                summary = summarise(
+                    measure_gap(config, work_dir, args.num_per_modality),
+                    args.layers, f'{name_of(config)}, seed {seed}')
+                setting[f'{side}_gap'].append(summary['gap'])
+                if side == 'bn':
+                    setting['floor'].append(summary['floor'])
+        settings.append(setting)
+    text = (f'Seeds {", ".join(map(str, args.seeds))}; gap over the norm '
+            f'inputs starting with {args.layers!r}, '
+            f'{args.num_per_modality} + {args.num_per_modality} training '
+            f'images.\n\n' + tables(settings, args.metrics, args.seeds))
+    print(text)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(text + '\n')
+    if args.plot:
+        plot(settings, args.metrics[0], args.plot)
+
+
+if __name__ == '__main__':
+    main()
