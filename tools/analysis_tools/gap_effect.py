@@ -36,7 +36,7 @@ import os
 import os.path as osp
 import statistics
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import paired_interval, pick, run  # noqa: E402
