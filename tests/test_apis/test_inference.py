@@ -1,6 +1,5 @@
 """init_model, get_model, extract_features and rank_gallery on a tiny
 model."""
-import importlib.util
 import os.path as osp
 
 import cv2
@@ -13,8 +12,7 @@ from mmreid.apis import (extract_features, get_model, init_model,
 from mmreid.evaluation.functional import compute_distance
 from mmreid.visualization.ranked_list import (MATCH_COLOR, MISMATCH_COLOR,
                                               QUERY_COLOR, tile_offsets)
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from ..fixtures.processes import load_tool
 
 TINY_CONFIG = '''
 default_scope = 'mmreid'
@@ -276,10 +274,7 @@ def test_demo_writes_ranked_lists(config, tmp_path, monkeypatch):
     ckpt = tmp_path / 'model.pth'
     torch.save(dict(state_dict=model.state_dict()), ckpt)
     query, gallery = make_gallery(tmp_path)
-    spec = importlib.util.spec_from_file_location(
-        'rank_gallery_demo', osp.join(REPO, 'demo', 'rank_gallery.py'))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_tool('demo/rank_gallery.py')
     out_dir = tmp_path / 'vis'
     written = demo.main([
         config(),

@@ -1,6 +1,5 @@
 """The model zoo as data: model-index.yml, metafiles, docs/model_zoo.md."""
 import glob
-import importlib.util
 import os.path as osp
 import re
 from numbers import Number
@@ -11,18 +10,10 @@ from mmengine.config import Config
 from mmreid.apis import (find_model_index, get_model_info, list_models,
                          load_model_index)
 from mmreid.registry import DATASETS, MODELS, TRANSFORMS
+from ..fixtures.processes import REPO, load_tool
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 INDEX = load_model_index(osp.join(REPO, 'model-index.yml'))
 MODEL_NAMES = list(INDEX.models)
-
-
-def load_tool(relpath):
-    spec = importlib.util.spec_from_file_location(
-        osp.splitext(osp.basename(relpath))[0], osp.join(REPO, relpath))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_metafile_is_imported():

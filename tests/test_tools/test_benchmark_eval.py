@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from ..fixtures.processes import REPO
+from ..fixtures.processes import REPO, load_tool
 
 # A stand-in for fast-reid's evaluation/rank.py: the same call and return
 # convention (cmc, per-query AP list, per-query INP list), written here.
@@ -122,13 +122,9 @@ def _running(pid):
 def test_contenders_stop_when_the_benchmark_is_killed():
     # A killed benchmark cannot stop its busy processes; they stop on
     # their own when their parent is gone (one was left spinning before).
-    import importlib.util
     import os
     import time
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_eval', f'{REPO}/tools/analysis_tools/benchmark_eval.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/analysis_tools/benchmark_eval.py')
     # The parent starts a busy process as the benchmark does and exits
     # without stopping it. The busy process writes nowhere, so that the
     # parent's pipe closes with the parent.

@@ -1,24 +1,14 @@
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 
-from ..fixtures.processes import REPO
+from ..fixtures.processes import load_tool
 
-
-def load_tool():
-    path = osp.join(REPO, 'tools', 'analysis_tools',
-                    'benchmark_pair_scoring.py')
-    spec = importlib.util.spec_from_file_location('benchmark_pair_scoring',
-                                                  path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/analysis_tools/benchmark_pair_scoring.py'
 
 
 def test_tiny_run_writes_json(tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     out = tmp_path / 'sub' / 'pair_scoring.json'
     summary = tool.main([
         '--num-query', '6', '--num-gallery', '40', '--dim', '16', '--hidden',
@@ -54,7 +44,7 @@ def test_tiny_run_writes_json(tmp_path, capsys):
 
 
 def test_presets_and_bad_args():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     args = tool.parse_args(['--preset', 'market1501'])
     assert (args.num_query, args.num_gallery) == (3368, 15913)
     args = tool.parse_args(['--preset', 'msmt17', '--num-query', '5'])

@@ -1,5 +1,4 @@
 """tools/analysis_tools/browse_dataset.py on the tiny SynthReID config."""
-import importlib.util
 import os.path as osp
 import re
 
@@ -12,17 +11,9 @@ from mmengine.registry import init_default_scope
 
 from mmreid.registry import DATASETS
 from mmreid.utils import register_all_modules
-from ..fixtures.processes import PYTHON, REPO, run_tool
+from ..fixtures.processes import PYTHON, load_tool, run_tool
 
 TOOL = osp.join('tools', 'analysis_tools', 'browse_dataset.py')
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('browse_dataset',
-                                                  osp.join(REPO, TOOL))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _test_set(config):
@@ -66,7 +57,7 @@ def test_grid_mode_groups_identities(make_config, tmp_path):
     config = make_config()
     out = tmp_path / 'grid'
     # in process: the single-mode test already runs the command line
-    _load_tool().main([
+    load_tool(TOOL).main([
         config, '--phase', 'train', '--num', '8', '--out-dir',
         str(out), '--tile-size', '96', '48'
     ])
@@ -111,7 +102,7 @@ def test_draw_tiles_labels_and_errors():
 
 
 def test_to_image_denormalises():
-    tool = _load_tool()
+    tool = load_tool(TOOL)
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (3, 4, 5)).astype(np.float32)
     mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
@@ -128,6 +119,6 @@ def test_to_image_denormalises():
 
 
 def test_missing_dataloader_is_a_clear_error(tmp_path):
-    tool = _load_tool()
+    tool = load_tool(TOOL)
     with pytest.raises(KeyError, match='val_dataloader.dataset'):
         tool.browse(Config(dict()), 'val', 1, str(tmp_path))

@@ -1,23 +1,15 @@
-import importlib.util
 import json
-import os.path as osp
 import sys
 
 import pytest
 
-from ..fixtures.processes import REPO
+from ..fixtures.processes import load_tool
 
-
-def load_tool():
-    path = osp.join(REPO, 'tools', 'analysis_tools', 'compare_configs.py')
-    spec = importlib.util.spec_from_file_location('compare_configs', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/analysis_tools/compare_configs.py'
 
 
 def test_reads_the_last_validation_of_the_latest_run(tmp_path):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     for stamp, r1 in (('20260101_000000', 10.0), ('20260102_000000', 30.0)):
         folder = tmp_path / stamp / 'vis_data'
         folder.mkdir(parents=True)
@@ -44,7 +36,7 @@ def test_reads_the_last_validation_of_the_latest_run(tmp_path):
 
 
 def test_t_quantiles_match_the_tables():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     # Textbook two-sided 95 % values of Student's t.
     for df, value in ((1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228),
                       (30, 2.042), (40, 2.021), (60, 2.000), (120, 1.980)):
@@ -52,7 +44,7 @@ def test_t_quantiles_match_the_tables():
 
 
 def test_paired_interval_from_the_definition():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     base, other = [10.0, 12.0, 11.0], [13.0, 14.0, 15.0]
     # Differences 3, 2, 4: mean 3, sample variance ((0 + 1 + 1) / 2) = 1,
     # half width t(0.975; 2) * 1 / sqrt(3).
@@ -74,7 +66,7 @@ def write_run(work_dir, metrics):
 
 
 def test_baseline_table_with_targets(tmp_path, monkeypatch, capsys):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     for seed, (a, b) in enumerate(((10.0, 13.0), (12.0, 14.0), (11.0, 15.0))):
         write_run(tmp_path / f'base_seed{seed}', {
             'd3/R1': a,

@@ -1,5 +1,4 @@
 """tools/dataset_converters/cuhk03.py on a tiny synthetic release."""
-import importlib.util
 import os
 import os.path as osp
 
@@ -8,21 +7,13 @@ import numpy as np
 import pytest
 
 from mmreid.datasets import CUHK03NP
-from ..fixtures.processes import REPO
+from ..fixtures.processes import load_tool
+
+TOOL = 'tools/dataset_converters/cuhk03.py'
 
 mat4py = pytest.importorskip('mat4py')
 
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'cuhk03_converter',
-        osp.join(REPO, 'tools', 'dataset_converters', 'cuhk03.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = load_tool(TOOL)
 
 # Pair 1: pids 1-3, pair 2: pids 1-2 (numbers repeat across pairs); the
 # protocol relabels them 1..5. Images 1-5 are view 1, 6-10 view 2.

@@ -1,6 +1,5 @@
 """tools/extract_features.py on a tiny model and a tiny SynthReID."""
 import csv
-import importlib.util
 import json
 import os.path as osp
 
@@ -10,8 +9,7 @@ import torch
 
 from mmreid.apis import extract_features, init_model
 from mmreid.registry import DATASETS
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from ..fixtures.processes import load_tool
 
 CONFIG = '''
 default_scope = 'mmreid'
@@ -41,12 +39,7 @@ test_dataloader = dict(dataset=dict(synth, domain=1, split='test',
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmreid_extract_features',
-        osp.join(REPO, 'tools', 'extract_features.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/extract_features.py')
 
 
 @pytest.fixture(scope='module')

@@ -1,20 +1,11 @@
 """gap_effect.py: MBN - BN against the trained BN model's modality gap."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 
-from ..fixtures.processes import REPO
+from ..fixtures.processes import load_tool
 
-
-def load_tool():
-    folder = osp.join(REPO, 'tools', 'analysis_tools')
-    spec = importlib.util.spec_from_file_location(
-        'gap_effect', osp.join(folder, 'gap_effect.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/analysis_tools/gap_effect.py'
 
 
 def gap_rows(gaps, floor=0.04):
@@ -59,7 +50,7 @@ def cells(out, name):
 
 
 def test_table_from_the_definitions(tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     for name, (r1, gaps) in RUNS.items():
         for seed in range(3):
             write_run(tmp_path / f'{name}_seed{seed}', r1[seed], gaps[seed])
@@ -90,7 +81,7 @@ def test_table_from_the_definitions(tmp_path, capsys):
 
 
 def test_refusals(tmp_path):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     with pytest.raises(SystemExit):
         tool.parse_args(['a.py-b.py'])
     with pytest.raises(SystemExit):

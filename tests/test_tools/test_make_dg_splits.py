@@ -1,26 +1,18 @@
 """tools/dataset_converters/make_dg_splits.py regenerates the shipped
 split files exactly (identical on every machine and run)."""
 import filecmp
-import importlib.util
 import json
 import os.path as osp
 
 from mmreid.datasets.small_dg import SPLIT_DIR, splits_checksum
-from ..fixtures.processes import REPO
+from ..fixtures.processes import load_tool
+
+TOOL = 'tools/dataset_converters/make_dg_splits.py'
 
 FILES = ('prid2011.json', 'viper.json', 'ilids.json')
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'make_dg_splits',
-        osp.join(REPO, 'tools', 'dataset_converters', 'make_dg_splits.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = load_tool(TOOL)
 
 
 def test_regenerated_splits_equal_shipped_files(tmp_path, capsys):

@@ -1,8 +1,6 @@
 """tools/analysis_tools/modality_gap.py: gaps computed by hand."""
-import importlib.util
 import json
 import math
-import os.path as osp
 import sys
 
 import pytest
@@ -10,15 +8,9 @@ import torch
 import torch.nn as nn
 
 from mmreid.models.layers import MBN
-from tests.fixtures.processes import REPO
+from tests.fixtures.processes import REPO, load_tool
 
-
-def load_tool():
-    path = osp.join(REPO, 'tools', 'analysis_tools', 'modality_gap.py')
-    spec = importlib.util.spec_from_file_location('modality_gap', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/analysis_tools/modality_gap.py'
 
 
 def offset_batch(offsets, scales=None):
@@ -35,7 +27,7 @@ def offset_batch(offsets, scales=None):
 
 
 def test_gap_statistics_by_hand():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     x, labels = offset_batch([0.5, 2.0, 0.0], scales=[1.0, 1.0, 3.0])
     stats = tool.gap_statistics(x, torch.tensor(labels))
     # Channel 0/1: equal stds 1, means 0 and 0.5 / 2 -> d = 0.5 / 2.
@@ -71,7 +63,7 @@ class TwoLayers(nn.Module):
 
 
 def test_bn_passes_the_gap_on_and_mbn_removes_it():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     x, labels = offset_batch([0.5, 2.0])
     model = TwoLayers(nn.BatchNorm2d(2)).train()
     rows = tool.measure_modality_gap(model, x, labels)
@@ -111,7 +103,7 @@ class OneModalityBranch(nn.Module):
 
 
 def test_layers_without_a_gap_are_marked():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     x, labels = offset_batch([1.0])
     rows = tool.measure_modality_gap(OneModalityBranch().train(), x, labels)
     assert rows[0]['gap'] is None
@@ -121,7 +113,7 @@ def test_layers_without_a_gap_are_marked():
 
 
 def test_refuses_a_batch_without_both_modalities():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     x, _ = offset_batch([1.0])
     with pytest.raises(ValueError, match='both modalities'):
         tool.measure_modality_gap(nn.BatchNorm2d(1), x, [0] * 8)
@@ -132,7 +124,7 @@ def test_refuses_a_batch_without_both_modalities():
 def test_command_line_on_the_agw_demo(tmp_path, monkeypatch, capsys):
     """The tool end to end: AGW (two-stream) and its MBN twin, random
     init, on a tiny SynthReID-vi v2 folder."""
-    tool = load_tool()
+    tool = load_tool(TOOL)
     rows = {}
     for name in ('agw', 'mbn-agw'):
         config = tmp_path / f'{name}.py'
@@ -185,7 +177,7 @@ def test_ir_gap_enlarges_the_gap_the_shared_trunk_meets():
                                                   render_image)
     from mmreid.utils import register_all_modules
     register_all_modules()
-    tool = load_tool()
+    tool = load_tool(TOOL)
     model = init_model(f'{REPO}/configs/mbn/agw_r18_synthreid-vi-v2.py')
     style = get_domain_styles(1, 0)[0]
     draw = np.random.default_rng(0)

@@ -1,7 +1,6 @@
 """Model converters (fast-reid, torchreid, torchvision, mmpretrain) and
 publish_model, on state dicts built here with each project's key names."""
 import hashlib
-import importlib.util
 import os.path as osp
 import re
 import runpy
@@ -16,8 +15,8 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmreid.registry import MODELS
 from mmreid.utils.key_mapping import (RULES, convert_checkpoint_file,
                                       convert_state_dict)
+from ..fixtures.processes import REPO, load_tool
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONVERTERS = osp.join(REPO, 'tools', 'model_converters')
 
 
@@ -231,11 +230,7 @@ def test_converter_cli(tmp_path, monkeypatch, capsys):
 
 
 def load_publish():
-    spec = importlib.util.spec_from_file_location(
-        'publish_model', osp.join(CONVERTERS, 'publish_model.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/model_converters/publish_model.py')
 
 
 def test_publish_model(tmp_path):

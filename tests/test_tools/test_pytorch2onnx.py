@@ -1,5 +1,4 @@
 """tools/deployment/pytorch2onnx.py on a tiny ResNet-18 ReID model."""
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -9,21 +8,13 @@ from mmengine.config import Config
 
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
-from ..fixtures.processes import REPO
+from ..fixtures.processes import load_tool
 
 onnx = pytest.importorskip('onnx')
 onnxruntime = pytest.importorskip('onnxruntime')
 
 TOOL = osp.join('tools', 'deployment', 'pytorch2onnx.py')
 SHAPE = (64, 32)
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('pytorch2onnx',
-                                                  osp.join(REPO, TOOL))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -51,7 +42,7 @@ def test_cli_export_and_verify(tiny, tmp_path, capsys):
     config, checkpoint = tiny
     output = tmp_path / 'out' / 'tiny.onnx'
     # in process (a subprocess would double the runtime of this file)
-    assert _load_tool().main([
+    assert load_tool(TOOL).main([
         config, checkpoint, '--output-file',
         str(output), '--shape',
         str(SHAPE[0]),
@@ -69,7 +60,7 @@ def test_cli_export_and_verify(tiny, tmp_path, capsys):
 def test_features_match_the_pytorch_pipeline(tiny, tmp_path):
     """ONNX on raw images == the model on data-preprocessed images."""
     pytest.importorskip('onnxscript')  # the dynamo exporter needs it
-    tool = _load_tool()
+    tool = load_tool(TOOL)
     config, checkpoint = tiny
     cfg = Config.fromfile(config)
     model = tool.build_model(cfg, checkpoint)
@@ -97,7 +88,7 @@ def test_features_match_the_pytorch_pipeline(tiny, tmp_path):
 
 
 def test_verification_failure_exits_non_zero(tiny, tmp_path, monkeypatch):
-    tool = _load_tool()
+    tool = load_tool(TOOL)
     config, checkpoint = tiny
     monkeypatch.setattr(
         tool, 'verify', lambda *args, **kwargs:
@@ -111,7 +102,7 @@ def test_verification_failure_exits_non_zero(tiny, tmp_path, monkeypatch):
 
 
 def test_bad_checkpoints_leave_no_file(tiny, tmp_path):
-    tool = _load_tool()
+    tool = load_tool(TOOL)
     config, checkpoint = tiny
     out_dir = tmp_path / 'out'
     out_dir.mkdir()
@@ -141,7 +132,7 @@ def test_converted_checkpoint_of_another_network_is_refused(tiny, tmp_path):
     # The exporter refuses as tools/test.py does; with the overrides it
     # prints, the export goes through.
     from mmreid.utils.key_mapping import convert_checkpoint_file
-    tool = _load_tool()
+    tool = load_tool(TOOL)
     config, checkpoint = tiny
     fastreid = {}
     state = torch.load(checkpoint, weights_only=True)['state_dict']
@@ -172,7 +163,7 @@ def test_converted_checkpoint_of_another_network_is_refused(tiny, tmp_path):
 
 
 def test_failed_export_leaves_no_file(tmp_path):
-    tool = _load_tool()
+    tool = load_tool(TOOL)
 
     class Broken(torch.nn.Module):
 
@@ -186,7 +177,7 @@ def test_failed_export_leaves_no_file(tmp_path):
 
 
 def test_input_shape():
-    tool = _load_tool()
+    tool = load_tool(TOOL)
     cfg = Config(
         dict(
             test_dataloader=dict(

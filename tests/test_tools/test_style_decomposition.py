@@ -1,20 +1,11 @@
 """style_decomposition.py: the SynthReID v2 four-target table, paired."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 
-from ..fixtures.processes import REPO
+from ..fixtures.processes import load_tool
 
-
-def load_tool():
-    folder = osp.join(REPO, 'tools', 'analysis_tools')
-    spec = importlib.util.spec_from_file_location(
-        'style_decomposition', osp.join(folder, 'style_decomposition.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/analysis_tools/style_decomposition.py'
 
 
 def write_run(work_dir, metrics):
@@ -54,7 +45,7 @@ def row(out, name):
 
 
 def test_targets_and_decomposition_from_the_definitions(tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     make_runs(tmp_path)
     tool.main([
         'base.py', 'new.py', '--work-dir',
@@ -88,7 +79,7 @@ def test_targets_and_decomposition_from_the_definitions(tmp_path, capsys):
 
 
 def test_two_modes_of_one_config(tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     make_runs(tmp_path)
     tool.main([
         'new.py', 'new.py', '--mode-a', 'euclid', '--mode-b', 'mnet',
@@ -104,7 +95,7 @@ def test_two_modes_of_one_config(tmp_path, capsys):
 
 
 def test_a_missing_target_is_refused_with_the_keys(tmp_path):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     make_runs(tmp_path)
     with pytest.raises(
             KeyError,

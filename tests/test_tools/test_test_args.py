@@ -1,21 +1,17 @@
 """tools/test.py refuses bad arguments before it builds or evaluates."""
-import importlib.util
 import os.path as osp
 import sys
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from ..fixtures.processes import REPO, load_tool
+
 CONFIG = osp.join(REPO, 'configs', 'baseline', 'bot_r18_synthreid.py')
 
 
 @pytest.fixture(scope='module')
 def test_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmreid_tools_test', osp.join(REPO, 'tools', 'test.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/test.py')
 
 
 @pytest.fixture

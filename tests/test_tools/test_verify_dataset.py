@@ -1,10 +1,9 @@
 """tools/misc/verify_dataset.py on a tiny SynthReID config."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess
 
-from ..fixtures.processes import PYTHON, REPO, run_tool
+from ..fixtures.processes import PYTHON, REPO, load_tool, run_tool
 
 TOOL = osp.join('tools', 'misc', 'verify_dataset.py')
 
@@ -133,16 +132,8 @@ def test_counts_targets_and_published_numbers(make_config, tmp_path):
     assert ('val/d2', 'synthreid-d2', 'query') in table_rows(proc.stdout)
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('verify_dataset',
-                                                  osp.join(REPO, TOOL))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_modality_column_and_unverified_ok():
-    tool = load_tool()
+    tool = load_tool(TOOL)
 
     class Published:
         PUBLISHED_COUNTS = dict(train=dict(ids=2, images=3))
@@ -194,7 +185,7 @@ def market_config(tmp_path, root):
 def test_incomplete_copy_exits_1_naming_what_is_missing(
         tmp_path, monkeypatch, capsys):
     from mmreid.datasets import Market1501
-    tool = load_tool()
+    tool = load_tool(TOOL)
     root = write_market(tmp_path / 'market1501')
     config = market_config(tmp_path, root)
     # The real published counts: a tiny tree is an incomplete copy.
