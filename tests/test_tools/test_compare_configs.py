@@ -89,3 +89,42 @@ def test_baseline_table_with_targets(tmp_path, monkeypatch, capsys):
     assert '| config - base.py | ΔR1 [95 % CI] | ΔmAP [95 % CI] | seeds |' \
         in out
     assert '| new.py | +3.0 [+0.5, +5.5] | +0.0 [+0.0, +0.0] | 3 |' in out
+
+
+def test_no_train_refuses_a_run_without_results(tmp_path, monkeypatch):
+    """--no-train reads only: a missing or unfinished run (a timestamp
+    folder with training scalars but no validation) is an error naming
+    its work dir; nothing is trained."""
+    tool = load_tool(TOOL)
+    write_run(tmp_path / 'a_seed0', {'d3/R1': 10.0})
+    write_run(tmp_path / 'a_seed1', {'loss': 1.0})  # still training
+
+    def no_training(*args, **kwargs):
+        raise AssertionError(f'a training was started: {args}')
+
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(sys, 'argv', [
+        'compare_configs.py', 'a.py', '--seeds', '0', '1', '--work-dir',
+        str(tmp_path), '--no-train'
+    ])
+    args = tool.parse_args()
+    assert tool.run('a.py', 0, args) == {'d3/R1': 10.0}
+    for seed in (1, 2):
+        with pytest.raises(FileNotFoundError, match=f'a_seed{seed}.*'
+                           'no-train'):
+            tool.run('a.py', seed, args)
+
+
+def test_the_comparing_tools_share_the_run_options():
+    """style_decomposition.py and gap_effect.py take the same run options
+    as compare_configs.py (--no-train included)."""
+    for path, positional in (
+        ('tools/analysis_tools/style_decomposition.py', ['a.py', 'b.py']),
+        ('tools/analysis_tools/gap_effect.py', ['a.py:b.py']),
+    ):
+        args = load_tool(path).parse_args(positional + [
+            '--no-train', '--work-dir', 'w', '--seeds', '3', '4',
+            '--cfg-options', 'k=v'
+        ])
+        assert (args.no_train, args.work_dir, args.seeds,
+                args.cfg_options) == (True, 'w', [3, 4], ['k=v']), path

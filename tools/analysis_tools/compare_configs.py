@@ -12,7 +12,10 @@ population std over seeds, and each run's values::
         --seeds 0 1 2 --work-dir work_dirs/snr_vs_baseline --out table.md
 
 A run whose work dir already holds results is not trained again, so an
-interrupted comparison resumes where it stopped.
+interrupted comparison resumes where it stopped. ``--no-train`` only reads:
+a run without results is an error naming its work dir (use it while the
+runs are trained elsewhere, where a missing or unfinished run would
+otherwise start a second training into the same work dir).
 
 ``--baseline CONFIG`` adds a second table: for every other config and
 metric, the mean over seeds of the paired difference (config - baseline,
@@ -79,11 +82,28 @@ def paired_interval(base: Sequence[float],
     return mean, mean - half, mean + half
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, work_dir: str) -> None:
+    """The options of :func:`run`, shared by the tools that compare runs:
+    ``--seeds``, ``--work-dir`` (default ``work_dir``), ``--cfg-options``
+    and ``--no-train``."""
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument('--work-dir', default=work_dir)
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        help='passed to every run that has to be trained, e.g. key=value')
+    parser.add_argument(
+        '--no-train',
+        action='store_true',
+        help='only read finished runs: a run without validation metrics '
+        'is an error instead of being trained')
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+', help='configs to compare')
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    parser.add_argument('--work-dir', default='work_dirs/compare')
+    add_run_arguments(parser, 'work_dirs/compare')
     parser.add_argument(
         '--metrics',
         nargs='+',
@@ -98,11 +118,6 @@ def parse_args():
         '--target',
         help='multi-target runs: read the metrics of this target '
         '(its prefix, e.g. d3)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        default=[],
-        help='passed to every run, e.g. key=value')
     return parser.parse_args()
 
 
@@ -130,6 +145,11 @@ def run(config: str, seed: int, args) -> dict:
         osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir,
         '--cfg-options', f'randomness.seed={seed}'
     ] + args.cfg_options
+    if args.no_train:
+        raise FileNotFoundError(
+            f'{work_dir}: no validation metrics (the run is missing or has '
+            f'not finished) and --no-train is set; train it with: '
+            f'{" ".join(cmd)}')
     print(' '.join(cmd), flush=True)
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(

@@ -39,15 +39,15 @@ import sys
 from typing import Dict, List, Sequence
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_configs import paired_interval, pick, run  # noqa: E402
+from compare_configs import (add_run_arguments, paired_interval, pick,  # noqa
+                             run)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
         'pairs', nargs='+', help='BN_CONFIG:MBN_CONFIG, one per setting')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--work-dir', default='work_dirs/gap_effect')
+    add_run_arguments(parser, 'work_dirs/gap_effect')
     parser.add_argument('--metrics', nargs='+', default=['R1', 'mAP'])
     parser.add_argument(
         '--layers',
@@ -55,11 +55,6 @@ def parse_args(argv=None):
         help='average the gap over the norm inputs whose name starts with '
         'this (default: the ResNet layer1-4)')
     parser.add_argument('--num-per-modality', type=int, default=128)
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        default=[],
-        help='passed to every run that has to be trained')
     parser.add_argument('--out', help='also write the Markdown tables here')
     parser.add_argument('--plot', help='also draw MBN - BN against the gap')
     args = parser.parse_args(argv)
@@ -124,8 +119,8 @@ def measure_gap(config: str, work_dir: str, num_per_modality: int) -> list:
     import copy
 
     import torch
-
     from modality_gap import measure_modality_gap, mixed_batch
+
     from mmreid.apis import init_model
     from mmreid.utils import register_all_modules
     register_all_modules()

@@ -33,7 +33,7 @@ import sys
 from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_configs import paired_interval, run  # noqa: E402
+from compare_configs import add_run_arguments, paired_interval, run  # noqa
 
 #: (row name, function of one run's four target values).
 DERIVED = (
@@ -54,19 +54,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config_a', help='the reference (baseline) config')
     parser.add_argument('config_b', help='the config compared with it')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--work-dir', default='work_dirs/style_decomposition')
+    add_run_arguments(parser, 'work_dirs/style_decomposition')
     parser.add_argument('--metrics', nargs='+', default=['R1', 'mAP'])
     parser.add_argument('--mode-a', help='distance mode of A (e.g. euclid)')
     parser.add_argument('--mode-b', help='distance mode of B (e.g. mnet)')
     parser.add_argument(
         '--unseen', default='d3', help='the unseen-style target')
     parser.add_argument('--seen', default='d0', help='the seen-style target')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        default=[],
-        help='passed to every run that has to be trained')
     parser.add_argument('--out', help='also write the Markdown tables here')
     args = parser.parse_args(argv)
     if len(args.seeds) < 2:
