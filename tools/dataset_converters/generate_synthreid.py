@@ -2,6 +2,10 @@
 
 Examples::
 
+    # every SynthReID folder a config reads, with its parameters (here the
+    # v2 benchmark of the quick-start demo, data/synthreid-v2/)
+    python tools/dataset_converters/generate_synthreid.py \\
+        --config configs/snr/snr_r18_synthreid-v2.py
     python tools/dataset_converters/generate_synthreid.py data/synthreid
     python tools/dataset_converters/generate_synthreid.py data/synthreid-vi \\
         --modality vi --size demo
@@ -11,23 +15,40 @@ Examples::
         --size demo --check
 """
 import argparse
+import json
 import os.path as osp
 import re
 import time
+from typing import Dict, List
 
 import cv2
 import numpy as np
+from mmengine.config import Config, DictAction
 
 from mmreid.datasets.base_reid_dataset import list_images
 from mmreid.datasets.synthetic import (SYNTHREID_PRESETS, generate_synthreid,
                                        get_domain_styles)
+from mmreid.datasets.synthetic_store import MANIFEST
 
 NAME = re.compile(r'^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$')
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('root', help='destination folder')
+    parser.add_argument(
+        'root', nargs='?', help='destination folder (not with --config)')
+    parser.add_argument(
+        '--config',
+        help='write every SynthReID/SynthReIDVI folder the datasets of this '
+        'config read, with the parameters it gives them (the other '
+        'generation options do not apply)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override settings of --config, e.g. '
+        'train_dataloader.dataset.ir_gap=0.5')
     parser.add_argument(
         '--size', default='small', choices=sorted(SYNTHREID_PRESETS))
     parser.add_argument(
@@ -53,7 +74,7 @@ def parse_args() -> argparse.Namespace:
         default='tiny',
         choices=('tiny', 'resnet18'),
         help='proxy network for --check (random init)')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 # ---------------------------------------------------------------------------
@@ -189,8 +210,93 @@ def check(root: str,
               f'{chance[1]:>11.1%}  ({seen} style)')
 
 
-def main() -> None:
-    args = parse_args()
+#: Dataset types whose folders ``--config`` writes.
+SYNTH_TYPES = ('SynthReID', 'SynthReIDVI')
+#: The parts of a config the runner builds datasets from (top-level helper
+#: variables such as ``synth`` are not read by training).
+RUNNER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
+               'val_cfg', 'test_cfg')
+#: Dataset arguments that choose what is read, not what is written.
+READ_ONLY_KEYS = ('domain', 'split', 'mode', 'pipeline', 'metainfo',
+                  'lazy_init', 'serialize_data', 'test_mode')
+
+
+def config_datasets(cfg: Config) -> List[dict]:
+    """The SynthReID dataset configs of ``cfg``, one per folder.
+
+    Walks what the runner reads (the dataloaders and the loops' targets,
+    concatenated datasets included). Two datasets that read one folder
+    with different generator parameters are an error: the second would be
+    refused at training time.
+
+    Returns:
+        list[dict]: One dataset config per ``data_root``, in config order.
+    """
+    found: Dict[str, dict] = {}
+    params: Dict[str, dict] = {}
+
+    def walk(node, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get('type') in SYNTH_TYPES:
+                gen = {
+                    k: v
+                    for k, v in node.items() if k not in READ_ONLY_KEYS
+                }
+                root = osp.abspath(str(node['data_root']))
+                if root in params and params[root] != gen:
+                    raise ValueError(
+                        f'{where} reads {root} with the generator '
+                        f'parameters {gen}, another dataset of the config '
+                        f'with {params[root]}')
+                params.setdefault(root, gen)
+                found.setdefault(root, node)
+            for key, value in node.items():
+                walk(value, f'{where}.{key}')
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f'{where}[{i}]')
+
+    for key in RUNNER_KEYS:
+        walk(cfg.get(key), key)
+    if not found:
+        raise ValueError(f'{cfg.filename} has no {" or ".join(SYNTH_TYPES)} '
+                         f'dataset')
+    return list(found.values())
+
+
+def generate_from_config(config: str, cfg_options: dict) -> None:
+    """Build each SynthReID dataset of a config once, which writes (or
+    checks) its folder exactly as training will read it."""
+    from mmengine.registry import init_default_scope
+
+    from mmreid.registry import DATASETS
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmreid'))
+    for dataset_cfg in config_datasets(cfg):
+        start = time.time()
+        dataset = DATASETS.build(dict(dataset_cfg, pipeline=[]))
+        with open(osp.join(dataset.synth_root, MANIFEST)) as f:
+            manifest = json.load(f)
+        print(f'{dataset_cfg["type"]} at {osp.abspath(dataset.synth_root)} '
+              f'({time.time() - start:.1f}s): {manifest["params"]}')
+        for name, counts in manifest['counts'].items():
+            print(f'  {name}: {counts}')
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.config:
+        if args.root:
+            raise SystemExit('give either ROOT or --config: a config names '
+                             'its own folders (data_root)')
+        generate_from_config(args.config, args.cfg_options)
+        return
+    if not args.root:
+        raise SystemExit('ROOT (the destination folder) or --config is '
+                         'needed')
+    if args.cfg_options:
+        raise SystemExit('--cfg-options needs --config')
     overrides = {}
     for item in args.set:
         key, _, value = item.partition('=')

@@ -1,0 +1,75 @@
+"""tools/dataset_converters/generate_synthreid.py --config: the folders a
+config reads, written ahead of time with the parameters training uses."""
+import json
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from mmreid.datasets.synthetic_store import MANIFEST
+from ..fixtures.processes import REPO, load_tool
+
+TOOL = 'tools/dataset_converters/generate_synthreid.py'
+
+
+def test_finds_the_folders_of_the_v2_configs():
+    tool = load_tool(TOOL)
+    visible = tool.config_datasets(
+        Config.fromfile(osp.join(REPO, 'configs/snr/snr_r18_synthreid-v2.py')))
+    # Three training domains and four targets, one folder; the top-level
+    # helper variable `synth` is not read by training and is not counted.
+    assert len(visible) == 1
+    assert visible[0]['data_root'] == 'data/synthreid-v2/'
+    assert visible[0]['style_control'] is True
+    assert visible[0]['overrides'] == dict(num_ids_test=[700, 100, 100, 700])
+    vi = tool.config_datasets(
+        Config.fromfile(
+            osp.join(REPO, 'configs/mbn/agw_r18_synthreid-vi-v2.py')))
+    # The train and test splits share one folder and its parameters.
+    assert [d['data_root'] for d in vi] == ['data/synthreid-vi-v2/']
+    assert vi[0]['ir_mode'] == 'dye' and vi[0]['ir_luminance'] == 0.5
+
+
+def test_refuses_one_folder_with_two_parameter_sets(tmp_path):
+    tool = load_tool(TOOL)
+    synth = dict(type='SynthReID', data_root=str(tmp_path), size='tiny')
+    cfg = Config(
+        dict(
+            train_dataloader=dict(dataset=dict(synth, split='train')),
+            val_dataloader=dict(dataset=dict(synth, split='test', seed=1))))
+    with pytest.raises(ValueError, match=r'val_dataloader\.dataset reads'):
+        tool.config_datasets(cfg)
+    with pytest.raises(ValueError, match='has no SynthReID'):
+        tool.config_datasets(Config(dict(train_dataloader=dict())))
+
+
+def test_writes_the_folder_training_reads(tmp_path, capsys):
+    tool = load_tool(TOOL)
+    root = tmp_path / 'synth'
+    config = tmp_path / 'tiny.py'
+    config.write_text(f"""
+default_scope = 'mmreid'
+synth = dict(type='SynthReID', data_root={str(root)!r}, num_domains=2,
+             size='tiny', style_control=True,
+             overrides=dict(num_ids_test=[2, 3]))
+train_dataloader = dict(dataset=dict(
+    type='ConcatReIDDataset',
+    datasets=[dict(synth, domain=0, split='train')], pipeline=[]))
+val_cfg = dict(targets=[
+    dict(name='d1-d0style', dataloader=dict(
+        dataset=dict(synth, domain='d1-d0style', split='test'))),
+])
+""")
+    tool.main(['--config', str(config)])
+    with open(root / MANIFEST) as f:
+        params = json.load(f)['params']
+    assert params['style_control'] is True
+    assert params['num_ids_test'] == [2, 3]
+    assert params['domains'] == 2
+    assert f'SynthReID at {root}' in capsys.readouterr().out
+    # A ROOT and --config together, or --cfg-options without --config, are
+    # refused rather than half-applied.
+    with pytest.raises(SystemExit, match='either ROOT or --config'):
+        tool.main([str(root), '--config', str(config)])
+    with pytest.raises(SystemExit, match='needs --config'):
+        tool.main([str(root), '--cfg-options', 'a=1'])
