@@ -3,7 +3,7 @@
 # unseen-style domain 3, on 2 CPU cores in a few minutes.
 _base_ = [
     '../_base_/models/bot_r50.py',
-    '../_base_/datasets/synthreid.py',
+    '../_base_/datasets/synthreid_v1.py',
     '../_base_/schedules/synthreid_adam_8e.py',
     '../_base_/default_runtime.py',
 ]

@@ -3,7 +3,7 @@
 # each reported under its own prefix (d3/mAP, d0/mAP) plus their mean.
 _base_ = [
     '../_base_/models/bot_r50.py',
-    '../_base_/datasets/synthreid_multi_target.py',
+    '../_base_/datasets/synthreid_v1_multi_target.py',
     '../_base_/schedules/synthreid_adam_8e.py',
     '../_base_/default_runtime.py',
 ]

@@ -1,13 +1,13 @@
 # The visible-infrared CPU demo on SynthReID-vi v2 (learnable infrared:
 # intensities follow the dyes, shape cues that survive 64x32; see
-# _base_/datasets/synthreid_vi_v2.py): AGW with a two-stream ResNet-18
+# _base_/datasets/synthreid_vi.py): AGW with a two-stream ResNet-18
 # (random init: nothing is downloaded) and one non-local block in layer2 and
 # layer3, with the SynthReID Adam recipe. Plain BN;
 # mbn-agw_r18_synthreid-vi-v2.py is the MBN twin. agw_r18_synthreid-vi.py is
 # the same model on the first release (hard infrared).
 _base_ = [
     '../_base_/models/agw_r50.py',
-    '../_base_/datasets/synthreid_vi_v2.py',
+    '../_base_/datasets/synthreid_vi.py',
     '../_base_/schedules/synthreid_adam_8e.py',
     '../_base_/default_runtime.py',
 ]

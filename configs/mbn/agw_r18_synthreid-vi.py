@@ -5,7 +5,7 @@
 # MBN twin.
 _base_ = [
     '../_base_/models/agw_r50.py',
-    '../_base_/datasets/synthreid_vi.py',
+    '../_base_/datasets/synthreid_vi_v1.py',
     '../_base_/schedules/synthreid_adam_8e.py',
     '../_base_/default_runtime.py',
 ]

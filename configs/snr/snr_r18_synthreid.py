@@ -4,7 +4,7 @@
 # baseline_r18_synthreid.py.
 _base_ = [
     '../_base_/models/bot_r50.py',
-    '../_base_/datasets/synthreid.py',
+    '../_base_/datasets/synthreid_v1.py',
     '../_base_/schedules/synthreid_adam_8e.py',
     '../_base_/default_runtime.py',
 ]

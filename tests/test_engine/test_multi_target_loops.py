@@ -246,3 +246,43 @@ def test_loop_warns_that_runner_dataloader_is_ignored(synth, tmp_path, capsys):
         capsys.readouterr().out)
     assert loop.dataloader is loop.targets[0].dataloader
     assert loop.current_target == 'd2'
+
+
+def test_single_target_loop_over_the_v2_placeholders_is_refused(tmp_path):
+    """A config that inherits the v2 SynthReID base (multi-target) but keeps
+    a schedule's plain ValLoop is refused when the runner is made: before,
+    mmengine failed with ``KeyError: ... got {}`` after rendering the
+    training set (about a minute)."""
+    from mmengine.config import Config
+
+    from mmreid.engine.runner import ReIDRunner
+    from ..fixtures.processes import REPO
+    config = tmp_path / 'single_target.py'
+    base = osp.join(REPO, 'configs', '_base_')
+    config.write_text(f"""
+_base_ = [{base + '/models/bot_r50.py'!r},
+          {base + '/datasets/synthreid.py'!r},
+          {base + '/schedules/synthreid_adam_8e.py'!r},
+          {base + '/default_runtime.py'!r}]
+model = dict(backbone=dict(depth=18, init_cfg=None),
+             head=dict(in_channels=512, num_classes=450))
+""")
+    cfg = Config.fromfile(str(config))
+    cfg.work_dir = str(tmp_path / 'work')
+    # Nothing may be rendered: the datasets point into tmp_path.
+    data_root = tmp_path / 'synthreid-v2'
+    for ds in cfg.train_dataloader.dataset.datasets:
+        ds.data_root = str(data_root)
+    with pytest.raises(ValueError) as error:
+        ReIDRunner.from_cfg(cfg)
+    message = str(error.value)
+    assert 'val_dataloader is an empty placeholder' in message
+    assert "val_cfg = dict(type='MultiTargetValLoop', " \
+        'targets={{_base_.val_targets}})' in message
+    assert 'synthreid_v1.py' in message
+    assert not data_root.exists()
+    # The same config with the loops named is accepted.
+    cfg.val_cfg = dict(type='MultiTargetValLoop', targets=cfg.val_targets)
+    cfg.test_cfg = dict(type='MultiTargetTestLoop', targets=cfg.test_targets)
+    ReIDRunner.from_cfg(cfg)
+    assert not data_root.exists()

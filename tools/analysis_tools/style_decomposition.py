@@ -1,6 +1,6 @@
 """Compare two configs on SynthReID v2's four targets, paired by seed.
 
-SynthReID v2 (``configs/_base_/datasets/synthreid_v2_multi_target.py``)
+SynthReID v2 (``configs/_base_/datasets/synthreid.py``)
 evaluates every run on the unseen style ``d3``, the same d3 test files
 rendered in the seen style d0 (``d3-d0style``), the seen domain ``d0`` and
 d0's test files in d3's style (``d0-d3style``). Beyond the four targets,

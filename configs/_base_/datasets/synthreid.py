@@ -1,5 +1,7 @@
-# SynthReID v2, multi-target (opt-in; synthreid_multi_target.py stays the
-# first release): train on d0-d2 and evaluate, in one run, on
+# SynthReID v2, the embedded synthetic benchmark (issue 16; the first release
+# is synthreid_v1.py / synthreid_v1_multi_target.py, kept for the record):
+# generated on first use under data_root, deterministic from the seed. Train
+# on d0-d2 and evaluate, in one run, on
 #   d3          the unseen style, with d3's new identities and cameras;
 #   d3-d0style  the same d3 test files rendered in d0's (seen) style;
 #   d0          held-out identities of d0: seen style, seen cameras;

@@ -1,6 +1,7 @@
-# SynthReID, the embedded synthetic benchmark: generated on first use under
-# data_root (deterministic from the seed). Train on the source domains, test
-# on a held-out domain whose global style none of the sources has.
+# SynthReID, first release (kept for the record; the benchmark is v2,
+# synthreid.py): generated on first use under data_root (deterministic from
+# the seed). Train on the source domains, test on a held-out domain whose
+# global style none of the sources has.
 data_root = 'data/synthreid/'
 synth = dict(
     type='SynthReID',

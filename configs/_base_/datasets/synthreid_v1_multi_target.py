@@ -1,4 +1,5 @@
-# SynthReID, multi-target: train on domains d0-d2 and evaluate, in one run, on
+# SynthReID first release (kept for the record; v2 is synthreid.py),
+# multi-target: train on domains d0-d2 and evaluate, in one run, on
 # the unseen-style domain d3 and on the held-out identities of d0 (a seen
 # style). Each target has its own dataloader and metric; the loops report
 # `d3/mAP`, `d0/R1`, ... and `mean/<metric>`, the mean over the targets.

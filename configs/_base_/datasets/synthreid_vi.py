@@ -1,15 +1,16 @@
-# SynthReID-vi v2 (opt-in; synthreid_vi.py stays the first release): a
-# learnable infrared modality. Infrared intensity follows each garment's dye
-# through one fixed per-dataset mapping (ir_mode='dye'; alike or inverted
-# dyes as in near-infrared), stripes of 0.10-0.16 figure heights, prints
-# seen from the back and sharper IR cameras, so shared cues survive the
-# 64x32 training size. ir_luminance (0-1) mixes in the visible luminance
-# (higher is easier): 0.5, half dye response and half luminance (with the
-# dye mapping alone, 0, the AGW demo reached IR->visible R1 8.5 % after
-# 1,200 steps of 64 images; docs/benchmarks.md). ir_gap (0 to about 1)
-# adds infrared sensor differences a per-modality stem does not remove (a
-# tone curve and coarse-pitch noise; *_ir-gap-*.py configs). 450 test
-# identities give about 2,000 infrared queries. Same SYSU-MM01 layout and protocol as synthreid_vi.py.
+# SynthReID-vi v2 (the first release, kept for the record, is
+# synthreid_vi_v1.py): a learnable infrared modality. Infrared intensity
+# follows each garment's dye through one fixed per-dataset mapping
+# (ir_mode='dye'; alike or inverted dyes as in near-infrared), stripes of
+# 0.10-0.16 figure heights, prints seen from the back and sharper IR cameras,
+# so shared cues survive the 64x32 training size. ir_luminance (0-1) mixes in
+# the visible luminance (higher is easier): 0.5, half dye response and half
+# luminance (with the dye mapping alone, 0, the AGW demo reached IR->visible
+# R1 8.5 % after 1,200 steps of 64 images; docs/benchmarks.md). ir_gap (0 to
+# about 1) adds infrared sensor differences a per-modality stem does not
+# remove (a tone curve and coarse-pitch noise; *_ir-gap-*.py configs). 450
+# test identities give about 2,000 infrared queries. Same SYSU-MM01 layout
+# and protocol as synthreid_vi_v1.py.
 #
 # A folder holds one parameter set: a different ir_gap needs its own
 # data_root (a mismatch is refused with both parameter sets named).

@@ -6,10 +6,10 @@
 # from the seed. Images are generated at 128x64 and trained at 64x32 so that
 # the CPU demos finish in minutes.
 #
-# This is the first release (ir_mode='hard': infrared intensities drawn per
-# identity, independent of the dyes; only small shape cues cross the
-# modalities). SynthReIDVI's default is v2 (ir_mode='dye'), see
-# synthreid_vi_v2.py.
+# This is the first release, kept for the record (ir_mode='hard': infrared
+# intensities drawn per identity, independent of the dyes; only small shape
+# cues cross the modalities). SynthReIDVI's default is v2 (ir_mode='dye'),
+# see synthreid_vi.py.
 data_root = 'data/synthreid-vi/'
 dataset_type = 'SynthReIDVI'
 synth = dict(size='demo', seed=0, img_size=(128, 64), ir_mode='hard')

@@ -12,6 +12,43 @@ STRICT_OPT_OUT = ('`--strict false` (tools/test.py, tools/dist_test.sh, '
                   'tools/train.py) or `load_strict = False` in the config')
 
 
+def check_loop_reads_a_dataloader(mode: str, loop_cfg, dataloader) -> None:
+    """Refuse a single-target loop over a multi-target base's placeholder.
+
+    Multi-target dataset configs (``configs/_base_/datasets/synthreid.py``,
+    SynthReID v2) set ``<mode>_dataloader = dict()`` and leave the loop to
+    the leaf config. A leaf that keeps a schedule's plain ``ValLoop`` would
+    otherwise fail deep in mmengine with ``KeyError: ... got {}``, after the
+    training set was built.
+
+    Args:
+        mode (str): ``'val'`` or ``'test'``.
+        loop_cfg: ``<mode>_cfg`` as given to the runner.
+        dataloader: ``<mode>_dataloader`` as given to the runner.
+
+    Raises:
+        ValueError: ``loop_cfg`` is a loop config without ``targets``
+            (``{}`` included: mmengine's default loop) and ``dataloader``
+            is an empty dict.
+    """
+    # An empty loop config is mmengine's default (single-target) loop.
+    if not isinstance(loop_cfg, dict) or 'targets' in loop_cfg:
+        return
+    if not (isinstance(dataloader, dict) and not dataloader):
+        return
+    loop = 'MultiTargetValLoop' if mode == 'val' else 'MultiTargetTestLoop'
+    raise ValueError(
+        f'{mode}_dataloader is an empty placeholder, but {mode}_cfg '
+        f'({dict(loop_cfg) or "empty: mmengine builds its default loop"}) '
+        f'is a single-target loop that reads it. The '
+        f'dataset config evaluates several targets (as '
+        f'configs/_base_/datasets/synthreid.py, SynthReID v2, does): name '
+        f'them in the loop, {mode}_cfg = dict(type={loop!r}, '
+        f'targets={{{{_base_.{mode}_targets}}}}); for the first release of '
+        f'SynthReID (d3 only) inherit '
+        f'configs/_base_/datasets/synthreid_v1.py instead.')
+
+
 @RUNNERS.register_module()
 class ReIDRunner(Runner):
     """mmengine's ``Runner`` whose checkpoint loading follows mmreid's rules.
@@ -39,6 +76,12 @@ class ReIDRunner(Runner):
     """
 
     _training = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        for mode in ('val', 'test'):
+            check_loop_reads_a_dataloader(mode, kwargs.get(f'{mode}_cfg'),
+                                          kwargs.get(f'{mode}_dataloader'))
+        super().__init__(*args, **kwargs)
 
     def train(self):
         self._training = True
