@@ -6,6 +6,7 @@ import re
 import pytest
 from mmengine.config import Config
 
+from mmreid.datasets.synthetic import SYNTHREID_OPTIONS
 from mmreid.registry import DATASETS, MODELS
 from .fixtures.dataset_trees import (fake_cuhk03, fake_duke, fake_market,
                                      make_cuhk02, make_grid, make_ilids,
@@ -31,8 +32,7 @@ def redirect_data(cfg, roots):
             # the demo's counts (overrides such as num_ids_test=450).
             options = '-'.join(
                 f'{key}={cfg.get(key)}'
-                for key in ('ir_mode', 'ir_luminance', 'ir_gap',
-                            'style_control') if key in cfg)
+                for key in SYNTHREID_OPTIONS if key in cfg)
             cfg['data_root'] = osp.join(roots['synth-vi' if vi else 'synth'],
                                         options or 'default')
             cfg['size'] = 'tiny'

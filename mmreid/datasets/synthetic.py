@@ -102,7 +102,11 @@ SYNTHREID_PRESETS: Dict[str, dict] = dict(
 #: folders written before an option existed keep loading (and keep meaning
 #: what they meant: a manifest without ``ir_mode`` holds 'hard' images).
 SYNTHREID_OPTIONS: Dict[str, object] = dict(
-    ir_mode='hard', ir_luminance=0.0, ir_gap=0.0, style_control=False)
+    ir_mode='hard',
+    ir_luminance=0.0,
+    ir_gap=0.0,
+    ir_contrast=1.0,
+    style_control=False)
 
 #: What ``modality='vi'`` renders when the options are not given (SynthReID
 #: v2, issue 16): infrared follows the dyes, half mixed with the luminance.
@@ -128,6 +132,7 @@ def _resolve_options(modality: str, domains: int, options: dict) -> dict:
                          f'{opts["ir_mode"]!r}')
     opts['ir_luminance'] = float(opts['ir_luminance'])
     opts['ir_gap'] = float(opts['ir_gap'])
+    opts['ir_contrast'] = float(opts['ir_contrast'])
     opts['style_control'] = bool(opts['style_control'])
     if not 0 <= opts['ir_luminance'] <= 1:
         raise ValueError(f'ir_luminance must be in [0, 1], got '
@@ -136,11 +141,15 @@ def _resolve_options(modality: str, domains: int, options: dict) -> dict:
         raise ValueError('ir_luminance needs ir_mode="dye"')
     if opts['ir_gap'] < 0:
         raise ValueError(f'ir_gap must be >= 0, got {opts["ir_gap"]}')
+    if not 0 < opts['ir_contrast'] <= 1:
+        raise ValueError(f'ir_contrast must be in (0, 1], got '
+                         f'{opts["ir_contrast"]}')
     changed = {k: v for k, v in opts.items() if v != SYNTHREID_OPTIONS[k]}
     if changed.get('ir_gap'):
         # The sensor model behind ir_gap > 0 (see SYNTHREID_VERSION).
         changed['ir_gap_version'] = IR_GAP_VERSION
-    infrared = {'ir_mode', 'ir_luminance', 'ir_gap'} & set(changed)
+    infrared = {'ir_mode', 'ir_luminance', 'ir_gap', 'ir_contrast'
+                } & set(changed)
     if modality != 'vi' and infrared:
         raise ValueError(f'{sorted(infrared)} need modality="vi"')
     if changed.get('style_control') and (modality != 'visible' or domains < 2):
@@ -243,7 +252,7 @@ def _render_job(params: dict, job: dict) -> np.ndarray:
     """Render one planned image (a generation job or a stored canary)."""
     options = {
         k: params.get(k, SYNTHREID_OPTIONS[k])
-        for k in ('ir_mode', 'ir_luminance', 'ir_gap')
+        for k in ('ir_mode', 'ir_luminance', 'ir_gap', 'ir_contrast')
     }
     return render_image(params['seed'], job['domain'], job['pid'], job['cam'],
                         job['index'], tuple(params['img_size']),
@@ -428,6 +437,7 @@ def generate_synthreid(root: str,
                        ir_mode: Optional[str] = None,
                        ir_luminance: Optional[float] = None,
                        ir_gap: float = 0.0,
+                       ir_contrast: float = 1.0,
                        style_control: bool = False,
                        num_workers: int = 1,
                        progress: bool = True,
@@ -479,6 +489,10 @@ def generate_synthreid(root: str,
         ir_gap (float): ``'vi'``: infrared sensor differences that a
             per-modality stem does not remove (the sensor's tone curve and
             noise at its coarser pixel pitch), 0 (none) to about 1.
+        ir_contrast (float): ``'vi'``: contrast of the infrared images
+            around mid-grey, in (0, 1] (1: unchanged). A per-channel affine
+            change: a modality gap that per-modality normalisation of the
+            first layer removes and shared normalisation does not.
         style_control (bool): ``'visible'``: also write the style-only
             controls ``d<last>-d0style`` and ``d0-d<last>style`` (test
             splits, see :func:`control_names`).
@@ -505,6 +519,7 @@ def generate_synthreid(root: str,
         ir_mode=ir_mode,
         ir_luminance=ir_luminance,
         ir_gap=ir_gap,
+        ir_contrast=ir_contrast,
         style_control=style_control)
     params = _resolve_params(size, modality, domains, seed, img_size,
                              overrides, options)

@@ -610,7 +610,8 @@ def render_image(seed: int,
                  kind: str = 'person',
                  ir_mode: str = 'hard',
                  ir_luminance: float = 0.0,
-                 ir_gap: float = 0.0) -> np.ndarray:
+                 ir_gap: float = 0.0,
+                 ir_contrast: float = 1.0) -> np.ndarray:
     """Render one image.
 
     Args:
@@ -635,6 +636,13 @@ def render_image(seed: int,
             normalisation does not remove, 0 (none) to about 1: the
             sensor's tone curve and noise at its coarser pixel pitch (see
             :func:`_infrared_sensor`). Visible images are unchanged.
+        ir_contrast (float): Contrast of infrared images around mid-grey,
+            in (0, 1]: ``128 + ir_contrast * (ir - 128)``, after the
+            sensor. A per-channel affine change, which a per-modality
+            normalisation of the first layer undoes (up to rounding and
+            the zero padding at borders) and a shared one does not: a
+            modality gap without a loss of cues beyond the grey levels
+            merged by rounding. Visible images are unchanged.
 
     Returns:
         np.ndarray: RGB image of shape (H, W, 3), or (H, W) if infrared,
@@ -647,6 +655,8 @@ def render_image(seed: int,
     rng = _rng(seed, tag, domain, pid, cam, index)
     if ir_gap < 0:
         raise ValueError(f'ir_gap must be >= 0, got {ir_gap}')
+    if not 0 < ir_contrast <= 1:
+        raise ValueError(f'ir_contrast must be in (0, 1], got {ir_contrast}')
     if ir_mode != 'dye' and ir_luminance:
         raise ValueError('ir_luminance needs ir_mode="dye"')
     dye = dict(ir_mode=ir_mode, ir_luminance=ir_luminance)
@@ -686,4 +696,7 @@ def render_image(seed: int,
     out = _finish_image(img, camera, None if infrared else style, rng)
     if infrared and ir_gap > 0:
         out = _infrared_sensor(out, ir_gap, rng)
+    if infrared and ir_contrast != 1:
+        scaled = 128 + np.float32(ir_contrast) * (out.astype(np.float32) - 128)
+        out = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return out

@@ -39,6 +39,8 @@ class SynthReIDVI(SYSUMM01):
         ir_luminance (float, optional): ``'dye'`` only: weight of the
             luminance (default 0.5).
         ir_gap (float): Sensor-like infrared differences, 0 to about 1.
+        ir_contrast (float): Contrast of infrared images around mid-grey,
+            in (0, 1] (1: unchanged).
         num_workers (int): Processes that render the folder.
         overrides (dict, optional): Preset fields to override.
         **kwargs: See :class:`SYSUMM01`.
@@ -54,6 +56,7 @@ class SynthReIDVI(SYSUMM01):
                  ir_mode: Optional[str] = None,
                  ir_luminance: Optional[float] = None,
                  ir_gap: float = 0.0,
+                 ir_contrast: float = 1.0,
                  num_workers: int = 1,
                  overrides: Optional[dict] = None,
                  **kwargs) -> None:
@@ -68,6 +71,7 @@ class SynthReIDVI(SYSUMM01):
             ir_mode=ir_mode,
             ir_luminance=ir_luminance,
             ir_gap=ir_gap,
+            ir_contrast=ir_contrast,
             num_workers=num_workers,
             **dict(overrides or {}))
         self.synth_root = data_root

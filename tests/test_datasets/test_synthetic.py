@@ -978,3 +978,51 @@ def test_worker_processes_write_the_same_files(tmp_path):
     two = generate_synthreid(str(tmp_path / 'two'), num_workers=2, **kwargs)
     assert one == two
     assert tree_digest(tmp_path / 'one') == tree_digest(tmp_path / 'two')
+
+
+def test_ir_contrast_is_an_affine_change_of_the_infrared_images(tmp_path):
+    """``ir_contrast`` scales infrared grey levels around mid-grey (a
+    modality gap that a per-modality normalisation of the first layer
+    removes) and touches nothing else."""
+    style = get_domain_styles(1, 0)[0]
+    dye = dict(ir_mode='dye', ir_luminance=0.5)
+    for cam, pid in ((3, 17), (6, 5)):
+        args = (0, 0, pid, cam, 1, (64, 32), None, True)
+        plain = render_image(*args, **dye).astype(np.float64)
+        half = render_image(*args, **dye, ir_contrast=0.5).astype(np.float64)
+        # From the definition: 128 + c * (x - 128), rounded.
+        assert np.abs(half - (128 + 0.5 * (plain - 128))).max() <= 0.5
+        assert half.std() == pytest.approx(0.5 * plain.std(), rel=0.05)
+        assert plain.std() > 10  # not a flat image
+        # It follows the sensor model when both are set.
+        gap = render_image(*args, **dye, ir_gap=1.0).astype(np.float64)
+        both = render_image(
+            *args, **dye, ir_gap=1.0, ir_contrast=0.5).astype(np.float64)
+        assert np.abs(both - (128 + 0.5 * (gap - 128))).max() <= 0.5
+    # Visible images are unchanged.
+    args = (0, 0, 17, 2, 1, (64, 32), style, False)
+    np.testing.assert_array_equal(
+        render_image(*args, **dye, ir_contrast=0.5),
+        render_image(*args, **dye))
+    root = str(tmp_path / 'vi')
+    plain = generate_synthreid(
+        root, modality='vi', size='tiny', img_size=(32, 16))
+    assert 'ir_contrast' not in plain['params']  # the default, 1.0
+    with pytest.raises(FileExistsError,
+                       match='ir_contrast: 1.0 on disk, 0.5 requested'):
+        generate_synthreid(
+            root, modality='vi', size='tiny', img_size=(32, 16),
+            ir_contrast=0.5)
+    manifest = generate_synthreid(
+        str(tmp_path / 'vi-half'),
+        modality='vi',
+        size='tiny',
+        img_size=(32, 16),
+        ir_contrast=0.5)
+    assert manifest['params']['ir_contrast'] == 0.5
+    for bad in (0, -0.5, 1.5):
+        with pytest.raises(ValueError, match='ir_contrast must be in'):
+            generate_synthreid(
+                root, modality='vi', size='tiny', ir_contrast=bad)
+    with pytest.raises(ValueError, match='need modality="vi"'):
+        generate_synthreid(root, size='tiny', ir_contrast=0.5)
