@@ -178,3 +178,56 @@ def test_integer_features_keep_exact_ties(metric, tie_policy, ap_mode):
         distance=metric,
         **options)
     assert_equal_results(result, expected)
+
+
+@pytest.mark.parametrize('normalize', [False, True])
+def test_multi_equals_each_distance_alone(normalize):
+    """One pass over the query chunks for several distances gives each
+    distance's result of evaluate_features, and calls every scorer on the
+    same chunks, in the order given."""
+    from mmreid.evaluation.functional import evaluate_features_multi
+    query, gallery, *labels = problem(6, exact=False)
+    calls = []
+
+    def dot(query_chunk, gallery_feats):
+        calls.append(('dot', query_chunk.data_ptr(), len(query_chunk)))
+        return -query_chunk @ gallery_feats.t()
+
+    def manhattan(query_chunk, gallery_feats):
+        calls.append(('l1', query_chunk.data_ptr(), len(query_chunk)))
+        return torch.cdist(query_chunk, gallery_feats, p=1)
+
+    distances = dict(
+        euclid='euclidean', dot=dot, cosine='cosine', l1=manhattan)
+    results = evaluate_features_multi(
+        query,
+        gallery,
+        *labels,
+        distances=distances,
+        normalize=normalize,
+        memory_budget_mb=0.01,
+        tie_policy='stable')
+    assert list(results) == list(distances)
+    chunks = [c for c in calls if c[0] == 'dot']
+    assert len(chunks) > 2  # several query chunks
+    # Interleaved per chunk: dot then l1 on the same (normalised) chunk.
+    assert [c[0] for c in calls] == ['dot', 'l1'] * len(chunks)
+    assert all(a[1:] == b[1:] for a, b in zip(calls[::2], calls[1::2]))
+    for name, distance in distances.items():
+        alone = evaluate_features(
+            query,
+            gallery,
+            *labels,
+            distance=distance,
+            normalize=normalize,
+            memory_budget_mb=0.01,
+            tie_policy='stable')
+        assert_equal_results(results[name], alone)
+    with pytest.raises(ValueError, match='at least one'):
+        evaluate_features_multi(query, gallery, *labels, distances={})
+    with pytest.raises(ValueError, match="scorer 'bad' returned"):
+        evaluate_features_multi(
+            query,
+            gallery,
+            *labels,
+            distances=dict(ok='euclidean', bad=lambda q, g: q @ q.t()))

@@ -396,3 +396,67 @@ def test_mode_is_a_deprecated_alias_of_distance():
     with pytest.warns(DeprecationWarning):
         scorer = make_mnet_scorer(*params, mode='euclid')
     assert scorer.distance == 'euclid'
+
+
+def test_shared_logits_give_the_same_bits_with_one_mnet_pass(monkeypatch):
+    """share_mnet_logits: 'mnet' and 'fused' of one M-Net score each query
+    chunk once when the modes are evaluated chunk by chunk, with the bits
+    of the scorers they replace."""
+    from mmreid.evaluation.functional import (evaluate_features_multi,
+                                              mnet_logits)
+    from mmreid.evaluation.functional.mnet_distance import (
+        MNetPairScorer, SharedLogitScorer, share_mnet_logits)
+    _, params = make_mnet()
+    query, gallery = features(40, seed=30), features(60, seed=31)
+    lab = labels(40, 60, 9, seed=3)
+
+    def scorers(**kwargs):
+        return {
+            mode: MNetPairScorer(
+                *params, distance=mode, fuse_beta=0.3, **kwargs)
+            for mode in ('mnet', 'euclid', 'fused')
+        }
+
+    calls = []
+    original = mnet_logits._decomposed_logits
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(mnet_logits, '_decomposed_logits', counting)
+    # Budgets small enough for several query chunks.
+    options = dict(memory_budget_mb=0.01, tie_policy='stable')
+    separate = evaluate_features_multi(
+        query, gallery, *lab, distances=scorers(check_queries=0), **options)
+    separate_calls, calls[:] = len(calls), []
+    shared_scorers = share_mnet_logits(scorers(check_queries=0))
+    assert isinstance(shared_scorers['fused'], SharedLogitScorer)
+    assert list(shared_scorers) == ['mnet', 'euclid', 'fused']
+    shared = evaluate_features_multi(
+        query, gallery, *lab, distances=shared_scorers, **options)
+    assert 0 < len(calls) and 2 * len(calls) == separate_calls
+    for mode in separate:
+        for field in ('cmc', 'all_AP', 'all_INP'):
+            np.testing.assert_array_equal(
+                getattr(shared[mode], field), getattr(separate[mode], field))
+    # Scorer by scorer, the distances are the same bits, also when a mode
+    # is called alone, and after an in-place change of the query chunk.
+    fresh = scorers(check_queries=0)
+    shared_scorers = share_mnet_logits(scorers(check_queries=0))
+    chunk = query[:7].clone()
+    for _ in range(2):
+        for mode in ('mnet', 'fused', 'mnet', 'euclid'):
+            assert torch.equal(shared_scorers[mode](chunk, gallery),
+                               fresh[mode](chunk, gallery))
+        chunk.mul_(0.5)
+    # The decomposition check and its record are the shared mnet scorer's.
+    checked = share_mnet_logits(scorers(check_queries=3))
+    checked['fused'](query[:5], gallery)
+    assert checked['fused'].last_check['num_queries'] == 3
+    assert checked['mnet'].last_check is checked['fused'].last_check
+    assert checked['fused'].options.distance == 'fused'
+    # top-k 'mnet' distances are positions, not logits: nothing is shared.
+    topk = scorers(check_queries=0)
+    topk['mnet'] = MNetPairScorer(*params, distance='mnet', topk=5)
+    assert share_mnet_logits(topk) == topk

@@ -500,6 +500,46 @@ def test_gmn_reid_train_and_distance_modes():
                 atol=1e-5)
 
 
+def test_metric_scores_every_mode_in_one_pass_with_the_same_numbers():
+    """ReIDMetric with GMN's scorers evaluates all modes chunk by chunk,
+    'mnet' and 'fused' sharing the M-Net logits: each mode's metrics are
+    those of that mode's own scorer alone, to the bit."""
+    from mmreid.evaluation.functional import evaluate_features
+    from mmreid.evaluation.functional.mnet_distance import MNetPairScorer
+    from mmreid.evaluation.metrics import ReIDMetric
+    torch.manual_seed(3)
+    model = build_model(fuse_beta=0.3, check_queries=4).eval()
+    feats = F.normalize(torch.randn(90, 64), dim=1)
+    pids = torch.arange(90) % 15
+    cams = (torch.arange(90) // 15) % 3
+    results = [
+        dict(
+            feature=feats[i],
+            pid=int(pids[i]),
+            camid=int(cams[i]),
+            is_query=i < 30,
+            sample_idx=i,
+            dataset=None,
+            img_path=None) for i in range(90)
+    ]
+    metric = ReIDMetric(memory_budget_mb=0.005)  # several query chunks
+    metric.set_scorers(model.scorers(), primary='mnet')
+    metrics = metric.compute_metrics(results)
+    params = model.head.mnet.folded_params()
+    labels = (pids[:30], pids[30:], cams[:30], cams[30:])
+    for mode in ('mnet', 'euclid', 'fused'):
+        alone = evaluate_features(
+            feats[:30],
+            feats[30:],
+            *labels,
+            distance=MNetPairScorer(**params, **model._mode_options(mode)),
+            memory_budget_mb=0.005)
+        expected = alone.percentages(metric.ranks)
+        for key, value in expected.items():
+            assert metrics[f'{mode}/{key}'] == value, (mode, key)
+    assert metrics['mAP'] == metrics['mnet/mAP']
+
+
 def test_gmn_reid_test_cfg():
     model = build_model(distance='fused', report_modes=('mnet', ))
     assert model.distance_modes == ('fused', 'mnet')

@@ -29,7 +29,8 @@ def test_tiny_run_writes_json(tmp_path, capsys):
     rows = {row['method']: row for row in data['rows']}
     assert set(rows) == {
         'direct (naive chunked)', 'decomposed (mmreid)', 'matmul ceiling',
-        'streamed (evaluate_features)', 'top-40 rerank'
+        'streamed (evaluate_features)', 'top-40 rerank',
+        '3 modes, one by one', '3 modes, one pass (mmreid)'
     }
     for row in rows.values():
         assert row['seconds'] > 0 and row['flop_per_s'] > 0
@@ -40,6 +41,10 @@ def test_tiny_run_writes_json(tmp_path, capsys):
     assert abs(rows['top-40 rerank']['R1_diff']) <= 1e-6
     assert rows['streamed (evaluate_features)']['max_abs_metric_diff'] <= 1e-6
     assert rows['streamed (evaluate_features)']['mAP'] == pytest.approx(
+        data['full_mnet']['mAP'], abs=1e-6)
+    # One pass over the chunks for the three modes gives their numbers.
+    assert rows['3 modes, one pass (mmreid)']['max_abs_metric_diff'] == 0
+    assert rows['3 modes, one by one']['mAP'] == pytest.approx(
         data['full_mnet']['mAP'], abs=1e-6)
 
 

@@ -15,10 +15,19 @@ meaningful), measures at one memory budget:
   scoring and ranking per query chunk without the Q x G matrix;
 - ``top-k rerank``: ``mnet_distances(topk=k)``, the M-Net on the k nearest
   Euclidean candidates only, with its mAP / Rank-1 difference from the
-  full ``mnet`` ranking.
+  full ``mnet`` ranking;
+- ``3 modes, one by one``: what GMN's evaluation did before: ``'mnet'``,
+  ``'euclid'`` and ``'fused'`` (GMN's default report modes) each streamed
+  by ``evaluate_features`` with its own scorer, so the M-Net scores every
+  pair twice;
+- ``3 modes, one pass``: ``evaluate_features_multi`` with the scorers of
+  ``share_mnet_logits`` (what ``ReIDMetric`` now does with GMN's scorers):
+  every query chunk scored once by the M-Net for ``'mnet'`` and
+  ``'fused'``. Its metrics must equal the one-by-one row's, to the bit.
 
-FLOP/s count ``2 Q G D H`` (the first layer) for every full-scoring row and
-``2 Q k D H`` for the top-k row. Peak memory is the peak beyond the memory
+FLOP/s count ``2 Q G D H`` (the first layer) for every full-scoring row
+(once for the two 3-mode rows: the work needed) and ``2 Q k D H`` for the
+top-k row. Peak memory is the peak beyond the memory
 held before the method ran: on CUDA ``torch.cuda.max_memory_allocated``;
 on CPU the kernel's peak RSS (``VmHWM``, reset through
 ``/proc/self/clear_refs`` before each method, as in ``benchmark_eval.py``;
@@ -42,10 +51,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mmreid.evaluation.functional import (evaluate_features, evaluate_rank,
-                                          make_mnet_scorer, mnet_distances,
-                                          mnet_pair_logits)
+from mmreid.evaluation.functional import (evaluate_features,
+                                          evaluate_features_multi,
+                                          evaluate_rank, make_mnet_scorer,
+                                          mnet_distances, mnet_pair_logits)
 from mmreid.evaluation.functional.distance import exact_fp32_matmul
+from mmreid.evaluation.functional.mnet_distance import (MNetPairScorer,
+                                                        share_mnet_logits)
 from mmreid.evaluation.functional.mnet_logits import decomposed_chunk_shape
 from mmreid.utils.profiling import peak_rss_bytes, reset_peak_rss, rss_bytes
 
@@ -55,6 +67,8 @@ PRESETS = dict(
     market1501=(3368, 15913),
     msmt17=(11659, 82161),
 )
+#: GMN's default report modes.
+MODES = ('mnet', 'euclid', 'fused')
 # Noise around an identity's centre, relative to the centre's norm: about
 # 66 % mAP and 97 % Rank-1 (Euclidean) on the cpu preset.
 NOISE = 4.0
@@ -276,7 +290,37 @@ def main(argv=None):
     scorer = make_mnet_scorer(
         *params, memory_budget_mb=budget, gallery=gallery)
     names = ('direct (naive chunked)', 'decomposed (mmreid)', 'matmul ceiling',
-             'streamed (evaluate_features)', f'top-{k} rerank')
+             'streamed (evaluate_features)', f'top-{k} rerank',
+             '3 modes, one by one', '3 modes, one pass (mmreid)')
+
+    def mode_scorers():
+        # Built per round, as the loops build them per evaluation.
+        return {
+            mode:
+            MNetPairScorer(*params, distance=mode, memory_budget_mb=budget)
+            for mode in MODES
+        }
+
+    def one_by_one():
+        return {
+            mode:
+            evaluate_features(
+                query,
+                gallery,
+                *labels,
+                distance=scorer,
+                memory_budget_mb=budget)
+            for mode, scorer in mode_scorers().items()
+        }
+
+    def one_pass():
+        return evaluate_features_multi(
+            query,
+            gallery,
+            *labels,
+            distances=share_mnet_logits(mode_scorers()),
+            memory_budget_mb=budget)
+
     methods = dict(
         zip(names, [
             lambda: mnet_pair_logits(
@@ -300,6 +344,8 @@ def main(argv=None):
                 memory_budget_mb=budget),
             lambda: mnet_distances(
                 query, gallery, *params, topk=k, memory_budget_mb=budget),
+            one_by_one,
+            one_pass,
         ]))
     stats = timed_round_robin(methods, args.repeat, device)
     results = {name: stats[name][0] for name in names}
@@ -312,6 +358,7 @@ def main(argv=None):
         mnet_distances(query, gallery, *params, distance='euclid'), *labels)
     streamed = results[names[3]]
     topk = evaluate_rank(results[names[4]], *labels)
+    by_mode, shared = results[names[5]], results[names[6]]
     chunk_shape = results[names[2]]
     del direct, decomposed, results
 
@@ -333,6 +380,18 @@ def main(argv=None):
         **metrics_of(topk),
         mAP_diff=float(topk.mAP - full.mAP),
         R1_diff=float(topk.cmc[0] - full.cmc[0]))
+    record(names[5], *stats[names[5]], pair_flops,
+           **metrics_of(by_mode['mnet']))
+    record(
+        names[6],
+        *stats[names[6]],
+        pair_flops,
+        **metrics_of(shared['mnet']),
+        max_abs_metric_diff=max(
+            max(
+                abs(shared[m].mAP - by_mode[m].mAP),
+                float(abs(shared[m].cmc - by_mode[m].cmc).max()))
+            for m in MODES))
     for row in rows:
         row['ratio_to_ceiling'] = (
             ceiling['seconds'] /
@@ -378,9 +437,10 @@ def main(argv=None):
     print(f"\nfull mnet: mAP {full.mAP * 100:.2f} %, R1 "
           f"{full.cmc[0] * 100:.2f} %; euclid: mAP {euclid.mAP * 100:.2f} %,"
           f" R1 {euclid.cmc[0] * 100:.2f} %; top-{k} - full: mAP "
-          f"{rows[-1]['mAP_diff'] * 100:+.2f}, R1 "
-          f"{rows[-1]['R1_diff'] * 100:+.2f} points; max |z_direct - "
-          f'z_decomposed| = {max_abs_dz:.2e}')
+          f"{rows[4]['mAP_diff'] * 100:+.2f}, R1 "
+          f"{rows[4]['R1_diff'] * 100:+.2f} points; max |z_direct - "
+          f'z_decomposed| = {max_abs_dz:.2e}; 3 modes one pass - one by '
+          f"one: max |metric diff| = {rows[6]['max_abs_metric_diff']:.1e}")
     if args.out:
         write_json_atomic(args.out, summary)
     return summary

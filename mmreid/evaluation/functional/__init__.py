@@ -1,6 +1,6 @@
 """Pure numpy/torch evaluation functions (no mmengine)."""
 from .distance import DISTANCE_METRICS, GalleryDistance, compute_distance
-from .evaluate import Scorer, evaluate_features
+from .evaluate import Scorer, evaluate_features, evaluate_features_multi
 from .junk_rules import (JUNK_RULES, JunkRule, get_junk_rule, market_junk,
                          no_junk, sysu_junk)
 from .mnet_distance import (PAIR_DISTANCE_MODES, MNetPairScorer,
@@ -25,7 +25,8 @@ from .verification import (DEFAULT_FPRS, VerificationResult,
 
 __all__ = [
     'compute_distance', 'GalleryDistance', 'evaluate_rank',
-    'evaluate_features', 'ReIDEvalResult', 'RankAccumulator',
+    'evaluate_features', 'evaluate_features_multi', 'ReIDEvalResult',
+    'RankAccumulator',
     'chunk_rows_for_budget', 'get_junk_rule', 'market_junk', 'no_junk',
     'sysu_junk', 'JUNK_RULES', 'JunkRule', 'Scorer', 'DISTANCE_METRICS',
     'TIE_POLICIES', 'AP_MODES', 'CMC_MODES', 'DEFAULT_MEMORY_BUDGET_MB',

@@ -4,14 +4,13 @@ time.
 :func:`evaluate_rank` (a precomputed distance matrix) lives with its
 machinery in :mod:`.rank`; it is re-exported here for one release.
 """
-from typing import Callable, Union
+from typing import Callable, Dict, Mapping, Union
 
 import torch
 import torch.nn.functional as F
 
 from mmreid.utils.deprecation import renamed_keyword
 from mmreid.utils.threads import compute_thread_count, torch_threads
-
 from .distance import ArrayLike, GalleryDistance, to_tensor
 from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, RankAccumulator,
                    ReIDEvalResult, chunk_rows_for_budget, evaluate_rank)
@@ -64,6 +63,57 @@ def evaluate_features(query_feats: ArrayLike,
     Returns:
         ReIDEvalResult: The metrics as fractions.
     """
+    return evaluate_features_multi(
+        query_feats,
+        gallery_feats,
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids, {'': distance},
+        normalize=normalize,
+        memory_budget_mb=memory_budget_mb,
+        device=device,
+        **rank_options)['']
+
+
+def evaluate_features_multi(query_feats: ArrayLike,
+                            gallery_feats: ArrayLike,
+                            q_pids: ArrayLike,
+                            g_pids: ArrayLike,
+                            q_camids: ArrayLike,
+                            g_camids: ArrayLike,
+                            distances: Mapping[str, Union[str, Scorer]],
+                            normalize: bool = False,
+                            memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+                            device: DeviceLike = None,
+                            **rank_options) -> Dict[str, ReIDEvalResult]:
+    """:func:`evaluate_features` for several distances in one pass.
+
+    Every query chunk is scored by each distance in turn, in the order
+    given, and ranked right away, so scorers that share work between modes
+    on the same chunk (GMN's ``'mnet'`` and ``'fused'`` share the M-Net
+    logits, see :meth:`~mmreid.models.GMNReID.scorers`) compute it once.
+    Each distance's chunk is ranked before the next one is computed: peak
+    memory is that of one distance plus what the scorers keep. Each result
+    equals :func:`evaluate_features` with that distance alone (same chunks,
+    same scorer calls).
+
+    Args:
+        query_feats, gallery_feats, q_pids, g_pids, q_camids, g_camids:
+            As in :func:`evaluate_features`.
+        distances: Name -> distance (a name of :func:`evaluate_features`
+            or a scorer ``(query_chunk (Qc, D), gallery (G, D)) ->
+            distances (Qc, G)``); at least one.
+        normalize, memory_budget_mb, device, **rank_options: As in
+            :func:`evaluate_features`.
+
+    Returns:
+        dict[str, ReIDEvalResult]: The metrics of each distance, by name,
+        in the order of ``distances``.
+    """
+    if not distances:
+        raise ValueError('evaluate_features_multi needs at least one '
+                         'distance')
     query = to_tensor(query_feats)
     gallery = to_tensor(gallery_feats)
     device = torch.device(device) if device is not None else query.device
@@ -74,27 +124,31 @@ def evaluate_features(query_feats: ArrayLike,
     if 'chunk_size' in rank_options:
         raise TypeError('evaluate_features derives the chunk size from '
                         'memory_budget_mb; chunk_size is not accepted')
-    accumulator = RankAccumulator(
-        q_pids, g_pids, q_camids, g_camids, device=device, **rank_options)
-    if accumulator.num_query != num_query:
+    accumulators = {
+        name:
+        RankAccumulator(
+            q_pids, g_pids, q_camids, g_camids, device=device, **rank_options)
+        for name in distances
+    }
+    first = next(iter(accumulators.values()))
+    if first.num_query != num_query:
         raise ValueError(f'{num_query} query features but '
-                         f'{accumulator.num_query} query pids')
-    if accumulator.num_gallery != num_gallery:
+                         f'{first.num_query} query pids')
+    if first.num_gallery != num_gallery:
         raise ValueError(f'{num_gallery} gallery features but '
-                         f'{accumulator.num_gallery} gallery pids')
+                         f'{first.num_gallery} gallery pids')
 
     gallery = gallery.to(device)
-    if callable(distance):
-        scorer = distance
-        if normalize:
-            gallery = F.normalize(gallery.float(), dim=1)
-    else:
-        # Normalisation is row by row, so chunks give the same bits as
-        # the whole set.
-        gallery_distance = GalleryDistance(gallery, distance, normalize)
-
-        def scorer(query_chunk, gallery_all):
-            return gallery_distance(query_chunk)
+    scorers = {
+        name:
+        distance if callable(distance) else _feature_scorer(
+            GalleryDistance(gallery, distance, normalize))
+        for name, distance in distances.items()
+    }
+    custom = [callable(distance) for distance in distances.values()]
+    scored_gallery = gallery
+    if normalize and any(custom):
+        scored_gallery = F.normalize(gallery.float(), dim=1)
 
     chunk_size = chunk_rows_for_budget(num_gallery, memory_budget_mb)
     # The GEMM gains from threads, but not from more than the process may
@@ -104,17 +158,38 @@ def evaluate_features(query_feats: ArrayLike,
         if device.type == 'cpu' else torch.get_num_threads())
     for start in range(0, num_query, chunk_size):
         query_chunk = query[start:start + chunk_size].to(device)
-        with torch_threads(num_threads):
-            if callable(distance) and normalize:
-                query_chunk = F.normalize(query_chunk.float(), dim=1)
-            dist = to_tensor(scorer(query_chunk, gallery))
-        if tuple(dist.shape) != (len(query_chunk), num_gallery):
-            raise ValueError(f'the scorer returned shape {tuple(dist.shape)}'
-                             f' for {len(query_chunk)} queries and '
-                             f'{num_gallery} gallery items')
-        accumulator.update(dist)
-    return accumulator.result()
+        scored_chunk = query_chunk
+        for (name, scorer), is_custom in zip(scorers.items(), custom):
+            with torch_threads(num_threads):
+                if is_custom and normalize and scored_chunk is query_chunk:
+                    scored_chunk = F.normalize(query_chunk.float(), dim=1)
+                dist = to_tensor(
+                    scorer(scored_chunk if is_custom else query_chunk,
+                           scored_gallery if is_custom else gallery))
+            if tuple(dist.shape) != (len(query_chunk), num_gallery):
+                raise ValueError(f'the scorer{f" {name!r}" if name else ""} '
+                                 f'returned shape {tuple(dist.shape)} for '
+                                 f'{len(query_chunk)} queries and '
+                                 f'{num_gallery} gallery items')
+            accumulators[name].update(dist)
+            del dist  # before the next distance of this chunk
+    return {name: acc.result() for name, acc in accumulators.items()}
+
+
+def _feature_scorer(gallery_distance: GalleryDistance) -> Scorer:
+    """A scorer of a feature distance over its (fixed) gallery.
+
+    Normalisation is row by row, so chunks give the same bits as the whole
+    set.
+    """
+
+    def scorer(query_chunk, gallery_all):
+        return gallery_distance(query_chunk)
+
+    return scorer
 
 
 # evaluate_rank: its old import path, kept for one release.
-__all__ = ['evaluate_features', 'evaluate_rank', 'Scorer']
+__all__ = [
+    'evaluate_features', 'evaluate_features_multi', 'evaluate_rank', 'Scorer'
+]

@@ -11,8 +11,7 @@ evaluated on several partitions (:meth:`ReIDMetric.partition_metrics`).
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
-                    Union)
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +22,8 @@ from mmengine.structures import BaseDataElement
 from mmreid.registry import METRICS
 from ..functional import (DEFAULT_MEMORY_BUDGET_MB, ReIDEvalResult,
                           chunk_rows_for_budget, compute_distance,
-                          evaluate_features, evaluate_rank,
-                          evaluate_verification,
+                          evaluate_features, evaluate_features_multi,
+                          evaluate_rank, evaluate_verification,
                           evaluate_verification_features, k_reciprocal_rerank,
                           query_expansion, summarize_partitions)
 
@@ -435,10 +434,31 @@ class ReIDMetric(BaseMetric):
                                                        gallery_feats, labels)
             return metrics
         self._check_model_scorer_options()
+        if (self.query_expansion is None and self.rerank is None
+                and self.verification_fprs is None):
+            # One pass over the query chunks for all modes: scorers that
+            # share work on a chunk (GMN's M-Net logits) do it once.
+            results = evaluate_features_multi(
+                query_feats,
+                gallery_feats,
+                *labels,
+                distances=self.scorers,
+                normalize=self.normalize,
+                memory_budget_mb=self.memory_budget_mb,
+                device=self.device,
+                **self.rank_options)
+            evaluated = {
+                name: (self._result_metrics(result), result)
+                for name, result in results.items()
+            }
+        else:
+            evaluated = {
+                name: self._evaluate(scorer, query_feats, gallery_feats,
+                                     labels)
+                for name, scorer in self.scorers.items()
+            }
         metrics = dict()
-        for name, scorer in self.scorers.items():
-            mode_metrics, result = self._evaluate(scorer, query_feats,
-                                                  gallery_feats, labels)
+        for name, (mode_metrics, result) in evaluated.items():
             metrics.update({f'{name}/{k}': v for k, v in mode_metrics.items()})
             if name == self.primary_scorer:
                 primary_metrics, primary_result = mode_metrics, result
@@ -509,6 +529,12 @@ class ReIDMetric(BaseMetric):
                     memory_budget_mb=self.memory_budget_mb,
                     device=self.device)
 
+        return self._result_metrics(result, verification), result
+
+    def _result_metrics(self,
+                        result: ReIDEvalResult,
+                        verification=None) -> Dict[str, float]:
+        """The metrics (see :meth:`compute_metrics`) of one result."""
         self._log_skipped([result])
         metrics = result.percentages(self.ranks)
         metrics['num_query'] = result.num_query
@@ -516,7 +542,7 @@ class ReIDMetric(BaseMetric):
         if verification is not None:
             for fpr, tpr in zip(verification.fprs, verification.tpr):
                 metrics[f'TPR@FPR={fpr:.0e}'] = float(tpr) * 100
-        return metrics, result
+        return metrics
 
     def split_records(self,
                       results: List[dict]) -> Tuple[List[dict], List[dict]]:

@@ -1,13 +1,13 @@
 """GMN as a ReID model whose distance is its metric network."""
 import warnings
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from mmengine.logging import print_log
 
 from mmreid.evaluation.functional.mnet_distance import (
     DEFAULT_CHECK_QUERIES, DEFAULT_MAX_LOGIT_ERROR, PAIR_DISTANCE_MODES,
-    MNetPairScorer)
+    MNetPairScorer, share_mnet_logits)
 from mmreid.evaluation.functional.mnet_logits import PAIR_SCORING_METHODS
 from mmreid.registry import MODELS
 from .reid_model import ReIDModel
@@ -172,17 +172,21 @@ class GMNReID(ReIDModel):
                                 **self._mode_options(mode))
         return scorer(query, gallery)
 
-    def scorers(self) -> Dict[str, MNetPairScorer]:
+    def scorers(self) -> Dict[str, Callable]:
         """One metric scorer per reported mode, primary first.
 
         Each is ``(query_chunk (Qc, D), gallery (G, D)) -> (Qc, G)``
         distances with the M-Net as it is now (BatchNorm folded from its
         running statistics); the loops call this right before the metrics
         compute. Each checks the decomposed form on its first gallery
-        (see :class:`MNetPairScorer`) and logs max |dz|.
+        (see :class:`MNetPairScorer`) and logs max |dz|; ``'mnet'`` and
+        ``'fused'`` share one M-Net scoring of each query chunk (and its
+        check) when the metric scores the modes chunk by chunk
+        (:func:`~mmreid.evaluation.functional.mnet_distance.share_mnet_logits`).
         """
         params = self.head.mnet.folded_params()
-        return {
-            mode: MNetPairScorer(**params, **self._mode_options(mode))
+        return share_mnet_logits({
+            mode:
+            MNetPairScorer(**params, **self._mode_options(mode))
             for mode in self.distance_modes
-        }
+        })
