@@ -819,7 +819,8 @@ def test_ir_options_keep_the_defaults_and_validate(tmp_path):
         img_size=(32, 16),
         ir_mode='dye',
         ir_luminance=0.5) == default
-    with pytest.raises(FileExistsError, match='ir_luminance: 0.5 on disk, 0.0 requested'):
+    with pytest.raises(
+            FileExistsError, match='ir_luminance: 0.5 on disk, 0.0 requested'):
         generate_synthreid(
             v2_root,
             modality='vi',

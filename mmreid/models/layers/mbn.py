@@ -159,7 +159,8 @@ class MBN(nn.Module):
     # ------------------------------------------------------------------
     # Modality labels
     # ------------------------------------------------------------------
-    def set_modality(self, labels: Optional[ModalityLabels]) -> None:
+    def set_modality(  # noqa: F811 (a method, not the imported function)
+            self, labels: Optional[ModalityLabels]) -> None:
         """Set the modality of each sample of the next batch(es).
 
         Args:
