@@ -159,13 +159,16 @@ def evaluate_features_multi(query_feats: ArrayLike,
     for start in range(0, num_query, chunk_size):
         query_chunk = query[start:start + chunk_size].to(device)
         scored_chunk = query_chunk
+        if scored_gallery is not gallery:
+            # Scorers see normalised features (row by row: chunks give
+            # the bits of the whole set).
+            with torch_threads(num_threads):
+                scored_chunk = F.normalize(query_chunk.float(), dim=1)
         for (name, scorer), is_custom in zip(scorers.items(), custom):
             with torch_threads(num_threads):
-                if is_custom and normalize and scored_chunk is query_chunk:
-                    scored_chunk = F.normalize(query_chunk.float(), dim=1)
                 dist = to_tensor(
-                    scorer(scored_chunk if is_custom else query_chunk,
-                           scored_gallery if is_custom else gallery))
+                    scorer(scored_chunk, scored_gallery) if is_custom else
+                    scorer(query_chunk, gallery))
             if tuple(dist.shape) != (len(query_chunk), num_gallery):
                 raise ValueError(f'the scorer{f" {name!r}" if name else ""} '
                                  f'returned shape {tuple(dist.shape)} for '
