@@ -1027,3 +1027,35 @@ def test_ir_contrast_is_an_affine_change_of_the_infrared_images(tmp_path):
                 root, modality='vi', size='tiny', ir_contrast=bad)
     with pytest.raises(ValueError, match='need modality="vi"'):
         generate_synthreid(root, size='tiny', ir_contrast=0.5)
+
+
+UNGUARDED_SCRIPT = """
+import sys
+from mmreid.datasets.synthetic import generate_synthreid
+# No `if __name__ == '__main__':` - each spawned renderer re-runs this line.
+generate_synthreid(sys.argv[1], domains=1, size='tiny', num_workers=2)
+print('generated')
+"""
+
+
+def test_unguarded_script_with_renderers_fails_clearly(tmp_path):
+    # Before, the renderers re-ran the script, waited for the lock their
+    # parent held, and the parent waited for them: a hang, not an error.
+    script = tmp_path / 'unguarded.py'
+    script.write_text(UNGUARDED_SCRIPT)
+    data = tmp_path / 'data'
+    data.mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, str(script),
+                           str(data / 'synth')],
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=180)
+    assert proc.returncode != 0
+    assert 'generated' not in proc.stdout
+    assert 'rendering process died' in proc.stderr
+    assert '__name__ == "__main__"' in proc.stderr
+    assert 'num_workers=1' in proc.stderr
+    # Nothing half-written: no dataset folder, no temporary folder.
+    assert os.listdir(data) == []
