@@ -42,8 +42,8 @@ from .synthetic_plan import SYSU_INFRARED_CAMS  # noqa: F401
 from .synthetic_plan import SYSU_VISIBLE_CAMS  # noqa: F401
 from .synthetic_plan import _canary_jobs, _plan_jobs, control_names
 from .synthetic_render import identity_attributes  # noqa: F401
-from .synthetic_render import (IR_MODES, domain_names, get_domain_styles,
-                               render_image)
+from .synthetic_render import (IR_MODES, _domain_style, domain_names,
+                               get_domain_styles, render_image)
 from .synthetic_store import (MANIFEST, _generation_lock, _Progress,
                               _read_manifest, _remove_stale_temps,
                               _renderer_versions, check_parsed_counts)
@@ -244,9 +244,9 @@ def _write_image(path: str, img: np.ndarray) -> None:
 def _job_style(params: dict, job: dict) -> dict:
     """The domain style a job of ``params`` is rendered with."""
     if params['modality'] == 'vi':
-        return get_domain_styles(1, params['seed'])[0]
+        return _domain_style(1, params['seed'], 0)
     domain = job.get('style_domain', job['domain'])
-    return get_domain_styles(params['domains'], params['seed'])[domain]
+    return _domain_style(params['domains'], params['seed'], domain)
 
 
 def _render_job(params: dict, job: dict) -> np.ndarray:

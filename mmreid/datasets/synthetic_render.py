@@ -5,6 +5,7 @@ plans which (domain, pid, camera, image) goes to which file and writes the
 dataset. Every image is drawn from its own ``numpy.random.Generator(PCG64)``
 seeded by its keys, so the pixels do not depend on generation order.
 """
+import functools
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -599,6 +600,28 @@ def _colours(ident: dict, infrared: bool) -> dict:
     return ident['colour']
 
 
+@functools.lru_cache(maxsize=64)
+def _domain_style(num_domains: int, seed: int, domain: int) -> dict:
+    """:func:`get_domain_styles`' entry of one domain, computed once per
+    process (the renderers call it for every image). Read-only."""
+    return get_domain_styles(num_domains, seed)[domain]
+
+
+@functools.lru_cache(maxsize=4096)
+def _person(seed: int, domain: int, pid: int, ir_mode: str,
+            ir_luminance: float) -> dict:
+    """:func:`identity_attributes` of one identity, computed once per
+    process (an identity has many images). Read-only."""
+    return identity_attributes(seed, domain, pid, ir_mode, ir_luminance)
+
+
+@functools.lru_cache(maxsize=256)
+def _camera_of(seed: int, domain: int, cam: int, infrared: bool,
+               ir_mode: str) -> dict:
+    """:func:`_camera`, computed once per process. Read-only."""
+    return _camera(seed, domain, cam, infrared, ir_mode)
+
+
 def render_image(seed: int,
                  domain: int,
                  pid: int,
@@ -660,10 +683,12 @@ def render_image(seed: int,
     if ir_mode != 'dye' and ir_luminance:
         raise ValueError('ir_luminance needs ir_mode="dye"')
     dye = dict(ir_mode=ir_mode, ir_luminance=ir_luminance)
-    camera = _camera(seed, domain, cam, infrared, ir_mode)
+    # The cached dicts are shared between images: nothing below writes
+    # into them (views and colours are new dicts).
+    camera = _camera_of(seed, domain, cam, infrared, ir_mode)
     img = _background(camera, rng, h, w)
     if kind == 'person':
-        ident = identity_attributes(seed, domain, pid, **dye)
+        ident = _person(seed, domain, pid, ir_mode, ir_luminance)
     else:
         # A stranger: attributes from a stream no identity uses.
         ident = identity_attributes(seed, domain + 1000, pid * 64 + index,

@@ -117,6 +117,28 @@ def test_render_does_not_depend_on_order():
         render_image(0, 0, 17, 2, 2, (64, 32), style), first)
 
 
+@pytest.mark.parametrize('infrared', [False, True])
+def test_cached_attributes_are_not_changed_by_rendering(infrared):
+    # The renderer caches identities, cameras and styles per process; an
+    # image rendered with a warm cache equals the one rendered cold.
+    for cached in (synthetic_render._person, synthetic_render._camera_of,
+                   synthetic_render._domain_style):
+        cached.cache_clear()
+    style = get_domain_styles(1, 0)[0]
+    cam = 3 if infrared else 1
+    kwargs = dict(infrared=infrared, ir_mode='dye', ir_luminance=0.5)
+    cold = render_image(0, 0, 17, cam, 0, (64, 32), style, **kwargs)
+    for index in range(1, 6):
+        render_image(0, 0, 17, cam, index, (64, 32), style, **kwargs)
+    assert synthetic_render._person.cache_info().hits >= 5
+    assert synthetic_render._camera_of.cache_info().hits >= 5
+    warm = render_image(0, 0, 17, cam, 0, (64, 32), style, **kwargs)
+    np.testing.assert_array_equal(warm, cold)
+    # And equals the uncached attributes of the public functions.
+    assert synthetic_render._person(0, 0, 17, 'dye', 0.5) == \
+        synthetic_render.identity_attributes(0, 0, 17, 'dye', 0.5)
+
+
 def test_domains_have_disjoint_identities(tmp_path):
     root = str(tmp_path / 'synth')
     generate_synthreid(root, domains=3, size='tiny')
