@@ -684,7 +684,7 @@ def render_image(seed: int,
         raise ValueError('ir_luminance needs ir_mode="dye"')
     dye = dict(ir_mode=ir_mode, ir_luminance=ir_luminance)
     # The cached dicts are shared between images: nothing below writes
-    # into them (views and colours are new dicts).
+    # into them (a view is a new dict; colours and attributes are read).
     camera = _camera_of(seed, domain, cam, infrared, ir_mode)
     img = _background(camera, rng, h, w)
     if kind == 'person':
