@@ -7,7 +7,7 @@
 _base_ = ['./agw_r18_synthreid-vi-v2.py']
 
 ir_gap = 0.5
-data_root = 'data/synthreid-vi-v2-ir-gap-0.5/'
+data_root = 'data/synthreid-vi-v2.1-ir-gap-0.5/'
 synth = dict(ir_gap=ir_gap)  # the base's shared settings, for readers
 train_dataloader = dict(dataset=dict(ir_gap=ir_gap, data_root=data_root))
 val_dataloader = dict(dataset=dict(ir_gap=ir_gap, data_root=data_root))

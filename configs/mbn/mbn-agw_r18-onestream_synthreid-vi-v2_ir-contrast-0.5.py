@@ -8,7 +8,7 @@
 _base_ = ['./mbn-agw_r18-onestream_synthreid-vi-v2.py']
 
 ir_contrast = 0.5
-data_root = 'data/synthreid-vi-v2-ir-contrast-0.5/'
+data_root = 'data/synthreid-vi-v2.1-ir-contrast-0.5/'
 synth = dict(ir_contrast=ir_contrast)  # the base's settings, for readers
 train_dataloader = dict(
     dataset=dict(ir_contrast=ir_contrast, data_root=data_root))

@@ -64,6 +64,13 @@ SYNTHREID_VERSION = 2
 #: stem leaves, so its folders are refused (``ir_gap_version`` differs).
 IR_GAP_VERSION = 2
 JPEG_QUALITY = 90
+#: Test identities added after the ``num_ids_test`` ones (an override, like
+#: them; 0 by default). They are drawn from the identities left over, with a
+#: stream of their own, so a folder with them holds every file of the folder
+#: without them (training split, test identities, distractors) plus theirs:
+#: a model trained on one is tested on a larger test set of the other.
+#: Raising ``num_ids_test`` instead re-draws the training identities too.
+ADDED_TEST_IDS = 'num_ids_test_added'
 
 #: Named sizes. ``num_ids_*`` and ``num_distractors``/``num_junk`` count per
 #: domain; ``imgs_per_cam`` is the number of images of an identity in each
@@ -184,35 +191,47 @@ def _resolve_params(size: str,
             params.pop(key)
     else:
         params.pop('num_ids_val')
+    # Not a preset field: recorded only when it adds identities, so the
+    # manifests of folders written before it existed still match.
+    params[ADDED_TEST_IDS] = 0
     unknown = set(overrides) - set(params)
     if unknown:
         raise TypeError(f'unknown SynthReID parameter(s) {sorted(unknown)} '
                         f'for modality={modality!r}; known: '
                         f'{sorted(params)}')
+    per_domain = ('num_ids_test', ADDED_TEST_IDS)
     for key, value in overrides.items():
         if isinstance(value, (list, tuple)):
-            if key != 'num_ids_test' or modality != 'visible':
-                raise TypeError(f'only num_ids_test (visible) may be a list '
-                                f'(one count per domain), got {key}={value}')
+            if key not in per_domain or modality != 'visible':
+                raise TypeError(f'only {" and ".join(per_domain)} (visible) '
+                                f'may be lists (one count per domain), got '
+                                f'{key}={value}')
             params[key] = [int(v) for v in value]
         else:
             params[key] = int(value)
+    added = params.pop(ADDED_TEST_IDS)
     if modality == 'visible' and not 2 <= params['num_cams'] <= 9:
         # Two cameras at least: every identity is seen by two. At most
         # nine: Market-1501 names have a one-digit camera.
         raise ValueError(f'num_cams must be in [2, 9], got '
                          f'{params["num_cams"]}')
     domains = 4 if domains is None else int(domains)
-    if isinstance(params['num_ids_test'], list) and \
-            len(params['num_ids_test']) != domains:
-        raise ValueError(f'num_ids_test lists {len(params["num_ids_test"])} '
-                         f'counts for {domains} domains')
+    for key, value in (('num_ids_test', params['num_ids_test']),
+                       (ADDED_TEST_IDS, added)):
+        if isinstance(value, list) and len(value) != domains:
+            raise ValueError(f'{key} lists {len(value)} counts for '
+                             f'{domains} domains')
+    if min(added if isinstance(added, list) else [added]) < 0:
+        raise ValueError(f'{ADDED_TEST_IDS} must be >= 0, got {added}')
+    if any(added if isinstance(added, list) else [added]):
+        params[ADDED_TEST_IDS] = added
     h, w = (int(s) for s in img_size)
     if domains < 1 or min(h, w) < 16:
         raise ValueError(f'need domains >= 1 and images of at least 16 px, '
                          f'got domains={domains}, img_size={(h, w)}')
     counts = [
-        n for k, v in params.items() if k.startswith('num_ids')
+        n for k, v in params.items()
+        if k.startswith('num_ids') and k != ADDED_TEST_IDS
         for n in (v if isinstance(v, list) else [v])
     ]
     if min(counts) < 1 or params['imgs_per_cam'] < 1:
@@ -513,7 +532,10 @@ def generate_synthreid(root: str,
             ``num_ids_test`` (``'visible'``: an int or one count per
             domain), ``num_ids_val`` (vi), ``num_cams`` (visible),
             ``imgs_per_cam``, ``num_distractors`` and ``num_junk``
-            (visible).
+            (visible); and ``num_ids_test_added`` (default 0; visible: an
+            int or one count per domain): test identities added to the
+            drawn ones without changing any other file (see
+            :data:`ADDED_TEST_IDS`).
 
     Returns:
         dict: The manifest: ``params``, ``size``, ``domains`` (per-domain
@@ -654,7 +676,7 @@ class SynthReID(Market1501):
                  **kwargs) -> None:
         overrides = dict(overrides or {})
         for key in list(kwargs):
-            if key in SYNTHREID_PRESETS['small']:
+            if key in SYNTHREID_PRESETS['small'] or key == ADDED_TEST_IDS:
                 overrides[key] = kwargs.pop(key)
         names = domain_names(num_domains)
         controls = [c[0] for c in control_names(num_domains)]

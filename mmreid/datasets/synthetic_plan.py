@@ -7,7 +7,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from .synthetic_render import _SPLIT, _rng, domain_names
+from .synthetic_render import _ADDED, _SPLIT, _rng, domain_names
 
 SYSU_VISIBLE_CAMS = (1, 2, 4, 5)
 SYSU_INFRARED_CAMS = (3, 6)
@@ -27,6 +27,29 @@ def _allocate_pids(rng: np.random.Generator, first: int, last: int,
     return groups
 
 
+def _added_test_pids(seed: int, domain: int, first: int, last: int,
+                     taken: Sequence[int], count: int) -> List[int]:
+    """``count`` more test pids in [first, last], none of ``taken``.
+
+    Their own stream: the other identities are drawn as without them.
+    """
+    if count == 0:
+        return []
+    taken_set = set(taken)
+    free = [p for p in range(first, last + 1) if p not in taken_set]
+    if len(free) < count:
+        raise ValueError(f'num_ids_test_added: {count} more identities do '
+                         f'not fit in pids {first}-{last} of domain '
+                         f'{domain} ({len(free)} left)')
+    rng = _rng(seed, _ADDED, domain)
+    return sorted(free[i] for i in rng.choice(len(free), count, replace=False))
+
+
+def _count(value, domain: int) -> int:
+    """A count given as an int or one per domain."""
+    return value[domain] if isinstance(value, list) else value
+
+
 def _plan_market(p: dict, d: int) -> List[tuple]:
     """Files of one Market-style domain.
 
@@ -38,11 +61,13 @@ def _plan_market(p: dict, d: int) -> List[tuple]:
     # different domains never coincide.
     block = 9999 // p['domains']
     rng = _rng(seed, _SPLIT, d)
-    num_test = p['num_ids_test']
-    if isinstance(num_test, list):
-        num_test = num_test[d]
-    train, test = _allocate_pids(rng, d * block + 1, (d + 1) * block,
-                                 [p['num_ids_train'], num_test])
+    first, last = d * block + 1, (d + 1) * block
+    train, test = _allocate_pids(
+        rng, first, last,
+        [p['num_ids_train'], _count(p['num_ids_test'], d)])
+    test = sorted(test +
+                  _added_test_pids(seed, d, first, last, train + test,
+                                   _count(p.get('num_ids_test_added', 0), d)))
     plan = []
 
     def name(pid, cam, seq, frame, box):
@@ -100,6 +125,9 @@ def _plan_sysu(p: dict) -> Tuple[List[tuple], Dict[str, List[int]]]:
     rng = _rng(seed, _SPLIT, 0)
     counts = [p['num_ids_train'], p['num_ids_val'], p['num_ids_test']]
     train, val, test = _allocate_pids(rng, 1, max(533, sum(counts)), counts)
+    test = sorted(test +
+                  _added_test_pids(seed, 0, 1, 9999, train + val +
+                                   test, p.get('num_ids_test_added', 0)))
     plan = []
     for pid in sorted(train + val + test):
         r = _rng(seed, _SPLIT, 0, pid)

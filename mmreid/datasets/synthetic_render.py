@@ -14,6 +14,7 @@ import numpy as np
 
 # Keys of the per-purpose random streams (first entropy word after seed).
 _STYLE, _CAMERA, _IDENTITY, _IMAGE, _SPLIT, _EXTRA, _INFRARED = range(1, 8)
+_ADDED = 8  # test identities added to a drawn split (num_ids_test_added)
 
 #: Infrared modes of :func:`render_image` (see :func:`identity_attributes`).
 IR_MODES = ('hard', 'dye')

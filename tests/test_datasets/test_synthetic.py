@@ -1081,3 +1081,147 @@ def test_unguarded_script_with_renderers_fails_clearly(tmp_path):
     assert 'num_workers=1' in proc.stderr
     # Nothing half-written: no dataset folder, no temporary folder.
     assert os.listdir(data) == []
+
+
+def file_bytes(root):
+    """Relative path -> content of every image under ``root``."""
+    out = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if name.endswith('.jpg'):
+                path = osp.join(folder, name)
+                with open(path, 'rb') as f:
+                    out[osp.relpath(path, root)] = f.read()
+    return out
+
+
+def file_pid(rel):
+    """The pid of a Market-style or SYSU-style relative path."""
+    parts = rel.split('/')
+    if parts[0] == 'SYSU-MM01':
+        return int(parts[2])
+    return int(parts[-1].split('_')[0])
+
+
+def test_added_test_ids_keep_every_other_file(tmp_path):
+    # A larger test set must not move the training split: a folder with
+    # added test identities holds every file of the folder without them,
+    # byte for byte, and only test files of new identities besides.
+    kwargs = dict(
+        domains=3,
+        size='tiny',
+        style_control=True,
+        img_size=(32, 16),
+        num_ids_test=[2, 1, 2])
+    base_root, big_root = str(tmp_path / 'base'), str(tmp_path / 'big')
+    base = generate_synthreid(base_root, **kwargs)
+    big = generate_synthreid(big_root, num_ids_test_added=[3, 0, 4], **kwargs)
+    before, after = file_bytes(base_root), file_bytes(big_root)
+    for rel, data in before.items():
+        assert after.get(rel) == data, rel
+    new = set(after) - set(before)
+    assert new
+    ids = {}
+    for rel in new:
+        folder = rel.split('/')[0]
+        assert '/bounding_box_train/' not in rel, rel
+        assert folder in ('d0', 'd2', 'd2-d0style', 'd0-d2style'), rel
+        ids.setdefault(folder, set()).add(file_pid(rel))
+    # The added identities are new ones, as many as asked, in the domain's
+    # pid block; the controls show the same ones as their domain.
+    block = 9999 // 3
+    for folder, domain, count in (('d0', 0, 3), ('d2', 2, 4)):
+        old = {file_pid(r) for r in before if r.startswith(folder + '/')}
+        assert len(ids[folder]) == count and not ids[folder] & old
+        assert all(domain * block < p <= (domain + 1) * block
+                   for p in ids[folder])
+    assert ids['d2-d0style'] == ids['d2'] and ids['d0-d2style'] == ids['d0']
+    for name in ('d0', 'd2'):
+        assert big['counts'][name]['query']['ids'] == \
+            base['counts'][name]['query']['ids'] + len(ids[name])
+    assert big['counts']['d1'] == base['counts']['d1']
+    # The datasets read them: 2 + 3 test identities in d0 (and pid 0).
+    assert SynthReID(
+        big_root,
+        domain='d0',
+        split='test',
+        num_domains=3,
+        size='tiny',
+        style_control=True,
+        img_size=(32, 16),
+        num_ids_test=[2, 1, 2],
+        num_ids_test_added=[3, 0, 4]).num_pids == 2 + 3 + 1
+
+
+def test_added_test_ids_vi(tmp_path):
+    kwargs = dict(modality='vi', size='tiny', img_size=(32, 16))
+    base_root, big_root = str(tmp_path / 'base'), str(tmp_path / 'big')
+    generate_synthreid(base_root, **kwargs)
+    generate_synthreid(big_root, num_ids_test_added=5, **kwargs)
+    before, after = file_bytes(base_root), file_bytes(big_root)
+    for rel, data in before.items():
+        assert after.get(rel) == data, rel
+
+    def ids(root, split):
+        path = osp.join(root, 'SYSU-MM01', 'exp', f'{split}_id.txt')
+        with open(path) as f:
+            return {int(p) for p in f.read().replace(',', ' ').split()}
+
+    for split in ('train', 'val'):
+        assert ids(big_root, split) == ids(base_root, split)
+    added = ids(big_root, 'test') - ids(base_root, 'test')
+    assert len(added) == 5 and ids(base_root, 'test') < ids(big_root, 'test')
+    assert {file_pid(r) for r in set(after) - set(before)} == added
+    # The SYSU-style test split reads them (infrared queries included).
+    from mmreid.datasets import SynthReIDVI
+    test = SynthReIDVI(
+        big_root,
+        split='test',
+        size='tiny',
+        img_size=(32, 16),
+        overrides=dict(num_ids_test_added=5))
+    assert added <= {test.get_data_info(i)['pid'] for i in range(len(test))}
+
+
+def test_added_test_ids_in_the_manifest(tmp_path):
+    root = str(tmp_path / 'synth')
+    kwargs = dict(domains=2, size='tiny', img_size=(32, 16))
+    plain = generate_synthreid(root, **kwargs)
+    # None added is the folder without the option (not recorded) ...
+    assert 'num_ids_test_added' not in plain['params']
+    assert generate_synthreid(
+        root, num_ids_test_added=[0, 0], **kwargs) == plain
+    assert generate_synthreid(root, num_ids_test_added=0, **kwargs) == plain
+    # ... and a folder without them is no folder with them.
+    with pytest.raises(
+            FileExistsError,
+            match=r'num_ids_test_added: None on disk, 2 request'):
+        generate_synthreid(root, num_ids_test_added=2, **kwargs)
+    other = generate_synthreid(
+        str(tmp_path / 'other'), num_ids_test_added=[2, 0], **kwargs)
+    assert other['params']['num_ids_test_added'] == [2, 0]
+
+
+@pytest.mark.parametrize('added, error, match', [
+    (-1, ValueError, 'num_ids_test_added must be >= 0'),
+    ([1, 2, 3], ValueError, 'num_ids_test_added lists 3 counts for 2'),
+    (4000, ValueError, r'4000 more identities do not fit in pids 1-4999'),
+])
+def test_added_test_ids_errors(tmp_path, added, error, match):
+    with pytest.raises(error, match=match):
+        generate_synthreid(
+            str(tmp_path / 'x'),
+            domains=2,
+            size='tiny',
+            num_ids_test_added=added,
+            num_ids_train=1000)
+    assert not os.listdir(tmp_path) or os.listdir(tmp_path) == ['.x.lock']
+
+
+def test_added_test_ids_vi_is_one_count(tmp_path):
+    with pytest.raises(TypeError, match='may be lists'):
+        generate_synthreid(
+            str(tmp_path / 'x'),
+            modality='vi',
+            size='tiny',
+            num_ids_test_added=[1, 2])

@@ -35,6 +35,33 @@ def test_reads_the_last_validation_of_the_latest_run(tmp_path):
     assert tool.last_validation(str(tmp_path / 'missing')) == {}
 
 
+def test_reads_a_retested_checkpoint(tmp_path):
+    # tools/test.py CONFIG CKPT --work-dir DIR writes <stamp>/<stamp>.json
+    # (one record): a checkpoint re-tested on another test set is read
+    # like a finished run, and the latest evaluation wins.
+    tool = load_tool(TOOL)
+    train = tmp_path / '20260101_000000' / 'vis_data'
+    train.mkdir(parents=True)
+    (train / 'scalars.json').write_text(json.dumps({'d3/R1': 10.0}))
+    (train / '20260101_000000.json').write_text(json.dumps({'loss': 1.0}))
+    assert tool.pick(tool.last_validation(str(tmp_path)), 'R1', 'd3') == 10.0
+    test = tmp_path / '20260105_000000'
+    test.mkdir()
+    (test / '20260105_000000.json').write_text(
+        json.dumps({
+            'd3/R1': 7.5,
+            'd3/num_query': 5210
+        }))
+    metrics = tool.last_validation(str(tmp_path))
+    assert tool.pick(metrics, 'R1', 'd3') == 7.5
+    assert metrics['d3/num_query'] == 5210
+    # A test-only work dir (no training logs) is read too.
+    only = tmp_path / 'only' / '20260105_000000'
+    only.mkdir(parents=True)
+    (only / '20260105_000000.json').write_text(json.dumps({'sysu/R1': 3.0}))
+    assert tool.pick(tool.last_validation(str(tmp_path / 'only')), 'R1') == 3.0
+
+
 def test_t_quantiles_match_the_tables():
     tool = load_tool(TOOL)
     # Textbook two-sided 95 % values of Student's t.
@@ -110,8 +137,9 @@ def test_no_train_refuses_a_run_without_results(tmp_path, monkeypatch):
     args = tool.parse_args()
     assert tool.run('a.py', 0, args) == {'d3/R1': 10.0}
     for seed in (1, 2):
-        with pytest.raises(FileNotFoundError, match=f'a_seed{seed}.*'
-                           'no-train'):
+        with pytest.raises(
+                FileNotFoundError, match=f'a_seed{seed}.*'
+                'no-train'):
             tool.run('a.py', seed, args)
 
 

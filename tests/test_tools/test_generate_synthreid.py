@@ -19,15 +19,18 @@ def test_finds_the_folders_of_the_v2_configs():
     # Three training domains and four targets, one folder; the top-level
     # helper variable `synth` is not read by training and is not counted.
     assert len(visible) == 1
-    assert visible[0]['data_root'] == 'data/synthreid-v2/'
+    assert visible[0]['data_root'] == 'data/synthreid-v2.1/'
     assert visible[0]['style_control'] is True
-    assert visible[0]['overrides'] == dict(num_ids_test=[700, 100, 100, 700])
+    assert visible[0]['overrides'] == dict(
+        num_ids_test=[700, 100, 100, 700],
+        num_ids_test_added=[1050, 0, 0, 1050])
     vi = tool.config_datasets(
         Config.fromfile(
             osp.join(REPO, 'configs/mbn/agw_r18_synthreid-vi-v2.py')))
     # The train and test splits share one folder and its parameters.
-    assert [d['data_root'] for d in vi] == ['data/synthreid-vi-v2/']
+    assert [d['data_root'] for d in vi] == ['data/synthreid-vi-v2.1/']
     assert vi[0]['ir_mode'] == 'dye' and vi[0]['ir_luminance'] == 0.5
+    assert vi[0]['overrides'] == dict(num_ids_test=450, num_ids_test_added=700)
 
 
 def test_refuses_one_folder_with_two_parameter_sets(tmp_path):

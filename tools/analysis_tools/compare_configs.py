@@ -15,7 +15,9 @@ A run whose work dir already holds results is not trained again, so an
 interrupted comparison resumes where it stopped. ``--no-train`` only reads:
 a run without results is an error naming its work dir (use it while the
 runs are trained elsewhere, where a missing or unfinished run would
-otherwise start a second training into the same work dir).
+otherwise start a second training into the same work dir). A work dir may
+also hold a ``tools/test.py`` result (a checkpoint re-tested elsewhere, e.g.
+on a larger test set): the latest evaluation in it is read.
 
 ``--baseline CONFIG`` adds a second table: for every other config and
 metric, the mean over seeds of the paired difference (config - baseline,
@@ -122,10 +124,24 @@ def parse_args():
 
 
 def last_validation(work_dir: str) -> dict:
-    """Metrics of the last validation logged in ``work_dir`` ({} if none)."""
+    """Metrics of the last evaluation logged in ``work_dir`` ({} if none).
+
+    A training run logs its validations in ``<stamp>/vis_data/
+    scalars.json``; ``tools/test.py CONFIG CHECKPOINT --work-dir DIR``
+    writes its metrics to ``<stamp>/<stamp>.json``. Both are read, the
+    latest stamp last, so a checkpoint re-tested (e.g. on a larger test
+    set) is tabulated like a finished run.
+    """
     found = {}
+    paths = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    for stamp in glob.glob(osp.join(work_dir, '*', '')):
+        stamp = osp.basename(osp.dirname(stamp))
+        paths += glob.glob(osp.join(work_dir, stamp, f'{stamp}.json'))
+    # The stamp folder orders them; within one, the test result is last.
     for path in sorted(
-            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+            paths,
+            key=lambda p: (osp.relpath(p, work_dir).split(osp.sep)[0],
+                           p.endswith('scalars.json') is False)):
         with open(path) as f:
             for line in f:
                 record = json.loads(line)

@@ -3,7 +3,7 @@
 Examples::
 
     # every SynthReID folder a config reads, with its parameters (here the
-    # v2 benchmark of the quick-start demo, data/synthreid-v2/)
+    # v2.1 benchmark of the quick-start demo, data/synthreid-v2.1/)
     python tools/dataset_converters/generate_synthreid.py \\
         --config configs/snr/snr_r18_synthreid-v2.py
     python tools/dataset_converters/generate_synthreid.py data/synthreid

@@ -8,9 +8,12 @@
 #   d0-d3style  the same d0 test files rendered in d3's (unseen) style.
 # d3 - d3-d0style and d0 - d0-d3style are the cost of the style shift alone;
 # d0 - d3-d0style the cost of new cameras and identities alone. The d0 and
-# d3 test splits have 700 identities (about 2,100 queries each, so query
-# sampling error on R1 is about +-0.8 points at R1 15 %); d1 and d2 keep
-# 100 (their test splits are not evaluated).
+# d3 test splits have 700 + 1,050 identities (about 5,200 queries each, so
+# the standard error of R1 from query sampling is at most 0.7 points at any
+# accuracy); d1 and d2 keep 100 (their test splits are not evaluated). The
+# 1,050 are added to v2's 700 without changing any other file (v2.1,
+# 2026-12-04): its training split is v2's, so a model trained on v2 is
+# tested on v2.1 as it is.
 #
 # mmengine requires `val_dataloader`/`val_evaluator` whenever `val_cfg` is
 # set, so they are empty placeholders here; the leaf config names the loops:
@@ -18,7 +21,7 @@
 #   val_cfg = dict(type='MultiTargetValLoop', targets={{_base_.val_targets}})
 #   test_cfg = dict(type='MultiTargetTestLoop',
 #                   targets={{_base_.test_targets}})
-data_root = 'data/synthreid-v2/'
+data_root = 'data/synthreid-v2.1/'
 synth = dict(
     type='SynthReID',
     data_root=data_root,
@@ -28,7 +31,9 @@ synth = dict(
     img_size=(128, 64),
     style_control=True,
     num_workers=2,  # rendering processes; the files do not depend on it
-    overrides=dict(num_ids_test=[700, 100, 100, 700]))
+    overrides=dict(
+        num_ids_test=[700, 100, 100, 700],
+        num_ids_test_added=[1050, 0, 0, 1050]))
 img_size = (64, 32)  # (height, width)
 batch_size = 32  # P=8 identities x K=4 images
 num_instances = 4
