@@ -125,7 +125,9 @@ def test_no_mmreid_name_shadows_an_openmmlab_one():
     """Only the deprecated aliases share a name with mmpretrain/mmengine.
 
     And ``Pretrained``, which replaces mmengine's on purpose, taking the
-    same arguments (it only reports the key match).
+    same arguments (it only reports the key match), and ``LoggerHook``, a
+    subclass of mmengine's with the same arguments (its JSON record keeps
+    integer metrics).
     """
     import inspect
 
@@ -134,6 +136,10 @@ def test_no_mmreid_name_shadows_an_openmmlab_one():
     reporting = inspect.signature(
         mmreid_registry.WEIGHT_INITIALIZERS.get('Pretrained')).parameters
     assert set(inspect.signature(PretrainedInit).parameters) <= set(reporting)
+    from mmengine.hooks import LoggerHook
+    ours = mmreid_registry.HOOKS.get('LoggerHook')
+    assert issubclass(ours, LoggerHook) and ours is not LoggerHook
+    assert inspect.signature(ours) == inspect.signature(LoggerHook)
     clashes = []
     for attr in mmreid_registry.__all__:
         ours = getattr(mmreid_registry, attr)
@@ -149,7 +155,7 @@ def test_no_mmreid_name_shadows_an_openmmlab_one():
     assert sorted(clashes) == sorted([
         f'{"MODELS" if old == "CrossEntropyLoss" else "TRANSFORMS"}:{old}'
         for old in RENAMED
-    ] + ['WEIGHT_INITIALIZERS:Pretrained'])
+    ] + ['WEIGHT_INITIALIZERS:Pretrained', 'HOOKS:LoggerHook'])
     assert deprecation.RENAMED == {old: f'ReID{old}' for old in RENAMED}
 
 
