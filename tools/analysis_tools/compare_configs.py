@@ -134,9 +134,10 @@ def last_validation(work_dir: str) -> dict:
     """
     found = {}
     paths = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
-    for stamp in glob.glob(osp.join(work_dir, '*', '')):
-        stamp = osp.basename(osp.dirname(stamp))
-        paths += glob.glob(osp.join(work_dir, stamp, f'{stamp}.json'))
+    paths += [
+        p for p in glob.glob(osp.join(work_dir, '*', '*.json'))
+        if osp.basename(p) == osp.basename(osp.dirname(p)) + '.json'
+    ]
     # The stamp folder orders them; within one, the test result is last.
     for path in sorted(
             paths,
