@@ -1,7 +1,9 @@
 # GMN on SynthReID v2: the model of gmn_r18_synthreid.py
 # (_base_/models/gmn_r18_synthreid.py) trained on d0-d2 and evaluated in one
 # run on the four targets of _base_/datasets/synthreid.py
-# (d3, d3-d0style, d0, d0-d3style; about 2,100 queries each), every target
+# (d3, d3-d0style, d0, d0-d3style; about 5,200 queries each on v2.1, the
+# default since 2026-12-04: the M-Net ranks about 5,200 x 10,500 pairs per
+# target), every target
 # ranked by the M-Net, by Euclidean distance and fused. The comparison row
 # is configs/snr/baseline_r18_synthreid-v2.py (same data and schedule,
 # without the M-Net, DP and PIC).
