@@ -221,9 +221,10 @@ def _resolve_params(size: str,
         if isinstance(value, list) and len(value) != domains:
             raise ValueError(f'{key} lists {len(value)} counts for '
                              f'{domains} domains')
-    if min(added if isinstance(added, list) else [added]) < 0:
+    added_counts = added if isinstance(added, list) else [added]
+    if min(added_counts) < 0:
         raise ValueError(f'{ADDED_TEST_IDS} must be >= 0, got {added}')
-    if any(added if isinstance(added, list) else [added]):
+    if any(added_counts):
         params[ADDED_TEST_IDS] = added
     h, w = (int(s) for s in img_size)
     if domains < 1 or min(h, w) < 16:
