@@ -87,7 +87,26 @@ def pair_features(feats: torch.Tensor, idx_i: torch.Tensor,
     Returns:
         Tensor: Shape (P, D); row ``p`` sums to ``||f_i - f_j||^2``.
     """
-    return (feats[idx_i] - feats[idx_j]).pow(2)
+    return (gather_rows(feats, idx_i) - gather_rows(feats, idx_j)).pow(2)
+
+
+def gather_rows(feats: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``feats[idx]`` with a deterministic backward.
+
+    The backward of advanced indexing is ``index_put_(accumulate=True)``,
+    which torch's CPU kernel runs in parallel: with repeated, unsorted
+    indices (every pair's second member) the gradient sums came out in a
+    different order on every step and GMN training did not reproduce.
+    ``index_select``'s backward (``index_add_``) adds in a fixed order.
+
+    Args:
+        feats (Tensor): Shape (B, ...).
+        idx (Tensor): Row indices, shape (P,), int64.
+
+    Returns:
+        Tensor: Shape (P, ...).
+    """
+    return feats.index_select(0, idx)
 
 
 def pair_identity_keys(labels: torch.Tensor, idx_i: torch.Tensor,
@@ -335,8 +354,8 @@ class GMNHead(BNNeckHead):
             else:
                 # Independent masks on both members of every pair.
                 diff = (
-                    F.dropout(feats[idx_i], rate, training=True) -
-                    F.dropout(feats[idx_j], rate, training=True))
+                    F.dropout(gather_rows(feats, idx_i), rate, training=True) -
+                    F.dropout(gather_rows(feats, idx_j), rate, training=True))
                 copies.append(diff.pow(2))
         parts = copies if self.dp['mode'] == 'replace' else [clean] + copies
         num = len(parts)

@@ -168,7 +168,10 @@ class PICLoss(nn.Module):
         centers = sums / counts.clamp(min=1).unsqueeze(1).to(feats.dtype)
         if self.detach_center:
             centers = centers.detach()
-        sq_dist = (feats - centers[groups]).pow(2).sum(1)
+        # index_select, not centers[groups]: the backward of advanced
+        # indexing adds repeated rows in a varying order on the CPU
+        # (see gmn_head.gather_rows).
+        sq_dist = (feats - centers.index_select(0, groups)).pow(2).sum(1)
         per_group = feats.new_zeros(num_groups).index_add(0, groups, sq_dist)
         per_group = per_group / counts.clamp(min=1).to(feats.dtype)
         return self.loss_weight * per_group[valid].mean()
