@@ -34,7 +34,10 @@ Every method's CMC (ranks 1-50), mAP and mINP are compared with
 ``fastreid-cy`` in the run, each row also gets its speed-up over it (the
 two measured side by side, under the same load). ``features`` rows report
 the share of the distance computation (the GEMM, timed alone in the same
-process after the measurement). Example::
+process after the measurement). ``--device cuda`` runs ``mmreid`` and
+``features`` on the GPU (inputs moved there before the clock starts, the
+device synchronised before it stops, memory = the device's peak
+allocation beyond the inputs); the peers stay on the CPU. Example::
 
     python tools/analysis_tools/benchmark_eval.py --sizes market msmt \\
         --regime strong medium weak --fastreid-dir /tmp/peers/fr \\
@@ -65,6 +68,8 @@ METHODS = ('mmreid', 'features', 'reference', 'fastreid-py', 'fastreid-cy',
            'rerank', 'fastreid-rerank')
 # Methods that re-rank: compared with the first of them, not with mmreid.
 RERANK_METHODS = ('rerank', 'fastreid-rerank')
+#: Methods that --device moves off the CPU.
+DEVICE_METHODS = ('mmreid', 'features')
 # k-reciprocal parameters of the paper (k1, k2, lambda).
 RERANK_PARAMS = (20, 6, 0.3)
 MAX_RANK = 50
@@ -148,6 +153,13 @@ def parse_args():
         help='set MALLOC_MMAP_THRESHOLD_ (bytes) in the subprocesses: a '
         'fixed glibc mmap threshold returns freed chunk buffers to the '
         'system instead of growing the heap')
+    parser.add_argument(
+        '--device',
+        default='cpu',
+        help='where mmreid\'s methods (mmreid, features) compute, e.g. '
+        'cuda: their inputs are put there before the clock starts and the '
+        'device is synchronised before it stops; memory is then the '
+        'device\'s peak allocation. The other methods stay on the CPU')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='write the results to this file')
     parser.add_argument(
@@ -289,15 +301,30 @@ def run_child(args):
     if method in RERANK_METHODS:
         # The warm-up queries' own pids plus 64 other items.
         keep = np.isin(g_pids, q_pids[:8]) | (np.arange(len(g_pids)) < 64)
+    on_device = args.device != 'cpu' and method in DEVICE_METHODS
+    if on_device:
+        inputs = tuple(torch.from_numpy(x).to(args.device) for x in inputs)
     measure(method, evaluate,
             (inputs[0][:8], ) + tuple(x[keep] for x in inputs[1:]),
             (q_pids[:8], g_pids[keep], q_camids[:8], g_camids[keep]), args)
-    baseline = rss_bytes()
-    peak_was_reset = reset_peak_rss()
+    if on_device:
+        torch.cuda.synchronize(args.device)
+        baseline = torch.cuda.memory_allocated(args.device)
+        torch.cuda.reset_peak_memory_stats(args.device)
+        peak_was_reset = True
+    else:
+        baseline = rss_bytes()
+        peak_was_reset = reset_peak_rss()
     start = time.perf_counter()
     cmc, mAP, mINP = measure(method, evaluate, inputs, label_args, args)
+    if on_device:
+        torch.cuda.synchronize(args.device)
     seconds = time.perf_counter() - start
-    peak_over_input = peak_rss_bytes() - baseline
+    if on_device:
+        peak_over_input = torch.cuda.max_memory_allocated(
+            args.device) - baseline
+    else:
+        peak_over_input = peak_rss_bytes() - baseline
     gemm_seconds = None
     if method == 'features':
         gemm_seconds = time_distances(inputs, args)
@@ -310,7 +337,9 @@ def run_child(args):
                 peak_was_reset=peak_was_reset,
                 baseline_rss=baseline,
                 gemm_seconds=gemm_seconds,
-                rank_backend='numba' if count_kernel.available() else 'torch',
+                device=args.device if on_device else 'cpu',
+                rank_backend=('numba' if count_kernel.available()
+                              and not on_device else 'torch'),
                 cmc=np.asarray(cmc, dtype=float)[:MAX_RANK].tolist(),
                 mAP=float(mAP),
                 mINP=float(mINP))))
@@ -325,14 +354,17 @@ def time_distances(inputs, args):
                                               GalleryDistance,
                                               chunk_rows_for_budget)
     from mmreid.utils.threads import compute_thread_count, torch_threads
-    query, gallery = (torch.from_numpy(x) for x in inputs)
+    query, gallery = (torch.as_tensor(x) for x in inputs)
     chunk = chunk_rows_for_budget(
         len(gallery), args.memory_budget_mb or DEFAULT_MEMORY_BUDGET_MB)
+    cuda = query.device.type == 'cuda'
     start = time.perf_counter()
     with torch_threads(compute_thread_count()):
         distance = GalleryDistance(gallery, 'cosine')
         for begin in range(0, len(query), chunk):
             distance(query[begin:begin + chunk])
+    if cuda:
+        torch.cuda.synchronize(query.device)
     return time.perf_counter() - start
 
 
@@ -385,7 +417,8 @@ def run_method_once(args, method, folder):
     """Run one method in a fresh subprocess; returns its JSON record."""
     command = [
         sys.executable,
-        osp.abspath(__file__), '--child', f'{method}:{folder}'
+        osp.abspath(__file__), '--child', f'{method}:{folder}', '--device',
+        args.device
     ]
     if args.threads:
         command += ['--threads', str(args.threads)]
@@ -544,6 +577,8 @@ def run_size(args, methods, root, size, regime):
 def print_table(args, rows):
     num_threads = args.threads or 'default'
     print(f'\nfeature dim {args.feat_dim}, threads {num_threads}, '
+          f'device {args.device} (mmreid and features only; memory is '
+          'then the device\'s peak allocation), '
           f'{args.contend} competing busy process(es), '
           f'median of {args.repeats} fresh process(es), '
           f'MALLOC_MMAP_THRESHOLD_={args.malloc_mmap_threshold}\n')
@@ -555,7 +590,9 @@ def print_table(args, rows):
         num_query, num_gallery = SIZES[row['size']][:2]
         method = row['method']
         if method in ('mmreid', 'features'):
-            method += f" ({row['rank_backend']})"
+            where = row.get('device', 'cpu')
+            where = '' if where == 'cpu' else f', {where}'
+            method += f" ({row['rank_backend']}{where})"
         if row.get('gemm_seconds') is not None:
             share = row['gemm_seconds'] / row['seconds'] * 100
             method += f', GEMM {share:.0f} %'
