@@ -2,6 +2,12 @@ import os
 
 import pytest
 
+# In-process CUDA tests turn on torch.use_deterministic_algorithms, under
+# which a CUDA GEMM raises unless this is set before the first one (torch
+# reads it once per process). Tests of the tools' own handling of it pass
+# the variable explicitly (run_tool's env).
+os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+
 #: At most this many test workers: each holds its own torch and data.
 MAX_WORKERS = 8
 

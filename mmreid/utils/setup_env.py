@@ -1,4 +1,5 @@
 import datetime
+import os
 import warnings
 
 from mmengine import DefaultScope
@@ -30,3 +31,39 @@ def register_all_modules(init_default_scope: bool = True) -> None:
                       'default scope named "mmreid" for this process.')
         name = f'mmreid-{datetime.datetime.now()}'
         DefaultScope.get_instance(name, scope_name='mmreid')
+
+
+#: The variable cuBLAS reads for its workspace, and the two settings under
+#: which its GEMMs are deterministic (torch's reproducibility notes).
+CUBLAS_WORKSPACE_VAR = 'CUBLAS_WORKSPACE_CONFIG'
+DETERMINISTIC_CUBLAS_CONFIGS = (':4096:8', ':16:8')
+
+
+def setup_deterministic_cublas() -> bool:
+    """Set ``CUBLAS_WORKSPACE_CONFIG`` for deterministic cuBLAS GEMMs.
+
+    With ``torch.use_deterministic_algorithms(True)`` (what
+    ``randomness = dict(deterministic=True)`` asks of mmengine), every CUDA
+    matrix product raises unless this variable holds one of
+    :data:`DETERMINISTIC_CUBLAS_CONFIGS`, and torch reads it once per
+    process, at the first GEMM. Call this before any CUDA work.
+
+    Returns:
+        bool: True if the variable was unset (or empty) and is now
+        ``':4096:8'``; False if it already held a deterministic setting.
+
+    Raises:
+        ValueError: The variable holds another setting, under which cuBLAS
+            is not deterministic.
+    """
+    value = os.environ.get(CUBLAS_WORKSPACE_VAR, '')
+    if value in DETERMINISTIC_CUBLAS_CONFIGS:
+        return False
+    if value:
+        raise ValueError(
+            f'randomness.deterministic=True needs deterministic cuBLAS, but '
+            f'{CUBLAS_WORKSPACE_VAR}={value!r}; expected one of '
+            f'{", ".join(DETERMINISTIC_CUBLAS_CONFIGS)} (or unset: mmreid '
+            f'then sets {DETERMINISTIC_CUBLAS_CONFIGS[0]}).')
+    os.environ[CUBLAS_WORKSPACE_VAR] = DETERMINISTIC_CUBLAS_CONFIGS[0]
+    return True

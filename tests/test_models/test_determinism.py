@@ -1,4 +1,5 @@
-"""A training step gives the same gradients every time on the CPU.
+"""A training step gives the same gradients every time, on the CPU and,
+with deterministic algorithms, on a GPU.
 
 torch's CPU ``index_put_(accumulate=True)``, the backward of advanced
 indexing ``x[idx]``, adds rows in parallel when the output is large enough:
@@ -37,7 +38,7 @@ def threads():
 def _digest(tensors):
     h = hashlib.sha1()
     for t in tensors:
-        h.update(t.detach().contiguous().numpy().tobytes())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
 
@@ -92,15 +93,20 @@ def _samples(labels, modalities=None):
     return out
 
 
-def _model_grad_digests(config, modalities=None, repeats=3):
+def _model_grad_digests(config,
+                        modalities=None,
+                        repeats=3,
+                        device='cpu',
+                        size=(64, 32)):
     cfg = Config.fromfile(config)
+    cfg.model.backbone.pop('init_cfg', None)  # never download weights
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    model.train()
+    model.to(device).train()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     gen = torch.Generator().manual_seed(1)
-    inputs = torch.randn(32, 3, 64, 32, generator=gen)
+    inputs = torch.randn(32, 3, *size, generator=gen).to(device)
     labels = torch.arange(8).repeat_interleave(4)
     digests = set()
     for _ in range(repeats):
@@ -151,3 +157,47 @@ def test_gmn_dp_instance_position_is_deterministic(threads):
 
     assert head.dp_active
     assert len(_grad_digests(fn, feats)) == 1
+
+
+@pytest.fixture
+def cuda_deterministic():
+    """Deterministic algorithms and cuDNN, as mmengine's
+    ``randomness.deterministic=True`` sets them, restored afterwards.
+    (``tests/conftest.py`` sets ``CUBLAS_WORKSPACE_CONFIG``: torch reads it
+    once per process, at the first CUDA matrix product.)"""
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.backends.cudnn.deterministic,
+              torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    yield
+    torch.use_deterministic_algorithms(before[0])
+    torch.backends.cudnn.deterministic = before[1]
+    torch.backends.cudnn.benchmark = before[2]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize('config,modalities,size', [
+    ('configs/gmn/gmn_r18_synthreid-v2.py', None, (64, 32)),
+    ('configs/snr/snr_r18_synthreid-v2.py', None, (64, 32)),
+    ('configs/snr/baseline_r18_synthreid-v2.py', None, (64, 32)),
+    ('configs/mbn/mbn-agw_r18_synthreid-vi-v2.py', 'mixed', (64, 32)),
+    ('configs/mbn/mbn-agw_r18-onestream_synthreid-vi-v2.py', 'mixed',
+     (64, 32)),
+    ('configs/baseline/bot_r50_1xb64-120e_market1501.py', None, (256, 128)),
+    ('configs/gmn/gmn_r50_1xb64-60e_ms-cs-c3-to-m.py', None, (256, 128)),
+    ('configs/snr/snr_r50_1xb64-120e_market1501-to-dukemtmc.py', None,
+     (256, 128)),
+    ('configs/mbn/mbn-agw_r50_1xb64-81e_sysu-mm01-all.py', 'mixed',
+     (256, 128)),
+])
+def test_training_step_is_deterministic_on_cuda(cuda_deterministic, config,
+                                                modalities, size):
+    # Every op of every model family has a deterministic CUDA kernel (none
+    # raises under use_deterministic_algorithms) and gives one gradient.
+    if modalities == 'mixed':
+        modalities = torch.tensor([0, 1] * 16)
+    digests = _model_grad_digests(
+        config, modalities, repeats=3, device='cuda', size=size)
+    assert len(digests) == 1

@@ -13,11 +13,12 @@ from mmreid.utils import load_trusted_checkpoint
 from ..fixtures.processes import PYTHON, REPO, run_tool
 
 
-def train(config, work_dir, *extra):
+def train(config, work_dir, *extra, env=None):
     return run_tool([
         PYTHON, 'tools/train.py', config, '--work-dir',
         str(work_dir), *extra
-    ])
+    ],
+                    env=env)
 
 
 KILL_HOOK = """
@@ -236,6 +237,40 @@ def test_print_config_shows_merged_config(make_config):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only check')
+def test_deterministic_run_sets_cublas_config(make_config, tmp_path):
+    # The tiny config asks for deterministic=True; torch then needs
+    # CUBLAS_WORKSPACE_CONFIG on a GPU, and the run sets it when unset.
+    log = train(
+        make_config(),
+        tmp_path,
+        '--no-validate',
+        '--cfg-options',
+        'train_cfg.max_epochs=1',
+        env={'CUBLAS_WORKSPACE_CONFIG': ''})
+    assert 'set CUBLAS_WORKSPACE_CONFIG=:4096:8' in log
+
+
+@pytest.mark.cuda
+def test_deterministic_training_on_cuda_repeats_bitwise(make_config, tmp_path):
+    # randomness.deterministic=True on a GPU, the variable unset: both runs
+    # train on CUDA (no GEMM raises) and end with the same weights.
+    config = make_config(extra=AUGMENTING)
+    states = []
+    for name in ('a', 'b'):
+        log = train(
+            config,
+            tmp_path / name,
+            '--no-validate',
+            env={'CUBLAS_WORKSPACE_CONFIG': ''})
+        assert 'set CUBLAS_WORKSPACE_CONFIG=:4096:8' in log
+        states.append(
+            load_trusted_checkpoint(str(tmp_path / name /
+                                        'epoch_2.pth'))['state_dict'])
+    assert states[0].keys() == states[1].keys()
+    for key, value in states[0].items():
+        assert torch.equal(states[1][key], value), key
+
+
 def test_amp_on_cpu_is_a_clear_error(make_config, tmp_path):
     proc = subprocess.run([
         PYTHON, 'tools/train.py',

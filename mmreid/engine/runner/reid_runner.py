@@ -1,4 +1,5 @@
 """mmengine's Runner with mmreid's checkpoint rules."""
+import os
 from typing import Callable, Union
 
 from mmengine.model import is_model_wrapper
@@ -82,6 +83,37 @@ class ReIDRunner(Runner):
             check_loop_reads_a_dataloader(mode, kwargs.get(f'{mode}_cfg'),
                                           kwargs.get(f'{mode}_dataloader'))
         super().__init__(*args, **kwargs)
+
+    def set_randomness(self,
+                       seed,
+                       diff_rank_seed: bool = False,
+                       deterministic: bool = False) -> None:
+        """mmengine's, after making cuBLAS deterministic when asked.
+
+        mmengine's ``deterministic=True`` turns on
+        ``torch.use_deterministic_algorithms``, under which every CUDA GEMM
+        raises unless ``CUBLAS_WORKSPACE_CONFIG`` is set (see
+        :func:`~mmreid.utils.setup_env.setup_deterministic_cublas`).
+        """
+        if deterministic:
+            from mmengine.logging import print_log
+
+            from mmreid.utils.setup_env import (CUBLAS_WORKSPACE_VAR,
+                                                setup_deterministic_cublas)
+            if setup_deterministic_cublas():
+                import torch
+                late = (' (CUDA was already initialised in this process: '
+                        'if a CUDA matrix product ran before, torch has '
+                        'read the variable already; set it before starting '
+                        'Python)' if torch.cuda.is_initialized() else '')
+                print_log(
+                    f'randomness.deterministic=True: set '
+                    f'{CUBLAS_WORKSPACE_VAR}='
+                    f'{os.environ[CUBLAS_WORKSPACE_VAR]} for deterministic '
+                    f'cuBLAS{late}.',
+                    logger='current')
+        super().set_randomness(
+            seed, diff_rank_seed=diff_rank_seed, deterministic=deterministic)
 
     def train(self):
         self._training = True
