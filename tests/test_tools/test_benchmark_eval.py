@@ -144,3 +144,14 @@ def test_contenders_stop_when_the_benchmark_is_killed():
     if _running(pid):
         os.kill(pid, 9)
         raise AssertionError('the busy process outlived its parent')
+
+
+def test_relative_fastreid_dir_is_made_absolute(monkeypatch, tmp_path):
+    # The Cython build runs in the temporary input folder: a relative
+    # --fastreid-dir found no rank_cy.pyx there and fast-reid was skipped.
+    tool = load_tool('tools/analysis_tools/benchmark_eval.py')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv',
+                        ['benchmark_eval.py', '--fastreid-dir', 'peers/fr'])
+    args = tool.parse_args()
+    assert args.fastreid_dir == str(tmp_path / 'peers' / 'fr')

@@ -165,7 +165,11 @@ def parse_args():
     parser.add_argument(
         '--work-dir', help='folder for the inputs (default: a temp dir)')
     parser.add_argument('--child', help=argparse.SUPPRESS)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.fastreid_dir:
+        # The Cython build and the children run in other folders.
+        args.fastreid_dir = osp.abspath(args.fastreid_dir)
+    return args
 
 
 def make_inputs(size, folder, feat_dim, seed, threads, noise):

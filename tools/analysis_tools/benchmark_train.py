@@ -13,11 +13,20 @@ The overhead is ``mmreid / bare - 1``. Example::
     python tools/analysis_tools/benchmark_train.py \
         configs/baseline/bot_r18_synthreid.py --iters 30 --warmup 5
 
-Use ``--device cuda`` and ``--amp`` on a GPU machine.
+Use ``--device cuda`` and ``--amp`` on a GPU machine. Without the real
+Market-1501, ``--noise-market DIR`` writes a folder of its layout (751
+ids x 8 smooth random 128x64 JPEGs; the step's cost does not depend on
+what the pixels show) and trains a Market-1501 config on it::
+
+    python tools/analysis_tools/benchmark_train.py \
+        configs/baseline/bot_r50_1xb64-120e_market1501.py \
+        --noise-market /tmp/noise_market --device cuda [--amp]
 """
 import argparse
 import copy
 import json
+import os
+import os.path as osp
 import statistics
 import tempfile
 import time
@@ -58,13 +67,64 @@ def parse_args():
         type=int,
         default=None,
         help='override the dataloader workers')
+    parser.add_argument(
+        '--noise-market',
+        metavar='DIR',
+        help='train on a Market-1501-shaped folder of random JPEGs written '
+        'to DIR (kept when it exists; for Market-1501 configs)')
     parser.add_argument('--out', help='also write the results as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
 
+NOISE_MARKET_IDS = 751
+NOISE_MARKET_IMAGES_PER_ID = 8
+
+
+def write_noise_market(root):
+    """Write a Market-1501-shaped folder of random 128x64 JPEGs.
+
+    Training images are smooth random colour fields (16x8 noise upsampled,
+    plus pixel noise), ``NOISE_MARKET_IMAGES_PER_ID`` per id over the six
+    cameras; query and gallery get one image each (never read here). A
+    finished folder (its ``.done`` marker) is reused.
+
+    Args:
+        root (str): The folder (the config's ``data_root``).
+    """
+    import cv2
+    import numpy as np
+    if osp.exists(osp.join(root, '.done')):
+        return
+    rng = np.random.default_rng(0)
+    folders = ('bounding_box_train', 'bounding_box_test', 'query')
+    for folder in folders:
+        os.makedirs(osp.join(root, folder), exist_ok=True)
+    for pid in range(1, NOISE_MARKET_IDS + 1):
+        for k in range(NOISE_MARKET_IMAGES_PER_ID):
+            low = rng.integers(0, 256, (16, 8, 3), dtype=np.uint8)
+            img = cv2.resize(low, (64, 128), interpolation=cv2.INTER_LINEAR)
+            img = np.clip(img + rng.normal(0, 8, img.shape), 0,
+                          255).astype(np.uint8)
+            name = f'{pid:04d}_c{k % 6 + 1}s1_{k:06d}_01.jpg'
+            cv2.imwrite(
+                osp.join(root, 'bounding_box_train', name), img,
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
+    for folder in folders[1:]:
+        cv2.imwrite(osp.join(root, folder, '0001_c1s1_000000_01.jpg'), img)
+    open(osp.join(root, '.done'), 'w').close()
+
+
 def prepare_cfg(args):
     cfg = load_config(args.config, args.cfg_options)
+    if args.noise_market:
+        dataset = cfg.train_dataloader.dataset
+        if dataset.get('type') != 'Market1501':
+            raise SystemExit(f'--noise-market needs a config that trains on '
+                             f'Market1501; {args.config} trains on '
+                             f'{dataset.get("type")!r}')
+        write_noise_market(args.noise_market)
+        dataset.data_root = args.noise_market
     cfg.work_dir = tempfile.mkdtemp(prefix='mmreid-bench-')
     if args.num_workers is not None:
         cfg.train_dataloader.num_workers = args.num_workers
