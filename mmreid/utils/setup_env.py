@@ -43,10 +43,11 @@ def setup_deterministic_cublas() -> bool:
     """Set ``CUBLAS_WORKSPACE_CONFIG`` for deterministic cuBLAS GEMMs.
 
     With ``torch.use_deterministic_algorithms(True)`` (what
-    ``randomness = dict(deterministic=True)`` asks of mmengine), every CUDA
-    matrix product raises unless this variable holds one of
-    :data:`DETERMINISTIC_CUBLAS_CONFIGS`, and torch reads it once per
-    process, at the first GEMM. Call this before any CUDA work.
+    ``randomness = dict(deterministic=True)`` asks of mmengine), older torch
+    releases raise on every CUDA matrix product unless this variable holds
+    one of :data:`DETERMINISTIC_CUBLAS_CONFIGS` (recent ones no longer
+    check it), and torch reads it once per process, at the first GEMM.
+    Call this before any CUDA work.
 
     Returns:
         bool: True if the variable was unset (or empty) and is now

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from mmreid.utils.setup_env import (CUBLAS_WORKSPACE_VAR,
@@ -11,7 +13,6 @@ def test_unset_cublas_config_is_set(monkeypatch, before):
     else:
         monkeypatch.setenv(CUBLAS_WORKSPACE_VAR, before)
     assert setup_deterministic_cublas() is True
-    import os
     assert os.environ[CUBLAS_WORKSPACE_VAR] == ':4096:8'
 
 
@@ -19,7 +20,6 @@ def test_unset_cublas_config_is_set(monkeypatch, before):
 def test_deterministic_cublas_config_is_kept(monkeypatch, value):
     monkeypatch.setenv(CUBLAS_WORKSPACE_VAR, value)
     assert setup_deterministic_cublas() is False
-    import os
     assert os.environ[CUBLAS_WORKSPACE_VAR] == value
 
 

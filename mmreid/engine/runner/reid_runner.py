@@ -91,8 +91,9 @@ class ReIDRunner(Runner):
         """mmengine's, after making cuBLAS deterministic when asked.
 
         mmengine's ``deterministic=True`` turns on
-        ``torch.use_deterministic_algorithms``, under which every CUDA GEMM
-        raises unless ``CUBLAS_WORKSPACE_CONFIG`` is set (see
+        ``torch.use_deterministic_algorithms``, under which older torch
+        releases raise on every CUDA GEMM unless ``CUBLAS_WORKSPACE_CONFIG``
+        is set (see
         :func:`~mmreid.utils.setup_env.setup_deterministic_cublas`).
         """
         if deterministic:
