@@ -9,7 +9,10 @@ Two pure parts, no mmengine:
 * :func:`analyse_queries` ranks every query's gallery once and keeps, per
   query, its AP, INP, the rank of its first correct match, its top-k list
   and its AP and first match per gallery camera (or modality), from which
-  the HTML report draws its curves, histograms and camera-pair tables.
+  the HTML report draws its curves, histograms and camera-pair tables;
+* :func:`query_sampling_error` (and :func:`trial_sampling_errors` for
+  protocols that average over gallery trials) says how far a mean over the
+  queries (R1, mAP) would move with another draw of the test identities.
 """
 import re
 from dataclasses import dataclass, field
@@ -216,6 +219,8 @@ class QueryAnalysis:
             of one camera only.
         modality_pairs (dict): The same per (query, gallery) modality; empty
             without modalities.
+        q_pids (np.ndarray, optional): The queries' pids, (Q,), which
+            :meth:`sampling_errors` groups by.
     """
     ap: np.ndarray
     inp: np.ndarray
@@ -226,6 +231,7 @@ class QueryAnalysis:
     cmc: np.ndarray
     camera_pairs: Dict[Tuple[int, int], PairStats]
     modality_pairs: Dict[Tuple[int, int], PairStats]
+    q_pids: Optional[np.ndarray] = None
 
     @property
     def valid(self) -> np.ndarray:
@@ -243,6 +249,140 @@ class QueryAnalysis:
         """mINP in percent over valid queries."""
         return 100.0 * float(np.mean(self.inp[self.valid])) \
             if self.valid.any() else 0.0
+
+    def sampling_errors(self) -> Dict[str, 'SamplingError']:
+        """R1 and mAP (percent) over the valid queries with their query
+        sampling errors (:func:`query_sampling_error`); needs ``q_pids``."""
+        if self.q_pids is None:
+            raise ValueError('the analysis has no q_pids to group by')
+        valid = self.valid
+        pids = self.q_pids[valid]
+        return dict(
+            R1=query_sampling_error(100.0 * (self.first_rank[valid] == 1),
+                                    pids),
+            mAP=query_sampling_error(100.0 * self.ap[valid], pids))
+
+
+@dataclass(frozen=True)
+class SamplingError:
+    """A mean over queries and two standard errors of it.
+
+    Attributes:
+        value (float): The mean.
+        se_independent (float): Its standard error if the queries were
+            independent draws (for a 0/1 value such as an R1 hit, the
+            binomial ``sqrt(p (1 - p) / n)`` up to ``n / (n - 1)``).
+        se_clustered (float): Its standard error when the identities are
+            the independent draws and each brings all its queries: the
+            test identities of a ReID set are sampled, not its images.
+        num_queries (int): n.
+        num_identities (int): The identities among them.
+    """
+    value: float
+    se_independent: float
+    se_clustered: float
+    num_queries: int
+    num_identities: int
+
+    @property
+    def design_effect(self) -> float:
+        """``(se_clustered / se_independent) ** 2``: how many times the
+        queries an independent sample of the same precision would need
+        fewer (NaN when ``se_independent`` is 0)."""
+        if self.se_independent == 0:
+            return float('nan')
+        return (self.se_clustered / self.se_independent)**2
+
+
+def trial_sampling_errors(results: Sequence[Any],
+                          q_pids) -> Dict[str, SamplingError]:
+    """R1 and mAP (percent) of a protocol that averages over gallery
+    trials, with their query sampling errors.
+
+    Each query's R1 hit and AP are first averaged over the trials in which
+    it has a kept positive; the errors are then those of the mean over the
+    queries (:func:`query_sampling_error`), so they describe the drawing
+    of the test identities, the trials' galleries being fixed. When every
+    query is valid in every trial the values are the protocol's R1 and
+    mAP (the mean over trials of each trial's mean).
+
+    Args:
+        results (Sequence[ReIDEvalResult]): One per trial, all over the
+            same Q queries, with ``all_first_rank``.
+        q_pids: The queries' pids, shape (Q,).
+
+    Returns:
+        dict[str, SamplingError]: ``'R1'`` and ``'mAP'``.
+    """
+    q_pids = np.asarray(q_pids)
+    if not results:
+        raise ValueError('no trial result')
+    hits = np.zeros(len(q_pids))
+    aps = np.zeros(len(q_pids))
+    count = np.zeros(len(q_pids))
+    for trial, result in enumerate(results):
+        valid = np.asarray(result.valid_mask, bool)
+        if valid.shape != q_pids.shape:
+            raise ValueError(f'trial {trial} has {len(valid)} queries, '
+                             f'q_pids {len(q_pids)}')
+        if result.all_first_rank is None:
+            raise ValueError(f'trial {trial} has no all_first_rank')
+        hits[valid] += np.asarray(result.all_first_rank) == 1
+        aps[valid] += np.asarray(result.all_AP)
+        count[valid] += 1
+    seen = count > 0
+    return dict(
+        R1=query_sampling_error(100.0 * hits[seen] / count[seen],
+                                q_pids[seen]),
+        mAP=query_sampling_error(100.0 * aps[seen] / count[seen],
+                                 q_pids[seen]))
+
+
+def query_sampling_error(values, groups) -> SamplingError:
+    """Standard errors of the mean of per-query values.
+
+    With n queries of values ``v_i`` and mean ``m``, the independent-draws
+    standard error is ``sqrt(n / (n - 1) * sum_i (v_i - m)^2) / n``. The
+    clustered one treats each group (identity) g as one draw with total
+    ``t_g = sum_{i in g} v_i`` over its ``n_g`` queries, and takes the
+    variance of the ratio ``m = sum_g t_g / sum_g n_g`` to first order:
+    ``sqrt(G / (G - 1) * sum_g (t_g - m n_g)^2) / n`` for G groups. With
+    one query per group the two are equal; when the queries of an identity
+    succeed or fail together, the clustered one is the larger.
+
+    Args:
+        values: Per-query values, shape (n,), e.g. 100 * (first rank == 1)
+            for R1 in percent, or 100 * AP.
+        groups: Per-query group labels (the query pids), shape (n,).
+
+    Returns:
+        SamplingError: The mean and both standard errors (NaN with fewer
+        than two queries, resp. two groups).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    groups = np.asarray(groups)
+    if values.ndim != 1 or groups.shape != values.shape:
+        raise ValueError(f'values and groups must both have shape (n,), got '
+                         f'{values.shape} and {groups.shape}')
+    if not np.isfinite(values).all():
+        raise ValueError('values must be finite (select the valid queries '
+                         'first)')
+    num = len(values)
+    if num == 0:
+        raise ValueError('no query to average')
+    mean = float(values.mean())
+    _, index = np.unique(groups, return_inverse=True)
+    num_groups = int(index.max()) + 1
+    se_independent = se_clustered = float('nan')
+    if num > 1:
+        se_independent = float(
+            np.sqrt(num / (num - 1) * np.sum((values - mean)**2)) / num)
+    if num_groups > 1:
+        residual = np.bincount(
+            index, weights=values - mean, minlength=num_groups)
+        se_clustered = float(
+            np.sqrt(num_groups / (num_groups - 1) * np.sum(residual**2)) / num)
+    return SamplingError(mean, se_independent, se_clustered, num, num_groups)
 
 
 def _as_array(values, name: str, length: Optional[int] = None) -> np.ndarray:
@@ -408,4 +548,4 @@ def analyse_queries(
            if valid.any() else np.zeros(max_rank))
     return QueryAnalysis(ap, inp, first_rank, topk_index, topk_distance,
                          topk_match, cmc, dict(sorted(camera_pairs.items())),
-                         dict(sorted(modality_pairs.items())))
+                         dict(sorted(modality_pairs.items())), q_pids)

@@ -11,7 +11,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from mmreid.evaluation.report import PairStats, QueryAnalysis, ResultRow
+from mmreid.evaluation.report import (PairStats, QueryAnalysis, ResultRow,
+                                      SamplingError)
 from .svg_charts import svg_bar_chart, svg_line_chart
 from .tiles import modality_name
 
@@ -98,6 +99,8 @@ class ReportSection:
         examples (list[RankedExample]): Worst and best queries.
         notes (list[str]): Lines shown under the title (e.g. how the
             protocol's own numbers differ from this analysis).
+        sampling_errors (dict): Row name -> :class:`SamplingError` of the
+            query sampling table; empty hides the table.
     """
     name: str
     analysis: QueryAnalysis
@@ -105,6 +108,7 @@ class ReportSection:
     num_gallery: int
     examples: List[RankedExample] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    sampling_errors: Dict[str, SamplingError] = field(default_factory=dict)
 
 
 def image_data_uri(image: np.ndarray,
@@ -266,6 +270,30 @@ def results_table_html(rows: Sequence[ResultRow],
     return ''.join(out)
 
 
+def sampling_error_html(errors: Dict[str, SamplingError]) -> str:
+    """How far R1 and mAP would move with another draw of the test set:
+    their standard errors over the queries, as independent draws and
+    clustered by identity."""
+    rows = ''.join(
+        f'<tr><td class="name">{_esc(name)}</td><td>{_fmt(e.value)}</td>'
+        f'<td>{e.num_queries}</td><td>{e.num_identities}</td>'
+        f'<td>{_fmt(e.se_independent)}</td><td>{_fmt(e.se_clustered)}</td>'
+        f'<td>{_fmt(e.design_effect, 1)}</td></tr>'
+        for name, e in errors.items())
+    return ('<h3>Query sampling error (%)</h3>'
+            '<table class="sampling-error"><tr><th class="name">metric</th>'
+            '<th>value</th><th>queries</th><th>identities</th>'
+            '<th>SE, independent queries</th>'
+            '<th>SE, clustered by identity</th><th>design effect</th></tr>' +
+            rows + '</table>'
+            '<p class="note">One standard error of the mean over the valid '
+            'queries. The test identities are the sampled units and their '
+            'queries tend to succeed or fail together, so the clustered '
+            'error is the one to judge a test set by or to put on an '
+            'unpaired comparison; it is not the seed-to-seed spread of '
+            'training.</p>')
+
+
 def section_html(section: ReportSection,
                  anchor: str,
                  thumb_size: Tuple[int, int] = (128, 64)) -> str:
@@ -295,6 +323,8 @@ def section_html(section: ReportSection,
                ''.join(f'<th>{_esc(k)}</th>' for k in summary) + '</tr><tr>' +
                ''.join(f'<td>{_esc(v)}</td>'
                        for v in summary.values()) + '</tr></table>')
+    if section.sampling_errors:
+        out.append(sampling_error_html(section.sampling_errors))
     marks = [r for r in (1, 5, 10, 20) if r <= len(cmc)]
     out.append('<div class="charts">')
     out.append('<div class="chart">' +

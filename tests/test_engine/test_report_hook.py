@@ -41,3 +41,42 @@ def test_differences_give_both_numbers_and_the_reason():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         EvalReportHook(**kwargs)
+
+
+def test_sampling_errors_of_a_trial_protocol_are_named_by_what_they_measure():
+    import numpy as np
+    import torch
+
+    from mmreid.engine.hooks.report_hook import (sampling_error_line,
+                                                 section_sampling_errors)
+    from mmreid.evaluation.functional import evaluate_rank
+    from mmreid.evaluation.report import analyse_queries
+    gen = torch.Generator().manual_seed(0)
+    q, g = torch.randn(20, 4, generator=gen), torch.randn(30, 4, generator=gen)
+    q_pids, g_pids = torch.arange(20) % 5, torch.arange(30) % 5
+    q_cams, g_cams = torch.zeros(20).long(), torch.ones(30).long()
+    analysis = analyse_queries(q, g, q_pids, g_pids, q_cams, g_cams)
+    plain = section_sampling_errors(analysis, ReIDMetric())
+    assert list(plain) == ['R1', 'mAP']
+    dist = torch.cdist(q, g)
+    trials = [
+        evaluate_rank(dist[:, cols], q_pids, g_pids[cols], q_cams,
+                      g_cams[cols]) for cols in (slice(0, 15), slice(15, 30))
+    ]
+    metric = SimpleNamespace(
+        trial_results=trials, trial_query_pids=q_pids.numpy())
+    errors = section_sampling_errors(analysis, metric)
+    assert list(errors) == [
+        'R1 (whole gallery)', 'mAP (whole gallery)', 'R1 (2-trial average)',
+        'mAP (2-trial average)'
+    ]
+    assert errors['R1 (whole gallery)'] == plain['R1']
+    assert errors['mAP (2-trial average)'].value == pytest.approx(
+        100 * np.mean([t.mAP for t in trials]))
+    line = sampling_error_line(errors)
+    assert line.startswith('R1 (whole gallery) ') and '(20 queries, 5 ids)' \
+        in line
+    # A transposed protocol (each trial ranks its own sampled queries)
+    # leaves the trial rows out.
+    metric.trial_query_pids = None
+    assert list(section_sampling_errors(analysis, metric)) == ['R1', 'mAP']

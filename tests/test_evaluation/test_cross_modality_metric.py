@@ -11,6 +11,8 @@ from mmreid.evaluation.functional import (group_pool, normalize_rand_perm_cam,
                                           seeded_gallery_draw)
 from mmreid.evaluation.metrics import (LLCMMetric, SYSUMetric,
                                        load_rand_perm_cam)
+from mmreid.evaluation.report import (query_sampling_error,
+                                      trial_sampling_errors)
 from mmreid.registry import METRICS
 
 
@@ -301,6 +303,50 @@ def test_end_to_end_matches_naive_reference_and_std():
     }
     expected_keys |= {'sysu/num_query', 'sysu/num_valid_query'}
     assert set(results) == expected_keys
+
+
+def test_trial_sampling_errors_are_those_of_the_reported_averages():
+    # Each query's R1 hit (de-duplicated CMC, cam3 skips cam2) and AP are
+    # worked out per trial by a naive sort, averaged over the trials, then
+    # averaged over the queries of each identity.
+    queries, pool = random_pool(seed=3, pids=(1, 2, 3, 5, 8, 9), max_images=5)
+    metric = SYSUMetric(num_trials=3)
+    results = run_metric(metric, queries + pool)
+    q = torch.nn.functional.normalize(
+        torch.stack([s['pred_feature'] for s in queries]), dim=1)
+    g = torch.nn.functional.normalize(
+        torch.stack([s['pred_feature'] for s in pool]), dim=1)
+    dist = (1 - q @ g.t()).numpy()
+    q_pids = np.array([int(s['gt_label']) for s in queries])
+    g_pids = np.array([int(s['gt_label']) for s in pool])
+    q_cams = np.array([s['camid'] + 1 for s in queries])
+    g_cams = np.array([s['camid'] + 1 for s in pool])
+    groups = group_pool(g_pids.tolist(), g_cams.tolist(),
+                        [s['img_path'] for s in pool])
+    hits = np.zeros((3, len(queries)))
+    aps = np.zeros((3, len(queries)))
+    for trial in range(3):
+        idx = seeded_gallery_draw(groups, (1, 2, 4, 5), 1, trial)
+        for i in range(len(queries)):
+            keep = ~((q_cams[i] == 3) & (g_cams[idx] == 2))
+            order = np.argsort(dist[i, idx][keep], kind='stable')
+            match = g_pids[idx][keep][order] == q_pids[i]
+            assert match.any()  # every query is valid in every trial
+            pos = np.flatnonzero(match) + 1
+            aps[trial, i] = np.mean(np.arange(1, len(pos) + 1) / pos)
+            hits[trial, i] = g_pids[idx][keep][order][0] == q_pids[i]
+    errors = trial_sampling_errors(metric.trial_results,
+                                   metric.trial_query_pids)
+    np.testing.assert_array_equal(metric.trial_query_pids, q_pids)
+    assert errors['R1'].value == pytest.approx(results['sysu/R1'])
+    assert errors['mAP'].value == pytest.approx(results['sysu/mAP'])
+    for name, per_trial in (('R1', hits), ('mAP', aps)):
+        expected = query_sampling_error(100 * per_trial.mean(0), q_pids)
+        assert errors[name].se_clustered == pytest.approx(
+            expected.se_clustered)
+        assert errors[name].se_independent == pytest.approx(
+            expected.se_independent)
+        assert errors[name].num_identities == 6
 
 
 def test_duplicated_sample_idx_gives_identical_results():

@@ -72,6 +72,11 @@ def test_hand_computed_market():
     # beyond the 9 kept items (no stale tail).
     expected_cmc = np.array([0, .5] + [1.] * 10)
     np.testing.assert_allclose(result.cmc, expected_cmc)
+    np.testing.assert_array_equal(result.all_first_rank, [2, 3])
+    # Beyond max_rank the rank is kept, not clipped.
+    short = evaluate_rank(
+        distmat, q_pids, g_pids, q_camids, g_camids, max_rank=1)
+    np.testing.assert_array_equal(short.all_first_rank, [2, 3])
 
 
 def test_hand_computed_no_junk():
@@ -190,6 +195,8 @@ def test_hand_computed_dedup_cmc():
     np.testing.assert_allclose(standard.cmc, [0, 0, 0, 1, 1])
     # Distinct pids 5, 7, 3: the match is third.
     np.testing.assert_allclose(dedup.cmc, [0, 0, 1, 1, 1])
+    assert standard.all_first_rank.tolist() == [4]
+    assert dedup.all_first_rank.tolist() == [3]
     # AP and INP use the full list: positives at 4 and 6.
     for result in (standard, dedup):
         np.testing.assert_allclose(result.all_AP, [(1 / 4 + 2 / 6) / 2])

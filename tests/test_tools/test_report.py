@@ -117,6 +117,15 @@ def test_report_holds_every_part(reports):
         assert len(elements.find('svg', css)) == 1, css
     assert elements.find('table', 'camera-pairs')
     assert elements.find('table', 'results')
+    # R1 and mAP with their query sampling errors, in the page and the log.
+    assert elements.find('table', 'sampling-error')
+    line = re.search(
+        r'synthreid-d2: R1 ([\d.]+) \+- [\d.]+ / \+- [\d.]+ '
+        r'\((\d+) queries, (\d+) ids\); mAP ([\d.]+) ', log)
+    assert line, log[-2000:]
+    assert float(line.group(1)) == pytest.approx(metrics['reid/R1'], abs=0.01)
+    assert float(line.group(4)) == pytest.approx(metrics['reid/mAP'], abs=0.01)
+    assert int(line.group(2)) == metrics['reid/num_valid_query']
     worst = elements.find('div', 'worst')
     best = elements.find('div', 'best')
     assert len(worst) == 2 and len(best) == 2

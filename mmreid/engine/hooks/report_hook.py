@@ -11,7 +11,7 @@ from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
 from mmreid.evaluation.report import (RESULT_COLUMNS, analyse_queries,
-                                      results_rows)
+                                      results_rows, trial_sampling_errors)
 from mmreid.registry import HOOKS
 from mmreid.visualization.html_report import (RankedExample, ReportSection,
                                               render_report)
@@ -19,6 +19,37 @@ from .ranked_list_hook import RankedListHook, _to_int, select_worst_best
 
 #: File name of the report inside ``out_dir``.
 REPORT_NAME = 'report.html'
+
+
+def sampling_error_line(errors: Dict[str, Any]) -> str:
+    """Values with their query sampling errors (:class:`SamplingError`
+    by name), in one line for the log."""
+    return '; '.join(
+        f'{name} {e.value:.2f} +- {e.se_independent:.2f} / +- '
+        f'{e.se_clustered:.2f} ({e.num_queries} queries, '
+        f'{e.num_identities} ids)' for name, e in errors.items()) + (
+            ' (query sampling error, one SE: independent queries / '
+            'clustered by identity)')
+
+
+def section_sampling_errors(analysis, metric) -> Dict[str, Any]:
+    """The query sampling errors a section shows: of this analysis's R1
+    and mAP (whole gallery) and, for a trial protocol, of the reported
+    trial averages."""
+    errors = dict()
+    if analysis.valid.sum() > 1:
+        errors.update(analysis.sampling_errors())
+    results = getattr(metric, 'trial_results', None)
+    q_pids = getattr(metric, 'trial_query_pids', None)
+    if results and q_pids is not None:
+        trials = trial_sampling_errors(results, q_pids)
+        if len(errors):
+            errors = {f'{k} (whole gallery)': v for k, v in errors.items()}
+        errors.update({
+            f'{k} ({len(results)}-trial average)': v
+            for k, v in trials.items()
+        })
+    return errors
 
 
 def _scorer_name(scorer: Any) -> str:
@@ -211,6 +242,10 @@ class EvalReportHook(RankedListHook):
             ap_mode=options.get('ap_mode', 'cumsum'),
             topk=self.topk,
             max_rank=self.max_rank)
+        errors = section_sampling_errors(analysis, metric)
+        if errors:
+            print_log(
+                f'{name}: ' + sampling_error_line(errors), logger='current')
         setup = dict(
             metric=type(metric).__name__ if metric is not None else 'none',
             distance=_scorer_name(scorer),
@@ -229,7 +264,7 @@ class EvalReportHook(RankedListHook):
                 examples.append(
                     self._example(kind, q, query, gallery, analysis))
         return ReportSection(name, analysis, setup, len(gallery), examples,
-                             notes)
+                             notes, errors)
 
     @staticmethod
     def _compare(analysis, metric, metrics: Dict, name: str,

@@ -107,6 +107,9 @@ class ReIDEvalResult:
         num_query (int): Number of queries, Q.
         num_valid_query (int): Queries with at least one kept positive, V.
         valid_mask (np.ndarray): Which queries are valid, shape (Q,).
+        all_first_rank (np.ndarray, optional): The rank the CMC counts for
+            each valid query, shape (V,), 1-based: ``cmc[k - 1] ==
+            mean(all_first_rank <= k)``.
     """
     cmc: np.ndarray
     mAP: float
@@ -116,6 +119,7 @@ class ReIDEvalResult:
     num_query: int
     num_valid_query: int
     valid_mask: np.ndarray
+    all_first_rank: Optional[np.ndarray] = None
 
     def percentages(self, ranks: Sequence[int]) -> Dict[str, float]:
         """The reported metrics in percent: ``R{k}`` for each k, ``mAP``,
@@ -489,8 +493,10 @@ class RankAccumulator:
             raise ValueError('no query has a positive in the gallery after '
                              'the junk rule; check the pids, camids and '
                              'query/gallery roles')
-        first_rank = first_rank[valid].clamp(max=self.max_rank + 1)
-        hits = torch.bincount(first_rank, minlength=self.max_rank + 2)
+        all_first_rank = first_rank[valid]
+        hits = torch.bincount(
+            all_first_rank.clamp(max=self.max_rank + 1),
+            minlength=self.max_rank + 2)
         # CMC(k) = 1[r_1 <= k]: ranks beyond a short gallery still count
         # as hits at every larger k (no stale tail values).
         cmc = hits[1:self.max_rank + 1].cumsum(0).double() / num_valid
@@ -504,7 +510,8 @@ class RankAccumulator:
             all_INP=all_inp,
             num_query=self.num_query,
             num_valid_query=num_valid,
-            valid_mask=valid.numpy())
+            valid_mask=valid.numpy(),
+            all_first_rank=all_first_rank.numpy())
 
 
 def evaluate_rank(distmat: ArrayLike,

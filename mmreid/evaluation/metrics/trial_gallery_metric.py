@@ -14,6 +14,7 @@ the protocols name them; removal rules receive the 0-based camids (the
 """
 from typing import Dict, List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 
 from mmreid.utils.mat_file import load_mat
@@ -134,6 +135,9 @@ class TrialGalleryMetric(ReIDMetric):
         self.trial_results: List[ReIDEvalResult] = []
         self.trial_galleries: List[List[int]] = []
         self.trial_gallery_sample_idx: List[list] = []
+        #: The queries' pids in the order of ``trial_results``' rows
+        #: (None when ``transpose``: then each trial ranks its own gallery).
+        self.trial_query_pids: Optional[np.ndarray] = None
 
     def draw_gallery(self, groups: PoolGroups,
                      img_paths: Sequence[Optional[str]],
@@ -215,6 +219,8 @@ class TrialGalleryMetric(ReIDMetric):
                     num_query=result.num_query,
                     num_valid_query=result.num_valid_query,
                     num_gallery=len(query) if self.transpose else len(index)))
+        self.trial_query_pids = None if self.transpose else (
+            q_pids.cpu().numpy().copy())
         self.last_result = None
         self._log_skipped(self.trial_results, 'trial')
 
