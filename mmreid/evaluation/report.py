@@ -294,17 +294,54 @@ class SamplingError:
         return (self.se_clustered / self.se_independent)**2
 
 
+def trial_query_means(results: Sequence[Any],
+                      num_query: int) -> Tuple[np.ndarray, ...]:
+    """Each query's R1 hit and AP averaged over the gallery trials in which
+    it has a kept positive.
+
+    Args:
+        results (Sequence[ReIDEvalResult]): One per trial, all over the
+            same ``num_query`` queries, with ``all_first_rank``.
+        num_query (int): Q.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray, np.ndarray]: ``seen`` (Q,) bool, a
+        kept positive in some trial; the mean R1 hit and the mean AP, (Q,)
+        fractions, NaN where not seen.
+    """
+    if not results:
+        raise ValueError('no trial result')
+    hits = np.zeros(num_query)
+    aps = np.zeros(num_query)
+    count = np.zeros(num_query)
+    for trial, result in enumerate(results):
+        valid = np.asarray(result.valid_mask, bool)
+        if valid.shape != (num_query, ):
+            raise ValueError(f'trial {trial} has {len(valid)} queries, '
+                             f'q_pids {num_query}')
+        if result.all_first_rank is None:
+            raise ValueError(f'trial {trial} has no all_first_rank')
+        hits[valid] += np.asarray(result.all_first_rank) == 1
+        aps[valid] += np.asarray(result.all_AP)
+        count[valid] += 1
+    seen = count > 0
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return seen, np.where(seen, hits / count,
+                              np.nan), np.where(seen, aps / count, np.nan)
+
+
 def trial_sampling_errors(results: Sequence[Any],
                           q_pids) -> Dict[str, SamplingError]:
     """R1 and mAP (percent) of a protocol that averages over gallery
     trials, with their query sampling errors.
 
     Each query's R1 hit and AP are first averaged over the trials in which
-    it has a kept positive; the errors are then those of the mean over the
-    queries (:func:`query_sampling_error`), so they describe the drawing
-    of the test identities, the trials' galleries being fixed. When every
-    query is valid in every trial the values are the protocol's R1 and
-    mAP (the mean over trials of each trial's mean).
+    it has a kept positive (:func:`trial_query_means`); the errors are then
+    those of the mean over the queries (:func:`query_sampling_error`), so
+    they describe the drawing of the test identities, the trials'
+    galleries being fixed. When every query is valid in every trial the
+    values are the protocol's R1 and mAP (the mean over trials of each
+    trial's mean).
 
     Args:
         results (Sequence[ReIDEvalResult]): One per trial, all over the
@@ -315,27 +352,10 @@ def trial_sampling_errors(results: Sequence[Any],
         dict[str, SamplingError]: ``'R1'`` and ``'mAP'``.
     """
     q_pids = np.asarray(q_pids)
-    if not results:
-        raise ValueError('no trial result')
-    hits = np.zeros(len(q_pids))
-    aps = np.zeros(len(q_pids))
-    count = np.zeros(len(q_pids))
-    for trial, result in enumerate(results):
-        valid = np.asarray(result.valid_mask, bool)
-        if valid.shape != q_pids.shape:
-            raise ValueError(f'trial {trial} has {len(valid)} queries, '
-                             f'q_pids {len(q_pids)}')
-        if result.all_first_rank is None:
-            raise ValueError(f'trial {trial} has no all_first_rank')
-        hits[valid] += np.asarray(result.all_first_rank) == 1
-        aps[valid] += np.asarray(result.all_AP)
-        count[valid] += 1
-    seen = count > 0
+    seen, hits, aps = trial_query_means(results, len(q_pids))
     return dict(
-        R1=query_sampling_error(100.0 * hits[seen] / count[seen],
-                                q_pids[seen]),
-        mAP=query_sampling_error(100.0 * aps[seen] / count[seen],
-                                 q_pids[seen]))
+        R1=query_sampling_error(100.0 * hits[seen], q_pids[seen]),
+        mAP=query_sampling_error(100.0 * aps[seen], q_pids[seen]))
 
 
 def query_sampling_error(values, groups) -> SamplingError:

@@ -15,15 +15,14 @@ These are the torchvision / mmpretrain ResNet names, so an ImageNet ResNet
 only needs the ``backbone.`` prefix. A key that no rule maps is never
 dropped silently: it is returned in the report, and the converters print it.
 """
-import os
 import os.path as osp
 import re
-import tempfile
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from .atomic import open_atomic
 from .source_arch import (SOURCE_ARCH, add_identity_bnneck,
                           read_fastreid_config, source_arch)
 
@@ -158,17 +157,8 @@ def save_checkpoint_atomic(checkpoint: dict, path: str) -> None:
 
     An interrupted save never leaves a truncated file under ``path``.
     """
-    path = osp.abspath(path)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=osp.dirname(path), prefix=osp.basename(path) + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(checkpoint, f)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    with open_atomic(path, 'wb') as f:
+        torch.save(checkpoint, f)
 
 
 def format_report(converted: Dict[str, torch.Tensor], unmapped: Sequence[str],

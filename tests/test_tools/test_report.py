@@ -9,6 +9,7 @@ import subprocess
 from html.parser import HTMLParser
 
 import cv2
+import numpy as np
 import pytest
 
 from ..fixtures.processes import PYTHON, REPO, run_tool
@@ -126,6 +127,27 @@ def test_report_holds_every_part(reports):
     assert float(line.group(1)) == pytest.approx(metrics['reid/R1'], abs=0.01)
     assert float(line.group(4)) == pytest.approx(metrics['reid/mAP'], abs=0.01)
     assert int(line.group(2)) == metrics['reid/num_valid_query']
+    # The per-query values beside the page give the reported numbers, and
+    # a run paired with itself differs by nothing.
+    with np.load(osp.join(osp.dirname(path), 'per_query.npz')) as data:
+        per_query = {k: data[k] for k in data.files}
+    assert sorted(per_query) == [
+        f'synthreid-d2/{k}' for k in ('ap', 'first_rank', 'img_path', 'pid')
+    ]
+    ranks = per_query['synthreid-d2/first_rank']
+    assert 100 * np.mean(ranks[ranks > 0] == 1) == pytest.approx(
+        metrics['reid/R1'])
+    assert 100 * np.nanmean(per_query['synthreid-d2/ap']) == pytest.approx(
+        metrics['reid/mAP'])
+    assert all(
+        osp.isfile(p) for p in per_query['synthreid-d2/img_path'].tolist())
+    paired = run_tool([
+        PYTHON, 'tools/analysis_tools/paired_query_error.py',
+        osp.dirname(path),
+        osp.dirname(path)
+    ])
+    assert '| synthreid-d2 | mAP |' in paired and '| +0.00 | 0.00 | 0.00 |' \
+        in paired
     worst = elements.find('div', 'worst')
     best = elements.find('div', 'best')
     assert len(worst) == 2 and len(best) == 2

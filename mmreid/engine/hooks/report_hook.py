@@ -11,14 +11,19 @@ from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
 from mmreid.evaluation.report import (RESULT_COLUMNS, analyse_queries,
-                                      results_rows, trial_sampling_errors)
+                                      results_rows, trial_query_means,
+                                      trial_sampling_errors)
 from mmreid.registry import HOOKS
+from mmreid.utils.atomic import open_atomic
 from mmreid.visualization.html_report import (RankedExample, ReportSection,
                                               render_report)
 from .ranked_list_hook import RankedListHook, _to_int, select_worst_best
 
 #: File name of the report inside ``out_dir``.
 REPORT_NAME = 'report.html'
+#: File name of the per-query values beside it (see
+#: :meth:`EvalReportHook.per_query_arrays`).
+PER_QUERY_NAME = 'per_query.npz'
 
 
 def sampling_error_line(errors: Dict[str, Any]) -> str:
@@ -66,9 +71,11 @@ class EvalReportHook(RankedListHook):
 
     The report (see :mod:`mmreid.visualization.html_report`) is one file
     that opens from disk: the reported metrics as a table, then per target
-    (one section per target of a multi-target loop, else per dataset) the
-    CMC curve, the AP and rank-of-first-match histograms, R1/mAP per query
-    camera x gallery camera (and per modality pair when samples carry a
+    (one section per target of a multi-target loop, else per dataset) R1
+    and mAP with their query sampling errors
+    (:func:`section_sampling_errors`, also logged), the CMC curve, the AP
+    and rank-of-first-match histograms, R1/mAP per query camera x gallery
+    camera (and per modality pair when samples carry a
     modality) and the ranked lists of the ``num_queries`` worst and best
     queries by AP with their images as embedded thumbnails.
 
@@ -78,6 +85,10 @@ class EvalReportHook(RankedListHook):
     number differs (trial or split protocols draw sub-galleries; re-ranking
     and query expansion are not applied here), the section says so with
     both numbers.
+
+    Beside it, ``per_query.npz`` holds the per-query values
+    (:meth:`per_query_arrays`), which ``tools/analysis_tools/
+    paired_query_error.py`` pairs across two runs.
 
     ``tools/test.py --report DIR`` adds this hook.
 
@@ -127,6 +138,7 @@ class EvalReportHook(RankedListHook):
         self._target: Optional[str] = None
         self._evaluators: Dict[Optional[str], Any] = dict()
         self._metrics: Optional[Dict] = None
+        self._per_query: Dict[str, np.ndarray] = dict()
         self.last_path: Optional[str] = None
 
     # -- collection: remember each record's target and its evaluator -----
@@ -174,6 +186,7 @@ class EvalReportHook(RankedListHook):
             key = record['target'] if by_target else record['dataset']
             groups.setdefault(key, []).append(record)
         sections = []
+        self._per_query = dict()
         for name, group in groups.items():
             evaluator = self._evaluators.get(name if by_target else None)
             section = self.build_section(runner, mode,
@@ -189,8 +202,10 @@ class EvalReportHook(RankedListHook):
             thumb_size=self.tile_size)
         os.makedirs(out_dir, exist_ok=True)
         path = osp.join(out_dir, REPORT_NAME)
-        with open(path, 'w', encoding='utf-8') as f:
+        with open_atomic(path, 'w', encoding='utf-8') as f:
             f.write(page)
+        with open_atomic(osp.join(out_dir, PER_QUERY_NAME), 'wb') as f:
+            np.savez_compressed(f, **self._per_query)
         self.last_path = path
         print_log(
             f'EvalReportHook wrote {path} ({len(sections)} section(s))',
@@ -243,6 +258,8 @@ class EvalReportHook(RankedListHook):
             topk=self.topk,
             max_rank=self.max_rank)
         errors = section_sampling_errors(analysis, metric)
+        self._per_query.update(
+            self.per_query_arrays(name, query, analysis, metric))
         if errors:
             print_log(
                 f'{name}: ' + sampling_error_line(errors), logger='current')
@@ -265,6 +282,41 @@ class EvalReportHook(RankedListHook):
                     self._example(kind, q, query, gallery, analysis))
         return ReportSection(name, analysis, setup, len(gallery), examples,
                              notes, errors)
+
+    @staticmethod
+    def per_query_arrays(name: str, query: List[dict], analysis,
+                         metric) -> Dict[str, np.ndarray]:
+        """The per-query values of one section, as ``per_query.npz``
+        holds them (keys ``<section>/<array>``).
+
+        Whole gallery (the analysis): ``img_path`` (str), ``pid``,
+        ``first_rank`` (0 without a kept positive) and ``ap`` (NaN
+        likewise), in the report's query order. A trial protocol adds
+        ``trial_img_path``, ``trial_pid``, ``trial_r1`` and ``trial_ap``:
+        each query's R1 hit and AP averaged over the trials (NaN when it
+        is never valid), in the metric's query order. Queries are matched
+        across runs by image path (``tools/analysis_tools/
+        paired_query_error.py``).
+        """
+        arrays = {
+            f'{name}/img_path':
+            np.array([str(r.get('img_path')) for r in query]),
+            f'{name}/pid': np.array([_to_int(r['pid']) for r in query]),
+            f'{name}/first_rank': analysis.first_rank,
+            f'{name}/ap': analysis.ap,
+        }
+        results = getattr(metric, 'trial_results', None)
+        q_pids = getattr(metric, 'trial_query_pids', None)
+        paths = getattr(metric, 'trial_query_paths', None)
+        if results and q_pids is not None and paths is not None:
+            _, hits, aps = trial_query_means(results, len(q_pids))
+            trial = dict(
+                trial_img_path=np.array([str(p) for p in paths]),
+                trial_pid=np.asarray(q_pids),
+                trial_r1=hits,
+                trial_ap=aps)
+            arrays.update({f'{name}/{k}': v for k, v in trial.items()})
+        return arrays
 
     @staticmethod
     def _compare(analysis, metric, metrics: Dict, name: str,

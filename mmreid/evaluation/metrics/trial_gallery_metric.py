@@ -135,9 +135,11 @@ class TrialGalleryMetric(ReIDMetric):
         self.trial_results: List[ReIDEvalResult] = []
         self.trial_galleries: List[List[int]] = []
         self.trial_gallery_sample_idx: List[list] = []
-        #: The queries' pids in the order of ``trial_results``' rows
-        #: (None when ``transpose``: then each trial ranks its own gallery).
+        #: The queries' pids and image paths in the order of
+        #: ``trial_results``' rows (None when ``transpose``: then each
+        #: trial ranks its own gallery).
         self.trial_query_pids: Optional[np.ndarray] = None
+        self.trial_query_paths: Optional[List[Optional[str]]] = None
 
     def draw_gallery(self, groups: PoolGroups,
                      img_paths: Sequence[Optional[str]],
@@ -221,6 +223,9 @@ class TrialGalleryMetric(ReIDMetric):
                     num_gallery=len(query) if self.transpose else len(index)))
         self.trial_query_pids = None if self.transpose else (
             q_pids.cpu().numpy().copy())
+        self.trial_query_paths = None if self.transpose else [
+            r.get('img_path') for r in query
+        ]
         self.last_result = None
         self._log_skipped(self.trial_results, 'trial')
 

@@ -1,0 +1,129 @@
+"""tools/analysis_tools/paired_query_error.py: the difference of two runs
+on the same queries, with its error clustered by query identity."""
+import numpy as np
+import pytest
+
+from mmreid.evaluation.report import query_sampling_error
+
+from ..fixtures.processes import load_tool
+
+TOOL = 'tools/analysis_tools/paired_query_error.py'
+
+
+def write(path, **arrays):
+    with open(path, 'wb') as f:
+        np.savez(f, **arrays)
+    return str(path)
+
+
+def two_runs(tmp_path):
+    """Six queries of three identities; B holds them in another order."""
+    paths = np.array([f'q/{i}.jpg' for i in range(6)])
+    pids = np.array([1, 1, 2, 2, 3, 3])
+    rank_a = np.array([1, 2, 1, 0, 3, 1])  # query 3 has no positive
+    ap_a = np.array([1.0, 0.5, 1.0, np.nan, 0.2, 0.9])
+    rank_b = np.array([1, 1, 2, 0, 1, 1])
+    ap_b = np.array([1.0, 0.8, 0.4, np.nan, 0.6, 1.0])
+    order = np.array([5, 3, 0, 1, 4, 2])
+    a = write(
+        tmp_path / 'a.npz', **{
+            'd3/img_path': paths,
+            'd3/pid': pids,
+            'd3/first_rank': rank_a,
+            'd3/ap': ap_a
+        })
+    b = write(
+        tmp_path / 'b.npz', **{
+            'd3/img_path': paths[order],
+            'd3/pid': pids[order],
+            'd3/first_rank': rank_b[order],
+            'd3/ap': ap_b[order],
+            'other/img_path': paths,
+            'other/pid': pids,
+            'other/first_rank': rank_b,
+            'other/ap': ap_b
+        })
+    return a, b, (pids, rank_a, ap_a, rank_b, ap_b)
+
+
+def test_differences_are_per_matched_query(tmp_path):
+    tool = load_tool(TOOL)
+    a, b, (pids, rank_a, ap_a, rank_b, ap_b) = two_runs(tmp_path)
+    rows = tool.paired_rows(tool.load_per_query(a), tool.load_per_query(b))
+    assert [(r['section'], r['metric']) for r in rows] == [('d3', 'R1'),
+                                                           ('d3', 'mAP')]
+    valid = np.arange(6) != 3
+    # R1 hits: A 1 0 1 - 0 1, B 1 1 0 - 1 1: differences 0 1 -1 1 0.
+    r1 = rows[0]
+    assert r1['a'] == pytest.approx(60.0) and r1['b'] == pytest.approx(80.0)
+    assert r1['diff'] == pytest.approx(20.0)
+    expected = query_sampling_error(
+        100.0 * ((rank_b == 1).astype(float) - (rank_a == 1))[valid],
+        pids[valid])
+    assert r1['se_clustered'] == pytest.approx(expected.se_clustered)
+    assert r1['se_independent'] == pytest.approx(expected.se_independent)
+    assert r1['low'] == pytest.approx(20.0 - 1.959964 * expected.se_clustered)
+    assert (r1['queries'], r1['identities']) == (5, 3)
+    m = rows[1]
+    assert m['diff'] == pytest.approx(100 * np.mean(ap_b[valid] - ap_a[valid]))
+    table = tool.format_rows(rows)
+    assert '| d3 | R1 | 60.00 | 80.00 | +20.00 |' in table
+
+
+def test_trial_rows_and_the_command_line(tmp_path, capsys):
+    tool = load_tool(TOOL)
+    common = {
+        'vi/img_path': np.array(['a', 'b', 'c']),
+        'vi/pid': np.array([1, 2, 3]),
+        'vi/first_rank': np.array([1, 1, 2]),
+        'vi/ap': np.array([1.0, 1.0, 0.5]),
+        'vi/trial_img_path': np.array(['c', 'b', 'a']),
+        'vi/trial_pid': np.array([3, 2, 1]),
+    }
+    a = write(
+        tmp_path / 'a.npz', **common, **{
+            'vi/trial_r1': np.array([0.5, 0.1, 1.0]),
+            'vi/trial_ap': np.array([0.5, 0.2, 1.0])
+        })
+    (tmp_path / 'b').mkdir()
+    write(
+        tmp_path / 'b' / 'per_query.npz', **common, **{
+            'vi/trial_r1': np.array([0.7, 0.4, 1.0]),
+            'vi/trial_ap': np.array([0.6, 0.2, 1.0])
+        })
+    out = tmp_path / 'table.md'
+    assert tool.main([a, str(tmp_path / 'b'), '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert '| vi | R1 (trial average) | 53.33 | 70.00 | +16.67 |' in printed
+    assert out.read_text().strip() == printed.strip()
+
+
+def test_runs_on_different_queries_are_refused(tmp_path):
+    tool = load_tool(TOOL)
+    a, _, (pids, rank_a, ap_a, *_) = two_runs(tmp_path)
+    c = write(
+        tmp_path / 'c.npz', **{
+            'd3/img_path': np.array([f'q/{i}.jpg' for i in range(1, 7)]),
+            'd3/pid': pids,
+            'd3/first_rank': rank_a,
+            'd3/ap': ap_a
+        })
+    with pytest.raises(
+            ValueError,
+            match=r"section 'd3': the runs have "
+            r'different queries \(1 only in A, 1 only in B\)'):
+        tool.paired_rows(tool.load_per_query(a), tool.load_per_query(c))
+    d = write(
+        tmp_path / 'd.npz', **{
+            'd3/img_path': np.array([f'q/{i}.jpg' for i in range(6)]),
+            'd3/pid': pids[::-1],
+            'd3/first_rank': rank_a,
+            'd3/ap': ap_a
+        })
+    with pytest.raises(ValueError, match='different pids'):
+        tool.paired_rows(tool.load_per_query(a), tool.load_per_query(d))
+    with pytest.raises(FileNotFoundError, match='per_query.npz'):
+        tool.load_per_query(str(tmp_path))
+    e = write(tmp_path / 'e.npz', **{'other/img_path': np.array(['x'])})
+    with pytest.raises(SystemExit, match='share no section'):
+        tool.main([a, e])

@@ -1,0 +1,162 @@
+"""Test-set sampling error of the difference between two evaluated models.
+
+    python tools/analysis_tools/paired_query_error.py A B [--out FILE]
+
+A and B are report folders written by ``tools/test.py CONFIG CHECKPOINT
+--report DIR`` (or the ``per_query.npz`` in them), e.g. a baseline and a
+method on the same test set. For every section (target) both hold, the
+queries are matched by image path and the per-query differences B - A of
+the R1 hit and the AP are averaged (and of their averages over gallery
+trials, where both runs used a trial protocol). The error of that mean
+difference is the one of another draw of the test identities: clustered
+by query identity (each identity one draw with all its queries, see
+``mmreid.evaluation.report.query_sampling_error``), with a 95 % normal
+interval. It complements ``compare_configs.py --baseline``, whose
+intervals are over training seeds on one fixed test set.
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from mmreid.evaluation.report import query_sampling_error
+from mmreid.utils.atomic import open_atomic
+
+PER_QUERY_NAME = 'per_query.npz'
+#: (row name, path key, value key, how to turn the value into percent)
+ROWS = (
+    ('R1', 'img_path', 'first_rank', lambda v: 100.0 * (v == 1)),
+    ('mAP', 'img_path', 'ap', lambda v: 100.0 * v),
+    ('R1 (trial average)', 'trial_img_path', 'trial_r1', lambda v: 100.0 * v),
+    ('mAP (trial average)', 'trial_img_path', 'trial_ap', lambda v: 100.0 * v),
+)
+Z975 = 1.959964
+
+
+def load_per_query(path: str) -> Dict[str, Dict[str, np.ndarray]]:
+    """``per_query.npz`` of a report folder (or the file itself), as
+    section -> array name -> array."""
+    if osp.isdir(path):
+        path = osp.join(path, PER_QUERY_NAME)
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{path} does not exist: give a folder written by tools/test.py '
+            f'--report (mmreid >= this tool) or its {PER_QUERY_NAME}')
+    sections: Dict[str, Dict[str, np.ndarray]] = {}
+    with np.load(path, allow_pickle=False) as data:
+        for key in data.files:
+            section, _, name = key.rpartition('/')
+            if not section:
+                raise ValueError(f'{path}: key {key!r} is not '
+                                 '<section>/<array>')
+            sections.setdefault(section, {})[name] = data[key]
+    return sections
+
+
+def _matched(a: Dict[str, np.ndarray], b: Dict[str, np.ndarray], path_key: str,
+             value_key: str, pid_key: str,
+             where: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values of A and B on the same queries, and their pids."""
+    paths_a, paths_b = a[path_key], b[path_key]
+    for paths, run in ((paths_a, 'A'), (paths_b, 'B')):
+        if len(set(paths.tolist())) != len(paths):
+            raise ValueError(f'{where}: run {run} repeats query image paths; '
+                             'the queries cannot be matched')
+    index_b = {p: i for i, p in enumerate(paths_b.tolist())}
+    if set(index_b) != set(paths_a.tolist()):
+        only_a = len(set(paths_a.tolist()) - set(index_b))
+        only_b = len(set(index_b) - set(paths_a.tolist()))
+        raise ValueError(f'{where}: the runs have different queries ({only_a} '
+                         f'only in A, {only_b} only in B); pair runs on the '
+                         'same test set')
+    order = np.array([index_b[p] for p in paths_a.tolist()], np.int64)
+    pids = a[pid_key]
+    if not np.array_equal(pids, b[pid_key][order]):
+        raise ValueError(f'{where}: the same query image has different pids '
+                         'in A and B')
+    return a[value_key], b[value_key][order], pids
+
+
+def paired_rows(a: Dict[str, Dict[str, np.ndarray]],
+                b: Dict[str, Dict[str, np.ndarray]]) -> List[dict]:
+    """One row per section both hold and per metric both have."""
+    rows = []
+    for section in [s for s in a if s in b]:
+        for name, path_key, value_key, percent in ROWS:
+            if value_key not in a[section] or value_key not in b[section]:
+                continue
+            pid_key = 'trial_pid' if path_key.startswith('trial') else 'pid'
+            values_a, values_b, pids = _matched(a[section], b[section],
+                                                path_key, value_key, pid_key,
+                                                f'section {section!r}')
+            if value_key == 'first_rank':
+                valid = (values_a > 0) & (values_b > 0)
+            else:
+                valid = np.isfinite(values_a) & np.isfinite(values_b)
+            if valid.sum() < 2:
+                continue
+            va, vb = percent(values_a[valid]), percent(values_b[valid])
+            diff = query_sampling_error(vb - va, pids[valid])
+            rows.append(
+                dict(
+                    section=section,
+                    metric=name,
+                    a=float(va.mean()),
+                    b=float(vb.mean()),
+                    diff=diff.value,
+                    se_independent=diff.se_independent,
+                    se_clustered=diff.se_clustered,
+                    low=diff.value - Z975 * diff.se_clustered,
+                    high=diff.value + Z975 * diff.se_clustered,
+                    queries=diff.num_queries,
+                    identities=diff.num_identities))
+    return rows
+
+
+def format_rows(rows: List[dict]) -> str:
+    """The rows as a Markdown table."""
+    lines = [
+        '| section | metric | A | B | B - A | SE, independent | SE, '
+        'clustered by identity | 95 % interval (clustered) | queries | '
+        'identities |', '|---|---|---|---|---|---|---|---|---|---|'
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['section']} | {r['metric']} | {r['a']:.2f} | "
+            f"{r['b']:.2f} | {r['diff']:+.2f} | {r['se_independent']:.2f} | "
+            f"{r['se_clustered']:.2f} | [{r['low']:+.2f}, {r['high']:+.2f}] "
+            f"| {r['queries']} | {r['identities']} |")
+    return '\n'.join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('a', help='report folder (or per_query.npz) of A')
+    parser.add_argument('b', help='report folder (or per_query.npz) of B')
+    parser.add_argument('--out', help='also write the Markdown table here')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        a, b = load_per_query(args.a), load_per_query(args.b)
+        rows = paired_rows(a, b)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f'error: {error}')
+    if not rows:
+        raise SystemExit(f'{args.a} and {args.b} share no section with two '
+                         f'valid queries (sections: {sorted(a)} and '
+                         f'{sorted(b)})')
+    table = format_rows(rows)
+    print(table)
+    if args.out:
+        with open_atomic(args.out, 'w', encoding='utf-8') as f:
+            f.write(table + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
