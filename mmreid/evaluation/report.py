@@ -286,9 +286,10 @@ class SamplingError:
 
     @property
     def design_effect(self) -> float:
-        """``(se_clustered / se_independent) ** 2``: how many times the
-        queries an independent sample of the same precision would need
-        fewer (NaN when ``se_independent`` is 0)."""
+        """``(se_clustered / se_independent) ** 2``, the factor by which
+        the identities inflate the variance: the n queries are worth
+        ``n / design_effect`` independent ones (NaN when
+        ``se_independent`` is 0)."""
         if self.se_independent == 0:
             return float('nan')
         return (self.se_clustered / self.se_independent)**2
