@@ -108,10 +108,12 @@ def test_baseline_table_with_targets(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, 'argv', [
         'compare_configs.py', 'new.py', '--baseline', 'base.py', '--seeds',
         '0', '1', '2', '--work-dir',
-        str(tmp_path), '--metrics', 'R1', 'mAP', '--target', 'd3'
+        str(tmp_path), '--metrics', 'R1', 'mAP', '--target', 'd3', '--out',
+        str(tmp_path / 'tables' / 'table.md')
     ])
     tool.main()
     out = capsys.readouterr().out
+    assert (tmp_path / 'tables' / 'table.md').read_text() == out
     assert '| base.py | 11.0 ± 0.8 | 1.0 ± 0.0 |' in out
     assert '| config - base.py | ΔR1 [95 % CI] | ΔmAP [95 % CI] | seeds |' \
         in out

@@ -23,7 +23,11 @@ on a larger test set): the latest evaluation in it is read.
 metric, the mean over seeds of the paired difference (config - baseline,
 same seed) with its 95 % Student-t interval, so "A beats B" comes with an
 error bar (it needs two seeds at least; the seed pairs the runs' random
-initialisation and sampling, not their data). ``--target NAME`` reads a
+initialisation and sampling, not their data). The interval is over
+training seeds on one fixed test set: how far a difference would move
+with another draw of the test identities is
+``tools/analysis_tools/paired_query_error.py`` (from two ``tools/test.py
+--report`` folders). ``--target NAME`` reads a
 multi-target run's ``NAME/<metric>`` keys (e.g. ``d3``, ``d3-d0style``)::
 
     python tools/analysis_tools/compare_configs.py \
@@ -257,7 +261,8 @@ def main():
         table += '\n\n' + paired_table(rows, args.baseline, args)
     print(table)
     if args.out:
-        with open(args.out, 'w') as f:
+        from mmreid.utils.atomic import open_atomic  # torch: only here
+        with open_atomic(args.out, 'w') as f:
             f.write(table + '\n')
 
 
