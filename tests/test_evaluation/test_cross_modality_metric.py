@@ -264,11 +264,9 @@ def naive_sysu(dist, q_pids, g_pids, q_cams, g_cams, ranks):
     return values
 
 
-def test_end_to_end_matches_naive_reference_and_std():
-    queries, pool = random_pool(seed=2, max_images=6)
-    ranks = (1, 2, 5)
-    metric = SYSUMetric(num_trials=4, ranks=ranks)
-    results = run_metric(metric, queries + pool)
+def cosine_problem(queries, pool):
+    """Cosine distances, labels (1-based cameras) and the pool groups of
+    samples made by :func:`random_pool`."""
     q = torch.stack([s['pred_feature'] for s in queries])
     g = torch.stack([s['pred_feature'] for s in pool])
     q, g = [torch.nn.functional.normalize(x, dim=1) for x in (q, g)]
@@ -279,6 +277,16 @@ def test_end_to_end_matches_naive_reference_and_std():
     g_cams = np.array([s['camid'] + 1 for s in pool])
     groups = group_pool(g_pids.tolist(), g_cams.tolist(),
                         [s['img_path'] for s in pool])
+    return dist, q_pids, g_pids, q_cams, g_cams, groups
+
+
+def test_end_to_end_matches_naive_reference_and_std():
+    queries, pool = random_pool(seed=2, max_images=6)
+    ranks = (1, 2, 5)
+    metric = SYSUMetric(num_trials=4, ranks=ranks)
+    results = run_metric(metric, queries + pool)
+    dist, q_pids, g_pids, q_cams, g_cams, groups = cosine_problem(
+        queries, pool)
     per_trial = {}
     for trial in range(4):
         idx = seeded_gallery_draw(groups, (1, 2, 4, 5), 1, trial)
@@ -312,17 +320,8 @@ def test_trial_sampling_errors_are_those_of_the_reported_averages():
     queries, pool = random_pool(seed=3, pids=(1, 2, 3, 5, 8, 9), max_images=5)
     metric = SYSUMetric(num_trials=3)
     results = run_metric(metric, queries + pool)
-    q = torch.nn.functional.normalize(
-        torch.stack([s['pred_feature'] for s in queries]), dim=1)
-    g = torch.nn.functional.normalize(
-        torch.stack([s['pred_feature'] for s in pool]), dim=1)
-    dist = (1 - q @ g.t()).numpy()
-    q_pids = np.array([int(s['gt_label']) for s in queries])
-    g_pids = np.array([int(s['gt_label']) for s in pool])
-    q_cams = np.array([s['camid'] + 1 for s in queries])
-    g_cams = np.array([s['camid'] + 1 for s in pool])
-    groups = group_pool(g_pids.tolist(), g_cams.tolist(),
-                        [s['img_path'] for s in pool])
+    dist, q_pids, g_pids, q_cams, g_cams, groups = cosine_problem(
+        queries, pool)
     hits = np.zeros((3, len(queries)))
     aps = np.zeros((3, len(queries)))
     for trial in range(3):
