@@ -223,6 +223,7 @@ def test_report_renders_in_a_headless_browser(request, tmp_path):
     for css in ('cmc', 'ap-hist', 'rank-hist'):
         assert len(elements.find('svg', css)) == 2, css
     assert len(elements.find('table', 'camera-pairs')) == 2
+    assert len(elements.find('table', 'sampling-error')) == 2
     # A screenshot: the page paints (not a blank or an error page).
     shot = tmp_path / 'report.png'
     run_browser(browser, '--hide-scrollbars', '--window-size=1280,2200',
