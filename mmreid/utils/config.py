@@ -10,6 +10,8 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 
+from .atomic import open_atomic
+
 
 def load_config(path: str,
                 cfg_options: Optional[dict] = None,
@@ -156,15 +158,9 @@ def dump_atomic(obj, path: str) -> None:
     if suffix not in ('json', 'yaml', 'yml', 'pkl', 'pickle'):
         raise ValueError(f'--out must end in .json, .yaml or .pkl, got '
                          f'{path!r}')
-    dirname = os.path.dirname(os.path.abspath(path))
-    os.makedirs(dirname, exist_ok=True)
-    tmp = os.path.join(dirname, f'.{os.path.basename(path)}.tmp')
-    try:
-        dump(obj, tmp, file_format=suffix)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    mode = 'wb' if suffix in ('pkl', 'pickle') else 'w'
+    with open_atomic(path, mode) as f:
+        dump(obj, f, file_format=suffix)
 
 
 def shutdown_distributed() -> None:

@@ -41,11 +41,8 @@ Example::
 """
 import argparse
 import json
-import os
-import os.path as osp
 import platform
 import statistics
-import tempfile
 import time
 
 import torch
@@ -59,6 +56,7 @@ from mmreid.evaluation.functional.distance import exact_fp32_matmul
 from mmreid.evaluation.functional.mnet_distance import (MNetPairScorer,
                                                         share_mnet_logits)
 from mmreid.evaluation.functional.mnet_logits import decomposed_chunk_shape
+from mmreid.utils.atomic import open_atomic
 from mmreid.utils.profiling import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 # name: (num_query, num_gallery)
@@ -235,17 +233,8 @@ def matmul_ceiling(query, gallery, hidden, budget, device):
 
 
 def write_json_atomic(path, data):
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with open_atomic(path, 'w') as f:
+        json.dump(data, f, indent=2)
 
 
 def metrics_of(result):

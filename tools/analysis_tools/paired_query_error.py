@@ -21,10 +21,10 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from mmreid.engine.hooks.report_hook import PER_QUERY_NAME
 from mmreid.evaluation.report import query_sampling_error
 from mmreid.utils.atomic import open_atomic
 
-PER_QUERY_NAME = 'per_query.npz'
 #: (row name, path key, value key, how to turn the value into percent)
 ROWS = (
     ('R1', 'img_path', 'first_rank', lambda v: 100.0 * (v == 1)),
