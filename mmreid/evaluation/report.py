@@ -433,6 +433,156 @@ def _ranked(dist: np.ndarray, same: np.ndarray, tie_policy: str) -> np.ndarray:
     return np.lexsort((secondary.astype(np.int8), dist), axis=1)
 
 
+class QueryAnalyser:
+    """Build a :class:`QueryAnalysis` from distances given chunk by chunk.
+
+    :func:`analyse_queries` computes the chunks itself; a metric that
+    already scores every query against the whole gallery (``ReIDMetric``,
+    see its ``analysis_request``) feeds its own chunks instead, so a
+    report does not score the pairs a second time.
+
+    Args:
+        q_pids, g_pids, q_camids, g_camids: Labels, (Q,) and (G,).
+        q_modalities, g_modalities (optional): Modality labels, (Q,) and
+            (G,), for the modality-pair table.
+        junk_rule (str): ``'market'``, ``'none'`` or ``'sysu'``.
+        tie_policy (str): ``'stable'``, ``'pessimistic'`` or
+            ``'optimistic'``.
+        ap_mode (str): ``'cumsum'`` or ``'threshold'``.
+        topk (int): Length of the kept ranked lists.
+        max_rank (int): Length of the CMC curve.
+    """
+
+    def __init__(self,
+                 q_pids,
+                 g_pids,
+                 q_camids,
+                 g_camids,
+                 q_modalities=None,
+                 g_modalities=None,
+                 junk_rule: str = 'market',
+                 tie_policy: str = 'stable',
+                 ap_mode: str = 'cumsum',
+                 topk: int = 10,
+                 max_rank: int = 50) -> None:
+        if tie_policy not in TIE_POLICIES:
+            raise ValueError(f'tie_policy must be one of {TIE_POLICIES}, got '
+                             f'{tie_policy!r}')
+        if ap_mode not in AP_MODES:
+            raise ValueError(f'ap_mode must be one of {AP_MODES}, got '
+                             f'{ap_mode!r}')
+        if topk < 1 or max_rank < 1:
+            raise ValueError(f'topk and max_rank must be >= 1, got {topk} '
+                             f'and {max_rank}')
+        self.q_pids = _as_array(q_pids, 'q_pids')
+        self.num_query = len(self.q_pids)
+        self.g_pids = _as_array(g_pids, 'g_pids')
+        self.num_gallery = len(self.g_pids)
+        self.q_camids = _as_array(q_camids, 'q_camids', self.num_query)
+        self.g_camids = _as_array(g_camids, 'g_camids', self.num_gallery)
+        self.with_modality = (
+            q_modalities is not None and g_modalities is not None)
+        if self.with_modality:
+            self.q_modalities = _as_array(q_modalities, 'q_modalities',
+                                          self.num_query)
+            self.g_modalities = _as_array(g_modalities, 'g_modalities',
+                                          self.num_gallery)
+        self.junk = get_junk_rule(junk_rule)
+        self.tie_policy = tie_policy
+        self.ap_mode = ap_mode
+        self.max_rank = int(max_rank)
+        num_query = self.num_query
+        self.ap = np.full(num_query, np.nan)
+        self.inp = np.full(num_query, np.nan)
+        self.first_rank = np.zeros(num_query, np.int64)
+        self.topk_index = np.full((num_query, topk), -1, np.int64)
+        self.topk_distance = np.full((num_query, topk), np.nan)
+        self.topk_match = np.zeros((num_query, topk), bool)
+        self.camera_pairs: Dict[Tuple[int, int], PairStats] = dict()
+        self.modality_pairs: Dict[Tuple[int, int], PairStats] = dict()
+        self._g_pids_t = torch.as_tensor(self.g_pids)
+        self._g_camids_t = torch.as_tensor(self.g_camids)
+        self._next = 0
+
+    def update(self, dist) -> None:
+        """Add the next chunk of queries.
+
+        Args:
+            dist (Tensor | np.ndarray): Distances of the next ``Qc``
+                queries (in order) to the whole gallery, (Qc, G), smaller
+                = closer.
+        """
+        dist = torch.as_tensor(dist).detach().float().cpu()
+        start, stop = self._next, self._next + len(dist)
+        if dist.ndim != 2 or dist.shape[1] != self.num_gallery \
+                or stop > self.num_query:
+            raise ValueError(
+                f'QueryAnalyser expected distances of queries {start}.. '
+                f'(at most {self.num_query - start}) to {self.num_gallery} '
+                f'gallery items, got shape {tuple(dist.shape)}')
+        self._next = stop
+        topk = self.topk_index.shape[1]
+        same = torch.as_tensor(
+            self.q_pids[start:stop])[:, None] == self._g_pids_t
+        removed = self.junk(same, torch.as_tensor(self.q_camids[start:stop]),
+                            self._g_camids_t)
+        dist, same = dist.numpy(), same.numpy()
+        removed = None if removed is None else removed.numpy()
+        order = _ranked(dist, same, self.tie_policy)
+        for row in range(stop - start):
+            q = start + row
+            ranked = order[row]
+            if removed is not None:
+                ranked = ranked[~removed[row][ranked]]
+            matches = same[row][ranked]
+            shown = ranked[:topk]
+            self.topk_index[q, :len(shown)] = shown
+            self.topk_distance[q, :len(shown)] = dist[row][shown]
+            self.topk_match[q, :len(shown)] = matches[:topk]
+            if matches.any():
+                positions = np.flatnonzero(matches) + 1
+                self.first_rank[q] = positions[0]
+                self.ap[q] = _ap_of(matches, dist[row][ranked], self.ap_mode)
+                self.inp[q] = len(positions) / positions[-1]
+            groups = [(self.camera_pairs, self.q_camids[q],
+                       self.g_camids[ranked])]
+            if self.with_modality:
+                groups.append((self.modality_pairs, self.q_modalities[q],
+                               self.g_modalities[ranked]))
+            for pairs, q_group, g_groups in groups:
+                for g_group in np.unique(g_groups):
+                    inside = g_groups == g_group
+                    sub = matches[inside]
+                    stats = pairs.setdefault((int(q_group), int(g_group)),
+                                             PairStats())
+                    if not sub.any():
+                        continue
+                    stats.num_valid += 1
+                    stats.rank1_hits += int(sub[0])
+                    stats.ap_sum += _ap_of(sub, dist[row][ranked][inside],
+                                           self.ap_mode)
+
+    def result(self) -> QueryAnalysis:
+        """The analysis, once every query has been added.
+
+        Raises:
+            RuntimeError: Some queries were never added.
+        """
+        if self._next != self.num_query:
+            raise RuntimeError(f'QueryAnalyser got distances for '
+                               f'{self._next} of {self.num_query} queries')
+        valid = ~np.isnan(self.ap)
+        ranks = np.arange(1, self.max_rank + 1)
+        cmc = ((self.first_rank[valid][:, None] <= ranks[None]).mean(0)
+               if valid.any() else np.zeros(self.max_rank))
+        return QueryAnalysis(self.ap, self.inp, self.first_rank,
+                             self.topk_index, self.topk_distance,
+                             self.topk_match, cmc,
+                             dict(sorted(self.camera_pairs.items())),
+                             dict(sorted(self.modality_pairs.items())),
+                             self.q_pids)
+
+
 def analyse_queries(
         query_feats: torch.Tensor,
         gallery_feats: torch.Tensor,
@@ -456,7 +606,8 @@ def analyse_queries(
     query's kept gallery (see ``junk_rule``) is sorted in full under
     ``tie_policy``, so AP, INP and the CMC equal those of
     :func:`~mmreid.evaluation.functional.evaluate_features` with the same
-    arguments and ``cmc_mode='standard'``.
+    arguments and ``cmc_mode='standard'``. The chunks go to a
+    :class:`QueryAnalyser`.
 
     Args:
         query_feats (Tensor): (Q, D).
@@ -479,27 +630,21 @@ def analyse_queries(
     Returns:
         QueryAnalysis: The per-query facts.
     """
-    if tie_policy not in TIE_POLICIES:
-        raise ValueError(f'tie_policy must be one of {TIE_POLICIES}, got '
-                         f'{tie_policy!r}')
-    if ap_mode not in AP_MODES:
-        raise ValueError(f'ap_mode must be one of {AP_MODES}, got '
-                         f'{ap_mode!r}')
-    if topk < 1 or max_rank < 1:
-        raise ValueError(f'topk and max_rank must be >= 1, got {topk} and '
-                         f'{max_rank}')
     query_feats = torch.as_tensor(query_feats).float().cpu()
     gallery_feats = torch.as_tensor(gallery_feats).float().cpu()
     num_query, num_gallery = len(query_feats), len(gallery_feats)
-    q_pids = _as_array(q_pids, 'q_pids', num_query)
-    g_pids = _as_array(g_pids, 'g_pids', num_gallery)
-    q_camids = _as_array(q_camids, 'q_camids', num_query)
-    g_camids = _as_array(g_camids, 'g_camids', num_gallery)
-    with_modality = q_modalities is not None and g_modalities is not None
-    if with_modality:
-        q_modalities = _as_array(q_modalities, 'q_modalities', num_query)
-        g_modalities = _as_array(g_modalities, 'g_modalities', num_gallery)
-    junk = get_junk_rule(junk_rule)
+    analyser = QueryAnalyser(
+        _as_array(q_pids, 'q_pids', num_query),
+        _as_array(g_pids, 'g_pids', num_gallery),
+        q_camids,
+        g_camids,
+        q_modalities,
+        g_modalities,
+        junk_rule=junk_rule,
+        tie_policy=tie_policy,
+        ap_mode=ap_mode,
+        topk=topk,
+        max_rank=max_rank)
     if callable(distance):
         if normalize:
             query_feats = torch.nn.functional.normalize(query_feats, dim=1)
@@ -510,63 +655,9 @@ def analyse_queries(
         def scorer(query, gallery):
             return compute_distance(query, gallery, distance, normalize)
 
-    ap = np.full(num_query, np.nan)
-    inp = np.full(num_query, np.nan)
-    first_rank = np.zeros(num_query, np.int64)
-    topk_index = np.full((num_query, topk), -1, np.int64)
-    topk_distance = np.full((num_query, topk), np.nan)
-    topk_match = np.zeros((num_query, topk), bool)
-    camera_pairs: Dict[Tuple[int, int], PairStats] = dict()
-    modality_pairs: Dict[Tuple[int, int], PairStats] = dict()
-    g_pids_t = torch.as_tensor(g_pids)
-    g_camids_t = torch.as_tensor(g_camids)
     chunk = chunk_rows_for_budget(num_gallery, memory_budget_mb)
     for start in range(0, num_query, chunk):
         stop = min(start + chunk, num_query)
         with torch.no_grad():
-            dist = torch.as_tensor(
-                scorer(query_feats[start:stop], gallery_feats))
-        dist = dist.float().cpu()
-        same = torch.as_tensor(q_pids[start:stop])[:, None] == g_pids_t
-        removed = junk(same, torch.as_tensor(q_camids[start:stop]), g_camids_t)
-        dist, same = dist.numpy(), same.numpy()
-        removed = None if removed is None else removed.numpy()
-        order = _ranked(dist, same, tie_policy)
-        for row in range(stop - start):
-            q = start + row
-            ranked = order[row]
-            if removed is not None:
-                ranked = ranked[~removed[row][ranked]]
-            matches = same[row][ranked]
-            shown = ranked[:topk]
-            topk_index[q, :len(shown)] = shown
-            topk_distance[q, :len(shown)] = dist[row][shown]
-            topk_match[q, :len(shown)] = matches[:topk]
-            if matches.any():
-                positions = np.flatnonzero(matches) + 1
-                first_rank[q] = positions[0]
-                ap[q] = _ap_of(matches, dist[row][ranked], ap_mode)
-                inp[q] = len(positions) / positions[-1]
-            groups = [(camera_pairs, q_camids[q], g_camids[ranked])]
-            if with_modality:
-                groups.append(
-                    (modality_pairs, q_modalities[q], g_modalities[ranked]))
-            for pairs, q_group, g_groups in groups:
-                for g_group in np.unique(g_groups):
-                    inside = g_groups == g_group
-                    sub = matches[inside]
-                    stats = pairs.setdefault((int(q_group), int(g_group)),
-                                             PairStats())
-                    if not sub.any():
-                        continue
-                    stats.num_valid += 1
-                    stats.rank1_hits += int(sub[0])
-                    stats.ap_sum += _ap_of(sub, dist[row][ranked][inside],
-                                           ap_mode)
-    valid = ~np.isnan(ap)
-    ranks = np.arange(1, max_rank + 1)
-    cmc = ((first_rank[valid][:, None] <= ranks[None]).mean(0)
-           if valid.any() else np.zeros(max_rank))
-    return QueryAnalysis(ap, inp, first_rank, topk_index, topk_distance,
-                         topk_match, cmc, dict(sorted(camera_pairs.items())),
-                         dict(sorted(modality_pairs.items())), q_pids)
+            analyser.update(scorer(query_feats[start:stop], gallery_feats))
+    return analyser.result()

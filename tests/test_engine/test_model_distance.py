@@ -4,11 +4,13 @@ The reference numbers are computed here from the definition: the M-Net
 module itself (not its folded, decomposed test-time form) scores every
 query-gallery pair ``(q - g) ** 2`` and the distance is ``-z``.
 """
+import collections
 import copy
 import json
 import os.path as osp
 import sys
 
+import numpy as np
 import pytest
 import torch
 from mmengine.evaluator import BaseMetric, Evaluator
@@ -155,6 +157,47 @@ def test_multi_target_loop_hands_the_mnet_to_every_target(tested, tmp_path):
         assert multi[f'{name}/euclid/mAP'] == pytest.approx(euclid, abs=1e-4)
 
 
+def test_the_report_ranks_with_the_metrics_mnet_scores_not_its_own(
+        user_config, tmp_path):
+    """EvalReportHook takes the metric's own whole-gallery analysis: the
+    M-Net scores each query once in a test with a report, not twice, and
+    the report's per-query APs are the M-Net's."""
+    cfg = load_config(
+        user_config,
+        cfg_options=dict(custom_hooks=[
+            dict(type='EvalReportHook', out_dir=str(tmp_path / 'report'))
+        ]),
+        work_dir=str(tmp_path))
+    runner = Runner.from_cfg(cfg)
+    scored = collections.Counter()
+    own_scorers = runner.model.scorers
+
+    def counting_scorers():
+        out = {}
+        for name, scorer in own_scorers().items():
+
+            def counted(query, gallery, name=name, scorer=scorer):
+                scored[name] += len(query)
+                return scorer(query, gallery)
+
+            out[name] = counted
+        return out
+
+    runner.model.scorers = counting_scorers
+    metrics = runner.test()
+    num_query = metrics['reid/num_query']
+    assert scored == {'mnet': num_query, 'euclid': num_query,
+                      'fused': num_query}
+    mnet, euclid = mnet_reference(runner.model, runner.test_dataloader)
+    assert abs(mnet - euclid) > 1.0
+    with np.load(tmp_path / 'report' / 'per_query.npz') as arrays:
+        (ap_key, ) = [k for k in arrays.files if k.endswith('/ap')]
+        ap = arrays[ap_key]
+    assert 100 * np.nanmean(ap) == pytest.approx(mnet, abs=1e-4)
+    page = (tmp_path / 'report' / 'report.html').read_text()
+    assert f'reid/mAP {metrics["reid/mAP"]:.2f} as reported.' in page
+
+
 def test_tools_test_and_distributed_test_report_the_mnet(
         tested, user_config, tmp_path):
     """tools/test.py and tools/dist_test.sh (2 CPU processes) take the
@@ -174,12 +217,15 @@ def test_tools_test_and_distributed_test_report_the_mnet(
     commands = dict(
         single=[sys.executable, 'tools/test.py', user_config, ckpt],
         dist=['bash', 'tools/dist_test.sh', user_config, ckpt, '2'])
+    per_query = dict()
     for name, command in commands.items():
         out = str(tmp_path / f'{name}.json')
-        run_tool(
+        report = tmp_path / f'report_{name}'
+        log = run_tool(
             command + [
                 '--work-dir',
-                str(tmp_path / name), '--out', out, '--cfg-options',
+                str(tmp_path / name), '--out', out, '--report',
+                str(report), '--cfg-options',
                 f'test_dataloader.dataset.indices={num_test}'
             ],
             env=dict(OMP_NUM_THREADS='1'),
@@ -189,3 +235,17 @@ def test_tools_test_and_distributed_test_report_the_mnet(
         assert metrics['reid/mAP'] == pytest.approx(mnet, abs=1e-4), name
         assert metrics['reid/euclid/mAP'] == pytest.approx(
             euclid, abs=1e-4), name
+        # The report takes the metric's analysis, also when the ranks
+        # collect their samples in another order than the metric's.
+        assert 'ranking the samples again' not in log, name
+        with np.load(report / 'per_query.npz') as arrays:
+            (prefix, ) = {k.split('/')[0] for k in arrays.files}
+            per_query[name] = dict(
+                zip(arrays[f'{prefix}/img_path'], arrays[f'{prefix}/ap']))
+        assert len(per_query[name]) == metrics['reid/num_query'], name
+        assert 100 * np.nanmean(list(per_query[name].values())) == \
+            pytest.approx(mnet, abs=1e-4), name
+    assert per_query['single'].keys() == per_query['dist'].keys()
+    for path, ap in per_query['single'].items():
+        np.testing.assert_allclose(
+            per_query['dist'][path], ap, rtol=1e-6, err_msg=path)

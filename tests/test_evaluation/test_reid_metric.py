@@ -197,7 +197,7 @@ def test_feature_storage_is_compact_and_on_cpu():
     record = metric.results[0]
     assert set(record) == {
         'feature', 'pid', 'camid', 'is_query', 'sample_idx', 'dataset',
-        'img_path'
+        'img_path', 'modality'
     }
     assert record['feature'].device.type == 'cpu'
     assert record['feature'].shape == (8, )

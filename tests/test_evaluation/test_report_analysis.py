@@ -226,3 +226,117 @@ def test_trial_sampling_errors_average_each_query_over_its_valid_trials():
     trials[1].all_first_rank = None
     with pytest.raises(ValueError, match='trial 1 has no all_first_rank'):
         trial_sampling_errors(trials, [4, 4, 9])
+
+
+# -- the analysis a metric makes of its own ranking ----------------------
+def samples(q, g, q_pids, g_pids, q_cams, g_cams, modality=True):
+    """ReIDMetric's input: one dict per sample, queries first."""
+    out = []
+    for role, feats, pids, cams in (('query', q, q_pids, q_cams),
+                                    ('gallery', g, g_pids, g_cams)):
+        for i in range(len(feats)):
+            out.append(
+                dict(
+                    pred_feature=feats[i],
+                    gt_label=int(pids[i]),
+                    camid=int(cams[i]),
+                    role=role,
+                    sample_idx=len(out),
+                    img_path=f'{role}/{i}.jpg',
+                    modality=int(cams[i] > 0) if modality else None))
+    return out
+
+
+def assert_same_analysis(a, b):
+    np.testing.assert_array_equal(a.first_rank, b.first_rank)
+    np.testing.assert_array_equal(a.ap, b.ap)
+    np.testing.assert_array_equal(a.inp, b.inp)
+    np.testing.assert_array_equal(a.topk_index, b.topk_index)
+    np.testing.assert_array_equal(a.topk_distance, b.topk_distance)
+    np.testing.assert_array_equal(a.topk_match, b.topk_match)
+    np.testing.assert_array_equal(a.cmc, b.cmc)
+    assert a.camera_pairs == b.camera_pairs
+    assert a.modality_pairs == b.modality_pairs
+
+
+def shifted(query, gallery):
+    """A scorer that is not a feature distance: its ranking differs."""
+    return compute_distance(query, gallery) - 0.5 * gallery[:, 0][None]
+
+
+@pytest.mark.parametrize('setup', ['distance', 'scorers', 'verification'])
+def test_a_metric_analyses_its_own_ranking_as_the_report_would(setup):
+    """What the report takes from the metric equals what it computes
+    itself (analyse_queries over the same samples and distance)."""
+    from mmreid.evaluation import ReIDMetric
+    q, g, q_pids, g_pids, q_cams, g_cams = toy(
+        seed=3, num_query=30, num_gallery=90)
+    options = dict(tie_policy='pessimistic', memory_budget_mb=1e-4)
+    if setup == 'distance':
+        metric = ReIDMetric(distance='cosine', normalize=True, **options)
+        expected = dict(distance='cosine', normalize=True)
+    else:
+        metric = ReIDMetric(
+            verification_fprs=(0.1, ) if setup == 'verification' else None,
+            **options)
+        # The primary is the second mode: the analysis follows it.
+        metric.set_scorers(
+            dict(euclid=lambda a, b: compute_distance(a, b), mine=shifted),
+            primary='mine')
+        expected = dict(distance=shifted)
+    metric.analysis_request = dict(topk=5, max_rank=7)
+    metric.process(None, samples(q, g, q_pids, g_pids, q_cams, g_cams))
+    metrics = metric.compute_metrics(metric.results)
+    kept = metric.last_analysis
+    mod = lambda cams: (cams > 0).long()  # noqa: E731
+    reference = analyse_queries(
+        q,
+        g,
+        q_pids,
+        g_pids,
+        q_cams,
+        g_cams,
+        mod(q_cams),
+        mod(g_cams),
+        tie_policy='pessimistic',
+        topk=5,
+        max_rank=7,
+        **expected)
+    assert_same_analysis(kept.analysis, reference)
+    assert kept.analysis.mAP == pytest.approx(metrics['mAP'])
+    assert [r['img_path'] for r in kept.query] == [
+        f'query/{i}.jpg' for i in range(len(q))
+    ]
+    assert all('feature' not in r for r in kept.query + kept.gallery)
+    if setup != 'distance':
+        # Not the Euclidean mode's ranking.
+        plain = analyse_queries(q, g, q_pids, g_pids, q_cams, g_cams)
+        assert not np.array_equal(plain.topk_index[:, :5],
+                                  kept.analysis.topk_index)
+
+
+def test_no_analysis_of_a_ranking_of_other_distances():
+    """Re-ranking and query expansion rank distances the report does not
+    show; nothing is kept for it, and nothing without a request."""
+    from mmreid.evaluation import ReIDMetric
+    data = samples(*toy(seed=4, num_query=10, num_gallery=30))
+    for kwargs in (dict(rerank=dict(k1=4, k2=2)),
+                   dict(query_expansion=dict(k=2)), dict()):
+        metric = ReIDMetric(**kwargs)
+        if kwargs:
+            metric.analysis_request = dict(topk=3, max_rank=5)
+        metric.process(None, data)
+        metric.compute_metrics(metric.results)
+        assert metric.last_analysis is None, kwargs
+
+
+def test_analyser_checks_its_chunks():
+    from mmreid.evaluation.report import QueryAnalyser
+    analyser = QueryAnalyser([0, 1], [0, 1, 1], [0, 0], [1, 1, 1])
+    with pytest.raises(ValueError, match='3 gallery items'):
+        analyser.update(torch.zeros(1, 2))
+    analyser.update(torch.zeros(1, 3))
+    with pytest.raises(RuntimeError, match='1 of 2 queries'):
+        analyser.result()
+    with pytest.raises(ValueError, match='at most 1'):
+        analyser.update(torch.zeros(2, 3))

@@ -81,7 +81,12 @@ class EvalReportHook(RankedListHook):
 
     The analysis ranks every query against the target's whole test gallery
     with the evaluator's distance and rules (as :class:`RankedListHook`),
-    so its R1/mAP/mINP equal a plain ``ReIDMetric``'s. Where the reported
+    so its R1/mAP/mINP equal a plain ``ReIDMetric``'s. A ``ReIDMetric``
+    that ranks the whole gallery makes it from its own distances as it
+    computes them (the hook sets its ``analysis_request``), so a model's
+    pair scorer (GMN's M-Net) scores each pair once; for other metrics
+    (trials, splits, re-ranking) the hook ranks the collected features
+    itself. Where the reported
     number differs (trial or split protocols draw sub-galleries; re-ranking
     and query expansion are not applied here), the section says so with
     both numbers.
@@ -159,8 +164,18 @@ class EvalReportHook(RankedListHook):
     def _note_target(self, runner, mode: str) -> None:
         loop = runner.test_loop if mode == 'test' else runner.val_loop
         self._target = getattr(loop, 'current_target', None)
-        self._evaluators.setdefault(self._target,
-                                    getattr(loop, 'evaluator', None))
+        if self._target in self._evaluators:
+            return
+        evaluator = getattr(loop, 'evaluator', None)
+        self._evaluators[self._target] = evaluator
+        metric = self._metric_of(evaluator)
+        if mode in self.phases and hasattr(metric, 'analysis_request'):
+            # The metric analyses its own ranking as it computes it, so
+            # the section need not score the pairs again (see
+            # _metric_analysis).
+            metric.analysis_request = dict(
+                topk=self.topk, max_rank=self.max_rank)
+            metric.last_analysis = None
 
     def _collect(self, outputs: Optional[Sequence]) -> None:
         start = len(self._records)
@@ -241,22 +256,26 @@ class EvalReportHook(RankedListHook):
         def labels(items: List[dict], key: str) -> np.ndarray:
             return np.array([_to_int(r[key]) for r in items], np.int64)
 
-        analysis = analyse_queries(
-            torch.stack([r['feature'] for r in query]),
-            torch.stack([r['feature'] for r in gallery]),
-            labels(query, 'pid'),
-            labels(gallery, 'pid'),
-            labels(query, 'camid'),
-            labels(gallery, 'camid'),
-            labels(query, 'modality') if with_modality else None,
-            labels(gallery, 'modality') if with_modality else None,
-            distance=scorer,
-            normalize=normalize,
-            junk_rule=options.get('junk_rule', 'market'),
-            tie_policy=options.get('tie_policy', 'stable'),
-            ap_mode=options.get('ap_mode', 'cumsum'),
-            topk=self.topk,
-            max_rank=self.max_rank)
+        kept = self._metric_analysis(name, metric, query, gallery)
+        if kept is not None:
+            analysis, query, gallery = kept
+        else:
+            analysis = analyse_queries(
+                torch.stack([r['feature'] for r in query]),
+                torch.stack([r['feature'] for r in gallery]),
+                labels(query, 'pid'),
+                labels(gallery, 'pid'),
+                labels(query, 'camid'),
+                labels(gallery, 'camid'),
+                labels(query, 'modality') if with_modality else None,
+                labels(gallery, 'modality') if with_modality else None,
+                distance=scorer,
+                normalize=normalize,
+                junk_rule=options.get('junk_rule', 'market'),
+                tie_policy=options.get('tie_policy', 'stable'),
+                ap_mode=options.get('ap_mode', 'cumsum'),
+                topk=self.topk,
+                max_rank=self.max_rank)
         errors = section_sampling_errors(analysis, metric)
         self._per_query.update(
             self.per_query_arrays(name, query, analysis, metric))
@@ -282,6 +301,39 @@ class EvalReportHook(RankedListHook):
                     self._example(kind, q, query, gallery, analysis))
         return ReportSection(name, analysis, setup, len(gallery), examples,
                              notes, errors)
+
+    def _metric_analysis(self, name: str, metric, query: List[dict],
+                         gallery: List[dict]) -> Optional[tuple]:
+        """The analysis the metric made of its own ranking, when it is of
+        these samples and of this hook's lengths.
+
+        Returns:
+            tuple | None: ``(analysis, query, gallery)`` with the metric's
+            records in the analysis's order, else None (the section then
+            ranks the samples itself).
+        """
+        kept = getattr(metric, 'last_analysis', None)
+        if kept is None:
+            return None
+
+        def keys(records: List[dict]) -> List[tuple]:
+            return sorted((str(r.get('img_path')), _to_int(r['pid']),
+                           _to_int(r['camid'])) for r in records)
+
+        analysis = kept.analysis
+        why = None
+        if analysis.topk_index.shape[1] != self.topk or len(
+                analysis.cmc) != self.max_rank:
+            why = 'it was made with another topk or max_rank'
+        elif keys(kept.query) != keys(query) or keys(kept.gallery) != keys(
+                gallery):
+            why = 'its query or gallery samples are not the ones collected'
+        if why is not None:
+            print_log(
+                f'{name}: the metric\'s own analysis is not used ({why}); '
+                'ranking the samples again', logger='current')
+            return None
+        return analysis, kept.query, kept.gallery
 
     @staticmethod
     def per_query_arrays(name: str, query: List[dict], analysis,

@@ -4,7 +4,7 @@ time.
 :func:`evaluate_rank` (a precomputed distance matrix) lives with its
 machinery in :mod:`.rank`; it is re-exported here for one release.
 """
-from typing import Callable, Dict, Mapping, Union
+from typing import Callable, Dict, Mapping, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,8 @@ def evaluate_features(query_feats: ArrayLike,
                       normalize: bool = False,
                       memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
                       device: DeviceLike = None,
+                      observer: Optional[Callable[[torch.Tensor],
+                                                  None]] = None,
                       **rank_options) -> ReIDEvalResult:
     """Rank metrics from features, one query chunk of distances at a time.
 
@@ -57,6 +59,10 @@ def evaluate_features(query_feats: ArrayLike,
             the chunk has :func:`chunk_rows_for_budget` rows.
         device: Where distances and ranks are computed; defaults to the
             query features' device.
+        observer: Called with each chunk's distances (Qc, G), queries in
+            order, before they are ranked; it must not change them (e.g.
+            :meth:`~mmreid.evaluation.report.QueryAnalyser.update`), so a
+            caller can use the same distances without scoring again.
         **rank_options: ``max_rank``, ``junk_rule``, ``tie_policy``,
             ``ap_mode``, ``cmc_mode`` of :func:`evaluate_rank`.
 
@@ -73,6 +79,7 @@ def evaluate_features(query_feats: ArrayLike,
         normalize=normalize,
         memory_budget_mb=memory_budget_mb,
         device=device,
+        observers=None if observer is None else {'': observer},
         **rank_options)['']
 
 
@@ -86,6 +93,8 @@ def evaluate_features_multi(query_feats: ArrayLike,
                             normalize: bool = False,
                             memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
                             device: DeviceLike = None,
+                            observers: Optional[Mapping[str, Callable[
+                                [torch.Tensor], None]]] = None,
                             **rank_options) -> Dict[str, ReIDEvalResult]:
     """:func:`evaluate_features` for several distances in one pass.
 
@@ -106,6 +115,8 @@ def evaluate_features_multi(query_feats: ArrayLike,
             distances (Qc, G)``); at least one.
         normalize, memory_budget_mb, device, **rank_options: As in
             :func:`evaluate_features`.
+        observers: Name of a distance -> called with each of its chunks'
+            distances (see ``observer`` of :func:`evaluate_features`).
 
     Returns:
         dict[str, ReIDEvalResult]: The metrics of each distance, by name,
@@ -114,6 +125,11 @@ def evaluate_features_multi(query_feats: ArrayLike,
     if not distances:
         raise ValueError('evaluate_features_multi needs at least one '
                          'distance')
+    observers = dict(observers or {})
+    unknown = sorted(set(observers) - set(distances))
+    if unknown:
+        raise ValueError(f'observers for {unknown}, which are not among '
+                         f'the distances {list(distances)}')
     query = to_tensor(query_feats)
     gallery = to_tensor(gallery_feats)
     device = torch.device(device) if device is not None else query.device
@@ -174,6 +190,8 @@ def evaluate_features_multi(query_feats: ArrayLike,
                                  f'returned shape {tuple(dist.shape)} for '
                                  f'{len(query_chunk)} queries and '
                                  f'{num_gallery} gallery items')
+            if name in observers:
+                observers[name](dist)
             accumulators[name].update(dist)
             del dist  # before the next distance of this chunk
     return {name: acc.result() for name, acc in accumulators.items()}

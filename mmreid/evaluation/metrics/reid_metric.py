@@ -20,6 +20,7 @@ from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 
 from mmreid.registry import METRICS
+from ..report import QueryAnalyser, QueryAnalysis
 from ..functional import (DEFAULT_MEMORY_BUDGET_MB, ReIDEvalResult,
                           chunk_rows_for_budget, compute_distance,
                           evaluate_features, evaluate_features_multi,
@@ -93,6 +94,10 @@ def _to_int(value: Any) -> int:
     return int(value)
 
 
+def _optional_int(value: Any) -> Optional[int]:
+    return None if value is None else _to_int(value)
+
+
 @dataclass(eq=False)
 class QueryGallery:
     """The records of one evaluation split by role, features and labels
@@ -137,6 +142,25 @@ class QueryGallery:
         """``(q_pids, g_pids, q_camids, g_camids)``, the order of
         :func:`~mmreid.evaluation.functional.evaluate_rank`."""
         return self.q_pids, self.g_pids, self.q_camids, self.g_camids
+
+
+@dataclass
+class MetricAnalysis:
+    """The per-query analysis a metric made of its own ranking (see
+    ``ReIDMetric.analysis_request``).
+
+    Attributes:
+        analysis (QueryAnalysis): Of the primary distance, whole gallery,
+            without re-ranking or query expansion.
+        query (list[dict]): The query records in the analysis's order
+            (``pid``, ``camid``, ``modality``, ``img_path``, ``dataset``,
+            ``sample_idx``; no feature).
+        gallery (list[dict]): The gallery records likewise; the
+            analysis's ``topk_index`` indexes them.
+    """
+    analysis: QueryAnalysis
+    query: List[dict]
+    gallery: List[dict]
 
 
 @METRICS.register_module()
@@ -229,6 +253,15 @@ class ReIDMetric(BaseMetric):
     ``reid/mAP``), so ``save_best='reid/mAP'`` and comparisons with other
     models keep working. ``last_result`` is the primary mode's.
 
+    Per-query analysis: a consumer that wants every query's AP, first
+    match and top-k list under the primary distance (``EvalReportHook``)
+    sets ``analysis_request = dict(topk=..., max_rank=...)``; the next
+    whole-gallery ranking then feeds its own distance chunks to a
+    :class:`~mmreid.evaluation.report.QueryAnalyser` and keeps the result
+    in ``last_analysis`` (a :class:`MetricAnalysis`), so the pairs are
+    not scored twice. Re-ranking and query expansion, which rank other
+    distances, and the protocol subclasses leave it None.
+
     Protocol metrics (:class:`TrialGalleryMetric`, :class:`DGSplitMetric`,
     :class:`CUHK03ClassicMetric`) subclass it: they start from
     :meth:`split_roles`, rank with :meth:`pairwise_distances`, report
@@ -305,6 +338,9 @@ class ReIDMetric(BaseMetric):
         self.primary_scorer: Optional[str] = None
         # The full result of the last evaluation, for hooks and analysis.
         self.last_result: Optional[ReIDEvalResult] = None
+        # See 'Per-query analysis' above.
+        self.analysis_request: Optional[dict] = None
+        self.last_analysis: Optional[MetricAnalysis] = None
 
     @property
     def metric(self) -> Union[str, Scorer]:
@@ -409,7 +445,8 @@ class ReIDMetric(BaseMetric):
                     is_query=role == 'query',
                     sample_idx=sample.get('sample_idx'),
                     dataset=sample.get('dataset'),
-                    img_path=sample.get('img_path')))
+                    img_path=sample.get('img_path'),
+                    modality=_optional_int(sample.get('modality'))))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Rank the gallery for every query.
@@ -428,10 +465,14 @@ class ReIDMetric(BaseMetric):
         data = self.split_roles(results)
         query_feats, gallery_feats = data.query_feats, data.gallery_feats
         labels = data.labels
+        self.last_analysis = None
+        analyser = self._analyser(data)
+        observer = None if analyser is None else analyser.update
         if not self.scorers:
             metric = self.primary_distance()
-            metrics, self.last_result = self._evaluate(metric, query_feats,
-                                                       gallery_feats, labels)
+            metrics, self.last_result = self._evaluate(
+                metric, query_feats, gallery_feats, labels, observer)
+            self._keep_analysis(analyser, data)
             return metrics
         self._check_model_scorer_options()
         if (self.query_expansion is None and self.rerank is None
@@ -446,6 +487,9 @@ class ReIDMetric(BaseMetric):
                 normalize=self.normalize,
                 memory_budget_mb=self.memory_budget_mb,
                 device=self.device,
+                observers=(None if observer is None else {
+                    self.primary_scorer: observer
+                }),
                 **self.rank_options)
             evaluated = {
                 name: (self._result_metrics(result), result)
@@ -453,8 +497,9 @@ class ReIDMetric(BaseMetric):
             }
         else:
             evaluated = {
-                name: self._evaluate(scorer, query_feats, gallery_feats,
-                                     labels)
+                name: self._evaluate(
+                    scorer, query_feats, gallery_feats, labels,
+                    observer if name == self.primary_scorer else None)
                 for name, scorer in self.scorers.items()
             }
         metrics = dict()
@@ -464,11 +509,61 @@ class ReIDMetric(BaseMetric):
                 primary_metrics, primary_result = mode_metrics, result
         metrics.update(primary_metrics)
         self.last_result = primary_result
+        self._keep_analysis(analyser, data)
         return metrics
 
-    def _evaluate(self, metric: Union[str, Scorer], query_feats: torch.Tensor,
-                  gallery_feats: torch.Tensor, labels: tuple) -> tuple:
+    def _analyser(self, data: QueryGallery) -> Optional[QueryAnalyser]:
+        """A :class:`QueryAnalyser` for this ranking when one is requested
+        and the ranked distances are the plain primary ones."""
+        request = self.analysis_request
+        if request is None or self.query_expansion is not None \
+                or self.rerank is not None:
+            return None
+
+        def modalities(records: List[dict]) -> Optional[List[int]]:
+            values = [r.get('modality') for r in records]
+            return None if any(v is None for v in values) else values
+
+        q_modalities, g_modalities = (modalities(data.query),
+                                      modalities(data.gallery))
+        with_modality = q_modalities is not None and g_modalities is not None
+        return QueryAnalyser(
+            data.q_pids.numpy(),
+            data.g_pids.numpy(),
+            data.q_camids.numpy(),
+            data.g_camids.numpy(),
+            q_modalities if with_modality else None,
+            g_modalities if with_modality else None,
+            junk_rule=self.rank_options['junk_rule'],
+            tie_policy=self.rank_options['tie_policy'],
+            ap_mode=self.rank_options['ap_mode'],
+            **request)
+
+    def _keep_analysis(self, analyser: Optional[QueryAnalyser],
+                       data: QueryGallery) -> None:
+        if analyser is None:
+            return
+
+        def light(records: List[dict]) -> List[dict]:
+            return [{k: v
+                     for k, v in r.items() if k != 'feature'}
+                    for r in records]
+
+        self.last_analysis = MetricAnalysis(analyser.result(),
+                                            light(data.query),
+                                            light(data.gallery))
+
+    def _evaluate(self,
+                  metric: Union[str, Scorer],
+                  query_feats: torch.Tensor,
+                  gallery_feats: torch.Tensor,
+                  labels: tuple,
+                  observer: Optional[Callable] = None) -> tuple:
         """The metrics of one distance.
+
+        ``observer`` gets each chunk of the plain distances (see
+        :func:`~mmreid.evaluation.functional.evaluate_features`); it is
+        not called when re-ranking ranks another matrix.
 
         Returns:
             tuple[dict, ReIDEvalResult]: The metrics (see
@@ -516,6 +611,7 @@ class ReIDMetric(BaseMetric):
                 normalize=normalize,
                 memory_budget_mb=self.memory_budget_mb,
                 device=self.device,
+                observer=observer,
                 **self.rank_options)
             if self.verification_fprs is not None:
                 verification = evaluate_verification_features(
