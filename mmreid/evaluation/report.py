@@ -512,7 +512,13 @@ class QueryAnalyser:
                 queries (in order) to the whole gallery, (Qc, G), smaller
                 = closer.
         """
-        dist = torch.as_tensor(dist).detach().float().cpu()
+        # The precision the metric ranks (RankAccumulator): a float64
+        # scorer's distances may tie in float32 and not in float64.
+        dist = torch.as_tensor(dist).detach().cpu()
+        if not dist.is_floating_point():
+            dist = dist.double()
+        elif dist.dtype in (torch.float16, torch.bfloat16):
+            dist = dist.float()
         start, stop = self._next, self._next + len(dist)
         if dist.ndim != 2 or dist.shape[1] != self.num_gallery \
                 or stop > self.num_query:

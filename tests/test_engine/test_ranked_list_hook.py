@@ -260,3 +260,55 @@ def test_labels_show_pid_and_camera_and_the_first_match_beyond_topk(
     # rank line + two label lines + the note line under the tiles
     assert pictures[0][1].shape[0] == 32 + 4 * 12
     assert pictures[1][1].shape[0] == 32 + 3 * 12
+
+
+def test_gathered_records_come_back_in_dataset_order(monkeypatch):
+    """Two ranks hold interleaved parts of the test set (mmengine's
+    samplers deal index i to rank i % 2, padding the last one); the
+    gathered records are in dataset order, each sample once, so ties
+    break as the metric breaks them whatever the number of processes."""
+    import mmreid.engine.hooks.ranked_list_hook as module
+    from mmreid.evaluation.report import analyse_queries
+    gen = torch.Generator().manual_seed(0)
+    samples = []
+    for i in range(31):
+        role = 'query' if i < 7 else 'gallery'
+        samples.append(
+            dict(
+                # two levels per dimension: many exact distance ties
+                pred_feature=torch.randint(0, 2, (3, ), generator=gen).float(),
+                gt_label=int(torch.randint(0, 4, (), generator=gen)),
+                camid=int(role == 'gallery'),
+                role=role,
+                sample_idx=i,
+                dataset='d',
+                img_path=f'{i}.jpg'))
+    world = 2
+    dealt = list(range(len(samples))) + [0]  # padded to a multiple of 2
+    parts = []
+    for rank in range(world):
+        hook = RankedListHook()
+        hook._collect([samples[i] for i in dealt[rank::world]])
+        parts.append(hook._records)
+    monkeypatch.setattr(module, 'get_world_size', lambda: world)
+    monkeypatch.setattr(module, 'all_gather_object', lambda records: parts)
+    hook = RankedListHook()
+    records = hook._gather()
+    assert [r['sample_idx'] for r in records] == list(range(len(samples)))
+
+    def analysis(items):
+        query = [r for r in items if r['is_query']]
+        gallery = [r for r in items if not r['is_query']]
+        return analyse_queries(
+            torch.stack([r['feature'] for r in query]),
+            torch.stack([r['feature'] for r in gallery]),
+            [r['pid'] for r in query], [r['pid'] for r in gallery],
+            [r['camid'] for r in query], [r['camid'] for r in gallery])
+
+    metric = ReIDMetric()
+    metric.process(None, samples)
+    reported = metric.compute_metrics(metric.results)
+    assert analysis(records).mAP == pytest.approx(reported['mAP'])
+    # The rank-by-rank order would have broken the ties otherwise.
+    by_rank = [r for part in parts for r in part][:len(samples)]
+    assert analysis(by_rank).mAP != pytest.approx(reported['mAP'])

@@ -340,3 +340,26 @@ def test_analyser_checks_its_chunks():
         analyser.result()
     with pytest.raises(ValueError, match='at most 1'):
         analyser.update(torch.zeros(2, 3))
+
+
+def test_a_float64_scorer_is_ranked_in_float64():
+    """Distances that differ only below float32's resolution rank as the
+    metric ranks them, not as ties."""
+    q_pids, g_pids = [0, 1], [1, 0, 0, 1]
+
+    def scorer(query, gallery):
+        base = torch.tensor([[1.0, 1.0, 2.0, 3.0], [2.0, 3.0, 1.0, 1.0]],
+                            dtype=torch.float64)
+        # 1e-9 apart: equal in float32, in order in float64
+        return base + torch.tensor([0.0, 1e-9, 0.0, 0.0],
+                                   dtype=torch.float64)[None] * torch.tensor(
+                                       [[-1.0], [1.0]], dtype=torch.float64)
+
+    feats = torch.zeros(2, 1), torch.zeros(4, 1)
+    analysis = analyse_queries(*feats, q_pids, g_pids, [0, 0], [1, 1, 1, 1],
+                               distance=scorer, max_rank=4)
+    result = evaluate_features(*feats, q_pids, g_pids, [0, 0], [1, 1, 1, 1],
+                               distance=scorer, max_rank=4)
+    # q0's positive g1 is 1e-9 closer than g0: first in float64.
+    assert analysis.first_rank.tolist() == [1, 2]
+    np.testing.assert_allclose(analysis.ap, result.all_AP)

@@ -173,6 +173,17 @@ class RankedListHook(Hook):
             self._draw_all(runner, 'test', '', 0)
 
     def _gather(self) -> List[dict]:
+        """Every rank's records, each sample once, in dataset order.
+
+        The ranks hold interleaved parts of the dataset (mmengine's
+        samplers deal index ``i`` to rank ``i % world_size``), and the
+        metric sees them interleaved back, in dataset order. The gallery
+        index breaks distance ties (``tie_policy='stable'``), so the
+        records are put back in that order (by ``sample_idx``, a stable
+        sort that keeps each dataset's samples apart) for the pictures
+        and the report to rank as the metric does whatever the number of
+        processes.
+        """
         records = self._records
         self._records = []
         if get_world_size() == 1:
@@ -181,12 +192,17 @@ class RankedListHook(Hook):
         unique, seen = [], set()
         for part in gathered:
             for record in part:
-                key = (record['dataset'], record['sample_idx'],
-                       record['is_query'], record['img_path'])
+                # 'target': a multi-target test may evaluate one dataset
+                # twice (EvalReportHook notes the target of each record).
+                key = (record.get('target'), record['dataset'],
+                       record['sample_idx'], record['is_query'],
+                       record['img_path'])
                 if record['sample_idx'] is not None and key in seen:
                     continue  # distributed padding
                 seen.add(key)
                 unique.append(record)
+        if all(r['sample_idx'] is not None for r in unique):
+            unique.sort(key=lambda r: r['sample_idx'])
         return unique
 
     def _draw_all(self, runner, mode: str, subdir: str, step: int) -> None:
