@@ -62,6 +62,35 @@ def test_autocast_is_disabled():
     torch.testing.assert_close(dist, expected, atol=0, rtol=0)
 
 
+def test_cpu_matmul_precision_setting_does_not_change_distances():
+    """torch.set_float32_matmul_precision('medium') makes oneDNN compute
+    fp32 matmuls in bf16 on the CPU; distances stay true fp32, and the
+    setting is restored after."""
+    query = features(12, num=64, dim=256) * 8
+    gallery = features(13, num=300, dim=256) * 8
+    expected = {
+        name: compute_distance(query, gallery, name)
+        for name in ('euclidean', 'cosine')
+    }
+    reference = GalleryDistance(gallery, 'euclidean')(query)
+    previous = torch.get_float32_matmul_precision()
+    mkldnn = torch.backends.mkldnn.matmul
+    try:
+        torch.set_float32_matmul_precision('medium')
+        before = mkldnn.fp32_precision
+        for name, value in expected.items():
+            torch.testing.assert_close(
+                compute_distance(query, gallery, name), value, atol=0, rtol=0)
+        torch.testing.assert_close(
+            GalleryDistance(gallery, 'euclidean')(query),
+            reference,
+            atol=0,
+            rtol=0)
+        assert mkldnn.fp32_precision == before
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
 @pytest.mark.cuda
 def test_cuda_tf32_is_off_and_restored():
     matmul = torch.backends.cuda.matmul

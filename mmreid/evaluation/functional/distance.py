@@ -65,18 +65,31 @@ def to_tensor(value: ArrayLike) -> torch.Tensor:
 
 @contextmanager
 def exact_fp32_matmul(device: torch.device) -> Iterator[None]:
-    """Run matmuls on ``device`` in true fp32 (no TF32, no autocast).
+    """Run matmuls on ``device`` in true fp32 (no TF32, no bf16, no
+    autocast).
 
     On CUDA the TF32 flag is saved and restored. Recent torch raises when
     the legacy ``allow_tf32`` flag is read after the new ``fp32_precision``
-    API was used, so that case falls back to the new API.
+    API was used, so that case falls back to the new API. On the CPU,
+    ``torch.set_float32_matmul_precision('medium')`` (or ``'high'``) makes
+    oneDNN compute fp32 matmuls in bf16 (or TF32); oneDNN's matmul
+    precision is set to ``'ieee'`` here and restored after.
 
     Args:
         device: The device the matmul runs on.
     """
     if device.type != 'cuda':
-        with torch.autocast(device.type, enabled=False):
-            yield
+        mkldnn = getattr(torch.backends, 'mkldnn', None)
+        mkldnn_matmul = getattr(mkldnn, 'matmul', None)
+        previous = getattr(mkldnn_matmul, 'fp32_precision', None)
+        if previous is not None:
+            mkldnn_matmul.fp32_precision = 'ieee'
+        try:
+            with torch.autocast(device.type, enabled=False):
+                yield
+        finally:
+            if previous is not None:
+                mkldnn_matmul.fp32_precision = previous
         return
     matmul = torch.backends.cuda.matmul
     try:
