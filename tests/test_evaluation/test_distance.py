@@ -174,3 +174,21 @@ def test_metric_keyword_is_a_deprecated_alias_of_distance():
             query, gallery, *labels, metric='cosine', fprs=(0.5, ))
     with pytest.raises(TypeError, match='got both distance= and'):
         compute_distance(query, gallery, distance='cosine', metric='cosine')
+
+
+@pytest.mark.parametrize('metric', ['euclidean', 'cosine'])
+def test_a_querys_distances_do_not_depend_on_its_chunk(metric):
+    """The same query gets the same bits whatever chunk it is scored in:
+    one row, a short last chunk, or the whole set (BLAS kernels for a few
+    rows round differently)."""
+    query = features(14, num=150, dim=512)
+    gallery = features(15, num=1000, dim=512)
+    scorer = GalleryDistance(gallery, metric)
+    whole = scorer(query)
+    for chunk in (1, 3, 7, 17, 33, 100):
+        chunked = torch.cat([
+            scorer(query[start:start + chunk])
+            for start in range(0, len(query), chunk)
+        ])
+        torch.testing.assert_close(
+            chunked, whole, atol=0, rtol=0, msg=f'chunk {chunk}')

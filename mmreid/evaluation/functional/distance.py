@@ -112,6 +112,26 @@ def exact_fp32_matmul(device: torch.device) -> Iterator[None]:
             matmul.fp32_precision = previous
 
 
+#: Fewest rows a distance GEMM is given (smaller chunks are padded with
+#: zeros): BLAS libraries compute a few rows with other kernels (MKL on
+#: this project's CPUs below about 16 rows), whose sums round
+#: differently, so a query's distances would depend on the chunk it falls
+#: in (the last, short chunk; a small ``memory_budget_mb``).
+MIN_GEMM_ROWS = 64
+
+
+def _rows_matmul(query: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``query @ other`` with at least :data:`MIN_GEMM_ROWS` rows in the
+    GEMM, so that each row's bits do not depend on how many rows came
+    with it."""
+    num = len(query)
+    if num >= MIN_GEMM_ROWS or num == 0:
+        return query @ other
+    padded = query.new_zeros(MIN_GEMM_ROWS, query.shape[1])
+    padded[:num] = query
+    return (padded @ other)[:num]
+
+
 #: The ``eps`` of :func:`torch.nn.functional.normalize`.
 NORMALIZE_EPS = 1e-12
 
@@ -203,7 +223,7 @@ class GalleryDistance:
         with exact_fp32_matmul(query.device):
             if self.normalize:
                 query = F.normalize(query, dim=1, eps=NORMALIZE_EPS)
-            dist = query @ self.gallery_t
+            dist = _rows_matmul(query, self.gallery_t)
         if self.g_scale is not None:
             dist.mul_(self.g_scale)
         if self.distance == 'cosine':
