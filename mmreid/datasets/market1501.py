@@ -12,7 +12,8 @@ class Market1501(BaseReIDDataset):
 
     File names ``<pid>_c<cam>s<seq>_<frame>_<box>.jpg``; pid ``-1`` marks junk
     boxes (dropped) and pid ``0`` distractors (kept in the gallery only).
-    Cameras 1..6 become camid 0..5.
+    Any other negative pid (``-5``, ``-0``, ``-01``) raises, naming the
+    file. Cameras 1..6 become camid 0..5.
 
     ``data_root`` may be the ``Market-1501-v15.09.15`` folder itself (the
     one holding ``bounding_box_train/``) or its parent, as torchreid and
@@ -49,6 +50,8 @@ class Market1501(BaseReIDDataset):
               'pid -1 junk)\n'
               '  query/                0001_c1s1_001051_00.jpg ...')
     NAME_PATTERN = re.compile(r'^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$')
+    #: The only negative pid field a name may carry: junk, dropped.
+    JUNK_FIELD = '-1'
     #: Highest camera number, or None for no upper bound. Subclasses with
     #: the same folder structure change the pattern and this number.
     NUM_CAMS: Optional[int] = 6
@@ -86,6 +89,14 @@ class Market1501(BaseReIDDataset):
         for name in list_images(folder):
             path = osp.join(folder, name)
             match = self.parse_name(self.NAME_PATTERN, path)
+            if match.group(1).startswith('-') and \
+                    match.group(1) != self.JUNK_FIELD:
+                # int() would make -5 an identity and -0 a distractor.
+                raise ValueError(
+                    f'{self.dataset_name}: pid {match.group(1)!r} in '
+                    f'{path!r}: the only negative pid is '
+                    f'{self.JUNK_FIELD} (junk); identities are 0 '
+                    '(distractor) or positive')
             pid, cam = int(match.group(1)), int(match.group(2))
             if cam < 1 or (self.NUM_CAMS is not None and cam > self.NUM_CAMS):
                 highest = self.NUM_CAMS or 'N'

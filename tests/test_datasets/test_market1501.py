@@ -54,3 +54,26 @@ def test_unparsable_image_name_names_the_file(market_root):
         Market1501(data_root=market_root)
     with pytest.raises(ValueError, match='split'):
         Market1501(data_root=market_root, split='val')
+
+
+@pytest.mark.parametrize('folder', ['bounding_box_train', 'query',
+                                    'bounding_box_test'])
+@pytest.mark.parametrize('pid', ['-5', '-7', '-0', '-01', '-0001'])
+def test_negative_pid_other_than_junk_names_the_file(market_root, folder,
+                                                     pid):
+    # Only -1 is special (junk). -5 used to become an identity (relabelled
+    # as a real class in train) and -0 a distractor.
+    name = f'{pid}_c2s1_000001_00.jpg'
+    touch(os.path.join(market_root, folder), name)
+    split = 'train' if folder == 'bounding_box_train' else 'test'
+    with pytest.raises(ValueError, match=f'{name}.*-1') as err:
+        Market1501(data_root=market_root, split=split)
+    assert repr(pid) in str(err.value)
+
+
+def test_junk_pid_in_train_is_dropped(market_root):
+    touch(
+        os.path.join(market_root, 'bounding_box_train'),
+        '-1_c1s1_000009_01.jpg')
+    ds = Market1501(data_root=market_root, split='train')
+    assert len(ds) == 4 and ds.num_pids == 3
