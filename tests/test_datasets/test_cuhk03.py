@@ -60,3 +60,12 @@ def test_wrong_root_and_bad_name(tmp_path, cuhk03_root):
     touch(os.path.join(cuhk03_root, 'labeled', 'query'), '0003_c1_1.jpg')
     with pytest.raises(ValueError, match='0003_c1_1.jpg'):
         CUHK03NP(data_root=cuhk03_root, split='test', variant='labeled')
+
+
+@pytest.mark.parametrize('name', ['-1_c1_1.png', '-5_c2_1.png'])
+def test_negative_pid_names_the_file(cuhk03_root, name):
+    # CUHK03-NP has no junk label: a negative pid is a bad name, never
+    # dropped as junk nor kept as an identity.
+    touch(os.path.join(cuhk03_root, 'labeled', 'query'), name)
+    with pytest.raises(ValueError, match=name):
+        CUHK03NP(data_root=cuhk03_root, variant='labeled', split='test')

@@ -115,3 +115,16 @@ def test_missing_image_and_bad_name(v1_root):
         f.write('0002/0002_c1s1_000451_03.jpg 2\n')
     with pytest.raises(ValueError, match='0002_c1s1_000451_03.jpg'):
         MSMT17(data_root=v1_root)
+
+
+@pytest.mark.parametrize('label', ['-1', '-3'])
+def test_negative_list_label_names_file_and_line(v1_root, label):
+    # MSMT17 lists have no junk label: -1 must not be dropped as junk.
+    path = os.path.join(v1_root, 'list_gallery.txt')
+    with open(path) as f:
+        lines = f.read().splitlines()
+    lines[0] = f'{lines[0].rsplit(" ", 1)[0]} {label}'
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    with pytest.raises(ValueError, match=r'list_gallery.txt, line 1'):
+        MSMT17(data_root=v1_root, split='test')
