@@ -506,7 +506,8 @@ class GRID(SplitReIDDataset):
 
     ``underground_reid/probe/*.jpeg`` (250) and ``gallery/*.jpeg``
     (1,025 = 250 + 775 distractors); name ``<pid:04d>_<camera>_...jpeg``,
-    pid 0 = distractor (kept in every gallery), camid = camera - 1. A
+    pid 0 = distractor (kept in every gallery), camid = camera - 1
+    (cameras 1..8; any other number raises, naming the file). A
     partition of ``features_and_partitions.mat`` lists 125 training ids;
     the other 125 are the test ids: query = their probes (125), gallery =
     their gallery images plus the 775 distractors (900).
@@ -534,6 +535,8 @@ class GRID(SplitReIDDataset):
               '    gallery/   0000_...jpeg, 0001_...jpeg ... (1,025)\n'
               '    features_and_partitions.mat')
     NAME_PATTERN = re.compile(r'^(\d{4})_(\d+)_.*\.jpeg$')
+    #: GRID's eight camera views, numbered 1..8 in the file names.
+    NUM_CAMS = 8
 
     def __init__(self,
                  data_root: str,
@@ -551,10 +554,13 @@ class GRID(SplitReIDDataset):
             for name in list_images(root):
                 path = osp.join(root, name)
                 match = self.parse_name(self.NAME_PATTERN, path)
+                cam = int(match.group(2))
+                if not 1 <= cam <= self.NUM_CAMS:
+                    raise ValueError(
+                        f'GRID cameras are 1..{self.NUM_CAMS}, got camera '
+                        f'{match.group(2)!r} in {path!r}')
                 images[f'{folder}/{name}'] = dict(
-                    img_path=path,
-                    pid=int(match.group(1)),
-                    camid=int(match.group(2)) - 1)
+                    img_path=path, pid=int(match.group(1)), camid=cam - 1)
         return images
 
     def load_splits(self, images: Dict[str, dict]) -> List[dict]:

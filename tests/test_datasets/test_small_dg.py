@@ -290,3 +290,21 @@ def test_dimn_config_datasets_build(tmp_path):
         assert target['evaluator']['type'] == 'DGSplitMetric'
         names.append(target['name'])
     assert names == ['prid', 'grid', 'viper', 'ilids']
+
+
+
+def test_grid_camera_out_of_range_names_the_file(tmp_path):
+    # GRID has cameras 1..8: camera 0 used to become camid -1 and camera
+    # 12 camid 11, with or without assign_camids.
+    root = make_grid(tmp_path, [list(range(1, 126))] * 10)
+    cases = [('probe', '0', False), ('probe', '12', True),
+             ('gallery', '9', False), ('gallery', '00', True)]
+    for folder, cam, assign_camids in cases:
+        base = osp.join(root, 'underground_reid', folder)
+        old = sorted(n for n in os.listdir(base) if n.startswith('0200_'))[0]
+        new = f'0200_{cam}_25004_107_32_130_364.jpeg'
+        os.rename(osp.join(base, old), osp.join(base, new))
+        with pytest.raises(ValueError, match=f'1..8.*{new}'):
+            GRID(root, split_index=0, assign_camids=assign_camids)
+        os.rename(osp.join(base, new), osp.join(base, old))
+    GRID(root, split_index=0)  # cameras 1..8 parse
