@@ -16,7 +16,8 @@ class LLCM(BaseReIDDataset):
     1,064 identities seen by 9 cameras, each recording visible (VIS) and
     near-infrared (NIR) images. The VIS and NIR images of camera K come from
     the same physical camera, so both get camid ``K - 1`` (the LLCM
-    protocol removes gallery items with the query's pid *and* camid).
+    protocol removes gallery items with the query's pid *and* camid); a
+    camera outside 1..9 raises, naming the path.
     Modality: ``vis`` -> 0, ``nir`` -> 1.
 
     * ``split='train'``: the images listed in ``idx/train_vis.txt`` and
@@ -72,6 +73,8 @@ class LLCM(BaseReIDDataset):
               'cam3)\n'
               '  (training image folders as referenced by the idx files)\n'
               '(data_root: LLCM itself or its parent)')
+    #: Cameras are numbered 1..NUM_CAMS (``cam<K>``, ``_c<K>_``).
+    NUM_CAMS = 9
     CAM_DIR_PATTERN = re.compile(r'^cam(\d+)$')
     CAM_NAME_PATTERN = re.compile(r'(?:^|_)c(\d+)_')
     PID_PATTERN = re.compile(r'^(\d+)$')
@@ -138,10 +141,19 @@ class LLCM(BaseReIDDataset):
                 f'LLCM: cannot find the camera of {rel_path!r}: expected a '
                 f'"cam<K>" folder or a file name such as '
                 f'"0001_c01_s185535_f7010_nir.jpg"')
-        if cam < 1:
-            raise ValueError(f'LLCM cameras start at 1, got {cam} in '
-                             f'{rel_path!r}')
+        self.check_camera(cam, rel_path)
         return cam - 1
+
+    def check_camera(self, cam: int, where: str) -> None:
+        """Raise unless ``cam`` is one of LLCM's cameras, 1..9.
+
+        Args:
+            cam (int): The camera number read from ``where``.
+            where (str): The path it was read from, for the message.
+        """
+        if not 1 <= cam <= self.NUM_CAMS:
+            raise ValueError(f'LLCM cameras are 1..{self.NUM_CAMS}, got '
+                             f'{cam} in {where!r}')
 
     def check_modality(self, rel_path: str, modality: str) -> None:
         """Raise if a ``vis``/``nir`` tag in the path contradicts it."""
@@ -187,6 +199,10 @@ class LLCM(BaseReIDDataset):
         for name in os.listdir(root):
             match = self.CAM_DIR_PATTERN.match(name)
             if match and osp.isdir(osp.join(root, name)):
+                # Checked here too: a cam10 folder is wrong even when it
+                # holds no test identity.
+                self.check_camera(
+                    int(match.group(1)), osp.join(root, name))
                 cams[int(match.group(1))] = osp.join(root, name)
         if not cams:
             raise DatasetLayoutError(

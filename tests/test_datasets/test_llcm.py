@@ -102,3 +102,24 @@ def test_bad_test_id_file_and_direction(llcm_root):
         LLCM(data_root=llcm_root, split='test')
     with pytest.raises(ValueError, match='vis2ir'):
         LLCM(data_root=llcm_root, split='test', direction='t2v')
+
+
+@pytest.mark.parametrize('name_cam', ['c10', 'c12', 'c00'])
+def test_train_camera_out_of_range_names_file_and_path(llcm_root, name_cam):
+    # LLCM has cameras 1..9: c10 used to become camid 9, a tenth camera.
+    rel = f'vis/0002/0002_{name_cam}_s200101_f0050_vis.jpg'
+    touch_file(os.path.join(llcm_root, rel))
+    with open(os.path.join(llcm_root, 'idx', 'train_vis.txt'), 'a') as f:
+        f.write(f'{rel} 2\n')
+    with pytest.raises(ValueError, match=f'train_vis.txt.*1..9.*{rel}'):
+        LLCM(data_root=llcm_root)
+
+
+@pytest.mark.parametrize('pid', [30, 40])
+def test_test_camera_folder_out_of_range_names_it(llcm_root, pid):
+    # A cam10 folder is refused even when it holds no test identity (40).
+    touch_file(
+        os.path.join(llcm_root, 'test_nir', 'cam10', f'{pid:04d}',
+                     f'{pid:04d}_c10_s210101_f0000_nir.jpg'))
+    with pytest.raises(ValueError, match='1..9.*test_nir/cam10'):
+        LLCM(data_root=llcm_root, split='test')
