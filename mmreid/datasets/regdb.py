@@ -1,10 +1,14 @@
 import os
 import os.path as osp
+import re
 from typing import Dict, List, Set, Tuple
 
 from mmreid.registry import DATASETS
 from .base_reid_dataset import BaseReIDDataset
 from .sysu_mm01 import resolve_archive_root
+
+#: An idx label: a non-negative integer in ASCII digits.
+LABEL_PATTERN = re.compile(r'[0-9]+')
 
 
 def read_idx_file(path: str, root: str,
@@ -22,7 +26,9 @@ def read_idx_file(path: str, root: str,
         in file order; blank lines are skipped.
 
     Raises:
-        ValueError: A line is not ``<relative_path> <label>``.
+        ValueError: A line is not ``<relative_path> <label>`` with a
+            non-negative integer label (RegDB and LLCM have no junk
+            label).
         FileNotFoundError: A listed image does not exist.
     """
     items = []
@@ -31,10 +37,13 @@ def read_idx_file(path: str, root: str,
             if not line.strip():
                 continue
             fields = line.split()
-            if len(fields) != 2 or not fields[1].lstrip('-').isdigit():
+            # ASCII digits only: these lists have no junk label, so -1 is
+            # as wrong as -3 (neither may be dropped nor kept as an id).
+            if len(fields) != 2 or not LABEL_PATTERN.fullmatch(fields[1]):
                 raise ValueError(f'{path}, line {lineno}: expected '
-                                 f'"<relative_path> <label>", got '
-                                 f'{line.rstrip()!r}')
+                                 f'"<relative_path> <label>" with a '
+                                 f'non-negative integer label (no junk '
+                                 f'label), got {line.rstrip()!r}')
             img_path = osp.join(root, fields[0])
             folder, name = osp.split(img_path)
             if folder not in listings:

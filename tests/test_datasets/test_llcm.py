@@ -123,3 +123,14 @@ def test_test_camera_folder_out_of_range_names_it(llcm_root, pid):
                      f'{pid:04d}_c10_s210101_f0000_nir.jpg'))
     with pytest.raises(ValueError, match='1..9.*test_nir/cam10'):
         LLCM(data_root=llcm_root, split='test')
+
+
+@pytest.mark.parametrize('label', ['-1', '-2'])
+def test_negative_train_label_names_file_and_line(llcm_root, label):
+    # LLCM lists have no junk label: -1 used to be dropped silently and
+    # -2 relabelled as an identity.
+    with open(os.path.join(llcm_root, 'idx', 'train_nir.txt'), 'a') as f:
+        f.write(f'nir/0005/0005_c01_s200101_f0040_nir.jpg {label}\n')
+    with pytest.raises(
+            ValueError, match=r'train_nir.txt, line 3.*non-negative'):
+        LLCM(data_root=llcm_root)

@@ -85,3 +85,18 @@ def test_missing_image_names_file_and_line(regdb_root):
     os.remove(os.path.join(regdb_root, regdb_image('visible', 9, 1)))
     with pytest.raises(FileNotFoundError, match='train_visible_1.txt line 4'):
         RegDB(data_root=regdb_root, trial=1)
+
+
+@pytest.mark.parametrize('label', ['-1', '-3', '+2', '٣'])
+def test_negative_label_names_file_and_line(regdb_root, label):
+    # RegDB has no junk label: -1 used to be dropped silently and -3 kept
+    # as an identity.
+    path = os.path.join(regdb_root, 'idx', 'test_visible_1.txt')
+    with open(path) as f:
+        lines = f.read().splitlines()
+    lines[1] = f'{lines[1].rsplit(" ", 1)[0]} {label}'
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    with pytest.raises(
+            ValueError, match=r'test_visible_1.txt, line 2.*non-negative'):
+        RegDB(data_root=regdb_root, split='test', trial=1)
