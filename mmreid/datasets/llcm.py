@@ -201,8 +201,7 @@ class LLCM(BaseReIDDataset):
             if match and osp.isdir(osp.join(root, name)):
                 # Checked here too: a cam10 folder is wrong even when it
                 # holds no test identity.
-                self.check_camera(
-                    int(match.group(1)), osp.join(root, name))
+                self.check_camera(int(match.group(1)), osp.join(root, name))
                 cams[int(match.group(1))] = osp.join(root, name)
         if not cams:
             raise DatasetLayoutError(

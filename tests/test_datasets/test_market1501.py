@@ -56,11 +56,10 @@ def test_unparsable_image_name_names_the_file(market_root):
         Market1501(data_root=market_root, split='val')
 
 
-@pytest.mark.parametrize('folder', ['bounding_box_train', 'query',
-                                    'bounding_box_test'])
+@pytest.mark.parametrize('folder',
+                         ['bounding_box_train', 'query', 'bounding_box_test'])
 @pytest.mark.parametrize('pid', ['-5', '-7', '-0', '-01', '-0001'])
-def test_negative_pid_other_than_junk_names_the_file(market_root, folder,
-                                                     pid):
+def test_negative_pid_other_than_junk_names_the_file(market_root, folder, pid):
     # Only -1 is special (junk). -5 used to become an identity (relabelled
     # as a real class in train) and -0 a distractor.
     name = f'{pid}_c2s1_000001_00.jpg'

@@ -292,7 +292,6 @@ def test_dimn_config_datasets_build(tmp_path):
     assert names == ['prid', 'grid', 'viper', 'ilids']
 
 
-
 def test_grid_camera_out_of_range_names_the_file(tmp_path):
     # GRID has cameras 1..8: camera 0 used to become camid -1 and camera
     # 12 camid 11, with or without assign_camids.
