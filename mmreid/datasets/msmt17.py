@@ -190,7 +190,9 @@ class MSMT17(BaseReIDDataset):
                 if not line.strip():
                     continue
                 fields = line.split()
-                if len(fields) != 2 or not fields[1].isdigit():
+                # ASCII only: str.isdigit also takes '٣' (read as 3).
+                if len(fields) != 2 or not (fields[1].isascii()
+                                            and fields[1].isdigit()):
                     raise ValueError(
                         f'{list_path}, line {lineno}: expected '
                         f'"<relative path> <pid>", got {line.rstrip()!r}')

@@ -47,7 +47,8 @@ def read_id_list(path: str) -> List[int]:
     with open(path) as f:
         text = f.read()
     tokens = [t.strip() for t in re.split(r'[,\s]+', text) if t.strip()]
-    bad = [t for t in tokens if not t.isdigit()]
+    # ASCII only: str.isdigit also takes '٣' (read as 3) and '²'.
+    bad = [t for t in tokens if not (t.isascii() and t.isdigit())]
     if bad:
         raise ValueError(f'{path}: expected comma-separated integer ids, '
                          f'found {bad[0]!r}')

@@ -128,3 +128,17 @@ def test_negative_list_label_names_file_and_line(v1_root, label):
         f.write('\n'.join(lines) + '\n')
     with pytest.raises(ValueError, match=r'list_gallery.txt, line 1'):
         MSMT17(data_root=v1_root, split='test')
+
+
+@pytest.mark.parametrize('label', ['٣', '²'])
+def test_non_ascii_list_label_names_file_and_line(v1_root, label):
+    # str.isdigit accepts these: '٣' used to become pid 3 and '²' failed
+    # in int() without naming the list.
+    path = os.path.join(v1_root, 'list_query.txt')
+    with open(path) as f:
+        lines = f.read().splitlines()
+    lines[1] = f'{lines[1].rsplit(" ", 1)[0]} {label}'
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    with pytest.raises(ValueError, match=r'list_query.txt, line 2'):
+        MSMT17(data_root=v1_root, split='test')

@@ -94,7 +94,8 @@ def test_wrong_root_shows_the_tree(tmp_path):
         SYSUMM01(data_root=str(tmp_path / 'missing'))
 
 
-@pytest.mark.parametrize('text', ['1,2,x3', '', '1;2', '1,1'])
+@pytest.mark.parametrize('text',
+                         ['1,2,x3', '', '1;2', '1,1', '1,-2', '1,٣', '1,²'])
 def test_bad_id_file_names_the_file(tmp_path, text):
     root = make_sysu(tmp_path, ids=dict(SYSU_IDS, val=text))
     with pytest.raises(ValueError, match='val_id.txt'):
