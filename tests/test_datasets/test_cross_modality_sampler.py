@@ -1,9 +1,12 @@
 """CrossModalityIdentitySampler: spec mbn_vireid.md section 4, item 11."""
+import logging
+
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from mmreid.datasets.samplers import (CrossModalityIdentitySampler,
+                                      cross_modality_sampler,
                                       epoch_plan_sampler)
 from mmreid.registry import DATA_SAMPLERS
 
@@ -266,3 +269,53 @@ def test_registry_and_dataloader(monkeypatch):
     assert len(batches) == sampler.num_steps
     for batch in batches:
         check_batch(batch, dataset, 2, 2)
+
+
+def logged(monkeypatch):
+    """Collect ``(message, level)`` of the sampler module's print_log."""
+    messages = []
+    monkeypatch.setattr(
+        cross_modality_sampler,
+        'print_log',
+        lambda msg, logger=None, level=logging.INFO: messages.append(
+            (msg, level)))
+    return messages
+
+
+def test_one_modality_identities_warn_naming_them(monkeypatch):
+    # pid 12 visible only, pid 13 infrared only: never sampled, so their
+    # classifier rows never train. This was one INFO line with a count.
+    messages = logged(monkeypatch)
+    counts = dict(COUNTS)
+    counts[13] = (0, 3)
+    sampler = build(monkeypatch, counts=counts)
+    assert sampler.skipped_identities == 2
+    assert sampler.skipped_pids == [12, 13]
+    assert len(messages) == 1
+    msg, level = messages[0]
+    assert level == logging.WARNING
+    assert '2 of 14 identities' in msg
+    assert '12 (visible only)' in msg and '13 (infrared only)' in msg
+    assert 'never sampled' in msg and 'classifier' in msg
+
+
+def test_one_modality_warning_names_a_few(monkeypatch):
+    messages = logged(monkeypatch)
+    counts = dict(COUNTS)
+    counts.update({pid: (2, 0) for pid in range(20, 30)})
+    sampler = build(monkeypatch, counts=counts)
+    assert sampler.skipped_pids == [12] + list(range(20, 30))
+    (msg, level), = messages
+    assert level == logging.WARNING
+    assert '11 of 23 identities' in msg
+    assert '12 (visible only), 20 (visible only)' in msg
+    assert '23 (visible only), and 6 more' in msg
+    assert '24 (visible only)' not in msg
+
+
+def test_no_warning_when_every_identity_has_both(monkeypatch):
+    messages = logged(monkeypatch)
+    counts = {pid: c for pid, c in COUNTS.items() if pid != 12}
+    sampler = build(monkeypatch, counts=counts)
+    assert sampler.skipped_identities == 0 and sampler.skipped_pids == []
+    assert messages == []

@@ -1,3 +1,4 @@
+import logging
 from typing import Dict, List, Optional, Sequence, Sized, Tuple
 
 import numpy as np
@@ -26,7 +27,9 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
 
     **Draw** (Ye et al., AGW, ``utils.IdentitySampler``). For each step,
     ``P * world_size`` distinct identities are drawn without replacement
-    among the identities that have images of both modalities; for each,
+    among the identities that have images of both modalities (the others
+    are never sampled: a WARNING names them, and they are in
+    :attr:`skipped_pids`); for each,
     ``K`` visible and ``K`` infrared images are drawn *with* replacement.
     Rank ``r`` takes the ``r``-th run of ``P`` identities, i.e. whole
     identity groups of both modalities.
@@ -81,6 +84,8 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
 
     #: A batch holds K visible and K infrared images of each identity.
     images_per_instance = 2
+    #: How many one-modality identities the warning names.
+    SKIPPED_NAMED = 5
 
     def __init__(self,
                  dataset: Sized,
@@ -89,7 +94,6 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
                  seed: Optional[int] = None,
                  infrared_instances: Optional[Sequence[int]] = None) -> None:
         super().__init__(dataset, batch_size, num_instances, seed)
-        name = type(self).__name__
         self.infrared_instances = self._check_infrared_instances(
             infrared_instances, num_instances)
         per_identity, counts = self.load_modalities(dataset)
@@ -97,11 +101,15 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
             pid for pid, mods in per_identity.items()
             if len(mods[VISIBLE]) and len(mods[INFRARED])
         ]
-        self.skipped_identities = len(per_identity) - len(both)
-        if self.skipped_identities:
+        #: Identities with images of one modality only, sorted: never
+        #: sampled, so their classifier rows (if any) never train.
+        self.skipped_pids = sorted(set(per_identity) - set(both))
+        self.skipped_identities = len(self.skipped_pids)
+        if self.skipped_pids:
             print_log(
-                f'{name}: {self.skipped_identities} identities lack one '
-                f'modality and are never sampled', 'current')
+                self._skipped_message(per_identity),
+                'current',
+                level=logging.WARNING)
         #: Identities with both modalities, in order of first appearance.
         self.identities = both
         self.visible_indices = [
@@ -118,6 +126,30 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
         self.num_steps = self.num_images // (self.pids_per_step *
                                              num_instances) + 1
         self.num_samples = self.num_steps * batch_size
+
+    def _skipped_message(self, per_id: Dict[int, List[List[int]]]) -> str:
+        """The warning about identities that lack one modality.
+
+        Args:
+            per_id (dict): ``{pid: [visible indices, infrared indices]}``.
+
+        Returns:
+            str: How many identities are skipped, and the first
+            :attr:`SKIPPED_NAMED` of them with the modality they have.
+        """
+        named = [
+            f'{pid} (' + ('visible' if per_id[pid][VISIBLE] else 'infrared') +
+            ' only)' for pid in self.skipped_pids[:self.SKIPPED_NAMED]
+        ]
+        more = len(self.skipped_pids) - len(named)
+        if more:
+            named.append(f'and {more} more')
+        return (f'{type(self).__name__}: {len(self.skipped_pids)} of '
+                f'{len(per_id)} identities lack one modality and are '
+                f'never sampled: pids {", ".join(named)}. A classifier '
+                'sized by the dataset keeps their rows, which never train '
+                '(AGW would fail on a visible-only identity); drop them '
+                'from the training lists if that is not intended.')
 
     def _check_infrared_instances(
             self, value: Optional[Sequence[int]],
