@@ -8,12 +8,16 @@ mmreid's keys (``ReIDModel`` with ``ReIDResNet``, an optional ``GeMPool``
 neck and ``BNNeckHead``)::
 
     backbone.conv1.weight, backbone.bn1.*, backbone.layer{1-4}.{i}.conv{1-3}
-    .weight, backbone.layer{1-4}.{i}.bn{1-3}.*, ...downsample.{0,1}.*,
-    neck.p (GeM only), head.bnneck.*, head.classifier.weight
+    .weight, backbone.layer{1-4}.{i}.bn{1-3}.*, ...downsample.{0,1,2}.*,
+    backbone.stem.{0,1,2}.{conv,bn}.* (deep stem only), neck.p (GeM only),
+    head.bnneck.*, head.classifier.weight
 
 These are the torchvision / mmpretrain ResNet names, so an ImageNet ResNet
 only needs the ``backbone.`` prefix. A key that no rule maps is never
 dropped silently: it is returned in the report, and the converters print it.
+An ImageNet backbone (``torchvision``, ``mmpretrain``) with a backbone
+tensor no rule maps is refused (:data:`NOT_BACKBONE`): mmreid would build
+the backbone without that layer and compute another network.
 """
 import os.path as osp
 import re
@@ -29,10 +33,17 @@ from .source_arch import (SOURCE_ARCH, add_identity_bnneck,
 # The tensors of a torchvision-style ResNet: stem, stages and shortcuts.
 # IBN-Net-a blocks (fast-reid ``WITH_IBN``, mmreid ``ibn_stages``) split
 # ``bn1`` into ``bn1.IN`` (instance norm) and ``bn1.BN`` under the same names
-# in both projects.
+# in both projects. The shortcut is ``downsample.0`` (1x1 conv) and
+# ``downsample.1`` (BN), or with mmpretrain's ``avg_down`` (ResNetV1d) for a
+# strided block ``downsample.0`` (AvgPool2d, no tensors), ``downsample.1``
+# (conv) and ``downsample.2`` (BN).
 _RESNET = (r'(conv1\.weight|bn1\.\w+|'
            r'layer[1-4]\.\d+\.(?:conv[1-3]\.weight|bn[1-3]\.\w+|'
-           r'bn1\.(?:IN|BN)\.\w+|downsample\.[01]\.\w+))')
+           r'bn1\.(?:IN|BN)\.\w+|downsample\.[0-2]\.\w+))')
+# mmpretrain's deep stem (``deep_stem=True``: ResNetV1c, ResNetV1d): three
+# mmcv ConvModules ``stem.{0,1,2}``, each a ``conv`` and a ``bn``; mmreid's
+# ReIDResNet (an mmpretrain ResNet) has the same names.
+_DEEP_STEM = r'(stem\.[0-2]\.(?:conv\.weight|bn\.\w+))'
 _BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
 
 # (source pattern, target template, optional value transform). The pattern
@@ -92,11 +103,12 @@ TORCHVISION_RULES: List[Rule] = [
 #: mmpretrain 1.x / mmcls 0.x ``ImageClassifier`` with ``ResNet`` backbone
 #: (``resnet*_8xb32_in1k``): ``backbone.*`` keys are mmreid's already;
 #: ``head.fc.*`` (the ImageNet classifier) is not mapped (reported). The
-#: ``ResNetV1c/V1d`` deep stem (``backbone.stem.*``) maps too, for a config
-#: with ``deep_stem=True``.
+#: ``ResNetV1c/V1d`` deep stem (``backbone.stem.*``) and V1d's average-pool
+#: shortcut (``downsample.2``) map too, for a config with ``deep_stem=True``
+#: (and ``avg_down=True`` for V1d).
 MMPRETRAIN_RULES: List[Rule] = [
     (r'backbone\.' + _RESNET, r'backbone.\1', None),
-    (r'backbone\.(stem\.\d+\.\w+)', r'backbone.\1', None),
+    (r'backbone\.' + _DEEP_STEM, r'backbone.\1', None),
 ]
 
 RULES: Dict[str, List[Rule]] = dict(
@@ -104,6 +116,14 @@ RULES: Dict[str, List[Rule]] = dict(
     torchreid=TORCHREID_RULES,
     torchvision=TORCHVISION_RULES,
     mmpretrain=MMPRETRAIN_RULES)
+
+#: For the ImageNet backbones: the source keys outside the backbone (the
+#: ImageNet classifier and anything else of the source's model), which may
+#: stay unmapped. Every other source key is a backbone tensor; one that no
+#: rule maps is a layer mmreid would not build, and the conversion is
+#: refused.
+NOT_BACKBONE: Dict[str, str] = dict(
+    torchvision=r'fc\..*', mmpretrain=r'(?!backbone\.).*')
 
 
 def convert_state_dict(
@@ -196,6 +216,9 @@ def convert_checkpoint_file(src: str,
         source (str): One of :data:`RULES` (``'fastreid'``, ``'torchreid'``,
             ``'torchvision'``, ``'mmpretrain'``).
         strict (bool): Raise instead of writing when a key is not mapped.
+            Without it, an unmapped key is only reported, except a backbone
+            tensor of an ImageNet source (:data:`NOT_BACKBONE`), which is
+            always refused.
         source_config (str, optional): fast-reid's ``config.yaml`` of the
             model (see :func:`read_fastreid_config`); options in ``arch``
             take precedence.
@@ -205,6 +228,11 @@ def convert_checkpoint_file(src: str,
 
     Returns:
         tuple: The converted state dict and the unmapped source keys.
+
+    Raises:
+        ValueError: Nothing maps, a key is not mapped in ``strict`` mode, a
+            backbone tensor of an ImageNet source is not mapped, or the
+            architecture options contradict the tensors.
     """
     from mmreid.models.weight_init import extract_state_dict
     from mmreid.utils.checkpoint import load_trusted_checkpoint
@@ -221,6 +249,16 @@ def convert_checkpoint_file(src: str,
     if strict and unmapped:
         raise ValueError(f'{len(unmapped)} keys of {src!r} are not mapped '
                          f'(strict mode): {unmapped}')
+    if source in NOT_BACKBONE:
+        dropped = [
+            k for k in unmapped if not re.fullmatch(NOT_BACKBONE[source], k)
+        ]
+        if dropped:
+            raise ValueError(
+                f'{len(dropped)} backbone tensors of {src!r} are not mapped: '
+                f'{dropped}; mmreid\'s ReIDResNet has no such layers, so the '
+                f'converted backbone would compute another network (nothing '
+                f'written)')
     meta = dict(converted_from=osp.basename(src), source=source)
     if source_config is not None:
         if source != 'fastreid':
@@ -313,6 +351,6 @@ def converter_main(source: str, description: str) -> None:
 __all__ = [
     'convert_checkpoint_file', 'converter_main', 'Rule', 'RULES',
     'FASTREID_RULES', 'TORCHREID_RULES', 'TORCHVISION_RULES',
-    'MMPRETRAIN_RULES', 'convert_state_dict', 'save_checkpoint_atomic',
-    'format_report'
+    'MMPRETRAIN_RULES', 'NOT_BACKBONE', 'convert_state_dict',
+    'save_checkpoint_atomic', 'format_report'
 ]

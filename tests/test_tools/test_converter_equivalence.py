@@ -18,10 +18,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+import torchvision
 from mmengine.config import Config
 from PIL import Image
 
 from mmreid.apis import extract_features, init_model
+from mmreid.utils.key_mapping import convert_checkpoint_file
 
 REPO = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -369,3 +371,147 @@ def test_torchreid_resnet50_gives_the_source_features(tmp_path):
     expected = source_features(source, imgs)
     assert relative_error(
         extract_features(model, imgs), expected, 'torchreid resnet50') < 1e-5
+
+
+class ConvBNReLU(nn.Module):
+    """mmcv ``ConvModule`` with BN: ``conv`` (3x3, no bias), ``bn``,
+    ReLU."""
+
+    def __init__(self, inplanes, planes, stride):
+        super().__init__()
+        self.conv = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn = nn.BatchNorm2d(planes)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)))
+
+
+class BasicBlock(nn.Module):
+    """mmpretrain ``BasicBlock`` (3x3 -> 3x3, expansion 1). With
+    ``avg_down`` (ResNetV1d) a strided shortcut is ``AvgPool2d`` (no
+    tensors, ``downsample.0``), a 1x1 conv of stride 1 and BN
+    (``downsample.1``, ``downsample.2``)."""
+
+    def __init__(self, inplanes, planes, stride, avg_down):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            shortcut = []
+            if avg_down and stride != 1:
+                shortcut.append(
+                    nn.AvgPool2d(
+                        stride,
+                        stride,
+                        ceil_mode=True,
+                        count_include_pad=False))
+                stride = 1
+            shortcut += [
+                nn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                nn.BatchNorm2d(planes)
+            ]
+            self.downsample = nn.Sequential(*shortcut)
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return torch.relu(out + identity)
+
+
+class MMPretrainResNet18V1(nn.Module):
+    """mmpretrain ``ResNetV1c`` (``avg_down=False``) or ``ResNetV1d``
+    (``avg_down=True``), depth 18: the deep stem (three 3x3 ConvModules,
+    ``stem.{0,1,2}``, 32-32-64 channels, the first of stride 2), max
+    pooling ``(3, 2, padding=1)``, stage strides (1, 2, 2, 2)."""
+
+    def __init__(self, avg_down):
+        super().__init__()
+        self.stem = nn.Sequential(
+            ConvBNReLU(3, 32, 2), ConvBNReLU(32, 32, 1), ConvBNReLU(32, 64, 1))
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        inplanes = 64
+        for i, (planes, stride) in enumerate([(64, 1), (128, 2), (256, 2),
+                                              (512, 2)]):
+            setattr(
+                self, f'layer{i + 1}',
+                nn.Sequential(
+                    BasicBlock(inplanes, planes, stride, avg_down),
+                    BasicBlock(planes, planes, 1, avg_down)))
+            inplanes = planes
+
+    def forward(self, x):
+        x = self.maxpool(self.stem(x))
+        for i in range(1, 5):
+            x = getattr(self, f'layer{i}')(x)
+        return x
+
+
+@pytest.mark.parametrize('variant', ['ResNetV1c', 'ResNetV1d'])
+def test_mmpretrain_deep_stem_resnet_gives_the_source_features(
+        tmp_path, variant):
+    from mmpretrain.models import backbones as mmpretrain_backbones
+
+    from mmreid.registry import MODELS
+    avg_down = variant == 'ResNetV1d'
+    torch.manual_seed(2)
+    source = randomize_norms(MMPretrainResNet18V1(avg_down), seed=2)
+    # The network written here has mmpretrain's tensor names exactly.
+    assert sorted(source.state_dict()) == sorted(
+        getattr(mmpretrain_backbones, variant)(depth=18).state_dict())
+    # mmpretrain's ImageClassifier checkpoint: backbone, linear head.
+    state_dict = {f'backbone.{k}': v for k, v in source.state_dict().items()}
+    state_dict['head.fc.weight'] = torch.rand(10, 512)
+    state_dict['head.fc.bias'] = torch.rand(10)
+    src = tmp_path / f'{variant}.pth'
+    torch.save(dict(meta=dict(epoch=100), state_dict=state_dict), src)
+    dst = tmp_path / 'converted.pth'
+    assert convert('resnet2mmreid.py', src, dst) == 0
+    converted = torch.load(dst, weights_only=True)['state_dict']
+    backbone = MODELS.build(
+        dict(
+            type='ReIDResNet',
+            depth=18,
+            last_stride=2,
+            deep_stem=True,
+            avg_down=avg_down)).eval()
+    backbone.load_state_dict(
+        {
+            k[len('backbone.'):]: v
+            for k, v in converted.items()
+        }, strict=True)
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        expected = source(x)
+        feats = backbone(x)[-1]
+    torch.testing.assert_close(feats, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_unmapped_backbone_tensors_are_refused(tmp_path):
+    # A backbone layer mmreid does not build (an SE block here) changes the
+    # network: the ImageNet converter refuses it by name and writes
+    # nothing; the ImageNet classifier is reported, not refused.
+    source = MMPretrainResNet18V1(avg_down=True)
+    state_dict = {f'backbone.{k}': v for k, v in source.state_dict().items()}
+    state_dict['head.fc.weight'] = torch.rand(10, 512)
+    state_dict['backbone.layer1.0.se.fc1.weight'] = torch.rand(4, 64, 1, 1)
+    src = tmp_path / 'se.pth'
+    torch.save(dict(state_dict=state_dict), src)
+    dst = tmp_path / 'converted.pth'
+    with pytest.raises(ValueError, match=r'backbone\.layer1\.0\.se\.fc1'):
+        convert_checkpoint_file(str(src), str(dst), 'mmpretrain')
+    assert not dst.exists()
+    assert convert('resnet2mmreid.py', src, dst) == 1
+    assert not dst.exists()
+    # The same for torchvision's layout (no prefix; ``fc`` is the
+    # classifier).
+    tv = torchvision.models.resnet18(weights=None).state_dict()
+    tv['layer1.0.se.fc1.weight'] = torch.rand(4, 64, 1, 1)
+    src = tmp_path / 'tv_se.pth'
+    torch.save(tv, src)
+    with pytest.raises(ValueError, match=r'layer1\.0\.se\.fc1\.weight'):
+        convert_checkpoint_file(str(src), str(dst), 'torchvision')
+    assert not dst.exists()

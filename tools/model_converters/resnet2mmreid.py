@@ -2,9 +2,13 @@
 
 torchvision ``resnet18/34/50/101/152`` state dicts (``conv1``, ``bn1``,
 ``layer1-4``; ``fc`` is reported) and mmpretrain/mmcls ``ImageClassifier``
-checkpoints (``backbone.*``; ``head.fc`` is reported) become ``backbone.*``
-keys of an mmreid ``ReIDModel``; load the result with
-``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
+checkpoints (``backbone.*``, the ``ResNetV1c/V1d`` deep stem and average-pool
+shortcuts included; ``head.fc`` is reported) become ``backbone.*`` keys of an
+mmreid ``ReIDModel``; load the result with
+``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
+(and ``deep_stem=True``, for V1d also ``avg_down=True``, in the backbone).
+A backbone tensor that no rule maps is refused by name (exit status 1,
+nothing written): mmreid would build the backbone without that layer.
 
 Example::
 
