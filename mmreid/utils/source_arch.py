@@ -231,30 +231,63 @@ def _override(key: str, value) -> str:
     return f'{key}={value}'
 
 
+def _dataset_pipelines(path: str, dataset) -> List[Tuple[str, list]]:
+    """``(config path, transforms)`` of a dataset config: its own
+    ``pipeline``, else those of the datasets it wraps (``dataset``,
+    ``datasets``)."""
+    if not isinstance(dataset, dict):
+        return []
+    if dataset.get('pipeline'):
+        return [(f'{path}.pipeline', list(dataset['pipeline']))]
+    found = _dataset_pipelines(f'{path}.dataset', dataset.get('dataset'))
+    for i, inner in enumerate(dataset.get('datasets') or []):
+        found += _dataset_pipelines(f'{path}.datasets.{i}', inner)
+    return found
+
+
+def _split_pipelines(cfg, split: str) -> List[Tuple[str, list]]:
+    """The pipelines that feed split ``split`` (``'test'``, ``'val'``).
+
+    Those of ``<split>_dataloader`` (a dict or a list of them) and of every
+    target of a multi-target loop (``<split>_cfg.targets``, whose
+    ``<split>_dataloader`` is an empty placeholder).
+    """
+    found = []
+    loaders = cfg.get(f'{split}_dataloader')
+    name = f'{split}_dataloader'
+    if isinstance(loaders, dict):
+        loaders = [(name, loaders)]
+    elif isinstance(loaders, (list, tuple)):
+        loaders = [(f'{name}.{i}', d) for i, d in enumerate(loaders)]
+    else:
+        loaders = []
+    loop = cfg.get(f'{split}_cfg')
+    targets = loop.get('targets') if isinstance(loop, dict) else None
+    for i, target in enumerate(targets or []):
+        if isinstance(target, dict):
+            loaders.append((f'{split}_cfg.targets.{i}.dataloader',
+                            target.get('dataloader')))
+    for path, loader in loaders:
+        if isinstance(loader, dict):
+            found += _dataset_pipelines(f'{path}.dataset',
+                                        loader.get('dataset'))
+    return found
+
+
 def _test_pipelines(cfg, api: bool) -> List[Tuple[str, list]]:
-    """``(config path, transforms)`` of the pipelines that feed the test."""
+    """``(config path, transforms)`` of the pipelines that feed the test.
+
+    The runner (``api=False``) tests with ``test_dataloader`` and every
+    target of a multi-target test loop (``test_cfg.targets``). The API
+    (``init_model``, ``extract_features``) takes ``test_pipeline``, else
+    the test pipelines, else the validation ones (``val_dataloader``,
+    ``val_cfg.targets``).
+    """
     if api:
         if cfg.get('test_pipeline'):
             return [('test_pipeline', list(cfg.test_pipeline))]
-        names = ('test_dataloader', 'val_dataloader')
-    else:
-        names = ('test_dataloader', )
-    found = []
-    for name in names:
-        loaders = cfg.get(name)
-        if isinstance(loaders, dict):
-            loaders = [(name, loaders)]
-        elif isinstance(loaders, (list, tuple)):
-            loaders = [(f'{name}.{i}', d) for i, d in enumerate(loaders)]
-        else:
-            continue
-        for path, loader in loaders:
-            pipeline = (loader.get('dataset') or {}).get('pipeline')
-            if pipeline:
-                found.append((f'{path}.dataset.pipeline', list(pipeline)))
-        if found:
-            break
-    return found
+        return _split_pipelines(cfg, 'test') or _split_pipelines(cfg, 'val')
+    return _split_pipelines(cfg, 'test')
 
 
 def check_source_arch(meta: Optional[dict],
@@ -353,7 +386,15 @@ def check_source_arch(meta: Optional[dict],
             problems.append(f'colour order: the source takes '
                             f'{facts["colour_order"]} images, mmreid feeds '
                             'RGB (no config switch)')
-        for path, pipeline in _test_pipelines(cfg, api):
+        pipelines = _test_pipelines(cfg, api)
+        if not pipelines:
+            problems.append(
+                'the config has no test pipeline (' +
+                ('test_pipeline, ' if api else '') +
+                'test_dataloader.dataset.pipeline or test_cfg.targets) to '
+                f'compare with the source\'s resize to {facts["input_size"]}'
+                f' with {facts["resize_backend"]} {facts["interpolation"]}')
+        for path, pipeline in pipelines:
             index = next(
                 (i for i, t in enumerate(pipeline)
                  if str(t.get('type')).split('.')[-1] == 'ReIDResize'), None)

@@ -1,0 +1,93 @@
+"""The facts of a converted network's source and the check against them
+(:mod:`mmreid.utils.source_arch`), on tensors and configs built here."""
+import copy
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmreid.registry import MODELS
+from mmreid.utils.source_arch import (SOURCE_ARCH, check_source_arch,
+                                      source_arch)
+from ..fixtures.processes import REPO
+
+MULTI_TARGET = osp.join(REPO, 'configs', 'baseline',
+                        'bot_r18_synthreid_multi-target.py')
+
+#: The model facts of fast-reid's BoT, so that only the pipelines differ.
+FASTREID_MODEL = {
+    'model.backbone.stem_pool.padding': 0,
+    'model.backbone.stem_pool.ceil_mode': True,
+    'model.backbone.init_cfg': None,
+}
+
+
+def fastreid_meta():
+    facts = copy.deepcopy(SOURCE_ARCH['fastreid'])
+    facts['source'] = 'fastreid'
+    return dict(source='fastreid', unmapped=[], source_arch=facts)
+
+
+def multi_target_config(**options):
+    cfg = Config.fromfile(MULTI_TARGET)
+    cfg.merge_from_dict(dict(FASTREID_MODEL, **options))
+    return cfg
+
+
+def test_multi_target_pipelines_are_checked():
+    # A multi-target config tests with test_cfg.targets; its
+    # test_dataloader is an empty placeholder. fast-reid resizes to
+    # 256 x 128 with PIL bicubic, every target here to 64 x 32 with cv2
+    # bilinear: refused, naming each target's resize.
+    cfg = multi_target_config()
+    assert cfg.test_dataloader == {} and len(cfg.test_cfg.targets) == 2
+    model = MODELS.build(cfg.model)
+    with pytest.raises(ValueError) as info:
+        check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth')
+    message = str(info.value)
+    for i in range(2):
+        path = f'test_cfg.targets.{i}.dataloader.dataset.pipeline'
+        assert f'{path} ReIDResize size: the source has [256, 128]' \
+            in message
+        assert f'{path} ReIDResize interpolation' in message
+        assert f'{path} ReIDResize backend' in message
+    # The API (init_model) reads test_pipeline, which resizes the same.
+    with pytest.raises(ValueError, match='test_pipeline ReIDResize size'):
+        check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth', api=True)
+    # The printed overrides make the config compute the source network.
+    fix = re.search(r'--cfg-options (.*)$', message).group(1).split()
+    assert len(fix) == 6
+    options = dict(item.split('=', 1) for item in fix)
+    options = {
+        k: [int(v) for v in v.strip('[]').split(',')] if 'size' in k else v
+        for k, v in options.items()
+    }
+    cfg = multi_target_config(**options)
+    assert check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth') == []
+
+
+def test_a_target_without_resize_is_refused():
+    cfg = multi_target_config()
+    cfg.test_cfg.targets[1].dataloader.dataset.pipeline = [
+        dict(type='ReIDLoadImageFromFile'),
+        dict(type='PackReIDInputs')
+    ]
+    model = MODELS.build(cfg.model)
+    with pytest.raises(
+            ValueError,
+            match=r'test_cfg\.targets\.1\.dataloader\.dataset\.pipeline has '
+            r'no ReIDResize'):
+        check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth')
+
+
+def test_a_config_without_test_pipeline_is_refused():
+    cfg = multi_target_config()
+    del cfg.test_cfg['targets']
+    model = MODELS.build(cfg.model)
+    with pytest.raises(ValueError, match='the config has no test pipeline'):
+        check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth')
+    # Not at training time (load_from): the test facts are not checked.
+    assert check_source_arch(
+        fastreid_meta(), model, cfg, 'ckpt.pth', test=False) == []
