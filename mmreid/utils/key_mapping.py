@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .atomic import open_atomic
-from .source_arch import (SOURCE_ARCH, add_identity_bnneck,
+from .source_arch import (FASTREID_KEYS, SOURCE_ARCH, add_identity_bnneck,
                           read_fastreid_config, source_arch)
 
 # The tensors of a torchvision-style ResNet: stem, stages and shortcuts.
@@ -260,16 +260,27 @@ def convert_checkpoint_file(src: str,
                 f'converted backbone would compute another network (nothing '
                 f'written)')
     meta = dict(converted_from=osp.basename(src), source=source)
+    # Where each fact comes from, for the messages.
+    origins = {
+        k: f'--{k.replace("_", "-")}'
+        for k, v in arch.items() if v is not None
+    }
     if source_config is not None:
         if source != 'fastreid':
             raise ValueError('source_config reads fast-reid configs only')
-        arch = dict(
-            read_fastreid_config(source_config), **{
-                k: v
-                for k, v in arch.items() if v is not None
-            })
+        from_file = read_fastreid_config(source_config)
+        origins = dict(
+            {
+                k: f'{FASTREID_KEYS.get(k, k)} of {source_config}'
+                for k in from_file
+            }, **origins)
+        arch = dict(from_file, **{
+            k: v
+            for k, v in arch.items() if v is not None
+        })
     if source in SOURCE_ARCH:
-        facts = source_arch(source, converted, state_dict, **arch)
+        facts = source_arch(
+            source, converted, state_dict, origins=origins, **arch)
         # Dropped tensors change the network unless harmless; init_model
         # and tools/test.py refuse the others.
         meta['unmapped'] = list(unmapped)
@@ -323,7 +334,7 @@ def converter_main(source: str, description: str) -> None:
         '--pooling',
         choices=('avg', 'gem'),
         help='global pooling of the source (default avg; GeM when the '
-        'checkpoint has its exponent)')
+        'checkpoint has its exponent, and then avg is an error)')
     if source == 'fastreid':
         parser.add_argument(
             '--config',

@@ -76,8 +76,11 @@ def _feature_dim(converted: Dict[str, torch.Tensor]) -> int:
     return last[1]
 
 
-def source_arch(source: str, converted: Dict[str, torch.Tensor],
-                state_dict: Dict[str, torch.Tensor], **overrides) -> dict:
+def source_arch(source: str,
+                converted: Dict[str, torch.Tensor],
+                state_dict: Dict[str, torch.Tensor],
+                origins: Optional[Dict[str, str]] = None,
+                **overrides) -> dict:
     """The facts of a converted ``fastreid``/``torchreid`` network.
 
     Starts from :data:`SOURCE_ARCH`, applies ``overrides`` (the converter's
@@ -87,8 +90,26 @@ def source_arch(source: str, converted: Dict[str, torch.Tensor],
     network without BNNeck tensors has no BNNeck (its test feature is then
     the pooled feature).
 
+    Args:
+        source (str): ``'fastreid'`` or ``'torchreid'``.
+        converted (dict[str, Tensor]): The converted tensors; a fixed GeM
+            exponent (``pooling='gem_fixed'``) is added as ``neck.p``.
+        state_dict (dict[str, Tensor]): The source tensors.
+        origins (dict[str, str], optional): Where an override comes from,
+            for the messages, e.g. ``dict(pooling='--pooling')``.
+        **overrides: Facts that the tensors do not show (``last_stride``,
+            ``test_feature``, ``input_size``, ``pooling`` (``'avg'``,
+            ``'gem'`` or ``'gem_fixed'``), ``mean``, ``std``); None keeps
+            the default.
+
+    Returns:
+        dict: The facts, as :data:`SOURCE_ARCH` with ``source``.
+
     Raises:
-        ValueError: An override contradicts the tensors.
+        KeyError: An unknown fact.
+        ValueError: An override contradicts the tensors: average or
+            fixed-p GeM pooling with a learnt exponent in the checkpoint,
+            learnt GeM without one, ``after_bn`` without a BNNeck.
     """
     facts = copy.deepcopy(SOURCE_ARCH[source])
     unknown = set(overrides) - set(facts) - {'mean', 'std'}
@@ -96,15 +117,32 @@ def source_arch(source: str, converted: Dict[str, torch.Tensor],
         raise KeyError(f'unknown architecture facts {sorted(unknown)}')
     facts.update({k: v for k, v in overrides.items() if v is not None})
     facts['source'] = source
-    if facts['pooling'] == 'gem_fixed':
+    pooling = overrides.get('pooling')
+    option = f'pooling {pooling!r}'
+    if (origins or {}).get('pooling'):
+        option += f' (from {origins["pooling"]})'
+    if 'neck.p' in converted:
+        name = 'heads.pool_layer.p' if 'heads.pool_layer.p' in state_dict \
+            else 'neck.p'
+        learnt = (f'the checkpoint has a learnt GeM exponent {name} = '
+                  f'{float(converted["neck.p"]):.4g}')
+        if pooling == 'gem_fixed':
+            raise ValueError(
+                f'{option} means GeM with p fixed at 3 (fast-reid\'s '
+                f'GeneralizedMeanPooling, which stores no exponent), but '
+                f'{learnt}; the source is GeneralizedMeanPoolingP (drop '
+                'the option, or use the config.yaml of this model)')
+        if pooling == 'avg':
+            raise ValueError(f'{option} means average pooling, but {learnt}: '
+                             'the source pools with GeM (drop the option)')
+        facts['pooling'] = 'gem'
+    elif facts['pooling'] == 'gem_fixed':
         # fast-reid's GeneralizedMeanPooling: p = 3, not a parameter.
         converted['neck.p'] = torch.tensor(3.0)
         facts['pooling'] = 'gem'
-    elif 'neck.p' in converted:
-        facts['pooling'] = 'gem'
     elif facts['pooling'] == 'gem':
-        raise ValueError('GeM pooling with a learnt exponent, but the '
-                         'checkpoint has no heads.pool_layer.p')
+        raise ValueError(f'{option} means GeM with a learnt exponent, but '
+                         'the checkpoint has no heads.pool_layer.p')
     for name in ('mean', 'std'):
         buffer = state_dict.get(f'pixel_{name}')
         if buffer is not None:
@@ -157,6 +195,16 @@ FASTREID_POOLING = dict(
     gempoolP='gem',
     GeneralizedMeanPooling='gem_fixed',
     gempool='gem_fixed')
+
+#: The fast-reid ``config.yaml`` key of each fact
+#: :func:`read_fastreid_config` reads, for the messages.
+FASTREID_KEYS = dict(
+    last_stride='MODEL.BACKBONE.LAST_STRIDE',
+    pooling='MODEL.HEADS.POOL_LAYER',
+    test_feature='MODEL.HEADS.NECK_FEAT or WITH_BNNECK',
+    input_size='INPUT.SIZE_TEST',
+    mean='MODEL.PIXEL_MEAN',
+    std='MODEL.PIXEL_STD')
 
 #: Source tensors that may stay unconverted without changing the test
 #: feature: classifier biases (training logits only) and fast-reid's pixel
@@ -439,6 +487,7 @@ def check_source_arch(meta: Optional[dict],
 
 
 __all__ = [
-    'SOURCE_ARCH', 'FASTREID_POOLING', 'HARMLESS_UNMAPPED', 'source_arch',
-    'add_identity_bnneck', 'read_fastreid_config', 'check_source_arch'
+    'SOURCE_ARCH', 'FASTREID_POOLING', 'FASTREID_KEYS', 'HARMLESS_UNMAPPED',
+    'source_arch', 'add_identity_bnneck', 'read_fastreid_config',
+    'check_source_arch'
 ]

@@ -414,3 +414,30 @@ def test_dropped_source_layers_are_refused_at_load(tmp_path):
     convert_checkpoint_file(
         str(src), str(dst), 'fastreid', input_size=[64, 32])
     init_model(config, str(dst))
+
+
+def test_pooling_options_against_the_exponent_are_refused(
+        tmp_path, monkeypatch, capsys):
+    # The checkpoint has a learnt GeM exponent; an option saying otherwise
+    # is an error naming the option and the exponent, nothing is written.
+    src = fastreid_checkpoint(tmp_path,
+                              {'heads.pool_layer.p': torch.tensor([4.7])})
+    dst = tmp_path / 'c.pth'
+    assert run_script('fastreid2mmreid.py', [src, dst, '--pooling', 'avg'],
+                      monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert "pooling 'avg' (from --pooling)" in err
+    assert 'heads.pool_layer.p = 4.7' in err
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FASTREID_YAML.format(with_nl='false', pool='gempool'))
+    assert run_script('fastreid2mmreid.py', [src, dst, '--config', cfg],
+                      monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert f'(from MODEL.HEADS.POOL_LAYER of {cfg})' in err
+    assert 'heads.pool_layer.p = 4.7' in err
+    assert not dst.exists()
+    # Without a contradicting option, the exponent gives GeM.
+    assert run_script('fastreid2mmreid.py', [src, dst], monkeypatch) == 0
+    converted = torch.load(dst, weights_only=True)
+    assert converted['meta']['source_arch']['pooling'] == 'gem'
+    assert converted['state_dict']['neck.p'].item() == pytest.approx(4.7)

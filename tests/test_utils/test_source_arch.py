@@ -91,3 +91,46 @@ def test_a_config_without_test_pipeline_is_refused():
     # Not at training time (load_from): the test facts are not checked.
     assert check_source_arch(
         fastreid_meta(), model, cfg, 'ckpt.pth', test=False) == []
+
+
+def fastreid_gem_tensors(p=4.7):
+    """Converted tensors of a fast-reid network with a learnt GeM exponent
+    (``heads.pool_layer.p``, shape (1,) in fast-reid)."""
+    converted = {
+        'backbone.layer4.1.bn2.weight': torch.ones(512),
+        'head.bnneck.weight': torch.ones(512),
+        'neck.p': torch.tensor(p),
+    }
+    return converted, {'heads.pool_layer.p': torch.tensor([p])}
+
+
+def test_learnt_gem_exponent_gives_gem_pooling():
+    converted, state_dict = fastreid_gem_tensors()
+    facts = source_arch('fastreid', converted, state_dict)
+    assert facts['pooling'] == 'gem'
+    assert converted['neck.p'].item() == pytest.approx(4.7)
+
+
+@pytest.mark.parametrize('pooling', ['avg', 'gem_fixed'])
+def test_pooling_option_against_a_learnt_exponent_is_refused(pooling):
+    # --pooling avg, or a config.yaml naming fast-reid's fixed-p
+    # GeneralizedMeanPooling, while the checkpoint has a learnt p: the
+    # option contradicts the tensors. Refused, the exponent kept.
+    converted, state_dict = fastreid_gem_tensors()
+    with pytest.raises(ValueError) as info:
+        source_arch('fastreid', converted, state_dict, pooling=pooling)
+    message = str(info.value)
+    assert f'pooling {pooling!r}' in message
+    assert 'heads.pool_layer.p = 4.7' in message
+    assert converted['neck.p'].item() == pytest.approx(4.7)
+
+
+def test_fixed_gem_without_exponent_gets_p_3():
+    converted, state_dict = fastreid_gem_tensors()
+    del converted['neck.p'], state_dict['heads.pool_layer.p']
+    facts = source_arch('fastreid', converted, state_dict, pooling='gem_fixed')
+    assert facts['pooling'] == 'gem'
+    assert converted['neck.p'].item() == 3.0
+    del converted['neck.p']
+    with pytest.raises(ValueError, match='no heads.pool_layer.p'):
+        source_arch('fastreid', converted, state_dict, pooling='gem')
