@@ -189,3 +189,35 @@ def test_input_shape():
     assert tool.input_shape(cfg, [64, 32]) == (64, 32)
     with pytest.raises(ValueError, match='--shape'):
         tool.input_shape(Config(dict()))
+
+
+def test_failed_verification_leaves_no_file(tiny, tmp_path, monkeypatch,
+                                            capsys):
+    # The graph is verified under a temporary name and renamed only when it
+    # passes: a failed --verify leaves no new file, and an earlier export
+    # under that name is kept as it was.
+    tool = load_tool(TOOL)
+    config, checkpoint = tiny
+    verified = []
+
+    def failing_verify(model, onnx_file, *args, **kwargs):
+        verified.append(onnx_file)
+        assert osp.isfile(onnx_file)
+        return [dict(batch=1, max_abs_diff=0.5, max_abs_feature=1.0)]
+
+    monkeypatch.setattr(tool, 'verify', failing_verify)
+    out_dir = tmp_path / 'out'
+    output = out_dir / 'model.onnx'
+    argv = [
+        config, checkpoint, '--output-file',
+        str(output), '--exporter', 'legacy', '--opset', '17', '--verify'
+    ]
+    assert tool.main(argv) == 1
+    assert 'verification FAILED' in capsys.readouterr().err
+    assert list(out_dir.iterdir()) == []
+    assert verified and verified[-1] != str(output)
+    output.write_bytes(b'an earlier export')
+    assert tool.main(argv) == 1
+    assert [p.name for p in out_dir.iterdir()] == ['model.onnx']
+    assert output.read_bytes() == b'an earlier export'
+

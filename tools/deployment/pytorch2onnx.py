@@ -27,15 +27,16 @@ classes only). Every model tensor must be in it. The ONNX file is written
 to a temporary name and renamed, so a failed export leaves no file.
 
 ``--verify`` runs onnxruntime (CPU) on random images at two batch sizes,
-neither the export's, and compares with PyTorch; the exit status is 1
-when the largest absolute difference exceeds ``--tolerance``.
+neither the export's, and compares with PyTorch, before the rename; the
+exit status is 1, and no file is written (an earlier one under that name
+is kept), when the largest absolute difference exceeds ``--tolerance``.
 """
 import argparse
 import os
 import os.path as osp
 import sys
 import tempfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
@@ -219,11 +220,16 @@ def build_model(cfg: Config,
     return ImageFeatureModel(model, modality).eval()
 
 
+class VerificationFailed(RuntimeError):
+    """The exported graph does not compute the PyTorch model's features."""
+
+
 def export(model: ImageFeatureModel,
            output_file: str,
            shape: Tuple[int, int],
            opset: int = 18,
-           exporter: str = 'dynamo') -> None:
+           exporter: str = 'dynamo',
+           check: Optional[Callable[[str], None]] = None) -> None:
     """Write ``model`` as ONNX with a dynamic batch axis, atomically.
 
     Args:
@@ -232,6 +238,10 @@ def export(model: ImageFeatureModel,
         shape (tuple[int, int]): Input (H, W).
         opset (int): ONNX opset version.
         exporter (str): ``'dynamo'`` or ``'legacy'``.
+        check (Callable[[str], None], optional): Called with the path of
+            the exported temporary file before it is renamed; an exception
+            it raises (e.g. :class:`VerificationFailed`) leaves no file and
+            ``output_file`` as it was. Defaults to None.
     """
     if exporter not in EXPORTERS:
         raise ValueError(f'exporter must be one of {EXPORTERS}, got '
@@ -280,6 +290,8 @@ def export(model: ImageFeatureModel,
                             0: 'batch'
                         }
                     })
+        if check is not None:
+            check(tmp_file)
         os.replace(tmp_file, output_file)
     finally:
         if osp.exists(tmp_file):
@@ -343,24 +355,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg.merge_from_dict(args.cfg_options)
     shape = input_shape(cfg, args.shape)
     model = build_model(cfg, args.checkpoint, args.modality)
-    export(model, args.output_file, shape, args.opset, args.exporter)
+
+    def check(onnx_file: str) -> None:
+        reports = verify(model, onnx_file, shape)
+        worst = max(r['max_abs_diff'] for r in reports)
+        for r in reports:
+            print(f'batch {r["batch"]}: max abs diff '
+                  f'{r["max_abs_diff"]:.3g} (features up to '
+                  f'{r["max_abs_feature"]:.3g})')
+        if worst > args.tolerance:
+            raise VerificationFailed(
+                f'verification FAILED: max abs diff {worst:.3g} > '
+                f'tolerance {args.tolerance:g}; {args.output_file} not '
+                'written')
+        print(f'verification passed (tolerance {args.tolerance:g})')
+
+    try:
+        export(model, args.output_file, shape, args.opset, args.exporter,
+               check if args.verify else None)
+    except VerificationFailed as error:
+        print(error, file=sys.stderr)
+        return 1
     print(f'exported {args.output_file} (input (N, 3, {shape[0]}, '
           f'{shape[1]}) RGB 0-255, exporter {args.exporter}, opset '
-          f'{args.opset})')
-    if not args.verify:
-        return 0
-    reports = verify(model, args.output_file, shape)
-    worst = max(r['max_abs_diff'] for r in reports)
-    for r in reports:
-        print(f'batch {r["batch"]}: max abs diff {r["max_abs_diff"]:.3g} '
-              f'(features up to {r["max_abs_feature"]:.3g})')
-    if worst > args.tolerance:
-        print(
-            f'verification FAILED: max abs diff {worst:.3g} > tolerance '
-            f'{args.tolerance:g}',
-            file=sys.stderr)
-        return 1
-    print(f'verification passed (tolerance {args.tolerance:g})')
+          f'{args.opset}{", verified" if args.verify else ""})')
     return 0
 
 
