@@ -221,3 +221,32 @@ def test_failed_verification_leaves_no_file(tiny, tmp_path, monkeypatch,
     assert [p.name for p in out_dir.iterdir()] == ['model.onnx']
     assert output.read_bytes() == b'an earlier export'
 
+
+def test_modality_must_match_the_model(make_config, tiny, tmp_path):
+    # --modality for a model without modality-aware modules would be
+    # ignored: an error. A modality-aware model (MBN) needs it.
+    tool = load_tool(TOOL)
+    config, checkpoint = tiny
+    out_dir = tmp_path / 'out'
+    out_dir.mkdir()
+    args = [
+        '--output-file',
+        str(out_dir / 'model.onnx'), '--exporter', 'legacy', '--opset', '17'
+    ]
+    with pytest.raises(ValueError, match=r'--modality 1.*no modality-aware'):
+        tool.main([config, checkpoint, '--modality', '1'] + args)
+    assert list(out_dir.iterdir()) == []
+
+    mbn_config = make_config(
+        extra="model['backbone']['norm_cfg'] = dict(type='MBN')",
+        name='tiny_mbn.py')
+    model = MODELS.build(Config.fromfile(mbn_config).model)
+    mbn_checkpoint = str(tmp_path / 'mbn.pth')
+    torch.save({'state_dict': model.state_dict()}, mbn_checkpoint)
+    with pytest.raises(ValueError, match='needs --modality'):
+        tool.main([mbn_config, mbn_checkpoint] + args)
+    assert list(out_dir.iterdir()) == []
+    assert tool.main(
+        [mbn_config, mbn_checkpoint, '--modality', '1', '--verify'] +
+        args) == 0
+    assert [p.name for p in out_dir.iterdir()] == ['model.onnx']

@@ -30,6 +30,10 @@ to a temporary name and renamed, so a failed export leaves no file.
 neither the export's, and compares with PyTorch, before the rename; the
 exit status is 1, and no file is written (an earlier one under that name
 is kept), when the largest absolute difference exceeds ``--tolerance``.
+
+``--modality`` is for modality-aware models (MBN norm layers, a two-stream
+backbone): the graph computes the features of that modality; such a model
+needs it, and any other model refuses it.
 """
 import argparse
 import os
@@ -112,7 +116,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         type=int,
         default=None,
         help='modality label for modality-aware models (0 visible, 1 '
-        'infrared)')
+        'infrared); required by them, an error for other models')
     parser.add_argument(
         '--verify',
         action='store_true',
@@ -209,13 +213,29 @@ def build_model(cfg: Config,
 
     Returns:
         ImageFeatureModel: In eval mode, on the CPU.
+
+    Raises:
+        ValueError: ``modality`` for a model without modality-aware
+            modules (it would be ignored), or none for a model with them.
     """
+    from mmreid.models.modality_routing import modality_aware_modules
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') \
         else dict(cfg.model)
     # Weights come from the checkpoint: never download pretrained ones.
     model_cfg.pop('init_cfg', None)
     model = MODELS.build(model_cfg)
+    aware = sorted({type(m).__name__ for m in modality_aware_modules(model)})
+    if modality is not None and not aware:
+        raise ValueError(f'--modality {modality} given, but the model of the '
+                         'config has no modality-aware modules (MBN norm '
+                         'layers, a two-stream backbone): its features do '
+                         'not depend on the modality; leave --modality out')
+    if modality is None and aware:
+        raise ValueError(f'the model has modality-aware modules '
+                         f'({", ".join(aware)}): it needs --modality 0 '
+                         '(visible) or 1 (infrared), the modality of the '
+                         'images the graph will take')
     load_checkpoint(model, cfg, checkpoint)
     return ImageFeatureModel(model, modality).eval()
 
