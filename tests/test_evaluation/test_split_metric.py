@@ -288,6 +288,22 @@ def test_cuhk03_classic_metric_multi_shot():
         CUHK03ClassicMetric(junk_rule='none')
 
 
+@pytest.mark.parametrize('option,value', [('tie_policy', 'pessimistic'),
+                                          ('tie_policy', 'optimistic'),
+                                          ('cmc_mode', 'dedup')])
+def test_cuhk03_classic_metric_refuses_options_its_cmc_ignores(
+        option, value):
+    """The classic CMC orders each query's gallery stably (ascending
+    distance, then gallery index) and draws one item per pid, so another
+    tie policy or a de-duplicated CMC would be printed without being
+    applied to the CMC: refused, naming the option and the value."""
+    with pytest.raises(ValueError, match=f'{option}.*{value}'):
+        CUHK03ClassicMetric(**{option: value})
+    # The defaults and the options it applies (ap_mode to the mAP) build.
+    CUHK03ClassicMetric(tie_policy='stable', cmc_mode='standard')
+    CUHK03ClassicMetric(ap_mode='threshold')
+
+
 def test_multi_target_test_loop_runs_every_split(tmp_path):
     """A DIMN-style run: the loop hands the dataset's splits to the metric
     and names the keys <target>/split<i>/<metric>, <target>/<metric>_std

@@ -24,8 +24,12 @@ class CUHK03ClassicMetric(ReIDMetric):
         num_repeats: Draws per query (10 in the protocol).
         seed: Seed of the draws; ``None`` for unseeded draws.
         **kwargs: :class:`ReIDMetric` arguments; ``query_expansion``,
-            ``rerank`` and ``verification_fprs`` are not supported, and the
-            CMC uses ``junk_rule='market'`` with the stable tie policy.
+            ``rerank`` and ``verification_fprs`` are not supported. The
+            classic CMC orders each gallery stably and draws one image per
+            identity, so ``junk_rule`` must be ``'market'``,
+            ``tie_policy`` ``'stable'`` and ``cmc_mode`` ``'standard'``
+            (other values would be reported without being applied to the
+            CMC, and are refused). ``ap_mode`` applies to the mAP.
 
     Examples:
         >>> test_evaluator = dict(type='CUHK03ClassicMetric', seed=0)
@@ -33,14 +37,23 @@ class CUHK03ClassicMetric(ReIDMetric):
     default_prefix: Optional[str] = 'cuhk03'
     unsupported_options = FEATURE_OPTIONS
 
+    #: The rank options the classic CMC implements, with the one value it
+    #: applies (see ``classic_cmc``).
+    fixed_rank_options = dict(
+        junk_rule='market', tie_policy='stable', cmc_mode='standard')
+
     def __init__(self,
                  num_repeats: int = 10,
                  seed: Optional[int] = 0,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        if self.rank_options['junk_rule'] != 'market':
-            raise ValueError('CUHK03ClassicMetric uses junk_rule="market", '
-                             f'got {self.rank_options["junk_rule"]!r}')
+        for name, value in self.fixed_rank_options.items():
+            if self.rank_options[name] != value:
+                raise ValueError(
+                    f'CUHK03ClassicMetric uses {name}={value!r} (the '
+                    'classic CMC orders each gallery stably and draws one '
+                    'image per identity), got '
+                    f'{name}={self.rank_options[name]!r}')
         if int(num_repeats) < 1:
             raise ValueError(f'num_repeats must be >= 1, got {num_repeats}')
         self.num_repeats = int(num_repeats)
