@@ -5,7 +5,9 @@ import re
 import numpy as np
 import pytest
 import torch
+from mmengine.evaluator import Evaluator
 
+from mmreid.datasets import LLCM, SYSUMM01
 from mmreid.evaluation.functional import (group_pool, normalize_rand_perm_cam,
                                           official_gallery_draw,
                                           seeded_gallery_draw)
@@ -14,6 +16,7 @@ from mmreid.evaluation.metrics import (LLCMMetric, SYSUMetric,
 from mmreid.evaluation.report import (query_sampling_error,
                                       trial_sampling_errors)
 from mmreid.registry import METRICS
+from ..fixtures.dataset_trees import make_llcm, make_sysu
 
 
 def make_sample(feat, pid, cam, role, idx, modality=0, path=None):
@@ -623,6 +626,51 @@ def test_llcm_vis2ir_transposed_uses_sampled_nir_as_queries():
     results = run_metric(ir2vis, llcm_samples('ir2vis'))
     assert results['llcm/trial0/num_query'] == 12
     assert results['llcm/trial0/num_gallery'] == 9
+
+
+def test_llcm_metric_refuses_a_dataset_of_the_other_direction(tmp_path):
+    """The direction decides which modality is the probe; a metric of the
+    other direction would print its numbers under the same llcm/ keys."""
+    make_llcm(str(tmp_path))
+    vis2ir = LLCM(str(tmp_path), split='test', direction='vis2ir').metainfo
+    ir2vis = LLCM(str(tmp_path), split='test', direction='ir2vis').metainfo
+    for metric_direction, meta in (('ir2vis', vis2ir), ('vis2ir', ir2vis)):
+        metric = LLCMMetric(direction=metric_direction, num_trials=2)
+        with pytest.raises(
+                ValueError,
+                match=f"direction='{metric_direction}'.*"
+                f"{meta['dataset_name']}.*direction='{meta['direction']}'"):
+            metric.dataset_meta = meta
+        # As mmengine's loops hand it over.
+        with pytest.raises(ValueError, match='direction'):
+            Evaluator([metric]).dataset_meta = meta
+    # A dataset that does not say its direction cannot be checked.
+    with pytest.raises(ValueError, match=r"dataset_meta\['direction'\]"):
+        LLCMMetric().dataset_meta = dict(dataset_name='reid')
+    # The matching direction is accepted and evaluated.
+    metric = LLCMMetric(direction='vis2ir', num_trials=2)
+    metric.dataset_meta = vis2ir
+    results = run_metric(metric, llcm_samples('vis2ir'))
+    assert results['llcm/trial0/num_query'] == 6
+    metric = LLCMMetric(direction='ir2vis', num_trials=2)
+    metric.dataset_meta = ir2vis
+    assert run_metric(metric,
+                      llcm_samples('ir2vis'))['llcm/trial0/num_query'] == 12
+
+
+def test_sysu_all_search_refuses_an_indoor_pool(tmp_path):
+    """An indoor dataset's pool holds cams 1 and 2 only: all-search on it
+    would print indoor numbers; indoor search on an all pool keeps cams 1
+    and 2 (documented) and is accepted."""
+    make_sysu(str(tmp_path))
+    indoor = SYSUMM01(str(tmp_path), split='test', mode='indoor').metainfo
+    every = SYSUMM01(str(tmp_path), split='test', mode='all').metainfo
+    with pytest.raises(ValueError,
+                       match="mode='all'.*sysu-mm01-indoor.*mode='indoor'"):
+        SYSUMetric(mode='all').dataset_meta = indoor
+    SYSUMetric(mode='all').dataset_meta = every
+    SYSUMetric(mode='indoor').dataset_meta = indoor
+    SYSUMetric(mode='indoor').dataset_meta = every
 
 
 def test_registered():

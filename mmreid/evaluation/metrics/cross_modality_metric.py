@@ -107,6 +107,25 @@ class SYSUMetric(TrialGalleryMetric):
             cmc_mode=cmc_mode,
             **kwargs)
 
+    def check_dataset_meta(self, dataset_meta: dict) -> None:
+        """Refuse all-search on an indoor dataset, whose pool holds cams 1
+        and 2 only (indoor search on an all-search pool keeps cams 1 and
+        2 and is accepted).
+
+        Args:
+            dataset_meta: The dataset's metainfo; ``SYSUMM01`` stores its
+                ``mode``.
+        """
+        super().check_dataset_meta(dataset_meta)
+        mode = dataset_meta.get('mode')
+        if self.mode == 'all' and mode == 'indoor':
+            raise ValueError(
+                f"SYSUMetric(mode='all') cannot evaluate dataset "
+                f"{self.dataset_name(dataset_meta)} (mode='indoor'): its "
+                'gallery pool holds cams 1 and 2 only, so the numbers '
+                "would be indoor search. Use SYSUMetric(mode='indoor') or "
+                "the dataset with mode='all'")
+
 
 @METRICS.register_module()
 class LLCMMetric(TrialGalleryMetric):
@@ -125,7 +144,9 @@ class LLCMMetric(TrialGalleryMetric):
     numbers); ``'symmetric'`` keeps all VIS images as queries.
 
     Args:
-        direction: ``'ir2vis'`` or ``'vis2ir'``; must match the dataset's.
+        direction: ``'ir2vis'`` or ``'vis2ir'``; must match the dataset's
+            (``dataset_meta['direction']``, set by ``LLCM``): a dataset of
+            another direction, or one without a direction, is refused.
         vis2ir_mode: ``'reference_transposed'`` or ``'symmetric'``.
         num_trials: Number of trials (10 in the protocol).
         seed: Trial ``t`` uses seed ``seed + t``.
@@ -162,3 +183,27 @@ class LLCMMetric(TrialGalleryMetric):
             junk_rule=junk_rule,
             cmc_mode=cmc_mode,
             **kwargs)
+
+    def check_dataset_meta(self, dataset_meta: dict) -> None:
+        """Refuse a dataset of the other direction (its probes are the
+        other modality) or one that does not say its direction.
+
+        Args:
+            dataset_meta: The dataset's metainfo; ``LLCM`` stores its
+                ``direction``.
+        """
+        super().check_dataset_meta(dataset_meta)
+        direction = dataset_meta.get('direction')
+        name = self.dataset_name(dataset_meta)
+        if direction is None:
+            raise ValueError(
+                f'LLCMMetric(direction={self.direction!r}) needs '
+                "dataset_meta['direction'] ('ir2vis' or 'vis2ir', set by "
+                f"LLCM(split='test')); dataset {name} has none (keys "
+                f'{sorted(dataset_meta)})')
+        if direction != self.direction:
+            raise ValueError(
+                f'LLCMMetric(direction={self.direction!r}) cannot evaluate '
+                f'dataset {name} (direction={direction!r}): the directions '
+                'differ, so the probes would be the other modality. Give '
+                'the metric and the dataset the same direction')

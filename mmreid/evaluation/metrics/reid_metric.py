@@ -347,6 +347,38 @@ class ReIDMetric(BaseMetric):
         """Deprecated alias of :attr:`distance`."""
         return self.distance
 
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        """The metainfo of the evaluated dataset (see ``BaseMetric``).
+
+        mmengine's ``Evaluator`` sets it from the dataset before
+        evaluation; setting it runs :meth:`check_dataset_meta`, so a
+        metric that cannot evaluate the dataset refuses before any
+        feature is extracted.
+        """
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: Optional[dict]) -> None:
+        if dataset_meta is not None:
+            self.check_dataset_meta(dataset_meta)
+        BaseMetric.dataset_meta.fset(self, dataset_meta)
+
+    def check_dataset_meta(self, dataset_meta: dict) -> None:
+        """Raise if this metric cannot evaluate the dataset.
+
+        Subclasses extend it with what their protocol needs from the
+        dataset.
+
+        Args:
+            dataset_meta: The dataset's metainfo.
+        """
+
+    @staticmethod
+    def dataset_name(dataset_meta: dict) -> str:
+        """The dataset's name for an error message."""
+        return repr(dataset_meta.get('dataset_name', '<unnamed dataset>'))
+
     def set_scorer(self, scorer: Optional[Scorer]) -> None:
         """Deprecated: compare features with one scorer (None resets).
 
