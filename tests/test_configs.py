@@ -5,9 +5,10 @@ import re
 
 import pytest
 from mmengine.config import Config
+from mmengine.evaluator import Evaluator
 
 from mmreid.datasets.synthetic import SYNTHREID_OPTIONS
-from mmreid.registry import DATASETS, MODELS
+from mmreid.registry import DATASETS, METRICS, MODELS
 from .fixtures.dataset_trees import (fake_cuhk03, fake_duke, fake_market,
                                      make_cuhk02, make_grid, make_ilids,
                                      make_llcm, make_msmt17, make_prid,
@@ -139,3 +140,40 @@ def test_config_builds(path, roots):
         redirect_data(dataset_cfg, roots)
         dataset = DATASETS.build(dataset_cfg)
         assert len(dataset) > 0
+
+
+def dataset_evaluator_pairs(cfg):
+    """(dataset config, evaluator config) of every val/test loop."""
+    pairs = []
+    for stage in ('val', 'test'):
+        loader, evaluator = (cfg.get(f'{stage}_dataloader'),
+                             cfg.get(f'{stage}_evaluator'))
+        if loader and evaluator:
+            pairs.append((loader['dataset'], evaluator))
+        for target in (cfg.get(f'{stage}_cfg') or {}).get('targets', []):
+            pairs.append(
+                (target['dataloader']['dataset'], target['evaluator']))
+    return pairs
+
+
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS])
+def test_config_evaluators_accept_their_datasets(path, roots):
+    """Every evaluator accepts the metainfo of the dataset it evaluates,
+    as the loops hand it over: a metric that does not implement the
+    dataset's protocol (e.g. ReIDMetric on the union of the DG splits or
+    on a SYSU-MM01 gallery pool) or of another LLCM direction refuses."""
+    cfg = Config.fromfile(path)
+    pairs = dataset_evaluator_pairs(cfg)
+    assert pairs
+    for dataset_cfg, evaluator_cfg in pairs:
+        dataset_cfg = dataset_cfg.to_dict()
+        redirect_data(dataset_cfg, roots)
+        dataset = DATASETS.build(dataset_cfg)
+        if hasattr(evaluator_cfg, 'to_dict'):
+            evaluator_cfg = evaluator_cfg.to_dict()
+        metric_cfgs = (
+            evaluator_cfg
+            if isinstance(evaluator_cfg, list) else [evaluator_cfg])
+        evaluator = Evaluator([METRICS.build(m) for m in metric_cfgs])
+        evaluator.dataset_meta = dataset.metainfo

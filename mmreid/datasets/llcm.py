@@ -36,7 +36,9 @@ class LLCM(BaseReIDDataset):
     The gallery is the full *pool*. The protocol's per-trial single-shot
     gallery (one image per identity and camera, ``random.seed(trial)``) and
     the reference's transposed VIS->IR evaluation (the sampled NIR images
-    become the probes) belong to the evaluation, not to this parser.
+    become the probes) belong to the evaluation, not to this parser. The
+    test metainfo names that evaluation (``protocol_metric='LLCMMetric'``);
+    other metrics refuse the pool.
 
     Published counts (the paper's 46,767 boxes): train 713 ids, 30,921
     images (16,946 VIS + 13,975 NIR), 9 cameras; test 8,680 VIS and 7,166
@@ -99,6 +101,9 @@ class LLCM(BaseReIDDataset):
         self._listings: Dict[str, Set[str]] = {}
         name = 'llcm' if split == 'train' else f'llcm-{self.direction}'
         metainfo = dict(dataset_name=name, direction=self.direction)
+        if split == 'test':
+            # The gallery is the pool of the trials: LLCMMetric's protocol.
+            metainfo['protocol_metric'] = 'LLCMMetric'
         metainfo.update(kwargs.pop('metainfo', None) or {})
         super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)
 

@@ -11,7 +11,10 @@ and protected by a checksum); GRID reads its official partitions from
 the queries of all ten splits, then the union of their galleries; the
 membership of every split is in ``metainfo['dg_splits']`` as lists of image
 paths, which :class:`~mmreid.evaluation.metrics.DGSplitMetric` uses to
-evaluate the ten splits from one feature extraction. ``split_index=i``
+evaluate the ten splits from one feature extraction, and
+``metainfo['protocol_metric']`` is ``'DGSplitMetric'``: an image can be a
+query in one split and in the gallery of another, so other metrics refuse
+the union. ``split_index=i``
 lists split ``i`` only (for :class:`~mmreid.evaluation.ReIDMetric`) or, with
 ``split='train'``, its training identities.
 """
@@ -203,6 +206,10 @@ class SplitReIDDataset(BaseReIDDataset):
                     ]) for s in chosen
             ]
             self._metainfo['split_index'] = self.split_index
+            if self.split_index is None:
+                # The union is no query/gallery set: only the split metric
+                # evaluates it (ReIDMetric refuses it).
+                self._metainfo['protocol_metric'] = 'DGSplitMetric'
         return data_list
 
 

@@ -85,6 +85,8 @@ class SYSUMM01(BaseReIDDataset):
     single-shot/multi-shot gallery of each trial (one or ten images per
     identity and camera, seeded or official draws) is sampled from it by
     the evaluation, not here; so is the rule that cam3 queries skip cam2.
+    The test metainfo names that evaluation (``protocol_metric=
+    'SYSUMetric'``); other metrics refuse the pool.
 
     Published counts: train 395 ids, 34,167 images (22,258 visible +
     11,909 infrared, as AGW prints them), 6 cameras; query 96 ids, 3,803
@@ -146,6 +148,9 @@ class SYSUMM01(BaseReIDDataset):
         data_root = resolve_archive_root(data_root, self.ARCHIVE_FOLDER, 'exp')
         name = 'sysu-mm01' if split == 'train' else f'sysu-mm01-{mode}'
         metainfo = dict(dataset_name=name, mode=mode)
+        if split == 'test':
+            # The gallery is the pool of the trials: SYSUMetric's protocol.
+            metainfo['protocol_metric'] = 'SYSUMetric'
         metainfo.update(kwargs.pop('metainfo', None) or {})
         self._cam_dirs: Optional[Dict[int, str]] = None
         super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)

@@ -11,7 +11,8 @@ from mmreid.datasets import LLCM, SYSUMM01
 from mmreid.evaluation.functional import (group_pool, normalize_rand_perm_cam,
                                           official_gallery_draw,
                                           seeded_gallery_draw)
-from mmreid.evaluation.metrics import (LLCMMetric, SYSUMetric,
+from mmreid.evaluation.metrics import (DGSplitMetric, LLCMMetric, ReIDMetric,
+                                       SYSUMetric, TrialGalleryMetric,
                                        load_rand_perm_cam)
 from mmreid.evaluation.report import (query_sampling_error,
                                       trial_sampling_errors)
@@ -671,6 +672,29 @@ def test_sysu_all_search_refuses_an_indoor_pool(tmp_path):
     SYSUMetric(mode='all').dataset_meta = every
     SYSUMetric(mode='indoor').dataset_meta = indoor
     SYSUMetric(mode='indoor').dataset_meta = every
+
+
+def test_only_the_trial_metric_evaluates_a_gallery_pool(tmp_path):
+    """SYSU-MM01's and LLCM's test gallery is the pool each trial draws
+    its gallery from; ranked whole it is no protocol's gallery. A metric
+    other than the dataset's trial metric refuses it, naming the dataset
+    and the metric to use."""
+    make_sysu(str(tmp_path / 'sysu'))
+    make_llcm(str(tmp_path / 'llcm'))
+    sysu = SYSUMM01(str(tmp_path / 'sysu'), split='test').metainfo
+    llcm = LLCM(str(tmp_path / 'llcm'), split='test').metainfo
+    for meta, right in ((sysu, SYSUMetric), (llcm, LLCMMetric)):
+        others = [ReIDMetric(), DGSplitMetric(), TrialGalleryMetric()]
+        others.append(LLCMMetric() if right is SYSUMetric else SYSUMetric())
+        for metric in others:
+            with pytest.raises(
+                    ValueError,
+                    match=f'{type(metric).__name__}.*'
+                    f"{meta['dataset_name']}.*{right.__name__}"):
+                metric.dataset_meta = meta
+        right().dataset_meta = meta
+    # The training split is no test protocol.
+    ReIDMetric().dataset_meta = SYSUMM01(str(tmp_path / 'sysu')).metainfo
 
 
 def test_registered():

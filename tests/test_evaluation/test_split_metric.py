@@ -11,12 +11,14 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from mmreid.datasets import QMULiLIDS
+from mmreid.datasets import GRID, PRID2011, QMULiLIDS, VIPeR
 from mmreid.evaluation.functional import classic_cmc
 from mmreid.evaluation.metrics import (CUHK03ClassicMetric, DGSplitMetric,
                                        ReIDMetric)
 from mmreid.registry import METRICS
 from mmreid.utils import register_all_modules
+from ..fixtures.dataset_trees import (make_grid, make_ilids, make_prid,
+                                      make_viper)
 from ..fixtures.files import touch
 
 
@@ -165,6 +167,46 @@ def test_dg_split_metric_on_ilids_equals_per_split_reid_metric(tmp_path):
             assert metrics[f'split{index}/{key}'] == pytest.approx(
                 expected[key])
         assert expected['num_valid_query'] == 60
+
+
+SMALL_DG = dict(
+    prid=(PRID2011, make_prid),
+    grid=(GRID, lambda root: make_grid(root, [list(range(1, 126))] * 10)),
+    viper=(VIPeR, make_viper),
+    ilids=(QMULiLIDS, lambda root: make_ilids(root)[0]))
+
+
+@pytest.mark.parametrize('name', sorted(SMALL_DG))
+def test_only_dg_split_metric_evaluates_the_union_of_the_splits(
+        name, tmp_path):
+    """The default test split lists the union of the ten splits (an iLIDS
+    image is a query in one split and in the gallery of another): ranked
+    as one query/gallery set it gives numbers of no split, e.g. R1 70 with
+    random features on iLIDS. Every other metric refuses it, naming the
+    dataset and DGSplitMetric; one split alone is a plain ranking."""
+    cls, make = SMALL_DG[name]
+    root = make(str(tmp_path))
+    union = cls(root, split='test').metainfo
+    assert len(union['dg_splits']) == 10
+    for metric in (ReIDMetric(), CUHK03ClassicMetric()):
+        with pytest.raises(
+                ValueError,
+                match=f"{type(metric).__name__}.*{union['dataset_name']}"
+                '.*DGSplitMetric'):
+            metric.dataset_meta = union
+    DGSplitMetric().dataset_meta = union
+    one = cls(root, split='test', split_index=3).metainfo
+    ReIDMetric().dataset_meta = one
+    DGSplitMetric().dataset_meta = one
+
+
+def test_reid_metric_refuses_a_union_of_splits_without_a_name():
+    """dg_splits with several splits declares the protocol even without
+    the dataset's protocol_metric key (a metainfo built by hand)."""
+    _, _, splits = build_fake_target(num_splits=2)
+    with pytest.raises(ValueError, match='2 splits.*DGSplitMetric'):
+        ReIDMetric().dataset_meta = dict(dg_splits=splits)
+    ReIDMetric().dataset_meta = dict(dg_splits=splits[:1])
 
 
 def test_dg_split_metric_is_registered():

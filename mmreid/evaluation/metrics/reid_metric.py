@@ -98,6 +98,47 @@ def _optional_int(value: Any) -> Optional[int]:
     return None if value is None else _to_int(value)
 
 
+def protocol_metric_of(
+        dataset_meta: dict) -> Tuple[Optional[str], Optional[str]]:
+    """The metric a dataset's test protocol needs, and why.
+
+    A dataset whose test split is no single query/gallery set declares it
+    in its metainfo: ``protocol_metric`` names the metric (SYSU-MM01 and
+    LLCM, whose gallery is the pool every trial draws from, set
+    ``'SYSUMetric'`` and ``'LLCMMetric'``; the union of the small DG
+    targets' splits ``'DGSplitMetric'``). ``dg_splits`` with more than one
+    split declares ``'DGSplitMetric'`` too: the records are the union of
+    the splits, where an image can be a query of one split and in the
+    gallery of another.
+
+    Args:
+        dataset_meta: The dataset's metainfo.
+
+    Returns:
+        tuple: The metric's class name (None when the test split is one
+        query/gallery set) and the reason, for an error message.
+    """
+    required = dataset_meta.get('protocol_metric')
+    splits = dataset_meta.get('dg_splits') or ()
+    if required is None and len(splits) > 1:
+        required = 'DGSplitMetric'
+    if required is None:
+        return None, None
+    if not isinstance(required, str):
+        raise ValueError("dataset_meta['protocol_metric'] must be a metric "
+                         f'class name, got {required!r}')
+    if len(splits) > 1:
+        reason = (f'its records are the union of {len(splits)} splits '
+                  "(dataset_meta['dg_splits']), where an image can be a "
+                  'query of one split and in the gallery of another')
+    else:
+        reason = ("it declares protocol_metric="
+                  f'{required!r}: its test records are not one '
+                  'query/gallery set (e.g. a gallery pool from which each '
+                  'trial draws its gallery)')
+    return required, reason
+
+
 @dataclass(eq=False)
 class QueryGallery:
     """The records of one evaluation split by role, features and labels
@@ -262,6 +303,13 @@ class ReIDMetric(BaseMetric):
     not scored twice. Re-ranking and query expansion, which rank other
     distances, and the protocol subclasses leave it None.
 
+    Datasets of a protocol: a dataset whose test records are not one
+    query/gallery set (the union of the small DG targets' splits, the
+    gallery pools of SYSU-MM01 and LLCM) names the metric of its protocol
+    in its metainfo (see :func:`protocol_metric_of`); any other metric
+    refuses it when ``dataset_meta`` is set (before extraction), naming
+    the dataset and the metric to use.
+
     Protocol metrics (:class:`TrialGalleryMetric`, :class:`DGSplitMetric`,
     :class:`CUHK03ClassicMetric`) subclass it: they start from
     :meth:`split_roles`, rank with :meth:`pairwise_distances`, report
@@ -367,12 +415,28 @@ class ReIDMetric(BaseMetric):
     def check_dataset_meta(self, dataset_meta: dict) -> None:
         """Raise if this metric cannot evaluate the dataset.
 
-        Subclasses extend it with what their protocol needs from the
-        dataset.
+        A dataset whose test split is not one query/gallery set declares
+        the metric of its protocol (see :func:`protocol_metric_of`); any
+        other metric refuses it, naming the dataset and the metric to use.
+        Subclasses extend the check with what their protocol needs from
+        the dataset.
 
         Args:
             dataset_meta: The dataset's metainfo.
+
+        Raises:
+            ValueError: The dataset declares a protocol this metric does
+                not implement.
         """
+        required, reason = protocol_metric_of(dataset_meta)
+        if required is None:
+            return
+        implemented = [cls.__name__ for cls in type(self).__mro__]
+        if required not in implemented:
+            raise ValueError(
+                f'{type(self).__name__} cannot evaluate dataset '
+                f'{self.dataset_name(dataset_meta)}: {reason}; evaluate '
+                f"it with dict(type='{required}', ...)")
 
     @staticmethod
     def dataset_name(dataset_meta: dict) -> str:
