@@ -281,3 +281,179 @@ def test_registered_names_and_old_import_paths():
         warnings.simplefilter('error')
         with pytest.raises(AttributeError, match='no_such_name'):
             split_metric.no_such_name
+
+
+# Gallery-dependent scorers. GMN's top-k rerank (gmn.md 8.4) scores, per
+# query, the k nearest Euclidean candidates *of the gallery being
+# evaluated*: its distances to a split's or trial's gallery are not columns
+# of its distances to the whole pool.
+TOPK = 3
+
+
+def toy_mnet(dim=6, hidden=8, seed=0):
+    """A folded M-Net: (weight (H, D), bias (H,), out_weight (H,), out_bias)
+    for :class:`MNetPairScorer`."""
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(hidden, dim,
+                        generator=gen), torch.randn(hidden, generator=gen),
+            torch.randn(hidden, generator=gen), 0.1)
+
+
+def topk_ranking(query, gallery, mnet, k):
+    """The ranked gallery of one query, from the definition (gmn.md 8.4):
+    the gallery in ascending squared Euclidean distance (ties: gallery
+    order); its first k re-ordered by descending M-Net logit
+    z = w2 . relu(W (q - g)^2 + b) + b2 (ties: Euclidean order); the rest
+    after them in Euclidean order. In float64."""
+    weight, bias, out_weight, out_bias = (
+        torch.as_tensor(p, dtype=torch.float64) for p in mnet)
+    q, g = query.double(), gallery.double()
+    euclid = ((g - q)**2).sum(1).tolist()
+    order = sorted(range(len(g)), key=lambda j: (euclid[j], j))
+    head, tail = order[:k], order[k:]
+    z = {
+        j: float(out_weight @ torch.relu(weight @ (q - g[j])**2 + bias) +
+                 out_bias)
+        for j in head
+    }
+    return sorted(head, key=lambda j: -z[j]) + tail  # sorted() is stable
+
+
+def ranked_metrics(probes, gallery, mnet, k):
+    """R1 and mAP (percent) of probes against a gallery, each a list of
+    (feature, pid, camid); the market rule (same pid and camid removed);
+    AP = (1/m) sum_j j / r_j over the ranks r_j of the m positives."""
+    firsts, aps = [], []
+    for feature, pid, camid in probes:
+        ranking = topk_ranking(feature, torch.stack([g[0] for g in gallery]),
+                               mnet, k)
+        kept = [
+            j for j in ranking
+            if not (gallery[j][1] == pid and gallery[j][2] == camid)
+        ]
+        hits = [r for r, j in enumerate(kept, 1) if gallery[j][1] == pid]
+        assert hits
+        firsts.append(hits[0])
+        aps.append(sum(i / r for i, r in enumerate(hits, 1)) / len(hits))
+    return dict(
+        R1=100 * sum(r == 1 for r in firsts) / len(firsts),
+        mAP=100 * sum(aps) / len(aps))
+
+
+def topk_scorer(mnet, k=TOPK):
+    from mmreid.evaluation.functional import MNetPairScorer
+    return MNetPairScorer(*mnet, distance='mnet', topk=k)
+
+
+def dg_target(num_ids=16, dim=6, seed=1):
+    """One cam-0 query and one cam-1 gallery image per identity; three
+    splits of 8 identities."""
+    gen = torch.Generator().manual_seed(seed)
+    samples = []
+    for pid in range(num_ids):
+        base = torch.randn(dim, generator=gen)
+        for cam, role in ((0, 'query'), (1, 'gallery')):
+            samples.append(
+                record_sample(
+                    len(samples), pid, cam, role,
+                    base + 0.9 * torch.randn(dim, generator=gen),
+                    f'{role}/{pid}_{cam}.jpg'))
+    splits = []
+    for s in range(3):
+        ids = torch.randperm(num_ids, generator=gen)[:8].tolist()
+        splits.append(
+            dict(
+                query=[f'query/{p}_0.jpg' for p in ids],
+                gallery=[f'gallery/{p}_1.jpg' for p in ids]))
+    return samples, splits
+
+
+def test_dg_split_metric_scores_each_split_gallery_with_a_topk_scorer():
+    """Each split ranked with the top-k candidates of its own gallery, as
+    gmn.md 8.4 defines them (not of the pool of all splits' galleries)."""
+    samples, splits = dg_target()
+    mnet = toy_mnet()
+    metric = DGSplitMetric()
+    metric.dataset_meta = dict(dg_splits=splits)
+    metric.set_scorers({'mnet': topk_scorer(mnet)}, primary='mnet')
+    got = metric.compute_metrics(records_of(metric, samples))
+    by_path = {
+        s['img_path']: (s['pred_feature'], int(s['gt_label']), s['camid'])
+        for s in samples
+    }
+    expected = [
+        ranked_metrics([by_path[p] for p in split['query']],
+                       [by_path[p] for p in split['gallery']], mnet, TOPK)
+        for split in splits
+    ]
+    for index, values in enumerate(expected):
+        for key in ('R1', 'mAP'):
+            assert got[f'split{index}/{key}'] == pytest.approx(values[key])
+    assert got['mAP'] == pytest.approx(
+        sum(v['mAP'] for v in expected) / len(expected))
+
+
+def trial_target(dim=6, seed=2):
+    """6 identities: 2 queries each from camera 3 (camid 2), a pool of 3
+    images per identity from cameras 1 and 2 (camids 0, 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    samples = []
+    for pid in range(6):
+        base = torch.randn(dim, generator=gen)
+        for cam, role, count in ((2, 'query', 2), (0, 'gallery', 3),
+                                 (1, 'gallery', 3)):
+            for _ in range(count):
+                samples.append(
+                    record_sample(
+                        len(samples), pid, cam, role,
+                        base + 0.9 * torch.randn(dim, generator=gen)))
+    return samples
+
+
+@pytest.mark.parametrize('transpose', [False, True])
+def test_trial_metric_scores_each_trial_gallery_with_a_topk_scorer(transpose):
+    """Each trial ranked with the top-k candidates of the gallery it ranks:
+    the drawn gallery, or, transposed, all query samples for the drawn
+    probes."""
+    samples = trial_target()
+    mnet = toy_mnet()
+    metric = TrialGalleryMetric(num_trials=3, transpose=transpose)
+    metric.set_scorers({'mnet': topk_scorer(mnet)}, primary='mnet')
+    got = metric.compute_metrics(records_of(metric, samples))
+    by_idx = {
+        s['sample_idx']: (s['pred_feature'], int(s['gt_label']), s['camid'])
+        for s in samples
+    }
+    queries = [
+        by_idx[s['sample_idx']] for s in samples if s['role'] == 'query'
+    ]
+    for trial, drawn in enumerate(metric.trial_gallery_sample_idx):
+        drawn = [by_idx[i] for i in drawn]
+        assert len(drawn) == 12
+        probes, gallery = (drawn, queries) if transpose else (queries, drawn)
+        expected = ranked_metrics(probes, gallery, mnet, TOPK)
+        for key in ('R1', 'mAP'):
+            assert got[f'trial{trial}/{key}'] == pytest.approx(expected[key])
+
+
+def test_gallery_dependent_scorers_are_refused_where_undefined():
+    """Verification thresholds distances across queries, and the classic
+    CMC ranks sampled sub-galleries by the full gallery's order; a top-k
+    scorer's distances are positions in one query's ranking of one
+    gallery, so both refuse it, naming the scorer and the option."""
+    samples = trial_target()
+    mnet = toy_mnet()
+    metric = ReIDMetric(verification_fprs=(0.1, ))
+    metric.set_scorers({'mnet': topk_scorer(mnet)}, primary='mnet')
+    with pytest.raises(ValueError, match="verification_fprs.*'mnet'"):
+        metric.compute_metrics(records_of(metric, samples))
+    metric = CUHK03ClassicMetric()
+    metric.set_scorers({'mnet': topk_scorer(mnet)}, primary='mnet')
+    with pytest.raises(ValueError, match="CUHK03ClassicMetric.*'mnet'"):
+        metric.compute_metrics(records_of(metric, samples))
+    # Without top-k the M-Net's -z is a pair score: accepted.
+    from mmreid.evaluation.functional import MNetPairScorer
+    metric = ReIDMetric(verification_fprs=(0.1, ))
+    metric.set_scorers({'mnet': MNetPairScorer(*mnet)}, primary='mnet')
+    assert 'TPR@FPR=1e-01' in metric.compute_metrics(
+        records_of(metric, samples))

@@ -460,3 +460,29 @@ def test_shared_logits_give_the_same_bits_with_one_mnet_pass(monkeypatch):
     topk = scorers(check_queries=0)
     topk['mnet'] = MNetPairScorer(*params, distance='mnet', topk=5)
     assert share_mnet_logits(topk) == topk
+
+
+def test_scorers_say_whether_their_distances_depend_on_the_gallery():
+    """A top-k scorer's distance of a pair is its position in the query's
+    ranking of the whole gallery it is given (the candidates are that
+    gallery's k nearest): it declares gallery_dependent, so the metrics
+    score each split or trial gallery on its own. Pair scores do not."""
+    from mmreid.evaluation.functional.mnet_distance import (MNetPairScorer,
+                                                            share_mnet_logits)
+    _, params = make_mnet()
+    topk = MNetPairScorer(*params, distance='mnet', topk=2)
+    assert topk.gallery_dependent is True
+    for mode in ('mnet', 'euclid', 'fused'):
+        assert MNetPairScorer(*params, distance=mode).gallery_dependent \
+            is False
+    shared = share_mnet_logits({
+        mode: MNetPairScorer(*params, distance=mode)
+        for mode in ('mnet', 'fused')
+    })
+    assert not any(s.gallery_dependent for s in shared.values())
+    # The property it declares: scoring a sub-gallery is not indexing the
+    # columns of the whole gallery's distances.
+    query, gallery = features(4, seed=40), features(12, seed=41)
+    part = gallery[::2]
+    indexed = topk(query, gallery)[:, ::2]
+    assert not torch.equal(topk(query, part).argsort(1), indexed.argsort(1))

@@ -132,6 +132,18 @@ class PairDistanceOptions:
         return dataclasses.replace(options, **fields)
 
     @property
+    def gallery_dependent(self) -> bool:
+        """Whether a pair's distance depends on the rest of the gallery.
+
+        With ``topk`` the distances are positions in each query's ranking
+        of the gallery it is scored against (the candidates are that
+        gallery's k nearest), so the distances to part of a gallery are
+        not columns of the distances to the whole of it, and they are no
+        pair scores to threshold.
+        """
+        return self.topk is not None
+
+    @property
     def needs_gallery_term(self) -> bool:
         """Whether the decomposed form's ``W g^2`` is used."""
         return (self.distance != 'euclid' and self.topk is None
@@ -312,6 +324,10 @@ class MNetPairScorer:
     Modes that use no decomposition (``'euclid'``, ``topk``,
     ``method='direct'``) skip it.
 
+    With ``topk`` the distances depend on the whole gallery given (see
+    :attr:`gallery_dependent`): a metric evaluating several galleries
+    (splits, trials) scores each one on its own.
+
     Args:
         weight, bias, out_weight, out_bias: The folded M-Net, as in
             :func:`~.mnet_logits.mnet_pair_logits`.
@@ -373,6 +389,14 @@ class MNetPairScorer:
         self._gallery_term = None
         self._checked_key = None
         self._gallery_method = self.options.method
+
+    @property
+    def gallery_dependent(self) -> bool:
+        """Whether a pair's distance depends on the rest of the gallery
+        (``topk``; see :attr:`PairDistanceOptions.gallery_dependent`).
+        Metrics read it: a scorer without the attribute is a pair score.
+        """
+        return self.options.gallery_dependent
 
     # The options, read as before they were gathered (one release).
     distance = property(lambda self: self.options.distance)
@@ -520,6 +544,10 @@ class SharedLogitScorer:
         options: This mode's options (``distance`` ``'mnet'`` without
             ``topk``, or ``'fused'``).
     """
+
+    #: Pair scores (no ``topk``): see
+    #: :attr:`MNetPairScorer.gallery_dependent`.
+    gallery_dependent = False
 
     def __init__(self, logits: _ChunkLogits,
                  options: PairDistanceOptions) -> None:

@@ -29,7 +29,10 @@ class CUHK03ClassicMetric(ReIDMetric):
             identity, so ``junk_rule`` must be ``'market'``,
             ``tie_policy`` ``'stable'`` and ``cmc_mode`` ``'standard'``
             (other values would be reported without being applied to the
-            CMC, and are refused). ``ap_mode`` applies to the mAP.
+            CMC, and are refused). ``ap_mode`` applies to the mAP. A
+            gallery-dependent scorer (e.g. GMN's top-k rerank) is refused:
+            its ranking of a sampled sub-gallery is not the full
+            gallery's order.
 
     Examples:
         >>> test_evaluator = dict(type='CUHK03ClassicMetric', seed=0)
@@ -68,6 +71,14 @@ class CUHK03ClassicMetric(ReIDMetric):
         Returns:
             dict: See the class docstring.
         """
+        if self.primary_gallery_dependent():
+            raise ValueError(
+                'CUHK03ClassicMetric ranks each sampled sub-gallery (one '
+                'image per identity) in the order of the full gallery, but '
+                f'{self.primary_distance_name()} is gallery-dependent (e.g. '
+                'the M-Net top-k rerank, whose candidates come from the '
+                'gallery it is given), so that order is not its ranking of '
+                'the sub-gallery; score without top-k')
         data = self.split_roles(results)
         dist = self.pairwise_distances(data.query_feats, data.gallery_feats)
         full = evaluate_rank(

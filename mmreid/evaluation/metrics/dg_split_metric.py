@@ -20,7 +20,10 @@ class DGSplitMetric(ReIDMetric):
     in ``dataset_meta['dg_splits']``: ``[dict(query=[img_path, ...],
     gallery=[img_path, ...]), ...]``. The distances are computed once for
     all queries and the whole gallery pool and indexed per split (eval-mode
-    features do not depend on the split).
+    features do not depend on the split). A gallery-dependent scorer
+    (:func:`~.reid_metric.is_gallery_dependent`, e.g. GMN's top-k rerank,
+    whose candidates come from the gallery being evaluated) scores each
+    split's queries against that split's gallery instead.
 
     Every query must have exactly one valid positive in its split's gallery
     after the removal rule (the protocols are single-shot); anything else
@@ -84,7 +87,9 @@ class DGSplitMetric(ReIDMetric):
         data = self.split_roles(results)
         q_lookup = {r['img_path']: i for i, r in enumerate(data.query)}
         g_lookup = {r['img_path']: i for i, r in enumerate(data.gallery)}
-        dist = self.pairwise_distances(data.query_feats, data.gallery_feats)
+        per_split = self.primary_gallery_dependent()
+        dist = None if per_split else self.pairwise_distances(
+            data.query_feats, data.gallery_feats)
 
         counts = []
         self.split_results = []
@@ -92,9 +97,13 @@ class DGSplitMetric(ReIDMetric):
             q_index = self._indices(split['query'], q_lookup, 'query', index)
             g_index = self._indices(split['gallery'], g_lookup, 'gallery',
                                     index)
-            qi = torch.as_tensor(q_index, device=dist.device)
-            gi = torch.as_tensor(g_index, device=dist.device)
-            split_dist = dist.index_select(0, qi).index_select(1, gi)
+            if per_split:
+                split_dist = self.pairwise_distances(
+                    data.query_feats[q_index], data.gallery_feats[g_index])
+            else:
+                qi = torch.as_tensor(q_index, device=dist.device)
+                gi = torch.as_tensor(g_index, device=dist.device)
+                split_dist = dist.index_select(0, qi).index_select(1, gi)
             labels = (data.q_pids[q_index], data.g_pids[g_index],
                       data.q_camids[q_index], data.g_camids[g_index])
             if self.check_single_positive:

@@ -98,6 +98,27 @@ def _optional_int(value: Any) -> Optional[int]:
     return None if value is None else _to_int(value)
 
 
+def is_gallery_dependent(distance: Union[str, Scorer]) -> bool:
+    """Whether a distance of a pair depends on the rest of the gallery.
+
+    A scorer says so with a true ``gallery_dependent`` attribute, e.g.
+    GMN's top-k rerank (gmn.md 8.4), whose distances are positions in each
+    query's ranking of the gallery it is given (the candidates are that
+    gallery's k nearest). Its distances to part of a gallery are then not
+    columns of its distances to the whole gallery, and they are no pair
+    scores to threshold. Named distances and scorers without the
+    attribute are pair scores.
+
+    Args:
+        distance: A distance name or a scorer.
+
+    Returns:
+        bool: True for a gallery-dependent scorer.
+    """
+    return callable(distance) and bool(
+        getattr(distance, 'gallery_dependent', False))
+
+
 def protocol_metric_of(
         dataset_meta: dict) -> Tuple[Optional[str], Optional[str]]:
     """The metric a dataset's test protocol needs, and why.
@@ -271,7 +292,9 @@ class ReIDMetric(BaseMetric):
         verification_fprs: FPRs at which to report ``TPR@FPR=1e-04``-style
             keys (percent) over the kept query-gallery pairs, positive =
             same pid, computed from the same distances as the ranking.
-            Off by default.
+            Off by default. Refused with a gallery-dependent scorer
+            (:func:`is_gallery_dependent`, e.g. GMN's top-k rerank), whose
+            distances are ranking positions, not pair scores.
         metric: Deprecated alias of ``distance`` (accepted for one
             release, with a ``DeprecationWarning``).
 
@@ -506,6 +529,39 @@ class ReIDMetric(BaseMetric):
             return self.scorers[self.primary_scorer]
         return self.scorer if self.scorer is not None else self.distance
 
+    def primary_gallery_dependent(self) -> bool:
+        """Whether the primary distance is gallery-dependent (see
+        :func:`is_gallery_dependent`): a protocol then scores each of its
+        galleries on its own instead of indexing one pool matrix."""
+        return is_gallery_dependent(self.primary_distance())
+
+    def primary_distance_name(self) -> str:
+        """The primary distance as an error names it."""
+        if self.scorers:
+            return f'scorer {self.primary_scorer!r}'
+        distance = self.primary_distance()
+        return (f'distance {distance!r}'
+                if isinstance(distance, str) else 'the callable distance')
+
+    def _check_verification_distances(self) -> None:
+        """Refuse ``verification_fprs`` with a gallery-dependent scorer:
+        TPR@FPR thresholds pair distances across queries, and its
+        distances are positions in each query's ranking."""
+        if self.verification_fprs is None:
+            return
+        named = self.scorers or {None: self.primary_distance()}
+        for name, distance in named.items():
+            if is_gallery_dependent(distance):
+                shown = ('the callable distance'
+                         if name is None else f'scorer {name!r}')
+                raise ValueError(
+                    f'{type(self).__name__}(verification_fprs=...) '
+                    'thresholds the distances of query-gallery pairs, but '
+                    f'{shown} is gallery-dependent (its distances are '
+                    "positions in each query's ranking, e.g. the M-Net "
+                    'top-k rerank), so no TPR@FPR is defined for it. Drop '
+                    'verification_fprs or score without top-k')
+
     def _check_model_scorer_options(self) -> None:
         if self.normalize:
             raise ValueError(
@@ -558,6 +614,7 @@ class ReIDMetric(BaseMetric):
             ``<mode>/<key>`` per mode; the unprefixed keys are the primary
             mode's.
         """
+        self._check_verification_distances()
         data = self.split_roles(results)
         query_feats, gallery_feats = data.query_feats, data.gallery_feats
         labels = data.labels
@@ -797,6 +854,9 @@ class ReIDMetric(BaseMetric):
         trials); :meth:`compute_metrics` ranks chunk by chunk instead and
         never holds it. The model's primary scorer (or a callable
         distance) is applied in query chunks within ``memory_budget_mb``.
+        A gallery-dependent scorer (:meth:`primary_gallery_dependent`)
+        gives the distances to this gallery only: the protocols call it
+        on each partition's gallery instead of indexing its columns.
 
         Args:
             query_feats: Query features, shape (Q, D).

@@ -5,7 +5,9 @@ against a small gallery sampled from the full pool of the other modality
 (one or ten images per identity and camera), ten times, and report the
 mean over the trials. The datasets give the full pool; the metric draws
 the galleries (:mod:`mmreid.evaluation.functional.protocols`), computes
-the distances once for the whole pool and indexes them per trial.
+the distances once for the whole pool and indexes them per trial (a
+gallery-dependent scorer, such as GMN's top-k rerank, scores each trial's
+gallery on its own instead).
 
 Camera numbers: the parsers store ``camid = camera number - 1`` (SYSU-MM01
 ``cam3`` -> camid 2). Gallery cameras are configured by camera *number*, as
@@ -54,7 +56,11 @@ class TrialGalleryMetric(ReIDMetric):
     in :func:`~mmreid.evaluation.functional.seeded_gallery_draw` with seed
     ``seed + t`` (``seed=0`` is AGW's ``random.seed(trial)``) or from the
     official permutations. The distances are computed once for the pool
-    and indexed per trial.
+    and indexed per trial. A gallery-dependent scorer
+    (:func:`~.reid_metric.is_gallery_dependent`, e.g. GMN's top-k rerank,
+    whose candidates come from the gallery being ranked) scores each
+    trial on its own: the queries against the drawn gallery, or with
+    ``transpose`` the drawn images against all query samples.
 
     Keys (percent): ``trial<t>/R<k>``, ``trial<t>/mAP``, ``trial<t>/mINP``
     for every trial; the means ``R<k>``, ``mAP``, ``mINP`` over the trials
@@ -177,7 +183,9 @@ class TrialGalleryMetric(ReIDMetric):
         pool = [r for r in pool if r['camid'] + 1 in cameras]
         data = self.query_gallery(
             query, pool, f'gallery-pool samples from cameras {cameras}')
-        dist = self.pairwise_distances(data.query_feats, data.gallery_feats)
+        per_trial = self.primary_gallery_dependent()
+        dist = None if per_trial else self.pairwise_distances(
+            data.query_feats, data.gallery_feats)
         q_pids, q_camids = data.q_pids, data.q_camids
         p_pids, p_camids = data.g_pids, data.g_camids
         img_paths = [r['img_path'] for r in pool]
@@ -191,12 +199,17 @@ class TrialGalleryMetric(ReIDMetric):
             index = self.draw_gallery(groups, img_paths, cameras, trial)
             if not index:
                 raise ValueError(f'trial {trial} drew an empty gallery')
-            index_t = torch.as_tensor(index, device=dist.device)
-            trial_dist = dist.index_select(1, index_t)
             g_pids, g_camids = p_pids[index], p_camids[index]
             if self.transpose:
+                # The drawn images are the probes, all queries the gallery.
+                if per_trial:
+                    probe_dist = self.pairwise_distances(
+                        data.gallery_feats[index], data.query_feats)
+                else:
+                    probe_dist = dist.index_select(
+                        1, torch.as_tensor(index, device=dist.device)).t()
                 result = evaluate_rank(
-                    trial_dist.t(),
+                    probe_dist,
                     g_pids,
                     q_pids,
                     g_camids,
@@ -204,6 +217,12 @@ class TrialGalleryMetric(ReIDMetric):
                     device=self.device,
                     **self.rank_options)
             else:
+                if per_trial:
+                    trial_dist = self.pairwise_distances(
+                        data.query_feats, data.gallery_feats[index])
+                else:
+                    trial_dist = dist.index_select(
+                        1, torch.as_tensor(index, device=dist.device))
                 result = evaluate_rank(
                     trial_dist,
                     q_pids,
