@@ -42,15 +42,13 @@ def parse_args():
     parser.add_argument(
         '--show-num',
         type=int,
-        default=5,
         help='worst and best queries drawn by --show-ranked-lists and '
-        '--report (each)')
+        '--report (each; default 5); needs one of them')
     parser.add_argument(
         '--show-topk',
         type=int,
-        default=10,
         help='gallery images per ranked list of --show-ranked-lists and '
-        '--report')
+        '--report (default 10); needs one of them')
     parser.add_argument(
         '--report',
         metavar='DIR',
@@ -80,10 +78,19 @@ def check_args(parser, args) -> None:
         if osp.isdir(args.out):
             parser.error(f'--out {args.out!r} is a directory; give a file '
                          'name')
-    for flag in ('show_num', 'show_topk'):
-        if getattr(args, flag) < 1:
-            parser.error(f'--{flag.replace("_", "-")} must be at least 1, '
-                         f'got {getattr(args, flag)}')
+    drawing = args.report is not None or args.show_ranked_lists is not None
+    for flag, default in (('show_num', 5), ('show_topk', 10)):
+        value = getattr(args, flag)
+        option = f'--{flag.replace("_", "-")}'
+        if value is None:
+            setattr(args, flag, default)
+        elif not drawing:
+            # Only the drawings use it: silently ignoring it would let a
+            # user believe a different number of lists was drawn.
+            parser.error(f'{option} {value} needs --report or '
+                         '--show-ranked-lists (it sizes what they draw)')
+        elif value < 1:
+            parser.error(f'{option} must be at least 1, got {value}')
 
 
 def main():
