@@ -12,6 +12,11 @@ Writes into ``--out-dir``:
 * ``index.csv``: per row ``row, path, pid, camid, modality, role, dataset``;
 * ``meta.json``: config, checkpoint, source, count and feature size.
 
+The three are written into a temporary folder beside ``--out-dir`` that
+then replaces it, so a reader never sees new features next to an old or
+half-written index. A previous ``--out-dir`` is replaced as a whole: one
+that holds other files is refused.
+
 With ``--split`` the labels are the dataset's records (``camid`` 0-based,
 ``role`` query/gallery/train, a multi-target config's targets one after the
 other, ``dataset`` = target name). With ``--images`` they are parsed from
@@ -26,7 +31,9 @@ import csv
 import json
 import os
 import os.path as osp
+import shutil
 import sys
+import tempfile
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -39,6 +46,8 @@ from mmreid.apis import parse_market_name
 from mmreid.registry import DATASETS
 
 INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')
+#: What a run writes into ``--out-dir`` (any previous run's included).
+OUTPUTS = ('features.npy', 'features.pt', 'index.csv', 'meta.json')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -96,7 +105,30 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         name = osp.splitext(osp.basename(args.config))[0]
         what = args.split or osp.basename(osp.normpath(args.images))
         args.out_dir = osp.join('work_dirs', 'features', f'{name}_{what}')
+    try:
+        check_out_dir(args.out_dir)
+    except (FileExistsError, NotADirectoryError) as e:
+        parser.error(str(e))
     return args
+
+
+def check_out_dir(out_dir: str) -> None:
+    """Refuse an ``--out-dir`` that the run could not replace as a whole.
+
+    Raises:
+        NotADirectoryError: ``out_dir`` is a file.
+        FileExistsError: It holds something other than a previous run's
+            outputs, named in the message.
+    """
+    if osp.lexists(out_dir) and not osp.isdir(out_dir):
+        raise NotADirectoryError(f'--out-dir {out_dir!r} is not a directory')
+    if osp.isdir(out_dir):
+        others = sorted(set(os.listdir(out_dir)) - set(OUTPUTS))
+        if others:
+            raise FileExistsError(
+                f'--out-dir {out_dir!r} holds {others}: it is replaced as a '
+                f'whole by the new {", ".join(OUTPUTS[2:])} and features, '
+                'so give an empty or new folder')
 
 
 def split_datasets(cfg: Config, split: str) -> List[Tuple[str, dict]]:
@@ -178,8 +210,45 @@ def extract(model, records: List[dict], batch_size: int) -> torch.Tensor:
 
 def write(out_dir: str, feats: torch.Tensor, records: List[dict], fmt: str,
           meta: dict) -> str:
-    """Write features, index.csv and meta.json; returns the feature file."""
-    os.makedirs(out_dir, exist_ok=True)
+    """Write features, index.csv and meta.json; returns the feature file.
+
+    They are written into a temporary folder beside ``out_dir`` that then
+    takes its place: a reader sees the previous complete set or the new
+    one, never a mix. An error (or Ctrl-C) leaves the previous set.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds files other than a previous
+            run's outputs (see :func:`check_out_dir`).
+    """
+    out_dir = osp.abspath(out_dir)
+    check_out_dir(out_dir)
+    parent, name = osp.split(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{name}.', suffix='.tmp')
+    old = tmp + '.old'
+    try:
+        # mkdtemp's folder is private (0700); give it the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        _write_set(tmp, feats, records, fmt, meta)
+        check_out_dir(out_dir)
+        if osp.isdir(out_dir):
+            os.rename(out_dir, old)
+        os.rename(tmp, out_dir)
+    finally:
+        if osp.isdir(old) and not osp.lexists(out_dir):
+            # Interrupted between the two renames: the previous set back.
+            os.rename(old, out_dir)
+        for leftover in (tmp, old):
+            if osp.isdir(leftover):
+                shutil.rmtree(leftover)
+    return osp.join(out_dir, f'features.{fmt}')
+
+
+def _write_set(out_dir: str, feats: torch.Tensor, records: List[dict],
+               fmt: str, meta: dict) -> None:
+    """Write the three files into the (new, empty) folder ``out_dir``."""
     feats = feats.float().contiguous()
     feature_file = osp.join(out_dir, f'features.{fmt}')
     if fmt == 'npy':
@@ -205,7 +274,6 @@ def write(out_dir: str, feats: torch.Tensor, records: List[dict], fmt: str,
         index='index.csv')
     with open(osp.join(out_dir, 'meta.json'), 'w') as f:
         json.dump(meta, f, indent=2)
-    return feature_file
 
 
 def main(argv: Optional[List[str]] = None) -> None:

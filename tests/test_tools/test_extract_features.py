@@ -152,3 +152,74 @@ def test_bad_arguments(tool, setup, capsys):
         tool.parse_args(
             [config, checkpoint, '--split', 'test', '--modality', '1'])
     assert '--modality is for --images' in capsys.readouterr().err
+
+
+def test_an_interrupted_write_leaves_the_previous_set(tool, setup,
+                                                      monkeypatch):
+    """features, index.csv and meta.json appear together or not at all:
+    a run interrupted while writing (here in index.csv) leaves the
+    previous complete set, and no temporary folder."""
+    root, config, checkpoint, _ = setup
+    out = root / 'interrupted'
+    first = root / 'synthreid' / 'd1' / 'query'
+    tool.main([config, checkpoint, '--images', str(first), '--out-dir',
+               str(out)])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ['features.npy', 'index.csv', 'meta.json']
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt('simulated Ctrl-C while writing index.csv')
+
+    monkeypatch.setattr(tool.csv, 'writer', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tool.main([
+            config, checkpoint, '--split', 'test', '--out-dir',
+            str(out)
+        ])
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in root.iterdir()
+                  if p.name.startswith('.')) == []
+    # A complete second run replaces the whole set (no features.npy of the
+    # first run left beside the new features.pt).
+    tool.main([
+        config, checkpoint, '--split', 'test', '--out-dir',
+        str(out), '--format', 'pt'
+    ])
+    assert sorted(p.name for p in out.iterdir()) == [
+        'features.pt', 'index.csv', 'meta.json'
+    ]
+    meta = json.loads((out / 'meta.json').read_text())
+    assert meta['split'] == 'test'
+    assert len(read_index(str(out))) == meta['num_images'] == \
+        torch.load(out / 'features.pt').shape[0]
+    assert sorted(p.name for p in root.iterdir()
+                  if p.name.startswith('.')) == []
+
+
+def test_refuses_an_out_dir_with_other_files(tool, setup, capsys):
+    """The output folder is replaced as a whole, so a folder holding
+    anything else is refused (naming it and the files) before extracting.
+    """
+    root, config, checkpoint, _ = setup
+    out = root / 'shared'
+    out.mkdir()
+    (out / 'notes.txt').write_text('mine')
+    with pytest.raises(SystemExit):
+        tool.main([
+            config, checkpoint, '--split', 'test', '--out-dir',
+            str(out)
+        ])
+    err = capsys.readouterr().err
+    assert str(out) in err and 'notes.txt' in err
+    assert [p.name for p in out.iterdir()] == ['notes.txt']
+    (root / 'a_file').write_text('')
+    with pytest.raises(SystemExit):
+        tool.main([
+            config, checkpoint, '--split', 'test', '--out-dir',
+            str(root / 'a_file')
+        ])
+    assert 'a_file' in capsys.readouterr().err
+    # The check at writing time too (the folder filled meanwhile).
+    with pytest.raises(FileExistsError, match=r'shared.*notes\.txt'):
+        tool.write(str(out), torch.zeros(1, 2), [], 'npy', {})
