@@ -2,6 +2,7 @@
 import glob
 import os.path as osp
 import re
+import sys
 from numbers import Number
 
 import pytest
@@ -10,6 +11,7 @@ from mmengine.config import Config
 from mmreid.apis import (find_model_index, get_model_info, list_models,
                          load_model_index)
 from mmreid.registry import DATASETS, MODELS, TRANSFORMS
+from ..fixtures.failing_writes import fail_writes
 from ..fixtures.processes import REPO, load_tool
 
 INDEX = load_model_index(osp.join(REPO, 'model-index.yml'))
@@ -155,3 +157,21 @@ def test_model_zoo_page_is_up_to_date():
         committed = f.read()
     assert committed == text, ('docs/model_zoo.md is out of date: run '
                                'python tools/misc/gen_model_zoo.py')
+
+
+def test_model_zoo_page_is_written_whole(tmp_path, monkeypatch):
+    """gen_model_zoo.py replaces --out only by a complete page: a write
+    that fails halfway (a full disk) leaves the previous page."""
+    gen = load_tool('tools/misc/gen_model_zoo.py')
+    out = tmp_path / 'model_zoo.md'
+    out.write_text('the previous page\n')
+    monkeypatch.setattr(sys, 'argv', ['gen_model_zoo.py', '--out', str(out)])
+    fail_writes(monkeypatch, gen)
+    with pytest.raises(OSError, match='No space left'):
+        gen.main()
+    assert out.read_text() == 'the previous page\n'
+    assert [p.name for p in tmp_path.iterdir()] == ['model_zoo.md']
+    monkeypatch.undo()
+    monkeypatch.setattr(sys, 'argv', ['gen_model_zoo.py', '--out', str(out)])
+    gen.main()
+    assert out.read_text(encoding='utf-8') == gen.generate()

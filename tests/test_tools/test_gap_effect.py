@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from ..fixtures.failing_writes import fail_writes
 from ..fixtures.processes import load_tool
 
 TOOL = 'tools/analysis_tools/gap_effect.py'
@@ -93,3 +94,26 @@ def test_refusals(tmp_path):
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'gone.pth'))
     with pytest.raises(FileNotFoundError, match='gone.pth'):
         tool.measure_gap('a.py', str(tmp_path), 128)
+
+
+def test_a_failing_write_keeps_the_previous_out(tmp_path, monkeypatch,
+                                                capsys):
+    """--out is replaced only by complete tables: a write that fails
+    halfway (a full disk) leaves the previous file and no temporary one.
+    """
+    tool = load_tool(TOOL)
+    for name, (r1, gaps) in RUNS.items():
+        for seed in range(3):
+            write_run(tmp_path / f'{name}_seed{seed}', r1[seed], gaps[seed])
+    out = tmp_path / 'tables' / 'gap.md'
+    out.parent.mkdir()
+    out.write_text('the previous tables\n')
+    fail_writes(monkeypatch, tool)
+    with pytest.raises(OSError, match='No space left'):
+        tool.main([
+            'a_bn.py:a_mbn.py', '--work-dir',
+            str(tmp_path), '--metrics', 'R1', '--out',
+            str(out)
+        ])
+    assert out.read_text() == 'the previous tables\n'
+    assert [p.name for p in out.parent.iterdir()] == ['gap.md']

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from ..fixtures.failing_writes import fail_writes
 from ..fixtures.processes import load_tool
 
 TOOL = 'tools/analysis_tools/style_decomposition.py'
@@ -107,3 +108,24 @@ def test_a_missing_target_is_refused_with_the_keys(tmp_path):
         ])
     with pytest.raises(SystemExit):
         tool.main(['base.py', 'new.py', '--seeds', '0'])
+
+
+def test_a_failing_write_keeps_the_previous_out(tmp_path, monkeypatch,
+                                                capsys):
+    """--out is replaced only by a complete table: a write that fails
+    halfway (a full disk) leaves the previous file and no temporary one.
+    """
+    tool = load_tool(TOOL)
+    make_runs(tmp_path)
+    out = tmp_path / 'tables' / 't.md'
+    out.parent.mkdir()
+    out.write_text('the previous table\n')
+    fail_writes(monkeypatch, tool)
+    with pytest.raises(OSError, match='No space left'):
+        tool.main([
+            'base.py', 'new.py', '--work-dir',
+            str(tmp_path), '--metrics', 'R1', '--out',
+            str(out)
+        ])
+    assert out.read_text() == 'the previous table\n'
+    assert [p.name for p in out.parent.iterdir()] == ['t.md']

@@ -56,6 +56,7 @@ import time
 
 import numpy as np
 
+from mmreid.utils.atomic import open_atomic
 from mmreid.utils.profiling import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 # name: (num_query, num_gallery, num_ids, num_cameras)
@@ -498,8 +499,7 @@ def main():
                 rows += run_size(args, methods, root, size, regime)
     print_table(args, rows)
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
+        with open_atomic(args.json, 'w') as f:
             json.dump(rows, f, indent=2)
 
 

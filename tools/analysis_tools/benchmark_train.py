@@ -38,6 +38,7 @@ from mmengine.runner import Runner
 
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
+from mmreid.utils.atomic import open_atomic
 from mmreid.utils.config import load_config
 
 
@@ -292,7 +293,7 @@ def main():
           f'(per repeat: '
           f'{", ".join(f"{p:+.1f}%" for p in per_repeat)})')
     if args.out:
-        with open(args.out, 'w') as f:
+        with open_atomic(args.out, 'w') as f:
             json.dump(result, f, indent=2)
 
 

@@ -32,7 +32,6 @@ of a run is measured on its last checkpoint and cached next to it
 """
 import argparse
 import json
-import os
 import os.path as osp
 import statistics
 import sys
@@ -134,10 +133,9 @@ def measure_gap(config: str, work_dir: str, num_per_modality: int) -> list:
         rows = measure_modality_gap(
             model, data['inputs'], modality,
             lambda x: model.head.predict(model.extract_feat(x)))
-    tmp = cache + '.tmp'
-    with open(tmp, 'w') as f:
+    from mmreid.utils.atomic import open_atomic
+    with open_atomic(cache, 'w') as f:
         json.dump(dict(config=config, checkpoint=checkpoint, rows=rows), f)
-    os.replace(tmp, cache)
     return rows
 
 
@@ -239,10 +237,12 @@ def plot(settings: List[dict], metric: str, path: str) -> None:
                   'shared norm inputs)')
     ax.set_ylabel(f'MBN - BN, {metric} (95 % CI over seeds)')
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    from mmreid.utils.atomic import open_atomic
+    try:
+        with open_atomic(path, 'wb') as f:
+            fig.savefig(f, dpi=120, format=osp.splitext(path)[1][1:] or None)
+    finally:
+        plt.close(fig)
 
 
 def main(argv=None):
@@ -282,7 +282,8 @@ def main(argv=None):
             f'images.\n\n' + tables(settings, args.metrics, args.seeds))
     print(text)
     if args.out:
-        with open(args.out, 'w') as f:
+        from mmreid.utils.atomic import open_atomic  # torch: only here
+        with open_atomic(args.out, 'w') as f:
             f.write(text + '\n')
     if args.plot:
         plot(settings, args.metrics[0], args.plot)

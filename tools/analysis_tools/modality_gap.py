@@ -360,7 +360,8 @@ def main():
           f'{args.checkpoint or "random init"}')
     print(format_table(rows))
     if args.out:
-        with open(args.out, 'w') as f:
+        from mmreid.utils.atomic import open_atomic
+        with open_atomic(args.out, 'w') as f:
             json.dump(
                 dict(
                     config=args.config,

@@ -156,7 +156,8 @@ def main(argv=None):
     text = '\n\n'.join(out)
     print(text)
     if args.out:
-        with open(args.out, 'w') as f:
+        from mmreid.utils.atomic import open_atomic  # torch: only here
+        with open_atomic(args.out, 'w') as f:
             f.write(text + '\n')
 
 

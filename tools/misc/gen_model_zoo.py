@@ -15,6 +15,7 @@ import sys
 from typing import List, Optional
 
 from mmreid.apis.model_zoo import load_model_index
+from mmreid.utils.atomic import open_atomic
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_OUT = osp.join(REPO, 'docs', 'model_zoo.md')
@@ -135,7 +136,7 @@ def main() -> None:
             sys.exit(1)
         print(f'{args.out} is up to date')
         return
-    with open(args.out, 'w', encoding='utf-8') as f:
+    with open_atomic(args.out, 'w', encoding='utf-8') as f:
         f.write(text)
     print(f'wrote {args.out}')
 
