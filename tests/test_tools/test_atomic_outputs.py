@@ -12,8 +12,8 @@ def plain_writes_of_arguments(path):
         tree = ast.parse(f.read(), path)
     found = []
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(
-                node.func, ast.Name) and node.func.id == 'open'):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == 'open'):
             continue
         target = node.args[0] if node.args else None
         mode = node.args[1] if len(node.args) > 1 else next(
@@ -34,8 +34,7 @@ def test_no_tool_writes_an_output_argument_in_place():
     """
     found = []
     for path in sorted(
-            glob.glob(osp.join(REPO, 'tools', '**', '*.py'),
-                      recursive=True)):
+            glob.glob(osp.join(REPO, 'tools', '**', '*.py'), recursive=True)):
         found += plain_writes_of_arguments(path)
     assert found == [], 'write these through mmreid.utils.atomic.' \
         'open_atomic:\n' + '\n'.join(found)

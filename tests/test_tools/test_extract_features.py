@@ -162,8 +162,10 @@ def test_an_interrupted_write_leaves_the_previous_set(tool, setup,
     root, config, checkpoint, _ = setup
     out = root / 'interrupted'
     first = root / 'synthreid' / 'd1' / 'query'
-    tool.main([config, checkpoint, '--images', str(first), '--out-dir',
-               str(out)])
+    tool.main(
+        [config, checkpoint, '--images',
+         str(first), '--out-dir',
+         str(out)])
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert sorted(before) == ['features.npy', 'index.csv', 'meta.json']
 
@@ -172,10 +174,9 @@ def test_an_interrupted_write_leaves_the_previous_set(tool, setup,
 
     monkeypatch.setattr(tool.csv, 'writer', interrupted)
     with pytest.raises(KeyboardInterrupt):
-        tool.main([
-            config, checkpoint, '--split', 'test', '--out-dir',
-            str(out)
-        ])
+        tool.main(
+            [config, checkpoint, '--split', 'test', '--out-dir',
+             str(out)])
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in root.iterdir()
@@ -206,10 +207,9 @@ def test_refuses_an_out_dir_with_other_files(tool, setup, capsys):
     out.mkdir()
     (out / 'notes.txt').write_text('mine')
     with pytest.raises(SystemExit):
-        tool.main([
-            config, checkpoint, '--split', 'test', '--out-dir',
-            str(out)
-        ])
+        tool.main(
+            [config, checkpoint, '--split', 'test', '--out-dir',
+             str(out)])
     err = capsys.readouterr().err
     assert str(out) in err and 'notes.txt' in err
     assert [p.name for p in out.iterdir()] == ['notes.txt']

@@ -54,8 +54,8 @@ def test_missing_files(test_tool, monkeypatch, capsys, checkpoint, tmp_path):
 
 
 def test_show_counts(test_tool, monkeypatch, capsys, checkpoint):
-    err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint,
-                '--report', 'r', '--show-topk', '0')
+    err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint, '--report',
+                'r', '--show-topk', '0')
     assert '--show-topk must be at least 1' in err
 
 
@@ -78,13 +78,12 @@ def test_show_counts_need_a_drawing_option(test_tool, monkeypatch, capsys,
     """--show-num/--show-topk only size what --report and
     --show-ranked-lists draw: given alone they are an error, not ignored.
     """
-    err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint, flag,
-                '3')
+    err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint, flag, '3')
     assert flag in err and '--report' in err and '--show-ranked-lists' in err
     for drawing in (['--report', 'r'], ['--show-ranked-lists']):
-        monkeypatch.setattr(sys, 'argv', [
-            'tools/test.py', CONFIG, checkpoint, flag, '3', *drawing
-        ])
+        monkeypatch.setattr(
+            sys, 'argv',
+            ['tools/test.py', CONFIG, checkpoint, flag, '3', *drawing])
         args = test_tool.parse_args()
         assert getattr(args, flag[2:].replace('-', '_')) == 3
     # Without them the defaults stay: 5 queries, top 10.
