@@ -1,8 +1,11 @@
+import argparse
 import json
 import sys
 
 import pytest
 
+from ..fixtures.finished_runs import (fake_test, fake_training, finished_run,
+                                      write_config)
 from ..fixtures.processes import load_tool
 
 TOOL = 'tools/analysis_tools/compare_configs.py'
@@ -86,29 +89,26 @@ def test_paired_interval_from_the_definition():
         tool.paired_interval([1.0], [2.0])
 
 
-def write_run(work_dir, metrics):
-    folder = work_dir / '20260101_000000' / 'vis_data'
-    folder.mkdir(parents=True)
-    (folder / 'scalars.json').write_text(json.dumps(metrics) + '\n')
-
-
 def test_baseline_table_with_targets(tmp_path, monkeypatch, capsys):
     tool = load_tool(TOOL)
+    base = write_config(tmp_path / 'base.py')
+    new = write_config(tmp_path / 'new.py')
+    runs = tmp_path / 'runs'
     for seed, (a, b) in enumerate(((10.0, 13.0), (12.0, 14.0), (11.0, 15.0))):
-        write_run(tmp_path / f'base_seed{seed}', {
+        finished_run(runs / f'base_seed{seed}', base, seed, {
             'd3/R1': a,
             'd0/R1': 50.0,
             'd3/mAP': 1.0
         })
-        write_run(tmp_path / f'new_seed{seed}', {
+        finished_run(runs / f'new_seed{seed}', new, seed, {
             'd3/R1': b,
             'd0/R1': 50.0 + seed,
             'd3/mAP': 1.0
         })
     monkeypatch.setattr(sys, 'argv', [
-        'compare_configs.py', 'new.py', '--baseline', 'base.py', '--seeds',
-        '0', '1', '2', '--work-dir',
-        str(tmp_path), '--metrics', 'R1', 'mAP', '--target', 'd3', '--out',
+        'compare_configs.py', new, '--baseline', base, '--seeds', '0', '1',
+        '2', '--work-dir',
+        str(runs), '--metrics', 'R1', 'mAP', '--target', 'd3', '--out',
         str(tmp_path / 'tables' / 'table.md')
     ])
     tool.main()
@@ -125,24 +125,21 @@ def test_no_train_refuses_a_run_without_results(tmp_path, monkeypatch):
     folder with training scalars but no validation) is an error naming
     its work dir; nothing is trained."""
     tool = load_tool(TOOL)
-    write_run(tmp_path / 'a_seed0', {'d3/R1': 10.0})
-    write_run(tmp_path / 'a_seed1', {'loss': 1.0})  # still training
-
-    def no_training(*args, **kwargs):
-        raise AssertionError(f'a training was started: {args}')
-
+    config = write_config(tmp_path / 'a.py')
+    finished_run(tmp_path / 'a_seed0', config, 0, {'d3/R1': 10.0})
+    fake_training(tmp_path / 'a_seed1', config, 1, {})  # still training
     monkeypatch.setattr(tool.subprocess, 'run', no_training)
     monkeypatch.setattr(sys, 'argv', [
-        'compare_configs.py', 'a.py', '--seeds', '0', '1', '--work-dir',
+        'compare_configs.py', config, '--seeds', '0', '1', '--work-dir',
         str(tmp_path), '--no-train'
     ])
     args = tool.parse_args()
-    assert tool.run('a.py', 0, args) == {'d3/R1': 10.0}
+    assert tool.run(config, 0, args)['d3/R1'] == 10.0
     for seed in (1, 2):
         with pytest.raises(
                 FileNotFoundError, match=f'a_seed{seed}.*'
                 'no-train'):
-            tool.run('a.py', seed, args)
+            tool.run(config, seed, args)
 
 
 def test_the_comparing_tools_share_the_run_options():
@@ -158,3 +155,170 @@ def test_the_comparing_tools_share_the_run_options():
         ])
         assert (args.no_train, args.work_dir, args.seeds,
                 args.cfg_options) == (True, 'w', [3, 4], ['k=v']), path
+
+
+def run_args(work_dir, no_train=True, cfg_options=()):
+    return argparse.Namespace(
+        work_dir=str(work_dir),
+        no_train=no_train,
+        cfg_options=list(cfg_options))
+
+
+def no_training(*args, **kwargs):
+    raise AssertionError(f'a training was started: {args}')
+
+
+def test_an_unfinished_run_is_not_a_result(tmp_path, monkeypatch):
+    """A run killed after an intermediate validation (epoch 1 of 2) is not
+    tabulated with those metrics: --no-train refuses it, naming the work
+    dir and how far it got; otherwise it is trained (again)."""
+    tool = load_tool(TOOL)
+    config = write_config(tmp_path / 'a.py', max_epochs=2)
+    work_dir = tmp_path / 'runs' / 'a_seed0'
+    fake_training(work_dir, config, 0, {1: {'reid/mAP': 20.0}})
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    with pytest.raises(FileNotFoundError) as info:
+        tool.run(config, 0, run_args(tmp_path / 'runs'))
+    message = str(info.value)
+    assert str(work_dir) in message and 'no-train' in message
+    assert 'epoch 1 of 2' in message
+    trained = []
+
+    def training(cmd, **kwargs):
+        trained.append(cmd)
+        fake_training(
+            work_dir,
+            config,
+            0, {
+                1: {
+                    'reid/mAP': 20.0
+                },
+                2: {
+                    'reid/mAP': 30.0
+                }
+            },
+            stamp='20260102_000000')
+
+    monkeypatch.setattr(tool.subprocess, 'run', training)
+    metrics = tool.run(config, 0, run_args(tmp_path / 'runs', False))
+    assert len(trained) == 1 and metrics['reid/mAP'] == 30.0
+
+
+def test_a_run_of_another_config_is_refused(tmp_path, monkeypatch):
+    """A finished run is reused only for the config (and --cfg-options,
+    and seed) it was trained with: otherwise the error names the work dir
+    and the settings that differ, and nothing is trained over it."""
+    tool = load_tool(TOOL)
+    config = write_config(tmp_path / 'a.py', lr=0.1)
+    work_dir = tmp_path / 'runs' / 'a_seed0'
+    finished_run(work_dir, config, 0, {'reid/mAP': 30.0})
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    args = run_args(tmp_path / 'runs', no_train=False)
+    assert tool.run(config, 0, args) == {'reid/mAP': 30.0, 'step': 2}
+    # The config file changed since.
+    write_config(tmp_path / 'a.py', lr=0.2)
+    with pytest.raises(ValueError) as info:
+        tool.run(config, 0, args)
+    message = str(info.value)
+    assert str(work_dir) in message
+    assert 'optim_wrapper.optimizer.lr' in message
+    assert '0.1' in message and '0.2' in message
+    # Other --cfg-options than the run's.
+    write_config(tmp_path / 'a.py', lr=0.1)
+    with pytest.raises(
+            ValueError, match=r'a_seed0.*optim_wrapper\.'
+            r'optimizer\.momentum'):
+        tool.run(
+            config, 0,
+            run_args(tmp_path / 'runs', False,
+                     ['optim_wrapper.optimizer.momentum=0.9']))
+    # The options a run was trained with are part of its config.
+    other = tmp_path / 'runs' / 'a_seed1'
+    finished_run(
+        other,
+        config,
+        1, {'reid/mAP': 31.0},
+        options={'optim_wrapper.optimizer.momentum': 0.9})
+    assert tool.run(
+        config, 1,
+        run_args(tmp_path / 'runs', True,
+                 ['optim_wrapper.optimizer.momentum=0.9']))['reid/mAP'] == 31.0
+    with pytest.raises(ValueError, match='a_seed1.*momentum'):
+        tool.run(config, 1, run_args(tmp_path / 'runs'))
+
+
+def test_a_retested_checkpoint_must_be_the_final_one(tmp_path, monkeypatch):
+    """A tools/test.py result in a work dir is read when it tested the
+    run's final checkpoint (with the same config; its seed does not
+    matter), and refused when it tested another."""
+    tool = load_tool(TOOL)
+    config = write_config(tmp_path / 'a.py', max_epochs=2)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    work_dir = tmp_path / 'runs' / 'a_seed1'
+    fake_test(work_dir, config, '/elsewhere/a_seed1/epoch_2.pth',
+              {'d3/R1': 7.5})
+    assert tool.run(config, 1, run_args(tmp_path / 'runs')) == \
+        {'d3/R1': 7.5}
+    fake_test(
+        work_dir,
+        config,
+        '/elsewhere/a_seed1/epoch_1.pth', {'d3/R1': 5.0},
+        stamp='20260106_000000')
+    with pytest.raises(ValueError, match='a_seed1.*epoch_1.pth.*epoch_2'):
+        tool.run(config, 1, run_args(tmp_path / 'runs'))
+
+
+def test_the_record_of_the_config(tmp_path, monkeypatch):
+    """Without vis_data/config.py the config mmengine dumps into the work
+    dir is the record of the latest run; with neither the run is refused.
+    """
+    tool = load_tool(TOOL)
+    config = write_config(tmp_path / 'a.py')
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    work_dir = tmp_path / 'runs' / 'a_seed0'
+    finished_run(work_dir, config, 0, {'reid/mAP': 30.0}, record=False)
+    assert tool.run(config, 0, run_args(tmp_path / 'runs'))['reid/mAP'] \
+        == 30.0
+    (work_dir / 'a.py').unlink()
+    with pytest.raises(ValueError, match='a_seed0.*no record of'):
+        tool.run(config, 0, run_args(tmp_path / 'runs'))
+
+
+def test_iteration_based_runs(tmp_path, monkeypatch):
+    """An iteration-based run is finished at train_cfg.max_iters, when its
+    validations are logged by iteration; otherwise it cannot be told."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    by_iter = ("train_cfg = dict(_delete_=True, by_epoch=False, "
+               "max_iters=100, val_interval=50)\n")
+    logged = "default_hooks = dict(logger=dict(log_metric_by_epoch=False))\n"
+    config = write_config(tmp_path / 'it.py', extra=by_iter + logged)
+    fake_training(tmp_path / 'runs' / 'it_seed0', config, 0,
+                  {50: {
+                      'reid/mAP': 1.0
+                  }})
+    with pytest.raises(FileNotFoundError, match='iteration 50 of 100'):
+        tool.run(config, 0, run_args(tmp_path / 'runs'))
+    fake_training(tmp_path / 'runs' / 'it_seed1', config, 1, {
+        50: {
+            'reid/mAP': 1.0
+        },
+        100: {
+            'reid/mAP': 2.0
+        }
+    })
+    assert tool.run(config, 1, run_args(tmp_path / 'runs'))['reid/mAP'] \
+        == 2.0
+    config = write_config(tmp_path / 'it2.py', extra=by_iter)
+    fake_training(tmp_path / 'runs' / 'it2_seed0', config, 0,
+                  {0: {
+                      'reid/mAP': 2.0
+                  }})
+    with pytest.raises(ValueError, match='log_metric_by_epoch=False'):
+        tool.run(config, 0, run_args(tmp_path / 'runs'))
+    config = write_config(
+        tmp_path / 'own.py',
+        extra="train_cfg = dict(_delete_=True, type='OwnLoop', "
+        'max_epochs=2)\n')
+    with pytest.raises(ValueError, match="own.py.*'OwnLoop'"):
+        tool.run(config, 0, run_args(tmp_path / 'runs'))

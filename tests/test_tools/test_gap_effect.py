@@ -4,6 +4,7 @@ import json
 import pytest
 
 from ..fixtures.failing_writes import fail_writes
+from ..fixtures.finished_runs import finished_run, write_config
 from ..fixtures.processes import load_tool
 
 TOOL = 'tools/analysis_tools/gap_effect.py'
@@ -23,10 +24,16 @@ def gap_rows(gaps, floor=0.04):
 
 
 def write_run(work_dir, r1, gaps):
-    folder = work_dir / '20260101_000000' / 'vis_data'
-    folder.mkdir(parents=True)
-    (folder / 'scalars.json').write_text(
-        json.dumps({'sysu/R1': r1, 'sysu/mAP': r1 + 1}) + '\n')
+    """A finished run of ``<name>.py`` (written beside its work dir
+    ``<name>_seed<S>``) with its modality gap cached."""
+    name, seed = work_dir.name.rsplit('_seed', 1)
+    config = work_dir.parent / f'{name}.py'
+    if not config.exists():
+        write_config(config, max_epochs=12)
+    finished_run(work_dir, str(config), int(seed), {
+        'sysu/R1': r1,
+        'sysu/mAP': r1 + 1
+    })
     checkpoint = work_dir / 'epoch_12.pth'
     checkpoint.write_text('not read: the gap is cached')
     (work_dir / 'last_checkpoint').write_text(str(checkpoint))
@@ -50,8 +57,9 @@ def cells(out, name):
     return [[c.strip() for c in line.strip('|').split('|')] for line in lines]
 
 
-def test_table_from_the_definitions(tmp_path, capsys):
+def test_table_from_the_definitions(tmp_path, monkeypatch, capsys):
     tool = load_tool(TOOL)
+    monkeypatch.chdir(tmp_path)
     for name, (r1, gaps) in RUNS.items():
         for seed in range(3):
             write_run(tmp_path / f'{name}_seed{seed}', r1[seed], gaps[seed])
@@ -96,12 +104,12 @@ def test_refusals(tmp_path):
         tool.measure_gap('a.py', str(tmp_path), 128)
 
 
-def test_a_failing_write_keeps_the_previous_out(tmp_path, monkeypatch,
-                                                capsys):
+def test_a_failing_write_keeps_the_previous_out(tmp_path, monkeypatch, capsys):
     """--out is replaced only by complete tables: a write that fails
     halfway (a full disk) leaves the previous file and no temporary one.
     """
     tool = load_tool(TOOL)
+    monkeypatch.chdir(tmp_path)
     for name, (r1, gaps) in RUNS.items():
         for seed in range(3):
             write_run(tmp_path / f'{name}_seed{seed}', r1[seed], gaps[seed])

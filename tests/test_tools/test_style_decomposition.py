@@ -1,19 +1,11 @@
 """style_decomposition.py: the SynthReID v2 four-target table, paired."""
-import json
-
 import pytest
 
 from ..fixtures.failing_writes import fail_writes
+from ..fixtures.finished_runs import finished_run, write_config
 from ..fixtures.processes import load_tool
 
 TOOL = 'tools/analysis_tools/style_decomposition.py'
-
-
-def write_run(work_dir, metrics):
-    folder = work_dir / '20260101_000000' / 'vis_data'
-    folder.mkdir(parents=True)
-    (folder / 'scalars.json').write_text(json.dumps(metrics) + '\n')
-
 
 # R1 per seed: (d3, d3-d0style, d0, d0-d3style).
 BASE = [(2.0, 10.0, 30.0, 10.0), (3.0, 12.0, 28.0, 12.0),
@@ -23,9 +15,14 @@ NEW = [(6.0, 12.0, 32.0, 24.0), (8.0, 16.0, 36.0, 24.0),
 TARGETS = ('d3', 'd3-d0style', 'd0', 'd0-d3style')
 
 
-def make_runs(tmp_path):
+def make_runs(tmp_path, monkeypatch):
+    """Finished runs of base.py and new.py (written in ``tmp_path``, the
+    working directory from here on) in the work dir ``tmp_path``."""
+    monkeypatch.chdir(tmp_path)
+    base = write_config(tmp_path / 'base.py')
+    new = write_config(tmp_path / 'new.py')
     for seed in range(3):
-        write_run(tmp_path / f'base_seed{seed}', {
+        finished_run(tmp_path / f'base_seed{seed}', base, seed, {
             f'{t}/R1': v
             for t, v in zip(TARGETS, BASE[seed])
         })
@@ -34,7 +31,7 @@ def make_runs(tmp_path):
             metrics[f'{t}/R1'] = v  # primary distance, also as a mode
             metrics[f'{t}/mnet/R1'] = v
             metrics[f'{t}/euclid/R1'] = v - 1.0 - seed
-        write_run(tmp_path / f'new_seed{seed}', metrics)
+        finished_run(tmp_path / f'new_seed{seed}', new, seed, metrics)
 
 
 def row(out, name):
@@ -45,9 +42,10 @@ def row(out, name):
     return [cell.strip() for cell in lines[0].strip('|').split('|')]
 
 
-def test_targets_and_decomposition_from_the_definitions(tmp_path, capsys):
+def test_targets_and_decomposition_from_the_definitions(
+        tmp_path, monkeypatch, capsys):
     tool = load_tool(TOOL)
-    make_runs(tmp_path)
+    make_runs(tmp_path, monkeypatch)
     tool.main([
         'base.py', 'new.py', '--work-dir',
         str(tmp_path), '--metrics', 'R1', '--out',
@@ -79,9 +77,9 @@ def test_targets_and_decomposition_from_the_definitions(tmp_path, capsys):
         '20.0 / 20.0; 16.0 / 20.0; 15.0 / 20.0'
 
 
-def test_two_modes_of_one_config(tmp_path, capsys):
+def test_two_modes_of_one_config(tmp_path, monkeypatch, capsys):
     tool = load_tool(TOOL)
-    make_runs(tmp_path)
+    make_runs(tmp_path, monkeypatch)
     tool.main([
         'new.py', 'new.py', '--mode-a', 'euclid', '--mode-b', 'mnet',
         '--work-dir',
@@ -95,9 +93,9 @@ def test_two_modes_of_one_config(tmp_path, capsys):
         tool.main(['new.py', 'new.py', '--work-dir', str(tmp_path)])
 
 
-def test_a_missing_target_is_refused_with_the_keys(tmp_path):
+def test_a_missing_target_is_refused_with_the_keys(tmp_path, monkeypatch):
     tool = load_tool(TOOL)
-    make_runs(tmp_path)
+    make_runs(tmp_path, monkeypatch)
     with pytest.raises(
             KeyError,
             match=r"base, seed 0: no 'd3/mnet/R1'.*"
@@ -110,13 +108,12 @@ def test_a_missing_target_is_refused_with_the_keys(tmp_path):
         tool.main(['base.py', 'new.py', '--seeds', '0'])
 
 
-def test_a_failing_write_keeps_the_previous_out(tmp_path, monkeypatch,
-                                                capsys):
+def test_a_failing_write_keeps_the_previous_out(tmp_path, monkeypatch, capsys):
     """--out is replaced only by a complete table: a write that fails
     halfway (a full disk) leaves the previous file and no temporary one.
     """
     tool = load_tool(TOOL)
-    make_runs(tmp_path)
+    make_runs(tmp_path, monkeypatch)
     out = tmp_path / 'tables' / 't.md'
     out.parent.mkdir()
     out.write_text('the previous table\n')

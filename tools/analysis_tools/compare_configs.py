@@ -11,13 +11,21 @@ population std over seeds, and each run's values::
         configs/snr/snr_r18_synthreid.py \
         --seeds 0 1 2 --work-dir work_dirs/snr_vs_baseline --out table.md
 
-A run whose work dir already holds results is not trained again, so an
-interrupted comparison resumes where it stopped. ``--no-train`` only reads:
-a run without results is an error naming its work dir (use it while the
+A run is finished when the latest evaluation in its work dir is its
+final validation (at ``train_cfg.max_epochs``, or ``max_iters``) or a
+``tools/test.py`` result of its final checkpoint (``epoch_<max_epochs>.pth``:
+a checkpoint re-tested, e.g. on a larger test set), and the merged config
+that run recorded (``<stamp>/vis_data/config.py``, else the config mmengine
+dumps into the work dir) is the config with the seed and ``--cfg-options``
+(``work_dir``, ``resume`` and ``visualizer`` aside; for a test also its
+checkpoint, seed and drawing hooks). A finished run is not trained again,
+so an interrupted comparison resumes where it stopped; a missing or
+unfinished one is trained from the start. A work dir whose run is of
+another config (or a test of another checkpoint) is an error naming it and
+what differs: give another ``--work-dir``. ``--no-train`` only reads: a
+missing or unfinished run is an error naming its work dir (use it while the
 runs are trained elsewhere, where a missing or unfinished run would
-otherwise start a second training into the same work dir). A work dir may
-also hold a ``tools/test.py`` result (a checkpoint re-tested elsewhere, e.g.
-on a larger test set): the latest evaluation in it is read.
+otherwise start a second training into the same work dir).
 
 ``--baseline CONFIG`` adds a second table: for every other config and
 metric, the mean over seeds of the paired difference (config - baseline,
@@ -40,10 +48,11 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import statistics
 import subprocess
 import sys
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METRICS = ('R1', 'R5', 'mAP', 'mINP')
@@ -102,8 +111,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, work_dir: str) -> None:
     parser.add_argument(
         '--no-train',
         action='store_true',
-        help='only read finished runs: a run without validation metrics '
-        'is an error instead of being trained')
+        help='only read finished runs: a missing or unfinished run (no '
+        'validation at its last epoch) is an error instead of being '
+        'trained')
 
 
 def parse_args():
@@ -155,11 +165,301 @@ def last_validation(work_dir: str) -> dict:
     return found
 
 
+#: Settings of a recorded config that say how a run was started or
+#: watched, not what it trained or evaluated.
+RUN_ONLY_KEYS = ('work_dir', 'resume', 'visualizer')
+#: Hooks ``tools/test.py`` adds for its drawings; they change no metric.
+DRAWING_HOOKS = ('RankedListHook', 'EvalReportHook')
+#: The loops whose end is known: the unit of their logged validation
+#: steps, the setting of the last one and ``log_metric_by_epoch``.
+LOOPS = {
+    'EpochBasedTrainLoop': ('epoch', 'max_epochs', True),
+    'IterBasedTrainLoop': ('iteration', 'max_iters', False)
+}
+#: mmengine's timestamp folders (``%Y%m%d_%H%M%S``), one per run started.
+STAMP = re.compile(r'^\d{8}_\d{6}$')
+
+
+def expected_config(config: str, seed: int, cfg_options: Sequence[str]):
+    """The merged config ``tools/train.py`` builds for one run.
+
+    Args:
+        config (str): The config file.
+        seed (int): The run's ``randomness.seed``.
+        cfg_options (Sequence[str]): ``key=value`` options, given after
+            the seed as in the training command.
+
+    Returns:
+        mmengine.Config: The config the run trains.
+    """
+    from mmengine.config import DictAction
+
+    from mmreid.utils.config import load_config
+    parser = argparse.ArgumentParser(prog='--cfg-options')
+    parser.add_argument('options', nargs='+', action=DictAction)
+    options = parser.parse_args([f'randomness.seed={seed}',
+                                 *cfg_options]).options
+    return load_config(config, options)
+
+
+def final_step(cfg, config: str) -> Tuple[str, int]:
+    """The unit of the logged validation steps and the final step.
+
+    A run has finished when its last validation is logged at this step
+    (mmengine validates the last epoch or iteration whatever
+    ``val_interval``).
+
+    Args:
+        cfg (mmengine.Config): The run's merged config.
+        config (str): Its file, for messages.
+
+    Returns:
+        tuple[str, int]: ``('epoch', max_epochs)`` or ``('iteration',
+        max_iters)``.
+
+    Raises:
+        ValueError: The loop or the logging does not say when the run
+            finished.
+    """
+    train_cfg = cfg.get('train_cfg') or {}
+    loop = train_cfg.get('type')
+    if loop is None and 'by_epoch' not in train_cfg:
+        raise ValueError(f'{config}: train_cfg has neither type nor '
+                         'by_epoch, so its loop (and last step) is unknown')
+    if loop is None:
+        loop = 'EpochBasedTrainLoop' if train_cfg['by_epoch'] \
+            else 'IterBasedTrainLoop'
+    logger = (cfg.get('default_hooks') or {}).get('logger') or {}
+    by_epoch = logger.get('log_metric_by_epoch', True)
+    unit, key, logged_by_epoch = LOOPS.get(loop, (None, None, None))
+    if unit is not None and bool(by_epoch) == logged_by_epoch:
+        if not isinstance(train_cfg.get(key), int):
+            raise ValueError(f'{config}: train_cfg.{key} is '
+                             f'{train_cfg.get(key)!r}, not a number of '
+                             f'{unit}s')
+        return unit, train_cfg[key]
+    if loop == 'IterBasedTrainLoop':
+        raise ValueError(
+            f'{config}: an iteration-based run logs its validations at '
+            'epoch 0, so whether it finished cannot be told; set '
+            'default_hooks.logger.log_metric_by_epoch=False')
+    if loop == 'EpochBasedTrainLoop':
+        raise ValueError(
+            f'{config}: its validations are logged by iteration '
+            '(default_hooks.logger.log_metric_by_epoch=False), so whether '
+            'an epoch-based run reached train_cfg.max_epochs cannot be told')
+    raise ValueError(f'{config}: train_cfg.type {loop!r}: whether a run of '
+                     'this loop finished cannot be told')
+
+
+def evaluations(work_dir: str) -> List[Tuple[str, str, dict]]:
+    """The last evaluation of every run in ``work_dir``, oldest first.
+
+    Returns:
+        list[tuple[str, str, dict]]: ``(stamp, kind, metrics)`` with kind
+        ``'train'`` (the last validation logged in
+        ``<stamp>/vis_data/scalars.json``, with its ``step``) or
+        ``'test'`` (``tools/test.py``'s ``<stamp>/<stamp>.json``).
+    """
+    found = []
+    stamps = sorted(
+        d for d in (os.listdir(work_dir) if osp.isdir(work_dir) else [])
+        if STAMP.match(d) and osp.isdir(osp.join(work_dir, d)))
+    for stamp in stamps:
+        for kind, path in (('train',
+                            osp.join(work_dir, stamp, 'vis_data',
+                                     'scalars.json')),
+                           ('test', osp.join(work_dir, stamp,
+                                             f'{stamp}.json'))):
+            if not osp.isfile(path):
+                continue
+            last = None
+            with open(path) as f:
+                for line in f:
+                    if line.strip():
+                        record = json.loads(line)
+                        if any('/' in k for k in record):
+                            last = record
+            if last is not None:
+                found.append((stamp, kind, last))
+    return found
+
+
+def config_record(work_dir: str, stamp: str, config: str):
+    """The merged config the run ``stamp`` recorded.
+
+    ``<stamp>/vis_data/config.py`` (mmengine's ``LocalVisBackend``), or
+    for the latest run the config mmengine dumps into the work dir.
+
+    Raises:
+        ValueError: Neither is there.
+    """
+    from mmengine.config import Config
+    path = osp.join(work_dir, stamp, 'vis_data', 'config.py')
+    if osp.isfile(path):
+        return Config.fromfile(path)
+    latest = max(d for d in os.listdir(work_dir) if STAMP.match(d))
+    dumped = osp.join(work_dir, osp.basename(config))
+    if stamp == latest and osp.isfile(dumped):
+        return Config.fromfile(dumped)
+    raise ValueError(
+        f'{work_dir}: no record of the config its run {stamp} used (no '
+        f'{stamp}/vis_data/config.py' +
+        (f', and {osp.basename(config)} there is of a later run)' if stamp !=
+         latest else f' nor {osp.basename(config)})') +
+        f', so it cannot be told whether the run is one of {config}')
+
+
+def _plain(value):
+    """Config values as plain dicts and lists (tuples as lists)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _differences(a, b, key: str = '') -> List[Tuple[str, object, object]]:
+    """``(dotted key, value in a, value in b)`` where a and b differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            sub = f'{key}.{k}' if key else str(k)
+            out += _differences(a.get(k, '<unset>'), b.get(k, '<unset>'), sub)
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        out = []
+        for i, (x, y) in enumerate(zip(a, b)):
+            out += _differences(x, y, f'{key}[{i}]')
+        return out
+    return [] if a == b else [(key, a, b)]
+
+
+def config_differences(expected, record, tested: bool) -> List[str]:
+    """What differs between the config compared and a run's record.
+
+    Ignored: :data:`RUN_ONLY_KEYS`, ``load_from`` of a resumed run and
+    ``load_strict = True`` (the default). For a ``tools/test.py`` result
+    (``tested``) also its ``load_from`` (checked apart), ``randomness``
+    (a test draws nothing) and the hooks of its drawings.
+
+    Returns:
+        list[str]: ``key: value here, value in the run`` per difference.
+    """
+    here, run = _plain(expected.to_dict()), _plain(record.to_dict())
+    ignored = list(RUN_ONLY_KEYS)
+    if run.get('resume') or tested:
+        ignored.append('load_from')
+    if tested:
+        ignored.append('randomness')
+        hooks = [
+            h for h in run.get('custom_hooks') or []
+            if not (isinstance(h, dict) and h.get('type') in DRAWING_HOOKS)
+        ]
+        if hooks or 'custom_hooks' in here:
+            run['custom_hooks'] = hooks
+        else:
+            run.pop('custom_hooks', None)
+    for cfg in (here, run):
+        for key in ignored:
+            cfg.pop(key, None)
+        if cfg.get('load_strict', True) is True:
+            cfg.pop('load_strict', None)
+    return [
+        f'{key}: {_short(a)} here, {_short(b)} in the run'
+        for key, a, b in _differences(here, run)
+    ]
+
+
+def _short(value, width: int = 60) -> str:
+    text = repr(value) if value != '<unset>' else 'unset'
+    return text if len(text) <= width else text[:width - 3] + '...'
+
+
+def finished_result(config: str,
+                    work_dir: str,
+                    expected,
+                    label: Optional[str] = None) -> Tuple[Optional[dict], str]:
+    """The metrics of the finished run of ``expected`` in ``work_dir``.
+
+    The latest evaluation decides: a training's last validation counts
+    when it is at the final epoch (iteration), a ``tools/test.py``
+    result when it tested the final checkpoint; either only with the
+    config the run recorded equal to ``expected``.
+
+    Args:
+        config (str): The config file (for messages).
+        work_dir (str): The run's work dir.
+        expected (mmengine.Config): The merged config of the run.
+        label (str, optional): The config, seed and options in messages
+            (default: ``config``).
+
+    Returns:
+        tuple[dict | None, str]: The metrics, or None and why there are
+        none yet (missing, unfinished): training would give them.
+
+    Raises:
+        ValueError: The run is of another config, lacks a record of its
+            config, or was re-tested on another checkpoint than the final
+            one: training would not make it a result.
+    """
+    label = label or config
+    unit, final = final_step(expected, config)
+    found = evaluations(work_dir)
+    if not found:
+        return None, ('no validation metrics (the run is missing or has '
+                      'not validated yet)')
+    stamp, kind, metrics = found[-1]
+    record = config_record(work_dir, stamp, config)
+    if kind == 'test':
+        checkpoint = record.get('load_from')
+        name = f'{"epoch" if unit == "epoch" else "iter"}_{final}.pth'
+        if not isinstance(checkpoint, str) or \
+                osp.basename(checkpoint) != name:
+            raise ValueError(
+                f'{work_dir}: its latest evaluation ({stamp}, tools/test.py) '
+                f'tested {checkpoint!r}, not the final checkpoint {name} of '
+                f'{label}; re-test that one, or remove {stamp}')
+    elif metrics.get('step') != final:
+        return None, (f'unfinished: its last validation ({stamp}) is at '
+                      f'{unit} {metrics.get("step")} of {final}')
+    differences = config_differences(expected, record, kind == 'test')
+    if differences:
+        shown = '; '.join(differences[:6])
+        more = len(differences) - 6
+        raise ValueError(
+            f'{work_dir}: its run ({stamp}) was '
+            f'{"tested" if kind == "test" else "trained"} with another '
+            f'config than {label}: {shown}' +
+            (f'; and {more} more' if more > 0 else '') +
+            '. Give another --work-dir, or remove the run to train it '
+            'again')
+    return metrics, ''
+
+
 def run(config: str, seed: int, args) -> dict:
+    """The metrics of one finished run, trained first when it is not.
+
+    The run is ``<args.work_dir>/<config name>_seed<seed>``; see
+    :func:`finished_result` for what counts as finished.
+
+    Args:
+        config (str): The config file.
+        seed (int): The seed.
+        args: ``work_dir``, ``cfg_options`` (``key=value`` strings) and
+            ``no_train`` (a run that is not finished is an error).
+
+    Returns:
+        dict: The metrics of its final evaluation.
+    """
     name = osp.splitext(osp.basename(config))[0]
     work_dir = osp.join(args.work_dir, f'{name}_seed{seed}')
-    metrics = last_validation(work_dir)
-    if metrics:
+    expected = expected_config(config, seed, args.cfg_options)
+    label = f'{config} (seed {seed}' + (
+        f', --cfg-options {" ".join(args.cfg_options)})'
+        if args.cfg_options else ')')
+    metrics, why = finished_result(config, work_dir, expected, label)
+    if metrics is not None:
         return metrics
     cmd = [
         sys.executable,
@@ -168,18 +468,17 @@ def run(config: str, seed: int, args) -> dict:
     ] + args.cfg_options
     if args.no_train:
         raise FileNotFoundError(
-            f'{work_dir}: no validation metrics (the run is missing or has '
-            f'not finished) and --no-train is set; train it with: '
+            f'{work_dir}: {why}, and --no-train is set; train it with: '
             f'{" ".join(cmd)}')
     print(' '.join(cmd), flush=True)
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (REPO, env.get('PYTHONPATH')) if p)
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-    metrics = last_validation(work_dir)
-    if not metrics:
-        raise RuntimeError(f'{work_dir}: the run logged no validation '
-                           'metrics; does its config validate at the end?')
+    metrics, why = finished_result(config, work_dir, expected, label)
+    if metrics is None:
+        raise RuntimeError(f'{work_dir}: {why} after training; does its '
+                           'config validate at the end?')
     return metrics
 
 
