@@ -44,7 +44,6 @@ multi-target run's ``NAME/<metric>`` keys (e.g. ``d3``, ``d3-d0style``)::
         --baseline configs/snr/baseline_r18_synthreid.py --seeds 0 1 2
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
@@ -142,27 +141,13 @@ def last_validation(work_dir: str) -> dict:
 
     A training run logs its validations in ``<stamp>/vis_data/
     scalars.json``; ``tools/test.py CONFIG CHECKPOINT --work-dir DIR``
-    writes its metrics to ``<stamp>/<stamp>.json``. Both are read, the
-    latest stamp last, so a checkpoint re-tested (e.g. on a larger test
-    set) is tabulated like a finished run.
+    writes its metrics to ``<stamp>/<stamp>.json``. Both are read
+    (:func:`evaluations`), the latest stamp last. It does not check that
+    the run finished or which config it ran: :func:`finished_result`
+    does, for :func:`run`.
     """
-    found = {}
-    paths = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
-    paths += [
-        p for p in glob.glob(osp.join(work_dir, '*', '*.json'))
-        if osp.basename(p) == osp.basename(osp.dirname(p)) + '.json'
-    ]
-    # The stamp folder orders them; within one, the test result is last.
-    for path in sorted(
-            paths,
-            key=lambda p: (osp.relpath(p, work_dir).split(osp.sep)[0],
-                           p.endswith('scalars.json') is False)):
-        with open(path) as f:
-            for line in f:
-                record = json.loads(line)
-                if any('/' in k for k in record):
-                    found = record
-    return found
+    found = evaluations(work_dir)
+    return found[-1][2] if found else {}
 
 
 #: Settings of a recorded config that say how a run was started or
