@@ -71,9 +71,10 @@ def init_model(config: Union[str, Path, Config],
             tensors only). Defaults to None (random weights).
         device (str | torch.device): Defaults to ``'cpu'``.
         cfg_options (dict, optional): Overrides merged into the config.
-        strict (bool): A checkpoint that lacks any model tensor, or a
-            converted checkpoint whose source network differs from the
-            config, is an error. Defaults to True.
+        strict (bool): A checkpoint that lacks any model tensor or holds
+            one the model does not have, or a converted checkpoint whose
+            source network differs from the config, is an error. Defaults
+            to True.
 
     Returns:
         nn.Module: The model in eval mode, with the config as ``model.cfg``.

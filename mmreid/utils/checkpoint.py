@@ -310,7 +310,8 @@ def hub_cache_dir() -> str:
     return osp.join(torch.hub.get_dir(), 'checkpoints')
 
 
-def _names(keys: Sequence[str], limit: int = 40) -> str:
+def _names(keys: Sequence[str], limit: int = 10) -> str:
+    """The first ``limit`` keys, then how many more there are."""
     keys = list(keys)
     shown = ', '.join(keys[:limit])
     return shown + (f', ... ({len(keys) - limit} more)'
@@ -331,21 +332,31 @@ def load_model_state(model: torch.nn.Module,
     ``tools/train.py``) goes through this function, so they all follow one
     rule set:
 
-    * a model tensor the checkpoint lacks is an error naming the tensors
-      and the switch that accepts a partial load (``opt_out``); with
-      ``strict=False`` it is one warning instead;
+    * a model tensor the checkpoint lacks, and a checkpoint tensor the
+      model does not have (e.g. ``neck.p`` of a GeM checkpoint tested with
+      an average-pooling config, or the SNR modules of an SNR checkpoint
+      tested with a plain backbone: the network computed would not be the
+      one trained), are one error naming a few of them, their count and
+      the switch that accepts a partial load (``opt_out``); with
+      ``strict=False`` they are one warning instead. BN
+      ``num_batches_tracked`` counters are not weights: a difference in
+      them alone is neither;
     * a tensor of another shape is an error, except a classifier trained
       on another number of identities when ``skip_other_classifier``
       (test time: features do not use it), which is skipped with one
-      warning;
-    * checkpoint tensors the model does not have are one warning.
+      warning.
+
+    Only the model's tensors are compared: the checkpoint's ``meta``,
+    ``optimizer``, ``param_schedulers``, ``message_hub`` (and EMA hooks'
+    ``ema_state_dict``) are outside ``state_dict``.
 
     Args:
         model (nn.Module): The bare model (not a DDP wrapper).
         checkpoint: The loaded checkpoint (a dict, possibly wrapping the
             tensors in ``state_dict``/``model``; ``module.`` is stripped).
         filename (str): Where it came from, for the messages.
-        strict (bool): Missing tensors are an error. Defaults to True.
+        strict (bool): Missing and unexpected tensors are an error.
+            Defaults to True.
         skip_other_classifier (bool): Skip a classifier of another shape
             instead of failing. Defaults to True.
         opt_out (str): How the caller's user turns ``strict`` off, quoted
@@ -356,7 +367,8 @@ def load_model_state(model: torch.nn.Module,
         dict: ``missing``, ``unexpected`` and ``skipped`` key lists.
 
     Raises:
-        RuntimeError: Missing tensors (strict) or a shape mismatch.
+        RuntimeError: Missing or unexpected tensors (strict) or a shape
+            mismatch.
     """
     from mmreid.models.weight_init import extract_state_dict
     state_dict = extract_state_dict(checkpoint, source=filename)
@@ -395,13 +407,26 @@ def load_model_state(model: torch.nn.Module,
         k for k in incompatible.missing_keys
         if not k.endswith('num_batches_tracked') and k not in skipped
     ]
-    unexpected = list(incompatible.unexpected_keys)
-    if missing and strict:
+    unexpected = [
+        k for k in incompatible.unexpected_keys
+        if not k.endswith('num_batches_tracked')
+    ]
+    if (missing or unexpected) and strict:
+        problems = []
+        if missing:
+            problems.append(
+                f'lacks {len(missing)} tensors of the model: '
+                f'{_names(missing)} (they would keep their random initial '
+                'values)')
+        if unexpected:
+            problems.append(
+                f'holds {len(unexpected)} tensors that are not in the '
+                f'model: {_names(unexpected)} (the model would compute '
+                'another network than the one trained)')
         raise RuntimeError(
-            f'checkpoint {filename!r} lacks {len(missing)} tensors of the '
-            f'model: {_names(missing)}. Is it the checkpoint of this config? '
-            f'Those tensors would keep their random initial values; '
-            f'{opt_out} accepts such a partial load.')
+            f'checkpoint {filename!r} ' + ' and '.join(problems) +
+            f'. Is it the checkpoint of this config? {opt_out} accepts '
+            'such a partial load.')
     if missing or unexpected:
         print_log(
             f'checkpoint {filename}: ' +

@@ -61,7 +61,8 @@ class ReIDRunner(Runner):
     :func:`mmreid.utils.checkpoint.load_model_state`, the rules of
     :func:`mmreid.apis.init_model`:
 
-    * a missing model tensor is an error naming it; the config key
+    * a missing model tensor, or a checkpoint tensor the model does not
+      have, is an error naming it; the config key
       ``load_strict = False`` (``--strict false`` in the tools) accepts a
       partial load with one warning;
     * a classifier of another size is skipped with one warning when

@@ -1,0 +1,99 @@
+"""load_model_state: the rules every whole-model load follows."""
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmreid.apis import init_model
+from mmreid.registry import MODELS
+from mmreid.utils.checkpoint import load_model_state
+
+BASE = dict(
+    type='ReIDModel',
+    backbone=dict(
+        type='ReIDResNet',
+        depth=18,
+        last_stride=1,
+        base_channels=8,
+        stem_channels=8),
+    neck=dict(type='GlobalAvgPool'),
+    head=dict(type='BNNeckHead', in_channels=64, num_classes=8))
+GEM = dict(BASE, neck=dict(type='GeMPool', p=6.0))
+SNR = dict(
+    BASE,
+    backbone=dict(
+        BASE['backbone'],
+        plugins=[
+            dict(
+                cfg=dict(type='SNR', reduction=4),
+                stages=(True, True, True, True),
+                position='after_stage')
+        ]),
+    aux_losses=dict(snr=None))
+PIPELINE = [dict(type='ReIDResize', size=(32, 16)), dict(type='PackReIDInputs')]
+
+
+def save(model_cfg, path):
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
+    return str(path)
+
+
+def test_checkpoint_of_another_neck_is_refused(tmp_path):
+    # Trained with GeM (p=6), tested with the average-pooling config: strict
+    # loading gave one warning and the features of another network.
+    ckpt = save(GEM, tmp_path / 'gem.pth')
+    cfg = Config(dict(model=BASE, test_pipeline=PIPELINE))
+    with pytest.raises(RuntimeError) as info:
+        init_model(cfg, ckpt)
+    message = str(info.value)
+    assert ckpt in message
+    assert 'neck.p' in message
+    assert 'not in the model' in message
+    assert 'Is it the checkpoint of this config?' in message
+    assert 'strict=False' in message
+    # The opt-out still loads, with the warning.
+    model = init_model(cfg, ckpt, strict=False)
+    assert isinstance(model.neck, MODELS.get('GlobalAvgPool'))
+
+
+def test_unexpected_tensors_are_named_then_counted(tmp_path):
+    ckpt = save(SNR, tmp_path / 'snr.pth')
+    model = MODELS.build(BASE)
+    checkpoint = torch.load(ckpt)
+    with pytest.raises(RuntimeError) as info:
+        load_model_state(
+            model, checkpoint, ckpt, opt_out='`--strict false`')
+    message = str(info.value)
+    assert '24 tensors that are not in the model' in message
+    assert 'backbone.snr_modules.0.in_norm.weight' in message
+    assert '(14 more)' in message
+    assert '`--strict false`' in message
+    report = load_model_state(model, checkpoint, ckpt, strict=False)
+    assert len(report['unexpected']) == 24
+
+
+def test_missing_and_unexpected_are_one_error(tmp_path):
+    ckpt = save(BASE, tmp_path / 'plain.pth')
+    checkpoint = torch.load(ckpt)
+    checkpoint['state_dict'] = {
+        k.replace('head.bnneck.', 'head.bn.'): v
+        for k, v in checkpoint['state_dict'].items()
+    }
+    with pytest.raises(RuntimeError) as info:
+        load_model_state(MODELS.build(BASE), checkpoint, ckpt)
+    message = str(info.value)
+    assert 'lacks 4 tensors of the model: head.bnneck.weight' in message
+    assert 'holds 4 tensors that are not in the model: head.bn.weight' in message
+
+
+def test_num_batches_tracked_differences_are_harmless(tmp_path):
+    ckpt = save(BASE, tmp_path / 'plain.pth')
+    checkpoint = torch.load(ckpt)
+    state = checkpoint['state_dict']
+    # A norm without the counter in the checkpoint (fast-reid) or in the
+    # model (the counter is not a weight).
+    state.pop('backbone.bn1.num_batches_tracked')
+    state['head.extra.num_batches_tracked'] = torch.tensor(3)
+    report = load_model_state(MODELS.build(BASE), checkpoint, ckpt)
+    assert report['missing'] == [] and report['unexpected'] == []
