@@ -1,4 +1,4 @@
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -7,6 +7,7 @@ from mmengine.model.weight_init import update_init_info
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmreid.registry import WEIGHT_INITIALIZERS
+from mmreid.utils.checkpoint import _names
 
 
 def extract_state_dict(checkpoint,
@@ -43,23 +44,91 @@ def extract_state_dict(checkpoint,
     return state_dict
 
 
+def not_in_pretrained_prefixes(module: nn.Module) -> List[str]:
+    """Key prefixes of the submodules that pretrained sources lack.
+
+    A module class declares itself an addition to the networks that
+    pretrained weights come from (e.g. ImageNet ResNets) with a true class
+    attribute ``not_in_pretrained``, as :class:`~mmreid.models.SNR` and
+    :class:`~mmreid.models.layers.AGWNonLocal` do. ``module``
+    itself is not looked at: weights loaded into it are meant for it.
+
+    Returns:
+        list[str]: ``'<name>.'`` of every such submodule, outermost only.
+    """
+    prefixes: List[str] = []
+    for name, child in module.named_modules():
+        if not name or not getattr(child, 'not_in_pretrained', False):
+            continue
+        if not any(name.startswith(p) for p in prefixes):
+            prefixes.append(name + '.')
+    return prefixes
+
+
+def _modules_of(keys: Sequence[str], prefixes: Sequence[str]) -> List[str]:
+    """The prefixes (without the final dot) that ``keys`` fall under."""
+    return [p[:-1] for p in prefixes if any(k.startswith(p) for k in keys)]
+
+
 def load_pretrained(module: nn.Module,
                     checkpoint: str,
                     prefix: Optional[str] = None,
-                    map_location: str = 'cpu') -> dict:
-    """Load pretrained weights into ``module`` and report the key match.
+                    map_location: str = 'cpu',
+                    allow_missing: Sequence[str] = ()) -> dict:
+    """Load pretrained weights into ``module`` and check the key match.
 
-    Missing and unexpected keys are logged by name; a checkpoint that
-    matches *no* parameter of the module is an error (the usual cause is a
-    wrong ``prefix``), never a silently random-initialised model.
+    Every tensor of ``module`` must come from the checkpoint (BN
+    ``num_batches_tracked`` counters aside), except those of:
+
+    * submodules that declare themselves additions to the pretrained
+      networks (``not_in_pretrained``, see
+      :func:`not_in_pretrained_prefixes`): SNR plugins, AGW non-local
+      blocks; they keep their own initialisation, reported in one line;
+    * the key prefixes in ``allow_missing``, for a source that lacks
+      other parts of the module (e.g. ``['head.', 'neck.']`` when
+      ``init_cfg`` of a whole ``ReIDModel`` loads an ImageNet network).
+
+    Anything else missing (ResNet-50 weights in a ResNet-101, a plain
+    ResNet in an IBN-Net) is an error naming the tensors: training would
+    otherwise start from a partly random network after one warning line.
+    A checkpoint that matches *no* tensor of the module is an error too
+    (the usual cause is a wrong ``prefix``). Checkpoint tensors that the
+    module does not have (an ImageNet classifier) are logged.
+
+    Args:
+        module (nn.Module): The module to load into.
+        checkpoint (str): A path or an ``http(s)://`` URL.
+        prefix (str, optional): Only keys under this prefix are loaded, with
+            the prefix removed (e.g. ``'backbone.'``).
+        map_location (str): Defaults to ``'cpu'``.
+        allow_missing (Sequence[str]): Key prefixes of ``module`` (after
+            ``prefix`` is removed from the checkpoint's keys) that the
+            checkpoint may lack, e.g. ``['layer4.']``. Each must name at
+            least one tensor of ``module``. Defaults to ``()``.
 
     Returns:
-        dict: ``loaded``, ``missing`` and ``unexpected`` key lists.
+        dict: ``loaded``, ``missing`` (including those allowed) and
+        ``unexpected`` key lists.
+
+    Raises:
+        RuntimeError: The checkpoint matches no tensor of ``module``, or
+            lacks tensors that are neither declared nor allowed.
+        ValueError: An ``allow_missing`` entry names no tensor.
     """
+    if isinstance(allow_missing, str):
+        allow_missing = [allow_missing]
+    own = module.state_dict()
+    unused = [
+        p for p in allow_missing if not any(k.startswith(p) for k in own)
+    ]
+    if unused:
+        raise ValueError(
+            f'init_cfg Pretrained allow_missing={list(allow_missing)} of '
+            f'{type(module).__name__}: {unused} name no tensor of the '
+            f'module (key prefixes such as {sorted(own)[:2]}; a typo?)')
     state_dict = extract_state_dict(
         _load_checkpoint(checkpoint, map_location=map_location), prefix,
         checkpoint)
-    own = module.state_dict()
     loaded = sorted(k for k in state_dict if k in own)
     if not loaded:
         raise RuntimeError(
@@ -67,21 +136,43 @@ def load_pretrained(module: nn.Module,
             f'of {type(module).__name__}. Checkpoint keys start with '
             f'{sorted(state_dict)[:3]}, the module expects '
             f'{sorted(own)[:3]}. Set init_cfg.prefix accordingly.')
+    declared = not_in_pretrained_prefixes(module)
     incompatible = module.load_state_dict(state_dict, strict=False)
     missing = [
         k for k in incompatible.missing_keys
         if not k.endswith('num_batches_tracked')
     ]
     unexpected = list(incompatible.unexpected_keys)
+    refused = [
+        k for k in missing
+        if not k.startswith(tuple(declared) + tuple(allow_missing))
+    ]
+    if refused:
+        example = '.'.join(refused[0].split('.')[:2]) + '.'
+        raise RuntimeError(
+            f'checkpoint {checkpoint!r} (prefix={prefix!r}) lacks '
+            f'{len(refused)} tensors of {type(module).__name__}: '
+            f'{_names(refused)}; they would keep their random initial '
+            f'values. Is it the checkpoint of this architecture (depth, '
+            f'norm layers)? If the pretrained network has no such modules, '
+            f'list their key prefixes in the init_cfg, e.g. '
+            f"init_cfg=dict(type='Pretrained', ..., "
+            f"allow_missing=[{example!r}]).")
+    kept = [k for k in missing if k.startswith(tuple(declared))]
+    allowed = [k for k in missing if k not in kept]
     print_log(
         f'{type(module).__name__}: loaded {len(loaded)} of {len(own)} '
         f'tensors from {checkpoint}' +
-        (f'; missing keys ({len(missing)}): {", ".join(missing)}'
-         if missing else '') +
+        (f'; {len(kept)} tensors of modules added to the pretrained '
+         f'network keep their initialisation: '
+         f'{", ".join(_modules_of(kept, declared))}' if kept else '') +
+        (f'; {len(allowed)} tensors keep their initialisation '
+         f'(allow_missing={list(allow_missing)}): {_names(allowed)}'
+         if allowed else '') +
         (f'; unexpected keys ({len(unexpected)}): {", ".join(unexpected)}'
          if unexpected else ''),
         logger='current',
-        level=30 if missing or unexpected else 20)
+        level=30 if unexpected else 20)
     return dict(loaded=loaded, missing=missing, unexpected=unexpected)
 
 
@@ -90,27 +181,37 @@ class ReportingPretrainedInit:
     """``init_cfg=dict(type='Pretrained', checkpoint=...)`` for mmreid.
 
     Same arguments as mmengine's ``Pretrained``, which it replaces in the
-    mmreid scope; it reports the key match (see :func:`load_pretrained`) and
-    loads through mmreid's safe loaders (tensors only for downloads).
+    mmreid scope, plus ``allow_missing``. It checks the key match (see
+    :func:`load_pretrained`): a checkpoint that lacks tensors of the module
+    is an error naming them, except for submodules that declare themselves
+    additions to the pretrained networks (SNR plugins, AGW non-local
+    blocks) and the key prefixes in ``allow_missing``. It loads through
+    mmreid's safe loaders (tensors only for downloads).
 
     Args:
         checkpoint (str): A path or an ``http(s)://`` URL.
         prefix (str, optional): Only keys under this prefix are loaded, with
             the prefix removed (e.g. ``'backbone.'``).
         map_location (str): Defaults to ``'cpu'``.
+        allow_missing (Sequence[str]): Key prefixes of the module that the
+            checkpoint may lack (they keep their initialisation), e.g.
+            ``['head.', 'neck.']`` for an ImageNet network loaded into a
+            whole ``ReIDModel``. Defaults to ``()``.
     """
 
     def __init__(self,
                  checkpoint: str,
                  prefix: Optional[str] = None,
-                 map_location: str = 'cpu') -> None:
+                 map_location: str = 'cpu',
+                 allow_missing: Sequence[str] = ()) -> None:
         self.checkpoint = checkpoint
         self.prefix = prefix
         self.map_location = map_location
+        self.allow_missing = allow_missing
 
     def __call__(self, module: nn.Module) -> None:
         load_pretrained(module, self.checkpoint, self.prefix,
-                        self.map_location)
+                        self.map_location, self.allow_missing)
         if hasattr(module, '_params_init_info'):
             update_init_info(
                 module,

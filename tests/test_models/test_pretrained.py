@@ -54,7 +54,9 @@ def test_missing_and_unexpected_keys_are_reported(imagenet_ckpt):
             type='ReIDModel',
             backbone=dict(type='ReIDResNet', depth=18),
             head=dict(type='BNNeckHead', in_channels=512, num_classes=3)))
-    report = load_pretrained(model, str(path))
+    with pytest.raises(RuntimeError, match='head.bnneck.weight'):
+        load_pretrained(model, str(path))
+    report = load_pretrained(model, str(path), allow_missing=['head.'])
     assert report['unexpected'] == ['head.fc.weight']
     assert 'head.classifier.weight' in report['missing']
     assert 'head.bnneck.weight' in report['missing']
@@ -68,3 +70,166 @@ def test_checkpoint_matching_nothing_is_an_error(imagenet_ckpt):
         load_pretrained(resnet18(), str(path))
     with pytest.raises(KeyError, match='prefix'):
         load_pretrained(resnet18(), str(path), prefix='model.')
+
+
+def small_resnet(depth, **kwargs):
+    return MODELS.build(
+        dict(
+            type='ReIDResNet',
+            depth=depth,
+            base_channels=8,
+            stem_channels=8,
+            **kwargs))
+
+
+@pytest.fixture
+def small_r18_ckpt(tmp_path):
+    """An ImageNet-style ResNet-18 checkpoint (narrow: fast)."""
+    state = {
+        f'backbone.{k}': v
+        for k, v in small_resnet(18).state_dict().items()
+    }
+    state['head.fc.weight'] = torch.randn(1000, 64)
+    path = tmp_path / 'r18_small.pth'
+    torch.save(dict(state_dict=state, meta=dict()), path)
+    return str(path)
+
+
+def pretrained(checkpoint, **kwargs):
+    return dict(
+        type='Pretrained', checkpoint=checkpoint, prefix='backbone.', **kwargs)
+
+
+def test_checkpoint_covering_part_of_the_module_is_an_error(small_r18_ckpt):
+    # ResNet-18 weights into a ResNet-34 backbone: layer1.2, layer2.2-3,
+    # layer3.2-5 and layer4.2 would stay random with one warning line.
+    backbone = small_resnet(34, init_cfg=pretrained(small_r18_ckpt))
+    with pytest.raises(RuntimeError) as info:
+        backbone.init_weights()
+    message = str(info.value)
+    assert small_r18_ckpt in message
+    assert 'lacks' in message and 'layer1.2.conv1.weight' in message
+    assert 'more)' in message
+    assert 'allow_missing' in message
+
+
+def test_modules_added_to_the_pretrained_network_may_be_missing(
+        small_r18_ckpt, monkeypatch):
+    # SNR plugins and AGW non-local blocks are not in an ImageNet ResNet:
+    # they keep their own initialisation, without an error.
+    messages = []
+    monkeypatch.setattr(weight_init, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    snr = small_resnet(
+        18,
+        plugins=[
+            dict(
+                cfg=dict(type='SNR', reduction=4),
+                stages=(True, True, True, True),
+                position='after_stage')
+        ],
+        init_cfg=pretrained(small_r18_ckpt))
+    snr.init_weights()
+    assert 'snr_modules.3' in messages[-1]
+    agw = MODELS.build(
+        dict(
+            type='AGWResNet',
+            depth=18,
+            base_channels=8,
+            stem_channels=8,
+            non_local_stages=(0, 1, 1, 0),
+            init_cfg=pretrained(small_r18_ckpt)))
+    agw.init_weights()
+    assert 'non_locals.1_1' in messages[-1]
+    # IBN layers replace BN layers of the pretrained network: not declared.
+    ibn = small_resnet(
+        18,
+        ibn_stages=(True, False, False, False),
+        init_cfg=pretrained(small_r18_ckpt))
+    with pytest.raises(RuntimeError, match=r'layer1\.0\.bn1\.IN\.weight'):
+        ibn.init_weights()
+
+
+def test_allow_missing_names_what_the_source_lacks(small_r18_ckpt):
+    backbone = small_resnet(
+        34,
+        init_cfg=pretrained(
+            small_r18_ckpt, allow_missing=['layer1.2.', 'layer2.']))
+    with pytest.raises(RuntimeError) as info:
+        backbone.init_weights()
+    # What the list covers is no longer reported.
+    assert 'layer1.2.' not in str(info.value)
+    assert 'layer2.' not in str(info.value)
+    assert 'layer3.2.conv1.weight' in str(info.value)
+    report = load_pretrained(
+        small_resnet(34),
+        small_r18_ckpt,
+        prefix='backbone.',
+        allow_missing=['layer1.2.', 'layer2.', 'layer3.', 'layer4.2.'])
+    assert 'layer3.5.conv1.weight' in report['missing']
+    # A pattern that names no tensor of the module is a typo, not a rule.
+    with pytest.raises(ValueError, match="'layer5.'"):
+        load_pretrained(
+            small_resnet(18),
+            small_r18_ckpt,
+            prefix='backbone.',
+            allow_missing=['layer5.'])
+
+
+def shipped_pretrained_backbones():
+    """The distinct backbones that shipped configs load ImageNet weights
+    into, as ``(config, backbone cfg)``."""
+    import glob
+    import os.path as osp
+
+    from mmengine.config import Config
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    seen = {}
+    for path in sorted(glob.glob(
+            osp.join(repo, 'configs/**/*.py'), recursive=True)):
+        if '_base_' in path:
+            continue
+        backbone = Config.fromfile(path).model.get('backbone', {}).to_dict()
+        init_cfg = backbone.pop('init_cfg', None) or {}
+        if init_cfg.get('type') != 'Pretrained':
+            continue
+        init_cfg.pop('checkpoint')
+        key = repr(sorted(backbone.items())) + repr(sorted(init_cfg.items()))
+        seen.setdefault(key, (osp.relpath(path, repo), backbone, init_cfg))
+    return list(seen.values())
+
+
+SHIPPED = shipped_pretrained_backbones()
+
+
+def test_shipped_configs_load_imagenet_weights():
+    assert {b['type'] for _, b, _ in SHIPPED} >= {'ReIDResNet', 'AGWResNet'}
+
+
+@pytest.mark.parametrize(
+    'backbone,init_cfg', [(b, i) for _, b, i in SHIPPED],
+    ids=[path for path, _, _ in SHIPPED])
+def test_shipped_config_accepts_an_imagenet_resnet(backbone, init_cfg,
+                                                   tmp_path):
+    # A plain ImageNet ResNet of the config's depth (narrow: fast) loads
+    # into every backbone a shipped config pretrains, SNR plugins and AGW
+    # non-local blocks included.
+    narrow = dict(base_channels=8, stem_channels=8)
+    source = MODELS.build(
+        dict(type='ReIDResNet', depth=backbone['depth'], **narrow))
+    path = tmp_path / 'imagenet.pth'
+    torch.save(
+        dict(
+            state_dict={
+                f'backbone.{k}': v
+                for k, v in source.state_dict().items()
+            }), path)
+    model = MODELS.build(
+        dict(
+            backbone, **narrow,
+            init_cfg=dict(init_cfg, checkpoint=str(path))))
+    model.init_weights()
+    for name, param in model.named_parameters():
+        if name.startswith('layer4.0.conv1.'):
+            assert torch.equal(param,
+                               source.state_dict()[name]), name

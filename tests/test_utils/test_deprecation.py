@@ -125,7 +125,8 @@ def test_no_mmreid_name_shadows_an_openmmlab_one():
     """Only the deprecated aliases share a name with mmpretrain/mmengine.
 
     And ``Pretrained``, which replaces mmengine's on purpose, taking the
-    same arguments (it only reports the key match), and ``LoggerHook``, a
+    same arguments (it checks the key match, and takes ``allow_missing``
+    too), and ``LoggerHook``, a
     subclass of mmengine's with the same arguments (its JSON record keeps
     integer metrics).
     """

@@ -43,8 +43,9 @@ class AGWResNet(ReIDResNet):
     plain ResNet (torchvision or mmpretrain keys): a load hook copies
     ``conv1.*``/``bn1.*`` into every stem (``stems.<k>.conv1``,
     ``stems.<k>.bn1``) and MBN's own hook copies the trunk BN statistics
-    into every modality; the non-local blocks are reported missing (they
-    start as the identity).
+    into every modality; the non-local blocks are not in the checkpoint
+    and keep their initialisation (the identity; :class:`AGWNonLocal`
+    declares ``not_in_pretrained``).
 
     Args:
         depth (int): 18, 34, 50, 101 or 152.

@@ -37,6 +37,11 @@ class AGWNonLocal(BaseModule):
     bias), ``W.0`` (conv) and ``W.1`` (norm).
     """
 
+    #: Not in the ImageNet networks pretrained weights come from:
+    #: ``init_cfg=dict(type='Pretrained')`` leaves it at its initialisation
+    #: (see :func:`mmreid.models.weight_init.load_pretrained`).
+    not_in_pretrained = True
+
     def __init__(self,
                  in_channels: int,
                  reduc_ratio: Optional[int] = None,

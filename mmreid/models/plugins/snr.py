@@ -60,6 +60,10 @@ class SNR(BaseModule):
     """
 
     _abbr_ = 'snr'
+    #: Not in the ImageNet networks pretrained weights come from:
+    #: ``init_cfg=dict(type='Pretrained')`` leaves it at its initialisation
+    #: (see :func:`mmreid.models.weight_init.load_pretrained`).
+    not_in_pretrained = True
 
     def __init__(self,
                  in_channels: int,
