@@ -29,7 +29,10 @@ SNR = dict(
                 position='after_stage')
         ]),
     aux_losses=dict(snr=None))
-PIPELINE = [dict(type='ReIDResize', size=(32, 16)), dict(type='PackReIDInputs')]
+PIPELINE = [
+    dict(type='ReIDResize', size=(32, 16)),
+    dict(type='PackReIDInputs')
+]
 
 
 def save(model_cfg, path):
@@ -84,7 +87,8 @@ def test_missing_and_unexpected_are_one_error(tmp_path):
         load_model_state(MODELS.build(BASE), checkpoint, ckpt)
     message = str(info.value)
     assert 'lacks 4 tensors of the model: head.bnneck.weight' in message
-    assert 'holds 4 tensors that are not in the model: head.bn.weight' in message
+    assert ('holds 4 tensors that are not in the model: head.bn.weight'
+            in message)
 
 
 def test_num_batches_tracked_differences_are_harmless(tmp_path):

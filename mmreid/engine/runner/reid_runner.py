@@ -1,6 +1,9 @@
 """mmengine's Runner with mmreid's checkpoint rules."""
+import ast
+import inspect
 import os
-from typing import Callable, Union
+import pickle
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner, find_latest_checkpoint
@@ -50,6 +53,175 @@ def check_loop_reads_a_dataloader(mode: str, loop_cfg, dataloader) -> None:
         f'configs/_base_/datasets/synthreid_v1.py instead.')
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that also holds for numpy arrays (compared as pickles)."""
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except (TypeError, ValueError):
+        return pickle.dumps(a) == pickle.dumps(b)
+
+
+def metainfo_differences(saved: Any,
+                         current: Any,
+                         path: str = '') -> List[str]:
+    """Where two dataset metainfos differ, one line per leaf.
+
+    Args:
+        saved: The checkpoint's ``meta['dataset_meta']``.
+        current: The configured training set's ``metainfo``.
+        path (str): Prefix of the reported keys.
+
+    Returns:
+        list[str]: ``"<key path>: <saved> in the checkpoint, <current>
+        now"`` for every differing leaf (a key or entry that only one side
+        has included).
+    """
+    where = path or 'metainfo'
+    if isinstance(saved, dict) and isinstance(current, dict):
+        found = []
+        for key in list(saved) + [k for k in current if k not in saved]:
+            sub = f'{path}.{key}' if path else str(key)
+            if key not in current:
+                found.append(f'{sub}: {_short(saved[key])} in the '
+                             'checkpoint, absent now')
+            elif key not in saved:
+                found.append(f'{sub}: absent in the checkpoint, '
+                             f'{_short(current[key])} now')
+            else:
+                found += metainfo_differences(saved[key], current[key], sub)
+        return found
+    if isinstance(saved, (list, tuple)) and isinstance(current, (list, tuple)):
+        if len(saved) != len(current):
+            return [f'{where}: {len(saved)} entries in the checkpoint, '
+                    f'{len(current)} now']
+        found = []
+        for i, (a, b) in enumerate(zip(saved, current)):
+            found += metainfo_differences(a, b, f'{path}[{i}]')
+        return found
+    if _same(saved, current):
+        return []
+    return [f'{where}: {_short(saved)} in the checkpoint, {_short(current)} '
+            'now']
+
+
+def scheduler_types_in_config_text(text: Any) -> Optional[List[str]]:
+    """The ``param_scheduler`` types of a dumped config, without running it.
+
+    A checkpoint's ``meta['cfg']`` is the config as Python text; it is
+    parsed, never executed (a checkpoint is data).
+
+    Returns:
+        list[str] | None: The ``type`` of every scheduler in order, or None
+        when the text does not say.
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == 'param_scheduler'
+                for t in node.targets):
+            value = node.value
+            items = [value]
+            if isinstance(value, (ast.List, ast.Tuple)):
+                items = value.elts
+            types = []
+            for item in items:
+                kind = None
+                if isinstance(item, ast.Call):
+                    for keyword in item.keywords:
+                        if keyword.arg == 'type' and isinstance(
+                                keyword.value, ast.Constant):
+                            kind = keyword.value.value
+                types.append(kind if isinstance(kind, str) else '?')
+            return types
+    return None
+
+
+#: Scheduler constructor arguments that are not settings.
+_NOT_SETTINGS = {'self', 'optimizer', 'last_step', 'verbose', 'args',
+                 'kwargs'}
+
+
+def scheduler_settings(scheduler) -> List[str]:
+    """The state keys of ``scheduler`` that its config sets.
+
+    Its constructor arguments (over the class hierarchy) that the state
+    holds, e.g. ``begin``, ``end``, ``by_epoch``, ``milestones``,
+    ``gamma``, plus ``base_values`` (the optimizer's learning rates the
+    schedule starts from); not the progress (``last_step``, the last
+    values).
+    """
+    names = set()
+    for klass in type(scheduler).__mro__:
+        init = klass.__dict__.get('__init__')
+        if init is not None:
+            names.update(inspect.signature(init).parameters)
+    state = scheduler.state_dict()
+    keys = sorted(k for k in names - _NOT_SETTINGS if k in state)
+    if 'base_values' in state:
+        keys.append('base_values')
+    return keys
+
+
+def scheduler_differences(saved: Any, schedulers: Any,
+                          saved_types: Optional[Sequence[str]]) -> List[str]:
+    """How the configured schedulers differ from a checkpoint's.
+
+    Args:
+        saved: The checkpoint's ``param_schedulers`` (a list of state
+            dicts, or a dict of such lists per optimizer).
+        schedulers: The built schedulers (a list, or a dict of lists).
+        saved_types (Sequence[str], optional): The checkpoint's scheduler
+            types, for the message.
+
+    Returns:
+        list[str]: One line per difference; empty when they agree.
+    """
+    if isinstance(schedulers, dict) != isinstance(saved, dict):
+        return ['the checkpoint and the config disagree on whether each '
+                'optimizer has its own schedulers']
+    if not isinstance(schedulers, dict):
+        schedulers, saved = {'': schedulers}, {'': saved}
+    found = []
+    for name in sorted(set(schedulers) | set(saved)):
+        label = f'param_scheduler[{name!r}]' if name else 'param_scheduler'
+        mine = list(schedulers.get(name) or [])
+        theirs = list(saved.get(name) or [])
+        my_types = [type(s).__name__ for s in mine]
+        if len(mine) != len(theirs):
+            old = f' ({", ".join(saved_types)})' if saved_types and len(
+                saved_types) == len(theirs) and not name else ''
+            found.append(f'{label}: {len(theirs)} schedulers in the '
+                         f'checkpoint{old}, {len(mine)} in this config '
+                         f'({", ".join(my_types)})')
+            continue
+        for i, (scheduler, state) in enumerate(zip(mine, theirs)):
+            kind = type(scheduler).__name__
+            where = f'{label}[{i}] ({kind})'
+            if set(state) != set(scheduler.state_dict()):
+                old = f'a {saved_types[i]}' if saved_types and not name \
+                    and len(saved_types) == len(theirs) \
+                    else 'a scheduler of another type'
+                found.append(f'{where}: {old} in the checkpoint')
+                continue
+            current = scheduler.state_dict()
+            for key in scheduler_settings(scheduler):
+                if not _same(state[key], current[key]):
+                    found.append(f'{where}: {key} {_short(state[key])} in '
+                                 f'the checkpoint, {_short(current[key])} '
+                                 'in this config')
+    return found
+
+
 @RUNNERS.register_module()
 class ReIDRunner(Runner):
     """mmengine's ``Runner`` whose checkpoint loading follows mmreid's rules.
@@ -75,9 +247,14 @@ class ReIDRunner(Runner):
 
     ``--resume`` in a work dir without checkpoints logs one line and starts
     at epoch 1 (requeued jobs use ``--resume`` on their first start too).
+    Resuming refuses a checkpoint that the configured run cannot continue
+    (see :meth:`check_resumable`): a weights-only file, another training
+    set, other learning-rate schedulers.
     """
 
     _training = False
+    #: ``(resume_optimizer, resume_param_scheduler)`` while resuming.
+    _resuming: Optional[tuple] = None
 
     def __init__(self, *args, **kwargs) -> None:
         for mode in ('val', 'test'):
@@ -141,6 +318,128 @@ class ReIDRunner(Runner):
             self._resume = False
         super().load_or_resume()
 
+    def resume(self,
+               filename: str,
+               resume_optimizer: bool = True,
+               resume_param_scheduler: bool = True,
+               map_location: Union[str, Callable] = 'default') -> None:
+        """mmengine's, after :meth:`check_resumable` accepts the file."""
+        self._resuming = (resume_optimizer, resume_param_scheduler)
+        try:
+            super().resume(filename, resume_optimizer, resume_param_scheduler,
+                           map_location)
+        finally:
+            self._resuming = None
+
+    def check_resumable(self,
+                        checkpoint: Any,
+                        filename: str,
+                        resume_optimizer: bool = True,
+                        resume_param_scheduler: bool = True) -> None:
+        """Refuse a checkpoint that the configured run cannot continue.
+
+        mmengine resumes whatever the file holds: on another training set
+        it only logs a warning, and it loads the saved schedulers' state
+        into the schedulers the config now builds (``__dict__.update``),
+        so a changed schedule is silently replaced by the old one, or
+        mixed with it when the type changed. Here:
+
+        * a checkpoint without the training state (``meta`` with epoch and
+          iteration, ``message_hub``, ``optimizer`` and, with schedulers,
+          ``param_schedulers``), e.g. one written by
+          ``tools/model_converters/publish_model.py``, is refused, naming
+          the file and ``load_from`` (a new run from its weights);
+        * the training set's ``metainfo`` must equal the checkpoint's
+          ``meta['dataset_meta']``; the differing keys are named;
+        * the schedulers must be those of the checkpoint: same number,
+          types and settings (constructor arguments and the learning rates
+          they start from); the differences are named.
+
+        Args:
+            checkpoint: The loaded checkpoint.
+            filename (str): Where it came from, for the messages.
+            resume_optimizer (bool): The optimizer state is resumed.
+            resume_param_scheduler (bool): The schedulers are resumed.
+
+        Raises:
+            RuntimeError: The checkpoint cannot be resumed by this config.
+        """
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) \
+            else None
+        lacks = []
+        if not isinstance(meta, dict) or not {'epoch', 'iter'} <= set(meta):
+            lacks.append("meta['epoch'] and meta['iter']")
+        required = ['message_hub']
+        if resume_optimizer:
+            required.append('optimizer')
+        if resume_param_scheduler and self.param_schedulers is not None:
+            required.append('param_schedulers')
+        if isinstance(checkpoint, dict):
+            lacks += [key for key in required if key not in checkpoint]
+        if lacks:
+            held = sorted(checkpoint) if isinstance(checkpoint, dict) \
+                else type(checkpoint).__name__
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: it lacks the training '
+                f'state ({", ".join(lacks)}; it holds {held}). A '
+                'weights-only checkpoint (as tools/model_converters/'
+                'publish_model.py writes) or one saved by a CheckpointHook '
+                'with save_optimizer=False or save_param_scheduler=False '
+                'cannot continue a run. To start a new run from its '
+                f'weights, load it with load_from={filename} (tools/'
+                f'train.py: --cfg-options load_from={filename}, without '
+                '--resume).')
+        differences = metainfo_differences(
+            meta.get('dataset_meta'),
+            getattr(self.train_dataloader.dataset, 'metainfo', None))
+        if differences:
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: it was trained on '
+                f'another training set than this config\'s '
+                f'({len(differences)} differences in the dataset metainfo: '
+                f'{"; ".join(differences[:5])}'
+                f'{"; ..." if len(differences) > 5 else ""}). Resume with '
+                'the config of that run, or start a new run from its '
+                f'weights with load_from={filename} (without --resume).')
+        if not resume_param_scheduler:
+            return
+        saved_types = scheduler_types_in_config_text(meta.get('cfg'))
+        if self.param_schedulers is None:
+            if checkpoint.get('param_schedulers'):
+                raise RuntimeError(
+                    f'cannot resume from {filename!r}: it was trained with '
+                    f'learning rate schedulers '
+                    f'({", ".join(saved_types or ["types not recorded"])})'
+                    f', this config has none, so the run would go on at '
+                    f'the last learning rate. Resume with the schedule of '
+                    f'that run, or start a new run from its weights with '
+                    f'load_from={filename} (without --resume).')
+            return
+        # mmengine builds them in train() before resuming; a direct
+        # resume() call builds them here, as mmengine's resume would.
+        self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
+        self.param_schedulers = self.build_param_scheduler(
+            self.param_schedulers)
+        differences = scheduler_differences(checkpoint['param_schedulers'],
+                                            self.param_schedulers,
+                                            saved_types)
+        if differences:
+            hint = ''
+            if any(': end ' in d for d in differences):
+                hint = (' A scheduler without `end` ends at the '
+                        'train_cfg.max_epochs of the run that built it: '
+                        'a resumed run keeps that end, so a longer run '
+                        'would not follow the schedule of its config.')
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: the config\'s learning '
+                f'rate schedule differs from the one the checkpoint was '
+                f'trained with ({"; ".join(differences)}). Resuming would '
+                'load the old schedulers\' state into these schedulers, so '
+                'the config\'s schedule would not be the one followed.'
+                f'{hint} Resume with the schedule of that run, or start a '
+                f'new run from its weights with load_from={filename} '
+                '(without --resume).')
+
     def load_checkpoint(self,
                         filename: str,
                         map_location: Union[str, Callable] = 'cpu',
@@ -163,6 +462,8 @@ class ReIDRunner(Runner):
         from mmreid.utils.checkpoint import load_model_state
         from mmreid.utils.source_arch import check_source_arch
         checkpoint = _load_checkpoint(filename, map_location=map_location)
+        if self._resuming is not None:
+            self.check_resumable(checkpoint, filename, *self._resuming)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(
             self.model) else self.model

@@ -1,0 +1,146 @@
+"""Resuming refuses a checkpoint that the configured run cannot continue.
+
+mmengine's resume only warns when the training set differs, loads the old
+schedulers' state into whatever schedulers the config now builds, and
+fails with a bare ``KeyError: 'message_hub'`` on a weights-only file.
+"""
+import itertools
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmreid.engine.runner import ReIDRunner
+from mmreid.utils import load_trusted_checkpoint
+from ..fixtures.tiny_config import write_tiny_config
+
+_RUNS = itertools.count()
+
+
+def build_runner(config, work_dir, **options):
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(options)
+    cfg.work_dir = str(work_dir)
+    # One name per runner: mmengine keys its logger and message hub by it.
+    cfg.experiment_name = f'resume_checks_{next(_RUNS)}'
+    return ReIDRunner.from_cfg(cfg)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, synth_root):
+    """A tiny two-epoch run: (config, its epoch 1 checkpoint)."""
+    root = tmp_path_factory.mktemp('resume_checks')
+    config = write_tiny_config(root / 'tiny.py', synth_root)
+    build_runner(config, root / 'run').train()
+    ckpt = str(root / 'run' / 'epoch_1.pth')
+    assert osp.isfile(ckpt)
+    return config, ckpt
+
+
+def resume(config, ckpt, work_dir, **options):
+    runner = build_runner(
+        config, work_dir, resume=True, load_from=ckpt, **options)
+    runner.train()
+    return runner
+
+
+def test_same_config_resumes(trained, tmp_path):
+    config, ckpt = trained
+    runner = resume(config, ckpt, tmp_path / 'again')
+    assert runner.epoch == 2
+    assert osp.isfile(tmp_path / 'again' / 'epoch_2.pth')
+
+
+def test_another_training_set_is_refused(trained, tmp_path):
+    config, ckpt = trained
+    # Same number of identities (the classifier fits), other domain.
+    with pytest.raises(RuntimeError) as info:
+        resume(config, ckpt, tmp_path / 'other_data', **{
+            'train_dataloader.dataset.datasets.1.domain': 2
+        })
+    message = str(info.value)
+    assert ckpt in message
+    assert 'training set' in message
+    assert "sources[1].name: 'synthreid-d1' in the checkpoint, " \
+        "'synthreid-d2' now" in message
+    assert 'load_from' in message
+    assert not osp.exists(tmp_path / 'other_data' / 'epoch_2.pth')
+
+
+def test_another_scheduler_type_is_refused(trained, tmp_path):
+    config, ckpt = trained
+    cosine = [
+        dict(
+            type='CosineAnnealingLR',
+            T_max=2,
+            by_epoch=True,
+            begin=0,
+            end=2,
+            eta_min=1e-6)
+    ]
+    with pytest.raises(RuntimeError) as info:
+        resume(config, ckpt, tmp_path / 'cosine', param_scheduler=cosine)
+    message = str(info.value)
+    assert ckpt in message
+    assert '2 schedulers in the checkpoint (LinearLR, MultiStepLR), 1 in ' \
+        'this config (CosineAnnealingLR)' in message
+    assert not osp.exists(tmp_path / 'cosine' / 'epoch_2.pth')
+    # The same number of schedulers: the saved MultiStepLR state would be
+    # loaded into the cosine scheduler (mmengine updates its __dict__).
+    warmup = dict(
+        type='LinearLR',
+        start_factor=0.1,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True)
+    with pytest.raises(RuntimeError) as info:
+        resume(
+            config,
+            ckpt,
+            tmp_path / 'cosine2',
+            param_scheduler=[warmup] + cosine)
+    assert 'param_scheduler[1] (CosineAnnealingLR): a MultiStepLR in the ' \
+        'checkpoint' in str(info.value)
+    # No scheduler at all: mmengine skipped the saved ones with a warning.
+    with pytest.raises(RuntimeError, match=r'\(LinearLR, MultiStepLR\), '
+                       'this config has none'):
+        resume(config, ckpt, tmp_path / 'none', param_scheduler=None)
+
+
+def test_another_scheduler_setting_is_refused(trained, tmp_path):
+    config, ckpt = trained
+    with pytest.raises(RuntimeError) as info:
+        resume(
+            config, ckpt, tmp_path / 'milestones', **{
+                'param_scheduler.1.milestones': [1],
+            })
+    message = str(info.value)
+    assert 'param_scheduler[1] (MultiStepLR)' in message
+    assert 'milestones' in message
+    # The learning rate the schedule starts from is part of it.
+    with pytest.raises(RuntimeError, match='base_values'):
+        resume(config, ckpt, tmp_path / 'lr',
+               **{'optim_wrapper.optimizer.lr': 1e-3})
+    # A scheduler without `end` ends at max_epochs: resuming would keep
+    # the checkpoint's end, not the longer run's.
+    with pytest.raises(RuntimeError) as info:
+        resume(config, ckpt, tmp_path / 'longer',
+               **{'train_cfg.max_epochs': 3})
+    assert 'end 2 in the checkpoint, 3 in this config' in str(info.value)
+    assert 'max_epochs' in str(info.value)
+
+
+def test_weights_only_checkpoint_is_refused_with_its_name(trained, tmp_path):
+    config, ckpt = trained
+    full = load_trusted_checkpoint(ckpt)
+    published = str(tmp_path / 'published.pth')
+    torch.save(dict(state_dict=full['state_dict'], meta=full['meta']),
+               published)
+    with pytest.raises(RuntimeError) as info:
+        resume(config, published, tmp_path / 'pub')
+    message = str(info.value)
+    assert published in message
+    assert 'message_hub' in message
+    assert f'load_from={published}' in message
