@@ -117,28 +117,24 @@ def test_missing_image_and_bad_name(v1_root):
         MSMT17(data_root=v1_root)
 
 
-@pytest.mark.parametrize('label', ['-1', '-3'])
-def test_negative_list_label_names_file_and_line(v1_root, label):
-    # MSMT17 lists have no junk label: -1 must not be dropped as junk.
-    path = os.path.join(v1_root, 'list_gallery.txt')
+@pytest.mark.parametrize(
+    'list_name,line,label',
+    [
+        # No junk label in MSMT17's lists: -1 must not be dropped as junk.
+        ('list_gallery.txt', 1, '-1'),
+        ('list_gallery.txt', 1, '-3'),
+        # str.isdigit accepts these: '٣' used to become pid 3 and '²'
+        # failed in int() without naming the list.
+        ('list_query.txt', 2, '٣'),
+        ('list_query.txt', 2, '²'),
+    ])
+def test_a_bad_list_label_names_file_and_line(v1_root, list_name, line,
+                                              label):
+    path = os.path.join(v1_root, list_name)
     with open(path) as f:
         lines = f.read().splitlines()
-    lines[0] = f'{lines[0].rsplit(" ", 1)[0]} {label}'
+    lines[line - 1] = f'{lines[line - 1].rsplit(" ", 1)[0]} {label}'
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
-    with pytest.raises(ValueError, match=r'list_gallery.txt, line 1'):
-        MSMT17(data_root=v1_root, split='test')
-
-
-@pytest.mark.parametrize('label', ['٣', '²'])
-def test_non_ascii_list_label_names_file_and_line(v1_root, label):
-    # str.isdigit accepts these: '٣' used to become pid 3 and '²' failed
-    # in int() without naming the list.
-    path = os.path.join(v1_root, 'list_query.txt')
-    with open(path) as f:
-        lines = f.read().splitlines()
-    lines[1] = f'{lines[1].rsplit(" ", 1)[0]} {label}'
-    with open(path, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    with pytest.raises(ValueError, match=r'list_query.txt, line 2'):
+    with pytest.raises(ValueError, match=rf'{list_name}, line {line}'):
         MSMT17(data_root=v1_root, split='test')

@@ -1,7 +1,7 @@
 """style_decomposition.py: the SynthReID v2 four-target table, paired."""
 import pytest
 
-from ..fixtures.failing_writes import fail_writes
+from ..fixtures.failing_writes import check_out_survives_a_failing_write
 from ..fixtures.finished_runs import finished_run, write_config
 from ..fixtures.processes import load_tool
 
@@ -115,14 +115,8 @@ def test_a_failing_write_keeps_the_previous_out(tmp_path, monkeypatch, capsys):
     tool = load_tool(TOOL)
     make_runs(tmp_path, monkeypatch)
     out = tmp_path / 'tables' / 't.md'
-    out.parent.mkdir()
-    out.write_text('the previous table\n')
-    fail_writes(monkeypatch, tool)
-    with pytest.raises(OSError, match='No space left'):
-        tool.main([
-            'base.py', 'new.py', '--work-dir',
-            str(tmp_path), '--metrics', 'R1', '--out',
-            str(out)
-        ])
-    assert out.read_text() == 'the previous table\n'
-    assert [p.name for p in out.parent.iterdir()] == ['t.md']
+    check_out_survives_a_failing_write(monkeypatch, tool, [
+        'base.py', 'new.py', '--work-dir',
+        str(tmp_path), '--metrics', 'R1', '--out',
+        str(out)
+    ], out)
