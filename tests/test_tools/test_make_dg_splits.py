@@ -5,6 +5,7 @@ import json
 import os.path as osp
 
 from mmreid.datasets.small_dg import SPLIT_DIR, splits_checksum
+from ..fixtures.failing_writes import fail_writes
 from ..fixtures.processes import load_tool
 
 TOOL = 'tools/dataset_converters/make_dg_splits.py'
@@ -23,6 +24,20 @@ def test_regenerated_splits_equal_shipped_files(tmp_path, capsys):
             shallow=False), name
     assert tool.main(['--check']) == 0
     assert capsys.readouterr().out.count(': ok') == 3
+
+
+def test_a_failing_write_keeps_the_previous_files(tmp_path, monkeypatch):
+    """The datasets read these files: a write that fails halfway (a full
+    disk) leaves the previous file and no temporary one."""
+    import pytest
+    for name in FILES:
+        (tmp_path / name).write_text('previous\n')
+    fail_writes(monkeypatch, tool)
+    with pytest.raises(OSError, match='No space left'):
+        tool.main(['--out-dir', str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
+    assert all((tmp_path / name).read_text() == 'previous\n'
+               for name in FILES)
 
 
 def test_check_reports_a_difference(tmp_path, capsys):

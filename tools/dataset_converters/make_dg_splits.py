@@ -35,6 +35,7 @@ import sys
 from typing import Callable, Dict, List
 
 from mmreid.datasets.small_dg import NUM_SPLITS, SPLIT_DIR, splits_checksum
+from mmreid.utils.atomic import open_atomic
 
 PRID_PAIRED_IDS = 200
 PRID_CAM_B_IDS = 749
@@ -134,7 +135,8 @@ def main(argv=None) -> int:
             status |= not same
         else:
             os.makedirs(args.out_dir, exist_ok=True)
-            with open(path, 'w', encoding='utf-8') as f:
+            # The datasets read these files: never half of one.
+            with open_atomic(path, 'w', encoding='utf-8') as f:
                 f.write(text)
             print(f'wrote {path}')
     return int(status)
