@@ -93,7 +93,11 @@ def load_pretrained(module: nn.Module,
     otherwise start from a partly random network after one warning line.
     A checkpoint that matches *no* tensor of the module is an error too
     (the usual cause is a wrong ``prefix``). Checkpoint tensors that the
-    module does not have (an ImageNet classifier) are logged.
+    module does not have are logged when they lie outside its submodules
+    (an ImageNet classifier ``fc.*``) and an error under one of them
+    (``layer3.6.*`` of a ResNet-101 in a ResNet-50: the same names for
+    another architecture), except under an ``allow_missing`` prefix, where
+    the source's part may differ either way.
 
     Args:
         module (nn.Module): The module to load into.
@@ -103,16 +107,18 @@ def load_pretrained(module: nn.Module,
         map_location (str): Defaults to ``'cpu'``.
         allow_missing (Sequence[str]): Key prefixes of ``module`` (after
             ``prefix`` is removed from the checkpoint's keys) that the
-            checkpoint may lack, e.g. ``['layer4.']``. Each must name at
-            least one tensor of ``module``. Defaults to ``()``.
+            checkpoint may lack, or hold other tensors under, e.g.
+            ``['layer4.']``. Each must name at least one tensor of
+            ``module``. Defaults to ``()``.
 
     Returns:
         dict: ``loaded``, ``missing`` (including those allowed) and
         ``unexpected`` key lists.
 
     Raises:
-        RuntimeError: The checkpoint matches no tensor of ``module``, or
-            lacks tensors that are neither declared nor allowed.
+        RuntimeError: The checkpoint matches no tensor of ``module``,
+            lacks tensors that are neither declared nor allowed, or holds
+            tensors under a submodule that the submodule does not have.
         ValueError: An ``allow_missing`` entry names no tensor.
     """
     if isinstance(allow_missing, str):
@@ -158,6 +164,24 @@ def load_pretrained(module: nn.Module,
             f'list their key prefixes in the init_cfg, e.g. '
             f"init_cfg=dict(type='Pretrained', ..., "
             f"allow_missing=[{example!r}]).")
+    # A tensor under a child the module has, which that child lacks: the
+    # same names for another architecture (ResNet-101 blocks layer3.6-22
+    # in a ResNet-50, IBN or SE tensors in plain blocks).
+    children = tuple(f'{name}.' for name, _ in module.named_children())
+    foreign = [
+        k for k in unexpected
+        if k.startswith(children) and not k.endswith('num_batches_tracked')
+        and not k.startswith(tuple(allow_missing))
+    ]
+    if foreign:
+        raise RuntimeError(
+            f'checkpoint {checkpoint!r} (prefix={prefix!r}) has '
+            f'{len(foreign)} tensors under submodules of '
+            f'{type(module).__name__} that it does not have: '
+            f'{_names(foreign)}; they would be ignored, and the module '
+            f'would compute another network than the pretrained one. Is it '
+            f'the checkpoint of this architecture (depth, block type, norm '
+            f'layers)?')
     kept = [k for k in missing if k.startswith(tuple(declared))]
     allowed = [k for k in missing if k not in kept]
     print_log(

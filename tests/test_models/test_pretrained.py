@@ -233,3 +233,31 @@ def test_shipped_config_accepts_an_imagenet_resnet(backbone, init_cfg,
         if name.startswith('layer4.0.conv1.'):
             assert torch.equal(param,
                                source.state_dict()[name]), name
+
+
+def test_a_deeper_network_of_the_same_names_is_an_error(tmp_path):
+    """ResNet-34 weights into a ResNet-18: every tensor of the ResNet-18
+    is there, but layer1.2, layer2.2-3 ... would be ignored: the backbone
+    is another network than the pretrained one."""
+    state = {
+        f'backbone.{k}': v
+        for k, v in small_resnet(34).state_dict().items()
+    }
+    state['head.fc.weight'] = torch.randn(1000, 64)  # outside: logged
+    path = str(tmp_path / 'r34_small.pth')
+    torch.save(dict(state_dict=state, meta=dict()), path)
+    backbone = small_resnet(18, init_cfg=pretrained(path))
+    with pytest.raises(RuntimeError) as info:
+        backbone.init_weights()
+    message = str(info.value)
+    assert path in message and 'layer1.2.conv1.weight' in message
+    assert 'does not have' in message and 'fc' not in message
+    # The same checkpoint's ResNet-18 part alone loads.
+    part = {
+        k: v
+        for k, v in state.items()
+        if k[len('backbone.'):] in small_resnet(18).state_dict()
+        or not k.startswith('backbone.')
+    }
+    torch.save(dict(state_dict=part, meta=dict()), path)
+    small_resnet(18, init_cfg=pretrained(path)).init_weights()
