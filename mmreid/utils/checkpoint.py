@@ -28,7 +28,7 @@ from urllib.request import Request, urlopen
 
 import numpy as np
 import torch
-from mmengine.dist import barrier, get_dist_info
+from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -230,7 +230,9 @@ def load_weights_from_url(url: str,
 
     A hash prefix in the file name (``name-<sha256 prefix>.pth``) is checked
     and a short transfer is an error (see :func:`download_checkpoint`).
-    Only local rank 0 downloads; the others wait and read the cached file.
+    Only each node's local rank 0 downloads; the others wait and read the
+    cached file. A failure on one rank is raised on every rank, naming
+    it, so none waits for a file that will not come.
 
     Args:
         url (str): ``http://`` or ``https://`` address of the checkpoint.
@@ -242,11 +244,12 @@ def load_weights_from_url(url: str,
         The loaded object, restricted to tensors and plain containers.
     """
     rank, world_size = get_dist_info()
+    # torchrun and mmengine's slurm launcher set LOCAL_RANK; without it,
+    # one node is assumed.
+    local_rank = int(os.environ.get('LOCAL_RANK', rank)) \
+        if world_size > 1 else 0
     cached = osp.join(model_dir or hub_cache_dir(),
                       osp.basename(urlparse(url).path))
-    if rank == 0 and not osp.exists(cached):
-        print_log(f'Downloading: "{url}" to {cached}', logger='current')
-        download_checkpoint(url, cached)
     kwargs = dict(
         model_dir=model_dir,
         map_location=map_location,
@@ -262,11 +265,33 @@ def load_weights_from_url(url: str,
         except pickle.UnpicklingError as e:
             raise _refused(cached, e) from None
 
-    if rank == 0:
-        checkpoint = load()
+    checkpoint, error = None, None
+    if local_rank == 0:
+        try:
+            if not osp.exists(cached):
+                print_log(
+                    f'Downloading: "{url}" to {cached}', logger='current')
+                download_checkpoint(url, cached)
+            checkpoint = load()
+        except Exception as e:  # every rank must hear of it, see below
+            if world_size == 1:
+                raise
+            error = e
     if world_size > 1:
-        barrier()
-        if rank > 0:
+        # Also the barrier: the other ranks read the file once their
+        # node's rank 0 has it. A failure there stops every rank with its
+        # message instead of leaving them waiting.
+        failures = [(r, m) for r, m in enumerate(
+            all_gather_object(None if error is None else
+                              f'{type(error).__name__}: {error}'))
+                    if m is not None]
+        if error is not None:
+            raise error
+        if failures:
+            failed, message = failures[0]
+            raise RuntimeError(f'rank {failed} could not download or load '
+                               f'{url}: {message}')
+        if local_rank != 0:
             checkpoint = load()
     return checkpoint
 

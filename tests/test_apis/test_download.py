@@ -158,3 +158,70 @@ def test_pickled_objects_are_refused(server, hub_dir, config, capsys):
     with pytest.raises(pickle.UnpicklingError):
         get_model(config, pretrained=f'{url}/{path.name}')
     assert 'code ran' not in capsys.readouterr().out
+
+
+RANK_SCRIPT = '''
+import sys
+import torch
+import torch.distributed as dist
+dist.init_process_group('gloo')
+torch.hub.set_dir(sys.argv[2])
+from mmreid.utils import load_weights_from_url
+try:
+    load_weights_from_url(sys.argv[1])
+    print('LOADED')
+except Exception as e:
+    print('RAISED', type(e).__name__, e)
+'''
+
+
+def test_a_failed_download_stops_every_rank(server, tmp_path):
+    """Two processes (torchrun's variables, gloo): rank 0's download fails
+    its hash check; rank 1 raises naming it, instead of a transport error
+    once rank 0 has exited (gloo: "Connection closed by peer") or a wait
+    for a file that will not come while rank 0 lives."""
+    import socket
+    import subprocess
+    import sys
+    root, url = server
+    torch.save(dict(w=torch.ones(3)), root / 'weights-deadbeef.pth')
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    procs = []
+    for rank in range(2):
+        env = dict(
+            os.environ,
+            MASTER_ADDR='127.0.0.1',
+            MASTER_PORT=str(port),
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE='2',
+            OMP_NUM_THREADS='1',
+            PYTHONPATH=os.pathsep.join(
+                p for p in (repo, os.environ.get('PYTHONPATH')) if p))
+        procs.append(
+            subprocess.Popen([
+                sys.executable, '-c', RANK_SCRIPT,
+                f'{url}/weights-deadbeef.pth',
+                str(tmp_path / 'hub')
+            ],
+                             env=env,
+                             stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT,
+                             text=True))
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=120)[0])
+    except subprocess.TimeoutExpired:
+        pytest.fail('a rank is still waiting after 120 s')
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert 'RAISED RuntimeError' in outputs[0], outputs[0]
+    assert 'invalid hash value' in outputs[0], outputs[0]
+    assert 'RAISED RuntimeError rank 0 could not download or load' in \
+        outputs[1], outputs[1]
+    assert 'invalid hash value' in outputs[1], outputs[1]
