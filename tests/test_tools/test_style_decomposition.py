@@ -1,4 +1,6 @@
 """style_decomposition.py: the SynthReID v2 four-target table, paired."""
+import shutil
+
 import pytest
 
 from ..fixtures.failing_writes import check_out_survives_a_failing_write
@@ -75,6 +77,34 @@ def test_targets_and_decomposition_from_the_definitions(
     # Camera + identity cost = d0 - d3-d0style: base 20, 16, 15.
     assert row(out, 'camera + identity cost = d0 - d3-d0style')[4] == \
         '20.0 / 20.0; 16.0 / 20.0; 15.0 / 20.0'
+
+
+def test_a_model_at_zero_on_a_target_leaves_its_ratio_undefined(
+        tmp_path, monkeypatch, capsys):
+    """A model at chance can score R1 0.0 on the style-shifted target:
+    the share kept under the shift is then undefined (n/a), the other
+    rows stand."""
+    tool = load_tool(TOOL)
+    make_runs(tmp_path, monkeypatch)
+    new = str(tmp_path / 'new.py')
+    shutil.rmtree(tmp_path / 'new_seed1')
+    finished_run(tmp_path / 'new_seed1', new, 1, {
+        'd3/R1': 0.1,
+        'd3-d0style/R1': 0.0,
+        'd0/R1': 0.2,
+        'd0-d3style/R1': 0.1
+    })
+    tool.main(
+        ['base.py', 'new.py', '--work-dir',
+         str(tmp_path), '--metrics', 'R1'])
+    out = capsys.readouterr().out
+    assert row(out, 'kept under the style shift, d3 / d3-d0style (%)') == [
+        'kept under the style shift, d3 / d3-d0style (%)', 'n/a', 'n/a',
+        'n/a', '20.0 / 50.0; 25.0 / n/a; 36.4 / 50.0'
+    ]
+    assert row(out, 'd3')[4] == '2.0 / 6.0; 3.0 / 0.1; 4.0 / 7.0'
+    assert row(out, 'kept under the style shift, d0-d3style / d0 (%)')[4] \
+        == '33.3 / 75.0; 42.9 / 50.0; 42.3 / 50.0'
 
 
 def test_two_modes_of_one_config(tmp_path, monkeypatch, capsys):

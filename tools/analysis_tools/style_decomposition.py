@@ -27,6 +27,7 @@ The same config twice with two modes compares two distances of the same
 checkpoints (``--mode-a euclid --mode-b mnet``).
 """
 import argparse
+import math
 import os.path as osp
 import statistics
 import sys
@@ -35,6 +36,12 @@ from typing import Dict, List, Optional
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import add_run_arguments, paired_interval, run  # noqa
 
+def _percent(part: float, whole: float) -> float:
+    """``100 * part / whole``; NaN (shown as n/a) when ``whole`` is 0, as
+    for a model at chance on the style-shifted target."""
+    return 100 * part / whole if whole else math.nan
+
+
 #: (row name, function of one run's four target values).
 DERIVED = (
     ('style cost on {u} = {u}-{s}style - {u}',
@@ -42,9 +49,9 @@ DERIVED = (
     ('style cost on {s} = {s} - {s}-{u}style',
      lambda v, u, s: v[s] - v[f'{s}-{u}style']),
     ('kept under the style shift, {u} / {u}-{s}style (%)',
-     lambda v, u, s: 100 * v[u] / v[f'{u}-{s}style']),
+     lambda v, u, s: _percent(v[u], v[f'{u}-{s}style'])),
     ('kept under the style shift, {s}-{u}style / {s} (%)',
-     lambda v, u, s: 100 * v[f'{s}-{u}style'] / v[s]),
+     lambda v, u, s: _percent(v[f'{s}-{u}style'], v[s])),
     ('camera + identity cost = {s} - {u}-{s}style',
      lambda v, u, s: v[s] - v[f'{u}-{s}style']),
 )
@@ -118,8 +125,13 @@ def table(per_seed_a: List[Dict[str, float]],
         f'| per seed ({name_a} / {name_b}) |', '|---|---|---|---|---|'
     ]
     for name, a, b in rows:
+        seeds = '; '.join(f'{x:.1f} / {y:.1f}'.replace('nan', 'n/a')
+                          for x, y in zip(a, b))
+        if any(math.isnan(x) for x in a + b):
+            # A ratio over a zero on some seed: no mean, no interval.
+            lines.append(f'| {name} | n/a | n/a | n/a | {seeds} |')
+            continue
         mean, low, high = paired_interval(a, b)
-        seeds = '; '.join(f'{x:.1f} / {y:.1f}' for x, y in zip(a, b))
         lines.append(f'| {name} | {fmt(a)} | {fmt(b)} | {mean:+.1f} '
                      f'[{low:+.1f}, {high:+.1f}] | {seeds} |')
     return '\n'.join(lines)
