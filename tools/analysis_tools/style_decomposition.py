@@ -36,6 +36,7 @@ from typing import Dict, List, Optional
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import add_run_arguments, paired_interval, run  # noqa
 
+
 def _percent(part: float, whole: float) -> float:
     """``100 * part / whole``; NaN (shown as n/a) when ``whole`` is 0, as
     for a model at chance on the style-shifted target."""
