@@ -312,3 +312,28 @@ def test_gathered_records_come_back_in_dataset_order(monkeypatch):
     # The rank-by-rank order would have broken the ties otherwise.
     by_rank = [r for part in parts for r in part][:len(samples)]
     assert analysis(by_rank).mAP != pytest.approx(reported['mAP'])
+
+
+def test_a_float64_scorer_is_drawn_in_its_own_order(tmp_path, monkeypatch):
+    """Distances 1e-9 apart are equal in float32: the drawn list follows
+    the float64 order the AP was computed from, not a float32 tie."""
+    from mmreid.engine.hooks import ranked_list_hook
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return ranked_list_hook.draw_ranked_list.__wrapped__(*args, **kwargs)
+
+    spy.__wrapped__ = ranked_list_hook.draw_ranked_list
+    monkeypatch.setattr(ranked_list_hook, 'draw_ranked_list', spy)
+
+    def scorer(query, gallery):
+        row = torch.tensor([1.0, 1.0 - 1e-9, 5.0, 6.0], dtype=torch.float64)
+        return row.expand(len(query), -1).clone()
+
+    hook = RankedListHook(num_queries=1, topk=2, tile_size=(32, 16))
+    hook._collect([s.to_dict() for s in _samples(tmp_path)])
+    hook.draw_group(hook._records, scorer, False, dict(junk_rule='market'))
+    # q1 (pid 1): g1 (pid 1) is 1e-9 closer than g0: AP 1, the best list.
+    best = calls[1]
+    assert best['gallery_labels'] == ['pid 1\ncam 1', 'pid 0\ncam 1']

@@ -347,7 +347,13 @@ class RankedListHook(Hook):
                 gallery = torch.nn.functional.normalize(gallery, dim=1)
             score: Callable = scorer
             with torch.no_grad():
-                return torch.as_tensor(score(query, gallery)).float().cpu()
+                dist = torch.as_tensor(score(query, gallery)).cpu()
+            # The precision the AP was ranked in (evaluate_features keeps
+            # float64 and takes integers as float64; float32 would turn
+            # close distances into ties).
+            if not dist.is_floating_point():
+                return dist.double()
+            return dist if dist.dtype == torch.float64 else dist.float()
         return compute_distance(query, gallery, scorer, normalize)
 
     def _draw_one(self,
