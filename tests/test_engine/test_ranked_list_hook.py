@@ -234,19 +234,26 @@ def test_ranks_with_the_models_own_distance(tmp_path):
     torch.testing.assert_close(scorer(feats[:3], feats[3:]), -z)
 
 
+def spy_drawings(monkeypatch):
+    """Record the keyword arguments of every ranked list drawn (the
+    drawing still happens)."""
+    from mmreid.engine.hooks import ranked_list_hook
+    calls = []
+    draw = ranked_list_hook.draw_ranked_list
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(ranked_list_hook, 'draw_ranked_list', spy)
+    return calls
+
+
 def test_labels_show_pid_and_camera_and_the_first_match_beyond_topk(
         tmp_path, monkeypatch):
     """Issue 18.4: pid and camera on their own lines; a list without a
     positive in its top-k says at which rank the first one comes."""
-    from mmreid.engine.hooks import ranked_list_hook
-    calls = []
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return ranked_list_hook.draw_ranked_list.__wrapped__(*args, **kwargs)
-
-    spy.__wrapped__ = ranked_list_hook.draw_ranked_list
-    monkeypatch.setattr(ranked_list_hook, 'draw_ranked_list', spy)
+    calls = spy_drawings(monkeypatch)
     hook = RankedListHook(num_queries=1, topk=2, tile_size=(32, 16))
     hook._collect([s.to_dict() for s in _samples(tmp_path)])
     pictures = hook.draw_group(hook._records, 'euclidean', False,
@@ -317,15 +324,7 @@ def test_gathered_records_come_back_in_dataset_order(monkeypatch):
 def test_a_float64_scorer_is_drawn_in_its_own_order(tmp_path, monkeypatch):
     """Distances 1e-9 apart are equal in float32: the drawn list follows
     the float64 order the AP was computed from, not a float32 tie."""
-    from mmreid.engine.hooks import ranked_list_hook
-    calls = []
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return ranked_list_hook.draw_ranked_list.__wrapped__(*args, **kwargs)
-
-    spy.__wrapped__ = ranked_list_hook.draw_ranked_list
-    monkeypatch.setattr(ranked_list_hook, 'draw_ranked_list', spy)
+    calls = spy_drawings(monkeypatch)
 
     def scorer(query, gallery):
         row = torch.tensor([1.0, 1.0 - 1e-9, 5.0, 6.0], dtype=torch.float64)
