@@ -25,7 +25,8 @@ from mmreid.evaluation.functional import compute_distance, get_junk_rule
 from mmreid.evaluation.functional.rank import (AP_MODES,
                                                DEFAULT_MEMORY_BUDGET_MB,
                                                TIE_POLICIES,
-                                               chunk_rows_for_budget)
+                                               chunk_rows_for_budget,
+                                               ranking_precision)
 from mmreid.evaluation.functional.reference import reference_threshold_ap
 
 #: Columns of the results table, in order.
@@ -512,13 +513,8 @@ class QueryAnalyser:
                 queries (in order) to the whole gallery, (Qc, G), smaller
                 = closer.
         """
-        # The precision the metric ranks (RankAccumulator): a float64
-        # scorer's distances may tie in float32 and not in float64.
-        dist = torch.as_tensor(dist).detach().cpu()
-        if not dist.is_floating_point():
-            dist = dist.double()
-        elif dist.dtype in (torch.float16, torch.bfloat16):
-            dist = dist.float()
+        # The precision the metric ranks in (RankAccumulator).
+        dist = ranking_precision(torch.as_tensor(dist).detach().cpu())
         start, stop = self._next, self._next + len(dist)
         if dist.ndim != 2 or dist.shape[1] != self.num_gallery \
                 or stop > self.num_query:

@@ -13,6 +13,7 @@ from mmengine.structures import BaseDataElement
 
 from mmreid.evaluation.functional import (compute_distance, evaluate_features,
                                           get_junk_rule)
+from mmreid.evaluation.functional.rank import ranking_precision
 from mmreid.models.reiders.reid_model import get_model_scorers
 from mmreid.registry import HOOKS
 from mmreid.visualization import draw_ranked_list
@@ -348,12 +349,8 @@ class RankedListHook(Hook):
             score: Callable = scorer
             with torch.no_grad():
                 dist = torch.as_tensor(score(query, gallery)).cpu()
-            # The precision the AP was ranked in (evaluate_features keeps
-            # float64 and takes integers as float64; float32 would turn
-            # close distances into ties).
-            if not dist.is_floating_point():
-                return dist.double()
-            return dist if dist.dtype == torch.float64 else dist.float()
+            # The precision the AP was ranked in.
+            return ranking_precision(dist)
         return compute_distance(query, gallery, scorer, normalize)
 
     def _draw_one(self,

@@ -120,16 +120,22 @@ def exact_fp32_matmul(device: torch.device) -> Iterator[None]:
 MIN_GEMM_ROWS = 64
 
 
+def pad_gemm_rows(rows: torch.Tensor) -> torch.Tensor:
+    """``rows`` (N, D) with zero rows appended up to :data:`MIN_GEMM_ROWS`
+    (unchanged when it has that many, or none): the left operand of a GEMM
+    whose first N output rows then do not depend on N. Slice the product
+    with ``[:N]``."""
+    num = len(rows)
+    if num >= MIN_GEMM_ROWS or num == 0:
+        return rows
+    padding = rows.new_zeros(MIN_GEMM_ROWS - num, *rows.shape[1:])
+    return torch.cat([rows, padding])
+
+
 def _rows_matmul(query: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """``query @ other`` with at least :data:`MIN_GEMM_ROWS` rows in the
-    GEMM, so that each row's bits do not depend on how many rows came
-    with it."""
-    num = len(query)
-    if num >= MIN_GEMM_ROWS or num == 0:
-        return query @ other
-    padded = query.new_zeros(MIN_GEMM_ROWS, query.shape[1])
-    padded[:num] = query
-    return (padded @ other)[:num]
+    GEMM (:func:`pad_gemm_rows`)."""
+    return (pad_gemm_rows(query) @ other)[:len(query)]
 
 
 #: The ``eps`` of :func:`torch.nn.functional.normalize`.

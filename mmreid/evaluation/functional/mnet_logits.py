@@ -40,7 +40,7 @@ from typing import Callable, Optional, Tuple, Union
 
 import torch
 
-from .distance import (MIN_GEMM_ROWS, ArrayLike, exact_fp32_matmul,
+from .distance import (ArrayLike, exact_fp32_matmul, pad_gemm_rows,
                        to_tensor)
 from .rank import DEFAULT_MEMORY_BUDGET_MB, DeviceLike
 
@@ -330,13 +330,9 @@ def _decomposed_logits(query,
     for q_start in range(0, num_query, query_block):
         q_chunk = query[q_start:q_start + query_block]
         num_q = len(q_chunk)
-        # W q^2 + b per query: (Qc, H, 1). A short chunk is padded to
-        # MIN_GEMM_ROWS rows, so a query's bits do not depend on its chunk.
-        squares = q_chunk.pow(2)
-        if num_q < MIN_GEMM_ROWS:
-            squares = torch.cat(
-                [squares, squares.new_zeros(MIN_GEMM_ROWS - num_q, dim)])
-        query_term = torch.addmm(bias, squares,
+        # W q^2 + b per query: (Qc, H, 1). A short chunk is padded
+        # (pad_gemm_rows), so a query's bits do not depend on its chunk.
+        query_term = torch.addmm(bias, pad_gemm_rows(q_chunk.pow(2)),
                                  weight.t())[:num_q].unsqueeze(2)
         # row block q of the left operand is -2 W diag(q): (Qc * H, D)
         left = left_buf[:num_q * hidden * dim].view(num_q, hidden, dim)

@@ -166,6 +166,21 @@ def _check_option(name: str, value: str, choices: tuple) -> None:
         raise ValueError(f'{name} must be one of {choices}, got {value!r}')
 
 
+def ranking_precision(dist: torch.Tensor) -> torch.Tensor:
+    """Distances in the precision they are ranked in.
+
+    float32 and float64 stay as they are (float32 would turn float64
+    distances that differ below its resolution into ties); integers become
+    float64 (exact below 2**53; the ranking pads with +inf); halves become
+    float32 (exact; not every kernel takes halves).
+    """
+    if not dist.is_floating_point():
+        return dist.double()
+    if dist.dtype in (torch.float16, torch.bfloat16):
+        return dist.float()
+    return dist
+
+
 class RankAccumulator:
     """Turn distance rows, streamed chunk by chunk, into rank metrics.
 
@@ -306,12 +321,7 @@ class RankAccumulator:
         parts = []
         for begin in range(0, len(dist), step):
             part = dist[begin:begin + step].to(self.device)
-            if not part.is_floating_point():
-                # Exact for integers below 2**53; the search needs floats
-                # to pad with +inf.
-                part = part.double()
-            elif part.dtype in (torch.float16, torch.bfloat16):
-                part = part.float()  # exact; not every kernel takes halves
+            part = ranking_precision(part)
             # max() propagates NaN and, unlike isnan(), allocates nothing.
             # The kernel checks the rows it reads itself, saving a pass.
             if (not self._kernel_checks_nan and part.numel()
