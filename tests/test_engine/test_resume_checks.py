@@ -144,3 +144,39 @@ def test_weights_only_checkpoint_is_refused_with_its_name(trained, tmp_path):
     assert published in message
     assert 'message_hub' in message
     assert f'load_from={published}' in message
+
+
+def test_checkpoint_records_the_number_of_processes(trained):
+    _, ckpt = trained
+    assert load_trusted_checkpoint(ckpt)['meta']['world_size'] == 1
+
+
+def with_world_size(ckpt, path, world_size):
+    checkpoint = load_trusted_checkpoint(ckpt)
+    checkpoint['meta']['world_size'] = world_size
+    torch.save(checkpoint, path)
+    return str(path)
+
+
+def test_another_number_of_processes_is_refused(trained, tmp_path):
+    config, ckpt = trained
+    # As if trained by tools/dist_train.sh CONFIG 2; resumed on one.
+    two = with_world_size(ckpt, tmp_path / 'two.pth', 2)
+    with pytest.raises(RuntimeError) as info:
+        resume(config, two, tmp_path / 'one')
+    message = str(info.value)
+    assert two in message
+    assert 'trained on 2 processes, this run has 1' in message
+    assert 'resume_world_size_check=False' in message
+    assert not osp.exists(tmp_path / 'one' / 'epoch_2.pth')
+
+
+def test_another_number_of_processes_resumes_when_accepted(trained, tmp_path):
+    config, ckpt = trained
+    two = with_world_size(ckpt, tmp_path / 'two.pth', 2)
+    runner = resume(
+        config, two, tmp_path / 'accepted', resume_world_size_check=False)
+    assert runner.epoch == 2
+    # The checkpoints it writes record the processes it ran on.
+    again = load_trusted_checkpoint(str(tmp_path / 'accepted' / 'epoch_2.pth'))
+    assert again['meta']['world_size'] == 1

@@ -351,6 +351,12 @@ class ReIDRunner(Runner):
           the file and ``load_from`` (a new run from its weights);
         * the training set's ``metainfo`` must equal the checkpoint's
           ``meta['dataset_meta']``; the differing keys are named;
+        * the number of processes must be the one the checkpoint was
+          trained on (``meta['world_size']``, written by
+          :meth:`save_checkpoint`; older checkpoints lack it and are not
+          checked): the batch per step, the identities per step and the
+          per-rank seeds depend on it. The config key
+          ``resume_world_size_check = False`` accepts the change;
         * the schedulers must be those of the checkpoint: same number,
           types and settings (constructor arguments and the learning rates
           they start from); the differences are named.
@@ -389,6 +395,20 @@ class ReIDRunner(Runner):
                 f'weights, load it with load_from={filename} (tools/'
                 f'train.py: --cfg-options load_from={filename}, without '
                 '--resume).')
+        saved_world = meta.get('world_size')
+        if (saved_world is not None and saved_world != self.world_size
+                and self.cfg.get('resume_world_size_check', True)):
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: it was trained on '
+                f'{saved_world} processes, this run has {self.world_size}. '
+                'The batch of each step is the per-process batch times the '
+                'number of processes, so the run would go on with another '
+                'batch size, other identities per step and other per-rank '
+                'seeds than the ones it started with. Resume on '
+                f'{saved_world} processes, or accept the change with '
+                '--cfg-options resume_world_size_check=False (with '
+                'auto_scale_lr the learning rates change too, which the '
+                'schedule check then refuses).')
         differences = metainfo_differences(
             meta.get('dataset_meta'),
             getattr(self.train_dataloader.dataset, 'metainfo', None))
@@ -439,6 +459,34 @@ class ReIDRunner(Runner):
                 f'{hint} Resume with the schedule of that run, or start a '
                 f'new run from its weights with load_from={filename} '
                 '(without --resume).')
+
+    def save_checkpoint(self,
+                        out_dir: str,
+                        filename: str,
+                        file_client_args: Optional[dict] = None,
+                        save_optimizer: bool = True,
+                        save_param_scheduler: bool = True,
+                        meta: Optional[dict] = None,
+                        by_epoch: bool = True,
+                        backend_args: Optional[dict] = None) -> None:
+        """mmengine's, recording the number of processes in ``meta``.
+
+        mmengine's own check of the GPU count on resume reads
+        ``meta['config']``, which its checkpoints never hold (they store
+        ``meta['cfg']``), so it never runs; ``meta['world_size']`` is what
+        :meth:`check_resumable` compares.
+        """
+        meta = dict(meta or {})
+        meta.setdefault('world_size', self.world_size)
+        return super().save_checkpoint(
+            out_dir,
+            filename,
+            file_client_args=file_client_args,
+            save_optimizer=save_optimizer,
+            save_param_scheduler=save_param_scheduler,
+            meta=meta,
+            by_epoch=by_epoch,
+            backend_args=backend_args)
 
     def load_checkpoint(self,
                         filename: str,
