@@ -43,7 +43,7 @@ class CUHK02(BaseReIDDataset):
               '    ...\n'
               '    P5/cam1/, P5/cam2/\n'
               'or (MetaBIN) data/cuhk02/P1/cam1/ ... P5/cam2/')
-    NAME_PATTERN = re.compile(r'^(\d+)_\d+\.png$')
+    NAME_PATTERN = re.compile(r'^(\d+)_\d+\.png$', re.ASCII)
 
     def __init__(self, data_root: str, split: str = 'train', **kwargs) -> None:
         if split != 'train':

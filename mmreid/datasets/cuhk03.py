@@ -60,7 +60,7 @@ class CUHK03NP(BaseReIDDataset):
               '    query/\n'
               '  detected/\n'
               '    bounding_box_train/, bounding_box_test/, query/')
-    NAME_PATTERN = re.compile(r'^(\d+)_c(\d)_\d+\.png$')
+    NAME_PATTERN = re.compile(r'^(\d+)_c(\d)_\d+\.png$', re.ASCII)
     NUM_VIEWS = 2
 
     def __init__(self,

@@ -34,10 +34,10 @@ class CUHKSYSU(BaseReIDDataset):
     #: crop folder -> (file-name pattern, published counts or None).
     PREPARATIONS: Dict[str, tuple] = {
         'cropped_images':
-        (re.compile(r'^p(\d+)_s\d+(?:_[^/]*)?\.jpg$'),
+        (re.compile(r'^p(\d+)_s\d+(?:_[^/]*)?\.jpg$', re.ASCII),
          dict(train=dict(ids=11934, images=34574, cams=1, verified=True))),
         'cropped_image':
-        (re.compile(r'^p(\d+)_n\d+_s\d+_hard[01]\.png$'), None),
+        (re.compile(r'^p(\d+)_n\d+_s\d+_hard[01]\.png$', re.ASCII), None),
     }
     IMAGE_FOLDER = 'cropped_images'
     LAYOUT = ('data/cuhk_sysu/\n'

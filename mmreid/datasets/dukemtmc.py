@@ -46,5 +46,5 @@ class DukeMTMCReID(Market1501):
               '  bounding_box_train/   0001_c2_f0046182.jpg ...\n'
               '  bounding_box_test/    (gallery, incl. gallery-only ids)\n'
               '  query/                0005_c2_f0046985.jpg ...')
-    NAME_PATTERN = re.compile(r'^(\d+)_c(\d)_f\d+\.jpg$')
+    NAME_PATTERN = re.compile(r'^(\d+)_c(\d)_f\d+\.jpg$', re.ASCII)
     NUM_CAMS = 8

@@ -77,9 +77,9 @@ class LLCM(BaseReIDDataset):
               '(data_root: LLCM itself or its parent)')
     #: Cameras are numbered 1..NUM_CAMS (``cam<K>``, ``_c<K>_``).
     NUM_CAMS = 9
-    CAM_DIR_PATTERN = re.compile(r'^cam(\d+)$')
-    CAM_NAME_PATTERN = re.compile(r'(?:^|_)c(\d+)_')
-    PID_PATTERN = re.compile(r'^(\d+)$')
+    CAM_DIR_PATTERN = re.compile(r'^cam(\d+)$', re.ASCII)
+    CAM_NAME_PATTERN = re.compile(r'(?:^|_)c(\d+)_', re.ASCII)
+    PID_PATTERN = re.compile(r'^(\d+)$', re.ASCII)
     #: ``vis``/``nir`` as a word of the path (``test_nir/``, ``_vis.jpg``).
     MODALITY_TAG = re.compile(r'(?<![a-z])(vis|nir)(?![a-z])')
 

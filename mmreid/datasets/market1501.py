@@ -49,7 +49,7 @@ class Market1501(BaseReIDDataset):
               '  bounding_box_test/    (gallery; pid 0 distractors, '
               'pid -1 junk)\n'
               '  query/                0001_c1s1_001051_00.jpg ...')
-    NAME_PATTERN = re.compile(r'^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$')
+    NAME_PATTERN = re.compile(r'^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$', re.ASCII)
     #: The only negative pid field a name may carry: junk, dropped.
     JUNK_FIELD = '-1'
     #: Highest camera number, or None for no upper bound. Subclasses with

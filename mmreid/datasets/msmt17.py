@@ -65,7 +65,7 @@ class MSMT17(BaseReIDDataset):
               'list line: "0000/0000_000_01_0303morning_0015_0.jpg 0"\n'
               '(data_root: MSMT17_V1/MSMT17_V2 itself or their parent)')
     #: The camera is the third ``_``-separated field of the file name.
-    NAME_PATTERN = re.compile(r'^\d+_\d+_(\d+)_[^/]*\.jpg$')
+    NAME_PATTERN = re.compile(r'^\d+_\d+_(\d+)_[^/]*\.jpg$', re.ASCII)
     NUM_CAMS = 15
     PUBLISHED_COUNTS = dict(
         train=dict(ids=1041, images=32621, cams=15, verified=True),

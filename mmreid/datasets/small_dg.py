@@ -241,7 +241,7 @@ class PRID2011(SplitReIDDataset):
               '      cam_a/   person_0001.png ... person_0385.png\n'
               '      cam_b/   person_0001.png ... person_0749.png\n'
               '    multi_shot/   (unused)')
-    NAME_PATTERN = re.compile(r'^person_(\d{4})\.png$')
+    NAME_PATTERN = re.compile(r'^person_(\d{4})\.png$', re.ASCII)
 
     def scan(self) -> Dict[str, dict]:
         images = {}
@@ -293,7 +293,7 @@ class VIPeR(SplitReIDDataset):
               '  VIPeR/\n'
               '    cam_a/   000_45.bmp ... (632 images)\n'
               '    cam_b/   000_90.bmp ... (632 images)')
-    NAME_PATTERN = re.compile(r'^(\d+)(?:_[^.]*)?\.bmp$')
+    NAME_PATTERN = re.compile(r'^(\d+)(?:_[^.]*)?\.bmp$', re.ASCII)
 
     def scan(self) -> Dict[str, dict]:
         names = {}
@@ -379,7 +379,7 @@ class QMULiLIDS(SplitReIDDataset):
               '    Persons/   0001001.jpg 0001002.jpg ... (119 ids, 476 '
               'images)\n'
               'or (MetaBIN) data/QMUL-iLIDS/images/   0001001.jpg ...')
-    NAME_PATTERN = re.compile(r'^(\d{4})(\d{3})\.jpg$')
+    NAME_PATTERN = re.compile(r'^(\d{4})(\d{3})\.jpg$', re.ASCII)
 
     @property
     def KEY_ROOT(self) -> str:  # noqa: N802 (the attribute it overrides)
@@ -541,7 +541,7 @@ class GRID(SplitReIDDataset):
               '    probe/     0001_1_25004_107_32_130_364.jpeg ... (250)\n'
               '    gallery/   0000_...jpeg, 0001_...jpeg ... (1,025)\n'
               '    features_and_partitions.mat')
-    NAME_PATTERN = re.compile(r'^(\d{4})_(\d+)_.*\.jpeg$')
+    NAME_PATTERN = re.compile(r'^(\d{4})_(\d+)_.*\.jpeg$', re.ASCII)
     #: GRID's eight camera views, numbered 1..8 in the file names.
     NUM_CAMS = 8
 

@@ -132,9 +132,10 @@ class SYSUMM01(BaseReIDDataset):
               '  exp/train_id.txt exp/val_id.txt exp/test_id.txt\n'
               '      (one line of comma-separated ids each, e.g. "1,2,4")\n'
               '(data_root: SYSU-MM01 itself or its parent)')
-    CAM_PATTERN = re.compile(r'^cam(\d+)$')
-    PID_PATTERN = re.compile(r'^(\d+)$')
-    NAME_PATTERN = re.compile(r'^\d+\.(jpg|jpeg|png|bmp)$', re.IGNORECASE)
+    CAM_PATTERN = re.compile(r'^cam(\d+)$', re.ASCII)
+    PID_PATTERN = re.compile(r'^(\d+)$', re.ASCII)
+    NAME_PATTERN = re.compile(r'^\d+\.(jpg|jpeg|png|bmp)$',
+                              re.ASCII | re.IGNORECASE)
 
     def __init__(self,
                  data_root: str,

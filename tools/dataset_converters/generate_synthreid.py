@@ -30,7 +30,7 @@ from mmreid.datasets.synthetic import (SYNTHREID_PRESETS, generate_synthreid,
                                        get_domain_styles)
 from mmreid.datasets.synthetic_store import MANIFEST
 
-NAME = re.compile(r'^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$')
+NAME = re.compile(r'^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$', re.ASCII)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
