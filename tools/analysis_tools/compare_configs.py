@@ -13,8 +13,10 @@ population std over seeds, and each run's values::
 
 A run is finished when the latest evaluation in its work dir is its
 final validation (at ``train_cfg.max_epochs``, or ``max_iters``) or a
-``tools/test.py`` result of its final checkpoint (``epoch_<max_epochs>.pth``:
-a checkpoint re-tested, e.g. on a larger test set), and the merged config
+``tools/test.py`` result of its final checkpoint
+(``<run name>_seed<seed>/epoch_<max_epochs>.pth``, the folder possibly
+elsewhere: a checkpoint re-tested, e.g. on a larger test set; another
+seed's checkpoint is refused), and the merged config
 that run recorded (``<stamp>/vis_data/config.py``, else the config mmengine
 dumps into the work dir) is the config with the seed and ``--cfg-options``
 (``work_dir``, ``resume`` and ``visualizer`` aside; for a test also its
@@ -369,7 +371,8 @@ def finished_result(config: str,
 
     The latest evaluation decides: a training's last validation counts
     when it is at the final epoch (iteration), a ``tools/test.py``
-    result when it tested the final checkpoint; either only with the
+    result when it tested the final checkpoint of a run of this name
+    (the checkpoint's folder is named as ``work_dir``); either only with the
     config the run recorded equal to ``expected``.
 
     Args:
@@ -405,6 +408,16 @@ def finished_result(config: str,
                 f'{work_dir}: its latest evaluation ({stamp}, tools/test.py) '
                 f'tested {checkpoint!r}, not the final checkpoint {name} of '
                 f'{label}; re-test that one, or remove {stamp}')
+        # The final checkpoint of this run, not of another seed's run:
+        # tools/test.py CONFIG a_seed0/epoch_N.pth --work-dir a_seed1
+        # would put seed 0's result in seed 1's row.
+        folder = osp.basename(osp.dirname(osp.normpath(checkpoint)))
+        if folder != osp.basename(osp.normpath(work_dir)):
+            raise ValueError(
+                f'{work_dir}: its latest evaluation ({stamp}, tools/test.py) '
+                f'tested {checkpoint!r}, the final checkpoint of another '
+                f'run (folder {folder!r}), not of {label}; re-test '
+                f'{osp.join(work_dir, name)}, or remove {stamp}')
     elif metrics.get('step') != final:
         return None, (f'unfinished: its last validation ({stamp}) is at '
                       f'{unit} {metrics.get("step")} of {final}')
