@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -206,3 +208,38 @@ def test_terms_option_errors():
     with pytest.raises(ValueError, match='not both'):
         DualCausalityLoss(terms=('pos_ap', ), use_neg=False)
     assert DualCausalityLoss(use_pos=False).terms == ('neg_ap', 'neg_an')
+
+
+def pooled_triple_with_in_bias(scale):
+    """SNR's pooled triple on random maps, the IN bias ~ N(0, scale^2)."""
+    from mmreid.models import SNR
+    torch.manual_seed(0)
+    snr = SNR(2048).train()
+    with torch.no_grad():
+        snr.in_norm.bias.normal_(0, 1).mul_(scale)
+    _, aux = snr(torch.rand(16, 2048, 16, 8) * 2)
+    return aux
+
+
+def test_a_large_reference_distance_is_warned_once(monkeypatch):
+    """Spec SNR §3.6: D0 is 1e-6 by construction; warn above 1e-4 (with a
+    large IN bias float cancellation gives it a value and a gradient)."""
+    import mmreid.models.losses.dual_causality_loss as module
+    warned = []
+    monkeypatch.setattr(module, 'print_log',
+                        lambda msg, **kwargs: warned.append((msg, kwargs)))
+    labels = torch.arange(4).repeat_interleave(4)
+    loss = DualCausalityLoss(log_terms=True)
+    _, logs = loss(**pooled_triple_with_in_bias(0.), labels=labels,
+                   return_terms=True)
+    assert logs['d0_ap'] < 1e-4 and warned == []
+    aux = pooled_triple_with_in_bias(5.)
+    _, logs = loss(**aux, labels=labels, return_terms=True)
+    largest = max(logs['d0_ap'], logs['d0_an'])
+    assert largest > 1e-4
+    (message, kwargs), = warned
+    assert message.startswith('DualCausalityLoss: a reference distance D0')
+    assert 'above 0.0001' in message
+    assert kwargs['level'] == logging.WARNING
+    loss(**aux, labels=labels)
+    assert len(warned) == 1

@@ -1,8 +1,10 @@
+import logging
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.logging import print_log
 
 from mmreid.registry import MODELS
 from .triplet_loss import hard_example_mining, pairwise_euclidean
@@ -37,6 +39,10 @@ class DualCausalityLoss(nn.Module):
     Anchors without a negative in the batch are ignored (as
     :class:`TripletLoss`).
 
+    The first time a reference distance exceeds :attr:`D0_WARN` (1e-4,
+    spec SNR §3.6), a warning gives its value: the cancellation has grown
+    large enough to give the reference term a gradient.
+
     **The authors' ablation flags.** ``use_pos``/``use_neg`` follow the
     paper's equations (L+ / L-). The authors' code splits differently:
     ``--only-P`` keeps the anchor-positive terms of both losses
@@ -62,6 +68,8 @@ class DualCausalityLoss(nn.Module):
     """
 
     TERMS = ('pos_ap', 'pos_an', 'neg_ap', 'neg_an')
+    #: A reference distance above this is warned about once (spec §3.6).
+    D0_WARN = 1e-4
 
     def __init__(self,
                  use_pos: bool = True,
@@ -92,12 +100,32 @@ class DualCausalityLoss(nn.Module):
         self.use_neg = any(t.startswith('neg_') for t in self.terms)
         self.loss_weight = loss_weight
         self.log_terms = log_terms
+        self._warned_d0 = False
 
     @staticmethod
     def _mine(feats: torch.Tensor,
               labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         dist = pairwise_euclidean(feats, feats)
         return hard_example_mining(dist, labels)
+
+    def _check_reference(self, d0_ap: torch.Tensor,
+                         d0_an: torch.Tensor) -> None:
+        """Warn once when a reference distance exceeds :attr:`D0_WARN`."""
+        largest = float(torch.maximum(d0_ap.detach().max(),
+                                      d0_an.detach().max()))
+        if largest <= self.D0_WARN:
+            return
+        self._warned_d0 = True
+        print_log(
+            f'DualCausalityLoss: a reference distance D0 = d(GAP(IN(F))) '
+            f'reached {largest:.3g}, above {self.D0_WARN:g}. It is 1e-6 by '
+            'construction (GAP(IN(F)) is the IN bias for every sample, spec '
+            'SNR §3.3); float cancellation with a large IN bias makes it '
+            'larger and gives the reference term a gradient. Set '
+            'log_terms=True to log d0_ap/d0_an every iteration. (Warned '
+            'once.)',
+            logger='current',
+            level=logging.WARNING)
 
     def forward(
         self,
@@ -132,6 +160,8 @@ class DualCausalityLoss(nn.Module):
             terms = {k: loss.detach() for k in self.terms}
         else:
             d0_ap, d0_an = d0_ap[valid], d0_an[valid]
+            if not self._warned_d0:
+                self._check_reference(d0_ap, d0_an)
             terms = dict()
             if self.use_pos:
                 dp_ap, dp_an = self._mine(feat_pos.float(), labels)
