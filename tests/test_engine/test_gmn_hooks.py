@@ -62,11 +62,12 @@ def test_dp_warmup_hook_switches_from_epoch():
     model.eval()
     assert not head.dp_active  # never in eval
 
-    # resume: a fresh model (dp_enabled False) at epoch 4 -> on at once;
-    # a run rewound to epoch 1 -> off again; nothing in the state dict.
+    # resume: a fresh model (dp_enabled undecided) at epoch 4 -> on at
+    # once; a run rewound to epoch 1 -> off again; nothing in the state
+    # dict.
     resumed = build_model()
     resumed.load_state_dict(model.state_dict())
-    assert resumed.head.dp_enabled is False
+    assert resumed.head.dp_enabled is None
     hook.before_train_epoch(fake_runner(resumed, epoch=4))
     assert resumed.head.dp_enabled is True
     hook.before_train_epoch(fake_runner(resumed, epoch=1))
@@ -84,6 +85,26 @@ def test_dp_warmup_hook_override_and_wrapper():
         GMNDPWarmupHook(warmup_epochs=-1)
     with pytest.raises(TypeError, match='dp_enabled'):
         hook.before_train_epoch(fake_runner(build_model('ReIDModel'), epoch=0))
+
+
+def test_dp_warmup_in_an_iteration_based_loop_is_refused():
+    """An iteration-based loop calls before_train_epoch once, at epoch 0:
+    a warm-up of E_dp > 0 epochs would never end and DP never run."""
+    from mmengine.runner import IterBasedTrainLoop
+    loop = IterBasedTrainLoop.__new__(IterBasedTrainLoop)
+    hook = HOOKS.build(dict(type='GMNDPWarmupHook'))
+    with pytest.raises(
+            ValueError, match='warm-up of 3 epochs.*IterBasedTrainLoop'):
+        hook.before_train(fake_runner(build_model(), train_loop=loop))
+    # Without a warm-up DP is on from the first iteration: accepted.
+    hook = GMNDPWarmupHook(warmup_epochs=0)
+    runner = fake_runner(build_model(), train_loop=loop)
+    hook.before_train(runner)
+    hook.before_train_epoch(runner)
+    assert runner.model.head.dp_enabled is True
+    # Epoch-based loops are unaffected.
+    GMNDPWarmupHook().before_train(
+        fake_runner(build_model(), train_loop=None))
 
 
 def make_samples(feats, pids, camids, roles):

@@ -103,6 +103,8 @@ def _model_grad_digests(config,
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
+    if hasattr(model.head, 'dp_enabled'):
+        model.head.dp_enabled = True  # past the warm-up: DP masks drawn
     model.to(device).train()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     gen = torch.Generator().manual_seed(1)

@@ -29,6 +29,8 @@ def build_head(**kwargs):
     cfg.update(kwargs)
     head = MODELS.build(cfg)
     head.init_weights()
+    # What GMNDPWarmupHook sets during the warm-up; tests of DP set True.
+    head.dp_enabled = False
     return head
 
 
@@ -305,7 +307,6 @@ def test_dp_off_by_default_and_in_eval():
     head = build_head()
     labels = pk_labels(4, 2)
     feats = F.normalize(torch.randn(8, 16), dim=1)
-    assert head.dp_enabled is False
     assert not head.dp_active
     pf, t, k, clean = head.build_pairs(feats, labels)
     assert len(pf) == 28 and bool(clean.all())
@@ -465,6 +466,7 @@ def build_model(**test_cfg):
                 mnet=dict(hidden_channels=16)),
             test_cfg=test_cfg or None))
     model.init_weights()
+    model.head.dp_enabled = False  # as GMNDPWarmupHook in the warm-up
     return model
 
 
@@ -710,3 +712,29 @@ def test_gmn_reid_scorers_check_the_decomposition(capsys):
         build_model(check_queries=-2)
     with pytest.raises(ValueError, match='max_logit_error'):
         build_model(max_logit_error=-1.0)
+
+
+def test_dp_without_its_hook_is_refused_in_training():
+    """DP is switched by GMNDPWarmupHook; without it DP silently never ran
+    (28 clean pairs, dp_on 0) while the config asked for it."""
+    head = MODELS.build(
+        dict(
+            type='GMNHead',
+            in_channels=16,
+            num_classes=4,
+            mnet=dict(hidden_channels=8),
+            dp=dict(rate=0.5, warmup_epochs=0)))
+    head.init_weights()
+    assert head.dp_enabled is None
+    labels = pk_labels(4, 2)
+    feats = F.normalize(torch.randn(8, 16), dim=1)
+    with pytest.raises(RuntimeError, match='GMNDPWarmupHook.*dp=None'):
+        head.build_pairs(feats, labels)
+    with pytest.raises(RuntimeError, match='GMNDPWarmupHook'):
+        head.loss(torch.randn(8, 16), samples_of(labels))
+    # Evaluation never perturbs, and a head without DP needs no hook.
+    head.eval()
+    assert len(head.build_pairs(feats, labels)[0]) == 28
+    plain = build_head(dp=None)
+    plain.dp_enabled = None
+    assert len(plain.build_pairs(feats, labels)[0]) == 28

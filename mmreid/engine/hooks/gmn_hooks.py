@@ -49,6 +49,23 @@ class GMNDPWarmupHook(Hook):
         dp = getattr(head, 'dp', None) or {}
         return int(dp.get('warmup_epochs', 0))
 
+    def before_train(self, runner) -> None:
+        """Refuse a warm-up counted in epochs of an iteration-based loop.
+
+        ``IterBasedTrainLoop`` calls ``before_train_epoch`` once, at epoch
+        0, so a warm-up of ``E_dp > 0`` epochs would never end.
+        """
+        from mmengine.runner import IterBasedTrainLoop
+        warmup = self.dp_warmup_epochs(self._head(runner))
+        if warmup > 0 and isinstance(
+                getattr(runner, 'train_loop', None), IterBasedTrainLoop):
+            raise ValueError(
+                f'GMNDPWarmupHook: a DP warm-up of {warmup} epochs cannot '
+                'end in an IterBasedTrainLoop (it runs one epoch, so DP '
+                'would never be switched on). Train with an epoch-based '
+                'loop, or set warmup_epochs=0 (on the hook or in the '
+                "head's dp).")
+
     def before_train_epoch(self, runner) -> None:
         head = self._head(runner)
         enabled = runner.epoch >= self.dp_warmup_epochs(head)

@@ -152,9 +152,13 @@ class GMNHead(BNNeckHead):
     so no positive is formed across datasets.
 
     DP (dropout-based perturbation) is active only when the head is in
-    training mode **and** ``dp_enabled`` is True; ``dp_enabled`` is False
-    after construction and is switched by ``GMNDPWarmupHook`` from the
-    epoch (never stored in checkpoints).
+    training mode **and** ``dp_enabled`` is True. ``dp_enabled`` is
+    ``None`` (undecided) after construction and is set by
+    ``GMNDPWarmupHook`` from the epoch (never stored in checkpoints); a
+    training forward of a head with DP while it is still undecided is an
+    error, because DP would silently never run (a leaf config whose
+    ``custom_hooks`` replaces the base's list drops the hook). A custom
+    training loop sets ``head.dp_enabled`` itself.
 
     The pair features, the M-Net and the pair losses run in fp32 with
     autocast disabled, because ``f_sp`` entries are ~1e-4 for normalised
@@ -282,8 +286,9 @@ class GMNHead(BNNeckHead):
             if int(self.dp['n_copies']) < 0:
                 raise ValueError('GMNHead dp.n_copies must be >= 0, got '
                                  f"{self.dp['n_copies']!r}")
-        #: Switched by ``GMNDPWarmupHook``; DP also needs training mode.
-        self.dp_enabled = False
+        #: Set by ``GMNDPWarmupHook``; DP also needs training mode.
+        #: ``None`` until set: a training forward with DP then refuses.
+        self.dp_enabled: Optional[bool] = None
 
         pic = _merge_options('pic', pic, PIC_DEFAULTS, extra_ok=True)
         self.pic = pic
@@ -309,9 +314,24 @@ class GMNHead(BNNeckHead):
 
     @property
     def dp_active(self) -> bool:
-        """Whether DP perturbs the pairs of the next training forward."""
-        return (self.training and self.dp_enabled and self.dp is not None
-                and int(self.dp['n_copies']) > 0 and self.dp['rate'] > 0)
+        """Whether DP perturbs the pairs of the next training forward.
+
+        Raises:
+            RuntimeError: In training with DP configured while
+                ``dp_enabled`` is still ``None`` (no ``GMNDPWarmupHook``).
+        """
+        if not (self.training and self.dp is not None
+                and int(self.dp['n_copies']) > 0 and self.dp['rate'] > 0):
+            return False
+        if self.dp_enabled is None:
+            raise RuntimeError(
+                'GMNHead: dp is configured but nothing switched it on or '
+                'off (head.dp_enabled is None): the training needs '
+                "dict(type='GMNDPWarmupHook') in custom_hooks (a config "
+                "that sets custom_hooks replaces its base's list, so list "
+                'it again there), or dp=None to train without DP. A custom '
+                'training loop sets head.dp_enabled itself.')
+        return bool(self.dp_enabled)
 
     def instance_feature(self, f_t: torch.Tensor,
                          f_b: torch.Tensor) -> torch.Tensor:
