@@ -82,3 +82,45 @@ def test_reid_resnet_resolves_mmreid_norms_outside_the_scope():
     with DefaultScope.overwrite_default_scope('mmengine'):
         model = ReIDResNet(depth=18, norm_cfg=dict(type='MBN'))
     assert isinstance(model.layer1[0].bn1, MBN)
+
+
+def test_reid_resnet_ibn_batch_half_follows_norm_cfg():
+    # The BN half of an IBN is a norm_cfg layer like the other norms: with
+    # MBN it normalises each modality with its own statistics.
+    from mmreid.models.layers import MBN
+    from mmreid.models.modality_routing import set_modality
+    model = MODELS.build(
+        dict(
+            type='ReIDResNet',
+            depth=18,
+            ibn_stages=(True, True, True, False),
+            norm_cfg=dict(type='MBN', eps=1e-3)))
+    for layer in (model.layer1, model.layer2, model.layer3):
+        for block in layer:
+            assert isinstance(block.bn1, IBN)
+            assert isinstance(block.bn1.BN, MBN)
+            assert block.bn1.BN.eps == block.bn1.IN.eps == 1e-3
+    set_modality(model, [0, 0, 1, 1])
+    model.train()(torch.randn(4, 3, 64, 32))
+    bns = model.layer1[0].bn1.BN.bns
+    assert not torch.equal(bns[0].running_mean, bns[1].running_mean)
+
+
+def test_reid_resnet_ibn_honours_norm_requires_grad():
+    model = MODELS.build(
+        dict(
+            type='ReIDResNet',
+            depth=18,
+            ibn_stages=(True, True, True, False),
+            norm_cfg=dict(type='BN', requires_grad=False)))
+    ibn = model.layer1[0].bn1
+    assert isinstance(ibn, IBN)
+    # Both halves, as the plain norm layers (bn2) of the same blocks.
+    assert not model.layer1[0].bn2.weight.requires_grad
+    assert [name for name, p in ibn.named_parameters()
+            if p.requires_grad] == []
+    default = MODELS.build(
+        dict(
+            type='ReIDResNet', depth=18, ibn_stages=(True, True, True, False)))
+    assert all(p.requires_grad for p in default.layer1[0].bn1.parameters())
+    assert type(default.layer1[0].bn1.BN) is torch.nn.BatchNorm2d

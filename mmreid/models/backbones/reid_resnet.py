@@ -2,7 +2,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_plugin_layer
+from mmcv.cnn import build_norm_layer, build_plugin_layer
 from mmengine.model import ModuleDict
 from mmpretrain.models.backbones import ResNet
 
@@ -71,9 +71,13 @@ class ReIDResNet(ResNet):
             layer of every block of the chosen stages becomes an
             :class:`~mmreid.models.layers.IBN` (half instance, half batch
             normalisation). IBN-Net-a uses ``(True, True, True, False)``.
-            Its keys (``bn1.IN.*``, ``bn1.BN.*``) differ from a plain
-            ImageNet ResNet's, so use IBN-Net ImageNet weights with it.
-            Defaults to None (plain BN).
+            The batch-normalised half is built from ``norm_cfg`` as the
+            other norm layers (e.g. an :class:`~mmreid.models.layers.MBN`
+            with ``norm_cfg=dict(type='MBN')``), and ``norm_cfg``'s
+            ``eps`` and ``requires_grad`` apply to both halves. Its keys
+            (``bn1.IN.*``, ``bn1.BN.*``) differ from a plain ImageNet
+            ResNet's, so use IBN-Net ImageNet weights with it. Defaults to
+            None (no IBN).
         ibn_ratio (float): Instance-normalised fraction of those channels.
             Defaults to 0.5.
         stem_pool (dict, optional): Arguments of the stem's
@@ -149,8 +153,13 @@ class ReIDResNet(ResNet):
                         type='IBN',
                         num_features=norm.num_features,
                         ratio=ratio,
-                        eps=norm.eps,
-                        momentum=norm.momentum))
+                        eps=self.norm_cfg.get('eps', 1e-5),
+                        requires_grad=self.norm_cfg.get('requires_grad',
+                                                        True)))
+                # The batch-normalised half is a norm_cfg layer like every
+                # other norm of the trunk (BN, SyncBN, MBN, requires_grad).
+                ibn.BN = build_norm_layer(self.norm_cfg,
+                                          ibn.BN.num_features)[1]
                 setattr(block, block.norm1_name, ibn)
 
     def _make_plugin(self, plugin: dict) -> None:
