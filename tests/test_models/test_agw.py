@@ -240,3 +240,29 @@ def test_random_init_gives_identical_stems():
                                net.stems[1].conv1.weight)
     # Still two independent modules (not shared parameters).
     assert net.stems[0].conv1.weight is not net.stems[1].conv1.weight
+
+
+def test_stem_pool_applies_to_every_stem():
+    net = tiny_agw(stem_pool=dict(padding=0, ceil_mode=True)).eval()
+    default = tiny_agw().eval()
+    # No tensors added or renamed: checkpoints load either way.
+    net.load_state_dict(default.state_dict())
+    x = torch.randn(2, 3, 64, 32)
+    for k, stem in enumerate(net.stems):
+        assert isinstance(stem.maxpool, nn.MaxPool2d)
+        assert (stem.maxpool.kernel_size, stem.maxpool.stride,
+                stem.maxpool.padding, stem.maxpool.ceil_mode) == (3, 2, 0,
+                                                                  True)
+        with torch.no_grad():
+            pre_pool = stem.relu(stem.bn1(stem.conv1(x)))
+            expected = nn.functional.max_pool2d(
+                pre_pool, 3, 2, padding=0, ceil_mode=True)
+            set_modality(net, k)
+            assert torch.equal(net.forward_stem(x), expected)
+            set_modality(default, k)
+            assert not torch.equal(default.forward_stem(x), expected)
+    # The default is mmpretrain's (and the AGW reference's) stem pooling.
+    for stem in default.stems:
+        assert (stem.maxpool.kernel_size, stem.maxpool.stride,
+                stem.maxpool.padding, stem.maxpool.ceil_mode) == (3, 2, 1,
+                                                                  False)

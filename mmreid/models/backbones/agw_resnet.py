@@ -1,3 +1,4 @@
+import copy
 from collections import OrderedDict
 from typing import List, Optional, Sequence
 
@@ -23,8 +24,9 @@ class AGWResNet(ReIDResNet):
     Re-identification: A Survey and Outlook", TPAMI 2021; reference code
     ``mangye16/Cross-Modal-Re-ID-baseline``, ``model.embed_net``) gives each
     modality its own ResNet stem (``conv1``, ``bn1``, ``relu``,
-    ``maxpool``) and shares ``layer1``-``layer4`` (last stride 1), with
-    non-local blocks after the last blocks of chosen stages.
+    ``maxpool``, the pooling set by ``stem_pool``) and shares
+    ``layer1``-``layer4`` (last stride 1), with non-local blocks after the
+    last blocks of chosen stages.
 
     **Routing.** Each sample goes through the stem of its own modality,
     read from the labels set with :meth:`set_modality` (``ReIDModel`` sets
@@ -63,7 +65,9 @@ class AGWResNet(ReIDResNet):
             ``dict(type='BN')``.
         norm_cfg (dict): Norm of the shared trunk. Defaults to
             ``dict(type='BN')``.
-        **kwargs: See :class:`ReIDResNet` (``last_stride`` defaults to 1).
+        **kwargs: See :class:`ReIDResNet` (``last_stride`` defaults to 1;
+            ``stem_pool`` sets the max pooling of every stem;
+            ``deep_stem`` is not supported).
     """
 
     def __init__(self,
@@ -88,8 +92,10 @@ class AGWResNet(ReIDResNet):
                 f'(one per stage), got {tuple(non_local_stages)}')
         self.num_modalities = num_modalities
         # The single-stream stem built by ResNet is replaced by one stem
-        # per modality.
+        # per modality; each pools as ReIDResNet built its max pooling
+        # (``stem_pool``).
         in_channels = self.conv1.in_channels
+        stem_pool = self.maxpool
         del self.conv1
         delattr(self, self.norm1_name)
         del self.relu, self.maxpool
@@ -107,12 +113,9 @@ class AGWResNet(ReIDResNet):
                 stem_norm_cfg, self.stem_channels, postfix=1)
             stems.append(
                 nn.Sequential(
-                    OrderedDict([
-                        ('conv1', conv), (norm_name, norm),
-                        ('relu', nn.ReLU(inplace=True)),
-                        ('maxpool',
-                         nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
-                    ])))
+                    OrderedDict([('conv1', conv), (norm_name, norm),
+                                 ('relu', nn.ReLU(inplace=True)),
+                                 ('maxpool', copy.deepcopy(stem_pool))])))
         self.stems = ModuleList(stems)
         self.stem_norm_name = norm_name
 
