@@ -60,6 +60,26 @@ def test_last_stride_doubles_final_map():
         build_model(last_stride=3)
 
 
+def test_explicit_strides_must_agree_with_last_stride():
+    from mmreid.models.backbones import ReIDResNet
+
+    # The last entry of strides used to be replaced by last_stride.
+    with pytest.raises(
+            ValueError,
+            match=r'strides=\(1, 2, 2, 2\) ends with 2, but last_stride=1'):
+        ReIDResNet(18, strides=(1, 2, 2, 2))
+    with pytest.raises(ValueError, match='give last_stride=1'):
+        ReIDResNet(18, strides=(1, 2, 2, 1), last_stride=2)
+    # Agreeing or omitted strides build as before.
+    net = ReIDResNet(18, strides=[1, 2, 2, 2], last_stride=2)
+    assert net.layer4[0].conv1.stride == (2, 2)
+    assert ReIDResNet(18).strides == (1, 2, 2, 1)
+    assert ReIDResNet(18, last_stride=2).strides == (1, 2, 2, 2)
+    net = ReIDResNet(18, strides=(2, 2, 2, 1))
+    assert net.layer1[0].conv1.stride == (2, 2)
+    assert net.layer4[0].conv1.stride == (1, 1)
+
+
 def test_bnneck_bias_frozen_and_test_feature_choice():
     model = build_model(test_feature='before_bn')
     head = model.head

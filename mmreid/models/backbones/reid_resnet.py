@@ -60,8 +60,10 @@ class ReIDResNet(ResNet):
     Args:
         depth (int): 18, 34, 50, 101 or 152.
         last_stride (int): Stride of the last stage. Defaults to 1.
-        strides (Sequence[int]): Strides of the first stages; the last entry
-            is replaced by ``last_stride``. Defaults to (1, 2, 2, 2).
+        strides (Sequence[int], optional): Strides of the stages. The last
+            stage's stride is ``last_stride``, so an explicit last entry
+            must equal it (a contradiction raises a ValueError). Defaults
+            to None: ``(1, 2, 2, last_stride)``.
         out_indices (Sequence[int]): Stages whose outputs are returned.
             Defaults to (3,).
         plugins (list[dict], optional): Stage plugins, each a dict with
@@ -95,7 +97,7 @@ class ReIDResNet(ResNet):
     def __init__(self,
                  depth: int,
                  last_stride: int = 1,
-                 strides: Sequence[int] = (1, 2, 2, 2),
+                 strides: Optional[Sequence[int]] = None,
                  out_indices: Sequence[int] = (3, ),
                  plugins: Optional[List[dict]] = None,
                  ibn_stages: Optional[Sequence[bool]] = None,
@@ -104,7 +106,14 @@ class ReIDResNet(ResNet):
                  **kwargs) -> None:
         if last_stride not in (1, 2):
             raise ValueError(f'last_stride must be 1 or 2, got {last_stride}')
-        strides = tuple(strides[:-1]) + (last_stride, )
+        if strides is None:
+            strides = (1, 2, 2, last_stride)
+        elif strides[-1] != last_stride:
+            raise ValueError(
+                f'strides={tuple(strides)} ends with {strides[-1]}, but '
+                f'last_stride={last_stride} sets the stride of the last '
+                f'stage: give last_stride={strides[-1]}, or leave strides '
+                f'out or end it with {last_stride}')
         if 'norm_cfg' in kwargs:
             # mmreid norms (MBN, IBN) by bare name outside the mmreid scope.
             kwargs['norm_cfg'] = resolve_norm_cfg(kwargs['norm_cfg'])
