@@ -124,3 +124,21 @@ def test_reid_resnet_ibn_honours_norm_requires_grad():
             type='ReIDResNet', depth=18, ibn_stages=(True, True, True, False)))
     assert all(p.requires_grad for p in default.layer1[0].bn1.parameters())
     assert type(default.layer1[0].bn1.BN) is torch.nn.BatchNorm2d
+
+
+def test_reid_resnet_ibn_in_frozen_stages_is_frozen():
+    """mmpretrain's ResNet freezes its stages in __init__, before the IBN
+    layers replace bn1: they stayed trainable in a frozen stage."""
+    model = MODELS.build(
+        dict(
+            type='ReIDResNet',
+            depth=18,
+            frozen_stages=1,
+            ibn_stages=(True, True, True, False)))
+    frozen = [p.requires_grad for p in model.layer1[0].bn1.parameters()]
+    assert frozen == [False] * 4
+    assert not model.layer1[0].bn1.training
+    assert all(p.requires_grad for p in model.layer2[0].bn1.parameters())
+    model.train()
+    assert not model.layer1[0].bn1.training
+    assert model.layer2[0].bn1.training

@@ -137,6 +137,8 @@ class ReIDResNet(ResNet):
             self._make_plugin(plugin)
         if ibn_stages is not None:
             self._make_ibn(ibn_stages, ibn_ratio)
+            # ResNet froze its stages before the IBN layers existed.
+            self._freeze_stages()
 
     def train(self, mode: bool = True) -> 'ReIDResNet':
         """As mmpretrain's ``train`` (frozen stages, ``norm_eval``), but
