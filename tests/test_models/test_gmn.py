@@ -738,3 +738,23 @@ def test_dp_without_its_hook_is_refused_in_training():
     plain = build_head(dp=None)
     plain.dp_enabled = None
     assert len(plain.build_pairs(feats, labels)[0]) == 28
+
+
+def test_mnet_init_default_and_its_own_init_cfg():
+    """The head's Normal(std=0.001) init is for the classifier: the M-Net's
+    Linears get PyTorch's default back, or the M-Net's own init_cfg (which
+    used to be overwritten by that reset)."""
+    torch.manual_seed(0)
+    head = build_head(mnet=dict(hidden_channels=8))
+    first = head.mnet.hidden[0].weight
+    bound = 1 / first.shape[1]**0.5  # PyTorch's U(-1/sqrt(fan_in), ...)
+    assert first.abs().max() <= bound and first.std() > 0.1 * bound
+    assert head.classifier.weight.std() < 0.01
+    head = build_head(
+        mnet=dict(
+            hidden_channels=8,
+            init_cfg=dict(type='Constant', layer='Linear', val=0.5, bias=0)))
+    for module in head.mnet.modules():
+        if isinstance(module, torch.nn.Linear):
+            assert bool((module.weight == 0.5).all())
+    assert head.classifier.weight.std() < 0.01

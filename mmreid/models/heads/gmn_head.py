@@ -305,9 +305,15 @@ class GMNHead(BNNeckHead):
                 dict(type='PICLoss', loss_weight=1.0, **extra))
 
     def init_weights(self) -> None:
-        super().init_weights()
-        # BaseModule's Normal init reached the M-Net's Linears too: give
-        # them back PyTorch's default initialisation.
+        """The head's ``init_cfg``, then the M-Net's own.
+
+        The head's ``Normal`` init of Linear layers reaches the M-Net's
+        Linears too; they get PyTorch's default initialisation back, or
+        the M-Net's own ``init_cfg`` when its config gives one.
+        """
+        super().init_weights()  # the M-Net's init_cfg runs after the head's
+        if getattr(self.mnet, 'init_cfg', None):
+            return
         for module in self.mnet.modules():
             if hasattr(module, 'reset_parameters'):
                 module.reset_parameters()
