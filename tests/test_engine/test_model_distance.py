@@ -10,6 +10,7 @@ import json
 import os.path as osp
 import sys
 
+import mmcv
 import numpy as np
 import pytest
 import torch
@@ -196,6 +197,72 @@ def test_the_report_ranks_with_the_metrics_mnet_scores_not_its_own(
     assert 100 * np.nanmean(ap) == pytest.approx(mnet, abs=1e-4)
     page = (tmp_path / 'report' / 'report.html').read_text()
     assert f'reid/mAP {metrics["reid/mAP"]:.2f} as reported.' in page
+
+
+def count_scorer_calls(runner):
+    """Count the query rows each of the model's scorers gets."""
+    scored = collections.Counter()
+    own_scorers = runner.model.scorers
+
+    def counting_scorers():
+        out = {}
+        for name, scorer in own_scorers().items():
+
+            def counted(query, gallery, name=name, scorer=scorer):
+                scored[name] += len(query)
+                return scorer(query, gallery)
+
+            out[name] = counted
+        return out
+
+    runner.model.scorers = counting_scorers
+    return scored
+
+
+def test_ranked_lists_draw_from_the_metrics_mnet_ranking(
+        user_config, tmp_path, monkeypatch):
+    """RankedListHook (tools/test.py --show-ranked-lists) takes the
+    metric's analysis too: the M-Net scores each query once, not twice
+    (it ranked every query again), and the pictures are the ones the
+    hook's own ranking draws."""
+    from mmreid.engine.hooks import RankedListHook
+
+    def test_with_pictures(out, report=False):
+        hooks = [dict(type='RankedListHook', out_dir=str(out), num_queries=3)]
+        if report:
+            hooks.append(
+                dict(type='EvalReportHook', out_dir=str(out / 'report')))
+        cfg = load_config(
+            user_config,
+            cfg_options=dict(custom_hooks=hooks),
+            work_dir=str(tmp_path))
+        runner = Runner.from_cfg(cfg)
+        scored = count_scorer_calls(runner)
+        metrics = runner.test()
+        pictures = {
+            p.name: mmcv.imread(str(p))
+            for p in sorted(out.glob('*.jpg'))
+        }
+        return metrics['reid/num_query'], scored, pictures
+
+    num_query, scored, reused = test_with_pictures(tmp_path / 'reused')
+    assert scored == {'mnet': num_query, 'euclid': num_query,
+                      'fused': num_query}
+    assert len(reused) == 6
+    # With the report as well (its analysis is longer): still once.
+    _, scored, both = test_with_pictures(tmp_path / 'both', report=True)
+    assert scored == {'mnet': num_query, 'euclid': num_query,
+                      'fused': num_query}
+    assert list(both) == list(reused)
+    assert (tmp_path / 'both' / 'report' / 'report.html').is_file()
+    # The hook's own ranking (as before, and for trial protocols).
+    monkeypatch.setattr(RankedListHook, '_metric_analysis',
+                        lambda self, *args: None)
+    _, scored, own = test_with_pictures(tmp_path / 'own')
+    assert scored['mnet'] >= 2 * num_query  # + the drawn queries again
+    assert list(own) == list(reused)
+    for name in own:
+        assert np.array_equal(own[name], reused[name]), name
 
 
 def test_tools_test_and_distributed_test_report_the_mnet(

@@ -203,6 +203,8 @@ def head_losses(head, seed=0):
         ReIDDataSample().set_gt_label(pid) for pid in (0, 0, 1, 1, 2, 2)
     ]
     head.train()
+    if hasattr(head, 'dp_enabled'):
+        head.dp_enabled = False  # GMN: as GMNDPWarmupHook in the warm-up
     return head.loss(feats, samples)
 
 

@@ -1,4 +1,5 @@
 """Pictures of the ranked lists of the worst and best queries."""
+import dataclasses
 import os.path as osp
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -56,9 +57,14 @@ class RankedListHook(Hook):
     """Draw the ranked lists of the worst and best queries of an evaluation.
 
     During the chosen phases the hook keeps one compact record per sample
-    (feature, pid, camid, role, image path, dataset) from the model
-    outputs. After the epoch it ranks, per ``dataset`` (so a multi-target
-    test never mixes galleries), every query's gallery with the model's
+    (feature, pid, camid, role, image path, dataset, and the target of a
+    multi-target loop) from the model outputs. After the epoch it takes,
+    per target (else per ``dataset``, so a multi-target test never mixes
+    galleries), the per-query analysis a ``ReIDMetric`` made of its own
+    whole-gallery ranking (the hook sets its ``analysis_request``), so a
+    model's pair scorer (GMN's M-Net) scores each pair once. Otherwise
+    (trials, splits, re-ranking, other metrics) it ranks every query's
+    gallery itself with the model's
     own distance (its primary scorer, the contract the val/test loops
     apply, see ``ReIDModel.scorers``), else the distance of the
     evaluator's metric (its ``primary_distance()`` and ``normalize``;
@@ -119,13 +125,93 @@ class RankedListHook(Hook):
         self.tile_size = tuple(tile_size)
         self.add_to_backends = add_to_backends
         self._records: List[dict] = []
+        self._target: Optional[str] = None
+        self._evaluators: Dict[Optional[str], Any] = dict()
 
     # -- collection -------------------------------------------------------
     def before_val_epoch(self, runner) -> None:
         self._records = []
+        self._evaluators = dict()
 
     def before_test_epoch(self, runner) -> None:
         self._records = []
+        self._evaluators = dict()
+
+    def before_val_iter(self, runner, batch_idx: int, data_batch=None):
+        self._note_target(runner, 'val')
+
+    def before_test_iter(self, runner, batch_idx: int, data_batch=None):
+        self._note_target(runner, 'test')
+
+    def analysis_needs(self) -> Dict[str, int]:
+        """The ``topk`` and ``max_rank`` this hook needs of an analysis."""
+        return dict(topk=self.topk, max_rank=1)
+
+    def _note_target(self, runner, mode: str) -> None:
+        """Remember the target being evaluated and its evaluator, and ask
+        its metric to analyse its own ranking."""
+        loop = runner.test_loop if mode == 'test' else runner.val_loop
+        self._target = getattr(loop, 'current_target', None)
+        if self._target in self._evaluators:
+            return
+        evaluator = getattr(loop, 'evaluator', None)
+        self._evaluators[self._target] = evaluator
+        metric = self._metric_of(evaluator)
+        if mode in self.phases and hasattr(metric, 'analysis_request'):
+            # Merged with another hook's request (the report and the
+            # pictures of one test): each takes the lengths it needs.
+            request = dict(getattr(metric, 'analysis_request', None) or {})
+            for key, value in self.analysis_needs().items():
+                request[key] = max(int(request.get(key, 0)), value)
+            metric.analysis_request = request
+            metric.last_analysis = None
+
+    def _metric_of(self, evaluator) -> Any:
+        metrics = getattr(evaluator, 'metrics', None) or []
+        if -len(metrics) <= self.metric_index < len(metrics):
+            return metrics[self.metric_index]
+        return None
+
+    def _metric_analysis(self, name: Any, metric, query: List[dict],
+                         gallery: List[dict]) -> Optional[tuple]:
+        """The analysis the metric made of its own ranking, when it is of
+        these samples and at least this hook's lengths (cut to them).
+
+        Returns:
+            tuple | None: ``(analysis, query, gallery)`` with the metric's
+            records in the analysis's order, else None (the hook then
+            ranks the samples itself).
+        """
+        kept = getattr(metric, 'last_analysis', None)
+        if kept is None:
+            return None
+
+        def keys(records: List[dict]) -> List[tuple]:
+            return sorted((str(r.get('img_path')), _to_int(r['pid']),
+                           _to_int(r['camid'])) for r in records)
+
+        analysis = kept.analysis
+        needs = self.analysis_needs()
+        why = None
+        if analysis.topk_index.shape[1] < needs['topk'] or len(
+                analysis.cmc) < needs['max_rank']:
+            why = 'it was made with a smaller topk or max_rank'
+        elif keys(kept.query) != keys(query) or keys(kept.gallery) != keys(
+                gallery):
+            why = 'its query or gallery samples are not the ones collected'
+        if why is not None:
+            print_log(
+                f'{name}: the metric\'s own analysis is not used ({why}); '
+                'ranking the samples again', logger='current')
+            return None
+        k, r = needs['topk'], needs['max_rank']
+        analysis = dataclasses.replace(
+            analysis,
+            topk_index=analysis.topk_index[:, :k],
+            topk_distance=analysis.topk_distance[:, :k],
+            topk_match=analysis.topk_match[:, :k],
+            cmc=analysis.cmc[:r])
+        return analysis, kept.query, kept.gallery
 
     def after_val_iter(self,
                        runner,
@@ -161,7 +247,8 @@ class RankedListHook(Hook):
                     is_query=role == 'query',
                     img_path=sample.get('img_path'),
                     dataset=sample.get('dataset'),
-                    sample_idx=sample.get('sample_idx')))
+                    sample_idx=sample.get('sample_idx'),
+                    target=self._target))
 
     # -- drawing ----------------------------------------------------------
     def after_val_epoch(self, runner, metrics=None) -> None:
@@ -214,15 +301,27 @@ class RankedListHook(Hook):
         if not osp.isabs(out_dir):
             out_dir = osp.join(runner.work_dir, out_dir)
         out_dir = osp.join(out_dir, subdir) if subdir else out_dir
-        scorer, normalize, rank_options = self._ranking_setup(runner, mode)
         groups: Dict[Any, List[dict]] = {}
+        by_target = any(r.get('target') is not None for r in records)
         for record in records:
-            groups.setdefault(record['dataset'], []).append(record)
+            key = record['target'] if by_target else record['dataset']
+            groups.setdefault(key, []).append(record)
         written = 0
         for name, group in groups.items():
             prefix = f'{name}_' if len(groups) > 1 and name else ''
-            for title, canvas in self.draw_group(group, scorer, normalize,
-                                                 rank_options):
+            evaluator = self._evaluators.get(name if by_target else None)
+            query = [r for r in group if r['is_query']]
+            gallery = [r for r in group if not r['is_query']]
+            kept = self._metric_analysis(
+                name, self._metric_of(evaluator), query, gallery)
+            if kept is not None:
+                pictures = self.draw_analysis(*kept)
+            else:
+                scorer, normalize, rank_options = self._ranking_setup(
+                    runner, mode, evaluator)
+                pictures = self.draw_group(group, scorer, normalize,
+                                           rank_options)
+            for title, canvas in pictures:
                 filename = f'{prefix}{title}.jpg'
                 mmcv.imwrite(canvas[..., ::-1], osp.join(out_dir, filename))
                 if self.add_to_backends:
@@ -336,6 +435,44 @@ class RankedListHook(Hook):
                 if canvas is None:
                     continue
                 title = (f'{tag}_{i:02d}_ap{ap[q]:.3f}_pid{query[q]["pid"]}')
+                pictures.append((title, canvas))
+        return pictures
+
+    def draw_analysis(self, analysis, query: List[dict],
+                      gallery: List[dict]) -> List[Tuple[str, np.ndarray]]:
+        """Draw the worst and best queries of a :class:`QueryAnalysis`.
+
+        The pictures :meth:`draw_group` draws from the same ranking, with
+        no distance computed.
+
+        Args:
+            analysis (QueryAnalysis): Of ``query`` against ``gallery``,
+                with at least ``topk`` ranked items per query.
+            query (list[dict]): Query records in the analysis's order.
+            gallery (list[dict]): Gallery records; ``topk_index`` indexes
+                them.
+
+        Returns:
+            list[tuple[str, np.ndarray]]: ``(title, RGB canvas)`` pairs,
+            worst first.
+        """
+        worst, best = select_worst_best(analysis.ap, self.num_queries)
+        pictures = []
+        for tag, chosen in (('worst', worst), ('best', best)):
+            for i, q in enumerate(chosen.tolist()):
+                index = analysis.topk_index[q][:self.topk]
+                shown = index >= 0
+                kept = index[shown].tolist()
+                first = int(analysis.first_rank[q])
+                canvas = self._draw_one(
+                    query[q], [gallery[g] for g in kept],
+                    analysis.topk_distance[q][:self.topk][shown].tolist(),
+                    None if first <= len(kept) else
+                    f'first correct match at rank {first}')
+                if canvas is None:
+                    continue
+                title = (f'{tag}_{i:02d}_ap{analysis.ap[q]:.3f}'
+                         f'_pid{query[q]["pid"]}')
                 pictures.append((title, canvas))
         return pictures
 

@@ -140,48 +140,13 @@ class EvalReportHook(RankedListHook):
         self.max_rank = int(max_rank)
         self.title = title
         self.meta = list(meta)
-        self._target: Optional[str] = None
-        self._evaluators: Dict[Optional[str], Any] = dict()
         self._metrics: Optional[Dict] = None
         self._per_query: Dict[str, np.ndarray] = dict()
         self.last_path: Optional[str] = None
 
-    # -- collection: remember each record's target and its evaluator -----
-    def before_val_epoch(self, runner) -> None:
-        super().before_val_epoch(runner)
-        self._evaluators = dict()
-
-    def before_test_epoch(self, runner) -> None:
-        super().before_test_epoch(runner)
-        self._evaluators = dict()
-
-    def before_val_iter(self, runner, batch_idx: int, data_batch=None):
-        self._note_target(runner, 'val')
-
-    def before_test_iter(self, runner, batch_idx: int, data_batch=None):
-        self._note_target(runner, 'test')
-
-    def _note_target(self, runner, mode: str) -> None:
-        loop = runner.test_loop if mode == 'test' else runner.val_loop
-        self._target = getattr(loop, 'current_target', None)
-        if self._target in self._evaluators:
-            return
-        evaluator = getattr(loop, 'evaluator', None)
-        self._evaluators[self._target] = evaluator
-        metric = self._metric_of(evaluator)
-        if mode in self.phases and hasattr(metric, 'analysis_request'):
-            # The metric analyses its own ranking as it computes it, so
-            # the section need not score the pairs again (see
-            # _metric_analysis).
-            metric.analysis_request = dict(
-                topk=self.topk, max_rank=self.max_rank)
-            metric.last_analysis = None
-
-    def _collect(self, outputs: Optional[Sequence]) -> None:
-        start = len(self._records)
-        super()._collect(outputs)
-        for record in self._records[start:]:
-            record['target'] = self._target
+    def analysis_needs(self) -> Dict[str, int]:
+        """The ``topk`` and ``max_rank`` of the report's analysis."""
+        return dict(topk=self.topk, max_rank=self.max_rank)
 
     # -- the report ------------------------------------------------------
     def _draw_all(self, runner, mode: str, subdir: str, step: int) -> None:
@@ -233,12 +198,6 @@ class EvalReportHook(RankedListHook):
     def after_test_epoch(self, runner, metrics=None) -> None:
         self._metrics = metrics
         super().after_test_epoch(runner, metrics)
-
-    def _metric_of(self, evaluator) -> Any:
-        metrics = getattr(evaluator, 'metrics', None) or []
-        if -len(metrics) <= self.metric_index < len(metrics):
-            return metrics[self.metric_index]
-        return None
 
     def build_section(self, runner, mode: str, name: str, records: List[dict],
                       evaluator, metrics: Dict,
@@ -301,39 +260,6 @@ class EvalReportHook(RankedListHook):
                     self._example(kind, q, query, gallery, analysis))
         return ReportSection(name, analysis, setup, len(gallery), examples,
                              notes, errors)
-
-    def _metric_analysis(self, name: str, metric, query: List[dict],
-                         gallery: List[dict]) -> Optional[tuple]:
-        """The analysis the metric made of its own ranking, when it is of
-        these samples and of this hook's lengths.
-
-        Returns:
-            tuple | None: ``(analysis, query, gallery)`` with the metric's
-            records in the analysis's order, else None (the section then
-            ranks the samples itself).
-        """
-        kept = getattr(metric, 'last_analysis', None)
-        if kept is None:
-            return None
-
-        def keys(records: List[dict]) -> List[tuple]:
-            return sorted((str(r.get('img_path')), _to_int(r['pid']),
-                           _to_int(r['camid'])) for r in records)
-
-        analysis = kept.analysis
-        why = None
-        if analysis.topk_index.shape[1] != self.topk or len(
-                analysis.cmc) != self.max_rank:
-            why = 'it was made with another topk or max_rank'
-        elif keys(kept.query) != keys(query) or keys(kept.gallery) != keys(
-                gallery):
-            why = 'its query or gallery samples are not the ones collected'
-        if why is not None:
-            print_log(
-                f'{name}: the metric\'s own analysis is not used ({why}); '
-                'ranking the samples again', logger='current')
-            return None
-        return analysis, kept.query, kept.gallery
 
     @staticmethod
     def per_query_arrays(name: str, query: List[dict], analysis,
