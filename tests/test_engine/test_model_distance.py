@@ -158,47 +158,6 @@ def test_multi_target_loop_hands_the_mnet_to_every_target(tested, tmp_path):
         assert multi[f'{name}/euclid/mAP'] == pytest.approx(euclid, abs=1e-4)
 
 
-def test_the_report_ranks_with_the_metrics_mnet_scores_not_its_own(
-        user_config, tmp_path):
-    """EvalReportHook takes the metric's own whole-gallery analysis: the
-    M-Net scores each query once in a test with a report, not twice, and
-    the report's per-query APs are the M-Net's."""
-    cfg = load_config(
-        user_config,
-        cfg_options=dict(custom_hooks=[
-            dict(type='EvalReportHook', out_dir=str(tmp_path / 'report'))
-        ]),
-        work_dir=str(tmp_path))
-    runner = Runner.from_cfg(cfg)
-    scored = collections.Counter()
-    own_scorers = runner.model.scorers
-
-    def counting_scorers():
-        out = {}
-        for name, scorer in own_scorers().items():
-
-            def counted(query, gallery, name=name, scorer=scorer):
-                scored[name] += len(query)
-                return scorer(query, gallery)
-
-            out[name] = counted
-        return out
-
-    runner.model.scorers = counting_scorers
-    metrics = runner.test()
-    num_query = metrics['reid/num_query']
-    assert scored == {'mnet': num_query, 'euclid': num_query,
-                      'fused': num_query}
-    mnet, euclid = mnet_reference(runner.model, runner.test_dataloader)
-    assert abs(mnet - euclid) > 1.0
-    with np.load(tmp_path / 'report' / 'per_query.npz') as arrays:
-        (ap_key, ) = [k for k in arrays.files if k.endswith('/ap')]
-        ap = arrays[ap_key]
-    assert 100 * np.nanmean(ap) == pytest.approx(mnet, abs=1e-4)
-    page = (tmp_path / 'report' / 'report.html').read_text()
-    assert f'reid/mAP {metrics["reid/mAP"]:.2f} as reported.' in page
-
-
 def count_scorer_calls(runner):
     """Count the query rows each of the model's scorers gets."""
     scored = collections.Counter()
@@ -217,6 +176,33 @@ def count_scorer_calls(runner):
 
     runner.model.scorers = counting_scorers
     return scored
+
+
+def test_the_report_ranks_with_the_metrics_mnet_scores_not_its_own(
+        user_config, tmp_path):
+    """EvalReportHook takes the metric's own whole-gallery analysis: the
+    M-Net scores each query once in a test with a report, not twice, and
+    the report's per-query APs are the M-Net's."""
+    cfg = load_config(
+        user_config,
+        cfg_options=dict(custom_hooks=[
+            dict(type='EvalReportHook', out_dir=str(tmp_path / 'report'))
+        ]),
+        work_dir=str(tmp_path))
+    runner = Runner.from_cfg(cfg)
+    scored = count_scorer_calls(runner)
+    metrics = runner.test()
+    num_query = metrics['reid/num_query']
+    assert scored == {'mnet': num_query, 'euclid': num_query,
+                      'fused': num_query}
+    mnet, euclid = mnet_reference(runner.model, runner.test_dataloader)
+    assert abs(mnet - euclid) > 1.0
+    with np.load(tmp_path / 'report' / 'per_query.npz') as arrays:
+        (ap_key, ) = [k for k in arrays.files if k.endswith('/ap')]
+        ap = arrays[ap_key]
+    assert 100 * np.nanmean(ap) == pytest.approx(mnet, abs=1e-4)
+    page = (tmp_path / 'report' / 'report.html').read_text()
+    assert f'reid/mAP {metrics["reid/mAP"]:.2f} as reported.' in page
 
 
 def test_ranked_lists_draw_from_the_metrics_mnet_ranking(
