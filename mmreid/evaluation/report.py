@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from mmreid.evaluation.functional import compute_distance, get_junk_rule
-from mmreid.evaluation.functional.rank import (AP_MODES,
+from mmreid.evaluation.functional.rank import (AP_MODES, CMC_MODES,
                                                DEFAULT_MEMORY_BUDGET_MB,
                                                TIE_POLICIES,
                                                chunk_rows_for_budget,
@@ -452,6 +452,10 @@ class QueryAnalyser:
         ap_mode (str): ``'cumsum'`` or ``'threshold'``.
         topk (int): Length of the kept ranked lists.
         max_rank (int): Length of the CMC curve.
+        cmc_mode (str): ``'standard'`` or ``'dedup'``: the CMC curve over
+            the ranked list or over its distinct pids (SYSU-MM01's), as
+            the metric's ``cmc_mode``. ``first_rank`` is the position in
+            the ranked list either way.
     """
 
     def __init__(self,
@@ -465,13 +469,17 @@ class QueryAnalyser:
                  tie_policy: str = 'stable',
                  ap_mode: str = 'cumsum',
                  topk: int = 10,
-                 max_rank: int = 50) -> None:
+                 max_rank: int = 50,
+                 cmc_mode: str = 'standard') -> None:
         if tie_policy not in TIE_POLICIES:
             raise ValueError(f'tie_policy must be one of {TIE_POLICIES}, got '
                              f'{tie_policy!r}')
         if ap_mode not in AP_MODES:
             raise ValueError(f'ap_mode must be one of {AP_MODES}, got '
                              f'{ap_mode!r}')
+        if cmc_mode not in CMC_MODES:
+            raise ValueError(f'cmc_mode must be one of {CMC_MODES}, got '
+                             f'{cmc_mode!r}')
         if topk < 1 or max_rank < 1:
             raise ValueError(f'topk and max_rank must be >= 1, got {topk} '
                              f'and {max_rank}')
@@ -492,10 +500,14 @@ class QueryAnalyser:
         self.tie_policy = tie_policy
         self.ap_mode = ap_mode
         self.max_rank = int(max_rank)
+        self.cmc_mode = cmc_mode
         num_query = self.num_query
         self.ap = np.full(num_query, np.nan)
         self.inp = np.full(num_query, np.nan)
         self.first_rank = np.zeros(num_query, np.int64)
+        #: The rank the CMC counts: ``first_rank``, or in ``'dedup'`` mode
+        #: 1 + the distinct pids ranked before the first match.
+        self.cmc_rank = np.zeros(num_query, np.int64)
         self.topk_index = np.full((num_query, topk), -1, np.int64)
         self.topk_distance = np.full((num_query, topk), np.nan)
         self.topk_match = np.zeros((num_query, topk), bool)
@@ -544,6 +556,9 @@ class QueryAnalyser:
             if matches.any():
                 positions = np.flatnonzero(matches) + 1
                 self.first_rank[q] = positions[0]
+                self.cmc_rank[q] = positions[0] if self.cmc_mode == \
+                    'standard' else 1 + len(
+                        np.unique(self.g_pids[ranked[:positions[0] - 1]]))
                 self.ap[q] = _ap_of(matches, dist[row][ranked], self.ap_mode)
                 self.inp[q] = len(positions) / positions[-1]
             groups = [(self.camera_pairs, self.q_camids[q],
@@ -575,7 +590,7 @@ class QueryAnalyser:
                                f'{self._next} of {self.num_query} queries')
         valid = ~np.isnan(self.ap)
         ranks = np.arange(1, self.max_rank + 1)
-        cmc = ((self.first_rank[valid][:, None] <= ranks[None]).mean(0)
+        cmc = ((self.cmc_rank[valid][:, None] <= ranks[None]).mean(0)
                if valid.any() else np.zeros(self.max_rank))
         return QueryAnalysis(self.ap, self.inp, self.first_rank,
                              self.topk_index, self.topk_distance,
@@ -601,14 +616,15 @@ def analyse_queries(
         ap_mode: str = 'cumsum',
         topk: int = 10,
         max_rank: int = 50,
-        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB) -> QueryAnalysis:
+        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+        cmc_mode: str = 'standard') -> QueryAnalysis:
     """Rank every query's gallery and keep what a report shows of it.
 
     Distances come chunk by chunk (never the whole Q x G matrix); each
     query's kept gallery (see ``junk_rule``) is sorted in full under
     ``tie_policy``, so AP, INP and the CMC equal those of
     :func:`~mmreid.evaluation.functional.evaluate_features` with the same
-    arguments and ``cmc_mode='standard'``. The chunks go to a
+    arguments. The chunks go to a
     :class:`QueryAnalyser`.
 
     Args:
@@ -628,6 +644,8 @@ def analyse_queries(
         topk (int): Length of the kept ranked lists.
         max_rank (int): Length of the CMC curve.
         memory_budget_mb (float): Budget of one chunk of distances.
+        cmc_mode (str): ``'standard'`` or ``'dedup'`` (see
+            :class:`QueryAnalyser`).
 
     Returns:
         QueryAnalysis: The per-query facts.
@@ -646,7 +664,8 @@ def analyse_queries(
         tie_policy=tie_policy,
         ap_mode=ap_mode,
         topk=topk,
-        max_rank=max_rank)
+        max_rank=max_rank,
+        cmc_mode=cmc_mode)
     if callable(distance):
         if normalize:
             query_feats = torch.nn.functional.normalize(query_feats, dim=1)

@@ -27,7 +27,9 @@ def toy(seed=0, num_query=12, num_gallery=40, dim=3, levels=3):
 @pytest.mark.parametrize('tie_policy', ['stable', 'pessimistic', 'optimistic'])
 @pytest.mark.parametrize('ap_mode', ['cumsum', 'threshold'])
 @pytest.mark.parametrize('junk_rule', ['market', 'none', 'sysu'])
-def test_equals_the_metric_and_the_reference(tie_policy, ap_mode, junk_rule):
+@pytest.mark.parametrize('cmc_mode', ['standard', 'dedup'])
+def test_equals_the_metric_and_the_reference(tie_policy, ap_mode, junk_rule,
+                                             cmc_mode):
     q, g, q_pids, g_pids, q_cams, g_cams = toy()
     options = dict(junk_rule=junk_rule, tie_policy=tie_policy, ap_mode=ap_mode)
     analysis = analyse_queries(
@@ -40,9 +42,18 @@ def test_equals_the_metric_and_the_reference(tie_policy, ap_mode, junk_rule):
         max_rank=10,
         topk=4,
         memory_budget_mb=1e-4,
+        cmc_mode=cmc_mode,
         **options)  # one query per chunk
     result = evaluate_features(
-        q, g, q_pids, g_pids, q_cams, g_cams, max_rank=10, **options)
+        q,
+        g,
+        q_pids,
+        g_pids,
+        q_cams,
+        g_cams,
+        max_rank=10,
+        cmc_mode=cmc_mode,
+        **options)
     np.testing.assert_array_equal(analysis.valid, result.valid_mask)
     np.testing.assert_allclose(analysis.ap[analysis.valid], result.all_AP)
     np.testing.assert_allclose(analysis.inp[analysis.valid], result.all_INP)
@@ -88,6 +99,25 @@ def test_first_match_and_topk_lists_by_hand():
     assert np.isnan(analysis.ap[1])  # pid 7 is not in the gallery
     np.testing.assert_allclose(analysis.cmc, [0, 0, 1, 1])
     assert analysis.camera_pairs[(0, 1)].num_valid == 1
+
+
+def test_dedup_cmc_counts_distinct_pids_by_hand():
+    """SYSU-MM01's CMC: each gallery pid counts once in the ranked list.
+    The report's curve used the plain ranks whatever the metric's
+    cmc_mode."""
+    g = torch.tensor([[1.], [2.], [3.], [4.], [5.]])
+    q = torch.tensor([[0.]])
+    # Ranked: pid 4, 4, 4, 9, then the match (pid 1) at position 5.
+    g_pids = [4, 4, 4, 9, 1]
+    plain = analyse_queries(q, g, [1], g_pids, [0], [1] * 5, max_rank=5)
+    dedup = analyse_queries(
+        q, g, [1], g_pids, [0], [1] * 5, max_rank=5, cmc_mode='dedup')
+    np.testing.assert_allclose(plain.cmc, [0, 0, 0, 0, 1])
+    np.testing.assert_allclose(dedup.cmc, [0, 0, 1, 1, 1])
+    # The position in the list (drawn lists, R1 error) is the same.
+    assert plain.first_rank.tolist() == dedup.first_rank.tolist() == [5]
+    with pytest.raises(ValueError, match='cmc_mode'):
+        analyse_queries(q, g, [1], g_pids, [0], [1] * 5, cmc_mode='x')
 
 
 def test_modality_pairs_and_a_scorer():
@@ -271,7 +301,8 @@ def test_a_metric_analyses_its_own_ranking_as_the_report_would(setup):
     from mmreid.evaluation import ReIDMetric
     q, g, q_pids, g_pids, q_cams, g_cams = toy(
         seed=3, num_query=30, num_gallery=90)
-    options = dict(tie_policy='pessimistic', memory_budget_mb=1e-4)
+    options = dict(
+        tie_policy='pessimistic', memory_budget_mb=1e-4, cmc_mode='dedup')
     if setup == 'distance':
         metric = ReIDMetric(distance='cosine', normalize=True, **options)
         expected = dict(distance='cosine', normalize=True)
@@ -301,8 +332,10 @@ def test_a_metric_analyses_its_own_ranking_as_the_report_would(setup):
         tie_policy='pessimistic',
         topk=5,
         max_rank=7,
+        cmc_mode='dedup',
         **expected)
     assert_same_analysis(kept.analysis, reference)
+    assert 100 * kept.analysis.cmc[4] == pytest.approx(metrics['R5'])
     assert kept.analysis.mAP == pytest.approx(metrics['mAP'])
     assert [r['img_path'] for r in kept.query] == [
         f'query/{i}.jpg' for i in range(len(q))

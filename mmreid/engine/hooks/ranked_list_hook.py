@@ -346,7 +346,7 @@ class RankedListHook(Hook):
             if -len(metrics) <= self.metric_index < len(metrics) else None)
         rank_options = dict(junk_rule='market', tie_policy='stable')
         if metric is not None and hasattr(metric, 'rank_options'):
-            for key in ('junk_rule', 'tie_policy', 'ap_mode'):
+            for key in ('junk_rule', 'tie_policy', 'ap_mode', 'cmc_mode'):
                 if key in metric.rank_options:
                     rank_options[key] = metric.rank_options[key]
         # The model's own distance first, through the loops' contract:

@@ -233,6 +233,7 @@ class EvalReportHook(RankedListHook):
                 junk_rule=options.get('junk_rule', 'market'),
                 tie_policy=options.get('tie_policy', 'stable'),
                 ap_mode=options.get('ap_mode', 'cumsum'),
+                cmc_mode=options.get('cmc_mode', 'standard'),
                 topk=self.topk,
                 max_rank=self.max_rank)
         errors = section_sampling_errors(analysis, metric)
@@ -247,7 +248,8 @@ class EvalReportHook(RankedListHook):
             normalize=str(bool(normalize)),
             junk_rule=str(options.get('junk_rule', 'market')),
             tie_policy=str(options.get('tie_policy', 'stable')),
-            ap_mode=str(options.get('ap_mode', 'cumsum')))
+            ap_mode=str(options.get('ap_mode', 'cumsum')),
+            cmc_mode=str(options.get('cmc_mode', 'standard')))
         primary = getattr(metric, 'primary_scorer', None)
         if primary:
             setup['distance'] = f'{primary} (primary mode)'

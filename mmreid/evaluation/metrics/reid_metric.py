@@ -690,6 +690,7 @@ class ReIDMetric(BaseMetric):
             junk_rule=self.rank_options['junk_rule'],
             tie_policy=self.rank_options['tie_policy'],
             ap_mode=self.rank_options['ap_mode'],
+            cmc_mode=self.rank_options['cmc_mode'],
             **request)
 
     def _keep_analysis(self, analyser: Optional[QueryAnalyser],
