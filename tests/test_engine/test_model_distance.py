@@ -302,3 +302,47 @@ def test_tools_test_and_distributed_test_report_the_mnet(
     for path, ap in per_query['single'].items():
         np.testing.assert_allclose(
             per_query['dist'][path], ap, rtol=1e-6, err_msg=path)
+
+
+@pytest.mark.parametrize('evaluator,agrees', [
+    (dict(type='ReIDMetric', distance='euclidean'), False),
+    (dict(type='ReIDMetric', distance='cosine'), True),
+    # Euclidean on L2-normalised features ranks as cosine does.
+    (dict(type='ReIDMetric', distance='euclidean', normalize=True), True),
+])
+def test_a_model_distance_the_metric_ignores_is_refused(
+        make_config, tmp_path, monkeypatch, evaluator, agrees):
+    """model.distance='cosine' with a Euclidean evaluator printed the
+    Euclidean R1 (rank_gallery ranked by cosine): refused before any
+    feature is extracted, in the single- and the multi-target loop."""
+    from mmreid.models import ReIDModel
+    config = make_config()
+    extracted = []
+    predict = ReIDModel.predict
+    monkeypatch.setattr(
+        ReIDModel, 'predict',
+        lambda self, *a, **k: extracted.append(1) or predict(self, *a, **k))
+    options = {
+        'model.distance': 'cosine',
+        'test_evaluator': dict(evaluator, _delete_=True)
+    }
+    single = load_config(
+        config, cfg_options=options, work_dir=str(tmp_path / 'single'))
+    target = dict(
+        name='d2', dataloader=single.test_dataloader, evaluator=evaluator)
+    multi = load_config(
+        config,
+        cfg_options=dict(
+            options,
+            test_cfg=dict(type='MultiTargetTestLoop', targets=[target])),
+        work_dir=str(tmp_path / 'multi'))
+    for cfg in (single, multi):
+        runner = Runner.from_cfg(cfg)
+        if agrees:
+            assert 'R1' in ' '.join(runner.test())
+            continue
+        with pytest.raises(ValueError) as info:
+            runner.test()
+        assert "model.distance='cosine'" in str(info.value)
+        assert "distance='euclidean', normalize=False" in str(info.value)
+        assert extracted == []

@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 
 from mmreid.evaluation.report import format_results_table
 from mmreid.registry import LOOPS
-from .reid_loops import hand_model_scorers, scorers_handed_by
+from .reid_loops import (check_model_distance, hand_model_scorers,
+                         scorers_handed_by)
 
 #: A split of a split-based protocol: ``split0/``, ``trial3/`` ...
 _SPLIT_PATTERN = re.compile(r'^(split|trial)\d+$')
@@ -268,6 +269,10 @@ class _MultiTargetLoop(BaseLoop):
             dict: ``<target>/<metric>`` for every target and
             ``<aggregate_prefix>/<metric>``, the mean over targets.
         """
+        for target in self.targets:
+            # Before any extraction (see check_model_distance).
+            check_model_distance(self.runner.model, target.evaluator,
+                                 f'{type(self).__name__} ({target.name})')
         with scorers_handed_by(self.runner.model, type(self).__name__):
             return self._run_targets()
 

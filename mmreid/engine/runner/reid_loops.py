@@ -38,6 +38,57 @@ def scorers_handed_by(model, consumer: str) -> ContextManager:
     return enter(consumer) if callable(enter) else nullcontext()
 
 
+def _ranks_as(distance: str, normalize: bool) -> Optional[str]:
+    """The ranking a feature distance gives: ``'cosine'`` for cosine or
+    for (squared) Euclidean on L2-normalised features (a monotone function
+    of it), ``'euclidean'`` for (squared) Euclidean on raw features."""
+    if distance == 'cosine':
+        return 'cosine'
+    if distance in ('euclidean', 'sqeuclidean'):
+        return 'cosine' if normalize else 'euclidean'
+    return None
+
+
+def check_model_distance(model, evaluator: Evaluator, consumer: str) -> None:
+    """Refuse metrics that rank otherwise than the model's ``distance``.
+
+    A plain ``ReIDModel`` configures its feature distance twice: the
+    model's ``distance`` (``init_model``/``rank_gallery``,
+    ``RankedListHook``) and each metric's ``distance``/``normalize``
+    (``tools/test.py``'s numbers). Where they rank differently, the
+    model's setting was silently ignored by the evaluation and the
+    reported R1 is not ``rank_gallery``'s. Models with their own scorers
+    (GMN) hand them over instead (:func:`hand_model_scorers`).
+
+    Raises:
+        ValueError: The two settings rank differently; names both.
+    """
+    inner = _unwrap(model)
+    if get_model_scorers(model):
+        return
+    own = getattr(inner, 'distance_type', None)
+    if not isinstance(own, str) or _ranks_as(own, False) is None:
+        return
+    for metric in getattr(evaluator, 'metrics', None) or []:
+        distance = getattr(metric, 'distance', None)
+        if not isinstance(distance, str) \
+                or getattr(metric, 'scorer', None) is not None:
+            continue
+        normalize = bool(getattr(metric, 'normalize', False))
+        theirs = _ranks_as(distance, normalize)
+        if theirs is None or theirs == _ranks_as(own, False):
+            continue
+        raise ValueError(
+            f'{consumer}: model.distance={own!r} but '
+            f'{type(metric).__name__}(distance={distance!r}, '
+            f'normalize={normalize}) ranks by {theirs} distance, so the '
+            f'evaluation would ignore the model\'s setting (init_model/'
+            f'rank_gallery rank with model.distance). Set the same distance '
+            f'in both: model.distance={distance!r}, or the evaluator\'s '
+            f'distance={own!r} (for a multi-target loop, on each '
+            f'target\'s evaluator).')
+
+
 def hand_model_scorers(model, evaluator: Evaluator,
                        consumer: str) -> Optional[Dict[str, Scorer]]:
     """Give every metric of ``evaluator`` the model's own distances.
@@ -60,8 +111,11 @@ def hand_model_scorers(model, evaluator: Evaluator,
     Raises:
         TypeError: The model has its own distance and a metric has no
             ``set_scorers(scorers, primary)`` to take it.
+        ValueError: A plain model's ``distance`` ranks otherwise than a
+            metric's (:func:`check_model_distance`).
     """
     scorers = get_model_scorers(model)
+    check_model_distance(model, evaluator, consumer)
     primary = next(iter(scorers)) if scorers else None
     metrics = list(getattr(evaluator, 'metrics', None) or [])
     for metric in metrics:
@@ -110,6 +164,8 @@ class ReIDValLoop(ValLoop):
         """
         phase = self._phase
         runner = self.runner
+        # Before extraction: a contradiction is refused at once.
+        check_model_distance(runner.model, self.evaluator, type(self).__name__)
         with scorers_handed_by(runner.model, type(self).__name__):
             runner.call_hook(f'before_{phase}')
             runner.call_hook(f'before_{phase}_epoch')
