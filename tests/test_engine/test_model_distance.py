@@ -338,6 +338,7 @@ def test_a_model_distance_the_metric_ignores_is_refused(
         work_dir=str(tmp_path / 'multi'))
     for cfg in (single, multi):
         runner = Runner.from_cfg(cfg)
+        assert runner.model.distance_type == 'cosine'
         if agrees:
             assert 'R1' in ' '.join(runner.test())
             continue

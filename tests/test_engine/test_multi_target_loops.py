@@ -128,7 +128,7 @@ def targets(synth):
         dict(
             name='d0',
             dataloader=loader(dict(synth, domain=0, split='test'), 3),
-            evaluator=dict(type='ReIDMetric', distance='sqeuclidean')),
+            evaluator=dict(type='ReIDMetric', distance='cosine')),
         dict(
             name='prid',
             dataloader=loader(dict(synth, domain=1, split='test')),

@@ -55,10 +55,14 @@ def check_model_distance(model, evaluator: Evaluator, consumer: str) -> None:
     A plain ``ReIDModel`` configures its feature distance twice: the
     model's ``distance`` (``init_model``/``rank_gallery``,
     ``RankedListHook``) and each metric's ``distance``/``normalize``
-    (``tools/test.py``'s numbers). Where they rank differently, the
-    model's setting was silently ignored by the evaluation and the
-    reported R1 is not ``rank_gallery``'s. Models with their own scorers
-    (GMN) hand them over instead (:func:`hand_model_scorers`).
+    (``tools/test.py``'s numbers). A model whose ``distance`` is not the
+    default ``'euclidean'`` (AGW's ``'cosine'``, or a user's edit) must be
+    ranked that way by every metric: otherwise its setting was silently
+    ignored by the evaluation and the reported R1 is not
+    ``rank_gallery``'s. With the default, each metric (each target of a
+    multi-target loop) ranks by its own configured distance. Models with
+    their own scorers (GMN) hand them over instead
+    (:func:`hand_model_scorers`).
 
     Raises:
         ValueError: The two settings rank differently; names both.
@@ -67,7 +71,8 @@ def check_model_distance(model, evaluator: Evaluator, consumer: str) -> None:
     if get_model_scorers(model):
         return
     own = getattr(inner, 'distance_type', None)
-    if not isinstance(own, str) or _ranks_as(own, False) is None:
+    if not isinstance(own, str) or own == 'euclidean' \
+            or _ranks_as(own, False) is None:
         return
     for metric in getattr(evaluator, 'metrics', None) or []:
         distance = getattr(metric, 'distance', None)
