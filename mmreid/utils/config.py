@@ -5,7 +5,7 @@ import os
 import os.path as osp
 import sys
 import warnings
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from mmengine.config import Config
@@ -27,6 +27,7 @@ def load_config(path: str,
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options:
+        check_variable_overrides(cfg, cfg_options, path)
         cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -35,6 +36,91 @@ def load_config(path: str,
                                 osp.splitext(osp.basename(path))[0])
     use_reid_loops(cfg)
     return cfg
+
+
+#: Top-level keys that the runner or mmreid read from the merged config;
+#: every other top-level key is a variable the config file used while it
+#: was parsed (``data_root``, ``batch_size``, ``max_epochs``, ...).
+READ_TOP_LEVEL_KEYS = frozenset({
+    'launcher', 'load_strict', 'resume_world_size_check', 'test_pipeline',
+    'model_wrapper_cfg', 'custom_imports', 'find_unused_parameters',
+    'work_dir', 'load_from', 'resume', 'cfg', 'dist_params', 'gpu_ids',
+    'auto_scale_lr'
+})
+
+
+def _runner_keys() -> frozenset:
+    import inspect
+
+    from mmengine.runner import Runner
+    return frozenset(inspect.signature(Runner.__init__).parameters)
+
+
+def _leaves(value: Any, prefix: str = ''):
+    """``(dotted key, leaf value)`` of a config value, lists included."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f'{prefix}.{key}' if prefix else key)
+    elif isinstance(value, (list, tuple)):
+        yield prefix, value
+        for i, item in enumerate(value):
+            yield from _leaves(item, f'{prefix}.{i}')
+    else:
+        yield prefix, value
+
+
+def check_variable_overrides(cfg: Config, cfg_options: dict,
+                             path: str) -> None:
+    """Refuse ``--cfg-options`` that set a variable the config already
+    used.
+
+    A config's top-level variables (``data_root = 'data/market1501/'``,
+    ``batch_size``, ``max_epochs``, ``img_size``, a ``synth = dict(...)``
+    template) are substituted into the datasets, loaders and schedules
+    when the file is parsed; overriding the variable afterwards changes
+    nothing else (mmengine merges keys, it does not re-run the file), so
+    the run would silently use the old value. Such an override is an error
+    when the old value is found under other keys, which it names.
+
+    Raises:
+        ValueError: An override of a variable whose old value other keys
+            hold.
+    """
+    read = READ_TOP_LEVEL_KEYS | _runner_keys()
+    plain = cfg.to_dict()
+    for key, new in cfg_options.items():
+        root = str(key).split('.')[0]
+        if root in read or root not in plain:
+            continue
+        old = plain
+        for part in str(key).split('.'):
+            if not isinstance(old, dict) or part not in old:
+                old = None
+                break
+            old = old[part]
+        if old is None or isinstance(old, (bool, dict)) or old == new:
+            continue
+        # Keys the run reads (not other variables, e.g. a pipeline
+        # template).
+        holders = [
+            where for where, value in _leaves(plain)
+            if where.split('.')[0] in read and value == old
+            and type(value) is type(old)
+        ]
+        if not holders:
+            continue
+        # Keys named like the variable first (batch_size -> *.batch_size).
+        name = str(key).split('.')[-1]
+        holders.sort(key=lambda k: k.split('.')[-1] != name)
+        shown = ', '.join(holders[:6]) + (
+            f' and {len(holders) - 6} more' if len(holders) > 6 else '')
+        raise ValueError(
+            f'--cfg-options {key}={new!r}: {root!r} is a variable of '
+            f'{path} that was already substituted when the file was read, '
+            f'so this override would change nothing: these keys keep '
+            f'{old!r}: {shown}. Override those keys instead, e.g. '
+            f'--cfg-options {holders[0]}={new!r} (a key holding the same '
+            f'value by chance is listed too).')
 
 
 def use_reid_loops(cfg: Config) -> None:

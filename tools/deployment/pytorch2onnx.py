@@ -372,6 +372,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
+        from mmreid.utils.config import check_variable_overrides
+        check_variable_overrides(cfg, args.cfg_options, args.config)
         cfg.merge_from_dict(args.cfg_options)
     shape = input_shape(cfg, args.shape)
     model = build_model(cfg, args.checkpoint, args.modality)

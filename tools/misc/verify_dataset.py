@@ -255,6 +255,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
+        from mmreid.utils.config import check_variable_overrides
+        check_variable_overrides(cfg, args.cfg_options, args.config)
         cfg.merge_from_dict(args.cfg_options)
     dataset_cfgs = collect_dataset_cfgs(cfg, args.split)
     if not dataset_cfgs:

@@ -1,0 +1,53 @@
+"""--cfg-options on a config variable that the file already substituted.
+
+``data_root = 'data/market1501/'`` at the top of a config is copied into
+every dataset when the file is parsed; ``--cfg-options data_root=X`` only
+changed the variable, so the run silently read the old folder (or, for
+SynthReID, generated the default one).
+"""
+import pytest
+
+from mmreid.utils.config import load_config
+
+MARKET = 'configs/baseline/bot_r50_1xb64-120e_market1501.py'
+
+
+def test_an_already_substituted_variable_is_refused_naming_the_keys():
+    with pytest.raises(ValueError) as info:
+        load_config(MARKET, {'data_root': '/data/my_market/'})
+    message = str(info.value)
+    assert "'data_root' is a variable of" in message
+    assert "keep 'data/market1501/'" in message
+    for split in ('train', 'val', 'test'):
+        assert f'{split}_dataloader.dataset.data_root' in message
+    assert ("--cfg-options train_dataloader.dataset.data_root="
+            "'/data/my_market/'") in message
+
+
+def test_a_numeric_variable_names_the_keys_of_its_name_first():
+    with pytest.raises(ValueError) as info:
+        load_config(MARKET, {'batch_size': 32})
+    message = str(info.value)
+    assert 'keys keep 64: train_dataloader.batch_size, ' \
+        'train_dataloader.sampler.batch_size' in message
+    assert 'e.g. --cfg-options train_dataloader.batch_size=32' in message
+
+
+@pytest.mark.parametrize('options', [
+    {'train_dataloader.dataset.data_root': '/data/my_market/'},
+    {'train_cfg.max_epochs': 3},
+    {'randomness.seed': 5},
+    {'load_strict': False},
+    {'train_cfg.max_epochs': 3, 'max_epochs': 3},  # not a variable here
+    {'resume_world_size_check': False},
+    # A variable nothing else holds, and one set to its own value.
+    {'not_in_the_config': 1},
+    {'data_root': 'data/market1501/'},
+])
+def test_keys_the_run_reads_are_accepted(options):
+    cfg = load_config(MARKET, options)
+    for key, value in options.items():
+        node = cfg
+        for part in key.split('.'):
+            node = node[part]
+        assert node == value
