@@ -4,8 +4,12 @@ mmengine's resume only warns when the training set differs, loads the old
 schedulers' state into whatever schedulers the config now builds, and
 fails with a bare ``KeyError: 'message_hub'`` on a weights-only file.
 """
+import glob
 import itertools
+import os
 import os.path as osp
+import shutil
+import stat
 
 import pytest
 import torch
@@ -180,3 +184,66 @@ def test_another_number_of_processes_resumes_when_accepted(trained, tmp_path):
     # The checkpoints it writes record the processes it ran on.
     again = load_trusted_checkpoint(str(tmp_path / 'accepted' / 'epoch_2.pth'))
     assert again['meta']['world_size'] == 1
+
+
+def test_refused_start_keeps_the_config_copy(trained, tmp_path):
+    """A refused or failed start does not overwrite ``<work_dir>/tiny.py``.
+
+    It is the record of the run whose checkpoints sit next to it
+    (tools/test.py reads it, compare_configs too); mmengine dumped the
+    config of every attempt there when the runner was built.
+    """
+    config, ckpt = trained
+    work_dir = tmp_path / 'run'
+    work_dir.mkdir()
+    copy = work_dir / 'tiny.py'
+    shutil.copy(osp.join(osp.dirname(ckpt), 'tiny.py'), copy)
+    before = copy.read_bytes()
+    missing = str(tmp_path / 'missing.pth')
+    # A schedule that the checkpoint cannot continue.
+    with pytest.raises(RuntimeError, match='learning rate schedule'):
+        resume(config, ckpt, work_dir, **{'train_cfg.max_epochs': 3})
+    assert copy.read_bytes() == before
+    # --resume naming a file that is not there.
+    with pytest.raises(FileNotFoundError):
+        resume(config, missing, work_dir)
+    assert copy.read_bytes() == before
+    # A --cfg-options typo that breaks the training loop.
+    with pytest.raises(TypeError, match='max_epoch'):
+        build_runner(config, work_dir, **{'train_cfg.max_epoch': 1}).train()
+    assert copy.read_bytes() == before
+    # tools/test.py of a checkpoint that is not there.
+    with pytest.raises(FileNotFoundError):
+        build_runner(config, work_dir, load_from=missing).test()
+    assert copy.read_bytes() == before
+    assert Config.fromfile(str(copy)).train_cfg.max_epochs == 2
+    # The log folder keeps the attempt's config (mmengine's, unchanged).
+    assert glob.glob(str(work_dir / '*' / 'vis_data' / 'config.py'))
+
+
+def test_started_runs_write_the_config_copy(trained, tmp_path):
+    """A training, a resume and a test write it, whole and readable."""
+    config, ckpt = trained
+    trained_copy = osp.join(osp.dirname(ckpt), 'tiny.py')
+    assert Config.fromfile(trained_copy).train_cfg.max_epochs == 2
+
+    work_dir = tmp_path / 'test'
+    work_dir.mkdir()
+    copy = work_dir / 'tiny.py'
+    copy.write_text('# the copy of an earlier run\n')
+    build_runner(config, work_dir, load_from=ckpt).test()
+    assert Config.fromfile(str(copy)).load_from == ckpt
+    # Written through a temporary file that is gone, with the
+    # permissions of a plain open().
+    assert sorted(p.name for p in work_dir.iterdir()
+                  if not p.is_dir()) == ['tiny.py']
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(copy).st_mode) == 0o666 & ~umask
+
+    # A resume that is accepted writes it too.
+    resumed = tmp_path / 'resumed'
+    resumed.mkdir()
+    (resumed / 'tiny.py').write_text('# the copy of an earlier run\n')
+    resume(config, ckpt, resumed, **{'train_cfg.val_interval': 100})
+    assert Config.fromfile(str(resumed / 'tiny.py')).resume is True

@@ -165,6 +165,8 @@ def test_distributed_train_and_eval_match_single_process(
     assert 'Distributed training: True' in log
     ckpt = str(work_dir / 'epoch_1.pth')
     assert osp.isfile(ckpt)
+    # The work dir's config copy is written once the run starts (by rank 0).
+    assert osp.isfile(work_dir / 'tiny.py')
 
     # An odd number of test images makes the distributed sampler pad the
     # last batch; a padded sample must not be counted twice.
@@ -191,6 +193,8 @@ def test_distributed_train_and_eval_match_single_process(
             str(dist)
         ] + (['--cfg-options'] + options if options else []),
         port_env='PORT')
+    for name in ('test1', 'test2'):
+        assert osp.isfile(tmp_path / name / 'tiny.py'), name
     m1, m2 = read_metrics(single), read_metrics(dist)
     assert m1.keys() == m2.keys()
     assert 'reid/mAP' in m1 and 'reid/R1' in m1

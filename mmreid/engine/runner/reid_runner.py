@@ -2,9 +2,11 @@
 import ast
 import inspect
 import os
+import os.path as osp
 import pickle
 from typing import Any, Callable, List, Optional, Sequence, Union
 
+from mmengine.dist import master_only
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
@@ -250,17 +252,66 @@ class ReIDRunner(Runner):
     Resuming refuses a checkpoint that the configured run cannot continue
     (see :meth:`check_resumable`): a weights-only file, another training
     set, other learning-rate schedulers.
+
+    The merged config is written to ``<work_dir>/<config name>`` (see
+    :meth:`dump_config`) once the run has passed its checks, after the
+    checkpoint is loaded or resumed in :meth:`train`, :meth:`val` and
+    :meth:`test`, not when the runner is built as in mmengine: a refused
+    or failed start leaves the copy of the run whose checkpoints sit next
+    to it as it was.
     """
 
     _training = False
     #: ``(resume_optimizer, resume_param_scheduler)`` while resuming.
     _resuming: Optional[tuple] = None
+    #: True while mmengine's ``__init__`` runs (its ``dump_config`` call
+    #: is deferred to :meth:`load_or_resume`).
+    _building = False
 
     def __init__(self, *args, **kwargs) -> None:
         for mode in ('val', 'test'):
             check_loop_reads_a_dataloader(mode, kwargs.get(f'{mode}_cfg'),
                                           kwargs.get(f'{mode}_dataloader'))
-        super().__init__(*args, **kwargs)
+        self._building = True
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            self._building = False
+
+    @master_only
+    def dump_config(self) -> None:
+        """Write the merged config to ``<work_dir>/<config name>``.
+
+        As mmengine's (``<timestamp>.py`` for a config without a file),
+        through a temporary file in the work dir: the file is replaced by
+        a complete copy or not at all. mmengine calls it at the end of
+        ``__init__``, before any check; here that call does nothing and
+        :meth:`load_or_resume` calls it once the checkpoint is loaded,
+        so a start that is refused (a resume the config cannot continue,
+        a missing checkpoint) or fails (a ``--cfg-options`` typo that
+        breaks a loop) does not overwrite the config of the run whose
+        checkpoints are in the work dir. The log folder of every attempt
+        still gets its config (mmengine's ``LocalVisBackend`` writes
+        ``<timestamp>/vis_data/config.py`` when the runner is built).
+        """
+        if self._building:
+            return
+        from mmreid.utils.atomic import open_atomic
+        if self.cfg.filename is not None:
+            filename = osp.basename(self.cfg.filename)
+        else:
+            filename = f'{self.timestamp}.py'
+        # Config.dump() gives the text in the format of cfg.filename (the
+        # one of ``filename``), Python for a config without a file.
+        text = self.cfg.dump()
+        umask = os.umask(0)
+        os.umask(umask)
+        with open_atomic(
+                osp.join(self.work_dir, filename), 'w',
+                encoding='utf-8') as f:
+            # The permissions of a plain open(), not mkstemp's 0600.
+            os.fchmod(f.fileno(), 0o666 & ~umask)
+            f.write(text)
 
     def set_randomness(self,
                        seed,
@@ -317,6 +368,8 @@ class ReIDRunner(Runner):
                              '1.')
             self._resume = False
         super().load_or_resume()
+        # The checkpoint (if any) is loaded and the run about to start.
+        self.dump_config()
 
     def resume(self,
                filename: str,
