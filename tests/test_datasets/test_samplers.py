@@ -194,7 +194,11 @@ def test_dataloader_batches(monkeypatch):
     for batch in loader:
         assert len(check_pk(batch.numpy(), pids, 2)) == 4
     sampler.check_batch_size(loader.batch_size)
-    with pytest.raises(ValueError, match=r'\(16\).*\(8\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'\(16\).*\(8\).*--cfg-options '
+            r'train_dataloader.sampler.batch_size=16, or '
+            r'train_dataloader.batch_size=8'):
         sampler.check_batch_size(16)
 
 

@@ -138,9 +138,10 @@ class EpochPlanSampler(Sampler):
         if batch_size != self.batch_size:
             raise ValueError(
                 f'the dataloader batch_size ({batch_size}) differs from '
-                f'{name} batch_size ({self.batch_size}); set '
-                f'sampler=dict(type="{name}", batch_size={batch_size}, ...) '
-                'or change the dataloader')
+                f'{name} batch_size ({self.batch_size}); set both to one '
+                f'value, e.g. --cfg-options '
+                f'train_dataloader.sampler.batch_size={batch_size}, or '
+                f'train_dataloader.batch_size={self.batch_size}')
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(batch_size={self.batch_size}, '
