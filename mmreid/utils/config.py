@@ -23,7 +23,8 @@ def load_config(path: str,
     ``./work_dirs/<config name>``.
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config file {path!r} does not exist')
+        raise FileNotFoundError(f'config file {path!r} does not exist'
+                                f'{_config_suggestion(path)}')
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options:
@@ -36,6 +37,27 @@ def load_config(path: str,
                                 osp.splitext(osp.basename(path))[0])
     use_reid_loops(cfg)
     return cfg
+
+
+def _config_suggestion(path: str) -> str:
+    """``'; did you mean ...?'`` for a config path that does not exist:
+    the closest names in its folder, else in ``configs/``."""
+    import difflib
+    import glob
+    folder = osp.dirname(path) or '.'
+    candidates = glob.glob(osp.join(folder, '*.py')) if osp.isdir(
+        folder) else glob.glob(osp.join('configs', '**', '*.py'),
+                               recursive=True)
+    names = {
+        osp.basename(c): c
+        for c in candidates if '_base_' not in c.split(os.sep)
+    }
+    close = difflib.get_close_matches(
+        osp.basename(path), list(names), n=3, cutoff=0.6)
+    if not close:
+        return ''
+    return '; did you mean ' + ' or '.join(
+        repr(names[c]) for c in close) + '?'
 
 
 #: Top-level keys that the runner or mmreid read from the merged config;
