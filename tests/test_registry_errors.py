@@ -162,3 +162,35 @@ def test_runner_optimizer_type(tmp_path):
     message = str(info.value)
     assert message.startswith("optim_wrapper.optimizer.type='Adamm'")
     assert "'Adam'" in message and "'AdamW'" in message
+
+
+def test_an_argument_the_type_does_not_take_names_its_key():
+    """A misspelt argument was Python's bare 'unexpected keyword argument'
+    TypeError, naming neither the key nor the arguments the class takes."""
+    from mmreid.utils.registry_suggestions import ConfigArgumentError
+    head = tiny_model()['head']
+    head['loss_tri'] = dict(type='TripletLoss', marginn=0.3)
+    with pytest.raises(ConfigArgumentError) as info:
+        MODELS.build(tiny_model(head=head))
+    assert isinstance(info.value, TypeError)
+    msg = str(info.value)
+    assert msg.startswith("head.loss_tri (in a type='ReIDModel' config) "
+                          "(type='TripletLoss') gives marginn=0.3, which "
+                          'TripletLoss does not take.')
+    assert 'Did you mean margin?' in msg
+    assert '_delete_=True' in msg
+
+
+def test_runner_loop_argument_names_its_key(tmp_path):
+    """--cfg-options train_cfg.max_epoch=1 (for max_epochs)."""
+    from mmreid.utils.registry_suggestions import ConfigArgumentError
+    cfg = runner_cfg(tmp_path)
+    from mmreid.engine.runner import ReIDRunner
+    cfg.train_cfg.max_epoch = 1
+    runner = ReIDRunner.from_cfg(cfg)
+    with pytest.raises(ConfigArgumentError) as info:
+        runner.train()
+    msg = str(info.value)
+    assert msg.startswith("train_cfg (type='EpochBasedTrainLoop') gives "
+                          'max_epoch=1')
+    assert 'Did you mean max_epochs?' in msg

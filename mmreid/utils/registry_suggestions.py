@@ -14,6 +14,7 @@ is; only when the ``type`` of the config it builds is unknown does it raise
   of the other scopes, written with their prefix (``mmpretrain.ResNet``).
 """
 import difflib
+import re
 import sys
 import threading
 from functools import wraps
@@ -35,6 +36,57 @@ class UnknownTypeError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ''
+
+
+class ConfigArgumentError(TypeError):
+    """A config gives its ``type`` an argument the class does not take.
+
+    A ``TypeError``, as Python's own, so ``except TypeError`` keeps
+    working; the message names the key path of the config.
+    """
+
+
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
+def argument_message(where: str, cfg: dict, argument: str,
+                     obj_cls: Any) -> str:
+    """The text of :class:`ConfigArgumentError`.
+
+    Args:
+        where (str): The key path of ``cfg`` (``model.head.loss_tri``).
+        cfg (dict): The config.
+        argument (str): The argument ``obj_cls`` does not take.
+        obj_cls: The class built, for the names it takes.
+    """
+    import inspect
+    name = getattr(obj_cls, '__name__', str(cfg.get('type')))
+    lines = [f'{where} (type={name!r}) gives {argument}='
+             f'{cfg[argument]!r}, which {name} does not take.']
+    try:
+        names = [
+            n for n in inspect.signature(obj_cls).parameters
+            if n not in ('self', 'args', 'kwargs')
+        ]
+    except Exception:  # never hide the original error
+        names = []
+    near = difflib.get_close_matches(argument, names, n=3, cutoff=0.6)
+    if near:
+        lines.append(f'Did you mean {" or ".join(near)}?')
+    lines.append('If it comes from a base config whose dict this config '
+                 'replaces with another type, write _delete_=True in the '
+                 'new dict (see docs/customize.md).')
+    return '\n'.join(lines)
+
+
+def unexpected_argument(error: TypeError, cfg: Any) -> Optional[str]:
+    """The argument of ``cfg`` that ``error`` (Python's "unexpected
+    keyword argument") is about, else None."""
+    found = _UNEXPECTED.search(str(error))
+    if found is None or not isinstance(cfg, dict) \
+            or found.group(1) not in cfg:
+        return None
+    return found.group(1)
 
 
 def _stack() -> list:
@@ -87,8 +139,27 @@ def with_suggestions(build_func: Callable) -> Callable:
         stack.append(cfg)
         try:
             return build_func(cfg, *args, **kwargs)
-        except UnknownTypeError:
+        except (UnknownTypeError, ConfigArgumentError):
             raise
+        except TypeError as error:
+            argument = unexpected_argument(error, cfg)
+            if argument is None:
+                raise
+            try:
+                registry, _ = _registry_arg(args, kwargs)
+                obj_type = cfg.get('type')
+                with registry.switch_scope_and_registry(
+                        cfg.get('_scope_')) as searched:
+                    obj_cls = searched.get(obj_type) if isinstance(
+                        obj_type, str) else obj_type
+                path, relative_to = config_key_path(list(stack))
+                where = path or 'a config'
+                if relative_to:
+                    where += f" (in a type='{relative_to}' config)"
+                message = argument_message(where, cfg, argument, obj_cls)
+            except Exception:  # never hide the original error
+                raise error from None
+            raise ConfigArgumentError(message) from error
         except KeyError:
             registry, default_args = _registry_arg(args, kwargs)
             try:

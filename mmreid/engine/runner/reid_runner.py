@@ -352,6 +352,27 @@ class ReIDRunner(Runner):
         finally:
             self._training = False
 
+    def build_train_loop(self, loop):
+        """mmengine's, naming ``train_cfg`` when a ``by_epoch`` loop (built
+        without the registry) gets an argument it does not take, e.g.
+        ``--cfg-options train_cfg.max_epoch=1``."""
+        try:
+            return super().build_train_loop(loop)
+        except TypeError as error:
+            from mmengine.runner import (EpochBasedTrainLoop,
+                                         IterBasedTrainLoop)
+
+            from mmreid.utils.registry_suggestions import (
+                ConfigArgumentError, argument_message, unexpected_argument)
+            argument = unexpected_argument(error, loop)
+            if argument is None or 'type' in loop:
+                raise
+            obj_cls = EpochBasedTrainLoop if loop.get(
+                'by_epoch') else IterBasedTrainLoop
+            raise ConfigArgumentError(
+                argument_message('train_cfg', loop, argument,
+                                 obj_cls)) from error
+
     def build_optim_wrapper(self, optim_wrapper):
         """mmengine's, after checking the optimizer type (see
         :func:`~mmreid.utils.registry_suggestions.check_optimizer_type`)."""
