@@ -179,6 +179,10 @@ def test_an_argument_the_type_does_not_take_names_its_key():
                           'TripletLoss does not take.')
     assert 'Did you mean margin?' in msg
     assert '_delete_=True' in msg
+    # _delete_ where no base dict is replaced reaches the constructor.
+    head['loss_tri'] = dict(type='TripletLoss', margin=0.3, _delete_=True)
+    with pytest.raises(ConfigArgumentError, match='leave _delete_ out'):
+        MODELS.build(tiny_model(head=head))
 
 
 def test_runner_loop_argument_names_its_key(tmp_path):

@@ -63,6 +63,11 @@ def argument_message(where: str, cfg: dict, argument: str,
     name = getattr(obj_cls, '__name__', str(cfg.get('type')))
     lines = [f'{where} (type={name!r}) gives {argument}='
              f'{cfg[argument]!r}, which {name} does not take.']
+    if argument == '_delete_':
+        lines.append('_delete_ is removed only where the dict replaces a '
+                     'base config\'s dict under the same key; the base '
+                     'has none here, so leave _delete_ out.')
+        return '\n'.join(lines)
     try:
         names = [
             n for n in inspect.signature(obj_cls).parameters
