@@ -84,17 +84,22 @@ def test_reid_resnet_resolves_mmreid_norms_outside_the_scope():
     assert isinstance(model.layer1[0].bn1, MBN)
 
 
+def ibn_a_r18(**options):
+    """An IBN-Net-a ResNet-18 (IBN in stages 1-3)."""
+    return MODELS.build(
+        dict(
+            type='ReIDResNet',
+            depth=18,
+            ibn_stages=(True, True, True, False),
+            **options))
+
+
 def test_reid_resnet_ibn_batch_half_follows_norm_cfg():
     # The BN half of an IBN is a norm_cfg layer like the other norms: with
     # MBN it normalises each modality with its own statistics.
     from mmreid.models.layers import MBN
     from mmreid.models.modality_routing import set_modality
-    model = MODELS.build(
-        dict(
-            type='ReIDResNet',
-            depth=18,
-            ibn_stages=(True, True, True, False),
-            norm_cfg=dict(type='MBN', eps=1e-3)))
+    model = ibn_a_r18(norm_cfg=dict(type='MBN', eps=1e-3))
     for layer in (model.layer1, model.layer2, model.layer3):
         for block in layer:
             assert isinstance(block.bn1, IBN)
@@ -107,21 +112,14 @@ def test_reid_resnet_ibn_batch_half_follows_norm_cfg():
 
 
 def test_reid_resnet_ibn_honours_norm_requires_grad():
-    model = MODELS.build(
-        dict(
-            type='ReIDResNet',
-            depth=18,
-            ibn_stages=(True, True, True, False),
-            norm_cfg=dict(type='BN', requires_grad=False)))
+    model = ibn_a_r18(norm_cfg=dict(type='BN', requires_grad=False))
     ibn = model.layer1[0].bn1
     assert isinstance(ibn, IBN)
     # Both halves, as the plain norm layers (bn2) of the same blocks.
     assert not model.layer1[0].bn2.weight.requires_grad
     assert [name for name, p in ibn.named_parameters()
             if p.requires_grad] == []
-    default = MODELS.build(
-        dict(
-            type='ReIDResNet', depth=18, ibn_stages=(True, True, True, False)))
+    default = ibn_a_r18()
     assert all(p.requires_grad for p in default.layer1[0].bn1.parameters())
     assert type(default.layer1[0].bn1.BN) is torch.nn.BatchNorm2d
 
@@ -129,12 +127,7 @@ def test_reid_resnet_ibn_honours_norm_requires_grad():
 def test_reid_resnet_ibn_in_frozen_stages_is_frozen():
     """mmpretrain's ResNet freezes its stages in __init__, before the IBN
     layers replace bn1: they stayed trainable in a frozen stage."""
-    model = MODELS.build(
-        dict(
-            type='ReIDResNet',
-            depth=18,
-            frozen_stages=1,
-            ibn_stages=(True, True, True, False)))
+    model = ibn_a_r18(frozen_stages=1)
     frozen = [p.requires_grad for p in model.layer1[0].bn1.parameters()]
     assert frozen == [False] * 4
     assert not model.layer1[0].bn1.training
