@@ -71,3 +71,13 @@ def make_config(tmp_path, synth_root):
                                  head_extra)
 
     return make
+
+
+@pytest.fixture
+def umask():
+    """``umask(0o022)`` sets the process's umask for the test; the previous
+    one is restored after it (the umask is the whole process's)."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield os.umask
+    os.umask(previous)

@@ -44,6 +44,7 @@ from mmengine.utils import ProgressBar
 from mmreid.apis import extract_features, init_model, list_images
 from mmreid.apis import parse_market_name
 from mmreid.registry import DATASETS
+from mmreid.utils.atomic import set_output_mode
 
 INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')
 #: What a run writes into ``--out-dir`` (any previous run's included).
@@ -228,9 +229,7 @@ def write(out_dir: str, feats: torch.Tensor, records: List[dict], fmt: str,
     old = tmp + '.old'
     try:
         # mkdtemp's folder is private (0700); give it the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+        set_output_mode(tmp, out_dir, folder=True)
         _write_set(tmp, feats, records, fmt, meta)
         check_out_dir(out_dir)
         if osp.isdir(out_dir):

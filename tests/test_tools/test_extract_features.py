@@ -1,7 +1,9 @@
 """tools/extract_features.py on a tiny model and a tiny SynthReID."""
 import csv
 import json
+import os
 import os.path as osp
+import stat
 
 import numpy as np
 import pytest
@@ -223,3 +225,28 @@ def test_refuses_an_out_dir_with_other_files(tool, setup, capsys):
     # The check at writing time too (the folder filled meanwhile).
     with pytest.raises(FileExistsError, match=r'shared.*notes\.txt'):
         tool.write(str(out), torch.zeros(1, 2), [], 'npy', {})
+
+
+@pytest.mark.parametrize(
+    'mask, folder, file', [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)],
+    ids=['umask022', 'umask077'])
+def test_outputs_have_the_usual_modes(tool, setup, umask, mask, folder,
+                                      file):
+    """The folder and files get the modes os.makedirs and open() would
+    give them (not the temporary folder's private 0700), and a replaced
+    folder keeps its own mode."""
+    root, config, checkpoint, _ = setup
+    umask(mask)
+    out = root / f'modes_{mask:o}'
+    args = [config, checkpoint, '--split', 'test', '--out-dir', str(out)]
+    tool.main(args)
+
+    def mode(path):
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    assert mode(out) == folder
+    assert {p.name: mode(p) for p in out.iterdir()} == dict.fromkeys(
+        ['features.npy', 'index.csv', 'meta.json'], file)
+    os.chmod(out, 0o750)
+    tool.main(args)
+    assert mode(out) == 0o750

@@ -1,6 +1,7 @@
 """Model converters (fast-reid, torchreid, torchvision, mmpretrain) and
 publish_model, on state dicts built here with each project's key names."""
 import hashlib
+import os
 import os.path as osp
 import re
 import runpy
@@ -269,6 +270,19 @@ def test_publish_model(tmp_path):
     torch.save(dict(meta=dict()), empty)
     with pytest.raises(ValueError, match='contains no tensors'):
         load_publish().publish(str(empty), str(tmp_path / 'e.pth'))
+
+
+@pytest.mark.parametrize(
+    'mask, expected', [(0o022, 0o644), (0o077, 0o600)],
+    ids=['umask022', 'umask077'])
+def test_published_file_has_the_usual_mode(tmp_path, umask, mask, expected):
+    """Not the private 0600 of a temporary file: a model published to be
+    shared is readable by others under umask 022."""
+    umask(mask)
+    src = tmp_path / 'epoch_1.pth'
+    torch.save(dict(state_dict=dict(w=torch.ones(2))), src)
+    final = load_publish().publish(str(src), str(tmp_path / 'bot.pth'))
+    assert os.stat(final).st_mode & 0o777 == expected
 
 
 def test_fastreid_r50_ibn_keys_all_map():

@@ -1,4 +1,5 @@
 """tools/deployment/pytorch2onnx.py on a tiny ResNet-18 ReID model."""
+import os
 import os.path as osp
 
 import numpy as np
@@ -38,8 +39,9 @@ def tiny(make_config, tmp_path):
     return config, checkpoint
 
 
-def test_cli_export_and_verify(tiny, tmp_path, capsys):
+def test_cli_export_and_verify(tiny, tmp_path, capsys, umask):
     config, checkpoint = tiny
+    umask(0o022)
     output = tmp_path / 'out' / 'tiny.onnx'
     # in process (a subprocess would double the runtime of this file)
     assert load_tool(TOOL).main([
@@ -51,6 +53,8 @@ def test_cli_export_and_verify(tiny, tmp_path, capsys):
     assert 'verification passed' in capsys.readouterr().out
     assert output.is_file()
     assert [p.name for p in output.parent.iterdir()] == ['tiny.onnx']
+    # As open() would leave it, not the temporary file's private 0600.
+    assert os.stat(output).st_mode & 0o777 == 0o644
     graph = onnx.load(str(output)).graph
     dims = graph.input[0].type.tensor_type.shape.dim
     assert not dims[0].HasField('dim_value')  # symbolic batch

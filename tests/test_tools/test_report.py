@@ -2,6 +2,7 @@
 HTML and as rendered by a real headless browser (Debian's ``chromium``).
 """
 import json
+import os
 import os.path as osp
 import re
 import shutil
@@ -81,7 +82,7 @@ def write_config(path, data_root, extra):
 @pytest.fixture(scope='module')
 def reports(tmp_path_factory, synth_root):
     """Train the tiny model one epoch; test it with --report on one target
-    and on two targets."""
+    and on two targets (under umask 022)."""
     root = tmp_path_factory.mktemp('report')
     train_cfg = write_config(root / 'tiny.py', synth_root, ONE_EPOCH)
     run_tool([
@@ -90,21 +91,36 @@ def reports(tmp_path_factory, synth_root):
     ])
     ckpt = str(root / 'train' / 'epoch_1.pth')
     out = dict()
-    for name, extra in (('single', ''), ('multi', TWO_TARGETS)):
-        config = write_config(root / f'{name}.py', synth_root,
-                              ONE_EPOCH + extra)
-        report_dir = root / f'report_{name}'
-        metrics = root / f'{name}.json'
-        log = run_tool([
-            PYTHON, 'tools/test.py', config, ckpt, '--work-dir',
-            str(root / f'test_{name}'), '--report',
-            str(report_dir), '--out',
-            str(metrics), '--show-num', '2', '--show-topk', '5'
-        ])
-        with open(metrics) as f:
-            reported = json.load(f)
-        out[name] = (str(report_dir / 'report.html'), reported, log)
+    previous = os.umask(0o022)  # the runs inherit it
+    try:
+        for name, extra in (('single', ''), ('multi', TWO_TARGETS)):
+            config = write_config(root / f'{name}.py', synth_root,
+                                  ONE_EPOCH + extra)
+            report_dir = root / f'report_{name}'
+            metrics = root / f'{name}.json'
+            log = run_tool([
+                PYTHON, 'tools/test.py', config, ckpt, '--work-dir',
+                str(root / f'test_{name}'), '--report',
+                str(report_dir), '--out',
+                str(metrics), '--show-num', '2', '--show-topk', '5'
+            ])
+            with open(metrics) as f:
+                reported = json.load(f)
+            out[name] = (str(report_dir / 'report.html'), reported, log)
+    finally:
+        os.umask(previous)
     return out
+
+
+def test_outputs_have_the_usual_mode(reports):
+    """The report's files and the --out metrics are written under umask
+    022 as open() would leave them (0644), not private (0600) as the
+    temporary files they are renamed from."""
+    path, _, _ = reports['single']
+    metrics = osp.join(osp.dirname(osp.dirname(path)), 'single.json')
+    for file in (path, osp.join(osp.dirname(path), 'per_query.npz'),
+                 metrics):
+        assert os.stat(file).st_mode & 0o777 == 0o644, file
 
 
 def test_report_holds_every_part(reports):

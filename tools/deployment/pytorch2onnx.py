@@ -49,6 +49,7 @@ from torch import nn
 
 from mmreid.registry import MODELS
 from mmreid.utils import load_trusted_checkpoint, register_all_modules
+from mmreid.utils.atomic import set_output_mode
 
 EXPORTERS = ('dynamo', 'legacy')
 EXPORT_BATCH = 2
@@ -312,6 +313,8 @@ def export(model: ImageFeatureModel,
                     })
         if check is not None:
             check(tmp_file)
+        # mkstemp's file is private (0600); give it the usual mode.
+        set_output_mode(tmp_file, output_file)
         os.replace(tmp_file, output_file)
     finally:
         if osp.exists(tmp_file):

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from mmreid.utils.atomic import set_output_mode
 from mmreid.utils.checkpoint import load_trusted_checkpoint
 from mmreid.utils.key_mapping import save_checkpoint_atomic
 
@@ -86,6 +87,7 @@ def publish(src: str, dst: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b''):
             sha256.update(chunk)
     final = f'{stem}-{sha256.hexdigest()[:HASH_LENGTH]}.pth'
+    set_output_mode(tmp_path, final)
     os.replace(tmp_path, final)
     return final
 
