@@ -17,11 +17,14 @@ then replaces it, so a reader never sees new features next to an old or
 half-written index. A previous ``--out-dir`` is replaced as a whole: one
 that holds other files is refused.
 
-With ``--split`` the labels are the dataset's records (``camid`` 0-based,
-``role`` query/gallery/train, a multi-target config's targets one after the
-other, ``dataset`` = target name). With ``--images`` they are parsed from
-Market-style file names (``0002_c1s1_000451_03.jpg``: pid 2, camid 1 as
-written in the name); other names leave pid and camid empty.
+``camid`` is 0-based in both modes, as the datasets and metrics count
+cameras: the file-name camera ``c1`` is camid 0. With ``--split`` the
+labels are the dataset's records (``role`` query/gallery/train, a
+multi-target config's targets one after the other, ``dataset`` = target
+name). With ``--images`` they are parsed from Market-style file names
+(``0002_c1s1_000451_03.jpg``: pid 2, camid 0); other names leave pid and
+camid empty, and a camera ``c0`` (no camera of the 1-based convention)
+leaves camid empty.
 
 Features come from :func:`mmreid.apis.extract_features` (the config's test
 pipeline, eval mode), one batch at a time so that a progress bar can follow.
@@ -170,18 +173,24 @@ def split_records(cfg: Config, split: str) -> List[dict]:
     return records
 
 
+def market_camid(camera: Optional[int]) -> Optional[int]:
+    """The 0-based camid of a file name's camera number (``c1`` -> 0), as
+    the datasets give it (``--split``); None for no camera or ``c0``."""
+    return camera - 1 if camera is not None and camera >= 1 else None
+
+
 def image_records(folder: str, modality: Optional[int]) -> List[dict]:
     """One record per image of ``folder``, labels from Market-style
     names."""
     records = []
     for name in list_images(folder):
         path = osp.join(folder, name)
-        pid, camid = parse_market_name(path)
+        pid, camera = parse_market_name(path)
         records.append(
             dict(
                 path=path,
                 pid=pid,
-                camid=camid,
+                camid=market_camid(camera),
                 modality=modality,
                 role='',
                 dataset=''))
@@ -290,8 +299,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         records = image_records(args.images, args.modality)
         source = dict(
             images=osp.abspath(args.images),
-            labels='Market-style file names (camid as written); empty '
-            'when a name does not parse')
+            labels='Market-style file names (camid 0-based: c1 -> 0); '
+            'pid and camid empty when a name does not parse, camid empty '
+            'for a camera c0')
     if not records:
         raise ValueError(f'no images found in {args.images or args.split}')
     print(f'extracting {len(records)} images on {args.device}, batches of '

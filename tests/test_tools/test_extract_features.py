@@ -105,6 +105,7 @@ def test_split_features_and_index(tool, setup):
     meta = json.load(open(osp.join(out, 'meta.json')))
     assert meta['num_images'] == len(infos) and meta['feature_dim'] == 64
     assert meta['split'] == 'test' and meta['features'] == 'features.npy'
+    assert 'camid 0-based' in meta['labels']
 
 
 def test_images_folder_and_torch_format(tool, setup):
@@ -119,14 +120,60 @@ def test_images_folder_and_torch_format(tool, setup):
     rows = read_index(out)
     paths = sorted(str(p) for p in folder.iterdir())
     assert [r['path'] for r in rows] == paths
-    # Labels from the Market-style names: pid, and the camera as written.
+    # Labels from the Market-style names: pid, and the camera 0-based (as
+    # the datasets count it: c1 is camid 0).
     for r in rows:
         name = osp.basename(r['path'])
         assert int(r['pid']) == int(name.split('_')[0])
-        assert int(r['camid']) == int(name.split('_')[1][1])
+        assert int(r['camid']) == int(name.split('_')[1][1]) - 1
         assert r['modality'] == ''
+    with open(osp.join(out, 'meta.json')) as f:
+        assert 'camid 0-based' in json.load(f)['labels']
     expected = extract_features(model, paths)
     torch.testing.assert_close(feats, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_images_and_split_give_the_same_labels(tool, setup):
+    """index.csv of ``--images`` on a split's folder and of ``--split``
+    can be joined: the same image has the same pid and (0-based) camid,
+    and the same features."""
+    root, config, checkpoint, _ = setup
+    by_split, by_images = str(root / 'join_split'), str(root / 'join_query')
+    tool.main([config, checkpoint, '--split', 'test', '--out-dir', by_split])
+    tool.main([
+        config, checkpoint, '--images',
+        str(root / 'synthreid' / 'd1' / 'query'), '--out-dir', by_images
+    ])
+    split_rows = {r['path']: r for r in read_index(by_split)}
+    split_feats = np.load(osp.join(by_split, 'features.npy'))
+    image_feats = np.load(osp.join(by_images, 'features.npy'))
+    rows = read_index(by_images)
+    assert rows and {r['camid'] for r in rows} != {''}
+    for r in rows:
+        same = split_rows[r['path']]
+        assert same['role'] == 'query'
+        assert (r['pid'], r['camid']) == (same['pid'], same['camid'])
+        np.testing.assert_allclose(
+            image_feats[int(r['row'])],
+            split_feats[int(same['row'])],
+            rtol=1e-5,
+            atol=1e-5)
+
+
+def test_names_without_a_camera_leave_camid_empty(tool, tmp_path):
+    for name in ('0002_c1s1_000451_03.jpg', '0002_c6s2_000001_00.jpg',
+                 '0002_c0s1_000001_00.jpg', 'person.jpg'):
+        (tmp_path / name).write_bytes(b'')
+    labels = {
+        osp.basename(r['path']): (r['pid'], r['camid'])
+        for r in tool.image_records(str(tmp_path), None)
+    }
+    assert labels == {
+        '0002_c1s1_000451_03.jpg': (2, 0),
+        '0002_c6s2_000001_00.jpg': (2, 5),
+        '0002_c0s1_000001_00.jpg': (2, None),
+        'person.jpg': (None, None)
+    }
 
 
 def test_train_split_of_a_multi_source_config(tool, setup):
