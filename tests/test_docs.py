@@ -18,6 +18,7 @@ literal. Python blocks run in this process; bash blocks run with ``python``
 being this interpreter.
 """
 import ast
+import glob
 import os
 import os.path as osp
 import re
@@ -252,7 +253,11 @@ def test_every_block_runs_or_says_why():
 
 
 def test_cited_files_exist():
-    for doc in DOCS + ('README.md', ):
+    docs = sorted(
+        osp.relpath(path, REPO)
+        for path in glob.glob(osp.join(REPO, 'docs', '*.md')))
+    assert set(DOCS) <= set(docs)
+    for doc in docs + ['README.md']:
         with open(osp.join(REPO, doc), encoding='utf-8') as f:
             text = f.read()
         for path in re.findall(r'`((?:tests|tools|configs)/[\w/.-]+\.\w+)`',
