@@ -13,9 +13,9 @@ before a block steers it, one directive a line::
                                               {repo} and {tiny_bot_config}
 
 A python line ``expression  # <literal>`` (or an expression followed by
-comment lines that together are a Python literal) must evaluate to that
-literal. Python blocks run in this process; bash blocks run with ``python``
-being this interpreter.
+comment lines that together are a Python literal, prose comment lines after
+them allowed) must evaluate to that literal. Python blocks run in this
+process; bash blocks run with ``python`` being this interpreter.
 """
 import ast
 import glob
@@ -115,7 +115,17 @@ def check_shown_values(code: str, namespace: dict, where: str) -> None:
                 if not follow.startswith('#'):
                     break
                 comment_lines.append(follow[1:])
-            comment = ' '.join(comment_lines)
+            # A comment of prose may follow the shown value: the value is
+            # the longest run of these lines that is a literal (else a
+            # stale value would go unchecked behind it).
+            comment = ''
+            for n in range(len(comment_lines), 0, -1):
+                try:
+                    ast.literal_eval(' '.join(comment_lines[:n]).strip())
+                except (SyntaxError, ValueError):
+                    continue
+                comment = ' '.join(comment_lines[:n])
+                break
         try:
             expected = ast.literal_eval(comment.strip())
             ast.parse(expr.strip(), mode='eval')
