@@ -9,13 +9,17 @@ Builds the dataset of ``{phase}_dataloader``, runs its pipeline on the
 first ``--num`` samples (or a random ``--num`` with ``--shuffle``; random
 transforms draw anew on every run unless ``--seed`` is given) and writes:
 
-- ``--mode grid`` (default): one picture per identity, its samples side by
-  side as tiles of ``--tile-size`` (default 128 x 64; small images are
-  enlarged by pixel repetition) with the pid, camera and modality written
-  under each, named ``pid{pid}_cam{camids}_mod{modalities}.png`` (e.g.
-  ``pid3_cam1-2_mod0.png``);
-- ``--mode single``: one picture per sample, the pipeline's pixels exactly
-  (no resizing, no text), named
+- ``--mode grid`` (default): one picture per identity of those samples,
+  its samples side by side as tiles of ``--tile-size`` (default 128 x 64;
+  small images are enlarged by pixel repetition) with the pid, camera and
+  modality written under each, named
+  ``pid{pid}_cam{camids}_mod{modalities}.png`` (e.g.
+  ``pid3_cam1-2_mod0.png``). ``--num`` counts samples, not identities:
+  a dataset's records are usually in identity order, so the first 20 may
+  be a few identities (one picture each), or one; ``--shuffle`` spreads
+  them over many;
+- ``--mode single``: one picture per sample (``--num`` pictures), the
+  pipeline's pixels exactly (no resizing, no text), named
   ``{i:04d}_pid{pid}_cam{camid}_mod{modality}_{role}.png``.
 
 ``PackReIDInputs`` gives a (C, H, W) RGB tensor, normally ``uint8``; a
@@ -54,7 +58,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default='train',
         help='which dataloader\'s dataset to browse (default train)')
     parser.add_argument(
-        '--num', type=int, default=20, help='samples to write (default 20)')
+        '--num',
+        type=int,
+        default=20,
+        help='dataset samples to run the pipeline on (default 20): the '
+        'first ones, or random ones with --shuffle. --mode single writes '
+        'a picture of each; --mode grid one picture per identity among '
+        'them (fewer pictures: one if they all share a pid)')
     parser.add_argument(
         '--out-dir',
         default='browse_dataset',
@@ -166,7 +176,9 @@ def browse(
     Args:
         cfg (Config): The config.
         phase (str): ``'train'``, ``'val'`` or ``'test'``.
-        num (int): Samples to write.
+        num (int): Samples to take (at most the dataset's size): one
+            picture each with ``mode='single'``, one per identity among
+            them with ``'grid'``.
         out_dir (str): Output folder, created if missing.
         mode (str): ``'grid'`` or ``'single'``.
         shuffle (bool): Pick random samples.
