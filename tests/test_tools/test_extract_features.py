@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mmreid.apis import extract_features, init_model
+from mmreid.datasets import generate_synthreid
 from mmreid.registry import DATASETS
 from ..fixtures.processes import load_tool
 
@@ -49,6 +50,10 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp('extract')
     config = root / 'tiny.py'
     config.write_text(CONFIG.format(data_root=str(root / 'synthreid')))
+    # The --images tests read its folders: generate it here, not in the
+    # first --split run (under pytest-xdist it may not run first).
+    generate_synthreid(
+        str(root / 'synthreid'), domains=2, size='tiny', img_size=(32, 16))
     model = init_model(str(config))
     torch.manual_seed(0)
     model.init_weights()
