@@ -304,13 +304,10 @@ class ReIDRunner(Runner):
         # Config.dump() gives the text in the format of cfg.filename (the
         # one of ``filename``), Python for a config without a file.
         text = self.cfg.dump()
-        umask = os.umask(0)
-        os.umask(umask)
+        # open_atomic gives it the permissions of a plain open().
         with open_atomic(
                 osp.join(self.work_dir, filename), 'w',
                 encoding='utf-8') as f:
-            # The permissions of a plain open(), not mkstemp's 0600.
-            os.fchmod(f.fileno(), 0o666 & ~umask)
             f.write(text)
 
     def set_randomness(self,
