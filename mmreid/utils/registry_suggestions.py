@@ -46,7 +46,9 @@ class ConfigArgumentError(TypeError):
     """
 
 
-_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+#: Python's own message (``X.__init__() got an unexpected ...``), not a
+#: class's deliberate error that quotes it.
+_UNEXPECTED = re.compile(r"\(\) got an unexpected keyword argument '(\w+)'")
 
 
 def argument_message(where: str, cfg: dict, argument: str,
@@ -158,7 +160,7 @@ def with_suggestions(build_func: Callable) -> Callable:
                     obj_cls = searched.get(obj_type) if isinstance(
                         obj_type, str) else obj_type
                 path, relative_to = config_key_path(list(stack))
-                where = path or 'a config'
+                where = path or 'the config'
                 if relative_to:
                     where += f" (in a type='{relative_to}' config)"
                 message = argument_message(where, cfg, argument, obj_cls)

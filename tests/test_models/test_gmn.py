@@ -688,7 +688,7 @@ def test_head_rejects_what_it_would_ignore():
         build_head(pair_feat='pre_bn', test_feature='after_bn')
     with pytest.raises(ValueError, match='in_channels'):
         build_head(mnet=dict(hidden_channels=8, in_channels=32))
-    with pytest.raises(TypeError, match='unexpected keyword'):
+    with pytest.raises(TypeError, match='MNet does not take'):
         build_head(mnet=dict(hidden_channels=8, hidden=8))
     # A BNNeckHead config turned into a GMNHead one keeps working when its
     # test_feature is the paired feature.
