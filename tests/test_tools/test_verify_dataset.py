@@ -210,3 +210,31 @@ def test_incomplete_copy_exits_1_naming_what_is_missing(
     assert 'ERROR: test: market1501 query images: got 1, published 2' in out
     assert 'ERROR: test: market1501 query cams: got 1, published 2' in out
     assert 'gallery images' not in out
+
+
+def test_split_queries_that_share_their_matchs_camera(tmp_path):
+    """Spec evaluation §6.2: verify_dataset checks that no GRID probe
+    shares a camera with its true match (the Market rule would remove the
+    match and the split metric would then refuse the query)."""
+    import random
+
+    from mmreid.datasets import GRID
+    from ..fixtures.dataset_trees import make_grid
+    tool = load_tool(TOOL)
+    rng = random.Random(0)
+    partitions = [sorted(rng.sample(range(1, 251), 125)) for _ in range(10)]
+    root = make_grid(tmp_path, partitions)
+    assert tool.split_match_errors('test', GRID(root)) == []
+    # A test probe of split 4 moved to its gallery match's camera.
+    pid = min(set(range(1, 251)) - set(partitions[4]))
+    probe = osp.join(root, 'underground_reid', 'probe')
+    old = f'{pid:04d}_{pid % 4 + 1}_25004_107_32_130_364.jpeg'
+    new = f'{pid:04d}_{pid % 4 + 5}_25004_107_32_130_364.jpeg'
+    os.rename(osp.join(probe, old), osp.join(probe, new))
+    errors = tool.split_match_errors('test', GRID(root, split_index=4))
+    assert len(errors) == 1
+    assert errors[0].startswith('test: grid split 4: 1 queries share the '
+                                'camera of every true match')
+    assert new in errors[0] and 'assign_camids=True' in errors[0]
+    assigned = GRID(root, split_index=4, assign_camids=True)
+    assert tool.split_match_errors('test', assigned) == []

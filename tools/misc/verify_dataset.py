@@ -219,6 +219,45 @@ def compare(row: dict) -> Tuple[str, List[str], List[str]]:
     return cell, errors, warnings
 
 
+def split_match_errors(entry: str, dataset) -> List[str]:
+    """Queries of a split protocol whose true matches share their camera.
+
+    The split metrics rank with the Market rule, which removes gallery
+    images of the query's pid seen by the query's camera, and expect every
+    query to keep exactly one true match (spec evaluation §6.2: that no
+    GRID probe shares a camera with its match is unverified, and this tool
+    checks it). Returns one error per split with such queries.
+    """
+    splits = dataset.metainfo.get('dg_splits') if hasattr(
+        dataset, 'metainfo') else None
+    if not splits:
+        return []
+    by_path = {r['img_path']: r for r in records_of(dataset)}
+    errors = []
+    for index, split in enumerate(splits):
+        gallery = [by_path[p] for p in split['gallery'] if p in by_path]
+        lost = []
+        for path in split['query']:
+            query = by_path.get(path)
+            if query is None:
+                continue
+            matches = [g for g in gallery if g['pid'] == query['pid']]
+            if matches and all(g['camid'] == query['camid']
+                               for g in matches):
+                lost.append(path)
+        if lost:
+            split_index = dataset.metainfo.get('split_index')
+            name = split_index if split_index is not None else index
+            hint = (' (GRID: assign_camids=True gives probes camid 0 and '
+                    'gallery images camid 1)' if dataset_name(dataset)
+                    == 'grid' else '')
+            errors.append(
+                f'{entry}: {dataset_name(dataset)} split {name}: '
+                f'{len(lost)} queries share the camera of every true match, '
+                f'which the Market rule removes, e.g. {lost[0]!r}{hint}')
+    return errors
+
+
 def format_table(rows: List[dict]) -> str:
     show_modality = any(
         set(row['modalities']) - {0} for row in rows if row['modalities'])
@@ -272,6 +311,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             with mute_summaries():
                 dataset = DATASETS.build(dataset_cfg)
                 entry_rows = summarize(entry, dataset)
+                errors += split_match_errors(entry, dataset)
         except Exception as err:  # report every dataset, then fail
             errors.append(f'{entry}: cannot build {dataset_cfg.get("type")}:'
                           f' {type(err).__name__}: {err}')
