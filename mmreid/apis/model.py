@@ -16,10 +16,11 @@ from .model_zoo import get_model_info
 
 def _load_config(config: Union[str, Path, Config],
                  cfg_options: Optional[dict] = None) -> Config:
+    from mmreid.utils.config import check_variable_overrides, config_suggestion
     if isinstance(config, (str, Path)):
         if not osp.isfile(config):
             raise FileNotFoundError(f'config file {str(config)!r} does not '
-                                    'exist')
+                                    f'exist{config_suggestion(str(config))}')
         config = Config.fromfile(str(config))
     elif isinstance(config, Config):
         config = copy.deepcopy(config)
@@ -27,6 +28,11 @@ def _load_config(config: Union[str, Path, Config],
         raise TypeError(f'config must be a path or a Config, got '
                         f'{type(config).__name__}')
     if cfg_options:
+        check_variable_overrides(
+            config,
+            cfg_options,
+            config.filename or 'the config',
+            option='cfg_options')
         config.merge_from_dict(cfg_options)
     return config
 

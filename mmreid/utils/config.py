@@ -24,7 +24,7 @@ def load_config(path: str,
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path!r} does not exist'
-                                f'{_config_suggestion(path)}')
+                                f'{config_suggestion(path)}')
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options:
@@ -39,7 +39,7 @@ def load_config(path: str,
     return cfg
 
 
-def _config_suggestion(path: str) -> str:
+def config_suggestion(path: str) -> str:
     """``'; did you mean ...?'`` for a config path that does not exist:
     the closest names in its folder, else in ``configs/``."""
     import difflib
@@ -91,8 +91,10 @@ def _leaves(value: Any, prefix: str = ''):
         yield prefix, value
 
 
-def check_variable_overrides(cfg: Config, cfg_options: dict,
-                             path: str) -> None:
+def check_variable_overrides(cfg: Config,
+                             cfg_options: dict,
+                             path: str,
+                             option: str = '--cfg-options') -> None:
     """Refuse ``--cfg-options`` that set a variable the config already
     used.
 
@@ -103,6 +105,12 @@ def check_variable_overrides(cfg: Config, cfg_options: dict,
     nothing else (mmengine merges keys, it does not re-run the file), so
     the run would silently use the old value. Such an override is an error
     when the old value is found under other keys, which it names.
+
+    Args:
+        cfg (Config): The config as read, before the options.
+        cfg_options (dict): The options, ``key -> value``.
+        path (str): The config file, for the message.
+        option (str): How the caller names the options, for the message.
 
     Raises:
         ValueError: An override of a variable whose old value other keys
@@ -137,11 +145,11 @@ def check_variable_overrides(cfg: Config, cfg_options: dict,
         shown = ', '.join(holders[:6]) + (
             f' and {len(holders) - 6} more' if len(holders) > 6 else '')
         raise ValueError(
-            f'--cfg-options {key}={new!r}: {root!r} is a variable of '
+            f'{option} {key}={new!r}: {root!r} is a variable of '
             f'{path} that was already substituted when the file was read, '
             f'so this override would change nothing: these keys keep '
             f'{old!r}: {shown}. Override those keys instead, e.g. '
-            f'--cfg-options {holders[0]}={new!r} (a key holding the same '
+            f'{option} {holders[0]}={new!r} (a key holding the same '
             f'value by chance is listed too).')
 
 

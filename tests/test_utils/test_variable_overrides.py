@@ -51,3 +51,16 @@ def test_keys_the_run_reads_are_accepted(options):
         for part in key.split('.'):
             node = node[part]
         assert node == value
+
+
+def test_init_model_refuses_a_substituted_variable_too():
+    """init_model(cfg_options=...) merges as the tools do: an image size
+    given as the variable left the test pipeline at its old size."""
+    from mmreid.apis import init_model
+    with pytest.raises(ValueError) as info:
+        init_model(MARKET, cfg_options={'img_size': (128, 64)})
+    message = str(info.value)
+    assert message.startswith('cfg_options img_size=(128, 64)')
+    assert 'test_pipeline' in message or 'test_dataloader' in message
+    model = init_model(MARKET, cfg_options={'model.head.num_classes': 5})
+    assert model.head.num_classes == 5
