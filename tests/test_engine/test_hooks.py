@@ -54,3 +54,50 @@ def test_progress_hook_counts_test_iterations(monkeypatch, capsys):
         hook.after_test_iter(runner, i)
     out = capsys.readouterr().out
     assert 'extracting features (test)' in out and '4/4' in out
+
+
+@pytest.mark.parametrize('sampler,refused', [
+    ('identity', False),
+    ('one_per_identity', True),
+    ('shuffle', True),
+])
+def test_losses_that_mine_positives_need_a_pk_sampler(sampler, refused):
+    """A BoT config trained with a shuffling sampler left most anchors
+    without a positive: the triplet loss then took the anchor itself as
+    its positive and only pushed negatives, silently."""
+    import torch
+    from mmengine.dataset import DefaultSampler
+
+    from mmreid.datasets import IdentitySampler
+    from mmreid.models import TripletLoss
+
+    class Toy(list):
+        metainfo = dict(num_pids=4, dataset_name='toy')
+
+        def get_data_info(self, i):
+            return self[i]
+
+    dataset = Toy(dict(pid=i // 4, camid=i % 2) for i in range(16))
+    samplers = dict(
+        identity=lambda: IdentitySampler(dataset, 8, num_instances=2),
+        one_per_identity=lambda: IdentitySampler(dataset, 4, num_instances=1),
+        shuffle=lambda: DefaultSampler(dataset, shuffle=True))
+    built = samplers[sampler]()
+    loader = SimpleNamespace(
+        dataset=dataset,
+        batch_size=getattr(built, 'batch_size', 8),
+        sampler=built)
+    model = torch.nn.Module()
+    model.head = torch.nn.Module()
+    model.head.num_classes = 4
+    model.head.loss_tri = TripletLoss()
+    runner = SimpleNamespace(model=model, train_dataloader=loader)
+    if not refused:
+        TrainSetupCheckHook().before_train(runner)
+        return
+    with pytest.raises(ValueError) as info:
+        TrainSetupCheckHook().before_train(runner)
+    message = str(info.value)
+    assert message.startswith('TripletLoss mines positives within a batch')
+    assert type(loader.sampler).__name__ in message
+    assert "sampler=dict(type='IdentitySampler'" in message

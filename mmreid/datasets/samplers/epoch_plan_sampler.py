@@ -126,6 +126,12 @@ class EpochPlanSampler(Sampler):
         """
         self.epoch = epoch
 
+    @property
+    def images_per_identity(self) -> int:
+        """Images of each identity in every batch (K, or 2K for K visible
+        + K infrared)."""
+        return self.images_per_instance * self.num_instances
+
     def check_batch_size(self, batch_size: int) -> None:
         """Raise if the dataloader's batch size differs from the sampler's.
 

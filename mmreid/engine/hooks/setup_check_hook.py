@@ -14,6 +14,11 @@ class TrainSetupCheckHook(Hook):
     * A sampler that plans batches (``IdentitySampler``) must agree with the
       dataloader's ``batch_size``; otherwise batches would straddle the
       sampler's identity groups and steps.
+    * A loss that mines positives within the batch (``needs_positives``:
+      triplet, WRT, SNR's dual causality, GMN's pair losses) needs a
+      sampler that puts at least two images of each identity in a batch
+      (its ``images_per_identity``); with a shuffling sampler most anchors
+      would have none and the loss would silently be another one.
     """
 
     def before_train(self, runner) -> None:
@@ -31,6 +36,25 @@ class TrainSetupCheckHook(Hook):
                 f'set ({dataset.metainfo.get("dataset_name", "?")}) has '
                 f'{num_pids} identities; set model.head.num_classes='
                 f'{num_pids}')
+        modules = model.modules() if callable(
+            getattr(model, 'modules', None)) else []
+        needing = sorted({
+            type(m).__name__
+            for m in modules if getattr(m, 'needs_positives', False)
+        })
+        per_identity = getattr(loader.sampler, 'images_per_identity', None)
+        if needing and (per_identity is None or per_identity < 2):
+            sampler = type(loader.sampler).__name__
+            got = ('no identity structure' if per_identity is None else
+                   f'{per_identity} image of each identity per batch')
+            raise ValueError(
+                f'{", ".join(needing)} mines positives within a batch, but '
+                f'the training sampler ({sampler}) gives {got}: most '
+                'anchors would have no positive and the loss would not be '
+                'the configured one. Use a P x K sampler, e.g. '
+                "train_dataloader.sampler=dict(type='IdentitySampler', "
+                'batch_size=..., num_instances=4) (a sampler of your own '
+                'declares images_per_identity), or remove the loss.')
         check = getattr(loader.sampler, 'check_batch_size', None)
         if check is not None and loader.batch_size is not None:
             check(loader.batch_size)

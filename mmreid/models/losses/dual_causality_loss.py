@@ -67,6 +67,10 @@ class DualCausalityLoss(nn.Module):
             ``d0_*`` a constant by design. Defaults to False.
     """
 
+    #: Mined per identity: a batch needs K >= 2 images of an identity
+    #: (``TrainSetupCheckHook`` checks the sampler).
+    needs_positives = True
+
     TERMS = ('pos_ap', 'pos_an', 'neg_ap', 'neg_an')
     #: A reference distance above this is warned about once (spec §3.6).
     D0_WARN = 1e-4

@@ -32,6 +32,10 @@ class PairVerificationLoss(nn.Module):
         loss_weight (float): Multiplier of the loss. Defaults to 1.
     """
 
+    #: Mined per identity: a batch needs K >= 2 images of an identity
+    #: (``TrainSetupCheckHook`` checks the sampler).
+    needs_positives = True
+
     def __init__(self,
                  balance: str = 'balanced',
                  loss_weight: float = 1.0) -> None:
@@ -117,6 +121,10 @@ class PICLoss(nn.Module):
         loss_weight (float): Multiplier of the loss (the paper's
             lambda). Defaults to 1.
     """
+
+    #: Mined per identity: a batch needs K >= 2 images of an identity
+    #: (``TrainSetupCheckHook`` checks the sampler).
+    needs_positives = True
 
     def __init__(self,
                  center: str = 'batch_mean',

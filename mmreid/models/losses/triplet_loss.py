@@ -55,6 +55,10 @@ class TripletLoss(nn.Module):
         loss_weight (float): Multiplier of the loss. Defaults to 1.
     """
 
+    #: Mined per identity: a batch needs K >= 2 images of an identity
+    #: (``TrainSetupCheckHook`` checks the sampler).
+    needs_positives = True
+
     def __init__(self,
                  margin: Optional[float] = 0.3,
                  normalize_feature: bool = False,

@@ -39,6 +39,10 @@ class WRTLoss(nn.Module):
         loss_weight (float): Multiplier of the loss. Defaults to 1.
     """
 
+    #: Mined per identity: a batch needs K >= 2 images of an identity
+    #: (``TrainSetupCheckHook`` checks the sampler).
+    needs_positives = True
+
     def __init__(self,
                  normalize_feature: bool = False,
                  loss_weight: float = 1.0) -> None:
