@@ -16,7 +16,7 @@ from .model_zoo import get_model_info
 
 def _load_config(config: Union[str, Path, Config],
                  cfg_options: Optional[dict] = None) -> Config:
-    from mmreid.utils.config import check_variable_overrides, config_suggestion
+    from mmreid.utils.config import config_suggestion, merge_cfg_options
     if isinstance(config, (str, Path)):
         if not osp.isfile(config):
             raise FileNotFoundError(f'config file {str(config)!r} does not '
@@ -27,13 +27,11 @@ def _load_config(config: Union[str, Path, Config],
     else:
         raise TypeError(f'config must be a path or a Config, got '
                         f'{type(config).__name__}')
-    if cfg_options:
-        check_variable_overrides(
-            config,
-            cfg_options,
-            config.filename or 'the config',
-            option='cfg_options')
-        config.merge_from_dict(cfg_options)
+    merge_cfg_options(
+        config,
+        cfg_options,
+        config.filename or 'the config',
+        option='cfg_options')
     return config
 
 

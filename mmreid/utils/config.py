@@ -27,9 +27,7 @@ def load_config(path: str,
                                 f'{config_suggestion(path)}')
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
-    if cfg_options:
-        check_variable_overrides(cfg, cfg_options, path)
-        cfg.merge_from_dict(cfg_options)
+    merge_cfg_options(cfg, cfg_options, path)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
@@ -151,6 +149,18 @@ def check_variable_overrides(cfg: Config,
             f'{old!r}: {shown}. Override those keys instead, e.g. '
             f'{option} {holders[0]}={new!r} (a key holding the same '
             f'value by chance is listed too).')
+
+
+def merge_cfg_options(cfg: Config,
+                      cfg_options: Optional[dict],
+                      path: str,
+                      option: str = '--cfg-options') -> None:
+    """Merge ``cfg_options`` into ``cfg`` after
+    :func:`check_variable_overrides`; every entry point that takes
+    options merges them here."""
+    if cfg_options:
+        check_variable_overrides(cfg, cfg_options, path, option)
+        cfg.merge_from_dict(cfg_options)
 
 
 def use_reid_loops(cfg: Config) -> None:

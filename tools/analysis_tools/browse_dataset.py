@@ -244,10 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        from mmreid.utils.config import check_variable_overrides
-        check_variable_overrides(cfg, args.cfg_options, args.config)
-        cfg.merge_from_dict(args.cfg_options)
+    from mmreid.utils.config import merge_cfg_options
+    merge_cfg_options(cfg, args.cfg_options, args.config)
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     written = browse(cfg, args.phase, args.num, args.out_dir, args.mode,
                      args.shuffle, args.seed, args.tile_size)

@@ -271,9 +271,8 @@ def generate_from_config(config: str, cfg_options: dict) -> None:
 
     from mmreid.registry import DATASETS
     cfg = Config.fromfile(config)
-    from mmreid.utils.config import check_variable_overrides
-    check_variable_overrides(cfg, cfg_options or {}, config)
-    cfg.merge_from_dict(cfg_options)
+    from mmreid.utils.config import merge_cfg_options
+    merge_cfg_options(cfg, cfg_options, config)
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     for dataset_cfg in config_datasets(cfg):
         start = time.time()

@@ -374,10 +374,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
     cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        from mmreid.utils.config import check_variable_overrides
-        check_variable_overrides(cfg, args.cfg_options, args.config)
-        cfg.merge_from_dict(args.cfg_options)
+    from mmreid.utils.config import merge_cfg_options
+    merge_cfg_options(cfg, args.cfg_options, args.config)
     shape = input_shape(cfg, args.shape)
     model = build_model(cfg, args.checkpoint, args.modality)
 

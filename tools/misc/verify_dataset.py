@@ -293,10 +293,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        from mmreid.utils.config import check_variable_overrides
-        check_variable_overrides(cfg, args.cfg_options, args.config)
-        cfg.merge_from_dict(args.cfg_options)
+    from mmreid.utils.config import merge_cfg_options
+    merge_cfg_options(cfg, args.cfg_options, args.config)
     dataset_cfgs = collect_dataset_cfgs(cfg, args.split)
     if not dataset_cfgs:
         print(f'no dataset found in {args.config} for --split {args.split}')
