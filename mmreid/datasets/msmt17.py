@@ -26,19 +26,20 @@ class MSMT17(BaseReIDDataset):
     Train and test labels both start at 0, so the same integer names
     different people in the two splits; they are never merged here.
 
-    The version is detected from the layout (``train/`` + ``test/`` is V1,
-    ``mask_train_v2/`` + ``mask_test_v2/`` is V2, the face-masked release).
+    ``version`` is required and is checked against the layout (``train/``
+    + ``test/`` is V1, ``mask_train_v2/`` + ``mask_test_v2/`` is V2, the
+    face-masked release): V1 and V2 results differ, so the version a result
+    belongs to is what the config says, never what a folder suggests.
     ``data_root`` may be the ``MSMT17_V1``/``MSMT17_V2`` folder itself or
-    its parent; a parent holding both needs ``version``. The version is
-    stored in the metainfo and in the dataset name (``msmt17-v2``), because
-    V1 and V2 results differ.
+    its parent. The version is stored in the metainfo and in the dataset
+    name (``msmt17-v2``).
 
     Args:
         data_root (str): The ``MSMT17_V1``/``MSMT17_V2`` folder or its
             parent.
         split (str): ``'train'`` or ``'test'`` (query then gallery).
-        version (str, optional): ``'V1'`` or ``'V2'``. ``None`` detects it
-            from the layout; a given version must match the layout.
+        version (str): ``'V1'`` or ``'V2'`` (case-insensitive); it must
+            match the layout under ``data_root``.
         with_val (bool): Train on ``list_train.txt`` + ``list_val.txt``
             (True, the default) or on ``list_train.txt`` only (False, the
             peers' default). Stored in the metainfo.
@@ -100,11 +101,12 @@ class MSMT17(BaseReIDDataset):
     @classmethod
     def detect_version(cls, data_root: str,
                        version: Optional[str]) -> Tuple[str, str]:
-        """Find the image folders and the version they belong to.
+        """Find the image folders of the version asked for.
 
         Args:
             data_root (str): The folder given in the config.
-            version (str, optional): The version asked for, or ``None``.
+            version (str): The version asked for; ``None`` is refused with
+                the layout found.
 
         Returns:
             tuple[str, str]: The folder holding the image folders and the
@@ -112,8 +114,8 @@ class MSMT17(BaseReIDDataset):
         """
         if version is not None:
             if str(version).upper() not in cls.IMAGE_FOLDERS:
-                raise ValueError(f'MSMT17 version must be "V1", "V2" or None '
-                                 f'(detect), got {version!r}')
+                raise ValueError(f'MSMT17 version must be "V1" or "V2", got '
+                                 f'{version!r}')
             version = str(version).upper()
 
         def versions_in(folder: str) -> List[str]:
@@ -134,11 +136,13 @@ class MSMT17(BaseReIDDataset):
                 f'{data_root!r}. Expected layout:\n{cls.LAYOUT}')
         found = [v for _, v in candidates]
         if version is None:
-            if len(candidates) > 1:
-                raise ValueError(
-                    f'MSMT17: data_root={data_root!r} holds both V1 and V2; '
-                    f'set version="V1" or version="V2"')
-            return candidates[0]
+            raise ValueError(
+                f'MSMT17: version is required ("V1" or "V2"; V1 and V2 '
+                f'results differ, so a result must name its version); '
+                f'data_root={data_root!r} holds {" and ".join(found)}: '
+                f'add version={found[0]!r} to the dataset config (by name '
+                f'in sources=[...]: dict(type="MSMT17", '
+                f'version={found[0]!r}))')
         for root, v in candidates:
             if v == version:
                 return root, v

@@ -23,7 +23,7 @@ def v2_root(tmp_path):
 
 
 def test_v1_train_is_train_plus_val(v1_root):
-    ds = MSMT17(data_root=v1_root)
+    ds = MSMT17(data_root=v1_root, version='V1')
     assert ds.version == 'V1'
     assert ds.dataset_name == 'msmt17-v1'
     assert ds.metainfo['version'] == 'V1'
@@ -43,7 +43,7 @@ def test_v1_train_is_train_plus_val(v1_root):
 
 
 def test_test_split_is_separate_from_train(v1_root):
-    ds = MSMT17(data_root=v1_root, split='test')
+    ds = MSMT17(data_root=v1_root, version='V1', split='test')
     records = [ds.get_data_info(i) for i in range(len(ds))]
     assert [r['role'] for r in records] == ['query'] * 2 + ['gallery'] * 3
     # Original list labels, in list order.
@@ -51,7 +51,7 @@ def test_test_split_is_separate_from_train(v1_root):
     assert [r['camid'] for r in records] == [1, 3, 4, 11, 9]
     # Test pid 0 reuses train's integer 0 but only test images carry it.
     assert all(os.sep + 'test' + os.sep in r['img_path'] for r in records)
-    train = MSMT17(data_root=v1_root)
+    train = MSMT17(data_root=v1_root, version='V1')
     train_paths = {
         train.get_data_info(i)['img_path']
         for i in range(len(train))
@@ -59,8 +59,8 @@ def test_test_split_is_separate_from_train(v1_root):
     assert train_paths.isdisjoint(r['img_path'] for r in records)
 
 
-def test_v2_detected_from_layout_and_parent_root(v2_root):
-    ds = MSMT17(data_root=os.path.dirname(v2_root), split='test')
+def test_v2_from_the_parent_root(v2_root):
+    ds = MSMT17(data_root=os.path.dirname(v2_root), version='V2', split='test')
     assert ds.version == 'V2'
     assert ds.dataset_name == 'msmt17-v2'
     assert ds.data_root == v2_root
@@ -75,32 +75,42 @@ def test_v2_detected_from_layout_and_parent_root(v2_root):
 def test_version_mismatch_and_ambiguous_parent(v1_root, v2_root):
     with pytest.raises(ValueError, match="version='V2'.*V1"):
         MSMT17(data_root=v1_root, version='V2')
-    with pytest.raises(ValueError, match='V1.*V2.*None'):
+    with pytest.raises(ValueError, match='"V1" or "V2", got .V3.'):
         MSMT17(data_root=v1_root, version='V3')
     parent = os.path.dirname(v1_root)
-    with pytest.raises(ValueError, match='both V1 and V2'):
+    with pytest.raises(ValueError, match='version is required.*V1 and V2'):
         MSMT17(data_root=parent)
     assert MSMT17(data_root=parent, version='V1').data_root == v1_root
     assert MSMT17(data_root=parent, version='V2').data_root == v2_root
 
 
+def test_version_is_required_not_read_from_the_layout(v2_root):
+    # Spec datasets.md 2.3: the version is a required config key. A config
+    # that names none must not get whatever copy data_root points at.
+    with pytest.raises(
+            ValueError,
+            match=r"version is required.*"
+            r"holds V2: add version='V2'"):
+        MSMT17(data_root=v2_root)
+
+
 def test_wrong_root_shows_tree(tmp_path, v1_root):
     with pytest.raises(DatasetLayoutError) as err:
-        MSMT17(data_root=str(tmp_path / 'nowhere'))
+        MSMT17(data_root=str(tmp_path / 'nowhere'), version='V1')
     assert 'nowhere' in str(err.value)
     assert 'mask_train_v2/' in str(err.value)
     assert 'list_gallery.txt' in str(err.value)
     os.remove(os.path.join(v1_root, 'list_val.txt'))
     with pytest.raises(DatasetLayoutError, match='list_val.txt'):
-        MSMT17(data_root=v1_root)
+        MSMT17(data_root=v1_root, version='V1')
 
 
 def test_malformed_line_names_file_and_line(v1_root):
     with open(os.path.join(v1_root, 'list_gallery.txt'), 'a') as f:
         f.write('\n0009/0009_000_10_0113noon_0006_0.jpg nine\n')
     with pytest.raises(ValueError, match=r'list_gallery.txt, line 5'):
-        MSMT17(data_root=v1_root, split='test')
-    MSMT17(data_root=v1_root)  # the train lists are fine
+        MSMT17(data_root=v1_root, version='V1', split='test')
+    MSMT17(data_root=v1_root, version='V1')  # the train lists are fine
 
 
 def test_missing_image_and_bad_name(v1_root):
@@ -109,12 +119,12 @@ def test_missing_image_and_bad_name(v1_root):
     with pytest.raises(
             FileNotFoundError,
             match=r'0001_000_02_0113morning_0099_0.jpg.*line 3'):
-        MSMT17(data_root=v1_root, split='test')
+        MSMT17(data_root=v1_root, version='V1', split='test')
     touch(os.path.join(v1_root, 'train', '0002'), '0002_c1s1_000451_03.jpg')
     with open(os.path.join(v1_root, 'list_val.txt'), 'a') as f:
         f.write('0002/0002_c1s1_000451_03.jpg 2\n')
     with pytest.raises(ValueError, match='0002_c1s1_000451_03.jpg'):
-        MSMT17(data_root=v1_root)
+        MSMT17(data_root=v1_root, version='V1')
 
 
 @pytest.mark.parametrize(
@@ -137,4 +147,4 @@ def test_a_bad_list_label_names_file_and_line(v1_root, list_name, line,
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
     with pytest.raises(ValueError, match=rf'{list_name}, line {line}'):
-        MSMT17(data_root=v1_root, split='test')
+        MSMT17(data_root=v1_root, version='V1', split='test')

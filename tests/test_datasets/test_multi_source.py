@@ -50,7 +50,7 @@ def make_market_with_test(root):
 def test_combine_all_namespaces_test_labels_apart(tmp_path):
     msmt_root = tmp_path / 'MSMT17_V1'
     msmt_root.mkdir()
-    msmt = dict(type='MSMT17', data_root=make_msmt17(msmt_root))
+    msmt = dict(type='MSMT17', data_root=make_msmt17(msmt_root), version='V1')
     market = make_market_with_test(tmp_path / 'market')
     ds = ConcatReIDDataset(datasets=[
         dict(dataset=msmt, combine_all=True),

@@ -173,14 +173,14 @@ def test_msmt17_train_only_switch(tmp_path, logged):
     root = tmp_path / 'MSMT17_V1'
     root.mkdir()
     make_msmt17(root, 'V1')
-    both = MSMT17(str(root))
-    train_only = MSMT17(str(root), with_val=False)
+    both = MSMT17(str(root), version='V1')
+    train_only = MSMT17(str(root), version='V1', with_val=False)
     assert len(both) == 4 and len(train_only) == 3
     assert train_only.metainfo['with_val'] is False
     assert train_only.published_counts()['train']['images'] == 30248
     assert both.published_counts()['train']['images'] == 32621
     with pytest.raises(TypeError, match='with_val'):
-        MSMT17(str(root), with_val='no')
+        MSMT17(str(root), version='V1', with_val='no')
 
 
 def make_market(root):

@@ -24,11 +24,12 @@ def test_names_equal_the_explicit_configs(data_root):
     short = DATASETS.build(
         dict(
             type='ConcatReIDDataset',
-            sources=['Market1501', 'MSMT17'],
+            sources=['Market1501',
+                     dict(type='MSMT17', version='V1')],
             data_root=str(data_root)))
     explicit = ConcatReIDDataset(datasets=[
         dict(type='Market1501', data_root=str(data_root / 'market1501')),
-        dict(type='MSMT17', data_root=str(data_root / 'msmt17')),
+        dict(type='MSMT17', data_root=str(data_root / 'msmt17'), version='V1'),
     ])
     assert len(short) > 4  # both sources are there
     assert records(short) == records(explicit)
@@ -39,7 +40,7 @@ def test_names_equal_the_explicit_configs(data_root):
 
 def test_combine_all_by_name(data_root):
     short = ConcatReIDDataset(
-        sources=['Market1501', 'MSMT17'],
+        sources=['Market1501', dict(type='MSMT17', version='V1')],
         data_root=str(data_root),
         combine_all=['Market1501'])
     explicit = ConcatReIDDataset(datasets=[
@@ -49,7 +50,7 @@ def test_combine_all_by_name(data_root):
                 data_root=str(data_root / 'market1501'),
                 split='train'),
             combine_all=True),
-        dict(type='MSMT17', data_root=str(data_root / 'msmt17')),
+        dict(type='MSMT17', data_root=str(data_root / 'msmt17'), version='V1'),
     ])
     assert records(short) == records(explicit)
     used = [s['split_used'] for s in short.metainfo['sources']]
@@ -94,3 +95,10 @@ def test_train_only_sources_are_used_whole(data_root):
 def test_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ConcatReIDDataset(**kwargs)
+
+
+def test_msmt17_by_name_needs_its_version(data_root):
+    with pytest.raises(
+            ValueError, match='dict\\(type="MSMT17", version=\'V1\'\\)'):
+        ConcatReIDDataset(
+            sources=['Market1501', 'MSMT17'], data_root=str(data_root))
