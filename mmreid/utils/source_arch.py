@@ -322,20 +322,23 @@ def _split_pipelines(cfg, split: str) -> List[Tuple[str, list]]:
     return found
 
 
-def _test_pipelines(cfg, api: bool) -> List[Tuple[str, list]]:
+def _test_pipelines(cfg,
+                    api: bool,
+                    split: str = 'test') -> List[Tuple[str, list]]:
     """``(config path, transforms)`` of the pipelines that feed the test.
 
-    The runner (``api=False``) tests with ``test_dataloader`` and every
-    target of a multi-target test loop (``test_cfg.targets``). The API
-    (``init_model``, ``extract_features``) takes ``test_pipeline``, else
-    the test pipelines, else the validation ones (``val_dataloader``,
-    ``val_cfg.targets``).
+    The runner (``api=False``) evaluates ``split``: ``runner.test()`` with
+    ``test_dataloader`` and every target of a multi-target test loop
+    (``test_cfg.targets``), ``runner.val()`` with ``val_dataloader`` and
+    ``val_cfg.targets``. The API (``init_model``, ``extract_features``)
+    takes ``test_pipeline``, else the test pipelines, else the validation
+    ones.
     """
     if api:
         if cfg.get('test_pipeline'):
             return [('test_pipeline', list(cfg.test_pipeline))]
         return _split_pipelines(cfg, 'test') or _split_pipelines(cfg, 'val')
-    return _split_pipelines(cfg, 'test')
+    return _split_pipelines(cfg, split)
 
 
 def check_source_arch(meta: Optional[dict],
@@ -344,7 +347,8 @@ def check_source_arch(meta: Optional[dict],
                       filename: str,
                       test: bool = True,
                       api: bool = False,
-                      strict: bool = True) -> List[str]:
+                      strict: bool = True,
+                      split: str = 'test') -> List[str]:
     """Refuse a config that computes another network than the source.
 
     A checkpoint converted from fast-reid or torchreid carries the source
@@ -363,6 +367,9 @@ def check_source_arch(meta: Optional[dict],
         api (bool): Word the fix for ``init_model(cfg_options=...)``
             instead of ``--cfg-options``. Defaults to False.
         strict (bool): Raise; False logs the mismatches as a warning.
+        split (str): With ``test``, whose pipelines the runner feeds:
+            ``'test'`` (``runner.test()``, the default) or ``'val'``
+            (``runner.val()``).
 
     Returns:
         list[str]: The mismatches (empty when the config matches).
@@ -434,12 +441,13 @@ def check_source_arch(meta: Optional[dict],
             problems.append(f'colour order: the source takes '
                             f'{facts["colour_order"]} images, mmreid feeds '
                             'RGB (no config switch)')
-        pipelines = _test_pipelines(cfg, api)
+        pipelines = _test_pipelines(cfg, api, split)
         if not pipelines:
             problems.append(
-                'the config has no test pipeline (' +
+                f'the config has no {split} pipeline (' +
                 ('test_pipeline, ' if api else '') +
-                'test_dataloader.dataset.pipeline or test_cfg.targets) to '
+                f'{split}_dataloader.dataset.pipeline or {split}_cfg.targets)'
+                ' to '
                 f'compare with the source\'s resize to {facts["input_size"]}'
                 f' with {facts["resize_backend"]} {facts["interpolation"]}')
         for path, pipeline in pipelines:

@@ -217,3 +217,44 @@ def test_dist_test_sh_refuses_a_partial_checkpoint(make_config, tmp_path):
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert 'lacks 4 tensors of the model: head.bnneck.weight' in proc.stdout
     assert not osp.exists(tmp_path / 'm.json')
+
+
+def test_runner_val_checks_a_converted_model_against_the_val_pipeline(
+        make_config, tmp_path):
+    # runner.val() feeds val_dataloader. The check of a converted model
+    # read the test pipelines only, so a validation pipeline that resizes
+    # otherwise than the source evaluated another network without a word.
+    from mmengine.config import Config
+
+    from mmreid.engine.runner import ReIDRunner
+    from mmreid.utils.key_mapping import convert_checkpoint_file
+    config = make_config(extra='''
+model.update(backbone=dict(type='ReIDResNet', depth=18, last_stride=1,
+                           base_channels=8, stem_channels=8,
+                           stem_pool=dict(padding=0, ceil_mode=True)))
+test_dataloader = dict(val_dataloader, dataset=dict(
+    val_dataloader['dataset'], pipeline=[
+        dict(type='ReIDLoadImageFromFile'),
+        dict(type='ReIDResize', size=(32, 16), interpolation='bicubic',
+             backend='pillow'),
+        dict(type='PackReIDInputs')]))
+''')
+    model = init_model(config)
+    fastreid = {}
+    for key, value in model.state_dict().items():
+        key = key.replace('head.bnneck.', 'heads.bottleneck.0.')
+        fastreid[key.replace('head.classifier.', 'heads.')] = value
+    src = tmp_path / 'model_final.pth'
+    torch.save(dict(model=fastreid, iteration=100), src)
+    dst = tmp_path / 'converted.pth'
+    convert_checkpoint_file(
+        str(src), str(dst), 'fastreid', strict=True, input_size=[32, 16])
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.load_from = str(dst)
+    runner = ReIDRunner.from_cfg(cfg)
+    with pytest.raises(ValueError, match='was converted from fastreid') as e:
+        runner.val()
+    assert ('val_dataloader.dataset.pipeline.1.interpolation=bicubic'
+            in str(e.value))
+    assert 'test_dataloader' not in str(e.value)

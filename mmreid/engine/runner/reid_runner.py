@@ -262,6 +262,9 @@ class ReIDRunner(Runner):
     """
 
     _training = False
+    #: The split a run outside training evaluates (``runner.val()`` sets
+    #: ``'val'``): the pipelines a converted checkpoint is checked against.
+    _evaluating = 'test'
     #: ``(resume_optimizer, resume_param_scheduler)`` while resuming.
     _resuming: Optional[tuple] = None
     #: True while mmengine's ``__init__`` runs (its ``dump_config`` call
@@ -348,6 +351,15 @@ class ReIDRunner(Runner):
             return super().train()
         finally:
             self._training = False
+
+    def val(self) -> dict:
+        """mmengine's; a converted checkpoint loaded here is checked
+        against the validation pipelines, which this run feeds."""
+        self._evaluating = 'val'
+        try:
+            return super().val()
+        finally:
+            self._evaluating = 'test'
 
     def build_train_loop(self, loop):
         """mmengine's, naming ``train_cfg`` when a ``by_epoch`` loop (built
@@ -595,7 +607,8 @@ class ReIDRunner(Runner):
             self.cfg,
             filename,
             test=not self._training,
-            strict=strict)
+            strict=strict,
+            split=self._evaluating)
         load_model_state(
             model,
             checkpoint,
