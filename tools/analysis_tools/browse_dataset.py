@@ -249,7 +249,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     written = browse(cfg, args.phase, args.num, args.out_dir, args.mode,
                      args.shuffle, args.seed, args.tile_size)
-    print(f'wrote {len(written)} images to {args.out_dir}')
+    print(f'wrote {len(written)} image{"" if len(written) == 1 else "s"} '
+          f'to {args.out_dir}')
 
 
 if __name__ == '__main__':
