@@ -59,6 +59,52 @@ def metainfo_as_given(defaults: Mapping,
     return merged
 
 
+#: Metainfo keys that choose which identities a dataset trains on and which
+#: it tests on: RegDB's ``trial``, the DG small sets' ``split_index``.
+IDENTITY_SPLIT_KEYS = ('trial', 'split_index')
+
+
+def identity_split_conflict(trained: Optional[Mapping],
+                            evaluated: Optional[Mapping]) -> Optional[str]:
+    """Why evaluating ``evaluated`` after training on ``trained`` leaks.
+
+    RegDB (``trial``) and PRID2011/VIPeR/QMUL-iLIDS/GRID (``split_index``)
+    draw their train and test identities per split. A model trained on one
+    split and tested on another split of the same dataset has trained on
+    some of the test identities, and prints an inflated number. Two
+    datasets are the same when their ``dataset_name`` agrees up to the
+    first ``-`` (``regdb`` trains, ``regdb-v2t`` tests).
+
+    Args:
+        trained (Mapping, optional): The training set's metainfo (or the
+            checkpoint's ``meta['dataset_meta']``).
+        evaluated (Mapping, optional): The evaluated set's metainfo.
+
+    Returns:
+        str | None: The conflict, naming the key and both values, or None.
+    """
+    if not isinstance(trained, Mapping) or not isinstance(evaluated, Mapping):
+        return None
+
+    def family(meta):
+        name = meta.get('dataset_name')
+        return name.split('-')[0] if isinstance(name, str) else None
+
+    name = family(trained)
+    if name is None or name != family(evaluated):
+        return None
+    for key in IDENTITY_SPLIT_KEYS:
+        if key in trained and key in evaluated \
+                and trained[key] != evaluated[key]:
+            return (f'the model was trained on {name} {key}={trained[key]!r} '
+                    f'and this evaluates {evaluated.get("dataset_name")} '
+                    f'{key}={evaluated[key]!r}: that test set holds '
+                    f'identities the model trained on, so its numbers '
+                    f'would be inflated. Set {key}={trained[key]!r} on the '
+                    'evaluated dataset (or train on the split you test)')
+    return None
+
+
 def serialize_data_list(data_list: list) -> Tuple[np.ndarray, np.ndarray]:
     """Pickle a dataset's infos into one byte array, in mmengine's layout.
 

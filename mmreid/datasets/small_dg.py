@@ -194,6 +194,9 @@ class SplitReIDDataset(BaseReIDDataset):
 
     def load_data_list(self) -> List[dict]:
         data_list = super().load_data_list()
+        # Train and test metainfo both name the split (see
+        # identity_split_conflict).
+        self._metainfo['split_index'] = self.split_index
         if self.split == 'test':
             chosen = (
                 self._splits if self.split_index is None else
@@ -205,7 +208,6 @@ class SplitReIDDataset(BaseReIDDataset):
                         self._images[k]['img_path'] for k in s['gallery']
                     ]) for s in chosen
             ]
-            self._metainfo['split_index'] = self.split_index
             if self.split_index is None:
                 # The union is no query/gallery set: only the split metric
                 # evaluates it (ReIDMetric refuses it).

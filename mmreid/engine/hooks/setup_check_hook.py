@@ -19,6 +19,9 @@ class TrainSetupCheckHook(Hook):
       sampler that puts at least two images of each identity in a batch
       (its ``images_per_identity``); with a shuffling sampler most anchors
       would have none and the loss would silently be another one.
+    * Validation must not test identities the model trains on: another
+      RegDB ``trial`` or DG ``split_index`` than the training set's
+      (:func:`~mmreid.engine.runner.reid_loops.check_identity_split`).
     """
 
     def before_train(self, runner) -> None:
@@ -58,3 +61,7 @@ class TrainSetupCheckHook(Hook):
         check = getattr(loader.sampler, 'check_batch_size', None)
         if check is not None and loader.batch_size is not None:
             check(loader.batch_size)
+        from mmreid.engine.runner.reid_loops import check_identity_split
+        val_loop = getattr(runner, 'val_loop', None)
+        if val_loop is not None:
+            check_identity_split(runner, val_loop, 'validation')

@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 
 from mmreid.evaluation.report import format_results_table
 from mmreid.registry import LOOPS
-from .reid_loops import (check_model_distance, hand_model_scorers,
-                         scorers_handed_by)
+from .reid_loops import (check_identity_split, check_model_distance,
+                         hand_model_scorers, scorers_handed_by)
 
 #: A split of a split-based protocol: ``split0/``, ``trial3/`` ...
 _SPLIT_PATTERN = re.compile(r'^(split|trial)\d+$')
@@ -273,6 +273,7 @@ class _MultiTargetLoop(BaseLoop):
             # Before any extraction (see check_model_distance).
             check_model_distance(self.runner.model, target.evaluator,
                                  f'{type(self).__name__} ({target.name})')
+        check_identity_split(self.runner, self, type(self).__name__)
         with scorers_handed_by(self.runner.model, type(self).__name__):
             return self._run_targets()
 

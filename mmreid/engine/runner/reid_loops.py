@@ -12,13 +12,15 @@ the same contract per target.
 """
 import logging
 from contextlib import nullcontext
-from typing import ContextManager, Dict, Optional
+from typing import ContextManager, Dict, List, Mapping, Optional
 
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.runner.base_loop import BaseLoop
 from mmengine.runner.loops import TestLoop, ValLoop, _parse_losses
 
+from mmreid.datasets.base_reid_dataset import identity_split_conflict
 from mmreid.models.reiders.reid_model import Scorer, get_model_scorers
 from mmreid.registry import LOOPS
 
@@ -92,6 +94,48 @@ def check_model_distance(model, evaluator: Evaluator, consumer: str) -> None:
             f'in both: model.distance={distance!r}, or the evaluator\'s '
             f'distance={own!r} (for a multi-target loop, on each '
             f'target\'s evaluator).')
+
+
+def trained_dataset_meta(runner) -> Optional[Mapping]:
+    """The metainfo of the identities the runner's model trained on.
+
+    The training set's while the runner trains, else the loaded
+    checkpoint's ``meta['dataset_meta']`` (which mmengine writes from the
+    training set; :meth:`ReIDRunner.load_checkpoint` keeps it), else None.
+    """
+    loop = getattr(runner, '_train_loop', None)
+    if isinstance(loop, BaseLoop):
+        dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+        return getattr(dataset, 'metainfo', None)
+    return getattr(runner, 'loaded_dataset_meta', None)
+
+
+def evaluated_datasets(loop) -> List[tuple]:
+    """``(name, dataset)`` of every set a val/test loop evaluates: each
+    target of a multi-target loop, else the loop's one dataloader."""
+    targets = getattr(loop, 'targets', None)
+    if targets:
+        return [(t.name, t.dataloader.dataset) for t in targets]
+    dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+    return [] if dataset is None else [(None, dataset)]
+
+
+def check_identity_split(runner, loop, consumer: str) -> None:
+    """Refuse to evaluate a split whose test identities the model trained
+    on (another RegDB ``trial``, another DG ``split_index``; see
+    :func:`~mmreid.datasets.base_reid_dataset.identity_split_conflict`).
+
+    Raises:
+        ValueError: Naming the consumer, the target, the key and both
+            values.
+    """
+    trained = trained_dataset_meta(runner)
+    for name, dataset in evaluated_datasets(loop):
+        conflict = identity_split_conflict(trained,
+                                           getattr(dataset, 'metainfo', None))
+        if conflict:
+            where = consumer if name is None else f'{consumer} ({name})'
+            raise ValueError(f'{where}: {conflict}')
 
 
 def hand_model_scorers(model, evaluator: Evaluator,
@@ -171,6 +215,7 @@ class ReIDValLoop(ValLoop):
         runner = self.runner
         # Before extraction: a contradiction is refused at once.
         check_model_distance(runner.model, self.evaluator, type(self).__name__)
+        check_identity_split(runner, self, type(self).__name__)
         with scorers_handed_by(runner.model, type(self).__name__):
             runner.call_hook(f'before_{phase}')
             runner.call_hook(f'before_{phase}_epoch')

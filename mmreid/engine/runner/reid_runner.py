@@ -265,6 +265,9 @@ class ReIDRunner(Runner):
     #: The split a run outside training evaluates (``runner.val()`` sets
     #: ``'val'``): the pipelines a converted checkpoint is checked against.
     _evaluating = 'test'
+    #: ``meta['dataset_meta']`` of the last checkpoint loaded: the training
+    #: set's metainfo, which evaluation compares its splits with.
+    loaded_dataset_meta: Optional[dict] = None
     #: ``(resume_optimizer, resume_param_scheduler)`` while resuming.
     _resuming: Optional[tuple] = None
     #: True while mmengine's ``__init__`` runs (its ``dump_config`` call
@@ -272,6 +275,14 @@ class ReIDRunner(Runner):
     _building = False
 
     def __init__(self, *args, **kwargs) -> None:
+        # As tools/train.py and tools/test.py (use_reid_loops): a loop
+        # config without a type gets mmreid's loop, whose checks (the
+        # model's distance, the identity split) a runner built from
+        # Python must not miss.
+        for mode, loop in (('val', 'ReIDValLoop'), ('test', 'ReIDTestLoop')):
+            loop_cfg = kwargs.get(f'{mode}_cfg')
+            if isinstance(loop_cfg, dict) and 'type' not in loop_cfg:
+                kwargs[f'{mode}_cfg'] = dict(loop_cfg, type=loop)
         for mode in ('val', 'test'):
             check_loop_reads_a_dataloader(mode, kwargs.get(f'{mode}_cfg'),
                                           kwargs.get(f'{mode}_dataloader'))
@@ -455,6 +466,10 @@ class ReIDRunner(Runner):
         """
         meta = checkpoint.get('meta') if isinstance(checkpoint, dict) \
             else None
+        # What the model trained on: an evaluation of another split of
+        # the same dataset is refused (check_identity_split).
+        self.loaded_dataset_meta = meta.get('dataset_meta') if isinstance(
+            meta, dict) else None
         lacks = []
         if not isinstance(meta, dict) or not {'epoch', 'iter'} <= set(meta):
             lacks.append("meta['epoch'] and meta['iter']")
@@ -601,6 +616,10 @@ class ReIDRunner(Runner):
         strict = strict or bool(self.cfg.get('load_strict', True))
         meta = checkpoint.get('meta') if isinstance(checkpoint, dict) \
             else None
+        # What the model trained on: an evaluation of another split of
+        # the same dataset is refused (check_identity_split).
+        self.loaded_dataset_meta = meta.get('dataset_meta') if isinstance(
+            meta, dict) else None
         check_source_arch(
             meta,
             model,
