@@ -155,19 +155,6 @@ def read_metrics(path):
 def test_distributed_train_and_eval_match_single_process(
         make_config, tmp_path, synth_root):
     config = make_config()
-    work_dir = tmp_path / 'dist'
-    log = run_tool([
-        'bash', 'tools/dist_train.sh', config, '2', '--work-dir',
-        str(work_dir), '--cfg-options', 'train_cfg.max_epochs=1',
-        'train_cfg.val_interval=1'
-    ],
-                   port_env='PORT')
-    assert 'Distributed training: True' in log
-    ckpt = str(work_dir / 'epoch_1.pth')
-    assert osp.isfile(ckpt)
-    # The work dir's config copy is written once the run starts (by rank 0).
-    assert osp.isfile(work_dir / 'tiny.py')
-
     # An odd number of test images makes the distributed sampler pad the
     # last batch; a padded sample must not be counted twice.
     from mmengine.config import Config
@@ -177,7 +164,30 @@ def test_distributed_train_and_eval_match_single_process(
     num_test = len(DATASETS.build(cfg.test_dataloader.dataset))
     options = []
     if num_test % 2 == 0:
-        options = [f'test_dataloader.dataset.indices={num_test - 1}']
+        options = [
+            f'{key}.dataset.indices={num_test - 1}'
+            for key in ('val_dataloader', 'test_dataloader')
+        ]
+    work_dir = tmp_path / 'dist'
+    # Two epochs: the ranks' BN running statistics drift apart from the
+    # first step (each rank normalises its own batches).
+    log = run_tool(
+        [
+            'bash', 'tools/dist_train.sh', config, '2', '--work-dir',
+            str(work_dir), '--cfg-options', 'train_cfg.max_epochs=2',
+            'train_cfg.val_interval=2'
+        ] + options,
+        port_env='PORT')
+    assert 'Distributed training: True' in log
+    assert 'batch per step: 8 images per process x 2 processes = 16' in log
+    ckpt = str(work_dir / 'epoch_2.pth')
+    assert osp.isfile(ckpt)
+    # The work dir's config copy is written once the run starts (by rank 0).
+    assert osp.isfile(work_dir / 'tiny.py')
+    (scalars, ) = glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json'))
+    with open(scalars) as f:
+        logged = [json.loads(line) for line in f]
+    validation = [r for r in logged if 'reid/mAP' in r][-1]
 
     single = tmp_path / 'single.json'
     run_tool([
@@ -200,6 +210,12 @@ def test_distributed_train_and_eval_match_single_process(
     assert 'reid/mAP' in m1 and 'reid/R1' in m1
     for key in m1:
         assert abs(m1[key] - m2[key]) < 1e-4, (key, m1[key], m2[key])
+    # Validation during the 2-process training scored the model the
+    # checkpoint holds: rank 0's BN statistics on every rank, not each
+    # rank's own (which made the logged mAP describe no saved model).
+    for key in m1:
+        assert abs(validation[key] - m1[key]) < 1e-4, (key, validation[key],
+                                                       m1[key])
 
 
 def test_custom_component_from_user_code(make_config, tmp_path):

@@ -1,4 +1,5 @@
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from mmreid.registry import HOOKS
@@ -61,6 +62,14 @@ class TrainSetupCheckHook(Hook):
         check = getattr(loader.sampler, 'check_batch_size', None)
         if check is not None and loader.batch_size is not None:
             check(loader.batch_size)
+        if loader.batch_size is not None:
+            from mmengine.dist import get_world_size
+            world = get_world_size()
+            print_log(
+                f'batch per step: {loader.batch_size} images per process x '
+                f'{world} process{"es" if world > 1 else ""} = '
+                f'{loader.batch_size * world}',
+                logger='current')
         from mmreid.engine.runner.reid_loops import check_identity_split
         val_loop = getattr(runner, 'val_loop', None)
         if val_loop is not None:

@@ -21,7 +21,8 @@ from torch.utils.data import DataLoader
 from mmreid.evaluation.report import format_results_table
 from mmreid.registry import LOOPS
 from .reid_loops import (check_identity_split, check_model_distance,
-                         hand_model_scorers, scorers_handed_by)
+                         hand_model_scorers, scorers_handed_by,
+                         share_rank0_buffers)
 
 #: A split of a split-based protocol: ``split0/``, ``trial3/`` ...
 _SPLIT_PATTERN = re.compile(r'^(split|trial)\d+$')
@@ -274,6 +275,8 @@ class _MultiTargetLoop(BaseLoop):
             check_model_distance(self.runner.model, target.evaluator,
                                  f'{type(self).__name__} ({target.name})')
         check_identity_split(self.runner, self, type(self).__name__)
+        if self._mode == 'val':
+            share_rank0_buffers(self.runner.model)
         with scorers_handed_by(self.runner.model, type(self).__name__):
             return self._run_targets()
 

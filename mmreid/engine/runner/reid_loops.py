@@ -96,6 +96,33 @@ def check_model_distance(model, evaluator: Evaluator, consumer: str) -> None:
             f'target\'s evaluator).')
 
 
+def share_rank0_buffers(model) -> bool:
+    """Give every process rank 0's buffers before a validation.
+
+    DDP keeps the parameters equal across processes but not the buffers
+    mmreid trains with ``broadcast_buffers=False``: each rank updates its
+    BN (and MBN) running statistics from its own batches. Features that
+    each rank extracts with its own statistics come from as many models,
+    none of them the one rank 0 checkpoints, so the validation numbers
+    (and ``save_best``) would describe no saved model. Broadcasting rank
+    0's buffers makes validation score the checkpointed model; training
+    is unaffected (BN normalises training batches with their own
+    statistics).
+
+    Args:
+        model (nn.Module): The runner's model, possibly wrapped.
+
+    Returns:
+        bool: Whether buffers were broadcast (more than one process).
+    """
+    from mmengine.dist import broadcast, get_world_size
+    if get_world_size() < 2:
+        return False
+    for buffer in _unwrap(model).buffers():
+        broadcast(buffer, src=0)
+    return True
+
+
 def trained_dataset_meta(runner) -> Optional[Mapping]:
     """The metainfo of the identities the runner's model trained on.
 
@@ -216,6 +243,8 @@ class ReIDValLoop(ValLoop):
         # Before extraction: a contradiction is refused at once.
         check_model_distance(runner.model, self.evaluator, type(self).__name__)
         check_identity_split(runner, self, type(self).__name__)
+        if phase == 'val':
+            share_rank0_buffers(runner.model)
         with scorers_handed_by(runner.model, type(self).__name__):
             runner.call_hook(f'before_{phase}')
             runner.call_hook(f'before_{phase}_epoch')
