@@ -151,6 +151,22 @@ def test_eval_stats_batch_and_shared():
         MBN(4, eval_stats='joint')
 
 
+def test_eval_stats_batch_refuses_a_lone_sample():
+    # One sample of a modality in a test batch (a short last batch, the
+    # query/gallery boundary) was normalised over H x W only: its channel
+    # means and scales were wiped out without a word.
+    mbn = trained_mbn()
+    mbn.eval_stats = 'batch'
+    mbn.eval()
+    x = make_input()
+    mbn.set_modality([0] * 7 + [1])
+    with pytest.raises(ValueError, match=r"modality 1 has 1 sample\(s\) "
+                       'in this test batch.*min_per_modality=2'):
+        mbn(x)
+    mbn.set_modality([0] * 8)  # an absent modality is fine
+    mbn(x)
+
+
 def test_min_per_modality_and_label_errors():
     mbn = MBN(4)
     x = make_input()

@@ -88,7 +88,18 @@ def worker(rank, port, out):
         loss.backward()
         optim.step()
     bn = model.backbone.layer1[0].bn1
+    # eval_stats='batch' in several processes: each rank would normalise
+    # other test batches than one process does.
+    bn.eval()
+    bn.eval_stats = 'batch'
+    bn.set_modality([0, 0, 1, 1])
+    try:
+        bn(torch.randn(4, bn.num_features, 4, 4))
+        refused = ''
+    except ValueError as error:
+        refused = str(error)
     torch.save(dict(
+        refused=refused,
         params={k: v.detach() for k, v in model.named_parameters()},
         running_mean=[b.running_mean.clone() for b in bn.bns],
         tracked=[int(b.num_batches_tracked) for b in bn.bns],
@@ -125,6 +136,7 @@ def test_mbn_trains_under_ddp_with_two_cpu_processes(tmp_path):
     # DDP averaged the gradients: identical parameters on both ranks.
     for key, value in ranks[0]['params'].items():
         torch.testing.assert_close(ranks[1]['params'][key], value)
+    assert 'number of processes' in ranks[0]['refused']
     # Running statistics are per rank (local sub-batches).
     assert not torch.allclose(ranks[0]['running_mean'][0],
                               ranks[1]['running_mean'][0])

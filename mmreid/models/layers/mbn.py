@@ -212,6 +212,37 @@ class MBN(nn.Module):
         return F.batch_norm(x, mean, var, bn.weight, bn.bias, False, 0.0,
                             self.eps)
 
+    def _check_eval_batch(self, indices) -> None:
+        """Refuse test batches that ``eval_stats='batch'`` cannot normalise.
+
+        A modality with fewer than ``min_per_modality`` samples would be
+        normalised over H x W only (``BatchNorm2d`` on one sample is an
+        instance norm): its channel means and scales are wiped out. Several
+        processes split the test set into other batches than one process
+        does (and pad the last with a duplicate), so the numbers would
+        depend on the number of processes.
+        """
+        if torch_dist.is_available() and torch_dist.is_initialized() \
+                and torch_dist.get_world_size() > 1:
+            raise ValueError(
+                f"MBN(eval_stats='batch') normalises each test batch with its "
+                f'own statistics, and {torch_dist.get_world_size()} processes '
+                'batch the test set otherwise than one process (a padded '
+                'duplicate included), so the numbers would depend on the '
+                "number of processes: test with one process, or use "
+                "eval_stats='modality'")
+        for k, idx in enumerate(indices):
+            if 0 < idx.numel() < self.min_per_modality:
+                raise ValueError(
+                    f"MBN(eval_stats='batch'): modality {k} has "
+                    f'{idx.numel()} sample(s) in this test batch, fewer than '
+                    f'min_per_modality={self.min_per_modality}; its batch '
+                    'statistics would be those of one image. Choose a test '
+                    f'batch_size that leaves >= {self.min_per_modality} '
+                    'samples of each modality in every batch (the last and '
+                    "the query/gallery boundary included), or use "
+                    "eval_stats='modality'")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise per modality.
 
@@ -227,6 +258,8 @@ class MBN(nn.Module):
                                        self.num_modalities, x.device,
                                        type(self).__name__)
         indices, inverse = modality_groups(labels, self.num_modalities)
+        if not self.training and self.eval_stats == 'batch':
+            self._check_eval_batch(indices)
         if self.training:
             for k, idx in enumerate(indices):
                 if 0 < idx.numel() < self.min_per_modality:
