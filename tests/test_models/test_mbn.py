@@ -160,8 +160,10 @@ def test_eval_stats_batch_refuses_a_lone_sample():
     mbn.eval()
     x = make_input()
     mbn.set_modality([0] * 7 + [1])
-    with pytest.raises(ValueError, match=r"modality 1 has 1 sample\(s\) "
-                       'in this test batch.*min_per_modality=2'):
+    with pytest.raises(
+            ValueError,
+            match=r"modality 1 has 1 sample\(s\) "
+            'in this test batch.*min_per_modality=2'):
         mbn(x)
     mbn.set_modality([0] * 8)  # an absent modality is fine
     mbn(x)
