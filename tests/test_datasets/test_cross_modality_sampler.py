@@ -299,6 +299,20 @@ def test_one_modality_identities_warn_naming_them(monkeypatch):
     assert 'never sampled' in msg and 'classifier' in msg
 
 
+def test_one_modality_warning_names_an_image(monkeypatch):
+    # The labels are the training set's (relabelled): the warning also
+    # names an image, so the user finds the identity to drop. It named
+    # label 2 for the folder 0003 before.
+    messages = logged(monkeypatch)
+    monkeypatch.setattr(
+        FakeVIDataset, 'get_data_info', lambda self, idx: dict(
+            self.records[idx],
+            img_path=f'Visible/{self.records[idx]["pid"] + 1:04d}/a.jpg'))
+    build(monkeypatch)
+    (msg, _), = messages
+    assert '12 (visible only, e.g. Visible/0013/a.jpg)' in msg
+
+
 def test_one_modality_warning_names_a_few(monkeypatch):
     messages = logged(monkeypatch)
     counts = dict(COUNTS)

@@ -107,7 +107,7 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
         self.skipped_identities = len(self.skipped_pids)
         if self.skipped_pids:
             print_log(
-                self._skipped_message(per_identity),
+                self._skipped_message(per_identity, dataset),
                 'current',
                 level=logging.WARNING)
         #: Identities with both modalities, in order of first appearance.
@@ -127,29 +127,37 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
                                              num_instances) + 1
         self.num_samples = self.num_steps * batch_size
 
-    def _skipped_message(self, per_id: Dict[int, List[List[int]]]) -> str:
+    def _skipped_message(self, per_id: Dict[int, List[List[int]]],
+                         dataset: Sized) -> str:
         """The warning about identities that lack one modality.
 
         Args:
             per_id (dict): ``{pid: [visible indices, infrared indices]}``.
+            dataset (Sized): The training set, for an image of each.
 
         Returns:
             str: How many identities are skipped, and the first
-            :attr:`SKIPPED_NAMED` of them with the modality they have.
+            :attr:`SKIPPED_NAMED` of them with the modality they have and
+            one of their images: the labels are the training set's
+            (relabelled ``0..N-1``), not the dataset's folder names.
         """
-        named = [
-            f'{pid} (' + ('visible' if per_id[pid][VISIBLE] else 'infrared') +
-            ' only)' for pid in self.skipped_pids[:self.SKIPPED_NAMED]
-        ]
+        named = []
+        for pid in self.skipped_pids[:self.SKIPPED_NAMED]:
+            has = VISIBLE if per_id[pid][VISIBLE] else INFRARED
+            path = dataset.get_data_info(per_id[pid][has][0]).get('img_path')
+            named.append(f'{pid} (' +
+                         ('visible' if has == VISIBLE else 'infrared') +
+                         ' only' + (f', e.g. {path}' if path else '') + ')')
         more = len(self.skipped_pids) - len(named)
         if more:
             named.append(f'and {more} more')
         return (f'{type(self).__name__}: {len(self.skipped_pids)} of '
                 f'{len(per_id)} identities lack one modality and are '
-                f'never sampled: pids {", ".join(named)}. A classifier '
-                'sized by the dataset keeps their rows, which never train '
-                '(AGW would fail on a visible-only identity); drop them '
-                'from the training lists if that is not intended.')
+                f'never sampled: training labels {", ".join(named)}. A '
+                'classifier sized by the dataset keeps their rows, which '
+                'never train (AGW would fail on a visible-only identity); '
+                'drop them from the training lists if that is not '
+                'intended.')
 
     def _check_infrared_instances(
             self, value: Optional[Sequence[int]],
