@@ -89,6 +89,8 @@ class RegDB(BaseReIDDataset):
     """
 
     METAINFO = dict(dataset_name='regdb')
+    #: The image folder of each modality, relative to ``data_root``.
+    MODALITY_FOLDERS = dict(visible='Visible', thermal='Thermal')
     PUBLISHED_COUNTS = dict(
         train=dict(ids=206, images=4120, cams=2, verified=True),
         query=dict(ids=206, images=2060, cams=1, verified=True),
@@ -155,8 +157,17 @@ class RegDB(BaseReIDDataset):
         for modality in modalities:
             path = osp.join(self.data_root, self.idx_file(stage, modality))
             mod = self.MODALITIES[modality]
+            folder = self.MODALITY_FOLDERS[modality]
             for img_path, label in read_idx_file(path, self.data_root,
                                                  self._listings):
+                top = osp.relpath(img_path, self.data_root).split(os.sep)[0]
+                if top != folder:
+                    # Swapped or mislabelled idx files would route thermal
+                    # images through the visible stem and MBN slot.
+                    raise ValueError(
+                        f'RegDB: {path} lists {img_path!r}, which is not in '
+                        f'{folder}/: the {modality} idx file must list '
+                        f'{modality} images (swapped idx files?)')
                 records.append(
                     dict(
                         img_path=img_path, pid=label, camid=mod, modality=mod))

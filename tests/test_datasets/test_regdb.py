@@ -81,6 +81,22 @@ def test_malformed_line_names_file_and_line(regdb_root):
         RegDB(data_root=regdb_root, split='test', trial=1)
 
 
+def test_swapped_idx_files_are_refused(regdb_root):
+    # The modality came from the idx file's name only: swapped files sent
+    # thermal images through the visible stem and MBN slot, silently.
+    idx = os.path.join(regdb_root, 'idx')
+    visible = os.path.join(idx, 'test_visible_1.txt')
+    thermal = os.path.join(idx, 'test_thermal_1.txt')
+    os.rename(visible, visible + '.tmp')
+    os.rename(thermal, visible)
+    os.rename(visible + '.tmp', thermal)
+    with pytest.raises(
+            ValueError,
+            match=r"test_visible_1.txt lists "
+            r"'.*Thermal/1/.*', which is not in Visible/"):
+        RegDB(data_root=regdb_root, split='test', trial=1)
+
+
 def test_missing_image_names_file_and_line(regdb_root):
     os.remove(os.path.join(regdb_root, regdb_image('visible', 9, 1)))
     with pytest.raises(FileNotFoundError, match='train_visible_1.txt line 4'):
