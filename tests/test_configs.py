@@ -177,3 +177,31 @@ def test_config_evaluators_accept_their_datasets(path, roots):
             if isinstance(evaluator_cfg, list) else [evaluator_cfg])
         evaluator = Evaluator([METRICS.build(m) for m in metric_cfgs])
         evaluator.dataset_meta = dataset.metainfo
+
+
+AGW_REAL_DATA = sorted(
+    p for p in CONFIGS if re.search(r'agw_r50_.*(sysu-mm01|regdb)', p))
+
+
+@pytest.mark.parametrize('path', AGW_REAL_DATA, ids=osp.basename)
+def test_agw_configs_resize_as_the_reference(path):
+    # The AGW code resizes every SYSU-MM01 and RegDB image to 144 x 288
+    # (W x H) with PIL's Lanczos filter when it loads it, then pads 10 and
+    # crops back in training (no random erasing). The configs resized
+    # with cv2 bilinear, without antialiasing.
+    cfg = Config.fromfile(path)
+    train = cfg.train_dataloader.dataset.pipeline
+    test = cfg.test_dataloader.dataset.pipeline
+    for pipeline in (train, test, cfg.val_dataloader.dataset.pipeline):
+        (resize, ) = [t for t in pipeline if t['type'] == 'ReIDResize']
+        assert tuple(resize['size']) == (288, 144)
+        assert resize.get('interpolation') == 'lanczos'
+        assert resize.get('backend') == 'pillow'
+    types = [t['type'] for t in train]
+    assert 'ReIDRandomErasing' not in types
+    (crop, ) = [t for t in train if t['type'] == 'PadRandomCrop']
+    assert crop['padding'] == 10
+
+
+def test_agw_real_data_configs_are_found():
+    assert len(AGW_REAL_DATA) == 8

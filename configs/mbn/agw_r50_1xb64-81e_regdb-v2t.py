@@ -15,7 +15,12 @@ trial = 1
 direction = 'v2t'
 train_pipeline = [
     dict(type='ReIDLoadImageFromFile'),
-    dict(type='ReIDResize', size=(288, 144)),
+    # PIL Lanczos, as AGW resizes when it loads the images.
+    dict(
+        type='ReIDResize',
+        size=(288, 144),
+        interpolation='lanczos',
+        backend='pillow'),
     dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=10),
     dict(type='PackReIDInputs'),

@@ -5,13 +5,18 @@ dataset_type = 'RegDB'
 trial = 1
 direction = 'v2t'  # 'v2t' (visible query) or 't2v' (thermal query)
 img_size = (288, 144)  # (height, width), as in the AGW baseline
+# AGW resizes each image with PIL's Lanczos filter (Image.ANTIALIAS) when
+# it loads it, for training and test.
+resize = dict(
+    type='ReIDResize', size=img_size, interpolation='lanczos',
+    backend='pillow')
 # P=8 identities x K=4 visible + the same 8 x 4 infrared images (AGW).
 batch_size = 64
 num_instances = 4  # K, per modality
 
 train_pipeline = [
     dict(type='ReIDLoadImageFromFile'),
-    dict(type='ReIDResize', size=img_size),
+    resize,
     dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=10),
     dict(type='ReIDRandomErasing', prob=0.5),
@@ -19,7 +24,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='ReIDLoadImageFromFile'),
-    dict(type='ReIDResize', size=img_size),
+    resize,
     dict(type='PackReIDInputs'),
 ]
 
