@@ -98,11 +98,36 @@ def paired_interval(base: Sequence[float],
     return mean, mean - half, mean + half
 
 
+class DistinctSeeds(argparse.Action):
+    """``--seeds``: each seed once.
+
+    A seed given twice would be counted as two independent runs (its
+    values twice in every mean, std and interval, the interval narrowed by
+    a degree of freedom that is not there), so a repeat is an error naming
+    it.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        repeated = sorted(s for s in set(values) if values.count(s) > 1)
+        if repeated:
+            parser.error(
+                f'{option_string} {" ".join(map(str, values))}: seed(s) '
+                f'{", ".join(map(str, repeated))} given more than once; each '
+                'seed is one run, so give every seed once')
+        setattr(namespace, self.dest, list(values))
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, work_dir: str) -> None:
     """The options of :func:`run`, shared by the tools that compare runs:
-    ``--seeds``, ``--work-dir`` (default ``work_dir``), ``--cfg-options``
-    and ``--no-train``."""
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    ``--seeds`` (distinct), ``--work-dir`` (default ``work_dir``),
+    ``--cfg-options`` and ``--no-train``."""
+    parser.add_argument(
+        '--seeds',
+        nargs='+',
+        type=int,
+        default=[0, 1, 2],
+        action=DistinctSeeds,
+        help='the runs\' randomness.seed, each once (default: 0 1 2)')
     parser.add_argument('--work-dir', default=work_dir)
     parser.add_argument(
         '--cfg-options',
@@ -117,7 +142,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, work_dir: str) -> None:
         'trained')
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+', help='configs to compare')
     add_run_arguments(parser, 'work_dirs/compare')
@@ -135,7 +160,7 @@ def parse_args():
         '--target',
         help='multi-target runs: read the metrics of this target '
         '(its prefix, e.g. d3)')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def last_validation(work_dir: str) -> dict:
