@@ -114,10 +114,180 @@ def test_baseline_table_with_targets(tmp_path, monkeypatch, capsys):
     tool.main()
     out = capsys.readouterr().out
     assert (tmp_path / 'tables' / 'table.md').read_text() == out
+    assert '| config (key d3/<metric>) | R1 mean ± std |' in out
     assert '| base.py | 11.0 ± 0.8 | 1.0 ± 0.0 |' in out
-    assert '| config - base.py | ΔR1 [95 % CI] | ΔmAP [95 % CI] | seeds |' \
-        in out
+    assert '| config - base.py (key d3/<metric>) | ΔR1 [95 % CI] | ' \
+        'ΔmAP [95 % CI] | seeds paired |' in out
     assert '| new.py | +3.0 [+0.5, +5.5] | +0.0 [+0.0, +0.0] | 3 |' in out
+
+
+def v2_runs(tmp_path, seeds=(0, 1, 2)):
+    """Finished runs of base.py and new.py with two targets, d3 and d0
+    (d0 first in the logs, as SynthReID v2 logs d0-d3style first)."""
+    base = write_config(tmp_path / 'base.py')
+    new = write_config(tmp_path / 'new.py')
+    runs = tmp_path / 'runs'
+    for seed in seeds:
+        for config, d3 in ((base, 10.0 + seed), (new, 13.0 + 2 * seed)):
+            name = config[:-3].rsplit('/', 1)[-1]
+            finished_run(
+                runs / f'{name}_seed{seed}', config, seed, {
+                    'd0/R1': 50.0 - seed,
+                    'd0/num_query': 5210,
+                    'd3/R1': d3,
+                    'd3/num_query': 5265
+                })
+    return base, new, runs
+
+
+def compare(tool, monkeypatch, *argv):
+    monkeypatch.setattr(sys, 'argv', ['compare_configs.py', *map(str, argv)])
+    tool.main()
+
+
+def test_several_targets_need_a_target(tmp_path, monkeypatch, capsys):
+    """Runs with several targets (SynthReID v2: d3, d3-d0style, d0,
+    d0-d3style, mean) used to be read at the first key of the log, with
+    no target named anywhere; now --target is required, and the error
+    lists the targets."""
+    tool = load_tool(TOOL)
+    base, new, runs = v2_runs(tmp_path)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, new, '--baseline', base, '--work-dir', runs,
+                '--no-train', '--metrics', 'R1')
+    message = str(info.value)
+    assert 'base.py (seed 0)' in message
+    assert '2 targets (d0, d3); give --target' in message
+    compare(tool, monkeypatch, new, '--baseline', base, '--work-dir', runs,
+            '--no-train', '--metrics', 'R1', '--target', 'd0')
+    out = capsys.readouterr().out
+    assert '| config (key d0/<metric>) | R1 mean ± std |' in out
+    assert '| base.py | 49.0 ± 0.8 |' in out
+
+
+def test_a_mistyped_target_is_an_error(tmp_path, monkeypatch):
+    """--target D3 used to print a table of '-' with 0 seeds and exit 0."""
+    tool = load_tool(TOOL)
+    base, new, runs = v2_runs(tmp_path)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, new, '--baseline', base, '--work-dir', runs,
+                '--no-train', '--target', 'D3')
+    assert "no target 'D3' in its last evaluation; it has d0, d3" in \
+        str(info.value)
+
+
+def test_runs_on_other_test_sets_are_not_paired(tmp_path, monkeypatch, capsys):
+    """A baseline evaluated on one test set and a config on another (a
+    visible d3 run against a SynthReID-vi run: the audit's ΔR1 +7.7
+    [+6.6, +8.8]) are not paired: other keys, or the same key with
+    another number of queries (v2 and v2.1)."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    base = write_config(tmp_path / 'base.py')
+    vi = write_config(tmp_path / 'vi.py')
+    old = write_config(tmp_path / 'old.py')
+    runs = tmp_path / 'runs'
+    for seed in (0, 1):
+        finished_run(runs / f'base_seed{seed}', base, seed, {
+            'd3/R1': 1.0 + seed,
+            'd3/num_query': 5265
+        })
+        finished_run(runs / f'vi_seed{seed}', vi, seed, {
+            'sysu/R1': 9.0 + seed,
+            'sysu/num_query': 5196
+        })
+        finished_run(runs / f'old_seed{seed}', old, seed, {
+            'd3/R1': 3.0 + 2 * seed,
+            'd3/num_query': 2102
+        })
+    common = [
+        '--work-dir', runs, '--no-train', '--metrics', 'R1', '--seeds', 0, 1
+    ]
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, vi, '--baseline', base, *common)
+    assert "vi.py is read under 'sysu', the baseline" in str(info.value)
+    assert 'different test sets are not paired' in str(info.value)
+    # Without --baseline both are tabulated, each under its own key.
+    compare(tool, monkeypatch, base, vi, *common)
+    out = capsys.readouterr().out
+    assert '| config (key <target>/<metric>, target per row) |' in out
+    assert '| base.py (d3) | 1.5 ± 0.5 |' in out
+    assert '| vi.py (sysu) | 9.5 ± 0.5 |' in out
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, old, '--baseline', base, *common)
+    assert 'old.py (seed 0) was evaluated on 2102 queries (d3/num_query)' \
+        ', the baseline' in str(info.value)
+
+
+def test_one_seed_has_no_spread(tmp_path, monkeypatch, capsys):
+    """One seed is 'n=1': it used to be '11.0 ± 0.0', a spread of zero."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    base, new, runs = v2_runs(tmp_path)
+    compare(tool, monkeypatch, base, new, '--work-dir', runs, '--no-train',
+            '--target', 'd3', '--metrics', 'R1', '--seeds', 1)
+    assert '| base.py | 11.0 (n=1) | 11.0 |' in capsys.readouterr().out
+
+
+def partial_runs(tmp_path):
+    """base.py and new.py at seeds 0-2 on d3; new.py logged no mAP at seed
+    2."""
+    base = write_config(tmp_path / 'base.py')
+    new = write_config(tmp_path / 'new.py')
+    runs = tmp_path / 'runs'
+    for seed in (0, 1, 2):
+        metrics = {'d3/R1': 13.0 + 2 * seed, 'd3/mAP': 1.0 + seed}
+        if seed == 2:
+            del metrics['d3/mAP']
+        finished_run(runs / f'new_seed{seed}', new, seed, metrics)
+        finished_run(runs / f'base_seed{seed}', base, seed, {
+            'd3/R1': 10.0 + seed,
+            'd3/mAP': 1.0
+        })
+    return runs
+
+
+def test_seeds_are_counted_per_metric(tmp_path, monkeypatch, capsys):
+    """The seeds column was the largest count over the metrics (3 for a
+    mAP interval of 2 pairs); a mean over fewer seeds than asked said
+    nothing, and a missing per-seed value was left out of 'R1/mAP'."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    runs = partial_runs(tmp_path)
+    compare(tool, monkeypatch, tmp_path / 'new.py', '--baseline',
+            tmp_path / 'base.py', '--work-dir', runs, '--no-train', '--target',
+            'd3', '--metrics', 'R1', 'mAP')
+    out = capsys.readouterr().out
+    assert '| new.py | 15.0 ± 1.6 | 1.5 ± 0.5 (n=2) | 13.0/1.0; ' \
+        '15.0/2.0; 17.0/- |' in out
+    assert out.rstrip().endswith('| R1 3, mAP 2 |')
+
+
+def test_a_config_is_one_row_however_spelt(tmp_path, monkeypatch, capsys):
+    """--baseline ./base.py with base.py among the configs: the baseline
+    used to be listed twice and paired with itself (+0.0 [+0.0, +0.0])."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.chdir(tmp_path)
+    runs = partial_runs(tmp_path)
+    compare(tool, monkeypatch, 'new.py', 'base.py', '--baseline', './base.py',
+            '--work-dir', runs, '--no-train', '--target', 'd3', '--metrics',
+            'R1')
+    out = capsys.readouterr().out
+    assert [
+        line.split('|')[1].strip() for line in out.splitlines()
+        if line.startswith('| ')
+    ] == [
+        'config (key d3/<metric>)', 'new.py', 'base.py',
+        'config - base.py (key d3/<metric>)', 'new.py'
+    ]
+    with pytest.raises(
+            SystemExit, match=r'\./base.py is given twice \(also as '
+            r'base.py\)'):
+        compare(tool, monkeypatch, 'base.py', './base.py', '--work-dir', runs,
+                '--no-train', '--target', 'd3')
 
 
 def test_no_train_refuses_a_run_without_results(tmp_path, monkeypatch):

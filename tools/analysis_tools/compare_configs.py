@@ -37,8 +37,20 @@ initialisation and sampling, not their data). The interval is over
 training seeds on one fixed test set: how far a difference would move
 with another draw of the test identities is
 ``tools/analysis_tools/paired_query_error.py`` (from two ``tools/test.py
---report`` folders). ``--target NAME`` reads a
-multi-target run's ``NAME/<metric>`` keys (e.g. ``d3``, ``d3-d0style``)::
+--report`` folders). ``--target NAME`` reads the ``NAME/<metric>`` keys
+(e.g. ``d3``, ``d3-d0style``, ``d3/mnet`` for a distance mode); it is
+required when a run's metrics are of several targets (SynthReID v2 logs
+``d3``, ``d3-d0style``, ``d0``, ``d0-d3style`` and ``mean``), and a
+target a run lacks is an error listing the targets it has. The first
+header cell names the keys read. Without ``--target`` runs of one
+target each may differ in it (each row then names its own); a config
+whose seeds differ in target or in ``<target>/num_query`` (the test
+set), and a ``--baseline`` pair on different test sets, are errors.
+A mean over one seed is shown as ``(n=1)``, without a spread, one over
+fewer seeds than given with its ``n``; the ``seeds paired`` column
+counts the pairs of each interval (per metric where they differ). The
+same config file under two spellings (``./a.py``, ``a.py``) is one
+config; ``--seeds`` with a seed twice is refused::
 
     python tools/analysis_tools/compare_configs.py \
         configs/snr/baseline_r18_synthreid.py \
@@ -505,82 +517,247 @@ def run(config: str, seed: int, args) -> dict:
     return metrics
 
 
-def pick(metrics: dict, name: str, target: Optional[str] = None):
-    """The value of ``<prefix>/<name>`` (the single-target key), or of
-    ``<target>/<name>`` when a target is given."""
-    if target is not None:
-        return metrics.get(f'{target}/{name}')
-    for key, value in metrics.items():
-        if key.split('/')[-1] == name and key.count('/') == 1:
-            return value
-    return None
+def targets_of(metrics: dict) -> List[str]:
+    """The top-level targets of a run's metrics (``d3`` of ``d3/R1``)."""
+    return sorted({k.split('/')[0] for k in metrics if '/' in k})
 
 
-def paired_table(rows: list, baseline: str, args) -> str:
-    """Markdown table of paired differences against ``baseline``."""
+def run_target(metrics: dict,
+               target: Optional[str] = None,
+               where: str = 'the run',
+               hint: str = 'name the one to read') -> Optional[str]:
+    """The prefix of the keys to read: ``target`` or the run's only one.
+
+    Args:
+        metrics (dict): A run's last evaluation.
+        target (str, optional): The target asked for (e.g. ``d3``, or
+            ``d3/mnet`` for a distance mode).
+        where (str): The run, for messages.
+        hint (str): What to do about several targets, for the message.
+
+    Returns:
+        str | None: The prefix (None when the run has no prefixed metric).
+
+    Raises:
+        ValueError: No ``target`` is given and the run has several, or the
+            run has no key under ``target``: both name the targets it has.
+    """
+    found = targets_of(metrics)
+    if target is None:
+        if len(found) > 1:
+            raise ValueError(
+                f'{where}: its metrics are of {len(found)} targets '
+                f'({", ".join(found)}); {hint}')
+        return found[0] if found else None
+    if not any(k.startswith(f'{target}/') for k in metrics):
+        raise ValueError(f'{where}: no target {target!r} in its last '
+                         f'evaluation; it has {", ".join(found) or "none"}')
+    return target
+
+
+def pick(metrics: dict,
+         name: str,
+         target: Optional[str] = None,
+         where: str = 'the run'):
+    """The value of ``<target>/<name>``, without ``target`` of the run's
+    only target (:func:`run_target`, whose errors it raises); None when the
+    run did not log that metric."""
+    prefix = run_target(metrics, target, where)
+    return metrics.get(f'{prefix}/{name}') if prefix is not None else None
+
+
+def normalise_configs(configs: Sequence[str],
+                      baseline: Optional[str]) -> Tuple[List[str], str]:
+    """The configs without ``./`` and the like, the baseline first when it
+    is not among them; the same file given twice (under any spelling) is
+    an error.
+
+    Returns:
+        tuple[list[str], str | None]: The configs and the baseline, as
+        spelt in the list.
+    """
+    seen = {}
+    for given in configs:
+        real = osp.realpath(given)
+        if real in seen:
+            raise ValueError(f'{given} is given twice (also as '
+                             f'{seen[real]}): each config is one row')
+        seen[real] = osp.normpath(given)
+    out = list(seen.values())
+    if baseline is not None:
+        real = osp.realpath(baseline)
+        if real not in seen:
+            seen[real] = osp.normpath(baseline)
+            out.insert(0, seen[real])
+        baseline = seen[real]
+    return out, baseline
+
+
+def check_targets(rows: list, target: Optional[str]) -> dict:
+    """The prefix every config's runs are read under, checked.
+
+    A config's runs must be read under one prefix and (where they log
+    ``<prefix>/num_query``) have been evaluated on test sets of the same
+    size: otherwise a mean over seeds would mix test sets.
+
+    Args:
+        rows (list): ``(config, {seed: metrics})`` per config.
+        target (str, optional): ``--target``.
+
+    Returns:
+        dict: config -> its prefix (None when its runs have none).
+
+    Raises:
+        ValueError: See :func:`run_target`; or a config's runs differ in
+            prefix or number of queries.
+    """
+    prefixes = {}
+    for config, runs in rows:
+        found = {
+            seed:
+            run_target(metrics, target, f'{config} (seed {seed})',
+                       'give --target with one of them')
+            for seed, metrics in runs.items()
+        }
+        if len(set(found.values())) > 1:
+            raise ValueError(f'{config}: its runs have different targets '
+                             f'({found}): give --target')
+        prefix = next(iter(found.values()))
+        queries = {
+            seed: metrics.get(f'{prefix}/num_query')
+            for seed, metrics in runs.items()
+            if metrics.get(f'{prefix}/num_query') is not None
+        }
+        if len(set(queries.values())) > 1:
+            raise ValueError(f'{config}: its runs were evaluated on different '
+                             f'test sets ({prefix}/num_query per seed: '
+                             f'{queries})')
+        prefixes[config] = prefix
+    return prefixes
+
+
+def mean_cell(values: Sequence[float], num_seeds: int) -> str:
+    """``mean ± population std``; ``(n=K)`` when only K of the seeds have
+    a value, and no spread from one value."""
+    if not values:
+        return '-'
+    if len(values) == 1:
+        return f'{values[0]:.1f} (n=1)'
+    cell = (f'{statistics.fmean(values):.1f} ± '
+            f'{statistics.pstdev(values):.1f}')
+    return cell + (f' (n={len(values)})' if len(values) < num_seeds else '')
+
+
+def key_label(prefixes: dict) -> str:
+    """The keys read, for the first header cell."""
+    found = set(prefixes.values())
+    if len(found) == 1:
+        prefix = found.pop()
+        return f'key {prefix}/<metric>' if prefix else 'key <metric>'
+    return 'key <target>/<metric>, target per row'
+
+
+def row_label(config: str, prefixes: dict) -> str:
+    name = osp.basename(config)
+    if len(set(prefixes.values())) > 1:
+        name += f' ({prefixes[config]})'
+    return name
+
+
+def paired_table(rows: list, baseline: str, args, prefixes: dict) -> str:
+    """Markdown table of paired differences against ``baseline``.
+
+    Raises:
+        ValueError: A config was evaluated on another test set than the
+            baseline (another target, or another number of queries).
+    """
     runs_of = dict(rows)
     base = runs_of[baseline]
-    header = f'| config - {osp.basename(baseline)} | ' + ' | '.join(
-        f'Δ{m} [95 % CI]' for m in args.metrics) + ' | seeds |'
+    base_prefix = prefixes[baseline]
+    header = (f'| config - {osp.basename(baseline)} '
+              f'({key_label(prefixes)}) | ' +
+              ' | '.join(f'Δ{m} [95 % CI]'
+                         for m in args.metrics) + ' | seeds paired |')
     lines = [header, '|---' * (len(args.metrics) + 2) + '|']
     for config, runs in rows:
         if config == baseline:
             continue
-        cells, used = [], 0
+        if prefixes[config] != base_prefix:
+            raise ValueError(
+                f'{config} is read under {prefixes[config]!r}, the baseline '
+                f'{baseline} under {base_prefix!r}: different test sets are '
+                'not paired')
+        for seed in args.seeds:
+            key = f'{base_prefix}/num_query'
+            a, b = base[seed].get(key), runs[seed].get(key)
+            if a is not None and b is not None and a != b:
+                raise ValueError(
+                    f'{config} (seed {seed}) was evaluated on {b} queries '
+                    f'({key}), the baseline {baseline} on {a}: different '
+                    'test sets are not paired')
+        cells, used = [], []
         for metric in args.metrics:
             pairs = [(pick(base[s], metric,
-                           args.target), pick(runs[s], metric, args.target))
+                           base_prefix), pick(runs[s], metric, base_prefix))
                      for s in args.seeds]
             pairs = [(a, b) for a, b in pairs
                      if a is not None and b is not None]
+            used.append(len(pairs))
             if len(pairs) < 2:
                 cells.append('-')
                 continue
-            used = max(used, len(pairs))
             mean, low, high = paired_interval(*zip(*pairs))
             cells.append(f'{mean:+.1f} [{low:+.1f}, {high:+.1f}]')
-        lines.append(f'| {osp.basename(config)} | ' + ' | '.join(cells) +
-                     f' | {used} |')
+        seeds = str(used[0]) if len(set(used)) == 1 else ', '.join(
+            f'{m} {n}' for m, n in zip(args.metrics, used))
+        lines.append(f'| {row_label(config, prefixes)} | ' +
+                     ' | '.join(cells) + f' | {seeds} |')
     return '\n'.join(lines)
 
 
-def main():
-    args = parse_args()
-    if args.baseline and args.baseline not in args.configs:
-        args.configs.insert(0, args.baseline)
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        args.configs, args.baseline = normalise_configs(
+            args.configs, args.baseline)
+    except ValueError as error:
+        raise SystemExit(f'error: {error}')
     if args.baseline and len(args.seeds) < 2:
         raise SystemExit('--baseline needs two seeds at least')
     rows = []
     for config in args.configs:
         runs = {seed: run(config, seed, args) for seed in args.seeds}
         rows.append((config, runs))
-    header = '| config | ' + ' | '.join(
+    try:
+        prefixes = check_targets(rows, args.target)
+    except ValueError as error:
+        raise SystemExit(f'error: {error}')
+    header = f'| config ({key_label(prefixes)}) | ' + ' | '.join(
         f'{m} mean ± std' for m in args.metrics) + \
         f' | {"/".join(args.metrics[:2])} per seed (' + \
         ', '.join(str(s) for s in args.seeds) + ') |'
     lines = [header, '|---' * (len(args.metrics) + 2) + '|']
     for config, runs in rows:
+        prefix = prefixes[config]
         cells = []
-        per_seed = []
         for metric in args.metrics:
-            values = [pick(runs[s], metric, args.target) for s in args.seeds]
-            values = [v for v in values if v is not None]
-            if not values:
-                cells.append('-')
-                continue
-            cells.append(f'{statistics.fmean(values):.1f} ± '
-                         f'{statistics.pstdev(values):.1f}')
+            values = [pick(runs[s], metric, prefix) for s in args.seeds]
+            cells.append(
+                mean_cell([v for v in values if v is not None],
+                          len(args.seeds)))
+        per_seed = []
         for seed in args.seeds:
-            values = [
-                pick(runs[seed], m, args.target) for m in args.metrics[:2]
-            ]
-            per_seed.append('/'.join(f'{v:.1f}' for v in values
-                                     if v is not None))
-        lines.append(f'| {osp.basename(config)} | ' + ' | '.join(cells) +
-                     f' | {"; ".join(per_seed)} |')
+            values = [pick(runs[seed], m, prefix) for m in args.metrics[:2]]
+            per_seed.append('/'.join('-' if v is None else f'{v:.1f}'
+                                     for v in values))
+        lines.append(f'| {row_label(config, prefixes)} | ' +
+                     ' | '.join(cells) + f' | {"; ".join(per_seed)} |')
     table = '\n'.join(lines)
     if args.baseline:
-        table += '\n\n' + paired_table(rows, args.baseline, args)
+        try:
+            table += '\n\n' + paired_table(rows, args.baseline, args, prefixes)
+        except ValueError as error:
+            raise SystemExit(f'error: {error}')
     print(table)
     if args.out:
         from mmreid.utils.atomic import open_atomic  # torch: only here
