@@ -348,11 +348,12 @@ def test_a_repeated_seed_is_refused(capsys):
             [1, 0]
 
 
-def run_args(work_dir, no_train=True, cfg_options=()):
+def run_args(work_dir, no_train=True, cfg_options=(), trust_retested=False):
     return argparse.Namespace(
         work_dir=str(work_dir),
         no_train=no_train,
-        cfg_options=list(cfg_options))
+        cfg_options=list(cfg_options),
+        trust_retested=trust_retested)
 
 
 def no_training(*args, **kwargs):
@@ -440,20 +441,28 @@ def test_a_run_of_another_config_is_refused(tmp_path, monkeypatch):
 
 def test_a_retested_checkpoint_must_be_the_final_one(tmp_path, monkeypatch):
     """A tools/test.py result in a work dir is read when it tested the
-    run's final checkpoint (with the same config; its seed does not
-    matter), and refused when it tested another."""
+    run's final checkpoint in that work dir (with the same config; its
+    seed does not matter), and refused when it tested another."""
     tool = load_tool(TOOL)
     config = write_config(tmp_path / 'a.py', max_epochs=2)
     monkeypatch.setattr(tool.subprocess, 'run', no_training)
     work_dir = tmp_path / 'runs' / 'a_seed1'
-    fake_test(work_dir, config, '/elsewhere/a_seed1/epoch_2.pth',
-              {'d3/R1': 7.5})
+    fake_test(work_dir, config, str(work_dir / 'epoch_2.pth'), {'d3/R1': 7.5})
     assert tool.run(config, 1, run_args(tmp_path / 'runs')) == \
         {'d3/R1': 7.5}
+    # The same folder under another path (a link) is the same work dir.
+    (tmp_path / 'link').symlink_to(tmp_path / 'runs')
     fake_test(
         work_dir,
         config,
-        '/elsewhere/a_seed1/epoch_1.pth', {'d3/R1': 5.0},
+        str(tmp_path / 'link' / 'a_seed1' / 'epoch_2.pth'), {'d3/R1': 7.0},
+        stamp='20260105_000001')
+    assert tool.run(config, 1, run_args(tmp_path / 'runs')) == \
+        {'d3/R1': 7.0}
+    fake_test(
+        work_dir,
+        config,
+        str(work_dir / 'epoch_1.pth'), {'d3/R1': 5.0},
         stamp='20260106_000000')
     with pytest.raises(ValueError, match='a_seed1.*epoch_1.pth.*epoch_2'):
         tool.run(config, 1, run_args(tmp_path / 'runs'))
@@ -465,9 +474,39 @@ def test_a_retested_checkpoint_must_be_the_final_one(tmp_path, monkeypatch):
         config,
         'work_dirs/runs/a_seed0/epoch_2.pth', {'d3/R1': 6.0},
         stamp='20260107_000000')
-    with pytest.raises(ValueError,
-                       match="a_seed0/epoch_2.pth.*another run.*'a_seed0'"):
+    for trust in (False, True):
+        with pytest.raises(
+                ValueError,
+                match="a_seed0/epoch_2.pth.*another run.*'a_seed0'"):
+            tool.run(config, 1, run_args(tmp_path / 'runs', True, (), trust))
+
+
+def test_a_checkpoint_of_another_experiment_is_refused(tmp_path, monkeypatch,
+                                                       capsys):
+    """A test of <elsewhere>/a_seed1/epoch_2.pth was read as seed 1's
+    result whatever trained it: audit S (xckpt) had SNR seed 1 read from
+    /tmp/other_experiment_lr_x10/snr_r18_synthreid-v2_seed1/epoch_8.pth
+    (R1 0.5 instead of 4.7). A checkpoint outside the run's work dir is
+    now read only with --trust-retested, which says so."""
+    tool = load_tool(TOOL)
+    config = write_config(tmp_path / 'a.py', max_epochs=2)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    work_dir = tmp_path / 'runs' / 'a_seed1'
+    elsewhere = '/tmp/other_experiment_lr_x10/a_seed1/epoch_2.pth'
+    fake_test(work_dir, config, elsewhere, {'d3/R1': 0.5})
+    with pytest.raises(ValueError) as info:
         tool.run(config, 1, run_args(tmp_path / 'runs'))
+    message = str(info.value)
+    assert str(work_dir) in message and elsewhere in message
+    assert 'outside this work dir' in message
+    assert '--trust-retested' in message
+    args = run_args(tmp_path / 'runs', trust_retested=True)
+    assert tool.run(config, 1, args) == {'d3/R1': 0.5}
+    assert f'reading the test (20260105_000000) of {elsewhere}' in \
+        capsys.readouterr().err
+    # The option is shared by the tools that read runs.
+    assert tool.parse_args(['a.py', '--trust-retested']).trust_retested
+    assert not tool.parse_args(['a.py']).trust_retested
 
 
 def test_the_record_of_the_config(tmp_path, monkeypatch):

@@ -13,12 +13,16 @@ population std over seeds, and each run's values::
 
 A run is finished when the latest evaluation in its work dir is its
 final validation (at ``train_cfg.max_epochs``, or ``max_iters``) or a
-``tools/test.py`` result of its final checkpoint
-(``<run name>_seed<seed>/epoch_<max_epochs>.pth``, the folder possibly
-elsewhere: a checkpoint re-tested, e.g. on a larger test set; another
-seed's checkpoint is refused), and the merged config
+``tools/test.py`` result of its final checkpoint in that work dir
+(``<run name>_seed<seed>/epoch_<max_epochs>.pth``, compared as real
+paths: a checkpoint re-tested, e.g. on a larger test set). A test of a
+checkpoint elsewhere is refused unless ``--trust-retested`` is given
+(then from a folder of the run's name only: another seed's checkpoint
+is refused): which experiment trained a checkpoint cannot be told from
+its folder's name. The merged config
 that run recorded (``<stamp>/vis_data/config.py``, else the config mmengine
-dumps into the work dir) is the config with the seed and ``--cfg-options``
+dumps into the work dir) must be the config with the seed and
+``--cfg-options``
 (``work_dir``, ``resume`` and ``visualizer`` aside; for a test also its
 checkpoint, seed and drawing hooks). A finished run is not trained again,
 so an interrupted comparison resumes where it stopped; a missing or
@@ -132,7 +136,7 @@ class DistinctSeeds(argparse.Action):
 def add_run_arguments(parser: argparse.ArgumentParser, work_dir: str) -> None:
     """The options of :func:`run`, shared by the tools that compare runs:
     ``--seeds`` (distinct), ``--work-dir`` (default ``work_dir``),
-    ``--cfg-options`` and ``--no-train``."""
+    ``--cfg-options``, ``--no-train`` and ``--trust-retested``."""
     parser.add_argument(
         '--seeds',
         nargs='+',
@@ -152,6 +156,14 @@ def add_run_arguments(parser: argparse.ArgumentParser, work_dir: str) -> None:
         help='only read finished runs: a missing or unfinished run (no '
         'validation at its last epoch) is an error instead of being '
         'trained')
+    parser.add_argument(
+        '--trust-retested',
+        action='store_true',
+        help='also read a tools/test.py result of a final checkpoint '
+        'outside the run\'s work dir, in a folder of the run\'s name (e.g. '
+        'v2 checkpoints re-tested into a v2.1 work dir). Without it such a '
+        'result is refused: a folder name does not tell which experiment '
+        'trained the checkpoint, so with it you vouch for that')
 
 
 def parse_args(argv=None):
@@ -400,17 +412,26 @@ def _short(value, width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 3] + '...'
 
 
-def finished_result(config: str,
-                    work_dir: str,
-                    expected,
-                    label: Optional[str] = None) -> Tuple[Optional[dict], str]:
+def finished_result(
+        config: str,
+        work_dir: str,
+        expected,
+        label: Optional[str] = None,
+        trust_retested: bool = False) -> Tuple[Optional[dict], str]:
     """The metrics of the finished run of ``expected`` in ``work_dir``.
 
     The latest evaluation decides: a training's last validation counts
     when it is at the final epoch (iteration), a ``tools/test.py``
-    result when it tested the final checkpoint of a run of this name
-    (the checkpoint's folder is named as ``work_dir``); either only with the
-    config the run recorded equal to ``expected``.
+    result when it tested the final checkpoint in ``work_dir`` itself
+    (compared as real paths; a relative ``load_from`` is read from the
+    current directory, as ``tools/test.py`` was given it); either only
+    with the config the run recorded equal to ``expected``.
+
+    A checkpoint elsewhere may have been trained by any experiment that
+    named its folder alike (another learning rate, another tree): a
+    folder name says nothing of what trained it. It is read only with
+    ``trust_retested`` (``--trust-retested``: the user vouches for it), and
+    then still only from a folder named as ``work_dir``.
 
     Args:
         config (str): The config file (for messages).
@@ -418,6 +439,9 @@ def finished_result(config: str,
         expected (mmengine.Config): The merged config of the run.
         label (str, optional): The config, seed and options in messages
             (default: ``config``).
+        trust_retested (bool): Also read a test of a final checkpoint
+            outside ``work_dir``, in a folder of the same name. Defaults
+            to False.
 
     Returns:
         tuple[dict | None, str]: The metrics, or None and why there are
@@ -426,7 +450,7 @@ def finished_result(config: str,
     Raises:
         ValueError: The run is of another config, lacks a record of its
             config, or was re-tested on another checkpoint than the final
-            one: training would not make it a result.
+            one in its work dir: training would not make it a result.
     """
     label = label or config
     unit, final = final_step(expected, config)
@@ -455,6 +479,22 @@ def finished_result(config: str,
                 f'tested {checkpoint!r}, the final checkpoint of another '
                 f'run (folder {folder!r}), not of {label}; re-test '
                 f'{osp.join(work_dir, name)}, or remove {stamp}')
+        # ... and of this experiment: a folder of the same name elsewhere
+        # may hold another experiment's run.
+        own = osp.realpath(osp.dirname(checkpoint)) == osp.realpath(work_dir)
+        if not own and not trust_retested:
+            raise ValueError(
+                f'{work_dir}: its latest evaluation ({stamp}, tools/test.py) '
+                f'tested {checkpoint!r}, outside this work dir: which '
+                f'experiment trained it cannot be told from its folder '
+                f'name. Re-test {osp.join(work_dir, name)}, or pass '
+                f'--trust-retested if that checkpoint is the final one of '
+                f'{label}')
+        if not own:
+            print(
+                f'{work_dir}: reading the test ({stamp}) of {checkpoint}, '
+                'outside this work dir (--trust-retested)',
+                file=sys.stderr)
     elif metrics.get('step') != final:
         return None, (f'unfinished: its last validation ({stamp}) is at '
                       f'{unit} {metrics.get("step")} of {final}')
@@ -493,7 +533,8 @@ def run(config: str, seed: int, args) -> dict:
     label = f'{config} (seed {seed}' + (
         f', --cfg-options {" ".join(args.cfg_options)})'
         if args.cfg_options else ')')
-    metrics, why = finished_result(config, work_dir, expected, label)
+    trust = getattr(args, 'trust_retested', False)
+    metrics, why = finished_result(config, work_dir, expected, label, trust)
     if metrics is not None:
         return metrics
     cmd = [
@@ -510,7 +551,7 @@ def run(config: str, seed: int, args) -> dict:
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (REPO, env.get('PYTHONPATH')) if p)
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-    metrics, why = finished_result(config, work_dir, expected, label)
+    metrics, why = finished_result(config, work_dir, expected, label, trust)
     if metrics is None:
         raise RuntimeError(f'{work_dir}: {why} after training; does its '
                            'config validate at the end?')
