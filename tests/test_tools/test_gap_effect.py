@@ -39,10 +39,11 @@ def write_run(work_dir, r1, gaps):
         'sysu/mAP': r1 + 1
     })
     checkpoint = work_dir / 'epoch_12.pth'
-    checkpoint.write_text('not read: the gap is cached')
+    checkpoint.write_text(f'not read: the gap of {work_dir.name} is cached')
     (work_dir / 'last_checkpoint').write_text(str(checkpoint))
+    key = load_tool(TOOL).cache_key(str(config), str(checkpoint))
     (work_dir / 'modality_gap_128.json').write_text(
-        json.dumps(dict(checkpoint=str(checkpoint), rows=gap_rows(gaps))))
+        json.dumps(dict(key, checkpoint=str(checkpoint), rows=gap_rows(gaps))))
 
 
 # R1 per seed and layer gaps per seed, BN and MBN, two settings.
@@ -124,3 +125,48 @@ def test_a_failing_write_keeps_the_previous_out(tmp_path, monkeypatch, capsys):
         str(tmp_path), '--metrics', 'R1', '--out',
         str(out)
     ], out)
+
+
+def test_a_stale_gap_cache_is_measured_again(tmp_path, monkeypatch, capsys):
+    """The cache was trusted whenever it named the same checkpoint path: a
+    run trained again into the same work dir (or measured with a changed
+    config) kept the old model's gap (audit S, gapcache). It is now keyed
+    on the sha256 of the checkpoint and of the merged config, and measured
+    again, saying so, when either differs or is not recorded."""
+    tool = load_tool(TOOL)
+    work_dir = tmp_path / 'a_bn_seed0'
+    config = write_config(tmp_path / 'a_bn.py', max_epochs=12)
+    finished_run(work_dir, config, 0, {'sysu/R1': 10})
+    checkpoint = work_dir / 'epoch_12.pth'
+    checkpoint.write_text('the model trained again')
+    (work_dir / 'last_checkpoint').write_text(str(checkpoint))
+    # The gap of the model trained first, cached under the same path.
+    (work_dir / 'modality_gap_128.json').write_text(
+        json.dumps(
+            dict(
+                config=config,
+                checkpoint=str(checkpoint),
+                rows=gap_rows([0.1, 0.2]))))
+    measured = []
+
+    def measure(config, checkpoint, num_per_modality):
+        measured.append((config, checkpoint, num_per_modality))
+        return gap_rows([0.5, 0.5 + len(measured)])
+
+    monkeypatch.setattr(tool, '_measure', measure, raising=False)
+    assert tool.measure_gap(config, str(work_dir), 128) == gap_rows([0.5, 1.5])
+    assert measured == [(config, str(checkpoint), 128)]
+    err = capsys.readouterr().err
+    assert 'modality_gap_128.json: cached for another checkpoint and ' \
+        'config' in err and 'measuring the gap again' in err
+    # The new cache is used from here on ...
+    assert tool.measure_gap(config, str(work_dir), 128) == gap_rows([0.5, 1.5])
+    assert len(measured) == 1
+    # ... until the checkpoint changes (trained again, same path and size)
+    checkpoint.write_text('the model trained AGAIN')
+    assert tool.measure_gap(config, str(work_dir), 128) == gap_rows([0.5, 2.5])
+    assert 'cached for another checkpoint than' in capsys.readouterr().err
+    # ... or the config.
+    write_config(tmp_path / 'a_bn.py', max_epochs=12, lr=0.2)
+    assert tool.measure_gap(config, str(work_dir), 128) == gap_rows([0.5, 3.5])
+    assert 'cached for another config than' in capsys.readouterr().err

@@ -21,7 +21,9 @@ batch composition). For every pair the table gives:
 Runs are found (or trained) as by ``compare_configs.py``
 (``WORK_DIR/<config name>_seed<S>``, last validation of the log); the gap
 of a run is measured on its last checkpoint and cached next to it
-(``modality_gap_<N>.json``)::
+(``modality_gap_<N>.json``, with the sha256 of the checkpoint and of the
+merged config: a run trained again into the same work dir, or a changed
+config, is measured again)::
 
     M=configs/mbn
     python tools/analysis_tools/gap_effect.py \\
@@ -31,6 +33,7 @@ of a run is measured on its last checkpoint and cached next to it
         --seeds 0 1 2 --work-dir work_dirs/mbn_gap --plot mbn_gap.png
 """
 import argparse
+import hashlib
 import json
 import os.path as osp
 import statistics
@@ -106,15 +109,37 @@ def summarise(rows: List[dict], layers: str, where: str) -> Dict[str, float]:
         layers=len(chosen))
 
 
-def measure_gap(config: str, work_dir: str, num_per_modality: int) -> list:
-    """``modality_gap.py``'s rows for the run's last checkpoint (cached)."""
-    cache = osp.join(work_dir, f'modality_gap_{num_per_modality}.json')
-    checkpoint = last_checkpoint(work_dir)
-    if osp.isfile(cache):
-        with open(cache) as f:
-            cached = json.load(f)
-        if cached.get('checkpoint') == checkpoint:
-            return cached['rows']
+def file_sha256(path: str) -> str:
+    """The sha256 of a file's bytes (through links)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def config_sha256(config: str) -> str:
+    """The sha256 of the merged config (its bases and settings, not the
+    file's text): what the gap is measured with."""
+    from compare_configs import _plain
+
+    from mmreid.utils.config import load_config
+    text = json.dumps(
+        _plain(load_config(config).to_dict()), sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cache_key(config: str, checkpoint: str) -> Dict[str, str]:
+    """What a cached gap was measured on: the checkpoint's and the
+    merged config's sha256 (a run trained again into the same work dir
+    leaves a checkpoint of the same path and size)."""
+    return dict(
+        checkpoint_sha256=file_sha256(checkpoint),
+        config_sha256=config_sha256(config))
+
+
+def _measure(config: str, checkpoint: str, num_per_modality: int) -> list:
+    """``modality_gap.py``'s rows for ``checkpoint``."""
     import copy
 
     import torch
@@ -130,12 +155,38 @@ def measure_gap(config: str, work_dir: str, num_per_modality: int) -> list:
     modality = [int(s.metainfo['modality']) for s in data['data_samples']]
     model.train()
     with torch.no_grad():
-        rows = measure_modality_gap(
+        return measure_modality_gap(
             model, data['inputs'], modality,
             lambda x: model.head.predict(model.extract_feat(x)))
+
+
+def measure_gap(config: str, work_dir: str, num_per_modality: int) -> list:
+    """``modality_gap.py``'s rows for the run's last checkpoint.
+
+    Cached in ``WORK_DIR/modality_gap_<N>.json`` with :func:`cache_key`;
+    a cache of another checkpoint (by content) or config is measured
+    again, saying so.
+    """
+    cache = osp.join(work_dir, f'modality_gap_{num_per_modality}.json')
+    checkpoint = last_checkpoint(work_dir)
+    key = cache_key(config, checkpoint)
+    if osp.isfile(cache):
+        with open(cache) as f:
+            cached = json.load(f)
+        stale = [k for k, v in key.items() if cached.get(k) != v]
+        if not stale:
+            return cached['rows']
+        what = ' and '.join(k.split('_')[0] for k in stale)
+        print(
+            f'{cache}: cached for another {what} than {checkpoint} with '
+            f'{config} (by sha256); measuring the gap again',
+            file=sys.stderr,
+            flush=True)
+    rows = _measure(config, checkpoint, num_per_modality)
     from mmreid.utils.atomic import open_atomic
     with open_atomic(cache, 'w') as f:
-        json.dump(dict(config=config, checkpoint=checkpoint, rows=rows), f)
+        json.dump(
+            dict(key, config=config, checkpoint=checkpoint, rows=rows), f)
     return rows
 
 
@@ -262,7 +313,8 @@ def main(argv=None):
             for side, config in (('bn', bn_config), ('mbn', mbn_config)):
                 metrics = run(config, seed, args)
                 for m in args.metrics:
-                    value = pick(metrics, m)
+                    value = pick(metrics, m, None,
+                                 f'{name_of(config)}, seed {seed}')
                     if value is None:
                         raise KeyError(f'{name_of(config)}, seed {seed}: no '
                                        f'{m!r} in its last validation')
