@@ -98,6 +98,23 @@ def test_trial_rows_and_the_command_line(tmp_path, capsys):
     assert out.read_text().strip() == printed.strip()
 
 
+def test_sections_in_one_report_are_named(tmp_path, capsys):
+    """A section only one report holds (B's 'other') was dropped without a
+    word: the table looked like the whole comparison. It is now listed
+    under the table (and in --out) as not compared."""
+    tool = load_tool(TOOL)
+    a, b, _ = two_runs(tmp_path)
+    out = tmp_path / 'table.md'
+    assert tool.main([a, b, '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"Not compared (A: {a}, B: {b}):\n* section 'other': only in B" \
+        in printed
+    assert out.read_text().strip() == printed.strip()
+    left_out = []
+    tool.paired_rows(tool.load_per_query(b), tool.load_per_query(a), left_out)
+    assert left_out == ["section 'other': only in A"]
+
+
 def test_runs_on_different_queries_are_refused(tmp_path):
     tool = load_tool(TOOL)
     a, _, (pids, rank_a, ap_a, *_) = two_runs(tmp_path)

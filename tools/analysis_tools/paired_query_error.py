@@ -7,7 +7,9 @@ A and B are report folders written by ``tools/test.py CONFIG CHECKPOINT
 method on the same test set. For every section (target) both hold, the
 queries are matched by image path and the per-query differences B - A of
 the R1 hit and the AP are averaged (and of their averages over gallery
-trials, where both runs used a trial protocol). The error of that mean
+trials, where both runs used a trial protocol). A section or metric in
+one report only, or with fewer than two queries valid in both, is listed
+under the table as not compared. The error of that mean
 difference is the one of another draw of the test identities: clustered
 by query identity (each identity one draw with all its queries, see
 ``mmreid.evaluation.report.query_sampling_error``), with a 95 % normal
@@ -17,7 +19,7 @@ intervals are over training seeds on one fixed test set.
 import argparse
 import os.path as osp
 import sys
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -80,12 +82,27 @@ def _matched(a: Dict[str, np.ndarray], b: Dict[str, np.ndarray], path_key: str,
 
 
 def paired_rows(a: Dict[str, Dict[str, np.ndarray]],
-                b: Dict[str, Dict[str, np.ndarray]]) -> List[dict]:
-    """One row per section both hold and per metric both have."""
+                b: Dict[str, Dict[str, np.ndarray]],
+                left_out: Optional[List[str]] = None) -> List[dict]:
+    """One row per section both hold and per metric both have.
+
+    Args:
+        a, b: :func:`load_per_query` of A and B.
+        left_out (list, optional): Gets one line per section or metric
+            that is in one report only, or has fewer than two queries
+            valid in both: what the table does not show.
+    """
     rows = []
+    notes = left_out if left_out is not None else []
+    for section, where in [(s, 'A') for s in a if s not in b] + \
+            [(s, 'B') for s in b if s not in a]:
+        notes.append(f'section {section!r}: only in {where}')
     for section in [s for s in a if s in b]:
         for name, path_key, value_key, percent in ROWS:
             if value_key not in a[section] or value_key not in b[section]:
+                if value_key in a[section] or value_key in b[section]:
+                    notes.append(f'section {section!r}, {name}: only in '
+                                 f'{"A" if value_key in a[section] else "B"}')
                 continue
             pid_key = 'trial_pid' if path_key.startswith('trial') else 'pid'
             values_a, values_b, pids = _matched(a[section], b[section],
@@ -96,6 +113,8 @@ def paired_rows(a: Dict[str, Dict[str, np.ndarray]],
             else:
                 valid = np.isfinite(values_a) & np.isfinite(values_b)
             if valid.sum() < 2:
+                notes.append(f'section {section!r}, {name}: '
+                             f'{int(valid.sum())} queries valid in both')
                 continue
             va, vb = percent(values_a[valid]), percent(values_b[valid])
             diff = query_sampling_error(vb - va, pids[valid])
@@ -143,7 +162,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         a, b = load_per_query(args.a), load_per_query(args.b)
-        rows = paired_rows(a, b)
+        left_out: List[str] = []
+        rows = paired_rows(a, b, left_out)
     except (OSError, ValueError) as error:
         raise SystemExit(f'error: {error}')
     if not rows:
@@ -151,6 +171,9 @@ def main(argv=None) -> int:
                          f'valid queries (sections: {sorted(a)} and '
                          f'{sorted(b)})')
     table = format_rows(rows)
+    if left_out:
+        table += ('\n\nNot compared (A: ' + args.a + ', B: ' + args.b +
+                  '):\n' + '\n'.join(f'* {line}' for line in left_out))
     print(table)
     if args.out:
         with open_atomic(args.out, 'w', encoding='utf-8') as f:
