@@ -198,3 +198,54 @@ def test_runner_loop_argument_names_its_key(tmp_path):
     assert msg.startswith("train_cfg (type='EpochBasedTrainLoop') gives "
                           'max_epoch=1')
     assert 'Did you mean max_epochs?' in msg
+
+
+class RootTripletLoss:
+    """A user's loss registered on mmengine's root registry."""
+
+
+def test_root_registry_clash_with_a_builtin_is_refused():
+    """Before, mmreid's TripletLoss was built and the user's class, under
+    the same name in mmengine's root registry, silently never was."""
+    MMENGINE_MODELS.register_module(name='TripletLoss', module=RootTripletLoss)
+    try:
+        # A KeyError, as mmengine's own errors, for `except KeyError`.
+        with pytest.raises(KeyError) as info:
+            MODELS.build(tiny_model())
+    finally:
+        MMENGINE_MODELS.module_dict.pop('TripletLoss')
+    assert type(info.value).__name__ == 'ShadowedTypeError'
+    msg = str(info.value)
+    assert msg.startswith("head.loss_tri.type='TripletLoss'")
+    assert 'mmreid.models.losses.triplet_loss.TripletLoss' in msg
+    assert f'{__name__}.RootTripletLoss' in msg
+    assert 'mmengine::model' in msg
+    assert 'from mmreid.registry import MODELS' in msg
+    assert "register_module(name='TripletLoss', force=True)" in msg
+    # A name that only the root registry holds still builds from there.
+    MMENGINE_MODELS.register_module(
+        name='RootOnlyLoss', module=RootTripletLoss)
+    try:
+        assert isinstance(
+            MODELS.build(dict(type='RootOnlyLoss')), RootTripletLoss)
+    finally:
+        MMENGINE_MODELS.module_dict.pop('RootOnlyLoss')
+
+
+def test_the_intended_shadows_are_the_only_ones():
+    """mmreid's names that an ancestor registry also holds are the listed
+    ones, and they build mmreid's class without an error."""
+    import mmreid.registry as registries
+    from mmreid.utils import register_all_modules
+    from mmreid.utils.registry_suggestions import INTENDED_SHADOWS
+    register_all_modules(init_default_scope=False)
+    clashes = {}
+    for name in registries.__all__:
+        registry = getattr(registries, name)
+        for key, obj in registry.module_dict.items():
+            other = registry.parent.module_dict.get(key)
+            if other is not None and other is not obj:
+                clashes[(registry.name, key)] = other.__module__.split('.')[0]
+    assert clashes == INTENDED_SHADOWS
+    assert type(HOOKS.build(dict(type='LoggerHook'))).__module__ \
+        .startswith('mmreid.')

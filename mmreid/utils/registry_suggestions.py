@@ -12,6 +12,11 @@ is; only when the ``type`` of the config it builds is unknown does it raise
 * the closest registered names of every relevant scope: the names the
   registry reaches without a prefix (its own and its ancestors') and those
   of the other scopes, written with their prefix (``mmpretrain.ResNet``).
+
+It also refuses, with :class:`ShadowedTypeError`, a ``type`` that names an
+mmreid class while an ancestor registry (mmengine's root) holds another
+class under the same name: a class of the user's registered there would
+otherwise never be built, without a word.
 """
 import difflib
 import re
@@ -36,6 +41,107 @@ class UnknownTypeError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ''
+
+
+class ShadowedTypeError(KeyError):
+    """A config's ``type`` names an mmreid class and, in an ancestor
+    registry, another class that the build would silently pass over.
+
+    A ``KeyError``, as :class:`UnknownTypeError`; ``str()`` gives the
+    message unquoted.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''
+
+
+#: mmreid's names that shadow a class of an ancestor registry on purpose,
+#: by (registry name, type), with the package of the class shadowed:
+#: mmreid's ``LoggerHook`` and ``Pretrained`` (mmengine's, extended) and
+#: the deprecated aliases ``LoadImageFromFile`` and ``RandomFlip`` (mmcv's;
+#: they warn). Any other clash is refused when built.
+INTENDED_SHADOWS = {
+    ('hook', 'LoggerHook'): 'mmengine',
+    ('weight initializer', 'Pretrained'): 'mmengine',
+    ('transform', 'LoadImageFromFile'): 'mmcv',
+    ('transform', 'RandomFlip'): 'mmcv',
+}
+
+
+def _qualname(obj: Any) -> str:
+    return f'{getattr(obj, "__module__", "?")}.' \
+        f'{getattr(obj, "__qualname__", obj)}'
+
+
+def shadowed_type(obj_type: str, registry) -> Optional[Tuple]:
+    """The ancestor's class that mmreid's class ``obj_type`` hides.
+
+    Args:
+        obj_type (str): A ``type`` without a scope prefix.
+        registry (Registry): The registry the build searches.
+
+    Returns:
+        tuple | None: ``(registry holding mmreid's class, that class,
+        ancestor registry, its class)`` when ``obj_type`` resolves to a
+        class of mmreid's own (not one a user registered there) and an
+        ancestor registry holds another class under that name that is not
+        in :data:`INTENDED_SHADOWS`; else None.
+    """
+    registry.import_from_location()
+    node = registry
+    while node is not None and obj_type not in node.module_dict:
+        node = node.parent
+    if node is None or node.scope != 'mmreid':
+        return None
+    own = node.module_dict[obj_type]
+    if not getattr(own, '__module__', '').startswith('mmreid.'):
+        return None  # a user's class registered on mmreid's registry
+    ancestor = node.parent
+    while ancestor is not None:
+        other = ancestor.module_dict.get(obj_type)
+        if other is not None and other is not own:
+            package = getattr(other, '__module__', '').split('.')[0]
+            if INTENDED_SHADOWS.get((node.name, obj_type)) != package:
+                return node, own, ancestor, other
+        ancestor = ancestor.parent
+    return None
+
+
+def shadowed_message(obj_type: str, found: Tuple, stack: Sequence) -> str:
+    """The text of :class:`ShadowedTypeError`."""
+    node, own, ancestor, other = found
+    path, relative_to = config_key_path(stack)
+    where = f"{path}.type='{obj_type}'" if path else f"type='{obj_type}'"
+    if relative_to:
+        where += f" (in a type='{relative_to}' config)"
+    import mmreid.registry as mmreid_registry
+    variable = next((name for name in mmreid_registry.__all__
+                     if getattr(mmreid_registry, name) is node), 'MODELS')
+    return (f'{where} names two classes: mmreid\'s {_qualname(own)} '
+            f'({node.scope}::{node.name}), which the build takes, and '
+            f'{_qualname(other)}, registered under the same name in '
+            f'{ancestor.scope}::{ancestor.name}, which a config of scope '
+            f'{node.scope!r} never reaches.\nRegister your class on '
+            f'mmreid\'s registry: '
+            f'`from mmreid.registry import {variable}` and '
+            f'`@{variable}.register_module(name={obj_type!r}, force=True)` '
+            f'to replace mmreid\'s, or give it another name (see '
+            f'docs/customize.md).')
+
+
+def _check_shadowed(cfg: Any, registry, default_args, stack) -> None:
+    """Raise :class:`ShadowedTypeError` if ``cfg``'s type is shadowed."""
+    if not isinstance(cfg, dict) or registry is None:
+        return
+    obj_type = cfg.get('type')
+    if obj_type is None and isinstance(default_args, dict):
+        obj_type = default_args.get('type')
+    if not isinstance(obj_type, str) or '.' in obj_type:
+        return  # a class, or a name with its scope: no ambiguity
+    with registry.switch_scope_and_registry(cfg.get('_scope_')) as searched:
+        found = shadowed_type(obj_type, searched)
+    if found is not None:
+        raise ShadowedTypeError(shadowed_message(obj_type, found, stack))
 
 
 class ConfigArgumentError(TypeError):
@@ -134,8 +240,9 @@ def with_suggestions(build_func: Callable) -> Callable:
 
     Returns:
         Callable: The same build, which records the config it builds (for
-        the key path of a nested failure) and turns mmengine's error for an
-        unknown ``type`` of that config into :class:`UnknownTypeError`.
+        the key path of a nested failure), turns mmengine's error for an
+        unknown ``type`` of that config into :class:`UnknownTypeError` and
+        refuses a shadowed one (:class:`ShadowedTypeError`).
     """
     if getattr(build_func, '_mmreid_suggestions', False):
         return build_func
@@ -145,8 +252,9 @@ def with_suggestions(build_func: Callable) -> Callable:
         stack = _stack()
         stack.append(cfg)
         try:
+            _check_shadowed(cfg, *_registry_arg(args, kwargs), list(stack))
             return build_func(cfg, *args, **kwargs)
-        except (UnknownTypeError, ConfigArgumentError):
+        except (UnknownTypeError, ShadowedTypeError, ConfigArgumentError):
             raise
         except TypeError as error:
             argument = unexpected_argument(error, cfg)
