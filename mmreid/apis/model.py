@@ -16,12 +16,13 @@ from .model_zoo import get_model_info
 
 def _load_config(config: Union[str, Path, Config],
                  cfg_options: Optional[dict] = None) -> Config:
-    from mmreid.utils.config import config_suggestion, merge_cfg_options
+    from mmreid.utils.config import (config_suggestion, merge_cfg_options,
+                                     read_config)
     if isinstance(config, (str, Path)):
         if not osp.isfile(config):
             raise FileNotFoundError(f'config file {str(config)!r} does not '
                                     f'exist{config_suggestion(str(config))}')
-        config = Config.fromfile(str(config))
+        config = read_config(str(config))
     elif isinstance(config, Config):
         config = copy.deepcopy(config)
     else:

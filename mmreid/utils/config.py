@@ -25,7 +25,7 @@ def load_config(path: str,
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path!r} does not exist'
                                 f'{config_suggestion(path)}')
-    cfg = Config.fromfile(path)
+    cfg = read_config(path)
     cfg.launcher = launcher
     merge_cfg_options(cfg, cfg_options, path)
     if work_dir is not None:
@@ -35,6 +35,27 @@ def load_config(path: str,
                                 osp.splitext(osp.basename(path))[0])
     use_reid_loops(cfg)
     return cfg
+
+
+def read_config(path: str) -> Config:
+    """``Config.fromfile`` after mmreid's own classes are registered.
+
+    ``Config.fromfile`` runs the config's ``custom_imports``. A user's
+    module that replaces an mmreid class
+    (``@MODELS.register_module(name='TripletLoss', force=True)``) must run
+    after mmreid's module registered it: in the other order mmreid's
+    import fails with "TripletLoss is already registered", blaming the
+    user's module.
+
+    Args:
+        path (str): The config file.
+
+    Returns:
+        Config: The config.
+    """
+    from .setup_env import register_all_modules
+    register_all_modules(init_default_scope=False)
+    return Config.fromfile(path)
 
 
 def config_suggestion(path: str) -> str:

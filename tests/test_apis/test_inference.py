@@ -315,3 +315,52 @@ def test_modality_reaches_the_model(config, monkeypatch):
     assert seen == [None, None, None]
     with pytest.raises(ValueError, match='2 labels for 3 images'):
         extract_features(model, images, modality=[0, 1])
+
+
+FORCE_LOSS = '''
+import torch.nn as nn
+
+from mmreid.registry import MODELS
+
+
+@MODELS.register_module(name='TripletLoss', force=True)
+class MyTripletLoss(nn.Module):
+
+    def forward(self, feats, labels):
+        return feats.sum() * 0
+'''
+
+
+def test_init_model_runs_custom_imports_after_mmreid(config, tmp_path):
+    """A module of ``custom_imports`` that replaces an mmreid class with
+    ``force=True`` (docs/customize.md) works in a fresh process: before,
+    its registration came first and mmreid's own import of the class then
+    failed with "TripletLoss is already registered"."""
+    import os
+    import subprocess
+    import sys
+    (tmp_path / 'my_force_losses.py').write_text(FORCE_LOSS)
+    path = tmp_path / 'force.py'
+    path.write_text(
+        TINY_CONFIG.format(distance='euclidean') +
+        "custom_imports = dict(imports=['my_force_losses'])\n"
+        "model['head']['loss_tri'] = dict(type='TripletLoss')\n")
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        PYTHONPATH=os.pathsep.join(
+            p for p in (repo, str(tmp_path), os.environ.get('PYTHONPATH'))
+            if p))
+    script = ('import sys\nfrom mmreid.apis import init_model\n'
+              'loss = init_model(sys.argv[1]).head.loss_tri\n'
+              'print(type(loss).__module__, type(loss).__name__)\n')
+    proc = subprocess.run(
+        [sys.executable, '-c', script, str(path)],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-2:] == ['my_force_losses', 'MyTripletLoss']

@@ -330,14 +330,14 @@ def config_record(work_dir: str, stamp: str, config: str):
     Raises:
         ValueError: Neither is there.
     """
-    from mmengine.config import Config
+    from mmreid.utils.config import read_config
     path = osp.join(work_dir, stamp, 'vis_data', 'config.py')
     if osp.isfile(path):
-        return Config.fromfile(path)
+        return read_config(path)
     latest = max(d for d in os.listdir(work_dir) if STAMP.match(d))
     dumped = osp.join(work_dir, osp.basename(config))
     if stamp == latest and osp.isfile(dumped):
-        return Config.fromfile(dumped)
+        return read_config(dumped)
     raise ValueError(
         f'{work_dir}: no record of the config its run {stamp} used (no '
         f'{stamp}/vis_data/config.py' +

@@ -270,8 +270,8 @@ def generate_from_config(config: str, cfg_options: dict) -> None:
     from mmengine.registry import init_default_scope
 
     from mmreid.registry import DATASETS
-    cfg = Config.fromfile(config)
-    from mmreid.utils.config import merge_cfg_options
+    from mmreid.utils.config import merge_cfg_options, read_config
+    cfg = read_config(config)
     merge_cfg_options(cfg, cfg_options, config)
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     for dataset_cfg in config_datasets(cfg):
