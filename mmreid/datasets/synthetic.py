@@ -40,7 +40,8 @@ from .market1501 import Market1501
 # public helpers are re-exported here.
 from .synthetic_plan import SYSU_INFRARED_CAMS  # noqa: F401
 from .synthetic_plan import SYSU_VISIBLE_CAMS  # noqa: F401
-from .synthetic_plan import _canary_jobs, _plan_jobs, control_names
+from .synthetic_plan import (_canary_jobs, _plan_digest, _plan_jobs,
+                             control_names)
 from .synthetic_render import identity_attributes  # noqa: F401
 from .synthetic_render import (IR_MODES, _domain_style, domain_names,
                                get_domain_styles, render_image)
@@ -54,7 +55,10 @@ from .synthetic_store import (MANIFEST, _generation_lock, _Progress,
 #: numbers a fresh clone could not reproduce). New opt-in parameters whose
 #: defaults keep the old output need no bump. History: 1 = first release
 #: (the manifest held a hash of the source files); 2 = the same images, the
-#: manifest holds per-split counts and canary renders instead.
+#: manifest holds per-split counts and canary renders instead. Manifests of
+#: version 2 now also hold ``plan_sha256`` (a digest of the file plan) and
+#: one canary per domain and split; those written before are still read,
+#: checked by their file names instead (see :func:`_check_plan`).
 SYNTHREID_VERSION = 2
 #: Version of the infrared sensor model behind ``ir_gap > 0``, recorded in
 #: the manifest of such folders only (folders with ``ir_gap=0`` are
@@ -250,15 +254,21 @@ def _resolve_params(size: str,
 # ---------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------
-def _write_image(path: str, img: np.ndarray) -> None:
+def _encode_image(path: str, img: np.ndarray) -> bytes:
+    """The bytes of the JPEG file ``path`` of the RGB (or grey) ``img``."""
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode('.jpg', img,
                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise OSError(f'could not encode {path!r}')
+    return buf.tobytes()
+
+
+def _write_image(path: str, img: np.ndarray) -> None:
+    data = _encode_image(path, img)
     with open(path, 'wb') as f:
-        f.write(buf.tobytes())
+        f.write(data)
 
 
 def _job_style(params: dict, job: dict) -> dict:
@@ -324,8 +334,9 @@ def _write_tree(folder: str,
             renders in this process.
 
     Returns:
-        dict: ``counts`` (per split, as the manifest stores them) and
-        ``canaries`` (path, keys and pixel digest of a few images).
+        dict: ``counts`` (per split, as the manifest stores them),
+        ``canaries`` (path, keys and pixel digest of one image per domain
+        and split) and ``plan_sha256`` (see :func:`_plan_digest`).
     """
     jobs, counts, ids = _plan_jobs(params)
     if ids:
@@ -334,7 +345,7 @@ def _write_tree(folder: str,
         for split, pids in ids.items():
             with open(osp.join(exp, f'{split}_id.txt'), 'w') as f:
                 f.write(','.join(str(pid) for pid in pids) + '\n')
-    canaries = _canary_jobs(jobs)
+    canaries = _canary_jobs(jobs, ids)
     paths = [c['path'] for c in canaries]
     for name in counts:
         if 'bounding_box_train' in counts[name]:
@@ -374,42 +385,146 @@ def _write_tree(folder: str,
     counter.close()
     for canary in canaries:
         canary['sha256'] = digests[canary['path']]
-    return dict(counts=counts, canaries=canaries)
+    return dict(
+        counts=counts, canaries=canaries, plan_sha256=_plan_digest(jobs, ids))
 
 
 #: (root, canary path) pairs already warned about in this process.
 _WARNED: set = set()
+#: What :func:`_planned` found, by parameters (planning the largest
+#: folders takes a second; each dataset of a config checks its folder).
+_PLANS: Dict[str, dict] = {}
 
 
-def _check_canaries(root: str, manifest: dict) -> None:
-    """Re-render the manifest's canaries; warn if the pixels differ.
+def _planned(params: dict) -> dict:
+    """The plan of ``params``, as the checks of a folder need it.
 
-    A different numpy or OpenCV can change the pixels that the same code
-    draws (anti-aliasing, resizing, random streams). The folder is still
-    usable, but its images are not the ones this installation renders, so
-    numbers measured on it may not match other machines.
+    Returns:
+        dict: ``sha256`` (:func:`_plan_digest`), ``canaries``
+        (:func:`_canary_jobs`), ``paths`` (every planned file) and ``ids``
+        (the SYSU id lists of ``'vi'``, else empty).
+    """
+    key = json.dumps(params, sort_keys=True)
+    if key not in _PLANS:
+        jobs, _, ids = _plan_jobs(params)
+        _PLANS[key] = dict(
+            sha256=_plan_digest(jobs, ids),
+            canaries=_canary_jobs(jobs, ids),
+            paths=frozenset(job['path'] for job in jobs),
+            ids=ids)
+    return _PLANS[key]
+
+
+def _check_plan(root: str, manifest: dict, plan: dict) -> None:
+    """Refuse a folder whose files are not the plan of its parameters.
+
+    The manifest's ``plan_sha256`` must be the digest of the plan that
+    this mmreid draws for the same parameters. A manifest written before
+    the digest existed has none: the image files under ``root`` (and the
+    SYSU id lists) are compared with the plan instead, which checks every
+    file name and so every label the parsers read from it.
+
+    Raises:
+        FileExistsError: The plan differs; names ``root``.
+    """
+    recorded = manifest.get('plan_sha256')
+    if recorded is not None:
+        if recorded != plan['sha256']:
+            raise FileExistsError(
+                f'SynthReID: {root!r} was written from another file plan '
+                f'than the one this mmreid draws for its parameters (plan '
+                f'digest {recorded[:12]} in its manifest, '
+                f'{plan["sha256"][:12]} here): its file names, labels or '
+                f'splits are not what this generator writes. Delete '
+                f'{root!r}; it is regenerated on next use.')
+        return
+    on_disk = set()
+    for folder, _, files in os.walk(root):
+        rel = osp.relpath(folder, root).replace(os.sep, '/')
+        on_disk.update(f if rel == '.' else f'{rel}/{f}' for f in files
+                       if f.lower().endswith('.jpg'))
+    problems = []
+    for what, paths in (('missing', plan['paths'] - on_disk),
+                        ('not planned', on_disk - plan['paths'])):
+        if paths:
+            shown = sorted(paths)[:3]
+            more = f' and {len(paths) - 3} more' if len(paths) > 3 else ''
+            problems.append(f'{what}: {", ".join(shown)}{more}')
+    for split, pids in plan['ids'].items():
+        path = osp.join(root, 'SYSU-MM01', 'exp', f'{split}_id.txt')
+        with open(path) as f:
+            if f.read() != ','.join(str(pid) for pid in pids) + '\n':
+                problems.append(f'{path} lists other identities')
+    if problems:
+        raise FileExistsError(
+            f'SynthReID: {root!r} does not hold the files that this mmreid '
+            f'plans for its parameters ({"; ".join(problems)}). Its '
+            f'manifest, written by an older mmreid, has no plan digest, so '
+            f'the files were compared with the plan. Delete {root!r}; it is '
+            f'regenerated on next use.')
+
+
+def _check_canaries(root: str, manifest: dict, plan: dict) -> None:
+    """Re-render the manifest's canaries; refuse or warn if they differ.
+
+    With the numpy and OpenCV versions that wrote the folder, a canary
+    that renders differently means that the generator changed since: the
+    folder is stale and refused. With other versions the difference may
+    come from them (anti-aliasing, resizing, random streams): the folder
+    is used as it is, with a warning that its images are not the ones this
+    installation renders, so numbers measured on it may not match other
+    machines. A manifest without ``plan_sha256`` (an older mmreid) stores
+    two or three canaries; with the same versions the canaries of this
+    release are also compared, through the bytes of their files.
+
+    Raises:
+        FileExistsError: A canary differs under the same versions.
     """
     params = manifest['params']
+    made = manifest.get('renderer') or {}
     now = _renderer_versions()
-    for canary in manifest['canaries']:
-        key = (root, canary['path'])
-        if key in _WARNED:
+    same = all(made.get(k) == v for k, v in now.items())
+    canaries = list(manifest['canaries'])
+    if 'plan_sha256' not in manifest and same:
+        stored = {c['path'] for c in canaries}
+        canaries += [c for c in plan['canaries'] if c['path'] not in stored]
+    differ = []
+    for canary in canaries:
+        if (root, canary['path']) in _WARNED:
             continue
-        digest = _pixel_digest(_render_job(params, canary))
-        if digest != canary['sha256']:
-            _WARNED.add(key)
-            made = manifest.get('renderer', {})
-            warnings.warn(
-                f'SynthReID: {root!r}: the canary image {canary["path"]!r} '
-                f'renders differently here than when the folder was '
-                f'written (written with numpy {made.get("numpy")}, OpenCV '
-                f'{made.get("opencv")}; here numpy {now["numpy"]}, OpenCV '
-                f'{now["opencv"]}). The folder is used as it is, but its '
-                f'images differ from what this installation renders, so '
-                f'results may not match runs elsewhere; delete {root!r} to '
-                f'render it here.',
-                RuntimeWarning,
-                stacklevel=3)
+        img = _render_job(params, canary)
+        if 'sha256' in canary:
+            if _pixel_digest(img) == canary['sha256']:
+                continue
+        else:
+            path = osp.join(root, canary['path'])
+            with open(path, 'rb') as f:
+                if f.read() == _encode_image(path, img):
+                    continue
+        differ.append(canary['path'])
+    if not differ:
+        return
+    more = f' and {len(differ) - 3} more' if len(differ) > 3 else ''
+    shown = ', '.join(repr(p) for p in differ[:3]) + more
+    if same:
+        raise FileExistsError(
+            f'SynthReID: {root!r} is stale: the canary image(s) {shown} '
+            f'render differently here than when the folder was written, '
+            f'with the same numpy {now["numpy"]} and OpenCV '
+            f'{now["opencv"]}, so the generator changed since. Numbers '
+            f'measured on it would not be those of a fresh folder. Delete '
+            f'{root!r}; it is regenerated on next use.')
+    _WARNED.update((root, path) for path in differ)
+    warnings.warn(
+        f'SynthReID: {root!r}: the canary image(s) {shown} render '
+        f'differently here than when the folder was written (written with '
+        f'numpy {made.get("numpy")}, OpenCV {made.get("opencv")}; here '
+        f'numpy {now["numpy"]}, OpenCV {now["opencv"]}). The folder is used '
+        f'as it is, but its images differ from what this installation '
+        f'renders, so results may not match runs elsewhere; delete {root!r} '
+        f'to render it here.',
+        RuntimeWarning,
+        stacklevel=3)
 
 
 def _check_manifest(root: str, manifest: dict, params: dict) -> dict:
@@ -437,7 +552,9 @@ def _check_manifest(root: str, manifest: dict, params: dict) -> dict:
             f'{dict(sorted(on_disk.items()))}\n  requested: '
             f'{dict(sorted(params.items()))}\nDelete {root!r} or choose '
             f'another data_root.')
-    _check_canaries(root, manifest)
+    plan = _planned(params)
+    _check_plan(root, manifest, plan)
+    _check_canaries(root, manifest, plan)
     return manifest
 
 
@@ -494,10 +611,13 @@ def generate_synthreid(root: str,
     left by a killed generation are removed by the next one.
 
     An existing folder is reused if its manifest has this format version
-    (:data:`SYNTHREID_VERSION`) and the requested parameters; its canary
-    images are re-rendered and a warning names the numpy/OpenCV versions
-    if they differ. The datasets compare the manifest's per-split counts
-    with the files they parse.
+    (:data:`SYNTHREID_VERSION`), the requested parameters and the file
+    plan that this mmreid draws for them (:func:`_check_plan`), and its
+    canary images (one per domain and split) render as they did
+    (:func:`_check_canaries`): with the numpy/OpenCV versions that wrote
+    it, a difference is refused (the generator changed); with others, a
+    warning names both. The datasets compare the manifest's per-split
+    counts with the files they parse.
 
     Args:
         root (str): Destination folder.
@@ -544,9 +664,10 @@ def generate_synthreid(root: str,
         and ``renderer`` (numpy and OpenCV versions that wrote it).
 
     Raises:
-        FileExistsError: ``root`` exists with another format version or
-            other parameters, or is a non-empty folder that is not a
-            SynthReID dataset.
+        FileExistsError: ``root`` exists with another format version,
+            other parameters, another file plan or, under the same
+            numpy/OpenCV, canaries that render differently; or is a
+            non-empty folder that is not a SynthReID dataset.
     """
     options = dict(
         ir_mode=ir_mode,
@@ -598,6 +719,7 @@ def generate_synthreid(root: str,
                 ] if style_control else [],
                 counts=written['counts'],
                 canaries=written['canaries'],
+                plan_sha256=written['plan_sha256'],
                 renderer=_renderer_versions())
             with open(osp.join(tmp, MANIFEST), 'w') as f:
                 json.dump(manifest, f, indent=2, sort_keys=True)

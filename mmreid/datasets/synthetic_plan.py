@@ -3,7 +3,9 @@
 Pure bookkeeping, no pixels: :mod:`.synthetic` renders the plan with
 :mod:`.synthetic_render` and writes it.
 """
-from typing import Dict, List, Sequence, Tuple
+import hashlib
+import json
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -231,29 +233,50 @@ def _plan_jobs(params: dict) -> Tuple[List[dict], dict, Dict]:
     return jobs, counts, ids
 
 
-def _canary_jobs(jobs: List[dict]) -> List[dict]:
-    """Two or three planned images that are re-rendered at every load.
+def _canary_jobs(jobs: List[dict],
+                 ids: Optional[Dict[str, List[int]]] = None) -> List[dict]:
+    """The planned images re-rendered at every load: one per domain and split.
 
-    A query image of the first domain, a gallery image of the last (the
-    unseen style) and a style-only control image or else a junk box; for
-    ``'vi'`` a visible and an infrared image and the last file. Together
-    they exercise the identity, camera, style and sensor code paths.
+    The first file of every split folder (``bounding_box_train``,
+    ``query``, ``bounding_box_test``) of every domain and style-only
+    control, and the first distractor and junk box; for ``'vi'`` the first
+    visible and the first infrared file of each id list (train, val,
+    test). A change of the renderer or the plan that touches any domain,
+    split, sensor or kind of box changes at least one of them (about 20
+    images for SynthReID v2).
+
+    Args:
+        jobs (list[dict]): The plan (see :func:`_plan_jobs`).
+        ids (dict, optional): The SYSU id lists of ``'vi'``.
     """
-    last = max(j['domain'] for j in jobs)
-    rules = (
-        lambda j: '/query/' in j['path'] and j['domain'] == 0,
-        lambda j: '/bounding_box_test/' in j['path'] and j['kind'] == 'person'
-        and j['domain'] == last and 'style_domain' not in j,
-        lambda j: 'style_domain' in j,
-        lambda j: j['kind'] == 'junk',
-        lambda j: j['path'].startswith('SYSU') and not j['infrared'],
-        lambda j: j['path'].startswith('SYSU') and j['infrared'],
-    )
-    picked: List[dict] = []
-    for rule in rules:
-        job = next((j for j in jobs if rule(j)), None)
-        if job is not None and job not in picked and len(picked) < 3:
-            picked.append(job)
-    if jobs[-1] not in picked and len(picked) < 3:
-        picked.append(jobs[-1])
-    return picked
+    split_of = {
+        pid: split
+        for split, pids in (ids or {}).items()
+        for pid in pids
+    }
+    picked: Dict[tuple, dict] = {}
+    for job in jobs:
+        if job['path'].startswith('SYSU'):
+            key = (split_of[job['pid']], job['infrared'])
+        elif job['kind'] != 'person':
+            key = (job['kind'], )
+        else:
+            key = tuple(job['path'].split('/')[:2])
+        picked.setdefault(key, job)
+    return list(picked.values())
+
+
+#: The job fields that make the plan: a file's path and its labels.
+_PLAN_FIELDS = ('path', 'domain', 'style_domain', 'pid', 'cam', 'index',
+                'kind', 'infrared')
+
+
+def _plan_digest(jobs: List[dict], ids: Dict[str, List[int]]) -> str:
+    """sha256 of a plan: every file's path and labels, and the id lists."""
+    text = json.dumps(
+        dict(
+            files=[[job.get(k) for k in _PLAN_FIELDS] for job in jobs],
+            ids=ids),
+        sort_keys=True,
+        separators=(',', ':'))
+    return hashlib.sha256(text.encode()).hexdigest()

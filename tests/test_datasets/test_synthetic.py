@@ -477,7 +477,14 @@ def test_canaries_are_rerendered_at_load(tmp_path, monkeypatch):
     root = str(tmp_path / 'synth')
     manifest = generate_synthreid(root, domains=2, size='tiny')
     canaries = manifest['canaries']
-    assert 2 <= len(canaries) <= 3
+    # One per split folder of every domain, one distractor, one junk box.
+    assert sorted(c['path'].rsplit('/', 1)[0] for c in canaries
+                  if c['kind'] == 'person') == sorted(
+                      f'd{d}/{folder}' for d in range(2)
+                      for folder in ('bounding_box_test', 'bounding_box_train',
+                                     'query'))
+    assert sorted(c['kind'] for c in canaries
+                  if c['kind'] != 'person') == ['distractor', 'junk']
     assert manifest['renderer'] == dict(
         numpy=np.__version__, opencv=cv2.__version__)
     # The stored digest is the digest of the rendered pixels of that file:
@@ -488,11 +495,11 @@ def test_canaries_are_rerendered_at_load(tmp_path, monkeypatch):
         synthetic._write_image(str(tmp_path / 'again.jpg'), img)
         with open(osp.join(root, canary['path']), 'rb') as f:
             assert f.read() == (tmp_path / 'again.jpg').read_bytes()
-    assert {c['domain'] for c in canaries} == {0, 1}
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         generate_synthreid(root, domains=2, size='tiny')
-    # Another numpy/OpenCV that draws one grey level differently.
+    # Another numpy/OpenCV that draws one grey level differently: the
+    # folder is used, with a warning naming both version pairs.
     real = synthetic.render_image
 
     def drifted(*args, **kwargs):
@@ -501,12 +508,124 @@ def test_canaries_are_rerendered_at_load(tmp_path, monkeypatch):
         return img
 
     monkeypatch.setattr(synthetic, 'render_image', drifted)
+    monkeypatch.setattr(synthetic, '_renderer_versions',
+                        lambda: dict(numpy='9.9.9', opencv='9.9.9'))
     with pytest.warns(RuntimeWarning) as record:
         assert generate_synthreid(root, domains=2, size='tiny') == manifest
     message = str(record[0].message)
     assert canaries[0]['path'] in message and root in message
     assert f'numpy {np.__version__}' in message
     assert f'OpenCV {cv2.__version__}' in message
+    assert 'numpy 9.9.9, OpenCV 9.9.9' in message
+
+
+def gamma_of_d1_changed(monkeypatch):
+    """A change of the renderer that touches d1's images only."""
+    real = synthetic._domain_style
+
+    def changed(num_domains, seed, domain):
+        style = dict(real(num_domains, seed, domain))
+        if domain == 1:
+            style['gamma'] *= 1.3
+        return style
+
+    monkeypatch.setattr(synthetic, '_domain_style', changed)
+
+
+def test_a_renderer_change_with_the_same_versions_is_refused(
+        tmp_path, monkeypatch):
+    """Before, three canaries (d0 query, d3 gallery, one control) were
+    compared, and a warning was the most a difference gave: a change of
+    d1's tone curve reused the stale folder in silence."""
+    root = str(tmp_path / 'synth')
+    kwargs = dict(domains=4, size='tiny', style_control=True)
+    generate_synthreid(root, **kwargs)
+    gamma_of_d1_changed(monkeypatch)
+    with pytest.raises(FileExistsError) as error:
+        generate_synthreid(root, **kwargs)
+    message = str(error.value)
+    assert 'is stale' in message and "'d1/bounding_box_train/" in message
+    assert f'same numpy {np.__version__} and OpenCV {cv2.__version__}' \
+        in message
+    assert f'Delete {root!r}' in message
+
+
+def test_a_plan_change_is_refused(tmp_path, monkeypatch):
+    """Same names, same counts, same canaries: only the plan digest sees
+    that a file now stands for another image of its track."""
+    root = str(tmp_path / 'synth')
+    manifest = generate_synthreid(root, domains=1, size='tiny')
+    assert len(manifest.get('plan_sha256', '')) == 64
+    real = synthetic._plan_jobs
+
+    def replanned(params):
+        jobs, counts, ids = real(params)
+        jobs[-1] = dict(jobs[-1], index=jobs[-1]['index'] + 1)
+        return jobs, counts, ids
+
+    monkeypatch.setattr(synthetic, '_plan_jobs', replanned)
+    monkeypatch.setattr(synthetic, '_PLANS', {})
+    with pytest.raises(FileExistsError) as error:
+        generate_synthreid(root, domains=1, size='tiny')
+    message = str(error.value)
+    assert 'another file plan' in message
+    assert manifest['plan_sha256'][:12] in message
+    assert f'Delete {root!r}' in message
+
+
+def test_a_manifest_without_plan_digest_is_checked_by_its_files(
+        tmp_path, monkeypatch):
+    """A manifest of the previous release (no plan digest, three
+    canaries) still loads; its files are compared with the plan and the
+    canaries of this release with their files."""
+    root = str(tmp_path / 'synth')
+    kwargs = dict(domains=4, size='tiny')
+    generate_synthreid(root, **kwargs)
+    path = osp.join(root, synthetic.MANIFEST)
+    with open(path) as f:
+        old = json.load(f)
+    old.pop('plan_sha256', None)
+    old['canaries'] = [
+        c for c in old['canaries']
+        if c['path'].split('/')[:2] in (['d0', 'query'],
+                                        ['d3', 'bounding_box_test'])
+    ]
+    with open(path, 'w') as f:
+        json.dump(old, f)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert generate_synthreid(root, **kwargs) == old
+    # A file renamed (another camera; the counts stay) is seen.
+    folder = osp.join(root, 'd2', 'bounding_box_train')
+    name = sorted(os.listdir(folder))[0]
+    renamed = name[:6] + '9' + name[7:]
+    os.rename(osp.join(folder, name), osp.join(folder, renamed))
+    with pytest.raises(FileExistsError) as error:
+        generate_synthreid(root, **kwargs)
+    message = str(error.value)
+    assert f'missing: d2/bounding_box_train/{name}' in message
+    assert f'not planned: d2/bounding_box_train/{renamed}' in message
+    assert 'no plan digest' in message and f'Delete {root!r}' in message
+    os.rename(osp.join(folder, renamed), osp.join(folder, name))
+    # A renderer change in d1, which none of the old canaries shows.
+    gamma_of_d1_changed(monkeypatch)
+    with pytest.raises(FileExistsError, match="is stale.*'d1/"):
+        generate_synthreid(root, **kwargs)
+
+
+def test_vi_canaries_cover_every_split_and_sensor(tmp_path):
+    manifest = generate_synthreid(
+        str(tmp_path / 'vi'), modality='vi', size='tiny', img_size=(32, 16))
+    split_of = {}
+    for split in ('train', 'val', 'test'):
+        with open(tmp_path / 'vi' / 'SYSU-MM01' / 'exp' /
+                  f'{split}_id.txt') as f:
+            split_of.update(
+                (int(pid), split) for pid in f.read().strip().split(','))
+    assert sorted((split_of[c['pid']], c['infrared'])
+                  for c in manifest['canaries']) == sorted(
+                      (split, infrared) for split in ('train', 'val', 'test')
+                      for infrared in (False, True))
 
 
 def remove_one(folder):
