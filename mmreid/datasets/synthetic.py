@@ -126,6 +126,33 @@ SYNTHREID_OPTIONS: Dict[str, object] = dict(
 VI_DEFAULTS: Dict[str, object] = dict(ir_mode='dye', ir_luminance=0.5)
 
 
+def preset_overrides(overrides: Optional[dict], kwargs: dict) -> dict:
+    """The preset fields given to a dataset, in ``overrides`` or as keywords.
+
+    Args:
+        overrides (dict, optional): The ``overrides`` argument.
+        kwargs (dict): The other keyword arguments; the preset fields
+            (:data:`SYNTHREID_PRESETS`, :data:`ADDED_TEST_IDS`) are moved
+            out of it.
+
+    Returns:
+        dict: Every preset field given.
+
+    Raises:
+        TypeError: A field is given both ways.
+    """
+    overrides = dict(overrides or {})
+    for key in list(kwargs):
+        if key in SYNTHREID_PRESETS['small'] or key == ADDED_TEST_IDS:
+            if key in overrides:
+                raise TypeError(
+                    f'SynthReID: {key} is given twice, as a keyword '
+                    f'argument ({kwargs[key]!r}) and in overrides '
+                    f'({overrides[key]!r}); give it once.')
+            overrides[key] = kwargs.pop(key)
+    return overrides
+
+
 def _resolve_options(modality: str, domains: int, options: dict) -> dict:
     """Validate the options; returns those that differ from the first
     release's values (``None``: the default of the modality)."""
@@ -797,10 +824,7 @@ class SynthReID(Market1501):
                  num_workers: int = 1,
                  overrides: Optional[dict] = None,
                  **kwargs) -> None:
-        overrides = dict(overrides or {})
-        for key in list(kwargs):
-            if key in SYNTHREID_PRESETS['small'] or key == ADDED_TEST_IDS:
-                overrides[key] = kwargs.pop(key)
+        overrides = preset_overrides(overrides, kwargs)
         names = domain_names(num_domains)
         controls = [c[0] for c in control_names(num_domains)]
         if isinstance(domain, str):

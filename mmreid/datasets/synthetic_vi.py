@@ -8,7 +8,8 @@ from typing import List, Optional, Sequence
 
 from mmreid.registry import DATASETS
 from .synthetic import SYNTHREID_PRESETS  # noqa: F401
-from .synthetic import check_parsed_counts, generate_synthreid
+from .synthetic import (check_parsed_counts, generate_synthreid,
+                        preset_overrides)
 from .sysu_mm01 import SYSUMM01
 
 
@@ -42,7 +43,9 @@ class SynthReIDVI(SYSUMM01):
         ir_contrast (float): Contrast of infrared images around mid-grey,
             in (0, 1] (1: unchanged).
         num_workers (int): Processes that render the folder.
-        overrides (dict, optional): Preset fields to override.
+        overrides (dict, optional): Preset fields to override (see
+            :func:`generate_synthreid`). They may also be passed as keyword
+            arguments (``num_ids_test_added=3``).
         **kwargs: See :class:`SYSUMM01`.
     """
 
@@ -60,6 +63,7 @@ class SynthReIDVI(SYSUMM01):
                  num_workers: int = 1,
                  overrides: Optional[dict] = None,
                  **kwargs) -> None:
+        overrides = preset_overrides(overrides, kwargs)
         # The SYSU-MM01 parser checks its layout on construction, so the
         # (atomic, idempotent) generation runs first.
         self._manifest = generate_synthreid(
@@ -73,7 +77,7 @@ class SynthReIDVI(SYSUMM01):
             ir_gap=ir_gap,
             ir_contrast=ir_contrast,
             num_workers=num_workers,
-            **dict(overrides or {}))
+            **overrides)
         self.synth_root = data_root
         # The name is set before loading, so the summary table and the
         # records carry it.

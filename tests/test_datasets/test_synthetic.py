@@ -1302,6 +1302,28 @@ def test_added_test_ids_vi(tmp_path):
     assert added <= {test.get_data_info(i)['pid'] for i in range(len(test))}
 
 
+def test_synthreid_vi_takes_preset_fields_as_keywords(tmp_path):
+    """As SynthReID does; before, the keyword did not reach the generator
+    and the folder was checked (or written) without it."""
+    from mmreid.datasets import SynthReIDVI
+    root = str(tmp_path / 'vi')
+    kwargs = dict(split='test', size='tiny', img_size=(32, 16))
+    test = SynthReIDVI(root, num_ids_test_added=2, **kwargs)
+    with open(osp.join(root, synthetic.MANIFEST)) as f:
+        assert json.load(f)['params']['num_ids_test_added'] == 2
+    same = SynthReIDVI(root, overrides=dict(num_ids_test_added=2), **kwargs)
+    assert len(same) == len(test)
+    with pytest.raises(TypeError, match='num_ids_test_added is given twice'):
+        SynthReIDVI(
+            root,
+            num_ids_test_added=2,
+            overrides=dict(num_ids_test_added=2),
+            **kwargs)
+    # A field of the visible layout is refused, naming the known ones.
+    with pytest.raises(TypeError, match=r"\['num_cams'\] for modality='vi'"):
+        SynthReIDVI(root, num_cams=3, **kwargs)
+
+
 def test_added_test_ids_in_the_manifest(tmp_path):
     root = str(tmp_path / 'synth')
     kwargs = dict(domains=2, size='tiny', img_size=(32, 16))
