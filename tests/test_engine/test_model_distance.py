@@ -347,3 +347,55 @@ def test_a_model_distance_the_metric_ignores_is_refused(
         assert "model.distance='cosine'" in str(info.value)
         assert "distance='euclidean', normalize=False" in str(info.value)
         assert extracted == []
+
+
+@pytest.mark.parametrize('option,model_cfg,message', [
+    (dict(normalize=True), {}, 'ReIDMetric(normalize=True)'),
+    (dict(rerank=dict()), {}, 'ReIDMetric(rerank=...)'),
+    (dict(query_expansion=dict()), {}, 'ReIDMetric(query_expansion=...)'),
+    (dict(verification_fprs=(0.1, )), dict(mnet_topk=3),
+     "but scorer 'mnet' is gallery-dependent"),
+    (dict(type='CUHK03ClassicMetric'), dict(mnet_topk=3),
+     "CUHK03ClassicMetric ranks each sampled sub-gallery"),
+])
+def test_a_metric_option_the_model_distance_refuses_is_refused_first(
+        user_config, tmp_path, option, model_cfg, message):
+    """GMN with ReIDMetric(normalize/rerank/query_expansion) or with
+    verification_fprs and a top-k M-Net was refused in compute_metrics,
+    after every target was extracted (in training: after the first
+    epoch). Now before any test_step, in the single- and the multi-target
+    loop."""
+    option = dict(dict(type='ReIDMetric'), **option)
+    options = {'model.test_cfg': model_cfg} if model_cfg else {}
+    single = load_config(
+        user_config,
+        cfg_options=dict(
+            options, test_evaluator=dict(option, _delete_=True)),
+        work_dir=str(tmp_path / 'single'))
+    target = dict(
+        name='d2',
+        dataloader=single.test_dataloader,
+        evaluator=dict(type='ReIDMetric'))
+    multi = load_config(
+        user_config,
+        cfg_options=dict(
+            options,
+            test_cfg=dict(
+                type='MultiTargetTestLoop',
+                targets=[
+                    target,
+                    dict(target, name='bad', evaluator=option)
+                ])),
+        work_dir=str(tmp_path / 'multi'))
+    for cfg, consumer in ((single, 'ReIDTestLoop'),
+                          (multi, 'MultiTargetTestLoop (bad)')):
+        runner = Runner.from_cfg(cfg)
+        steps = []
+        test_step = runner.model.test_step
+        runner.model.test_step = lambda data: steps.append(1) or test_step(
+            data)
+        with pytest.raises(ValueError) as info:
+            runner.test()
+        assert steps == []
+        assert str(info.value).startswith(f'{consumer}: ')
+        assert message in str(info.value)

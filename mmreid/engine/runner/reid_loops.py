@@ -66,11 +66,24 @@ def check_model_distance(model, evaluator: Evaluator, consumer: str) -> None:
     their own scorers (GMN) hand them over instead
     (:func:`hand_model_scorers`).
 
+    Each metric's options are checked against the model's scorers here
+    too (``metric.check_scorers``, e.g. ``normalize`` or ``rerank`` with
+    GMN's M-Net), so the loops refuse them before any extraction.
+
     Raises:
-        ValueError: The two settings rank differently; names both.
+        ValueError: The two settings rank differently, or a metric's
+            option contradicts the model's scorers; names both.
     """
     inner = _unwrap(model)
-    if get_model_scorers(model):
+    scorers = get_model_scorers(model)
+    for metric in getattr(evaluator, 'metrics', None) or []:
+        check_scorers = getattr(metric, 'check_scorers', None)
+        if callable(check_scorers):
+            try:
+                check_scorers(scorers)
+            except ValueError as error:
+                raise ValueError(f'{consumer}: {error}') from error
+    if scorers:
         return
     own = getattr(inner, 'distance_type', None)
     if not isinstance(own, str) or own == 'euclidean' \

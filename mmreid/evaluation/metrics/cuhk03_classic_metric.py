@@ -4,7 +4,8 @@ from typing import Dict, List, Optional
 
 from mmreid.registry import METRICS
 from ..functional import classic_cmc, evaluate_rank
-from .reid_metric import FEATURE_OPTIONS, ReIDMetric
+from .reid_metric import (FEATURE_OPTIONS, ReIDMetric, Scorer,
+                          is_gallery_dependent)
 
 
 @METRICS.register_module()
@@ -62,6 +63,33 @@ class CUHK03ClassicMetric(ReIDMetric):
         self.num_repeats = int(num_repeats)
         self.seed = seed
 
+    def check_scorers(self,
+                      scorers: Optional[Dict[str, Scorer]],
+                      primary: Optional[str] = None) -> None:
+        """See :meth:`ReIDMetric.check_scorers`; a gallery-dependent
+        primary distance is refused too.
+
+        Raises:
+            ValueError: As :meth:`ReIDMetric.check_scorers`, or the
+                primary distance is gallery-dependent.
+        """
+        super().check_scorers(scorers, primary)
+        if scorers:
+            primary = primary or next(iter(scorers))
+            distance, shown = scorers[primary], f'scorer {primary!r}'
+        else:
+            distance = self.scorer if self.scorer is not None else \
+                self.distance
+            shown = 'the callable distance'
+        if is_gallery_dependent(distance):
+            raise ValueError(
+                'CUHK03ClassicMetric ranks each sampled sub-gallery (one '
+                'image per identity) in the order of the full gallery, but '
+                f'{shown} is gallery-dependent (e.g. the M-Net top-k '
+                'rerank, whose candidates come from the gallery it is '
+                'given), so that order is not its ranking of the '
+                'sub-gallery; score without top-k')
+
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Rank every query, with the classic CMC.
 
@@ -71,14 +99,8 @@ class CUHK03ClassicMetric(ReIDMetric):
         Returns:
             dict: See the class docstring.
         """
-        if self.primary_gallery_dependent():
-            raise ValueError(
-                'CUHK03ClassicMetric ranks each sampled sub-gallery (one '
-                'image per identity) in the order of the full gallery, but '
-                f'{self.primary_distance_name()} is gallery-dependent (e.g. '
-                'the M-Net top-k rerank, whose candidates come from the '
-                'gallery it is given), so that order is not its ranking of '
-                'the sub-gallery; score without top-k')
+        # Also checked before extraction; kept as a guard.
+        self.check_scorers(self.scorers, self.primary_scorer)
         data = self.split_roles(results)
         dist = self.pairwise_distances(data.query_feats, data.gallery_feats)
         full = evaluate_rank(

@@ -522,10 +522,11 @@ class ReIDMetric(BaseMetric):
         reported there).
 
         Raises:
-            ValueError: ``normalize=True`` with the model's scorers.
+            ValueError: ``normalize``, ``query_expansion`` or ``rerank``
+                with the model's scorers.
         """
         if self.scorers:
-            self._check_model_scorer_options()
+            self._check_model_scorer_options(list(self.scorers))
             return self.scorers[self.primary_scorer]
         return self.scorer if self.scorer is not None else self.distance
 
@@ -543,13 +544,50 @@ class ReIDMetric(BaseMetric):
         return (f'distance {distance!r}'
                 if isinstance(distance, str) else 'the callable distance')
 
-    def _check_verification_distances(self) -> None:
+    def check_scorers(self,
+                      scorers: Optional[Dict[str, Scorer]],
+                      primary: Optional[str] = None) -> None:
+        """Refuse options that contradict the distances to be scored with.
+
+        The loops call it with the model's scorers before any feature is
+        extracted (:func:`~mmreid.engine.runner.check_model_distance`);
+        :meth:`compute_metrics` calls it again with those handed over.
+
+        Args:
+            scorers (dict[str, Callable], optional): The model's scorers,
+                as :meth:`set_scorers` takes them; None or ``{}`` for the
+                metric's own distance.
+            primary (str, optional): The primary mode; defaults to the
+                first one.
+
+        Raises:
+            ValueError: ``normalize``, ``query_expansion`` or ``rerank``
+                with the model's scorers (or the last two with a callable
+                distance); ``verification_fprs`` with a gallery-dependent
+                distance.
+        """
+        if scorers:
+            named = dict(scorers)
+            self._check_model_scorer_options(list(named))
+        else:
+            named = {
+                None: self.scorer if self.scorer is not None else self.distance
+            }
+            if callable(named[None]) and (self.query_expansion is not None
+                                          or self.rerank is not None):
+                raise ValueError(
+                    f'{type(self).__name__}: query_expansion and rerank '
+                    'work on features and cannot be combined with a '
+                    'scorer (a callable distance)')
+        self._check_verification_distances(named)
+
+    def _check_verification_distances(
+            self, named: Dict[Optional[str], Union[str, Scorer]]) -> None:
         """Refuse ``verification_fprs`` with a gallery-dependent scorer:
         TPR@FPR thresholds pair distances across queries, and its
         distances are positions in each query's ranking."""
         if self.verification_fprs is None:
             return
-        named = self.scorers or {None: self.primary_distance()}
         for name, distance in named.items():
             if is_gallery_dependent(distance):
                 shown = ('the callable distance'
@@ -562,13 +600,20 @@ class ReIDMetric(BaseMetric):
                     'top-k rerank), so no TPR@FPR is defined for it. Drop '
                     'verification_fprs or score without top-k')
 
-    def _check_model_scorer_options(self) -> None:
+    def _check_model_scorer_options(self, modes: List[str]) -> None:
         if self.normalize:
             raise ValueError(
                 f'{type(self).__name__}(normalize=True) would L2-normalise '
                 'the features that the model\'s own distance (modes '
-                f'{list(self.scorers)}) compares; the model defines its '
-                'test feature (e.g. GMNHead pair_norm): set normalize=False')
+                f'{modes}) compares; the model defines its test feature '
+                '(e.g. GMNHead pair_norm): set normalize=False')
+        for name in ('query_expansion', 'rerank'):
+            if getattr(self, name) is not None:
+                raise ValueError(
+                    f'{type(self).__name__}({name}=...) works on feature '
+                    'distances, but the model compares its features with '
+                    f'its own distance (modes {modes}), which {name} would '
+                    f'bypass: drop {name}')
 
     def process(self, data_batch: Any,
                 data_samples: Sequence[Union[dict, BaseDataElement]]) -> None:
@@ -614,7 +659,8 @@ class ReIDMetric(BaseMetric):
             ``<mode>/<key>`` per mode; the unprefixed keys are the primary
             mode's.
         """
-        self._check_verification_distances()
+        # Also checked before extraction; kept as a guard.
+        self.check_scorers(self.scorers, self.primary_scorer)
         data = self.split_roles(results)
         query_feats, gallery_feats = data.query_feats, data.gallery_feats
         labels = data.labels
@@ -627,7 +673,6 @@ class ReIDMetric(BaseMetric):
                 metric, query_feats, gallery_feats, labels, observer)
             self._keep_analysis(analyser, data)
             return metrics
-        self._check_model_scorer_options()
         if (self.query_expansion is None and self.rerank is None
                 and self.verification_fprs is None):
             # One pass over the query chunks for all modes: scorers that
