@@ -1,5 +1,6 @@
 import copy
 import glob
+import logging
 import os.path as osp
 
 import pytest
@@ -286,3 +287,72 @@ model = dict(backbone=dict(depth=18, init_cfg=None),
     cfg.test_cfg = dict(type='MultiTargetTestLoop', targets=cfg.test_targets)
     ReIDRunner.from_cfg(cfg)
     assert not data_root.exists()
+
+
+def test_mean_matches_the_metrics_of_a_target_with_several(monkeypatch):
+    """A target with two metrics reports 'reid/mAP' and 'cos/mAP', the
+    others 'mAP': the mean vanished without a word (audit: 32 keys, no
+    'mean/...'). Its 'reid' metric is matched with the others' single
+    'reid' metric; 'cos' is left out, with a warning naming it."""
+    from mmreid.engine.runner import multi_target_loops
+    warnings = []
+    monkeypatch.setattr(
+        multi_target_loops, 'print_log',
+        lambda msg, logger, level: warnings.append((level, msg)))
+    target_metrics = {
+        'd2': {
+            'mAP': 10.0,
+            'R1': 20.0,
+            'num_query': 3
+        },
+        'd0': {
+            'reid/mAP': 30.0,
+            'reid/R1': 40.0,
+            'reid/num_query': 4,
+            'cos/mAP': 50.0,
+            'cos/R1': 60.0
+        },
+        'd1': {
+            'mAP': 50.0,
+            'R1': 60.0
+        },
+    }
+    prefixes = dict(d2=('reid', ), d0=('reid', 'cos'), d1=('reid', ))
+    merged = merge_target_metrics(target_metrics, 'mean', prefixes)
+    mean = {k: v for k, v in merged.items() if k.startswith('mean/')}
+    assert mean == {'mean/reid/mAP': 30.0, 'mean/reid/R1': 40.0}
+    ((level, warning), ) = warnings
+    assert level == logging.WARNING
+    assert "leaves out cos/mAP, cos/R1 (not reported as a number by " \
+        "'d2', 'd1')" in warning
+    # Another metric prefix is not matched: no mean, and it is said.
+    warnings.clear()
+    merged = merge_target_metrics(target_metrics, 'mean',
+                                  dict(prefixes, d1=('dg', )))
+    assert not [k for k in merged if k.startswith('mean/')]
+    ((_, warning), ) = warnings
+    assert "mAP, R1 (not reported as a number by 'd0'); reid/mAP, " \
+        "reid/R1 (not reported as a number by 'd1')" in warning
+    assert 'several metrics' in warning
+
+
+def test_loop_averages_a_target_with_several_metrics(synth, tmp_path):
+    d2, d0 = targets(synth)[:2]
+    d0 = dict(
+        d0,
+        evaluator=[
+            dict(type='ReIDMetric'),
+            dict(type='ReIDMetric', distance='cosine', prefix='cos')
+        ])
+    runner = Runner(
+        model=copy.deepcopy(TINY_MODEL),
+        work_dir=str(tmp_path),
+        experiment_name='several_metrics',
+        test_dataloader=dict(),
+        test_evaluator=dict(),
+        test_cfg=dict(type='MultiTargetTestLoop', targets=[d2, d0]),
+        default_scope='mmreid')
+    metrics = runner.test()
+    assert metrics['mean/reid/mAP'] == pytest.approx(
+        (metrics['d2/mAP'] + metrics['d0/reid/mAP']) / 2)
+    assert 'mean/cos/mAP' not in metrics

@@ -62,9 +62,19 @@ def _is_number(value: Any) -> bool:
 
 
 def merge_target_metrics(
-        target_metrics: Dict[str, Dict[str, Any]],
-        aggregate_prefix: Optional[str] = 'mean') -> Dict[str, Any]:
+    target_metrics: Dict[str, Dict[str, Any]],
+    aggregate_prefix: Optional[str] = 'mean',
+    metric_prefixes: Optional[Dict[str, Sequence[Optional[str]]]] = None
+) -> Dict[str, Any]:
     """Prefix each target's metrics with its name and add their mean.
+
+    The mean is taken of every summary key (see :func:`is_summary_key`)
+    that all targets report with a numeric value. A target with several
+    metrics reports ``<metric prefix>/<key>`` (``'reid/mAP'``,
+    ``'cos/mAP'``); such a key is matched, in a target with one metric of
+    that prefix, by its plain key, and averaged as
+    ``<aggregate_prefix>/<metric prefix>/<key>``. Summary keys left out of
+    the mean are logged as a warning, with the targets that lack them.
 
     Example:
         >>> merge_target_metrics({
@@ -79,10 +89,11 @@ def merge_target_metrics(
         target_metrics (dict[str, dict]): The metrics of every target, in
             report order, keyed by target name; each target's keys carry
             no target name (``'mAP'``, ``'split0/R1'``).
-        aggregate_prefix (str, optional): Prefix of the mean over targets
-            of every summary key (see :func:`is_summary_key`) that all
-            targets report with a numeric value. ``None`` adds no mean.
-            Defaults to ``'mean'``.
+        aggregate_prefix (str, optional): Prefix of the mean over
+            targets. ``None`` adds no mean. Defaults to ``'mean'``.
+        metric_prefixes (dict[str, Sequence], optional): The prefixes of
+            each target's metrics, in evaluator order (the loops give
+            them); without them no key is matched by metric prefix.
 
     Returns:
         dict: ``<target>/<key>`` for every key of every target, then
@@ -98,14 +109,60 @@ def merge_target_metrics(
             merged[f'{name}/{key}'] = value
     if aggregate_prefix is None or not target_metrics:
         return merged
-    all_metrics = list(target_metrics.values())
-    for key in all_metrics[0]:
-        if not is_summary_key(key):
+    prefixes = {
+        name: tuple(p for p in (metric_prefixes or {}).get(name, ()) if p)
+        for name in target_metrics
+    }
+    # '<metric prefix>/...' keys of the targets with several metrics.
+    by_metric = {
+        p
+        for name, ps in prefixes.items()
+        if len(metric_prefixes.get(name, ())) > 1 for p in ps
+    } if metric_prefixes else set()
+
+    def source(name: str, key: str) -> Optional[str]:
+        """The key of target ``name`` that ``key`` is matched by."""
+        metrics = target_metrics[name]
+        if key not in metrics:
+            head, _, rest = key.partition('/')
+            if not (head in by_metric and prefixes[name] == (head, )):
+                return None
+            key = rest
+        return key if key in metrics and _is_number(metrics[key]) else None
+
+    keys = list(
+        dict.fromkeys(key for metrics in target_metrics.values()
+                      for key in metrics if is_summary_key(key)))
+    used = {name: set() for name in target_metrics}
+    for key in keys:
+        sources = {name: source(name, key) for name in target_metrics}
+        if any(src is None for src in sources.values()):
             continue
-        if not all(key in m and _is_number(m[key]) for m in all_metrics):
-            continue
-        values = [float(m[key]) for m in all_metrics]
+        values = [float(target_metrics[n][k]) for n, k in sources.items()]
         merged[f'{aggregate_prefix}/{key}'] = sum(values) / len(values)
+        for name, src in sources.items():
+            used[name].add(src)
+    left_out: Dict[tuple, List[str]] = dict()
+    for key in keys:
+        if any(key in used[name] for name in target_metrics):
+            continue
+        lacking = tuple(
+            name for name in target_metrics if source(name, key) is None)
+        left_out.setdefault(lacking, []).append(key)
+    if left_out:
+        reasons = '; '.join(f'{", ".join(names)} (not reported as a number '
+                            f'by {", ".join(map(repr, lacking))})'
+                            for lacking, names in left_out.items())
+        if by_metric:
+            reasons += ('. A target with several metrics reports '
+                        "'<metric prefix>/<key>'; give every target one "
+                        'metric, or metrics with the same prefixes, to '
+                        'average them')
+        print_log(
+            f'the mean over targets ({aggregate_prefix}/...) leaves out '
+            f'{reasons}',
+            logger='current',
+            level=logging.WARNING)
     return merged
 
 
@@ -177,11 +234,18 @@ def _is_placeholder(value: Any) -> bool:
 class _EvalTarget:
     """One target: its name, dataloader and evaluator."""
 
-    def __init__(self, name: str, dataloader: DataLoader,
-                 evaluator: Evaluator) -> None:
+    def __init__(
+        self,
+        name: str,
+        dataloader: DataLoader,
+        evaluator: Evaluator,
+        metric_prefixes: Sequence[Optional[str]] = ()
+    ) -> None:
         self.name = name
         self.dataloader = dataloader
         self.evaluator = evaluator
+        # Before the loop drops the prefix of a single metric.
+        self.metric_prefixes = tuple(metric_prefixes)
 
 
 class _MultiTargetLoop(BaseLoop):
@@ -256,11 +320,12 @@ class _MultiTargetLoop(BaseLoop):
             # With one metric the target name replaces its prefix
             # ('reid/mAP' -> 'd3/mAP'); several metrics keep theirs
             # beneath it ('d3/cos/mAP') so their keys stay apart.
+            prefixes = [metric.prefix for metric in evaluator.metrics]
             if len(evaluator.metrics) == 1:
                 evaluator.metrics[0].prefix = None
             if hasattr(dataloader.dataset, 'metainfo'):
                 evaluator.dataset_meta = dataloader.dataset.metainfo
-            built.append(_EvalTarget(name, dataloader, evaluator))
+            built.append(_EvalTarget(name, dataloader, evaluator, prefixes))
         return built
 
     def run(self) -> dict:
@@ -289,7 +354,10 @@ class _MultiTargetLoop(BaseLoop):
         target_metrics: Dict[str, Dict[str, Any]] = dict()
         for target in self.targets:
             target_metrics[target.name] = self._run_target(target)
-        metrics = merge_target_metrics(target_metrics, self.aggregate_prefix)
+        metrics = merge_target_metrics(
+            target_metrics, self.aggregate_prefix,
+            {t.name: t.metric_prefixes
+             for t in self.targets})
         table = format_results_table(metrics)
         self.runner.logger.info(
             f'{mode} metrics of {len(self.targets)} targets:\n{table}')
@@ -369,7 +437,10 @@ class MultiTargetValLoop(_MultiTargetLoop):
     over targets of every summary metric all of them report (counts,
     ``_std`` and per-split values are not averaged). With one metric per
     target the target name replaces the metric's prefix; with several,
-    each keeps its prefix beneath the target name (``d3/cos/mAP``).
+    each keeps its prefix beneath the target name (``d3/cos/mAP``) and is
+    averaged with the single metrics of that prefix (``mean/cos/mAP``;
+    see :func:`merge_target_metrics`). Keys left out of the mean are
+    named in a warning.
 
     The hooks see one validation epoch: ``before_val_epoch`` once,
     ``before/after_val_iter`` for the batches of every target (while
