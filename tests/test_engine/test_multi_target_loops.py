@@ -356,3 +356,41 @@ def test_loop_averages_a_target_with_several_metrics(synth, tmp_path):
     assert metrics['mean/reid/mAP'] == pytest.approx(
         (metrics['d2/mAP'] + metrics['d0/reid/mAP']) / 2)
     assert 'mean/cos/mAP' not in metrics
+
+
+def test_an_empty_target_is_refused_before_any_extraction(synth, tmp_path):
+    """A target of 0 samples (indices=0) crashed with ZeroDivisionError in
+    mmengine's DefaultSampler when its turn came, after the other targets
+    were extracted; now the loop refuses it when it builds its targets,
+    and ReIDTestLoop before extracting."""
+    empty = dict(
+        name='d1',
+        dataloader=loader(dict(synth, domain=1, split='test', indices=0)),
+        evaluator=dict(type='ReIDMetric'))
+    runner = Runner(
+        model=copy.deepcopy(TINY_MODEL),
+        work_dir=str(tmp_path / 'multi'),
+        experiment_name='empty_target',
+        test_dataloader=dict(),
+        test_evaluator=dict(),
+        test_cfg=dict(
+            type='MultiTargetTestLoop', targets=[targets(synth)[0], empty]),
+        default_scope='mmreid')
+    with pytest.raises(
+            ValueError,
+            match="target 'd1': the dataset SynthReID.* has 0 "
+            'samples'):
+        runner.test()
+    runner = Runner(
+        model=copy.deepcopy(TINY_MODEL),
+        work_dir=str(tmp_path / 'single'),
+        experiment_name='empty_single',
+        test_dataloader=empty['dataloader'],
+        test_evaluator=empty['evaluator'],
+        test_cfg=dict(type='ReIDTestLoop'),
+        default_scope='mmreid')
+    with pytest.raises(
+            ValueError,
+            match='ReIDTestLoop: the dataset SynthReID.* has 0 '
+            'samples'):
+        runner.test()

@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader
 from mmreid.evaluation.report import format_results_table
 from mmreid.registry import LOOPS
 from .reid_loops import (check_identity_split, check_model_distance,
-                         hand_model_scorers, scorers_handed_by,
-                         share_rank0_buffers)
+                         check_not_empty, hand_model_scorers,
+                         scorers_handed_by, share_rank0_buffers)
 
 #: A split of a split-based protocol: ``split0/``, ``trial3/`` ...
 _SPLIT_PATTERN = re.compile(r'^(split|trial)\d+$')
@@ -314,6 +314,7 @@ class _MultiTargetLoop(BaseLoop):
                     dataloader,
                     seed=runner.seed,
                     diff_rank_seed=diff_rank_seed)
+            check_not_empty(dataloader.dataset, f'target {name!r}')
             evaluator = target['evaluator']
             if not isinstance(evaluator, Evaluator):
                 evaluator = runner.build_evaluator(evaluator)

@@ -136,6 +136,26 @@ def share_rank0_buffers(model) -> bool:
     return True
 
 
+def check_not_empty(dataset, where: str) -> None:
+    """Refuse to evaluate a dataset without samples.
+
+    mmengine's ``DefaultSampler`` divides by the dataset length, so an
+    empty set (e.g. ``indices=0``) failed with ``ZeroDivisionError`` when
+    its turn came, after the other targets were extracted.
+
+    Raises:
+        ValueError: Naming ``where`` and the dataset.
+    """
+    if len(dataset) == 0:
+        shown = type(dataset).__name__
+        root = getattr(dataset, 'data_root', None)
+        if root is not None:
+            shown += f'(data_root={root!r})'
+        raise ValueError(f'{where}: the dataset {shown} has 0 samples, '
+                         'nothing to evaluate; check its data_root, split, '
+                         'indices and filters')
+
+
 def trained_dataset_meta(runner) -> Optional[Mapping]:
     """The metainfo of the identities the runner's model trained on.
 
@@ -254,6 +274,7 @@ class ReIDValLoop(ValLoop):
         phase = self._phase
         runner = self.runner
         # Before extraction: a contradiction is refused at once.
+        check_not_empty(self.dataloader.dataset, type(self).__name__)
         check_model_distance(runner.model, self.evaluator, type(self).__name__)
         check_identity_split(runner, self, type(self).__name__)
         if phase == 'val':
