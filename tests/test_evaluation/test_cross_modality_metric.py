@@ -647,7 +647,8 @@ def test_llcm_metric_refuses_a_dataset_of_the_other_direction(tmp_path):
             Evaluator([metric]).dataset_meta = meta
     # A dataset that does not say its direction cannot be checked.
     with pytest.raises(ValueError, match=r"dataset_meta\['direction'\]"):
-        LLCMMetric().dataset_meta = dict(dataset_name='reid')
+        LLCMMetric().dataset_meta = dict(
+            dataset_name='reid', protocol_metric='LLCMMetric')
     # The matching direction is accepted and evaluated.
     metric = LLCMMetric(direction='vis2ir', num_trials=2)
     metric.dataset_meta = vis2ir
@@ -672,6 +673,39 @@ def test_sysu_all_search_refuses_an_indoor_pool(tmp_path):
     SYSUMetric(mode='all').dataset_meta = every
     SYSUMetric(mode='indoor').dataset_meta = indoor
     SYSUMetric(mode='indoor').dataset_meta = every
+
+
+def test_a_protocol_metric_refuses_a_dataset_of_no_protocol(tmp_path):
+    """SYSUMetric accepted a dataset that declares no protocol and ran the
+    SYSU draw on it (audit: 'SYSUMetric on regdb-v2t -> R1 12.22 mAP
+    37.22 gallery per trial 6 of 18'). A trial metric evaluates only the
+    pool of its protocol's datasets; DGSplitMetric needs dg_splits."""
+    make_sysu(str(tmp_path / 'sysu'))
+    make_llcm(str(tmp_path / 'llcm'))
+    regdb = dict(dataset_name='regdb-v2t', trial=1, direction='v2t')
+    for metric, declared in ((SYSUMetric(), 'SYSUMetric'),
+                             (SYSUMetric(mode='indoor'), 'SYSUMetric'),
+                             (LLCMMetric(direction='vis2ir'), 'LLCMMetric')):
+        name = type(metric).__name__
+        with pytest.raises(
+                ValueError,
+                match=f"{name} cannot evaluate dataset 'regdb-v2t' "
+                r"\(protocol_metric=None\).*"
+                f"declares protocol_metric='{declared}'"):
+            metric.dataset_meta = regdb
+        # As mmengine's loops hand it over, before any extraction.
+        with pytest.raises(ValueError, match='regdb-v2t'):
+            Evaluator([metric]).dataset_meta = regdb
+    with pytest.raises(
+            ValueError,
+            match="DGSplitMetric cannot evaluate dataset 'regdb-v2t'.*"
+            'dg_splits'):
+        DGSplitMetric().dataset_meta = regdb
+    # The datasets of the protocol are accepted.
+    SYSUMetric().dataset_meta = SYSUMM01(
+        str(tmp_path / 'sysu'), split='test').metainfo
+    LLCMMetric().dataset_meta = LLCM(
+        str(tmp_path / 'llcm'), split='test').metainfo
 
 
 def test_only_the_trial_metric_evaluates_a_gallery_pool(tmp_path):

@@ -76,6 +76,8 @@ class SYSUMetric(TrialGalleryMetric):
         ...                       shot='single')
     """
     default_prefix: Optional[str] = 'sysu'
+    dataset_protocol = 'SYSUMetric'
+    protocol_datasets = "SYSUMM01 and SynthReIDVI with split='test'"
 
     def __init__(self,
                  mode: str = 'all',
@@ -108,9 +110,11 @@ class SYSUMetric(TrialGalleryMetric):
             **kwargs)
 
     def check_dataset_meta(self, dataset_meta: dict) -> None:
-        """Refuse all-search on an indoor dataset, whose pool holds cams 1
-        and 2 only (indoor search on an all-search pool keeps cams 1 and
-        2 and is accepted).
+        """Refuse a dataset that does not declare
+        ``protocol_metric='SYSUMetric'`` (see
+        :meth:`TrialGalleryMetric.check_dataset_meta`), and all-search on
+        an indoor dataset, whose pool holds cams 1 and 2 only (indoor
+        search on an all-search pool keeps cams 1 and 2 and is accepted).
 
         Args:
             dataset_meta: The dataset's metainfo; ``SYSUMM01`` stores its
@@ -156,6 +160,8 @@ class LLCMMetric(TrialGalleryMetric):
         >>> test_evaluator = dict(type='LLCMMetric', direction='vis2ir')
     """
     default_prefix: Optional[str] = 'llcm'
+    dataset_protocol = 'LLCMMetric'
+    protocol_datasets = "LLCM with split='test'"
 
     def __init__(self,
                  direction: str = 'ir2vis',
@@ -185,8 +191,11 @@ class LLCMMetric(TrialGalleryMetric):
             **kwargs)
 
     def check_dataset_meta(self, dataset_meta: dict) -> None:
-        """Refuse a dataset of the other direction (its probes are the
-        other modality) or one that does not say its direction.
+        """Refuse a dataset that does not declare
+        ``protocol_metric='LLCMMetric'`` (see
+        :meth:`TrialGalleryMetric.check_dataset_meta`), one of the other
+        direction (its probes are the other modality) or one that does not
+        say its direction.
 
         Args:
             dataset_meta: The dataset's metainfo; ``LLCM`` stores its

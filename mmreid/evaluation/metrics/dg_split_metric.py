@@ -55,6 +55,22 @@ class DGSplitMetric(ReIDMetric):
         #: Per-split results of the last evaluation.
         self.split_results: List[ReIDEvalResult] = []
 
+    def check_dataset_meta(self, dataset_meta: dict) -> None:
+        """See :meth:`ReIDMetric.check_dataset_meta`; a dataset without
+        ``dg_splits`` is refused here, before extraction.
+
+        Raises:
+            ValueError: Naming the dataset and its metainfo keys.
+        """
+        super().check_dataset_meta(dataset_meta)
+        if not dataset_meta.get('dg_splits'):
+            raise ValueError(
+                f'{type(self).__name__} cannot evaluate dataset '
+                f'{self.dataset_name(dataset_meta)}: it needs '
+                "dataset_meta['dg_splits'], set by the PRID2011, GRID, "
+                "VIPeR and QMULiLIDS datasets (split='test'); got keys "
+                f'{sorted(dataset_meta)}')
+
     def _splits(self) -> List[dict]:
         meta = self.dataset_meta or {}
         splits = meta.get('dg_splits')

@@ -331,7 +331,9 @@ class ReIDMetric(BaseMetric):
     gallery pools of SYSU-MM01 and LLCM) names the metric of its protocol
     in its metainfo (see :func:`protocol_metric_of`); any other metric
     refuses it when ``dataset_meta`` is set (before extraction), naming
-    the dataset and the metric to use.
+    the dataset and the metric to use. The trial metrics refuse in turn
+    a dataset that does not declare theirs (``SYSUMetric`` on RegDB), and
+    ``DGSplitMetric`` one without ``dg_splits``.
 
     Protocol metrics (:class:`TrialGalleryMetric`, :class:`DGSplitMetric`,
     :class:`CUHK03ClassicMetric`) subclass it: they start from

@@ -93,6 +93,11 @@ class TrialGalleryMetric(ReIDMetric):
 
     default_distance = 'cosine'
     unsupported_options = FEATURE_OPTIONS
+    #: The ``protocol_metric`` a dataset must declare to be evaluated (its
+    #: test gallery is this protocol's pool), and the datasets that do;
+    #: None accepts any dataset.
+    dataset_protocol: Optional[str] = None
+    protocol_datasets: str = ''
 
     def __init__(self,
                  gallery_cams: Optional[Sequence[int]] = None,
@@ -146,6 +151,28 @@ class TrialGalleryMetric(ReIDMetric):
         #: trial ranks its own gallery).
         self.trial_query_pids: Optional[np.ndarray] = None
         self.trial_query_paths: Optional[List[Optional[str]]] = None
+
+    def check_dataset_meta(self, dataset_meta: dict) -> None:
+        """See :meth:`ReIDMetric.check_dataset_meta`; a metric with a
+        ``dataset_protocol`` also refuses a dataset that does not declare
+        it, whose gallery is no pool of its protocol (e.g. RegDB).
+
+        Raises:
+            ValueError: Naming the dataset, what it declares and the
+                datasets this metric evaluates.
+        """
+        super().check_dataset_meta(dataset_meta)
+        expected = self.dataset_protocol
+        declared = dataset_meta.get('protocol_metric')
+        if expected is not None and declared != expected:
+            raise ValueError(
+                f'{type(self).__name__} cannot evaluate dataset '
+                f'{self.dataset_name(dataset_meta)} (protocol_metric='
+                f'{declared!r}): it draws each trial\'s gallery from the '
+                'pool of a dataset that declares protocol_metric='
+                f'{expected!r} ({self.protocol_datasets}). Evaluate this '
+                "dataset with its own metric (dict(type='ReIDMetric') for "
+                'one query/gallery set)')
 
     def draw_gallery(self, groups: PoolGroups,
                      img_paths: Sequence[Optional[str]],
