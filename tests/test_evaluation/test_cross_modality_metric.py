@@ -409,6 +409,22 @@ def test_official_draw_through_metric_and_errors():
         SYSUMetric(rerank=dict(k1=20, k2=6, lambda_value=0.3))
 
 
+def test_official_draw_refuses_a_seed_it_would_ignore():
+    """SYSUMetric(seed=5) with the official draw printed the seed=0
+    numbers: rand_perm_cam fixes every draw (audit t12_seed_ignored.py:
+    seed 0 and 5 identical). The seeded draw keeps its seed."""
+    perms = [[[[1, 2, 3] for _ in range(10)] for _ in range(2)]
+             for _ in range(6)]
+    with pytest.raises(
+            ValueError,
+            match="seed=5 has no effect with gallery_draw="
+            "'official_rand_perm'"):
+        SYSUMetric(num_trials=2, rand_perm_cam=perms, seed=5)
+    assert SYSUMetric(rand_perm_cam=perms, seed=0).seed == 0
+    assert SYSUMetric(
+        rand_perm_cam=perms, gallery_draw='agw_seeded', seed=5).seed == 5
+
+
 SYSU_FIXTURES = osp.join(
     osp.dirname(__file__), '..', '..', '..', 'shared', 'fixtures',
     'sysu_mm01')

@@ -63,7 +63,8 @@ class SYSUMetric(TrialGalleryMetric):
         shot: ``'single'`` (1 image) or ``'multi'`` (10 images; seeded
             multi-shot uses ``random.sample``, mmreid's extension).
         num_trials: Number of trials (10 in the protocol).
-        seed: Trial ``t`` uses seed ``seed + t``.
+        seed: Trial ``t`` uses seed ``seed + t`` (seeded draw only; the
+            official draw refuses another seed than 0).
         rand_perm_cam: Path of the official ``rand_perm_cam.mat``; when
             given (and ``gallery_draw`` is not set) the official draws are
             used.

@@ -75,7 +75,9 @@ class TrialGalleryMetric(ReIDMetric):
             ignored. ``None`` takes every pool camera in ascending order.
         shots: Images per (pid, camera) and trial.
         num_trials: Number of trials.
-        seed: Trial ``t`` uses seed ``seed + t``.
+        seed: Trial ``t`` uses seed ``seed + t`` (``'agw_seeded'``
+            only; another seed than 0 with ``'official_rand_perm'`` is
+            refused).
         gallery_draw: ``'agw_seeded'`` or ``'official_rand_perm'``.
         rand_perm_cam: The official permutations, a path to
             ``rand_perm_cam.mat`` (read with ``mat4py``) or the loaded
@@ -124,6 +126,12 @@ class TrialGalleryMetric(ReIDMetric):
             if int(num_trials) > 10:
                 raise ValueError('the official draws hold 10 trials, got '
                                  f'num_trials={num_trials}')
+            if int(seed) != 0:
+                raise ValueError(
+                    f"seed={seed!r} has no effect with gallery_draw="
+                    "'official_rand_perm' (rand_perm_cam fixes every "
+                    "trial's draw); drop seed, or draw with gallery_draw="
+                    "'agw_seeded'")
         self.gallery_cams = (None if gallery_cams is None else tuple(
             int(c) for c in gallery_cams))
         self.shots = int(shots)
