@@ -421,13 +421,22 @@ def test_official_draw_refuses_a_seed_it_would_ignore():
             "'official_rand_perm'"):
         SYSUMetric(num_trials=2, rand_perm_cam=perms, seed=5)
     assert SYSUMetric(rand_perm_cam=perms, seed=0).seed == 0
-    assert SYSUMetric(
-        rand_perm_cam=perms, gallery_draw='agw_seeded', seed=5).seed == 5
+    assert SYSUMetric(gallery_draw='agw_seeded', seed=5).seed == 5
+
+
+def test_seeded_draw_refuses_official_draws_it_would_ignore():
+    # The file was loaded and checked, then never read: the seeded draws'
+    # numbers were printed for a config that named the official ones.
+    perms = [[[[1, 2, 3] for _ in range(10)] for _ in range(2)]
+             for _ in range(6)]
+    with pytest.raises(
+            ValueError, match="'agw_seeded'.*never reads "
+            'rand_perm_cam'):
+        SYSUMetric(rand_perm_cam=perms, gallery_draw='agw_seeded')
 
 
 SYSU_FIXTURES = osp.join(
-    osp.dirname(__file__), '..', '..', '..', 'shared', 'fixtures',
-    'sysu_mm01')
+    osp.dirname(__file__), '..', '..', '..', 'shared', 'fixtures', 'sysu_mm01')
 needs_sysu_files = pytest.mark.skipif(
     not osp.isfile(osp.join(SYSU_FIXTURES, 'rand_perm_cam.mat')),
     reason='the official SYSU-MM01 split files are read from '

@@ -119,6 +119,12 @@ class TrialGalleryMetric(ReIDMetric):
         if gallery_draw not in GALLERY_DRAWS:
             raise ValueError(f'gallery_draw must be one of {GALLERY_DRAWS}, '
                              f'got {gallery_draw!r}')
+        if gallery_draw == 'agw_seeded' and rand_perm_cam is not None:
+            raise ValueError(
+                "gallery_draw='agw_seeded' draws with seed + trial and "
+                'never reads rand_perm_cam, so the official draws given '
+                "would be ignored: use gallery_draw='official_rand_perm' "
+                'with the file, or drop rand_perm_cam')
         if gallery_draw == 'official_rand_perm':
             if rand_perm_cam is None:
                 raise ValueError("gallery_draw='official_rand_perm' needs "
