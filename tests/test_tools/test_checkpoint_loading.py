@@ -27,6 +27,23 @@ def save_model(config, path, **cfg_options):
     return model
 
 
+def converted_fastreid_checkpoint(config, tmp_path):
+    """``config``'s model saved with fast-reid's key names and Checkpointer
+    fields, then converted (``tmp_path/converted.pth``)."""
+    from mmreid.utils.key_mapping import convert_checkpoint_file
+    model = init_model(config)
+    fastreid = {}
+    for key, value in model.state_dict().items():
+        key = key.replace('head.bnneck.', 'heads.bottleneck.0.')
+        fastreid[key.replace('head.classifier.', 'heads.')] = value
+    src = tmp_path / 'model_final.pth'
+    torch.save(dict(model=fastreid, iteration=100), src)
+    dst = tmp_path / 'converted.pth'
+    convert_checkpoint_file(
+        str(src), str(dst), 'fastreid', strict=True, input_size=[32, 16])
+    return dst
+
+
 def run(args):
     proc = subprocess.run(
         args,
@@ -155,18 +172,8 @@ def test_test_py_refuses_a_converted_model_of_another_network(
     # the --cfg-options that make the config compute the source network.
     import re
 
-    from mmreid.utils.key_mapping import convert_checkpoint_file
     config = make_config()
-    model = init_model(config)
-    fastreid = {}
-    for key, value in model.state_dict().items():
-        key = key.replace('head.bnneck.', 'heads.bottleneck.0.')
-        fastreid[key.replace('head.classifier.', 'heads.')] = value
-    src = tmp_path / 'model_final.pth'
-    torch.save(dict(model=fastreid, iteration=100), src)
-    dst = tmp_path / 'converted.pth'
-    convert_checkpoint_file(
-        str(src), str(dst), 'fastreid', strict=True, input_size=[32, 16])
+    dst = converted_fastreid_checkpoint(config, tmp_path)
     args = [
         PYTHON, 'tools/test.py', config,
         str(dst), '--work-dir',
@@ -227,7 +234,6 @@ def test_runner_val_checks_a_converted_model_against_the_val_pipeline(
     from mmengine.config import Config
 
     from mmreid.engine.runner import ReIDRunner
-    from mmreid.utils.key_mapping import convert_checkpoint_file
     config = make_config(extra='''
 model.update(backbone=dict(type='ReIDResNet', depth=18, last_stride=1,
                            base_channels=8, stem_channels=8,
@@ -239,16 +245,7 @@ test_dataloader = dict(val_dataloader, dataset=dict(
              backend='pillow'),
         dict(type='PackReIDInputs')]))
 ''')
-    model = init_model(config)
-    fastreid = {}
-    for key, value in model.state_dict().items():
-        key = key.replace('head.bnneck.', 'heads.bottleneck.0.')
-        fastreid[key.replace('head.classifier.', 'heads.')] = value
-    src = tmp_path / 'model_final.pth'
-    torch.save(dict(model=fastreid, iteration=100), src)
-    dst = tmp_path / 'converted.pth'
-    convert_checkpoint_file(
-        str(src), str(dst), 'fastreid', strict=True, input_size=[32, 16])
+    dst = converted_fastreid_checkpoint(config, tmp_path)
     cfg = Config.fromfile(config)
     cfg.work_dir = str(tmp_path / 'work')
     cfg.load_from = str(dst)

@@ -212,36 +212,46 @@ class MBN(nn.Module):
         return F.batch_norm(x, mean, var, bn.weight, bn.bias, False, 0.0,
                             self.eps)
 
-    def _check_eval_batch(self, indices) -> None:
-        """Refuse test batches that ``eval_stats='batch'`` cannot normalise.
+    def _check_batch_statistics(self, indices) -> None:
+        """Refuse batches whose statistics MBN cannot normalise with.
 
-        A modality with fewer than ``min_per_modality`` samples would be
-        normalised over H x W only (``BatchNorm2d`` on one sample is an
-        instance norm): its channel means and scales are wiped out. Several
-        processes split the test set into other batches than one process
-        does (and pad the last with a duplicate), so the numbers would
-        depend on the number of processes.
+        In training, and in eval with ``eval_stats='batch'``, a modality
+        with fewer than ``min_per_modality`` samples would be normalised
+        over H x W only (``BatchNorm2d`` on one sample is an instance
+        norm): its channel means and scales are wiped out. In eval, several
+        processes also split the test set into other batches than one
+        process does (and pad the last with a duplicate), so the numbers
+        would depend on the number of processes.
         """
-        if torch_dist.is_available() and torch_dist.is_initialized() \
-                and torch_dist.get_world_size() > 1:
-            raise ValueError(
-                f"MBN(eval_stats='batch') normalises each test batch with its "
-                f'own statistics, and {torch_dist.get_world_size()} processes '
-                'batch the test set otherwise than one process (a padded '
-                'duplicate included), so the numbers would depend on the '
-                "number of processes: test with one process, or use "
-                "eval_stats='modality'")
+        if self.training:
+            where = 'MBN', 'training batch'
+            fix = ('Use a sampler that puts >= {n} samples of every present '
+                   'modality in each batch per GPU (e.g. '
+                   'CrossModalityIdentitySampler) and drop_last')
+        elif self.eval_stats == 'batch':
+            where = "MBN(eval_stats='batch')", 'test batch'
+            fix = ('Choose a test batch_size that leaves >= {n} samples of '
+                   'each modality in every batch (the last and the '
+                   "query/gallery boundary included), or use eval_stats="
+                   "'modality'")
+            if torch_dist.is_available() and torch_dist.is_initialized() \
+                    and torch_dist.get_world_size() > 1:
+                raise ValueError(
+                    f'{where[0]} normalises each test batch with its own '
+                    f'statistics, and {torch_dist.get_world_size()} '
+                    'processes batch the test set otherwise than one process '
+                    '(a padded duplicate included), so the numbers would '
+                    'depend on the number of processes: test with one '
+                    "process, or use eval_stats='modality'")
+        else:
+            return
         for k, idx in enumerate(indices):
             if 0 < idx.numel() < self.min_per_modality:
                 raise ValueError(
-                    f"MBN(eval_stats='batch'): modality {k} has "
-                    f'{idx.numel()} sample(s) in this test batch, fewer than '
-                    f'min_per_modality={self.min_per_modality}; its batch '
-                    'statistics would be those of one image. Choose a test '
-                    f'batch_size that leaves >= {self.min_per_modality} '
-                    'samples of each modality in every batch (the last and '
-                    "the query/gallery boundary included), or use "
-                    "eval_stats='modality'")
+                    f'{where[0]}: modality {k} has {idx.numel()} sample(s) '
+                    f'in this {where[1]}, fewer than min_per_modality='
+                    f'{self.min_per_modality}; its batch statistics would be '
+                    'meaningless. ' + fix.format(n=self.min_per_modality))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise per modality.
@@ -258,19 +268,7 @@ class MBN(nn.Module):
                                        self.num_modalities, x.device,
                                        type(self).__name__)
         indices, inverse = modality_groups(labels, self.num_modalities)
-        if not self.training and self.eval_stats == 'batch':
-            self._check_eval_batch(indices)
-        if self.training:
-            for k, idx in enumerate(indices):
-                if 0 < idx.numel() < self.min_per_modality:
-                    raise ValueError(
-                        f'MBN: modality {k} has {idx.numel()} sample(s) in '
-                        f'this training batch, fewer than min_per_modality='
-                        f'{self.min_per_modality}; its batch statistics '
-                        f'would be meaningless. Use a sampler that puts '
-                        f'>= {self.min_per_modality} samples of every '
-                        f'present modality in each batch per GPU (e.g. '
-                        f'CrossModalityIdentitySampler) and drop_last')
+        self._check_batch_statistics(indices)
         sync = self._sync_children()
         if inverse is None:
             counts = [idx.numel() for idx in indices]
