@@ -206,33 +206,70 @@ def test_shipped_configs_load_imagenet_weights():
     assert {b['type'] for _, b, _ in SHIPPED} >= {'ReIDResNet', 'AGWResNet'}
 
 
+def test_shipped_r50_configs_name_the_references_weights():
+    # The specs (snr.md 2 and 9) and the reference code (BoT, AGW) start
+    # from torchvision's ImageNet ResNet-50, resnet50-19c8e357.pth. The
+    # configs loaded mmclassification's resnet50_8xb32_in1k, another
+    # network's weights.
+    import glob
+    import os.path as osp
+
+    from mmengine.config import Config
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    checked = 0
+    for path in sorted(
+            glob.glob(osp.join(repo, 'configs/**/*.py'), recursive=True)):
+        if '_base_' in path:
+            continue
+        backbone = Config.fromfile(path).model.get('backbone', {})
+        init_cfg = backbone.get('init_cfg') or {}
+        if backbone.get('depth') != 50 or init_cfg.get('type') != 'Pretrained':
+            continue
+        assert init_cfg['checkpoint'] == ('https://download.pytorch.org/'
+                                          'models/resnet50-19c8e357.pth'), path
+        assert init_cfg.get('prefix') is None, path
+        checked += 1
+    assert checked >= 10
+
+
 @pytest.mark.parametrize(
     'backbone,init_cfg', [(b, i) for _, b, i in SHIPPED],
     ids=[path for path, _, _ in SHIPPED])
 def test_shipped_config_accepts_an_imagenet_resnet(backbone, init_cfg,
                                                    tmp_path):
-    # A plain ImageNet ResNet of the config's depth (narrow: fast) loads
+    # The ImageNet ResNet of the config's depth, in the key layout of the
+    # file the config names (torchvision's: conv1, bn1, layer*, fc), loads
     # into every backbone a shipped config pretrains, SNR plugins and AGW
-    # non-local blocks included.
-    narrow = dict(base_channels=8, stem_channels=8)
-    source = MODELS.build(
-        dict(type='ReIDResNet', depth=backbone['depth'], **narrow))
+    # non-local blocks included: every ResNet tensor is taken.
+    import torchvision
+    assert init_cfg.get('prefix') is None
+    source = getattr(torchvision.models,
+                     f'resnet{backbone["depth"]}')().state_dict()
+    source = {
+        k: torch.randn_like(v.float()).to(v.dtype)
+        for k, v in source.items()
+    }
     path = tmp_path / 'imagenet.pth'
-    torch.save(
-        dict(
-            state_dict={
-                f'backbone.{k}': v
-                for k, v in source.state_dict().items()
-            }), path)
+    torch.save(source, path)
     model = MODELS.build(
-        dict(
-            backbone, **narrow,
-            init_cfg=dict(init_cfg, checkpoint=str(path))))
+        dict(backbone, init_cfg=dict(init_cfg, checkpoint=str(path))))
     model.init_weights()
-    for name, param in model.named_parameters():
-        if name.startswith('layer4.0.conv1.'):
-            assert torch.equal(param,
-                               source.state_dict()[name]), name
+    own = model.state_dict()
+    # AGW's stems take conv1/bn1 as stems.<k>.conv1, stems.<k>.bn1; MBN
+    # takes a BN's statistics into every modality's bns.<k>.
+    taken = [
+        k for k in source
+        if not k.startswith('fc.') and not k.endswith('num_batches_tracked')
+    ]
+    for key in taken:
+        module, _, tensor = key.rpartition('.')
+        names = [
+            n for n in [key, f'stems.0.{key}', f'stems.1.{key}'] +
+            [f'{module}.bns.{k}.{tensor}' for k in (0, 1)] if n in own
+        ]
+        assert names, key
+        for name in names:
+            assert torch.equal(own[name], source[key]), name
 
 
 def test_a_deeper_network_of_the_same_names_is_an_error(tmp_path):

@@ -22,11 +22,12 @@ model = dict(
         type='ReIDResNet',
         depth=50,
         last_stride=1,
+        # torchvision's ImageNet ResNet-50 (resnet50-19c8e357.pth), as the
+        # reference code loads it; its classifier fc.* is left out.
         init_cfg=dict(
             type='Pretrained',
-            checkpoint='https://download.openmmlab.com/mmclassification/v0/'
-            'resnet/resnet50_8xb32_in1k_20210831-ea4938fc.pth',
-            prefix='backbone.')),
+            checkpoint='https://download.pytorch.org/models/'
+            'resnet50-19c8e357.pth')),
     neck=dict(type='GlobalAvgPool'),
     head=dict(
         type='GMNHead',
