@@ -35,7 +35,11 @@ model = dict(
 
 train_pipeline = [
     dict(type='ReIDLoadImageFromFile'),
-    dict(type='Random2DTranslation', size={{_base_.img_size}}, prob=0.5),
+    dict(
+        type='Random2DTranslation',
+        size={{_base_.img_size}},
+        prob=0.5,
+        backend='pillow'),
     dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='ReIDColorJitter', brightness=0.2, contrast=0.15),
     dict(type='PackReIDInputs'),

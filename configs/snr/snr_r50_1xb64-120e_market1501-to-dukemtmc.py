@@ -37,8 +37,14 @@ img_size = (256, 128)
 train_pipeline = [
     dict(type='ReIDLoadImageFromFile'),
     # The authors' torchreid augmentation: p=0.5 resize to 1.125x (288x144)
-    # and crop a random 256x128 window, else resize to 256x128.
-    dict(type='Random2DTranslation', size=img_size, prob=0.5, scale=1.125),
+    # and crop a random 256x128 window, else resize to 256x128; PIL
+    # bilinear, as torchreid resizes.
+    dict(
+        type='Random2DTranslation',
+        size=img_size,
+        prob=0.5,
+        scale=1.125,
+        backend='pillow'),
     dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='ReIDColorJitter', brightness=0.2, contrast=0.15),
     # No random erasing for cross-domain training.

@@ -389,6 +389,31 @@ def test_random_2d_translation_crops_from_enlarged_image():
     assert result['img_shape'] == (16, 8)
 
 
+def test_random_2d_translation_resizes_with_pillow_as_torchreid():
+    # torchreid resizes PIL images (bilinear, antialiased when shrinking);
+    # backend='pillow' gives those pixels, cv2 others.
+    from PIL import Image
+
+    from mmreid.datasets.transforms.processing import Random2DTranslation
+    img = np.random.RandomState(0).randint(0, 255, (300, 120, 3), np.uint8)
+
+    def pil(size):
+        return np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR))
+
+    never = Random2DTranslation(size=(64, 32), prob=0.0, backend='pillow')
+    np.testing.assert_array_equal(never(dict(img=img.copy()))['img'],
+                                  pil((32, 64)))
+    always = Random2DTranslation(
+        size=(64, 32), prob=1.0, scale=1.5, backend='pillow')
+    out = always(dict(img=img.copy()))['img']
+    enlarged = pil((48, 96))
+    assert any(
+        np.array_equal(enlarged[y:y + 64, x:x + 32], out)
+        for y in range(96 - 64 + 1) for x in range(48 - 32 + 1))
+    cv2_out = Random2DTranslation(size=(64, 32), prob=0.0)(dict(img=img))
+    assert not np.array_equal(cv2_out['img'], pil((32, 64)))
+
+
 def test_random_2d_translation_bad_args_and_replay():
     from mmreid.datasets.transforms.processing import Random2DTranslation
     with pytest.raises(ValueError, match='prob'):

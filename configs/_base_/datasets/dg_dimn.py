@@ -32,16 +32,21 @@ batch_size = 64  # P=16 identities x K=4 images
 num_instances = 4
 num_classes = 18530
 
+# The BoT and SNR (torchreid) reference code resizes PIL images with the
+# bilinear filter, which antialiases when it shrinks (cv2 does not).
+resize = dict(
+    type='ReIDResize', size=img_size, interpolation='bilinear',
+    backend='pillow')
 train_pipeline = [
     dict(type='ReIDLoadImageFromFile'),
-    dict(type='ReIDResize', size=img_size),
+    resize,
     dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=10),
     dict(type='PackReIDInputs'),
 ]
 test_pipeline = [
     dict(type='ReIDLoadImageFromFile'),
-    dict(type='ReIDResize', size=img_size),
+    resize,
     dict(type='PackReIDInputs'),
 ]
 

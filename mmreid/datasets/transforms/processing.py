@@ -199,6 +199,9 @@ class Random2DTranslation(BaseTransform):
         scale (float): Enlargement factor, >= 1. Defaults to 1.125.
         interpolation (str): As in :class:`ReIDResize`. Defaults to
             ``'bilinear'``.
+        backend (str): As in :class:`ReIDResize`: ``'cv2'`` (the default)
+            or ``'pillow'``, which the torchreid code resizes with (PIL
+            filters antialias when they shrink, cv2's do not).
     """
 
     #: Draws from the per-sample generator (see :func:`sample_rng`).
@@ -208,16 +211,17 @@ class Random2DTranslation(BaseTransform):
                  size: Sequence[int] = (256, 128),
                  prob: float = 0.5,
                  scale: float = 1.125,
-                 interpolation: str = 'bilinear') -> None:
+                 interpolation: str = 'bilinear',
+                 backend: str = 'cv2') -> None:
         if not 0 <= prob <= 1:
             raise ValueError(f'prob must be in [0, 1], got {prob!r}')
         if scale < 1:
             raise ValueError(f'scale must be >= 1, got {scale!r}')
-        self.resize = ReIDResize(size, interpolation)
+        self.resize = ReIDResize(size, interpolation, backend)
         height, width = self.resize.size
         self.enlarged = ReIDResize(
             (int(round(height * scale)), int(round(width * scale))),
-            interpolation)
+            interpolation, backend)
         self.prob = prob
         self.scale = scale
 
@@ -245,7 +249,8 @@ class Random2DTranslation(BaseTransform):
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(size={self.resize.size}, '
                 f'prob={self.prob}, scale={self.scale}, '
-                f'interpolation={self.resize.interpolation!r})')
+                f'interpolation={self.resize.interpolation!r}, '
+                f'backend={self.resize.backend!r})')
 
 
 @TRANSFORMS.register_module()
