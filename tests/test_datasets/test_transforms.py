@@ -1,3 +1,7 @@
+import hashlib
+import math
+import os.path as osp
+import random
 import re
 
 import cv2
@@ -5,14 +9,17 @@ import numpy as np
 import pytest
 import torch
 from mmcv.transforms.utils import cache_random_params
+from mmengine.config import Config
 from mmengine.dataset import Compose
 
 from mmreid.datasets.transforms.formatting import PackReIDInputs
 from mmreid.datasets.transforms.loading import ReIDLoadImageFromFile
-from mmreid.datasets.transforms.processing import (PadRandomCrop,
+from mmreid.datasets.transforms.processing import (BOT_ERASING_FILL_RGB,
+                                                   PadRandomCrop,
                                                    ReIDColorJitter,
                                                    ReIDRandomErasing,
                                                    ReIDRandomFlip, ReIDResize)
+from mmreid.models.data_preprocessors import ReIDDataPreprocessor
 from mmreid.registry import TRANSFORMS
 from mmreid.structures import ReIDDataSample
 
@@ -159,11 +166,13 @@ def test_pad_random_crop_zero_padding_is_identity():
 # ---------------------------------------------------------------------------
 # ReIDRandomErasing
 # ---------------------------------------------------------------------------
-def test_random_erasing_fills_one_rectangle_within_bounds():
+@pytest.mark.parametrize('aspect_sampling', ['log_uniform', 'uniform'])
+def test_random_erasing_fills_one_rectangle_within_bounds(aspect_sampling):
     height, width = 64, 32
     img = random_image(height, width, low=100)  # fill value is < 100
     fill = (1, 2, 3)
-    transform = ReIDRandomErasing(prob=1., fill_value=fill)
+    transform = ReIDRandomErasing(
+        prob=1., fill_value=fill, aspect_sampling=aspect_sampling)
     areas = []
     for seed in range(60):
         np.random.seed(seed)
@@ -222,6 +231,172 @@ def test_random_erasing_random_fill_and_prob_zero():
 def test_random_erasing_bad_args(kwargs):
     with pytest.raises(ValueError):
         ReIDRandomErasing(**kwargs)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(aspect_sampling='loguniform'), "aspect_sampling.*'loguniform'"),
+    (dict(aspect_sampling='Uniform'), "aspect_sampling.*'Uniform'"),
+    (dict(aspect_sampling=None), 'aspect_sampling.*None'),
+    (dict(fill_value=(152, 142, 300)), r'fill_value.*\(152, 142, 300\)'),
+    (dict(fill_value=-1), 'fill_value.*-1'),
+    (dict(fill_value='mean'), "fill_value.*'mean'"),
+    (dict(fill_value=()), r'fill_value.*\(\)'),
+    (dict(fill_value=float('nan')), 'fill_value.*nan'),
+])
+def test_random_erasing_bad_option_names_the_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ReIDRandomErasing(**kwargs)
+
+
+def erasing_digest(**kwargs):
+    """SHA-256 of the outputs, and of each generator's state afterwards."""
+    transform = ReIDRandomErasing(**kwargs)
+    sha = hashlib.sha256()
+    for height, width in [(256, 128), (64, 32), (24, 12), (3, 3), (1, 40)]:
+        for dtype in (np.uint8, np.float32):
+            img = random_image(height, width).astype(dtype)
+            for seed in range(150):
+                out = transform(dict(img=img, rng=np.random.default_rng(seed)))
+                sha.update(out['img'].tobytes())
+                # What the next transform of the pipeline would draw.
+                sha.update(out['rng'].bytes(8))
+    return sha.hexdigest()
+
+
+# Captured from ReIDRandomErasing before aspect_sampling existed (commit
+# 7444488): the default draw must not change for any seed.
+@pytest.mark.parametrize('kwargs, digest', [
+    (dict(prob=1.),
+     '738fbcaa3e1d8bf1fc4f5d0a18374d7936af2f943e6a0948f4dd1757a0e28ca5'),
+    (dict(prob=0.5),
+     'c9b29c1012472d3e2d7aa1778ee9ea8289c4beb2aae27db5c8104fae256e07b7'),
+    (dict(prob=1., fill_mode='random'),
+     'ce04037195d6a286ee8c5f73a56c09a78bfc671077fe20f81cd08b454bd1a232'),
+    (dict(
+        prob=0.7,
+        area_ratio_range=(0.1, 0.9),
+        aspect_ratio_range=(0.5, 4.),
+        max_attempts=3),
+     '02ad220f1fb9b2e63f523d8ad1f5998c6c1e569aa552934e36942aca25fd8b07'),
+])
+def test_random_erasing_default_draw_is_unchanged(kwargs, digest):
+    assert erasing_digest(**kwargs) == digest
+    assert erasing_digest(**kwargs, aspect_sampling='log_uniform') == digest
+    transform = ReIDRandomErasing(prob=1.)
+    boxes = [
+        transform._draw_box(256, 128, np.random.default_rng(seed))
+        for seed in range(5)
+    ]
+    assert boxes == [(16, 0, 36, 110), (36, 31, 114, 52), (72, 7, 97, 45),
+                     (148, 50, 86, 42), (104, 6, 149, 47)]
+
+
+def reference_erasing_boxes(height, width, num, seed):
+    """The BoT / torchreid box draw, from its definition, on Python's RNG.
+
+    Up to 100 attempts: area fraction ~ U(0.02, 0.4), aspect ratio
+    ~ U(0.3, 1 / 0.3), h = round(sqrt(area * r)), w = round(sqrt(area / r)),
+    accepted if h < H and w < W; the top-left corner is uniform.
+    """
+    rand = random.Random(seed)
+    boxes = []
+    while len(boxes) < num:
+        for _ in range(100):
+            area = rand.uniform(0.02, 0.4) * height * width
+            ratio = rand.uniform(0.3, 1 / 0.3)
+            box_h = int(round(math.sqrt(area * ratio)))
+            box_w = int(round(math.sqrt(area / ratio)))
+            if box_h < height and box_w < width:
+                boxes.append((rand.randint(0, height - box_h),
+                              rand.randint(0, width - box_w), box_h, box_w))
+                break
+    return np.array(boxes, dtype=np.float64)
+
+
+def box_statistics(boxes, height, width):
+    top, left, box_h, box_w = boxes.T
+    return dict(
+        tall=(box_h > box_w).mean(),
+        area=(box_h * box_w).mean() / (height * width),
+        height=box_h.mean(),
+        width=box_w.mean(),
+        top=(top / np.maximum(height - box_h, 1)).mean(),
+        left=(left / np.maximum(width - box_w, 1)).mean())
+
+
+def test_random_erasing_uniform_aspect_matches_reference():
+    height, width, num = 256, 128, 20000
+    expected = box_statistics(
+        reference_erasing_boxes(height, width, num, seed=0), height, width)
+    # The reference itself: mostly tall boxes of about 106 x 62.
+    assert expected['tall'] == pytest.approx(0.81, abs=0.01)
+    assert expected['height'] == pytest.approx(106, abs=1)
+    assert expected['width'] == pytest.approx(62, abs=1)
+    # Tolerances are about 4 standard errors of the difference of the two
+    # estimates; the log-uniform draw is far outside them.
+    tolerance = dict(
+        tall=0.015, area=0.005, height=1.5, width=1., top=0.02, left=0.02)
+    stats = {}
+    for mode in ('uniform', 'log_uniform'):
+        transform = ReIDRandomErasing(prob=1., aspect_sampling=mode)
+        rng = np.random.default_rng(0)
+        boxes = [transform._draw_box(height, width, rng) for _ in range(num)]
+        assert None not in boxes  # some attempt always fits on 256 x 128
+        stats[mode] = box_statistics(
+            np.array(boxes, np.float64), height, width)
+    for key, tol in tolerance.items():
+        assert stats['uniform'][key] == pytest.approx(
+            expected[key], abs=tol), key
+    assert stats['log_uniform']['tall'] < expected['tall'] - 0.15
+    assert stats['log_uniform']['area'] < expected['area'] - 0.008
+    assert stats['log_uniform']['width'] > expected['width'] + 5
+
+
+def test_random_erasing_uniform_is_seeded_and_fills_the_drawn_box():
+    from mmreid.datasets.samplers import SeededIndex
+    img = random_image(64, 32)
+    transform = ReIDRandomErasing(
+        prob=1., aspect_sampling='uniform', fill_value=BOT_ERASING_FILL_RGB)
+    for seed in range(20):
+        np.random.seed(seed + 100)  # the global RNG must not matter
+        out = transform(dict(img=img, sample_idx=SeededIndex(0, seed)))
+        again = transform(dict(img=img, sample_idx=SeededIndex(0, seed)))
+        np.testing.assert_array_equal(out['img'], again['img'])
+        top, left, box_h, box_w = transform._draw_box(
+            64, 32, np.random.default_rng(seed))
+        expected = img.copy()
+        expected[top:top + box_h, left:left + box_w] = (152, 142, 127)
+        np.testing.assert_array_equal(out['img'], expected)
+
+
+def test_bot_erasing_fill_is_the_normalised_constant_in_pixels():
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    config = Config.fromfile(
+        osp.join(repo, 'configs/_base_/models/bot_r50.py'))
+    preprocessor = config.model.data_preprocessor
+    mean = np.array(preprocessor.mean)
+    std = np.array(preprocessor.std)
+    bot_constant = np.array((0.485, 0.456, 0.406))  # BoT's PIXEL_MEAN
+    # ImageNet's mean and std in pixels are 255 times torchvision's.
+    np.testing.assert_allclose(mean, np.array((0.485, 0.456, 0.406)) * 255)
+    np.testing.assert_allclose(std, np.array((0.229, 0.224, 0.225)) * 255)
+    np.testing.assert_allclose(
+        BOT_ERASING_FILL_RGB, mean + bot_constant * std, atol=5e-4)
+    # Through the data preprocessor the erased pixels become BoT's constant,
+    # up to the rounding of the fill to uint8 (half a level / std).
+    img = np.zeros((64, 32, 3), np.uint8)
+    np.random.seed(0)
+    out = ReIDRandomErasing(
+        prob=1., fill_value=BOT_ERASING_FILL_RGB)(dict(img=img))['img']
+    erased = (out != 0).any(axis=2)
+    inputs = torch.from_numpy(out).permute(2, 0, 1)[None]
+    normalise = ReIDDataPreprocessor(
+        mean=preprocessor.mean, std=preprocessor.std)
+    values = normalise(dict(inputs=inputs))['inputs'][0].permute(
+        1, 2, 0).numpy()[erased]
+    assert len(values) > 0
+    np.testing.assert_allclose(
+        values, np.broadcast_to(bot_constant, values.shape), atol=0.5 / 57)
 
 
 # ---------------------------------------------------------------------------

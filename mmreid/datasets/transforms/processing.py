@@ -43,8 +43,15 @@ PADDING_MODES = {
     'symmetric': cv2.BORDER_REFLECT,
 }
 
-#: ImageNet mean as RGB pixel values (0-255); the BoT erasing fill.
+#: ImageNet mean as RGB pixel values (0-255); it becomes 0 after the data
+#: preprocessor's normalisation.
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
+#: ImageNet std as RGB pixel values (0-255), as the data preprocessor uses.
+IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
+#: The BoT reference's erasing fill as RGB pixels (0-255): it fills with
+#: ``c = (0.485, 0.456, 0.406)`` *after* ToTensor + Normalize, which is the
+#: pixel ``mean + c * std`` (ImageNet mean and std above), to 3 decimals.
+BOT_ERASING_FILL_RGB = (151.997, 142.327, 126.824)
 
 
 def _check_size(size: Sequence[int]) -> Tuple[int, int]:
@@ -382,15 +389,37 @@ class ReIDRandomErasing(BaseTransform):
     """Random erasing (Zhong et al., AAAI 2020) of one rectangle.
 
     With probability ``prob`` a rectangle of area ``s * H * W`` with
-    ``s ~ U(area_ratio_range)`` and aspect ratio (height / width) drawn
-    log-uniformly from ``aspect_ratio_range`` (so tall and wide boxes are
-    equally likely) is placed uniformly inside the image and filled. Up to
-    ``max_attempts`` boxes are drawn until one fits; if none fits the image
-    is left as is.
+    ``s ~ U(area_ratio_range)`` and aspect ratio ``r`` (height / width)
+    drawn from ``aspect_ratio_range`` (see ``aspect_sampling``) gets the
+    sides ``h = round(sqrt(s * H * W * r))``, ``w = round(sqrt(s * H * W /
+    r))``; it is kept if ``0 < h < H`` and ``0 < w < W``, placed with its
+    top-left corner uniform among the positions where it fits, and filled.
+    Up to ``max_attempts`` boxes are drawn until one fits; if none fits the
+    image is left as is.
 
-    Erasing runs on ``uint8`` pixels, before the data preprocessor
-    normalises, so the BoT fill "ImageNet mean" is the mean *pixel value*
-    ``(123.675, 116.28, 103.53)`` (RGB); it becomes ~0 after normalisation.
+    ``aspect_sampling`` chooses how ``r`` is drawn:
+
+    - ``'log_uniform'`` (default): ``log r ~ U(log r1, log r2)``, as
+      torchvision's ``RandomErasing``; tall and wide boxes are equally
+      likely.
+    - ``'uniform'``: ``r ~ U(r1, r2)``, as the BoT reference
+      (reid-strong-baseline) and torchreid with ``(r1, r2) = (0.3, 1 /
+      0.3)``. Most boxes are then tall: on 256 x 128 about 81% have ``h >
+      w`` (59% with ``'log_uniform'``), and the mean box is about 106 x 62
+      (87 x 71). With the other defaults (area (0.02, 0.4), 100 attempts)
+      this is the reference's draw.
+
+    Erasing runs on the pixels (``uint8``, RGB, 0-255) before the data
+    preprocessor normalises, so ``fill_value`` is a pixel value. The
+    default, the ImageNet mean pixel ``(123.675, 116.28, 103.53)``, becomes
+    0 after normalisation. The BoT reference erases *after* normalisation
+    with the constant ``c = (0.485, 0.456, 0.406)``: that is the pixel
+    ``mean + c * std`` = ``(151.997, 142.327, 126.824)`` with ImageNet's
+    mean and std (``BOT_ERASING_FILL_RGB``; ``(152, 142, 127)`` once
+    rounded to ``uint8``), so BoT's erasing is
+    ``dict(type='ReIDRandomErasing', prob=0.5, aspect_sampling='uniform',
+    fill_value=(151.997, 142.327, 126.824))``. Passing ``c`` itself would
+    fill with near-black pixels.
 
     Required Keys:
 
@@ -406,17 +435,23 @@ class ReIDRandomErasing(BaseTransform):
             fraction of the image. Defaults to (0.02, 0.4).
         aspect_ratio_range (Sequence[float]): Range of height / width.
             Defaults to (0.3, 1 / 0.3).
+        aspect_sampling (str): How the aspect ratio is drawn from
+            ``aspect_ratio_range``: ``'log_uniform'`` or ``'uniform'``
+            (the BoT / torchreid draw), see above. Defaults to
+            ``'log_uniform'``.
         fill_mode (str): ``'const'``: every pixel gets ``fill_value``;
             ``'random'``: i.i.d. uniform values in [0, 255] per pixel and
             channel (the original paper). Defaults to ``'const'``.
-        fill_value (float | Sequence[float]): Per-channel fill for
-            ``'const'``, in the image's channel order (RGB). Defaults to the
-            ImageNet mean pixel.
+        fill_value (float | Sequence[float]): Fill for ``'const'``, one
+            pixel value in [0, 255] for every channel or one per channel in
+            the image's channel order (RGB); rounded for ``uint8`` images.
+            Defaults to the ImageNet mean pixel.
         max_attempts (int): Boxes drawn before giving up. Defaults to 100.
     """
 
     #: Draws from the per-sample generator (see :func:`sample_rng`).
     draws_from_sample_rng = True
+    ASPECT_SAMPLINGS = ('log_uniform', 'uniform')
 
     def __init__(self,
                  prob: float = 0.5,
@@ -424,7 +459,8 @@ class ReIDRandomErasing(BaseTransform):
                  aspect_ratio_range: Sequence[float] = (0.3, 1 / 0.3),
                  fill_mode: str = 'const',
                  fill_value: Union[float, Sequence[float]] = IMAGENET_MEAN_RGB,
-                 max_attempts: int = 100) -> None:
+                 max_attempts: int = 100,
+                 aspect_sampling: str = 'log_uniform') -> None:
         if not 0 <= prob <= 1:
             raise ValueError(f'prob must be in [0, 1], got {prob}')
         self.area_ratio_range = _check_range('area_ratio_range',
@@ -434,12 +470,25 @@ class ReIDRandomErasing(BaseTransform):
                              f'{area_ratio_range!r}')
         self.aspect_ratio_range = _check_range('aspect_ratio_range',
                                                aspect_ratio_range)
+        if aspect_sampling not in self.ASPECT_SAMPLINGS:
+            raise ValueError(f'aspect_sampling must be one of '
+                             f'{self.ASPECT_SAMPLINGS}, got '
+                             f'{aspect_sampling!r}')
         if fill_mode not in ('const', 'random'):
             raise ValueError(f'fill_mode must be "const" or "random", got '
                              f'{fill_mode!r}')
+        try:
+            fill = np.asarray(fill_value, dtype=np.float64)
+        except (TypeError, ValueError):
+            fill = np.empty(0)
+        if (fill.ndim > 1 or fill.size == 0
+                or not ((fill >= 0) & (fill <= 255)).all()):
+            raise ValueError(f'fill_value must be a pixel value in [0, 255] '
+                             f'or a sequence of them, got {fill_value!r}')
         if max_attempts < 1:
             raise ValueError(f'max_attempts must be >= 1, got {max_attempts}')
         self.prob = prob
+        self.aspect_sampling = aspect_sampling
         self.fill_mode = fill_mode
         self.fill_value = fill_value
         self.max_attempts = max_attempts
@@ -453,9 +502,14 @@ class ReIDRandomErasing(BaseTransform):
             return None
         log_ratio = (math.log(self.aspect_ratio_range[0]),
                      math.log(self.aspect_ratio_range[1]))
+        uniform = self.aspect_sampling == 'uniform'
         for _ in range(self.max_attempts):
+            # Two draws per attempt in either mode: area, then ratio.
             area = rng.uniform(*self.area_ratio_range) * height * width
-            ratio = math.exp(rng.uniform(*log_ratio))
+            if uniform:
+                ratio = rng.uniform(*self.aspect_ratio_range)
+            else:
+                ratio = math.exp(rng.uniform(*log_ratio))
             box_h = int(round(math.sqrt(area * ratio)))
             box_w = int(round(math.sqrt(area / ratio)))
             if 0 < box_h < height and 0 < box_w < width:
@@ -492,6 +546,7 @@ class ReIDRandomErasing(BaseTransform):
         return (f'{type(self).__name__}(prob={self.prob}, '
                 f'area_ratio_range={self.area_ratio_range}, '
                 f'aspect_ratio_range={self.aspect_ratio_range}, '
+                f'aspect_sampling={self.aspect_sampling!r}, '
                 f'fill_mode={self.fill_mode!r}, '
                 f'fill_value={self.fill_value}, '
                 f'max_attempts={self.max_attempts})')
