@@ -238,3 +238,21 @@ def test_bot_and_snr_configs_resize_as_the_reference(path):
 
 def test_bot_and_snr_real_data_configs_are_found():
     assert len(BOT_SNR_REAL_DATA) == 8
+
+
+@pytest.mark.parametrize('path', BOT_SNR_REAL_DATA, ids=osp.basename)
+def test_bot_erasing_is_the_references(path):
+    # reid-strong-baseline's RandomErasing draws the aspect ratio uniformly
+    # in [0.3, 1/0.3] and fills with (0.485, 0.456, 0.406) after
+    # normalisation; mmreid's default draws log-uniformly and fills with
+    # the mean pixel.
+    from mmreid.datasets.transforms.processing import BOT_ERASING_FILL_RGB
+    cfg = Config.fromfile(path)
+    erasing = [
+        t for t in cfg.train_dataloader.dataset.pipeline
+        if t['type'] == 'ReIDRandomErasing'
+    ]
+    for t in erasing:
+        assert t['aspect_sampling'] == 'uniform'
+        assert tuple(t['fill_value']) == pytest.approx(
+            BOT_ERASING_FILL_RGB, abs=1e-3)

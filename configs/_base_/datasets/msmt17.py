@@ -19,7 +19,13 @@ train_pipeline = [
     resize,
     dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=10),
-    dict(type='ReIDRandomErasing', prob=0.5),
+    # BoT's random erasing: aspect ratio uniform in [0.3, 1/0.3], filled
+    # with its normalised-space constant (0.485, 0.456, 0.406) in pixels.
+    dict(
+        type='ReIDRandomErasing',
+        prob=0.5,
+        aspect_sampling='uniform',
+        fill_value=(151.997, 142.327, 126.824)),
     dict(type='PackReIDInputs'),
 ]
 test_pipeline = [
