@@ -5,7 +5,7 @@ import os
 import os.path as osp
 import sys
 import warnings
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import torch
 from mmengine.config import Config
@@ -55,7 +55,178 @@ def read_config(path: str) -> Config:
     """
     from .setup_env import register_all_modules
     register_all_modules(init_default_scope=False)
-    return Config.fromfile(path)
+    cfg = Config.fromfile(path)
+    check_base_variables(path, cfg)
+    return cfg
+
+
+def _plain_value(value: Any) -> Any:
+    """Lists and tuples alike, for comparing config values."""
+    if isinstance(value, (list, tuple)):
+        return [_plain_value(v) for v in value]
+    return value
+
+
+def _paths(value: Any, path: tuple = ()):
+    """``(path, value)`` of every scalar and list of a config value; a
+    path is a tuple of keys and indices (dict keys may hold dots)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, path + (key, ))
+    elif isinstance(value, (list, tuple)):
+        yield path, value
+        for i, item in enumerate(value):
+            yield from _paths(item, path + (i, ))
+    else:
+        yield path, value
+
+
+def _value_at(tree: Any, path: tuple) -> Any:
+    """The value at ``path`` (see :func:`_paths`), or KeyError."""
+    for part in path:
+        if isinstance(tree, dict) and part in tree:
+            tree = tree[part]
+        elif isinstance(tree, (list, tuple)) and isinstance(part, int) \
+                and part < len(tree):
+            tree = tree[part]
+        else:
+            return KeyError
+    return tree
+
+
+def _perturbed(value: Any) -> Any:
+    """Another value of the same kind (a string, a number, a tuple of
+    them), or None when there is none to make."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        return value + '~'
+    if isinstance(value, (int, float)):
+        return value + 7
+    if isinstance(value, (list, tuple)):
+        items = [_perturbed(v) for v in value]
+        return None if any(v is None for v in items) else type(value)(items)
+    return None
+
+
+def _keys_derived_from(path: str, name: str, read: frozenset) -> List[tuple]:
+    """The keys the run reads whose value in ``path`` (read on its own)
+    follows its variable ``name``: found by reading a copy of the file
+    whose assignment of ``name`` holds another value."""
+    import ast
+    import tempfile
+    with open(path, encoding='utf-8') as f:
+        source = f.read()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    folder = osp.dirname(osp.abspath(path))
+    assigned = False
+    for node in tree.body:
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1 \
+                or not isinstance(node.targets[0], ast.Name):
+            continue
+        target = node.targets[0].id
+        if target == '_base_':
+            # Absolute paths: the copy is read from another folder.
+            for const in ast.walk(node.value):
+                if isinstance(const, ast.Constant) and isinstance(
+                        const.value, str) and '::' not in const.value:
+                    const.value = osp.normpath(osp.join(folder, const.value))
+        elif target == name:
+            try:
+                other = _perturbed(ast.literal_eval(node.value))
+            except ValueError:
+                return []
+            if other is None:
+                return []
+            node.value = ast.parse(repr(other), mode='eval').body
+            assigned = True
+    if not assigned:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = osp.join(tmp, osp.basename(path))
+        with open(copy, 'w', encoding='utf-8') as f:
+            f.write(ast.unparse(tree))
+        try:
+            changed = Config.fromfile(copy).to_dict()
+        except Exception:
+            return []
+    plain = Config.fromfile(path).to_dict()
+    derived = [
+        key for key, value in _paths(plain)
+        if key[0] in read
+        and _plain_value(_value_at(changed, key)) != _plain_value(value)
+    ]
+    # A list that follows the variable stands for its items.
+    return [k for k in derived if not any(k[:-1] == d for d in derived)]
+
+
+def check_base_variables(path: str, cfg: Config) -> None:
+    """Refuse a config that redefines a variable its base already used.
+
+    mmengine reads a base file on its own, so the base's top-level
+    variables (``img_size``, ``cuhk03_variant``, ``data_root``) are
+    substituted into its datasets, pipelines and schedules before the
+    config that inherits it is read; redefining the variable there
+    changes the variable only (``cuhk03_variant = 'labeled'`` in a leaf
+    of the DIMN base still trained on the detected boxes). The keys that
+    follow a variable in a base are found by reading a copy of the base
+    with another value; if the config keeps any of them at the base's
+    value, it is an error. (Boolean switches are left to the checks of
+    what they switch, e.g. ``combine_all`` in
+    :class:`~mmreid.engine.hooks.TrainSetupCheckHook`.)
+
+    Args:
+        path (str): The config file.
+        cfg (Config): It, as read.
+
+    Raises:
+        ValueError: Naming the variable, the base, both values and the
+            keys that keep the base's value.
+    """
+    read = READ_TOP_LEVEL_KEYS | _runner_keys()
+    merged = None
+    for base in Config._get_base_files(path):
+        if '::' in base:
+            continue  # a package's config (mmpretrain::...)
+        base_path = osp.normpath(osp.join(osp.dirname(path), base))
+        plain = Config.fromfile(base_path).to_dict()
+        merged = cfg.to_dict() if merged is None else merged
+        for name, old in plain.items():
+            if name in read or name not in merged or _perturbed(old) is None:
+                continue
+            new = merged[name]
+            if _plain_value(new) == _plain_value(old):
+                continue
+            # The files of the base chain that assign the variable.
+            chain, files = [base_path], []
+            while chain:
+                current = chain.pop()
+                files.append(current)
+                chain += [
+                    osp.normpath(osp.join(osp.dirname(current), b))
+                    for b in Config._get_base_files(current) if '::' not in b
+                ]
+            kept = []
+            for source in files:
+                for key in _keys_derived_from(source, name, read):
+                    if key not in kept and _plain_value(
+                            _value_at(merged, key)) == _plain_value(
+                                _value_at(plain, key)):
+                        kept.append(key)
+            if kept:
+                kept = ['.'.join(map(str, k)) for k in kept]
+                shown = ', '.join(kept[:6]) + (
+                    f' and {len(kept) - 6} more' if len(kept) > 6 else '')
+                raise ValueError(
+                    f'{path} sets {name} = {new!r}, but {name} is a '
+                    f'variable of its base {base_path}, substituted when '
+                    f'that file was read (mmengine does not read a base '
+                    f'again with the inheriting file\'s variables), so these '
+                    f'keys keep the base\'s value ({old!r}): {shown}. '
+                    f'Override those keys in {osp.basename(path)} too.')
 
 
 def config_suggestion(path: str) -> str:
