@@ -468,3 +468,41 @@ def test_configs_differ_from_baseline_only_by_snr():
     with torch.no_grad():
         assert torch.equal(
             model_base(x, mode='tensor'), model_snr(x, mode='tensor'))
+
+
+SNR_SPECIFIC = ('snr_stages', 'snr_reduction', 'snr_loss_weights')
+
+
+@pytest.mark.parametrize(
+    'setting',
+    ['market1501-to-dukemtmc', 'dukemtmc-to-market1501', 'dimn-protocol'])
+def test_r50_baselines_are_the_snr_recipe_without_snr(setting):
+    """SNR §7: the Baseline has the same losses otherwise and the same
+    recipe. The BoT configs the READMEs named had BoT's augmentation
+    (pad-crop, random erasing) and triplet (margin 0.3 on pre-BN), not
+    SNR's (Random2DTranslation + jitter, soft margin on BN(v))."""
+    snr = Config.fromfile(
+        osp.join(REPO, 'configs', 'snr',
+                 f'snr_r50_1xb64-120e_{setting}.py')).to_dict()
+    base = Config.fromfile(
+        osp.join(REPO, 'configs', 'snr',
+                 f'baseline_r50_1xb64-120e_{setting}.py')).to_dict()
+    plugins = snr['model']['backbone'].pop('plugins')
+    assert [p['cfg']['type'] for p in plugins] == ['SNR']
+    assert snr['model'].pop('aux_losses')['snr']['type'] == \
+        'DualCausalityLoss'
+    assert snr['model'].pop('aux_stage_weights')
+    assert base['model']['backbone'].pop('plugins') is None
+    assert base['model'].pop('aux_losses') is None
+    assert base['model'].pop('aux_stage_weights') is None
+    for key in SNR_SPECIFIC:
+        assert snr.pop(key) is not None
+        assert base.pop(key) is None
+    assert base == snr
+    head = base['model']['head']
+    assert head['loss_tri']['margin'] is None
+    assert head['triplet_feat'] == 'bn'
+    pipeline = base['train_dataloader']['dataset']['pipeline']
+    train = [t['type'] for t in pipeline]
+    assert 'Random2DTranslation' in train
+    assert 'ReIDRandomErasing' not in train
