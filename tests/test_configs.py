@@ -256,3 +256,23 @@ def test_bot_erasing_is_the_references(path):
         assert t['aspect_sampling'] == 'uniform'
         assert tuple(t['fill_value']) == pytest.approx(
             BOT_ERASING_FILL_RGB, abs=1e-3)
+
+
+@pytest.mark.parametrize('name', ['market1501', 'msmt17'])
+def test_bot_configs_rank_by_cosine_as_reid_strong_baseline(name):
+    """reid-strong-baseline reports BoT with TEST.FEAT_NORM='yes' (the
+    after-BN feature L2-normalised: the cosine ranking); the configs
+    ranked by Euclidean distance on the raw feature. The model's distance
+    agrees, so rank_gallery ranks as the reported numbers."""
+    from types import SimpleNamespace
+
+    from mmreid.engine.runner.reid_loops import _ranks_as, check_model_distance
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'baseline', f'bot_r50_1xb64-120e_{name}.py'))
+    assert cfg.model.distance == 'cosine'
+    for key in ('val_evaluator', 'test_evaluator'):
+        metric = METRICS.build(cfg[key])
+        assert _ranks_as(metric.distance, metric.normalize) == 'cosine', key
+        check_model_distance(
+            SimpleNamespace(distance_type=cfg.model.distance),
+            Evaluator([metric]), key)
