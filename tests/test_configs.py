@@ -276,3 +276,50 @@ def test_bot_configs_rank_by_cosine_as_reid_strong_baseline(name):
         check_model_distance(
             SimpleNamespace(distance_type=cfg.model.distance),
             Evaluator([metric]), key)
+
+
+def setup_check_runner(cfg, roots):
+    """A runner as TrainSetupCheckHook sees it: the config, the built
+    training set, a classifier of its size."""
+    from types import SimpleNamespace
+    train = cfg.train_dataloader.dataset.to_dict()
+    redirect_data(train, roots)
+    dataset = DATASETS.build(train)
+    dataset.full_init()
+    head = SimpleNamespace(num_classes=dataset.metainfo['num_pids'])
+    loader = SimpleNamespace(dataset=dataset, batch_size=None, sampler=None)
+    return SimpleNamespace(
+        cfg=cfg, model=SimpleNamespace(head=head), train_dataloader=loader)
+
+
+@pytest.mark.parametrize('direction',
+                         ['m-ms-cs-to-c3', 'm-cs-c3-to-ms', 'ms-cs-c3-to-m'])
+def test_a_p3_leaf_that_sets_only_combine_all_is_refused(
+        direction, roots, tmp_path):
+    """The baseline README said to set ``combine_all = True`` for
+    Protocol-3; a leaf doing only that trained Protocol-2, silently. The
+    shipped P3 baselines set the sources and the classifier too."""
+    from mmreid.engine.hooks import TrainSetupCheckHook
+    base = osp.join(REPO, 'configs', 'gmn',
+                    f'baseline_r50_1xb64-60e_{direction}.py')
+    leaf = tmp_path / 'p3_trap.py'
+    leaf.write_text(f'_base_ = {base!r}\ncombine_all = True\n')
+    runner = setup_check_runner(Config.fromfile(str(leaf)), roots)
+    sources = runner.train_dataloader.dataset.metainfo['sources']
+    assert {s['split_used'] for s in sources} == {'train'}  # the trap
+    with pytest.raises(ValueError, match=r'sources_p3'):
+        TrainSetupCheckHook().before_train(runner)
+    shipped = Config.fromfile(base.replace('.py', '_p3.py'))
+    assert shipped.combine_all is True
+    assert shipped.model.type == 'ReIDModel'
+    assert shipped.model.head.num_classes == shipped.num_classes_p3
+    runner = setup_check_runner(shipped, roots)
+    sources = runner.train_dataloader.dataset.metainfo['sources']
+    # CUHK-SYSU has no test split: always used whole.
+    assert {s['name']: s['split_used'] for s in sources}['cuhk-sysu'] == \
+        'train'
+    assert [s['split_used'] for s in sources].count('all') == 2
+    TrainSetupCheckHook().before_train(runner)
+    # The Protocol-2 baseline passes as it is.
+    TrainSetupCheckHook().before_train(
+        setup_check_runner(Config.fromfile(base), roots))

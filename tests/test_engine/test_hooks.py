@@ -101,3 +101,53 @@ def test_losses_that_mine_positives_need_a_pk_sampler(sampler, refused):
     assert message.startswith('TripletLoss mines positives within a batch')
     assert type(loader.sampler).__name__ in message
     assert "sampler=dict(type='IdentitySampler'" in message
+
+
+def combine_all_runner(combine_all, split_used):
+    runner = fake_runner(10, 10)
+    runner.train_dataloader.dataset.metainfo['sources'] = [
+        dict(name=f'source{i}', split_used=split)
+        for i, split in enumerate(split_used)
+    ]
+    runner.cfg = dict(combine_all=combine_all)
+    return runner
+
+
+@pytest.mark.parametrize('combine_all,split_used,refused', [
+    (True, ['all', 'all', 'train'], None),
+    (False, ['train', 'train', 'train'], None),
+    (True, ['train', 'train', 'train'], 'no source'),
+    (False, ['all', 'train', 'train'], 'source0 also train'),
+])
+def test_combine_all_must_match_the_training_set(combine_all, split_used,
+                                                 refused):
+    """A Protocol-3 leaf that only set ``combine_all = True`` trained
+    Protocol-2: mmengine does not re-evaluate the base file, so the base's
+    ``sources_p3 if combine_all else sources_p2`` stayed P2."""
+    hook = TrainSetupCheckHook()
+    runner = combine_all_runner(combine_all, split_used)
+    if refused is None:
+        hook.before_train(runner)
+        return
+    with pytest.raises(ValueError, match=refused) as info:
+        hook.before_train(runner)
+    message = str(info.value)
+    assert f'combine_all = {combine_all}' in message
+    assert 'source1 (' in message
+    if combine_all:
+        assert '{{_base_.sources_p3}}' in message
+        assert 'num_classes={{_base_.num_classes_p3}}' in message
+
+
+def test_combine_all_is_checked_before_the_classifier_size():
+    """A P3 leaf that set the P3 classifier but not the sources is told to
+    set the sources, not to shrink the classifier back to P2."""
+    runner = combine_all_runner(True, ['train'])
+    runner.model.head.num_classes = 12
+    with pytest.raises(ValueError, match='combine_all = True'):
+        TrainSetupCheckHook().before_train(runner)
+    # No top-level combine_all, or no config (a fake runner): unchecked.
+    runner = combine_all_runner(None, ['all'])
+    TrainSetupCheckHook().before_train(runner)
+    del runner.cfg
+    TrainSetupCheckHook().before_train(runner)

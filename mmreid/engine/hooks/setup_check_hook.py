@@ -23,6 +23,13 @@ class TrainSetupCheckHook(Hook):
     * Validation must not test identities the model trains on: another
       RegDB ``trial`` or DG ``split_index`` than the training set's
       (:func:`~mmreid.engine.runner.reid_loops.check_identity_split`).
+    * A config's top-level ``combine_all`` (the leave-one-out dataset
+      bases' Protocol-3 switch) must agree with the built training set:
+      ``True`` needs a source that trains on its test split
+      (``split_used == 'all'`` in ``metainfo['sources']``), ``False``
+      allows none. A leaf that only sets ``combine_all = True`` still
+      trains Protocol-2, because mmengine does not re-evaluate the base
+      file with the leaf's variables.
     """
 
     def before_train(self, runner) -> None:
@@ -30,6 +37,9 @@ class TrainSetupCheckHook(Hook):
             runner.model) else runner.model
         loader = runner.train_dataloader
         dataset = loader.dataset
+        # Before the classifier size: a P3 leaf that also set the P3
+        # num_classes would otherwise be told to shrink it back to P2.
+        check_combine_all(getattr(runner, 'cfg', None), dataset)
         num_classes = getattr(
             getattr(model, 'head', None), 'num_classes', None)
         num_pids = dataset.metainfo.get('num_pids')
@@ -74,3 +84,46 @@ class TrainSetupCheckHook(Hook):
         val_loop = getattr(runner, 'val_loop', None)
         if val_loop is not None:
             check_identity_split(runner, val_loop, 'validation')
+
+
+def check_combine_all(cfg, dataset) -> None:
+    """Refuse a top-level ``combine_all`` that the training set does not
+    follow (see :class:`TrainSetupCheckHook`).
+
+    Args:
+        cfg (Config | dict | None): The run's config; nothing is checked
+            without a boolean top-level ``combine_all``.
+        dataset: The built training set; its ``metainfo['sources']``
+            (``ConcatReIDDataset``) tells which sources are combined.
+
+    Raises:
+        ValueError: ``combine_all`` is True and no source trains on its
+            test split, or False and some source does; names the sources
+            and the fix.
+    """
+    wanted = cfg.get('combine_all') if cfg is not None else None
+    if not isinstance(wanted, bool):
+        return
+    metainfo = getattr(dataset, 'metainfo', None) or {}
+    sources = metainfo.get('sources') or []
+    combined = [s.get('name') for s in sources if s.get('split_used') == 'all']
+    used = ', '.join(f"{s.get('name')} ({s.get('split_used')})"
+                     for s in sources) or metainfo.get('dataset_name', '?')
+    if wanted and not combined:
+        raise ValueError(
+            f'combine_all = True (top level of the config) but no source of '
+            f'the training set trains on its test split: {used}. mmengine '
+            'does not re-evaluate a base config with the leaf\'s '
+            'variables, so the base\'s source list stayed Protocol-2. Set '
+            'the sources and the classifier as well, as configs/gmn/*_p3.py '
+            'do: train_dataloader = dict(dataset=dict(datasets='
+            '{{_base_.sources_p3}})) and model = dict(head=dict('
+            'num_classes={{_base_.num_classes_p3}})).')
+    if not wanted and combined:
+        raise ValueError(
+            f'combine_all = False (top level of the config) but '
+            f'{", ".join(combined)} also train on their test split '
+            f'(split_used=\'all\'): {used}. Set combine_all = True for a '
+            'Protocol-3 ("combine all") run, or train on the train splits '
+            'only (datasets={{_base_.sources_p2}}, num_classes='
+            '{{_base_.num_classes_p2}}).')
