@@ -758,3 +758,53 @@ def test_mnet_init_default_and_its_own_init_cfg():
         if isinstance(module, torch.nn.Linear):
             assert bool((module.weight == 0.5).all())
     assert head.classifier.weight.std() < 0.01
+
+
+@pytest.mark.parametrize('suffix', ['', '_p3'])
+@pytest.mark.parametrize('direction', list(LOO_DIRECTIONS))
+def test_baseline_ranks_as_gmn_euclid(direction, suffix):
+    """specs/gmn.md: the Baseline row has a "Euclidean test" on the
+    retrieval feature f^b / ||f^b|| (section 2), GMN's 'euclid' mode. The
+    baseline configs ranked the raw post-BN feature instead, so Baseline
+    vs GMN-euclid compared two distances as well as two models."""
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+    from mmengine.evaluator import Evaluator
+
+    from mmreid.engine.runner.reid_loops import check_model_distance
+    from mmreid.evaluation.functional import compute_distance
+    from mmreid.registry import METRICS
+    gmn = Config.fromfile(
+        f'configs/gmn/gmn_r50_1xb64-60e_{direction}{suffix}.py')
+    head = gmn.model.head
+    assert (head.pair_feat, head.pair_norm) == ('post_bn', 'l2')
+    base = Config.fromfile(
+        f'configs/gmn/baseline_r50_1xb64-60e_{direction}{suffix}.py')
+    assert base.model.head.test_feature == 'after_bn'
+    torch.manual_seed(0)
+    # Post-BN features of unequal norms rank otherwise when raw.
+    query = torch.randn(6, 16) * torch.rand(6, 1) * 10
+    gallery = torch.randn(40, 16) * torch.rand(40, 1) * 10
+    euclid = mnet_distances(
+        F.normalize(query, dim=1),
+        F.normalize(gallery, dim=1),
+        None,
+        None,
+        None,
+        None,
+        distance='euclid')
+    order = euclid.argsort(dim=1)
+    assert not torch.equal(
+        compute_distance(query, gallery, 'euclidean').argsort(dim=1), order)
+    for key in ('val_evaluator', 'test_evaluator'):
+        metric = METRICS.build(base[key])
+        torch.testing.assert_close(
+            metric.pairwise_distances(query, gallery), euclid)
+        check_model_distance(
+            SimpleNamespace(distance_type=base.model.distance),
+            Evaluator([metric]), key)
+    # rank_gallery ranks with the model's distance: the same order.
+    assert torch.equal(
+        compute_distance(query, gallery, base.model.distance).argsort(dim=1),
+        order)
