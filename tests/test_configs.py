@@ -323,3 +323,43 @@ def test_a_p3_leaf_that_sets_only_combine_all_is_refused(
     # The Protocol-2 baseline passes as it is.
     TrainSetupCheckHook().before_train(
         setup_check_runner(Config.fromfile(base), roots))
+
+
+def dataset_roots(node, kind):
+    """``data_root`` of every dataset of type ``kind`` in a config."""
+    if isinstance(node, dict):
+        roots = [node['data_root']] if node.get('type') == kind else []
+        return roots + [
+            r for value in node.values() for r in dataset_roots(value, kind)
+        ]
+    if isinstance(node, (list, tuple)):
+        return [r for value in node for r in dataset_roots(value, kind)]
+    return []
+
+
+def test_dukemtmc_roots_follow_the_documented_layout():
+    """docs/datasets.md and the dataset bases put DukeMTMC-reID in
+    data/dukemtmc-reid/DukeMTMC-reID/; three leaves named the parent."""
+    base = Config.fromfile(
+        osp.join(REPO, 'configs', '_base_', 'datasets', 'dukemtmc.py'))
+    with open(osp.join(REPO, 'docs', 'datasets.md'), encoding='utf-8') as f:
+        assert base.data_root.rstrip('/') + '/' in f.read()
+    found = {}
+    for path in CONFIGS:
+        for root in dataset_roots(
+                Config.fromfile(path).to_dict(), 'DukeMTMCReID'):
+            found.setdefault(root, []).append(osp.relpath(path, REPO))
+    assert len(found) == 1 and base.data_root in found, found
+
+
+@pytest.mark.parametrize('name', ['sysu_mm01.py', 'regdb.py'])
+def test_cross_modality_bases_train_without_random_erasing(name):
+    """AGW trains without random erasing; every AGW leaf removed it, so a
+    new leaf of these bases would have inherited it."""
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', '_base_', 'datasets', name))
+    for pipeline in (cfg.train_pipeline,
+                     cfg.train_dataloader.dataset.pipeline):
+        types = [t['type'] for t in pipeline]
+        assert 'ReIDRandomErasing' not in types
+        assert 'PadRandomCrop' in types

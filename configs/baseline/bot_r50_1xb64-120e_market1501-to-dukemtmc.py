@@ -8,7 +8,9 @@ _base_ = [
 ]
 
 model = dict(head=dict(num_classes=751))
-target = dict(type='DukeMTMCReID', data_root='data/dukemtmc-reid/')
+# The layout of docs/datasets.md, as in _base_/datasets/dukemtmc.py.
+target = dict(
+    type='DukeMTMCReID', data_root='data/dukemtmc-reid/DukeMTMC-reID/')
 val_dataloader = dict(dataset=target)
 test_dataloader = dict(dataset=target)
 # DG protocols report the last epoch; the target is never used to select.

@@ -51,7 +51,9 @@ train_pipeline = [
     dict(type='PackReIDInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-target = dict(type='DukeMTMCReID', data_root='data/dukemtmc-reid/')
+# The layout of docs/datasets.md, as in _base_/datasets/dukemtmc.py.
+target = dict(
+    type='DukeMTMCReID', data_root='data/dukemtmc-reid/DukeMTMC-reID/')
 val_dataloader = dict(dataset=target)
 test_dataloader = dict(dataset=target)
 # DG protocols report the last epoch; the target is never used to select.

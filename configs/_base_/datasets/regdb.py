@@ -14,12 +14,12 @@ resize = dict(
 batch_size = 64
 num_instances = 4  # K, per modality
 
+# AGW's training transforms: flip, pad 10 + random crop, no random erasing.
 train_pipeline = [
     dict(type='ReIDLoadImageFromFile'),
     resize,
     dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=10),
-    dict(type='ReIDRandomErasing', prob=0.5),
     dict(type='PackReIDInputs'),
 ]
 test_pipeline = [
