@@ -3,7 +3,7 @@
     python tools/extract_features.py CONFIG CHECKPOINT --images DIR
     python tools/extract_features.py CONFIG CHECKPOINT --split test
         [--out-dir DIR] [--format npy|pt] [--batch-size N] [--device DEV]
-        [--modality 0|1] [--cfg-options k=v ...]
+        [--modality 0|1] [--target NAME] [--cfg-options k=v ...]
 
 Writes into ``--out-dir``:
 
@@ -26,8 +26,12 @@ name). With ``--images`` they are parsed from Market-style file names
 camid empty, and a camera ``c0`` (no camera of the 1-based convention)
 leaves camid empty.
 
-Features come from :func:`mmreid.apis.extract_features` (the config's test
-pipeline, eval mode), one batch at a time so that a progress bar can follow.
+Features come from :func:`mmreid.apis.extract_features` (eval mode), one
+batch at a time so that a progress bar can follow. Every image goes through
+the test pipeline that ``tools/test.py`` runs: the test dataloader's, or
+that of the targets of a multi-target test loop; where the targets'
+pipelines differ, ``--target NAME`` chooses one (and, with ``--split
+val``/``test``, its images only), otherwise the run is refused.
 """
 import argparse
 import csv
@@ -37,17 +41,19 @@ import os.path as osp
 import shutil
 import sys
 import tempfile
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.utils import ProgressBar
 
-from mmreid.apis import extract_features, init_model, list_images
-from mmreid.apis import parse_market_name
+from mmreid.apis import (extract_features, init_model, list_images,
+                         parse_market_name)
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import set_output_mode
+from mmreid.utils.config import merge_cfg_options, read_config
+from mmreid.utils.test_pipeline import resolve_test_pipeline, split_datasets
 
 INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')
 #: What a run writes into ``--out-dir`` (any previous run's included).
@@ -84,6 +90,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         choices=(0, 1),
         help='--images of a cross-modality model: 0 visible, 1 infrared')
+    parser.add_argument(
+        '--target',
+        default=None,
+        help='multi-target configs: the target (test_cfg.targets[i].name) '
+        'whose test pipeline to run (needed where the targets\' pipelines '
+        'differ); with --split val/test, only its images')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -135,26 +147,21 @@ def check_out_dir(out_dir: str) -> None:
                 'so give an empty or new folder')
 
 
-def split_datasets(cfg: Config, split: str) -> List[Tuple[str, dict]]:
-    """``(name, dataset config)`` of a split: the dataloader's dataset, or
-    each target of a multi-target loop (``<split>_cfg.targets``)."""
-    loop = cfg.get(f'{split}_cfg') or {}
-    targets = loop.get('targets') if isinstance(loop, dict) else None
-    if split != 'train' and targets:
-        return [(t['name'], t['dataloader']['dataset']) for t in targets]
-    dataset = (cfg.get(f'{split}_dataloader') or {}).get('dataset')
-    if not dataset:
-        raise ValueError(f'the config has no {split}_dataloader.dataset '
-                         f'(nor {split}_cfg.targets)')
-    return [(dataset.get('type', split), dataset)]
-
-
-def split_records(cfg: Config, split: str) -> List[dict]:
+def split_records(cfg: Config,
+                  split: str,
+                  target: Optional[str] = None) -> List[dict]:
     """One record per image of ``split``: path, pid, camid, modality,
-    role, dataset."""
+    role, dataset; with ``target``, those of that target only."""
     records = []
     targets = split_datasets(cfg, split)
-    for name, dataset_cfg in targets:
+    loop = f'{split}_cfg.targets.'
+    if target is not None and targets[0][1].startswith(loop):
+        names = [name for name, _, _ in targets]
+        targets = [t for t in targets if t[0] == target]
+        if not targets:
+            raise ValueError(f'--target {target!r} is not a target of '
+                             f'{split}_cfg.targets; the targets are {names}')
+    for name, _, dataset_cfg in targets:
         # Only the records are read here; images go through the model
         # config's test pipeline in extract_features.
         dataset = DATASETS.build(dict(dataset_cfg, pipeline=[]))
@@ -286,15 +293,18 @@ def _write_set(out_dir: str, feats: torch.Tensor, records: List[dict],
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    cfg = read_config(args.config)
+    merge_cfg_options(cfg, args.cfg_options, args.config)
+    # The pipeline every image will go through, checked before loading.
+    resolve_test_pipeline(cfg, args.target, option='--target {}')
     model = init_model(
-        args.config,
-        args.checkpoint,
-        device=args.device,
-        cfg_options=args.cfg_options)
+        cfg, args.checkpoint, device=args.device, target=args.target)
     if args.split is not None:
-        records = split_records(model.cfg, args.split)
+        records = split_records(model.cfg, args.split, args.target)
         source = dict(
             split=args.split, labels='dataset records (camid 0-based)')
+        if args.target is not None:
+            source['target'] = args.target
     else:
         records = image_records(args.images, args.modality)
         source = dict(

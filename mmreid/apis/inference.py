@@ -28,17 +28,15 @@ ImageInput = Union[str, Path, np.ndarray]
 ImagesInput = Union[ImageInput, Sequence[ImageInput]]
 
 
-def _test_pipeline(cfg: Config) -> List[dict]:
-    """The config's test pipeline: ``test_pipeline``, else the test or val
-    dataloader's dataset pipeline."""
-    if cfg.get('test_pipeline'):
-        return [dict(t) for t in cfg.test_pipeline]
-    for key in ('test_dataloader', 'val_dataloader'):
-        dataset = (cfg.get(key) or {}).get('dataset') or {}
-        if dataset.get('pipeline'):
-            return [dict(t) for t in dataset['pipeline']]
-    raise KeyError('the config has no test pipeline (test_pipeline or '
-                   'test_dataloader.dataset.pipeline)')
+def _test_pipeline(cfg: Config, target: Optional[str] = None) -> List[dict]:
+    """The test pipeline that ``tools/test.py`` runs (see
+    :func:`mmreid.utils.test_pipeline.resolve_test_pipeline`): the test
+    dataloader's, or the one of every target of a multi-target test loop
+    (``target`` chooses when they differ); a config with neither gives
+    its ``test_pipeline``, then the validation pipeline."""
+    from mmreid.utils.test_pipeline import resolve_test_pipeline
+    return resolve_test_pipeline(
+        cfg, target, option='init_model(..., target={})').pipeline
 
 
 def _as_image_list(images: ImagesInput) -> List[ImageInput]:
@@ -55,8 +53,8 @@ def _as_image_list(images: ImagesInput) -> List[ImageInput]:
 class _Preprocessor:
     """Run the test pipeline on a path or an RGB array."""
 
-    def __init__(self, cfg: Config) -> None:
-        pipeline = _test_pipeline(cfg)
+    def __init__(self, cfg: Config, target: Optional[str] = None) -> None:
+        pipeline = _test_pipeline(cfg, target)
         # Arrays skip the loading step, paths go through the config's.
         self.load = Compose(pipeline[:1]) \
             if pipeline[0]['type'].endswith('LoadImageFromFile') else None
@@ -92,6 +90,13 @@ def extract_features(
         modality: Optional[Union[int, Sequence[int]]] = None) -> torch.Tensor:
     """Test features of images with the config's test pipeline.
 
+    The pipeline is the one ``tools/test.py`` runs: the test dataloader's,
+    or that of the targets of a multi-target test loop (when they differ,
+    the one of ``init_model(..., target=NAME)``; without it they are
+    refused); a config with neither gives its ``test_pipeline``, then the
+    validation pipeline (:func:`mmreid.utils.test_pipeline.
+    resolve_test_pipeline`).
+
     The model is put in eval mode (BatchNorm running statistics), so the
     result does not depend on ``batch_size``.
 
@@ -124,7 +129,7 @@ def extract_features(
         if len(modality) != len(images):
             raise ValueError(f'modality has {len(modality)} labels for '
                              f'{len(images)} images')
-    preprocess = _Preprocessor(model.cfg)
+    preprocess = _Preprocessor(model.cfg, getattr(model, 'test_target', None))
     model.eval()
     feats = []
     for start in range(0, len(images), batch_size):

@@ -63,7 +63,8 @@ def init_model(config: Union[str, Path, Config],
                checkpoint: Optional[str] = None,
                device: Union[str, torch.device] = 'cpu',
                cfg_options: Optional[dict] = None,
-               strict: bool = True) -> nn.Module:
+               strict: bool = True,
+               target: Optional[str] = None) -> nn.Module:
     """Build the model of a config and load a checkpoint into it.
 
     The model's own pretrained ``init_cfg`` (e.g. ImageNet weights) is not
@@ -80,11 +81,23 @@ def init_model(config: Union[str, Path, Config],
             one the model does not have, or a converted checkpoint whose
             source network differs from the config, is an error. Defaults
             to True.
+        target (str, optional): For a config with a multi-target test loop
+            whose targets' pipelines differ: the name of the target
+            (``test_cfg.targets[i].name``) whose test pipeline
+            :func:`~mmreid.apis.extract_features` and
+            :func:`~mmreid.apis.rank_gallery` run. Defaults to None (the
+            one pipeline of the config; refused where they differ).
 
     Returns:
-        nn.Module: The model in eval mode, with the config as ``model.cfg``.
+        nn.Module: The model in eval mode, with the config as ``model.cfg``
+        and ``target`` as ``model.test_target``.
     """
     config = _load_config(config, cfg_options)
+    if target is not None:
+        # Refuse an unknown name here, not at the first extraction.
+        from mmreid.utils.test_pipeline import resolve_test_pipeline
+        resolve_test_pipeline(
+            config, target, option='init_model(..., target={})')
     init_default_scope(config.get('default_scope', 'mmreid'))
     model_cfg = config.model.to_dict() if hasattr(config.model, 'to_dict') \
         else dict(config.model)
@@ -92,6 +105,7 @@ def init_model(config: Union[str, Path, Config],
     if checkpoint is not None:
         _load_weights(model, config, str(checkpoint), strict)
     model.cfg = config
+    model.test_target = target
     model.to(device)
     model.eval()
     return model
@@ -111,7 +125,7 @@ def get_model(name_or_config: Union[str, Path, Config],
             ``False`` (default) gives random weights.
         device (str | torch.device): Defaults to ``'cpu'``.
         **kwargs: Passed to :func:`init_model` (``cfg_options``,
-            ``strict``).
+            ``strict``, ``target``).
 
     Returns:
         nn.Module: The model in eval mode.

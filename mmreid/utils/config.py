@@ -253,11 +253,15 @@ def config_suggestion(path: str) -> str:
 #: Top-level keys that the runner or mmreid read from the merged config;
 #: every other top-level key is a variable the config file used while it
 #: was parsed (``data_root``, ``batch_size``, ``max_epochs``, ...).
+#: ``test_pipeline`` is one of those variables: the API and the tools run
+#: the test dataloader's pipeline, as ``tools/test.py`` does, and read a
+#: top-level ``test_pipeline`` only when the config has no test dataloader
+#: (:mod:`mmreid.utils.test_pipeline`); an override of it that the
+#: dataloaders would not see is then refused like any other.
 READ_TOP_LEVEL_KEYS = frozenset({
-    'launcher', 'load_strict', 'resume_world_size_check', 'test_pipeline',
-    'model_wrapper_cfg', 'custom_imports', 'find_unused_parameters',
-    'work_dir', 'load_from', 'resume', 'cfg', 'dist_params', 'gpu_ids',
-    'auto_scale_lr'
+    'launcher', 'load_strict', 'resume_world_size_check', 'model_wrapper_cfg',
+    'custom_imports', 'find_unused_parameters', 'work_dir', 'load_from',
+    'resume', 'cfg', 'dist_params', 'gpu_ids', 'auto_scale_lr'
 })
 
 
@@ -314,10 +318,16 @@ def check_variable_overrides(cfg: Config,
             continue
         old = plain
         for part in str(key).split('.'):
-            if not isinstance(old, dict) or part not in old:
+            # A list item by index too (test_pipeline.1.size), as
+            # Config.merge_from_dict sets it.
+            if isinstance(old, (list, tuple)) and part.isdigit() \
+                    and int(part) < len(old):
+                old = old[int(part)]
+            elif isinstance(old, dict) and part in old:
+                old = old[part]
+            else:
                 old = None
                 break
-            old = old[part]
         if old is None or isinstance(old, (bool, dict)) or old == new:
             continue
         # Keys the run reads (not other variables, e.g. a pipeline

@@ -279,49 +279,6 @@ def _override(key: str, value) -> str:
     return f'{key}={value}'
 
 
-def _dataset_pipelines(path: str, dataset) -> List[Tuple[str, list]]:
-    """``(config path, transforms)`` of a dataset config: its own
-    ``pipeline``, else those of the datasets it wraps (``dataset``,
-    ``datasets``)."""
-    if not isinstance(dataset, dict):
-        return []
-    if dataset.get('pipeline'):
-        return [(f'{path}.pipeline', list(dataset['pipeline']))]
-    found = _dataset_pipelines(f'{path}.dataset', dataset.get('dataset'))
-    for i, inner in enumerate(dataset.get('datasets') or []):
-        found += _dataset_pipelines(f'{path}.datasets.{i}', inner)
-    return found
-
-
-def _split_pipelines(cfg, split: str) -> List[Tuple[str, list]]:
-    """The pipelines that feed split ``split`` (``'test'``, ``'val'``).
-
-    Those of ``<split>_dataloader`` (a dict or a list of them) and of every
-    target of a multi-target loop (``<split>_cfg.targets``, whose
-    ``<split>_dataloader`` is an empty placeholder).
-    """
-    found = []
-    loaders = cfg.get(f'{split}_dataloader')
-    name = f'{split}_dataloader'
-    if isinstance(loaders, dict):
-        loaders = [(name, loaders)]
-    elif isinstance(loaders, (list, tuple)):
-        loaders = [(f'{name}.{i}', d) for i, d in enumerate(loaders)]
-    else:
-        loaders = []
-    loop = cfg.get(f'{split}_cfg')
-    targets = loop.get('targets') if isinstance(loop, dict) else None
-    for i, target in enumerate(targets or []):
-        if isinstance(target, dict):
-            loaders.append((f'{split}_cfg.targets.{i}.dataloader',
-                            target.get('dataloader')))
-    for path, loader in loaders:
-        if isinstance(loader, dict):
-            found += _dataset_pipelines(f'{path}.dataset',
-                                        loader.get('dataset'))
-    return found
-
-
 def _test_pipelines(cfg,
                     api: bool,
                     split: str = 'test') -> List[Tuple[str, list]]:
@@ -331,14 +288,13 @@ def _test_pipelines(cfg,
     ``test_dataloader`` and every target of a multi-target test loop
     (``test_cfg.targets``), ``runner.val()`` with ``val_dataloader`` and
     ``val_cfg.targets``. The API (``init_model``, ``extract_features``)
-    takes ``test_pipeline``, else the test pipelines, else the validation
-    ones.
+    and the tools read them in ``tools/test.py``'s order (see
+    :func:`mmreid.utils.test_pipeline.inference_pipelines`): the test
+    pipelines, else ``test_pipeline``, else the validation ones.
     """
-    if api:
-        if cfg.get('test_pipeline'):
-            return [('test_pipeline', list(cfg.test_pipeline))]
-        return _split_pipelines(cfg, 'test') or _split_pipelines(cfg, 'val')
-    return _split_pipelines(cfg, split)
+    from .test_pipeline import inference_pipelines, split_pipelines
+    found = inference_pipelines(cfg) if api else split_pipelines(cfg, split)
+    return [(s.path, list(s.pipeline)) for s in found]
 
 
 def check_source_arch(meta: Optional[dict],

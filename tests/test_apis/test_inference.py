@@ -364,3 +364,70 @@ def test_init_model_runs_custom_imports_after_mmreid(config, tmp_path):
         timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-2:] == ['my_force_losses', 'MyTripletLoss']
+
+
+def test_extract_features_runs_the_test_dataloader_pipeline(tmp_path):
+    """tools/test.py resizes with test_dataloader.dataset.pipeline; a
+    top-level test_pipeline (the variable the file substituted, stale after
+    an override of the dataloader's resize) is not what it runs, so the API
+    does not run it either."""
+    path = tmp_path / 'stale.py'
+    path.write_text(
+        TINY_CONFIG.format(distance='euclidean') +
+        "test_dataloader = dict(dataset=dict(type='SynthReID', pipeline=["
+        "dict(type='ReIDLoadImageFromFile'), "
+        "dict(type='ReIDResize', size=(64, 32)), "
+        "dict(type='PackReIDInputs')]))\n")
+    model = trained_like(init_model(str(path)))
+    image = np.random.default_rng(3).integers(0, 256, (64, 32, 3), np.uint8)
+    file = write_image(tmp_path / 'img.png', image)
+    # At 64 x 32 the resize leaves the image as it is.
+    torch.testing.assert_close(
+        extract_features(model, file),
+        reference_features(model, [image]),
+        rtol=1e-4,
+        atol=1e-5)
+
+
+MULTI_TARGET = '''
+def target(name, size):
+    return dict(
+        name=name,
+        dataloader=dict(dataset=dict(type='SynthReID', pipeline=[
+            dict(type='ReIDLoadImageFromFile'),
+            dict(type='ReIDResize', size=size),
+            dict(type='PackReIDInputs')])),
+        evaluator=dict(type='ReIDMetric'))
+test_dataloader = dict()
+test_cfg = dict(type='MultiTargetTestLoop',
+                targets=[target('small', (32, 16)), target('big', (64, 32))])
+'''
+
+
+def test_multi_target_pipelines_are_chosen_by_name(tmp_path):
+    path = tmp_path / 'multi.py'
+    path.write_text(TINY_CONFIG.format(distance='euclidean') + MULTI_TARGET)
+    image = np.random.default_rng(4).integers(0, 256, (64, 32, 3), np.uint8)
+    file = write_image(tmp_path / 'img.png', image)
+    # Two different pipelines: which one tools/test.py runs depends on the
+    # target, so the API refuses to guess.
+    model = trained_like(init_model(str(path)))
+    with pytest.raises(ValueError) as info:
+        extract_features(model, file)
+    message = str(info.value)
+    assert 'test_cfg.targets.0.dataloader.dataset.pipeline' in message
+    assert 'test_cfg.targets.1.dataloader.dataset.pipeline' in message
+    assert "init_model(..., target=NAME) (one of ['small', 'big'])" \
+        in message
+    with pytest.raises(ValueError, match=r"target='huge'\): no such target"):
+        init_model(str(path), target='huge')
+    big = trained_like(init_model(str(path), target='big'))
+    assert big.test_target == 'big'
+    torch.testing.assert_close(
+        extract_features(big, file),
+        reference_features(big, [image]),
+        rtol=1e-4,
+        atol=1e-5)
+    small = trained_like(init_model(str(path), target='small'))
+    assert not torch.allclose(
+        extract_features(small, file), extract_features(big, file))

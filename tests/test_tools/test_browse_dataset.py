@@ -122,3 +122,41 @@ def test_missing_dataloader_is_a_clear_error(tmp_path):
     tool = load_tool(TOOL)
     with pytest.raises(KeyError, match='val_dataloader.dataset'):
         tool.browse(Config(dict()), 'val', 1, str(tmp_path))
+
+
+MULTI_TARGET = '''
+targets = [
+    dict(name='d2', dataloader=dict(val_dataloader, dataset=dict(
+        synth, domain=2, split='test', pipeline=test_pipeline))),
+    dict(name='d0', dataloader=dict(val_dataloader, dataset=dict(
+        synth, domain=0, split='test', pipeline=test_pipeline))),
+]
+val_dataloader = dict()
+test_dataloader = dict()
+test_cfg = dict(type='MultiTargetTestLoop', targets=targets)
+'''
+
+
+def test_multi_target_phases_browse_a_named_target(make_config, tmp_path):
+    """A multi-target config's test_dataloader is an empty placeholder: the
+    test sets are its test_cfg.targets, one chosen with --target."""
+    tool = load_tool(TOOL)
+    config = make_config(extra=MULTI_TARGET)
+    cfg = Config.fromfile(config)
+    register_all_modules()
+    init_default_scope('mmreid')
+    with pytest.raises(
+            ValueError, match=r"--target NAME, one of \['d2', 'd0'\]"):
+        tool.browse(cfg, 'test', 2, str(tmp_path / 'none'))
+    with pytest.raises(ValueError, match=r"--target 'd1' is not a target"):
+        tool.browse(cfg, 'test', 2, str(tmp_path / 'none'), target='d1')
+    with pytest.raises(ValueError, match='train phase has no multi-target'):
+        tool.browse(cfg, 'train', 2, str(tmp_path / 'none'), target='d0')
+    assert not (tmp_path / 'none').exists()
+    out = tmp_path / 'd0'
+    written = tool.browse(cfg, 'test', 3, str(out), mode='single', target='d0')
+    assert len(written) == 3
+    dataset = DATASETS.build(cfg.test_cfg.targets[1].dataloader.dataset)
+    for i, path in enumerate(sorted(written)):
+        expected = dataset[i]['inputs'].permute(1, 2, 0).numpy()[..., ::-1]
+        np.testing.assert_array_equal(cv2.imread(path), expected)

@@ -302,3 +302,63 @@ def test_outputs_have_the_usual_modes(tool, setup, umask, mask, folder,
     os.chmod(out, 0o750)
     tool.main(args)
     assert mode(out) == 0o750
+
+
+MULTI_TARGET = '''
+def target(name, domain, size):
+    return dict(
+        name=name,
+        dataloader=dict(dataset=dict(synth, domain=domain, split='test',
+                                     pipeline=[
+            dict(type='ReIDLoadImageFromFile'),
+            dict(type='ReIDResize', size=size),
+            dict(type='PackReIDInputs')])),
+        evaluator=dict(type='ReIDMetric'))
+test_dataloader = dict()
+test_cfg = dict(type='MultiTargetTestLoop',
+                targets=[target('d1', 1, (32, 16)),
+                         target('d0', 0, (64, 32))])
+'''
+
+
+def test_multi_target_pipelines_need_a_target(tool, setup):
+    """Targets with different test pipelines: refused without --target,
+    which chooses the pipeline (and, with --split, the images)."""
+    root, _, checkpoint, _ = setup
+    config = root / 'multi.py'
+    config.write_text(
+        CONFIG.format(data_root=str(root / 'synthreid')) + MULTI_TARGET)
+    out = str(root / 'multi_d0')
+    refusal = r"--target NAME \(one of \['d1', 'd0'\]\)"
+    with pytest.raises(ValueError, match=refusal):
+        tool.main(
+            [str(config), checkpoint, '--split', 'test', '--out-dir', out])
+    assert not osp.exists(out)
+    tool.main([
+        str(config), checkpoint, '--split', 'test', '--target', 'd0',
+        '--out-dir', out
+    ])
+    rows = read_index(out)
+    dataset = DATASETS.build(
+        dict(
+            type='SynthReID',
+            data_root=str(root / 'synthreid'),
+            num_domains=2,
+            domain=0,
+            split='test',
+            size='tiny',
+            img_size=(32, 16)))
+    dataset.full_init()
+    paths = [dataset.get_data_info(i)['img_path'] for i in range(len(dataset))]
+    assert [r['path'] for r in rows] == paths
+    assert json.load(open(osp.join(out, 'meta.json')))['target'] == 'd0'
+    model = init_model(str(config), checkpoint, target='d0')
+    np.testing.assert_allclose(
+        np.load(osp.join(out, 'features.npy')),
+        extract_features(model, paths).numpy(),
+        rtol=1e-5,
+        atol=1e-5)
+    # d0's pipeline resizes to 64 x 32: not the features of d1's.
+    other = init_model(str(config), checkpoint, target='d1')
+    assert not torch.allclose(
+        extract_features(other, paths[:2]), extract_features(model, paths[:2]))

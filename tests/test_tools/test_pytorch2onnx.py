@@ -195,6 +195,43 @@ def test_input_shape():
         tool.input_shape(Config(dict()))
 
 
+def test_input_shape_reads_the_pipeline_tools_test_runs():
+    """The test dataloader's resize (as tools/test.py), not a stale
+    top-level test_pipeline; a multi-target loop's targets (its
+    test_dataloader is an empty placeholder), one chosen by --target where
+    they differ."""
+    tool = load_tool(TOOL)
+
+    def pipeline(size):
+        return [
+            dict(type='ReIDLoadImageFromFile'),
+            dict(type='ReIDResize', size=size)
+        ]
+
+    def target(name, size):
+        return dict(
+            name=name, dataloader=dict(dataset=dict(pipeline=pipeline(size))))
+
+    cfg = Config(
+        dict(
+            test_pipeline=pipeline((32, 16)),
+            test_dataloader=dict(dataset=dict(pipeline=pipeline((64, 32))))))
+    assert tool.input_shape(cfg) == (64, 32)
+    targets = [target('a', (64, 32)), target('b', (64, 32))]
+    cfg = Config(
+        dict(
+            test_pipeline=pipeline((32, 16)),
+            test_dataloader=dict(),
+            test_cfg=dict(targets=targets)))
+    assert tool.input_shape(cfg) == (64, 32)
+    cfg.test_cfg.targets[1] = target('b', (128, 64))
+    with pytest.raises(ValueError, match=r"--target NAME \(one of \['a'"):
+        tool.input_shape(cfg)
+    assert tool.input_shape(cfg, target='b') == (128, 64)
+    with pytest.raises(ValueError, match="--target 'c': no such target"):
+        tool.input_shape(cfg, [64, 32], target='c')
+
+
 def test_failed_verification_leaves_no_file(tiny, tmp_path, monkeypatch,
                                             capsys):
     # The graph is verified under a temporary name and renamed only when it

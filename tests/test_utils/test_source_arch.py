@@ -53,9 +53,15 @@ def test_multi_target_pipelines_are_checked():
             in message
         assert f'{path} ReIDResize interpolation' in message
         assert f'{path} ReIDResize backend' in message
-    # The API (init_model) reads test_pipeline, which resizes the same.
-    with pytest.raises(ValueError, match='test_pipeline ReIDResize size'):
+    # The API (init_model) reads the pipelines tools/test.py runs, the
+    # targets' (not the top-level test_pipeline variable), and words the
+    # fix for init_model.
+    with pytest.raises(ValueError) as info:
         check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth', api=True)
+    assert 'test_cfg.targets.1.dataloader.dataset.pipeline ReIDResize ' \
+        'size' in str(info.value)
+    assert 'test_pipeline ReIDResize' not in str(info.value)
+    assert 'init_model(..., cfg_options=' in str(info.value)
     # The printed overrides make the config compute the source network.
     fix = re.search(r'--cfg-options (.*)$', message).group(1).split()
     assert len(fix) == 6

@@ -64,3 +64,15 @@ def test_init_model_refuses_a_substituted_variable_too():
     assert 'test_pipeline' in message or 'test_dataloader' in message
     model = init_model(MARKET, cfg_options={'model.head.num_classes': 5})
     assert model.head.num_classes == 5
+
+
+def test_an_override_of_the_test_pipeline_variable_is_refused():
+    """The API and the tools run the test dataloader's pipeline, as
+    tools/test.py: an override of the top-level ``test_pipeline`` (which
+    the file substituted into the dataloaders) would reach none of them."""
+    from mmreid.apis import init_model
+    with pytest.raises(ValueError) as info:
+        init_model(MARKET, cfg_options={'test_pipeline.1.size': (128, 64)})
+    message = str(info.value)
+    assert "'test_pipeline' is a variable of" in message
+    assert 'test_dataloader.dataset.pipeline.1.size' in message

@@ -3,11 +3,14 @@
     python tools/analysis_tools/browse_dataset.py CONFIG
         [--phase train|val|test] [--num N] [--out-dir DIR]
         [--mode grid|single] [--tile-size H W] [--shuffle] [--seed S]
-        [--cfg-options k=v ...]
+        [--target NAME] [--cfg-options k=v ...]
 
-Builds the dataset of ``{phase}_dataloader``, runs its pipeline on the
-first ``--num`` samples (or a random ``--num`` with ``--shuffle``; random
-transforms draw anew on every run unless ``--seed`` is given) and writes:
+Builds the dataset of ``{phase}_dataloader`` (for the val/test phase of a
+multi-target config, that of the target ``--target NAME`` of
+``{phase}_cfg.targets``; it may be left out where there is one), runs its
+pipeline on the first ``--num`` samples (or a random ``--num`` with
+``--shuffle``; random transforms draw anew on every run unless ``--seed``
+is given) and writes:
 
 - ``--mode grid`` (default): one picture per identity of those samples,
   its samples side by side as tiles of ``--tile-size`` (default 128 x 64;
@@ -32,7 +35,7 @@ import os
 import os.path as osp
 import random
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -42,6 +45,7 @@ from mmengine.registry import init_default_scope
 
 from mmreid.registry import DATASETS
 from mmreid.utils import register_all_modules
+from mmreid.utils.test_pipeline import split_datasets
 from mmreid.visualization import draw_tiles, modality_name
 
 PHASES = ('train', 'val', 'test')
@@ -87,6 +91,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='pick random samples instead of the first ones')
     parser.add_argument(
         '--seed', type=int, default=None, help='seed of the random choices')
+    parser.add_argument(
+        '--target',
+        default=None,
+        help='val/test phase of a multi-target config '
+        '(<phase>_cfg.targets): the name of the target to browse (needed '
+        'where there are several)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -162,15 +172,52 @@ def _write(path: str, image_rgb: np.ndarray) -> None:
         raise OSError(f'cannot write {path}')
 
 
-def browse(
-    cfg: Config,
-    phase: str,
-    num: int,
-    out_dir: str,
-    mode: str = 'grid',
-    shuffle: bool = False,
-    seed: Optional[int] = None,
-    tile_size: Sequence[int] = (128, 64)) -> List[str]:
+def phase_dataset(cfg: Config,
+                  phase: str,
+                  target: Optional[str] = None) -> Tuple[str, dict]:
+    """``(config key, dataset config)`` of the dataset to browse.
+
+    ``{phase}_dataloader.dataset``, or for ``val``/``test`` with a
+    multi-target loop (``{phase}_cfg.targets``, whose dataloader is an
+    empty placeholder) the dataset of the target named ``target``, which
+    may be left out when there is one target
+    (:func:`mmreid.utils.test_pipeline.split_datasets`).
+
+    Raises:
+        KeyError: The config has no such dataset.
+        ValueError: ``target`` names no target, is given without a
+            multi-target loop, or is missing where there are several.
+    """
+    datasets = split_datasets(cfg, phase)
+    from_targets = datasets[0][1].startswith(f'{phase}_cfg.targets.')
+    names = [name for name, _, _ in datasets]
+    if target is not None:
+        if not from_targets:
+            raise ValueError(
+                f'--target {target!r} given, but the {phase} phase has no '
+                f'multi-target loop ({phase}_cfg.targets): it browses '
+                f'{datasets[0][1]}; leave --target out')
+        datasets = [d for d in datasets if d[0] == target]
+        if not datasets:
+            raise ValueError(f'--target {target!r} is not a target of '
+                             f'{phase}_cfg.targets; the targets are {names}')
+    elif len(datasets) > 1:
+        raise ValueError(f'the {phase} phase has {len(datasets)} targets '
+                         f'({phase}_cfg.targets): choose one with --target '
+                         f'NAME, one of {names}')
+    _, key, dataset_cfg = datasets[0]
+    return key, dataset_cfg
+
+
+def browse(cfg: Config,
+           phase: str,
+           num: int,
+           out_dir: str,
+           mode: str = 'grid',
+           shuffle: bool = False,
+           seed: Optional[int] = None,
+           tile_size: Sequence[int] = (128, 64),
+           target: Optional[str] = None) -> List[str]:
     """Run a dataset's pipeline and write its images.
 
     Args:
@@ -184,21 +231,20 @@ def browse(
         shuffle (bool): Pick random samples.
         seed (int, optional): Seed of the sample choice and transforms.
         tile_size (Sequence[int]): ``(height, width)`` of a grid tile.
+        target (str, optional): The target of a multi-target loop to
+            browse (see :func:`phase_dataset`).
 
     Returns:
         list[str]: The written files.
     """
-    key = f'{phase}_dataloader'
-    loader_cfg = cfg.get(key)
-    if not loader_cfg or 'dataset' not in loader_cfg:
-        raise KeyError(f'the config has no {key}.dataset')
+    key, dataset_cfg = phase_dataset(cfg, phase, target)
     if seed is not None:
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
-    dataset = DATASETS.build(loader_cfg['dataset'])
+    dataset = DATASETS.build(dataset_cfg)
     if len(dataset) == 0:
-        raise ValueError(f'{key}.dataset is empty')
+        raise ValueError(f'{key} is empty')
     indices = list(range(len(dataset)))
     if shuffle:
         random.Random(seed).shuffle(indices)
@@ -248,7 +294,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     merge_cfg_options(cfg, args.cfg_options, args.config)
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     written = browse(cfg, args.phase, args.num, args.out_dir, args.mode,
-                     args.shuffle, args.seed, args.tile_size)
+                     args.shuffle, args.seed, args.tile_size, args.target)
     print(f'wrote {len(written)} image{"" if len(written) == 1 else "s"} '
           f'to {args.out_dir}')
 

@@ -119,6 +119,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='modality label for modality-aware models (0 visible, 1 '
         'infrared); required by them, an error for other models')
     parser.add_argument(
+        '--target',
+        default=None,
+        help='multi-target configs whose targets\' test pipelines differ: '
+        'the target (test_cfg.targets[i].name) whose pipeline sets the '
+        'input size')
+    parser.add_argument(
         '--verify',
         action='store_true',
         help='compare onnxruntime with PyTorch at two batch sizes')
@@ -137,9 +143,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def _find_resize(pipeline) -> Optional[Tuple[int, int]]:
     for transform in pipeline or []:
-        if isinstance(transform,
-                      dict) and transform.get('type') in ('ReIDResize',
-                                                          'mmreid.ReIDResize'):
+        if isinstance(transform, dict) and str(
+                transform.get('type')).split('.')[-1] == 'ReIDResize':
             size = transform.get('size')
             if isinstance(size, int):
                 return size, size
@@ -149,28 +154,40 @@ def _find_resize(pipeline) -> Optional[Tuple[int, int]]:
 
 
 def input_shape(cfg: Config,
-                shape: Optional[Sequence[int]] = None) -> Tuple[int, int]:
+                shape: Optional[Sequence[int]] = None,
+                target: Optional[str] = None) -> Tuple[int, int]:
     """The (H, W) of the exported graph.
 
     Args:
         cfg (Config): The config.
         shape (Sequence[int], optional): Explicit (H, W).
+        target (str, optional): The target of a multi-target test loop
+            whose pipeline to read, where the targets' pipelines differ.
 
     Returns:
-        tuple[int, int]: (H, W).
+        tuple[int, int]: (H, W): ``shape``, else the ``ReIDResize`` size of
+        the test pipeline that ``tools/test.py`` runs
+        (:func:`mmreid.utils.test_pipeline.resolve_test_pipeline`).
     """
+    from mmreid.utils.test_pipeline import resolve_test_pipeline
     if shape is not None:
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f'--shape must be two positive ints H W, got '
                              f'{shape}')
+        if target is not None:
+            resolve_test_pipeline(cfg, target, option='--target {}')
         return int(shape[0]), int(shape[1])
-    for key in ('test_dataloader', 'val_dataloader'):
-        dataset = (cfg.get(key) or {}).get('dataset') or {}
-        size = _find_resize(dataset.get('pipeline'))
-        if size is not None:
-            return size
-    raise ValueError('cannot find a ReIDResize in the test pipeline to '
-                     'set the input size; pass --shape H W')
+    try:
+        source = resolve_test_pipeline(cfg, target, option='--target {}')
+    except KeyError as error:
+        raise ValueError(f'{error.args[0]} to set the input size; pass '
+                         '--shape H W') from error
+    size = _find_resize(source.pipeline)
+    if size is None:
+        raise ValueError(f'cannot find a ReIDResize in the test pipeline '
+                         f'{source.path} to set the input size; pass '
+                         '--shape H W')
+    return size
 
 
 def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:
@@ -376,7 +393,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = Config.fromfile(args.config)
     from mmreid.utils.config import merge_cfg_options
     merge_cfg_options(cfg, args.cfg_options, args.config)
-    shape = input_shape(cfg, args.shape)
+    shape = input_shape(cfg, args.shape, args.target)
     model = build_model(cfg, args.checkpoint, args.modality)
 
     def check(onnx_file: str) -> None:

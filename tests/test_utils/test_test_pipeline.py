@@ -1,0 +1,91 @@
+"""One answer to "which test pipeline" for the API and the tools
+(:mod:`mmreid.utils.test_pipeline`), in ``tools/test.py``'s order."""
+import pytest
+from mmengine.config import Config
+
+from mmreid.utils.test_pipeline import (inference_pipelines,
+                                        resolve_test_pipeline, split_datasets)
+
+
+def pipeline(size):
+    return [
+        dict(type='ReIDLoadImageFromFile'),
+        dict(type='ReIDResize', size=size),
+        dict(type='PackReIDInputs')
+    ]
+
+
+def target(name, size):
+    return dict(
+        name=name,
+        dataloader=dict(dataset=dict(type='D', pipeline=pipeline(size))),
+        evaluator=dict(type='ReIDMetric'))
+
+
+def test_the_test_dataloader_wins_over_a_stale_test_pipeline():
+    # test_pipeline is the variable the file substituted; the dataloader's
+    # pipeline (here overridden, as --cfg-options would) is what
+    # tools/test.py runs.
+    keys = dict(
+        test_pipeline=pipeline((32, 16)),
+        test_dataloader=dict(dataset=dict(pipeline=pipeline((64, 32)))),
+        val_dataloader=dict(dataset=dict(pipeline=pipeline((8, 4)))))
+    source = resolve_test_pipeline(Config(keys))
+    assert source.path == 'test_dataloader.dataset.pipeline'
+    assert source.pipeline[1]['size'] == (64, 32)
+    assert source.target is None
+    # Without a test dataloader: test_pipeline, then the validation one.
+    del keys['test_dataloader']
+    assert resolve_test_pipeline(Config(keys)).path == 'test_pipeline'
+    del keys['test_pipeline']
+    assert resolve_test_pipeline(Config(keys)).path == \
+        'val_dataloader.dataset.pipeline'
+    with pytest.raises(KeyError, match='no test pipeline'):
+        resolve_test_pipeline(Config(dict()))
+
+
+def test_multi_target_pipelines():
+    cfg = Config(
+        dict(
+            test_pipeline=pipeline((256, 128)),
+            test_dataloader=dict(),
+            test_cfg=dict(targets=[target(name, (64, 32)) for name in 'ab'])))
+    # The same pipeline everywhere: no choice needed.
+    source = resolve_test_pipeline(cfg)
+    assert source.path == 'test_cfg.targets.0.dataloader.dataset.pipeline'
+    assert source.pipeline[1]['size'] == (64, 32)
+    assert resolve_test_pipeline(cfg, 'b').path == \
+        'test_cfg.targets.1.dataloader.dataset.pipeline'
+    unknown = r"--target 'c': no such target.*\['a', 'b'\]"
+    with pytest.raises(ValueError, match=unknown):
+        resolve_test_pipeline(cfg, 'c', option='--target {}')
+    # Different pipelines: refused without a choice, naming both.
+    cfg.test_cfg.targets[1] = target('b', (128, 64))
+    with pytest.raises(ValueError) as info:
+        resolve_test_pipeline(cfg, option='--target {}')
+    message = str(info.value)
+    assert '2 different pipelines' in message
+    assert 'test_cfg.targets.0.dataloader.dataset.pipeline' in message
+    assert 'test_cfg.targets.1.dataloader.dataset.pipeline' in message
+    assert "--target NAME (one of ['a', 'b'])" in message
+    assert resolve_test_pipeline(cfg, 'b').pipeline[1]['size'] == (128, 64)
+    assert len(inference_pipelines(cfg)) == 2
+    # A name where there are no targets.
+    plain = Config(dict(test_pipeline=pipeline((32, 16))))
+    with pytest.raises(ValueError, match='no multi-target test loop'):
+        resolve_test_pipeline(plain, 'a')
+
+
+def test_split_datasets():
+    cfg = Config(
+        dict(
+            test_dataloader=dict(),
+            test_cfg=dict(targets=[target('a', (64, 32))]),
+            train_dataloader=dict(dataset=dict(type='T', pipeline=[]))))
+    [(name, key, dataset)] = split_datasets(cfg, 'test')
+    assert (name, key) == ('a', 'test_cfg.targets.0.dataloader.dataset')
+    assert dataset['type'] == 'D'
+    train = split_datasets(cfg, 'train')
+    assert train[0][:2] == ('T', 'train_dataloader.dataset')
+    with pytest.raises(KeyError, match=r'no val_dataloader\.dataset'):
+        split_datasets(cfg, 'val')
