@@ -51,17 +51,46 @@ def _as_image_list(images: ImagesInput) -> List[ImageInput]:
 
 
 class _Preprocessor:
-    """Run the test pipeline on a path or an RGB array."""
+    """Run the test pipeline on a path or an RGB array.
+
+    A path goes through the whole pipeline. An array skips its loading
+    step, which is only right when the loader gives what the array is: an
+    RGB ``uint8`` image, as mmreid's ``ReIDLoadImageFromFile`` does. With
+    another loader (mmcv's ``LoadImageFromFile``, which a config names
+    ``'mmpretrain.LoadImageFromFile'``, decodes BGR) arrays are refused.
+    A pipeline without a loading step takes arrays only.
+    """
 
     def __init__(self, cfg: Config, target: Optional[str] = None) -> None:
-        pipeline = _test_pipeline(cfg, target)
+        from mmreid.datasets.transforms.loading import ReIDLoadImageFromFile
+        from mmreid.utils.test_pipeline import resolve_test_pipeline
+        source = resolve_test_pipeline(
+            cfg, target, option='init_model(..., target={})')
+        transforms = Compose(source.pipeline).transforms
+        first = transforms[0] if transforms else None
+        name = str(source.pipeline[0].get('type')) if source.pipeline \
+            else ''
+        is_loader = isinstance(first, ReIDLoadImageFromFile) or \
+            name.endswith('LoadImageFromFile') or \
+            type(first).__name__.endswith('LoadImageFromFile')
         # Arrays skip the loading step, paths go through the config's.
-        self.load = Compose(pipeline[:1]) \
-            if pipeline[0]['type'].endswith('LoadImageFromFile') else None
-        self.rest = Compose(pipeline[1:] if self.load else pipeline)
+        self.load = Compose(transforms[:1]) if is_loader else None
+        self.rest = Compose(transforms[1:] if is_loader else transforms)
+        self.array_refusal = None
+        if is_loader and not isinstance(first, ReIDLoadImageFromFile):
+            cls = type(first)
+            self.array_refusal = (
+                f'the test pipeline ({source.path}) loads images with '
+                f"type={name!r} ({cls.__module__}.{cls.__name__}), not "
+                "mmreid's ReIDLoadImageFromFile, so the channel order it "
+                "gives is not an RGB array's (mmcv's decodes BGR): pass "
+                'image paths, or load with ReIDLoadImageFromFile')
 
     def __call__(self, image: ImageInput, index: int) -> dict:
         if isinstance(image, np.ndarray):
+            if self.array_refusal is not None:
+                raise ValueError(f'image #{index} is an array, but '
+                                 f'{self.array_refusal}')
             if image.ndim != 3 or image.shape[2] != 3 \
                     or image.dtype != np.uint8:
                 raise ValueError(
@@ -105,6 +134,9 @@ def extract_features(
         images: A path, a folder (its images, as
             :func:`~mmreid.datasets.list_images` lists them), an RGB
             ``uint8`` array (H, W, 3), or a list of paths and arrays.
+            Arrays skip the pipeline's loading step, so they are refused
+            when it loads otherwise than mmreid's ``ReIDLoadImageFromFile``
+            (RGB): mmcv's ``LoadImageFromFile`` gives BGR.
         batch_size (int): Images per forward. Defaults to 32.
         modality (int | Sequence[int], optional): 0 visible, 1 infrared,
             for all images or one per image; needed by cross-modality

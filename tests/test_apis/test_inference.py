@@ -431,3 +431,33 @@ def test_multi_target_pipelines_are_chosen_by_name(tmp_path):
     small = trained_like(init_model(str(path), target='small'))
     assert not torch.allclose(
         extract_features(small, file), extract_features(big, file))
+
+
+def test_arrays_need_mmreids_rgb_loader(tmp_path):
+    """An array skips the loading step. mmcv's LoadImageFromFile (a config
+    names it 'mmpretrain.LoadImageFromFile') decodes BGR, so an RGB array
+    would not be the image its path gives: refused, naming the loader.
+    mmreid's loader (also under its deprecated name) gives RGB."""
+    image = make_images(1, seed=6)[0]
+    file = write_image(tmp_path / 'img.png', image)
+    loaders = dict([('mmpretrain.LoadImageFromFile', False),
+                    ('ReIDLoadImageFromFile', True),
+                    ('LoadImageFromFile', True)])
+    for loader, arrays in loaders.items():
+        path = tmp_path / f'{loader}.py'
+        path.write_text(
+            TINY_CONFIG.format(distance='euclidean').replace(
+                "dict(type='ReIDLoadImageFromFile')",
+                f'dict(type={loader!r})'))
+        model = trained_like(init_model(str(path)))
+        from_path = extract_features(model, file)
+        if arrays:
+            torch.testing.assert_close(
+                extract_features(model, image), from_path)
+            continue
+        with pytest.raises(ValueError) as info:
+            extract_features(model, [file, image])
+        message = str(info.value)
+        assert message.startswith('image #1 is an array')
+        assert "type='mmpretrain.LoadImageFromFile'" in message
+        assert 'test_pipeline' in message and 'BGR' in message
