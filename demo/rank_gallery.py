@@ -5,7 +5,8 @@ the top-k are drawn after the query: green frame = same identity, red =
 another identity, grey = unknown. Identities are read from Market-style
 file names (``0001_c1s1_000151_01.jpg``: pid 1, camera 1); with such names
 the gallery images of the query's identity and camera are left out, as in
-the Market protocol (``--keep-same-camera`` keeps them).
+the Market protocol (``--keep-same-camera`` keeps them); junk images (pid
+-1) are always left out.
 
 Example::
 
@@ -39,7 +40,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--keep-same-camera',
         action='store_true',
-        help='keep gallery images of the query identity and camera')
+        help='keep gallery images of the query identity and camera (junk, '
+        'pid -1, stays out)')
     parser.add_argument(
         '--query-modality',
         type=int,

@@ -241,12 +241,13 @@ def rank_gallery(model: nn.Module,
     M-Net: the contract the val/test loops apply, see
     ``ReIDModel.scorers``), else ``model.distance`` (Euclidean or
     cosine), else Euclidean. Ties are broken by gallery order (stable
-    sort). When query and gallery names are Market style
-    (``0001_c1...``), each gallery item's match is known and, with
-    ``exclude_same_camera``, the Market protocol is applied: items of the
-    query's pid seen by the query's camera (the same tracklet, not a
-    retrieval) and junk images (pid -1) are left out. On a Market-layout
-    test set the top-1 matches then give the same R1 as ``tools/test.py``.
+    sort). Gallery images named as junk (``-1_c...``, pid -1) are always
+    left out, as every evaluation does. When query and gallery names are
+    Market style (``0001_c1...``), each gallery item's match is known
+    and, with ``exclude_same_camera``, the Market protocol is applied:
+    items of the query's pid seen by the query's camera (the same
+    tracklet, not a retrieval) are left out too. On a Market-layout test
+    set the top-1 matches then give the same R1 as ``tools/test.py``.
 
     Args:
         model (nn.Module): From :func:`init_model`.
@@ -254,8 +255,10 @@ def rank_gallery(model: nn.Module,
         gallery (str | Sequence[str]): A folder or a list of image paths.
         topk (int): Length of each ranked list. Defaults to 10.
         batch_size (int): Defaults to 32.
-        exclude_same_camera (bool): Apply the Market protocol when the
-            names carry labels. Defaults to True.
+        exclude_same_camera (bool): Leave out the gallery items of the
+            query's pid and camera when the names carry labels (the Market
+            protocol). False keeps them (junk stays out). Defaults to
+            True.
         query_modality (int, optional): 0 visible or 1 infrared, for
             cross-modality models (see :func:`extract_features`).
         gallery_modality (int, optional): Likewise for the gallery.
@@ -279,12 +282,14 @@ def rank_gallery(model: nn.Module,
         q_path = q if isinstance(q, str) else None
         q_pid, q_cam = parse_market_name(q_path) if q_path \
             else (None, None)
-        keep = torch.ones(len(gallery_paths), dtype=torch.bool)
-        if exclude_same_camera and q_pid is not None:
-            keep = torch.tensor([
-                pid != -1 and (pid, cam) != (q_pid, q_cam)
-                for pid, cam in g_labels
-            ])
+        # Junk (pid -1) is never a retrieval; the query's pid seen by its
+        # camera is left out unless exclude_same_camera=False.
+        same_camera = exclude_same_camera and q_pid is not None
+        kept = [
+            pid != -1 and not (same_camera and (pid, cam) == (q_pid, q_cam))
+            for pid, cam in g_labels
+        ]
+        keep = torch.tensor(kept, dtype=torch.bool)
         candidates = keep.nonzero().flatten()
         order = torch.sort(row[candidates], stable=True).indices[:topk]
         indices = candidates[order]

@@ -223,14 +223,20 @@ def test_rank_gallery_matches_naive_ranking(config, tmp_path, distance):
     assert result.matches[:2] == [True, True]
     assert result.matches == [names[i].startswith('0002') for i in order]
     assert all('0002_c1' not in p for p in result.gallery)
-    # Without the protocol filter the junk copy of the query is first and
-    # the same-camera view comes back.
+    # Without the same-camera filter the same-camera view comes back; the
+    # junk copy of the query (pid -1, nearest of all) stays out: it is no
+    # retrieval, and the picture would show it as another identity.
     [full] = rank_gallery(
         model, query, gallery, topk=10, exclude_same_camera=False)
-    assert len(full.gallery) == 10
-    assert osp.basename(full.gallery[0]).startswith('-1_')
-    assert full.distances[0] < 0.05 * full.distances[1]
-    assert any('0002_c1' in p for p in full.gallery[1:4])
+    assert len(full.gallery) == 9  # the whole gallery but the junk image
+    assert not any(osp.basename(p).startswith('-1_') for p in full.gallery)
+    assert any('0002_c1' in p for p in full.gallery[:3])
+    assert full.matches[:3] == [True, True, True]
+    # Junk is left out for an unlabelled (array) query too.
+    [array] = rank_gallery(
+        model, cv2.imread(query)[..., ::-1].copy(), gallery, topk=10)
+    assert len(array.gallery) == 9 and array.matches is None
+    assert not any(osp.basename(p).startswith('-1_') for p in array.gallery)
 
 
 def test_rank_gallery_without_labels(config, tmp_path):
