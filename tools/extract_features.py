@@ -10,7 +10,14 @@ Writes into ``--out-dir``:
 * ``features.npy`` (or ``features.pt``): float32, shape (N, D), one row per
   image, the model's test feature (the same as tools/test.py evaluates);
 * ``index.csv``: per row ``row, path, pid, camid, modality, role, dataset``;
-* ``meta.json``: config, checkpoint, source, count and feature size.
+* ``meta.json``: config, checkpoint, source, count and feature size, and
+  how the model ranks the features: ``ranking_distance`` (its
+  ``distance``, e.g. ``euclidean``, AGW's ``cosine``),
+  ``feature_normalization`` (``l2`` for cosine, else ``none``),
+  ``features_only`` and ``ranking_note``. A model that ranks with its own
+  distance (GMN's M-Net) gets ``features_only: true`` and its primary mode
+  (``mnet``): no feature distance on these features gives its ranking
+  (``mmreid.apis.rank_gallery`` does).
 
 The three are written into a temporary folder beside ``--out-dir`` that
 then replaces it, so a reader never sees new features next to an old or
@@ -204,6 +211,18 @@ def image_records(folder: str, modality: Optional[int]) -> List[dict]:
     return records
 
 
+def ranking_meta(model) -> dict:
+    """How the model ranks the features, for ``meta.json``
+    (:func:`mmreid.models.reiders.reid_model.feature_ranking`)."""
+    from mmreid.models.reiders.reid_model import feature_ranking
+    ranking = feature_ranking(model)
+    return dict(
+        ranking_distance=ranking['distance'],
+        feature_normalization=ranking['normalization'],
+        features_only=ranking['own_distance'],
+        ranking_note=ranking['note'])
+
+
 def extract(model, records: List[dict], batch_size: int) -> torch.Tensor:
     """Features of ``records`` (N, D), batch by batch with a progress
     bar."""
@@ -323,7 +342,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         dict(
             config=osp.abspath(args.config),
             checkpoint=args.checkpoint,
-            **source))
+            **source,
+            **ranking_meta(model)))
     print(f'{feats.shape[0]} x {feats.shape[1]} features written to '
           f'{feature_file}, with index.csv and meta.json')
 

@@ -362,3 +362,37 @@ def test_multi_target_pipelines_need_a_target(tool, setup):
     other = init_model(str(config), checkpoint, target='d1')
     assert not torch.allclose(
         extract_features(other, paths[:2]), extract_features(model, paths[:2]))
+
+
+def test_meta_records_the_ranking_distance(tool, setup):
+    """meta.json says how the model ranks the features: AGW's cosine
+    (L2-normalised features), the default Euclidean; a model with its own
+    distance (GMN's M-Net) is marked features-only."""
+    root, config, checkpoint, _ = setup
+    folder = str(root / 'synthreid' / 'd1' / 'query')
+    text = open(config).read()
+    for distance, normalization in (('euclidean', 'none'), ('cosine', 'l2')):
+        path = root / f'meta_{distance}.py'
+        path.write_text(text + f"model['distance'] = {distance!r}\n")
+        out = str(root / f'meta_{distance}')
+        tool.main(
+            [str(path), checkpoint, '--images', folder, '--out-dir', out])
+        with open(osp.join(out, 'meta.json')) as f:
+            meta = json.load(f)
+        assert meta['ranking_distance'] == distance
+        assert meta['feature_normalization'] == normalization
+        assert meta['features_only'] is False
+    from mmreid.models.reiders.reid_model import feature_ranking
+    gmn = init_model(
+        config,
+        cfg_options={
+            'model.type': 'GMNReID',
+            'model.head.type': 'GMNHead',
+            'model.head.mnet': dict(hidden_channels=8)
+        })
+    meta = tool.ranking_meta(gmn)
+    assert meta == dict(
+        ranking_distance='mnet',
+        feature_normalization='model',
+        features_only=True,
+        ranking_note=feature_ranking(gmn)['note'])

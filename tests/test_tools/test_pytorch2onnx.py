@@ -291,3 +291,77 @@ def test_modality_must_match_the_model(make_config, tiny, tmp_path):
         [mbn_config, mbn_checkpoint, '--modality', '1', '--verify'] +
         args) == 0
     assert [p.name for p in out_dir.iterdir()] == ['model.onnx']
+
+
+GMN_MODEL = '''
+model = dict(
+    type='GMNReID',
+    backbone=dict(type='ReIDResNet', depth=18, last_stride=1,
+                  base_channels=8, stem_channels=8),
+    neck=dict(type='GlobalAvgPool'),
+    head=dict(type='GMNHead', in_channels=64, num_classes=8,
+              mnet=dict(hidden_channels=8)))
+'''
+
+
+def metadata(path):
+    return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+
+
+def test_a_model_with_its_own_distance_needs_features_only(
+        make_config, tmp_path):
+    """GMN ranks with its M-Net, which scores pairs of features: the graph
+    has features only, and ranking them by a feature distance gives its
+    'euclid' row, not the primary 'mnet' one. Refused unless
+    --features-only, which the file then records."""
+    register_all_modules()
+    tool = load_tool(TOOL)
+    config = make_config(extra=GMN_MODEL, name='tiny_gmn.py')
+    model = MODELS.build(Config.fromfile(config).model)
+    checkpoint = str(tmp_path / 'gmn.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    out_dir = tmp_path / 'out'
+    out_dir.mkdir()
+    output = out_dir / 'gmn.onnx'
+    args = [
+        config, checkpoint, '--output-file',
+        str(output), '--exporter', 'legacy', '--opset', '17'
+    ]
+    with pytest.raises(ValueError) as info:
+        tool.main(args)
+    message = str(info.value)
+    assert "GMNReID ranks with its own distance 'mnet'" in message
+    assert '--features-only' in message
+    assert list(out_dir.iterdir()) == []
+    assert tool.main(args + ['--features-only', '--verify']) == 0
+    props = metadata(output)
+    assert props['mmreid.features_only'] == 'true'
+    assert props['mmreid.ranking_distance'] == 'mnet'
+    assert props['mmreid.feature_normalization'] == 'model'
+    assert 'not the model\'s ranking' in props['mmreid.note']
+
+
+@pytest.mark.parametrize('distance, normalization', [('euclidean', 'none'),
+                                                     ('cosine', 'l2')])
+def test_the_file_records_the_ranking_distance(make_config, tmp_path, distance,
+                                               normalization):
+    """AGW ranks its features by cosine distance: a deployment must too.
+    The file says so (metadata_props)."""
+    register_all_modules()
+    tool = load_tool(TOOL)
+    config = make_config(
+        extra=f"model['distance'] = {distance!r}", name=f'{distance}.py')
+    model = MODELS.build(Config.fromfile(config).model)
+    checkpoint = str(tmp_path / 'w.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    output = tmp_path / f'{distance}.onnx'
+    assert tool.main([
+        config, checkpoint, '--output-file',
+        str(output), '--exporter', 'legacy', '--opset', '17'
+    ]) == 0
+    props = metadata(output)
+    assert props['mmreid.ranking_distance'] == distance
+    assert props['mmreid.feature_normalization'] == normalization
+    assert props['mmreid.features_only'] == 'false'
+    assert props['mmreid.input'].startswith('input float32 (N, 3, 32, 16)')
+    assert f'{distance} distance' in props['mmreid.note']

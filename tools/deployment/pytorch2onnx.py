@@ -2,8 +2,9 @@
 
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT
         [--output-file model.onnx] [--shape H W] [--opset 18]
-        [--exporter dynamo|legacy] [--modality M]
-        [--verify] [--tolerance 1e-3] [--cfg-options k=v ...]
+        [--exporter dynamo|legacy] [--modality M] [--target NAME]
+        [--features-only] [--verify] [--tolerance 1e-3]
+        [--cfg-options k=v ...]
 
 The graph takes **raw images**: ``input`` float32 (N, 3, H, W), RGB,
 0-255 (a uint8 image cast to float32) and returns ``feature`` float32
@@ -12,7 +13,23 @@ augmentation included when ``model.test_cfg.flip``). The data
 preprocessor's mean/std normalisation is part of the graph, so a
 deployment only resizes to (H, W) and casts. The batch axis is dynamic;
 H and W are fixed (default: the ``ReIDResize`` size of the test
-pipeline).
+pipeline that ``tools/test.py`` runs; ``--target NAME`` chooses the target
+of a multi-target config whose targets' pipelines differ).
+
+The graph computes features, not a ranking. The file's ``metadata_props``
+say how the model ranks them: ``mmreid.ranking_distance`` (the model's
+``distance``: ``euclidean``, ``sqeuclidean`` or ``cosine``),
+``mmreid.feature_normalization`` (``l2`` where that distance
+L2-normalises the features, i.e. cosine, else ``none``),
+``mmreid.features_only`` and ``mmreid.note``, with ``mmreid.input``
+(what the graph takes). A model that ranks with its own distance
+(``has_own_distance``, e.g. GMN's M-Net, which scores pairs of features)
+is refused: no feature distance on the exported features gives its
+ranking, so a deployment would report other numbers than
+``tools/test.py``'s primary row. ``--features-only`` exports its features
+anyway; the file then records ``mmreid.features_only = true``, the
+model's distance (e.g. ``mnet``) and ``mmreid.feature_normalization =
+model``. Writing the metadata needs ``onnx``.
 
 Exporters (``--exporter``): ``dynamo`` (default) is torch's
 ``torch.export``-based exporter, the default of torch >= 2.9; it needs
@@ -125,6 +142,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'the target (test_cfg.targets[i].name) whose pipeline sets the '
         'input size')
     parser.add_argument(
+        '--features-only',
+        action='store_true',
+        help='export the features of a model that ranks with its own '
+        'distance (e.g. GMN\'s M-Net), which the graph does not contain; '
+        'the file records that its features are not the model\'s ranking')
+    parser.add_argument(
         '--verify',
         action='store_true',
         help='compare onnxruntime with PyTorch at two batch sizes')
@@ -226,17 +249,30 @@ def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:
 
 def build_model(cfg: Config,
                 checkpoint: str,
-                modality: Optional[int] = None) -> ImageFeatureModel:
+                modality: Optional[int] = None,
+                features_only: bool = False) -> ImageFeatureModel:
     """Build the config's model, load the checkpoint and wrap it.
 
+    Args:
+        cfg (Config): The config.
+        checkpoint (str): A local trusted checkpoint.
+        modality (int, optional): See :class:`ImageFeatureModel`.
+        features_only (bool): Accept a model that ranks with its own
+            distance (``has_own_distance``), whose features alone are not
+            its ranking. Defaults to False.
+
     Returns:
-        ImageFeatureModel: In eval mode, on the CPU.
+        ImageFeatureModel: In eval mode, on the CPU, with how the model
+        ranks its features as ``ranking``
+        (:func:`mmreid.models.reiders.reid_model.feature_ranking`).
 
     Raises:
         ValueError: ``modality`` for a model without modality-aware
-            modules (it would be ignored), or none for a model with them.
+            modules (it would be ignored), or none for a model with them;
+            a model with its own distance without ``features_only``.
     """
     from mmreid.models.modality_routing import modality_aware_modules
+    from mmreid.models.reiders.reid_model import feature_ranking
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') \
         else dict(cfg.model)
@@ -254,8 +290,66 @@ def build_model(cfg: Config,
                          f'({", ".join(aware)}): it needs --modality 0 '
                          '(visible) or 1 (infrared), the modality of the '
                          'images the graph will take')
+    ranking = feature_ranking(model)
+    if ranking['own_distance'] and not features_only:
+        raise ValueError(
+            f'{type(model).__name__} ranks with its own distance '
+            f'{ranking["distance"]!r} (its scorers(), e.g. GMN\'s M-Net), '
+            'which the exported graph does not contain: it computes the '
+            'features only, and a feature distance on them gives another '
+            'ranking, so a deployment would not reproduce tools/test.py\'s '
+            'primary numbers. Pass --features-only to export the features '
+            'anyway (the file then records mmreid.features_only = true)')
     load_checkpoint(model, cfg, checkpoint)
-    return ImageFeatureModel(model, modality).eval()
+    wrapped = ImageFeatureModel(model, modality).eval()
+    wrapped.ranking = ranking
+    return wrapped
+
+
+def onnx_metadata(ranking: dict,
+                  shape: Tuple[int, int],
+                  modality: Optional[int] = None) -> Dict[str, str]:
+    """The ``metadata_props`` of the exported file.
+
+    Args:
+        ranking (dict): How the model ranks its features
+            (:func:`~mmreid.models.reiders.reid_model.feature_ranking`).
+        shape (tuple[int, int]): Input (H, W).
+        modality (int, optional): The modality the graph computes.
+
+    Returns:
+        dict[str, str]: ``mmreid.*`` keys and their values.
+    """
+    metadata = dict(
+        input=f'input float32 (N, 3, {shape[0]}, {shape[1]}), RGB, 0-255, '
+        'resized to that size; mean/std normalisation inside the graph',
+        output='feature float32 (N, D), the model\'s test feature',
+        ranking_distance=ranking['distance'],
+        feature_normalization=ranking['normalization'],
+        features_only=str(bool(ranking['own_distance'])).lower(),
+        note=ranking['note'])
+    if modality is not None:
+        metadata['modality'] = modality
+    return {f'mmreid.{k}': str(v) for k, v in metadata.items()}
+
+
+def write_metadata(onnx_file: str, metadata: Dict[str, str]) -> None:
+    """Set ``metadata`` in the ``metadata_props`` of ``onnx_file`` (keys
+    already there are replaced, others kept)."""
+    try:
+        import onnx
+    except ImportError as error:
+        raise ImportError(
+            'writing the ranking distance into the ONNX file needs onnx: '
+            'pip install onnx (requirements/optional.txt)') from error
+    proto = onnx.load(onnx_file)
+    kept = [p for p in proto.metadata_props if p.key not in metadata]
+    del proto.metadata_props[:]
+    for prop in kept:
+        proto.metadata_props.add(key=prop.key, value=prop.value)
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, onnx_file)
 
 
 class VerificationFailed(RuntimeError):
@@ -267,7 +361,8 @@ def export(model: ImageFeatureModel,
            shape: Tuple[int, int],
            opset: int = 18,
            exporter: str = 'dynamo',
-           check: Optional[Callable[[str], None]] = None) -> None:
+           check: Optional[Callable[[str], None]] = None,
+           metadata: Optional[Dict[str, str]] = None) -> None:
     """Write ``model`` as ONNX with a dynamic batch axis, atomically.
 
     Args:
@@ -280,6 +375,8 @@ def export(model: ImageFeatureModel,
             the exported temporary file before it is renamed; an exception
             it raises (e.g. :class:`VerificationFailed`) leaves no file and
             ``output_file`` as it was. Defaults to None.
+        metadata (dict[str, str], optional): ``metadata_props`` to write
+            into the file (:func:`onnx_metadata`). Defaults to None.
     """
     if exporter not in EXPORTERS:
         raise ValueError(f'exporter must be one of {EXPORTERS}, got '
@@ -328,6 +425,8 @@ def export(model: ImageFeatureModel,
                             0: 'batch'
                         }
                     })
+        if metadata:
+            write_metadata(tmp_file, metadata)
         if check is not None:
             check(tmp_file)
         # mkstemp's file is private (0600); give it the usual mode.
@@ -394,7 +493,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mmreid.utils.config import merge_cfg_options
     merge_cfg_options(cfg, args.cfg_options, args.config)
     shape = input_shape(cfg, args.shape, args.target)
-    model = build_model(cfg, args.checkpoint, args.modality)
+    model = build_model(cfg, args.checkpoint, args.modality,
+                        args.features_only)
 
     def check(onnx_file: str) -> None:
         reports = verify(model, onnx_file, shape)
@@ -412,13 +512,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         export(model, args.output_file, shape, args.opset, args.exporter,
-               check if args.verify else None)
+               check if args.verify else None,
+               onnx_metadata(model.ranking, shape, args.modality))
     except VerificationFailed as error:
         print(error, file=sys.stderr)
         return 1
     print(f'exported {args.output_file} (input (N, 3, {shape[0]}, '
           f'{shape[1]}) RGB 0-255, exporter {args.exporter}, opset '
-          f'{args.opset}{", verified" if args.verify else ""})')
+          f'{args.opset}{", verified" if args.verify else ""}); ranking: '
+          f'{model.ranking["note"]}')
     return 0
 
 

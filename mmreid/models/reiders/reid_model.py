@@ -61,6 +61,51 @@ def get_model_scorers(model) -> Optional[Dict[str, Scorer]]:
     return scorers
 
 
+def feature_ranking(model) -> Dict[str, Union[str, bool]]:
+    """How the model ranks its test features, for the files that carry
+    them without the model (an ONNX graph, ``extract_features.py``'s
+    ``meta.json``).
+
+    Args:
+        model (nn.Module): A model, possibly in a wrapper (DDP, ...).
+
+    Returns:
+        dict: ``distance`` (``'euclidean'``, ``'sqeuclidean'``,
+        ``'cosine'``, or the primary mode of the model's own distance,
+        e.g. GMN's ``'mnet'``), ``normalization`` (``'l2'``: the distance
+        L2-normalises the features first, i.e. cosine; ``'none'``; or
+        ``'model'`` for the model's own distance), ``own_distance``
+        (whether the ranking needs the model's :meth:`ReIDModel.scorers`,
+        which features alone do not compute) and ``note``, a sentence
+        saying so.
+    """
+    inner = model.module if is_model_wrapper(model) else model
+    name = type(inner).__name__
+    scorers = get_model_scorers(inner)
+    if scorers:
+        primary = next(iter(scorers))
+        return dict(
+            distance=primary,
+            normalization='model',
+            own_distance=True,
+            note=(f'{name} ranks with its own distance {primary!r} (its '
+                  'scorers(), e.g. the M-Net of GMN), computed by the model '
+                  'from pairs of these features: a feature distance on them '
+                  'is not the model\'s ranking (for GMN, Euclidean gives '
+                  'its "euclid" mode, not the primary mode); rank with '
+                  'mmreid.apis.rank_gallery'))
+    distance = getattr(inner, 'distance_type', 'euclidean')
+    normalization = 'l2' if distance == 'cosine' else 'none'
+    how = ('L2-normalised, then ' if normalization == 'l2' else '') + \
+        f'{distance} distance, smaller = closer'
+    return dict(
+        distance=distance,
+        normalization=normalization,
+        own_distance=False,
+        note=(f'rank these features as {name} does ({how}): the ranking '
+              'of mmreid.apis.rank_gallery'))
+
+
 @MODELS.register_module()
 class ReIDModel(BaseModel):
     """Person ReID model: backbone -> neck (pooling) -> head.
