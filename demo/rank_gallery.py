@@ -3,10 +3,18 @@
 For each query, the gallery images are sorted by the model's distance and
 the top-k are drawn after the query: green frame = same identity, red =
 another identity, grey = unknown. Identities are read from Market-style
-file names (``0001_c1s1_000151_01.jpg``: pid 1, camera 1); with such names
-the gallery images of the query's identity and camera are left out, as in
-the Market protocol (``--keep-same-camera`` keeps them); junk images (pid
--1) are always left out.
+file names (``0001_c1s1_000151_01.jpg``: pid 1, camera ``c1``, drawn as
+``camid 0``, the 0-based camera the datasets and the other pictures
+show); with such names the gallery images of the query's identity and
+camera are left out, as in the Market protocol (``--keep-same-camera``
+keeps them); junk images (pid -1) are always left out.
+
+A query folder gives its images as the datasets list them
+(:func:`mmreid.apis.list_images`: image extensions, macOS ``._`` files
+skipped). Each picture is ``{query file stem}_ranked.png`` in
+``--out-dir``, written atomically; queries whose pictures would have the
+same name (one file name in two folders) are refused before anything is
+computed.
 
 Example::
 
@@ -16,14 +24,15 @@ Example::
         data/synthreid/d3/bounding_box_test --topk 10 --out-dir vis
 """
 import argparse
-import os
 import os.path as osp
+from collections import defaultdict
 from typing import List, Optional
 
 import cv2
 
-from mmreid.apis import init_model, rank_gallery
-from mmreid.apis.inference import parse_market_name
+from mmreid.apis import init_model, list_images, rank_gallery
+from mmreid.apis.inference import market_camid, parse_market_name
+from mmreid.utils.atomic import open_atomic
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -65,20 +74,76 @@ def read_rgb(path: str):
 
 
 def label(path: str) -> Optional[str]:
-    pid, camid = parse_market_name(path)
-    return None if pid is None else f'pid {pid} cam {camid}'
+    """``pid P camid C`` of a Market-style name, the camid 0-based (``c1``
+    is camid 0) as the datasets, the ranked-list hook and the report show
+    it; None for other names."""
+    pid, camera = parse_market_name(path)
+    if pid is None:
+        return None
+    camid = market_camid(camera)
+    return f'pid {pid}' if camid is None else f'pid {pid} camid {camid}'
+
+
+def list_queries(queries: List[str]) -> List[str]:
+    """The query images: files as given, folders' images as
+    :func:`mmreid.apis.list_images` lists them.
+
+    Raises:
+        ValueError: A folder without images.
+    """
+    paths = []
+    for query in queries:
+        if osp.isdir(query):
+            names = list_images(query)
+            if not names:
+                raise ValueError(f'query folder {query!r} has no images')
+            paths += [osp.join(query, name) for name in names]
+        else:
+            paths.append(query)
+    return paths
+
+
+def output_paths(queries: List[str], out_dir: str) -> List[str]:
+    """``{stem}_ranked.png`` in ``out_dir`` for each query.
+
+    Raises:
+        ValueError: Two queries would write the same picture (one file
+            name in two folders, or a query given twice), naming them.
+    """
+    outs = [
+        osp.join(out_dir, f'{osp.splitext(osp.basename(q))[0]}_ranked.png')
+        for q in queries
+    ]
+    by_out = defaultdict(list)
+    for query, out in zip(queries, outs):
+        by_out[out].append(query)
+    clashes = {out: qs for out, qs in by_out.items() if len(qs) > 1}
+    if clashes:
+        out, qs = next(iter(clashes.items()))
+        raise ValueError(
+            f'{len(clashes)} picture name(s) would be written for more than '
+            f'one query, e.g. {out!r} for {qs}: one would overwrite the '
+            'other. Rank queries with the same file name in separate runs '
+            '(another --out-dir)')
+    return outs
+
+
+def write_png(path: str, canvas_rgb) -> None:
+    """Write an RGB picture as PNG, atomically."""
+    ok, data = cv2.imencode('.png', cv2.cvtColor(canvas_rgb,
+                                                 cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f'cannot encode the picture for {path!r}')
+    with open_atomic(path, 'wb') as f:
+        f.write(data.tobytes())
 
 
 def main(argv: Optional[List[str]] = None) -> List[str]:
     """Run the demo; return the paths of the written pictures."""
     from mmreid.visualization import draw_ranked_list
     args = parse_args(argv)
-    queries = []
-    for query in args.query:
-        queries += sorted(
-            osp.join(query, n) for n in os.listdir(query)
-            if n.lower().endswith(('.jpg', '.jpeg', '.png', '.bmp'))) \
-            if osp.isdir(query) else [query]
+    queries = list_queries(args.query)
+    outs = dict(zip(queries, output_paths(queries, args.out_dir)))
     model = init_model(args.config, args.checkpoint, device=args.device)
     results = rank_gallery(
         model,
@@ -89,7 +154,6 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
         exclude_same_camera=not args.keep_same_camera,
         query_modality=args.query_modality,
         gallery_modality=args.gallery_modality)
-    os.makedirs(args.out_dir, exist_ok=True)
     written = []
     for result in results:
         gallery_labels = [label(p) or osp.basename(p) for p in result.gallery]
@@ -100,9 +164,8 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
             tile_size=tuple(args.tile_size),
             query_label=label(result.query) or 'query',
             gallery_labels=gallery_labels)
-        stem = osp.splitext(osp.basename(result.query))[0]
-        out = osp.join(args.out_dir, f'{stem}_ranked.png')
-        cv2.imwrite(out, cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+        out = outs[result.query]
+        write_png(out, canvas)
         hits = '' if result.matches is None else \
             f', {sum(result.matches)} of {len(result.matches)} correct'
         print(f'{result.query}: top-{len(result.gallery)}{hits} -> {out}')

@@ -57,6 +57,7 @@ from mmengine.utils import ProgressBar
 
 from mmreid.apis import (extract_features, init_model, list_images,
                          parse_market_name)
+from mmreid.apis.inference import market_camid
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import set_output_mode
 from mmreid.utils.config import merge_cfg_options, read_config
@@ -185,12 +186,6 @@ def split_records(cfg: Config,
                     dataset=name if len(targets) > 1 else info.get(
                         'dataset', name)))
     return records
-
-
-def market_camid(camera: Optional[int]) -> Optional[int]:
-    """The 0-based camid of a file name's camera number (``c1`` -> 0), as
-    the datasets give it (``--split``); None for no camera or ``c0``."""
-    return camera - 1 if camera is not None and camera >= 1 else None
 
 
 def image_records(folder: str, modality: Optional[int]) -> List[dict]:

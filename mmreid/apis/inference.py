@@ -192,6 +192,13 @@ def parse_market_name(path: str):
     return int(match.group(1)), int(match.group(2))
 
 
+def market_camid(camera: Optional[int]) -> Optional[int]:
+    """The 0-based camid of a file name's camera number (``c1`` -> 0), as
+    the datasets, metrics and pictures count cameras; None for no camera
+    or ``c0`` (no camera of the 1-based convention)."""
+    return camera - 1 if camera is not None and camera >= 1 else None
+
+
 @dataclass
 class RankedList:
     """The ranked gallery of one query.
@@ -309,5 +316,5 @@ def rank_gallery(model: nn.Module,
 
 __all__ = [
     'init_model', 'get_model', 'extract_features', 'rank_gallery',
-    'RankedList', 'parse_market_name', 'list_images'
+    'RankedList', 'parse_market_name', 'market_camid', 'list_images'
 ]

@@ -205,7 +205,8 @@ def pair_table(pairs: Dict[Tuple[int, int], PairStats],
 
 
 def _label(item: dict) -> str:
-    lines = [f'pid {item["pid"]}', f'cam {item["camid"]}']
+    # camid: the datasets' 0-based camera (Market's c1 is camid 0).
+    lines = [f'pid {item["pid"]}', f'camid {item["camid"]}']
     if item.get('modality') is not None:
         lines.append(modality_name(item['modality']))
     return '<br>'.join(_esc(line) for line in lines)
@@ -233,7 +234,7 @@ def ranked_list_html(example: RankedExample,
     where = (f'first correct match at rank {example.first_rank}'
              if example.first_rank else 'no correct match in the gallery')
     caption = (f'{example.kind} #{index + 1}: query pid '
-               f'{example.query["pid"]}, cam {example.query["camid"]} · AP '
+               f'{example.query["pid"]}, camid {example.query["camid"]} · AP '
                f'{example.ap:.3f} · {where}')
     if not in_topk and example.first_rank:
         caption += f' (not in the top {len(example.gallery)})'
@@ -342,10 +343,11 @@ def section_html(section: ReportSection,
     out.append('<h3>Per query camera × gallery camera (R1 / mAP, %)</h3>')
     out.append('<p class="note">Each query ranked against the gallery '
                'images of one camera only (after the junk rule); n = '
-               'queries with a correct match there.</p>')
+               'queries with a correct match there. camid: the 0-based '
+               'camera of the dataset (Market\'s c1 is camid 0).</p>')
     out.append(
-        pair_table(analysis.camera_pairs, 'camera-pairs', 'query cam',
-                   'gallery cam', lambda c: f'cam {c}'))
+        pair_table(analysis.camera_pairs, 'camera-pairs', 'query camid',
+                   'gallery camid', lambda c: f'camid {c}'))
     if analysis.modality_pairs:
         out.append('<h3>Per query modality × gallery modality '
                    '(R1 / mAP, %)</h3>')

@@ -467,3 +467,40 @@ def test_arrays_need_mmreids_rgb_loader(tmp_path):
         assert message.startswith('image #1 is an array')
         assert "type='mmpretrain.LoadImageFromFile'" in message
         assert 'test_pipeline' in message and 'BGR' in message
+
+
+def test_demo_labels_queries_and_picture_names(tmp_path):
+    demo = load_tool('demo/rank_gallery.py')
+    # The 0-based camid, as the datasets, the ranked-list hook and the
+    # report label it: c1 is camid 0 (it was 'cam 1' here, 'cam 0' there).
+    assert demo.label('/x/0002_c1s1_000009_00.png') == 'pid 2 camid 0'
+    assert demo.label('/x/-1_c3s1_000009_00.png') == 'pid -1 camid 2'
+    assert demo.label('/x/0002_c0s1_000009_00.png') == 'pid 2'
+    assert demo.label('/x/person.png') is None
+    # Query folders are listed as the datasets list them: macOS ._ files
+    # and other files skipped.
+    for folder in ('a', 'b'):
+        (tmp_path / folder).mkdir()
+        for name in ('0001_c1s1_000001_00.jpg', '._0001_c1s1_000001_00.jpg',
+                     'notes.txt', f'{folder}.PNG'):
+            (tmp_path / folder / name).write_bytes(b'')
+    a, b = str(tmp_path / 'a'), str(tmp_path / 'b')
+    expected = [osp.join(a, '0001_c1s1_000001_00.jpg'), osp.join(a, 'a.PNG')]
+    assert demo.list_queries([a]) == expected
+    # One file name in two folders: the second picture would overwrite the
+    # first; refused, naming both, before anything is computed.
+    out = str(tmp_path / 'vis')
+    with pytest.raises(ValueError) as info:
+        demo.output_paths(demo.list_queries([a, b]), out)
+    message = str(info.value)
+    assert '0001_c1s1_000001_00_ranked.png' in message
+    assert osp.join(a, '0001_c1s1_000001_00.jpg') in message
+    assert osp.join(b, '0001_c1s1_000001_00.jpg') in message
+    distinct = [osp.join(a, 'a.PNG'), osp.join(b, 'b.PNG')]
+    assert demo.output_paths(distinct, out) == [
+        osp.join(out, 'a_ranked.png'),
+        osp.join(out, 'b_ranked.png')
+    ]
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(ValueError, match='empty.* has no images'):
+        demo.list_queries([str(tmp_path / 'empty')])

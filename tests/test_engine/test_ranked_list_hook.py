@@ -261,8 +261,10 @@ def test_labels_show_pid_and_camera_and_the_first_match_beyond_topk(
     worst, best = calls
     # q1 (pid 1, x=21) ranks g2, g3, then its positive g1: not in the top 2.
     assert worst['note'] == 'first correct match at rank 3'
-    assert worst['query_label'] == 'pid 1\ncam 0'
-    assert worst['gallery_labels'] == ['pid 2\ncam 1', 'pid 3\ncam 1']
+    # The 0-based camid, named so: a Market name's c1 is camid 0, and the
+    # demo labels that file 'camid 0' too.
+    assert worst['query_label'] == 'pid 1\ncamid 0'
+    assert worst['gallery_labels'] == ['pid 2\ncamid 1', 'pid 3\ncamid 1']
     assert best['note'] is None  # q0's positive is first
     # rank line + two label lines + the note line under the tiles
     assert pictures[0][1].shape[0] == 32 + 4 * 12
@@ -335,4 +337,4 @@ def test_a_float64_scorer_is_drawn_in_its_own_order(tmp_path, monkeypatch):
     hook.draw_group(hook._records, scorer, False, dict(junk_rule='market'))
     # q1 (pid 1): g1 (pid 1) is 1e-9 closer than g0: AP 1, the best list.
     best = calls[1]
-    assert best['gallery_labels'] == ['pid 1\ncam 1', 'pid 0\ncam 1']
+    assert best['gallery_labels'] == ['pid 1\ncamid 1', 'pid 0\ncamid 1']

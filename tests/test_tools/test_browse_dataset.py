@@ -38,7 +38,7 @@ def test_single_mode_writes_pipeline_output(make_config, tmp_path):
         data = dataset[i]
         sample = data['data_samples']
         match = re.fullmatch(
-            r'(\d{4})_pid(-?\d+)_cam(\d+)_mod(\d+)_(\w+)\.png', name)
+            r'(\d{4})_pid(-?\d+)_camid(\d+)_mod(\d+)_(\w+)\.png', name)
         assert match, name
         assert int(match.group(1)) == i
         assert int(match.group(2)) == int(sample.gt_label)
@@ -66,7 +66,7 @@ def test_grid_mode_groups_identities(make_config, tmp_path):
     widths = 0
     background = np.array(BACKGROUND_COLOR[::-1], np.uint8)
     for path in files:
-        assert re.fullmatch(r'pid\d+_cam[\d-]+_mod[\d-]+\.png', path.name)
+        assert re.fullmatch(r'pid\d+_camid[\d-]+_mod[\d-]+\.png', path.name)
         image = cv2.imread(str(path))
         # a 96 x 48 tile (the 32 x 16 images enlarged 3x) and three text
         # lines (pid, camera, modality) under it
@@ -160,3 +160,26 @@ def test_multi_target_phases_browse_a_named_target(make_config, tmp_path):
     for i, path in enumerate(sorted(written)):
         expected = dataset[i]['inputs'].permute(1, 2, 0).numpy()[..., ::-1]
         np.testing.assert_array_equal(cv2.imread(path), expected)
+
+
+def test_tiles_name_the_0_based_camid(make_config, tmp_path, monkeypatch):
+    """The dataset's camid is 0-based (Market's c1 is camid 0): labelled
+    'camid N', as the ranked lists, the report and the demo label it, not
+    'cam N', which reads as the file's 1-based camera."""
+    tool = load_tool(TOOL)
+    labels = []
+
+    def spy(images, texts, *args, **kwargs):
+        labels.extend(texts)
+        return np.zeros((8, 8, 3), np.uint8)
+
+    monkeypatch.setattr(tool, 'draw_tiles', spy)
+    register_all_modules()
+    init_default_scope('mmreid')
+    cfg = Config.fromfile(make_config())
+    tool.browse(cfg, 'test', 3, str(tmp_path))
+    dataset = _test_set(make_config())
+    assert labels == [
+        f'pid {int(dataset[i]["data_samples"].gt_label)}\n'
+        f'camid {dataset[i]["data_samples"].camid}\nvisible' for i in range(3)
+    ]

@@ -160,3 +160,21 @@ def test_label_lines_and_note_rows():
     # The note runs across tiles.
     note = canvas[64 + 3 * TEXT_LINE_HEIGHT:]
     assert (note[:, offsets[1]:offsets[2]] != background).any()
+
+
+def test_html_report_names_the_0_based_camid():
+    """The report shows the dataset's 0-based camid (Market's c1 is camid
+    0) as 'camid N', as every picture does, not 'cam N' (the demo showed
+    the file's 'cam 1' for the same image)."""
+    from mmreid.visualization.html_report import (RankedExample,
+                                                  ranked_list_html)
+    example = RankedExample(
+        kind='worst',
+        query=dict(image=None, pid=3, camid=2),
+        gallery=[dict(image=None, pid=4, camid=0, distance=0.5, match=False)],
+        ap=0.25,
+        first_rank=4)
+    page = ranked_list_html(example, 0)
+    assert 'query pid 3, camid 2' in page
+    assert 'pid 3<br>camid 2' in page and 'pid 4<br>camid 0' in page
+    assert 'cam 2' not in page.replace('camid 2', '')

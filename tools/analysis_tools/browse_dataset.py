@@ -14,16 +14,17 @@ is given) and writes:
 
 - ``--mode grid`` (default): one picture per identity of those samples,
   its samples side by side as tiles of ``--tile-size`` (default 128 x 64;
-  small images are enlarged by pixel repetition) with the pid, camera and
-  modality written under each, named
-  ``pid{pid}_cam{camids}_mod{modalities}.png`` (e.g.
-  ``pid3_cam1-2_mod0.png``). ``--num`` counts samples, not identities:
+  small images are enlarged by pixel repetition) with the pid, camid (the
+  dataset's 0-based camera: Market's ``c1`` is camid 0) and modality
+  written under each, named
+  ``pid{pid}_camid{camids}_mod{modalities}.png`` (e.g.
+  ``pid3_camid1-2_mod0.png``). ``--num`` counts samples, not identities:
   a dataset's records are usually in identity order, so the first 20 may
   be a few identities (one picture each), or one; ``--shuffle`` spreads
   them over many;
 - ``--mode single``: one picture per sample (``--num`` pictures), the
   pipeline's pixels exactly (no resizing, no text), named
-  ``{i:04d}_pid{pid}_cam{camid}_mod{modality}_{role}.png``.
+  ``{i:04d}_pid{pid}_camid{camid}_mod{modality}_{role}.png``.
 
 ``PackReIDInputs`` gives a (C, H, W) RGB tensor, normally ``uint8``; a
 float tensor is de-normalised with ``model.data_preprocessor``'s
@@ -265,7 +266,7 @@ def browse(cfg: Config,
         if mode == 'single':
             role = _label(sample, 'role', phase)
             path = osp.join(
-                out_dir, f'{i:04d}_pid{pid}_cam{camid}_mod{modality}_'
+                out_dir, f'{i:04d}_pid{pid}_camid{camid}_mod{modality}_'
                 f'{role}.png')
             _write(path, image)
             written.append(path)
@@ -273,14 +274,14 @@ def browse(cfg: Config,
             groups.setdefault(pid, []).append((image, camid, modality))
     for pid, items in groups.items():
         labels = [
-            f'pid {pid}\ncam {camid}\n{modality_name(modality)}'
+            f'pid {pid}\ncamid {camid}\n{modality_name(modality)}'
             for _, camid, modality in items
         ]
         grid = draw_tiles([img for img, _, _ in items], labels,
                           tuple(tile_size))
         camids = _join([c for _, c, _ in items])
         modalities = _join([m for _, _, m in items])
-        path = osp.join(out_dir, f'pid{pid}_cam{camids}_mod{modalities}.png')
+        path = osp.join(out_dir, f'pid{pid}_camid{camids}_mod{modalities}.png')
         _write(path, grid)
         written.append(path)
     return written

@@ -512,8 +512,9 @@ class RankedListHook(Hook):
             matches=[g['pid'] == query['pid'] for g in gallery],
             distances=distances,
             tile_size=self.tile_size,
-            query_label=f'pid {query["pid"]}\ncam {query["camid"]}',
+            # camid: the datasets' 0-based camera (Market's c1 is camid 0).
+            query_label=f'pid {query["pid"]}\ncamid {query["camid"]}',
             gallery_labels=[
-                f'pid {g["pid"]}\ncam {g["camid"]}' for g in gallery
+                f'pid {g["pid"]}\ncamid {g["camid"]}' for g in gallery
             ],
             note=note)
