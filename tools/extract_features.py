@@ -9,7 +9,8 @@ Writes into ``--out-dir``:
 
 * ``features.npy`` (or ``features.pt``): float32, shape (N, D), one row per
   image, the model's test feature (the same as tools/test.py evaluates);
-* ``index.csv``: per row ``row, path, pid, camid, modality, role, dataset``;
+* ``index.csv``: per row ``row, path, pid, camid, modality, role, dataset``
+  (``--split train``: ``label`` instead of ``pid``, see below);
 * ``meta.json``: config, checkpoint, source, count and feature size, and
   how the model ranks the features: ``ranking_distance`` (its
   ``distance``, e.g. ``euclidean``, AGW's ``cosine``),
@@ -28,7 +29,10 @@ that holds other files is refused.
 cameras: the file-name camera ``c1`` is camid 0. With ``--split`` the
 labels are the dataset's records (``role`` query/gallery/train, a
 multi-target config's targets one after the other, ``dataset`` = target
-name). With ``--images`` they are parsed from Market-style file names
+name). The training records carry training labels, the pids relabelled
+``0..N-1`` (offset per source of a multi-source set), not the pids of the
+files: with ``--split train`` that column is named ``label``. With
+``--images`` they are parsed from Market-style file names
 (``0002_c1s1_000451_03.jpg``: pid 2, camid 0); other names leave pid and
 camid empty, and a camera ``c0`` (no camera of the 1-based convention)
 leaves camid empty.
@@ -48,7 +52,7 @@ import os.path as osp
 import shutil
 import sys
 import tempfile
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -64,6 +68,10 @@ from mmreid.utils.config import merge_cfg_options, read_config
 from mmreid.utils.test_pipeline import resolve_test_pipeline, split_datasets
 
 INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')
+#: ``--split train``: the records carry training labels (the pids
+#: relabelled ``0..N-1``, offset per source), not the pids of the files.
+TRAIN_INDEX_COLUMNS = ('row', 'path', 'label', 'camid', 'modality', 'role',
+                       'dataset')
 #: What a run writes into ``--out-dir`` (any previous run's included).
 OUTPUTS = ('features.npy', 'features.pt', 'index.csv', 'meta.json')
 
@@ -97,7 +105,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--modality',
         type=int,
         choices=(0, 1),
-        help='--images of a cross-modality model: 0 visible, 1 infrared')
+        help='--images of a cross-modality (modality-aware) model: 0 '
+        'visible, 1 infrared; required by such a model, an error for '
+        'another')
     parser.add_argument(
         '--target',
         default=None,
@@ -239,8 +249,12 @@ def extract(model, records: List[dict], batch_size: int) -> torch.Tensor:
     return torch.cat(feats)
 
 
-def write(out_dir: str, feats: torch.Tensor, records: List[dict], fmt: str,
-          meta: dict) -> str:
+def write(out_dir: str,
+          feats: torch.Tensor,
+          records: List[dict],
+          fmt: str,
+          meta: dict,
+          columns: Sequence[str] = INDEX_COLUMNS) -> str:
     """Write features, index.csv and meta.json; returns the feature file.
 
     They are written into a temporary folder beside ``out_dir`` that then
@@ -260,7 +274,7 @@ def write(out_dir: str, feats: torch.Tensor, records: List[dict], fmt: str,
     try:
         # mkdtemp's folder is private (0700); give it the usual mode.
         set_output_mode(tmp, out_dir, folder=True)
-        _write_set(tmp, feats, records, fmt, meta)
+        _write_set(tmp, feats, records, fmt, meta, columns)
         check_out_dir(out_dir)
         if osp.isdir(out_dir):
             os.rename(out_dir, old)
@@ -275,8 +289,12 @@ def write(out_dir: str, feats: torch.Tensor, records: List[dict], fmt: str,
     return osp.join(out_dir, f'features.{fmt}')
 
 
-def _write_set(out_dir: str, feats: torch.Tensor, records: List[dict],
-               fmt: str, meta: dict) -> None:
+def _write_set(out_dir: str,
+               feats: torch.Tensor,
+               records: List[dict],
+               fmt: str,
+               meta: dict,
+               columns: Sequence[str] = INDEX_COLUMNS) -> None:
     """Write the three files into the (new, empty) folder ``out_dir``."""
     feats = feats.float().contiguous()
     feature_file = osp.join(out_dir, f'features.{fmt}')
@@ -286,7 +304,8 @@ def _write_set(out_dir: str, feats: torch.Tensor, records: List[dict],
         torch.save(feats, feature_file)
     with open(osp.join(out_dir, 'index.csv'), 'w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(INDEX_COLUMNS)
+        # The record's pid under the name of what it is (columns[2]).
+        writer.writerow(columns)
         for row, r in enumerate(records):
             writer.writerow([
                 row, r['path'], '' if r['pid'] is None else r['pid'],
@@ -313,7 +332,22 @@ def main(argv: Optional[List[str]] = None) -> None:
     resolve_test_pipeline(cfg, args.target, option='--target {}')
     model = init_model(
         cfg, args.checkpoint, device=args.device, target=args.target)
-    if args.split is not None:
+    if args.images is not None:
+        # As pytorch2onnx: a modality the features would not depend on is
+        # refused (and not written into index.csv), one needed is asked.
+        from mmreid.models.modality_routing import check_modality_option
+        check_modality_option(model, args.modality)
+    columns = INDEX_COLUMNS
+    if args.split == 'train':
+        records = split_records(model.cfg, args.split, args.target)
+        columns = TRAIN_INDEX_COLUMNS
+        source = dict(
+            split=args.split,
+            labels='dataset records (camid 0-based); the label column is '
+            'the training label (the pids relabelled 0..N-1 in sorted '
+            'order, offset per source of a multi-source set), not the pid '
+            'of the file, which the training records do not keep')
+    elif args.split is not None:
         records = split_records(model.cfg, args.split, args.target)
         source = dict(
             split=args.split, labels='dataset records (camid 0-based)')
@@ -333,12 +367,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     with torch.no_grad():
         feats = extract(model, records, args.batch_size)
     feature_file = write(
-        args.out_dir, feats, records, args.format,
+        args.out_dir,
+        feats,
+        records,
+        args.format,
         dict(
             config=osp.abspath(args.config),
             checkpoint=args.checkpoint,
             **source,
-            **ranking_meta(model)))
+            **ranking_meta(model)),
+        columns=columns)
     print(f'{feats.shape[0]} x {feats.shape[1]} features written to '
           f'{feature_file}, with index.csv and meta.json')
 

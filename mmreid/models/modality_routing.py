@@ -89,6 +89,37 @@ def modality_aware_modules(model: nn.Module) -> List[nn.Module]:
     ]
 
 
+def check_modality_option(model: nn.Module,
+                          modality: Optional[int],
+                          option: str = '--modality') -> None:
+    """Refuse a modality for a model that would ignore it, and none for a
+    model that needs it: the rule of the tools that take one modality for
+    all images (``pytorch2onnx.py``, ``extract_features.py --images``).
+
+    Args:
+        model (nn.Module): The built model.
+        modality (int, optional): The modality given (0 visible, 1
+            infrared), or None.
+        option (str): How the caller names it, for the messages.
+
+    Raises:
+        ValueError: ``modality`` for a model without modality-aware
+            modules (its features do not depend on it), or None for a
+            model with them.
+    """
+    aware = sorted({type(m).__name__ for m in modality_aware_modules(model)})
+    if modality is not None and not aware:
+        raise ValueError(f'{option} {modality} given, but the model of the '
+                         'config has no modality-aware modules (MBN norm '
+                         'layers, a two-stream backbone): its features do '
+                         f'not depend on the modality; leave {option} out')
+    if modality is None and aware:
+        raise ValueError(f'the model has modality-aware modules '
+                         f'({", ".join(aware)}): it needs {option} 0 '
+                         '(visible) or 1 (infrared), the modality of the '
+                         'images')
+
+
 def set_modality(model: nn.Module, labels: Optional[ModalityLabels]) -> int:
     """Set modality labels on every modality-aware submodule of ``model``.
 
@@ -126,6 +157,6 @@ def modality_context(model: nn.Module,
 
 __all__ = [
     'ModalityLabels', 'as_modality_labels', 'check_modality_labels',
-    'modality_groups', 'modality_aware_modules', 'set_modality',
-    'modality_context'
+    'modality_groups', 'modality_aware_modules', 'check_modality_option',
+    'set_modality', 'modality_context'
 ]

@@ -188,9 +188,34 @@ def test_train_split_of_a_multi_source_config(tool, setup):
     rows = read_index(out)
     assert {r['dataset'] for r in rows} == {'synthreid-d0', 'synthreid-d1'}
     assert {r['role'] for r in rows} == {'train'}
-    # Identities of the two sources do not collide (offset pids).
-    pids = {(r['dataset'], int(r['pid'])) for r in rows}
-    assert len({p for _, p in pids}) == len(pids) == 8
+    # The training records carry training labels (relabelled 0..N-1,
+    # offset per source), not the files' pids: the column says so.
+    assert list(rows[0]) == [
+        'row', 'path', 'label', 'camid', 'modality', 'role', 'dataset'
+    ]
+    labels = {(r['dataset'], int(r['label'])) for r in rows}
+    # Identities of the two sources do not collide (offset labels).
+    assert len({p for _, p in labels}) == len(labels) == 8
+    assert {p for _, p in labels} == set(range(8))
+    with open(osp.join(out, 'meta.json')) as f:
+        assert 'not the pid of the file' in json.load(f)['labels']
+
+
+def test_modality_must_match_the_model(tool, setup):
+    """--modality for a model without modality-aware layers would be
+    ignored by the features yet written into index.csv: refused, as
+    pytorch2onnx refuses it."""
+    root, config, checkpoint, _ = setup
+    out = root / 'modality'
+    folder = str(root / 'synthreid' / 'd1' / 'query')
+    refusal = r'--modality 1 given.*no modality-aware modules'
+    with pytest.raises(ValueError, match=refusal):
+        tool.main([
+            config, checkpoint, '--images', folder, '--modality', '1',
+            '--out-dir',
+            str(out)
+        ])
+    assert not out.exists()
 
 
 def test_bad_arguments(tool, setup, capsys):

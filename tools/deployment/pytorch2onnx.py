@@ -271,7 +271,7 @@ def build_model(cfg: Config,
             modules (it would be ignored), or none for a model with them;
             a model with its own distance without ``features_only``.
     """
-    from mmreid.models.modality_routing import modality_aware_modules
+    from mmreid.models.modality_routing import check_modality_option
     from mmreid.models.reiders.reid_model import feature_ranking
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') \
@@ -279,17 +279,7 @@ def build_model(cfg: Config,
     # Weights come from the checkpoint: never download pretrained ones.
     model_cfg.pop('init_cfg', None)
     model = MODELS.build(model_cfg)
-    aware = sorted({type(m).__name__ for m in modality_aware_modules(model)})
-    if modality is not None and not aware:
-        raise ValueError(f'--modality {modality} given, but the model of the '
-                         'config has no modality-aware modules (MBN norm '
-                         'layers, a two-stream backbone): its features do '
-                         'not depend on the modality; leave --modality out')
-    if modality is None and aware:
-        raise ValueError(f'the model has modality-aware modules '
-                         f'({", ".join(aware)}): it needs --modality 0 '
-                         '(visible) or 1 (infrared), the modality of the '
-                         'images the graph will take')
+    check_modality_option(model, modality)
     ranking = feature_ranking(model)
     if ranking['own_distance'] and not features_only:
         raise ValueError(
