@@ -65,7 +65,7 @@ from mmreid.apis.inference import market_camid
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import set_output_mode
 from mmreid.utils.config import merge_cfg_options, read_config
-from mmreid.utils.test_pipeline import resolve_test_pipeline, split_datasets
+from mmreid.utils.pipeline_source import resolve_test_pipeline, split_datasets
 
 INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')
 #: ``--split train``: the records carry training labels (the pids

@@ -30,11 +30,11 @@ ImagesInput = Union[ImageInput, Sequence[ImageInput]]
 
 def _test_pipeline(cfg: Config, target: Optional[str] = None) -> List[dict]:
     """The test pipeline that ``tools/test.py`` runs (see
-    :func:`mmreid.utils.test_pipeline.resolve_test_pipeline`): the test
+    :func:`mmreid.utils.pipeline_source.resolve_test_pipeline`): the test
     dataloader's, or the one of every target of a multi-target test loop
     (``target`` chooses when they differ); a config with neither gives
     its ``test_pipeline``, then the validation pipeline."""
-    from mmreid.utils.test_pipeline import resolve_test_pipeline
+    from mmreid.utils.pipeline_source import resolve_test_pipeline
     return resolve_test_pipeline(
         cfg, target, option='init_model(..., target={})').pipeline
 
@@ -63,7 +63,7 @@ class _Preprocessor:
 
     def __init__(self, cfg: Config, target: Optional[str] = None) -> None:
         from mmreid.datasets.transforms.loading import ReIDLoadImageFromFile
-        from mmreid.utils.test_pipeline import resolve_test_pipeline
+        from mmreid.utils.pipeline_source import resolve_test_pipeline
         source = resolve_test_pipeline(
             cfg, target, option='init_model(..., target={})')
         transforms = Compose(source.pipeline).transforms
@@ -123,7 +123,7 @@ def extract_features(
     or that of the targets of a multi-target test loop (when they differ,
     the one of ``init_model(..., target=NAME)``; without it they are
     refused); a config with neither gives its ``test_pipeline``, then the
-    validation pipeline (:func:`mmreid.utils.test_pipeline.
+    validation pipeline (:func:`mmreid.utils.pipeline_source.
     resolve_test_pipeline`).
 
     The model is put in eval mode (BatchNorm running statistics), so the

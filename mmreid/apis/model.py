@@ -95,7 +95,7 @@ def init_model(config: Union[str, Path, Config],
     config = _load_config(config, cfg_options)
     if target is not None:
         # Refuse an unknown name here, not at the first extraction.
-        from mmreid.utils.test_pipeline import resolve_test_pipeline
+        from mmreid.utils.pipeline_source import resolve_test_pipeline
         resolve_test_pipeline(
             config, target, option='init_model(..., target={})')
     init_default_scope(config.get('default_scope', 'mmreid'))

@@ -256,7 +256,7 @@ def config_suggestion(path: str) -> str:
 #: ``test_pipeline`` is one of those variables: the API and the tools run
 #: the test dataloader's pipeline, as ``tools/test.py`` does, and read a
 #: top-level ``test_pipeline`` only when the config has no test dataloader
-#: (:mod:`mmreid.utils.test_pipeline`); an override of it that the
+#: (:mod:`mmreid.utils.pipeline_source`); an override of it that the
 #: dataloaders would not see is then refused like any other.
 READ_TOP_LEVEL_KEYS = frozenset({
     'launcher', 'load_strict', 'resume_world_size_check', 'model_wrapper_cfg',

@@ -289,10 +289,10 @@ def _test_pipelines(cfg,
     (``test_cfg.targets``), ``runner.val()`` with ``val_dataloader`` and
     ``val_cfg.targets``. The API (``init_model``, ``extract_features``)
     and the tools read them in ``tools/test.py``'s order (see
-    :func:`mmreid.utils.test_pipeline.inference_pipelines`): the test
+    :func:`mmreid.utils.pipeline_source.inference_pipelines`): the test
     pipelines, else ``test_pipeline``, else the validation ones.
     """
-    from .test_pipeline import inference_pipelines, split_pipelines
+    from .pipeline_source import inference_pipelines, split_pipelines
     found = inference_pipelines(cfg) if api else split_pipelines(cfg, split)
     return [(s.path, list(s.pipeline)) for s in found]
 

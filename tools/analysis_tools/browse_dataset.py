@@ -46,7 +46,7 @@ from mmengine.registry import init_default_scope
 
 from mmreid.registry import DATASETS
 from mmreid.utils import register_all_modules
-from mmreid.utils.test_pipeline import split_datasets
+from mmreid.utils.pipeline_source import split_datasets
 from mmreid.visualization import draw_tiles, modality_name
 
 PHASES = ('train', 'val', 'test')
@@ -182,7 +182,7 @@ def phase_dataset(cfg: Config,
     multi-target loop (``{phase}_cfg.targets``, whose dataloader is an
     empty placeholder) the dataset of the target named ``target``, which
     may be left out when there is one target
-    (:func:`mmreid.utils.test_pipeline.split_datasets`).
+    (:func:`mmreid.utils.pipeline_source.split_datasets`).
 
     Raises:
         KeyError: The config has no such dataset.

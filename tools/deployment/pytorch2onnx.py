@@ -190,9 +190,9 @@ def input_shape(cfg: Config,
     Returns:
         tuple[int, int]: (H, W): ``shape``, else the ``ReIDResize`` size of
         the test pipeline that ``tools/test.py`` runs
-        (:func:`mmreid.utils.test_pipeline.resolve_test_pipeline`).
+        (:func:`mmreid.utils.pipeline_source.resolve_test_pipeline`).
     """
-    from mmreid.utils.test_pipeline import resolve_test_pipeline
+    from mmreid.utils.pipeline_source import resolve_test_pipeline
     if shape is not None:
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f'--shape must be two positive ints H W, got '

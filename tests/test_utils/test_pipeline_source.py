@@ -1,10 +1,11 @@
 """One answer to "which test pipeline" for the API and the tools
-(:mod:`mmreid.utils.test_pipeline`), in ``tools/test.py``'s order."""
+(:mod:`mmreid.utils.pipeline_source`), in ``tools/test.py``'s order."""
 import pytest
 from mmengine.config import Config
 
-from mmreid.utils.test_pipeline import (inference_pipelines,
-                                        resolve_test_pipeline, split_datasets)
+from mmreid.utils.pipeline_source import (inference_pipelines,
+                                          resolve_test_pipeline,
+                                          split_datasets)
 
 
 def pipeline(size):
