@@ -218,6 +218,71 @@ class RankedList:
     matches: Optional[List[bool]] = None
 
 
+def _configured_rankings(model: nn.Module) -> List[tuple]:
+    """``(config key, distance, normalize)`` of the primary metric of every
+    test evaluator of ``model.cfg`` (each target's of a multi-target loop,
+    only ``model.test_target``'s when one was chosen)."""
+    from mmreid.registry import METRICS
+    cfg = getattr(model, 'cfg', None)
+    if cfg is None:
+        return []
+    loop = cfg.get('test_cfg') or {}
+    targets = loop.get('targets') if isinstance(loop, dict) else None
+    if targets:
+        chosen = getattr(model, 'test_target', None)
+        evaluators = [(f'test_cfg.targets.{i}.evaluator', t.get('evaluator'))
+                      for i, t in enumerate(targets)
+                      if chosen is None or t.get('name') == chosen]
+    else:
+        evaluators = [('test_evaluator', cfg.get('test_evaluator'))]
+    found = []
+    for key, evaluator in evaluators:
+        if isinstance(evaluator, (list, tuple)):
+            key, evaluator = f'{key}.0', evaluator[0] if evaluator else None
+        if not isinstance(evaluator, dict) or 'type' not in evaluator:
+            continue
+        try:
+            cls = METRICS.get(evaluator['type'])
+        except KeyError:
+            cls = None
+        default = getattr(cls, 'default_distance', 'euclidean')
+        distance = evaluator.get('distance', evaluator.get('metric', default))
+        if isinstance(distance, str):
+            found.append(
+                (key, distance, bool(evaluator.get('normalize', False))))
+    return found
+
+
+def check_config_ranking(model: nn.Module) -> None:
+    """Refuse to rank otherwise than ``tools/test.py`` would.
+
+    ``rank_gallery`` ranks by ``model.distance``; ``tools/test.py`` by the
+    config's test metric. The loops refuse a metric that contradicts a
+    non-default ``model.distance``, but a default (Euclidean) model may be
+    evaluated with a cosine metric, which gave two rankings of one model:
+    ``test_evaluator.distance=cosine`` reported the cosine R1 while
+    ``rank_gallery`` ranked Euclidean.
+
+    Raises:
+        ValueError: Naming the metric's key, both distances and the fix.
+    """
+    from mmreid.engine.runner.reid_loops import _ranks_as
+    own = getattr(model, 'distance_type', None)
+    if not isinstance(own, str) or _ranks_as(own, False) is None:
+        return
+    for key, distance, normalize in _configured_rankings(model):
+        theirs = _ranks_as(distance, normalize)
+        if theirs is not None and theirs != _ranks_as(own, False):
+            want = 'cosine' if theirs == 'cosine' else 'euclidean'
+            raise ValueError(
+                f'rank_gallery ranks by model.distance={own!r}, but the '
+                f'config\'s {key} (distance={distance!r}, normalize='
+                f'{normalize}) ranks by {theirs} distance, so its lists '
+                f'would not be those tools/test.py evaluates: set '
+                f'model.distance={want!r} (init_model(..., cfg_options=...)'
+                f'), or make the metric rank as the model does')
+
+
 def _model_distances(model: nn.Module, query: torch.Tensor,
                      gallery: torch.Tensor) -> torch.Tensor:
     """Query-gallery distances (Q, G) by the model's distance."""
@@ -226,6 +291,7 @@ def _model_distances(model: nn.Module, query: torch.Tensor,
     if scorers:
         distance = next(iter(scorers.values()))
     else:
+        check_config_ranking(model)
         distance = getattr(model, 'distance', None)
     if distance is None:
         from mmreid.evaluation.functional import compute_distance
@@ -247,7 +313,10 @@ def rank_gallery(model: nn.Module,
     The distance is the model's own (its primary scorer, e.g. GMN's
     M-Net: the contract the val/test loops apply, see
     ``ReIDModel.scorers``), else ``model.distance`` (Euclidean or
-    cosine), else Euclidean. Ties are broken by gallery order (stable
+    cosine), else Euclidean; a config whose test metric ranks otherwise
+    (``test_evaluator.distance='cosine'`` on a Euclidean model) is refused,
+    as ``tools/test.py`` would report another ranking. Ties are broken by
+    gallery order (stable
     sort). Gallery images named as junk (``-1_c...``, pid -1) are always
     left out, as every evaluation does. When query and gallery names are
     Market style (``0001_c1...``), each gallery item's match is known

@@ -504,3 +504,27 @@ def test_demo_labels_queries_and_picture_names(tmp_path):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(ValueError, match='empty.* has no images'):
         demo.list_queries([str(tmp_path / 'empty')])
+
+
+def test_rank_gallery_refuses_a_ranking_tools_test_does_not_use(
+        config, tmp_path):
+    # A default (Euclidean) model tested with a cosine metric: tools/test.py
+    # reported the cosine R1 while rank_gallery ranked Euclidean (the
+    # loops allow it; the audit's repro gave 45.58 vs 44.22).
+    query, gallery = make_gallery(tmp_path)
+    model = init_model(
+        config(),
+        cfg_options={
+            'test_evaluator': dict(type='ReIDMetric', distance='cosine')
+        })
+    with pytest.raises(ValueError, match=r"model.distance='euclidean', but "
+                       r"the config's test_evaluator \(distance='cosine'"):
+        rank_gallery(model, query, gallery, topk=3)
+    # Euclidean on L2-normalised features ranks as cosine does.
+    model = init_model(
+        config('cosine'),
+        cfg_options={
+            'test_evaluator':
+            dict(type='ReIDMetric', distance='euclidean', normalize=True)
+        })
+    assert len(rank_gallery(model, query, gallery, topk=3)[0].gallery) == 3
