@@ -60,6 +60,12 @@ def read_config(path: str) -> Config:
     return cfg
 
 
+def _first_keys(keys: List[str], shown: int = 6) -> str:
+    """``'a, b, c and 4 more'``: config keys for a message."""
+    more = len(keys) - shown
+    return ', '.join(keys[:shown]) + (f' and {more} more' if more > 0 else '')
+
+
 def _plain_value(value: Any) -> Any:
     """Lists and tuples alike, for comparing config values."""
     if isinstance(value, (list, tuple)):
@@ -217,9 +223,7 @@ def check_base_variables(path: str, cfg: Config) -> None:
                                 _value_at(plain, key)):
                         kept.append(key)
             if kept:
-                kept = ['.'.join(map(str, k)) for k in kept]
-                shown = ', '.join(kept[:6]) + (
-                    f' and {len(kept) - 6} more' if len(kept) > 6 else '')
+                shown = _first_keys(['.'.join(map(str, k)) for k in kept])
                 raise ValueError(
                     f'{path} sets {name} = {new!r}, but {name} is a '
                     f'variable of its base {base_path}, substituted when '
@@ -342,8 +346,7 @@ def check_variable_overrides(cfg: Config,
         # Keys named like the variable first (batch_size -> *.batch_size).
         name = str(key).split('.')[-1]
         holders.sort(key=lambda k: k.split('.')[-1] != name)
-        shown = ', '.join(holders[:6]) + (
-            f' and {len(holders) - 6} more' if len(holders) > 6 else '')
+        shown = _first_keys(holders)
         raise ValueError(
             f'{option} {key}={new!r}: {root!r} is a variable of '
             f'{path} that was already substituted when the file was read, '

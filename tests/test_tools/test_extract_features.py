@@ -40,6 +40,21 @@ test_dataloader = dict(dataset=dict(synth, domain=1, split='test',
 '''
 
 
+def synth_test_set(root, domain):
+    """The tiny SynthReID test split of ``domain`` the configs here read."""
+    dataset = DATASETS.build(
+        dict(
+            type='SynthReID',
+            data_root=str(root / 'synthreid'),
+            num_domains=2,
+            domain=domain,
+            split='test',
+            size='tiny',
+            img_size=(32, 16)))
+    dataset.full_init()
+    return dataset
+
+
 @pytest.fixture(scope='module')
 def tool():
     return load_tool('tools/extract_features.py')
@@ -83,16 +98,7 @@ def test_split_features_and_index(tool, setup):
     ])
     feats = np.load(osp.join(out, 'features.npy'))
     rows = read_index(out)
-    dataset = DATASETS.build(
-        dict(
-            type='SynthReID',
-            data_root=str(root / 'synthreid'),
-            num_domains=2,
-            domain=1,
-            split='test',
-            size='tiny',
-            img_size=(32, 16)))
-    dataset.full_init()
+    dataset = synth_test_set(root, 1)
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     assert feats.dtype == np.float32
     assert feats.shape == (len(infos), 64)
@@ -364,16 +370,7 @@ def test_multi_target_pipelines_need_a_target(tool, setup):
         '--out-dir', out
     ])
     rows = read_index(out)
-    dataset = DATASETS.build(
-        dict(
-            type='SynthReID',
-            data_root=str(root / 'synthreid'),
-            num_domains=2,
-            domain=0,
-            split='test',
-            size='tiny',
-            img_size=(32, 16)))
-    dataset.full_init()
+    dataset = synth_test_set(root, 0)
     paths = [dataset.get_data_info(i)['img_path'] for i in range(len(dataset))]
     assert [r['path'] for r in rows] == paths
     assert json.load(open(osp.join(out, 'meta.json')))['target'] == 'd0'
