@@ -5,7 +5,7 @@ import os
 import os.path as osp
 import sys
 import warnings
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
@@ -100,88 +100,127 @@ def _value_at(tree: Any, path: tuple) -> Any:
     return tree
 
 
-def _perturbed(value: Any) -> Any:
-    """Another value of the same kind (a string, a number, a tuple of
-    them), or None when there is none to make."""
-    if isinstance(value, bool) or value is None:
+#: A value no config holds: what a probed variable's copies carry.
+_PROBE = 'mmreid-variable-probe'
+
+
+def _probed_value(node, fields: Sequence[str] = ()):
+    """The AST of another value for an assignment's value ``node``: a
+    number + 7, a string + ``'~'``, a tuple of them changed likewise, a
+    dict (literal or ``dict(...)``) with its ``fields`` set to
+    :data:`_PROBE`, a list with a :data:`_PROBE` item added; None when
+    there is no other value to make (a bool, None, an expression)."""
+    import ast
+    if isinstance(node, ast.Dict):
+        keys = [k.value if isinstance(k, ast.Constant) else None
+                for k in node.keys]
+        values = list(node.values)
+        for field in fields:
+            if field in keys:
+                values[keys.index(field)] = ast.Constant(_PROBE)
+            else:
+                keys.append(field)
+                values.append(ast.Constant(_PROBE))
+        return ast.Dict(
+            keys=[None if k is None else ast.Constant(k) for k in keys],
+            values=values)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+            and node.func.id == 'dict':
+        keywords = [k for k in node.keywords if k.arg not in fields]
+        keywords += [
+            ast.keyword(arg=field, value=ast.Constant(_PROBE))
+            for field in fields
+        ]
+        return ast.Call(func=node.func, args=node.args, keywords=keywords)
+    if isinstance(node, ast.List):
+        return ast.List(elts=node.elts + [ast.Constant(_PROBE)], ctx=node.ctx)
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError):
         return None
-    if isinstance(value, str):
-        return value + '~'
-    if isinstance(value, (int, float)):
-        return value + 7
-    if isinstance(value, (list, tuple)):
-        items = [_perturbed(v) for v in value]
-        return None if any(v is None for v in items) else type(value)(items)
-    return None
+
+    def other(v):
+        if isinstance(v, bool) or v is None:
+            return None
+        if isinstance(v, str):
+            return v + '~'
+        if isinstance(v, (int, float)):
+            return v + 7
+        if isinstance(v, (list, tuple)):
+            items = [other(x) for x in v]
+            return None if any(x is None for x in items) else type(v)(items)
+        return None
+
+    changed = other(value)
+    return None if changed is None else ast.parse(
+        repr(changed), mode='eval').body
 
 
-def _keys_derived_from(path: str, name: str, read: frozenset) -> List[tuple]:
-    """The keys the run reads whose value in ``path`` (read on its own)
-    follows its variable ``name``: found by reading a copy of the file
-    whose assignment of ``name`` holds another value."""
+def _read_with_probed_bases(path: str,
+                            name: str,
+                            fields: Sequence[str] = ()) -> Optional[dict]:
+    """``path`` read with another value of ``name`` (of its ``fields``, for
+    a dict) in every base that assigns it (the bases copied, with
+    ``_base_`` pointing at the copies); the file itself keeps its own.
+    None when a base's value has no other value to take (see
+    :func:`_probed_value`) or the copy cannot be read."""
     import ast
     import tempfile
-    with open(path, encoding='utf-8') as f:
-        source = f.read()
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    folder = osp.dirname(osp.abspath(path))
-    assigned = False
-    for node in tree.body:
-        if not isinstance(node, ast.Assign) or len(node.targets) != 1 \
-                or not isinstance(node.targets[0], ast.Name):
-            continue
-        target = node.targets[0].id
-        if target == '_base_':
-            # Absolute paths: the copy is read from another folder.
-            for const in ast.walk(node.value):
-                if isinstance(const, ast.Constant) and isinstance(
-                        const.value, str) and '::' not in const.value:
-                    const.value = osp.normpath(osp.join(folder, const.value))
-        elif target == name:
-            try:
-                other = _perturbed(ast.literal_eval(node.value))
-            except ValueError:
-                return []
-            if other is None:
-                return []
-            node.value = ast.parse(repr(other), mode='eval').body
-            assigned = True
-    if not assigned:
-        return []
     with tempfile.TemporaryDirectory() as tmp:
-        copy = osp.join(tmp, osp.basename(path))
-        with open(copy, 'w', encoding='utf-8') as f:
-            f.write(ast.unparse(tree))
+        copies = {}
+
+        def copy(source: str, probe: bool) -> Optional[str]:
+            source = osp.abspath(source)
+            if (source, probe) in copies:
+                return copies[(source, probe)]
+            with open(source, encoding='utf-8') as f:
+                tree = ast.parse(f.read())
+            folder = osp.dirname(source)
+            for node in tree.body:
+                if not isinstance(node, ast.Assign) or len(node.targets) != 1 \
+                        or not isinstance(node.targets[0], ast.Name):
+                    continue
+                target = node.targets[0].id
+                if target == '_base_':
+                    for const in ast.walk(node.value):
+                        if isinstance(const, ast.Constant) and isinstance(
+                                const.value, str) and '::' not in const.value:
+                            base = copy(osp.join(folder, const.value), True)
+                            if base is None:
+                                return None
+                            const.value = base
+                elif target == name and probe:
+                    node.value = _probed_value(node.value, fields)
+                    if node.value is None:
+                        return None
+            ast.fix_missing_locations(tree)
+            out = osp.join(tmp, f'{len(copies)}_{osp.basename(source)}')
+            with open(out, 'w', encoding='utf-8') as f:
+                f.write(ast.unparse(tree))
+            copies[(source, probe)] = out
+            return out
+
         try:
-            changed = Config.fromfile(copy).to_dict()
+            leaf = copy(path, False)
+            return None if leaf is None else Config.fromfile(leaf).to_dict()
         except Exception:
-            return []
-    plain = Config.fromfile(path).to_dict()
-    derived = [
-        key for key, value in _paths(plain)
-        if key[0] in read
-        and _plain_value(_value_at(changed, key)) != _plain_value(value)
-    ]
-    # A list that follows the variable stands for its items.
-    return [k for k in derived if not any(k[:-1] == d for d in derived)]
+            return None
 
 
 def check_base_variables(path: str, cfg: Config) -> None:
     """Refuse a config that redefines a variable its base already used.
 
     mmengine reads a base file on its own, so the base's top-level
-    variables (``img_size``, ``cuhk03_variant``, ``data_root``) are
-    substituted into its datasets, pipelines and schedules before the
-    config that inherits it is read; redefining the variable there
-    changes the variable only (``cuhk03_variant = 'labeled'`` in a leaf
-    of the DIMN base still trained on the detected boxes). The keys that
-    follow a variable in a base are found by reading a copy of the base
-    with another value; if the config keeps any of them at the base's
-    value, it is an error. (Boolean switches are left to the checks of
-    what they switch, e.g. ``combine_all`` in
+    variables (``img_size``, ``cuhk03_variant``, ``data_root``, a
+    ``resize = dict(...)``) are substituted into its datasets, pipelines
+    and schedules before the config that inherits it is read; redefining
+    the variable there changes the variable only (``cuhk03_variant =
+    'labeled'`` in a leaf of the DIMN base still trained on the detected
+    boxes). The keys that still follow a base's value are found by reading
+    the config again with another value of the variable in its bases: a
+    key of the config that changes with it (one the config does not write
+    itself) is an error. (Boolean switches are left to the checks of what
+    they switch, e.g. ``combine_all`` in
     :class:`~mmreid.engine.hooks.TrainSetupCheckHook`.)
 
     Args:
@@ -201,27 +240,40 @@ def check_base_variables(path: str, cfg: Config) -> None:
         plain = Config.fromfile(base_path).to_dict()
         merged = cfg.to_dict() if merged is None else merged
         for name, old in plain.items():
-            if name in read or name not in merged or _perturbed(old) is None:
+            if name in read or name not in merged or old is None \
+                    or isinstance(old, bool):
                 continue
             new = merged[name]
             if _plain_value(new) == _plain_value(old):
                 continue
-            # The files of the base chain that assign the variable.
-            chain, files = [base_path], []
-            while chain:
-                current = chain.pop()
-                files.append(current)
-                chain += [
-                    osp.normpath(osp.join(osp.dirname(current), b))
-                    for b in Config._get_base_files(current) if '::' not in b
-                ]
+            # A dict is probed in the fields the config changes (a
+            # config's dict merges into the base's, so only those fields
+            # are its own).
+            fields = sorted({
+                key[0]
+                for key, value in _paths(new)
+                if key and not isinstance(value, (dict, list, tuple)) and
+                _plain_value(_value_at(old, key)) != _plain_value(value)
+            } if isinstance(old, dict) and isinstance(new, dict) else set())
+            if isinstance(old, dict) and not fields:
+                continue
+            probed = _read_with_probed_bases(path, name, fields)
+            if probed is None:
+                continue
             kept = []
-            for source in files:
-                for key in _keys_derived_from(source, name, read):
-                    if key not in kept and _plain_value(
-                            _value_at(merged, key)) == _plain_value(
-                                _value_at(plain, key)):
-                        kept.append(key)
+            for key, value in _paths(probed):
+                if key[0] not in read or isinstance(value,
+                                                    (dict, list, tuple)):
+                    continue
+                if _plain_value(_value_at(merged, key)) == _plain_value(
+                        value):
+                    continue
+                if value == _PROBE and isinstance(key[-1], int):
+                    key = key[:-1]  # a list that holds the probe item
+                if key not in kept:
+                    kept.append(key)
+            # A list that follows the variable stands for its items.
+            kept = [k for k in kept if not any(k[:-1] == d for d in kept)]
             if kept:
                 shown = _first_keys(['.'.join(map(str, k)) for k in kept])
                 raise ValueError(
@@ -229,8 +281,8 @@ def check_base_variables(path: str, cfg: Config) -> None:
                     f'variable of its base {base_path}, substituted when '
                     f'that file was read (mmengine does not read a base '
                     f'again with the inheriting file\'s variables), so these '
-                    f'keys keep the base\'s value ({old!r}): {shown}. '
-                    f'Override those keys in {osp.basename(path)} too.')
+                    f'keys still hold the base\'s value ({old!r}): '
+                    f'{shown}. Set those keys in {osp.basename(path)} too.')
 
 
 def config_suggestion(path: str) -> str:
@@ -343,9 +395,13 @@ def check_variable_overrides(cfg: Config,
         ]
         if not holders:
             continue
-        # Keys named like the variable first (batch_size -> *.batch_size).
+        # Keys of the variable's phase first (test_pipeline ->
+        # test_dataloader, test_cfg), then keys named like the variable
+        # (batch_size -> *.batch_size).
         name = str(key).split('.')[-1]
-        holders.sort(key=lambda k: k.split('.')[-1] != name)
+        phase = root.split('_')[0] + '_'
+        holders.sort(key=lambda k: (not k.startswith(phase), k.split('.')[-1]
+                                    != name))
         shown = _first_keys(holders)
         raise ValueError(
             f'{option} {key}={new!r}: {root!r} is a variable of '

@@ -49,3 +49,56 @@ model = dict(backbone=dict())
 ''')
     cfg = load_config(path)
     assert cfg.val_dataloader.dataset.trial == 3
+
+
+def test_a_dict_variable_the_pipelines_used_is_refused(tmp_path):
+    # The Market base puts its `resize = dict(...)` into both pipelines; a
+    # leaf asking for cv2 kept PIL, while --cfg-options resize... was
+    # refused.
+    path = leaf(
+        tmp_path, 'configs/baseline/bot_r50_1xb64-120e_market1501.py', '''
+resize = dict(type='ReIDResize', size=(256, 128), backend='cv2')
+''')
+    with pytest.raises(
+            ValueError,
+            match=r'sets resize = .*train_dataloader.dataset.'
+            r'pipeline.1.backend, .*test_dataloader.dataset.'
+            r'pipeline.1.backend'):
+        load_config(path)
+
+
+def test_a_key_the_config_writes_itself_may_keep_the_old_value(tmp_path):
+    # The data moves to /ssd/ except CUHK-SYSU, which the leaf keeps at
+    # data/ on purpose: it wrote that key itself.
+    path = leaf(
+        tmp_path, 'configs/gmn/gmn_r50_1xb64-60e_ms-cs-c3-to-m.py', '''
+data_root = '/ssd/'
+msmt_train = dict(type='MSMT17', data_root=data_root + 'msmt17/MSMT17_V1/',
+                  version='V1', split='train')
+cuhk_sysu_train = dict(type='CUHKSYSU', data_root='data/cuhk_sysu/')
+cuhk03_train = dict(type='CUHK03NP', data_root=data_root + 'cuhk03-np/',
+                    variant='labeled', split='train')
+train_dataloader = dict(
+    dataset=dict(datasets=[msmt_train, cuhk_sysu_train, cuhk03_train]))
+val_dataloader = dict(dataset=dict(data_root=data_root + 'market1501/'))
+test_dataloader = val_dataloader
+''')
+    cfg = load_config(path)
+    roots = [d['data_root'] for d in cfg.train_dataloader.dataset.datasets]
+    assert roots[1] == 'data/cuhk_sysu/' and roots[0].startswith('/ssd/')
+
+
+@pytest.mark.parametrize('tool,args', [
+    ('tools/analysis_tools/browse_dataset.py', ['--out-dir', 'unused']),
+    ('tools/deployment/pytorch2onnx.py', ['unused.pth']),
+    ('tools/misc/verify_dataset.py', []),
+])
+def test_every_tool_reads_configs_with_the_check(tmp_path, tool, args):
+    # browse_dataset, pytorch2onnx and verify_dataset read configs with
+    # Config.fromfile: a leaf that tools/train.py refuses was browsed and
+    # exported at the base's image size.
+    from ..fixtures.processes import load_tool
+    path = leaf(tmp_path, 'configs/snr/baseline_r18_synthreid-v2.py',
+                'img_size = (128, 64)\n')
+    with pytest.raises(ValueError, match='sets img_size = '):
+        load_tool(tool).main([path] + args)

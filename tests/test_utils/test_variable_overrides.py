@@ -76,3 +76,7 @@ def test_an_override_of_the_test_pipeline_variable_is_refused():
     message = str(info.value)
     assert "'test_pipeline' is a variable of" in message
     assert 'test_dataloader.dataset.pipeline.1.size' in message
+    # The suggested override is the test loader's, not the training one's
+    # (which shares the last key parts and was suggested first).
+    assert "e.g. cfg_options test_dataloader.dataset.pipeline.1.size" in \
+        message or 'e.g. --cfg-options test_dataloader' in message

@@ -290,8 +290,8 @@ def browse(cfg: Config,
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(args.config)
-    from mmreid.utils.config import merge_cfg_options
+    from mmreid.utils.config import merge_cfg_options, read_config
+    cfg = read_config(args.config)
     merge_cfg_options(cfg, args.cfg_options, args.config)
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     written = browse(cfg, args.phase, args.num, args.out_dir, args.mode,

@@ -479,8 +479,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     register_all_modules(init_default_scope=False)
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    from mmreid.utils.config import merge_cfg_options
+    from mmreid.utils.config import merge_cfg_options, read_config
+    cfg = read_config(args.config)
     merge_cfg_options(cfg, args.cfg_options, args.config)
     shape = input_shape(cfg, args.shape, args.target)
     model = build_model(cfg, args.checkpoint, args.modality,

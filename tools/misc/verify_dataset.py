@@ -292,8 +292,8 @@ def format_table(rows: List[dict]) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(args.config)
-    from mmreid.utils.config import merge_cfg_options
+    from mmreid.utils.config import merge_cfg_options, read_config
+    cfg = read_config(args.config)
     merge_cfg_options(cfg, args.cfg_options, args.config)
     dataset_cfgs = collect_dataset_cfgs(cfg, args.split)
     if not dataset_cfgs:
