@@ -237,6 +237,9 @@ def _configured_rankings(model: nn.Module) -> List[tuple]:
         evaluators = [('test_evaluator', cfg.get('test_evaluator'))]
     found = []
     for key, evaluator in evaluators:
+        # mmengine's dict(type='Evaluator', metrics=[...]) form.
+        if isinstance(evaluator, dict) and 'metrics' in evaluator:
+            key, evaluator = f'{key}.metrics', evaluator['metrics']
         if isinstance(evaluator, (list, tuple)):
             key, evaluator = f'{key}.0', evaluator[0] if evaluator else None
         if not isinstance(evaluator, dict) or 'type' not in evaluator:
@@ -245,6 +248,8 @@ def _configured_rankings(model: nn.Module) -> List[tuple]:
             cls = METRICS.get(evaluator['type'])
         except KeyError:
             cls = None
+        if cls is None:
+            continue  # not a metric mmreid knows: the loops check it
         default = getattr(cls, 'default_distance', 'euclidean')
         distance = evaluator.get('distance', evaluator.get('metric', default))
         if isinstance(distance, str):
@@ -291,7 +296,6 @@ def _model_distances(model: nn.Module, query: torch.Tensor,
     if scorers:
         distance = next(iter(scorers.values()))
     else:
-        check_config_ranking(model)
         distance = getattr(model, 'distance', None)
     if distance is None:
         from mmreid.evaluation.functional import compute_distance
@@ -344,6 +348,9 @@ def rank_gallery(model: nn.Module,
     """
     if topk < 1:
         raise ValueError(f'topk must be >= 1, got {topk}')
+    from mmreid.models.reiders.reid_model import get_model_scorers
+    if not get_model_scorers(model):
+        check_config_ranking(model)  # before any extraction
     queries = _as_image_list(query)
     gallery_paths = [str(p) for p in _as_image_list(gallery)]
     if not gallery_paths:

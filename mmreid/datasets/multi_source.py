@@ -15,7 +15,8 @@ SourceConfig = Union[dict, BaseDataset]
 #: Training sources a config may name by type alone in ``sources=[...]``:
 #: their folder under the common ``data_root`` (the layout of
 #: docs/datasets.md and of ``configs/_base_/datasets``) and whether they have
-#: a test split that ``combine_all`` can add.
+#: a test split that ``combine_all`` can add. MSMT17 needs its required
+#: ``version``: name it as ``dict(type='MSMT17', version='V1')``.
 STANDARD_SOURCES = dict(
     Market1501=('market1501', True),
     DukeMTMCReID=('dukemtmc-reid/DukeMTMC-reID', True),
@@ -45,7 +46,7 @@ def reid_sources(sources: Sequence[Union[str, dict]],
             (read from ``<data_root>/<its folder>``, train split) or a
             dataset config (``data_root`` defaults as for a name; other
             arguments as the class takes them, e.g. CUHK03-NP's
-            ``variant``).
+            ``variant``, MSMT17's required ``version``).
         data_root (str): The folder that holds every dataset's folder.
         combine_all (bool | Sequence[str]): Sources that also train on their
             test split (query + gallery): ``True`` for every source that has

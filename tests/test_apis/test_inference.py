@@ -520,6 +520,20 @@ def test_rank_gallery_refuses_a_ranking_tools_test_does_not_use(
     with pytest.raises(ValueError, match=r"model.distance='euclidean', but "
                        r"the config's test_evaluator \(distance='cosine'"):
         rank_gallery(model, query, gallery, topk=3)
+    # mmengine's Evaluator form is read too; the refusal comes before any
+    # feature is extracted.
+    model = init_model(
+        config(),
+        cfg_options={
+            'test_evaluator':
+            dict(
+                type='Evaluator',
+                metrics=[dict(type='ReIDMetric', distance='cosine')])
+        })
+    model.extract_feat = None  # extraction would fail
+    with pytest.raises(ValueError, match=r"test_evaluator.metrics.0 "
+                       r"\(distance='cosine'"):
+        rank_gallery(model, query, gallery, topk=3)
     # Euclidean on L2-normalised features ranks as cosine does.
     model = init_model(
         config('cosine'),
