@@ -4,7 +4,8 @@
 # MSMT17 and CUHK03-NP: a P3 leaf sets `combine_all = True` and
 #   train_dataloader = dict(dataset=dict(datasets={{_base_.sources_p3}}))
 #   model = dict(head=dict(num_classes=<sum of the P3 identities>))
-# (mmengine does not re-evaluate this file with the leaf's variables).
+# (mmengine does not re-evaluate this file with the leaf's variables;
+# TrainSetupCheckHook refuses a combine_all the sources contradict).
 # Each source keeps its own identities: ConcatReIDDataset offsets the pids
 # per source. CUHK-SYSU is always used whole (it is train-only);
 # CUHK03-NP uses the labeled boxes (ACL's loader default), see `variant`.
