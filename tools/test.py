@@ -96,8 +96,12 @@ def check_args(parser, args) -> None:
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
-    cfg = setup_cfg.load_config(args.config, args.cfg_options, args.work_dir,
-                                args.launcher)
+    cfg = setup_cfg.load_config(
+        args.config,
+        args.cfg_options,
+        args.work_dir,
+        args.launcher,
+        phase='test')
     cfg.load_from = args.checkpoint
     cfg.load_strict = args.strict == 'true'
     if args.amp:

@@ -22,7 +22,7 @@ def _load_config(config: Union[str, Path, Config],
         if not osp.isfile(config):
             raise FileNotFoundError(f'config file {str(config)!r} does not '
                                     f'exist{config_suggestion(str(config))}')
-        config = read_config(str(config))
+        config = read_config(str(config), phase='test')
     elif isinstance(config, Config):
         config = copy.deepcopy(config)
     else:

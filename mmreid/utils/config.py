@@ -16,16 +16,18 @@ from .atomic import open_atomic
 def load_config(path: str,
                 cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None,
-                launcher: str = 'none') -> Config:
+                launcher: str = 'none',
+                phase: str = 'train') -> Config:
     """Read a config, apply ``--cfg-options`` and pick the work dir.
 
     The work dir is, in order: ``work_dir``, the config's ``work_dir``, or
-    ``./work_dirs/<config name>``.
+    ``./work_dirs/<config name>``. ``phase`` is what the run does
+    (``'train'`` or ``'test'``), see :func:`read_config`.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path!r} does not exist'
                                 f'{config_suggestion(path)}')
-    cfg = read_config(path)
+    cfg = read_config(path, phase)
     cfg.launcher = launcher
     merge_cfg_options(cfg, cfg_options, path)
     if work_dir is not None:
@@ -37,7 +39,15 @@ def load_config(path: str,
     return cfg
 
 
-def read_config(path: str) -> Config:
+#: Config sections a test run does not read: a base variable that only
+#: these still follow is no trap for it (see :func:`check_base_variables`).
+TRAINING_ONLY_KEYS = frozenset({
+    'train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
+    'val_dataloader', 'val_cfg', 'val_evaluator', 'auto_scale_lr'
+})
+
+
+def read_config(path: str, phase: str = 'train') -> Config:
     """``Config.fromfile`` after mmreid's own classes are registered.
 
     ``Config.fromfile`` runs the config's ``custom_imports``. A user's
@@ -47,16 +57,24 @@ def read_config(path: str) -> Config:
     import fails with "TripletLoss is already registered", blaming the
     user's module.
 
+    It then refuses a config that redefines a variable its base already
+    substituted (:func:`check_base_variables`); for ``phase='test'`` only
+    in the sections a test reads.
+
     Args:
         path (str): The config file.
+        phase (str): ``'train'`` (every section) or ``'test'``.
 
     Returns:
         Config: The config.
     """
     from .setup_env import register_all_modules
+    if phase not in ('train', 'test'):
+        raise ValueError(f"phase must be 'train' or 'test', got {phase!r}")
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(path)
-    check_base_variables(path, cfg)
+    check_base_variables(
+        path, cfg, ignore=TRAINING_ONLY_KEYS if phase == 'test' else ())
     return cfg
 
 
@@ -207,7 +225,9 @@ def _read_with_probed_bases(path: str,
             return None
 
 
-def check_base_variables(path: str, cfg: Config) -> None:
+def check_base_variables(path: str,
+                         cfg: Config,
+                         ignore: Sequence[str] = ()) -> None:
     """Refuse a config that redefines a variable its base already used.
 
     mmengine reads a base file on its own, so the base's top-level
@@ -226,12 +246,13 @@ def check_base_variables(path: str, cfg: Config) -> None:
     Args:
         path (str): The config file.
         cfg (Config): It, as read.
+        ignore (Sequence[str]): Top-level sections the run does not read.
 
     Raises:
         ValueError: Naming the variable, the base, both values and the
             keys that keep the base's value.
     """
-    read = READ_TOP_LEVEL_KEYS | _runner_keys()
+    read = (READ_TOP_LEVEL_KEYS | _runner_keys()) - set(ignore)
     merged = None
     for base in Config._get_base_files(path):
         if '::' in base:

@@ -90,7 +90,7 @@ def mnet_reference(model, dataloader):
 def tested(user_config, tmp_path_factory):
     """Run the user's config as tools/test.py would (random weights)."""
     work_dir = str(tmp_path_factory.mktemp('gmn_test_run'))
-    cfg = load_config(user_config, work_dir=work_dir)
+    cfg = load_config(user_config, work_dir=work_dir, phase='test')
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     return runner, metrics
@@ -114,6 +114,7 @@ def test_mmengine_loop_refuses_a_model_with_its_own_distance(
     Euclidean number."""
     cfg = load_config(
         user_config,
+        phase='test',
         cfg_options=dict(test_cfg=dict(type='TestLoop')),
         work_dir=str(tmp_path))
     runner = Runner.from_cfg(cfg)
@@ -185,6 +186,7 @@ def test_the_report_ranks_with_the_metrics_mnet_scores_not_its_own(
     the report's per-query APs are the M-Net's."""
     cfg = load_config(
         user_config,
+        phase='test',
         cfg_options=dict(custom_hooks=[
             dict(type='EvalReportHook', out_dir=str(tmp_path / 'report'))
         ]),
@@ -220,6 +222,7 @@ def test_ranked_lists_draw_from_the_metrics_mnet_ranking(
                 dict(type='EvalReportHook', out_dir=str(out / 'report')))
         cfg = load_config(
             user_config,
+            phase='test',
             cfg_options=dict(custom_hooks=hooks),
             work_dir=str(tmp_path))
         runner = Runner.from_cfg(cfg)
@@ -369,6 +372,7 @@ def test_a_metric_option_the_model_distance_refuses_is_refused_first(
     options = {'model.test_cfg': model_cfg} if model_cfg else {}
     single = load_config(
         user_config,
+        phase='test',
         cfg_options=dict(
             options, test_evaluator=dict(option, _delete_=True)),
         work_dir=str(tmp_path / 'single'))
@@ -378,6 +382,7 @@ def test_a_metric_option_the_model_distance_refuses_is_refused_first(
         evaluator=dict(type='ReIDMetric'))
     multi = load_config(
         user_config,
+        phase='test',
         cfg_options=dict(
             options,
             test_cfg=dict(

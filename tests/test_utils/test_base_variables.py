@@ -102,3 +102,19 @@ def test_every_tool_reads_configs_with_the_check(tmp_path, tool, args):
                 'img_size = (128, 64)\n')
     with pytest.raises(ValueError, match='sets img_size = '):
         load_tool(tool).main([path] + args)
+
+
+def test_a_test_run_ignores_the_sections_it_does_not_read(tmp_path):
+    # A user's test config redefines the base's `synth` and the test
+    # dataloader only: training would still read the base's data (refused),
+    # a test reads only what the user set.
+    path = leaf(
+        tmp_path, 'configs/gmn/gmn_r18_synthreid.py', f'''
+synth = dict(type='SynthReID', data_root='{tmp_path}', num_domains=3,
+             size='tiny', seed=0, img_size=(32, 16))
+test_dataloader = dict(dataset=dict(synth, domain=2, split='test'))
+''')
+    with pytest.raises(ValueError, match='train_dataloader.dataset'):
+        load_config(path)
+    cfg = load_config(path, phase='test')
+    assert cfg.test_dataloader.dataset.size == 'tiny'

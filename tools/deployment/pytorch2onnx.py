@@ -480,7 +480,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
     from mmreid.utils.config import merge_cfg_options, read_config
-    cfg = read_config(args.config)
+    cfg = read_config(args.config, phase='test')
     merge_cfg_options(cfg, args.cfg_options, args.config)
     shape = input_shape(cfg, args.shape, args.target)
     model = build_model(cfg, args.checkpoint, args.modality,
