@@ -363,3 +363,13 @@ def test_cross_modality_bases_train_without_random_erasing(name):
         types = [t['type'] for t in pipeline]
         assert 'ReIDRandomErasing' not in types
         assert 'PadRandomCrop' in types
+
+
+@pytest.mark.parametrize('path', BOT_SNR_REAL_DATA, ids=osp.basename)
+def test_bot_and_snr_epochs_drop_the_remainder_as_the_reference(path):
+    # Their RandomIdentitySampler cuts n // K groups per identity; mmreid's
+    # default completes each identity's last group, so an epoch had more
+    # steps and "120 epochs" trained longer than the recipe.
+    sampler = Config.fromfile(path).train_dataloader.sampler
+    assert sampler['type'] == 'IdentitySampler'
+    assert sampler.get('remainder') == 'drop'

@@ -94,6 +94,32 @@ def test_len_is_exact_and_epoch_covers_every_image(monkeypatch):
         assert set(indices) == set(range(len(pids)))
 
 
+def test_drop_remainder_cuts_groups_as_the_reference_sampler(monkeypatch):
+    # torchreid's and BoT's RandomIdentitySampler: an identity of n images
+    # gives n // K groups of distinct images (one group, completed with
+    # repeats, when n < K); its n mod K other images sit the epoch out.
+    pids = make_pids(COUNTS)
+    sampler = build(
+        monkeypatch, pids, batch_size=16, num_instances=4, remainder='drop')
+    groups = sum(max(1, c // 4) for c in COUNTS)  # 20, against 32
+    assert sampler.num_groups == groups
+    assert len(sampler) == max(math.ceil(groups / 4), 17 // 4) * 16
+    rng = np.random.default_rng(0)
+    for pid, count in enumerate(COUNTS):
+        indices = np.flatnonzero(np.asarray(pids) == pid)
+        cut = sampler._make_groups(indices, rng)
+        assert cut.shape == (max(1, count // 4), 4)
+        if count >= 4:
+            assert len(set(cut.ravel().tolist())) == cut.size  # distinct
+    for batch in batches_of(sampler):
+        assert len(check_pk(batch, pids, 4)) == 4
+    with pytest.raises(
+            ValueError,
+            match="remainder must be one of "
+            r"\('complete', 'drop'\), got 'floor'"):
+        build(monkeypatch, pids, batch_size=16, remainder='floor')
+
+
 def test_small_identities_are_sampled_with_replacement(monkeypatch):
     counts = [1, 2, 6, 6, 6]
     pids = make_pids(counts)

@@ -38,10 +38,13 @@ train_dataloader = dict(
     batch_size=batch_size,
     num_workers=8,
     persistent_workers=True,
+    # The BoT and torchreid RandomIdentitySampler: n // K groups per
+    # identity, the n mod K other images sit the epoch out.
     sampler=dict(
         type='IdentitySampler',
         batch_size=batch_size,
-        num_instances=num_instances),
+        num_instances=num_instances,
+        remainder='drop'),
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         type=dataset_type,

@@ -70,6 +70,8 @@ class DomainIdentitySampler(IdentitySampler):
         mode (str): ``'single'`` or ``'balanced'``. Defaults to
             ``'single'``.
         seed (int, optional): Seed shared by all ranks.
+        remainder (str): ``'complete'`` or ``'drop'``, as in
+            :class:`IdentitySampler`. Defaults to ``'complete'``.
 
     Examples:
         >>> train_dataloader = dict(
@@ -87,7 +89,8 @@ class DomainIdentitySampler(IdentitySampler):
                  batch_size: int,
                  num_instances: int = 4,
                  mode: str = 'single',
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None,
+                 remainder: str = 'complete') -> None:
         if mode not in self.MODES:
             raise ValueError(f'DomainIdentitySampler: mode must be one of '
                              f'{self.MODES}, got {mode!r}')
@@ -96,7 +99,8 @@ class DomainIdentitySampler(IdentitySampler):
             dataset,
             batch_size=batch_size,
             num_instances=num_instances,
-            seed=seed)
+            seed=seed,
+            remainder=remainder)
         #: The source indices, sorted; domain ``j`` below is ``domains[j]``.
         self.domains = sorted({dsetid for dsetid, _ in self.identities})
         column = {d: j for j, d in enumerate(self.domains)}

@@ -19,12 +19,20 @@ class IdentitySampler(EpochPlanSampler):
     identities, and every rank yields the same number of batches.
 
     **Epoch.** Each identity with ``n`` images is shuffled and cut into
+    groups of K. With ``remainder='complete'`` (the default) it gives
     ``ceil(n / K)`` groups, so every image appears at least once per epoch:
 
     - ``n >= K``: a short last group is completed with other images of the
       same identity, drawn without replacement (no duplicate in a group);
     - ``n < K``: the single group is all ``n`` images plus ``K - n`` drawn
       with replacement.
+
+    With ``remainder='drop'`` it gives ``max(1, n // K)`` groups, as the
+    ``RandomIdentitySampler`` of torchreid and of the BoT code does: the
+    ``n mod K`` images left over sit this epoch out (another random subset
+    each epoch), and ``n < K`` still gives one group completed with
+    repeats. An epoch is then about ``len(dataset)`` samples or fewer
+    instead of more.
 
     The ``G`` groups are spread over ``T = max(ceil(G / (P * world_size)),
     max_i ceil(n_i / K))`` steps (the second term: an identity appears at
@@ -66,6 +74,9 @@ class IdentitySampler(EpochPlanSampler):
             to 4.
         seed (int, optional): Seed shared by all ranks. Defaults to None: a
             random seed is drawn on rank 0 and broadcast.
+        remainder (str): ``'complete'`` or ``'drop'``: what an identity's
+            last ``n mod K`` images become (see **Epoch**). Defaults to
+            ``'complete'``.
 
     Examples:
         >>> train_dataloader = dict(
@@ -75,11 +86,19 @@ class IdentitySampler(EpochPlanSampler):
         ...     dataset=...)
     """
 
+    #: The accepted ``remainder`` values.
+    REMAINDERS = ('complete', 'drop')
+
     def __init__(self,
                  dataset: Sized,
                  batch_size: int,
                  num_instances: int = 4,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None,
+                 remainder: str = 'complete') -> None:
+        if remainder not in self.REMAINDERS:
+            raise ValueError(f'{type(self).__name__}: remainder must be one '
+                             f'of {self.REMAINDERS}, got {remainder!r}')
+        self.remainder = remainder
         super().__init__(dataset, batch_size, num_instances, seed)
 
         keys = self.load_identities(dataset)
@@ -97,9 +116,11 @@ class IdentitySampler(EpochPlanSampler):
         ]
 
         self._check_identity_count(len(members))
-        self.group_counts = np.array(
-            [math.ceil(len(m) / num_instances) for m in members],
-            dtype=np.int64)
+        if remainder == 'drop':
+            counts = [max(1, len(m) // num_instances) for m in members]
+        else:
+            counts = [math.ceil(len(m) / num_instances) for m in members]
+        self.group_counts = np.array(counts, dtype=np.int64)
         self.num_groups = int(self.group_counts.sum())
         #: Steps (iterations) per epoch, identical on every rank.
         self.num_steps = max(
@@ -128,13 +149,16 @@ class IdentitySampler(EpochPlanSampler):
 
     def _make_groups(self, indices: np.ndarray,
                      rng: np.random.Generator) -> np.ndarray:
-        """Cut one identity's images into ``ceil(n / K)`` groups (g, K)."""
+        """Cut one identity's images into its groups (g, K): ``ceil(n /
+        K)``, or ``max(1, n // K)`` with ``remainder='drop'``."""
         k = self.num_instances
         shuffled = rng.permutation(indices)
         num = len(shuffled)
         rest = num % k
         if num < k:
             fill = rng.choice(indices, k - num, replace=True)
+        elif rest and self.remainder == 'drop':
+            return shuffled[:num - rest].reshape(-1, k)
         elif rest:
             fill = rng.choice(shuffled[:num - rest], k - rest, replace=False)
         else:
