@@ -494,15 +494,18 @@ def _check_plan(root: str, manifest: dict, plan: dict) -> None:
 def _check_canaries(root: str, manifest: dict, plan: dict) -> None:
     """Re-render the manifest's canaries; refuse or warn if they differ.
 
-    With the numpy and OpenCV versions that wrote the folder, a canary
-    that renders differently means that the generator changed since: the
-    folder is stale and refused. With other versions the difference may
-    come from them (anti-aliasing, resizing, random streams): the folder
-    is used as it is, with a warning that its images are not the ones this
-    installation renders, so numbers measured on it may not match other
-    machines. A manifest without ``plan_sha256`` (an older mmreid) stores
-    two or three canaries; with the same versions the canaries of this
-    release are also compared, through the bytes of their files.
+    With the numpy and OpenCV versions and the CPU features that wrote
+    the folder, a canary that renders differently means that the generator
+    changed since: the folder is stale and refused. With other versions or
+    another class of CPU (AVX-512 or not: numpy's vectorised functions and
+    OpenCV's kernels may round differently) the difference may come from
+    them: the folder is used as it is, with a warning that its images are
+    not the ones this installation renders, so numbers measured on it may
+    not match other machines. A manifest written before the CPU was
+    recorded counts as another CPU. A manifest without ``plan_sha256``
+    (an older mmreid) stores two or three canaries; with the same versions
+    the canaries of this release are also compared, through the bytes of
+    their files.
 
     Raises:
         FileExistsError: A canary differs under the same versions.
@@ -538,15 +541,17 @@ def _check_canaries(root: str, manifest: dict, plan: dict) -> None:
             f'SynthReID: {root!r} is stale: the canary image(s) {shown} '
             f'render differently here than when the folder was written, '
             f'with the same numpy {now["numpy"]} and OpenCV '
-            f'{now["opencv"]}, so the generator changed since. Numbers '
+            f'{now["opencv"]} on the same CPU features ({now["cpu"]}), so '
+            f'the generator changed since. Numbers '
             f'measured on it would not be those of a fresh folder. Delete '
             f'{root!r}; it is regenerated on next use.')
     _WARNED.update((root, path) for path in differ)
     warnings.warn(
         f'SynthReID: {root!r}: the canary image(s) {shown} render '
         f'differently here than when the folder was written (written with '
-        f'numpy {made.get("numpy")}, OpenCV {made.get("opencv")}; here '
-        f'numpy {now["numpy"]}, OpenCV {now["opencv"]}). The folder is used '
+        f'numpy {made.get("numpy")}, OpenCV {made.get("opencv")}, CPU '
+        f'{made.get("cpu", "not recorded")}; here numpy {now["numpy"]}, '
+        f'OpenCV {now["opencv"]}, CPU {now["cpu"]}). The folder is used '
         f'as it is, but its images differ from what this installation '
         f'renders, so results may not match runs elsewhere; delete {root!r} '
         f'to render it here.',

@@ -29,8 +29,30 @@ def _read_manifest(root: str) -> Optional[dict]:
         return json.load(f)
 
 
+#: CPU features numpy and OpenCV dispatch their kernels on: vectorised
+#: transcendental functions (numpy's AVX-512 ``exp``/``sin``) and resize or
+#: blur paths can round differently on another class of CPU.
+_DISPATCH_FEATURES = ('AVX512F', 'AVX512_SKX', 'AVX2', 'FMA3', 'AVX', 'SSE41',
+                      'ASIMD', 'ASIMDHP', 'SVE')
+
+
+def _cpu_features() -> str:
+    """The machine and the dispatch features numpy sees, e.g.
+    ``'x86_64 AVX,AVX2,AVX512F,...'``."""
+    import platform
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_features__
+    found = sorted(f for f in _DISPATCH_FEATURES if __cpu_features__.get(f))
+    return f'{platform.machine()} {",".join(found)}'
+
+
 def _renderer_versions() -> dict:
-    return dict(numpy=np.__version__, opencv=cv2.__version__)
+    """What the rendered pixels depend on besides mmreid: the numpy and
+    OpenCV versions and the CPU features their kernels dispatch on."""
+    return dict(
+        numpy=np.__version__, opencv=cv2.__version__, cpu=_cpu_features())
 
 
 #: errno values of a file system (or folder) where locks cannot be taken.

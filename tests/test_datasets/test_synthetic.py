@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmreid.datasets import synthetic, synthetic_render
+from mmreid.datasets import synthetic, synthetic_render, synthetic_store
 from mmreid.datasets.market1501 import Market1501
 from mmreid.datasets.synthetic import (SynthReID, generate_synthreid,
                                        get_domain_styles, identity_attributes,
@@ -486,7 +486,9 @@ def test_canaries_are_rerendered_at_load(tmp_path, monkeypatch):
     assert sorted(c['kind'] for c in canaries
                   if c['kind'] != 'person') == ['distractor', 'junk']
     assert manifest['renderer'] == dict(
-        numpy=np.__version__, opencv=cv2.__version__)
+        numpy=np.__version__,
+        opencv=cv2.__version__,
+        cpu=synthetic_store._cpu_features())
     # The stored digest is the digest of the rendered pixels of that file:
     # encoded, they give the file's bytes.
     for canary in canaries:
@@ -508,15 +510,43 @@ def test_canaries_are_rerendered_at_load(tmp_path, monkeypatch):
         return img
 
     monkeypatch.setattr(synthetic, 'render_image', drifted)
-    monkeypatch.setattr(synthetic, '_renderer_versions',
-                        lambda: dict(numpy='9.9.9', opencv='9.9.9'))
+    monkeypatch.setattr(
+        synthetic, '_renderer_versions',
+        lambda: dict(numpy='9.9.9', opencv='9.9.9', cpu='x86_64 AVX2'))
     with pytest.warns(RuntimeWarning) as record:
         assert generate_synthreid(root, domains=2, size='tiny') == manifest
     message = str(record[0].message)
     assert canaries[0]['path'] in message and root in message
     assert f'numpy {np.__version__}' in message
     assert f'OpenCV {cv2.__version__}' in message
-    assert 'numpy 9.9.9, OpenCV 9.9.9' in message
+    assert 'numpy 9.9.9, OpenCV 9.9.9, CPU x86_64 AVX2' in message
+
+
+def test_another_class_of_cpu_warns_instead_of_refusing(
+        tmp_path, monkeypatch):
+    # The same numpy and OpenCV on a CPU without AVX-512 may round numpy's
+    # vectorised functions differently: a folder written on this CPU is
+    # then used with a warning, as with other versions, not refused as
+    # stale (the refusal would stop every run on a shared data folder).
+    root = str(tmp_path / 'synth')
+    generate_synthreid(root, domains=1, size='tiny')
+    real = synthetic.render_image
+
+    def drifted(*args, **kwargs):
+        img = real(*args, **kwargs)
+        img[0, 0] ^= 1
+        return img
+
+    monkeypatch.setattr(synthetic, 'render_image', drifted)
+    now = synthetic_store._renderer_versions()
+    monkeypatch.setattr(synthetic, '_renderer_versions',
+                        lambda: dict(now, cpu='x86_64 AVX,AVX2,FMA3'))
+    with pytest.warns(RuntimeWarning, match='CPU x86_64 AVX,AVX2,FMA3'):
+        generate_synthreid(root, domains=1, size='tiny')
+    monkeypatch.setattr(synthetic, '_renderer_versions', lambda: now)
+    monkeypatch.setattr(synthetic, '_WARNED', set())
+    with pytest.raises(FileExistsError, match='is stale'):
+        generate_synthreid(root, domains=1, size='tiny')
 
 
 def gamma_of_d1_changed(monkeypatch):
