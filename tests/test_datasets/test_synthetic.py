@@ -473,6 +473,18 @@ def test_other_format_version_is_refused(tmp_path):
     assert 'Delete' in message and root in message
 
 
+def draw_one_grey_level_otherwise(monkeypatch):
+    """The renderer of another numpy/OpenCV or CPU: one pixel differs."""
+    real = synthetic.render_image
+
+    def drifted(*args, **kwargs):
+        img = real(*args, **kwargs)
+        img[0, 0] ^= 1
+        return img
+
+    monkeypatch.setattr(synthetic, 'render_image', drifted)
+
+
 def test_canaries_are_rerendered_at_load(tmp_path, monkeypatch):
     root = str(tmp_path / 'synth')
     manifest = generate_synthreid(root, domains=2, size='tiny')
@@ -502,14 +514,7 @@ def test_canaries_are_rerendered_at_load(tmp_path, monkeypatch):
         generate_synthreid(root, domains=2, size='tiny')
     # Another numpy/OpenCV that draws one grey level differently: the
     # folder is used, with a warning naming both version pairs.
-    real = synthetic.render_image
-
-    def drifted(*args, **kwargs):
-        img = real(*args, **kwargs)
-        img[0, 0] ^= 1
-        return img
-
-    monkeypatch.setattr(synthetic, 'render_image', drifted)
+    draw_one_grey_level_otherwise(monkeypatch)
     monkeypatch.setattr(
         synthetic, '_renderer_versions',
         lambda: dict(numpy='9.9.9', opencv='9.9.9', cpu='x86_64 AVX2'))
@@ -530,14 +535,7 @@ def test_another_class_of_cpu_warns_instead_of_refusing(
     # stale (the refusal would stop every run on a shared data folder).
     root = str(tmp_path / 'synth')
     generate_synthreid(root, domains=1, size='tiny')
-    real = synthetic.render_image
-
-    def drifted(*args, **kwargs):
-        img = real(*args, **kwargs)
-        img[0, 0] ^= 1
-        return img
-
-    monkeypatch.setattr(synthetic, 'render_image', drifted)
+    draw_one_grey_level_otherwise(monkeypatch)
     now = synthetic_store._renderer_versions()
     monkeypatch.setattr(synthetic, '_renderer_versions',
                         lambda: dict(now, cpu='x86_64 AVX,AVX2,FMA3'))
