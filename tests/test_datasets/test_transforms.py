@@ -163,6 +163,80 @@ def test_pad_random_crop_zero_padding_is_identity():
     assert PadRandomCrop(padding=0)(dict(img=img))['img'] is img
 
 
+def pad_by_definition(img, pad, padding_mode, fill):
+    """torchvision's ``Pad``: the whole image padded on every side."""
+    if padding_mode != 'constant':
+        widths = ((pad, pad), (pad, pad)) + ((0, 0), ) * (img.ndim - 2)
+        return np.pad(img, widths, mode=padding_mode)
+    height, width = img.shape[:2]
+    padded = np.empty((height + 2 * pad, width + 2 * pad) + img.shape[2:],
+                      img.dtype)
+    padded[...] = fill
+    padded[pad:pad + height, pad:pad + width] = img
+    return padded
+
+
+@pytest.mark.parametrize('padding_mode,fill', [('constant', (1, 2, 3)),
+                                               ('constant', 7), ('edge', 0),
+                                               ('reflect', 0),
+                                               ('symmetric', 0)])
+@pytest.mark.parametrize('pad', [2, 4, 5, 6, 11])
+def test_pad_random_crop_any_padding_is_pad_then_crop(padding_mode, fill, pad):
+    # A 5x4 image: the padding is smaller than, equal to and larger than
+    # its sides. Every offset in [0, 2 * pad]^2 is checked against
+    # torchvision's Pad + RandomCrop((5, 4)) written from the definition.
+    img = random_image(5, 4)
+    transform = PadRandomCrop(
+        padding=pad, fill=fill, padding_mode=padding_mode)
+    padded = pad_by_definition(img, pad, padding_mode, fill)
+    for top in range(2 * pad + 1):
+        for left in range(2 * pad + 1):
+            transform._draw_offset = lambda rng, offset=(top, left): offset
+            out = transform(dict(img=img))['img']
+            assert out.shape == img.shape and out.dtype == img.dtype
+            np.testing.assert_array_equal(
+                out,
+                padded[top:top + 5, left:left + 4],
+                err_msg=f'offset {(top, left)}')
+
+
+@pytest.mark.parametrize('shape', [(5, 4), (5, 4, 1)])
+@pytest.mark.parametrize('padding_mode', ['constant', 'reflect'])
+def test_pad_random_crop_large_padding_keeps_single_channel_shape(
+        shape, padding_mode):
+    img = random_image(5, 4)[..., 0].reshape(shape)
+    transform = PadRandomCrop(
+        padding=9, fill=(200, ), padding_mode=padding_mode)
+    padded = pad_by_definition(img, 9, padding_mode, 200)
+    for seed in range(20):
+        with cache_random_params(transform):
+            top, left = transform._draw_offset(np.random.default_rng(seed))
+            out = transform(dict(img=img))['img']
+        assert out.shape == shape
+        np.testing.assert_array_equal(out, padded[top:top + 5, left:left + 4])
+
+
+@pytest.mark.parametrize('fill', [(200, 200), (1, 2, 3, 4), 256, -1,
+                                  (0, 0, 300), 'black', (),
+                                  float('nan'), ((1, 2, 3), )])
+def test_pad_random_crop_refuses_a_bad_fill(fill):
+    with pytest.raises(ValueError, match=r'^fill must be .*\[0, 255\]'):
+        PadRandomCrop(padding=2, fill=fill)
+
+
+def test_pad_random_crop_fill_must_match_the_channels():
+    gray = random_image(5, 4)[..., :1]
+    with pytest.raises(ValueError, match=r'fill has 3 values.* 1 channel'):
+        PadRandomCrop(padding=2, fill=(1, 2, 3))(dict(img=gray))
+    # One value fills every channel, as torchvision's ``fill``.
+    img = random_image(5, 4, low=10)
+    crop = PadRandomCrop(padding=3, fill=(5, ))
+    crop._draw_offset = lambda rng: (0, 0)
+    out = crop(dict(img=img))['img']
+    np.testing.assert_array_equal(out[:3], 5)
+    np.testing.assert_array_equal(out[3:, 3:], img[:2, :1])
+
+
 # ---------------------------------------------------------------------------
 # ReIDRandomErasing
 # ---------------------------------------------------------------------------
@@ -246,6 +320,22 @@ def test_random_erasing_bad_args(kwargs):
 def test_random_erasing_bad_option_names_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ReIDRandomErasing(**kwargs)
+
+
+@pytest.mark.parametrize('fill_value', [(10, 20), (1, 2, 3, 4)])
+def test_random_erasing_refuses_a_fill_of_the_wrong_length(fill_value):
+    with pytest.raises(ValueError, match=r'^fill_value must be .*1 or 3'):
+        ReIDRandomErasing(fill_value=fill_value)
+
+
+def test_random_erasing_fill_must_match_the_channels():
+    gray = random_image(24, 12)[..., :1]
+    erasing = ReIDRandomErasing(prob=1., fill_value=(1, 2, 3))
+    with pytest.raises(ValueError, match=r'fill_value has 3 values.* 1 '):
+        erasing(dict(img=gray))
+    # A single value fills every channel.
+    out = ReIDRandomErasing(prob=1., fill_value=(7, ))(dict(img=gray))['img']
+    assert out.shape == gray.shape and (out == 7).sum() > 0
 
 
 def erasing_digest(**kwargs):

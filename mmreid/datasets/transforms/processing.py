@@ -69,16 +69,85 @@ def _check_range(name: str, value: Sequence[float]) -> Tuple[float, float]:
     return float(value[0]), float(value[1])
 
 
-def _fill_scalar(fill: Union[Number, Sequence[Number]],
-                 num_channels: int) -> Tuple[float, ...]:
-    """A cv2 border value for every channel.
+def _check_fill(name: str, fill: Union[Number,
+                                       Sequence[Number]]) -> np.ndarray:
+    """Check a pixel fill: a number, or one value per channel, in [0, 255].
 
-    cv2 reads a bare number as ``(v, 0, 0, 0)``, i.e. only the first channel
-    would get the fill, so a number is repeated explicitly.
+    Args:
+        name (str): The argument's name, for the error message.
+        fill (Number | Sequence[Number]): The fill as given.
+
+    Returns:
+        np.ndarray: The fill as a float64 array of shape () or (N, ).
+
+    Raises:
+        ValueError: ``fill`` is not a number or a sequence of 1 or 3
+            numbers (the loader gives RGB images), or a value is outside
+            [0, 255].
     """
-    if isinstance(fill, Number):
-        return (float(fill), ) * num_channels
-    return tuple(float(v) for v in fill)
+    try:
+        values = np.asarray(fill, dtype=np.float64)
+    except (TypeError, ValueError):
+        values = np.empty(0)
+    if (isinstance(fill, (str, bytes)) or values.ndim > 1
+            or values.size not in (1, 3)
+            or not ((values >= 0) & (values <= 255)).all()):
+        raise ValueError(f'{name} must be a pixel value in [0, 255] or one '
+                         f'per channel (1 or 3 of them), got {fill!r}')
+    return values
+
+
+def _fill_for_image(name: str, fill: np.ndarray,
+                    img: np.ndarray) -> np.ndarray:
+    """A checked fill (see :func:`_check_fill`) matched to ``img``.
+
+    A number or a single value fills every channel; otherwise there must
+    be one value per channel, as torchvision requires of ``fill``.
+
+    Args:
+        name (str): The argument's name, for the error message.
+        fill (np.ndarray): Shape () or (N, ), from :func:`_check_fill`.
+        img (np.ndarray): (H, W) or (H, W, C) image.
+
+    Returns:
+        np.ndarray: (C, ) values of ``img``'s dtype, rounded for integer
+        images (C = 1 for an (H, W) image).
+    """
+    num_channels = 1 if img.ndim == 2 else img.shape[2]
+    if fill.size not in (1, num_channels):
+        raise ValueError(f'{name} has {fill.size} values but the image has '
+                         f'{num_channels} channels (shape {img.shape}): '
+                         f'give a number or one value per channel')
+    if np.issubdtype(img.dtype, np.integer):
+        fill = np.round(fill)
+    return np.broadcast_to(fill, (num_channels, )).astype(img.dtype)
+
+
+def _border_index(start: int, length: int, size: int,
+                  padding_mode: str) -> np.ndarray:
+    """Source index of each padded position, for a non-constant padding.
+
+    Position ``i`` (``start <= i < start + length``, in the coordinates of
+    an axis of ``size`` pixels, negative or ``>= size`` in the padding)
+    maps to the pixel that ``numpy.pad`` with the same mode puts there,
+    for a padding of any width (reflections repeat).
+
+    Returns:
+        np.ndarray: (length, ) indices in [0, size).
+    """
+    index = np.arange(start, start + length)
+    if padding_mode == 'edge':
+        return np.clip(index, 0, size - 1)
+    if padding_mode == 'symmetric':  # ... 1 0 | 0 1 ... n-1 | n-1 n-2 ...
+        period = 2 * size
+        index = index % period
+        return np.where(index < size, index, period - 1 - index)
+    # 'reflect': ... 2 1 | 0 1 ... n-1 | n-2 n-3 ...
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    index = index % period
+    return np.where(index < size, index, period - index)
 
 
 @TRANSFORMS.register_module()
@@ -309,8 +378,12 @@ class PadRandomCrop(BaseTransform):
 
     This is the "pad 10, random crop" augmentation of the BoT recipe: the
     person is shifted by up to ``padding`` pixels in each direction. The
-    output has the input's size. The window is cut before padding, so only
-    the pixels that are kept are padded (one allocation of the output).
+    output has the input's size (H, W), for any ``padding``, also one
+    larger than the image: it is torchvision's ``Pad(padding, fill,
+    padding_mode)`` followed by ``RandomCrop((H, W))``, i.e. the window's
+    top-left corner is uniform in [0, 2 * padding] on each axis of the
+    padded image. Only the window is computed (one allocation of the
+    output), never the padded image.
 
     Required Keys:
 
@@ -322,12 +395,15 @@ class PadRandomCrop(BaseTransform):
 
     Args:
         padding (int): Pixels added to each side. Defaults to 10.
-        fill (int | Sequence[int]): Pad value per channel for
-            ``padding_mode='constant'``. Defaults to 0 (black, as
-            torchvision's ``Pad``).
+        fill (int | Sequence[int]): Pad value for ``padding_mode='constant'``:
+            a pixel value in [0, 255] for every channel, or one per channel
+            (RGB order; 3 values for the loader's images). A fill whose
+            length is not the image's channel count is refused when the
+            image comes. Defaults to 0 (black, as torchvision's ``Pad``).
         padding_mode (str): ``'constant'``, ``'edge'``, ``'reflect'``
-            (mirror without repeating the edge) or ``'symmetric'``.
-            Defaults to ``'constant'``.
+            (mirror without repeating the edge) or ``'symmetric'``, as in
+            ``numpy.pad`` (reflections repeat when the padding exceeds the
+            image). Defaults to ``'constant'``.
     """
 
     #: Draws from the per-sample generator (see :func:`sample_rng`).
@@ -343,6 +419,7 @@ class PadRandomCrop(BaseTransform):
             raise ValueError(f'padding_mode must be one of '
                              f'{sorted(PADDING_MODES)}, got '
                              f'{padding_mode!r}')
+        self._fill = _check_fill('fill', fill)
         self.padding = padding
         self.fill = fill
         self.padding_mode = padding_mode
@@ -352,6 +429,30 @@ class PadRandomCrop(BaseTransform):
         """Top-left corner of the window in padded coordinates."""
         top, left = rng.integers(0, 2 * self.padding + 1, size=2)
         return int(top), int(left)
+
+    def _crop_constant(self, img: np.ndarray, y0: int, x0: int) -> np.ndarray:
+        """The window at (y0, x0) of ``img`` on an infinite ``fill``.
+
+        Args:
+            img (np.ndarray): (H, W) or (H, W, C) image.
+            y0 (int): Window's top row in ``img``'s coordinates.
+            x0 (int): Window's left column in ``img``'s coordinates.
+
+        Returns:
+            np.ndarray: Same shape and dtype as ``img``.
+        """
+        height, width = img.shape[:2]
+        fill = _fill_for_image('fill', self._fill, img)
+        out = np.empty_like(img)
+        out[...] = fill if img.ndim == 3 else fill[0]
+        # The part of the window inside the image, in the window's and in
+        # the image's coordinates (empty when the shift exceeds the size).
+        top, left = min(max(-y0, 0), height), min(max(-x0, 0), width)
+        bottom = max(min(height - y0, height), top)
+        right = max(min(width - x0, width), left)
+        out[top:bottom, left:right] = img[top + y0:bottom + y0,
+                                          left + x0:right + x0]
+        return out
 
     def transform(self, results: dict) -> dict:
         img = results['img']
@@ -363,19 +464,12 @@ class PadRandomCrop(BaseTransform):
         # Window [top, top + H) x [left, left + W) of the padded image, in
         # the coordinates of the original image.
         y0, x0 = top - pad, left - pad
-        src = img[max(y0, 0):min(y0 + height, height),
-                  max(x0, 0):min(x0 + width, width)]
-        num_channels = 1 if img.ndim == 2 else img.shape[2]
-        out = cv2.copyMakeBorder(
-            src,
-            max(-y0, 0),
-            max(y0, 0),
-            max(-x0, 0),
-            max(x0, 0),
-            PADDING_MODES[self.padding_mode],
-            value=_fill_scalar(self.fill, num_channels))
-        if out.ndim == 2 and img.ndim == 3:
-            out = out[..., None]
+        if self.padding_mode == 'constant':
+            out = self._crop_constant(img, y0, x0)
+        else:
+            rows = _border_index(y0, height, height, self.padding_mode)
+            cols = _border_index(x0, width, width, self.padding_mode)
+            out = img[rows[:, None], cols[None, :]]
         results['img'] = out
         return results
 
@@ -444,7 +538,9 @@ class ReIDRandomErasing(BaseTransform):
             channel (the original paper). Defaults to ``'const'``.
         fill_value (float | Sequence[float]): Fill for ``'const'``, one
             pixel value in [0, 255] for every channel or one per channel in
-            the image's channel order (RGB); rounded for ``uint8`` images.
+            the image's channel order (RGB; 3 values for the loader's
+            images); rounded for ``uint8`` images. A fill whose length is
+            not the image's channel count is refused when the image comes.
             Defaults to the ImageNet mean pixel.
         max_attempts (int): Boxes drawn before giving up. Defaults to 100.
     """
@@ -477,14 +573,7 @@ class ReIDRandomErasing(BaseTransform):
         if fill_mode not in ('const', 'random'):
             raise ValueError(f'fill_mode must be "const" or "random", got '
                              f'{fill_mode!r}')
-        try:
-            fill = np.asarray(fill_value, dtype=np.float64)
-        except (TypeError, ValueError):
-            fill = np.empty(0)
-        if (fill.ndim > 1 or fill.size == 0
-                or not ((fill >= 0) & (fill <= 255)).all()):
-            raise ValueError(f'fill_value must be a pixel value in [0, 255] '
-                             f'or a sequence of them, got {fill_value!r}')
+        self._fill = _check_fill('fill_value', fill_value)
         if max_attempts < 1:
             raise ValueError(f'max_attempts must be >= 1, got {max_attempts}')
         self.prob = prob
@@ -535,10 +624,8 @@ class ReIDRandomErasing(BaseTransform):
             else:
                 region[...] = rng.uniform(0, 255, size=region.shape)
         else:
-            fill = np.asarray(self.fill_value, dtype=np.float64)
-            if img.dtype == np.uint8:
-                fill = np.clip(np.round(fill), 0, 255)
-            region[...] = fill.astype(img.dtype)
+            fill = _fill_for_image('fill_value', self._fill, img)
+            region[...] = fill if img.ndim == 3 else fill[0]
         results['img'] = img
         return results
 
