@@ -125,6 +125,13 @@ def test_flip_probability():
     assert 150 < sum(flips) < 250
 
 
+def test_flip_keeps_a_single_channel_axis():
+    img = random_image(6, 4)[..., :1]
+    out = ReIDRandomFlip(prob=1.)(dict(img=img))['img']
+    assert out.shape == (6, 4, 1)
+    np.testing.assert_array_equal(out, img[:, ::-1])
+
+
 # ---------------------------------------------------------------------------
 # PadRandomCrop
 # ---------------------------------------------------------------------------

@@ -640,23 +640,38 @@ class ReIDRandomErasing(BaseTransform):
 
 
 def _factor_range(name: str, value: Union[float, Sequence[float]],
-                  center: float, bound: Tuple[float,
-                                              float]) -> Optional[tuple]:
-    """torchvision's convention: ``v`` means ``[center - v, center + v]``."""
+                  center: float, bound: Tuple[float, float],
+                  clip_first_on_zero: bool) -> Optional[tuple]:
+    """torchvision's ``ColorJitter._check_input``.
+
+    A number ``v >= 0`` means ``[center - v, center + v]``, with the lower
+    end raised to 0 if ``clip_first_on_zero``; a ``(min, max)`` pair is
+    taken as is. Either must then lie within ``bound``: a pair outside it is
+    refused, never clipped.
+
+    Returns:
+        tuple | None: (min, max), or None when the change is off (the range
+        is the single point ``center``).
+
+    Raises:
+        ValueError: naming ``name``, for a negative number, a malformed
+            pair or a range outside ``bound``.
+    """
     if isinstance(value, Number):
-        if value < 0:
+        if not value >= 0:
             raise ValueError(f'{name} must be >= 0, got {value}')
-        if value == 0:
-            return None
-        low, high = center - value, center + value
+        low, high = center - float(value), center + float(value)
+        if clip_first_on_zero:
+            low = max(low, 0.)
+    elif isinstance(value, Sequence) and len(value) == 2:
+        low, high = float(value[0]), float(value[1])
     else:
-        if len(value) != 2 or value[0] > value[1]:
-            raise ValueError(f'{name} must be a number or (min, max), got '
-                             f'{value!r}')
-        low, high = value
-    low, high = max(float(low), bound[0]), min(float(high), bound[1])
-    if low > high:
-        raise ValueError(f'{name} range {value!r} is outside {bound}')
+        raise ValueError(f'{name} must be a number or (min, max), got '
+                         f'{value!r}')
+    if not bound[0] <= low <= high <= bound[1]:
+        raise ValueError(f'{name} range (min, max) must satisfy '
+                         f'{bound[0]} <= min <= max <= {bound[1]}, got '
+                         f'{value!r}')
     if low == high == center:
         return None
     return low, high
