@@ -537,6 +537,34 @@ def test_color_jitter_prob_and_dtype():
         ReIDColorJitter(brightness=-0.1)
 
 
+@pytest.mark.parametrize('kwargs,name', [
+    (dict(brightness=(-1.0, 0.5)), 'brightness'),
+    (dict(contrast=(-0.1, 1.0)), 'contrast'),
+    (dict(saturation=(-2, 3)), 'saturation'),
+    (dict(hue=(-0.9, 0.9)), 'hue'),
+    (dict(hue=(0.1, 0.6)), 'hue'),
+    (dict(hue=0.6), 'hue'),
+    (dict(brightness=(1.5, 0.5)), 'brightness'),
+    (dict(brightness=(0.5, 1.0, 1.5)), 'brightness'),
+    (dict(contrast=float('nan')), 'contrast'),
+])
+def test_color_jitter_refuses_ranges_outside_bounds(kwargs, name):
+    # torchvision's ColorJitter raises for these, it does not clip them.
+    with pytest.raises(ValueError, match=f'^{name} '):
+        ReIDColorJitter(**kwargs)
+
+
+def test_color_jitter_number_is_clipped_at_zero_as_torchvision():
+    # torchvision: v -> [max(0, 1 - v), 1 + v]; hue v -> [-v, v].
+    jitter = ReIDColorJitter(
+        brightness=1.5, contrast=1., saturation=(0, 2), hue=0.5)
+    assert jitter.brightness == (0., 2.5)
+    assert jitter.contrast == (0., 2.)
+    assert jitter.saturation == (0., 2.)
+    assert jitter.hue == (-0.5, 0.5)
+    assert ReIDColorJitter(brightness=(1, 1)).brightness is None
+
+
 def test_color_jitter_random_factors_change_image():
     np.random.seed(0)
     img = random_image(low=50, high=200)

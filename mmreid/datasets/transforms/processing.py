@@ -364,7 +364,12 @@ class ReIDRandomFlip(BaseTransform):
     def transform(self, results: dict) -> dict:
         flip = self._draw_flip(sample_rng(results))
         if flip:
-            results['img'] = cv2.flip(results['img'], 1)
+            img = results['img']
+            flipped = cv2.flip(img, 1)
+            if flipped.ndim == 2 and img.ndim == 3:
+                # cv2 drops a trailing channel axis of size 1.
+                flipped = flipped[..., None]
+            results['img'] = flipped
         results['flip'] = flip
         return results
 
@@ -683,9 +688,11 @@ class ReIDColorJitter(BaseTransform):
 
     Same semantics as torchvision's ``ColorJitter`` (a number ``v`` gives
     factors in ``[max(0, 1 - v), 1 + v]``, hue shifts in ``[-v, v]`` of a
-    full turn, the enabled changes are applied in random order), implemented
-    with cv2 lookup tables on ``uint8`` RGB images. Grayscale is computed
-    with cv2's weights (0.299, 0.587, 0.114).
+    full turn, a ``(min, max)`` pair is used as is and refused, as
+    torchvision does, if it leaves the valid range; the enabled changes are
+    applied in random order), implemented with cv2 lookup tables on
+    ``uint8`` RGB images. Grayscale is computed with cv2's weights (0.299,
+    0.587, 0.114).
 
     Required Keys:
 
@@ -696,9 +703,13 @@ class ReIDColorJitter(BaseTransform):
     - img
 
     Args:
-        brightness (float | Sequence[float]): Defaults to 0 (off).
-        contrast (float | Sequence[float]): Defaults to 0 (off).
-        saturation (float | Sequence[float]): Defaults to 0 (off).
+        brightness (float | Sequence[float]): A number >= 0, or a
+            ``(min, max)`` range of factors with ``0 <= min <= max``.
+            Defaults to 0 (off).
+        contrast (float | Sequence[float]): As ``brightness``. Defaults to 0
+            (off).
+        saturation (float | Sequence[float]): As ``brightness``. Defaults
+            to 0 (off).
         hue (float | Sequence[float]): In [0, 0.5], or a range within
             [-0.5, 0.5]. Defaults to 0 (off).
         prob (float): Probability of jittering an image at all. Defaults to
@@ -718,13 +729,12 @@ class ReIDColorJitter(BaseTransform):
             raise ValueError(f'prob must be in [0, 1], got {prob}')
         inf = float('inf')
         self.brightness = _factor_range('brightness', brightness, 1.,
-                                        (0., inf))
-        self.contrast = _factor_range('contrast', contrast, 1., (0., inf))
+                                        (0., inf), True)
+        self.contrast = _factor_range('contrast', contrast, 1., (0., inf),
+                                      True)
         self.saturation = _factor_range('saturation', saturation, 1.,
-                                        (0., inf))
-        if isinstance(hue, Number) and hue > 0.5:
-            raise ValueError(f'hue must be in [0, 0.5], got {hue}')
-        self.hue = _factor_range('hue', hue, 0., (-0.5, 0.5))
+                                        (0., inf), True)
+        self.hue = _factor_range('hue', hue, 0., (-0.5, 0.5), False)
         self.prob = prob
 
     @cache_randomness
