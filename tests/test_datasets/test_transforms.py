@@ -59,6 +59,27 @@ def test_load_grayscale_gives_three_channels(tmp_path):
         np.testing.assert_array_equal(img[..., c], gray)
 
 
+def test_load_applies_the_exif_orientation_unlike_pil(tmp_path):
+    # The documented behaviour: cv2 applies the EXIF orientation tag, PIL's
+    # Image.open().convert('RGB') (torchreid, BoT, AGW) does not.
+    from PIL import Image
+    stored = np.zeros((20, 10, 3), np.uint8)
+    stored[:5] = 255  # a white band along the top of the stored pixels
+    pil = Image.fromarray(stored)
+    exif = pil.getexif()
+    # EXIF orientation 6: row 0 is the visual right-hand side, column 0
+    # the visual top, i.e. shown rotated 90 degrees clockwise.
+    exif[0x0112] = 6
+    path = str(tmp_path / 'rotated.jpg')
+    pil.save(path, exif=exif.tobytes(), quality=95)
+
+    img = ReIDLoadImageFromFile()(dict(img_path=path))['img']
+    assert img.shape == (10, 20, 3)
+    assert img[:, -5:].mean() > 200 and img[:, :-5].mean() < 50
+    with Image.open(path) as f:
+        assert np.asarray(f.convert('RGB')).shape == (20, 10, 3)
+
+
 def test_load_missing_file_names_path(tmp_path):
     path = str(tmp_path / 'no_such_dir' / '0001_c1s1_000151_00.jpg')
     with pytest.raises(FileNotFoundError, match=re.escape(path)):

@@ -20,6 +20,16 @@ class ReIDLoadImageFromFile(BaseTransform):
     must be configured **not** to swap channels (``to_rgb=False``) and with
     RGB mean/std.
 
+    A JPEG's EXIF orientation tag is applied: cv2 decodes a file tagged
+    "rotate 90 degrees" to its displayed orientation, so H and W are
+    swapped with respect to the stored pixels. mmcv's ``imread`` (which the
+    report and ranked-list hooks use) does the same. The PIL loaders of
+    torchreid, BoT and AGW (``Image.open(path).convert('RGB')``) ignore the
+    tag and give the stored pixels, so on such a file a model converted
+    from them sees another image than it was trained on. Files without the
+    tag (as far as known, those of every supported dataset) load the same
+    in both.
+
     Not mmcv's ``LoadImageFromFile``, which keeps BGR (a config names that
     one ``'mmpretrain.LoadImageFromFile'``). mmreid's old name
     ``LoadImageFromFile`` still builds this class for one release, with a
@@ -59,7 +69,8 @@ class ReIDLoadImageFromFile(BaseTransform):
             raise OSError(f'image file {path!r} is empty (0 bytes): an '
                           f'incomplete copy of the dataset?')
         # IMREAD_COLOR always gives 3 channels (gray is replicated, alpha
-        # dropped) and 8 bits, whatever the file stores.
+        # dropped) and 8 bits, whatever the file stores; it applies the
+        # EXIF orientation (see the class docstring).
         img = cv2.imdecode(
             np.frombuffer(img_bytes, np.uint8), cv2.IMREAD_COLOR)
         if img is None:
