@@ -123,6 +123,25 @@ def _fill_for_image(name: str, fill: np.ndarray,
     return np.broadcast_to(fill, (num_channels, )).astype(img.dtype)
 
 
+def _kept_span(offset: int, size: int) -> Tuple[int, int, int]:
+    """The part of a window inside the image, on one axis.
+
+    Args:
+        offset (int): The window's first pixel, in image coordinates; the
+            window has ``size`` pixels, as the image.
+        size (int): The image's size on this axis.
+
+    Returns:
+        tuple[int, int, int]: ``(before, start, stop)``: the window's
+        pixels before the image, and the image's kept pixels
+        ``[start, stop)`` (empty when ``|offset| >= size``).
+    """
+    before = min(max(-offset, 0), size)
+    start = min(max(offset, 0), size)
+    stop = max(min(offset + size, size), start)
+    return before, start, stop
+
+
 def _border_index(start: int, length: int, size: int,
                   padding_mode: str) -> np.ndarray:
     """Source index of each padded position, for a non-constant padding.
@@ -435,8 +454,34 @@ class PadRandomCrop(BaseTransform):
         top, left = rng.integers(0, 2 * self.padding + 1, size=2)
         return int(top), int(left)
 
-    def _crop_constant(self, img: np.ndarray, y0: int, x0: int) -> np.ndarray:
-        """The window at (y0, x0) of ``img`` on an infinite ``fill``.
+    def _cv2_pads_exactly(self, kept: Tuple[int, int], borders: Sequence[int],
+                          num_channels: int) -> bool:
+        """Whether padding only the kept part gives the window.
+
+        ``cv2.copyMakeBorder`` on the part of the image inside the window
+        (one allocation) equals padding the whole image unless that part is
+        empty, a mirrored border is wider than it, or the fill has more
+        than the 4 values a cv2 scalar holds.
+
+        Args:
+            kept (tuple[int, int]): (height, width) of the kept part.
+            borders (Sequence[int]): (top, bottom, left, right) borders.
+            num_channels (int): The image's channel count.
+        """
+        kept_h, kept_w = kept
+        if kept_h == 0 or kept_w == 0 or num_channels > 4:
+            return False
+        # The mirror modes reach at most this far into the kept part.
+        reach = dict(reflect=1, symmetric=0).get(self.padding_mode)
+        if reach is None:  # 'constant', 'edge'
+            return True
+        top, bottom, left, right = borders
+        return (max(top, bottom) <= kept_h - reach
+                and max(left, right) <= kept_w - reach)
+
+    def _crop_by_definition(self, img: np.ndarray, y0: int,
+                            x0: int) -> np.ndarray:
+        """The window at (y0, x0) of the image padded without bounds.
 
         Args:
             img (np.ndarray): (H, W) or (H, W, C) image.
@@ -447,16 +492,17 @@ class PadRandomCrop(BaseTransform):
             np.ndarray: Same shape and dtype as ``img``.
         """
         height, width = img.shape[:2]
+        if self.padding_mode != 'constant':
+            rows = _border_index(y0, height, height, self.padding_mode)
+            cols = _border_index(x0, width, width, self.padding_mode)
+            return img[rows[:, None], cols[None, :]]
         fill = _fill_for_image('fill', self._fill, img)
         out = np.empty_like(img)
         out[...] = fill if img.ndim == 3 else fill[0]
-        # The part of the window inside the image, in the window's and in
-        # the image's coordinates (empty when the shift exceeds the size).
-        top, left = min(max(-y0, 0), height), min(max(-x0, 0), width)
-        bottom = max(min(height - y0, height), top)
-        right = max(min(width - x0, width), left)
-        out[top:bottom, left:right] = img[top + y0:bottom + y0,
-                                          left + x0:right + x0]
+        top, y_start, y_stop = _kept_span(y0, height)
+        left, x_start, x_stop = _kept_span(x0, width)
+        out[top:top + y_stop - y_start,
+            left:left + x_stop - x_start] = img[y_start:y_stop, x_start:x_stop]
         return out
 
     def transform(self, results: dict) -> dict:
@@ -465,16 +511,30 @@ class PadRandomCrop(BaseTransform):
         if pad == 0:
             return results
         height, width = img.shape[:2]
+        num_channels = 1 if img.ndim == 2 else img.shape[2]
         top, left = self._draw_offset(sample_rng(results))
         # Window [top, top + H) x [left, left + W) of the padded image, in
         # the coordinates of the original image.
         y0, x0 = top - pad, left - pad
+        border_top, y_start, y_stop = _kept_span(y0, height)
+        border_left, x_start, x_stop = _kept_span(x0, width)
+        kept = (y_stop - y_start, x_stop - x_start)
+        borders = (border_top, height - border_top - kept[0], border_left,
+                   width - border_left - kept[1])
+        if not self._cv2_pads_exactly(kept, borders, num_channels):
+            results['img'] = self._crop_by_definition(img, y0, x0)
+            return results
+        value = 0
         if self.padding_mode == 'constant':
-            out = self._crop_constant(img, y0, x0)
-        else:
-            rows = _border_index(y0, height, height, self.padding_mode)
-            cols = _border_index(x0, width, width, self.padding_mode)
-            out = img[rows[:, None], cols[None, :]]
+            fill = _fill_for_image('fill', self._fill, img)
+            value = tuple(float(v) for v in fill)
+        out = cv2.copyMakeBorder(
+            img[y_start:y_stop, x_start:x_stop],
+            *borders,
+            PADDING_MODES[self.padding_mode],
+            value=value)
+        if out.ndim == 2 and img.ndim == 3:
+            out = out[..., None]
         results['img'] = out
         return results
 
