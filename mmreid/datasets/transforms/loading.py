@@ -23,12 +23,13 @@ class ReIDLoadImageFromFile(BaseTransform):
     A JPEG's EXIF orientation tag is applied: cv2 decodes a file tagged
     "rotate 90 degrees" to its displayed orientation, so H and W are
     swapped with respect to the stored pixels. mmcv's ``imread`` (which the
-    report and ranked-list hooks use) does the same. The PIL loaders of
-    torchreid, BoT and AGW (``Image.open(path).convert('RGB')``) ignore the
-    tag and give the stored pixels, so on such a file a model converted
-    from them sees another image than it was trained on. Files without the
-    tag (as far as known, those of every supported dataset) load the same
-    in both.
+    report and ranked-list hooks use) does the same, and so does
+    fast-reid's ``read_image``. The PIL loaders of torchreid, BoT and AGW
+    (``Image.open(path).convert('RGB')``) ignore the tag and give the
+    stored pixels, so on such a file a model converted from them sees
+    another image than it was trained on. Files without the tag (as far as
+    known, those of every supported dataset) load the same in all of
+    them.
 
     Not mmcv's ``LoadImageFromFile``, which keeps BGR (a config names that
     one ``'mmpretrain.LoadImageFromFile'``). mmreid's old name
