@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from mmreid.models.losses import ReIDCrossEntropyLoss, TripletLoss
+from mmreid.models.losses import (DualCausalityLoss, ReIDCrossEntropyLoss,
+                                  TripletLoss, WRTLoss, pairwise_euclidean)
 
 
 def naive_batch_hard(feats, labels, margin):
@@ -78,3 +79,57 @@ def test_cross_entropy_errors():
         ReIDCrossEntropyLoss(label_smooth_eps=1.0)
     with pytest.raises(ValueError, match='classifier size'):
         ReIDCrossEntropyLoss()(torch.randn(2, 3), torch.tensor([0, 3]))
+
+
+def _gap_like_feats():
+    """64 GAP-like features (8 ids x 8) whose expanded-form distances
+    cancel badly in bf16 (|x|^2 ~ 440, median d ~ 15)."""
+    gen = torch.Generator().manual_seed(0)
+    return (torch.rand(64, 2048, generator=gen) * 0.8,
+            torch.arange(8).repeat_interleave(8))
+
+
+def test_pairwise_euclidean_is_fp32_under_autocast():
+    """Spec SNR §3.2: distances in fp32 even under AMP. CPU bf16 autocast
+    takes the path CUDA fp16 --amp takes (``x @ y.t()`` is a
+    lower-precision op under autocast even for fp32 inputs)."""
+    feats, _ = _gap_like_feats()
+    ref = torch.cdist(feats.double(), feats.double())
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        dist = pairwise_euclidean(feats, feats)
+        dist_half_in = pairwise_euclidean(feats.bfloat16(), feats.bfloat16())
+    assert dist.dtype == torch.float32 and dist_half_in.dtype == torch.float32
+    off_diag = ~torch.eye(64, dtype=torch.bool)
+    torch.testing.assert_close(
+        dist[off_diag].double(), ref[off_diag], rtol=0, atol=1e-3)
+    assert pairwise_euclidean(feats.double(), feats.double()).dtype \
+        == torch.float64
+
+
+@pytest.mark.parametrize(
+    'make_loss', [
+        lambda: TripletLoss(margin=0.3),
+        lambda: TripletLoss(margin=None),
+        lambda: WRTLoss(),
+    ],
+    ids=['triplet', 'soft_triplet', 'wrt'])
+def test_metric_losses_equal_with_and_without_autocast(make_loss):
+    feats, labels = _gap_like_feats()
+    loss = make_loss()
+    expected = loss(feats, labels)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = loss(feats, labels)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_dual_causality_loss_equal_with_and_without_autocast():
+    feats, labels = _gap_like_feats()
+    gen = torch.Generator().manual_seed(1)
+    feat_pos = feats + 0.1 * torch.rand(64, 2048, generator=gen)
+    feat_neg = feats + 0.1 * torch.rand(64, 2048, generator=gen)
+    loss = DualCausalityLoss()
+    expected = loss(feats, feat_pos, feat_neg, labels)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = loss(feats, feat_pos, feat_neg, labels)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)

@@ -124,6 +124,22 @@ def test_gem_pooling_matches_its_definition(p):
     torch.testing.assert_close(gem.p.grad, p_ref.grad)
 
 
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_gem_pooling_is_fp32_for_half_inputs_and_under_autocast(dtype):
+    """GeM pools in fp32: x ** 3 overflows fp16 above 40 and bf16 keeps
+    under three digits, so a half map (as AMP gives) is pooled in fp32."""
+    from mmreid.models.layers import GeMPool
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(2, 3, 4, 5, generator=gen) * 60).to(dtype)
+    expected = gem_reference(x.double(), 3.0)
+    gem = GeMPool(p=3.0)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = gem(x)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=0)
+    torch.testing.assert_close(gem(x).double(), expected, rtol=1e-5, atol=0)
+
+
 def test_gem_pooling():
     from mmreid.models.layers import GeMPool, GlobalAvgPool
     x = torch.rand(2, 3, 4, 4) + 0.1

@@ -37,6 +37,13 @@ class GeMPool(nn.Module):
     ``(mean(x.clamp(min=eps) ** p)) ** (1 / p)`` over H, W: p = 1 is average
     pooling and p -> inf max pooling. ReID models commonly use p = 3.
 
+    Computed in fp32 (fp64 inputs stay fp64) with autocast disabled, so
+    the output is fp32 under AMP: ``x ** p`` overflows fp16 for
+    ``x > 65504 ** (1 / p)`` (40 for p = 3), and bf16 keeps under three
+    digits of the pooled feature that the metric loss and the test
+    distance use. (CUDA autocast already runs ``pow`` in fp32; this makes
+    every device do the whole pooling so.)
+
     Args:
         p (float): Initial exponent. Defaults to 3.
         eps (float): Clamp before the power, for stable gradients.
@@ -54,8 +61,13 @@ class GeMPool(nn.Module):
         self.eps = eps
 
     def _gem(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.clamp(min=self.eps).pow(self.p)
-        return F.adaptive_avg_pool2d(x, 1).pow(1.0 / self.p).flatten(1)
+        """(N, C, H, W) -> (N, C), fp32 for fp16/bf16 inputs."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            if x.dtype in (torch.float16, torch.bfloat16):
+                x = x.float()
+            p = self.p.to(x.dtype)
+            x = x.clamp(min=self.eps).pow(p)
+            return F.adaptive_avg_pool2d(x, 1).pow(1.0 / p).flatten(1)
 
     def forward(self, inputs: Features) -> Features:
         return _apply(self._gem, inputs)

@@ -7,16 +7,35 @@ import torch.nn.functional as F
 from mmreid.registry import MODELS
 
 
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in fp32 if it is fp16/bf16, else unchanged (fp64 stays)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def pairwise_euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Euclidean distances between rows, shape (N, M).
 
     The expanded form is clamped before the square root; the small floor
     keeps the gradient finite for identical rows.
+
+    Computed in fp32 (fp64 inputs stay fp64) with autocast disabled: under
+    AMP, ``x @ y.t()`` would otherwise run in fp16/bf16 although the inputs
+    are fp32, and ``|x|^2 + |y|^2 - 2 x.y`` cancels catastrophically in
+    low precision (spec SNR §3.2: distances in fp32 even under AMP).
+
+    Args:
+        x (Tensor): Shape (N, D).
+        y (Tensor): Shape (M, D).
+
+    Returns:
+        Tensor: Shape (N, M), fp32 (fp64 for fp64 inputs).
     """
-    dist = (
-        x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) -
-        2.0 * x @ y.t())
-    return dist.clamp(min=1e-12).sqrt()
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x, y = upcast(x), upcast(y)
+        dist = (
+            x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) -
+            2.0 * x @ y.t())
+        return dist.clamp(min=1e-12).sqrt()
 
 
 def hard_example_mining(
