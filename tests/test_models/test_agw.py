@@ -150,7 +150,12 @@ def test_imagenet_resnet_loads_into_both_stems(tmp_path):
         assert torch.count_nonzero(block.W[1].weight) == 0
 
 
-def naive_wrt(feats, labels):
+def naive_wrt(feats, labels, reference_collapse=False):
+    """WRT from its definition (spec mbn_vireid.md §3.2), in float64:
+    softmax weights over positives (exp(d)) and negatives (exp(-d)) that sum
+    to 1. ``reference_collapse`` applies the documented departure of the
+    reference code: the negative weights sum to S / (S + 1e-6) with
+    S = sum exp(-d), not to 1."""
     n = feats.size(0)
     losses = []
     for i in range(n):
@@ -161,23 +166,62 @@ def naive_wrt(feats, labels):
         wn = [math.exp(-d[j]) for j in neg]
         dp = sum(w * d[j] for w, j in zip(wp, pos)) / sum(wp)
         dn = sum(w * d[j] for w, j in zip(wn, neg)) / sum(wn)
+        if reference_collapse:
+            dn *= sum(wn) / (sum(wn) + 1e-6)
         losses.append(math.log1p(math.exp(dp - dn)))
     return sum(losses) / n
 
 
-def test_wrt_loss_matches_naive_loop():
+@pytest.mark.parametrize('exact', [False, True])
+def test_wrt_loss_matches_naive_loop(exact):
     torch.manual_seed(0)
     feats = torch.randn(8, 5, requires_grad=True)
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 2, 3])
-    loss = WRTLoss()(feats, labels)
+    loss = WRTLoss(exact_softmax=exact)(feats, labels)
     assert loss.item() == pytest.approx(
         naive_wrt(feats.detach(), labels), rel=1e-4)
     loss.backward()
     assert torch.isfinite(feats.grad).all()
-    scaled = WRTLoss(loss_weight=0.5)(feats, labels)
+    scaled = WRTLoss(loss_weight=0.5, exact_softmax=exact)(feats, labels)
     assert scaled.item() == pytest.approx(0.5 * loss.item(), rel=1e-6)
     with pytest.raises(ValueError, match='N labels'):
-        WRTLoss()(feats, labels[:3])
+        WRTLoss(exact_softmax=exact)(feats, labels[:3])
+
+
+def far_apart_batch():
+    """Three identities whose nearest negatives lie at 19-20 (integer
+    coordinates: the expanded-form distances are exact in fp32)."""
+    feats = torch.tensor([[0., 0.], [1., 0.], [20., 0.], [22., 0.], [0., 20.],
+                          [0., 23.]])
+    return feats, torch.tensor([0, 0, 1, 1, 2, 2])
+
+
+def test_wrt_exact_softmax_follows_the_definition_far_apart():
+    feats, labels = far_apart_batch()
+    feats.requires_grad_(True)
+    loss = WRTLoss(exact_softmax=True)(feats, labels)
+    expected = naive_wrt(feats.detach().double(), labels)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert expected < 1e-3  # well separated: the negative term dominates
+    loss.backward()
+    assert torch.isfinite(feats.grad).all()
+
+
+def test_wrt_reference_softmax_collapses_far_apart():
+    """The default keeps the reference's computation: at ~20 the negative
+    weights sum to ~0.002, so the loss is about mean softplus(d_p)."""
+    feats, labels = far_apart_batch()
+    loss = WRTLoss()(feats, labels).item()
+    assert loss == pytest.approx(
+        naive_wrt(feats.double(), labels, reference_collapse=True), rel=1e-5)
+    # Far from the definition, close to the loss without negatives.
+    assert loss - naive_wrt(feats.double(), labels) > 0.5
+    # Each anchor has one positive at r (1, 2 or 3): d_p = r e^r / (1 + e^r).
+    only_positives = sum(
+        2 * math.log1p(math.exp(r * math.exp(r) / (1 + math.exp(r))))
+        for r in (1, 2, 3)) / 6
+    # (what is left of d_n: 19-20 times a weight sum of 0.002-0.006)
+    assert loss == pytest.approx(only_positives, abs=0.15)
 
 
 def test_agw_reid_model_end_to_end():

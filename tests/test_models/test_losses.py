@@ -111,8 +111,9 @@ def test_pairwise_euclidean_is_fp32_under_autocast():
         lambda: TripletLoss(margin=0.3),
         lambda: TripletLoss(margin=None),
         lambda: WRTLoss(),
+        lambda: WRTLoss(exact_softmax=True),
     ],
-    ids=['triplet', 'soft_triplet', 'wrt'])
+    ids=['triplet', 'soft_triplet', 'wrt', 'wrt_exact'])
 def test_metric_losses_equal_with_and_without_autocast(make_loss):
     feats, labels = _gap_like_feats()
     loss = make_loss()
