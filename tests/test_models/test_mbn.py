@@ -169,6 +169,60 @@ def test_eval_stats_batch_refuses_a_lone_sample():
     mbn(x)
 
 
+def norm_eval_copy(mbn):
+    """A copy in training mode with its inner BNs in eval, as ResNet's
+    ``norm_eval`` leaves it (it switches only ``_BatchNorm`` modules)."""
+    mbn = copy.deepcopy(mbn).train()
+    for bn in mbn.bns:
+        bn.eval()
+    return mbn
+
+
+@pytest.mark.parametrize('eval_stats', ['modality', 'shared'])
+def test_norm_eval_uses_running_stats_and_accepts_a_lone_sample(eval_stats):
+    # norm_eval: the inner BNs use running statistics, so one sample of a
+    # modality is fine, and the output is the test-time one (eval_stats).
+    base = trained_mbn(eval_stats=eval_stats)
+    x = make_input()
+    labels = [0] * 7 + [1]
+    frozen = norm_eval_copy(base)
+    reference = copy.deepcopy(base).eval()
+    for m in (frozen, reference):
+        m.set_modality(labels)
+    torch.testing.assert_close(frozen(x), reference(x))
+    torch.testing.assert_close(frozen.bns[1].running_mean,
+                               base.bns[1].running_mean)
+
+
+def test_norm_eval_with_eval_stats_batch_uses_and_checks_batch_stats():
+    base = trained_mbn(eval_stats='batch')
+    x = make_input()
+    frozen, reference = norm_eval_copy(base), copy.deepcopy(base).eval()
+    for m in (frozen, reference):
+        m.set_modality([0] * 4 + [1] * 4)
+    torch.testing.assert_close(frozen(x), reference(x))
+    frozen.set_modality([0] * 7 + [1])
+    with pytest.raises(
+            ValueError,
+            match=r"eval_stats='batch'\): modality 1 has 1 sample\(s\) in "
+            'this training batch'):
+        frozen(x)
+
+
+def test_resnet_norm_eval_accepts_a_lone_sample_per_modality():
+    # ResNet(norm_eval=True) leaves the MBN containers in training mode
+    # with their inner BNs in eval: the training-batch check refused a
+    # 1-sample modality although no batch statistics are used.
+    torch.manual_seed(0)
+    net = ReIDResNet(
+        depth=18, norm_cfg=dict(type=MBN), norm_eval=True, out_indices=(3, ))
+    x = torch.randn(4, 3, 32, 16)
+    set_modality(net, [0, 0, 0, 1])
+    out = net.train()(x)
+    assert net.bn1.training and not net.bn1.bns[0].training
+    torch.testing.assert_close(out, net.eval()(x))
+
+
 def test_min_per_modality_and_label_errors():
     mbn = MBN(4)
     x = make_input()

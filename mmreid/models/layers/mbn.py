@@ -70,6 +70,13 @@ class MBN(nn.Module):
     composition); ``'shared'`` uses the average of the modalities' running
     statistics (ablation).
 
+    **norm_eval.** The inner BNs' mode decides how a modality is
+    normalised, not the container's: ResNet's ``norm_eval`` puts only the
+    inner BNs in eval, and MBN then normalises as at test time
+    (``eval_stats``) while the model trains, without updating the running
+    statistics; a 1-sample modality is then refused only with
+    ``eval_stats='batch'``.
+
     **Checkpoints.** Shared affine keys are ``weight``, ``bias``,
     ``bns.<k>.running_mean``, ``bns.<k>.running_var`` and
     ``bns.<k>.num_batches_tracked``; per-modality affine adds
@@ -98,9 +105,11 @@ class MBN(nn.Module):
         dims (int): 2 for (N, C, H, W) inputs (default), 1 for (N, C) or
             (N, C, L).
         eval_stats (str): ``'modality'``, ``'batch'`` or ``'shared'``.
-        min_per_modality (int): In training, every modality present in
-            the batch needs at least this many samples (a single sample
-            would be instance-normalised, silently). Defaults to 2.
+        min_per_modality (int): Every modality normalised with batch
+            statistics (inner BN in training mode, or ``eval_stats=
+            'batch'``) needs at least this many samples in the batch (a
+            single sample would be instance-normalised, silently).
+            Defaults to 2.
     """
 
     _abbr_ = 'bn'
@@ -193,14 +202,20 @@ class MBN(nn.Module):
 
     def _sync_children(self) -> bool:
         """Whether the inner BNs synchronise across ranks (SyncBN)."""
-        return (self.training and isinstance(self.bns[0], nn.SyncBatchNorm)
+        return (any(bn.training for bn in self.bns)
+                and isinstance(self.bns[0], nn.SyncBatchNorm)
                 and torch_dist.is_available() and torch_dist.is_initialized()
                 and torch_dist.get_world_size() > 1)
 
     def _normalize(self, k: int, x: torch.Tensor) -> torch.Tensor:
-        """Normalise samples of modality ``k`` (affine-free if shared)."""
+        """Normalise samples of modality ``k`` (affine-free if shared).
+
+        The inner BN's mode decides, not the container's: ``norm_eval``
+        puts the inner BNs in eval while the container trains, and they
+        then normalise as at test time (``eval_stats``).
+        """
         bn = self.bns[k]
-        if self.training or self.eval_stats == 'modality':
+        if bn.training or self.eval_stats == 'modality':
             # The child follows train/eval mode: batch statistics and a
             # running-stat update in training, running statistics in eval.
             return bn(x)
@@ -215,43 +230,52 @@ class MBN(nn.Module):
     def _check_batch_statistics(self, indices) -> None:
         """Refuse batches whose statistics MBN cannot normalise with.
 
-        In training, and in eval with ``eval_stats='batch'``, a modality
-        with fewer than ``min_per_modality`` samples would be normalised
-        over H x W only (``BatchNorm2d`` on one sample is an instance
-        norm): its channel means and scales are wiped out. In eval, several
-        processes also split the test set into other batches than one
-        process does (and pad the last with a duplicate), so the numbers
-        would depend on the number of processes.
+        A modality normalised with batch statistics (its inner BN in
+        training mode, or in eval mode with ``eval_stats='batch'``) and
+        fewer than ``min_per_modality`` samples would be normalised over
+        H x W only (``BatchNorm2d`` on one sample is an instance norm): its
+        channel means and scales are wiped out. The inner BN's mode
+        decides, not the container's: with ``norm_eval`` the inner BNs use
+        running statistics although the model trains. In testing with
+        ``eval_stats='batch'``, several processes also split the test set
+        into other batches than one process does (and pad the last with a
+        duplicate), so the numbers would depend on the number of processes.
         """
-        if self.training:
-            where = 'MBN', 'training batch'
-            fix = ('Use a sampler that puts >= {n} samples of every present '
-                   'modality in each batch per GPU (e.g. '
-                   'CrossModalityIdentitySampler) and drop_last')
-        elif self.eval_stats == 'batch':
-            where = "MBN(eval_stats='batch')", 'test batch'
-            fix = ('Choose a test batch_size that leaves >= {n} samples of '
-                   'each modality in every batch (the last and the '
-                   "query/gallery boundary included), or use eval_stats="
-                   "'modality'")
-            if torch_dist.is_available() and torch_dist.is_initialized() \
-                    and torch_dist.get_world_size() > 1:
-                raise ValueError(
-                    f'{where[0]} normalises each test batch with its own '
-                    f'statistics, and {torch_dist.get_world_size()} '
-                    'processes batch the test set otherwise than one process '
-                    '(a padded duplicate included), so the numbers would '
-                    'depend on the number of processes: test with one '
-                    "process, or use eval_stats='modality'")
-        else:
-            return
+        if not self.training and self.eval_stats == 'batch' \
+                and torch_dist.is_available() \
+                and torch_dist.is_initialized() \
+                and torch_dist.get_world_size() > 1:
+            raise ValueError(
+                "MBN(eval_stats='batch') normalises each test batch with its "
+                f'own statistics, and {torch_dist.get_world_size()} '
+                'processes batch the test set otherwise than one process '
+                '(a padded duplicate included), so the numbers would '
+                'depend on the number of processes: test with one '
+                "process, or use eval_stats='modality'")
         for k, idx in enumerate(indices):
-            if 0 < idx.numel() < self.min_per_modality:
-                raise ValueError(
-                    f'{where[0]}: modality {k} has {idx.numel()} sample(s) '
-                    f'in this {where[1]}, fewer than min_per_modality='
-                    f'{self.min_per_modality}; its batch statistics would be '
-                    'meaningless. ' + fix.format(n=self.min_per_modality))
+            if not 0 < idx.numel() < self.min_per_modality:
+                continue
+            if self.bns[k].training:
+                where = 'MBN', 'training batch'
+                fix = ('Use a sampler that puts >= {n} samples of every '
+                       'present modality in each batch per GPU (e.g. '
+                       'CrossModalityIdentitySampler) and drop_last')
+            elif self.eval_stats == 'batch':
+                role = 'training' if self.training else 'test'
+                where = "MBN(eval_stats='batch')", f'{role} batch'
+                edges = ('' if self.training else
+                         ' (the last and the query/gallery boundary '
+                         'included)')
+                fix = (f'Choose a {role} batch_size that leaves >= {{n}} '
+                       f'samples of each modality in every batch{edges}, '
+                       "or use eval_stats='modality'")
+            else:
+                continue  # running statistics
+            raise ValueError(
+                f'{where[0]}: modality {k} has {idx.numel()} sample(s) '
+                f'in this {where[1]}, fewer than min_per_modality='
+                f'{self.min_per_modality}; its batch statistics would be '
+                'meaningless. ' + fix.format(n=self.min_per_modality))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise per modality.
