@@ -263,6 +263,25 @@ def test_head_losses_keys_and_backward():
     assert all(p.grad is not None for p in head.mnet.parameters())
 
 
+def test_head_leaves_out_pair_accuracies_it_cannot_measure():
+    # A batch without positive pairs logged mnet_pos_acc = 0, which reads
+    # as a measured accuracy and drags the logged average down.
+    head = build_head()
+    head.train()
+    losses = head.loss(torch.randn(8, 16), samples_of(torch.arange(8)))
+    assert 'mnet_pos_acc' not in losses
+    assert 0 <= losses['mnet_neg_acc'].item() <= 1
+    losses = head.loss(torch.randn(8, 16), samples_of(torch.zeros(8)))
+    assert 'mnet_neg_acc' not in losses
+    assert 0 <= losses['mnet_pos_acc'].item() <= 1
+
+
+@pytest.mark.parametrize('key', ['loss_weight', 'type'])
+def test_head_pic_names_lambda_when_given_loss_weight(key):
+    with pytest.raises(ValueError, match=f'pic.{key}=.*lambda.*pic.weight'):
+        build_head(pic=dict(**{key: 5.0}))
+
+
 def test_head_pair_losses_stay_fp32_under_autocast():
     head = build_head()
     head.train()

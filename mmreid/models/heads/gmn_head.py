@@ -142,8 +142,9 @@ class GMNHead(BNNeckHead):
     Training loss: ``L_cls + L_tri + L_gmn + lambda * L_pic``, keys
     ``loss_cls``, ``loss_tri``, ``loss_gmn`` and ``loss_pic`` (lambda
     applied here). Logged (not losses): ``accuracy``, ``mnet_acc``,
-    ``mnet_pos_acc``, ``mnet_neg_acc`` (clean pairs, threshold ``z = 0``),
-    ``pic_raw`` (L_pic before lambda, to calibrate lambda) and ``dp_on``.
+    ``mnet_pos_acc``, ``mnet_neg_acc`` (clean pairs, threshold ``z = 0``;
+    each left out of a batch without such pairs), ``pic_raw`` (L_pic
+    before lambda, to calibrate lambda) and ``dp_on``.
 
     Pairs: all unordered ``i < j`` of the batch (or batch-hard ones); pair
     feature ``f_sp = (f_i - f_j)^2`` with ``f`` the post-BNNeck feature,
@@ -297,6 +298,14 @@ class GMNHead(BNNeckHead):
             if pic['space'] not in PIC_SPACES:
                 raise ValueError(f'GMNHead pic.space must be one of '
                                  f"{PIC_SPACES}, got {pic['space']!r}")
+            for key in ('loss_weight', 'type'):
+                if key in pic:
+                    raise ValueError(
+                        f'GMNHead pic.{key}={pic[key]!r} is not an option: '
+                        "lambda (L_pic's weight) is pic.weight, applied by "
+                        'the head, and the head builds PICLoss itself '
+                        '(with loss_weight=1); the other keys go to '
+                        'PICLoss: center, min_group_size, detach_center')
             extra = {
                 k: v
                 for k, v in pic.items() if k not in ('weight', 'space')
@@ -439,10 +448,14 @@ class GMNHead(BNNeckHead):
                 z, targets = z[is_clean], targets[is_clean]
             correct = (z > 0) == targets
             losses['mnet_acc'] = correct.float().mean()
-            losses['mnet_pos_acc'] = correct[targets].float().mean() \
-                if targets.any() else z.new_tensor(0.)
-            losses['mnet_neg_acc'] = correct[~targets].float().mean() \
-                if (~targets).any() else z.new_tensor(0.)
+            # Left out, not 0, when a batch has no such pair: mmengine
+            # averages each key over the iterations that logged it, where
+            # a 0 would read as a measured accuracy and a NaN would turn
+            # the whole averaging window into NaN.
+            if targets.any():
+                losses['mnet_pos_acc'] = correct[targets].float().mean()
+            if (~targets).any():
+                losses['mnet_neg_acc'] = correct[~targets].float().mean()
             losses['dp_on'] = z.new_tensor(float(self.dp_active))
         return losses
 
