@@ -1,0 +1,123 @@
+"""Where a model sits for ``WRTLoss``'s negative-weight collapse.
+
+The reference WRT softmax (kept by ``WRTLoss(exact_softmax=False)``, the
+default) gives an anchor's negatives weights summing to ``S / (S + 1e-6)``,
+``S = sum exp(-d_n)``: about 0 once the nearest negative is past ~14, where
+the loss loses its negative term (configs/mbn/README.md). This tool runs
+training batches through a model in train mode, catches the features the
+WRT loss receives, and prints the nearest-negative distances, the negative
+weight sums and the loss in both modes::
+
+    python tools/analysis_tools/wrt_regime.py \\
+        configs/mbn/agw_r18_synthreid-vi-v2.py \\
+        work_dirs/mbn_v21/agw_r18_synthreid-vi-v2_seed0/epoch_12.pth \\
+        --batches 20
+
+``init`` instead of a checkpoint measures the weights training starts from.
+"""
+import argparse
+
+import torch
+from mmengine.runner import Runner, load_checkpoint
+
+from mmreid.models.losses import WRTLoss, pairwise_euclidean
+from mmreid.registry import MODELS
+from mmreid.utils import register_all_modules
+from mmreid.utils.config import read_config
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description="Measure where a model sits for WRTLoss's "
+        'negative-weight collapse')
+    parser.add_argument('config', help='config whose head has a WRTLoss')
+    parser.add_argument(
+        'checkpoint',
+        help="checkpoint file, or 'init' for the initial weights")
+    parser.add_argument(
+        '--batches', type=int, default=20, help='training batches to use')
+    parser.add_argument('--seed', type=int, default=0, help='sampler seed')
+    return parser.parse_args()
+
+
+def measure(cfg, checkpoint: str, batches: int, seed: int = 0) -> dict:
+    """Features the WRT loss receives, over ``batches`` training batches.
+
+    Args:
+        cfg (Config): A config whose ``model.head.loss_tri`` is a WRTLoss.
+        checkpoint (str): Checkpoint file, or ``'init'``.
+        batches (int): Training batches to run (train mode, no update).
+        seed (int): Seed of the sampler and of the initial weights.
+
+    Returns:
+        dict: ``near`` (A, ) nearest-negative distance per anchor,
+        ``weight_sum`` (A, ) the reference softmax's negative weight sum,
+        ``reference`` / ``exact`` the WRT loss per batch (B, ) in both modes.
+    """
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    wrt = getattr(model.head, 'loss_tri', None)
+    if not isinstance(wrt, WRTLoss):
+        raise ValueError(f'model.head.loss_tri is {type(wrt).__name__}, '
+                         'not WRTLoss')
+    if checkpoint == 'init':
+        model.init_weights()
+    else:
+        load_checkpoint(
+            model,
+            checkpoint,
+            map_location='cpu',
+            strict=True,
+            logger='silent')
+    cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
+    loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
+    seen = []
+    wrt.register_forward_pre_hook(lambda module, inputs: seen.append(
+        (inputs[0].detach(), inputs[1])))
+    model.train()
+    out = dict(near=[], weight_sum=[], reference=[], exact=[])
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            if i == batches:
+                break
+            model(**model.data_preprocessor(batch, True), mode='loss')
+            feats, labels = seen[-1]
+            dist = pairwise_euclidean(feats, feats)
+            negative = labels[None] != labels[:, None]
+            dist_n = dist.masked_fill(~negative, float('inf'))
+            out['near'].append(dist_n.min(1).values)
+            total = torch.exp(-dist_n).sum(1)  # exp(-inf) = 0 elsewhere
+            out['weight_sum'].append(total / (total + 1e-6))
+            out['reference'].append(WRTLoss()(feats, labels).view(1))
+            out['exact'].append(
+                WRTLoss(exact_softmax=True)(feats, labels).view(1))
+    if not out['near']:
+        raise ValueError('the training loader gave no batch')
+    return {key: torch.cat(values) for key, values in out.items()}
+
+
+def main():
+    args = parse_args()
+    register_all_modules()
+    cfg = read_config(args.config)
+    try:
+        stats = measure(cfg, args.checkpoint, args.batches, args.seed)
+    except ValueError as error:
+        raise SystemExit(f'{args.config}: {error}')
+    near, weight_sum = stats['near'], stats['weight_sum']
+    q = torch.tensor([0.05, 0.5, 0.95, 1.0])
+
+    def fmt(values):
+        return ' / '.join(f'{v:.5g}' for v in values.quantile(q).tolist())
+
+    print(f'{args.checkpoint}: {near.numel()} anchors')
+    print(f'nearest negative distance (5 % / 50 % / 95 % / max): {fmt(near)}')
+    print(f'negative weight sum (5 % / 50 % / 95 % / max): '
+          f'{fmt(weight_sum)}; below 0.5 for '
+          f'{(weight_sum < 0.5).float().mean().item():.1%} of anchors')
+    print(f'WRT loss: reference {stats["reference"].mean().item():.4f}, '
+          f'exact {stats["exact"].mean().item():.4f}')
+
+
+if __name__ == '__main__':
+    main()
