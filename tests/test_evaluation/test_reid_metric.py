@@ -243,6 +243,38 @@ def test_verification_keys():
     assert not any('loss' in key for key in metrics)
 
 
+def test_verification_keys_name_the_fpr_evaluated():
+    """A key names its FPR exactly: 0.14 does not overwrite 0.1 and 0.25
+    is not printed as 2e-01; powers of ten keep their one-digit keys."""
+    samples = make_samples(4)
+    fprs = (0.1, 0.14, 0.25, 1e-2)
+    metrics = run_metric(
+        ReIDMetric(distance='cosine', verification_fprs=fprs), samples)
+    query, gallery, *labels = split_samples(samples)
+    expected = evaluate_verification_features(
+        query, gallery, *labels, distance='cosine', fprs=fprs)
+    keys = ('reid/TPR@FPR=1e-01', 'reid/TPR@FPR=1.4e-01',
+            'reid/TPR@FPR=2.5e-01', 'reid/TPR@FPR=1e-02')
+    reported = {k: v for k, v in metrics.items() if 'TPR' in k}
+    assert sorted(reported) == sorted(keys)
+    for key, tpr in zip(keys, expected.tpr):
+        assert reported[key] == pytest.approx(tpr * 100), key
+    # The toy case tells 0.1 from 0.14, so an overwrite would show.
+    assert expected.tpr[0] != expected.tpr[1]
+
+
+@pytest.mark.parametrize('fprs, match', [
+    ((0.1, 0.1), r'verification_fprs repeats \[0.1\]'),
+    ((1e-3, 0.001), r'verification_fprs repeats \[0.001\]'),
+    ((float('nan'), ), r'verification_fprs must lie in \[0, 1\].*nan'),
+    ((1e-2, 1.5), r'verification_fprs must lie in \[0, 1\].*1.5'),
+    ((-0.1, ), r'verification_fprs must lie in \[0, 1\].*-0.1'),
+])
+def test_invalid_verification_fprs_are_refused_at_construction(fprs, match):
+    with pytest.raises(ValueError, match=match):
+        ReIDMetric(verification_fprs=fprs)
+
+
 def test_rerank_option():
     samples = make_samples(5)
     rerank = dict(k1=6, k2=3, lambda_value=0.3)

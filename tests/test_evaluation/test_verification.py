@@ -5,7 +5,7 @@ import torch
 from mmreid.evaluation.functional import (compute_distance,
                                           evaluate_verification,
                                           evaluate_verification_features)
-from mmreid.evaluation.functional.verification import (float_keys,
+from mmreid.evaluation.functional.verification import (float_keys, fpr_key,
                                                        key_to_float,
                                                        max_false_positives)
 
@@ -153,3 +153,17 @@ def test_invalid_inputs():
     dist[0, 0] = np.nan
     with pytest.raises(ValueError, match='NaN'):
         evaluate_verification(dist, *case[1:])
+
+
+@pytest.mark.parametrize(
+    'fpr',
+    [1e-4, 1e-3, 1e-2, 0.1, 0.0, 1.0, 0.05, 0.25, 0.14, 1.5e-3, 1 / 3, 5e-324])
+def test_verification_key_reads_back_as_its_fpr(fpr):
+    key = fpr_key(fpr)
+    assert key.startswith('TPR@FPR=')
+    assert float(key[len('TPR@FPR='):]) == fpr
+    # The one-digit form whenever it is exact (the keys logs use).
+    if float(f'{fpr:.0e}') == fpr:
+        assert key == f'TPR@FPR={fpr:.0e}'
+    assert [fpr_key(x) for x in (1e-4, 1e-3, 1e-2)
+            ] == ['TPR@FPR=1e-04', 'TPR@FPR=1e-03', 'TPR@FPR=1e-02']

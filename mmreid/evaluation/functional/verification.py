@@ -96,6 +96,55 @@ def max_false_positives(fpr: float, num_neg: int) -> int:
     return k
 
 
+def fpr_key(fpr: float) -> str:
+    """The metric key of the TPR at an FPR, naming that FPR exactly.
+
+    The shortest scientific form that reads back as ``fpr``: the
+    one-digit ``.0e`` form whenever it is exact (``TPR@FPR=1e-04``,
+    ``TPR@FPR=5e-02``), else as many digits as needed
+    (``TPR@FPR=2.5e-01``, ``TPR@FPR=1.4e-01``), so distinct FPRs never
+    share a key and a key never names another FPR.
+
+    Args:
+        fpr: An FPR.
+
+    Returns:
+        str: ``'TPR@FPR=<fpr>'``.
+    """
+    fpr = float(fpr)
+    for digits in range(17):
+        text = f'{fpr:.{digits}e}'
+        if float(text) == fpr:
+            break
+    return f'TPR@FPR={text}'
+
+
+def check_fprs(fprs: Sequence[float], name: str = 'fprs') -> tuple:
+    """FPRs as floats, each in [0, 1], none repeated.
+
+    Args:
+        fprs: The FPRs to report.
+        name: The argument's name, for the error.
+
+    Returns:
+        tuple[float]: The FPRs, in order.
+
+    Raises:
+        ValueError: An FPR is NaN, outside [0, 1] or repeated (it would
+            report the same key twice).
+    """
+    values = tuple(float(x) for x in fprs)
+    bad = [x for x in values if not 0.0 <= x <= 1.0]
+    if bad:
+        raise ValueError(f'{name} must lie in [0, 1], got {bad} in '
+                         f'{list(values)}')
+    repeated = sorted({x for x in values if values.count(x) > 1})
+    if repeated:
+        raise ValueError(f'{name} repeats {repeated} in {list(values)}: '
+                         'each FPR is reported once')
+    return values
+
+
 def tpr_at_fpr(chunks: ChunkSource,
                q_pids: ArrayLike,
                g_pids: ArrayLike,

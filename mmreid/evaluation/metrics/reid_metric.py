@@ -27,6 +27,7 @@ from ..functional import (DEFAULT_MEMORY_BUDGET_MB, ReIDEvalResult,
                           evaluate_rank, evaluate_verification,
                           evaluate_verification_features, k_reciprocal_rerank,
                           query_expansion, summarize_partitions)
+from ..functional.verification import check_fprs, fpr_key
 
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ROLES = ('query', 'gallery')
@@ -289,9 +290,13 @@ class ReIDMetric(BaseMetric):
             or query expansion is on). It holds a dense (Q, G) matrix,
             see :mod:`~mmreid.evaluation.functional.rerank` for its
             memory. Off by default.
-        verification_fprs: FPRs at which to report ``TPR@FPR=1e-04``-style
-            keys (percent) over the kept query-gallery pairs, positive =
-            same pid, computed from the same distances as the ranking.
+        verification_fprs: FPRs in [0, 1], each once, at which to report
+            ``TPR@FPR=...`` keys (percent) over the kept query-gallery
+            pairs, positive = same pid, computed from the same distances
+            as the ranking. A key names its FPR exactly, in the shortest
+            scientific form that reads back as it: ``TPR@FPR=1e-04`` for
+            1e-4 (one digit whenever that is exact, as for the usual
+            ``(1e-4, 1e-3, 1e-2)``), ``TPR@FPR=2.5e-01`` for 0.25.
             Off by default. Refused with a gallery-dependent scorer
             (:func:`is_gallery_dependent`, e.g. GMN's top-k rerank), whose
             distances are ranking positions, not pair scores.
@@ -404,8 +409,10 @@ class ReIDMetric(BaseMetric):
         _check_keys('rerank', rerank, RERANK_KEYS)
         self.query_expansion = query_expansion
         self.rerank = rerank
-        self.verification_fprs = (None if verification_fprs is None else tuple(
-            float(x) for x in verification_fprs))
+        if verification_fprs is not None:
+            verification_fprs = check_fprs(verification_fprs,
+                                           'verification_fprs')
+        self.verification_fprs = verification_fprs
         self.scorer: Optional[Scorer] = None
         self.scorers: Dict[str, Scorer] = dict()
         self.primary_scorer: Optional[str] = None
@@ -838,7 +845,7 @@ class ReIDMetric(BaseMetric):
         metrics['num_valid_query'] = result.num_valid_query
         if verification is not None:
             for fpr, tpr in zip(verification.fprs, verification.tpr):
-                metrics[f'TPR@FPR={fpr:.0e}'] = float(tpr) * 100
+                metrics[fpr_key(fpr)] = float(tpr) * 100
         return metrics
 
     def split_records(self,
