@@ -330,6 +330,55 @@ def test_cuhk03_classic_metric_multi_shot():
         CUHK03ClassicMetric(junk_rule='none')
 
 
+def distractor_gallery(distractor_pid):
+    """One query (pid 1) whose true match is at distance 10.5, behind 20
+    different distractors under one pid at distances 1..20."""
+    samples = [sample('/q/0', 1, 0, 'query', torch.tensor([0.0]), 0)]
+    samples += [
+        sample(f'/g/{k}', distractor_pid, 1, 'gallery',
+               torch.tensor([1.0 + k]), 1 + k) for k in range(20)
+    ]
+    samples += [
+        sample('/g/match', 1, 1, 'gallery', torch.tensor([10.5]), 30),
+        sample('/g/other', 2, 1, 'gallery', torch.tensor([50.0]), 31)
+    ]
+    return samples
+
+
+@pytest.mark.parametrize('distractor_pid', [0, -1])
+def test_cuhk03_classic_metric_refuses_shared_pid_distractors(distractor_pid):
+    """Spec section 5: the classic CMC must not be applied to a gallery of
+    shared-pid distractors. Here the true match ranks 11th (R1 = R5 = 0),
+    but drawing one of the 20 distractors per repeat gave R1 40 / R5 100.
+    Refused, naming the count, the pid and the dataset."""
+    samples = distractor_gallery(distractor_pid)
+    metric = CUHK03ClassicMetric(ranks=(1, 5))
+    metric.process(None, samples)
+    with pytest.raises(
+            ValueError,
+            match=rf"dataset 'fake' holds 20 items of distractor pid\(s\) "
+            rf'\[{distractor_pid}\].*ReIDMetric.*distractor_pids=\(\)'):
+        metric.compute_metrics(metric.results)
+    # Declared real identities, they are ranked as such.
+    metric = CUHK03ClassicMetric(ranks=(1, 5), distractor_pids=())
+    metric.process(None, samples)
+    assert metric.compute_metrics(metric.results)['num_valid_query'] == 1
+
+
+def test_cuhk03_classic_metric_accepts_pid_0_as_a_query_identity():
+    """A distractor pid that a query has is an identity (0-based test
+    labels, e.g. MSMT17's), not a distractor label."""
+    samples = [
+        sample('/q/0', 0, 0, 'query', torch.tensor([0.0]), 0),
+        sample('/g/0', 0, 1, 'gallery', torch.tensor([1.0]), 1),
+        sample('/g/1', 0, 1, 'gallery', torch.tensor([1.5]), 2),
+        sample('/g/2', 1, 1, 'gallery', torch.tensor([2.0]), 3)
+    ]
+    metric = CUHK03ClassicMetric(ranks=(1, ))
+    metric.process(None, samples)
+    assert metric.compute_metrics(metric.results)['R1'] == 100
+
+
 @pytest.mark.parametrize('option,value', [('tie_policy', 'pessimistic'),
                                           ('tie_policy', 'optimistic'),
                                           ('cmc_mode', 'dedup')])

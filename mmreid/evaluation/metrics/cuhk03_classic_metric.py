@@ -1,10 +1,12 @@
 """CUHK03's classic single-gallery-shot CMC, averaged over seeded repeated
 draws of one gallery image per identity."""
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
+
+import torch
 
 from mmreid.registry import METRICS
 from ..functional import classic_cmc, evaluate_rank
-from .reid_metric import (FEATURE_OPTIONS, ReIDMetric, Scorer,
+from .reid_metric import (FEATURE_OPTIONS, QueryGallery, ReIDMetric, Scorer,
                           is_gallery_dependent)
 
 
@@ -15,8 +17,13 @@ class CUHK03ClassicMetric(ReIDMetric):
     CMC: :func:`~mmreid.evaluation.functional.classic_cmc` (one gallery
     image per identity, ``num_repeats`` seeded draws, averaged). mAP and
     mINP: on the full kept gallery, as :class:`ReIDMetric` computes them.
-    Not for galleries with many shared-pid distractors (e.g. GRID's pid 0):
-    one distractor per draw would inflate the CMC.
+    Not for galleries with shared-pid distractors (Market's and GRID's
+    pid 0, evaluation spec section 5): the distractors, different people
+    under one pid, would form one identity of which each draw keeps one
+    image, which inflates the CMC. A gallery holding items of a
+    ``distractor_pids`` pid that no query has is therefore refused,
+    naming the count and the dataset; evaluate it with
+    :class:`ReIDMetric`.
 
     Keys (percent): ``R<k>``, ``mAP``, ``mINP``, ``num_query``,
     ``num_valid_query``.
@@ -24,6 +31,13 @@ class CUHK03ClassicMetric(ReIDMetric):
     Args:
         num_repeats: Draws per query (10 in the protocol).
         seed: Seed of the draws; ``None`` for unseeded draws.
+        distractor_pids: The pids that label distractors or junk rather
+            than one identity; defaults to mmreid's dataset convention,
+            ``(0, -1)`` (pid 0 distractors are kept in the gallery, pid -1
+            junk is dropped at parsing). A gallery item of such a pid is
+            refused unless a query has that pid too (then it is an
+            identity, e.g. MSMT17's 0-based test labels). Give ``()``
+            when these pids are real gallery-only identities.
         **kwargs: :class:`ReIDMetric` arguments; ``query_expansion``,
             ``rerank`` and ``verification_fprs`` are not supported. The
             classic CMC orders each gallery stably and draws one image per
@@ -49,6 +63,7 @@ class CUHK03ClassicMetric(ReIDMetric):
     def __init__(self,
                  num_repeats: int = 10,
                  seed: Optional[int] = 0,
+                 distractor_pids: Sequence[int] = (0, -1),
                  **kwargs) -> None:
         super().__init__(**kwargs)
         for name, value in self.fixed_rank_options.items():
@@ -62,6 +77,7 @@ class CUHK03ClassicMetric(ReIDMetric):
             raise ValueError(f'num_repeats must be >= 1, got {num_repeats}')
         self.num_repeats = int(num_repeats)
         self.seed = seed
+        self.distractor_pids = tuple(int(pid) for pid in distractor_pids)
 
     def check_scorers(self,
                       scorers: Optional[Dict[str, Scorer]],
@@ -90,6 +106,43 @@ class CUHK03ClassicMetric(ReIDMetric):
                 'given), so that order is not its ranking of the '
                 'sub-gallery; score without top-k')
 
+    def check_no_distractors(self, data: QueryGallery) -> None:
+        """Refuse a gallery with shared-pid distractors (see the class
+        docstring).
+
+        Args:
+            data: The records split by role.
+
+        Raises:
+            ValueError: Gallery items have a ``distractor_pids`` pid that
+                no query has; names their count, pids and dataset.
+        """
+        candidates = torch.tensor(self.distractor_pids, dtype=torch.long)
+        distractor = (
+            torch.isin(data.g_pids, candidates)
+            & ~torch.isin(data.g_pids, data.q_pids))
+        count = int(distractor.sum())
+        if not count:
+            return
+        pids = sorted(set(data.g_pids[distractor].tolist()))
+        datasets = sorted({
+            str(data.gallery[i].get('dataset'))
+            for i in torch.nonzero(distractor).flatten().tolist()
+        } - {'None'})
+        if not datasets and self.dataset_meta:
+            datasets = [self.dataset_meta.get('dataset_name')]
+        shown = ', '.join(repr(d) for d in datasets if d) or \
+            "'<unnamed dataset>'"
+        raise ValueError(
+            f'CUHK03ClassicMetric: the gallery of dataset {shown} holds '
+            f'{count} items of distractor pid(s) {pids} that no query has '
+            "(mmreid's datasets: pid 0 = distractor, -1 = junk). The "
+            'classic CMC draws one gallery image per pid, so these '
+            'different people would count as one identity of which each '
+            'draw keeps one, inflating the CMC (evaluation spec section '
+            "5): evaluate it with dict(type='ReIDMetric', ...). If these "
+            'pids are real identities, set distractor_pids=()')
+
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Rank every query, with the classic CMC.
 
@@ -102,6 +155,7 @@ class CUHK03ClassicMetric(ReIDMetric):
         # Also checked before extraction; kept as a guard.
         self.check_scorers(self.scorers, self.primary_scorer)
         data = self.split_roles(results)
+        self.check_no_distractors(data)
         dist = self.pairwise_distances(data.query_feats, data.gallery_feats)
         full = evaluate_rank(
             dist, *data.labels, device=self.device, **self.rank_options)
