@@ -4,6 +4,7 @@ import torch
 
 from mmreid.evaluation.functional import k_reciprocal_rerank
 from mmreid.evaluation.functional.rerank import k_reciprocal_rerank_distances
+from mmreid.evaluation.metrics import ReIDMetric
 
 
 def dense_rerank(query, gallery, k1, k2, lambda_value):
@@ -109,3 +110,39 @@ def test_invalid_parameters():
         k_reciprocal_rerank(query, gallery, k1=3, k2=5)
     with pytest.raises(ValueError, match='exceeds'):
         k_reciprocal_rerank(query, gallery, k1=20)
+
+
+@pytest.mark.parametrize('options, match', [
+    (dict(lambda_value=-2), r'lambda_value .*\[0, 1\], got -2'),
+    (dict(lambda_value=5), r'lambda_value .*\[0, 1\], got 5'),
+    (dict(lambda_value=float('nan')), r'lambda_value .*\[0, 1\], got nan'),
+    (dict(lambda_value='0.3'), r"lambda_value .*\[0, 1\], got '0.3'"),
+    (dict(k1=4.0), r'k1 must be an integer, got 4.0 \(float\)'),
+    (dict(k1=4, k2=2.5), r'k2 must be an integer, got 2.5 \(float\)'),
+    (dict(k1=True), r'k1 must be an integer, got True \(bool\)'),
+])
+def test_options_outside_the_definition_are_refused(options, match):
+    """d* = (1 - lambda) d_J + lambda d with lambda in [0, 1] and integer
+    neighbourhood sizes (Zhong et al., CVPR 2017): anything else was used
+    as given (lambda 5 printed an mAP) or failed deep inside topk."""
+    query, gallery = clustered_features(0, 4, 10)
+    options = dict(dict(k1=4, k2=2), **options)
+    with pytest.raises(ValueError, match=match):
+        k_reciprocal_rerank(query, gallery, **options)
+    dist = np.random.default_rng(0).random((4, 10))
+    with pytest.raises(ValueError, match=match):
+        k_reciprocal_rerank_distances(dist, np.zeros((4, 4)), np.zeros(
+            (10, 10)), **options)
+    # The metric refuses them when it is built, naming the option.
+    with pytest.raises(
+            ValueError, match=r'ReIDMetric\(rerank=...\).*' + match):
+        ReIDMetric(rerank=options)
+
+
+def test_lambda_and_k_at_their_bounds_are_accepted():
+    query, gallery = clustered_features(1, 5, 12)
+    for options in (dict(k1=4, k2=1, lambda_value=0),
+                    dict(k1=np.int64(4), k2=5, lambda_value=1)):
+        ReIDMetric(rerank=options)
+        result = k_reciprocal_rerank(query, gallery, **options)
+        assert result.shape == (5, 12) and torch.isfinite(result).all()

@@ -31,6 +31,7 @@ Size limit: the output alone is ``4 Q G`` bytes (3.8 GB for MSMT17), so
 MSMT17 is about the largest practical size on a machine with 16 GB; the
 running time is dominated by the N x N distance passes (two of them).
 """
+import numbers
 import warnings
 from typing import Callable, Optional, Tuple
 
@@ -94,6 +95,38 @@ def _expansion(neighbors: torch.Tensor, recip: torch.Tensor,
     return merged.masked_fill(repeated, num)
 
 
+def check_rerank_options(k1: int = 20,
+                         k2: int = 6,
+                         lambda_value: float = 0.3,
+                         owner: str = 'k-reciprocal re-ranking') -> None:
+    """Refuse re-ranking options outside their definition.
+
+    Zhong et al. (CVPR 2017): ``k1`` and ``k2`` are neighbourhood sizes,
+    ``1 <= k2 <= k1 + 1``, and the final distance ``(1 - lambda) *
+    jaccard + lambda * d`` weighs the two with ``lambda in [0, 1]``.
+
+    Args:
+        k1, k2, lambda_value: As in :func:`k_reciprocal_rerank`.
+        owner: Who was given them, for the error.
+
+    Raises:
+        ValueError: ``k1`` or ``k2`` is not an integer or out of range,
+            or ``lambda_value`` is not a number in [0, 1].
+    """
+    for name, value in (('k1', k1), ('k2', k2)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(f'{owner}: {name} must be an integer, got '
+                             f'{value!r} ({type(value).__name__})')
+    if not 1 <= k2 <= k1 + 1 or k1 < 1:
+        raise ValueError(f'{owner}: need k1 >= 1 and 1 <= k2 <= k1 + 1, got '
+                         f'k1={k1}, k2={k2}')
+    if isinstance(lambda_value, bool) or not isinstance(
+            lambda_value, numbers.Real) or not 0 <= lambda_value <= 1:
+        raise ValueError(f'{owner}: lambda_value (the weight of the '
+                         'original distance) must be a number in [0, 1], '
+                         f'got {lambda_value!r}')
+
+
 def k_reciprocal_from_rows(rows: RowSource,
                            num_query: int,
                            num_total: int,
@@ -111,16 +144,14 @@ def k_reciprocal_from_rows(rows: RowSource,
         num_total: N = Q + G.
         k1: Size of the k-reciprocal neighbourhood.
         k2: Neighbours averaged by local query expansion (1: none).
-        lambda_value: Weight of the original distance.
+        lambda_value: Weight of the original distance, in [0, 1].
         memory_budget_mb: Budget of one block of rows or contributions.
         device: Where to compute.
 
     Returns:
         torch.Tensor: Distances, shape (Q, G), in the rows' dtype.
     """
-    if not 1 <= k2 <= k1 + 1 or k1 < 1:
-        raise ValueError(f'need k1 >= 1 and 1 <= k2 <= k1 + 1, got k1={k1}, '
-                         f'k2={k2}')
+    check_rerank_options(k1, k2, lambda_value)
     if k1 + 1 > num_total:
         raise ValueError(f'k1 + 1 = {k1 + 1} exceeds the {num_total} samples')
     num_gallery = num_total - num_query
@@ -268,9 +299,11 @@ def k_reciprocal_rerank(query_feats: ArrayLike,
     Args:
         query_feats: Query features, shape (Q, D).
         gallery_feats: Gallery features, shape (G, D).
-        k1: Size of the k-reciprocal neighbourhood (paper: 20).
-        k2: Neighbours of local query expansion (paper: 6).
-        lambda_value: Weight of the original distance (paper: 0.3).
+        k1: Size of the k-reciprocal neighbourhood (paper: 20), an int.
+        k2: Neighbours of local query expansion (paper: 6), an int in
+            ``[1, k1 + 1]``.
+        lambda_value: Weight of the original distance (paper: 0.3), in
+            [0, 1].
         normalize: L2-normalise the features first (use it for cosine
             models).
         memory_budget_mb: Budget of one block of working memory.

@@ -27,6 +27,7 @@ from ..functional import (DEFAULT_MEMORY_BUDGET_MB, ReIDEvalResult,
                           evaluate_rank, evaluate_verification,
                           evaluate_verification_features, k_reciprocal_rerank,
                           query_expansion, summarize_partitions)
+from ..functional.rerank import check_rerank_options
 from ..functional.verification import check_fprs, fpr_key
 
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -287,7 +288,9 @@ class ReIDMetric(BaseMetric):
         rerank: ``dict(k1=20, k2=6, lambda_value=0.3)`` to rank by
             k-reciprocal re-ranked distances (squared Euclidean of the
             features, normalised when ``normalize``, ``distance='cosine'``
-            or query expansion is on). It holds a dense (Q, G) matrix,
+            or query expansion is on); integer ``k1`` and ``k2`` and
+            ``lambda_value`` in [0, 1] are checked at construction. It
+            holds a dense (Q, G) matrix,
             see :mod:`~mmreid.evaluation.functional.rerank` for its
             memory. Off by default.
         verification_fprs: FPRs in [0, 1], each once, at which to report
@@ -407,6 +410,9 @@ class ReIDMetric(BaseMetric):
         self.device = device
         _check_keys('query_expansion', query_expansion, QUERY_EXPANSION_KEYS)
         _check_keys('rerank', rerank, RERANK_KEYS)
+        if rerank is not None:
+            check_rerank_options(
+                **rerank, owner=f'{type(self).__name__}(rerank=...)')
         self.query_expansion = query_expansion
         self.rerank = rerank
         if verification_fprs is not None:
