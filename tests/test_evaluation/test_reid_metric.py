@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -188,6 +190,46 @@ def test_invalid_samples():
         metric.compute_metrics(_records(metric, only_query))
     with pytest.raises(ValueError, match='ranks'):
         ReIDMetric(ranks=(1, 60), max_rank=50)
+
+
+@pytest.mark.parametrize('key, value, shown', [
+    ('gt_label', torch.tensor([1.7]), 'tensor([1.7'),
+    ('gt_label', np.float32(3.5), '3.5'),
+    ('gt_label', 2.5, '2.5'),
+    ('gt_label', float('nan'), 'nan'),
+    ('gt_label', True, 'True'),
+    ('gt_label', torch.tensor([True]), 'tensor([True])'),
+    ('camid', torch.tensor([0.9]), 'tensor([0.9'),
+    ('camid', np.bool_(False), 'False'),
+    ('modality', 0.5, '0.5'),
+])
+def test_non_integer_labels_are_refused(key, value, shown):
+    """int() truncated a pid of 1.7 to 1 and a camid of 0.9 to 0, and made
+    True a 1, where evaluate_rank refuses float labels: refused, naming
+    the key, the value and the sample's image."""
+    sample = dict(make_samples(6)[0], **{key: value})
+    metric = ReIDMetric()
+    with pytest.raises(
+            ValueError,
+            match=rf"{key} of sample 'toy/0000.jpg' must be an integer, "
+            rf'got .*{re.escape(shown)}'):
+        metric.process(None, [sample])
+
+
+@pytest.mark.parametrize('value', [
+    3,
+    np.int64(3),
+    torch.tensor([3]),
+    torch.tensor(3.0), 3.0, [3],
+    np.array([3], dtype=np.int32)
+])
+def test_integer_labels_are_read_as_int(value):
+    sample = dict(make_samples(6)[0], gt_label=value, camid=value)
+    metric = ReIDMetric()
+    metric.process(None, [sample])
+    record = metric.results[0]
+    assert record['pid'] == record['camid'] == 3
+    assert type(record['pid']) is int and type(record['camid']) is int
 
 
 def test_feature_storage_is_compact_and_on_cpu():

@@ -9,10 +9,12 @@ or ``distance``) and the pairwise step
 evaluated on several partitions (:meth:`ReIDMetric.partition_metrics`).
 """
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
@@ -82,22 +84,51 @@ def _check_keys(name: str, cfg: Optional[dict], allowed: tuple) -> None:
                          f'{allowed}, got {cfg!r}')
 
 
-def _to_int(value: Any) -> int:
-    """A pid or camid stored as an int, a 1-element tensor or array."""
+def _to_int(value: Any, key: str = 'label', img_path: Any = None) -> int:
+    """A pid or camid stored as an int, a 1-element tensor or array.
+
+    Args:
+        value: The label: an integer, or an integral float (``3.0``), as
+            a Python or NumPy scalar, a 1-element tensor, array or list.
+        key: Its key in the data sample, for the error.
+        img_path: The sample's image, for the error.
+
+    Returns:
+        int: The label.
+
+    Raises:
+        ValueError: Not one value, a bool, or a number that is not an
+            integer (``int()`` would truncate 1.7 to 1 and make True 1).
+    """
+    where, given = f'{key} of sample {img_path!r}', value
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f'expected one label, got shape '
+            raise ValueError(f'{where}: expected one label, got shape '
                              f'{tuple(value.shape)}')
-        return int(value.item())
-    if isinstance(value, (list, tuple)):
+        value = value.item()
+    elif isinstance(value, (list, tuple)):
         if len(value) != 1:
-            raise ValueError(f'expected one label, got {value!r}')
-        return int(value[0])
-    return int(value)
+            raise ValueError(f'{where}: expected one label, got {value!r}')
+        value = value[0]
+    array = np.asarray(value)
+    if array.size != 1:
+        raise ValueError(f'{where}: expected one label, got shape '
+                         f'{array.shape}')
+    scalar = array.reshape(()).item()
+    if array.dtype.kind in 'iu':
+        return int(scalar)
+    if array.dtype.kind == 'f' and math.isfinite(scalar) and \
+            scalar == int(scalar):
+        return int(scalar)
+    dtype = given.dtype if isinstance(given, torch.Tensor) else array.dtype
+    raise ValueError(f'{where} must be an integer, got {given!r} '
+                     f'({dtype}); it is not truncated')
 
 
-def _optional_int(value: Any) -> Optional[int]:
-    return None if value is None else _to_int(value)
+def _optional_int(value: Any,
+                  key: str = 'label',
+                  img_path: Any = None) -> Optional[int]:
+    return None if value is None else _to_int(value, key, img_path)
 
 
 def is_gallery_dependent(distance: Union[str, Scorer]) -> bool:
@@ -639,6 +670,12 @@ class ReIDMetric(BaseMetric):
             data_samples: Model outputs; mmengine passes dicts made by
                 ``ReIDDataSample.to_dict()``, with ``pred_feature`` (D,),
                 ``gt_label``, ``camid``, ``role`` and ``sample_idx``.
+
+        Raises:
+            ValueError: A ``gt_label``, ``camid`` or ``modality`` is not
+                an integer: a bool or a fraction such as 1.7 is refused,
+                naming the sample's ``img_path`` (an integral float such
+                as 3.0 is read as 3).
         """
         for sample in data_samples:
             if isinstance(sample, BaseDataElement):
@@ -649,16 +686,18 @@ class ReIDMetric(BaseMetric):
                                  f'every sample, got {role!r} for '
                                  f"{sample.get('img_path')}")
             feature = torch.as_tensor(sample['pred_feature']).detach()
+            img_path = sample.get('img_path')
             self.results.append(
                 dict(
                     feature=feature.reshape(-1).cpu(),
-                    pid=_to_int(sample['gt_label']),
-                    camid=_to_int(sample['camid']),
+                    pid=_to_int(sample['gt_label'], 'gt_label', img_path),
+                    camid=_to_int(sample['camid'], 'camid', img_path),
                     is_query=role == 'query',
                     sample_idx=sample.get('sample_idx'),
                     dataset=sample.get('dataset'),
-                    img_path=sample.get('img_path'),
-                    modality=_optional_int(sample.get('modality'))))
+                    img_path=img_path,
+                    modality=_optional_int(
+                        sample.get('modality'), 'modality', img_path)))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Rank the gallery for every query.
