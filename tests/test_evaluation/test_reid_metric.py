@@ -305,6 +305,33 @@ def test_verification_keys_name_the_fpr_evaluated():
     assert expected.tpr[0] != expected.tpr[1]
 
 
+def test_verification_of_a_float64_scorer_thresholds_its_distances():
+    """TPR@FPR thresholds the distances the ranking ranks: a float64
+    positive 1e-9 closer than both negatives is first in the ranking and
+    accepted at FPR 0 (float32 rounding tied all three: TPR 0)."""
+    samples = [
+        dict(
+            pred_feature=torch.tensor([float(i)]),
+            gt_label=pid,
+            camid=0 if i == 0 else 1,
+            role='query' if i == 0 else 'gallery',
+            sample_idx=i,
+            img_path=f'{i}.jpg') for i, pid in enumerate((0, 0, 1, 2))
+    ]
+    dist = torch.tensor([[0.0, 1.0, 1.0 + 1e-9, 1.0 + 2e-9]],
+                        dtype=torch.float64)
+
+    def scorer(query, gallery):
+        return dist[query[:, 0].long()][:, gallery[:, 0].long()]
+
+    metric = ReIDMetric(ranks=(1, ), max_rank=3, verification_fprs=(0.0, ))
+    metric.set_scorers({'f64': scorer})
+    metric.process(None, samples)
+    metrics = metric.compute_metrics(metric.results)
+    assert metrics['R1'] == 100
+    assert metrics['TPR@FPR=0e+00'] == 100
+
+
 @pytest.mark.parametrize('fprs, match', [
     ((0.1, 0.1), r'verification_fprs repeats \[0.1\]'),
     ((1e-3, 0.001), r'verification_fprs repeats \[0.001\]'),

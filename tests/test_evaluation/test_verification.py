@@ -7,7 +7,8 @@ from mmreid.evaluation.functional import (compute_distance,
                                           evaluate_verification_features)
 from mmreid.evaluation.functional.verification import (float_keys, fpr_key,
                                                        key_to_float,
-                                                       max_false_positives)
+                                                       max_false_positives,
+                                                       tpr_at_fpr)
 
 
 def naive_tpr_at_fpr(distmat,
@@ -167,3 +168,63 @@ def test_verification_key_reads_back_as_its_fpr(fpr):
         assert key == f'TPR@FPR={fpr:.0e}'
     assert [fpr_key(x) for x in (1e-4, 1e-3, 1e-2)
             ] == ['TPR@FPR=1e-04', 'TPR@FPR=1e-03', 'TPR@FPR=1e-02']
+
+
+def test_float64_keys_preserve_order():
+    values = torch.tensor([
+        -np.inf, -3.5, -1e-300, -0.0, 0.0, 5e-324, 1e-300, 1.0, 1.0 + 1e-15,
+        7.0, np.inf
+    ],
+                          dtype=torch.float64)
+    keys = float_keys(values)
+    unsigned = [key & (2**64 - 1) for key in keys.tolist()]
+    assert unsigned == sorted(unsigned)
+    assert len(set(unsigned)) == len(unsigned) - 1  # -0.0 == 0.0
+    for value, key in zip(values.tolist(), keys.tolist()):
+        assert key_to_float(key, wide=True) == value
+
+
+def test_float64_distances_are_compared_in_float64():
+    """A positive 1e-9 closer than both negatives: the ranking puts it
+    first, and a threshold between them accepts it and no negative, so
+    TPR@FPR=0 is 1 (rounded to float32 all three tied: 0)."""
+    dist = np.array([[1.0, 1.0 + 1e-9, 1.0 + 2e-9]])
+    result = evaluate_verification(
+        dist, [0], [0, 1, 2], [0], [1, 1, 1], fprs=(0.0, 0.5))
+    np.testing.assert_array_equal(result.tpr, [1.0, 1.0])
+    assert result.thresholds.tolist() == [1.0 + 1e-9, 1.0 + 2e-9]
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_float64_matches_naive_roc(seed):
+    """Distances a few ulps of float32 apart around 1 (plus negatives and
+    infinities): float64 thresholds, as the naive ROC in float64."""
+    _, q_pids, g_pids, q_camids, g_camids = random_case(seed)
+    rng = np.random.default_rng(100 + seed)
+    dist = 1.0 + rng.integers(0, 40, (len(q_pids), len(g_pids))) * 1e-9
+    dist -= (q_pids[:, None] == g_pids[None, :]) * 5e-9
+    dist[rng.random(dist.shape) < 0.05] = -2.0
+    dist[rng.random(dist.shape) < 0.05] = np.inf
+    case = (dist, q_pids, g_pids, q_camids, g_camids)
+    fprs = (0.0, 0.01, 0.1, 0.3, 0.5, 0.9, 1.0)
+    expected = [naive_tpr_at_fpr(*case, fpr) for fpr in fprs]
+    for chunk_size in (1, 7, 100):
+        result = evaluate_verification(*case, fprs=fprs, chunk_size=chunk_size)
+        np.testing.assert_allclose(result.tpr, expected, atol=1e-12)
+    # float32 would round most of these distances together.
+    rounded = [
+        naive_tpr_at_fpr(dist.astype(np.float32), *case[1:], fpr)
+        for fpr in fprs
+    ]
+    assert rounded != expected
+
+
+def test_chunks_mixing_float64_with_float32_are_refused():
+    dist = np.array([[0.1, 0.2], [0.3, 0.4]])
+
+    def chunks():
+        yield 0, torch.tensor(dist[:1], dtype=torch.float32)
+        yield 1, torch.tensor(dist[1:], dtype=torch.float64)
+
+    with pytest.raises(ValueError, match='mix float64'):
+        tpr_at_fpr(chunks, [0, 1], [0, 1], [0, 0], [1, 1])

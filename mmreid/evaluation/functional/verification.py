@@ -14,16 +14,19 @@ threshold lies strictly below the ``(k + 1)``-th smallest negative
 distance ``t``, and ``TPR = #{positive d < t} / P``. Negatives tied with
 ``t`` are never split, so the FPR bound holds even with ties.
 
-The result is exact. ``t`` is found by a two-pass radix selection over the
-32-bit order-preserving keys of the float32 distances: pass 1 histograms
-the high 16 bits of every negative's key, pass 2 the low 16 bits of the
-negatives in the selected high bin. Only positive distances (a few per
-query) and two 65,536-bin histograms per FPR are kept; the distances are
-seen one chunk of queries at a time, so memory is O(chunk x G) and no
-Q x G array is ever held.
+The result is exact, in the distances' own precision: float64 distances
+are compared in float64 (as the ranking compares them), every other dtype
+in float32. ``t`` is found by a radix selection over the order-preserving
+keys of the distances, 16 bits a pass: pass 1 histograms the top 16 bits
+of every negative's key, each later pass the next 16 bits of the
+negatives that share the bits selected so far (two passes for the 32-bit
+keys of float32, four for the 64-bit keys of float64). Only positive
+distances (a few per query) and one 65,536-bin histogram per FPR and pass
+are kept; the distances are seen one chunk of queries at a time, so
+memory is O(chunk x G) and no Q x G array is ever held.
 """
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -36,8 +39,10 @@ from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, _as_labels,
                    chunk_rows_for_budget)
 
 DEFAULT_FPRS = (1e-4, 1e-3, 1e-2)
-NUM_BINS = 1 << 16
+DIGIT_BITS = 16
+NUM_BINS = 1 << DIGIT_BITS
 SIGN_BIT = 1 << 31
+INT64_MIN = -(1 << 63)
 
 # () -> iterable of (start row, distances of the rows (Qc, G)); called
 # once per pass.
@@ -65,24 +70,60 @@ class VerificationResult:
 
 
 def float_keys(dist: torch.Tensor) -> torch.Tensor:
-    """Order-preserving unsigned 32-bit keys of float32 values, as int64.
+    """Order-preserving unsigned keys of float values, as int64.
+
+    Float64 values get 64-bit keys, every other dtype the 32-bit keys of
+    its float32 value (exact for float16 and bfloat16).
 
     Args:
-        dist: float32 values, any shape, without NaN.
+        dist: Float values, any shape, without NaN.
 
     Returns:
-        torch.Tensor: int64 keys in [0, 2**32) with the values' order.
+        torch.Tensor: int64 keys with the values' order: in [0, 2**32)
+        for 32-bit keys; for 64-bit keys, read as unsigned 64-bit
+        integers (the int64 two's complement bits), see
+        :func:`key_to_float`.
     """
-    # Adding +0.0 turns -0.0 into +0.0, so equal values get equal keys.
+    if dist.dtype == torch.float64:
+        # Adding +0.0 turns -0.0 into +0.0, so equal values get equal keys.
+        bits = (dist + 0.0).contiguous().view(torch.int64)
+        # Non-negative floats: set the top bit; negative ones: flip all.
+        return torch.where(bits >= 0, bits ^ INT64_MIN, ~bits)
     bits = (dist.float() + 0.0).contiguous().view(torch.int32).long()
     # Non-negative floats order like their bits; negative ones in reverse.
     return torch.where(bits >= 0, bits + SIGN_BIT, -1 - bits)
 
 
-def key_to_float(key: int) -> float:
-    """Inverse of :func:`float_keys` for one key."""
-    bits = key - SIGN_BIT if key >= SIGN_BIT else -1 - key
-    return float(np.array([bits], dtype=np.int32).view(np.float32)[0])
+def key_to_float(key: int, wide: bool = False) -> float:
+    """Inverse of :func:`float_keys` for one key.
+
+    Args:
+        key: A key; for 64-bit keys the unsigned value or the int64 one.
+        wide: Whether it is a 64-bit key (of a float64 value).
+
+    Returns:
+        float: The value.
+    """
+    if not wide:
+        bits = key - SIGN_BIT if key >= SIGN_BIT else -1 - key
+        return float(np.array([bits], dtype=np.int32).view(np.float32)[0])
+    key &= (1 << 64) - 1
+    bits = key - (1 << 63) if key >= 1 << 63 else -1 - key
+    return float(np.array([bits], dtype=np.int64).view(np.float64)[0])
+
+
+def key_digit(keys: torch.Tensor, index: int, num_digits: int) -> torch.Tensor:
+    """The ``index``-th 16-bit digit of keys, most significant first."""
+    return (keys >> (DIGIT_BITS * (num_digits - 1 - index))) & (NUM_BINS - 1)
+
+
+def key_prefix(keys: torch.Tensor, length: int,
+               num_digits: int) -> torch.Tensor:
+    """The first ``length`` (>= 1, < ``num_digits``) digits of keys, as
+    one non-negative integer."""
+    shift = DIGIT_BITS * (num_digits - length)
+    mask = (1 << DIGIT_BITS * length) - 1
+    return (keys >> shift) & mask
 
 
 def max_false_positives(fpr: float, num_neg: int) -> int:
@@ -183,6 +224,10 @@ def tpr_at_fpr(chunks: ChunkSource,
         _as_labels(g_camids, 'g_camids')
     ]
 
+    # Whether the keys are 64-bit (float64 distances), set by the first
+    # chunk: the distances are compared in their own precision.
+    wide: List[bool] = []
+
     def split(start: int, dist: torch.Tensor):
         """Kept positive distances and negative keys of one chunk."""
         dist = to_tensor(dist)
@@ -195,50 +240,69 @@ def tpr_at_fpr(chunks: ChunkSource,
                              f'{len(g_pid)} gallery items')
         if torch.isnan(dist).any():
             raise ValueError('distances must not be NaN')
+        if not wide:
+            wide.append(dist.dtype == torch.float64)
+        if wide[0]:
+            # Exact for every float dtype.
+            dist = dist.double()
+        elif dist.dtype == torch.float64:
+            raise ValueError('the distance chunks mix float64 with the '
+                             'float32 keys of the first chunk (not float64): '
+                             'give all chunks one dtype')
+        else:
+            dist = dist.float()
         same_pid = q_pid[start:stop, None] == g_pid[None, :]
         kept = rule(same_pid, q_cam[start:stop], g_cam)
         kept = (torch.ones_like(same_pid) if kept is None else ~kept)
-        return (dist[same_pid & kept].float(),
-                float_keys(dist[~same_pid & kept]))
+        return dist[same_pid & kept], float_keys(dist[~same_pid & kept])
 
-    # Pass 1: positives and the histogram of the keys' high halves.
-    positives, high_hist = [], None
+    # Pass 1: positives and the histogram of the keys' first digits.
+    positives, first_hist = [], None
     for start, dist in chunks():
         pos_dist, neg_keys = split(start, dist)
         positives.append(pos_dist.cpu())
-        hist = torch.bincount(neg_keys >> 16, minlength=NUM_BINS)
-        high_hist = hist if high_hist is None else high_hist + hist
+        hist = torch.bincount(
+            key_digit(neg_keys, 0, 4 if wide[0] else 2), minlength=NUM_BINS)
+        first_hist = hist if first_hist is None else first_hist + hist
     pos_dist = torch.cat(positives) if positives else torch.zeros(0)
-    high_hist = (
-        high_hist.cpu() if high_hist is not None else torch.zeros(
+    num_digits = 4 if wide and wide[0] else 2
+    first_hist = (
+        first_hist.cpu() if first_hist is not None else torch.zeros(
             NUM_BINS, dtype=torch.long))
-    num_neg, num_pos = int(high_hist.sum()), len(pos_dist)
+    num_neg, num_pos = int(first_hist.sum()), len(pos_dist)
 
     # The 0-based rank of t among the negatives, per FPR (None: no t).
     targets = [
         max_false_positives(fpr, num_neg) if num_neg else None for fpr in fprs
     ]
     targets = [None if t is not None and t >= num_neg else t for t in targets]
-    high_cum = torch.cumsum(high_hist, 0)
-    bins = {}
-    for rank in set(t for t in targets if t is not None):
-        high = int(torch.searchsorted(high_cum, rank, right=True))
-        below = int(high_cum[high - 1]) if high else 0
-        bins[rank] = (high, rank - below)
-
-    # Pass 2: low halves of the keys in each selected high bin.
-    low_hists = {
-        high: torch.zeros(NUM_BINS, dtype=torch.long)
-        for high, _ in bins.values()
+    # rank of t -> (digits of t's key selected so far, as an integer; the
+    # rank of t among the negatives whose keys start with them).
+    selected = {
+        rank: select_digit(first_hist, 0, rank)
+        for rank in set(t for t in targets if t is not None)
     }
-    if low_hists:
+
+    # Later passes: the next digit of the keys that share each prefix.
+    for index in range(1, num_digits):
+        if not selected:
+            break
+        hists = {
+            prefix: torch.zeros(NUM_BINS, dtype=torch.long)
+            for prefix, _ in selected.values()
+        }
         for start, dist in chunks():
             _, neg_keys = split(start, dist)
-            high_keys = neg_keys >> 16
-            for high in low_hists:
-                low = neg_keys[high_keys == high] & (NUM_BINS - 1)
-                low_hists[high] += torch.bincount(
-                    low, minlength=NUM_BINS).cpu()
+            prefixes = key_prefix(neg_keys, index, num_digits)
+            for prefix in hists:
+                digits = key_digit(neg_keys[prefixes == prefix], index,
+                                   num_digits)
+                hists[prefix] += torch.bincount(
+                    digits, minlength=NUM_BINS).cpu()
+        selected = {
+            rank: select_digit(hists[prefix], prefix, rank_in_prefix)
+            for rank, (prefix, rank_in_prefix) in selected.items()
+        }
 
     tpr, thresholds = [], []
     for rank in targets:
@@ -246,11 +310,7 @@ def tpr_at_fpr(chunks: ChunkSource,
             threshold = float('inf')
             accepted = num_pos
         else:
-            high, rank_in_bin = bins[rank]
-            low = int(
-                torch.searchsorted(
-                    torch.cumsum(low_hists[high], 0), rank_in_bin, right=True))
-            threshold = key_to_float((high << 16) | low)
+            threshold = key_to_float(selected[rank][0], num_digits == 4)
             accepted = int((pos_dist < threshold).sum())
         thresholds.append(threshold)
         tpr.append(accepted / num_pos if num_pos else 0.0)
@@ -260,6 +320,26 @@ def tpr_at_fpr(chunks: ChunkSource,
         thresholds=np.asarray(thresholds),
         num_pos=num_pos,
         num_neg=num_neg)
+
+
+def select_digit(hist: torch.Tensor, prefix: int, rank: int) -> tuple:
+    """One radix step: the digit of the ``rank``-th key (0-based) among
+    those counted by ``hist``.
+
+    Args:
+        hist: Counts of the next digit of the keys that start with
+            ``prefix``, shape (NUM_BINS,).
+        prefix: The digits selected so far, as one integer.
+        rank: The rank among the keys that start with ``prefix``.
+
+    Returns:
+        tuple[int, int]: The prefix extended by the selected digit, and
+        the rank among the keys that start with it.
+    """
+    cum = torch.cumsum(hist, 0)
+    digit = int(torch.searchsorted(cum, rank, right=True))
+    below = int(cum[digit - 1]) if digit else 0
+    return (prefix << DIGIT_BITS) | digit, rank - below
 
 
 def evaluate_verification(distmat: ArrayLike,
@@ -275,7 +355,7 @@ def evaluate_verification(distmat: ArrayLike,
 
     Args:
         distmat: Distances, shape (Q, G), numpy (a memory map works) or
-            torch; rounded to float32 for the key selection.
+            torch; compared in float64 when float64, else in float32.
         q_pids, g_pids, q_camids, g_camids: Labels, shapes (Q,), (G,).
         fprs: FPRs in [0, 1].
         junk_rule: ``'market'``, ``'none'``, ``'sysu'`` or a callable.

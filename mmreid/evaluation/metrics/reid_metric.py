@@ -327,7 +327,8 @@ class ReIDMetric(BaseMetric):
         verification_fprs: FPRs in [0, 1], each once, at which to report
             ``TPR@FPR=...`` keys (percent) over the kept query-gallery
             pairs, positive = same pid, computed from the same distances
-            as the ranking. A key names its FPR exactly, in the shortest
+            as the ranking, in their precision (a float64 scorer's in
+            float64). A key names its FPR exactly, in the shortest
             scientific form that reads back as it: ``TPR@FPR=1e-04`` for
             1e-4 (one digit whenever that is exact, as for the usual
             ``(1e-4, 1e-3, 1e-2)``), ``TPR@FPR=2.5e-01`` for 0.25.
