@@ -53,3 +53,22 @@ def test_plain_average_and_edge_cases():
         query_expansion(query, gallery, k=4)
     with pytest.raises(ValueError, match='alpha'):
         query_expansion(query, gallery, k=1, alpha=-1)
+
+
+def test_a_query_cancelled_by_its_neighbours_is_refused():
+    """With alpha = 0 every neighbour weighs 1 (AQE), an opposite one too:
+    q + g = 0 has no direction, and the zero query it gave tied every
+    distance silently."""
+    query = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    gallery = torch.tensor([[-2.0, 0.0]])
+    for dtype in (torch.float32, torch.float64):
+        with pytest.raises(
+                ValueError,
+                match=r'query_expansion\(k=1, alpha=0\): query 1 cancels'):
+            query_expansion(query.to(dtype), gallery.to(dtype), k=1, alpha=0)
+    # Query 0 is orthogonal to the neighbour: (1, 1) / sqrt(2), fine.
+    result = query_expansion(query[:1], gallery, k=1, alpha=0)
+    torch.testing.assert_close(result, torch.tensor([[-1.0, 1.0]]) / 2**0.5)
+    # alpha > 0 gives the opposite neighbour weight 0.
+    result = query_expansion(query, gallery, k=1, alpha=1)
+    torch.testing.assert_close(result, query)

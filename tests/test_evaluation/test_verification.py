@@ -228,3 +228,21 @@ def test_chunks_mixing_float64_with_float32_are_refused():
 
     with pytest.raises(ValueError, match='mix float64'):
         tpr_at_fpr(chunks, [0, 1], [0, 1], [0, 0], [1, 1])
+
+
+def test_nan_fpr_is_refused():
+    """An FPR of NaN passed the range check and failed later with a bare
+    NaN-to-int error."""
+    case = random_case(0)
+    with pytest.raises(ValueError, match=r'fprs must lie in \[0, 1\].*nan'):
+        evaluate_verification(*case, fprs=(0.1, float('nan')))
+
+
+def test_no_positive_pair_is_refused():
+    """Without a positive pair the TPR (0 / 0) was printed as 0."""
+    dist = np.array([[0.1, 0.2, 0.3]], dtype=np.float32)
+    with pytest.raises(ValueError, match='no positive pair.*undefined'):
+        evaluate_verification(dist, [1], [2, 3, 4], [0], [1, 1, 1])
+    # Its only positive on the query's camera is junk under 'market'.
+    with pytest.raises(ValueError, match="no positive pair.*'market'"):
+        evaluate_verification(dist, [1], [1, 3, 4], [0], [0, 1, 1])

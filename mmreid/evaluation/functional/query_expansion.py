@@ -38,6 +38,11 @@ def query_expansion(query_feats: ArrayLike,
     Returns:
         torch.Tensor: L2-normalised expanded queries, shape (Q, D), in
         float32 (float64 for float64 features).
+
+    Raises:
+        ValueError: ``k`` or ``alpha`` out of range, or a query and its
+            weighted neighbours cancel (sum within rounding of zero), which
+            leaves its direction undefined.
     """
     query, gallery = to_tensor(query_feats), to_tensor(gallery_feats)
     if k < 0 or k > len(gallery):
@@ -63,4 +68,38 @@ def query_expansion(query_feats: ArrayLike,
         expanded[start:start +
                  chunk] = query_chunk + (weight[..., None] *
                                          gallery[top_idx]).sum(dim=1)
+        _check_no_cancellation(expanded[start:start + chunk], weight, start, k,
+                               alpha)
     return F.normalize(expanded, dim=1)
+
+
+def _check_no_cancellation(expanded: torch.Tensor, weight: torch.Tensor,
+                           start: int, k: int, alpha: float) -> None:
+    """Refuse expanded queries whose sum cancelled to rounding noise.
+
+    ``q + sum w_i g_i`` of unit vectors can cancel (with ``alpha = 0``
+    every neighbour weighs 1, dissimilar ones too); its direction is then
+    undefined, and normalising the noise would give an arbitrary query,
+    or a zero one that ties every distance.
+
+    Args:
+        expanded: Unnormalised expanded queries, shape (Qc, D).
+        weight: Their neighbours' weights, shape (Qc, k).
+        start: Index of the first query of the chunk.
+        k, alpha: The expansion's arguments, for the error.
+
+    Raises:
+        ValueError: A norm is within the rounding error of the sum.
+    """
+    eps = torch.finfo(expanded.dtype).eps
+    norm = expanded.norm(dim=1)
+    bound = (1 + weight.sum(dim=1)) * 4 * eps
+    bad = torch.nonzero(norm <= bound).flatten()
+    if len(bad):
+        index = start + int(bad[0])
+        raise ValueError(
+            f'query_expansion(k={k}, alpha={alpha}): query {index} cancels '
+            f'against its {k} neighbours (|q + sum w g| = '
+            f'{float(norm[bad[0]]):.1e}, {len(bad)} such queries in this '
+            'chunk), so its expanded direction is undefined; use a '
+            'smaller k or alpha > 0 (dissimilar neighbours then weigh 0)')

@@ -211,9 +211,13 @@ def tpr_at_fpr(chunks: ChunkSource,
 
     Returns:
         VerificationResult: TPR and thresholds per FPR.
+
+    Raises:
+        ValueError: An FPR is NaN or outside [0, 1], a distance is NaN,
+            or no positive pair is left (the TPR is undefined).
     """
     fprs = np.asarray(fprs, dtype=np.float64).reshape(-1)
-    if ((fprs < 0) | (fprs > 1)).any():
+    if not ((fprs >= 0) & (fprs <= 1)).all():
         raise ValueError(f'fprs must lie in [0, 1], got {fprs.tolist()}')
     rule = get_junk_rule(junk_rule)
     device = torch.device(device) if device is not None else None
@@ -270,6 +274,11 @@ def tpr_at_fpr(chunks: ChunkSource,
         first_hist.cpu() if first_hist is not None else torch.zeros(
             NUM_BINS, dtype=torch.long))
     num_neg, num_pos = int(first_hist.sum()), len(pos_dist)
+    if not num_pos:
+        raise ValueError(
+            'no positive pair (same pid) is left after the '
+            f'{junk_rule!r} junk rule among {num_neg} negative pairs: the '
+            'TPR is undefined')
 
     # The 0-based rank of t among the negatives, per FPR (None: no t).
     targets = [
@@ -313,7 +322,7 @@ def tpr_at_fpr(chunks: ChunkSource,
             threshold = key_to_float(selected[rank][0], num_digits == 4)
             accepted = int((pos_dist < threshold).sum())
         thresholds.append(threshold)
-        tpr.append(accepted / num_pos if num_pos else 0.0)
+        tpr.append(accepted / num_pos)
     return VerificationResult(
         fprs=fprs,
         tpr=np.asarray(tpr),
