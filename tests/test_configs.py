@@ -120,6 +120,14 @@ def test_there_are_configs():
 def test_config_builds(path, roots):
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmreid'
+    # The start-up checks are default_hooks (merged key by key), never
+    # in custom_hooks, which a config's own list replaces whole.
+    assert cfg.default_hooks.setup_check.type == 'TrainSetupCheckHook'
+    assert cfg.default_hooks.feature_progress.type == 'FeatureProgressHook'
+    assert not [
+        h for h in cfg.get('custom_hooks') or []
+        if h['type'] in ('TrainSetupCheckHook', 'FeatureProgressHook')
+    ]
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') \
         else dict(cfg.model)
     model_cfg['backbone'].pop('init_cfg', None)  # never download in tests

@@ -20,11 +20,15 @@ default_hooks = dict(
     # The final metrics as one table: a row per target, distance mode or
     # metric; columns R1 R5 R10 R20 mAP mINP (mean±std over trials).
     results_table=dict(type='ResultsTableHook'),
+    # Refuses config mistakes before the first iteration (classifier size,
+    # P x K sampler, identity split, combine_all, save_best). Here and not
+    # in custom_hooks: a config that sets custom_hooks replaces the whole
+    # list, while default_hooks is merged key by key, so a user's hooks
+    # leave these in place.
+    setup_check=dict(type='TrainSetupCheckHook'),
+    # A progress bar while features are extracted for evaluation.
+    feature_progress=dict(type='FeatureProgressHook'),
 )
-custom_hooks = [
-    dict(type='TrainSetupCheckHook'),
-    dict(type='FeatureProgressHook'),
-]
 
 env_cfg = dict(
     cudnn_benchmark=False,

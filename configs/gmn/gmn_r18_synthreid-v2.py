@@ -17,9 +17,9 @@ _base_ = [
 val_cfg = dict(type='MultiTargetValLoop', targets={{_base_.val_targets}})
 test_cfg = dict(type='MultiTargetTestLoop', targets={{_base_.test_targets}})
 
+# The base's start-up checks and progress bar are default_hooks, so this
+# list only adds GMN's hook.
 custom_hooks = [
-    dict(type='TrainSetupCheckHook'),
-    dict(type='FeatureProgressHook'),
     dict(type='GMNDPWarmupHook'),  # E_dp from model.head.dp.warmup_epochs
 ]
 

@@ -11,9 +11,9 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
+# The base's start-up checks and progress bar are default_hooks, so this
+# list only adds GMN's hook.
 custom_hooks = [
-    dict(type='TrainSetupCheckHook'),
-    dict(type='FeatureProgressHook'),
     dict(type='GMNDPWarmupHook'),  # E_dp from model.head.dp.warmup_epochs
 ]
 

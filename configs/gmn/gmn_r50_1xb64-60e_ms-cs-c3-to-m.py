@@ -16,8 +16,8 @@ model = dict(head=dict(num_classes={{_base_.num_classes_p2}}))
 val_evaluator = dict(type='ReIDMetric', distance='euclidean', device='cuda')
 test_evaluator = val_evaluator
 
+# The base's start-up checks and progress bar are default_hooks, so this
+# list only adds GMN's hook.
 custom_hooks = [
-    dict(type='TrainSetupCheckHook'),
-    dict(type='FeatureProgressHook'),
     dict(type='GMNDPWarmupHook'),  # E_dp from model.head.dp.warmup_epochs
 ]

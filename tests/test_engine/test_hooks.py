@@ -151,3 +151,22 @@ def test_combine_all_is_checked_before_the_classifier_size():
     TrainSetupCheckHook().before_train(runner)
     del runner.cfg
     TrainSetupCheckHook().before_train(runner)
+
+
+def test_a_config_with_its_own_hooks_keeps_the_setup_check(
+        make_config, tmp_path):
+    """``custom_hooks = [...]`` in a config (as docs/customize.md shows)
+    replaces the base's list whole: when the check lived there, such a
+    config trained with a classifier of 20 rows for 8 identities."""
+    from mmreid.engine.runner import ReIDRunner
+    from mmreid.utils.config import load_config
+    config = make_config(extra='\n'.join([
+        "custom_hooks = [dict(type='EmptyCacheHook')]",
+        "model['head']['num_classes'] = 20",
+    ]))
+    cfg = load_config(config, work_dir=str(tmp_path / 'work'))
+    runner = ReIDRunner.from_cfg(cfg)
+    assert 'EmptyCacheHook' in [type(h).__name__ for h in runner.hooks]
+    with pytest.raises(ValueError, match='num_classes is 20 but the '
+                       r'training set .* has 8 identities'):
+        runner.train()

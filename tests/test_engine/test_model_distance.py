@@ -27,14 +27,11 @@ from ..fixtures.processes import run_tool
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 # A user's copy of the GMN quick-start config: the hooks list of a BoT
-# config replaces GMN's (mmengine replaces lists whole), a tiny model and
-# a tiny held-out domain.
+# config (none of its own) replaces GMN's (mmengine replaces lists whole),
+# a tiny model and a tiny held-out domain.
 USER_CONFIG = '''
 _base_ = '{repo}/configs/gmn/gmn_r18_synthreid.py'
-custom_hooks = [
-    dict(type='TrainSetupCheckHook'),
-    dict(type='FeatureProgressHook'),
-]
+custom_hooks = []
 synth = dict(type='SynthReID', data_root='{root}', num_domains=3,
              size='tiny', seed=0, img_size=(32, 16))
 test_dataloader = dict(

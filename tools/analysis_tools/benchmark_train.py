@@ -176,10 +176,8 @@ def run_mmreid(cfg, args):
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
     timer = IterTimes(args.device)
-    cfg.custom_hooks = [
-        h for h in cfg.get('custom_hooks', [])
-        if h.get('type') != 'FeatureProgressHook'
-    ]
+    # No validation: no feature extraction to show.
+    cfg.default_hooks.pop('feature_progress', None)
     runner = Runner.from_cfg(cfg)
     runner.register_hook(timer)
     runner.train()
