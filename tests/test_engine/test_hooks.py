@@ -167,6 +167,78 @@ def test_a_config_with_its_own_hooks_keeps_the_setup_check(
     cfg = load_config(config, work_dir=str(tmp_path / 'work'))
     runner = ReIDRunner.from_cfg(cfg)
     assert 'EmptyCacheHook' in [type(h).__name__ for h in runner.hooks]
-    with pytest.raises(ValueError, match='num_classes is 20 but the '
-                       r'training set .* has 8 identities'):
+    with pytest.raises(
+            ValueError,
+            match='num_classes is 20 but the '
+            r'training set .* has 8 identities'):
         runner.train()
+
+
+def save_best_runner(make_config, tmp_path, save_best, rule='greater'):
+    """A runner of the tiny config that validates after its one epoch
+    and keeps the best checkpoint by ``save_best``."""
+    from mmreid.engine.runner import ReIDRunner
+    from mmreid.utils.config import load_config
+    config = make_config(extra='\n'.join([
+        'train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)',
+        f'default_hooks = dict(checkpoint=dict(save_best={save_best!r}, '
+        f'rule={rule!r}))',
+    ]))
+    return ReIDRunner.from_cfg(
+        load_config(config, work_dir=str(tmp_path / 'work')))
+
+
+@pytest.mark.parametrize('save_best,expected', [
+    ('auto', "save_best='auto' selects by the first key"),
+    ('d3/mAP', "save_best='d3/mAP' is not a key validation reports: "
+     "every key of this validation (ReIDValLoop) begins with 'reid/'"),
+    ('mAP', "save_best='mAP' is not a key validation reports"),
+])
+def test_a_save_best_no_validation_reports_is_refused_before_training(
+        make_config, tmp_path, save_best, expected):
+    """mmengine failed only at the first validation (40 epochs into a
+    shipped schedule) with a bare KeyError, or for 'auto' with "Cannot
+    infer the rule for key reid/R1"."""
+    runner = save_best_runner(make_config, tmp_path, save_best)
+    with pytest.raises(ValueError) as info:
+        runner.train()
+    assert str(info.value).startswith('default_hooks.checkpoint.' + expected)
+    assert runner.iter == 0
+
+
+def test_a_save_best_validation_did_not_report_names_the_reported_keys(
+        make_config, tmp_path):
+    runner = save_best_runner(make_config, tmp_path, 'reid/mAPX')
+    with pytest.raises(ValueError) as info:
+        runner.train()
+    message = str(info.value)
+    assert message.startswith("default_hooks.checkpoint.save_best="
+                              "'reid/mAPX' is not a key validation "
+                              'reported; it reported: ')
+    assert 'reid/R1, ' in message and 'reid/mAP, ' in message
+
+
+@pytest.mark.parametrize('key,refused', [
+    ('d3/mAP', False),
+    ('mean/mAP', False),
+    ('d3/mnet/mAP', False),
+    ('reid/mAP', True),
+    ('d3', True),
+])
+def test_save_best_of_a_multi_target_loop_begins_with_a_target(key, refused):
+    from mmengine.hooks import CheckpointHook
+
+    from mmreid.engine.hooks.setup_check_hook import check_save_best
+    loop = SimpleNamespace(
+        targets=[SimpleNamespace(name='d3'),
+                 SimpleNamespace(name='d0')],
+        aggregate_prefix='mean')
+    hooks = [CheckpointHook(save_best=key, rule='greater')]
+    if not refused:
+        check_save_best(hooks, loop)
+        return
+    with pytest.raises(
+            ValueError,
+            match="begins with 'd3/' or 'd0/' or "
+            "'mean/', e.g. 'd3/mAP'"):
+        check_save_best(hooks, loop)

@@ -1,4 +1,6 @@
-from mmengine.hooks import Hook
+from typing import Any, Dict, List, Optional
+
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
@@ -30,6 +32,17 @@ class TrainSetupCheckHook(Hook):
       allows none. A leaf that only sets ``combine_all = True`` still
       trains Protocol-2, because mmengine does not re-evaluate the base
       file with the leaf's variables.
+    * ``default_hooks.checkpoint.save_best`` must name a key validation
+      reports: ``'auto'`` is refused (it takes the first key, ``reid/R1``,
+      whose rule mmengine cannot infer), and so is a key whose prefix is
+      none of the evaluator's (``reid/...``) or, in a multi-target loop,
+      none of the target names and the mean (``d3/...``, ``mean/...``)
+      (:func:`check_save_best`). Any other key that validation does not
+      report is refused after the first validation, with the keys it did
+      report (mmengine's own error would be a bare ``KeyError``).
+
+    It is one of the ``default_hooks`` of ``_base_/default_runtime.py``
+    (``setup_check``), so a config's own ``custom_hooks`` list keeps it.
     """
 
     def before_train(self, runner) -> None:
@@ -84,6 +97,98 @@ class TrainSetupCheckHook(Hook):
         val_loop = getattr(runner, 'val_loop', None)
         if val_loop is not None:
             check_identity_split(runner, val_loop, 'validation')
+            check_save_best(getattr(runner, 'hooks', []), val_loop)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        # Runs before CheckpointHook (priority VERY_LOW) reads the keys.
+        if metrics:
+            check_save_best_reported(getattr(runner, 'hooks', []), metrics)
+
+
+SAVE_BEST = 'default_hooks.checkpoint.save_best'
+
+
+def _save_best_keys(hooks) -> List[str]:
+    """The ``save_best`` keys of the checkpoint hooks among ``hooks``."""
+    return [
+        key for hook in hooks
+        if isinstance(hook, CheckpointHook) and hook.save_best
+        for key in hook.key_indicators
+    ]
+
+
+def metric_key_heads(val_loop) -> Optional[List[str]]:
+    """The first parts (up to ``/``) that every validation key has.
+
+    Args:
+        val_loop: The built validation loop.
+
+    Returns:
+        list[str] | None: A multi-target loop's target names and its
+        ``aggregate_prefix`` (``d3/mAP``, ``mean/mAP``); else the prefixes
+        of the evaluator's metrics (``reid/mAP``, ``reid/mnet/mAP``).
+        None where some key may have no prefix (a metric with
+        ``prefix=None``) or the loop is of another kind.
+    """
+    targets = getattr(val_loop, 'targets', None)
+    if targets is not None:
+        heads = [target.name for target in targets]
+        aggregate = getattr(val_loop, 'aggregate_prefix', None)
+        return heads + ([aggregate] if aggregate else [])
+    metrics = getattr(getattr(val_loop, 'evaluator', None), 'metrics', None)
+    if not metrics:
+        return None
+    heads = [getattr(metric, 'prefix', None) for metric in metrics]
+    return heads if all(heads) else None
+
+
+def check_save_best(hooks, val_loop) -> None:
+    """Refuse a ``save_best`` that surely names no validation key.
+
+    Args:
+        hooks (list[Hook]): The runner's hooks.
+        val_loop: The built validation loop.
+
+    Raises:
+        ValueError: ``save_best='auto'``, or a key whose first part is
+            none of :func:`metric_key_heads`; names the valid prefixes.
+    """
+    keys = _save_best_keys(hooks)
+    heads = metric_key_heads(val_loop)
+    shown = 'reid/mAP' if heads is None else f'{heads[0]}/mAP'
+    for key in keys:
+        if key == 'auto':
+            raise ValueError(
+                f"{SAVE_BEST}='auto' selects by the first key validation "
+                'reports (reid/R1 for ReIDMetric), which depends on the '
+                'metrics and their order and whose rule mmengine cannot '
+                f"infer; name the key and its rule, e.g. save_best='{shown}'"
+                ", rule='greater'")
+        head, slash, _ = key.partition('/')
+        if heads is not None and not (slash and head in heads):
+            raise ValueError(
+                f'{SAVE_BEST}={key!r} is not a key validation reports: '
+                f'every key of this validation ({type(val_loop).__name__}) '
+                'begins with '
+                f'{" or ".join(repr(head + "/") for head in heads)}, e.g. '
+                f'{shown!r}')
+
+
+def check_save_best_reported(hooks, metrics: Dict[str, Any]) -> None:
+    """Refuse a ``save_best`` key that validation did not report.
+
+    Args:
+        hooks (list[Hook]): The runner's hooks.
+        metrics (dict): The metrics of a validation.
+
+    Raises:
+        ValueError: Naming the key and listing the reported ones.
+    """
+    for key in _save_best_keys(hooks):
+        if key != 'auto' and key not in metrics:
+            raise ValueError(
+                f'{SAVE_BEST}={key!r} is not a key validation reported; '
+                f'it reported: {", ".join(sorted(metrics))}')
 
 
 def check_combine_all(cfg, dataset) -> None:
