@@ -381,3 +381,16 @@ def test_bot_and_snr_epochs_drop_the_remainder_as_the_reference(path):
     sampler = Config.fromfile(path).train_dataloader.sampler
     assert sampler['type'] == 'IdentitySampler'
     assert sampler.get('remainder') == 'drop'
+
+
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS])
+def test_auto_scale_lr_is_based_on_the_configs_batch(path):
+    """Every config's learning rate is tuned for its ``1xb<batch>``:
+    ``--auto-scale-lr`` (lr x processes x batch / base) changes it only
+    for more processes. The v1 AGW SynthReID-vi demos trained 64 images
+    on a base of 32 and doubled the lr on one process."""
+    cfg = Config.fromfile(path)
+    assert cfg.auto_scale_lr.base_batch_size == \
+        cfg.train_dataloader.batch_size
+    assert cfg.auto_scale_lr.enable is False

@@ -62,7 +62,8 @@ def parse_args():
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
-        help='scale the learning rate by the actual total batch size')
+        help='scale the learning rate by the total batch (processes x '
+        "batch_size) over the config's auto_scale_lr.base_batch_size")
     parser.add_argument(
         '--vis-backend',
         nargs='+',
@@ -91,8 +92,7 @@ def main():
     if args.no_validate:
         setup_cfg.disable_validation(cfg)
     if args.auto_scale_lr:
-        cfg.setdefault('auto_scale_lr', dict(base_batch_size=64))
-        cfg.auto_scale_lr.enable = True
+        setup_cfg.enable_auto_scale_lr(cfg, args.config)
     if args.vis_backend:
         cfg.visualizer.vis_backends = vis_backends(args.vis_backend)
     setup_cfg.adapt_to_device(cfg)

@@ -13,6 +13,9 @@ _base_ = [
 model = dict(
     backbone=dict(depth=18, non_local_stages=(0, 1, 1, 0), init_cfg=None),
     head=dict(in_channels=512, num_classes=180))  # 150 train + 30 val ids
+# The Adam schedule's base is its 32-image batch; this demo trains 64
+# (synthreid_vi_v1.py), so --auto-scale-lr keeps lr on one process.
+auto_scale_lr = dict(base_batch_size=64)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),

@@ -519,6 +519,31 @@ def enable_amp_inference(cfg: Config) -> None:
     cfg.test_cfg['fp16'] = True
 
 
+def enable_auto_scale_lr(cfg: Config, path: str) -> None:
+    """``--auto-scale-lr``: scale the learning rate by the total batch.
+
+    mmengine multiplies the learning rate by ``world_size * batch_size /
+    auto_scale_lr.base_batch_size``; the base is the batch the config's
+    learning rate was tuned for, and only the config can say it.
+
+    Args:
+        cfg (Config): The config; its ``auto_scale_lr.enable`` is set.
+        path (str): The config file, for the error.
+
+    Raises:
+        ValueError: The config names no ``auto_scale_lr.base_batch_size``.
+    """
+    auto_scale_lr = cfg.get('auto_scale_lr', None)
+    if not isinstance(auto_scale_lr, dict) \
+            or auto_scale_lr.get('base_batch_size') is None:
+        raise ValueError(
+            f'--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
+            f'config, the total batch its learning rate was tuned for '
+            f'(e.g. auto_scale_lr = dict(base_batch_size=64) for a 1xb64 '
+            f'config); {path} names none')
+    auto_scale_lr['enable'] = True
+
+
 def disable_validation(cfg: Config) -> None:
     """Train without evaluating between epochs."""
     for key in ('val_dataloader', 'val_cfg', 'val_evaluator'):

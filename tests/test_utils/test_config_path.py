@@ -23,3 +23,50 @@ def test_nothing_close_is_suggested_as_nothing(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         load_config(path)
     assert str(info.value) == f'config file {path!r} does not exist'
+
+
+@pytest.mark.parametrize('lines,refused', [
+    ('', True),
+    ('auto_scale_lr = dict(enable=False)', True),
+    ('auto_scale_lr = dict(base_batch_size=32, enable=False)', False),
+])
+def test_auto_scale_lr_needs_the_configs_base_batch(tmp_path, monkeypatch,
+                                                    lines, refused):
+    """tools/train.py --auto-scale-lr assumed a base batch of 64 for a
+    config that names none, and scaled the lr by an invented ratio."""
+    from ..fixtures.processes import load_tool
+    config = tmp_path / 'tiny.py'
+    config.write_text('\n'.join([
+        "default_scope = 'mmreid'",
+        'train_dataloader = dict(batch_size=32)',
+        lines,
+    ]))
+    tool = load_tool('tools/train.py')
+    built = []
+
+    class Built(Exception):
+        """No runner: only the config the tool would build is read."""
+
+    def from_cfg(cfg):
+        built.append(cfg)
+        raise Built
+
+    monkeypatch.setattr(tool.ReIDRunner, 'from_cfg', from_cfg)
+    monkeypatch.setattr('sys.argv', [
+        'train.py',
+        str(config), '--auto-scale-lr', '--work-dir',
+        str(tmp_path / 'work')
+    ])
+    if refused:
+        with pytest.raises(ValueError) as info:
+            tool.main()
+        assert str(info.value) == (
+            '--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
+            'config, the total batch its learning rate was tuned for (e.g. '
+            'auto_scale_lr = dict(base_batch_size=64) for a 1xb64 config); '
+            f'{config} names none')
+        assert not built
+        return
+    with pytest.raises(Built):
+        tool.main()
+    assert built[0].auto_scale_lr == dict(base_batch_size=32, enable=True)
