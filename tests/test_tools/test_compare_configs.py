@@ -563,3 +563,35 @@ def test_iteration_based_runs(tmp_path, monkeypatch):
         'max_epochs=2)\n')
     with pytest.raises(ValueError, match="own.py.*'OwnLoop'"):
         tool.run(config, 0, run_args(tmp_path / 'runs'))
+
+
+def test_a_run_recorded_with_the_checks_in_custom_hooks_is_the_same_config():
+    """The start-up check hooks moved from the base's custom_hooks to its
+    default_hooks (same hooks, same order): a run recorded before is not
+    of another config, and the other hooks still count."""
+    from mmengine.config import Config
+    tool = load_tool(TOOL)
+    checks = [
+        dict(type='TrainSetupCheckHook'),
+        dict(type='FeatureProgressHook')
+    ]
+    now = Config(
+        dict(
+            default_hooks=dict(
+                checkpoint=dict(type='CheckpointHook'),
+                setup_check=dict(type='TrainSetupCheckHook'),
+                feature_progress=dict(type='FeatureProgressHook')),
+            custom_hooks=[dict(type='GMNDPWarmupHook')]))
+    recorded = Config(
+        dict(
+            default_hooks=dict(checkpoint=dict(type='CheckpointHook')),
+            custom_hooks=checks + [dict(type='GMNDPWarmupHook')]))
+    assert tool.config_differences(now, recorded, tested=False) == []
+    now.pop('custom_hooks')
+    recorded.custom_hooks = checks
+    assert tool.config_differences(now, recorded, tested=False) == []
+    recorded.custom_hooks = checks + [dict(type='EmptyCacheHook')]
+    assert tool.config_differences(
+        now, recorded, tested=False) == [
+            "custom_hooks: unset here, [{'type': 'EmptyCacheHook'}] in the run"
+        ]

@@ -371,18 +371,51 @@ def _differences(a, b, key: str = '') -> List[Tuple[str, object, object]]:
     return [] if a == b else [(key, a, b)]
 
 
+#: Hooks ``_base_/default_runtime.py`` listed in ``custom_hooks`` before
+#: they became ``default_hooks`` (same hooks, same order): their keys there.
+MOVED_HOOKS = {
+    'TrainSetupCheckHook': 'setup_check',
+    'FeatureProgressHook': 'feature_progress'
+}
+
+
+def _hooks_as_now(cfg: dict) -> None:
+    """Move :data:`MOVED_HOOKS` from ``custom_hooks`` to ``default_hooks``
+    (a config written before the move, or its run's record)."""
+    hooks = cfg.get('custom_hooks')
+    defaults = cfg.get('default_hooks')
+    if not isinstance(hooks, list) or not isinstance(defaults, dict):
+        return
+    kept = []
+    for hook in hooks:
+        key = MOVED_HOOKS.get(hook.get('type')) \
+            if isinstance(hook, dict) else None
+        if key is None or key in defaults:
+            kept.append(hook)
+        else:
+            defaults[key] = hook
+    if len(kept) < len(hooks):
+        cfg['custom_hooks'] = kept
+        if not kept:
+            cfg.pop('custom_hooks')
+
+
 def config_differences(expected, record, tested: bool) -> List[str]:
     """What differs between the config compared and a run's record.
 
     Ignored: :data:`RUN_ONLY_KEYS`, ``load_from`` of a resumed run and
     ``load_strict = True`` (the default). For a ``tools/test.py`` result
     (``tested``) also its ``load_from`` (checked apart), ``randomness``
-    (a test draws nothing) and the hooks of its drawings.
+    (a test draws nothing) and the hooks of its drawings. A run recorded
+    before the start-up check hooks moved from ``custom_hooks`` to
+    ``default_hooks`` (:data:`MOVED_HOOKS`) has the same hooks.
 
     Returns:
         list[str]: ``key: value here, value in the run`` per difference.
     """
     here, run = _plain(expected.to_dict()), _plain(record.to_dict())
+    for cfg in (here, run):
+        _hooks_as_now(cfg)
     ignored = list(RUN_ONLY_KEYS)
     if run.get('resume') or tested:
         ignored.append('load_from')
