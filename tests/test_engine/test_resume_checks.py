@@ -136,6 +136,117 @@ def test_another_scheduler_setting_is_refused(trained, tmp_path):
     assert 'max_epochs' in str(info.value)
 
 
+def test_another_optimizer_setting_is_refused(trained, tmp_path):
+    """torch would take every param-group hyperparameter from the file."""
+    config, ckpt = trained
+    with pytest.raises(RuntimeError) as info:
+        resume(config, ckpt, tmp_path / 'wd',
+               **{'optim_wrapper.optimizer.weight_decay': 0})
+    message = str(info.value)
+    assert ckpt in message
+    assert 'optimizer.param_groups[0].weight_decay: 0.0005 in the ' \
+        'checkpoint, 0 in this config' in message
+    assert f'load_from={ckpt}' in message
+    assert not osp.exists(tmp_path / 'wd' / 'epoch_2.pth')
+    with pytest.raises(RuntimeError) as info:
+        resume(config, ckpt, tmp_path / 'betas',
+               **{'optim_wrapper.optimizer.betas': (0.5, 0.999)})
+    assert 'param_groups[0].betas: (0.9, 0.999) in the checkpoint, ' \
+        '(0.5, 0.999) in this config' in str(info.value)
+
+
+def test_another_optimizer_type_is_refused(trained, tmp_path):
+    """Not a bare ``KeyError: 'momentum'`` at the first step."""
+    config, ckpt = trained
+    with pytest.raises(RuntimeError) as info:
+        resume(
+            config, ckpt, tmp_path / 'sgd', **{
+                'optim_wrapper.optimizer.type': 'SGD',
+                'optim_wrapper.optimizer.momentum': 0.9
+            })
+    message = str(info.value)
+    assert 'optimizer type: Adam in the checkpoint, SGD in this config' \
+        in message
+    assert 'param_groups[0].betas: (0.9, 0.999) in the checkpoint, absent' \
+        in message
+    assert not osp.exists(tmp_path / 'sgd' / 'epoch_2.pth')
+
+
+def test_changed_lr_without_schedulers_is_refused(trained, tmp_path):
+    """Without schedulers no base_values check sees the learning rate."""
+    config, ckpt = trained
+    checkpoint = load_trusted_checkpoint(ckpt)
+    del checkpoint['param_schedulers']
+    plain = str(tmp_path / 'no_schedulers.pth')
+    torch.save(checkpoint, plain)
+    saved_lr = checkpoint['optimizer']['param_groups'][0]['lr']
+    with pytest.raises(RuntimeError) as info:
+        resume(
+            config,
+            plain,
+            tmp_path / 'lr',
+            param_scheduler=None,
+            **{'optim_wrapper.optimizer.lr': 0.01})
+    assert f'optimizer.param_groups[0].lr: {saved_lr!r} in the ' \
+        'checkpoint, 0.01 in this config' in str(info.value)
+    assert not osp.exists(tmp_path / 'lr' / 'epoch_2.pth')
+    # Per-parameter groups (paramwise_cfg) against the file's one group
+    # (with schedulers, their base_values tell it first).
+    with pytest.raises(RuntimeError) as info:
+        resume(
+            config,
+            plain,
+            tmp_path / 'paramwise',
+            param_scheduler=None,
+            **{'optim_wrapper.paramwise_cfg': dict(bias_decay_mult=0.)})
+    assert 'optimizer.param_groups: 1 groups in the checkpoint' \
+        in str(info.value)
+
+
+def test_param_group_differences_compare_what_schedulers_start_from():
+    from mmreid.engine.runner.reid_runner import param_group_differences
+    saved = [
+        dict(
+            params=[0, 1],
+            lr=0.01,
+            initial_lr=0.1,
+            momentum=0.8,
+            initial_momentum=0.9,
+            betas=(0.8, 0.999),
+            eps=1e-8)
+    ]
+    # Same settings in another state of the schedule; a list for a tuple.
+    same = [
+        dict(
+            params=[5, 6],
+            lr=0.1,
+            initial_lr=0.1,
+            momentum=0.9,
+            initial_momentum=0.9,
+            betas=[0.9, 0.999],
+            eps=1e-8)
+    ]
+    assert param_group_differences(saved, same, {'lr', 'momentum'}) == []
+    # Without schedulers the value itself is the setting.
+    assert param_group_differences(saved, same) == [
+        'optimizer.param_groups[0].lr: 0.01 in the checkpoint, 0.1 in '
+        'this config',
+        'optimizer.param_groups[0].momentum: 0.8 in the checkpoint, 0.9 '
+        'in this config',
+        'optimizer.param_groups[0].betas: (0.8, 0.999) in the checkpoint, '
+        '[0.9, 0.999] in this config'
+    ]
+    other = [dict(same[0], initial_lr=0.2, betas=(0.9, 0.99), params=[1])]
+    assert param_group_differences(saved, other, {'lr', 'momentum'}) == [
+        'optimizer.param_groups[0]: 2 parameters in the checkpoint, 1 in '
+        'this config',
+        'optimizer.param_groups[0].initial_lr: 0.1 in the checkpoint, 0.2 '
+        'in this config',
+        'optimizer.param_groups[0].betas[1]: [0.999] in the checkpoint, '
+        '[0.99] in this config'
+    ]
+
+
 def test_weights_only_checkpoint_is_refused_with_its_name(trained, tmp_path):
     config, ckpt = trained
     full = load_trusted_checkpoint(ckpt)

@@ -224,6 +224,120 @@ def scheduler_differences(saved: Any, schedulers: Any,
     return found
 
 
+def optimizer_type_in_config_text(text: Any) -> Optional[str]:
+    """The ``optim_wrapper.optimizer.type`` of a dumped config, not run.
+
+    Args:
+        text: A checkpoint's ``meta['cfg']`` (the config as Python text).
+
+    Returns:
+        str | None: The type, or None when the text does not say (e.g. one
+        optimizer per submodule).
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+
+    def keyword(call, name):
+        if isinstance(call, ast.Call):
+            for item in call.keywords:
+                if item.arg == name:
+                    return item.value
+        return None
+
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == 'optim_wrapper'
+                for t in node.targets):
+            kind = keyword(keyword(node.value, 'optimizer'), 'type')
+            if isinstance(kind, ast.Constant) and isinstance(kind.value, str):
+                return kind.value
+    return None
+
+
+#: Param-group keys that are not hyperparameters: the parameters and their
+#: names (torch >= 2.6).
+_NOT_HYPERPARAMETERS = ('params', 'param_names')
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists and tensors as numbers, to compare."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, 'tolist'):
+        return value.tolist()
+    return value
+
+
+def param_group_differences(saved: Sequence[dict],
+                            current: Sequence[dict],
+                            scheduled: Sequence[str] = (),
+                            label: str = 'optimizer') -> List[str]:
+    """How the configured optimizer's param groups differ from a
+    checkpoint's.
+
+    Every hyperparameter is compared (``lr``, ``weight_decay``, ``betas``,
+    ``momentum``, ``nesterov``, ``eps``, ...; ``lr_mult``/``decay_mult``
+    show in the values of each group). Not compared: the parameters (only
+    their number), keys only this config's groups have (a newer torch
+    release adds some) and the ``initial_*`` records of schedulers. For a
+    key a scheduler changes, ``k``, the value the schedule starts from,
+    ``initial_k``, is compared instead of ``k``.
+
+    Args:
+        saved (Sequence[dict]): The checkpoint's
+            ``optimizer['param_groups']``.
+        current (Sequence[dict]): The built optimizer's ``param_groups``.
+        scheduled (Sequence[str]): The ``param_name`` of every configured
+            scheduler (``'lr'``, ``'momentum'``; a momentum scheduler also
+            drives Adam's ``betas[0]``, so only ``betas[1]`` is compared).
+        label (str): Prefix of the reported keys.
+
+    Returns:
+        list[str]: ``"<label>.param_groups[i].<key>: <saved> in the
+        checkpoint, <current> in this config"`` per difference; empty when
+        they agree.
+    """
+    if len(saved) != len(current):
+        return [
+            f'{label}.param_groups: {len(saved)} groups in the '
+            f'checkpoint, {len(current)} in this config (e.g. another '
+            f'optim_wrapper.paramwise_cfg)'
+        ]
+    found = []
+    for i, (theirs, mine) in enumerate(zip(saved, current)):
+        where = f'{label}.param_groups[{i}]'
+        if len(theirs.get('params', ())) != len(mine.get('params', ())):
+            found.append(f'{where}: {len(theirs.get("params", ()))} '
+                         f'parameters in the checkpoint, '
+                         f'{len(mine.get("params", ()))} in this config')
+        for key in theirs:
+            if key in _NOT_HYPERPARAMETERS or key.startswith('initial_'):
+                continue
+            compared = key
+            old, new = theirs.get(key), mine.get(key)
+            if key in scheduled:
+                compared = f'initial_{key}'
+                if compared not in theirs or compared not in mine:
+                    continue
+                old, new = theirs[compared], mine[compared]
+            elif key == 'betas' and 'momentum' in scheduled:
+                # A momentum scheduler drives betas[0]; betas[1] is set.
+                old, new = _plain(old)[1:], _plain(new)[1:]
+                compared = 'betas[1]'
+            if key not in mine:
+                found.append(f'{where}.{key}: {_short(theirs[key])} in the '
+                             'checkpoint, absent in this config (another '
+                             'optimizer type?)')
+            elif _plain(old) != _plain(new):
+                found.append(f'{where}.{compared}: {_short(old)} in the '
+                             f'checkpoint, {_short(new)} in this config')
+    return found
+
+
 @RUNNERS.register_module()
 class ReIDRunner(Runner):
     """mmengine's ``Runner`` whose checkpoint loading follows mmreid's rules.
@@ -453,7 +567,14 @@ class ReIDRunner(Runner):
           ``resume_world_size_check = False`` accepts the change;
         * the schedulers must be those of the checkpoint: same number,
           types and settings (constructor arguments and the learning rates
-          they start from); the differences are named.
+          they start from); the differences are named;
+        * with ``resume_optimizer``, the optimizer must be the checkpoint's:
+          same type (``optim_wrapper.optimizer.type`` of ``meta['cfg']``),
+          same number of param groups and, in each group, the same
+          hyperparameters (``weight_decay``, ``betas``, ``momentum``,
+          ``lr``, ... after ``paramwise_cfg``'s multipliers); a key a
+          scheduler changes is compared by the value it starts from
+          (``initial_lr``). torch would take them all from the checkpoint.
 
         Args:
             checkpoint: The loaded checkpoint.
@@ -519,9 +640,16 @@ class ReIDRunner(Runner):
                 f'{"; ..." if len(differences) > 5 else ""}). Resume with '
                 'the config of that run, or start a new run from its '
                 f'weights with load_from={filename} (without --resume).')
-        if not resume_param_scheduler:
-            return
-        saved_types = scheduler_types_in_config_text(meta.get('cfg'))
+        if resume_param_scheduler:
+            self._check_schedule_resumable(checkpoint, filename)
+        if resume_optimizer:
+            self._check_optimizer_resumable(checkpoint, filename)
+
+    def _check_schedule_resumable(self, checkpoint: dict,
+                                  filename: str) -> None:
+        """The scheduler part of :meth:`check_resumable`."""
+        saved_types = scheduler_types_in_config_text(
+            checkpoint['meta'].get('cfg'))
         if self.param_schedulers is None:
             if checkpoint.get('param_schedulers'):
                 raise RuntimeError(
@@ -557,6 +685,69 @@ class ReIDRunner(Runner):
                 f'{hint} Resume with the schedule of that run, or start a '
                 f'new run from its weights with load_from={filename} '
                 '(without --resume).')
+
+    def _check_optimizer_resumable(self, checkpoint: dict,
+                                   filename: str) -> None:
+        """The optimizer part of :meth:`check_resumable`.
+
+        torch's ``Optimizer.load_state_dict`` takes every hyperparameter
+        of the param groups from the checkpoint, so a changed
+        ``weight_decay``, ``betas``, ``momentum``, ``lr_mult``, or (without
+        schedulers) ``lr`` would be silently replaced by the old one, and
+        another optimizer type fails at its first step with a bare
+        ``KeyError``.
+        """
+        from mmengine.optim import OptimWrapperDict
+        self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
+        schedulers = self.param_schedulers
+        if schedulers is not None:
+            schedulers = self.param_schedulers = self.build_param_scheduler(
+                schedulers)
+        saved = checkpoint['optimizer']
+        if isinstance(self.optim_wrapper, OptimWrapperDict):
+            wrappers = dict(self.optim_wrapper.items())
+            label = 'optimizer[{!r}]'.format
+        else:
+            wrappers = {None: self.optim_wrapper}
+            saved = {None: saved}
+            schedulers = {None: schedulers}
+            label = lambda _: 'optimizer'  # noqa: E731
+        differences = []
+        saved_type = optimizer_type_in_config_text(
+            checkpoint['meta'].get('cfg'))
+        my_type = self.cfg.get('optim_wrapper')
+        for key in ('optimizer', 'type'):
+            my_type = my_type.get(key) if isinstance(my_type, dict) else None
+        my_type = getattr(my_type, '__name__', my_type)
+        if None in wrappers and isinstance(saved_type, str) and isinstance(
+                my_type, str) and (saved_type.split('.')[-1]
+                                   != my_type.split('.')[-1]):
+            differences.append(f'optimizer type: {saved_type} in the '
+                               f'checkpoint, {my_type} in this config')
+        for name, wrapper in wrappers.items():
+            theirs = saved.get(name) if isinstance(saved, dict) else None
+            if not isinstance(theirs, dict) or 'param_groups' not in theirs:
+                differences.append(f'{label(name)}: no param_groups in '
+                                   'the checkpoint')
+                continue
+            mine = (schedulers or {}).get(name) or []
+            scheduled = {getattr(s, 'param_name', None) for s in mine}
+            differences += param_group_differences(
+                theirs['param_groups'], wrapper.optimizer.param_groups,
+                scheduled, label(name))
+        if differences:
+            shown = differences[:5]
+            if len(differences) > 5:
+                shown.append(f'{len(differences) - 5} more')
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: the config\'s optimizer '
+                f'differs from the one the checkpoint was trained with '
+                f'({"; ".join(shown)}). Resuming loads the checkpoint\'s '
+                'optimizer state, its hyperparameters included, so the run '
+                'would go on with the checkpoint\'s settings, not the '
+                'config\'s. Resume with the optimizer settings of that run, '
+                f'or start a new run from its weights with '
+                f'load_from={filename} (without --resume).')
 
     def save_checkpoint(self,
                         out_dir: str,
