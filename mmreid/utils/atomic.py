@@ -63,6 +63,39 @@ def set_output_mode(tmp: str, path: str, folder: bool = False) -> None:
 
 
 @contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """A temporary path next to ``path`` for a writer that takes a path; on
+    a clean exit the file there is renamed to ``path``, on an error it is
+    removed.
+
+    The temporary file (``.<name>.<random>.tmp`` in the folder of ``path``)
+    exists, empty, when the block starts. A process killed in the block
+    leaves it behind, never a truncated ``path``. ``path`` gets the
+    permissions a plain ``open(path, 'wb')`` would give it (see
+    :func:`output_mode`).
+
+    Args:
+        path (str): The file to write.
+
+    Examples:
+        >>> with atomic_path('epoch_3.pth') as tmp:
+        ...     torch.save(checkpoint, tmp)
+    """
+    path = osp.abspath(path)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=osp.dirname(path), prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+    os.close(fd)
+    try:
+        yield tmp
+        set_output_mode(tmp, path)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+@contextmanager
 def open_atomic(path: str, mode: str = 'wb', **kwargs) -> Iterator[IO]:
     """Open a temporary file next to ``path`` for writing; on a clean exit
     it is renamed to ``path``, on an error it is removed.

@@ -106,6 +106,12 @@ def check_torch_file(filename: str) -> None:
         return
     size = osp.getsize(filename)
     text = head.lstrip().lower()
+    if head.startswith(b'PK\x03\x04'):
+        # A zip archive without its end (the central directory).
+        raise CheckpointFormatError(
+            f'{filename!r} ({size} bytes) is a truncated PyTorch checkpoint: '
+            f'a zip archive cut short (an interrupted write or copy?). '
+            f'{_instead_of_damaged(filename)}')
     if not head:
         what = 'it is empty'
     elif text.startswith((b'<!doctype', b'<html', b'<?xml', b'<')):
@@ -116,6 +122,38 @@ def check_torch_file(filename: str) -> None:
     raise CheckpointFormatError(
         f'{filename!r} ({size} bytes) is not a PyTorch checkpoint: {what}. '
         'Download it again or pass the right file.')
+
+
+#: The names mmengine's CheckpointHook gives the checkpoints of a run.
+_RUN_CHECKPOINT = re.compile(r'(epoch|iter)_(\d+)\.pth')
+
+
+def _instead_of_damaged(filename: str) -> str:
+    """What to do about a damaged checkpoint: for one of a training run's
+    work dir (named ``epoch_N.pth``/``iter_N.pth``/``best_*.pth``, or next
+    to a ``last_checkpoint``), resume from the previous checkpoint there;
+    otherwise fetch it again."""
+    folder, name = osp.split(osp.abspath(filename))
+    found = _RUN_CHECKPOINT.fullmatch(name)
+    if not (found or name.startswith('best_')
+            or osp.isfile(osp.join(folder, 'last_checkpoint'))):
+        return 'Download or copy it again, or pass the right file.'
+    earlier = []
+    for other in os.listdir(folder):
+        match = _RUN_CHECKPOINT.fullmatch(other)
+        if not match or other == name:
+            continue
+        kind, step = match.group(1), int(match.group(2))
+        if found is None or (kind == found.group(1)
+                             and step < int(found.group(2))):
+            earlier.append((kind, step, other))
+    if not earlier:
+        return ('If the run writing it was killed, its work dir holds no '
+                'earlier checkpoint: train again from the start.')
+    previous = osp.join(folder, max(earlier)[2])
+    return ('If the run writing it was killed, resume from the previous '
+            f'checkpoint of its work dir: tools/train.py CONFIG --resume '
+            f'{previous}.')
 
 
 def _refused(filename: str, error: Exception) -> pickle.UnpicklingError:
@@ -151,8 +189,8 @@ def _safe_torch_load(filename: str, map_location, allowed: List[Any]) -> Any:
         if 'zip archive' in str(e) or 'central directory' in str(e):
             raise CheckpointFormatError(
                 f'{filename!r} is a damaged PyTorch checkpoint (truncated '
-                f'or corrupted zip archive: {e}). Download or copy it '
-                'again.') from None
+                f'or corrupted zip archive: {e}). '
+                f'{_instead_of_damaged(filename)}') from None
         raise
 
 

@@ -4,6 +4,7 @@ mmengine's resume only warns when the training set differs, loads the old
 schedulers' state into whatever schedulers the config now builds, and
 fails with a bare ``KeyError: 'message_hub'`` on a weights-only file.
 """
+import errno
 import glob
 import itertools
 import os
@@ -14,6 +15,7 @@ import stat
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.fileio import LocalBackend
 
 from mmreid.engine.runner import ReIDRunner
 from mmreid.utils import load_trusted_checkpoint
@@ -245,6 +247,77 @@ def test_param_group_differences_compare_what_schedulers_start_from():
         'optimizer.param_groups[0].betas[1]: [0.999] in the checkpoint, '
         '[0.99] in this config'
     ]
+
+
+def half_put(self, obj, filepath):
+    """mmengine's ``LocalBackend.put`` cut short, as on a full disk or a
+    lost node."""
+    with open(filepath, 'wb') as f:
+        f.write(obj[:len(obj) // 2])
+    raise OSError(errno.ENOSPC, 'No space left on device (simulated)')
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(
+        trained, tmp_path, monkeypatch):
+    config, ckpt = trained
+    work_dir = tmp_path / 'run'
+    runner = build_runner(config, work_dir)
+    target = work_dir / 'epoch_1.pth'
+    shutil.copy(ckpt, target)
+    before = target.read_bytes()
+    monkeypatch.setattr(LocalBackend, 'put', half_put)
+    with pytest.raises(OSError, match='No space left'):
+        runner.save_checkpoint(
+            str(work_dir),
+            'epoch_1.pth',
+            save_optimizer=False,
+            save_param_scheduler=False)
+    assert target.read_bytes() == before
+    assert not [p for p in os.listdir(work_dir) if p.endswith('.tmp')]
+    monkeypatch.undo()
+    # A save that completes replaces it, with a plain open()'s mode.
+    runner.save_checkpoint(
+        str(work_dir),
+        'epoch_1.pth',
+        save_optimizer=False,
+        save_param_scheduler=False)
+    assert 'optimizer' not in load_trusted_checkpoint(str(target))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~umask
+    assert not [p for p in os.listdir(work_dir) if p.endswith('.tmp')]
+
+
+def test_save_best_rewrite_interrupted_leaves_a_resumable_run(
+        trained, tmp_path, monkeypatch):
+    """With save_best, mmengine writes epoch_N.pth again after the
+    validation, when last_checkpoint already names it."""
+    config, ckpt = trained
+    work_dir = tmp_path / 'best'
+
+    def put(self, obj, filepath):
+        # The second write of epoch_2.pth (in place or not) fails.
+        name = osp.basename(filepath)
+        if 'epoch_2.pth' in name and 'best' not in name and \
+                osp.isfile(work_dir / 'epoch_2.pth'):
+            return half_put(self, obj, filepath)
+        return real_put(self, obj, filepath)
+
+    real_put = LocalBackend.put
+    monkeypatch.setattr(LocalBackend, 'put', put)
+    with pytest.raises(OSError, match='No space left'):
+        resume(
+            config, ckpt, work_dir, **{
+                'default_hooks.checkpoint.save_best': 'reid/mAP',
+                'default_hooks.checkpoint.rule': 'greater'
+            })
+    monkeypatch.undo()
+    assert glob.glob(str(work_dir / 'best_reid_mAP_epoch_2.pth'))
+    latest = (work_dir / 'last_checkpoint').read_text()
+    assert latest == str(work_dir / 'epoch_2.pth')
+    # The run can go on: the checkpoint last_checkpoint names is whole.
+    assert load_trusted_checkpoint(latest)['meta']['epoch'] == 2
+    assert not [p for p in os.listdir(work_dir) if p.endswith('.tmp')]
 
 
 def test_weights_only_checkpoint_is_refused_with_its_name(trained, tmp_path):

@@ -1,11 +1,12 @@
-"""open_atomic: a file appears complete or not at all."""
+"""open_atomic, atomic_path: a file appears complete or not at all."""
 import os
 import stat
 
 import pytest
 
 from mmreid.utils import atomic
-from mmreid.utils.atomic import current_umask, open_atomic, output_mode
+from mmreid.utils.atomic import (atomic_path, current_umask, open_atomic,
+                                 output_mode)
 
 
 def test_written_file_appears_on_a_clean_exit(tmp_path):
@@ -31,6 +32,25 @@ def test_an_error_leaves_nothing_and_keeps_the_old_file(tmp_path):
             raise RuntimeError('interrupted')
     assert path.read_bytes() == b'complete'
     assert os.listdir(tmp_path) == ['out.bin']
+
+
+def test_atomic_path_for_writers_that_take_a_path(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    path.write_bytes(b'complete')
+    with pytest.raises(RuntimeError, match='interrupted'):
+        with atomic_path(str(path)) as tmp:
+            assert os.path.dirname(tmp) == str(tmp_path)
+            with open(tmp, 'wb') as f:
+                f.write(b'half')
+            raise RuntimeError('interrupted')
+    assert path.read_bytes() == b'complete'
+    assert os.listdir(tmp_path) == ['epoch_1.pth']
+    with atomic_path(str(path)) as tmp:
+        with open(tmp, 'wb') as f:
+            f.write(b'new')
+        assert path.read_bytes() == b'complete'
+    assert path.read_bytes() == b'new'
+    assert os.listdir(tmp_path) == ['epoch_1.pth']
 
 
 def test_bad_mode():

@@ -136,6 +136,32 @@ def test_a_file_that_is_no_checkpoint_is_named(tmp_path):
         load_trusted_checkpoint(str(cut))
 
 
+def test_truncated_checkpoint_is_called_truncated(tmp_path):
+    """A zip cut short is an interrupted write, not a bad download; in a
+    work dir the previous checkpoint is the way on."""
+    whole = tmp_path / 'whole.pth'
+    torch.save(dict(w=torch.arange(1000.)), whole)
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(whole.read_bytes()[:600])
+    with pytest.raises(CheckpointFormatError) as info:
+        load_trusted_checkpoint(str(cut))
+    message = str(info.value)
+    assert 'truncated' in message and 'interrupted' in message
+    assert 'Download or copy it again' in message
+    work_dir = tmp_path / 'work_dir'
+    work_dir.mkdir()
+    for name in ('epoch_9.pth', 'epoch_10.pth', 'epoch_12.pth'):
+        (work_dir / name).write_bytes(whole.read_bytes())
+    (work_dir / 'epoch_11.pth').write_bytes(whole.read_bytes()[:600])
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_11.pth'))
+    with pytest.raises(CheckpointFormatError) as info:
+        load_trusted_checkpoint(str(work_dir / 'epoch_11.pth'))
+    message = str(info.value)
+    assert 'truncated' in message and 'interrupted' in message
+    assert 'Download' not in message
+    assert f'--resume {work_dir / "epoch_10.pth"}' in message
+
+
 def test_refused_objects_never_get_unsafe_advice(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save(dict(x=Payload()), path)

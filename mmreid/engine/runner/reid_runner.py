@@ -338,6 +338,18 @@ def param_group_differences(saved: Sequence[dict],
     return found
 
 
+def _is_local(out_dir: str, file_client_args: Optional[dict],
+              backend_args: Optional[dict]) -> bool:
+    """Whether mmengine would write a checkpoint in ``out_dir`` to the
+    local disk (its ``LocalBackend``)."""
+    from mmengine.fileio import FileClient, LocalBackend, get_file_backend
+    if file_client_args is not None:
+        backend = FileClient.infer_client(file_client_args, out_dir).client
+    else:
+        backend = get_file_backend(out_dir, backend_args=backend_args)
+    return isinstance(backend, LocalBackend)
+
+
 @RUNNERS.register_module()
 class ReIDRunner(Runner):
     """mmengine's ``Runner`` whose checkpoint loading follows mmreid's rules.
@@ -749,6 +761,7 @@ class ReIDRunner(Runner):
                 f'or start a new run from its weights with '
                 f'load_from={filename} (without --resume).')
 
+    @master_only
     def save_checkpoint(self,
                         out_dir: str,
                         filename: str,
@@ -758,24 +771,40 @@ class ReIDRunner(Runner):
                         meta: Optional[dict] = None,
                         by_epoch: bool = True,
                         backend_args: Optional[dict] = None) -> None:
-        """mmengine's, recording the number of processes in ``meta``.
+        """mmengine's, recording the number of processes in ``meta`` and
+        writing a local file through a temporary one.
 
         mmengine's own check of the GPU count on resume reads
         ``meta['config']``, which its checkpoints never hold (they store
         ``meta['cfg']``), so it never runs; ``meta['world_size']`` is what
         :meth:`check_resumable` compares.
+
+        mmengine writes the file in place. Its ``CheckpointHook`` with
+        ``save_best`` writes ``epoch_N.pth`` a second time after the
+        validation, when ``last_checkpoint`` already names it, so a process
+        killed then would leave a truncated checkpoint that a requeued
+        ``--resume`` fails on. Here a local checkpoint (``epoch_N.pth``,
+        ``best_*.pth``: every save of the hook comes here) is written to
+        ``.<filename>.<random>.tmp`` in ``out_dir`` and renamed (see
+        :func:`~mmreid.utils.atomic.atomic_path`): the file is the previous
+        one or the new one, whole. Other backends are written as mmengine
+        does.
         """
         meta = dict(meta or {})
         meta.setdefault('world_size', self.world_size)
-        return super().save_checkpoint(
-            out_dir,
-            filename,
+        kwargs = dict(
             file_client_args=file_client_args,
             save_optimizer=save_optimizer,
             save_param_scheduler=save_param_scheduler,
             meta=meta,
             by_epoch=by_epoch,
             backend_args=backend_args)
+        if not _is_local(out_dir, file_client_args, backend_args):
+            return super().save_checkpoint(out_dir, filename, **kwargs)
+        from mmreid.utils.atomic import atomic_path
+        with atomic_path(osp.join(out_dir, filename)) as tmp:
+            super().save_checkpoint(
+                osp.dirname(tmp), osp.basename(tmp), **kwargs)
 
     def load_checkpoint(self,
                         filename: str,
