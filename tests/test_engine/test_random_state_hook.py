@@ -145,3 +145,51 @@ def test_sampler_takes_the_restored_run_seed():
     assert sampler_after_before_train(
         sampler_cfg=dict(type='IdentitySampler'),
         randomness=dict(seed=None, diff_rank_seed=True)) == 11
+
+
+def test_shared_sampler_seed_is_restored_or_its_loss_warned(monkeypatch):
+    """randomness=dict(seed=None, diff_rank_seed=True): the sampler's seed
+    is a draw of its own, which the checkpoint's meta['sampler_seed']
+    gives back."""
+    from mmreid.datasets.samplers import IdentitySampler
+    from mmreid.engine.hooks import random_state_hook
+
+    class Pids:
+
+        def __len__(self):
+            return 8
+
+        def get_pids(self):
+            return [0, 0, 1, 1, 2, 2, 3, 3]
+
+    def resumed(meta, iteration=10):
+        sampler = IdentitySampler(
+            Pids(), batch_size=4, num_instances=2, seed=11)
+        runner = fake_runner(
+            seed=7,
+            iteration=iteration,
+            epoch=iteration // 10,
+            sampler=sampler,
+            sampler_cfg=dict(type='IdentitySampler'),
+            randomness=dict(seed=None, diff_rank_seed=True))
+        runner.resumed_meta = meta
+        messages = []
+        monkeypatch.setattr(
+            random_state_hook,
+            'print_log',
+            lambda msg, logger=None, level=logging.INFO: messages.append(
+                (msg, level)))
+        TrainRandomStateHook().before_train(runner)
+        return sampler.seed, [(m, lv) for m, lv in messages if 'seed' in m]
+
+    seed, messages = resumed(dict(seed=7, sampler_seed=5))
+    assert seed == 5
+    assert [level for _, level in messages] == [logging.INFO]
+    # A checkpoint that does not record it: a new draw, said loudly.
+    seed, messages = resumed(dict(seed=7))
+    assert seed == 11
+    assert len(messages) == 1 and messages[0][1] == logging.WARNING
+    assert "no meta['sampler_seed']" in messages[0][0]
+    assert 'train_dataloader.sampler.seed' in messages[0][0]
+    # A new run keeps its draw, silently.
+    assert resumed(None, iteration=0) == (11, [])

@@ -339,6 +339,24 @@ def test_checkpoint_records_the_number_of_processes(trained):
     assert load_trusted_checkpoint(ckpt)['meta']['world_size'] == 1
 
 
+def test_resume_restores_a_drawn_sampler_seed(trained, tmp_path):
+    """With diff_rank_seed and no seed, mmengine gives the sampler a draw
+    of its own that meta['seed'] does not give back."""
+    config, ckpt = trained
+    checkpoint = load_trusted_checkpoint(ckpt)
+    checkpoint['meta']['sampler_seed'] = 123456
+    drawn = str(tmp_path / 'drawn.pth')
+    torch.save(checkpoint, drawn)
+    runner = resume(
+        config, drawn, tmp_path / 'drs', **{
+            'randomness': dict(seed=None, diff_rank_seed=True),
+            'train_cfg.val_interval': 100
+        })
+    assert runner.train_dataloader.sampler.seed == 123456
+    again = load_trusted_checkpoint(str(tmp_path / 'drs' / 'epoch_2.pth'))
+    assert again['meta']['sampler_seed'] == 123456
+
+
 def with_world_size(ckpt, path, world_size):
     checkpoint = load_trusted_checkpoint(ckpt)
     checkpoint['meta']['world_size'] = world_size

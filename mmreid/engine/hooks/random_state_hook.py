@@ -57,7 +57,14 @@ class TrainRandomStateHook(Hook):
     A run killed mid-epoch (with persistent dataloader workers or not) and
     resumed from its last epoch checkpoint therefore ends with the same
     weights as the uninterrupted run on the CPU, whatever ``num_workers``
-    is.
+    is, provided the resumed run knows the sampler's seed: the config's
+    (``train_dataloader.sampler.seed``), the run's (restored by mmengine
+    from ``meta['seed']``) or, with ``randomness=dict(seed=None,
+    diff_rank_seed=True)``, the shared draw the checkpoint records in
+    ``meta['sampler_seed']`` (:meth:`ReIDRunner.save_checkpoint
+    <mmreid.engine.runner.ReIDRunner.save_checkpoint>`). A checkpoint
+    without it (written by another runner or an older mmreid) resumes with
+    a new draw, and a warning says so.
 
     Before training it also
 
@@ -66,7 +73,9 @@ class TrainRandomStateHook(Hook):
       iterations again);
     * gives the sampler the run's seed when the config gives it none: a
       run with ``randomness=dict(seed=None)`` gets the checkpoint's seed
-      back on resume, after mmengine built the sampler with a new one;
+      back on resume, after mmengine built the sampler with a new one
+      (with ``diff_rank_seed=True``, the checkpoint's
+      ``meta['sampler_seed']``, or a warning where it lacks one);
     * warns when a random transform of the training pipeline draws from the
       dataloader workers' global RNGs (a sampler that gives no per-sample
       seeds, or a random transform from outside mmreid).
@@ -116,9 +125,10 @@ class TrainRandomStateHook(Hook):
         if sampler_cfg is None or sampler_cfg.get('seed') is not None:
             return  # a seed of its own, or not built from a config
         # With diff_rank_seed mmengine gives the sampler no seed: it draws
-        # one shared by the ranks, which no checkpoint stores.
+        # one shared by the ranks, which ReIDRunner's checkpoints record.
         randomness = getattr(runner, '_randomness_cfg', None) or {}
         if randomness.get('diff_rank_seed', False):
+            TrainRandomStateHook._restore_shared_seed(runner, sampler)
             return
         if sampler.seed != runner.seed:
             print_log(
@@ -128,6 +138,35 @@ class TrainRandomStateHook(Hook):
                 logger='current',
                 level=logging.INFO)
             sampler.seed = runner.seed
+
+    @staticmethod
+    def _restore_shared_seed(runner, sampler) -> None:
+        """On resume, give the sampler the seed the checkpoint records
+        (``meta['sampler_seed']``), or warn that it has a new one."""
+        meta = getattr(runner, 'resumed_meta', None)
+        if meta is None and runner.train_loop.iter == 0:
+            return  # a new run
+        saved = (meta or {}).get('sampler_seed')
+        if isinstance(saved, int):
+            if sampler.seed != saved:
+                print_log(
+                    f'{type(sampler).__name__}: seed {sampler.seed} -> '
+                    f'{saved}, the seed of the run (restored from the '
+                    f"resumed checkpoint's meta['sampler_seed'])",
+                    logger='current',
+                    level=logging.INFO)
+                sampler.seed = saved
+            return
+        print_log(
+            f'randomness.diff_rank_seed=True without a sampler seed: the '
+            f'resumed checkpoint does not record the seed its run\'s '
+            f'{type(sampler).__name__} drew (no meta[\'sampler_seed\']), '
+            f'so it goes on with a new one ({sampler.seed}): the resumed '
+            f'epochs get another sample order and other augmentations than '
+            f'the uninterrupted run would have. For runs that must resume '
+            f'identically, set train_dataloader.sampler.seed.',
+            logger='current',
+            level=logging.WARNING)
 
     @staticmethod
     def _check_pipeline(runner) -> None:

@@ -1,6 +1,7 @@
 """mmengine's Runner with mmreid's checkpoint rules."""
 import ast
 import inspect
+import numbers
 import os
 import os.path as osp
 import pickle
@@ -394,6 +395,10 @@ class ReIDRunner(Runner):
     #: ``meta['dataset_meta']`` of the last checkpoint loaded: the training
     #: set's metainfo, which evaluation compares its splits with.
     loaded_dataset_meta: Optional[dict] = None
+    #: ``meta`` of the checkpoint this run resumed from (None before a
+    #: resume): :class:`~mmreid.engine.hooks.TrainRandomStateHook` reads
+    #: ``meta['sampler_seed']`` from it.
+    resumed_meta: Optional[dict] = None
     #: ``(resume_optimizer, resume_param_scheduler)`` while resuming.
     _resuming: Optional[tuple] = None
     #: True while mmengine's ``__init__`` runs (its ``dump_config`` call
@@ -603,6 +608,7 @@ class ReIDRunner(Runner):
         # the same dataset is refused (check_identity_split).
         self.loaded_dataset_meta = meta.get('dataset_meta') if isinstance(
             meta, dict) else None
+        self.resumed_meta = meta if isinstance(meta, dict) else None
         lacks = []
         if not isinstance(meta, dict) or not {'epoch', 'iter'} <= set(meta):
             lacks.append("meta['epoch'] and meta['iter']")
@@ -771,13 +777,18 @@ class ReIDRunner(Runner):
                         meta: Optional[dict] = None,
                         by_epoch: bool = True,
                         backend_args: Optional[dict] = None) -> None:
-        """mmengine's, recording the number of processes in ``meta`` and
-        writing a local file through a temporary one.
+        """mmengine's, recording the number of processes and the training
+        sampler's seed in ``meta`` and writing a local file through a
+        temporary one.
 
         mmengine's own check of the GPU count on resume reads
         ``meta['config']``, which its checkpoints never hold (they store
         ``meta['cfg']``), so it never runs; ``meta['world_size']`` is what
-        :meth:`check_resumable` compares.
+        :meth:`check_resumable` compares. ``meta['sampler_seed']`` is the
+        seed the sampler shuffles and seeds augmentations with: with
+        ``randomness=dict(seed=None, diff_rank_seed=True)`` it is a draw of
+        its own, which ``meta['seed']`` does not give back and
+        :class:`~mmreid.engine.hooks.TrainRandomStateHook` restores.
 
         mmengine writes the file in place. Its ``CheckpointHook`` with
         ``save_best`` writes ``epoch_N.pth`` a second time after the
@@ -792,6 +803,9 @@ class ReIDRunner(Runner):
         """
         meta = dict(meta or {})
         meta.setdefault('world_size', self.world_size)
+        sampler_seed = getattr(self.train_dataloader.sampler, 'seed', None)
+        if isinstance(sampler_seed, numbers.Integral):
+            meta.setdefault('sampler_seed', int(sampler_seed))
         kwargs = dict(
             file_client_args=file_client_args,
             save_optimizer=save_optimizer,
