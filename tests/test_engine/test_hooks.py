@@ -174,6 +174,24 @@ def test_a_config_with_its_own_hooks_keeps_the_setup_check(
         runner.train()
 
 
+def test_a_config_restating_the_default_hooks_registers_them_once(
+        make_config, tmp_path):
+    """Configs written when the checks lived in ``custom_hooks`` list them
+    there: each is registered once (not two checks, two progress bars)."""
+    from mmreid.engine.runner import ReIDRunner
+    from mmreid.utils.config import load_config
+    config = make_config(extra='\n'.join([
+        "custom_hooks = [dict(type='TrainSetupCheckHook'), "
+        "dict(type='mmreid.FeatureProgressHook'), "
+        "dict(type='EmptyCacheHook')]",
+    ]))
+    cfg = load_config(config, work_dir=str(tmp_path / 'work'))
+    names = [type(h).__name__ for h in ReIDRunner.from_cfg(cfg).hooks]
+    assert names.count('TrainSetupCheckHook') == 1
+    assert names.count('FeatureProgressHook') == 1
+    assert names.count('EmptyCacheHook') == 1
+
+
 def save_best_runner(make_config, tmp_path, save_best, rule='greater'):
     """A runner of the tiny config that validates after its one epoch
     and keeps the best checkpoint by ``save_best``."""

@@ -351,6 +351,43 @@ def _is_local(out_dir: str, file_client_args: Optional[dict],
     return isinstance(backend, LocalBackend)
 
 
+def _hook_type(hook: Any) -> Optional[str]:
+    """The class name a hook config (or hook) builds, if it says."""
+    kind = hook.get('type') if isinstance(hook, dict) else type(hook)
+    if isinstance(kind, type):
+        return kind.__name__
+    return kind.split('.')[-1] if isinstance(kind, str) else None
+
+
+def drop_restated_hooks(default_hooks: Optional[dict],
+                        custom_hooks: Optional[list]) -> Optional[list]:
+    """``custom_hooks`` without the hooks ``default_hooks`` already has.
+
+    Args:
+        default_hooks (dict, optional): The config's ``default_hooks``.
+        custom_hooks (list, optional): The config's ``custom_hooks``.
+
+    Returns:
+        list | None: ``custom_hooks`` less every entry whose type is that
+        of a ``default_hooks`` entry (each left out is logged).
+    """
+    if not default_hooks or not custom_hooks:
+        return custom_hooks
+    defaults = {_hook_type(hook) for hook in default_hooks.values()} - {None}
+    kept = []
+    for hook in custom_hooks:
+        kind = _hook_type(hook)
+        if kind in defaults:
+            from mmengine.logging import print_log
+            print_log(
+                f'custom_hooks lists {kind}, which default_hooks already '
+                f'has (_base_/default_runtime.py); it is registered once',
+                logger='current')
+            continue
+        kept.append(hook)
+    return kept
+
+
 @RUNNERS.register_module()
 class ReIDRunner(Runner):
     """mmengine's ``Runner`` whose checkpoint loading follows mmreid's rules.
@@ -422,6 +459,19 @@ class ReIDRunner(Runner):
             super().__init__(*args, **kwargs)
         finally:
             self._building = False
+
+    def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        """mmengine's, without a custom hook that restates a default one.
+
+        ``_base_/default_runtime.py`` has the start-up checks and the
+        feature progress bar in ``default_hooks`` (merged key by key, so a
+        config's own ``custom_hooks`` list cannot drop them). Configs
+        written before that listed them in ``custom_hooks``; such an entry
+        would register the hook twice (two progress bars), so it is left
+        out, with a log line.
+        """
+        custom_hooks = drop_restated_hooks(default_hooks, custom_hooks)
+        super().register_hooks(default_hooks, custom_hooks)
 
     @master_only
     def dump_config(self) -> None:
