@@ -60,6 +60,17 @@ def test_select_worst_best():
     assert best.tolist() == [5, 3, 0, 4, 2]
 
 
+@pytest.mark.parametrize('key,value', [('gt_label', 1.7), ('camid', 0.5)])
+def test_a_fractional_label_is_refused_not_truncated(tmp_path, key, value):
+    """The hook draws the pid it ranks with: 1.7 is not read as pid 1 (as
+    ReIDMetric, which refuses it too)."""
+    samples = [s.to_dict() for s in _samples(tmp_path)]
+    samples[0][key] = torch.tensor([value])
+    with pytest.raises(ValueError, match=f'{key} of sample .*img_0.png.* '
+                       'must be an integer'):
+        RankedListHook(num_queries=1, topk=3)._collect(samples)
+
+
 def test_draw_group_orders_by_ap(tmp_path):
     hook = RankedListHook(num_queries=1, topk=3, tile_size=(32, 16))
     hook._collect([s.to_dict() for s in _samples(tmp_path)])

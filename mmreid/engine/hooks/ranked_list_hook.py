@@ -15,19 +15,12 @@ from mmengine.structures import BaseDataElement
 from mmreid.evaluation.functional import (compute_distance, evaluate_features,
                                           get_junk_rule)
 from mmreid.evaluation.functional.rank import ranking_precision
+from mmreid.evaluation.metrics.reid_metric import label_to_int
 from mmreid.models.reiders.reid_model import get_model_scorers
 from mmreid.registry import HOOKS
 from mmreid.visualization import draw_ranked_list
 
 PHASES = ('val', 'test')
-
-
-def _to_int(value: Any) -> int:
-    if isinstance(value, torch.Tensor):
-        return int(value.reshape(-1)[0].item())
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return int(value[0])
-    return int(value)
 
 
 def select_worst_best(ap: np.ndarray,
@@ -187,8 +180,8 @@ class RankedListHook(Hook):
             return None
 
         def keys(records: List[dict]) -> List[tuple]:
-            return sorted((str(r.get('img_path')), _to_int(r['pid']),
-                           _to_int(r['camid'])) for r in records)
+            return sorted((str(r.get('img_path')), label_to_int(r['pid']),
+                           label_to_int(r['camid'])) for r in records)
 
         analysis = kept.analysis
         needs = self.analysis_needs()
@@ -241,8 +234,10 @@ class RankedListHook(Hook):
             self._records.append(
                 dict(
                     feature=feature.reshape(-1).float().cpu(),
-                    pid=_to_int(sample['gt_label']),
-                    camid=_to_int(sample['camid']),
+                    pid=label_to_int(sample['gt_label'], 'gt_label',
+                                     sample.get('img_path')),
+                    camid=label_to_int(sample['camid'], 'camid',
+                                       sample.get('img_path')),
                     modality=sample.get('modality'),
                     is_query=role == 'query',
                     img_path=sample.get('img_path'),

@@ -10,6 +10,7 @@ import torch
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
+from mmreid.evaluation.metrics.reid_metric import label_to_int
 from mmreid.evaluation.report import (RESULT_COLUMNS, analyse_queries,
                                       results_rows, trial_query_means,
                                       trial_sampling_errors)
@@ -17,7 +18,7 @@ from mmreid.registry import HOOKS
 from mmreid.utils.atomic import open_atomic
 from mmreid.visualization.html_report import (RankedExample, ReportSection,
                                               render_report)
-from .ranked_list_hook import RankedListHook, _to_int, select_worst_best
+from .ranked_list_hook import RankedListHook, select_worst_best
 
 #: File name of the report inside ``out_dir``.
 REPORT_NAME = 'report.html'
@@ -213,7 +214,7 @@ class EvalReportHook(RankedListHook):
         with_modality = all(r.get('modality') is not None for r in records)
 
         def labels(items: List[dict], key: str) -> np.ndarray:
-            return np.array([_to_int(r[key]) for r in items], np.int64)
+            return np.array([label_to_int(r[key]) for r in items], np.int64)
 
         kept = self._metric_analysis(name, metric, query, gallery)
         if kept is not None:
@@ -281,7 +282,7 @@ class EvalReportHook(RankedListHook):
         arrays = {
             f'{name}/img_path':
             np.array([str(r.get('img_path')) for r in query]),
-            f'{name}/pid': np.array([_to_int(r['pid']) for r in query]),
+            f'{name}/pid': np.array([label_to_int(r['pid']) for r in query]),
             f'{name}/first_rank': analysis.first_rank,
             f'{name}/ap': analysis.ap,
         }
@@ -345,7 +346,7 @@ class EvalReportHook(RankedListHook):
                 image=image,
                 pid=record['pid'],
                 camid=record['camid'],
-                modality=None if modality is None else _to_int(modality),
+                modality=None if modality is None else label_to_int(modality),
                 size=size)
 
         shown = []

@@ -84,7 +84,7 @@ def _check_keys(name: str, cfg: Optional[dict], allowed: tuple) -> None:
                          f'{allowed}, got {cfg!r}')
 
 
-def _to_int(value: Any, key: str = 'label', img_path: Any = None) -> int:
+def label_to_int(value: Any, key: str = 'label', img_path: Any = None) -> int:
     """A pid or camid stored as an int, a 1-element tensor or array.
 
     Args:
@@ -125,10 +125,10 @@ def _to_int(value: Any, key: str = 'label', img_path: Any = None) -> int:
                      f'({dtype}); it is not truncated')
 
 
-def _optional_int(value: Any,
-                  key: str = 'label',
-                  img_path: Any = None) -> Optional[int]:
-    return None if value is None else _to_int(value, key, img_path)
+def optional_label_to_int(value: Any,
+                          key: str = 'label',
+                          img_path: Any = None) -> Optional[int]:
+    return None if value is None else label_to_int(value, key, img_path)
 
 
 def is_gallery_dependent(distance: Union[str, Scorer]) -> bool:
@@ -691,13 +691,13 @@ class ReIDMetric(BaseMetric):
             self.results.append(
                 dict(
                     feature=feature.reshape(-1).cpu(),
-                    pid=_to_int(sample['gt_label'], 'gt_label', img_path),
-                    camid=_to_int(sample['camid'], 'camid', img_path),
+                    pid=label_to_int(sample['gt_label'], 'gt_label', img_path),
+                    camid=label_to_int(sample['camid'], 'camid', img_path),
                     is_query=role == 'query',
                     sample_idx=sample.get('sample_idx'),
                     dataset=sample.get('dataset'),
                     img_path=img_path,
-                    modality=_optional_int(
+                    modality=optional_label_to_int(
                         sample.get('modality'), 'modality', img_path)))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
