@@ -121,20 +121,29 @@ def test_refuses_a_batch_without_both_modalities():
         tool.measure_modality_gap(nn.BatchNorm2d(1), x, [0, 1] * 3 + [0])
 
 
+def tiny_config(tmp_path, name='agw'):
+    """``configs/mbn/{name}_r18_synthreid-vi-v2.py`` on a tiny folder (5
+    training identities), trainable: 8 images a step, 5 classes."""
+    config = tmp_path / f'{name}.py'
+    config.write_text(
+        f"_base_ = ['{REPO}/configs/mbn/{name}_r18_synthreid-vi-v2.py']\n"
+        f"synth = dict(data_root='{tmp_path}/vi', size='tiny', "
+        f"num_workers=1, overrides=dict(_delete_=True))\n"
+        "train_dataloader = dict(dataset=synth, batch_size=8, "
+        "sampler=dict(batch_size=8))\n"
+        "val_dataloader = dict(dataset=synth)\n"
+        "test_dataloader = dict(dataset=synth)\n"
+        "model = dict(head=dict(num_classes=5))\n")
+    return config
+
+
 def test_command_line_on_the_agw_demo(tmp_path, monkeypatch, capsys):
     """The tool end to end: AGW (two-stream) and its MBN twin, random
     init, on a tiny SynthReID-vi v2 folder."""
     tool = load_tool(TOOL)
     rows = {}
     for name in ('agw', 'mbn-agw'):
-        config = tmp_path / f'{name}.py'
-        config.write_text(
-            f"_base_ = ['{REPO}/configs/mbn/{name}_r18_synthreid-vi-v2.py']\n"
-            f"synth = dict(data_root='{tmp_path}/vi', size='tiny', "
-            f"num_workers=1, overrides=dict(_delete_=True))\n"
-            "train_dataloader = dict(dataset=synth)\n"
-            "val_dataloader = dict(dataset=synth)\n"
-            "test_dataloader = dict(dataset=synth)\n")
+        config = tiny_config(tmp_path, name)
         out = tmp_path / f'{name}.json'
         monkeypatch.setattr(sys, 'argv', [
             'modality_gap.py',
@@ -160,6 +169,78 @@ def test_command_line_on_the_agw_demo(tmp_path, monkeypatch, capsys):
     # plain BN at the same random init.
     assert rows['mbn-agw']['backbone.layer1.0.bn2']['gap'] < \
         rows['agw']['backbone.layer1.0.bn2']['gap']
+
+
+def test_random_init_is_seeded_like_training(tmp_path, monkeypatch, capsys):
+    """Without a checkpoint two runs print the same gaps whatever the
+    global RNG held before: the model is built after the config's
+    ``randomness.seed`` is set, as mmengine's Runner builds it. (The r18
+    configs' ``init_cfg=None`` leaves the trunk's convs at the
+    constructor's draw, which was unseeded.)"""
+    tool = load_tool(TOOL)
+    config = tiny_config(tmp_path)
+    runs = []
+    for i in range(2):
+        out = tmp_path / f'run{i}.json'
+        monkeypatch.setattr(sys, 'argv', [
+            'modality_gap.py',
+            str(config), '--num-per-modality', '4', '--out',
+            str(out)
+        ])
+        torch.manual_seed(100 + i)  # whatever ran before in the process
+        tool.main()
+        runs.append((json.loads(out.read_text()), capsys.readouterr().out))
+    assert runs[0][0]['rows'] == runs[1][0]['rows']
+    assert runs[0][0]['init_seed'] == 0 and runs[0][0]['seed'] == 0
+    assert 'draw seed 0' in runs[0][1]
+    assert 'random init (init seed 0)' in runs[0][1]
+    # --init-seed overrides the config's seed: another network.
+    model, seed = tool.build_start_model(str(config), init_seed=1)
+    other = model.state_dict()
+    model, seed = tool.build_start_model(str(config))
+    assert seed == 0
+    key = 'backbone.layer1.0.conv1.weight'
+    assert not torch.equal(other[key], model.state_dict()[key])
+
+
+def test_random_init_equals_trainings_starting_point(tmp_path):
+    """The tool's random init is the model ``tools/train.py`` starts
+    from: a ReIDRunner built from the same config, captured after its
+    ``init_weights`` when the train loop begins."""
+    import copy
+
+    from mmengine.config import Config
+    from mmengine.hooks import Hook
+
+    from mmreid.engine.runner.reid_runner import ReIDRunner
+    from mmreid.utils import register_all_modules
+    register_all_modules()
+    tool = load_tool(TOOL)
+    config = tiny_config(tmp_path)
+
+    class Stop(Exception):
+        pass
+
+    class Capture(Hook):
+
+        def before_train(self, runner):
+            self.state = copy.deepcopy(runner.model.state_dict())
+            raise Stop
+
+    cfg = Config.fromfile(str(config))
+    cfg.work_dir = str(tmp_path / 'work')
+    torch.manual_seed(123)
+    runner = ReIDRunner.from_cfg(cfg)
+    capture = Capture()
+    runner.register_hook(capture, 'VERY_HIGH')
+    with pytest.raises(Stop):
+        runner.train()
+    torch.manual_seed(7)
+    model, seed = tool.build_start_model(str(config))
+    start = model.state_dict()
+    assert seed == 0 and list(start) == list(capture.state)
+    assert [k for k in start
+            if not torch.equal(start[k], capture.state[k])] == []
 
 
 def test_ir_gap_enlarges_the_gap_the_shared_trunk_meets():

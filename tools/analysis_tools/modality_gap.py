@@ -24,6 +24,13 @@ all the modality comparison would give about ``floor / sqrt(2)`` (mean
 differences of independent images shrink as ``sqrt(1/n1 + 1/n2)``).
 Compare gaps measured with the same ``--num-per-modality`` and ``--seed``.
 
+Without a checkpoint the model is training's starting point: as mmengine's
+``Runner`` does, the random seed (``--init-seed``, by default the config's
+``randomness.seed``) is set *before* the model is built, then
+``init_weights()`` runs. Layers that ``init_weights`` leaves alone (e.g. a
+backbone with ``init_cfg=None``) keep the constructor's draw, so an
+unseeded build would give another network, and other gaps, on every run.
+
 Layers whose input holds one modality only (the stems of a two-stream
 backbone; the inner BNs of an MBN) have no gap and are listed with ``-``.
 Channels constant over the batch in both modalities (e.g. dead ReLUs) are
@@ -286,6 +293,68 @@ def mixed_batch(cfg, num_per_modality: int, seed: int):
     return pseudo_collate([dataset[int(i)] for i in chosen])
 
 
+def init_seed_of(cfg, init_seed: Optional[int] = None) -> int:
+    """The seed training sets before it builds the model of ``cfg``.
+
+    Args:
+        cfg (Config): The config; its ``randomness.seed`` is the default.
+        init_seed (int, optional): An explicit seed, used instead.
+
+    Returns:
+        int: The seed.
+
+    Raises:
+        ValueError: Neither is set: training draws a new seed on every run,
+            so there is no one starting point to measure.
+    """
+    if init_seed is not None:
+        return int(init_seed)
+    seed = (cfg.get('randomness') or {}).get('seed')
+    if seed is None:
+        raise ValueError(
+            f'{cfg.filename or "the config"}: randomness.seed is not set, so '
+            f'training draws a new seed (and starts from other weights) on '
+            f'every run; pass --init-seed (or --cfg-options '
+            f'randomness.seed=...)')
+    return int(seed)
+
+
+def build_start_model(config,
+                      cfg_options: Optional[dict] = None,
+                      init_seed: Optional[int] = None):
+    """The model training starts from, without a checkpoint.
+
+    mmengine's ``Runner`` sets the random seed, builds the model and later
+    calls ``init_weights()``; this does the same, in that order. A
+    ``Pretrained`` ``init_cfg`` would download and is dropped (every r18
+    config has none).
+
+    Args:
+        config (str | Config): Config file or object.
+        cfg_options (dict, optional): Overrides merged into the config.
+        init_seed (int, optional): Seed set before the build. Defaults to
+            the config's ``randomness.seed``.
+
+    Returns:
+        tuple[nn.Module, int]: The model (eval mode, ``model.cfg`` set) and
+        the seed used.
+    """
+    from mmengine.runner import set_random_seed
+
+    from mmreid.apis import init_model
+    from mmreid.apis.model import _load_config
+    cfg = _load_config(config, cfg_options)  # as init_model reads it
+    seed = init_seed_of(cfg, init_seed)
+    set_random_seed(seed)
+    model = init_model(cfg)
+    for module in model.modules():
+        init_cfg = getattr(module, 'init_cfg', None)
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            module.init_cfg = None
+    model.init_weights()
+    return model, seed
+
+
 def parse_args():
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(
@@ -302,7 +371,17 @@ def parse_args():
         default=32,
         help='visible images and infrared images in the batch (default 32)')
     parser.add_argument(
-        '--seed', type=int, default=0, help='seed of the image draw')
+        '--seed',
+        type=int,
+        default=0,
+        help='seed of the image draw only (default 0); the random init is '
+        'seeded by --init-seed')
+    parser.add_argument(
+        '--init-seed',
+        type=int,
+        help='without a checkpoint: the seed set before the model is built, '
+        'as training sets it (default: the config\'s randomness.seed, which '
+        'gives the weights training starts from)')
     parser.add_argument(
         '--eval',
         action='store_true',
@@ -328,18 +407,13 @@ def main():
     from mmreid.apis import init_model
     from mmreid.utils import register_all_modules
     register_all_modules()
-    model = init_model(
-        args.config, args.checkpoint, cfg_options=args.cfg_options)
+    init_seed = None
     if args.checkpoint is None:
-        # The weights training starts from (e.g. equal AGW stems); a
-        # Pretrained init_cfg would download, so it is dropped.
-        for module in model.modules():
-            init_cfg = getattr(module, 'init_cfg', None)
-            if isinstance(init_cfg, dict) and \
-                    init_cfg.get('type') == 'Pretrained':
-                module.init_cfg = None
-        torch.manual_seed(args.seed)
-        model.init_weights()
+        model, init_seed = build_start_model(args.config, args.cfg_options,
+                                             args.init_seed)
+    else:
+        model = init_model(
+            args.config, args.checkpoint, cfg_options=args.cfg_options)
     cfg = model.cfg
     batch = mixed_batch(cfg, args.num_per_modality, args.seed)
     model = copy.deepcopy(model)  # training mode updates running stats
@@ -356,8 +430,8 @@ def main():
         'train (batch statistics)'
     print(f'Modality gap at the input of each norm layer: '
           f'{args.num_per_modality} visible + {args.num_per_modality} '
-          f'infrared training images, seed {args.seed}, {mode}, '
-          f'{args.checkpoint or "random init"}')
+          f'infrared training images, draw seed {args.seed}, {mode}, '
+          f'{args.checkpoint or f"random init (init seed {init_seed})"}')
     print(format_table(rows))
     if args.out:
         from mmreid.utils.atomic import open_atomic
@@ -368,6 +442,7 @@ def main():
                     checkpoint=args.checkpoint,
                     num_per_modality=args.num_per_modality,
                     seed=args.seed,
+                    init_seed=init_seed,
                     mode='eval' if args.eval else 'train',
                     rows=rows),
                 f,
