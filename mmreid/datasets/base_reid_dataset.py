@@ -152,7 +152,9 @@ class BaseReIDDataset(BaseDataset):
       ``role`` set.
 
     Every record has ``img_path``, ``pid``, ``camid`` (0-based), ``modality``
-    (0 visible, 1 infrared), ``role`` and ``dataset``.
+    (0 visible, 1 infrared), ``role`` and ``dataset``; a training record
+    also keeps the dataset's own pid as ``orig_pid`` (``pid`` is the
+    training label).
 
     Args:
         data_root (str): Root folder of the dataset.
@@ -286,8 +288,9 @@ class BaseReIDDataset(BaseDataset):
             relabel = {pid: label for label, pid in enumerate(pids)}
             data_list = []
             for r in records:
-                data_list.append(
-                    self._finish(r, role='train', pid=relabel[r['pid']]))
+                out = self._finish(r, role='train', pid=relabel[r['pid']])
+                out['orig_pid'] = int(r['pid'])
+                data_list.append(out)
             return data_list
         data_list = []
         for role in ('query', 'gallery'):

@@ -66,16 +66,17 @@ def test_grid_mode_groups_identities(make_config, tmp_path):
     widths = 0
     background = np.array(BACKGROUND_COLOR[::-1], np.uint8)
     for path in files:
-        assert re.fullmatch(r'pid\d+_camid[\d-]+_mod[\d-]+\.png', path.name)
+        assert re.fullmatch(r'pid\d+_label\d+_camid[\d-]+_mod[\d-]+\.png',
+                            path.name)
         image = cv2.imread(str(path))
-        # a 96 x 48 tile (the 32 x 16 images enlarged 3x) and three text
-        # lines (pid, camera, modality) under it
-        assert image.shape[0] == 96 + 3 * TEXT_LINE_HEIGHT
+        # a 96 x 48 tile (the 32 x 16 images enlarged 3x) and four text
+        # lines (pid, training label, camera, modality) under it
+        assert image.shape[0] == 96 + 4 * TEXT_LINE_HEIGHT
         # n tiles of width 48 with 4-pixel gaps
         num = (image.shape[1] + 4) // 52
         assert image.shape[1] == num * 52 - 4
         for i in range(num):
-            for line in range(3):
+            for line in range(4):
                 band = image[96 + line * TEXT_LINE_HEIGHT:96 +
                              (line + 1) * TEXT_LINE_HEIGHT, i * 52:i * 52 + 48]
                 assert (band != background).any(), (path.name, i, line)
@@ -183,3 +184,64 @@ def test_tiles_name_the_0_based_camid(make_config, tmp_path, monkeypatch):
         f'pid {int(dataset[i]["data_samples"].gt_label)}\n'
         f'camid {dataset[i]["data_samples"].camid}\nvisible' for i in range(3)
     ]
+
+
+def test_train_phase_names_the_pid_and_the_training_label(
+        tmp_path, monkeypatch):
+    """The training split relabels pids 0..N-1: Market's identity 0002 is
+    training label 0. The train phase must not call that label 'pid' (pid
+    0 is Market's distractor, and 'pid2' of the test phase is another
+    identity than the label 2): it shows the dataset's pid and the label,
+    in the tiles and the file names."""
+    root = tmp_path / 'market'
+    files = {
+        'bounding_box_train': [
+            '0002_c1s1_000451_03.jpg', '0002_c2s1_000551_01.jpg',
+            '0007_c3s1_000001_01.jpg', '0010_c6s2_000002_02.jpg'
+        ],
+        'query': ['0002_c1s1_000001_00.jpg', '0010_c2s1_000002_00.jpg'],
+        'bounding_box_test':
+        ['0002_c2s1_000003_01.jpg', '0010_c2s1_000004_01.jpg']
+    }
+    for folder, names in files.items():
+        (root / folder).mkdir(parents=True)
+        for name in names:
+            cv2.imwrite(
+                str(root / folder / name), np.full((16, 8, 3), 100, np.uint8))
+    pipeline = [
+        dict(type='ReIDLoadImageFromFile'),
+        dict(type='PackReIDInputs')
+    ]
+    dataset = dict(type='Market1501', data_root=str(root), pipeline=pipeline)
+    cfg = Config(
+        dict(
+            train_dataloader=dict(dataset=dict(dataset, split='train')),
+            test_dataloader=dict(dataset=dict(dataset, split='test'))))
+    tool = load_tool(TOOL)
+    labels = []
+    real_draw_tiles = tool.draw_tiles
+
+    def spy(images, texts, *args, **kwargs):
+        labels.extend(texts)
+        return real_draw_tiles(images, texts, *args, **kwargs)
+
+    monkeypatch.setattr(tool, 'draw_tiles', spy)
+    register_all_modules()
+    init_default_scope('mmreid')
+    written = tool.browse(cfg, 'train', 4, str(tmp_path / 'train'))
+    assert sorted(osp.basename(p) for p in written) == [
+        'pid10_label2_camid5_mod0.png', 'pid2_label0_camid0-1_mod0.png',
+        'pid7_label1_camid2_mod0.png'
+    ]
+    assert labels[0] == 'pid 2\nlabel 0\ncamid 0\nvisible'
+    assert labels[3] == 'pid 10\nlabel 2\ncamid 5\nvisible'
+    labels.clear()
+    written = tool.browse(cfg, 'test', 4, str(tmp_path / 'test'))
+    assert sorted(osp.basename(p) for p in written) == [
+        'pid10_camid1_mod0.png', 'pid2_camid0-1_mod0.png'
+    ]
+    assert labels[0] == 'pid 2\ncamid 0\nvisible'
+    written = tool.browse(
+        cfg, 'train', 1, str(tmp_path / 'single'), mode='single')
+    assert [osp.basename(p)
+            for p in written] == ['0000_pid2_label0_camid0_mod0_train.png']

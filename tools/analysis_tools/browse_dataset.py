@@ -18,13 +18,18 @@ is given) and writes:
   dataset's 0-based camera: Market's ``c1`` is camid 0) and modality
   written under each, named
   ``pid{pid}_camid{camids}_mod{modalities}.png`` (e.g.
-  ``pid3_camid1-2_mod0.png``). ``--num`` counts samples, not identities:
+  ``pid3_camid1-2_mod0.png``). In the train phase the model's target is
+  the training label (the pids relabelled ``0..N-1``), so the dataset's
+  pid and the label are both written (``pid 2`` / ``label 0``, file
+  ``pid2_label0_camid0_mod0.png``; ``label{label}`` alone for a dataset
+  that keeps no ``orig_pid``). ``--num`` counts samples, not identities:
   a dataset's records are usually in identity order, so the first 20 may
   be a few identities (one picture each), or one; ``--shuffle`` spreads
   them over many;
 - ``--mode single``: one picture per sample (``--num`` pictures), the
   pipeline's pixels exactly (no resizing, no text), named
-  ``{i:04d}_pid{pid}_camid{camid}_mod{modality}_{role}.png``.
+  ``{i:04d}_pid{pid}_camid{camid}_mod{modality}_{role}.png`` (with
+  ``_label{label}`` after the pid in the train phase).
 
 ``PackReIDInputs`` gives a (C, H, W) RGB tensor, normally ``uint8``; a
 float tensor is de-normalised with ``model.data_preprocessor``'s
@@ -163,6 +168,22 @@ def _pid(data_sample) -> int:
     return int(gt_label)
 
 
+def _identity(record: dict, gt_label: int, phase: str) -> Tuple[str, str]:
+    """``(tile text, file-name part)`` naming a sample's identity.
+
+    In the train phase ``gt_label`` is the training label (pids relabelled
+    ``0..N-1``), not the dataset's pid: both are named, the pid from the
+    record's ``orig_pid`` (:class:`~mmreid.datasets.BaseReIDDataset` keeps
+    it), and the label alone where the dataset keeps no pid.
+    """
+    if phase != 'train' and record.get('role') != 'train':
+        return f'pid {gt_label}', f'pid{gt_label}'
+    pid = record.get('orig_pid')
+    if pid is None:
+        return f'label {gt_label}', f'label{gt_label}'
+    return f'pid {pid}\nlabel {gt_label}', f'pid{pid}_label{gt_label}'
+
+
 def _join(values: List) -> str:
     unique = list(OrderedDict.fromkeys(str(v) for v in values))
     return '-'.join(unique)
@@ -260,28 +281,29 @@ def browse(cfg: Config,
         data = dataset[idx]
         sample = data['data_samples']
         image = to_image(data['inputs'], mean, std)
-        pid = _pid(sample)
+        text, name = _identity(dataset.get_data_info(idx), _pid(sample), phase)
         camid = _label(sample, 'camid', 'x')
         modality = _label(sample, 'modality', 0)
         if mode == 'single':
             role = _label(sample, 'role', phase)
             path = osp.join(
-                out_dir, f'{i:04d}_pid{pid}_camid{camid}_mod{modality}_'
+                out_dir, f'{i:04d}_{name}_camid{camid}_mod{modality}_'
                 f'{role}.png')
             _write(path, image)
             written.append(path)
         else:
-            groups.setdefault(pid, []).append((image, camid, modality))
-    for pid, items in groups.items():
+            groups.setdefault((text, name), []).append(
+                (image, camid, modality))
+    for (text, name), items in groups.items():
         labels = [
-            f'pid {pid}\ncamid {camid}\n{modality_name(modality)}'
+            f'{text}\ncamid {camid}\n{modality_name(modality)}'
             for _, camid, modality in items
         ]
         grid = draw_tiles([img for img, _, _ in items], labels,
                           tuple(tile_size))
         camids = _join([c for _, c, _ in items])
         modalities = _join([m for _, _, m in items])
-        path = osp.join(out_dir, f'pid{pid}_camid{camids}_mod{modalities}.png')
+        path = osp.join(out_dir, f'{name}_camid{camids}_mod{modalities}.png')
         _write(path, grid)
         written.append(path)
     return written
