@@ -153,8 +153,8 @@ class BaseReIDDataset(BaseDataset):
 
     Every record has ``img_path``, ``pid``, ``camid`` (0-based), ``modality``
     (0 visible, 1 infrared), ``role`` and ``dataset``; a training record
-    also keeps the dataset's own pid as ``orig_pid`` (``pid`` is the
-    training label).
+    also keeps the dataset's own integer pid as ``orig_pid`` (``pid`` is
+    the training label).
 
     Args:
         data_root (str): Root folder of the dataset.
@@ -289,7 +289,9 @@ class BaseReIDDataset(BaseDataset):
             data_list = []
             for r in records:
                 out = self._finish(r, role='train', pid=relabel[r['pid']])
-                out['orig_pid'] = int(r['pid'])
+                if isinstance(r['pid'], (int, np.integer)):
+                    # (CUHK02's (pair, pid) keeps its own keys.)
+                    out['orig_pid'] = int(r['pid'])
                 data_list.append(out)
             return data_list
         data_list = []
