@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from ..fixtures.processes import REPO, load_tool
 
 # A stand-in for fast-reid's evaluation/rank.py: the same call and return
@@ -71,13 +73,17 @@ def test_tiny_run_agrees_across_methods(tmp_path):
         'mmreid', 'features', 'fastreid-py', 'rerank', 'fastreid-rerank',
         'reference'
     ]
-    assert rows['mmreid']['max_abs_diff'] == 0
+    # The bases are not compared with themselves.
+    assert rows['mmreid']['max_abs_diff'] is None
     for name in ('features', 'fastreid-py', 'reference'):
         assert rows[name]['max_abs_diff'] < 1e-6, name
+        assert rows[name]['base'] == 'mmreid'
     # Re-ranking changes the metrics; its two methods are compared with
     # each other.
-    assert rows['rerank']['max_abs_diff'] == 0
-    assert rows['fastreid-rerank']['max_abs_diff'] < 1e-4
+    assert rows['rerank']['max_abs_diff'] is None
+    assert rows['fastreid-rerank']['base'] == 'rerank'
+    assert rows['fastreid-rerank']['max_abs_diff'] < 1e-6
+    assert all(row['agrees'] for row in all_rows)
     assert rows['rerank']['mAP'] != rows['mmreid']['mAP']
     assert 0 < rows['mmreid']['mAP'] < 1
     for row in rows.values():
@@ -88,6 +94,100 @@ def test_tiny_run_agrees_across_methods(tmp_path):
             in proc.stdout)
     # The inputs lived in a temporary folder under --work-dir.
     assert sorted(p.name for p in tmp_path.iterdir()) == ['fastreid', 'out']
+
+
+# Deliberately wrong peers: rank.py ranks by the negated distance (worst
+# match first), rerank.py returns the distances it is given (no
+# re-ranking at all).
+WRONG_FASTREID_RANK = FAKE_FASTREID_RANK.replace(
+    "order = np.argsort(distmat[q], kind='stable')",
+    "order = np.argsort(-distmat[q], kind='stable')")
+WRONG_FASTREID_RERANK = '''
+def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3):
+    return q_g_dist
+'''
+
+
+def test_order_puts_each_base_before_its_rows():
+    tool = load_tool('tools/analysis_tools/benchmark_eval.py')
+    cases = [
+        # A re-ranking peer alone gets rerank as its base, never itself.
+        ('fastreid-rerank', 'mmreid rerank fastreid-rerank'),
+        ('fastreid-rerank features rerank',
+         'mmreid rerank fastreid-rerank features'),
+        ('features rerank fastreid-rerank mmreid',
+         'mmreid features rerank fastreid-rerank'),
+        ('rerank', 'mmreid rerank'),
+    ]
+    for asked, run in cases:
+        assert tool.order_methods(asked.split()) == run.split(), asked
+
+
+def test_compare_with_bases_flags_a_difference():
+    tool = load_tool('tools/analysis_tools/benchmark_eval.py')
+
+    def row(method, cmc, ap, inp=0.5):
+        return dict(method=method, cmc=[cmc, 1.0], mAP=ap, mINP=inp)
+
+    rows = [
+        row('mmreid', 0.5, 0.4),
+        row('fastreid-py', 0.5, 0.4 + 2e-7),
+        row('features', 0.5, 0.4, 0.5 + 2e-6),
+        row('rerank', 0.9, 0.8),
+        row('fastreid-rerank', 0.5, 0.4)
+    ]
+    tool.compare_with_bases(rows, 1e-6)
+    got = {
+        r['method']: (r['base'], r['max_abs_diff'], r['agrees'])
+        for r in rows
+    }
+    assert got['mmreid'] == ('mmreid', None, True)
+    assert got['rerank'] == ('rerank', None, True)
+    assert got['fastreid-py'][2] and got['fastreid-py'][1] < 1e-6
+    assert not got['features'][2]
+    assert got['fastreid-rerank'][0] == 'rerank'
+    assert got['fastreid-rerank'][1] == pytest.approx(0.4)
+    assert not got['fastreid-rerank'][2]
+
+
+def test_a_method_that_differs_is_flagged_and_fails(tmp_path):
+    """A wrong peer is not timed and tabled like the others: its row says
+    DIFFERS (table and JSON), it gets no speed-up and the tool exits 1.
+    A re-ranking peer run alone is compared with mmreid's rerank, which
+    the tool adds, not with itself (it printed 0.0e+00)."""
+    rank = tmp_path / 'fastreid' / 'fastreid' / 'evaluation' / 'rank.py'
+    rank.parent.mkdir(parents=True)
+    rank.write_text(WRONG_FASTREID_RANK)
+    (rank.parent / 'rerank.py').write_text(WRONG_FASTREID_RERANK)
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run([
+        sys.executable, 'tools/analysis_tools/benchmark_eval.py', '--sizes',
+        'tiny', '--feat-dim', '64', '--regime', 'strong', '--methods',
+        'fastreid-py', 'fastreid-rerank', '--fastreid-dir',
+        str(tmp_path / 'fastreid'), '--threads', '1', '--json',
+        str(out)
+    ],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    rows = {row['method']: row for row in json.loads(out.read_text())}
+    assert list(rows) == ['mmreid', 'fastreid-py', 'rerank', 'fastreid-rerank']
+    assert rows['fastreid-rerank']['base'] == 'rerank'
+    # At 64-d the strong regime is not perfect: re-ranking moves it.
+    assert rows['fastreid-rerank']['max_abs_diff'] > 1e-3
+    assert rows['fastreid-py']['max_abs_diff'] > 1e-3
+    for name in ('fastreid-py', 'fastreid-rerank'):
+        assert rows[name]['agrees'] is False
+        assert rows[name]['speedup_vs_fastreid_cy'] is None
+        assert f'DIFFERS: {name} (tiny, strong)' in proc.stderr
+    assert rows['mmreid']['agrees'] and rows['rerank']['agrees']
+    table = {
+        line.split(' | ')[2]: line
+        for line in proc.stdout.splitlines() if line.startswith('| tiny')
+    }
+    assert table['fastreid-rerank'].endswith(' **DIFFERS** |')
+    assert table['rerank'].endswith(' | - |')
 
 
 def test_regimes_and_contention(tmp_path):

@@ -30,7 +30,13 @@ that point. Methods:
   Zhong et al.) on the three full distance matrices, which it needs.
 
 Every method's CMC (ranks 1-50), mAP and mINP are compared with
-``mmreid``'s, the re-ranking methods' with ``rerank``'s; with
+``mmreid``'s, the re-ranking methods' with ``rerank``'s (which is added to
+the run whenever ``fastreid-rerank`` is in it; the two bases show ``-``).
+A method whose largest difference exceeds ``--tolerance`` (default 1e-6:
+fast-reid's float32 averaging differs by up to ~2e-7) is marked
+``DIFFERS`` in the table and ``agrees: false`` in the JSON, gets no
+speed-up (and, if it is ``fastreid-cy``, gives none to the others), and
+the tool exits with status 1 after writing its table and JSON. With
 ``fastreid-cy`` in the run, each row also gets its speed-up over it (the
 two measured side by side, under the same load). ``features`` rows report
 the share of the distance computation (the GEMM, timed alone in the same
@@ -67,8 +73,13 @@ SIZES = dict(
 )
 METHODS = ('mmreid', 'features', 'reference', 'fastreid-py', 'fastreid-cy',
            'rerank', 'fastreid-rerank')
-# Methods that re-rank: compared with the first of them, not with mmreid.
+# Methods that re-rank: compared with mmreid's rerank, not with mmreid.
 RERANK_METHODS = ('rerank', 'fastreid-rerank')
+#: The method each row is compared with: re-ranking or not.
+BASES = {False: 'mmreid', True: 'rerank'}
+#: Default largest |difference| of a metric (fraction) from its base;
+#: fast-reid's float32 averaging gives up to ~2e-7.
+TOLERANCE = 1e-6
 #: Methods that --device moves off the CPU.
 DEVICE_METHODS = ('mmreid', 'features')
 # k-reciprocal parameters of the paper (k1, k2, lambda).
@@ -163,6 +174,14 @@ def parse_args():
         'device\'s peak allocation. The other methods stay on the CPU')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='write the results to this file')
+    parser.add_argument(
+        '--tolerance',
+        type=float,
+        default=TOLERANCE,
+        help='largest |difference| of any CMC rank, mAP or mINP (fractions) '
+        'from the base (mmreid, or rerank for re-ranking methods) a method '
+        f'may have (default {TOLERANCE:g}); beyond it the row says DIFFERS '
+        'and the tool exits with status 1')
     parser.add_argument(
         '--work-dir', help='folder for the inputs (default: a temp dir)')
     parser.add_argument('--child', help=argparse.SUPPRESS)
@@ -487,10 +506,7 @@ def main():
     if args.fastreid_cython:
         methods.append('fastreid-cy')
     methods = list(dict.fromkeys(methods))
-    if 'mmreid' in methods:
-        # Run the method every other one is compared with first.
-        methods.remove('mmreid')
-    methods.insert(0, 'mmreid')
+    methods = order_methods(methods)
 
     rows = []
     with tempfile.TemporaryDirectory(dir=args.work_dir) as root:
@@ -501,6 +517,62 @@ def main():
     if args.json:
         with open_atomic(args.json, 'w') as f:
             json.dump(rows, f, indent=2)
+    differ = [row for row in rows if not row['agrees']]
+    for row in differ:
+        print(
+            f"DIFFERS: {row['method']} ({row['size']}, {row['regime']}): "
+            f"max abs diff {row['max_abs_diff']:.1e} from "
+            f"{row['base']} > --tolerance {args.tolerance:g}",
+            file=sys.stderr)
+    if differ:
+        sys.exit(1)
+
+
+def order_methods(methods):
+    """The methods in run order: each base before the rows it judges.
+
+    ``mmreid`` runs first; ``rerank`` runs before the first other
+    re-ranking method (added when not asked for), so that no re-ranking
+    method is compared with itself.
+    """
+    methods = [m for m in methods if m != 'mmreid']
+    peers = [
+        i for i, m in enumerate(methods)
+        if m in RERANK_METHODS and m != 'rerank'
+    ]
+    if peers and 'rerank' not in methods[:peers[0]]:
+        if 'rerank' in methods:
+            methods.remove('rerank')
+        methods.insert(peers[0], 'rerank')
+    return ['mmreid'] + methods
+
+
+def compare_with_bases(rows, tolerance):
+    """Set each row's ``base``, ``max_abs_diff`` and ``agrees``.
+
+    Args:
+        rows (list[dict]): One size and regime's records, bases included,
+            each with ``method``, ``cmc`` (ranks 1-50), ``mAP`` and
+            ``mINP``.
+        tolerance (float): Largest |difference| allowed.
+
+    A base (``mmreid``; ``rerank`` for the re-ranking methods) is not
+    compared with itself: its ``max_abs_diff`` is None.
+    """
+    by_method = {row['method']: row for row in rows}
+    for row in rows:
+        base_name = BASES[row['method'] in RERANK_METHODS]
+        row['base'] = base_name
+        if row['method'] == base_name:
+            row['max_abs_diff'], row['agrees'] = None, True
+            continue
+        base = by_method[base_name]
+        row['max_abs_diff'] = float(
+            max(
+                np.abs(np.subtract(row['cmc'], base['cmc'])).max(),
+                abs(row['mAP'] - base['mAP']),
+                abs(row['mINP'] - base['mINP'])))
+        row['agrees'] = bool(row['max_abs_diff'] <= tolerance)
 
 
 def skipped_methods(args, methods, size, folder):
@@ -555,26 +627,26 @@ def run_size(args, methods, root, size, regime):
                 runs[method].append(run_method_once(args, method, folder))
     finally:
         stop_contenders(contenders)
-    rows, bases = [], {}
+    rows = []
     for method in methods:
         record = summarize_runs(runs[method])
         record.update(size=size, regime=regime, method=method)
-        base = bases.setdefault(method in RERANK_METHODS, record)
-        record['max_abs_diff'] = max(
-            np.abs(np.subtract(record['cmc'], base['cmc'])).max(),
-            abs(record['mAP'] - base['mAP']),
-            abs(record['mINP'] - base['mINP']))
         rows.append(record)
         print(
             f"{tag} {method}: {record['seconds']:.2f} s, "
             f"{record['peak_over_input'] / 2**30:.3f} GB",
             flush=True)
-    fastreid = [row for row in rows if row['method'] == 'fastreid-cy']
+    compare_with_bases(rows, args.tolerance)
+    fastreid = [
+        row for row in rows if row['method'] == 'fastreid-cy' and row['agrees']
+    ]
     for row in rows:
         # Speed-up over fast-reid's Cython evaluator, measured in the
-        # same run under the same load.
-        row['speedup_vs_fastreid_cy'] = (
-            fastreid[0]['seconds'] / row['seconds'] if fastreid else None)
+        # same run under the same load; none for a wrong result.
+        row['speedup_vs_fastreid_cy'] = None
+        if fastreid and row['agrees']:
+            row['speedup_vs_fastreid_cy'] = (
+                fastreid[0]['seconds'] / row['seconds'])
     return rows
 
 
@@ -588,7 +660,8 @@ def print_table(args, rows):
           f'MALLOC_MMAP_THRESHOLD_={args.malloc_mmap_threshold}\n')
     print('| size (Q x G) | regime | method | seconds, median (best) | '
           'x fast-reid Cython | peak GB over input | '
-          'R1 / mAP / mINP (%) | max abs diff vs mmreid (rerank) |')
+          'R1 / mAP / mINP (%) | max abs diff vs mmreid (rerank), '
+          f'tolerance {args.tolerance:g} |')
     print('|---|---|---|---|---|---|---|---|')
     for row in rows:
         num_query, num_gallery = SIZES[row['size']][:2]
@@ -602,12 +675,16 @@ def print_table(args, rows):
             method += f', GEMM {share:.0f} %'
         speedup = row['speedup_vs_fastreid_cy']
         speedup = f'{speedup:.1f}' if speedup is not None else '-'
+        diff = row['max_abs_diff']
+        diff = '-' if diff is None else f'{diff:.1e}'
+        if not row['agrees']:
+            diff += ' **DIFFERS**'
         print(f"| {row['size']} ({num_query:,} x {num_gallery:,}) | "
               f"{row['regime']} | {method} | {row['seconds']:.2f} "
               f"({row['best_seconds']:.2f}) | {speedup} | "
               f"{row['peak_over_input'] / 2**30:.3f} | "
               f"{row['cmc'][0] * 100:.2f} / {row['mAP'] * 100:.2f} / "
-              f"{row['mINP'] * 100:.2f} | {row['max_abs_diff']:.1e} |")
+              f"{row['mINP'] * 100:.2f} | {diff} |")
 
 
 if __name__ == '__main__':
