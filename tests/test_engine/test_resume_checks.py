@@ -357,6 +357,34 @@ def test_resume_restores_a_drawn_sampler_seed(trained, tmp_path):
     assert again['meta']['sampler_seed'] == 123456
 
 
+def test_another_batch_or_sampler_is_refused(trained, tmp_path):
+    """They decide the steps of an epoch and the identities of each."""
+    config, ckpt = trained
+    assert load_trusted_checkpoint(ckpt)['meta']['train_loader'] == dict(
+        batch_size=8,
+        sampler=dict(type='IdentitySampler', batch_size=8, num_instances=2))
+    with pytest.raises(RuntimeError) as info:
+        resume(
+            config, ckpt, tmp_path / 'k4', **{
+                'train_dataloader.sampler.num_instances': 4,
+            })
+    message = str(info.value)
+    assert 'train_dataloader.sampler.num_instances: 2 in the checkpoint, ' \
+        '4 now' in message and f'load_from={ckpt}' in message
+    with pytest.raises(RuntimeError, match='train_dataloader.batch_size: 8 '
+                       'in the checkpoint, 16 now'):
+        resume(
+            config, ckpt, tmp_path / 'b16', **{
+                'train_dataloader.batch_size': 16,
+                'train_dataloader.sampler.batch_size': 16,
+            })
+    assert not osp.exists(tmp_path / 'k4' / 'epoch_2.pth')
+    # The loading side of the loader may change: workers are not steps.
+    runner = resume(config, ckpt, tmp_path / 'workers',
+                    **{'train_dataloader.num_workers': 1})
+    assert runner.epoch == 2
+
+
 def with_world_size(ckpt, path, world_size):
     checkpoint = load_trusted_checkpoint(ckpt)
     checkpoint['meta']['world_size'] = world_size

@@ -112,6 +112,41 @@ def metainfo_differences(saved: Any,
             'now']
 
 
+def _basic(value: Any) -> Any:
+    """``value`` as plain data (a checkpoint loads it with
+    ``weights_only=True``): dicts, lists, numbers, strings; anything else,
+    e.g. a class given as a config ``type``, as its name."""
+    if isinstance(value, dict):
+        return {str(key): _basic(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_basic(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, type):
+        return f'{value.__module__}.{value.__qualname__}'
+    return repr(value)
+
+
+def train_loader_plan(cfg: Any) -> Optional[dict]:
+    """What decides a training run's steps: the per-process batch size and
+    the sampler's config (``meta['train_loader']`` of a checkpoint).
+
+    Args:
+        cfg (Config | None): The run's config.
+
+    Returns:
+        dict | None: ``{'batch_size': ..., 'sampler': ...}`` as plain data,
+        or None without a ``train_dataloader`` config.
+    """
+    loader = cfg.get('train_dataloader') if cfg is not None else None
+    if not isinstance(loader, dict):
+        return None
+    return _basic(
+        dict(
+            batch_size=loader.get('batch_size'),
+            sampler=loader.get('sampler')))
+
+
 def scheduler_types_in_config_text(text: Any) -> Optional[List[str]]:
     """The ``param_scheduler`` types of a dumped config, without running it.
 
@@ -632,6 +667,9 @@ class ReIDRunner(Runner):
           checked): the batch per step, the identities per step and the
           per-rank seeds depend on it. The config key
           ``resume_world_size_check = False`` accepts the change;
+        * the per-process batch size and the sampler config must be the
+          checkpoint's (``meta['train_loader']``, written by
+          :meth:`save_checkpoint`; older checkpoints are not checked);
         * the schedulers must be those of the checkpoint: same number,
           types and settings (constructor arguments and the learning rates
           they start from); the differences are named;
@@ -696,6 +734,20 @@ class ReIDRunner(Runner):
                 '--cfg-options resume_world_size_check=False (with '
                 'auto_scale_lr the learning rates change too, which the '
                 'schedule check then refuses).')
+        saved_loader = meta.get('train_loader')
+        differences = [] if saved_loader is None else metainfo_differences(
+            saved_loader, train_loader_plan(self.cfg), 'train_dataloader')
+        if differences:
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: the config\'s training '
+                'batches differ from the ones the checkpoint was trained '
+                f'with ({"; ".join(differences[:5])}'
+                f'{"; ..." if len(differences) > 5 else ""}). The batch size '
+                'and the sampler decide the steps of an epoch, the '
+                'identities of each step and the per-sample seeds, so the '
+                'run would not go on as it started. Resume with the '
+                'batches of that run, or start a new run from its weights '
+                f'with load_from={filename} (without --resume).')
         differences = metainfo_differences(
             meta.get('dataset_meta'),
             getattr(self.train_dataloader.dataset, 'metainfo', None))
@@ -853,6 +905,9 @@ class ReIDRunner(Runner):
         """
         meta = dict(meta or {})
         meta.setdefault('world_size', self.world_size)
+        loader_plan = train_loader_plan(self.cfg)
+        if loader_plan is not None:
+            meta.setdefault('train_loader', loader_plan)
         sampler_seed = getattr(self.train_dataloader.sampler, 'seed', None)
         if isinstance(sampler_seed, numbers.Integral):
             meta.setdefault('sampler_seed', int(sampler_seed))
