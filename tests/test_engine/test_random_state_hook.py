@@ -193,3 +193,44 @@ def test_shared_sampler_seed_is_restored_or_its_loss_warned(monkeypatch):
     assert 'train_dataloader.sampler.seed' in messages[0][0]
     # A new run keeps its draw, silently.
     assert resumed(None, iteration=0) == (11, [])
+
+
+def test_a_wrapper_that_drops_the_sample_seeds_is_named(
+        synth_root, monkeypatch):
+    """mmengine's RepeatDataset hands the inner dataset a plain int, so
+    its random transforms lose their per-sample seed: said, naming it."""
+    from mmengine.dataset import RepeatDataset
+
+    import mmreid.engine.hooks.random_state_hook as module
+    from mmreid.datasets import SynthReID
+    from mmreid.datasets.samplers import IdentitySampler
+    from mmreid.datasets.samplers.sample_seed import SeededIndex
+    inner = SynthReID(
+        data_root=synth_root,
+        num_domains=3,
+        size='tiny',
+        seed=0,
+        img_size=(32, 16),
+        domain=0,
+        pipeline=[dict(type='ReIDRandomFlip')])
+    wrapped = RepeatDataset(inner, times=2)
+    given = []
+    monkeypatch.setattr(inner, 'prepare_data',
+                        lambda idx: given.append(idx) or {})
+    wrapped[SeededIndex(3, seed=7)]
+    assert type(given[0]) is int  # the seed is gone
+    sampler = IdentitySampler(inner, batch_size=4, num_instances=2)
+    warned = []
+    monkeypatch.setattr(module, 'print_log',
+                        lambda msg, **kwargs: warned.append(msg))
+    runner = SimpleNamespace(
+        train_dataloader=SimpleNamespace(dataset=wrapped, sampler=sampler))
+    TrainRandomStateHook._check_pipeline(runner)
+    message, = warned
+    assert 'wrapped in RepeatDataset' in message
+    assert 'ReIDRandomFlip draw from' in message
+    # The dataset itself (or ConcatReIDDataset) passes the seeds on.
+    warned.clear()
+    runner.train_dataloader.dataset = inner
+    TrainRandomStateHook._check_pipeline(runner)
+    assert warned == []

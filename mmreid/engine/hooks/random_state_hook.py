@@ -172,6 +172,8 @@ class TrainRandomStateHook(Hook):
     def _check_pipeline(runner) -> None:
         loader = runner.train_dataloader
         pipeline = getattr(loader.dataset, 'pipeline', None)
+        if pipeline is None:
+            _check_wrapped_dataset(loader.dataset, loader.sampler)
         random_transforms = [
             t for t in getattr(pipeline, 'transforms', [])
             if getattr(t, '_methods_with_randomness', None)
@@ -200,3 +202,55 @@ class TrainRandomStateHook(Hook):
                 f'samplers (IdentitySampler, ...) give them.',
                 logger='current',
                 level=logging.WARNING)
+
+
+def _wrapped_pipelines(dataset, depth: int = 0) -> list:
+    """The pipelines of the datasets a wrapper holds (``dataset`` of
+    mmengine's ``RepeatDataset``/``ClassBalancedDataset``, ``datasets`` of
+    its ``ConcatDataset``), at any depth."""
+    if depth > 8:
+        return []
+    inner = getattr(dataset, 'datasets', None)
+    inner = list(inner) if isinstance(inner, (list, tuple)) else []
+    if getattr(dataset, 'dataset', None) is not None:
+        inner.append(dataset.dataset)
+    found = []
+    for item in inner:
+        pipeline = getattr(item, 'pipeline', None)
+        if pipeline is not None:
+            found.append(pipeline)
+        else:
+            found += _wrapped_pipelines(item, depth + 1)
+    return found
+
+
+def _check_wrapped_dataset(dataset, sampler) -> None:
+    """Warn when a wrapper drops the sampler's per-sample seeds.
+
+    mmengine's dataset wrappers compute the inner index with integer
+    arithmetic (``idx % len``, ``idx - offset``), which turns mmreid's
+    :class:`~mmreid.datasets.samplers.SeededIndex` into a plain int: the
+    inner pipelines' random transforms then draw from the worker's global
+    random state, so the augmentations depend on ``num_workers`` and a
+    resumed run does not repeat them.
+    """
+    if not getattr(sampler, 'yields_sample_seeds', False):
+        return
+    randomised = [
+        type(t).__name__ for pipeline in _wrapped_pipelines(dataset)
+        for t in getattr(pipeline, 'transforms', [])
+        if getattr(t, '_methods_with_randomness', None)
+    ]
+    if randomised:
+        print_log(
+            f'the training set is wrapped in {type(dataset).__name__}, which '
+            f'passes plain indices to the datasets it holds: the '
+            f"sampler's per-sample augmentation seeds do not reach their "
+            f'pipelines, so {", ".join(sorted(set(randomised)))} draw from '
+            f"each dataloader worker's global random state (the "
+            f'augmentations change with num_workers, and a resumed run '
+            f'does not repeat them). Combine datasets with '
+            f'ConcatReIDDataset, which passes the seeds on, and repeat by '
+            f'epochs rather than RepeatDataset.',
+            logger='current',
+            level=logging.WARNING)
