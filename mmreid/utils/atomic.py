@@ -115,15 +115,7 @@ def open_atomic(path: str, mode: str = 'wb', **kwargs) -> Iterator[IO]:
     """
     if mode not in ('w', 'wb'):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
-    path = osp.abspath(path)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=osp.dirname(path), prefix=f'.{osp.basename(path)}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, mode, **kwargs) as f:
+    with atomic_path(path) as tmp:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_TRUNC), mode,
+                       **kwargs) as f:
             yield f
-        set_output_mode(tmp, path)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)

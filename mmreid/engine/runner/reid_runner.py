@@ -147,15 +147,19 @@ def train_loader_plan(cfg: Any) -> Optional[dict]:
             sampler=loader.get('sampler')))
 
 
-def scheduler_types_in_config_text(text: Any) -> Optional[List[str]]:
-    """The ``param_scheduler`` types of a dumped config, without running it.
+def config_text_value(text: Any, name: str) -> Optional[ast.expr]:
+    """The expression assigned to ``name`` in a dumped config.
 
     A checkpoint's ``meta['cfg']`` is the config as Python text; it is
     parsed, never executed (a checkpoint is data).
 
+    Args:
+        text: A checkpoint's ``meta['cfg']``.
+        name (str): A top-level variable, e.g. ``'param_scheduler'``.
+
     Returns:
-        list[str] | None: The ``type`` of every scheduler in order, or None
-        when the text does not say.
+        ast.expr | None: Its value's syntax tree, or None when the text is
+        not a config or does not assign ``name``.
     """
     if not isinstance(text, str):
         return None
@@ -165,23 +169,39 @@ def scheduler_types_in_config_text(text: Any) -> Optional[List[str]]:
         return None
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == 'param_scheduler'
+                isinstance(t, ast.Name) and t.id == name
                 for t in node.targets):
-            value = node.value
-            items = [value]
-            if isinstance(value, (ast.List, ast.Tuple)):
-                items = value.elts
-            types = []
-            for item in items:
-                kind = None
-                if isinstance(item, ast.Call):
-                    for keyword in item.keywords:
-                        if keyword.arg == 'type' and isinstance(
-                                keyword.value, ast.Constant):
-                            kind = keyword.value.value
-                types.append(kind if isinstance(kind, str) else '?')
-            return types
+            return node.value
     return None
+
+
+def _keyword(call: Any, name: str) -> Optional[ast.expr]:
+    """The value of keyword ``name`` in a ``dict(...)`` call's tree."""
+    if isinstance(call, ast.Call):
+        for item in call.keywords:
+            if item.arg == name:
+                return item.value
+    return None
+
+
+def scheduler_types_in_config_text(text: Any) -> Optional[List[str]]:
+    """The ``param_scheduler`` types of a dumped config, without running it.
+
+    Returns:
+        list[str] | None: The ``type`` of every scheduler in order, or None
+        when the text does not say.
+    """
+    value = config_text_value(text, 'param_scheduler')
+    if value is None:
+        return None
+    items = value.elts if isinstance(value, (ast.List, ast.Tuple)) \
+        else [value]
+    types = []
+    for item in items:
+        kind = _keyword(item, 'type')
+        types.append(kind.value if isinstance(kind, ast.Constant)
+                     and isinstance(kind.value, str) else '?')
+    return types
 
 
 #: Scheduler constructor arguments that are not settings.
@@ -270,27 +290,11 @@ def optimizer_type_in_config_text(text: Any) -> Optional[str]:
         str | None: The type, or None when the text does not say (e.g. one
         optimizer per submodule).
     """
-    if not isinstance(text, str):
-        return None
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return None
-
-    def keyword(call, name):
-        if isinstance(call, ast.Call):
-            for item in call.keywords:
-                if item.arg == name:
-                    return item.value
-        return None
-
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == 'optim_wrapper'
-                for t in node.targets):
-            kind = keyword(keyword(node.value, 'optimizer'), 'type')
-            if isinstance(kind, ast.Constant) and isinstance(kind.value, str):
-                return kind.value
+    kind = _keyword(
+        _keyword(config_text_value(text, 'optim_wrapper'), 'optimizer'),
+        'type')
+    if isinstance(kind, ast.Constant) and isinstance(kind.value, str):
+        return kind.value
     return None
 
 
