@@ -190,6 +190,18 @@ def test_a_config_restating_the_default_hooks_registers_them_once(
     assert names.count('TrainSetupCheckHook') == 1
     assert names.count('FeatureProgressHook') == 1
     assert names.count('EmptyCacheHook') == 1
+    # A hook of a default's type with its own arguments is the config's:
+    # kept, as mmengine keeps it.
+    config = make_config(
+        extra="custom_hooks = [dict(type='FeatureProgressHook', "
+        "log_fraction=0.5), dict(type='CheckpointHook', interval=2, "
+        "out_dir='elsewhere')]",
+        name='own.py')
+    cfg = load_config(config, work_dir=str(tmp_path / 'own'))
+    hooks = ReIDRunner.from_cfg(cfg).hooks
+    progress = [h for h in hooks if type(h).__name__ == 'FeatureProgressHook']
+    assert sorted(h.log_fraction for h in progress) == [0.1, 0.5]
+    assert [type(h).__name__ for h in hooks].count('CheckpointHook') == 2
 
 
 def save_best_runner(make_config, tmp_path, save_best, rule='greater'):

@@ -379,9 +379,13 @@ def test_another_batch_or_sampler_is_refused(trained, tmp_path):
                 'train_dataloader.sampler.batch_size': 16,
             })
     assert not osp.exists(tmp_path / 'k4' / 'epoch_2.pth')
-    # The loading side of the loader may change: workers are not steps.
-    runner = resume(config, ckpt, tmp_path / 'workers',
-                    **{'train_dataloader.num_workers': 1})
+    # The loading side of the loader may change: workers are not steps;
+    # and 'mmreid.IdentitySampler' builds what 'IdentitySampler' builds.
+    runner = resume(
+        config, ckpt, tmp_path / 'workers', **{
+            'train_dataloader.num_workers': 1,
+            'train_dataloader.sampler.type': 'mmreid.IdentitySampler'
+        })
     assert runner.epoch == 2
 
 

@@ -141,10 +141,10 @@ def train_loader_plan(cfg: Any) -> Optional[dict]:
     loader = cfg.get('train_dataloader') if cfg is not None else None
     if not isinstance(loader, dict):
         return None
-    return _basic(
-        dict(
-            batch_size=loader.get('batch_size'),
-            sampler=loader.get('sampler')))
+    sampler = loader.get('sampler')
+    if isinstance(sampler, dict):  # 'mmreid.X' and X build the same
+        sampler = dict(sampler, type=_type_name(sampler))
+    return _basic(dict(batch_size=loader.get('batch_size'), sampler=sampler))
 
 
 def config_text_value(text: Any, name: str) -> Optional[ast.expr]:
@@ -390,37 +390,52 @@ def _is_local(out_dir: str, file_client_args: Optional[dict],
     return isinstance(backend, LocalBackend)
 
 
-def _hook_type(hook: Any) -> Optional[str]:
-    """The class name a hook config (or hook) builds, if it says."""
+def _type_name(hook: Any) -> Optional[str]:
+    """The class name a config (or an object) builds, if it says."""
     kind = hook.get('type') if isinstance(hook, dict) else type(hook)
     if isinstance(kind, type):
         return kind.__name__
     return kind.split('.')[-1] if isinstance(kind, str) else None
 
 
+def _hook_config(hook: Any) -> Any:
+    """A hook config with its ``type`` as a bare class name, to compare."""
+    if not isinstance(hook, dict):
+        return hook
+    return dict(hook, type=_type_name(hook))
+
+
 def drop_restated_hooks(default_hooks: Optional[dict],
                         custom_hooks: Optional[list]) -> Optional[list]:
-    """``custom_hooks`` without the hooks ``default_hooks`` already has.
+    """``custom_hooks`` without the entries ``default_hooks`` already has.
+
+    Only an entry equal to a ``default_hooks`` entry (the same type and
+    arguments) is left out: that is a config written when the base listed
+    the hook in ``custom_hooks``. A hook of a default's type with other
+    arguments (a second ``CheckpointHook``, say) is the config's own and is
+    kept, as mmengine keeps it.
 
     Args:
         default_hooks (dict, optional): The config's ``default_hooks``.
         custom_hooks (list, optional): The config's ``custom_hooks``.
 
     Returns:
-        list | None: ``custom_hooks`` less every entry whose type is that
-        of a ``default_hooks`` entry (each left out is logged).
+        list | None: ``custom_hooks`` less the restated entries (each one
+        left out is logged).
     """
     if not default_hooks or not custom_hooks:
         return custom_hooks
-    defaults = {_hook_type(hook) for hook in default_hooks.values()} - {None}
+    defaults = [
+        _hook_config(hook) for hook in default_hooks.values()
+        if isinstance(hook, dict)
+    ]
     kept = []
     for hook in custom_hooks:
-        kind = _hook_type(hook)
-        if kind in defaults:
+        if isinstance(hook, dict) and _hook_config(hook) in defaults:
             from mmengine.logging import print_log
             print_log(
-                f'custom_hooks lists {kind}, which default_hooks already '
-                f'has (_base_/default_runtime.py); it is registered once',
+                f'custom_hooks lists {_type_name(hook)} as default_hooks '
+                f'has it (_base_/default_runtime.py); it is registered once',
                 logger='current')
             continue
         kept.append(hook)
