@@ -51,6 +51,53 @@ class EnergySpreadLoss(nn.Module):
         return (energy - centres).pow(2).mean()
 
 
+class TermsLoss(EnergySpreadLoss):
+    """Test-only loss returning the log terms given at build time."""
+
+    def __init__(self, terms=('spread', )):
+        super().__init__()
+        self.term_names = terms
+
+    def forward(self, energy, labels, return_terms=False):
+        loss = super().forward(energy, labels)
+        terms = {name: loss.detach() * 1000 for name in self.term_names}
+        return (loss, terms) if return_terms else loss
+
+
+class LogProbe(EnergyProbe):
+    """Gives the log entries named at build time (value: its scale)."""
+
+    _abbr_ = 'logprobe'
+
+    def __init__(self, in_channels, log_names=('log_scale', )):
+        super().__init__(in_channels)
+        self.log_names = log_names
+
+    def forward(self, x):
+        out = super().forward(x)
+        if not self.training:
+            return out
+        out, aux = out
+        aux = dict(energy=aux['energy'])
+        aux.update({name: self.scale[0] * 100 for name in self.log_names})
+        return out, aux
+
+
+class FeatureLossProbe(nn.Module):
+    """No ``_abbr_``: mmcv infers ``feature_loss_probe``."""
+
+    has_aux_outputs = True
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        return x, dict(energy=x.pow(2).mean(dim=(1, 2, 3)))
+
+
 class UndeclaredProbe(EnergyProbe):
     """Returns auxiliary outputs without declaring them."""
 
@@ -62,7 +109,8 @@ class UndeclaredProbe(EnergyProbe):
 def registered():
     """Register the test-only plugin and loss in mmreid's MODELS, as a
     user's module would, and remove them afterwards."""
-    names = ('EnergyProbe', 'EnergySpreadLoss', 'UndeclaredProbe')
+    names = ('EnergyProbe', 'EnergySpreadLoss', 'UndeclaredProbe', 'TermsLoss',
+             'LogProbe', 'FeatureLossProbe')
     for name in names:
         MODELS.register_module(name=name, module=globals()[name])
     yield
@@ -317,3 +365,83 @@ def test_deprecated_aux_loss_maps_to_the_new_shape():
             ValueError, match='no plugin of the backbone .* gives auxiliary'):
         with pytest.warns(DeprecationWarning):
             build(None, aux_loss=dict(type='DualCausalityLoss'))
+
+
+def log_probe_model(log_names=('log_scale', ), terms=('spread', )):
+    plugin = dict(
+        cfg=dict(type='LogProbe', log_names=log_names),
+        stages=(False, False, False, True),
+        position='after_stage')
+    loss = dict(type='TermsLoss', terms=terms)
+    return build([plugin], aux_losses=dict(logprobe=loss))
+
+
+def test_log_values_are_not_optimised():
+    """Terms and ``log_*`` entries are logged, and mmengine's total is
+    exactly the sum of the ``loss_*`` outputs."""
+    torch.manual_seed(0)
+    model = log_probe_model()
+    losses = model(
+        **model.data_preprocessor(make_data(model), True), mode='loss')
+    assert [k for k in losses if 'stage' in k] == [
+        'loss_logprobe_stage4', 'logprobe_stage4_spread',
+        'logprobe_stage4_scale'
+    ]
+    total, _ = model.parse_losses(losses)
+    expected = sum(v for k, v in losses.items() if k.startswith('loss_'))
+    assert torch.allclose(total, expected)
+
+
+@pytest.mark.parametrize(
+    'log_names, terms, match',
+    [
+        # A loss term named like a loss.
+        ((), ('loss_x', ), r"term 'loss_x' of aux_losses\['logprobe'\] "
+         r"\(TermsLoss\) is logged as 'logprobe_stage4_loss_x', which "
+         "contains 'loss'"),
+        # A log entry named like a loss.
+        (('log_loss_scale', ), (), r"entry 'log_loss_scale' of plugin "
+         r"'logprobe' is logged as 'logprobe_stage4_loss_scale'"),
+        # A term and a log entry giving the same key.
+        (('log_gate', ), ('gate', ), r"entry 'log_gate' of plugin "
+         r"'logprobe' is logged as 'logprobe_stage4_gate', a key that "
+         'another term or log entry of the same stage already uses'),
+    ])
+def test_log_names_that_would_be_optimised_or_collide_are_refused(
+        log_names, terms, match):
+    model = log_probe_model(log_names, terms)
+    data = model.data_preprocessor(make_data(model), True)
+    with pytest.raises(ValueError, match=match):
+        model(**data, mode='loss')
+
+
+def test_abbreviation_containing_loss_is_refused_at_build():
+    cfg = [
+        dict(
+            cfg=dict(type='FeatureLossProbe'),
+            stages=(False, False, True, False),
+            position='after_stage')
+    ]
+    with pytest.raises(
+            ValueError,
+            match=r"aux_losses\['feature_loss_probe'\]: the abbreviation "
+            "of plugin 'feature_loss_probe' contains 'loss'"):
+        build(
+            cfg,
+            aux_losses=dict(feature_loss_probe=dict(type='EnergySpreadLoss')))
+    # Its outputs discarded on purpose: no log key, nothing to refuse.
+    build(cfg, aux_losses=dict(feature_loss_probe=None))
+
+
+def test_aux_key_equal_to_a_head_output_is_refused(monkeypatch):
+    model = log_probe_model()
+    head_loss = model.head.loss
+    monkeypatch.setattr(
+        model.head, 'loss', lambda *args: dict(
+            head_loss(*args), logprobe_stage4_scale=torch.zeros(())))
+    data = model.data_preprocessor(make_data(model), True)
+    with pytest.raises(
+            ValueError,
+            match=r"log values \['logprobe_stage4_scale'\] have the names "
+            r'of outputs of the head \(BNNeckHead\)'):
+        model(**data, mode='loss')

@@ -13,6 +13,9 @@ from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 
 DISTANCES = ('euclidean', 'sqeuclidean', 'cosine')
+#: mmengine's ``BaseModel.parse_losses`` sums every output key containing
+#: this: a log-only key must not contain it.
+LOSS_MARK = 'loss'
 
 #: A stage weight of auxiliary losses: one number for every stage or one
 #: per backbone stage.
@@ -150,8 +153,12 @@ class ReIDModel(BaseModel):
             ``return_terms=True`` if its ``forward`` takes that argument;
             it returns a scalar or ``(scalar, terms)``. The model logs the
             weighted loss as ``loss_{abbr}_stage{b}`` and the terms and the
-            ``log_*`` entries as ``{abbr}_stage{b}_{name}``. Defaults to
-            None (no plugin may give auxiliary outputs).
+            ``log_*`` entries as ``{abbr}_stage{b}_{name}``. Since mmengine
+            sums every output whose key contains ``loss``, an abbreviation
+            with a loss that contains ``loss`` is a ``ValueError`` at build
+            time, and so is, at the forward, a term or ``log_*`` name that
+            puts ``loss`` into its key or two names giving one key.
+            Defaults to None (no plugin may give auxiliary outputs).
         aux_stage_weights (dict, optional): Plugin abbreviation -> weight of
             its auxiliary loss, a number or one per backbone stage, e.g.
             ``dict(snr=(0.1, 0.1, 0.5, 0.5))``; stages of weight 0 are
@@ -270,6 +277,14 @@ class ReIDModel(BaseModel):
                     'no auxiliary outputs (no module of it declares '
                     'has_aux_outputs, e.g. SNR(restitution=False)); set '
                     f'aux_losses[{abbr!r}] = None or drop it')
+        for abbr, cfg in aux_losses.items():
+            if cfg is not None and LOSS_MARK in abbr:
+                raise ValueError(
+                    f'aux_losses[{abbr!r}]: the abbreviation of plugin '
+                    f'{abbr!r} contains {LOSS_MARK!r}, so each of its log '
+                    f'keys ({abbr}_stage<b>_<name>) would be summed into '
+                    'the optimised loss by mmengine; give the plugin class '
+                    'an _abbr_ without it')
         for abbr in stages:
             if abbr not in aux_losses:
                 raise ValueError(
@@ -431,7 +446,14 @@ class ReIDModel(BaseModel):
             self.route_modality(inputs, data_samples)
         feats, aux_outputs = self.extract_feat(inputs, return_aux=True)
         losses = self.head.loss(feats, data_samples)
-        losses.update(self.loss_aux(aux_outputs, data_samples))
+        aux_losses = self.loss_aux(aux_outputs, data_samples)
+        clash = sorted(set(losses) & set(aux_losses))
+        if clash:
+            raise ValueError(
+                f'the auxiliary losses and log values {clash} have the '
+                f'names of outputs of the head ({type(self.head).__name__})'
+                '; rename the plugin (_abbr_) or its outputs')
+        losses.update(aux_losses)
         return losses
 
     def loss_aux(
@@ -452,6 +474,9 @@ class ReIDModel(BaseModel):
             RuntimeError: A plugin gave outputs that no entry of
                 ``aux_losses`` expects, or a plugin with a loss gave none
                 (e.g. the backbone is in eval mode).
+            ValueError: A term of a loss or a ``log_*`` entry of a plugin
+                gives a log key that contains ``'loss'`` (mmengine would
+                optimise it) or that another one of the stage has.
         """
         for abbr, stage_aux in aux_outputs.items():
             if stage_aux and abbr not in self.aux_losses \
@@ -488,11 +513,44 @@ class ReIDModel(BaseModel):
                 loss, terms = out if isinstance(out, tuple) else (out, {})
                 losses[f'loss_{prefix}'] = weight * loss
                 for name, value in terms.items():
-                    losses[f'{prefix}_{name}'] = value
+                    self._add_log_value(
+                        losses, f'{prefix}_{name}', value,
+                        f'term {name!r} of aux_losses'
+                        f'[{abbr!r}] ({type(loss_fn).__name__})')
                 for name, value in aux.items():
                     if name.startswith('log_'):
-                        losses[f'{prefix}_{name[4:]}'] = value
+                        self._add_log_value(
+                            losses, f'{prefix}_{name[4:]}', value,
+                            f'entry {name!r} of plugin {abbr!r}')
         return losses
+
+    @staticmethod
+    def _add_log_value(losses: Dict[str, torch.Tensor], key: str,
+                       value: torch.Tensor, source: str) -> None:
+        """Add the log-only ``value`` under ``key``, refusing a key that
+        mmengine would sum into the loss or that is already taken.
+
+        Args:
+            losses (dict[str, Tensor]): The outputs of :meth:`loss_aux`.
+            key (str): ``{abbr}_stage{b}_{name}``.
+            value (Tensor): A log value.
+            source (str): Where the name comes from, for messages.
+
+        Raises:
+            ValueError: ``key`` contains ``'loss'`` (mmengine's
+                ``parse_losses`` would optimise it) or is already used.
+        """
+        if LOSS_MARK in key:
+            raise ValueError(
+                f'{source} is logged as {key!r}, which contains '
+                f'{LOSS_MARK!r}: mmengine would sum this log-only value '
+                'into the optimised loss; rename it')
+        if key in losses:
+            raise ValueError(
+                f'{source} is logged as {key!r}, a key that another term '
+                'or log entry of the same stage already uses; rename one '
+                'of them')
+        losses[key] = value
 
     def predict(
         self,
