@@ -1,13 +1,88 @@
-from typing import Dict, List, Optional, Sequence
+import functools
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model.weight_init import update_init_info
+from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmreid.registry import WEIGHT_INITIALIZERS
 from mmreid.utils.checkpoint import _names
+
+#: The scope whose ``WEIGHT_INITIALIZERS`` hold mmreid's ``'Pretrained'``.
+MMREID_SCOPE = 'mmreid'
+
+
+@contextmanager
+def mmreid_default_scope() -> Iterator[None]:
+    """Make ``mmreid`` the default scope inside the block, if it is not.
+
+    mmengine's ``initialize`` builds every ``init_cfg`` through its *root*
+    ``WEIGHT_INITIALIZERS``, which resolves ``'Pretrained'`` in the current
+    default scope: without a scope (a plain Python script) or under
+    another project's, that is mmengine's lenient ``PretrainedInit``
+    (partial load, one warning), not :class:`ReportingPretrainedInit`.
+    """
+    current = DefaultScope.get_current_instance()
+    if current is not None and current.scope_name == MMREID_SCOPE:
+        yield
+        return
+    with DefaultScope.overwrite_default_scope(MMREID_SCOPE):
+        yield
+
+
+def init_in_mmreid_scope(init_weights: Callable) -> Callable:
+    """Decorate an mmreid module's ``init_weights`` so that its
+    ``init_cfg`` (and its submodules') follows mmreid's rules, e.g. the
+    strict ``'Pretrained'``, whatever the current default scope (see
+    :func:`mmreid_default_scope`). Every ``BaseModule`` registered in
+    mmreid's ``MODELS`` has it."""
+
+    @functools.wraps(init_weights)
+    def wrapper(self, *args, **kwargs):
+        self.init_cfg = _unscope_pretrained(getattr(self, 'init_cfg', None))
+        with mmreid_default_scope():
+            return init_weights(self, *args, **kwargs)
+
+    wrapper.in_mmreid_scope = True
+    return wrapper
+
+
+def _unscope_pretrained(init_cfg):
+    """``init_cfg`` with ``'mmreid.Pretrained'`` written ``'Pretrained'``.
+
+    The same initializer in the mmreid scope, but only the bare name is
+    recognised by mmengine (which loads it after the other entries and the
+    submodules' ``init_weights``, so they cannot overwrite the loaded
+    weights) and by mmpretrain's ResNet (which then skips
+    ``zero_init_residual``).
+    """
+    if isinstance(init_cfg, dict):
+        if init_cfg.get('type') == f'{MMREID_SCOPE}.Pretrained':
+            return dict(init_cfg, type='Pretrained')
+        return init_cfg
+    if isinstance(init_cfg, (list, tuple)):
+        return [_unscope_pretrained(cfg) for cfg in init_cfg]
+    return init_cfg
+
+
+def has_pretrained_init(init_cfg) -> bool:
+    """Whether an ``init_cfg`` (a dict or a list of them) loads weights:
+    an entry of type ``'Pretrained'``, ``'<scope>.Pretrained'`` or a
+    pretrained initializer class (mmengine's or mmreid's)."""
+    from mmengine.model.weight_init import PretrainedInit
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    for cfg in cfgs:
+        kind = cfg.get('type') if isinstance(cfg, dict) else None
+        if isinstance(kind, str) and kind.split('.')[-1] == 'Pretrained':
+            return True
+        if isinstance(kind, type) and issubclass(
+                kind, (PretrainedInit, ReportingPretrainedInit)):
+            return True
+    return False
 
 
 def extract_state_dict(checkpoint,

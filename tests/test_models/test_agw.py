@@ -310,3 +310,26 @@ def test_stem_pool_applies_to_every_stem():
         assert (stem.maxpool.kernel_size, stem.maxpool.stride,
                 stem.maxpool.padding, stem.maxpool.ceil_mode) == (3, 2, 1,
                                                                   False)
+
+
+@pytest.mark.parametrize('init_type', ['Pretrained', 'mmreid.Pretrained'])
+@pytest.mark.parametrize('as_list', [False, True])
+def test_pretrained_agw_checkpoint_keeps_its_own_stems(tmp_path, init_type,
+                                                       as_list):
+    """A two-stream checkpoint (distinct stems) loaded with init_cfg
+    Pretrained in any form: stem 0 is not copied over the loaded stem 1."""
+    source = tiny_agw()
+    path = str(tmp_path / 'agw.pth')
+    torch.save(source.state_dict(), path)
+    init_cfg = dict(type=init_type, checkpoint=path)
+    net = AGWResNet(
+        depth=18,
+        base_channels=8,
+        stem_channels=8,
+        non_local_stages=(0, 2, 2, 0),
+        init_cfg=[init_cfg] if as_list else init_cfg)
+    net.init_weights()
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, source.state_dict()[key]), key
+    assert not torch.equal(net.stems[0].conv1.weight,
+                           net.stems[1].conv1.weight)

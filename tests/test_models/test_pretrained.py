@@ -1,5 +1,9 @@
+from collections import OrderedDict
+
 import pytest
 import torch
+from mmengine.model import BaseModule
+from mmengine.registry import DefaultScope
 
 from mmreid.models import load_pretrained, weight_init
 from mmreid.registry import MODELS
@@ -298,3 +302,86 @@ def test_a_deeper_network_of_the_same_names_is_an_error(tmp_path):
     }
     torch.save(dict(state_dict=part, meta=dict()), path)
     small_resnet(18, init_cfg=pretrained(path)).init_weights()
+
+
+@pytest.fixture
+def partial_ckpt(tmp_path):
+    """A ResNet-18 checkpoint without ``layer4``."""
+    state = {
+        k: v
+        for k, v in resnet18().state_dict().items()
+        if not k.startswith('layer4.')
+    }
+    path = tmp_path / 'partial.pth'
+    torch.save(state, path)
+    return str(path)
+
+
+@pytest.mark.parametrize('scope', [None, 'mmpretrain'])
+@pytest.mark.parametrize('whole_model', [False, True])
+def test_strict_pretrained_whatever_the_default_scope(partial_ckpt, scope,
+                                                      whole_model,
+                                                      monkeypatch):
+    """init_weights() without the mmreid scope (a plain script; conftest
+    sets it for the session, so it is cleared here) still refuses a
+    partial checkpoint instead of mmengine's warn-and-go load."""
+    backbone = dict(
+        type='ReIDResNet',
+        depth=18,
+        init_cfg=dict(type='Pretrained', checkpoint=partial_ckpt))
+    cfg = dict(
+        type='ReIDModel',
+        backbone=backbone,
+        head=dict(type='BNNeckHead', in_channels=512,
+                  num_classes=3)) if whole_model else backbone
+    model = MODELS.build(cfg)
+    monkeypatch.setattr(DefaultScope, '_instance_dict', OrderedDict())
+    if scope is not None:
+        DefaultScope.get_instance('test-other-scope', scope_name=scope)
+    with pytest.raises(
+            RuntimeError,
+            match=r'lacks 25 tensors of ReIDResNet: '
+            r'layer4\.0\.conv1\.weight'):
+        model.init_weights()
+    # The scope is the caller's again.
+    current = DefaultScope.get_current_instance()
+    assert (current and current.scope_name) == scope
+
+
+def test_every_mmreid_module_initialises_in_the_mmreid_scope():
+    """Each BaseModule of mmreid's MODELS wraps its init_weights, so that
+    it may be the top-level module of a script without a scope."""
+    classes = [
+        cls for cls in MODELS.module_dict.values()
+        if isinstance(cls, type) and issubclass(cls, BaseModule)
+    ]
+    names = {cls.__name__ for cls in classes}
+    assert {'ReIDModel', 'ReIDResNet', 'BNNeckHead'} <= names
+    unwrapped = [
+        cls.__name__ for cls in classes
+        if not getattr(cls.init_weights, 'in_mmreid_scope', False)
+    ]
+    assert unwrapped == []
+
+
+@pytest.mark.parametrize('init_cfg', [
+    [dict(type='Pretrained')],
+    dict(type='mmreid.Pretrained'),
+    [dict(type='Kaiming', layer='Conv2d'),
+     dict(type='mmreid.Pretrained')],
+])
+def test_pretrained_in_a_list_or_scoped_keeps_the_loaded_weights(
+        imagenet_ckpt, init_cfg):
+    """mmpretrain's zero_init_residual (on by default) must not zero the
+    blocks' last norms after the load, whatever the form of init_cfg."""
+    path, state = imagenet_ckpt
+    cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
+    for cfg in cfgs:
+        if cfg['type'].endswith('Pretrained'):
+            cfg.update(checkpoint=str(path), prefix='backbone.')
+    model = MODELS.build(dict(type='ReIDResNet', depth=18, init_cfg=init_cfg))
+    assert model.zero_init_residual
+    model.init_weights()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[f'backbone.{key}']), key
+    assert model.zero_init_residual

@@ -13,6 +13,7 @@ from mmreid.models.modality_routing import (ModalityLabels, as_modality_labels,
                                             check_modality_labels,
                                             modality_groups)
 from mmreid.registry import MODELS
+from ..weight_init import has_pretrained_init, init_in_mmreid_scope
 from .reid_resnet import ReIDResNet
 
 
@@ -150,6 +151,7 @@ class AGWResNet(ReIDResNet):
         """
         self._modality = None if labels is None else as_modality_labels(labels)
 
+    @init_in_mmreid_scope
     def init_weights(self) -> None:
         """Initialise; without pretrained weights all stems start equal.
 
@@ -160,9 +162,7 @@ class AGWResNet(ReIDResNet):
         """
         already = self.is_init
         super().init_weights()
-        pretrained = isinstance(self.init_cfg, dict) \
-            and self.init_cfg.get('type') == 'Pretrained'
-        if not pretrained and not already:
+        if not has_pretrained_init(self.init_cfg) and not already:
             state = self.stems[0].state_dict()
             for stem in self.stems[1:]:
                 stem.load_state_dict(state)

@@ -8,6 +8,7 @@ from mmpretrain.models.backbones import ResNet
 
 from mmreid.registry import MODELS
 from ..layers.mbn import resolve_norm_cfg
+from ..weight_init import has_pretrained_init, init_in_mmreid_scope
 
 PLUGIN_POSITIONS = ('after_stage', )
 
@@ -139,6 +140,24 @@ class ReIDResNet(ResNet):
             self._make_ibn(ibn_stages, ibn_ratio)
             # ResNet froze its stages before the IBN layers existed.
             self._freeze_stages()
+
+    @init_in_mmreid_scope
+    def init_weights(self) -> None:
+        """mmpretrain's ``init_weights`` in the mmreid scope (see
+        :func:`~mmreid.models.weight_init.init_in_mmreid_scope`).
+
+        ``zero_init_residual`` is skipped whenever ``init_cfg`` loads
+        weights, also as one entry of a list (mmpretrain looks at a single
+        dict only and would zero the last norm of every block after the
+        load).
+        """
+        zero_init_residual = self.zero_init_residual
+        if has_pretrained_init(self.init_cfg):
+            self.zero_init_residual = False
+        try:
+            super().init_weights()
+        finally:
+            self.zero_init_residual = zero_init_residual
 
     def train(self, mode: bool = True) -> 'ReIDResNet':
         """As mmpretrain's ``train`` (frozen stages, ``norm_eval``), but

@@ -7,6 +7,7 @@ from mmengine.model import BaseModule
 
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
+from ..weight_init import init_in_mmreid_scope
 
 #: Default of the deprecated ``loss_triplet`` argument: not given.
 NOT_GIVEN: Any = object()
@@ -126,6 +127,7 @@ class BNNeckHead(BaseModule):
             state_dict[prefix + 'loss_tri.' + key[len(old):]] = \
                 state_dict.pop(key)
 
+    @init_in_mmreid_scope
     def init_weights(self) -> None:
         super().init_weights()
         # BatchNorm1d: weight 1, bias 0 (and the bias stays frozen).

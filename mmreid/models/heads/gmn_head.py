@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 from ..losses.pair_losses import group_ids
+from ..weight_init import init_in_mmreid_scope
 from .bnneck_head import NOT_GIVEN, BNNeckHead
 
 PAIR_FEATS = ('post_bn', 'pre_bn')
@@ -313,6 +314,7 @@ class GMNHead(BNNeckHead):
             self.loss_pic = MODELS.build(
                 dict(type='PICLoss', loss_weight=1.0, **extra))
 
+    @init_in_mmreid_scope
     def init_weights(self) -> None:
         """The head's ``init_cfg``, then the M-Net's own.
 

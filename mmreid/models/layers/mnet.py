@@ -7,6 +7,7 @@ from mmengine.model import BaseModule
 
 from mmreid.evaluation.functional.mnet_logits import fold_mnet_batchnorm
 from mmreid.registry import MODELS
+from ..weight_init import init_in_mmreid_scope
 
 OUTPUTS = ('logit', 'two_way_softmax')
 
@@ -65,6 +66,11 @@ class MNet(BaseModule):
             channels = hidden_channels
         self.hidden = nn.Sequential(*layers)
         self.fc_out = nn.Linear(hidden_channels, 1 if output == 'logit' else 2)
+
+    @init_in_mmreid_scope
+    def init_weights(self) -> None:
+        """mmengine's ``init_weights`` in the mmreid scope."""
+        super().init_weights()
 
     def forward(
         self,

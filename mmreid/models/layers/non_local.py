@@ -6,6 +6,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
 from mmreid.registry import MODELS
+from ..weight_init import init_in_mmreid_scope
 
 
 @MODELS.register_module()
@@ -70,6 +71,7 @@ class AGWNonLocal(BaseModule):
         for param in self.W[1].parameters():
             nn.init.zeros_(param)
 
+    @init_in_mmreid_scope
     def init_weights(self) -> None:
         super().init_weights()
         self.zero_init_norm()

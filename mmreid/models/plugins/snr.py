@@ -6,6 +6,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from mmreid.registry import MODELS
+from ..weight_init import init_in_mmreid_scope
 
 
 @MODELS.register_module()
@@ -110,6 +111,7 @@ class SNR(BaseModule):
                     conv.weight, mode='fan_out', nonlinearity='relu')
                 nn.init.zeros_(conv.bias)
 
+    @init_in_mmreid_scope
     def init_weights(self) -> None:
         """The spec's initialisation, unless ``init_cfg`` is given."""
         if self.init_cfg:

@@ -9,6 +9,7 @@ from mmengine.model import BaseModel, is_model_wrapper
 from mmreid.evaluation.functional import Scorer, compute_distance
 from mmreid.models.modality_routing import (modality_aware_modules,
                                             set_modality)
+from mmreid.models.weight_init import init_in_mmreid_scope
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 
@@ -226,6 +227,13 @@ class ReIDModel(BaseModel):
             aux_losses, aux_stage_weights = self._map_deprecated_aux_loss(
                 aux_loss)
         self._build_aux_losses(aux_losses or {}, aux_stage_weights or {})
+
+    @init_in_mmreid_scope
+    def init_weights(self) -> None:
+        """mmengine's ``init_weights`` in the mmreid scope, so that
+        ``init_cfg`` ``'Pretrained'`` is mmreid's strict
+        ``ReportingPretrainedInit`` even without a default scope."""
+        super().init_weights()
 
     def _aux_plugin_stages(self) -> Dict[str, Tuple[int, ...]]:
         """Plugin abbr -> stages with auxiliary outputs of the backbone."""
