@@ -21,6 +21,7 @@ from mmreid.engine.runner import (MultiTargetTestLoop, ReIDTestLoop,
                                   hand_model_scorers)
 from mmreid.evaluation import ReIDMetric
 from mmreid.evaluation.functional import evaluate_rank
+from mmreid.registry import METRICS
 from mmreid.utils.config import load_config
 from ..fixtures.processes import run_tool
 
@@ -401,3 +402,54 @@ def test_a_metric_option_the_model_distance_refuses_is_refused_first(
         assert steps == []
         assert str(info.value).startswith(f'{consumer}: ')
         assert message in str(info.value)
+
+
+def test_a_metric_that_cannot_take_the_scorers_is_refused_first(
+        user_config, tmp_path):
+    """A metric without set_scorers on GMN was refused by
+    hand_model_scorers, after the whole test set was extracted. Now before
+    any test_step, with the same message, in the single- and the
+    multi-target loop."""
+    METRICS.register_module(name='NoScorerMetric', module=NoScorerMetric)
+    try:
+        option = dict(type='NoScorerMetric')
+        single = load_config(
+            user_config,
+            phase='test',
+            cfg_options=dict(test_evaluator=dict(option, _delete_=True)),
+            work_dir=str(tmp_path / 'single'))
+        target = dict(
+            name='d2',
+            dataloader=single.test_dataloader,
+            evaluator=dict(type='ReIDMetric'))
+        multi = load_config(
+            user_config,
+            phase='test',
+            cfg_options=dict(
+                test_cfg=dict(
+                    type='MultiTargetTestLoop',
+                    targets=[
+                        target,
+                        dict(target, name='bad', evaluator=option)
+                    ])),
+            work_dir=str(tmp_path / 'multi'))
+        for cfg, consumer in ((single, 'ReIDTestLoop'),
+                              (multi, 'MultiTargetTestLoop (bad)')):
+            runner = Runner.from_cfg(cfg)
+            steps = []
+            test_step = runner.model.test_step
+            runner.model.test_step = lambda data: steps.append(1) or test_step(
+                data)
+            with pytest.raises(TypeError) as info:
+                runner.test()
+            assert steps == []
+            modes = list(runner.model.scorers())
+            assert modes[0] == 'mnet'
+            assert str(info.value) == (
+                f'{consumer}: NoScorerMetric cannot take the distance of '
+                f'GMNReID (modes {modes}): a metric that '
+                'evaluates a model with its own distance needs '
+                'set_scorers(scorers, primary), as ReIDMetric has; '
+                'without it, it would rank with another distance')
+    finally:
+        METRICS._module_dict.pop('NoScorerMetric')

@@ -5,7 +5,8 @@ are compared, so a metric would rank a learned matcher's features (GMN's
 M-Net) with its own Euclidean distance. mmreid's loops apply one contract
 (:func:`hand_model_scorers`): right before the metrics compute, every
 metric gets the model's :meth:`~mmreid.models.ReIDModel.scorers`, and a
-metric that cannot take them is an error. ``tools/train.py`` and
+metric that cannot take them is an error, raised before any feature is
+extracted (:func:`check_model_distance`). ``tools/train.py`` and
 ``tools/test.py`` use these loops whenever ``val_cfg``/``test_cfg`` name
 no loop type, so no config line is needed; the multi-target loops apply
 the same contract per target.
@@ -51,6 +52,34 @@ def _ranks_as(distance: str, normalize: bool) -> Optional[str]:
     return None
 
 
+def check_takes_scorers(model, metrics: List, scorers: Optional[dict],
+                        consumer: str) -> None:
+    """Refuse a metric without ``set_scorers`` for a model whose own
+    distance (``scorers``) it would have to take.
+
+    Args:
+        model (nn.Module): The runner's model, possibly wrapped.
+        metrics (list): The evaluator's metrics.
+        scorers (dict | None): The model's scorers (None or empty: the
+            model has no distance of its own, nothing to check).
+        consumer (str): Who evaluates, for messages.
+
+    Raises:
+        TypeError: Naming the metric, the model and its modes.
+    """
+    if not scorers:
+        return
+    for metric in metrics:
+        if not callable(getattr(metric, 'set_scorers', None)):
+            raise TypeError(
+                f'{consumer}: {type(metric).__name__} cannot take the '
+                f'distance of {type(_unwrap(model)).__name__} (modes '
+                f'{list(scorers)}): a metric that evaluates a model '
+                'with its own distance needs set_scorers(scorers, '
+                'primary), as ReIDMetric has; without it, it would '
+                'rank with another distance')
+
+
 def check_model_distance(model, evaluator: Evaluator, consumer: str) -> None:
     """Refuse metrics that rank otherwise than the model's ``distance``.
 
@@ -66,17 +95,23 @@ def check_model_distance(model, evaluator: Evaluator, consumer: str) -> None:
     their own scorers (GMN) hand them over instead
     (:func:`hand_model_scorers`).
 
-    Each metric's options are checked against the model's scorers here
-    too (``metric.check_scorers``, e.g. ``normalize`` or ``rerank`` with
-    GMN's M-Net), so the loops refuse them before any extraction.
+    Each metric is checked against the model's scorers here too: it must
+    take them (``set_scorers``, see :func:`check_takes_scorers`) and its
+    options must agree with them (``metric.check_scorers``, e.g.
+    ``normalize`` or ``rerank`` with GMN's M-Net), so the loops refuse
+    them before any extraction.
 
     Raises:
+        TypeError: The model has its own distance and a metric has no
+            ``set_scorers`` to take it.
         ValueError: The two settings rank differently, or a metric's
             option contradicts the model's scorers; names both.
     """
     inner = _unwrap(model)
     scorers = get_model_scorers(model)
-    for metric in getattr(evaluator, 'metrics', None) or []:
+    metrics = list(getattr(evaluator, 'metrics', None) or [])
+    check_takes_scorers(model, metrics, scorers, consumer)
+    for metric in metrics:
         check_scorers = getattr(metric, 'check_scorers', None)
         if callable(check_scorers):
             try:
@@ -229,17 +264,8 @@ def hand_model_scorers(model, evaluator: Evaluator,
     metrics = list(getattr(evaluator, 'metrics', None) or [])
     for metric in metrics:
         set_scorers = getattr(metric, 'set_scorers', None)
-        if not callable(set_scorers):
-            if scorers:
-                raise TypeError(
-                    f'{consumer}: {type(metric).__name__} cannot take the '
-                    f'distance of {type(_unwrap(model)).__name__} (modes '
-                    f'{list(scorers)}): a metric that evaluates a model '
-                    'with its own distance needs set_scorers(scorers, '
-                    'primary), as ReIDMetric has; without it, it would '
-                    'rank with another distance')
-            continue
-        set_scorers(scorers, primary=primary)
+        if callable(set_scorers):
+            set_scorers(scorers, primary=primary)
     if scorers and metrics:
         print_log(
             f'{consumer}: {len(metrics)} metric(s) score with the model\'s '
