@@ -154,7 +154,11 @@ class BaseReIDDataset(BaseDataset):
     Every record has ``img_path``, ``pid``, ``camid`` (0-based), ``modality``
     (0 visible, 1 infrared), ``role`` and ``dataset``; a training record
     also keeps the dataset's own integer pid as ``orig_pid`` (``pid`` is
-    the training label).
+    the training label). A record parsed without ``modality`` is visible
+    (0), unless the dataset declares more than one modality (``MODALITIES``
+    of the class, or ``modalities`` in its metainfo): then every record
+    must carry its own, and a missing one is an error naming the dataset
+    and the image.
 
     Args:
         data_root (str): Root folder of the dataset.
@@ -177,6 +181,11 @@ class BaseReIDDataset(BaseDataset):
     #: Not inherited: a subclass with other data declares its own (or
     #: overrides :meth:`published_counts`).
     PUBLISHED_COUNTS: Optional[Dict[str, dict]] = None
+    #: The modalities the records carry, name -> id (e.g. ``dict(visible=0,
+    #: thermal=1)``); ``metainfo['modalities']`` may declare them too.
+    #: With more than one, :meth:`parse_split` must set every record's
+    #: ``modality``. None: visible only, ``modality`` defaults to 0.
+    MODALITIES: Optional[Mapping[str, int]] = None
 
     def __init__(self,
                  data_root: str,
@@ -310,10 +319,29 @@ class BaseReIDDataset(BaseDataset):
             data_list += part
         return data_list
 
+    def declared_modalities(self) -> int:
+        """How many modalities the dataset declares (``MODALITIES``, else
+        ``metainfo['modalities']``; 1 if neither)."""
+        declared = self.MODALITIES
+        if declared is None:
+            declared = self.metainfo.get('modalities')
+        if declared is None:
+            return 1
+        if isinstance(declared, Mapping):
+            return len(set(declared.values()))
+        return len(declared)
+
     def _finish(self, record: dict, role: str, pid: int) -> dict:
         out = dict(record)
         out['pid'] = int(pid)
         out['camid'] = int(record['camid'])
+        if 'modality' not in record and self.declared_modalities() > 1:
+            raise ValueError(
+                f'{self.dataset_name} ({type(self).__name__}) declares '
+                f'{self.declared_modalities()} modalities but the {role} '
+                f'record of {record.get("img_path")!r} has no "modality": '
+                'set it in parse_split (0 visible, 1 infrared); the default'
+                ' 0 would make the cross-modality data all visible')
         out['modality'] = int(record.get('modality', 0))
         out['role'] = role
         out['dataset'] = self.dataset_name
