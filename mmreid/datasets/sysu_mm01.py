@@ -107,6 +107,9 @@ class SYSUMM01(BaseReIDDataset):
     """
 
     METAINFO = dict(dataset_name='sysu-mm01')
+    #: Cameras 3 and 6 are infrared: a record without ``modality`` is
+    #: refused (:meth:`BaseReIDDataset.declared_modalities`).
+    MODALITIES = dict(visible=0, infrared=1)
     #: mode -> role -> published counts (see the class docstring).
     MODE_COUNTS = dict(
         all=dict(

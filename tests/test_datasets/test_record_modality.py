@@ -53,3 +53,10 @@ def test_missing_modality_of_a_cross_modality_dataset_is_refused(
     ds = cls(data_root=str(tmp_path), metainfo=metainfo, with_modality=True)
     assert [ds.get_data_info(i)['modality']
             for i in range(len(ds))] == [0, 1, 0, 1]
+
+
+def test_the_shipped_cross_modality_datasets_declare_their_modalities():
+    """So that a parser change that forgets ``modality`` is refused."""
+    from mmreid.datasets import LLCM, SYSUMM01, RegDB, SynthReIDVI
+    for cls in (SYSUMM01, SynthReIDVI, RegDB, LLCM):
+        assert len(set(cls.MODALITIES.values())) == 2, cls.__name__
