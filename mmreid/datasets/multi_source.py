@@ -1,4 +1,5 @@
 import copy
+import inspect
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -6,7 +7,8 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from mmreid.registry import DATASETS
-from .base_reid_dataset import metainfo_as_given, serialize_data_list
+from .base_reid_dataset import (IDENTITY_SPLIT_KEYS, metainfo_as_given,
+                                serialize_data_list)
 from .summary import (count_records, format_modalities, log_summary,
                       mute_summaries)
 
@@ -57,8 +59,12 @@ def reid_sources(sources: Sequence[Union[str, dict]],
         True)`` for the combined ones.
 
     Raises:
-        ValueError: An unknown name, a name given twice, or ``combine_all``
-            naming a source that is absent or has no test split.
+        ValueError: An unknown name, the same dataset given twice (same
+            type, ``data_root``, version, variant and split; see
+            :func:`check_no_repeated_source`) whatever ``combine_all`` is,
+            or ``combine_all`` naming a source that is absent, given more
+            than once (e.g. both CUHK03-NP variants) or with no test
+            split.
     """
     configs = []
     for i, source in enumerate(sources):
@@ -78,6 +84,7 @@ def reid_sources(sources: Sequence[Union[str, dict]],
             source['data_root'] = osp.join(data_root,
                                            STANDARD_SOURCES[name][0])
         configs.append(source)
+    check_no_repeated_source(configs)
     names = [c['type'] for c in configs]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated and not isinstance(combine_all, bool):
@@ -102,6 +109,148 @@ def reid_sources(sources: Sequence[Union[str, dict]],
         dict(dataset=dict(c, split='train'), combine_all=True)
         if c['type'] in combined else c for c in configs
     ]
+
+
+#: Arguments that choose which images of a dataset a source reads, besides
+#: its type and ``data_root``: two sources that agree on all of them are the
+#: same images (CUHK03-NP ``variant='labeled'`` and ``'detected'`` differ).
+SOURCE_SELECTION_KEYS = ('version', 'variant', 'split', 'split_index', 'trial',
+                         'domain', 'mode', 'direction')
+
+
+def init_defaults(dataset_type) -> dict:
+    """The default of every keyword argument of a dataset class, along its
+    MRO (a subclass's ``**kwargs`` reach its bases' ``split='train'``).
+
+    Args:
+        dataset_type (str | type): A registered name or a class.
+
+    Returns:
+        dict: Argument name to default; empty for an unknown type.
+    """
+    cls = DATASETS.get(dataset_type) if isinstance(dataset_type,
+                                                   str) else dataset_type
+    defaults = {}
+    for klass in getattr(cls, '__mro__', ()):
+        init = klass.__dict__.get('__init__')
+        try:
+            params = inspect.signature(init).parameters if init else {}
+        except (TypeError, ValueError):  # no signature to read
+            params = {}
+        for name, param in params.items():
+            if param.default is not inspect.Parameter.empty:
+                defaults.setdefault(name, param.default)
+    return defaults
+
+
+def source_identity(config: dict) -> tuple:
+    """What a source config reads: its type, normalised ``data_root`` and
+    :data:`SOURCE_SELECTION_KEYS`, an omitted key taking the class's
+    default.
+
+    Args:
+        config (dict): A dataset config with ``type`` and ``data_root``.
+
+    Returns:
+        tuple: Equal for two configs that read the same images.
+    """
+    defaults = init_defaults(config['type'])
+    root = config.get('data_root')
+    return (config['type'],
+            osp.normpath(root) if isinstance(root, str) else root) + tuple(
+                (key, config.get(key, defaults.get(key)))
+                for key in SOURCE_SELECTION_KEYS)
+
+
+def check_no_repeated_source(configs: Sequence,
+                             where: str = 'sources') -> None:
+    """Refuse a dataset given twice among the sources.
+
+    The same images under two pid offsets would make every person two
+    classes.
+
+    Args:
+        configs (Sequence): The sources: dataset configs, or the entries of
+            ``ConcatReIDDataset(datasets=...)`` (a wrapped source is
+            compared by its ``dataset``; built datasets are not compared).
+        where (str): The argument that lists them, for the message.
+
+    Raises:
+        ValueError: Two configs read the same images (see
+            :func:`source_identity`); names both positions.
+    """
+    seen = {}
+    for i, config in enumerate(configs):
+        if isinstance(config, dict) and 'type' not in config:
+            config = config.get('dataset')
+        if not isinstance(config, dict) or 'type' not in config:
+            continue
+        key = repr(source_identity(config))  # any value, hashable
+        if key in seen:
+            raise ValueError(
+                f'{where}[{seen[key]}] and {where}[{i}] are the same '
+                f'dataset ({config["type"]} at data_root='
+                f'{config.get("data_root")!r}): its images would be '
+                'trained on twice, every person as two classes. Give it '
+                'once; to also train on its test split, use combine_all')
+        seen[key] = i
+
+
+def check_train_roles(index: int, dataset: BaseDataset,
+                      records: Sequence[dict]) -> None:
+    """Refuse a source whose records are not all training records.
+
+    A test split's labels can be ``0..n-1`` (MSMT17's test lists are), so
+    the labels alone do not tell a test split from a train split; each
+    record's ``role`` does.
+
+    Args:
+        index (int): The source's position, for the message.
+        dataset (BaseDataset): The source.
+        records (Sequence[dict]): Its records.
+
+    Raises:
+        ValueError: A record's ``role`` is not ``'train'``; names the
+            source, the image, its role and the combine-all fix.
+    """
+    bad = [r for r in records if r.get('role', 'train') != 'train']
+    if bad:
+        raise ValueError(
+            f'source {index} ({type(dataset).__name__}) must be a training '
+            f'split, but {len(bad)} of its records are not: '
+            f'{bad[0].get("img_path")!r} has role {bad[0].get("role")!r}. '
+            'To train on its test split (query + gallery) as well, give the '
+            'train split as dict(dataset=<train split config>, '
+            'combine_all=True) (or combine_all in sources=[...])')
+
+
+def check_no_pipeline(index: int,
+                      dataset: BaseDataset,
+                      what: str = 'train split') -> None:
+    """Refuse a source with a pipeline of its own.
+
+    :class:`ConcatReIDDataset` reads the sources' records and runs its own
+    ``pipeline`` only; a source's transforms would be dropped.
+
+    Args:
+        index (int): The source's position, for the message.
+        dataset (BaseDataset): The built source (train or test split).
+        what (str): Which part of the source it is, for the message.
+
+    Raises:
+        ValueError: The source's pipeline has transforms; names the source
+            and them.
+    """
+    transforms = getattr(
+        getattr(dataset, 'pipeline', None), 'transforms', None)
+    if transforms:
+        raise ValueError(
+            f'source {index} ({type(dataset).__name__}, its {what}) has a '
+            f'pipeline of its own ({len(transforms)} transforms: '
+            f'{", ".join(type(t).__name__ for t in transforms)}), which '
+            'ConcatReIDDataset would not run: it reads the sources\' records '
+            'and applies only its own pipeline. Remove the pipeline from '
+            'the source and give it to ConcatReIDDataset(pipeline=...)')
 
 
 @DATASETS.register_module()
@@ -134,7 +283,8 @@ class ConcatReIDDataset(BaseDataset):
     dataset or a test split with other arguments.
 
     ``metainfo['sources']`` lists, per source: ``name``, ``version`` or
-    ``variant`` when the source has one, ``split_used`` (``'train'`` or
+    ``variant`` and the identity split (``split_index``, ``trial``) when
+    the source has one, ``split_used`` (``'train'`` or
     ``'all'``), ``pid_offset``, ``num_pids``, ``camid_offset``,
     ``num_cams``, ``num_images`` and the train/test breakdown
     ``num_train_pids``, ``num_train_images``, ``num_test_pids``,
@@ -144,13 +294,16 @@ class ConcatReIDDataset(BaseDataset):
         datasets (Sequence[dict | BaseDataset]): The sources. Each is a
             training split whose pids are 0..n-1 (a config or a built
             dataset), or ``dict(dataset=..., combine_all=bool,
-            test_dataset=None)``.
-        pipeline (Sequence): Transforms applied after the offsets. The
-            sources should then have no pipeline of their own.
+            test_dataset=None)``. A test split is refused (its records'
+            ``role`` is not ``'train'``): train on it with combine-all.
+        pipeline (Sequence): Transforms applied after the offsets. A
+            source with a pipeline of its own is refused (it would not
+            run).
         lazy_init (bool): Defer loading until first access.
         sources (Sequence[str | dict], optional): Instead of ``datasets``:
             names such as ``'Market1501'``, expanded by
-            :func:`reid_sources` with ``data_root`` and ``combine_all``.
+            :func:`reid_sources` with ``data_root`` and ``combine_all``
+            (the same dataset given twice is refused).
         data_root (str): With ``sources``: the folder of all datasets.
         combine_all (bool | Sequence[str]): With ``sources``: see
             :func:`reid_sources`.
@@ -200,6 +353,7 @@ class ConcatReIDDataset(BaseDataset):
                              'combine_all=True)')
         if not datasets:
             raise ValueError('ConcatReIDDataset needs at least one dataset')
+        check_no_repeated_source(datasets, 'datasets')
         self.datasets: List[BaseDataset] = []
         #: Per source: its test split for combine-all, else ``None``.
         self.test_datasets: List[Optional[BaseDataset]] = []
@@ -236,6 +390,7 @@ class ConcatReIDDataset(BaseDataset):
             train_cfg, combine_all, test_cfg = source, False, None
         train = DATASETS.build(train_cfg) if isinstance(train_cfg,
                                                         dict) else train_cfg
+        check_no_pipeline(index, train)
         if not combine_all:
             if test_cfg is not None:
                 raise ValueError(f'source {index}: test_dataset is only used '
@@ -249,7 +404,6 @@ class ConcatReIDDataset(BaseDataset):
                     f'split); a config is turned into one by itself')
             test_cfg = dict(copy.deepcopy(train_cfg), split='test')
         if isinstance(test_cfg, dict):
-            test_cfg = dict(test_cfg, pipeline=[])
             try:
                 test = DATASETS.build(test_cfg)
             except ValueError as err:
@@ -259,6 +413,7 @@ class ConcatReIDDataset(BaseDataset):
                     f'{err}') from err
         else:
             test = test_cfg
+        check_no_pipeline(index, test, 'test split')
         return train, test
 
     @staticmethod
@@ -298,7 +453,9 @@ class ConcatReIDDataset(BaseDataset):
         camid_offset = 0
         for dsetid, dataset in enumerate(self.datasets):
             records = self._records(dataset)
+            check_train_roles(dsetid, dataset, records)
             pids = sorted({r['pid'] for r in records})
+            # A second guard: a train split's labels are 0..n-1.
             if pids != list(range(len(pids))):
                 raise ValueError(
                     f'source {dsetid} ({type(dataset).__name__}) must be a '
@@ -327,7 +484,7 @@ class ConcatReIDDataset(BaseDataset):
                 r['dsetid'] = dsetid
                 data_list.append(r)
             source = dict(name=name)
-            for key in ('version', 'variant'):
+            for key in ('version', 'variant') + IDENTITY_SPLIT_KEYS:
                 if key in dataset.metainfo:
                     source[key] = dataset.metainfo[key]
             source.update(

@@ -4,7 +4,8 @@ import pytest
 
 from mmreid.datasets import ConcatReIDDataset
 from mmreid.registry import DATASETS
-from ..fixtures.dataset_trees import make_msmt17, make_source
+from ..fixtures.dataset_trees import (MSMT17_TEST, fake_cuhk03, make_msmt17,
+                                      make_prid, make_source)
 from ..fixtures.files import touch
 
 
@@ -33,6 +34,106 @@ def test_a_test_split_is_refused(tmp_path):
         ConcatReIDDataset(datasets=[test_split])
     with pytest.raises(ValueError, match='at least one'):
         ConcatReIDDataset(datasets=[])
+
+
+def test_a_test_split_with_labels_0_to_n_is_refused(tmp_path):
+    # MSMT17's test labels are 0..n-1 like a train split's: only the
+    # records' role tells them apart.
+    folder = tmp_path / 'msmt17' / 'MSMT17_V1'
+    folder.mkdir(parents=True)
+    root = make_msmt17(folder)
+    gallery = [line for line in MSMT17_TEST['list_gallery.txt'] if line[1] < 2]
+    (folder / 'list_gallery.txt').write_text(''.join(f'{path} {pid}\n'
+                                                     for path, pid in gallery))
+    msmt_test = dict(type='MSMT17', data_root=root, version='V1', split='test')
+    test_split = DATASETS.build(msmt_test)
+    assert sorted(
+        {test_split.get_data_info(i)['pid']
+         for i in range(len(test_split))}) == [0, 1]
+    with pytest.raises(
+            ValueError,
+            match=r"source 0 \(MSMT17\) must be a training split.*role "
+            r"'query'.*combine_all=True"):
+        ConcatReIDDataset(datasets=[msmt_test])
+    # Also as the train entry of a combine-all source, and by name.
+    with pytest.raises(ValueError, match='must be a training split'):
+        ConcatReIDDataset(datasets=[dict(dataset=msmt_test, combine_all=True)])
+    with pytest.raises(ValueError, match='must be a training split'):
+        ConcatReIDDataset(
+            sources=[dict(type='MSMT17', version='V1', split='test')],
+            data_root=str(tmp_path),
+            combine_all=False)
+
+
+def test_a_source_with_its_own_pipeline_is_refused(tmp_path):
+    source = make_source(tmp_path / 'a', pids=[5, 9], cams=[1, 2])
+    pipeline = [dict(type='ReIDResize', size=(32, 16))]
+    with pytest.raises(
+            ValueError,
+            match=r'source 0 \(Market1501, its train split\) has a pipeline'
+            r'.*ReIDResize.*ConcatReIDDataset\(pipeline=\.\.\.\)'):
+        ConcatReIDDataset(datasets=[dict(source, pipeline=pipeline)])
+    # The test split of a combine-all source: not silently replaced.
+    with pytest.raises(ValueError, match='its test split'):
+        ConcatReIDDataset(datasets=[
+            dict(
+                dataset=source,
+                combine_all=True,
+                test_dataset=dict(source, split='test', pipeline=pipeline))
+        ])
+    built = DATASETS.build(dict(source, pipeline=pipeline))
+    with pytest.raises(ValueError, match='pipeline of its own'):
+        ConcatReIDDataset(datasets=[built])
+    # An empty pipeline is no pipeline.
+    assert ConcatReIDDataset(datasets=[dict(source, pipeline=[])]).num_pids \
+        == 2
+
+
+@pytest.mark.parametrize('combine_all', [False, True])
+def test_the_same_dataset_twice_is_refused(tmp_path, combine_all):
+    make_source(tmp_path / 'market1501', pids=[5, 9], cams=[1, 2])
+    with pytest.raises(
+            ValueError,
+            match=r'sources\[0\] and sources\[1\] are the same dataset '
+            r'\(Market1501'):
+        ConcatReIDDataset(
+            sources=['Market1501',
+                     dict(type='Market1501', split='train')],
+            data_root=str(tmp_path),
+            combine_all=combine_all)
+    # The same through datasets=, a trailing slash making no difference.
+    market = dict(type='Market1501', data_root=str(tmp_path / 'market1501'))
+    with pytest.raises(ValueError, match=r'datasets\[0\] and datasets\[1\]'):
+        ConcatReIDDataset(datasets=[
+            market,
+            dict(
+                dataset=dict(market, data_root=market['data_root'] + '/'),
+                combine_all=combine_all)
+        ])
+    # Both CUHK03-NP variants are other images: accepted.
+    fake_cuhk03(str(tmp_path / 'cuhk03-np'))
+    ds = ConcatReIDDataset(
+        sources=[
+            dict(type='CUHK03NP', variant='labeled'),
+            dict(type='CUHK03NP', variant='detected')
+        ],
+        data_root=str(tmp_path),
+        combine_all=combine_all)
+    assert [s['name'] for s in ds.metainfo['sources']
+            ] == ['cuhk03-np-labeled', 'cuhk03-np-detected']
+
+
+def test_sources_record_their_identity_split(tmp_path):
+    root = make_prid(str(tmp_path / 'prid'))
+    ds = ConcatReIDDataset(datasets=[
+        dict(type='PRID2011', data_root=root, split='train', split_index=3),
+        make_source(tmp_path / 'm', pids=[1, 2], cams=[1, 2]),
+    ])
+    sources = ds.metainfo['sources']
+    assert sources[0]['name'] == 'prid2011'
+    assert sources[0]['split_index'] == 3
+    # A source without one gets no key (older checkpoints compare equal).
+    assert 'split_index' not in sources[1] and 'trial' not in sources[1]
 
 
 def make_market_with_test(root):
