@@ -75,6 +75,13 @@ def identity_split_conflict(trained: Optional[Mapping],
     datasets are the same when their ``dataset_name`` agrees up to the
     first ``-`` (``regdb`` trains, ``regdb-v2t`` tests).
 
+    A multi-source training set (``ConcatReIDDataset``: its metainfo has
+    ``sources``) is checked source by source: a source's ``name`` and split
+    keys as above, and a combine-all source (``split_used == 'all'``: it
+    trained on its test split too) of the evaluated dataset leaks every
+    test identity. A key a source entry lacks (a checkpoint written before
+    sources recorded their split) is not compared.
+
     Args:
         trained (Mapping, optional): The training set's metainfo (or the
             checkpoint's ``meta['dataset_meta']``).
@@ -85,23 +92,53 @@ def identity_split_conflict(trained: Optional[Mapping],
     """
     if not isinstance(trained, Mapping) or not isinstance(evaluated, Mapping):
         return None
+    sources = trained.get('sources')
+    if not isinstance(sources, (list, tuple)):
+        return _split_conflict(trained.get('dataset_name'), trained, evaluated)
+    for index, source in enumerate(sources):
+        if not isinstance(source, Mapping):
+            continue
+        name = source.get('name')
+        if source.get('split_used') == 'all' \
+                and _family(name) is not None \
+                and _family(name) == _family(evaluated.get('dataset_name')):
+            return (f'the model was trained on every identity of {name} '
+                    f'(source {index} of the training set, combine_all: '
+                    "its train and test splits, split_used='all') and this "
+                    f'evaluates {evaluated.get("dataset_name")}, whose test '
+                    'identities it trained on, so its numbers would be '
+                    'inflated. Evaluate on a dataset that is not a '
+                    f'combine-all source, or train {name} on its train '
+                    'split only')
+        conflict = _split_conflict(name, source, evaluated)
+        if conflict:
+            return f'{conflict} (source {index} of the training set)'
+    return None
 
-    def family(meta):
-        name = meta.get('dataset_name')
-        return name.split('-')[0] if isinstance(name, str) else None
 
-    name = family(trained)
-    if name is None or name != family(evaluated):
+def _family(name) -> Optional[str]:
+    """A ``dataset_name`` up to its first ``-``, or None."""
+    return name.split('-')[0] if isinstance(name, str) else None
+
+
+def _split_conflict(name: Optional[str], trained: Mapping,
+                    evaluated: Mapping) -> Optional[str]:
+    """The :data:`IDENTITY_SPLIT_KEYS` part of
+    :func:`identity_split_conflict` for one training set named ``name``
+    whose split keys are in ``trained``."""
+    family = _family(name)
+    if family is None or family != _family(evaluated.get('dataset_name')):
         return None
     for key in IDENTITY_SPLIT_KEYS:
         if key in trained and key in evaluated \
                 and trained[key] != evaluated[key]:
-            return (f'the model was trained on {name} {key}={trained[key]!r} '
-                    f'and this evaluates {evaluated.get("dataset_name")} '
-                    f'{key}={evaluated[key]!r}: that test set holds '
-                    f'identities the model trained on, so its numbers '
-                    f'would be inflated. Set {key}={trained[key]!r} on the '
-                    'evaluated dataset (or train on the split you test)')
+            return (f'the model was trained on {family} {key}='
+                    f'{trained[key]!r} and this evaluates '
+                    f'{evaluated.get("dataset_name")} {key}='
+                    f'{evaluated[key]!r}: that test set holds identities '
+                    'the model trained on, so its numbers would be '
+                    f'inflated. Set {key}={trained[key]!r} on the evaluated '
+                    'dataset (or train on the split you test)')
     return None
 
 

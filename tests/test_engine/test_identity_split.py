@@ -83,3 +83,57 @@ def test_a_test_of_another_trial_is_refused(make_config, tmp_path):
             match='ReIDTestLoop: the model was '
             'trained on regdb trial=2'):
         runner.test()
+
+
+def test_a_multi_source_training_set_is_checked_per_source():
+    # ConcatReIDDataset's metainfo: the wrapper's name joins the sources'
+    # and has no split key; each source entry carries its own.
+    trained = dict(
+        dataset_name='prid2011+market1501',
+        sources=[
+            dict(name='prid2011', split_index=0, split_used='train'),
+            dict(name='market1501', split_used='train'),
+        ])
+    message = identity_split_conflict(
+        trained, dict(dataset_name='prid2011', split_index=1))
+    assert 'prid2011 split_index=0' in message
+    assert 'source 0 of the training set' in message
+    assert identity_split_conflict(
+        trained, dict(dataset_name='prid2011', split_index=0)) is None
+    # Market's train split only: its test split is unseen.
+    assert identity_split_conflict(trained,
+                                   dict(dataset_name='market1501')) is None
+    # A checkpoint written before sources recorded their split: nothing to
+    # compare, so it still loads.
+    older = dict(
+        dataset_name='prid2011',
+        sources=[dict(name='prid2011', split_used='train')])
+    assert identity_split_conflict(
+        older, dict(dataset_name='prid2011', split_index=1)) is None
+
+
+def test_a_combine_all_source_refuses_its_own_test_set():
+    # GMN P3 / DIMN: Market-1501 and CUHK03-NP trained on all their
+    # identities, test split included.
+    p3 = dict(
+        dataset_name='market1501+msmt17-v1+cuhk-sysu',
+        sources=[
+            dict(name='market1501', split_used='all'),
+            dict(name='cuhk03-np-detected', split_used='all'),
+            dict(name='cuhk-sysu', split_used='train'),
+        ])
+    message = identity_split_conflict(p3, dict(dataset_name='market1501'))
+    assert 'every identity of market1501' in message
+    assert 'source 0 of the training set' in message
+    # The other CUHK03-NP variant shows the same people.
+    assert 'cuhk03-np-detected' in identity_split_conflict(
+        p3, dict(dataset_name='cuhk03-np-labeled'))
+    # Even as the only source, named exactly like the evaluated set.
+    alone = dict(
+        dataset_name='market1501',
+        sources=[dict(name='market1501', split_used='all')])
+    assert identity_split_conflict(alone,
+                                   dict(dataset_name='market1501')) is not None
+    # Leave-one-out: the target is not a source.
+    for target in ('msmt17-v1', 'prid2011', 'grid', 'dukemtmc'):
+        assert identity_split_conflict(p3, dict(dataset_name=target)) is None
