@@ -413,3 +413,17 @@ def test_model_scorers_refuse_normalize():
     metric.process(None, make_samples(3))
     with pytest.raises(ValueError, match='normalize=True'):
         metric.evaluate(len(metric.results))
+
+
+def test_records_of_two_datasets_are_refused():
+    # Dataset A's pid 5 / camid 1 and dataset B's are other people and
+    # cameras: one ranking would count them as true matches (an mmengine
+    # ConcatDataset of two test sets gives such records).
+    samples = make_samples(3)
+    for sample in samples[::2]:
+        sample['dataset'] = 'other'
+    metric = ReIDMetric()
+    with pytest.raises(
+            ValueError,
+            match=r"2 datasets \('other', 'toy'\).*MultiTargetTestLoop"):
+        metric.compute_metrics(_records(metric, samples))

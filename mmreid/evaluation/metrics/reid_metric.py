@@ -905,11 +905,46 @@ class ReIDMetric(BaseMetric):
             tuple[list[dict], list[dict]]: Query and gallery records, each
             in arrival order, repeated samples dropped (see
             :meth:`_drop_duplicates`).
+
+        Raises:
+            ValueError: The records come from more than one dataset (see
+                :meth:`check_one_dataset`).
         """
+        self.check_one_dataset(results)
         results = self._drop_duplicates(results)
         query = [r for r in results if r['is_query']]
         gallery = [r for r in results if not r['is_query']]
         return query, gallery
+
+    def check_one_dataset(self, results: List[dict]) -> None:
+        """Refuse records of several datasets.
+
+        pids and camids are numbered per dataset: ranked as one gallery,
+        pid 5 of one dataset would be a true match of pid 5 of another,
+        and camid 1 of both the same camera. An mmengine ``ConcatDataset``
+        of two test sets (``ignore_keys``) gives such records.
+
+        Args:
+            results: The records; their ``dataset`` names (records without
+                one are not counted).
+
+        Raises:
+            ValueError: More than one distinct ``dataset``; names them.
+        """
+        names = sorted({
+            str(r.get('dataset'))
+            for r in results if r.get('dataset') is not None
+        })
+        if len(names) > 1:
+            raise ValueError(
+                f'{type(self).__name__} got the records of {len(names)} '
+                f'datasets ({", ".join(repr(n) for n in names)}) in one '
+                'evaluation, but pids and camids are numbered per dataset: '
+                'ranked as one gallery, the identities and cameras of '
+                'different datasets would collide. Evaluate each dataset as '
+                "its own target: test_cfg = dict(type='MultiTargetTestLoop'"
+                ', targets=[dict(name=..., dataloader=..., evaluator=...), '
+                '...]) (MultiTargetValLoop for validation)')
 
     def query_gallery(self,
                       query: List[dict],
