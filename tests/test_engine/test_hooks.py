@@ -272,3 +272,22 @@ def test_save_best_of_a_multi_target_loop_begins_with_a_target(key, refused):
             match="begins with 'd3/' or 'd0/' or "
             "'mean/', e.g. 'd3/mAP'"):
         check_save_best(hooks, loop)
+
+
+def test_evaluation_keys_are_logged_as_computed_not_averaged(
+        make_config, tmp_path):
+    """mmengine's default mean_pattern matched 'nighttime/mAP' (a target
+    named with 'time'): its logged value was the mean of the last 10
+    validations. Only training keys (no '/') are averaged."""
+    from mmreid.engine.runner import ReIDRunner
+    from mmreid.utils.config import load_config
+    cfg = load_config(make_config(), work_dir=str(tmp_path / 'work'))
+    runner = ReIDRunner.from_cfg(cfg)
+    for value in (33.0, 35.0):
+        runner.message_hub.update_scalar('val/nighttime/mAP', value)
+        runner.message_hub.update_scalar('val/reid/mAP', value)
+    tag, _ = runner.log_processor.get_log_after_epoch(runner, 1, 'val')
+    assert tag['nighttime/mAP'] == 35.0 and tag['reid/mAP'] == 35.0
+    pattern = runner.log_processor.mean_pattern
+    for key in ('loss', 'loss_cls', 'time', 'data_time', 'grad_norm'):
+        assert pattern.search(key), key

@@ -442,6 +442,14 @@ def drop_restated_hooks(default_hooks: Optional[dict],
     return kept
 
 
+#: The keys mmengine's ``LogProcessor`` logs as a running mean: the
+#: training losses, times and gradient norm, which have no ``/``. Every
+#: evaluation key has one (``reid/mAP``, ``d3/R1``) and is logged as
+#: computed, whatever its target's name (mmengine's default pattern
+#: matched ``nighttime/mAP``).
+TRAINING_MEAN_PATTERN = r'^[^/]*(loss|time|data_time|grad_norm)[^/]*$'
+
+
 @RUNNERS.register_module()
 class ReIDRunner(Runner):
     """mmengine's ``Runner`` whose checkpoint loading follows mmreid's rules.
@@ -508,6 +516,13 @@ class ReIDRunner(Runner):
         for mode in ('val', 'test'):
             check_loop_reads_a_dataloader(mode, kwargs.get(f'{mode}_cfg'),
                                           kwargs.get(f'{mode}_dataloader'))
+        # mmengine logs the keys matching mean_pattern as a running mean
+        # of their last 10 values; its default pattern also matched an
+        # evaluation key such as 'nighttime/mAP' (a target named with
+        # 'time'), whose logged value was then an average over epochs.
+        log_processor = dict(kwargs.get('log_processor') or {})
+        log_processor.setdefault('mean_pattern', TRAINING_MEAN_PATTERN)
+        kwargs['log_processor'] = log_processor
         self._building = True
         try:
             super().__init__(*args, **kwargs)
