@@ -137,3 +137,24 @@ def test_a_combine_all_source_refuses_its_own_test_set():
     # Leave-one-out: the target is not a source.
     for target in ('msmt17-v1', 'prid2011', 'grid', 'dukemtmc'):
         assert identity_split_conflict(p3, dict(dataset_name=target)) is None
+
+
+def test_a_test_set_concatenating_datasets_is_refused(make_config, tmp_path):
+    """Two datasets ranked as one gallery (mmengine's ConcatDataset, which
+    needs ignore_keys when the metainfo differ, and not when it is the
+    same dataset twice): refused before extraction."""
+    runner = regdb_runner(make_config, tmp_path, 1, 1)
+    test = runner.cfg.test_dataloader.dataset
+    runner = regdb_runner(
+        make_config,
+        tmp_path / 'b',
+        1,
+        1,
+        test_dataloader=dict(
+            dataset=dict(type='ConcatDataset', datasets=[test, test],
+                         _delete_=True)))
+    with pytest.raises(
+            ValueError,
+            match=r'ReIDTestLoop: the test set is a ConcatDataset of 2 '
+            'datasets, ranked as one gallery'):
+        runner.test()

@@ -218,18 +218,32 @@ def evaluated_datasets(loop) -> List[tuple]:
 def check_identity_split(runner, loop, consumer: str) -> None:
     """Refuse to evaluate a split whose test identities the model trained
     on (another RegDB ``trial``, another DG ``split_index``; see
-    :func:`~mmreid.datasets.base_reid_dataset.identity_split_conflict`).
+    :func:`~mmreid.datasets.base_reid_dataset.identity_split_conflict`),
+    and a test set that concatenates datasets (mmengine's
+    ``ConcatDataset``): pids and camids are numbered per dataset, so one
+    gallery of two would match different people and treat different
+    cameras as one. Each dataset is a target of a multi-target loop.
 
     Raises:
         ValueError: Naming the consumer, the target, the key and both
             values.
     """
+    from mmengine.dataset import ConcatDataset
     trained = trained_dataset_meta(runner)
     for name, dataset in evaluated_datasets(loop):
+        where = consumer if name is None else f'{consumer} ({name})'
+        if isinstance(dataset, ConcatDataset):
+            raise ValueError(
+                f'{where}: the test set is a {type(dataset).__name__} of '
+                f'{len(dataset.datasets)} datasets, ranked as one gallery, '
+                'but pids and camids are numbered per dataset, so their '
+                'identities and cameras would collide. Evaluate each '
+                "dataset as its own target: dict(type='MultiTargetTestLoop'"
+                ', targets=[dict(name=..., dataloader=..., evaluator=...), '
+                '...]) (MultiTargetValLoop for validation)')
         conflict = identity_split_conflict(trained,
                                            getattr(dataset, 'metainfo', None))
         if conflict:
-            where = consumer if name is None else f'{consumer} ({name})'
             raise ValueError(f'{where}: {conflict}')
 
 
