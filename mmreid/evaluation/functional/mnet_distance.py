@@ -137,9 +137,9 @@ class PairDistanceOptions:
 
         With ``topk`` the distances are positions in each query's ranking
         of the gallery it is scored against (the candidates are that
-        gallery's k nearest), so the distances to part of a gallery are
-        not columns of the distances to the whole of it, and they are no
-        pair scores to threshold.
+        gallery's k nearest; ties share a position), so the distances to
+        part of a gallery are not columns of the distances to the whole
+        of it, and they are no pair scores to threshold.
         """
         return self.topk is not None
 
@@ -150,23 +150,46 @@ class PairDistanceOptions:
                 and self.method == 'decomposed')
 
 
+def _tied_positions(sorted_keys: torch.Tensor,
+                    positions: torch.Tensor) -> torch.Tensor:
+    """The position of each item in a row sorted by ``sorted_keys`` (Qc, N),
+    equal keys sharing the position of the first of them.
+
+    Args:
+        sorted_keys: Keys sorted ascending along dim 1, shape (Qc, N).
+        positions: ``0 .. N - 1`` (or offset by a constant), fp32, (N,).
+
+    Returns:
+        torch.Tensor: fp32, shape (Qc, N), non-decreasing along dim 1.
+    """
+    tied = torch.zeros_like(sorted_keys, dtype=torch.bool)
+    torch.eq(sorted_keys[:, 1:], sorted_keys[:, :-1], out=tied[:, 1:])
+    values = positions.expand_as(sorted_keys).masked_fill(tied, 0)
+    return values.cummax(dim=1).values
+
+
 def _topk_rerank_distances(query, gallery, weight, bias, out_weight, out_bias,
                            topk, memory_budget_mb, tail):
-    """Ordinal distances of the top-k Euclidean rerank (see mnet_distances).
+    """Tied positions of the top-k Euclidean rerank (see mnet_distances).
 
     Per query: the gallery is sorted stably by squared Euclidean distance,
     its first k items are scored by the M-Net (direct form, k pairs only)
-    and reordered stably by -z, the rest keeps its Euclidean order; the
-    item at position j gets distance j.
+    and sorted by -z, the rest keeps its Euclidean order. The item at
+    position j gets distance j, except that items with an equal key (-z
+    among the k candidates, the Euclidean distance among the rest) all
+    get the position of the first of them: the metric's tie policy orders
+    them, as it orders the ties of the full ``'mnet'`` distances.
     """
     hidden, dim = weight.shape
     num_query, num_gallery = len(query), len(gallery)
     k = min(topk, num_gallery)
     budget = budget_bytes(memory_budget_mb)
-    # distances, sort values, int64 indices and the ordinal output (G)
-    # plus the k gathered pairs: features, squared differences, hidden.
+    # distances, sort values, int64 indices, the tie mask, the masked
+    # positions, cummax's values and int64 indices, their concatenation
+    # and the output (G) plus the k gathered pairs: features, squared
+    # differences, hidden.
     per_query = (
-        num_gallery * (4 + 4 + 8 + 4) + k *
+        num_gallery * (4 + 4 + 8 + 1 + 4 + 4 + 8 + 4 + 4) + k *
         (2 * dim + hidden + 1) * _FP32_BYTES)
     if budget < per_query:
         raise budget_too_small(memory_budget_mb, per_query,
@@ -180,19 +203,22 @@ def _topk_rerank_distances(query, gallery, weight, bias, out_weight, out_bias,
     for start in range(0, num_query, query_block):
         q_chunk = query[start:start + query_block]
         num_q = len(q_chunk)
-        euclid = sqeuclidean(q_chunk)
-        order = torch.sort(euclid, dim=1, stable=True).indices
-        del euclid
+        euclid, order = torch.sort(sqeuclidean(q_chunk), dim=1, stable=True)
         head = order[:, :k]
         candidates = gallery[head]  # (Qc, k, D)
         logits = squared_difference_logits(
             (q_chunk.unsqueeze(1) - candidates).pow_(2).view(-1, dim), weight,
             bias, out_weight, out_bias, tail).view(num_q, k)
         del candidates
-        rerank = torch.sort(-logits, dim=1, stable=True).indices
+        neg_logits, rerank = torch.sort(-logits, dim=1, stable=True)
+        del logits
         order[:, :k] = torch.gather(head, 1, rerank)
-        chunk_out = out[start:start + num_q]
-        chunk_out.scatter_(1, order, positions.expand(num_q, -1))
+        head_values = _tied_positions(neg_logits, positions[:k])
+        tail_values = _tied_positions(euclid[:, k:], positions[k:])
+        values = torch.cat([head_values, tail_values], dim=1)
+        del head_values, tail_values
+        del euclid, neg_logits
+        out[start:start + num_q].scatter_(1, order, values)
     return out
 
 
@@ -220,12 +246,18 @@ def mnet_distances(query: ArrayLike,
       ``fuse_beta`` accordingly.
     - ``topk=k`` (``'mnet'`` only): top-k rerank, spec 8.4. Per query, only
       the k nearest Euclidean candidates are scored by the M-Net (direct
-      form on those ``Q * k`` pairs, not ``Q * G``), ordered by ``-z``
-      (ties: Euclidean order), and followed by the rest of the gallery in
-      Euclidean order (ties: gallery index). The returned distances are
-      the ordinal positions ``0 .. G - 1`` as floats, which give exactly
-      that order under an ascending sort. Metrics change when positives
-      fall beyond k; ``topk >= G`` gives the full ``'mnet'`` ranking.
+      form on those ``Q * k`` pairs, not ``Q * G``), ordered by ``-z``,
+      and followed by the rest of the gallery in Euclidean order. The
+      returned distances are the positions ``0 .. G - 1`` in that order
+      as floats, except that items with equal keys (equal ``-z`` among
+      the candidates, equal Euclidean distances among the rest) share
+      the position of the first of them: they stay ties, which the
+      metric's tie policy orders as it orders the ties of ``'mnet'``.
+      Every candidate ranks before every other item. Which k items are
+      the candidates is decided by a stable sort (Euclidean ties at the
+      k-th item: gallery index). Metrics change when positives fall
+      beyond k; ``topk >= G`` gives the full ``'mnet'`` ranking, ties
+      included.
 
     Args:
         query: Query features, shape (Q, D).

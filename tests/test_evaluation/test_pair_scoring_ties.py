@@ -1,0 +1,136 @@
+"""Ties and caching of the GMN pair scoring (audit 12, gmn_scoring).
+
+The references are written from the definitions (spec gmn.md 8.1, 8.4):
+logits of the M-Net on explicit ``(q - g)^2`` in float64, and the top-k
+rerank as a weak order: the k stable Euclidean nearest first, ordered by
+``-z``, then the rest by Euclidean distance, equal keys tied.
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmreid.evaluation.functional import evaluate_rank, mnet_distances
+
+DIM, HIDDEN = 16, 8
+TIE_POLICIES = ('stable', 'pessimistic', 'optimistic')
+
+
+def features(num, dim=DIM, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(num, dim, generator=generator), dim=1)
+
+
+def random_mnet(dim=DIM, hidden=HIDDEN, seed=0):
+    """Folded M-Net parameters (weight, bias, out_weight, out_bias)."""
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(hidden, dim, generator=generator) * 4
+    bias = torch.randn(hidden, generator=generator) * 0.5
+    out_weight = torch.randn(hidden, generator=generator)
+    return weight, bias, out_weight, 0.25
+
+
+def reference_logits(query, gallery, weight, bias, out_weight, out_bias):
+    """z of every pair from its explicit (q - g)^2, in float64."""
+    diff = (query.double()[:, None] - gallery.double()[None]).pow(2)
+    hidden = (diff @ weight.double().t() + bias.double()).clamp(min=0)
+    return hidden @ out_weight.double() + float(out_bias)
+
+
+def tied_mnet(query, gallery, dead_share=0.6):
+    """An M-Net whose one live hidden unit fires for ~40 % of the pairs:
+    the others have z == out_bias exactly (every hidden unit dead)."""
+    weight, bias, out_weight, out_bias = random_mnet()
+    bias = torch.full_like(bias, -1e3)  # all but unit 0 always dead
+    diff = (query[:, None] - gallery[None]).pow(2).reshape(-1, DIM)
+    bias[0] = -(diff @ weight[0]).quantile(dead_share)
+    out_weight = torch.zeros_like(out_weight)
+    out_weight[0] = -5.0
+    return weight, bias, out_weight, out_bias
+
+
+def labels(num_query, num_gallery, num_ids=5, seed=0):
+    rng = np.random.default_rng(seed)
+    q_pids = np.arange(num_query) % num_ids
+    g_pids = rng.integers(0, num_ids, num_gallery)
+    return q_pids, g_pids, rng.integers(0, 3, num_query), rng.integers(
+        0, 3, num_gallery)
+
+
+def topk_reference_order(query, gallery, params, k):
+    """Per query, the (block, key) of every gallery item under the top-k
+    rerank: block 0 = the k stable Euclidean nearest, keyed by -z; block 1
+    = the rest, keyed by the squared Euclidean distance (float64)."""
+    z = reference_logits(query, gallery, *params)
+    euclid = (query.double()[:, None] - gallery.double()[None]).pow(2).sum(2)
+    block = torch.ones_like(euclid)
+    key = euclid.clone()
+    for i in range(len(query)):
+        head = euclid[i].argsort(stable=True)[:k]
+        block[i, head] = 0
+        key[i, head] = -z[i, head]
+    return block, key
+
+
+def assert_same_weak_order(dist, block, key):
+    """dist orders every pair of items of a row as (block, key) does,
+    equal (block, key) tied."""
+    for i in range(len(dist)):
+        d, b, k = dist[i].double(), block[i], key[i]
+        less = d[:, None] < d[None]
+        equal = d[:, None] == d[None]
+        same_block = b[:, None] == b[None]
+        ref_less = (b[:, None] < b[None]) | same_block & (k[:, None] < k[None])
+        ref_equal = same_block & (k[:, None] == k[None])
+        assert torch.equal(equal, ref_equal), f'ties of row {i}'
+        assert torch.equal(less, ref_less), f'order of row {i}'
+
+
+def test_topk_keeps_the_ties_of_z_and_of_the_euclidean_tail():
+    """Spec 8.4: candidates ordered by -z, the rest by Euclidean distance;
+    equal keys stay equal distances, so the metric's tie policy applies."""
+    query = features(6, seed=1)
+    base = features(30, seed=2)
+    # exact duplicates: equal Euclidean distances (tail ties) and equal z
+    gallery = torch.cat([base, base[:10]])
+    params = tied_mnet(query, gallery)
+    z = reference_logits(query, gallery, *params)
+    assert (z == params[3]).double().mean() > 0.4  # many tied logits
+    for k in (5, 12, len(gallery), 1000):
+        dist = mnet_distances(query, gallery, *params, topk=k)
+        block, key = topk_reference_order(query, gallery, params, k)
+        assert_same_weak_order(dist, block, key)
+
+
+@pytest.mark.parametrize('tie_policy', TIE_POLICIES)
+def test_topk_at_least_g_gives_the_full_mnet_metrics(tie_policy):
+    """Spec 14.8 with tied logits, under every tie policy."""
+    query, gallery = features(30, seed=3), features(60, seed=4)
+    params = tied_mnet(query, gallery)
+    lab = labels(30, 60)
+    # the reference ranks -z (float64) under the same tie policy
+    reference = -reference_logits(query, gallery, *params)
+    expected = evaluate_rank(reference, *lab, tie_policy=tie_policy)
+    full = evaluate_rank(
+        mnet_distances(query, gallery, *params), *lab, tie_policy=tie_policy)
+    assert abs(full.mAP - expected.mAP) <= 1e-6
+    for k in (60, 10**6):
+        dist = mnet_distances(query, gallery, *params, topk=k)
+        result = evaluate_rank(dist, *lab, tie_policy=tie_policy)
+        np.testing.assert_allclose(result.cmc, expected.cmc, atol=1e-6)
+        assert abs(result.mAP - expected.mAP) <= 1e-6, k
+        assert abs(result.mINP - expected.mINP) <= 1e-6, k
+
+
+def test_tie_policies_differ_under_topk():
+    """The tied logits matter: the tie policy changes the top-k metrics
+    (it was ignored when the rerank returned ordinal positions)."""
+    query, gallery = features(30, seed=3), features(60, seed=4)
+    params = tied_mnet(query, gallery)
+    dist = mnet_distances(query, gallery, *params, topk=20)
+    lab = labels(30, 60)
+    maps = {
+        policy: evaluate_rank(dist, *lab, tie_policy=policy).mAP
+        for policy in TIE_POLICIES
+    }
+    assert maps['pessimistic'] < maps['stable'] < maps['optimistic']
