@@ -134,3 +134,25 @@ def test_tie_policies_differ_under_topk():
         for policy in TIE_POLICIES
     }
     assert maps['pessimistic'] < maps['stable'] < maps['optimistic']
+
+
+def test_fused_with_beta_one_ranks_as_mnet_on_saturated_logits():
+    """Spec 8.1: sigmoid(z) is exactly 1 in fp32 for z >~ 17; 'fused'
+    computes sigma(-z) = 1 - sigma(z) without that cancellation, so with
+    beta = 1 it is a monotone map of z and ties no pair -mnet does not."""
+    query, gallery = features(4, seed=5), features(50, seed=6)
+    weight, bias, out_weight, _ = random_mnet()
+    z = reference_logits(query, gallery, weight, bias, out_weight, 0.0)
+    out_bias = 25.0 - z.min().item()  # every z in [25, 25 + spread]
+    z = z + out_bias
+    assert (torch.sigmoid(z.float()) == 1).all()  # 1 - sigmoid: all ties
+    params = (weight, bias, out_weight, out_bias)
+    fused = mnet_distances(
+        query, gallery, *params, distance='fused', fuse_beta=1.0)
+    mnet = mnet_distances(query, gallery, *params)
+    torch.testing.assert_close(
+        fused.double(), torch.sigmoid(-z), rtol=1e-5, atol=0)
+    for i in range(len(query)):
+        assert len(torch.unique(fused[i])) == len(torch.unique(mnet[i]))
+        assert torch.equal(fused[i].argsort(stable=True),
+                           mnet[i].argsort(stable=True))

@@ -241,9 +241,11 @@ def mnet_distances(query: ArrayLike,
     - ``'mnet'``: ``-z``. Ranking by ``1 - sigmoid(z)`` would be wrong:
       sigmoid is exactly 1.0 in fp32 for z >~ 17 and creates ties.
     - ``'fused'``: ``(1 - beta) * ||q - g||^2 / 4 + beta * (1 -
-      sigmoid(z))``. The ``/ 4`` maps ``||q - g||^2`` of L2-normalised
-      features (in [0, 4]) to [0, 1]; for unnormalised features choose
-      ``fuse_beta`` accordingly.
+      sigmoid(z))``, the second term computed as ``sigmoid(-z)`` (equal,
+      without fp32 cancellation: ``beta = 1`` ranks as ``'mnet'``). The
+      ``/ 4`` maps ``||q - g||^2`` of L2-normalised features (in [0, 4])
+      to [0, 1]; for unnormalised features choose ``fuse_beta``
+      accordingly.
     - ``topk=k`` (``'mnet'`` only): top-k rerank, spec 8.4. Per query, only
       the k nearest Euclidean candidates are scored by the M-Net (direct
       form on those ``Q * k`` pairs, not ``Q * G``), ordered by ``-z``,
@@ -314,8 +316,8 @@ def mnet_distances(query: ArrayLike,
 
 def fuse_distances(query: ArrayLike, gallery: ArrayLike, logits: torch.Tensor,
                    beta: float) -> torch.Tensor:
-    """``'fused'``: ``(1 - beta) * ||q - g||^2 / 4 + beta * (1 -
-    sigmoid(z))`` (see :func:`mnet_distances`).
+    """``'fused'``: ``(1 - beta) * ||q - g||^2 / 4 + beta * sigmoid(-z)``,
+    ``sigmoid(-z) = 1 - sigmoid(z)`` (see :func:`mnet_distances`).
 
     Args:
         query: Query features, shape (Qc, D).
@@ -330,8 +332,10 @@ def fuse_distances(query: ArrayLike, gallery: ArrayLike, logits: torch.Tensor,
     euclid = compute_distance(
         to_tensor(query).to(device),
         to_tensor(gallery).to(device), 'sqeuclidean')
+    # sigma(-z) is 1 - sigma(z) without the cancellation: in fp32,
+    # 1 - sigma(z) is exactly 0 for z >~ 16.6 (ties) and coarse before.
     return euclid.mul_((1 - beta) / 4).add_(
-        logits.sigmoid_().neg_().add_(1), alpha=beta)
+        logits.neg_().sigmoid_(), alpha=beta)
 
 
 class MNetPairScorer:
