@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmreid.evaluation.functional import evaluate_rank, mnet_distances
+from mmreid.evaluation.functional import (evaluate_rank, make_mnet_scorer,
+                                          mnet_distances)
 
 DIM, HIDDEN = 16, 8
 TIE_POLICIES = ('stable', 'pessimistic', 'optimistic')
@@ -156,3 +157,39 @@ def test_fused_with_beta_one_ranks_as_mnet_on_saturated_logits():
         assert len(torch.unique(fused[i])) == len(torch.unique(mnet[i]))
         assert torch.equal(fused[i].argsort(stable=True),
                            mnet[i].argsort(stable=True))
+
+
+def test_scorer_scores_fresh_galleries_at_a_reused_address():
+    """A new gallery of the same shape at the address of a freed one (the
+    allocator reuses it; here forced with one numpy buffer) gets its own
+    gallery term and its own decomposition check, never the cached one."""
+    params = random_mnet()
+    query = features(5, seed=7)
+    messages = []
+    scorer = make_mnet_scorer(*params, log=messages.append)
+    buffer = np.empty((40, DIM), dtype=np.float32)
+    addresses = set()
+    for seed in range(6):
+        buffer[...] = features(40, seed=100 + seed).numpy()
+        gallery = torch.from_numpy(buffer)  # fresh tensor, version 0
+        addresses.add(gallery.data_ptr())
+        expected = -reference_logits(query, gallery, *params)
+        dist = scorer(query, gallery)
+        torch.testing.assert_close(
+            dist.double(), expected, atol=1e-4, rtol=0, msg=f'gallery {seed}')
+        del gallery
+    assert len(addresses) == 1
+    assert len(messages) == 6  # each gallery checked
+
+
+def test_scorer_cache_keeps_no_gallery_alive():
+    """The cached gallery term refers to its gallery weakly: scoring a
+    gallery does not keep it in memory after the caller drops it."""
+    import weakref
+    params = random_mnet()
+    scorer = make_mnet_scorer(*params)
+    gallery = features(30, seed=8)
+    scorer(features(3, seed=9), gallery)
+    alive = weakref.ref(gallery)
+    del gallery
+    assert alive() is None

@@ -20,6 +20,7 @@ one place.
 """
 import dataclasses
 import warnings
+import weakref
 from typing import Callable, Dict, Optional
 
 import torch
@@ -345,8 +346,9 @@ class MNetPairScorer:
     (Qc, G) distances of :func:`mnet_distances`, so metrics are streamed
     per query chunk and the Q x G matrix is never held. The gallery term
     ``W g^2`` (H, G) of the decomposed form is computed once per gallery
-    and cached, keyed on the gallery tensor's storage pointer, shape,
-    device and version counter (an in-place change invalidates it), or
+    and cached for that gallery object (a weak reference: the cache keeps
+    no gallery alive) while its storage pointer, shape, device and
+    version counter stay the same (an in-place change invalidates it), or
     precomputed with :meth:`set_gallery`.
 
     The decomposed form proves itself on every gallery (spec 8.3): the
@@ -422,8 +424,9 @@ class MNetPairScorer:
         #: that gallery) and ``message``; None before the first.
         self.last_check: Optional[dict] = None
         self._cache_key = None
+        self._cache_ref = None
         self._gallery_term = None
-        self._checked_key = None
+        self._checked = False
         self._gallery_method = self.options.method
 
     @property
@@ -456,16 +459,31 @@ class MNetPairScorer:
     def _needs_gallery_term(self) -> bool:
         return self.options.needs_gallery_term
 
+    def _is_cached(self, gallery: ArrayLike, key: tuple) -> bool:
+        """Whether ``W g^2`` of this very object, unchanged, is cached."""
+        cached = None if self._cache_ref is None else self._cache_ref()
+        return cached is gallery and key == self._cache_key
+
     def set_gallery(self, gallery: ArrayLike) -> None:
-        """Precompute and cache ``W g^2`` (H, G) for ``gallery``."""
+        """Precompute and cache ``W g^2`` (H, G) for ``gallery``.
+
+        The cache is kept for the object given (held by a weak reference:
+        a freed gallery is never mistaken for a new one at its address)
+        while its storage, shape, device and version counter stay the
+        same. A gallery that cannot be weakly referenced (a list) is not
+        cached.
+        """
+        source = gallery
         gallery = to_tensor(gallery)
         device = (
             torch.device(self.device)
             if self.device is not None else gallery.device)
         key = self._key(gallery, device)
-        if key == self._cache_key:
+        if self._is_cached(source, key):
             return
-        self._gallery_term = None  # free the old one first
+        # free the old term first; the new gallery is checked again
+        self._gallery_term = self._cache_ref = self._cache_key = None
+        self._checked = False
         weight = self.weight.to(device)
         if gallery.ndim != 2 or gallery.shape[1] != weight.shape[1]:
             raise ValueError(f'gallery must have shape (G, '
@@ -474,6 +492,10 @@ class MNetPairScorer:
         self._gallery_term = mnet_gallery_term(
             gallery.to(device=device, dtype=torch.float32), weight)
         self._cache_key = key
+        try:
+            self._cache_ref = weakref.ref(source)
+        except TypeError:
+            self._cache_ref = None
 
     def __call__(self, query_chunk: torch.Tensor,
                  gallery: torch.Tensor) -> torch.Tensor:
@@ -482,7 +504,7 @@ class MNetPairScorer:
         options = self.options
         if self._needs_gallery_term():
             self.set_gallery(gallery)
-            if self.check_queries and self._checked_key != self._cache_key:
+            if self.check_queries and not self._checked:
                 self._check_decomposition(query_chunk, gallery)
             if self._gallery_method != options.method:
                 options = dataclasses.replace(
@@ -529,7 +551,7 @@ class MNetPairScorer:
                    f'{len(gallery)} gallery items: max |dz| = {error:.2e}, '
                    f'{verdict}')
         self._gallery_method = method
-        self._checked_key = self._cache_key
+        self._checked = True
         self.last_check = dict(
             max_abs_error=error,
             num_queries=len(subset),
