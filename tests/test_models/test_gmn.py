@@ -592,6 +592,41 @@ def test_gmn_reid_test_cfg():
         build_model(test_distance='euclid', distance='mnet')
 
 
+@pytest.mark.parametrize('key,value', [
+    ('memory_budget_mb', 0),
+    ('memory_budget_mb', -5),
+    ('memory_budget_mb', '256'),
+    ('mnet_topk', 0),
+    ('mnet_topk', 2.5),
+    ('mnet_topk', True),
+    ('fuse_beta', 1.5),
+    ('fuse_beta', '0.5'),
+])
+def test_gmn_reid_test_cfg_refuses_bad_scoring_options(key, value):
+    """Bad scoring options fail when the model is built, not at the first
+    scoring after feature extraction, and name the key."""
+    with pytest.raises(ValueError, match=f'GMNReID test_cfg.{key}'):
+        build_model(**{key: value})
+
+
+def test_gmn_reid_test_cfg_refuses_options_of_unreported_modes():
+    """mnet_topk applies to 'mnet' and fuse_beta to 'fused' only: set
+    while that mode is not reported, they would be silently unused."""
+    with pytest.raises(ValueError, match='test_cfg.mnet_topk'):
+        build_model(
+            distance='euclid', report_modes=('euclid', ), mnet_topk=100)
+    with pytest.raises(ValueError, match='test_cfg.fuse_beta'):
+        build_model(report_modes=('mnet', 'euclid'), fuse_beta=0.3)
+    # the defaults (None, 0.5) are not options set by the user
+    model = build_model(report_modes=('mnet', ), mnet_topk=None)
+    assert model.distance_modes == ('mnet', )
+    model = build_model(distance='fused', report_modes=(), fuse_beta=0.3)
+    assert model.distance_modes == ('fused', )
+    model = build_model(
+        distance='euclid', report_modes=('mnet', ), mnet_topk=3)
+    assert model.scorers()['mnet'].topk == 3
+
+
 def test_pair_label_keys_cover_all_combinations():
     labels = torch.tensor([3, 1, 3, 2])
     idx_i, idx_j = all_pairs(4)

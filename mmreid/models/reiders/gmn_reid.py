@@ -55,15 +55,18 @@ class GMNReID(ReIDModel):
             - ``distance``: ``'mnet'`` (default, ``-z``),
               ``'euclid'`` (``||q - g||^2``) or ``'fused'``
               (``(1 - beta) ||q - g||^2 / 4 + beta (1 - sigmoid(z))``);
-            - ``fuse_beta``: beta of ``'fused'`` (default 0.5);
+            - ``fuse_beta``: beta of ``'fused'``, in [0, 1] (default
+              0.5);
             - ``mnet_topk``: score only the top-k Euclidean candidates
               with the M-Net (``'mnet'`` mode only; default None = all
-              pairs);
+              pairs), a positive int. Set to other than their default
+              while their mode is not reported, ``fuse_beta`` and
+              ``mnet_topk`` are refused (they would be unused);
             - ``report_modes``: the modes reported in one evaluation
               (default ``('mnet', 'euclid', 'fused')``); the primary mode
               is added if missing;
-            - ``memory_budget_mb``: budget of the scorer's chunk buffers
-              (default 256);
+            - ``memory_budget_mb``: budget in MiB (> 0) of the scorer's
+              chunk buffers (default 256);
             - ``method``: ``'decomposed'`` (default) or ``'direct'``;
             - ``check_queries``: queries per gallery on which the
               decomposed form is checked against the direct one at every
@@ -116,9 +119,20 @@ class GMNReID(ReIDModel):
             raise ValueError(f'GMNReID test_cfg.method must be one of '
                              f"{PAIR_SCORING_METHODS}, got "
                              f"{gmn_cfg['method']!r}")
-        if not 0 <= gmn_cfg['fuse_beta'] <= 1:
+        beta, budget = gmn_cfg['fuse_beta'], gmn_cfg['memory_budget_mb']
+        if not isinstance(beta, (int, float)) or isinstance(
+                beta, bool) or not 0 <= beta <= 1:
             raise ValueError('GMNReID test_cfg.fuse_beta must lie in [0, '
-                             f"1], got {gmn_cfg['fuse_beta']!r}")
+                             f'1], got {beta!r}')
+        if not isinstance(budget, (int, float)) or isinstance(
+                budget, bool) or not budget > 0:
+            raise ValueError('GMNReID test_cfg.memory_budget_mb must be a '
+                             f'number > 0 (MiB), got {budget!r}')
+        topk = gmn_cfg['mnet_topk']
+        if topk is not None and (isinstance(topk, bool)
+                                 or not isinstance(topk, int) or topk < 1):
+            raise ValueError('GMNReID test_cfg.mnet_topk must be a positive '
+                             f'int or None, got {topk!r}')
         check = gmn_cfg['check_queries']
         if isinstance(check, bool) or not isinstance(check, int) or check < 0:
             raise ValueError('GMNReID test_cfg.check_queries must be an int '
@@ -129,6 +143,16 @@ class GMNReID(ReIDModel):
         primary = gmn_cfg['distance']
         gmn_cfg['report_modes'] = (primary, ) + tuple(
             m for m in dict.fromkeys(modes) if m != primary)
+        # An option of a mode that is not reported would be silently unused.
+        for key, mode in (('mnet_topk', 'mnet'), ('fuse_beta', 'fused')):
+            if (gmn_cfg[key] != GMN_TEST_DEFAULTS[key]
+                    and mode not in gmn_cfg['report_modes']):
+                raise ValueError(
+                    f'GMNReID test_cfg.{key}={gmn_cfg[key]!r} applies to the '
+                    f"'{mode}' mode only, which is not reported (distance="
+                    f"{primary!r}, report_modes="
+                    f"{gmn_cfg['report_modes']}): add '{mode}' to "
+                    f'report_modes or drop {key}')
         self.gmn_test_cfg = gmn_cfg
 
     @property
