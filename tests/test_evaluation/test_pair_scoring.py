@@ -127,12 +127,13 @@ def test_chunk_invariance(method):
 
 def test_chunk_shape_and_budget_errors():
     # whole gallery per chunk when a query fits, columns split otherwise
-    per_query = 512 * (2048 + 1000) * 4 + 1000 * 4
+    # (the output layer's product has OUT_GEMM_ROWS = 4 rows per column)
+    per_query = 512 * (2048 + 1000) * 4 + 1000 * 4 * 4
     qc, gc = decomposed_chunk_shape(1000, 2048, 512, 3 * per_query / 2**20)
     assert (qc, gc) == (3, 1000)
-    per_query = 512 * (2048 + 10000) * 4 + 10000 * 4
+    per_query = 512 * (2048 + 10000) * 4 + 10000 * 4 * 4
     qc, gc = decomposed_chunk_shape(10000, 2048, 512, per_query / 2 / 2**20)
-    assert (qc, gc) == (1, (per_query // 2 - 512 * 2048 * 4) // (513 * 4))
+    assert (qc, gc) == (1, (per_query // 2 - 512 * 2048 * 4) // (516 * 4))
     _, params = make_mnet()
     query, gallery = features(2), features(3, seed=2)
     for method in ('direct', 'decomposed'):

@@ -193,3 +193,23 @@ def test_scorer_cache_keeps_no_gallery_alive():
     alive = weakref.ref(gallery)
     del gallery
     assert alive() is None
+
+
+@pytest.mark.parametrize('method', ('decomposed', 'direct'))
+@pytest.mark.parametrize('distance', ('mnet', 'fused'))
+def test_duplicate_gallery_items_get_the_same_bits(method, distance):
+    """Bit-identical gallery features tie exactly, wherever their columns
+    fall in the GEMMs (an edge tile of the output layer's contraction
+    rounded them differently), so the tie policy sees the tie."""
+    query = features(20, seed=10)
+    params = random_mnet(hidden=32, seed=2)
+    for num_base in (31, 300):
+        base = features(num_base, seed=11)
+        gallery = torch.cat([base, base.flip(0), base[:7]])
+        dist = mnet_distances(
+            query, gallery, *params, distance=distance, method=method)
+        first, mirrored = dist[:, :num_base], dist[:, num_base:2 * num_base]
+        torch.testing.assert_close(
+            first, mirrored.flip(1), atol=0, rtol=0, msg=f'{num_base}')
+        torch.testing.assert_close(
+            first[:, :7], dist[:, 2 * num_base:], atol=0, rtol=0)

@@ -49,6 +49,13 @@ MNetTail = Callable[[torch.Tensor], torch.Tensor]
 ScalarLike = Union[float, torch.Tensor]
 
 PAIR_SCORING_METHODS = ('direct', 'decomposed')
+#: Rows of the output layer's GEMM in the decomposed form: ``out_weight``
+#: and zero rows. As a one-row product (a GEMV) it rounds the columns of
+#: its edge tile differently, so bit-identical gallery items got different
+#: logits and their exact tie was lost; from 4 rows on the GEMM kernel
+#: gives every column the same bits (checked on this project's CPUs), at
+#: about 1 % of the cross term's time.
+OUT_GEMM_ROWS = 4
 _FP32_BYTES = 4
 _MB = 2**20
 
@@ -241,9 +248,10 @@ def decomposed_chunk_shape(num_gallery: int,
 
     A chunk of ``Qc`` queries and ``Gc`` gallery columns holds the left
     operand (Qc * H, D), the hidden buffer (Qc * H, Gc), its (Qc * Gc, H)
-    transposed copy when a ``tail`` is used, and the (Qc, Gc) logits, all
-    fp32. The whole gallery is used per chunk when one query fits
-    (``Gc = G``), otherwise the gallery is split for a single query.
+    transposed copy and the (Qc, Gc) logits when a ``tail`` is used, else
+    the output layer's (Qc, :data:`OUT_GEMM_ROWS`, Gc) product, all fp32.
+    The whole gallery is used per chunk when one query fits (``Gc = G``),
+    otherwise the gallery is split for a single query.
 
     Args:
         num_gallery: Gallery size G.
@@ -259,7 +267,8 @@ def decomposed_chunk_shape(num_gallery: int,
         ValueError: If one query with one gallery column does not fit.
     """
     budget = budget_bytes(memory_budget_mb)
-    column_bytes = (hidden * (2 if tail else 1) + 1) * _FP32_BYTES
+    per_column = 2 * hidden + 1 if tail else hidden + OUT_GEMM_ROWS
+    column_bytes = per_column * _FP32_BYTES
     left_bytes = hidden * dim * _FP32_BYTES
     needed = left_bytes + column_bytes
     if budget < needed:
@@ -317,6 +326,10 @@ def _decomposed_logits(query,
     gallery_t = gallery.t()
     # -2 is folded into the left operand: exact (a power of two).
     weight_m2 = weight * -2
+    if tail is None:
+        # out_weight and zero rows: a GEMM, not a GEMV (OUT_GEMM_ROWS)
+        out_rows = out_weight.new_zeros(OUT_GEMM_ROWS, hidden)
+        out_rows[0] = out_weight
     # The buffers are reused across chunks: a fresh multi-MB tensor per
     # chunk costs page faults on every first touch.
     left_buf = torch.empty(
@@ -347,8 +360,9 @@ def _decomposed_logits(query,
             act.add_(query_term).add_(gallery_term[:, g_start:g_stop])
             act.relu_()
             if tail is None:
-                # contract over H: (H,) @ (Qc, H, Gc) -> (Qc, Gc)
-                logits = torch.matmul(out_weight, act).add_(out_bias)
+                # contract over H: (R, H) @ (Qc, H, Gc) -> (Qc, R, Gc),
+                # row 0 is out_weight's
+                logits = torch.matmul(out_rows, act)[:, 0].add_(out_bias)
             else:
                 flat = act.transpose(1, 2).reshape(-1, hidden)
                 logits = _apply_tail(flat, None, None, tail).view(num_q, -1)
