@@ -595,3 +595,96 @@ def test_a_run_recorded_with_the_checks_in_custom_hooks_is_the_same_config():
         now, recorded, tested=False) == [
             "custom_hooks: unset here, [{'type': 'EmptyCacheHook'}] in the run"
         ]
+
+
+def test_the_test_set_of_a_target_and_of_the_mean():
+    """A target's test set is its number of queries; the mean over
+    targets (MultiTargetValLoop's ``mean/``, no count of its own) is the
+    mean over every other target, so its test set is theirs."""
+    tool = load_tool(TOOL)
+    gmn = {
+        'd3/R1': 5.0,
+        'd3/num_query': 5265,
+        'd3/mnet/R1': 6.0,
+        'd3/mnet/num_query': 5265,
+        'd0/R1': 40.0,
+        'd0/num_query': 5210,
+        'mean/R1': 22.5,
+        'mean/mnet/R1': 23.0
+    }
+    assert tool.test_set(gmn, 'd3') == 5265
+    assert tool.test_set(gmn, 'd3/mnet') == 5265
+    assert tool.test_set(gmn, 'mean') == (('d0', 5210), ('d3', 5265))
+    assert tool.test_set(gmn, 'mean/mnet') == (('d0', 5210), ('d3', 5265))
+    # No count logged anywhere (nothing to tell), or none for a target
+    # counted only per split: unknown, not a mean.
+    assert tool.test_set({'d3/R1': 1.0, 'd0/R1': 2.0}, 'd3') is None
+    assert tool.test_set(
+        {
+            'prid/split0/num_query': 9,
+            'prid/R1': 1.0,
+            'd3/num_query': 5
+        }, 'prid') is None
+    assert tool.test_set(gmn, None) is None
+
+
+def mean_runs(tmp_path, targets_of_new):
+    """base.py on four targets, new.py on ``targets_of_new`` (per seed),
+    each with its ``mean/R1``."""
+    tmp_path.mkdir(exist_ok=True)
+    configs = {
+        name: write_config(tmp_path / f'{name}.py', lr=lr)
+        for name, lr in (('base', 0.1), ('new', 0.2))
+    }
+    counts = {'d3': 5265, 'd3-d0style': 5265, 'd0': 5210, 'd0-d3style': 5210}
+    runs = tmp_path / 'runs'
+    for seed in (0, 1):
+        for name, targets in (('base', list(counts)), ('new',
+                                                       targets_of_new[seed])):
+            metrics = {}
+            for i, t in enumerate(targets):
+                metrics[f'{t}/R1'] = 10.0 * i + seed
+                metrics[f'{t}/num_query'] = counts[t]
+            metrics['mean/R1'] = sum(metrics[f'{t}/R1']
+                                     for t in targets) / len(targets)
+            finished_run(runs / f'{name}_seed{seed}', configs[name], seed,
+                         metrics)
+    return configs['base'], configs['new'], runs
+
+
+def test_the_mean_over_targets_is_paired_on_its_targets_only(
+        tmp_path, monkeypatch, capsys):
+    """--target mean used to pair a mean over 4 targets with a mean over
+    2 (audit outputs D2: '+4.0 [+4.0, +4.0]', exit 0): 'mean' has no
+    num_query, so no test set was checked. Its test set is now the
+    targets it averages, with their counts."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    common = [
+        '--no-train', '--metrics', 'R1', '--seeds', 0, 1, '--target', 'mean'
+    ]
+    base, new, runs = mean_runs(tmp_path, [['d3', 'd0']] * 2)
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, new, '--baseline', base, '--work-dir', runs,
+                *common)
+    assert str(info.value) == (
+        f'error: {new} (seed 0) was evaluated on the targets d0 (5210 '
+        'queries), d3 (5265 queries) (mean averages them), the baseline '
+        f'{base} on the targets d0 (5210 queries), d0-d3style (5210 '
+        'queries), d3 (5265 queries), d3-d0style (5265 queries) (mean '
+        'averages them): different test sets are not paired')
+    # The seeds of one config, one mean over 4 targets and one over 2.
+    four = ['d3', 'd3-d0style', 'd0', 'd0-d3style']
+    base, new, runs = mean_runs(tmp_path / 'seeds', [four, ['d3', 'd0']])
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, new, '--work-dir', runs, *common)
+    assert f'error: {new}: its runs were evaluated on different test ' \
+        'sets (seed 0: the targets d0 (5210 queries), d0-d3style' \
+        in str(info.value)
+    assert 'seed 1: the targets d0 (5210 queries), d3 (5265 queries) ' \
+        '(mean averages them))' in str(info.value)
+    # The same targets and test sets are paired as before.
+    base, new, runs = mean_runs(tmp_path / 'same', [four] * 2)
+    compare(tool, monkeypatch, new, '--baseline', base, '--work-dir', runs,
+            *common)
+    assert '| new.py | +0.0 [+0.0, +0.0] | 2 |' in capsys.readouterr().out

@@ -49,7 +49,9 @@ target a run lacks is an error listing the targets it has. The first
 header cell names the keys read. Without ``--target`` runs of one
 target each may differ in it (each row then names its own); a config
 whose seeds differ in target or in ``<target>/num_query`` (the test
-set), and a ``--baseline`` pair on different test sets, are errors.
+set; for ``--target mean``, the mean over targets, the targets it
+averages and their ``num_query``), and a ``--baseline`` pair on
+different test sets, are errors.
 A mean over one seed is shown as ``(n=1)``, without a spread, one over
 fewer seeds than given with its ``n``; the ``seeds paired`` column
 counts the pairs of each interval (per metric where they differ). The
@@ -640,6 +642,101 @@ def pick(metrics: dict,
     return metrics.get(f'{prefix}/{name}') if prefix is not None else None
 
 
+def _num_query(metrics: dict, prefix: str):
+    """``<prefix>/num_query``, else that of the closest prefix above it
+    (``d3/num_query`` for ``d3/mnet``: every distance mode and metric of a
+    target scores the same queries); None when none is logged."""
+    parts = prefix.split('/')
+    for end in range(len(parts), 0, -1):
+        value = metrics.get('/'.join(parts[:end] + ['num_query']))
+        if value is not None:
+            return value
+    return None
+
+
+def test_set(metrics: dict, prefix: Optional[str]):
+    """What tells the test set of the keys under ``prefix`` apart.
+
+    For a target (``d3``, or ``d3/mnet`` for a distance mode) it is its
+    number of queries, ``<prefix>/num_query`` (or that of the target).
+    An aggregate prefix such as ``mean`` (the mean over targets of
+    ``MultiTargetValLoop``: a top-level name without any ``num_*`` count
+    in a run whose other targets log them) has no count of its own; its
+    test set is that of every target it averages, i.e. all the others.
+
+    Args:
+        metrics (dict): A run's last evaluation.
+        prefix (str, optional): The prefix of the keys read (see
+            :func:`run_target`).
+
+    Returns:
+        int | tuple | None: ``<prefix>/num_query``; for an aggregate
+        prefix the sorted ``(target, <target>/num_query)`` pairs of the
+        targets it averages (with ``mean/mnet``: ``<target>/mnet``);
+        None when the run logs no count for it (e.g. only per split).
+    """
+    if prefix is None:
+        return None
+    value = _num_query(metrics, prefix)
+    if value is not None:
+        return value
+    head, _, rest = prefix.partition('/')
+    if not any(k.startswith(f'{head}/') for k in metrics):
+        return None  # not in the run at all: run_target says so
+
+    def counted(target):
+        return any(
+            k.startswith(f'{target}/')
+            and k.rsplit('/', 1)[-1].startswith('num_') for k in metrics)
+
+    others = [t for t in targets_of(metrics) if t != head]
+    if counted(head) or not any(counted(t) for t in others):
+        return None
+    return tuple(
+        sorted((t, _num_query(metrics, f'{t}/{rest}' if rest else t))
+               for t in others))
+
+
+def describe_test_set(prefix: str, value) -> str:
+    """A :func:`test_set` value for messages: ``2102 queries
+    (d3/num_query)``, or for an aggregate prefix the targets it averages
+    with their queries."""
+    if not isinstance(value, tuple):
+        return f'{value} queries ({prefix}/num_query)'
+    return 'the targets ' + ', '.join(
+        f'{t} ({q} queries)' if q is not None else f'{t} (no num_query)'
+        for t, q in value) + f' ({prefix} averages them)'
+
+
+def one_test_set(runs: dict, prefix: Optional[str], where: str) -> dict:
+    """The :func:`test_set` of ``prefix`` in each run of one config,
+    checked to be one test set (runs that log no count are left out).
+
+    Args:
+        runs (dict): seed -> the run's metrics.
+        prefix (str, optional): The prefix of the keys read.
+        where (str): The config (and what is read), for messages.
+
+    Returns:
+        dict: seed -> test set, for the runs that log one.
+
+    Raises:
+        ValueError: Two seeds were evaluated on different test sets; it
+            names both, per seed.
+    """
+    found = {
+        seed: test_set(metrics, prefix)
+        for seed, metrics in runs.items()
+        if test_set(metrics, prefix) is not None
+    }
+    if len(set(found.values())) > 1:
+        shown = '; '.join(f'seed {seed}: {describe_test_set(prefix, value)}'
+                          for seed, value in found.items())
+        raise ValueError(f'{where}: its runs were evaluated on different '
+                         f'test sets ({shown})')
+    return found
+
+
 def normalise_configs(configs: Sequence[str],
                       baseline: Optional[str]) -> Tuple[List[str], str]:
     """The configs without ``./`` and the like, the baseline first when it
@@ -671,8 +768,9 @@ def check_targets(rows: list, target: Optional[str]) -> dict:
     """The prefix every config's runs are read under, checked.
 
     A config's runs must be read under one prefix and (where they log
-    ``<prefix>/num_query``) have been evaluated on test sets of the same
-    size: otherwise a mean over seeds would mix test sets.
+    its count) have been evaluated on the same test set (:func:`test_set`:
+    ``<prefix>/num_query``, or for ``mean`` the targets averaged and
+    their counts): otherwise a mean over seeds would mix test sets.
 
     Args:
         rows (list): ``(config, {seed: metrics})`` per config.
@@ -697,15 +795,7 @@ def check_targets(rows: list, target: Optional[str]) -> dict:
             raise ValueError(f'{config}: its runs have different targets '
                              f'({found}): give --target')
         prefix = next(iter(found.values()))
-        queries = {
-            seed: metrics.get(f'{prefix}/num_query')
-            for seed, metrics in runs.items()
-            if metrics.get(f'{prefix}/num_query') is not None
-        }
-        if len(set(queries.values())) > 1:
-            raise ValueError(f'{config}: its runs were evaluated on different '
-                             f'test sets ({prefix}/num_query per seed: '
-                             f'{queries})')
+        one_test_set(runs, prefix, config)
         prefixes[config] = prefix
     return prefixes
 
@@ -762,13 +852,14 @@ def paired_table(rows: list, baseline: str, args, prefixes: dict) -> str:
                 f'{baseline} under {base_prefix!r}: different test sets are '
                 'not paired')
         for seed in args.seeds:
-            key = f'{base_prefix}/num_query'
-            a, b = base[seed].get(key), runs[seed].get(key)
+            a = test_set(base[seed], base_prefix)
+            b = test_set(runs[seed], base_prefix)
             if a is not None and b is not None and a != b:
                 raise ValueError(
-                    f'{config} (seed {seed}) was evaluated on {b} queries '
-                    f'({key}), the baseline {baseline} on {a}: different '
-                    'test sets are not paired')
+                    f'{config} (seed {seed}) was evaluated on '
+                    f'{describe_test_set(base_prefix, b)}, the baseline '
+                    f'{baseline} on {describe_test_set(base_prefix, a)}: '
+                    'different test sets are not paired')
         cells, used = [], []
         for metric in args.metrics:
             pairs = [(pick(base[s], metric,
