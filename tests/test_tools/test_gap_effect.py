@@ -1,5 +1,6 @@
 """gap_effect.py: MBN - BN against the trained BN model's modality gap."""
 import json
+import shutil
 
 import pytest
 
@@ -27,17 +28,19 @@ def gap_rows(gaps, floor=0.04):
     return rows
 
 
-def write_run(work_dir, r1, gaps):
+def write_run(work_dir, r1, gaps, counts=None):
     """A finished run of ``<name>.py`` (written beside its work dir
-    ``<name>_seed<S>``) with its modality gap cached."""
+    ``<name>_seed<S>``) with its modality gap cached; ``counts``: its
+    extra keys (e.g. ``sysu/num_query``)."""
     name, seed = work_dir.name.rsplit('_seed', 1)
     config = work_dir.parent / f'{name}.py'
     if not config.exists():
         write_config(config, max_epochs=12)
-    finished_run(work_dir, str(config), int(seed), {
-        'sysu/R1': r1,
-        'sysu/mAP': r1 + 1
-    })
+    finished_run(work_dir, str(config), int(seed),
+                 dict({
+                     'sysu/R1': r1,
+                     'sysu/mAP': r1 + 1
+                 }, **(counts or {})))
     checkpoint = work_dir / 'epoch_12.pth'
     checkpoint.write_text(f'not read: the gap of {work_dir.name} is cached')
     (work_dir / 'last_checkpoint').write_text(str(checkpoint))
@@ -170,3 +173,61 @@ def test_a_stale_gap_cache_is_measured_again(tmp_path, monkeypatch, capsys):
     write_config(tmp_path / 'a_bn.py', max_epochs=12, lr=0.2)
     assert tool.measure_gap(config, str(work_dir), 128) == gap_rows([0.5, 3.5])
     assert 'cached for another config than' in capsys.readouterr().err
+
+
+def test_bn_and_mbn_on_other_test_sets_are_refused(tmp_path, monkeypatch,
+                                                   capsys):
+    """BN and MBN (or the seeds of one config) evaluated on different test
+    sets used to be paired without a word (audit outputs D2), where
+    compare_configs.py refuses them: now an error naming the config, the
+    seed and both test sets."""
+    tool = load_tool(TOOL)
+    monkeypatch.chdir(tmp_path)
+
+    def write_runs(counts):
+        for name in ('a_bn', 'a_mbn'):
+            r1, gaps = RUNS[name]
+            for seed in range(3):
+                work_dir = tmp_path / f'{name}_seed{seed}'
+                shutil.rmtree(work_dir, ignore_errors=True)
+                write_run(work_dir, r1[seed], gaps[seed],
+                          counts.get((name, seed), {'sysu/num_query': 3803}))
+
+    argv = [
+        'a_bn.py:a_mbn.py', '--work-dir',
+        str(tmp_path), '--metrics', 'R1', '--no-train'
+    ]
+    # MBN re-tested on the v2 test set (2,013 queries), BN on v2.1.
+    write_runs({('a_mbn', s): {'sysu/num_query': 2013} for s in range(3)})
+    with pytest.raises(SystemExit) as info:
+        tool.main(argv)
+    assert str(info.value) == (
+        'error: a_mbn (seed 0) was evaluated on 2013 queries '
+        '(sysu/num_query), a_bn on 3803 queries (sysu/num_query): '
+        'different test sets are not paired')
+    # One BN seed on the other test set: BN's own mean would mix them.
+    write_runs({('a_bn', 2): {'sysu/num_query': 2013}})
+    with pytest.raises(SystemExit) as info:
+        tool.main(argv)
+    assert str(info.value) == (
+        'error: a_bn: its runs were evaluated on different test sets '
+        '(seed 0: 3803 queries (sysu/num_query); seed 1: 3803 queries '
+        '(sysu/num_query); seed 2: 2013 queries (sysu/num_query))')
+    # MBN evaluated on another target altogether.
+    write_runs({})
+    for seed in range(3):
+        shutil.rmtree(tmp_path / f'a_mbn_seed{seed}')
+        finished_run(tmp_path / f'a_mbn_seed{seed}', 'a_mbn.py', seed, {
+            'llcm/R1': 20.0,
+            'llcm/num_query': 3803
+        })
+    with pytest.raises(SystemExit) as info:
+        tool.main(argv)
+    assert str(info.value) == (
+        "error: a_mbn is read under 'llcm', a_bn under 'sysu': different "
+        'test sets are not paired')
+    # One test set: the table as before.
+    write_runs({})
+    tool.main(argv)
+    assert cells(capsys.readouterr().out, 'a_bn')[0][6] == \
+        '+1.3 [-2.5, +5.1]'

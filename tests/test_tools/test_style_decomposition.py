@@ -150,3 +150,61 @@ def test_a_failing_write_keeps_the_previous_out(tmp_path, monkeypatch, capsys):
         str(tmp_path), '--metrics', 'R1', '--out',
         str(out)
     ], out)
+
+
+def counted_runs(tmp_path, monkeypatch, queries):
+    """Finished runs of base.py and new.py as by :func:`make_runs`, each
+    target with ``<target>/num_query`` (and ``<target>/mnet/num_query``)
+    = ``queries[(name, seed)]`` (a target name to a count)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ('base', 'new'):
+        write_config(tmp_path / f'{name}.py')
+        for seed in range(3):
+            shutil.rmtree(tmp_path / f'{name}_seed{seed}', ignore_errors=True)
+            values = (BASE if name == 'base' else NEW)[seed]
+            metrics = {}
+            for t, v in zip(TARGETS, values):
+                count = queries.get((name, seed), {}).get(t, 5265)
+                metrics.update({f'{t}/R1': v, f'{t}/num_query': count})
+                if name == 'new':
+                    metrics.update({
+                        f'{t}/mnet/R1': v,
+                        f'{t}/mnet/num_query': count
+                    })
+            finished_run(tmp_path / f'{name}_seed{seed}',
+                         str(tmp_path / f'{name}.py'), seed, metrics)
+
+
+def test_runs_on_other_test_sets_are_refused(tmp_path, monkeypatch, capsys):
+    """A on v2's test sets (2,100 queries) and B on v2.1's (5,265) used to
+    be paired without a word (audit outputs D2: 'd3 ... +2.0', exit 0),
+    as were the seeds of one config on different test sets:
+    compare_configs.py refuses both."""
+    tool = load_tool(TOOL)
+    argv = [
+        'base.py', 'new.py', '--work-dir',
+        str(tmp_path), '--metrics', 'R1', '--no-train'
+    ]
+    v2 = {t: 2100 for t in TARGETS}
+    counted_runs(tmp_path, monkeypatch, {('base', s): v2 for s in range(3)})
+    with pytest.raises(SystemExit) as info:
+        tool.main(argv)
+    assert str(info.value) == (
+        'error: new (seed 0) was evaluated on 5265 queries (d3/num_query), '
+        'base on 2100 queries (d3/num_query): different test sets are not '
+        'paired')
+    # One seed of B re-tested on other d0-d3style files: B's own mean over
+    # seeds would mix two test sets.
+    counted_runs(tmp_path, monkeypatch, {('new', 1): {'d0-d3style': 2013}})
+    with pytest.raises(SystemExit) as info:
+        tool.main(argv + ['--mode-b', 'mnet'])
+    assert str(info.value) == (
+        'error: new (mnet) on d0-d3style: its runs were evaluated on '
+        'different test sets (seed 0: 5265 queries '
+        '(d0-d3style/mnet/num_query); seed 1: 2013 queries '
+        '(d0-d3style/mnet/num_query); seed 2: 5265 queries '
+        '(d0-d3style/mnet/num_query))')
+    # One test set throughout: the table as before.
+    counted_runs(tmp_path, monkeypatch, {})
+    tool.main(argv)
+    assert row(capsys.readouterr().out, 'd3')[3] == '+4.0 [+1.5, +6.5]'

@@ -19,7 +19,9 @@ batch composition). For every pair the table gives:
   BN gap is larger.
 
 Runs are found (or trained) as by ``compare_configs.py``
-(``WORK_DIR/<config name>_seed<S>``, last validation of the log); the gap
+(``WORK_DIR/<config name>_seed<S>``, last validation of the log; a config
+whose seeds, or a BN and MBN run, were evaluated on different test sets,
+``<target>/num_query``, is an error); the gap
 of a run is measured on its last checkpoint and cached next to it
 (``modality_gap_<N>.json``, with the sha256 of the checkpoint and of the
 merged config: a run trained again into the same work dir, or a changed
@@ -41,8 +43,9 @@ import sys
 from typing import Dict, List, Sequence
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_configs import (add_run_arguments, paired_interval, pick,  # noqa
-                             run)
+from compare_configs import (add_run_arguments, describe_test_set,  # noqa
+                             one_test_set, paired_interval, pick, run,
+                             run_target)
 
 
 def parse_args(argv=None):
@@ -74,6 +77,46 @@ def parse_args(argv=None):
 
 def name_of(config: str) -> str:
     return osp.splitext(osp.basename(config))[0]
+
+
+def check_test_sets(sides: list) -> None:
+    """Refuse a BN/MBN pair unless both were evaluated on one test set.
+
+    The runs of each config (across seeds) and BN and MBN (seed by seed)
+    must have the same target and test set
+    (``compare_configs.test_set``: ``<target>/num_query``), as
+    ``compare_configs.py`` requires of a ``--baseline`` pair.
+
+    Args:
+        sides (list): ``(config, {seed: metrics})`` of BN, then MBN.
+
+    Raises:
+        ValueError: Names the config (and seed), the target and the two
+            test sets.
+    """
+    found = []
+    for config, runs in sides:
+        prefixes = {
+            seed: run_target(metrics, None, f'{name_of(config)}, seed {seed}')
+            for seed, metrics in runs.items()
+        }
+        if len(set(prefixes.values())) > 1:
+            raise ValueError(f'{name_of(config)}: its runs have different '
+                             f'targets ({prefixes})')
+        prefix = next(iter(prefixes.values()))
+        found.append((name_of(config), prefix,
+                      one_test_set(runs, prefix, name_of(config))))
+    (bn, bn_prefix, bn_sets), (mbn, mbn_prefix, mbn_sets) = found
+    if bn_prefix != mbn_prefix:
+        raise ValueError(f'{mbn} is read under {mbn_prefix!r}, {bn} under '
+                         f'{bn_prefix!r}: different test sets are not paired')
+    for seed in bn_sets.keys() & mbn_sets.keys():
+        if bn_sets[seed] != mbn_sets[seed]:
+            raise ValueError(
+                f'{mbn} (seed {seed}) was evaluated on '
+                f'{describe_test_set(mbn_prefix, mbn_sets[seed])}, {bn} on '
+                f'{describe_test_set(bn_prefix, bn_sets[seed])}: different '
+                'test sets are not paired')
 
 
 def last_checkpoint(work_dir: str) -> str:
@@ -309,9 +352,20 @@ def main(argv=None):
                 for m in args.metrics},
             mbn={m: []
                  for m in args.metrics})
+        runs = {
+            config: {
+                seed: run(config, seed, args)
+                for seed in args.seeds
+            }
+            for config in (bn_config, mbn_config)
+        }
+        try:
+            check_test_sets([(c, runs[c]) for c in (bn_config, mbn_config)])
+        except ValueError as error:
+            raise SystemExit(f'error: {error}')
         for seed in args.seeds:
             for side, config in (('bn', bn_config), ('mbn', mbn_config)):
-                metrics = run(config, seed, args)
+                metrics = runs[config][seed]
                 for m in args.metrics:
                     value = pick(metrics, m, None,
                                  f'{name_of(config)}, seed {seed}')

@@ -14,7 +14,10 @@ the table gives what they separate, per seed and then paired:
 
 For each row: mean ± population std of A and of B over the seeds, the mean
 paired difference B - A with its 95 % Student-t interval, and the values
-per seed. Runs are found (or trained) as by ``compare_configs.py``::
+per seed. Runs are found (or trained) as by ``compare_configs.py``, and
+as there, runs evaluated on different test sets (``<target>/num_query``
+of any of the four targets, across the seeds of a config or between A
+and B) are an error::
 
     python tools/analysis_tools/style_decomposition.py \\
         configs/snr/baseline_r18_synthreid-v2.py \\
@@ -34,7 +37,8 @@ import sys
 from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_configs import add_run_arguments, paired_interval, run  # noqa
+from compare_configs import (add_run_arguments, describe_test_set,  # noqa
+                             one_test_set, paired_interval, run)
 
 
 def _percent(part: float, whole: float) -> float:
@@ -98,6 +102,40 @@ def read_values(metrics: dict, targets: List[str], metric: str,
                            f'it has {near}')
         values[target] = float(metrics[key])
     return values
+
+
+def check_test_sets(sides: list, targets: List[str]) -> None:
+    """Refuse A and B unless every target read was one test set.
+
+    For every target, the runs of each side (across its seeds) and A and
+    B (seed by seed) must have been evaluated on the same test set
+    (``compare_configs.test_set``: ``<target>/num_query``), as
+    ``compare_configs.py`` requires: a mean over seeds or a paired
+    difference across test sets (v2 against v2.1) is not one quantity.
+
+    Args:
+        sides (list): ``(name, config, mode, {seed: metrics})`` of A, B.
+        targets (List[str]): The targets read.
+
+    Raises:
+        ValueError: Names the config (and seed), the target and the two
+            test sets.
+    """
+    for target in targets:
+        found = []
+        for name, config, mode, runs in sides:
+            prefix = f'{target}/{mode}' if mode else target
+            found.append((name, prefix,
+                          one_test_set(runs, prefix,
+                                       f'{label(config, mode)} on {target}')))
+        (name_a, prefix_a, a), (name_b, prefix_b, b) = found
+        for seed in a.keys() & b.keys():
+            if a[seed] != b[seed]:
+                raise ValueError(
+                    f'{name_b} (seed {seed}) was evaluated on '
+                    f'{describe_test_set(prefix_b, b[seed])}, {name_a} on '
+                    f'{describe_test_set(prefix_a, a[seed])}: different '
+                    'test sets are not paired')
 
 
 def label(config: str, mode: Optional[str]) -> str:
@@ -166,6 +204,14 @@ def main(argv=None):
         out.append(f'{metric} (seeds {", ".join(map(str, args.seeds))}):\n\n' +
                    table(per_seed['a'], per_seed['b'], targets, args.unseen,
                          args.seen, name_a, name_b))
+    try:
+        check_test_sets(
+            [(name, config, mode, runs[config])
+             for name, config, mode in ((name_a, args.config_a, args.mode_a),
+                                        (name_b, args.config_b, args.mode_b))],
+            targets)
+    except ValueError as error:
+        raise SystemExit(f'error: {error}')
     text = '\n\n'.join(out)
     print(text)
     if args.out:
