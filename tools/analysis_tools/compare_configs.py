@@ -737,6 +737,29 @@ def one_test_set(runs: dict, prefix: Optional[str], where: str) -> dict:
     return found
 
 
+def check_paired_test_sets(a: Tuple[str, str, dict],
+                           b: Tuple[str, str, dict]) -> None:
+    """Refuse pairing seeds of two configs evaluated on other test sets.
+
+    Args:
+        a (tuple): ``(name, prefix, seed -> test set)`` of one side, the
+            last from :func:`one_test_set`.
+        b (tuple): The same for the other side.
+
+    Raises:
+        ValueError: A seed both sides ran was evaluated on different test
+            sets; names both.
+    """
+    (name_a, prefix_a, sets_a), (name_b, prefix_b, sets_b) = a, b
+    for seed in sorted(sets_a.keys() & sets_b.keys()):
+        if sets_a[seed] != sets_b[seed]:
+            raise ValueError(
+                f'{name_b} (seed {seed}) was evaluated on '
+                f'{describe_test_set(prefix_b, sets_b[seed])}, {name_a} on '
+                f'{describe_test_set(prefix_a, sets_a[seed])}: different '
+                'test sets are not paired')
+
+
 def normalise_configs(configs: Sequence[str],
                       baseline: Optional[str]) -> Tuple[List[str], str]:
     """The configs without ``./`` and the like, the baseline first when it

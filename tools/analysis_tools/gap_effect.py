@@ -43,9 +43,9 @@ import sys
 from typing import Dict, List, Sequence
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_configs import (add_run_arguments, describe_test_set,  # noqa
-                             one_test_set, paired_interval, pick, run,
-                             run_target)
+from compare_configs import (add_run_arguments,  # noqa
+                             check_paired_test_sets, one_test_set,
+                             paired_interval, pick, run, run_target)
 
 
 def parse_args(argv=None):
@@ -110,13 +110,8 @@ def check_test_sets(sides: list) -> None:
     if bn_prefix != mbn_prefix:
         raise ValueError(f'{mbn} is read under {mbn_prefix!r}, {bn} under '
                          f'{bn_prefix!r}: different test sets are not paired')
-    for seed in bn_sets.keys() & mbn_sets.keys():
-        if bn_sets[seed] != mbn_sets[seed]:
-            raise ValueError(
-                f'{mbn} (seed {seed}) was evaluated on '
-                f'{describe_test_set(mbn_prefix, mbn_sets[seed])}, {bn} on '
-                f'{describe_test_set(bn_prefix, bn_sets[seed])}: different '
-                'test sets are not paired')
+    check_paired_test_sets((bn, bn_prefix, bn_sets),
+                           (mbn, mbn_prefix, mbn_sets))
 
 
 def last_checkpoint(work_dir: str) -> str:

@@ -37,8 +37,9 @@ import sys
 from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_configs import (add_run_arguments, describe_test_set,  # noqa
-                             one_test_set, paired_interval, run)
+from compare_configs import (add_run_arguments,  # noqa
+                             check_paired_test_sets, one_test_set,
+                             paired_interval, run)
 
 
 def _percent(part: float, whole: float) -> float:
@@ -128,14 +129,7 @@ def check_test_sets(sides: list, targets: List[str]) -> None:
             found.append((name, prefix,
                           one_test_set(runs, prefix,
                                        f'{label(config, mode)} on {target}')))
-        (name_a, prefix_a, a), (name_b, prefix_b, b) = found
-        for seed in a.keys() & b.keys():
-            if a[seed] != b[seed]:
-                raise ValueError(
-                    f'{name_b} (seed {seed}) was evaluated on '
-                    f'{describe_test_set(prefix_b, b[seed])}, {name_a} on '
-                    f'{describe_test_set(prefix_a, a[seed])}: different '
-                    'test sets are not paired')
+        check_paired_test_sets(*found)
 
 
 def label(config: str, mode: Optional[str]) -> str:
