@@ -43,8 +43,8 @@ import sys
 from typing import Dict, List, Sequence
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_configs import (add_run_arguments,  # noqa
-                             check_paired_test_sets, one_test_set,
+from compare_configs import add_run_arguments  # noqa
+from compare_configs import (check_paired_test_sets, one_test_set,  # noqa
                              paired_interval, pick, run, run_target)
 
 
