@@ -322,7 +322,10 @@ def converter_main(source: str, description: str) -> None:
         '--test-feature',
         choices=('after_bn', 'before_bn'),
         help=f'the feature the source tests with (default '
-        f'{defaults["test_feature"]}; "before_bn" without a BNNeck)')
+        f'{defaults["test_feature"]}; "before_bn" without a BNNeck' +
+        ('; fast-reid tests with the BNNeck\'s output whenever it has '
+         'one: its NECK_FEAT picks the training feature only)'
+         if source == 'fastreid' else ')'))
     parser.add_argument(
         '--input-size',
         type=int,

@@ -26,8 +26,10 @@ IMAGENET_STD = [58.395, 57.12, 57.375]
 #:
 #: * fast-reid v1.x ``build_resnet_backbone``: stem
 #:   ``MaxPool2d(3, 2, padding=0, ceil_mode=True)``; the BoT configs
-#:   (``Base-bagtricks.yml``): ``LAST_STRIDE: 1``, BNNeck, ``NECK_FEAT:
-#:   after``, ``SIZE_TEST: [256, 128]``; its test transform is torchvision
+#:   (``Base-bagtricks.yml``): ``LAST_STRIDE: 1``, BNNeck
+#:   (``WITH_BNNECK: True``; ``EmbeddingHead`` then tests with the BNNeck's
+#:   output, whatever ``NECK_FEAT``, which picks the training feature),
+#:   ``SIZE_TEST: [256, 128]``; its test transform is torchvision
 #:   ``Resize(size, interpolation=3)`` (PIL bicubic) on PIL RGB images; the
 #:   model normalises with ``pixel_mean``/``pixel_std`` (0-255).
 #: * torchreid v1.x ``resnet50``: torchvision stem, ``last_stride=2``, no
@@ -201,7 +203,7 @@ FASTREID_POOLING = dict(
 FASTREID_KEYS = dict(
     last_stride='MODEL.BACKBONE.LAST_STRIDE',
     pooling='MODEL.HEADS.POOL_LAYER',
-    test_feature='MODEL.HEADS.NECK_FEAT or WITH_BNNECK',
+    test_feature='MODEL.HEADS.WITH_BNNECK',
     input_size='INPUT.SIZE_TEST',
     mean='MODEL.PIXEL_MEAN',
     std='MODEL.PIXEL_STD')
@@ -218,7 +220,9 @@ def read_fastreid_config(path: str) -> dict:
     fast-reid writes its merged config next to the checkpoints
     (``OUTPUT_DIR/config.yaml``). Read: ``MODEL.BACKBONE`` (``NAME``,
     ``LAST_STRIDE``, ``WITH_SE``, ``WITH_NL``), ``MODEL.HEADS`` (``NAME``,
-    ``NECK_FEAT``, ``POOL_LAYER``, ``EMBEDDING_DIM``, ``WITH_BNNECK``),
+    ``POOL_LAYER``, ``EMBEDDING_DIM``, ``WITH_BNNECK``: the test feature is
+    ``after_bn`` with a BNNeck, else ``before_bn``; ``NECK_FEAT`` is a
+    training option and not read),
     ``INPUT.SIZE_TEST`` and ``MODEL.PIXEL_MEAN``/``PIXEL_STD``.
 
     Returns:
@@ -259,11 +263,13 @@ def read_fastreid_config(path: str) -> dict:
         if pooling is None:
             refuse(f'MODEL.HEADS.POOL_LAYER is {heads["POOL_LAYER"]!r}')
         facts['pooling'] = pooling
-    if 'NECK_FEAT' in heads:
-        facts['test_feature'] = dict(
-            after='after_bn', before='before_bn')[heads['NECK_FEAT']]
-    if heads.get('WITH_BNNECK') is False:
-        facts['test_feature'] = 'before_bn'
+    # EmbeddingHead returns bottleneck(pool_feat) when not training: the
+    # BNNeck's output with WITH_BNNECK, else the pooled feature. NECK_FEAT
+    # only picks the feature of the training (triplet) loss. Without
+    # WITH_BNNECK (v0.x configs) the checkpoint's tensors decide.
+    if 'WITH_BNNECK' in heads:
+        facts['test_feature'] = 'after_bn' if heads['WITH_BNNECK'] \
+            else 'before_bn'
     size = (cfg.get('INPUT') or {}).get('SIZE_TEST')
     if size:
         facts['input_size'] = [int(v) for v in size]

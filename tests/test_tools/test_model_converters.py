@@ -341,14 +341,17 @@ MODEL:
     EMBEDDING_DIM: 0
     NECK_FEAT: before
     POOL_LAYER: {pool}
+    WITH_BNNECK: true
   PIXEL_MEAN: [120.0, 110.0, 100.0]
   PIXEL_STD: [60.0, 55.0, 50.0]
 """
 
 
-def fastreid_checkpoint(tmp_path, extra=None):
+def fastreid_checkpoint(tmp_path, extra=None, bnneck=True):
     state_dict = {f'backbone.{k}': v for k, v in resnet_keys().items()}
-    state_dict.update(bn_tensors('heads.bottleneck.0', 512))
+    if bnneck:
+        # WITH_BNNECK: False makes heads.bottleneck an empty Sequential.
+        state_dict.update(bn_tensors('heads.bottleneck.0', 512))
     state_dict['heads.weight'] = torch.rand(5, 512)
     state_dict.update(extra or {})
     src = tmp_path / 'model_final.pth'
@@ -367,7 +370,8 @@ def test_fastreid_config_yaml_gives_the_facts(tmp_path, monkeypatch):
     converted = torch.load(dst, weights_only=True)
     facts = converted['meta']['source_arch']
     assert facts['last_stride'] == 2
-    assert facts['test_feature'] == 'before_bn'
+    # fast-reid tests with the BNNeck's output; NECK_FEAT is for training.
+    assert facts['test_feature'] == 'after_bn'
     assert facts['input_size'] == [384, 128]
     assert facts['mean'] == [120.0, 110.0, 100.0]
     assert facts['std'] == [60.0, 55.0, 50.0]
@@ -389,6 +393,38 @@ def test_fastreid_config_yaml_gives_the_facts(tmp_path, monkeypatch):
     cfg.write_text(FASTREID_YAML.format(with_nl='false', pool='GlobalMaxPool'))
     assert run_script('fastreid2mmreid.py', [src, other, '--config', cfg],
                       monkeypatch) == 1
+
+
+@pytest.mark.parametrize('neck_feat, with_bnneck, expected',
+                         [('before', 'true', 'after_bn'),
+                          ('after', 'true', 'after_bn'),
+                          ('before', 'false', 'before_bn'),
+                          ('after', 'false', 'before_bn')])
+def test_fastreid_test_feature_follows_the_bnneck(tmp_path, neck_feat,
+                                                  with_bnneck, expected):
+    """fast-reid's ``EmbeddingHead.forward`` returns, when not training,
+    ``bottleneck(pool_feat)``: the BNNeck's output if ``WITH_BNNECK``,
+    else the pooled feature. ``NECK_FEAT`` only picks the feature of the
+    training (triplet) loss, so it does not change the test feature."""
+    from mmreid.utils.source_arch import read_fastreid_config
+    cfg = tmp_path / 'config.yaml'
+    # The layout of fast-reid's cfg.dump(): keys sorted, HEADS complete.
+    cfg.write_text('MODEL:\n'
+                   '  HEADS:\n'
+                   '    CLS_LAYER: Linear\n'
+                   '    EMBEDDING_DIM: 0\n'
+                   '    NAME: EmbeddingHead\n'
+                   f'    NECK_FEAT: {neck_feat}\n'
+                   '    NORM: BN\n'
+                   '    POOL_LAYER: GlobalAvgPool\n'
+                   f'    WITH_BNNECK: {with_bnneck}\n')
+    assert read_fastreid_config(str(cfg))['test_feature'] == expected
+    src = fastreid_checkpoint(tmp_path, bnneck=with_bnneck == 'true')
+    dst = tmp_path / 'c.pth'
+    convert_checkpoint_file(
+        str(src), str(dst), 'fastreid', source_config=str(cfg))
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['test_feature'] == expected
 
 
 def test_dropped_source_layers_are_refused_at_load(tmp_path):
