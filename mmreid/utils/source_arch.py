@@ -208,6 +208,13 @@ FASTREID_KEYS = dict(
     mean='MODEL.PIXEL_MEAN',
     std='MODEL.PIXEL_STD')
 
+#: The ``meta`` keys of a converted checkpoint that
+#: :func:`check_source_arch` reads; whatever rewrites a checkpoint
+#: (``tools/model_converters/publish_model.py``) must keep them, or a
+#: converted network is no longer checked (``unmapped``: the source tensors
+#: the converter did not map, refused at load).
+SOURCE_META_KEYS = ('source', 'source_arch', 'unmapped', 'identity_bnneck')
+
 #: Source tensors that may stay unconverted without changing the test
 #: feature: classifier biases (training logits only) and fast-reid's pixel
 #: statistics (recorded as ``mean``/``std`` facts instead).
@@ -458,6 +465,6 @@ def check_source_arch(meta: Optional[dict],
 
 __all__ = [
     'SOURCE_ARCH', 'FASTREID_POOLING', 'FASTREID_KEYS', 'HARMLESS_UNMAPPED',
-    'source_arch', 'add_identity_bnneck', 'read_fastreid_config',
-    'check_source_arch'
+    'SOURCE_META_KEYS', 'source_arch', 'add_identity_bnneck',
+    'read_fastreid_config', 'check_source_arch'
 ]

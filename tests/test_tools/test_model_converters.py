@@ -427,18 +427,11 @@ def test_fastreid_test_feature_follows_the_bnneck(tmp_path, neck_feat,
     assert facts['test_feature'] == expected
 
 
-def test_dropped_source_layers_are_refused_at_load(tmp_path):
-    # Non-local blocks are not converted (reported): the converted model
-    # without them computes another network, so loading it is refused.
+def fastreid_r18_config():
+    """A config that computes the fast-reid R18 of ``fastreid_checkpoint``
+    converted with ``input_size=[64, 32]``."""
     from mmengine.config import Config
-
-    from mmreid.apis import init_model
-    src = fastreid_checkpoint(
-        tmp_path, {'backbone.NL_2.0.g.weight': torch.rand(64, 128, 1, 1)})
-    dst = tmp_path / 'c.pth'
-    convert_checkpoint_file(
-        str(src), str(dst), 'fastreid', input_size=[64, 32])
-    config = Config(
+    return Config(
         dict(
             model=dict(
                 type='ReIDModel',
@@ -457,8 +450,24 @@ def test_dropped_source_layers_are_refused_at_load(tmp_path):
                     backend='pillow'),
                 dict(type='PackReIDInputs')
             ]))
+
+
+def test_dropped_source_layers_are_refused_at_load(tmp_path):
+    # Non-local blocks are not converted (reported): the converted model
+    # without them computes another network, so loading it is refused.
+    from mmreid.apis import init_model
+    src = fastreid_checkpoint(
+        tmp_path, {'backbone.NL_2.0.g.weight': torch.rand(64, 128, 1, 1)})
+    dst = tmp_path / 'c.pth'
+    convert_checkpoint_file(
+        str(src), str(dst), 'fastreid', input_size=[64, 32])
+    config = fastreid_r18_config()
     with pytest.raises(ValueError, match='backbone.NL_2.0.g.weight'):
         init_model(config, str(dst))
+    # Publishing keeps the list of dropped tensors: still refused.
+    published = load_publish().publish(str(dst), str(tmp_path / 'p.pth'))
+    with pytest.raises(ValueError, match='backbone.NL_2.0.g.weight'):
+        init_model(config, published)
     # Without the dropped layer the same config loads.
     src = fastreid_checkpoint(tmp_path)
     convert_checkpoint_file(

@@ -5,7 +5,10 @@ optimizer, scheduler or message-hub state, no numpy objects), so that the
 file loads with ``torch.load(weights_only=True)``, i.e. through mmreid's
 tensors-only loader for downloads. The output is named
 ``<out stem>-<first 8 hex digits of its sha256>.pth``, the form that
-``torch.hub`` verifies on download.
+``torch.hub`` verifies on download. A converted model keeps the ``meta``
+that ``init_model`` and ``tools/test.py`` check the config against
+(``mmreid.utils.source_arch.SOURCE_META_KEYS``: the source network's facts
+and the source tensors that were not converted).
 
 Example::
 
@@ -26,6 +29,7 @@ import torch
 from mmreid.utils.atomic import set_output_mode
 from mmreid.utils.checkpoint import load_trusted_checkpoint
 from mmreid.utils.key_mapping import save_checkpoint_atomic
+from mmreid.utils.source_arch import SOURCE_META_KEYS
 
 HASH_LENGTH = 8
 
@@ -73,11 +77,12 @@ def publish(src: str, dst: str) -> str:
         published['meta'] = {
             k: v
             for k, v in meta.items()
-            # source_arch: a converted model's source network, which
-            # init_model and tools/test.py check the config against.
+            # SOURCE_META_KEYS: a converted model's source network and
+            # the tensors not converted, which init_model and tools/test.py
+            # check the config against.
             if k in ('cfg', 'epoch', 'iter', 'mmreid_version', 'seed',
-                     'dataset_meta', 'experiment_name', 'source',
-                     'converted_from', 'source_arch', 'identity_bnneck')
+                     'dataset_meta', 'experiment_name', 'converted_from') +
+            SOURCE_META_KEYS
         }
     stem = dst[:-len('.pth')] if dst.endswith('.pth') else dst
     tmp_path = stem + '.pth.unhashed'
