@@ -31,11 +31,13 @@ IMAGENET_STD = [58.395, 57.12, 57.375]
 #:   output, whatever ``NECK_FEAT``, which picks the training feature),
 #:   ``SIZE_TEST: [256, 128]``; its test transform is torchvision
 #:   ``Resize(size, interpolation=3)`` (PIL bicubic) on PIL RGB images; the
-#:   model normalises with ``pixel_mean``/``pixel_std`` (0-255).
+#:   model normalises with ``pixel_mean``/``pixel_std`` (0-255); its
+#:   evaluator averages the features of each image and its mirror if
+#:   ``TEST.FLIP.ENABLED`` (default off: ``flip=False``).
 #: * torchreid v1.x ``resnet50``: torchvision stem, ``last_stride=2``, no
 #:   BNNeck, global average pooling, the pooled feature as test feature;
 #:   ``Resize((h, w))`` (PIL bilinear) on PIL RGB images, ``Normalize`` with
-#:   ImageNet statistics; default size 256 x 128.
+#:   ImageNet statistics; default size 256 x 128; no flip averaging.
 SOURCE_ARCH: Dict[str, dict] = dict(
     fastreid=dict(
         stem_pool=dict(kernel_size=3, stride=2, padding=0, ceil_mode=True),
@@ -48,7 +50,8 @@ SOURCE_ARCH: Dict[str, dict] = dict(
         resize_backend='pillow',
         colour_order='rgb',
         mean=IMAGENET_MEAN,
-        std=IMAGENET_STD),
+        std=IMAGENET_STD,
+        flip=False),
     torchreid=dict(
         stem_pool=dict(kernel_size=3, stride=2, padding=1, ceil_mode=False),
         last_stride=2,
@@ -60,7 +63,8 @@ SOURCE_ARCH: Dict[str, dict] = dict(
         resize_backend='pillow',
         colour_order='rgb',
         mean=IMAGENET_MEAN,
-        std=IMAGENET_STD))
+        std=IMAGENET_STD,
+        flip=False))
 
 
 def _feature_dim(converted: Dict[str, torch.Tensor]) -> int:
@@ -101,8 +105,8 @@ def source_arch(source: str,
             for the messages, e.g. ``dict(pooling='--pooling')``.
         **overrides: Facts that the tensors do not show (``last_stride``,
             ``test_feature``, ``input_size``, ``pooling`` (``'avg'``,
-            ``'gem'`` or ``'gem_fixed'``), ``mean``, ``std``); None keeps
-            the default.
+            ``'gem'`` or ``'gem_fixed'``), ``flip``, ``mean``, ``std``);
+            None keeps the default.
 
     Returns:
         dict: The facts, as :data:`SOURCE_ARCH` with ``source``.
@@ -205,6 +209,7 @@ FASTREID_KEYS = dict(
     pooling='MODEL.HEADS.POOL_LAYER',
     test_feature='MODEL.HEADS.WITH_BNNECK',
     input_size='INPUT.SIZE_TEST',
+    flip='TEST.FLIP.ENABLED',
     mean='MODEL.PIXEL_MEAN',
     std='MODEL.PIXEL_STD')
 
@@ -221,6 +226,44 @@ SOURCE_META_KEYS = ('source', 'source_arch', 'unmapped', 'identity_bnneck')
 HARMLESS_UNMAPPED = ('classifier.bias', 'pixel_mean', 'pixel_std')
 
 
+def _fastreid_test_size(inputs: dict, refuse) -> Optional[List[int]]:
+    """The (height, width) of fast-reid's test transform.
+
+    fast-reid (``data/transforms/build.py``, test branch) applies
+    torchvision ``Resize(SIZE_TEST)`` if ``SIZE_TEST[0] > 0`` (a single
+    value keeps the aspect ratio), then ``CenterCrop(CROP.SIZE)`` if
+    ``INPUT.CROP.ENABLED``. mmreid's test pipeline resizes to a fixed
+    (height, width) and has no centre crop, so only two positive sizes
+    and a crop to the resized size (a no-op) are accepted.
+
+    Args:
+        inputs (dict): The config's ``INPUT`` section.
+        refuse (callable): Raises the error, given what is not computed.
+
+    Returns:
+        list[int] | None: ``SIZE_TEST``, None if the config has none.
+    """
+    size = inputs.get('SIZE_TEST')
+    if size is None:
+        return None
+    if not isinstance(size, (list, tuple)) or len(size) != 2 or any(
+            int(v) <= 0 for v in size):
+        refuse(f'INPUT.SIZE_TEST is {size!r} (expected two positive '
+               'values, [height, width]: a single value resizes keeping '
+               'the aspect ratio, 0 does not resize)')
+    size = [int(v) for v in size]
+    crop = inputs.get('CROP') or {}
+    if crop.get('ENABLED'):
+        crop_size = [int(v) for v in crop.get('SIZE') or []]
+        if len(crop_size) == 1:
+            crop_size *= 2
+        if crop_size != size:
+            refuse(f'INPUT.CROP.ENABLED is true: the test images are '
+                   f'centre-cropped to INPUT.CROP.SIZE {crop_size} after '
+                   f'the resize to INPUT.SIZE_TEST {size}')
+    return size
+
+
 def read_fastreid_config(path: str) -> dict:
     """The architecture facts of a fast-reid ``config.yaml``.
 
@@ -230,15 +273,19 @@ def read_fastreid_config(path: str) -> dict:
     ``POOL_LAYER``, ``EMBEDDING_DIM``, ``WITH_BNNECK``: the test feature is
     ``after_bn`` with a BNNeck, else ``before_bn``; ``NECK_FEAT`` is a
     training option and not read),
-    ``INPUT.SIZE_TEST`` and ``MODEL.PIXEL_MEAN``/``PIXEL_STD``.
+    ``INPUT.SIZE_TEST``, ``INPUT.CROP`` (``ENABLED``, ``SIZE``),
+    ``TEST.FLIP.ENABLED`` and ``MODEL.PIXEL_MEAN``/``PIXEL_STD``.
 
     Returns:
         dict: Facts for :func:`source_arch` (``last_stride``,
-        ``test_feature``, ``pooling``, ``input_size``, ``mean``, ``std``).
+        ``test_feature``, ``pooling``, ``input_size``, ``flip``, ``mean``,
+        ``std``).
 
     Raises:
         ValueError: A network mmreid does not compute (SE or non-local
-            blocks, an embedding layer, another pooling or backbone).
+            blocks, an embedding layer, another pooling or backbone) or a
+            test transform it does not (a ``SIZE_TEST`` other than two
+            positive values, a centre crop that changes the image).
     """
     import yaml
     with open(path) as f:
@@ -277,9 +324,12 @@ def read_fastreid_config(path: str) -> dict:
     if 'WITH_BNNECK' in heads:
         facts['test_feature'] = 'after_bn' if heads['WITH_BNNECK'] \
             else 'before_bn'
-    size = (cfg.get('INPUT') or {}).get('SIZE_TEST')
-    if size:
-        facts['input_size'] = [int(v) for v in size]
+    size = _fastreid_test_size(cfg.get('INPUT') or {}, refuse)
+    if size is not None:
+        facts['input_size'] = size
+    flip = ((cfg.get('TEST') or {}).get('FLIP') or {}).get('ENABLED')
+    if flip is not None:
+        facts['flip'] = bool(flip)
     for key, name in (('PIXEL_MEAN', 'mean'), ('PIXEL_STD', 'std')):
         if model.get(key):
             facts[name] = [float(v) for v in model[key]]
@@ -323,8 +373,9 @@ def check_source_arch(meta: Optional[dict],
     A checkpoint converted from fast-reid or torchreid carries the source
     network's facts (``meta['source_arch']``, see :func:`source_arch`).
     The stem pooling, last stride and pooling are compared with the built
-    ``model``; at test time also the test feature, the normalisation and
-    the test pipeline's ``ReIDResize`` (size, interpolation, library).
+    ``model``; at test time also the test feature, the normalisation, the
+    flip averaging (``test_cfg.flip``) and the test pipeline's
+    ``ReIDResize`` (size, interpolation, library).
 
     Args:
         meta (dict, optional): The checkpoint's ``meta``; nothing is
@@ -406,6 +457,12 @@ def check_source_arch(meta: Optional[dict],
                     abs(a - b) > 1e-3 for a, b in zip(have, want)):
                 differ(f'normalisation {name} (0-255)', want, have,
                        f'model.data_preprocessor.{name}')
+        if facts.get('flip') is not None:
+            test_cfg = getattr(model, 'test_cfg', None) or {}
+            have = bool(test_cfg.get('flip', False))
+            if have != facts['flip']:
+                differ('test-time flip (mirrored-image averaging)',
+                       facts['flip'], have, 'model.test_cfg.flip')
         if facts.get('colour_order', 'rgb') != 'rgb':
             problems.append(f'colour order: the source takes '
                             f'{facts["colour_order"]} images, mmreid feeds '

@@ -500,3 +500,74 @@ def test_pooling_options_against_the_exponent_are_refused(
     converted = torch.load(dst, weights_only=True)
     assert converted['meta']['source_arch']['pooling'] == 'gem'
     assert converted['state_dict']['neck.p'].item() == pytest.approx(4.7)
+
+
+FLIP_YAML = """\
+MODEL:
+  HEADS:
+    NAME: EmbeddingHead
+    WITH_BNNECK: true
+INPUT:
+  SIZE_TEST: [64, 32]
+TEST:
+  FLIP:
+    ENABLED: {flip}
+"""
+
+
+@pytest.mark.parametrize('source_flip', [True, False])
+def test_fastreid_flip_test_is_checked(tmp_path, source_flip):
+    """fast-reid's evaluator averages the features of each image and its
+    mirror when ``TEST.FLIP.ENABLED``; mmreid's ``test_cfg.flip`` does the
+    same, so a config with flip on one side only is refused."""
+    from mmreid.apis import init_model
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FLIP_YAML.format(flip=str(source_flip).lower()))
+    dst = tmp_path / 'c.pth'
+    convert_checkpoint_file(
+        str(fastreid_checkpoint(tmp_path)),
+        str(dst),
+        'fastreid',
+        source_config=str(cfg))
+    assert torch.load(
+        dst, weights_only=True)['meta']['source_arch']['flip'] is source_flip
+    config = fastreid_r18_config()
+    config.model.test_cfg = dict(flip=not source_flip)
+    with pytest.raises(ValueError) as info:
+        init_model(config, str(dst))
+    assert 'test-time flip (mirrored-image averaging)' in str(info.value)
+    assert f"'model.test_cfg.flip': {source_flip}" in str(info.value)
+    config.model.test_cfg = dict(flip=source_flip)
+    init_model(config, str(dst))
+
+
+CROP_YAML = """\
+INPUT:
+  CROP:
+    ENABLED: {enabled}
+    SIZE: {crop}
+  SIZE_TEST: {size}
+"""
+
+
+@pytest.mark.parametrize('enabled, crop, size, refused', [
+    ('true', [56, 28], [64, 32], 'INPUT.CROP'),
+    ('true', [64, 32], [64, 32], None),
+    ('false', [56, 28], [64, 32], None),
+    ('false', [224, 224], [256], 'INPUT.SIZE_TEST'),
+    ('false', [224, 224], [0, 0], 'INPUT.SIZE_TEST'),
+])
+def test_fastreid_test_crop_and_size_are_read(tmp_path, enabled, crop, size,
+                                              refused):
+    """fast-reid's test transform is ``Resize(SIZE_TEST)`` (a single value
+    keeps the aspect ratio, 0 skips it), then ``CenterCrop(CROP.SIZE)`` if
+    ``INPUT.CROP.ENABLED``. mmreid's test pipeline resizes to a fixed
+    (height, width) and has no centre crop."""
+    from mmreid.utils.source_arch import read_fastreid_config
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(CROP_YAML.format(enabled=enabled, crop=crop, size=size))
+    if refused is None:
+        assert read_fastreid_config(str(cfg))['input_size'] == size
+    else:
+        with pytest.raises(ValueError, match=refused):
+            read_fastreid_config(str(cfg))
