@@ -66,7 +66,9 @@ def _is_bn(value: torch.Tensor) -> bool:
 #: fast-reid (v1.0 - v1.4, ``fastreid/modeling``) ``Baseline`` with a plain
 #: ResNet backbone and ``EmbeddingHead`` without embedding layer
 #: (``EMBEDDING_DIM: 0``, the BoT configs): ``backbone.*`` ResNet,
-#: ``heads.bottleneck.0.*`` BNNeck, ``heads.pool_layer.p`` (GeM), the
+#: ``heads.bottleneck.0.*`` BNNeck (``heads.bnneck.*`` in the older
+#: ``BNneckHead``, which also tests with its output), ``heads.pool_layer.p``
+#: (GeM), the
 #: classifier as ``heads.weight`` (v1.x, where it is a Parameter of the head)
 #: or ``heads.classifier.weight`` (v0.x). IBN/SE/non-local layers,
 #: ``pixel_mean``/``pixel_std`` and the cosine-margin settings are not
@@ -77,6 +79,7 @@ def _is_bn(value: torch.Tensor) -> bool:
 FASTREID_RULES: List[Rule] = [
     (r'backbone\.' + _RESNET, r'backbone.\1', None),
     (r'heads\.bottleneck\.0\.' + _BN, r'head.bnneck.\1', None),
+    (r'heads\.bnneck\.' + _BN, r'head.bnneck.\1', None),
     (r'heads\.(?:classifier\.)?weight', 'head.classifier.weight', None),
     (r'heads\.pool_layer\.p', 'neck.p', _scalar),
 ]

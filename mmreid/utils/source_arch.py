@@ -82,6 +82,25 @@ def _feature_dim(converted: Dict[str, torch.Tensor]) -> int:
     return last[1]
 
 
+def _refuse_unmapped_neck(state_dict: Dict[str, torch.Tensor]) -> None:
+    """Refuse to read "no BNNeck" from a checkpoint with neck tensors.
+
+    The converter found no BNNeck; source tensors named ``bnneck`` or
+    ``bottleneck`` (an embedding head, a layout the rules do not map) mean
+    the source has a neck whose test feature is unknown, not none.
+    """
+    neck = [
+        k for k in state_dict
+        if re.match(r'(?:heads\.)?(?:bnneck|bottleneck)\.', k)
+    ]
+    if neck:
+        raise ValueError(
+            f'the source has neck tensors that are not a BNNeck mmreid '
+            f'builds ({", ".join(neck[:6])}{", ..." if len(neck) > 6 else ""}'
+            '): its test feature is not the pooled feature, and mmreid '
+            'has no equivalent (nothing written)')
+
+
 def source_arch(source: str,
                 converted: Dict[str, torch.Tensor],
                 state_dict: Dict[str, torch.Tensor],
@@ -115,7 +134,8 @@ def source_arch(source: str,
         KeyError: An unknown fact.
         ValueError: An override contradicts the tensors: average or
             fixed-p GeM pooling with a learnt exponent in the checkpoint,
-            learnt GeM without one, ``after_bn`` without a BNNeck.
+            learnt GeM without one, ``after_bn`` without a BNNeck; neck
+            tensors (``bnneck``/``bottleneck``) that are not a BNNeck.
     """
     facts = copy.deepcopy(SOURCE_ARCH[source])
     unknown = set(overrides) - set(facts) - {'mean', 'std'}
@@ -154,6 +174,8 @@ def source_arch(source: str,
         if buffer is not None:
             facts[name] = [float(v) for v in buffer.flatten()]
     has_bnneck = any(k.startswith('head.bnneck.') for k in converted)
+    if not has_bnneck:
+        _refuse_unmapped_neck(state_dict)
     if source == 'torchreid' and has_bnneck and 'neck' not in overrides:
         facts['neck'] = 'bnneck'
     if not has_bnneck:

@@ -571,3 +571,36 @@ def test_fastreid_test_crop_and_size_are_read(tmp_path, enabled, crop, size,
     else:
         with pytest.raises(ValueError, match=refused):
             read_fastreid_config(str(cfg))
+
+
+def test_fastreid_bnneck_head_layout_is_a_bnneck(tmp_path):
+    """fast-reid's older ``BNneckHead`` stores its BatchNorm1d as
+    ``heads.bnneck`` and tests with its output (``bn_feat``)."""
+    state_dict = {f'backbone.{k}': v for k, v in resnet_keys().items()}
+    state_dict.update(bn_tensors('heads.bnneck', 512))
+    state_dict['heads.classifier.weight'] = torch.rand(5, 512)
+    src = tmp_path / 'model_final.pth'
+    torch.save(dict(model=state_dict), src)
+    dst = tmp_path / 'c.pth'
+    convert_checkpoint_file(str(src), str(dst), 'fastreid', strict=True)
+    converted = torch.load(dst, weights_only=True)
+    facts = converted['meta']['source_arch']
+    assert facts['neck'] == 'bnneck'
+    assert facts['test_feature'] == 'after_bn'
+    assert 'identity_bnneck' not in converted['meta']
+    assert torch.equal(converted['state_dict']['head.bnneck.running_var'],
+                       state_dict['heads.bnneck.running_var'])
+
+
+def test_unmapped_neck_tensors_are_not_read_as_no_bnneck(tmp_path):
+    """A neck the rules do not map (here an embedding head: a 1x1 conv,
+    then a BN) is not "no BNNeck": its test feature is unknown."""
+    state_dict = {f'backbone.{k}': v for k, v in resnet_keys().items()}
+    state_dict['heads.bottleneck.0.weight'] = torch.rand(256, 512, 1, 1)
+    state_dict.update(bn_tensors('heads.bottleneck.1', 256))
+    src = tmp_path / 'model_final.pth'
+    torch.save(dict(model=state_dict), src)
+    dst = tmp_path / 'c.pth'
+    with pytest.raises(ValueError, match=r'heads\.bottleneck\.1\.weight'):
+        convert_checkpoint_file(str(src), str(dst), 'fastreid')
+    assert not dst.exists()

@@ -4,7 +4,8 @@ Mapped layout (see ``mmreid.utils.key_mapping.FASTREID_RULES``): fast-reid
 v0.x/v1.x ``Baseline`` with a plain or IBN-a ResNet backbone and an
 ``EmbeddingHead`` without embedding layer (the BoT configs): ``backbone.*``
 (``bn1.IN``/``bn1.BN`` of IBN blocks included), ``heads.bottleneck.0.*``
-(BNNeck), ``heads.weight`` (v1.x) or ``heads.classifier.weight`` (v0.x),
+(BNNeck; ``heads.bnneck.*`` of the older ``BNneckHead``), ``heads.weight``
+(v1.x) or ``heads.classifier.weight`` (v0.x),
 ``heads.pool_layer.p`` (GeM). Every other key (non-local, SE) is reported,
 and a model that had such layers is refused when loaded.
 
