@@ -407,6 +407,14 @@ def test_model_single_stage_and_no_aux_loss():
     model.backbone.eval()
     with pytest.raises(RuntimeError, match='no auxiliary outputs'):
         model(**make_data(model), mode='loss')
+    # One of its modules in eval mode: that stage's loss would be left out.
+    model.train()
+    model.backbone.snr_modules['2'].eval()
+    with pytest.raises(
+            RuntimeError,
+            match=r"plugin 'snr' gave no auxiliary outputs at stage\(s\) "
+            r'\[3\] of \[1, 2, 3, 4\]'):
+        model(**make_data(model), mode='loss')
 
 
 def test_model_eval_output_format_unchanged():

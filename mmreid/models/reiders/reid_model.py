@@ -480,8 +480,8 @@ class ReIDModel(BaseModel):
 
         Raises:
             RuntimeError: A plugin gave outputs that no entry of
-                ``aux_losses`` expects, or a plugin with a loss gave none
-                (e.g. the backbone is in eval mode).
+                ``aux_losses`` expects, or a plugin with a loss gave none,
+                or none at one of its stages (e.g. a module in eval mode).
             ValueError: A term of a loss or a ``log_*`` entry of a plugin
                 gives a log key that contains ``'loss'`` (mmengine would
                 optimise it) or that another one of the stage has.
@@ -502,6 +502,15 @@ class ReIDModel(BaseModel):
                 raise RuntimeError(
                     f'aux_losses[{abbr!r}] is set but plugin {abbr!r} gave '
                     'no auxiliary outputs (not in training mode?)')
+            expected = self._aux_plugin_stages().get(abbr)
+            missing = sorted(set(expected or ()) - set(aux_outputs[abbr]))
+            if expected is not None and missing:
+                raise RuntimeError(
+                    f'plugin {abbr!r} gave no auxiliary outputs at stage(s) '
+                    f'{[stage + 1 for stage in missing]} of '
+                    f'{[stage + 1 for stage in sorted(expected)]}: their '
+                    'loss would be left out without a word (a module of it '
+                    'in eval mode?)')
             weights = self.aux_stage_weights.get(abbr, 1.0)
             for stage, aux in sorted(aux_outputs[abbr].items()):
                 weight = weights if isinstance(weights,
