@@ -27,8 +27,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .atomic import open_atomic
-from .source_arch import (FASTREID_KEYS, SOURCE_ARCH, add_identity_bnneck,
-                          read_fastreid_config, source_arch)
+from .source_arch import (FASTREID_KEYS, SOURCE_ARCH, same_pixel_stats,
+                          add_identity_bnneck, read_fastreid_config,
+                          source_arch)
 
 # The tensors of a torchvision-style ResNet: stem, stages and shortcuts.
 # IBN-Net-a blocks (fast-reid ``WITH_IBN``, mmreid ``ibn_stages``) split
@@ -227,7 +228,8 @@ def convert_checkpoint_file(src: str,
             take precedence.
         **arch: Facts of the source network that its tensors do not show
             (``last_stride``, ``test_feature``, ``input_size``,
-            ``pooling``); None keeps the source's default.
+            ``pooling``, ``mean``, ``std``: three 0-255 values each);
+            None keeps the source's default.
 
     Returns:
         tuple: The converted state dict and the unmapped source keys.
@@ -235,7 +237,8 @@ def convert_checkpoint_file(src: str,
     Raises:
         ValueError: Nothing maps, a key is not mapped in ``strict`` mode, a
             backbone tensor of an ImageNet source is not mapped, or the
-            architecture options contradict the tensors.
+            architecture options contradict the tensors (or, for
+            ``mean``/``std``, ``source_config``).
     """
     from mmreid.models.weight_init import extract_state_dict
     from mmreid.utils.checkpoint import load_trusted_checkpoint
@@ -272,6 +275,16 @@ def convert_checkpoint_file(src: str,
         if source != 'fastreid':
             raise ValueError('source_config reads fast-reid configs only')
         from_file = read_fastreid_config(source_config)
+        for name in ('mean', 'std'):
+            given = arch.get(name)
+            if given is None or name not in from_file:
+                continue
+            if not same_pixel_stats(given, from_file[name]):
+                raise ValueError(
+                    f'--{name} {list(given)} contradicts '
+                    f'{FASTREID_KEYS[name]} = {from_file[name]} of '
+                    f'{source_config}, with which fast-reid normalised '
+                    'the input (drop the option)')
         origins = dict(
             {
                 k: f'{FASTREID_KEYS.get(k, k)} of {source_config}'
@@ -341,6 +354,19 @@ def converter_main(source: str, description: str) -> None:
         choices=('avg', 'gem'),
         help='global pooling of the source (default avg; GeM when the '
         'checkpoint has its exponent, and then avg is an error)')
+    for name in ('mean', 'std'):
+        default = defaults[name]
+        parser.add_argument(
+            f'--{name}',
+            type=float,
+            nargs=3,
+            metavar=('R', 'G', 'B'),
+            help=f'per-channel {name} the source normalised its input with, '
+            f'on the 0-255 scale (default ImageNet, {default}' +
+            ('; torchreid\'s data.norm_' + name + ' times 255)'
+             if source == 'torchreid' else '; MODEL.PIXEL_' + name.upper() +
+             ', an error if the config.yaml or the checkpoint says '
+             'otherwise)'))
     if source == 'fastreid':
         parser.add_argument(
             '--config',
@@ -359,7 +385,9 @@ def converter_main(source: str, description: str) -> None:
             last_stride=args.last_stride,
             test_feature=args.test_feature,
             input_size=args.input_size,
-            pooling=args.pooling)
+            pooling=args.pooling,
+            mean=args.mean,
+            std=args.std)
     except (ValueError, KeyError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         sys.exit(1)

@@ -101,6 +101,39 @@ def _refuse_unmapped_neck(state_dict: Dict[str, torch.Tensor]) -> None:
             'has no equivalent (nothing written)')
 
 
+def same_pixel_stats(a, b) -> bool:
+    """Equal 0-255 pixel statistics (to 1e-3, as :func:`check_source_arch`
+    compares them)."""
+    return len(a) == len(b) and all(
+        abs(float(x) - float(y)) <= 1e-3 for x, y in zip(a, b))
+
+
+def check_pixel_stats(name: str, value, origin: str) -> List[float]:
+    """Three per-channel (R, G, B) statistics on the 0-255 scale.
+
+    Args:
+        name (str): ``'mean'`` or ``'std'``.
+        value (Sequence[float]): The values, shape (3,).
+        origin (str): Where they come from, for the message.
+
+    Returns:
+        list[float]: The values as floats.
+
+    Raises:
+        ValueError: Not three finite values in [0, 255], or a std of 0.
+    """
+    values = [float(v) for v in value]
+    in_range = all(0 <= v <= 255 for v in values)
+    if len(values) != 3 or not in_range or (name == 'std'
+                                            and min(values) <= 0):
+        raise ValueError(
+            f'{name} {value} (from {origin}): expected three values (R, G, '
+            f'B) on the 0-255 scale, as the data_preprocessor takes them'
+            f'{", each above 0" if name == "std" else ""} (torchreid\'s '
+            'norm_mean/norm_std times 255)')
+    return values
+
+
 def source_arch(source: str,
                 converted: Dict[str, torch.Tensor],
                 state_dict: Dict[str, torch.Tensor],
@@ -134,8 +167,11 @@ def source_arch(source: str,
         KeyError: An unknown fact.
         ValueError: An override contradicts the tensors: average or
             fixed-p GeM pooling with a learnt exponent in the checkpoint,
-            learnt GeM without one, ``after_bn`` without a BNNeck; neck
-            tensors (``bnneck``/``bottleneck``) that are not a BNNeck.
+            learnt GeM without one, ``after_bn`` without a BNNeck, a
+            ``mean``/``std`` other than the checkpoint's ``pixel_mean``/
+            ``pixel_std``; neck tensors (``bnneck``/``bottleneck``) that
+            are not a BNNeck; a ``mean``/``std`` that is not three 0-255
+            values.
     """
     facts = copy.deepcopy(SOURCE_ARCH[source])
     unknown = set(overrides) - set(facts) - {'mean', 'std'}
@@ -170,9 +206,22 @@ def source_arch(source: str,
         raise ValueError(f'{option} means GeM with a learnt exponent, but '
                          'the checkpoint has no heads.pool_layer.p')
     for name in ('mean', 'std'):
+        origin = (origins or {}).get(name, name)
+        if overrides.get(name) is not None:
+            facts[name] = check_pixel_stats(name, overrides[name], origin)
         buffer = state_dict.get(f'pixel_{name}')
-        if buffer is not None:
-            facts[name] = [float(v) for v in buffer.flatten()]
+        if buffer is None:
+            continue
+        where = f'the checkpoint\'s pixel_{name}'
+        stored = check_pixel_stats(name, buffer.flatten().tolist(), where)
+        if overrides.get(name) is not None and not same_pixel_stats(
+                facts[name], stored):
+            raise ValueError(
+                f'{name} {facts[name]} (from {origin}) contradicts the '
+                f'checkpoint\'s pixel_{name} = {stored}, with which the '
+                'source normalises its input (drop the option, or use the '
+                'config.yaml of this model)')
+        facts[name] = stored
     has_bnneck = any(k.startswith('head.bnneck.') for k in converted)
     if not has_bnneck:
         _refuse_unmapped_neck(state_dict)
@@ -544,6 +593,6 @@ def check_source_arch(meta: Optional[dict],
 
 __all__ = [
     'SOURCE_ARCH', 'FASTREID_POOLING', 'FASTREID_KEYS', 'HARMLESS_UNMAPPED',
-    'SOURCE_META_KEYS', 'source_arch', 'add_identity_bnneck',
-    'read_fastreid_config', 'check_source_arch'
+    'SOURCE_META_KEYS', 'source_arch', 'check_pixel_stats', 'same_pixel_stats',
+    'add_identity_bnneck', 'read_fastreid_config', 'check_source_arch'
 ]

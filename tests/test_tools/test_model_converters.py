@@ -604,3 +604,112 @@ def test_unmapped_neck_tensors_are_not_read_as_no_bnneck(tmp_path):
     with pytest.raises(ValueError, match=r'heads\.bottleneck\.1\.weight'):
         convert_checkpoint_file(str(src), str(dst), 'fastreid')
     assert not dst.exists()
+
+
+def torchreid_r18_config(mean=None, std=None):
+    """A config that computes torchreid's ResNet-18 (``resnet_keys``)
+    converted with ``--input-size 64 32``: torchvision stem, last stride 2,
+    the pooled feature, PIL bilinear resize; ImageNet statistics unless
+    ``mean``/``std`` (0-255) are given."""
+    from mmengine.config import Config
+    preprocessor = dict(
+        type='ReIDDataPreprocessor',
+        mean=mean or [123.675, 116.28, 103.53],
+        std=std or [58.395, 57.12, 57.375])
+    return Config(
+        dict(
+            model=dict(
+                type='ReIDModel',
+                data_preprocessor=preprocessor,
+                backbone=dict(type='ReIDResNet', depth=18, last_stride=2),
+                neck=dict(type='GlobalAvgPool'),
+                head=dict(
+                    type='BNNeckHead',
+                    in_channels=512,
+                    num_classes=5,
+                    test_feature='before_bn')),
+            test_pipeline=[
+                dict(type='ReIDLoadImageFromFile'),
+                dict(
+                    type='ReIDResize',
+                    size=(64, 32),
+                    interpolation='bilinear',
+                    backend='pillow'),
+                dict(type='PackReIDInputs')
+            ]))
+
+
+def test_torchreid_non_imagenet_statistics(tmp_path, monkeypatch, capsys):
+    """torchreid normalises with ``Normalize(norm_mean, norm_std)`` after
+    ``ToTensor`` (0-1), from its ``data.norm_mean``/``norm_std`` options,
+    which the checkpoint does not store. A model trained with
+    ``norm_mean = norm_std = [0.5] * 3`` subtracts 127.5 and divides by
+    127.5 on the 0-255 scale: ``--mean``/``--std`` record that, and the
+    ImageNet statistics are then refused at load."""
+    from mmreid.apis import init_model
+    state_dict = dict(resnet_keys())
+    state_dict['classifier.weight'] = torch.rand(5, 512)
+    src = tmp_path / 'model.pth.tar-60'
+    torch.save(dict(state_dict=state_dict, epoch=60), src)
+    dst = tmp_path / 'c.pth'
+    half = ['127.5'] * 3
+    assert run_script('torchreid2mmreid.py', [
+        src, dst, '--strict', '--input-size', '64', '32', '--mean', *half,
+        '--std', *half
+    ], monkeypatch) == 0
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['mean'] == [127.5] * 3 and facts['std'] == [127.5] * 3
+    with pytest.raises(ValueError) as info:
+        init_model(torchreid_r18_config(), str(dst))
+    assert "'model.data_preprocessor.mean': [127.5, 127.5, 127.5]" \
+        in str(info.value)
+    assert "'model.data_preprocessor.std': [127.5, 127.5, 127.5]" \
+        in str(info.value)
+    init_model(torchreid_r18_config([127.5] * 3, [127.5] * 3), str(dst))
+    # A std of 0, a mean above 255: refused, nothing written.
+    other = tmp_path / 'o.pth'
+    bad_std = ['--std', '0', '0.5', '0.5']
+    bad_mean = ['--mean', '300', '120', '100']
+    for option in (bad_std, bad_mean):
+        assert run_script('torchreid2mmreid.py', [src, other, *option],
+                          monkeypatch) == 1
+        assert '0-255 scale' in capsys.readouterr().err
+    assert not other.exists()
+
+
+def test_fastreid_mean_std_against_the_config_and_buffers(
+        tmp_path, monkeypatch, capsys):
+    """fast-reid normalises with ``MODEL.PIXEL_MEAN``/``PIXEL_STD``
+    (its ``pixel_mean``/``pixel_std`` buffers): ``--mean``/``--std``
+    saying otherwise is refused, the same values accepted."""
+    src = fastreid_checkpoint(tmp_path)
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FASTREID_YAML.format(with_nl='false', pool='avgpool'))
+    dst = tmp_path / 'c.pth'
+    imagenet = ['123.675', '116.28', '103.53']
+    assert run_script('fastreid2mmreid.py',
+                      [src, dst, '--config', cfg, '--mean', *imagenet],
+                      monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert 'MODEL.PIXEL_MEAN = [120.0, 110.0, 100.0]' in err
+    assert not dst.exists()
+    assert run_script('fastreid2mmreid.py', [
+        src, dst, '--config', cfg, '--mean', '120', '110', '100', '--std',
+        '60', '55', '50'
+    ], monkeypatch) == 0
+    # A checkpoint with the buffers (fast-reid v0.x saved them).
+    src = fastreid_checkpoint(
+        tmp_path, {
+            'pixel_mean': torch.tensor([120., 110., 100.]).view(1, 3, 1, 1),
+            'pixel_std': torch.tensor([60., 55., 50.]).view(1, 3, 1, 1)
+        })
+    assert run_script('fastreid2mmreid.py', [src, dst, '--std', '1', '1', '1'],
+                      monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert "(from --std) contradicts the checkpoint's pixel_std" in err
+    assert run_script('fastreid2mmreid.py',
+                      [src, dst, '--mean', '120', '110', '100'],
+                      monkeypatch) == 0
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['mean'] == [120., 110., 100.]
+    assert facts['std'] == [60., 55., 50.]

@@ -14,7 +14,9 @@ The converted checkpoint records the source network's facts
 stem pooling ``MaxPool2d(3, 2, padding=0, ceil_mode=True)``, last stride,
 pooling, test feature, test size, PIL bicubic resizing and pixel
 statistics. ``--config`` reads them from the ``config.yaml`` fast-reid
-wrote next to the checkpoint; the other options override single facts.
+wrote next to the checkpoint; the other options override single facts
+(``--mean``/``--std`` that contradict the config.yaml or the checkpoint's
+``pixel_mean``/``pixel_std`` are refused).
 ``init_model`` and ``tools/test.py`` refuse a config that contradicts them
 and print the overrides to use.
 

@@ -13,7 +13,9 @@ loads strictly) and records these facts, with PIL bilinear resizing and
 ImageNet statistics (``meta['source_arch']``); ``init_model`` and
 ``tools/test.py`` refuse a config that contradicts them and print the
 overrides (``model.backbone.last_stride=2 model.head.test_feature=before_bn``
-and the ``ReIDResize`` backend).
+and the ``ReIDResize`` backend). torchreid does not store its
+normalisation (``data.norm_mean``/``norm_std``) in the checkpoint: give a
+non-ImageNet one with ``--mean``/``--std`` on the 0-255 scale (times 255).
 
 Example::
 
