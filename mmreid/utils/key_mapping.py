@@ -27,9 +27,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .atomic import open_atomic
-from .source_arch import (FASTREID_KEYS, SOURCE_ARCH, same_pixel_stats,
+from .source_arch import (FACT_OPTIONS, FASTREID_KEYS, SOURCE_ARCH,
                           add_identity_bnneck, read_fastreid_config,
-                          source_arch)
+                          same_pixel_stats, source_arch)
 
 # The tensors of a torchvision-style ResNet: stem, stages and shortcuts.
 # IBN-Net-a blocks (fast-reid ``WITH_IBN``, mmreid ``ibn_stages``) split
@@ -197,6 +197,19 @@ def format_report(converted: Dict[str, torch.Tensor], unmapped: Sequence[str],
     return '\n'.join(lines)
 
 
+def format_assumed(facts: dict, source_config: Optional[str]) -> str:
+    """One line naming the facts assumed and how to give them."""
+    assumed = facts['assumed']
+    where = 'the checkpoint' + (f' nor {source_config}'
+                                if source_config else '')
+    options = ', '.join(FACT_OPTIONS[name] for name in assumed)
+    if facts['source'] == 'fastreid' and not source_config:
+        options += " or --config (fast-reid's config.yaml of the model)"
+    return (f'assumed {facts["source"]} defaults (not in {where}): ' +
+            ', '.join(f'{name}={facts[name]}' for name in assumed) +
+            f'; if the source was trained otherwise, give {options}')
+
+
 def convert_checkpoint_file(src: str,
                             dst: str,
                             source: str,
@@ -305,8 +318,11 @@ def convert_checkpoint_file(src: str,
             print('the source has no BNNeck: wrote an identity BNNeck '
                   '(not used by the test feature "before_bn")')
         meta['source_arch'] = facts
-        print('source network: ' + ', '.join(f'{k}={v}'
-                                             for k, v in facts.items()))
+        print('source network: ' +
+              ', '.join(f'{k}={v}'
+                        for k, v in facts.items() if k != 'assumed'))
+        if facts['assumed']:
+            print(format_assumed(facts, source_config))
     elif any(v is not None for v in arch.values()):
         raise ValueError(f'architecture options apply to whole ReID '
                          f'networks ({sorted(SOURCE_ARCH)}), not to '
@@ -397,5 +413,5 @@ __all__ = [
     'convert_checkpoint_file', 'converter_main', 'Rule', 'RULES',
     'FASTREID_RULES', 'TORCHREID_RULES', 'TORCHVISION_RULES',
     'MMPRETRAIN_RULES', 'NOT_BACKBONE', 'convert_state_dict',
-    'save_checkpoint_atomic', 'format_report'
+    'save_checkpoint_atomic', 'format_report', 'format_assumed'
 ]

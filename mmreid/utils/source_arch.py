@@ -67,6 +67,28 @@ SOURCE_ARCH: Dict[str, dict] = dict(
         flip=False))
 
 
+#: The facts of each source that its checkpoint may not show and its
+#: training config sets (the converter's options, fast-reid's config.yaml).
+#: Those neither given nor shown by the tensors (a GeM exponent, BNNeck
+#: tensors, ``pixel_mean``/``pixel_std``) are the source's defaults,
+#: recorded as ``assumed`` and named in the refusals. The other facts are
+#: its code's (fast-reid's stem and test resize; torchreid's ``resnet``
+#: average pooling and its evaluation without flip).
+ASSUMABLE_FACTS: Dict[str, Tuple[str, ...]] = dict(
+    fastreid=('last_stride', 'pooling', 'input_size', 'flip', 'mean', 'std'),
+    torchreid=('last_stride', 'test_feature', 'input_size', 'mean', 'std'))
+
+#: How to give each assumable fact to the converter, for the messages.
+FACT_OPTIONS = dict(
+    last_stride='--last-stride',
+    pooling='--pooling',
+    test_feature='--test-feature',
+    input_size='--input-size',
+    flip='TEST.FLIP.ENABLED of --config',
+    mean='--mean',
+    std='--std')
+
+
 def _feature_dim(converted: Dict[str, torch.Tensor]) -> int:
     """Channels of the last stage: its last block's last BN."""
     last = None
@@ -161,7 +183,9 @@ def source_arch(source: str,
             None keeps the default.
 
     Returns:
-        dict: The facts, as :data:`SOURCE_ARCH` with ``source``.
+        dict: The facts, as :data:`SOURCE_ARCH` with ``source`` and
+        ``assumed``: the facts of :data:`ASSUMABLE_FACTS` neither in
+        ``overrides`` nor shown by the tensors (the source's defaults).
 
     Raises:
         KeyError: An unknown fact.
@@ -180,6 +204,7 @@ def source_arch(source: str,
     facts.update({k: v for k, v in overrides.items() if v is not None})
     facts['source'] = source
     pooling = overrides.get('pooling')
+    learnt_p = 'neck.p' in converted
     option = f'pooling {pooling!r}'
     if (origins or {}).get('pooling'):
         option += f' (from {origins["pooling"]})'
@@ -233,6 +258,15 @@ def source_arch(source: str,
                              'feature cannot be "after_bn"')
         facts.update(neck=None, test_feature='before_bn')
     facts['input_size'] = [int(v) for v in facts['input_size']]
+    shown = {name for name in ('mean', 'std') if f'pixel_{name}' in state_dict}
+    if learnt_p:
+        shown.add('pooling')
+    if not has_bnneck:
+        shown.add('test_feature')
+    facts['assumed'] = [
+        name for name in ASSUMABLE_FACTS[source]
+        if overrides.get(name) is None and name not in shown
+    ]
     return facts
 
 
@@ -485,8 +519,16 @@ def check_source_arch(meta: Optional[dict],
                         'mmreid does not build, so no config computes the '
                         'source network')
 
-    def differ(what, want, have, key=None, value=None):
-        problems.append(f'{what}: the source has {want}, the config {have}')
+    assumed = set(facts.get('assumed') or ())
+    guessed: List[str] = []
+
+    def differ(what, want, have, key=None, value=None, fact=None):
+        note = ''
+        if fact in assumed:
+            note = ' (assumed by the converter)'
+            guessed.append(fact)
+        problems.append(
+            f'{what}: the source has {want}{note}, the config {have}')
         if key is not None:
             fixes.append((key, want if value is None else value))
 
@@ -503,20 +545,32 @@ def check_source_arch(meta: Optional[dict],
     if facts.get('last_stride') is not None and backbone is not None:
         have = getattr(backbone, 'last_stride', None)
         if have != facts['last_stride']:
-            differ('last stride', facts['last_stride'], have,
-                   'model.backbone.last_stride')
+            differ(
+                'last stride',
+                facts['last_stride'],
+                have,
+                'model.backbone.last_stride',
+                fact='last_stride')
     neck = type(getattr(model, 'neck', None)).__name__
     pooling = dict(GlobalAvgPool='avg', GeMPool='gem').get(neck)
     if facts.get('pooling') and pooling != facts['pooling']:
-        differ('pooling', facts['pooling'], f'{neck} ({pooling})',
-               'model.neck.type',
-               dict(avg='GlobalAvgPool', gem='GeMPool')[facts['pooling']])
+        differ(
+            'pooling',
+            facts['pooling'],
+            f'{neck} ({pooling})',
+            'model.neck.type',
+            dict(avg='GlobalAvgPool', gem='GeMPool')[facts['pooling']],
+            fact='pooling')
     if test:
         head = getattr(model, 'head', None)
         have = getattr(head, 'test_feature', None)
         if facts.get('test_feature') and have != facts['test_feature']:
-            differ('test feature', facts['test_feature'], have,
-                   'model.head.test_feature')
+            differ(
+                'test feature',
+                facts['test_feature'],
+                have,
+                'model.head.test_feature',
+                fact='test_feature')
         preprocessor = getattr(model, 'data_preprocessor', None)
         for name in ('mean', 'std'):
             want = facts.get(name)
@@ -526,14 +580,22 @@ def check_source_arch(meta: Optional[dict],
             have = [round(float(v), 4) for v in have.flatten()]
             if len(have) != len(want) or any(
                     abs(a - b) > 1e-3 for a, b in zip(have, want)):
-                differ(f'normalisation {name} (0-255)', want, have,
-                       f'model.data_preprocessor.{name}')
+                differ(
+                    f'normalisation {name} (0-255)',
+                    want,
+                    have,
+                    f'model.data_preprocessor.{name}',
+                    fact=name)
         if facts.get('flip') is not None:
             test_cfg = getattr(model, 'test_cfg', None) or {}
             have = bool(test_cfg.get('flip', False))
             if have != facts['flip']:
-                differ('test-time flip (mirrored-image averaging)',
-                       facts['flip'], have, 'model.test_cfg.flip')
+                differ(
+                    'test-time flip (mirrored-image averaging)',
+                    facts['flip'],
+                    have,
+                    'model.test_cfg.flip',
+                    fact='flip')
         if facts.get('colour_order', 'rgb') != 'rgb':
             problems.append(f'colour order: the source takes '
                             f'{facts["colour_order"]} images, mmreid feeds '
@@ -566,8 +628,12 @@ def check_source_arch(meta: Optional[dict],
                 have = list(have) if isinstance(have, (list, tuple)) \
                     else have
                 if have != facts[fact]:
-                    differ(f'{path} ReIDResize {name}', facts[fact], have,
-                           f'{path}.{index}.{name}')
+                    differ(
+                        f'{path} ReIDResize {name}',
+                        facts[fact],
+                        have,
+                        f'{path}.{index}.{name}',
+                        fact=fact)
     if not problems:
         return []
     source = facts.get('source', meta.get('source', 'another toolbox'))
@@ -581,6 +647,13 @@ def check_source_arch(meta: Optional[dict],
                '.')
     if fixes:
         message += f' Use the source\'s settings: {fix}'
+    if guessed:
+        options = ', '.join(FACT_OPTIONS[f] for f in dict.fromkeys(guessed))
+        message += ((' ' if message.endswith('.') else '. ') +
+                    'The facts marked assumed are not in the source '
+                    f'checkpoint: the converter took {source}\'s defaults; '
+                    'if the source was trained otherwise, convert it again '
+                    f'giving them ({options}).')
     if strict:
         raise ValueError(message)
     from mmengine.logging import print_log
@@ -593,6 +666,7 @@ def check_source_arch(meta: Optional[dict],
 
 __all__ = [
     'SOURCE_ARCH', 'FASTREID_POOLING', 'FASTREID_KEYS', 'HARMLESS_UNMAPPED',
-    'SOURCE_META_KEYS', 'source_arch', 'check_pixel_stats', 'same_pixel_stats',
-    'add_identity_bnneck', 'read_fastreid_config', 'check_source_arch'
+    'SOURCE_META_KEYS', 'ASSUMABLE_FACTS', 'FACT_OPTIONS', 'source_arch',
+    'check_pixel_stats', 'same_pixel_stats', 'add_identity_bnneck',
+    'read_fastreid_config', 'check_source_arch'
 ]

@@ -713,3 +713,71 @@ def test_fastreid_mean_std_against_the_config_and_buffers(
     facts = torch.load(dst, weights_only=True)['meta']['source_arch']
     assert facts['mean'] == [120., 110., 100.]
     assert facts['std'] == [60., 55., 50.]
+
+
+def test_assumed_facts_are_recorded_and_named(tmp_path, monkeypatch, capsys):
+    """A fast-reid checkpoint does not hold its last stride, fixed-p GeM or
+    average pooling, test size, flip or (1.x) pixel statistics: without
+    ``--config`` they are fast-reid's BoT defaults, recorded as assumed,
+    printed with the options that give them, and marked in refusals."""
+    from mmreid.apis import init_model
+    src = fastreid_checkpoint(tmp_path)
+    dst = tmp_path / 'c.pth'
+    assert run_script('fastreid2mmreid.py', [src, dst], monkeypatch) == 0
+    out = capsys.readouterr().out
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['assumed'] == [
+        'last_stride', 'pooling', 'input_size', 'flip', 'mean', 'std'
+    ]
+    line = next(x for x in out.splitlines() if x.startswith('assumed'))
+    assert line.startswith('assumed fastreid defaults (not in the '
+                           'checkpoint): last_stride=1, pooling=avg, '
+                           'input_size=[256, 128], flip=False')
+    for option in ('--last-stride', '--pooling', '--input-size', '--mean',
+                   '--std', '--config'):
+        assert option in line
+    config = fastreid_r18_config()  # 64 x 32, last stride 1
+    config.model.backbone.last_stride = 2
+    with pytest.raises(ValueError) as info:
+        init_model(config, str(dst))
+    message = str(info.value)
+    assert 'last stride: the source has 1 (assumed by the converter)' \
+        in message
+    assert 'ReIDResize size: the source has [256, 128] (assumed' in message
+    assert 'convert it again giving them (--last-stride, --input-size)' \
+        in message
+    # What is given or read is not assumed: the config.yaml's facts, an
+    # option, the GeM exponent.
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FASTREID_YAML.format(with_nl='false', pool='avgpool'))
+    convert_checkpoint_file(
+        str(src), str(dst), 'fastreid', source_config=str(cfg))
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['assumed'] == ['flip']
+    assert f'(not in the checkpoint nor {cfg}): flip=False' \
+        in capsys.readouterr().out
+    src = fastreid_checkpoint(tmp_path,
+                              {'heads.pool_layer.p': torch.tensor([3.5])})
+    convert_checkpoint_file(
+        str(src), str(dst), 'fastreid', input_size=[64, 32])
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['assumed'] == ['last_stride', 'flip', 'mean', 'std']
+
+
+def test_torchreid_assumed_facts(tmp_path):
+    """torchreid's checkpoint holds neither its input size nor its
+    normalisation; a BoT-style fork's test feature is not its code's."""
+    state_dict = dict(resnet_keys())
+    src = tmp_path / 'model.pth.tar-60'
+    torch.save(dict(state_dict=state_dict), src)
+    dst = tmp_path / 'c.pth'
+    convert_checkpoint_file(str(src), str(dst), 'torchreid', mean=[127.5] * 3)
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['assumed'] == ['last_stride', 'input_size', 'std']
+    state_dict.update(bn_tensors('bnneck', 512))
+    torch.save(dict(state_dict=state_dict), src)
+    convert_checkpoint_file(str(src), str(dst), 'torchreid')
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['assumed'] == [
+        'last_stride', 'test_feature', 'input_size', 'mean', 'std'
+    ]
