@@ -35,17 +35,38 @@ def mmreid_default_scope() -> Iterator[None]:
 
 
 def init_in_mmreid_scope(init_weights: Callable) -> Callable:
-    """Decorate an mmreid module's ``init_weights`` so that its
-    ``init_cfg`` (and its submodules') follows mmreid's rules, e.g. the
-    strict ``'Pretrained'``, whatever the current default scope (see
+    """Decorate an mmreid module's ``init_weights`` so that a
+    ``'Pretrained'`` ``init_cfg`` (its own or a submodule's) is mmreid's
+    strict one whatever the current default scope (see
     :func:`mmreid_default_scope`). Every ``BaseModule`` registered in
-    mmreid's ``MODELS`` has it."""
+    mmreid's ``MODELS`` has it.
+
+    Only a module that loads weights switches the scope: a random init
+    keeps the caller's, so a submodule of another project finds its own
+    initializers; with a load, such an initializer is named with its
+    scope (``type='myproj.MyInit'``), as the error then says."""
 
     @functools.wraps(init_weights)
     def wrapper(self, *args, **kwargs):
         self.init_cfg = _unscope_pretrained(getattr(self, 'init_cfg', None))
-        with mmreid_default_scope():
+        if not any(
+                has_pretrained_init(getattr(module, 'init_cfg', None))
+                for module in self.modules()):
+            # Nothing to load: the caller's scope stays, so a submodule of
+            # another project keeps its own initializers.
             return init_weights(self, *args, **kwargs)
+        try:
+            with mmreid_default_scope():
+                return init_weights(self, *args, **kwargs)
+        except KeyError as error:
+            if 'weight initializer' not in str(error):
+                raise
+            raise KeyError(
+                f'{error.args[0]}. {type(self).__name__}.init_weights runs '
+                'in the mmreid scope because it loads pretrained weights '
+                "(mmreid's strict 'Pretrained'): name an initializer of "
+                "another project with its scope, type='<scope>.<name>'"
+            ) from error
 
     wrapper.in_mmreid_scope = True
     return wrapper

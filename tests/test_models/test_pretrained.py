@@ -2,6 +2,7 @@ from collections import OrderedDict
 
 import pytest
 import torch
+import torch.nn as nn
 from mmengine.model import BaseModule
 from mmengine.registry import DefaultScope
 
@@ -346,6 +347,58 @@ def test_strict_pretrained_whatever_the_default_scope(partial_ckpt, scope,
     # The scope is the caller's again.
     current = DefaultScope.get_current_instance()
     assert (current and current.scope_name) == scope
+
+
+def test_a_submodule_of_another_project_keeps_its_initializers(
+        partial_ckpt, monkeypatch, tmp_path):
+    """Under another project's scope, its own initializer in an mmreid
+    model still works when nothing is loaded (the scope is switched only
+    for a 'Pretrained' load; then the message says how to name it)."""
+    from mmengine.model.weight_init import BaseInit
+    from mmengine.registry import MODELS as ROOT_MODELS
+    from mmengine.registry import WEIGHT_INITIALIZERS as ROOT_INITS
+    from mmengine.registry import Registry
+    inits = Registry('weight initializer', parent=ROOT_INITS,
+                     scope='otherproj_test')
+    models = Registry('model', parent=ROOT_MODELS, scope='otherproj_test')
+
+    @inits.register_module(name='QuarterInit')
+    class QuarterInit(BaseInit):
+
+        def __call__(self, module):
+            for param in module.parameters():
+                nn.init.constant_(param, 0.25)
+
+    @models.register_module(name='QuarterNeck')
+    class QuarterNeck(BaseModule):
+
+        def __init__(self):
+            super().__init__(init_cfg=dict(type='QuarterInit'))
+            self.fc = nn.Linear(512, 512)
+
+        def forward(self, x):
+            return x
+
+    def build(backbone_init=None):
+        return MODELS.build(
+            dict(
+                type='ReIDModel',
+                backbone=dict(
+                    type='ReIDResNet', depth=18, init_cfg=backbone_init),
+                neck=dict(type='otherproj_test.QuarterNeck'),
+                head=dict(type='BNNeckHead', in_channels=512,
+                          num_classes=3)))
+
+    model = build()
+    full = tmp_path / 'full.pth'
+    torch.save(resnet18().state_dict(), full)
+    loading = build(dict(type='Pretrained', checkpoint=str(full)))
+    monkeypatch.setattr(DefaultScope, '_instance_dict', OrderedDict())
+    DefaultScope.get_instance('test-otherproj', scope_name='otherproj_test')
+    model.init_weights()
+    assert (model.neck.fc.weight == 0.25).all()
+    with pytest.raises(KeyError, match="type='<scope>.<name>'"):
+        loading.init_weights()
 
 
 def test_every_mmreid_module_initialises_in_the_mmreid_scope():
