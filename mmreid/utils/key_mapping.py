@@ -367,9 +367,11 @@ def converter_main(source: str, description: str) -> None:
         f'{defaults["input_size"]})')
     parser.add_argument(
         '--pooling',
-        choices=('avg', 'gem'),
+        choices=('avg', 'gem', 'gem_fixed'),
         help='global pooling of the source (default avg; GeM when the '
-        'checkpoint has its exponent, and then avg is an error)')
+        'checkpoint has its exponent, and then avg is an error; gem_fixed: '
+        "GeM with p fixed at 3, fast-reid's GeneralizedMeanPooling, which "
+        'stores no exponent)')
     for name in ('mean', 'std'):
         default = defaults[name]
         parser.add_argument(

@@ -502,6 +502,19 @@ def test_pooling_options_against_the_exponent_are_refused(
     assert converted['state_dict']['neck.p'].item() == pytest.approx(4.7)
 
 
+def test_fixed_p_gem_is_given_on_the_command_line(tmp_path, monkeypatch):
+    """fast-reid's GeneralizedMeanPooling stores no exponent: without
+    --config only --pooling gem_fixed says so (p = 3 is written)."""
+    src = fastreid_checkpoint(tmp_path)
+    dst = tmp_path / 'c.pth'
+    assert run_script('fastreid2mmreid.py',
+                      [src, dst, '--pooling', 'gem_fixed'], monkeypatch) == 0
+    converted = torch.load(dst, weights_only=True)
+    assert converted['meta']['source_arch']['pooling'] == 'gem'
+    assert converted['state_dict']['neck.p'].item() == 3.0
+    assert 'pooling' not in converted['meta']['source_arch']['assumed']
+
+
 FLIP_YAML = """\
 MODEL:
   HEADS:
