@@ -350,6 +350,51 @@ def test_a_model_distance_the_metric_ignores_is_refused(
         assert extracted == []
 
 
+def refused_before_extraction(user_config, tmp_path, option, error,
+                              options=None):
+    """Test ``user_config`` with the metric ``option`` in the single- and
+    (as a second target) the multi-target loop: each refuses it with
+    ``error`` before any ``test_step``.
+
+    Returns:
+        list[tuple[str, str, Runner]]: ``(consumer, message, runner)`` per
+        loop, for the caller's checks of the message.
+    """
+    options = options or {}
+    single = load_config(
+        user_config,
+        phase='test',
+        cfg_options=dict(options, test_evaluator=dict(option, _delete_=True)),
+        work_dir=str(tmp_path / 'single'))
+    target = dict(
+        name='d2',
+        dataloader=single.test_dataloader,
+        evaluator=dict(type='ReIDMetric'))
+    multi = load_config(
+        user_config,
+        phase='test',
+        cfg_options=dict(
+            options,
+            test_cfg=dict(
+                type='MultiTargetTestLoop',
+                targets=[target, dict(target, name='bad', evaluator=option)
+                         ])),
+        work_dir=str(tmp_path / 'multi'))
+    found = []
+    for cfg, consumer in ((single, 'ReIDTestLoop'),
+                          (multi, 'MultiTargetTestLoop (bad)')):
+        runner = Runner.from_cfg(cfg)
+        steps = []
+        test_step = runner.model.test_step
+        runner.model.test_step = lambda data: steps.append(1) or test_step(
+            data)
+        with pytest.raises(error) as info:
+            runner.test()
+        assert steps == []
+        found.append((consumer, str(info.value), runner))
+    return found
+
+
 @pytest.mark.parametrize('option,model_cfg,message', [
     (dict(normalize=True), {}, 'ReIDMetric(normalize=True)'),
     (dict(rerank=dict()), {}, 'ReIDMetric(rerank=...)'),
@@ -368,40 +413,10 @@ def test_a_metric_option_the_model_distance_refuses_is_refused_first(
     loop."""
     option = dict(dict(type='ReIDMetric'), **option)
     options = {'model.test_cfg': model_cfg} if model_cfg else {}
-    single = load_config(
-        user_config,
-        phase='test',
-        cfg_options=dict(
-            options, test_evaluator=dict(option, _delete_=True)),
-        work_dir=str(tmp_path / 'single'))
-    target = dict(
-        name='d2',
-        dataloader=single.test_dataloader,
-        evaluator=dict(type='ReIDMetric'))
-    multi = load_config(
-        user_config,
-        phase='test',
-        cfg_options=dict(
-            options,
-            test_cfg=dict(
-                type='MultiTargetTestLoop',
-                targets=[
-                    target,
-                    dict(target, name='bad', evaluator=option)
-                ])),
-        work_dir=str(tmp_path / 'multi'))
-    for cfg, consumer in ((single, 'ReIDTestLoop'),
-                          (multi, 'MultiTargetTestLoop (bad)')):
-        runner = Runner.from_cfg(cfg)
-        steps = []
-        test_step = runner.model.test_step
-        runner.model.test_step = lambda data: steps.append(1) or test_step(
-            data)
-        with pytest.raises(ValueError) as info:
-            runner.test()
-        assert steps == []
-        assert str(info.value).startswith(f'{consumer}: ')
-        assert message in str(info.value)
+    for consumer, text, _ in refused_before_extraction(
+            user_config, tmp_path, option, ValueError, options):
+        assert text.startswith(f'{consumer}: ')
+        assert message in text
 
 
 def test_a_metric_that_cannot_take_the_scorers_is_refused_first(
@@ -412,40 +427,12 @@ def test_a_metric_that_cannot_take_the_scorers_is_refused_first(
     multi-target loop."""
     METRICS.register_module(name='NoScorerMetric', module=NoScorerMetric)
     try:
-        option = dict(type='NoScorerMetric')
-        single = load_config(
-            user_config,
-            phase='test',
-            cfg_options=dict(test_evaluator=dict(option, _delete_=True)),
-            work_dir=str(tmp_path / 'single'))
-        target = dict(
-            name='d2',
-            dataloader=single.test_dataloader,
-            evaluator=dict(type='ReIDMetric'))
-        multi = load_config(
-            user_config,
-            phase='test',
-            cfg_options=dict(
-                test_cfg=dict(
-                    type='MultiTargetTestLoop',
-                    targets=[
-                        target,
-                        dict(target, name='bad', evaluator=option)
-                    ])),
-            work_dir=str(tmp_path / 'multi'))
-        for cfg, consumer in ((single, 'ReIDTestLoop'),
-                              (multi, 'MultiTargetTestLoop (bad)')):
-            runner = Runner.from_cfg(cfg)
-            steps = []
-            test_step = runner.model.test_step
-            runner.model.test_step = lambda data: steps.append(1) or test_step(
-                data)
-            with pytest.raises(TypeError) as info:
-                runner.test()
-            assert steps == []
+        for consumer, text, runner in refused_before_extraction(
+                user_config, tmp_path, dict(type='NoScorerMetric'),
+                TypeError):
             modes = list(runner.model.scorers())
             assert modes[0] == 'mnet'
-            assert str(info.value) == (
+            assert text == (
                 f'{consumer}: NoScorerMetric cannot take the distance of '
                 f'GMNReID (modes {modes}): a metric that '
                 'evaluates a model with its own distance needs '
