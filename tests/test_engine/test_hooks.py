@@ -204,6 +204,24 @@ def test_a_config_restating_the_default_hooks_registers_them_once(
     assert [type(h).__name__ for h in hooks].count('CheckpointHook') == 2
 
 
+def test_a_default_hook_set_to_none_is_left_out(make_config, tmp_path):
+    """mmengine documents ``None`` in ``default_hooks`` as "leave it out"
+    but failed on a bare ``assert`` for a name it does not add itself:
+    ``setup_check=None`` could not switch the start-up checks off."""
+    from mmreid.engine.runner import ReIDRunner
+    from mmreid.utils.config import load_config
+    config = make_config(extra='\n'.join([
+        'default_hooks = dict(setup_check=None, timer=None)',
+        "model['head']['num_classes'] = 20",
+    ]))
+    cfg = load_config(config, work_dir=str(tmp_path / 'work'))
+    runner = ReIDRunner.from_cfg(cfg)
+    names = [type(h).__name__ for h in runner.hooks]
+    assert 'TrainSetupCheckHook' not in names
+    assert 'IterTimerHook' not in names
+    assert 'FeatureProgressHook' in names and 'CheckpointHook' in names
+
+
 def save_best_runner(make_config, tmp_path, save_best, rule='greater'):
     """A runner of the tiny config that validates after its one epoch
     and keeps the best checkpoint by ``save_best``."""

@@ -442,6 +442,43 @@ def drop_restated_hooks(default_hooks: Optional[dict],
     return kept
 
 
+#: The ``default_hooks`` names mmengine registers itself; ``None`` for one
+#: of them is mmengine's own way to leave it out.
+MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
+                          'param_scheduler', 'checkpoint')
+
+
+def drop_switched_off_hooks(default_hooks: Optional[dict]) -> Optional[dict]:
+    """``default_hooks`` without the entries a config set to ``None``.
+
+    mmengine documents ``None`` as "leave this default hook out" but
+    accepts it only for its own six names; for one a base config adds
+    (mmreid's ``setup_check``, ``feature_progress``) it fails on a bare
+    ``assert``. Such an entry is left out here, with a log line that
+    names it, so ``default_hooks = dict(setup_check=None)`` switches the
+    start-up checks off as a user reading mmengine's docs expects.
+
+    Args:
+        default_hooks (dict, optional): The config's ``default_hooks``.
+
+    Returns:
+        dict | None: ``default_hooks`` less the ``None`` entries mmengine
+        does not handle itself.
+    """
+    if not default_hooks:
+        return default_hooks
+    kept = dict()
+    for name, hook in default_hooks.items():
+        if hook is None and name not in MMENGINE_DEFAULT_HOOKS:
+            from mmengine.logging import print_log
+            print_log(
+                f'default_hooks.{name} is None: that hook is not '
+                'registered', logger='current')
+            continue
+        kept[name] = hook
+    return kept
+
+
 #: The keys mmengine's ``LogProcessor`` logs as a running mean: the
 #: training losses, times and gradient norm, which have no ``/``. Every
 #: evaluation key has one (``reid/mAP``, ``d3/R1``) and is logged as
@@ -540,7 +577,8 @@ class ReIDRunner(Runner):
         out, with a log line.
         """
         custom_hooks = drop_restated_hooks(default_hooks, custom_hooks)
-        super().register_hooks(default_hooks, custom_hooks)
+        super().register_hooks(
+            drop_switched_off_hooks(default_hooks), custom_hooks)
 
     @master_only
     def dump_config(self) -> None:
