@@ -142,17 +142,27 @@ def check_pixel_stats(name: str, value, origin: str) -> List[float]:
         list[float]: The values as floats.
 
     Raises:
-        ValueError: Not three finite values in [0, 255], or a std of 0.
+        ValueError: Not three finite values in [0, 255], a std of 0, or
+            values on the 0-1 scale: a mean of three fractions in (0, 1)
+            (ImageNet's 0.485, 0.456, 0.406) or a std below 1 in every
+            channel (0.229, ...), which on the 0-255 scale would be an
+            image mean under one grey level, or a std that magnifies the
+            input. A mean of 0 with a std of 1 (no normalisation) passes.
     """
     values = [float(v) for v in value]
     in_range = all(0 <= v <= 255 for v in values)
+    expected = (f'expected three values (R, G, B) on the 0-255 scale, as '
+                f'the data_preprocessor takes them'
+                f'{", each above 0" if name == "std" else ""} '
+                '(torchreid\'s norm_mean/norm_std times 255)')
     if len(values) != 3 or not in_range or (name == 'std'
                                             and min(values) <= 0):
+        raise ValueError(f'{name} {value} (from {origin}): {expected}')
+    if all(0 < v < 1 for v in values) or (name == 'std' and max(values) < 1):
         raise ValueError(
-            f'{name} {value} (from {origin}): expected three values (R, G, '
-            f'B) on the 0-255 scale, as the data_preprocessor takes them'
-            f'{", each above 0" if name == "std" else ""} (torchreid\'s '
-            'norm_mean/norm_std times 255)')
+            f'{name} {value} (from {origin}) is on the 0-1 scale: '
+            f'{expected}, i.e. '
+            f'{[round(v * 255, 4) for v in values]}')
     return values
 
 

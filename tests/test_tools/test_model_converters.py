@@ -688,6 +688,26 @@ def test_torchreid_non_imagenet_statistics(tmp_path, monkeypatch, capsys):
                           monkeypatch) == 1
         assert '0-255 scale' in capsys.readouterr().err
     assert not other.exists()
+    # torchreid's own 0-1 values, as its --norm-mean/--norm-std take them,
+    # would normalise a 0-255 input to values around 500: refused, with
+    # the values times 255.
+    for option, times_255 in [
+        (['--mean', '0.485', '0.456', '0.406'], '[123.675, 116.28, 103.53]'),
+        (['--std', '0.229', '0.224', '0.225'], '[58.395, 57.12, 57.375]'),
+        (['--std', '0.5', '0.99', '0.5'], None),
+    ]:
+        assert run_script('torchreid2mmreid.py', [src, other, *option],
+                          monkeypatch) == 1
+        err = capsys.readouterr().err
+        assert 'is on the 0-1 scale' in err
+        assert times_255 is None or times_255 in err
+    assert not other.exists()
+    # No normalisation (mean 0, std 1) is a 0-255 fact: accepted.
+    assert run_script('torchreid2mmreid.py', [
+        src, other, '--mean', '0', '0', '0', '--std', '1', '1', '1'
+    ], monkeypatch) == 0
+    facts = torch.load(other, weights_only=True)['meta']['source_arch']
+    assert facts['mean'] == [0.0] * 3 and facts['std'] == [1.0] * 3
 
 
 def test_fastreid_mean_std_against_the_config_and_buffers(
