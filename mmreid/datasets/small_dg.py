@@ -463,17 +463,50 @@ def _find_index_vectors(value, length: int) -> List[List[int]]:
     return []
 
 
+def check_grid_partition(train_ids: List, index: int, path: str,
+                         num_ids: int) -> None:
+    """Refuse a GRID partition that is not distinct ids in 1..num_ids.
+
+    The official ids are 1-based, and pid 0 in the file names is the
+    distractor: a 0-based copy of the file would train on the distractors
+    and test on one id of the training half, which the split sizes catch
+    only as a query count that is one off.
+
+    Args:
+        train_ids (list): The partition's training ids.
+        index (int): Its 0-based position, for the message.
+        path (str): The file, for the message.
+        num_ids (int): The number of identities (ids 1..num_ids).
+
+    Raises:
+        ValueError: An id that is not an integer in 1..num_ids, or a
+            repeated one.
+    """
+    bad = [i for i in train_ids if i != int(i) or not 1 <= i <= num_ids]
+    repeated = sorted({i for i in train_ids if train_ids.count(i) > 1})
+    if bad or repeated:
+        what = (f'ids outside 1..{num_ids} {bad[:5]}'
+                if bad else f'repeated ids {repeated[:5]}')
+        raise ValueError(
+            f'{path}: trainIdxAll partition {index} has {what}; GRID\'s '
+            f'official partitions hold {len(train_ids)} distinct 1-based '
+            'ids (pid 0 is the distractor)')
+
+
 def load_grid_partitions(path: str,
-                         num_train_ids: int = 125) -> List[List[int]]:
+                         num_train_ids: int = 125,
+                         num_ids: int = 250) -> List[List[int]]:
     """The ten official GRID partitions (training ids, 1-based).
 
     Reads ``trainIdxAll`` of ``features_and_partitions.mat`` with
     ``mat4py``: ten entries, each holding one vector of 125 training ids
-    (in the release, the third field of a struct).
+    (in the release, the third field of a struct), each checked by
+    :func:`check_grid_partition`.
 
     Args:
         path: Path of ``features_and_partitions.mat``.
         num_train_ids: Length of each vector.
+        num_ids: The number of identities (ids 1..num_ids).
 
     Returns:
         list[list[int]]: Ten lists of training ids.
@@ -502,6 +535,7 @@ def load_grid_partitions(path: str,
             raise ValueError(f'{path}: cannot find one vector of '
                              f'{num_train_ids} training ids in a '
                              'trainIdxAll entry')
+        check_grid_partition(vectors[0], len(partitions), path, num_ids)
         partitions.append(vectors[0])
     if len(partitions) != NUM_SPLITS:
         raise ValueError(f'{path}: trainIdxAll has {len(partitions)} '

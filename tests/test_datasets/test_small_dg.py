@@ -228,6 +228,25 @@ def test_grid_errors(tmp_path):
         GRID(root)
 
 
+@pytest.mark.parametrize('first,expected', [
+    (list(range(0, 125)), r'ids outside 1\.\.250 \[0\]'),
+    (list(range(2, 127)), None),
+    ([1] + list(range(1, 125)), r'repeated ids \[1\]'),
+    (list(range(127, 252)), r'ids outside 1\.\.250 \[251\]'),
+])
+def test_grid_partition_ids_are_distinct_and_1_based(tmp_path, first,
+                                                     expected):
+    """A 0-based partition trained on the distractors (pid 0) and was
+    refused only as "split 0 has 126 query images, expected 125"."""
+    root = make_grid(tmp_path, [first] + [list(range(1, 126))] * 9)
+    if expected is None:
+        assert len(GRID(root, split_index=0)) == 125 + 900
+        return
+    with pytest.raises(
+            ValueError, match='trainIdxAll partition 0 has ' + expected):
+        GRID(root, split_index=1)
+
+
 def test_dimn_config_datasets_build(tmp_path):
     """The DIMN base: five sources with offsets, four split targets."""
     from mmengine.config import Config
