@@ -206,7 +206,7 @@ def test_changed_lr_without_schedulers_is_refused(trained, tmp_path):
 
 
 def test_param_group_differences_compare_what_schedulers_start_from():
-    from mmreid.engine.runner.reid_runner import param_group_differences
+    from mmreid.engine.runner.resume_checks import param_group_differences
     saved = [
         dict(
             params=[0, 1],

@@ -1,0 +1,342 @@
+"""What a checkpoint was trained with, against what resumes it.
+
+``ReIDRunner.load_or_resume`` refuses a resume that would continue another
+run than the checkpoint's: other dataset metainfo, another batch size or
+sampler (``meta['train_loader']``), another optimizer type or
+hyperparameters, other schedulers. These functions read both sides and
+list the differences, one readable line each.
+"""
+import ast
+import inspect
+import pickle
+from typing import Any, List, Optional, Sequence
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that also holds for numpy arrays (compared as pickles)."""
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except (TypeError, ValueError):
+        return pickle.dumps(a) == pickle.dumps(b)
+
+
+def metainfo_differences(saved: Any,
+                         current: Any,
+                         path: str = '') -> List[str]:
+    """Where two dataset metainfos differ, one line per leaf.
+
+    Args:
+        saved: The checkpoint's ``meta['dataset_meta']``.
+        current: The configured training set's ``metainfo``.
+        path (str): Prefix of the reported keys.
+
+    Returns:
+        list[str]: ``"<key path>: <saved> in the checkpoint, <current>
+        now"`` for every differing leaf (a key or entry that only one side
+        has included).
+    """
+    where = path or 'metainfo'
+    if isinstance(saved, dict) and isinstance(current, dict):
+        found = []
+        for key in list(saved) + [k for k in current if k not in saved]:
+            sub = f'{path}.{key}' if path else str(key)
+            if key not in current:
+                found.append(f'{sub}: {_short(saved[key])} in the '
+                             'checkpoint, absent now')
+            elif key not in saved:
+                found.append(f'{sub}: absent in the checkpoint, '
+                             f'{_short(current[key])} now')
+            else:
+                found += metainfo_differences(saved[key], current[key], sub)
+        return found
+    if isinstance(saved, (list, tuple)) and isinstance(current, (list, tuple)):
+        if len(saved) != len(current):
+            return [f'{where}: {len(saved)} entries in the checkpoint, '
+                    f'{len(current)} now']
+        found = []
+        for i, (a, b) in enumerate(zip(saved, current)):
+            found += metainfo_differences(a, b, f'{path}[{i}]')
+        return found
+    if _same(saved, current):
+        return []
+    return [f'{where}: {_short(saved)} in the checkpoint, {_short(current)} '
+            'now']
+
+
+def _basic(value: Any) -> Any:
+    """``value`` as plain data (a checkpoint loads it with
+    ``weights_only=True``): dicts, lists, numbers, strings; anything else,
+    e.g. a class given as a config ``type``, as its name."""
+    if isinstance(value, dict):
+        return {str(key): _basic(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_basic(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, type):
+        return f'{value.__module__}.{value.__qualname__}'
+    return repr(value)
+
+
+def train_loader_plan(cfg: Any) -> Optional[dict]:
+    """What decides a training run's steps: the per-process batch size and
+    the sampler's config (``meta['train_loader']`` of a checkpoint).
+
+    Args:
+        cfg (Config | None): The run's config.
+
+    Returns:
+        dict | None: ``{'batch_size': ..., 'sampler': ...}`` as plain data,
+        or None without a ``train_dataloader`` config.
+    """
+    loader = cfg.get('train_dataloader') if cfg is not None else None
+    if not isinstance(loader, dict):
+        return None
+    sampler = loader.get('sampler')
+    if isinstance(sampler, dict):  # 'mmreid.X' and X build the same
+        sampler = dict(sampler, type=config_type_name(sampler))
+    return _basic(dict(batch_size=loader.get('batch_size'), sampler=sampler))
+
+
+def config_text_value(text: Any, name: str) -> Optional[ast.expr]:
+    """The expression assigned to ``name`` in a dumped config.
+
+    A checkpoint's ``meta['cfg']`` is the config as Python text; it is
+    parsed, never executed (a checkpoint is data).
+
+    Args:
+        text: A checkpoint's ``meta['cfg']``.
+        name (str): A top-level variable, e.g. ``'param_scheduler'``.
+
+    Returns:
+        ast.expr | None: Its value's syntax tree, or None when the text is
+        not a config or does not assign ``name``.
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name
+                for t in node.targets):
+            return node.value
+    return None
+
+
+def _keyword(call: Any, name: str) -> Optional[ast.expr]:
+    """The value of keyword ``name`` in a ``dict(...)`` call's tree."""
+    if isinstance(call, ast.Call):
+        for item in call.keywords:
+            if item.arg == name:
+                return item.value
+    return None
+
+
+def scheduler_types_in_config_text(text: Any) -> Optional[List[str]]:
+    """The ``param_scheduler`` types of a dumped config, without running it.
+
+    Returns:
+        list[str] | None: The ``type`` of every scheduler in order, or None
+        when the text does not say.
+    """
+    value = config_text_value(text, 'param_scheduler')
+    if value is None:
+        return None
+    items = value.elts if isinstance(value, (ast.List, ast.Tuple)) \
+        else [value]
+    types = []
+    for item in items:
+        kind = _keyword(item, 'type')
+        types.append(kind.value if isinstance(kind, ast.Constant)
+                     and isinstance(kind.value, str) else '?')
+    return types
+
+
+#: Scheduler constructor arguments that are not settings.
+_NOT_SETTINGS = {'self', 'optimizer', 'last_step', 'verbose', 'args',
+                 'kwargs'}
+
+
+def scheduler_settings(scheduler) -> List[str]:
+    """The state keys of ``scheduler`` that its config sets.
+
+    Its constructor arguments (over the class hierarchy) that the state
+    holds, e.g. ``begin``, ``end``, ``by_epoch``, ``milestones``,
+    ``gamma``, plus ``base_values`` (the optimizer's learning rates the
+    schedule starts from); not the progress (``last_step``, the last
+    values).
+    """
+    names = set()
+    for klass in type(scheduler).__mro__:
+        init = klass.__dict__.get('__init__')
+        if init is not None:
+            names.update(inspect.signature(init).parameters)
+    state = scheduler.state_dict()
+    keys = sorted(k for k in names - _NOT_SETTINGS if k in state)
+    if 'base_values' in state:
+        keys.append('base_values')
+    return keys
+
+
+def scheduler_differences(saved: Any, schedulers: Any,
+                          saved_types: Optional[Sequence[str]]) -> List[str]:
+    """How the configured schedulers differ from a checkpoint's.
+
+    Args:
+        saved: The checkpoint's ``param_schedulers`` (a list of state
+            dicts, or a dict of such lists per optimizer).
+        schedulers: The built schedulers (a list, or a dict of lists).
+        saved_types (Sequence[str], optional): The checkpoint's scheduler
+            types, for the message.
+
+    Returns:
+        list[str]: One line per difference; empty when they agree.
+    """
+    if isinstance(schedulers, dict) != isinstance(saved, dict):
+        return ['the checkpoint and the config disagree on whether each '
+                'optimizer has its own schedulers']
+    if not isinstance(schedulers, dict):
+        schedulers, saved = {'': schedulers}, {'': saved}
+    found = []
+    for name in sorted(set(schedulers) | set(saved)):
+        label = f'param_scheduler[{name!r}]' if name else 'param_scheduler'
+        mine = list(schedulers.get(name) or [])
+        theirs = list(saved.get(name) or [])
+        my_types = [type(s).__name__ for s in mine]
+        if len(mine) != len(theirs):
+            old = f' ({", ".join(saved_types)})' if saved_types and len(
+                saved_types) == len(theirs) and not name else ''
+            found.append(f'{label}: {len(theirs)} schedulers in the '
+                         f'checkpoint{old}, {len(mine)} in this config '
+                         f'({", ".join(my_types)})')
+            continue
+        for i, (scheduler, state) in enumerate(zip(mine, theirs)):
+            kind = type(scheduler).__name__
+            where = f'{label}[{i}] ({kind})'
+            if set(state) != set(scheduler.state_dict()):
+                old = f'a {saved_types[i]}' if saved_types and not name \
+                    and len(saved_types) == len(theirs) \
+                    else 'a scheduler of another type'
+                found.append(f'{where}: {old} in the checkpoint')
+                continue
+            current = scheduler.state_dict()
+            for key in scheduler_settings(scheduler):
+                if not _same(state[key], current[key]):
+                    found.append(f'{where}: {key} {_short(state[key])} in '
+                                 f'the checkpoint, {_short(current[key])} '
+                                 'in this config')
+    return found
+
+
+def optimizer_type_in_config_text(text: Any) -> Optional[str]:
+    """The ``optim_wrapper.optimizer.type`` of a dumped config, not run.
+
+    Args:
+        text: A checkpoint's ``meta['cfg']`` (the config as Python text).
+
+    Returns:
+        str | None: The type, or None when the text does not say (e.g. one
+        optimizer per submodule).
+    """
+    kind = _keyword(
+        _keyword(config_text_value(text, 'optim_wrapper'), 'optimizer'),
+        'type')
+    if isinstance(kind, ast.Constant) and isinstance(kind.value, str):
+        return kind.value
+    return None
+
+
+#: Param-group keys that are not hyperparameters: the parameters and their
+#: names (torch >= 2.6).
+_NOT_HYPERPARAMETERS = ('params', 'param_names')
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists and tensors as numbers, to compare."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, 'tolist'):
+        return value.tolist()
+    return value
+
+
+def param_group_differences(saved: Sequence[dict],
+                            current: Sequence[dict],
+                            scheduled: Sequence[str] = (),
+                            label: str = 'optimizer') -> List[str]:
+    """How the configured optimizer's param groups differ from a
+    checkpoint's.
+
+    Every hyperparameter is compared (``lr``, ``weight_decay``, ``betas``,
+    ``momentum``, ``nesterov``, ``eps``, ...; ``lr_mult``/``decay_mult``
+    show in the values of each group). Not compared: the parameters (only
+    their number), keys only this config's groups have (a newer torch
+    release adds some) and the ``initial_*`` records of schedulers. For a
+    key a scheduler changes, ``k``, the value the schedule starts from,
+    ``initial_k``, is compared instead of ``k``.
+
+    Args:
+        saved (Sequence[dict]): The checkpoint's
+            ``optimizer['param_groups']``.
+        current (Sequence[dict]): The built optimizer's ``param_groups``.
+        scheduled (Sequence[str]): The ``param_name`` of every configured
+            scheduler (``'lr'``, ``'momentum'``; a momentum scheduler also
+            drives Adam's ``betas[0]``, so only ``betas[1]`` is compared).
+        label (str): Prefix of the reported keys.
+
+    Returns:
+        list[str]: ``"<label>.param_groups[i].<key>: <saved> in the
+        checkpoint, <current> in this config"`` per difference; empty when
+        they agree.
+    """
+    if len(saved) != len(current):
+        return [
+            f'{label}.param_groups: {len(saved)} groups in the '
+            f'checkpoint, {len(current)} in this config (e.g. another '
+            f'optim_wrapper.paramwise_cfg)'
+        ]
+    found = []
+    for i, (theirs, mine) in enumerate(zip(saved, current)):
+        where = f'{label}.param_groups[{i}]'
+        if len(theirs.get('params', ())) != len(mine.get('params', ())):
+            found.append(f'{where}: {len(theirs.get("params", ()))} '
+                         f'parameters in the checkpoint, '
+                         f'{len(mine.get("params", ()))} in this config')
+        for key in theirs:
+            if key in _NOT_HYPERPARAMETERS or key.startswith('initial_'):
+                continue
+            compared = key
+            old, new = theirs.get(key), mine.get(key)
+            if key in scheduled:
+                compared = f'initial_{key}'
+                if compared not in theirs or compared not in mine:
+                    continue
+                old, new = theirs[compared], mine[compared]
+            elif key == 'betas' and 'momentum' in scheduled:
+                # A momentum scheduler drives betas[0]; betas[1] is set.
+                old, new = _plain(old)[1:], _plain(new)[1:]
+                compared = 'betas[1]'
+            if key not in mine:
+                found.append(f'{where}.{key}: {_short(theirs[key])} in the '
+                             'checkpoint, absent in this config (another '
+                             'optimizer type?)')
+            elif _plain(old) != _plain(new):
+                found.append(f'{where}.{compared}: {_short(old)} in the '
+                             f'checkpoint, {_short(new)} in this config')
+    return found
+
+
+def config_type_name(hook: Any) -> Optional[str]:
+    """The class name a config (or an object) builds, if it says."""
+    kind = hook.get('type') if isinstance(hook, dict) else type(hook)
+    if isinstance(kind, type):
+        return kind.__name__
+    return kind.split('.')[-1] if isinstance(kind, str) else None
