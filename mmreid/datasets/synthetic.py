@@ -502,18 +502,23 @@ def _check_canaries(root: str, manifest: dict, plan: dict) -> None:
     them: the folder is used as it is, with a warning that its images are
     not the ones this installation renders, so numbers measured on it may
     not match other machines. A manifest written before the CPU was
-    recorded counts as another CPU. A manifest without ``plan_sha256``
-    (an older mmreid) stores two or three canaries; with the same versions
-    the canaries of this release are also compared, through the bytes of
-    their files.
+    recorded (every manifest without ``plan_sha256``) cannot tell the two
+    causes apart: with the same versions, a difference is refused too, as
+    regenerating the folder settles it. A manifest without
+    ``plan_sha256`` (an older mmreid) stores two or three canaries; with
+    the same versions the canaries of this release are also compared,
+    through the bytes of their files.
 
     Raises:
-        FileExistsError: A canary differs under the same versions.
+        FileExistsError: A canary differs under the same versions and the
+            same or an unrecorded CPU.
     """
     params = manifest['params']
     made = manifest.get('renderer') or {}
     now = _renderer_versions()
-    same = all(made.get(k) == v for k, v in now.items())
+    same_libs = all(made.get(k) == now[k] for k in ('numpy', 'opencv'))
+    cpu_unknown = 'cpu' not in made
+    same = same_libs and (cpu_unknown or made['cpu'] == now['cpu'])
     canaries = list(manifest['canaries'])
     if 'plan_sha256' not in manifest and same:
         stored = {c['path'] for c in canaries}
@@ -536,6 +541,16 @@ def _check_canaries(root: str, manifest: dict, plan: dict) -> None:
         return
     more = f' and {len(differ) - 3} more' if len(differ) > 3 else ''
     shown = ', '.join(repr(p) for p in differ[:3]) + more
+    if same and cpu_unknown:
+        raise FileExistsError(
+            f'SynthReID: {root!r} is stale or was written on another class '
+            f'of CPU: the canary image(s) {shown} render differently here '
+            f'than when the folder was written, with the same numpy '
+            f'{now["numpy"]} and OpenCV {now["opencv"]}; its manifest, '
+            f'written by an older mmreid, does not record the CPU, so the '
+            f'two causes cannot be told apart. Numbers measured on it '
+            f'might not be those of a fresh folder. Delete {root!r}; it is '
+            f'regenerated on next use.')
     if same:
         raise FileExistsError(
             f'SynthReID: {root!r} is stale: the canary image(s) {shown} '
