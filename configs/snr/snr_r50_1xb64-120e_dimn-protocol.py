@@ -3,35 +3,18 @@
 # (detected) + CUHK-SYSU (18,530 identities, per-source pid offsets), tested
 # in one run on PRID2011, GRID, VIPeR and QMUL-iLIDS, ten fixed splits each
 # (mean and std over splits, then dg/<metric>: the mean over the targets).
-# The model and recipe are those of the M->D config (SNR after all four
-# stages, dual causality loss (0.1, 0.1, 0.5, 0.5), soft-margin triplet on
-# BN(v), Random2DTranslation, no random erasing, Adam 120 epochs).
+# The model (_base_/models/snr_r50.py) and recipe are those of the M->D
+# config (SNR after all four stages, dual causality loss (0.1, 0.1, 0.5,
+# 0.5), soft-margin triplet on BN(v), Random2DTranslation, no random
+# erasing, Adam 120 epochs).
 _base_ = [
-    '../_base_/models/bot_r50.py',
+    '../_base_/models/snr_r50.py',
     '../_base_/datasets/dg_dimn.py',
     '../_base_/schedules/bot_adam_120e.py',
     '../_base_/default_runtime.py',
 ]
 
-snr_stages = (True, True, True, True)
-snr_reduction = 16
-snr_loss_weights = (0.1, 0.1, 0.5, 0.5)
-
-model = dict(
-    backbone=dict(plugins=[
-        dict(
-            cfg=dict(type='SNR', reduction=snr_reduction),
-            stages=snr_stages,
-            position='after_stage')
-    ]),
-    head=dict(
-        num_classes={{_base_.num_classes}},
-        loss_tri=dict(type='TripletLoss', margin=None),
-        triplet_feat='bn'),
-    # One auxiliary loss per plugin, keyed by its abbreviation.
-    aux_losses=dict(
-        snr=dict(type='DualCausalityLoss', use_pos=True, use_neg=True)),
-    aux_stage_weights=dict(snr=snr_loss_weights))
+model = dict(head=dict(num_classes={{_base_.num_classes}}))
 
 train_pipeline = [
     dict(type='ReIDLoadImageFromFile'),
