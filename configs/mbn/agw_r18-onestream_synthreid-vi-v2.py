@@ -1,10 +1,15 @@
-# One-stream ablation of agw_r18_synthreid-vi-v2.py: a plain ResNet-18 (one
+# One-stream variant of agw_r18_synthreid-vi-v2.py: a plain ResNet-18 (one
 # stem shared by both modalities, no non-local blocks) with the AGW neck,
-# head and losses. Without modality-specific stems the shared layers meet
-# the whole input gap between the modalities; the MBN paper's one-stream
-# experiments put MBN in every norm layer
-# (mbn-agw_r18-onestream_synthreid-vi-v2.py).
-_base_ = ['./agw_r18_synthreid-vi-v2.py']
+# head and losses, and the same data and schedule. Without
+# modality-specific stems the shared layers meet the whole input gap
+# between the modalities; the MBN paper's one-stream experiments put MBN in
+# every norm layer (mbn-agw_r18-onestream_synthreid-vi-v2.py).
+_base_ = [
+    '../_base_/models/agw_r18_synthreid_vi.py',
+    '../_base_/datasets/synthreid_vi.py',
+    '../_base_/schedules/synthreid_vi_adam_12e.py',
+    '../_base_/default_runtime.py',
+]
 
 model = dict(
     backbone=dict(
@@ -14,3 +19,7 @@ model = dict(
         last_stride=1,
         norm_cfg=dict(type='BN'),
         init_cfg=None))
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    checkpoint=dict(type='CheckpointHook', interval={{_base_.max_epochs}}))
+randomness = dict(seed=0)

@@ -1,18 +1,15 @@
 # The visible-infrared CPU demo: AGW with a two-stream ResNet-18 (random
-# init: nothing is downloaded) and one non-local block in layer2 and layer3,
-# on SynthReID-vi (SYSU-MM01 layout, all-search single-shot protocol), with
-# the SynthReID Adam recipe. Plain BN; mbn-agw_r18_synthreid-vi.py is the
-# MBN twin.
+# init: nothing is downloaded) and one non-local block in layer2 and layer3
+# (_base_/models/agw_r18_synthreid_vi.py), on SynthReID-vi (SYSU-MM01
+# layout, all-search single-shot protocol), with the SynthReID Adam recipe.
+# Plain BN; mbn-agw_r18_synthreid-vi.py is the MBN twin.
 _base_ = [
-    '../_base_/models/agw_r50.py',
+    '../_base_/models/agw_r18_synthreid_vi.py',
     '../_base_/datasets/synthreid_vi_v1.py',
     '../_base_/schedules/synthreid_adam_8e.py',
     '../_base_/default_runtime.py',
 ]
 
-model = dict(
-    backbone=dict(depth=18, non_local_stages=(0, 1, 1, 0), init_cfg=None),
-    head=dict(in_channels=512, num_classes=180))  # 150 train + 30 val ids
 # The Adam schedule's base is its 32-image batch; this demo trains 64
 # (synthreid_vi_v1.py), so --auto-scale-lr keeps lr on one process.
 auto_scale_lr = dict(base_batch_size=64)

@@ -12,19 +12,9 @@ _base_ = [
 
 trial = 1
 direction = 't2v'
-train_pipeline = [
-    dict(type='ReIDLoadImageFromFile'),
-    # PIL Lanczos, as AGW resizes when it loads the images.
-    dict(
-        type='ReIDResize',
-        size=(288, 144),
-        interpolation='lanczos',
-        backend='pillow'),
-    dict(type='ReIDRandomFlip', prob=0.5),
-    dict(type='PadRandomCrop', padding=10),
-    dict(type='PackReIDInputs'),
-]
-train_dataloader = dict(dataset=dict(trial=trial, pipeline=train_pipeline))
+# AGW's transforms (PIL Lanczos to 288x144, flip, pad 10 + random crop, no
+# random erasing) come from the dataset file.
+train_dataloader = dict(dataset=dict(trial=trial))
 val_dataloader = dict(dataset=dict(trial=trial, direction=direction))
 test_dataloader = val_dataloader
 model = dict(head=dict(num_classes=206))

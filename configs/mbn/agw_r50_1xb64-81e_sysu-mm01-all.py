@@ -7,19 +7,7 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-# AGW transforms: pad 10 + random crop, flip; no random erasing.
-train_pipeline = [
-    dict(type='ReIDLoadImageFromFile'),
-    # PIL Lanczos, as AGW resizes when it loads the images.
-    dict(
-        type='ReIDResize',
-        size=(288, 144),
-        interpolation='lanczos',
-        backend='pillow'),
-    dict(type='ReIDRandomFlip', prob=0.5),
-    dict(type='PadRandomCrop', padding=10),
-    dict(type='PackReIDInputs'),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# AGW's transforms (PIL Lanczos to 288x144, flip, pad 10 + random crop, no
+# random erasing) come from the dataset file.
 model = dict(head=dict(num_classes=395))
 randomness = dict(seed=0)

@@ -8,21 +8,9 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
+# AGW's transforms (PIL Lanczos to 288x144, flip, pad 10 + random crop, no
+# random erasing) come from the dataset file.
 mode = 'indoor'
-# AGW transforms: pad 10 + random crop, flip; no random erasing.
-train_pipeline = [
-    dict(type='ReIDLoadImageFromFile'),
-    # PIL Lanczos, as AGW resizes when it loads the images.
-    dict(
-        type='ReIDResize',
-        size=(288, 144),
-        interpolation='lanczos',
-        backend='pillow'),
-    dict(type='ReIDRandomFlip', prob=0.5),
-    dict(type='PadRandomCrop', padding=10),
-    dict(type='PackReIDInputs'),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(mode=mode))
 test_dataloader = val_dataloader
 val_evaluator = dict(mode=mode)
