@@ -162,13 +162,18 @@ def naive_wrt(feats, labels, reference_collapse=False):
         d = [float(torch.dist(feats[i], feats[j])) for j in range(n)]
         pos = [j for j in range(n) if labels[j] == labels[i]]
         neg = [j for j in range(n) if labels[j] != labels[i]]
-        wp = [math.exp(d[j]) for j in pos]
-        wn = [math.exp(-d[j]) for j in neg]
+        # Each softmax shifted by its own extreme (the same weights), so
+        # that distances in the hundreds do not overflow math.exp.
+        far, near = max(d[j] for j in pos), min(d[j] for j in neg)
+        wp = [math.exp(d[j] - far) for j in pos]
+        wn = [math.exp(near - d[j]) for j in neg]
         dp = sum(w * d[j] for w, j in zip(wp, pos)) / sum(wp)
         dn = sum(w * d[j] for w, j in zip(wn, neg)) / sum(wn)
         if reference_collapse:
-            dn *= sum(wn) / (sum(wn) + 1e-6)
-        losses.append(math.log1p(math.exp(dp - dn)))
+            total = math.exp(-near) * sum(wn)  # S = sum exp(-d)
+            dn *= total / (total + 1e-6)
+        x = dp - dn
+        losses.append(max(x, 0.0) + math.log1p(math.exp(-abs(x))))
     return sum(losses) / n
 
 
@@ -203,6 +208,32 @@ def test_wrt_exact_softmax_follows_the_definition_far_apart():
     expected = naive_wrt(feats.detach().double(), labels)
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     assert expected < 1e-3  # well separated: the negative term dominates
+    loss.backward()
+    assert torch.isfinite(feats.grad).all()
+
+
+@pytest.mark.parametrize(
+    'scale,shift',
+    [
+        # The far_apart batch 5 and 50 times larger: nearest negatives at
+        # 95-100 and 950-1000, the loss about 0.
+        (5., 0.),
+        (50., 0.),
+        # Identity 0's second image moved 100 away, as far as the first
+        # image's nearest negatives: the loss is not about 0.
+        (5., 100.),
+    ])
+def test_wrt_exact_softmax_stays_finite_at_any_distance(scale, shift):
+    """``exact_softmax`` took exp(v - m) of the masked-out entries too:
+    past a nearest negative of about 88.7 that is inf in fp32 and
+    inf * 0 made the loss and its gradient NaN."""
+    feats, labels = far_apart_batch()
+    feats = feats * scale
+    feats[1, 1] += shift
+    feats.requires_grad_(True)
+    loss = WRTLoss(exact_softmax=True)(feats, labels)
+    expected = naive_wrt(feats.detach().double(), labels)
+    assert loss.item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
     loss.backward()
     assert torch.isfinite(feats.grad).all()
 

@@ -35,7 +35,10 @@ def _softmax_weights(values: torch.Tensor,
     max_v = values.masked_fill(mask == 0, float('-inf')).max(
         dim=1, keepdim=True).values
     max_v = max_v.masked_fill(~torch.isfinite(max_v), 0.0)
-    exp = torch.exp(values - max_v) * mask
+    # Masked-out entries to exp(-inf) = 0 before the exponential: their
+    # v - m is up to the nearest masked distance, and exp of that is inf
+    # (then inf * 0 = NaN) once it passes about 88.7 in fp32.
+    exp = torch.exp((values - max_v).masked_fill(mask == 0, float('-inf')))
     total = exp.sum(dim=1, keepdim=True)
     return exp / total.masked_fill(total == 0, 1.0)
 
