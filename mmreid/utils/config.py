@@ -545,9 +545,23 @@ def enable_auto_scale_lr(cfg: Config, path: str) -> None:
 
 
 def disable_validation(cfg: Config) -> None:
-    """Train without evaluating between epochs."""
+    """Train without evaluating between epochs.
+
+    A ``default_hooks.checkpoint.save_best`` has nothing to select by: it
+    is dropped, with a log line (mmengine would keep no best checkpoint
+    without a word).
+    """
     for key in ('val_dataloader', 'val_cfg', 'val_evaluator'):
         cfg[key] = None
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if isinstance(checkpoint, dict) and checkpoint.get('save_best'):
+        from mmengine.logging import print_log
+        print_log(
+            f'--no-validate: no best checkpoint is kept (default_hooks.'
+            f'checkpoint.save_best={checkpoint["save_best"]!r} needs '
+            f'validation); the interval and last checkpoints are saved',
+            logger='current')
+        checkpoint['save_best'] = None
 
 
 def adapt_to_device(cfg: Config) -> None:

@@ -70,3 +70,44 @@ def test_auto_scale_lr_needs_the_configs_base_batch(tmp_path, monkeypatch,
     with pytest.raises(Built):
         tool.main()
     assert built[0].auto_scale_lr == dict(base_batch_size=32, enable=True)
+
+
+def test_no_validate_drops_save_best_with_a_line(tmp_path, monkeypatch,
+                                                 capsys):
+    """With --no-validate a config's ``save_best`` has nothing to select
+    by; mmengine then kept no best checkpoint without a word."""
+    from ..fixtures.processes import load_tool
+    config = tmp_path / 'tiny.py'
+    config.write_text('\n'.join([
+        "default_scope = 'mmreid'",
+        'val_dataloader = dict(batch_size=8)',
+        'val_cfg = dict()',
+        "val_evaluator = dict(type='ReIDMetric')",
+        "default_hooks = dict(checkpoint=dict(type='CheckpointHook', "
+        "interval=2, save_best='reid/mAP', rule='greater'))",
+    ]))
+    tool = load_tool('tools/train.py')
+    built = []
+
+    class Built(Exception):
+        """No runner: only the config the tool would build is read."""
+
+    def from_cfg(cfg):
+        built.append(cfg)
+        raise Built
+
+    monkeypatch.setattr(tool.ReIDRunner, 'from_cfg', from_cfg)
+    monkeypatch.setattr('sys.argv', [
+        'train.py',
+        str(config), '--no-validate', '--work-dir',
+        str(tmp_path / 'work')
+    ])
+    with pytest.raises(Built):
+        tool.main()
+    cfg = built[0]
+    assert cfg.val_cfg is None and cfg.val_dataloader is None
+    assert cfg.default_hooks.checkpoint == dict(
+        type='CheckpointHook', interval=2, save_best=None, rule='greater')
+    out = capsys.readouterr().out
+    assert "--no-validate: no best checkpoint is kept (default_hooks." \
+        "checkpoint.save_best='reid/mAP' needs validation)" in out
