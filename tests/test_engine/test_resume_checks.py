@@ -481,3 +481,24 @@ def test_started_runs_write_the_config_copy(trained, tmp_path):
     (resumed / 'tiny.py').write_text('# the copy of an earlier run\n')
     resume(config, ckpt, resumed, **{'train_cfg.val_interval': 100})
     assert Config.fromfile(str(resumed / 'tiny.py')).resume is True
+
+
+@pytest.mark.parametrize('content', ['', 'epoch_1.p'])
+def test_a_cut_last_checkpoint_is_named(trained, tmp_path, content):
+    """mmengine writes last_checkpoint in place: a kill during the write
+    left it empty or cut, and --resume failed with "checkpoint file ''
+    does not exist"."""
+    config, ckpt = trained
+    work_dir = tmp_path / 'cut'
+    work_dir.mkdir()
+    shutil.copy(ckpt, work_dir / 'epoch_1.pth')
+    (work_dir / 'last_checkpoint').write_text(content)
+    runner = build_runner(config, work_dir, resume=True)
+    with pytest.raises(FileNotFoundError) as info:
+        runner.train()
+    message = str(info.value)
+    assert message.startswith(
+        f"--resume: {work_dir / 'last_checkpoint'} names {content!r}, "
+        'which is not a file')
+    assert message.endswith(f"--resume {work_dir / 'epoch_1.pth'}.")
+    assert runner.iter == 0

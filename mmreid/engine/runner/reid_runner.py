@@ -57,6 +57,35 @@ def check_loop_reads_a_dataloader(mode: str, loop_cfg, dataloader) -> None:
         f'configs/_base_/datasets/synthreid_v1.py instead.')
 
 
+def check_last_checkpoint(work_dir: str, latest: str) -> None:
+    """Refuse a ``last_checkpoint`` that names no file.
+
+    mmengine writes ``<work_dir>/last_checkpoint`` in place after each
+    checkpoint; a run killed during that write leaves it empty or cut,
+    and ``--resume`` then failed with "checkpoint file '' does not exist".
+
+    Args:
+        work_dir (str): The run's work dir.
+        latest (str): What ``last_checkpoint`` holds.
+
+    Raises:
+        FileNotFoundError: ``latest`` is empty or not a file, naming
+            ``last_checkpoint`` and the checkpoints the work dir holds.
+    """
+    if latest and osp.isfile(latest):
+        return
+    import glob
+    found = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime)
+    hint = (f'resume from one of its checkpoints explicitly (newest last: '
+            f'{", ".join(osp.basename(p) for p in found[-3:])}), '
+            f'tools/train.py CONFIG --resume {found[-1]}'
+            if found else 'it holds no checkpoint: train from the start')
+    raise FileNotFoundError(
+        f'--resume: {osp.join(work_dir, "last_checkpoint")} names '
+        f'{latest!r}, which is not a file (a run killed while writing it '
+        f'leaves it empty or cut); {hint}.')
+
+
 def _is_local(out_dir: str, file_client_args: Optional[dict],
               backend_args: Optional[dict]) -> bool:
     """Whether mmengine would write a checkpoint in ``out_dir`` to the
@@ -145,7 +174,8 @@ def drop_switched_off_hooks(default_hooks: Optional[dict]) -> Optional[dict]:
             from mmengine.logging import print_log
             print_log(
                 f'default_hooks.{name} is None: that hook is not '
-                'registered', logger='current')
+                'registered',
+                logger='current')
             continue
         kept[name] = hook
     return kept
@@ -362,12 +392,15 @@ class ReIDRunner(Runner):
         return super().build_optim_wrapper(optim_wrapper)
 
     def load_or_resume(self) -> None:
-        if (not self._has_loaded and self._resume and self._load_from is None
-                and find_latest_checkpoint(self.work_dir) is None):
-            self.logger.info(f'--resume: no checkpoint found in '
-                             f'{self.work_dir}; training starts from epoch '
-                             '1.')
-            self._resume = False
+        if not self._has_loaded and self._resume and self._load_from is None:
+            latest = find_latest_checkpoint(self.work_dir)
+            if latest is None:
+                self.logger.info(f'--resume: no checkpoint found in '
+                                 f'{self.work_dir}; training starts from '
+                                 'epoch 1.')
+                self._resume = False
+            else:
+                check_last_checkpoint(self.work_dir, latest)
         super().load_or_resume()
         # The checkpoint (if any) is loaded and the run about to start.
         self.dump_config()
