@@ -18,7 +18,9 @@ image), so the bytes do not depend on generation order.
 """
 import hashlib
 import json
+import math
 import multiprocessing
+import numbers
 import os
 import os.path as osp
 import shutil
@@ -153,6 +155,27 @@ def preset_overrides(overrides: Optional[dict], kwargs: dict) -> dict:
     return overrides
 
 
+def _as_float(name: str, value) -> float:
+    """``value`` as a finite float.
+
+    Refuses what ``float()`` would coerce or pass on silently: a bool, a
+    string, NaN and infinity (``nan >= 0`` is False, so a NaN slipped
+    through a ``< 0`` check and disabled the option it set).
+
+    Raises:
+        ValueError: ``value`` is not a finite real number; names ``name``.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, numbers.Real):
+        raise ValueError(f'SynthReID: {name} must be a number, got '
+                         f'{value!r} ({type(value).__name__})')
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f'SynthReID: {name} must be a finite number, got '
+                         f'{value}')
+    return value
+
+
 def _resolve_options(modality: str, domains: int, options: dict) -> dict:
     """Validate the options; returns those that differ from the first
     release's values (``None``: the default of the modality)."""
@@ -169,9 +192,12 @@ def _resolve_options(modality: str, domains: int, options: dict) -> dict:
     if opts['ir_mode'] not in IR_MODES:
         raise ValueError(f'ir_mode must be one of {IR_MODES}, got '
                          f'{opts["ir_mode"]!r}')
-    opts['ir_luminance'] = float(opts['ir_luminance'])
-    opts['ir_gap'] = float(opts['ir_gap'])
-    opts['ir_contrast'] = float(opts['ir_contrast'])
+    for key in ('ir_luminance', 'ir_gap', 'ir_contrast'):
+        opts[key] = _as_float(key, opts[key])
+    if not isinstance(opts['style_control'], (bool, np.bool_)):
+        raise ValueError(f'SynthReID: style_control must be True or False, '
+                         f'got {opts["style_control"]!r} '
+                         f'({type(opts["style_control"]).__name__})')
     opts['style_control'] = bool(opts['style_control'])
     if not 0 <= opts['ir_luminance'] <= 1:
         raise ValueError(f'ir_luminance must be in [0, 1], got '
@@ -685,7 +711,8 @@ def generate_synthreid(root: str,
             higher is easier). Defaults to 0.5 (see :data:`VI_DEFAULTS`).
         ir_gap (float): ``'vi'``: infrared sensor differences that a
             per-modality stem does not remove (the sensor's tone curve and
-            noise at its coarser pixel pitch), 0 (none) to about 1.
+            noise at its coarser pixel pitch), 0 (none) to about 1 (a
+            finite number >= 0; larger values are accepted).
         ir_contrast (float): ``'vi'``: contrast of the infrared images
             around mid-grey, in (0, 1] (1: unchanged). A per-channel affine
             change: a modality gap that per-modality normalisation of the

@@ -1016,6 +1016,45 @@ def test_ir_options_keep_the_defaults_and_validate(tmp_path):
             root, modality='vi', size='tiny', style_control=True)
 
 
+@pytest.mark.parametrize('options, match', [
+    # NaN passed ``ir_gap < 0`` and rendered no gap; inf rendered noise.
+    (dict(ir_gap=float('nan')), 'ir_gap must be a finite number, got nan'),
+    (dict(ir_gap=float('inf')), 'ir_gap must be a finite number, got inf'),
+    (dict(ir_gap='0.5'), r"ir_gap must be a number, got '0.5' \(str\)"),
+    (dict(ir_contrast=True), r'ir_contrast must be a number, got True'),
+    (dict(ir_luminance=np.bool_(True)), 'ir_luminance must be a number'),
+])
+def test_float_options_must_be_finite_numbers(tmp_path, options, match):
+    root = tmp_path / 'x'
+    with pytest.raises(ValueError, match=match):
+        generate_synthreid(str(root), modality='vi', size='tiny', **options)
+    assert not root.exists()
+
+
+def test_style_control_must_be_a_bool(tmp_path):
+    # A string is truthy: 'False' used to write the controls.
+    with pytest.raises(
+            ValueError,
+            match=r"style_control must be True or False, got 'False' \(str"):
+        generate_synthreid(
+            str(tmp_path / 'x'), size='tiny', domains=2,
+            style_control='False')
+    assert not (tmp_path / 'x').exists()
+
+
+def test_valid_float_options_resolve_as_before():
+    # An int or a numpy float is a valid value and is recorded as a float
+    # (the manifest's params are compared on load).
+    params = synthetic._resolve_params(
+        'tiny', 'vi', None, 0, (32, 16), {},
+        dict(ir_gap=1, ir_contrast=np.float32(0.5), ir_luminance=1))
+    assert params['ir_gap'] == 1.0 and type(params['ir_gap']) is float
+    assert params['ir_contrast'] == 0.5
+    assert type(params['ir_contrast']) is float
+    assert params['ir_luminance'] == 1.0
+    assert type(params['ir_luminance']) is float
+
+
 def test_ir_gap_adds_the_sensor_model():
     size = (128, 64)
 
