@@ -155,6 +155,52 @@ def preset_overrides(overrides: Optional[dict], kwargs: dict) -> dict:
     return overrides
 
 
+#: Range of each count, ``(minimum, maximum)`` (``None``: no maximum).
+#: Two cameras at least: every identity is seen by two; at most nine:
+#: Market-1501 names have a one-digit camera.
+_COUNT_RANGES: Dict[str, Tuple[int, Optional[int]]] = dict(
+    num_ids_train=(1, None),
+    num_ids_test=(1, None),
+    num_ids_val=(1, None),
+    num_cams=(2, 9),
+    imgs_per_cam=(1, None),
+    num_distractors=(0, None),
+    num_junk=(0, None),
+    num_ids_test_added=(0, None))
+
+
+def _as_int(name: str,
+            value,
+            minimum: Optional[int] = None,
+            maximum: Optional[int] = None) -> int:
+    """``value`` as an int in ``[minimum, maximum]``.
+
+    Only an ``int`` or a numpy integer is taken: a bool, a float (even
+    ``2.0``) or a string is refused, not truncated by ``int()`` (a seed of
+    1.5 reused the folder of seed 1).
+
+    Raises:
+        ValueError: ``value`` is not an integer or is out of range; names
+            ``name``, the value and the range.
+    """
+    if minimum is None:
+        rule = ''
+    elif maximum is None:
+        rule = f'>= {minimum}'
+    else:
+        rule = f'in [{minimum}, {maximum}]'
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, numbers.Integral):
+        raise ValueError(f'SynthReID: {name} must be an integer'
+                         f'{" " + rule if rule else ""}, got {value!r} '
+                         f'({type(value).__name__})')
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None
+                                                     and value > maximum):
+        raise ValueError(f'SynthReID: {name} must be {rule}, got {value}')
+    return value
+
+
 def _as_float(name: str, value) -> float:
     """``value`` as a finite float.
 
@@ -231,12 +277,34 @@ def _resolve_params(size: str,
                     img_size: Sequence[int],
                     overrides: dict,
                     options: Optional[dict] = None) -> dict:
+    """Validate the generator's arguments; returns the manifest's params.
+
+    Nothing is clamped or coerced: a count, the seed, ``domains`` and the
+    image size must be integers (``int`` or a numpy integer; not a bool,
+    a float or a string) in their range (:data:`_COUNT_RANGES`), so that
+    every folder is written, and found again, under the parameters asked
+    for.
+
+    Raises:
+        ValueError: A value is out of range or of another type; names the
+            parameter, the value and what is expected.
+        TypeError: An unknown parameter, or a list for a field that takes
+            one count.
+    """
     if size not in SYNTHREID_PRESETS:
         raise ValueError(f'unknown SynthReID size {size!r}; choose from '
                          f'{sorted(SYNTHREID_PRESETS)}')
     if modality not in ('visible', 'vi'):
         raise ValueError(f'modality must be "visible" or "vi", got '
                          f'{modality!r}')
+    seed = _as_int('seed', seed)
+    if domains is not None:
+        domains = _as_int('domains', domains, 1)
+    if isinstance(img_size, (str, bytes)) or not hasattr(
+            img_size, '__len__') or len(img_size) != 2:
+        raise ValueError(f'SynthReID: img_size must be (height, width), two '
+                         f'integers >= 16, got {img_size!r}')
+    h, w = (_as_int(f'img_size[{i}]', s, 16) for i, s in enumerate(img_size))
     params = dict(SYNTHREID_PRESETS[size])
     if modality == 'vi':
         if domains not in (None, 1):
@@ -263,42 +331,30 @@ def _resolve_params(size: str,
                 raise TypeError(f'only {" and ".join(per_domain)} (visible) '
                                 f'may be lists (one count per domain), got '
                                 f'{key}={value}')
-            params[key] = [int(v) for v in value]
+            value = list(value)
+        params[key] = value
+    for key, value in params.items():
+        bounds = _COUNT_RANGES[key]
+        if isinstance(value, list):
+            params[key] = [
+                _as_int(f'{key}[{i}]', v, *bounds) for i, v in enumerate(value)
+            ]
         else:
-            params[key] = int(value)
+            params[key] = _as_int(key, value, *bounds)
     added = params.pop(ADDED_TEST_IDS)
-    if modality == 'visible' and not 2 <= params['num_cams'] <= 9:
-        # Two cameras at least: every identity is seen by two. At most
-        # nine: Market-1501 names have a one-digit camera.
-        raise ValueError(f'num_cams must be in [2, 9], got '
-                         f'{params["num_cams"]}')
-    domains = 4 if domains is None else int(domains)
+    domains = 4 if domains is None else domains
     for key, value in (('num_ids_test', params['num_ids_test']),
                        (ADDED_TEST_IDS, added)):
         if isinstance(value, list) and len(value) != domains:
             raise ValueError(f'{key} lists {len(value)} counts for '
                              f'{domains} domains')
-    added_counts = added if isinstance(added, list) else [added]
-    if min(added_counts) < 0:
-        raise ValueError(f'{ADDED_TEST_IDS} must be >= 0, got {added}')
-    if any(added_counts):
+    if any(added if isinstance(added, list) else [added]):
         params[ADDED_TEST_IDS] = added
-    h, w = (int(s) for s in img_size)
-    if domains < 1 or min(h, w) < 16:
-        raise ValueError(f'need domains >= 1 and images of at least 16 px, '
-                         f'got domains={domains}, img_size={(h, w)}')
-    counts = [
-        n for k, v in params.items()
-        if k.startswith('num_ids') and k != ADDED_TEST_IDS
-        for n in (v if isinstance(v, list) else [v])
-    ]
-    if min(counts) < 1 or params['imgs_per_cam'] < 1:
-        raise ValueError(f'identity and image counts must be >= 1: {params}')
     return dict(
         version=SYNTHREID_VERSION,
         modality=modality,
         domains=domains,
-        seed=int(seed),
+        seed=seed,
         img_size=[h, w],
         **params,
         **_resolve_options(modality, domains, options or {}))
@@ -786,7 +842,7 @@ def generate_synthreid(root: str,
             manifest = dict(
                 params=params,
                 size=size,
-                domains=get_domain_styles(params['domains'], seed),
+                domains=get_domain_styles(params['domains'], params['seed']),
                 controls=[
                     dict(name=name, identities=f'd{ids}', style=f'd{look}')
                     for name, ids, look in control_names(params['domains'])
@@ -872,6 +928,9 @@ class SynthReID(Market1501):
                  overrides: Optional[dict] = None,
                  **kwargs) -> None:
         overrides = preset_overrides(overrides, kwargs)
+        # Fail on bad generator arguments now, not at the first access.
+        _resolve_params(size, 'visible', num_domains, seed, img_size,
+                        overrides, dict(style_control=style_control))
         names = domain_names(num_domains)
         controls = [c[0] for c in control_names(num_domains)]
         if isinstance(domain, str):
@@ -901,9 +960,6 @@ class SynthReID(Market1501):
             style_control=style_control,
             num_workers=num_workers,
             **overrides)
-        # Fail on bad generator arguments now, not at the first access.
-        _resolve_params(size, 'visible', num_domains, seed, img_size,
-                        overrides, dict(style_control=style_control))
         super().__init__(
             data_root=osp.join(data_root, self.domain), split=split, **kwargs)
         self._set_name()

@@ -1397,6 +1397,73 @@ def test_synthreid_vi_takes_preset_fields_as_keywords(tmp_path):
         SynthReIDVI(root, num_cams=3, **kwargs)
 
 
+@pytest.mark.parametrize('kwargs, match', [
+    # Each used to be clamped or coerced by int() (or range() of a
+    # negative count), silently.
+    (dict(num_distractors=-3), 'num_distractors must be >= 0, got -3'),
+    (dict(num_junk=-1), 'num_junk must be >= 0, got -1'),
+    (dict(num_ids_train=2.7),
+     r'num_ids_train must be an integer >= 1, got 2.7 \(float\)'),
+    (dict(num_ids_train=2.0), r'num_ids_train must be an integer >= 1, '
+     r'got 2.0 \(float\)'),
+    (dict(num_ids_train='4'), r"num_ids_train must be an integer >= 1, "
+     r"got '4' \(str\)"),
+    (dict(imgs_per_cam=True), r'imgs_per_cam must be an integer >= 1, '
+     r'got True \(bool\)'),
+    (dict(num_cams=2.9), r'num_cams must be an integer in \[2, 9\], got 2.9'),
+    (dict(num_ids_test=[1.5, 2, 3, 4]),
+     r'num_ids_test\[0\] must be an integer >= 1, got 1.5'),
+    (dict(num_ids_test_added=[0, 1, -1, 0]),
+     r'num_ids_test_added\[2\] must be >= 0, got -1'),
+    (dict(domains=2.5), r'domains must be an integer >= 1, got 2.5'),
+    (dict(img_size=(128.9, 64)),
+     r'img_size\[0\] must be an integer >= 16, got 128.9'),
+    (dict(img_size=(128, )), r'img_size must be \(height, width\), two '
+     r'integers >= 16, got \(128,\)'),
+    (dict(seed=1.5), r'seed must be an integer, got 1.5 \(float\)'),
+    (dict(seed='3'), r"seed must be an integer, got '3' \(str\)"),
+])
+def test_counts_and_seed_must_be_integers(tmp_path, kwargs, match):
+    kwargs = dict(dict(size='tiny', domains=4, img_size=(32, 16)), **kwargs)
+    with pytest.raises(ValueError, match=match):
+        generate_synthreid(str(tmp_path / 'x'), progress=False, **kwargs)
+    # Refused before anything is rendered.
+    assert not os.listdir(tmp_path)
+
+
+def test_a_fractional_seed_does_not_reuse_another_folder(tmp_path):
+    root = str(tmp_path / 'synth')
+    generate_synthreid(root, size='tiny', domains=1, img_size=(32, 16), seed=1)
+    with pytest.raises(ValueError, match='seed must be an integer, got 1.5'):
+        generate_synthreid(
+            root, size='tiny', domains=1, img_size=(32, 16), seed=1.5)
+
+
+def test_synthreid_checks_the_generator_arguments_first(tmp_path):
+    with pytest.raises(ValueError, match='domains must be an integer >= 1'):
+        SynthReID(
+            str(tmp_path), domain=0, num_domains=2.0, size='tiny',
+            lazy_init=True)
+
+
+def test_numpy_integers_resolve_as_ints():
+    # Valid values resolve exactly as before: the manifest's params are
+    # compared on load, so a changed normalisation would refuse old folders.
+    params = synthetic._resolve_params(
+        'tiny', 'visible', np.int64(2), np.int32(3), (np.int64(32), 16),
+        dict(num_ids_test=(np.int16(2), 3), num_cams=np.uint8(4),
+             num_ids_test_added=[0, 0]), {})
+    expected = dict(
+        domains=2, seed=3, img_size=[32, 16], num_ids_test=[2, 3],
+        num_cams=4)
+    assert {k: params[k] for k in expected} == expected
+    assert all(type(v) is int for v in (params['domains'], params['seed'],
+                                        *params['img_size'],
+                                        *params['num_ids_test'],
+                                        params['num_cams']))
+    assert 'num_ids_test_added' not in params
+
+
 def test_added_test_ids_in_the_manifest(tmp_path):
     root = str(tmp_path / 'synth')
     kwargs = dict(domains=2, size='tiny', img_size=(32, 16))
