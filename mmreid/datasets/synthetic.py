@@ -42,7 +42,7 @@ from .market1501 import Market1501
 # public helpers are re-exported here.
 from .synthetic_plan import SYSU_INFRARED_CAMS  # noqa: F401
 from .synthetic_plan import SYSU_VISIBLE_CAMS  # noqa: F401
-from .synthetic_plan import (_canary_jobs, _plan_digest, _plan_jobs,
+from .synthetic_plan import (_canary_jobs, _count, _plan_digest, _plan_jobs,
                              control_names)
 from .synthetic_render import identity_attributes  # noqa: F401
 from .synthetic_render import (IR_MODES, _domain_style, domain_names,
@@ -270,6 +270,46 @@ def _resolve_options(modality: str, domains: int, options: dict) -> dict:
     return changed
 
 
+#: The largest pid: Market-1501 and SYSU-MM01 names have 4-digit pids.
+MAX_PID = 9999
+
+
+def _check_pid_range(modality: str, domains: int, params: dict,
+                     added: Union[int, List[int]]) -> None:
+    """Refuse identities that do not fit in 4-digit pids.
+
+    The domains of ``'visible'`` own disjoint pid ranges of
+    ``MAX_PID // domains`` pids each, which hold a domain's training, test
+    and added test identities; the one domain of ``'vi'`` holds all.
+
+    Raises:
+        ValueError: Names the fields, their sum, ``domains`` and the limit.
+    """
+    if modality == 'vi':
+        fields = ('num_ids_train', 'num_ids_val', 'num_ids_test')
+        counts = [params[k] for k in fields] + [added]
+        if sum(counts) > MAX_PID:
+            raise ValueError(
+                f'SynthReID: {" + ".join(fields)} + {ADDED_TEST_IDS} = '
+                f'{" + ".join(map(str, counts))} = {sum(counts)} identities '
+                f'do not fit in the {MAX_PID} 4-digit pids')
+        return
+    block = MAX_PID // domains
+    for d in range(domains):
+        counts = [
+            params['num_ids_train'],
+            _count(params['num_ids_test'], d),
+            _count(added, d)
+        ]
+        if sum(counts) > block:
+            raise ValueError(
+                f'SynthReID: num_ids_train + num_ids_test + {ADDED_TEST_IDS} '
+                f'= {" + ".join(map(str, counts))} = {sum(counts)} identities '
+                f'of domain d{d} do not fit in its pids: 4-digit pids give '
+                f'each domain {MAX_PID} // domains = {block} (domains='
+                f'{domains}); lower the counts or domains')
+
+
 def _resolve_params(size: str,
                     modality: str,
                     domains: Optional[int],
@@ -348,6 +388,7 @@ def _resolve_params(size: str,
         if isinstance(value, list) and len(value) != domains:
             raise ValueError(f'{key} lists {len(value)} counts for '
                              f'{domains} domains')
+    _check_pid_range(modality, domains, params, added)
     if any(added if isinstance(added, list) else [added]):
         params[ADDED_TEST_IDS] = added
     return dict(

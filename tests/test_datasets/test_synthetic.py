@@ -1464,6 +1464,46 @@ def test_numpy_integers_resolve_as_ints():
     assert 'num_ids_test_added' not in params
 
 
+@pytest.mark.parametrize('kwargs, match', [
+    # The limit is per domain: 9999 // 4 = 2499, not 9999.
+    (dict(domains=4, num_ids_train=2497),
+     r'num_ids_train \+ num_ids_test \+ num_ids_test_added = 2497 \+ 3 \+ 0 '
+     r'= 2500 identities of domain d0 do not fit in its pids: 4-digit pids '
+     r'give each domain 9999 // domains = 2499 \(domains=4\)'),
+    (dict(domains=5000), r'= 4 \+ 3 \+ 0 = 7 identities of domain d0 .*'
+     r'9999 // domains = 1 \(domains=5000\)'),
+    (dict(domains=2, num_ids_test=[3, 4996]),
+     r'= 4 \+ 4996 \+ 0 = 5000 identities of domain d1 .* = 4999'),
+    (dict(modality='vi', num_ids_train=9990, num_ids_test_added=6),
+     r'num_ids_train \+ num_ids_val \+ num_ids_test \+ num_ids_test_added '
+     r'= 9990 \+ 1 \+ 3 \+ 6 = 10000 identities do not fit in the 9999 '
+     r'4-digit pids'),
+])
+def test_pid_overflow_is_refused_when_resolved(tmp_path, kwargs, match):
+    # Refused with the fields and the limit before anything is built: a
+    # lazily built dataset used to fail at its first access only.
+    with pytest.raises(ValueError, match=match):
+        generate_synthreid(str(tmp_path / 'x'), size='tiny', **kwargs)
+    assert not os.listdir(tmp_path)
+    if kwargs.get('modality') != 'vi':
+        kwargs = dict(kwargs)
+        num_domains = kwargs.pop('domains')
+        with pytest.raises(ValueError, match=match):
+            SynthReID(
+                str(tmp_path / 'x'),
+                num_domains=num_domains,
+                size='tiny',
+                lazy_init=True,
+                **kwargs)
+
+
+def test_the_largest_pid_range_is_accepted():
+    # 2499 identities fill d0's pids of four domains exactly.
+    params = synthetic._resolve_params('tiny', 'visible', 4, 0, (32, 16),
+                                       dict(num_ids_train=2496), {})
+    assert params['num_ids_train'] == 2496
+
+
 def test_added_test_ids_in_the_manifest(tmp_path):
     root = str(tmp_path / 'synth')
     kwargs = dict(domains=2, size='tiny', img_size=(32, 16))
@@ -1486,7 +1526,9 @@ def test_added_test_ids_in_the_manifest(tmp_path):
 @pytest.mark.parametrize('added, error, match', [
     (-1, ValueError, 'num_ids_test_added must be >= 0'),
     ([1, 2, 3], ValueError, 'num_ids_test_added lists 3 counts for 2'),
-    (4000, ValueError, r'4000 more identities do not fit in pids 1-4999'),
+    (4000, ValueError, r'= 1000 \+ 3 \+ 4000 = 5003 identities of domain d0 '
+     r'do not fit in its pids: 4-digit pids give each domain 9999 // '
+     r'domains = 4999 \(domains=2\)'),
 ])
 def test_added_test_ids_errors(tmp_path, added, error, match):
     with pytest.raises(error, match=match):
