@@ -1,6 +1,7 @@
 """tools/dataset_converters/generate_synthreid.py --config: the folders a
 config reads, written ahead of time with the parameters training uses."""
 import json
+import re
 import os.path as osp
 
 import pytest
@@ -76,3 +77,43 @@ val_cfg = dict(targets=[
         tool.main([str(root), '--config', str(config)])
     with pytest.raises(SystemExit, match='needs --config'):
         tool.main([str(root), '--cfg-options', 'a=1'])
+
+
+def test_set_takes_one_count_per_domain(tmp_path, capsys):
+    tool = load_tool(TOOL)
+    root = tmp_path / 'synth'
+    tool.main([
+        str(root), '--size', 'tiny', '--domains', '2', '--img-size', '32',
+        '16', '--set', 'num_ids_test=2,3', 'num_ids_test_added=0,1',
+        'num_ids_train=3'
+    ])
+    with open(root / MANIFEST) as f:
+        params = json.load(f)['params']
+    assert params['num_ids_test'] == [2, 3]
+    assert params['num_ids_test_added'] == [0, 1]
+    assert params['num_ids_train'] == 3
+
+
+@pytest.mark.parametrize('args, match', [
+    (['--set', 'foo'], r"--set 'foo': expected KEY=N with KEY one of"),
+    (['--set', 'num_ids_tset=2'], r"--set 'num_ids_tset=2': expected KEY=N"),
+    (['--set', 'num_ids_test=a'], r"--set 'num_ids_test=a': expected an "
+     r'integer, or for num_ids_test and num_ids_test_added one integer per '
+     r'domain separated by commas'),
+    (['--set', 'num_ids_test=1,,2'], r"--set 'num_ids_test=1,,2': expected"),
+    (['--set', 'num_ids_train=1.5'], r"'num_ids_train=1.5': expected an"),
+    (['--set', 'num_ids_train=1,2'], r"'num_ids_train=1,2': only "
+     r'num_ids_test and num_ids_test_added with --modality visible'),
+    (['--modality', 'vi', '--set', 'num_ids_test=1,2'],
+     r"'num_ids_test=1,2': only num_ids_test"),
+    (['--set', 'num_junk=1', 'num_junk=2'], r'num_junk is given twice'),
+])
+def test_set_refuses_a_malformed_item(tmp_path, capsys, args, match):
+    tool = load_tool(TOOL)
+    with pytest.raises(SystemExit) as error:
+        tool.main([str(tmp_path / 'synth'), '--size', 'tiny'] + args)
+    # argparse's error: usage and message on stderr, exit status 2, no
+    # traceback.
+    assert error.value.code == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / 'synth').exists()

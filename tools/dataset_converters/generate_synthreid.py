@@ -26,11 +26,53 @@ import numpy as np
 from mmengine.config import Config, DictAction
 
 from mmreid.datasets.base_reid_dataset import list_images
-from mmreid.datasets.synthetic import (SYNTHREID_PRESETS, generate_synthreid,
-                                       get_domain_styles)
+from mmreid.datasets.synthetic import (ADDED_TEST_IDS, SYNTHREID_PRESETS,
+                                       generate_synthreid, get_domain_styles)
 from mmreid.datasets.synthetic_store import MANIFEST
 
 NAME = re.compile(r'^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$', re.ASCII)
+#: The preset fields ``--set`` takes, and those that take one count per
+#: domain (``'visible'``), comma-separated.
+SET_KEYS = tuple(sorted(set(SYNTHREID_PRESETS['small']) | {ADDED_TEST_IDS}))
+PER_DOMAIN_KEYS = ('num_ids_test', ADDED_TEST_IDS)
+INTEGER = re.compile(r'^-?\d+$', re.ASCII)
+
+
+def parse_set(parser: argparse.ArgumentParser, items: List[str],
+              modality: str) -> dict:
+    """The ``--set`` items as generator overrides.
+
+    Args:
+        parser (argparse.ArgumentParser): Reports a malformed item.
+        items (list[str]): ``KEY=N``, or ``KEY=N,N,...`` (one count per
+            domain) for :data:`PER_DOMAIN_KEYS` with ``'visible'``.
+        modality (str): ``--modality``.
+
+    Returns:
+        dict: Field to an int, or to a list of ints.
+    """
+    overrides: Dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or key not in SET_KEYS:
+            parser.error(f'--set {item!r}: expected KEY=N with KEY one of '
+                         f'{", ".join(SET_KEYS)}')
+        if key in overrides:
+            parser.error(f'--set {item!r}: {key} is given twice')
+        parts = value.split(',')
+        if not all(INTEGER.match(p) for p in parts):
+            parser.error(f'--set {item!r}: expected an integer, or for '
+                         f'{" and ".join(PER_DOMAIN_KEYS)} one integer per '
+                         f'domain separated by commas (e.g. '
+                         f'num_ids_test=700,100,100,700)')
+        if len(parts) > 1 and (key not in PER_DOMAIN_KEYS
+                               or modality != 'visible'):
+            parser.error(f'--set {item!r}: only {" and ".join(PER_DOMAIN_KEYS)}'
+                         f' with --modality visible take one count per '
+                         f'domain; {key} takes one integer')
+        counts = [int(p) for p in parts]
+        overrides[key] = counts if len(counts) > 1 else counts[0]
+    return overrides
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,7 +104,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs='*',
         default=[],
         metavar='KEY=N',
-        help='override preset fields, e.g. num_ids_train=50')
+        help='override preset fields, e.g. num_ids_train=50; '
+        'num_ids_test and num_ids_test_added (visible) also take one count '
+        'per domain, e.g. num_ids_test=700,100,100,700')
     parser.add_argument(
         '--check',
         action='store_true',
@@ -74,7 +118,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         default='tiny',
         choices=('tiny', 'resnet18'),
         help='proxy network for --check (random init)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.overrides = parse_set(parser, args.set, args.modality)
+    return args
 
 
 # ---------------------------------------------------------------------------
@@ -298,10 +344,6 @@ def main(argv=None) -> None:
                          'needed')
     if args.cfg_options:
         raise SystemExit('--cfg-options needs --config')
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition('=')
-        overrides[key] = int(value)
     start = time.time()
     manifest = generate_synthreid(
         args.root,
@@ -310,7 +352,7 @@ def main(argv=None) -> None:
         modality=args.modality,
         seed=args.seed,
         img_size=tuple(args.img_size),
-        **overrides)
+        **args.overrides)
     print(f'SynthReID at {osp.abspath(args.root)} ({time.time() - start:.1f}s'
           f'): {manifest["params"]}')
     for name, counts in manifest['counts'].items():
