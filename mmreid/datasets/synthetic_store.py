@@ -22,11 +22,29 @@ MANIFEST = 'synthreid.json'
 
 
 def _read_manifest(root: str) -> Optional[dict]:
+    """The manifest of ``root``, or None if it has none.
+
+    Raises:
+        FileExistsError: The manifest is not a JSON object (truncated or
+            corrupt); names the file and the folder to delete.
+    """
     path = osp.join(root, MANIFEST)
     if not osp.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        manifest = json.loads(data.decode('utf-8'))
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        problem = f'is not valid JSON ({error})'
+    else:
+        if isinstance(manifest, dict):
+            return manifest
+        problem = f'holds a {type(manifest).__name__}, not a JSON object'
+    raise FileExistsError(
+        f'SynthReID: the manifest {path!r} {problem}: it is truncated or '
+        f'corrupt, so the folder cannot be checked. Delete {root!r}; it is '
+        f'regenerated on next use.')
 
 
 #: CPU features numpy and OpenCV dispatch their kernels on: vectorised

@@ -281,6 +281,26 @@ def test_reuse_and_manifest_mismatch(tmp_path):
     assert osp.isfile(empty / 'synthreid.json')
 
 
+@pytest.mark.parametrize('cut', ['half', 'list', 'binary'])
+def test_a_corrupt_manifest_is_named(tmp_path, cut):
+    root = tmp_path / 'synth'
+    kwargs = dict(domains=1, size='tiny', img_size=(32, 16))
+    generate_synthreid(str(root), **kwargs)
+    path = root / 'synthreid.json'
+    text = path.read_bytes()
+    path.write_bytes(
+        dict(half=text[:len(text) // 2], list=b'[]', binary=b'\xff\xfe')[cut])
+    # A bare JSONDecodeError named no file.
+    with pytest.raises(FileExistsError) as error:
+        generate_synthreid(str(root), **kwargs)
+    message = str(error.value)
+    assert f'the manifest {str(path)!r}' in message
+    assert 'truncated or corrupt' in message
+    assert f'Delete {str(root)!r}' in message
+    with pytest.raises(FileExistsError, match='truncated or corrupt'):
+        SynthReID(str(root), num_domains=1, size='tiny', img_size=(32, 16))
+
+
 def test_bad_arguments(tmp_path):
     root = str(tmp_path / 'synth')
     with pytest.raises(ValueError, match='size'):
