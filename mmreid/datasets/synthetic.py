@@ -189,8 +189,8 @@ def _as_int(name: str,
         rule = f'>= {minimum}'
     else:
         rule = f'in [{minimum}, {maximum}]'
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, numbers.Integral):
+    if isinstance(value,
+                  (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise ValueError(f'SynthReID: {name} must be an integer'
                          f'{" " + rule if rule else ""}, got {value!r} '
                          f'({type(value).__name__})')
@@ -211,8 +211,8 @@ def _as_float(name: str, value) -> float:
     Raises:
         ValueError: ``value`` is not a finite real number; names ``name``.
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, numbers.Real):
+    if isinstance(value,
+                  (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(f'SynthReID: {name} must be a number, got '
                          f'{value!r} ({type(value).__name__})')
     value = float(value)
@@ -835,6 +835,8 @@ def generate_synthreid(root: str,
         and ``renderer`` (numpy and OpenCV versions that wrote it).
 
     Raises:
+        ValueError: A bad argument (see :func:`_resolve_params`), before
+            anything is written.
         FileExistsError: ``root`` exists with another format version,
             other parameters, another file plan or, under the same
             numpy/OpenCV, canaries that render differently; or is a

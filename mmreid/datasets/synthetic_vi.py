@@ -39,7 +39,8 @@ class SynthReIDVI(SYSUMM01):
             ``'hard'`` (the first release), see :func:`generate_synthreid`.
         ir_luminance (float, optional): ``'dye'`` only: weight of the
             luminance (default 0.5).
-        ir_gap (float): Sensor-like infrared differences, 0 to about 1.
+        ir_gap (float): Sensor-like infrared differences, 0 to about 1 (a
+            finite number >= 0).
         ir_contrast (float): Contrast of infrared images around mid-grey,
             in (0, 1] (1: unchanged).
         num_workers (int): Processes that render the folder.

@@ -1036,14 +1036,16 @@ def test_ir_options_keep_the_defaults_and_validate(tmp_path):
             root, modality='vi', size='tiny', style_control=True)
 
 
-@pytest.mark.parametrize('options, match', [
-    # NaN passed ``ir_gap < 0`` and rendered no gap; inf rendered noise.
-    (dict(ir_gap=float('nan')), 'ir_gap must be a finite number, got nan'),
-    (dict(ir_gap=float('inf')), 'ir_gap must be a finite number, got inf'),
-    (dict(ir_gap='0.5'), r"ir_gap must be a number, got '0.5' \(str\)"),
-    (dict(ir_contrast=True), r'ir_contrast must be a number, got True'),
-    (dict(ir_luminance=np.bool_(True)), 'ir_luminance must be a number'),
-])
+@pytest.mark.parametrize(
+    'options, match',
+    [
+        # NaN passed ``ir_gap < 0`` and rendered no gap; inf rendered noise.
+        (dict(ir_gap=float('nan')), 'ir_gap must be a finite number, got nan'),
+        (dict(ir_gap=float('inf')), 'ir_gap must be a finite number, got inf'),
+        (dict(ir_gap='0.5'), r"ir_gap must be a number, got '0.5' \(str\)"),
+        (dict(ir_contrast=True), r'ir_contrast must be a number, got True'),
+        (dict(ir_luminance=np.bool_(True)), 'ir_luminance must be a number'),
+    ])
 def test_float_options_must_be_finite_numbers(tmp_path, options, match):
     root = tmp_path / 'x'
     with pytest.raises(ValueError, match=match):
@@ -1057,8 +1059,7 @@ def test_style_control_must_be_a_bool(tmp_path):
             ValueError,
             match=r"style_control must be True or False, got 'False' \(str"):
         generate_synthreid(
-            str(tmp_path / 'x'), size='tiny', domains=2,
-            style_control='False')
+            str(tmp_path / 'x'), size='tiny', domains=2, style_control='False')
     assert not (tmp_path / 'x').exists()
 
 
@@ -1417,32 +1418,35 @@ def test_synthreid_vi_takes_preset_fields_as_keywords(tmp_path):
         SynthReIDVI(root, num_cams=3, **kwargs)
 
 
-@pytest.mark.parametrize('kwargs, match', [
-    # Each used to be clamped or coerced by int() (or range() of a
-    # negative count), silently.
-    (dict(num_distractors=-3), 'num_distractors must be >= 0, got -3'),
-    (dict(num_junk=-1), 'num_junk must be >= 0, got -1'),
-    (dict(num_ids_train=2.7),
-     r'num_ids_train must be an integer >= 1, got 2.7 \(float\)'),
-    (dict(num_ids_train=2.0), r'num_ids_train must be an integer >= 1, '
-     r'got 2.0 \(float\)'),
-    (dict(num_ids_train='4'), r"num_ids_train must be an integer >= 1, "
-     r"got '4' \(str\)"),
-    (dict(imgs_per_cam=True), r'imgs_per_cam must be an integer >= 1, '
-     r'got True \(bool\)'),
-    (dict(num_cams=2.9), r'num_cams must be an integer in \[2, 9\], got 2.9'),
-    (dict(num_ids_test=[1.5, 2, 3, 4]),
-     r'num_ids_test\[0\] must be an integer >= 1, got 1.5'),
-    (dict(num_ids_test_added=[0, 1, -1, 0]),
-     r'num_ids_test_added\[2\] must be >= 0, got -1'),
-    (dict(domains=2.5), r'domains must be an integer >= 1, got 2.5'),
-    (dict(img_size=(128.9, 64)),
-     r'img_size\[0\] must be an integer >= 16, got 128.9'),
-    (dict(img_size=(128, )), r'img_size must be \(height, width\), two '
-     r'integers >= 16, got \(128,\)'),
-    (dict(seed=1.5), r'seed must be an integer, got 1.5 \(float\)'),
-    (dict(seed='3'), r"seed must be an integer, got '3' \(str\)"),
-])
+@pytest.mark.parametrize(
+    'kwargs, match',
+    [
+        # Each used to be clamped or coerced by int() (or range() of a
+        # negative count), silently.
+        (dict(num_distractors=-3), 'num_distractors must be >= 0, got -3'),
+        (dict(num_junk=-1), 'num_junk must be >= 0, got -1'),
+        (dict(num_ids_train=2.7),
+         r'num_ids_train must be an integer >= 1, got 2.7 \(float\)'),
+        (dict(num_ids_train=2.0), r'num_ids_train must be an integer >= 1, '
+         r'got 2.0 \(float\)'),
+        (dict(num_ids_train='4'), r"num_ids_train must be an integer >= 1, "
+         r"got '4' \(str\)"),
+        (dict(imgs_per_cam=True), r'imgs_per_cam must be an integer >= 1, '
+         r'got True \(bool\)'),
+        (dict(num_cams=2.9),
+         r'num_cams must be an integer in \[2, 9\], got 2.9'),
+        (dict(num_ids_test=[1.5, 2, 3, 4]),
+         r'num_ids_test\[0\] must be an integer >= 1, got 1.5'),
+        (dict(num_ids_test_added=[0, 1, -1, 0]),
+         r'num_ids_test_added\[2\] must be >= 0, got -1'),
+        (dict(domains=2.5), r'domains must be an integer >= 1, got 2.5'),
+        (dict(img_size=(128.9, 64)),
+         r'img_size\[0\] must be an integer >= 16, got 128.9'),
+        (dict(img_size=(128, )), r'img_size must be \(height, width\), two '
+         r'integers >= 16, got \(128,\)'),
+        (dict(seed=1.5), r'seed must be an integer, got 1.5 \(float\)'),
+        (dict(seed='3'), r"seed must be an integer, got '3' \(str\)"),
+    ])
 def test_counts_and_seed_must_be_integers(tmp_path, kwargs, match):
     kwargs = dict(dict(size='tiny', domains=4, img_size=(32, 16)), **kwargs)
     with pytest.raises(ValueError, match=match):
@@ -1462,7 +1466,10 @@ def test_a_fractional_seed_does_not_reuse_another_folder(tmp_path):
 def test_synthreid_checks_the_generator_arguments_first(tmp_path):
     with pytest.raises(ValueError, match='domains must be an integer >= 1'):
         SynthReID(
-            str(tmp_path), domain=0, num_domains=2.0, size='tiny',
+            str(tmp_path),
+            domain=0,
+            num_domains=2.0,
+            size='tiny',
             lazy_init=True)
 
 
@@ -1471,34 +1478,38 @@ def test_numpy_integers_resolve_as_ints():
     # compared on load, so a changed normalisation would refuse old folders.
     params = synthetic._resolve_params(
         'tiny', 'visible', np.int64(2), np.int32(3), (np.int64(32), 16),
-        dict(num_ids_test=(np.int16(2), 3), num_cams=np.uint8(4),
-             num_ids_test_added=[0, 0]), {})
+        dict(
+            num_ids_test=(np.int16(2), 3),
+            num_cams=np.uint8(4),
+            num_ids_test_added=[0, 0]), {})
     expected = dict(
-        domains=2, seed=3, img_size=[32, 16], num_ids_test=[2, 3],
-        num_cams=4)
+        domains=2, seed=3, img_size=[32, 16], num_ids_test=[2, 3], num_cams=4)
     assert {k: params[k] for k in expected} == expected
-    assert all(type(v) is int for v in (params['domains'], params['seed'],
-                                        *params['img_size'],
-                                        *params['num_ids_test'],
-                                        params['num_cams']))
+    assert all(
+        type(v) is int
+        for v in (params['domains'], params['seed'], *params['img_size'],
+                  *params['num_ids_test'], params['num_cams']))
     assert 'num_ids_test_added' not in params
 
 
-@pytest.mark.parametrize('kwargs, match', [
-    # The limit is per domain: 9999 // 4 = 2499, not 9999.
-    (dict(domains=4, num_ids_train=2497),
-     r'num_ids_train \+ num_ids_test \+ num_ids_test_added = 2497 \+ 3 \+ 0 '
-     r'= 2500 identities of domain d0 do not fit in its pids: 4-digit pids '
-     r'give each domain 9999 // domains = 2499 \(domains=4\)'),
-    (dict(domains=5000), r'= 4 \+ 3 \+ 0 = 7 identities of domain d0 .*'
-     r'9999 // domains = 1 \(domains=5000\)'),
-    (dict(domains=2, num_ids_test=[3, 4996]),
-     r'= 4 \+ 4996 \+ 0 = 5000 identities of domain d1 .* = 4999'),
-    (dict(modality='vi', num_ids_train=9990, num_ids_test_added=6),
-     r'num_ids_train \+ num_ids_val \+ num_ids_test \+ num_ids_test_added '
-     r'= 9990 \+ 1 \+ 3 \+ 6 = 10000 identities do not fit in the 9999 '
-     r'4-digit pids'),
-])
+@pytest.mark.parametrize(
+    'kwargs, match',
+    [
+        # The limit is per domain: 9999 // 4 = 2499, not 9999.
+        (dict(domains=4, num_ids_train=2497),
+         r'num_ids_train \+ num_ids_test \+ num_ids_test_added = 2497 \+ 3 '
+         r'\+ 0 = 2500 identities of domain d0 do not fit in its pids: '
+         r'4-digit pids give each domain 9999 // domains = 2499 '
+         r'\(domains=4\)'),
+        (dict(domains=5000), r'= 4 \+ 3 \+ 0 = 7 identities of domain d0 .*'
+         r'9999 // domains = 1 \(domains=5000\)'),
+        (dict(domains=2, num_ids_test=[3, 4996]),
+         r'= 4 \+ 4996 \+ 0 = 5000 identities of domain d1 .* = 4999'),
+        (dict(modality='vi', num_ids_train=9990, num_ids_test_added=6),
+         r'num_ids_train \+ num_ids_val \+ num_ids_test \+ num_ids_test_added '
+         r'= 9990 \+ 1 \+ 3 \+ 6 = 10000 identities do not fit in the 9999 '
+         r'4-digit pids'),
+    ])
 def test_pid_overflow_is_refused_when_resolved(tmp_path, kwargs, match):
     # Refused with the fields and the limit before anything is built: a
     # lazily built dataset used to fail at its first access only.

@@ -1,8 +1,8 @@
 """tools/dataset_converters/generate_synthreid.py --config: the folders a
 config reads, written ahead of time with the parameters training uses."""
 import json
-import re
 import os.path as osp
+import re
 
 import pytest
 from mmengine.config import Config
@@ -104,8 +104,8 @@ def test_set_takes_one_count_per_domain(tmp_path, capsys):
     (['--set', 'num_ids_train=1.5'], r"'num_ids_train=1.5': expected an"),
     (['--set', 'num_ids_train=1,2'], r"'num_ids_train=1,2': only "
      r'num_ids_test and num_ids_test_added with --modality visible'),
-    (['--modality', 'vi', '--set', 'num_ids_test=1,2'],
-     r"'num_ids_test=1,2': only num_ids_test"),
+    (['--modality', 'vi', '--set', 'num_ids_test=1,2'
+      ], r"'num_ids_test=1,2': only num_ids_test"),
     (['--set', 'num_junk=1', 'num_junk=2'], r'num_junk is given twice'),
 ])
 def test_set_refuses_a_malformed_item(tmp_path, capsys, args, match):

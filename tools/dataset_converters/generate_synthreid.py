@@ -67,9 +67,10 @@ def parse_set(parser: argparse.ArgumentParser, items: List[str],
                          f'num_ids_test=700,100,100,700)')
         if len(parts) > 1 and (key not in PER_DOMAIN_KEYS
                                or modality != 'visible'):
-            parser.error(f'--set {item!r}: only {" and ".join(PER_DOMAIN_KEYS)}'
-                         f' with --modality visible take one count per '
-                         f'domain; {key} takes one integer')
+            parser.error(f'--set {item!r}: only '
+                         f'{" and ".join(PER_DOMAIN_KEYS)} with --modality '
+                         f'visible take one count per domain; {key} takes '
+                         f'one integer')
         counts = [int(p) for p in parts]
         overrides[key] = counts if len(counts) > 1 else counts[0]
     return overrides
