@@ -230,3 +230,53 @@ def test_bnneck_head_triplet_feature(triplet_feat):
     torch.testing.assert_close(losses['loss_tri'], expected)
     with pytest.raises(ValueError, match='triplet_feat'):
         BNNeckHead(in_channels=8, num_classes=4, triplet_feat='after_bn')
+
+
+def test_bnneck_head_id_loss_is_on_the_bn_feature():
+    """BoT's BNNeck: the ID loss classifies f_i = BN(f_t), not f_t. The
+    reference normalises with the batch mean and biased variance by hand
+    and writes the label-smoothed cross-entropy out."""
+    from mmreid.models.heads import BNNeckHead
+    torch.manual_seed(0)
+    head = BNNeckHead(in_channels=8, num_classes=4, loss_tri=None)
+    head.init_weights()
+    head.train()
+    with torch.no_grad():
+        head.bnneck.weight.uniform_(0.2, 3.0)
+        head.classifier.weight.normal_(0, 1.0)
+    feats = torch.randn(8, 8) * 2 + 1
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    samples = [ReIDDataSample().set_gt_label(int(p)) for p in labels]
+    loss = head.loss(feats, samples)['loss_cls']
+
+    f_t = feats.double()
+    mean = f_t.mean(dim=0)
+    var = ((f_t - mean)**2).mean(dim=0)  # biased, as BN in training
+    f_i = (f_t - mean) / torch.sqrt(var + 1e-5) * head.bnneck.weight.double()
+    logits = f_i @ head.classifier.weight.detach().double().t()
+    log_p = torch.log_softmax(logits, dim=1)
+    eps = 0.1  # BNNeckHead's default label_smooth_eps
+    expected = -((1 - eps) * log_p[torch.arange(8), labels] +
+                 eps * log_p.mean(dim=1)).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_gem_fixed_p_is_not_trained_by_the_agw_recipe():
+    """AGW fixes GeM's p at 3 (configs/_base_/models/agw_r50.py,
+    learnable=False): p is no trainable parameter and one step of the AGW
+    optimiser (SGD with weight decay) leaves it at exactly 3."""
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    neck = Config.fromfile('configs/_base_/models/agw_r50.py').model.neck
+    assert neck.learnable is False
+    model = build_model(neck=neck.to_dict())
+    model.init_weights()
+    assert not model.neck.p.requires_grad
+    trainable = [q for q in model.parameters() if q.requires_grad]
+    assert all(q is not model.neck.p for q in trainable)
+    schedule = Config.fromfile('configs/_base_/schedules/agw_sgd_81e.py')
+    optim_wrapper = build_optim_wrapper(model, schedule.optim_wrapper)
+    data = model.data_preprocessor(make_batch(n=4), True)
+    losses = model(**data, mode='loss')
+    optim_wrapper.update_params(losses['loss_cls'] + losses['loss_tri'])
+    assert model.neck.p.item() == 3.0
