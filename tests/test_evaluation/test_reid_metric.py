@@ -1,3 +1,4 @@
+import math
 import re
 
 import numpy as np
@@ -360,6 +361,107 @@ def test_rerank_option():
     # Re-ranking changes the distances, hence (here) the mAP.
     plain = expected_metrics(samples)
     assert metrics['reid/mAP'] != pytest.approx(plain.mAP * 100)
+
+
+def scaled_samples(seed):
+    """``make_samples`` with each feature scaled by 0.2 to 5.2: the
+    cosine and Euclidean geometries then rank differently."""
+    samples = make_samples(seed)
+    generator = torch.Generator().manual_seed(1)
+    for sample in samples:
+        scale = 0.2 + 5 * torch.rand(1, generator=generator)
+        sample['pred_feature'] = sample['pred_feature'] * scale
+    return samples
+
+
+def unit_rows(feats):
+    return feats / feats.norm(dim=1, keepdim=True)
+
+
+def test_cosine_rerank_reranks_unit_features():
+    """A cosine model is re-ranked on L2-normalised features (rerank.py:
+    'normalize: L2-normalise the features first (use it for cosine
+    models)'), not on its raw features."""
+    samples = scaled_samples(5)
+    rerank = dict(k1=6, k2=3, lambda_value=0.3)
+    metrics = run_metric(ReIDMetric(distance='cosine', rerank=rerank), samples)
+    query, gallery, *labels = split_samples(samples)
+    expected = evaluate_rank(
+        k_reciprocal_rerank(unit_rows(query), unit_rows(gallery), **rerank),
+        *labels)
+    assert metrics['reid/mAP'] == pytest.approx(expected.mAP * 100)
+    assert metrics['reid/R1'] == pytest.approx(expected.cmc[0] * 100)
+    raw = evaluate_rank(k_reciprocal_rerank(query, gallery, **rerank), *labels)
+    assert metrics['reid/mAP'] != pytest.approx(raw.mAP * 100)
+
+
+def naive_tpr_at_fpr(dist, q_pids, g_pids, kept, fpr):
+    """TPR@FPR from its definition: with k the most negatives an FPR of
+    ``fpr`` allows, accept the pairs strictly closer than the (k + 1)-th
+    smallest negative distance."""
+    same = q_pids[:, None] == g_pids[None, :]
+    positives = dist[same & kept]
+    negatives = sorted(dist[~same & kept].tolist())
+    n = len(negatives)
+    k = max(i for i in range(n + 1) if i / n <= fpr)
+    threshold = negatives[k] if k < n else float('inf')
+    return float((positives < threshold).double().mean())
+
+
+@pytest.mark.parametrize('junk_rule', ['none', 'sysu'])
+def test_rerank_verification_uses_the_metric_junk_rule(junk_rule):
+    """After re-ranking, TPR@FPR drops the pairs of the metric's own junk
+    rule, as its rank metrics do (RegDB: none; SYSU: a cam3 query ignores
+    every cam2 item, camids 2 and 1 here)."""
+    samples = make_samples(5)
+    if junk_rule == 'sysu':
+        for sample in samples:
+            if sample['role'] == 'query' and sample['sample_idx'] % 2:
+                sample['camid'] = 2
+    rerank = dict(k1=6, k2=3, lambda_value=0.3)
+    fprs = (0.1, 0.01)
+    metric = ReIDMetric(
+        junk_rule=junk_rule, rerank=rerank, verification_fprs=fprs)
+    metrics = run_metric(metric, samples)
+    query, gallery, q_pids, g_pids, q_cams, g_cams = split_samples(samples)
+    dist = k_reciprocal_rerank(query, gallery, **rerank)
+    same_pid = q_pids[:, None] == g_pids[None, :]
+    same_cam = q_cams[:, None] == g_cams[None, :]
+    if junk_rule == 'none':
+        kept = torch.ones_like(same_pid)
+    else:
+        kept = ~((q_cams[:, None] == 2) & (g_cams[None, :] == 1))
+    market_kept = ~(same_pid & same_cam)
+    assert not torch.equal(kept, market_kept)
+    differs = False
+    for fpr in fprs:
+        expected = naive_tpr_at_fpr(dist, q_pids, g_pids, kept, fpr)
+        assert metrics[f'reid/TPR@FPR={fpr:.0e}'] == pytest.approx(expected *
+                                                                   100)
+        market = naive_tpr_at_fpr(dist, q_pids, g_pids, market_kept, fpr)
+        differs |= market != pytest.approx(expected)
+    assert differs  # the market rule would print other numbers
+
+
+def naive_euclidean(query, gallery):
+    return torch.tensor([[math.dist(q, g) for g in gallery.tolist()]
+                         for q in query.tolist()])
+
+
+def test_pairwise_distances_normalizes_rows_for_a_scorer():
+    """With ``normalize=True`` a callable scorer gets unit-norm features,
+    each row (one embedding) divided by its own norm (a callable
+    ``distance`` is deprecated, but still ranks the split and trial
+    protocols)."""
+    generator = torch.Generator().manual_seed(0)
+    scales = torch.tensor([3.0, 0.5, 1.0, 8.0])
+    query = torch.randn(3, 4, generator=generator) * scales
+    gallery = torch.randn(5, 4, generator=generator) * scales
+    with pytest.warns(DeprecationWarning, match='distance=<callable>'):
+        metric = ReIDMetric(distance=naive_euclidean, normalize=True)
+    got = metric.pairwise_distances(query, gallery)
+    expected = naive_euclidean(unit_rows(query), unit_rows(gallery))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_query_expansion_option():
