@@ -163,6 +163,28 @@ def test_pic_matches_naive_reference():
     assert torch.allclose(loss3.double(), expected3, atol=1e-6)
 
 
+@pytest.mark.parametrize('mining,num_instances', [('all', 2),
+                                                  ('batch_hard', 4)])
+def test_pic_skips_groups_below_min_group_size(mining, num_instances):
+    """L_pic is the mean over the groups of at least ``min_group_size``
+    pairs (gmn.md section 6): with K = 2 every (a, a) group holds one
+    pair, and batch-hard mining leaves groups of one pair; they are in
+    the input and must not dilute the mean."""
+    torch.manual_seed(0)
+    labels = pk_labels(3, num_instances)
+    if mining == 'all':
+        idx_i, idx_j = all_pairs(len(labels))
+    else:
+        idx_i, idx_j = batch_hard_pairs(torch.randn(len(labels), 4), labels)
+    feats = torch.randn(len(idx_i), 5, dtype=torch.float64)
+    keys = pair_identity_keys(labels, idx_i, idx_j)
+    sizes = torch.unique(keys, dim=0, return_counts=True)[1]
+    assert (sizes < 2).any() and (sizes >= 2).any()
+    loss = PICLoss()(feats, keys)
+    expected = naive_pic(feats, labels[idx_i].tolist(), labels[idx_j].tolist())
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 def test_pic_zero_for_identical_pairs_and_detach_invariance():
     labels = pk_labels(4, 2)
     idx_i, idx_j = all_pairs(len(labels))
@@ -383,6 +405,27 @@ def test_dp_is_unbiased():
     mean = total / draws
     # std of one draw is clean (rate 0.5): standard error clean / sqrt(n)
     assert torch.allclose(mean, clean, atol=5 * clean.max() / draws**0.5)
+
+
+@pytest.mark.parametrize('rate', [0.1, 0.3, 0.7])
+def test_dp_drops_a_fraction_rate_of_the_pair_features(rate):
+    """DP (gmn.md section 5): f~ = m * f / (1 - rho), m ~ Bernoulli(1 -
+    rho); so a fraction rho of a copy's entries is zero and the others
+    are the clean entries over 1 - rho (the dp-r0p1/r0p3/r0p7 sweep)."""
+    torch.manual_seed(0)
+    head = build_head(dp=dict(rate=rate, mode='replace', n_copies=1))
+    head.train()
+    head.dp_enabled = True
+    labels = pk_labels(16, 4)
+    feats = torch.rand(64, 16) + 0.5  # distinct: no clean entry is 0
+    idx_i, idx_j = all_pairs(64)
+    clean = ((feats[idx_i] - feats[idx_j])**2).double()
+    assert bool((clean > 0).all()) and clean.numel() > 10000
+    copy = head.build_pairs(feats, labels)[0].double()
+    dropped = copy == 0
+    assert float(dropped.double().mean()) == pytest.approx(rate, abs=0.03)
+    torch.testing.assert_close(
+        copy[~dropped], clean[~dropped] / (1 - rate), rtol=1e-5, atol=0)
 
 
 def test_head_predict_is_pair_feature():
