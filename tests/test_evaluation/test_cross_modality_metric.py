@@ -235,6 +235,30 @@ def test_seeded_draw_matches_agw_loop():
         assert [paths[i] for i in drawn] == expected
 
 
+def test_seeded_draw_does_not_depend_on_the_pool_order():
+    """AGW draws ``random.choice(sorted(files))``: the gallery depends on
+    the file names, not on the order the pool records arrive in (loader,
+    distributed collection, a pool other than the SYSU parser's)."""
+    _, pool = random_pool(seed=1)
+    order = np.random.default_rng(0).permutation(len(pool))
+    pool = [pool[i] for i in order]
+    paths = [s['img_path'] for s in pool]
+    assert paths != sorted(paths)
+    groups = group_pool([int(s['gt_label']) for s in pool],
+                        [s['camid'] + 1 for s in pool], paths)
+    for trial in range(3):
+        random.seed(trial)
+        expected = []
+        for pid in sorted({int(s['gt_label']) for s in pool}):
+            for cam in (1, 2, 4, 5):
+                files = sorted(
+                    p for p in paths if p.startswith(f'cam{cam}/{pid:04d}/'))
+                if files:
+                    expected.append(random.choice(files))
+        drawn = seeded_gallery_draw(groups, (1, 2, 4, 5), 1, trial)
+        assert [paths[i] for i in drawn] == expected
+
+
 def test_indoor_uses_cams_1_and_2_only():
     queries, pool = random_pool()
     metric = SYSUMetric(mode='indoor', num_trials=3)
