@@ -193,6 +193,17 @@ def test_wrt_loss_matches_naive_loop(exact):
         WRTLoss(exact_softmax=exact)(feats, labels[:3])
 
 
+def test_wrt_normalize_feature_uses_unit_embeddings():
+    """``normalize_feature=True``: each embedding (row) is L2-normalised
+    before the distances, then WRT as defined."""
+    torch.manual_seed(0)
+    feats = torch.randn(8, 5) * torch.tensor([1., 3., .2, 5., 1.])
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    loss = WRTLoss(normalize_feature=True)(feats, labels)
+    unit = feats / feats.norm(dim=1, keepdim=True)
+    assert loss.item() == pytest.approx(naive_wrt(unit, labels), rel=1e-4)
+
+
 def far_apart_batch():
     """Three identities whose nearest negatives lie at 19-20 (integer
     coordinates: the expanded-form distances are exact in fp32)."""

@@ -39,6 +39,20 @@ def test_triplet_matches_naive_reference(margin):
         naive_batch_hard(feats, labels, margin), rel=1e-5)
 
 
+@pytest.mark.parametrize('margin', [0.3, None])
+def test_triplet_normalize_feature_uses_unit_embeddings(margin):
+    """``normalize_feature=True``: each embedding (row) is L2-normalised
+    before the distances; columns of different scales make a column-wise
+    normalisation give another loss."""
+    torch.manual_seed(0)
+    feats = torch.randn(8, 5) * torch.tensor([1., 3., .2, 5., 1.])
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    loss = TripletLoss(margin=margin, normalize_feature=True)(feats, labels)
+    unit = feats / feats.norm(dim=1, keepdim=True)
+    assert loss.item() == pytest.approx(
+        naive_batch_hard(unit, labels, margin), rel=1e-5)
+
+
 def test_triplet_zero_when_well_separated_and_has_gradient():
     labels = torch.tensor([0, 0, 1, 1])
     feats = torch.tensor([[0., 0.], [0., 0.1], [10., 0.], [10., 0.1]])
