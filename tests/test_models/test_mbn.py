@@ -62,6 +62,33 @@ def test_equals_per_half_batch_norm_with_shared_affine():
         y, joint * mbn.weight.view(shape) + mbn.bias.view(shape), atol=1e-3)
 
 
+def test_eps_is_added_to_each_modality_variance():
+    """MBN(eps=...) normalises with (x - mean) / sqrt(var + eps), in
+    training (each modality's batch moments) and in eval (each modality's
+    running moments, here after one update with momentum 0.1)."""
+    x = make_input() * 0.05  # variances near eps: eps changes the output
+    labels = torch.tensor([0] * 4 + [1] * 4)
+    mbn = MBN(4, eps=1e-2)
+    mbn.train()
+    mbn.set_modality(labels)
+    y_train = mbn(x)
+    mbn.eval()
+    y_eval = mbn(x)
+    for k in (0, 1):
+        part = x[labels == k].double()
+        mean = part.mean(dim=(0, 2, 3), keepdim=True)
+        var = ((part - mean)**2).mean(dim=(0, 2, 3), keepdim=True)
+        ref = (part - mean) / torch.sqrt(var + 1e-2)
+        torch.testing.assert_close(
+            y_train[labels == k].double(), ref, rtol=1e-5, atol=1e-6)
+        n = part[:, 0].numel()
+        running_mean = 0.1 * mean
+        running_var = 0.9 + 0.1 * var * n / (n - 1)
+        ref = (part - running_mean) / torch.sqrt(running_var + 1e-2)
+        torch.testing.assert_close(
+            y_eval[labels == k].double(), ref, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize('train', [True, False])
 def test_order_invariance(train):
     x = make_input()
