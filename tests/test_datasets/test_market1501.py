@@ -76,3 +76,15 @@ def test_junk_pid_in_train_is_dropped(market_root):
         '-1_c1s1_000009_01.jpg')
     ds = Market1501(data_root=market_root, split='train')
     assert len(ds) == 4 and ds.num_pids == 3
+
+
+def test_distractor_pid_in_train_is_dropped(market_root):
+    """pid 0 (distractor) is never used for training (datasets spec): a
+    0000_* image in bounding_box_train is no identity of the train set."""
+    touch(
+        os.path.join(market_root, 'bounding_box_train'),
+        '0000_c1s1_000009_01.jpg')
+    ds = Market1501(data_root=market_root, split='train')
+    assert len(ds) == 4 and ds.num_pids == 3
+    paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
+    assert not any(os.path.basename(p).startswith('0000_') for p in paths)
