@@ -235,15 +235,18 @@ def _plan_jobs(params: dict) -> Tuple[List[dict], dict, Dict]:
 
 def _canary_jobs(jobs: List[dict],
                  ids: Optional[Dict[str, List[int]]] = None) -> List[dict]:
-    """The planned images re-rendered at every load: one per domain and split.
+    """The planned images re-rendered at every load: one per folder and camera.
 
-    The first file of every split folder (``bounding_box_train``,
-    ``query``, ``bounding_box_test``) of every domain and style-only
-    control, and the first distractor and junk box; for ``'vi'`` the first
-    visible and the first infrared file of each id list (train, val,
-    test). A change of the renderer or the plan that touches any domain,
-    split, sensor or kind of box changes at least one of them (about 20
-    images for SynthReID v2).
+    The first file of every camera in every split folder
+    (``bounding_box_train``, ``query``, ``bounding_box_test``) of every
+    domain and style-only control, and the first distractor and junk box;
+    for ``'vi'`` the first file of every camera in each id list (train,
+    val, test), so both sensors. A change of the renderer or the plan that
+    touches any domain, split, camera, sensor or kind of box changes at
+    least one of them (66 images for SynthReID v2.1: 4 domains x 3
+    folders x 4 cameras, 2 controls x 2 folders x 4 cameras, 2 boxes; 18
+    for SynthReID-vi; about 1 ms each). Cameras were not covered before:
+    a change to one camera's rendering was not seen.
 
     Args:
         jobs (list[dict]): The plan (see :func:`_plan_jobs`).
@@ -257,11 +260,11 @@ def _canary_jobs(jobs: List[dict],
     picked: Dict[tuple, dict] = {}
     for job in jobs:
         if job['path'].startswith('SYSU'):
-            key = (split_of[job['pid']], job['infrared'])
+            key = (split_of[job['pid']], job['infrared'], job['cam'])
         elif job['kind'] != 'person':
             key = (job['kind'], )
         else:
-            key = tuple(job['path'].split('/')[:2])
+            key = (*job['path'].split('/')[:2], job['cam'])
         picked.setdefault(key, job)
     return list(picked.values())
 

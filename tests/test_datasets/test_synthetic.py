@@ -19,9 +19,9 @@ import pytest
 
 from mmreid.datasets import synthetic, synthetic_render, synthetic_store
 from mmreid.datasets.market1501 import Market1501
-from mmreid.datasets.synthetic import (SynthReID, generate_synthreid,
-                                       get_domain_styles, identity_attributes,
-                                       render_image)
+from mmreid.datasets.synthetic import (SYSU_INFRARED_CAMS, SynthReID,
+                                       generate_synthreid, get_domain_styles,
+                                       identity_attributes, render_image)
 from mmreid.registry import DATASETS
 
 # Stricter than the parser: 4-digit pids (or -1), 6-digit frame, 2-digit box.
@@ -509,12 +509,15 @@ def test_canaries_are_rerendered_at_load(tmp_path, monkeypatch):
     root = str(tmp_path / 'synth')
     manifest = generate_synthreid(root, domains=2, size='tiny')
     canaries = manifest['canaries']
-    # One per split folder of every domain, one distractor, one junk box.
-    assert sorted(c['path'].rsplit('/', 1)[0] for c in canaries
-                  if c['kind'] == 'person') == sorted(
-                      f'd{d}/{folder}' for d in range(2)
-                      for folder in ('bounding_box_test', 'bounding_box_train',
-                                     'query'))
+    # One per camera of every split folder of every domain, one
+    # distractor, one junk box.
+    cams = range(1, manifest['params']['num_cams'] + 1)
+    assert sorted(
+        (c['path'].rsplit('/', 1)[0], c['cam']) for c in canaries
+        if c['kind'] == 'person') == sorted(
+            (f'd{d}/{folder}', cam) for d in range(2)
+            for folder in ('bounding_box_test', 'bounding_box_train', 'query')
+            for cam in cams)
     assert sorted(c['kind'] for c in canaries
                   if c['kind'] != 'person') == ['distractor', 'junk']
     assert manifest['renderer'] == dict(
@@ -598,6 +601,29 @@ def test_a_renderer_change_with_the_same_versions_is_refused(
     assert f'Delete {root!r}' in message
 
 
+def test_a_renderer_change_in_one_camera_is_refused(tmp_path, monkeypatch):
+    """The canaries were the first file of each split folder, all of one
+    or two cameras: a change to another camera's rendering (its light)
+    reused the stale folder without a word."""
+    root = str(tmp_path / 'synth')
+    kwargs = dict(domains=2, size='tiny')
+    manifest = generate_synthreid(root, **kwargs)
+    last = manifest['params']['num_cams']
+    real = synthetic_render._camera_of
+
+    def changed(seed, domain, cam, *args, **kwargs):
+        camera = dict(real(seed, domain, cam, *args, **kwargs))
+        if cam == last:
+            camera['light'] = camera['light'] * 1.5
+        return camera
+
+    monkeypatch.setattr(synthetic_render, '_camera_of', changed)
+    with pytest.raises(FileExistsError) as error:
+        generate_synthreid(root, **kwargs)
+    assert 'is stale' in str(error.value)
+    assert f'_c{last}s' in str(error.value)
+
+
 def test_a_plan_change_is_refused(tmp_path, monkeypatch):
     """Same names, same counts, same canaries: only the plan digest sees
     that a file now stands for another image of its track."""
@@ -676,10 +702,17 @@ def test_vi_canaries_cover_every_split_and_sensor(tmp_path):
                   f'{split}_id.txt') as f:
             split_of.update(
                 (int(pid), split) for pid in f.read().strip().split(','))
-    assert sorted((split_of[c['pid']], c['infrared'])
-                  for c in manifest['canaries']) == sorted(
-                      (split, infrared) for split in ('train', 'val', 'test')
-                      for infrared in (False, True))
+    # Every camera that holds images of an id list (so both sensors).
+    held = set()
+    base = tmp_path / 'vi' / 'SYSU-MM01'
+    for path in base.glob('cam*/*/*.jpg'):
+        cam = int(path.parent.parent.name[3:])
+        held.add((split_of[int(path.parent.name)], cam, cam
+                  in SYSU_INFRARED_CAMS))
+    assert {split for split, _, _ in held} == {'train', 'val', 'test'}
+    assert {infrared for _, _, infrared in held} == {False, True}
+    assert sorted((split_of[c['pid']], c['cam'], c['infrared'])
+                  for c in manifest['canaries']) == sorted(held)
 
 
 def remove_one(folder):
