@@ -391,6 +391,36 @@ class ReIDRunner(Runner):
         check_optimizer_type(optim_wrapper, OPTIMIZERS)
         return super().build_optim_wrapper(optim_wrapper)
 
+    def build_param_scheduler(self, scheduler):
+        """mmengine's, refusing a schedule it would not follow as written.
+
+        Once the training loop is built (``train()`` builds it first),
+        the built schedulers are checked before the first iteration (see
+        :mod:`~mmreid.engine.runner.schedule_checks`): a scheduler counted
+        in epochs of an ``IterBasedTrainLoop``, and a ``LinearLR``,
+        ``ConstantLR`` or ``PolyLR`` spanning a single step. These checks
+        are the runner's, so ``default_hooks.setup_check=None`` keeps them.
+        """
+        from mmengine.runner import BaseLoop
+
+        from .schedule_checks import (check_schedulers_reach_their_end,
+                                      check_schedulers_step,
+                                      labelled_schedulers)
+        built = super().build_param_scheduler(scheduler)
+        if not isinstance(self._train_loop, BaseLoop):
+            return built
+        configs = self.cfg.get('param_scheduler', scheduler)
+        entries = labelled_schedulers(built, configs)
+        loader = self.train_dataloader
+        steps = len(loader)
+        check_schedulers_step(self._train_loop, entries, steps)
+        processes = (f'{self.world_size} process'
+                     f'{"es" if self.world_size > 1 else ""}')
+        check_schedulers_reach_their_end(
+            entries, steps, f' ({type(loader.sampler).__name__}, batch_size '
+            f'{loader.batch_size}, {processes})')
+        return built
+
     def load_or_resume(self) -> None:
         if not self._has_loaded and self._resume and self._load_from is None:
             latest = find_latest_checkpoint(self.work_dir)
