@@ -82,6 +82,28 @@ def test_resume_from_a_mid_epoch_checkpoint_is_refused():
         hook.before_train(fake_runner(iteration=24, epoch=2))
 
 
+def test_resume_with_other_steps_per_epoch_names_the_change():
+    """Epochs of 3 steps before, 10 now: not "-14 of its 10 done"."""
+    hook = TrainRandomStateHook()
+    with pytest.raises(RuntimeError) as info:
+        hook.before_train(fake_runner(iteration=6, epoch=2))
+    message = str(info.value)
+    assert 'saved at iteration 6 after 2 epochs, not after 2 x 10' in message
+    assert 'its epochs had 3 steps. The steps per epoch changed' in message
+    assert 'middle' not in message and '-14' not in message
+    # Longer epochs before: 2 x 15 = 30 is past the end of epoch 3 here.
+    with pytest.raises(RuntimeError) as info:
+        hook.before_train(fake_runner(iteration=30, epoch=2))
+    assert 'its epochs had 15 steps' in str(info.value)
+    assert 'middle' not in str(info.value)
+    # Ambiguous: epoch 2 at 11 of 10 + 1, or the end of epochs of 11 steps.
+    with pytest.raises(RuntimeError) as info:
+        hook.before_train(fake_runner(iteration=11, epoch=1))
+    assert 'middle of epoch 2 (iteration 11, 1 of its 10' in str(info.value)
+    assert 'If it was saved at the end of epoch 1, its epochs had 11 ' \
+        'steps, not 10' in str(info.value)
+
+
 def warnings_of(runner, monkeypatch):
     from mmreid.engine.hooks import random_state_hook
     messages = []

@@ -136,6 +136,13 @@ def test_another_scheduler_setting_is_refused(trained, tmp_path):
                **{'train_cfg.max_epochs': 3})
     assert 'end 2 in the checkpoint, 3 in this config' in str(info.value)
     assert 'max_epochs' in str(info.value)
+    # A scheduler whose `end` the config gives gets no such hint.
+    with pytest.raises(RuntimeError) as info:
+        resume(config, ckpt, tmp_path / 'warm_up',
+               **{'param_scheduler.0.end': 2})
+    assert 'param_scheduler[0] (LinearLR): end 5 in the checkpoint, 10 in ' \
+        'this config' in str(info.value)
+    assert 'without `end`' not in str(info.value)
 
 
 def test_another_optimizer_setting_is_refused(trained, tmp_path):
@@ -418,6 +425,71 @@ def test_another_number_of_processes_resumes_when_accepted(trained, tmp_path):
     # The checkpoints it writes record the processes it ran on.
     again = load_trusted_checkpoint(str(tmp_path / 'accepted' / 'epoch_2.pth'))
     assert again['meta']['world_size'] == 1
+
+
+@pytest.fixture(scope='module')
+def trained_on_two(tmp_path_factory, synth_root):
+    """The tiny run as 2 processes would train it: (config, its epoch 1
+    checkpoint).
+
+    The sampler shares each epoch among 2 processes (monkeypatched world
+    size: 3 steps per epoch instead of 5), and the checkpoint records 2
+    processes.
+    """
+    from mmreid.datasets.samplers import epoch_plan_sampler
+    root = tmp_path_factory.mktemp('resume_two')
+    config = write_tiny_config(root / 'tiny.py', synth_root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 2))
+        runner = build_runner(config, root / 'run',
+                              **{'train_cfg.max_epochs': 1})
+        runner.train()
+    assert len(runner.train_dataloader) == 3
+    ckpt = with_world_size(root / 'run' / 'epoch_1.pth', root / 'two.pth', 2)
+    return config, ckpt
+
+
+def test_another_steps_per_epoch_is_refused_with_its_reason(
+        trained_on_two, tmp_path):
+    """resume_world_size_check=False cannot finish a 2-process run on one
+    when its epochs change length (mmengine's iteration counter and the
+    converted warm-up count the old steps)."""
+    config, ckpt = trained_on_two
+    with pytest.raises(RuntimeError) as info:
+        resume(
+            config,
+            ckpt,
+            tmp_path / 'one',
+            resume_world_size_check=False,
+            **{'train_cfg.max_epochs': 1})
+    message = str(info.value)
+    assert f"cannot resume from '{ckpt}': its epochs had 3 steps, this " \
+        "run's have 5 (len(train_dataloader))" in message
+    assert 'trained on 2 processes and this run has 1' in message
+    assert f'load_from={ckpt}' in message
+    # Not the schedule's or the resume point's symptoms.
+    assert 'without `end`' not in message and 'middle' not in message
+    assert not osp.exists(tmp_path / 'one' / 'epoch_1.pth')
+
+
+def test_steps_per_epoch_of_a_checkpoint():
+    from mmreid.engine.runner.resume_checks import \
+        steps_per_epoch_in_checkpoint as steps
+
+    def checkpoint(train_cfg, max_iters, max_epochs):
+        return dict(
+            meta=dict(cfg=f'train_cfg = {train_cfg}\n'),
+            message_hub=dict(
+                runtime_info=dict(max_iters=max_iters, max_epochs=max_epochs)))
+
+    assert steps(checkpoint('dict(by_epoch=True, max_epochs=4)', 20, 4)) == 5
+    # An iteration-based run's max_iters is not an epoch's.
+    assert steps(
+        checkpoint("dict(type='IterBasedTrainLoop', max_iters=20)", 20,
+                   1)) is None
+    assert steps(checkpoint('dict(by_epoch=False, max_iters=20)', 20,
+                            1)) is None
+    assert steps(dict(meta=dict())) is None
 
 
 def test_refused_start_keeps_the_config_copy(trained, tmp_path):

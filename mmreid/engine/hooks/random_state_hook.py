@@ -70,7 +70,9 @@ class TrainRandomStateHook(Hook):
 
     * refuses a resume from a checkpoint saved in the middle of an epoch
       (mmengine's epoch-based loop would train that epoch's first
-      iterations again);
+      iterations again), or one whose epochs had another number of steps
+      than this run's (its iteration is not a whole number of these
+      epochs);
     * gives the sampler the run's seed when the config gives it none: a
       run with ``randomness=dict(seed=None)`` gets the checkpoint's seed
       back on resume, after mmengine built the sampler with a new one
@@ -106,15 +108,36 @@ class TrainRandomStateHook(Hook):
         if not isinstance(loop, EpochBasedTrainLoop):
             return
         per_epoch = len(loop.dataloader)
-        if loop.iter != loop.epoch * per_epoch:
-            done = loop.iter - loop.epoch * per_epoch
+        if loop.iter == loop.epoch * per_epoch:
+            return
+        done = loop.iter - loop.epoch * per_epoch
+        # At the end of an epoch of another length, iter is a multiple of
+        # epoch; a mid-epoch save of these epochs has 0 < done < per_epoch.
+        old = loop.iter // loop.epoch if loop.epoch > 0 \
+            and loop.iter % loop.epoch == 0 else None
+        changed = ('The steps per epoch changed (another number of '
+                   'processes, batch size or training set), and the '
+                   'iteration counter and the schedulers converted to '
+                   'iterations count the old ones. Resume with the '
+                   'processes and the batches of that run, or start a new '
+                   'run from its weights with load_from (without --resume).')
+        if 0 < done < per_epoch:
+            also = (f' If it was saved at the end of epoch {loop.epoch}, '
+                    f'its epochs had {old} steps, not {per_epoch}. {changed}'
+                    if old is not None else '')
             raise RuntimeError(
                 f'the resumed checkpoint was saved in the middle of epoch '
                 f'{loop.epoch + 1} (iteration {loop.iter}, {done} of its '
                 f'{per_epoch} iterations done); the epoch-based loop would '
                 f'train them again and the run would end elsewhere. Resume '
                 f'from a checkpoint saved at the end of an epoch '
-                f'(CheckpointHook with by_epoch=True).')
+                f'(CheckpointHook with by_epoch=True).{also}')
+        had = f'{old} steps' if old is not None else 'another number of steps'
+        raise RuntimeError(
+            f'the resumed checkpoint was saved at iteration {loop.iter} after '
+            f'{loop.epoch} epochs, not after {loop.epoch} x {per_epoch} '
+            f'(len(train_dataloader) of this run): its epochs had {had}. '
+            f'{changed}')
 
     @staticmethod
     def _follow_run_seed(runner) -> None:

@@ -13,7 +13,8 @@ from mmreid.registry import RUNNERS
 from .resume_checks import (config_type_name, metainfo_differences,
                             optimizer_type_in_config_text,
                             param_group_differences, scheduler_differences,
-                            scheduler_types_in_config_text, train_loader_plan)
+                            scheduler_types_in_config_text,
+                            steps_per_epoch_in_checkpoint, train_loader_plan)
 
 #: How a user of the tools turns strict loading off (quoted in errors).
 STRICT_OPT_OUT = ('`--strict false` (tools/test.py, tools/dist_test.sh, '
@@ -474,6 +475,14 @@ class ReIDRunner(Runner):
           checked): the batch per step, the identities per step and the
           per-rank seeds depend on it. The config key
           ``resume_world_size_check = False`` accepts the change;
+        * the steps of an epoch must be the checkpoint's (its message
+          hub's ``max_iters / max_epochs``; see
+          :func:`~.resume_checks.steps_per_epoch_in_checkpoint`): the
+          iteration counter and the schedulers converted to iterations
+          count them. Another number of processes usually changes them
+          (the sampler shares an epoch among the processes), so
+          ``resume_world_size_check = False`` only helps where it does
+          not;
         * the per-process batch size and the sampler config must be the
           checkpoint's (``meta['train_loader']``, written by
           :meth:`save_checkpoint`; older checkpoints are not checked);
@@ -538,9 +547,10 @@ class ReIDRunner(Runner):
                 'batch size, other identities per step and other per-rank '
                 'seeds than the ones it started with. Resume on '
                 f'{saved_world} processes, or accept the change with '
-                '--cfg-options resume_world_size_check=False (with '
-                'auto_scale_lr the learning rates change too, which the '
-                'schedule check then refuses).')
+                '--cfg-options resume_world_size_check=False where the '
+                'steps of an epoch stay the same (a change of them is '
+                'refused, and so are the learning rates auto_scale_lr '
+                'would change).')
         saved_loader = meta.get('train_loader')
         differences = [] if saved_loader is None else metainfo_differences(
             saved_loader, train_loader_plan(self.cfg), 'train_dataloader')
@@ -567,10 +577,53 @@ class ReIDRunner(Runner):
                 f'{"; ..." if len(differences) > 5 else ""}). Resume with '
                 'the config of that run, or start a new run from its '
                 f'weights with load_from={filename} (without --resume).')
+        self._check_steps_per_epoch(checkpoint, filename)
         if resume_param_scheduler:
             self._check_schedule_resumable(checkpoint, filename)
         if resume_optimizer:
             self._check_optimizer_resumable(checkpoint, filename)
+
+    def _check_steps_per_epoch(self, checkpoint: dict, filename: str) -> None:
+        """The steps-per-epoch part of :meth:`check_resumable`.
+
+        mmengine resumes the iteration counter and the schedulers converted
+        to iterations (``convert_to_iter_based``), both counted in the
+        checkpoint's epochs: with epochs of another length the epoch-based
+        loop and those schedulers cannot continue. The number of processes
+        divides an epoch among them, so it changes with it.
+        """
+        from mmengine.runner import EpochBasedTrainLoop
+        old = steps_per_epoch_in_checkpoint(checkpoint)
+        if old is None or not isinstance(self.train_loop,
+                                         EpochBasedTrainLoop):
+            return
+        loader = self.train_dataloader
+        new = len(loader)
+        if new == old:
+            return
+        meta = checkpoint['meta']
+        saved_world = meta.get('world_size')
+        if saved_world is not None and saved_world != self.world_size:
+            cause = (f'It was trained on {saved_world} processes and this run '
+                     f'has {self.world_size}: the sampler '
+                     f'({type(loader.sampler).__name__}) shares an epoch '
+                     'among them. resume_world_size_check=False accepts '
+                     'another number of processes only where the steps of '
+                     f'an epoch stay the same. Resume on {saved_world} '
+                     'processes')
+        else:
+            cause = ('The training set or the sampler changed. Resume with '
+                     'the config of that run')
+        raise RuntimeError(
+            f'cannot resume from {filename!r}: its epochs had {old} steps, '
+            f'this run\'s have {new} (len(train_dataloader)). The '
+            f'checkpoint\'s iteration counter (iteration {meta.get("iter")} '
+            f'at the end of epoch {meta.get("epoch")}) and its schedulers '
+            'converted to '
+            'iterations (convert_to_iter_based) count the old steps, so '
+            f'the run cannot continue in epochs of {new} steps. {cause}, '
+            f'or start a new run from its weights with load_from={filename} '
+            '(without --resume).')
 
     def _check_schedule_resumable(self, checkpoint: dict,
                                   filename: str) -> None:
@@ -597,8 +650,17 @@ class ReIDRunner(Runner):
                                             self.param_schedulers,
                                             saved_types)
         if differences:
+            from .schedule_checks import labelled_schedulers
             hint = ''
-            if any(': end ' in d for d in differences):
+            # Only for a scheduler the config gives no `end`: mmengine
+            # gave it max_epochs (or max_iters).
+            endless = [
+                f'{label} (' for label, _, config in labelled_schedulers(
+                    self.param_schedulers, self.cfg.get('param_scheduler'))
+                if config is not None and 'end' not in config
+            ]
+            if any(': end ' in d and d.startswith(tuple(endless))
+                   for d in differences):
                 hint = (' A scheduler without `end` ends at the '
                         'train_cfg.max_epochs of the run that built it: '
                         'a resumed run keeps that end, so a longer run '

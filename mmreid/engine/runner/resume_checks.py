@@ -3,8 +3,9 @@
 ``ReIDRunner.load_or_resume`` refuses a resume that would continue another
 run than the checkpoint's: other dataset metainfo, another batch size or
 sampler (``meta['train_loader']``), another optimizer type or
-hyperparameters, other schedulers. These functions read both sides and
-list the differences, one readable line each.
+hyperparameters, other schedulers, epochs of another number of steps.
+These functions read both sides and list the differences, one readable line
+each.
 """
 import ast
 import inspect
@@ -340,3 +341,43 @@ def config_type_name(hook: Any) -> Optional[str]:
     if isinstance(kind, type):
         return kind.__name__
     return kind.split('.')[-1] if isinstance(kind, str) else None
+
+
+def steps_per_epoch_in_checkpoint(checkpoint: Any) -> Optional[int]:
+    """The steps of an epoch of the epoch-based run that wrote a checkpoint.
+
+    mmengine's ``RuntimeInfoHook`` records the loop's ``max_iters`` and
+    ``max_epochs`` in the message hub, which the checkpoint holds; an
+    ``EpochBasedTrainLoop``'s ``max_iters`` is ``max_epochs`` times the
+    steps of an epoch. (``meta['iter'] / meta['epoch']`` would not tell
+    them apart from a checkpoint saved in the middle of an epoch.)
+
+    Args:
+        checkpoint: A loaded training checkpoint.
+
+    Returns:
+        int | None: The steps per epoch, or None where the checkpoint does
+        not record them or its config (``meta['cfg']``) is iteration-based.
+    """
+    if not isinstance(checkpoint, dict):
+        return None
+    hub = checkpoint.get('message_hub')
+    info = hub.get('runtime_info') if isinstance(hub, dict) else None
+    if not isinstance(info, dict):
+        return None
+    max_iters, max_epochs = info.get('max_iters'), info.get('max_epochs')
+    if not (isinstance(max_iters, int) and isinstance(max_epochs, int)
+            and max_epochs > 0 and max_iters % max_epochs == 0):
+        return None
+    meta = checkpoint.get('meta')
+    loop = config_text_value(
+        meta.get('cfg') if isinstance(meta, dict) else None, 'train_cfg')
+    kind = _keyword(loop, 'type')
+    by_epoch = _keyword(loop, 'by_epoch')
+    named_iter = isinstance(kind, ast.Constant) and 'IterBased' in str(
+        kind.value)
+    not_by_epoch = isinstance(by_epoch, ast.Constant) \
+        and by_epoch.value is False
+    if _keyword(loop, 'max_iters') is not None or named_iter or not_by_epoch:
+        return None
+    return max_iters // max_epochs
