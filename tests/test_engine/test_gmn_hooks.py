@@ -75,6 +75,22 @@ def test_dp_warmup_hook_switches_from_epoch():
     assert not any('dp' in k for k in model.state_dict())
 
 
+def test_dp_switch_is_logged_with_mmengine_epoch_numbers():
+    """E_dp = 3: epochs 0-2 (0-based) without DP, so DP starts in the
+    fourth epoch, which mmengine logs as Epoch(train) [4]."""
+    hook = HOOKS.build(dict(type='GMNDPWarmupHook'))
+    messages = []
+    runner = fake_runner(build_model())
+    runner.logger = SimpleNamespace(info=messages.append)
+    for epoch in range(5):
+        runner.epoch = epoch
+        hook.before_train_epoch(runner)
+    assert messages == [
+        'GMN DP off from Epoch(train) [1] (E_dp=3)',
+        'GMN DP on from Epoch(train) [4] (E_dp=3)'
+    ]
+
+
 def test_dp_warmup_hook_override_and_wrapper():
     model = build_model()
     wrapped = torch.nn.DataParallel(model)

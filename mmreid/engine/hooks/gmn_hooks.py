@@ -67,11 +67,15 @@ class GMNDPWarmupHook(Hook):
                 "head's dp).")
 
     def before_train_epoch(self, runner) -> None:
+        """Set ``dp_enabled``; a switch is logged with the epoch numbered
+        as mmengine logs it (``Epoch(train) [runner.epoch + 1]``)."""
         head = self._head(runner)
-        enabled = runner.epoch >= self.dp_warmup_epochs(head)
+        warmup = self.dp_warmup_epochs(head)
+        enabled = runner.epoch >= warmup
         if enabled != head.dp_enabled:
             runner.logger.info(f'GMN DP {"on" if enabled else "off"} from '
-                               f'epoch {runner.epoch}')
+                               f'Epoch(train) [{runner.epoch + 1}] '
+                               f'(E_dp={warmup})')
         head.dp_enabled = enabled
 
 
