@@ -60,8 +60,31 @@ def _scalar(value: torch.Tensor) -> torch.Tensor:
     return value.reshape(())
 
 
-def _is_bn(value: torch.Tensor) -> bool:
-    return value.dim() <= 1
+def _bn_shaped(tensors: Dict[str, torch.Tensor]) -> bool:
+    """Whether the tensors of one source module are a BatchNorm's.
+
+    Args:
+        tensors (dict[str, Tensor]): The module's tensors by attribute
+            (``weight``, ``bias``, ``running_mean``, ``running_var``,
+            ``num_batches_tracked``).
+
+    Returns:
+        bool: True when ``weight``, ``bias``, ``running_mean`` and
+        ``running_var`` are all 1-D of one length (C,) and
+        ``num_batches_tracked`` is a single count. A Linear (2-D weight)
+        or a conv (4-D weight) is not a BatchNorm, even though its bias is
+        1-D.
+    """
+    lengths = set()
+    for name, value in tensors.items():
+        if name == 'num_batches_tracked':
+            if value.numel() != 1:
+                return False
+        elif value.dim() != 1:
+            return False
+        else:
+            lengths.add(value.numel())
+    return len(lengths) <= 1
 
 
 #: fast-reid (v1.0 - v1.4, ``fastreid/modeling``) ``Baseline`` with a plain
@@ -130,6 +153,27 @@ NOT_BACKBONE: Dict[str, str] = dict(
     torchvision=r'fc\..*', mmpretrain=r'(?!backbone\.).*')
 
 
+def _bnneck_modules(state_dict: Dict[str, torch.Tensor],
+                    compiled: Sequence[tuple]) -> Dict[str, bool]:
+    """The source modules whose tensors a rule maps to ``head.bnneck.*``.
+
+    Returns:
+        dict[str, bool]: For each such module (the key without its last
+        attribute), whether all its tensors are a BatchNorm's
+        (:func:`_bn_shaped`).
+    """
+    modules: Dict[str, Dict[str, torch.Tensor]] = dict()
+    for key, value in state_dict.items():
+        for pattern, template, _ in compiled:
+            if not pattern.fullmatch(key):
+                continue
+            if template.startswith('head.bnneck.'):
+                module, _, name = key.rpartition('.')
+                modules.setdefault(module, dict())[name] = value
+            break
+    return {module: _bn_shaped(t) for module, t in modules.items()}
+
+
 def convert_state_dict(
     state_dict: Dict[str, torch.Tensor], rules: Sequence[Rule]
 ) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
@@ -142,7 +186,10 @@ def convert_state_dict(
         rules (Sequence[Rule]): ``(pattern, template, transform)``; the
             first pattern that matches the whole key gives the new name
             ``re.sub(pattern, template, key)`` and the value
-            ``transform(value)`` (or the value itself).
+            ``transform(value)`` (or the value itself). A rule to
+            ``head.bnneck.*`` applies only to a source module whose
+            tensors are all a BatchNorm's (a Linear or conv ``bottleneck``
+            stays wholly unmapped, and the converters refuse it).
 
     Returns:
         tuple: The converted state dict (source order) and the sorted list
@@ -152,6 +199,7 @@ def convert_state_dict(
         ValueError: Two source keys map to one mmreid key.
     """
     compiled = [(re.compile(p), t, f) for p, t, f in rules]
+    bnneck_ok = _bnneck_modules(state_dict, compiled)
     converted: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
     source_of: Dict[str, str] = dict()
     unmapped = []
@@ -160,9 +208,12 @@ def convert_state_dict(
             match = pattern.fullmatch(key)
             if match is None:
                 continue
-            if template.startswith('head.bnneck.') and not _is_bn(value):
+            module = key.rpartition('.')[0]
+            if template.startswith('head.bnneck.') and not bnneck_ok[module]:
                 # e.g. fast-reid's bottleneck.0 is a conv when the head has
-                # an embedding layer: not a BNNeck.
+                # an embedding layer, a torchreid fork's bottleneck a
+                # Linear: not a BNNeck, and none of its tensors (not even
+                # a 1-D bias) maps to one.
                 continue
             new_key = match.expand(template)
             if new_key in source_of:

@@ -619,6 +619,43 @@ def test_unmapped_neck_tensors_are_not_read_as_no_bnneck(tmp_path):
     assert not dst.exists()
 
 
+@pytest.mark.parametrize(
+    'shapes',
+    [
+        dict(weight=(512, 2048), bias=(512, )),  # nn.Linear(2048, 512)
+        dict(weight=(512, 1), bias=(512, )),  # as many weights as a BN
+        dict(weight=(512, ), bias=(512, ), running_var=(256, )),
+    ])
+def test_a_neck_maps_to_the_bnneck_only_if_all_of_it_is_bn(shapes):
+    """A BatchNorm's ``weight``, ``bias``, ``running_mean`` and
+    ``running_var`` are 1-D of one length; a ``bottleneck`` with any other
+    tensor is not a BNNeck, and none of its tensors (not even a 1-D bias)
+    becomes ``head.bnneck.*``."""
+    neck = {f'bottleneck.{k}': torch.rand(v) for k, v in shapes.items()}
+    converted, unmapped = convert_state_dict(neck, RULES['torchreid'])
+    assert converted == {}
+    assert unmapped == sorted(neck)
+
+
+def test_linear_bottleneck_is_refused(tmp_path):
+    """A torchreid fork's ``bottleneck`` that is an ``nn.Linear`` (2-D
+    weight, 1-D bias) is not half-mapped to a BNNeck: the converter
+    refuses the unmapped neck, naming its tensors, and writes nothing."""
+    state_dict = dict(resnet_keys())
+    state_dict['bottleneck.weight'] = torch.rand(512, 512)
+    state_dict['bottleneck.bias'] = torch.rand(512)
+    state_dict['classifier.weight'] = torch.rand(5, 512)
+    src = tmp_path / 'model.pth.tar-60'
+    torch.save(dict(state_dict=state_dict), src)
+    dst = tmp_path / 'c.pth'
+    with pytest.raises(
+            ValueError,
+            match=r'neck tensors .*bottleneck\.weight, '
+            r'bottleneck\.bias.*nothing written'):
+        convert_checkpoint_file(str(src), str(dst), 'torchreid')
+    assert not dst.exists()
+
+
 def torchreid_r18_config(mean=None, std=None):
     """A config that computes torchreid's ResNet-18 (``resnet_keys``)
     converted with ``--input-size 64 32``: torchvision stem, last stride 2,
