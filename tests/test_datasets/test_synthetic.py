@@ -19,9 +19,11 @@ import pytest
 
 from mmreid.datasets import synthetic, synthetic_render, synthetic_store
 from mmreid.datasets.market1501 import Market1501
-from mmreid.datasets.synthetic import (SYSU_INFRARED_CAMS, SynthReID,
-                                       generate_synthreid, get_domain_styles,
-                                       identity_attributes, render_image)
+from mmreid.datasets.synthetic import (SYNTHREID_PRESETS, SYSU_INFRARED_CAMS,
+                                       SynthReID, generate_synthreid,
+                                       get_domain_styles, identity_attributes,
+                                       render_image)
+from mmreid.datasets.synthetic_plan import _added_test_pids, _plan_market
 from mmreid.registry import DATASETS
 
 # Stricter than the parser: 4-digit pids (or -1), 6-digit frame, 2-digit box.
@@ -1397,6 +1399,49 @@ def test_added_test_ids_keep_every_other_file(tmp_path):
         img_size=(32, 16),
         num_ids_test=[2, 1, 2],
         num_ids_test_added=[3, 0, 4]).num_pids == 2 + 3 + 1
+
+
+def test_added_test_ids_are_none_of_the_taken():
+    # 20 pids, 14 taken: the 6 added ones can only be the 6 free ones.
+    assert _added_test_pids(
+        0, 0, 1, 20, taken=list(range(1, 15)),
+        count=6) == [15, 16, 17, 18, 19, 20]
+
+
+def person_pids(plan, train):
+    return {
+        pid
+        for rel, pid, _, _, kind in plan if kind == 'person'
+        and rel.startswith('bounding_box_train/') == train
+    }
+
+
+def test_v2_1_added_test_ids_are_not_training_ids():
+    # configs/_base_/datasets/synthreid.py: v2.1's d0 test split is v2's
+    # 700 identities plus 1,050 added ones, and its training split is v2's;
+    # no identity is in both.
+    p = dict(
+        SYNTHREID_PRESETS['demo'],
+        seed=0,
+        domains=4,
+        num_ids_test=[700, 100, 100, 700],
+        num_ids_test_added=[1050, 0, 0, 1050])
+    plan = _plan_market(p, 0)
+    train, test = person_pids(plan, True), person_pids(plan, False)
+    assert len(train) == 150 and len(test) == 700 + 1050
+    assert not train & test
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_domain_pids_are_in_their_block(seed):
+    # The 4-digit pids 1-9999 are split into one block per domain; pid 0 is
+    # Market's distractor label, so no identity has it.
+    p = dict(SYNTHREID_PRESETS['demo'], seed=seed, domains=4)
+    block = 9999 // 4
+    for d in range(4):
+        plan = _plan_market(p, d)
+        pids = person_pids(plan, True) | person_pids(plan, False)
+        assert d * block + 1 <= min(pids) and max(pids) <= (d + 1) * block
 
 
 def test_added_test_ids_vi(tmp_path):

@@ -625,6 +625,7 @@ def test_unmapped_neck_tensors_are_not_read_as_no_bnneck(tmp_path):
         dict(weight=(512, 2048), bias=(512, )),  # nn.Linear(2048, 512)
         dict(weight=(512, 1), bias=(512, )),  # as many weights as a BN
         dict(weight=(512, ), bias=(512, ), running_var=(256, )),
+        dict(weight=(512, ), bias=(512, ), num_batches_tracked=(512, )),
     ])
 def test_a_neck_maps_to_the_bnneck_only_if_all_of_it_is_bn(shapes):
     """A BatchNorm's ``weight``, ``bias``, ``running_mean`` and
