@@ -72,3 +72,16 @@ def test_a_query_cancelled_by_its_neighbours_is_refused():
     # alpha > 0 gives the opposite neighbour weight 0.
     result = query_expansion(query, gallery, k=1, alpha=1)
     torch.testing.assert_close(result, query)
+
+
+@pytest.mark.parametrize('alpha', [3.0, 0.5])
+def test_a_negative_neighbour_among_the_k_gets_no_weight(alpha):
+    """alpha-QE: q' = normalize(q + sum max(cos(q, g_i), 0) ** alpha * g_i).
+    Of the two neighbours (cosines 0.8 and -0.6), only the first counts;
+    a fractional alpha stays finite."""
+    query = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    gallery = torch.tensor([[0.8, 0.6], [-0.6, 0.8]], dtype=torch.float64)
+    expected = query[0] + 0.8**alpha * gallery[0]
+    result = query_expansion(query, gallery, k=2, alpha=alpha)
+    assert torch.isfinite(result).all()
+    torch.testing.assert_close(result[0], expected / expected.norm())
