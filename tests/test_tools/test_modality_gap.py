@@ -102,6 +102,27 @@ class OneModalityBranch(nn.Module):
         return self.visible_bn(x[:4])
 
 
+def test_floor_is_the_gap_between_the_two_halves_of_the_visible_rows():
+    """``floor``: the mean over channels of the standardised mean
+    difference (population variances) between the first and the second
+    half of the visible samples, in batch order."""
+    tool = load_tool(TOOL)
+    gen = torch.Generator().manual_seed(0)
+    visible = torch.randn(8, 3, generator=gen)
+    visible[:2] += 2.0  # the first quarter differs
+    infrared = torch.randn(8, 3, generator=gen) + 1.0
+    # Interleaved: visible rows are the even ones.
+    x = torch.stack([visible, infrared], dim=1).reshape(16, 3)
+    rows = tool.measure_modality_gap(
+        nn.Sequential(nn.BatchNorm1d(3)), x, [0, 1] * 8)
+    first, second = visible[:4].double(), visible[4:].double()
+    var_first, var_second = (
+        half.var(0, unbiased=False) for half in (first, second))
+    pooled = ((var_first + var_second) / 2).sqrt()
+    smd = (first.mean(0) - second.mean(0)).abs() / pooled
+    assert rows[0]['floor'] == pytest.approx(float(smd.mean()), rel=1e-9)
+
+
 def test_layers_without_a_gap_are_marked():
     tool = load_tool(TOOL)
     x, labels = offset_batch([1.0])
