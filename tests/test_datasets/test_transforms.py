@@ -586,6 +586,37 @@ def test_color_jitter_number_is_clipped_at_zero_as_torchvision():
     assert ReIDColorJitter(brightness=(1, 1)).brightness is None
 
 
+def test_color_jitter_applies_its_changes_in_random_order():
+    """As torchvision's ColorJitter: the enabled changes in a random order.
+    Brightness (``f * v``) and contrast (``f * v + (1 - f) * grey mean``)
+    commute but for clipping, which this bright grey image (R = G = B, so
+    its grey is exact) meets."""
+    img = np.repeat(np.linspace(0, 255, 64).reshape(8, 8, 1), 3, 2)
+    img = img.astype(np.uint8)
+
+    def apply(name, factor, v):
+        other = v[..., 0].mean() if name == 'contrast' else 0.
+        return np.clip(np.rint(factor * v + (1 - factor) * other), 0, 255)
+
+    jitter = ReIDColorJitter(brightness=0.5, contrast=0.5)
+    orders, order_matters = set(), False
+    for seed in range(200):
+        ops = jitter._draw_ops(np.random.default_rng(seed))
+        orders.add(tuple(name for name, _ in ops))
+        out = jitter(dict(img=img, rng=np.random.default_rng(seed)))['img']
+        expected = img.astype(np.float64)
+        for name, factor in ops:
+            expected = apply(name, factor, expected)
+        # Up to the rounding of the lookup tables (float32).
+        assert np.abs(out - expected).max() <= 1, ops
+        reverse = img.astype(np.float64)
+        for name, factor in ops[::-1]:
+            reverse = apply(name, factor, reverse)
+        order_matters |= np.abs(out - reverse).max() > 1
+    assert orders == {('brightness', 'contrast'), ('contrast', 'brightness')}
+    assert order_matters
+
+
 def test_color_jitter_random_factors_change_image():
     np.random.seed(0)
     img = random_image(low=50, high=200)
@@ -708,6 +739,27 @@ def test_random_2d_translation_crops_from_enlarged_image():
     result = never(dict(img=img.copy()))
     np.testing.assert_array_equal(result['img'], plain)
     assert result['img_shape'] == (16, 8)
+
+
+def test_random_2d_translation_offsets_are_rounded_uniform_draws():
+    # torchreid's Random2DTranslation: y1 = int(round(uniform(0, range))),
+    # so offsets 0..range, the two ends at half the weight of the others.
+    from mmreid.datasets.transforms.processing import Random2DTranslation
+    always = Random2DTranslation(size=(16, 8), prob=1.0, scale=1.5)
+    img = np.zeros((24, 12, 3), np.uint8)  # already enlarged: ranges 8, 4
+    img[..., 0] = np.arange(24)[:, None]
+    img[..., 1] = np.arange(12)[None, :]
+    counts = [np.zeros(9), np.zeros(5)]
+    for seed in range(2000):
+        out = always(dict(img=img, rng=np.random.default_rng(seed)))['img']
+        y0, x0 = int(out[0, 0, 0]), int(out[0, 0, 1])
+        np.testing.assert_array_equal(out, img[y0:y0 + 16, x0:x0 + 8])
+        counts[0][y0] += 1
+        counts[1][x0] += 1
+    for count in counts:
+        interior = count[1:-1].mean()
+        assert 0.35 < count[0] / interior < 0.65
+        assert 0.35 < count[-1] / interior < 0.65
 
 
 def test_random_2d_translation_resizes_with_pillow_as_torchreid():
