@@ -131,7 +131,7 @@ def last_checkpoint(work_dir: str) -> str:
 
 
 def summarise(rows: List[dict], layers: str, where: str) -> Dict[str, float]:
-    """Mean gap, |log std ratio| and floor over the chosen norm inputs."""
+    """Mean gap and floor over the chosen norm inputs."""
     chosen = [
         r for r in rows
         if r['layer'].startswith(layers) and r.get('gap') is not None
@@ -142,7 +142,6 @@ def summarise(rows: List[dict], layers: str, where: str) -> Dict[str, float]:
     floors = [r['floor'] for r in chosen if r.get('floor') is not None]
     return dict(
         gap=statistics.fmean(r['gap'] for r in chosen),
-        log_std=statistics.fmean(r['log_std'] for r in chosen),
         floor=statistics.fmean(floors) if floors else float('nan'),
         layers=len(chosen))
 
