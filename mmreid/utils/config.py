@@ -548,8 +548,9 @@ def disable_validation(cfg: Config) -> None:
     """Train without evaluating between epochs.
 
     A ``default_hooks.checkpoint.save_best`` has nothing to select by: it
-    is dropped, with a log line (mmengine would keep no best checkpoint
-    without a word).
+    is dropped with its ``rule``, with a log line (mmengine would keep no
+    best checkpoint without a word; a list ``rule`` left without its
+    ``save_best`` would fail in mmengine's ``CheckpointHook``).
     """
     for key in ('val_dataloader', 'val_cfg', 'val_evaluator'):
         cfg[key] = None
@@ -562,6 +563,7 @@ def disable_validation(cfg: Config) -> None:
             f'validation); the interval and last checkpoints are saved',
             logger='current')
         checkpoint['save_best'] = None
+        checkpoint.pop('rule', None)
 
 
 def adapt_to_device(cfg: Config) -> None:

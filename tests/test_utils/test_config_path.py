@@ -72,9 +72,17 @@ def test_auto_scale_lr_needs_the_configs_base_batch(tmp_path, monkeypatch,
     assert built[0].auto_scale_lr == dict(base_batch_size=32, enable=True)
 
 
-def test_no_validate_drops_save_best_with_a_line(tmp_path, monkeypatch):
+@pytest.mark.parametrize('save_best,rule', [
+    ('reid/mAP', 'greater'),
+    (['reid/mAP', 'reid/R1'], ['greater', 'greater']),
+])
+def test_no_validate_drops_save_best_with_a_line(tmp_path, monkeypatch,
+                                                 save_best, rule):
     """With --no-validate a config's ``save_best`` has nothing to select
-    by; mmengine then kept no best checkpoint without a word."""
+    by; mmengine then kept no best checkpoint without a word. Its ``rule``
+    goes too: a list rule without save_best fails in CheckpointHook."""
+    from mmengine.hooks import CheckpointHook
+
     from ..fixtures.processes import load_tool
     config = tmp_path / 'tiny.py'
     config.write_text('\n'.join([
@@ -83,7 +91,7 @@ def test_no_validate_drops_save_best_with_a_line(tmp_path, monkeypatch):
         'val_cfg = dict()',
         "val_evaluator = dict(type='ReIDMetric')",
         "default_hooks = dict(checkpoint=dict(type='CheckpointHook', "
-        "interval=2, save_best='reid/mAP', rule='greater'))",
+        f'interval=2, save_best={save_best!r}, rule={rule!r}))',
     ]))
     tool = load_tool('tools/train.py')
     built = []
@@ -110,9 +118,12 @@ def test_no_validate_drops_save_best_with_a_line(tmp_path, monkeypatch):
         tool.main()
     cfg = built[0]
     assert cfg.val_cfg is None and cfg.val_dataloader is None
-    assert cfg.default_hooks.checkpoint == dict(
-        type='CheckpointHook', interval=2, save_best=None, rule='greater')
+    checkpoint = cfg.default_hooks.checkpoint.to_dict()
+    assert checkpoint == dict(
+        type='CheckpointHook', interval=2, save_best=None)
+    checkpoint.pop('type')
+    CheckpointHook(**checkpoint)  # mmengine builds it
     assert any(
         line.startswith("--no-validate: no best checkpoint is kept "
-                        "(default_hooks.checkpoint.save_best='reid/mAP' "
+                        f'(default_hooks.checkpoint.save_best={save_best!r} '
                         'needs validation)') for line in logged)
