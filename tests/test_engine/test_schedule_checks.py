@@ -61,6 +61,23 @@ def test_epoch_schedulers_in_an_iteration_loop_are_refused(
     assert runner.iter == 0
 
 
+def test_reduce_on_plateau_in_an_iteration_loop_is_not_refused(
+        tmp_path, synth_root):
+    """mmengine allows ReduceOnPlateauLR with by_epoch=True only and steps
+    it after each validation, in either loop: it was refused as a
+    scheduler 'stepped by epochs' (the review's reproducer)."""
+    plateau = ITER_LOOP.format(4) + '''
+param_scheduler = [
+    dict(type='ReduceOnPlateauLR', monitor='reid/mAP', rule='greater',
+         patience=0, factor=0.5, by_epoch=True),
+]
+'''
+    config = write_tiny_config(tmp_path / 'plateau.py', synth_root, plateau)
+    runner = build_runner(config, tmp_path / 'run')
+    runner.train()
+    assert runner.iter == 4
+
+
 def test_converted_scheduler_without_end_in_an_iteration_loop(
         tmp_path, synth_root):
     """Converted without `end`, mmengine ends it after one 'epoch'."""

@@ -89,7 +89,10 @@ def check_schedulers_step(loop: Any, entries: List[Entry],
            f'{steps_per_epoch} iterations).')
     for label, scheduler, config in entries:
         kind = type(scheduler).__name__
-        if scheduler.by_epoch:
+        # ReduceOnPlateau is stepped after each validation (mmengine allows
+        # it with by_epoch=True only), in either loop.
+        if scheduler.by_epoch and not getattr(scheduler, 'need_val_args',
+                                              False):
             raise ValueError(
                 f'{label} ({kind}) is stepped by epochs (by_epoch=True), but '
                 f'train_cfg is an IterBasedTrainLoop (max_iters='
