@@ -574,3 +574,14 @@ def test_a_cut_last_checkpoint_is_named(trained, tmp_path, content):
         'which is not a file')
     assert message.endswith(f"--resume {work_dir / 'epoch_1.pth'}.")
     assert runner.iter == 0
+
+
+def test_a_remote_last_checkpoint_is_left_to_the_loader(tmp_path):
+    """With a remote out_dir (s3, petrel) mmengine writes the checkpoint's
+    URL into the local last_checkpoint: it is no local file, and was
+    refused as a cut one (the review's reproducer resumed normally with
+    the check bypassed)."""
+    from mmreid.engine.runner.reid_runner import check_last_checkpoint
+    check_last_checkpoint(str(tmp_path), 's3://bucket/run/epoch_1.pth')
+    with pytest.raises(FileNotFoundError, match="names '', which is not"):
+        check_last_checkpoint(str(tmp_path), '')

@@ -70,10 +70,12 @@ def check_last_checkpoint(work_dir: str, latest: str) -> None:
         latest (str): What ``last_checkpoint`` holds.
 
     Raises:
-        FileNotFoundError: ``latest`` is empty or not a file, naming
-            ``last_checkpoint`` and the checkpoints the work dir holds.
+        FileNotFoundError: ``latest`` is empty, or a local path that is not
+            a file (a URL of a remote ``out_dir`` is left to the loader),
+            naming ``last_checkpoint`` and the checkpoints the work dir
+            holds.
     """
-    if latest and osp.isfile(latest):
+    if latest and ('://' in latest or osp.isfile(latest)):
         return
     import glob
     found = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime)
