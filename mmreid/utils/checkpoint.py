@@ -186,7 +186,11 @@ def _safe_torch_load(filename: str, map_location, allowed: List[Any]) -> Any:
     except pickle.UnpicklingError as e:
         raise _refused(filename, e) from None
     except RuntimeError as e:
-        if 'zip archive' in str(e) or 'central directory' in str(e):
+        # torch's zip reader: a damaged central directory ("failed reading
+        # zip archive") or a damaged record inside an intact zip frame
+        # ("PytorchStreamReader failed reading file ...").
+        if (str(e).startswith('PytorchStreamReader') or 'zip archive' in str(e)
+                or 'central directory' in str(e)):
             raise CheckpointFormatError(
                 f'{filename!r} is a damaged PyTorch checkpoint (truncated '
                 f'or corrupted zip archive: {e}). '
@@ -206,7 +210,8 @@ def load_trusted_checkpoint(filename: str, map_location=None) -> Any:
 
     Raises:
         FileNotFoundError: No such file.
-        CheckpointFormatError: Not a PyTorch checkpoint (e.g. an HTML page).
+        CheckpointFormatError: Not a PyTorch checkpoint (e.g. an HTML page),
+            or a damaged one (truncated, or a corrupted zip record).
         pickle.UnpicklingError: The file holds objects mmreid does not load
             (never answered with advice to load unsafely).
     """

@@ -205,3 +205,37 @@ def test_loader_names_read_right_in_mmengine_log(tmp_path, monkeypatch,
                                'from path: ')
     assert loads[1].startswith('Loads checkpoint by http_tensors_only '
                                'backend from path: ')
+
+
+def _damage_zip(path, signature, start=0, width=4):
+    """Overwrite the first zip header ``signature`` found after ``start``;
+    the end of central directory stays, so the file still looks like a
+    zip archive (``check_torch_file`` lets it through to torch)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(signature, start)
+    assert at > 0
+    data[at:at + width] = b'\0' * width
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    'damage',
+    [
+        # a local record in the middle: torch reads it as "PytorchStreamReader
+        # failed reading file ...: invalid header or archive is corrupted"
+        dict(signature=b'PK\x03\x04', start=10, width=30),
+        # the central directory's first entry: "... failed reading zip archive"
+        dict(signature=b'PK\x01\x02', start=0, width=4),
+    ])
+def test_a_damaged_zip_in_a_work_dir_is_named(tmp_path, damage):
+    """Damage inside an intact zip frame is met by torch's stream reader:
+    mmreid's error still names the file and the checkpoint to resume from."""
+    torch.save(dict(w=torch.arange(4096.)), tmp_path / 'epoch_2.pth')
+    torch.save(dict(w=torch.arange(4096.)), tmp_path / 'epoch_3.pth')
+    _damage_zip(tmp_path / 'epoch_3.pth', **damage)
+    with pytest.raises(CheckpointFormatError) as info:
+        load_trusted_checkpoint(str(tmp_path / 'epoch_3.pth'))
+    message = str(info.value)
+    assert repr(str(tmp_path / 'epoch_3.pth')) in message
+    assert 'is a damaged PyTorch checkpoint' in message
+    assert f'--resume {tmp_path / "epoch_2.pth"}' in message
