@@ -109,6 +109,46 @@ def test_prid2011_errors(tmp_path):
         PRID2011(root, split_index=10)
 
 
+def edited_prid_split_file(tmp_path, edit):
+    """A copy of the shipped PRID2011 split file changed by ``edit`` (a
+    function of its splits), with its checksum recomputed: only the
+    protocol checks stand between it and the printed numbers."""
+    with open(osp.join(SPLIT_DIR, 'prid2011.json'), encoding='utf-8') as f:
+        content = json.load(f)
+    content['splits'] = edit(content['splits'])
+    content['sha256'] = splits_checksum(content['splits'])
+    path = tmp_path / 'prid2011_edited.json'
+    path.write_text(json.dumps(content))
+    return str(path)
+
+
+def test_prid2011_split_file_with_fewer_splits_is_refused(tmp_path):
+    """The protocol is the mean over 10 trials: a split file of 3 splits
+    would print the mean over 3 (with split_index=None)."""
+    root = make_prid(tmp_path / 'prid')
+    path = edited_prid_split_file(tmp_path, lambda splits: splits[:3])
+    for split_index in (None, 0):
+        with pytest.raises(
+                ValueError, match='^PRID2011: expected 10 splits, got 3$'):
+            PRID2011(root, split_index=split_index, split_file=path)
+
+
+def test_prid2011_split_of_the_wrong_size_is_refused(tmp_path):
+    """Split 0 with 99 queries (the protocol: 100 query and 649 gallery
+    images per split) is refused, not evaluated."""
+    root = make_prid(tmp_path / 'prid')
+
+    def drop_a_query(splits):
+        splits[0]['query'] = splits[0]['query'][:-1]
+        return splits
+
+    path = edited_prid_split_file(tmp_path, drop_a_query)
+    with pytest.raises(
+            ValueError,
+            match='^PRID2011: split 0 has 99 query images, expected 100$'):
+        PRID2011(root, split_index=0, split_file=path)
+
+
 def test_prid2011_missing_image(tmp_path):
     root = make_prid(tmp_path)
     os.remove(
@@ -237,10 +277,20 @@ def test_grid_errors(tmp_path):
 def test_grid_partition_ids_are_distinct_and_1_based(tmp_path, first,
                                                      expected):
     """A 0-based partition trained on the distractors (pid 0) and was
-    refused only as "split 0 has 126 query images, expected 125"."""
+    refused only as "split 0 has 126 query images, expected 125". The
+    split sizes stay the last guard: a probe image missing from the tree
+    is refused by them."""
     root = make_grid(tmp_path, [first] + [list(range(1, 126))] * 9)
     if expected is None:
         assert len(GRID(root, split_index=0)) == 125 + 900
+        # pid 1 is a test id of partition 0 only.
+        os.remove(
+            osp.join(root, 'underground_reid', 'probe',
+                     '0001_2_25004_107_32_130_364.jpeg'))
+        with pytest.raises(
+                ValueError,
+                match='^GRID: split 0 has 124 query images, expected 125$'):
+            GRID(root, split_index=1)
         return
     with pytest.raises(
             ValueError, match='trainIdxAll partition 0 has ' + expected):

@@ -158,3 +158,32 @@ def test_a_test_set_concatenating_datasets_is_refused(make_config, tmp_path):
             match=r'ReIDTestLoop: the test set is a ConcatDataset of 2 '
             'datasets, ranked as one gallery'):
         runner.test()
+
+
+def test_every_target_of_a_multi_target_loop_is_checked():
+    """A multi-target loop's own ``dataloader`` is its current (first)
+    target's; the check covers every target, so a second target on another
+    trial of the training set is refused and named."""
+    from types import SimpleNamespace
+
+    from mmreid.engine.runner.reid_loops import check_identity_split
+
+    def target(name, trial):
+        dataset = SimpleNamespace(
+            metainfo=dict(dataset_name='regdb-v2t', trial=trial))
+        return SimpleNamespace(
+            name=name, dataloader=SimpleNamespace(dataset=dataset))
+
+    runner = SimpleNamespace(
+        _train_loop=None,
+        loaded_dataset_meta=dict(dataset_name='regdb', trial=1))
+    targets = [target('t1', 1), target('t2', 2)]
+    loop = SimpleNamespace(targets=targets, dataloader=targets[0].dataloader)
+    with pytest.raises(
+            ValueError,
+            match=r'^MultiTargetTestLoop \(t2\): the model was trained on '
+            r'regdb trial=1 and this evaluates regdb-v2t trial=2'):
+        check_identity_split(runner, loop, 'MultiTargetTestLoop')
+    # Both targets on the trained trial: accepted.
+    loop.targets[1] = target('t2', 1)
+    check_identity_split(runner, loop, 'MultiTargetTestLoop')

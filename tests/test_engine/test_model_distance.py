@@ -440,3 +440,31 @@ def test_a_metric_that_cannot_take_the_scorers_is_refused_first(
                 'without it, it would rank with another distance')
     finally:
         METRICS._module_dict.pop('NoScorerMetric')
+
+
+@pytest.mark.parametrize('distance,normalize,agrees', [
+    ('cosine', False, False),
+    ('euclidean', True, False),
+    ('euclidean', False, True),
+    ('sqeuclidean', False, True),
+])
+def test_a_squared_euclidean_model_ranks_as_raw_euclidean(
+        distance, normalize, agrees):
+    """model.distance='sqeuclidean' ranks as Euclidean on raw features (a
+    monotone function of it): a metric ranking by cosine would print
+    another R1 than rank_gallery's, so it is refused; a raw Euclidean one
+    agrees."""
+    from types import SimpleNamespace
+
+    from mmreid.engine.runner.reid_loops import check_model_distance
+    model = SimpleNamespace(distance_type='sqeuclidean')
+    evaluator = Evaluator([ReIDMetric(distance=distance, normalize=normalize)])
+    if agrees:
+        check_model_distance(model, evaluator, 'ReIDTestLoop')
+        return
+    with pytest.raises(
+            ValueError,
+            match=rf"^ReIDTestLoop: model.distance='sqeuclidean' but "
+            rf"ReIDMetric\(distance='{distance}', normalize={normalize}\) "
+            'ranks by cosine distance'):
+        check_model_distance(model, evaluator, 'ReIDTestLoop')
