@@ -1,6 +1,7 @@
 import os.path as osp
 
 import pytest
+from mmengine.dataset import BaseDataset
 
 from mmreid.datasets import ConcatReIDDataset
 from mmreid.registry import DATASETS
@@ -226,3 +227,56 @@ def test_combine_all_source_errors(tmp_path):
     ])
     assert ds.num_pids == 4
     assert ds.metainfo['sources'][0]['split_used'] == 'all'
+
+
+class RawSource(BaseDataset):
+    """Records straight from a list, with no ``role`` unless given: what a
+    dataset class outside mmreid's gives, so only the pid checks of
+    ConcatReIDDataset stand between it and the labels."""
+
+    def __init__(self, pids, name, role=None):
+        self._pids, self._name, self._role = pids, name, role
+        super().__init__(ann_file='', lazy_init=True, serialize_data=False)
+
+    def load_data_list(self):
+        records = [
+            dict(img_path=f'{self._name}_{i}.jpg', pid=pid, camid=0)
+            for i, pid in enumerate(self._pids)
+        ]
+        if self._role is not None:
+            for record in records:
+                record['role'] = self._role
+        return records
+
+
+def test_a_source_whose_pids_are_not_0_to_n_is_refused():
+    """Raw pids {0, 3} would give source 1 the offset 2, so its pid 1 would
+    share label 3 with source 0's pid 3: two people, one class."""
+    with pytest.raises(
+            ValueError,
+            match=r'^source 0 \(RawSource\) must be a training split with '
+            r'pids 0..n-1, got pids \[0, 3\]$'):
+        ConcatReIDDataset(
+            datasets=[RawSource([0, 3], 'a'),
+                      RawSource([0, 1], 'b')])
+    both = ConcatReIDDataset(
+        datasets=[RawSource([0, 1], 'a'),
+                  RawSource([1, 0], 'b')])
+    assert both.num_pids == 4
+    assert sorted(both.get_data_info(i)['pid']
+                  for i in range(len(both))) == [0, 1, 2, 3]
+
+
+def test_combine_all_with_no_test_identity_is_refused():
+    """A test split of junk only (pid -1) adds nothing: the source would
+    say split_used='all' while training on its train split alone."""
+    with pytest.raises(
+            ValueError,
+            match=r'^source 0 \(RawSource\): combine_all found no test '
+            'identity'):
+        ConcatReIDDataset(datasets=[
+            dict(
+                dataset=RawSource([0, 1], 'train', 'train'),
+                combine_all=True,
+                test_dataset=RawSource([-1, -1], 'query', 'query'))
+        ])

@@ -102,3 +102,22 @@ def test_msmt17_by_name_needs_its_version(data_root):
             ValueError, match='dict\\(type="MSMT17", version=\'V1\'\\)'):
         ConcatReIDDataset(
             sources=['Market1501', 'MSMT17'], data_root=str(data_root))
+
+
+def test_combine_all_by_a_repeated_name_is_refused():
+    """Both CUHK03-NP variants are sources: combine_all=['CUHK03NP'] is
+    ambiguous (combining both would make each test person two classes),
+    so it is refused; per-entry dicts say which."""
+    variants = [
+        dict(type='CUHK03NP', variant='labeled'),
+        dict(type='CUHK03NP', variant='detected')
+    ]
+    with pytest.raises(
+            ValueError,
+            match=r"^combine_all names \['CUHK03NP'\], which appear more "
+            r'than once in sources; use dict\(dataset=..., '
+            r'combine_all=True\) entries'):
+        reid_sources(variants, combine_all=['CUHK03NP'])
+    configs = reid_sources(variants, combine_all=False)
+    assert [c['variant'] for c in configs] == ['labeled', 'detected']
+    assert not any('combine_all' in c for c in configs)
