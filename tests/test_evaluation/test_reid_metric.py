@@ -142,6 +142,15 @@ def test_conflicting_sample_idx_raises():
     metric = ReIDMetric()
     with pytest.raises(ValueError, match='share sample_idx'):
         metric.compute_metrics(_records(metric, samples + [clash]))
+    # The same pid on another camera is another sample too: refused, not
+    # merged into the first record.
+    clash = dict(samples[20], camid=samples[20]['camid'] + 1)
+    metric = ReIDMetric()
+    with pytest.raises(
+            ValueError,
+            match=r"^two samples share sample_idx=20 \(dataset 'toy', "
+            r"image 'toy/0020.jpg'\) but differ in pid or camid"):
+        metric.compute_metrics(_records(metric, samples + [clash]))
 
 
 def test_skipped_queries_are_logged(monkeypatch):
@@ -191,6 +200,11 @@ def test_invalid_samples():
         metric.compute_metrics(_records(metric, only_query))
     with pytest.raises(ValueError, match='ranks'):
         ReIDMetric(ranks=(1, 60), max_rank=50)
+    # R0 does not exist (cmc[-1] would print R at max_rank as 'R0').
+    with pytest.raises(
+            ValueError,
+            match=r'^ranks must lie in \[1, max_rank=50\], got \(0, 1\)$'):
+        ReIDMetric(ranks=(0, 1), max_rank=50)
 
 
 @pytest.mark.parametrize('key, value, shown', [
@@ -231,6 +245,17 @@ def test_integer_labels_are_read_as_int(value):
     record = metric.results[0]
     assert record['pid'] == record['camid'] == 3
     assert type(record['pid']) is int and type(record['camid']) is int
+
+
+@pytest.mark.parametrize('value', [[3, 4], (3, 4), []])
+def test_a_label_list_of_other_than_one_is_refused(value):
+    """A list or tuple label holds one value; [3, 4] is not pid 3."""
+    sample = dict(make_samples(6)[0], gt_label=value)
+    with pytest.raises(
+            ValueError,
+            match=r"^gt_label of sample 'toy/0000.jpg': expected one label, "
+            rf'got {re.escape(repr(value))}$'):
+        ReIDMetric().process(None, [sample])
 
 
 def test_feature_storage_is_compact_and_on_cpu():
