@@ -140,3 +140,55 @@ def test_fixed_gem_without_exponent_gets_p_3():
     del converted['neck.p']
     with pytest.raises(ValueError, match='no heads.pool_layer.p'):
         source_arch('fastreid', converted, state_dict, pooling='gem')
+
+
+def matching_multi_target_config():
+    """The multi-target config with fast-reid's resize in each target:
+    every fact of :func:`fastreid_meta` agrees with it."""
+    options = {}
+    for i in range(2):
+        resize = f'test_cfg.targets.{i}.dataloader.dataset.pipeline.1'
+        options.update({
+            f'{resize}.size': [256, 128],
+            f'{resize}.interpolation': 'bicubic',
+            f'{resize}.backend': 'pillow'
+        })
+    cfg = multi_target_config(**options)
+    model = MODELS.build(cfg.model)
+    assert check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth') == []
+    return cfg, model
+
+
+def test_normalisation_and_colour_order_are_checked_per_channel():
+    """Each channel of the source's mean and std is compared (a source that
+    normalises blue otherwise computes other features), and a source
+    taking BGR images is refused: mmreid feeds RGB with no switch."""
+    cfg, model = matching_multi_target_config()
+    for name, channel, value in (('mean', 2, 127.5), ('std', 1, 64.0)):
+        meta = fastreid_meta()
+        meta['source_arch'][name][channel] = value
+        with pytest.raises(ValueError) as info:
+            check_source_arch(meta, model, cfg, 'ckpt.pth')
+        assert f'normalisation {name} (0-255): the source has ' \
+            f'{meta["source_arch"][name]}, the config ' \
+            f'{SOURCE_ARCH["fastreid"][name]}' in str(info.value)
+    meta = fastreid_meta()
+    meta['source_arch']['colour_order'] = 'bgr'
+    with pytest.raises(
+            ValueError,
+            match=r'colour order: the source takes bgr images, mmreid feeds '
+            r'RGB \(no config switch\)'):
+        check_source_arch(meta, model, cfg, 'ckpt.pth')
+
+
+def test_after_bn_for_a_network_without_bnneck_is_refused():
+    """The user's test_feature='after_bn' contradicts a source without a
+    BNNeck: refused, not dropped in favour of 'before_bn'."""
+    converted = {'backbone.layer4.0.conv1.weight': torch.zeros(1)}
+    with pytest.raises(
+            ValueError,
+            match='^the source network has no BNNeck, so its test feature '
+            'cannot be "after_bn"$'):
+        source_arch('torchreid', converted, {}, test_feature='after_bn')
+    facts = source_arch('torchreid', converted, {})
+    assert facts['neck'] is None and facts['test_feature'] == 'before_bn'
