@@ -153,6 +153,19 @@ def test_errors_and_check_batch_size(monkeypatch):
         CrossModalityIdentitySampler(bad, batch_size=4, num_instances=2)
 
 
+@pytest.mark.parametrize('modality', [-1, 2])
+def test_a_modality_other_than_0_or_1_is_refused(modality):
+    """Modality -1 (an 'unknown' marker) would index the infrared slot
+    and be drawn as infrared; 2 has no slot at all."""
+    dataset = FakeVIDataset({0: (2, 2), 1: (2, 2)})
+    dataset.records[3] = dict(pid=1, modality=modality)
+    with pytest.raises(
+            ValueError,
+            match=rf'^CrossModalityIdentitySampler: record 3 has modality '
+            rf'{modality}, expected 0 \(visible\) or 1 \(infrared\)$'):
+        CrossModalityIdentitySampler.load_modalities(dataset)
+
+
 def test_default_draw_unchanged(monkeypatch):
     # The balanced draw index for index as before ``infrared_instances``
     # existed (recorded from that code): results of runs made with it stay

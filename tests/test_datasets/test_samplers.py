@@ -291,6 +291,25 @@ def test_dataset_without_pids():
         IdentitySampler(list(range(8)), batch_size=4, seed=0)
 
 
+def test_pids_of_another_length_than_the_dataset_are_refused(monkeypatch):
+    """get_pids() shorter than the dataset (a stale cache) would leave
+    the samples past its end out of every epoch."""
+
+    class ShortPids(FakePidDataset):
+
+        def __len__(self):
+            return len(self.pids) + 8
+
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 1))
+    with pytest.raises(
+            ValueError, match='^read 16 pids from a dataset of 24 samples$'):
+        IdentitySampler(
+            ShortPids(make_pids([4, 4, 4, 4])),
+            batch_size=8,
+            num_instances=4,
+            seed=0)
+
+
 # ---------------------------------------------------------------------------
 # Per-sample augmentation seeds
 # ---------------------------------------------------------------------------
