@@ -318,6 +318,21 @@ def test_undeclared_aux_outputs_are_refused():
         model(**data, mode='loss')
 
 
+def test_aux_outputs_no_loss_expects_are_refused():
+    """loss_aux keeps no auxiliary output silently: one that no entry of
+    aux_losses expects (nor discards with ``abbr=None``) is refused."""
+    outputs = {'snr': {0: dict(feat=torch.randn(2, 8))}}
+    samples = [ReIDDataSample().set_gt_label(i) for i in range(2)]
+    model = build(plugins(snr=None))
+    with pytest.raises(
+            RuntimeError,
+            match="^plugin 'snr' gave auxiliary outputs that aux_losses does "
+            'not expect'):
+        model.loss_aux(outputs, samples)
+    discarding = build(plugins(), aux_losses=dict(snr=None))
+    assert discarding.loss_aux(outputs, samples) == {}
+
+
 def test_deprecated_aux_loss_maps_to_the_new_shape():
     """``aux_loss=`` (one config, ``stage_weights`` inside) still builds,
     warns, and gives exactly the losses of the new shape."""

@@ -101,6 +101,29 @@ def test_getattr_is_restricted_to_history_buffer(tmp_path):
         load_trusted_checkpoint(str(path))
 
 
+def test_getattr_of_another_allowed_class_is_refused(tmp_path):
+    """Only HistoryBuffer's statistics: a harmless name on another
+    allowed class (``ndarray.mean``) is refused too, not answered with
+    HistoryBuffer's method."""
+
+    class OtherClass:
+
+        def __reduce__(self):
+            return (getattr, (np.ndarray, 'mean'))
+
+    path = tmp_path / 'other.pth'
+    torch.save(dict(x=OtherClass()), path)
+    with pytest.raises(
+            pickle.UnpicklingError,
+            match=r"refusing getattr\(ndarray, 'mean'\)"):
+        load_trusted_checkpoint(str(path))
+    # HistoryBuffer's own statistics still load (mmengine's checkpoints).
+    buffer = HistoryBuffer()
+    buffer.update(2.0)
+    torch.save(dict(buffer=buffer), path)
+    assert load_trusted_checkpoint(str(path))['buffer'].mean() == 2.0
+
+
 HTML_PAGE = (b'<!DOCTYPE html>\n<html><head><title>404 Not Found</title>'
              b'</head><body>Not Found</body></html>\n')
 
