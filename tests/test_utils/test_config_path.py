@@ -25,6 +25,37 @@ def test_nothing_close_is_suggested_as_nothing(tmp_path):
     assert str(info.value) == f'config file {path!r} does not exist'
 
 
+class Built(Exception):
+    """No runner: only the config tools/train.py would build is read."""
+
+
+def train_tool_building(tmp_path, monkeypatch, lines, *options):
+    """tools/train.py, as a module, on a config of ``lines`` with
+    ``options``: its ``main()`` raises :class:`Built` with the config in
+    the returned list instead of building the runner.
+
+    Returns:
+        tuple: The tool module, the config path and the list of configs.
+    """
+    from ..fixtures.processes import load_tool
+    config = tmp_path / 'tiny.py'
+    config.write_text('\n'.join(["default_scope = 'mmreid'", *lines]))
+    tool = load_tool('tools/train.py')
+    built = []
+
+    def from_cfg(cfg):
+        built.append(cfg)
+        raise Built
+
+    monkeypatch.setattr(tool.ReIDRunner, 'from_cfg', from_cfg)
+    monkeypatch.setattr('sys.argv', [
+        'train.py',
+        str(config), *options, '--work-dir',
+        str(tmp_path / 'work')
+    ])
+    return tool, config, built
+
+
 @pytest.mark.parametrize('lines,refused', [
     ('', True),
     ('auto_scale_lr = dict(enable=False)', True),
@@ -34,29 +65,9 @@ def test_auto_scale_lr_needs_the_configs_base_batch(tmp_path, monkeypatch,
                                                     lines, refused):
     """tools/train.py --auto-scale-lr assumed a base batch of 64 for a
     config that names none, and scaled the lr by an invented ratio."""
-    from ..fixtures.processes import load_tool
-    config = tmp_path / 'tiny.py'
-    config.write_text('\n'.join([
-        "default_scope = 'mmreid'",
-        'train_dataloader = dict(batch_size=32)',
-        lines,
-    ]))
-    tool = load_tool('tools/train.py')
-    built = []
-
-    class Built(Exception):
-        """No runner: only the config the tool would build is read."""
-
-    def from_cfg(cfg):
-        built.append(cfg)
-        raise Built
-
-    monkeypatch.setattr(tool.ReIDRunner, 'from_cfg', from_cfg)
-    monkeypatch.setattr('sys.argv', [
-        'train.py',
-        str(config), '--auto-scale-lr', '--work-dir',
-        str(tmp_path / 'work')
-    ])
+    tool, config, built = train_tool_building(
+        tmp_path, monkeypatch,
+        ['train_dataloader = dict(batch_size=32)', lines], '--auto-scale-lr')
     if refused:
         with pytest.raises(ValueError) as info:
             tool.main()
@@ -82,33 +93,12 @@ def test_no_validate_drops_save_best_with_a_line(tmp_path, monkeypatch,
     by; mmengine then kept no best checkpoint without a word. Its ``rule``
     goes too: a list rule without save_best fails in CheckpointHook."""
     from mmengine.hooks import CheckpointHook
-
-    from ..fixtures.processes import load_tool
-    config = tmp_path / 'tiny.py'
-    config.write_text('\n'.join([
-        "default_scope = 'mmreid'",
-        'val_dataloader = dict(batch_size=8)',
-        'val_cfg = dict()',
+    tool, _, built = train_tool_building(tmp_path, monkeypatch, [
+        'val_dataloader = dict(batch_size=8)', 'val_cfg = dict()',
         "val_evaluator = dict(type='ReIDMetric')",
         "default_hooks = dict(checkpoint=dict(type='CheckpointHook', "
-        f'interval=2, save_best={save_best!r}, rule={rule!r}))',
-    ]))
-    tool = load_tool('tools/train.py')
-    built = []
-
-    class Built(Exception):
-        """No runner: only the config the tool would build is read."""
-
-    def from_cfg(cfg):
-        built.append(cfg)
-        raise Built
-
-    monkeypatch.setattr(tool.ReIDRunner, 'from_cfg', from_cfg)
-    monkeypatch.setattr('sys.argv', [
-        'train.py',
-        str(config), '--no-validate', '--work-dir',
-        str(tmp_path / 'work')
-    ])
+        f'interval=2, save_best={save_best!r}, rule={rule!r}))'
+    ], '--no-validate')
     logged = []
     # The logger's handler may hold another stream than capsys's (it is
     # made once per process), so the line is caught where it is sent.
