@@ -103,7 +103,7 @@ def test_errors(tmp_path):
 
 def test_extract_images_from_hdf5(tmp_path):
     h5py = pytest.importorskip(
-        'h5py', reason='h5py (requirements/optional.txt) is not installed')
+        'h5py', reason='h5py (requirements/tests.txt) is not installed')
     path = str(tmp_path / 'cuhk-03.mat')
     rng = np.random.RandomState(0)
     expected = {}
