@@ -10,8 +10,8 @@ import pytest
 
 from mmreid.datasets import GRID, PRID2011, QMULiLIDS, VIPeR
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
-from mmreid.datasets.small_dg import (SPLIT_DIR, load_split_file,
-                                      splits_checksum)
+from mmreid.datasets.small_dg import (SPLIT_DIR, load_grid_partitions,
+                                      load_split_file, splits_checksum)
 from ..fixtures.dataset_trees import (make_grid, make_ilids, make_prid,
                                       make_viper, viper_pid)
 from ..fixtures.files import touch
@@ -224,6 +224,36 @@ def test_ilids(tmp_path):
     assert train.num_pids == 59
 
 
+@pytest.mark.parametrize('split_index', [0, 2])
+def test_ilids_draws_pick_the_documented_images(tmp_path, split_index):
+    """The query of a test id is its image ``query_draw % n`` and the
+    gallery image ``gallery_draw % (n - 1)`` of the remaining ones, with
+    the id's n images sorted by name (QMULiLIDS docstring, datasets spec
+    3.4). The draws are read from the shipped file directly."""
+    root, _ = make_ilids(tmp_path)
+    with open(osp.join(SPLIT_DIR, 'ilids.json'), encoding='utf-8') as f:
+        split = json.load(f)['splits'][split_index]
+    names = sorted(os.listdir(osp.join(root, 'i-LIDS_Pedestrian', 'Persons')))
+    by_pid = {}
+    for name in names:
+        by_pid.setdefault(int(name[:4]), []).append(name)
+    pids = sorted(by_pid)
+    expected_q, expected_g = [], []
+    for pos, q_draw, g_draw in zip(split['test_ids'], split['query_draws'],
+                                   split['gallery_draws']):
+        images = by_pid[pids[pos]]
+        query = images[q_draw % len(images)]
+        rest = [n for n in images if n != query]
+        expected_q.append(query)
+        expected_g.append(rest[g_draw % len(rest)])
+    parts = roles(QMULiLIDS(root, split_index=split_index))
+    assert [osp.basename(r['img_path']) for r in parts['query']] == expected_q
+    assert [osp.basename(r['img_path'])
+            for r in parts['gallery']] == expected_g
+    # The fixture's ids hold 2 to 6 images, so the draws are not trivial.
+    assert {len(by_pid[pids[pos]]) for pos in split['test_ids']} >= {3, 5}
+
+
 def test_ilids_errors(tmp_path):
     with pytest.raises(DatasetLayoutError, match='Persons'):
         QMULiLIDS(str(tmp_path))
@@ -257,6 +287,26 @@ def test_grid(tmp_path):
     assert len(every.metainfo['dg_splits']) == 10
     train = GRID(root, split='train', split_index=4)
     assert train.num_pids == 125 and len(train) == 250
+
+
+def test_grid_partitions_read_the_third_field_of_an_unnamed_struct(tmp_path):
+    """In the release each ``trainIdxAll`` entry is a struct whose third
+    field holds the 125 training ids (torchreid reads ``[0][0][2]``; the
+    load_grid_partitions docstring). Fields not named like ``train*`` are
+    taken by that position; here the first two hold the test ids, so
+    another position would silently swap training and test ids."""
+    import mat4py
+    rng = random.Random(0)
+    train = [sorted(rng.sample(range(1, 251), 125)) for _ in range(10)]
+    test = [sorted(set(range(1, 251)) - set(ids)) for ids in train]
+    path = str(tmp_path / 'features_and_partitions.mat')
+    mat4py.savemat(
+        path,
+        dict(trainIdxAll=[
+            dict(idxProbe=t, idxGallery=t, idxLearn=p)
+            for p, t in zip(train, test)
+        ]))
+    assert load_grid_partitions(path) == train
 
 
 def test_grid_errors(tmp_path):
