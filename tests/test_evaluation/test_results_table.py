@@ -86,6 +86,22 @@ def test_trials_give_mean_and_std_and_no_trial_rows():
     assert rows['sysu']['R5'] == '61.00'
 
 
+def test_a_trial_row_equal_to_its_mode_row_keeps_its_spread():
+    """A trial protocol that also reports its primary distance mode
+    (``sysu/cosine``) gives the same means twice, but only the protocol's
+    row carries the ``±std`` over the trials: it is no mere repeat, so
+    both rows stay and the mode row is not marked as the primary."""
+    metrics = prefixed('sysu', mode_metrics(50.0, 40.0))
+    metrics.update({'sysu/R1_std': 2.0, 'sysu/mAP_std': 1.0})
+    metrics.update(prefixed('sysu/cosine', mode_metrics(50.0, 40.0)))
+    header, rows, lines = parse(format_results_table(metrics))
+    assert list(rows) == ['sysu', 'sysu/cosine']
+    assert rows['sysu']['R1'] == '50.00±2.00'
+    assert rows['sysu']['mAP'] == '40.00±1.00'
+    assert rows['sysu/cosine']['R1'] == '50.00'
+    assert not any(line.startswith('*') for line in lines)
+
+
 def test_multi_target_rows_in_report_order_with_the_mean_last():
     metrics = {}
     metrics.update(prefixed('d3', mode_metrics(80.0, 70.0)))
