@@ -282,6 +282,41 @@ def test_labels_show_pid_and_camera_and_the_first_match_beyond_topk(
     assert pictures[1][1].shape[0] == 32 + 3 * 12
 
 
+def test_without_a_metric_the_pictures_use_the_market_rule(tmp_path):
+    """An evaluator without a metric that states its rules: the pictures
+    rank as the default protocol does, the Market rule (same pid and same
+    camera removed, evaluation spec) with stable ties."""
+    runner = _runner(tmp_path, None)
+    runner.test_loop.evaluator.metrics = []
+    _, _, options = RankedListHook()._ranking_setup(runner, 'test')
+    assert options == dict(junk_rule='market', tie_policy='stable')
+
+
+def test_removed_items_are_not_drawn_when_the_gallery_is_short(
+        tmp_path, monkeypatch):
+    """With fewer kept gallery items than ``topk`` the picture shows the
+    kept ones only: the same-pid same-camera image (removed by the Market
+    rule, though nearest) is never drawn as a match."""
+    calls = spy_drawings(monkeypatch)
+    hook = RankedListHook(num_queries=1, topk=5, tile_size=(32, 16))
+    paths = _write_images(str(tmp_path), 5)
+    # (x, pid, camid): the query, then the gallery by distance.
+    items = [(0.0, 1, 0), (0.1, 1, 0), (0.5, 2, 1), (1.0, 1, 1), (2.0, 3, 1)]
+    records = [
+        dict(
+            feature=torch.tensor([x]),
+            pid=pid,
+            camid=camid,
+            is_query=i == 0,
+            img_path=path)
+        for i, ((x, pid, camid), path) in enumerate(zip(items, paths))
+    ]
+    hook.draw_group(records, 'euclidean', False, dict(junk_rule='market'))
+    assert len(calls) == 2  # the one query's worst and best lists
+    kept = ['pid 2\ncamid 1', 'pid 1\ncamid 1', 'pid 3\ncamid 1']
+    assert all(call['gallery_labels'] == kept for call in calls)
+
+
 def test_gathered_records_come_back_in_dataset_order(monkeypatch):
     """Two ranks hold interleaved parts of the test set (mmengine's
     samplers deal index i to rank i % 2, padding the last one); the
