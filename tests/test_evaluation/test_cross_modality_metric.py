@@ -216,22 +216,42 @@ def test_trials_differ_and_are_reproducible():
     assert other.trial_galleries[0] == first.trial_galleries[1]
 
 
+def reference_gallery_draw(paths, pids, cams, trial, prefix=''):
+    """The reference loops' draw (AGW ``process_gallery_sysu``, LLCM's
+    ``process_gallery_llcm``), written out: ``random.seed(trial)``, the
+    ids in sorted order, the cameras in the given order, one
+    ``random.choice(sorted(files))`` per (id, camera) that has files.
+
+    Args:
+        paths (list[str]): The gallery pool's image paths.
+        pids (Iterable[int]): The pool's ids.
+        cams (Sequence[int]): The cameras, in the order visited.
+        trial (int): The trial (its seed).
+        prefix (str): What precedes ``cam<k>/<pid:04d>/`` in a path.
+
+    Returns:
+        list[str]: The drawn paths, in draw order.
+    """
+    random.seed(trial)
+    drawn = []
+    for pid in sorted(pids):
+        for cam in cams:
+            files = sorted(
+                p for p in paths
+                if p.startswith(f'{prefix}cam{cam}/{pid:04d}/'))
+            if files:
+                drawn.append(random.choice(files))
+    return drawn
+
+
 def test_seeded_draw_matches_agw_loop():
     queries, pool = random_pool(seed=1)
     paths = [s['img_path'] for s in pool]
     groups = group_pool([int(s['gt_label']) for s in pool],
                         [s['camid'] + 1 for s in pool], paths)
+    pids = {int(s['gt_label']) for s in pool}
     for trial in range(3):
-        # AGW process_gallery_sysu: global random.seed(trial), sorted ids,
-        # cameras in list order, random.choice(sorted(files)).
-        random.seed(trial)
-        expected = []
-        for pid in sorted({int(s['gt_label']) for s in pool}):
-            for cam in (1, 2, 4, 5):
-                files = sorted(
-                    p for p in paths if p.startswith(f'cam{cam}/{pid:04d}/'))
-                if files:
-                    expected.append(random.choice(files))
+        expected = reference_gallery_draw(paths, pids, (1, 2, 4, 5), trial)
         drawn = seeded_gallery_draw(groups, (1, 2, 4, 5), 1, trial)
         assert [paths[i] for i in drawn] == expected
 
@@ -288,15 +308,8 @@ def test_llcm_draw_visits_the_pool_cameras_in_ascending_order():
     run_metric(metric, queries + pool)
     paths = {s['sample_idx']: s['img_path'] for s in pool}
     for trial in range(2):
-        random.seed(trial)
-        expected = []
-        for pid in (2, 7, 11):
-            for cam in range(1, 10):
-                files = sorted(s['img_path'] for s in pool
-                               if s['img_path'].startswith(
-                                   f'test_vis/cam{cam}/{pid:04d}/'))
-                if files:
-                    expected.append(random.choice(files))
+        expected = reference_gallery_draw(
+            list(paths.values()), (2, 7, 11), range(1, 10), trial, 'test_vis/')
         drawn = [paths[i] for i in metric.trial_gallery_sample_idx[trial]]
         assert drawn == expected, trial
 
@@ -312,15 +325,9 @@ def test_seeded_draw_does_not_depend_on_the_pool_order():
     assert paths != sorted(paths)
     groups = group_pool([int(s['gt_label']) for s in pool],
                         [s['camid'] + 1 for s in pool], paths)
+    pids = {int(s['gt_label']) for s in pool}
     for trial in range(3):
-        random.seed(trial)
-        expected = []
-        for pid in sorted({int(s['gt_label']) for s in pool}):
-            for cam in (1, 2, 4, 5):
-                files = sorted(
-                    p for p in paths if p.startswith(f'cam{cam}/{pid:04d}/'))
-                if files:
-                    expected.append(random.choice(files))
+        expected = reference_gallery_draw(paths, pids, (1, 2, 4, 5), trial)
         drawn = seeded_gallery_draw(groups, (1, 2, 4, 5), 1, trial)
         assert [paths[i] for i in drawn] == expected
 
