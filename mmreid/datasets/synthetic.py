@@ -42,8 +42,8 @@ from .market1501 import Market1501
 # public helpers are re-exported here.
 from .synthetic_plan import SYSU_INFRARED_CAMS  # noqa: F401
 from .synthetic_plan import SYSU_VISIBLE_CAMS  # noqa: F401
-from .synthetic_plan import (_canary_jobs, _count, _plan_digest, _plan_jobs,
-                             control_names)
+from .synthetic_plan import (MAX_PID, _canary_jobs, _count, _plan_digest,
+                             _plan_jobs, control_names)
 from .synthetic_render import identity_attributes  # noqa: F401
 from .synthetic_render import (IR_MODES, _domain_style, domain_names,
                                get_domain_styles, render_image)
@@ -268,10 +268,6 @@ def _resolve_options(modality: str, domains: int, options: dict) -> dict:
                          f'least two domains, got modality={modality!r}, '
                          f'domains={domains}')
     return changed
-
-
-#: The largest pid: Market-1501 and SYSU-MM01 names have 4-digit pids.
-MAX_PID = 9999
 
 
 def _check_pid_range(modality: str, domains: int, params: dict,

@@ -13,6 +13,9 @@ from .synthetic_render import _ADDED, _SPLIT, _rng, domain_names
 
 SYSU_VISIBLE_CAMS = (1, 2, 4, 5)
 SYSU_INFRARED_CAMS = (3, 6)
+#: The largest pid: Market-1501 and SYSU-MM01 names have 4-digit pids.
+#: The domains of ``'visible'`` own ``MAX_PID // domains`` pids each.
+MAX_PID = 9999
 
 
 def _allocate_pids(rng: np.random.Generator, first: int, last: int,
@@ -61,7 +64,7 @@ def _plan_market(p: dict, d: int) -> List[tuple]:
     seed, ncam, nimg = p['seed'], p['num_cams'], p['imgs_per_cam']
     # Domains own disjoint pid ranges, so identities (and pid numbers) of
     # different domains never coincide.
-    block = 9999 // p['domains']
+    block = MAX_PID // p['domains']
     rng = _rng(seed, _SPLIT, d)
     first, last = d * block + 1, (d + 1) * block
     train, test = _allocate_pids(
@@ -128,7 +131,7 @@ def _plan_sysu(p: dict) -> Tuple[List[tuple], Dict[str, List[int]]]:
     counts = [p['num_ids_train'], p['num_ids_val'], p['num_ids_test']]
     train, val, test = _allocate_pids(rng, 1, max(533, sum(counts)), counts)
     test = sorted(test +
-                  _added_test_pids(seed, 0, 1, 9999, train + val +
+                  _added_test_pids(seed, 0, 1, MAX_PID, train + val +
                                    test, p.get('num_ids_test_added', 0)))
     plan = []
     for pid in sorted(train + val + test):
