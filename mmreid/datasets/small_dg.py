@@ -22,6 +22,7 @@ import hashlib
 import json
 import os.path as osp
 import re
+from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
 from mmreid.registry import DATASETS
@@ -455,7 +456,7 @@ def _find_index_vectors(value, length: int) -> List[List[int]]:
         ]
         if len(flat) == length and all(
                 isinstance(v, (int, float)) for v in flat):
-            return [[int(v) for v in flat]]
+            return [flat]
         found = []
         for item in value:
             found.extend(_find_index_vectors(item, length))
@@ -479,13 +480,13 @@ def check_grid_partition(train_ids: List, index: int, path: str,
         num_ids (int): The number of identities (ids 1..num_ids).
 
     Raises:
-        ValueError: An id that is not an integer in 1..num_ids, or a
-            repeated one.
+        ValueError: An id that is not an integer in 1..num_ids (a
+            fraction is not truncated), or a repeated one.
     """
     bad = [i for i in train_ids if i != int(i) or not 1 <= i <= num_ids]
-    repeated = sorted({i for i in train_ids if train_ids.count(i) > 1})
+    repeated = sorted(i for i, n in Counter(train_ids).items() if n > 1)
     if bad or repeated:
-        what = (f'ids outside 1..{num_ids} {bad[:5]}'
+        what = (f'ids that are not integers in 1..{num_ids} {bad[:5]}'
                 if bad else f'repeated ids {repeated[:5]}')
         raise ValueError(
             f'{path}: trainIdxAll partition {index} has {what}; GRID\'s '
@@ -536,7 +537,7 @@ def load_grid_partitions(path: str,
                              f'{num_train_ids} training ids in a '
                              'trainIdxAll entry')
         check_grid_partition(vectors[0], len(partitions), path, num_ids)
-        partitions.append(vectors[0])
+        partitions.append([int(i) for i in vectors[0]])
     if len(partitions) != NUM_SPLITS:
         raise ValueError(f'{path}: trainIdxAll has {len(partitions)} '
                          f'partitions, expected {NUM_SPLITS}')
@@ -609,7 +610,7 @@ class GRID(SplitReIDDataset):
     def load_splits(self, images: Dict[str, dict]) -> List[dict]:
         path = self.split_file or osp.join(self.data_root, 'underground_reid',
                                            'features_and_partitions.mat')
-        partitions = load_grid_partitions(path)
+        partitions = load_grid_partitions(path, num_ids=self.NUM_IDS)
         splits = []
         for train_ids in partitions:
             train_ids = set(train_ids)

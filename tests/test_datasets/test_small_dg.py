@@ -318,12 +318,18 @@ def test_grid_errors(tmp_path):
         GRID(root)
 
 
-@pytest.mark.parametrize('first,expected', [
-    (list(range(0, 125)), r'ids outside 1\.\.250 \[0\]'),
-    (list(range(2, 127)), None),
-    ([1] + list(range(1, 125)), r'repeated ids \[1\]'),
-    (list(range(127, 252)), r'ids outside 1\.\.250 \[251\]'),
-])
+@pytest.mark.parametrize(
+    'first,expected',
+    [
+        (list(range(0, 125)), r'ids that are not integers in 1\.\.250 \[0\]'),
+        # A fraction was truncated (1.5 read as 1) by the file reader.
+        ([1.5] + list(range(2, 126)),
+         r'ids that are not integers in 1\.\.250 \[1\.5\]'),
+        (list(range(2, 127)), None),
+        ([1] + list(range(1, 125)), r'repeated ids \[1\]'),
+        (list(range(127,
+                    252)), r'ids that are not integers in 1\.\.250 \[251\]'),
+    ])
 def test_grid_partition_ids_are_distinct_and_1_based(tmp_path, first,
                                                      expected):
     """A 0-based partition trained on the distractors (pid 0) and was
