@@ -246,9 +246,10 @@ def _canary_jobs(jobs: List[dict],
     for ``'vi'`` the first file of every camera in each id list (train,
     val, test), so both sensors. A change of the renderer or the plan that
     touches any domain, split, camera, sensor or kind of box changes at
-    least one of them (66 images for SynthReID v2.1: 4 domains x 3
-    folders x 4 cameras, 2 controls x 2 folders x 4 cameras, 2 boxes; 18
-    for SynthReID-vi; about 1 ms each). Cameras were not covered before:
+    least one of them (66 images for SynthReID v2.1 with its style-only
+    controls: 4 domains x 3 folders x 4 cameras, 2 controls x 2 folders x
+    4 cameras, 2 boxes; 50 without the controls; 18 for SynthReID-vi;
+    about 1 ms each). Cameras were not covered before:
     a change to one camera's rendering was not seen.
 
     Args:

@@ -279,7 +279,10 @@ class ReIDRunner(Runner):
         config's own ``custom_hooks`` list cannot drop them). Configs
         written before that listed them in ``custom_hooks``; such an entry
         would register the hook twice (two progress bars), so it is left
-        out, with a log line.
+        out, with a log line. A ``default_hooks`` entry set to ``None``
+        that mmengine does not handle itself (``setup_check``,
+        ``feature_progress``) is left out too
+        (:func:`drop_switched_off_hooks`).
         """
         custom_hooks = drop_restated_hooks(default_hooks, custom_hooks)
         super().register_hooks(
