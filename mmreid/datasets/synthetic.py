@@ -145,7 +145,7 @@ def preset_overrides(overrides: Optional[dict], kwargs: dict) -> dict:
     """
     overrides = dict(overrides or {})
     for key in list(kwargs):
-        if key in SYNTHREID_PRESETS['small'] or key == ADDED_TEST_IDS:
+        if key in PRESET_FIELDS:
             if key in overrides:
                 raise TypeError(
                     f'SynthReID: {key} is given twice, as a keyword '
@@ -167,6 +167,11 @@ _COUNT_RANGES: Dict[str, Tuple[int, Optional[int]]] = dict(
     num_distractors=(0, None),
     num_junk=(0, None),
     num_ids_test_added=(0, None))
+
+#: The generator's count fields (the presets' and ``num_ids_test_added``),
+#: and those that take one count per domain (``'visible'``).
+PRESET_FIELDS = tuple(sorted(_COUNT_RANGES))
+PER_DOMAIN_FIELDS = ('num_ids_test', ADDED_TEST_IDS)
 
 
 def _as_int(name: str,
@@ -360,13 +365,12 @@ def _resolve_params(size: str,
         raise TypeError(f'unknown SynthReID parameter(s) {sorted(unknown)} '
                         f'for modality={modality!r}; known: '
                         f'{sorted(params)}')
-    per_domain = ('num_ids_test', ADDED_TEST_IDS)
     for key, value in overrides.items():
         if isinstance(value, (list, tuple)):
-            if key not in per_domain or modality != 'visible':
-                raise TypeError(f'only {" and ".join(per_domain)} (visible) '
-                                f'may be lists (one count per domain), got '
-                                f'{key}={value}')
+            if key not in PER_DOMAIN_FIELDS or modality != 'visible':
+                raise TypeError(f'only {" and ".join(PER_DOMAIN_FIELDS)} '
+                                f'(visible) may be lists (one count per '
+                                f'domain), got {key}={value}')
             value = list(value)
         params[key] = value
     for key, value in params.items():

@@ -26,15 +26,16 @@ import numpy as np
 from mmengine.config import Config, DictAction
 
 from mmreid.datasets.base_reid_dataset import list_images
-from mmreid.datasets.synthetic import (ADDED_TEST_IDS, SYNTHREID_PRESETS,
-                                       generate_synthreid, get_domain_styles)
+from mmreid.datasets.synthetic import (PER_DOMAIN_FIELDS, PRESET_FIELDS,
+                                       SYNTHREID_PRESETS, generate_synthreid,
+                                       get_domain_styles)
 from mmreid.datasets.synthetic_store import MANIFEST
 
 NAME = re.compile(r'^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$', re.ASCII)
 #: The preset fields ``--set`` takes, and those that take one count per
 #: domain (``'visible'``), comma-separated.
-SET_KEYS = tuple(sorted(set(SYNTHREID_PRESETS['small']) | {ADDED_TEST_IDS}))
-PER_DOMAIN_KEYS = ('num_ids_test', ADDED_TEST_IDS)
+SET_KEYS = PRESET_FIELDS
+PER_DOMAIN_KEYS = PER_DOMAIN_FIELDS
 INTEGER = re.compile(r'^-?\d+$', re.ASCII)
 
 
