@@ -375,3 +375,107 @@ def test_pretrained_agw_checkpoint_keeps_its_own_stems(tmp_path, init_type,
         assert torch.equal(value, source.state_dict()[key]), key
     assert not torch.equal(net.stems[0].conv1.weight,
                            net.stems[1].conv1.weight)
+
+
+def test_non_local_blocks_run_after_their_residual_blocks():
+    """AGW reference (``embed_net.forward``): in stage i the non-local block
+    runs right after each of the last ``non_layers[i]`` residual blocks."""
+    net = tiny_agw(non_local_stages=(0, 1, 2, 0)).eval()
+    x = torch.randn(2, 3, 32, 16)
+    set_modality(net, [0, 1])
+    nl = net.non_locals
+    with torch.no_grad():
+        # Written out by hand for ResNet-18 (2 blocks per stage).
+        y = net.forward_stem(x)
+        y = net.layer1[1](net.layer1[0](y))
+        y = nl['1_1'](net.layer2[1](net.layer2[0](y)))
+        y = nl['2_1'](net.layer3[1](nl['2_0'](net.layer3[0](y))))
+        expected = net.layer4[1](net.layer4[0](y))
+        out = net(x)[0]
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+        # The non-local blocks are not the identity here, so they count.
+        y = net.forward_stem(x)
+        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+            y = layer(y)
+        assert (out - y).abs().max() > 1e-2
+
+
+def test_non_local_blocks_start_as_identity_after_init_weights():
+    """The W norm is zero-initialised (reference ``Non_local``:
+    ``nn.init.constant_(self.W[1].weight, 0.0)`` and bias), also when the
+    backbone's default init (constant 1 for norm layers) runs first."""
+    torch.manual_seed(0)
+    net = AGWResNet(
+        depth=18,
+        base_channels=8,
+        stem_channels=8,
+        non_local_stages=(0, 1, 1, 0))
+    net.init_weights()
+    assert net.layer1[0].bn1.weight.eq(1).all()  # the backbone's init ran
+    x = torch.randn(2, 16, 4, 2)
+    for key, block in net.non_locals.items():
+        assert block.W[1].weight.eq(0).all(), key
+        assert block.W[1].bias.eq(0).all(), key
+        c = block.in_channels
+        torch.testing.assert_close(
+            block.eval()(x[:, :1].expand(-1, c, -1, -1)),
+            x[:, :1].expand(-1, c, -1, -1))
+
+
+@pytest.mark.parametrize('frozen_stages', [0, 1])
+def test_frozen_stages_freeze_every_stem(frozen_stages):
+    """``frozen_stages >= 0`` freezes the stem (mmpretrain's ResNet), here
+    every modality's stem: no gradient, BN in eval mode after train()."""
+    net = AGWResNet(
+        depth=18,
+        base_channels=8,
+        stem_channels=8,
+        non_local_stages=(0, 1, 1, 0),
+        frozen_stages=frozen_stages,
+        init_cfg=None).train()
+    for stem in net.stems:
+        assert not any(p.requires_grad for p in stem.parameters())
+        assert not stem.bn1.training
+    assert all(p.requires_grad for p in net.layer1.parameters()) == (
+        frozen_stages == 0)
+    assert all(p.requires_grad for p in net.layer2.parameters())
+    assert net.layer2[0].bn1.training
+
+
+def test_non_local_cfg_reaches_every_non_local_block():
+    """``non_local_cfg=dict(reduc_ratio=2)`` gives C // 2 intermediate
+    channels (the default is the reference's single channel)."""
+    net = AGWResNet(
+        depth=18,
+        base_channels=8,
+        stem_channels=8,
+        non_local_stages=(0, 1, 1, 0),
+        non_local_cfg=dict(reduc_ratio=2),
+        init_cfg=None)
+    assert net.non_locals['1_1'].inter_channels == 16 // 2
+    assert net.non_locals['2_1'].inter_channels == 32 // 2
+    assert net.non_locals['2_1'].g.out_channels == 16
+
+
+def test_each_stem_is_the_resnet_stem():
+    """Each stem is ResNet's: 7x7 conv (stride 2, padding 3, no bias), BN,
+    ReLU, 3x3 max pooling (stride 2, padding 1), written out here with
+    torch.nn.functional."""
+    net = tiny_agw().eval()
+    x = torch.randn(2, 3, 32, 16)
+    for k, stem in enumerate(net.stems):
+        bn = stem.bn1
+        with torch.no_grad():
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.bias.uniform_(-1, 1)
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        shift = bn.bias - bn.running_mean * scale
+        y = nn.functional.conv2d(x, stem.conv1.weight, stride=2, padding=3)
+        y = y * scale[:, None, None] + shift[:, None, None]
+        y = nn.functional.max_pool2d(y.clamp(min=0), 3, 2, padding=1)
+        set_modality(net, k)
+        with torch.no_grad():
+            out = net.forward_stem(x)
+        assert out.shape == (2, 8, 8, 4)
+        torch.testing.assert_close(out, y, atol=1e-5, rtol=1e-5)
