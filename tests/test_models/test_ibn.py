@@ -135,3 +135,30 @@ def test_reid_resnet_ibn_in_frozen_stages_is_frozen():
     model.train()
     assert not model.layer1[0].bn1.training
     assert model.layer2[0].bn1.training
+
+
+def test_ibn_batch_half_running_stats_follow_momentum():
+    """BN's running mean moves by ``momentum`` toward each batch mean
+    (running = (1 - m) * running + m * mean); IN keeps no statistics."""
+    ibn = IBN(4, ratio=0.5, momentum=0.3).train()
+    x = torch.arange(2 * 4 * 3 * 3, dtype=torch.float32).reshape(2, 4, 3, 3)
+    ibn(x)
+    batch_mean = x[:, 2:].mean(dim=(0, 2, 3))
+    torch.testing.assert_close(ibn.BN.running_mean, 0.3 * batch_mean)
+    assert ibn.IN.running_mean is None
+
+
+def test_reid_resnet_ibn_ratio_sets_the_instance_normalised_channels():
+    """``ibn_ratio`` is the IN fraction of every IBN layer's channels."""
+    net = MODELS.build(
+        dict(
+            type='ReIDResNet',
+            depth=18,
+            base_channels=16,
+            ibn_stages=(True, True, True, False),
+            ibn_ratio=0.25))
+    for layer, channels in [(net.layer1, 16), (net.layer3, 64)]:
+        for block in layer:
+            assert block.bn1.half == channels // 4
+            assert block.bn1.IN.num_features == channels // 4
+            assert block.bn1.BN.num_features == channels - channels // 4
