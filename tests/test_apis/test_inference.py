@@ -542,3 +542,12 @@ def test_rank_gallery_refuses_a_ranking_tools_test_does_not_use(
             dict(type='ReIDMetric', distance='euclidean', normalize=True)
         })
     assert len(rank_gallery(model, query, gallery, topk=3)[0].gallery) == 3
+
+
+def test_errors_name_the_image_across_batches(config):
+    """The refusal names the image's position in the whole input, also
+    beyond the first batch."""
+    model = init_model(config())
+    images = make_images(3) + [np.zeros((32, 16, 3))]
+    with pytest.raises(ValueError, match='image #3:'):
+        extract_features(model, images, batch_size=2)
