@@ -365,3 +365,37 @@ def test_the_file_records_the_ranking_distance(make_config, tmp_path, distance,
     assert props['mmreid.features_only'] == 'false'
     assert props['mmreid.input'].startswith('input float32 (N, 3, 32, 16)')
     assert f'{distance} distance' in props['mmreid.note']
+
+
+def test_verification_takes_the_worst_batch(tiny, tmp_path, monkeypatch):
+    """--verify fails when any batch size's difference exceeds
+    --tolerance (the largest over the batch sizes decides)."""
+    tool = load_tool(TOOL)
+    config, checkpoint = tiny
+    monkeypatch.setattr(
+        tool, 'verify', lambda *args, **kwargs: [
+            dict(batch=1, max_abs_diff=0.0, max_abs_feature=1.0),
+            dict(batch=3, max_abs_diff=0.5, max_abs_feature=1.0)
+        ])
+    argv = [
+        config, checkpoint, '--output-file',
+        str(tmp_path / 'a.onnx'), '--exporter', 'legacy', '--verify'
+    ]
+    assert tool.main(argv + ['--tolerance', '0.4']) == 1
+    assert not (tmp_path / 'a.onnx').exists()
+    assert tool.main(argv + ['--tolerance', '0.6']) == 0
+
+
+def test_verify_reports_the_largest_feature_difference(tiny, tmp_path):
+    """max_abs_diff is max |onnx - pytorch| over all features: one changed
+    feature dimension shows in full, not averaged away."""
+    tool = load_tool(TOOL)
+    config, checkpoint = tiny
+    model = tool.build_model(Config.fromfile(config), checkpoint)
+    output = str(tmp_path / 'legacy.onnx')
+    tool.export(model, output, SHAPE, exporter='legacy')
+    with torch.no_grad():
+        model.model.head.bnneck.bias[5] += 0.5  # one of 64 dimensions
+    reports = tool.verify(model, output, SHAPE)
+    for r in reports:
+        assert r['max_abs_diff'] == pytest.approx(0.5, abs=1e-3)
