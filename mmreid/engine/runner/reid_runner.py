@@ -406,6 +406,8 @@ class ReIDRunner(Runner):
         in epochs of an ``IterBasedTrainLoop``, and a ``LinearLR``,
         ``ConstantLR`` or ``PolyLR`` spanning a single step. These checks
         are the runner's, so ``default_hooks.setup_check=None`` keeps them.
+        They run once: the resume checks build the schedulers again, from
+        the ones already built and checked.
         """
         from mmengine.runner import BaseLoop
 
@@ -413,7 +415,8 @@ class ReIDRunner(Runner):
                                       check_schedulers_step,
                                       labelled_schedulers)
         built = super().build_param_scheduler(scheduler)
-        if not isinstance(self._train_loop, BaseLoop):
+        if not isinstance(self._train_loop, BaseLoop) or getattr(
+                self, '_schedules_checked', False):
             return built
         configs = self.cfg.get('param_scheduler', scheduler)
         entries = labelled_schedulers(built, configs)
@@ -425,6 +428,7 @@ class ReIDRunner(Runner):
         check_schedulers_reach_their_end(
             entries, steps, f' ({type(loader.sampler).__name__}, batch_size '
             f'{loader.batch_size}, {processes})')
+        self._schedules_checked = True
         return built
 
     def load_or_resume(self) -> None:
