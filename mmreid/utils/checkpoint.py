@@ -22,7 +22,7 @@ import pickle
 import re
 import uuid
 import zipfile
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 from urllib.request import Request, urlopen
 
@@ -128,6 +128,28 @@ def check_torch_file(filename: str) -> None:
 _RUN_CHECKPOINT = re.compile(r'(epoch|iter)_(\d+)\.pth')
 
 
+def run_checkpoints(folder: str) -> List[Tuple[str, int, str]]:
+    """The checkpoints a training run wrote into ``folder``, in order.
+
+    Only mmengine's own names count (``epoch_N.pth``, ``iter_N.pth``): a
+    ``best_*.pth`` repeats one of them, and file times say nothing once a
+    work dir is copied.
+
+    Args:
+        folder (str): A work dir.
+
+    Returns:
+        list[tuple[str, int, str]]: ``(kind, step, file name)`` of each,
+        sorted by kind, then step (``epoch_2`` before ``epoch_10``).
+    """
+    found = []
+    for name in os.listdir(folder):
+        match = _RUN_CHECKPOINT.fullmatch(name)
+        if match:
+            found.append((match.group(1), int(match.group(2)), name))
+    return sorted(found)
+
+
 def _instead_of_damaged(filename: str) -> str:
     """What to do about a damaged checkpoint: for one of a training run's
     work dir (named ``epoch_N.pth``/``iter_N.pth``/``best_*.pth``, or next
@@ -138,19 +160,14 @@ def _instead_of_damaged(filename: str) -> str:
     if not (found or name.startswith('best_')
             or osp.isfile(osp.join(folder, 'last_checkpoint'))):
         return 'Download or copy it again, or pass the right file.'
-    earlier = []
-    for other in os.listdir(folder):
-        match = _RUN_CHECKPOINT.fullmatch(other)
-        if not match or other == name:
-            continue
-        kind, step = match.group(1), int(match.group(2))
-        if found is None or (kind == found.group(1)
-                             and step < int(found.group(2))):
-            earlier.append((kind, step, other))
+    earlier = [(kind, step, other)
+               for kind, step, other in run_checkpoints(folder)
+               if other != name and (found is None or (
+                   kind == found.group(1) and step < int(found.group(2))))]
     if not earlier:
         return ('If the run writing it was killed, its work dir holds no '
                 'earlier checkpoint: train again from the start.')
-    previous = osp.join(folder, max(earlier)[2])
+    previous = osp.join(folder, earlier[-1][2])
     return ('If the run writing it was killed, resume from the previous '
             f'checkpoint of its work dir: tools/train.py CONFIG --resume '
             f'{previous}.')

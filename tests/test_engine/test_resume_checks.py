@@ -576,6 +576,21 @@ def test_a_cut_last_checkpoint_is_named(trained, tmp_path, content):
     assert runner.iter == 0
 
 
+def test_a_cut_last_checkpoint_names_the_last_checkpoint_by_step(tmp_path):
+    """The advice names the run's last checkpoint by its step: by file
+    time it named a best_*.pth, or an early epoch of a copied work dir
+    (epoch_2 written after epoch_10), and by name epoch_2 sorts last."""
+    from mmreid.engine.runner.reid_runner import check_last_checkpoint
+    for when, name in enumerate(['epoch_9.pth', 'epoch_10.pth', 'epoch_2.pth',
+                                 'best_R1_epoch_9.pth', 'notes.pth']):
+        (tmp_path / name).write_bytes(b'')
+        os.utime(tmp_path / name, (1000 + when, 1000 + when))
+    with pytest.raises(FileNotFoundError) as info:
+        check_last_checkpoint(str(tmp_path), 'epoch_1')
+    assert ('(last: epoch_2.pth, epoch_9.pth, epoch_10.pth), tools/train.py '
+            f"CONFIG --resume {tmp_path / 'epoch_10.pth'}.") in str(info.value)
+
+
 def test_a_remote_last_checkpoint_is_left_to_the_loader(tmp_path):
     """With a remote out_dir (s3, petrel) mmengine writes the checkpoint's
     URL into the local last_checkpoint: it is no local file, and was

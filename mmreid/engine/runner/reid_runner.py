@@ -77,11 +77,11 @@ def check_last_checkpoint(work_dir: str, latest: str) -> None:
     """
     if latest and ('://' in latest or osp.isfile(latest)):
         return
-    import glob
-    found = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime)
-    hint = (f'resume from one of its checkpoints explicitly (newest last: '
-            f'{", ".join(osp.basename(p) for p in found[-3:])}), '
-            f'tools/train.py CONFIG --resume {found[-1]}'
+    from mmreid.utils.checkpoint import run_checkpoints
+    found = [name for _, _, name in run_checkpoints(work_dir)]
+    hint = (f'resume from one of its checkpoints explicitly (last: '
+            f'{", ".join(found[-3:])}), tools/train.py CONFIG --resume '
+            f'{osp.join(work_dir, found[-1])}'
             if found else 'it holds no checkpoint: train from the start')
     raise FileNotFoundError(
         f'--resume: {osp.join(work_dir, "last_checkpoint")} names '
