@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from mmreid.evaluation.functional import (evaluate_rank, make_mnet_scorer,
                                           mnet_distances)
+from mmreid.utils.threads import torch_threads
 
 DIM, HIDDEN = 16, 8
 TIE_POLICIES = ('stable', 'pessimistic', 'optimistic')
@@ -200,14 +201,16 @@ def test_scorer_cache_keeps_no_gallery_alive():
 def test_duplicate_gallery_items_get_the_same_bits(method, distance):
     """Bit-identical gallery features tie exactly, wherever their columns
     fall in the GEMMs (an edge tile of the output layer's contraction
-    rounded them differently), so the tie policy sees the tie."""
+    rounded them differently; with two threads, so did the direct form's
+    output GEMV at a thread's split), so the tie policy sees the tie."""
     query = features(20, seed=10)
     params = random_mnet(hidden=32, seed=2)
     for num_base in (31, 300):
         base = features(num_base, seed=11)
         gallery = torch.cat([base, base.flip(0), base[:7]])
-        dist = mnet_distances(
-            query, gallery, *params, distance=distance, method=method)
+        with torch_threads(2):
+            dist = mnet_distances(
+                query, gallery, *params, distance=distance, method=method)
         first, mirrored = dist[:, :num_base], dist[:, num_base:2 * num_base]
         torch.testing.assert_close(
             first, mirrored.flip(1), atol=0, rtol=0, msg=f'{num_base}')

@@ -49,8 +49,8 @@ MNetTail = Callable[[torch.Tensor], torch.Tensor]
 ScalarLike = Union[float, torch.Tensor]
 
 PAIR_SCORING_METHODS = ('direct', 'decomposed')
-#: Rows of the output layer's GEMM in the decomposed form: ``out_weight``
-#: and zero rows. As a one-row product (a GEMV) it rounds the columns of
+#: Rows of the output layer's GEMM in both forms: ``out_weight`` and
+#: zero rows. As a one-row product (a GEMV) it rounds the columns of
 #: its edge tile differently, so bit-identical gallery items got different
 #: logits and their exact tie was lost; from 4 rows on the GEMM kernel
 #: gives every column the same bits (checked on this project's CPUs), at
@@ -170,7 +170,12 @@ def _apply_tail(hidden: torch.Tensor, out_weight: Optional[torch.Tensor],
                 tail: Optional[MNetTail]) -> torch.Tensor:
     """Logits (N,) of hidden activations (N, H)."""
     if tail is None:
-        return torch.mv(hidden, out_weight).add_(out_bias)
+        # out_weight and zero rows: a GEMM, not a GEMV (OUT_GEMM_ROWS).
+        # With several threads torch.mv rounds the rows at a thread's
+        # split differently: bit-identical pairs lost their exact tie.
+        out_rows = out_weight.new_zeros(OUT_GEMM_ROWS, hidden.shape[1])
+        out_rows[0] = out_weight
+        return torch.mm(out_rows, hidden.t())[0].add_(out_bias)
     logits = tail(hidden)
     if logits.ndim == 2 and logits.shape[1] == 1:
         logits = logits[:, 0]
