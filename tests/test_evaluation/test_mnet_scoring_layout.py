@@ -141,3 +141,12 @@ def test_options_object_and_keywords_are_the_same_distance():
     euclid = MNetPairScorer(*mnet, options, distance='euclid')
     expected = (query[:, None] - gallery[None]).pow(2).sum(-1)
     torch.testing.assert_close(euclid(query, gallery), expected)
+
+
+def test_options_refuse_topk_zero():
+    """A top-0 rerank would score no candidate at all: 'positive int'."""
+    with pytest.raises(ValueError, match='topk must be a positive int'):
+        PairDistanceOptions(topk=0)
+    with pytest.raises(ValueError, match='topk must be a positive int'):
+        mnet_distances(
+            torch.rand(2, 5), torch.rand(3, 5), *small_mnet(), topk=0)

@@ -503,3 +503,96 @@ def test_a_querys_logits_do_not_depend_on_its_chunk():
         ])
         torch.testing.assert_close(
             chunked, whole, atol=0, rtol=0, msg=f'chunk {chunk}')
+
+
+def test_malformed_mnet_parameters_are_refused():
+    """A bias, out_bias or gallery term of the wrong size would broadcast
+    silently into the logits; each is refused."""
+    _, (weight, bias, out_weight, out_bias) = make_mnet()
+    query, gallery = features(3), features(5, seed=2)
+    for method in ('direct', 'decomposed'):
+        with pytest.raises(ValueError, match=f'bias must have H={HIDDEN}'):
+            mnet_pair_logits(
+                query,
+                gallery,
+                weight,
+                bias[:1],
+                out_weight,
+                out_bias,
+                method=method)
+    with pytest.raises(ValueError, match='out_bias must be a scalar'):
+        mnet_pair_logits(query, gallery, weight, bias, out_weight,
+                         torch.zeros(2))
+    # the gallery term of another (6-item) gallery
+    term = weight @ features(6, seed=3).pow(2).t()
+    with pytest.raises(ValueError, match='gallery_term must have shape'):
+        mnet_pair_logits(
+            query,
+            gallery,
+            weight,
+            bias,
+            out_weight,
+            out_bias,
+            gallery_term=term)
+
+
+def test_direct_method_scorer_scores_the_direct_form():
+    """method='direct' scores the M-Net on explicit pairs: the scorer does
+    not check the decomposition, nor switch to it."""
+    _, params = make_mnet()
+    query, gallery = features(10, seed=50), features(70, seed=51)
+    direct = -mnet_pair_logits(query, gallery, *params, method='direct')
+    messages = []
+    scorer = make_mnet_scorer(*params, method='direct', log=messages.append)
+    assert torch.equal(scorer(query, gallery), direct)
+    assert scorer.last_check is None and not messages
+
+
+def test_scorer_falls_back_when_the_decomposition_overflows():
+    """Features whose squares overflow fp32 make the decomposed logits
+    NaN (inf - inf) while every (q - g)^2 is 0: a NaN max |dz| is not
+    within the bound, so the gallery is scored with the direct form."""
+    _, params = make_mnet()
+    weight, bias, out_weight, out_bias = params
+    query = torch.full((3, DIM), 2e19)  # 2e19**2 > fp32 max
+    gallery = query[:1].repeat(8, 1)
+    assert mnet_pair_logits(query, gallery, *params).isnan().all()
+    scorer = make_mnet_scorer(*params)
+    dist = scorer(query, gallery)
+    assert scorer.last_check['method'] == 'direct'
+    # (q - g)^2 = 0: z = w2 . relu(b) + b2 for every pair
+    expected = out_weight @ bias.relu() + out_bias
+    torch.testing.assert_close(dist, -expected.expand(3, 8), atol=1e-6, rtol=0)
+
+
+def test_direct_blocks_reach_a_last_single_column():
+    """The direct form's gallery blocks cover the last column also when it
+    is a block of its own (57 = 2 * 28 + 1 columns)."""
+    mnet, params = make_mnet()
+    query, gallery = features(3, seed=60), features(57, seed=61)
+    budget = 28 * (DIM + HIDDEN + 1) * 4 / 2**20  # 28 pairs per block
+    z = mnet_pair_logits(
+        query, gallery, *params, method='direct', memory_budget_mb=budget)
+    torch.testing.assert_close(
+        z, nn_reference(mnet, query, gallery), atol=1e-4, rtol=0)
+
+
+def test_callers_may_change_shared_mnet_distances():
+    """The 'mnet' distances a shared scorer returns are the caller's: a
+    change in place leaves the 'fused' distances of the same chunk as
+    defined, (1 - beta) |q - g|^2 / 4 + beta sigmoid(-z)."""
+    from mmreid.evaluation.functional.mnet_distance import (MNetPairScorer,
+                                                            share_mnet_logits)
+    mnet, params = make_mnet()
+    query, gallery = features(5, seed=62), features(20, seed=63)
+    shared = share_mnet_logits({
+        mode:
+        MNetPairScorer(*params, distance=mode, fuse_beta=0.4, check_queries=0)
+        for mode in ('mnet', 'fused')
+    })
+    shared['mnet'](query, gallery).fill_(0)
+    z = nn_reference(mnet, query, gallery)
+    euclid = (query[:, None] - gallery[None]).pow(2).sum(-1)
+    expected = 0.6 * euclid / 4 + 0.4 * torch.sigmoid(-z)
+    torch.testing.assert_close(
+        shared['fused'](query, gallery), expected, atol=1e-5, rtol=0)
