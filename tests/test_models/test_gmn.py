@@ -905,3 +905,24 @@ def test_baseline_ranks_as_gmn_euclid(direction, suffix):
     assert torch.equal(
         compute_distance(query, gallery, base.model.distance).argsort(dim=1),
         order)
+
+
+def test_gmn_reid_test_cfg_reaches_the_scorers():
+    """distance is model.distance's default mode, method and
+    check_queries reach every scorer, mnet_topk the 'mnet' one only."""
+    model = build_model(
+        distance='euclid', mnet_topk=2, method='direct',
+        check_queries=0).eval()
+    scorers = model.scorers()
+    assert list(scorers) == ['euclid', 'mnet', 'fused']
+    assert scorers['mnet'].topk == 2 and scorers['fused'].topk is None
+    assert scorers['fused'].method == 'direct'
+    assert scorers['fused'].check_queries == 0
+    feats = F.normalize(torch.randn(6, 64), dim=1)
+    torch.testing.assert_close(
+        model.distance(feats[:2], feats[2:]),
+        torch.cdist(feats[:2], feats[2:])**2,
+        atol=1e-6,
+        rtol=0)
+    with pytest.raises(ValueError, match='max_logit_error'):
+        build_model(max_logit_error=0)
