@@ -246,3 +246,28 @@ def test_no_positive_pair_is_refused():
     # Its only positive on the query's camera is junk under 'market'.
     with pytest.raises(ValueError, match="no positive pair.*'market'"):
         evaluate_verification(dist, [1], [1, 3, 4], [0], [0, 1, 1])
+
+
+def test_scorer_gets_normalised_query_and_gallery():
+    """normalize=True with a scorer: both sides are L2-normalised before
+    they are scored."""
+    generator = torch.Generator().manual_seed(1)
+    query = torch.randn(9, 6, generator=generator) * 3
+    gallery = torch.randn(31, 6, generator=generator) * 5
+    labels = (torch.arange(9) % 4, torch.arange(31) % 4,
+              torch.zeros(9, dtype=torch.long), torch.arange(31) % 2)
+    fprs = (0.05, 0.2, 0.5)
+    result = evaluate_verification_features(
+        query,
+        gallery,
+        *labels,
+        distance=lambda q, g: torch.cdist(q, g),
+        normalize=True,
+        fprs=fprs)
+    unit_q = query / query.norm(dim=1, keepdim=True)
+    unit_g = gallery / gallery.norm(dim=1, keepdim=True)
+    expected = evaluate_verification(
+        torch.cdist(unit_q, unit_g), *labels, fprs=fprs)
+    np.testing.assert_allclose(result.tpr, expected.tpr)
+    np.testing.assert_allclose(
+        result.thresholds, expected.thresholds, rtol=1e-5)
