@@ -231,3 +231,25 @@ def test_multi_equals_each_distance_alone(normalize):
             gallery,
             *labels,
             distances=dict(ok='euclidean', bad=lambda q, g: q @ q.t()))
+
+
+@pytest.mark.parametrize('metric', ['euclidean', 'sqeuclidean'])
+def test_normalize_ranks_the_unit_features(metric):
+    """normalize=True ranks L2-normalised features: with features of
+    different norms that is not the ranking of the raw ones."""
+    query, gallery, *labels = problem(7, exact=False)
+    query = query * torch.linspace(0.2, 5, len(query))[:, None]
+    gallery = gallery * torch.linspace(5, 0.2, len(gallery))[:, None]
+
+    def unit(feats):
+        feats = feats.double()
+        return feats / feats.norm(dim=1, keepdim=True)
+
+    expected = evaluate_rank(
+        torch.cdist(unit(query), unit(gallery)), *labels, tie_policy='stable')
+    raw = evaluate_features(query, gallery, *labels, distance=metric)
+    assert abs(raw.mAP - expected.mAP) > 1e-3
+    result = evaluate_features(
+        query, gallery, *labels, distance=metric, normalize=True)
+    np.testing.assert_allclose(result.all_AP, expected.all_AP, atol=1e-9)
+    np.testing.assert_array_equal(result.cmc, expected.cmc)
