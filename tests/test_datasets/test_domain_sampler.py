@@ -96,6 +96,11 @@ def test_single_mode_batches_come_from_one_domain(monkeypatch):
 def test_balanced_mode_batches_mix_domains_equally(monkeypatch):
     dataset = make_dataset(DOMAINS)
     sampler = build(monkeypatch, dataset, mode='balanced')
+    # The domains are sorted, whatever order they first appear in.
+    records = sorted(dataset.records, key=lambda r: -r['dsetid'])
+    backwards = FakeMultiSourceDataset([r['pid'] for r in records],
+                                       [r['dsetid'] for r in records])
+    assert build(monkeypatch, backwards, mode='balanced').domains == [0, 1, 2]
     batches = rank_batches(sampler)
     totals = np.zeros(3, dtype=int)
     for batch in batches:
@@ -200,3 +205,47 @@ def test_registry_and_errors(monkeypatch):
         record.pop('dsetid')
     with pytest.raises(ValueError, match='no "dsetid"'):
         build(monkeypatch, no_dsetid)
+
+
+def test_single_mode_steps_per_domain(monkeypatch):
+    """``T_d = max(ceil(G_d / (P * world_size)), max_i ceil(n_i / K))``:
+    a domain with one identity of many images gets a step per group, and
+    in a distributed run a step takes P groups on every rank."""
+    # Domain 0: 20 images of one identity (10 groups of K=2) and three of
+    # one image: G_0 = 13, T_0 = max(ceil(13 / 4), 10) = 10. Domain 1:
+    # 8 identities of two images: G_1 = 8, T_1 = 2.
+    dataset = make_dataset([[20, 1, 1, 1], [2] * 8])
+    sampler = build(monkeypatch, dataset, mode='single')
+    assert sampler.num_steps == 12 and len(sampler) == 12 * 8
+    many = [i for i, r in enumerate(dataset.records) if r['pid'] == 0]
+    batches = rank_batches(sampler)
+    for batch in batches:
+        assert len({d for d, _ in batch_keys(dataset, batch, 2)}) == 1
+    assert sum(bool(set(b) & set(many)) for b in batches) == 10
+    assert set(batches.reshape(-1).tolist()) == set(range(len(dataset)))
+    # Two ranks, P=4: 8 groups a step. Domain 0: 10 identities of three
+    # images (G_0 = 20, T_0 = 3); domain 1: 9 of two (G_1 = 9, T_1 = 2).
+    dataset = make_dataset([[3] * 10, [2] * 9])
+    for rank in (0, 1):
+        sampler = build(
+            monkeypatch, dataset, rank=rank, world_size=2, mode='single')
+        assert sampler.num_steps == 5 and len(sampler) == 5 * 8
+        assert len(rank_batches(sampler)) == 5
+
+
+def test_dsetids_of_another_length_than_the_dataset_are_refused(monkeypatch):
+    """Samples past the end of a short get_dsetids() would never be
+    drawn."""
+
+    class ShortDsetids(FakeMultiSourceDataset):
+
+        def get_dsetids(self):
+            return [r['dsetid'] for r in self.records][:-1]
+
+    dataset = make_dataset(DOMAINS)
+    short = ShortDsetids([r['pid'] for r in dataset.records],
+                         [r['dsetid'] for r in dataset.records])
+    with pytest.raises(
+            ValueError, match='^read 89 dsetids from a dataset of 90 '
+            'samples$'):
+        build(monkeypatch, short)
