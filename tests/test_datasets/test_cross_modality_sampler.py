@@ -346,3 +346,27 @@ def test_no_warning_when_every_identity_has_both(monkeypatch):
     sampler = build(monkeypatch, counts=counts)
     assert sampler.skipped_identities == 0 and sampler.skipped_pids == []
     assert messages == []
+
+
+def test_unbalanced_draws_every_count_of_the_range(monkeypatch):
+    # k is uniform on low..high, both ends included.
+    sampler = build(
+        monkeypatch, batch_size=24, num_instances=3, infrared_instances=(1, 5))
+    mixes = set()
+    for epoch in range(4):
+        sampler.set_epoch(epoch)
+        mixes |= {
+            unbalanced_mix(b, sampler.dataset, 4, 3)
+            for b in batches_of(sampler)
+        }
+    assert mixes == {1, 2, 3, 4, 5}
+
+
+def test_one_modality_warning_counts_a_single_unnamed_identity(monkeypatch):
+    messages = logged(monkeypatch)
+    counts = dict(COUNTS)
+    counts.update({pid: (2, 0) for pid in range(20, 25)})
+    build(monkeypatch, counts=counts)
+    (msg, _), = messages
+    assert '6 of 18 identities' in msg
+    assert '23 (visible only), and 1 more.' in msg
