@@ -359,6 +359,12 @@ def test_seeded_index_is_an_int_that_keeps_its_seed_when_pickled():
     assert copy == 7 and copy.seed == 2**64 - 1
 
 
+def test_run_seeds_apart_by_2_to_the_32_draw_other_seeds():
+    from mmreid.datasets.samplers import sample_seeds
+    assert not set(sample_seeds(5, 0, 0, 8).tolist()) & set(
+        sample_seeds(5 + 2**32, 0, 0, 8).tolist())
+
+
 class InMemoryAugmentedSet:
     """Stand-in for an mmengine dataset: tiny images through a pipeline."""
 
