@@ -280,3 +280,47 @@ def test_combine_all_with_no_test_identity_is_refused():
                 combine_all=True,
                 test_dataset=RawSource([-1, -1], 'query', 'query'))
         ])
+
+
+def test_sources_get_disjoint_camera_ranges(tmp_path):
+    """Source 1's cameras start after source 0's highest camera (a
+    source's cameras need not all have training images), so no camid
+    names two physical cameras."""
+    a = make_source(tmp_path / 'a', pids=[5, 9], cams=[1, 3])
+    b = make_source(tmp_path / 'b', pids=[5, 7], cams=[1, 2])
+    ds = ConcatReIDDataset(datasets=[a, b])
+    records = [ds.get_data_info(i) for i in range(len(ds))]
+    cams = [{r['camid'] for r in records if r['dsetid'] == d} for d in (0, 1)]
+    # Market camids are 0-based: a has cameras 0 and 2 of 0..2.
+    assert cams == [{0, 2}, {3, 4}]
+    assert [s['camid_offset'] for s in ds.metainfo['sources']] == [0, 3]
+    assert ds.metainfo['num_cams'] == 5
+
+
+def test_a_source_with_one_test_record_among_train_ones_is_refused():
+    """Every record's role is checked, not the first one's."""
+
+    class MixedRoles(RawSource):
+
+        def load_data_list(self):
+            records = super().load_data_list()
+            for record, role in zip(records, ('train', 'query')):
+                record['role'] = role
+            return records
+
+    with pytest.raises(
+            ValueError,
+            match=r"^source 0 \(MixedRoles\) must be a training split, but "
+            r"1 of its records are not: 'a_1.jpg' has role 'query'"):
+        ConcatReIDDataset(datasets=[MixedRoles([0, 1], 'a')])
+
+
+def test_summary_has_a_row_per_source_role(tmp_path):
+    market = make_market_with_test(tmp_path / 'market')
+    ds = ConcatReIDDataset(datasets=[dict(dataset=market, combine_all=True)])
+    rows = ds.summary_rows()
+    # (split used, role, ids, images): train pids 3, 8; query pid 8;
+    # gallery pids 8 and 12 (distractor and junk left out).
+    counts = [row[1:5] for row in rows]
+    assert counts == [('all', 'train', 2, 2), ('all', 'query', 1, 1),
+                      ('all', 'gallery', 2, 2), ('train', 'train', 4, 5)]

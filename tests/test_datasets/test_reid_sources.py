@@ -121,3 +121,13 @@ def test_combine_all_by_a_repeated_name_is_refused():
     configs = reid_sources(variants, combine_all=False)
     assert [c['variant'] for c in configs] == ['labeled', 'detected']
     assert not any('combine_all' in c for c in configs)
+
+
+def test_combine_all_takes_a_source_without_a_standard_folder(tmp_path):
+    """A dataset outside STANDARD_SOURCES (with its data_root) that has a
+    test split is combined by combine_all=True or by its name."""
+    prid = dict(type='PRID2011', data_root=str(tmp_path / 'prid'))
+    for combine_all in (True, ['PRID2011']):
+        assert reid_sources([prid], combine_all=combine_all) == [
+            dict(dataset=dict(prid, split='train'), combine_all=True)
+        ]
