@@ -74,3 +74,15 @@ def test_labels_are_checked_and_groups_restore_order():
     grouped = torch.cat([values[i] for i in indices])
     assert torch.equal(grouped[inverse], values)
     assert modality_groups(torch.tensor([0, 0, 1]), 2)[1] is None
+
+
+def test_labels_below_zero_and_too_few_labels_are_refused():
+    """-1 (an 'unknown' marker) is no modality; fewer labels than samples
+    would leave some samples without one."""
+    cpu = torch.device('cpu')
+    with pytest.raises(ValueError, match=r'in \[0, 2\), got \[-1, 0\]'):
+        check_modality_labels([0, -1], 2, 2, cpu, 'Net')
+    with pytest.raises(
+            ValueError, match='got 1 modality labels for a batch of 2'):
+        check_modality_labels([0], 2, 2, cpu, 'Net')
+    assert check_modality_labels(1, 3, 2, cpu, 'Net').tolist() == [1, 1, 1]
