@@ -983,6 +983,12 @@ def test_dye_mode_shape_cues_survive_small_images():
         assert a['height'] == b['height'] and a['bag'] == b['bag']
     assert max(a['period'] for a in hard) < 0.08
     assert min(b['period'] for b in dye) >= 0.1
+    # The same draw, mapped from 0.045-0.075 onto 0.10-0.16, and larger
+    # prints.
+    for a, b in zip(hard, dye):
+        assert (b['period'] - 0.10) / 0.06 == pytest.approx(
+            (a['period'] - 0.045) / 0.03)
+        assert b['print_size'] > a['print_size']
     # A print shows from the back in 'dye' mode only.
     pid = next(p for p, a in enumerate(dye, 1) if a['pattern'] == 'logo')
     for mode, shows in (('hard', False), ('dye', True)):
@@ -1657,3 +1663,104 @@ def test_added_test_ids_vi_is_one_count(tmp_path):
             modality='vi',
             size='tiny',
             num_ids_test_added=[1, 2])
+
+
+# ---------------------------------------------------------------------------
+# Rendering rules stated in synthetic_render's docstrings
+# ---------------------------------------------------------------------------
+def test_rng_keeps_negative_keys_apart_from_positive_ones():
+    # pid -1 (junk) and pid 1 must not share a stream.
+    a = synthetic_render._rng(0, 6, 0, -1, 1, 0).random(4)
+    b = synthetic_render._rng(0, 6, 0, 1, 1, 0).random(4)
+    assert not np.array_equal(a, b)
+
+
+def test_hard_mode_pattern_shows_in_infrared():
+    for pid in range(1, 400):
+        ir = identity_attributes(0, 0, pid)['ir']
+        assert all(0 <= v <= 255 for v in ir.values()), pid
+        assert abs(ir['pattern'] - ir['upper']) >= 30, pid
+
+
+def test_dye_mode_infrared_follows_the_colour_jitter():
+    # Two identities with the same dye: their infrared differs by their
+    # luminance difference (ir_luminance=0: the dye mapping plus jitter).
+    palette = synthetic_render._PALETTE
+    lum, ir, attrs = ir_pairs('dye', num=200)
+    dye = np.array([
+        np.abs(palette - a['colour']['upper']).sum(1).argmin() for a in attrs
+    ])
+    i, j = np.triu_indices(len(attrs), 1)
+    same = dye[i] == dye[j]
+    assert same.sum() > 100
+    assert np.abs((ir[i] - ir[j]) - (lum[i] - lum[j]))[same].max() <= 1
+    assert np.abs(ir[i] - ir[j])[same].max() >= 5
+
+
+def finish(img, cam=None, **style):
+    """``_finish_image`` of a visible image: a camera without resolution
+    loss (unless ``cam`` says) and a style without blur or noise (unless
+    ``style`` says)."""
+    camera = dict(synthetic_render._camera(0, 0, 1, False), lowres=1.0)
+    camera.update(cam or {})
+    look = dict(get_domain_styles(1, 0)[0], noise=0.0, blur=0.0)
+    look.update(style)
+    return synthetic_render._finish_image(img, camera, look,
+                                          np.random.default_rng(1))
+
+
+def bars(h=64, w=32):
+    img = np.full((h, w, 3), 60, np.uint8)
+    img[:, ::4] = 200
+    img[::5] = 120
+    return img
+
+
+def test_style_gamma_blur_and_camera_resolution():
+    img = bars()
+    plain = finish(img, gamma=1.0).astype(np.float64)
+    # A gamma above 1 darkens the mid-tones: 255 * (v / 255) ** gamma.
+    dark = finish(img, gamma=1.25).astype(np.float64)
+    assert np.abs(dark - 255 * (plain / 255)**1.25).max() <= 0.5
+    assert dark.mean() < plain.mean() - 5
+    # blur is the Gaussian sigma at 128 px height: sigma 1 at 64 px.
+    sharp = finish(img)
+    np.testing.assert_array_equal(
+        finish(img, blur=2.0), cv2.GaussianBlur(sharp, (0, 0), 1.0))
+    # A camera with 1.4x resolution loss (an infrared 'dye' camera's
+    # range) loses detail.
+    assert not np.array_equal(finish(img, dict(lowres=1.4)), sharp)
+
+
+def test_render_image_refuses_what_it_would_ignore():
+    args = (0, 0, 17, 3, 1, (64, 32), None, True)
+    with pytest.raises(ValueError, match=r'ir_contrast must be in \(0, 1\]'):
+        render_image(*args, ir_contrast=0)
+    with pytest.raises(ValueError, match='ir_luminance needs'):
+        render_image(*args, ir_mode='hard', ir_luminance=0.5)
+
+
+def test_strangers_are_no_identity_of_their_domain(monkeypatch):
+    drawn = []
+    real = synthetic_render._draw_person
+    monkeypatch.setattr(
+        synthetic_render, '_draw_person',
+        lambda img, ident, *a: drawn.append(ident) or real(img, ident, *a))
+    style = get_domain_styles(1, 0)[0]
+    strangers = []
+    for index in range(4):
+        drawn.clear()
+        render_image(0, 0, 0, 1, index, (64, 32), style, kind='distractor')
+        strangers.append(drawn[-1])  # after a passer-by, if any
+    people = [identity_attributes(0, 0, pid) for pid in range(1, 300)]
+    for stranger in strangers:
+        assert stranger not in people
+
+
+def test_another_users_live_process_counts_as_alive(monkeypatch):
+
+    def kill(pid, sig):
+        raise PermissionError(1, 'Operation not permitted')
+
+    monkeypatch.setattr(synthetic_store.os, 'kill', kill)
+    assert synthetic_store._pid_alive(12345)
