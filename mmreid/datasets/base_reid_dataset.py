@@ -1,5 +1,6 @@
 import copy
 import logging
+import numbers
 import os
 import os.path as osp
 import pickle
@@ -370,8 +371,8 @@ class BaseReIDDataset(BaseDataset):
 
     def _finish(self, record: dict, role: str, pid: int) -> dict:
         out = dict(record)
-        out['pid'] = int(pid)
-        out['camid'] = int(record['camid'])
+        out['pid'] = self._record_int(record, role, 'pid', pid)
+        out['camid'] = self._record_int(record, role, 'camid', record['camid'])
         if 'modality' not in record and self.declared_modalities() > 1:
             raise ValueError(
                 f'{self.dataset_name} ({type(self).__name__}) declares '
@@ -379,10 +380,29 @@ class BaseReIDDataset(BaseDataset):
                 f'record of {record.get("img_path")!r} has no "modality": '
                 'set it in parse_split (0 visible, 1 infrared); the default'
                 ' 0 would make the cross-modality data all visible')
-        out['modality'] = int(record.get('modality', 0))
+        out['modality'] = self._record_int(record, role, 'modality',
+                                           record.get('modality', 0))
         out['role'] = role
         out['dataset'] = self.dataset_name
         return out
+
+    def _record_int(self, record: dict, role: str, key: str, value) -> int:
+        """``value`` of ``record[key]`` as an int, refusing what ``int()``
+        would truncate: a test pid of 2.5 became identity 2, a modality of
+        0.5 visible."""
+        if isinstance(value, str):
+            integral = re.fullmatch(r'\s*[+-]?\d+\s*', value) is not None
+        else:
+            integral = isinstance(
+                value, numbers.Integral) or (isinstance(value, numbers.Real)
+                                             and float(value).is_integer())
+        if not integral:
+            raise ValueError(
+                f'{self.dataset_name} ({type(self).__name__}): the {role} '
+                f'record of {record.get("img_path")!r} has {key}='
+                f'{value!r}, not an integer: parse_split must give '
+                f'integer {key}s')
+        return int(value)
 
     def full_init(self) -> None:
         if self._fully_initialized:

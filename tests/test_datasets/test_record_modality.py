@@ -1,6 +1,7 @@
 """A record without ``modality`` is visible (0) only in a dataset that
 declares no other modality: a cross-modality dataset whose parser forgot
 it would otherwise train and test as all-visible without a word."""
+import numpy as np
 import pytest
 
 from mmreid.datasets import BaseReIDDataset
@@ -60,3 +61,37 @@ def test_the_shipped_cross_modality_datasets_declare_their_modalities():
     from mmreid.datasets import LLCM, SYSUMM01, RegDB, SynthReIDVI
     for cls in (SYSUMM01, SynthReIDVI, RegDB, LLCM):
         assert len(set(cls.MODALITIES.values())) == 2, cls.__name__
+
+
+class OddValue(TinyReID):
+    """TinyReID whose record of identity 2, camera 1 has ``key=value``."""
+
+    def __init__(self, *args, key, value, **kwargs):
+        self.key, self.value = key, value
+        super().__init__(*args, **kwargs)
+
+    def parse_split(self, role):
+        records = super().parse_split(role)
+        records[3][self.key] = self.value
+        return records
+
+
+@pytest.mark.parametrize('key, value', [('pid', 2.5), ('camid', 1.5),
+                                        ('modality', 0.5), ('pid', '2b')])
+def test_a_non_integral_pid_camid_or_modality_is_refused(tmp_path, key, value):
+    """int() truncated them: a test pid of 2.5 was scored as identity 2,
+    a modality of 0.5 trained as visible."""
+    with pytest.raises(
+            ValueError,
+            match=rf"tiny \(OddValue\): the query record of "
+            rf"'query/2_c1\.jpg' has {key}={value!r}, not an integer"):
+        OddValue(data_root=str(tmp_path), split='test', key=key, value=value)
+
+
+@pytest.mark.parametrize('value', [2.0, '2', np.int64(2)])
+def test_an_integral_pid_of_another_type_is_read_as_that_int(tmp_path, value):
+    ds = OddValue(
+        data_root=str(tmp_path), split='test', key='pid', value=value)
+    pids = [ds.get_data_info(i)['pid'] for i in range(len(ds))]
+    assert pids == [1, 1, 2, 2] * 2
+    assert {type(pid) for pid in pids} == {int}
