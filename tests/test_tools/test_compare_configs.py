@@ -688,3 +688,168 @@ def test_the_mean_over_targets_is_paired_on_its_targets_only(
     compare(tool, monkeypatch, new, '--baseline', base, '--work-dir', runs,
             *common)
     assert '| new.py | +0.0 [+0.0, +0.0] | 2 |' in capsys.readouterr().out
+
+
+def test_the_baseline_is_the_first_row(tmp_path, monkeypatch, capsys):
+    """A --baseline not among the configs is tabulated, first; with one
+    seed it is refused (a paired interval needs two)."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    runs = partial_runs(tmp_path)
+    common = [
+        '--work-dir', runs, '--no-train', '--target', 'd3', '--metrics', 'R1'
+    ]
+    compare(tool, monkeypatch, tmp_path / 'new.py', '--baseline',
+            tmp_path / 'base.py', *common)
+    rows = [
+        line.split('|')[1].strip()
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith('| ')
+    ]
+    assert rows[:3] == ['config (key d3/<metric>)', 'base.py', 'new.py']
+    with pytest.raises(SystemExit, match='--baseline needs two seeds'):
+        compare(tool, monkeypatch, tmp_path / 'new.py', '--baseline',
+                tmp_path / 'base.py', '--seeds', 0, *common)
+
+
+def test_a_target_is_a_whole_prefix():
+    """--target d3 is not d3-d0style: a run that logged only the latter
+    has no d3."""
+    tool = load_tool(TOOL)
+    metrics = {'d3-d0style/R1': 1.0}
+    with pytest.raises(ValueError, match="no target 'd3'"):
+        tool.run_target(metrics, 'd3')
+    assert tool.run_target(metrics, 'd3-d0style') == 'd3-d0style'
+    # The seeds of one config read under one prefix.
+    with pytest.raises(ValueError, match='different targets'):
+        tool.check_targets([('a.py', {
+            0: {
+                'd3/R1': 1.0
+            },
+            1: {
+                'd0/R1': 2.0
+            }
+        })], None)
+
+
+def test_the_latest_stamp_is_the_last_evaluation(tmp_path, monkeypatch):
+    """Runs are ordered by their timestamp folders, not by the order the
+    file system lists them in."""
+    tool = load_tool(TOOL)
+    for stamp, r1 in (('20260101_000000', 1.0), ('20260102_000000', 2.0),
+                      ('20260103_000000', 3.0)):
+        (tmp_path / stamp).mkdir()
+        (tmp_path / stamp / f'{stamp}.json').write_text(
+            json.dumps({'d3/R1': r1}))
+    listdir = tool.os.listdir
+    monkeypatch.setattr(tool.os, 'listdir',
+                        lambda path: sorted(listdir(path), reverse=True))
+    assert [s for s, _, _ in tool.evaluations(str(tmp_path))
+            ] == ['20260101_000000', '20260102_000000', '20260103_000000']
+    assert tool.last_validation(str(tmp_path)) == {'d3/R1': 3.0}
+
+
+def test_what_a_recorded_config_may_differ_in(tmp_path):
+    """A resumed run's load_from (its own checkpoint), a test's seed and
+    an empty custom_hooks beside the drawing hooks are no difference; a
+    training's seed and load_strict=False are."""
+    from mmengine.config import Config
+    tool = load_tool(TOOL)
+    here = dict(randomness=dict(seed=0), custom_hooks=[])
+    assert tool.config_differences(
+        Config(here),
+        Config(dict(here, resume=True, load_from='e.pth')),
+        tested=False) == []
+    drawn = dict(
+        randomness=dict(seed=5),
+        custom_hooks=[dict(type='RankedListHook')],
+        load_from='e.pth')
+    assert tool.config_differences(
+        Config(here), Config(drawn), tested=True) == []
+    assert tool.config_differences(
+        Config(here),
+        Config(dict(here, randomness=dict(seed=1))),
+        tested=False) == ['randomness.seed: 0 here, 1 in the run']
+    assert tool.config_differences(
+        Config(here), Config(dict(here, load_strict=False)),
+        tested=False) == ['load_strict: unset here, False in the run']
+
+
+def test_cfg_options_come_after_the_seed(tmp_path, monkeypatch):
+    """The training command gives the seed, then --cfg-options (which may
+    set the seed); the config expected of the run is merged in that order.
+    """
+    tool = load_tool(TOOL)
+    config = write_config(tmp_path / 'a.py')
+    options = ['randomness.seed=7', 'optim_wrapper.optimizer.lr=0.5']
+    expected = tool.expected_config(config, 0, options)
+    assert expected.randomness.seed == 7
+    assert expected.optim_wrapper.optimizer.lr == 0.5
+    started = []
+
+    def training(cmd, **kwargs):
+        started.append(cmd)
+        finished_run(
+            tmp_path / 'runs' / 'a_seed0',
+            config,
+            7, {'d3/R1': 1.0},
+            options={'optim_wrapper.optimizer.lr': 0.5})
+
+    monkeypatch.setattr(tool.subprocess, 'run', training)
+    assert tool.run(config, 0, run_args(tmp_path / 'runs', False,
+                                        options))['d3/R1'] == 1.0
+    [cmd] = started
+    assert cmd[-3:] == ['randomness.seed=0', *options]
+
+
+def test_an_earlier_run_needs_its_own_record(tmp_path):
+    """The config dumped into the work dir is the record of the latest
+    run only."""
+    tool = load_tool(TOOL)
+    config = write_config(tmp_path / 'a.py')
+    work_dir = tmp_path / 'a_seed0'
+    fake_training(
+        work_dir, config, 0, {2: {
+            'd3/R1': 1.0
+        }}, stamp='20260101_000000')
+    fake_training(
+        work_dir,
+        config,
+        0, {2: {
+            'd3/R1': 2.0
+        }},
+        stamp='20260102_000000',
+        record=False)
+    assert tool.config_record(str(work_dir), '20260102_000000',
+                              config).randomness.seed == 0
+    (work_dir / '20260101_000000' / 'vis_data' / 'config.py').unlink()
+    with pytest.raises(ValueError, match='20260101_000000.*later run'):
+        tool.config_record(str(work_dir), '20260101_000000', config)
+
+
+def test_an_iteration_based_run_retested(tmp_path, monkeypatch):
+    """The final checkpoint of an iteration-based run is iter_<max_iters>.pth.
+    """
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    config = write_config(
+        tmp_path / 'it.py',
+        extra='train_cfg = dict(_delete_=True, by_epoch=False, '
+        'max_iters=100, val_interval=50)\n'
+        'default_hooks = dict(logger=dict(log_metric_by_epoch=False))\n')
+    work_dir = tmp_path / 'runs' / 'it_seed0'
+    fake_test(work_dir, config, str(work_dir / 'iter_100.pth'), {'d3/R1': 4.0})
+    assert tool.run(config, 0, run_args(tmp_path / 'runs')) == {'d3/R1': 4.0}
+
+
+def test_every_seed_pair_is_checked_for_its_test_set():
+    """Seed 1 of both configs logs its test set, seed 0 does not: the
+    pair of seed 1 is still checked."""
+    tool = load_tool(TOOL)
+    base = {0: {'d3/R1': 1.0}, 1: {'d3/R1': 2.0, 'd3/num_query': 5265}}
+    new = {0: {'d3/R1': 3.0}, 1: {'d3/R1': 4.0, 'd3/num_query': 2102}}
+    args = argparse.Namespace(metrics=['R1'], seeds=[0, 1])
+    with pytest.raises(
+            ValueError, match=r'new.py \(seed 1\) was evaluated on 2102'):
+        tool.paired_table([('base.py', base), ('new.py', new)], 'base.py',
+                          args, dict.fromkeys(['base.py', 'new.py'], 'd3'))
