@@ -167,6 +167,8 @@ def test_extract_features_bad_input(config, tmp_path):
         extract_features(model, np.zeros((32, 16, 3)))
     with pytest.raises(ValueError, match=r'\(32, 16\)'):
         extract_features(model, np.zeros((32, 16), np.uint8))
+    with pytest.raises(ValueError, match=r'image #0: .*\(32, 16, 4\)'):
+        extract_features(model, np.zeros((32, 16, 4), np.uint8))
     with pytest.raises(FileNotFoundError, match='missing.jpg'):
         extract_features(model, str(tmp_path / 'missing.jpg'))
     with pytest.raises(ValueError, match='no images'):
@@ -551,3 +553,110 @@ def test_errors_name_the_image_across_batches(config):
     images = make_images(3) + [np.zeros((32, 16, 3))]
     with pytest.raises(ValueError, match='image #3:'):
         extract_features(model, images, batch_size=2)
+
+
+@pytest.mark.parametrize(
+    'evaluator, key',
+    [([dict(type='ReIDMetric', distance='cosine'),
+       dict(type='ReIDMetric')], 'test_evaluator.0'),
+     (dict(type='ReIDMetric', metric='cosine'), 'test_evaluator'),
+     (dict(type='SYSUMetric'), 'test_evaluator')],
+    ids=['primary_metric', 'metric_alias', 'metric_default'])
+def test_the_metric_ranking_is_read_as_the_loops_read_it(
+        config, tmp_path, evaluator, key):
+    """The primary (first) metric of a list, ``metric=`` (the deprecated
+    name of ``distance``) and a metric's own default distance (cosine for
+    the cross-modality protocols) rank by cosine: refused on a Euclidean
+    model before any extraction."""
+    query, gallery = make_gallery(tmp_path)
+    model = init_model(config(), cfg_options={'test_evaluator': evaluator})
+    model.extract_feat = None  # extraction would fail
+    with pytest.raises(
+            ValueError, match=rf"config's {key} \(distance="
+            r"'cosine'"):
+        rank_gallery(model, query, gallery, topk=3)
+
+
+def test_a_chosen_target_is_ranked_as_its_own_metric(tmp_path):
+    """init_model(..., target=NAME): only that target's metric says how
+    tools/test.py ranks its images."""
+    path = tmp_path / 'multi.py'
+    path.write_text(
+        TINY_CONFIG.format(distance='euclidean') + MULTI_TARGET +
+        "test_cfg['targets'][1]['evaluator'] = dict(type='ReIDMetric', "
+        "distance='cosine')\n")
+    query, gallery = make_gallery(tmp_path)
+    small = init_model(str(path), target='small')
+    assert len(rank_gallery(small, query, gallery, topk=2)[0].gallery) == 2
+    big = init_model(str(path), target='big')
+    with pytest.raises(ValueError, match=r'test_cfg.targets.1.evaluator'):
+        rank_gallery(big, query, gallery, topk=2)
+
+
+def test_rank_gallery_ties_and_partial_labels(config, tmp_path, monkeypatch):
+    """Equal distances keep gallery order (the sort is stable beyond 16
+    items too); a top-k with an unlabelled name has no matches; topk must
+    be positive."""
+    from mmreid.apis import inference
+    model = init_model(config())
+    # One feature for every image: all distances tie exactly.
+    monkeypatch.setattr(
+        inference, 'extract_features',
+        lambda model, images, *args: torch.ones(len(images), 4))
+    gallery = tmp_path / 'g'
+    gallery.mkdir()
+    names = [f'{i:04d}_c2s1_000001_00.png' for i in range(1, 21)]
+    for name in names + ['person.png']:
+        (gallery / name).write_bytes(b'')
+    query = str(tmp_path / '0001_c1s1_000001_00.png')
+    [labelled] = rank_gallery(
+        model, query, [str(gallery / n) for n in names], topk=20)
+    assert labelled.indices.tolist() == list(range(20))
+    assert labelled.matches == [True] + [False] * 19
+    [mixed] = rank_gallery(model, query, str(gallery), topk=21)
+    assert [osp.basename(p) for p in mixed.gallery] == names + ['person.png']
+    assert mixed.matches is None
+    with pytest.raises(ValueError, match='topk must be >= 1'):
+        rank_gallery(model, query, str(gallery), topk=0)
+
+
+def test_init_model_leaves_the_config_object_alone(config, tmp_path):
+    from mmengine.config import Config
+    cfg = Config.fromfile(config())
+    model = init_model(cfg, cfg_options={'model.head.num_classes': 7})
+    assert model.head.classifier.weight.shape[0] == 7
+    assert cfg.model.head.num_classes == 4
+
+
+def test_get_model_arguments(config, tmp_path):
+    """A path to a missing .py is a missing config (not a zoo name), a
+    pathlib checkpoint loads, another kind of ``pretrained`` is refused."""
+    with pytest.raises(FileNotFoundError, match='nope.py'):
+        get_model(str(tmp_path / 'nope.py'))
+    source = trained_like(init_model(config()))
+    torch.save(source.state_dict(), tmp_path / 'w.pth')
+    model = get_model(config(), pretrained=tmp_path / 'w.pth')
+    assert torch.equal(model.head.bnneck.running_mean,
+                       source.head.bnneck.running_mean)
+    with pytest.raises(TypeError, match='pretrained must be'):
+        get_model(config(), pretrained=1)
+
+
+def test_a_model_with_its_own_distance_ranks_by_it(config, tmp_path,
+                                                   monkeypatch):
+    """GMN ranks by its M-Net whatever feature distance the metric names
+    (the loops hand the metric the model's scorer): nothing to refuse."""
+    from mmreid.apis import inference
+    model = init_model(
+        config(),
+        cfg_options={
+            'model.type': 'GMNReID',
+            'model.head.type': 'GMNHead',
+            'model.head.mnet': dict(hidden_channels=8),
+            'test_evaluator': dict(type='ReIDMetric', distance='cosine')
+        })
+    monkeypatch.setattr(
+        inference, 'extract_features',
+        lambda model, images, *args: torch.rand(len(images), 64))
+    query, gallery = make_gallery(tmp_path)
+    assert len(rank_gallery(model, query, gallery, topk=3)[0].gallery) == 3
