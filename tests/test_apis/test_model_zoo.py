@@ -175,3 +175,26 @@ def test_model_zoo_page_is_written_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, 'argv', ['gen_model_zoo.py', '--out', str(out)])
     gen.main()
     assert out.read_text(encoding='utf-8') == gen.generate()
+
+
+def test_index_entries_weights_and_patterns(tmp_path, monkeypatch):
+    """Models of the index file itself count too; Weights is read;
+    patterns ignore case and a ``[...]`` set is a wildcard (no
+    substring match then)."""
+    index = tmp_path / 'model-index.yml'
+    index.write_text('Models:\n'
+                     '  - Name: a1\n    Config: a1.py\n'
+                     '    Weights: https://x.org/a1-0123abcd.pth\n'
+                     '  - Name: A1b\n    Config: a1b.py\n')
+    found = str(index)
+    assert list_models(index_file=found) == ['A1b', 'a1']
+    assert get_model_info('a1', found).weights == \
+        'https://x.org/a1-0123abcd.pth'
+    assert get_model_info('A1b', found).weights is None
+    assert list_models('A1', found) == ['A1b', 'a1']
+    assert list_models('a[1]', found) == ['a1']
+    # The installed package's copy comes before the checkout's.
+    from mmreid.apis import model_zoo
+    monkeypatch.setattr(model_zoo.osp, 'isfile', lambda path: True)
+    assert find_model_index().endswith(
+        osp.join('mmreid', '.mim', 'model-index.yml'))
