@@ -90,3 +90,31 @@ def test_split_datasets():
     assert train[0][:2] == ('T', 'train_dataloader.dataset')
     with pytest.raises(KeyError, match=r'no val_dataloader\.dataset'):
         split_datasets(cfg, 'val')
+
+
+def test_pipelines_no_name_chooses_are_refused():
+    """The datasets of a ConcatDataset and a list of test dataloaders may
+    run different pipelines: every one counts, not the first only."""
+    concat = Config(
+        dict(
+            test_dataloader=dict(
+                dataset=dict(
+                    type='ConcatDataset',
+                    datasets=[
+                        dict(type='D', pipeline=pipeline((32, 16))),
+                        dict(type='D', pipeline=pipeline((64, 32)))
+                    ]))))
+    with pytest.raises(
+            ValueError,
+            match=r'2 different pipelines.*'
+            r'test_dataloader\.dataset\.datasets\.1\.pipeline.*'
+            r'give them the same pipeline'):
+        resolve_test_pipeline(concat)
+    loaders = Config(
+        dict(test_dataloader=[
+            dict(dataset=dict(pipeline=pipeline((32, 16)))),
+            dict(dataset=dict(pipeline=pipeline((64, 32))))
+        ]))
+    with pytest.raises(
+            ValueError, match=r'test_dataloader\.1\.dataset\.pipeline'):
+        resolve_test_pipeline(loaders)
