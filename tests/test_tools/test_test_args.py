@@ -91,3 +91,42 @@ def test_show_counts_need_a_drawing_option(test_tool, monkeypatch, capsys,
                         ['tools/test.py', CONFIG, checkpoint, '--report', 'r'])
     args = test_tool.parse_args()
     assert (args.show_num, args.show_topk) == (5, 10)
+
+
+def test_every_documented_out_suffix_passes(test_tool, monkeypatch,
+                                            checkpoint):
+    for name in ('m.json', 'm.yaml', 'm.yml', 'm.pkl', 'm.pickle'):
+        monkeypatch.setattr(
+            sys, 'argv', ['tools/test.py', CONFIG, checkpoint, '--out', name])
+        assert test_tool.parse_args().out == name
+
+
+def test_show_counts_reach_the_drawing_hooks(test_tool, monkeypatch,
+                                             checkpoint, tmp_path):
+    """--show-num sizes the queries drawn, --show-topk each list, in both
+    the ranked-list pictures and the report."""
+    built = []
+
+    class Runner:
+        rank = 0
+
+        @classmethod
+        def from_cfg(cls, cfg):
+            built.append(cfg)
+            return cls()
+
+        def test(self):
+            return {}
+
+    monkeypatch.setattr(test_tool, 'ReIDRunner', Runner)
+    monkeypatch.setattr(sys, 'argv', [
+        'tools/test.py', CONFIG, checkpoint, '--work-dir',
+        str(tmp_path), '--show-ranked-lists',
+        str(tmp_path / 'lists'), '--report',
+        str(tmp_path / 'report'), '--show-num', '3', '--show-topk', '7'
+    ])
+    test_tool.main()
+    [cfg] = built
+    hooks = {h['type']: h for h in cfg.custom_hooks}
+    for name in ('RankedListHook', 'EvalReportHook'):
+        assert (hooks[name]['num_queries'], hooks[name]['topk']) == (3, 7)
