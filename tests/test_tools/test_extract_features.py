@@ -418,3 +418,86 @@ def test_meta_records_the_ranking_distance(tool, setup):
         feature_normalization='model',
         features_only=True,
         ranking_note=feature_ranking(gmn)['note'])
+
+
+def test_cfg_options_change_the_features(tool, setup):
+    """--cfg-options reaches the model: the BNNeck's input
+    (test_feature=before_bn) is a feature the BNNeck (eval mode) maps to
+    the default run's."""
+    root, config, checkpoint, model = setup
+    folder = str(root / 'synthreid' / 'd1' / 'query')
+    after, before = str(root / 'opt_after'), str(root / 'opt_before')
+    tool.main([config, checkpoint, '--images', folder, '--out-dir', after])
+    tool.main([
+        config, checkpoint, '--images', folder, '--out-dir', before,
+        '--cfg-options', 'model.head.test_feature=before_bn'
+    ])
+    f_t = torch.from_numpy(np.load(osp.join(before, 'features.npy')))
+    f_i = np.load(osp.join(after, 'features.npy'))
+    assert not np.allclose(f_t.numpy(), f_i, atol=1e-3)
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            model.head.bnneck.eval()(f_t).numpy(), f_i, rtol=1e-4, atol=1e-4)
+
+
+def test_argument_defaults_and_refusals(tool, setup, capsys):
+    root, config, checkpoint, _ = setup
+    folder = str(root / 'synthreid' / 'd1' / 'query')
+    # A trailing slash names the folder, not an empty string.
+    args = tool.parse_args([config, checkpoint, '--images', folder + os.sep])
+    assert args.out_dir == osp.join('work_dirs', 'features', 'tiny_query')
+    with pytest.raises(SystemExit):
+        tool.parse_args(
+            [config, checkpoint, '--images', folder, '--batch-size', '0'])
+    assert '--batch-size must be at least 1, got 0' in capsys.readouterr().err
+
+
+def test_an_interrupted_swap_puts_the_previous_set_back(
+        tool, setup, monkeypatch):
+    """Interrupted between moving the previous set aside and moving the
+    new one in: the previous set is back under --out-dir."""
+    root, _, _, _ = setup
+    out = root / 'swap'
+    tool.write(str(out), torch.ones(1, 2), [], 'npy', {})
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    rename = os.rename
+
+    def interrupted(src, dst):
+        if str(dst) == str(out) and not str(src).endswith('.old'):
+            raise KeyboardInterrupt('simulated Ctrl-C between the renames')
+        rename(src, dst)
+
+    monkeypatch.setattr(tool.os, 'rename', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tool.write(str(out), torch.zeros(3, 2), [], 'npy', {})
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in root.iterdir() if p.name.startswith('.swap')] \
+        == []
+
+
+def test_multi_target_rows_name_their_target(tool, setup):
+    """--split test of targets that share a pipeline: the targets' images
+    one after the other, each row's dataset the target's name; --split
+    train with --target runs that target's pipeline on the training
+    images."""
+    root, _, checkpoint, _ = setup
+    text = CONFIG.format(data_root=str(root / 'synthreid')) + MULTI_TARGET
+    same = root / 'multi_same.py'
+    same.write_text(
+        text.replace("target('d0', 0, (64, 32))", "target('d0', 0, (32, 16))"))
+    out = str(root / 'multi_same')
+    tool.main([str(same), checkpoint, '--split', 'test', '--out-dir', out])
+    sizes = [len(synth_test_set(root, d)) for d in (1, 0)]
+    assert [r['dataset'] for r in read_index(out)] == \
+        ['d1'] * sizes[0] + ['d0'] * sizes[1]
+    differ = root / 'multi_train.py'
+    differ.write_text(text)
+    out = str(root / 'multi_train')
+    tool.main([
+        str(differ), checkpoint, '--split', 'train', '--target', 'd0',
+        '--out-dir', out
+    ])
+    rows = read_index(out)
+    assert {r['role'] for r in rows} == {'train'}
+    assert {r['dataset'] for r in rows} == {'synthreid-d0', 'synthreid-d1'}
