@@ -225,3 +225,17 @@ def test_a_failed_download_stops_every_rank(server, tmp_path):
     assert 'RAISED RuntimeError rank 0 could not download or load' in \
         outputs[1], outputs[1]
     assert 'invalid hash value' in outputs[1], outputs[1]
+
+
+def test_the_whole_hash_prefix_is_checked(server, hub_dir):
+    """A name whose prefix agrees with the file's sha256 in its first
+    characters only is still a wrong hash."""
+    root, url = server
+    tmp = root / 'weights.tmp'
+    torch.save(dict(w=torch.ones(3)), tmp)
+    digest = sha256(tmp)
+    wrong = digest[:4] + ('0000' if digest[4:8] != '0000' else '1111')
+    tmp.rename(root / f'weights-{wrong}.pth')
+    with pytest.raises(RuntimeError, match='invalid hash value'):
+        load_weights_from_url(f'{url}/weights-{wrong}.pth')
+    assert cache_files(hub_dir) == []

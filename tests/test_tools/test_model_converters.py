@@ -852,3 +852,35 @@ def test_torchreid_assumed_facts(tmp_path):
     assert facts['assumed'] == [
         'last_stride', 'test_feature', 'input_size', 'mean', 'std'
     ]
+
+
+def test_deep_stages_and_the_gem_exponent_map():
+    """ResNet-101/152 stages have more than ten blocks (layer3.22 in
+    ResNet-101); fast-reid's GeM exponent of shape (1,) becomes mmreid's
+    scalar."""
+    key = 'layer3.22.conv2.weight'
+    for source, prefix in (('torchvision', ''), ('torchreid', ''),
+                           ('fastreid', 'backbone.'), ('mmpretrain',
+                                                       'backbone.')):
+        converted, unmapped = convert_state_dict({prefix + key: torch.ones(1)},
+                                                 RULES[source])
+        assert (list(converted), unmapped) == (['backbone.' + key], []), source
+    converted, _ = convert_state_dict(
+        {'heads.pool_layer.p': torch.tensor([3.5])}, RULES['fastreid'])
+    assert converted['neck.p'].shape == () and converted['neck.p'] == 3.5
+
+
+@pytest.mark.parametrize('key', ['layer4.1.se.fc1.weight', 'fc2.weight'])
+def test_torchvision_refuses_every_unmapped_tensor_but_fc(tmp_path, key):
+    """Only ``fc.*`` (the ImageNet classifier) may stay unmapped."""
+    src = tmp_path / 'tv.pth'
+    torch.save(
+        {
+            'conv1.weight': torch.ones(2, 3, 7, 7),
+            'fc.weight': torch.ones(3, 2),
+            key: torch.ones(2)
+        }, src)
+    with pytest.raises(ValueError, match=rf'backbone tensors .*{key}'):
+        convert_checkpoint_file(
+            str(src), str(tmp_path / 'c.pth'), 'torchvision')
+    assert not (tmp_path / 'c.pth').exists()
