@@ -16,7 +16,8 @@ from mmengine.optim.scheduler import (ConstantLR, CosineAnnealingLR, LinearLR,
 
 from mmreid.engine.runner import ReIDRunner
 from mmreid.engine.runner.schedule_checks import (
-    check_schedulers_reach_their_end, labelled_schedulers)
+    check_schedulers_reach_their_end, check_schedulers_step,
+    labelled_schedulers)
 from ..fixtures.tiny_config import write_tiny_config
 
 _RUNS = itertools.count()
@@ -151,6 +152,20 @@ def test_one_step_linear_constant_poly_are_refused(kind, kwargs):
         labelled_schedulers([built(kind, 3, 5, **kwargs)]), 10)
 
 
+def test_one_step_poly_of_several_groups_is_refused():
+    """A group already at eta_min does not make the others decay."""
+    optimizer = torch.optim.SGD([{
+        'params': [torch.nn.Parameter(torch.zeros(1))],
+        'lr': 0.0
+    }, {
+        'params': [torch.nn.Parameter(torch.zeros(1))],
+        'lr': 1.0
+    }])
+    poly = PolyLR(optimizer, begin=0, end=1, by_epoch=False, eta_min=0.0)
+    with pytest.raises(ValueError, match='never decays to eta_min=0.0'):
+        check_schedulers_reach_their_end(labelled_schedulers([poly]), 1)
+
+
 @pytest.mark.parametrize(
     'scheduler',
     [
@@ -176,3 +191,35 @@ def test_labels_follow_the_optimizers():
         if cfg == config[0]
     ]
     assert labels == ["param_scheduler['a'][0]", "param_scheduler['b'][0]"]
+
+
+def iteration_loop(max_iters):
+    from mmengine.runner import IterBasedTrainLoop
+    loop = IterBasedTrainLoop.__new__(IterBasedTrainLoop)
+    loop._max_iters = max_iters
+    return loop
+
+
+def test_a_converted_scheduler_without_end_must_reach_the_last_iteration():
+    """Converted from epochs of 5 iterations without an `end`, mmengine
+    ends the schedule at iteration 5: fine for 5 iterations, refused for
+    6, also when it is the schedule of one of several optimizers."""
+    config = dict(
+        type='MultiStepLR',
+        by_epoch=True,
+        milestones=[2],
+        convert_to_iter_based=True)
+    converted = built(MultiStepLR, 0, 5, milestones=[10])
+    entries = labelled_schedulers([converted], [config])
+    check_schedulers_step(iteration_loop(5), entries, 5)
+    with pytest.raises(ValueError, match='at iteration 5 of 6'):
+        check_schedulers_step(iteration_loop(6), entries, 5)
+    ended = dict(config, end=1)
+    entries = labelled_schedulers(
+        dict(a=[built(MultiStepLR, 0, 5, milestones=[10])], b=[converted]),
+        dict(a=[ended], b=[config]))
+    with pytest.raises(
+            ValueError,
+            match=r"^param_scheduler\['b'\]\[0\] .* at "
+            'iteration 5 of 6'):
+        check_schedulers_step(iteration_loop(6), entries, 5)
