@@ -17,13 +17,13 @@ from mmreid.registry import HOOKS, MODELS
 from mmreid.structures import ReIDDataSample
 
 
-def build_model(model_type='GMNReID', **test_cfg):
+def build_model(model_type='GMNReID', dp_warmup=3, **test_cfg):
     head = dict(
         type='GMNHead',
         in_channels=16,
         num_classes=4,
         mnet=dict(hidden_channels=8),
-        dp=dict(warmup_epochs=3))
+        dp=None if dp_warmup is None else dict(warmup_epochs=dp_warmup))
     if model_type == 'ReIDModel':
         head = dict(type='BNNeckHead', in_channels=16, num_classes=4)
     cfg = dict(
@@ -118,6 +118,13 @@ def test_dp_warmup_in_an_iteration_based_loop_is_refused():
     hook.before_train(runner)
     hook.before_train_epoch(runner)
     assert runner.model.head.dp_enabled is True
+    # A warm-up of one epoch would not end either.
+    with pytest.raises(ValueError, match='warm-up of 1 epochs'):
+        GMNDPWarmupHook(warmup_epochs=1).before_train(
+            fake_runner(build_model(), train_loop=loop))
+    # A head without DP has no warm-up to wait for.
+    GMNDPWarmupHook().before_train(
+        fake_runner(build_model(dp_warmup=None), train_loop=loop))
     # Epoch-based loops are unaffected.
     GMNDPWarmupHook().before_train(
         fake_runner(build_model(), train_loop=None))
