@@ -215,6 +215,10 @@ def test_shared_sampler_seed_is_restored_or_its_loss_warned(monkeypatch):
     assert 'train_dataloader.sampler.seed' in messages[0][0]
     # A new run keeps its draw, silently.
     assert resumed(None, iteration=0) == (11, [])
+    # A resume without meta (another runner's, or a checkpoint without
+    # it) has a new draw as well, said as loudly.
+    seed, messages = resumed(None)
+    assert seed == 11 and [lv for _, lv in messages] == [logging.WARNING]
 
 
 def test_a_wrapper_that_drops_the_sample_seeds_is_named(
