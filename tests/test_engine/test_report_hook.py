@@ -19,6 +19,10 @@ def test_equal_numbers_are_confirmed():
     assert compare(40.0, ReIDMetric(), {'d3/mAP': 40.0}, 'd3',
                    True) == ['d3/mAP 40.00 as reported.']
     assert compare(40.0, metric, {}) == []
+    # 0.3 apart is no rounding: both numbers are given.
+    (note, ) = compare(40.0, metric, {'reid/mAP': 40.3})
+    assert note.startswith('Reported reid/mAP is 40.30; this analysis '
+                           'gives 40.00')
 
 
 def test_differences_give_both_numbers_and_the_reason():
@@ -80,3 +84,8 @@ def test_sampling_errors_of_a_trial_protocol_are_named_by_what_they_measure():
     # leaves the trial rows out.
     metric.trial_query_pids = None
     assert list(section_sampling_errors(analysis, metric)) == ['R1', 'mAP']
+    # One valid query has no spread to estimate: no rows.
+    alone = analyse_queries(q[:2], g, torch.tensor([0, 9]), g_pids, q_cams[:2],
+                            g_cams)
+    assert alone.valid.tolist() == [True, False]
+    assert section_sampling_errors(alone, ReIDMetric()) == {}
