@@ -384,3 +384,47 @@ def test_a_float64_scorer_is_drawn_in_its_own_order(tmp_path, monkeypatch):
     # q1 (pid 1): g1 (pid 1) is 1e-9 closer than g0: AP 1, the best list.
     best = calls[1]
     assert best['gallery_labels'] == ['pid 1\ncamid 1', 'pid 0\ncamid 1']
+
+
+def test_gathered_records_keep_each_target_of_one_dataset(monkeypatch):
+    """A multi-target test may evaluate one dataset twice (two targets):
+    the second target's records are its own, not the first's padding."""
+    import mmreid.engine.hooks.ranked_list_hook as module
+    parts = [[], []]
+    for target in ('a', 'b'):
+        samples = [
+            dict(
+                pred_feature=torch.ones(2),
+                gt_label=i % 2,
+                camid=0,
+                role='query' if i == 0 else 'gallery',
+                sample_idx=i,
+                dataset='d',
+                img_path=f'{i}.jpg') for i in range(5)
+        ]
+        dealt = list(range(5)) + [0]  # padded to a multiple of 2
+        for rank in range(2):
+            hook = RankedListHook()
+            hook._target = target
+            hook._collect([samples[i] for i in dealt[rank::2]])
+            parts[rank] += hook._records
+    monkeypatch.setattr(module, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(module, 'all_gather_object', lambda records: parts)
+    records = RankedListHook()._gather()
+    for target in ('a', 'b'):
+        mine = [r['sample_idx'] for r in records if r['target'] == target]
+        assert mine == [0, 1, 2, 3, 4], target
+
+
+def test_hooks_of_one_test_merge_their_analysis_requests():
+    """The report and the pictures of one test: the metric's analysis is
+    long enough for both, whichever hook asks first."""
+    from types import SimpleNamespace
+
+    from mmreid.engine.hooks import EvalReportHook
+    metric = ReIDMetric()
+    runner = SimpleNamespace(
+        test_loop=SimpleNamespace(evaluator=SimpleNamespace(metrics=[metric])))
+    EvalReportHook(topk=5, max_rank=50).before_test_iter(runner, 0)
+    RankedListHook(topk=8).before_test_iter(runner, 0)
+    assert metric.analysis_request == dict(topk=8, max_rank=50)
