@@ -44,6 +44,12 @@ def test_progress_bar_logs_fractions_without_tty():
     assert len(lines) == 4  # every 5 of 20 batches
     assert lines[-1].startswith('extracting [')
     assert '20/20' in lines[-1] and 'ETA' in lines[-1]
+    # Fewer batches than 1 / log_fraction: a line for every batch.
+    stream = io.StringIO()
+    bar = _Progress(5, 'extracting', stream=stream, log_fraction=0.1)
+    for _ in range(5):
+        bar.update()
+    assert stream.getvalue().count('\n') == 5
 
 
 def test_progress_hook_counts_test_iterations(monkeypatch, capsys):
@@ -309,3 +315,34 @@ def test_evaluation_keys_are_logged_as_computed_not_averaged(
     pattern = runner.log_processor.mean_pattern
     for key in ('loss', 'loss_cls', 'time', 'data_time', 'grad_norm'):
         assert pattern.search(key), key
+
+
+def test_save_best_of_a_metric_without_prefix_is_not_refused_early():
+    """A metric with prefix=None reports keys without a head ('mAP'), so
+    no key can be refused before the first validation."""
+    from mmengine.hooks import CheckpointHook
+
+    from mmreid.engine.hooks.setup_check_hook import check_save_best
+    metrics = [SimpleNamespace(prefix=None), SimpleNamespace(prefix='cos')]
+    loop = SimpleNamespace(evaluator=SimpleNamespace(metrics=metrics))
+    check_save_best([CheckpointHook(save_best='mAP', rule='greater')], loop)
+
+
+def test_logged_json_keeps_numpy_integers():
+    """mmengine's LoggerHook wrote numpy integers (num_query, counts) to
+    the test's JSON record as null."""
+    import numpy as np
+
+    from mmreid.engine.hooks.logger_hook import LoggerHook
+    tags = {
+        'd0/num_query': np.int64(3),
+        'd0/mAP': np.float32(0.5),
+        'd0/counts': [np.int32(1), np.int64(2)],
+        'mode': 'test'
+    }
+    assert dict(LoggerHook._process_tags(tags)) == {
+        'd0/num_query': 3,
+        'd0/mAP': 0.5,
+        'd0/counts': [1, 2],
+        'mode': 'test'
+    }
