@@ -4,6 +4,7 @@ import logging
 import os.path as osp
 
 import pytest
+import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.runner import Runner
 
@@ -54,6 +55,68 @@ def test_merge_prefixes_targets_and_averages_summaries():
     mean = {k: v for k, v in merged.items() if k.startswith('mean/')}
     assert mean == {'mean/mAP': 50.0, 'mean/R1': 60.0}
     assert len(merged) == 4 + len(SPLIT_METRICS) + 1 + 2
+
+
+def test_the_mean_takes_numbers_only():
+    """A flag, a string or a vector is no number to average; a scalar
+    tensor is."""
+    merged = merge_target_metrics({
+        'a': {
+            'mAP': torch.tensor(10.0),
+            'R1': 'n/a',
+            'ok': True,
+            'cmc': torch.tensor([1.0, 2.0])
+        },
+        'b': {
+            'mAP': 30.0,
+            'R1': 50.0,
+            'ok': False,
+            'cmc': torch.tensor([3.0, 4.0])
+        },
+    })
+    mean = {k: v for k, v in merged.items() if k.startswith('mean/')}
+    assert mean == {'mean/mAP': 20.0}
+
+
+def test_splits_beneath_a_metric_prefix_are_not_averaged():
+    """'cos/split0/mAP' of a target with several metrics is a split
+    value like 'split0/mAP' of a target whose one metric is 'cos'."""
+    merged = merge_target_metrics(
+        {
+            'a': {
+                'reid/mAP': 1.0,
+                'cos/split0/mAP': 10.0,
+                'cos/mAP': 10.0
+            },
+            'b': {
+                'split0/mAP': 30.0,
+                'mAP': 30.0
+            },
+        }, 'mean', dict(a=('reid', 'cos'), b=('cos', )))
+    mean = {k: v for k, v in merged.items() if k.startswith('mean/')}
+    assert mean == {'mean/cos/mAP': 20.0}
+
+
+def test_the_warning_names_several_metrics_only_where_a_target_has_them(
+        monkeypatch):
+    from mmreid.engine.runner import multi_target_loops
+    warnings = []
+    monkeypatch.setattr(multi_target_loops, 'print_log',
+                        lambda msg, logger, level: warnings.append(msg))
+    merged = merge_target_metrics(
+        {
+            'a': {
+                'mAP': 1.0,
+                'R5': 2.0
+            },
+            'b': {
+                'mAP': 3.0
+            }
+        }, 'mean', dict(a=('reid', ), b=('reid', )))
+    assert merged['mean/mAP'] == 2.0 and 'mean/R5' not in merged
+    (warning, ) = warnings
+    assert "leaves out R5 (not reported as a number by 'b')" in warning
+    assert 'several metrics' not in warning
 
 
 def test_merge_without_aggregate_and_bad_names():
@@ -394,3 +457,53 @@ def test_an_empty_target_is_refused_before_any_extraction(synth, tmp_path):
             match='ReIDTestLoop: the dataset SynthReID.* has 0 '
             'samples'):
         runner.test()
+
+
+def test_multi_target_validation_scores_rank0s_buffers(monkeypatch):
+    """As ReIDValLoop: every rank validates rank 0's BN statistics."""
+    from types import SimpleNamespace
+
+    from mmreid.engine.runner import MultiTargetValLoop, multi_target_loops
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args):
+        raise Stop
+
+    shared = []
+    monkeypatch.setattr(multi_target_loops, 'share_rank0_buffers',
+                        shared.append)
+    monkeypatch.setattr(multi_target_loops, 'check_identity_split',
+                        lambda *args: None)
+    monkeypatch.setattr(multi_target_loops, 'scorers_handed_by', stop)
+    loop = MultiTargetValLoop.__new__(MultiTargetValLoop)
+    loop._runner = SimpleNamespace(model='model')
+    loop.targets = []
+    with pytest.raises(Stop):
+        loop.run()
+    assert shared == ['model']
+
+
+def test_each_target_metric_checks_its_own_dataset():
+    """A target's metric sees its dataset's metainfo: SYSU-MM01's trial
+    protocol (protocol_metric) is refused to a plain ReIDMetric, whose
+    number would be another protocol's."""
+    from types import SimpleNamespace
+
+    from mmengine.evaluator import Evaluator
+    from torch.utils.data import DataLoader
+
+    from mmreid.evaluation import ReIDMetric
+
+    class Pool(list):
+        metainfo = dict(dataset_name='SYSUMM01', protocol_metric='SYSUMetric')
+
+    target = dict(
+        name='sysu',
+        dataloader=DataLoader(Pool([0])),
+        evaluator=Evaluator([ReIDMetric()]))
+    runner = SimpleNamespace(visualizer=SimpleNamespace())
+    with pytest.raises(
+            ValueError, match="evaluate it with dict.type='SYSUMetric'"):
+        MultiTargetTestLoop(runner, targets=[target])
