@@ -468,3 +468,47 @@ def test_a_squared_euclidean_model_ranks_as_raw_euclidean(
             rf"ReIDMetric\(distance='{distance}', normalize={normalize}\) "
             'ranks by cosine distance'):
         check_model_distance(model, evaluator, 'ReIDTestLoop')
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_validation_scores_rank0s_buffers(monkeypatch):
+    """mmreid trains with broadcast_buffers=False: each rank has its own
+    BN statistics, so validation takes rank 0's (the checkpointed model)
+    on every rank, with several processes only."""
+    from types import SimpleNamespace
+
+    import mmengine.dist
+
+    from mmreid.engine.runner import ReIDValLoop, reid_loops
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    sent = []
+    monkeypatch.setattr(mmengine.dist, 'broadcast',
+                        lambda tensor, src: sent.append((tensor, src)))
+    monkeypatch.setattr(mmengine.dist, 'get_world_size', lambda: 1)
+    assert not reid_loops.share_rank0_buffers(model) and sent == []
+    monkeypatch.setattr(mmengine.dist, 'get_world_size', lambda: 2)
+    assert reid_loops.share_rank0_buffers(model)
+    buffers = list(model.buffers())
+    assert len(sent) == len(buffers) == 3
+    assert all(t is b and src == 0 for (t, src), b in zip(sent, buffers))
+    # The validation loop shares them before any feature is extracted.
+    shared = []
+    monkeypatch.setattr(reid_loops, 'share_rank0_buffers', shared.append)
+    for name in ('check_not_empty', 'check_model_distance',
+                 'check_identity_split'):
+        monkeypatch.setattr(reid_loops, name, lambda *args: None)
+
+    def stop(*args):
+        raise _Stop
+
+    monkeypatch.setattr(reid_loops, 'scorers_handed_by', stop)
+    loop = ReIDValLoop.__new__(ReIDValLoop)
+    loop._runner = SimpleNamespace(model=model)
+    loop.dataloader = SimpleNamespace(dataset=[0])
+    loop.evaluator = None
+    with pytest.raises(_Stop):
+        loop.run()
+    assert shared == [model]
