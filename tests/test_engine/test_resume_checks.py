@@ -212,6 +212,20 @@ def test_changed_lr_without_schedulers_is_refused(trained, tmp_path):
         in str(info.value)
 
 
+def test_metainfo_differences_name_what_either_side_lacks():
+    """A source dropped from the list, or a key only this training set
+    has (another trial), is another training set."""
+    from mmreid.engine.runner.resume_checks import metainfo_differences
+    saved = dict(num_pids=8, sources=[dict(name='a'), dict(name='b')])
+    assert metainfo_differences(saved, dict(saved)) == []
+    trial = dict(saved, trial=2)
+    assert metainfo_differences(
+        saved, trial) == ['trial: absent in the checkpoint, 2 now']
+    fewer = dict(saved, sources=[dict(name='a')])
+    assert metainfo_differences(
+        saved, fewer) == ['sources: 2 entries in the checkpoint, 1 now']
+
+
 def test_param_group_differences_compare_what_schedulers_start_from():
     from mmreid.engine.runner.resume_checks import param_group_differences
     saved = [
