@@ -12,6 +12,7 @@ import os.path as osp
 import shutil
 import stat
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -113,6 +114,20 @@ def test_another_scheduler_type_is_refused(trained, tmp_path):
     with pytest.raises(RuntimeError, match=r'\(LinearLR, MultiStepLR\), '
                        'this config has none'):
         resume(config, ckpt, tmp_path / 'none', param_scheduler=None)
+
+
+def test_a_setting_restated_as_another_number_type_resumes(trained, tmp_path):
+    """end_factor=1 is LinearLR's default 1.0: the same schedule, which
+    the check refused as "end_factor 1.0 in the checkpoint, 1 in this
+    config"; a bool is still no number."""
+    from mmreid.engine.runner.resume_checks import _same
+    config, ckpt = trained
+    resume(config, ckpt, tmp_path / 'int', **{
+        'param_scheduler.0.end_factor': 1,
+    })
+    assert osp.exists(tmp_path / 'int' / 'epoch_2.pth')
+    assert _same(np.float64(0.1), 0.1) and not _same(True, 1)
+    assert not _same(0, 1e-9) and not _same('1', 1)
 
 
 def test_another_scheduler_setting_is_refused(trained, tmp_path):

@@ -9,6 +9,7 @@ each.
 """
 import ast
 import inspect
+import numbers
 import pickle
 from typing import Any, List, Optional, Sequence
 
@@ -19,7 +20,13 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equality that also holds for numpy arrays (compared as pickles)."""
+    """Equality of the same type, numbers of any type by value (``0`` and
+    ``0.0`` give the same schedule; a bool is no number here), numpy
+    arrays compared as pickles."""
+    if all(
+            isinstance(x, numbers.Real) and not isinstance(x, bool)
+            for x in (a, b)):
+        return bool(a == b)
     try:
         return bool(a == b) and type(a) is type(b)
     except (TypeError, ValueError):
