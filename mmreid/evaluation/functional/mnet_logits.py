@@ -165,17 +165,22 @@ def prepare_mnet(query: ArrayLike, gallery: ArrayLike, weight: ArrayLike,
     return query, gallery, weight, bias, out_weight, out_bias, device
 
 
+def _out_rows(out_weight: torch.Tensor) -> torch.Tensor:
+    """``out_weight`` (H,) and zero rows, (:data:`OUT_GEMM_ROWS`, H): the
+    output layer as a GEMM, not a GEMV."""
+    rows = out_weight.new_zeros(OUT_GEMM_ROWS, out_weight.numel())
+    rows[0] = out_weight
+    return rows
+
+
 def _apply_tail(hidden: torch.Tensor, out_weight: Optional[torch.Tensor],
                 out_bias: Optional[torch.Tensor],
                 tail: Optional[MNetTail]) -> torch.Tensor:
     """Logits (N,) of hidden activations (N, H)."""
     if tail is None:
-        # out_weight and zero rows: a GEMM, not a GEMV (OUT_GEMM_ROWS).
-        # With several threads torch.mv rounds the rows at a thread's
+        # With several threads torch.mv also rounds the rows at a thread's
         # split differently: bit-identical pairs lost their exact tie.
-        out_rows = out_weight.new_zeros(OUT_GEMM_ROWS, hidden.shape[1])
-        out_rows[0] = out_weight
-        return torch.mm(out_rows, hidden.t())[0].add_(out_bias)
+        return torch.mm(_out_rows(out_weight), hidden.t())[0].add_(out_bias)
     logits = tail(hidden)
     if logits.ndim == 2 and logits.shape[1] == 1:
         logits = logits[:, 0]
@@ -332,9 +337,7 @@ def _decomposed_logits(query,
     # -2 is folded into the left operand: exact (a power of two).
     weight_m2 = weight * -2
     if tail is None:
-        # out_weight and zero rows: a GEMM, not a GEMV (OUT_GEMM_ROWS)
-        out_rows = out_weight.new_zeros(OUT_GEMM_ROWS, hidden)
-        out_rows[0] = out_weight
+        out_rows = _out_rows(out_weight)
     # The buffers are reused across chunks: a fresh multi-MB tensor per
     # chunk costs page faults on every first touch.
     left_buf = torch.empty(
