@@ -350,6 +350,36 @@ def test_a_model_distance_the_metric_ignores_is_refused(
         assert extracted == []
 
 
+@pytest.mark.parametrize('loop', ['ValLoop', 'TestLoop'])
+def test_mmengine_loop_refuses_a_cosine_model(make_config, tmp_path, loop):
+    """mmengine's plain loops skip check_model_distance: with a Euclidean
+    metric, model.distance='cosine' printed the Euclidean mAP (another
+    number than rank_gallery's). Refused at the first step; with
+    mmreid's loop the same config reports the cosine mAP."""
+    from mmreid.models import ReIDModel
+    phase = 'val' if loop == 'ValLoop' else 'test'
+    options = {
+        'model.distance': 'cosine',
+        f'{phase}_evaluator': dict(type='ReIDMetric', _delete_=True),
+        f'{phase}_cfg': dict(type=loop)
+    }
+    cfg = load_config(
+        make_config(), cfg_options=options, work_dir=str(tmp_path / 'a'))
+    runner = Runner.from_cfg(cfg)
+    assert isinstance(runner.model, ReIDModel)
+    with pytest.raises(RuntimeError, match=rf"{phase}_step ran in a loop "
+                       r"that does not check .*model.distance='cosine'"):
+        getattr(runner, phase)()
+    # mmreid's loop runs the same model with a metric that agrees.
+    options[f'{phase}_cfg'] = dict(type=f'ReID{loop}')
+    options[f'{phase}_evaluator'] = dict(
+        type='ReIDMetric', distance='cosine', _delete_=True)
+    cfg = load_config(
+        make_config(), cfg_options=options, work_dir=str(tmp_path / 'b'))
+    runner = Runner.from_cfg(cfg)
+    assert 'mAP' in ' '.join(getattr(runner, phase)())
+
+
 def refused_before_extraction(user_config, tmp_path, option, error,
                               options=None):
     """Test ``user_config`` with the metric ``option`` in the single- and

@@ -128,7 +128,9 @@ class ReIDModel(BaseModel):
     :meth:`scorers`; mmreid's val/test loops hand those scorers to every
     metric, and :meth:`val_step`/:meth:`test_step` refuse to run in a loop
     that does not (see :meth:`scorers_handed_to`), so such a model is never
-    evaluated with another distance by mistake.
+    evaluated with another distance by mistake. A model with
+    ``distance='cosine'`` is refused there too: only mmreid's loops check
+    that each metric ranks as it does.
 
     Args:
         backbone (dict): Backbone config, e.g. ``ReIDResNet``.
@@ -624,7 +626,9 @@ class ReIDModel(BaseModel):
         own distance refuses :meth:`val_step`/:meth:`test_step` outside
         it, because a loop that does not hand the scorers over (mmengine's
         ``ValLoop``/``TestLoop``, a custom loop) would let the metric fall
-        back to its Euclidean distance and print a wrong number.
+        back to its Euclidean distance and print a wrong number. So does a
+        model with ``distance='cosine'``: only mmreid's loops check that
+        the metrics rank as it does (``check_model_distance``).
 
         Args:
             consumer (str): Who hands the scorers over, for messages.
@@ -637,16 +641,28 @@ class ReIDModel(BaseModel):
             self.scorers_consumer = previous
 
     def _require_scorers_consumer(self, step: str) -> None:
-        if self.has_own_distance and self.scorers_consumer is None:
-            raise RuntimeError(
-                f'{type(self).__name__}.{step} ran in a loop that does not '
-                'hand the model\'s own distance (scorers()) to the '
-                'metric, which would then rank with its own '
-                'Euclidean distance. Use mmreid\'s loops: val_cfg = '
-                "dict(type='ReIDValLoop'), test_cfg = dict(type="
-                "'ReIDTestLoop') or the MultiTarget loops (tools/train.py "
-                'and tools/test.py choose them when the config names no '
-                'loop type).')
+        if self.scorers_consumer is not None:
+            return
+        if self.has_own_distance:
+            what = ('hand the model\'s own distance (scorers()) to the '
+                    'metric, which would then rank with its own distance')
+        elif self.distance_type == 'cosine':
+            # mmreid's loops check that every metric ranks as
+            # model.distance (check_model_distance); another loop would
+            # report the metric's ranking as this model's.
+            what = (f'check that the metrics rank as model.distance='
+                    f'{self.distance_type!r}; a metric configured with '
+                    'another distance would report a number that '
+                    'init_model/rank_gallery do not give')
+        else:
+            return
+        raise RuntimeError(
+            f'{type(self).__name__}.{step} ran in a loop that does not '
+            f'{what}. Use mmreid\'s loops: val_cfg = '
+            "dict(type='ReIDValLoop'), test_cfg = dict(type="
+            "'ReIDTestLoop') or the MultiTarget loops (tools/train.py "
+            'and tools/test.py choose them when the config names no '
+            'loop type).')
 
     def val_step(self, data: Union[dict, tuple, list]) -> list:
         """mmengine's ``val_step``, refused when the model's own distance
