@@ -80,6 +80,38 @@ def test_load_applies_the_exif_orientation_unlike_pil(tmp_path):
         assert np.asarray(f.convert('RGB')).shape == (20, 10, 3)
 
 
+@pytest.mark.parametrize('name', ['thermal.png', 'thermal.tiff'])
+@pytest.mark.parametrize('channels', [1, 3])
+def test_load_refuses_a_16_bit_image(tmp_path, name, channels):
+    # A 12-bit thermal image stored in uint16: read as 8 bits, its values
+    # 0..4095 would become 0..15, a nearly black image.
+    thermal = np.linspace(0, 4095, 6 * 4).astype(np.uint16).reshape(6, 4)
+    if channels == 3:
+        thermal = np.repeat(thermal[..., None], 3, axis=2)
+    path = str(tmp_path / name)
+    assert cv2.imwrite(path, thermal)
+    with pytest.raises(ValueError, match=re.escape(path)) as error:
+        ReIDLoadImageFromFile()(dict(img_path=path))
+    assert '16-bit' in str(error.value)
+    assert 'Convert the file to 8-bit' in str(error.value)
+
+
+def test_load_refuses_a_float_image(tmp_path):
+    path = str(tmp_path / 'depth.tiff')
+    assert cv2.imwrite(path, np.full((4, 3, 3), 0.5, np.float32))
+    with pytest.raises(ValueError, match=r'32-bit samples \(float32\)'):
+        ReIDLoadImageFromFile()(dict(img_path=path))
+
+
+def test_load_8_bit_jpeg_is_the_decoded_file_in_rgb(tmp_path):
+    bgr = random_image(seed=3)
+    path = str(tmp_path / 'person.jpg')
+    assert cv2.imwrite(path, bgr)
+    img = ReIDLoadImageFromFile()(dict(img_path=path))['img']
+    assert img.dtype == np.uint8
+    np.testing.assert_array_equal(img, cv2.imread(path)[..., ::-1])
+
+
 def test_load_missing_file_names_path(tmp_path):
     path = str(tmp_path / 'no_such_dir' / '0001_c1s1_000151_00.jpg')
     with pytest.raises(FileNotFoundError, match=re.escape(path)):

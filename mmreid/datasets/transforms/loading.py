@@ -51,9 +51,13 @@ class ReIDLoadImageFromFile(BaseTransform):
             (e.g. to read from object storage). Defaults to None, i.e. the
             local disk.
 
+    Only 8-bit files are read: a 16-bit (or float) PNG/TIFF, e.g. a
+    thermal image, is refused rather than cut to its high byte.
+
     Raises:
         FileNotFoundError: ``img_path`` does not exist.
         OSError: the file is empty or cannot be decoded as an image.
+        ValueError: the file does not hold 8-bit samples.
     """
 
     def __init__(self, backend_args: Optional[dict] = None) -> None:
@@ -70,13 +74,24 @@ class ReIDLoadImageFromFile(BaseTransform):
             raise OSError(f'image file {path!r} is empty (0 bytes): an '
                           f'incomplete copy of the dataset?')
         # IMREAD_COLOR always gives 3 channels (gray is replicated, alpha
-        # dropped) and 8 bits, whatever the file stores; it applies the
-        # EXIF orientation (see the class docstring).
+        # dropped) and applies the EXIF orientation (see the class
+        # docstring). Alone it would also force 8 bits by keeping the high
+        # byte of each sample, which turns a 12-bit image stored in 16 bits
+        # nearly black; IMREAD_ANYDEPTH keeps the stored depth so that such
+        # a file is refused, in the same single decode.
         img = cv2.imdecode(
-            np.frombuffer(img_bytes, np.uint8), cv2.IMREAD_COLOR)
+            np.frombuffer(img_bytes, np.uint8),
+            cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
         if img is None:
             raise OSError(f'cannot decode image file {path!r} (corrupt or '
                           f'not an image)')
+        if img.dtype != np.uint8:
+            raise ValueError(
+                f'image file {path!r} holds {img.dtype.itemsize * 8}-bit '
+                f'samples ({img.dtype}); ReIDLoadImageFromFile reads 8-bit '
+                f'images only. Convert the file to 8-bit with a scaling '
+                f'that suits your data (e.g. a 12-bit sensor range 0..4095 '
+                f'to 0..255)')
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         results['img'] = img
         results['img_shape'] = img.shape[:2]
