@@ -54,6 +54,19 @@ def test_base_prelude_errors_name_the_subclass(monkeypatch):
             match='TwoStepSampler: num_instances must be a '
             'positive int, got 0'):
         TwoStepSampler(list(range(8)), batch_size=4, num_instances=0)
+    # bool is an int; True is not a count of images.
+    for sampler in (TwoStepSampler, IdentitySampler, DomainIdentitySampler,
+                    CrossModalityIdentitySampler):
+        with pytest.raises(
+                ValueError,
+                match=f'{sampler.__name__}: num_instances must be a '
+                'positive int, got True'):
+            sampler(list(range(8)), batch_size=2, num_instances=True)
+        with pytest.raises(
+                ValueError,
+                match=f'{sampler.__name__}: batch_size must be a '
+                'positive int, got True'):
+            sampler(list(range(8)), batch_size=True, num_instances=1)
     with pytest.raises(
             ValueError,
             match=r'TwoStepSampler: batch_size \(5\) must be a '

@@ -53,7 +53,9 @@ class EpochPlanSampler(Sampler):
         name = type(self).__name__
         for key, value in (('batch_size', batch_size), ('num_instances',
                                                         num_instances)):
-            if not isinstance(value, int) or value < 1:
+            # bool is an int: True would be a batch or a group of one.
+            is_int = isinstance(value, int) and not isinstance(value, bool)
+            if not is_int or value < 1:
                 raise ValueError(f'{name}: {key} must be a positive int, '
                                  f'got {value!r}')
         per_identity = self.images_per_instance * num_instances
