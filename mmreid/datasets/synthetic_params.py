@@ -4,14 +4,13 @@
 a folder's manifest records; nothing is clamped or coerced, so a folder is
 written, and found again, under the parameters asked for.
 """
-import math
 import numbers
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .synthetic_plan import MAX_PID, _count
-from .synthetic_render import IR_MODES
+from .synthetic_render import check_ir_options
 
 #: Format version of a generated folder. Bump it whenever the pixels or the
 #: file plan of an existing parameter set change, so that folders written
@@ -164,27 +163,6 @@ def _as_int(name: str,
     return value
 
 
-def _as_float(name: str, value) -> float:
-    """``value`` as a finite float.
-
-    Refuses what ``float()`` would coerce or pass on silently: a bool, a
-    string, NaN and infinity (``nan >= 0`` is False, so a NaN slipped
-    through a ``< 0`` check and disabled the option it set).
-
-    Raises:
-        ValueError: ``value`` is not a finite real number; names ``name``.
-    """
-    if isinstance(value,
-                  (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f'SynthReID: {name} must be a number, got '
-                         f'{value!r} ({type(value).__name__})')
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f'SynthReID: {name} must be a finite number, got '
-                         f'{value}')
-    return value
-
-
 def _resolve_options(modality: str, domains: int, options: dict) -> dict:
     """Validate the options; returns those that differ from the first
     release's values (``None``: the default of the modality)."""
@@ -198,26 +176,16 @@ def _resolve_options(modality: str, domains: int, options: dict) -> dict:
         if options['ir_mode'] == 'dye':
             options.setdefault('ir_luminance', VI_DEFAULTS['ir_luminance'])
     opts = dict(SYNTHREID_OPTIONS, **options)
-    if opts['ir_mode'] not in IR_MODES:
-        raise ValueError(f'ir_mode must be one of {IR_MODES}, got '
-                         f'{opts["ir_mode"]!r}')
-    for key in ('ir_luminance', 'ir_gap', 'ir_contrast'):
-        opts[key] = _as_float(key, opts[key])
+    # The renderer's own check, so that a direct caller of render_image
+    # meets the same rules.
+    opts['ir_luminance'], opts['ir_gap'], opts['ir_contrast'] = \
+        check_ir_options(opts['ir_mode'], opts['ir_luminance'],
+                         opts['ir_gap'], opts['ir_contrast'])
     if not isinstance(opts['style_control'], (bool, np.bool_)):
         raise ValueError(f'SynthReID: style_control must be True or False, '
                          f'got {opts["style_control"]!r} '
                          f'({type(opts["style_control"]).__name__})')
     opts['style_control'] = bool(opts['style_control'])
-    if not 0 <= opts['ir_luminance'] <= 1:
-        raise ValueError(f'ir_luminance must be in [0, 1], got '
-                         f'{opts["ir_luminance"]}')
-    if opts['ir_luminance'] and opts['ir_mode'] != 'dye':
-        raise ValueError('ir_luminance needs ir_mode="dye"')
-    if opts['ir_gap'] < 0:
-        raise ValueError(f'ir_gap must be >= 0, got {opts["ir_gap"]}')
-    if not 0 < opts['ir_contrast'] <= 1:
-        raise ValueError(f'ir_contrast must be in (0, 1], got '
-                         f'{opts["ir_contrast"]}')
     changed = {k: v for k, v in opts.items() if v != SYNTHREID_OPTIONS[k]}
     if changed.get('ir_gap'):
         # The sensor model behind ir_gap > 0 (see SYNTHREID_VERSION).

@@ -7,6 +7,7 @@ seeded by its keys, so the pixels do not depend on generation order.
 """
 import functools
 import math
+import numbers
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -623,6 +624,66 @@ def _camera_of(seed: int, domain: int, cam: int, infrared: bool,
     return _camera(seed, domain, cam, infrared, ir_mode)
 
 
+def _as_float(name: str, value) -> float:
+    """``value`` as a finite float.
+
+    Refuses what ``float()`` would coerce or pass on silently: a bool, a
+    string, NaN and infinity (``nan >= 0`` is False, so a NaN slipped
+    through a ``< 0`` check and disabled the option it set).
+
+    Raises:
+        ValueError: ``value`` is not a finite real number; names ``name``.
+    """
+    if isinstance(value,
+                  (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f'SynthReID: {name} must be a number, got '
+                         f'{value!r} ({type(value).__name__})')
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f'SynthReID: {name} must be a finite number, got '
+                         f'{value}')
+    return value
+
+
+def check_ir_options(ir_mode: str, ir_luminance: float, ir_gap: float,
+                     ir_contrast: float) -> Tuple[float, float, float]:
+    """Validate the infrared options of :func:`render_image`.
+
+    The one check of these options, for SynthReID's parameters and for a
+    direct caller of :func:`render_image` alike.
+
+    Args:
+        ir_mode (str): One of :data:`IR_MODES`.
+        ir_luminance (float): In [0, 1]; non-zero needs ``'dye'``.
+        ir_gap (float): A finite number >= 0.
+        ir_contrast (float): In (0, 1].
+
+    Returns:
+        tuple[float, float, float]: ``ir_luminance``, ``ir_gap`` and
+        ``ir_contrast`` as floats.
+
+    Raises:
+        ValueError: an option is not a finite number, is out of its
+            range, or ``ir_mode`` is unknown; names the option.
+    """
+    if ir_mode not in IR_MODES:
+        raise ValueError(f'ir_mode must be one of {IR_MODES}, got '
+                         f'{ir_mode!r}')
+    ir_luminance = _as_float('ir_luminance', ir_luminance)
+    ir_gap = _as_float('ir_gap', ir_gap)
+    ir_contrast = _as_float('ir_contrast', ir_contrast)
+    if not 0 <= ir_luminance <= 1:
+        raise ValueError(f'ir_luminance must be in [0, 1], got '
+                         f'{ir_luminance}')
+    if ir_luminance and ir_mode != 'dye':
+        raise ValueError('ir_luminance needs ir_mode="dye"')
+    if ir_gap < 0:
+        raise ValueError(f'ir_gap must be >= 0, got {ir_gap}')
+    if not 0 < ir_contrast <= 1:
+        raise ValueError(f'ir_contrast must be in (0, 1], got {ir_contrast}')
+    return ir_luminance, ir_gap, ir_contrast
+
+
 def render_image(seed: int,
                  domain: int,
                  pid: int,
@@ -677,12 +738,8 @@ def render_image(seed: int,
     h, w = img_size
     tag = _IMAGE if kind == 'person' else _EXTRA
     rng = _rng(seed, tag, domain, pid, cam, index)
-    if ir_gap < 0:
-        raise ValueError(f'ir_gap must be >= 0, got {ir_gap}')
-    if not 0 < ir_contrast <= 1:
-        raise ValueError(f'ir_contrast must be in (0, 1], got {ir_contrast}')
-    if ir_mode != 'dye' and ir_luminance:
-        raise ValueError('ir_luminance needs ir_mode="dye"')
+    ir_luminance, ir_gap, ir_contrast = check_ir_options(
+        ir_mode, ir_luminance, ir_gap, ir_contrast)
     dye = dict(ir_mode=ir_mode, ir_luminance=ir_luminance)
     # The cached dicts are shared between images: nothing below writes
     # into them (a view is a new dict; colours and attributes are read).

@@ -1086,12 +1086,16 @@ def test_ir_options_keep_the_defaults_and_validate(tmp_path):
         (dict(ir_gap='0.5'), r"ir_gap must be a number, got '0.5' \(str\)"),
         (dict(ir_contrast=True), r'ir_contrast must be a number, got True'),
         (dict(ir_luminance=np.bool_(True)), 'ir_luminance must be a number'),
+        (dict(ir_luminance=2.0), r'ir_luminance must be in \[0, 1\], got 2.0'),
     ])
 def test_float_options_must_be_finite_numbers(tmp_path, options, match):
     root = tmp_path / 'x'
     with pytest.raises(ValueError, match=match):
         generate_synthreid(str(root), modality='vi', size='tiny', **options)
     assert not root.exists()
+    # A direct caller of the renderer meets the same rule.
+    with pytest.raises(ValueError, match=match):
+        render_image(0, 0, 1, 1, 0, infrared=True, ir_mode='dye', **options)
 
 
 def test_style_control_must_be_a_bool(tmp_path):
