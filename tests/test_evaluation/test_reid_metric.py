@@ -331,6 +331,21 @@ def test_verification_keys_name_the_fpr_evaluated():
     assert expected.tpr[0] != expected.tpr[1]
 
 
+def test_float32_verification_fprs_report_the_decimals_written():
+    # np.float32(0.001) is the 0.001 the user wrote: the same key and TPR
+    # as 0.001, not a key of its float64 expansion 1.0000000474974513e-03.
+    samples = make_samples(4)
+    written = run_metric(
+        ReIDMetric(distance='cosine', verification_fprs=(1e-3, 0.14)), samples)
+    float32 = run_metric(
+        ReIDMetric(
+            distance='cosine',
+            verification_fprs=(np.float32(1e-3), np.float32(0.14))), samples)
+    keys = sorted(k for k in float32 if 'TPR' in k)
+    assert keys == ['reid/TPR@FPR=1.4e-01', 'reid/TPR@FPR=1e-03']
+    assert {k: float32[k] for k in keys} == {k: written[k] for k in keys}
+
+
 def test_verification_of_a_float64_scorer_thresholds_its_distances():
     """TPR@FPR thresholds the distances the ranking ranks: a float64
     positive 1e-9 closer than both negatives is first in the ranking and

@@ -5,8 +5,8 @@ import torch
 from mmreid.evaluation.functional import (compute_distance,
                                           evaluate_verification,
                                           evaluate_verification_features)
-from mmreid.evaluation.functional.verification import (float_keys, fpr_key,
-                                                       key_to_float,
+from mmreid.evaluation.functional.verification import (check_fprs, float_keys,
+                                                       fpr_key, key_to_float,
                                                        max_false_positives,
                                                        tpr_at_fpr)
 
@@ -168,6 +168,40 @@ def test_verification_key_reads_back_as_its_fpr(fpr):
         assert key == f'TPR@FPR={fpr:.0e}'
     assert [fpr_key(x) for x in (1e-4, 1e-3, 1e-2)
             ] == ['TPR@FPR=1e-04', 'TPR@FPR=1e-03', 'TPR@FPR=1e-02']
+
+
+@pytest.mark.parametrize('dtype, written, key', [
+    (np.float32, '1e-4', 'TPR@FPR=1e-04'),
+    (np.float32, '0.001', 'TPR@FPR=1e-03'),
+    (np.float32, '5e-2', 'TPR@FPR=5e-02'),
+    (np.float32, '0.25', 'TPR@FPR=2.5e-01'),
+    (np.float32, '0.14', 'TPR@FPR=1.4e-01'),
+    (np.float32, '1.5e-3', 'TPR@FPR=1.5e-03'),
+    (np.float32, '0.33333334', 'TPR@FPR=3.3333334e-01'),
+    (np.float16, '0.001', 'TPR@FPR=1e-03'),
+])
+def test_a_float32_fpr_is_keyed_by_the_decimal_it_was_written_as(
+        dtype, written, key):
+    # np.float32('0.001') holds 0.0010000000474974513: its key is the
+    # shortest decimal that reads back as it in float32, i.e. the one
+    # written, not the float64 expansion.
+    fpr = dtype(written)
+    assert fpr_key(fpr) == key
+    assert dtype(key[len('TPR@FPR='):]) == fpr
+    # The metric evaluates the FPR its key names.
+    assert check_fprs([fpr]) == (float(written), )
+
+
+def test_float64_fpr_keys_are_unchanged_by_the_float32_reading():
+    assert fpr_key(np.float64(0.001)) == 'TPR@FPR=1e-03'
+    # A float64 holding a float32's expansion names that expansion.
+    expansion = float(np.float32(0.001))
+    key = fpr_key(expansion)
+    assert key != 'TPR@FPR=1e-03'
+    assert float(key[len('TPR@FPR='):]) == expansion
+    # A float32 FPR and the float64 decimal it was written as are one FPR.
+    with pytest.raises(ValueError, match=r'fprs repeats \[0.001\]'):
+        check_fprs([np.float32(0.001), 0.001])
 
 
 def test_float64_keys_preserve_order():

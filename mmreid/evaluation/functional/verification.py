@@ -137,6 +137,25 @@ def max_false_positives(fpr: float, num_neg: int) -> int:
     return k
 
 
+def fpr_value(fpr: float) -> float:
+    """An FPR as a float; a float32 or float16 one as the decimal written.
+
+    ``np.float32(0.001)`` holds 0.0010000000474974513, the float32
+    nearest to the 0.001 the user wrote; that decimal is the shortest
+    one that reads back as the float32, and it is the FPR read here
+    (0.001). Python floats and float64 values are kept as they are.
+
+    Args:
+        fpr: An FPR.
+
+    Returns:
+        float: The FPR.
+    """
+    if isinstance(fpr, np.floating) and fpr.dtype.itemsize < 8:
+        return float(np.format_float_scientific(fpr, unique=True))
+    return float(fpr)
+
+
 def fpr_key(fpr: float) -> str:
     """The metric key of the TPR at an FPR, naming that FPR exactly.
 
@@ -144,7 +163,10 @@ def fpr_key(fpr: float) -> str:
     one-digit ``.0e`` form whenever it is exact (``TPR@FPR=1e-04``,
     ``TPR@FPR=5e-02``), else as many digits as needed
     (``TPR@FPR=2.5e-01``, ``TPR@FPR=1.4e-01``), so distinct FPRs never
-    share a key and a key never names another FPR.
+    share a key and a key never names another FPR. A float32 or float16
+    FPR reads back in its own precision: ``np.float32(0.001)`` is keyed
+    ``TPR@FPR=1e-03``, the decimal it was written as (see
+    :func:`fpr_value`).
 
     Args:
         fpr: An FPR.
@@ -152,7 +174,7 @@ def fpr_key(fpr: float) -> str:
     Returns:
         str: ``'TPR@FPR=<fpr>'``.
     """
-    fpr = float(fpr)
+    fpr = fpr_value(fpr)
     for digits in range(17):
         text = f'{fpr:.{digits}e}'
         if float(text) == fpr:
@@ -161,7 +183,8 @@ def fpr_key(fpr: float) -> str:
 
 
 def check_fprs(fprs: Sequence[float], name: str = 'fprs') -> tuple:
-    """FPRs as floats, each in [0, 1], none repeated.
+    """FPRs as floats (see :func:`fpr_value`), each in [0, 1], none
+    repeated.
 
     Args:
         fprs: The FPRs to report.
@@ -174,7 +197,7 @@ def check_fprs(fprs: Sequence[float], name: str = 'fprs') -> tuple:
         ValueError: An FPR is NaN, outside [0, 1] or repeated (it would
             report the same key twice).
     """
-    values = tuple(float(x) for x in fprs)
+    values = tuple(fpr_value(x) for x in fprs)
     bad = [x for x in values if not 0.0 <= x <= 1.0]
     if bad:
         raise ValueError(f'{name} must lie in [0, 1], got {bad} in '
