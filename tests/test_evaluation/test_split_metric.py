@@ -11,6 +11,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
+import mmreid.evaluation.metrics.reid_metric as reid_metric_module
 from mmreid.datasets import GRID, PRID2011, QMULiLIDS, VIPeR
 from mmreid.evaluation.functional import classic_cmc
 from mmreid.evaluation.metrics import (CUHK03ClassicMetric, DGSplitMetric,
@@ -104,6 +105,30 @@ def test_dg_split_metric_matches_naive_reference():
     assert metrics['num_splits'] == 3
     # The splits give different numbers (the test is not vacuous).
     assert len({round(s['mAP'], 6) for s in per_split}) > 1
+
+
+def test_dg_split_metric_counts_the_queries_each_split_averages(monkeypatch):
+    # Without the single-positive check a query without a positive is
+    # skipped: the counts say how many queries each split's numbers
+    # average over, as for the other targets (num_query, num_valid_query).
+    logs = []
+    monkeypatch.setattr(reid_metric_module, 'print_log',
+                        lambda msg, **kwargs: logs.append(msg))
+    samples, _, splits = build_fake_target()
+    lost = splits[0]['query'][0].replace('/q/', '/g/')
+    splits[0]['gallery'].remove(lost)
+    metric = DGSplitMetric(check_single_positive=False)
+    metric.dataset_meta = dict(dg_splits=splits)
+    metric.process(None, samples)
+    metrics = metric.compute_metrics(metric.results)
+    counts = [
+        (metrics[f'split{i}/num_query'], metrics[f'split{i}/num_valid_query'],
+         metrics[f'split{i}/num_gallery']) for i in range(3)
+    ]
+    assert counts == [(12, 11, 21), (12, 12, 22), (12, 12, 22)]
+    assert (metrics['num_query'], metrics['num_valid_query']) == (12, 11)
+    assert metrics['num_splits'] == 3
+    assert any('skipped (per split: [1, 0, 0])' in msg for msg in logs)
 
 
 def test_dg_split_metric_errors():

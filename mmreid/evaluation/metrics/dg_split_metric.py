@@ -32,13 +32,19 @@ class DGSplitMetric(ReIDMetric):
     Keys (percent): ``split<i>/R<k>``, ``split<i>/mAP``, ``split<i>/mINP``
     for every split; the means ``R<k>``, ``mAP``, ``mINP`` over the splits
     and their population standard deviations (``ddof=0``) ``R<k>_std``,
-    ``mAP_std``, ``mINP_std``; ``split<i>/num_query``,
-    ``split<i>/num_gallery`` and ``num_splits``. With one positive per
-    query, mAP = mINP.
+    ``mAP_std``, ``mINP_std``. Counts: ``split<i>/num_query``,
+    ``split<i>/num_valid_query``, ``split<i>/num_gallery``, ``num_splits``
+    and, over the splits, the smallest ``num_query`` and
+    ``num_valid_query`` (as
+    :class:`~.trial_gallery_metric.TrialGalleryMetric`). With one
+    positive per query, mAP = mINP.
 
     Args:
         check_single_positive: Raise unless every query has exactly one
             valid positive (after ``junk_rule``, as the ranking sees it).
+            Without the check a query without a positive is skipped (and
+            logged), as in :class:`ReIDMetric`; ``num_valid_query`` says
+            how many queries a split's numbers average over.
         **kwargs: :class:`ReIDMetric` arguments (``distance``, ``ranks``,
             ``junk_rule``, ...); ``query_expansion``, ``rerank`` and
             ``verification_fprs`` are not supported.
@@ -130,9 +136,16 @@ class DGSplitMetric(ReIDMetric):
                 split_dist, *labels, device=self.device, **self.rank_options)
             self.split_results.append(result)
             counts.append(
-                dict(num_query=result.num_query, num_gallery=len(g_index)))
+                dict(
+                    num_query=result.num_query,
+                    num_valid_query=result.num_valid_query,
+                    num_gallery=len(g_index)))
+        self._log_skipped(self.split_results, 'split')
         metrics = self.partition_metrics('split', self.split_results, counts)
         metrics['num_splits'] = len(splits)
+        metrics['num_query'] = min(r.num_query for r in self.split_results)
+        metrics['num_valid_query'] = min(r.num_valid_query
+                                         for r in self.split_results)
         self.last_result = None
         return metrics
 

@@ -1059,7 +1059,7 @@ class ReIDMetric(BaseMetric):
         Args:
             results: One result, or one per partition.
             partition: ``None`` for one ranking, else what the results
-                are (``'trial'``).
+                are (``'trial'``, ``'split'``).
         """
         skipped = [r.num_query - r.num_valid_query for r in results]
         if not any(skipped):
