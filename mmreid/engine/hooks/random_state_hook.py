@@ -104,6 +104,7 @@ class TrainRandomStateHook(Hook):
 
     @staticmethod
     def _check_resume_point(runner) -> None:
+        from mmreid.engine.runner.resume_checks import steps_per_epoch_advice
         loop = runner.train_loop
         if not isinstance(loop, EpochBasedTrainLoop):
             return
@@ -116,11 +117,10 @@ class TrainRandomStateHook(Hook):
         old = loop.iter // loop.epoch if loop.epoch > 0 \
             and loop.iter % loop.epoch == 0 else None
         changed = ('The steps per epoch changed (another number of '
-                   'processes, batch size or training set), and the '
-                   'iteration counter and the schedulers converted to '
-                   'iterations count the old ones. Resume with the '
-                   'processes and the batches of that run, or start a new '
-                   'run from its weights with load_from (without --resume).')
+                   'processes, batch size or training set). ' +
+                   steps_per_epoch_advice(
+                       per_epoch, 'Resume with the processes and the '
+                       'batches of that run'))
         if 0 < done < per_epoch:
             also = (f' If it was saved at the end of epoch {loop.epoch}, '
                     f'its epochs had {old} steps, not {per_epoch}. {changed}'

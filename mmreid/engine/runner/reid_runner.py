@@ -14,6 +14,7 @@ from .resume_checks import (config_type_name, metainfo_differences,
                             optimizer_type_in_config_text,
                             param_group_differences, scheduler_differences,
                             scheduler_types_in_config_text,
+                            steps_per_epoch_advice,
                             steps_per_epoch_in_checkpoint, train_loader_plan)
 
 #: How a user of the tools turns strict loading off (quoted in errors).
@@ -623,16 +624,11 @@ class ReIDRunner(Runner):
         else:
             cause = ('The training set or the sampler changed. Resume with '
                      'the config of that run')
+        advice = steps_per_epoch_advice(new, cause, filename,
+                                        (meta.get('iter'), meta.get('epoch')))
         raise RuntimeError(
             f'cannot resume from {filename!r}: its epochs had {old} steps, '
-            f'this run\'s have {new} (len(train_dataloader)). The '
-            f'checkpoint\'s iteration counter (iteration {meta.get("iter")} '
-            f'at the end of epoch {meta.get("epoch")}) and its schedulers '
-            'converted to '
-            'iterations (convert_to_iter_based) count the old steps, so '
-            f'the run cannot continue in epochs of {new} steps. {cause}, '
-            f'or start a new run from its weights with load_from={filename} '
-            '(without --resume).')
+            f'this run\'s have {new} (len(train_dataloader)). {advice}')
 
     def _check_schedule_resumable(self, checkpoint: dict,
                                   filename: str) -> None:

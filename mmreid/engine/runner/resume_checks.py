@@ -11,7 +11,7 @@ import ast
 import inspect
 import numbers
 import pickle
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -388,3 +388,36 @@ def steps_per_epoch_in_checkpoint(checkpoint: Any) -> Optional[int]:
     if _keyword(loop, 'max_iters') is not None or named_iter or not_by_epoch:
         return None
     return max_iters // max_epochs
+
+
+def steps_per_epoch_advice(steps: int,
+                           remedy: str,
+                           filename: Optional[str] = None,
+                           saved_at: Optional[Tuple[Any, Any]] = None) -> str:
+    """Why a run cannot resume in epochs of another length, and what to do.
+
+    mmengine resumes the iteration counter and the schedulers converted to
+    iterations (``convert_to_iter_based``) as the checkpoint counted them,
+    in the steps of its epochs.
+
+    Args:
+        steps (int): The steps of an epoch of this run.
+        remedy (str): What to resume with instead, without a full stop,
+            e.g. ``'Resume with the config of that run'``; a reason may
+            come before it.
+        filename (str, optional): The checkpoint, for ``load_from``.
+        saved_at (tuple, optional): ``(iteration, epoch)`` of the
+            checkpoint, saved at the end of that epoch.
+
+    Returns:
+        str: The sentences that end the message.
+    """
+    counter = "The checkpoint's iteration counter"
+    if saved_at is not None:
+        counter += (f' (iteration {saved_at[0]} at the end of epoch '
+                    f'{saved_at[1]})')
+    load_from = 'load_from' if filename is None else f'load_from={filename}'
+    return (f'{counter} and its schedulers converted to iterations '
+            '(convert_to_iter_based) count the old steps, so the run cannot '
+            f'continue in epochs of {steps} steps. {remedy}, or start a new '
+            f'run from its weights with {load_from} (without --resume).')
