@@ -659,21 +659,23 @@ class ReIDRunner(Runner):
             hint = ''
             # Only for a scheduler the config gives no `end`: mmengine
             # gave it max_epochs (or max_iters).
-            endless = [
-                f'{label} (' for label, _, config in labelled_schedulers(
+            endless = {
+                id(scheduler)
+                for _, scheduler, config in labelled_schedulers(
                     self.param_schedulers, self.cfg.get('param_scheduler'))
                 if config is not None and 'end' not in config
-            ]
-            if any(': end ' in d and d.startswith(tuple(endless))
+            }
+            if any(d.key == 'end' and id(d.scheduler) in endless
                    for d in differences):
                 hint = (' A scheduler without `end` ends at the '
                         'train_cfg.max_epochs of the run that built it: '
                         'a resumed run keeps that end, so a longer run '
                         'would not follow the schedule of its config.')
+            listed = '; '.join(d.text for d in differences)
             raise RuntimeError(
                 f'cannot resume from {filename!r}: the config\'s learning '
                 f'rate schedule differs from the one the checkpoint was '
-                f'trained with ({"; ".join(differences)}). Resuming would '
+                f'trained with ({listed}). Resuming would '
                 'load the old schedulers\' state into these schedulers, so '
                 'the config\'s schedule would not be the one followed.'
                 f'{hint} Resume with the schedule of that run, or start a '

@@ -11,7 +11,7 @@ import ast
 import inspect
 import numbers
 import pickle
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -194,8 +194,39 @@ def scheduler_settings(scheduler) -> List[str]:
     return keys
 
 
-def scheduler_differences(saved: Any, schedulers: Any,
-                          saved_types: Optional[Sequence[str]]) -> List[str]:
+def scheduler_label(name: str, index: Optional[int] = None) -> str:
+    """How the messages name an optimizer's schedulers, or one of them.
+
+    Args:
+        name (str): The optimizer's name; ``''`` where there is one.
+        index (int, optional): The scheduler's position in the list.
+
+    Returns:
+        str: ``param_scheduler`` or ``param_scheduler['name']``, followed
+        by ``[index]`` where given.
+    """
+    label = f'param_scheduler[{name!r}]' if name else 'param_scheduler'
+    return label if index is None else f'{label}[{index}]'
+
+
+class SchedulerDifference(NamedTuple):
+    """One way the configured schedulers differ from a checkpoint's.
+
+    Attributes:
+        text (str): The line for the message.
+        scheduler: The configured scheduler it is about, or None for a
+            difference of a whole list.
+        key (str, optional): The setting that differs (``'end'``,
+            ``'milestones'``, ...), or None for another difference.
+    """
+    text: str
+    scheduler: Any = None
+    key: Optional[str] = None
+
+
+def scheduler_differences(
+        saved: Any, schedulers: Any,
+        saved_types: Optional[Sequence[str]]) -> List[SchedulerDifference]:
     """How the configured schedulers differ from a checkpoint's.
 
     Args:
@@ -206,41 +237,50 @@ def scheduler_differences(saved: Any, schedulers: Any,
             types, for the message.
 
     Returns:
-        list[str]: One line per difference; empty when they agree.
+        list[SchedulerDifference]: One per difference; empty when they
+        agree.
     """
     if isinstance(schedulers, dict) != isinstance(saved, dict):
-        return ['the checkpoint and the config disagree on whether each '
-                'optimizer has its own schedulers']
+        return [
+            SchedulerDifference('the checkpoint and the config disagree on '
+                                'whether each optimizer has its own '
+                                'schedulers')
+        ]
     if not isinstance(schedulers, dict):
         schedulers, saved = {'': schedulers}, {'': saved}
     found = []
     for name in sorted(set(schedulers) | set(saved)):
-        label = f'param_scheduler[{name!r}]' if name else 'param_scheduler'
         mine = list(schedulers.get(name) or [])
         theirs = list(saved.get(name) or [])
         my_types = [type(s).__name__ for s in mine]
         if len(mine) != len(theirs):
             old = f' ({", ".join(saved_types)})' if saved_types and len(
                 saved_types) == len(theirs) and not name else ''
-            found.append(f'{label}: {len(theirs)} schedulers in the '
-                         f'checkpoint{old}, {len(mine)} in this config '
-                         f'({", ".join(my_types)})')
+            found.append(
+                SchedulerDifference(
+                    f'{scheduler_label(name)}: {len(theirs)} schedulers in '
+                    f'the checkpoint{old}, {len(mine)} in this config '
+                    f'({", ".join(my_types)})'))
             continue
         for i, (scheduler, state) in enumerate(zip(mine, theirs)):
             kind = type(scheduler).__name__
-            where = f'{label}[{i}] ({kind})'
+            where = f'{scheduler_label(name, i)} ({kind})'
             if set(state) != set(scheduler.state_dict()):
                 old = f'a {saved_types[i]}' if saved_types and not name \
                     and len(saved_types) == len(theirs) \
                     else 'a scheduler of another type'
-                found.append(f'{where}: {old} in the checkpoint')
+                found.append(
+                    SchedulerDifference(f'{where}: {old} in the checkpoint',
+                                        scheduler))
                 continue
             current = scheduler.state_dict()
             for key in scheduler_settings(scheduler):
                 if not _same(state[key], current[key]):
-                    found.append(f'{where}: {key} {_short(state[key])} in '
-                                 f'the checkpoint, {_short(current[key])} '
-                                 'in this config')
+                    found.append(
+                        SchedulerDifference(
+                            f'{where}: {key} {_short(state[key])} in the '
+                            f'checkpoint, {_short(current[key])} in this '
+                            'config', scheduler, key))
     return found
 
 

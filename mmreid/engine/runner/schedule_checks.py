@@ -22,6 +22,8 @@ from mmengine.optim.scheduler.param_scheduler import (ConstantParamScheduler,
                                                       PolyParamScheduler)
 from mmengine.runner import IterBasedTrainLoop
 
+from .resume_checks import scheduler_label
+
 #: (label, built scheduler, its config dict or None).
 Entry = Tuple[str, Any, Optional[dict]]
 
@@ -48,21 +50,21 @@ def labelled_schedulers(built: Any, configs: Any = None) -> List[Entry]:
             built from; one list for all optimizers, or one per optimizer.
 
     Returns:
-        list[tuple]: ``(label, scheduler, config)`` in order, the label as
-        the resume checks write it (``param_scheduler[0]``,
-        ``param_scheduler['name'][0]``); ``config`` is None where it is not
-        a dict (a scheduler given built).
+        list[tuple]: ``(label, scheduler, config)`` in order, the label
+        from :func:`~.resume_checks.scheduler_label`
+        (``param_scheduler[0]``, ``param_scheduler['name'][0]``);
+        ``config`` is None where it is not a dict (a scheduler given
+        built).
     """
     built = _per_optimizer(built)
     configs = _per_optimizer(configs)
     entries = []
     for name, schedulers in built.items():
-        label = f'param_scheduler[{name!r}]' if name else 'param_scheduler'
         items = configs.get(name, configs.get('', []))
         for i, scheduler in enumerate(schedulers):
             config = items[i] if i < len(items) and len(items) == len(
                 schedulers) else None
-            entries.append((f'{label}[{i}]', scheduler,
+            entries.append((scheduler_label(name, i), scheduler,
                             config if isinstance(config, dict) else None))
     return entries
 
