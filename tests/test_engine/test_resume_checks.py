@@ -4,6 +4,7 @@ mmengine's resume only warns when the training set differs, loads the old
 schedulers' state into whatever schedulers the config now builds, and
 fails with a bare ``KeyError: 'message_hub'`` on a weights-only file.
 """
+import ast
 import errno
 import glob
 import itertools
@@ -519,6 +520,28 @@ def test_steps_per_epoch_of_a_checkpoint():
     assert steps(checkpoint('dict(by_epoch=False, max_iters=20)', 20,
                             1)) is None
     assert steps(dict(meta=dict())) is None
+
+
+def test_the_saved_config_is_parsed_once_per_resume(trained, tmp_path,
+                                                    monkeypatch):
+    """The steps, schedule and optimizer checks all read ``meta['cfg']``;
+    each parsed the text again."""
+    config, ckpt = trained
+    text = load_trusted_checkpoint(ckpt)['meta']['cfg']
+    parses = []
+    parse = ast.parse
+
+    def counting_parse(source, *args, **kwargs):
+        if source == text:
+            parses.append(source)
+        return parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, 'parse', counting_parse)
+    # Refused by the optimizer check, which runs after the other two.
+    with pytest.raises(RuntimeError, match='weight_decay'):
+        resume(config, ckpt, tmp_path / 'wd',
+               **{'optim_wrapper.optimizer.weight_decay': 0})
+    assert len(parses) == 1
 
 
 def test_refused_start_keeps_the_config_copy(trained, tmp_path):

@@ -1,4 +1,5 @@
 """mmengine's Runner with mmreid's checkpoint rules."""
+import ast
 import numbers
 import os
 import os.path as osp
@@ -10,7 +11,7 @@ from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmreid.registry import RUNNERS
-from .resume_checks import (config_type_name, metainfo_differences,
+from .resume_checks import (config_ast, config_type_name, metainfo_differences,
                             optimizer_type_in_config_text,
                             param_group_differences, scheduler_differences,
                             scheduler_types_in_config_text,
@@ -587,13 +588,17 @@ class ReIDRunner(Runner):
                 f'{"; ..." if len(differences) > 5 else ""}). Resume with '
                 'the config of that run, or start a new run from its '
                 f'weights with load_from={filename} (without --resume).')
-        self._check_steps_per_epoch(checkpoint, filename)
+        # The config the checkpoint was trained with, parsed once for the
+        # checks below.
+        saved_cfg = config_ast(meta.get('cfg'))
+        self._check_steps_per_epoch(checkpoint, filename, saved_cfg)
         if resume_param_scheduler:
-            self._check_schedule_resumable(checkpoint, filename)
+            self._check_schedule_resumable(checkpoint, filename, saved_cfg)
         if resume_optimizer:
-            self._check_optimizer_resumable(checkpoint, filename)
+            self._check_optimizer_resumable(checkpoint, filename, saved_cfg)
 
-    def _check_steps_per_epoch(self, checkpoint: dict, filename: str) -> None:
+    def _check_steps_per_epoch(self, checkpoint: dict, filename: str,
+                               saved_cfg: ast.Module) -> None:
         """The steps-per-epoch part of :meth:`check_resumable`.
 
         mmengine resumes the iteration counter and the schedulers converted
@@ -603,7 +608,7 @@ class ReIDRunner(Runner):
         divides an epoch among them, so it changes with it.
         """
         from mmengine.runner import EpochBasedTrainLoop
-        old = steps_per_epoch_in_checkpoint(checkpoint)
+        old = steps_per_epoch_in_checkpoint(checkpoint, saved_cfg)
         if old is None or not isinstance(self.train_loop,
                                          EpochBasedTrainLoop):
             return
@@ -630,11 +635,10 @@ class ReIDRunner(Runner):
             f'cannot resume from {filename!r}: its epochs had {old} steps, '
             f'this run\'s have {new} (len(train_dataloader)). {advice}')
 
-    def _check_schedule_resumable(self, checkpoint: dict,
-                                  filename: str) -> None:
+    def _check_schedule_resumable(self, checkpoint: dict, filename: str,
+                                  saved_cfg: ast.Module) -> None:
         """The scheduler part of :meth:`check_resumable`."""
-        saved_types = scheduler_types_in_config_text(
-            checkpoint['meta'].get('cfg'))
+        saved_types = scheduler_types_in_config_text(saved_cfg)
         if self.param_schedulers is None:
             if checkpoint.get('param_schedulers'):
                 raise RuntimeError(
@@ -682,8 +686,8 @@ class ReIDRunner(Runner):
                 f'new run from its weights with load_from={filename} '
                 '(without --resume).')
 
-    def _check_optimizer_resumable(self, checkpoint: dict,
-                                   filename: str) -> None:
+    def _check_optimizer_resumable(self, checkpoint: dict, filename: str,
+                                   saved_cfg: ast.Module) -> None:
         """The optimizer part of :meth:`check_resumable`.
 
         torch's ``Optimizer.load_state_dict`` takes every hyperparameter
@@ -709,8 +713,7 @@ class ReIDRunner(Runner):
             schedulers = {None: schedulers}
             label = lambda _: 'optimizer'  # noqa: E731
         differences = []
-        saved_type = optimizer_type_in_config_text(
-            checkpoint['meta'].get('cfg'))
+        saved_type = optimizer_type_in_config_text(saved_cfg)
         my_type = self.cfg.get('optim_wrapper')
         for key in ('optimizer', 'type'):
             my_type = my_type.get(key) if isinstance(my_type, dict) else None

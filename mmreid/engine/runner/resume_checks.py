@@ -111,26 +111,42 @@ def train_loader_plan(cfg: Any) -> Optional[dict]:
     return _basic(dict(batch_size=loader.get('batch_size'), sampler=sampler))
 
 
-def config_text_value(text: Any, name: str) -> Optional[ast.expr]:
-    """The expression assigned to ``name`` in a dumped config.
+def config_ast(text: Any) -> ast.Module:
+    """The syntax tree of a dumped config.
 
     A checkpoint's ``meta['cfg']`` is the config as Python text; it is
-    parsed, never executed (a checkpoint is data).
+    parsed, never executed (a checkpoint is data). A resume parses it once
+    (:meth:`~mmreid.engine.runner.ReIDRunner.check_resumable`) and every
+    check reads the tree.
 
     Args:
         text: A checkpoint's ``meta['cfg']``.
+
+    Returns:
+        ast.Module: Its tree; an empty one (which assigns nothing) when the
+        text is not a config.
+    """
+    if isinstance(text, str):
+        try:
+            return ast.parse(text)
+        except SyntaxError:
+            pass
+    return ast.Module(body=[], type_ignores=[])
+
+
+def config_text_value(text: Any, name: str) -> Optional[ast.expr]:
+    """The expression assigned to ``name`` in a dumped config.
+
+    Args:
+        text: A checkpoint's ``meta['cfg']``, or its tree
+            (:func:`config_ast`).
         name (str): A top-level variable, e.g. ``'param_scheduler'``.
 
     Returns:
         ast.expr | None: Its value's syntax tree, or None when the text is
         not a config or does not assign ``name``.
     """
-    if not isinstance(text, str):
-        return None
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return None
+    tree = text if isinstance(text, ast.Module) else config_ast(text)
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id == name
@@ -150,6 +166,10 @@ def _keyword(call: Any, name: str) -> Optional[ast.expr]:
 
 def scheduler_types_in_config_text(text: Any) -> Optional[List[str]]:
     """The ``param_scheduler`` types of a dumped config, without running it.
+
+    Args:
+        text: A checkpoint's ``meta['cfg']``, or its tree
+            (:func:`config_ast`).
 
     Returns:
         list[str] | None: The ``type`` of every scheduler in order, or None
@@ -288,7 +308,8 @@ def optimizer_type_in_config_text(text: Any) -> Optional[str]:
     """The ``optim_wrapper.optimizer.type`` of a dumped config, not run.
 
     Args:
-        text: A checkpoint's ``meta['cfg']`` (the config as Python text).
+        text: A checkpoint's ``meta['cfg']`` (the config as Python text),
+            or its tree (:func:`config_ast`).
 
     Returns:
         str | None: The type, or None when the text does not say (e.g. one
@@ -390,7 +411,9 @@ def config_type_name(hook: Any) -> Optional[str]:
     return kind.split('.')[-1] if isinstance(kind, str) else None
 
 
-def steps_per_epoch_in_checkpoint(checkpoint: Any) -> Optional[int]:
+def steps_per_epoch_in_checkpoint(checkpoint: Any,
+                                  config: Optional[ast.Module] = None
+                                  ) -> Optional[int]:
     """The steps of an epoch of the epoch-based run that wrote a checkpoint.
 
     mmengine's ``RuntimeInfoHook`` records the loop's ``max_iters`` and
@@ -401,6 +424,8 @@ def steps_per_epoch_in_checkpoint(checkpoint: Any) -> Optional[int]:
 
     Args:
         checkpoint: A loaded training checkpoint.
+        config (ast.Module, optional): Its ``meta['cfg']`` as
+            :func:`config_ast` gives it; parsed here if not given.
 
     Returns:
         int | None: The steps per epoch, or None where the checkpoint does
@@ -416,9 +441,10 @@ def steps_per_epoch_in_checkpoint(checkpoint: Any) -> Optional[int]:
     if not (isinstance(max_iters, int) and isinstance(max_epochs, int)
             and max_epochs > 0 and max_iters % max_epochs == 0):
         return None
-    meta = checkpoint.get('meta')
-    loop = config_text_value(
-        meta.get('cfg') if isinstance(meta, dict) else None, 'train_cfg')
+    if config is None:
+        meta = checkpoint.get('meta')
+        config = meta.get('cfg') if isinstance(meta, dict) else None
+    loop = config_text_value(config, 'train_cfg')
     kind = _keyword(loop, 'type')
     by_epoch = _keyword(loop, 'by_epoch')
     named_iter = isinstance(kind, ast.Constant) and 'IterBased' in str(
