@@ -1,11 +1,16 @@
 """Files that appear complete or not at all."""
 import os
 import os.path as osp
+import re
+import shutil
+import socket
 import stat
-import tempfile
 import threading
+import uuid
 from contextlib import contextmanager
-from typing import IO, Iterator
+from typing import IO, Iterator, List, Optional
+
+from mmengine.logging import print_log
 
 _UMASK_LOCK = threading.Lock()
 
@@ -62,16 +67,149 @@ def set_output_mode(tmp: str, path: str, folder: bool = False) -> None:
         pass
 
 
+def temp_name(name: str) -> str:
+    """A name for the temporary file (or folder) that becomes ``name``.
+
+    ``.<name>.tmp-<host>-<pid>-<hex>``: hidden, and naming the process
+    that writes it, so that one a killed process left can be told from one
+    being written (see :func:`remove_stale_temps`).
+
+    Args:
+        name (str): The base name of the output.
+
+    Returns:
+        str: A base name in the same folder, unique to this call.
+    """
+    return (f'.{name}.tmp-{socket.gethostname()}-{os.getpid()}-'
+            f'{uuid.uuid4().hex}')
+
+
+def _temp_pattern(name: Optional[str]) -> 're.Pattern':
+    # The names of temp_name; SynthReID's first release wrote no host.
+    base = '.+' if name is None else re.escape(name)
+    return re.compile(rf'\.{base}\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)-'
+                      rf'[0-9a-f]{{32}}')
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host.
+
+    Another user's process counts; so does a pid no process can have,
+    which is not known to be dead.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str,
+                       name: Optional[str] = None,
+                       folders: bool = False,
+                       other_hosts: bool = False) -> List[str]:
+    """Remove the temporary files (see :func:`temp_name`) that killed
+    processes left in ``folder``, with one log line naming them.
+
+    A temporary file is removed when its writer ran on this host and is no
+    longer alive. Another host's is kept: on a file system several nodes
+    share (the work dirs of a cluster), its pid says nothing here and its
+    writer may be running. A live process's is kept too, its own included:
+    it may be writing it (and a dead writer's pid that a new process has
+    taken keeps its file, never the other way round). A name without a
+    host (SynthReID's first release) counts as this host's. A file that
+    cannot be removed is left. A host name is taken to name one set of
+    pids: a container that shares the host's name but not its pids would
+    see a live writer as dead, whose rename could then fail (its output
+    is left as it was).
+
+    Args:
+        folder (str): The folder to clean.
+        name (str, optional): Only the temporary files of this output;
+            those of any by default.
+        folders (bool): Remove temporary folders, with their content,
+            instead of files.
+        other_hosts (bool): Remove those of other hosts too, for a caller
+            that holds a lock every writer on any host takes.
+
+    Returns:
+        list[str]: The removed paths.
+    """
+    pattern = _temp_pattern(name)
+    host = socket.gethostname()
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for entry in sorted(n for n in names if '.tmp-' in n):
+        match = pattern.fullmatch(entry)
+        if match is None:
+            continue
+        path = osp.join(folder, entry)
+        if not (osp.isdir(path) if folders else osp.isfile(path)):
+            continue
+        if match.group('host') in (None, host):
+            if pid_alive(int(match.group('pid'))):
+                continue
+        elif not other_hosts:
+            continue
+        try:
+            if folders:
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        except OSError:
+            if osp.lexists(path):
+                continue
+        removed.append(path)
+    if removed:
+        print_log(
+            f'Removed {len(removed)} temporary '
+            f'{"folder" if folders else "file"}(s) that killed processes '
+            f'left: {", ".join(removed)}',
+            logger='current')
+    return removed
+    for entry in names:
+        match = pattern.fullmatch(entry)
+        if match is None or match.group('host') not in (None, host):
+            continue
+        path = osp.join(folder, entry)
+        kind = osp.isdir(path) if folders else osp.isfile(path)
+        if not kind or pid_alive(int(match.group('pid'))):
+            continue
+        try:
+            if folders:
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        except OSError:
+            if osp.lexists(path):
+                continue
+        removed.append(path)
+    if removed:
+        print_log(
+            f'Removed {len(removed)} temporary '
+            f'{"folder" if folders else "file"}(s) that killed processes of '
+            f'this host left: {", ".join(removed)}',
+            logger='current')
+    return removed
+
+
 @contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """A temporary path next to ``path`` for a writer that takes a path; on
     a clean exit the file there is renamed to ``path``, on an error it is
     removed.
 
-    The temporary file (``.<name>.<random>.tmp`` in the folder of ``path``)
-    exists, empty, when the block starts. A process killed in the block
-    leaves it behind, never a truncated ``path``. ``path`` gets the
-    permissions a plain ``open(path, 'wb')`` would give it (see
+    The temporary file (``.<name>.tmp-<host>-<pid>-<hex>`` in the folder
+    of ``path``, see :func:`temp_name`) exists, empty, when the block
+    starts. A process killed in the block leaves it behind, never a
+    truncated ``path``; the next write in that folder removes it (see
+    :func:`remove_stale_temps`; from another host, it is left). ``path``
+    gets the permissions a plain ``open(path, 'wb')`` would give it (see
     :func:`output_mode`).
 
     Args:
@@ -82,10 +220,12 @@ def atomic_path(path: str) -> Iterator[str]:
         ...     torch.save(checkpoint, tmp)
     """
     path = osp.abspath(path)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=osp.dirname(path), prefix=f'.{osp.basename(path)}.', suffix='.tmp')
-    os.close(fd)
+    folder, name = osp.split(path)
+    os.makedirs(folder, exist_ok=True)
+    remove_stale_temps(folder)
+    tmp = osp.join(folder, temp_name(name))
+    # Private until renamed, as tempfile.mkstemp's.
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     try:
         yield tmp
         set_output_mode(tmp, path)

@@ -310,7 +310,7 @@ def test_interrupted_save_keeps_the_previous_checkpoint(
             save_optimizer=False,
             save_param_scheduler=False)
     assert target.read_bytes() == before
-    assert not [p for p in os.listdir(work_dir) if p.endswith('.tmp')]
+    assert not [p for p in os.listdir(work_dir) if '.tmp-' in p]
     monkeypatch.undo()
     # A save that completes replaces it, with a plain open()'s mode.
     runner.save_checkpoint(
@@ -322,7 +322,7 @@ def test_interrupted_save_keeps_the_previous_checkpoint(
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~umask
-    assert not [p for p in os.listdir(work_dir) if p.endswith('.tmp')]
+    assert not [p for p in os.listdir(work_dir) if '.tmp-' in p]
 
 
 def test_save_best_rewrite_interrupted_leaves_a_resumable_run(
@@ -354,7 +354,7 @@ def test_save_best_rewrite_interrupted_leaves_a_resumable_run(
     assert latest == str(work_dir / 'epoch_2.pth')
     # The run can go on: the checkpoint last_checkpoint names is whole.
     assert load_trusted_checkpoint(latest)['meta']['epoch'] == 2
-    assert not [p for p in os.listdir(work_dir) if p.endswith('.tmp')]
+    assert not [p for p in os.listdir(work_dir) if '.tmp-' in p]
 
 
 def test_weights_only_checkpoint_is_refused_with_its_name(trained, tmp_path):

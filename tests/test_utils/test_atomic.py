@@ -1,6 +1,10 @@
 """open_atomic, atomic_path: a file appears complete or not at all."""
 import os
+import re
+import socket
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -117,3 +121,98 @@ def test_output_mode_of_a_folder(tmp_path, umask):
     assert output_mode(str(tmp_path / 'kept')) == 0o644
     umask(0o077)
     assert output_mode(str(tmp_path / 'new'), folder=True) == 0o700
+
+
+def dead_pid():
+    proc = subprocess.Popen([sys.executable, '-c', ''])
+    proc.wait()
+    return proc.pid
+
+
+def hidden(folder):
+    return sorted(n for n in os.listdir(folder) if n.startswith('.'))
+
+
+def test_temporary_name_names_its_host_and_process(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    with atomic_path(str(path)) as tmp:
+        name = os.path.basename(tmp)
+    host, pid = socket.gethostname(), os.getpid()
+    assert re.fullmatch(
+        rf'\.epoch_1\.pth\.tmp-{re.escape(host)}-{pid}-[0-9a-f]{{32}}', name)
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(
+        tmp_path, monkeypatch):
+    """A process killed in the block (a preempted job saving a
+    checkpoint) leaves its file; the next write in the folder, of any
+    file, removes it and says so."""
+    host, dead, hexa = socket.gethostname(), dead_pid(), 'a' * 32
+    stale = [
+        f'.epoch_3.pth.tmp-{host}-{dead}-{hexa}',
+        f'.best_mAP_epoch_3.pth.tmp-{host}-{dead}-{hexa}'
+    ]
+    for name in stale:
+        (tmp_path / name).write_bytes(b'half a checkpoint')
+    logged = []
+    monkeypatch.setattr(
+        atomic,
+        'print_log',
+        lambda msg, **kwargs: logged.append(msg),
+        raising=False)
+    with open_atomic(str(tmp_path / 'epoch_4.pth')) as f:
+        f.write(b'whole')
+    assert os.listdir(tmp_path) == ['epoch_4.pth']
+    assert len(logged) == 1
+    assert all(str(tmp_path / name) in logged[0] for name in stale)
+
+
+def test_temporary_files_of_a_live_process_or_another_host_are_kept(
+        tmp_path, monkeypatch):
+    """On a file system several nodes share, another node's writer may be
+    running: its pid means nothing here."""
+    host, dead, hexa = socket.gethostname(), dead_pid(), 'b' * 32
+    kept = [
+        f'.epoch_3.pth.tmp-{host}-{os.getpid()}-{hexa}',  # live
+        f'.epoch_3.pth.tmp-other-node-{dead}-{hexa}',
+        f'.epoch_3.pth.tmp-{host}-{10 ** 30}-{hexa}',  # no such pid
+        '.epoch_3.pth.abc_1234.tmp',  # an earlier release's: no pid
+        f'epoch_3.pth.tmp-{host}-{dead}-{hexa}',  # not hidden
+    ]
+    for name in kept:
+        (tmp_path / name).write_bytes(b'x')
+    # A folder is not the temporary file of a write (SynthReID's are).
+    (tmp_path / f'.synth.tmp-{host}-{dead}-{hexa}').mkdir()
+    kept.append(f'.synth.tmp-{host}-{dead}-{hexa}')
+    logged = []
+    monkeypatch.setattr(
+        atomic,
+        'print_log',
+        lambda msg, **kwargs: logged.append(msg),
+        raising=False)
+    with open_atomic(str(tmp_path / 'epoch_4.pth')) as f:
+        f.write(b'whole')
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + ['epoch_4.pth'])
+    assert logged == []
+
+
+def test_a_temporary_file_is_kept_while_its_block_runs(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    with atomic_path(str(path)) as tmp:
+        with open(tmp, 'wb') as f:
+            f.write(b'first')
+        # Another write in the folder starts (and removes stale files).
+        with open_atomic(str(tmp_path / 'last.txt'), 'w') as f:
+            f.write('x')
+        assert os.path.basename(tmp) in hidden(tmp_path)
+    assert path.read_bytes() == b'first'
+    assert hidden(tmp_path) == []
+
+
+def test_another_users_live_process_counts_as_alive(monkeypatch):
+
+    def kill(pid, sig):
+        raise PermissionError(1, 'Operation not permitted')
+
+    monkeypatch.setattr(atomic.os, 'kill', kill)
+    assert atomic.pid_alive(12345)
