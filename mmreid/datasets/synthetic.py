@@ -22,9 +22,7 @@ import multiprocessing
 import os
 import os.path as osp
 import shutil
-import socket
 import sys
-import uuid
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -34,6 +32,7 @@ import cv2
 import numpy as np
 
 from mmreid.registry import DATASETS
+from mmreid.utils.atomic import remove_stale_temps, temp_name
 from .base_reid_dataset import list_images
 from .market1501 import Market1501
 # Parameters, planning, bookkeeping and rendering live in their own
@@ -55,8 +54,8 @@ from .synthetic_render import identity_attributes  # noqa: F401
 from .synthetic_render import (_domain_style, domain_names, get_domain_styles,
                                render_image)
 from .synthetic_store import (MANIFEST, _generation_lock, _Progress,
-                              _read_manifest, _remove_stale_temps,
-                              _renderer_versions, check_parsed_counts)
+                              _read_manifest, _renderer_versions,
+                              check_parsed_counts)
 
 #: JPEG quality of every file; changing it changes every file, so it
 #: needs a SYNTHREID_VERSION bump (the canary digests are taken before
@@ -534,10 +533,11 @@ def generate_synthreid(root: str,
         if manifest is not None:
             return manifest
         if locked:
-            _remove_stale_temps(parent, base)
-        tmp = osp.join(
-            parent, f'.{base}.tmp-{socket.gethostname()}-{os.getpid()}-'
-            f'{uuid.uuid4().hex}')
+            # No process of this version, on any host, writes one now; a
+            # live process of this host (a release without the lock) keeps
+            # its own.
+            remove_stale_temps(parent, base, folders=True, other_hosts=True)
+        tmp = osp.join(parent, temp_name(base))
         try:
             os.makedirs(tmp)
             written = _write_tree(

@@ -1,4 +1,4 @@
-"""SynthReID folder bookkeeping: manifest, lock, temporary folders, progress.
+"""SynthReID folder bookkeeping: manifest, lock, progress.
 
 Nothing here decides a pixel: :mod:`.synthetic` plans, renders and checks a
 folder with these helpers.
@@ -8,11 +8,8 @@ import errno
 import json
 import os
 import os.path as osp
-import re
-import shutil
-import socket
 import sys
-from typing import Dict, Iterator, List, Optional, TextIO
+from typing import Dict, Iterator, Optional, TextIO
 
 import cv2
 import numpy as np
@@ -143,48 +140,6 @@ def _generation_lock(parent: str, base: str) -> Iterator[bool]:
         except FileNotFoundError:  # pragma: no cover
             pass
         os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def _temp_pattern(base: str) -> 're.Pattern':
-    # '.<base>.tmp-<host>-<pid>-<hex>'; the first release wrote no host.
-    return re.compile(rf'^\.{re.escape(base)}\.tmp-(?:(?P<host>.+)-)?'
-                      rf'(?P<pid>\d+)-(?P<uid>[0-9a-f]{{32}})$')
-
-
-def _remove_stale_temps(parent: str, base: str) -> List[str]:
-    """Remove temporary folders that killed generations left behind.
-
-    Called with the generation lock held, so no process of this version is
-    writing one. A folder whose writer is a live process of this host (a
-    release without the lock) is kept.
-
-    Returns:
-        list[str]: The removed folders.
-    """
-    pattern = _temp_pattern(base)
-    host = socket.gethostname()
-    removed = []
-    for name in sorted(os.listdir(parent)):
-        match = pattern.match(name)
-        path = osp.join(parent, name)
-        if match is None or not osp.isdir(path):
-            continue
-        same_host = match.group('host') in (None, host)
-        if same_host and _pid_alive(int(match.group('pid'))):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
-    return removed
 
 
 class _Progress:

@@ -1759,12 +1759,3 @@ def test_strangers_are_no_identity_of_their_domain(monkeypatch):
     people = [identity_attributes(0, 0, pid) for pid in range(1, 300)]
     for stranger in strangers:
         assert stranger not in people
-
-
-def test_another_users_live_process_counts_as_alive(monkeypatch):
-
-    def kill(pid, sig):
-        raise PermissionError(1, 'Operation not permitted')
-
-    monkeypatch.setattr(synthetic_store.os, 'kill', kill)
-    assert synthetic_store._pid_alive(12345)
