@@ -1,4 +1,6 @@
 """RankedListHook: worst/best choice, drawing, and tools/test.py option."""
+import errno
+import os
 import os.path as osp
 from types import SimpleNamespace
 
@@ -6,13 +8,15 @@ import mmcv
 import numpy as np
 import pytest
 import torch
+from mmengine.fileio import LocalBackend
 
-from mmreid.engine.hooks import RankedListHook
+from mmreid.engine.hooks import RankedListHook, ranked_list_hook
 from mmreid.engine.hooks.ranked_list_hook import select_worst_best
 from mmreid.evaluation.metrics import ReIDMetric
 from mmreid.structures import ReIDDataSample
 from mmreid.visualization.ranked_list import (MATCH_COLOR, MISMATCH_COLOR,
                                               tile_offsets)
+from ..fixtures.failing_writes import fail_writes
 from ..fixtures.processes import PYTHON, run_tool
 
 
@@ -96,12 +100,11 @@ def test_hook_matches_metric_ap(tmp_path):
     np.testing.assert_allclose(metric.last_result.all_AP, [1.0, 1 / 3, 0.5])
 
 
-def test_hook_runs_on_a_fake_runner(tmp_path):
-    saved = []
+def _fake_runner(tmp_path, saved):
     visualizer = SimpleNamespace(
         add_image=lambda name, image, step=0: saved.append(name))
     metric = ReIDMetric(distance='euclidean', junk_rule='none')
-    runner = SimpleNamespace(
+    return SimpleNamespace(
         log_dir=str(tmp_path / 'log'),
         work_dir=str(tmp_path),
         epoch=3,
@@ -109,6 +112,11 @@ def test_hook_runs_on_a_fake_runner(tmp_path):
         model=torch.nn.Module(),
         test_loop=SimpleNamespace(evaluator=SimpleNamespace(metrics=[metric])),
         val_loop=SimpleNamespace(evaluator=SimpleNamespace(metrics=[metric])))
+
+
+def test_hook_runs_on_a_fake_runner(tmp_path):
+    saved = []
+    runner = _fake_runner(tmp_path, saved)
     hook = RankedListHook(
         num_queries=2, topk=2, tile_size=(32, 16), phases=('val', 'test'))
     samples = _samples(tmp_path)
@@ -129,6 +137,29 @@ def test_hook_runs_on_a_fake_runner(tmp_path):
     hook.after_val_iter(runner, 0, None, samples)
     hook.after_val_epoch(runner)
     assert len(list((tmp_path / 'lists' / 'val_epoch_3').iterdir())) == 4
+
+
+def test_a_failed_picture_write_leaves_no_cut_picture(tmp_path, monkeypatch):
+    """A write that fails halfway (a full disk, as a kill) leaves no
+    truncated JPEG among the ranked lists."""
+
+    def half_put(self, obj, filepath):  # the in-place write of mmcv
+        os.makedirs(osp.dirname(filepath), exist_ok=True)
+        with open(filepath, 'wb') as f:
+            f.write(obj[:len(obj) // 2])
+        raise OSError(errno.ENOSPC, 'No space left on device (simulated)')
+
+    samples = _samples(tmp_path)
+    monkeypatch.setattr(LocalBackend, 'put', half_put)
+    fail_writes(monkeypatch, ranked_list_hook)
+    runner = _fake_runner(tmp_path, [])
+    hook = RankedListHook(num_queries=1, topk=2, tile_size=(32, 16))
+    hook.before_test_epoch(runner)
+    hook.after_test_iter(runner, 0, None, samples)
+    with pytest.raises(OSError, match='No space left'):
+        hook.after_test_epoch(runner)
+    out = tmp_path / 'log' / 'ranked_lists'
+    assert sorted(p.name for p in out.iterdir()) == []
 
 
 def test_bad_arguments():
