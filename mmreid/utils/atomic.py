@@ -172,30 +172,6 @@ def remove_stale_temps(folder: str,
             f'left: {", ".join(removed)}',
             logger='current')
     return removed
-    for entry in names:
-        match = pattern.fullmatch(entry)
-        if match is None or match.group('host') not in (None, host):
-            continue
-        path = osp.join(folder, entry)
-        kind = osp.isdir(path) if folders else osp.isfile(path)
-        if not kind or pid_alive(int(match.group('pid'))):
-            continue
-        try:
-            if folders:
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
-        except OSError:
-            if osp.lexists(path):
-                continue
-        removed.append(path)
-    if removed:
-        print_log(
-            f'Removed {len(removed)} temporary '
-            f'{"folder" if folders else "file"}(s) that killed processes of '
-            f'this host left: {", ".join(removed)}',
-            logger='current')
-    return removed
 
 
 @contextmanager
