@@ -196,7 +196,8 @@ def convert_state_dict(
         of source keys that no rule maps.
 
     Raises:
-        ValueError: Two source keys map to one mmreid key.
+        ValueError: Two source keys map to one mmreid key, or a transform
+            refuses a value (named by its source key).
     """
     compiled = [(re.compile(p), t, f) for p, t, f in rules]
     bnneck_ok = _bnneck_modules(state_dict, compiled)
@@ -220,7 +221,10 @@ def convert_state_dict(
                 raise ValueError(f'source keys {source_of[new_key]!r} and '
                                  f'{key!r} both map to {new_key!r}')
             source_of[new_key] = key
-            converted[new_key] = transform(value) if transform else value
+            try:
+                converted[new_key] = transform(value) if transform else value
+            except ValueError as e:
+                raise ValueError(f'{key}: {e}') from e
             break
         else:
             unmapped.append(key)
@@ -360,7 +364,12 @@ def convert_checkpoint_file(src: str,
         })
     if source in SOURCE_ARCH:
         facts = source_arch(
-            source, converted, state_dict, origins=origins, **arch)
+            source,
+            converted,
+            state_dict,
+            origins=origins,
+            source_config=source_config,
+            **arch)
         # Dropped tensors change the network unless harmless; init_model
         # and tools/test.py refuse the others.
         meta['unmapped'] = list(unmapped)

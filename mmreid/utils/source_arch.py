@@ -123,6 +123,63 @@ def _refuse_unmapped_neck(state_dict: Dict[str, torch.Tensor]) -> None:
             'has no equivalent (nothing written)')
 
 
+def _source_key(state_dict: Dict[str, torch.Tensor], tensor: torch.Tensor,
+                default: str) -> str:
+    """The source key of a converted tensor (the converter keeps the source's
+    tensor objects), for the messages."""
+    return next((k for k, v in state_dict.items() if v is tensor), default)
+
+
+def _refuse_contradicted_head(converted: Dict[str, torch.Tensor],
+                              state_dict: Dict[str, torch.Tensor],
+                              pooling: str, fix: str) -> None:
+    """Refuse a head that the pooling the facts name cannot feed.
+
+    Average and GeM pooling have no tensors but GeM's exponent
+    (``heads.pool_layer.p``) and keep the channels of the last stage; a
+    BNNeck keeps its width. Other pooling tensors, or a BNNeck or
+    classifier that does not take the channels of ``backbone.layer4``,
+    mean another pooling or an embedding layer: a network the converted
+    model would not compute.
+
+    Args:
+        converted (dict[str, Tensor]): The converted tensors.
+        state_dict (dict[str, Tensor]): The source tensors.
+        pooling (str): The pooling and where the fact comes from, e.g.
+            ``'average pooling (assumed)'``.
+        fix (str): What to give, appended to the message.
+
+    Raises:
+        ValueError: Such a pooling tensor or head width, named.
+    """
+    extra = [
+        k for k in state_dict
+        if k.startswith('heads.pool_layer.') and k != 'heads.pool_layer.p'
+    ]
+    if extra:
+        raise ValueError(
+            f'the checkpoint has pooling tensors ({", ".join(extra)}): the '
+            f'source pools with a layer that has parameters, not with '
+            f'{pooling}; mmreid computes average and GeM pooling only'
+            f'{fix} (nothing written)')
+    try:
+        channels = _feature_dim(converted)
+    except ValueError:  # no last stage to compare with
+        return
+    for key in ('head.bnneck.weight', 'head.classifier.weight'):
+        tensor = converted.get(key)
+        # BNNeck weight (C,); classifier weight (num_classes, C).
+        if tensor is None or tensor.shape[-1] == channels:
+            continue
+        raise ValueError(
+            f'{_source_key(state_dict, tensor, key)} has shape '
+            f'{tuple(tensor.shape)}: it takes {tensor.shape[-1]}-d '
+            f'features, but {pooling} of backbone.layer4 gives '
+            f'{channels}-d ones; the source has another neck (an embedding '
+            'layer, or a pooling that changes the width), which mmreid '
+            f'does not build{fix} (nothing written)')
+
+
 def same_pixel_stats(a, b) -> bool:
     """Equal 0-255 pixel statistics (to 1e-3, as :func:`check_source_arch`
     compares them)."""
@@ -170,6 +227,7 @@ def source_arch(source: str,
                 converted: Dict[str, torch.Tensor],
                 state_dict: Dict[str, torch.Tensor],
                 origins: Optional[Dict[str, str]] = None,
+                source_config: Optional[str] = None,
                 **overrides) -> dict:
     """The facts of a converted ``fastreid``/``torchreid`` network.
 
@@ -187,6 +245,8 @@ def source_arch(source: str,
         state_dict (dict[str, Tensor]): The source tensors.
         origins (dict[str, str], optional): Where an override comes from,
             for the messages, e.g. ``dict(pooling='--pooling')``.
+        source_config (str, optional): The fast-reid ``config.yaml`` the
+            overrides were read from, for the messages.
         **overrides: Facts that the tensors do not show (``last_stride``,
             ``test_feature``, ``input_size``, ``pooling`` (``'avg'``,
             ``'gem'`` or ``'gem_fixed'``), ``flip``, ``mean``, ``std``);
@@ -205,7 +265,9 @@ def source_arch(source: str,
             ``mean``/``std`` other than the checkpoint's ``pixel_mean``/
             ``pixel_std``; neck tensors (``bnneck``/``bottleneck``) that
             are not a BNNeck; a ``mean``/``std`` that is not three 0-255
-            values.
+            values; pooling tensors other than a GeM exponent, or a
+            BNNeck or classifier that does not take the channels of
+            ``backbone.layer4`` (another pooling or an embedding layer).
     """
     facts = copy.deepcopy(SOURCE_ARCH[source])
     unknown = set(overrides) - set(facts) - {'mean', 'std'}
@@ -240,6 +302,21 @@ def source_arch(source: str,
     elif facts['pooling'] == 'gem':
         raise ValueError(f'{option} means GeM with a learnt exponent, but '
                          'the checkpoint has no heads.pool_layer.p')
+    described = dict(
+        avg='average pooling', gem='GeM pooling')[facts['pooling']]
+    if learnt_p:
+        described += " (the checkpoint's heads.pool_layer.p)"
+    elif pooling is not None:
+        described += f' (from {(origins or {}).get("pooling", "--pooling")})'
+    elif 'pooling' in ASSUMABLE_FACTS[source]:
+        described += ' (assumed)'
+    fix = ''
+    if source == 'fastreid':
+        fix = (f'; is {source_config} the config.yaml of this model?'
+               if source_config else
+               "; fast-reid's config.yaml of the model, given with "
+               '--config, names its pooling and head')
+    _refuse_contradicted_head(converted, state_dict, described, fix)
     for name in ('mean', 'std'):
         origin = (origins or {}).get(name, name)
         if overrides.get(name) is not None:

@@ -502,6 +502,62 @@ def test_pooling_options_against_the_exponent_are_refused(
     assert converted['state_dict']['neck.p'].item() == pytest.approx(4.7)
 
 
+@pytest.mark.parametrize('gem', [False, True])
+@pytest.mark.parametrize(
+    'key',
+    ['heads.bottleneck.0.weight', 'heads.weight', 'heads.pool_layer.weight'])
+def test_a_head_its_pooling_cannot_feed_is_refused(tmp_path, monkeypatch,
+                                                   capsys, key, gem):
+    """Average and GeM pooling keep the 512 channels of ResNet-18's layer4
+    and have no tensor but GeM's exponent: a head that takes other widths,
+    or other pooling tensors, contradicts the pooling, assumed or read from
+    ``heads.pool_layer.p``. Refused, naming the key and ``--config``."""
+    extra = {
+        # A 1024-d BNNeck and classifier: a pooling that concatenates
+        # (avg, max), as some forks have.
+        'heads.bottleneck.0.weight':
+        dict(
+            bn_tensors('heads.bottleneck.0', 1024),
+            **{'heads.weight': torch.rand(5, 1024)}),
+        # A classifier on 256-d features: an embedding layer not stored.
+        'heads.weight': {
+            'heads.weight': torch.rand(5, 256)
+        },
+        # A pooling layer with weights is neither average pooling nor GeM.
+        'heads.pool_layer.weight': {
+            'heads.pool_layer.weight': torch.rand(512)
+        },
+    }[key]
+    if gem:
+        extra['heads.pool_layer.p'] = torch.tensor([3.5])
+    src = fastreid_checkpoint(tmp_path, extra)
+    dst = tmp_path / 'c.pth'
+    assert run_script('fastreid2mmreid.py', [src, dst], monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert key in err and 'given with --config' in err
+    pooling = ("GeM pooling (the checkpoint's heads.pool_layer.p)"
+               if gem else 'average pooling (assumed)')
+    assert pooling in err
+    assert not dst.exists()
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(
+        FASTREID_YAML.format(
+            with_nl='false', pool='gempoolP' if gem else 'avgpool'))
+    assert run_script('fastreid2mmreid.py', [src, dst, '--config', cfg],
+                      monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert key in err and f'is {cfg} the config.yaml of this model?' in err
+    assert not dst.exists()
+
+
+def test_a_gem_exponent_of_other_shape_is_named():
+    """fast-reid's GeM has one exponent, shape (1,); a per-channel one is
+    another pooling, refused by its key."""
+    with pytest.raises(ValueError, match=r'^heads\.pool_layer\.p: '):
+        convert_state_dict({'heads.pool_layer.p': torch.ones(512)},
+                           RULES['fastreid'])
+
+
 def test_fixed_p_gem_is_given_on_the_command_line(tmp_path, monkeypatch):
     """fast-reid's GeneralizedMeanPooling stores no exponent: without
     --config only --pooling gem_fixed says so (p = 3 is written)."""

@@ -7,7 +7,10 @@ v0.x/v1.x ``Baseline`` with a plain or IBN-a ResNet backbone and an
 (BNNeck; ``heads.bnneck.*`` of the older ``BNneckHead``), ``heads.weight``
 (v1.x) or ``heads.classifier.weight`` (v0.x),
 ``heads.pool_layer.p`` (GeM). Every other key (non-local, SE) is reported,
-and a model that had such layers is refused when loaded.
+and a model that had such layers is refused when loaded. A head the
+pooling cannot feed (a BNNeck or classifier that does not take the
+channels of ``layer4``, pooling tensors other than GeM's exponent) is
+refused by the converter, naming the key.
 
 The converted checkpoint records the source network's facts
 (``meta['source_arch']``, see ``mmreid.utils.source_arch``): fast-reid's

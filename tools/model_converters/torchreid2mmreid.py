@@ -5,7 +5,9 @@ v1.x ``resnet*`` models (top-level ``conv1``, ``bn1``, ``layer1-4``,
 ``classifier.weight``) and BoT-style forks with a BatchNorm1d neck named
 ``bnneck`` or ``bottleneck``. ``classifier.bias`` (training logits only)
 and the ``fc`` embedding of ``resnet50_fc512`` are reported, not mapped; a
-model with the embedding is refused when loaded.
+model with the embedding is refused (nothing written when its classifier
+takes the embedding's width, which the pooled ``layer4`` is not; else when
+loaded).
 
 torchreid's ``resnet50`` has last stride 2 and no BNNeck and tests with the
 pooled feature: the converted checkpoint gets an identity BNNeck (so it
