@@ -296,8 +296,8 @@ def convert_checkpoint_file(src: str,
             take precedence.
         **arch: Facts of the source network that its tensors do not show
             (``last_stride``, ``test_feature``, ``input_size``,
-            ``pooling``, ``mean``, ``std``: three 0-255 values each);
-            None keeps the source's default.
+            ``pooling``, ``flip``, ``mean``, ``std``: three 0-255 values
+            each); None keeps the source's default.
 
     Returns:
         tuple: The converted state dict and the unmapped source keys.
@@ -306,7 +306,7 @@ def convert_checkpoint_file(src: str,
         ValueError: Nothing maps, a key is not mapped in ``strict`` mode, a
             backbone tensor of an ImageNet source is not mapped, or the
             architecture options contradict the tensors (or, for
-            ``mean``/``std``, ``source_config``).
+            ``mean``/``std``/``flip``, ``source_config``).
     """
     from mmreid.models.weight_init import extract_state_dict
     from mmreid.utils.checkpoint import load_trusted_checkpoint
@@ -343,16 +343,25 @@ def convert_checkpoint_file(src: str,
         if source != 'fastreid':
             raise ValueError('source_config reads fast-reid configs only')
         from_file = read_fastreid_config(source_config)
-        for name in ('mean', 'std'):
+        for name in ('mean', 'std', 'flip'):
             given = arch.get(name)
             if given is None or name not in from_file:
                 continue
-            if not same_pixel_stats(given, from_file[name]):
-                raise ValueError(
-                    f'--{name} {list(given)} contradicts '
-                    f'{FASTREID_KEYS[name]} = {from_file[name]} of '
-                    f'{source_config}, with which fast-reid normalised '
-                    'the input (drop the option)')
+            if name == 'flip':
+                if given == from_file[name]:
+                    continue
+                option = '--flip' if given else '--no-flip'
+                why = ('with which fast-reid evaluated the model (drop the '
+                       'option; if the source was evaluated with another '
+                       'setting, give it in a copy of the config.yaml)')
+            else:
+                if same_pixel_stats(given, from_file[name]):
+                    continue
+                option = f'--{name} {list(given)}'
+                why = ('with which fast-reid normalised the input (drop '
+                       'the option)')
+            raise ValueError(f'{option} contradicts {FASTREID_KEYS[name]} = '
+                             f'{from_file[name]} of {source_config}, {why}')
         origins = dict(
             {
                 k: f'{FASTREID_KEYS.get(k, k)} of {source_config}'
@@ -445,6 +454,13 @@ def converter_main(source: str, description: str) -> None:
              if source == 'torchreid' else '; MODEL.PIXEL_' + name.upper() +
              ', an error if the config.yaml or the checkpoint says '
              'otherwise)'))
+    parser.add_argument(
+        '--flip',
+        action=argparse.BooleanOptionalAction,
+        help='whether the source tests with the mean of the features of '
+        'each image and its mirror (default off' +
+        ('; TEST.FLIP.ENABLED, an error if the config.yaml says otherwise)'
+         if source == 'fastreid' else '; torchreid does not flip)'))
     if source == 'fastreid':
         parser.add_argument(
             '--config',
@@ -464,6 +480,7 @@ def converter_main(source: str, description: str) -> None:
             test_feature=args.test_feature,
             input_size=args.input_size,
             pooling=args.pooling,
+            flip=args.flip,
             mean=args.mean,
             std=args.std)
     except (ValueError, KeyError, FileNotFoundError) as e:

@@ -84,7 +84,7 @@ FACT_OPTIONS = dict(
     pooling='--pooling',
     test_feature='--test-feature',
     input_size='--input-size',
-    flip='TEST.FLIP.ENABLED of --config',
+    flip='--flip/--no-flip',
     mean='--mean',
     std='--std')
 

@@ -610,6 +610,38 @@ def test_fastreid_flip_test_is_checked(tmp_path, source_flip):
     init_model(config, str(dst))
 
 
+def test_flip_is_given_on_the_command_line(tmp_path, monkeypatch, capsys):
+    """``--flip``/``--no-flip`` record the test-time flip without a
+    config.yaml (not assumed then); one that contradicts the config.yaml's
+    ``TEST.FLIP.ENABLED`` is refused, not preferred to it."""
+    src = fastreid_checkpoint(tmp_path)
+    dst = tmp_path / 'c.pth'
+    for option, flip in (('--flip', True), ('--no-flip', False)):
+        assert run_script('fastreid2mmreid.py', [src, dst, option],
+                          monkeypatch) == 0
+        facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+        assert facts['flip'] is flip and 'flip' not in facts['assumed']
+    dst.unlink()
+    cfg = tmp_path / 'config.yaml'
+    for source_flip in (True, False):
+        cfg.write_text(FLIP_YAML.format(flip=str(source_flip).lower()))
+        option = '--no-flip' if source_flip else '--flip'
+        assert run_script('fastreid2mmreid.py',
+                          [src, dst, '--config', cfg, option],
+                          monkeypatch) == 1
+        assert (f'{option} contradicts TEST.FLIP.ENABLED = {source_flip} '
+                f'of {cfg}') in capsys.readouterr().err
+        assert not dst.exists()
+        # The same value as the config.yaml is no contradiction.
+        option = '--flip' if source_flip else '--no-flip'
+        assert run_script('fastreid2mmreid.py',
+                          [src, dst, '--config', cfg, option],
+                          monkeypatch) == 0
+        facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+        assert facts['flip'] is source_flip
+        dst.unlink()
+
+
 CROP_YAML = """\
 INPUT:
   CROP:
@@ -860,8 +892,8 @@ def test_assumed_facts_are_recorded_and_named(tmp_path, monkeypatch, capsys):
     assert line.startswith('assumed fastreid defaults (not in the '
                            'checkpoint): last_stride=1, pooling=avg, '
                            'input_size=[256, 128], flip=False')
-    for option in ('--last-stride', '--pooling', '--input-size', '--mean',
-                   '--std', '--config'):
+    for option in ('--last-stride', '--pooling', '--input-size',
+                   '--flip/--no-flip', '--mean', '--std', '--config'):
         assert option in line
     config = fastreid_r18_config()  # 64 x 32, last stride 1
     config.model.backbone.last_stride = 2

@@ -15,11 +15,12 @@ refused by the converter, naming the key.
 The converted checkpoint records the source network's facts
 (``meta['source_arch']``, see ``mmreid.utils.source_arch``): fast-reid's
 stem pooling ``MaxPool2d(3, 2, padding=0, ceil_mode=True)``, last stride,
-pooling, test feature, test size, PIL bicubic resizing and pixel
-statistics. ``--config`` reads them from the ``config.yaml`` fast-reid
-wrote next to the checkpoint; the other options override single facts
-(``--mean``/``--std`` that contradict the config.yaml or the checkpoint's
-``pixel_mean``/``pixel_std`` are refused).
+pooling, test feature, test size, test-time flip, PIL bicubic resizing
+and pixel statistics. ``--config`` reads them from the ``config.yaml``
+fast-reid wrote next to the checkpoint; the other options override single
+facts (``--mean``/``--std`` that contradict the config.yaml or the
+checkpoint's ``pixel_mean``/``pixel_std``, and ``--flip``/``--no-flip``
+that contradicts its ``TEST.FLIP.ENABLED``, are refused).
 ``init_model`` and ``tools/test.py`` refuse a config that contradicts them
 and print the overrides to use.
 
