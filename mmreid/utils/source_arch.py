@@ -223,6 +223,41 @@ def check_pixel_stats(name: str, value, origin: str) -> List[float]:
     return values
 
 
+def check_pixel_scale(mean, std, origins: Dict[str, str]) -> None:
+    """Refuse a mean and std that are both on the 0-1 scale.
+
+    On the 0-255 scale of the data preprocessor's input, a mean and a std
+    of at most 1 in every channel are no statistics of a ReID image set
+    (images darker than one grey level, varying by less than one): they
+    are 0-1 values (torchreid's ``norm_mean``/``norm_std``, ``ToTensor``
+    statistics) that :func:`check_pixel_stats` alone lets through when a
+    channel is exactly 0 or 1 (``norm_mean = [0, 0, 0]``,
+    ``norm_std = [1, 1, 1]`` is 0 and 255 on the 0-255 scale).
+
+    Args:
+        mean (Sequence[float]): Per-channel mean, shape (3,).
+        std (Sequence[float]): Per-channel std, shape (3,).
+        origins (dict[str, str]): Where ``'mean'`` and ``'std'`` come
+            from, for the message.
+
+    Raises:
+        ValueError: Every channel of both at most 1; the message gives the
+            values times 255.
+    """
+    if max(mean) > 1 or max(std) > 1:
+        return
+    times_255 = {
+        name: [round(float(v) * 255, 4) for v in values]
+        for name, values in (('mean', mean), ('std', std))
+    }
+    raise ValueError(
+        f'mean {list(mean)} (from {origins["mean"]}) and std {list(std)} '
+        f'(from {origins["std"]}) are on the 0-1 scale: every channel is '
+        'at most 1, which no image set has on the 0-255 scale of the '
+        'pixels the data_preprocessor normalises; give them times 255, '
+        f'mean {times_255["mean"]} and std {times_255["std"]}')
+
+
 def source_arch(source: str,
                 converted: Dict[str, torch.Tensor],
                 state_dict: Dict[str, torch.Tensor],
@@ -265,9 +300,11 @@ def source_arch(source: str,
             ``mean``/``std`` other than the checkpoint's ``pixel_mean``/
             ``pixel_std``; neck tensors (``bnneck``/``bottleneck``) that
             are not a BNNeck; a ``mean``/``std`` that is not three 0-255
-            values; pooling tensors other than a GeM exponent, or a
-            BNNeck or classifier that does not take the channels of
-            ``backbone.layer4`` (another pooling or an embedding layer).
+            values, or a mean and std both on the 0-1 scale
+            (:func:`check_pixel_scale`); pooling tensors other than a GeM
+            exponent, or a BNNeck or classifier that does not take the
+            channels of ``backbone.layer4`` (another pooling or an
+            embedding layer).
     """
     facts = copy.deepcopy(SOURCE_ARCH[source])
     unknown = set(overrides) - set(facts) - {'mean', 'std'}
@@ -317,10 +354,13 @@ def source_arch(source: str,
                "; fast-reid's config.yaml of the model, given with "
                '--config, names its pooling and head')
     _refuse_contradicted_head(converted, state_dict, described, fix)
+    default = f"{source}'s default"
+    stats_from = dict(mean=default, std=default)
     for name in ('mean', 'std'):
         origin = (origins or {}).get(name, name)
         if overrides.get(name) is not None:
             facts[name] = check_pixel_stats(name, overrides[name], origin)
+            stats_from[name] = origin
         buffer = state_dict.get(f'pixel_{name}')
         if buffer is None:
             continue
@@ -334,6 +374,8 @@ def source_arch(source: str,
                 'source normalises its input (drop the option, or use the '
                 'config.yaml of this model)')
         facts[name] = stored
+        stats_from[name] = where
+    check_pixel_scale(facts['mean'], facts['std'], stats_from)
     has_bnneck = any(k.startswith('head.bnneck.') for k in converted)
     if not has_bnneck:
         _refuse_unmapped_neck(state_dict)
@@ -754,6 +796,6 @@ def check_source_arch(meta: Optional[dict],
 __all__ = [
     'SOURCE_ARCH', 'FASTREID_POOLING', 'FASTREID_KEYS', 'HARMLESS_UNMAPPED',
     'SOURCE_META_KEYS', 'ASSUMABLE_FACTS', 'FACT_OPTIONS', 'source_arch',
-    'check_pixel_stats', 'same_pixel_stats', 'add_identity_bnneck',
-    'read_fastreid_config', 'check_source_arch'
+    'check_pixel_stats', 'check_pixel_scale', 'same_pixel_stats',
+    'add_identity_bnneck', 'read_fastreid_config', 'check_source_arch'
 ]

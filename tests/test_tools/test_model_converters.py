@@ -828,12 +828,76 @@ def test_torchreid_non_imagenet_statistics(tmp_path, monkeypatch, capsys):
         assert 'is on the 0-1 scale' in err
         assert times_255 is None or times_255 in err
     assert not other.exists()
-    # No normalisation (mean 0, std 1) is a 0-255 fact: accepted.
-    assert run_script('torchreid2mmreid.py', [
-        src, other, '--mean', '0', '0', '0', '--std', '1', '1', '1'
-    ], monkeypatch) == 0
-    facts = torch.load(other, weights_only=True)['meta']['source_arch']
-    assert facts['mean'] == [0.0] * 3 and facts['std'] == [1.0] * 3
+    # A mean and a std both at most 1 in every channel are 0-1 values even
+    # where a channel is exactly 0 or 1: torchreid's norm_mean 0, norm_std 1
+    # (no normalisation of its 0-1 input) is std 255 on the 0-255 scale.
+    for mean, std, times_255 in [
+        ('0 0 0', '1 1 1', 'mean [0.0, 0.0, 0.0] and std [255.0, 255.0, '
+         '255.0]'),
+        ('0.5 0.5 1', '0.5 0.5 1', 'mean [127.5, 127.5, 255.0] and std '
+         '[127.5, 127.5, 255.0]'),
+    ]:
+        assert run_script(
+            'torchreid2mmreid.py',
+            [src, other, '--mean', *mean.split(), '--std', *std.split()],
+            monkeypatch) == 1
+        err = capsys.readouterr().err
+        assert '(from --mean)' in err and '(from --std)' in err
+        assert 'are on the 0-1 scale: every channel is at most 1' in err
+        assert f'give them times 255, {times_255}' in err
+    assert not other.exists()
+
+
+@pytest.mark.parametrize('mean, std', [
+    ([0., 0., 0.], [1., 1., 1.]),
+    ([1., 1., 1.], [0.5, 1., 0.5]),
+])
+def test_fastreid_0_1_statistics_are_refused(tmp_path, monkeypatch, capsys,
+                                             mean, std):
+    """Read from the config.yaml or the checkpoint's buffers, a mean and
+    std at most 1 in every channel are refused too, naming where they come
+    from, with the values times 255."""
+    src = fastreid_checkpoint(
+        tmp_path, {
+            'pixel_mean': torch.tensor(mean).view(1, 3, 1, 1),
+            'pixel_std': torch.tensor(std).view(1, 3, 1, 1)
+        })
+    dst = tmp_path / 'c.pth'
+    assert run_script('fastreid2mmreid.py', [src, dst], monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert f"mean {mean} (from the checkpoint's pixel_mean)" in err
+    assert f"std {std} (from the checkpoint's pixel_std)" in err
+    assert f'mean {[v * 255 for v in mean]} and std ' \
+        f'{[v * 255 for v in std]}' in err
+    assert not dst.exists()
+
+
+def test_0_255_statistics_pass_the_scale_check():
+    """ImageNet's statistics on the 0-255 scale and every
+    ``data_preprocessor`` mean/std of the configs (each written in a file
+    that names the data_preprocessor) pass."""
+    from glob import glob
+
+    from mmengine.config import Config
+
+    from mmreid.utils.source_arch import check_pixel_scale, check_pixel_stats
+    stats = {((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))}
+    configs = 0
+    for path in glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True):
+        with open(path) as f:
+            if 'data_preprocessor' not in f.read():
+                continue
+        preprocessor = Config.fromfile(path).get('model', {}).get(
+            'data_preprocessor', {})
+        if 'mean' in preprocessor:
+            stats.add((tuple(preprocessor.mean), tuple(preprocessor.std)))
+            configs += 1
+    assert configs > 0
+    for mean, std in stats:
+        check_pixel_scale(
+            check_pixel_stats('mean', mean, 'a config'),
+            check_pixel_stats('std', std, 'a config'),
+            dict(mean='a config', std='a config'))
 
 
 def test_fastreid_mean_std_against_the_config_and_buffers(
