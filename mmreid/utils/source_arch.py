@@ -204,7 +204,8 @@ def check_pixel_stats(name: str, value, origin: str) -> List[float]:
             (ImageNet's 0.485, 0.456, 0.406) or a std below 1 in every
             channel (0.229, ...), which on the 0-255 scale would be an
             image mean under one grey level, or a std that magnifies the
-            input. A mean of 0 with a std of 1 (no normalisation) passes.
+            input. One value alone cannot tell a mean of 0 or a std of 1
+            from a 0-1 one: :func:`check_pixel_scale` judges the pair.
     """
     values = [float(v) for v in value]
     in_range = all(0 <= v <= 255 for v in values)
