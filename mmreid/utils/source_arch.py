@@ -340,21 +340,6 @@ def source_arch(source: str,
     elif facts['pooling'] == 'gem':
         raise ValueError(f'{option} means GeM with a learnt exponent, but '
                          'the checkpoint has no heads.pool_layer.p')
-    described = dict(
-        avg='average pooling', gem='GeM pooling')[facts['pooling']]
-    if learnt_p:
-        described += " (the checkpoint's heads.pool_layer.p)"
-    elif pooling is not None:
-        described += f' (from {(origins or {}).get("pooling", "--pooling")})'
-    elif 'pooling' in ASSUMABLE_FACTS[source]:
-        described += ' (assumed)'
-    fix = ''
-    if source == 'fastreid':
-        fix = (f'; is {source_config} the config.yaml of this model?'
-               if source_config else
-               "; fast-reid's config.yaml of the model, given with "
-               '--config, names its pooling and head')
-    _refuse_contradicted_head(converted, state_dict, described, fix)
     default = f"{source}'s default"
     stats_from = dict(mean=default, std=default)
     for name in ('mean', 'std'):
@@ -380,6 +365,21 @@ def source_arch(source: str,
     has_bnneck = any(k.startswith('head.bnneck.') for k in converted)
     if not has_bnneck:
         _refuse_unmapped_neck(state_dict)
+    described = dict(
+        avg='average pooling', gem='GeM pooling')[facts['pooling']]
+    if learnt_p:
+        described += " (the checkpoint's heads.pool_layer.p)"
+    elif pooling is not None:
+        described += f' (from {(origins or {}).get("pooling", "--pooling")})'
+    elif 'pooling' in ASSUMABLE_FACTS[source]:
+        described += ' (assumed)'
+    fix = ''
+    if source == 'fastreid':
+        fix = (f'; is {source_config} the config.yaml of this model?'
+               if source_config else
+               "; fast-reid's config.yaml of the model, given with "
+               '--config, names its pooling and head')
+    _refuse_contradicted_head(converted, state_dict, described, fix)
     if source == 'torchreid' and has_bnneck and 'neck' not in overrides:
         facts['neck'] = 'bnneck'
     if not has_bnneck:

@@ -695,10 +695,12 @@ def test_fastreid_bnneck_head_layout_is_a_bnneck(tmp_path):
 
 def test_unmapped_neck_tensors_are_not_read_as_no_bnneck(tmp_path):
     """A neck the rules do not map (here an embedding head: a 1x1 conv,
-    then a BN) is not "no BNNeck": its test feature is unknown."""
+    then a BN) is not "no BNNeck": its test feature is unknown. Its
+    tensors are named, before the classifier on its 256-d output."""
     state_dict = {f'backbone.{k}': v for k, v in resnet_keys().items()}
     state_dict['heads.bottleneck.0.weight'] = torch.rand(256, 512, 1, 1)
     state_dict.update(bn_tensors('heads.bottleneck.1', 256))
+    state_dict['heads.weight'] = torch.rand(5, 256)
     src = tmp_path / 'model_final.pth'
     torch.save(dict(model=state_dict), src)
     dst = tmp_path / 'c.pth'
