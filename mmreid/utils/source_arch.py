@@ -361,7 +361,13 @@ def source_arch(source: str,
                 'config.yaml of this model)')
         facts[name] = stored
         stats_from[name] = where
-    check_pixel_scale(facts['mean'], facts['std'], stats_from)
+    # fast-reid normalises its 0-255 input with PIXEL_MEAN/PIXEL_STD, so
+    # mean 0 with std 1 is a fact there (no normalisation); torchreid's
+    # input is 0-1, where a 0-255 std of 1 cannot arise.
+    unnormalised = source == 'fastreid' and facts['mean'] == [0.0] * 3 \
+        and facts['std'] == [1.0] * 3
+    if not unnormalised:
+        check_pixel_scale(facts['mean'], facts['std'], stats_from)
     has_bnneck = any(k.startswith('head.bnneck.') for k in converted)
     if not has_bnneck:
         _refuse_unmapped_neck(state_dict)

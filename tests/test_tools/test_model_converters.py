@@ -850,9 +850,23 @@ def test_torchreid_non_imagenet_statistics(tmp_path, monkeypatch, capsys):
     assert not other.exists()
 
 
+def test_fastreid_without_normalisation_is_converted(tmp_path, monkeypatch):
+    """fast-reid normalises its 0-255 input: PIXEL_MEAN 0 with PIXEL_STD 1
+    is its "no normalisation", a fact, not 0-1 values."""
+    src = fastreid_checkpoint(
+        tmp_path, {
+            'pixel_mean': torch.zeros(1, 3, 1, 1),
+            'pixel_std': torch.ones(1, 3, 1, 1)
+        })
+    dst = tmp_path / 'c.pth'
+    assert run_script('fastreid2mmreid.py', [src, dst], monkeypatch) == 0
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['mean'] == [0.0] * 3 and facts['std'] == [1.0] * 3
+
+
 @pytest.mark.parametrize('mean, std', [
-    ([0., 0., 0.], [1., 1., 1.]),
     ([1., 1., 1.], [0.5, 1., 0.5]),
+    ([0., 0., 0.], [0.5, 1., 1.]),
 ])
 def test_fastreid_0_1_statistics_are_refused(tmp_path, monkeypatch, capsys,
                                              mean, std):
