@@ -51,7 +51,6 @@ import os
 import os.path as osp
 import shutil
 import sys
-import tempfile
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -63,7 +62,7 @@ from mmreid.apis import (extract_features, init_model, list_images,
                          parse_market_name)
 from mmreid.apis.inference import market_camid
 from mmreid.registry import DATASETS
-from mmreid.utils.atomic import set_output_mode
+from mmreid.utils.atomic import remove_stale_temps, set_output_mode, temp_name
 from mmreid.utils.config import merge_cfg_options, read_config
 from mmreid.utils.pipeline_source import resolve_test_pipeline, split_datasets
 
@@ -269,10 +268,13 @@ def write(out_dir: str,
     check_out_dir(out_dir)
     parent, name = osp.split(out_dir)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{name}.', suffix='.tmp')
+    # A folder that a killed run left is removed here (see
+    # remove_stale_temps); this one is private until it takes the place.
+    remove_stale_temps(parent, name, folders=True)
+    tmp = osp.join(parent, temp_name(name))
     old = tmp + '.old'
     try:
-        # mkdtemp's folder is private (0700); give it the usual mode.
+        os.mkdir(tmp, 0o700)
         set_output_mode(tmp, out_dir, folder=True)
         _write_set(tmp, feats, records, fmt, meta, columns)
         check_out_dir(out_dir)

@@ -20,7 +20,6 @@ import os
 import os.path as osp
 import pickle
 import re
-import uuid
 import zipfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlparse
@@ -31,6 +30,8 @@ import torch
 from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .atomic import atomic_path
 
 _PATCHED = False
 
@@ -255,9 +256,9 @@ def download_checkpoint(url: str, dst: str) -> None:
     """
     match = torch.hub.HASH_REGEX.search(osp.basename(dst))
     hash_prefix = match.group(1) if match else None
-    os.makedirs(osp.dirname(dst), exist_ok=True)
-    tmp = f'{dst}.{uuid.uuid4().hex}.partial'
-    try:
+    # A temporary file that a killed download leaves is removed by the
+    # next write in the cache (see atomic_path).
+    with atomic_path(dst) as tmp:
         sha256 = hashlib.sha256()
         size = 0
         request = Request(url, headers={'User-Agent': 'mmreid'})
@@ -277,10 +278,6 @@ def download_checkpoint(url: str, dst: str) -> None:
         if hash_prefix and not digest.startswith(hash_prefix):
             raise RuntimeError(f'invalid hash value of {url} (expected '
                                f'"{hash_prefix}", got "{digest}")')
-        os.replace(tmp, dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def load_weights_from_url(url: str,

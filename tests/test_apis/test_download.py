@@ -12,6 +12,7 @@ import torch
 
 from mmreid.apis import get_model, init_model
 from mmreid.utils import load_weights_from_url
+from ..fixtures.processes import killed_writers_temp
 
 CONFIG = '''
 default_scope = 'mmreid'
@@ -106,6 +107,9 @@ def test_good_download_loads_into_the_model(server, hub_dir, config):
         for p in source.parameters():
             p.uniform_(-1, 1)
     path = save_hashed(dict(state_dict=source.state_dict()), root, 'tiny')
+    # A download killed before left its temporary file: removed.
+    hub_dir.mkdir(parents=True)
+    killed_writers_temp(hub_dir, path.name)
     model = get_model(config, pretrained=f'{url}/{path.name}')
     for key, value in source.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key

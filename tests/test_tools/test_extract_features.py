@@ -12,7 +12,7 @@ import torch
 from mmreid.apis import extract_features, init_model
 from mmreid.datasets import generate_synthreid
 from mmreid.registry import DATASETS
-from ..fixtures.processes import load_tool
+from ..fixtures.processes import killed_writers_temp, load_tool
 
 CONFIG = '''
 default_scope = 'mmreid'
@@ -267,7 +267,9 @@ def test_an_interrupted_write_leaves_the_previous_set(tool, setup,
     assert sorted(p.name for p in root.iterdir()
                   if p.name.startswith('.')) == []
     # A complete second run replaces the whole set (no features.npy of the
-    # first run left beside the new features.pt).
+    # first run left beside the new features.pt), and removes the folder
+    # of a run killed while writing.
+    killed_writers_temp(root, 'interrupted', is_folder=True)
     tool.main([
         config, checkpoint, '--split', 'test', '--out-dir',
         str(out), '--format', 'pt'

@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
-from ..fixtures.processes import load_tool
+from ..fixtures.processes import killed_writers_temp, load_tool
 
 onnx = pytest.importorskip('onnx')
 onnxruntime = pytest.importorskip('onnxruntime')
@@ -43,6 +43,10 @@ def test_cli_export_and_verify(tiny, tmp_path, capsys, umask):
     config, checkpoint = tiny
     umask(0o022)
     output = tmp_path / 'out' / 'tiny.onnx'
+    # An export killed before (its temporary file is removed, see
+    # mmreid.utils.atomic).
+    output.parent.mkdir()
+    killed_writers_temp(output.parent, 'tiny.onnx')
     # in process (a subprocess would double the runtime of this file)
     assert load_tool(TOOL).main([
         config, checkpoint, '--output-file',

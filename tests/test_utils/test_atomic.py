@@ -3,14 +3,13 @@ import os
 import re
 import socket
 import stat
-import subprocess
-import sys
 
 import pytest
 
 from mmreid.utils import atomic
 from mmreid.utils.atomic import (atomic_path, current_umask, open_atomic,
                                  output_mode)
+from ..fixtures.processes import dead_pid
 
 
 def test_written_file_appears_on_a_clean_exit(tmp_path):
@@ -121,12 +120,6 @@ def test_output_mode_of_a_folder(tmp_path, umask):
     assert output_mode(str(tmp_path / 'kept')) == 0o644
     umask(0o077)
     assert output_mode(str(tmp_path / 'new'), folder=True) == 0o700
-
-
-def dead_pid():
-    proc = subprocess.Popen([sys.executable, '-c', ''])
-    proc.wait()
-    return proc.pid
 
 
 def hidden(folder):

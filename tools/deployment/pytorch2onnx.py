@@ -53,10 +53,8 @@ backbone): the graph computes the features of that modality; such a model
 needs it, and any other model refuses it.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import tempfile
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -66,7 +64,7 @@ from torch import nn
 
 from mmreid.registry import MODELS
 from mmreid.utils import load_trusted_checkpoint, register_all_modules
-from mmreid.utils.atomic import set_output_mode
+from mmreid.utils.atomic import atomic_path
 
 EXPORTERS = ('dynamo', 'legacy')
 EXPORT_BATCH = 2
@@ -379,13 +377,10 @@ def export(model: ImageFeatureModel,
                 'the dynamo exporter needs onnxscript: pip install onnx '
                 'onnxscript (requirements/optional.txt), or pass --exporter '
                 'legacy') from error
-    out_dir = osp.dirname(osp.abspath(output_file))
-    os.makedirs(out_dir, exist_ok=True)
     dummy = torch.randint(0, 256, (EXPORT_BATCH, 3, *shape)).float()
-    fd, tmp_file = tempfile.mkstemp(
-        prefix=f'.{osp.basename(output_file)}.', suffix='.onnx', dir=out_dir)
-    os.close(fd)
-    try:
+    # Written whole or not at all; a file a killed export leaves is
+    # removed by the next write in its folder (see atomic_path).
+    with atomic_path(output_file) as tmp_file:
         with torch.no_grad():
             if exporter == 'dynamo':
                 torch.onnx.export(
@@ -419,12 +414,6 @@ def export(model: ImageFeatureModel,
             write_metadata(tmp_file, metadata)
         if check is not None:
             check(tmp_file)
-        # mkstemp's file is private (0600); give it the usual mode.
-        set_output_mode(tmp_file, output_file)
-        os.replace(tmp_file, output_file)
-    finally:
-        if osp.exists(tmp_file):
-            os.remove(tmp_file)
 
 
 def verify(model: ImageFeatureModel,
