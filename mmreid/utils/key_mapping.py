@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .atomic import open_atomic
-from .source_arch import (FACT_OPTIONS, FASTREID_KEYS, SOURCE_ARCH,
+from .source_arch import (FACT_OPTIONS, FASTREID_KEYS, SOURCE_ARCH, STEM_POOLS,
                           add_identity_bnneck, read_fastreid_config,
                           same_pixel_stats, source_arch)
 
@@ -93,8 +93,11 @@ def _bn_shaped(tensors: Dict[str, torch.Tensor]) -> bool:
 #: ``heads.bottleneck.0.*`` BNNeck (``heads.bnneck.*`` in the older
 #: ``BNneckHead``, which also tests with its output), ``heads.pool_layer.p``
 #: (GeM), the
-#: classifier as ``heads.weight`` (v1.x, where it is a Parameter of the head)
-#: or ``heads.classifier.weight`` (v0.x). IBN/SE/non-local layers,
+#: classifier as ``heads.weight`` (the later ``EmbeddingHead``, where it is
+#: a Parameter of the head) or ``heads.classifier.weight`` (a Linear, in
+#: ``BNneckHead`` and the ``EmbeddingHead`` of 2020; which stem pooling
+#: each layout implies: :func:`~.source_arch.fastreid_stem_pool`).
+#: IBN/SE/non-local layers,
 #: ``pixel_mean``/``pixel_std`` and the cosine-margin settings are not
 #: mapped (reported). Note: v1.x classifiers with ``CircleSoftmax`` or
 #: ``ArcSoftmax`` are cosine classifiers; the weights load, but mmreid's
@@ -252,16 +255,31 @@ def format_report(converted: Dict[str, torch.Tensor], unmapped: Sequence[str],
     return '\n'.join(lines)
 
 
+def _fact_text(name: str, value) -> str:
+    """A fact for the messages; a stem pooling by its :data:`STEM_POOLS`
+    name and its layer."""
+    stem = next((k for k, v in STEM_POOLS.items() if v == value), None)
+    if name != 'stem_pool' or stem is None:
+        return str(value)
+    return (f'{stem} (MaxPool2d(3, 2, padding={value["padding"]}, '
+            f'ceil_mode={value["ceil_mode"]}))')
+
+
 def format_assumed(facts: dict, source_config: Optional[str]) -> str:
     """One line naming the facts assumed and how to give them."""
     assumed = facts['assumed']
     where = 'the checkpoint' + (f' nor {source_config}'
                                 if source_config else '')
     options = ', '.join(FACT_OPTIONS[name] for name in assumed)
-    if facts['source'] == 'fastreid' and not source_config:
+    if facts['source'] == 'fastreid' and not source_config and any(
+            name in FASTREID_KEYS for name in assumed):
         options += " or --config (fast-reid's config.yaml of the model)"
+    if 'stem_pool' in assumed:
+        options += ('; no config.yaml names the stem pooling: "pad" for '
+                    "fast-reid's code of before August 2020")
     return (f'assumed {facts["source"]} defaults (not in {where}): ' +
-            ', '.join(f'{name}={facts[name]}' for name in assumed) +
+            ', '.join(f'{name}={_fact_text(name, facts[name])}'
+                      for name in assumed) +
             f'; if the source was trained otherwise, give {options}')
 
 
@@ -295,7 +313,8 @@ def convert_checkpoint_file(src: str,
             model (see :func:`read_fastreid_config`); options in ``arch``
             take precedence.
         **arch: Facts of the source network that its tensors do not show
-            (``last_stride``, ``test_feature``, ``input_size``,
+            (``stem_pool``: ``'ceil'`` or ``'pad'``, fast-reid only;
+            ``last_stride``, ``test_feature``, ``input_size``,
             ``pooling``, ``flip``, ``mean``, ``std``: three 0-255 values
             each); None keeps the source's default.
 
@@ -413,6 +432,16 @@ def converter_main(source: str, description: str) -> None:
         '--strict',
         action='store_true',
         help='exit with status 1 (and write nothing) if a key is not mapped')
+    if source == 'fastreid':
+        parser.add_argument(
+            '--stem-pool',
+            choices=sorted(STEM_POOLS),
+            help='max pooling of the source\'s ResNet stem: "ceil" is '
+            'MaxPool2d(3, 2, padding=0, ceil_mode=True), fast-reid\'s since '
+            'August 2020 (the default); "pad" is MaxPool2d(3, 2, '
+            'padding=1), torchvision\'s, fast-reid\'s before. A checkpoint '
+            'with heads.weight (fast-reid\'s later EmbeddingHead) shows '
+            '"ceil", and "pad" is then an error; no config.yaml names it')
     parser.add_argument(
         '--last-stride',
         type=int,
@@ -476,6 +505,7 @@ def converter_main(source: str, description: str) -> None:
             source,
             args.strict,
             source_config=getattr(args, 'source_config', None),
+            stem_pool=getattr(args, 'stem_pool', None),
             last_stride=args.last_stride,
             test_feature=args.test_feature,
             input_size=args.input_size,

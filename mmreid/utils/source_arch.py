@@ -20,12 +20,22 @@ import torch
 IMAGENET_MEAN = [123.675, 116.28, 103.53]
 IMAGENET_STD = [58.395, 57.12, 57.375]
 
+#: The two ResNet stem max poolings, by the name ``--stem-pool`` takes:
+#: ``ceil``, fast-reid's ``MaxPool2d(3, 2, padding=0, ceil_mode=True)``
+#: (the Caffe pooling); ``pad``, torchvision's (and mmpretrain's)
+#: ``MaxPool2d(3, 2, padding=1)``. On a 256 x 128 input both give a
+#: 64 x 32 map, one pixel apart: the same weights compute other features.
+STEM_POOLS = dict(
+    ceil=dict(kernel_size=3, stride=2, padding=0, ceil_mode=True),
+    pad=dict(kernel_size=3, stride=2, padding=1, ceil_mode=False))
+
 #: What each source computes, as its code and default configs define it;
 #: the converters record these facts (with the user's overrides) in the
 #: converted checkpoint as ``meta['source_arch']``.
 #:
-#: * fast-reid v1.x ``build_resnet_backbone``: stem
-#:   ``MaxPool2d(3, 2, padding=0, ceil_mode=True)``; the BoT configs
+#: * fast-reid v1.x ``build_resnet_backbone``: stem ``ceil``
+#:   (:data:`STEM_POOLS`; its code until August 2020 pooled with ``pad``,
+#:   see :func:`fastreid_stem_pool`); the BoT configs
 #:   (``Base-bagtricks.yml``): ``LAST_STRIDE: 1``, BNNeck
 #:   (``WITH_BNNECK: True``; ``EmbeddingHead`` then tests with the BNNeck's
 #:   output, whatever ``NECK_FEAT``, which picks the training feature),
@@ -40,7 +50,7 @@ IMAGENET_STD = [58.395, 57.12, 57.375]
 #:   ImageNet statistics; default size 256 x 128; no flip averaging.
 SOURCE_ARCH: Dict[str, dict] = dict(
     fastreid=dict(
-        stem_pool=dict(kernel_size=3, stride=2, padding=0, ceil_mode=True),
+        stem_pool=STEM_POOLS['ceil'],
         last_stride=1,
         pooling='avg',
         neck='bnneck',
@@ -53,7 +63,7 @@ SOURCE_ARCH: Dict[str, dict] = dict(
         std=IMAGENET_STD,
         flip=False),
     torchreid=dict(
-        stem_pool=dict(kernel_size=3, stride=2, padding=1, ceil_mode=False),
+        stem_pool=STEM_POOLS['pad'],
         last_stride=2,
         pooling='avg',
         neck=None,
@@ -68,18 +78,21 @@ SOURCE_ARCH: Dict[str, dict] = dict(
 
 
 #: The facts of each source that its checkpoint may not show and its
-#: training config sets (the converter's options, fast-reid's config.yaml).
-#: Those neither given nor shown by the tensors (a GeM exponent, BNNeck
-#: tensors, ``pixel_mean``/``pixel_std``) are the source's defaults,
-#: recorded as ``assumed`` and named in the refusals. The other facts are
-#: its code's (fast-reid's stem and test resize; torchreid's ``resnet``
-#: average pooling and its evaluation without flip).
+#: training config or code version sets (the converter's options, fast-reid's
+#: config.yaml). Those neither given nor shown by the tensors (a GeM
+#: exponent, BNNeck tensors, ``pixel_mean``/``pixel_std``, the classifier
+#: layout of :func:`fastreid_stem_pool`) are the source's defaults, recorded
+#: as ``assumed`` and named in the refusals. The other facts are its code's
+#: (fast-reid's test resize; torchreid's ``resnet`` stem, average pooling
+#: and its evaluation without flip).
 ASSUMABLE_FACTS: Dict[str, Tuple[str, ...]] = dict(
-    fastreid=('last_stride', 'pooling', 'input_size', 'flip', 'mean', 'std'),
+    fastreid=('stem_pool', 'last_stride', 'pooling', 'input_size', 'flip',
+              'mean', 'std'),
     torchreid=('last_stride', 'test_feature', 'input_size', 'mean', 'std'))
 
 #: How to give each assumable fact to the converter, for the messages.
 FACT_OPTIONS = dict(
+    stem_pool='--stem-pool',
     last_stride='--last-stride',
     pooling='--pooling',
     test_feature='--test-feature',
@@ -259,6 +272,49 @@ def check_pixel_scale(mean, std, origins: Dict[str, str]) -> None:
         f'mean {times_255["mean"]} and std {times_255["std"]}')
 
 
+def fastreid_stem_pool(state_dict: Dict[str, torch.Tensor],
+                       given: Optional[str] = None,
+                       origin: str = '--stem-pool') -> Tuple[str, bool]:
+    """The stem max pooling of a fast-reid network, and whether it is shown.
+
+    fast-reid's ``build_resnet_backbone`` pooled its stem with ``pad``
+    until August 2020, then with ``ceil`` (to match its Caffe export), and
+    its code of that year has both, while the head stored its classifier
+    as ``heads.classifier.weight`` (``BNneckHead`` with ``heads.bnneck.*``,
+    then ``EmbeddingHead`` with ``heads.bottleneck.0.*``): those layouts do
+    not show the stem. The later ``EmbeddingHead`` keeps its classifier as
+    its own Parameter, ``heads.weight``; fast-reid's versions with it pool
+    with ``ceil``, so that key shows the stem. fast-reid's ``config.yaml``
+    has no key naming the stem.
+
+    Args:
+        state_dict (dict[str, Tensor]): The source tensors.
+        given (str, optional): A name of :data:`STEM_POOLS` the user gave.
+        origin (str): Where ``given`` comes from, for the messages.
+
+    Returns:
+        tuple[str, bool]: The name (``given``, else ``'ceil'``) and whether
+        the checkpoint shows it.
+
+    Raises:
+        ValueError: ``given`` is not a name of :data:`STEM_POOLS`, or is
+            ``'pad'`` for a checkpoint with ``heads.weight``.
+    """
+    if given is not None and given not in STEM_POOLS:
+        raise ValueError(f'stem pooling {given!r} (from {origin}): expected '
+                         f'one of {sorted(STEM_POOLS)}')
+    if 'heads.weight' not in state_dict:
+        return given or 'ceil', False
+    if given not in (None, 'ceil'):
+        raise ValueError(
+            f'stem pooling {given!r} (from {origin}) contradicts the '
+            "checkpoint's heads.weight: fast-reid keeps the classifier as "
+            'the head\'s own weight only in versions whose stem is '
+            'MaxPool2d(3, 2, padding=0, ceil_mode=True) ("ceil"); drop the '
+            'option')
+    return 'ceil', True
+
+
 def source_arch(source: str,
                 converted: Dict[str, torch.Tensor],
                 state_dict: Dict[str, torch.Tensor],
@@ -270,7 +326,8 @@ def source_arch(source: str,
     Starts from :data:`SOURCE_ARCH`, applies ``overrides`` (the converter's
     command-line options, e.g. ``last_stride=2``) and what the tensors
     themselves show: a GeM exponent means GeM pooling, fast-reid's
-    ``pixel_mean``/``pixel_std`` buffers give the normalisation, and a
+    ``pixel_mean``/``pixel_std`` buffers give the normalisation, its
+    ``heads.weight`` the stem pooling (:func:`fastreid_stem_pool`), and a
     network without BNNeck tensors has no BNNeck (its test feature is then
     the pooled feature).
 
@@ -283,10 +340,12 @@ def source_arch(source: str,
             for the messages, e.g. ``dict(pooling='--pooling')``.
         source_config (str, optional): The fast-reid ``config.yaml`` the
             overrides were read from, for the messages.
-        **overrides: Facts that the tensors do not show (``last_stride``,
-            ``test_feature``, ``input_size``, ``pooling`` (``'avg'``,
-            ``'gem'`` or ``'gem_fixed'``), ``flip``, ``mean``, ``std``);
-            None keeps the default.
+        **overrides: Facts that the tensors do not show (``stem_pool``
+            (fast-reid only: ``'ceil'`` or ``'pad'``, see
+            :data:`STEM_POOLS`), ``last_stride``, ``test_feature``,
+            ``input_size``, ``pooling`` (``'avg'``, ``'gem'`` or
+            ``'gem_fixed'``), ``flip``, ``mean``, ``std``); None keeps the
+            default.
 
     Returns:
         dict: The facts, as :data:`SOURCE_ARCH` with ``source`` and
@@ -297,7 +356,8 @@ def source_arch(source: str,
         KeyError: An unknown fact.
         ValueError: An override contradicts the tensors: average or
             fixed-p GeM pooling with a learnt exponent in the checkpoint,
-            learnt GeM without one, ``after_bn`` without a BNNeck, a
+            learnt GeM without one, ``after_bn`` without a BNNeck, the
+            ``pad`` stem with fast-reid's ``heads.weight``, a
             ``mean``/``std`` other than the checkpoint's ``pixel_mean``/
             ``pixel_std``; neck tensors (``bnneck``/``bottleneck``) that
             are not a BNNeck; a ``mean``/``std`` that is not three 0-255
@@ -305,7 +365,8 @@ def source_arch(source: str,
             (:func:`check_pixel_scale`); pooling tensors other than a GeM
             exponent, or a BNNeck or classifier that does not take the
             channels of ``backbone.layer4`` (another pooling or an
-            embedding layer).
+            embedding layer); a ``stem_pool`` for torchreid, or not a name
+            of :data:`STEM_POOLS`.
     """
     facts = copy.deepcopy(SOURCE_ARCH[source])
     unknown = set(overrides) - set(facts) - {'mean', 'std'}
@@ -313,6 +374,16 @@ def source_arch(source: str,
         raise KeyError(f'unknown architecture facts {sorted(unknown)}')
     facts.update({k: v for k, v in overrides.items() if v is not None})
     facts['source'] = source
+    stem = overrides.get('stem_pool')
+    stem_shown = False
+    if source == 'fastreid':
+        stem_origin = (origins or {}).get('stem_pool', '--stem-pool')
+        stem, stem_shown = fastreid_stem_pool(state_dict, stem, stem_origin)
+        facts['stem_pool'] = dict(STEM_POOLS[stem])
+    elif stem is not None:
+        raise ValueError(f'stem pooling {stem!r}: the stem pooling is a '
+                         f'fast-reid option; {source}\'s ResNet has '
+                         'torchvision\'s stem, fixed by its code')
     pooling = overrides.get('pooling')
     learnt_p = 'neck.p' in converted
     option = f'pooling {pooling!r}'
@@ -395,6 +466,8 @@ def source_arch(source: str,
         facts.update(neck=None, test_feature='before_bn')
     facts['input_size'] = [int(v) for v in facts['input_size']]
     shown = {name for name in ('mean', 'std') if f'pixel_{name}' in state_dict}
+    if stem_shown:
+        shown.add('stem_pool')
     if learnt_p:
         shown.add('pooling')
     if not has_bnneck:
@@ -676,8 +749,12 @@ def check_source_arch(meta: Optional[dict],
             if isinstance(have, tuple) and len(set(have)) == 1:
                 have = have[0]
             if have != want:
-                differ(f'stem max pooling {name}', want, have,
-                       f'model.backbone.stem_pool.{name}')
+                differ(
+                    f'stem max pooling {name}',
+                    want,
+                    have,
+                    f'model.backbone.stem_pool.{name}',
+                    fact='stem_pool')
     if facts.get('last_stride') is not None and backbone is not None:
         have = getattr(backbone, 'last_stride', None)
         if have != facts['last_stride']:
@@ -801,8 +878,9 @@ def check_source_arch(meta: Optional[dict],
 
 
 __all__ = [
-    'SOURCE_ARCH', 'FASTREID_POOLING', 'FASTREID_KEYS', 'HARMLESS_UNMAPPED',
-    'SOURCE_META_KEYS', 'ASSUMABLE_FACTS', 'FACT_OPTIONS', 'source_arch',
-    'check_pixel_stats', 'check_pixel_scale', 'same_pixel_stats',
-    'add_identity_bnneck', 'read_fastreid_config', 'check_source_arch'
+    'STEM_POOLS', 'SOURCE_ARCH', 'FASTREID_POOLING', 'FASTREID_KEYS',
+    'HARMLESS_UNMAPPED', 'SOURCE_META_KEYS', 'ASSUMABLE_FACTS', 'FACT_OPTIONS',
+    'fastreid_stem_pool', 'source_arch', 'check_pixel_stats',
+    'check_pixel_scale', 'same_pixel_stats', 'add_identity_bnneck',
+    'read_fastreid_config', 'check_source_arch'
 ]

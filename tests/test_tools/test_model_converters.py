@@ -1003,6 +1003,85 @@ def test_assumed_facts_are_recorded_and_named(tmp_path, monkeypatch, capsys):
     assert facts['assumed'] == ['last_stride', 'flip', 'mean', 'std']
 
 
+#: fast-reid's stem pooling since August 2020: ``nn.MaxPool2d(
+#: kernel_size=3, stride=2, ceil_mode=True)`` (padding 0).
+FASTREID_CEIL_STEM = dict(kernel_size=3, stride=2, padding=0, ceil_mode=True)
+
+
+def torchvision_stem():
+    """torchvision's ResNet stem pooling, fast-reid's before August 2020."""
+    pool = torchvision.models.resnet18(weights=None).maxpool
+    return dict(
+        kernel_size=pool.kernel_size,
+        stride=pool.stride,
+        padding=pool.padding,
+        ceil_mode=pool.ceil_mode)
+
+
+@pytest.mark.parametrize('neck', ['heads.bnneck', 'heads.bottleneck.0'])
+def test_fastreid_stem_pool_is_assumed_unless_given(tmp_path, monkeypatch,
+                                                    capsys, neck):
+    """A checkpoint with ``heads.classifier.weight`` (``BNneckHead``, or
+    the ``EmbeddingHead`` of 2020) comes from fast-reid code with either
+    stem pooling, and no config.yaml names it: without ``--stem-pool`` it
+    is recorded and printed as assumed, and a refusal at load marks it."""
+    from mmreid.apis import init_model
+    state_dict = {f'backbone.{k}': v for k, v in resnet_keys().items()}
+    state_dict.update(bn_tensors(neck, 512))
+    state_dict['heads.classifier.weight'] = torch.rand(5, 512)
+    src = tmp_path / 'model_final.pth'
+    torch.save(dict(model=state_dict), src)
+    dst = tmp_path / 'c.pth'
+    args = [src, dst, '--input-size', '64', '32']
+    assert run_script('fastreid2mmreid.py', args, monkeypatch) == 0
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['stem_pool'] == FASTREID_CEIL_STEM
+    assert facts['assumed'][0] == 'stem_pool'
+    line = next(x for x in capsys.readouterr().out.splitlines()
+                if x.startswith('assumed'))
+    assert 'stem_pool=ceil (MaxPool2d(3, 2, padding=0, ceil_mode=True))' \
+        in line
+    assert '--stem-pool' in line and '"pad" for fast-reid' in line
+    # mmreid's default stem is the other one: refused, marked assumed.
+    config = fastreid_r18_config()
+    del config.model.backbone.stem_pool
+    with pytest.raises(ValueError) as info:
+        init_model(config, str(dst))
+    message = str(info.value)
+    assert 'stem max pooling padding: the source has 0 (assumed by the ' \
+        'converter), the config 1' in message
+    assert 'convert it again giving them (--stem-pool)' in message
+    # Given, it is recorded as given, and that config computes it.
+    assert run_script('fastreid2mmreid.py', args + ['--stem-pool', 'pad'],
+                      monkeypatch) == 0
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['stem_pool'] == torchvision_stem()
+    assert 'stem_pool' not in facts['assumed']
+    init_model(config, str(dst))
+
+
+def test_fastreid_heads_weight_shows_the_ceil_stem(tmp_path, monkeypatch,
+                                                   capsys):
+    """fast-reid keeps its classifier as ``heads.weight`` only in versions
+    that pool the stem with ``ceil``: not assumed, and ``--stem-pool pad``
+    contradicts the checkpoint (refused, nothing written)."""
+    src = fastreid_checkpoint(tmp_path)
+    dst = tmp_path / 'c.pth'
+    for option in ([], ['--stem-pool', 'ceil']):
+        assert run_script('fastreid2mmreid.py', [src, dst] + option,
+                          monkeypatch) == 0
+        facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+        assert facts['stem_pool'] == FASTREID_CEIL_STEM
+        assert 'stem_pool' not in facts['assumed']
+    capsys.readouterr()
+    other = tmp_path / 'pad.pth'
+    assert run_script('fastreid2mmreid.py', [src, other, '--stem-pool', 'pad'],
+                      monkeypatch) == 1
+    assert not other.exists()
+    assert "stem pooling 'pad' (from --stem-pool) contradicts the " \
+        "checkpoint's heads.weight" in capsys.readouterr().err
+
+
 def test_torchreid_assumed_facts(tmp_path):
     """torchreid's checkpoint holds neither its input size nor its
     normalisation; a BoT-style fork's test feature is not its code's."""

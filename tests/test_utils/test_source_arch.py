@@ -192,3 +192,36 @@ def test_after_bn_for_a_network_without_bnneck_is_refused():
         source_arch('torchreid', converted, {}, test_feature='after_bn')
     facts = source_arch('torchreid', converted, {})
     assert facts['neck'] is None and facts['test_feature'] == 'before_bn'
+
+
+def test_an_assumed_stem_pooling_is_marked():
+    """A stem pooling the converter assumed is marked in the refusal and
+    named with its option; one it read or was given is not."""
+    cfg = multi_target_config()
+    cfg.model.backbone.stem_pool = None  # mmreid's padding=1 stem
+    model = MODELS.build(cfg.model)
+    meta = fastreid_meta()
+    with pytest.raises(ValueError) as info:
+        check_source_arch(meta, model, cfg, 'ckpt.pth', test=False)
+    assert 'stem max pooling padding: the source has 0, the config 1' \
+        in str(info.value)
+    assert '--stem-pool' not in str(info.value)
+    meta['source_arch']['assumed'] = ['stem_pool']
+    with pytest.raises(ValueError) as info:
+        check_source_arch(meta, model, cfg, 'ckpt.pth', test=False)
+    assert 'stem max pooling padding: the source has 0 (assumed by the ' \
+        'converter), the config 1' in str(info.value)
+    assert 'convert it again giving them (--stem-pool)' in str(info.value)
+
+
+def test_stem_pool_options_are_checked():
+    """Only fast-reid's two stems are options; torchreid's is its code's."""
+    converted = {'backbone.layer4.1.bn2.weight': torch.ones(512)}
+    facts = source_arch('fastreid', converted, {}, stem_pool='pad')
+    assert facts['stem_pool'] == dict(
+        kernel_size=3, stride=2, padding=1, ceil_mode=False)
+    assert 'stem_pool' not in facts['assumed']
+    with pytest.raises(ValueError, match=r"stem pooling 'same'.*'ceil'"):
+        source_arch('fastreid', converted, {}, stem_pool='same')
+    with pytest.raises(ValueError, match='fast-reid option'):
+        source_arch('torchreid', converted, {}, stem_pool='pad')

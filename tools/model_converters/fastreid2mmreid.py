@@ -5,7 +5,8 @@ v0.x/v1.x ``Baseline`` with a plain or IBN-a ResNet backbone and an
 ``EmbeddingHead`` without embedding layer (the BoT configs): ``backbone.*``
 (``bn1.IN``/``bn1.BN`` of IBN blocks included), ``heads.bottleneck.0.*``
 (BNNeck; ``heads.bnneck.*`` of the older ``BNneckHead``), ``heads.weight``
-(v1.x) or ``heads.classifier.weight`` (v0.x),
+(the later ``EmbeddingHead``) or ``heads.classifier.weight`` (``BNneckHead``
+and the ``EmbeddingHead`` of 2020),
 ``heads.pool_layer.p`` (GeM). Every other key (non-local, SE) is reported,
 and a model that had such layers is refused when loaded. A head the
 pooling cannot feed (a BNNeck or classifier that does not take the
@@ -13,14 +14,19 @@ channels of ``layer4``, pooling tensors other than GeM's exponent) is
 refused by the converter, naming the key.
 
 The converted checkpoint records the source network's facts
-(``meta['source_arch']``, see ``mmreid.utils.source_arch``): fast-reid's
-stem pooling ``MaxPool2d(3, 2, padding=0, ceil_mode=True)``, last stride,
-pooling, test feature, test size, test-time flip, PIL bicubic resizing
-and pixel statistics. ``--config`` reads them from the ``config.yaml``
-fast-reid wrote next to the checkpoint; the other options override single
-facts (``--mean``/``--std`` that contradict the config.yaml or the
-checkpoint's ``pixel_mean``/``pixel_std``, and ``--flip``/``--no-flip``
-that contradicts its ``TEST.FLIP.ENABLED``, are refused).
+(``meta['source_arch']``, see ``mmreid.utils.source_arch``): the stem
+pooling, last stride, pooling, test feature, test size, test-time flip, PIL
+bicubic resizing and pixel statistics. fast-reid's stem pooling is
+``MaxPool2d(3, 2, padding=0, ceil_mode=True)`` since August 2020 and
+``MaxPool2d(3, 2, padding=1)`` before; no ``config.yaml`` names it, and
+only ``heads.weight`` (the later ``EmbeddingHead``, always the former)
+shows it: otherwise the former is assumed (printed), and ``--stem-pool
+pad`` gives the latter. ``--config`` reads the other facts from the
+``config.yaml`` fast-reid wrote next to the checkpoint; the options
+override single facts (``--mean``/``--std`` that contradict the
+config.yaml or the checkpoint's ``pixel_mean``/``pixel_std``,
+``--flip``/``--no-flip`` that contradicts its ``TEST.FLIP.ENABLED``, and
+``--stem-pool pad`` with ``heads.weight`` are refused).
 ``init_model`` and ``tools/test.py`` refuse a config that contradicts them
 and print the overrides to use.
 
