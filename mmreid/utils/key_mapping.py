@@ -439,9 +439,10 @@ def converter_main(source: str, description: str) -> None:
             help='max pooling of the source\'s ResNet stem: "ceil" is '
             'MaxPool2d(3, 2, padding=0, ceil_mode=True), fast-reid\'s since '
             'August 2020 (the default); "pad" is MaxPool2d(3, 2, '
-            'padding=1), torchvision\'s, fast-reid\'s before. A checkpoint '
-            'with heads.weight (fast-reid\'s later EmbeddingHead) shows '
-            '"ceil", and "pad" is then an error; no config.yaml names it')
+            'padding=1), torchvision\'s, fast-reid\'s before. Without it, '
+            'a checkpoint with heads.weight (fast-reid\'s later '
+            'EmbeddingHead) is taken to show "ceil" and others are recorded '
+            'as assumed; no config.yaml names it')
     parser.add_argument(
         '--last-stride',
         type=int,

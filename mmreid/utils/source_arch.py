@@ -294,25 +294,21 @@ def fastreid_stem_pool(state_dict: Dict[str, torch.Tensor],
 
     Returns:
         tuple[str, bool]: The name (``given``, else ``'ceil'``) and whether
-        the checkpoint shows it.
+        the checkpoint shows it (``heads.weight``, nothing given). A given
+        name is taken as stated, also with ``heads.weight`` (a fork may
+        have kept the older stem).
 
     Raises:
-        ValueError: ``given`` is not a name of :data:`STEM_POOLS`, or is
-            ``'pad'`` for a checkpoint with ``heads.weight``.
+        ValueError: ``given`` is not a name of :data:`STEM_POOLS`.
     """
     if given is not None and given not in STEM_POOLS:
         raise ValueError(f'stem pooling {given!r} (from {origin}): expected '
                          f'one of {sorted(STEM_POOLS)}')
-    if 'heads.weight' not in state_dict:
-        return given or 'ceil', False
-    if given not in (None, 'ceil'):
-        raise ValueError(
-            f'stem pooling {given!r} (from {origin}) contradicts the '
-            "checkpoint's heads.weight: fast-reid keeps the classifier as "
-            'the head\'s own weight only in versions whose stem is '
-            'MaxPool2d(3, 2, padding=0, ceil_mode=True) ("ceil"); drop the '
-            'option')
-    return 'ceil', True
+    if given is not None:
+        # The user's statement: stronger than the layout, which shows the
+        # versions seen, not a fork's.
+        return given, False
+    return 'ceil', 'heads.weight' in state_dict
 
 
 def source_arch(source: str,
@@ -356,8 +352,7 @@ def source_arch(source: str,
         KeyError: An unknown fact.
         ValueError: An override contradicts the tensors: average or
             fixed-p GeM pooling with a learnt exponent in the checkpoint,
-            learnt GeM without one, ``after_bn`` without a BNNeck, the
-            ``pad`` stem with fast-reid's ``heads.weight``, a
+            learnt GeM without one, ``after_bn`` without a BNNeck, a
             ``mean``/``std`` other than the checkpoint's ``pixel_mean``/
             ``pixel_std``; neck tensors (``bnneck``/``bottleneck``) that
             are not a BNNeck; a ``mean``/``std`` that is not three 0-255
