@@ -72,6 +72,38 @@ def test_matches_dense_reference(seed, k1, k2, lambda_value):
         np.testing.assert_allclose(result.numpy(), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize('k2', [1, 2])
+def test_tiny_case_worked_out_by_hand(k2):
+    """3 queries, 6 gallery on a line, k1 = 1, lambda = 0.3 (Zhong et al.,
+    CVPR 2017, Eq. 5-12). Each query is the mutual nearest neighbour of
+    one gallery item (g3 and g4 of each other); g5's nearest is g2, which
+    prefers q2. With k1 = 1, R*(i) is i and its mutual nearest neighbour,
+    and V[i] holds exp(-d) over it, normalised."""
+    query = np.array([[0.], [10.], [30.]])
+    gallery = np.array([[1.], [12.], [33.], [20.], [21.5], [50.]])
+    feats = np.concatenate([query, gallery])[:, 0]
+    dist = (feats[:, None] - feats[None])**2
+    dist /= dist.max(axis=1, keepdims=True)
+    jaccard = np.ones((3, 6))
+    if k2 == 1:
+        # q and its gallery partner share their pair: the overlap is what
+        # each gives the other, e^-d / (1 + e^-d).
+        for q in range(3):
+            gives = np.exp(-dist[[q, 3 + q], [3 + q, q]])
+            overlap = (gives / (1 + gives)).sum()
+            jaccard[q, q] = 1 - overlap / (2 - overlap)
+    else:
+        # Local query expansion over N(i, 2) = {i, its nearest}: both
+        # members of a pair get the same mean, overlap 1. g5 gets
+        # (e_g5 + V[g2]) / 2, which meets (V[q2] + V[g2]) / 2 in V[g2] / 2:
+        # overlap 1/2, Jaccard 1 - (1/2) / (3/2).
+        jaccard[range(3), range(3)] = 0
+        jaccard[2, 5] = 2 / 3
+    expected = 0.7 * jaccard + 0.3 * dist[:3, 3:]
+    result = k_reciprocal_rerank(query, gallery, k1=1, k2=k2)
+    np.testing.assert_allclose(result.numpy(), expected, atol=1e-12)
+
+
 def test_float32_and_distance_blocks():
     query, gallery = clustered_features(5, 12, 40)
     expected = dense_rerank(query, gallery, 10, 4, 0.3)
@@ -120,6 +152,7 @@ def test_invalid_parameters():
     (dict(k1=4.0), r'k1 must be an integer, got 4.0 \(float\)'),
     (dict(k1=4, k2=2.5), r'k2 must be an integer, got 2.5 \(float\)'),
     (dict(k1=True), r'k1 must be an integer, got True \(bool\)'),
+    (dict(k1=0, k2=1), r'need k1 >= 1 .*got k1=0, k2=1'),
 ])
 def test_options_outside_the_definition_are_refused(options, match):
     """d* = (1 - lambda) d_J + lambda d with lambda in [0, 1] and integer
@@ -141,8 +174,13 @@ def test_options_outside_the_definition_are_refused(options, match):
 
 def test_lambda_and_k_at_their_bounds_are_accepted():
     query, gallery = clustered_features(1, 5, 12)
-    for options in (dict(k1=4, k2=1, lambda_value=0),
-                    dict(k1=np.int64(4), k2=5, lambda_value=1)):
+    bounds = [
+        dict(k1=4, k2=1, lambda_value=0),
+        dict(k1=np.int64(4), k2=5, lambda_value=1),
+        # k1 + 1 = N: every sample is among every sample's neighbours.
+        dict(k1=16, k2=17, lambda_value=0.5),
+    ]
+    for options in bounds:
         ReIDMetric(rerank=options)
         result = k_reciprocal_rerank(query, gallery, **options)
         assert result.shape == (5, 12) and torch.isfinite(result).all()
