@@ -68,6 +68,33 @@ def test_missing_and_unexpected_keys_are_reported(imagenet_ckpt):
     assert not any(k.startswith('backbone.') for k in report['missing'])
 
 
+def test_checkpoint_wrappers_and_prefix_forms_give_the_same_tensors():
+    """A bare state dict, one under 'state_dict' or 'model', DataParallel's
+    'module.' keys, and a prefix with or without its final dot all give
+    the tensors under the prefix, without it; other entries are dropped."""
+    weight, bias = torch.randn(3), torch.randn(3)
+    bare = {
+        'backbone.fc.weight': weight,
+        'backbone.fc.bias': bias,
+        'head.fc.weight': torch.randn(2)
+    }
+    parallel = {f'module.{k}': v for k, v in bare.items()}
+    checkpoints = [
+        bare,
+        dict(state_dict=bare, meta=dict(epoch=3)),
+        dict(model=parallel, optimizer=dict(lr=0.1)),
+        dict(bare, epoch=3),
+    ]
+    for checkpoint in checkpoints:
+        keys = sorted(weight_init.extract_state_dict(checkpoint))
+        assert keys == sorted(bare)
+        for prefix in ('backbone', 'backbone.'):
+            tensors = weight_init.extract_state_dict(checkpoint, prefix)
+            assert sorted(tensors) == ['fc.bias', 'fc.weight']
+            assert tensors['fc.weight'] is weight
+            assert tensors['fc.bias'] is bias
+
+
 def test_checkpoint_matching_nothing_is_an_error(imagenet_ckpt):
     path, _ = imagenet_ckpt
     # Without the prefix, 'backbone.conv1.weight' matches no backbone key.
@@ -422,11 +449,16 @@ def test_every_mmreid_module_initialises_in_the_mmreid_scope():
     dict(type='mmreid.Pretrained'),
     [dict(type='Kaiming', layer='Conv2d'),
      dict(type='mmreid.Pretrained')],
+    [dict(type='mmreid.Pretrained'),
+     dict(type='Kaiming', layer='Conv2d')],
+    dict(type='mmengine.Pretrained'),
 ])
 def test_pretrained_in_a_list_or_scoped_keeps_the_loaded_weights(
         imagenet_ckpt, init_cfg):
     """mmpretrain's zero_init_residual (on by default) must not zero the
-    blocks' last norms after the load, whatever the form of init_cfg."""
+    blocks' last norms after the load, whatever the form of init_cfg
+    (mmengine's lenient 'mmengine.Pretrained' included), and no other
+    entry overwrites the loaded weights, whatever its place in a list."""
     path, state = imagenet_ckpt
     cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
     for cfg in cfgs:
