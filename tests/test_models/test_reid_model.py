@@ -171,6 +171,12 @@ def test_data_preprocessor_normalises_and_checks():
     assert torch.allclose(listed['inputs'], expected)
     with pytest.raises(ValueError, match='one size'):
         pre(dict(inputs=[torch.zeros(3, 4, 2), torch.zeros(3, 6, 2)]))
+    # One image without its batch axis, a gray batch: not (N, 3, H, W).
+    for shape in ((3, 4, 2), (2, 1, 4, 2)):
+        with pytest.raises(ValueError, match=r'shape \(N, 3, H, W\)'):
+            pre(dict(inputs=torch.zeros(shape, dtype=torch.uint8)))
+    with pytest.raises(ValueError, match='same length, got 3 and 1'):
+        MODELS.build(dict(type='ReIDDataPreprocessor', std=[58.0]))
 
 
 def test_model_distance_modes():
