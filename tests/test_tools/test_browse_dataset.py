@@ -100,6 +100,11 @@ def test_draw_tiles_labels_and_errors():
         draw_tiles([img, img], ['a'])
     with pytest.raises(ValueError, match='at least one image'):
         draw_tiles([])
+    # Overlapping tiles, a float image after a good one: refused.
+    with pytest.raises(ValueError, match='gap >= 0'):
+        draw_tiles([img, img], gap=-1)
+    with pytest.raises(ValueError, match=r'images\[1\] must be uint8'):
+        draw_tiles([img, img.astype(np.float32)])
 
 
 def test_to_image_denormalises():

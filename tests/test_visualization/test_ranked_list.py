@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from mmreid.visualization import ReIDVisualizer, draw_ranked_list
+from mmreid.visualization import ranked_list as ranked_list_module
 from mmreid.visualization.ranked_list import (BACKGROUND_COLOR, BORDER, GAP,
                                               MATCH_COLOR, MISMATCH_COLOR,
                                               QUERY_COLOR, QUERY_GAP,
@@ -85,6 +86,18 @@ def test_matches_none_means_unknown():
         assert (frame == np.array(UNKNOWN_COLOR, np.uint8)).all()
 
 
+def test_numpy_booleans_choose_the_frame():
+    # Matches often come from a numpy array: np.False_ is a mismatch.
+    tile = (32, 16)
+    canvas = draw_ranked_list(
+        _img(), [_img(seed=1), _img(seed=2)],
+        matches=np.array([False, True]),
+        tile_size=tile)
+    offsets = tile_offsets(2, tile)
+    assert (_frame_pixels(canvas, offsets[1], tile) == MISMATCH_COLOR).all()
+    assert (_frame_pixels(canvas, offsets[2], tile) == MATCH_COLOR).all()
+
+
 def test_resize_non_tile_sized_inputs():
     tile = (32, 16)
     canvas = draw_ranked_list(
@@ -105,6 +118,9 @@ def test_resize_non_tile_sized_inputs():
     (dict(distances=[]), 'distances has 0 entries'),
     (dict(gallery_labels=['a', 'b']), 'gallery_labels has 2'),
     (dict(tile_size=(4, 4)), 'tile_size'),
+    (dict(tile_size=(2 * BORDER, 16)), 'tile_size'),
+    (dict(gallery_imgs=[_img(), np.zeros((8, 8, 3), np.float32)]),
+     r'gallery_imgs\[1\] must be uint8'),
     (dict(tile_size=(32.0, 16)), 'tile_size'),
     (dict(gallery_imgs=np.zeros((8, 8, 3), np.uint8)), 'single image'),
 ])
@@ -160,6 +176,26 @@ def test_label_lines_and_note_rows():
     # The note runs across tiles.
     note = canvas[64 + 3 * TEXT_LINE_HEIGHT:]
     assert (note[:, offsets[1]:offsets[2]] != background).any()
+
+
+def test_each_tile_gets_its_rank_distance_and_labels(monkeypatch):
+    """Under each gallery tile: its 1-based rank and distance, then its
+    own label's lines."""
+    drawn = []
+    monkeypatch.setattr(
+        ranked_list_module, '_put_text',
+        lambda canvas, text, x, y, width: drawn.append((x, text)))
+    draw_ranked_list(
+        _img(), [_img(seed=1), _img(seed=2)],
+        distances=[0.25, 1.5],
+        tile_size=(64, 32),
+        query_label='pid 8512',
+        gallery_labels=['pid 1\ncam 0', 'pid 2\ncam 5'])
+    x1, x2 = (x + 2 for x in tile_offsets(2, (64, 32))[1:])
+    assert sorted(drawn) == sorted([(2, 'query'), (2, 'pid 8512'),
+                                    (x1, '#1: 0.25'), (x1, 'pid 1'),
+                                    (x1, 'cam 0'), (x2, '#2: 1.5'),
+                                    (x2, 'pid 2'), (x2, 'cam 5')])
 
 
 def test_html_report_names_the_0_based_camid():
