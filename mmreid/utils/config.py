@@ -362,6 +362,17 @@ def _leaves(value: Any, prefix: str = ''):
         yield prefix, value
 
 
+def _option_items(options: dict, prefix: str = ''):
+    """``(dotted key, value)`` of options, a dict value field by field
+    (``Config.merge_from_dict`` merges it into the config's dict)."""
+    for key, value in options.items():
+        key = f'{prefix}.{key}' if prefix else str(key)
+        if isinstance(value, dict) and value:
+            yield from _option_items(value, key)
+        else:
+            yield key, value
+
+
 def check_variable_overrides(cfg: Config,
                              cfg_options: dict,
                              path: str,
@@ -375,7 +386,8 @@ def check_variable_overrides(cfg: Config,
     when the file is parsed; overriding the variable afterwards changes
     nothing else (mmengine merges keys, it does not re-run the file), so
     the run would silently use the old value. Such an override is an error
-    when the old value is found under other keys, which it names.
+    when the old value is found under other keys, which it names. A dict
+    value is checked field by field, as it is merged.
 
     Args:
         cfg (Config): The config as read, before the options.
@@ -389,7 +401,7 @@ def check_variable_overrides(cfg: Config,
     """
     read = READ_TOP_LEVEL_KEYS | _runner_keys()
     plain = cfg.to_dict()
-    for key, new in cfg_options.items():
+    for key, new in _option_items(cfg_options):
         root = str(key).split('.')[0]
         if root in read or root not in plain:
             continue

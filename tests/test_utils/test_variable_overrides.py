@@ -80,3 +80,20 @@ def test_an_override_of_the_test_pipeline_variable_is_refused():
     # (which shares the last key parts and was suggested first).
     assert "e.g. cfg_options test_dataloader.dataset.pipeline.1.size" in \
         message or 'e.g. --cfg-options test_dataloader' in message
+
+
+@pytest.mark.parametrize('resize', [
+    dict(backend='cv2'),
+    dict(type='ReIDResize', size=(256, 128), backend='cv2'),
+])
+def test_a_dict_option_is_checked_field_by_field(resize):
+    """A dict merges into the config's dict field by field, as
+    ``resize.backend=cv2`` does: ``cfg_options={'resize': dict(...)}``
+    changed the variable only, the pipelines kept PIL."""
+    with pytest.raises(ValueError) as info:
+        load_config(MARKET, {'resize': resize})
+    message = str(info.value)
+    assert "--cfg-options resize.backend='cv2': 'resize' is a variable" \
+        in message
+    assert "keep 'pillow'" in message
+    assert 'test_dataloader.dataset.pipeline.1.backend' in message
