@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 
-from mmreid.utils.config import load_config
+from mmreid.utils.config import load_config, read_config
 from ..fixtures.processes import REPO
 
 
@@ -118,3 +118,88 @@ test_dataloader = dict(dataset=dict(synth, domain=2, split='test'))
         load_config(path)
     cfg = load_config(path, phase='test')
     assert cfg.test_dataloader.dataset.size == 'tiny'
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_test_run_checks_the_sections_it_reads(tmp_path):
+    path = leaf(tmp_path, 'configs/baseline/bot_r50_1xb64-120e_market1501.py',
+                'img_size = (384, 128)\n')
+    with pytest.raises(ValueError, match=r'test_dataloader\.dataset\.'):
+        load_config(path, phase='test')
+    with pytest.raises(
+            ValueError, match="phase must be 'train' or 'test', "
+            "got 'eval'"):
+        read_config(write(tmp_path, 'plain.py', 'x = 1\n'), phase='eval')
+
+
+def test_a_value_restated_as_a_list_is_fine(tmp_path):
+    # The pipelines hold (256, 128): a leaf writing [256, 128] asks for
+    # the same size.
+    path = leaf(tmp_path, 'configs/baseline/bot_r50_1xb64-120e_market1501.py',
+                'img_size = [256, 128]\n')
+    assert load_config(path).img_size == [256, 128]
+
+
+def test_a_list_variable_the_base_used_is_refused(tmp_path):
+    write(
+        tmp_path, 'base.py', "names = ['a', 'b']\n"
+        "train_dataloader = dict(dataset=dict(type='D', names=names))\n")
+    path = write(tmp_path, 'leaf.py',
+                 "_base_ = ['base.py']\nnames = ['a', 'c']\n")
+    with pytest.raises(ValueError) as info:
+        load_config(path)
+    # The list is named, not an item the base's value lacks.
+    assert str(info.value).endswith(
+        "still hold the base's value (['a', 'b']): "
+        'train_dataloader.dataset.names. Set those keys in leaf.py too.')
+
+
+@pytest.mark.parametrize('backend', ['cv2', None])
+def test_a_field_a_leaf_adds_to_a_dict_literal_is_refused(tmp_path, backend):
+    # The base's dict is a literal, and the leaf adds a field (None too):
+    # the pipeline's copy has none.
+    write(
+        tmp_path, 'base.py', "resize = {'type': 'R', 'size': 4}\n"
+        'test_dataloader = dict(dataset=dict(pipeline=[resize]))\n')
+    path = write(
+        tmp_path, 'leaf.py',
+        f"_base_ = ['base.py']\nresize = dict(backend={backend!r})\n")
+    with pytest.raises(ValueError) as info:
+        load_config(path)
+    assert str(info.value).endswith(
+        ': test_dataloader.dataset.pipeline.0.backend. Set those keys in '
+        'leaf.py too.')
+
+
+def test_a_key_the_runner_reads_is_no_variable(tmp_path):
+    # test_dataloader copies the base's val_dataloader; a leaf changing
+    # val_dataloader only sets a key the runner reads, as mmengine intends.
+    write(
+        tmp_path, 'base.py',
+        "val_dataloader = dict(batch_size=4, dataset=dict(type='D'))\n"
+        'test_dataloader = val_dataloader\n')
+    path = write(
+        tmp_path, 'leaf.py', "_base_ = ['base.py']\n"
+        'val_dataloader = dict(batch_size=8)\n')
+    cfg = load_config(path)
+    assert (cfg.val_dataloader.batch_size, cfg.test_dataloader.batch_size) \
+        == (8, 4)
+
+
+def test_a_variable_of_every_base_is_checked(tmp_path):
+    write(tmp_path, 'runtime.py', 'seed = 1\n')
+    write(
+        tmp_path, 'data.py', 'size = 4\n'
+        "test_dataloader = dict(dataset=dict(type='D', size=size))\n")
+    path = write(tmp_path, 'leaf.py',
+                 "_base_ = ['runtime.py', 'data.py']\nsize = 8\n")
+    with pytest.raises(
+            ValueError,
+            match=r'data\.py.*\(4\): '
+            r'test_dataloader\.dataset\.size\.'):
+        load_config(path)
