@@ -97,3 +97,57 @@ def test_a_dict_option_is_checked_field_by_field(resize):
         in message
     assert "keep 'pillow'" in message
     assert 'test_dataloader.dataset.pipeline.1.backend' in message
+
+
+def config(tmp_path, text):
+    path = tmp_path / 'tiny.py'
+    path.write_text(text)
+    return str(path)
+
+
+def test_an_override_of_a_last_list_item_is_refused(tmp_path):
+    path = config(
+        tmp_path, 'size = (32, 16)\n'
+        "test_pipeline = [dict(type='A'), dict(type='R', size=size)]\n"
+        'test_dataloader = dict(dataset=dict(pipeline=test_pipeline))\n')
+    with pytest.raises(
+            ValueError,
+            match='keep \\(32, 16\\): '
+            'test_dataloader.dataset.pipeline.1.size'):
+        load_config(path, {'test_pipeline.1.size': (64, 32)})
+
+
+def test_values_equal_by_chance_in_another_type_are_no_holders(tmp_path):
+    # cudnn_benchmark=True == 1, but a bool is not the int variable.
+    path = config(tmp_path,
+                  'scale = 1\nenv_cfg = dict(cudnn_benchmark=True)\n')
+    assert load_config(path, {'scale': 2}).scale == 2
+
+
+def test_a_boolean_switch_is_left_to_what_it_switches():
+    # combine_all is read by TrainSetupCheckHook, which refuses it where
+    # the sources contradict it; the many False keys do not hold it.
+    cfg = load_config('configs/gmn/gmn_r50_1xb64-60e_ms-cs-c3-to-m.py',
+                      {'combine_all': True})
+    assert cfg.combine_all is True
+
+
+def test_a_dotted_option_suggests_the_key_named_like_its_field(tmp_path):
+    path = config(
+        tmp_path, 'opts = dict(size=64)\n'
+        'train_dataloader = dict(batch_size=64, '
+        "dataset=dict(type='D', size=opts['size']))\n")
+    with pytest.raises(ValueError) as info:
+        load_config(path, {'opts.size': 32})
+    assert 'e.g. --cfg-options train_dataloader.dataset.size=32 ' in str(
+        info.value)
+
+
+@pytest.mark.parametrize('count,more', [(6, ''), (7, ' and 1 more')])
+def test_the_message_shows_six_keys(tmp_path, count, more):
+    keys = ', '.join(f'k{i}=n' for i in range(count))
+    path = config(tmp_path, f'n = 5\ntrain_cfg = dict({keys})\n')
+    with pytest.raises(ValueError) as info:
+        load_config(path, {'n': 6})
+    shown = ', '.join(f'train_cfg.k{i}' for i in range(6))
+    assert f'keys keep 5: {shown}{more}. Override' in str(info.value)
