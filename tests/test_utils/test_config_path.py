@@ -1,6 +1,12 @@
-import pytest
+import os
+import os.path as osp
 
-from mmreid.utils.config import load_config
+import pytest
+from mmengine.config import Config
+
+from mmreid.utils.config import (adapt_to_device, add_runtime_args,
+                                 dump_atomic, enable_amp, enable_amp_inference,
+                                 load_config, parse_runtime_args)
 
 
 @pytest.mark.parametrize('path,suggested', [
@@ -59,6 +65,7 @@ def train_tool_building(tmp_path, monkeypatch, lines, *options):
 @pytest.mark.parametrize('lines,refused', [
     ('', True),
     ('auto_scale_lr = dict(enable=False)', True),
+    ('auto_scale_lr = dict(base_batch_size=None)', True),
     ('auto_scale_lr = dict(base_batch_size=32, enable=False)', False),
 ])
 def test_auto_scale_lr_needs_the_configs_base_batch(tmp_path, monkeypatch,
@@ -108,6 +115,7 @@ def test_no_validate_drops_save_best_with_a_line(tmp_path, monkeypatch,
         tool.main()
     cfg = built[0]
     assert cfg.val_cfg is None and cfg.val_dataloader is None
+    assert cfg.val_evaluator is None  # mmengine wants all three or none
     checkpoint = cfg.default_hooks.checkpoint.to_dict()
     assert checkpoint == dict(
         type='CheckpointHook', interval=2, save_best=None)
@@ -117,3 +125,119 @@ def test_no_validate_drops_save_best_with_a_line(tmp_path, monkeypatch,
         line.startswith("--no-validate: no best checkpoint is kept "
                         f'(default_hooks.checkpoint.save_best={save_best!r} '
                         'needs validation)') for line in logged)
+
+
+def test_two_close_names_are_both_suggested(tmp_path):
+    for name in ('bot_r18_a.py', 'bot_r18_b.py'):
+        (tmp_path / name).write_text('')
+    with pytest.raises(FileNotFoundError) as info:
+        load_config(str(tmp_path / 'bot_r18_c.py'))
+    message = str(info.value)
+    assert str(tmp_path / 'bot_r18_a.py') in message
+    assert str(tmp_path / 'bot_r18_b.py') in message
+
+
+def test_work_dir_and_loops(tmp_path):
+    """The work dir is the argument's, else the config's, else
+    ./work_dirs/<config name>; a loop without a type is mmreid's."""
+    config = tmp_path / 'tiny.py'
+    config.write_text("work_dir = 'from_config'\nval_cfg = dict()\n"
+                      "test_cfg = dict(type='MultiTargetTestLoop')\n")
+    cfg = load_config(str(config))
+    assert cfg.work_dir == 'from_config'
+    assert cfg.val_cfg == dict(type='ReIDValLoop')
+    assert cfg.test_cfg == dict(type='MultiTargetTestLoop')
+    assert load_config(str(config), work_dir='given').work_dir == 'given'
+    config.write_text('test_cfg = dict()\n')
+    cfg = load_config(str(config))
+    assert cfg.work_dir == osp.join('./work_dirs', 'tiny')
+    assert cfg.test_cfg == dict(type='ReIDTestLoop')
+
+
+@pytest.fixture
+def cuda(monkeypatch):
+    """Whether torch sees a CUDA device, as the test sets it."""
+
+    def set_cuda(available):
+        monkeypatch.setattr('torch.cuda.is_available', lambda: available)
+
+    return set_cuda
+
+
+def test_amp_keeps_the_configs_settings(cuda):
+    cuda(True)
+    cfg = Config(
+        dict(
+            optim_wrapper=dict(optimizer=dict(type='SGD'), loss_scale=512),
+            test_cfg=dict(type='MultiTargetTestLoop')))
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.to_dict() == dict(
+        type='AmpOptimWrapper', optimizer=dict(type='SGD'), loss_scale=512)
+    enable_amp_inference(cfg)
+    assert cfg.test_cfg.to_dict() == dict(
+        type='MultiTargetTestLoop', fp16=True)
+    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper')))
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    cfg = Config(dict(optim_wrapper=dict(type='ApexOptimWrapper')))
+    with pytest.raises(ValueError, match="has 'ApexOptimWrapper'"):
+        enable_amp(cfg)
+
+
+def test_adapt_to_device_without_cuda(cuda, monkeypatch):
+    cuda(False)
+    cfg = Config(dict(launcher='none', env_cfg=dict()))
+    adapt_to_device(cfg)
+    assert cfg.to_dict() == dict(launcher='none', env_cfg=dict())
+    # The config's own backend and wrapper are kept.
+    wrapper = dict(type='MMDistributedDataParallel')
+    cfg = Config(
+        dict(
+            launcher='slurm',
+            env_cfg=dict(dist_cfg=dict(backend='mpi')),
+            model_wrapper_cfg=wrapper))
+    adapt_to_device(cfg)
+    assert cfg.env_cfg.dist_cfg.backend == 'mpi'
+    assert cfg.model_wrapper_cfg == wrapper
+    # nccl becomes gloo; the process group gets the config's settings.
+    created = []
+    monkeypatch.setattr('torch.distributed.is_initialized', lambda: False)
+    monkeypatch.setattr('torch.distributed.init_process_group',
+                        lambda **kwargs: created.append(kwargs))
+    cfg = Config(
+        dict(
+            launcher='pytorch',
+            find_unused_parameters=True,
+            env_cfg=dict(dist_cfg=dict(backend='nccl', timeout=60))))
+    with pytest.warns(UserWarning, match='gloo'):
+        adapt_to_device(cfg)
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+    assert cfg.model_wrapper_cfg.find_unused_parameters is True
+    assert created == [dict(backend='gloo', timeout=60)]
+
+
+def test_a_launchers_local_rank_is_kept(monkeypatch):
+    """torchrun sets LOCAL_RANK and passes no --local-rank."""
+    import argparse
+    parser = argparse.ArgumentParser()
+    add_runtime_args(parser, 'x=1')
+    monkeypatch.setattr('sys.argv', ['train.py'])
+    monkeypatch.setenv('LOCAL_RANK', '1')
+    parse_runtime_args(parser)
+    assert os.environ['LOCAL_RANK'] == '1'
+    monkeypatch.delenv('LOCAL_RANK')
+    monkeypatch.setattr('sys.argv', ['train.py', '--local-rank', '2'])
+    parse_runtime_args(parser)
+    assert os.environ['LOCAL_RANK'] == '2'
+
+
+def test_dump_atomic(tmp_path):
+    import pickle
+    path = str(tmp_path / 'metrics.pickle')
+    dump_atomic(dict(mAP=0.5), path)
+    with open(path, 'rb') as f:
+        assert pickle.load(f) == dict(mAP=0.5)
+    path = str(tmp_path / 'metrics.txt')
+    with pytest.raises(ValueError, match='--out must end in .json'):
+        dump_atomic(dict(mAP=0.5), path)
+    assert sorted(os.listdir(tmp_path)) == ['metrics.pickle']
