@@ -5,7 +5,7 @@ from mmengine.config import Config
 
 from mmreid.utils.pipeline_source import (inference_pipelines,
                                           resolve_test_pipeline,
-                                          split_datasets)
+                                          split_datasets, split_targets)
 
 
 def pipeline(size):
@@ -118,3 +118,52 @@ def test_pipelines_no_name_chooses_are_refused():
     with pytest.raises(
             ValueError, match=r'test_dataloader\.1\.dataset\.pipeline'):
         resolve_test_pipeline(loaders)
+
+
+def test_a_wrapped_dataset_and_unnamed_targets():
+    # A wrapper's pipeline is under its dataset; a target without a name
+    # is named by its index.
+    wrapped = dict(
+        type='RepeatDataset',
+        times=2,
+        dataset=dict(type='D', pipeline=pipeline((32, 16))))
+    plain = dict(type='D', pipeline=pipeline((64, 32)))
+    cfg = Config(
+        dict(
+            test_dataloader=dict(),
+            test_cfg=dict(targets=[
+                dict(dataloader=dict(dataset=wrapped)),
+                dict(dataloader=dict(dataset=plain))
+            ])))
+    assert split_targets(cfg) == ['0', '1']
+    source = resolve_test_pipeline(cfg, '0')
+    assert source.path == \
+        'test_cfg.targets.0.dataloader.dataset.dataset.pipeline'
+    assert source.pipeline[1]['size'] == (32, 16)
+    assert resolve_test_pipeline(cfg, '1').pipeline[1]['size'] == (64, 32)
+
+
+def test_the_pipeline_is_a_copy():
+    cfg = Config(
+        dict(test_dataloader=dict(dataset=dict(pipeline=pipeline((8, 4))))))
+    resolve_test_pipeline(cfg).pipeline[1]['size'] = (1, 1)
+    assert resolve_test_pipeline(cfg).pipeline[1]['size'] == (8, 4)
+
+
+def test_a_chosen_target_with_different_pipelines_is_refused():
+    concat = dict(
+        type='ConcatDataset',
+        datasets=[
+            dict(type='D', pipeline=pipeline((32, 16))),
+            dict(type='D', pipeline=pipeline((64, 32)))
+        ])
+    cfg = Config(
+        dict(
+            test_dataloader=dict(),
+            test_cfg=dict(targets=[
+                dict(name='a', dataloader=dict(dataset=concat)),
+                target('b', (64, 32))
+            ])))
+    with pytest.raises(ValueError) as info:
+        resolve_test_pipeline(cfg, 'a')
+    assert str(info.value).endswith('give them the same pipeline')
