@@ -68,3 +68,23 @@ def test_torch_threads_restores_the_count():
         with threads.torch_threads(1):
             raise RuntimeError('inside')
     assert torch.get_num_threads() == previous
+
+
+def test_the_tightest_quota_of_the_cgroup_and_its_parents_wins(
+        tmp_path, monkeypatch):
+    fake_cgroup(
+        tmp_path, monkeypatch, ['0::/jobs/job1'], {
+            'jobs/job1/cpu.max': '100000 100000\n',
+            'jobs/cpu.max': '200000 100000\n',
+        })
+    assert threads.cgroup_cpu_quota() == 1.0
+
+
+def test_cgroup_v1_mounted_as_cpu(tmp_path, monkeypatch):
+    # No cpu,cpuacct folder: the controller is mounted at cpu/.
+    fake_cgroup(
+        tmp_path, monkeypatch, ['3:cpu,cpuacct:/docker/abc'], {
+            'cpu/docker/abc/cpu.cfs_quota_us': '150000\n',
+            'cpu/docker/abc/cpu.cfs_period_us': '100000\n',
+        })
+    assert threads.cgroup_cpu_quota() == 1.5
