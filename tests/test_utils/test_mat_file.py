@@ -92,3 +92,13 @@ def test_grid_and_sysu_readers_fail_through_the_one_loader(tmp_path):
         load_rand_perm_cam(path)
     with pytest.raises(FileNotFoundError, match='GRID partitions: file'):
         load_grid_partitions(str(tmp_path / 'none.mat'))
+
+
+def test_every_missing_variable_is_named(tmp_path):
+    path = str(tmp_path / 'partitions.mat')
+    mat4py.savemat(path, dict(other=[1, 2]))
+    with pytest.raises(MatVariableError) as info:
+        load_mat(path, ['other', 'a', 'b'], 'GRID partitions')
+    # Without an expected layout, the message ends with what was found.
+    assert str(info.value) == \
+        f'{path}: no variable "a", "b", found [\'other\']'
