@@ -74,6 +74,14 @@ def test_old_name_builds_the_new_class_and_warns_once(old_name, tmp_path,
         registry.build(dict(type=old_name, **args))
 
 
+@pytest.mark.parametrize('old_name', sorted(RENAMED))
+def test_old_name_shows_the_arguments_of_the_new_class(old_name):
+    import inspect
+    registry, new_cls, _ = RENAMED[old_name]
+    assert inspect.signature(registry.get(old_name)) == \
+        inspect.signature(new_cls)
+
+
 def test_old_name_in_a_pipeline(fresh_warnings):
     with pytest.warns(FutureWarning, match='ReIDRandomFlip'):
         pipeline = Compose([dict(type='RandomFlip', prob=1.0)])
