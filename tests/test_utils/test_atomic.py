@@ -126,6 +126,20 @@ def hidden(folder):
     return sorted(n for n in os.listdir(folder) if n.startswith('.'))
 
 
+def write_epoch_4(folder, monkeypatch):
+    """Write ``epoch_4.pth`` in ``folder`` atomically; returns the lines
+    logged meanwhile."""
+    logged = []
+    monkeypatch.setattr(
+        atomic,
+        'print_log',
+        lambda msg, **kwargs: logged.append(msg),
+        raising=False)
+    with open_atomic(str(folder / 'epoch_4.pth')) as f:
+        f.write(b'whole')
+    return logged
+
+
 def test_temporary_name_names_its_host_and_process(tmp_path):
     path = tmp_path / 'epoch_1.pth'
     with atomic_path(str(path)) as tmp:
@@ -147,14 +161,7 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(
     ]
     for name in stale:
         (tmp_path / name).write_bytes(b'half a checkpoint')
-    logged = []
-    monkeypatch.setattr(
-        atomic,
-        'print_log',
-        lambda msg, **kwargs: logged.append(msg),
-        raising=False)
-    with open_atomic(str(tmp_path / 'epoch_4.pth')) as f:
-        f.write(b'whole')
+    logged = write_epoch_4(tmp_path, monkeypatch)
     assert os.listdir(tmp_path) == ['epoch_4.pth']
     assert len(logged) == 1
     assert all(str(tmp_path / name) in logged[0] for name in stale)
@@ -177,14 +184,7 @@ def test_temporary_files_of_a_live_process_or_another_host_are_kept(
     # A folder is not the temporary file of a write (SynthReID's are).
     (tmp_path / f'.synth.tmp-{host}-{dead}-{hexa}').mkdir()
     kept.append(f'.synth.tmp-{host}-{dead}-{hexa}')
-    logged = []
-    monkeypatch.setattr(
-        atomic,
-        'print_log',
-        lambda msg, **kwargs: logged.append(msg),
-        raising=False)
-    with open_atomic(str(tmp_path / 'epoch_4.pth')) as f:
-        f.write(b'whole')
+    logged = write_epoch_4(tmp_path, monkeypatch)
     assert sorted(os.listdir(tmp_path)) == sorted(kept + ['epoch_4.pth'])
     assert logged == []
 
