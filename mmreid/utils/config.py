@@ -122,34 +122,56 @@ def _value_at(tree: Any, path: tuple) -> Any:
 _PROBE = 'mmreid-variable-probe'
 
 
-def _probed_value(node, fields: Sequence[str] = ()):
+def _is_dict_node(node) -> bool:
+    """Whether an AST node is a dict literal or a ``dict(...)`` call."""
+    import ast
+    return isinstance(node, ast.Dict) or (isinstance(node, ast.Call)
+                                          and isinstance(node.func, ast.Name)
+                                          and node.func.id == 'dict')
+
+
+def _probed_dict(node, fields: Sequence[tuple]):
+    """:func:`_probed_value` of a dict literal or ``dict(...)`` call."""
+    import ast
+    groups: dict = {}
+    for field in fields:
+        groups.setdefault(field[0], []).append(tuple(field[1:]))
+    if isinstance(node, ast.Dict):
+        items = [(k.value if isinstance(k, ast.Constant) else None, v)
+                 for k, v in zip(node.keys, node.values)]
+    else:
+        items = [(k.arg, k.value) for k in node.keywords]
+    given = {key: value for key, value in items if key is not None}
+    probed = {}
+    for key, rests in groups.items():
+        sub = given.get(key)
+        if sub is not None and all(rests) and _is_dict_node(sub):
+            probed[key] = _probed_dict(sub, rests)
+        else:
+            probed[key] = ast.Constant(_PROBE)
+    items = [(k, probed.pop(k, v) if k is not None else v) for k, v in items]
+    items += list(probed.items())
+    if isinstance(node, ast.Dict):
+        return ast.Dict(
+            keys=[None if k is None else ast.Constant(k) for k, _ in items],
+            values=[v for _, v in items])
+    return ast.Call(
+        func=node.func,
+        args=node.args,
+        keywords=[ast.keyword(arg=k, value=v) for k, v in items])
+
+
+def _probed_value(node, fields: Sequence[tuple] = ()):
     """The AST of another value for an assignment's value ``node``: a
     number + 7, a string + ``'~'``, a tuple of them changed likewise, a
-    dict (literal or ``dict(...)``) with its ``fields`` set to
-    :data:`_PROBE`, a list with a :data:`_PROBE` item added; None when
-    there is no other value to make (a bool, None, an expression)."""
+    dict (literal or ``dict(...)``) with its ``fields`` (key paths, see
+    :func:`_paths`) set to :data:`_PROBE`, a list with a :data:`_PROBE`
+    item added; None when there is no other value to make (a bool, None,
+    an expression). A field inside a nested dict is probed there, so
+    that the inheriting file's dict still merges into it."""
     import ast
-    if isinstance(node, ast.Dict):
-        keys = [k.value if isinstance(k, ast.Constant) else None
-                for k in node.keys]
-        values = list(node.values)
-        for field in fields:
-            if field in keys:
-                values[keys.index(field)] = ast.Constant(_PROBE)
-            else:
-                keys.append(field)
-                values.append(ast.Constant(_PROBE))
-        return ast.Dict(
-            keys=[None if k is None else ast.Constant(k) for k in keys],
-            values=values)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-            and node.func.id == 'dict':
-        keywords = [k for k in node.keywords if k.arg not in fields]
-        keywords += [
-            ast.keyword(arg=field, value=ast.Constant(_PROBE))
-            for field in fields
-        ]
-        return ast.Call(func=node.func, args=node.args, keywords=keywords)
+    if _is_dict_node(node):
+        return _probed_dict(node, fields)
     if isinstance(node, ast.List):
         return ast.List(elts=node.elts + [ast.Constant(_PROBE)], ctx=node.ctx)
     try:
@@ -174,9 +196,8 @@ def _probed_value(node, fields: Sequence[str] = ()):
         repr(changed), mode='eval').body
 
 
-def _read_with_probed_bases(path: str,
-                            name: str,
-                            fields: Sequence[str] = ()) -> Optional[dict]:
+def _read_with_probed_bases(
+    path: str, name: str, fields: Sequence[tuple] = ()) -> Optional[dict]:
     """``path`` read with another value of ``name`` (of its ``fields``, for
     a dict) in every base that assigns it (the bases copied, with
     ``_base_`` pointing at the copies); the file itself keeps its own.
@@ -239,8 +260,12 @@ def check_base_variables(path: str,
     boxes). The keys that still follow a base's value are found by reading
     the config again with another value of the variable in its bases: a
     key of the config that changes with it (one the config does not write
-    itself) is an error. (Boolean switches are left to the checks of what
-    they switch, e.g. ``combine_all`` in
+    itself) is an error. A key the runner reads is such a variable too
+    where a base builds another key from it: with ``test_dataloader =
+    val_dataloader`` in the base, a leaf that changes ``val_dataloader``
+    alone would leave ``tools/test.py`` on the base's test set, batch size
+    or evaluator. (Boolean switches are left to the checks of what they
+    switch, e.g. ``combine_all`` in
     :class:`~mmreid.engine.hooks.TrainSetupCheckHook`.)
 
     Args:
@@ -261,8 +286,7 @@ def check_base_variables(path: str,
         plain = Config.fromfile(base_path).to_dict()
         merged = cfg.to_dict() if merged is None else merged
         for name, old in plain.items():
-            if name in read or name not in merged or old is None \
-                    or isinstance(old, bool):
+            if name not in merged or old is None or isinstance(old, bool):
                 continue
             new = merged[name]
             if _plain_value(new) == _plain_value(old):
@@ -270,12 +294,15 @@ def check_base_variables(path: str,
             # A dict is probed in the fields the config changes (a
             # config's dict merges into the base's, so only those fields
             # are its own).
-            fields = sorted({
-                key[0]
-                for key, value in _paths(new)
-                if key and not isinstance(value, (dict, list, tuple)) and
-                _plain_value(_value_at(old, key)) != _plain_value(value)
-            } if isinstance(old, dict) and isinstance(new, dict) else set())
+            fields = sorted(
+                {
+                    key
+                    for key, value in _paths(new)
+                    if key and not isinstance(value, (dict, list, tuple)) and
+                    _plain_value(_value_at(old, key)) != _plain_value(value)
+                }
+                if isinstance(old, dict) and isinstance(new, dict) else set(),
+                key=repr)
             if isinstance(old, dict) and not fields:
                 continue
             probed = _read_with_probed_bases(path, name, fields)

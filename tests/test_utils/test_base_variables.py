@@ -176,19 +176,57 @@ def test_a_field_a_leaf_adds_to_a_dict_literal_is_refused(tmp_path, backend):
         'leaf.py too.')
 
 
-def test_a_key_the_runner_reads_is_no_variable(tmp_path):
-    # test_dataloader copies the base's val_dataloader; a leaf changing
-    # val_dataloader only sets a key the runner reads, as mmengine intends.
+def test_a_key_the_base_builds_another_from_is_a_variable(tmp_path):
+    """test_dataloader copies the base's val_dataloader when the base is
+    read: a leaf changing val_dataloader alone left tools/test.py on the
+    base's batch size and dataset. Refused, naming the keys; a leaf that
+    restates test_dataloader, or a base without the copy, is fine."""
     write(
         tmp_path, 'base.py',
         "val_dataloader = dict(batch_size=4, dataset=dict(type='D'))\n"
         'test_dataloader = val_dataloader\n')
     path = write(
         tmp_path, 'leaf.py', "_base_ = ['base.py']\n"
-        'val_dataloader = dict(batch_size=8)\n')
+        "val_dataloader = dict(batch_size=8, dataset=dict(type='E'))\n")
+    with pytest.raises(
+            ValueError,
+            match=r'sets val_dataloader = .*but val_dataloader is a variable '
+            r'of its base .*: test_dataloader\.batch_size, '
+            r'test_dataloader\.dataset\.type\. Set those keys in leaf\.py'):
+        load_config(path)
+    write(
+        tmp_path, 'leaf.py', "_base_ = ['base.py']\n"
+        'val_dataloader = dict(batch_size=8)\n'
+        'test_dataloader = val_dataloader\n')
+    cfg = load_config(path)
+    assert (cfg.val_dataloader.batch_size, cfg.test_dataloader.batch_size) \
+        == (8, 8)
+    write(
+        tmp_path, 'base.py',
+        "val_dataloader = dict(batch_size=4, dataset=dict(type='D'))\n"
+        "test_dataloader = dict(batch_size=4, dataset=dict(type='D'))\n")
+    write(tmp_path, 'leaf.py',
+          "_base_ = ['base.py']\nval_dataloader = dict(batch_size=8)\n")
     cfg = load_config(path)
     assert (cfg.val_dataloader.batch_size, cfg.test_dataloader.batch_size) \
         == (8, 4)
+
+
+def test_a_field_of_a_nested_dict_is_probed_where_it_is(tmp_path):
+    """A leaf changing a field two dicts deep in a base's variable: the
+    probe replaced the whole outer field, the leaf's dict could not merge
+    into it, and the change was accepted while the dataloader kept the
+    base's value."""
+    write(
+        tmp_path, 'base.py',
+        "synth = dict(type='S', opts=dict(size=1, seed=0))\n"
+        'test_dataloader = dict(dataset=synth)\n')
+    path = write(tmp_path, 'leaf.py',
+                 "_base_ = ['base.py']\nsynth = dict(opts=dict(size=2))\n")
+    with pytest.raises(
+            ValueError,
+            match=r'sets synth = .*: test_dataloader\.dataset\.opts\.size\.'):
+        load_config(path)
 
 
 def test_a_variable_of_every_base_is_checked(tmp_path):
