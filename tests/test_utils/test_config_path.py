@@ -155,8 +155,9 @@ def test_work_dir_and_loops(tmp_path):
 
 
 @pytest.fixture
-def cuda(monkeypatch):
-    """Whether torch sees a CUDA device, as the test sets it."""
+def cuda_seen(monkeypatch):
+    """Whether torch sees a CUDA device, as the test sets it (no device is
+    used)."""
 
     def set_cuda(available):
         monkeypatch.setattr('torch.cuda.is_available', lambda: available)
@@ -164,8 +165,8 @@ def cuda(monkeypatch):
     return set_cuda
 
 
-def test_amp_keeps_the_configs_settings(cuda):
-    cuda(True)
+def test_amp_keeps_the_configs_settings(cuda_seen):
+    cuda_seen(True)
     cfg = Config(
         dict(
             optim_wrapper=dict(optimizer=dict(type='SGD'), loss_scale=512),
@@ -184,8 +185,8 @@ def test_amp_keeps_the_configs_settings(cuda):
         enable_amp(cfg)
 
 
-def test_adapt_to_device_without_cuda(cuda, monkeypatch):
-    cuda(False)
+def test_adapt_to_device_without_cuda(cuda_seen, monkeypatch):
+    cuda_seen(False)
     cfg = Config(dict(launcher='none', env_cfg=dict()))
     adapt_to_device(cfg)
     assert cfg.to_dict() == dict(launcher='none', env_cfg=dict())
