@@ -32,7 +32,7 @@ import cv2
 
 from mmreid.apis import init_model, list_images, rank_gallery
 from mmreid.apis.inference import market_camid, parse_market_name
-from mmreid.utils.atomic import open_atomic
+from mmreid.utils.atomic import write_image
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -128,16 +128,6 @@ def output_paths(queries: List[str], out_dir: str) -> List[str]:
     return outs
 
 
-def write_png(path: str, canvas_rgb) -> None:
-    """Write an RGB picture as PNG, atomically."""
-    ok, data = cv2.imencode('.png', cv2.cvtColor(canvas_rgb,
-                                                 cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError(f'cannot encode the picture for {path!r}')
-    with open_atomic(path, 'wb') as f:
-        f.write(data.tobytes())
-
-
 def main(argv: Optional[List[str]] = None) -> List[str]:
     """Run the demo; return the paths of the written pictures."""
     from mmreid.visualization import draw_ranked_list
@@ -165,7 +155,7 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
             query_label=label(result.query) or 'query',
             gallery_labels=gallery_labels)
         out = outs[result.query]
-        write_png(out, canvas)
+        write_image(out, canvas)
         hits = '' if result.matches is None else \
             f', {sum(result.matches)} of {len(result.matches)} correct'
         print(f'{result.query}: top-{len(result.gallery)}{hits} -> {out}')

@@ -10,6 +10,8 @@ import uuid
 from contextlib import contextmanager
 from typing import IO, Iterator, List, Optional
 
+import cv2
+import numpy as np
 from mmengine.logging import print_log
 
 _UMASK_LOCK = threading.Lock()
@@ -235,3 +237,24 @@ def open_atomic(path: str, mode: str = 'wb', **kwargs) -> Iterator[IO]:
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_TRUNC), mode,
                        **kwargs) as f:
             yield f
+
+
+def write_image(path: str, image_rgb: np.ndarray) -> None:
+    """Write an RGB picture, in the format its extension names, through
+    :func:`open_atomic`: a run killed meanwhile leaves no cut picture.
+
+    Args:
+        path (str): The file, e.g. ``'best_0.jpg'`` or ``'grid.png'``.
+        image_rgb (np.ndarray): (H, W, 3) ``uint8``, RGB.
+
+    Raises:
+        OSError: The picture cannot be encoded in that format; names
+            ``path``.
+    """
+    ext = osp.splitext(path)[1] or '.png'
+    ok, data = cv2.imencode(
+        ext, cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f'cannot encode the picture for {path!r}')
+    with open_atomic(path) as f:
+        f.write(data.tobytes())

@@ -209,3 +209,23 @@ def test_another_users_live_process_counts_as_alive(monkeypatch):
 
     monkeypatch.setattr(atomic.os, 'kill', kill)
     assert atomic.pid_alive(12345)
+
+
+def test_write_image_in_the_format_of_its_extension(tmp_path):
+    """RGB in, the file's own format out (PNG lossless); an extension cv2
+    cannot encode leaves no file."""
+    import cv2
+    import numpy as np
+
+    from mmreid.utils.atomic import write_image
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    write_image(str(tmp_path / 'a.png'), rgb)
+    bgr = cv2.imread(str(tmp_path / 'a.png'))
+    assert bgr.shape == (4, 6, 3) and (bgr[..., 2] == 200).all()
+    assert (bgr[..., :2] == 0).all()
+    write_image(str(tmp_path / 'a.jpg'), rgb)
+    assert (tmp_path / 'a.jpg').read_bytes()[:2] == b'\xff\xd8'
+    with pytest.raises((cv2.error, OSError)):
+        write_image(str(tmp_path / 'a.nope'), rgb)
+    assert sorted(os.listdir(tmp_path)) == ['a.jpg', 'a.png']

@@ -43,7 +43,6 @@ import random
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 import torch
 from mmengine.config import Config, DictAction
@@ -51,6 +50,7 @@ from mmengine.registry import init_default_scope
 
 from mmreid.registry import DATASETS
 from mmreid.utils import register_all_modules
+from mmreid.utils.atomic import write_image
 from mmreid.utils.pipeline_source import split_datasets
 from mmreid.visualization import draw_tiles, modality_name
 
@@ -189,11 +189,6 @@ def _join(values: List) -> str:
     return '-'.join(unique)
 
 
-def _write(path: str, image_rgb: np.ndarray) -> None:
-    if not cv2.imwrite(path, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f'cannot write {path}')
-
-
 def phase_dataset(cfg: Config,
                   phase: str,
                   target: Optional[str] = None) -> Tuple[str, dict]:
@@ -289,7 +284,7 @@ def browse(cfg: Config,
             path = osp.join(
                 out_dir, f'{i:04d}_{name}_camid{camid}_mod{modality}_'
                 f'{role}.png')
-            _write(path, image)
+            write_image(path, image)
             written.append(path)
         else:
             groups.setdefault((text, name), []).append(
@@ -304,7 +299,7 @@ def browse(cfg: Config,
         camids = _join([c for _, c, _ in items])
         modalities = _join([m for _, _, m in items])
         path = osp.join(out_dir, f'{name}_camid{camids}_mod{modalities}.png')
-        _write(path, grid)
+        write_image(path, grid)
         written.append(path)
     return written
 

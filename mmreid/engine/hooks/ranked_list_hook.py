@@ -3,7 +3,6 @@ import dataclasses
 import os.path as osp
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import mmcv
 import numpy as np
 import torch
@@ -19,7 +18,7 @@ from mmreid.evaluation.functional.rank import ranking_precision
 from mmreid.evaluation.metrics.reid_metric import label_to_int
 from mmreid.models.reiders.reid_model import get_model_scorers
 from mmreid.registry import HOOKS
-from mmreid.utils.atomic import open_atomic
+from mmreid.utils.atomic import write_image
 from mmreid.visualization import draw_ranked_list
 
 PHASES = ('val', 'test')
@@ -45,16 +44,6 @@ def select_worst_best(ap: np.ndarray,
     ascending = valid[np.argsort(ap[valid], kind='stable')]
     descending = valid[np.argsort(-ap[valid], kind='stable')]
     return ascending[:num_queries], descending[:num_queries]
-
-
-def _write_jpeg(path: str, canvas: np.ndarray) -> None:
-    """Write an RGB picture (H, W, 3) as JPEG through a temporary file: a
-    run killed meanwhile leaves no cut picture."""
-    ok, data = cv2.imencode('.jpg', canvas[..., ::-1])
-    if not ok:
-        raise OSError(f'cannot encode the picture for {path!r}')
-    with open_atomic(path) as f:
-        f.write(data.tobytes())
 
 
 @HOOKS.register_module()
@@ -330,7 +319,7 @@ class RankedListHook(Hook):
                                            rank_options)
             for title, canvas in pictures:
                 filename = f'{prefix}{title}.jpg'
-                _write_jpeg(osp.join(out_dir, filename), canvas)
+                write_image(osp.join(out_dir, filename), canvas)
                 if self.add_to_backends:
                     runner.visualizer.add_image(
                         f'ranked_list_{prefix}{title}', canvas, step=step)
