@@ -283,6 +283,27 @@ def format_assumed(facts: dict, source_config: Optional[str]) -> str:
             f'; if the source was trained otherwise, give {options}')
 
 
+#: What fast-reid did with each fact of its ``config.yaml``, for the
+#: message that refuses an option contradicting it.
+FASTREID_USE = dict(
+    last_stride='with which fast-reid built the network',
+    pooling='with which fast-reid built the network',
+    test_feature='which fixes the feature fast-reid tested with',
+    input_size='the size fast-reid tested at',
+    flip='with which fast-reid evaluated the model',
+    mean='with which fast-reid normalised the input',
+    std='with which fast-reid normalised the input')
+
+
+def _same_fact(name: str, given, recorded) -> bool:
+    """Whether an option states the fact a ``config.yaml`` records."""
+    if name in ('mean', 'std'):
+        return same_pixel_stats(given, recorded)
+    if name == 'input_size':
+        return [int(v) for v in given] == [int(v) for v in recorded]
+    return given == recorded
+
+
 def convert_checkpoint_file(src: str,
                             dst: str,
                             source: str,
@@ -310,8 +331,8 @@ def convert_checkpoint_file(src: str,
             tensor of an ImageNet source (:data:`NOT_BACKBONE`), which is
             always refused.
         source_config (str, optional): fast-reid's ``config.yaml`` of the
-            model (see :func:`read_fastreid_config`); options in ``arch``
-            take precedence.
+            model (see :func:`read_fastreid_config`); an option in
+            ``arch`` that contradicts it is refused.
         **arch: Facts of the source network that its tensors do not show
             (``stem_pool``: ``'ceil'`` or ``'pad'``, fast-reid only;
             ``last_stride``, ``test_feature``, ``input_size``,
@@ -324,8 +345,8 @@ def convert_checkpoint_file(src: str,
     Raises:
         ValueError: Nothing maps, a key is not mapped in ``strict`` mode, a
             backbone tensor of an ImageNet source is not mapped, or the
-            architecture options contradict the tensors (or, for
-            ``mean``/``std``/``flip``, ``source_config``).
+            architecture options contradict the tensors or
+            ``source_config``.
     """
     from mmreid.models.weight_init import extract_state_dict
     from mmreid.utils.checkpoint import load_trusted_checkpoint
@@ -362,25 +383,21 @@ def convert_checkpoint_file(src: str,
         if source != 'fastreid':
             raise ValueError('source_config reads fast-reid configs only')
         from_file = read_fastreid_config(source_config)
-        for name in ('mean', 'std', 'flip'):
+        for name, recorded in from_file.items():
             given = arch.get(name)
-            if given is None or name not in from_file:
+            if given is None or _same_fact(name, given, recorded):
                 continue
             if name == 'flip':
-                if given == from_file[name]:
-                    continue
                 option = '--flip' if given else '--no-flip'
-                why = ('with which fast-reid evaluated the model (drop the '
-                       'option; if the source was evaluated with another '
-                       'setting, give it in a copy of the config.yaml)')
+            elif isinstance(given, (list, tuple)):
+                option = f'--{name.replace("_", "-")} {list(given)}'
             else:
-                if same_pixel_stats(given, from_file[name]):
-                    continue
-                option = f'--{name} {list(given)}'
-                why = ('with which fast-reid normalised the input (drop '
-                       'the option)')
-            raise ValueError(f'{option} contradicts {FASTREID_KEYS[name]} = '
-                             f'{from_file[name]} of {source_config}, {why}')
+                option = f'--{name.replace("_", "-")} {given}'
+            raise ValueError(
+                f'{option} contradicts {FASTREID_KEYS[name]} = {recorded} '
+                f'of {source_config}, {FASTREID_USE[name]} (drop the '
+                'option; if the source really differs from its '
+                'config.yaml, give the value in a copy of the config.yaml)')
         origins = dict(
             {
                 k: f'{FASTREID_KEYS.get(k, k)} of {source_config}'

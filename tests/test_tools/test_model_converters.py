@@ -378,12 +378,6 @@ def test_fastreid_config_yaml_gives_the_facts(tmp_path, monkeypatch):
     # fast-reid's GeneralizedMeanPooling has a fixed p = 3, not stored.
     assert facts['pooling'] == 'gem'
     assert converted['state_dict']['neck.p'].item() == 3.0
-    # A command-line option wins over the file.
-    assert run_script('fastreid2mmreid.py',
-                      [src, dst, '--config', cfg, '--last-stride', '1'],
-                      monkeypatch) == 0
-    assert torch.load(
-        dst, weights_only=True)['meta']['source_arch']['last_stride'] == 1
     # A network mmreid does not build is refused, nothing written.
     cfg.write_text(FASTREID_YAML.format(with_nl='true', pool='gempool'))
     other = tmp_path / 'nl.pth'
@@ -393,6 +387,48 @@ def test_fastreid_config_yaml_gives_the_facts(tmp_path, monkeypatch):
     cfg.write_text(FASTREID_YAML.format(with_nl='false', pool='GlobalMaxPool'))
     assert run_script('fastreid2mmreid.py', [src, other, '--config', cfg],
                       monkeypatch) == 1
+
+
+@pytest.mark.parametrize('option, key, recorded', [
+    (['--last-stride', '1'], 'MODEL.BACKBONE.LAST_STRIDE', '2'),
+    (['--pooling', 'avg'], 'MODEL.HEADS.POOL_LAYER', 'gem_fixed'),
+    (['--test-feature', 'before_bn'], 'MODEL.HEADS.WITH_BNNECK', 'after_bn'),
+    (['--input-size', '256', '128'], 'INPUT.SIZE_TEST', '[384, 128]'),
+    (['--mean', '1', '2', '3'], 'MODEL.PIXEL_MEAN', '[120.0, 110.0, 100.0]'),
+])
+def test_an_option_that_contradicts_the_config_yaml_is_refused(
+        tmp_path, monkeypatch, capsys, option, key, recorded):
+    """The config.yaml is fast-reid's record of the network it built and
+    tested (LAST_STRIDE 2, fixed-p GeM, BNNeck output, 384 x 128 here): an
+    option that says otherwise describes another network, so it is
+    refused like a contradicting ``--flip``, not preferred to the file."""
+    src = fastreid_checkpoint(tmp_path)
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FASTREID_YAML.format(with_nl='false', pool='gempool'))
+    dst = tmp_path / 'c.pth'
+    assert run_script('fastreid2mmreid.py',
+                      [src, dst, '--config', cfg] + option, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert f'{option[0]} ' in err
+    assert f'contradicts {key} = {recorded} of {cfg}' in err
+    assert not dst.exists()
+
+
+def test_options_that_agree_with_the_config_yaml_are_accepted(
+        tmp_path, monkeypatch):
+    src = fastreid_checkpoint(tmp_path)
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FASTREID_YAML.format(with_nl='false', pool='gempool'))
+    dst = tmp_path / 'c.pth'
+    assert run_script('fastreid2mmreid.py', [
+        src, dst, '--config', cfg, '--last-stride', '2', '--pooling',
+        'gem_fixed', '--test-feature', 'after_bn', '--input-size', '384',
+        '128', '--mean', '120', '110', '100'
+    ], monkeypatch) == 0
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['last_stride'] == 2 and facts['input_size'] == [384, 128]
+    assert facts['test_feature'] == 'after_bn' and facts['pooling'] == 'gem'
+    assert facts['assumed'] == ['flip']
 
 
 @pytest.mark.parametrize('neck_feat, with_bnneck, expected',

@@ -22,11 +22,10 @@ bicubic resizing and pixel statistics. fast-reid's stem pooling is
 only ``heads.weight`` (the later ``EmbeddingHead``, always the former)
 shows it: otherwise the former is assumed (printed), and ``--stem-pool
 pad`` gives the latter. ``--config`` reads the other facts from the
-``config.yaml`` fast-reid wrote next to the checkpoint; the options
-override single facts (``--mean``/``--std`` that contradict the
-config.yaml or the checkpoint's ``pixel_mean``/``pixel_std``,
-``--flip``/``--no-flip`` that contradicts its ``TEST.FLIP.ENABLED``, and
-``--stem-pool pad`` with ``heads.weight`` are refused).
+``config.yaml`` fast-reid wrote next to the checkpoint; an option that
+contradicts it (or ``--mean``/``--std`` that contradict the checkpoint's
+``pixel_mean``/``pixel_std``) is refused, naming the config.yaml key, and
+``--stem-pool`` states what neither shows.
 ``init_model`` and ``tools/test.py`` refuse a config that contradicts them
 and print the overrides to use.
 
