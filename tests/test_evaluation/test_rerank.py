@@ -184,3 +184,110 @@ def test_lambda_and_k_at_their_bounds_are_accepted():
         ReIDMetric(rerank=options)
         result = k_reciprocal_rerank(query, gallery, **options)
         assert result.shape == (5, 12) and torch.isfinite(result).all()
+
+
+def sq_dist(a, b):
+    return ((a[:, None] - b[None])**2).sum(-1)
+
+
+def distance_blocks(seed=3, num_query=6, num_gallery=15):
+    query, gallery = clustered_features(seed, num_query, num_gallery)
+    pairs = ((query, gallery), (query, query), (gallery, gallery))
+    return tuple(sq_dist(a, b) for a, b in pairs)
+
+
+@pytest.mark.parametrize('which', ['q_q_dist', 'g_g_dist'])
+def test_an_asymmetric_block_is_refused(which):
+    """The gallery rows of the full (N, N) distance are read from
+    ``q_g_dist`` transposed and each block's rows stand for its columns
+    too: an asymmetric block (a learned pair scorer, a one-sided
+    divergence) has no k-reciprocal re-ranking, and was re-ranked as if
+    it were one."""
+    q_g, q_q, g_g = distance_blocks()
+    block = q_q if which == 'q_q_dist' else g_g
+    # One pair scored one way: d[1, 4] exceeds d[4, 1] by half the
+    # block's largest distance.
+    block[1, 4] += 0.5 * block.max()
+    with pytest.raises(
+            ValueError,
+            match=rf'{which}, shape \({len(block)}, {len(block)}\), is not '
+            r'symmetric: .*\[1, 4\] = .* but .*\[4, 1\] = .*'
+            r'expected .*d\(i, j\) = d\(j, i\)'):
+        k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=4, k2=2)
+
+
+def test_a_similarity_block_is_refused():
+    """N(i, k) counts each sample among its own nearest: a similarity
+    (cosine: 1 on the diagonal, larger = closer) makes i its own farthest
+    sample, and a diagonal above the row's minimum drops i from N(i, k)."""
+    query, gallery = clustered_features(4, 6, 15)
+    unit_q = query / np.linalg.norm(query, axis=1, keepdims=True)
+    unit_g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    with pytest.raises(
+            ValueError,
+            match=r'q_q_dist\[(\d+), \1\] = 1 is not the smallest distance '
+            r'of query \1: .*_dist\[\1, \d+\] = .* is smaller'):
+        k_reciprocal_rerank_distances(
+            unit_q @ unit_g.T,
+            unit_q @ unit_q.T,
+            unit_g @ unit_g.T,
+            k1=4,
+            k2=2)
+    # A gallery sample nearer to a query (q_g_dist's column: the gallery
+    # row of the full distance) than to itself.
+    q_g, q_q, g_g = distance_blocks()
+    q_g[2, 3] = 0
+    g_g[3, 3] = 0.5 * np.delete(g_g[3], 3).min()
+    with pytest.raises(
+            ValueError,
+            match=r'g_g_dist\[3, 3\] = .* is not the smallest distance of '
+            r'gallery sample 3: q_g_dist\[2, 3\] = 0 is smaller'):
+        k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=4, k2=2)
+
+
+def test_a_non_finite_block_is_refused():
+    q_g, q_q, g_g = distance_blocks()
+    q_g[2, 7] = np.nan
+    with pytest.raises(
+            ValueError,
+            match=r'q_g_dist, shape \(6, 15\), has a non-finite entry: '
+            r'q_g_dist\[2, 7\] = nan'):
+        k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=4, k2=2)
+
+
+def expanded_form_euclidean(feats):
+    """float32 ``sqrt(|a|^2 + |b|^2 - 2 a.b)``, clamped at 0, with the dot
+    products of the two triangles summed in opposite orders (as two GEMM
+    blockings may): symmetric up to float32 rounding, not exactly."""
+    feats = torch.as_tensor(feats, dtype=torch.float32)
+    sq_norm = feats.pow(2).sum(1)
+    forward = feats @ feats.t()
+    backward = feats.flip(1) @ feats.flip(1).t()
+    upper = torch.ones_like(forward, dtype=torch.bool).triu()
+    dots = torch.where(upper, forward, backward)
+    return (sq_norm[:, None] + sq_norm[None] - 2 * dots).clamp(min=0).sqrt()
+
+
+def test_float32_expanded_form_distances_are_accepted():
+    """Realistic 2048-d features (non-negative, as after a ReLU, a few
+    near-duplicate images) in float32 through the expanded form: the
+    rounding leaves the blocks asymmetric and the diagonal above some
+    clamped near-duplicate distances by up to ~1e-3 of the row's largest
+    distance (the square root of the rounding of the square), which is
+    float rounding of a symmetric distance and must pass."""
+    gen = torch.Generator().manual_seed(0)
+    centers = torch.relu(torch.randn(12, 2048, generator=gen) + 0.5)
+    pids = torch.randint(0, 12, (160, ), generator=gen)
+    feats = torch.relu(centers[pids] +
+                       0.3 * torch.randn(160, 2048, generator=gen))
+    # Near-duplicates of queries and of gallery samples in the gallery.
+    feats[100:120] = feats[30:50] + 1e-4 * torch.randn(20, 2048, generator=gen)
+    dist = expanded_form_euclidean(feats)
+    q_g, q_q, g_g = dist[:40, 40:], dist[:40, :40], dist[40:, 40:]
+    # The case is real: the blocks are not exactly symmetric, and a
+    # near-duplicate's distance is below the diagonal.
+    assert (q_q != q_q.t()).any() and (g_g != g_g.t()).any()
+    assert (dist.diagonal() > dist.min(1).values).any()
+    result = k_reciprocal_rerank_distances(
+        q_g, q_q, g_g, k1=10, k2=4, memory_budget_mb=0.05)
+    assert result.shape == (40, 120) and torch.isfinite(result).all()

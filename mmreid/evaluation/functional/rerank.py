@@ -323,6 +323,200 @@ def k_reciprocal_rerank(query_feats: ArrayLike,
         memory_budget_mb, device)
 
 
+# Symmetry (and a smallest diagonal) is checked up to this fraction of the
+# larger of the two rows' largest |distance| (each row is divided by its
+# maximum before use), for the distance itself or for its square. A float32
+# distance from the expanded form ``|a|^2 + |b|^2 - 2 a.b`` is symmetric up
+# to the rounding of the sum, a few eps * sqrt(D) of the squared norms: 1e-6
+# of the row's largest distance for 2048-d ReLU features, 4e-5 when the
+# features share a large common part (distances 50x smaller than the
+# norms); 1e-3 leaves a margin of 25x. Its square root (the Euclidean
+# distance) keeps that rounding in its square, but near 0 the root makes it
+# the root of the rounding in the distance itself (7e-4 of the row's
+# largest distance, 7e-3 with a large common part), hence the square. An
+# asymmetric score (a learned pair scorer, a one-sided divergence, a
+# transposed block) differs by far more.
+SYMMETRY_RTOL = 1e-3
+
+
+def _abs_max(block: torch.Tensor, dim: int) -> torch.Tensor:
+    """Largest ``|entry|`` along ``dim``, without an ``abs`` temporary."""
+    if block.numel() == 0:
+        shape = list(block.shape)
+        del shape[dim]
+        return block.new_zeros(shape)
+    return torch.maximum(block.amax(dim), block.amin(dim).neg())
+
+
+def _rounding_excess(first: torch.Tensor, second: torch.Tensor,
+                     scale: torch.Tensor) -> torch.Tensor:
+    """How far apart two distances are, in :data:`SYMMETRY_RTOL` units of
+    their rows' scale: ``min(|a - b| / s, |a^2 - b^2| / s^2)``, so that the
+    rounding of a distance or of its square passes (below 1).
+
+    Args:
+        first, second: Distances, broadcastable.
+        scale: The larger of the two rows' largest |distance|.
+
+    Returns:
+        torch.Tensor: The excess, 0 for equal distances.
+    """
+    scale = scale.clamp(min=torch.finfo(scale.dtype).tiny)
+    diff = (first - second).abs_().div_(scale)
+    ratio = (first + second).abs_().div_(scale).clamp_(max=1)
+    return diff.mul_(ratio).div_(SYMMETRY_RTOL)
+
+
+def _check_finite(block: torch.Tensor, name: str, step: int) -> None:
+    """Refuse a NaN or infinite distance, naming the first one."""
+    for start in range(0, len(block), step):
+        bad = ~torch.isfinite(block[start:start + step])
+        if bad.any():
+            row, col = (int(x) for x in bad.nonzero()[0])
+            raise ValueError(
+                f'k_reciprocal_rerank_distances: {name}, shape '
+                f'{tuple(block.shape)}, has a non-finite entry: '
+                f'{name}[{start + row}, {col}] = '
+                f'{float(block[start + row, col])}; expected finite '
+                'distances')
+
+
+def _check_symmetric(block: torch.Tensor, name: str, row_scale: torch.Tensor,
+                     dtype: torch.dtype, step: int) -> None:
+    """Refuse a square block with ``d[i, j] != d[j, i]`` beyond rounding
+    (see :data:`SYMMETRY_RTOL`), naming the most asymmetric pair.
+
+    Compared ``step`` rows at a time: a few (step, n) temporaries.
+    """
+    worst, where = 0.0, None
+    for start in range(0, len(block), step):
+        stop = min(start + step, len(block))
+        rows = block[start:stop].to(dtype)
+        cols = block[:, start:stop].t().to(dtype)
+        excess = _rounding_excess(
+            rows, cols,
+            torch.maximum(row_scale[start:stop, None], row_scale[None]))
+        value, index = excess.flatten().max(0)
+        if float(value) > worst:
+            worst = float(value)
+            where = (start + int(index) // len(block), int(index) % len(block))
+    if worst <= 1:
+        return
+    i, j = where
+    forward, backward = float(block[i, j]), float(block[j, i])
+    scale = float(max(row_scale[i], row_scale[j]))
+    raise ValueError(
+        f'k_reciprocal_rerank_distances: {name}, shape {tuple(block.shape)}, '
+        f'is not symmetric: {name}[{i}, {j}] = {forward:.6g} but '
+        f'{name}[{j}, {i}] = {backward:.6g}, the largest asymmetry '
+        f'(|difference| {abs(forward - backward):.3g}, the largest |distance| '
+        f'of rows {i} and {j} being {scale:.6g}); expected a symmetric '
+        'distance, d(i, j) = d(j, i) up to float rounding (relative '
+        f'{SYMMETRY_RTOL:g}). Re-ranking reads each block\'s rows as its '
+        'columns too (the gallery rows from q_g_dist transposed), so an '
+        'asymmetric score (a learned pair scorer, a one-sided divergence) '
+        'has no k-reciprocal re-ranking: symmetrise it first (e.g. '
+        '(d + d.T) / 2) if that is what is meant, and pass the blocks as '
+        '(q_g_dist, q_q_dist, g_g_dist).')
+
+
+def _check_own_nearest(diagonal_block: torch.Tensor, name: str,
+                       other: torch.Tensor, other_name: str,
+                       other_transposed: bool, row_scale: torch.Tensor,
+                       dtype: torch.dtype, sample: str) -> None:
+    """Refuse a sample whose distance to itself is not its smallest
+    (beyond rounding): ``N(i, k)`` of the definition includes ``i``.
+
+    Args:
+        diagonal_block: The square block holding ``d(i, i)``, (n, n).
+        name: Its name, for the error.
+        other: The query-gallery block, the rest of the rows.
+        other_name: Its name.
+        other_transposed: The rows are ``other``'s columns (gallery).
+        row_scale: Each row's largest |distance|, shape (n, ).
+        dtype: The dtype of the computation.
+        sample: ``'query'`` or ``'gallery sample'``, for the error.
+    """
+    own = diagonal_block.diagonal().to(dtype)
+    in_block, block_col = diagonal_block.min(1)
+    in_block = in_block.to(dtype)
+    dim = 0 if other_transposed else 1
+    if other.shape[dim] > 0:
+        in_other, other_idx = other.min(dim)
+        in_other = in_other.to(dtype)
+    else:
+        in_other = torch.full_like(in_block, float('inf'))
+        other_idx = torch.zeros_like(block_col)
+    smallest = torch.minimum(in_block, in_other)
+    excess = _rounding_excess(own, torch.minimum(own, smallest), row_scale)
+    value, row = excess.max(0) if len(excess) else (excess.new_zeros(()), 0)
+    if float(value) <= 1:
+        return
+    row = int(row)
+    if in_other[row] < in_block[row]:
+        col = int(other_idx[row])
+        where = (f'{other_name}[{col}, {row}]'
+                 if other_transposed else f'{other_name}[{row}, {col}]')
+        closest = float(in_other[row])
+    else:
+        where = f'{name}[{row}, {int(block_col[row])}]'
+        closest = float(in_block[row])
+    raise ValueError(
+        f'k_reciprocal_rerank_distances: {name}[{row}, {row}] = '
+        f'{float(own[row]):.6g} is not the smallest distance of {sample} '
+        f'{row}: {where} = {closest:.6g} is smaller (beyond float rounding, '
+        f'relative {SYMMETRY_RTOL:g} of the row\'s largest |distance| '
+        f'{float(row_scale[row]):.6g}); expected a distance, which is '
+        'smallest from a sample to itself (N(i, k) of the definition '
+        'includes i; e.g. 0 on the diagonal). A similarity (larger = '
+        'closer) must be made a distance first, e.g. 1 - cos.')
+
+
+def check_distance_blocks(q_g: torch.Tensor, q_q: torch.Tensor,
+                          g_g: torch.Tensor, dtype: torch.dtype,
+                          memory_budget_mb: float) -> None:
+    """Refuse distance blocks that are no distance of N samples.
+
+    :func:`k_reciprocal_from_rows` reads the full (N, N) distance, built
+    from the blocks with the gallery rows ``[q_g.T, g_g]``, as the
+    definition's ``d``: it must be finite, symmetric (``q_q`` and ``g_g``;
+    ``q_g`` stands for both its own and the gallery-query block) and have
+    each sample nearest to itself (``N(i, k)`` includes ``i``). Both hold
+    up to float rounding (see :data:`SYMMETRY_RTOL`). A diagonal that is
+    the smallest of its row but not 0 is accepted: it enters the
+    definition only as the weight ``exp(-d(i, i))`` of ``V[i, i]``, and
+    the float32 Euclidean distance of a sample to itself is the square
+    root of a rounding error (measured up to 7e-3 of the row's largest
+    distance).
+
+    Args:
+        q_g, q_q, g_g: The blocks, shapes (Q, G), (Q, Q), (G, G).
+        dtype: The dtype of the computation.
+        memory_budget_mb: Budget of the temporaries of one step.
+
+    Raises:
+        ValueError: A block has a non-finite entry, a square block is not
+            symmetric, or a sample's distance to itself is not its
+            smallest; names the block, the entries and what was expected.
+    """
+    names = ('q_g_dist', 'q_q_dist', 'g_g_dist')
+    for block, name in zip((q_g, q_q, g_g), names):
+        _check_finite(
+            block, name,
+            max(1, _rows_per_block(block.shape[1], memory_budget_mb)))
+    query_scale = torch.maximum(_abs_max(q_q, 1), _abs_max(q_g, 1)).to(dtype)
+    gallery_scale = torch.maximum(_abs_max(g_g, 1), _abs_max(q_g, 0)).to(dtype)
+    # Five (step, n) temporaries of up to 8 bytes; 16 a row budgeted.
+    step = max(1, _rows_per_block(len(q_q), memory_budget_mb) * 2 // 5)
+    _check_symmetric(q_q, names[1], query_scale, dtype, step)
+    step = max(1, _rows_per_block(len(g_g), memory_budget_mb) * 2 // 5)
+    _check_symmetric(g_g, names[2], gallery_scale, dtype, step)
+    _check_own_nearest(q_q, names[1], q_g, names[0], False, query_scale, dtype,
+                       'query')
+    _check_own_nearest(g_g, names[2], q_g, names[0], True, gallery_scale,
+                       dtype, 'gallery sample')
+
+
 def k_reciprocal_rerank_distances(
         q_g_dist: ArrayLike,
         q_q_dist: ArrayLike,
@@ -337,6 +531,11 @@ def k_reciprocal_rerank_distances(
     The blocks are used as the original distance as given (the paper's
     setting is the squared Euclidean distance); a dense (G, G) block is
     itself O(G^2), so prefer :func:`k_reciprocal_rerank` for large sets.
+    They must be one distance of the ``Q + G`` samples: finite, ``q_q`` and
+    ``g_g`` symmetric (the gallery rows are ``[q_g.T, g_g]``) and each
+    sample nearest to itself, up to float rounding (see
+    :func:`check_distance_blocks`); a similarity or an asymmetric pair
+    score is refused.
 
     Args:
         q_g_dist: Query-gallery distances, shape (Q, G).
@@ -348,6 +547,10 @@ def k_reciprocal_rerank_distances(
 
     Returns:
         torch.Tensor: Re-ranked distances, shape (Q, G).
+
+    Raises:
+        ValueError: The shapes do not match, or the blocks are not a
+            distance as above; names the block and the entries.
     """
     blocks: Tuple[torch.Tensor, ...] = tuple(
         to_tensor(x) for x in (q_g_dist, q_q_dist, g_g_dist))
@@ -360,6 +563,7 @@ def k_reciprocal_rerank_distances(
                          f'{tuple(q_q.shape)}, {tuple(g_g.shape)} do not '
                          'match')
     dtype = torch.float64 if q_g.dtype == torch.float64 else torch.float32
+    check_distance_blocks(q_g, q_q, g_g, dtype, memory_budget_mb)
 
     def rows(start: int, stop: int) -> torch.Tensor:
         parts = []
