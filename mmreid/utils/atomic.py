@@ -69,12 +69,32 @@ def set_output_mode(tmp: str, path: str, folder: bool = False) -> None:
         pass
 
 
+def pid_namespace() -> Optional[int]:
+    """This process's pid namespace: the inode number of
+    ``/proc/self/ns/pid`` (Linux), or None where ``/proc`` does not show
+    it (another system, or ``/proc`` not mounted).
+
+    A pid names a process only within its namespace, and containers that
+    share a host name need not share it (``docker run --uts=host`` or two
+    containers given the same ``--hostname``, Kubernetes pods with
+    ``hostNetwork``).
+    """
+    try:
+        return os.stat('/proc/self/ns/pid').st_ino
+    except OSError:
+        return None
+
+
 def temp_name(name: str) -> str:
     """A name for the temporary file (or folder) that becomes ``name``.
 
-    ``.<name>.tmp-<host>-<pid>-<hex>``: hidden, and naming the process
-    that writes it, so that one a killed process left can be told from one
-    being written (see :func:`remove_stale_temps`).
+    ``.<name>.tmp-<host>-pidns<inode>-<pid>-<hex>``: hidden, and naming the
+    process that writes it (its host, its pid namespace, see
+    :func:`pid_namespace`, and its pid there), so that one a killed process
+    left can be told from one being written (see
+    :func:`remove_stale_temps`). Where the namespace is not known the name
+    has no ``pidns`` field, as before it was added:
+    ``.<name>.tmp-<host>-<pid>-<hex>``.
 
     Args:
         name (str): The base name of the output.
@@ -82,15 +102,36 @@ def temp_name(name: str) -> str:
     Returns:
         str: A base name in the same folder, unique to this call.
     """
-    return (f'.{name}.tmp-{socket.gethostname()}-{os.getpid()}-'
+    namespace = pid_namespace()
+    space = '' if namespace is None else f'pidns{namespace}-'
+    return (f'.{name}.tmp-{socket.gethostname()}-{space}{os.getpid()}-'
             f'{uuid.uuid4().hex}')
 
 
 def _temp_pattern(name: Optional[str]) -> 're.Pattern':
-    # The names of temp_name; SynthReID's first release wrote no host.
+    # The names of temp_name; SynthReID's first release wrote no host and
+    # earlier releases no pid namespace. The host is the shortest that
+    # parses, so that a pidns field is never read as the host's end.
     base = '.+' if name is None else re.escape(name)
-    return re.compile(rf'\.{base}\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)-'
-                      rf'[0-9a-f]{{32}}')
+    return re.compile(rf'\.{base}\.tmp-(?:(?P<host>.+?)-)?'
+                      rf'(?:pidns(?P<ns>\d+)-)?(?P<pid>\d+)-[0-9a-f]{{32}}')
+
+
+def _same_pid_space(match: 're.Match', host: str,
+                    namespace: Optional[int]) -> bool:
+    """Whether the writer a :func:`temp_name` names has its pid among
+    this process's: this host and this pid namespace.
+
+    A name without a host counts as this host's, one without a namespace
+    (written before it was named, or where /proc was absent) as this
+    namespace's, as they were read before; one with a namespace when this
+    process's is not known, as another's.
+    """
+    if match.group('host') not in (None, host):
+        return False
+    if match.group('ns') is None:
+        return True
+    return namespace is not None and int(match.group('ns')) == namespace
 
 
 def pid_alive(pid: int) -> bool:
@@ -115,17 +156,22 @@ def remove_stale_temps(folder: str,
     """Remove the temporary files (see :func:`temp_name`) that killed
     processes left in ``folder``, with one log line naming them.
 
-    A temporary file is removed when its writer ran on this host and is no
-    longer alive. Another host's is kept: on a file system several nodes
-    share (the work dirs of a cluster), its pid says nothing here and its
-    writer may be running. A live process's is kept too, its own included:
-    it may be writing it (and a dead writer's pid that a new process has
-    taken keeps its file, never the other way round). A name without a
-    host (SynthReID's first release) counts as this host's. A file that
-    cannot be removed is left. A host name is taken to name one set of
-    pids: a container that shares the host's name but not its pids would
-    see a live writer as dead, whose rename could then fail (its output
-    is left as it was).
+    A temporary file is removed when its writer ran on this host, in this
+    pid namespace (see :func:`pid_namespace`), and is no longer alive.
+    Another host's is kept: on a file system several nodes share (the work
+    dirs of a cluster), its pid says nothing here and its writer may be
+    running. So is another pid namespace's, for the same reason: a
+    container that shares this host name but not its pids. A live
+    process's is kept too, its own included: it may be writing it (and a
+    dead writer's pid that a new process has taken keeps its file, never
+    the other way round). A name without a host (SynthReID's first
+    release) counts as this host's, and one without a pid namespace
+    (earlier releases, or a writer without ``/proc``) as this
+    namespace's, as those releases read them: where the host name is
+    shared but the pids are not, such a file of a live writer can still be
+    taken for a dead one's (whose rename then fails, its output left as it
+    was). Where this process's namespace is not known, a name with one is
+    another's. A file that cannot be removed is left.
 
     Args:
         folder (str): The folder to clean.
@@ -133,14 +179,15 @@ def remove_stale_temps(folder: str,
             those of any by default.
         folders (bool): Remove temporary folders, with their content,
             instead of files.
-        other_hosts (bool): Remove those of other hosts too, for a caller
-            that holds a lock every writer on any host takes.
+        other_hosts (bool): Remove those of other hosts and other pid
+            namespaces too, for a caller that holds a lock every writer on
+            any host takes.
 
     Returns:
         list[str]: The removed paths.
     """
     pattern = _temp_pattern(name)
-    host = socket.gethostname()
+    host, namespace = socket.gethostname(), pid_namespace()
     removed = []
     try:
         names = os.listdir(folder)
@@ -153,7 +200,7 @@ def remove_stale_temps(folder: str,
         path = osp.join(folder, entry)
         if not (osp.isdir(path) if folders else osp.isfile(path)):
             continue
-        if match.group('host') in (None, host):
+        if _same_pid_space(match, host, namespace):
             if pid_alive(int(match.group('pid'))):
                 continue
         elif not other_hosts:
@@ -182,11 +229,12 @@ def atomic_path(path: str) -> Iterator[str]:
     a clean exit the file there is renamed to ``path``, on an error it is
     removed.
 
-    The temporary file (``.<name>.tmp-<host>-<pid>-<hex>`` in the folder
-    of ``path``, see :func:`temp_name`) exists, empty, when the block
-    starts. A process killed in the block leaves it behind, never a
+    The temporary file (``.<name>.tmp-<host>-pidns<inode>-<pid>-<hex>`` in
+    the folder of ``path``, see :func:`temp_name`) exists, empty, when the
+    block starts. A process killed in the block leaves it behind, never a
     truncated ``path``; the next write in that folder removes it (see
-    :func:`remove_stale_temps`; from another host, it is left). ``path``
+    :func:`remove_stale_temps`; from another host or pid namespace, it is
+    left). ``path``
     gets the permissions a plain ``open(path, 'wb')`` would give it (see
     :func:`output_mode`).
 

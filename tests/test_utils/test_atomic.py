@@ -140,7 +140,41 @@ def write_epoch_4(folder, monkeypatch):
     return logged
 
 
-def test_temporary_name_names_its_host_and_process(tmp_path):
+requires_proc = pytest.mark.skipif(
+    not os.path.exists('/proc/self/ns/pid'),
+    reason='pid namespaces are read from /proc (Linux)')
+
+
+def own_pid_namespace():
+    return os.stat('/proc/self/ns/pid').st_ino
+
+
+@pytest.fixture
+def no_proc(monkeypatch):
+    """A system without /proc (or without it mounted)."""
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        if str(path).startswith('/proc/'):
+            raise FileNotFoundError(2, 'No such file or directory', path)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(atomic.os, 'stat', stat)
+
+
+@requires_proc
+def test_temporary_name_names_its_host_pid_namespace_and_process(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    with atomic_path(str(path)) as tmp:
+        name = os.path.basename(tmp)
+    host, pid = socket.gethostname(), os.getpid()
+    assert re.fullmatch(
+        rf'\.epoch_1\.pth\.tmp-{re.escape(host)}-pidns{own_pid_namespace()}-'
+        rf'{pid}-[0-9a-f]{{32}}', name)
+
+
+def test_without_proc_the_name_has_no_pid_namespace(tmp_path, no_proc):
+    assert atomic.pid_namespace() is None
     path = tmp_path / 'epoch_1.pth'
     with atomic_path(str(path)) as tmp:
         name = os.path.basename(tmp)
@@ -187,6 +221,88 @@ def test_temporary_files_of_a_live_process_or_another_host_are_kept(
     logged = write_epoch_4(tmp_path, monkeypatch)
     assert sorted(os.listdir(tmp_path)) == sorted(kept + ['epoch_4.pth'])
     assert logged == []
+
+
+@requires_proc
+def test_a_live_writer_in_another_pid_namespace_is_not_taken_for_dead(
+        tmp_path, monkeypatch):
+    """Two containers may share a host name but not their pids (``docker
+    run --uts=host``, the same ``--hostname``, pods with hostNetwork): the
+    pid of a writer running in the other is absent here (or another
+    process's), and its file was removed under it."""
+    dead = dead_pid()
+    with monkeypatch.context() as other_container:
+        other_container.setattr(
+            atomic,
+            'pid_namespace',
+            lambda: own_pid_namespace() + 1,
+            raising=False)
+        other_container.setattr(atomic.os, 'getpid', lambda: dead)
+        writing = atomic.temp_name('epoch_3.pth')
+    (tmp_path / writing).write_bytes(b'half a checkpoint')
+    logged = write_epoch_4(tmp_path, monkeypatch)
+    assert sorted(os.listdir(tmp_path)) == sorted([writing, 'epoch_4.pth'])
+    assert logged == []
+
+
+@requires_proc
+def test_temporary_files_are_judged_within_their_pid_namespace(
+        tmp_path, monkeypatch):
+    host, space, dead = socket.gethostname(), own_pid_namespace(), dead_pid()
+    hexa = 'e' * 32
+    stale = [
+        f'.epoch_3.pth.tmp-{host}-pidns{space}-{dead}-{hexa}',
+        # Written before the namespace was named: read as before.
+        f'.best_mAP_epoch_3.pth.tmp-{host}-{dead}-{hexa}',
+    ]
+    kept = [
+        f'.epoch_3.pth.tmp-{host}-pidns{space}-{os.getpid()}-{hexa}',  # live
+        f'.epoch_3.pth.tmp-{host}-pidns{space + 1}-{dead}-{hexa}',
+        f'.epoch_3.pth.tmp-{host}-pidns{space + 1}-{os.getpid()}-{hexa}',
+        f'.epoch_3.pth.tmp-node-7-pidns{space}-{dead}-{hexa}',  # other host
+    ]
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b'x')
+    logged = write_epoch_4(tmp_path, monkeypatch)
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + ['epoch_4.pth'])
+    assert len(logged) == 1
+    assert all(str(tmp_path / name) in logged[0] for name in stale)
+
+
+@requires_proc
+def test_a_lock_holder_removes_other_pid_namespaces_temporary_folders(
+        tmp_path):
+    """SynthReID removes, under the lock every writer takes, the folders
+    of other hosts and namespaces whatever their pid; a live process of
+    its own namespace (a release without the lock) keeps its own."""
+    host, space, hexa = socket.gethostname(), own_pid_namespace(), 'f' * 32
+    live = os.getpid()
+    others = [
+        f'.synth.tmp-{host}-pidns{space + 1}-{live}-{hexa}',
+        f'.synth.tmp-node-7-pidns{space}-{live}-{hexa}',
+    ]
+    mine = f'.synth.tmp-{host}-pidns{space}-{live}-{hexa}'
+    for name in others + [mine]:
+        (tmp_path / name).mkdir()
+    removed = atomic.remove_stale_temps(
+        str(tmp_path), 'synth', folders=True, other_hosts=True)
+    assert sorted(removed) == sorted(str(tmp_path / n) for n in others)
+    assert os.listdir(tmp_path) == [mine]
+
+
+def test_without_proc_a_named_pid_namespace_is_another(tmp_path, monkeypatch,
+                                                       no_proc):
+    """Where this process's namespace is not known, a file naming one may
+    be another container's: kept. One without (as this process writes
+    them then) is judged by its pid, as before."""
+    host, dead, hexa = socket.gethostname(), dead_pid(), 'a' * 32
+    stale = f'.epoch_3.pth.tmp-{host}-{dead}-{hexa}'
+    kept = f'.epoch_3.pth.tmp-{host}-pidns4026531836-{dead}-{hexa}'
+    for name in (stale, kept):
+        (tmp_path / name).write_bytes(b'x')
+    logged = write_epoch_4(tmp_path, monkeypatch)
+    assert sorted(os.listdir(tmp_path)) == sorted([kept, 'epoch_4.pth'])
+    assert str(tmp_path / stale) in logged[0]
 
 
 def test_a_temporary_file_is_kept_while_its_block_runs(tmp_path):

@@ -777,11 +777,11 @@ class ReIDRunner(Runner):
         killed then would leave a truncated checkpoint that a requeued
         ``--resume`` fails on. Here a local checkpoint (``epoch_N.pth``,
         ``best_*.pth``: every save of the hook comes here) is written to
-        ``.<filename>.tmp-<host>-<pid>-<hex>`` in ``out_dir`` and renamed
-        (see :func:`~mmreid.utils.atomic.atomic_path`): the file is the
-        previous one or the new one, whole; the temporary file a killed
-        save leaves is removed by the next save. Other backends are written
-        as mmengine does.
+        ``.<filename>.tmp-<host>-pidns<inode>-<pid>-<hex>`` in ``out_dir``
+        and renamed (see :func:`~mmreid.utils.atomic.atomic_path`): the
+        file is the previous one or the new one, whole; the temporary file
+        a killed save leaves is removed by the next save. Other backends are
+        written as mmengine does.
         """
         meta = dict(meta or {})
         meta.setdefault('world_size', self.world_size)
