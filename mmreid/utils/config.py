@@ -5,7 +5,7 @@ import os
 import os.path as osp
 import sys
 import warnings
-from typing import Any, List, Optional, Sequence
+from typing import Any, Collection, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
@@ -196,13 +196,37 @@ def _probed_value(node, fields: Sequence[tuple] = ()):
         repr(changed), mode='eval').body
 
 
-def _read_with_probed_bases(
-    path: str, name: str, fields: Sequence[tuple] = ()) -> Optional[dict]:
+def _names(node, name: str) -> bool:
+    """Whether an expression reads the variable ``name`` (``name`` or
+    ``{{_base_.name}}``)."""
+    import ast
+    return any(
+        isinstance(n, ast.Name) and n.id == name
+        or isinstance(n, ast.Attribute) and n.attr == name
+        and isinstance(n.value, ast.Name) and n.value.id == '_base_'
+        for n in ast.walk(node))
+
+
+def _read_with_probed_bases(path: str,
+                            name: str,
+                            fields: Sequence[tuple] = (),
+                            leaf: bool = False,
+                            builders: Optional[dict] = None) -> Optional[dict]:
     """``path`` read with another value of ``name`` (of its ``fields``, for
     a dict) in every base that assigns it (the bases copied, with
-    ``_base_`` pointing at the copies); the file itself keeps its own.
-    None when a base's value has no other value to take (see
-    :func:`_probed_value`) or the copy cannot be read."""
+    ``_base_`` pointing at the copies); the file itself keeps its own
+    unless ``leaf``. None when a base's value has no other value to take
+    (see :func:`_probed_value`) or the copy cannot be read.
+
+    Args:
+        path (str): The config file.
+        name (str): The top-level variable to probe.
+        fields (Sequence[tuple]): Key paths of a dict ``name`` to probe.
+        leaf (bool): Probe ``name`` in ``path`` itself too.
+        builders (dict, optional): Filled with ``key -> [files]``: the
+            top-level keys a file assigns from an expression naming
+            ``name`` (``test_dataloader = val_dataloader``).
+    """
     import ast
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
@@ -232,6 +256,9 @@ def _read_with_probed_bases(
                     node.value = _probed_value(node.value, fields)
                     if node.value is None:
                         return None
+                elif target != name and builders is not None and _names(
+                        node.value, name):
+                    builders.setdefault(target, []).append(source)
             ast.fix_missing_locations(tree)
             out = osp.join(tmp, f'{len(copies)}_{osp.basename(source)}')
             with open(out, 'w', encoding='utf-8') as f:
@@ -240,10 +267,37 @@ def _read_with_probed_bases(
             return out
 
         try:
-            leaf = copy(path, False)
-            return None if leaf is None else Config.fromfile(leaf).to_dict()
+            copied = copy(path, leaf)
+            return None if copied is None else Config.fromfile(
+                copied).to_dict()
         except Exception:
             return None
+
+
+def _following_keys(probed: dict,
+                    merged: dict,
+                    roots: Collection[str],
+                    probe_only: bool = False) -> List[tuple]:
+    """The keys under ``roots`` that a probed read
+    (:func:`_read_with_probed_bases`) changed: key paths (see
+    :func:`_paths`), a list that holds the probe item for its items.
+    ``probe_only`` keeps only the keys that carry :data:`_PROBE` (what a
+    probed dict field or list reached), not other differences between the
+    files and ``merged``."""
+    kept = []
+    for key, value in _paths(probed):
+        if key[0] not in roots or isinstance(value, (dict, list, tuple)):
+            continue
+        if probe_only and value != _PROBE:
+            continue
+        if _plain_value(_value_at(merged, key)) == _plain_value(value):
+            continue
+        if value == _PROBE and isinstance(key[-1], int):
+            key = key[:-1]  # a list that holds the probe item
+        if key not in kept:
+            kept.append(key)
+    # A list that follows the variable stands for its items.
+    return [k for k in kept if not any(k[:-1] == d for d in kept)]
 
 
 def check_base_variables(path: str,
@@ -308,20 +362,7 @@ def check_base_variables(path: str,
             probed = _read_with_probed_bases(path, name, fields)
             if probed is None:
                 continue
-            kept = []
-            for key, value in _paths(probed):
-                if key[0] not in read or isinstance(value,
-                                                    (dict, list, tuple)):
-                    continue
-                if _plain_value(_value_at(merged, key)) == _plain_value(
-                        value):
-                    continue
-                if value == _PROBE and isinstance(key[-1], int):
-                    key = key[:-1]  # a list that holds the probe item
-                if key not in kept:
-                    kept.append(key)
-            # A list that follows the variable stands for its items.
-            kept = [k for k in kept if not any(k[:-1] == d for d in kept)]
+            kept = _following_keys(probed, merged, read)
             if kept:
                 shown = _first_keys(['.'.join(map(str, k)) for k in kept])
                 raise ValueError(
@@ -414,7 +455,9 @@ def check_variable_overrides(cfg: Config,
     nothing else (mmengine merges keys, it does not re-run the file), so
     the run would silently use the old value. Such an override is an error
     when the old value is found under other keys, which it names. A dict
-    value is checked field by field, as it is merged.
+    value is checked field by field, as it is merged. An option on a key
+    the run reads is an error where the files copied that key into
+    another one (:func:`_check_copied_runner_keys`).
 
     Args:
         cfg (Config): The config as read, before the options.
@@ -428,23 +471,14 @@ def check_variable_overrides(cfg: Config,
     """
     read = READ_TOP_LEVEL_KEYS | _runner_keys()
     plain = cfg.to_dict()
-    for key, new in _option_items(cfg_options):
+    items = list(_option_items(cfg_options))
+    for key, new in items:
         root = str(key).split('.')[0]
         if root in read or root not in plain:
             continue
-        old = plain
-        for part in str(key).split('.'):
-            # A list item by index too (test_pipeline.1.size), as
-            # Config.merge_from_dict sets it.
-            if isinstance(old, (list, tuple)) and part.isdigit() \
-                    and int(part) < len(old):
-                old = old[int(part)]
-            elif isinstance(old, dict) and part in old:
-                old = old[part]
-            else:
-                old = None
-                break
-        if old is None or isinstance(old, (bool, dict)) or old == new:
+        old = _option_value(plain, key)
+        if old is KeyError or old is None or isinstance(
+                old, (bool, dict)) or old == new:
             continue
         # Keys the run reads (not other variables, e.g. a pipeline
         # template).
@@ -470,6 +504,131 @@ def check_variable_overrides(cfg: Config,
             f'{old!r}: {shown}. Override those keys instead, e.g. '
             f'{option} {holders[0]}={new!r} (a key holding the same '
             f'value by chance is listed too).')
+    _check_copied_runner_keys(items, plain, path, option, read)
+
+
+def _option_value(config: dict, key: str) -> Any:
+    """The value of ``config`` at an option's dotted ``key``, a list item
+    by index too (``test_pipeline.1.size``, as
+    ``Config.merge_from_dict`` sets it); KeyError where there is none."""
+    value = config
+    for part in key.split('.'):
+        if isinstance(value, (list, tuple)) and part.isdigit() \
+                and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            return KeyError
+    return value
+
+
+def _shown_path(source: str) -> str:
+    """A config file for a message: relative to the working directory
+    where it is under it."""
+    relative = osp.relpath(source)
+    return source if relative.startswith('..') else relative
+
+
+def _nested(a: tuple, b: tuple) -> bool:
+    """Whether one key path is the other or lies under it."""
+    return a[:len(b)] == b or b[:len(a)] == a
+
+
+def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,
+                              option: str, read: Collection[str]) -> None:
+    """Refuse an option on a runner key that the config's files copied
+    into another runner key.
+
+    With ``test_dataloader = val_dataloader`` in a base, the test loader is
+    a copy made when that file was read; ``--cfg-options
+    val_dataloader.dataset.data_root=X`` then changes the validation loader
+    only, and ``tools/test.py`` tests the old set. The keys built from an
+    option's key are found as :func:`check_base_variables` finds them:
+    the config is read again with the option's fields probed in every
+    file that assigns the key (the config file included); a field that
+    reached another key the run reads is an error unless the options set
+    that key's field too. Changing the copy alone
+    (``test_dataloader.batch_size``) is fine: nothing follows it.
+
+    Args:
+        items (list[tuple]): The options as ``(dotted key, value)``
+            (:func:`_option_items`).
+        plain (dict): The config as read, before the options.
+        path (str): The config file.
+        option (str): How the caller names the options, for the message.
+        read (Collection[str]): The top-level keys the run reads.
+
+    Raises:
+        ValueError: Naming the option, the keys that would keep their
+            value, the file that builds them and the options to add.
+    """
+    given = {key for key, _ in items}
+    by_root: dict = {}
+    for key, new in items:
+        root, _, rest = key.partition('.')
+        old = _option_value(plain, key)
+        # A whole section (val_dataloader=None) replaces the key, and an
+        # empty dict merges nothing.
+        if root not in read or not rest or not isinstance(
+                plain.get(root), (dict, list)) or isinstance(new, dict) \
+                or _plain_value(old) == _plain_value(new):
+            continue
+        by_root.setdefault(root, []).append((key, new))
+    for root, options in by_root.items():
+        builders: dict = {}
+        probed = _read_with_probed_bases(
+            path,
+            root, [tuple(k.split('.')[1:]) for k, _ in options],
+            leaf=True,
+            builders=builders)
+        if probed is None:
+            continue
+        followers = [
+            tuple(map(str, key)) for key in _following_keys(
+                probed, plain, set(read) - {root}, probe_only=True)
+        ]
+        fields = [tuple(key.split('.')[1:]) for key, _ in options]
+        for (key, new), field in zip(options, fields):
+            # The other key's same field where the copy holds it there (or
+            # a dict or list above it); a key that no option's field
+            # explains (a copy in another place) as it is.
+            kept = []
+            for follower in followers:
+                if _nested(follower[1:], field):
+                    need = '.'.join(follower[:1] + field)
+                elif not any(_nested(follower[1:], f) for f in fields):
+                    need = '.'.join(follower)
+                else:
+                    continue
+                if need not in kept and not any(
+                        need == g or need.startswith(g + '.') for g in given):
+                    kept.append(need)
+            if not kept:
+                continue
+            targets = sorted({k.split('.')[0] for k in kept})
+            files = sorted({
+                _shown_path(f)
+                for target in targets
+                for f in builders.get(target, ())
+            })
+            if len(files) == 1:
+                where = f'in {files[0]} when that file is read'
+            else:
+                where = (f'in {" and ".join(files)}' if files else
+                         f'by the files of {path}') + ' when they are read'
+            shown = _first_keys([
+                f'{k} (stays {"unset" if v is KeyError else repr(v)})'
+                for k in kept for v in [_option_value(plain, k)]
+            ])
+            fixes = ' '.join(f'{k}={new!r}' for k in kept)
+            raise ValueError(
+                f'{option} {key}={new!r}: {" and ".join(targets)} '
+                f'{"is" if len(targets) == 1 else "are"} built from {root} '
+                f'{where} (options are merged into the keys, the files are '
+                f'not read again), so this option would change {root} only; '
+                f'these keys would not follow: {shown}. Set them too: '
+                f'{option} {key}={new!r} {fixes}')
 
 
 def merge_cfg_options(cfg: Config,

@@ -151,3 +151,94 @@ def test_the_message_shows_six_keys(tmp_path, count, more):
         load_config(path, {'n': 6})
     shown = ', '.join(f'train_cfg.k{i}' for i in range(6))
     assert f'keys keep 5: {shown}{more}. Override' in str(info.value)
+
+
+def copying_config(tmp_path):
+    """A base that builds the test loader from the validation loader, as
+    the shipped dataset bases do, and a leaf of it."""
+    (tmp_path / 'base.py').write_text(
+        "val_dataloader = dict(batch_size=4, dataset=dict(type='D'))\n"
+        'test_dataloader = val_dataloader\n')
+    return config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
+
+
+def test_an_option_on_a_key_the_base_copied_is_refused(tmp_path):
+    """``test_dataloader = val_dataloader`` in a base is a copy made when
+    the base was read: ``--cfg-options val_dataloader.batch_size=7``
+    changed the validation loader only, and tools/test.py tested with
+    the old batch (or set) without a word."""
+    path = copying_config(tmp_path)
+    with pytest.raises(ValueError) as info:
+        load_config(path, {'val_dataloader.batch_size': 7}, phase='test')
+    message = str(info.value)
+    assert message.startswith(
+        '--cfg-options val_dataloader.batch_size=7: test_dataloader is '
+        f'built from val_dataloader in {tmp_path / "base.py"} when')
+    assert 'would not follow: test_dataloader.batch_size (stays 4). ' \
+        'Set them too: --cfg-options val_dataloader.batch_size=7 ' \
+        'test_dataloader.batch_size=7' in message
+    # A field the base's dict lacks would have followed too.
+    with pytest.raises(
+            ValueError, match=r'test_dataloader\.num_workers '
+            r'\(stays unset\)'):
+        load_config(path, {'val_dataloader.num_workers': 2})
+
+
+@pytest.mark.parametrize(
+    'options',
+    [
+        [('val_dataloader.batch_size', 7), ('test_dataloader.batch_size', 7)],
+        [('val_dataloader', dict(batch_size=7)),
+         ('test_dataloader.batch_size', 7)],
+        # The copy alone: nothing follows it.
+        [('test_dataloader.batch_size', 7)],
+        # The value the copy holds anyway.
+        [('val_dataloader.batch_size', 4)],
+    ])
+def test_an_option_on_the_copied_key_with_its_copy_is_accepted(
+        tmp_path, options):
+    options = dict(options)
+    cfg = load_config(copying_config(tmp_path), options, phase='test')
+    assert cfg.test_dataloader.batch_size == options.get(
+        'test_dataloader.batch_size', 4)
+    assert cfg.val_dataloader.batch_size in (4, 7)
+
+
+def test_a_copy_in_the_config_file_itself_is_found(tmp_path):
+    # The GMN leaves restate val_evaluator and copy it there.
+    path = config(
+        tmp_path, "val_evaluator = dict(type='ReIDMetric', device='cuda')\n"
+        'test_evaluator = val_evaluator\n')
+    with pytest.raises(
+            ValueError,
+            match=r"test_evaluator\.device \(stays 'cuda'\)\. Set them too: "
+            r"--cfg-options val_evaluator\.device='cpu' "
+            r"test_evaluator\.device='cpu'$"):
+        load_config(path, {'val_evaluator.device': 'cpu'})
+
+
+def test_an_option_on_a_key_nothing_copies_is_accepted(tmp_path):
+    # Equal values are no copy: the test loader was written on its own.
+    path = config(
+        tmp_path, "val_dataloader = dict(batch_size=4, dataset=dict(type='D'))"
+        "\ntest_dataloader = dict(batch_size=4, dataset=dict(type='D'))\n")
+    cfg = load_config(path, {'val_dataloader.batch_size': 7})
+    assert (cfg.val_dataloader.batch_size,
+            cfg.test_dataloader.batch_size) == (7, 4)
+
+
+def test_init_model_refuses_an_option_on_a_copied_loader():
+    """The API merges options as tools/test.py does: the Market base builds
+    test_dataloader from val_dataloader."""
+    from mmreid.apis import init_model
+    with pytest.raises(ValueError) as info:
+        init_model(
+            MARKET,
+            cfg_options={'val_dataloader.dataset.data_root': '/data/other/'})
+    message = str(info.value)
+    assert message.startswith(
+        "cfg_options val_dataloader.dataset.data_root='/data/other/': "
+        'test_dataloader is built from val_dataloader in ')
+    assert 'configs/_base_/datasets/market1501.py' in message
+    assert "test_dataloader.dataset.data_root (stays 'data/market1501/')" \
+        in message
