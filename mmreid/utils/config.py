@@ -441,6 +441,84 @@ def _option_items(options: dict, prefix: str = ''):
             yield key, value
 
 
+class _Removed:
+    """The new value of a field that an option's ``_delete_=True`` drops.
+
+    Args:
+        depth (int): How many keys the field lies below the dict that the
+            ``_delete_`` replaces (1 for ``resize.backend`` of
+            ``resize._delete_``).
+    """
+
+    def __init__(self, depth: int):
+        self.depth = depth
+
+    def __repr__(self) -> str:
+        return '<removed by _delete_>'
+
+
+def _dict_fields(value: dict, prefix: str):
+    """The dotted keys of a dict's fields that are not dicts."""
+    for key, item in value.items():
+        where = f'{prefix}.{key}'
+        if isinstance(item, dict):
+            yield from _dict_fields(item, where)
+        else:
+            yield where
+
+
+def _option_overrides(options: dict, config: dict) -> List[tuple]:
+    """:func:`_option_items`, with what ``_delete_`` does.
+
+    ``Config.merge_from_dict`` replaces a dict that an option gives with
+    ``_delete_=True`` (``cfg_options={'resize': dict(_delete_=True,
+    size=(256, 128))}``, or ``resize._delete_=True`` with ``resize.size``)
+    instead of merging into it: each field of the config's dict that the
+    options do not set is dropped, and comes as ``(key, _Removed)``.
+    mmengine 0.10.7 honours ``_delete_`` under a dict's key only; a list
+    item (``pipeline.1._delete_``) is merged into, with a ``_delete_``
+    field.
+
+    Args:
+        options (dict): The options, ``key -> value``.
+        config (dict): The config, before the options.
+
+    Returns:
+        list[tuple]: ``(dotted key, value)``, without the ``_delete_``
+        flags.
+    """
+    items = list(_option_items(options))
+    given = {key for key, _ in items}
+    overrides = [(k, v) for k, v in items if k.split('.')[-1] != '_delete_']
+    for key, flag in items:
+        parent = key.split('.')[:-1]
+        if key.split('.')[-1] != '_delete_' or not flag or not parent:
+            continue
+        old = _option_value(config, '.'.join(parent))
+        holder = _option_value(config, '.'.join(parent[:-1])) \
+            if len(parent) > 1 else config
+        if not isinstance(old, dict) or not isinstance(holder, dict):
+            continue
+        overrides += [(field, _Removed(field.count('.') + 1 - len(parent)))
+                      for field in _dict_fields(old, '.'.join(parent))
+                      if field not in given]
+    return overrides
+
+
+def _override(key: str, new: Any, config: dict) -> str:
+    """``key=value`` for the fix a message suggests. A field that a
+    ``_delete_`` drops is dropped where ``key`` lies by the ``_delete_`` of
+    its dict, or by replacing the list that holds that dict (mmengine
+    merges into a list item)."""
+    if not isinstance(new, _Removed):
+        return f'{key}={new!r}'
+    parts = key.split('.')[:-new.depth]
+    if len(parts) > 1 and isinstance(
+            _option_value(config, '.'.join(parts[:-1])), (list, tuple)):
+        return f'{".".join(parts[:-1])}=[...]'
+    return f'{".".join(parts)}._delete_=True'
+
+
 def check_variable_overrides(cfg: Config,
                              cfg_options: dict,
                              path: str,
@@ -471,7 +549,7 @@ def check_variable_overrides(cfg: Config,
     """
     read = READ_TOP_LEVEL_KEYS | _runner_keys()
     plain = cfg.to_dict()
-    items = list(_option_items(cfg_options))
+    items = _option_overrides(cfg_options, plain)
     for key, new in items:
         root = str(key).split('.')[0]
         if root in read or root not in plain:
@@ -502,8 +580,8 @@ def check_variable_overrides(cfg: Config,
             f'{path} that was already substituted when the file was read, '
             f'so this override would change nothing: these keys keep '
             f'{old!r}: {shown}. Override those keys instead, e.g. '
-            f'{option} {holders[0]}={new!r} (a key holding the same '
-            f'value by chance is listed too).')
+            f'{option} {_override(holders[0], new, plain)} (a key '
+            f'holding the same value by chance is listed too).')
     _check_copied_runner_keys(items, plain, path, option, read)
 
 
@@ -553,7 +631,7 @@ def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,
 
     Args:
         items (list[tuple]): The options as ``(dotted key, value)``
-            (:func:`_option_items`).
+            (:func:`_option_overrides`).
         plain (dict): The config as read, before the options.
         path (str): The config file.
         option (str): How the caller names the options, for the message.
@@ -621,14 +699,15 @@ def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,
                 f'{k} (stays {"unset" if v is KeyError else repr(v)})'
                 for k in kept for v in [_option_value(plain, k)]
             ])
-            fixes = ' '.join(f'{k}={new!r}' for k in kept)
+            fixes = ' '.join(
+                dict.fromkeys(_override(k, new, plain) for k in kept))
             raise ValueError(
                 f'{option} {key}={new!r}: {" and ".join(targets)} '
                 f'{"is" if len(targets) == 1 else "are"} built from {root} '
                 f'{where} (options are merged into the keys, the files are '
                 f'not read again), so this option would change {root} only; '
                 f'these keys would not follow: {shown}. Set them too: '
-                f'{option} {key}={new!r} {fixes}')
+                f'{option} {_override(key, new, plain)} {fixes}')
 
 
 def merge_cfg_options(cfg: Config,

@@ -242,3 +242,68 @@ def test_init_model_refuses_an_option_on_a_copied_loader():
     assert 'configs/_base_/datasets/market1501.py' in message
     assert "test_dataloader.dataset.data_root (stays 'data/market1501/')" \
         in message
+
+
+def resize_config(tmp_path):
+    return config(
+        tmp_path, "resize = dict(type='R', size=(32, 16), backend='pillow')\n"
+        "test_pipeline = [dict(type='A'), resize]\n"
+        'test_dataloader = dict(dataset=dict(pipeline=test_pipeline))\n')
+
+
+@pytest.mark.parametrize('options', [
+    [('resize', dict(_delete_=True, type='R', size=(32, 16)))],
+    [('resize._delete_', True), ('resize.type', 'R'),
+     ('resize.size', (32, 16))],
+])
+def test_a_field_an_option_deletes_is_an_override(tmp_path, options):
+    """mmengine replaces a dict given with ``_delete_=True``: the variable
+    lost its backend, the pipeline kept 'pillow', and the check saw only
+    the fields given, all equal to the old ones."""
+    with pytest.raises(ValueError) as info:
+        load_config(resize_config(tmp_path), dict(options))
+    message = str(info.value)
+    assert message.startswith(
+        "--cfg-options resize.backend=<removed by _delete_>: 'resize' is a "
+        'variable of ')
+    assert "these keys keep 'pillow': test_dataloader.dataset.pipeline.1." \
+        'backend. Override those keys instead, e.g. --cfg-options ' \
+        'test_dataloader.dataset.pipeline=[...] ' in message
+
+
+@pytest.mark.parametrize('options', [
+    # Every field restated.
+    [('resize', dict(_delete_=True, type='R', size=(32, 16),
+                     backend='pillow'))],
+    # Merged, not replaced.
+    [('resize', dict(_delete_=False, size=(32, 16)))],
+    # mmengine 0.10.7 merges into a list item: nothing is dropped.
+    [('test_pipeline.1', dict(_delete_=True, size=(32, 16)))],
+])
+def test_a_delete_that_drops_nothing_held_is_accepted(tmp_path, options):
+    load_config(resize_config(tmp_path), dict(options))
+
+
+def test_a_deleted_field_of_a_variable_nothing_holds_is_dropped(tmp_path):
+    # What the check above relies on: the option replaces the dict.
+    path = config(tmp_path, "resize = dict(type='R', backend='pillow')\n")
+    cfg = load_config(path, {'resize': dict(_delete_=True, type='R')})
+    assert cfg.resize == dict(type='R')
+
+
+def test_a_deleted_field_of_a_copied_loader_must_go_from_the_copy_too(
+        tmp_path):
+    path = copying_config(tmp_path)
+    deleted = dict(_delete_=True)  # every field of the dataset dropped
+    with pytest.raises(ValueError) as info:
+        load_config(path, {'val_dataloader.dataset': deleted})
+    assert str(info.value).endswith(
+        "would not follow: test_dataloader.dataset.type (stays 'D'). Set "
+        'them too: --cfg-options val_dataloader.dataset._delete_=True '
+        'test_dataloader.dataset._delete_=True')
+    cfg = load_config(
+        path, {
+            'val_dataloader.dataset': dict(deleted),
+            'test_dataloader.dataset': dict(deleted)
+        })
+    assert cfg.test_dataloader.dataset == cfg.val_dataloader.dataset == {}
