@@ -358,9 +358,12 @@ def test_mmengine_loop_refuses_a_cosine_model(make_config, tmp_path, loop):
     mmreid's loop the same config reports the cosine mAP."""
     from mmreid.models import ReIDModel
     phase = 'val' if loop == 'ValLoop' else 'test'
+    # The config's test_evaluator is a copy of val_evaluator: an option
+    # on val_evaluator alone is refused, both are set.
     options = {
         'model.distance': 'cosine',
-        f'{phase}_evaluator': dict(type='ReIDMetric', _delete_=True),
+        'val_evaluator': dict(type='ReIDMetric', _delete_=True),
+        'test_evaluator': dict(type='ReIDMetric', _delete_=True),
         f'{phase}_cfg': dict(type=loop)
     }
     cfg = load_config(
@@ -372,8 +375,9 @@ def test_mmengine_loop_refuses_a_cosine_model(make_config, tmp_path, loop):
         getattr(runner, phase)()
     # mmreid's loop runs the same model with a metric that agrees.
     options[f'{phase}_cfg'] = dict(type=f'ReID{loop}')
-    options[f'{phase}_evaluator'] = dict(
-        type='ReIDMetric', distance='cosine', _delete_=True)
+    for key in ('val_evaluator', 'test_evaluator'):
+        options[key] = dict(
+            type='ReIDMetric', distance='cosine', _delete_=True)
     cfg = load_config(
         make_config(), cfg_options=options, work_dir=str(tmp_path / 'b'))
     runner = Runner.from_cfg(cfg)
