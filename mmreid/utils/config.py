@@ -510,9 +510,9 @@ def _override(key: str, new: Any, config: dict) -> str:
     ``_delete_`` drops is dropped where ``key`` lies by the ``_delete_`` of
     its dict, or by replacing the list that holds that dict (mmengine
     merges into a list item)."""
-    if not isinstance(new, _Removed):
+    parts = key.split('.')[:-new.depth] if isinstance(new, _Removed) else []
+    if not parts:
         return f'{key}={new!r}'
-    parts = key.split('.')[:-new.depth]
     if len(parts) > 1 and isinstance(
             _option_value(config, '.'.join(parts[:-1])), (list, tuple)):
         return f'{".".join(parts[:-1])}=[...]'
