@@ -613,6 +613,37 @@ def _nested(a: tuple, b: tuple) -> bool:
     return a[:len(b)] == b or b[:len(a)] == a
 
 
+def _copied_key_error(option: str, key: str, new: Any, kept: List[str],
+                      builders: dict, path: str, plain: dict) -> ValueError:
+    """The error of :func:`_check_copied_runner_keys` for option ``key``
+    whose field ``kept`` (dotted keys) would not follow; ``builders`` as
+    :func:`_read_with_probed_bases` fills it."""
+    root = key.split('.')[0]
+    targets = sorted({k.split('.')[0] for k in kept})
+    files = sorted({
+        _shown_path(f)
+        for target in targets
+        for f in builders.get(target, ())
+    })
+    if len(files) == 1:
+        where = f'in {files[0]} when that file is read'
+    else:
+        where = (f'in {" and ".join(files)}' if files else
+                 f'by the files of {path}') + ' when they are read'
+    shown = _first_keys([
+        f'{k} (stays {"unset" if v is KeyError else repr(v)})' for k in kept
+        for v in [_option_value(plain, k)]
+    ])
+    fixes = ' '.join(dict.fromkeys(_override(k, new, plain) for k in kept))
+    return ValueError(
+        f'{option} {key}={new!r}: {" and ".join(targets)} '
+        f'{"is" if len(targets) == 1 else "are"} built from {root} {where} '
+        f'(options are merged into the keys, the files are not read '
+        f'again), so this option would change {root} only; these keys '
+        f'would not follow: {shown}. Set them too: '
+        f'{option} {_override(key, new, plain)} {fixes}')
+
+
 def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,
                               option: str, read: Collection[str]) -> None:
     """Refuse an option on a runner key that the config's files copied
@@ -654,19 +685,16 @@ def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,
             continue
         by_root.setdefault(root, []).append((key, new))
     for root, options in by_root.items():
+        fields = [tuple(key.split('.')[1:]) for key, _ in options]
         builders: dict = {}
         probed = _read_with_probed_bases(
-            path,
-            root, [tuple(k.split('.')[1:]) for k, _ in options],
-            leaf=True,
-            builders=builders)
+            path, root, fields, leaf=True, builders=builders)
         if probed is None:
             continue
         followers = [
             tuple(map(str, key)) for key in _following_keys(
                 probed, plain, set(read) - {root}, probe_only=True)
         ]
-        fields = [tuple(key.split('.')[1:]) for key, _ in options]
         for (key, new), field in zip(options, fields):
             # The other key's same field where the copy holds it there (or
             # a dict or list above it); a key that no option's field
@@ -682,32 +710,9 @@ def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,
                 if need not in kept and not any(
                         need == g or need.startswith(g + '.') for g in given):
                     kept.append(need)
-            if not kept:
-                continue
-            targets = sorted({k.split('.')[0] for k in kept})
-            files = sorted({
-                _shown_path(f)
-                for target in targets
-                for f in builders.get(target, ())
-            })
-            if len(files) == 1:
-                where = f'in {files[0]} when that file is read'
-            else:
-                where = (f'in {" and ".join(files)}' if files else
-                         f'by the files of {path}') + ' when they are read'
-            shown = _first_keys([
-                f'{k} (stays {"unset" if v is KeyError else repr(v)})'
-                for k in kept for v in [_option_value(plain, k)]
-            ])
-            fixes = ' '.join(
-                dict.fromkeys(_override(k, new, plain) for k in kept))
-            raise ValueError(
-                f'{option} {key}={new!r}: {" and ".join(targets)} '
-                f'{"is" if len(targets) == 1 else "are"} built from {root} '
-                f'{where} (options are merged into the keys, the files are '
-                f'not read again), so this option would change {root} only; '
-                f'these keys would not follow: {shown}. Set them too: '
-                f'{option} {_override(key, new, plain)} {fixes}')
+            if kept:
+                raise _copied_key_error(option, key, new, kept, builders, path,
+                                        plain)
 
 
 def merge_cfg_options(cfg: Config,
