@@ -651,6 +651,28 @@ def _override(key: str, value) -> str:
     return f'{key}={value}'
 
 
+def _copied_test_fixes(cfg, fixes: List[Tuple[str, object]]) -> list:
+    """The ``test_*`` twins of the ``val_*`` fixes whose transform the test
+    loader holds too (``test_dataloader = val_dataloader`` in the dataset
+    bases): an option on the validation loader alone is refused there
+    (:func:`mmreid.utils.config.check_variable_overrides`), and the test
+    loader feeds the same network."""
+    from .config import _option_value
+    plain = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
+    given = {key for key, _ in fixes}
+    twins = []
+    for key, value in fixes:
+        if not key.startswith('val_'):
+            continue
+        twin = 'test_' + key[len('val_'):]
+        parent, twin_parent = key.rsplit('.', 1)[0], twin.rsplit('.', 1)[0]
+        transform = _option_value(plain, parent)
+        if twin not in given and isinstance(transform, dict) and \
+                _option_value(plain, twin_parent) == transform:
+            twins.append((twin, value))
+    return twins
+
+
 def _test_pipelines(cfg,
                     api: bool,
                     split: str = 'test') -> List[Tuple[str, list]]:
@@ -844,6 +866,7 @@ def check_source_arch(meta: Optional[dict],
                         fact=fact)
     if not problems:
         return []
+    fixes += _copied_test_fixes(cfg, fixes)
     source = facts.get('source', meta.get('source', 'another toolbox'))
     if api:
         fix = 'init_model(..., cfg_options={' + ', '.join(

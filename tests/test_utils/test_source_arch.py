@@ -225,3 +225,34 @@ def test_stem_pool_options_are_checked():
         source_arch('fastreid', converted, {}, stem_pool='same')
     with pytest.raises(ValueError, match='fast-reid option'):
         source_arch('torchreid', converted, {}, stem_pool='pad')
+
+
+def test_a_validation_fix_names_the_test_loader_copied_from_it():
+    """The dataset bases write ``test_dataloader = val_dataloader``, so an
+    option on the validation pipeline alone is refused
+    (``check_variable_overrides``): the fix printed when ``runner.val()``
+    loads a converted checkpoint names both loaders, and taken as printed
+    it is accepted and makes both pipelines compute the source network."""
+    from mmreid.utils.config import merge_cfg_options
+    path = osp.join(REPO, 'configs', 'baseline',
+                    'bot_r50_1xb64-120e_market1501.py')
+    cfg = Config.fromfile(path)
+    cfg.merge_from_dict(FASTREID_MODEL)
+    model = MODELS.build(cfg.model)
+    with pytest.raises(ValueError) as info:
+        check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth', split='val')
+    fix = re.search(r'--cfg-options (.*)$', str(info.value)).group(1)
+    options = dict(item.split('=', 1) for item in fix.split())
+    assert sorted({k.split('.')[0] for k in options}) == [
+        'test_dataloader', 'val_dataloader'
+    ]
+    options = {
+        k: [int(v) for v in v.strip('[]').split(',')] if 'size' in k else v
+        for k, v in options.items()
+    }
+    cfg = Config.fromfile(path)
+    cfg.merge_from_dict(FASTREID_MODEL)
+    merge_cfg_options(cfg, options, path)
+    for split in ('val', 'test'):
+        assert check_source_arch(
+            fastreid_meta(), model, cfg, 'ckpt.pth', split=split) == []
