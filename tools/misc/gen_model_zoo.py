@@ -37,9 +37,12 @@ model = get_model('bot_r18_synthreid', pretrained='path/or/url.pth')
 A **Weights** link appears only for a released checkpoint (its file name
 carries the sha256 prefix that the download checks). Metrics are in percent.
 **Source** says where each number comes from: `paper` or `reference code`
-(published elsewhere, not reproduced here) or `measured here` (with the
-command, on this project's 2-core CPU VM); the notes under each table give
-the exact reference. The metafiles carry the same as `Source` and
+(published elsewhere, not reproduced here), `measured here` (with the
+command, on this project's 2-core CPU VM) or `measured earlier, not
+reproduced` (the first SynthReID release's numbers, kept for the record:
+the current code trains differently); the notes under each table give the
+exact reference and, for a baseline in a method's collection, its own
+architecture and techniques. The metafiles carry the same as `Source` and
 `Reference` of each result, and `mim search mmreid` shows it as
 `results_source`.
 """
@@ -96,6 +99,17 @@ def _table(models, root: str) -> List[str]:
     ]
     notes = []
     for model in models:
+        own = [(label, model.metadata.get(key))
+               for key, label in (('Architecture', 'architecture'),
+                                  ('Training Techniques',
+                                   'training techniques'))
+               if model.metadata.get(key)]
+        if own:
+            # A baseline or ablation in a method's collection: not the
+            # collection's architecture or techniques.
+            notes.append(f'`{model.name}` (its own metadata): ' +
+                         '; '.join(f'{label}: {", ".join(value)}'
+                                   for label, value in own))
         config = osp.relpath(model.config, root)
         link = f'[config](../{config})'
         weights = f'[model]({model.weights})' if model.weights else '-'
