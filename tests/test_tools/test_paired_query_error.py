@@ -144,3 +144,115 @@ def test_runs_on_different_queries_are_refused(tmp_path):
     e = write(tmp_path / 'e.npz', **{'other/img_path': np.array(['x'])})
     with pytest.raises(SystemExit, match='share no section'):
         tool.main([a, e])
+
+
+def test_clustered_error_and_interval_from_the_definition(tmp_path):
+    """Both ends of the interval are mean -+ 1.96 clustered SEs, the SEs
+    as query_sampling_error defines them, worked by hand."""
+    tool = load_tool(TOOL)
+    a, b, _ = two_runs(tmp_path)
+    r1 = tool.paired_rows(tool.load_per_query(a), tool.load_per_query(b))[0]
+    # Valid queries 0 1 2 4 5 (pids 1 1 2 3 3), B - A hits in percent:
+    # 0 100 -100 100 0, mean 20. Per identity t_g - m n_g: 100 - 40,
+    # -100 - 20, 100 - 40: sqrt(3 / 2 * 21600) / 5 = 36. Independent:
+    # deviations -20 80 -120 80 -20: sqrt(5 / 4 * 28000) / 5.
+    assert r1['se_clustered'] == pytest.approx(36.0)
+    assert r1['se_independent'] == pytest.approx(np.sqrt(35000) / 5)
+    assert r1['low'] == pytest.approx(20.0 - 1.959964 * 36.0)
+    assert r1['high'] == pytest.approx(20.0 + 1.959964 * 36.0)
+    assert '[-50.56, +90.56]' in tool.format_rows([r1])
+
+
+def test_trial_rows_are_clustered_by_the_trial_pids(tmp_path):
+    """Trial rows are matched by trial_img_path and clustered by
+    trial_pid, which need not be in the order of img_path / pid."""
+    tool = load_tool(TOOL)
+    common = {
+        'vi/img_path': np.array(['a', 'b', 'c', 'd']),
+        'vi/pid': np.array([1, 1, 2, 2]),
+        'vi/trial_img_path': np.array(['a', 'c', 'b', 'd']),
+        'vi/trial_pid': np.array([1, 2, 1, 2]),
+    }
+    a = write(tmp_path / 'a.npz', **common,
+              **{'vi/trial_r1': np.array([0.5, 1.0, 0.1, 0.2])})
+    b = write(tmp_path / 'b.npz', **common,
+              **{'vi/trial_r1': np.array([0.7, 1.0, 0.4, 0.2])})
+    (row, ) = tool.paired_rows(tool.load_per_query(a), tool.load_per_query(b))
+    # B - A in percent: a 20, c 0, b 30, d 0; mean 12.5. Identity 1 (a, b):
+    # 50 - 2 * 12.5 = 25; identity 2 (c, d): -25. sqrt(2 * 1250) / 4.
+    assert row['metric'] == 'R1 (trial average)'
+    assert row['diff'] == pytest.approx(12.5)
+    assert row['se_clustered'] == pytest.approx(12.5)
+    assert (row['queries'], row['identities']) == (4, 2)
+
+
+def test_only_queries_valid_in_both_runs_count(tmp_path):
+    """A query without a positive (first_rank 0) or without an AP (NaN) in
+    either run is left out of both; a section keeps a row with two valid
+    queries and is listed as not compared with one."""
+    tool = load_tool(TOOL)
+    two = {
+        'img_path': np.array(['x', 'y', 'z']),
+        'pid': np.array([1, 2, 3]),
+    }
+    one = {'img_path': np.array(['u', 'v']), 'pid': np.array([1, 2])}
+    a = write(
+        tmp_path / 'a.npz', **{
+            f'two/{k}': v
+            for k, v in two.items()
+        }, **{
+            'two/first_rank': np.array([0, 1, 2]),
+            'two/ap': np.array([0.3, 1.0, 1 / 3]),
+            'one/img_path': one['img_path'],
+            'one/pid': one['pid'],
+            'one/first_rank': np.array([1, 0]),
+        })
+    b = write(
+        tmp_path / 'b.npz', **{
+            f'two/{k}': v
+            for k, v in two.items()
+        }, **{
+            'two/first_rank': np.array([1, 1, 1]),
+            'two/ap': np.array([np.nan, 1.0, 1.0]),
+            'one/img_path': one['img_path'],
+            'one/pid': one['pid'],
+            'one/first_rank': np.array([1, 1]),
+        })
+    left_out = []
+    rows = tool.paired_rows(
+        tool.load_per_query(a), tool.load_per_query(b), left_out)
+    r1, ap = rows
+    # R1 on y and z only: A 1 0, B 1 1.
+    assert (r1['section'], r1['metric'], r1['queries']) == ('two', 'R1', 2)
+    assert (r1['a'], r1['b'], r1['diff']) == pytest.approx((50, 100, 50))
+    # mAP on y and z only: A 1 and 1/3, B 1 and 1, in percent.
+    assert (ap['metric'], ap['queries']) == ('mAP', 2)
+    assert (ap['a'], ap['b']) == pytest.approx((200 / 3, 100))
+    assert left_out == ["section 'one', R1: 1 queries valid in both"]
+
+
+def test_a_metric_in_one_run_names_that_run(tmp_path):
+    tool = load_tool(TOOL)
+    a, b, _ = two_runs(tmp_path)
+    runs_a, runs_b = tool.load_per_query(a), tool.load_per_query(b)
+    del runs_b['d3']['ap']
+    left_out = []
+    tool.paired_rows(runs_a, runs_b, left_out)
+    assert "section 'd3', mAP: only in A" in left_out
+    left_out = []
+    tool.paired_rows(runs_b, runs_a, left_out)
+    assert "section 'd3', mAP: only in B" in left_out
+
+
+@pytest.mark.parametrize('run', ['A', 'B'])
+def test_a_run_that_repeats_a_query_is_refused(tmp_path, run):
+    tool = load_tool(TOOL)
+    a, b, _ = two_runs(tmp_path)
+    runs = {'A': tool.load_per_query(a), 'B': tool.load_per_query(b)}
+    paths = runs[run]['d3']['img_path'].copy()
+    paths[1] = paths[0]
+    runs[run]['d3']['img_path'] = paths
+    with pytest.raises(
+            ValueError,
+            match=f"section 'd3': run {run} repeats query image paths"):
+        tool.paired_rows(runs['A'], runs['B'])
