@@ -70,8 +70,15 @@ def test_targets_and_decomposition_from_the_definitions(
     assert row(out, 'style cost on d0 = d0 - d0-d3style')[4] == \
         '20.0 / 8.0; 16.0 / 12.0; 15.0 / 17.0'
     # Kept: d0-d3style / d0 in %: base 33.3, 42.9, 42.3; new 75, 66.7, 50.
-    assert row(out, 'kept under the style shift, d0-d3style / d0 (%)')[4] \
-        == '33.3 / 75.0; 42.9 / 66.7; 42.3 / 50.0'
+    # Not symmetric over the seeds, so a mean is no median: base mean
+    # 39.50, population std 4.37; new 63.89 and 10.39; new - base 41.67,
+    # 23.81, 7.69: mean 24.39, sample std 16.99, half width 4.303 x 16.99
+    # / sqrt(3) = 42.21.
+    assert row(out, 'kept under the style shift, d0-d3style / d0 (%)') == [
+        'kept under the style shift, d0-d3style / d0 (%)', '39.5 ± 4.4',
+        '63.9 ± 10.4', '+24.4 [-17.8, +66.6]',
+        '33.3 / 75.0; 42.9 / 66.7; 42.3 / 50.0'
+    ]
     assert row(out, 'kept under the style shift, d3 / d3-d0style (%)')[4] \
         == '20.0 / 50.0; 25.0 / 50.0; 36.4 / 50.0'
     # Camera + identity cost = d0 - d3-d0style: base 20, 16, 15.
