@@ -28,25 +28,28 @@ def gap_rows(gaps, floor=0.04):
     return rows
 
 
-def write_run(work_dir, r1, gaps, counts=None):
+def write_run(work_dir, r1, gaps, counts=None, floor=0.04, target='sysu'):
     """A finished run of ``<name>.py`` (written beside its work dir
     ``<name>_seed<S>``) with its modality gap cached; ``counts``: its
-    extra keys (e.g. ``sysu/num_query``)."""
+    extra keys (e.g. ``sysu/num_query``); ``floor``: of every layer;
+    ``target``: of its metrics."""
     name, seed = work_dir.name.rsplit('_seed', 1)
     config = work_dir.parent / f'{name}.py'
     if not config.exists():
         write_config(config, max_epochs=12)
-    finished_run(work_dir, str(config), int(seed),
-                 dict({
-                     'sysu/R1': r1,
-                     'sysu/mAP': r1 + 1
-                 }, **(counts or {})))
+    finished_run(
+        work_dir, str(config), int(seed),
+        dict({
+            f'{target}/R1': r1,
+            f'{target}/mAP': r1 + 1
+        }, **(counts or {})))
     checkpoint = work_dir / 'epoch_12.pth'
     checkpoint.write_text(f'not read: the gap of {work_dir.name} is cached')
     (work_dir / 'last_checkpoint').write_text(str(checkpoint))
     key = load_tool(TOOL).cache_key(str(config), str(checkpoint))
     (work_dir / 'modality_gap_128.json').write_text(
-        json.dumps(dict(key, checkpoint=str(checkpoint), rows=gap_rows(gaps))))
+        json.dumps(
+            dict(key, checkpoint=str(checkpoint), rows=gap_rows(gaps, floor))))
 
 
 # R1 per seed and layer gaps per seed, BN and MBN, two settings.
@@ -231,3 +234,85 @@ def test_bn_and_mbn_on_other_test_sets_are_refused(tmp_path, monkeypatch,
     tool.main(argv)
     assert cells(capsys.readouterr().out, 'a_bn')[0][6] == \
         '+1.3 [-2.5, +5.1]'
+
+
+def test_gap_and_floor_columns_are_means_over_the_seeds(
+        tmp_path, monkeypatch, capsys):
+    """The BN gap is the mean (and range) over the seeds of each run's
+    mean over the shared layers; the floor is that of the BN runs (the
+    noise of the gap the table sets against), mean over the seeds."""
+    tool = load_tool(TOOL)
+    monkeypatch.chdir(tmp_path)
+    bn_gaps = [(0.1, 0.1), (0.1, 0.1), (0.3, 0.5)]
+    for seed in range(3):
+        write_run(
+            tmp_path / f'bn_seed{seed}',
+            10 + seed,
+            bn_gaps[seed],
+            floor=(0.03, 0.04, 0.08)[seed])
+        write_run(tmp_path / f'mbn_seed{seed}', 12, (0.05, 0.05), floor=0.2)
+    tool.main(['bn.py:mbn.py', '--work-dir', str(tmp_path), '--metrics', 'R1'])
+    (row, ) = cells(capsys.readouterr().out, 'bn')
+    # BN gaps per seed 0.1, 0.1, 0.4: mean 0.2, not the median 0.1.
+    # Floors of the BN runs 0.03, 0.04, 0.08: mean 0.05.
+    assert row[1:4] == ['0.200 (0.100-0.400)', '0.050 (0.050-0.050)', '0.050']
+
+
+def test_the_gap_counts_names_that_start_with_layers():
+    """--layers is a prefix of the norm input's name, not a part of it."""
+    tool = load_tool(TOOL)
+    with pytest.raises(ValueError, match="starts with 'layer'"):
+        tool.summarise(gap_rows([0.1]), 'layer', 'a, seed 0')
+    assert tool.summarise(gap_rows([0.1, 0.3]), 'backbone.layer',
+                          'a, seed 0')['gap'] == pytest.approx(0.2)
+
+
+def test_seeds_of_one_config_on_other_targets_are_refused(
+        tmp_path, monkeypatch):
+    """A config whose seeds were evaluated on different targets has no
+    mean over its seeds: refused, naming the target of each seed."""
+    tool = load_tool(TOOL)
+    monkeypatch.chdir(tmp_path)
+    for name in ('a_bn', 'a_mbn'):
+        r1, gaps = RUNS[name]
+        for seed in range(3):
+            target = 'llcm' if (name, seed) == ('a_bn', 2) else 'sysu'
+            write_run(
+                tmp_path / f'{name}_seed{seed}',
+                r1[seed],
+                gaps[seed], {f'{target}/num_query': 3803},
+                target=target)
+    with pytest.raises(SystemExit) as info:
+        tool.main([
+            'a_bn.py:a_mbn.py', '--work-dir',
+            str(tmp_path), '--metrics', 'R1', '--no-train'
+        ])
+    assert str(info.value) == (
+        "error: a_bn: its runs have different targets ({0: 'sysu', "
+        "1: 'sysu', 2: 'llcm'})")
+
+
+def test_the_plot_shows_mbn_minus_bn(tmp_path, monkeypatch):
+    """Each setting is drawn at its mean BN gap with the paired MBN - BN
+    and its interval (the table's +1.3 [-2.5, +5.1] for setting a)."""
+    import matplotlib.axes
+    tool = load_tool(TOOL)
+    drawn = []
+
+    def errorbar(self, x, y, yerr=None, xerr=None, **kwargs):
+        drawn.append((x, y, yerr, xerr))
+
+    monkeypatch.setattr(matplotlib.axes.Axes, 'errorbar', errorbar)
+    setting = dict(
+        name='a',
+        bn_gap=[0.15, 0.2, 0.1],
+        bn={'R1': [10, 12, 14]},
+        mbn={'R1': [11, 15, 14]})
+    tool.plot([setting], 'R1', str(tmp_path / 'gap.png'))
+    ((x, y, yerr, xerr), ) = drawn
+    # MBN - BN = 1, 3, 0: mean 4/3, half width t(0.975; 2) x sqrt(7/3) /
+    # sqrt(3), t from compare_configs' three-digit table, 4.303.
+    half = 4.303 * (7 / 3)**0.5 / 3**0.5
+    assert (x, y) == pytest.approx((0.15, 4 / 3))
+    assert [yerr[0][0], yerr[1][0]] == pytest.approx([half, half])
+    assert [xerr[0][0], xerr[1][0]] == pytest.approx([0.05, 0.05])
