@@ -238,3 +238,74 @@ def test_split_queries_that_share_their_matchs_camera(tmp_path):
     assert new in errors[0] and 'assign_camids=True' in errors[0]
     assigned = GRID(root, split_index=4, assign_camids=True)
     assert tool.split_match_errors('test', assigned) == []
+
+
+class SplitSet:
+    """A built dataset as split_match_errors reads it: records and
+    ``dg_splits`` (query and gallery paths of each split)."""
+
+    def __init__(self, records, splits):
+        self.records = records
+        self.metainfo = dict(dataset_name='toy', dg_splits=splits)
+
+    def full_init(self):
+        pass
+
+    def __len__(self):
+        return len(self.records)
+
+    def get_data_info(self, index):
+        return self.records[index]
+
+
+def test_a_query_keeps_a_match_on_another_camera():
+    """A query is lost only when every true match shares its camera (the
+    Market rule removes them all); one match on another camera keeps it,
+    and a query without a true match in the split is no such case."""
+    tool = load_tool(TOOL)
+    records = [
+        dict(img_path='q1', pid=1, camid=0),
+        dict(img_path='g1a', pid=1, camid=0),
+        dict(img_path='g1b', pid=1, camid=1),
+        dict(img_path='q2', pid=2, camid=0),
+        dict(img_path='g3', pid=3, camid=0),
+        dict(img_path='q4', pid=4, camid=1),
+        dict(img_path='g4', pid=4, camid=1),
+    ]
+    kept = dict(query=['q1', 'q2'], gallery=['g1a', 'g1b', 'g3'])
+    assert tool.split_match_errors('test', SplitSet(records, [kept])) == []
+    lost = dict(query=['q1', 'q4'], gallery=['g1b', 'g4'])
+    errors = tool.split_match_errors('test', SplitSet(records, [kept, lost]))
+    assert errors == [
+        "test: toy split 1: 1 queries share the camera of every true "
+        "match, which the Market rule removes, e.g. 'q4'"
+    ]
+
+
+def test_records_without_a_modality_are_visible():
+    tool = load_tool(TOOL)
+    counts = tool.count([dict(pid=0, camid=0), dict(pid=1, camid=1)])
+    assert counts == dict(images=2, ids=2, cams=2, modalities={0: 2})
+
+
+def test_more_than_published_is_a_mismatch():
+    """A copy with extra images (another release, a second copy of a
+    folder) differs from the published counts as much as a short one."""
+    tool = load_tool(TOOL)
+
+    class Published:
+        PUBLISHED_COUNTS = dict(
+            train=dict(ids=2, images=3, cams=2, verified=True))
+
+    row = dict(
+        entry='train',
+        dataset='toy',
+        role='train',
+        published=Published(),
+        images=4,
+        ids=2,
+        cams=2,
+        modalities={0: 4})
+    assert tool.compare(row) == ('MISMATCH', [
+        'train: toy train images: got 4, published 3'
+    ], [])
