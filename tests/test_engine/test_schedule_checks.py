@@ -136,10 +136,13 @@ def built(kind, begin, end, **kwargs):
 
 @pytest.mark.parametrize('kind,kwargs', [
     (LinearLR, dict(start_factor=0.1)),
+    (LinearLR, dict(start_factor=1.0, end_factor=0.5)),
     (ConstantLR, dict(factor=0.5)),
     (PolyLR, dict(eta_min=0.0)),
 ])
 def test_one_step_linear_constant_poly_are_refused(kind, kwargs):
+    """A one-step LinearLR decay (start_factor 1 to end_factor 0.5)
+    stays at its start as a one-step warm-up does."""
     entries = labelled_schedulers([built(kind, 3, 4, **kwargs)])
     with pytest.raises(
             ValueError,
