@@ -9,7 +9,9 @@ batch composition). For every pair the table gives:
   norm inputs whose name starts with ``--layers`` (default
   ``backbone.layer``: the shared layer1-4), on a mixed batch of
   ``--num-per-modality`` visible and infrared training images (draw seed
-  0, training mode), mean and range over the seeds, and the noise floor;
+  0, training mode), mean and range over the seeds, and the noise floor
+  of the BN runs (``modality_gap.py``'s, mean over the same norm inputs
+  and the seeds);
 * the metric of BN and of MBN (mean ± population std over the seeds);
 * MBN - BN, paired by seed, with its 95 % Student-t interval and the
   values per seed;
