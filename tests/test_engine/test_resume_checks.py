@@ -652,3 +652,39 @@ def test_a_remote_last_checkpoint_is_left_to_the_loader(tmp_path):
     check_last_checkpoint(str(tmp_path), 's3://bucket/run/epoch_1.pth')
     with pytest.raises(FileNotFoundError, match="names '', which is not"):
         check_last_checkpoint(str(tmp_path), '')
+
+
+def test_steps_per_epoch_need_an_epoch_based_record():
+    """A loop with max_iters (whatever its type is called) is
+    iteration-based, and max_iters that epochs do not divide is no
+    epoch-based run's record: neither tells the steps of an epoch."""
+    from mmreid.engine.runner.resume_checks import \
+        steps_per_epoch_in_checkpoint as steps
+
+    def checkpoint(train_cfg, max_iters, max_epochs):
+        return dict(
+            meta=dict(cfg=f'train_cfg = {train_cfg}\n'),
+            message_hub=dict(
+                runtime_info=dict(max_iters=max_iters, max_epochs=max_epochs)))
+
+    assert steps(checkpoint("dict(type='MyLoop', max_iters=20)", 20,
+                            1)) is None
+    assert steps(checkpoint('dict(by_epoch=True, max_epochs=4)', 21,
+                            4)) is None
+    assert steps(checkpoint("dict(type='MyLoop', max_epochs=4)", 20, 4)) == 5
+
+
+def test_a_scheduler_whose_state_keys_are_a_subset_is_another_type():
+    """An ExponentialLR's state keys are a subset of a MultiStepLR's: it
+    is still another type, named as such, not read as a MultiStepLR."""
+    from mmengine.optim.scheduler import ExponentialLR, MultiStepLR
+
+    from mmreid.engine.runner.resume_checks import scheduler_differences
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    saved = [ExponentialLR(optimizer, gamma=0.9).state_dict()]
+    current = MultiStepLR(optimizer, milestones=[1], gamma=0.9)
+    found = scheduler_differences(saved, [current], ['ExponentialLR'])
+    assert len(found) == 1
+    assert found[0].text == ('param_scheduler[0] (MultiStepLR): a '
+                             'ExponentialLR in the checkpoint')
+    assert found[0].scheduler is current and found[0].key is None
