@@ -249,3 +249,50 @@ def test_the_intended_shadows_are_the_only_ones():
     assert clashes == INTENDED_SHADOWS
     assert type(HOOKS.build(dict(type='LoggerHook'))).__module__ \
         .startswith('mmreid.')
+
+
+class UserLoggerHook:
+    """A user's hook that replaced mmengine's LoggerHook in its root."""
+
+
+def test_an_intended_shadow_of_another_class_is_refused():
+    """INTENDED_SHADOWS allows mmreid's LoggerHook over mmengine's own;
+    a user's class that replaced it in mmengine's root is another class
+    that the build would pass over, and is refused."""
+    original = MMENGINE_HOOKS.module_dict['LoggerHook']
+    MMENGINE_HOOKS.register_module(
+        name='LoggerHook', module=UserLoggerHook, force=True)
+    try:
+        with pytest.raises(KeyError) as info:
+            HOOKS.build(dict(type='LoggerHook'))
+    finally:
+        MMENGINE_HOOKS.module_dict['LoggerHook'] = original
+    assert type(info.value).__name__ == 'ShadowedTypeError'
+    assert f'{__name__}.UserLoggerHook' in str(info.value)
+
+
+class UserMMReIDLoss:
+    """A user's loss registered on mmreid's registry."""
+
+
+def test_a_users_class_on_mmreids_registry_is_not_a_shadow():
+    """A class the user registered on mmreid's registry is the one they
+    asked for, even where mmengine's root holds the name too."""
+    MMENGINE_MODELS.register_module(name='ClashLoss', module=RootTripletLoss)
+    MODELS.register_module(name='ClashLoss', module=UserMMReIDLoss)
+    try:
+        built = MODELS.build(dict(type='ClashLoss'))
+    finally:
+        MMENGINE_MODELS.module_dict.pop('ClashLoss')
+        MODELS.module_dict.pop('ClashLoss')
+    assert isinstance(built, UserMMReIDLoss)
+
+
+def test_suggestions_for_a_prefixed_name_ignore_the_prefix():
+    """The scope prefix is not part of the name compared, and the
+    searched scope's names are written without one."""
+    msg = build_error(MODELS, dict(type='mmpretrain.ResNte', depth=18))
+    assert "'mmpretrain.ResNet'" in msg
+    msg = build_error(MODELS,
+                      tiny_model(backbone=dict(type='ResNett', depth=18)))
+    assert "'ReIDResNet'" in msg and "'mmreid." not in msg
