@@ -256,3 +256,29 @@ def test_a_run_that_repeats_a_query_is_refused(tmp_path, run):
             ValueError,
             match=f"section 'd3': run {run} repeats query image paths"):
         tool.paired_rows(runs['A'], runs['B'])
+
+
+def test_query_counts_of_each_run_are_named(tmp_path):
+    """The refusal counts the queries only A holds and only B holds."""
+    tool = load_tool(TOOL)
+    a, b, _ = two_runs(tmp_path)
+    runs_a, runs_b = tool.load_per_query(a), tool.load_per_query(b)
+    runs_b['d3'] = {k: v[:4] for k, v in runs_b['d3'].items()}
+    with pytest.raises(ValueError, match=r'\(2 only in A, 0 only in B\)'):
+        tool.paired_rows(runs_a, runs_b)
+    with pytest.raises(ValueError, match=r'\(0 only in A, 2 only in B\)'):
+        tool.paired_rows(runs_b, runs_a)
+
+
+def test_a_section_name_may_hold_a_slash(tmp_path):
+    """A key is <section>/<array>: the array is after the last slash, so
+    a target with a distance mode (d3/mnet) is one section."""
+    tool = load_tool(TOOL)
+    path = write(
+        tmp_path / 'a.npz', **{
+            'd3/mnet/img_path': np.array(['x']),
+            'd3/mnet/ap': np.array([0.5])
+        })
+    sections = tool.load_per_query(path)
+    assert list(sections) == ['d3/mnet']
+    assert sorted(sections['d3/mnet']) == ['ap', 'img_path']
