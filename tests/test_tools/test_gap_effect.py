@@ -316,3 +316,34 @@ def test_the_plot_shows_mbn_minus_bn(tmp_path, monkeypatch):
     assert (x, y) == pytest.approx((0.15, 4 / 3))
     assert [yerr[0][0], yerr[1][0]] == pytest.approx([half, half])
     assert [xerr[0][0], xerr[1][0]] == pytest.approx([0.05, 0.05])
+
+
+def test_a_last_checkpoint_that_moved_is_refused(tmp_path):
+    """An absolute path in last_checkpoint that no longer exists is an
+    error naming it, not the file of the same name in the work dir."""
+    tool = load_tool(TOOL)
+    (tmp_path / 'epoch_12.pth').write_text('another checkpoint')
+    gone = tmp_path / 'elsewhere' / 'epoch_12.pth'
+    (tmp_path / 'last_checkpoint').write_text(str(gone))
+    with pytest.raises(FileNotFoundError) as info:
+        tool.last_checkpoint(str(tmp_path))
+    assert f'names {str(gone)!r}, which does not exist' in str(info.value)
+    # A relative name is resolved in the work dir.
+    (tmp_path / 'last_checkpoint').write_text('epoch_12.pth')
+    assert tool.last_checkpoint(str(tmp_path)) == str(tmp_path /
+                                                      'epoch_12.pth')
+
+
+def test_a_metric_a_run_did_not_log_is_named(tmp_path, monkeypatch):
+    tool = load_tool(TOOL)
+    monkeypatch.chdir(tmp_path)
+    for name in ('a_bn', 'a_mbn'):
+        r1, gaps = RUNS[name]
+        for seed in range(3):
+            write_run(tmp_path / f'{name}_seed{seed}', r1[seed], gaps[seed])
+    with pytest.raises(
+            KeyError, match="a_bn, seed 0: no 'mINP' in its last validation"):
+        tool.main([
+            'a_bn.py:a_mbn.py', '--work-dir',
+            str(tmp_path), '--metrics', 'R1', 'mINP'
+        ])
