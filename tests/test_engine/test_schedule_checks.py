@@ -226,3 +226,13 @@ def test_a_converted_scheduler_without_end_must_reach_the_last_iteration():
             match=r"^param_scheduler\['b'\]\[0\] .* at "
             'iteration 5 of 6'):
         check_schedulers_step(iteration_loop(6), entries, 5)
+
+
+def test_a_one_epoch_span_is_named_in_epochs():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    warm_up = LinearLR(
+        optimizer, begin=0, end=1, by_epoch=True, start_factor=0.1)
+    with pytest.raises(
+            ValueError,
+            match=r'spans a single epoch \(begin=0, end=1 \(epochs\)\)'):
+        check_schedulers_reach_their_end(labelled_schedulers([warm_up]), 5)
