@@ -688,3 +688,39 @@ def test_a_scheduler_whose_state_keys_are_a_subset_is_another_type():
     assert found[0].text == ('param_scheduler[0] (MultiStepLR): a '
                              'ExponentialLR in the checkpoint')
     assert found[0].scheduler is current and found[0].key is None
+
+
+def test_scheduler_lists_per_optimizer_are_compared_both_ways():
+    """An optimizer whose schedulers only the checkpoint has, and a
+    checkpoint with one list against a config with one per optimizer
+    (or the reverse), are differences."""
+    from mmengine.optim.scheduler import MultiStepLR
+
+    from mmreid.engine.runner.resume_checks import scheduler_differences
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = MultiStepLR(optimizer, milestones=[1])
+    state = scheduler.state_dict()
+    found = scheduler_differences(
+        dict(a=[state], b=[state]), dict(a=[scheduler]), None)
+    assert [d.text for d in found] == [
+        "param_scheduler['b']: 1 schedulers in the checkpoint, 0 in this "
+        'config ()'
+    ]
+    whole = ('the checkpoint and the config disagree on whether each '
+             'optimizer has its own schedulers')
+    found = scheduler_differences([state], dict(a=[scheduler]), None)
+    assert [d.text for d in found] == [whole]
+    found = scheduler_differences(dict(a=[state]), [scheduler], None)
+    assert [d.text for d in found] == [whole]
+
+
+def test_metainfo_tuples_and_lists_compare_by_entries():
+    """A tuple saved and a list now (or the reverse) with the same entries
+    are the same metainfo; an entry that differs is named by index."""
+    from mmreid.engine.runner.resume_checks import metainfo_differences
+    assert metainfo_differences(
+        dict(classes=('a', 'b')), dict(classes=['a', 'b'])) == []
+    assert metainfo_differences(
+        dict(classes=('a', 'b')), dict(classes=['a', 'c'])) == [
+            "classes[1]: 'b' in the checkpoint, 'c' now"
+        ]
