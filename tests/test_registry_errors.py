@@ -296,3 +296,32 @@ def test_suggestions_for_a_prefixed_name_ignore_the_prefix():
     msg = build_error(MODELS,
                       tiny_model(backbone=dict(type='ResNett', depth=18)))
     assert "'ReIDResNet'" in msg and "'mmreid." not in msg
+
+
+def test_an_unknown_type_from_default_args_is_named():
+    """The type may come from the build's default_args, as mmengine
+    takes it there when the config has none."""
+    with pytest.raises(UnknownTypeError) as info:
+        MODELS.build(dict(depth=18), default_args=dict(type='ResNett'))
+    assert str(info.value).startswith(
+        "type='ResNett' is not registered in mmreid::model")
+
+
+def test_install_keeps_a_childs_own_build_function():
+    """A child registry created with its own build function keeps it;
+    one that copied its root's gets the suggesting build."""
+    from mmengine.registry import Registry
+
+    from mmreid.utils.registry_suggestions import install
+
+    def own_build(cfg, registry, default_args=None):
+        return 'own'
+
+    root = Registry('toy')
+    copied = Registry('toy', parent=root, scope='toy_copied')
+    custom = Registry(
+        'toy', parent=root, scope='toy_custom', build_func=own_build)
+    install([root])
+    assert root.build_func._mmreid_suggestions
+    assert copied.build_func is root.build_func
+    assert custom.build_func is own_build
