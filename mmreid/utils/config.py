@@ -395,8 +395,15 @@ def config_suggestion(path: str) -> str:
         repr(names[c]) for c in close) + '?'
 
 
-#: Top-level keys that the runner or mmreid read from the merged config;
-#: every other top-level key is a variable the config file used while it
+#: Top-level keys that the runner or mmreid read from the merged config,
+#: besides the arguments of mmengine's ``Runner`` (:func:`_runner_keys`):
+#: mmengine's ``Runner`` reads ``model_wrapper_cfg``,
+#: ``find_unused_parameters``, ``sync_bn``, ``activation_checkpointing``,
+#: ``efficient_conv_bn_eval`` and ``compile``, the tools ``runner_type``,
+#: :class:`~mmreid.engine.runner.ReIDRunner` ``load_strict`` and
+#: ``resume_world_size_check``, and
+#: :class:`~mmreid.engine.hooks.TrainSetupCheckHook` ``combine_all``.
+#: Every other top-level key is a variable the config file used while it
 #: was parsed (``data_root``, ``batch_size``, ``max_epochs``, ...).
 #: ``test_pipeline`` is one of those variables: the API and the tools run
 #: the test dataloader's pipeline, as ``tools/test.py`` does, and read a
@@ -406,7 +413,9 @@ def config_suggestion(path: str) -> str:
 READ_TOP_LEVEL_KEYS = frozenset({
     'launcher', 'load_strict', 'resume_world_size_check', 'model_wrapper_cfg',
     'custom_imports', 'find_unused_parameters', 'work_dir', 'load_from',
-    'resume', 'cfg', 'dist_params', 'gpu_ids', 'auto_scale_lr'
+    'resume', 'cfg', 'dist_params', 'gpu_ids', 'auto_scale_lr', 'sync_bn',
+    'activation_checkpointing', 'efficient_conv_bn_eval', 'compile',
+    'runner_type', 'combine_all'
 })
 
 
@@ -715,14 +724,66 @@ def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,
                                         plain)
 
 
+def _reads_new_key(root: str, cfg: Config, read: Collection[str]) -> bool:
+    """Whether the run reads a top-level key ``root`` that ``cfg`` lacks:
+    one of ``read``, or a ``test_pipeline`` where no test dataloader has a
+    pipeline (see
+    :func:`~mmreid.utils.pipeline_source.inference_pipelines`)."""
+    if root in read:
+        return True
+    if root == 'test_pipeline':
+        from .pipeline_source import split_pipelines
+        return not split_pipelines(cfg, 'test')
+    return False
+
+
+def check_option_keys(cfg: Config,
+                      cfg_options: dict,
+                      path: str,
+                      option: str = '--cfg-options') -> None:
+    """Refuse an option whose top-level key the config does not have and
+    the run does not read.
+
+    ``Config.merge_from_dict`` adds such a key without a word, and nothing
+    reads it: ``--cfg-options max_epoch=1`` (a typo of the variable
+    ``max_epochs``) trained the config's epochs.
+
+    Args:
+        cfg (Config): The config as read, before the options.
+        cfg_options (dict): The options, ``key -> value``.
+        path (str): The config file, for the message.
+        option (str): How the caller names the options, for the message.
+
+    Raises:
+        ValueError: Naming the option, and the config's (or the run's)
+            closest top-level keys.
+    """
+    import difflib
+    read = READ_TOP_LEVEL_KEYS | _runner_keys() - {'self'}
+    for key, value in cfg_options.items():
+        root = str(key).split('.')[0]
+        if root in cfg or _reads_new_key(root, cfg, read):
+            continue
+        close = difflib.get_close_matches(
+            root, sorted(set(cfg.keys()) | read), n=3, cutoff=0.6)
+        hint = f'Did you mean {" or ".join(close)}? ' if close else ''
+        raise ValueError(
+            f'{option} {key}={value!r}: {root!r} is not a top-level key of '
+            f'{path}, nor one the run reads, so the option would add a key '
+            f'that nothing reads and the run would go on without it. '
+            f'{hint}(python tools/misc/print_config.py {path} shows the '
+            f'keys.)')
+
+
 def merge_cfg_options(cfg: Config,
                       cfg_options: Optional[dict],
                       path: str,
                       option: str = '--cfg-options') -> None:
-    """Merge ``cfg_options`` into ``cfg`` after
-    :func:`check_variable_overrides`; every entry point that takes
+    """Merge ``cfg_options`` into ``cfg`` after :func:`check_option_keys`
+    and :func:`check_variable_overrides`; every entry point that takes
     options merges them here."""
     if cfg_options:
+        check_option_keys(cfg, cfg_options, path, option)
         check_variable_overrides(cfg, cfg_options, path, option)
         cfg.merge_from_dict(cfg_options)
 

@@ -38,10 +38,11 @@ def test_a_numeric_variable_names_the_keys_of_its_name_first():
     {'train_cfg.max_epochs': 3},
     {'randomness.seed': 5},
     {'load_strict': False},
-    {'train_cfg.max_epochs': 3, 'max_epochs': 3},  # not a variable here
     {'resume_world_size_check': False},
-    # A variable nothing else holds, and one set to its own value.
-    {'not_in_the_config': 1},
+    # Keys the runner reads that the config does not set.
+    {'sync_bn': 'torch'},
+    {'env_cfg.cudnn_benchmark': True},
+    # A variable set to its own value.
     {'data_root': 'data/market1501/'},
 ])
 def test_keys_the_run_reads_are_accepted(options):
@@ -51,6 +52,55 @@ def test_keys_the_run_reads_are_accepted(options):
         for part in key.split('.'):
             node = node[part]
         assert node == value
+
+
+@pytest.mark.parametrize('key, value, close', [
+    ('max_epoch', 1, 'max_epochs'),
+    ('img_szie.0', 128, 'img_size'),
+    ('not_in_the_config', 1, None),
+])
+def test_a_top_level_key_nothing_reads_is_refused(key, value, close):
+    """``Config.merge_from_dict`` adds a key the config lacks: a typo of a
+    variable (``max_epoch`` for ``max_epochs``) was a new key that nothing
+    read, and the run trained the config's epochs."""
+    path = 'configs/snr/snr_r18_synthreid-v2.py'
+    with pytest.raises(ValueError) as info:
+        # With a valid option beside it, as in the user's command.
+        load_config(path, {key: value, 'train_cfg.max_epochs': 1})
+    message = str(info.value)
+    assert message.startswith(f'--cfg-options {key}={value!r}: '
+                              f'{key.split(".")[0]!r} is not a top-level '
+                              f'key of {path}')
+    if close is None:
+        assert 'Did you mean' not in message
+    else:
+        assert f'Did you mean {close}?' in message
+
+
+def test_init_model_refuses_a_key_nothing_reads_too():
+    from mmreid.apis import init_model
+    with pytest.raises(
+            ValueError,
+            match=r"^cfg_options img_szie=\(128, 64\): "
+            "'img_szie' is not a top-level key") as info:
+        init_model(MARKET, cfg_options={'img_szie': (128, 64)})
+    assert 'Did you mean img_size?' in str(info.value)
+
+
+def test_a_new_test_pipeline_is_a_key_only_without_a_test_loader(tmp_path):
+    """The API reads a top-level ``test_pipeline`` only where no test
+    dataloader has a pipeline."""
+    pipeline = [dict(type='PackReIDInputs')]
+    path = config(
+        tmp_path, "val_dataloader = dict(dataset=dict("
+        "pipeline=[dict(type='A')]))\n")
+    assert load_config(path, {'test_pipeline': pipeline}).test_pipeline \
+        == pipeline
+    path = config(
+        tmp_path, "test_dataloader = dict(dataset=dict("
+        "pipeline=[dict(type='A')]))\n")
+    with pytest.raises(ValueError, match="'test_pipeline' is not a top-level"):
+        load_config(path, {'test_pipeline': pipeline})
 
 
 def test_init_model_refuses_a_substituted_variable_too():
