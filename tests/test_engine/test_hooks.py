@@ -346,3 +346,79 @@ def test_logged_json_keeps_numpy_integers():
         'd0/counts': [1, 2],
         'mode': 'test'
     }
+
+
+def checkpoint_runner(save_checkpoint, **args):
+    """:func:`fake_runner` with a ``CheckpointHook`` given ``args`` in
+    ``default_hooks.checkpoint`` and the runner's ``save_checkpoint``."""
+    from mmreid.registry import HOOKS
+    checkpoint = dict(type='CheckpointHook', interval=8, **args)
+    runner = fake_runner(10, 10)
+    runner.hooks = [HOOKS.build(checkpoint)]
+    runner.save_checkpoint = save_checkpoint
+    runner.cfg = dict(default_hooks=dict(checkpoint=checkpoint))
+    return runner
+
+
+@pytest.mark.parametrize('argument,close', [
+    ('intervall', 'interval'),
+    ('save_bset', 'save_best'),
+    ('max_keep_ckpt', 'max_keep_ckpts'),
+])
+def test_a_checkpoint_argument_save_checkpoint_does_not_take_is_refused(
+        argument, close):
+    """mmengine's CheckpointHook takes ``**kwargs`` and passes them to
+    ``runner.save_checkpoint``: a misspelt argument built, and the run
+    failed at its first save, after a whole epoch, without a checkpoint."""
+    from types import MethodType
+
+    from mmreid.engine.runner import ReIDRunner
+    runner = checkpoint_runner(
+        MethodType(ReIDRunner.save_checkpoint, object()), **{argument: 1})
+    with pytest.raises(ValueError) as info:
+        TrainSetupCheckHook().before_train(runner)
+    message = str(info.value)
+    assert message.startswith(
+        f"default_hooks.checkpoint (type='CheckpointHook') gives "
+        f'{argument}=1, which CheckpointHook does not take.\n'
+        f'Did you mean {close}')
+    assert 'CheckpointHook takes interval, by_epoch, ' in message
+    assert 'ReIDRunner.save_checkpoint, which takes none besides' in message
+
+
+def test_a_checkpoint_argument_save_checkpoint_takes_is_accepted():
+    """A runner whose ``save_checkpoint`` takes more arguments gets them
+    from the hook, as mmengine passes them."""
+
+    def save_checkpoint(out_dir,
+                        filename,
+                        file_client_args=None,
+                        save_optimizer=True,
+                        save_param_scheduler=True,
+                        meta=None,
+                        by_epoch=True,
+                        backend_args=None,
+                        compress=False):
+        pass
+
+    runner = checkpoint_runner(save_checkpoint, compress=True)
+    TrainSetupCheckHook().before_train(runner)
+    runner = checkpoint_runner(save_checkpoint, compres=True)
+    with pytest.raises(ValueError, match='which takes only compress besides'):
+        TrainSetupCheckHook().before_train(runner)
+
+
+def test_a_misspelt_checkpoint_argument_stops_the_run_before_training(
+        make_config, tmp_path):
+    """The real runner: refused at start-up, not at the first save."""
+    from mmreid.engine.runner import ReIDRunner
+    from mmreid.utils.config import load_config
+    config = make_config(extra='\n'.join([
+        'train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)',
+        'default_hooks = dict(checkpoint=dict(intervall=1))',
+    ]))
+    runner = ReIDRunner.from_cfg(
+        load_config(config, work_dir=str(tmp_path / 'work')))
+    with pytest.raises(ValueError, match='gives intervall=1'):
+        runner.train()
+    assert runner.iter == 0

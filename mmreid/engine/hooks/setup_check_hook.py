@@ -40,12 +40,20 @@ class TrainSetupCheckHook(Hook):
       (:func:`check_save_best`). Any other key that validation does not
       report is refused after the first validation, with the keys it did
       report (mmengine's own error would be a bare ``KeyError``).
+    * A ``CheckpointHook`` argument must be one the hook or the runner's
+      ``save_checkpoint`` takes (:func:`check_checkpoint_args`): mmengine's
+      hook passes the others to ``save_checkpoint``, which failed on a
+      misspelt one (``intervall``) at the first save only.
 
     It is one of the ``default_hooks`` of ``_base_/default_runtime.py``
     (``setup_check``), so a config's own ``custom_hooks`` list keeps it.
     """
 
     def before_train(self, runner) -> None:
+        check_checkpoint_args(
+            getattr(runner, 'hooks', []),
+            getattr(runner, 'save_checkpoint', None),
+            getattr(runner, 'cfg', None))
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         loader = runner.train_dataloader
@@ -189,6 +197,85 @@ def check_save_best_reported(hooks, metrics: Dict[str, Any]) -> None:
             raise ValueError(
                 f'{SAVE_BEST}={key!r} is not a key validation reported; '
                 f'it reported: {", ".join(sorted(metrics))}')
+
+
+#: The arguments mmengine's ``CheckpointHook`` gives ``save_checkpoint``
+#: itself (mmengine 0.10.7); its other ``**kwargs`` come after them.
+_SAVE_CHECKPOINT_GIVEN = frozenset({
+    'self', 'out_dir', 'filename', 'file_client_args', 'save_optimizer',
+    'save_param_scheduler', 'meta', 'by_epoch', 'backend_args'
+})
+
+
+def _hook_key(cfg, argument: str) -> str:
+    """The config key of the checkpoint hook that gives ``argument``:
+    ``default_hooks.checkpoint`` or ``custom_hooks.<i>``."""
+    cfg = cfg or {}
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if isinstance(checkpoint, dict) and argument in checkpoint:
+        return 'default_hooks.checkpoint'
+    for i, hook in enumerate(cfg.get('custom_hooks') or []):
+        if isinstance(hook, dict) and argument in hook:
+            return f'custom_hooks.{i}'
+    return 'the checkpoint hook'
+
+
+def check_checkpoint_args(hooks, save_checkpoint, cfg=None) -> None:
+    """Refuse a ``CheckpointHook`` argument that neither the hook nor
+    ``save_checkpoint`` takes.
+
+    mmengine's ``CheckpointHook`` takes ``**kwargs`` and passes them to
+    ``runner.save_checkpoint`` at every save: ``interval=8, intervall=1``
+    built, and the run failed with "save_checkpoint() got an unexpected
+    keyword argument 'intervall'" at its first save, after a whole epoch,
+    without a checkpoint.
+
+    Args:
+        hooks (list[Hook]): The runner's hooks.
+        save_checkpoint (Callable): The runner's ``save_checkpoint``.
+        cfg (Config | dict, optional): The run's config, to name the key.
+
+    Raises:
+        ValueError: Naming the key, the argument, the closest arguments of
+            the hook and those ``save_checkpoint`` takes. (Not a
+            ``TypeError``: mmengine appends the hook's repr to a
+            ``TypeError`` a hook raises.)
+    """
+    import inspect
+    given = [(hook, argument) for hook in hooks
+             if isinstance(hook, CheckpointHook) for argument in hook.args]
+    if not given:
+        return
+    params = inspect.signature(save_checkpoint).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    taken = [name for name in params if name not in _SAVE_CHECKPOINT_GIVEN]
+    owner = getattr(save_checkpoint, '__qualname__', 'save_checkpoint')
+    for hook, argument in given:
+        if argument not in taken:
+            raise ValueError(
+                _checkpoint_arg_message(hook, argument, owner, taken, cfg))
+
+
+def _checkpoint_arg_message(hook, argument: str, owner: str, taken: List[str],
+                            cfg) -> str:
+    """The error of :func:`check_checkpoint_args` for ``argument`` of
+    ``hook``; ``owner`` is the ``save_checkpoint`` the hook passes it to,
+    which takes ``taken`` besides the arguments the hook gives it."""
+    import inspect
+
+    from mmreid.utils.registry_suggestions import argument_message
+    message = argument_message(
+        _hook_key(cfg, argument), hook.args, argument, type(hook))
+    own = [
+        name for name in inspect.signature(type(hook)).parameters
+        if name not in ('self', 'args', 'kwargs')
+    ]
+    more = f'only {", ".join(taken)}' if taken else 'none'
+    return (f'{message}\n{type(hook).__name__} takes {", ".join(own)}; it '
+            f'passes other arguments to {owner}, which takes {more} besides '
+            'those the hook gives it: the run would fail at its first save, '
+            'without a checkpoint.')
 
 
 def check_combine_all(cfg, dataset) -> None:
