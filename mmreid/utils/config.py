@@ -824,10 +824,62 @@ def add_runtime_args(parser, cfg_example: str) -> None:
 
 
 def parse_runtime_args(parser):
-    """Parse, exporting LOCAL_RANK for launchers that pass it as a flag."""
+    """Parse, exporting LOCAL_RANK for launchers that pass it as a flag;
+    a ``--launcher`` whose environment is missing is a usage error
+    (:func:`check_launcher_env`)."""
     args = parser.parse_args()
+    try:
+        check_launcher_env(args.launcher)
+    except ValueError as error:
+        parser.error(str(error))
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+#: ``--launcher`` -> (the environment variables mmengine starts the
+#: process group from, what sets them).
+LAUNCHER_ENV = dict(
+    pytorch=(('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
+             'torchrun: start the run with `bash tools/dist_train.sh CONFIG '
+             'GPUS [options]` or `bash tools/dist_test.sh CONFIG CHECKPOINT '
+             'GPUS [options]`'),
+    slurm=(('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'),
+           'srun: start the run with `bash tools/slurm_train.sh` or '
+           '`bash tools/slurm_test.sh`'),
+    mpi=(('OMPI_COMM_WORLD_LOCAL_RANK', 'OMPI_COMM_WORLD_RANK',
+          'OMPI_COMM_WORLD_SIZE'),
+         'mpirun: start the run with `mpirun -np N python tools/train.py '
+         '... --launcher mpi` (or tools/test.py)'))
+
+
+def check_launcher_env(launcher: str, environ: Optional[dict] = None) -> None:
+    """Refuse a ``--launcher`` whose process was not started by it.
+
+    ``--launcher pytorch`` without torchrun ended in torch's "Error
+    initializing torch.distributed using env:// rendezvous: environment
+    variable RANK expected, but not set" (``slurm`` and ``mpi`` in a bare
+    ``KeyError``).
+
+    Args:
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or
+            ``'mpi'``.
+        environ (dict, optional): The environment; ``os.environ`` if None.
+
+    Raises:
+        ValueError: Naming the launcher, the missing variables and how to
+            start the run.
+    """
+    if launcher not in LAUNCHER_ENV:
+        return
+    environ = os.environ if environ is None else environ
+    names, starter = LAUNCHER_ENV[launcher]
+    missing = [name for name in names if name not in environ]
+    if missing:
+        raise ValueError(
+            f'--launcher {launcher}: {", ".join(missing)} '
+            f'{"is" if len(missing) == 1 else "are"} not set, so this '
+            f'process was not started by {starter}; for a single process, '
+            f'leave --launcher out.')
 
 
 def _require_cuda_for_amp() -> None:

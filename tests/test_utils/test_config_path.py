@@ -232,6 +232,46 @@ def test_a_launchers_local_rank_is_kept(monkeypatch):
     assert os.environ['LOCAL_RANK'] == '2'
 
 
+@pytest.mark.parametrize('tool', ['train.py', 'test.py'])
+def test_a_launcher_without_its_environment_is_a_usage_error(
+        monkeypatch, capsys, tool):
+    """``tools/test.py ... --launcher pytorch`` without torchrun ended in
+    torch's "environment variable RANK expected, but not set"."""
+    import argparse
+    for name in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(name, raising=False)
+    parser = argparse.ArgumentParser(prog=tool)
+    add_runtime_args(parser, 'x=1')
+    monkeypatch.setattr('sys.argv', [tool, '--launcher', 'pytorch'])
+    with pytest.raises(SystemExit) as info:
+        parse_runtime_args(parser)
+    assert info.value.code == 2
+    error = capsys.readouterr().err
+    assert (f'{tool}: error: --launcher pytorch: RANK, WORLD_SIZE, '
+            'MASTER_ADDR, MASTER_PORT are not set, so this process was not '
+            'started by torchrun') in error
+    assert 'bash tools/dist_train.sh CONFIG GPUS' in error
+    assert 'bash tools/dist_test.sh CONFIG CHECKPOINT GPUS' in error
+    # As torchrun starts it.
+    for name, value in (('RANK', '0'), ('WORLD_SIZE', '1'),
+                        ('MASTER_ADDR', '127.0.0.1'), ('MASTER_PORT', '1')):
+        monkeypatch.setenv(name, value)
+    assert parse_runtime_args(parser).launcher == 'pytorch'
+
+
+def test_each_launcher_names_what_is_missing():
+    from mmreid.utils.config import check_launcher_env
+    check_launcher_env('none', {})
+    with pytest.raises(
+            ValueError,
+            match='--launcher slurm: SLURM_NTASKS is '
+            'not set, so this process was not started by srun'):
+        check_launcher_env('slurm',
+                           dict(SLURM_PROCID='0', SLURM_NODELIST='node1'))
+    with pytest.raises(ValueError, match='not started by mpirun'):
+        check_launcher_env('mpi', {})
+
+
 def test_dump_atomic(tmp_path):
     import pickle
     path = str(tmp_path / 'metrics.pickle')
