@@ -766,13 +766,17 @@ def check_option_keys(cfg: Config,
             continue
         close = difflib.get_close_matches(
             root, sorted(set(cfg.keys()) | read), n=3, cutoff=0.6)
-        hint = f'Did you mean {" or ".join(close)}? ' if close else ''
-        raise ValueError(
+        message = [
             f'{option} {key}={value!r}: {root!r} is not a top-level key of '
             f'{path}, nor one the run reads, so the option would add a key '
-            f'that nothing reads and the run would go on without it. '
-            f'{hint}(python tools/misc/print_config.py {path} shows the '
-            f'keys.)')
+            f'that nothing reads and the run would go on without it.'
+        ]
+        if close:
+            message.append(f'Did you mean {" or ".join(close)}?')
+        if osp.isfile(path):
+            message.append(f'(python tools/misc/print_config.py {path} '
+                           f'shows the keys.)')
+        raise ValueError(' '.join(message))
 
 
 def merge_cfg_options(cfg: Config,
