@@ -177,6 +177,76 @@ def _bnneck_modules(state_dict: Dict[str, torch.Tensor],
     return {module: _bn_shaped(t) for module, t in modules.items()}
 
 
+#: Key prefixes of mmreid's own models that no source layout has: every
+#: mmreid head (``BNNeckHead``, ``GMNHead``) has ``head.bnneck``, and
+#: ``backbone.snr_modules`` are the SNR plugin's. fast-reid names its head
+#: ``heads.``, mmpretrain's classifier is ``head.fc``, torchreid and
+#: torchvision keys are top-level (``bnneck.``, ``fc.``).
+MMREID_KEY_PREFIXES = ('head.bnneck.', 'backbone.snr_modules.')
+
+
+def mmreid_evidence(checkpoint, state_dict: Dict[str, torch.Tensor]) -> str:
+    """What shows that a checkpoint is mmreid's own, for the converters.
+
+    Args:
+        checkpoint: The loaded checkpoint file (a dict, or a bare state
+            dict).
+        state_dict (dict[str, Tensor]): Its tensors, as
+            :func:`~mmreid.models.weight_init.extract_state_dict` gives
+            them.
+
+    Returns:
+        str: The evidence, e.g. ``"keys head.bnneck.* (5 tensors)"``, or
+        ``''`` when nothing marks the checkpoint as mmreid's. The evidence
+        is an mmreid key layout (:data:`MMREID_KEY_PREFIXES`), the ``meta``
+        this module writes (``converted_from`` with a ``source`` of
+        :data:`RULES`), or the config text an mmreid run stores
+        (``meta['cfg']`` with ``default_scope = 'mmreid'``). mmengine's own
+        ``meta`` keys (``mmengine_version``, ``dataset_meta``) are no
+        evidence: an mmpretrain checkpoint has them too.
+    """
+    found = []
+    for prefix in MMREID_KEY_PREFIXES:
+        count = sum(k.startswith(prefix) for k in state_dict)
+        if count:
+            found.append(f'keys {prefix}* ({count} tensors)')
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(meta, dict):
+        if 'converted_from' in meta and meta.get('source') in RULES:
+            found.append(f'meta of an mmreid conversion from '
+                         f'{meta["source"]} ({meta["converted_from"]})')
+        cfg = meta.get('cfg')
+        if isinstance(cfg, str) and re.search(
+                r'^default_scope\s*=\s*[\'"]mmreid[\'"]', cfg, re.M):
+            found.append("meta['cfg'] of an mmreid run (default_scope = "
+                         "'mmreid')")
+    return '; '.join(found)
+
+
+def _refuse_mmreid_checkpoint(checkpoint, state_dict: Dict[str, torch.Tensor],
+                              src: str) -> None:
+    """Refuse to convert a checkpoint that is mmreid's already.
+
+    Its keys are no source's layout: the rules would drop mmreid's own
+    layers, and the converter would record another network's facts.
+
+    Raises:
+        ValueError: :func:`mmreid_evidence` finds any, named.
+    """
+    evidence = mmreid_evidence(checkpoint, state_dict)
+    if not evidence:
+        return
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(meta, dict) and meta.get('source') in NOT_BACKBONE:
+        how = ('it is a converted ImageNet backbone: give it as '
+               f"init_cfg=dict(type='Pretrained', checkpoint={src!r}, "
+               "prefix='backbone.') in the backbone of the config")
+    else:
+        how = 'load it directly with init_model / tools/test.py'
+    raise ValueError(f'{src!r} is already an mmreid checkpoint ({evidence}): '
+                     f'{how}; nothing written')
+
+
 def convert_state_dict(
     state_dict: Dict[str, torch.Tensor], rules: Sequence[Rule]
 ) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
@@ -343,18 +413,20 @@ def convert_checkpoint_file(src: str,
         tuple: The converted state dict and the unmapped source keys.
 
     Raises:
-        ValueError: Nothing maps, a key is not mapped in ``strict`` mode, a
-            backbone tensor of an ImageNet source is not mapped, or the
-            architecture options contradict the tensors or
-            ``source_config``.
+        ValueError: ``src`` is an mmreid checkpoint already
+            (:func:`mmreid_evidence`), nothing maps, a key is not mapped
+            in ``strict`` mode, a backbone tensor of an ImageNet source is
+            not mapped, or the architecture options contradict the tensors
+            or ``source_config``.
     """
     from mmreid.models.weight_init import extract_state_dict
     from mmreid.utils.checkpoint import load_trusted_checkpoint
     if source not in RULES:
         raise KeyError(f'unknown source {source!r}; expected one of '
                        f'{sorted(RULES)}')
-    state_dict = extract_state_dict(
-        load_trusted_checkpoint(src, map_location='cpu'), source=src)
+    checkpoint = load_trusted_checkpoint(src, map_location='cpu')
+    state_dict = extract_state_dict(checkpoint, source=src)
+    _refuse_mmreid_checkpoint(checkpoint, state_dict, src)
     converted, unmapped = convert_state_dict(state_dict, RULES[source])
     print(format_report(converted, unmapped, state_dict))
     if not converted:
@@ -538,7 +610,8 @@ def converter_main(source: str, description: str) -> None:
 
 __all__ = [
     'convert_checkpoint_file', 'converter_main', 'Rule', 'RULES',
-    'FASTREID_RULES', 'TORCHREID_RULES', 'TORCHVISION_RULES',
-    'MMPRETRAIN_RULES', 'NOT_BACKBONE', 'convert_state_dict',
-    'save_checkpoint_atomic', 'format_report', 'format_assumed'
+    'MMREID_KEY_PREFIXES', 'mmreid_evidence', 'FASTREID_RULES',
+    'TORCHREID_RULES', 'TORCHVISION_RULES', 'MMPRETRAIN_RULES', 'NOT_BACKBONE',
+    'convert_state_dict', 'save_checkpoint_atomic', 'format_report',
+    'format_assumed'
 ]

@@ -230,6 +230,93 @@ def test_converter_cli(tmp_path, monkeypatch, capsys):
         convert_checkpoint_file(str(tv), str(tmp_path / 'x.pth'), 'timm')
 
 
+MMREID_CFG = "default_scope = 'mmreid'\nmodel = dict(type='ReIDModel')\n"
+
+
+@pytest.mark.parametrize('script,args', [
+    ('fastreid2mmreid.py', []),
+    ('torchreid2mmreid.py', []),
+    ('resnet2mmreid.py', []),
+    ('resnet2mmreid.py', ['--source', 'torchvision']),
+])
+@pytest.mark.parametrize('snr', [False, True])
+def test_an_mmreid_checkpoint_is_not_converted(tmp_path, monkeypatch, capsys,
+                                               script, args, snr):
+    """A checkpoint mmreid's runner wrote (``head.bnneck.*``, SNR modules,
+    ``meta['cfg']`` with mmreid's scope) is no source's: every converter
+    refuses it, says how to load it, and writes nothing (fast-reid's used
+    to map its ResNet tensors, drop the rest and add an identity BNNeck)."""
+    state_dict = reid_model().state_dict()
+    if snr:
+        state_dict['backbone.snr_modules.0.gate.fc1.bias'] = torch.rand(4)
+    src = tmp_path / 'epoch_1.pth'
+    torch.save(
+        dict(
+            meta=dict(
+                epoch=1,
+                cfg=MMREID_CFG,
+                mmengine_version='0.10.7',
+                dataset_meta=dict(classes=None)),
+            state_dict=state_dict), src)
+    dst = tmp_path / 'out.pth'
+    assert run_script(script, [src, dst] + args, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert ('already an mmreid checkpoint (keys head.bnneck.* (5 tensors)'
+            in err)
+    assert "meta['cfg'] of an mmreid run" in err
+    assert ('backbone.snr_modules.* (1 tensors)' in err) == snr
+    assert 'load it directly with init_model / tools/test.py' in err
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize('evidence', ['meta', 'keys'])
+def test_an_mmreid_checkpoint_is_known_by_keys_or_meta(tmp_path, evidence):
+    """Either sign alone is enough: a published checkpoint with mmreid's
+    keys and no meta, or a converted ImageNet backbone (``backbone.*``
+    only, its ``meta`` written by the converter), which is loaded with a
+    ``Pretrained`` init_cfg, not with ``init_model``."""
+    tv = tmp_path / 'resnet18.pth'
+    torch.save(resnet_keys(), tv)
+    converted = tmp_path / 'r18_mmreid.pth'
+    convert_checkpoint_file(str(tv), str(converted), 'torchvision')
+    src = converted if evidence == 'meta' else tmp_path / 'published.pth'
+    if evidence == 'keys':
+        torch.save(dict(state_dict=reid_model().state_dict()), src)
+    dst = tmp_path / 'again.pth'
+    with pytest.raises(ValueError) as info:
+        convert_checkpoint_file(str(src), str(dst), 'mmpretrain')
+    assert 'is already an mmreid checkpoint' in str(info.value)
+    if evidence == 'meta':
+        assert ('meta of an mmreid conversion from torchvision '
+                '(resnet18.pth)') in str(info.value)
+        assert "prefix='backbone.'" in str(info.value)
+    else:
+        assert 'keys head.bnneck.* (5 tensors)' in str(info.value)
+        assert 'init_model' in str(info.value)
+    assert not dst.exists()
+
+
+def test_mmengine_meta_alone_is_not_mmreid(tmp_path):
+    """An mmpretrain checkpoint trained with mmengine has the same
+    ``mmengine_version`` and ``dataset_meta`` as mmreid's, and ``head.fc``:
+    it is converted, not refused."""
+    state_dict = {f'backbone.{k}': v for k, v in resnet_keys().items()}
+    state_dict['head.fc.weight'] = torch.rand(10, 512)
+    src = tmp_path / 'resnet18_8xb32_in1k.pth'
+    torch.save(
+        dict(
+            meta=dict(
+                mmengine_version='0.10.7',
+                dataset_meta=dict(classes=['a'] * 10),
+                cfg="default_scope = 'mmpretrain'\n"),
+            state_dict=state_dict), src)
+    dst = tmp_path / 'r18.pth'
+    converted, unmapped = convert_checkpoint_file(
+        str(src), str(dst), 'mmpretrain')
+    assert unmapped == ['head.fc.weight']
+    assert dst.exists()
+
+
 def load_publish():
     return load_tool('tools/model_converters/publish_model.py')
 
