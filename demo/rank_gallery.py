@@ -74,14 +74,18 @@ def read_rgb(path: str):
 
 
 def label(path: str) -> Optional[str]:
-    """``pid P camid C`` of a Market-style name, the camid 0-based (``c1``
-    is camid 0) as the datasets, the ranked-list hook and the report show
-    it; None for other names."""
+    """``pid P`` and ``camid C`` of a Market-style name on two lines, the
+    camid 0-based (``c1`` is camid 0) as the datasets, the ranked-list hook
+    and the report show it; None for other names.
+
+    One line each, as the report draws them: ``pid 7499 camid 5`` on one
+    line does not fit a 64-pixel tile, and the camid was cut off.
+    """
     pid, camera = parse_market_name(path)
     if pid is None:
         return None
     camid = market_camid(camera)
-    return f'pid {pid}' if camid is None else f'pid {pid} camid {camid}'
+    return f'pid {pid}' if camid is None else f'pid {pid}\ncamid {camid}'
 
 
 def list_queries(queries: List[str]) -> List[str]:

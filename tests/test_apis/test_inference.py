@@ -471,12 +471,37 @@ def test_arrays_need_mmreids_rgb_loader(tmp_path):
         assert 'test_pipeline' in message and 'BGR' in message
 
 
+def test_demo_draws_the_pid_and_the_camid_on_their_own_lines(monkeypatch):
+    """``pid 7499 camid 5`` on one line did not fit a 64-pixel tile and
+    lost the camid; as docs/visualization.md says, the rank and distance,
+    the pid and the camid each get a line under the tile."""
+    import mmreid.visualization.ranked_list as ranked_list
+    from mmreid.visualization import draw_ranked_list
+    demo = load_tool('demo/rank_gallery.py')
+    drawn = []
+    monkeypatch.setattr(ranked_list, '_put_text',
+                        lambda canvas, text, *args: drawn.append(text))
+    image = np.zeros((16, 8, 3), np.uint8)
+    canvas = draw_ranked_list(
+        image, [image],
+        matches=[True],
+        distances=[0.25],
+        query_label=demo.label('/q/7499_c6s1_000151_01.jpg'),
+        gallery_labels=[demo.label('/g/7499_c6s2_000300_02.jpg')])
+    # Query: 'query', pid, camid; gallery: rank and distance, pid, camid.
+    assert drawn == [
+        'query', 'pid 7499', 'camid 5', '#1: 0.25', 'pid 7499', 'camid 5'
+    ]
+    # Three text lines of TEXT_LINE_HEIGHT under the 128-pixel tiles.
+    assert canvas.shape[0] == 128 + 3 * ranked_list.TEXT_LINE_HEIGHT
+
+
 def test_demo_labels_queries_and_picture_names(tmp_path):
     demo = load_tool('demo/rank_gallery.py')
     # The 0-based camid, as the datasets, the ranked-list hook and the
     # report label it: c1 is camid 0 (it was 'cam 1' here, 'cam 0' there).
-    assert demo.label('/x/0002_c1s1_000009_00.png') == 'pid 2 camid 0'
-    assert demo.label('/x/-1_c3s1_000009_00.png') == 'pid -1 camid 2'
+    assert demo.label('/x/0002_c1s1_000009_00.png') == 'pid 2\ncamid 0'
+    assert demo.label('/x/-1_c3s1_000009_00.png') == 'pid -1\ncamid 2'
     assert demo.label('/x/0002_c0s1_000009_00.png') == 'pid 2'
     assert demo.label('/x/person.png') is None
     # Query folders are listed as the datasets list them: macOS ._ files
