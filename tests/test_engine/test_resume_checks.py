@@ -151,7 +151,9 @@ def test_another_scheduler_setting_is_refused(trained, tmp_path):
         resume(config, ckpt, tmp_path / 'longer',
                **{'train_cfg.max_epochs': 3})
     assert 'end 2 in the checkpoint, 3 in this config' in str(info.value)
-    assert 'max_epochs' in str(info.value)
+    # The option that resumes with the checkpoint's schedule is given.
+    assert 'Resume with the schedule of that run (--cfg-options ' \
+        'train_cfg.max_epochs=2), or start a new run' in str(info.value)
     # A scheduler whose `end` the config gives gets no such hint.
     with pytest.raises(RuntimeError) as info:
         resume(config, ckpt, tmp_path / 'warm_up',
@@ -159,6 +161,38 @@ def test_another_scheduler_setting_is_refused(trained, tmp_path):
     assert 'param_scheduler[0] (LinearLR): end 5 in the checkpoint, 10 in ' \
         'this config' in str(info.value)
     assert 'without `end`' not in str(info.value)
+
+
+def test_resuming_a_finished_run_says_it_trained_nothing(trained, tmp_path):
+    """mmengine's loop trains while the epoch is below max_epochs: the
+    last checkpoint of a finished run resumes into a run that trains
+    nothing. The log ends with a line that says so and what trains more
+    (the tiny config's MultiStepLR has no `end`, so a longer max_epochs
+    is refused on resume)."""
+    config, ckpt = trained
+    last = osp.join(osp.dirname(ckpt), 'epoch_2.pth')
+    runner = resume(config, last, tmp_path / 'finished')
+    assert runner.epoch == 2
+    assert not osp.exists(tmp_path / 'finished' / 'epoch_3.pth')
+    log = osp.join(runner.log_dir, f'{runner.timestamp}.log')
+    with open(log) as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    assert ' - INFO - nothing trained: ' in lines[-1]
+    assert (f'{last} is at epoch 2 of 2 (train_cfg.max_epochs=2), the end '
+            "of this run's schedule") in lines[-1]
+    assert f'--cfg-options load_from={last} (without --resume' in lines[-1]
+    assert 'param_scheduler[1] ends at train_cfg.max_epochs' in lines[-1]
+    # Schedulers that give their own `end` allow a longer resumed run.
+    runner = resume(config, last, tmp_path / 'own_end',
+                    **{'param_scheduler.1.end': 2})
+    with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    assert ('or resume with a larger train_cfg.max_epochs (every scheduler '
+            'of this config gives its own `end`).') in lines[-1]
+    # A resume with steps left says nothing of the kind.
+    runner = resume(config, ckpt, tmp_path / 'unfinished')
+    with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        assert 'nothing trained' not in f.read()
 
 
 def test_another_optimizer_setting_is_refused(trained, tmp_path):

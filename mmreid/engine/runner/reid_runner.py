@@ -1,11 +1,13 @@
 """mmengine's Runner with mmreid's checkpoint rules."""
 import ast
+import logging
 import numbers
 import os
 import os.path as osp
 from typing import Any, Callable, Optional, Union
 
 from mmengine.dist import master_only
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
@@ -16,7 +18,8 @@ from .resume_checks import (config_ast, config_type_name, metainfo_differences,
                             param_group_differences, scheduler_differences,
                             scheduler_types_in_config_text,
                             steps_per_epoch_advice,
-                            steps_per_epoch_in_checkpoint, train_loader_plan)
+                            steps_per_epoch_in_checkpoint,
+                            train_length_in_checkpoint, train_loader_plan)
 
 #: How a user of the tools turns strict loading off (quoted in errors).
 STRICT_OPT_OUT = ('`--strict false` (tools/test.py, tools/dist_test.sh, '
@@ -244,6 +247,10 @@ class ReIDRunner(Runner):
     resumed_meta: Optional[dict] = None
     #: ``(resume_optimizer, resume_param_scheduler)`` while resuming.
     _resuming: Optional[tuple] = None
+    #: The checkpoint :meth:`resume` was given, and the line
+    #: :meth:`train` ends with when it trained nothing.
+    _resumed_from: Optional[str] = None
+    _finished_resume: Optional[str] = None
     #: True while mmengine's ``__init__`` runs (its ``dump_config`` call
     #: is deferred to :meth:`load_or_resume`).
     _building = False
@@ -355,11 +362,18 @@ class ReIDRunner(Runner):
             seed, diff_rank_seed=diff_rank_seed, deterministic=deterministic)
 
     def train(self):
+        """mmengine's; a resume that finds the checkpoint at the end of the
+        schedule says, last, that it trained nothing (see
+        :meth:`_finished_resume_message`)."""
         self._training = True
         try:
-            return super().train()
+            model = super().train()
         finally:
             self._training = False
+        if self._finished_resume is not None:
+            print_log(
+                self._finished_resume, logger='current', level=logging.INFO)
+        return model
 
     def val(self) -> dict:
         """mmengine's; a converted checkpoint loaded here is checked
@@ -444,8 +458,58 @@ class ReIDRunner(Runner):
             else:
                 check_last_checkpoint(self.work_dir, latest)
         super().load_or_resume()
+        if self._training and self._resumed_from is not None:
+            self._finished_resume = self._finished_resume_message(
+                self._resumed_from)
         # The checkpoint (if any) is loaded and the run about to start.
         self.dump_config()
+
+    def _finished_resume_message(self, filename: str) -> Optional[str]:
+        """The line that says a resume trained nothing, or None.
+
+        mmengine's training loops run while the epoch (iteration) is below
+        ``max_epochs`` (``max_iters``): a checkpoint already there resumes
+        into a run that trains nothing, and exits without saying so.
+
+        Args:
+            filename (str): The checkpoint resumed from.
+
+        Returns:
+            str | None: The message, naming the epoch (iteration) reached
+            and what trains more; None when the loop has steps left or is
+            not one of mmengine's two training loops.
+        """
+        from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+        loop = self._train_loop
+        if isinstance(loop, EpochBasedTrainLoop):
+            key, unit, done = 'max_epochs', 'epoch', loop.epoch
+        elif isinstance(loop, IterBasedTrainLoop):
+            key, unit, done = 'max_iters', 'iteration', loop.iter
+        else:
+            return None
+        end = getattr(loop, key)
+        if done < end:
+            return None
+        from .schedule_checks import labelled_schedulers
+        endless = [
+            label for label, _, config in labelled_schedulers(
+                self.param_schedulers, self.cfg.get('param_scheduler'))
+            if config is not None and 'end' not in config
+        ] if self.param_schedulers else []
+        if endless:
+            longer = (f'a larger train_cfg.{key} is refused on resume, '
+                      f'since {", ".join(endless)} '
+                      f'end{"s" if len(endless) == 1 else ""} at '
+                      f'train_cfg.{key}')
+        else:
+            longer = (f'or resume with a larger train_cfg.{key} (every '
+                      'scheduler of this config gives its own `end`)')
+        return (f'nothing trained: {filename} is at {unit} {done} of '
+                f'{end} (train_cfg.{key}={end}), the end of this run\'s '
+                'schedule, so --resume has no step left to train. To train '
+                'more, start a new run from its weights with --cfg-options '
+                f'load_from={filename} (without --resume; the epochs and the '
+                f'schedule start again){"; " if endless else " "}{longer}.')
 
     def resume(self,
                filename: str,
@@ -454,6 +518,7 @@ class ReIDRunner(Runner):
                map_location: Union[str, Callable] = 'default') -> None:
         """mmengine's, after :meth:`check_resumable` accepts the file."""
         self._resuming = (resume_optimizer, resume_param_scheduler)
+        self._resumed_from = filename
         try:
             super().resume(filename, resume_optimizer, resume_param_scheduler,
                            map_location)
@@ -660,7 +725,7 @@ class ReIDRunner(Runner):
                                             saved_types)
         if differences:
             from .schedule_checks import labelled_schedulers
-            hint = ''
+            hint, option = '', ''
             # Only for a scheduler the config gives no `end`: mmengine
             # gave it max_epochs (or max_iters).
             endless = {
@@ -675,6 +740,7 @@ class ReIDRunner(Runner):
                         'train_cfg.max_epochs of the run that built it: '
                         'a resumed run keeps that end, so a longer run '
                         'would not follow the schedule of its config.')
+                option = self._saved_length_option(checkpoint)
             listed = '; '.join(d.text for d in differences)
             raise RuntimeError(
                 f'cannot resume from {filename!r}: the config\'s learning '
@@ -682,9 +748,27 @@ class ReIDRunner(Runner):
                 f'trained with ({listed}). Resuming would '
                 'load the old schedulers\' state into these schedulers, so '
                 'the config\'s schedule would not be the one followed.'
-                f'{hint} Resume with the schedule of that run, or start a '
-                f'new run from its weights with load_from={filename} '
+                f'{hint} Resume with the schedule of that run{option}, or '
+                f'start a new run from its weights with load_from={filename} '
                 '(without --resume).')
+
+    def _saved_length_option(self, checkpoint: dict) -> str:
+        """The option that gives this run the length of the checkpoint's.
+
+        Returns:
+            str: `` (--cfg-options train_cfg.max_epochs=N)`` (``max_iters``
+            for an iteration-based loop) when the checkpoint records
+            another length than this run's (see
+            :func:`~.resume_checks.train_length_in_checkpoint`), else
+            ``''``.
+        """
+        from mmengine.runner import EpochBasedTrainLoop
+        key = 'max_epochs' if isinstance(self.train_loop,
+                                         EpochBasedTrainLoop) else 'max_iters'
+        saved = train_length_in_checkpoint(checkpoint).get(key)
+        if saved is None or saved == getattr(self.train_loop, key, None):
+            return ''
+        return f' (--cfg-options train_cfg.{key}={saved})'
 
     def _check_optimizer_resumable(self, checkpoint: dict, filename: str,
                                    saved_cfg: ast.Module) -> None:

@@ -456,6 +456,32 @@ def steps_per_epoch_in_checkpoint(checkpoint: Any,
     return max_iters // max_epochs
 
 
+def train_length_in_checkpoint(checkpoint: Any) -> dict:
+    """The length of the run that wrote a checkpoint.
+
+    mmengine's ``RuntimeInfoHook`` records the training loop's
+    ``max_epochs`` and ``max_iters`` in the message hub, which the
+    checkpoint holds.
+
+    Args:
+        checkpoint: A loaded training checkpoint.
+
+    Returns:
+        dict: ``max_epochs`` and ``max_iters``, those recorded as ints
+        (empty where the checkpoint records neither).
+    """
+    hub = checkpoint.get('message_hub') if isinstance(checkpoint,
+                                                      dict) else None
+    info = hub.get('runtime_info') if isinstance(hub, dict) else None
+    if not isinstance(info, dict):
+        return {}
+    return {
+        key: info[key]
+        for key in ('max_epochs', 'max_iters')
+        if isinstance(info.get(key), int) and not isinstance(info[key], bool)
+    }
+
+
 def steps_per_epoch_advice(steps: int,
                            remedy: str,
                            filename: Optional[str] = None,
