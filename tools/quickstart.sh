@@ -7,8 +7,9 @@
 #                                   # install what is missing, then run pytest
 #                                   # (over tests/, or over the given paths)
 #
-# The other commands of the README (tools/train.py, dist_train.sh, mim, ...)
-# need the same environment: `source .venv/bin/activate` first.
+# The other commands of the README (tools/train.py, mim, ...) need the same
+# environment: `source .venv/bin/activate` first (tools/dist_train.sh and
+# dist_test.sh run its python by themselves when PYTHON is not set).
 #
 # Everything goes into a virtual environment (default: .venv in the
 # repository; MMREID_VENV=/path chooses another one). The tested versions in

@@ -218,6 +218,59 @@ def test_distributed_train_and_eval_match_single_process(
                                                        m1[key])
 
 
+FAKE_PYTHON = '#!/bin/sh\necho "{name} $*"\n'
+
+
+@pytest.mark.parametrize('script,args', [
+    ('dist_train.sh', ['cfg.py', '2']),
+    ('dist_test.sh', ['cfg.py', 'ckpt.pth', '2']),
+])
+def test_launchers_use_the_quick_start_python(tmp_path, script, args):
+    """tools/quickstart.sh installs into .venv without activating it in
+    the user's shell, where ``python`` has no torch: without PYTHON (and
+    outside an activated virtualenv) the launchers run .venv/bin/python.
+    PYTHON still wins; without .venv, python on PATH runs."""
+    repo = tmp_path / 'repo'
+    (repo / 'tools').mkdir(parents=True)
+    launcher = repo / 'tools' / script
+    launcher.write_text(open(osp.join(REPO, 'tools', script)).read())
+    fakes = dict(
+        venv=repo / '.venv' / 'bin' / 'python',
+        path=tmp_path / 'bin' / 'python',
+        given=tmp_path / 'given' / 'python')
+    for name, path in fakes.items():
+        path.parent.mkdir(parents=True)
+        path.write_text(FAKE_PYTHON.format(name=name))
+        path.chmod(0o755)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ('PYTHON', 'VIRTUAL_ENV', 'MMREID_VENV')
+    }
+    env['PATH'] = f'{fakes["path"].parent}{os.pathsep}{env["PATH"]}'
+
+    def launch(**extra):
+        proc = subprocess.run(
+            ['bash', str(launcher)] + args + ['--x'],
+            env=dict(env, **extra),
+            capture_output=True,
+            text=True,
+            timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    proc = launch()
+    tool = 'train.py' if script == 'dist_train.sh' else 'test.py'
+    assert proc.stdout.startswith('venv -m torch.distributed.run ')
+    assert proc.stdout.rstrip().endswith(
+        f'{repo}/tools/{tool} {" ".join(args[:-1])} --launcher pytorch --x')
+    assert f'python is {fakes["venv"]}' in proc.stderr
+    assert launch(PYTHON=str(fakes['given'])).stdout.startswith('given ')
+    assert launch(VIRTUAL_ENV='/elsewhere').stdout.startswith('path ')
+    fakes['venv'].unlink()
+    assert launch().stdout.startswith('path ')
+
+
 def test_custom_component_from_user_code(make_config, tmp_path):
     package = tmp_path / 'user_code'
     package.mkdir()
