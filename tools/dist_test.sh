@@ -21,17 +21,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-# The interpreter: $PYTHON if set; else that of an activated virtualenv;
-# else the quick start's environment (tools/quickstart.sh installs into
-# $MMREID_VENV, default .venv, without activating it in this shell), whose
-# python has torch where the system's has not; else python on PATH.
-VENV_PYTHON="${MMREID_VENV:-$ROOT/.venv}/bin/python"
-if [ -z "${PYTHON:-}" ] && [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$VENV_PYTHON" ]; then
-    PYTHON=$VENV_PYTHON
-    echo "$(basename "$0"): python is $PYTHON (the quick start's" \
-        "environment; PYTHON=... chooses another)" >&2
-fi
-PYTHON=${PYTHON:-python}
+. "$ROOT/tools/launcher_python.sh"
 
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
 exec "$PYTHON" -m torch.distributed.run \

@@ -233,7 +233,9 @@ def test_launchers_use_the_quick_start_python(tmp_path, script, args):
     repo = tmp_path / 'repo'
     (repo / 'tools').mkdir(parents=True)
     launcher = repo / 'tools' / script
-    launcher.write_text(open(osp.join(REPO, 'tools', script)).read())
+    for name in (script, 'launcher_python.sh'):
+        (repo / 'tools' / name).write_text(
+            open(osp.join(REPO, 'tools', name)).read())
     fakes = dict(
         venv=repo / '.venv' / 'bin' / 'python',
         path=tmp_path / 'bin' / 'python',
