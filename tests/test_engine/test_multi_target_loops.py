@@ -507,3 +507,59 @@ def test_each_target_metric_checks_its_own_dataset():
     with pytest.raises(
             ValueError, match="evaluate it with dict.type='SYSUMetric'"):
         MultiTargetTestLoop(runner, targets=[target])
+
+
+def test_each_target_eta_is_computed_from_its_own_batches(
+        synth, tmp_path, monkeypatch):
+    """mmengine's ``IterTimerHook`` ETA is the mean batch time of the epoch
+    times the batches left. The loop is one epoch for all targets, so the
+    ETA of a later target averaged the earlier targets' batches (and the
+    time spent evaluating them) over its own batch count (audit: 0:49:52
+    shown with 2.5 minutes left). Each target's ETA must be its own mean
+    batch time times its own batches left."""
+    from mmengine.hooks import Hook, iter_timer_hook
+
+    now = [0.0]
+    monkeypatch.setattr(iter_timer_hook, 'time',
+                        type('FakeTime', (), {'time': lambda: now[0]}))
+    # Seconds per batch of each target; the first target is the slow one.
+    seconds = dict(d2=10.0, d0=1.0)
+    gap = 1000.0  # evaluating a target, between its last batch and the next
+    etas = []
+
+    class Clock(Hook):
+        # After IterTimerHook (NORMAL): it reads the ETA of the batch.
+        priority = 'LOWEST'
+
+        def before_test_iter(self, runner, batch_idx, data_batch=None):
+            now[0] += seconds[runner.test_loop.current_target]
+
+        def after_test_iter(self,
+                            runner,
+                            batch_idx,
+                            data_batch=None,
+                            outputs=None):
+            loop = runner.test_loop
+            etas.append((loop.current_target, batch_idx,
+                         runner.message_hub.get_info('eta')))
+            if batch_idx + 1 == len(loop.dataloader):
+                now[0] += gap
+
+    runner = Runner(
+        model=copy.deepcopy(TINY_MODEL),
+        work_dir=str(tmp_path),
+        experiment_name='eta',
+        test_dataloader=dict(),
+        test_evaluator=dict(),
+        test_cfg=dict(type='MultiTargetTestLoop', targets=targets(synth)[:2]),
+        custom_hooks=[Clock()],
+        default_scope='mmreid')
+    runner.test()
+    sizes = {t.name: len(t.dataloader) for t in runner.test_loop.targets}
+    assert sizes['d2'] > 1 and sizes['d0'] > 1
+    assert [(name, idx) for name, idx, _ in etas] == [
+        (name, idx) for name in ('d2', 'd0') for idx in range(sizes[name])
+    ]
+    for name, idx, eta in etas:
+        expected = seconds[name] * (sizes[name] - idx - 1)
+        assert eta == pytest.approx(expected), (name, idx, eta, expected)

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.evaluator import Evaluator
+from mmengine.hooks import IterTimerHook
 from mmengine.logging import print_log
 from mmengine.runner.amp import autocast
 from mmengine.runner.base_loop import BaseLoop
@@ -375,6 +376,24 @@ class _MultiTargetLoop(BaseLoop):
         if hasattr(dataset, 'metainfo'):
             self.runner.visualizer.dataset_meta = dataset.metainfo
 
+    def _restart_iter_timers(self) -> None:
+        """Start the epoch clock of every ``IterTimerHook`` afresh.
+
+        ``IterTimerHook`` gives the ETA of a val/test batch as the time
+        summed over the epoch, divided by the batch index + 1, times the
+        batches left in the current dataloader. All targets are one epoch
+        to the hooks, so from the second target on that sum would hold
+        the earlier targets' batches and evaluation while the index
+        restarts at 0. Only its per-epoch state is reset (its own
+        ``after/before_<mode>_epoch``); the other hooks still see one
+        epoch.
+        """
+        mode = self._mode
+        for hook in self.runner.hooks:
+            if isinstance(hook, IterTimerHook):
+                getattr(hook, f'after_{mode}_epoch')(self.runner)
+                getattr(hook, f'before_{mode}_epoch')(self.runner)
+
     def _run_target(self, target: _EvalTarget) -> Dict[str, Any]:
         """Extract the features of one target and evaluate them.
 
@@ -387,6 +406,7 @@ class _MultiTargetLoop(BaseLoop):
             f'{self._mode} target {target.name!r}: {len(dataset)} samples, '
             f'{len(target.dataloader)} batches')
         self.losses.clear()
+        self._restart_iter_timers()
         for idx, data_batch in enumerate(target.dataloader):
             self.run_iter(idx, data_batch)
         # The model's own distance (GMN's M-Net) reaches every target's
@@ -447,7 +467,10 @@ class MultiTargetValLoop(_MultiTargetLoop):
     ``before/after_val_iter`` for the batches of every target (while
     ``runner.val_loop.dataloader`` and ``current_target`` name the target
     in progress), ``after_val_epoch`` once with all metrics, so
-    ``CheckpointHook(save_best='d3/mAP')`` can select on any key.
+    ``CheckpointHook(save_best='d3/mAP')`` can select on any key. Only
+    ``IterTimerHook`` is restarted at each target, so that the ETA of an
+    ``Epoch(val) [i/n]`` line is that of the target in progress (``n`` is
+    its batch count; the ``val target 'X'`` line before them names it).
 
     Example:
         >>> val_dataloader = dict()  # mmengine needs these set with val_cfg
