@@ -55,7 +55,11 @@ def parse_args():
         help='write DIR/report.html, a self-contained evaluation report '
         '(CMC, AP and first-match histograms, camera pairs, the worst and '
         'best ranked lists with their images); open it in a browser')
-    setup_cfg.add_runtime_args(parser, 'test_evaluator.distance=cosine')
+    setup_cfg.add_runtime_args(
+        parser, 'test_evaluator.distance=cosine; a multi-target config '
+        '(test_cfg.targets: the quick start, every *-v2 and DG config) '
+        'takes it per target, test_cfg.targets.0.evaluator.distance=cosine '
+        'test_cfg.targets.1.evaluator.distance=cosine ...')
     args = setup_cfg.parse_runtime_args(parser)
     check_args(parser, args)
     return args

@@ -292,24 +292,64 @@ def test_bad_targets_are_clear_errors(synth, tmp_path):
         MultiTargetTestLoop(runner, targets=[dict(good, metric='x')])
 
 
-def test_loop_warns_that_runner_dataloader_is_ignored(synth, tmp_path, capsys):
+def test_loop_refuses_what_it_would_ignore_in_the_placeholders(
+        synth, tmp_path):
+    """``--cfg-options test_evaluator.distance=cosine`` (the example of
+    ``tools/test.py --help``) on a multi-target config reached the unused
+    placeholder: one warning, and the Euclidean results. It is refused
+    before any target is built, naming the key of each target."""
+    d2, d0 = targets(synth)[:2]
+    # Several metrics: the key names each of them.
+    d0 = dict(
+        d0,
+        evaluator=[
+            dict(type='ReIDMetric'),
+            dict(type='ReIDMetric', distance='cosine', prefix='cos')
+        ])
     runner = Runner(
         model=copy.deepcopy(TINY_MODEL),
         work_dir=str(tmp_path),
         experiment_name='ignored',
+        test_dataloader=dict(),
+        test_evaluator=dict(distance='cosine'),
+        test_cfg=dict(type='MultiTargetTestLoop', targets=[d2, d0]),
         default_scope='mmreid')
-    capsys.readouterr()
-    loop = MultiTargetTestLoop(runner, targets=targets(synth)[:1])
-    assert 'ignored' not in capsys.readouterr().out
-    loop = MultiTargetTestLoop(
-        runner,
-        targets=targets(synth)[:1],
-        dataloader=loader(dict(synth, domain=0, split='test')),
-        evaluator=dict(type='ReIDMetric'))
-    assert 'test_dataloader and test_evaluator are ignored' in (
-        capsys.readouterr().out)
-    assert loop.dataloader is loop.targets[0].dataloader
-    assert loop.current_target == 'd2'
+    with pytest.raises(ValueError) as error:
+        runner.test()
+    message = str(error.value)
+    assert "test_evaluator = {'distance': 'cosine'} would be ignored" in (
+        message)
+    assert '--cfg-options test_cfg.targets.0.evaluator.distance=cosine ' \
+        'test_cfg.targets.1.evaluator.0.distance=cosine ' \
+        'test_cfg.targets.1.evaluator.1.distance=cosine ' \
+        "(targets: 0 'd2', 1 'd0')" in message
+    assert 'leave test_evaluator = dict()' in message
+    # A dataset that cannot be built: the refusal comes first.
+    unbuilt = dict(
+        d2, dataloader=dict(d2['dataloader'], dataset=dict(type='NoSuch')))
+    with pytest.raises(ValueError, match='would be ignored'):
+        MultiTargetTestLoop(
+            runner, targets=[unbuilt, d0], evaluator=dict(distance='cosine'))
+    # The validation loop and a nested dataloader key.
+    from mmreid.engine.runner import MultiTargetValLoop
+    with pytest.raises(ValueError) as error:
+        MultiTargetValLoop(
+            runner,
+            targets=[unbuilt, d0],
+            dataloader=dict(batch_size=8, dataset=dict(indices=5)))
+    assert '--cfg-options val_cfg.targets.0.dataloader.batch_size=8 ' \
+        'val_cfg.targets.0.dataloader.dataset.indices=5 ' \
+        'val_cfg.targets.1.dataloader.batch_size=8 ' \
+        'val_cfg.targets.1.dataloader.dataset.indices=5 ' in str(error.value)
+    # The placeholders themselves are accepted.
+    for placeholder in (None, dict()):
+        loop = MultiTargetTestLoop(
+            runner,
+            targets=targets(synth)[:1],
+            dataloader=placeholder,
+            evaluator=placeholder)
+        assert loop.dataloader is loop.targets[0].dataloader
+        assert loop.current_target == 'd2'
 
 
 def test_single_target_loop_over_the_v2_placeholders_is_refused(tmp_path):

@@ -232,6 +232,56 @@ def _is_placeholder(value: Any) -> bool:
                              and len(value) == 0)
 
 
+def _leaves(value: dict, prefix: str = '') -> List[tuple]:
+    """``(dotted key, value)`` of every non-dict value in ``value``."""
+    leaves = []
+    for key, item in value.items():
+        if isinstance(item, dict) and item:
+            leaves += _leaves(item, f'{prefix}{key}.')
+        else:
+            leaves.append((f'{prefix}{key}', item))
+    return leaves
+
+
+def _target_options(root: str, targets: Sequence[dict], field: str,
+                    value: Any) -> List[str]:
+    """The ``--cfg-options`` that set ``value`` in ``field`` of each target.
+
+    Example:
+        >>> _target_options('test_cfg.targets', [
+        ...     dict(name='a', evaluator=dict(type='ReIDMetric')),
+        ...     dict(name='b', evaluator=[dict(type='ReIDMetric')])],
+        ...     'evaluator', dict(distance='cosine'))
+        ['test_cfg.targets.0.evaluator.distance=cosine',
+         'test_cfg.targets.1.evaluator.0.distance=cosine']
+
+    Args:
+        root (str): The key of the targets, e.g. ``'test_cfg.targets'``.
+        targets (Sequence[dict]): The targets.
+        field (str): ``'dataloader'`` or ``'evaluator'``.
+        value: What was set instead in the runner's placeholder; a value
+            that is no dict gives the keys of the fields only.
+
+    Returns:
+        list[str]: ``<root>.<i>.<field>[.<j>].<key>=<value>`` per target
+        (``<j>`` for a field that is a list, such as several metrics).
+    """
+    options = []
+    for i, target in enumerate(targets):
+        held = target.get(field) if isinstance(target, dict) else None
+        holders = [f'{root}.{i}.{field}']
+        if isinstance(held, (list, tuple)):
+            holders = [f'{holders[0]}.{j}' for j in range(len(held))]
+        for holder in holders:
+            if not isinstance(value, dict):
+                options.append(holder)
+                continue
+            for key, item in _leaves(value):
+                text = item if isinstance(item, str) else repr(item)
+                options.append(f'{holder}.{key}={text}')
+    return options
+
+
 class _EvalTarget:
     """One target: its name, dataloader and evaluator."""
 
@@ -267,15 +317,9 @@ class _MultiTargetLoop(BaseLoop):
         if not targets:
             raise ValueError(f'{type(self).__name__} needs at least one '
                              'target')
-        if not (_is_placeholder(dataloader) and _is_placeholder(evaluator)):
-            # The runner passes ``<mode>_dataloader``/``<mode>_evaluator``,
-            # which mmengine requires to be set with ``<mode>_cfg``.
-            print_log(
-                f'{type(self).__name__} evaluates its targets only; '
-                f'{self._mode}_dataloader and {self._mode}_evaluator are '
-                f'ignored (set them to dict() to silence this warning).',
-                logger='current',
-                level=logging.WARNING)
+        # Before any dataset is built.
+        self._refuse_ignored(
+            targets, dataloader=dataloader, evaluator=evaluator)
         self.targets = self._build_targets(runner, targets, aggregate_prefix)
         # ``dataloader`` and ``evaluator`` are those of the target being
         # evaluated: mmengine's hooks and log processor read
@@ -286,6 +330,39 @@ class _MultiTargetLoop(BaseLoop):
         self.aggregate_prefix = aggregate_prefix
         self.fp16 = fp16
         self.losses: Dict[str, Any] = dict()
+
+    def _refuse_ignored(self, targets: Sequence[dict], **given) -> None:
+        """Refuse a ``<mode>_dataloader``/``<mode>_evaluator`` that holds
+        something.
+
+        The runner passes them (mmengine requires them to be set together
+        with ``<mode>_cfg``), but every target has its own dataloader and
+        evaluator: an override such as ``test_evaluator.distance=cosine``
+        would change nothing, and the results would be another distance's.
+
+        Args:
+            targets (Sequence[dict]): The loop's targets.
+            **given: ``dataloader=`` and ``evaluator=``, as the runner
+                passed them.
+
+        Raises:
+            ValueError: Naming the ``--cfg-options`` keys of the targets.
+        """
+        mode = self._mode
+        for field, value in given.items():
+            if _is_placeholder(value):
+                continue
+            options = ' '.join(
+                _target_options(f'{mode}_cfg.targets', targets, field, value))
+            names = ', '.join(f'{i} {target.get("name")!r}'
+                              for i, target in enumerate(targets)
+                              if isinstance(target, dict))
+            raise ValueError(
+                f'{type(self).__name__} evaluates every target with its own '
+                f'{field} ({mode}_cfg.targets), so {mode}_{field} = '
+                f'{value!r} would be ignored. Set it in each target instead, '
+                f'e.g. --cfg-options {options} (targets: {names}); in a '
+                f'config, leave {mode}_{field} = dict().')
 
     @staticmethod
     def _build_targets(runner, targets: Sequence[dict],
@@ -491,8 +568,8 @@ class MultiTargetValLoop(_MultiTargetLoop):
             dataloader and evaluator are objects or configs.
         dataloader: What the runner passes as ``val_dataloader``; mmengine
             requires it to be set together with ``val_cfg``. It is not
-            used; anything other than ``None`` or ``dict()`` is warned
-            about.
+            used; anything other than ``None`` or ``dict()`` is refused,
+            with the keys of the targets to set instead.
         evaluator: What the runner passes as ``val_evaluator``; as
             ``dataloader``.
         aggregate_prefix (str, optional): Prefix of the mean over targets;
@@ -516,8 +593,10 @@ class MultiTargetTestLoop(_MultiTargetLoop):
         runner (Runner): The runner.
         targets (Sequence[dict]): ``dict(name, dataloader, evaluator)`` per
             target, in report order.
-        dataloader: Unused ``test_dataloader`` placeholder.
-        evaluator: Unused ``test_evaluator`` placeholder.
+        dataloader: Unused ``test_dataloader`` placeholder; as in
+            :class:`MultiTargetValLoop`, only ``None`` or ``dict()``.
+        evaluator: Unused ``test_evaluator`` placeholder; as
+            ``dataloader``.
         aggregate_prefix (str, optional): Prefix of the mean over targets.
             Defaults to ``'mean'``.
         fp16 (bool): Extract features under fp16 autocast. Defaults to
