@@ -1,7 +1,8 @@
 """Evaluate a trained ReID model.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
-        [--strict true|false] [--cfg-options k=v ...]
+        [--strict true|false] [--target NAME [NAME ...]]
+        [--cfg-options k=v ...]
         [--launcher none|pytorch|slurm|mpi]
         [--show-ranked-lists [DIR]] [--show-num N] [--show-topk K]
         [--report DIR]
@@ -9,10 +10,11 @@
 import argparse
 import os.path as osp
 
-from mmreid.engine.runner import ReIDRunner
+from mmreid.engine.runner import MultiTargetTestLoop, ReIDRunner
 from mmreid.registry import RUNNERS
 from mmreid.utils import config as setup_cfg
 from mmreid.utils import register_all_modules
+from mmreid.utils.pipeline_source import split_targets
 
 
 def parse_args():
@@ -55,6 +57,13 @@ def parse_args():
         help='write DIR/report.html, a self-contained evaluation report '
         '(CMC, AP and first-match histograms, camera pairs, the worst and '
         'best ranked lists with their images); open it in a browser')
+    parser.add_argument(
+        '--target',
+        nargs='+',
+        metavar='NAME',
+        help='multi-target configs: test only these targets '
+        '(test_cfg.targets[i].name), e.g. --target d3; the mean row is then '
+        'over them')
     setup_cfg.add_runtime_args(
         parser, 'test_evaluator.distance=cosine; a multi-target config '
         '(test_cfg.targets: the quick start, every *-v2 and DG config) '
@@ -97,6 +106,42 @@ def check_args(parser, args) -> None:
             parser.error(f'{option} must be at least 1, got {value}')
 
 
+def select_targets(cfg, names) -> None:
+    """Keep only the targets ``names`` of the multi-target test loop.
+
+    The targets keep their config order; ``--cfg-options`` keys such as
+    ``test_cfg.targets.<i>...`` were applied before, on the full list.
+
+    Args:
+        cfg (Config): The loaded config; ``cfg.test_cfg.targets`` is
+            changed in place.
+        names (Sequence[str]): Names of ``test_cfg.targets[i].name``.
+
+    Raises:
+        ValueError: The config has no multi-target test loop, a name is
+            none of its targets, or the loop would refuse its placeholders
+            (with the keys of all targets).
+    """
+    targets = split_targets(cfg, 'test')
+    if not targets:
+        raise ValueError(
+            f'--target {" ".join(names)} given, but the config has no '
+            'multi-target test loop (test_cfg.targets) to choose from: it '
+            'tests test_dataloader; leave --target out')
+    # Before the targets are renumbered: the keys it names count them all.
+    MultiTargetTestLoop.refuse_ignored_placeholders(
+        cfg.test_cfg.targets,
+        dataloader=cfg.get('test_dataloader'),
+        evaluator=cfg.get('test_evaluator'))
+    unknown = [name for name in names if name not in targets]
+    if unknown:
+        raise ValueError(f'--target {" ".join(unknown)}: no such target in '
+                         f'test_cfg.targets; the targets are {targets}')
+    cfg.test_cfg.targets = [
+        target for target in cfg.test_cfg.targets if target['name'] in names
+    ]
+
+
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
@@ -106,6 +151,8 @@ def main():
         args.work_dir,
         args.launcher,
         phase='test')
+    if args.target:
+        select_targets(cfg, args.target)
     cfg.load_from = args.checkpoint
     cfg.load_strict = args.strict == 'true'
     if args.amp:

@@ -130,3 +130,46 @@ def test_show_counts_reach_the_drawing_hooks(test_tool, monkeypatch,
     hooks = {h['type']: h for h in cfg.custom_hooks}
     for name in ('RankedListHook', 'EvalReportHook'):
         assert (hooks[name]['num_queries'], hooks[name]['topk']) == (3, 7)
+
+
+def test_target_keeps_the_named_targets_only(test_tool, make_config,
+                                             monkeypatch, checkpoint):
+    """``--target NAME [NAME ...]`` tests some targets of a multi-target
+    config, as extract_features/pytorch2onnx/browse_dataset take one."""
+    from mmengine.config import Config
+
+    from .test_multi_target import MULTI_TARGET
+    config = make_config(extra=MULTI_TARGET)
+    monkeypatch.setattr(
+        sys, 'argv',
+        ['tools/test.py', config, checkpoint, '--target', 'd0', 'd2'])
+    assert test_tool.parse_args().target == ['d0', 'd2']
+
+    def names(cfg):
+        return [target['name'] for target in cfg.test_cfg.targets]
+
+    cfg = Config.fromfile(config, import_custom_modules=False)
+    assert names(cfg) == ['d2', 'd0']
+    evaluator = cfg.test_cfg.targets[1].evaluator
+    test_tool.select_targets(cfg, ['d0'])
+    assert names(cfg) == ['d0']
+    assert cfg.test_cfg.targets[0].evaluator == evaluator
+    cfg = Config.fromfile(config, import_custom_modules=False)
+    test_tool.select_targets(cfg, ['d0', 'd2'])
+    assert names(cfg) == ['d2', 'd0']  # the config's order
+    with pytest.raises(ValueError) as error:
+        test_tool.select_targets(cfg, ['d3', 'd0'])
+    assert str(error.value) == (
+        "--target d3: no such target in test_cfg.targets; the targets are "
+        "['d2', 'd0']")
+    # The refusal of an override the loop would ignore counts all the
+    # config's targets (0 is d2), not those left (d0 alone).
+    cfg.test_evaluator = dict(distance='cosine')
+    with pytest.raises(ValueError) as error:
+        test_tool.select_targets(cfg, ['d0'])
+    assert '--cfg-options test_cfg.targets.0.evaluator.distance=cosine ' \
+        "test_cfg.targets.1.evaluator.distance=cosine (targets: 0 'd2', " \
+        "1 'd0')" in str(error.value)
+    single = Config.fromfile(make_config(name='single.py'))
+    with pytest.raises(ValueError, match='no multi-target test loop'):
+        test_tool.select_targets(single, ['d0'])

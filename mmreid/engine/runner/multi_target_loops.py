@@ -318,7 +318,7 @@ class _MultiTargetLoop(BaseLoop):
             raise ValueError(f'{type(self).__name__} needs at least one '
                              'target')
         # Before any dataset is built.
-        self._refuse_ignored(
+        self.refuse_ignored_placeholders(
             targets, dataloader=dataloader, evaluator=evaluator)
         self.targets = self._build_targets(runner, targets, aggregate_prefix)
         # ``dataloader`` and ``evaluator`` are those of the target being
@@ -331,7 +331,9 @@ class _MultiTargetLoop(BaseLoop):
         self.fp16 = fp16
         self.losses: Dict[str, Any] = dict()
 
-    def _refuse_ignored(self, targets: Sequence[dict], **given) -> None:
+    @classmethod
+    def refuse_ignored_placeholders(cls, targets: Sequence[dict],
+                                    **given) -> None:
         """Refuse a ``<mode>_dataloader``/``<mode>_evaluator`` that holds
         something.
 
@@ -339,16 +341,19 @@ class _MultiTargetLoop(BaseLoop):
         with ``<mode>_cfg``), but every target has its own dataloader and
         evaluator: an override such as ``test_evaluator.distance=cosine``
         would change nothing, and the results would be another distance's.
+        The loop checks them when it is made; a tool that drops targets
+        from the config (``tools/test.py --target``) checks them before,
+        so that the keys named count the config's targets.
 
         Args:
-            targets (Sequence[dict]): The loop's targets.
+            targets (Sequence[dict]): The targets, as in the config.
             **given: ``dataloader=`` and ``evaluator=``, as the runner
-                passed them.
+                passes them.
 
         Raises:
             ValueError: Naming the ``--cfg-options`` keys of the targets.
         """
-        mode = self._mode
+        mode = cls._mode
         for field, value in given.items():
             if _is_placeholder(value):
                 continue
@@ -358,7 +363,7 @@ class _MultiTargetLoop(BaseLoop):
                               for i, target in enumerate(targets)
                               if isinstance(target, dict))
             raise ValueError(
-                f'{type(self).__name__} evaluates every target with its own '
+                f'{cls.__name__} evaluates every target with its own '
                 f'{field} ({mode}_cfg.targets), so {mode}_{field} = '
                 f'{value!r} would be ignored. Set it in each target instead, '
                 f'e.g. --cfg-options {options} (targets: {names}); in a '
