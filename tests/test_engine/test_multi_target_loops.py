@@ -324,12 +324,18 @@ def test_loop_refuses_what_it_would_ignore_in_the_placeholders(
         'test_cfg.targets.1.evaluator.1.distance=cosine ' \
         "(targets: 0 'd2', 1 'd0')" in message
     assert 'leave test_evaluator = dict()' in message
-    # A dataset that cannot be built: the refusal comes first.
+    # mmengine's Evaluator form; a dataset that cannot be built: the
+    # refusal comes first.
     unbuilt = dict(
         d2, dataloader=dict(d2['dataloader'], dataset=dict(type='NoSuch')))
-    with pytest.raises(ValueError, match='would be ignored'):
+    unbuilt['evaluator'] = dict(
+        type='Evaluator', metrics=[dict(type='ReIDMetric')])
+    with pytest.raises(ValueError) as error:
         MultiTargetTestLoop(
             runner, targets=[unbuilt, d0], evaluator=dict(distance='cosine'))
+    assert '--cfg-options ' \
+        'test_cfg.targets.0.evaluator.metrics.0.distance=cosine ' \
+        'test_cfg.targets.1.evaluator.0.distance=cosine ' in str(error.value)
     # The validation loop and a nested dataloader key.
     from mmreid.engine.runner import MultiTargetValLoop
     with pytest.raises(ValueError) as error:

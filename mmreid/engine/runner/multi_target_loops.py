@@ -263,15 +263,20 @@ def _target_options(root: str, targets: Sequence[dict], field: str,
             that is no dict gives the keys of the fields only.
 
     Returns:
-        list[str]: ``<root>.<i>.<field>[.<j>].<key>=<value>`` per target
-        (``<j>`` for a field that is a list, such as several metrics).
+        list[str]: ``<root>.<i>.<field>[.metrics][.<j>].<key>=<value>`` per
+        target (``<j>`` for a field that is a list, such as several
+        metrics).
     """
     options = []
     for i, target in enumerate(targets):
         held = target.get(field) if isinstance(target, dict) else None
-        holders = [f'{root}.{i}.{field}']
+        holder = f'{root}.{i}.{field}'
+        # mmengine's dict(type='Evaluator', metrics=[...]) form.
+        if isinstance(held, dict) and 'metrics' in held:
+            holder, held = f'{holder}.metrics', held['metrics']
+        holders = [holder]
         if isinstance(held, (list, tuple)):
-            holders = [f'{holders[0]}.{j}' for j in range(len(held))]
+            holders = [f'{holder}.{j}' for j in range(len(held))]
         for holder in holders:
             if not isinstance(value, dict):
                 options.append(holder)
