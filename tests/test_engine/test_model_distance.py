@@ -337,6 +337,9 @@ def test_a_model_distance_the_metric_ignores_is_refused(
             options,
             test_cfg=dict(type='MultiTargetTestLoop', targets=[target])),
         work_dir=str(tmp_path / 'multi'))
+    # The multi-target loop's placeholders (it refuses what they hold).
+    multi.test_dataloader = dict()
+    multi.test_evaluator = dict()
     for cfg in (single, multi):
         runner = Runner.from_cfg(cfg)
         assert runner.model.distance_type == 'cosine'
@@ -414,6 +417,9 @@ def refused_before_extraction(user_config, tmp_path, option, error,
                 targets=[target, dict(target, name='bad', evaluator=option)
                          ])),
         work_dir=str(tmp_path / 'multi'))
+    # The multi-target loop's placeholders (it refuses what they hold).
+    multi.test_dataloader = dict()
+    multi.test_evaluator = dict()
     found = []
     for cfg, consumer in ((single, 'ReIDTestLoop'),
                           (multi, 'MultiTargetTestLoop (bad)')):
