@@ -394,3 +394,24 @@ def test_auto_scale_lr_is_based_on_the_configs_batch(path):
     assert cfg.auto_scale_lr.base_batch_size == \
         cfg.train_dataloader.batch_size
     assert cfg.auto_scale_lr.enable is False
+
+
+def test_multi_target_configs_leave_the_placeholders_empty():
+    """A multi-target loop evaluates its targets only and refuses a
+    ``<mode>_dataloader``/``<mode>_evaluator`` that holds something (it
+    would be ignored): every shipped multi-target config passes that
+    check, so none is refused at its first evaluation."""
+    from mmreid.registry import LOOPS
+    checked = 0
+    for path in CONFIGS:
+        cfg = Config.fromfile(path)
+        for mode in ('val', 'test'):
+            loop = cfg.get(f'{mode}_cfg') or {}
+            if 'targets' not in loop:
+                continue
+            LOOPS.get(loop['type']).refuse_ignored_placeholders(
+                loop['targets'],
+                dataloader=cfg.get(f'{mode}_dataloader'),
+                evaluator=cfg.get(f'{mode}_evaluator'))
+            checked += 1
+    assert checked >= 50
