@@ -785,11 +785,22 @@ def merge_cfg_options(cfg: Config,
                       option: str = '--cfg-options') -> None:
     """Merge ``cfg_options`` into ``cfg`` after :func:`check_option_keys`
     and :func:`check_variable_overrides`; every entry point that takes
-    options merges them here."""
+    options merges them here.
+
+    ``Config.fromfile`` imports the file's ``custom_imports`` when it reads
+    it, before any option; ``custom_imports`` given as an option (a user's
+    module of components, ``--cfg-options custom_imports.imports=[...]``)
+    is imported here, so that the components it registers are found.
+    """
     if cfg_options:
         check_option_keys(cfg, cfg_options, path, option)
         check_variable_overrides(cfg, cfg_options, path, option)
+        imports = any(
+            str(key).split('.')[0] == 'custom_imports' for key in cfg_options)
         cfg.merge_from_dict(cfg_options)
+        if imports and cfg.get('custom_imports'):
+            from mmengine.utils import import_modules_from_strings
+            import_modules_from_strings(**cfg['custom_imports'])
 
 
 def use_reid_loops(cfg: Config) -> None:

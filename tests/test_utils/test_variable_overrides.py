@@ -357,3 +357,34 @@ def test_a_deleted_field_of_a_copied_loader_must_go_from_the_copy_too(
             'test_dataloader.dataset': dict(deleted)
         })
     assert cfg.test_dataloader.dataset == cfg.val_dataloader.dataset == {}
+
+
+def test_custom_imports_given_as_an_option_are_imported(tmp_path, monkeypatch):
+    """``Config.fromfile`` imports a file's ``custom_imports`` before any
+    option is merged, so ``--cfg-options custom_imports.imports=[...]`` used
+    to be kept in the config and never imported: the user's registered
+    component was then unknown. The option's modules are imported."""
+    import sys
+
+    from mmreid.registry import MODELS
+    name = 'mmreid_test_option_imports'
+    (tmp_path / f'{name}.py').write_text(
+        'from mmreid.registry import MODELS\n'
+        'import torch.nn as nn\n\n\n'
+        '@MODELS.register_module()\n'
+        'class OptionImportedLoss(nn.Module):\n'
+        '    pass\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    try:
+        cfg = load_config(
+            MARKET,
+            cfg_options={
+                'custom_imports':
+                dict(imports=[name], allow_failed_imports=False)
+            })
+        assert cfg.custom_imports.imports == [name]
+        assert MODELS.get('OptionImportedLoss') is not None
+    finally:
+        MODELS.module_dict.pop('OptionImportedLoss', None)
+        sys.modules.pop(name, None)
