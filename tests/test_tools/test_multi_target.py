@@ -6,51 +6,8 @@ import os.path as osp
 from mmengine.config import Config
 
 from mmreid.registry import DATASETS
+from ..fixtures.multi_target import COUNTING_METRIC, MULTI_TARGET
 from ..fixtures.processes import PYTHON, run_tool
-
-COUNTING_METRIC = '''
-from mmreid.evaluation.metrics import ReIDMetric
-from mmreid.registry import METRICS
-
-
-@METRICS.register_module()
-class CountingReIDMetric(ReIDMetric):
-    """Also reports how many records reached the metric."""
-
-    def compute_metrics(self, results):
-        metrics = super().compute_metrics(results)
-        metrics['num_records'] = len(results)
-        return metrics
-'''
-
-MULTI_TARGET = '''
-custom_imports = dict(imports=['counting_metric'], allow_failed_imports=False)
-target_loader = dict(
-    batch_size=4,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'))
-targets = [
-    dict(name='d2',
-         dataloader=dict(target_loader, dataset=dict(
-             synth, domain=2, split='test', pipeline=test_pipeline)),
-         evaluator=dict(type='CountingReIDMetric')),
-    dict(name='d0',
-         dataloader=dict(target_loader, batch_size=3, dataset=dict(
-             synth, domain=0, split='test', pipeline=test_pipeline)),
-         evaluator=dict(type='ReIDMetric', metric='cosine')),
-]
-val_dataloader = dict()
-val_evaluator = dict()
-test_dataloader = dict()
-test_evaluator = dict()
-val_cfg = dict(type='MultiTargetValLoop', targets=targets)
-test_cfg = dict(type='MultiTargetTestLoop', targets=targets)
-train_cfg = dict(max_epochs=1, val_interval=1)
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=1),
-    checkpoint=dict(type='CheckpointHook', interval=1, save_best='d2/mAP'))
-'''
 
 
 def odd_sizes(config):

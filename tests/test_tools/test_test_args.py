@@ -138,7 +138,7 @@ def test_target_keeps_the_named_targets_only(test_tool, make_config,
     config, as extract_features/pytorch2onnx/browse_dataset take one."""
     from mmengine.config import Config
 
-    from .test_multi_target import MULTI_TARGET
+    from ..fixtures.multi_target import MULTI_TARGET
     config = make_config(extra=MULTI_TARGET)
     monkeypatch.setattr(
         sys, 'argv',
