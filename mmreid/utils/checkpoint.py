@@ -400,6 +400,25 @@ def _names(keys: Sequence[str], limit: int = 10) -> str:
                     if len(keys) > limit else '')
 
 
+def _plain_bn_note(model: torch.nn.Module, state_dict: Dict[str, Any],
+                   filename: str) -> str:
+    """Why a checkpoint with plain BN where the model has MBN is refused
+    (empty if it has none)."""
+    from mmreid.models.layers.mbn import plain_bn_layers
+    layers = plain_bn_layers(model, state_dict)
+    if not layers:
+        return ''
+    return (f'checkpoint {filename!r} holds plain BatchNorm tensors '
+            f'(<layer>.running_mean, no <layer>.bns.<k>.*) for '
+            f'{len(layers)} MBN layers of the model: {_names(layers)}. It '
+            'is a model trained without MBN (e.g. AGW), and this config '
+            'has MBN: testing it would give the plain-BN model\'s numbers '
+            'under the MBN name. Test it with the config it was trained '
+            'with; to start MBN training from it, load it as an '
+            'initialisation, model.backbone.init_cfg=dict('
+            "type='Pretrained', checkpoint=..., prefix='backbone.').")
+
+
 def load_model_state(model: torch.nn.Module,
                      checkpoint: Any,
                      filename: str,
@@ -423,6 +442,11 @@ def load_model_state(model: torch.nn.Module,
       ``strict=False`` they are one warning instead. BN
       ``num_batches_tracked`` counters are not weights: a difference in
       them alone is neither;
+    * plain BN tensors where the model has :class:`~mmreid.models.layers.MBN`
+      (a model trained without MBN, e.g. AGW, in an MBN config) are not
+      copied into the modalities, as they are for an ImageNet
+      initialisation: with ``strict`` they are an error naming the
+      layers, otherwise missing and unexpected tensors;
     * a tensor of another shape is an error, except a classifier trained
       on another number of identities when ``skip_other_classifier``
       (test time: features do not use it), which is skipped with one
@@ -484,7 +508,15 @@ def load_model_state(model: torch.nn.Module,
                       for k in skipped),
             logger=logger,
             level=30)
-    incompatible = model.load_state_dict(state_dict, strict=False)
+    from mmreid.models.layers.mbn import no_plain_bn_mapping
+    plain_bn = _plain_bn_note(model, state_dict, filename)
+    if plain_bn and strict:
+        raise RuntimeError(f'{plain_bn} {opt_out} accepts a partial load '
+                           '(the MBN layers then keep their initial '
+                           'statistics).')
+    # A trained model's checkpoint: no plain-BN -> MBN initialisation.
+    with no_plain_bn_mapping():
+        incompatible = model.load_state_dict(state_dict, strict=False)
     missing = [
         k for k in incompatible.missing_keys
         if not k.endswith('num_batches_tracked') and k not in skipped
@@ -511,7 +543,7 @@ def load_model_state(model: torch.nn.Module,
             'such a partial load.')
     if missing or unexpected:
         print_log(
-            f'checkpoint {filename}: ' +
+            (f'{plain_bn} ' if plain_bn else '') + f'checkpoint {filename}: ' +
             (f'{len(missing)} model tensors keep their initial values '
              f'(partial load accepted): {_names(missing)}; '
              if missing else '') +

@@ -539,3 +539,49 @@ def test_imagenet_resnet50_leaves_no_mbn_key_missing():
     assert len(mbns) == 53  # stem + 16 blocks x 3 + 4 downsample
     torch.testing.assert_close(net.layer4[2].bn3.bns[1].running_var,
                                state['layer4.2.bn3.running_var'])
+
+
+def _plain_bn_twin():
+    """``tiny_mbn_model``'s architecture with plain BN (an AGW-style model),
+    its BN statistics set away from the initial ones."""
+    model = ReIDModel(
+        backbone=dict(
+            type='ReIDResNet', depth=18, base_channels=8, stem_channels=8),
+        head=dict(type='BNNeckHead', in_channels=64, num_classes=4))
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    return model
+
+
+def test_trained_plain_bn_checkpoint_is_refused_by_an_mbn_model(tmp_path):
+    """A checkpoint of a model trained without MBN, loaded as the model
+    under test, must not become an MBN model whose modalities all hold its
+    statistics (the plain model's numbers under the MBN name)."""
+    from mmreid.models import load_pretrained
+    from mmreid.utils.checkpoint import load_model_state
+    plain = _plain_bn_twin()
+    checkpoint = dict(state_dict=plain.state_dict(), meta=dict())
+    model = tiny_mbn_model()
+    with pytest.raises(RuntimeError) as info:
+        load_model_state(model, checkpoint, 'agw.pth')
+    message = str(info.value)
+    assert 'plain BatchNorm' in message and 'without MBN' in message
+    assert 'backbone.bn1' in message and 'backbone.layer1.0.bn1' in message
+    # Non-strict: a partial load, the MBN statistics are not the plain one's.
+    model = tiny_mbn_model()
+    report = load_model_state(model, checkpoint, 'agw.pth', strict=False)
+    assert 'backbone.bn1.bns.0.running_mean' in report['missing']
+    assert 'backbone.bn1.running_mean' in report['unexpected']
+    assert torch.equal(model.backbone.bn1.bns[0].running_mean, torch.zeros(8))
+    # As an initialisation (the route the error gives) it fills every slot.
+    path = tmp_path / 'agw.pth'
+    torch.save(checkpoint, path)
+    model = tiny_mbn_model()
+    load_pretrained(model.backbone, str(path), prefix='backbone.')
+    for k in (0, 1):
+        torch.testing.assert_close(
+            model.backbone.layer2[1].bn2.bns[k].running_var,
+            plain.backbone.layer2[1].bn2.running_var)

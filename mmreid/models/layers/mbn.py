@@ -4,7 +4,8 @@ MBN normalises each modality sub-mini-batch with its own statistics instead
 of the whole mini-batch, so that after the (shared) affine transform both
 modalities have the same per-channel moments in every batch.
 """
-from typing import Optional, Union
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Union
 
 import torch
 import torch.distributed as torch_dist
@@ -21,6 +22,48 @@ from ..modality_routing import (  # noqa: F401
 _as_labels = as_modality_labels  # deprecated private alias (one release)
 EVAL_STATS = ('modality', 'batch', 'shared')
 _BN_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
+# Depth of the ``no_plain_bn_mapping`` blocks being run (0: mapping on).
+_NO_PLAIN_BN_MAPPING = [0]
+
+
+@contextmanager
+def no_plain_bn_mapping() -> Iterator[None]:
+    """Turn off the plain-BN -> MBN mapping of :class:`MBN` in the block.
+
+    The mapping is an *initialisation* (ImageNet BN statistics copied to
+    every modality). A trained model's checkpoint is loaded inside this
+    block (see :func:`mmreid.utils.checkpoint.load_model_state`), so that
+    the plain BN tensors of a model trained without MBN stay unexpected
+    keys instead of turning the MBN model into that model.
+    """
+    _NO_PLAIN_BN_MAPPING[0] += 1
+    try:
+        yield
+    finally:
+        _NO_PLAIN_BN_MAPPING[0] -= 1
+
+
+def plain_bn_layers(model: nn.Module,
+                    state_dict: Dict[str, torch.Tensor]) -> List[str]:
+    """The :class:`MBN` layers of ``model`` that ``state_dict`` holds as
+    plain BNs (``<name>.running_mean`` and no ``<name>.bns.0.*``).
+
+    Args:
+        model (nn.Module): A bare model (names without ``module.``).
+        state_dict (dict[str, Tensor]): Keys named as in ``model``.
+
+    Returns:
+        list[str]: The layers' names, in the model's order.
+    """
+    names = []
+    for name, module in model.named_modules():
+        if not isinstance(module, MBN):
+            continue
+        prefix = f'{name}.' if name else ''
+        if f'{prefix}running_mean' in state_dict \
+                and f'{prefix}bns.0.running_mean' not in state_dict:
+            names.append(name)
+    return names
 
 
 def resolve_norm_cfg(cfg: dict) -> dict:
@@ -82,7 +125,10 @@ class MBN(nn.Module):
     ``bns.<k>.num_batches_tracked``; per-modality affine adds
     ``bns.<k>.weight`` / ``bns.<k>.bias``. A plain-BN state dict (e.g. an
     ImageNet ResNet) is mapped on load: its statistics (and, per-modality,
-    its affine) are copied to every modality. :meth:`to_plain_bn` exports
+    its affine) are copied to every modality. This is an initialisation:
+    a trained model's checkpoint is loaded without it
+    (:func:`no_plain_bn_mapping`), so a model trained without MBN is
+    refused rather than tested as an MBN model. :meth:`to_plain_bn` exports
     one modality (or the mean) as a plain BN.
 
     Registered as ``'MBN'`` with abbreviation ``bn``, so
@@ -318,8 +364,10 @@ class MBN(nn.Module):
     # ------------------------------------------------------------------
     def _load_plain_bn_hook(self, state_dict: dict, prefix: str, *args,
                             **kwargs) -> None:
-        """Map a plain-BN state dict to every modality (in place)."""
-        if f'{prefix}bns.0.running_mean' in state_dict \
+        """Map a plain-BN state dict to every modality (in place), except
+        inside :func:`no_plain_bn_mapping`."""
+        if _NO_PLAIN_BN_MAPPING[0] \
+                or f'{prefix}bns.0.running_mean' in state_dict \
                 or f'{prefix}running_mean' not in state_dict:
             return
         per_modality = list(_BN_BUFFERS)
