@@ -12,6 +12,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
+from mmreid.utils.checkpoint import _names
 from .summary import (compare_counts, count_roles, describe_differences,
                       log_summary, summary_rows)
 
@@ -343,10 +344,10 @@ class BaseReIDDataset(BaseDataset):
             return data_list
         data_list = []
         for role in ('query', 'gallery'):
-            part = [
-                self._finish(r, role=role, pid=r['pid'])
-                for r in self.parse_split(role) if r['pid'] != -1
-            ]
+            records = [r for r in self.parse_split(role) if r['pid'] != -1]
+            if role == 'query':
+                self._check_no_distractor_query(records)
+            part = [self._finish(r, role=role, pid=r['pid']) for r in records]
             if not part:
                 # A gallery without queries (or the reverse) evaluates
                 # nothing: a partial copy, not a subset.
@@ -356,6 +357,28 @@ class BaseReIDDataset(BaseDataset):
                     f'{self.LAYOUT}')
             data_list += part
         return data_list
+
+    def _check_no_distractor_query(self, records: List[dict]) -> None:
+        """Refuse queries labelled as distractors (``DISTRACTOR_PID``).
+
+        Distractors are gallery negatives for every query; a distractor
+        query would be scored as an identity whose true matches are the
+        gallery's distractors, and shift CMC/mAP without a word.
+        """
+        if self.DISTRACTOR_PID is None:
+            return
+        paths = [
+            r['img_path'] for r in records if r['pid'] == self.DISTRACTOR_PID
+        ]
+        if paths:
+            raise ValueError(
+                f'{self.dataset_name}: {len(paths)} query image(s) carry the '
+                f'distractor label pid {self.DISTRACTOR_PID}: '
+                f'{_names(paths, 3)}. Distractors belong in the gallery '
+                'only (a distractor query would be ranked as a person '
+                'whose true matches are the gallery distractors). Move '
+                'them to the gallery or out of the query folder, or give '
+                'the person an identity number.')
 
     def declared_modalities(self) -> int:
         """How many modalities the dataset declares (``MODALITIES``, else

@@ -88,3 +88,16 @@ def test_distractor_pid_in_train_is_dropped(market_root):
     assert len(ds) == 4 and ds.num_pids == 3
     paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
     assert not any(os.path.basename(p).startswith('0000_') for p in paths)
+
+
+def test_distractor_pid_in_query_is_refused(market_root):
+    """pid 0 is kept in the gallery only (datasets spec, docs/datasets.md):
+    a 0000_* query would be ranked as a person whose true matches are the
+    gallery's distractors, so the test split refuses it, naming the file."""
+    name = '0000_c2s1_000002_01.jpg'
+    touch(os.path.join(market_root, 'query'), name)
+    with pytest.raises(ValueError, match='gallery only') as err:
+        Market1501(data_root=market_root, split='test')
+    assert name in str(err.value)
+    # The training split does not read query/.
+    assert len(Market1501(data_root=market_root, split='train')) == 4
