@@ -286,6 +286,30 @@ def test_too_few_identities(monkeypatch):
             num_instances=4)
 
 
+def test_too_few_identities_names_the_sampler_key(monkeypatch):
+    """The sampler has its own batch_size: the message names that key
+    (with the dataloader's), and the largest value that fits: 15 ids, K=4
+    -> P <= 15 per step -> 60 images on one GPU, 7 x 4 = 28 on each of
+    two."""
+    pids = make_pids([4] * 15)
+    with pytest.raises(ValueError) as err:
+        build(monkeypatch, pids, batch_size=64, num_instances=4)
+    message = str(err.value)
+    assert 'train_dataloader.sampler.batch_size 64' in message
+    assert ('train_dataloader.sampler.batch_size=60 '
+            'train_dataloader.batch_size=60') in message
+    build(monkeypatch, pids, batch_size=60, num_instances=4)  # the fix fits
+    with pytest.raises(ValueError, match='sampler.batch_size=28 '):
+        build(
+            monkeypatch,
+            pids,
+            rank=1,
+            world_size=2,
+            batch_size=32,
+            num_instances=4)
+    build(monkeypatch, pids, rank=1, world_size=2, batch_size=28)
+
+
 def test_dataset_without_pids():
     with pytest.raises(TypeError, match='get_pids'):
         IdentitySampler(list(range(8)), batch_size=4, seed=0)

@@ -4,6 +4,7 @@ from typing import Hashable, List, Optional, Sequence, Sized
 import numpy as np
 
 from mmreid.registry import DATA_SAMPLERS
+from .epoch_plan_sampler import lower_batch_size_text
 from .identity_sampler import IdentitySampler
 
 
@@ -199,8 +200,8 @@ class DomainIdentitySampler(IdentitySampler):
                     f'DomainIdentitySampler: domain {self.domains[j]} has '
                     f'{len(ids)} identities, but mode={self.mode!r} puts '
                     f'up to {need} distinct identities of it in one step '
-                    f'(P={p} x world_size {self.world_size}); lower '
-                    f'batch_size or use fewer GPUs')
+                    f'(P={p} x world_size {self.world_size}); ' +
+                    lower_batch_size_text())
         return num_steps
 
     # ------------------------------------------------------------------

@@ -8,6 +8,28 @@ from torch.utils.data import Sampler
 from .sample_seed import seeded_indices
 
 
+def lower_batch_size_text(fits: int = 0) -> str:
+    """How to lower an identity sampler's batch size, in words.
+
+    The sampler has its own ``batch_size``, which the dataloader's must
+    equal: lowering ``train_dataloader.batch_size`` alone changes nothing
+    here (and the two would then differ).
+
+    Args:
+        fits (int): The largest batch size that would fit, 0 if unknown
+            or if none does with this number of GPUs.
+
+    Returns:
+        str: The keys to set, with ``fits`` (or ``B``) as their value.
+    """
+    value = fits if fits else 'B'
+    at_most = f' to at most {fits}' if fits else ''
+    return (f"lower the sampler's own batch size{at_most}, and the "
+            "dataloader's with it: --cfg-options "
+            f'train_dataloader.sampler.batch_size={value} '
+            f'train_dataloader.batch_size={value}, or use fewer GPUs')
+
+
 class EpochPlanSampler(Sampler):
     """Base of the identity samplers: an index plan per (seed, epoch).
 
@@ -101,12 +123,13 @@ class EpochPlanSampler(Sampler):
         divisor = f'num_instances {self.num_instances}'
         if self.images_per_instance != 1:
             divisor = f'({self.images_per_instance} x {divisor})'
+        fits = num_identities // self.world_size * self.images_per_identity
         raise ValueError(
             f'{type(self).__name__}: a step needs {self.pids_per_step} '
-            f'{kind} (P={self.num_pids_per_batch} per batch = batch_size '
-            f'{self.batch_size} / {divisor}, x world_size '
-            f'{self.world_size}), but the dataset has only '
-            f'{num_identities}; lower batch_size or use fewer GPUs')
+            f'{kind} (P={self.num_pids_per_batch} per batch = '
+            f'train_dataloader.sampler.batch_size {self.batch_size} / '
+            f'{divisor}, x world_size {self.world_size}), but the dataset '
+            f'has only {num_identities}; ' + lower_batch_size_text(fits))
 
     def _plan(self) -> np.ndarray:
         raise NotImplementedError
