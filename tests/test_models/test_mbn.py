@@ -563,6 +563,9 @@ def test_trained_plain_bn_checkpoint_is_refused_by_an_mbn_model(tmp_path):
     from mmreid.models import load_pretrained
     from mmreid.utils.checkpoint import load_model_state
     plain = _plain_bn_twin()
+    # An MBN model's own checkpoint loads.
+    load_model_state(tiny_mbn_model(),
+                     dict(state_dict=tiny_mbn_model().state_dict()), 'mbn.pth')
     checkpoint = dict(state_dict=plain.state_dict(), meta=dict())
     model = tiny_mbn_model()
     with pytest.raises(RuntimeError) as info:
