@@ -38,3 +38,25 @@ def test_refuses_a_head_without_wrt(make_config):
     tool = load_tool(TOOL)
     with pytest.raises(ValueError, match='not WRTLoss'):
         tool.measure(read_config(make_config()), 'init', batches=1)
+
+
+def test_a_checkpoint_is_loaded_with_mmreids_rules(make_config, tmp_path):
+    """The tool loads a checkpoint as tools/test.py does: a model trained
+    with plain BN (e.g. AGW) is refused by an MBN config, not copied into
+    both modalities by the initialisation hook (mmengine's loader did)."""
+    from mmreid.registry import MODELS
+    register_all_modules()
+    tool = load_tool(TOOL)
+    plain = read_config(
+        make_config(head_extra="loss_tri=dict(type='WRTLoss')"))
+    state = MODELS.build(plain.model).state_dict()
+    ckpt = tmp_path / 'plain_bn.pth'
+    torch.save(dict(state_dict=state), ckpt)
+    assert tool.measure(plain, str(ckpt), batches=1)['near'].numel() == 8
+    mbn = read_config(
+        make_config(
+            extra="model['backbone']['norm_cfg'] = dict(type='MBN')",
+            head_extra="loss_tri=dict(type='WRTLoss')",
+            name='mbn.py'))
+    with pytest.raises(RuntimeError, match='MBN'):
+        tool.measure(mbn, str(ckpt), batches=1)

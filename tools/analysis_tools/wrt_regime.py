@@ -18,11 +18,12 @@ weight sums and the loss in both modes::
 import argparse
 
 import torch
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import Runner
 
 from mmreid.models.losses import WRTLoss, pairwise_euclidean
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
+from mmreid.utils.checkpoint import load_model_state, load_trusted_checkpoint
 from mmreid.utils.config import read_config
 
 
@@ -63,10 +64,12 @@ def measure(cfg, checkpoint: str, batches: int, seed: int = 0) -> dict:
     if checkpoint == 'init':
         model.init_weights()
     else:
-        load_checkpoint(
+        # mmreid's rules (a plain-BN checkpoint in an MBN model, a
+        # partial or converted load are refused), as tools/test.py loads.
+        load_model_state(
             model,
+            load_trusted_checkpoint(checkpoint, map_location='cpu'),
             checkpoint,
-            map_location='cpu',
             strict=True,
             logger='silent')
     cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
