@@ -691,6 +691,90 @@ def _test_pipelines(cfg,
     return [(s.path, list(s.pipeline)) for s in found]
 
 
+#: ``ReIDResize``'s defaults, for a config that does not set them.
+RESIZE_DEFAULTS = dict(
+    size=[256, 128], interpolation='bilinear', backend='cv2')
+
+#: The fact of each ``ReIDResize`` argument.
+RESIZE_FACTS = dict(
+    size='input_size', interpolation='interpolation', backend='resize_backend')
+
+#: The top-level keys of a config that hold its test pipelines (read by
+#: :func:`mmreid.utils.pipeline_source.inference_pipelines`).
+PIPELINE_KEYS = ('test_dataloader', 'test_cfg', 'test_pipeline',
+                 'val_dataloader', 'val_cfg')
+
+
+def trained_config_facts(text) -> dict:
+    """The test-time input facts of the config an mmreid run saved.
+
+    mmreid's (mmengine's) checkpoints keep the run's config as text
+    (``meta['cfg']``). It is parsed, never run
+    (:func:`~mmreid.engine.runner.resume_checks.config_literal`), and
+    gives what a test config can change without any error: the test
+    pipeline's ``ReIDResize`` (size, interpolation, library; read as
+    ``tools/test.py`` reads the pipelines, and only when they all agree)
+    and the ``model.data_preprocessor`` mean and std it sets.
+
+    Args:
+        text: A checkpoint's ``meta['cfg']``.
+
+    Returns:
+        dict: Facts as :func:`check_source_arch` compares them
+        (``input_size``, ``interpolation``, ``resize_backend``, ``mean``,
+        ``std``): those the text states; empty for no config text.
+    """
+    from mmengine.config import Config
+
+    from mmreid.engine.runner.resume_checks import (config_ast, config_literal,
+                                                    config_text_value)
+    from .pipeline_source import inference_pipelines
+    tree = config_ast(text)
+
+    def read(name):
+        try:
+            return config_literal(config_text_value(tree, name))
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            return None
+
+    facts: dict = {}
+    model = read('model')
+    model = model if isinstance(model, dict) else {}
+    preprocessor = model.get('data_preprocessor')
+    preprocessor = preprocessor if isinstance(preprocessor, dict) else {}
+    for name in ('mean', 'std'):
+        value = preprocessor.get(name)
+        if isinstance(value, (list, tuple)):
+            facts[name] = [float(v) for v in value]
+    keys = {name: read(name) for name in PIPELINE_KEYS}
+    unread = [
+        name for name, value in keys.items()
+        if value is None and config_text_value(tree, name) is not None
+    ]
+    if unread:  # a pipeline it cannot read: no resize fact
+        return facts
+    saved = Config({k: v for k, v in keys.items() if v is not None})
+    resizes = []
+    for source in inference_pipelines(saved):
+        found = [
+            t for t in source.pipeline if isinstance(t, dict)
+            and str(t.get('type')).split('.')[-1] == 'ReIDResize'
+        ]
+        resizes.append([
+            list(v) if isinstance(v, (list, tuple)) else v
+            for v in (dict(RESIZE_DEFAULTS, **found[0])[k]
+                      for k in RESIZE_DEFAULTS)
+        ] if found else None)
+    if resizes and resizes[0] is not None and all(r == resizes[0]
+                                                  for r in resizes):
+        size, interpolation, backend = resizes[0]
+        facts.update(
+            input_size=size,
+            interpolation=interpolation,
+            resize_backend=backend)
+    return facts
+
+
 def check_source_arch(meta: Optional[dict],
                       model: torch.nn.Module,
                       cfg,
@@ -708,9 +792,16 @@ def check_source_arch(meta: Optional[dict],
     flip averaging (``test_cfg.flip``) and the test pipeline's
     ``ReIDResize`` (size, interpolation, library).
 
+    A checkpoint of an mmreid run carries its config (``meta['cfg']``):
+    at test time its normalisation and test resize
+    (:func:`trained_config_facts`) are compared likewise, since a model
+    fed images of another size or scale still gives features, and a
+    number far from its own (a cross-dataset test with another dataset's
+    config). Loading it for training (``load_from``) is not checked.
+
     Args:
         meta (dict, optional): The checkpoint's ``meta``; nothing is
-            checked without ``source_arch``.
+            checked without ``source_arch`` or (at test time) ``cfg``.
         model (nn.Module): The built (bare) model.
         cfg (Config): Its config.
         filename (str): The checkpoint, for the message.
@@ -728,10 +819,16 @@ def check_source_arch(meta: Optional[dict],
     Raises:
         ValueError: A mismatch and ``strict``.
     """
-    facts = (meta or {}).get('source_arch') if isinstance(meta, dict) \
-        else None
-    if not facts:
+    if not isinstance(meta, dict):
         return []
+    facts = meta.get('source_arch')
+    trained = not facts
+    if trained and test:
+        facts = trained_config_facts(meta.get('cfg'))
+    if not facts or (trained and not test):
+        return []
+    # Who the facts are of, in each line of the message.
+    owner = 'the checkpoint\'s config has' if trained else 'the source has'
     problems: List[str] = []
     fixes: List[Tuple[str, object]] = []
     dropped = [
@@ -753,8 +850,7 @@ def check_source_arch(meta: Optional[dict],
         if fact in assumed:
             note = ' (assumed by the converter)'
             guessed.append(fact)
-        problems.append(
-            f'{what}: the source has {want}{note}, the config {have}')
+        problems.append(f'{what}: {owner} {want}{note}, the config {have}')
         if key is not None:
             fixes.append((key, want if value is None else value))
 
@@ -830,31 +926,29 @@ def check_source_arch(meta: Optional[dict],
             problems.append(f'colour order: the source takes '
                             f'{facts["colour_order"]} images, mmreid feeds '
                             'RGB (no config switch)')
-        pipelines = _test_pipelines(cfg, api, split)
-        if not pipelines:
+        pipelines = _test_pipelines(cfg, api, split) \
+            if 'input_size' in facts else []
+        wanted = (f'{facts.get("input_size")} with '
+                  f'{facts.get("resize_backend")} '
+                  f'{facts.get("interpolation")}')
+        if not pipelines and 'input_size' in facts:
             problems.append(
                 f'the config has no {split} pipeline (' +
                 ('test_pipeline, ' if api else '') +
                 f'{split}_dataloader.dataset.pipeline or {split}_cfg.targets)'
                 ' to '
-                f'compare with the source\'s resize to {facts["input_size"]}'
-                f' with {facts["resize_backend"]} {facts["interpolation"]}')
+                f'compare with the resize to {wanted} ({owner} it)')
         for path, pipeline in pipelines:
             index = next(
                 (i for i, t in enumerate(pipeline)
                  if str(t.get('type')).split('.')[-1] == 'ReIDResize'), None)
             if index is None:
-                problems.append(
-                    f'{path} has no ReIDResize; the source resizes to '
-                    f'{facts["input_size"]} with {facts["resize_backend"]} '
-                    f'{facts["interpolation"]}')
+                problems.append(f'{path} has no ReIDResize; {owner} a '
+                                f'resize to {wanted}')
                 continue
             resize = pipeline[index]
-            for name, fact, default in (('size', 'input_size', [256, 128]),
-                                        ('interpolation', 'interpolation',
-                                         'bilinear'),
-                                        ('backend', 'resize_backend', 'cv2')):
-                have = resize.get(name, default)
+            for name, fact in RESIZE_FACTS.items():
+                have = resize.get(name, RESIZE_DEFAULTS[name])
                 have = list(have) if isinstance(have, (list, tuple)) \
                     else have
                 if have != facts[fact]:
@@ -873,11 +967,23 @@ def check_source_arch(meta: Optional[dict],
             f'{k!r}: {v!r}' for k, v in fixes) + '})'
     else:
         fix = '--cfg-options ' + ' '.join(_override(k, v) for k, v in fixes)
-    message = (f'checkpoint {filename!r} was converted from {source}, and '
-               'this config computes another network: ' + '; '.join(problems) +
-               '.')
-    if fixes:
-        message += f' Use the source\'s settings: {fix}'
+    if trained:
+        message = (f'checkpoint {filename!r} was trained with a config '
+                   '(its meta[\'cfg\']) that feeds it other test images '
+                   'than this config: ' + '; '.join(problems) + '.')
+        if fixes:
+            message += f' Use the settings it was trained with: {fix}'
+        off = 'init_model(..., strict=False)' if api else \
+            '--strict false (load_strict = False)'
+        message += ((' ' if message.endswith('.') else '. ') +
+                    f'To test it with this config\'s settings on purpose, '
+                    f'load it with {off}.')
+    else:
+        message = (f'checkpoint {filename!r} was converted from {source}, '
+                   'and this config computes another network: ' +
+                   '; '.join(problems) + '.')
+        if fixes:
+            message += f' Use the source\'s settings: {fix}'
     if guessed:
         options = ', '.join(FACT_OPTIONS[f] for f in dict.fromkeys(guessed))
         message += ((' ' if message.endswith('.') else '. ') +

@@ -8,6 +8,7 @@ skipped with one warning at test time only.
 import os
 import os.path as osp
 import subprocess
+from unittest import mock
 
 import pytest
 import torch
@@ -255,3 +256,110 @@ test_dataloader = dict(val_dataloader, dataset=dict(
     assert ('val_dataloader.dataset.pipeline.1.interpolation=bicubic'
             in str(e.value))
     assert 'test_dataloader' not in str(e.value)
+
+
+def trained_checkpoint(config, path):
+    """``config``'s model saved as an mmreid run saves it: with the run's
+    config as text (``meta['cfg']``, mmengine's ``Config.pretty_text``)."""
+    from mmengine.config import Config
+    model = init_model(config)
+    torch.save(
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(epoch=2, cfg=Config.fromfile(config).pretty_text)), path)
+
+
+def resized_config(config, size):
+    """``config`` with its test pipeline's ReIDResize at ``size``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    assert cfg.test_dataloader.dataset.pipeline[1].type == 'ReIDResize'
+    cfg.test_dataloader.dataset.pipeline[1].size = size
+    return cfg
+
+
+def test_init_model_refuses_another_test_size_than_the_trained_one(
+        make_config, tmp_path):
+    # The tiny config trains and tests at 32 x 16. A model fed 64 x 32
+    # images still gives features, and a wrong number: refused, naming
+    # the size the checkpoint's own config (meta['cfg']) tests at.
+    config = make_config()
+    ckpt = tmp_path / 'trained.pth'
+    trained_checkpoint(config, ckpt)
+    with pytest.raises(ValueError) as info:
+        init_model(resized_config(config, (64, 32)), str(ckpt))
+    message = str(info.value)
+    assert ("test_dataloader.dataset.pipeline ReIDResize size: the "
+            "checkpoint's config has [32, 16], the config [64, 32]"
+            in message), message
+    fix = "'test_dataloader.dataset.pipeline.1.size': [32, 16]"
+    assert f'init_model(..., cfg_options={{{fix}}})' in message
+    assert 'strict=False' in message
+    # The fix as printed, and the config it was trained with, load.
+    init_model(
+        resized_config(config, (64, 32)),
+        str(ckpt),
+        cfg_options={'test_dataloader.dataset.pipeline.1.size': [32, 16]})
+    init_model(config, str(ckpt))
+    # Another normalisation than the one configured is refused likewise.
+    config = make_config(
+        extra='model.update(data_preprocessor=dict('
+        "type='ReIDDataPreprocessor', mean=[123.675, 116.28, 103.53], "
+        'std=[58.395, 57.12, 57.375]))',
+        name='normalised.py')
+    trained_checkpoint(config, ckpt)
+    with pytest.raises(
+            ValueError,
+            match=r'normalisation mean \(0-255\): '
+            r"the checkpoint's config has \[123\.675"):
+        init_model(
+            config,
+            str(ckpt),
+            cfg_options={'model.data_preprocessor.mean': [100, 100, 100]})
+
+
+def test_init_model_strict_off_accepts_another_test_size_with_a_warning(
+        make_config, tmp_path):
+    config = make_config()
+    ckpt = tmp_path / 'trained.pth'
+    trained_checkpoint(config, ckpt)
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    with mock.patch.object(logger, 'warning') as warned, \
+            mock.patch.object(logger, 'log') as logged:
+        init_model(resized_config(config, (64, 32)), str(ckpt), strict=False)
+    lines = [str(c) for c in warned.call_args_list + logged.call_args_list]
+    assert any('ReIDResize size' in line and 'strict loading is off' in line
+               for line in lines), lines
+
+
+def test_training_from_a_trained_checkpoint_is_not_checked(
+        make_config, tmp_path):
+    # Fine-tuning at another size (load_from in training) is no test.
+    from mmreid.utils.source_arch import check_source_arch
+    config = make_config()
+    ckpt = tmp_path / 'trained.pth'
+    trained_checkpoint(config, ckpt)
+    cfg = resized_config(config, (64, 32))
+    meta = torch.load(ckpt, weights_only=False)['meta']
+    model = init_model(cfg)
+    assert check_source_arch(meta, model, cfg, str(ckpt), test=False) == []
+    assert check_source_arch(
+        dict(meta, cfg=None), model, cfg, str(ckpt), test=True) == []
+
+
+def test_runner_test_refuses_another_test_size_than_the_trained_one(
+        make_config, tmp_path):
+    from mmreid.engine.runner import ReIDRunner
+    config = make_config()
+    ckpt = tmp_path / 'trained.pth'
+    trained_checkpoint(config, ckpt)
+    cfg = resized_config(config, (64, 32))
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.load_from = str(ckpt)
+    runner = ReIDRunner.from_cfg(cfg)
+    with pytest.raises(ValueError, match='was trained with a config') as e:
+        runner.test()
+    assert ('--cfg-options test_dataloader.dataset.pipeline.1.size=[32,16]'
+            in str(e.value))
+    assert '--strict false' in str(e.value)

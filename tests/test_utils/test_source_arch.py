@@ -256,3 +256,22 @@ def test_a_validation_fix_names_the_test_loader_copied_from_it():
     for split in ('val', 'test'):
         assert check_source_arch(
             fastreid_meta(), model, cfg, 'ckpt.pth', split=split) == []
+
+
+def test_each_target_is_checked_against_a_trained_checkpoints_config(
+        make_config):
+    # An mmreid checkpoint keeps its run's config (meta['cfg']); the tiny
+    # config tests at 32 x 16, every target of the multi-target config at
+    # 64 x 32: each target is refused, with the size to set.
+    meta = dict(cfg=Config.fromfile(make_config()).pretty_text)
+    cfg = Config.fromfile(MULTI_TARGET)
+    model = MODELS.build(cfg.model)
+    with pytest.raises(ValueError, match='was trained with a config') as e:
+        check_source_arch(meta, model, cfg, 'ckpt.pth')
+    for i in range(2):
+        path = f'test_cfg.targets.{i}.dataloader.dataset.pipeline'
+        assert (f"{path} ReIDResize size: the checkpoint's config has "
+                '[32, 16], the config [64, 32]' in str(e.value))
+        assert f'{path}.1.size=[32,16]' in str(e.value)
+    # Not when it is loaded to train from (load_from).
+    assert check_source_arch(meta, model, cfg, 'ckpt.pth', test=False) == []

@@ -155,6 +155,40 @@ def config_text_value(text: Any, name: str) -> Optional[ast.expr]:
     return None
 
 
+def config_literal(node: Optional[ast.expr]) -> Any:
+    """The value of a dumped config expression, without running it.
+
+    A dumped config (``Config.pretty_text``) writes its values as
+    literals and ``dict(key=...)`` calls; those are read, anything else
+    (a name, another call, an operator) is refused.
+
+    Args:
+        node (ast.expr, optional): An expression of :func:`config_ast`'s
+            tree, e.g. from :func:`config_text_value`.
+
+    Returns:
+        The value: dicts, lists, tuples, numbers, strings, bools, None.
+
+    Raises:
+        ValueError: ``node`` is None or not such a literal.
+    """
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+            and node.func.id == 'dict' and not node.args \
+            and all(k.arg is not None for k in node.keywords):
+        return {k.arg: config_literal(k.value) for k in node.keywords}
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {
+            config_literal(k): config_literal(v)
+            for k, v in zip(node.keys, node.values)
+        }
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [config_literal(item) for item in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if node is None:
+        raise ValueError('no value')
+    return ast.literal_eval(node)  # constants, -1; ValueError otherwise
+
+
 def _keyword(call: Any, name: str) -> Optional[ast.expr]:
     """The value of keyword ``name`` in a ``dict(...)`` call's tree."""
     if isinstance(call, ast.Call):
