@@ -1,6 +1,11 @@
 import functools
+import os.path as osp
+import re
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import (Callable, Dict, Iterator, List, Mapping, Optional,
+                    Sequence, Tuple)
+from urllib.error import URLError
+from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
@@ -10,10 +15,42 @@ from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmreid.registry import WEIGHT_INITIALIZERS
-from mmreid.utils.checkpoint import _names
+from mmreid.utils.checkpoint import _names, hub_cache_dir
 
 #: The scope whose ``WEIGHT_INITIALIZERS`` hold mmreid's ``'Pretrained'``.
 MMREID_SCOPE = 'mmreid'
+
+#: ``id(module)`` -> the config key of its ``init_cfg``, while a model
+#: initialises (see :func:`init_cfg_keys`).
+_INIT_CFG_KEYS: Dict[int, str] = {}
+
+
+@contextmanager
+def init_cfg_keys(model: nn.Module, root: str = 'model') -> Iterator[None]:
+    """Name each submodule's ``init_cfg`` by its config key in the block.
+
+    A pretrained load that fails then names the key to change, e.g.
+    ``model.backbone.init_cfg`` (see :func:`load_pretrained`).
+
+    Args:
+        model (nn.Module): The module built from the config key ``root``.
+        root (str): Its config key. Defaults to ``'model'``.
+    """
+    keys = {
+        id(module): '.'.join(filter(None, (root, name, 'init_cfg')))
+        for name, module in model.named_modules()
+    }
+    _INIT_CFG_KEYS.update(keys)
+    try:
+        yield
+    finally:
+        for key in keys:
+            _INIT_CFG_KEYS.pop(key, None)
+
+
+def _init_cfg_key(module: nn.Module) -> str:
+    """The config key of ``module``'s ``init_cfg``, or ``'init_cfg'``."""
+    return _INIT_CFG_KEYS.get(id(module), 'init_cfg')
 
 
 @contextmanager
@@ -228,9 +265,13 @@ def load_pretrained(module: nn.Module,
             f'init_cfg Pretrained allow_missing={list(allow_missing)} of '
             f'{type(module).__name__}: {unused} name no tensor of the '
             f'module (key prefixes such as {sorted(own)[:2]}; a typo?)')
-    state_dict = extract_state_dict(
-        _load_checkpoint(checkpoint, map_location=map_location), prefix,
-        checkpoint)
+    key = _init_cfg_key(module)
+    try:
+        raw = _load_checkpoint(checkpoint, map_location=map_location)
+    except URLError as error:
+        raise _not_downloaded(key, checkpoint, error) from error
+    state_dict = extract_state_dict(raw, prefix, checkpoint)
+    _check_shapes(module, state_dict, key, checkpoint)
     loaded = sorted(k for k in state_dict if k in own)
     if not loaded:
         raise RuntimeError(
@@ -294,6 +335,79 @@ def load_pretrained(module: nn.Module,
         logger='current',
         level=30 if unexpected else 20)
     return dict(loaded=loaded, missing=missing, unexpected=unexpected)
+
+
+def _not_downloaded(key: str, url: str, error: URLError) -> OSError:
+    """The error for a pretrained checkpoint URL that cannot be read."""
+    cached = osp.join(hub_cache_dir(), osp.basename(urlparse(url).path))
+    return OSError(
+        f'{key}.checkpoint={url!r} could not be downloaded '
+        f'({error.reason}). Download it where the URL can be reached and '
+        f'put it at {cached} (or give its local path as '
+        f'{key}.checkpoint=PATH), or set {key}=None to start from random '
+        f'weights.')
+
+
+def _resnet_depth(state_dict: Mapping[str, torch.Tensor],
+                  arch_settings: Mapping[int, tuple]) -> Optional[int]:
+    """The ResNet depth whose blocks ``state_dict`` holds, if any.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): Keys ``layer<i>.<j>.*``.
+        arch_settings (Mapping[int, tuple]): depth -> (block class, blocks
+            per stage), as ``ResNet.arch_settings``.
+
+    Returns:
+        int | None: The depth whose block type (``conv3`` only in
+        bottleneck blocks) and block counts match, else None.
+    """
+    counts: Dict[int, int] = {}
+    bottleneck = False
+    for name in state_dict:
+        match = re.match(r'layer(\d+)\.(\d+)\.(\w+)', name)
+        if match:
+            stage, block = int(match.group(1)), int(match.group(2))
+            counts[stage] = max(counts.get(stage, 0), block + 1)
+            bottleneck |= match.group(3) == 'conv3'
+    stages = tuple(counts[i] for i in sorted(counts))
+    for depth, (block, blocks) in arch_settings.items():
+        if (tuple(blocks) == stages
+                and ('Bottleneck' in block.__name__) == bottleneck):
+            return depth
+    return None
+
+
+def _check_shapes(module: nn.Module, state_dict: Dict[str, torch.Tensor],
+                  key: str, checkpoint: str) -> None:
+    """Refuse checkpoint tensors of other shapes than ``module``'s.
+
+    Raises:
+        RuntimeError: Naming ``key``, the first mismatching tensor and, for
+            a ResNet, the checkpoint's depth against the module's.
+    """
+    own = module.state_dict()
+    mismatched: List[Tuple[str, tuple, tuple]] = [
+        (name, tuple(tensor.shape), tuple(own[name].shape))
+        for name, tensor in state_dict.items()
+        if name in own and tensor.shape != own[name].shape
+    ]
+    if not mismatched:
+        return
+    name, theirs, mine = mismatched[0]
+    arch = ''
+    depth = getattr(module, 'depth', None)
+    settings = getattr(module, 'arch_settings', None)
+    if isinstance(depth, int) and isinstance(settings, dict):
+        found = _resnet_depth(state_dict, settings)
+        if found is not None and found != depth:
+            arch = (f' It holds ResNet-{found} weights; the '
+                    f'{type(module).__name__} has depth={depth}.')
+    raise RuntimeError(
+        f'{key}.checkpoint={checkpoint!r} does not fit '
+        f'{type(module).__name__}: {len(mismatched)} tensors have other '
+        f'shapes, the first {name}: {theirs} in the checkpoint, {mine} in '
+        f'the model.{arch} Give {key}.checkpoint the weights of this '
+        f'architecture, or set {key}=None to start from random weights.')
 
 
 @WEIGHT_INITIALIZERS.register_module(name='Pretrained')

@@ -470,3 +470,65 @@ def test_pretrained_in_a_list_or_scoped_keeps_the_loaded_weights(
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[f'backbone.{key}']), key
     assert model.zero_init_residual
+
+
+def reid_model_with(backbone):
+    return MODELS.build(
+        dict(
+            type='ReIDModel',
+            backbone=backbone,
+            head=dict(type='BNNeckHead', in_channels=64, num_classes=3)))
+
+
+def test_an_unreachable_url_names_the_config_key(tmp_path, monkeypatch):
+    """Offline, the download's URLError becomes an error naming the key to
+    change and where the file would be read from."""
+    from urllib.error import URLError
+
+    from mmreid.utils import checkpoint as mmreid_checkpoint
+
+    def offline(url, dst):
+        raise URLError('[Errno -2] Name or service not known')
+
+    monkeypatch.setattr(mmreid_checkpoint, 'download_checkpoint', offline)
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
+    url = 'https://download.pytorch.org/models/resnet18-f37072fd.pth'
+    model = reid_model_with(
+        dict(
+            type='ReIDResNet',
+            depth=18,
+            base_channels=8,
+            stem_channels=8,
+            init_cfg=dict(type='Pretrained', checkpoint=url)))
+    with pytest.raises(OSError) as info:
+        model.init_weights()
+    message = str(info.value)
+    assert 'model.backbone.init_cfg.checkpoint' in message
+    assert url in message and 'Name or service not known' in message
+    assert str(tmp_path / 'checkpoints' / 'resnet18-f37072fd.pth') in message
+    assert 'model.backbone.init_cfg=None' in message
+
+
+def test_weights_of_another_depth_name_the_key_and_the_depths(tmp_path):
+    """ResNet-50 weights in a ResNet-18: the first block's conv1 is 1x1 in
+    a bottleneck block and 3x3 in a basic block."""
+    path = str(tmp_path / 'r50_small.pth')
+    torch.save(small_resnet(50).state_dict(), path)
+    model = reid_model_with(
+        dict(
+            type='ReIDResNet',
+            depth=18,
+            base_channels=8,
+            stem_channels=8,
+            init_cfg=dict(type='Pretrained', checkpoint=path)))
+    with pytest.raises(RuntimeError) as info:
+        model.init_weights()
+    message = str(info.value)
+    assert f'model.backbone.init_cfg.checkpoint={path!r}' in message
+    assert ('layer1.0.conv1.weight: (8, 8, 1, 1) in the checkpoint, '
+            '(8, 8, 3, 3) in the model') in message
+    assert 'ResNet-50 weights' in message and 'depth=18' in message
+    assert 'model.backbone.init_cfg=None' in message
+    # Outside a model the key is the module's own init_cfg.
+    with pytest.raises(RuntimeError, match=r"^init_cfg.checkpoint="):
+        load_pretrained(small_resnet(18), path)

@@ -9,7 +9,7 @@ from mmengine.model import BaseModel, is_model_wrapper
 from mmreid.evaluation.functional import Scorer, compute_distance
 from mmreid.models.modality_routing import (modality_aware_modules,
                                             set_modality)
-from mmreid.models.weight_init import init_in_mmreid_scope
+from mmreid.models.weight_init import init_cfg_keys, init_in_mmreid_scope
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 
@@ -234,8 +234,10 @@ class ReIDModel(BaseModel):
     def init_weights(self) -> None:
         """mmengine's ``init_weights`` in the mmreid scope, so that
         ``init_cfg`` ``'Pretrained'`` is mmreid's strict
-        ``ReportingPretrainedInit`` even without a default scope."""
-        super().init_weights()
+        ``ReportingPretrainedInit`` even without a default scope. A failed
+        load names the config key, e.g. ``model.backbone.init_cfg``."""
+        with init_cfg_keys(self):
+            super().init_weights()
 
     def _aux_plugin_stages(self) -> Dict[str, Tuple[int, ...]]:
         """Plugin abbr -> stages with auxiliary outputs of the backbone."""
