@@ -34,8 +34,22 @@ def test_non_local_positions_follow_the_reference():
     assert net.non_locals['1_2'].inter_channels == 1
     assert net.layer4[0].conv2.stride == (1, 1)  # last stride 1
     assert not hasattr(net, 'conv1')
-    with pytest.raises(ValueError, match='has 2 blocks'):
+
+
+def test_non_local_stages_beyond_the_blocks_name_the_key_and_the_limit():
+    # The default (0, 2, 3, 0) is for ResNet-50; a ResNet-18 stage has 2
+    # blocks, so (2, 2, 2, 2) is the largest value and (0, 2, 2, 0) the
+    # default cut down to it.
+    with pytest.raises(ValueError) as info:
         AGWResNet(depth=18, init_cfg=None)
+    message = str(info.value)
+    assert 'model.backbone.non_local_stages=(0, 2, 3, 0)' in message
+    assert 'depth=18' in message and 'at most (2, 2, 2, 2)' in message
+    assert 'e.g. (0, 2, 2, 0)' in message
+    with pytest.raises(ValueError) as info:
+        AGWResNet(depth=18, non_local_stages=(0, 1, 1), init_cfg=None)
+    assert 'model.backbone.non_local_stages=(0, 1, 1)' in str(info.value)
+    assert 'at most (2, 2, 2, 2)' in str(info.value)
 
 
 def test_mixed_order_routes_each_sample_to_its_stem():

@@ -1,6 +1,6 @@
 import copy
 from collections import OrderedDict
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -87,10 +87,7 @@ class AGWResNet(ReIDResNet):
         norm_cfg = resolve_norm_cfg(norm_cfg)
         stem_norm_cfg = resolve_norm_cfg(stem_norm_cfg)
         super().__init__(depth=depth, norm_cfg=norm_cfg, **kwargs)
-        if len(non_local_stages) != len(self.stage_blocks):
-            raise ValueError(
-                f'non_local_stages needs {len(self.stage_blocks)} entries '
-                f'(one per stage), got {tuple(non_local_stages)}')
+        self._check_non_local_stages(tuple(non_local_stages), depth)
         self.num_modalities = num_modalities
         # The single-stream stem built by ResNet is replaced by one stem
         # per modality; each pools as ReIDResNet built its max pooling
@@ -127,10 +124,6 @@ class AGWResNet(ReIDResNet):
         blocks = dict()
         for stage, (count, num_blocks) in enumerate(
                 zip(non_local_stages, self.stage_blocks)):
-            if not 0 <= count <= num_blocks:
-                raise ValueError(
-                    f'non_local_stages[{stage}] = {count}, but stage '
-                    f'{stage} has {num_blocks} blocks')
             for block in range(num_blocks - count, num_blocks):
                 blocks[f'{stage}_{block}'] = AGWNonLocal(
                     self.stage_channels(stage), **nl_cfg)
@@ -140,6 +133,33 @@ class AGWResNet(ReIDResNet):
         self._register_load_state_dict_pre_hook(
             self._load_plain_resnet_hook, with_module=False)
         self._freeze_stages()
+
+    def _check_non_local_stages(self, given: Tuple[int, ...],
+                                depth: int) -> None:
+        """Refuse ``non_local_stages`` that do not fit the stages' blocks.
+
+        Raises:
+            ValueError: A wrong number of entries, or an entry below 0 or
+                above its stage's blocks; naming the config key, the
+                largest valid value for ``depth`` and the given value cut
+                down to it.
+        """
+        blocks = tuple(self.stage_blocks)
+        if len(given) == len(blocks) and all(
+                0 <= count <= num for count, num in zip(given, blocks)):
+            return
+        fix = ''
+        if len(given) == len(blocks):
+            fix = (', e.g. '
+                   f'{tuple(max(0, min(c, n)) for c, n in zip(given, blocks))}'
+                   ' (the given value cut down to it)')
+        raise ValueError(
+            f'model.backbone.non_local_stages={given} does not fit '
+            f'AGWResNet depth={depth}: it gives the number of non-local '
+            f'blocks after the last blocks of each of its {len(blocks)} '
+            f'stages, so each entry lies between 0 and the stage\'s blocks, '
+            f'at most {blocks}. Set model.backbone.non_local_stages to a '
+            f'value within that{fix}.')
 
     # ------------------------------------------------------------------
     def set_modality(self, labels: Optional[ModalityLabels]) -> None:
