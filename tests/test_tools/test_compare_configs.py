@@ -174,8 +174,27 @@ def test_a_mistyped_target_is_an_error(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as info:
         compare(tool, monkeypatch, new, '--baseline', base, '--work-dir', runs,
                 '--no-train', '--target', 'D3')
-    assert "no target 'D3' in its last evaluation; it has d0, d3" in \
-        str(info.value)
+    assert ("no target 'D3' in its last evaluation; it has 2 targets "
+            '(d0, d3)') in str(info.value)
+
+
+def test_the_mean_over_targets_is_not_listed_as_a_target():
+    """SynthReID v2 runs listed 'mean' among their targets ('5 targets
+    (d0, d0-d3style, d3, d3-d0style, mean)'); it is the mean over the
+    others (no num_query of its own), not a target."""
+    tool = load_tool(TOOL)
+    metrics = {'mean/R1': 30.0}
+    for target in ('d0', 'd0-d3style', 'd3', 'd3-d0style'):
+        metrics.update({f'{target}/R1': 30.0, f'{target}/num_query': 100})
+    with pytest.raises(ValueError) as info:
+        tool.run_target(metrics, where='run', hint='give --target')
+    assert str(info.value) == (
+        'run: its metrics are of 4 targets (d0, d0-d3style, d3, '
+        'd3-d0style) and their mean over targets (mean; a summary, not a '
+        'number to report); give --target')
+    listed = r'it has 4 targets \(d0, d0-d3style, d3, d3-d0style\) and'
+    with pytest.raises(ValueError, match=listed):
+        tool.run_target(metrics, 'D3')
 
 
 def test_runs_on_other_test_sets_are_not_paired(tmp_path, monkeypatch, capsys):

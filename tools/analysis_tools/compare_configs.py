@@ -598,6 +598,38 @@ def targets_of(metrics: dict) -> List[str]:
     return sorted({k.split('/')[0] for k in metrics if '/' in k})
 
 
+def _counted(metrics: dict, target: str) -> bool:
+    """Whether ``target`` logs a count of its own (``<target>/num_*``)."""
+    return any(
+        k.startswith(f'{target}/') and k.rsplit('/', 1)[-1].startswith('num_')
+        for k in metrics)
+
+
+def aggregates_of(metrics: dict) -> List[str]:
+    """The top-level names of ``targets_of`` that are means over targets.
+
+    An aggregate (``mean`` of ``MultiTargetValLoop``) logs no ``num_*``
+    count in a run whose other targets log them (see :func:`test_set`).
+    """
+    found = targets_of(metrics)
+    return [
+        t for t in found if not _counted(metrics, t) and any(
+            _counted(metrics, other) for other in found if other != t)
+    ]
+
+
+def _describe_targets(metrics: dict) -> str:
+    """``N targets (a, b)``, then the means over them apart: a mean is
+    not a target, and its number is a summary, not a protocol's."""
+    means = aggregates_of(metrics)
+    targets = [t for t in targets_of(metrics) if t not in means]
+    text = f'{len(targets)} targets ({", ".join(targets) or "none"})'
+    if means:
+        text += (f' and their mean over targets ({", ".join(means)}; a '
+                 'summary, not a number to report)')
+    return text
+
+
 def run_target(metrics: dict,
                target: Optional[str] = None,
                where: str = 'the run',
@@ -621,13 +653,12 @@ def run_target(metrics: dict,
     found = targets_of(metrics)
     if target is None:
         if len(found) > 1:
-            raise ValueError(
-                f'{where}: its metrics are of {len(found)} targets '
-                f'({", ".join(found)}); {hint}')
+            raise ValueError(f'{where}: its metrics are of '
+                             f'{_describe_targets(metrics)}; {hint}')
         return found[0] if found else None
     if not any(k.startswith(f'{target}/') for k in metrics):
         raise ValueError(f'{where}: no target {target!r} in its last '
-                         f'evaluation; it has {", ".join(found) or "none"}')
+                         f'evaluation; it has {_describe_targets(metrics)}')
     return target
 
 
@@ -683,15 +714,9 @@ def test_set(metrics: dict, prefix: Optional[str]):
     head, _, rest = prefix.partition('/')
     if not any(k.startswith(f'{head}/') for k in metrics):
         return None  # not in the run at all: run_target says so
-
-    def counted(target):
-        return any(
-            k.startswith(f'{target}/')
-            and k.rsplit('/', 1)[-1].startswith('num_') for k in metrics)
-
-    others = [t for t in targets_of(metrics) if t != head]
-    if counted(head) or not any(counted(t) for t in others):
+    if head not in aggregates_of(metrics):
         return None
+    others = [t for t in targets_of(metrics) if t != head]
     return tuple(
         sorted((t, _num_query(metrics, f'{t}/{rest}' if rest else t))
                for t in others))
