@@ -323,7 +323,8 @@ def test_loop_refuses_what_it_would_ignore_in_the_placeholders(
         'test_cfg.targets.1.evaluator.0.distance=cosine ' \
         'test_cfg.targets.1.evaluator.1.distance=cosine ' \
         "(targets: 0 'd2', 1 'd0')" in message
-    assert 'leave test_evaluator = dict()' in message
+    assert 'test_evaluator = dict(_delete_=True) where a base sets it' \
+        in message
     # mmengine's Evaluator form; a dataset that cannot be built: the
     # refusal comes first.
     unbuilt = dict(

@@ -372,7 +372,9 @@ class _MultiTargetLoop(BaseLoop):
                 f'{field} ({mode}_cfg.targets), so {mode}_{field} = '
                 f'{value!r} would be ignored. Set it in each target instead, '
                 f'e.g. --cfg-options {options} (targets: {names}); in a '
-                f'config, leave {mode}_{field} = dict().')
+                f'config, empty it: {mode}_{field} = dict(_delete_=True) '
+                f'where a base sets it (a plain dict() merges into the '
+                f"base's), else {mode}_{field} = dict().")
 
     @staticmethod
     def _build_targets(runner, targets: Sequence[dict],
