@@ -348,19 +348,55 @@ def test_a_metric_analyses_its_own_ranking_as_the_report_would(setup):
                                   kept.analysis.topk_index)
 
 
-def test_no_analysis_of_a_ranking_of_other_distances():
-    """Re-ranking and query expansion rank distances the report does not
-    show; nothing is kept for it, and nothing without a request."""
+@pytest.mark.parametrize('option', ['rerank', 'query_expansion'])
+def test_analysis_of_a_reranked_ranking_is_the_reported_one(option):
+    """Re-ranking and query expansion rank other distances than the plain
+    ones: the kept analysis is of those (k-reciprocal distances of
+    the features; plain distances of the expanded queries to the
+    normalised gallery), so its R1 and mAP are the reported ones."""
+    import torch.nn.functional as F
+
     from mmreid.evaluation import ReIDMetric
-    data = samples(*toy(seed=4, num_query=10, num_gallery=30))
-    for kwargs in (dict(rerank=dict(k1=4, k2=2)),
-                   dict(query_expansion=dict(k=2)), dict()):
-        metric = ReIDMetric(**kwargs)
-        if kwargs:
-            metric.analysis_request = dict(topk=3, max_rank=5)
-        metric.process(None, data)
-        metric.compute_metrics(metric.results)
-        assert metric.last_analysis is None, kwargs
+    from mmreid.evaluation.functional import (k_reciprocal_rerank,
+                                              query_expansion)
+    from mmreid.evaluation.report import QueryAnalyser
+    q, g, q_pids, g_pids, q_cams, g_cams = toy(
+        seed=4, num_query=10, num_gallery=30)
+    settings = dict(k1=4, k2=2) if option == 'rerank' else dict(k=2)
+    metric = ReIDMetric(**{option: settings})
+    metric.analysis_request = dict(topk=3, max_rank=5)
+    metric.process(None, samples(q, g, q_pids, g_pids, q_cams, g_cams, False))
+    metrics = metric.compute_metrics(metric.results)
+    kept = metric.last_analysis
+    assert kept is not None
+    if option == 'rerank':
+        reference = QueryAnalyser(
+            q_pids, g_pids, q_cams, g_cams, topk=3, max_rank=5)
+        reference.update(k_reciprocal_rerank(q, g, k1=4, k2=2))
+        reference = reference.result()
+    else:
+        reference = analyse_queries(
+            query_expansion(q, g, k=2),
+            F.normalize(g, dim=1),
+            q_pids,
+            g_pids,
+            q_cams,
+            g_cams,
+            normalize=True,
+            topk=3,
+            max_rank=5)
+    assert_same_analysis(kept.analysis, reference)
+    ranks = kept.analysis.first_rank
+    assert 100 * np.mean(ranks[ranks > 0] == 1) == pytest.approx(metrics['R1'])
+    assert 100 * np.nanmean(kept.analysis.ap) == pytest.approx(metrics['mAP'])
+
+
+def test_no_analysis_without_a_request():
+    from mmreid.evaluation import ReIDMetric
+    metric = ReIDMetric()
+    metric.process(None, samples(*toy(seed=4, num_query=10, num_gallery=30)))
+    metric.compute_metrics(metric.results)
+    assert metric.last_analysis is None
 
 
 def test_analyser_checks_its_chunks():

@@ -246,7 +246,8 @@ class MetricAnalysis:
 
     Attributes:
         analysis (QueryAnalysis): Of the primary distance, whole gallery,
-            without re-ranking or query expansion.
+            as the metric ranks it (re-ranked or with query expansion when
+            the metric is).
         query (list[dict]): The query records in the analysis's order
             (``pid``, ``camid``, ``modality``, ``img_path``, ``dataset``,
             ``sample_idx``; no feature).
@@ -363,8 +364,10 @@ class ReIDMetric(BaseMetric):
     whole-gallery ranking then feeds its own distance chunks to a
     :class:`~mmreid.evaluation.report.QueryAnalyser` and keeps the result
     in ``last_analysis`` (a :class:`MetricAnalysis`), so the pairs are
-    not scored twice. Re-ranking and query expansion, which rank other
-    distances, and the protocol subclasses leave it None.
+    not scored twice. With re-ranking or query expansion it analyses the
+    distances the metric ranks (re-ranked, or of the expanded queries),
+    so its values are the reported ones; the protocol subclasses leave it
+    None.
 
     Datasets of a protocol: a dataset whose test records are not one
     query/gallery set (the union of the small DG targets' splits, the
@@ -767,10 +770,9 @@ class ReIDMetric(BaseMetric):
 
     def _analyser(self, data: QueryGallery) -> Optional[QueryAnalyser]:
         """A :class:`QueryAnalyser` for this ranking when one is requested
-        and the ranked distances are the plain primary ones."""
+        (of the primary distance, as :meth:`_evaluate` ranks it)."""
         request = self.analysis_request
-        if request is None or self.query_expansion is not None \
-                or self.rerank is not None:
+        if request is None:
             return None
 
         def modalities(records: List[dict]) -> Optional[List[int]]:
@@ -815,9 +817,10 @@ class ReIDMetric(BaseMetric):
                   observer: Optional[Callable] = None) -> tuple:
         """The metrics of one distance.
 
-        ``observer`` gets each chunk of the plain distances (see
-        :func:`~mmreid.evaluation.functional.evaluate_features`); it is
-        not called when re-ranking ranks another matrix.
+        ``observer`` gets each chunk of the distances ranked (see
+        :func:`~mmreid.evaluation.functional.evaluate_features`): of the
+        expanded queries with ``query_expansion``, the whole re-ranked
+        matrix at once with ``rerank``.
 
         Returns:
             tuple[dict, ReIDEvalResult]: The metrics (see
@@ -847,6 +850,8 @@ class ReIDMetric(BaseMetric):
                 memory_budget_mb=self.memory_budget_mb,
                 device=self.device,
                 **self.rerank)
+            if observer is not None:
+                observer(distmat)
             result = evaluate_rank(
                 distmat, *labels, device=self.device, **self.rank_options)
             if self.verification_fprs is not None:
