@@ -1,5 +1,7 @@
 """tools/analysis_tools/paired_query_error.py: the difference of two runs
 on the same queries, with its error clustered by query identity."""
+import json
+
 import numpy as np
 import pytest
 
@@ -282,3 +284,123 @@ def test_a_section_name_may_hold_a_slash(tmp_path):
     sections = tool.load_per_query(path)
     assert list(sections) == ['d3/mnet']
     assert sorted(sections['d3/mnet']) == ['ap', 'img_path']
+
+
+def report_file(path, gallery, settings=None):
+    """A per_query.npz as EvalReportHook writes it: two queries of two
+    identities ranked against ``gallery`` (img_path, pid, camid)."""
+    from types import SimpleNamespace
+
+    from mmreid.engine.hooks.report_hook import (EvalReportHook,
+                                                 ranking_settings)
+    query = [dict(img_path=f'q/{i}.jpg', pid=i, camid=0) for i in range(3)]
+    analysis = SimpleNamespace(
+        first_rank=np.array([1, 2, 1]), ap=np.array([1.0, 0.5, 1.0]))
+    metric = SimpleNamespace(rerank=None, query_expansion=None)
+    setup = dict(metric='ReIDMetric', distance='euclidean')
+    setup.update(settings or {})
+    arrays = EvalReportHook.per_query_arrays(
+        'd3',
+        query,
+        analysis,
+        metric,
+        gallery=[dict(img_path=p, pid=i, camid=c) for p, i, c in gallery],
+        settings=ranking_settings(setup, metric, True))
+    return write(path, **arrays)
+
+
+GALLERY = [(f'g/{i}.jpg', i % 3, 1) for i in range(6)]
+
+
+def test_runs_on_different_galleries_are_refused(tmp_path):
+    """The same queries against half the gallery: the difference would
+    mix the model with the gallery (user audit 2, finding 6a)."""
+    tool = load_tool(TOOL)
+    a = tool.load_per_query(report_file(tmp_path / 'a.npz', GALLERY))
+    b = tool.load_per_query(report_file(tmp_path / 'b.npz', GALLERY[::2]))
+    with pytest.raises(
+            ValueError,
+            match=r"section 'd3': the runs have different galleries "
+            r'\(6 items in A, 3 in B\)'):
+        tool.paired_rows(a, b)
+    # Same size, another item (a pid changed): refused too.
+    other = GALLERY[:-1] + [('g/5.jpg', 0, 1)]
+    c = tool.load_per_query(report_file(tmp_path / 'c.npz', other))
+    with pytest.raises(ValueError, match='other paths or labels'):
+        tool.paired_rows(a, c)
+    # The same gallery in another order is the same gallery.
+    d = tool.load_per_query(report_file(tmp_path / 'd.npz', GALLERY[::-1]))
+    assert len(tool.paired_rows(a, d)) == 2
+
+
+def test_runs_with_different_settings_are_refused(tmp_path, capsys):
+    tool = load_tool(TOOL)
+    a = report_file(tmp_path / 'a.npz', GALLERY)
+    b = report_file(tmp_path / 'b.npz', GALLERY, dict(distance='cosine'))
+    with pytest.raises(
+            ValueError,
+            match=r"section 'd3': the runs were evaluated with different "
+            r"settings \(distance: 'euclidean' in A, 'cosine' in B\).*"
+            r'--allow-different distance'):
+        tool.paired_rows(tool.load_per_query(a), tool.load_per_query(b))
+    assert tool.main([a, b, '--allow-different', 'distance']) == 0
+    assert "* section 'd3': distance differs, allowed ('euclidean' in A, " \
+        "'cosine' in B)" in capsys.readouterr().out
+
+
+def test_whole_gallery_values_that_are_not_the_reported_ranking(tmp_path):
+    """A hook that ranked plain distances for a re-ranking metric says so;
+    those rows are left out, not shown as the run's."""
+    from mmreid.engine.hooks.report_hook import ranking_settings
+    metric = ReIDMetricLike(rerank=dict(k1=20))
+    settings = ranking_settings(dict(distance='euclidean'), metric, False)
+    assert settings['values'] == \
+        "plain distances, without the metric's rerank"
+    assert ranking_settings(dict(distance='euclidean'), metric,
+                            True)['values'] == 'reported ranking'
+    tool = load_tool(TOOL)
+    arrays = tool.load_per_query(report_file(tmp_path / 'a.npz', GALLERY))
+    arrays['d3']['settings'] = np.array(
+        json.dumps(
+            dict(
+                json.loads(str(arrays['d3']['settings'])),
+                values=settings['values'])))
+    left_out = []
+    assert tool.paired_rows(arrays, arrays, left_out) == []
+    assert left_out[0] == (
+        "section 'd3', R1: not the reported ranking (A holds plain "
+        "distances, without the metric's rerank; B holds plain distances, "
+        "without the metric's rerank)")
+
+
+def ReIDMetricLike(**kwargs):
+    from types import SimpleNamespace
+    return SimpleNamespace(
+        **dict(dict(rerank=None, query_expansion=None), **kwargs))
+
+
+def test_files_without_the_records_pair_with_a_note(tmp_path, capsys):
+    """Older files hold no gallery or settings: they still pair, and the
+    table says these were not checked."""
+    tool = load_tool(TOOL)
+    a, _, _ = two_runs(tmp_path)
+    c = report_file(tmp_path / 'c.npz', GALLERY)
+    old = write(
+        tmp_path / 'old.npz', **{
+            k: v
+            for k, v in np.load(c).items()
+            if k.split('/')[1] not in tool.SETUP_KEYS
+        })
+    assert tool.main([old, c]) == 0
+    assert ("* section 'd3': run A recorded no gallery or evaluation "
+            'settings') in capsys.readouterr().out
+    notes = []
+    tool.paired_rows(
+        tool.load_per_query(a), tool.load_per_query(a), None, notes)
+    assert notes == [
+        "section 'd3': runs A and B recorded no gallery or evaluation "
+        'settings (written before they were recorded), so it was not '
+        'checked that both ranked the same gallery in the same way, nor that '
+        'the values are the ranking each run reported (they are not for a '
+        're-ranked run)'
+    ]

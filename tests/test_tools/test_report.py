@@ -44,6 +44,11 @@ test_evaluator = dict()
 test_cfg = dict(type='MultiTargetTestLoop', targets=targets)
 '''
 
+RERANK = '''
+test_evaluator = dict(
+    type='ReIDMetric', metric='euclidean', rerank=dict(k1=4, k2=2))
+'''
+
 
 class Elements(HTMLParser):
     """Tags with their attributes, and the page's text."""
@@ -93,7 +98,8 @@ def reports(tmp_path_factory, synth_root):
     out = dict()
     previous = os.umask(0o022)  # the runs inherit it
     try:
-        for name, extra in (('single', ''), ('multi', TWO_TARGETS)):
+        runs = (('single', ''), ('multi', TWO_TARGETS), ('rerank', RERANK))
+        for name, extra in runs:
             config = write_config(root / f'{name}.py', synth_root,
                                   ONE_EPOCH + extra)
             report_dir = root / f'report_{name}'
@@ -148,7 +154,9 @@ def test_report_holds_every_part(reports):
     with np.load(osp.join(osp.dirname(path), 'per_query.npz')) as data:
         per_query = {k: data[k] for k in data.files}
     assert sorted(per_query) == [
-        f'synthreid-d2/{k}' for k in ('ap', 'first_rank', 'img_path', 'pid')
+        f'synthreid-d2/{k}'
+        for k in ('ap', 'first_rank', 'gallery_digest', 'gallery_size',
+                  'img_path', 'pid', 'settings')
     ]
     ranks = per_query['synthreid-d2/first_rank']
     assert 100 * np.mean(ranks[ranks > 0] == 1) == pytest.approx(
@@ -183,6 +191,42 @@ def test_report_holds_every_part(reports):
     bars = [int(bar['data-count']) for bar in elements.find('rect', 'bar')]
     assert len(bars) == 20
     assert sum(bars[:10]) == sum(bars[10:]) == metrics['reid/num_valid_query']
+
+
+def per_query_of(path):
+    with np.load(osp.join(osp.dirname(path), 'per_query.npz')) as data:
+        return {k: data[k] for k in data.files}
+
+
+def test_per_query_values_of_a_reranked_run_are_the_reported_ones(reports):
+    """per_query.npz of a re-ranked test held the plain ranking (user
+    audit 2, finding 6b): its R1 is now the reported one, the file
+    records the settings, and pairing it with the plain run is refused."""
+    path, metrics, _ = reports['rerank']
+    per_query = per_query_of(path)
+    ranks = per_query['synthreid-d2/first_rank']
+    assert 100 * np.mean(ranks[ranks > 0] == 1) == pytest.approx(
+        metrics['reid/R1'])
+    assert 100 * np.nanmean(per_query['synthreid-d2/ap']) == pytest.approx(
+        metrics['reid/mAP'])
+    settings = json.loads(str(per_query['synthreid-d2/settings']))
+    assert settings['rerank'] == json.dumps(dict(k1=4, k2=2), sort_keys=True)
+    assert settings['values'] == 'reported ranking'
+    plain = per_query_of(reports['single'][0])
+    assert json.loads(str(plain['synthreid-d2/settings']))['rerank'] == 'none'
+    for key in ('gallery_size', 'gallery_digest'):
+        assert per_query[f'synthreid-d2/{key}'] == plain[f'synthreid-d2/{key}']
+    result = subprocess.run([
+        PYTHON, 'tools/analysis_tools/paired_query_error.py',
+        osp.dirname(reports['single'][0]),
+        osp.dirname(path)
+    ],
+                            cwd=REPO,
+                            capture_output=True,
+                            text=True)
+    assert result.returncode != 0
+    assert "the runs were evaluated with different settings (rerank: 'none' " \
+        'in A' in result.stderr
 
 
 def test_multi_target_report_has_a_section_per_target(reports):

@@ -15,11 +15,22 @@ by query identity (each identity one draw with all its queries, see
 ``mmreid.evaluation.report.query_sampling_error``), with a 95 % normal
 interval. It complements ``compare_configs.py --baseline``, whose
 intervals are over training seeds on one fixed test set.
+
+Both runs must have ranked the same gallery with the same evaluation
+settings (distance, normalize, mode, rerank, query expansion, rank
+rules), which ``per_query.npz`` records per section: a pair that differs
+is refused, naming what differs (``--allow-different KEY`` accepts a
+setting that differs on purpose, e.g. the distances of two models, and
+says so under the table). Whole-gallery values that are not the ranking
+the run reported (the hook ranked plain distances where the metric
+re-ranks) are not compared. Files written before these records still
+pair, with a note that the gallery and settings were not checked.
 """
 import argparse
+import json
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -81,24 +92,131 @@ def _matched(a: Dict[str, np.ndarray], b: Dict[str, np.ndarray], path_key: str,
     return a[value_key], b[value_key][order], pids
 
 
-def paired_rows(a: Dict[str, Dict[str, np.ndarray]],
-                b: Dict[str, Dict[str, np.ndarray]],
-                left_out: Optional[List[str]] = None) -> List[dict]:
+#: A section's arrays by name, and the sections of a file by name.
+Arrays = Dict[str, np.ndarray]
+Sections = Dict[str, Arrays]
+#: Keys of a section that record its gallery and evaluation settings.
+SETUP_KEYS = ('gallery_size', 'gallery_digest', 'settings')
+#: The settings entry that says what the whole-gallery values rank.
+VALUES_KEY = 'values'
+REPORTED = 'reported ranking'
+
+
+def _settings(arrays: Arrays) -> Dict[str, str]:
+    return json.loads(str(arrays['settings']))
+
+
+def check_same_setup(a: Arrays,
+                     b: Arrays,
+                     where: str,
+                     notes: List[str],
+                     allow: Sequence[str] = ()) -> None:
+    """Refuse a section whose gallery or evaluation settings differ
+    between A and B.
+
+    Args:
+        a, b: The section's arrays in A and B.
+        where (str): The section as errors name it.
+        notes (list): Gets a line when a run has no record (written
+            before it was kept), or a setting in ``allow`` differs.
+        allow (Sequence[str]): Settings that may differ.
+
+    Raises:
+        ValueError: The gallery size or digest, or a setting not in
+            ``allow``, differ.
+    """
+    missing = [
+        run for run, arrays in (('A', a), ('B', b))
+        if any(k not in arrays for k in SETUP_KEYS)
+    ]
+    if missing:
+        runs = ('run ' if len(missing) == 1 else 'runs ') + ' and '.join(
+            missing)
+        notes.append(
+            f'{where}: {runs} recorded no gallery or evaluation settings '
+            '(written before they were recorded), so it was not checked '
+            'that both ranked the same gallery in the same way, nor that '
+            'the values are the ranking each run reported (they are not '
+            'for a re-ranked run)')
+        return
+    size_a, size_b = int(a['gallery_size']), int(b['gallery_size'])
+    if size_a != size_b or str(a['gallery_digest']) != str(
+            b['gallery_digest']):
+        raise ValueError(
+            f'{where}: the runs have different galleries ({size_a} items '
+            f'in A, {size_b} in B' +
+            (', other paths or labels' if size_a == size_b else '') +
+            '); their difference would mix the models with the gallery: '
+            'pair runs on the same test set')
+    settings_a, settings_b = _settings(a), _settings(b)
+    differ = sorted(
+        k for k in set(settings_a) | set(settings_b)
+        if k != VALUES_KEY and settings_a.get(k) != settings_b.get(k))
+    refused = [k for k in differ if k not in allow]
+    if refused:
+        shown = '; '.join(f'{k}: {settings_a.get(k)!r} in A, '
+                          f'{settings_b.get(k)!r} in B' for k in refused)
+        raise ValueError(
+            f'{where}: the runs were evaluated with different settings '
+            f'({shown}); test both with the same evaluator, or pass '
+            f'--allow-different {" ".join(refused)} if the difference is '
+            'what you compare')
+    for k in differ:
+        notes.append(f'{where}: {k} differs, allowed ('
+                     f'{settings_a.get(k)!r} in A, {settings_b.get(k)!r} '
+                     'in B)')
+
+
+def _not_reported(a: Arrays, b: Arrays) -> List[str]:
+    """Why A's or B's whole-gallery values are not the ranking the run
+    reported (empty when both are, or nothing says otherwise)."""
+    why = []
+    for run, arrays in (('A', a), ('B', b)):
+        if 'settings' in arrays:
+            values = _settings(arrays).get(VALUES_KEY, REPORTED)
+            if values != REPORTED:
+                why.append(f'{run} holds {values}')
+    return why
+
+
+def paired_rows(a: Sections,
+                b: Sections,
+                left_out: Optional[List[str]] = None,
+                notes: Optional[List[str]] = None,
+                allow: Sequence[str] = ()) -> List[dict]:
     """One row per section both hold and per metric both have.
 
     Args:
         a, b: :func:`load_per_query` of A and B.
         left_out (list, optional): Gets one line per section or metric
-            that is in one report only, or has fewer than two queries
-            valid in both: what the table does not show.
+            that is in one report only, has fewer than two queries valid
+            in both, or whose whole-gallery values are not the reported
+            ranking: what the table does not show.
+        notes (list, optional): Gets the notes of
+            :func:`check_same_setup`.
+        allow (Sequence[str]): Settings that may differ.
+
+    Raises:
+        ValueError: See :func:`check_same_setup`; the runs have different
+            queries.
     """
     rows = []
+    setup_notes = notes if notes is not None else []
     notes = left_out if left_out is not None else []
     for section, where in [(s, 'A') for s in a if s not in b] + \
             [(s, 'B') for s in b if s not in a]:
         notes.append(f'section {section!r}: only in {where}')
     for section in [s for s in a if s in b]:
+        check_same_setup(a[section], b[section], f'section {section!r}',
+                         setup_notes, allow)
+        not_reported = _not_reported(a[section], b[section])
         for name, path_key, value_key, percent in ROWS:
+            if not_reported and not path_key.startswith('trial'):
+                if value_key in a[section] and value_key in b[section]:
+                    notes.append(f'section {section!r}, {name}: not the '
+                                 'reported ranking (' +
+                                 '; '.join(not_reported) + ')')
+                continue
             if value_key not in a[section] or value_key not in b[section]:
                 if value_key in a[section] or value_key in b[section]:
                     notes.append(f'section {section!r}, {name}: only in '
@@ -155,6 +273,13 @@ def parse_args(argv=None):
     parser.add_argument('a', help='report folder (or per_query.npz) of A')
     parser.add_argument('b', help='report folder (or per_query.npz) of B')
     parser.add_argument('--out', help='also write the Markdown table here')
+    parser.add_argument(
+        '--allow-different',
+        nargs='+',
+        default=[],
+        metavar='KEY',
+        help='evaluation settings (as an error names them, e.g. distance '
+        'mode) that may differ between the runs; listed under the table')
     return parser.parse_args(argv)
 
 
@@ -163,17 +288,21 @@ def main(argv=None) -> int:
     try:
         a, b = load_per_query(args.a), load_per_query(args.b)
         left_out: List[str] = []
-        rows = paired_rows(a, b, left_out)
+        notes: List[str] = []
+        rows = paired_rows(a, b, left_out, notes, args.allow_different)
     except (OSError, ValueError) as error:
         raise SystemExit(f'error: {error}')
     if not rows:
-        raise SystemExit(f'{args.a} and {args.b} share no section with two '
-                         f'valid queries (sections: {sorted(a)} and '
-                         f'{sorted(b)})')
+        raise SystemExit(
+            f'{args.a} and {args.b} share no section with two valid '
+            f'queries (sections: {sorted(a)} and {sorted(b)})' +
+            ''.join(f'\n* {line}' for line in left_out + notes))
     table = format_rows(rows)
     if left_out:
         table += ('\n\nNot compared (A: ' + args.a + ', B: ' + args.b +
                   '):\n' + '\n'.join(f'* {line}' for line in left_out))
+    if notes:
+        table += '\n\nNotes:\n' + '\n'.join(f'* {line}' for line in notes)
     print(table)
     if args.out:
         with open_atomic(args.out, 'w', encoding='utf-8') as f:

@@ -1,4 +1,6 @@
 """Write a self-contained HTML evaluation report after a test run."""
+import hashlib
+import json
 import os
 import os.path as osp
 import re
@@ -58,6 +60,50 @@ def section_sampling_errors(analysis, metric) -> Dict[str, Any]:
     return errors
 
 
+def gallery_digest(gallery: List[dict]) -> str:
+    """SHA-256 of a gallery's ``img_path``, ``pid`` and ``camid`` (one
+    line per item, sorted), so that two runs tell whether they ranked the
+    same gallery."""
+    lines = sorted(f"{r.get('img_path')}\t{label_to_int(r['pid'])}\t"
+                   f"{label_to_int(r['camid'])}" for r in gallery)
+    return hashlib.sha256('\n'.join(lines).encode('utf-8')).hexdigest()
+
+
+def ranking_settings(setup: Dict[str, str], metric,
+                     own_analysis: bool) -> Dict[str, str]:
+    """The evaluation settings of a section's per-query values.
+
+    Args:
+        setup (dict): The section's setup as the report shows it
+            (``metric``, ``distance``, ``normalize`` and the rank rules).
+        metric: The evaluator's metric (or None).
+        own_analysis (bool): Whether the values are the metric's own
+            analysis of its ranking (:meth:`RankedListHook.
+            _metric_analysis`), else the hook ranked plain distances.
+
+    Returns:
+        dict[str, str]: ``setup`` with the primary ``mode`` (``''``
+        without one), ``rerank`` and ``query_expansion`` (JSON, ``'none'``
+        when unset) and ``values``: ``'reported ranking'``, or why the
+        whole-gallery values are not the ranking the metric reports
+        (re-ranking or query expansion that the hook did not apply).
+    """
+    settings = dict(setup)
+    settings['mode'] = str(getattr(metric, 'primary_scorer', None) or '')
+    changed = []
+    for key in ('rerank', 'query_expansion'):
+        value = getattr(metric, key, None)
+        settings[key] = 'none' if value is None else json.dumps(
+            value, sort_keys=True)
+        if value is not None:
+            changed.append(key)
+    settings['values'] = 'reported ranking'
+    if changed and not own_analysis:
+        settings['values'] = (
+            f'plain distances, without the metric\'s {" and ".join(changed)}')
+    return settings
+
+
 def _scorer_name(scorer: Any) -> str:
     if isinstance(scorer, str):
         return scorer
@@ -86,13 +132,15 @@ class EvalReportHook(RankedListHook):
     that ranks the whole gallery makes it from its own distances as it
     computes them (the hook sets its ``analysis_request``), so a model's
     pair scorer (GMN's M-Net) scores each pair once; for other metrics
-    (trials, splits, re-ranking) the hook ranks the collected features
-    itself. Where the reported
-    number differs (trial or split protocols draw sub-galleries; re-ranking
-    and query expansion are not applied here), the section says so with
-    both numbers.
+    (trials, splits) the hook ranks the collected features itself. With
+    re-ranking or query expansion the metric analyses the distances it
+    ranks, so the report shows the reported ranking. Where the reported
+    number differs (trial or split protocols draw sub-galleries; the
+    hook's own ranking does not re-rank or expand queries), the section
+    says so with both numbers.
 
-    Beside it, ``per_query.npz`` holds the per-query values
+    Beside it, ``per_query.npz`` holds the per-query values with the
+    gallery and the evaluation settings they come from
     (:meth:`per_query_arrays`), which ``tools/analysis_tools/
     paired_query_error.py`` pairs across two runs.
 
@@ -238,8 +286,6 @@ class EvalReportHook(RankedListHook):
                 topk=self.topk,
                 max_rank=self.max_rank)
         errors = section_sampling_errors(analysis, metric)
-        self._per_query.update(
-            self.per_query_arrays(name, query, analysis, metric))
         if errors:
             print_log(
                 f'{name}: ' + sampling_error_line(errors), logger='current')
@@ -254,6 +300,14 @@ class EvalReportHook(RankedListHook):
         primary = getattr(metric, 'primary_scorer', None)
         if primary:
             setup['distance'] = f'{primary} (primary mode)'
+        self._per_query.update(
+            self.per_query_arrays(
+                name,
+                query,
+                analysis,
+                metric,
+                gallery=gallery,
+                settings=ranking_settings(setup, metric, kept is not None)))
         notes = self._compare(analysis, metric, metrics, name, by_target)
         worst, best = select_worst_best(analysis.ap, self.num_queries)
         examples = []
@@ -265,8 +319,13 @@ class EvalReportHook(RankedListHook):
                              notes, errors)
 
     @staticmethod
-    def per_query_arrays(name: str, query: List[dict], analysis,
-                         metric) -> Dict[str, np.ndarray]:
+    def per_query_arrays(
+            name: str,
+            query: List[dict],
+            analysis,
+            metric,
+            gallery: Optional[List[dict]] = None,
+            settings: Optional[dict] = None) -> Dict[str, np.ndarray]:
         """The per-query values of one section, as ``per_query.npz``
         holds them (keys ``<section>/<array>``).
 
@@ -277,7 +336,9 @@ class EvalReportHook(RankedListHook):
         each query's R1 hit and AP averaged over the trials (NaN when it
         is never valid), in the metric's query order. Queries are matched
         across runs by image path (``tools/analysis_tools/
-        paired_query_error.py``).
+        paired_query_error.py``), which also refuses runs whose
+        ``gallery_size``, ``gallery_digest`` (:func:`gallery_digest`) or
+        ``settings`` (a JSON object, :func:`ranking_settings`) differ.
         """
         arrays = {
             f'{name}/img_path':
@@ -286,6 +347,13 @@ class EvalReportHook(RankedListHook):
             f'{name}/first_rank': analysis.first_rank,
             f'{name}/ap': analysis.ap,
         }
+        if gallery is not None:
+            arrays[f'{name}/gallery_size'] = np.array(len(gallery), np.int64)
+            arrays[f'{name}/gallery_digest'] = np.array(
+                gallery_digest(gallery))
+        if settings is not None:
+            arrays[f'{name}/settings'] = np.array(
+                json.dumps(settings, sort_keys=True))
         results = getattr(metric, 'trial_results', None)
         q_pids = getattr(metric, 'trial_query_pids', None)
         paths = getattr(metric, 'trial_query_paths', None)
