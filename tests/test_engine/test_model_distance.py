@@ -437,6 +437,10 @@ def refused_before_extraction(user_config, tmp_path, option, error,
 
 @pytest.mark.parametrize('option,model_cfg,message', [
     (dict(normalize=True), {}, 'ReIDMetric(normalize=True)'),
+    # Was accepted with an INFO line and ignored (user audit 2, finding 4).
+    (dict(distance='cosine'), {},
+     "ReIDMetric(distance='cosine') would be ignored: the model ranks with "
+     "its own distance (modes ['mnet', "),
     (dict(rerank=dict()), {}, 'ReIDMetric(rerank=...)'),
     (dict(query_expansion=dict()), {}, 'ReIDMetric(query_expansion=...)'),
     (dict(verification_fprs=(0.1, )), dict(mnet_topk=3),

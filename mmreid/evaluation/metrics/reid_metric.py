@@ -347,7 +347,8 @@ class ReIDMetric(BaseMetric):
     a loop that does not (see ``ReIDModel.scorers_handed_to``). The
     model's scorers compare the model's own features, so ``normalize``,
     ``query_expansion`` and ``rerank`` (which change or bypass them) are
-    errors with them.
+    errors with them, and so is a ``distance`` other than the metric's
+    default, which they would ignore.
 
     Several distance modes in one run: after
     ``set_scorers({'mnet': f, 'euclid': g, 'fused': h}, primary='mnet')``
@@ -611,8 +612,9 @@ class ReIDMetric(BaseMetric):
                 first one.
 
         Raises:
-            ValueError: ``normalize``, ``query_expansion`` or ``rerank``
-                with the model's scorers (or the last two with a callable
+            ValueError: A ``distance`` other than the default,
+                ``normalize``, ``query_expansion`` or ``rerank`` with the
+                model's scorers (or the last two with a callable
                 distance); ``verification_fprs`` with a gallery-dependent
                 distance.
         """
@@ -651,6 +653,17 @@ class ReIDMetric(BaseMetric):
                     'verification_fprs or score without top-k')
 
     def _check_model_scorer_options(self, modes: List[str]) -> None:
+        if self.distance != self.default_distance:
+            shown = (
+                repr(self.distance)
+                if isinstance(self.distance, str) else 'a callable')
+            raise ValueError(
+                f'{type(self).__name__}(distance={shown}) would be ignored: '
+                'the model ranks with its own distance (modes '
+                f'{modes}), which its test_cfg chooses (GMN: '
+                'model.test_cfg.distance and report_modes): drop distance '
+                'from the evaluator, or leave it at its default '
+                f'{self.default_distance!r}')
         if self.normalize:
             raise ValueError(
                 f'{type(self).__name__}(normalize=True) would L2-normalise '
