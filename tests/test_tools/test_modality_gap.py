@@ -49,6 +49,45 @@ def test_gap_statistics_by_hand():
     assert stats['gap'][1].item() == pytest.approx(6 / math.sqrt(35 / 12))
 
 
+def test_a_channel_constant_in_one_modality_is_counted_not_infinite():
+    """A channel constant in one modality only made log_std = |log 0| =
+    inf and the layer's mean inf, and went uncounted (user audit 2,
+    finding 10). By the definition its gap is finite and counts; its log
+    std ratio is undefined: left out of the mean, counted in one_const."""
+    tool = load_tool(TOOL)
+    # (N=4, C=3, L=2): visible samples 0, 1; infrared 2, 3.
+    x = torch.zeros(4, 3, 2)
+    # Channel 0: infrared constant 1, visible 0 0 2 2 (mean 1, var 1).
+    x[:2, 0] = torch.tensor([[0.0, 0.0], [2.0, 2.0]])
+    x[2:, 0] = 1.0
+    # Channel 1: visible 0 1 2 3 (mean 1.5, var 1.25), infrared twice that
+    # plus 1 (mean 4, var 5): d = 2.5 / sqrt(3.125), |log 2|.
+    x[:2, 1] = torch.arange(4.).view(2, 2)
+    x[2:, 1] = 2 * x[:2, 1] + 1
+    # Channel 2: constant in both.
+    stats = tool.gap_statistics(x, torch.tensor([0, 0, 1, 1]))
+    assert (stats['const'], stats['one_const']) == (1, 1)
+    # Channel 0: means 1 and 1 -> d = 0 (pooled std sqrt(1/2) > 0).
+    assert stats['gap'][0].item() == pytest.approx(0.0)
+    assert math.isnan(stats['log_std'][0].item())
+    assert stats['log_std'][1].item() == pytest.approx(math.log(2))
+
+    class Bn(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(3)
+
+        def forward(self, inputs):
+            return self.bn(inputs)
+
+    (row, ) = tool.measure_modality_gap(Bn().train(), x, [0, 0, 1, 1])
+    assert row['gap'] == pytest.approx((0 + 2.5 / math.sqrt(3.125)) / 2)
+    assert row['log_std'] == pytest.approx(math.log(2))
+    assert (row['const'], row['one_const']) == (1, 1)
+    assert '| 0.693 | - | 1 | 1 |' in tool.format_table([row])
+
+
 class TwoLayers(nn.Module):
     """First norm, a positive per-channel scale, second BN."""
 

@@ -34,7 +34,10 @@ unseeded build would give another network, and other gaps, on every run.
 Layers whose input holds one modality only (the stems of a two-stream
 backbone; the inner BNs of an MBN) have no gap and are listed with ``-``.
 Channels constant over the batch in both modalities (e.g. dead ReLUs) are
-left out of the means; their number is the ``const`` column.
+left out of the means; their number is the ``const`` column. A channel
+constant in one modality only has a finite ``gap`` (its pooled std is
+positive), which counts, but no finite log std ratio (``log 0``): it is
+left out of ``log_std`` and counted in the ``const (one)`` column.
 
 By default the forward runs in training mode (batch statistics, as in
 training; running statistics are updated on a throw-away copy only); with
@@ -89,7 +92,10 @@ def gap_statistics(x: torch.Tensor, modality: torch.Tensor) -> dict:
     Returns:
         dict: ``gap`` (C,) standardised mean differences, ``log_std`` (C,)
         ``|log(std_ir / std_vis)|``, both NaN for channels constant in both
-        modalities, and ``const`` (int) the number of such channels.
+        modalities, ``const`` (int) the number of such channels, and
+        ``one_const`` (int) the number of channels constant in one
+        modality only, whose ``log_std`` is NaN too (undefined, not
+        infinite: it would swamp any mean over channels).
     """
     if x.dim() < 2 or x.size(0) != modality.numel():
         raise ValueError(f'expected an input of shape (N, C, ...) with N = '
@@ -107,12 +113,21 @@ def gap_statistics(x: torch.Tensor, modality: torch.Tensor) -> dict:
     pooled = ((var_v + var_i) / 2).sqrt()
     const = pooled == 0
     gap = (mean_v - mean_i).abs() / pooled.masked_fill(const, 1)
-    # One modality constant, the other not: an infinite log ratio, which is
-    # what it is.
+    one_const = (var_v == 0) ^ (var_i == 0)
     log_std = (var_i.sqrt().log() - var_v.sqrt().log()).abs()
     gap[const] = math.nan
-    log_std[const] = math.nan
-    return dict(gap=gap, log_std=log_std, const=int(const.sum()))
+    log_std[const | one_const] = math.nan
+    return dict(
+        gap=gap,
+        log_std=log_std,
+        const=int(const.sum()),
+        one_const=int(one_const.sum()))
+
+
+def _nan_mean(values: torch.Tensor) -> Optional[float]:
+    """Mean of the non-NaN values, None when there is none."""
+    kept = values[~torch.isnan(values)]
+    return float(kept.mean()) if kept.numel() else None
 
 
 def measure_modality_gap(model: nn.Module,
@@ -135,7 +150,9 @@ def measure_modality_gap(model: nn.Module,
         ``type``, ``channels``, ``gap`` (mean over channels), ``gap_max``,
         ``log_std`` (mean over channels), ``floor`` (the mean gap between
         the two halves of the visible images; None with fewer than 4),
-        ``const``; the statistics are None
+        ``const`` and ``one_const`` (see :func:`gap_statistics`; ``gap``
+        leaves out the ``const`` channels, ``log_std`` both kinds); the
+        statistics are None
         for a layer whose input holds one modality only (``note`` says
         why) or that the forward did not reach.
 
@@ -204,6 +221,7 @@ def measure_modality_gap(model: nn.Module,
             log_std=None,
             floor=None,
             const=None,
+            one_const=None,
             note='')
         found = seen.get(name)
         if found is None:
@@ -217,13 +235,16 @@ def measure_modality_gap(model: nn.Module,
                 row.update(
                     gap=float(gap[valid].mean()),
                     gap_max=float(gap[valid].max()),
-                    log_std=float(log_std[valid].mean()))
+                    log_std=_nan_mean(log_std))
                 floor = found.get('floor')
                 if floor is not None and (~torch.isnan(floor)).any():
                     row['floor'] = float(floor[~torch.isnan(floor)].mean())
             else:
                 row['note'] = 'every channel constant'
-            row.update(channels=found['channels'], const=found['const'])
+            row.update(
+                channels=found['channels'],
+                const=found['const'],
+                one_const=found['one_const'])
         rows.append(row)
     return rows
 
@@ -236,8 +257,8 @@ def format_table(rows: List[dict]) -> str:
 
     lines = [
         '| layer | type | channels | gap (mean) | gap (max) | '
-        '\\|log std ratio\\| | floor | const | note |',
-        '|---|---|---|---|---|---|---|---|---|'
+        '\\|log std ratio\\| | floor | const | const (one) | note |',
+        '|---|---|---|---|---|---|---|---|---|---|'
     ]
     for row in rows:
         lines.append(f'| {row["layer"]} | {row["type"]} | '
@@ -245,6 +266,8 @@ def format_table(rows: List[dict]) -> str:
                      f'{number(row["gap"])} | {number(row["gap_max"])} | '
                      f'{number(row["log_std"])} | {number(row["floor"])} | '
                      f'{"-" if row["const"] is None else row["const"]} | '
+                     f'{"-" if row["one_const"] is None else row["one_const"]}'
+                     ' | '
                      f'{row["note"]} |')
     return '\n'.join(lines)
 
