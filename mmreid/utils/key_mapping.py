@@ -27,9 +27,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .atomic import open_atomic
-from .source_arch import (FACT_OPTIONS, FASTREID_KEYS, SOURCE_ARCH, STEM_POOLS,
-                          add_identity_bnneck, read_fastreid_config,
-                          same_pixel_stats, source_arch)
+from .source_arch import (FACT_OPTIONS, FASTREID_KEYS, FASTREID_USE,
+                          SOURCE_ARCH, STEM_POOLS, add_identity_bnneck,
+                          read_fastreid_config, same_pixel_stats, source_arch)
 
 # The tensors of a torchvision-style ResNet: stem, stages and shortcuts.
 # IBN-Net-a blocks (fast-reid ``WITH_IBN``, mmreid ``ibn_stages``) split
@@ -353,18 +353,6 @@ def format_assumed(facts: dict, source_config: Optional[str]) -> str:
             f'; if the source was trained otherwise, give {options}')
 
 
-#: What fast-reid did with each fact of its ``config.yaml``, for the
-#: message that refuses an option contradicting it.
-FASTREID_USE = dict(
-    last_stride='with which fast-reid built the network',
-    pooling='with which fast-reid built the network',
-    test_feature='which fixes the feature fast-reid tested with',
-    input_size='the size fast-reid tested at',
-    flip='with which fast-reid evaluated the model',
-    mean='with which fast-reid normalised the input',
-    std='with which fast-reid normalised the input')
-
-
 def _same_fact(name: str, given, recorded) -> bool:
     """Whether an option states the fact a ``config.yaml`` records."""
     if name in ('mean', 'std'):
@@ -462,9 +450,9 @@ def convert_checkpoint_file(src: str,
             if name == 'flip':
                 option = '--flip' if given else '--no-flip'
             elif isinstance(given, (list, tuple)):
-                option = f'--{name.replace("_", "-")} {list(given)}'
+                option = f'{FACT_OPTIONS[name]} {list(given)}'
             else:
-                option = f'--{name.replace("_", "-")} {given}'
+                option = f'{FACT_OPTIONS[name]} {given}'
             raise ValueError(
                 f'{option} contradicts {FASTREID_KEYS[name]} = {recorded} '
                 f'of {source_config}, {FASTREID_USE[name]} (drop the '

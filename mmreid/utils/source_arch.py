@@ -522,6 +522,17 @@ FASTREID_KEYS = dict(
     mean='MODEL.PIXEL_MEAN',
     std='MODEL.PIXEL_STD')
 
+#: What fast-reid did with each fact of its ``config.yaml``, for the
+#: message that refuses an option contradicting it.
+FASTREID_USE = dict(
+    last_stride='with which fast-reid built the network',
+    pooling='with which fast-reid built the network',
+    test_feature='which fixes the feature fast-reid tested with',
+    input_size='the size fast-reid tested at',
+    flip='with which fast-reid evaluated the model',
+    mean='with which fast-reid normalised the input',
+    std='with which fast-reid normalised the input')
+
 #: The ``meta`` keys of a converted checkpoint that
 #: :func:`check_source_arch` reads; whatever rewrites a checkpoint
 #: (``tools/model_converters/publish_model.py``) must keep them, or a
@@ -1003,8 +1014,8 @@ def check_source_arch(meta: Optional[dict],
 
 __all__ = [
     'STEM_POOLS', 'SOURCE_ARCH', 'FASTREID_POOLING', 'FASTREID_KEYS',
-    'HARMLESS_UNMAPPED', 'SOURCE_META_KEYS', 'ASSUMABLE_FACTS', 'FACT_OPTIONS',
-    'fastreid_stem_pool', 'source_arch', 'check_pixel_stats',
+    'FASTREID_USE', 'HARMLESS_UNMAPPED', 'SOURCE_META_KEYS', 'ASSUMABLE_FACTS',
+    'FACT_OPTIONS', 'fastreid_stem_pool', 'source_arch', 'check_pixel_stats',
     'check_pixel_scale', 'same_pixel_stats', 'add_identity_bnneck',
     'read_fastreid_config', 'check_source_arch'
 ]
