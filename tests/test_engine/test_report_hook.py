@@ -89,3 +89,27 @@ def test_sampling_errors_of_a_trial_protocol_are_named_by_what_they_measure():
                             g_cams)
     assert alone.valid.tolist() == [True, False]
     assert section_sampling_errors(alone, ReIDMetric()) == {}
+
+
+def test_a_gmn_mode_names_the_options_that_change_its_ranking():
+    """``mnet_topk`` scores only the top-k Euclidean candidates with the
+    M-Net (a speed option, not the paper's M-Net), and ``fuse_beta``
+    weighs the fused mode: the report's distance (and so the settings
+    that paired_query_error compares) name them, so such a run is not
+    taken for the full M-Net."""
+    from mmengine.config import Config
+
+    from mmreid.engine.hooks.report_hook import _mode_options
+    from mmreid.registry import MODELS
+    from mmreid.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile('configs/gmn/gmn_r18_synthreid-v2.py')
+    full = MODELS.build(cfg.model).scorers()
+    assert _mode_options(full['mnet']) == ''
+    assert _mode_options(full['euclid']) == ''
+    beta = cfg.model.test_cfg.get('fuse_beta', 0.5)
+    assert _mode_options(full['fused']) == f', fuse_beta={beta}'
+    cfg.model.test_cfg['mnet_topk'] = 5
+    topk = MODELS.build(cfg.model).scorers()
+    assert _mode_options(topk['mnet']) == ', mnet_topk=5'
+    assert _mode_options('euclidean') == ''

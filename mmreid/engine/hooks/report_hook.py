@@ -104,6 +104,23 @@ def ranking_settings(setup: Dict[str, str], metric,
     return settings
 
 
+def _mode_options(scorer: Any) -> str:
+    """The options of a GMN mode that change its ranking, as ``', k=v'``:
+    ``mnet_topk`` (only the top-k Euclidean candidates are scored by the
+    M-Net, not the paper's full M-Net) and the fused mode's ``fuse_beta``;
+    so a report, and the settings ``paired_query_error.py`` compares, tell
+    such a run from the full M-Net."""
+    # MNetPairScorer and SharedLogitScorer keep them in ``options``.
+    given = getattr(scorer, 'options', None)
+    mode = getattr(given, 'distance', None)
+    options = []
+    if mode == 'mnet' and given.topk is not None:
+        options.append(f'mnet_topk={given.topk}')
+    if mode == 'fused':
+        options.append(f'fuse_beta={given.fuse_beta}')
+    return ''.join(f', {option}' for option in options)
+
+
 def _scorer_name(scorer: Any) -> str:
     if isinstance(scorer, str):
         return scorer
@@ -299,7 +316,8 @@ class EvalReportHook(RankedListHook):
             cmc_mode=str(options.get('cmc_mode', 'standard')))
         primary = getattr(metric, 'primary_scorer', None)
         if primary:
-            setup['distance'] = f'{primary} (primary mode)'
+            mode_options = _mode_options(scorer)
+            setup['distance'] = f'{primary} (primary mode{mode_options})'
         self._per_query.update(
             self.per_query_arrays(
                 name,
