@@ -56,7 +56,12 @@ def _load_weights(model: nn.Module, config: Config, checkpoint: str,
     check_source_arch(
         meta, model, config, checkpoint, test=True, api=True, strict=strict)
     load_model_state(
-        model, loaded, checkpoint, strict=strict, opt_out='strict=False')
+        model,
+        loaded,
+        checkpoint,
+        strict=strict,
+        opt_out='strict=False',
+        cfg=config)
 
 
 def init_model(config: Union[str, Path, Config],

@@ -392,11 +392,11 @@ def hub_cache_dir() -> str:
     return osp.join(torch.hub.get_dir(), 'checkpoints')
 
 
-def _names(keys: Sequence[str], limit: int = 10) -> str:
+def _names(keys: Sequence[str], limit: int = 10, sep: str = ', ') -> str:
     """The first ``limit`` keys, then how many more there are."""
     keys = list(keys)
-    shown = ', '.join(keys[:limit])
-    return shown + (f', ... ({len(keys) - limit} more)'
+    shown = sep.join(keys[:limit])
+    return shown + (f'{sep}... ({len(keys) - limit} more)'
                     if len(keys) > limit else '')
 
 
@@ -419,13 +419,63 @@ def _plain_bn_note(model: torch.nn.Module, state_dict: Dict[str, Any],
             "type='Pretrained', checkpoint=..., prefix='backbone.').")
 
 
+def _saved_config_note(checkpoint: Any, cfg: Any,
+                       modules: Sequence[str]) -> str:
+    """Where the config a checkpoint was trained with differs from ``cfg``
+    in the model parts whose tensors do not fit (empty if nothing is known).
+
+    mmreid's checkpoints keep the run's config as text (``meta['cfg']``);
+    its ``model`` is read without running it
+    (:func:`~mmreid.engine.runner.resume_checks.config_literal`) and
+    compared leaf by leaf with the current ``cfg.model``. ``init_cfg``
+    keys are left out: the checkpoint's tensors replace any
+    initialisation.
+
+    Args:
+        checkpoint: The loaded checkpoint.
+        cfg: The current config (with ``model``), or None.
+        modules (Sequence[str]): Top-level model parts of the tensors of
+            another shape, e.g. ``['backbone', 'head']``.
+
+    Returns:
+        str: A sentence naming the first differing ``model.*`` keys with
+        both values, or ``''``.
+    """
+    from mmreid.engine.runner.resume_checks import (config_literal,
+                                                    config_text_value,
+                                                    metainfo_differences)
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    current = cfg.get('model') if hasattr(cfg, 'get') else None
+    if not isinstance(meta, dict) or not isinstance(current, dict):
+        return ''
+    try:
+        saved = config_literal(config_text_value(meta.get('cfg'), 'model'))
+    except (ValueError, TypeError, SyntaxError, RecursionError):
+        return ''
+    if not isinstance(saved, dict):
+        return ''
+    lines = []
+    for line in metainfo_differences(saved, current, 'model'):
+        key = line.split(':')[0].split('.')  # 'model.<module>.<key>...'
+        if len(key) > 1 and key[1].split('[')[0] in modules \
+                and 'init_cfg' not in key:
+            lines.append(line)
+    if not lines:
+        return ''
+    return (' The config it was trained with (its meta[\'cfg\']) differs '
+            f'from this one: {_names(lines, limit=5, sep="; ")}. Test it '
+            'with that config, or set these keys to the checkpoint\'s '
+            'values with --cfg-options.')
+
+
 def load_model_state(model: torch.nn.Module,
                      checkpoint: Any,
                      filename: str,
                      strict: bool = True,
                      skip_other_classifier: bool = True,
                      opt_out: str = 'strict=False',
-                     logger: str = 'current') -> Dict[str, List[str]]:
+                     logger: str = 'current',
+                     cfg: Any = None) -> Dict[str, List[str]]:
     """Load a checkpoint into a model with mmreid's rules.
 
     Every entry point that loads a whole model (``init_model``,
@@ -450,7 +500,9 @@ def load_model_state(model: torch.nn.Module,
     * a tensor of another shape is an error, except a classifier trained
       on another number of identities when ``skip_other_classifier``
       (test time: features do not use it), which is skipped with one
-      warning.
+      warning. Given the current ``cfg``, the error names the model keys
+      whose values differ in the config the checkpoint was trained with
+      (``meta['cfg']``), e.g. ``model.backbone.depth``.
 
     Only the model's tensors are compared: the checkpoint's ``meta``,
     ``optimizer``, ``param_schedulers``, ``message_hub`` (and EMA hooks'
@@ -468,6 +520,9 @@ def load_model_state(model: torch.nn.Module,
         opt_out (str): How the caller's user turns ``strict`` off, quoted
             in the error. Defaults to ``'strict=False'``.
         logger (str): mmengine logger name. Defaults to ``'current'``.
+        cfg (Config, optional): The config the model was built from, to
+            name what differs from the checkpoint's own config when
+            shapes do not fit. Defaults to None (not named).
 
     Returns:
         dict: ``missing``, ``unexpected`` and ``skipped`` key lists.
@@ -487,17 +542,20 @@ def load_model_state(model: torch.nn.Module,
                      if skip_other_classifier and 'classifier' in k)
     refused = {k: v for k, v in mismatched.items() if k not in skipped}
     if refused:
-        details = '; '.join(f'{k}: {ckpt} in the checkpoint, {mine} in the '
-                            'model' for k, (ckpt, mine) in refused.items())
-        hint = ''
+        details = [
+            f'{k}: {ckpt} in the checkpoint, {mine} in the model'
+            for k, (ckpt, mine) in refused.items()
+        ]
+        modules = sorted({k.split('.')[0] for k in refused})
+        hint = _saved_config_note(checkpoint, cfg, modules)
         if any('classifier' in k for k in refused):
-            hint = (' A classifier trained on another number of '
-                    'identities is skipped at test time only; to fine-tune '
-                    'on new identities load the backbone with '
-                    "init_cfg=dict(type='Pretrained', checkpoint=..., "
-                    "prefix='backbone.').")
+            hint += (' A classifier trained on another number of '
+                     'identities is skipped at test time only; to fine-tune '
+                     'on new identities load the backbone with '
+                     "init_cfg=dict(type='Pretrained', checkpoint=..., "
+                     "prefix='backbone.').")
         raise RuntimeError(f'checkpoint {filename!r} does not fit the model: '
-                           f'{details}.{hint}')
+                           f'{_names(details, sep="; ")}.{hint}')
     for key in skipped:
         state_dict.pop(key)
     if skipped:

@@ -101,3 +101,35 @@ def test_num_batches_tracked_differences_are_harmless(tmp_path):
     state['head.extra.num_batches_tracked'] = torch.tensor(3)
     report = load_model_state(MODELS.build(BASE), checkpoint, ckpt)
     assert report['missing'] == [] and report['unexpected'] == []
+
+
+def test_shape_error_names_the_checkpoints_own_config(tmp_path):
+    # A checkpoint trained twice as wide (base_channels 16, so 128 features)
+    # tested with the narrow config: 20+ shape mismatches and no word that
+    # its own config (meta['cfg']) says base_channels=16, in_channels=128.
+    wide = dict(
+        BASE,
+        backbone=dict(BASE['backbone'], base_channels=16, stem_channels=16),
+        head=dict(BASE['head'], in_channels=128))
+    model = MODELS.build(wide)
+    meta = dict(cfg=Config(dict(model=wide)).pretty_text)
+    ckpt = str(tmp_path / 'wide.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=meta), ckpt)
+    # An initialisation differs too, but a checkpoint replaces it.
+    narrow = dict(
+        BASE,
+        backbone=dict(
+            BASE['backbone'],
+            init_cfg=dict(type='Pretrained', checkpoint='r18.pth')))
+    cfg = Config(dict(model=narrow, test_pipeline=PIPELINE))
+    with pytest.raises(RuntimeError) as info:
+        init_model(cfg, ckpt)
+    message = str(info.value)
+    assert 'does not fit the model' in message
+    assert ('model.backbone.base_channels: 16 in the checkpoint, 8 now'
+            in message)
+    assert 'model.backbone.stem_channels: 16 in the checkpoint, 8 now' \
+        in message
+    assert 'model.head.in_channels: 128 in the checkpoint, 64 now' in message
+    assert 'init_cfg' not in message
+    assert '--cfg-options' in message

@@ -937,7 +937,8 @@ class ReIDRunner(Runner):
             filename,
             strict=strict,
             skip_other_classifier=not (self._training and strict),
-            opt_out=STRICT_OPT_OUT)
+            opt_out=STRICT_OPT_OUT,
+            cfg=self.cfg)
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
