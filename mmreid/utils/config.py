@@ -1,14 +1,16 @@
 """Adjustments that ``tools/train.py`` and ``tools/test.py`` make to a
 config before building the runner."""
+import ast
 import logging
 import os
 import os.path as osp
+import re
 import sys
 import warnings
 from typing import Any, Collection, List, Optional, Sequence
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from .atomic import open_atomic
 
@@ -779,6 +781,101 @@ def check_option_keys(cfg: Config,
         raise ValueError(' '.join(message))
 
 
+def _dict_literal_text(value: Any) -> Optional[str]:
+    """The dict literal an option value holds as text, else None.
+
+    mmengine's ``DictAction`` keeps ``{'k1': 20}`` and ``dict(k1=20)`` as
+    strings (without spaces) and splits ``{'k1':20,'k2':6}`` at its commas
+    into a list of strings; both are given back as one text.
+    """
+    if isinstance(value, (list, tuple)) and value \
+            and all(isinstance(v, str) for v in value):
+        value = ','.join(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if (text.startswith('{') and text.endswith('}')) or \
+            (text.startswith('dict(') and text.endswith(')')):
+        return text
+    return None
+
+
+def _dict_literal_fields(text: str) -> Optional[dict]:
+    """The dict a literal's text states, read without running it, or None.
+
+    ``DictAction`` strips the leading quote of each comma-split piece
+    (``'k2':6`` arrives as ``k2':6``); it is put back before reading.
+    """
+    from mmreid.engine.runner.resume_checks import config_literal
+    requoted = re.sub(r"([{,])(\w+)(['\"])(?=:)", r'\1\3\2\3', text)
+    for candidate in (text, requoted):
+        try:
+            value = config_literal(ast.parse(candidate, mode='eval').body)
+        except (SyntaxError, ValueError, TypeError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _option_text(value: Any) -> str:
+    """``value`` as it is written after ``key=`` in ``--cfg-options``."""
+    return value if isinstance(value, str) else repr(value).replace(' ', '')
+
+
+def dict_literal_message(key: str,
+                         text: str,
+                         option: str = '--cfg-options') -> str:
+    """Why a dict literal given as an option's value is refused, with the
+    dotted keys that give its fields instead.
+
+    Args:
+        key (str): The option's key, e.g. ``'test_evaluator.rerank'``.
+        text (str): The literal, e.g. ``"dict(k1=20,k2=6)"``.
+        option (str): How the caller names the options.
+
+    Returns:
+        str: The message.
+    """
+    fields = _dict_literal_fields(text)
+    if fields:
+        keys = ' '.join(f'{k}={_option_text(v)}'
+                        for k, v in _option_items(fields, key))
+    else:
+        keys = f'{key}.<field>=<value> for each field'
+    return (f'{option} {key}={text}: a dict literal is not read as a dict '
+            f'there: it arrives as text (split at its commas if it has '
+            f'any), and {key} would get that text, not a dict. Give its '
+            f'fields as dotted keys instead: {option} {keys}')
+
+
+def check_dict_literal_options(cfg: Config,
+                               cfg_options: dict,
+                               option: str = '--cfg-options') -> None:
+    """Refuse an option whose value is a dict literal kept as text.
+
+    ``--cfg-options "test_evaluator.rerank={'k1':20,'k2':6}"`` reached the
+    metric as a list of strings (``["{'k1':20", "k2':6}"]``), and
+    ``dict(k1=20)`` as a string, with no word on the fix. A key whose
+    config value is a string is left alone (a string is what it takes).
+
+    Args:
+        cfg (Config): The config as read, before the options.
+        cfg_options (dict): The options, ``key -> value``.
+        option (str): How the caller names the options, for the message.
+
+    Raises:
+        ValueError: Naming the option and the dotted keys to give instead
+            (:func:`dict_literal_message`).
+    """
+    for key, value in cfg_options.items():
+        text = _dict_literal_text(value)
+        if text is None or isinstance(
+                _option_value(cfg.to_dict(), str(key)), str):
+            continue
+        raise ValueError(dict_literal_message(str(key), text, option))
+
+
 def merge_cfg_options(cfg: Config,
                       cfg_options: Optional[dict],
                       path: str,
@@ -793,6 +890,7 @@ def merge_cfg_options(cfg: Config,
     is imported here, so that the components it registers are found.
     """
     if cfg_options:
+        check_dict_literal_options(cfg, cfg_options, option)
         check_option_keys(cfg, cfg_options, path, option)
         check_variable_overrides(cfg, cfg_options, path, option)
         imports = any(
@@ -818,17 +916,34 @@ def use_reid_loops(cfg: Config) -> None:
             loop_cfg['type'] = loop
 
 
+class ReIDDictAction(DictAction):
+    """mmengine's ``DictAction``; a dict literal it cannot split
+    (``key=dict(k1=20,k2=6)``: its comma search recurses without end) is
+    a usage error naming the dotted keys to give instead."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            super().__call__(parser, namespace, values, option_string)
+        except (RecursionError, AssertionError):
+            for item in values:
+                key, _, value = item.partition('=')
+                text = _dict_literal_text(value.replace(' ', ''))
+                if text is not None:
+                    parser.error(
+                        dict_literal_message(key, text, option_string))
+            raise
+
+
 def add_runtime_args(parser, cfg_example: str) -> None:
     """The options ``tools/train.py`` and ``tools/test.py`` share.
 
     ``--cfg-options``, ``--launcher`` and ``--local-rank`` (passed by
     ``torch.distributed.launch``; torchrun sets ``LOCAL_RANK`` instead).
     """
-    from mmengine.config import DictAction
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=ReIDDictAction,
         help=f'override config keys, e.g. {cfg_example}')
     parser.add_argument(
         '--launcher',

@@ -5,6 +5,8 @@ every dataset when the file is parsed; ``--cfg-options data_root=X`` only
 changed the variable, so the run silently read the old folder (or, for
 SynthReID, generated the default one).
 """
+import os.path as osp
+
 import pytest
 
 from mmreid.utils.config import load_config
@@ -388,3 +390,53 @@ def test_custom_imports_given_as_an_option_are_imported(tmp_path, monkeypatch):
     finally:
         MODELS.module_dict.pop('OptionImportedLoss', None)
         sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize(
+    'value',
+    [
+        # What mmengine's DictAction makes of the user's text.
+        ["{'k1':20", "k2':6", "lambda_value':0.3}"],  # {'k1':20,'k2':6,...}
+        "dict(k1=20,k2=6,lambda_value=0.3)",
+        "{'k1':20,'k2':6,'lambda_value':0.3}",
+    ])
+def test_a_dict_literal_option_names_the_dotted_keys(value):
+    # The metric got the list of pieces (or a string) and refused it
+    # without saying that dotted keys set the dict's fields.
+    with pytest.raises(ValueError) as info:
+        load_config(MARKET, {'test_evaluator.rerank': value})
+    message = str(info.value)
+    assert 'dict literal' in message
+    assert ('--cfg-options test_evaluator.rerank.k1=20 '
+            'test_evaluator.rerank.k2=6 '
+            'test_evaluator.rerank.lambda_value=0.3') in message
+
+
+def test_a_dict_literal_that_does_not_parse_names_the_dotted_form():
+    with pytest.raises(ValueError) as info:
+        load_config(MARKET, {'test_evaluator.rerank': '{k1:20}'})
+    assert 'test_evaluator.rerank.<field>=<value>' in str(info.value)
+
+
+def test_a_string_option_may_look_like_a_dict(tmp_path):
+    config = tmp_path / 'c.py'
+    config.write_text(f"_base_ = ['{osp.abspath(MARKET)}']\n"
+                      "work_dir_template = 'runs/{name}'\n")
+    cfg = load_config(str(config), {'work_dir_template': '{name:x}'})
+    assert cfg.work_dir_template == '{name:x}'
+
+
+def test_the_cli_refuses_a_dict_call_with_commas(capsys):
+    # DictAction's comma search recursed without end on dict(k1=20, k2=6).
+    import argparse
+
+    from mmreid.utils.config import add_runtime_args
+    parser = argparse.ArgumentParser()
+    add_runtime_args(parser, 'train_cfg.max_epochs=2')
+    with pytest.raises(SystemExit):
+        parser.parse_args(
+            ['--cfg-options', 'test_evaluator.rerank=dict(k1=20, k2=6)'])
+    assert ('--cfg-options test_evaluator.rerank.k1=20 '
+            'test_evaluator.rerank.k2=6') in capsys.readouterr().err
+    args = parser.parse_args(['--cfg-options', 'test_evaluator.rerank.k1=20'])
+    assert args.cfg_options == {'test_evaluator.rerank.k1': 20}
