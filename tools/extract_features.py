@@ -55,7 +55,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.utils import ProgressBar
 
 from mmreid.apis import (extract_features, init_model, list_images,
@@ -63,7 +63,7 @@ from mmreid.apis import (extract_features, init_model, list_images,
 from mmreid.apis.inference import market_camid
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import remove_stale_temps, set_output_mode, temp_name
-from mmreid.utils.config import merge_cfg_options, read_config
+from mmreid.utils.config import ReIDDictAction, merge_cfg_options, read_config
 from mmreid.utils.pipeline_source import resolve_test_pipeline, split_datasets
 
 INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')
@@ -116,7 +116,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=ReIDDictAction,
         help='override config settings, e.g. model.head.test_feature='
         'before_bn')
     args = parser.parse_args(argv)

@@ -440,3 +440,19 @@ def test_the_cli_refuses_a_dict_call_with_commas(capsys):
             'test_evaluator.rerank.k2=6') in capsys.readouterr().err
     args = parser.parse_args(['--cfg-options', 'test_evaluator.rerank.k1=20'])
     assert args.cfg_options == {'test_evaluator.rerank.k1': 20}
+
+
+def test_every_tool_parses_cfg_options_with_mmreids_action():
+    """mmengine's DictAction recurses without end on
+    ``key=dict(k1=20,k2=6)``; every tool that takes ``--cfg-options``
+    uses ReIDDictAction, which turns that into a usage error naming the
+    dotted keys."""
+    import glob
+    import os.path as osp
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    plain = [
+        osp.relpath(path, repo) for path in sorted(
+            glob.glob(osp.join(repo, 'tools', '**', '*.py'), recursive=True))
+        if 'action=DictAction' in open(path, encoding='utf-8').read()
+    ]
+    assert plain == []

@@ -32,14 +32,13 @@ import tempfile
 import time
 
 import torch
-from mmengine.config import DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
 from mmreid.utils.atomic import open_atomic
-from mmreid.utils.config import load_config
+from mmreid.utils.config import ReIDDictAction, load_config
 
 
 def parse_args():
@@ -74,7 +73,7 @@ def parse_args():
         help='train on a Market-1501-shaped folder of random JPEGs written '
         'to DIR (kept when it exists; for Market-1501 configs)')
     parser.add_argument('--out', help='also write the results as JSON')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=ReIDDictAction)
     return parser.parse_args()
 
 

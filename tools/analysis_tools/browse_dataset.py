@@ -45,12 +45,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmreid.registry import DATASETS
 from mmreid.utils import register_all_modules
 from mmreid.utils.atomic import write_image
+from mmreid.utils.config import ReIDDictAction
 from mmreid.utils.pipeline_source import split_datasets
 from mmreid.visualization import draw_tiles, modality_name
 
@@ -106,7 +107,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=ReIDDictAction,
         help='override config keys, e.g. '
         'train_dataloader.dataset.data_root=data/market1501')
     args = parser.parse_args(argv)

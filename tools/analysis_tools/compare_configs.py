@@ -230,11 +230,9 @@ def expected_config(config: str, seed: int, cfg_options: Sequence[str]):
     Returns:
         mmengine.Config: The config the run trains.
     """
-    from mmengine.config import DictAction
-
-    from mmreid.utils.config import load_config
+    from mmreid.utils.config import ReIDDictAction, load_config
     parser = argparse.ArgumentParser(prog='--cfg-options')
-    parser.add_argument('options', nargs='+', action=DictAction)
+    parser.add_argument('options', nargs='+', action=ReIDDictAction)
     options = parser.parse_args([f'randomness.seed={seed}',
                                  *cfg_options]).options
     return load_config(config, options)

@@ -379,7 +379,7 @@ def build_start_model(config,
 
 
 def parse_args():
-    from mmengine.config import DictAction
+    from mmreid.utils.config import ReIDDictAction
     parser = argparse.ArgumentParser(
         description='Modality gap at every BN/MBN input on a mixed batch')
     parser.add_argument('config', help='config file')
@@ -414,7 +414,7 @@ def parse_args():
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=ReIDDictAction,
         help='override config settings, as in tools/train.py')
     args = parser.parse_args()
     if args.num_per_modality < 2:

@@ -23,13 +23,14 @@ from typing import Dict, List
 
 import cv2
 import numpy as np
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from mmreid.datasets.base_reid_dataset import list_images
 from mmreid.datasets.synthetic import (PER_DOMAIN_FIELDS, PRESET_FIELDS,
                                        SYNTHREID_PRESETS, generate_synthreid,
                                        get_domain_styles)
 from mmreid.datasets.synthetic_store import MANIFEST
+from mmreid.utils.config import ReIDDictAction
 
 NAME = re.compile(r'^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$', re.ASCII)
 #: The preset fields ``--set`` takes, and those that take one count per
@@ -89,7 +90,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=ReIDDictAction,
         default={},
         help='override settings of --config, e.g. '
         'train_dataloader.dataset.ir_gap=0.5')

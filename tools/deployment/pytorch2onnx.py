@@ -58,13 +58,14 @@ import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from torch import nn
 
 from mmreid.registry import MODELS
 from mmreid.utils import load_trusted_checkpoint, register_all_modules
 from mmreid.utils.atomic import atomic_path
+from mmreid.utils.config import ReIDDictAction
 
 EXPORTERS = ('dynamo', 'legacy')
 EXPORT_BATCH = 2
@@ -157,7 +158,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=ReIDDictAction,
         help='override config keys, e.g. model.test_cfg.flip=True')
     return parser.parse_args(argv)
 

@@ -4,9 +4,7 @@
 """
 import argparse
 
-from mmengine.config import DictAction
-
-from mmreid.utils.config import load_config
+from mmreid.utils.config import ReIDDictAction, load_config
 
 
 def main():
@@ -15,7 +13,7 @@ def main():
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=ReIDDictAction,
         help='override config keys before printing')
     args = parser.parse_args()
     cfg = load_config(args.config, args.cfg_options)

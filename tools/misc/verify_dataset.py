@@ -33,11 +33,12 @@ import sys
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from mmreid.datasets.summary import mute_summaries
 from mmreid.registry import DATASETS
 from mmreid.utils import register_all_modules
+from mmreid.utils.config import ReIDDictAction
 
 COUNT_KEYS = ('images', 'ids', 'cams')
 MODALITY_NAMES = {0: 'vis', 1: 'ir'}
@@ -57,7 +58,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=ReIDDictAction,
         help='override config keys, e.g. '
         'train_dataloader.dataset.data_root=data/market1501')
     return parser.parse_args(argv)
