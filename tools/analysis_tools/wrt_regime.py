@@ -71,7 +71,8 @@ def measure(cfg, checkpoint: str, batches: int, seed: int = 0) -> dict:
             load_trusted_checkpoint(checkpoint, map_location='cpu'),
             checkpoint,
             strict=True,
-            logger='silent')
+            logger='silent',
+            cfg=cfg)
     cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
     seen = []

@@ -243,7 +243,8 @@ def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:
         state,
         checkpoint,
         strict=True,
-        opt_out='nothing in this exporter (it exports whole models only)')
+        opt_out='nothing in this exporter (it exports whole models only)',
+        cfg=cfg)
 
 
 def build_model(cfg: Config,
