@@ -255,6 +255,24 @@ def test_a_non_finite_block_is_refused():
         k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=4, k2=2)
 
 
+@pytest.mark.parametrize('name', ['query_feats', 'gallery_feats'])
+def test_a_non_finite_feature_is_refused(name):
+    """A NaN feature (a diverged model) turned every re-ranked distance
+    into NaN, the Jaccard term mixing each row with its neighbours'."""
+    feats = dict(
+        query_feats=torch.randn(
+            4, 8, generator=torch.Generator().manual_seed(0)),
+        gallery_feats=torch.randn(
+            12, 8, generator=torch.Generator().manual_seed(1)))
+    feats[name][3, 5] = float('inf')
+    with pytest.raises(
+            ValueError,
+            match=rf'k_reciprocal_rerank: {name}, shape \({len(feats[name])}, '
+            rf'8\), has a non-finite entry: {name}\[3, 5\] = inf; '
+            'expected finite features'):
+        k_reciprocal_rerank(**feats, k1=4, k2=2)
+
+
 def expanded_form_euclidean(feats):
     """float32 ``sqrt(|a|^2 + |b|^2 - 2 a.b)``, clamped at 0, with the dot
     products of the two triangles summed in opposite orders (as two GEMM

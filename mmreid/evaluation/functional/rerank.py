@@ -313,6 +313,14 @@ def k_reciprocal_rerank(query_feats: ArrayLike,
         torch.Tensor: Re-ranked distances, shape (Q, G).
     """
     query, gallery = to_tensor(query_feats), to_tensor(gallery_feats)
+    # A NaN feature (a diverged model) makes every re-ranked distance NaN:
+    # the Jaccard term mixes each row with its neighbours'.
+    for feats, name in ((query, 'query_feats'), (gallery, 'gallery_feats')):
+        if feats.dim() == 2:
+            _check_finite(
+                feats, name,
+                max(1, _rows_per_block(feats.shape[1], memory_budget_mb)),
+                'k_reciprocal_rerank', 'features')
     device = torch.device(device) if device is not None else query.device
     dtype = torch.float64 if query.dtype == torch.float64 else torch.float32
     feats = torch.cat([query, gallery]).to(device=device, dtype=dtype)
@@ -367,18 +375,23 @@ def _rounding_excess(first: torch.Tensor, second: torch.Tensor,
     return diff.mul_(ratio).div_(SYMMETRY_RTOL)
 
 
-def _check_finite(block: torch.Tensor, name: str, step: int) -> None:
-    """Refuse a NaN or infinite distance, naming the first one."""
+def _check_finite(block: torch.Tensor,
+                  name: str,
+                  step: int,
+                  caller: str = 'k_reciprocal_rerank_distances',
+                  what: str = 'distances') -> None:
+    """Refuse a NaN or infinite entry of a 2-D ``block`` (distances, or
+    features), naming the first one; ``step`` rows at a time."""
     for start in range(0, len(block), step):
         bad = ~torch.isfinite(block[start:start + step])
         if bad.any():
             row, col = (int(x) for x in bad.nonzero()[0])
             raise ValueError(
-                f'k_reciprocal_rerank_distances: {name}, shape '
+                f'{caller}: {name}, shape '
                 f'{tuple(block.shape)}, has a non-finite entry: '
                 f'{name}[{start + row}, {col}] = '
                 f'{float(block[start + row, col])}; expected finite '
-                'distances')
+                f'{what}')
 
 
 def _check_symmetric(block: torch.Tensor, name: str, row_scale: torch.Tensor,
