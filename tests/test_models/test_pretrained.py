@@ -472,7 +472,14 @@ def test_pretrained_in_a_list_or_scoped_keeps_the_loaded_weights(
     assert model.zero_init_residual
 
 
-def reid_model_with(backbone):
+def reid_model_with(checkpoint):
+    """A small ResNet-18 ReID model whose backbone loads ``checkpoint``."""
+    backbone = dict(
+        type='ReIDResNet',
+        depth=18,
+        base_channels=8,
+        stem_channels=8,
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
     return MODELS.build(
         dict(
             type='ReIDModel',
@@ -493,13 +500,7 @@ def test_an_unreachable_url_names_the_config_key(tmp_path, monkeypatch):
     monkeypatch.setattr(mmreid_checkpoint, 'download_checkpoint', offline)
     monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
     url = 'https://download.pytorch.org/models/resnet18-f37072fd.pth'
-    model = reid_model_with(
-        dict(
-            type='ReIDResNet',
-            depth=18,
-            base_channels=8,
-            stem_channels=8,
-            init_cfg=dict(type='Pretrained', checkpoint=url)))
+    model = reid_model_with(url)
     with pytest.raises(OSError) as info:
         model.init_weights()
     message = str(info.value)
@@ -514,13 +515,7 @@ def test_weights_of_another_depth_name_the_key_and_the_depths(tmp_path):
     a bottleneck block and 3x3 in a basic block."""
     path = str(tmp_path / 'r50_small.pth')
     torch.save(small_resnet(50).state_dict(), path)
-    model = reid_model_with(
-        dict(
-            type='ReIDResNet',
-            depth=18,
-            base_channels=8,
-            stem_channels=8,
-            init_cfg=dict(type='Pretrained', checkpoint=path)))
+    model = reid_model_with(path)
     with pytest.raises(RuntimeError) as info:
         model.init_weights()
     message = str(info.value)
