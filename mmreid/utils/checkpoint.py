@@ -400,22 +400,26 @@ def _names(keys: Sequence[str], limit: int = 10, sep: str = ', ') -> str:
                     if len(keys) > limit else '')
 
 
-def _plain_bn_note(model: torch.nn.Module, state_dict: Dict[str, Any],
-                   filename: str) -> str:
-    """Why a checkpoint with plain BN where the model has MBN is refused
-    (empty if it has none)."""
-    from mmreid.models.layers.mbn import plain_bn_layers
-    layers = plain_bn_layers(model, state_dict)
-    if not layers:
+def _init_only_note(model: torch.nn.Module, state_dict: Dict[str, Any],
+                    filename: str) -> str:
+    """Why a checkpoint that holds some modules only in the form an
+    initialisation maps (:mod:`mmreid.models.init_mappings`) is refused
+    (empty if it holds none)."""
+    from mmreid.models.init_mappings import init_only_sources
+    notes = [
+        f'{source} for {len(names)} modules of the model: {_names(names)}; '
+        f'it is {trained_as}'
+        for source, names, trained_as in init_only_sources(model, state_dict)
+    ]
+    if not notes:
         return ''
-    return (f'checkpoint {filename!r} holds plain BatchNorm tensors '
-            f'(<layer>.running_mean, no <layer>.bns.<k>.*) for '
-            f'{len(layers)} MBN layers of the model: {_names(layers)}. It '
-            'is a model trained without MBN (e.g. AGW), and this config '
-            'has MBN: testing it would give the plain-BN model\'s numbers '
-            'under the MBN name. Test it with the config it was trained '
-            'with; to start MBN training from it, load it as an '
-            'initialisation, model.backbone.init_cfg=dict('
+    return (f'checkpoint {filename!r} holds ' +
+            '. It also holds '.join(notes) +
+            '. This config builds another network: testing the checkpoint '
+            "with it would give the other model's numbers under this "
+            "config's name. Test it with the config it was trained with; to "
+            "start training this model from it, load it as an "
+            "initialisation, model.backbone.init_cfg=dict("
             "type='Pretrained', checkpoint=..., prefix='backbone.').")
 
 
@@ -566,14 +570,14 @@ def load_model_state(model: torch.nn.Module,
                       for k in skipped),
             logger=logger,
             level=30)
-    from mmreid.models.layers.mbn import no_plain_bn_mapping
-    plain_bn = _plain_bn_note(model, state_dict, filename)
-    if plain_bn and strict:
-        raise RuntimeError(f'{plain_bn} {opt_out} accepts a partial load '
-                           '(the MBN layers then keep their initial '
-                           'statistics).')
-    # A trained model's checkpoint: no plain-BN -> MBN initialisation.
-    with no_plain_bn_mapping():
+    from mmreid.models.init_mappings import trained_model_load
+    init_only = _init_only_note(model, state_dict, filename)
+    if init_only and strict:
+        raise RuntimeError(f'{init_only} {opt_out} accepts a partial load '
+                           '(those modules then keep their initial '
+                           'values).')
+    # A trained model's checkpoint: no initialisation mappings.
+    with trained_model_load():
         incompatible = model.load_state_dict(state_dict, strict=False)
     missing = [
         k for k in incompatible.missing_keys
@@ -601,7 +605,8 @@ def load_model_state(model: torch.nn.Module,
             'such a partial load.')
     if missing or unexpected:
         print_log(
-            (f'{plain_bn} ' if plain_bn else '') + f'checkpoint {filename}: ' +
+            (f'{init_only} ' if init_only else '') +
+            f'checkpoint {filename}: ' +
             (f'{len(missing)} model tensors keep their initial values '
              f'(partial load accepted): {_names(missing)}; '
              if missing else '') +

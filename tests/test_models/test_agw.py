@@ -493,3 +493,63 @@ def test_each_stem_is_the_resnet_stem():
             out = net.forward_stem(x)
         assert out.shape == (2, 8, 8, 4)
         torch.testing.assert_close(out, y, atol=1e-5, rtol=1e-5)
+
+
+def _agw_and_one_stream_models():
+    """A two-stream AGW model without non-local blocks, and the one-stream
+    model of the same trunk and head (a plain ResNet baseline), its stem
+    set away from the AGW model's initial one."""
+    head = dict(type='BNNeckHead', in_channels=64, num_classes=4)
+    agw = ReIDModel(
+        backbone=dict(
+            type='AGWResNet',
+            depth=18,
+            base_channels=8,
+            stem_channels=8,
+            non_local_stages=(0, 0, 0, 0),
+            init_cfg=None),
+        head=head)
+    one_stream = ReIDModel(
+        backbone=dict(
+            type='ReIDResNet', depth=18, base_channels=8, stem_channels=8),
+        head=head)
+    with torch.no_grad():
+        one_stream.backbone.conv1.weight.normal_()
+        one_stream.backbone.bn1.running_mean.uniform_(-1, 1)
+    return agw, one_stream
+
+
+def test_trained_one_stream_checkpoint_is_refused_by_a_two_stream_model(
+        tmp_path):
+    """A one-stream model's checkpoint loaded as the two-stream model under
+    test must not have its stem copied into both stems: the result would be
+    the one-stream model's numbers under the AGW name. The copy is an
+    ImageNet initialisation only."""
+    from mmreid.models import load_pretrained
+    from mmreid.utils.checkpoint import load_model_state
+    agw, one_stream = _agw_and_one_stream_models()
+    checkpoint = dict(state_dict=one_stream.state_dict(), meta=dict())
+    # The two-stream model's own checkpoint loads.
+    load_model_state(agw, dict(state_dict=agw.state_dict()), 'agw.pth')
+    with pytest.raises(RuntimeError) as info:
+        load_model_state(agw, checkpoint, 'r18.pth')
+    message = str(info.value)
+    assert 'single-stream stem' in message and 'one-stream' in message
+    assert 'backbone' in message and 'prefix=' in message
+    # Non-strict: a partial load; the stems keep their own weights.
+    agw, _ = _agw_and_one_stream_models()
+    before = agw.backbone.stems[1].conv1.weight.clone()
+    report = load_model_state(agw, checkpoint, 'r18.pth', strict=False)
+    assert 'backbone.stems.0.conv1.weight' in report['missing']
+    assert 'backbone.conv1.weight' in report['unexpected']
+    assert torch.equal(agw.backbone.stems[1].conv1.weight, before)
+    # As an initialisation (the route the error gives) it fills every stem.
+    path = tmp_path / 'r18.pth'
+    torch.save(checkpoint, path)
+    agw, _ = _agw_and_one_stream_models()
+    load_pretrained(agw.backbone, str(path), prefix='backbone.')
+    for stem in agw.backbone.stems:
+        torch.testing.assert_close(stem.conv1.weight,
+                                   one_stream.backbone.conv1.weight)
+        torch.testing.assert_close(stem.bn1.running_mean,
+                                   one_stream.backbone.bn1.running_mean)

@@ -7,6 +7,7 @@ import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import ModuleDict, ModuleList
 
+from mmreid.models.init_mappings import init_mappings_on
 from mmreid.models.layers.mbn import resolve_norm_cfg
 from mmreid.models.layers.non_local import AGWNonLocal
 from mmreid.models.modality_routing import (ModalityLabels, as_modality_labels,
@@ -48,7 +49,10 @@ class AGWResNet(ReIDResNet):
     ``stems.<k>.bn1``) and MBN's own hook copies the trunk BN statistics
     into every modality; the non-local blocks are not in the checkpoint
     and keep their initialisation (the identity; :class:`AGWNonLocal`
-    declares ``not_in_pretrained``).
+    declares ``not_in_pretrained``). Both copies are initialisations: a
+    trained model's checkpoint is loaded without them
+    (:mod:`mmreid.models.init_mappings`), so a one-stream model is refused
+    rather than tested as this two-stream one.
 
     Args:
         depth (int): 18, 34, 50, 101 or 152.
@@ -202,11 +206,26 @@ class AGWResNet(ReIDResNet):
             for param in layer.parameters():
                 param.requires_grad = False
 
+    #: What :meth:`init_mapping_sources` finds, and whose tensors they are
+    #: (see :mod:`mmreid.models.init_mappings`).
+    init_mapping_source = ('a single-stream stem (<backbone>.conv1.*, no '
+                           '<backbone>.stems.<k>.*)')
+    init_mapping_model = ('a one-stream model (e.g. a plain ResNet '
+                          'baseline)')
+
+    @staticmethod
+    def init_mapping_sources(state_dict: dict, prefix: str) -> bool:
+        """Whether ``state_dict`` holds a single-stream stem for this
+        backbone."""
+        return f'{prefix}conv1.weight' in state_dict \
+            and f'{prefix}stems.0.conv1.weight' not in state_dict
+
     def _load_plain_resnet_hook(self, state_dict: dict, prefix: str, *args,
                                 **kwargs) -> None:
-        """Copy a single-stream stem (``conv1``, ``bn1``) into every stem."""
-        if f'{prefix}stems.0.conv1.weight' in state_dict \
-                or f'{prefix}conv1.weight' not in state_dict:
+        """Copy a single-stream stem (``conv1``, ``bn1``) into every stem,
+        while :func:`~mmreid.models.init_mappings.init_mappings_on`."""
+        if not init_mappings_on() or not self.init_mapping_sources(
+                state_dict, prefix):
             return
         renames = {f'{prefix}conv1.': 'conv1.'}
         # torchvision and mmpretrain both call the stem norm ``bn1``.

@@ -4,14 +4,14 @@ MBN normalises each modality sub-mini-batch with its own statistics instead
 of the whole mini-batch, so that after the (shared) affine transform both
 modalities have the same per-channel moments in every batch.
 """
-from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Union
+from typing import Optional, Union
 
 import torch
 import torch.distributed as torch_dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmreid.models.init_mappings import init_mappings_on
 from mmreid.registry import MODELS
 # The routing helpers lived here before they became model-wide; kept
 # importable from this module for one release.
@@ -22,48 +22,6 @@ from ..modality_routing import (  # noqa: F401
 _as_labels = as_modality_labels  # deprecated private alias (one release)
 EVAL_STATS = ('modality', 'batch', 'shared')
 _BN_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
-# Depth of the ``no_plain_bn_mapping`` blocks being run (0: mapping on).
-_NO_PLAIN_BN_MAPPING = [0]
-
-
-@contextmanager
-def no_plain_bn_mapping() -> Iterator[None]:
-    """Turn off the plain-BN -> MBN mapping of :class:`MBN` in the block.
-
-    The mapping is an *initialisation* (ImageNet BN statistics copied to
-    every modality). A trained model's checkpoint is loaded inside this
-    block (see :func:`mmreid.utils.checkpoint.load_model_state`), so that
-    the plain BN tensors of a model trained without MBN stay unexpected
-    keys instead of turning the MBN model into that model.
-    """
-    _NO_PLAIN_BN_MAPPING[0] += 1
-    try:
-        yield
-    finally:
-        _NO_PLAIN_BN_MAPPING[0] -= 1
-
-
-def plain_bn_layers(model: nn.Module,
-                    state_dict: Dict[str, torch.Tensor]) -> List[str]:
-    """The :class:`MBN` layers of ``model`` that ``state_dict`` holds as
-    plain BNs (``<name>.running_mean`` and no ``<name>.bns.0.*``).
-
-    Args:
-        model (nn.Module): A bare model (names without ``module.``).
-        state_dict (dict[str, Tensor]): Keys named as in ``model``.
-
-    Returns:
-        list[str]: The layers' names, in the model's order.
-    """
-    names = []
-    for name, module in model.named_modules():
-        if not isinstance(module, MBN):
-            continue
-        prefix = f'{name}.' if name else ''
-        if f'{prefix}running_mean' in state_dict \
-                and f'{prefix}bns.0.running_mean' not in state_dict:
-            names.append(name)
-    return names
 
 
 def resolve_norm_cfg(cfg: dict) -> dict:
@@ -127,9 +85,9 @@ class MBN(nn.Module):
     ImageNet ResNet) is mapped on load: its statistics (and, per-modality,
     its affine) are copied to every modality. This is an initialisation:
     a trained model's checkpoint is loaded without it
-    (:func:`no_plain_bn_mapping`), so a model trained without MBN is
-    refused rather than tested as an MBN model. :meth:`to_plain_bn` exports
-    one modality (or the mean) as a plain BN.
+    (:func:`~mmreid.models.init_mappings.trained_model_load`), so a model
+    trained without MBN is refused rather than tested as an MBN model.
+    :meth:`to_plain_bn` exports one modality (or the mean) as a plain BN.
 
     Registered as ``'MBN'`` with abbreviation ``bn``, so
     ``norm_cfg=dict(type='MBN')`` in mmcv/mmpretrain builders keeps the
@@ -364,12 +322,26 @@ class MBN(nn.Module):
     # ------------------------------------------------------------------
     def _load_plain_bn_hook(self, state_dict: dict, prefix: str, *args,
                             **kwargs) -> None:
-        """Map a plain-BN state dict to every modality (in place), except
-        inside :func:`no_plain_bn_mapping`."""
-        if _NO_PLAIN_BN_MAPPING[0] \
-                or f'{prefix}bns.0.running_mean' in state_dict \
-                or f'{prefix}running_mean' not in state_dict:
-            return
+        """Map a plain-BN state dict to every modality (in place), while
+        :func:`~mmreid.models.init_mappings.init_mappings_on`."""
+        if init_mappings_on() and self.init_mapping_sources(
+                state_dict, prefix):
+            self._map_plain_bn(state_dict, prefix)
+
+    #: What :meth:`init_mapping_sources` finds, and whose tensors they are
+    #: (see :mod:`mmreid.models.init_mappings`).
+    init_mapping_source = ('plain BatchNorm tensors (<layer>.running_mean, '
+                           'no <layer>.bns.<k>.*)')
+    init_mapping_model = 'a model trained without MBN (e.g. AGW)'
+
+    @staticmethod
+    def init_mapping_sources(state_dict: dict, prefix: str) -> bool:
+        """Whether ``state_dict`` holds this layer as a plain BN."""
+        return f'{prefix}running_mean' in state_dict \
+            and f'{prefix}bns.0.running_mean' not in state_dict
+
+    def _map_plain_bn(self, state_dict: dict, prefix: str) -> None:
+        """Copy a plain BN's tensors to every modality (in place)."""
         per_modality = list(_BN_BUFFERS)
         if self.affine and not self.share_affine:
             per_modality += ['weight', 'bias']
