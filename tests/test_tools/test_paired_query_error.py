@@ -64,7 +64,9 @@ def test_differences_are_per_matched_query(tmp_path):
         pids[valid])
     assert r1['se_clustered'] == pytest.approx(expected.se_clustered)
     assert r1['se_independent'] == pytest.approx(expected.se_independent)
-    assert r1['low'] == pytest.approx(20.0 - 1.959964 * expected.se_clustered)
+    # Three identities: Student t(0.975; 2 df) = 4.303 (tables).
+    assert r1['low'] == pytest.approx(
+        20.0 - 4.303 * expected.se_clustered, abs=1e-3)
     assert (r1['queries'], r1['identities']) == (5, 3)
     m = rows[1]
     assert m['diff'] == pytest.approx(100 * np.mean(ap_b[valid] - ap_a[valid]))
@@ -149,8 +151,10 @@ def test_runs_on_different_queries_are_refused(tmp_path):
 
 
 def test_clustered_error_and_interval_from_the_definition(tmp_path):
-    """Both ends of the interval are mean -+ 1.96 clustered SEs, the SEs
-    as query_sampling_error defines them, worked by hand."""
+    """Both ends of the interval are mean -+ t(0.975; G - 1) clustered SEs
+    for G identities, the SEs as query_sampling_error defines them, worked
+    by hand. The error is estimated from G draws: a normal quantile (1.96)
+    would give an interval less than half as wide with three."""
     tool = load_tool(TOOL)
     a, b, _ = two_runs(tmp_path)
     r1 = tool.paired_rows(tool.load_per_query(a), tool.load_per_query(b))[0]
@@ -160,9 +164,10 @@ def test_clustered_error_and_interval_from_the_definition(tmp_path):
     # deviations -20 80 -120 80 -20: sqrt(5 / 4 * 28000) / 5.
     assert r1['se_clustered'] == pytest.approx(36.0)
     assert r1['se_independent'] == pytest.approx(np.sqrt(35000) / 5)
-    assert r1['low'] == pytest.approx(20.0 - 1.959964 * 36.0)
-    assert r1['high'] == pytest.approx(20.0 + 1.959964 * 36.0)
-    assert '[-50.56, +90.56]' in tool.format_rows([r1])
+    # G = 3: t(0.975; 2) = 4.303 (tables); 4.303 * 36 = 154.908.
+    assert r1['low'] == pytest.approx(20.0 - 154.908, abs=0.04)
+    assert r1['high'] == pytest.approx(20.0 + 154.908, abs=0.04)
+    assert '[-134.91, +174.91]' in tool.format_rows([r1])
 
 
 def test_trial_rows_are_clustered_by_the_trial_pids(tmp_path):
@@ -186,6 +191,8 @@ def test_trial_rows_are_clustered_by_the_trial_pids(tmp_path):
     assert row['diff'] == pytest.approx(12.5)
     assert row['se_clustered'] == pytest.approx(12.5)
     assert (row['queries'], row['identities']) == (4, 2)
+    # Two identities: t(0.975; 1) = 12.706 (tables).
+    assert row['low'] == pytest.approx(12.5 - 12.706 * 12.5, abs=0.01)
 
 
 def test_only_queries_valid_in_both_runs_count(tmp_path):

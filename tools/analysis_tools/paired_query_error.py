@@ -12,9 +12,12 @@ one report only, or with fewer than two queries valid in both, is listed
 under the table as not compared. The error of that mean
 difference is the one of another draw of the test identities: clustered
 by query identity (each identity one draw with all its queries, see
-``mmreid.evaluation.report.query_sampling_error``), with a 95 % normal
-interval. It complements ``compare_configs.py --baseline``, whose
-intervals are over training seeds on one fixed test set.
+``mmreid.evaluation.report.query_sampling_error``), with a 95 %
+Student t interval on G - 1 degrees of freedom for G identities (the
+clustered error is estimated from G draws; with few identities a normal
+interval would be far too narrow; none with one identity). It
+complements ``compare_configs.py --baseline``, whose intervals are over
+training seeds on one fixed test set.
 
 Both runs must have ranked the same gallery with the same evaluation
 settings (distance, normalize, mode, rerank, query expansion, rank
@@ -38,6 +41,9 @@ from mmreid.engine.hooks.report_hook import PER_QUERY_NAME
 from mmreid.evaluation.report import query_sampling_error
 from mmreid.utils.atomic import open_atomic
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from compare_configs import t975  # noqa
+
 #: (row name, path key, value key, how to turn the value into percent)
 ROWS = (
     ('R1', 'img_path', 'first_rank', lambda v: 100.0 * (v == 1)),
@@ -45,7 +51,6 @@ ROWS = (
     ('R1 (trial average)', 'trial_img_path', 'trial_r1', lambda v: 100.0 * v),
     ('mAP (trial average)', 'trial_img_path', 'trial_ap', lambda v: 100.0 * v),
 )
-Z975 = 1.959964
 
 
 def load_per_query(path: str) -> Dict[str, Dict[str, np.ndarray]]:
@@ -236,6 +241,8 @@ def paired_rows(a: Sections,
                 continue
             va, vb = percent(values_a[valid]), percent(values_b[valid])
             diff = query_sampling_error(vb - va, pids[valid])
+            half = float('nan') if diff.num_identities < 2 else \
+                t975(diff.num_identities - 1) * diff.se_clustered
             rows.append(
                 dict(
                     section=section,
@@ -245,8 +252,8 @@ def paired_rows(a: Sections,
                     diff=diff.value,
                     se_independent=diff.se_independent,
                     se_clustered=diff.se_clustered,
-                    low=diff.value - Z975 * diff.se_clustered,
-                    high=diff.value + Z975 * diff.se_clustered,
+                    low=diff.value - half,
+                    high=diff.value + half,
                     queries=diff.num_queries,
                     identities=diff.num_identities))
     return rows
