@@ -179,6 +179,42 @@ def test_data_preprocessor_normalises_and_checks():
         MODELS.build(dict(type='ReIDDataPreprocessor', std=[58.0]))
 
 
+def test_data_preprocessor_refuses_a_0_1_batch_for_0_255_mean_std():
+    pre = MODELS.build(dict(type='ReIDDataPreprocessor'))
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    uint8 = torch.randint(0, 256, (2, 3, 8, 4), dtype=torch.uint8)
+    # torchvision's ToTensor(): uint8 / 255, float in [0, 1].
+    with pytest.raises(ValueError) as info:
+        pre(dict(inputs=uint8.float() / 255))
+    message = str(info.value)
+    assert '0-1 scale' in message
+    assert 'model.data_preprocessor.mean=[123.675, 116.28, 103.53]' in message
+    assert 'std=[58.395, 57.12, 57.375]' in message
+    # The fix it names: mean and std over 255.
+    assert 'mean=[0.485, 0.456, 0.406]' in message
+    assert 'std=[0.229, 0.224, 0.225]' in message
+    # Genuine 0-255 float batches pass and are normalised as uint8 ones:
+    # from uint8, very dark (0 and 1 only), black padding, and synthetic
+    # non-integer values that reach above 1.
+    dark = torch.randint(0, 2, (2, 3, 8, 4), dtype=torch.uint8)
+    synthetic = torch.full((2, 3, 8, 4), 0.5)
+    synthetic[0, 0, 0, 0] = 200.25
+    padding = torch.zeros(2, 3, 8, 4)
+    for batch in (uint8.float(), dark.float(), padding, synthetic,
+                  uint8.double()):
+        out = pre(dict(inputs=batch))['inputs']
+        torch.testing.assert_close(out, (batch.float() - mean) / std)
+    # With 0-1 mean and std the same 0-1 batch is what is expected.
+    unit = MODELS.build(
+        dict(
+            type='ReIDDataPreprocessor',
+            mean=[0.485, 0.456, 0.406],
+            std=[0.229, 0.224, 0.225]))
+    out = unit(dict(inputs=uint8.float() / 255))['inputs']
+    torch.testing.assert_close(out, (uint8.float() - mean) / std)
+
+
 def test_model_distance_modes():
     model = build_model()
     q, g = torch.randn(3, 8), torch.randn(5, 8)

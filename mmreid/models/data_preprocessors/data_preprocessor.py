@@ -17,6 +17,14 @@ class ReIDDataPreprocessor(BaseDataPreprocessor):
     leave as float (N, 3, H, W) ``(x - mean) / std``. Normalising here, on
     the device, keeps the dataloader workers on uint8 data.
 
+    A float batch is taken on the scale of ``mean``/``std``. With the
+    0-255 defaults, a float batch on the 0-1 scale (e.g. torchvision's
+    ``ToTensor()`` output) would give wrong features, so it is refused: one
+    whose values all lie in [0, 1] and are not all integers. A batch on the
+    0-255 scale that came from uint8 (dark or padded ones included) is
+    integer-valued, so it passes; another one is refused only if none of
+    its values is above 1, i.e. 1/255 of white.
+
     Args:
         mean (Sequence[Number]): Per-channel mean, RGB order, 0-255 scale.
             Defaults to ImageNet's.
@@ -38,6 +46,35 @@ class ReIDDataPreprocessor(BaseDataPreprocessor):
         self.register_buffer(
             'std',
             torch.tensor(std, dtype=torch.float32).view(-1, 1, 1), False)
+        # 0-255 mean/std (ImageNet's 0-1 ones are below 1; mean 0, std 1
+        # is no normalisation, for either scale).
+        self._on_255_scale = max(
+            [abs(float(v)) for v in mean] + [float(v) for v in std],
+            default=0) > 1
+
+    def _check_scale(self, inputs: torch.Tensor) -> None:
+        """Refuse a float batch (N, C, H, W) on the 0-1 scale when mean and
+        std are on the 0-255 scale (see the class docstring)."""
+        if not (self._on_255_scale and inputs.is_floating_point()
+                and inputs.numel()):
+            return
+        low, high, fractional = torch.stack([
+            inputs.amin(),
+            inputs.amax(), (inputs != inputs.round()).any().to(inputs.dtype)
+        ]).tolist()
+        if low >= 0 and high <= 1 and fractional:
+            mean = [round(v, 4) for v in self.mean.flatten().tolist()]
+            std = [round(v, 4) for v in self.std.flatten().tolist()]
+            raise ValueError(
+                f'ReIDDataPreprocessor got a float batch on the 0-1 scale '
+                f'(values in [{low:.4g}, {high:.4g}], not integers), but '
+                f'model.data_preprocessor.mean={mean} and std={std} are on '
+                'the 0-255 scale, so the features would be wrong. Feed '
+                '0-255 images (uint8, as ReIDLoadImageFromFile gives; '
+                "torchvision's ToTensor() output times 255), or, for 0-1 "
+                'images, set model.data_preprocessor.mean='
+                f'{[round(v / 255, 4) for v in mean]} and std='
+                f'{[round(v / 255, 4) for v in std]}')
 
     def forward(self, data: dict, training: bool = False) -> dict:
         """Normalise ``data['inputs']`` and move everything to the device.
@@ -64,6 +101,7 @@ class ReIDDataPreprocessor(BaseDataPreprocessor):
                              f'{self.mean.size(0)}, H, W), got '
                              f'{tuple(inputs.shape)}')
         inputs = inputs.to(self.device, non_blocking=self._non_blocking)
+        self._check_scale(inputs)
         inputs = (inputs.float() - self.mean) / self.std
         data_samples: Optional[List[ReIDDataSample]] = data.get('data_samples')
         if data_samples is not None:
