@@ -329,7 +329,7 @@ def _write_set(out_dir: str,
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = read_config(args.config, phase='test')
-    merge_cfg_options(cfg, args.cfg_options, args.config)
+    merge_cfg_options(cfg, args.cfg_options, args.config, phase='test')
     # The pipeline every image will go through, checked before loading.
     resolve_test_pipeline(cfg, args.target, option='--target {}')
     model = init_model(

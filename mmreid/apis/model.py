@@ -32,7 +32,8 @@ def _load_config(config: Union[str, Path, Config],
         config,
         cfg_options,
         config.filename or 'the config',
-        option='cfg_options')
+        option='cfg_options',
+        phase='test')
     return config
 
 

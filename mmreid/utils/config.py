@@ -31,7 +31,7 @@ def load_config(path: str,
                                 f'{config_suggestion(path)}')
     cfg = read_config(path, phase)
     cfg.launcher = launcher
-    merge_cfg_options(cfg, cfg_options, path)
+    merge_cfg_options(cfg, cfg_options, path, phase=phase)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
@@ -533,7 +533,8 @@ def _override(key: str, new: Any, config: dict) -> str:
 def check_variable_overrides(cfg: Config,
                              cfg_options: dict,
                              path: str,
-                             option: str = '--cfg-options') -> None:
+                             option: str = '--cfg-options',
+                             phase: str = 'train') -> None:
     """Refuse ``--cfg-options`` that set a variable the config already
     used.
 
@@ -553,6 +554,10 @@ def check_variable_overrides(cfg: Config,
         cfg_options (dict): The options, ``key -> value``.
         path (str): The config file, for the message.
         option (str): How the caller names the options, for the message.
+        phase (str): What the run does, ``'train'`` or ``'test'`` (see
+            :func:`read_config`): a test run does not read the sections
+            of :data:`TRAINING_ONLY_KEYS`, so a copy among them need not
+            follow an option. Defaults to ``'train'``.
 
     Raises:
         ValueError: An override of a variable whose old value other keys
@@ -593,7 +598,8 @@ def check_variable_overrides(cfg: Config,
             f'{old!r}: {shown}. Override those keys instead, e.g. '
             f'{option} {_override(holders[0], new, plain)} (a key '
             f'holding the same value by chance is listed too).')
-    _check_copied_runner_keys(items, plain, path, option, read)
+    followed = read - TRAINING_ONLY_KEYS if phase == 'test' else read
+    _check_copied_runner_keys(items, plain, path, option, read, followed)
 
 
 def _option_value(config: dict, key: str) -> Any:
@@ -656,7 +662,8 @@ def _copied_key_error(option: str, key: str, new: Any, kept: List[str],
 
 
 def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,
-                              option: str, read: Collection[str]) -> None:
+                              option: str, read: Collection[str],
+                              followed: Collection[str]) -> None:
     """Refuse an option on a runner key that the config's files copied
     into another runner key.
 
@@ -669,7 +676,10 @@ def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,
     file that assigns the key (the config file included); a field that
     reached another key the run reads is an error unless the options set
     that key's field too. Changing the copy alone
-    (``test_dataloader.batch_size``) is fine: nothing follows it.
+    (``test_dataloader.batch_size``) is fine: nothing follows it. So is a
+    copy the run does not read: with ``val_dataloader = test_dataloader``,
+    ``tools/test.py --cfg-options test_dataloader.batch_size=7`` (but not
+    ``tools/train.py``, which validates with the copy).
 
     Args:
         items (list[tuple]): The options as ``(dotted key, value)``
@@ -678,6 +688,8 @@ def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,
         path (str): The config file.
         option (str): How the caller names the options, for the message.
         read (Collection[str]): The top-level keys the run reads.
+        followed (Collection[str]): Those of them that must follow an
+            option on the key they were copied from.
 
     Raises:
         ValueError: Naming the option, the keys that would keep their
@@ -704,7 +716,7 @@ def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,
             continue
         followers = [
             tuple(map(str, key)) for key in _following_keys(
-                probed, plain, set(read) - {root}, probe_only=True)
+                probed, plain, set(followed) - {root}, probe_only=True)
         ]
         for (key, new), field in zip(options, fields):
             # The other key's same field where the copy holds it there (or
@@ -879,10 +891,12 @@ def check_dict_literal_options(cfg: Config,
 def merge_cfg_options(cfg: Config,
                       cfg_options: Optional[dict],
                       path: str,
-                      option: str = '--cfg-options') -> None:
+                      option: str = '--cfg-options',
+                      phase: str = 'train') -> None:
     """Merge ``cfg_options`` into ``cfg`` after :func:`check_option_keys`
     and :func:`check_variable_overrides`; every entry point that takes
-    options merges them here.
+    options merges them here. ``phase`` is what the run does, ``'train'``
+    or ``'test'``, as for :func:`read_config`.
 
     ``Config.fromfile`` imports the file's ``custom_imports`` when it reads
     it, before any option; ``custom_imports`` given as an option (a user's
@@ -892,7 +906,7 @@ def merge_cfg_options(cfg: Config,
     if cfg_options:
         check_dict_literal_options(cfg, cfg_options, option)
         check_option_keys(cfg, cfg_options, path, option)
-        check_variable_overrides(cfg, cfg_options, path, option)
+        check_variable_overrides(cfg, cfg_options, path, option, phase)
         imports = any(
             str(key).split('.')[0] == 'custom_imports' for key in cfg_options)
         cfg.merge_from_dict(cfg_options)

@@ -256,6 +256,36 @@ def test_an_option_on_the_copied_key_with_its_copy_is_accepted(
     assert cfg.val_dataloader.batch_size in (4, 7)
 
 
+def reverse_copying_config(tmp_path):
+    """A base that builds the validation loader from the test loader."""
+    (tmp_path / 'base.py').write_text(
+        "test_dataloader = dict(batch_size=4, dataset=dict(type='D', "
+        "data_root='a/'))\n"
+        'val_dataloader = test_dataloader\n')
+    return config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
+
+
+def test_a_test_run_takes_an_option_on_a_loader_a_copy_was_made_of(tmp_path):
+    """With ``val_dataloader = test_dataloader`` in a base, a test run
+    reads the test loader only: ``tools/test.py --cfg-options
+    test_dataloader.dataset.data_root=b/`` was refused because the
+    validation loader, which it never reads, would keep 'a/'."""
+    from mmreid.apis.model import _load_config
+    path = reverse_copying_config(tmp_path)
+    option = {'test_dataloader.dataset.data_root': 'b/'}
+    tested = load_config(path, dict(option), phase='test')
+    for cfg in (tested, _load_config(path, dict(option))):
+        assert cfg.test_dataloader.dataset.data_root == 'b/'
+        assert cfg.val_dataloader.dataset.data_root == 'a/'
+    # Training validates with the copy: there it must follow.
+    with pytest.raises(ValueError) as info:
+        load_config(path, dict(option))
+    assert str(info.value).endswith(
+        "would not follow: val_dataloader.dataset.data_root (stays 'a/'). "
+        "Set them too: --cfg-options test_dataloader.dataset.data_root='b/' "
+        "val_dataloader.dataset.data_root='b/'")
+
+
 def test_a_copy_in_the_config_file_itself_is_found(tmp_path):
     # The GMN leaves restate val_evaluator and copy it there.
     path = config(

@@ -309,9 +309,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
     from mmreid.utils.config import merge_cfg_options, read_config
-    cfg = read_config(
-        args.config, phase='test' if args.phase == 'test' else 'train')
-    merge_cfg_options(cfg, args.cfg_options, args.config)
+    phase = 'test' if args.phase == 'test' else 'train'
+    cfg = read_config(args.config, phase=phase)
+    merge_cfg_options(cfg, args.cfg_options, args.config, phase=phase)
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     written = browse(cfg, args.phase, args.num, args.out_dir, args.mode,
                      args.shuffle, args.seed, args.tile_size, args.target)

@@ -472,7 +472,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
     from mmreid.utils.config import merge_cfg_options, read_config
     cfg = read_config(args.config, phase='test')
-    merge_cfg_options(cfg, args.cfg_options, args.config)
+    merge_cfg_options(cfg, args.cfg_options, args.config, phase='test')
     shape = input_shape(cfg, args.shape, args.target)
     model = build_model(cfg, args.checkpoint, args.modality,
                         args.features_only)
