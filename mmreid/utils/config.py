@@ -888,15 +888,65 @@ def check_dict_literal_options(cfg: Config,
         raise ValueError(dict_literal_message(str(key), text, option))
 
 
+def check_list_item_deletes(cfg: Config,
+                            cfg_options: dict,
+                            option: str = '--cfg-options') -> None:
+    """Refuse an option that puts ``_delete_`` directly in a list item.
+
+    mmengine 0.10.7 honours ``_delete_`` under a dict's key only: an item
+    of a list (``test_dataloader.dataset.pipeline.1._delete_=True``, or
+    ``test_cfg.targets.0=dict(_delete_=True, ...)``) is merged into, so the
+    fields the option meant to drop are kept, and ``_delete_`` reaches the
+    item as a field of its own (a transform then failed on an unexpected
+    argument that the message blamed on the base).
+
+    Args:
+        cfg (Config): The config as read, before the options.
+        cfg_options (dict): The options, ``key -> value``.
+        option (str): How the caller names the options, for the message.
+
+    Raises:
+        ValueError: Naming the option, the list, the fields that would be
+            kept and the ways to drop them.
+    """
+    plain = cfg.to_dict()
+    items = list(_option_items(cfg_options))
+    given = {key for key, _ in items}
+    for key, flag in items:
+        parts = key.split('.')
+        if parts[-1] != '_delete_' or len(parts) < 3 \
+                or not parts[-2].isdigit():
+            continue
+        item, holder = '.'.join(parts[:-1]), '.'.join(parts[:-2])
+        if not isinstance(_option_value(plain, holder), (list, tuple)):
+            continue
+        old = _option_value(plain, item)
+        kept = [
+            f'{field}={_option_value(plain, field)!r}' for field in (
+                _dict_fields(old, item) if isinstance(old, dict) else ())
+            if field not in given
+        ]
+        raise ValueError(
+            f'{option} {key}={flag!r}: {item} is an item of the list '
+            f'{holder}, and mmengine honours _delete_ only under a dict\'s '
+            f'key: the option would merge into the item, keep its other '
+            f'fields ({", ".join(kept) or "none"}) and give it a field '
+            f'named _delete_. Leave _delete_ out and set the fields to '
+            f'change ({option} {item}.<field>=<value>), or write a config '
+            f'that inherits this one and gives {holder} whole (a list in a '
+            f'config replaces the base\'s).')
+
+
 def merge_cfg_options(cfg: Config,
                       cfg_options: Optional[dict],
                       path: str,
                       option: str = '--cfg-options',
                       phase: str = 'train') -> None:
-    """Merge ``cfg_options`` into ``cfg`` after :func:`check_option_keys`
-    and :func:`check_variable_overrides`; every entry point that takes
-    options merges them here. ``phase`` is what the run does, ``'train'``
-    or ``'test'``, as for :func:`read_config`.
+    """Merge ``cfg_options`` into ``cfg`` after :func:`check_option_keys`,
+    :func:`check_list_item_deletes` and :func:`check_variable_overrides`;
+    every entry point that takes options merges them here. ``phase`` is
+    what the run does, ``'train'`` or ``'test'``, as for
+    :func:`read_config`.
 
     ``Config.fromfile`` imports the file's ``custom_imports`` when it reads
     it, before any option; ``custom_imports`` given as an option (a user's
@@ -906,6 +956,7 @@ def merge_cfg_options(cfg: Config,
     if cfg_options:
         check_dict_literal_options(cfg, cfg_options, option)
         check_option_keys(cfg, cfg_options, path, option)
+        check_list_item_deletes(cfg, cfg_options, option)
         check_variable_overrides(cfg, cfg_options, path, option, phase)
         imports = any(
             str(key).split('.')[0] == 'custom_imports' for key in cfg_options)

@@ -359,11 +359,71 @@ def test_a_field_an_option_deletes_is_an_override(tmp_path, options):
                      backend='pillow'))],
     # Merged, not replaced.
     [('resize', dict(_delete_=False, size=(32, 16)))],
-    # mmengine 0.10.7 merges into a list item: nothing is dropped.
-    [('test_pipeline.1', dict(_delete_=True, size=(32, 16)))],
 ])
 def test_a_delete_that_drops_nothing_held_is_accepted(tmp_path, options):
     load_config(resize_config(tmp_path), dict(options))
+
+
+@pytest.mark.parametrize(
+    'item,options,kept',
+    [
+        ('test_dataloader.dataset.pipeline.1', {
+            'test_dataloader.dataset.pipeline.1._delete_': True,
+            'test_dataloader.dataset.pipeline.1.size': (64, 32)
+        }, "{item}.type='R', {item}.backend='pillow'"),
+        ('test_dataloader.dataset.pipeline.1', {
+            'test_dataloader.dataset.pipeline.1':
+            dict(_delete_=True, type='R', size=(64, 32))
+        }, "{item}.backend='pillow'"),
+        # Any value: mmengine pops _delete_ only under a dict's key.
+        ('test_dataloader.dataset.pipeline.1', {
+            'test_dataloader.dataset.pipeline.1': dict(_delete_=False)
+        }, "{item}.type='R', {item}.size=(32, 16), {item}.backend='pillow'"),
+        # Accepted before: the variable's item kept its backend too.
+        ('test_pipeline.1', {
+            'test_pipeline.1': dict(_delete_=True, size=(32, 16))
+        }, "{item}.type='R', {item}.backend='pillow'"),
+    ])
+def test_a_delete_in_a_list_item_is_refused(tmp_path, item, options, kept):
+    """mmengine 0.10.7 merges an option into a list item: the item kept
+    backend='pillow' that _delete_ was to drop, and got a field
+    ``_delete_``, which the transform then refused as an argument the
+    base had no dict for."""
+    with pytest.raises(ValueError) as info:
+        load_config(resize_config(tmp_path), options)
+    message = str(info.value)
+    holder = item[:-len('.1')]
+    assert f': {item} is an item of the list {holder}, and mmengine ' \
+        "honours _delete_ only under a dict's key" in message
+    assert f'keep its other fields ({kept.format(item=item)}) and give ' \
+        'it a field named _delete_' in message
+    assert f'gives {holder} whole' in message
+
+
+def test_a_delete_under_a_dict_key_of_a_list_item_is_honoured(tmp_path):
+    path = config(
+        tmp_path, "test_dataloader = dict(dataset=dict(pipeline=["
+        "dict(type='A', opts=dict(x=1, y=2))]))\n")
+    cfg = load_config(
+        path,
+        {'test_dataloader.dataset.pipeline.0.opts': dict(_delete_=True, x=3)})
+    assert cfg.test_dataloader.dataset.pipeline == [
+        dict(type='A', opts=dict(x=3))
+    ]
+
+
+def test_a_delete_in_a_target_of_a_multi_target_loop_is_refused(tmp_path):
+    path = config(
+        tmp_path, "test_cfg = dict(type='L', targets=[dict(name='m', "
+        "dataloader=dict(batch_size=4), evaluator=dict(type='E'))])\n")
+    with pytest.raises(ValueError) as info:
+        load_config(
+            path, {
+                'test_cfg.targets.0':
+                dict(_delete_=True, name='m', dataloader=dict(batch_size=8))
+            })
+    assert "keep its other fields (test_cfg.targets.0.evaluator.type='E')" \
+        in str(info.value)
 
 
 def test_a_deleted_field_of_a_variable_nothing_holds_is_dropped(tmp_path):
