@@ -786,6 +786,47 @@ def trained_config_facts(text) -> dict:
     return facts
 
 
+def mmreid_conversion(meta: Optional[dict], filename: str) -> str:
+    """Why a converted checkpoint is no source's conversion, or ``''``.
+
+    Before the converters refused an mmreid checkpoint (see
+    :func:`mmreid.utils.key_mapping.mmreid_evidence`), one run on it wrote
+    a file: fast-reid's mapped the ResNet tensors, left mmreid's own layers
+    (:data:`~mmreid.utils.key_mapping.MMREID_KEY_PREFIXES`) unmapped,
+    recorded fast-reid's defaults and put an identity BNNeck in place of
+    the trained one. Its ``meta['unmapped']`` (kept by
+    ``publish_model.py``) tells: no source layout has those keys.
+
+    Args:
+        meta (dict, optional): The checkpoint's ``meta``.
+        filename (str): The checkpoint, for the message.
+
+    Returns:
+        str: The message naming the file, the lost layers and the fix.
+    """
+    from mmreid.utils.key_mapping import MMREID_KEY_PREFIXES
+    if not isinstance(meta, dict) or 'source' not in meta:
+        return ''
+    unmapped = meta.get('unmapped') or []
+    lost = [
+        f'{prefix}* ({count} tensors)' for prefix in MMREID_KEY_PREFIXES
+        for count in [sum(str(k).startswith(prefix) for k in unmapped)]
+        if count
+    ]
+    if not lost:
+        return ''
+    original = meta.get('converted_from')
+    original = f' {original!r}' if original else ''
+    source = meta['source']
+    return (f'checkpoint {filename!r} is not a {source} model: an mmreid '
+            'converter of before the converters refused mmreid checkpoints '
+            f'wrote it from the mmreid checkpoint{original}, dropping '
+            f'mmreid\'s own layers (meta[\'unmapped\']: {", ".join(lost)}) '
+            f'and putting {source}\'s defaults in their place. Load the '
+            f'original mmreid checkpoint{original} as it is (init_model, '
+            'tools/test.py): it needs no conversion.')
+
+
 def check_source_arch(meta: Optional[dict],
                       model: torch.nn.Module,
                       cfg,
@@ -802,6 +843,9 @@ def check_source_arch(meta: Optional[dict],
     ``model``; at test time also the test feature, the normalisation, the
     flip averaging (``test_cfg.flip``) and the test pipeline's
     ``ReIDResize`` (size, interpolation, library).
+
+    A file an old converter wrote from an mmreid checkpoint is refused
+    as such (:func:`mmreid_conversion`).
 
     A checkpoint of an mmreid run carries its config (``meta['cfg']``):
     at test time its normalisation and test resize
@@ -832,6 +876,9 @@ def check_source_arch(meta: Optional[dict],
     """
     if not isinstance(meta, dict):
         return []
+    converted = mmreid_conversion(meta, filename)
+    if converted:
+        return _refuse_or_warn(converted, strict)
     facts = meta.get('source_arch')
     trained = not facts
     if trained and test:
@@ -1002,6 +1049,13 @@ def check_source_arch(meta: Optional[dict],
                     f'checkpoint: the converter took {source}\'s defaults; '
                     'if the source was trained otherwise, convert it again '
                     f'giving them ({options}).')
+    _refuse_or_warn(message, strict)
+    return problems
+
+
+def _refuse_or_warn(message: str, strict: bool) -> List[str]:
+    """Raise ``message`` (``strict``) or log it as a warning; ``[message]``
+    otherwise."""
     if strict:
         raise ValueError(message)
     from mmengine.logging import print_log
@@ -1009,7 +1063,7 @@ def check_source_arch(meta: Optional[dict],
         message + ' (accepted: strict loading is off)',
         logger='current',
         level=30)
-    return problems
+    return [message]
 
 
 __all__ = [
@@ -1017,5 +1071,5 @@ __all__ = [
     'FASTREID_USE', 'HARMLESS_UNMAPPED', 'SOURCE_META_KEYS', 'ASSUMABLE_FACTS',
     'FACT_OPTIONS', 'fastreid_stem_pool', 'source_arch', 'check_pixel_stats',
     'check_pixel_scale', 'same_pixel_stats', 'add_identity_bnneck',
-    'read_fastreid_config', 'check_source_arch'
+    'read_fastreid_config', 'mmreid_conversion', 'check_source_arch'
 ]

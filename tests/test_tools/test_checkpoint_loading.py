@@ -269,6 +269,35 @@ def trained_checkpoint(config, path):
             meta=dict(epoch=2, cfg=Config.fromfile(config).pretty_text)), path)
 
 
+def test_a_file_an_old_converter_wrote_from_an_mmreid_checkpoint(
+        make_config, tmp_path, monkeypatch):
+    """fastreid2mmreid of before the converters refused mmreid checkpoints
+    wrote a file from one (its head.bnneck.* unmapped, an identity BNNeck
+    and fast-reid's defaults in their place); init_model then blamed the
+    config: 'this config computes another network', with fast-reid's stem
+    pooling and test size to set. It names what the file is instead."""
+    from mmreid.utils import key_mapping
+    config = make_config()
+    src = tmp_path / 'epoch_2.pth'
+    trained_checkpoint(config, src)
+    # The converter as it was: no refusal of an mmreid checkpoint.
+    monkeypatch.setattr(key_mapping, '_refuse_mmreid_checkpoint',
+                        lambda *args: None)
+    dst = tmp_path / 'epoch_2_fastreid.pth'
+    key_mapping.convert_checkpoint_file(str(src), str(dst), 'fastreid')
+    with pytest.raises(ValueError) as info:
+        init_model(config, str(dst))
+    assert str(info.value) == (
+        f"checkpoint {str(dst)!r} is not a fastreid model: an mmreid "
+        'converter of before the converters refused mmreid checkpoints '
+        "wrote it from the mmreid checkpoint 'epoch_2.pth', dropping "
+        "mmreid's own layers (meta['unmapped']: head.bnneck.* (5 tensors)) "
+        "and putting fastreid's defaults in their place. Load the original "
+        "mmreid checkpoint 'epoch_2.pth' as it is (init_model, "
+        'tools/test.py): it needs no conversion.')
+    init_model(config, str(src))  # as it says
+
+
 def resized_config(config, size):
     """``config`` with its test pipeline's ReIDResize at ``size``."""
     from mmengine.config import Config
