@@ -44,7 +44,9 @@ vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='ReIDVisualizer', vis_backends=vis_backends)
 
 log_level = 'INFO'
-log_processor = dict(by_epoch=True)
+# mmengine's, whose evaluation lines name the target of a multi-target loop
+# (Epoch(test) [d3] [40/52]).
+log_processor = dict(type='ReIDLogProcessor', by_epoch=True)
 load_from = None
 resume = False
 randomness = dict(seed=0, deterministic=False)

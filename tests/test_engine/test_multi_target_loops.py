@@ -2,6 +2,7 @@ import copy
 import glob
 import logging
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -610,3 +611,38 @@ def test_each_target_eta_is_computed_from_its_own_batches(
     for name, idx, eta in etas:
         expected = seconds[name] * (sizes[name] - idx - 1)
         assert eta == pytest.approx(expected), (name, idx, eta, expected)
+
+
+def test_each_log_line_names_its_target_and_the_epoch_counts_all(
+        synth, tmp_path, capsys):
+    """mmengine's ``Epoch(test) [i/n]`` lines did not say which target a
+    batch was of, and the end-of-epoch line, which carries the metrics of
+    every target, counted the batches of the last target only. With
+    ReIDRunner's log processor each batch line names its target and the
+    end-of-epoch line counts the batches of all targets."""
+    from mmreid.engine.runner import ReIDRunner
+    batch_sizes = dict(d2=4, d0=3)  # as targets() builds them
+    runner = ReIDRunner(
+        model=copy.deepcopy(TINY_MODEL),
+        work_dir=str(tmp_path),
+        experiment_name='log_lines',
+        test_dataloader=dict(),
+        test_evaluator=dict(),
+        test_cfg=dict(type='MultiTargetTestLoop', targets=targets(synth)[:2]),
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=1)),
+        default_scope='mmreid')
+    capsys.readouterr()
+    runner.test()
+    out = capsys.readouterr().out
+    batches = {
+        t.name: -(-len(t.dataloader.dataset) // batch_sizes[t.name])
+        for t in runner.test_loop.targets
+    }
+    assert batches['d2'] > 1 and batches['d0'] > 1
+    for name, n in batches.items():
+        for i in range(1, n + 1):
+            assert f'Epoch(test) [{name}] [{i:>{len(str(n))}}/{n}]' in out
+    total = sum(batches.values())
+    assert f'Epoch(test) [2 targets] [{total}/{total}]' in out
+    # No batch line without its target.
+    assert not re.search(r'Epoch\(test\) \[ *\d+/\d+\]', out)

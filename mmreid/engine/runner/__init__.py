@@ -1,3 +1,4 @@
+from .log_processor import ReIDLogProcessor
 from .multi_target_loops import (MultiTargetTestLoop, MultiTargetValLoop,
                                  format_metric_table, merge_target_metrics)
 from .reid_loops import (ReIDTestLoop, ReIDValLoop, hand_model_scorers,
@@ -7,5 +8,5 @@ from .reid_runner import ReIDRunner
 __all__ = [
     'MultiTargetValLoop', 'MultiTargetTestLoop', 'merge_target_metrics',
     'format_metric_table', 'ReIDValLoop', 'ReIDTestLoop', 'hand_model_scorers',
-    'scorers_handed_by', 'ReIDRunner'
+    'scorers_handed_by', 'ReIDRunner', 'ReIDLogProcessor'
 ]

@@ -456,6 +456,11 @@ class _MultiTargetLoop(BaseLoop):
         self.runner.call_hook(f'after_{mode}')
         return metrics
 
+    def batch_counts(self) -> Dict[str, int]:
+        """The number of batches of every target, in report order (the
+        epoch of the hooks is all of them)."""
+        return {t.name: len(t.dataloader) for t in self.targets}
+
     def _select(self, target: _EvalTarget) -> None:
         """Make ``target`` the one that hooks and the runner see."""
         self.current_target = target.name
@@ -558,8 +563,11 @@ class MultiTargetValLoop(_MultiTargetLoop):
     in progress), ``after_val_epoch`` once with all metrics, so
     ``CheckpointHook(save_best='d3/mAP')`` can select on any key. Only
     ``IterTimerHook`` is restarted at each target, so that the ETA of an
-    ``Epoch(val) [i/n]`` line is that of the target in progress (``n`` is
-    its batch count; the ``val target 'X'`` line before them names it).
+    ``Epoch(val) [e] [X] [i/n]`` line is that of the target in progress
+    ``X`` (``n`` is its batch count); with
+    :class:`~mmreid.engine.runner.ReIDLogProcessor` (mmreid's default)
+    the lines name the target and the end-of-epoch line counts the
+    batches of all of them (``Epoch(val) [e] [3 targets] [N/N]``).
 
     Example:
         >>> val_dataloader = dict()  # mmengine needs these set with val_cfg

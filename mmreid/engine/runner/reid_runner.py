@@ -13,6 +13,7 @@ from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmreid.registry import RUNNERS
+from .log_processor import ReIDLogProcessor
 from .resume_checks import (config_ast, config_type_name, metainfo_differences,
                             optimizer_type_in_config_text,
                             param_group_differences, scheduler_differences,
@@ -273,6 +274,8 @@ class ReIDRunner(Runner):
         # 'time'), whose logged value was then an average over epochs.
         log_processor = dict(kwargs.get('log_processor') or {})
         log_processor.setdefault('mean_pattern', TRAINING_MEAN_PATTERN)
+        # Its evaluation lines name the target of a multi-target loop.
+        log_processor.setdefault('type', ReIDLogProcessor)
         kwargs['log_processor'] = log_processor
         self._building = True
         try:

@@ -1,0 +1,109 @@
+"""mmengine's ``LogProcessor`` whose evaluation lines name their target."""
+import re
+from typing import Dict, Optional, Tuple
+
+from mmengine.runner import LogProcessor
+
+from mmreid.registry import LOG_PROCESSORS
+
+#: The batch counter of a log line header: ``[ 40/52]``.
+_COUNTER = re.compile(r'\[\s*\d+/\d+\]')
+
+
+def label_header(log_str: str, label: str) -> str:
+    """Put ``[label]`` before the batch counter of a log line.
+
+    Example:
+        >>> label_header('Epoch(test) [40/52]  eta: 0:00:03', 'd3')
+        'Epoch(test) [d3] [40/52]  eta: 0:00:03'
+        >>> label_header('Epoch(val) [2][ 7/52]  ', 'd3')
+        'Epoch(val) [2] [d3] [ 7/52]  '
+
+    Args:
+        log_str (str): A line of mmengine's ``LogProcessor``.
+        label (str): What the line is of, e.g. a target name.
+
+    Returns:
+        str: The line with ``[label]`` before its first ``[i/n]``, or in
+        front of it when it has none.
+    """
+    match = _COUNTER.search(log_str)
+    if match is None:
+        return f'[{label}] {log_str}'
+    head = log_str[:match.start()].rstrip()
+    return f'{head} [{label}] {log_str[match.start():]}'
+
+
+@LOG_PROCESSORS.register_module()
+class ReIDLogProcessor(LogProcessor):
+    """mmengine's ``LogProcessor`` that names the target of each line.
+
+    A loop that evaluates several targets in one epoch
+    (:class:`~mmreid.engine.runner.MultiTargetValLoop`,
+    :class:`~mmreid.engine.runner.MultiTargetTestLoop`) shows each target's
+    batches in turn; mmengine's lines (``Epoch(test) [40/52]``) did not say
+    which target a line was of, and the end-of-epoch line counted the
+    batches of the last target only. Here a batch line names the target in
+    progress (``Epoch(test) [d3] [40/52]``) and the end-of-epoch line,
+    which carries the metrics of every target, counts the batches of all
+    of them (``Epoch(test) [3 targets] [112/112]``; its mean ``time`` and
+    ``data_time`` are over those batches too). Any other loop's lines are
+    mmengine's.
+
+    ``configs/_base_/default_runtime.py`` sets it, and
+    :class:`~mmreid.engine.runner.ReIDRunner` uses it for a
+    ``log_processor`` without a ``type``. The arguments are those of
+    mmengine's ``LogProcessor``.
+    """
+
+    #: The batches of every target while the end-of-epoch line is made.
+    _epoch_batches: Optional[int] = None
+
+    def get_log_after_iter(self, runner, batch_idx: int,
+                           mode: str) -> Tuple[dict, str]:
+        """mmengine's line, with the target in progress named."""
+        tag, log_str = super().get_log_after_iter(runner, batch_idx, mode)
+        target = self._current_target(runner, mode)
+        if target is not None:
+            log_str = label_header(log_str, target)
+        return tag, log_str
+
+    def get_log_after_epoch(self,
+                            runner,
+                            batch_idx: int,
+                            mode: str,
+                            with_non_scalar: bool = False) -> Tuple[dict, str]:
+        """mmengine's line; over every target of a multi-target loop."""
+        counts = self._target_batches(runner, mode)
+        if counts is None:
+            return super().get_log_after_epoch(runner, batch_idx, mode,
+                                               with_non_scalar)
+        total = sum(counts.values())
+        # mmengine is given the last target's batch count; the epoch
+        # is all of them (the count shown, the window of the means).
+        self._epoch_batches = total
+        try:
+            tag, log_str = super().get_log_after_epoch(runner, total, mode,
+                                                       with_non_scalar)
+        finally:
+            self._epoch_batches = None
+        label = (
+            next(iter(counts))
+            if len(counts) == 1 else f'{len(counts)} targets')
+        return tag, label_header(log_str, label)
+
+    def _get_dataloader_size(self, runner, mode) -> int:
+        if self._epoch_batches is not None:
+            return self._epoch_batches
+        return super()._get_dataloader_size(runner, mode)
+
+    def _current_target(self, runner, mode: str) -> Optional[str]:
+        if mode == 'train':
+            return None
+        loop = self._get_cur_loop(runner, mode)
+        return getattr(loop, 'current_target', None)
+
+    def _target_batches(self, runner, mode: str) -> Optional[Dict[str, int]]:
+        loop = self._get_cur_loop(runner, mode)
+        batch_counts = getattr(loop, 'batch_counts', None)
+        return batch_counts() if callable(batch_counts) else None
