@@ -317,6 +317,26 @@ def test_evaluation_keys_are_logged_as_computed_not_averaged(
         assert pattern.search(key), key
 
 
+def test_the_environment_banner_names_the_world_size(make_config, tmp_path,
+                                                     capsys):
+    """mmengine logs the number of processes as 'GPU number', which a
+    CPU-only run showed as 'GPU number: 1'. ReIDRunner names it as what
+    it is; the rest of the banner stays."""
+    from mmengine.dist import get_world_size
+
+    from mmreid.engine.runner import ReIDRunner
+    from mmreid.utils.config import load_config
+    cfg = load_config(make_config(), work_dir=str(tmp_path / 'work'))
+    capsys.readouterr()
+    ReIDRunner.from_cfg(cfg)
+    out = capsys.readouterr().out
+    assert f'Processes (world size): {get_world_size()}' in out
+    assert 'GPU number' not in out
+    for line in ('System environment:', 'Runtime environment:',
+                 'Distributed training: False', 'seed: ', 'Config:'):
+        assert line in out, line
+
+
 def test_save_best_of_a_metric_without_prefix_is_not_refused_early():
     """A metric with prefix=None reports keys without a head ('mAP'), so
     no key can be refused before the first validation."""

@@ -11,6 +11,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
+from mmengine.utils.dl_utils import collect_env
 
 from mmreid.registry import RUNNERS
 from .log_processor import ReIDLogProcessor
@@ -299,6 +300,33 @@ class ReIDRunner(Runner):
         custom_hooks = drop_restated_hooks(default_hooks, custom_hooks)
         super().register_hooks(
             drop_switched_off_hooks(default_hooks), custom_hooks)
+
+    def _log_env(self, env_cfg: dict) -> None:
+        """mmengine's environment banner, with the world size so named.
+
+        mmengine lists the number of processes as ``GPU number``, which a
+        CPU-only run shows as ``GPU number: 1``; here it is ``Processes
+        (world size)``. Everything else is mmengine's ``Runner._log_env``
+        (called by its ``__init__``).
+        """
+        runtime_env = dict(env_cfg)
+        runtime_env.update(self._randomness_cfg)
+        runtime_env.update({
+            'seed': self._seed,
+            'Distributed launcher': self._launcher,
+            'Distributed training': self._distributed,
+            'Processes (world size)': self._world_size,
+        })
+
+        def lines(items: dict) -> str:
+            return ''.join(f'\n    {k}: {v}' for k, v in items.items())
+
+        dash_line = '-' * 60
+        self.logger.info(f'\n{dash_line}\nSystem environment:'
+                         f'{lines(collect_env())}\n\nRuntime environment:'
+                         f'{lines(runtime_env)}\n{dash_line}\n')
+        if self.cfg._cfg_dict:
+            self.logger.info(f'Config:\n{self.cfg.pretty_text}')
 
     @master_only
     def dump_config(self) -> None:
