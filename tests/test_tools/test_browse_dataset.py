@@ -31,19 +31,22 @@ def test_single_mode_writes_pipeline_output(make_config, tmp_path):
         'single', '--out-dir',
         str(out)
     ])
-    names = sorted(p.name for p in out.iterdir())
+    # The role first: a folder lists the queries apart from the gallery.
+    names = sorted((p.name for p in out.iterdir()),
+                   key=lambda name: name.split('_')[1])
     assert len(names) == 5
     dataset = _test_set(config)
     for i, name in enumerate(names):
         data = dataset[i]
         sample = data['data_samples']
         match = re.fullmatch(
-            r'(\d{4})_pid(-?\d+)_camid(\d+)_mod(\d+)_(\w+)\.png', name)
+                r'(query|gallery)_(\d{4})_pid(-?\d+)_camid(\d+)_mod(\d+)\.png',
+                name)
         assert match, name
-        assert int(match.group(1)) == i
-        assert int(match.group(2)) == int(sample.gt_label)
-        assert int(match.group(3)) == sample.camid
-        assert match.group(5) == sample.role
+        assert match.group(1) == sample.role
+        assert int(match.group(2)) == i
+        assert int(match.group(3)) == int(sample.gt_label)
+        assert int(match.group(4)) == sample.camid
         # the written picture is the packed (C, H, W) RGB tensor, as BGR
         written = cv2.imread(str(out / name))
         expected = data['inputs'].permute(1, 2, 0).numpy()[..., ::-1]
@@ -66,8 +69,8 @@ def test_grid_mode_groups_identities(make_config, tmp_path):
     widths = 0
     background = np.array(BACKGROUND_COLOR[::-1], np.uint8)
     for path in files:
-        assert re.fullmatch(r'pid\d+_label\d+_camid[\d-]+_mod[\d-]+\.png',
-                            path.name)
+        assert re.fullmatch(
+            r'train_pid\d+_label\d+_camid[\d-]+_mod[\d-]+\.png', path.name)
         image = cv2.imread(str(path))
         # a 96 x 48 tile (the 32 x 16 images enlarged 3x) and four text
         # lines (pid, training label, camera, modality) under it
@@ -163,7 +166,7 @@ def test_multi_target_phases_browse_a_named_target(make_config, tmp_path):
     written = tool.browse(cfg, 'test', 3, str(out), mode='single', target='d0')
     assert len(written) == 3
     dataset = DATASETS.build(cfg.test_cfg.targets[1].dataloader.dataset)
-    for i, path in enumerate(sorted(written)):
+    for i, path in enumerate(written):
         expected = dataset[i]['inputs'].permute(1, 2, 0).numpy()[..., ::-1]
         np.testing.assert_array_equal(cv2.imread(path), expected)
 
@@ -186,6 +189,7 @@ def test_tiles_name_the_0_based_camid(make_config, tmp_path, monkeypatch):
     tool.browse(cfg, 'test', 3, str(tmp_path))
     dataset = _test_set(make_config())
     assert labels == [
+        f'{dataset[i]["data_samples"].role}\n'
         f'pid {int(dataset[i]["data_samples"].gt_label)}\n'
         f'camid {dataset[i]["data_samples"].camid}\nvisible' for i in range(3)
     ]
@@ -235,18 +239,34 @@ def test_train_phase_names_the_pid_and_the_training_label(
     init_default_scope('mmreid')
     written = tool.browse(cfg, 'train', 4, str(tmp_path / 'train'))
     assert sorted(osp.basename(p) for p in written) == [
-        'pid10_label2_camid5_mod0.png', 'pid2_label0_camid0-1_mod0.png',
-        'pid7_label1_camid2_mod0.png'
+        'train_pid10_label2_camid5_mod0.png',
+        'train_pid2_label0_camid0-1_mod0.png',
+        'train_pid7_label1_camid2_mod0.png'
     ]
     assert labels[0] == 'pid 2\nlabel 0\ncamid 0\nvisible'
     assert labels[3] == 'pid 10\nlabel 2\ncamid 5\nvisible'
     labels.clear()
+    labels.clear()
+    # Identity 0002's query (c1) and gallery (c2) images: two pictures,
+    # each named and labelled with its role, never one of both.
     written = tool.browse(cfg, 'test', 4, str(tmp_path / 'test'))
     assert sorted(osp.basename(p) for p in written) == [
-        'pid10_camid1_mod0.png', 'pid2_camid0-1_mod0.png'
+        'gallery_pid10_camid1_mod0.png', 'gallery_pid2_camid1_mod0.png',
+        'query_pid10_camid1_mod0.png', 'query_pid2_camid0_mod0.png'
     ]
-    assert labels[0] == 'pid 2\ncamid 0\nvisible'
+    assert sorted(labels) == [
+        'gallery\npid 10\ncamid 1\nvisible',
+        'gallery\npid 2\ncamid 1\nvisible', 'query\npid 10\ncamid 1\nvisible',
+        'query\npid 2\ncamid 0\nvisible'
+    ]
+    written = tool.browse(
+        cfg, 'test', 4, str(tmp_path / 'test_single'), mode='single')
+    assert sorted('_'.join(osp.basename(p).split('_')[:2])
+                  for p in written) == [
+                      'gallery_0002', 'gallery_0003', 'query_0000',
+                      'query_0001'
+                  ]
     written = tool.browse(
         cfg, 'train', 1, str(tmp_path / 'single'), mode='single')
     assert [osp.basename(p)
-            for p in written] == ['0000_pid2_label0_camid0_mod0_train.png']
+            for p in written] == ['train_0000_pid2_label0_camid0_mod0.png']

@@ -12,24 +12,28 @@ pipeline on the first ``--num`` samples (or a random ``--num`` with
 ``--shuffle``; random transforms draw anew on every run unless ``--seed``
 is given) and writes:
 
-- ``--mode grid`` (default): one picture per identity of those samples,
-  its samples side by side as tiles of ``--tile-size`` (default 128 x 64;
-  small images are enlarged by pixel repetition) with the pid, camid (the
-  dataset's 0-based camera: Market's ``c1`` is camid 0) and modality
-  written under each, named
-  ``pid{pid}_camid{camids}_mod{modalities}.png`` (e.g.
-  ``pid3_camid1-2_mod0.png``). In the train phase the model's target is
-  the training label (the pids relabelled ``0..N-1``), so the dataset's
-  pid and the label are both written (``pid 2`` / ``label 0``, file
-  ``pid2_label0_camid0_mod0.png``; ``label{label}`` alone for a dataset
-  that keeps no ``orig_pid``). ``--num`` counts samples, not identities:
-  a dataset's records are usually in identity order, so the first 20 may
-  be a few identities (one picture each), or one; ``--shuffle`` spreads
-  them over many;
+- ``--mode grid`` (default): one picture per role and identity of those
+  samples, its samples side by side as tiles of ``--tile-size`` (default
+  128 x 64; small images are enlarged by pixel repetition) with the pid,
+  camid (the dataset's 0-based camera: Market's ``c1`` is camid 0) and
+  modality written under each (under ``query`` or ``gallery`` in the
+  val/test phases), named
+  ``{role}_pid{pid}_camid{camids}_mod{modalities}.png`` (e.g.
+  ``query_pid3_camid1_mod0.png`` and ``gallery_pid3_camid2-4_mod0.png``:
+  an identity's query and gallery images are two pictures). In the train
+  phase the model's target is the training label (the pids relabelled
+  ``0..N-1``), so the dataset's pid and the label are both written
+  (``pid 2`` / ``label 0``, file ``train_pid2_label0_camid0_mod0.png``;
+  ``label{label}`` alone for a dataset that keeps no ``orig_pid``).
+  ``--num`` counts samples, not identities: a dataset's records are
+  usually in identity order, so the first 20 may be a few identities (one
+  picture each), or one; ``--shuffle`` spreads them over many;
 - ``--mode single``: one picture per sample (``--num`` pictures), the
   pipeline's pixels exactly (no resizing, no text), named
-  ``{i:04d}_pid{pid}_camid{camid}_mod{modality}_{role}.png`` (with
+  ``{role}_{i:04d}_pid{pid}_camid{camid}_mod{modality}.png`` (with
   ``_label{label}`` after the pid in the train phase).
+
+``{role}`` is the sample's: ``train``, ``query`` or ``gallery``.
 
 ``PackReIDInputs`` gives a (C, H, W) RGB tensor, normally ``uint8``; a
 float tensor is de-normalised with ``model.data_preprocessor``'s
@@ -280,15 +284,19 @@ def browse(cfg: Config,
         text, name = _identity(dataset.get_data_info(idx), _pid(sample), phase)
         camid = _label(sample, 'camid', 'x')
         modality = _label(sample, 'modality', 0)
+        # Query and gallery images of one identity are told apart in the
+        # file names (and the tiles), never mixed in one picture.
+        role = _label(sample, 'role', phase)
+        if role != 'train':
+            text = f'{role}\n{text}'
         if mode == 'single':
-            role = _label(sample, 'role', phase)
             path = osp.join(
-                out_dir, f'{i:04d}_{name}_camid{camid}_mod{modality}_'
-                f'{role}.png')
+                out_dir,
+                f'{role}_{i:04d}_{name}_camid{camid}_mod{modality}.png')
             write_image(path, image)
             written.append(path)
         else:
-            groups.setdefault((text, name), []).append(
+            groups.setdefault((text, f'{role}_{name}'), []).append(
                 (image, camid, modality))
     for (text, name), items in groups.items():
         labels = [
