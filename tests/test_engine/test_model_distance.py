@@ -444,7 +444,7 @@ def refused_before_extraction(user_config, tmp_path, option, error,
     (dict(rerank=dict()), {}, 'ReIDMetric(rerank=...)'),
     (dict(query_expansion=dict()), {}, 'ReIDMetric(query_expansion=...)'),
     (dict(verification_fprs=(0.1, )), dict(mnet_topk=3),
-     "but scorer 'mnet' is gallery-dependent"),
+     "but scorer 'mnet_top3' is gallery-dependent"),
     (dict(type='CUHK03ClassicMetric'), dict(mnet_topk=3),
      "CUHK03ClassicMetric ranks each sampled sub-gallery"),
 ])

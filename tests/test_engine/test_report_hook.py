@@ -111,5 +111,5 @@ def test_a_gmn_mode_names_the_options_that_change_its_ranking():
     assert _mode_options(full['fused']) == f', fuse_beta={beta}'
     cfg.model.test_cfg['mnet_topk'] = 5
     topk = MODELS.build(cfg.model).scorers()
-    assert _mode_options(topk['mnet']) == ', mnet_topk=5'
+    assert _mode_options(topk['mnet_top5']) == ', mnet_topk=5'
     assert _mode_options('euclidean') == ''

@@ -604,6 +604,61 @@ def test_metric_scores_every_mode_in_one_pass_with_the_same_numbers():
     assert metrics['mAP'] == metrics['mnet/mAP']
 
 
+def test_a_top_k_mnet_is_reported_under_its_own_name():
+    """With mnet_topk=k the M-Net scores only the k Euclidean nearest
+    gallery items of each query: not the paper's full M-Net, yet its
+    numbers were reported as 'mnet' (reid/mnet/mAP, a 'reid/mnet' row).
+    They are 'mnet_top<k>'; 'mnet' stays the key of the full scoring."""
+    from mmreid.evaluation.metrics import ReIDMetric
+    from mmreid.evaluation.report import results_rows
+    torch.manual_seed(5)
+    full = build_model().eval()
+    feats = F.normalize(torch.randn(40, 64), dim=1)
+    pids = torch.arange(40) % 8
+    results = [
+        dict(
+            feature=feats[i],
+            pid=int(pids[i]),
+            camid=int(i < 10),
+            is_query=i < 10,
+            sample_idx=i,
+            dataset=None,
+            img_path=None) for i in range(40)
+    ]
+
+    def evaluate(model):
+        metric = ReIDMetric()
+        metric.set_scorers(model.scorers())
+        return metric.compute_metrics(results)
+
+    def modes(metrics):
+        return {key.rsplit('/', 1)[0] for key in metrics if '/' in key}
+
+    assert modes(evaluate(full)) == {'mnet', 'euclid', 'fused'}
+    # k >= G (30 gallery items) re-orders every candidate: by definition
+    # the full M-Net's ranking, now under the name of what was computed.
+    for k, name in ((3, 'mnet_top3'), (30, 'mnet_top30')):
+        topk = build_model(mnet_topk=k).eval()
+        topk.load_state_dict(full.state_dict())
+        metrics = evaluate(topk)
+        assert modes(metrics) == {name, 'euclid', 'fused'}
+        assert metrics['mAP'] == metrics[f'{name}/mAP']
+        rows = [
+            row.name for row in results_rows({
+                f'reid/{key}': value
+                for key, value in metrics.items()
+            })
+        ]
+        assert rows == [f'reid/{name}', 'reid/euclid', 'reid/fused']
+        assert topk.mode_key('mnet') == name
+        assert topk.mode_key('euclid') == 'euclid'
+    assert full.mode_key('mnet') == 'mnet'
+    full_metrics = evaluate(full)
+    for key in ('R1', 'mAP', 'mINP'):
+        assert metrics[f'mnet_top30/{key}'] == pytest.approx(
+            full_metrics[f'mnet/{key}']), key
+
+
 def test_gmn_reid_test_cfg():
     model = build_model(distance='fused', report_modes=('mnet', ))
     assert model.distance_modes == ('fused', 'mnet')
@@ -667,7 +722,7 @@ def test_gmn_reid_test_cfg_refuses_options_of_unreported_modes():
     assert model.distance_modes == ('fused', )
     model = build_model(
         distance='euclid', report_modes=('mnet', ), mnet_topk=3)
-    assert model.scorers()['mnet'].topk == 3
+    assert model.scorers()['mnet_top3'].topk == 3
 
 
 def test_pair_label_keys_cover_all_combinations():
@@ -914,8 +969,8 @@ def test_gmn_reid_test_cfg_reaches_the_scorers():
         distance='euclid', mnet_topk=2, method='direct',
         check_queries=0).eval()
     scorers = model.scorers()
-    assert list(scorers) == ['euclid', 'mnet', 'fused']
-    assert scorers['mnet'].topk == 2 and scorers['fused'].topk is None
+    assert list(scorers) == ['euclid', 'mnet_top2', 'fused']
+    assert scorers['mnet_top2'].topk == 2 and scorers['fused'].topk is None
     assert scorers['fused'].method == 'direct'
     assert scorers['fused'].check_queries == 0
     feats = F.normalize(torch.randn(6, 64), dim=1)

@@ -43,7 +43,8 @@ class GMNReID(ReIDModel):
     (``has_own_distance``): mmreid's val/test loops hand :meth:`scorers`
     to every metric (no hook or config line needed), so one run reports
     every mode of ``report_modes`` (``reid/mnet/mAP``,
-    ``reid/euclid/mAP``, ...) and the primary mode ``distance`` also
+    ``reid/euclid/mAP``, ...; a top-k M-Net as ``reid/mnet_top<k>/mAP``,
+    see :meth:`mode_key`) and the primary mode ``distance`` also
     without the mode prefix (``reid/mAP``). In a loop that cannot hand
     them over, :meth:`val_step`/:meth:`test_step` raise instead of letting
     the metric rank with its Euclidean distance.
@@ -59,7 +60,8 @@ class GMNReID(ReIDModel):
               0.5);
             - ``mnet_topk``: score only the top-k Euclidean candidates
               with the M-Net (``'mnet'`` mode only; default None = all
-              pairs), a positive int. Set to other than their default
+              pairs), a positive int; the mode is then reported as
+              ``mnet_top<k>``, not ``mnet``. Set to other than their default
               while their mode is not reported, ``fuse_beta`` and
               ``mnet_topk`` are refused (they would be unused);
             - ``report_modes``: the modes reported in one evaluation
@@ -160,6 +162,24 @@ class GMNReID(ReIDModel):
         """The reported distance modes, the primary one first."""
         return self.gmn_test_cfg['report_modes']
 
+    def mode_key(self, mode: str) -> str:
+        """The name a mode's results are reported under.
+
+        ``'mnet'`` with ``mnet_topk=k`` is ``'mnet_top<k>'``
+        (``reid/mnet_top100/mAP``): only the top-k Euclidean candidates
+        were scored by the M-Net, so the numbers are not the full M-Net's,
+        which alone are reported as ``mnet``. Every other mode is its own
+        name.
+
+        Args:
+            mode (str): A mode of :data:`PAIR_DISTANCE_MODES`.
+
+        Returns:
+            str: The key of its scorer in :meth:`scorers`.
+        """
+        topk = self.gmn_test_cfg['mnet_topk']
+        return f'mnet_top{topk}' if mode == 'mnet' and topk else mode
+
     def _mode_options(self, mode: str) -> dict:
         cfg = self.gmn_test_cfg
         topk = cfg['mnet_topk'] if mode == 'mnet' else None
@@ -197,7 +217,8 @@ class GMNReID(ReIDModel):
         return scorer(query, gallery)
 
     def scorers(self) -> Dict[str, Callable]:
-        """One metric scorer per reported mode, primary first.
+        """One metric scorer per reported mode, primary first, named by
+        :meth:`mode_key` (``'mnet_top100'`` for a top-k M-Net).
 
         Each is ``(query_chunk (Qc, D), gallery (G, D)) -> (Qc, G)``
         distances with the M-Net as it is now (BatchNorm folded from its
@@ -209,8 +230,12 @@ class GMNReID(ReIDModel):
         (:func:`~mmreid.evaluation.functional.mnet_distance.share_mnet_logits`).
         """
         params = self.head.mnet.folded_params()
-        return share_mnet_logits({
+        scorers = share_mnet_logits({
             mode:
             MNetPairScorer(**params, **self._mode_options(mode))
             for mode in self.distance_modes
         })
+        return {
+            self.mode_key(mode): scorer
+            for mode, scorer in scorers.items()
+        }
