@@ -74,10 +74,11 @@ def results_rows(metrics: Dict[str, Any],
     A key ``<prefix>/<column>`` gives the value of ``<prefix>``'s row and
     ``<prefix>/<column>_std`` its spread; keys with a ``split<i>`` or
     ``trial<t>`` part (single partitions) and keys of other names (counts,
-    TPR@FPR) are left out. A prefix whose values all repeat those of one of
-    its distance-mode rows (``reid`` and ``reid/mnet``: the metric reports
-    its primary mode unprefixed as well) is not shown twice: the mode row
-    is marked with ``primary_of`` instead.
+    TPR@FPR) are left out. A prefix whose values and spreads all repeat
+    those of one of its distance-mode rows (``reid`` and ``reid/mnet``,
+    ``sysu`` and ``sysu/mnet``: the metric reports its primary mode
+    unprefixed as well) is not shown twice: the mode row is marked with
+    ``primary_of`` instead.
 
     Args:
         metrics (dict): Flat metrics, e.g. from ``runner.test()``.
@@ -107,7 +108,9 @@ def results_rows(metrics: Dict[str, Any],
             if name.startswith(prefix + '/') and '/' not in name[len(prefix) +
                                                                  1:]
         ]
-        same = [m for m in modes if m.values == row.values and not row.stds]
+        same = [
+            m for m in modes if m.values == row.values and m.stds == row.stds
+        ]
         if row.values and same:
             same[0].primary_of = prefix
             del rows[prefix]

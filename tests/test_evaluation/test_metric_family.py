@@ -457,3 +457,52 @@ def test_gallery_dependent_scorers_are_refused_where_undefined():
     metric.set_scorers({'mnet': MNetPairScorer(*mnet)}, primary='mnet')
     assert 'TPR@FPR=1e-01' in metric.compute_metrics(
         records_of(metric, samples))
+
+
+@pytest.mark.parametrize('kind', ['trial', 'split', 'classic'])
+def test_a_protocol_names_the_model_mode_it_ranks_with(kind):
+    """The protocol metrics rank with the model's primary mode only. Their
+    keys said nothing of it, so a GMN model's SYSU target was the results
+    table's row 'sysu' (beside 'd3/mnet', 'd3/euclid' of a ReIDMetric
+    target), a top-k M-Net included. The protocol's keys also come under
+    the primary mode's name, and the table's row names it."""
+    from mmreid.evaluation.functional import MNetPairScorer
+    from mmreid.evaluation.report import format_results_table, results_rows
+    mnet = toy_mnet()
+    if kind == 'trial':
+        samples, metric = trial_target(), TrialGalleryMetric(num_trials=3)
+        name, scorer = 'mnet_top3', topk_scorer(mnet, 3)
+    elif kind == 'split':
+        samples, splits = dg_target()
+        metric = DGSplitMetric()
+        metric.dataset_meta = dict(dg_splits=splits)
+        name, scorer = 'mnet_top3', topk_scorer(mnet, 3)
+    else:
+        samples, metric = trial_target(), CUHK03ClassicMetric()
+        name, scorer = 'mnet', MNetPairScorer(*mnet)
+    # Without a model's scorers: the protocol's keys alone.
+    plain = metric.compute_metrics(records_of(metric, samples))
+    assert not any(key.startswith(f'{name}/') for key in plain)
+    metric.set_scorers({
+        name: scorer,
+        'euclid': MNetPairScorer(*mnet)
+    },
+                       primary=name)
+    got = metric.compute_metrics(records_of(metric, samples))
+    whole = [key for key in got if '/' not in key]
+    assert {'R1', 'mAP', 'num_query'} <= set(whole)
+    for key in whole:
+        assert got[f'{name}/{key}'] == got[key], key
+    # Only the primary mode is ranked; partitions are not repeated.
+    assert not any(key.startswith('euclid/') for key in got)
+    assert not any(
+        key.startswith(f'{name}/') and key.count('/') > 1 for key in got)
+    reported = {f'sysu/{key}': value for key, value in got.items()}
+    rows = results_rows(reported)
+    assert [(row.name, row.primary_of)
+            for row in rows] == [(f'sysu/{name}', 'sysu')]
+    if kind != 'classic':
+        assert rows[0].stds and rows[0].stds['mAP'] == got['mAP_std']
+    lines = format_results_table(reported).splitlines()
+    assert lines[2].startswith(f'sysu/{name} *')
+    assert lines[-1] == f'* sysu/{name} is also reported as sysu/<metric>'

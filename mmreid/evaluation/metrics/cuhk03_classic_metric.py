@@ -171,4 +171,4 @@ class CUHK03ClassicMetric(ReIDMetric):
         metrics['mINP'] = float(full.mINP) * 100
         metrics['num_query'] = len(data.query)
         metrics['num_valid_query'] = int(valid.sum())
-        return metrics
+        return self.name_primary_mode(metrics)

@@ -147,7 +147,7 @@ class DGSplitMetric(ReIDMetric):
         metrics['num_valid_query'] = min(r.num_valid_query
                                          for r in self.split_results)
         self.last_result = None
-        return metrics
+        return self.name_primary_mode(metrics)
 
     def _check_positives(self, labels: tuple, q_paths: List[str],
                          split: int) -> None:

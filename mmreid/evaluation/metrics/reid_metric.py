@@ -357,7 +357,9 @@ class ReIDMetric(BaseMetric):
     (``reid/mnet/R1``, ``reid/euclid/mAP``, ...); the primary mode's
     metrics are also reported without the mode prefix (``reid/R1``,
     ``reid/mAP``), so ``save_best='reid/mAP'`` and comparisons with other
-    models keep working. ``last_result`` is the primary mode's.
+    models keep working. ``last_result`` is the primary mode's. The
+    protocol metrics rank with the primary mode only and report it the
+    same way, under its name and without it (:meth:`name_primary_mode`).
 
     Per-query analysis: a consumer that wants every query's AP, first
     match and top-k list under the primary distance (``EvalReportHook``)
@@ -1040,6 +1042,34 @@ class ReIDMetric(BaseMetric):
         """Old name of :meth:`pairwise_distances` (the trial metrics' pool
         is their gallery), kept for one release."""
         return self.pairwise_distances(query_feats, pool_feats)
+
+    def name_primary_mode(self, metrics: Dict[str, Any]) -> Dict[str, Any]:
+        """A protocol's metrics, also under the primary mode's name.
+
+        The protocol metrics rank with the primary scorer only. Their keys
+        said nothing of it: a GMN model's SYSU target was the results
+        table's row ``sysu``, beside ``d3/mnet``, ``d3/euclid`` of its
+        ``ReIDMetric`` target. With a model's scorers (:meth:`set_scorers`)
+        each key of the protocol as a whole (no ``trial<t>/`` or
+        ``split<i>/`` part) also comes as ``<primary>/<key>``
+        (``mnet/R1``, ``mnet/R1_std``), as :meth:`compute_metrics` reports
+        the primary mode.
+
+        Args:
+            metrics (dict): The protocol's metrics, unprefixed.
+
+        Returns:
+            dict: ``metrics``, then the primary mode's copies; ``metrics``
+            as it is without a model's scorers.
+        """
+        if not self.scorers:
+            return metrics
+        named = dict(metrics)
+        named.update({
+            f'{self.primary_scorer}/{key}': value
+            for key, value in metrics.items() if '/' not in key
+        })
+        return named
 
     def partition_metrics(
             self, partition: str, results: Sequence[ReIDEvalResult],

@@ -293,4 +293,4 @@ class TrialGalleryMetric(ReIDMetric):
         metrics['num_query'] = min(r.num_query for r in self.trial_results)
         metrics['num_valid_query'] = min(r.num_valid_query
                                          for r in self.trial_results)
-        return metrics
+        return self.name_primary_mode(metrics)
