@@ -646,3 +646,34 @@ def test_each_log_line_names_its_target_and_the_epoch_counts_all(
     assert f'Epoch(test) [2 targets] [{total}/{total}]' in out
     # No batch line without its target.
     assert not re.search(r'Epoch\(test\) \[ *\d+/\d+\]', out)
+
+
+def test_a_target_line_averages_its_own_batch_times_only():
+    """mmengine's ``time`` of a batch line is the mean over the last
+    ``window_size`` (10) batches: at the start of the second target it took
+    in the first target's batches (a 10 s/batch target made the first
+    lines of a 1 s/batch one read 7 s). Each target's line is the mean of
+    its own batches so far."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mmreid.engine.runner import ReIDLogProcessor
+    hub = MessageHub.get_instance('a_target_line_averages_its_own')
+    # Four batches of d2 at 10 s, then two of d0 at 1 s.
+    for seconds in (10.0, 10.0, 10.0, 10.0, 1.0, 1.0):
+        hub.update_scalar('test/time', seconds)
+        hub.update_scalar('test/data_time', seconds / 10)
+    hub.update_info('eta', 4.0)
+    loop = SimpleNamespace(
+        current_target='d0',
+        dataloader=[None] * 6,
+        batch_counts=lambda: dict(d2=4, d0=6))
+    runner = SimpleNamespace(message_hub=hub, test_loop=loop, _train_loop=None)
+    processor = ReIDLogProcessor(window_size=10)
+    tag, line = processor.get_log_after_iter(runner, 1, 'test')
+    assert line.startswith('Epoch(test) [d0] [2/6]')
+    assert tag['time'] == pytest.approx(1.0)
+    assert tag['data_time'] == pytest.approx(0.1)
+    assert 'time: 1.0000' in line
+    assert processor.window_size == 10

@@ -44,7 +44,8 @@ class ReIDLogProcessor(LogProcessor):
     batches in turn; mmengine's lines (``Epoch(test) [40/52]``) did not say
     which target a line was of, and the end-of-epoch line counted the
     batches of the last target only. Here a batch line names the target in
-    progress (``Epoch(test) [d3] [40/52]``) and the end-of-epoch line,
+    progress (``Epoch(test) [d3] [40/52]``; its running means, such as
+    ``time``, are over that target's batches) and the end-of-epoch line,
     which carries the metrics of every target, counts the batches of all
     of them (``Epoch(test) [3 targets] [112/112]``; its mean ``time`` and
     ``data_time`` are over those batches too). Any other loop's lines are
@@ -61,12 +62,21 @@ class ReIDLogProcessor(LogProcessor):
 
     def get_log_after_iter(self, runner, batch_idx: int,
                            mode: str) -> Tuple[dict, str]:
-        """mmengine's line, with the target in progress named."""
-        tag, log_str = super().get_log_after_iter(runner, batch_idx, mode)
+        """mmengine's line, with the target in progress named and its
+        running means (``time``, ``data_time``) over that target's batches
+        only."""
         target = self._current_target(runner, mode)
-        if target is not None:
-            log_str = label_header(log_str, target)
-        return tag, log_str
+        if target is None:
+            return super().get_log_after_iter(runner, batch_idx, mode)
+        # mmengine's mean of the last window_size batches would take in
+        # those of the previous target at the start of the next one.
+        window = self.window_size
+        self.window_size = min(window, batch_idx + 1)
+        try:
+            tag, log_str = super().get_log_after_iter(runner, batch_idx, mode)
+        finally:
+            self.window_size = window
+        return tag, label_header(log_str, target)
 
     def get_log_after_epoch(self,
                             runner,
