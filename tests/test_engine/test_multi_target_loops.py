@@ -677,3 +677,28 @@ def test_a_target_line_averages_its_own_batch_times_only():
     assert tag['data_time'] == pytest.approx(0.1)
     assert 'time: 1.0000' in line
     assert processor.window_size == 10
+
+
+def test_the_epoch_line_averages_the_batches_of_every_target():
+    """The end-of-epoch line carries every target's metrics; its count and
+    its mean ``time`` were those of the last target's batches (mmengine
+    gives it the last dataloader's length). They are over the epoch: all
+    targets' batches, none of an earlier run."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mmreid.engine.runner import ReIDLogProcessor
+    hub = MessageHub.get_instance('the_epoch_line_averages_every_target')
+    # A batch of an earlier evaluation, then d2's 4 and d0's 6 batches.
+    for seconds in [100.0] + [10.0] * 4 + [1.0] * 6:
+        hub.update_scalar('test/time', seconds)
+        hub.update_scalar('test/data_time', 0.0)
+    loop = SimpleNamespace(
+        current_target='d0',
+        dataloader=[None] * 6,
+        batch_counts=lambda: dict(d2=4, d0=6))
+    runner = SimpleNamespace(message_hub=hub, test_loop=loop, _train_loop=None)
+    tag, line = ReIDLogProcessor().get_log_after_epoch(runner, 6, 'test')
+    assert line.startswith('Epoch(test) [2 targets] [10/10]')
+    assert tag['time'] == pytest.approx((4 * 10.0 + 6 * 1.0) / 10)

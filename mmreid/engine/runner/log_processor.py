@@ -90,10 +90,11 @@ class ReIDLogProcessor(LogProcessor):
                                                with_non_scalar)
         total = sum(counts.values())
         # mmengine is given the last target's batch count; the epoch
-        # is all of them (the count shown, the window of the means).
+        # is all of them: the count shown, and the window of the means
+        # (batch_idx + 1 batches: exactly the epoch's).
         self._epoch_batches = total
         try:
-            tag, log_str = super().get_log_after_epoch(runner, total, mode,
+            tag, log_str = super().get_log_after_epoch(runner, total - 1, mode,
                                                        with_non_scalar)
         finally:
             self._epoch_batches = None
