@@ -369,6 +369,43 @@ def test_the_file_records_the_ranking_distance(make_config, tmp_path, distance,
     assert props['mmreid.features_only'] == 'false'
     assert props['mmreid.input'].startswith('input float32 (N, 3, 32, 16)')
     assert f'{distance} distance' in props['mmreid.note']
+    # How to resize: the test pipeline's ReIDResize defaults.
+    assert props['mmreid.resize_interpolation'] == 'bilinear'
+    assert props['mmreid.resize_backend'] == 'cv2'
+    assert "interpolation 'bilinear' of 'cv2'" in props['mmreid.input']
+
+
+def test_input_resize_is_the_test_pipelines():
+    """A deployment resizes as tools/test.py's pipeline does: its
+    ReIDResize's interpolation and library, ReIDResize's defaults
+    (bilinear, cv2) where it sets none; nothing where it has none."""
+    tool = load_tool(TOOL)
+
+    def cfg(**resize):
+        return Config(
+            dict(
+                test_dataloader=dict(
+                    dataset=dict(pipeline=[
+                        dict(type='ReIDLoadImageFromFile'),
+                        dict(type='ReIDResize', size=(64, 32), **resize)
+                    ]))))
+
+    assert tool.input_resize(cfg()) == dict(
+        interpolation='bilinear', backend='cv2')
+    given = cfg(interpolation='bicubic', backend='pillow')
+    assert tool.input_resize(given) == dict(
+        interpolation='bicubic', backend='pillow')
+    props = tool.onnx_metadata(
+        dict(
+            distance='euclidean',
+            normalization='none',
+            own_distance=False,
+            note=''), (64, 32),
+        resize=tool.input_resize(given))
+    assert props['mmreid.resize_interpolation'] == 'bicubic'
+    assert props['mmreid.resize_backend'] == 'pillow'
+    assert "interpolation 'bicubic' of 'pillow'" in props['mmreid.input']
+    assert tool.input_resize(Config(dict())) == {}
 
 
 def test_verification_takes_the_worst_batch(tiny, tmp_path, monkeypatch):

@@ -11,7 +11,9 @@ The graph takes **raw images**: ``input`` float32 (N, 3, H, W), RGB,
 (N, D), the model's ``mode='tensor'`` output (test feature, flip
 augmentation included when ``model.test_cfg.flip``). The data
 preprocessor's mean/std normalisation is part of the graph, so a
-deployment only resizes to (H, W) and casts. The batch axis is dynamic;
+deployment only resizes to (H, W), with the interpolation and library of
+the test pipeline's ``ReIDResize`` (another one gives other features; the
+file records them), and casts. The batch axis is dynamic;
 H and W are fixed (default: the ``ReIDResize`` size of the test
 pipeline that ``tools/test.py`` runs; ``--target NAME`` chooses the target
 of a multi-target config whose targets' pipelines differ).
@@ -22,7 +24,9 @@ say how the model ranks them: ``mmreid.ranking_distance`` (the model's
 ``mmreid.feature_normalization`` (``l2`` where that distance
 L2-normalises the features, i.e. cosine, else ``none``),
 ``mmreid.features_only`` and ``mmreid.note``, with ``mmreid.input``
-(what the graph takes). A model that ranks with its own distance
+(what the graph takes) and ``mmreid.resize_interpolation`` /
+``mmreid.resize_backend`` (how the test pipeline resizes; absent where
+it has no ``ReIDResize``). A model that ranks with its own distance
 (``has_own_distance``, e.g. GMN's M-Net, which scores pairs of features)
 is refused: no feature distance on the exported features gives its
 ranking, so a deployment would report other numbers than
@@ -212,6 +216,38 @@ def input_shape(cfg: Config,
     return size
 
 
+def input_resize(cfg: Config, target: Optional[str] = None) -> Dict[str, str]:
+    """How the test pipeline that ``tools/test.py`` runs resizes images.
+
+    The graph takes images already at its input size; another
+    interpolation or resize library gives other features, so a deployment
+    must resize as the test pipeline does.
+
+    Args:
+        cfg (Config): The config.
+        target (str, optional): As for :func:`input_shape`.
+
+    Returns:
+        dict[str, str]: ``interpolation`` and ``backend`` of its
+        ``ReIDResize`` (``ReIDResize``'s defaults where it sets none);
+        empty where the pipeline has no ``ReIDResize``.
+    """
+    from mmreid.utils.pipeline_source import resolve_test_pipeline
+    from mmreid.utils.source_arch import RESIZE_DEFAULTS
+    try:
+        source = resolve_test_pipeline(cfg, target, option='--target {}')
+    except KeyError:  # no pipeline to read (the size came from --shape)
+        return {}
+    for transform in source.pipeline or []:
+        if isinstance(transform, dict) and str(
+                transform.get('type')).split('.')[-1] == 'ReIDResize':
+            return {
+                key: str(transform.get(key, RESIZE_DEFAULTS[key]))
+                for key in ('interpolation', 'backend')
+            }
+    return {}
+
+
 def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:
     """Load a local trusted checkpoint with the rules of ``init_model``.
 
@@ -298,7 +334,8 @@ def build_model(cfg: Config,
 
 def onnx_metadata(ranking: dict,
                   shape: Tuple[int, int],
-                  modality: Optional[int] = None) -> Dict[str, str]:
+                  modality: Optional[int] = None,
+                  resize: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """The ``metadata_props`` of the exported file.
 
     Args:
@@ -306,18 +343,27 @@ def onnx_metadata(ranking: dict,
             (:func:`~mmreid.models.reiders.reid_model.feature_ranking`).
         shape (tuple[int, int]): Input (H, W).
         modality (int, optional): The modality the graph computes.
+        resize (dict, optional): :func:`input_resize` of the config.
 
     Returns:
         dict[str, str]: ``mmreid.*`` keys and their values.
     """
+    how = ''
+    if resize:
+        how = (f' with interpolation {resize["interpolation"]!r} of '
+               f'{resize["backend"]!r} as the test pipeline does (another '
+               'interpolation or library gives other features)')
     metadata = dict(
         input=f'input float32 (N, 3, {shape[0]}, {shape[1]}), RGB, 0-255, '
-        'resized to that size; mean/std normalisation inside the graph',
+        f'resized to that size{how}; mean/std normalisation inside the '
+        'graph',
         output='feature float32 (N, D), the model\'s test feature',
         ranking_distance=ranking['distance'],
         feature_normalization=ranking['normalization'],
         features_only=str(bool(ranking['own_distance'])).lower(),
         note=ranking['note'])
+    for key, value in (resize or {}).items():
+        metadata[f'resize_{key}'] = value
     if modality is not None:
         metadata['modality'] = modality
     return {f'mmreid.{k}': str(v) for k, v in metadata.items()}
@@ -494,7 +540,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         export(model, args.output_file, shape, args.opset, args.exporter,
                check if args.verify else None,
-               onnx_metadata(model.ranking, shape, args.modality))
+               onnx_metadata(model.ranking, shape, args.modality,
+                             input_resize(cfg, args.target)))
     except VerificationFailed as error:
         print(error, file=sys.stderr)
         return 1
