@@ -240,9 +240,11 @@ def load_pretrained(module: nn.Module,
         map_location (str): Defaults to ``'cpu'``.
         allow_missing (Sequence[str]): Key prefixes of ``module`` (after
             ``prefix`` is removed from the checkpoint's keys) that the
-            checkpoint may lack, or hold other tensors under, e.g.
-            ``['layer4.']``. Each must name at least one tensor of
-            ``module``. Defaults to ``()``.
+            checkpoint may lack, or hold other tensors under (of other
+            names, or of other shapes, which are not loaded), e.g.
+            ``['layer4.']`` or, to fine-tune a whole model on other
+            identities, ``['head.classifier.']``. Each must name at least
+            one tensor of ``module``. Defaults to ``()``.
 
     Returns:
         dict: ``loaded``, ``missing`` (including those allowed) and
@@ -271,6 +273,15 @@ def load_pretrained(module: nn.Module,
     except URLError as error:
         raise _not_downloaded(key, checkpoint, error) from error
     state_dict = extract_state_dict(raw, prefix, checkpoint)
+    # Under an allow_missing prefix the source's part may differ: a tensor
+    # of another shape (a classifier of other identities) is not loaded.
+    reshaped = [
+        k for k, v in state_dict.items()
+        if k in own and k.startswith(tuple(allow_missing))
+        and v.shape != own[k].shape
+    ]
+    for k in reshaped:
+        state_dict.pop(k)
     _check_shapes(module, state_dict, key, checkpoint)
     loaded = sorted(k for k in state_dict if k in own)
     if not loaded:
@@ -330,6 +341,8 @@ def load_pretrained(module: nn.Module,
         (f'; {len(allowed)} tensors keep their initialisation '
          f'(allow_missing={list(allow_missing)}): {_names(allowed)}'
          if allowed else '') +
+        (f' ({len(reshaped)} of them of another shape in the checkpoint: '
+         f'{_names(reshaped)})' if reshaped else '') +
         (f'; unexpected keys ({len(unexpected)}): {", ".join(unexpected)}'
          if unexpected else ''),
         logger='current',
@@ -407,7 +420,11 @@ def _check_shapes(module: nn.Module, state_dict: Dict[str, torch.Tensor],
         f'{type(module).__name__}: {len(mismatched)} tensors have other '
         f'shapes, the first {name}: {theirs} in the checkpoint, {mine} in '
         f'the model.{arch} Give {key}.checkpoint the weights of this '
-        f'architecture, or set {key}=None to start from random weights.')
+        f'architecture, or set {key}=None to start from random weights; '
+        f'a part that may differ (e.g. a classifier of other identities '
+        f'when fine-tuning) keeps its initialisation when its key prefix '
+        f"is in allow_missing ({key}=dict(type='Pretrained', ..., "
+        f"allow_missing=[{'.'.join(name.split('.')[:-1]) + '.'!r}])).")
 
 
 @WEIGHT_INITIALIZERS.register_module(name='Pretrained')

@@ -413,8 +413,7 @@ def test_a_submodule_of_another_project_keeps_its_initializers(
                 backbone=dict(
                     type='ReIDResNet', depth=18, init_cfg=backbone_init),
                 neck=dict(type='otherproj_test.QuarterNeck'),
-                head=dict(type='BNNeckHead', in_channels=512,
-                          num_classes=3)))
+                head=dict(type='BNNeckHead', in_channels=512, num_classes=3)))
 
     model = build()
     full = tmp_path / 'full.pth'
@@ -527,3 +526,42 @@ def test_weights_of_another_depth_name_the_key_and_the_depths(tmp_path):
     # Outside a model the key is the module's own init_cfg.
     with pytest.raises(RuntimeError, match=r"^init_cfg.checkpoint="):
         load_pretrained(small_resnet(18), path)
+
+
+def _tiny_reid(num_classes):
+    return MODELS.build(
+        dict(
+            type='ReIDModel',
+            backbone=dict(
+                type='ReIDResNet', depth=18, base_channels=8,
+                stem_channels=8),
+            head=dict(
+                type='BNNeckHead', in_channels=64, num_classes=num_classes)))
+
+
+def test_fine_tuning_a_whole_model_on_other_identities(tmp_path):
+    """A whole trained model as the initialisation of a model with another
+    number of identities: allow_missing=['head.classifier.'] lets the
+    classifier (another shape in the checkpoint) keep its initialisation,
+    everything else is the trained model's. Without it the shape is
+    refused, and the message names the way."""
+    trained = _tiny_reid(4)
+    with torch.no_grad():
+        for value in trained.state_dict().values():
+            if value.is_floating_point():
+                value.uniform_(0.5, 1.5)
+    path = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict=trained.state_dict()), path)
+    model = _tiny_reid(6)
+    with pytest.raises(RuntimeError) as info:
+        load_pretrained(model, str(path))
+    assert "allow_missing=['head.classifier.']" in str(info.value)
+    init = model.head.classifier.weight.clone()
+    report = load_pretrained(
+        model, str(path), allow_missing=['head.classifier.'])
+    assert report['missing'] == ['head.classifier.weight']
+    assert torch.equal(model.head.classifier.weight, init)
+    mine = model.state_dict()
+    for name, value in trained.state_dict().items():
+        if name != 'head.classifier.weight':
+            assert torch.equal(mine[name], value), name
