@@ -320,10 +320,12 @@ def test_loop_refuses_what_it_would_ignore_in_the_placeholders(
     message = str(error.value)
     assert "test_evaluator = {'distance': 'cosine'} would be ignored" in (
         message)
+    # A target with several metrics: which one takes the option is the
+    # user's to say, not every one by index.
     assert '--cfg-options test_cfg.targets.0.evaluator.distance=cosine ' \
-        'test_cfg.targets.1.evaluator.0.distance=cosine ' \
-        'test_cfg.targets.1.evaluator.1.distance=cosine ' \
-        "(targets: 0 'd2', 1 'd0')" in message
+        'test_cfg.targets.1.evaluator.<j>.distance=cosine (<j>: the ' \
+        'index of the metric that takes it);' in message
+    assert "(test_cfg.targets: 0 'd2', 1 'd0')" in message
     assert 'test_evaluator = dict(_delete_=True) where a base sets it' \
         in message
     # mmengine's Evaluator form; a dataset that cannot be built: the
@@ -337,18 +339,15 @@ def test_loop_refuses_what_it_would_ignore_in_the_placeholders(
             runner, targets=[unbuilt, d0], evaluator=dict(distance='cosine'))
     assert '--cfg-options ' \
         'test_cfg.targets.0.evaluator.metrics.0.distance=cosine ' \
-        'test_cfg.targets.1.evaluator.0.distance=cosine ' in str(error.value)
-    # The validation loop and a nested dataloader key.
+        'test_cfg.targets.1.evaluator.<j>.distance=cosine (<j>' \
+        in str(error.value)
+    # The validation loop and a per-target scalar of the dataloader.
     from mmreid.engine.runner import MultiTargetValLoop
     with pytest.raises(ValueError) as error:
         MultiTargetValLoop(
-            runner,
-            targets=[unbuilt, d0],
-            dataloader=dict(batch_size=8, dataset=dict(indices=5)))
+            runner, targets=[unbuilt, d0], dataloader=dict(batch_size=8))
     assert '--cfg-options val_cfg.targets.0.dataloader.batch_size=8 ' \
-        'val_cfg.targets.0.dataloader.dataset.indices=5 ' \
-        'val_cfg.targets.1.dataloader.batch_size=8 ' \
-        'val_cfg.targets.1.dataloader.dataset.indices=5 ' in str(error.value)
+        'val_cfg.targets.1.dataloader.batch_size=8;' in str(error.value)
     # The placeholders themselves are accepted.
     for placeholder in (None, dict()):
         loop = MultiTargetTestLoop(
@@ -358,6 +357,59 @@ def test_loop_refuses_what_it_would_ignore_in_the_placeholders(
             evaluator=placeholder)
         assert loop.dataloader is loop.targets[0].dataloader
         assert loop.current_target == 'd2'
+
+
+def test_what_a_target_evaluates_is_not_copied_into_every_target():
+    """The refusal of an ignored placeholder suggested copying every field
+    into every target (audit 3, finding 8): a base's single-target
+    ``val_dataloader`` (d2) became ``val_cfg.targets.<i>.dataloader.dataset.
+    data_root=.../d2`` for all three targets (each would evaluate d2 under
+    its own name), with pipeline dict literals ``--cfg-options`` refuses,
+    in ~3,000 characters; ``test_evaluator.type=MyRank1Metric`` became
+    ``targets.<i>.evaluator.<j>.type=MyRank1Metric``, replacing mmreid's
+    ReIDMetric of every target. What a target evaluates (its dataset, its
+    metric type) is only ever emptied, never copied."""
+    from mmreid.engine.runner import MultiTargetValLoop
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(32, 64), keep_ratio=False),
+        dict(type='PackReIDInputs')
+    ]
+
+    def loader(domain):
+        return dict(
+            batch_size=8,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=dict(
+                type='Market1501',
+                data_root=f'data/synth/{domain}',
+                split='test',
+                pipeline=pipeline))
+
+    metrics = [dict(type='ReIDMetric'), dict(type='MyRank1Metric')]
+    names = {'src_d0': 'd0', 'src_d1': 'd1', 'tgt_d2': 'd2'}
+    targets = [
+        dict(name=name, dataloader=loader(domain), evaluator=list(metrics))
+        for name, domain in names.items()
+    ]
+    with pytest.raises(ValueError) as error:
+        MultiTargetValLoop.refuse_ignored_placeholders(
+            targets, dataloader=loader('d2'), evaluator=dict())
+    message = str(error.value)
+    assert 'targets.0.dataloader' not in message
+    assert 'data_root' not in message and 'pipeline' not in message
+    assert 'change the dataloader of the target(s) concerned' in message
+    assert 'val_dataloader = dict(_delete_=True)' in message
+    assert len(message) < 600
+    for evaluator in (dict(type='MyRank1Metric'), list(metrics)):
+        with pytest.raises(ValueError) as error:
+            MultiTargetTestLoop.refuse_ignored_placeholders(
+                targets, dataloader=dict(), evaluator=evaluator)
+        message = str(error.value)
+        assert 'targets.0.evaluator' not in message
+        assert 'change the evaluator of the target(s) concerned' in message
+        assert 'test_evaluator = dict(_delete_=True)' in message
 
 
 def test_single_target_loop_over_the_v2_placeholders_is_refused(tmp_path):

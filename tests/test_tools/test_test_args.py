@@ -167,9 +167,9 @@ def test_target_keeps_the_named_targets_only(test_tool, make_config,
     cfg.test_evaluator = dict(distance='cosine')
     with pytest.raises(ValueError) as error:
         test_tool.select_targets(cfg, ['d0'])
+    assert "(test_cfg.targets: 0 'd2', 1 'd0')" in str(error.value)
     assert '--cfg-options test_cfg.targets.0.evaluator.distance=cosine ' \
-        "test_cfg.targets.1.evaluator.distance=cosine (targets: 0 'd2', " \
-        "1 'd0')" in str(error.value)
+        'test_cfg.targets.1.evaluator.distance=cosine;' in str(error.value)
     single = Config.fromfile(make_config(name='single.py'))
     with pytest.raises(ValueError, match='no multi-target test loop'):
         test_tool.select_targets(single, ['d0'])

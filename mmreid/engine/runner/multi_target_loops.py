@@ -232,58 +232,59 @@ def _is_placeholder(value: Any) -> bool:
                              and len(value) == 0)
 
 
-def _leaves(value: dict, prefix: str = '') -> List[tuple]:
-    """``(dotted key, value)`` of every non-dict value in ``value``."""
-    leaves = []
-    for key, item in value.items():
-        if isinstance(item, dict) and item:
-            leaves += _leaves(item, f'{prefix}{key}.')
-        else:
-            leaves.append((f'{prefix}{key}', item))
-    return leaves
+#: Per field, the keys that say WHAT a target evaluates (its data, its
+#: metrics); copied into every target they would make every target
+#: evaluate the same thing under its own name.
+WHAT_IS_EVALUATED = {
+    'dataloader': ('dataset', ),
+    'evaluator': ('type', 'metrics')
+}
 
 
 def _target_options(root: str, targets: Sequence[dict], field: str,
-                    value: Any) -> List[str]:
+                    value: Any) -> Optional[List[str]]:
     """The ``--cfg-options`` that set ``value`` in ``field`` of each target.
+
+    Only an option that makes sense for every target is copied: a scalar
+    at the top of ``value`` (``batch_size``, ``num_workers``,
+    ``distance``) that is not in :data:`WHAT_IS_EVALUATED`. A target that
+    holds several metrics gets the form ``<root>.<i>.<field>.<j>.<key>``:
+    which metric takes the option is for the user to say.
 
     Example:
         >>> _target_options('test_cfg.targets', [
         ...     dict(name='a', evaluator=dict(type='ReIDMetric')),
-        ...     dict(name='b', evaluator=[dict(type='ReIDMetric')])],
+        ...     dict(name='b', evaluator=[dict(type='ReIDMetric')] * 2)],
         ...     'evaluator', dict(distance='cosine'))
         ['test_cfg.targets.0.evaluator.distance=cosine',
-         'test_cfg.targets.1.evaluator.0.distance=cosine']
+         'test_cfg.targets.1.evaluator.<j>.distance=cosine']
 
     Args:
         root (str): The key of the targets, e.g. ``'test_cfg.targets'``.
         targets (Sequence[dict]): The targets.
         field (str): ``'dataloader'`` or ``'evaluator'``.
-        value: What was set instead in the runner's placeholder; a value
-            that is no dict gives the keys of the fields only.
+        value: What was set instead in the runner's placeholder.
 
     Returns:
-        list[str]: ``<root>.<i>.<field>[.metrics][.<j>].<key>=<value>`` per
-        target (``<j>`` for a field that is a list, such as several
-        metrics).
+        list[str] | None: ``<root>.<i>.<field>[.<j>].<key>=<value>`` per
+        target and key; None when ``value`` is no dict of such options
+        (a whole dataloader or evaluator, a dataset, a metric type).
     """
+    what = WHAT_IS_EVALUATED.get(field, ())
+    if not isinstance(value, dict) or any(
+            key in what or isinstance(item, (dict, list, tuple))
+            for key, item in value.items()):
+        return None
     options = []
     for i, target in enumerate(targets):
         held = target.get(field) if isinstance(target, dict) else None
         holder = f'{root}.{i}.{field}'
-        # mmengine's dict(type='Evaluator', metrics=[...]) form.
         if isinstance(held, dict) and 'metrics' in held:
+            # mmengine's dict(type='Evaluator', metrics=[...]) form.
             holder, held = f'{holder}.metrics', held['metrics']
-        holders = [holder]
         if isinstance(held, (list, tuple)):
-            holders = [f'{holder}.{j}' for j in range(len(held))]
-        for holder in holders:
-            if not isinstance(value, dict):
-                options.append(holder)
-                continue
-            for key, item in _leaves(value):
-                text = item if isinstance(item, str) else repr(item)
-                options.append(f'{holder}.{key}={text}')
+            holder = f'{holder}.<j>' if len(held) > 1 else f'{holder}.0'
+        options += [f'{holder}.{key}={item}' for key, item in value.items()]
     return options
 
 
@@ -356,25 +357,40 @@ class _MultiTargetLoop(BaseLoop):
                 passes them.
 
         Raises:
-            ValueError: Naming the ``--cfg-options`` keys of the targets.
+            ValueError: Naming the targets and how to empty the setting;
+                for options that make sense for every target (see
+                :func:`_target_options`) also their keys in each target,
+                never for what a target evaluates (a dataset, a metric).
         """
         mode = cls._mode
         for field, value in given.items():
             if _is_placeholder(value):
                 continue
-            options = ' '.join(
-                _target_options(f'{mode}_cfg.targets', targets, field, value))
             names = ', '.join(f'{i} {target.get("name")!r}'
                               for i, target in enumerate(targets)
                               if isinstance(target, dict))
+            shown = repr(value)
+            if len(shown) > 60:
+                shown = shown[:57] + '...'
+            options = _target_options(f'{mode}_cfg.targets', targets, field,
+                                      value)
+            if options is None:
+                fix = (f'To evaluate other data or metrics, change the '
+                       f'{field} of the target(s) concerned, or add a '
+                       'target; ')
+            else:
+                fix = ('To set it for every target: --cfg-options '
+                       f'{" ".join(options)}')
+                if any('.<j>.' in option for option in options):
+                    fix += ' (<j>: the index of the metric that takes it)'
+                fix += '; '
             raise ValueError(
                 f'{cls.__name__} evaluates every target with its own '
-                f'{field} ({mode}_cfg.targets), so {mode}_{field} = '
-                f'{value!r} would be ignored. Set it in each target instead, '
-                f'e.g. --cfg-options {options} (targets: {names}); in a '
-                f'config, empty it: {mode}_{field} = dict(_delete_=True) '
-                f'where a base sets it (a plain dict() merges into the '
-                f"base's), else {mode}_{field} = dict().")
+                f'{field} ({mode}_cfg.targets: {names}), so {mode}_{field} '
+                f'= {shown} would be ignored. {fix}in a config, empty it: '
+                f'{mode}_{field} = dict(_delete_=True) where a base sets it '
+                f"(a plain dict() merges into the base's), else "
+                f'{mode}_{field} = dict().')
 
     @staticmethod
     def _build_targets(runner, targets: Sequence[dict],
