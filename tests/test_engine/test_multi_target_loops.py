@@ -30,12 +30,39 @@ class FakeSplitMetric(BaseMetric):
     """Returns fixed split-protocol keys; counts the samples it saw."""
 
     default_prefix = 'fake'
+    # A split protocol's scores, averaged as mmreid's own metrics are.
+    mean_over_targets = True
 
     def process(self, data_batch, data_samples) -> None:
         self.results.extend([1] * len(data_samples))
 
     def compute_metrics(self, results) -> dict:
         return dict(SPLIT_METRICS, num_samples=len(results))
+
+
+@METRICS.register_module()
+class SampleCountMetric(BaseMetric):
+    """A user's metric: reports how many samples it saw as ``n``, a count
+    whose name does not say so."""
+
+    default_prefix = 'my'
+
+    def process(self, data_batch, data_samples) -> None:
+        self.results.extend([1] * len(data_samples))
+
+    def compute_metrics(self, results) -> dict:
+        return dict(n=len(results))
+
+
+@METRICS.register_module()
+class SampleShareMetric(SampleCountMetric):
+    """A user's score that says it may be averaged over targets."""
+
+    default_prefix = 'share'
+    mean_over_targets = True
+
+    def compute_metrics(self, results) -> dict:
+        return dict(half=len(results) / 2)
 
 
 def test_merge_prefixes_targets_and_averages_summaries():
@@ -519,6 +546,64 @@ def test_loop_averages_a_target_with_several_metrics(synth, tmp_path):
     assert metrics['mean/reid/mAP'] == pytest.approx(
         (metrics['d2/mAP'] + metrics['d0/reid/mAP']) / 2)
     assert 'mean/cos/mAP' not in metrics
+
+
+def test_a_count_of_a_users_metric_is_not_averaged(synth, tmp_path):
+    """A user's metric added to every target logged ``mean/my/n``, the
+    mean over targets of its sample count (audit 3, finding 9: 66.0), a
+    number nobody wants: only the metric knows its ``n`` is a count. A
+    metric that is not mmreid's is averaged only when it says so
+    (``mean_over_targets = True``)."""
+    evaluator = [
+        dict(type='ReIDMetric'),
+        dict(type='SampleCountMetric'),
+        dict(type='SampleShareMetric')
+    ]
+    d2, d0 = [dict(t, evaluator=evaluator) for t in targets(synth)[:2]]
+    runner = Runner(
+        model=copy.deepcopy(TINY_MODEL),
+        work_dir=str(tmp_path),
+        experiment_name='users_metric',
+        test_dataloader=dict(),
+        test_evaluator=dict(),
+        test_cfg=dict(type='MultiTargetTestLoop', targets=[d2, d0]),
+        default_scope='mmreid')
+    metrics = runner.test()
+    # Each target's count is logged, under its metric's prefix.
+    assert metrics['d2/my/n'] > 0 and metrics['d0/my/n'] > 0
+    assert 'mean/my/n' not in metrics
+    assert metrics['mean/share/half'] == pytest.approx(
+        (metrics['d2/my/n'] + metrics['d0/my/n']) / 4)
+    assert metrics['mean/reid/mAP'] == pytest.approx(
+        (metrics['d2/reid/mAP'] + metrics['d0/reid/mAP']) / 2)
+
+
+def test_merge_averages_only_the_metrics_it_is_told_to():
+    """``averaged`` follows the metrics, in evaluator order: a target with
+    one metric (plain keys) or several (``<prefix>/<key>``)."""
+    merged = merge_target_metrics(
+        {
+            'a': {
+                'reid/mAP': 10.0,
+                'my/n': 40
+            },
+            'b': {
+                'reid/mAP': 30.0,
+                'my/n': 92
+            },
+        }, 'mean', dict(a=('reid', 'my'), b=('reid', 'my')),
+        dict(a=(True, False), b=(True, False)))
+    mean = {k: v for k, v in merged.items() if k.startswith('mean/')}
+    assert mean == {'mean/reid/mAP': 20.0}
+    merged = merge_target_metrics({
+        'a': {
+            'n': 40
+        },
+        'b': {
+            'n': 92
+        }
+    }, 'mean', dict(a=('my', ), b=('my', )), dict(a=(False, ), b=(False, )))
+    assert merged == {'a/n': 40, 'b/n': 92}
 
 
 def test_an_empty_target_is_refused_before_any_extraction(synth, tmp_path):

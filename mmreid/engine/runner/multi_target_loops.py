@@ -19,6 +19,7 @@ from mmengine.runner.base_loop import BaseLoop
 from mmengine.runner.loops import _parse_losses, _update_losses
 from torch.utils.data import DataLoader
 
+from mmreid.evaluation.metrics import ReIDMetric
 from mmreid.evaluation.report import format_results_table
 from mmreid.registry import LOOPS
 from .reid_loops import (check_identity_split, check_model_distance,
@@ -63,10 +64,11 @@ def _is_number(value: Any) -> bool:
 
 
 def merge_target_metrics(
-    target_metrics: Dict[str, Dict[str, Any]],
-    aggregate_prefix: Optional[str] = 'mean',
-    metric_prefixes: Optional[Dict[str, Sequence[Optional[str]]]] = None
-) -> Dict[str, Any]:
+        target_metrics: Dict[str, Dict[str, Any]],
+        aggregate_prefix: Optional[str] = 'mean',
+        metric_prefixes: Optional[Dict[str, Sequence[Optional[str]]]] = None,
+        averaged: Optional[Dict[str,
+                                Sequence[bool]]] = None) -> Dict[str, Any]:
     """Prefix each target's metrics with its name and add their mean.
 
     The mean is taken of every summary key (see :func:`is_summary_key`)
@@ -74,8 +76,11 @@ def merge_target_metrics(
     metrics reports ``<metric prefix>/<key>`` (``'reid/mAP'``,
     ``'cos/mAP'``); such a key is matched, in a target with one metric of
     that prefix, by its plain key, and averaged as
-    ``<aggregate_prefix>/<metric prefix>/<key>``. Summary keys left out of
-    the mean are logged as a warning, with the targets that lack them.
+    ``<aggregate_prefix>/<metric prefix>/<key>``. The keys of a metric
+    that is not ``averaged`` are never in the mean: only the metric knows
+    which of its keys are counts (``n``) rather than scores. Summary keys
+    left out of the mean otherwise are logged as a warning, with the
+    targets that lack them.
 
     Example:
         >>> merge_target_metrics({
@@ -95,6 +100,10 @@ def merge_target_metrics(
         metric_prefixes (dict[str, Sequence], optional): The prefixes of
             each target's metrics, in evaluator order (the loops give
             them); without them no key is matched by metric prefix.
+        averaged (dict[str, Sequence[bool]], optional): Per target, in
+            the order of ``metric_prefixes``, whether each metric's keys
+            may be averaged over targets (see :func:`averaged_over_targets`;
+            the loops give them). Without it every metric's are.
 
     Returns:
         dict: ``<target>/<key>`` for every key of every target, then
@@ -121,6 +130,19 @@ def merge_target_metrics(
         if len(metric_prefixes.get(name, ())) > 1 for p in ps
     } if metric_prefixes else set()
 
+    def is_averaged(name: str, key: str) -> bool:
+        """Whether ``key`` of target ``name`` is of an averaged metric."""
+        flags = (averaged or {}).get(name)
+        if flags is None:
+            return True
+        own = tuple((metric_prefixes or {}).get(name, ()))
+        if len(own) == 1:
+            return bool(flags[0])
+        head = key.partition('/')[0] if '/' in key else None
+        index = own.index(head) if head in own else (
+            own.index(None) if None in own else None)
+        return index is not None and bool(flags[index])
+
     def source(name: str, key: str) -> Optional[str]:
         """The key of target ``name`` that ``key`` is matched by."""
         metrics = target_metrics[name]
@@ -129,11 +151,13 @@ def merge_target_metrics(
             if not (head in by_metric and prefixes[name] == (head, )):
                 return None
             key = rest
-        return key if key in metrics and _is_number(metrics[key]) else None
+        return key if key in metrics and _is_number(
+            metrics[key]) and is_averaged(name, key) else None
 
     keys = list(
-        dict.fromkeys(key for metrics in target_metrics.values()
-                      for key in metrics if is_summary_key(key)))
+        dict.fromkeys(key for name, metrics in target_metrics.items()
+                      for key in metrics
+                      if is_summary_key(key) and is_averaged(name, key)))
     used = {name: set() for name in target_metrics}
     for key in keys:
         sources = {name: source(name, key) for name in target_metrics}
@@ -165,6 +189,27 @@ def merge_target_metrics(
             logger='current',
             level=logging.WARNING)
     return merged
+
+
+def averaged_over_targets(metric: Any) -> bool:
+    """Whether the mean over targets may average ``metric``'s keys.
+
+    mmreid's metrics (:class:`~mmreid.evaluation.ReIDMetric` and its
+    subclasses) report scores, counts as ``num_*`` and spreads as
+    ``*_std``, which :func:`is_summary_key` tells apart. Another metric
+    may report a count under any name (``n``), whose mean over targets
+    means nothing, so its keys are averaged only where its class says
+    ``mean_over_targets = True``.
+
+    Args:
+        metric (BaseMetric): A metric of a target's evaluator.
+
+    Returns:
+        bool: ``metric.mean_over_targets`` where set, else whether it is
+        one of mmreid's.
+    """
+    return bool(
+        getattr(metric, 'mean_over_targets', isinstance(metric, ReIDMetric)))
 
 
 def format_metric_table(target_metrics: Dict[str, Dict[str, Any]],
@@ -303,6 +348,8 @@ class _EvalTarget:
         self.evaluator = evaluator
         # Before the loop drops the prefix of a single metric.
         self.metric_prefixes = tuple(metric_prefixes)
+        self.averaged = tuple(
+            averaged_over_targets(metric) for metric in evaluator.metrics)
 
 
 class _MultiTargetLoop(BaseLoop):
@@ -464,6 +511,8 @@ class _MultiTargetLoop(BaseLoop):
         metrics = merge_target_metrics(
             target_metrics, self.aggregate_prefix,
             {t.name: t.metric_prefixes
+             for t in self.targets},
+            {t.name: t.averaged
              for t in self.targets})
         table = format_results_table(metrics)
         self.runner.logger.info(
@@ -566,12 +615,20 @@ class MultiTargetValLoop(_MultiTargetLoop):
     metrics give ``<target>/split<i>/<metric>``, ``<target>/<metric>`` and
     ``<target>/<metric>_std``. ``<aggregate_prefix>/<metric>`` is the mean
     over targets of every summary metric all of them report (counts,
-    ``_std`` and per-split values are not averaged). With one metric per
-    target the target name replaces the metric's prefix; with several,
-    each keeps its prefix beneath the target name (``d3/cos/mAP``) and is
-    averaged with the single metrics of that prefix (``mean/cos/mAP``;
-    see :func:`merge_target_metrics`). Keys left out of the mean are
-    named in a warning.
+    ``_std`` and per-split values are not averaged), of mmreid's metrics
+    and of the metrics whose class sets ``mean_over_targets = True``
+    only: another metric may report a count under any name (``n``), so
+    its keys are logged per target and never averaged (see
+    :func:`averaged_over_targets`). With one metric per target the target
+    name replaces the metric's prefix; with several, each keeps its prefix
+    beneath the target name (``d3/cos/mAP``) and is averaged with the
+    single metrics of that prefix (``mean/cos/mAP``; see
+    :func:`merge_target_metrics`). The keys of a target thus follow its
+    own number of metrics: adding a metric to one target turns its
+    ``d3/mAP`` into ``d3/reid/mAP`` (what ``save_best`` and
+    ``compare_configs.py --target d3/reid`` name), the other targets'
+    keys stay, and ``mean/reid/mAP`` still averages all of them. Keys
+    left out of the mean are named in a warning.
 
     The hooks see one validation epoch: ``before_val_epoch`` once,
     ``before/after_val_iter`` for the batches of every target (while
