@@ -121,11 +121,22 @@ def test_baseline_table_with_targets(tmp_path, monkeypatch, capsys):
     assert '| new.py | +3.0 [+0.5, +5.5] | +0.0 [+0.0, +0.0] | 3 |' in out
 
 
+def multi_target(*names, **loop):
+    """Config lines of a multi-target validation over ``names`` (what
+    tells compare_configs which prefix is the mean over targets)."""
+    targets = ', '.join(
+        f"dict(name={name!r}, evaluator=dict(type='ReIDMetric'))"
+        for name in names)
+    options = ''.join(f', {k}={v!r}' for k, v in loop.items())
+    return (f"val_cfg = dict(type='MultiTargetValLoop', targets=[{targets}]"
+            f'{options})\n')
+
+
 def v2_runs(tmp_path, seeds=(0, 1, 2)):
     """Finished runs of base.py and new.py with two targets, d3 and d0
     (d0 first in the logs, as SynthReID v2 logs d0-d3style first)."""
-    base = write_config(tmp_path / 'base.py')
-    new = write_config(tmp_path / 'new.py')
+    base = write_config(tmp_path / 'base.py', extra=multi_target('d0', 'd3'))
+    new = write_config(tmp_path / 'new.py', extra=multi_target('d0', 'd3'))
     runs = tmp_path / 'runs'
     for seed in seeds:
         for config, d3 in ((base, 10.0 + seed), (new, 13.0 + 2 * seed)):
@@ -187,14 +198,15 @@ def test_the_mean_over_targets_is_not_listed_as_a_target():
     for target in ('d0', 'd0-d3style', 'd3', 'd3-d0style'):
         metrics.update({f'{target}/R1': 30.0, f'{target}/num_query': 100})
     with pytest.raises(ValueError) as info:
-        tool.run_target(metrics, where='run', hint='give --target')
+        tool.run_target(
+            metrics, where='run', hint='give --target', means=('mean', ))
     assert str(info.value) == (
         'run: its metrics are of 4 targets (d0, d0-d3style, d3, '
         'd3-d0style) and their mean over targets (mean; a summary, not a '
         'number to report); give --target')
     listed = r'it has 4 targets \(d0, d0-d3style, d3, d3-d0style\) and'
     with pytest.raises(ValueError, match=listed):
-        tool.run_target(metrics, 'D3')
+        tool.run_target(metrics, 'D3', means=('mean', ))
 
 
 def test_runs_on_other_test_sets_are_not_paired(tmp_path, monkeypatch, capsys):
@@ -631,10 +643,12 @@ def test_the_test_set_of_a_target_and_of_the_mean():
         'mean/R1': 22.5,
         'mean/mnet/R1': 23.0
     }
-    assert tool.test_set(gmn, 'd3') == 5265
-    assert tool.test_set(gmn, 'd3/mnet') == 5265
-    assert tool.test_set(gmn, 'mean') == (('d0', 5210), ('d3', 5265))
-    assert tool.test_set(gmn, 'mean/mnet') == (('d0', 5210), ('d3', 5265))
+    means = ('mean', )
+    assert tool.test_set(gmn, 'd3', means) == 5265
+    assert tool.test_set(gmn, 'd3/mnet', means) == 5265
+    assert tool.test_set(gmn, 'mean', means) == (('d0', 5210), ('d3', 5265))
+    assert tool.test_set(gmn, 'mean/mnet',
+                         means) == (('d0', 5210), ('d3', 5265))
     # No count logged anywhere (nothing to tell), or none for a target
     # counted only per split: unknown, not a mean.
     assert tool.test_set({'d3/R1': 1.0, 'd0/R1': 2.0}, 'd3') is None
@@ -651,8 +665,9 @@ def mean_runs(tmp_path, targets_of_new):
     """base.py on four targets, new.py on ``targets_of_new`` (per seed),
     each with its ``mean/R1``."""
     tmp_path.mkdir(exist_ok=True)
+    loop = multi_target('d3', 'd3-d0style', 'd0', 'd0-d3style')
     configs = {
-        name: write_config(tmp_path / f'{name}.py', lr=lr)
+        name: write_config(tmp_path / f'{name}.py', lr=lr, extra=loop)
         for name, lr in (('base', 0.1), ('new', 0.2))
     }
     counts = {'d3': 5265, 'd3-d0style': 5265, 'd0': 5210, 'd0-d3style': 5210}
@@ -872,3 +887,153 @@ def test_every_seed_pair_is_checked_for_its_test_set():
             ValueError, match=r'new.py \(seed 1\) was evaluated on 2102'):
         tool.paired_table([('base.py', base), ('new.py', new)], 'base.py',
                           args, dict.fromkeys(['base.py', 'new.py'], 'd3'))
+
+
+@pytest.fixture
+def own_metric():
+    """A user's metric, registered as a config names it: prefix 'my',
+    logs a count 'n' (no num_* key)."""
+    from mmengine.evaluator import BaseMetric
+
+    from mmreid.registry import METRICS
+
+    class CmpCountMetric(BaseMetric):
+        default_prefix = 'my'
+
+        def process(self, data_batch, data_samples):
+            pass
+
+        def compute_metrics(self, results):
+            return dict(n=len(results))
+
+    METRICS.register_module(module=CmpCountMetric, force=True)
+    yield 'CmpCountMetric'
+    METRICS._module_dict.pop('CmpCountMetric')
+
+
+TWO_METRICS = ("val_evaluator = [dict(type='ReIDMetric'), "
+               "dict(type='{}')]\n")
+
+
+def test_a_second_metric_is_not_a_mean_over_targets(tmp_path, monkeypatch,
+                                                    capsys, own_metric):
+    """val_evaluator = [ReIDMetric, a user's metric 'my'] trained every run,
+    then stopped: 'its metrics are of 1 targets (reid) and their mean over
+    targets (my; ...)' (audit 3, finding 5). 'my' is a second metric of
+    the one target, and the mean over targets is only the multi-target
+    loop's own prefix. The prefixes are known from the config, so the
+    question comes before any run is trained."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    configs = [
+        write_config(
+            tmp_path / f'{name}.py',
+            lr=lr,
+            extra=TWO_METRICS.format(own_metric))
+        for name, lr in (('gap', 0.1), ('maxavg', 0.2))
+    ]
+    runs = tmp_path / 'runs'
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, *configs, '--work-dir', runs, '--seeds', 0,
+                1)
+    assert str(info.value) == (
+        f'error: {configs[0]} (its val_cfg and val_evaluator, before '
+        'training): its metrics are of 2 metric prefixes (my, reid), one '
+        'per metric of its evaluator; give --target with one of them')
+    with pytest.raises(SystemExit, match="no target 'd3'"):
+        compare(tool, monkeypatch, *configs, '--work-dir', runs, '--target',
+                'd3')
+    # Finished runs are read without training, and asked the same.
+    for seed in (0, 1):
+        for config, r1 in zip(configs, (6.5, 10.9)):
+            name = config[:-3].rsplit('/', 1)[-1]
+            finished_run(runs / f'{name}_seed{seed}', config, seed, {
+                'reid/R1': r1 + seed,
+                'reid/num_query': 23,
+                'my/n': 71
+            })
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, *configs, '--work-dir', runs, '--seeds', 0,
+                1)
+    assert str(info.value) == (
+        f'error: {configs[0]} (seed 0): its metrics are of 2 metric '
+        'prefixes (my, reid), one per metric of its evaluator; give '
+        '--target with one of them')
+    compare(tool, monkeypatch, *configs, '--work-dir', runs, '--seeds', 0, 1,
+            '--metrics', 'R1', '--target', 'reid')
+    out = capsys.readouterr().out
+    assert '| config (key reid/<metric>) | R1 mean ± std |' in out
+    assert '| gap.py | 7.0 ± 0.5 |' in out
+
+
+def test_a_target_with_several_metrics_is_read_by_its_metric(
+        tmp_path, monkeypatch, capsys, own_metric):
+    """In a multi-target run a target with several metrics logs
+    'src_d1/reid/R1' and 'src_d1/my/n': '--target src_d1' read
+    'src_d1/R1', which is not there, and printed a table of '-' (exit 0).
+    It is refused, before training too, naming the keys to read."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    loop = ("val_cfg = dict(type='MultiTargetValLoop', targets=["
+            "dict(name='src_d0', evaluator=dict(type='ReIDMetric')), "
+            "dict(name='src_d1', evaluator=[dict(type='ReIDMetric'), "
+            f"dict(type='{own_metric}')])])\n")
+    config = write_config(tmp_path / 'multi.py', extra=loop)
+    runs = tmp_path / 'runs'
+    common = ['--work-dir', runs, '--seeds', 0, '--metrics', 'R1']
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, config, *common, '--target', 'src_d1')
+    assert str(info.value) == (
+        f"error: {config} (its val_cfg and val_evaluator, before "
+        "training): 'src_d1' logs its keys beneath the prefixes of its "
+        'metrics (src_d1/my, src_d1/reid), none of its own; give --target '
+        'with one of them')
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, config, *common)
+    assert ': its metrics are of 2 targets (src_d0, src_d1) and their ' \
+        'mean over targets (mean; a summary' in str(info.value)
+    finished_run(
+        runs / 'multi_seed0', config, 0, {
+            'src_d0/R1': 1.0,
+            'src_d0/num_query': 5,
+            'src_d1/reid/R1': 2.0,
+            'src_d1/reid/num_query': 7,
+            'src_d1/my/n': 71,
+            'mean/reid/R1': 1.5
+        })
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, config, *common, '--no-train', '--target',
+                'src_d1')
+    assert "'src_d1' logs its keys beneath the prefixes of its metrics " \
+        '(src_d1/my, src_d1/reid)' in str(info.value)
+    compare(tool, monkeypatch, config, *common, '--target', 'src_d1/reid')
+    assert '| multi.py | 2.0 (n=1) |' in capsys.readouterr().out
+
+
+def test_the_mean_over_targets_is_the_loops_own_prefix():
+    from mmengine.config import Config
+    tool = load_tool(TOOL)
+
+    def means(**cfg):
+        return tool.loop_means(Config(cfg))
+
+    targets = [dict(name='d3', evaluator=dict(type='ReIDMetric'))]
+    assert means(
+        val_cfg=dict(type='MultiTargetValLoop', targets=targets)) == ('mean', )
+    assert means(
+        val_cfg=dict(
+            type='MultiTargetValLoop', targets=targets,
+            aggregate_prefix='avg'),
+        test_cfg=dict(type='MultiTargetTestLoop',
+                      targets=targets)) == ('avg', 'mean')
+    assert means(
+        val_cfg=dict(
+            type='MultiTargetValLoop', targets=targets,
+            aggregate_prefix=None)) == ()
+    # A single-target loop has no mean, whatever its metrics' prefixes.
+    assert means(
+        val_cfg=dict(type='ReIDValLoop'),
+        val_evaluator=[
+            dict(type='ReIDMetric'),
+            dict(type='ReIDMetric', prefix='mean')
+        ]) == ()

@@ -44,8 +44,14 @@ with another draw of the test identities is
 --report`` folders). ``--target NAME`` reads the ``NAME/<metric>`` keys
 (e.g. ``d3``, ``d3-d0style``, ``d3/mnet`` for a distance mode); it is
 required when a run's metrics are of several targets (SynthReID v2 logs
-``d3``, ``d3-d0style``, ``d0``, ``d0-d3style`` and ``mean``), and a
-target a run lacks is an error listing the targets it has. The first
+``d3``, ``d3-d0style``, ``d0``, ``d0-d3style`` and ``mean``, the
+``aggregate_prefix`` of its multi-target loop) or of several metrics
+(``val_evaluator = [ReIDMetric, MyMetric]`` logs ``reid/`` and ``my/``:
+``--target reid``; a target with several metrics in a multi-target loop
+logs ``d3/reid/``, ``d3/my/``: ``--target d3/reid``), and a target a
+run lacks is an error listing the targets it has. Where a run is to be
+trained this is checked first, from its config (its ``val_cfg`` targets
+and evaluators' prefixes), so no run is trained to be refused. The first
 header cell names the keys read. Without ``--target`` runs of one
 target each may differ in it (each row then names its own); a config
 whose seeds differ in target or in ``<target>/num_query`` (the test
@@ -545,6 +551,23 @@ def finished_result(
     return metrics, ''
 
 
+def needs_training(config: str, seed: int, args) -> bool:
+    """Whether :func:`run` would train the run of ``config`` and ``seed``:
+    it is missing or unfinished and ``--no-train`` is not given (a work
+    dir :func:`run` refuses is left to it to say so)."""
+    if args.no_train:
+        return False
+    name = osp.splitext(osp.basename(config))[0]
+    work_dir = osp.join(args.work_dir, f'{name}_seed{seed}')
+    expected = expected_config(config, seed, args.cfg_options)
+    try:
+        metrics, _ = finished_result(config, work_dir, expected, config,
+                                     getattr(args, 'trust_retested', False))
+    except ValueError:
+        return False
+    return metrics is None
+
+
 def run(config: str, seed: int, args) -> dict:
     """The metrics of one finished run, trained first when it is not.
 
@@ -596,42 +619,180 @@ def targets_of(metrics: dict) -> List[str]:
     return sorted({k.split('/')[0] for k in metrics if '/' in k})
 
 
-def _counted(metrics: dict, target: str) -> bool:
-    """Whether ``target`` logs a count of its own (``<target>/num_*``)."""
-    return any(
-        k.startswith(f'{target}/') and k.rsplit('/', 1)[-1].startswith('num_')
-        for k in metrics)
+def _loop_mean(loop) -> Optional[str]:
+    """The prefix of the mean over targets a loop config logs, if any.
 
-
-def aggregates_of(metrics: dict) -> List[str]:
-    """The top-level names of ``targets_of`` that are means over targets.
-
-    An aggregate (``mean`` of ``MultiTargetValLoop``) logs no ``num_*``
-    count in a run whose other targets log them (see :func:`test_set`).
+    A multi-target loop (a config with ``targets``) logs the mean over
+    its targets under its ``aggregate_prefix``: the config's, else the
+    loop class's default (``mean``); ``None`` logs none.
     """
-    found = targets_of(metrics)
-    return [
-        t for t in found if not _counted(metrics, t) and any(
-            _counted(metrics, other) for other in found if other != t)
-    ]
+    import inspect
+
+    from mmreid.registry import LOOPS
+    if not isinstance(loop, dict) or 'targets' not in loop:
+        return None
+    if 'aggregate_prefix' in loop:
+        prefix = loop['aggregate_prefix']
+    else:
+        loop_class = LOOPS.get(loop.get('type'))
+        parameter = inspect.signature(loop_class).parameters.get(
+            'aggregate_prefix') if loop_class is not None else None
+        prefix = parameter.default if parameter is not None else None
+    return prefix if isinstance(prefix, str) else None
 
 
-def _describe_targets(metrics: dict) -> str:
-    """``N targets (a, b)``, then the means over them apart: a mean is
-    not a target, and its number is a summary, not a protocol's."""
-    means = aggregates_of(metrics)
-    targets = [t for t in targets_of(metrics) if t not in means]
-    text = f'{len(targets)} targets ({", ".join(targets) or "none"})'
-    if means:
-        text += (f' and their mean over targets ({", ".join(means)}; a '
+def loop_means(cfg) -> Tuple[str, ...]:
+    """The prefixes of the means over targets the config's loops log.
+
+    Only the multi-target loops' ``aggregate_prefix`` (:func:`_loop_mean`
+    of ``val_cfg`` and ``test_cfg``) is a mean; no other prefix is,
+    whatever it logs (a user's metric ``my`` beside ``reid`` is a second
+    metric of one target, not a mean over targets).
+
+    Args:
+        cfg (mmengine.Config): A run's merged config.
+
+    Returns:
+        tuple[str, ...]: The prefixes, each once.
+    """
+    found = (_loop_mean(cfg.get('val_cfg')), _loop_mean(cfg.get('test_cfg')))
+    return tuple(dict.fromkeys(p for p in found if p is not None))
+
+
+class _Untold(Exception):
+    """A config that does not tell what its run will log."""
+
+
+def _metric_prefixes_of(evaluator) -> List[Optional[str]]:
+    """The prefix of each metric of an evaluator config, in order: its
+    ``prefix``, else its class's ``default_prefix``.
+
+    Raises:
+        _Untold: A metric is no config, or its class is not registered.
+    """
+    from mmreid.registry import METRICS
+    if isinstance(evaluator, dict) and 'metrics' in evaluator:
+        evaluator = evaluator['metrics']  # mmengine's Evaluator form
+    metrics = evaluator if isinstance(evaluator,
+                                      (list, tuple)) else [evaluator]
+    prefixes = []
+    for metric in metrics:
+        if not isinstance(metric, dict) or not metric:
+            raise _Untold
+        if 'prefix' in metric:
+            prefixes.append(metric['prefix'])
+            continue
+        metric_class = METRICS.get(metric.get('type'))
+        if metric_class is None:
+            raise _Untold
+        prefixes.append(getattr(metric_class, 'default_prefix', None))
+    return prefixes
+
+
+def validation_keys(cfg) -> Optional[List[str]]:
+    """The prefixes of the keys a run's validations log, from its config.
+
+    A multi-target ``val_cfg`` logs ``<target>/`` for a target with one
+    metric, ``<target>/<metric prefix>/`` for each of several, and its
+    mean (``mean/``, :func:`_loop_mean`); another loop logs
+    ``<metric prefix>/`` for each metric of ``val_evaluator``.
+
+    Args:
+        cfg (mmengine.Config): A run's merged config.
+
+    Returns:
+        list[str] | None: The prefixes, each ending in ``/``; None where
+        the config does not tell (no evaluator, a metric class that is
+        not registered).
+    """
+    loop = cfg.get('val_cfg')
+    try:
+        if not (isinstance(loop, dict) and 'targets' in loop):
+            return [
+                f'{p}/' for p in _metric_prefixes_of(cfg.get('val_evaluator'))
+                if p
+            ]
+        keys = []
+        for target in loop['targets']:
+            prefixes = _metric_prefixes_of(target.get('evaluator'))
+            keys += [f'{target.get("name")}/'] if len(prefixes) == 1 else [
+                f'{target.get("name")}/{p}/' for p in prefixes if p
+            ]
+    except _Untold:
+        return None
+    return keys + [f'{p}/' for p in (_loop_mean(loop), ) if p is not None]
+
+
+def check_planned_target(cfg, config: str, target: Optional[str]) -> None:
+    """Refuse, before training, a run whose metrics ``target`` will not
+    tell apart (see :func:`run_target`), from its config.
+
+    Raises:
+        ValueError: As :func:`run_target` would after training; nothing
+            when the config does not tell (:func:`validation_keys`).
+    """
+    keys = validation_keys(cfg)
+    if keys is None:
+        return
+    if target is not None and not any(
+            k.startswith(f'{target}/') for k in keys):
+        # A distance mode (d3/mnet) is the metric's to log: check d3.
+        target = target.split('/')[0]
+    run_target(
+        dict.fromkeys(keys), target,
+        f'{config} (its val_cfg and val_evaluator, before training)',
+        'give --target with one of them', loop_means(cfg))
+
+
+def aggregates_of(metrics: dict, means: Sequence[str] = ()) -> List[str]:
+    """The top-level names of ``targets_of`` that are means over targets:
+    those of ``means`` (:func:`loop_means`) the run logs."""
+    return [t for t in targets_of(metrics) if t in means]
+
+
+def _plural(number: int, noun: str, plural: Optional[str] = None) -> str:
+    return f'{number} {noun if number == 1 else plural or noun + "s"}'
+
+
+def _describe_targets(metrics: dict, means: Sequence[str] = ()) -> str:
+    """``N targets (a, b)``, then the means over them apart (a mean is not
+    a target, and its number is a summary, not a protocol's); without a
+    mean the prefixes are those of the metrics of one target (``reid``,
+    ``my``)."""
+    found = aggregates_of(metrics, means)
+    targets = [t for t in targets_of(metrics) if t not in found]
+    if not means:
+        return (f'{_plural(len(targets), "metric prefix", "metric prefixes")}'
+                f' ({", ".join(targets) or "none"}), one per metric of its '
+                'evaluator')
+    text = (f'{_plural(len(targets), "target")} '
+            f'({", ".join(targets) or "none"})')
+    if found:
+        text += (f' and their mean over targets ({", ".join(found)}; a '
                  'summary, not a number to report)')
     return text
 
 
-def run_target(metrics: dict,
-               target: Optional[str] = None,
-               where: str = 'the run',
-               hint: str = 'name the one to read') -> Optional[str]:
+def _metric_prefixes(metrics: dict, target: str) -> List[str]:
+    """``<target>/<p>`` for each ``p`` of a target whose keys are all
+    beneath a metric prefix (``d3/reid/R1``, ``d3/my/n``: a target of a
+    multi-target loop with several metrics); [] when ``target`` logs keys
+    of its own (``d3/R1``)."""
+    beneath = [
+        k[len(target) + 1:] for k in metrics if k.startswith(f'{target}/')
+    ]
+    if not beneath or any('/' not in k for k in beneath):
+        return []
+    return sorted({f'{target}/{k.split("/")[0]}' for k in beneath})
+
+
+def run_target(
+    metrics: dict,
+    target: Optional[str] = None,
+    where: str = 'the run',
+    hint: str = 'name the one to read',
+    means: Sequence[str] = ()
+) -> Optional[str]:
     """The prefix of the keys to read: ``target`` or the run's only one.
 
     Args:
@@ -640,23 +801,33 @@ def run_target(metrics: dict,
             ``d3/mnet`` for a distance mode).
         where (str): The run, for messages.
         hint (str): What to do about several targets, for the message.
+        means (Sequence[str]): The prefixes of the means over targets of
+            the run's loop (:func:`loop_means`).
 
     Returns:
         str | None: The prefix (None when the run has no prefixed metric).
 
     Raises:
         ValueError: No ``target`` is given and the run has several, or the
-            run has no key under ``target``: both name the targets it has.
+            run has no key under ``target``, or only keys beneath its
+            metrics' prefixes: all name what the run has.
     """
     found = targets_of(metrics)
     if target is None:
         if len(found) > 1:
             raise ValueError(f'{where}: its metrics are of '
-                             f'{_describe_targets(metrics)}; {hint}')
-        return found[0] if found else None
-    if not any(k.startswith(f'{target}/') for k in metrics):
+                             f'{_describe_targets(metrics, means)}; {hint}')
+        target = found[0] if found else None
+    elif not any(k.startswith(f'{target}/') for k in metrics):
         raise ValueError(f'{where}: no target {target!r} in its last '
-                         f'evaluation; it has {_describe_targets(metrics)}')
+                         'evaluation; it has '
+                         f'{_describe_targets(metrics, means)}')
+    beneath = _metric_prefixes(metrics, target) if target else []
+    if beneath:
+        raise ValueError(
+            f'{where}: {target!r} logs its keys beneath the prefixes of its '
+            f'metrics ({", ".join(beneath)}), none of its own; give '
+            '--target with one of them')
     return target
 
 
@@ -683,20 +854,21 @@ def _num_query(metrics: dict, prefix: str):
     return None
 
 
-def test_set(metrics: dict, prefix: Optional[str]):
+def test_set(metrics: dict, prefix: Optional[str], means: Sequence[str] = ()):
     """What tells the test set of the keys under ``prefix`` apart.
 
     For a target (``d3``, or ``d3/mnet`` for a distance mode) it is its
     number of queries, ``<prefix>/num_query`` (or that of the target).
     An aggregate prefix such as ``mean`` (the mean over targets of
-    ``MultiTargetValLoop``: a top-level name without any ``num_*`` count
-    in a run whose other targets log them) has no count of its own; its
+    ``MultiTargetValLoop``, one of ``means``) has no count of its own; its
     test set is that of every target it averages, i.e. all the others.
 
     Args:
         metrics (dict): A run's last evaluation.
         prefix (str, optional): The prefix of the keys read (see
             :func:`run_target`).
+        means (Sequence[str]): The prefixes of the means over targets of
+            the run's loop (:func:`loop_means`).
 
     Returns:
         int | tuple | None: ``<prefix>/num_query``; for an aggregate
@@ -712,7 +884,7 @@ def test_set(metrics: dict, prefix: Optional[str]):
     head, _, rest = prefix.partition('/')
     if not any(k.startswith(f'{head}/') for k in metrics):
         return None  # not in the run at all: run_target says so
-    if head not in aggregates_of(metrics):
+    if head not in aggregates_of(metrics, means):
         return None
     others = [t for t in targets_of(metrics) if t != head]
     return tuple(
@@ -731,7 +903,10 @@ def describe_test_set(prefix: str, value) -> str:
         for t, q in value) + f' ({prefix} averages them)'
 
 
-def one_test_set(runs: dict, prefix: Optional[str], where: str) -> dict:
+def one_test_set(runs: dict,
+                 prefix: Optional[str],
+                 where: str,
+                 means: Sequence[str] = ()) -> dict:
     """The :func:`test_set` of ``prefix`` in each run of one config,
     checked to be one test set (runs that log no count are left out).
 
@@ -739,6 +914,8 @@ def one_test_set(runs: dict, prefix: Optional[str], where: str) -> dict:
         runs (dict): seed -> the run's metrics.
         prefix (str, optional): The prefix of the keys read.
         where (str): The config (and what is read), for messages.
+        means (Sequence[str]): The prefixes of the means over targets of
+            the config's loop (:func:`loop_means`).
 
     Returns:
         dict: seed -> test set, for the runs that log one.
@@ -748,9 +925,9 @@ def one_test_set(runs: dict, prefix: Optional[str], where: str) -> dict:
             names both, per seed.
     """
     found = {
-        seed: test_set(metrics, prefix)
+        seed: test_set(metrics, prefix, means)
         for seed, metrics in runs.items()
-        if test_set(metrics, prefix) is not None
+        if test_set(metrics, prefix, means) is not None
     }
     if len(set(found.values())) > 1:
         shown = '; '.join(f'seed {seed}: {describe_test_set(prefix, value)}'
@@ -760,8 +937,8 @@ def one_test_set(runs: dict, prefix: Optional[str], where: str) -> dict:
     return found
 
 
-def check_paired_test_sets(a: Tuple[str, str, dict],
-                           b: Tuple[str, str, dict]) -> None:
+def check_paired_test_sets(a: Tuple[str, str, dict], b: Tuple[str, str,
+                                                              dict]) -> None:
     """Refuse pairing seeds of two configs evaluated on other test sets.
 
     Args:
@@ -810,7 +987,9 @@ def normalise_configs(configs: Sequence[str],
     return out, baseline
 
 
-def check_targets(rows: list, target: Optional[str]) -> dict:
+def check_targets(rows: list,
+                  target: Optional[str],
+                  means: Optional[dict] = None) -> dict:
     """The prefix every config's runs are read under, checked.
 
     A config's runs must be read under one prefix and (where they log
@@ -821,6 +1000,8 @@ def check_targets(rows: list, target: Optional[str]) -> dict:
     Args:
         rows (list): ``(config, {seed: metrics})`` per config.
         target (str, optional): ``--target``.
+        means (dict, optional): config -> the prefixes of the means over
+            targets its loops log (:func:`loop_means`).
 
     Returns:
         dict: config -> its prefix (None when its runs have none).
@@ -830,18 +1011,19 @@ def check_targets(rows: list, target: Optional[str]) -> dict:
             prefix or number of queries.
     """
     prefixes = {}
+    means = means or {}
     for config, runs in rows:
         found = {
             seed:
             run_target(metrics, target, f'{config} (seed {seed})',
-                       'give --target with one of them')
+                       'give --target with one of them', means.get(config, ()))
             for seed, metrics in runs.items()
         }
         if len(set(found.values())) > 1:
             raise ValueError(f'{config}: its runs have different targets '
                              f'({found}): give --target')
         prefix = next(iter(found.values()))
-        one_test_set(runs, prefix, config)
+        one_test_set(runs, prefix, config, means.get(config, ()))
         prefixes[config] = prefix
     return prefixes
 
@@ -874,8 +1056,13 @@ def row_label(config: str, prefixes: dict) -> str:
     return name
 
 
-def paired_table(rows: list, baseline: str, args, prefixes: dict) -> str:
-    """Markdown table of paired differences against ``baseline``.
+def paired_table(rows: list,
+                 baseline: str,
+                 args,
+                 prefixes: dict,
+                 means: Optional[dict] = None) -> str:
+    """Markdown table of paired differences against ``baseline``;
+    ``means`` as in :func:`check_targets`.
 
     Raises:
         ValueError: A config was evaluated on another test set than the
@@ -898,8 +1085,10 @@ def paired_table(rows: list, baseline: str, args, prefixes: dict) -> str:
                 f'{baseline} under {base_prefix!r}: different test sets are '
                 'not paired')
         for seed in args.seeds:
-            a = test_set(base[seed], base_prefix)
-            b = test_set(runs[seed], base_prefix)
+            a = test_set(base[seed], base_prefix, (means
+                                                   or {}).get(baseline, ()))
+            b = test_set(runs[seed], base_prefix, (means
+                                                   or {}).get(config, ()))
             if a is not None and b is not None and a != b:
                 raise ValueError(
                     f'{config} (seed {seed}) was evaluated on '
@@ -935,12 +1124,22 @@ def main(argv=None):
         raise SystemExit(f'error: {error}')
     if args.baseline and len(args.seeds) < 2:
         raise SystemExit('--baseline needs two seeds at least')
+    means = {}
+    for config in args.configs:
+        cfg = expected_config(config, args.seeds[0], args.cfg_options)
+        means[config] = loop_means(cfg)
+        # Before any run is trained: its metrics must be readable.
+        if any(needs_training(config, seed, args) for seed in args.seeds):
+            try:
+                check_planned_target(cfg, config, args.target)
+            except ValueError as error:
+                raise SystemExit(f'error: {error}')
     rows = []
     for config in args.configs:
         runs = {seed: run(config, seed, args) for seed in args.seeds}
         rows.append((config, runs))
     try:
-        prefixes = check_targets(rows, args.target)
+        prefixes = check_targets(rows, args.target, means)
     except ValueError as error:
         raise SystemExit(f'error: {error}')
     header = f'| config ({key_label(prefixes)}) | ' + ' | '.join(
@@ -966,7 +1165,8 @@ def main(argv=None):
     table = '\n'.join(lines)
     if args.baseline:
         try:
-            table += '\n\n' + paired_table(rows, args.baseline, args, prefixes)
+            table += '\n\n' + paired_table(rows, args.baseline, args, prefixes,
+                                           means)
         except ValueError as error:
             raise SystemExit(f'error: {error}')
     print(table)
