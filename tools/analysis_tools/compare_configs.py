@@ -641,7 +641,7 @@ def _loop_mean(loop) -> Optional[str]:
     return prefix if isinstance(prefix, str) else None
 
 
-def loop_means(cfg) -> Tuple[str, ...]:
+def loop_means(cfg) -> Optional[Tuple[str, ...]]:
     """The prefixes of the means over targets the config's loops log.
 
     Only the multi-target loops' ``aggregate_prefix`` (:func:`_loop_mean`
@@ -653,9 +653,14 @@ def loop_means(cfg) -> Tuple[str, ...]:
         cfg (mmengine.Config): A run's merged config.
 
     Returns:
-        tuple[str, ...]: The prefixes, each once.
+        tuple[str, ...] | None: The prefixes, each once (none for a loop
+        with ``aggregate_prefix=None``); None when neither loop is a
+        multi-target one, so the run's prefixes are its metrics'.
     """
-    found = (_loop_mean(cfg.get('val_cfg')), _loop_mean(cfg.get('test_cfg')))
+    loops = [cfg.get('val_cfg'), cfg.get('test_cfg')]
+    if not any(isinstance(loop, dict) and 'targets' in loop for loop in loops):
+        return None
+    found = (_loop_mean(loop) for loop in loops)
     return tuple(dict.fromkeys(p for p in found if p is not None))
 
 
@@ -744,27 +749,28 @@ def check_planned_target(cfg, config: str, target: Optional[str]) -> None:
         'give --target with one of them', loop_means(cfg))
 
 
-def aggregates_of(metrics: dict, means: Sequence[str] = ()) -> List[str]:
+def aggregates_of(metrics: dict,
+                  means: Optional[Sequence[str]] = None) -> List[str]:
     """The top-level names of ``targets_of`` that are means over targets:
     those of ``means`` (:func:`loop_means`) the run logs."""
-    return [t for t in targets_of(metrics) if t in means]
+    return [t for t in targets_of(metrics) if t in (means or ())]
 
 
 def _plural(number: int, noun: str, plural: Optional[str] = None) -> str:
     return f'{number} {noun if number == 1 else plural or noun + "s"}'
 
 
-def _describe_targets(metrics: dict, means: Sequence[str] = ()) -> str:
+def _describe_targets(metrics: dict,
+                      means: Optional[Sequence[str]] = None) -> str:
     """``N targets (a, b)``, then the means over them apart (a mean is not
     a target, and its number is a summary, not a protocol's); without a
-    mean the prefixes are those of the metrics of one target (``reid``,
-    ``my``)."""
+    multi-target loop (``means`` None) ``N prefixes (my, reid)``: those of
+    the metrics of one target, or of a run whose loop is not known."""
     found = aggregates_of(metrics, means)
     targets = [t for t in targets_of(metrics) if t not in found]
-    if not means:
-        return (f'{_plural(len(targets), "metric prefix", "metric prefixes")}'
-                f' ({", ".join(targets) or "none"}), one per metric of its '
-                'evaluator')
+    if means is None:
+        return (f'{_plural(len(targets), "prefix", "prefixes")} '
+                f'({", ".join(targets) or "none"})')
     text = (f'{_plural(len(targets), "target")} '
             f'({", ".join(targets) or "none"})')
     if found:
@@ -786,13 +792,11 @@ def _metric_prefixes(metrics: dict, target: str) -> List[str]:
     return sorted({f'{target}/{k.split("/")[0]}' for k in beneath})
 
 
-def run_target(
-    metrics: dict,
-    target: Optional[str] = None,
-    where: str = 'the run',
-    hint: str = 'name the one to read',
-    means: Sequence[str] = ()
-) -> Optional[str]:
+def run_target(metrics: dict,
+               target: Optional[str] = None,
+               where: str = 'the run',
+               hint: str = 'name the one to read',
+               means: Optional[Sequence[str]] = None) -> Optional[str]:
     """The prefix of the keys to read: ``target`` or the run's only one.
 
     Args:
@@ -801,8 +805,9 @@ def run_target(
             ``d3/mnet`` for a distance mode).
         where (str): The run, for messages.
         hint (str): What to do about several targets, for the message.
-        means (Sequence[str]): The prefixes of the means over targets of
-            the run's loop (:func:`loop_means`).
+        means (Sequence[str], optional): The prefixes of the means over
+            targets of the run's loop (:func:`loop_means`); None for a run
+            without a multi-target loop (or not known).
 
     Returns:
         str | None: The prefix (None when the run has no prefixed metric).
@@ -854,7 +859,9 @@ def _num_query(metrics: dict, prefix: str):
     return None
 
 
-def test_set(metrics: dict, prefix: Optional[str], means: Sequence[str] = ()):
+def test_set(metrics: dict,
+             prefix: Optional[str],
+             means: Optional[Sequence[str]] = None):
     """What tells the test set of the keys under ``prefix`` apart.
 
     For a target (``d3``, or ``d3/mnet`` for a distance mode) it is its
@@ -867,8 +874,9 @@ def test_set(metrics: dict, prefix: Optional[str], means: Sequence[str] = ()):
         metrics (dict): A run's last evaluation.
         prefix (str, optional): The prefix of the keys read (see
             :func:`run_target`).
-        means (Sequence[str]): The prefixes of the means over targets of
-            the run's loop (:func:`loop_means`).
+        means (Sequence[str], optional): The prefixes of the means over
+            targets of the run's loop (:func:`loop_means`); None for a run
+            without a multi-target loop (or not known).
 
     Returns:
         int | tuple | None: ``<prefix>/num_query``; for an aggregate
@@ -906,7 +914,7 @@ def describe_test_set(prefix: str, value) -> str:
 def one_test_set(runs: dict,
                  prefix: Optional[str],
                  where: str,
-                 means: Sequence[str] = ()) -> dict:
+                 means: Optional[Sequence[str]] = None) -> dict:
     """The :func:`test_set` of ``prefix`` in each run of one config,
     checked to be one test set (runs that log no count are left out).
 
@@ -914,8 +922,8 @@ def one_test_set(runs: dict,
         runs (dict): seed -> the run's metrics.
         prefix (str, optional): The prefix of the keys read.
         where (str): The config (and what is read), for messages.
-        means (Sequence[str]): The prefixes of the means over targets of
-            the config's loop (:func:`loop_means`).
+        means (Sequence[str], optional): The prefixes of the means over
+            targets of the config's loop (:func:`loop_means`).
 
     Returns:
         dict: seed -> test set, for the runs that log one.
@@ -1016,14 +1024,14 @@ def check_targets(rows: list,
         found = {
             seed:
             run_target(metrics, target, f'{config} (seed {seed})',
-                       'give --target with one of them', means.get(config, ()))
+                       'give --target with one of them', means.get(config))
             for seed, metrics in runs.items()
         }
         if len(set(found.values())) > 1:
             raise ValueError(f'{config}: its runs have different targets '
                              f'({found}): give --target')
         prefix = next(iter(found.values()))
-        one_test_set(runs, prefix, config, means.get(config, ()))
+        one_test_set(runs, prefix, config, means.get(config))
         prefixes[config] = prefix
     return prefixes
 
@@ -1068,6 +1076,7 @@ def paired_table(rows: list,
         ValueError: A config was evaluated on another test set than the
             baseline (another target, or another number of queries).
     """
+    means = means or {}
     runs_of = dict(rows)
     base = runs_of[baseline]
     base_prefix = prefixes[baseline]
@@ -1085,10 +1094,8 @@ def paired_table(rows: list,
                 f'{baseline} under {base_prefix!r}: different test sets are '
                 'not paired')
         for seed in args.seeds:
-            a = test_set(base[seed], base_prefix, (means
-                                                   or {}).get(baseline, ()))
-            b = test_set(runs[seed], base_prefix, (means
-                                                   or {}).get(config, ()))
+            a = test_set(base[seed], base_prefix, means.get(baseline))
+            b = test_set(runs[seed], base_prefix, means.get(config))
             if a is not None and b is not None and a != b:
                 raise ValueError(
                     f'{config} (seed {seed}) was evaluated on '
