@@ -3,6 +3,13 @@
 A rule sees one chunk of queries at a time and returns which gallery items
 each query must ignore, so that a protocol can be added without touching
 the rank computation. Removed items are neither positives nor negatives.
+
+Labels come first: pid ``-1`` marks a junk image (Market-1501's label, which
+mmreid's datasets drop at parsing). Under the ``'market'`` rule a gallery
+item of pid ``-1`` is ignored by every query, as in Market-1501's own
+evaluation; the other rules have no junk label, so they refuse one, and a
+query of pid ``-1`` (no identity to find) is refused under every rule.
+See :func:`junk_label_gallery`.
 """
 from typing import Callable, Optional, Union
 
@@ -64,6 +71,60 @@ def sysu_junk(same_pid: torch.Tensor, q_camids: torch.Tensor,
 
 
 JUNK_RULES = dict(market=market_junk, none=no_junk, sysu=sysu_junk)
+
+#: The pid of a junk image (Market-1501's ``-1_c...`` files).
+JUNK_PID = -1
+
+
+def junk_label_gallery(rule: Union[str, JunkRule], q_pids: torch.Tensor,
+                       g_pids: torch.Tensor) -> Optional[torch.Tensor]:
+    """Gallery items that every query ignores for their junk pid label.
+
+    Market-1501's evaluation ignores its junk images (pid ``-1``) like the
+    same-pid same-camera items; pid ``0`` distractors stay negatives.
+
+    Args:
+        rule: The junk rule, a name or a :data:`JunkRule`.
+        q_pids: Query pids, shape (Q,).
+        g_pids: Gallery pids, shape (G,).
+
+    Returns:
+        torch.Tensor | None: Bool mask of the ignored items, shape (G,),
+        under ``'market'`` when the gallery has pid ``-1`` items, else
+        None.
+
+    Raises:
+        ValueError: A query has pid ``-1``, or the gallery has one under
+            a rule other than ``'market'`` (which would count it as a
+            negative).
+    """
+    junk_query = (q_pids == JUNK_PID).nonzero().flatten().tolist()
+    if junk_query:
+        raise ValueError(
+            f'query {_some(junk_query)} of {len(q_pids)} has pid '
+            f'{JUNK_PID}, the junk label: a junk image has no identity to '
+            f'find. Leave pid {JUNK_PID} images out of the query set')
+    is_junk = g_pids == JUNK_PID
+    if not bool(is_junk.any()):
+        return None
+    if rule in ('market', market_junk):
+        return is_junk
+    name = rule if isinstance(rule, str) else getattr(rule, '__name__',
+                                                      repr(rule))
+    raise ValueError(
+        f'gallery items {_some(is_junk.nonzero().flatten().tolist())} of '
+        f'{len(g_pids)} have pid {JUNK_PID}, the junk label that only '
+        f"junk_rule='market' ignores; junk_rule={name!r} would count them "
+        f'as negatives. Leave them out of the gallery, or use '
+        "junk_rule='market'")
+
+
+def _some(indices: list, shown: int = 5) -> str:
+    """Up to ``shown`` indices of a list, then how many more."""
+    text = ', '.join(str(i) for i in indices[:shown])
+    more = len(indices) - shown
+    return text + (f' (and {more} more)' if more > 0 else '')
+
 
 # (q_camids (Qc,), item_camids (Qc, S)) -> (Qc, S) bool mask or None: a
 # rule restricted to the S gallery items that share each query's pid.

@@ -56,7 +56,8 @@ from mmreid.utils.threads import compute_thread_count, torch_threads
 
 from . import count_kernel
 from .distance import ArrayLike, release_freed_memory, to_tensor
-from .junk_rules import JunkRule, get_junk_rule, same_pid_form
+from .junk_rules import (JunkRule, get_junk_rule, junk_label_gallery,
+                         same_pid_form)
 from .positives import sort_positives, tie_blocks
 from .rank_counting import (NAN_MESSAGE, ChunkPositives, GalleryPidIndex,
                             kernel_counts, search_counts)
@@ -158,7 +159,7 @@ def _as_labels(value: ArrayLike, name: str) -> torch.Tensor:
         labels = torch.as_tensor(np.asarray(value))
     if labels.is_floating_point() or labels.is_complex():
         raise TypeError(f'{name} must be integers, got {labels.dtype}')
-    return labels.reshape(-1).long()
+    return labels.reshape(-1).long().contiguous()
 
 
 def _check_option(name: str, value: str, choices: tuple) -> None:
@@ -192,7 +193,9 @@ class RankAccumulator:
     Args:
         q_pids: Query pids, shape (Q,).
         g_pids: Gallery pids, shape (G,). pid 0 distractors are ordinary
-            negatives.
+            negatives; pid -1 junk is ignored under ``'market'`` and
+            refused otherwise (and as a query pid), see
+            :func:`~.junk_rules.junk_label_gallery`.
         q_camids: Query camids, shape (Q,).
         g_camids: Gallery camids, shape (G,).
         max_rank: Length of the CMC curve.
@@ -246,6 +249,14 @@ class RankAccumulator:
                              f'{len(self.g_camids)} gallery camids')
         self.num_query = len(self.q_pids)
         self.num_gallery = len(self.g_pids)
+        # Junk-labelled gallery items are ignored by every query: their
+        # columns are dropped from each chunk before it is ranked.
+        self._kept_cols = None
+        junk = junk_label_gallery(junk_rule, self.q_pids, self.g_pids.cpu())
+        if junk is not None:
+            self._kept_cols = (~junk).nonzero().flatten().to(self.device)
+            self.g_pids = self.g_pids[self._kept_cols]
+            self.g_camids = self.g_camids[self._kept_cols]
         # Dense pid indices let the de-duplication use a (Qc, P)
         # occupancy table instead of a sort.
         self._pid_index = (
@@ -313,6 +324,8 @@ class RankAccumulator:
         if stop > self.num_query:
             raise ValueError(f'got distances for {stop} queries, expected '
                              f'{self.num_query}')
+        if self._kept_cols is not None:
+            dist = dist.index_select(1, self._kept_cols.to(dist.device))
         step = len(dist)
         if self.device.type == 'cpu' and not self._use_kernel:
             # Sub-chunks whose working set stays in cache are fastest; the
@@ -538,9 +551,12 @@ def evaluate_rank(distmat: ArrayLike,
                   device: DeviceLike = None) -> ReIDEvalResult:
     """CMC, mAP and mINP of a query-gallery distance matrix.
 
-    Per query, the gallery items removed by ``junk_rule`` are ignored; the
-    rest is ordered by ascending distance under ``tie_policy`` (default
-    ``'stable'``: ascending (distance, gallery index)). Queries with no
+    Per query, the gallery items removed by ``junk_rule`` are ignored (under
+    ``'market'`` also every gallery item of pid -1, Market-1501's junk
+    label; a pid -1 query is refused, see
+    :func:`~.junk_rules.junk_label_gallery`); the rest is ordered by
+    ascending distance under ``tie_policy`` (default ``'stable'``:
+    ascending (distance, gallery index)). Queries with no
     kept positive are skipped and counted in ``num_valid_query``. The
     result is exact (identical to a full stable sort under the same
     policy) and independent of ``chunk_size`` and ``device``; see

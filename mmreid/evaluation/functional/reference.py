@@ -77,7 +77,8 @@ def reference_evaluate_rank(distmat: np.ndarray,
     for q in range(len(q_pids)):
         same_pid = g_pids == q_pids[q]
         if junk_rule == 'market':
-            removed = same_pid & (g_camids == q_camids[q])
+            # Market-1501's junk label (pid -1) is ignored too.
+            removed = (same_pid & (g_camids == q_camids[q])) | (g_pids == -1)
         elif junk_rule == 'none':
             removed = np.zeros_like(same_pid)
         elif junk_rule == 'sysu':

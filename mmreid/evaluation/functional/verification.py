@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from mmreid.utils.deprecation import renamed_keyword
 from .distance import ArrayLike, GalleryDistance, to_tensor
-from .junk_rules import JunkRule, get_junk_rule
+from .junk_rules import JunkRule, get_junk_rule, junk_label_gallery
 from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, _as_labels,
                    chunk_rows_for_budget)
 
@@ -229,7 +229,8 @@ def tpr_at_fpr(chunks: ChunkSource,
         q_camids: Query camids, shape (Q,).
         g_camids: Gallery camids, shape (G,).
         fprs: FPRs in [0, 1].
-        junk_rule: Pairs to drop, as in :func:`evaluate_rank`.
+        junk_rule: Pairs to drop, as in :func:`evaluate_rank` (under
+            ``'market'`` also those of a pid -1 gallery item).
         device: Where the histograms are computed.
 
     Returns:
@@ -250,6 +251,8 @@ def tpr_at_fpr(chunks: ChunkSource,
         _as_labels(q_camids, 'q_camids'),
         _as_labels(g_camids, 'g_camids')
     ]
+    # Junk-labelled gallery items make no pair with any query.
+    junk = junk_label_gallery(junk_rule, labels[0], labels[1])
 
     # Whether the keys are 64-bit (float64 distances), set by the first
     # chunk: the distances are compared in their own precision.
@@ -281,6 +284,8 @@ def tpr_at_fpr(chunks: ChunkSource,
         same_pid = q_pid[start:stop, None] == g_pid[None, :]
         kept = rule(same_pid, q_cam[start:stop], g_cam)
         kept = (torch.ones_like(same_pid) if kept is None else ~kept)
+        if junk is not None:
+            kept = kept & ~junk.to(kept.device)[None, :]
         return dist[same_pid & kept], float_keys(dist[~same_pid & kept])
 
     # Pass 1: positives and the histogram of the keys' first digits.
