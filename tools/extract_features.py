@@ -35,7 +35,10 @@ files: with ``--split train`` that column is named ``label``. With
 ``--images`` they are parsed from Market-style file names
 (``0002_c1s1_000451_03.jpg``: pid 2, camid 0); other names leave pid and
 camid empty, and a camera ``c0`` (no camera of the 1-based convention)
-leaves camid empty.
+leaves camid empty. Market-1501's junk files (``-1_c...``) are kept, marked
+by their pid -1 (the datasets, and so ``--split``, drop them):
+``evaluate_rank(junk_rule='market')`` ignores a pid -1 gallery item, as
+Market's evaluation does, and refuses a pid -1 query.
 
 Features come from :func:`mmreid.apis.extract_features` (eval mode), one
 batch at a time so that a progress bar can follow. Every image goes through
@@ -61,6 +64,7 @@ from mmengine.utils import ProgressBar
 from mmreid.apis import (extract_features, init_model, list_images,
                          parse_market_name)
 from mmreid.apis.inference import market_camid
+from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import remove_stale_temps, set_output_mode, temp_name
 from mmreid.utils.config import ReIDDictAction, merge_cfg_options, read_config
@@ -195,6 +199,16 @@ def split_records(cfg: Config,
                     dataset=name if len(targets) > 1 else info.get(
                         'dataset', name)))
     return records
+
+
+def report_junk(records: Sequence[dict]) -> None:
+    """Say how many images carry the junk pid, and what becomes of them."""
+    num_junk = sum(r['pid'] == JUNK_PID for r in records)
+    if num_junk:
+        print(f'{num_junk} of {len(records)} images have pid {JUNK_PID} '
+              '(Market-1501 junk): kept, marked by that pid in index.csv; '
+              "evaluate_rank(junk_rule='market') ignores them in a gallery "
+              'and refuses them as queries')
 
 
 def image_records(folder: str, modality: Optional[int]) -> List[dict]:
@@ -361,7 +375,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             images=osp.abspath(args.images),
             labels='Market-style file names (camid 0-based: c1 -> 0); '
             'pid and camid empty when a name does not parse, camid empty '
-            'for a camera c0')
+            'for a camera c0; pid -1 marks a Market junk file, kept')
+        report_junk(records)
     if not records:
         raise ValueError(f'no images found in {args.images or args.split}')
     print(f'extracting {len(records)} images on {args.device}, batches of '

@@ -11,6 +11,7 @@ import torch
 
 from mmreid.apis import extract_features, init_model
 from mmreid.datasets import generate_synthreid
+from mmreid.evaluation.functional import compute_distance, evaluate_rank
 from mmreid.registry import DATASETS
 from ..fixtures.processes import killed_writers_temp, load_tool
 
@@ -169,6 +170,51 @@ def test_images_and_split_give_the_same_labels(tool, setup):
             split_feats[int(same['row'])],
             rtol=1e-5,
             atol=1e-5)
+
+
+def test_images_keep_market_junk_and_rank_as_the_split(tool, setup, capsys):
+    """A gallery folder's junk files (pid -1) are kept, marked by their pid,
+    and ``evaluate_rank(junk_rule='market')`` on the folders' rows gives the
+    numbers of ``--split test`` (whose dataset dropped the junk)."""
+    root, config, checkpoint, _ = setup
+    labels, feats = {}, {}
+    for folder in ('query', 'bounding_box_test'):
+        out = str(root / f'junk_{folder}')
+        tool.main([
+            config, checkpoint, '--images',
+            str(root / 'synthreid' / 'd1' / folder), '--out-dir', out
+        ])
+        rows = read_index(out)
+        labels[folder] = [(int(r['pid']), int(r['camid'])) for r in rows]
+        feats[folder] = np.load(osp.join(out, 'features.npy'))
+    g_pids = [pid for pid, _ in labels['bounding_box_test']]
+    num_junk = g_pids.count(-1)
+    assert num_junk > 0, 'the tiny SynthReID gallery has junk files'
+
+    split = str(root / 'junk_split')
+    tool.main([config, checkpoint, '--split', 'test', '--out-dir', split])
+    split_rows = read_index(split)
+    assert all(int(r['pid']) != -1 for r in split_rows)
+    split_feats = np.load(osp.join(split, 'features.npy'))
+
+    def metrics(qf, gf, q_labels, g_labels):
+        q, g = np.array(q_labels), np.array(g_labels)
+        return evaluate_rank(
+            compute_distance(
+                torch.as_tensor(qf), torch.as_tensor(gf), 'euclidean'),
+            q[:, 0], g[:, 0], q[:, 1], g[:, 1])
+
+    by_images = metrics(feats['query'], feats['bounding_box_test'],
+                        labels['query'], labels['bounding_box_test'])
+    is_query = np.array([r['role'] == 'query' for r in split_rows])
+    split_labels = np.array([(int(r['pid']), int(r['camid']))
+                             for r in split_rows])
+    by_split = metrics(split_feats[is_query], split_feats[~is_query],
+                       split_labels[is_query], split_labels[~is_query])
+    assert by_images.mAP == pytest.approx(by_split.mAP, rel=1e-6)
+    np.testing.assert_allclose(by_images.cmc, by_split.cmc)
+    assert (f'{num_junk} of {len(g_pids)} images have pid -1'
+            in capsys.readouterr().out)
 
 
 def test_names_without_a_camera_leave_camid_empty(tool, tmp_path):
