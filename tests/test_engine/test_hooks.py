@@ -110,6 +110,81 @@ def test_losses_that_mine_positives_need_a_pk_sampler(sampler, refused):
     assert "sampler=dict(type='IdentitySampler'" in message
 
 
+def pk_runner(loss, batch_size, num_instances, sampler_type='identity'):
+    """A runner of a P x K sampler over 8 identities of 8 images each and a
+    model whose head holds ``loss``."""
+    import torch
+
+    from mmreid.datasets import CrossModalityIdentitySampler, IdentitySampler
+
+    class Toy(list):
+        metainfo = dict(num_pids=8, dataset_name='toy')
+
+        def get_data_info(self, i):
+            return self[i]
+
+    dataset = Toy(
+        dict(pid=i // 8, camid=i % 2, modality=(i // 2) % 2)
+        for i in range(64))
+    sampler_class = dict(
+        identity=IdentitySampler,
+        cross=CrossModalityIdentitySampler)[sampler_type]
+    sampler = sampler_class(dataset, batch_size, num_instances=num_instances)
+    loader = SimpleNamespace(
+        dataset=dataset, batch_size=batch_size, sampler=sampler)
+    model = torch.nn.Module()
+    model.head = torch.nn.Module()
+    model.head.num_classes = 8
+    model.head.loss = loss
+    return SimpleNamespace(model=model, train_dataloader=loader)
+
+
+def negative_mining_losses():
+    from mmreid.models import (DualCausalityLoss, PairVerificationLoss,
+                               TripletLoss, WRTLoss)
+    return [
+        TripletLoss(),
+        WRTLoss(),
+        DualCausalityLoss(),
+        PairVerificationLoss()
+    ]
+
+
+@pytest.mark.parametrize('index', range(4))
+def test_losses_that_mine_negatives_need_two_identities(index):
+    """A BoT config run with batch 16 and num_instances=16 trained with a
+    triplet loss of exactly 0: one identity per batch has no negative."""
+    loss = negative_mining_losses()[index]
+    name = type(loss).__name__
+    TrainSetupCheckHook().before_train(pk_runner(loss, 16, 8))  # P = 2
+    with pytest.raises(ValueError) as info:
+        TrainSetupCheckHook().before_train(pk_runner(loss, 16, 16))
+    message = str(info.value)
+    assert message.startswith(f'{name} mines negatives within a batch')
+    assert ('P = 1 identity: train_dataloader.batch_size 16 / K = '
+            'train_dataloader.sampler.num_instances 16') in message
+    assert '--cfg-options train_dataloader.sampler.num_instances=8' in message
+
+
+def test_one_identity_of_two_modalities_is_refused():
+    # K visible + K infrared images: P = 8 / (2 x 4) = 1.
+    from mmreid.models import TripletLoss
+    with pytest.raises(ValueError) as info:
+        TrainSetupCheckHook().before_train(
+            pk_runner(TripletLoss(), 8, 4, 'cross'))
+    assert ('batch_size 8 / 8 images = 2 x '
+            'train_dataloader.sampler.num_instances 4') in str(info.value)
+    assert 'num_instances=2' in str(info.value)
+
+
+def test_a_loss_without_negatives_accepts_one_identity():
+    # PICLoss pulls pairs of one pair-identity together: defined (and not
+    # zero) with one identity per batch; cross-entropy needs no batch.
+    from mmreid.models import PICLoss, ReIDCrossEntropyLoss
+    for loss in (PICLoss(), ReIDCrossEntropyLoss()):
+        TrainSetupCheckHook().before_train(pk_runner(loss, 16, 16))
+
+
 def combine_all_runner(combine_all, split_used):
     runner = fake_runner(10, 10)
     runner.train_dataloader.dataset.metainfo['sources'] = [

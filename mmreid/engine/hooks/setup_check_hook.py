@@ -22,6 +22,12 @@ class TrainSetupCheckHook(Hook):
       sampler that puts at least two images of each identity in a batch
       (its ``images_per_identity``); with a shuffling sampler most anchors
       would have none and the loss would silently be another one.
+    * A loss that mines negatives within the batch (``needs_negatives``:
+      triplet, WRT, SNR's dual causality, GMN's pair verification) needs at
+      least two identities in a batch: with ``P = batch_size /
+      num_instances = 1`` no anchor has a negative and the loss is exactly
+      0 (triplet, dual causality) or pulls only (WRT, pair verification),
+      i.e. another run than the config's (:func:`check_identities_per_batch`).
     * Validation must not test identities the model trains on: another
       RegDB ``trial`` or DG ``split_index`` than the training set's
       (:func:`~mmreid.engine.runner.reid_loops.check_identity_split`).
@@ -71,11 +77,9 @@ class TrainSetupCheckHook(Hook):
                 f'set ({dataset.metainfo.get("dataset_name", "?")}) has '
                 f'{num_pids} identities; set model.head.num_classes='
                 f'{num_pids}')
-        modules = model.modules() if callable(
-            getattr(model, 'modules', None)) else []
         needing = sorted({
             type(m).__name__
-            for m in modules if getattr(m, 'needs_positives', False)
+            for m in modules_of(model) if getattr(m, 'needs_positives', False)
         })
         per_identity = getattr(loader.sampler, 'images_per_identity', None)
         if needing and (per_identity is None or per_identity < 2):
@@ -93,6 +97,7 @@ class TrainSetupCheckHook(Hook):
         check = getattr(loader.sampler, 'check_batch_size', None)
         if check is not None and loader.batch_size is not None:
             check(loader.batch_size)
+        check_identities_per_batch(modules_of(model), loader)
         if loader.batch_size is not None:
             from mmengine.dist import get_world_size
             world = get_world_size()
@@ -111,6 +116,59 @@ class TrainSetupCheckHook(Hook):
         # Runs before CheckpointHook (priority VERY_LOW) reads the keys.
         if metrics:
             check_save_best_reported(getattr(runner, 'hooks', []), metrics)
+
+
+def modules_of(model) -> list:
+    """The model's modules (none for a model without ``modules()``)."""
+    modules = getattr(model, 'modules', None)
+    return list(modules()) if callable(modules) else []
+
+
+def check_identities_per_batch(modules, loader) -> None:
+    """Refuse a batch of one identity for a loss that mines negatives.
+
+    Args:
+        modules (list[nn.Module]): The model's modules; those whose class
+            sets ``needs_negatives`` mine negatives within the batch.
+        loader: The training dataloader; its sampler's
+            ``images_per_identity`` (K) and ``batch_size`` give
+            ``P = batch_size / K`` identities per batch.
+
+    Raises:
+        ValueError: ``P < 2`` with such a loss; names P, K, the losses and
+            the keys to change.
+    """
+    needing = sorted({
+        type(m).__name__
+        for m in modules if getattr(m, 'needs_negatives', False)
+    })
+    per_identity = getattr(loader.sampler, 'images_per_identity', None)
+    batch_size = loader.batch_size
+    if not needing or not per_identity or not batch_size:
+        return
+    num_ids = batch_size // per_identity
+    if num_ids >= 2:
+        return
+    sampler = loader.sampler
+    num_instances = getattr(sampler, 'num_instances', per_identity)
+    scale = per_identity // num_instances if num_instances else 1
+    k_text = (f'K = train_dataloader.sampler.num_instances {num_instances}'
+              if scale == 1 else f'{per_identity} images = {scale} x '
+              f'train_dataloader.sampler.num_instances {num_instances}')
+    if (batch_size // scale) % 2 == 0:
+        fix = ('train_dataloader.sampler.num_instances='
+               f'{batch_size // 2 // scale}')
+    else:
+        fix = (f'train_dataloader.batch_size={2 * per_identity} '
+               f'train_dataloader.sampler.batch_size={2 * per_identity}')
+    raise ValueError(
+        f'{", ".join(needing)} mines negatives within a batch, but a batch '
+        f'holds P = {num_ids} identity: train_dataloader.batch_size '
+        f'{batch_size} / {k_text} per identity '
+        f'({type(sampler).__name__}). No anchor would have a negative, so '
+        'the loss would be 0 or pull only, not the configured one. Make '
+        f'batch_size / num_instances at least 2, e.g. --cfg-options {fix}, '
+        'or remove the loss.')
 
 
 SAVE_BEST = 'default_hooks.checkpoint.save_best'

@@ -70,6 +70,9 @@ class DualCausalityLoss(nn.Module):
     #: Mined per identity: a batch needs K >= 2 images of an identity
     #: (``TrainSetupCheckHook`` checks the sampler).
     needs_positives = True
+    #: Contrasts with other identities of the batch: a batch needs P >= 2
+    #: identities (``TrainSetupCheckHook`` checks the sampler).
+    needs_negatives = True
 
     TERMS = ('pos_ap', 'pos_an', 'neg_ap', 'neg_an')
     #: A reference distance above this is warned about once (spec §3.6).

@@ -35,6 +35,9 @@ class PairVerificationLoss(nn.Module):
     #: Mined per identity: a batch needs K >= 2 images of an identity
     #: (``TrainSetupCheckHook`` checks the sampler).
     needs_positives = True
+    #: Contrasts with other identities of the batch: a batch needs P >= 2
+    #: identities (``TrainSetupCheckHook`` checks the sampler).
+    needs_negatives = True
 
     def __init__(self,
                  balance: str = 'balanced',

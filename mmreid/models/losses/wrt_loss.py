@@ -92,6 +92,9 @@ class WRTLoss(nn.Module):
     #: Mined per identity: a batch needs K >= 2 images of an identity
     #: (``TrainSetupCheckHook`` checks the sampler).
     needs_positives = True
+    #: Contrasts with other identities of the batch: a batch needs P >= 2
+    #: identities (``TrainSetupCheckHook`` checks the sampler).
+    needs_negatives = True
 
     def __init__(self,
                  normalize_feature: bool = False,
