@@ -522,3 +522,42 @@ def test_a_misspelt_checkpoint_argument_stops_the_run_before_training(
     with pytest.raises(ValueError, match='gives intervall=1'):
         runner.train()
     assert runner.iter == 0
+
+
+@pytest.mark.parametrize('auto_scale_lr, batch, expected', [
+    (dict(base_batch_size=32, enable=False), 32,
+     'lr 0.00035 as in the config (auto_scale_lr off; base_batch_size 32 = '
+     'this batch)'),
+    (dict(base_batch_size=32, enable=False), 64,
+     'lr 0.00035 as in the config (auto_scale_lr off; base_batch_size 32 != '
+     'this batch 64: --auto-scale-lr (auto_scale_lr.enable=True) would '
+     'scale it to 0.0007)'),
+    (dict(base_batch_size=32, enable=True), 64,
+     "lr 0.0007 = the config's 0.00035 x 64 / 32 (auto_scale_lr on: this "
+     'batch / base_batch_size 32)'),
+    (None, 64, 'lr 0.00035 as in the config (no auto_scale_lr.base_batch_size'
+     ': not scaled with the batch)'),
+])
+def test_the_batch_line_says_how_the_lr_relates_to_it(auto_scale_lr, batch,
+                                                      expected, monkeypatch):
+    """'batch per step' said nothing of the lr: 64 images a step at the lr
+    of a 32-image base was silent. Scaled lr = lr x batch / base (Goyal et
+    al.'s linear rule, mmengine's Runner.scale_lr)."""
+    import mmengine.dist
+
+    from mmreid.engine.hooks import setup_check_hook
+    monkeypatch.setattr(mmengine.dist, 'get_world_size', lambda: 2)
+    runner = fake_runner(10, 10, loader_bs=batch // 2, sampler_bs=batch // 2)
+    runner.cfg = dict(
+        optim_wrapper=dict(optimizer=dict(type='Adam', lr=3.5e-4)))
+    if auto_scale_lr is not None:
+        runner.cfg['auto_scale_lr'] = auto_scale_lr
+    logged = []
+    monkeypatch.setattr(setup_check_hook, 'print_log',
+                        lambda message, **kwargs: logged.append(message))
+    TrainSetupCheckHook().before_train(runner)
+    line = [m for m in logged if m.startswith('batch per step')]
+    assert line == [
+        f'batch per step: {batch // 2} images per process x 2 '
+        f'processes = {batch}; {expected}'
+    ]

@@ -101,10 +101,13 @@ class TrainSetupCheckHook(Hook):
         if loader.batch_size is not None:
             from mmengine.dist import get_world_size
             world = get_world_size()
+            cfg = getattr(runner, 'cfg', None) or {}
             print_log(
                 f'batch per step: {loader.batch_size} images per process x '
                 f'{world} process{"es" if world > 1 else ""} = '
-                f'{loader.batch_size * world}',
+                f'{loader.batch_size * world}; ' + lr_text(
+                    _config_lr(cfg), cfg.get('auto_scale_lr'),
+                    loader.batch_size * world),
                 logger='current')
         from mmreid.engine.runner.reid_loops import check_identity_split
         val_loop = getattr(runner, 'val_loop', None)
@@ -116,6 +119,51 @@ class TrainSetupCheckHook(Hook):
         # Runs before CheckpointHook (priority VERY_LOW) reads the keys.
         if metrics:
             check_save_best_reported(getattr(runner, 'hooks', []), metrics)
+
+
+def _config_lr(cfg) -> Optional[float]:
+    """``optim_wrapper.optimizer.lr`` of a config, if it has one number."""
+    optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
+    lr = optimizer.get('lr') if isinstance(optimizer, dict) else None
+    return float(lr) if isinstance(lr, (int, float)) else None
+
+
+def lr_text(lr: Optional[float], auto_scale_lr: Optional[dict],
+            batch: int) -> str:
+    """How the run's learning rate relates to the config's.
+
+    mmengine's ``Runner.scale_lr`` multiplies the optimizer's learning
+    rates by ``batch / auto_scale_lr.base_batch_size`` when
+    ``auto_scale_lr.enable`` is set (``--auto-scale-lr``), else leaves them.
+
+    Args:
+        lr (float, optional): ``optim_wrapper.optimizer.lr`` of the config;
+            None where there is no single one (several optimizers).
+        auto_scale_lr (dict, optional): The config's ``auto_scale_lr``.
+        batch (int): Images per step over all processes.
+
+    Returns:
+        str: E.g. ``lr 0.00035 as in the config (auto_scale_lr off;
+        base_batch_size 32 = this batch)``.
+    """
+    auto_scale_lr = auto_scale_lr if isinstance(auto_scale_lr, dict) else {}
+    base = auto_scale_lr.get('base_batch_size')
+    shown = "the config's lr" if lr is None else f'lr {lr:.6g}'
+    if auto_scale_lr.get('enable', False) and base:
+        scaled = ("the config's lr" if lr is None else
+                  f'lr {lr * batch / base:.6g} = the config\'s {lr:.6g}')
+        return (f'{scaled} x {batch} / {base} (auto_scale_lr on: this '
+                f'batch / base_batch_size {base})')
+    if not base:
+        return (f'{shown} as in the config (no auto_scale_lr.'
+                'base_batch_size: not scaled with the batch)')
+    if base == batch:
+        return (f'{shown} as in the config (auto_scale_lr off; '
+                f'base_batch_size {base} = this batch)')
+    would = '' if lr is None else f' to {lr * batch / base:.6g}'
+    return (f'{shown} as in the config (auto_scale_lr off; base_batch_size '
+            f'{base} != this batch {batch}: --auto-scale-lr (auto_scale_lr.'
+            f'enable=True) would scale it{would})')
 
 
 def modules_of(model) -> list:
