@@ -1077,10 +1077,37 @@ def check_launcher_env(launcher: str, environ: Optional[dict] = None) -> None:
             f'leave --launcher out.')
 
 
-def _require_cuda_for_amp() -> None:
+def _require_cuda_for_amp(option: str = '--amp',
+                          fix: str = 'run without --amp on the CPU') -> None:
     if not torch.cuda.is_available():
-        raise RuntimeError('--amp needs a CUDA device, and none is '
-                           'available; run without --amp on the CPU.')
+        raise RuntimeError(f'{option} needs a CUDA device, and none is '
+                           f'available; {fix}.')
+
+
+def check_amp_device(optim_wrapper) -> None:
+    """The check of ``--amp`` for a config that sets AMP itself.
+
+    mmengine's ``AmpOptimWrapper`` fails on the CPU with a bare
+    ``AssertionError``; this names the key and the fp32 alternative.
+
+    Args:
+        optim_wrapper (dict | Any): The ``optim_wrapper`` config (or a
+            built wrapper, which is left alone).
+
+    Raises:
+        RuntimeError: ``optim_wrapper.type`` is ``AmpOptimWrapper`` and
+            there is no CUDA device.
+    """
+    if not isinstance(optim_wrapper, dict):
+        return
+    kind = optim_wrapper.get('type')
+    name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+    if name.rpartition('.')[2] == 'AmpOptimWrapper':
+        _require_cuda_for_amp(
+            f'optim_wrapper.type={name!r}',
+            "to train in fp32 on the CPU, set optim_wrapper.type="
+            "'OptimWrapper' and remove its AMP arguments (loss_scale, "
+            'dtype)')
 
 
 def enable_amp(cfg: Config) -> None:
