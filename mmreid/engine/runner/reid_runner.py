@@ -4,8 +4,9 @@ import logging
 import numbers
 import os
 import os.path as osp
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
+from mmengine.config import Config
 from mmengine.dist import master_only
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -343,6 +344,10 @@ class ReIDRunner(Runner):
         checkpoints are in the work dir. The log folder of every attempt
         still gets its config (mmengine's ``LocalVisBackend`` writes
         ``<timestamp>/vis_data/config.py`` when the runner is built).
+
+        The copy holds the seeds this run drew where the config left them
+        to chance (:meth:`_config_with_drawn_seeds`), so that training it
+        again repeats the run.
         """
         if self._building:
             return
@@ -351,14 +356,61 @@ class ReIDRunner(Runner):
             filename = osp.basename(self.cfg.filename)
         else:
             filename = f'{self.timestamp}.py'
+        cfg, notes = self._config_with_drawn_seeds()
         # Config.dump() gives the text in the format of cfg.filename (the
         # one of ``filename``), Python for a config without a file.
-        text = self.cfg.dump()
+        text = cfg.dump()
+        if notes and filename.endswith('.py'):
+            text = ''.join(f'# {note}\n' for note in notes) + text
         # open_atomic gives it the permissions of a plain open().
         with open_atomic(
                 osp.join(self.work_dir, filename), 'w',
                 encoding='utf-8') as f:
             f.write(text)
+
+    def _config_with_drawn_seeds(self) -> Tuple[Config, List[str]]:
+        """The config to dump, with the seeds drawn for this run.
+
+        ``randomness.seed=None`` draws a seed (logged, and the checkpoints'
+        ``meta['seed']``): the copy gets it. Under ``diff_rank_seed`` a
+        sampler without a seed of its own draws another one (mmengine
+        gives it none): the copy gets that too (a resume's: the
+        checkpoint's ``meta['sampler_seed']``), where the training
+        dataloader is built.
+
+        Returns:
+            tuple: The config (``self.cfg`` itself when nothing was drawn)
+            and one line per replaced value, for a comment.
+        """
+        import copy
+        randomness = dict(self.cfg.get('randomness') or {})
+        cfg, notes = self.cfg, []
+        if randomness.get('seed') is None and self.seed is not None:
+            cfg = copy.deepcopy(self.cfg)
+            cfg.randomness = dict(randomness, seed=self.seed)
+            notes.append(f'randomness.seed: None in the config; {self.seed} '
+                         "is the seed this run drew (its checkpoints' "
+                         "meta['seed'])")
+        sampler_cfg = (self.cfg.get('train_dataloader') or {}).get('sampler')
+        # mmengine's training loop holds the built dataloader (none in a
+        # test run).
+        loop = getattr(self, '_train_loop', None)
+        sampler = getattr(getattr(loop, 'dataloader', None), 'sampler', None)
+        # A resume goes on with the checkpoint's sampler seed (restored by
+        # TrainRandomStateHook before training), where it records one.
+        seed = (self.resumed_meta or {}).get('sampler_seed')
+        if not isinstance(seed, int):
+            seed = getattr(sampler, 'seed', None)
+        if (randomness.get('diff_rank_seed') and isinstance(sampler_cfg, dict)
+                and sampler_cfg.get('seed') is None
+                and isinstance(seed, int)):
+            if cfg is self.cfg:
+                cfg = copy.deepcopy(self.cfg)
+            cfg.train_dataloader.sampler.seed = seed
+            notes.append(f'train_dataloader.sampler.seed: None in the config; '
+                         f'{seed} is the seed its sampler drew '
+                         '(randomness.diff_rank_seed gives it none)')
+        return cfg, notes
 
     def set_randomness(self,
                        seed,

@@ -1,0 +1,65 @@
+"""The work dir's config copy holds the seeds a run drew."""
+import itertools
+import os.path as osp
+
+from mmengine.config import Config
+
+from mmreid.engine.runner import ReIDRunner
+from ..fixtures.tiny_config import write_tiny_config
+
+_RUNS = itertools.count()
+
+
+def started_runner(config, work_dir, **options):
+    """A runner whose training loop is built and that has passed
+    ``load_or_resume``, where the config copy is written."""
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(options)
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = f'dumped_seed_{next(_RUNS)}'
+    runner = ReIDRunner.from_cfg(cfg)
+    runner.train_loop  # builds the training dataloader, as train() does
+    runner.load_or_resume()
+    return runner
+
+
+def test_a_drawn_seed_is_written_into_the_copy(tmp_path, synth_root):
+    """randomness.seed=None: the drawn seed was logged and in meta['seed'],
+    but the copy said seed=None, so training it again drew another."""
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+    runner = started_runner(config, tmp_path / 'run',
+                            **{'randomness.seed': None})
+    copy = osp.join(tmp_path, 'run', 'tiny.py')
+    assert isinstance(runner.seed, int)
+    assert Config.fromfile(copy).randomness.seed == runner.seed
+    with open(copy) as f:
+        assert f.readline() == (
+            f'# randomness.seed: None in the config; {runner.seed} is the '
+            "seed this run drew (its checkpoints' meta['seed'])\n")
+    # The run's own config is unchanged.
+    assert runner.cfg.randomness.seed is None
+
+
+def test_the_sampler_seed_of_diff_rank_seed_is_written(tmp_path, synth_root):
+    """diff_rank_seed: mmengine gives the sampler no seed, so it draws its
+    own, which the copy must hold too."""
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+    runner = started_runner(
+        config, tmp_path / 'run', **{
+            'randomness.seed': 3,
+            'randomness.diff_rank_seed': True
+        })
+    copy = Config.fromfile(osp.join(tmp_path, 'run', 'tiny.py'))
+    assert copy.randomness.seed == 3
+    assert copy.train_dataloader.sampler.seed == \
+        runner.train_dataloader.sampler.seed
+
+
+def test_a_given_seed_leaves_the_copy_as_the_config(tmp_path, synth_root):
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+    started_runner(config, tmp_path / 'run')
+    with open(osp.join(tmp_path, 'run', 'tiny.py')) as f:
+        text = f.read()
+    assert not text.startswith('#')
+    assert Config.fromfile(osp.join(tmp_path, 'run',
+                                    'tiny.py')).randomness.seed == 0
