@@ -21,7 +21,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from mmreid.evaluation.functional import compute_distance, get_junk_rule
+from mmreid.evaluation.functional import (compute_distance,
+                                          rule_with_junk_label)
 from mmreid.evaluation.functional.rank import (AP_MODES, CMC_MODES,
                                                DEFAULT_MEMORY_BUDGET_MB,
                                                TIE_POLICIES,
@@ -499,7 +500,9 @@ class QueryAnalyser:
                                           self.num_query)
             self.g_modalities = _as_array(g_modalities, 'g_modalities',
                                           self.num_gallery)
-        self.junk = get_junk_rule(junk_rule)
+        # Under 'market' also the junk-labelled (pid -1) gallery items, as
+        # the rank metrics.
+        self.junk = rule_with_junk_label(junk_rule, self.q_pids, self.g_pids)
         self.tie_policy = tie_policy
         self.ap_mode = ap_mode
         self.max_rank = int(max_rank)

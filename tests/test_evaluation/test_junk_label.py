@@ -104,3 +104,13 @@ def test_count_valid_positives_refuses_junk_query():
         count_valid_positives(
             torch.tensor([-1]), torch.as_tensor(G_PIDS), torch.tensor([0]),
             torch.as_tensor(G_CAMS))
+
+
+def test_query_analysis_ignores_junk_gallery_items():
+    # The per-query report (ranked lists, AP) ranks as the metric does.
+    from mmreid.evaluation.report import QueryAnalyser
+    analyser = QueryAnalyser(Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, topk=6)
+    analyser.update(torch.as_tensor(DIST))
+    analysis = analyser.result()
+    assert analysis.ap[0] == pytest.approx(AP)
+    assert analysis.first_rank[0] == 1

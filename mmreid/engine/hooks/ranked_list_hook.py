@@ -13,7 +13,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.structures import BaseDataElement
 
 from mmreid.evaluation.functional import (compute_distance, evaluate_features,
-                                          get_junk_rule)
+                                          rule_with_junk_label)
 from mmreid.evaluation.functional.rank import ranking_precision
 from mmreid.evaluation.metrics.reid_metric import label_to_int
 from mmreid.models.reiders.reid_model import get_model_scorers
@@ -408,7 +408,8 @@ class RankedListHook(Hook):
         ap = np.full(len(query), np.nan)
         ap[np.asarray(result.valid_mask, dtype=bool)] = result.all_AP
         worst, best = select_worst_best(ap, self.num_queries)
-        junk = get_junk_rule(rank_options.get('junk_rule', 'market'))
+        junk = rule_with_junk_label(
+            rank_options.get('junk_rule', 'market'), q_pids, g_pids)
         pictures = []
         for tag, chosen in (('worst', worst), ('best', best)):
             if len(chosen) == 0:

@@ -1,8 +1,9 @@
 """Pure numpy/torch evaluation functions (no mmengine)."""
 from .distance import DISTANCE_METRICS, GalleryDistance, compute_distance
 from .evaluate import Scorer, evaluate_features, evaluate_features_multi
-from .junk_rules import (JUNK_RULES, JunkRule, get_junk_rule, market_junk,
-                         no_junk, sysu_junk)
+from .junk_rules import (JUNK_PID, JUNK_RULES, JunkRule, get_junk_rule,
+                         junk_label_gallery, market_junk, no_junk,
+                         rule_with_junk_label, sysu_junk)
 from .mnet_distance import (PAIR_DISTANCE_MODES, MNetPairScorer,
                             PairDistanceOptions, make_mnet_scorer,
                             mnet_distances)
@@ -28,7 +29,8 @@ __all__ = [
     'evaluate_features', 'evaluate_features_multi', 'ReIDEvalResult',
     'RankAccumulator',
     'chunk_rows_for_budget', 'get_junk_rule', 'market_junk', 'no_junk',
-    'sysu_junk', 'JUNK_RULES', 'JunkRule', 'Scorer', 'DISTANCE_METRICS',
+    'sysu_junk', 'JUNK_PID', 'JUNK_RULES', 'junk_label_gallery',
+    'rule_with_junk_label', 'JunkRule', 'Scorer', 'DISTANCE_METRICS',
     'TIE_POLICIES', 'AP_MODES', 'CMC_MODES', 'DEFAULT_MEMORY_BUDGET_MB',
     'reference_evaluate_rank', 'evaluate_verification',
     'evaluate_verification_features', 'tpr_at_fpr', 'VerificationResult',

@@ -119,6 +119,39 @@ def junk_label_gallery(rule: Union[str, JunkRule], q_pids: torch.Tensor,
         "junk_rule='market'")
 
 
+def rule_with_junk_label(rule: Union[str, JunkRule], q_pids: torch.Tensor,
+                         g_pids: torch.Tensor) -> JunkRule:
+    """A removal rule that also removes the junk-labelled gallery items.
+
+    For the code that applies a rule to (Qc, G) masks itself; the rank
+    metrics drop those items' columns instead (:func:`junk_label_gallery`).
+
+    Args:
+        rule: ``'market'``, ``'none'``, ``'sysu'`` or a :data:`JunkRule`.
+        q_pids: Query pids, shape (Q,).
+        g_pids: Gallery pids, shape (G,).
+
+    Returns:
+        JunkRule: ``rule`` itself when no gallery item is junk-labelled.
+
+    Raises:
+        ValueError: As :func:`junk_label_gallery`.
+    """
+    base = get_junk_rule(rule)
+    junk = junk_label_gallery(rule, torch.as_tensor(q_pids),
+                              torch.as_tensor(g_pids))
+    if junk is None:
+        return base
+
+    def with_junk(same_pid: torch.Tensor, q_camids: torch.Tensor,
+                  g_camids: torch.Tensor) -> torch.Tensor:
+        removed = junk.to(same_pid.device)[None, :].expand_as(same_pid)
+        own = base(same_pid, q_camids, g_camids)
+        return removed.clone() if own is None else own | removed
+
+    return with_junk
+
+
 def _some(indices: list, shown: int = 5) -> str:
     """Up to ``shown`` indices of a list, then how many more."""
     text = ', '.join(str(i) for i in indices[:shown])

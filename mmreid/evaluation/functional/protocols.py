@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .junk_rules import JunkRule, get_junk_rule, junk_label_gallery
+from .junk_rules import JunkRule, rule_with_junk_label
 
 _IMAGE_NUMBER = re.compile(r'^(\d+)\.[A-Za-z]+$')
 
@@ -346,10 +346,8 @@ def count_valid_positives(
     Returns:
         torch.Tensor: Valid positives per query, int64, shape (Q,).
     """
-    rule = get_junk_rule(junk_rule)
     q_pids, g_pids = torch.as_tensor(q_pids), torch.as_tensor(g_pids)
-    # Refuses a pid -1 query; pid -1 gallery items are never a positive.
-    junk_label_gallery(junk_rule, q_pids, g_pids)
+    rule = rule_with_junk_label(junk_rule, q_pids, g_pids)
     same_pid = q_pids[:, None] == g_pids[None, :]
     removed = rule(same_pid, torch.as_tensor(q_camids),
                    torch.as_tensor(g_camids))

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from mmreid.utils.deprecation import renamed_keyword
 from .distance import ArrayLike, GalleryDistance, to_tensor
-from .junk_rules import JunkRule, get_junk_rule, junk_label_gallery
+from .junk_rules import JunkRule, rule_with_junk_label
 from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, _as_labels,
                    chunk_rows_for_budget)
 
@@ -243,7 +243,6 @@ def tpr_at_fpr(chunks: ChunkSource,
     fprs = np.asarray(fprs, dtype=np.float64).reshape(-1)
     if not ((fprs >= 0) & (fprs <= 1)).all():
         raise ValueError(f'fprs must lie in [0, 1], got {fprs.tolist()}')
-    rule = get_junk_rule(junk_rule)
     device = torch.device(device) if device is not None else None
     labels = [
         _as_labels(q_pids, 'q_pids'),
@@ -252,7 +251,7 @@ def tpr_at_fpr(chunks: ChunkSource,
         _as_labels(g_camids, 'g_camids')
     ]
     # Junk-labelled gallery items make no pair with any query.
-    junk = junk_label_gallery(junk_rule, labels[0], labels[1])
+    rule = rule_with_junk_label(junk_rule, labels[0], labels[1])
 
     # Whether the keys are 64-bit (float64 distances), set by the first
     # chunk: the distances are compared in their own precision.
@@ -284,8 +283,6 @@ def tpr_at_fpr(chunks: ChunkSource,
         same_pid = q_pid[start:stop, None] == g_pid[None, :]
         kept = rule(same_pid, q_cam[start:stop], g_cam)
         kept = (torch.ones_like(same_pid) if kept is None else ~kept)
-        if junk is not None:
-            kept = kept & ~junk.to(kept.device)[None, :]
         return dist[same_pid & kept], float_keys(dist[~same_pid & kept])
 
     # Pass 1: positives and the histogram of the keys' first digits.
