@@ -80,6 +80,18 @@ def read_config(path: str, phase: str = 'train') -> Config:
     return cfg
 
 
+def _read_only(path: str) -> dict:
+    """A config file's merged values, its ``custom_imports`` not run.
+
+    The bases of a config (and their probed copies) are read to compare
+    values only. ``Config.fromfile`` would import a base's
+    ``custom_imports`` after the config's own: a base's
+    ``force=True`` registration then replaced the config's component of
+    the same name, and a module the config no longer imports had to exist.
+    """
+    return Config.fromfile(path, import_custom_modules=False).to_dict()
+
+
 def _first_keys(keys: List[str], shown: int = 6) -> str:
     """``'a, b, c and 4 more'``: config keys for a message."""
     more = len(keys) - shown
@@ -270,8 +282,7 @@ def _read_with_probed_bases(path: str,
 
         try:
             copied = copy(path, leaf)
-            return None if copied is None else Config.fromfile(
-                copied).to_dict()
+            return None if copied is None else _read_only(copied)
         except Exception:
             return None
 
@@ -339,7 +350,7 @@ def check_base_variables(path: str,
         if '::' in base:
             continue  # a package's config (mmpretrain::...)
         base_path = osp.normpath(osp.join(osp.dirname(path), base))
-        plain = Config.fromfile(base_path).to_dict()
+        plain = _read_only(base_path)
         merged = cfg.to_dict() if merged is None else merged
         for name, old in plain.items():
             if name not in merged or old is None or isinstance(old, bool):
