@@ -948,13 +948,94 @@ def check_list_item_deletes(cfg: Config,
             f'config replaces the base\'s).')
 
 
+def _item_name(item: Any) -> str:
+    """An item of a config list for a message: its ``type`` or ``name``
+    (a target of a multi-target loop), else its value."""
+    if isinstance(item, dict):
+        for field in ('type', 'name'):
+            if isinstance(item.get(field), str):
+                return item[field]
+        return 'dict(...)'
+    return repr(item)
+
+
+def _list_key_message(option: str, key: str, value: Any, where: str,
+                      items: Sequence, rest: List[str],
+                      index: Optional[str]) -> str:
+    """Why option ``key`` cannot reach into the list ``items`` at
+    ``where`` (:func:`check_list_keys`); ``rest`` are the key's parts
+    after the list and its ``index`` (a part that is no index: None)."""
+    listed = ', '.join(f'{i} {_item_name(item)}'
+                       for i, item in enumerate(items))
+    what = (f'a key into it names an item by its index, not {rest[0]!r}'
+            if index is None else f'it has no item {index}')
+    # The items that have the key's next field; else every item.
+    fields = rest[1:] if index is not None else rest
+    having = [
+        i for i, item in enumerate(items)
+        if fields and isinstance(item, dict) and fields[0] in item
+    ] or list(range(len(items)))[:1]
+    tail = '.'.join(fields)
+    fixes = ' '.join(f'{where}.{i}{"." + tail if tail else ""}='
+                     f'{_option_text(value)}' for i in having)
+    return (f'{option} {key}={value!r}: {where} is a list of {len(items)} '
+            f'items ({listed}), and {what}. Name the item to change by its '
+            f'index, e.g. {option} {fixes}')
+
+
+def check_list_keys(cfg: Config,
+                    cfg_options: dict,
+                    option: str = '--cfg-options') -> None:
+    """Refuse an option whose dotted key walks into a list of the config
+    with a part that is not one of its indices.
+
+    A user who adds a metric makes ``test_evaluator`` a list; then
+    ``test_evaluator.distance=cosine`` failed in mmengine's merge with a
+    raw "TypeError: list indices must be integers or slices, not str"
+    (an index past the end with a "KeyError" printing the whole list). A
+    list replaced whole (``_delete_=True`` in a dict option) is not
+    walked.
+
+    Args:
+        cfg (Config): The config as read, before the options.
+        cfg_options (dict): The options, ``key -> value``.
+        option (str): How the caller names the options, for the message.
+
+    Raises:
+        ValueError: Naming the option, the list, its items and the
+            indexed keys to give instead.
+    """
+    plain = cfg.to_dict()
+    items = list(_option_items(cfg_options))
+    replaced = [k[:-len('._delete_')] + '.' for k, flag in items
+                if k.endswith('._delete_') and flag]
+    for key, value in items:
+        if any(key.startswith(r) for r in replaced):
+            continue
+        parts = key.split('.')
+        node = plain
+        for i, part in enumerate(parts):
+            if isinstance(node, (list, tuple)):
+                if part.isdigit() and int(part) < len(node):
+                    node = node[int(part)]
+                    continue
+                index = part if part.isdigit() else None
+                raise ValueError(
+                    _list_key_message(option, key, value, '.'.join(parts[:i]),
+                                      node, parts[i:], index))
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+
+
 def merge_cfg_options(cfg: Config,
                       cfg_options: Optional[dict],
                       path: str,
                       option: str = '--cfg-options',
                       phase: str = 'train') -> None:
     """Merge ``cfg_options`` into ``cfg`` after :func:`check_option_keys`,
-    :func:`check_list_item_deletes` and :func:`check_variable_overrides`;
+    :func:`check_list_keys`, :func:`check_list_item_deletes` and
+    :func:`check_variable_overrides`;
     every entry point that takes options merges them here. ``phase`` is
     what the run does, ``'train'`` or ``'test'``, as for
     :func:`read_config`.
@@ -967,6 +1048,7 @@ def merge_cfg_options(cfg: Config,
     if cfg_options:
         check_dict_literal_options(cfg, cfg_options, option)
         check_option_keys(cfg, cfg_options, path, option)
+        check_list_keys(cfg, cfg_options, option)
         check_list_item_deletes(cfg, cfg_options, option)
         check_variable_overrides(cfg, cfg_options, path, option, phase)
         imports = any(

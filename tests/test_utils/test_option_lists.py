@@ -1,0 +1,63 @@
+"""``--cfg-options`` keys and values that meet a list in the config."""
+import os.path as osp
+
+import pytest
+
+from mmreid.utils.config import load_config
+from ..fixtures.processes import REPO
+
+MARKET = osp.join(REPO, 'configs/baseline/bot_r50_1xb64-120e_market1501.py')
+
+
+@pytest.fixture
+def two_metrics(tmp_path):
+    """A config whose test evaluator is a list: a user added a metric."""
+    path = tmp_path / 'two_metrics.py'
+    path.write_text(f"_base_ = ['{MARKET}']\n"
+                    "test_evaluator = [dict(type='ReIDMetric', "
+                    "distance='euclidean'), dict(type='MyRank1Metric')]\n")
+    return str(path)
+
+
+def test_a_field_of_an_evaluator_list_needs_an_index(two_metrics):
+    # mmengine's merge failed with "TypeError: list indices must be
+    # integers or slices, not str".
+    with pytest.raises(ValueError) as info:
+        load_config(two_metrics, {'test_evaluator.distance': 'cosine'})
+    message = str(info.value)
+    assert message.startswith(
+        "--cfg-options test_evaluator.distance='cosine': test_evaluator is "
+        'a list of 2 items (0 ReIDMetric, 1 MyRank1Metric)')
+    # Only the item that has the field is suggested.
+    assert message.endswith(
+        'e.g. --cfg-options test_evaluator.0.distance=cosine')
+    cfg = load_config(two_metrics, {'test_evaluator.0.distance': 'cosine'})
+    assert cfg.test_evaluator[0].distance == 'cosine'
+    assert cfg.test_evaluator[1] == dict(type='MyRank1Metric')
+
+
+def test_a_key_through_a_list_in_the_middle_needs_an_index():
+    with pytest.raises(ValueError) as info:
+        load_config(MARKET,
+                    {'test_dataloader.dataset.pipeline.size': (128, 64)})
+    message = str(info.value)
+    assert 'test_dataloader.dataset.pipeline is a list of 3 items (0 ' \
+        'ReIDLoadImageFromFile, 1 ReIDResize, 2 PackReIDInputs)' in message
+    assert message.endswith('e.g. --cfg-options '
+                            'test_dataloader.dataset.pipeline.1.size=(128,64)')
+
+
+def test_an_index_past_the_end_of_a_list_is_refused(two_metrics):
+    # mmengine: "KeyError: Index 2 exceeds the length of list [...]".
+    with pytest.raises(
+            ValueError,
+            match=r'test_evaluator is a list of 2 items .*, '
+            r'and it has no item 2'):
+        load_config(two_metrics, {'test_evaluator.2.distance': 'cosine'})
+
+
+def test_a_list_replaced_by_a_dict_with_delete_is_accepted(two_metrics):
+    cfg = load_config(
+        two_metrics,
+        {'test_evaluator': dict(_delete_=True, type='ReIDMetric')})
+    assert cfg.test_evaluator == dict(type='ReIDMetric')
