@@ -823,8 +823,32 @@ def _dict_literal_text(value: Any) -> Optional[str]:
     return None
 
 
-def _dict_literal_fields(text: str) -> Optional[dict]:
-    """The dict a literal's text states, read without running it, or None.
+def _holds_dict_literal(text: str) -> bool:
+    """Whether an option's text holds a dict literal outside its quoted
+    strings, anywhere in it: a ``dict(`` call or braces around a colon
+    (``{}`` too)."""
+    quote, braces = None, 0
+    for i, char in enumerate(text):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in '\'"':
+            quote = char
+        elif char == '{':
+            braces += 1
+            if text[i + 1:i + 2] == '}':
+                return True
+        elif char == '}':
+            braces = max(braces - 1, 0)
+        elif (char == ':' and braces) or (
+                text.startswith('dict(', i)
+                and not (text[i - 1:i].isalnum() or text[i - 1:i] == '_')):
+            return True
+    return False
+
+
+def _literal_value(text: str) -> Any:
+    """The dict, or list or tuple of items, that a literal's text states,
+    read without running it, or None.
 
     ``DictAction`` strips the leading quote of each comma-split piece
     (``'k2':6`` arrives as ``k2':6``); it is put back before reading.
@@ -836,7 +860,7 @@ def _dict_literal_fields(text: str) -> Optional[dict]:
             value = config_literal(ast.parse(candidate, mode='eval').body)
         except (SyntaxError, ValueError, TypeError, RecursionError):
             continue
-        if isinstance(value, dict):
+        if isinstance(value, (dict, list, tuple)):
             return value
     return None
 
@@ -844,6 +868,12 @@ def _dict_literal_fields(text: str) -> Optional[dict]:
 def _option_text(value: Any) -> str:
     """``value`` as it is written after ``key=`` in ``--cfg-options``."""
     return value if isinstance(value, str) else repr(value).replace(' ', '')
+
+
+def _dotted_options(value: dict, prefix: str) -> str:
+    """A dict's fields as ``--cfg-options`` dotted keys under ``prefix``."""
+    return ' '.join(f'{k}={_option_text(v)}'
+                    for k, v in _option_items(value, prefix))
 
 
 def dict_literal_message(key: str,
@@ -860,16 +890,23 @@ def dict_literal_message(key: str,
     Returns:
         str: The message.
     """
-    fields = _dict_literal_fields(text)
-    if fields:
-        keys = ' '.join(f'{k}={_option_text(v)}'
-                        for k, v in _option_items(fields, key))
-    else:
-        keys = f'{key}.<field>=<value> for each field'
-    return (f'{option} {key}={text}: a dict literal is not read as a dict '
+    value = _literal_value(text)
+    head = (f'{option} {key}={text}: a dict literal is not read as a dict '
             f'there: it arrives as text (split at its commas if it has '
-            f'any), and {key} would get that text, not a dict. Give its '
-            f'fields as dotted keys instead: {option} {keys}')
+            f'any), and {key} would get that text, not a dict.')
+    if isinstance(value, dict) or not text.strip().startswith(('[', '(')):
+        keys = _dotted_options(value or {}, key) or \
+            f'{key}.<field>=<value> for each field'
+        return f'{head} Give its fields as dotted keys instead: ' \
+            f'{option} {keys}'
+    keys = ' '.join(
+        _dotted_options(item, f'{key}.{i}')
+        for i, item in enumerate(value or ()) if isinstance(item, dict)) or \
+        f'{key}.<index>.<field>=<value> for each field'
+    return (f'{head} Give the fields of items that {key} already has as '
+            f'dotted keys with the item\'s index instead: {option} {keys}; '
+            f'a list with new items goes in a config that inherits this one '
+            f'({key} = [...] there replaces the base\'s list).')
 
 
 def check_dict_literal_options(cfg: Config,
@@ -1007,8 +1044,10 @@ def check_list_keys(cfg: Config,
     """
     plain = cfg.to_dict()
     items = list(_option_items(cfg_options))
-    replaced = [k[:-len('._delete_')] + '.' for k, flag in items
-                if k.endswith('._delete_') and flag]
+    replaced = [
+        k[:-len('._delete_')] + '.' for k, flag in items
+        if k.endswith('._delete_') and flag
+    ]
     for key, value in items:
         if any(key.startswith(r) for r in replaced):
             continue
@@ -1075,21 +1114,27 @@ def use_reid_loops(cfg: Config) -> None:
 
 
 class ReIDDictAction(DictAction):
-    """mmengine's ``DictAction``; a dict literal it cannot split
-    (``key=dict(k1=20,k2=6)``: its comma search recurses without end) is
-    a usage error naming the dotted keys to give instead."""
+    """mmengine's ``DictAction``; a value with a dict literal that it
+    cannot read as a dict is a usage error naming the dotted keys to give
+    instead (:func:`dict_literal_message`), with the value as typed.
+
+    Those are a literal with a comma (``key=dict(k1=20,k2=6)``, also
+    inside a list: ``custom_hooks=[dict(type='X',priority=1)]``: its
+    comma search recursed without end; ``{'k1':20,'k2':6}`` was split into
+    pieces with their quotes stripped) and a literal inside a list or
+    tuple. A whole value ``{...}`` or ``dict(...)`` without a comma
+    arrives as a string, which a string key may take: the config decides
+    (:func:`check_dict_literal_options`).
+    """
 
     def __call__(self, parser, namespace, values, option_string=None):
-        try:
-            super().__call__(parser, namespace, values, option_string)
-        except (RecursionError, AssertionError):
-            for item in values:
-                key, _, value = item.partition('=')
-                text = _dict_literal_text(value.replace(' ', ''))
-                if text is not None:
-                    parser.error(
-                        dict_literal_message(key, text, option_string))
-            raise
+        for item in values:
+            key, _, value = item.partition('=')
+            value = value.strip()
+            nested = value.startswith(('[', '('))
+            if _holds_dict_literal(value) and (',' in value or nested):
+                parser.error(dict_literal_message(key, value, option_string))
+        super().__call__(parser, namespace, values, option_string)
 
 
 def add_runtime_args(parser, cfg_example: str) -> None:

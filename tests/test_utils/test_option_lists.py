@@ -61,3 +61,70 @@ def test_a_list_replaced_by_a_dict_with_delete_is_accepted(two_metrics):
         two_metrics,
         {'test_evaluator': dict(_delete_=True, type='ReIDMetric')})
     assert cfg.test_evaluator == dict(type='ReIDMetric')
+
+
+def cli_error(capsys, *options):
+    """The usage error ``tools/train.py``'s parser gives ``options``."""
+    import argparse
+
+    from mmreid.utils.config import add_runtime_args
+    parser = argparse.ArgumentParser()
+    add_runtime_args(parser, 'train_cfg.max_epochs=2')
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--cfg-options', *options])
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    'key, value, fix',
+    [
+        # mmengine's DictAction recursed without end on these two.
+        ('custom_hooks', "[dict(type='MyNoteHook',priority=1)]",
+         '--cfg-options custom_hooks.0.type=MyNoteHook '
+         'custom_hooks.0.priority=1'),
+        ('test_cfg.targets.0.evaluator',
+         "[dict(type='ReIDMetric', distance='euclidean')]",
+         '--cfg-options test_cfg.targets.0.evaluator.0.type=ReIDMetric '
+         'test_cfg.targets.0.evaluator.0.distance=euclidean'),
+        # These reached the config as text (a list of pieces, or one
+        # piece without its brackets).
+        ('test_evaluator', "[{'type':'ReIDMetric','distance':'euclidean'}]",
+         '--cfg-options test_evaluator.0.type=ReIDMetric '
+         'test_evaluator.0.distance=euclidean'),
+        ('custom_hooks', "[dict(type='MyNoteHook')]",
+         '--cfg-options custom_hooks.0.type=MyNoteHook'),
+        ('x', "(1, dict(a=1))", '--cfg-options x.1.a=1'),
+    ])
+def test_a_dict_literal_inside_a_list_is_a_usage_error(capsys, key, value,
+                                                       fix):
+    err = cli_error(capsys, f'{key}={value}')
+    assert f'--cfg-options {key}={value}: a dict literal is not read as a ' \
+        'dict there' in err
+    assert fix in err
+    assert 'a config that inherits this one' in err
+
+
+def test_a_dict_literal_with_commas_is_shown_as_typed(capsys):
+    # DictAction split it at its commas and dropped the quotes at the
+    # pieces' ends: "{'type':'ReIDMetric,distance':'euclidean'}".
+    value = "{'type': 'ReIDMetric', 'distance': 'euclidean'}"
+    err = cli_error(capsys, f'test_evaluator={value}')
+    assert f'--cfg-options test_evaluator={value}: a dict literal' in err
+    assert ('--cfg-options test_evaluator.type=ReIDMetric '
+            'test_evaluator.distance=euclidean') in err
+
+
+@pytest.mark.parametrize('option, parsed',
+                         [('work_dir_template=runs/{name}', 'runs/{name}'),
+                          ('work_dir_template={name:x}', '{name:x}'),
+                          ("custom_imports.imports=['a.b','c']", ['a.b', 'c']),
+                          ('x=[(1,2),(3,4)]', [(1, 2), (3, 4)])])
+def test_values_without_a_dict_literal_parse(option, parsed):
+    import argparse
+
+    from mmreid.utils.config import add_runtime_args
+    parser = argparse.ArgumentParser()
+    add_runtime_args(parser, 'train_cfg.max_epochs=2')
+    key = option.partition('=')[0]
+    args = parser.parse_args(['--cfg-options', option])
+    assert args.cfg_options == {key: parsed}
