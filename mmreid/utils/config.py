@@ -59,9 +59,12 @@ def read_config(path: str, phase: str = 'train') -> Config:
     import fails with "TripletLoss is already registered", blaming the
     user's module.
 
-    It then refuses a config that redefines a variable its base already
-    substituted (:func:`check_base_variables`); for ``phase='test'`` only
-    in the sections a test reads.
+    A base named by a package that mmengine cannot resolve
+    (``'mmreid::baseline/...'``) is refused first
+    (:func:`check_package_bases`). It then refuses a config that redefines
+    a variable its base already substituted
+    (:func:`check_base_variables`); for ``phase='test'`` only in the
+    sections a test reads.
 
     Args:
         path (str): The config file.
@@ -74,10 +77,69 @@ def read_config(path: str, phase: str = 'train') -> Config:
     if phase not in ('train', 'test'):
         raise ValueError(f"phase must be 'train' or 'test', got {phase!r}")
     register_all_modules(init_default_scope=False)
+    check_package_bases(path)
     cfg = Config.fromfile(path)
     check_base_variables(
         path, cfg, ignore=TRAINING_ONLY_KEYS if phase == 'test' else ())
     return cfg
+
+
+def _mmreid_config(name: str) -> Optional[str]:
+    """The file of mmreid's config ``name`` (``'baseline/x.py'``): in the
+    installed package (``mmreid/.mim/configs``) or the checkout's
+    ``configs/``; None where neither has it."""
+    import mmreid
+    package = osp.dirname(osp.abspath(mmreid.__file__))
+    for folder in (osp.join(package, '.mim', 'configs'),
+                   osp.join(osp.dirname(package), 'configs')):
+        if osp.isfile(osp.join(folder, name)):
+            return osp.realpath(osp.join(folder, name))
+    return None
+
+
+def check_package_bases(path: str) -> None:
+    """Refuse a ``_base_`` of the ``'package::config'`` form that mmengine
+    cannot resolve, in the config or any of its bases.
+
+    mmengine 0.10.7 resolves it only for its own list of OpenMMLab
+    packages; ``_base_ = ['mmreid::baseline/bot_r18_synthreid.py']`` ended
+    in its bare "AssertionError: mmengine does not support to load mmreid
+    config.".
+
+    Args:
+        path (str): The config file.
+
+    Raises:
+        ValueError: Naming the file, the base and, for an mmreid config,
+            the path to give instead (relative to the file).
+    """
+    from mmengine.config.utils import MODULE2PACKAGE
+    todo, seen = [osp.abspath(path)], set()
+    while todo:
+        source = todo.pop()
+        if source in seen or not osp.isfile(source):
+            continue
+        seen.add(source)
+        folder = osp.dirname(source)
+        for base in Config._get_base_files(source):
+            package, scoped, name = base.partition('::')
+            if not scoped:
+                todo.append(osp.normpath(osp.join(folder, base)))
+                continue
+            if package in MODULE2PACKAGE:
+                continue
+            found = _mmreid_config(name) if package == 'mmreid' else None
+            fix = (f"Give the path of the config file instead, relative to "
+                   f"this file's folder: _base_ = "
+                   f"['{osp.relpath(found, folder)}'] (or absolute: "
+                   f"{found})" if found else
+                   'Give the path of the config file instead (relative to '
+                   "this file's folder, or absolute)")
+            raise ValueError(
+                f'{_shown_path(source)}: _base_ {base!r}: mmengine resolves '
+                f"the 'package::config' form only for its own list of "
+                f'OpenMMLab packages ({", ".join(sorted(MODULE2PACKAGE))}), '
+                f'not for {package}. {fix}.')
 
 
 def _read_only(path: str) -> dict:
