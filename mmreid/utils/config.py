@@ -61,8 +61,9 @@ def read_config(path: str, phase: str = 'train') -> Config:
 
     A base named by a package that mmengine cannot resolve
     (``'mmreid::baseline/...'``) is refused first
-    (:func:`check_package_bases`). It then refuses a config that redefines
-    a variable its base already substituted
+    (:func:`check_package_bases`), and so is a ``{{_base_.name}}`` inside
+    an expression (:func:`check_base_placeholders`). It then refuses a
+    config that redefines a variable its base already substituted
     (:func:`check_base_variables`); for ``phase='test'`` only in the
     sections a test reads.
 
@@ -78,6 +79,7 @@ def read_config(path: str, phase: str = 'train') -> Config:
         raise ValueError(f"phase must be 'train' or 'test', got {phase!r}")
     register_all_modules(init_default_scope=False)
     check_package_bases(path)
+    check_base_placeholders(path)
     cfg = Config.fromfile(path)
     check_base_variables(
         path, cfg, ignore=TRAINING_ONLY_KEYS if phase == 'test' else ())
@@ -97,6 +99,126 @@ def _mmreid_config(name: str) -> Optional[str]:
     return None
 
 
+def _config_files(path: str):
+    """``(file, its _base_ entries)`` of a config and of every base file
+    it reads by path (a ``'package::config'`` base is not followed)."""
+    todo, seen = [osp.abspath(path)], set()
+    while todo:
+        source = todo.pop()
+        if source in seen or not osp.isfile(source):
+            continue
+        seen.add(source)
+        bases = Config._get_base_files(source)
+        yield source, bases
+        todo += [
+            osp.normpath(osp.join(osp.dirname(source), base)) for base in bases
+            if '::' not in base
+        ]
+
+
+#: mmengine's ``{{_base_.name}}`` placeholder (``Config._pre_substitute_
+#: base_vars``).
+_BASE_PLACEHOLDER = re.compile(r'\{\{\s*_base_\.([\w\.]+)\s*\}\}')
+
+
+def _whole_value(node: ast.AST, parent: Optional[ast.AST]) -> bool:
+    """Whether ``node`` stands alone as a value where ``parent`` holds it:
+    assigned, a keyword's or a dict's value, a list or tuple item, or an
+    argument of a function of the config's own."""
+    import builtins
+    if isinstance(parent, (ast.Assign, ast.AnnAssign, ast.Return)):
+        return parent.value is node
+    if isinstance(parent, ast.Dict):
+        return any(value is node for value in parent.values)
+    if isinstance(parent, ast.Call):
+        return not (isinstance(parent.func, ast.Name)
+                    and hasattr(builtins, parent.func.id))
+    return isinstance(parent, (ast.keyword, ast.List, ast.Tuple))
+
+
+def _placeholder_in_expression(source: str) -> Optional[tuple]:
+    """``(line, base variable, variable holding it or None)`` of the first
+    ``{{_base_.name}}`` of a config file used inside an expression, either
+    itself or through a variable assigned from it; None if there is none."""
+    with open(source, encoding='utf-8') as f:
+        text = f.read()
+    marks: dict = {}
+
+    def mark(match) -> str:
+        name = f'_mmreid_base_placeholder_{len(marks)}'
+        marks[name] = match.group(1)
+        return name
+
+    code = _BASE_PLACEHOLDER.sub(mark, text)
+    if not marks:
+        return None
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None  # mmengine says where
+    parents = {
+        child: node
+        for node in ast.walk(tree)
+        for child in ast.iter_child_nodes(node)
+    }
+    held = {
+        node.targets[0].id: marks[node.value.id]
+        for node in ast.walk(tree) if isinstance(node, ast.Assign)
+        and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Name) and node.value.id in marks
+    }
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Name) or not isinstance(
+                node.ctx, ast.Load) or _whole_value(node, parents.get(node)):
+            continue
+        if node.id in marks:
+            return node.lineno, marks[node.id], None
+        if node.id in held:
+            return node.lineno, held[node.id], node.id
+    return None
+
+
+def check_base_placeholders(path: str) -> None:
+    """Refuse a ``{{_base_.name}}`` used inside an expression, in the
+    config or any of its bases.
+
+    mmengine replaces the placeholder by a string before the file runs
+    and puts the base's value in its place after: inside an expression
+    the string takes part. ``{{_base_.test_targets}} + [mine]`` failed
+    with a raw "TypeError: can only concatenate str (not "list") to str",
+    ``dict({{_base_.x}}, ...)`` with "dictionary update sequence element
+    #0 has length 1", and ``{{_base_.img_size}}[0]`` silently gave
+    ``'_'``. ``_base_.name`` (no braces) is the base's value as Python.
+
+    Args:
+        path (str): The config file.
+
+    Raises:
+        ValueError: Naming the file, the line, the base variable and the
+            ``_base_.name`` form to write instead.
+    """
+    for source, _ in _config_files(path):
+        if not source.endswith('.py'):
+            continue
+        found = _placeholder_in_expression(source)
+        if found is None:
+            continue
+        line, name, variable = found
+        with open(source, encoding='utf-8') as f:
+            shown = f.read().split('\n')[line - 1].strip()
+        through = f' (through {variable}, assigned from it)' \
+            if variable else ''
+        raise ValueError(
+            f'{_shown_path(source)}:{line}: {{{{_base_.{name}}}}} is used '
+            f'inside an expression{through}: {shown!r}. mmengine puts the '
+            f'base\'s value there after the file ran, and until then it is '
+            f'a string, so the expression would fail or compute with that '
+            f'string. Write _base_.{name} instead (no braces): the base\'s '
+            f'value as Python, e.g. test_cfg = dict(targets='
+            f'_base_.test_cfg.targets + [mine]) (docs/customize.md, '
+            f'"Adding a target to a multi-target config").')
+
+
 def check_package_bases(path: str) -> None:
     """Refuse a ``_base_`` of the ``'package::config'`` form that mmengine
     cannot resolve, in the config or any of its bases.
@@ -114,19 +236,11 @@ def check_package_bases(path: str) -> None:
             the path to give instead (relative to the file).
     """
     from mmengine.config.utils import MODULE2PACKAGE
-    todo, seen = [osp.abspath(path)], set()
-    while todo:
-        source = todo.pop()
-        if source in seen or not osp.isfile(source):
-            continue
-        seen.add(source)
+    for source, bases in _config_files(path):
         folder = osp.dirname(source)
-        for base in Config._get_base_files(source):
+        for base in bases:
             package, scoped, name = base.partition('::')
-            if not scoped:
-                todo.append(osp.normpath(osp.join(folder, base)))
-                continue
-            if package in MODULE2PACKAGE:
+            if not scoped or package in MODULE2PACKAGE:
                 continue
             found = _mmreid_config(name) if package == 'mmreid' else None
             fix = (f"Give the path of the config file instead, relative to "
