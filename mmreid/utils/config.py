@@ -1196,18 +1196,34 @@ def _list_key_message(option: str, key: str, value: Any, where: str,
             f'index, e.g. {option} {fixes}')
 
 
+def _tuple_key_message(option: str, key: str, value: Any, where: str,
+                       items: tuple, rest: List[str]) -> str:
+    """Why option ``key`` cannot reach into the tuple ``items`` at
+    ``where`` (:func:`check_list_keys`): mmengine merges into a list's
+    items only; ``rest`` are the key's parts after the tuple."""
+    whole = f'{where}=(...)'
+    if len(rest) == 1 and rest[0].isdigit() and int(rest[0]) < len(items):
+        changed = list(items)
+        changed[int(rest[0])] = value
+        whole = f'{where}={_option_text(tuple(changed))}'
+    return (f'{option} {key}={value!r}: {where} is a tuple, {items!r}, and '
+            f'mmengine merges an option into the items of a list only. '
+            f'Give the tuple whole: {option} {whole}')
+
+
 def check_list_keys(cfg: Config,
                     cfg_options: dict,
                     option: str = '--cfg-options') -> None:
     """Refuse an option whose dotted key walks into a list of the config
-    with a part that is not one of its indices.
+    with a part that is not one of its indices, or into a tuple.
 
     A user who adds a metric makes ``test_evaluator`` a list; then
     ``test_evaluator.distance=cosine`` failed in mmengine's merge with a
     raw "TypeError: list indices must be integers or slices, not str"
-    (an index past the end with a "KeyError" printing the whole list). A
-    list replaced whole (``_delete_=True`` in a dict option) is not
-    walked.
+    (an index past the end with a "KeyError" printing the whole list, a
+    tuple's item, ``pipeline.1.size.0=384``, with "size is a dict in the
+    child config but is of type tuple"). A list replaced whole
+    (``_delete_=True`` in a dict option) is not walked.
 
     Args:
         cfg (Config): The config as read, before the options.
@@ -1230,7 +1246,11 @@ def check_list_keys(cfg: Config,
         parts = key.split('.')
         node = plain
         for i, part in enumerate(parts):
-            if isinstance(node, (list, tuple)):
+            if isinstance(node, tuple):
+                raise ValueError(
+                    _tuple_key_message(option, key, value, '.'.join(parts[:i]),
+                                       node, parts[i:]))
+            if isinstance(node, list):
                 if part.isdigit() and int(part) < len(node):
                     node = node[int(part)]
                     continue

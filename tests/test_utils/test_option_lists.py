@@ -128,3 +128,18 @@ def test_values_without_a_dict_literal_parse(option, parsed):
     key = option.partition('=')[0]
     args = parser.parse_args(['--cfg-options', option])
     assert args.cfg_options == {key: parsed}
+
+
+def test_an_item_of_a_tuple_is_refused_with_the_whole_tuple():
+    # mmengine: "TypeError: size={'0': 384} in child config cannot
+    # inherit from base because size is a dict in the child config but is
+    # of type <class 'tuple'> in base config".
+    key = 'test_dataloader.dataset.pipeline.1.size'
+    with pytest.raises(ValueError) as info:
+        load_config(MARKET, {f'{key}.0': 384})
+    message = str(info.value)
+    assert f'{key} is a tuple, (256, 128), and mmengine merges' in message
+    assert message.endswith(f'Give the tuple whole: --cfg-options '
+                            f'{key}=(384,128)')
+    cfg = load_config(MARKET, {key: (384, 128)})
+    assert cfg.test_dataloader.dataset.pipeline[1].size == (384, 128)
