@@ -309,3 +309,75 @@ def test_float32_expanded_form_distances_are_accepted():
     result = k_reciprocal_rerank_distances(
         q_g, q_q, g_g, k1=10, k2=4, memory_budget_mb=0.05)
     assert result.shape == (40, 120) and torch.isfinite(result).all()
+
+
+def line_blocks(query=(0.0, 1.0), gallery=(0.5, 10.0), shift=0.0):
+    """``|x - y| + shift`` of points on a line, as (q_g, q_q, g_g) float64
+    blocks: a symmetric distance with each sample nearest to itself."""
+    q = torch.tensor(query, dtype=torch.float64)
+    g = torch.tensor(gallery, dtype=torch.float64)
+    return tuple((a[:, None] - b[None]).abs() + shift
+                 for a, b in ((q, g), (q, q), (g, g)))
+
+
+def test_the_symmetry_tolerance_is_relative_to_the_rows_largest_distance():
+    """A pair passes when ``min(|a - b| / s, |a^2 - b^2| / s^2)`` is below
+    1e-3, ``s`` the larger of the two rows' largest |distance| over the
+    full (N, N) distance (the q_g block included): the rounding of a
+    distance or of its square. Points 0, 1 (query) and 0.5, 10
+    (gallery), d = |x - y|."""
+    # g_g[0, 1] = 9.5; rows' largest |distance|: gallery 0 9.5, gallery 1
+    # 10 (to query 0): s = 10, |a + b| / s >= 1, so |a - b| / 10 counts.
+    for delta, passes in ((0.009, True), (0.011, False)):
+        q_g, q_q, g_g = line_blocks()
+        g_g[0, 1] += delta
+        if passes:
+            k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=2, k2=1)
+        else:
+            with pytest.raises(
+                    ValueError,
+                    match=r'g_g_dist, shape \(2, 2\), is not symmetric: '
+                    r'g_g_dist\[0, 1\] = 9\.511 but g_g_dist\[1, 0\] = 9\.5'):
+                k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=2, k2=1)
+    # q_q[0, 1] = 1, far below s = 10 (query 0's distance to gallery 10,
+    # in q_g): the square's rounding counts, |(1 + d)^2 - 1| / 100.
+    # d = 0.04: 8.16e-4 passes (|a - b| / s alone would be 4e-3); d =
+    # 0.06: 1.236e-3 is refused.
+    for delta, passes in ((0.04, True), (0.06, False)):
+        q_g, q_q, g_g = line_blocks()
+        q_q[1, 0] += delta
+        if passes:
+            k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=2, k2=1)
+        else:
+            with pytest.raises(ValueError, match=r'q_q_dist, .* symmetric'):
+                k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=2, k2=1)
+    # The scale is the largest |distance|: all distances shifted to
+    # [-20, -10] (a rank-equivalent offset) keep s = 20, and a difference
+    # of 0.015 (7.5e-4 of s) passes.
+    q_g, q_q, g_g = line_blocks(shift=-20.0)
+    g_g[0, 1] += 0.015
+    k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=2, k2=1)
+
+
+@pytest.mark.parametrize('which', ['q_g_dist', 'q_q_dist', 'g_g_dist'])
+def test_a_refusal_names_the_entry_when_checked_row_by_row(which):
+    """A small memory budget checks the blocks a row at a time; the
+    error still names the entry by its row in the whole block, and every
+    block is checked for a non-finite entry."""
+    q_g, q_q, g_g = distance_blocks()  # 6 queries, 15 gallery samples
+    blocks = dict(q_g_dist=q_g, q_q_dist=q_q, g_g_dist=g_g)
+    blocks[which][4, 5] = np.nan
+    with pytest.raises(
+            ValueError,
+            match=rf'{which}, shape .* has a non-finite entry: '
+            rf'{which}\[4, 5\] = nan'):
+        k_reciprocal_rerank_distances(
+            q_g, q_q, g_g, k1=4, k2=2, memory_budget_mb=1e-9)
+    q_g, q_q, g_g = distance_blocks()
+    g_g[9, 2] += 0.5 * g_g.max()
+    with pytest.raises(
+            ValueError,
+            match=r'g_g_dist, shape \(15, 15\), is not symmetric: '
+            r'g_g_dist\[(2, 9|9, 2)\] = .* but g_g_dist\[(9, 2|2, 9)\]'):
+        k_reciprocal_rerank_distances(
+            q_g, q_q, g_g, k1=4, k2=2, memory_budget_mb=1e-9)
