@@ -275,3 +275,65 @@ def test_each_target_is_checked_against_a_trained_checkpoints_config(
         assert f'{path}.1.size=[32,16]' in str(e.value)
     # Not when it is loaded to train from (load_from).
     assert check_source_arch(meta, model, cfg, 'ckpt.pth', test=False) == []
+
+
+def saved_config(pipelines: str, model: str = '') -> str:
+    """A dumped mmreid config (``meta['cfg']``) with these pipeline keys."""
+    model = model or ("model = dict(type='ReIDModel', data_preprocessor="
+                      "dict(type='ReIDDataPreprocessor', mean=[123.675, "
+                      '116.28, 103.53], std=[58.395, 57.12, 57.375]))\n')
+    return "default_scope = 'mmreid'\n" + model + pipelines
+
+
+def loader(*transforms: str) -> str:
+    return ('dict(batch_size=4, dataset=dict(type=\'SynthReIDDataset\', '
+            'pipeline=[dict(type=\'LoadImageFromFile\'), ' +
+            ', '.join(transforms) + ', dict(type=\'PackReIDInputs\')]))')
+
+
+def test_trained_config_facts_read_the_test_resize_and_normalisation():
+    """``trained_config_facts``: the ``model.data_preprocessor`` mean and
+    std as floats, and the test pipeline's ``ReIDResize`` as
+    ``tools/test.py`` reads the pipelines (the test split first), its
+    unset arguments at ``ReIDResize``'s defaults (bilinear, cv2)."""
+    from mmreid.utils.source_arch import trained_config_facts
+    stats = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
+    text = saved_config(
+        'test_dataloader = ' +
+        loader("dict(type='mmreid.ReIDResize', size=(64, 32))") + '\n'
+        "test_cfg = dict(type='TestLoop')\n"
+        'val_dataloader = ' +
+        loader("dict(type='ReIDResize', size=(80, 40), interpolation='bicubic'"
+               ", backend='pillow')") + '\n')
+    assert trained_config_facts(text) == dict(
+        stats,
+        input_size=[64, 32],
+        interpolation='bilinear',
+        resize_backend='cv2')
+    assert trained_config_facts(None) == {}
+
+
+@pytest.mark.parametrize(
+    'pipelines',
+    [
+        # Targets resized to different sizes: no one test size.
+        "test_dataloader = dict()\ntest_cfg = dict(type='MultiTargetTestLoop'"
+        ', targets=[dict(name=\'a\', dataloader=' +
+        loader("dict(type='ReIDResize', size=(64, 32))") + '), dict(name='
+        "'b', dataloader=" + loader("dict(type='ReIDResize', size=(96, 48))") +
+        ')])\n',
+        # A target without ReIDResize.
+        "test_dataloader = dict()\ntest_cfg = dict(type='MultiTargetTestLoop'"
+        ', targets=[dict(name=\'a\', dataloader=' +
+        loader("dict(type='ReIDResize', size=(64, 32))") + '), dict(name='
+        "'b', dataloader=" + loader("dict(type='RandomFlip')") + ')])\n',
+        # A test loader the text does not state as a literal: the
+        # validation loader is not read in its place.
+        'test_dataloader = dict(dataset=dict(pipeline=test_pipeline))\n'
+        'val_dataloader = ' +
+        loader("dict(type='ReIDResize', size=(64, 32))") + '\n',
+    ])
+def test_trained_config_facts_give_no_resize_unless_one_is_stated(pipelines):
+    from mmreid.utils.source_arch import trained_config_facts
+    assert trained_config_facts(saved_config(pipelines)) == dict(
+        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
