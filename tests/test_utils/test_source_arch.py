@@ -337,3 +337,26 @@ def test_trained_config_facts_give_no_resize_unless_one_is_stated(pipelines):
     from mmreid.utils.source_arch import trained_config_facts
     assert trained_config_facts(saved_config(pipelines)) == dict(
         mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
+
+
+def test_a_saved_config_without_one_test_size_checks_the_normalisation():
+    """A saved config that states no one test resize (its test loader is
+    no literal) still gives its mean and std: the resize is not compared
+    (nor its lack of a pipeline reported), the normalisation is."""
+    cfg = Config.fromfile(MULTI_TARGET)
+    model = MODELS.build(cfg.model)  # ImageNet mean and std
+    unread = 'test_dataloader = dict(dataset=dict(pipeline=test_pipeline))\n'
+    meta = dict(cfg=saved_config(unread))
+    assert check_source_arch(meta, model, cfg, 'ckpt.pth') == []
+    assert check_source_arch(meta, model, Config(), 'ckpt.pth') == []
+    # One channel's std off by 0.375 (of 57): another input scale.
+    other = ("model = dict(data_preprocessor=dict(mean=[123.675, 116.28, "
+             '103.53], std=[58.395, 57.12, 57.0]))\n')
+    meta = dict(cfg=saved_config(unread, model=other))
+    with pytest.raises(
+            ValueError,
+            match=r"normalisation std \(0-255\): the checkpoint's config has "
+            r'\[58.395, 57.12, 57.0\], the config \[58.395, 57.12, 57.375\]'
+    ) as info:
+        check_source_arch(meta, model, cfg, 'ckpt.pth')
+    assert 'ReIDResize' not in str(info.value)
