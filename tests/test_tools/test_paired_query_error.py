@@ -1,6 +1,7 @@
 """tools/analysis_tools/paired_query_error.py: the difference of two runs
 on the same queries, with its error clustered by query identity."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -411,3 +412,143 @@ def test_files_without_the_records_pair_with_a_note(tmp_path, capsys):
         'the values are the ranking each run reported (they are not for a '
         're-ranked run)'
     ]
+
+
+def hook_file(path, gallery=GALLERY, settings=None, **metric):
+    """Like :func:`report_file`, the metric's ``rerank`` and
+    ``query_expansion`` given; ``settings`` replaces entries of what
+    :func:`ranking_settings` records."""
+    from types import SimpleNamespace
+
+    from mmreid.engine.hooks.report_hook import (EvalReportHook,
+                                                 ranking_settings)
+    query = [dict(img_path=f'q/{i}.jpg', pid=i, camid=0) for i in range(3)]
+    analysis = SimpleNamespace(
+        first_rank=np.array([1, 2, 1]), ap=np.array([1.0, 0.5, 1.0]))
+    metric = ReIDMetricLike(**metric)
+    recorded = ranking_settings(
+        dict(metric='ReIDMetric', distance='euclidean'), metric, True)
+    recorded.update(settings or {})
+    arrays = EvalReportHook.per_query_arrays(
+        'd3',
+        query,
+        analysis,
+        metric,
+        gallery=[dict(img_path=p, pid=i, camid=c) for p, i, c in gallery],
+        settings=recorded)
+    return load_tool(TOOL).load_per_query(write(path, **arrays))
+
+
+@pytest.mark.parametrize(
+    'a, b, shown',
+    [
+        (dict(rerank=dict(k1=20, k2=6, lambda_value=0.3)),
+         dict(rerank=dict(k1=30, k2=6, lambda_value=0.3)),
+         'rerank: \'{"k1": 20, "k2": 6, "lambda_value": 0.3}\' in A, '
+         '\'{"k1": 30, "k2": 6, "lambda_value": 0.3}\' in B'),
+        (dict(query_expansion=dict(k=5)), dict(),
+         'query_expansion: \'{"k": 5}\' in A, \'none\' in B'),
+        # A setting that one run records and the other does not.
+        (dict(settings=dict(protocol='all-shot')), dict(),
+         "protocol: 'all-shot' in A, None in B"),
+    ])
+def test_every_recorded_setting_is_compared(tmp_path, a, b, shown):
+    """Re-ranking with other parameters, query expansion in one run, or a
+    setting only one run records: the runs ranked in different ways."""
+    tool = load_tool(TOOL)
+    with pytest.raises(
+            ValueError,
+            match='different settings \\(' + re.escape(shown) + '\\)'):
+        tool.paired_rows(
+            hook_file(tmp_path / 'a.npz', **a),
+            hook_file(tmp_path / 'b.npz', **b))
+
+
+def test_a_gallery_with_another_camera_label_is_another_gallery(tmp_path):
+    """The digest covers each item's camid: the same-camera filter of a
+    query removes other gallery items."""
+    tool = load_tool(TOOL)
+    other = [(p, i, 2 if p == 'g/4.jpg' else c) for p, i, c in GALLERY]
+    with pytest.raises(ValueError, match='other paths or labels'):
+        tool.paired_rows(
+            hook_file(tmp_path / 'a.npz'), hook_file(tmp_path / 'b.npz',
+                                                     other))
+
+
+def test_runs_whose_values_rank_differently_are_left_out_not_refused(tmp_path):
+    """``values`` says what the whole-gallery arrays rank, not how the
+    run was evaluated: a run whose hook ranked plain distances is left
+    out of the rows (with why), not refused as another setting; its trial
+    rows are still the reported ones."""
+    tool = load_tool(TOOL)
+    plain = "plain distances, without the metric's rerank"
+    a = hook_file(tmp_path / 'a.npz')
+    b = hook_file(tmp_path / 'b.npz', settings=dict(values=plain))
+    trials = {
+        'trial_img_path': np.array(['t0', 't1', 't2']),
+        'trial_pid': np.array([1, 1, 2]),
+        'trial_r1': np.array([1.0, 0.5, 0.0]),
+        'trial_ap': np.array([0.9, 0.5, 0.2])
+    }
+    a['d3'].update(trials)
+    b['d3'].update(trials)
+    left_out = []
+    rows = tool.paired_rows(a, b, left_out)
+    assert [r['metric']
+            for r in rows] == ['R1 (trial average)', 'mAP (trial average)']
+    assert left_out == [
+        f"section 'd3', R1: not the reported ranking (B holds {plain})",
+        f"section 'd3', mAP: not the reported ranking (B holds {plain})"
+    ]
+    # A file that records no 'values' entry holds the reported ranking.
+    del_values = json.loads(str(a['d3']['settings']))
+    del del_values['values']
+    a['d3']['settings'] = np.array(json.dumps(del_values))
+    assert len(tool.paired_rows(a, a)) == 4
+
+
+def test_a_file_with_a_gallery_but_no_settings_pairs_with_a_note(tmp_path):
+    """``per_query_arrays`` given a gallery and no settings writes part of
+    the records: the pair is not checked, and says so."""
+    tool = load_tool(TOOL)
+    a = hook_file(tmp_path / 'a.npz')
+    del a['d3']['settings']
+    notes = []
+    assert len(tool.paired_rows(a, a, None, notes)) == 2
+    assert notes[0].startswith(
+        "section 'd3': runs A and B recorded no gallery or evaluation "
+        'settings')
+
+
+def test_ranking_settings_record_the_mode_and_what_the_values_rank():
+    """The primary mode (GMN's) is a setting; without re-ranking or query
+    expansion, the hook's plain distances are the reported ranking."""
+    from mmreid.engine.hooks.report_hook import ranking_settings
+    setup = dict(distance='mnet (primary mode)')
+    settings = ranking_settings(setup, ReIDMetricLike(primary_scorer='mnet'),
+                                False)
+    assert settings == dict(
+        setup,
+        mode='mnet',
+        rerank='none',
+        query_expansion='none',
+        values='reported ranking')
+    assert ranking_settings(setup, ReIDMetricLike(), True)['mode'] == ''
+
+
+def test_no_row_to_show_lists_what_was_left_out(tmp_path):
+    """With nothing to compare, the error still says why each part was
+    left out."""
+    tool = load_tool(TOOL)
+    plain = "plain distances, without the metric's rerank"
+    a = report_file(tmp_path / 'a.npz', GALLERY)
+    b = write(
+        tmp_path / 'c.npz', **{
+            f'd3/{k}': v
+            for k, v in hook_file(
+                tmp_path / 'b.npz', settings=dict(values=plain))['d3'].items()
+        })
+    with pytest.raises(SystemExit) as info:
+        tool.main([a, b])
+    assert f"* section 'd3', R1: not the reported ranking (B holds {plain})" \
+        in str(info.value)
