@@ -839,3 +839,27 @@ def test_the_epoch_line_averages_the_batches_of_every_target():
     tag, line = ReIDLogProcessor().get_log_after_epoch(runner, 6, 'test')
     assert line.startswith('Epoch(test) [2 targets] [10/10]')
     assert tag['time'] == pytest.approx((4 * 10.0 + 6 * 1.0) / 10)
+def test_a_nested_or_list_placeholder_is_refused_without_copies():
+    """``refuse_ignored_placeholders`` (no runner, no dataset needed): a
+    nested setting or a list placeholder is refused naming the targets,
+    with no per-target copies (they would not make sense for every
+    target); an empty dict or list is no setting."""
+    from mmreid.engine.runner import MultiTargetValLoop
+    targets = [
+        dict(name='a', evaluator=dict(type='ReIDMetric')),
+        dict(name='b', evaluator=[dict(type='ReIDMetric')] * 2)
+    ]
+    with pytest.raises(ValueError) as error:
+        MultiTargetValLoop.refuse_ignored_placeholders(
+            targets,
+            dataloader=None,
+            evaluator=dict(rerank=dict(), sub=dict(deep=dict(k=1))))
+    assert "0 'a', 1 'b'" in str(error.value)
+    assert 'targets.0.evaluator' not in str(error.value)
+    with pytest.raises(ValueError) as error:
+        MultiTargetTestLoop.refuse_ignored_placeholders(
+            targets, evaluator=[dict(type='ReIDMetric')])
+    assert "0 'a', 1 'b'" in str(error.value)
+    assert 'targets.1.evaluator.0' not in str(error.value)
+    MultiTargetTestLoop.refuse_ignored_placeholders(
+        targets, dataloader=dict(), evaluator=[])
