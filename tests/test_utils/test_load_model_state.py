@@ -133,3 +133,41 @@ def test_shape_error_names_the_checkpoints_own_config(tmp_path):
     assert 'model.head.in_channels: 128 in the checkpoint, 64 now' in message
     assert 'init_cfg' not in message
     assert '--cfg-options' in message
+
+
+def test_shape_error_lists_ten_tensors_and_the_differing_model_parts(tmp_path):
+    """The shape error names the first 10 tensors, then how many more;
+    the saved config's differences are those of the model parts whose
+    tensors do not fit (not the data preprocessor's, nor init_cfg)."""
+    wide = dict(
+        BASE,
+        backbone=dict(BASE['backbone'], base_channels=16, stem_channels=16),
+        head=dict(BASE['head'], in_channels=128),
+        data_preprocessor=dict(type='ReIDDataPreprocessor', mean=[1, 2, 3]))
+    model = MODELS.build(wide)
+    narrow = MODELS.build(BASE)
+    # The classifier is skipped at test time (another identity count).
+    mismatched = [
+        k for k, v in model.state_dict().items()
+        if v.shape != narrow.state_dict()[k].shape and 'classifier' not in k
+    ]
+    assert len(mismatched) > 10
+    ckpt = str(tmp_path / 'wide.pth')
+    torch.save(
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(cfg=Config(dict(model=wide)).pretty_text)), ckpt)
+    with pytest.raises(RuntimeError) as info:
+        load_model_state(
+            narrow,
+            torch.load(ckpt),
+            ckpt,
+            cfg=Config(dict(model=dict(BASE, data_preprocessor=None))))
+    message = str(info.value)
+    shown = [f'{k}: ' for k in mismatched]
+    assert all(k in message for k in shown[:10])
+    assert not any(k in message for k in shown[10:])
+    assert f'; ... ({len(mismatched) - 10} more). ' in message
+    assert 'model.backbone.base_channels: 16 in the checkpoint, 8 now' \
+        in message
+    assert 'data_preprocessor' not in message
