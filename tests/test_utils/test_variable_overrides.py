@@ -546,3 +546,69 @@ def test_every_tool_parses_cfg_options_with_mmreids_action():
         if 'action=DictAction' in open(path, encoding='utf-8').read()
     ]
     assert plain == []
+
+
+@pytest.mark.parametrize(
+    'options',
+    [
+        # A whole section replaced (validation turned off): the test
+        # loader is the copy, as wanted.
+        {
+            'val_dataloader': None
+        },
+        # An empty dict merges nothing.
+        {
+            'val_dataloader.dataset': {}
+        },
+    ])
+def test_an_option_that_sets_no_field_of_a_copied_key_is_accepted(
+        tmp_path, options):
+    cfg = load_config(copying_config(tmp_path), options, phase='test')
+    assert cfg.test_dataloader == dict(batch_size=4, dataset=dict(type='D'))
+
+
+def test_a_copy_under_another_key_path_is_named_where_it_lies(tmp_path):
+    """A target of a multi-target loop built from the validation loader
+    holds the copy under its own path: that key is named as it lies."""
+    (tmp_path / 'base.py').write_text(
+        "val_dataloader = dict(batch_size=4, dataset=dict(type='D'))\n"
+        "test_cfg = dict(type='MultiTargetTestLoop', targets=["
+        "dict(name='a', dataloader=val_dataloader)])\n")
+    path = config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
+    with pytest.raises(ValueError) as info:
+        load_config(path, {'val_dataloader.batch_size': 7}, phase='test')
+    assert (f'test_cfg is built from val_dataloader in '
+            f'{tmp_path / "base.py"} when that file is read') \
+        in str(info.value)
+    assert 'would not follow: test_cfg.targets.0.dataloader.batch_size ' \
+        '(stays 4)' in str(info.value)
+
+
+def test_an_option_on_a_list_of_the_copy_covers_its_items(tmp_path):
+    """The copy's pipeline given whole (a list is one option value) sets
+    the field the validation option changes inside it."""
+    (tmp_path / 'base.py').write_text(
+        "val_dataloader = dict(batch_size=4, dataset=dict(type='D', "
+        "pipeline=[dict(type='R', size=(32, 16))]))\n"
+        'test_dataloader = val_dataloader\n')
+    path = config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
+    with pytest.raises(
+            ValueError,
+            match=r'test_dataloader\.dataset\.pipeline\.0\.size '
+            r'\(stays \(32, 16\)\)'):
+        load_config(path, {'val_dataloader.dataset.pipeline.0.size': [64, 32]})
+    cfg = load_config(
+        path, {
+            'val_dataloader.dataset.pipeline.0.size': [64, 32],
+            'test_dataloader.dataset.pipeline':
+            [dict(type='R', size=[64, 32])]
+        })
+    assert cfg.test_dataloader.dataset.pipeline[0]['size'] == [64, 32]
+
+
+def test_a_typo_of_a_key_the_run_reads_suggests_it():
+    """A key the runner reads that the config does not set (``sync_bn``)
+    is a candidate of 'Did you mean' too."""
+    path = 'configs/snr/snr_r18_synthreid-v2.py'
+    with pytest.raises(ValueError, match=r'Did you mean sync_bn\? '):
+        load_config(path, {'sync_bm': 'torch'})
