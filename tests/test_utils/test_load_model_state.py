@@ -171,3 +171,37 @@ def test_shape_error_lists_ten_tensors_and_the_differing_model_parts(tmp_path):
     assert 'model.backbone.base_channels: 16 in the checkpoint, 8 now' \
         in message
     assert 'data_preprocessor' not in message
+
+
+def test_ten_unexpected_tensors_are_all_named_without_a_count():
+    model = MODELS.build(BASE)
+    state = model.state_dict()
+    extra = [f'head.extra{i}' for i in range(10)]
+    state.update({k: torch.zeros(1) for k in extra})
+    with pytest.raises(RuntimeError) as info:
+        load_model_state(model, dict(state_dict=state), 'ten.pth')
+    assert f'holds 10 tensors that are not in the model: {", ".join(extra)}' \
+        ' (the model would' in str(info.value)
+
+
+def test_a_classifier_error_keeps_the_saved_config_note():
+    """Loaded to train (the classifier is not skipped), a wider checkpoint
+    names both its config's differences and the classifier's fix."""
+    wide = dict(
+        BASE,
+        backbone=dict(BASE['backbone'], base_channels=16, stem_channels=16),
+        head=dict(BASE['head'], in_channels=128))
+    model = MODELS.build(wide)
+    checkpoint = dict(
+        state_dict=model.state_dict(),
+        meta=dict(cfg=Config(dict(model=wide)).pretty_text))
+    with pytest.raises(RuntimeError) as info:
+        load_model_state(
+            MODELS.build(BASE),
+            checkpoint,
+            'wide.pth',
+            skip_other_classifier=False,
+            cfg=Config(dict(model=BASE)))
+    message = str(info.value)
+    assert 'model.head.in_channels: 128 in the checkpoint, 64 now' in message
+    assert 'A classifier trained on another number of identities' in message
