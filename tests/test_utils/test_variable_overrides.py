@@ -8,6 +8,7 @@ SynthReID, generated the default one).
 import os.path as osp
 
 import pytest
+from mmengine.config import Config
 
 from mmreid.utils.config import load_config
 
@@ -612,3 +613,22 @@ def test_a_typo_of_a_key_the_run_reads_suggests_it():
     path = 'configs/snr/snr_r18_synthreid-v2.py'
     with pytest.raises(ValueError, match=r'Did you mean sync_bn\? '):
         load_config(path, {'sync_bm': 'torch'})
+
+
+@pytest.mark.parametrize(
+    'options',
+    [
+        # TrainSetupCheckHook reads it.
+        {
+            'combine_all': True
+        },
+        # An argument of mmengine's Runner that the config leaves out.
+        {
+            'experiment_name': 'ablation'
+        },
+    ])
+def test_keys_read_beside_the_config_are_no_unknown_keys(options):
+    path = 'configs/snr/snr_r18_synthreid-v2.py'
+    cfg = load_config(path, options)
+    for key, value in options.items():
+        assert key not in Config.fromfile(path) and cfg[key] == value
