@@ -632,3 +632,55 @@ def test_keys_read_beside_the_config_are_no_unknown_keys(options):
     cfg = load_config(path, options)
     for key, value in options.items():
         assert key not in Config.fromfile(path) and cfg[key] == value
+
+
+def test_custom_imports_given_as_dotted_options_are_imported(
+        tmp_path, monkeypatch):
+    import sys
+
+    from mmreid.registry import MODELS
+    name = 'mmreid_test_dotted_imports'
+    (tmp_path / f'{name}.py').write_text(
+        'from mmreid.registry import MODELS\n'
+        'import torch.nn as nn\n\n\n'
+        '@MODELS.register_module()\n'
+        'class DottedImportedLoss(nn.Module):\n'
+        '    pass\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    try:
+        load_config(
+            MARKET,
+            cfg_options={
+                'custom_imports.imports': [name],
+                'custom_imports.allow_failed_imports': False
+            })
+        assert MODELS.get('DottedImportedLoss') is not None
+    finally:
+        MODELS.module_dict.pop('DottedImportedLoss', None)
+        sys.modules.pop(name, None)
+
+
+def test_a_dict_literals_string_fields_are_written_as_options_take_them():
+    """A string after ``key=`` needs no quotes in ``--cfg-options``; other
+    values are written as Python literals, without spaces."""
+    from mmreid.utils.config import dict_literal_message
+    message = dict_literal_message('test_evaluator',
+                                   "{'distance':'cosine','topk':[1,5]}")
+    assert message.endswith(
+        'Give its fields as dotted keys instead: --cfg-options '
+        'test_evaluator.distance=cosine test_evaluator.topk=[1,5]')
+
+
+def test_the_cli_refuses_a_dict_literal_with_unbalanced_brackets(capsys):
+    """DictAction asserts on unbalanced brackets: a dict literal with such
+    a typo is a usage error too, not a traceback."""
+    import argparse
+
+    from mmreid.utils.config import add_runtime_args
+    parser = argparse.ArgumentParser()
+    add_runtime_args(parser, 'train_cfg.max_epochs=2')
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--cfg-options', "test_evaluator={'topk':(1,5]}"])
+    assert 'test_evaluator.<field>=<value> for each field' in \
+        capsys.readouterr().err
