@@ -588,3 +588,37 @@ def test_trained_plain_bn_checkpoint_is_refused_by_an_mbn_model(tmp_path):
         torch.testing.assert_close(
             model.backbone.layer2[1].bn2.bns[k].running_var,
             plain.backbone.layer2[1].bn2.running_var)
+
+
+def test_a_partial_plain_bn_load_says_why_in_its_warning(monkeypatch):
+    """With strict loading off, the warning of the partial load starts with
+    why the plain BN tensors were not loaded into the MBN layers."""
+    import mmreid.utils.checkpoint as checkpoint_module
+    from mmreid.utils.checkpoint import load_model_state
+    logged = []
+    monkeypatch.setattr(checkpoint_module, 'print_log',
+                        lambda message, **kwargs: logged.append(message))
+    load_model_state(
+        tiny_mbn_model(),
+        dict(state_dict=_plain_bn_twin().state_dict()),
+        'agw.pth',
+        strict=False)
+    assert len(logged) == 1
+    assert logged[0].startswith("checkpoint 'agw.pth' holds plain BatchNorm "
+                                'tensors')
+    assert 'keep their initial values (partial load accepted)' in logged[0]
+
+
+def test_an_mbn_layer_missing_from_a_checkpoint_is_no_plain_bn():
+    """A checkpoint that lacks an MBN layer's tensors altogether is a
+    partial checkpoint (missing tensors), not a plain-BN model's."""
+    from mmreid.utils.checkpoint import load_model_state
+    state = {
+        k: v
+        for k, v in tiny_mbn_model().state_dict().items()
+        if not k.startswith('backbone.bn1.')
+    }
+    with pytest.raises(RuntimeError) as info:
+        load_model_state(tiny_mbn_model(), dict(state_dict=state), 'part.pth')
+    assert 'plain BatchNorm' not in str(info.value)
+    assert "checkpoint 'part.pth' lacks" in str(info.value)
