@@ -684,3 +684,20 @@ def test_the_cli_refuses_a_dict_literal_with_unbalanced_brackets(capsys):
         parser.parse_args(['--cfg-options', "test_evaluator={'topk':(1,5]}"])
     assert 'test_evaluator.<field>=<value> for each field' in \
         capsys.readouterr().err
+
+
+def test_a_nested_field_an_option_deletes_names_the_replaced_dict(tmp_path):
+    """``loader._delete_=True`` drops ``loader.sampler.type`` two keys
+    below the replaced dict: the fix replaces the holder's dict at the
+    same level (``test_dataloader._delete_``), not its sampler."""
+    path = config(
+        tmp_path, "loader = dict(batch_size=4, sampler=dict(type='S'))\n"
+        'test_dataloader = loader\n')
+    with pytest.raises(ValueError) as info:
+        load_config(path, {'loader._delete_': True, 'loader.batch_size': 4})
+    message = str(info.value)
+    assert message.startswith(
+        '--cfg-options loader.sampler.type=<removed by _delete_>: ')
+    assert "these keys keep 'S': test_dataloader.sampler.type. Override " \
+        'those keys instead, e.g. --cfg-options ' \
+        'test_dataloader._delete_=True (a key' in message
