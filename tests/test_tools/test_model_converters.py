@@ -1253,3 +1253,24 @@ def test_torchvision_refuses_every_unmapped_tensor_but_fc(tmp_path, key):
         convert_checkpoint_file(
             str(src), str(tmp_path / 'c.pth'), 'torchvision')
     assert not (tmp_path / 'c.pth').exists()
+
+
+@pytest.mark.parametrize(
+    'meta, found',
+    [
+        # The meta this module writes: converted_from with a source of
+        # RULES; one of them alone is another tool's.
+        (dict(converted_from='r18.pth', source='torchvision'),
+         'meta of an mmreid conversion from torchvision (r18.pth)'),
+        (dict(converted_from='r18.pth', source='timm'), ''),
+        (dict(source='torchvision'), ''),
+        # An mmreid run's config text: default_scope on any line.
+        (dict(cfg="model = dict(type='ReIDModel')\n"
+              "default_scope = 'mmreid'\n"),
+         "meta['cfg'] of an mmreid run (default_scope = 'mmreid')"),
+        (dict(cfg="# default_scope = 'mmreid'\ndefault_scope = 'mmpretrain'"
+              '\n'), ''),
+    ])
+def test_mmreid_evidence_of_the_meta(meta, found):
+    from mmreid.utils.key_mapping import mmreid_evidence
+    assert mmreid_evidence(dict(meta=meta), {'conv1.weight': None}) == found
