@@ -552,3 +552,21 @@ def test_no_row_to_show_lists_what_was_left_out(tmp_path):
         tool.main([a, b])
     assert f"* section 'd3', R1: not the reported ranking (B holds {plain})" \
         in str(info.value)
+
+
+def test_a_metric_in_one_run_is_named_when_the_other_is_not_reported(
+        tmp_path):
+    """Every metric the table does not show gets its line: one that only
+    A holds is 'only in A', also when B's values are not its reported
+    ranking."""
+    tool = load_tool(TOOL)
+    plain = "plain distances, without the metric's rerank"
+    a = hook_file(tmp_path / 'a.npz')
+    b = hook_file(tmp_path / 'b.npz', settings=dict(values=plain))
+    del b['d3']['ap']
+    left_out = []
+    assert tool.paired_rows(a, b, left_out) == []
+    assert left_out == [
+        f"section 'd3', R1: not the reported ranking (B holds {plain})",
+        "section 'd3', mAP: only in A"
+    ]

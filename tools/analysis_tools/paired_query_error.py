@@ -216,11 +216,12 @@ def paired_rows(a: Sections,
                          setup_notes, allow)
         not_reported = _not_reported(a[section], b[section])
         for name, path_key, value_key, percent in ROWS:
-            if not_reported and not path_key.startswith('trial'):
-                if value_key in a[section] and value_key in b[section]:
-                    notes.append(f'section {section!r}, {name}: not the '
-                                 'reported ranking (' +
-                                 '; '.join(not_reported) + ')')
+            # A metric in one run only is named below, as such.
+            if not_reported and not path_key.startswith('trial') \
+                    and value_key in a[section] and value_key in b[section]:
+                notes.append(f'section {section!r}, {name}: not the '
+                             'reported ranking (' + '; '.join(not_reported) +
+                             ')')
                 continue
             if value_key not in a[section] or value_key not in b[section]:
                 if value_key in a[section] or value_key in b[section]:
