@@ -423,17 +423,72 @@ def _init_only_note(model: torch.nn.Module, state_dict: Dict[str, Any],
             "type='Pretrained', checkpoint=..., prefix='backbone.').")
 
 
+def saved_model_config(meta: Any) -> Optional[dict]:
+    """The ``model`` of the config a checkpoint's run saved, or None.
+
+    mmreid's checkpoints keep the run's config as text (``meta['cfg']``);
+    its ``model`` is read without running it
+    (:func:`~mmreid.engine.runner.resume_checks.config_literal`).
+
+    Args:
+        meta: The checkpoint's ``meta``.
+
+    Returns:
+        dict | None: The saved ``model``; None without a config text or
+        one whose ``model`` is not a literal dict.
+    """
+    from mmreid.engine.runner.resume_checks import (config_literal,
+                                                    config_text_value)
+    if not isinstance(meta, dict):
+        return None
+    try:
+        saved = config_literal(config_text_value(meta.get('cfg'), 'model'))
+    except (ValueError, TypeError, SyntaxError, RecursionError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
+#: A ``model.*`` key path as :func:`model_config_differences` names it:
+#: a dict key or a list index per item.
+KeyPath = Tuple[Any, ...]
+
+
+def model_config_differences(saved: dict,
+                             current: Any) -> List[Tuple[KeyPath, str]]:
+    """Where a saved ``model`` config differs from ``current``, leaf by leaf.
+
+    Args:
+        saved (dict): The checkpoint's ``model`` (:func:`saved_model_config`).
+        current (dict): The current ``cfg.model``.
+
+    Returns:
+        list[tuple[tuple, str]]: Per differing leaf (a key or list entry
+        that only one side has, or a list of another length, included) its
+        path, e.g. ``('model', 'backbone', 'plugins', 0, 'cfg')``, and a
+        line ``"model.backbone.depth: 50 in the checkpoint, 18 now"``.
+    """
+    from mmreid.engine.runner.resume_checks import metainfo_differences
+    if hasattr(current, 'to_dict'):
+        current = current.to_dict()
+    found = []
+    for line in metainfo_differences(saved, current, 'model'):
+        key = line.split(': ', 1)[0]  # 'model.plugins[0].cfg'
+        path = tuple(
+            int(index) if index else name
+            for index, name in re.findall(r'\[(\d+)\]|([^.\[\]]+)', key))
+        found.append((path, line))
+    return found
+
+
 def _saved_config_note(checkpoint: Any, cfg: Any,
                        modules: Sequence[str]) -> str:
     """Where the config a checkpoint was trained with differs from ``cfg``
     in the model parts whose tensors do not fit (empty if nothing is known).
 
-    mmreid's checkpoints keep the run's config as text (``meta['cfg']``);
-    its ``model`` is read without running it
-    (:func:`~mmreid.engine.runner.resume_checks.config_literal`) and
-    compared leaf by leaf with the current ``cfg.model``. ``init_cfg``
-    keys are left out: the checkpoint's tensors replace any
-    initialisation.
+    The checkpoint's ``model`` (:func:`saved_model_config`) is compared leaf
+    by leaf with the current ``cfg.model``
+    (:func:`model_config_differences`). ``init_cfg`` keys are left out: the
+    checkpoint's tensors replace any initialisation.
 
     Args:
         checkpoint: The loaded checkpoint.
@@ -445,25 +500,15 @@ def _saved_config_note(checkpoint: Any, cfg: Any,
         str: A sentence naming the first differing ``model.*`` keys with
         both values, or ``''``.
     """
-    from mmreid.engine.runner.resume_checks import (config_literal,
-                                                    config_text_value,
-                                                    metainfo_differences)
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     current = cfg.get('model') if hasattr(cfg, 'get') else None
-    if not isinstance(meta, dict) or not isinstance(current, dict):
+    saved = saved_model_config(meta)
+    if saved is None or not isinstance(current, dict):
         return ''
-    try:
-        saved = config_literal(config_text_value(meta.get('cfg'), 'model'))
-    except (ValueError, TypeError, SyntaxError, RecursionError):
-        return ''
-    if not isinstance(saved, dict):
-        return ''
-    lines = []
-    for line in metainfo_differences(saved, current, 'model'):
-        key = line.split(':')[0].split('.')  # 'model.<module>.<key>...'
-        if len(key) > 1 and key[1].split('[')[0] in modules \
-                and 'init_cfg' not in key:
-            lines.append(line)
+    lines = [
+        line for path, line in model_config_differences(saved, current)
+        if len(path) > 1 and path[1] in modules and 'init_cfg' not in path
+    ]
     if not lines:
         return ''
     return (' The config it was trained with (its meta[\'cfg\']) differs '
