@@ -122,8 +122,17 @@ def test_shape_error_names_the_checkpoints_own_config(tmp_path):
             BASE['backbone'],
             init_cfg=dict(type='Pretrained', checkpoint='r18.pth')))
     cfg = Config(dict(model=narrow, test_pipeline=PIPELINE))
-    with pytest.raises(RuntimeError) as info:
+    # Testing it is refused before the tensors are compared, with the keys
+    # that differ from its own config (source_arch.network_differences).
+    with pytest.raises(ValueError) as info:
         init_model(cfg, ckpt)
+    assert ("model.backbone.base_channels: the checkpoint's config has 16, "
+            'the config 8' in str(info.value))
+    assert 'init_cfg' not in str(info.value)
+    # Accepting another network (strict=False) does not make the tensors
+    # fit: the shape error names the same keys.
+    with pytest.raises(RuntimeError) as info:
+        init_model(cfg, ckpt, strict=False)
     message = str(info.value)
     assert 'does not fit the model' in message
     assert ('model.backbone.base_channels: 16 in the checkpoint, 8 now'

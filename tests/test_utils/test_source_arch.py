@@ -360,3 +360,162 @@ def test_a_saved_config_without_one_test_size_checks_the_normalisation():
     ) as info:
         check_source_arch(meta, model, cfg, 'ckpt.pth')
     assert 'ReIDResize' not in str(info.value)
+
+
+class TrainedArchMaxPool(torch.nn.Module):
+    """A neck without tensors other than ``GlobalAvgPool``: global max
+    pooling, (N, C, H, W) -> (N, C)."""
+
+    def forward(self, inputs):
+        if isinstance(inputs, tuple):
+            return tuple(self(x) for x in inputs)
+        return inputs.amax(dim=(2, 3))
+
+
+MODELS.register_module('TrainedArchMaxPool', module=TrainedArchMaxPool)
+
+#: A tiny BoT model; a checkpoint of it tested with another config.
+TINY_MODEL = dict(
+    type='ReIDModel',
+    backbone=dict(
+        type='ReIDResNet',
+        depth=18,
+        last_stride=1,
+        base_channels=8,
+        stem_channels=8),
+    neck=dict(type='TrainedArchMaxPool'),
+    head=dict(type='BNNeckHead', in_channels=64, num_classes=8))
+
+
+def tiny_model(**options):
+    """:data:`TINY_MODEL` with ``--cfg-options``-style ``model.*`` keys."""
+    cfg = Config(dict(model=copy.deepcopy(TINY_MODEL)))
+    cfg.merge_from_dict(options)
+    return cfg.model.to_dict()
+
+
+def check_trained(saved, current, **kwargs):
+    """check_source_arch at test time of a checkpoint trained with the
+    model config ``saved`` (kept as mmengine keeps it, ``meta['cfg']``),
+    loaded with a config whose model is ``current``."""
+    meta = dict(cfg=Config(dict(model=saved)).pretty_text)
+    cfg = Config(dict(model=current))
+    return check_source_arch(meta, MODELS.build(current), cfg, 'ckpt.pth',
+                             **kwargs)
+
+
+@pytest.mark.parametrize('key,trained,other', [
+    ('model.neck.type', 'TrainedArchMaxPool', 'GlobalAvgPool'),
+    ('model.backbone.last_stride', 1, 2),
+])
+def test_another_network_without_other_tensors_is_refused(key, trained, other):
+    # Max and average pooling, last stride 1 and 2: the same tensors load
+    # strictly and compute other features. The checkpoint's config names
+    # the network it was trained as: refused, naming the key, both values
+    # and the option that tests the trained network.
+    with pytest.raises(ValueError) as info:
+        check_trained(TINY_MODEL, tiny_model(**{key: other}))
+    message = str(info.value)
+    assert (f"{key}: the checkpoint's config has {trained!r}, the config "
+            f'{other!r}') in message, message
+    assert 'builds another network at test time' in message
+    assert f'--cfg-options {key}={trained}' in message
+    assert '--strict false' in message
+    # init_model's wording of the same fix.
+    with pytest.raises(ValueError) as info:
+        check_trained(TINY_MODEL, tiny_model(**{key: other}), api=True)
+    assert f"cfg_options={{'{key}': {trained!r}}}" in str(info.value)
+    # With it, the config computes the trained network.
+    assert check_trained(TINY_MODEL, tiny_model(**{key: trained})) == []
+
+
+def test_the_trained_config_itself_is_accepted():
+    assert check_trained(TINY_MODEL, copy.deepcopy(TINY_MODEL)) == []
+
+
+def test_names_of_one_class_and_left_out_defaults_are_the_same_network():
+    # A scope prefix resolves to the class without it; a key left out is
+    # the class's default (ReIDResNet's last_stride=1, ReIDModel's
+    # ReIDDataPreprocessor), which the other side may state.
+    scoped = tiny_model(
+        **{
+            'model.neck.type': 'mmreid.TrainedArchMaxPool',
+            'model.head.type': 'mmreid.BNNeckHead',
+            'model.data_preprocessor': dict(type='ReIDDataPreprocessor'),
+        })
+    assert check_trained(TINY_MODEL, scoped) == []
+    assert check_trained(scoped, TINY_MODEL) == []
+    implicit = copy.deepcopy(TINY_MODEL)
+    del implicit['backbone']['last_stride']
+    assert check_trained(implicit, TINY_MODEL) == []
+    # The default is what it is compared with, and what the fix sets.
+    stride_2 = tiny_model(**{'model.backbone.last_stride': 2})
+    with pytest.raises(ValueError) as info:
+        check_trained(implicit, stride_2)
+    assert "last_stride: the checkpoint's config has 1, the config 2" in \
+        str(info.value)
+    assert '--cfg-options model.backbone.last_stride=1' in str(info.value)
+
+
+def test_training_only_settings_and_evaluation_choices_are_accepted():
+    # What test features do not depend on (losses, the classifier's
+    # size, frozen stages, BN momentum, initialisation) and what the docs
+    # change at test time on one checkpoint (test feature, flip, distance).
+    current = tiny_model(
+        **{
+            'model.head.num_classes':
+            3,
+            'model.head.loss_tri':
+            dict(type='TripletLoss', margin=0.5),
+            'model.head.triplet_feat':
+            'bn',
+            'model.backbone.frozen_stages':
+            2,
+            'model.backbone.norm_eval':
+            True,
+            'model.backbone.norm_cfg':
+            dict(type='BN', momentum=0.3),
+            'model.backbone.init_cfg':
+            dict(type='Pretrained', checkpoint='r18.pth'),
+            'model.head.test_feature':
+            'before_bn',
+            'model.test_cfg':
+            dict(flip=True),
+            'model.distance':
+            'cosine',
+        })
+    assert check_trained(TINY_MODEL, current) == []
+    # A norm setting that the test forward reads is not.
+    with pytest.raises(
+            ValueError,
+            match=r'model\.backbone\.norm_cfg\.eps: '
+            r"the checkpoint's config has 1e-05, the config "
+            r'0\.001'):
+        check_trained(
+            TINY_MODEL,
+            tiny_model(
+                **{'model.backbone.norm_cfg': dict(type='BN', eps=1e-3)}))
+
+
+def test_strict_off_accepts_another_network_with_a_warning():
+    from unittest import mock
+
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    current = tiny_model(**{'model.backbone.last_stride': 2})
+    with mock.patch.object(logger, 'warning') as warned, \
+            mock.patch.object(logger, 'log') as logged:
+        problems = check_trained(TINY_MODEL, current, strict=False)
+    assert problems == [
+        "model.backbone.last_stride: the checkpoint's config has 1, the "
+        'config 2'
+    ]
+    lines = [str(c) for c in warned.call_args_list + logged.call_args_list]
+    assert any('model.backbone.last_stride' in line
+               and 'strict loading is off' in line for line in lines), lines
+
+
+def test_a_trained_network_is_not_checked_for_training():
+    # load_from while training (fine-tuning) starts from the weights only.
+    current = tiny_model(**{'model.backbone.last_stride': 2})
+    assert check_trained(TINY_MODEL, current, test=False) == []
