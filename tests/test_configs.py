@@ -415,3 +415,66 @@ def test_multi_target_configs_leave_the_placeholders_empty():
                 evaluator=cfg.get(f'{mode}_evaluator'))
             checked += 1
     assert checked >= 50
+
+
+def mbn_norm_keys(node, key='model'):
+    """The ``--cfg-options`` keys of every MBN ``norm_cfg`` of a model."""
+    if isinstance(node, dict):
+        if str(node.get('type', '')).split('.')[-1] == 'MBN':
+            yield key
+        for name, value in node.items():
+            yield from mbn_norm_keys(value, f'{key}.{name}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from mbn_norm_keys(value, f'{key}.{i}')
+
+
+def documented_test_variants(model: dict) -> dict:
+    """The settings the docs change at test time on one checkpoint, as
+    ``--cfg-options`` of each variant, for a shipped ``model``."""
+    variants = {}
+    if model['type'] == 'GMNReID':
+        # configs/gmn/README.md, "test distance": the modes and their
+        # options, reported from one checkpoint.
+        variants['gmn test distance'] = {
+            'model.test_cfg.distance': 'fused',
+            'model.test_cfg.fuse_beta': 0.25,
+            'model.test_cfg.mnet_topk': 100,
+            'model.test_cfg.report_modes': ('mnet', 'fused'),
+            'model.test_cfg.memory_budget_mb': 64,
+            'model.test_cfg.method': 'direct',
+        }
+    else:
+        # docs/get_started.md: "--cfg-options ...
+        # model.head.test_feature=before_bn", flip test-time augmentation
+        # "model = dict(test_cfg=dict(flip=True))", model.distance.
+        variants['test feature'] = {'model.head.test_feature': 'before_bn'}
+        variants['flip'] = {'model.test_cfg.flip': True}
+        variants['distance'] = {'model.distance': 'cosine'}
+    # configs/mbn/README.md, "test-time statistics": norm_cfg.eval_stats.
+    for key in mbn_norm_keys(model):
+        for stats in ('batch', 'shared'):
+            variants[f'{key} {stats}'] = {f'{key}.eval_stats': stats}
+    return variants
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, REPO))
+def test_documented_test_variants_test_the_trained_network(path):
+    """Testing a checkpoint of the config with a documented evaluation
+    choice is no other network for the test-time check of trained
+    checkpoints (mmreid.utils.source_arch.network_differences), and a
+    last stride other than the trained one is."""
+    from mmreid.utils.source_arch import network_differences
+    model = Config.fromfile(path).model.to_dict()
+    variants = documented_test_variants(model)
+    assert variants
+    for name, options in variants.items():
+        cfg = Config(dict(model=model))
+        cfg.merge_from_dict(options)
+        assert network_differences(model, cfg.model.to_dict()) == [], name
+    stride = model['backbone'].get('last_stride', 1)
+    cfg = Config(dict(model=model))
+    cfg.merge_from_dict({'model.backbone.last_stride': 3 - stride})
+    assert network_differences(model, cfg.model.to_dict()) == [
+        (('model', 'backbone', 'last_stride'), stride, 3 - stride)
+    ]

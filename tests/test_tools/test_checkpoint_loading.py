@@ -392,3 +392,26 @@ def test_runner_test_refuses_another_test_size_than_the_trained_one(
     assert ('--cfg-options test_dataloader.dataset.pipeline.1.size=[32,16]'
             in str(e.value))
     assert '--strict false' in str(e.value)
+
+
+def test_runner_test_refuses_another_last_stride_than_the_trained_one(
+        make_config, tmp_path):
+    # tools/test.py CONFIG CKPT --cfg-options model.backbone.last_stride=2:
+    # the same tensors, another network than the checkpoint's config says.
+    from mmengine.config import Config
+
+    from mmreid.engine.runner import ReIDRunner
+    config = make_config()
+    ckpt = tmp_path / 'trained.pth'
+    trained_checkpoint(config, ckpt)
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.last_stride = 2
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.load_from = str(ckpt)
+    runner = ReIDRunner.from_cfg(cfg)
+    with pytest.raises(ValueError, match='builds another network') as e:
+        runner.test()
+    assert ("model.backbone.last_stride: the checkpoint's config has 1, "
+            'the config 2' in str(e.value))
+    assert '--cfg-options model.backbone.last_stride=1' in str(e.value)
+    assert '--strict false' in str(e.value)
