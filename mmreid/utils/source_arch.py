@@ -1118,7 +1118,10 @@ def check_source_arch(meta: Optional[dict],
     (:func:`trained_config_facts`) are compared likewise, since a model
     fed images of another size or scale still gives features, and a
     number far from its own (a cross-dataset test with another dataset's
-    config). Loading it for training (``load_from``) is not checked.
+    config); so is its ``model`` (:func:`network_differences`), since a
+    setting without tensors (a parameter-free neck, the last stride)
+    builds another network that loads the same tensors. Loading it for
+    training (``load_from``) is not checked.
 
     Args:
         meta (dict, optional): The checkpoint's ``meta``; nothing is
