@@ -725,7 +725,8 @@ def trained_config_facts(text) -> dict:
     gives what a test config can change without any error: the test
     pipeline's ``ReIDResize`` (size, interpolation, library; read as
     ``tools/test.py`` reads the pipelines, and only when they all agree)
-    and the ``model.data_preprocessor`` mean and std it sets.
+    and the ``model.data_preprocessor`` mean and std (those it sets, else
+    its class's defaults).
 
     Args:
         text: A checkpoint's ``meta['cfg']``.
@@ -752,9 +753,14 @@ def trained_config_facts(text) -> dict:
     model = read('model')
     model = model if isinstance(model, dict) else {}
     preprocessor = model.get('data_preprocessor')
+    if model and preprocessor is None:  # ReIDModel's default one
+        preprocessor = _default(model_class(model), 'data_preprocessor')
     preprocessor = preprocessor if isinstance(preprocessor, dict) else {}
+    kind = model_class(preprocessor)
     for name in ('mean', 'std'):
-        value = preprocessor.get(name)
+        # Left out: the class's default (network_differences leaves the
+        # statistics to this check).
+        value = preprocessor.get(name, _default(kind, name))
         if isinstance(value, (list, tuple)):
             facts[name] = [float(v) for v in value]
     keys = {name: read(name) for name in PIPELINE_KEYS}

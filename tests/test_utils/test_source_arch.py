@@ -519,3 +519,23 @@ def test_a_trained_network_is_not_checked_for_training():
     # load_from while training (fine-tuning) starts from the weights only.
     current = tiny_model(**{'model.backbone.last_stride': 2})
     assert check_trained(TINY_MODEL, current, test=False) == []
+
+
+def test_a_normalisation_left_to_its_default_is_compared():
+    # The trained config leaves the data preprocessor to ReIDModel's
+    # default, ReIDDataPreprocessor with ImageNet's statistics on the 0-255
+    # scale (0.485, 0.456, 0.406 and 0.229, 0.224, 0.225 times 255). A test
+    # config that normalises otherwise feeds the network other inputs.
+    imagenet = dict(
+        type='ReIDDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375])
+    other = dict(imagenet, mean=[0, 0, 0], std=[255, 255, 255])
+    with pytest.raises(
+            ValueError,
+            match=r"normalisation mean \(0-255\): the checkpoint's config "
+            r'has \[123\.675, 116\.28, 103\.53\], the config \[0\.0'):
+        check_trained(TINY_MODEL,
+                      tiny_model(**{'model.data_preprocessor': other}))
+    assert check_trained(
+        TINY_MODEL, tiny_model(**{'model.data_preprocessor': imagenet})) == []
