@@ -1327,9 +1327,10 @@ def check_source_arch(meta: Optional[dict],
             message += f' Use the settings it was trained with: {fix}'
         if unset:
             message += ((' ' if message.endswith('.') else '. ') +
-                        f'{", ".join(unset)} cannot be set so from the '
-                        'command line: test it with the config it was '
-                        'trained with.')
+                        f'No option gives the trained value of '
+                        f'{", ".join(unset)} (a key its config does not '
+                        'have, or dicts in a list): test it with the '
+                        'config it was trained with.')
         off = 'init_model(..., strict=False)' if api else \
             '--strict false (load_strict = False)'
         message += ((' ' if message.endswith('.') else '. ') +

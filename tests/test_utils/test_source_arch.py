@@ -539,3 +539,20 @@ def test_a_normalisation_left_to_its_default_is_compared():
                       tiny_model(**{'model.data_preprocessor': other}))
     assert check_trained(
         TINY_MODEL, tiny_model(**{'model.data_preprocessor': imagenet})) == []
+
+
+def test_a_difference_no_option_can_undo_points_to_the_trained_config():
+    # The trained stem pooling leaves ceil_mode out (a key of a dict
+    # without a type, so no class default tells its value); an option
+    # cannot remove the key the test config adds.
+    saved = tiny_model(**{'model.backbone.stem_pool': dict(padding=0)})
+    current = tiny_model(
+        **{'model.backbone.stem_pool': dict(padding=0, ceil_mode=True)})
+    with pytest.raises(ValueError) as info:
+        check_trained(saved, current)
+    message = str(info.value)
+    assert ("model.backbone.stem_pool.ceil_mode: the checkpoint's config "
+            'has nothing, the config True') in message
+    assert ('No option gives the trained value of '
+            'model.backbone.stem_pool.ceil_mode') in message
+    assert 'test it with the config it was trained with' in message
