@@ -12,6 +12,7 @@ from mmengine.runner import Runner
 from mmreid.engine.runner import (MultiTargetTestLoop, format_metric_table,
                                   merge_target_metrics)
 from mmreid.registry import METRICS
+from ..fixtures.tiny_models import TINY_BOT_MODEL
 
 SPLIT_METRICS = {
     'split0/mAP': 50.0,
@@ -171,16 +172,7 @@ def test_metric_table_has_a_row_per_target_and_the_mean():
     assert lines[4].split() == ['mean', '|', '50.00', '|', '-']
 
 
-TINY_MODEL = dict(
-    type='ReIDModel',
-    backbone=dict(
-        type='ReIDResNet',
-        depth=18,
-        last_stride=1,
-        base_channels=8,
-        stem_channels=8),
-    neck=dict(type='GlobalAvgPool'),
-    head=dict(type='BNNeckHead', in_channels=64, num_classes=8))
+TINY_MODEL = TINY_BOT_MODEL
 
 
 @pytest.fixture(scope='module')
@@ -839,6 +831,8 @@ def test_the_epoch_line_averages_the_batches_of_every_target():
     tag, line = ReIDLogProcessor().get_log_after_epoch(runner, 6, 'test')
     assert line.startswith('Epoch(test) [2 targets] [10/10]')
     assert tag['time'] == pytest.approx((4 * 10.0 + 6 * 1.0) / 10)
+
+
 def test_a_nested_or_list_placeholder_is_refused_without_copies():
     """``refuse_ignored_placeholders`` (no runner, no dataset needed): a
     nested setting or a list placeholder is refused naming the targets,

@@ -6,17 +6,9 @@ from mmengine.config import Config
 from mmreid.apis import init_model
 from mmreid.registry import MODELS
 from mmreid.utils.checkpoint import load_model_state
+from ..fixtures.tiny_models import TINY_BOT_MODEL
 
-BASE = dict(
-    type='ReIDModel',
-    backbone=dict(
-        type='ReIDResNet',
-        depth=18,
-        last_stride=1,
-        base_channels=8,
-        stem_channels=8),
-    neck=dict(type='GlobalAvgPool'),
-    head=dict(type='BNNeckHead', in_channels=64, num_classes=8))
+BASE = TINY_BOT_MODEL
 GEM = dict(BASE, neck=dict(type='GeMPool', p=6.0))
 SNR = dict(
     BASE,

@@ -12,6 +12,7 @@ from mmreid.registry import MODELS
 from mmreid.utils.source_arch import (SOURCE_ARCH, check_source_arch,
                                       source_arch)
 from ..fixtures.processes import REPO
+from ..fixtures.tiny_models import TINY_BOT_MODEL
 
 MULTI_TARGET = osp.join(REPO, 'configs', 'baseline',
                         'bot_r18_synthreid_multi-target.py')
@@ -380,16 +381,7 @@ class TrainedArchMaxPool(torch.nn.Module):
 MODELS.register_module('TrainedArchMaxPool', module=TrainedArchMaxPool)
 
 #: A tiny BoT model; a checkpoint of it tested with another config.
-TINY_MODEL = dict(
-    type='ReIDModel',
-    backbone=dict(
-        type='ReIDResNet',
-        depth=18,
-        last_stride=1,
-        base_channels=8,
-        stem_channels=8),
-    neck=dict(type='TrainedArchMaxPool'),
-    head=dict(type='BNNeckHead', in_channels=64, num_classes=8))
+TINY_MODEL = dict(TINY_BOT_MODEL, neck=dict(type='TrainedArchMaxPool'))
 
 
 def tiny_model(**options):
