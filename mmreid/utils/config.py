@@ -61,7 +61,8 @@ def read_config(path: str, phase: str = 'train') -> Config:
 
     A base named by a package that mmengine cannot resolve
     (``'mmreid::baseline/...'``) is refused first
-    (:func:`check_package_bases`), and so is a ``{{_base_.name}}`` inside
+    (:func:`check_package_bases`), and so is a base path that names no file
+    (:func:`check_base_files`) and a ``{{_base_.name}}`` inside
     an expression (:func:`check_base_placeholders`). It then refuses a
     config that redefines a variable its base already substituted
     (:func:`check_base_variables`); for ``phase='test'`` only in the
@@ -79,6 +80,7 @@ def read_config(path: str, phase: str = 'train') -> Config:
         raise ValueError(f"phase must be 'train' or 'test', got {phase!r}")
     register_all_modules(init_default_scope=False)
     check_package_bases(path)
+    check_base_files(path)
     check_base_placeholders(path)
     cfg = Config.fromfile(path)
     check_base_variables(
@@ -254,6 +256,40 @@ def check_package_bases(path: str) -> None:
                 f"the 'package::config' form only for its own list of "
                 f'OpenMMLab packages ({", ".join(sorted(MODULE2PACKAGE))}), '
                 f'not for {package}. {fix}.')
+
+
+def check_base_files(path: str) -> None:
+    """Refuse a ``_base_`` path that names no file, in the config or any
+    of its bases.
+
+    mmengine ended in a bare ``FileNotFoundError`` of the joined path,
+    without the config that names it or the base as written there.
+
+    Args:
+        path (str): The config file.
+
+    Raises:
+        FileNotFoundError: Naming the file, the base as written, the path
+            it resolves to (relative to the file's folder) and the closest
+            existing config names.
+    """
+    for source, bases in _config_files(path):
+        folder = osp.dirname(source)
+        for base in bases:
+            if '::' in base or '{{' in base:
+                continue  # check_package_bases; mmengine's {{fileDirname}}
+            resolved = osp.normpath(osp.join(folder, base))
+            if osp.isfile(resolved):
+                continue
+            close = [
+                f"_base_ = ['{osp.relpath(c, folder)}']"
+                for c in close_configs(resolved, bases=True)
+            ]
+            hint = f'; did you mean {" or ".join(close)}?' if close else ''
+            raise FileNotFoundError(
+                f'{_shown_path(source)}: _base_ {base!r} is {resolved}, '
+                f'which does not exist (a relative base is read from the '
+                f'folder of the file that names it){hint}')
 
 
 def _read_only(path: str) -> dict:
@@ -563,9 +599,10 @@ def check_base_variables(path: str,
                     f'{shown}. Set those keys in {osp.basename(path)} too.')
 
 
-def config_suggestion(path: str) -> str:
-    """``'; did you mean ...?'`` for a config path that does not exist:
-    the closest names in its folder, else in ``configs/``."""
+def close_configs(path: str, bases: bool = False) -> List[str]:
+    """The config files named closest to ``path``, which does not exist:
+    in its folder, else in ``configs/``; files under a ``_base_`` folder
+    only with ``bases`` (a config is run, a base is inherited)."""
     import difflib
     import glob
     folder = osp.dirname(path) or '.'
@@ -574,14 +611,20 @@ def config_suggestion(path: str) -> str:
                                recursive=True)
     names = {
         osp.basename(c): c
-        for c in candidates if '_base_' not in c.split(os.sep)
+        for c in candidates if bases or '_base_' not in c.split(os.sep)
     }
     close = difflib.get_close_matches(
         osp.basename(path), list(names), n=3, cutoff=0.6)
+    return [names[c] for c in close]
+
+
+def config_suggestion(path: str) -> str:
+    """``'; did you mean ...?'`` for a config path that does not exist:
+    the closest names in its folder, else in ``configs/``."""
+    close = close_configs(path)
     if not close:
         return ''
-    return '; did you mean ' + ' or '.join(
-        repr(names[c]) for c in close) + '?'
+    return '; did you mean ' + ' or '.join(map(repr, close)) + '?'
 
 
 #: Top-level keys that the runner or mmreid read from the merged config,

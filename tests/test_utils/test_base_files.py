@@ -1,0 +1,66 @@
+"""A ``_base_`` path that names no file: mmengine ended in a bare
+``FileNotFoundError: [Errno 2] No such file or directory: '.../x.py'``,
+without the config that names it or the base as written there."""
+import os.path as osp
+
+import pytest
+
+from mmreid.utils.config import read_config
+from ..fixtures.processes import REPO
+
+
+def test_a_missing_base_names_the_config_the_base_and_its_path(tmp_path):
+    (tmp_path / 'bot_base.py').write_text('lr = 0.1\n')
+    (tmp_path / 'mine.py').write_text("_base_ = ['./bot_bsae.py']\n")
+    with pytest.raises(FileNotFoundError) as info:
+        read_config(str(tmp_path / 'mine.py'))
+    message = str(info.value)
+    assert message.startswith(
+        f"{tmp_path / 'mine.py'}: _base_ './bot_bsae.py' is "
+        f"{tmp_path / 'bot_bsae.py'}, which does not exist")
+    assert message.endswith("did you mean _base_ = ['bot_base.py']?")
+
+
+def test_a_missing_base_of_a_base_names_that_base(tmp_path):
+    # A base is read from the folder of the file that names it, and a
+    # config under _base_/ is a fine suggestion for a base.
+    (tmp_path / '_base_').mkdir()
+    (tmp_path / '_base_' / 'schedule.py').write_text('max_epochs = 2\n')
+    (tmp_path / 'sub').mkdir()
+    (tmp_path / 'sub' /
+     'mid.py').write_text("_base_ = ['../_base_/schedul.py']\n")
+    (tmp_path / 'leaf.py').write_text("_base_ = ['./sub/mid.py']\n")
+    with pytest.raises(FileNotFoundError) as info:
+        read_config(str(tmp_path / 'leaf.py'))
+    message = str(info.value)
+    assert message.startswith(
+        f"{tmp_path / 'sub' / 'mid.py'}: _base_ '../_base_/schedul.py' is "
+        f"{tmp_path / '_base_' / 'schedul.py'}, which does not exist")
+    assert message.endswith("did you mean _base_ = ['../_base_/schedule.py']?")
+    # The suggestion, written there, is read.
+    (tmp_path / 'sub' /
+     'mid.py').write_text("_base_ = ['../_base_/schedule.py']\n")
+    assert read_config(str(tmp_path / 'leaf.py')).max_epochs == 2
+
+
+def test_nothing_close_suggests_nothing(tmp_path):
+    (tmp_path / 'mine.py').write_text("_base_ = ['/nowhere/qqqq_zzzz_0.py']\n")
+    with pytest.raises(FileNotFoundError) as info:
+        read_config(str(tmp_path / 'mine.py'))
+    assert str(info.value).endswith(
+        '/nowhere/qqqq_zzzz_0.py, which does not exist (a relative base is '
+        'read from the folder of the file that names it)')
+
+
+def test_a_base_in_a_removed_folder_suggests_the_config_of_that_name(
+        tmp_path, monkeypatch):
+    # The audit's case: a base in a worktree that was removed since. With
+    # no such folder, the closest names come from configs/ of the working
+    # directory (here the checkout), written relative to the config.
+    monkeypatch.chdir(REPO)
+    (tmp_path / 'mine.py').write_text(
+        "_base_ = ['../removed/configs/baseline/bot_r18_synthreid.py']\n")
+    with pytest.raises(FileNotFoundError) as info:
+        read_config(str(tmp_path / 'mine.py'))
+    shipped = osp.join(REPO, 'configs', 'baseline', 'bot_r18_synthreid.py')
+    assert f"_base_ = ['{osp.relpath(shipped, tmp_path)}']" in str(info.value)
