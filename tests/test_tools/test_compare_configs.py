@@ -1036,3 +1036,44 @@ def test_the_mean_over_targets_is_the_loops_own_prefix():
             dict(type='ReIDMetric'),
             dict(type='ReIDMetric', prefix='mean')
         ]) is None
+
+
+def test_a_run_it_cannot_read_is_an_error_not_a_traceback(
+        tmp_path, monkeypatch, capsys):
+    """run() raises for a work dir of another config, a --no-train run
+    that is missing and a training that failed (the tests above); main()
+    used to let them out as tracebacks. It now ends as for its other
+    errors: ``error: ...`` (exit status 1)."""
+    import subprocess
+    tool = load_tool(TOOL)
+    config = write_config(tmp_path / 'a.py', lr=0.1)
+    runs = tmp_path / 'runs'
+    finished_run(runs / 'a_seed0', config, 0, {'reid/mAP': 30.0})
+    finished_run(runs / 'a_seed1', config, 1, {'reid/mAP': 31.0})
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    write_config(tmp_path / 'a.py', lr=0.2)  # the runs are of lr 0.1
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, config, '--seeds', '0', '1', '--work-dir',
+                runs, '--no-train')
+    message = str(info.value)
+    assert message.startswith(f'error: {runs / "a_seed0"}: its run ')
+    assert 'trained with another config' in message
+    assert 'optim_wrapper.optimizer.lr: 0.2 here, 0.1 in the run' in message
+    write_config(tmp_path / 'a.py', lr=0.1)
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, config, '--seeds', '0', '2', '--work-dir',
+                runs, '--no-train')
+    assert str(info.value).startswith(f'error: {runs / "a_seed2"}: no ')
+    assert 'and --no-train is set' in str(info.value)
+
+    def failing(cmd, **kwargs):
+        raise subprocess.CalledProcessError(3, cmd)
+
+    monkeypatch.setattr(tool.subprocess, 'run', failing)
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, config, '--seeds', '0', '2', '--work-dir',
+                runs)
+    assert str(info.value).startswith(
+        f'error: {runs / "a_seed2"}: the training of {config} (seed 2) '
+        'failed (exit status 3;')
+    assert capsys.readouterr().out.count('tools/train.py') == 1

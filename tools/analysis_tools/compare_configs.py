@@ -582,6 +582,13 @@ def run(config: str, seed: int, args) -> dict:
 
     Returns:
         dict: The metrics of its final evaluation.
+
+    Raises:
+        ValueError: The work dir holds a run it cannot read as this one
+            (:func:`finished_result`).
+        FileNotFoundError: With ``no_train``, the run is missing or
+            unfinished.
+        RuntimeError: The training failed or gave no final validation.
     """
     name = osp.splitext(osp.basename(config))[0]
     work_dir = osp.join(args.work_dir, f'{name}_seed{seed}')
@@ -606,12 +613,42 @@ def run(config: str, seed: int, args) -> dict:
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (REPO, env.get('PYTHONPATH')) if p)
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    try:
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    except subprocess.CalledProcessError as error:
+        raise RuntimeError(
+            f'{work_dir}: the training of {label} failed (exit status '
+            f'{error.returncode}; its error is above, its log in '
+            f'{work_dir}): {" ".join(cmd)}') from error
     metrics, why = finished_result(config, work_dir, expected, label, trust)
     if metrics is None:
         raise RuntimeError(f'{work_dir}: {why} after training; does its '
                            'config validate at the end?')
     return metrics
+
+
+#: What :func:`run` raises for a run it cannot read or train.
+RUN_ERRORS = (ValueError, FileNotFoundError, RuntimeError)
+
+
+def runs_of(config: str, seeds: Sequence[int], args) -> dict:
+    """``{seed: metrics}`` of the runs of ``config`` (:func:`run`), for
+    a tool's ``main()``: a run that cannot be read or trained ends the
+    tool with ``error: ...`` (exit status 1), as its other errors do, not
+    with a traceback.
+
+    Args:
+        config (str): The config file.
+        seeds (Sequence[int]): The seeds.
+        args: As for :func:`run`.
+
+    Returns:
+        dict: The metrics of each seed's final evaluation.
+    """
+    try:
+        return {seed: run(config, seed, args) for seed in seeds}
+    except RUN_ERRORS as error:
+        raise SystemExit(f'error: {error}')
 
 
 def targets_of(metrics: dict) -> List[str]:
@@ -1130,10 +1167,13 @@ def main(argv=None):
     except ValueError as error:
         raise SystemExit(f'error: {error}')
     if args.baseline and len(args.seeds) < 2:
-        raise SystemExit('--baseline needs two seeds at least')
+        raise SystemExit('error: --baseline needs two seeds at least')
     means = {}
     for config in args.configs:
-        cfg = expected_config(config, args.seeds[0], args.cfg_options)
+        try:
+            cfg = expected_config(config, args.seeds[0], args.cfg_options)
+        except RUN_ERRORS as error:
+            raise SystemExit(f'error: {error}')
         means[config] = loop_means(cfg)
         # Before any run is trained: its metrics must be readable.
         if any(needs_training(config, seed, args) for seed in args.seeds):
@@ -1143,8 +1183,7 @@ def main(argv=None):
                 raise SystemExit(f'error: {error}')
     rows = []
     for config in args.configs:
-        runs = {seed: run(config, seed, args) for seed in args.seeds}
-        rows.append((config, runs))
+        rows.append((config, runs_of(config, args.seeds, args)))
     try:
         prefixes = check_targets(rows, args.target, means)
     except ValueError as error:
