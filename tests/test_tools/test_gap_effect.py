@@ -347,3 +347,56 @@ def test_a_metric_a_run_did_not_log_is_named(tmp_path, monkeypatch):
             'a_bn.py:a_mbn.py', '--work-dir',
             str(tmp_path), '--metrics', 'R1', 'mINP'
         ])
+
+
+def test_a_run_of_two_metrics_is_read_with_target(tmp_path, monkeypatch,
+                                                  capsys):
+    """Runs evaluated with two metrics (``reid/`` and a user's ``my/``)
+    could not be read: gap_effect.py had no --target. It takes
+    compare_configs.py's, and checks it from the configs before training
+    as that does."""
+    import subprocess
+    tool = load_tool(TOOL)
+    monkeypatch.chdir(tmp_path)
+    for name in ('a_bn', 'a_mbn'):
+        r1, gaps = RUNS[name]
+        for seed in range(3):
+            write_run(
+                tmp_path / f'{name}_seed{seed}',
+                r1[seed],
+                gaps[seed], {
+                    'reid/num_query': 3803,
+                    'my/n': 71
+                },
+                target='reid')
+    argv = ['a_bn.py:a_mbn.py', '--work-dir', str(tmp_path), '--metrics', 'R1']
+    with pytest.raises(SystemExit) as info:
+        tool.main(argv + ['--no-train'])
+    assert str(info.value) == (
+        'error: a_bn, seed 0: its metrics are of 2 prefixes (my, reid); '
+        'give --target with one of them')
+    tool.main(argv + ['--no-train', '--target', 'reid'])
+    # As in test_table_from_the_definitions: MBN - BN = 1, 3, 0.
+    assert cells(capsys.readouterr().out, 'a_bn')[0][6] == \
+        '+1.3 [-2.5, +5.1]'
+    with pytest.raises(SystemExit) as info:
+        tool.main(argv + ['--no-train', '--target', 'sysu'])
+    assert str(info.value).startswith(
+        "error: a_bn, seed 0: no target 'sysu' in its last evaluation; it "
+        'has 2 prefixes (my, reid)')
+
+    # Runs still to train are checked from their configs first.
+    def no_training(*args, **kwargs):
+        raise AssertionError(f'a training was started: {args}')
+
+    monkeypatch.setattr(subprocess, 'run', no_training)
+    two = ("val_evaluator = [dict(type='ReIDMetric'), "
+           "dict(type='ReIDMetric', prefix='my')]\n")
+    for name in ('b_bn', 'b_mbn'):
+        write_config(tmp_path / f'{name}.py', max_epochs=12, extra=two)
+    with pytest.raises(SystemExit) as info:
+        tool.main(['b_bn.py:b_mbn.py', '--work-dir', str(tmp_path)])
+    assert str(info.value) == (
+        'error: b_bn.py (its val_cfg and val_evaluator, before training): '
+        'its metrics are of 2 prefixes (my, reid); give --target with one '
+        'of them')

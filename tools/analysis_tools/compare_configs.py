@@ -188,11 +188,19 @@ def parse_args(argv=None):
         '--baseline',
         help='config to compare the others with: paired per-seed '
         'differences with 95 %% intervals')
+    add_target_argument(parser)
+    return parser.parse_args(argv)
+
+
+def add_target_argument(parser: argparse.ArgumentParser) -> None:
+    """``--target``, shared by the tools that read runs' metrics (see
+    :func:`run_target`)."""
     parser.add_argument(
         '--target',
-        help='multi-target runs: read the metrics of this target '
-        '(its prefix, e.g. d3)')
-    return parser.parse_args(argv)
+        help='read the metrics under this prefix: a target of a '
+        'multi-target run (e.g. d3, d3/reid), or one metric of a run '
+        'evaluated with several (e.g. reid); needed where a run logs '
+        'several')
 
 
 def last_validation(work_dir: str) -> dict:
@@ -786,6 +794,35 @@ def check_planned_target(cfg, config: str, target: Optional[str]) -> None:
         'give --target with one of them', loop_means(cfg))
 
 
+def plan_runs(configs: Sequence[str], args) -> dict:
+    """Read each config before any run is trained, for a tool's
+    ``main()``: a config that cannot be read, or whose runs to train would
+    log metrics ``args.target`` does not pick from
+    (:func:`check_planned_target`), ends the tool with ``error: ...``.
+
+    Args:
+        configs (Sequence[str]): The config files.
+        args: As for :func:`run`, and ``target``.
+
+    Returns:
+        dict: config -> the prefixes of the means over targets its loops
+        log (:func:`loop_means`).
+    """
+    means = {}
+    for config in configs:
+        try:
+            cfg = expected_config(config, args.seeds[0], args.cfg_options)
+        except RUN_ERRORS as error:
+            raise SystemExit(f'error: {error}')
+        means[config] = loop_means(cfg)
+        if any(needs_training(config, seed, args) for seed in args.seeds):
+            try:
+                check_planned_target(cfg, config, args.target)
+            except ValueError as error:
+                raise SystemExit(f'error: {error}')
+    return means
+
+
 def aggregates_of(metrics: dict,
                   means: Optional[Sequence[str]] = None) -> List[str]:
     """The top-level names of ``targets_of`` that are means over targets:
@@ -1168,19 +1205,7 @@ def main(argv=None):
         raise SystemExit(f'error: {error}')
     if args.baseline and len(args.seeds) < 2:
         raise SystemExit('error: --baseline needs two seeds at least')
-    means = {}
-    for config in args.configs:
-        try:
-            cfg = expected_config(config, args.seeds[0], args.cfg_options)
-        except RUN_ERRORS as error:
-            raise SystemExit(f'error: {error}')
-        means[config] = loop_means(cfg)
-        # Before any run is trained: its metrics must be readable.
-        if any(needs_training(config, seed, args) for seed in args.seeds):
-            try:
-                check_planned_target(cfg, config, args.target)
-            except ValueError as error:
-                raise SystemExit(f'error: {error}')
+    means = plan_runs(args.configs, args)
     rows = []
     for config in args.configs:
         rows.append((config, runs_of(config, args.seeds, args)))

@@ -23,7 +23,10 @@ batch composition). For every pair the table gives:
 Runs are found (or trained) as by ``compare_configs.py``
 (``WORK_DIR/<config name>_seed<S>``, last validation of the log; a config
 whose seeds, or a BN and MBN run, were evaluated on different test sets,
-``<target>/num_query``, is an error); the gap
+``<target>/num_query``, is an error; ``--target`` names the prefix to
+read where a run logs several, e.g. ``--target sysu`` of a multi-target
+run, ``--target reid`` of one evaluated with ``[ReIDMetric, MyMetric]``,
+checked from the configs before any run is trained); the gap
 of a run is measured on its last checkpoint and cached next to it
 (``modality_gap_<N>.json``, with the sha256 of the checkpoint and of the
 merged config: a run trained again into the same work dir, or a changed
@@ -42,12 +45,14 @@ import json
 import os.path as osp
 import statistics
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import add_run_arguments  # noqa
+from compare_configs import add_target_argument  # noqa
 from compare_configs import (check_paired_test_sets, one_test_set,  # noqa
-                             paired_interval, pick, run, run_target)
+                             paired_interval, pick, plan_runs, run_target,
+                             runs_of)
 
 
 def parse_args(argv=None):
@@ -56,6 +61,7 @@ def parse_args(argv=None):
         'pairs', nargs='+', help='BN_CONFIG:MBN_CONFIG, one per setting')
     add_run_arguments(parser, 'work_dirs/gap_effect')
     parser.add_argument('--metrics', nargs='+', default=['R1', 'mAP'])
+    add_target_argument(parser)
     parser.add_argument(
         '--layers',
         default='backbone.layer',
@@ -81,7 +87,9 @@ def name_of(config: str) -> str:
     return osp.splitext(osp.basename(config))[0]
 
 
-def check_test_sets(sides: list) -> None:
+def check_test_sets(sides: list,
+                    target: Optional[str] = None,
+                    means: Optional[dict] = None) -> None:
     """Refuse a BN/MBN pair unless both were evaluated on one test set.
 
     The runs of each config (across seeds) and BN and MBN (seed by seed)
@@ -91,15 +99,23 @@ def check_test_sets(sides: list) -> None:
 
     Args:
         sides (list): ``(config, {seed: metrics})`` of BN, then MBN.
+        target (str, optional): ``--target``: the prefix to read; without
+            it a run must log one (``compare_configs.run_target``).
+        means (dict, optional): config -> the prefixes of the means over
+            targets its loops log (``compare_configs.loop_means``).
 
     Raises:
         ValueError: Names the config (and seed), the target and the two
-            test sets.
+            test sets; or the targets of a run that ``target`` does not
+            pick from.
     """
+    means = means or {}
     found = []
     for config, runs in sides:
         prefixes = {
-            seed: run_target(metrics, None, f'{name_of(config)}, seed {seed}')
+            seed:
+            run_target(metrics, target, f'{name_of(config)}, seed {seed}',
+                       'give --target with one of them', means.get(config))
             for seed, metrics in runs.items()
         }
         if len(set(prefixes.values())) > 1:
@@ -337,6 +353,7 @@ def plot(settings: List[dict], metric: str, path: str) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    means = plan_runs([c for pair in args.pairs for c in pair], args)
     settings = []
     for bn_config, mbn_config in args.pairs:
         setting = dict(
@@ -349,21 +366,19 @@ def main(argv=None):
             mbn={m: []
                  for m in args.metrics})
         runs = {
-            config: {
-                seed: run(config, seed, args)
-                for seed in args.seeds
-            }
+            config: runs_of(config, args.seeds, args)
             for config in (bn_config, mbn_config)
         }
         try:
-            check_test_sets([(c, runs[c]) for c in (bn_config, mbn_config)])
+            check_test_sets([(c, runs[c]) for c in (bn_config, mbn_config)],
+                            args.target, means)
         except ValueError as error:
             raise SystemExit(f'error: {error}')
         for seed in args.seeds:
             for side, config in (('bn', bn_config), ('mbn', mbn_config)):
                 metrics = runs[config][seed]
                 for m in args.metrics:
-                    value = pick(metrics, m, None,
+                    value = pick(metrics, m, args.target,
                                  f'{name_of(config)}, seed {seed}')
                     if value is None:
                         raise KeyError(f'{name_of(config)}, seed {seed}: no '
