@@ -28,10 +28,15 @@ that holds other files is refused.
 ``camid`` is 0-based in both modes, as the datasets and metrics count
 cameras: the file-name camera ``c1`` is camid 0. With ``--split`` the
 labels are the dataset's records (``role`` query/gallery/train, a
-multi-target config's targets one after the other, ``dataset`` = target
-name). The training records carry training labels, the pids relabelled
-``0..N-1`` (offset per source of a multi-source set), not the pids of the
-files: with ``--split train`` that column is named ``label``. With
+multi-target config's targets one after the other). ``dataset`` is the
+name ``tools/test.py`` reports the image's metrics under where a loop
+has targets: with ``--split val``/``test`` of a multi-target config the
+target's name (``test_cfg.targets[i].name``), with ``--target`` or
+without; otherwise the dataset's own name (its ``dataset_name``, e.g.
+``market1501``; for a multi-source training set each image's source).
+The training records carry training labels, the pids relabelled ``0..N-1``
+(offset per source of a multi-source set), not the pids of the files: with
+``--split train`` that column is named ``label``. With
 ``--images`` they are parsed from Market-style file names
 (``0002_c1s1_000451_03.jpg``: pid 2, camid 0); other names leave pid and
 camid empty, and a camera ``c0`` (no camera of the 1-based convention)
@@ -172,11 +177,15 @@ def split_records(cfg: Config,
                   split: str,
                   target: Optional[str] = None) -> List[dict]:
     """One record per image of ``split``: path, pid, camid, modality,
-    role, dataset; with ``target``, those of that target only."""
+    role, dataset; with ``target``, those of that target only.
+
+    ``dataset`` is a multi-target loop's target name for its targets'
+    images (``target`` given or not), else the record's own (its
+    dataset's ``dataset_name``; a multi-source set's source)."""
     records = []
     targets = split_datasets(cfg, split)
-    loop = f'{split}_cfg.targets.'
-    if target is not None and targets[0][1].startswith(loop):
+    of_loop = targets[0][1].startswith(f'{split}_cfg.targets.')
+    if target is not None and of_loop:
         names = [name for name, _, _ in targets]
         targets = [t for t in targets if t[0] == target]
         if not targets:
@@ -196,8 +205,7 @@ def split_records(cfg: Config,
                     camid=info.get('camid'),
                     modality=info.get('modality', 0),
                     role=info.get('role', split),
-                    dataset=name if len(targets) > 1 else info.get(
-                        'dataset', name)))
+                    dataset=name if of_loop else info.get('dataset', name)))
     return records
 
 

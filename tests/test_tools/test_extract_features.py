@@ -549,3 +549,26 @@ def test_multi_target_rows_name_their_target(tool, setup):
     rows = read_index(out)
     assert {r['role'] for r in rows} == {'train'}
     assert {r['dataset'] for r in rows} == {'synthreid-d0', 'synthreid-d1'}
+
+
+def test_the_dataset_column_is_one_rule(tool, setup):
+    """index.csv's dataset of a multi-target config's test images is the
+    target's name with --target as without (it was the dataset's own
+    name, synthreid-d0, with --target: the same image labelled two ways);
+    a config without targets labels by the dataset's own name."""
+    from mmreid.utils.config import read_config
+    root, config, _, _ = setup
+    multi = root / 'multi_rule.py'
+    multi.write_text(
+        CONFIG.format(data_root=str(root / 'synthreid')) + MULTI_TARGET)
+    cfg = read_config(str(multi), phase='test')
+    every = tool.split_records(cfg, 'test')
+    chosen = tool.split_records(cfg, 'test', 'd0')
+    d0 = synth_test_set(root, 0)
+    assert [r['path'] for r in chosen] == \
+        [d0.get_data_info(i)['img_path'] for i in range(len(d0))]
+    assert [r['dataset'] for r in chosen] == ['d0'] * len(d0)
+    assert [r for r in every if r['dataset'] == 'd0'] == chosen
+    # No targets: the test dataloader's dataset, SynthReID domain 1.
+    single = tool.split_records(read_config(config, phase='test'), 'test')
+    assert {r['dataset'] for r in single} == {'synthreid-d1'}
