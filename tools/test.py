@@ -14,6 +14,7 @@ from mmreid.engine.runner import MultiTargetTestLoop, ReIDRunner
 from mmreid.registry import RUNNERS
 from mmreid.utils import config as setup_cfg
 from mmreid.utils import register_all_modules
+from mmreid.utils.logged_warnings import record_warnings
 from mmreid.utils.pipeline_source import split_targets
 
 
@@ -143,6 +144,8 @@ def select_targets(cfg, names) -> None:
 
 
 def main():
+    # Warnings of the config reading go into the run's log file too.
+    record_warnings()
     args = parse_args()
     register_all_modules(init_default_scope=False)
     cfg = setup_cfg.load_config(

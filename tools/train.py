@@ -10,6 +10,7 @@ from mmreid.engine.runner import ReIDRunner
 from mmreid.registry import RUNNERS
 from mmreid.utils import config as setup_cfg
 from mmreid.utils import register_all_modules
+from mmreid.utils.logged_warnings import record_warnings
 
 # --vis-backend name -> (mmengine backend, module it needs, pip package)
 VIS_BACKENDS = dict(
@@ -75,6 +76,8 @@ def parse_args():
 
 
 def main():
+    # Warnings of the config reading go into the run's log file too.
+    record_warnings()
     args = parse_args()
     register_all_modules(init_default_scope=False)
     cfg = setup_cfg.load_config(args.config, args.cfg_options, args.work_dir,

@@ -15,6 +15,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.utils.dl_utils import collect_env
 
 from mmreid.registry import RUNNERS
+from mmreid.utils.logged_warnings import log_warnings_to
 from .log_processor import ReIDLogProcessor
 from .resume_checks import (config_ast, config_type_name, metainfo_differences,
                             optimizer_type_in_config_text,
@@ -235,6 +236,12 @@ class ReIDRunner(Runner):
     :meth:`test`, not when the runner is built as in mmengine: a refused
     or failed start leaves the copy of the run whose checkpoints sit next
     to it as it was.
+
+    Python warnings go into the run's log file too (still shown on stderr
+    as before): those shown while the runner's logger is the latest, and
+    those ``tools/train.py`` and ``tools/test.py`` kept while reading the
+    config (:mod:`mmreid.utils.logged_warnings`), such as mmengine's
+    "X failed to import and is ignored".
     """
 
     _training = False
@@ -284,6 +291,9 @@ class ReIDRunner(Runner):
             super().__init__(*args, **kwargs)
         finally:
             self._building = False
+        # Python warnings (those of the config reading the tools kept
+        # included) into the log file, not on stderr only.
+        log_warnings_to(self.logger)
 
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
         """mmengine's, without a custom hook that restates a default one.

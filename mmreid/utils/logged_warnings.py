@@ -1,0 +1,97 @@
+"""Python warnings in a run's log file, not on stderr only.
+
+A ``warnings.warn`` line (mmengine's "mypkg.componets failed to import and
+is ignored" for ``custom_imports`` with ``allow_failed_imports=True``,
+mmreid's "no CUDA device: using the gloo backend") reached the terminal
+only: whoever reads the run's log file later never sees it. Most of them
+come while the config is read, before the runner has a logger, so they
+are kept from the start of the tool (:func:`record_warnings`) and written
+into the log file once the runner has one (:func:`log_warnings_to`),
+followed by every warning shown while that logger is the latest.
+
+Each warning is still shown as before (stderr, or whatever
+``warnings.showwarning`` did); the log file gets a copy through the
+logger's file handlers only, so the console does not show it twice. Only
+the process that attached the logger writes (a dataloader worker forked
+from it does not).
+"""
+import logging
+import os
+import threading
+import warnings
+from typing import List, Optional, Tuple
+
+#: The warnings shown before a logger was attached, at most this many.
+MAX_KEPT = 100
+
+_kept: List[Tuple[str, str, int]] = []
+_logger: Optional[logging.Logger] = None
+_pid: Optional[int] = None
+_previous = None
+
+_state = threading.local()
+#: Python's own ``warnings.showwarning`` (or what stood there at import).
+_DEFAULT_SHOW = warnings.showwarning
+
+
+def _show(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` that also keeps or logs the warning."""
+    if getattr(_state, 'showing', False):
+        # Called back by a wrapper of this function that it wraps in turn
+        # (a library's, installed between two record_warnings() calls):
+        # shown the default way, not round again.
+        _DEFAULT_SHOW(message, category, filename, lineno, file, line)
+        return
+    _state.showing = True
+    try:
+        _previous(message, category, filename, lineno, file, line)
+        text = warnings.formatwarning(message, category, filename, lineno,
+                                      line).rstrip()
+        if _logger is None:
+            if len(_kept) < MAX_KEPT:
+                _kept.append((text, filename, lineno))
+        elif os.getpid() == _pid:
+            _write(_logger, text, filename, lineno)
+    finally:
+        _state.showing = False
+
+
+def _write(logger: logging.Logger, text: str, filename: str,
+           lineno: int) -> None:
+    """Write a warning into ``logger``'s file handlers only."""
+    record = logger.makeRecord(logger.name, logging.WARNING, filename, lineno,
+                               f'Python warning: {text}', None, None)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def record_warnings() -> None:
+    """Keep every warning shown from now on, for :func:`log_warnings_to`.
+
+    Wraps ``warnings.showwarning`` (which still shows each warning); a
+    second call while the wrapper is in place does nothing.
+    """
+    global _previous
+    if warnings.showwarning is not _show:
+        _previous = warnings.showwarning
+        warnings.showwarning = _show
+
+
+def log_warnings_to(logger: logging.Logger) -> None:
+    """Write the warnings kept so far into ``logger``'s log file, and from
+    now on each warning shown, until another logger is attached.
+
+    Args:
+        logger (logging.Logger): The run's logger (``runner.logger``);
+            only its file handlers are written to.
+    """
+    global _logger, _pid
+    record_warnings()
+    _logger, _pid = logger, os.getpid()
+    for text, filename, lineno in _kept:
+        _write(logger, text, filename, lineno)
+    _kept.clear()
+
+
+__all__ = ['record_warnings', 'log_warnings_to']

@@ -1,0 +1,96 @@
+"""Python warnings in the run's log file: mmengine's "X failed to import
+and is ignored" (``custom_imports`` with ``allow_failed_imports=True``)
+and mmreid's "no CUDA device: using the gloo backend" went to stderr only,
+so the log file of the run never said so."""
+import copy
+import io
+import logging
+import os.path as osp
+import warnings
+
+import pytest
+
+from mmreid.utils import logged_warnings
+from ..fixtures.tiny_models import TINY_BOT_MODEL
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """No logger attached and nothing kept by an earlier test."""
+    monkeypatch.setattr(logged_warnings, '_logger', None)
+    monkeypatch.setattr(logged_warnings, '_kept', [])
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter('always')
+        yield shown
+
+
+def file_and_console_logger(path):
+    logger = logging.getLogger(f'test_logged_warnings.{path}')
+    logger.propagate = False
+    console = io.StringIO()
+    logger.addHandler(logging.StreamHandler(console))
+    logger.addHandler(logging.FileHandler(path))
+    return logger, console
+
+
+def test_kept_warnings_and_later_ones_go_to_the_log_file(fresh, tmp_path):
+    logged_warnings.record_warnings()
+    warnings.warn('mypkg.componets failed to import and is ignored.')
+    logger, console = file_and_console_logger(str(tmp_path / 'run.log'))
+    logged_warnings.log_warnings_to(logger)
+    warnings.warn('no CUDA device: using the gloo backend', RuntimeWarning)
+    logged = [
+        line for line in (tmp_path / 'run.log').read_text().splitlines()
+        if line.startswith('Python warning: ')
+    ]
+    assert len(logged) == 2
+    ends = ('UserWarning: mypkg.componets failed to import and is ignored.',
+            'RuntimeWarning: no CUDA device: using the gloo backend')
+    for line, end in zip(logged, ends):
+        # Where it was raised: this file, its line.
+        assert line.startswith(f'Python warning: {__file__}:'), line
+        assert line.endswith(end), line
+    # Each still shown as before (here: recorded), once; the console
+    # handlers do not get a second copy.
+    assert [str(w.message) for w in fresh] == [
+        'mypkg.componets failed to import and is ignored.',
+        'no CUDA device: using the gloo backend'
+    ]
+    assert console.getvalue() == ''
+
+
+def test_a_wrapper_of_the_wrapper_shows_a_warning_once(fresh):
+    """A library that wraps warnings.showwarning after record_warnings()
+    and calls it back: a second record_warnings() (the runner attaching)
+    then wraps that wrapper; the warning is shown once, not round and
+    round (RecursionError)."""
+    logged_warnings.record_warnings()
+    calls = []
+    inner = warnings.showwarning
+
+    def library(*args, **kwargs):
+        calls.append(args[0])
+        inner(*args, **kwargs)
+
+    warnings.showwarning = library
+    logged_warnings.record_warnings()
+    warnings.warn('once')
+    assert [str(m) for m in calls] == ['once']
+    assert [str(w.message) for w in fresh] == ['once']
+
+
+def test_the_runner_writes_them_into_its_log_file(fresh, tmp_path):
+    from mmreid.engine.runner import ReIDRunner
+    logged_warnings.record_warnings()
+    warnings.warn('while the config was read')
+    runner = ReIDRunner(
+        model=copy.deepcopy(TINY_BOT_MODEL),
+        work_dir=str(tmp_path),
+        experiment_name='warnings',
+        default_scope='mmreid')
+    warnings.warn('while the runner lives')
+    log = osp.join(runner.log_dir, f'{runner.timestamp}.log')
+    text = open(log).read()
+    assert 'Python warning: ' in text
+    assert 'UserWarning: while the config was read' in text
+    assert 'UserWarning: while the runner lives' in text
