@@ -807,6 +807,12 @@ def test_what_a_recorded_config_may_differ_in(tmp_path):
     assert tool.config_differences(
         Config(here), Config(dict(here, load_strict=False)),
         tested=False) == ['load_strict: unset here, False in the run']
+    # The log lines' writer: a run recorded before default_runtime named
+    # ReIDLogProcessor logged the same metrics.
+    assert tool.config_differences(
+        Config(dict(here, log_processor=dict(type='ReIDLogProcessor'))),
+        Config(dict(here, log_processor=dict(by_epoch=True))),
+        tested=False) == []
 
 
 def test_cfg_options_come_after_the_seed(tmp_path, monkeypatch):

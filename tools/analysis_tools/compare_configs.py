@@ -218,8 +218,10 @@ def last_validation(work_dir: str) -> dict:
 
 
 #: Settings of a recorded config that say how a run was started or
-#: watched, not what it trained or evaluated.
-RUN_ONLY_KEYS = ('work_dir', 'resume', 'visualizer')
+#: watched, not what it trained or evaluated (``log_processor`` writes the
+#: log lines: runs recorded before default_runtime named
+#: ``ReIDLogProcessor`` hold the same metrics).
+RUN_ONLY_KEYS = ('work_dir', 'resume', 'visualizer', 'log_processor')
 #: Hooks ``tools/test.py`` adds for its drawings; they change no metric.
 DRAWING_HOOKS = ('RankedListHook', 'EvalReportHook')
 #: The loops whose end is known: the unit of their logged validation
