@@ -297,6 +297,40 @@ def test_modality_must_match_the_model(make_config, tiny, tmp_path):
     assert [p.name for p in out_dir.iterdir()] == ['model.onnx']
 
 
+def test_a_cross_modality_model_is_exported_with_the_legacy_exporter(
+        make_config, tmp_path, capsys):
+    """torch.export (the dynamo exporter) stops at the data-dependent
+    modality routing of MBN layers and two-stream backbones: without
+    --exporter such a model is exported (and verified) with the legacy
+    exporter, and --exporter dynamo is refused before anything is written;
+    a model without modality-aware modules keeps the dynamo default."""
+    tool = load_tool(TOOL)
+    mbn_config = make_config(
+        extra="model['backbone']['norm_cfg'] = dict(type='MBN')",
+        name='tiny_mbn.py')
+    model = MODELS.build(Config.fromfile(mbn_config).model)
+    assert tool.choose_exporter(model) == 'legacy'
+    assert tool.choose_exporter(model, 'legacy') == 'legacy'
+    plain = MODELS.build(Config.fromfile(make_config()).model)
+    assert tool.choose_exporter(plain) == 'dynamo'
+    assert tool.choose_exporter(plain, 'legacy') == 'legacy'
+    checkpoint = str(tmp_path / 'mbn.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    output = tmp_path / 'out' / 'model.onnx'
+    output.parent.mkdir()
+    args = [
+        mbn_config, checkpoint, '--modality', '0', '--output-file',
+        str(output), '--opset', '17'
+    ]
+    with pytest.raises(ValueError, match='--exporter legacy'):
+        tool.main(args + ['--exporter', 'dynamo'])
+    assert not output.exists()
+    capsys.readouterr()
+    assert tool.main(args + ['--verify']) == 0
+    assert 'exporter legacy' in capsys.readouterr().out
+    assert output.exists()
+
+
 GMN_MODEL = '''
 model = dict(
     type='GMNReID',

@@ -35,12 +35,15 @@ anyway; the file then records ``mmreid.features_only = true``, the
 model's distance (e.g. ``mnet``) and ``mmreid.feature_normalization =
 model``. Writing the metadata needs ``onnx``.
 
-Exporters (``--exporter``): ``dynamo`` (default) is torch's
+Exporters (``--exporter``): ``dynamo`` (the default) is torch's
 ``torch.export``-based exporter, the default of torch >= 2.9; it needs
 ``onnxscript`` (and ``onnx``), see ``requirements/optional.txt``.
 ``legacy`` is the TorchScript exporter (``dynamo=False``), deprecated
 by torch but faster and free of the extra dependency; it writes opset
-<= 20.
+<= 20. A cross-modality model (MBN layers, a two-stream backbone) is
+exported with ``legacy`` by default: ``torch.export`` stops at the
+data-dependent routing of its modality labels, so ``--exporter dynamo``
+is refused for it (see :func:`choose_exporter`).
 
 The checkpoint must be a local, trusted file (loaded with
 :func:`mmreid.utils.load_trusted_checkpoint`: tensors and mmengine's own
@@ -129,9 +132,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--exporter',
         choices=EXPORTERS,
-        default='dynamo',
-        help='torch.export-based (dynamo, default) or TorchScript-based '
-        '(legacy) exporter')
+        default=None,
+        help='torch.export-based (dynamo, the default) or TorchScript-based '
+        '(legacy, the default for a cross-modality model) exporter')
     parser.add_argument(
         '--modality',
         type=int,
@@ -214,6 +217,39 @@ def input_shape(cfg: Config,
                          f'{source.path} to set the input size; pass '
                          '--shape H W')
     return size
+
+
+def choose_exporter(model: nn.Module, given: Optional[str] = None) -> str:
+    """The exporter for ``model``: ``given``, else ``'dynamo'``, except
+    for a cross-modality model.
+
+    A model with modality-aware modules (MBN layers, a two-stream
+    backbone; :func:`~mmreid.models.modality_routing.modality_aware_modules`)
+    routes each sample by its modality label with data-dependent branches,
+    where ``torch.export`` (the dynamo exporter) stops with
+    ``GuardOnDataDependentSymNode``; the TorchScript exporter traces the
+    one modality the graph computes. Such a model is exported with
+    ``'legacy'`` by default, and ``'dynamo'`` is refused for it.
+
+    Args:
+        model (nn.Module): The model to export.
+        given (str, optional): ``--exporter`` as given.
+
+    Returns:
+        str: ``'dynamo'`` or ``'legacy'``.
+    """
+    from mmreid.models.modality_routing import modality_aware_modules
+    aware = bool(modality_aware_modules(model))
+    if given is None:
+        return 'legacy' if aware else 'dynamo'
+    if given == 'dynamo' and aware:
+        raise ValueError(
+            '--exporter dynamo cannot export a cross-modality model (MBN '
+            'layers, a two-stream backbone): torch.export stops at the '
+            'data-dependent routing of its modality labels. Leave '
+            '--exporter out or give --exporter legacy (the default for '
+            'such a model; --verify checks the file against PyTorch)')
+    return given
 
 
 def input_resize(cfg: Config, target: Optional[str] = None) -> Dict[str, str]:
@@ -522,6 +558,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     shape = input_shape(cfg, args.shape, args.target)
     model = build_model(cfg, args.checkpoint, args.modality,
                         args.features_only)
+    exporter = choose_exporter(model, args.exporter)
 
     def check(onnx_file: str) -> None:
         reports = verify(model, onnx_file, shape)
@@ -538,7 +575,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'verification passed (tolerance {args.tolerance:g})')
 
     try:
-        export(model, args.output_file, shape, args.opset, args.exporter,
+        export(model, args.output_file, shape, args.opset, exporter,
                check if args.verify else None,
                onnx_metadata(model.ranking, shape, args.modality,
                              input_resize(cfg, args.target)))
@@ -546,7 +583,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(error, file=sys.stderr)
         return 1
     print(f'exported {args.output_file} (input (N, 3, {shape[0]}, '
-          f'{shape[1]}) RGB 0-255, exporter {args.exporter}, opset '
+          f'{shape[1]}) RGB 0-255, exporter {exporter}, opset '
           f'{args.opset}{", verified" if args.verify else ""}); ranking: '
           f'{model.ranking["note"]}')
     return 0
