@@ -494,6 +494,27 @@ def test_training_only_settings_and_evaluation_choices_are_accepted():
                 **{'model.backbone.norm_cfg': dict(type='BN', eps=1e-3)}))
 
 
+def test_the_mbn_evaluation_statistics_are_an_evaluation_choice():
+    # configs/mbn/README.md tests one MBN checkpoint under each
+    # eval_stats (and its min_per_modality threshold): an evaluation
+    # choice, not another network. A constant the forward reads (eps, left
+    # to MBN's default 1e-5 in the trained config) is another network.
+    saved = tiny_model(**{'model.backbone.norm_cfg': dict(type='MBN')})
+    for option in (dict(eval_stats='batch'), dict(eval_stats='shared'),
+                   dict(min_per_modality=4)):
+        current = tiny_model(
+            **{'model.backbone.norm_cfg': dict(type='MBN', **option)})
+        assert check_trained(saved, current) == [], option
+    with pytest.raises(
+            ValueError,
+            match=r'model\.backbone\.norm_cfg\.eps: '
+            r"the checkpoint's config has 1e-05, the config 0\.001"):
+        check_trained(
+            saved,
+            tiny_model(
+                **{'model.backbone.norm_cfg': dict(type='MBN', eps=1e-3)}))
+
+
 def test_strict_off_accepts_another_network_with_a_warning():
     from unittest import mock
 
