@@ -833,6 +833,52 @@ def test_the_epoch_line_averages_the_batches_of_every_target():
     assert tag['time'] == pytest.approx((4 * 10.0 + 6 * 1.0) / 10)
 
 
+def test_a_target_line_averages_every_batch_of_its_own_so_far():
+    """At batch i (0-based) of a target the mean is over its i + 1
+    batches: d0's first two batches (1 s and 3 s) average 2 s."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mmreid.engine.runner import ReIDLogProcessor
+    hub = MessageHub.get_instance('a_target_line_averages_every_batch')
+    for seconds in (10.0, 10.0, 1.0, 3.0):  # d2's 2 batches, d0's 2
+        hub.update_scalar('test/time', seconds)
+        hub.update_scalar('test/data_time', 0.0)
+    hub.update_info('eta', 4.0)
+    loop = SimpleNamespace(
+        current_target='d0',
+        dataloader=[None] * 6,
+        batch_counts=lambda: dict(d2=2, d0=6))
+    runner = SimpleNamespace(message_hub=hub, test_loop=loop, _train_loop=None)
+    tag, line = ReIDLogProcessor(window_size=10).get_log_after_iter(
+        runner, 1, 'test')
+    assert line.startswith('Epoch(test) [d0] [2/6]')
+    assert tag['time'] == pytest.approx((1.0 + 3.0) / 2)
+
+
+def test_the_epoch_line_of_one_target_names_it():
+    """A multi-target loop of one target: its end-of-epoch line names the
+    target (``[d0]``), not a count of targets."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mmreid.engine.runner import ReIDLogProcessor
+    hub = MessageHub.get_instance('the_epoch_line_of_one_target_names_it')
+    for seconds in (2.0, 4.0, 6.0):
+        hub.update_scalar('test/time', seconds)
+        hub.update_scalar('test/data_time', 0.0)
+    loop = SimpleNamespace(
+        current_target='d0',
+        dataloader=[None] * 3,
+        batch_counts=lambda: dict(d0=3))
+    runner = SimpleNamespace(message_hub=hub, test_loop=loop, _train_loop=None)
+    tag, line = ReIDLogProcessor().get_log_after_epoch(runner, 3, 'test')
+    assert line.startswith('Epoch(test) [d0] [3/3]'), line
+    assert tag['time'] == pytest.approx(4.0)
+
+
 def test_a_nested_or_list_placeholder_is_refused_without_copies():
     """``refuse_ignored_placeholders`` (no runner, no dataset needed): a
     nested setting or a list placeholder is refused naming the targets,
