@@ -570,3 +570,20 @@ def test_a_metric_in_one_run_is_named_when_the_other_is_not_reported(
         f"section 'd3', R1: not the reported ranking (B holds {plain})",
         "section 'd3', mAP: only in A"
     ]
+
+
+def test_one_identity_gives_no_interval(tmp_path):
+    """The clustered error of one identity is estimated from one draw: no
+    t interval exists (G - 1 = 0 degrees of freedom), so none is given,
+    while the difference itself is."""
+    tool = load_tool(TOOL)
+    common = {'d3/img_path': np.array(['a', 'b']), 'd3/pid': np.array([4, 4])}
+    a = write(tmp_path / 'a.npz', **common,
+              **{'d3/first_rank': np.array([1, 2])})
+    b = write(tmp_path / 'b.npz', **common,
+              **{'d3/first_rank': np.array([1, 1])})
+    (row, ) = tool.paired_rows(tool.load_per_query(a), tool.load_per_query(b))
+    # R1 hits: A 1 0, B 1 1: differences 0 and 100 percent, mean 50.
+    assert row['diff'] == pytest.approx(50.0)
+    assert (row['queries'], row['identities']) == (2, 1)
+    assert np.isnan(row['low']) and np.isnan(row['high'])
