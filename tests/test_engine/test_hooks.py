@@ -177,6 +177,19 @@ def test_one_identity_of_two_modalities_is_refused():
     assert 'num_instances=2' in str(info.value)
 
 
+def test_an_odd_batch_of_one_identity_is_fixed_by_doubling_the_batch():
+    # batch 3 / K 3: P = 1, and no K divides 3 into two identities; two
+    # identities of K = 3 need a batch of 2 x 3 = 6.
+    from mmreid.models import TripletLoss
+    with pytest.raises(ValueError) as info:
+        TrainSetupCheckHook().before_train(pk_runner(TripletLoss(), 3, 3))
+    message = str(info.value)
+    assert ('P = 1 identity: train_dataloader.batch_size 3 / K = '
+            'train_dataloader.sampler.num_instances 3') in message
+    assert ('--cfg-options train_dataloader.batch_size=6 '
+            'train_dataloader.sampler.batch_size=6') in message
+
+
 def test_a_loss_without_negatives_accepts_one_identity():
     # PICLoss pulls pairs of one pair-identity together: defined (and not
     # zero) with one identity per batch; cross-entropy needs no batch.
