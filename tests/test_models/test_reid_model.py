@@ -322,3 +322,27 @@ def test_gem_fixed_p_is_not_trained_by_the_agw_recipe():
     losses = model(**data, mode='loss')
     optim_wrapper.update_params(losses['loss_cls'] + losses['loss_tri'])
     assert model.neck.p.item() == 3.0
+
+
+def test_the_0_1_scale_check_follows_its_definition():
+    """Refused: a float batch whose values all lie in [0, 1], not all
+    integers, when mean or std is on the 0-255 scale (any of them above
+    1)."""
+    pre = MODELS.build(dict(type='ReIDDataPreprocessor'))
+    # ToTensor() of an image with white in it: the maximum is exactly 1.
+    white = torch.tensor([0.0, 0.25, 0.5, 1.0]).repeat(2, 3, 2, 1)
+    with pytest.raises(ValueError, match='0-1 scale'):
+        pre(dict(inputs=white))
+    # Values below 0 are no 0-1 image (e.g. a batch normalised already):
+    # not refused, normalised as given.
+    signed = white - 0.5
+    out = pre(dict(inputs=signed))['inputs']
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    torch.testing.assert_close(out, (signed - mean) / std)
+    # Mean 0 and std 255 (a 0-255 input scaled to 0-1 by the model): the
+    # std alone puts the statistics on the 0-255 scale.
+    scaled = MODELS.build(
+        dict(type='ReIDDataPreprocessor', mean=[0, 0, 0], std=[255, 255, 255]))
+    with pytest.raises(ValueError, match='0-1 scale'):
+        scaled(dict(inputs=white))
