@@ -114,3 +114,22 @@ def test_query_analysis_ignores_junk_gallery_items():
     analysis = analyser.result()
     assert analysis.ap[0] == pytest.approx(AP)
     assert analysis.first_rank[0] == 1
+
+
+def test_junk_items_equal_their_removal_on_many_cameras():
+    # Junk items spread among positives and negatives of several cameras:
+    # each kept item keeps its own camera (a camera taken from the item
+    # beside it would remove other same-camera positives). The reference
+    # knows no junk label; it is given the gallery without the junk items.
+    rng = np.random.default_rng(1)
+    q_pids, g_pids = rng.integers(1, 6, 25), rng.integers(-1, 6, 90)
+    q_cams, g_cams = rng.integers(0, 4, 25), rng.integers(0, 4, 90)
+    dist = rng.random((25, 90))
+    kept = g_pids != -1
+    assert (~kept).sum() > 5
+    full = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=5)
+    ref = reference_evaluate_rank(
+        dist[:, kept], q_pids, g_pids[kept], q_cams, g_cams[kept], max_rank=5)
+    assert full.mAP == pytest.approx(ref['mAP'])
+    assert full.mINP == pytest.approx(ref['mINP'])
+    np.testing.assert_allclose(full.cmc, ref['cmc'])
