@@ -598,6 +598,60 @@ def test_merge_averages_only_the_metrics_it_is_told_to():
     assert merged == {'a/n': 40, 'b/n': 92}
 
 
+def test_a_metric_without_a_prefix_among_several_is_matched_by_its_place(
+        monkeypatch):
+    """A target's metrics ('reid', then one without a prefix): a key under
+    no prefix of the target's (``cos/n``, a per-distance count) belongs
+    to the metric without a prefix, the second, whose flag says not to
+    average it. It is logged per target, neither averaged nor named as
+    left out (never in the mean: no warning)."""
+    from mmreid.engine.runner import multi_target_loops
+    warnings = []
+    monkeypatch.setattr(multi_target_loops, 'print_log',
+                        lambda msg, logger, level: warnings.append(msg))
+    merged = merge_target_metrics(
+        {
+            'a': {
+                'reid/mAP': 10.0,
+                'cos/n': 40
+            },
+            'b': {
+                'reid/mAP': 30.0,
+                'cos/n': 92
+            },
+        }, 'mean', dict(a=('reid', None), b=('reid', None)),
+        dict(a=(True, False), b=(True, False)))
+    mean = {k: v for k, v in merged.items() if k.startswith('mean/')}
+    assert mean == {'mean/reid/mAP': 20.0}
+    assert (merged['a/cos/n'], merged['b/cos/n']) == (40, 92)
+    # A metric that is not averaged reports nothing the mean left out.
+    merged = merge_target_metrics({
+        'a': {
+            'n': 40
+        },
+        'b': {
+            'n': 92
+        }
+    }, 'mean', dict(a=('my', ), b=('my', )), dict(a=(False, ), b=(False, )))
+    assert merged == {'a/n': 40, 'b/n': 92}
+    assert warnings == []
+
+
+def test_a_key_of_a_metric_not_averaged_stays_out_of_every_mean():
+    """``a``'s mmreid metric and ``b``'s user metric both report ``mAP``:
+    ``b``'s is never averaged, so there is no mean over the targets (one
+    of them alone is no mean over targets)."""
+    merged = merge_target_metrics({
+        'a': {
+            'mAP': 10.0
+        },
+        'b': {
+            'mAP': 30.0
+        }
+    }, 'mean', dict(a=('reid', ), b=('my', )), dict(a=(True, ), b=(False, )))
+    assert merged == {'a/mAP': 10.0, 'b/mAP': 30.0}
+
+
 def test_an_empty_target_is_refused_before_any_extraction(synth, tmp_path):
     """A target of 0 samples (indices=0) crashed with ZeroDivisionError in
     mmengine's DefaultSampler when its turn came, after the other targets
