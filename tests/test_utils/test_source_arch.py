@@ -494,6 +494,19 @@ def test_training_only_settings_and_evaluation_choices_are_accepted():
                 **{'model.backbone.norm_cfg': dict(type='BN', eps=1e-3)}))
 
 
+def test_two_types_that_resolve_to_no_class_are_not_one_class():
+    # network_differences drops a type difference only when both names
+    # resolve to one class; two names that resolve to none (not
+    # registered here) are not shown to be one network.
+    from mmreid.utils.source_arch import network_differences
+    saved = dict(type='ReIDModel', neck=dict(type='UnregisteredPoolA'))
+    current = dict(type='ReIDModel', neck=dict(type='UnregisteredPoolB'))
+    assert network_differences(saved, current) == [
+        (('model', 'neck', 'type'), 'UnregisteredPoolA', 'UnregisteredPoolB')
+    ]
+    assert network_differences(saved, copy.deepcopy(saved)) == []
+
+
 def test_the_mbn_evaluation_statistics_are_an_evaluation_choice():
     # configs/mbn/README.md tests one MBN checkpoint under each
     # eval_stats (and its min_per_modality threshold): an evaluation
