@@ -343,6 +343,24 @@ def test_no_train_refuses_a_run_without_results(tmp_path, monkeypatch):
             tool.run(config, seed, args)
 
 
+def test_no_run_is_to_be_trained_under_no_train(tmp_path, monkeypatch):
+    """needs_training: a missing or unfinished run is trained unless
+    --no-train is given; a finished one never is. Under --no-train the
+    check before training is not made (nothing is trained)."""
+    tool = load_tool(TOOL)
+    config = write_config(tmp_path / 'a.py')
+    finished_run(tmp_path / 'a_seed0', config, 0, {'d3/R1': 10.0})
+    fake_training(tmp_path / 'a_seed1', config, 1, {})  # still training
+    common = [config, '--seeds', '0', '1', '2', '--work-dir', str(tmp_path)]
+    for no_train, expected in (([], [False, True, True]),
+                               (['--no-train'], [False, False, False])):
+        monkeypatch.setattr(sys, 'argv',
+                            ['compare_configs.py', *common, *no_train])
+        args = tool.parse_args()
+        assert [tool.needs_training(config, seed, args)
+                for seed in (0, 1, 2)] == expected, no_train
+
+
 def test_the_comparing_tools_share_the_run_options():
     """style_decomposition.py and gap_effect.py take the same run options
     as compare_configs.py (--no-train included)."""
