@@ -345,20 +345,23 @@ def test_no_train_refuses_a_run_without_results(tmp_path, monkeypatch):
 
 def test_no_run_is_to_be_trained_under_no_train(tmp_path, monkeypatch):
     """needs_training: a missing or unfinished run is trained unless
-    --no-train is given; a finished one never is. Under --no-train the
+    --no-train is given; a finished one never is, nor one that run()
+    refuses (of another config: run() names it). Under --no-train the
     check before training is not made (nothing is trained)."""
     tool = load_tool(TOOL)
     config = write_config(tmp_path / 'a.py')
+    other = write_config(tmp_path / 'other.py', lr=0.5)
     finished_run(tmp_path / 'a_seed0', config, 0, {'d3/R1': 10.0})
     fake_training(tmp_path / 'a_seed1', config, 1, {})  # still training
-    common = [config, '--seeds', '0', '1', '2', '--work-dir', str(tmp_path)]
-    for no_train, expected in (([], [False, True, True]),
-                               (['--no-train'], [False, False, False])):
+    finished_run(tmp_path / 'a_seed2', other, 2, {'d3/R1': 10.0})
+    common = [config, '--seeds', '0', '--work-dir', str(tmp_path)]
+    cases = [([], [False, True, False, True]), (['--no-train'], [False] * 4)]
+    for no_train, expected in cases:
         monkeypatch.setattr(sys, 'argv',
                             ['compare_configs.py', *common, *no_train])
         args = tool.parse_args()
         assert [tool.needs_training(config, seed, args)
-                for seed in (0, 1, 2)] == expected, no_train
+                for seed in range(4)] == expected, no_train
 
 
 def test_the_comparing_tools_share_the_run_options():
