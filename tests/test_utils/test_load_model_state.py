@@ -206,3 +206,16 @@ def test_a_classifier_error_keeps_the_saved_config_note():
     message = str(info.value)
     assert 'model.head.in_channels: 128 in the checkpoint, 64 now' in message
     assert 'A classifier trained on another number of identities' in message
+
+
+def test_nested_trained_model_loads_keep_the_mappings_off():
+    # init_mappings_on: off while any trained_model_load block runs (the
+    # depth of the blocks), on again only after the outermost ends.
+    from mmreid.models.init_mappings import (init_mappings_on,
+                                             trained_model_load)
+    assert init_mappings_on()
+    with trained_model_load():
+        with trained_model_load():
+            assert not init_mappings_on()
+        assert not init_mappings_on()
+    assert init_mappings_on()
