@@ -507,6 +507,16 @@ def test_two_types_that_resolve_to_no_class_are_not_one_class():
     assert network_differences(saved, copy.deepcopy(saved)) == []
 
 
+def test_a_field_beneath_a_training_only_argument_is_accepted():
+    # The triplet margin is read by loss() only: a field of an argument
+    # that does not change the test network (loss_tri), however deep.
+    saved = tiny_model(
+        **{'model.head.loss_tri': dict(type='TripletLoss', margin=0.3)})
+    current = tiny_model(
+        **{'model.head.loss_tri': dict(type='TripletLoss', margin=0.5)})
+    assert check_trained(saved, current) == []
+
+
 def test_the_mbn_evaluation_statistics_are_an_evaluation_choice():
     # configs/mbn/README.md tests one MBN checkpoint under each
     # eval_stats (and its min_per_modality threshold): an evaluation
