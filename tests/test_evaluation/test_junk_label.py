@@ -133,3 +133,11 @@ def test_junk_items_equal_their_removal_on_many_cameras():
     assert full.mAP == pytest.approx(ref['mAP'])
     assert full.mINP == pytest.approx(ref['mINP'])
     np.testing.assert_allclose(full.cmc, ref['cmc'])
+
+
+def test_a_refusal_shows_five_junk_queries_and_counts_the_rest():
+    q_pids = [-1] * 7 + [1]
+    with pytest.raises(
+            ValueError,
+            match=r'query 0, 1, 2, 3, 4 \(and 2 more\) of 8 has pid -1'):
+        evaluate_rank(np.zeros((8, 6)), q_pids, G_PIDS, [0] * 8, G_CAMS)
