@@ -346,3 +346,6 @@ def test_the_0_1_scale_check_follows_its_definition():
         dict(type='ReIDDataPreprocessor', mean=[0, 0, 0], std=[255, 255, 255]))
     with pytest.raises(ValueError, match='0-1 scale'):
         scaled(dict(inputs=white))
+    # An empty batch has no scale to check.
+    empty = pre(dict(inputs=torch.zeros(0, 3, 2, 4)))['inputs']
+    assert empty.shape == (0, 3, 2, 4)
