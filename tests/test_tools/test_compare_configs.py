@@ -1104,3 +1104,45 @@ def test_a_run_it_cannot_read_is_an_error_not_a_traceback(
         f'error: {runs / "a_seed2"}: the training of {config} (seed 2) '
         'failed (exit status 3;')
     assert capsys.readouterr().out.count('tools/train.py') == 1
+
+
+def test_the_planned_keys_follow_each_metrics_prefix():
+    """validation_keys: a metric's ``prefix`` where the config gives one,
+    else its class's ``default_prefix`` (ReIDMetric's ``reid``)."""
+    from mmengine.config import Config
+    tool = load_tool(TOOL)
+    cfg = Config(
+        dict(val_evaluator=[
+            dict(type='ReIDMetric', prefix='cos'),
+            dict(type='ReIDMetric')
+        ]))
+    assert tool.validation_keys(cfg) == ['cos/', 'reid/']
+
+
+def test_a_distance_mode_of_a_planned_target_is_accepted():
+    """--target d3/mnet names a distance mode that d3's metric logs
+    (GMN's d3/mnet/R1); before training the config tells d3 only, so d3
+    is checked, and a target the config lacks is still refused."""
+    from mmengine.config import Config
+    tool = load_tool(TOOL)
+    cfg = Config(
+        dict(
+            val_cfg=dict(
+                type='MultiTargetValLoop',
+                targets=[
+                    dict(name='d3', evaluator=dict(type='ReIDMetric')),
+                    dict(name='d0', evaluator=dict(type='ReIDMetric'))
+                ])))
+    tool.check_planned_target(cfg, 'a.py', 'd3/mnet')
+    with pytest.raises(ValueError, match="no target 'd1'"):
+        tool.check_planned_target(cfg, 'a.py', 'd1/mnet')
+
+
+def test_a_target_with_keys_of_its_own_and_of_modes_is_read():
+    """A target that logs keys of its own (d3/R1) besides those of its
+    distance modes (d3/cos/R1) is read as it is; only a target whose keys
+    all lie beneath its metrics' prefixes is refused."""
+    tool = load_tool(TOOL)
+    assert tool.run_target({'d3/R1': 1.0, 'd3/cos/R1': 2.0}, 'd3') == 'd3'
+    with pytest.raises(ValueError, match='beneath the prefixes'):
+        tool.run_target({'d3/reid/R1': 1.0, 'd3/my/n': 2.0}, 'd3')
