@@ -114,11 +114,12 @@ def test_a_dict_literal_with_commas_is_shown_as_typed(capsys):
             'test_evaluator.distance=euclidean') in err
 
 
-@pytest.mark.parametrize('option, parsed',
-                         [('work_dir_template=runs/{name}', 'runs/{name}'),
-                          ('work_dir_template={name:x}', '{name:x}'),
-                          ("custom_imports.imports=['a.b','c']", ['a.b', 'c']),
-                          ('x=[(1,2),(3,4)]', [(1, 2), (3, 4)])])
+@pytest.mark.parametrize(
+    'option, parsed', [('work_dir_template=runs/{name}', 'runs/{name}'),
+                       ('work_dir_template={name:x}', '{name:x}'),
+                       ("custom_imports.imports=['a.b','c']", ['a.b', 'c']),
+                       ('x=[(1,2),(3,4)]', [(1, 2), (3, 4)]),
+                       ('x=[http://a,https://b]', ['http://a', 'https://b'])])
 def test_values_without_a_dict_literal_parse(option, parsed):
     import argparse
 
