@@ -517,6 +517,15 @@ def test_a_field_beneath_a_training_only_argument_is_accepted():
     assert check_trained(saved, current) == []
 
 
+def test_another_network_alone_is_not_called_other_test_images():
+    # The message says what differs: here the network only.
+    with pytest.raises(ValueError) as info:
+        check_trained(TINY_MODEL,
+                      tiny_model(**{'model.backbone.last_stride': 2}))
+    assert ("(its meta['cfg']) that builds another network at test time "
+            'than this config:') in str(info.value)
+
+
 def test_the_mbn_evaluation_statistics_are_an_evaluation_choice():
     # configs/mbn/README.md tests one MBN checkpoint under each
     # eval_stats (and its min_per_modality threshold): an evaluation
