@@ -933,6 +933,32 @@ def test_the_epoch_line_of_one_target_names_it():
     assert tag['time'] == pytest.approx(4.0)
 
 
+def test_the_epoch_line_of_a_single_target_loop_averages_its_epoch():
+    """mmengine's end-of-epoch ``time`` of a plain loop is the mean of
+    the last dataloader length + 1 batches (``LoggerHook`` passes the
+    length as the batch index), so from the second validation on it took
+    in a batch of the previous one: a 100 s batch made 2, 4 and 6 s read
+    28 s in the log line and in ``scalars.json``. It is the mean over this
+    epoch's batches."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mmreid.engine.runner import ReIDLogProcessor
+    hub = MessageHub.get_instance('the_epoch_line_of_a_single_target_loop')
+    # The last batch of an earlier validation, then this one's three.
+    for seconds in (100.0, 2.0, 4.0, 6.0):
+        hub.update_scalar('val/time', seconds)
+        hub.update_scalar('val/data_time', seconds / 10)
+    loop = SimpleNamespace(dataloader=[None] * 3)
+    runner = SimpleNamespace(
+        message_hub=hub, val_loop=loop, _train_loop=None, epoch=2)
+    tag, line = ReIDLogProcessor().get_log_after_epoch(runner, 3, 'val')
+    assert '[3/3]' in line, line
+    assert tag['time'] == pytest.approx(4.0)
+    assert tag['data_time'] == pytest.approx(0.4)
+
+
 def test_a_nested_or_list_placeholder_is_refused_without_copies():
     """``refuse_ignored_placeholders`` (no runner, no dataset needed): a
     nested setting or a list placeholder is refused naming the targets,

@@ -49,7 +49,9 @@ class ReIDLogProcessor(LogProcessor):
     which carries the metrics of every target, counts the batches of all
     of them (``Epoch(test) [3 targets] [112/112]``; its mean ``time`` and
     ``data_time`` are over those batches too). Any other loop's lines are
-    mmengine's.
+    mmengine's, except that the means of its end-of-epoch line are over
+    the epoch's batches (mmengine's took in one batch of the previous
+    evaluation).
 
     ``configs/_base_/default_runtime.py`` sets it, and
     :class:`~mmreid.engine.runner.ReIDRunner` uses it for a
@@ -86,7 +88,11 @@ class ReIDLogProcessor(LogProcessor):
         """mmengine's line; over every target of a multi-target loop."""
         counts = self._target_batches(runner, mode)
         if counts is None:
-            return super().get_log_after_epoch(runner, batch_idx, mode,
+            # mmengine's LoggerHook passes the dataloader length as the
+            # batch index, so its window of the epoch's means (batch_idx +
+            # 1) took in a batch of the previous evaluation.
+            last = self._get_dataloader_size(runner, mode) - 1
+            return super().get_log_after_epoch(runner, last, mode,
                                                with_non_scalar)
         total = sum(counts.values())
         # mmengine is given the last target's batch count; the epoch
