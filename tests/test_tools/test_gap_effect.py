@@ -7,6 +7,7 @@ import pytest
 from ..fixtures.failing_writes import check_out_survives_a_failing_write
 from ..fixtures.finished_runs import finished_run, write_config
 from ..fixtures.processes import load_tool
+from ..fixtures.tiny_config import write_tiny_vi_config
 
 TOOL = 'tools/analysis_tools/gap_effect.py'
 
@@ -155,7 +156,7 @@ def test_a_stale_gap_cache_is_measured_again(tmp_path, monkeypatch, capsys):
                 rows=gap_rows([0.1, 0.2]))))
     measured = []
 
-    def measure(config, checkpoint, num_per_modality):
+    def measure(config, checkpoint, num_per_modality, cfg_options=()):
         measured.append((config, checkpoint, num_per_modality))
         return gap_rows([0.5, 0.5 + len(measured)])
 
@@ -400,3 +401,84 @@ def test_a_run_of_two_metrics_is_read_with_target(tmp_path, monkeypatch,
         'error: b_bn.py (its val_cfg and val_evaluator, before training): '
         'its metrics are of 2 prefixes (my, reid); give --target with one '
         'of them')
+
+
+def test_the_gap_is_measured_with_the_runs_cfg_options(tmp_path, monkeypatch,
+                                                       capsys):
+    """Runs trained with ``--cfg-options`` were measured without them:
+    the gap of a model trained on other images (e.g. ``ir_gap``) was
+    measured on the config's own, and cached as such. Every run's gap is
+    now measured, and keyed, with the options it was trained with."""
+    tool = load_tool(TOOL)
+    monkeypatch.chdir(tmp_path)
+    option = 'optim_wrapper.optimizer.lr=0.05'
+    for name in ('a_bn', 'a_mbn'):
+        r1, gaps = RUNS[name]
+        for seed in range(3):
+            # A cache of the run measured without the option.
+            write_run(tmp_path / f'{name}_seed{seed}', r1[seed], gaps[seed])
+            finished = tmp_path / f'{name}_seed{seed}'
+            shutil.rmtree(finished / '20260101_000000')
+            finished_run(
+                finished,
+                str(tmp_path / f'{name}.py'),
+                seed, {
+                    'sysu/R1': r1[seed],
+                    'sysu/mAP': r1[seed] + 1
+                },
+                options={'optim_wrapper.optimizer.lr': 0.05})
+    measured = []
+
+    def measure(config, checkpoint, num_per_modality, cfg_options=()):
+        measured.append(list(cfg_options))
+        return gap_rows([0.3, 0.3])
+
+    monkeypatch.setattr(tool, '_measure', measure)
+    tool.main([
+        'a_bn.py:a_mbn.py', '--work-dir',
+        str(tmp_path), '--no-train', '--cfg-options', option
+    ])
+    assert measured == [[option]] * 6
+    assert 'cached for another config than' in capsys.readouterr().err
+    cached = json.loads(
+        (tmp_path / 'a_bn_seed0' / 'modality_gap_128.json').read_text())
+    assert cached['cfg_options'] == [option]
+
+
+def test_the_measured_gap_is_that_of_the_options_images(tmp_path):
+    """End to end on a tiny SynthReID-vi folder: the gap measured with
+    ``--cfg-options`` giving the training set another ``ir_gap`` is the
+    gap of a config that sets it, and not the config's own."""
+    import torch
+
+    from mmreid.apis import init_model
+    config = write_tiny_vi_config(tmp_path)
+    gap_root = tmp_path / 'vi_gap'
+    options = [
+        'train_dataloader.dataset.ir_gap=1.0',
+        f'train_dataloader.dataset.data_root={gap_root}'
+    ]
+    written = tmp_path / 'agw_gap.py'
+    written.write_text(f"_base_ = ['{config}']\n"
+                       'train_dataloader = dict(dataset=dict(ir_gap=1.0, '
+                       f"data_root='{gap_root}'))\n")
+    torch.manual_seed(0)
+    model = init_model(config)
+    model.init_weights()
+    checkpoint = tmp_path / 'model.pth'
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    tool = load_tool(TOOL)
+    rows = {}
+    for name, opts in (('own', []), ('options', options)):
+        work_dir = tmp_path / f'agw_{name}_seed0'
+        work_dir.mkdir()
+        (work_dir / 'last_checkpoint').write_text(str(checkpoint))
+        rows[name] = tool.measure_gap(config, str(work_dir), 4, opts)
+    rows['written'] = tool._measure(str(written), str(checkpoint), 4)
+
+    def trunk(rows):
+        return [(r['layer'], r['gap']) for r in rows
+                if r['layer'].startswith('backbone.layer')]
+
+    assert trunk(rows['options']) == trunk(rows['written'])
+    assert trunk(rows['options']) != trunk(rows['own'])

@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from mmreid.models.layers import MBN
 from tests.fixtures.processes import REPO, load_tool
+from tests.fixtures.tiny_config import write_tiny_vi_config
 
 TOOL = 'tools/analysis_tools/modality_gap.py'
 
@@ -182,19 +183,8 @@ def test_refuses_a_batch_without_both_modalities():
 
 
 def tiny_config(tmp_path, name='agw'):
-    """``configs/mbn/{name}_r18_synthreid-vi-v2.py`` on a tiny folder (5
-    training identities), trainable: 8 images a step, 5 classes."""
-    config = tmp_path / f'{name}.py'
-    config.write_text(
-        f"_base_ = ['{REPO}/configs/mbn/{name}_r18_synthreid-vi-v2.py']\n"
-        f"synth = dict(data_root='{tmp_path}/vi', size='tiny', "
-        f"num_workers=1, overrides=dict(_delete_=True))\n"
-        "train_dataloader = dict(dataset=synth, batch_size=8, "
-        "sampler=dict(batch_size=8))\n"
-        "val_dataloader = dict(dataset=synth)\n"
-        "test_dataloader = dict(dataset=synth)\n"
-        "model = dict(head=dict(num_classes=5))\n")
-    return config
+    """``configs/mbn/{name}_r18_synthreid-vi-v2.py`` on a tiny folder."""
+    return write_tiny_vi_config(tmp_path, name)
 
 
 def test_command_line_on_the_agw_demo(tmp_path, monkeypatch, capsys):

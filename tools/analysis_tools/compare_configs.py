@@ -246,12 +246,20 @@ def expected_config(config: str, seed: int, cfg_options: Sequence[str]):
     Returns:
         mmengine.Config: The config the run trains.
     """
-    from mmreid.utils.config import ReIDDictAction, load_config
+    from mmreid.utils.config import load_config
+    return load_config(
+        config, parse_cfg_options([f'randomness.seed={seed}', *cfg_options]))
+
+
+def parse_cfg_options(cfg_options: Sequence[str]) -> Optional[dict]:
+    """``key=value`` strings as ``tools/train.py --cfg-options`` reads
+    them (``ReIDDictAction``); ``None`` for none."""
+    from mmreid.utils.config import ReIDDictAction
+    if not cfg_options:
+        return None
     parser = argparse.ArgumentParser(prog='--cfg-options')
     parser.add_argument('options', nargs='+', action=ReIDDictAction)
-    options = parser.parse_args([f'randomness.seed={seed}',
-                                 *cfg_options]).options
-    return load_config(config, options)
+    return parser.parse_args(list(cfg_options)).options
 
 
 def final_step(cfg, config: str) -> Tuple[str, int]:

@@ -27,7 +27,8 @@ whose seeds, or a BN and MBN run, were evaluated on different test sets,
 read where a run logs several, e.g. ``--target sysu`` of a multi-target
 run, ``--target reid`` of one evaluated with ``[ReIDMetric, MyMetric]``,
 checked from the configs before any run is trained); the gap
-of a run is measured on its last checkpoint and cached next to it
+of a run is measured on its last checkpoint, with the run's config and
+``--cfg-options``, and cached next to it
 (``modality_gap_<N>.json``, with the sha256 of the checkpoint and of the
 merged config: a run trained again into the same work dir, or a changed
 config, is measured again)::
@@ -173,28 +174,45 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def config_sha256(config: str) -> str:
-    """The sha256 of the merged config (its bases and settings, not the
-    file's text): what the gap is measured with."""
-    from compare_configs import _plain
+def run_config(config: str, cfg_options: Sequence[str] = ()):
+    """The merged config of a run, with the ``--cfg-options`` it was
+    trained with (``key=value`` strings): the model and the training
+    images the gap is measured on."""
+    from compare_configs import parse_cfg_options
 
     from mmreid.utils.config import load_config
+    return load_config(config, parse_cfg_options(cfg_options))
+
+
+def config_sha256(config: str, cfg_options: Sequence[str] = ()) -> str:
+    """The sha256 of the merged config (its bases, settings and
+    ``cfg_options``, not the file's text): what the gap is measured
+    with."""
+    from compare_configs import _plain
     text = json.dumps(
-        _plain(load_config(config).to_dict()), sort_keys=True, default=repr)
+        _plain(run_config(config, cfg_options).to_dict()),
+        sort_keys=True,
+        default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def cache_key(config: str, checkpoint: str) -> Dict[str, str]:
+def cache_key(config: str,
+              checkpoint: str,
+              cfg_options: Sequence[str] = ()) -> Dict[str, str]:
     """What a cached gap was measured on: the checkpoint's and the
     merged config's sha256 (a run trained again into the same work dir
     leaves a checkpoint of the same path and size)."""
     return dict(
         checkpoint_sha256=file_sha256(checkpoint),
-        config_sha256=config_sha256(config))
+        config_sha256=config_sha256(config, cfg_options))
 
 
-def _measure(config: str, checkpoint: str, num_per_modality: int) -> list:
-    """``modality_gap.py``'s rows for ``checkpoint``."""
+def _measure(config: str,
+             checkpoint: str,
+             num_per_modality: int,
+             cfg_options: Sequence[str] = ()) -> list:
+    """``modality_gap.py``'s rows for ``checkpoint``, with the run's
+    config (:func:`run_config`)."""
     import copy
 
     import torch
@@ -203,7 +221,7 @@ def _measure(config: str, checkpoint: str, num_per_modality: int) -> list:
     from mmreid.apis import init_model
     from mmreid.utils import register_all_modules
     register_all_modules()
-    model = init_model(config, checkpoint)
+    model = init_model(run_config(config, cfg_options), checkpoint)
     batch = mixed_batch(model.cfg, num_per_modality, 0)
     model = copy.deepcopy(model)
     data = model.data_preprocessor(batch, False)
@@ -215,16 +233,21 @@ def _measure(config: str, checkpoint: str, num_per_modality: int) -> list:
             lambda x: model.head.predict(model.extract_feat(x)))
 
 
-def measure_gap(config: str, work_dir: str, num_per_modality: int) -> list:
+def measure_gap(config: str,
+                work_dir: str,
+                num_per_modality: int,
+                cfg_options: Sequence[str] = ()) -> list:
     """``modality_gap.py``'s rows for the run's last checkpoint.
 
+    The model and the training images are those of the run: ``config``
+    with the ``cfg_options`` (``key=value`` strings) it was trained with.
     Cached in ``WORK_DIR/modality_gap_<N>.json`` with :func:`cache_key`;
     a cache of another checkpoint (by content) or config is measured
     again, saying so.
     """
     cache = osp.join(work_dir, f'modality_gap_{num_per_modality}.json')
     checkpoint = last_checkpoint(work_dir)
-    key = cache_key(config, checkpoint)
+    key = cache_key(config, checkpoint, cfg_options)
     if osp.isfile(cache):
         with open(cache) as f:
             cached = json.load(f)
@@ -237,11 +260,16 @@ def measure_gap(config: str, work_dir: str, num_per_modality: int) -> list:
             f'{config} (by sha256); measuring the gap again',
             file=sys.stderr,
             flush=True)
-    rows = _measure(config, checkpoint, num_per_modality)
+    rows = _measure(config, checkpoint, num_per_modality, cfg_options)
     from mmreid.utils.atomic import open_atomic
     with open_atomic(cache, 'w') as f:
         json.dump(
-            dict(key, config=config, checkpoint=checkpoint, rows=rows), f)
+            dict(
+                key,
+                config=config,
+                cfg_options=list(cfg_options),
+                checkpoint=checkpoint,
+                rows=rows), f)
     return rows
 
 
@@ -387,8 +415,9 @@ def main(argv=None):
                 work_dir = osp.join(args.work_dir,
                                     f'{name_of(config)}_seed{seed}')
                 summary = summarise(
-                    measure_gap(config, work_dir, args.num_per_modality),
-                    args.layers, f'{name_of(config)}, seed {seed}')
+                    measure_gap(config, work_dir, args.num_per_modality,
+                                args.cfg_options), args.layers,
+                    f'{name_of(config)}, seed {seed}')
                 setting[f'{side}_gap'].append(summary['gap'])
                 if side == 'bn':
                     setting['floor'].append(summary['floor'])
