@@ -133,14 +133,15 @@ def test_two_modes_of_one_config(tmp_path, monkeypatch, capsys):
 def test_a_missing_target_is_refused_with_the_keys(tmp_path, monkeypatch):
     tool = load_tool(TOOL)
     make_runs(tmp_path, monkeypatch)
-    with pytest.raises(
-            KeyError,
-            match=r"base, seed 0: no 'd3/mnet/R1'.*"
-            r"it has \['d0-d3style/R1'"):
+    # An error line (exit status 1), not a KeyError's traceback.
+    with pytest.raises(SystemExit) as info:
         tool.main([
             'new.py', 'base.py', '--mode-b', 'mnet', '--work-dir',
             str(tmp_path), '--metrics', 'R1'
         ])
+    assert str(info.value).startswith(
+        "error: base, seed 0: no 'd3/mnet/R1' in its last validation; "
+        "it has ['d0-d3style/R1'")
     with pytest.raises(SystemExit):
         tool.main(['base.py', 'new.py', '--seeds', '0'])
 
@@ -215,3 +216,28 @@ def test_runs_on_other_test_sets_are_refused(tmp_path, monkeypatch, capsys):
     counted_runs(tmp_path, monkeypatch, {})
     tool.main(argv)
     assert row(capsys.readouterr().out, 'd3')[3] == '+4.0 [+1.5, +6.5]'
+
+
+def test_a_run_it_cannot_read_is_an_error_not_a_traceback(
+        tmp_path, monkeypatch):
+    """A run trained with another config, or missing under --no-train,
+    ended the tool with compare_configs.run's traceback; it now ends as
+    the tool's other errors do (``error: ...``, exit status 1)."""
+    make_runs(tmp_path, monkeypatch)
+    tool = load_tool(TOOL)
+    write_config(tmp_path / 'base.py', lr=0.2)  # the runs are of lr 0.1
+    with pytest.raises(SystemExit) as info:
+        tool.main(
+            ['base.py', 'new.py', '--work-dir',
+             str(tmp_path), '--no-train'])
+    message = str(info.value)
+    assert message.startswith(f'error: {tmp_path / "base_seed0"}: its run ')
+    assert 'optim_wrapper.optimizer.lr: 0.2 here, 0.1 in the run' in message
+    write_config(tmp_path / 'base.py')
+    with pytest.raises(SystemExit) as info:
+        tool.main([
+            'base.py', 'new.py', '--seeds', '0', '3', '--work-dir',
+            str(tmp_path), '--no-train'
+        ])
+    assert str(info.value).startswith(f'error: {tmp_path / "base_seed3"}: ')
+    assert 'and --no-train is set' in str(info.value)

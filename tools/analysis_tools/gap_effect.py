@@ -409,8 +409,9 @@ def main(argv=None):
                     value = pick(metrics, m, args.target,
                                  f'{name_of(config)}, seed {seed}')
                     if value is None:
-                        raise KeyError(f'{name_of(config)}, seed {seed}: no '
-                                       f'{m!r} in its last validation')
+                        raise SystemExit(f'error: {name_of(config)}, seed '
+                                         f'{seed}: no {m!r} in its last '
+                                         f'validation')
                     setting[side][m].append(value)
                 work_dir = osp.join(args.work_dir,
                                     f'{name_of(config)}_seed{seed}')

@@ -39,7 +39,7 @@ from typing import Dict, List, Optional
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import add_run_arguments  # noqa
 from compare_configs import (check_paired_test_sets, one_test_set,  # noqa
-                             paired_interval, run)
+                             paired_interval, runs_of)
 
 
 def _percent(part: float, whole: float) -> float:
@@ -173,11 +173,9 @@ def table(per_seed_a: List[Dict[str, float]],
 def main(argv=None):
     args = parse_args(argv)
     targets = targets_of(args.unseen, args.seen)
+    # A run it cannot read or train ends the tool with ``error: ...``.
     runs = {
-        config: {
-            seed: run(config, seed, args)
-            for seed in args.seeds
-        }
+        config: runs_of(config, args.seeds, args)
         for config in dict.fromkeys((args.config_a, args.config_b))
     }
     name_a = label(args.config_a, args.mode_a)
@@ -190,11 +188,14 @@ def main(argv=None):
         per_seed = {}
         for side, config, mode in (('a', args.config_a, args.mode_a),
                                    ('b', args.config_b, args.mode_b)):
-            per_seed[side] = [
-                read_values(runs[config][seed], targets, metric, mode,
-                            f'{label(config, None)}, seed {seed}')
-                for seed in args.seeds
-            ]
+            try:
+                per_seed[side] = [
+                    read_values(runs[config][seed], targets, metric, mode,
+                                f'{label(config, None)}, seed {seed}')
+                    for seed in args.seeds
+                ]
+            except KeyError as error:
+                raise SystemExit(f'error: {error.args[0]}')
         out.append(f'{metric} (seeds {", ".join(map(str, args.seeds))}):\n\n' +
                    table(per_seed['a'], per_seed['b'], targets, args.unseen,
                          args.seen, name_a, name_b))
