@@ -746,17 +746,27 @@ def _option_overrides(options: dict, config: dict) -> List[tuple]:
     return overrides
 
 
-def _override(key: str, new: Any, config: dict) -> str:
+def _override(key: str,
+              new: Any,
+              config: dict,
+              option: str = '--cfg-options') -> str:
     """``key=value`` for the fix a message suggests. A field that a
     ``_delete_`` drops is dropped where ``key`` lies by the ``_delete_`` of
     its dict, or by replacing the list that holds that dict (mmengine
-    merges into a list item)."""
+    merges into a list item). On the command line (``option`` is
+    ``--cfg-options``) a list of dicts cannot be given, so the fix there
+    sets the field, and says where the list can be replaced."""
     parts = key.split('.')[:-new.depth] if isinstance(new, _Removed) else []
     if not parts:
         return f'{key}={new!r}'
     if len(parts) > 1 and isinstance(
             _option_value(config, '.'.join(parts[:-1])), (list, tuple)):
-        return f'{".".join(parts[:-1])}=[...]'
+        holder = '.'.join(parts[:-1])
+        if option != '--cfg-options':
+            return f'{holder}=[...]'
+        return (f'{key}=<a value> (an option cannot drop a field of a list '
+                f'item: to drop it, give {holder} = [...] in a config '
+                f'that inherits this one)')
     return f'{".".join(parts)}._delete_=True'
 
 
@@ -826,7 +836,7 @@ def check_variable_overrides(cfg: Config,
             f'{path} that was already substituted when the file was read, '
             f'so this override would change nothing: these keys keep '
             f'{old!r}: {shown}. Override those keys instead, e.g. '
-            f'{option} {_override(holders[0], new, plain)} (a key '
+            f'{option} {_override(holders[0], new, plain, option)} (a key '
             f'holding the same value by chance is listed too).')
     followed = read - TRAINING_ONLY_KEYS if phase == 'test' else read
     _check_copied_runner_keys(items, plain, path, option, read, followed)
@@ -881,14 +891,15 @@ def _copied_key_error(option: str, key: str, new: Any, kept: List[str],
         f'{k} (stays {"unset" if v is KeyError else repr(v)})' for k in kept
         for v in [_option_value(plain, k)]
     ])
-    fixes = ' '.join(dict.fromkeys(_override(k, new, plain) for k in kept))
+    fixes = ' '.join(
+        dict.fromkeys(_override(k, new, plain, option) for k in kept))
     return ValueError(
         f'{option} {key}={new!r}: {" and ".join(targets)} '
         f'{"is" if len(targets) == 1 else "are"} built from {root} {where} '
         f'(options are merged into the keys, the files are not read '
         f'again), so this option would change {root} only; these keys '
         f'would not follow: {shown}. Set them too: '
-        f'{option} {_override(key, new, plain)} {fixes}')
+        f'{option} {_override(key, new, plain, option)} {fixes}')
 
 
 def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,

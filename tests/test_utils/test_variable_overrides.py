@@ -351,7 +351,29 @@ def test_a_field_an_option_deletes_is_an_override(tmp_path, options):
         'variable of ')
     assert "these keys keep 'pillow': test_dataloader.dataset.pipeline.1." \
         'backend. Override those keys instead, e.g. --cfg-options ' \
-        'test_dataloader.dataset.pipeline=[...] ' in message
+        'test_dataloader.dataset.pipeline.1.backend=<a value> (an option ' \
+        'cannot drop a field of a list item: to drop it, give ' \
+        'test_dataloader.dataset.pipeline = [...] in a config that ' \
+        'inherits this one) ' in message
+    # The fix it gives can be typed (a list of dicts cannot: it was
+    # suggested as --cfg-options test_dataloader.dataset.pipeline=[...]).
+    cfg = load_config(
+        resize_config(tmp_path),
+        {'test_dataloader.dataset.pipeline.1.backend': 'cv2'})
+    assert cfg.test_dataloader.dataset.pipeline[1].backend == 'cv2'
+
+
+def test_a_dropped_list_item_field_is_replaced_by_list_in_python(tmp_path):
+    """Where the options are a Python dict (``init_model(cfg_options=)``)
+    a list of dicts can be given: the fix replaces the list."""
+    from mmreid.apis import init_model
+    with pytest.raises(ValueError) as info:
+        init_model(
+            resize_config(tmp_path),
+            cfg_options=dict(
+                resize=dict(_delete_=True, type='R', size=(32, 16))))
+    assert 'e.g. cfg_options test_dataloader.dataset.pipeline=[...] (a key' \
+        in str(info.value)
 
 
 @pytest.mark.parametrize('options', [
