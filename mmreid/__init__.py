@@ -39,7 +39,9 @@ def _check_versions() -> None:
 _check_versions()
 
 from .utils.checkpoint import patch_checkpoint_loaders  # noqa: E402
+from .utils.config_format import patch_config_formatting  # noqa: E402
 
 patch_checkpoint_loaders()
+patch_config_formatting()
 
 __all__ = ['__version__', 'version_info']
