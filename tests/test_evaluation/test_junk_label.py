@@ -141,3 +141,25 @@ def test_a_refusal_shows_five_junk_queries_and_counts_the_rest():
             ValueError,
             match=r'query 0, 1, 2, 3, 4 \(and 2 more\) of 8 has pid -1'):
         evaluate_rank(np.zeros((8, 6)), q_pids, G_PIDS, [0] * 8, G_CAMS)
+
+
+def test_classic_cmc_refuses_junk_items():
+    """CUHK03's classic CMC draws one gallery item per pid: pid -1 items
+    were drawn as one identity (a query of pid -1 had them as its
+    positives). It has no junk rule, so they are refused."""
+    from mmreid.evaluation.functional import classic_cmc
+    with pytest.raises(
+            ValueError,
+            match=r'gallery items 0, 4 of 6 have pid -1, the junk label'):
+        classic_cmc(DIST, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, max_rank=3)
+    with pytest.raises(ValueError, match=r'query items 1 of 2 have pid -1'):
+        classic_cmc(
+            np.zeros((2, 4)), [1, -1], [1, 2, 1, 2], [0, 0], [1, 1, 2, 2],
+            max_rank=2)
+    # Without junk: one of g1 (rank 1) and g5 (rank 2, after g2) is drawn
+    # for pid 1 in each of the 10 repeats.
+    keep = G_PIDS != -1
+    cmc, valid = classic_cmc(
+        DIST[:, keep], Q_PIDS, G_PIDS[keep], Q_CAMS, G_CAMS[keep], max_rank=2)
+    assert valid.tolist() == [True] and cmc[1] == 1.0
+    assert cmc[0] * 10 in range(1, 10)

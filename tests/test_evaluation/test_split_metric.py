@@ -384,10 +384,15 @@ def test_cuhk03_classic_metric_refuses_shared_pid_distractors(distractor_pid):
             match=rf"dataset 'fake' holds 20 items of distractor pid\(s\) "
             rf'\[{distractor_pid}\].*ReIDMetric.*distractor_pids=\(\)'):
         metric.compute_metrics(metric.results)
-    # Declared real identities, they are ranked as such.
+    # Declared real identities, they are ranked as such; but pid -1 is
+    # the junk label everywhere in mmreid, never an identity.
     metric = CUHK03ClassicMetric(ranks=(1, 5), distractor_pids=())
     metric.process(None, samples)
-    assert metric.compute_metrics(metric.results)['num_valid_query'] == 1
+    if distractor_pid == -1:
+        with pytest.raises(ValueError, match='have pid -1, the junk label'):
+            metric.compute_metrics(metric.results)
+    else:
+        assert metric.compute_metrics(metric.results)['num_valid_query'] == 1
 
 
 def test_cuhk03_classic_metric_accepts_pid_0_as_a_query_identity():

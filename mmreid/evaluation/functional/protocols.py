@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .junk_rules import JunkRule, rule_with_junk_label
+from .junk_rules import JUNK_PID, JunkRule, _some, rule_with_junk_label
 
 _IMAGE_NUMBER = re.compile(r'^(\d+)\.[A-Za-z]+$')
 
@@ -287,11 +287,22 @@ def classic_cmc(distmat: np.ndarray,
     Returns:
         tuple: ``cmc`` (max_rank,) averaged over valid queries and
         ``valid`` (Q,) bool.
+
+    Raises:
+        ValueError: A query or gallery item has pid -1, the junk label.
     """
     rng = np.random.RandomState(seed)
     distmat = np.asarray(distmat, dtype=np.float64)
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
     q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
+    for role, pids in (('query', q_pids), ('gallery', g_pids)):
+        junk = np.flatnonzero(pids == JUNK_PID).tolist()
+        if junk:
+            raise ValueError(
+                f'{role} items {_some(junk)} of {len(pids)} have pid '
+                f'{JUNK_PID}, the junk label: classic_cmc draws one gallery '
+                f'item per pid, so junk images would be ranked as one '
+                f'identity. Leave them out (CUHK03 has none)')
     valid = np.zeros(len(q_pids), dtype=bool)
     total = np.zeros(max_rank)
     for q in range(len(q_pids)):
