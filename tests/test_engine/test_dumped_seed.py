@@ -36,6 +36,10 @@ def test_a_drawn_seed_is_written_into_the_copy(tmp_path, synth_root):
         assert f.readline() == (
             f'# randomness.seed: None in the config; {runner.seed} is the '
             "seed this run drew (its checkpoints' meta['seed'])\n")
+    # And so does the config mmengine's vis backend records (it said
+    # seed=None).
+    recorded = osp.join(runner.log_dir, 'vis_data', 'config.py')
+    assert Config.fromfile(recorded).randomness.seed == runner.seed
     # The run's own config is unchanged.
     assert runner.cfg.randomness.seed is None
 

@@ -340,6 +340,22 @@ class ReIDRunner(Runner):
             self.logger.info(f'Config:\n{self.cfg.pretty_text}')
 
     @master_only
+    def build_visualizer(self, visualizer=None):
+        """mmengine's; the config it records (``vis_data/config.py`` of
+        ``LocalVisBackend``, a TensorBoard or W&B config) holds the seed
+        this run drew where the config left it to chance, as the work
+        dir's copy does (:meth:`dump_config`)."""
+        built = super().build_visualizer(visualizer)
+        add_config = built.add_config
+
+        def add_config_with_drawn_seed(config, **kwargs):
+            if config is self.cfg:
+                config = self._config_with_drawn_seeds()[0]
+            return add_config(config, **kwargs)
+
+        built.add_config = add_config_with_drawn_seed
+        return built
+
     def dump_config(self) -> None:
         """Write the merged config to ``<work_dir>/<config name>``.
 
