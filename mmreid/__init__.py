@@ -8,6 +8,12 @@ warnings.filterwarnings(
     'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 
+#: The warnings ``import mmreid`` showed (a dependency out of the tested
+#: range), for the run's log file: they are shown before a tool can keep
+#: warnings (:func:`mmreid.utils.logged_warnings.record_warnings`).
+IMPORT_WARNINGS: list = []
+
+
 def _check_versions() -> None:
     """Warn (never fail at import) when a dependency is out of range."""
     from importlib import metadata
@@ -31,8 +37,10 @@ def _check_versions() -> None:
             except metadata.PackageNotFoundError:
                 continue
             if not parse(low) <= parse(version) < parse(high):
-                warnings.warn(f'mmreid is tested with {dist}>={low},<{high}, '
-                              f'found {dist}=={version}; things may break.')
+                message = (f'mmreid is tested with {dist}>={low},<{high}, '
+                           f'found {dist}=={version}; things may break.')
+                warnings.warn(message)
+                IMPORT_WARNINGS.append(message)
             break
 
 

@@ -28,6 +28,8 @@ _kept: List[Tuple[str, str, int]] = []
 _logger: Optional[logging.Logger] = None
 _pid: Optional[int] = None
 _previous = None
+#: Whether mmreid's import warnings were added to :data:`_kept`.
+_imports_kept = False
 
 _state = threading.local()
 #: Python's own ``warnings.showwarning`` (or what stood there at import).
@@ -70,12 +72,22 @@ def record_warnings() -> None:
     """Keep every warning shown from now on, for :func:`log_warnings_to`.
 
     Wraps ``warnings.showwarning`` (which still shows each warning); a
-    second call while the wrapper is in place does nothing.
+    second call while the wrapper is in place does nothing. The warnings
+    ``import mmreid`` showed (``mmreid.IMPORT_WARNINGS``) are kept too.
     """
-    global _previous
+    global _previous, _imports_kept
     if warnings.showwarning is not _show:
         _previous = warnings.showwarning
         warnings.showwarning = _show
+    if not _imports_kept:
+        # Shown by ``import mmreid``, before any tool could call this.
+        import mmreid
+        for message in mmreid.IMPORT_WARNINGS:
+            if len(_kept) < MAX_KEPT:
+                _kept.append(
+                    (f'{mmreid.__file__}: UserWarning: {message} '
+                     '(when mmreid was imported)', mmreid.__file__, 0))
+        _imports_kept = True
 
 
 def log_warnings_to(logger: logging.Logger) -> None:

@@ -19,6 +19,7 @@ def fresh(monkeypatch):
     """No logger attached and nothing kept by an earlier test."""
     monkeypatch.setattr(logged_warnings, '_logger', None)
     monkeypatch.setattr(logged_warnings, '_kept', [])
+    monkeypatch.setattr(logged_warnings, '_imports_kept', False, raising=False)
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter('always')
         yield shown
@@ -94,3 +95,34 @@ def test_the_runner_writes_them_into_its_log_file(fresh, tmp_path):
     assert 'Python warning: ' in text
     assert 'UserWarning: while the config was read' in text
     assert 'UserWarning: while the runner lives' in text
+
+
+def test_the_warnings_of_import_mmreid_go_to_the_log_file(
+        fresh, tmp_path, monkeypatch):
+    """A dependency out of mmreid's tested range is warned about when
+    mmreid is imported, before a tool can keep warnings: it reached the
+    terminal only, not the log file of the run it may explain."""
+    from importlib import metadata
+
+    import mmreid
+    monkeypatch.setattr(mmreid, 'IMPORT_WARNINGS', [], raising=False)
+    installed = metadata.version
+    monkeypatch.setattr(
+        metadata, 'version', lambda dist: '0.9.0'
+        if dist == 'mmengine' else installed(dist))
+    mmreid._check_versions()  # what ``import mmreid`` runs
+    message = ('mmreid is tested with mmengine>=0.10.7,<1.0.0, found '
+               'mmengine==0.9.0; things may break.')
+    assert [str(w.message) for w in fresh] == [message]
+    logged_warnings.record_warnings()
+    logger, console = file_and_console_logger(str(tmp_path / 'run.log'))
+    logged_warnings.log_warnings_to(logger)
+    logged = [
+        line for line in (tmp_path / 'run.log').read_text().splitlines()
+        if line.startswith('Python warning: ')
+    ]
+    assert logged == [
+        f'Python warning: {mmreid.__file__}: UserWarning: {message} (when '
+        'mmreid was imported)'
+    ]
+    assert console.getvalue() == '' and len(fresh) == 1  # shown once
