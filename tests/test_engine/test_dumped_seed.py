@@ -67,3 +67,19 @@ def test_a_given_seed_leaves_the_copy_as_the_config(tmp_path, synth_root):
     assert not text.startswith('#')
     assert Config.fromfile(osp.join(tmp_path, 'run',
                                     'tiny.py')).randomness.seed == 0
+
+
+def test_a_rank_other_than_0_builds_a_visualizer_and_writes_no_copy(
+        tmp_path, synth_root, monkeypatch):
+    """Rank 0 alone writes the work dir's copy (mmengine's ``dump_config``
+    is ``master_only``), and every rank builds a visualizer: mmengine's
+    ``Runner.__init__`` calls ``visualizer.add_config`` on each one."""
+    import mmengine.dist.utils as dist_utils
+
+    # What master_only asks: this process is rank 1 of a distributed run.
+    monkeypatch.setattr(
+        dist_utils, 'is_main_process', lambda group=None: False)
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+    runner = started_runner(config, tmp_path / 'run')
+    assert runner.visualizer is not None
+    assert not osp.exists(osp.join(tmp_path, 'run', 'tiny.py'))

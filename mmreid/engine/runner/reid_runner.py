@@ -339,7 +339,6 @@ class ReIDRunner(Runner):
         if self.cfg._cfg_dict:
             self.logger.info(f'Config:\n{self.cfg.pretty_text}')
 
-    @master_only
     def build_visualizer(self, visualizer=None):
         """mmengine's; the config it records (``vis_data/config.py`` of
         ``LocalVisBackend``, a TensorBoard or W&B config) holds the seed
@@ -356,6 +355,7 @@ class ReIDRunner(Runner):
         built.add_config = add_config_with_drawn_seed
         return built
 
+    @master_only
     def dump_config(self) -> None:
         """Write the merged config to ``<work_dir>/<config name>``.
 
