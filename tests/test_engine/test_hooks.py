@@ -190,6 +190,16 @@ def test_an_odd_batch_of_one_identity_is_fixed_by_doubling_the_batch():
             'train_dataloader.sampler.batch_size=6') in message
 
 
+def test_a_sampler_without_identities_per_batch_is_not_checked():
+    """A sampler that does not draw K images per identity (mmengine's
+    DefaultSampler) gives no P to check: the run goes on."""
+    from mmreid.engine.hooks import setup_check_hook
+    from mmreid.models import TripletLoss
+    loader = SimpleNamespace(batch_size=16, sampler=SimpleNamespace())
+    assert setup_check_hook.check_identities_per_batch([TripletLoss()],
+                                                       loader) is None
+
+
 def test_a_loss_without_negatives_accepts_one_identity():
     # PICLoss pulls pairs of one pair-identity together: defined (and not
     # zero) with one identity per batch; cross-entropy needs no batch.
@@ -574,3 +584,23 @@ def test_the_batch_line_says_how_the_lr_relates_to_it(auto_scale_lr, batch,
         f'batch per step: {batch // 2} images per process x 2 '
         f'processes = {batch}; {expected}'
     ]
+
+
+def test_an_auto_scale_lr_without_enable_is_off():
+    """mmengine's ``Runner.scale_lr`` scales only where ``enable`` is set
+    and true: a base_batch_size alone leaves the lr."""
+    from mmreid.engine.hooks.setup_check_hook import lr_text
+    assert lr_text(3.5e-4, dict(base_batch_size=32), 64) == (
+        'lr 0.00035 as in the config (auto_scale_lr off; base_batch_size 32 '
+        '!= this batch 64: --auto-scale-lr (auto_scale_lr.enable=True) would '
+        'scale it to 0.0007)')
+
+
+def test_an_integer_lr_is_shown_as_a_number():
+    """``lr=1`` is one number as ``lr=1.0`` is (not "the config's lr")."""
+    from mmreid.engine.hooks.setup_check_hook import _config_lr, lr_text
+    cfg = dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=1)))
+    assert _config_lr(cfg) == 1.0
+    assert lr_text(_config_lr(cfg), dict(base_batch_size=32, enable=True),
+                   64) == ("lr 2 = the config's 1 x 64 / 32 (auto_scale_lr "
+                           'on: this batch / base_batch_size 32)')
