@@ -47,6 +47,18 @@ def test_a_key_through_a_list_in_the_middle_needs_an_index():
                             'test_dataloader.dataset.pipeline.1.size=(128,64)')
 
 
+def test_a_delete_set_to_false_replaces_nothing():
+    """``_delete_=False`` merges as any option does: a key through a list
+    beneath it still needs an index."""
+    pipeline = 'test_dataloader.dataset.pipeline'
+    with pytest.raises(ValueError, match=f'{pipeline} is a list of 3 items'):
+        load_config(
+            MARKET, {
+                'test_dataloader.dataset._delete_': False,
+                f'{pipeline}.size': (128, 64)
+            })
+
+
 def test_an_index_past_the_end_of_a_list_is_refused(two_metrics):
     # mmengine: "KeyError: Index 2 exceeds the length of list [...]".
     with pytest.raises(
@@ -112,6 +124,13 @@ def test_a_dict_literal_with_commas_is_shown_as_typed(capsys):
     assert f'--cfg-options test_evaluator={value}: a dict literal' in err
     assert ('--cfg-options test_evaluator.type=ReIDMetric '
             'test_evaluator.distance=euclidean') in err
+
+
+def test_an_empty_dict_literal_inside_a_list_is_a_usage_error(capsys):
+    # DictAction gives custom_hooks the text ['{}'], not a list of a dict.
+    err = cli_error(capsys, 'custom_hooks=[{}]')
+    assert '--cfg-options custom_hooks=[{}]: a dict literal is not read as ' \
+        'a dict there' in err
 
 
 @pytest.mark.parametrize(
