@@ -133,6 +133,16 @@ def _resnet18_state_dict():
     return net.state_dict()
 
 
+def test_a_bare_backbone_names_a_single_stream_stem_too():
+    """The mappings of the root module (a backbone loaded on its own, no
+    name) are checked as those of a model's backbone."""
+    from mmreid.utils.checkpoint import load_model_state
+    agw, one_stream = _agw_and_one_stream_models()
+    checkpoint = dict(state_dict=one_stream.backbone.state_dict())
+    with pytest.raises(RuntimeError, match='single-stream stem'):
+        load_model_state(agw.backbone, checkpoint, 'r18.pth')
+
+
 def test_imagenet_resnet_loads_into_both_stems(tmp_path):
     state = _resnet18_state_dict()
     path = str(tmp_path / 'r18.pth')

@@ -565,3 +565,23 @@ def test_fine_tuning_a_whole_model_on_other_identities(tmp_path):
     for name, value in trained.state_dict().items():
         if name != 'head.classifier.weight':
             assert torch.equal(mine[name], value), name
+
+
+def test_the_log_counts_the_tensors_of_another_shape(tmp_path, monkeypatch):
+    """Of the tensors allow_missing lets keep their initialisation, the
+    line counts those of another shape in the checkpoint apart from those
+    it lacks."""
+    state = _tiny_reid(4).state_dict()
+    del state['head.bnneck.weight']  # lacking; the classifier: reshaped
+    path = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict=state), path)
+    messages = []
+    monkeypatch.setattr(weight_init, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    report = load_pretrained(_tiny_reid(6), str(path), allow_missing=['head.'])
+    assert sorted(
+        report['missing']) == ['head.bnneck.weight', 'head.classifier.weight']
+    assert "; 2 tensors keep their initialisation (allow_missing=['head.'])" \
+        in messages[-1]
+    assert ' (1 of them of another shape in the checkpoint: ' \
+        'head.classifier.weight)' in messages[-1]
