@@ -485,3 +485,34 @@ def test_multi_target_test_loop_runs_every_split(tmp_path):
     assert metrics['dg/R1'] == pytest.approx(metrics['ilids/R1'])
     # Colour-coded identities: far above chance (1/60) on every split.
     assert min(values) > 20
+
+
+def test_classic_cmc_ranks_ties_in_gallery_order():
+    """The gallery is ranked by a stable sort: of items at one distance,
+    the earlier gallery item ranks first. One item per pid, so no draw:
+    the positive's 0-based rank is the count of nearer items plus that of
+    tied items before it."""
+    from mmreid.evaluation.functional import classic_cmc
+    dist = np.random.RandomState(0).randint(0, 3, (20, 40)).astype(float)
+    q_pids, g_pids = np.arange(20), np.arange(40)
+    ranks = [(row < row[q]).sum() + (row[:q] == row[q]).sum()
+             for q, row in enumerate(dist)]
+    expected = [np.mean([r <= k for r in ranks]) for k in range(40)]
+    cmc, valid = classic_cmc(
+        dist, q_pids, g_pids, np.zeros(20), np.ones(40), max_rank=40)
+    assert valid.all()
+    np.testing.assert_allclose(cmc, expected)
+
+
+def test_classic_cmc_skips_a_query_whose_positives_share_its_camera():
+    """Items of the query's pid and camid are removed: a query left
+    without a positive is not valid and does not count."""
+    from mmreid.evaluation.functional import classic_cmc
+
+    # Query 0 (pid 1, cam 0) has its only positive in cam 0; query 1
+    # (pid 2, cam 0) has its positive in cam 1, ranked second after g0.
+    dist = np.array([[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]])
+    cmc, valid = classic_cmc(
+        dist, [1, 2], [1, 2, 3], [0, 0], [0, 1, 1], max_rank=3)
+    assert valid.tolist() == [False, True]
+    np.testing.assert_allclose(cmc, [0.0, 1.0, 1.0])
