@@ -959,6 +959,26 @@ def test_the_epoch_line_of_a_single_target_loop_averages_its_epoch():
     assert tag['data_time'] == pytest.approx(0.4)
 
 
+def test_the_test_line_of_a_single_target_loop_keeps_non_scalars():
+    """mmengine's test-end line (``with_non_scalar=True``) carries a
+    metric that is not one number in its tag, which LoggerHook writes to
+    the run's json; a plain loop's still does."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mmreid.engine.runner import ReIDLogProcessor
+    hub = MessageHub.get_instance('the_test_line_of_a_single_target_loop')
+    hub.update_scalar('test/time', 2.0)
+    hub.update_scalar('test/data_time', 0.2)
+    hub.update_info('test/cmc', [0.5, 0.75])
+    runner = SimpleNamespace(
+        message_hub=hub, test_loop=SimpleNamespace(dataloader=[None]))
+    tag, _ = ReIDLogProcessor().get_log_after_epoch(
+        runner, 1, 'test', with_non_scalar=True)
+    assert tag['cmc'] == [0.5, 0.75]
+
+
 def test_a_nested_or_list_placeholder_is_refused_without_copies():
     """``refuse_ignored_placeholders`` (no runner, no dataset needed): a
     nested setting or a list placeholder is refused naming the targets,
