@@ -52,3 +52,14 @@ def test_other_arguments_are_passed_to_yapf(monkeypatch):
     assert seen == [('a = 1\n', 'pep8', {}),
                     ('b = 1\n', dict(x=[1]), dict(lines=[1])),
                     ('c = 1\n', dict(x=[1]), {})]
+
+
+def test_a_plain_style_with_other_arguments_is_passed_to_yapf():
+    """``lines`` (yapf formats those lines only) is not dropped for a
+    style that could be a cache key."""
+    config_format._format.cache_clear()
+    style = dict(based_on_style='pep8')
+    assert config_format.format_code(
+        'a=1\nb=2\n', style, lines=[(1, 1)]) == ('a = 1\nb=2\n', True)
+    assert config_format.format_code('a=1\nb=2\n',
+                                     style) == ('a = 1\nb = 2\n', True)

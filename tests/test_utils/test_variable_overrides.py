@@ -363,6 +363,21 @@ def test_a_field_an_option_deletes_is_an_override(tmp_path, options):
     assert cfg.test_dataloader.dataset.pipeline[1].backend == 'cv2'
 
 
+def test_a_dropped_field_of_a_top_level_list_item_is_set(tmp_path):
+    """A list at the top level (``test_evaluator``) holds the item as a
+    list below a dict does: the fix sets the field (an item's
+    ``_delete_`` is refused), and names the list to replace."""
+    path = config(
+        tmp_path, "metric = dict(type='ReIDMetric', distance='euclidean')\n"
+        "test_evaluator = [metric, dict(type='MyRank1Metric')]\n")
+    with pytest.raises(ValueError) as info:
+        load_config(path, {'metric': dict(_delete_=True, type='ReIDMetric')})
+    assert 'e.g. --cfg-options test_evaluator.0.distance=<a value> (an ' \
+        'option cannot drop a field of a list item: to drop it, give ' \
+        'test_evaluator = [...] in a config that inherits this one)' \
+        in str(info.value)
+
+
 def test_a_dropped_list_item_field_is_replaced_by_list_in_python(tmp_path):
     """Where the options are a Python dict (``init_model(cfg_options=)``)
     a list of dicts can be given: the fix replaces the list."""
