@@ -1036,6 +1036,32 @@ def test_a_target_with_several_metrics_is_read_by_its_metric(
     assert '| multi.py | 2.0 (n=1) |' in capsys.readouterr().out
 
 
+def test_a_later_seed_to_train_is_checked_before_training(
+        tmp_path, monkeypatch, own_metric):
+    """Seed 0 finished, seed 1 to train: the config's target check runs
+    before seed 1 is trained, as it does when seed 0 is to train."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    loop = ("val_cfg = dict(type='MultiTargetValLoop', targets=["
+            "dict(name='src_d0', evaluator=dict(type='ReIDMetric')), "
+            "dict(name='src_d1', evaluator=[dict(type='ReIDMetric'), "
+            f"dict(type='{own_metric}')])])\n")
+    config = write_config(tmp_path / 'multi.py', extra=loop)
+    runs = tmp_path / 'runs'
+    finished_run(
+        runs / 'multi_seed0', config, 0, {
+            'src_d0/R1': 1.0,
+            'src_d1/reid/R1': 2.0,
+            'src_d1/my/n': 71,
+            'mean/reid/R1': 1.5
+        })
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, config, '--work-dir', runs, '--seeds', 0, 1,
+                '--metrics', 'R1', '--target', 'src_d1')
+    assert str(info.value).startswith(
+        f'error: {config} (its val_cfg and val_evaluator, before training)')
+
+
 def test_the_mean_over_targets_is_the_loops_own_prefix():
     from mmengine.config import Config
     tool = load_tool(TOOL)

@@ -241,3 +241,24 @@ def test_a_run_it_cannot_read_is_an_error_not_a_traceback(
         ])
     assert str(info.value).startswith(f'error: {tmp_path / "base_seed3"}: ')
     assert 'and --no-train is set' in str(info.value)
+
+
+def test_a_failed_training_is_an_error_line(tmp_path, monkeypatch):
+    """A run whose training fails (compare_configs.run's RuntimeError)
+    ends the tool as its other errors do."""
+    import subprocess
+    make_runs(tmp_path, monkeypatch)
+    tool = load_tool(TOOL)
+
+    def failing(cmd, **kwargs):
+        raise subprocess.CalledProcessError(3, cmd)
+
+    monkeypatch.setattr(subprocess, 'run', failing)
+    with pytest.raises(SystemExit) as info:
+        tool.main([
+            'base.py', 'new.py', '--seeds', '0', '3', '--work-dir',
+            str(tmp_path)
+        ])
+    assert str(info.value).startswith(
+        f'error: {tmp_path / "base_seed3"}: the training of base.py (seed 3) '
+        'failed (exit status 3')
