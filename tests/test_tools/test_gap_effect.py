@@ -268,6 +268,17 @@ def test_the_gap_counts_names_that_start_with_layers():
                           'a, seed 0')['gap'] == pytest.approx(0.2)
 
 
+def test_a_gap_without_a_noise_floor_has_no_floor():
+    """Norm inputs without a floor (fewer than 4 visible images to halve)
+    give no floor (NaN), not a floor of 0."""
+    import math
+    tool = load_tool(TOOL)
+    summary = tool.summarise(
+        gap_rows([0.1, 0.3], floor=None), 'backbone.layer', 'a, seed 0')
+    assert summary['gap'] == pytest.approx(0.2)
+    assert math.isnan(summary['floor'])
+
+
 def test_seeds_of_one_config_on_other_targets_are_refused(
         tmp_path, monkeypatch):
     """A config whose seeds were evaluated on different targets has no
