@@ -48,6 +48,9 @@ def test_a_placeholder_added_to_through_a_variable_is_refused(tmp_path):
         # Silently '_', the first character of mmengine's placeholder.
         'height = {{_base_.img_size}}[0]',
         'sizes = {{ _base_.img_size }} * 2',
+        # A dict key: mmengine substitutes values only, so the key stays
+        # its placeholder string.
+        'sizes = {{{_base_.img_size}}: 1}',
     ])
 def test_a_placeholder_inside_an_expression_is_refused(tmp_path, line):
     path = config(tmp_path, line + '\n')
