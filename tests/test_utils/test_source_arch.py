@@ -606,3 +606,16 @@ def test_a_difference_no_option_can_undo_points_to_the_trained_config():
     assert ('No option gives the trained value of '
             'model.backbone.stem_pool.ceil_mode') in message
     assert 'test it with the config it was trained with' in message
+
+
+def test_a_list_of_dicts_is_no_command_line_option():
+    """``--cfg-options`` refuses a dict literal in a list, so a trained
+    value holding one is not offered as an option (the key is named as
+    one to set in a config instead); a dict is given leaf by leaf."""
+    from mmreid.utils.source_arch import _cfg_options
+    assert _cfg_options('model.neck.blocks', [dict(type='B', k=3)]) is None
+    assert _cfg_options('model.neck.sizes', [[1, 2]]) is None
+    sizes = [('model.neck.sizes', [1, 2])]
+    assert _cfg_options('model.neck.sizes', [1, 2]) == sizes
+    leaves = [('model.neck.k', 3), ('model.neck.p', [1])]
+    assert _cfg_options('model.neck', dict(k=3, p=[1])) == leaves
