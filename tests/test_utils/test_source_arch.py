@@ -507,6 +507,20 @@ def test_two_types_that_resolve_to_no_class_are_not_one_class():
     assert network_differences(saved, copy.deepcopy(saved)) == []
 
 
+def test_an_argument_at_its_default_is_compared_with_its_own_class():
+    # The saved ReIDResNet has no num_modalities; the current AGWResNet
+    # gives its own default (2): the type differs, the argument does not
+    # (its default is AGWResNet's, the class that takes it).
+    from mmreid.utils.source_arch import network_differences
+    saved = dict(type='ReIDModel', backbone=dict(type='ReIDResNet', depth=18))
+    current = dict(
+        type='ReIDModel',
+        backbone=dict(type='AGWResNet', depth=18, num_modalities=2))
+    assert network_differences(saved, current) == [
+        (('model', 'backbone', 'type'), 'ReIDResNet', 'AGWResNet')
+    ]
+
+
 def test_a_field_beneath_a_training_only_argument_is_accepted():
     # The triplet margin is read by loss() only: a field of an argument
     # that does not change the test network (loss_tri), however deep.
