@@ -255,3 +255,24 @@ def test_relative_fastreid_dir_is_made_absolute(monkeypatch, tmp_path):
                         ['benchmark_eval.py', '--fastreid-dir', 'peers/fr'])
     args = tool.parse_args()
     assert args.fastreid_dir == str(tmp_path / 'peers' / 'fr')
+
+
+def test_a_missing_work_dir_is_made_and_a_file_refused(monkeypatch, tmp_path,
+                                                       capsys):
+    """``--work-dir`` that did not exist ended in tempfile's bare
+    FileNotFoundError after the tool had started."""
+    tool = load_tool('tools/analysis_tools/benchmark_eval.py')
+    folder = tmp_path / 'runs' / 'bench'
+    monkeypatch.setattr(sys, 'argv',
+                        ['benchmark_eval.py', '--work-dir',
+                         str(folder)])
+    tool.parse_args()
+    assert folder.is_dir()
+    (tmp_path / 'a_file').write_text('')
+    monkeypatch.setattr(
+        sys, 'argv',
+        ['benchmark_eval.py', '--work-dir',
+         str(tmp_path / 'a_file')])
+    with pytest.raises(SystemExit):
+        tool.parse_args()
+    assert 'a_file\' is a file, not a folder' in capsys.readouterr().err

@@ -183,9 +183,16 @@ def parse_args():
         f'may have (default {TOLERANCE:g}); beyond it the row says DIFFERS '
         'and the tool exits with status 1')
     parser.add_argument(
-        '--work-dir', help='folder for the inputs (default: a temp dir)')
+        '--work-dir',
+        help='folder for the inputs, made if missing (default: a temp dir)')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.work_dir and not args.child:
+        # The inputs are written in a temporary folder under it.
+        if osp.exists(args.work_dir) and not osp.isdir(args.work_dir):
+            parser.error(f'--work-dir {args.work_dir!r} is a file, not a '
+                         f'folder')
+        os.makedirs(args.work_dir, exist_ok=True)
     if args.fastreid_dir:
         # The Cython build and the children run in other folders.
         args.fastreid_dir = osp.abspath(args.fastreid_dir)
