@@ -20,6 +20,7 @@ from mmengine.dataset import Compose
 # skipped. Re-exported as ``mmreid.apis.list_images``.
 from mmreid.datasets.base_reid_dataset import (  # noqa: F401
     IMG_EXTENSIONS, list_images)
+from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from .model import get_model, init_model  # noqa: F401 (old import path)
 #: ``<pid>_c<camid>...``: Market-1501, DukeMTMC-reID and SynthReID names.
 MARKET_NAME = re.compile(r'^(-?\d+)_c(\d+)')
@@ -206,8 +207,10 @@ class RankedList:
     Attributes:
         query (str | None): Query path (None for an array).
         gallery (list[str]): The top-k gallery paths, closest first.
-        indices (Tensor): Their indices in the gallery list, shape (k,).
-        distances (Tensor): Their distances, shape (k,).
+        indices (Tensor): Their indices in the gallery list as given
+            (junk included), shape (k,).
+        distances (Tensor): Their distances, shape (k,), scored on the
+            gallery without its junk.
         matches (list[bool] | None): Whether each has the query's pid, when
             the file names carry pids (Market style), else None.
     """
@@ -320,9 +323,11 @@ def rank_gallery(model: nn.Module,
     cosine), else Euclidean; a config whose test metric ranks otherwise
     (``test_evaluator.distance='cosine'`` on a Euclidean model) is refused,
     as ``tools/test.py`` would report another ranking. Ties are broken by
-    gallery order (stable
-    sort). Gallery images named as junk (``-1_c...``, pid -1) are always
-    left out, as every evaluation does. When query and gallery names are
+    gallery order (stable sort). Gallery images named as junk
+    (``-1_c...``, pid -1) are left out before the gallery is scored, as
+    the datasets drop them before ``tools/test.py`` scores it (a
+    gallery-dependent scorer such as GMN's ``mnet_topk`` never sees
+    them). When query and gallery names are
     Market style (``0001_c1...``), each gallery item's match is known
     and, with ``exclude_same_camera``, the Market protocol is applied:
     items of the query's pid seen by the query's camera (the same
@@ -355,27 +360,39 @@ def rank_gallery(model: nn.Module,
     gallery_paths = [str(p) for p in _as_image_list(gallery)]
     if not gallery_paths:
         raise ValueError(f'the gallery {gallery!r} has no images')
-    q_feats = extract_features(model, queries, batch_size, query_modality)
-    g_feats = extract_features(model, gallery_paths, batch_size,
-                               gallery_modality)
-    dist = _model_distances(model, q_feats, g_feats)
+    # Junk (pid -1) is no gallery item: left out before scoring, as the
+    # datasets drop it before tools/test.py's metric scores the gallery.
+    # A gallery-dependent scorer (GMN's mnet_topk, whose candidates are
+    # the gallery's k nearest) would otherwise rank with it.
     g_labels = [parse_market_name(p) for p in gallery_paths]
+    scored = torch.tensor(
+        [i for i, (pid, _) in enumerate(g_labels) if pid != JUNK_PID],
+        dtype=torch.long)
+    if not len(scored):
+        raise ValueError(f'the gallery {gallery!r} holds only junk images '
+                         f'(pid {JUNK_PID}, named "{JUNK_PID}_c..."), which '
+                         'are never ranked: give a gallery with other images')
+    q_feats = extract_features(model, queries, batch_size, query_modality)
+    g_feats = extract_features(model,
+                               [gallery_paths[i] for i in scored.tolist()],
+                               batch_size, gallery_modality)
+    dist = _model_distances(model, q_feats, g_feats)
     results = []
     for q, row in zip(queries, dist):
         q_path = q if isinstance(q, str) else None
         q_pid, q_cam = parse_market_name(q_path) if q_path \
             else (None, None)
-        # Junk (pid -1) is never a retrieval; the query's pid seen by its
-        # camera is left out unless exclude_same_camera=False.
+        # The query's pid seen by its camera is left out after scoring,
+        # as the metric's junk rule does, unless exclude_same_camera=False.
         same_camera = exclude_same_camera and q_pid is not None
         kept = [
-            pid != -1 and not (same_camera and (pid, cam) == (q_pid, q_cam))
-            for pid, cam in g_labels
+            not (same_camera and g_labels[i] == (q_pid, q_cam))
+            for i in scored.tolist()
         ]
-        keep = torch.tensor(kept, dtype=torch.bool)
-        candidates = keep.nonzero().flatten()
+        candidates = torch.tensor(kept, dtype=torch.bool).nonzero().flatten()
         order = torch.sort(row[candidates], stable=True).indices[:topk]
-        indices = candidates[order]
+        columns = candidates[order]
+        indices = scored[columns]
         matches = None
         if q_pid is not None and all(g_labels[i][0] is not None
                                      for i in indices):
@@ -385,7 +402,7 @@ def rank_gallery(model: nn.Module,
                 query=q_path,
                 gallery=[gallery_paths[i] for i in indices.tolist()],
                 indices=indices,
-                distances=row[indices],
+                distances=row[columns],
                 matches=matches))
     return results
 

@@ -685,3 +685,104 @@ def test_a_model_with_its_own_distance_ranks_by_it(config, tmp_path,
         lambda model, images, *args: torch.rand(len(images), 64))
     query, gallery = make_gallery(tmp_path)
     assert len(rank_gallery(model, query, gallery, topk=3)[0].gallery) == 3
+
+
+def hand_made_gmn(config, topk):
+    """A tiny GMN whose M-Net looks at feature dimension 1 only: ``z =
+    -c (q_1 - g_1)^2`` (c = 1 / sqrt(1 + eps), the eval BatchNorm), so
+    ``-z`` ranks otherwise than the Euclidean distance over dims 0, 1."""
+    model = init_model(
+        config(),
+        cfg_options={
+            'model.type': 'GMNReID',
+            'model.head.type': 'GMNHead',
+            'model.head.mnet': dict(hidden_channels=1),
+            'model.test_cfg': dict(mnet_topk=topk, check_queries=0)
+        })
+    mnet = model.head.mnet
+    with torch.no_grad():
+        linear, bn = mnet.hidden[0], mnet.hidden[1]
+        linear.weight.zero_()
+        linear.weight[0, 1] = 1.0
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0)
+        bn.weight.fill_(1.0)
+        bn.bias.zero_()
+        mnet.fc_out.weight.fill_(-1.0)
+        mnet.fc_out.bias.zero_()
+    return model.eval()
+
+
+def topk_rerank_reference(model, query, gallery, k):
+    """GMN's top-k rerank from its definition (gmn.md 8.4): the k nearest
+    items by squared Euclidean distance (stable), ordered by the M-Net's
+    ``-z``, then the rest in Euclidean order; returns gallery rows."""
+    euclid = ((gallery - query)**2).sum(1)
+    with torch.no_grad():
+        z = model.head.mnet((gallery - query)**2)
+    order = sorted(range(len(gallery)), key=lambda i: (float(euclid[i]), i))
+    head = sorted(order[:k], key=lambda i: (-float(z[i]), order.index(i)))
+    return head + order[k:]
+
+
+def test_rank_gallery_scores_the_gallery_without_junk(config, tmp_path,
+                                                      monkeypatch):
+    """A gallery-dependent scorer (GMN's mnet_topk: the candidates are the
+    gallery's k nearest) must not see the junk: tools/test.py scores the
+    dataset's gallery, which has none. A junk copy of the query took a
+    candidate slot, pushing a true match into the Euclidean tail."""
+    from mmreid.apis import inference
+
+    # (dim 0, dim 1) of each image; the query is at the origin.
+    points = {
+        '0002_c1s1_000009_00.png': (0.0, 0.0),  # the query
+        '-1_c2s1_000001_00.png': (0.0, 0.0),  # junk, nearest of all
+        '0001_c2s1_000001_00.png': (0.0, 1.0),  # A
+        '0002_c1s1_000001_00.png': (0.5, 0.1),  # E: same pid and camera
+        '0002_c2s1_000001_00.png': (1.2, 0.0),  # B: the true match
+        '0003_c2s1_000001_00.png': (0.0, 2.0),  # C
+        '0003_c3s1_000001_00.png': (2.0, 0.5),  # D
+    }
+
+    def feature(path):
+        feat = torch.zeros(64)
+        feat[:2] = torch.tensor(points[osp.basename(path)])
+        return feat
+
+    monkeypatch.setattr(
+        inference, 'extract_features',
+        lambda model, images, *args: torch.stack([feature(p) for p in images]))
+    gallery = tmp_path / 'gallery'
+    gallery.mkdir()
+    for name in list(points)[1:]:
+        (gallery / name).write_bytes(b'')
+    query = str(tmp_path / '0002_c1s1_000009_00.png')
+    names = sorted(list(points)[1:])
+    model = hand_made_gmn(config, topk=3)
+    [result] = rank_gallery(model, query, str(gallery), topk=10)
+    # tools/test.py's gallery: without the junk; the same-camera item E
+    # is a candidate, then left out by the Market rule.
+    clean = [n for n in names if not n.startswith('-1_')]
+    ranking = topk_rerank_reference(model, feature(query),
+                                    torch.stack([feature(n) for n in clean]),
+                                    3)
+    expected = [clean[i] for i in ranking if clean[i] != names[2]]
+    assert names[2] == '0002_c1s1_000001_00.png'
+    assert [osp.basename(p) for p in result.gallery] == expected
+    # By construction: B (M-Net nearest) before A; the junk does not
+    # push B out of the candidates.
+    assert expected == [
+        '0002_c2s1_000001_00.png', '0001_c2s1_000001_00.png',
+        '0003_c2s1_000001_00.png', '0003_c3s1_000001_00.png'
+    ]
+    # Indices into the gallery as given; distances are the positions of
+    # the junk-free ranking (E, left out, held position 1).
+    assert result.indices.tolist() == [names.index(n) for n in expected]
+    assert result.distances.tolist() == [0.0, 2.0, 3.0, 4.0]
+    assert result.matches == [True, False, False, False]
+    # A gallery of junk only has nothing to rank.
+    junk = tmp_path / 'junk'
+    junk.mkdir()
+    (junk / '-1_c2s1_000001_00.png').write_bytes(b'')
+    with pytest.raises(ValueError, match=r'holds only junk images'):
+        rank_gallery(model, query, str(junk), topk=3)
