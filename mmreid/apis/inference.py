@@ -7,7 +7,7 @@ import os.path as osp
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -221,23 +221,50 @@ class RankedList:
     matches: Optional[List[bool]] = None
 
 
-def _configured_rankings(model: nn.Module) -> List[tuple]:
-    """``(config key, distance, normalize)`` of the primary metric of every
-    test evaluator of ``model.cfg`` (each target's of a multi-target loop,
-    only ``model.test_target``'s when one was chosen)."""
+class MetricRanking(NamedTuple):
+    """How one configured test metric ranks features (``tools/test.py``).
+
+    Attributes:
+        key (str): The metric's config key, e.g. ``'test_evaluator'`` or
+            ``'test_cfg.targets.1.evaluator'``.
+        distance (str): Its feature distance (its class default when the
+            config gives none).
+        normalize (bool): Whether it L2-normalises the features first.
+        rerank (dict | None): Its k-reciprocal re-ranking options.
+        query_expansion (dict | None): Its query expansion options.
+    """
+    key: str
+    distance: str
+    normalize: bool
+    rerank: Optional[dict]
+    query_expansion: Optional[dict]
+
+
+def configured_rankings(cfg: Config,
+                        phase: str = 'test',
+                        target: Optional[str] = None) -> List[MetricRanking]:
+    """The ranking of the primary metric of every evaluator of a phase.
+
+    Args:
+        cfg (Config): The model's config.
+        phase (str): ``'test'`` (``test_evaluator``/``test_cfg.targets``)
+            or ``'val'``.
+        target (str, optional): Only this target's, for a multi-target
+            loop; None: every target's.
+
+    Returns:
+        list[MetricRanking]: One per evaluator whose metric mmreid knows
+        (others are checked by the loops), in config order.
+    """
     from mmreid.registry import METRICS
-    cfg = getattr(model, 'cfg', None)
-    if cfg is None:
-        return []
-    loop = cfg.get('test_cfg') or {}
+    loop = cfg.get(f'{phase}_cfg') or {}
     targets = loop.get('targets') if isinstance(loop, dict) else None
     if targets:
-        chosen = getattr(model, 'test_target', None)
-        evaluators = [(f'test_cfg.targets.{i}.evaluator', t.get('evaluator'))
-                      for i, t in enumerate(targets)
-                      if chosen is None or t.get('name') == chosen]
+        evaluators = [(f'{phase}_cfg.targets.{i}.evaluator',
+                       t.get('evaluator')) for i, t in enumerate(targets)
+                      if target is None or t.get('name') == target]
     else:
-        evaluators = [('test_evaluator', cfg.get('test_evaluator'))]
+        evaluators = [(f'{phase}_evaluator', cfg.get(f'{phase}_evaluator'))]
     found = []
     for key, evaluator in evaluators:
         # mmengine's dict(type='Evaluator', metrics=[...]) form.
@@ -253,32 +280,67 @@ def _configured_rankings(model: nn.Module) -> List[tuple]:
             cls = None
         if cls is None:
             continue  # not a metric mmreid knows: the loops check it
-        default = getattr(cls, 'default_distance', 'euclidean')
-        distance = evaluator.get('distance', evaluator.get('metric', default))
+        distance = evaluator.get('distance') or evaluator.get('metric') \
+            or getattr(cls, 'default_distance', 'euclidean')
         if isinstance(distance, str):
             found.append(
-                (key, distance, bool(evaluator.get('normalize', False))))
+                MetricRanking(key, distance,
+                              bool(evaluator.get('normalize', False)),
+                              evaluator.get('rerank'),
+                              evaluator.get('query_expansion')))
     return found
+
+
+#: What each feature option of a metric does to tools/test.py's ranking.
+FEATURE_OPTION_EFFECTS = dict(
+    rerank='re-ranks the distances (k-reciprocal re-ranking, over all the '
+    'test queries and the gallery)',
+    query_expansion='replaces each query by its expansion with its '
+    'nearest gallery features before ranking')
 
 
 def check_config_ranking(model: nn.Module) -> None:
     """Refuse to rank otherwise than ``tools/test.py`` would.
 
-    ``rank_gallery`` ranks by ``model.distance``; ``tools/test.py`` by the
-    config's test metric. The loops refuse a metric that contradicts a
-    non-default ``model.distance``, but a default (Euclidean) model may be
-    evaluated with a cosine metric, which gave two rankings of one model:
-    ``test_evaluator.distance=cosine`` reported the cosine R1 while
-    ``rank_gallery`` ranked Euclidean.
+    ``rank_gallery`` ranks by the model's distance; ``tools/test.py`` by
+    the config's test metric. A metric that re-ranks or expands queries
+    (``rerank``, ``query_expansion``) ranks otherwise than any distance
+    of two features: refused for every model. The loops refuse a metric
+    that contradicts a non-default ``model.distance``, but a default
+    (Euclidean) model may be evaluated with a cosine metric, which gave
+    two rankings of one model: ``test_evaluator.distance=cosine``
+    reported the cosine R1 while ``rank_gallery`` ranked Euclidean.
+    (A model with its own distance, GMN's M-Net, is ranked by it, which
+    the loops hand to the metric whatever distance it names.)
 
     Raises:
-        ValueError: Naming the metric's key, both distances and the fix.
+        ValueError: Naming the metric's key, the option or both distances,
+            and the fix.
     """
     from mmreid.engine.runner.reid_loops import _ranks_as
-    own = getattr(model, 'distance_type', None)
-    if not isinstance(own, str) or _ranks_as(own, False) is None:
+    from mmreid.models.reiders.reid_model import get_model_scorers
+    cfg = getattr(model, 'cfg', None)
+    if cfg is None:
         return
-    for key, distance, normalize in _configured_rankings(model):
+    rankings = configured_rankings(cfg, 'test',
+                                   getattr(model, 'test_target', None))
+    for ranking in rankings:
+        for option, effect in FEATURE_OPTION_EFFECTS.items():
+            value = getattr(ranking, option)
+            if value is None:
+                continue
+            raise ValueError(
+                f"the config's {ranking.key}.{option}={value!r}: "
+                f'tools/test.py {effect}, which rank_gallery does not do, '
+                f'so its lists would not be those tools/test.py '
+                f'evaluates. Rank without it (init_model(..., cfg_options='
+                f"{{'{ranking.key}.{option}': None}})), or draw the lists "
+                f'that tools/test.py ranks with its --show-ranked-lists')
+    own = getattr(model, 'distance_type', None)
+    if get_model_scorers(model) or not isinstance(own, str) \
+            or _ranks_as(own, False) is None:
+        return
+    for key, distance, normalize, _, _ in rankings:
         theirs = _ranks_as(distance, normalize)
         if theirs is not None and theirs != _ranks_as(own, False):
             want = 'cosine' if theirs == 'cosine' else 'euclidean'
@@ -321,14 +383,15 @@ def rank_gallery(model: nn.Module,
     M-Net: the contract the val/test loops apply, see
     ``ReIDModel.scorers``), else ``model.distance`` (Euclidean or
     cosine), else Euclidean; a config whose test metric ranks otherwise
-    (``test_evaluator.distance='cosine'`` on a Euclidean model) is refused,
-    as ``tools/test.py`` would report another ranking. Ties are broken by
-    gallery order (stable sort). Gallery images named as junk
-    (``-1_c...``, pid -1) are left out before the gallery is scored, as
-    the datasets drop them before ``tools/test.py`` scores it (a
-    gallery-dependent scorer such as GMN's ``mnet_topk`` never sees
-    them). When query and gallery names are
-    Market style (``0001_c1...``), each gallery item's match is known
+    (``test_evaluator.distance='cosine'`` on a Euclidean model, or any
+    ``rerank`` or ``query_expansion``) is refused, as ``tools/test.py``
+    would report another ranking (see :func:`check_config_ranking`).
+    Ties are broken by gallery order (stable sort). Gallery images named
+    as junk (``-1_c...``, pid -1) are left out before the gallery is
+    scored, as the datasets drop them before ``tools/test.py`` scores it
+    (a gallery-dependent scorer such as GMN's ``mnet_topk`` never sees
+    them). When query and gallery names are Market style
+    (``0001_c1...``), each gallery item's match is known
     and, with ``exclude_same_camera``, the Market protocol is applied:
     items of the query's pid seen by the query's camera (the same
     tracklet, not a retrieval) are left out too. On a Market-layout test
@@ -353,9 +416,7 @@ def rank_gallery(model: nn.Module,
     """
     if topk < 1:
         raise ValueError(f'topk must be >= 1, got {topk}')
-    from mmreid.models.reiders.reid_model import get_model_scorers
-    if not get_model_scorers(model):
-        check_config_ranking(model)  # before any extraction
+    check_config_ranking(model)  # before any extraction
     queries = _as_image_list(query)
     gallery_paths = [str(p) for p in _as_image_list(gallery)]
     if not gallery_paths:

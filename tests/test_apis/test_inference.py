@@ -786,3 +786,34 @@ def test_rank_gallery_scores_the_gallery_without_junk(config, tmp_path,
     (junk / '-1_c2s1_000001_00.png').write_bytes(b'')
     with pytest.raises(ValueError, match=r'holds only junk images'):
         rank_gallery(model, query, str(junk), topk=3)
+
+
+@pytest.mark.parametrize('option, value',
+                         [('rerank', dict(k1=6, k2=3, lambda_value=0.3)),
+                          ('query_expansion', dict(k=2, alpha=3))])
+@pytest.mark.parametrize('gmn', [False, True], ids=['bot', 'gmn'])
+def test_rank_gallery_refuses_a_reranking_metric(config, tmp_path, option,
+                                                 value, gmn):
+    """tools/test.py ranks by the re-ranked distances (or those of the
+    expanded queries); rank_gallery returned the plain ranking without a
+    word. Refused, naming the key and the fix."""
+    query, gallery = make_gallery(tmp_path)
+    options = {'test_evaluator': dict(type='ReIDMetric', **{option: value})}
+    if gmn:
+        options.update({
+            'model.type': 'GMNReID',
+            'model.head.type': 'GMNHead',
+            'model.head.mnet': dict(hidden_channels=8)
+        })
+    model = init_model(config(), cfg_options=options)
+    with pytest.raises(ValueError) as info:
+        rank_gallery(model, query, gallery, topk=3)
+    message = str(info.value)
+    assert f"test_evaluator.{option}={value!r}" in message
+    assert "cfg_options={'test_evaluator." + option + "': None}" in message
+    assert '--show-ranked-lists' in message
+    # As the message says: without the option the plain ranking is
+    # tools/test.py's, and it is given.
+    options['test_evaluator'] = dict(type='ReIDMetric', **{option: None})
+    model = calibrated(init_model(config(), cfg_options=options))
+    assert len(rank_gallery(model, query, gallery, topk=3)[0].gallery) == 3
