@@ -213,12 +213,19 @@ class RankedList:
             gallery without its junk.
         matches (list[bool] | None): Whether each has the query's pid, when
             the file names carry pids (Market style), else None.
+        has_positive (bool | None): Whether the whole ranked gallery (not
+            only the top k; junk and, with ``exclude_same_camera``, the
+            query's pid seen by its camera left out) holds an image of
+            the query's pid, when the query's name and all of theirs carry
+            pids, else None. ``tools/test.py`` skips a query without one
+            (``num_valid_query``) rather than count it as a miss.
     """
     query: Optional[str]
     gallery: List[str]
     indices: torch.Tensor
     distances: torch.Tensor
     matches: Optional[List[bool]] = None
+    has_positive: Optional[bool] = None
 
 
 class MetricRanking(NamedTuple):
@@ -394,8 +401,11 @@ def rank_gallery(model: nn.Module,
     (``0001_c1...``), each gallery item's match is known
     and, with ``exclude_same_camera``, the Market protocol is applied:
     items of the query's pid seen by the query's camera (the same
-    tracklet, not a retrieval) are left out too. On a Market-layout test
-    set the top-1 matches then give the same R1 as ``tools/test.py``.
+    tracklet, not a retrieval) are left out too. Ranking a Market-layout
+    test set (its queries, its gallery folder) so, the top-1 matches of
+    the lists whose ``has_positive`` is True give ``tools/test.py``'s R1
+    (under its default ``tie_policy='stable'``): a query whose gallery
+    holds no image of its pid is skipped there, not counted as a miss.
 
     Args:
         model (nn.Module): From :func:`init_model`.
@@ -454,17 +464,21 @@ def rank_gallery(model: nn.Module,
         order = torch.sort(row[candidates], stable=True).indices[:topk]
         columns = candidates[order]
         indices = scored[columns]
-        matches = None
+        matches = has_positive = None
         if q_pid is not None and all(g_labels[i][0] is not None
                                      for i in indices):
             matches = [g_labels[i][0] == q_pid for i in indices.tolist()]
+        ranked = [g_labels[i][0] for i in scored[candidates].tolist()]
+        if q_pid is not None and None not in ranked:
+            has_positive = q_pid in ranked
         results.append(
             RankedList(
                 query=q_path,
                 gallery=[gallery_paths[i] for i in indices.tolist()],
                 indices=indices,
                 distances=row[columns],
-                matches=matches))
+                matches=matches,
+                has_positive=has_positive))
     return results
 
 

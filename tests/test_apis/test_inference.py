@@ -817,3 +817,67 @@ def test_rank_gallery_refuses_a_reranking_metric(config, tmp_path, option,
     options['test_evaluator'] = dict(type='ReIDMetric', **{option: None})
     model = calibrated(init_model(config(), cfg_options=options))
     assert len(rank_gallery(model, query, gallery, topk=3)[0].gallery) == 3
+
+
+def test_lists_mark_the_queries_tools_test_skips(config, tmp_path,
+                                                 monkeypatch):
+    """A query whose gallery holds no image of its pid (after the Market
+    rule) is skipped by tools/test.py; its list said nothing of it, so
+    the mean top-1 match over all lists was not tools/test.py's R1."""
+    from mmreid.apis import inference
+
+    # One number per image: the distance is their absolute difference.
+    values = {
+        '0001_c1s1_000009_00.png': 0.0,  # only a same-camera view of 1
+        '0002_c1s1_000009_00.png': 10.0,  # nearest is a view of 2
+        '0003_c1s1_000009_00.png': 20.0,  # nearest is another pid
+        '0001_c1s1_000001_00.png': 0.5,
+        '0002_c2s1_000001_00.png': 10.5,
+        '0004_c2s1_000001_00.png': 20.5,
+        '0003_c3s1_000001_00.png': 23.0,
+        '-1_c2s1_000001_00.png': 1.0,  # junk: no positive of pid 1
+    }
+
+    def features(model, images, *args):
+        return torch.tensor([[values[osp.basename(p)], 0.0] for p in images])
+
+    monkeypatch.setattr(inference, 'extract_features', features)
+    gallery = tmp_path / 'gallery'
+    gallery.mkdir()
+    for name in list(values)[3:]:
+        (gallery / name).write_bytes(b'')
+    queries = [str(tmp_path / n) for n in list(values)[:3]]
+    model = init_model(config())
+    lists = rank_gallery(model, queries, str(gallery), topk=2)
+    assert [rl.has_positive for rl in lists] == [False, True, True]
+    # R1 from its definition: the valid queries (2 and 3) whose nearest
+    # kept item has their pid (2): 1 / 2, not 1 / 3.
+    valid = [rl for rl in lists if rl.has_positive]
+    assert [rl.matches[0] for rl in lists] == [False, True, False]
+    assert sum(rl.matches[0] for rl in valid) / len(valid) == 0.5
+    # tools/test.py's metric on the same distances agrees.
+    from mmreid.evaluation.functional import evaluate_rank
+    names = sorted(list(values)[3:])
+    labels = [parse_market_name(n) for n in names]
+    dist = torch.tensor(
+        [[abs(values[osp.basename(q)] - values[n]) for n in names]
+         for q in queries])
+    result = evaluate_rank(dist, torch.tensor([1, 2, 3]),
+                           torch.tensor([p for p, _ in labels]),
+                           torch.tensor([0, 0, 0]),
+                           torch.tensor([c - 1 for _, c in labels]))
+    assert result.percentages([1])['R1'] == 50.0
+    assert result.num_valid_query == 2
+    # Without the Market rule the same-camera view of 1 is a positive.
+    lists = rank_gallery(
+        model, queries, str(gallery), topk=2, exclude_same_camera=False)
+    assert [rl.has_positive for rl in lists] == [True, True, True]
+    # Unknown when a name carries no pid (the query's or a gallery's).
+    (gallery / 'person.png').write_bytes(b'')
+    values['person.png'] = 50.0
+    lists = rank_gallery(model, queries[1], str(gallery), topk=1)
+    assert lists[0].has_positive is None and lists[0].matches == [True]
+    values['person.png'] = 10.0
+    lists = rank_gallery(model, str(tmp_path / 'person.png'),
+                         [str(gallery / list(values)[4])])
+    assert lists[0].has_positive is None and lists[0].matches is None
