@@ -12,12 +12,18 @@ Writes into ``--out-dir``:
 * ``index.csv``: per row ``row, path, pid, camid, modality, role, dataset``
   (``--split train``: ``label`` instead of ``pid``, see below);
 * ``meta.json``: config, checkpoint, source, count and feature size, and
-  how the model ranks the features: ``ranking_distance`` (its
-  ``distance``, e.g. ``euclidean``, AGW's ``cosine``),
-  ``feature_normalization`` (``l2`` for cosine, else ``none``),
-  ``features_only`` and ``ranking_note``. A model that ranks with its own
-  distance (GMN's M-Net) gets ``features_only: true`` and its primary mode
-  (``mnet``): no feature distance on these features gives its ranking
+  how ``tools/test.py`` ranks the features: as the config's metric does
+  (``--split val``: the validation metric's, else the test metric's; a
+  multi-target loop's target's, refused without ``--target`` where the
+  targets rank differently), else, without one, as the model's
+  ``distance``: ``ranking_distance`` (e.g. ``euclidean``, AGW's
+  ``cosine``), ``feature_normalization`` (``l2`` for cosine,
+  ``normalize=True`` or query expansion, else ``none``), ``rerank`` and
+  ``query_expansion`` (the metric's options, or null),
+  ``ranking_source`` (the config key read), ``features_only`` and
+  ``ranking_note``. A model that ranks with its own distance (GMN's
+  M-Net) gets ``features_only: true`` and its primary mode (``mnet``): no
+  feature distance on these features gives its ranking
   (``mmreid.apis.rank_gallery`` does).
 
 The three are written into a temporary folder beside ``--out-dir`` that
@@ -237,16 +243,82 @@ def image_records(folder: str, modality: Optional[int]) -> List[dict]:
     return records
 
 
-def ranking_meta(model) -> dict:
-    """How the model ranks the features, for ``meta.json``
-    (:func:`mmreid.models.reiders.reid_model.feature_ranking`)."""
+def _plain(options: Optional[dict]) -> Optional[dict]:
+    return None if options is None else dict(options)
+
+
+def ranking_meta(model,
+                 split: Optional[str] = None,
+                 target: Optional[str] = None) -> dict:
+    """How ``tools/test.py`` ranks the features, for ``meta.json``.
+
+    A model with its own distance (GMN's M-Net) ranks by it
+    (:func:`mmreid.models.reiders.reid_model.feature_ranking`); otherwise
+    the config's metric does (its ``distance``, ``normalize``,
+    ``rerank`` and ``query_expansion``): the validation evaluator's for
+    ``--split val``, else the test evaluator's, only ``target``'s where
+    one is given (:func:`mmreid.apis.inference.configured_rankings`).
+    The model's ``distance`` counts only for a config without such a
+    metric.
+
+    Returns:
+        dict: ``ranking_distance``, ``feature_normalization``,
+        ``features_only``, ``ranking_source`` (the config key it was
+        read from), ``rerank``, ``query_expansion`` and ``ranking_note``.
+
+    Raises:
+        ValueError: The targets' metrics rank differently and no
+            ``target`` chooses one: no single ranking can be recorded.
+    """
+    from mmreid.apis.inference import configured_rankings
     from mmreid.models.reiders.reid_model import feature_ranking
     ranking = feature_ranking(model)
-    return dict(
+    meta = dict(
         ranking_distance=ranking['distance'],
         feature_normalization=ranking['normalization'],
         features_only=ranking['own_distance'],
+        ranking_source='model.scorers()'
+        if ranking['own_distance'] else 'model.distance',
+        rerank=None,
+        query_expansion=None,
         ranking_note=ranking['note'])
+    phase = 'val' if split == 'val' else 'test'
+    rankings = [] if ranking['own_distance'] else configured_rankings(
+        model.cfg, phase, target)
+    if not rankings:
+        return meta
+    if len({repr(r[1:]) for r in rankings}) > 1:
+        shown = '; '.join(
+            f'{r.key}: distance={r.distance!r}, normalize={r.normalize}, '
+            f'rerank={r.rerank!r}, query_expansion={r.query_expansion!r}'
+            for r in rankings)
+        raise ValueError(
+            f'the targets of {phase}_cfg rank their features differently '
+            f'({shown}), so meta.json could not say how tools/test.py '
+            f'ranks these: extract one target at a time with --target '
+            f'NAME ({phase}_cfg.targets[i].name)')
+    metric = rankings[0]
+    l2 = metric.distance == 'cosine' or metric.normalize \
+        or metric.query_expansion is not None
+    steps = []
+    if metric.query_expansion is not None:
+        steps.append('replace each query by its alpha-QE with its nearest '
+                     f'gallery features ({_plain(metric.query_expansion)})')
+    if l2:
+        steps.append('L2-normalise')
+    steps.append(f'{metric.distance} distance, smaller = closer')
+    if metric.rerank is not None:
+        steps.append('k-reciprocal re-ranking over all the queries and the '
+                     f'gallery ({_plain(metric.rerank)})')
+    meta.update(
+        ranking_distance=metric.distance,
+        feature_normalization='l2' if l2 else 'none',
+        ranking_source=metric.key,
+        rerank=_plain(metric.rerank),
+        query_expansion=_plain(metric.query_expansion),
+        ranking_note=(f'rank these features as tools/test.py does ('
+                      f'{metric.key}): {", then ".join(steps)}'))
+    return meta
 
 
 def extract(model, records: List[dict], batch_size: int) -> torch.Tensor:
@@ -387,6 +459,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         report_junk(records)
     if not records:
         raise ValueError(f'no images found in {args.images or args.split}')
+    # Before extraction: a ranking meta.json cannot record is refused.
+    ranking = ranking_meta(model, args.split, args.target)
     print(f'extracting {len(records)} images on {args.device}, batches of '
           f'{args.batch_size}')
     with torch.no_grad():
@@ -400,7 +474,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             config=osp.abspath(args.config),
             checkpoint=args.checkpoint,
             **source,
-            **ranking_meta(model)),
+            **ranking),
         columns=columns)
     print(f'{feats.shape[0]} x {feats.shape[1]} features written to '
           f'{feature_file}, with index.csv and meta.json')

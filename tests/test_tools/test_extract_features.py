@@ -465,6 +465,9 @@ def test_meta_records_the_ranking_distance(tool, setup):
         ranking_distance='mnet',
         feature_normalization='model',
         features_only=True,
+        ranking_source='model.scorers()',
+        rerank=None,
+        query_expansion=None,
         ranking_note=feature_ranking(gmn)['note'])
 
 
@@ -572,3 +575,65 @@ def test_the_dataset_column_is_one_rule(tool, setup):
     # No targets: the test dataloader's dataset, SynthReID domain 1.
     single = tool.split_records(read_config(config, phase='test'), 'test')
     assert {r['dataset'] for r in single} == {'synthreid-d1'}
+
+
+def test_meta_records_the_ranking_of_the_test_metric(tool, setup):
+    """tools/test.py ranks with the config's metric, not the model's
+    distance: an evaluator's cosine (also from --cfg-options), its
+    re-ranking and a target's own metric are what meta.json says.
+    Targets that rank differently are refused without --target."""
+    root, config, checkpoint, _ = setup
+    folder = str(root / 'synthreid' / 'd1' / 'query')
+    text = CONFIG.format(data_root=str(root / 'synthreid'))
+    path = root / 'meta_metric.py'
+    path.write_text(text + "test_evaluator = dict(type='ReIDMetric')\n")
+
+    def meta_of(name, *extra, config=str(path)):
+        out = str(root / name)
+        tool.main([config, checkpoint, '--images', folder, '--out-dir', out] +
+                  list(extra))
+        with open(osp.join(out, 'meta.json')) as f:
+            return json.load(f)
+
+    # The model is Euclidean; tools/test.py ranks by cosine.
+    meta = meta_of('meta_metric_cos', '--cfg-options',
+                   'test_evaluator.distance=cosine')
+    assert meta['ranking_distance'] == 'cosine'
+    assert meta['feature_normalization'] == 'l2'
+    assert meta['rerank'] is None and meta['query_expansion'] is None
+    meta = meta_of('meta_metric_euclid')
+    assert (meta['ranking_distance'], meta['feature_normalization'],
+            meta['ranking_source']) == ('euclidean', 'none', 'test_evaluator')
+    meta = meta_of('meta_metric_norm', '--cfg-options',
+                   'test_evaluator.normalize=True')
+    assert (meta['ranking_distance'], meta['feature_normalization']) == \
+        ('euclidean', 'l2')
+    meta = meta_of('meta_metric_rr', '--cfg-options',
+                   'test_evaluator.rerank.k1=6', 'test_evaluator.rerank.k2=3',
+                   'test_evaluator.rerank.lambda_value=0.3')
+    assert meta['rerank'] == dict(k1=6, k2=3, lambda_value=0.3)
+    assert 'k-reciprocal re-ranking' in meta['ranking_note']
+    meta = meta_of('meta_metric_qe', '--cfg-options',
+                   'test_evaluator.query_expansion.k=2',
+                   'test_evaluator.query_expansion.alpha=3')
+    assert meta['query_expansion'] == dict(k=2, alpha=3)
+    assert meta['feature_normalization'] == 'l2'
+    # Two targets with one pipeline; d0 ranks by cosine.
+    multi = root / 'meta_multi.py'
+    same = MULTI_TARGET.replace("target('d0', 0, (64, 32))",
+                                "target('d0', 0, (32, 16))")
+    multi.write_text(text + same + "test_cfg['targets'][1]['evaluator'] = "
+                     "dict(type='ReIDMetric', distance='cosine')\n")
+    meta = meta_of('meta_d0', '--target', 'd0', config=str(multi))
+    assert (meta['ranking_distance'], meta['ranking_source']) == \
+        ('cosine', 'test_cfg.targets.1.evaluator')
+    meta = meta_of('meta_d1', '--target', 'd1', config=str(multi))
+    assert meta['ranking_distance'] == 'euclidean'
+    out = str(root / 'meta_both')
+    with pytest.raises(ValueError) as info:
+        tool.main(
+            [str(multi), checkpoint, '--split', 'test', '--out-dir', out])
+    message = str(info.value)
+    assert "test_cfg.targets.1.evaluator: distance='cosine'" in message
+    assert '--target NAME' in message
+    assert not osp.exists(out)
