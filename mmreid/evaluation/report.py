@@ -688,3 +688,78 @@ def analyse_queries(
         with torch.no_grad():
             analyser.update(scorer(query_feats[start:stop], gallery_feats))
     return analyser.result()
+
+
+def own_gallery_pairs(
+    query_feats: torch.Tensor,
+    gallery_feats: torch.Tensor,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    q_modalities=None,
+    g_modalities=None,
+    distance: Union[str, Callable] = 'euclidean',
+    normalize: bool = False,
+    junk_rule: str = 'market',
+    tie_policy: str = 'stable',
+    ap_mode: str = 'cumsum',
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB
+) -> Tuple[Dict[Tuple[int, int], PairStats], Dict[Tuple[int, int], PairStats]]:
+    """The camera-pair and modality-pair tables with each gallery group
+    scored on its own.
+
+    :class:`QueryAnalyser` takes a pair's cell from the whole-gallery
+    ranking, which is the ranking of that group's gallery only when a
+    pair's distance does not depend on the rest of the gallery. For a
+    gallery-dependent distance (GMN's top-k rerank, whose distances are
+    positions in the ranking of the gallery it is given) each camera's
+    (modality's) gallery is scored here by ``distance`` alone, as
+    ``DGSplitMetric`` scores each split's gallery.
+
+    Args:
+        query_feats (Tensor): (Q, D).
+        gallery_feats (Tensor): (G, D).
+        q_pids, g_pids, q_camids, g_camids: Labels, (Q,) and (G,).
+        q_modalities, g_modalities (optional): Modality labels, (Q,) and
+            (G,); without them the modality table is empty.
+        distance, normalize, junk_rule, tie_policy, ap_mode,
+            memory_budget_mb: As :func:`analyse_queries`.
+
+    Returns:
+        tuple[dict, dict]: ``camera_pairs`` and ``modality_pairs`` as in
+        :class:`QueryAnalysis`.
+    """
+    num_gallery = len(gallery_feats)
+    g_pids = _as_array(g_pids, 'g_pids', num_gallery)
+    g_camids = _as_array(g_camids, 'g_camids', num_gallery)
+    with_modality = q_modalities is not None and g_modalities is not None
+    if with_modality:
+        g_modalities = _as_array(g_modalities, 'g_modalities', num_gallery)
+    tables = dict(camera_pairs=dict(), modality_pairs=dict())
+    groups = [('camera_pairs', g_camids)]
+    if with_modality:
+        groups.append(('modality_pairs', g_modalities))
+    for table, g_groups in groups:
+        for value in np.unique(g_groups):
+            cols = np.flatnonzero(g_groups == value)
+            part = analyse_queries(
+                query_feats,
+                torch.as_tensor(gallery_feats)[torch.as_tensor(cols)],
+                q_pids,
+                g_pids[cols],
+                q_camids,
+                g_camids[cols],
+                q_modalities if with_modality else None,
+                g_modalities[cols] if with_modality else None,
+                distance=distance,
+                normalize=normalize,
+                junk_rule=junk_rule,
+                tie_policy=tie_policy,
+                ap_mode=ap_mode,
+                topk=1,
+                max_rank=1,
+                memory_budget_mb=memory_budget_mb)
+            tables[table].update(getattr(part, table))
+    return (dict(sorted(tables['camera_pairs'].items())),
+            dict(sorted(tables['modality_pairs'].items())))

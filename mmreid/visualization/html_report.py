@@ -16,6 +16,9 @@ from mmreid.evaluation.report import (PairStats, QueryAnalysis, ResultRow,
 from .svg_charts import svg_bar_chart, svg_line_chart
 from .tiles import modality_name
 
+#: :attr:`RankedExample.value_name` of values that are ranking positions.
+POSITION = 'position'
+
 #: Bins of the rank-of-first-match histogram: (label, low, high) inclusive.
 RANK_BINS = (('1', 1, 1), ('2', 2, 2), ('3', 3, 3), ('4', 4, 4), ('5', 5, 5),
              ('6-10', 6, 10), ('11-20', 11, 20), ('21-50', 21, 50),
@@ -79,12 +82,16 @@ class RankedExample:
             plus ``distance`` and ``match`` (bool).
         ap (float): The query's AP (fraction).
         first_rank (int): Rank of its first positive.
+        value_name (str): What ``distance`` is: ``'d'``, a distance, or
+            :data:`POSITION`, a 0-based position in the ranking (the
+            values of a gallery-dependent distance, GMN's top-k rerank).
     """
     kind: str
     query: dict
     gallery: List[dict]
     ap: float
     first_rank: int
+    value_name: str = 'd'
 
 
 @dataclass
@@ -241,8 +248,10 @@ def ranked_list_html(example: RankedExample,
     tiles = [_tile(example.query, 'query', 'query', size)]
     for rank, item in enumerate(example.gallery, 1):
         css = 'match' if item['match'] else 'mismatch'
+        value = (f'{item["distance"]:.0f}' if example.value_name == POSITION
+                 else f'{item["distance"]:.3g}')
         tiles.append(
-            _tile(item, css, f'#{rank} d={item["distance"]:.3g}', size))
+            _tile(item, css, f'#{rank} {example.value_name}={value}', size))
     return (f'<div class="ranked-list {_esc(example.kind)}" '
             f'data-first-rank="{example.first_rank}">'
             f'<div class="caption">{_esc(caption)}</div>'

@@ -113,3 +113,131 @@ def test_a_gmn_mode_names_the_options_that_change_its_ranking():
     topk = MODELS.build(cfg.model).scorers()
     assert _mode_options(topk['mnet_top5']) == ', mnet_topk=5'
     assert _mode_options('euclidean') == ''
+
+
+# -- sections built from hand-made records ---------------------------------
+# 1-D features. Gallery: g0 = 1.0 (pid 1, camid 1), g1 = 2.0 (pid 2,
+# camid 1), g2 = 0.5 (pid 3, camid 2), g3 = 3.0 (pid 1, camid 2); modality
+# 1 for camid 2, else 0. Queries (camid 0, modality 0): q0 = 0.0 (pid 1),
+# q1 = 2.4 (pid 2).
+GALLERY = ((1.0, 1, 1), (2.0, 2, 1), (0.5, 3, 2), (3.0, 1, 2))
+QUERY = ((0.0, 1, 0), (2.4, 2, 0))
+
+
+def swap_top2(query, gallery):
+    """A gallery-dependent toy scorer, as GMN's top-k rerank: per query,
+    the gallery it is given in Euclidean order with its two nearest items
+    swapped; the distances are the 0-based positions in that order."""
+    import torch
+    order = torch.cdist(query, gallery).argsort(dim=1, stable=True)
+    order[:, :2] = order[:, :2].flip(1)
+    positions = torch.arange(gallery.shape[0], dtype=torch.float32)
+    return torch.empty(order.shape).scatter_(
+        1, order,
+        positions.expand(order.shape).contiguous())
+
+
+swap_top2.gallery_dependent = True
+
+
+def hand_records():
+    import torch
+    records = []
+    for role, items in (('query', QUERY), ('gallery', GALLERY)):
+        for i, (x, pid, camid) in enumerate(items):
+            records.append(
+                dict(
+                    feature=torch.tensor([x]),
+                    pid=pid,
+                    camid=camid,
+                    modality=int(camid == 2),
+                    is_query=role == 'query',
+                    img_path=f'/nonexistent/{role}{i}.jpg',
+                    dataset='hand',
+                    sample_idx=len(records),
+                    target=None))
+    return records
+
+
+def metric_samples(records):
+    """ReIDMetric's input for the same samples."""
+    return [
+        dict(
+            pred_feature=r['feature'],
+            gt_label=r['pid'],
+            camid=r['camid'],
+            modality=r['modality'],
+            role='query' if r['is_query'] else 'gallery',
+            sample_idx=r['sample_idx'],
+            img_path=r['img_path']) for r in records
+    ]
+
+
+def hand_section(metric, records, metrics=None, scorers=None):
+    """The section EvalReportHook builds of ``records`` and its HTML."""
+    from mmreid.visualization.html_report import section_html
+    evaluator = SimpleNamespace(metrics=[metric])
+    model = SimpleNamespace(scorers=lambda: scorers)
+    runner = SimpleNamespace(
+        model=model, test_loop=SimpleNamespace(evaluator=evaluator))
+    hook = EvalReportHook(num_queries=2, topk=4, max_rank=4)
+    section = hook.build_section(runner, 'test', 'hand', records, evaluator,
+                                 metrics or {}, False)
+    return section, section_html(section, 'target-0')
+
+
+def cells(page, css):
+    """``(R1, mAP)`` of each cell of a pair table, row by row."""
+    import re
+    table = re.search(rf'<table class="{css}">.*?</table>', page).group(0)
+    return [(float(r1), float(ap)) for r1, ap in re.findall(
+        r'data-r1="([\d.]+)" data-map="([\d.]+)"', table)]
+
+
+@pytest.mark.parametrize('own_analysis', [False, True])
+def test_pair_tables_of_a_gallery_dependent_distance_rank_each_gallery(
+        own_analysis):
+    """Audit s18 F9: with a gallery-dependent distance (GMN's top-k
+    rerank) the camera and modality tables took the camera's columns of
+    the whole-gallery ranking, while the page says each query is ranked
+    against one camera's gallery only.
+
+    By that definition, with swap_top2 on one camera's gallery:
+    camid 1 (g0 pid 1, g1 pid 2): q0 ranks g1, g0 (AP 1/2, R1 miss); q1
+    ranks g0, g1 (AP 1/2, miss) -> R1 0, mAP 50 (n=2). camid 2 (g2 pid 3,
+    g3 pid 1): q0 ranks g3, g2 (AP 1, hit); q1 has no positive -> R1
+    100, mAP 100 (n=1). The whole-gallery ranking of q0 is g0, g2, g1, g3
+    (positions 0..3), whose camera columns gave 100 / 100 and 0 / 50.
+    """
+    from mmreid.evaluation import ReIDMetric
+    records = hand_records()
+    metric = ReIDMetric()
+    if own_analysis:
+        metric.set_scorers(dict(top2=swap_top2))
+        metric.analysis_request = dict(topk=4, max_rank=4)
+        metric.process(None, metric_samples(records))
+        metric.compute_metrics(metric.results)
+        assert metric.last_analysis is not None
+    section, page = hand_section(metric, records, scorers=dict(top2=swap_top2))
+    expected = [(0.0, 50.0), (100.0, 100.0)]
+    assert cells(page, 'camera-pairs') == expected
+    # modality 0 = camid 1's gallery, modality 1 = camid 2's
+    assert cells(page, 'modality-pairs') == expected
+    # The whole-gallery ranking itself is the scorer's: q0's AP there is
+    # that of g0 (pid 1) at 1 and g3 (pid 1) at 4.
+    assert section.analysis.ap[0] == pytest.approx((1 + 2 / 4) / 2)
+    # The values in the ranked lists are positions, and say so.
+    assert 'position=0' in page and ' d=' not in page
+    assert 'is gallery-dependent: its values are 0-based positions' in page
+
+
+def test_pair_tables_of_a_pair_distance_are_columns_of_the_ranking():
+    """For a pair distance the columns are the one-camera ranking: the
+    values above are the ones the Euclidean distance gives by hand."""
+    from mmreid.evaluation import ReIDMetric
+    section, page = hand_section(ReIDMetric(), hand_records())
+    # camid 1: q0 ranks g0 (hit), q1 ranks g1 (hit); camid 2: q0 ranks g2,
+    # g3 (AP 1/2).
+    assert cells(page, 'camera-pairs') == [(100.0, 100.0), (0.0, 50.0)]
+    assert '#1 d=0.4' in page
+    assert 'position=' not in page

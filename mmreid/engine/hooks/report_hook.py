@@ -1,4 +1,5 @@
 """Write a self-contained HTML evaluation report after a test run."""
+import dataclasses
 import hashlib
 import json
 import os
@@ -12,14 +13,15 @@ import torch
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
-from mmreid.evaluation.metrics.reid_metric import label_to_int
+from mmreid.evaluation.metrics.reid_metric import (is_gallery_dependent,
+                                                   label_to_int)
 from mmreid.evaluation.report import (RESULT_COLUMNS, analyse_queries,
-                                      results_rows, trial_query_means,
-                                      trial_sampling_errors)
+                                      own_gallery_pairs, results_rows,
+                                      trial_query_means, trial_sampling_errors)
 from mmreid.registry import HOOKS
 from mmreid.utils.atomic import open_atomic
-from mmreid.visualization.html_report import (RankedExample, ReportSection,
-                                              render_report)
+from mmreid.visualization.html_report import (POSITION, RankedExample,
+                                              ReportSection, render_report)
 from .ranked_list_hook import RankedListHook, select_worst_best
 
 #: File name of the report inside ``out_dir``.
@@ -281,6 +283,7 @@ class EvalReportHook(RankedListHook):
         def labels(items: List[dict], key: str) -> np.ndarray:
             return np.array([label_to_int(r[key]) for r in items], np.int64)
 
+        collected = query, gallery
         kept = self._metric_analysis(name, metric, query, gallery)
         if kept is not None:
             analysis, query, gallery = kept
@@ -302,6 +305,11 @@ class EvalReportHook(RankedListHook):
                 cmc_mode=options.get('cmc_mode', 'standard'),
                 topk=self.topk,
                 max_rank=self.max_rank)
+        gallery_dependent = is_gallery_dependent(scorer)
+        if gallery_dependent:
+            analysis = self._own_gallery_pairs(analysis, *collected, scorer,
+                                               normalize, options,
+                                               with_modality)
         errors = section_sampling_errors(analysis, metric)
         if errors:
             print_log(
@@ -327,14 +335,58 @@ class EvalReportHook(RankedListHook):
                 gallery=gallery,
                 settings=ranking_settings(setup, metric, kept is not None)))
         notes = self._compare(analysis, metric, metrics, name, by_target)
+        if gallery_dependent:
+            notes.append(
+                f'The distance {setup["distance"]} is gallery-dependent: '
+                'its values are 0-based positions in each query\'s '
+                'ranking of the gallery it is given (ties share one), not '
+                'pair distances. The ranked lists show them as position=; '
+                'the camera (and modality) tables score each camera\'s '
+                '(modality\'s) gallery on its own.')
         worst, best = select_worst_best(analysis.ap, self.num_queries)
         examples = []
         for kind, chosen in (('worst', worst), ('best', best)):
             for q in chosen.tolist():
-                examples.append(
-                    self._example(kind, q, query, gallery, analysis))
+                example = self._example(kind, q, query, gallery, analysis)
+                if gallery_dependent:
+                    example.value_name = POSITION
+                examples.append(example)
         return ReportSection(name, analysis, setup, len(gallery), examples,
                              notes, errors)
+
+    @staticmethod
+    def _own_gallery_pairs(analysis, query: List[dict], gallery: List[dict],
+                           scorer, normalize: bool, options: Dict[str, Any],
+                           with_modality: bool):
+        """``analysis`` with its camera and modality tables scored on
+        each group's gallery alone (:func:`own_gallery_pairs`): the
+        whole-gallery ranking of a gallery-dependent scorer is not its
+        ranking of one camera's gallery. The tables are sums over the
+        queries, so the collected records may be in another order than
+        the metric's."""
+
+        def labels(items: List[dict], key: str) -> np.ndarray:
+            return np.array([label_to_int(r[key]) for r in items], np.int64)
+
+        def modalities(items: List[dict]) -> Optional[np.ndarray]:
+            return labels(items, 'modality') if with_modality else None
+
+        camera_pairs, modality_pairs = own_gallery_pairs(
+            torch.stack([r['feature'] for r in query]),
+            torch.stack([r['feature'] for r in gallery]),
+            labels(query, 'pid'),
+            labels(gallery, 'pid'),
+            labels(query, 'camid'),
+            labels(gallery, 'camid'),
+            modalities(query),
+            modalities(gallery),
+            distance=scorer,
+            normalize=normalize,
+            junk_rule=options.get('junk_rule', 'market'),
+            tie_policy=options.get('tie_policy', 'stable'),
+            ap_mode=options.get('ap_mode', 'cumsum'))
+        return dataclasses.replace(
+            analysis, camera_pairs=camera_pairs, modality_pairs=modality_pairs)
 
     @staticmethod
     def per_query_arrays(
