@@ -212,8 +212,9 @@ class QueryAnalysis:
     Attributes:
         ap (np.ndarray): AP per query, (Q,), NaN without a kept positive.
         inp (np.ndarray): INP per query, (Q,), NaN likewise.
-        first_rank (np.ndarray): Rank of the first positive, (Q,), 0 when
-            there is none.
+        first_rank (np.ndarray): Rank of the first positive in the full
+            ranked list, (Q,), 0 when there is none; not de-duplicated
+            under ``cmc_mode='dedup'`` (not the rank ``cmc`` counts).
         topk_index (np.ndarray): Gallery indices of the top k, (Q, k), -1
             where fewer items are kept.
         topk_distance (np.ndarray): Their distances, (Q, k), NaN padded.
@@ -226,6 +227,9 @@ class QueryAnalysis:
             without modalities.
         q_pids (np.ndarray, optional): The queries' pids, (Q,), which
             :meth:`sampling_errors` groups by.
+        cmc_mode (str): How ``cmc`` counts ranks (see
+            :class:`QueryAnalyser`); ``first_rank`` is the position in the
+            full ranked list either way.
     """
     ap: np.ndarray
     inp: np.ndarray
@@ -237,6 +241,7 @@ class QueryAnalysis:
     camera_pairs: Dict[Tuple[int, int], PairStats]
     modality_pairs: Dict[Tuple[int, int], PairStats]
     q_pids: Optional[np.ndarray] = None
+    cmc_mode: str = 'standard'
 
     @property
     def valid(self) -> np.ndarray:
@@ -603,7 +608,7 @@ class QueryAnalyser:
                              self.topk_match, cmc,
                              dict(sorted(self.camera_pairs.items())),
                              dict(sorted(self.modality_pairs.items())),
-                             self.q_pids)
+                             self.q_pids, self.cmc_mode)
 
 
 def analyse_queries(

@@ -234,11 +234,13 @@ def _tile(item: dict, css: str, head: str, size: Tuple[int, int]) -> str:
 
 def ranked_list_html(example: RankedExample,
                      index: int,
-                     size: Tuple[int, int] = (128, 64)) -> str:
+                     size: Tuple[int, int] = (128, 64),
+                     rank_of: str = '') -> str:
     """One ranked list: the query, then its top k framed green (same pid)
-    or red (other pid)."""
+    or red (other pid); ``rank_of`` follows the rank of the first correct
+    match (what list it is a rank in)."""
     in_topk = any(g['match'] for g in example.gallery)
-    where = (f'first correct match at rank {example.first_rank}'
+    where = (f'first correct match at rank {example.first_rank}{rank_of}'
              if example.first_rank else 'no correct match in the gallery')
     caption = (f'{example.kind} #{index + 1}: query pid '
                f'{example.query["pid"]}, camid {example.query["camid"]} · AP '
@@ -336,19 +338,32 @@ def section_html(section: ReportSection,
     if section.sampling_errors:
         out.append(sampling_error_html(section.sampling_errors))
     marks = [r for r in (1, 5, 10, 20) if r <= len(cmc)]
+    dedup = analysis.cmc_mode == 'dedup'
+    cmc_title = 'CMC curve (distinct identities)' if dedup else 'CMC curve'
+    rank_title = ('First correct match: full-list rank'
+                  if dedup else 'Rank of the first correct match')
     out.append('<div class="charts">')
     out.append('<div class="chart">' +
-               svg_line_chart(ranks, cmc.tolist(), 'CMC curve', 'rank',
+               svg_line_chart(ranks, cmc.tolist(), cmc_title, 'rank',
                               'matching rate (%)', 'cmc', marks) + '</div>')
     labels, counts = ap_histogram(analysis.ap)
     out.append('<div class="chart">' + svg_bar_chart(
         labels, counts, 'AP per query', 'average precision', 'ap-hist') +
                '</div>')
     labels, counts = rank_histogram(analysis.first_rank)
-    out.append('<div class="chart">' +
-               svg_bar_chart(labels, counts, 'Rank of the first correct match',
-                             'rank', 'rank-hist') + '</div>')
+    out.append('<div class="chart">' + svg_bar_chart(
+        labels, counts, rank_title,
+        'rank in the full ranked list' if dedup else 'rank', 'rank-hist') +
+               '</div>')
     out.append('</div>')
+    if dedup:
+        out.append('<p class="note">cmc_mode=dedup: the CMC curve (and R1, '
+                   'R5, R10 above) counts each gallery identity once, the '
+                   'rank of a first match being 1 + the distinct identities '
+                   'ranked before it. The histogram of the first correct '
+                   'match, the ranked lists\' "first correct match at rank '
+                   'N" and per_query.npz first_rank are positions in the '
+                   'full ranked list, not de-duplicated.</p>')
     out.append('<h3>Per query camera × gallery camera (R1 / mAP, %)</h3>')
     out.append('<p class="note">Each query ranked against the gallery '
                'images of one camera only (after the junk rule); n = '
@@ -369,8 +384,10 @@ def section_html(section: ReportSection,
             continue
         out.append(f'<h3>{kind.capitalize()} {len(examples)} queries by AP'
                    '</h3>')
+        rank_of = ' of the full ranked list' if dedup else ''
         out += [
-            ranked_list_html(e, i, thumb_size) for i, e in enumerate(examples)
+            ranked_list_html(e, i, thumb_size, rank_of)
+            for i, e in enumerate(examples)
         ]
     out.append('</section>')
     return '\n'.join(out)

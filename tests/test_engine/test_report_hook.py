@@ -140,10 +140,11 @@ def swap_top2(query, gallery):
 swap_top2.gallery_dependent = True
 
 
-def hand_records():
+def hand_records(query=QUERY, gallery=GALLERY):
+    """Hook records of ``(feature, pid, camid)`` items."""
     import torch
     records = []
-    for role, items in (('query', QUERY), ('gallery', GALLERY)):
+    for role, items in (('query', query), ('gallery', gallery)):
         for i, (x, pid, camid) in enumerate(items):
             records.append(
                 dict(
@@ -241,3 +242,37 @@ def test_pair_tables_of_a_pair_distance_are_columns_of_the_ranking():
     assert cells(page, 'camera-pairs') == [(100.0, 100.0), (0.0, 50.0)]
     assert '#1 d=0.4' in page
     assert 'position=' not in page
+
+
+def test_dedup_report_says_which_rank_each_number_is():
+    """Audit s18 F1: under cmc_mode='dedup' (SYSU-MM01's) the CMC counts
+    distinct identities, while the first-match histogram, the ranked
+    lists' "first correct match at rank N" and per_query.npz first_rank
+    are positions in the full list; the page did not say which is which.
+
+    Query pid 1 at 0.0; gallery (camid 1) 1.0 pid 2, 2.0 pid 2, 3.0 pid 3,
+    4.0 pid 1: the match is 4th in the list, and 3rd counting each pid
+    once (pids 2 and 3 before it).
+    """
+    from mmreid.evaluation import ReIDMetric
+    records = hand_records(
+        ((0.0, 1, 0), ), ((1.0, 2, 1), (2.0, 2, 1), (3.0, 3, 1), (4.0, 1, 1)))
+    metric = ReIDMetric(cmc_mode='dedup')
+    section, page = hand_section(metric, records)
+    # The data stay as they are: the CMC is de-duplicated, the first rank
+    # is the list position.
+    assert section.analysis.cmc.tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert section.analysis.first_rank.tolist() == [4]
+    arrays = EvalReportHook.per_query_arrays('hand', records[:1],
+                                             section.analysis, metric)
+    assert arrays['hand/first_rank'].tolist() == [4]
+    # Each is labelled.
+    assert 'CMC curve (distinct identities)' in page
+    assert 'First correct match: full-list rank' in page
+    assert 'first correct match at rank 4 of the full ranked list' in page
+    assert 'per_query.npz first_rank are positions in the full ranked ' \
+        'list, not de-duplicated' in page
+    # A standard CMC needs no such label.
+    _, page = hand_section(ReIDMetric(), records)
+    assert 'first correct match at rank 4</div>' in page
+    assert 'full ranked list' not in page and 'distinct' not in page

@@ -400,8 +400,10 @@ class EvalReportHook(RankedListHook):
         holds them (keys ``<section>/<array>``).
 
         Whole gallery (the analysis): ``img_path`` (str), ``pid``,
-        ``first_rank`` (0 without a kept positive) and ``ap`` (NaN
-        likewise), in the report's query order. A trial protocol adds
+        ``first_rank`` (the position of the first correct match in the
+        full ranked list, 0 without a kept positive; not de-duplicated
+        under ``cmc_mode='dedup'``, so not the rank that CMC counts) and
+        ``ap`` (NaN likewise), in the report's query order. A trial protocol adds
         ``trial_img_path``, ``trial_pid``, ``trial_r1`` and ``trial_ap``:
         each query's R1 hit and AP averaged over the trials (NaN when it
         is never valid), in the metric's query order. Queries are matched
