@@ -108,6 +108,9 @@ class ReportSection:
             protocol's own numbers differ from this analysis).
         sampling_errors (dict): Row name -> :class:`SamplingError` of the
             query sampling table; empty hides the table.
+        cmc_label (str): What the analysis's R1 and CMC are, where the
+            metric reports another protocol's (e.g. ``'standard
+            protocol'`` beside CUHK03's classic CMC); shown with them.
     """
     name: str
     analysis: QueryAnalysis
@@ -116,6 +119,7 @@ class ReportSection:
     examples: List[RankedExample] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     sampling_errors: Dict[str, SamplingError] = field(default_factory=dict)
+    cmc_label: str = ''
 
 
 def image_data_uri(image: np.ndarray,
@@ -314,15 +318,17 @@ def section_html(section: ReportSection,
     valid = analysis.valid
     cmc = 100.0 * analysis.cmc
     ranks = list(range(1, len(cmc) + 1))
-    summary = dict(
-        queries=len(valid),
-        valid_queries=int(valid.sum()),
-        gallery=section.num_gallery,
-        R1=_fmt(cmc[0]),
-        R5=_fmt(cmc[4]) if len(cmc) >= 5 else '-',
-        R10=_fmt(cmc[9]) if len(cmc) >= 10 else '-',
-        mAP=_fmt(analysis.mAP),
-        mINP=_fmt(analysis.mINP))
+    label = f' ({section.cmc_label})' if section.cmc_label else ''
+    summary = {
+        'queries': len(valid),
+        'valid_queries': int(valid.sum()),
+        'gallery': section.num_gallery,
+        f'R1{label}': _fmt(cmc[0]),
+        f'R5{label}': _fmt(cmc[4]) if len(cmc) >= 5 else '-',
+        f'R10{label}': _fmt(cmc[9]) if len(cmc) >= 10 else '-',
+        'mAP': _fmt(analysis.mAP),
+        'mINP': _fmt(analysis.mINP)
+    }
     out = [
         f'<section class="target" id="{_esc(anchor)}" '
         f'data-target="{_esc(section.name)}">',
@@ -340,6 +346,8 @@ def section_html(section: ReportSection,
     marks = [r for r in (1, 5, 10, 20) if r <= len(cmc)]
     dedup = analysis.cmc_mode == 'dedup'
     cmc_title = 'CMC curve (distinct identities)' if dedup else 'CMC curve'
+    if section.cmc_label:
+        cmc_title = f'CMC curve ({section.cmc_label})'
     rank_title = ('First correct match: full-list rank'
                   if dedup else 'Rank of the first correct match')
     out.append('<div class="charts">')

@@ -174,14 +174,14 @@ def metric_samples(records):
     ]
 
 
-def hand_section(metric, records, metrics=None, scorers=None):
+def hand_section(metric, records, metrics=None, scorers=None, max_rank=4):
     """The section EvalReportHook builds of ``records`` and its HTML."""
     from mmreid.visualization.html_report import section_html
     evaluator = SimpleNamespace(metrics=[metric])
     model = SimpleNamespace(scorers=lambda: scorers)
     runner = SimpleNamespace(
         model=model, test_loop=SimpleNamespace(evaluator=evaluator))
-    hook = EvalReportHook(num_queries=2, topk=4, max_rank=4)
+    hook = EvalReportHook(num_queries=2, topk=4, max_rank=max_rank)
     section = hook.build_section(runner, 'test', 'hand', records, evaluator,
                                  metrics or {}, False)
     return section, section_html(section, 'target-0')
@@ -276,3 +276,49 @@ def test_dedup_report_says_which_rank_each_number_is():
     _, page = hand_section(ReIDMetric(), records)
     assert 'first correct match at rank 4</div>' in page
     assert 'full ranked list' not in page and 'distinct' not in page
+
+
+def test_a_metric_with_its_own_cmc_protocol_labels_the_report_cmc():
+    """Audit s18 F8: with CUHK03ClassicMetric the report showed the
+    standard R1/CMC as "R1" beside the classic protocol's, and said "as
+    reported" since only mAP was compared.
+
+    Query q0 (pid 1, 0.0): five pid 2 images at 0.1 .. 0.5, then its match
+    at 1.0: standard rank 6; classic (one image per identity, whichever is
+    drawn) rank 2. q1 (pid 3, 5.0): its match at 5.1 is first both ways.
+    Standard: R1 50, R5 50, R10 100; classic: R1 50, R5 100. mAP (full
+    list, both): (1/6 + 1) / 2.
+    """
+    from mmreid.evaluation.metrics import CUHK03ClassicMetric
+    gallery = tuple(
+        (0.1 * i, 2, 1) for i in range(1, 6)) + ((1.0, 1, 1), (5.1, 3, 1))
+    records = hand_records(((0.0, 1, 0), (5.0, 3, 0)), gallery)
+    metric = CUHK03ClassicMetric(distractor_pids=())
+    metric.process(None, metric_samples(records))
+    reported = {
+        f'cuhk03/{k}': v
+        for k, v in metric.compute_metrics(metric.results).items()
+    }
+    assert reported['cuhk03/R5'] == pytest.approx(100.0)
+    assert reported['cuhk03/mAP'] == pytest.approx(100 * (1 / 6 + 1) / 2)
+    section, page = hand_section(metric, records, reported, max_rank=10)
+    assert section.analysis.cmc[4] == pytest.approx(0.5)
+    assert ('Reported cuhk03/R5 100.00: CUHK03ClassicMetric computes its '
+            'own CMC protocol') in page
+    assert 'are the standard protocol (the whole ranked gallery): R5 ' \
+        '50.00.' in page
+    assert '<th>R5 (standard protocol)</th>' in page
+    assert 'CMC curve (standard protocol)' in page
+    assert '>R1 (standard protocol)</td>' in page  # sampling error row
+    assert section.cmc_label == 'standard protocol'
+    # A metric whose CMC is the standard one gets no label.
+    from mmreid.evaluation import ReIDMetric
+    plain = ReIDMetric()
+    plain.process(None, metric_samples(records))
+    reported = {
+        f'reid/{k}': v
+        for k, v in plain.compute_metrics(plain.results).items()
+    }
+    section, page = hand_section(plain, records, reported, max_rank=10)
+    assert section.cmc_label == '' and 'standard protocol' not in page
+    assert 'reid/mAP 58.33 as reported.' in page

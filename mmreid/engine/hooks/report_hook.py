@@ -26,6 +26,10 @@ from .ranked_list_hook import RankedListHook, select_worst_best
 
 #: File name of the report inside ``out_dir``.
 REPORT_NAME = 'report.html'
+#: What a section's R1 and CMC are called where the metric reports
+#: another CMC protocol with the same mAP (see
+#: :meth:`EvalReportHook._compare_cmc`).
+OTHER_CMC_LABEL = 'standard protocol'
 #: File name of the per-query values beside it (see
 #: :meth:`EvalReportHook.per_query_arrays`).
 PER_QUERY_NAME = 'per_query.npz'
@@ -310,7 +314,17 @@ class EvalReportHook(RankedListHook):
             analysis = self._own_gallery_pairs(analysis, *collected, scorer,
                                                normalize, options,
                                                with_modality)
+        cmc_notes = self._compare_cmc(analysis, metric, metrics, name,
+                                      by_target)
+        notes = self._compare(analysis, metric, metrics, name,
+                              by_target) + cmc_notes
+        cmc_label = OTHER_CMC_LABEL if cmc_notes else ''
         errors = section_sampling_errors(analysis, metric)
+        if cmc_label and 'R1' in errors:
+            errors = {
+                (f'R1 ({cmc_label})' if k == 'R1' else k): v
+                for k, v in errors.items()
+            }
         if errors:
             print_log(
                 f'{name}: ' + sampling_error_line(errors), logger='current')
@@ -334,7 +348,6 @@ class EvalReportHook(RankedListHook):
                 metric,
                 gallery=gallery,
                 settings=ranking_settings(setup, metric, kept is not None)))
-        notes = self._compare(analysis, metric, metrics, name, by_target)
         if gallery_dependent:
             notes.append(
                 f'The distance {setup["distance"]} is gallery-dependent: '
@@ -352,7 +365,7 @@ class EvalReportHook(RankedListHook):
                     example.value_name = POSITION
                 examples.append(example)
         return ReportSection(name, analysis, setup, len(gallery), examples,
-                             notes, errors)
+                             notes, errors, cmc_label)
 
     @staticmethod
     def _own_gallery_pairs(analysis, query: List[dict], gallery: List[dict],
@@ -403,14 +416,15 @@ class EvalReportHook(RankedListHook):
         ``first_rank`` (the position of the first correct match in the
         full ranked list, 0 without a kept positive; not de-duplicated
         under ``cmc_mode='dedup'``, so not the rank that CMC counts) and
-        ``ap`` (NaN likewise), in the report's query order. A trial protocol adds
-        ``trial_img_path``, ``trial_pid``, ``trial_r1`` and ``trial_ap``:
-        each query's R1 hit and AP averaged over the trials (NaN when it
-        is never valid), in the metric's query order. Queries are matched
-        across runs by image path (``tools/analysis_tools/
-        paired_query_error.py``), which also refuses runs whose
-        ``gallery_size``, ``gallery_digest`` (:func:`gallery_digest`) or
-        ``settings`` (a JSON object, :func:`ranking_settings`) differ.
+        ``ap`` (NaN likewise), in the report's query order. A trial
+        protocol adds ``trial_img_path``, ``trial_pid``, ``trial_r1`` and
+        ``trial_ap``: each query's R1 hit and AP averaged over the trials
+        (NaN when it is never valid), in the metric's query order.
+        Queries are matched across runs by image path
+        (``tools/analysis_tools/paired_query_error.py``), which also
+        refuses runs whose ``gallery_size``, ``gallery_digest``
+        (:func:`gallery_digest`) or ``settings`` (a JSON object,
+        :func:`ranking_settings`) differ.
         """
         arrays = {
             f'{name}/img_path':
@@ -440,16 +454,60 @@ class EvalReportHook(RankedListHook):
         return arrays
 
     @staticmethod
-    def _compare(analysis, metric, metrics: Dict, name: str,
+    def _reported(metric, metrics: Dict, name: str, by_target: bool,
+                  column: str) -> Tuple[str, Optional[float]]:
+        """The key of a reported metric of this section and its value
+        (None when not reported)."""
+        prefix = name if by_target else getattr(metric, 'prefix', None)
+        key = f'{prefix}/{column}' if prefix else column
+        value = metrics.get(key)
+        return key, None if value is None else float(value)
+
+    @staticmethod
+    def _same(reported: float, value: float) -> bool:
+        return abs(reported - value) <= 1e-6 * max(1.0, abs(reported))
+
+    @classmethod
+    def _compare_cmc(cls, analysis, metric, metrics: Dict, name: str,
+                     by_target: bool) -> List[str]:
+        """A note where the reported mAP is this analysis's but not its
+        R<k>: the metric's CMC is another protocol (CUHK03ClassicMetric's
+        single-gallery-shot CMC), so the section's R1 and CMC are labelled
+        :data:`OTHER_CMC_LABEL`."""
+        _, reported = cls._reported(metric, metrics, name, by_target, 'mAP')
+        if reported is None or not cls._same(reported, analysis.mAP):
+            return []
+        differ = []
+        for rank in (1, 5, 10, 20):
+            key, reported = cls._reported(metric, metrics, name, by_target,
+                                          f'R{rank}')
+            if reported is None or rank > len(analysis.cmc):
+                continue
+            ours = 100.0 * float(analysis.cmc[rank - 1])
+            if not cls._same(reported, ours):
+                differ.append((key, reported, ours))
+        if not differ:
+            return []
+        shown = ', '.join(f'{key} {reported:.2f}'
+                          for key, reported, _ in differ)
+        ours = ', '.join(f'{key.rsplit("/", 1)[-1]} {value:.2f}'
+                         for key, _, value in differ)
+        return [
+            f'Reported {shown}: {type(metric).__name__} computes its own '
+            'CMC protocol. The R1, R5, R10, CMC curve and R1 sampling '
+            f'error of this section are the {OTHER_CMC_LABEL} (the whole '
+            f'ranked gallery): {ours}.'
+        ]
+
+    @classmethod
+    def _compare(cls, analysis, metric, metrics: Dict, name: str,
                  by_target: bool) -> List[str]:
         """A note where the reported mAP is not this analysis's."""
         prefix = name if by_target else getattr(metric, 'prefix', None)
-        key = f'{prefix}/mAP' if prefix else 'mAP'
-        reported = metrics.get(key)
+        key, reported = cls._reported(metric, metrics, name, by_target, 'mAP')
         if reported is None:
             return []
-        reported = float(reported)
-        if abs(reported - analysis.mAP) <= 1e-6 * max(1.0, abs(reported)):
+        if cls._same(reported, analysis.mAP):
             return [f'{key} {reported:.2f} as reported.']
         why = []
         if getattr(metric, 'rerank', None) or getattr(metric,
