@@ -322,3 +322,28 @@ def test_a_metric_with_its_own_cmc_protocol_labels_the_report_cmc():
     section, page = hand_section(plain, records, reported, max_rank=10)
     assert section.cmc_label == '' and 'standard protocol' not in page
     assert 'reid/mAP 58.33 as reported.' in page
+
+
+@pytest.mark.parametrize('option,given', [('rerank', dict(k1=2, k2=1)),
+                                          ('query_expansion', dict(k=1))])
+def test_settings_line_names_rerank_and_query_expansion(option, given):
+    """Audit s18 F2: the settings line under a section's title named the
+    distance and rank rules but not re-ranking or query expansion, though
+    the distances shown were re-ranked."""
+    import html
+    import json
+
+    from mmreid.evaluation import ReIDMetric
+    records = hand_records()
+    metric = ReIDMetric(**{option: given})
+    metric.analysis_request = dict(topk=4, max_rank=4)
+    metric.process(None, metric_samples(records))
+    metric.compute_metrics(metric.results)
+    _, page = hand_section(metric, records)
+    meta = html.unescape(
+        page.split('<p class="meta">', 1)[1].split('</p>', 1)[0])
+    other = 'query_expansion' if option == 'rerank' else 'rerank'
+    assert f'{option}: {json.dumps(given, sort_keys=True)}' in meta
+    assert f'{other}: none' in meta
+    _, page = hand_section(ReIDMetric(), records)
+    assert 'rerank: none · query_expansion: none' in page

@@ -340,6 +340,7 @@ class EvalReportHook(RankedListHook):
         if primary:
             mode_options = _mode_options(scorer)
             setup['distance'] = f'{primary} (primary mode{mode_options})'
+        settings = ranking_settings(setup, metric, kept is not None)
         self._per_query.update(
             self.per_query_arrays(
                 name,
@@ -347,7 +348,11 @@ class EvalReportHook(RankedListHook):
                 analysis,
                 metric,
                 gallery=gallery,
-                settings=ranking_settings(setup, metric, kept is not None)))
+                settings=settings))
+        # The page names the test-time options that change the ranking.
+        setup.update(
+            {key: settings[key]
+             for key in ('rerank', 'query_expansion')})
         if gallery_dependent:
             notes.append(
                 f'The distance {setup["distance"]} is gallery-dependent: '
