@@ -74,7 +74,7 @@ from mmengine.utils import ProgressBar
 
 from mmreid.apis import (extract_features, init_model, list_images,
                          parse_market_name)
-from mmreid.apis.inference import market_camid
+from mmreid.apis.inference import evaluated_ranking, market_camid
 from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import remove_stale_temps, set_output_mode, temp_name
@@ -243,84 +243,6 @@ def image_records(folder: str, modality: Optional[int]) -> List[dict]:
     return records
 
 
-def _plain(options: Optional[dict]) -> Optional[dict]:
-    return None if options is None else dict(options)
-
-
-def ranking_meta(model,
-                 split: Optional[str] = None,
-                 target: Optional[str] = None) -> dict:
-    """How ``tools/test.py`` ranks the features, for ``meta.json``.
-
-    A model with its own distance (GMN's M-Net) ranks by it
-    (:func:`mmreid.models.reiders.reid_model.feature_ranking`); otherwise
-    the config's metric does (its ``distance``, ``normalize``,
-    ``rerank`` and ``query_expansion``): the validation evaluator's for
-    ``--split val``, else the test evaluator's, only ``target``'s where
-    one is given (:func:`mmreid.apis.inference.configured_rankings`).
-    The model's ``distance`` counts only for a config without such a
-    metric.
-
-    Returns:
-        dict: ``ranking_distance``, ``feature_normalization``,
-        ``features_only``, ``ranking_source`` (the config key it was
-        read from), ``rerank``, ``query_expansion`` and ``ranking_note``.
-
-    Raises:
-        ValueError: The targets' metrics rank differently and no
-            ``target`` chooses one: no single ranking can be recorded.
-    """
-    from mmreid.apis.inference import configured_rankings
-    from mmreid.models.reiders.reid_model import feature_ranking
-    ranking = feature_ranking(model)
-    meta = dict(
-        ranking_distance=ranking['distance'],
-        feature_normalization=ranking['normalization'],
-        features_only=ranking['own_distance'],
-        ranking_source='model.scorers()'
-        if ranking['own_distance'] else 'model.distance',
-        rerank=None,
-        query_expansion=None,
-        ranking_note=ranking['note'])
-    phase = 'val' if split == 'val' else 'test'
-    rankings = [] if ranking['own_distance'] else configured_rankings(
-        model.cfg, phase, target)
-    if not rankings:
-        return meta
-    if len({repr(r[1:]) for r in rankings}) > 1:
-        shown = '; '.join(
-            f'{r.key}: distance={r.distance!r}, normalize={r.normalize}, '
-            f'rerank={r.rerank!r}, query_expansion={r.query_expansion!r}'
-            for r in rankings)
-        raise ValueError(
-            f'the targets of {phase}_cfg rank their features differently '
-            f'({shown}), so meta.json could not say how tools/test.py '
-            f'ranks these: extract one target at a time with --target '
-            f'NAME ({phase}_cfg.targets[i].name)')
-    metric = rankings[0]
-    l2 = metric.distance == 'cosine' or metric.normalize \
-        or metric.query_expansion is not None
-    steps = []
-    if metric.query_expansion is not None:
-        steps.append('replace each query by its alpha-QE with its nearest '
-                     f'gallery features ({_plain(metric.query_expansion)})')
-    if l2:
-        steps.append('L2-normalise')
-    steps.append(f'{metric.distance} distance, smaller = closer')
-    if metric.rerank is not None:
-        steps.append('k-reciprocal re-ranking over all the queries and the '
-                     f'gallery ({_plain(metric.rerank)})')
-    meta.update(
-        ranking_distance=metric.distance,
-        feature_normalization='l2' if l2 else 'none',
-        ranking_source=metric.key,
-        rerank=_plain(metric.rerank),
-        query_expansion=_plain(metric.query_expansion),
-        ranking_note=(f'rank these features as tools/test.py does ('
-                      f'{metric.key}): {", then ".join(steps)}'))
-    return meta
-
-
 def extract(model, records: List[dict], batch_size: int) -> torch.Tensor:
     """Features of ``records`` (N, D), batch by batch with a progress
     bar."""
@@ -460,7 +382,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     if not records:
         raise ValueError(f'no images found in {args.images or args.split}')
     # Before extraction: a ranking meta.json cannot record is refused.
-    ranking = ranking_meta(model, args.split, args.target)
+    ranking = evaluated_ranking(
+        model,
+        phase='val' if args.split == 'val' else 'test',
+        target=args.target)
     print(f'extracting {len(records)} images on {args.device}, batches of '
           f'{args.batch_size}')
     with torch.no_grad():

@@ -298,6 +298,106 @@ def configured_rankings(cfg: Config,
     return found
 
 
+def _plain_options(options: Optional[dict]) -> Optional[dict]:
+    return None if options is None else dict(options)
+
+
+def evaluated_ranking(model: nn.Module,
+                      cfg: Optional[Config] = None,
+                      phase: str = 'test',
+                      target: Optional[str] = None) -> dict:
+    """How ``tools/test.py`` ranks a model's features, for the files that
+    carry them without it (``extract_features.py``'s ``meta.json``, an
+    ONNX graph's metadata).
+
+    A model with its own distance (GMN's M-Net) ranks by it
+    (:func:`mmreid.models.reiders.reid_model.feature_ranking`); otherwise
+    the config's metric does (its ``distance``, ``normalize``, ``rerank``
+    and ``query_expansion``, :func:`configured_rankings`): the
+    validation evaluator's for ``phase='val'``, else the test
+    evaluator's, only ``target``'s where one is given. The model's
+    ``distance`` counts only for a config without such a metric.
+
+    Args:
+        model (nn.Module): The model.
+        cfg (Config, optional): Its config; defaults to ``model.cfg``
+            (:func:`init_model`'s), none: the model's own distance.
+        phase (str): ``'test'`` or ``'val'``.
+        target (str, optional): A target of a multi-target loop.
+
+    Returns:
+        dict: ``ranking_distance``, ``feature_normalization`` (``'l2'``,
+        ``'none'`` or ``'model'``), ``features_only``, ``ranking_source``
+        (the config key it was read from), ``rerank``,
+        ``query_expansion`` and ``ranking_note``.
+
+    Raises:
+        ValueError: The targets' metrics rank differently and no
+            ``target`` chooses one; or a metric ranks otherwise than the
+            model's own (non-default) ``distance``, which ``tools/test.py``
+            refuses, so no ranking can be recorded.
+    """
+    from mmreid.engine.runner.reid_loops import _ranks_as
+    from mmreid.models.reiders.reid_model import feature_ranking
+    ranking = feature_ranking(model)
+    meta = dict(
+        ranking_distance=ranking['distance'],
+        feature_normalization=ranking['normalization'],
+        features_only=ranking['own_distance'],
+        ranking_source='model.scorers()'
+        if ranking['own_distance'] else 'model.distance',
+        rerank=None,
+        query_expansion=None,
+        ranking_note=ranking['note'])
+    cfg = getattr(model, 'cfg', None) if cfg is None else cfg
+    rankings = [] if ranking['own_distance'] or cfg is None else \
+        configured_rankings(cfg, phase, target)
+    if not rankings:
+        return meta
+    if len({repr(r[1:]) for r in rankings}) > 1:
+        shown = '; '.join(
+            f'{r.key}: distance={r.distance!r}, normalize={r.normalize}, '
+            f'rerank={r.rerank!r}, query_expansion={r.query_expansion!r}'
+            for r in rankings)
+        raise ValueError(
+            f'the targets of {phase}_cfg rank their features differently '
+            f'({shown}), so no single ranking of these features can be '
+            f'recorded: give one target at a time (--target NAME, '
+            f'{phase}_cfg.targets[i].name)')
+    metric = rankings[0]
+    own = ranking['distance']
+    if own != 'euclidean' and _ranks_as(own, False) is not None and \
+            _ranks_as(metric.distance, metric.normalize) not in (
+                None, _ranks_as(own, False)):
+        raise ValueError(
+            f'model.distance={own!r} but {metric.key} ranks with '
+            f'distance={metric.distance!r}, normalize={metric.normalize}: '
+            f'tools/test.py refuses this config, so no ranking of its '
+            f'features can be recorded. Set the same distance in both')
+    l2 = metric.distance == 'cosine' or metric.normalize \
+        or metric.query_expansion is not None
+    steps = []
+    if metric.query_expansion is not None:
+        steps.append(
+            'replace each query by its alpha-QE with its nearest gallery '
+            f'features ({_plain_options(metric.query_expansion)})')
+    if l2:
+        steps.append('L2-normalise')
+    steps.append(f'{metric.distance} distance, smaller = closer')
+    if metric.rerank is not None:
+        steps.append('k-reciprocal re-ranking over all the queries and the '
+                     f'gallery ({_plain_options(metric.rerank)})')
+    meta.update(
+        ranking_distance=metric.distance,
+        feature_normalization='l2' if l2 else 'none',
+        ranking_source=metric.key,
+        rerank=_plain_options(metric.rerank),
+        query_expansion=_plain_options(metric.query_expansion),
+        ranking_note=(f'rank these features as tools/test.py does ('
+                      f'{metric.key}): {", then ".join(steps)}'))
+    return meta
+
+
 #: What each feature option of a metric does to tools/test.py's ranking.
 FEATURE_OPTION_EFFECTS = dict(
     rerank='re-ranks the distances (k-reciprocal re-ranking, over all the '
@@ -484,5 +584,6 @@ def rank_gallery(model: nn.Module,
 
 __all__ = [
     'init_model', 'get_model', 'extract_features', 'rank_gallery',
-    'RankedList', 'parse_market_name', 'market_camid', 'list_images'
+    'RankedList', 'parse_market_name', 'market_camid', 'list_images',
+    'configured_rankings', 'evaluated_ranking'
 ]

@@ -460,7 +460,8 @@ def test_meta_records_the_ranking_distance(tool, setup):
             'model.head.type': 'GMNHead',
             'model.head.mnet': dict(hidden_channels=8)
         })
-    meta = tool.ranking_meta(gmn)
+    from mmreid.apis.inference import evaluated_ranking
+    meta = evaluated_ranking(gmn)
     assert meta == dict(
         ranking_distance='mnet',
         feature_normalization='model',

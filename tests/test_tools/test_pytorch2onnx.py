@@ -1,4 +1,5 @@
 """tools/deployment/pytorch2onnx.py on a tiny ResNet-18 ReID model."""
+import json
 import os
 import os.path as osp
 
@@ -387,8 +388,12 @@ def test_the_file_records_the_ranking_distance(make_config, tmp_path, distance,
     The file says so (metadata_props)."""
     register_all_modules()
     tool = load_tool(TOOL)
+    # The model's distance and the test metric's agree (tools/test.py
+    # refuses them otherwise).
     config = make_config(
-        extra=f"model['distance'] = {distance!r}", name=f'{distance}.py')
+        extra=f"model['distance'] = {distance!r}\n"
+        f"test_evaluator = dict(type='ReIDMetric', distance={distance!r})",
+        name=f'{distance}.py')
     model = MODELS.build(Config.fromfile(config).model)
     checkpoint = str(tmp_path / 'w.pth')
     torch.save({'state_dict': model.state_dict()}, checkpoint)
@@ -407,6 +412,48 @@ def test_the_file_records_the_ranking_distance(make_config, tmp_path, distance,
     assert props['mmreid.resize_interpolation'] == 'bilinear'
     assert props['mmreid.resize_backend'] == 'cv2'
     assert "interpolation 'bilinear' of 'cv2'" in props['mmreid.input']
+
+
+def test_the_file_records_the_test_metrics_ranking(make_config, tmp_path):
+    """The file named the model's distance, not the one tools/test.py
+    ranks with: a Euclidean model tested with
+    ``test_evaluator.distance=cosine`` (or ``normalize=True``) was
+    recorded as Euclidean, so a deployment following it ranked otherwise
+    than the reported numbers. It records the test metric's ranking, the
+    re-ranking steps the graph does not compute, and refuses a config
+    whose metric contradicts the model's own distance."""
+    register_all_modules()
+    tool = load_tool(TOOL)
+    config = make_config(name='metric.py')
+    model = MODELS.build(Config.fromfile(config).model)
+    checkpoint = str(tmp_path / 'w.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+
+    def export(*options):
+        output = tmp_path / f'm{len(list(tmp_path.iterdir()))}.onnx'
+        assert tool.main([
+            config, checkpoint, '--output-file',
+            str(output), '--exporter', 'legacy', '--opset', '17',
+            '--cfg-options', *options
+        ]) == 0
+        return metadata(output)
+
+    props = export('test_evaluator.distance=cosine')
+    assert (props['mmreid.ranking_distance'],
+            props['mmreid.feature_normalization']) == ('cosine', 'l2')
+    assert props['mmreid.ranking_source'] == 'test_evaluator'
+    props = export('test_evaluator.normalize=True')
+    assert (props['mmreid.ranking_distance'],
+            props['mmreid.feature_normalization']) == ('euclidean', 'l2')
+    assert 'mmreid.rerank' not in props
+    props = export('test_evaluator.rerank.k1=4', 'test_evaluator.rerank.k2=2')
+    assert json.loads(props['mmreid.rerank']) == dict(k1=4, k2=2)
+    assert 'k-reciprocal re-ranking' in props['mmreid.note']
+    with pytest.raises(
+            ValueError,
+            match="model.distance='cosine' but "
+            'test_evaluator ranks with distance=.euclidean.'):
+        export('model.distance=cosine')
 
 
 def test_input_resize_is_the_test_pipelines():
@@ -431,10 +478,11 @@ def test_input_resize_is_the_test_pipelines():
         interpolation='bicubic', backend='pillow')
     props = tool.onnx_metadata(
         dict(
-            distance='euclidean',
-            normalization='none',
-            own_distance=False,
-            note=''), (64, 32),
+            ranking_distance='euclidean',
+            feature_normalization='none',
+            features_only=False,
+            ranking_source='model.distance',
+            ranking_note=''), (64, 32),
         resize=tool.input_resize(given))
     assert props['mmreid.resize_interpolation'] == 'bicubic'
     assert props['mmreid.resize_backend'] == 'pillow'

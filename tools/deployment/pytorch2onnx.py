@@ -19,10 +19,14 @@ pipeline that ``tools/test.py`` runs; ``--target NAME`` chooses the target
 of a multi-target config whose targets' pipelines differ).
 
 The graph computes features, not a ranking. The file's ``metadata_props``
-say how the model ranks them: ``mmreid.ranking_distance`` (the model's
-``distance``: ``euclidean``, ``sqeuclidean`` or ``cosine``),
-``mmreid.feature_normalization`` (``l2`` where that distance
-L2-normalises the features, i.e. cosine, else ``none``),
+say how ``tools/test.py`` ranks them: ``mmreid.ranking_distance`` (the
+config's test metric's distance, ``--target``'s for a multi-target
+config, else the model's ``distance``: ``euclidean``, ``sqeuclidean`` or
+``cosine``), ``mmreid.feature_normalization`` (``l2`` where the ranking
+L2-normalises the features, i.e. cosine or ``normalize=True``, else
+``none``), ``mmreid.ranking_source`` (the config key it was read from),
+``mmreid.rerank`` / ``mmreid.query_expansion`` (JSON, only where the
+metric applies them: steps the graph does not compute),
 ``mmreid.features_only`` and ``mmreid.note``, with ``mmreid.input``
 (what the graph takes) and ``mmreid.resize_interpolation`` /
 ``mmreid.resize_backend`` (how the test pipeline resizes; absent where
@@ -60,6 +64,7 @@ backbone): the graph computes the features of that modality; such a model
 needs it, and any other model refuses it.
 """
 import argparse
+import json
 import os.path as osp
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -322,7 +327,8 @@ def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:
 def build_model(cfg: Config,
                 checkpoint: str,
                 modality: Optional[int] = None,
-                features_only: bool = False) -> ImageFeatureModel:
+                features_only: bool = False,
+                target: Optional[str] = None) -> ImageFeatureModel:
     """Build the config's model, load the checkpoint and wrap it.
 
     Args:
@@ -332,19 +338,22 @@ def build_model(cfg: Config,
         features_only (bool): Accept a model that ranks with its own
             distance (``has_own_distance``), whose features alone are not
             its ranking. Defaults to False.
+        target (str, optional): The target of a multi-target config whose
+            test metric's ranking is recorded.
 
     Returns:
-        ImageFeatureModel: In eval mode, on the CPU, with how the model
-        ranks its features as ``ranking``
-        (:func:`mmreid.models.reiders.reid_model.feature_ranking`).
+        ImageFeatureModel: In eval mode, on the CPU, with how
+        ``tools/test.py`` ranks its features as ``ranking``
+        (:func:`mmreid.apis.inference.evaluated_ranking`: the config's
+        test metric, else the model's distance).
 
     Raises:
         ValueError: ``modality`` for a model without modality-aware
             modules (it would be ignored), or none for a model with them;
             a model with its own distance without ``features_only``.
     """
+    from mmreid.apis.inference import evaluated_ranking
     from mmreid.models.modality_routing import check_modality_option
-    from mmreid.models.reiders.reid_model import feature_ranking
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') \
         else dict(cfg.model)
@@ -352,11 +361,12 @@ def build_model(cfg: Config,
     model_cfg.pop('init_cfg', None)
     model = MODELS.build(model_cfg)
     check_modality_option(model, modality)
-    ranking = feature_ranking(model)
-    if ranking['own_distance'] and not features_only:
+    ranking = evaluated_ranking(model, cfg, 'test', target)
+    if ranking['features_only'] and not features_only:
         raise ValueError(
             f'{type(model).__name__} ranks with its own distance '
-            f'{ranking["distance"]!r} (its scorers(), e.g. GMN\'s M-Net), '
+            f'{ranking["ranking_distance"]!r} (its scorers(), e.g. GMN\'s '
+            'M-Net), '
             'which the exported graph does not contain: it computes the '
             'features only, and a feature distance on them gives another '
             'ranking, so a deployment would not reproduce tools/test.py\'s '
@@ -375,8 +385,8 @@ def onnx_metadata(ranking: dict,
     """The ``metadata_props`` of the exported file.
 
     Args:
-        ranking (dict): How the model ranks its features
-            (:func:`~mmreid.models.reiders.reid_model.feature_ranking`).
+        ranking (dict): How ``tools/test.py`` ranks the features
+            (:func:`~mmreid.apis.inference.evaluated_ranking`).
         shape (tuple[int, int]): Input (H, W).
         modality (int, optional): The modality the graph computes.
         resize (dict, optional): :func:`input_resize` of the config.
@@ -394,10 +404,15 @@ def onnx_metadata(ranking: dict,
         f'resized to that size{how}; mean/std normalisation inside the '
         'graph',
         output='feature float32 (N, D), the model\'s test feature',
-        ranking_distance=ranking['distance'],
-        feature_normalization=ranking['normalization'],
-        features_only=str(bool(ranking['own_distance'])).lower(),
-        note=ranking['note'])
+        ranking_distance=ranking['ranking_distance'],
+        feature_normalization=ranking['feature_normalization'],
+        features_only=str(bool(ranking['features_only'])).lower(),
+        ranking_source=ranking['ranking_source'],
+        note=ranking['ranking_note'])
+    # Steps of the ranking the graph does not compute (JSON).
+    for key in ('rerank', 'query_expansion'):
+        if ranking.get(key) is not None:
+            metadata[key] = json.dumps(ranking[key], sort_keys=True)
     for key, value in (resize or {}).items():
         metadata[f'resize_{key}'] = value
     if modality is not None:
@@ -557,7 +572,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     merge_cfg_options(cfg, args.cfg_options, args.config, phase='test')
     shape = input_shape(cfg, args.shape, args.target)
     model = build_model(cfg, args.checkpoint, args.modality,
-                        args.features_only)
+                        args.features_only, args.target)
     exporter = choose_exporter(model, args.exporter)
 
     def check(onnx_file: str) -> None:
@@ -585,7 +600,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'exported {args.output_file} (input (N, 3, {shape[0]}, '
           f'{shape[1]}) RGB 0-255, exporter {exporter}, opset '
           f'{args.opset}{", verified" if args.verify else ""}); ranking: '
-          f'{model.ranking["note"]}')
+          f'{model.ranking["ranking_note"]}')
     return 0
 
 
