@@ -459,3 +459,28 @@ def test_hooks_of_one_test_merge_their_analysis_requests():
     EvalReportHook(topk=5, max_rank=50).before_test_iter(runner, 0)
     RankedListHook(topk=8).before_test_iter(runner, 0)
     assert metric.analysis_request == dict(topk=8, max_rank=50)
+
+
+def test_a_gallery_dependent_scorers_positions_are_not_drawn_as_distances(
+        tmp_path, monkeypatch):
+    """GMN's ``mnet_topk`` ranks with positions (0, 1, 2, ... in each
+    query's ranking), which the pictures printed under each tile as its
+    distance (``#2: 1``). For such a scorer the tiles show their rank
+    only; a pair scorer's distances are still printed."""
+    calls = spy_drawings(monkeypatch)
+
+    def positions(query, gallery):
+        # The rank of each gallery item by Euclidean distance.
+        order = torch.cdist(query, gallery).argsort(dim=1, stable=True)
+        return order.argsort(dim=1).float()
+
+    hook = RankedListHook(num_queries=1, topk=3, tile_size=(32, 16))
+    hook._collect([s.to_dict() for s in _samples(tmp_path)])
+    hook.draw_group(hook._records, positions, False,
+                    dict(junk_rule='market'))
+    assert calls and all(c['distances'] is not None for c in calls)
+    calls.clear()
+    positions.gallery_dependent = True
+    hook.draw_group(hook._records, positions, False,
+                    dict(junk_rule='market'))
+    assert calls and all(c['distances'] is None for c in calls)

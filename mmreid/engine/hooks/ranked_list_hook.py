@@ -15,7 +15,8 @@ from mmengine.structures import BaseDataElement
 from mmreid.evaluation.functional import (compute_distance, evaluate_features,
                                           rule_with_junk_label)
 from mmreid.evaluation.functional.rank import ranking_precision
-from mmreid.evaluation.metrics.reid_metric import label_to_int
+from mmreid.evaluation.metrics.reid_metric import (is_gallery_dependent,
+                                                   label_to_int)
 from mmreid.models.reiders.reid_model import get_model_scorers
 from mmreid.registry import HOOKS
 from mmreid.utils.atomic import write_image
@@ -311,7 +312,9 @@ class RankedListHook(Hook):
             kept = self._metric_analysis(
                 name, self._metric_of(evaluator), query, gallery)
             if kept is not None:
-                pictures = self.draw_analysis(*kept)
+                scorer = self._ranking_setup(runner, mode, evaluator)[0]
+                pictures = self.draw_analysis(
+                    *kept, values=not is_gallery_dependent(scorer))
             else:
                 scorer, normalize, rank_options = self._ranking_setup(
                     runner, mode, evaluator)
@@ -374,7 +377,8 @@ class RankedListHook(Hook):
                 (D,), ``pid``, ``camid``, ``is_query`` and ``img_path``.
             scorer (str | callable): A distance name of
                 :func:`compute_distance` or ``(query (Qc, D), gallery
-                (G, D)) -> (Qc, G)``.
+                (G, D)) -> (Qc, G)``. A gallery-dependent one's values
+                (positions in the ranking) are not printed as distances.
             normalize (bool): L2-normalise the features first.
             rank_options (dict, optional): ``junk_rule``, ``tie_policy``
                 and ``ap_mode`` of :func:`evaluate_features`.
@@ -384,6 +388,7 @@ class RankedListHook(Hook):
             worst first.
         """
         rank_options = dict(rank_options or {})
+        values = not is_gallery_dependent(scorer)
         query = [r for r in records if r['is_query']]
         gallery = [r for r in records if not r['is_query']]
         if not query or not gallery:
@@ -427,7 +432,8 @@ class RankedListHook(Hook):
                 kept = kept[:self.topk].tolist()
                 canvas = self._draw_one(
                     query[q], [gallery[g] for g in kept],
-                    dist[i, kept].tolist(), None if first <= len(kept) else
+                    dist[i, kept].tolist() if values else None,
+                    None if first <= len(kept) else
                     f'first correct match at rank {first}')
                 if canvas is None:
                     continue
@@ -435,8 +441,11 @@ class RankedListHook(Hook):
                 pictures.append((title, canvas))
         return pictures
 
-    def draw_analysis(self, analysis, query: List[dict],
-                      gallery: List[dict]) -> List[Tuple[str, np.ndarray]]:
+    def draw_analysis(self,
+                      analysis,
+                      query: List[dict],
+                      gallery: List[dict],
+                      values: bool = True) -> List[Tuple[str, np.ndarray]]:
         """Draw the worst and best queries of a :class:`QueryAnalysis`.
 
         The pictures :meth:`draw_group` draws from the same ranking, with
@@ -448,6 +457,9 @@ class RankedListHook(Hook):
             query (list[dict]): Query records in the analysis's order.
             gallery (list[dict]): Gallery records; ``topk_index`` indexes
                 them.
+            values (bool): Print each item's distance under it; False for
+                a gallery-dependent scorer, whose values are positions in
+                the ranking (the ``#k`` already shown), not distances.
 
         Returns:
             list[tuple[str, np.ndarray]]: ``(title, RGB canvas)`` pairs,
@@ -463,8 +475,8 @@ class RankedListHook(Hook):
                 first = int(analysis.first_rank[q])
                 canvas = self._draw_one(
                     query[q], [gallery[g] for g in kept],
-                    analysis.topk_distance[q][:self.topk][shown].tolist(),
-                    None if first <= len(kept) else
+                    analysis.topk_distance[q][:self.topk][shown].tolist()
+                    if values else None, None if first <= len(kept) else
                     f'first correct match at rank {first}')
                 if canvas is None:
                     continue
@@ -490,7 +502,7 @@ class RankedListHook(Hook):
     def _draw_one(self,
                   query: dict,
                   gallery: List[dict],
-                  distances: List[float],
+                  distances: Optional[List[float]],
                   note: Optional[str] = None) -> Optional[np.ndarray]:
         paths = [query['img_path']] + [g['img_path'] for g in gallery]
         if any(not isinstance(p, str) or not osp.isfile(p) for p in paths):
