@@ -81,7 +81,9 @@ def junk_label_gallery(rule: Union[str, JunkRule], q_pids: torch.Tensor,
     """Gallery items that every query ignores for their junk pid label.
 
     Market-1501's evaluation ignores its junk images (pid ``-1``) like the
-    same-pid same-camera items; pid ``0`` distractors stay negatives.
+    same-pid same-camera items; its pid ``0`` distractors stay negatives
+    (pid ``0`` is an ordinary pid: a query of pid 0, as in MSMT17's
+    0-based labels, has them as positives).
 
     Args:
         rule: The junk rule, a name or a :data:`JunkRule`.

@@ -192,8 +192,11 @@ class RankAccumulator:
 
     Args:
         q_pids: Query pids, shape (Q,).
-        g_pids: Gallery pids, shape (G,). pid 0 distractors are ordinary
-            negatives; pid -1 junk is ignored under ``'market'`` and
+        g_pids: Gallery pids, shape (G,). pids are compared as they are:
+            Market-1501's pid 0 distractors are negatives of every query
+            (no query has pid 0 there), and the positives of a pid 0
+            query where 0 is an identity (MSMT17's 0-based labels);
+            pid -1 junk is ignored under ``'market'`` and
             refused otherwise (and as a query pid), see
             :func:`~.junk_rules.junk_label_gallery`.
         q_camids: Query camids, shape (Q,).
