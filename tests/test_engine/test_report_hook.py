@@ -322,6 +322,15 @@ def test_a_metric_with_its_own_cmc_protocol_labels_the_report_cmc():
     section, page = hand_section(plain, records, reported, max_rank=10)
     assert section.cmc_label == '' and 'standard protocol' not in page
     assert 'reid/mAP 58.33 as reported.' in page
+    # A metric that declares no other protocol and reports another R5 with
+    # the same mAP is a discrepancy, not a protocol: said as one, and the
+    # section's CMC is not relabelled to explain it away.
+    reported['reid/R5'] = 100.0
+    section, page = hand_section(plain, records, reported, max_rank=10)
+    assert section.cmc_label == '' and 'standard protocol' not in page
+    assert ('Reported reid/R5 100.00; this analysis of the same ranking '
+            'gives R5 50.00, although the mAP agrees (ReIDMetric declares '
+            'no other CMC protocol).') in page
 
 
 @pytest.mark.parametrize('option,given', [('rerank', dict(k1=2, k2=1)),

@@ -318,7 +318,8 @@ class EvalReportHook(RankedListHook):
                                       by_target)
         notes = self._compare(analysis, metric, metrics, name,
                               by_target) + cmc_notes
-        cmc_label = OTHER_CMC_LABEL if cmc_notes else ''
+        cmc_label = OTHER_CMC_LABEL if cmc_notes and getattr(
+            metric, 'cmc_protocol', None) else ''
         errors = section_sampling_errors(analysis, metric)
         if cmc_label and 'R1' in errors:
             errors = {
@@ -476,9 +477,11 @@ class EvalReportHook(RankedListHook):
     def _compare_cmc(cls, analysis, metric, metrics: Dict, name: str,
                      by_target: bool) -> List[str]:
         """A note where the reported mAP is this analysis's but not its
-        R<k>: the metric's CMC is another protocol (CUHK03ClassicMetric's
-        single-gallery-shot CMC), so the section's R1 and CMC are labelled
-        :data:`OTHER_CMC_LABEL`."""
+        R<k>. A metric that declares another CMC protocol
+        (``cmc_protocol``, CUHK03ClassicMetric's single-gallery-shot CMC)
+        gets the section's R1 and CMC labelled :data:`OTHER_CMC_LABEL`;
+        any other metric's difference is reported as one (no protocol
+        to explain it)."""
         _, reported = cls._reported(metric, metrics, name, by_target, 'mAP')
         if reported is None or not cls._same(reported, analysis.mAP):
             return []
@@ -497,11 +500,19 @@ class EvalReportHook(RankedListHook):
                           for key, reported, _ in differ)
         ours = ', '.join(f'{key.rsplit("/", 1)[-1]} {value:.2f}'
                          for key, _, value in differ)
+        protocol = getattr(metric, 'cmc_protocol', None)
+        if not protocol:
+            return [
+                f'Reported {shown}; this analysis of the same ranking '
+                f'gives {ours}, although the mAP agrees '
+                f'({type(metric).__name__} declares no other CMC '
+                'protocol).'
+            ]
         return [
             f'Reported {shown}: {type(metric).__name__} computes its own '
-            'CMC protocol. The R1, R5, R10, CMC curve and R1 sampling '
-            f'error of this section are the {OTHER_CMC_LABEL} (the whole '
-            f'ranked gallery): {ours}.'
+            f'CMC protocol ({protocol}). The R1, R5, R10, CMC curve and R1 '
+            f'sampling error of this section are the {OTHER_CMC_LABEL} '
+            f'(the whole ranked gallery): {ours}.'
         ]
 
     @classmethod

@@ -52,6 +52,11 @@ class CUHK03ClassicMetric(ReIDMetric):
     Examples:
         >>> test_evaluator = dict(type='CUHK03ClassicMetric', seed=0)
     """
+
+    #: Its R<k> are another CMC protocol than the whole ranked gallery's
+    #: (an evaluation report labels its own R1/CMC so, see
+    #: :class:`~mmreid.engine.hooks.EvalReportHook`).
+    cmc_protocol = 'CUHK03 classic single-gallery-shot'
     default_prefix: Optional[str] = 'cuhk03'
     unsupported_options = FEATURE_OPTIONS
 
