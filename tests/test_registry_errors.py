@@ -200,128 +200,27 @@ def test_runner_loop_argument_names_its_key(tmp_path):
     assert 'Did you mean max_epochs?' in msg
 
 
-class RootTripletLoss:
-    """A user's loss registered on mmengine's root registry."""
-
-
-def test_root_registry_clash_with_a_builtin_is_refused():
-    """Before, mmreid's TripletLoss was built and the user's class, under
-    the same name in mmengine's root registry, silently never was."""
-    MMENGINE_MODELS.register_module(name='TripletLoss', module=RootTripletLoss)
-    try:
-        # A KeyError, as mmengine's own errors, for `except KeyError`.
-        with pytest.raises(KeyError) as info:
-            MODELS.build(tiny_model())
-    finally:
-        MMENGINE_MODELS.module_dict.pop('TripletLoss')
-    assert type(info.value).__name__ == 'ShadowedTypeError'
-    msg = str(info.value)
-    assert msg.startswith("head.loss_tri.type='TripletLoss'")
-    assert 'mmreid.models.losses.triplet_loss.TripletLoss' in msg
-    assert f'{__name__}.RootTripletLoss' in msg
-    assert 'mmengine::model' in msg
-    assert 'from mmreid.registry import MODELS' in msg
-    assert "register_module(name='TripletLoss', force=True)" in msg
-    # A name that only the root registry holds still builds from there.
-    MMENGINE_MODELS.register_module(
-        name='RootOnlyLoss', module=RootTripletLoss)
-    try:
-        assert isinstance(
-            MODELS.build(dict(type='RootOnlyLoss')), RootTripletLoss)
-    finally:
-        MMENGINE_MODELS.module_dict.pop('RootOnlyLoss')
-
-
-def test_the_intended_shadows_are_the_only_ones():
-    """mmreid's names that an ancestor registry also holds are the listed
-    ones, and they build mmreid's class without an error."""
-    import mmreid.registry as registries
-    from mmreid.utils import register_all_modules
-    from mmreid.utils.registry_suggestions import INTENDED_SHADOWS
-    register_all_modules(init_default_scope=False)
-    clashes = {}
-    for name in registries.__all__:
-        registry = getattr(registries, name)
-        for key, obj in registry.module_dict.items():
-            other = registry.parent.module_dict.get(key)
-            if other is not None and other is not obj:
-                clashes[(registry.name, key)] = other.__module__.split('.')[0]
-    assert clashes == INTENDED_SHADOWS
-    assert type(HOOKS.build(dict(type='LoggerHook'))).__module__ \
-        .startswith('mmreid.')
-
-
-class UserLoggerHook:
-    """A user's hook that replaced mmengine's LoggerHook in its root."""
-
-
-def test_an_intended_shadow_of_another_class_is_refused():
-    """INTENDED_SHADOWS allows mmreid's LoggerHook over mmengine's own;
-    a user's class that replaced it in mmengine's root is another class
-    that the build would pass over, and is refused."""
-    original = MMENGINE_HOOKS.module_dict['LoggerHook']
-    MMENGINE_HOOKS.register_module(
-        name='LoggerHook', module=UserLoggerHook, force=True)
-    try:
-        with pytest.raises(KeyError) as info:
-            HOOKS.build(dict(type='LoggerHook'))
-    finally:
-        MMENGINE_HOOKS.module_dict['LoggerHook'] = original
-    assert type(info.value).__name__ == 'ShadowedTypeError'
-    assert f'{__name__}.UserLoggerHook' in str(info.value)
-
-
-class UserMMReIDLoss:
-    """A user's loss registered on mmreid's registry."""
-
-
-def test_a_users_class_on_mmreids_registry_is_not_a_shadow():
-    """A class the user registered on mmreid's registry is the one they
-    asked for, even where mmengine's root holds the name too."""
-    MMENGINE_MODELS.register_module(name='ClashLoss', module=RootTripletLoss)
-    MODELS.register_module(name='ClashLoss', module=UserMMReIDLoss)
-    try:
-        built = MODELS.build(dict(type='ClashLoss'))
-    finally:
-        MMENGINE_MODELS.module_dict.pop('ClashLoss')
-        MODELS.module_dict.pop('ClashLoss')
-    assert isinstance(built, UserMMReIDLoss)
-
-
-def test_suggestions_for_a_prefixed_name_ignore_the_prefix():
-    """The scope prefix is not part of the name compared, and the
-    searched scope's names are written without one."""
-    msg = build_error(MODELS, dict(type='mmpretrain.ResNte', depth=18))
-    assert "'mmpretrain.ResNet'" in msg
-    msg = build_error(MODELS,
-                      tiny_model(backbone=dict(type='ResNett', depth=18)))
-    assert "'ReIDResNet'" in msg and "'mmreid." not in msg
-
-
-def test_an_unknown_type_from_default_args_is_named():
-    """The type may come from the build's default_args, as mmengine
-    takes it there when the config has none."""
-    with pytest.raises(UnknownTypeError) as info:
-        MODELS.build(dict(depth=18), default_args=dict(type='ResNett'))
+def test_an_option_that_changes_a_type_is_told_to_delete_the_old_fields(
+        tmp_path):
+    """``--cfg-options test_evaluator.type=ReIDMetric`` on a SYSU config
+    keeps SYSUMetric's ``mode``: the message spoke of a base config only.
+    It gives the option route too, which is accepted."""
+    from mmreid.engine.runner import ReIDRunner
+    from mmreid.utils.registry_suggestions import ConfigArgumentError
+    cfg = runner_cfg(tmp_path)
+    cfg.test_evaluator = dict(type='SYSUMetric', mode='all')
+    cfg.merge_from_dict({'test_evaluator.type': 'ReIDMetric'})
+    runner = ReIDRunner.from_cfg(cfg)
+    with pytest.raises(ConfigArgumentError) as info:
+        runner.build_evaluator(runner.cfg.test_evaluator)
     assert str(info.value).startswith(
-        "type='ResNett' is not registered in mmreid::model")
-
-
-def test_install_keeps_a_childs_own_build_function():
-    """A child registry created with its own build function keeps it;
-    one that copied its root's gets the suggesting build."""
-    from mmengine.registry import Registry
-
-    from mmreid.utils.registry_suggestions import install
-
-    def own_build(cfg, registry, default_args=None):
-        return 'own'
-
-    root = Registry('toy')
-    copied = Registry('toy', parent=root, scope='toy_copied')
-    custom = Registry(
-        'toy', parent=root, scope='toy_custom', build_func=own_build)
-    install([root])
-    assert root.build_func._mmreid_suggestions
-    assert copied.build_func is root.build_func
-    assert custom.build_func is own_build
+        "test_evaluator (type='ReIDMetric') gives mode='all'")
+    assert ("If --cfg-options test_evaluator.type=ReIDMetric gave the new "
+            'type, the old fields were kept: give test_evaluator._delete_'
+            '=True with it') in str(info.value)
+    cfg.merge_from_dict({
+        'test_evaluator._delete_': True,
+        'test_evaluator.type': 'ReIDMetric'
+    })
+    evaluator = runner.build_evaluator(cfg.test_evaluator)
+    assert type(evaluator.metrics[0]).__name__ == 'ReIDMetric'

@@ -189,6 +189,12 @@ def argument_message(where: str, cfg: dict, argument: str,
     lines.append('If it comes from a base config whose dict this config '
                  'replaces with another type, write _delete_=True in the '
                  'new dict (see docs/customize.md).')
+    if re.fullmatch(r'[\w.]+', where):
+        # A top-level key path: the other route to another type.
+        lines.append(f'If --cfg-options {where}.type={name} gave the new '
+                     f'type, the old fields were kept: give '
+                     f'{where}._delete_=True with it, and each field the new '
+                     f'type needs.')
     return '\n'.join(lines)
 
 
