@@ -373,10 +373,22 @@ def section_html(section: ReportSection,
                    'N" and per_query.npz first_rank are positions in the '
                    'full ranked list, not de-duplicated.</p>')
     out.append('<h3>Per query camera × gallery camera (R1 / mAP, %)</h3>')
+    # Re-ranked values are the metric's own (its analysis); otherwise the
+    # settings line says that they are plain distances ('values').
+    whole = [
+        key for key in ('rerank', 'query_expansion')
+        if section.setup.get(key, 'none') != 'none'
+    ] if 'values' not in section.setup else []
+    over_whole = (
+        f' With {" and ".join(whole)}, which depend on the whole gallery, a '
+        'cell is that camera\'s part of the ranking made over the whole '
+        'gallery, not a ranking made on that camera\'s images alone.'
+        if whole else '')
     out.append('<p class="note">Each query ranked against the gallery '
                'images of one camera only (after the junk rule); n = '
                'queries with a correct match there. camid: the 0-based '
-               'camera of the dataset (Market\'s c1 is camid 0).</p>')
+               f'camera of the dataset (Market\'s c1 is camid 0).{over_whole}'
+               '</p>')
     out.append(
         pair_table(analysis.camera_pairs, 'camera-pairs', 'query camid',
                    'gallery camid', lambda c: f'camid {c}'))

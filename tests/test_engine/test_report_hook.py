@@ -354,5 +354,19 @@ def test_settings_line_names_rerank_and_query_expansion(option, given):
     other = 'query_expansion' if option == 'rerank' else 'rerank'
     assert f'{option}: {json.dumps(given, sort_keys=True)}' in meta
     assert f'{other}: none' in meta
+    # The camera table's caption says what its cells are then.
+    assert (f'With {option}, which depend on the whole gallery, a cell is '
+            "that camera's part of the ranking made over the whole gallery"
+            ) in html.unescape(page)
     _, page = hand_section(ReIDMetric(), records)
     assert 'rerank: none · query_expansion: none' in page
+    assert 'which depend on the whole gallery' not in page
+    # Without the metric's own analysis the hook ranks plain distances:
+    # the settings line says so, and the caption claims no re-ranking.
+    metric = ReIDMetric(**{option: given})
+    metric.process(None, metric_samples(records))
+    metric.compute_metrics(metric.results)
+    _, page = hand_section(metric, records)
+    assert ("values: plain distances, without the metric's "
+            f'{option}') in html.unescape(page)
+    assert 'which depend on the whole gallery' not in page

@@ -354,6 +354,9 @@ class EvalReportHook(RankedListHook):
         setup.update(
             {key: settings[key]
              for key in ('rerank', 'query_expansion')})
+        if settings['values'] != 'reported ranking':
+            # The whole-gallery values are plain distances: said so.
+            setup['values'] = settings['values']
         if gallery_dependent:
             notes.append(
                 f'The distance {setup["distance"]} is gallery-dependent: '
