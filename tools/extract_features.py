@@ -25,6 +25,8 @@ Writes into ``--out-dir``:
   M-Net) gets ``features_only: true`` and its primary mode (``mnet``): no
   feature distance on these features gives its ranking
   (``mmreid.apis.rank_gallery`` does).
+  ``batch_size`` (per dataloader for a batch-dependent model) and
+  ``batch_dependent`` say how the images were batched (see below).
 
 The three are written into a temporary folder beside ``--out-dir`` that
 then replaces it, so a reader never sees new features next to an old or
@@ -57,6 +59,16 @@ the test pipeline that ``tools/test.py`` runs: the test dataloader's, or
 that of the targets of a multi-target test loop; where the targets'
 pipelines differ, ``--target NAME`` chooses one (and, with ``--split
 val``/``test``, its images only), otherwise the run is refused.
+
+Features do not depend on ``--batch-size`` (eval mode), except for a
+model whose MBN layers use ``eval_stats='batch'``: each test batch is
+normalised with its own statistics, so its features are those of the
+batches ``tools/test.py`` (one process) runs, and of no others. For such a
+model ``--split val``/``test`` batch as the split's dataloader(s) do
+(``batch_size``, dataset order, each multi-target loader apart; a
+``--batch-size`` other than the loader's and a shuffling sampler are
+refused), and ``--images`` and ``--split train``, which no test
+dataloader batches, are refused.
 """
 import argparse
 import csv
@@ -76,6 +88,7 @@ from mmreid.apis import (extract_features, init_model, list_images,
                          parse_market_name)
 from mmreid.apis.inference import evaluated_ranking, market_camid
 from mmreid.evaluation.functional.junk_rules import JUNK_PID
+from mmreid.models.layers.mbn import batch_statistics_layers
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import remove_stale_temps, set_output_mode, temp_name
 from mmreid.utils.config import ReIDDictAction, merge_cfg_options, read_config
@@ -86,6 +99,8 @@ INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')
 #: relabelled ``0..N-1``, offset per source), not the pids of the files.
 TRAIN_INDEX_COLUMNS = ('row', 'path', 'label', 'camid', 'modality', 'role',
                        'dataset')
+#: ``--batch-size`` of a model whose features do not depend on the batch.
+DEFAULT_BATCH_SIZE = 64
 #: What a run writes into ``--out-dir`` (any previous run's included).
 OUTPUTS = ('features.npy', 'features.pt', 'index.csv', 'meta.json')
 
@@ -110,7 +125,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=('npy', 'pt'),
         default='npy',
         help='features.npy (numpy) or features.pt (torch); default npy')
-    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=None,
+        help='images per forward (default: 64; for a model whose features '
+        "depend on the batch, MBN eval_stats='batch', the split's "
+        "dataloader batch_size, the only one accepted)")
     parser.add_argument(
         '--device',
         default=None,
@@ -141,7 +162,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error(f'checkpoint {args.checkpoint!r} is not a file')
     if args.images is not None and not osp.isdir(args.images):
         parser.error(f'--images {args.images!r} is not a directory')
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         parser.error(f'--batch-size must be at least 1, got '
                      f'{args.batch_size}')
     if args.modality is not None and args.split is not None:
@@ -197,7 +218,7 @@ def split_records(cfg: Config,
         if not targets:
             raise ValueError(f'--target {target!r} is not a target of '
                              f'{split}_cfg.targets; the targets are {names}')
-    for name, _, dataset_cfg in targets:
+    for name, key, dataset_cfg in targets:
         # Only the records are read here; images go through the model
         # config's test pipeline in extract_features.
         dataset = DATASETS.build(dict(dataset_cfg, pipeline=[]))
@@ -211,7 +232,8 @@ def split_records(cfg: Config,
                     camid=info.get('camid'),
                     modality=info.get('modality', 0),
                     role=info.get('role', split),
-                    dataset=name if of_loop else info.get('dataset', name)))
+                    dataset=name if of_loop else info.get('dataset', name),
+                    loader=key[:-len('.dataset')]))
     return records
 
 
@@ -243,22 +265,85 @@ def image_records(folder: str, modality: Optional[int]) -> List[dict]:
     return records
 
 
-def extract(model, records: List[dict], batch_size: int) -> torch.Tensor:
-    """Features of ``records`` (N, D), batch by batch with a progress
-    bar."""
-    modalities = [r['modality'] for r in records]
-    use_modality = all(m is not None for m in modalities)
-    bar = ProgressBar(len(records), file=sys.stderr)
+def fixed_batches(records: List[dict], batch_size: int) -> List[List[dict]]:
+    """``records`` in order, cut into batches of ``batch_size``."""
+    return [
+        records[start:start + batch_size]
+        for start in range(0, len(records), batch_size)
+    ]
+
+
+def loader_batches(cfg: Config, split: Optional[str], records: List[dict],
+                   batch_size: Optional[int], layers: List[str]) -> tuple:
+    """The batches of the split's dataloader(s), for a model whose
+    features depend on the batch (MBN ``eval_stats='batch'`` in
+    ``layers``): one process's batches, in dataset order, each loader's
+    own (a multi-target loop's targets one after the other).
+
+    Returns:
+        tuple: The batches (lists of records) and the batch size of each
+        loader (config key -> batch_size), for meta.json.
+
+    Raises:
+        ValueError: ``--images`` or ``--split train`` (no test dataloader
+            batches them), a shuffling sampler, or a ``--batch-size``
+            other than the loader's.
+    """
+    why = (f"the model's MBN layers (e.g. {layers[0]!r}) use eval_stats="
+           "'batch': each test batch is normalised with its own "
+           'statistics, so the features depend on how the images are '
+           'batched')
+    fix = ("or test with eval_stats='modality' (--cfg-options "
+           "model.backbone.norm_cfg.eval_stats=modality)")
+    if split not in ('val', 'test'):
+        what = '--images' if split is None else f'--split {split}'
+        raise ValueError(f'{what}: {why}, and no test dataloader batches '
+                         f'these images. Use --split test (the test '
+                         f"dataloader's batches, as tools/test.py), {fix}")
+    sizes = {}
+    for r in records:
+        if r['loader'] in sizes:
+            continue
+        loader = cfg
+        for part in r['loader'].split('.'):
+            loader = loader[int(part) if part.isdigit() else part]
+        sampler = loader.get('sampler') or {}
+        if not str(sampler.get('type', '')).endswith('DefaultSampler') \
+                or sampler.get('shuffle', True):
+            raise ValueError(
+                f'{why}; {r["loader"]}.sampler is {dict(sampler)!r}, not '
+                "type='DefaultSampler' with shuffle=False, so its batches "
+                'are not the dataset order this tool reads: set that '
+                f'sampler, {fix}')
+        size = sizes[r['loader']] = int(loader['batch_size'])
+        if batch_size is not None and batch_size != size:
+            raise ValueError(
+                f'--batch-size {batch_size}: {why}, and tools/test.py '
+                f'batches them by {r["loader"]}.batch_size={size}. Leave '
+                f'--batch-size out (or give {size}), {fix}')
+    batches = []
+    for key in sizes:
+        batches += fixed_batches([r for r in records if r['loader'] == key],
+                                 sizes[key])
+    return batches, sizes
+
+
+def extract(model, batches: List[List[dict]]) -> torch.Tensor:
+    """Features (N, D) of the records of ``batches``, one forward per
+    batch, with a progress bar."""
+    use_modality = all(r['modality'] is not None for b in batches for r in b)
+
+    def modality(batch):
+        return [r['modality'] for r in batch] if use_modality else None
+
+    bar = ProgressBar(sum(len(b) for b in batches), file=sys.stderr)
     feats = []
-    for start in range(0, len(records), batch_size):
-        batch = records[start:start + batch_size]
-        modality = modalities[start:start + len(batch)] \
-            if use_modality else None
+    for batch in batches:
         feats.append(
             extract_features(
                 model, [r['path'] for r in batch],
-                batch_size=batch_size,
-                modality=modality))
+                batch_size=len(batch),
+                modality=modality(batch)))
         bar.update(len(batch))
     sys.stderr.write('\n')
     return torch.cat(feats)
@@ -386,10 +471,17 @@ def main(argv: Optional[List[str]] = None) -> None:
         model,
         phase='val' if args.split == 'val' else 'test',
         target=args.target)
+    layers = batch_statistics_layers(model)
+    if layers:
+        batches, batch_size = loader_batches(model.cfg, args.split, records,
+                                             args.batch_size, layers)
+    else:
+        batch_size = args.batch_size or DEFAULT_BATCH_SIZE
+        batches = fixed_batches(records, batch_size)
     print(f'extracting {len(records)} images on {args.device}, batches of '
-          f'{args.batch_size}')
+          f'{batch_size}')
     with torch.no_grad():
-        feats = extract(model, records, args.batch_size)
+        feats = extract(model, batches)
     feature_file = write(
         args.out_dir,
         feats,
@@ -399,7 +491,9 @@ def main(argv: Optional[List[str]] = None) -> None:
             config=osp.abspath(args.config),
             checkpoint=args.checkpoint,
             **source,
-            **ranking),
+            **ranking,
+            batch_size=batch_size,
+            batch_dependent=bool(layers)),
         columns=columns)
     print(f'{feats.shape[0]} x {feats.shape[1]} features written to '
           f'{feature_file}, with index.csv and meta.json')

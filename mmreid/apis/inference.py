@@ -128,7 +128,12 @@ def extract_features(
     resolve_test_pipeline`).
 
     The model is put in eval mode (BatchNorm running statistics), so the
-    result does not depend on ``batch_size``.
+    result does not depend on ``batch_size``; except for a model whose MBN
+    layers normalise a test batch with its own statistics
+    (``eval_stats='batch'``): its features are those of the images
+    normalised together, so more images than ``batch_size`` (several
+    forwards, an arbitrary split) are refused. ``tools/extract_features.py
+    --split test`` gives the features of the test dataloader's batches.
 
     Args:
         model (nn.Module): From :func:`init_model` (needs ``model.cfg``).
@@ -155,6 +160,7 @@ def extract_features(
     if not images:
         raise ValueError('no images given (an empty list or a folder '
                          'without image files)')
+    _check_one_batch(model, len(images), batch_size)
     if modality is not None:
         modality = [int(modality)] * len(images) \
             if isinstance(modality, (int, np.integer)) \
@@ -476,6 +482,24 @@ def _model_distances(model: nn.Module, query: torch.Tensor,
 
 
 @torch.no_grad()
+def _check_one_batch(model: nn.Module, num_images: int,
+                     batch_size: int) -> None:
+    """Refuse to split ``num_images`` into forwards of ``batch_size`` for
+    a model whose features depend on the batch (MBN with
+    ``eval_stats='batch'``): the split would decide the features."""
+    from mmreid.models.layers.mbn import batch_statistics_layers
+    layers = batch_statistics_layers(model)
+    if layers and num_images > batch_size:
+        raise ValueError(
+            f"the model's MBN layers (e.g. {layers[0]!r}) use "
+            "eval_stats='batch': each forward's images are normalised with "
+            f'their own statistics, so {num_images} images in batches of '
+            f'{batch_size} would get features that depend on that split. '
+            f'Pass batch_size >= {num_images} (the images normalised as '
+            'one batch), use tools/extract_features.py --split test for '
+            "the test dataloader's batches, or set eval_stats='modality'")
+
+
 def rank_gallery(model: nn.Module,
                  query: ImagesInput,
                  gallery: Union[str, Sequence[str]],
@@ -512,7 +536,11 @@ def rank_gallery(model: nn.Module,
         query: Query image(s), as in :func:`extract_features`.
         gallery (str | Sequence[str]): A folder or a list of image paths.
         topk (int): Length of each ranked list. Defaults to 10.
-        batch_size (int): Defaults to 32.
+        batch_size (int): Images per forward. A model whose features
+            depend on the batch (MBN with ``eval_stats='batch'``) needs
+            it to hold all queries, and all gallery images (each set is
+            normalised as one batch, see :func:`extract_features`).
+            Defaults to 32.
         exclude_same_camera (bool): Leave out the gallery items of the
             query's pid and camera when the names carry labels (the Market
             protocol). False keeps them (junk stays out). Defaults to

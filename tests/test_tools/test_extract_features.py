@@ -638,3 +638,107 @@ def test_meta_records_the_ranking_of_the_test_metric(tool, setup):
     assert "test_cfg.targets.1.evaluator: distance='cosine'" in message
     assert '--target NAME' in message
     assert not osp.exists(out)
+
+
+MBN_CONFIG = '''
+default_scope = 'mmreid'
+test_pipeline = [
+    dict(type='ReIDLoadImageFromFile'),
+    dict(type='ReIDResize', size=(32, 16)),
+    dict(type='PackReIDInputs'),
+]
+model = dict(
+    type='ReIDModel',
+    data_preprocessor=dict(
+        type='ReIDDataPreprocessor', mean=[120., 110., 100.],
+        std=[60., 55., 50.]),
+    backbone=dict(type='ReIDResNet', depth=18, last_stride=1,
+                  base_channels=8, stem_channels=8,
+                  norm_cfg=dict(type='MBN', eval_stats='batch')),
+    neck=dict(type='GlobalAvgPool'),
+    head=dict(type='BNNeckHead', in_channels=64, num_classes=8))
+test_dataloader = dict(
+    batch_size={batch_size}, num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='SynthReIDVI', data_root={data_root!r}, size='tiny',
+                 img_size=(32, 16), split='test', pipeline=test_pipeline))
+test_evaluator = dict(type='SYSUMetric', mode='all', shot='single')
+'''
+#: The test dataloader's batch size of MBN_CONFIG: less than the tool's
+#: default 64, so that the two batchings differ.
+MBN_TEST_BATCH = 10
+
+
+@pytest.fixture(scope='module')
+def mbn_setup(tmp_path_factory):
+    """A random-weight MBN model with eval_stats='batch' (its test features
+    depend on the batch) on a tiny visible-infrared SynthReID."""
+    root = tmp_path_factory.mktemp('extract_mbn')
+    config = root / 'mbn.py'
+    config.write_text(
+        MBN_CONFIG.format(
+            data_root=str(root / 'vi'), batch_size=MBN_TEST_BATCH))
+    model = init_model(str(config))
+    torch.manual_seed(0)
+    model.init_weights()
+    checkpoint = root / 'epoch_1.pth'
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    return root, str(config), str(checkpoint), model
+
+
+def loop_features(model):
+    """Features of the test dataloader's batches, as the test loop forms
+    them (one process)."""
+    from mmengine.runner import Runner
+    loader = Runner.build_dataloader(model.cfg.test_dataloader)
+    feats = []
+    with torch.no_grad():
+        for batch in loader:
+            data = model.data_preprocessor(batch, False)
+            feats.append(
+                model(data['inputs'], data['data_samples'], mode='tensor'))
+    return torch.cat(feats).numpy()
+
+
+def test_batch_dependent_features_are_the_test_loops(tool, mbn_setup):
+    """MBN(eval_stats='batch') normalises each test batch with its own
+    statistics: the written features are those of the test dataloader's
+    batches (tools/test.py's), not of --batch-size's default 64."""
+    root, config, checkpoint, model = mbn_setup
+    out = str(root / 'test_split')
+    tool.main([config, checkpoint, '--split', 'test', '--out-dir', out])
+    feats = np.load(osp.join(out, 'features.npy'))
+    model.eval()
+    expected = loop_features(model)
+    # The test set spans several loader batches, so the batching matters.
+    assert len(expected) > MBN_TEST_BATCH
+    np.testing.assert_allclose(feats, expected, rtol=1e-4, atol=1e-4)
+    meta = json.load(open(osp.join(out, 'meta.json')))
+    assert meta['batch_dependent'] is True
+    assert meta['batch_size'] == {'test_dataloader': MBN_TEST_BATCH}
+
+
+def test_batch_dependent_features_refuse_other_batches(tool, mbn_setup):
+    """A --batch-size other than the loader's, and a folder (which no test
+    dataloader batches), cannot give tools/test.py's features."""
+    root, config, checkpoint, _ = mbn_setup
+    with pytest.raises(
+            ValueError,
+            match=r"--batch-size 64: .*eval_stats='batch'.*test_dataloader"
+            rf'\.batch_size={MBN_TEST_BATCH}\. Leave --batch-size out'):
+        tool.main([
+            config, checkpoint, '--split', 'test', '--batch-size', '64',
+            '--out-dir',
+            str(root / 'bs64')
+        ])
+    folder = str(root / 'vi' / 'SYSU-MM01' / 'cam3' / os.listdir(
+        str(root / 'vi' / 'SYSU-MM01' / 'cam3'))[0])
+    with pytest.raises(
+            ValueError,
+            match=r"--images: .*eval_stats='batch'.*Use --split test"):
+        tool.main([
+            config, checkpoint, '--images', folder, '--modality', '1',
+            '--out-dir',
+            str(root / 'folder')
+        ])
+    assert not osp.exists(root / 'bs64') and not osp.exists(root / 'folder')

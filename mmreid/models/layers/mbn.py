@@ -427,3 +427,24 @@ def convert_mbn_to_bn(model: nn.Module,
     for name, child in model.named_children():
         model.add_module(name, convert_mbn_to_bn(child, modality))
     return model
+
+
+def batch_statistics_layers(model: nn.Module) -> list:
+    """Names of the MBN layers of ``model`` that normalise a test batch
+    with its own statistics (``eval_stats='batch'``).
+
+    A model with one gives each test image a feature that depends on the
+    other images of its batch: its test features are those of the test
+    dataloader's batches (size and order), and of no other batching.
+
+    Args:
+        model (nn.Module): Any module.
+
+    Returns:
+        list[str]: Module names (``''`` for ``model`` itself), empty when
+        the features do not depend on the batch.
+    """
+    return [
+        name for name, module in model.named_modules()
+        if isinstance(module, MBN) and module.eval_stats == 'batch'
+    ]
