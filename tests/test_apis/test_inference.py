@@ -881,3 +881,35 @@ def test_lists_mark_the_queries_tools_test_skips(config, tmp_path,
     lists = rank_gallery(model, str(tmp_path / 'person.png'),
                          [str(gallery / list(values)[4])])
     assert lists[0].has_positive is None and lists[0].matches is None
+
+
+def mbn_model(tmp_path, eval_stats):
+    """The tiny model with MBN norms (modality-aware), random weights."""
+    path = tmp_path / f'tiny_mbn_{eval_stats}.py'
+    path.write_text(
+        TINY_CONFIG.format(distance='euclidean').replace(
+            'stem_channels=8)', 'stem_channels=8, norm_cfg=dict('
+            f'type="MBN", eval_stats={eval_stats!r}))'))
+    return init_model(str(path))
+
+
+def test_batch_dependent_model_is_not_split_into_forwards(tmp_path):
+    """MBN(eval_stats='batch') normalises each forward's images together:
+    cutting more images than batch_size into forwards would let the cut
+    decide the features, so it is refused; one forward is the definition
+    (the images normalised together)."""
+    model = mbn_model(tmp_path, 'batch')
+    images = make_images(4)
+    with pytest.raises(
+            ValueError,
+            match=r"eval_stats='batch'.*4 images in batches of 2 .*Pass "
+            r'batch_size >= 4'):
+        extract_features(model, images, batch_size=2, modality=1)
+    whole = extract_features(model, images, batch_size=4, modality=1)
+    halves = torch.cat([
+        extract_features(model, images[:2], batch_size=2, modality=1),
+        extract_features(model, images[2:], batch_size=2, modality=1)
+    ])
+    # The refused cut would have given other features.
+    assert not torch.allclose(whole, halves, atol=1e-4)
+
