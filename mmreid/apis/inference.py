@@ -500,6 +500,26 @@ def _check_one_batch(model: nn.Module, num_images: int,
             "the test dataloader's batches, or set eval_stats='modality'")
 
 
+def _check_modalities(model: nn.Module, query_modality: Optional[int],
+                      gallery_modality: Optional[int]) -> None:
+    """Ask a modality-aware model's query/gallery modalities by the names
+    of :func:`rank_gallery`'s arguments."""
+    from mmreid.models.modality_routing import modality_aware_modules
+    aware = sorted({type(m).__name__ for m in modality_aware_modules(model)})
+    missing = [
+        name for name, value in (('query_modality', query_modality),
+                                 ('gallery_modality', gallery_modality))
+        if value is None
+    ]
+    if aware and missing:
+        raise ValueError(
+            f'the model has modality-aware modules ({", ".join(aware)}): '
+            f'rank_gallery needs {" and ".join(n + "=" for n in missing)} '
+            '0 (visible) or 1 (infrared), the modality of those images '
+            '(e.g. query_modality=1, gallery_modality=0: infrared queries, '
+            'a visible gallery)')
+
+
 def rank_gallery(model: nn.Module,
                  query: ImagesInput,
                  gallery: Union[str, Sequence[str]],
@@ -555,6 +575,7 @@ def rank_gallery(model: nn.Module,
     if topk < 1:
         raise ValueError(f'topk must be >= 1, got {topk}')
     check_config_ranking(model)  # before any extraction
+    _check_modalities(model, query_modality, gallery_modality)
     queries = _as_image_list(query)
     gallery_paths = [str(p) for p in _as_image_list(gallery)]
     if not gallery_paths:

@@ -913,3 +913,23 @@ def test_batch_dependent_model_is_not_split_into_forwards(tmp_path):
     # The refused cut would have given other features.
     assert not torch.allclose(whole, halves, atol=1e-4)
 
+
+def test_rank_gallery_asks_for_its_modality_arguments(tmp_path):
+    """A modality-aware model without query_modality/gallery_modality is
+    told those arguments, not to fix dataset records."""
+    model = mbn_model(tmp_path, 'modality')
+    paths = []
+    for i, image in enumerate(make_images(3)):
+        paths.append(str(tmp_path / f'000{i}_c1s1_000001_00.png'))
+        cv2.imwrite(paths[-1], image[..., ::-1])
+    with pytest.raises(
+            ValueError,
+            match=r'\(MBN\): rank_gallery needs query_modality= and '
+            r'gallery_modality= 0 \(visible\) or 1 \(infrared\)'):
+        rank_gallery(model, paths[0], paths[1:])
+    with pytest.raises(
+            ValueError, match=r'rank_gallery needs gallery_modality= 0'):
+        rank_gallery(model, paths[0], paths[1:], query_modality=1)
+    [ranked] = rank_gallery(
+        model, paths[0], paths[1:], query_modality=1, gallery_modality=0)
+    assert sorted(ranked.gallery) == paths[1:]

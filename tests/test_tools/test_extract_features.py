@@ -731,8 +731,8 @@ def test_batch_dependent_features_refuse_other_batches(tool, mbn_setup):
             '--out-dir',
             str(root / 'bs64')
         ])
-    folder = str(root / 'vi' / 'SYSU-MM01' / 'cam3' / os.listdir(
-        str(root / 'vi' / 'SYSU-MM01' / 'cam3'))[0])
+    folder = str(root / 'vi' / 'SYSU-MM01' / 'cam3' /
+                 os.listdir(str(root / 'vi' / 'SYSU-MM01' / 'cam3'))[0])
     with pytest.raises(
             ValueError,
             match=r"--images: .*eval_stats='batch'.*Use --split test"):
