@@ -293,8 +293,8 @@ def loader_batches(cfg: Config, split: Optional[str], records: List[dict],
            "'batch': each test batch is normalised with its own "
            'statistics, so the features depend on how the images are '
            'batched')
-    fix = ("or test with eval_stats='modality' (--cfg-options "
-           "model.backbone.norm_cfg.eval_stats=modality)")
+    fix = ("or set eval_stats='modality' in the MBN norm_cfg (e.g. "
+           '--cfg-options model.backbone.norm_cfg.eval_stats=modality)')
     if split not in ('val', 'test'):
         what = '--images' if split is None else f'--split {split}'
         raise ValueError(f'{what}: {why}, and no test dataloader batches '
@@ -478,8 +478,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     else:
         batch_size = args.batch_size or DEFAULT_BATCH_SIZE
         batches = fixed_batches(records, batch_size)
+    sizes = ', '.join(f'{v} ({k}.batch_size)' for k, v in batch_size.items()) \
+        if layers else batch_size
     print(f'extracting {len(records)} images on {args.device}, batches of '
-          f'{batch_size}')
+          f'{sizes}')
     with torch.no_grad():
         feats = extract(model, batches)
     feature_file = write(
