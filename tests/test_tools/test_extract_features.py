@@ -742,3 +742,35 @@ def test_batch_dependent_features_refuse_other_batches(tool, mbn_setup):
             str(root / 'folder')
         ])
     assert not osp.exists(root / 'bs64') and not osp.exists(root / 'folder')
+
+
+def test_batch_dependent_targets_are_batched_apart(tool):
+    """Each multi-target loader batches its own images from the start (5
+    and 3 images, batch_size 2 and 4: 2+2+1, then 3); a shuffling sampler
+    has no fixed batches."""
+    from mmengine.config import Config
+    loader = dict(sampler=dict(type='DefaultSampler', shuffle=False))
+    cfg = Config(
+        dict(
+            test_cfg=dict(targets=[
+                dict(name='a', dataloader=dict(loader, batch_size=2)),
+                dict(name='b', dataloader=dict(loader, batch_size=4))
+            ])))
+    records = [
+        dict(path=f'{key}{i}', loader=f'test_cfg.targets.{key}.dataloader')
+        for key, num in ((0, 5), (1, 3)) for i in range(num)
+    ]
+    batches, sizes = tool.loader_batches(cfg, 'test', records, None, ['bn'])
+    assert [[r['path'] for r in b] for b in batches] == [['00', '01'],
+                                                         ['02', '03'], ['04'],
+                                                         ['10', '11', '12']]
+    assert sizes == {
+        'test_cfg.targets.0.dataloader': 2,
+        'test_cfg.targets.1.dataloader': 4
+    }
+    cfg.test_cfg.targets[1].dataloader.sampler.shuffle = True
+    with pytest.raises(
+            ValueError,
+            match=r"test_cfg\.targets\.1\.dataloader\.sampler is .*not "
+            r"type='DefaultSampler' with shuffle=False"):
+        tool.loader_batches(cfg, 'test', records, None, ['bn'])
