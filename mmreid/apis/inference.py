@@ -481,7 +481,6 @@ def _model_distances(model: nn.Module, query: torch.Tensor,
     return torch.as_tensor(distance(query, gallery)).float().cpu()
 
 
-@torch.no_grad()
 def _check_one_batch(model: nn.Module, num_images: int,
                      batch_size: int) -> None:
     """Refuse to split ``num_images`` into forwards of ``batch_size`` for
@@ -520,6 +519,7 @@ def _check_modalities(model: nn.Module, query_modality: Optional[int],
             'a visible gallery)')
 
 
+@torch.no_grad()
 def rank_gallery(model: nn.Module,
                  query: ImagesInput,
                  gallery: Union[str, Sequence[str]],
