@@ -529,11 +529,12 @@ def test_ranking_settings_record_the_mode_and_what_the_values_rank():
                                 False)
     assert settings == dict(
         setup,
-        mode='mnet',
+        primary_mode='mnet',
         rerank='none',
         query_expansion='none',
         values='reported ranking')
-    assert ranking_settings(setup, ReIDMetricLike(), True)['mode'] == ''
+    assert ranking_settings(setup, ReIDMetricLike(),
+                            True)['primary_mode'] == ''
 
 
 def test_no_row_to_show_lists_what_was_left_out(tmp_path):
@@ -587,3 +588,110 @@ def test_one_identity_gives_no_interval(tmp_path):
     assert row['diff'] == pytest.approx(50.0)
     assert (row['queries'], row['identities']) == (2, 1)
     assert np.isnan(row['low']) and np.isnan(row['high'])
+
+
+def protocol_file(path, metric, model=None):
+    """A per_query.npz of the same queries, gallery and values, evaluated
+    by ``metric`` (a metric instance) on ``model``."""
+    from mmreid.engine.hooks.report_hook import (EvalReportHook,
+                                                 ranking_settings)
+    query = [dict(img_path=f'q/{i}.jpg', pid=i, camid=0) for i in range(3)]
+    analysis = ReIDMetricLike(
+        first_rank=np.array([1, 2, 1]), ap=np.array([1.0, 0.5, 1.0]))
+    setup = dict(metric=type(metric).__name__, distance='cosine')
+    settings = (
+        ranking_settings(setup, metric, True) if model is None else
+        ranking_settings(setup, metric, True, model=model))
+    arrays = EvalReportHook.per_query_arrays(
+        'd3',
+        query,
+        analysis,
+        metric,
+        gallery=[dict(img_path=p, pid=i, camid=c) for p, i, c in GALLERY],
+        settings=settings)
+    return load_tool(TOOL).load_per_query(write(path, **arrays))
+
+
+def mbn_model(eval_stats):
+    from torch import nn
+
+    from mmreid.models.layers import MBN
+    return nn.Sequential(nn.Conv2d(3, 4, 1), MBN(4, eval_stats=eval_stats))
+
+
+def sysu(**kwargs):
+    from mmreid.evaluation.metrics import SYSUMetric
+    return SYSUMetric(**kwargs)
+
+
+def llcm(**kwargs):
+    from mmreid.evaluation.metrics import LLCMMetric
+    return LLCMMetric(**kwargs)
+
+
+@pytest.mark.parametrize(
+    'a, b, shown',
+    [
+        # Audit s18 C3: the same checkpoint under another protocol.
+        (lambda: sysu(), lambda: sysu(shot='multi'),
+         "shots: '1' in A, '10' in B"),
+        (lambda: sysu(), lambda: sysu(num_trials=2),
+         "num_trials: '10' in A, '2' in B"),
+        (lambda: sysu(), lambda: sysu(mode='indoor'),
+         "gallery_cams: '1,2,4,5' in A, '1,2' in B; "),
+        (lambda: sysu(), lambda: sysu(seed=1),
+         "seed: '0' in A, '1' in B"),
+        # C5: LLCM VIS->IR as the reference evaluates it, or symmetric.
+        (lambda: llcm(direction='vis2ir'),
+         lambda: llcm(direction='vis2ir', vis2ir_mode='symmetric'),
+         "transpose: 'True' in A, 'False' in B; "
+         "vis2ir_mode: 'reference_transposed' in A, 'symmetric' in B"),
+    ])
+def test_runs_of_different_protocols_are_refused(tmp_path, a, b, shown):
+    """Two runs that differ only in a protocol option of their metric
+    (gallery draw, shots, trials, search mode, LLCM's VIS->IR mode) ranked
+    other galleries or other probes: their difference is no model effect,
+    so the pair is refused like one of other rank rules."""
+    tool = load_tool(TOOL)
+    with pytest.raises(ValueError, match='different settings') as info:
+        tool.paired_rows(
+            protocol_file(tmp_path / 'a.npz', a()),
+            protocol_file(tmp_path / 'b.npz', b()))
+    assert shown in str(info.value)
+
+
+def test_the_official_and_the_seeded_draw_are_different_protocols(tmp_path):
+    """Audit s18 C3: SYSU's official ``rand_perm_cam`` draw and AGW's
+    seeded draw give other galleries."""
+    tool = load_tool(TOOL)
+    # One id with one image per camera, the same draw in every trial.
+    official = sysu(rand_perm_cam=[[[[1]] * 10]] * 6)
+    with pytest.raises(ValueError) as info:
+        tool.paired_rows(
+            protocol_file(tmp_path / 'a.npz', official),
+            protocol_file(tmp_path / 'b.npz', sysu()))
+    assert ("gallery_draw: 'official_rand_perm' in A, 'agw_seeded' in B"
+            in str(info.value))
+    # The same protocol pairs.
+    assert len(
+        tool.paired_rows(
+            protocol_file(tmp_path / 'c.npz', sysu(shot='multi')),
+            protocol_file(tmp_path / 'd.npz', sysu(shot='multi')))) == 2
+
+
+def test_runs_with_other_mbn_test_statistics_are_refused(tmp_path):
+    """Audit s18 C4: MBN ``eval_stats='batch'`` normalises each test batch
+    with its own statistics (transductive): another feature of the same
+    checkpoint, refused; the default pairs with a model without MBN."""
+    tool = load_tool(TOOL)
+    with pytest.raises(ValueError) as info:
+        tool.paired_rows(
+            protocol_file(tmp_path / 'a.npz', sysu(), mbn_model('modality')),
+            protocol_file(tmp_path / 'b.npz', sysu(), mbn_model('batch')))
+    assert "mbn_eval_stats: None in A, 'batch' in B" in str(info.value)
+    from torch import nn
+    assert len(
+        tool.paired_rows(
+            protocol_file(tmp_path / 'c.npz', sysu(), mbn_model('modality')),
+            protocol_file(tmp_path / 'd.npz', sysu(), nn.Conv2d(3, 4,
+                                                                1)))) == 2

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 
 from mmreid.evaluation.metrics.reid_metric import (is_gallery_dependent,
                                                    label_to_int)
@@ -75,8 +76,48 @@ def gallery_digest(gallery: List[dict]) -> str:
     return hashlib.sha256('\n'.join(lines).encode('utf-8')).hexdigest()
 
 
-def ranking_settings(setup: Dict[str, str], metric,
-                     own_analysis: bool) -> Dict[str, str]:
+def model_test_settings(model: Any) -> Dict[str, str]:
+    """The model's test-time options that change its features, where they
+    are not their defaults: ``mbn_eval_stats`` (:class:`~mmreid.models.
+    layers.MBN`, default ``'modality'``; ``'batch'`` is transductive),
+    ``flip`` (``test_cfg``, default off) and ``test_feature``
+    (:class:`~mmreid.models.heads.BNNeckHead`, default ``'after_bn'``).
+
+    Args:
+        model: The runner's model (a wrapper is unwrapped); anything but
+            an ``nn.Module`` (None, a test's stand-in) has no options.
+
+    Returns:
+        dict[str, str]: Option name to value; ``{}`` for a model tested
+        with the defaults, so models of different architectures still
+        compare.
+    """
+    from mmreid.models.layers import MBN
+    model = model.module if is_model_wrapper(model) else model
+    if not isinstance(model, torch.nn.Module):
+        return {}
+    settings = {}
+    stats = sorted({
+        m.eval_stats
+        for m in model.modules()
+        if isinstance(m, MBN) and m.eval_stats != 'modality'
+    })
+    if stats:
+        settings['mbn_eval_stats'] = ','.join(stats)
+    test_cfg = getattr(model, 'test_cfg', None)
+    if isinstance(test_cfg, dict) and test_cfg.get('flip', False):
+        settings['flip'] = 'True'
+    test_feature = getattr(
+        getattr(model, 'head', None), 'test_feature', 'after_bn')
+    if test_feature != 'after_bn':
+        settings['test_feature'] = str(test_feature)
+    return settings
+
+
+def ranking_settings(setup: Dict[str, str],
+                     metric,
+                     own_analysis: bool,
+                     model: Any = None) -> Dict[str, str]:
     """The evaluation settings of a section's per-query values.
 
     Args:
@@ -86,16 +127,26 @@ def ranking_settings(setup: Dict[str, str], metric,
         own_analysis (bool): Whether the values are the metric's own
             analysis of its ranking (:meth:`RankedListHook.
             _metric_analysis`), else the hook ranked plain distances.
+        model: The tested model (see :func:`model_test_settings`), or
+            None.
 
     Returns:
-        dict[str, str]: ``setup`` with the primary ``mode`` (``''``
-        without one), ``rerank`` and ``query_expansion`` (JSON, ``'none'``
-        when unset) and ``values``: ``'reported ranking'``, or why the
-        whole-gallery values are not the ranking the metric reports
-        (re-ranking or query expansion that the hook did not apply).
+        dict[str, str]: ``setup`` with the ``primary_mode`` (GMN's
+        primary distance mode, ``''`` without one), the metric's
+        protocol options (``protocol_settings``, e.g. a trial protocol's
+        gallery draw), the model's test-time options
+        (:func:`model_test_settings`), ``rerank`` and ``query_expansion``
+        (JSON, ``'none'`` when unset) and ``values``: ``'reported
+        ranking'``, or why the whole-gallery values are not the ranking
+        the metric reports (re-ranking or query expansion that the hook
+        did not apply).
     """
     settings = dict(setup)
-    settings['mode'] = str(getattr(metric, 'primary_scorer', None) or '')
+    settings['primary_mode'] = str(
+        getattr(metric, 'primary_scorer', None) or '')
+    protocol = getattr(metric, 'protocol_settings', None)
+    settings.update(protocol() if callable(protocol) else {})
+    settings.update(model_test_settings(model))
     changed = []
     for key in ('rerank', 'query_expansion'):
         value = getattr(metric, key, None)
@@ -341,7 +392,8 @@ class EvalReportHook(RankedListHook):
         if primary:
             mode_options = _mode_options(scorer)
             setup['distance'] = f'{primary} (primary mode{mode_options})'
-        settings = ranking_settings(setup, metric, kept is not None)
+        settings = ranking_settings(setup, metric, kept is not None,
+                                    runner.model)
         self._per_query.update(
             self.per_query_arrays(
                 name,
@@ -350,10 +402,13 @@ class EvalReportHook(RankedListHook):
                 metric,
                 gallery=gallery,
                 settings=settings))
-        # The page names the test-time options that change the ranking.
-        setup.update(
-            {key: settings[key]
-             for key in ('rerank', 'query_expansion')})
+        # The page names the protocol and test-time options that change
+        # the ranking: every setting but the values' note, said below.
+        setup.update({
+            key: value
+            for key, value in settings.items()
+            if key not in ('values', 'primary_mode')
+        })
         if settings['values'] != 'reported ranking':
             # The whole-gallery values are plain distances: said so.
             setup['values'] = settings['values']

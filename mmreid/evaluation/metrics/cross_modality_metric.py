@@ -4,7 +4,7 @@ Both rank the queries of one modality against a gallery re-drawn from the
 pool of the other modality in every trial (:class:`TrialGalleryMetric`).
 """
 import warnings
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from mmreid.registry import METRICS
 from .trial_gallery_metric import (GALLERY_DRAWS, TrialGalleryMetric,
@@ -110,6 +110,11 @@ class SYSUMetric(TrialGalleryMetric):
             cmc_mode=cmc_mode,
             **kwargs)
 
+    def protocol_settings(self) -> Dict[str, str]:
+        """See :meth:`TrialGalleryMetric.protocol_settings`, with the
+        search mode (``sysu_mode``: ``'all'`` or ``'indoor'``)."""
+        return dict(super().protocol_settings(), sysu_mode=self.mode)
+
     def check_dataset_meta(self, dataset_meta: dict) -> None:
         """Refuse a dataset that does not declare
         ``protocol_metric='SYSUMetric'`` (see
@@ -190,6 +195,16 @@ class LLCMMetric(TrialGalleryMetric):
             junk_rule=junk_rule,
             cmc_mode=cmc_mode,
             **kwargs)
+
+    def protocol_settings(self) -> Dict[str, str]:
+        """See :meth:`TrialGalleryMetric.protocol_settings`, with the
+        ``direction`` and ``vis2ir_mode`` (``'none'`` for IR->VIS, which
+        it does not change)."""
+        return dict(
+            super().protocol_settings(),
+            direction=self.direction,
+            vis2ir_mode=(self.vis2ir_mode
+                         if self.direction == 'vis2ir' else 'none'))
 
     def check_dataset_meta(self, dataset_meta: dict) -> None:
         """Refuse a dataset that does not declare

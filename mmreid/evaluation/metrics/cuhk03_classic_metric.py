@@ -84,6 +84,11 @@ class CUHK03ClassicMetric(ReIDMetric):
         self.seed = seed
         self.distractor_pids = tuple(int(pid) for pid in distractor_pids)
 
+    def protocol_settings(self) -> Dict[str, str]:
+        """See :meth:`ReIDMetric.protocol_settings`: the ``num_repeats``
+        gallery draws and their ``seed``."""
+        return dict(num_repeats=str(self.num_repeats), seed=str(self.seed))
+
     def check_scorers(self,
                       scorers: Optional[Dict[str, Scorer]],
                       primary: Optional[str] = None) -> None:

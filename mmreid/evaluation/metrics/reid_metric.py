@@ -514,6 +514,21 @@ class ReIDMetric(BaseMetric):
                 f'{self.dataset_name(dataset_meta)}: {reason}; evaluate '
                 f"it with dict(type='{required}', ...)")
 
+    def protocol_settings(self) -> Dict[str, str]:
+        """The options of this metric's protocol that change what it
+        reports, beyond the ranking options every metric shares (distance,
+        rank rules, re-ranking): e.g. a trial protocol's gallery draw.
+
+        The evaluation report shows them on a section's settings line and
+        records them in ``per_query.npz``, so ``paired_query_error.py``
+        refuses two runs evaluated under different protocols.
+
+        Returns:
+            dict[str, str]: Option name to value; ``{}`` here (one query
+            and gallery set).
+        """
+        return {}
+
     @staticmethod
     def dataset_name(dataset_meta: dict) -> str:
         """The dataset's name for an error message."""

@@ -188,6 +188,26 @@ class TrialGalleryMetric(ReIDMetric):
                 "dataset with its own metric (dict(type='ReIDMetric') for "
                 'one query/gallery set)')
 
+    def protocol_settings(self) -> Dict[str, str]:
+        """See :meth:`ReIDMetric.protocol_settings`: how each trial's
+        gallery is drawn (``gallery_draw``, ``seed`` of a seeded draw,
+        ``shots``, ``gallery_cams``), ``num_trials`` and whether the roles
+        are swapped (``transpose``).
+
+        Returns:
+            dict[str, str]: Option name to value.
+        """
+        cams = self.gallery_cams
+        return dict(
+            gallery_draw=self.gallery_draw,
+            seed=(str(self.seed)
+                  if self.gallery_draw == 'agw_seeded' else 'none'),
+            shots=str(self.shots),
+            gallery_cams=('all' if cams is None else ','.join(
+                str(c) for c in cams)),
+            num_trials=str(self.num_trials),
+            transpose=str(self.transpose))
+
     def draw_gallery(self, groups: PoolGroups,
                      img_paths: Sequence[Optional[str]],
                      cameras: Sequence[int], trial: int) -> List[int]:
