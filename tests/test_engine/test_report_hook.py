@@ -174,14 +174,23 @@ def metric_samples(records):
     ]
 
 
-def hand_section(metric, records, metrics=None, scorers=None, max_rank=4):
-    """The section EvalReportHook builds of ``records`` and its HTML."""
+def hand_section(metric,
+                 records,
+                 metrics=None,
+                 scorers=None,
+                 max_rank=4,
+                 model=None,
+                 hook=None):
+    """The section EvalReportHook (``hook``, or a new one) builds of
+    ``records`` and its HTML; ``model`` (an ``nn.Module``) is the runner's
+    model, else a stand-in that hands ``scorers``."""
     from mmreid.visualization.html_report import section_html
     evaluator = SimpleNamespace(metrics=[metric])
-    model = SimpleNamespace(scorers=lambda: scorers)
+    if model is None:
+        model = SimpleNamespace(scorers=lambda: scorers)
     runner = SimpleNamespace(
         model=model, test_loop=SimpleNamespace(evaluator=evaluator))
-    hook = EvalReportHook(num_queries=2, topk=4, max_rank=max_rank)
+    hook = hook or EvalReportHook(num_queries=2, topk=4, max_rank=max_rank)
     section = hook.build_section(runner, 'test', 'hand', records, evaluator,
                                  metrics or {}, False)
     return section, section_html(section, 'target-0')
@@ -370,3 +379,50 @@ def test_settings_line_names_rerank_and_query_expansion(option, given):
     assert ("values: plain distances, without the metric's "
             f'{option}') in html.unescape(page)
     assert 'which depend on the whole gallery' not in page
+
+
+def settings_line(page):
+    """The settings line under a section's title, unescaped."""
+    import html
+    return html.unescape(
+        page.split('<p class="meta">', 1)[1].split('</p>', 1)[0])
+
+
+def test_settings_line_names_the_protocol_and_the_test_time_options():
+    """Audit s18 C4-C6: the settings line of a SYSU, LLCM or MBN run did
+    not say its gallery draw, shots, trials, search mode, LLCM's VIS->IR
+    mode or MBN's test statistics, and per_query.npz recorded GMN's primary
+    mode as ``mode``, readable as SYSU's all/indoor mode."""
+    import json
+    import re
+
+    from torch import nn
+
+    from mmreid.evaluation.metrics import LLCMMetric, SYSUMetric
+    from mmreid.models.layers import MBN
+    records = hand_records()
+    metric = SYSUMetric(mode='indoor', shot='multi', num_trials=2, seed=3)
+    section, page = hand_section(metric, records)
+    line = settings_line(page)
+    for shown in ('gallery_draw: agw_seeded', 'seed: 3', 'shots: 10',
+                  'gallery_cams: 1,2', 'num_trials: 2', 'transpose: False',
+                  'sysu_mode: indoor'):
+        assert shown in line
+    # No bare 'mode' (GMN's primary mode is recorded as primary_mode).
+    assert re.search(r'(^|· )(primary_)?mode:', line) is None
+    hook = EvalReportHook(num_queries=2, topk=4, max_rank=4)
+    hand_section(metric, records, hook=hook)
+    settings = json.loads(str(hook._per_query['hand/settings']))
+    assert settings['sysu_mode'] == 'indoor' and 'mode' not in settings
+    assert settings['primary_mode'] == ''
+    metric = LLCMMetric(direction='vis2ir', vis2ir_mode='symmetric')
+    line = settings_line(hand_section(metric, records)[1])
+    assert 'direction: vis2ir' in line
+    assert 'vis2ir_mode: symmetric' in line
+    # MBN's transductive test statistics are named; the defaults are not.
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), MBN(2, eval_stats='batch'))
+    line = settings_line(hand_section(ReIDMetric(), records, model=model)[1])
+    assert 'mbn_eval_stats: batch' in line
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), MBN(2))
+    line = settings_line(hand_section(ReIDMetric(), records, model=model)[1])
+    assert 'mbn_eval_stats' not in line
