@@ -20,8 +20,11 @@ complements ``compare_configs.py --baseline``, whose intervals are over
 training seeds on one fixed test set.
 
 Both runs must have ranked the same gallery with the same evaluation
-settings (distance, normalize, mode, rerank, query expansion, rank
-rules), which ``per_query.npz`` records per section: a pair that differs
+settings (distance, normalize, GMN's primary mode, rerank, query
+expansion, rank rules, the metric's protocol options such as SYSU's
+gallery draw, shots and trials or LLCM's ``vis2ir_mode``, and the model's
+non-default test-time options such as MBN ``eval_stats``), which
+``per_query.npz`` records per section: a pair that differs
 is refused, naming what differs (``--allow-different KEY`` accepts a
 setting that differs on purpose, e.g. the distances of two models, and
 says so under the table). Whole-gallery values that are not the ranking
@@ -287,7 +290,8 @@ def parse_args(argv=None):
         default=[],
         metavar='KEY',
         help='evaluation settings (as an error names them, e.g. distance '
-        'mode) that may differ between the runs; listed under the table')
+        'primary_mode) that may differ between the runs; listed under '
+        'the table')
     return parser.parse_args(argv)
 
 
