@@ -426,3 +426,39 @@ def test_settings_line_names_the_protocol_and_the_test_time_options():
     model = nn.Sequential(nn.Conv2d(1, 2, 1), MBN(2))
     line = settings_line(hand_section(ReIDMetric(), records, model=model)[1])
     assert 'mbn_eval_stats' not in line
+
+
+def test_a_transposed_ranking_is_not_shown_as_the_reported_one():
+    """Audit s18 C2: LLCM VIS->IR in the reference mode reports sampled
+    NIR probes against all VIS images; the hook ranks every VIS query
+    against the whole NIR pool, the other direction. The section said
+    "values: reported ranking", left its R1 and mAP unqualified and
+    blamed the gap on trial averaging."""
+    import json
+
+    from mmreid.evaluation.metrics import LLCMMetric
+    records = hand_records()
+    metric = LLCMMetric(direction='vis2ir')
+    reported = {'llcm/mAP': 1.0, 'llcm/trial0/mAP': 1.0}
+    hook = EvalReportHook(num_queries=2, topk=4, max_rank=4)
+    section, page = hand_section(metric, records, reported, hook=hook)
+    values = json.loads(str(hook._per_query['hand/settings']))['values']
+    assert values.startswith('the other direction: every query against '
+                             'the whole gallery pool')
+    assert f'values: {values}' in settings_line(page)
+    assert list(section.sampling_errors) == [
+        'R1 (whole gallery, other direction)',
+        'mAP (whole gallery, other direction)'
+    ]
+    note = [n for n in section.notes if n.startswith('Reported llcm/mAP')]
+    assert note == [
+        f'Reported llcm/mAP is 1.00; this analysis gives '
+        f'{section.analysis.mAP:.2f} (this analysis ranks {values}).'
+    ]
+    # The symmetric mode ranks the queries as given: no such label.
+    metric = LLCMMetric(direction='vis2ir', vis2ir_mode='symmetric')
+    hook = EvalReportHook(num_queries=2, topk=4, max_rank=4)
+    section, page = hand_section(metric, records, reported, hook=hook)
+    assert json.loads(str(
+        hook._per_query['hand/settings']))['values'] == 'reported ranking'
+    assert 'other direction' not in page

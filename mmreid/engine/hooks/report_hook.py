@@ -47,13 +47,43 @@ def sampling_error_line(errors: Dict[str, Any]) -> str:
             'clustered by identity)')
 
 
+#: How the whole-gallery values and their sampling errors are named when
+#: they rank the other direction than the reported ranking
+#: (:func:`other_direction`).
+OTHER_DIRECTION_LABEL = 'whole gallery, other direction'
+
+
+def other_direction(metric) -> Optional[str]:
+    """Why a section's whole-gallery values are not the metric's ranking
+    when the metric swaps the roles (``transpose``, LLCM's VIS->IR
+    ``vis2ir_mode='reference_transposed'``), else None.
+
+    The hook ranks the queries as the dataset gives them against the
+    whole pool; such a metric ranks each trial's drawn gallery images, as
+    probes, against all the queries: the other direction, with other
+    probes, not an average of the same ranking.
+    """
+    if not getattr(metric, 'transpose', False):
+        return None
+    return ('the other direction: every query against the whole gallery '
+            f'pool, while {type(metric).__name__} reports the transposed '
+            "ranking (each trial's drawn gallery images as probes against "
+            'all queries)')
+
+
 def section_sampling_errors(analysis, metric) -> Dict[str, Any]:
     """The query sampling errors a section shows: of this analysis's R1
-    and mAP (whole gallery) and, for a trial protocol, of the reported
-    trial averages."""
+    and mAP (whole gallery; named as the other direction where the metric
+    transposes, :func:`other_direction`) and, for a trial protocol, of the
+    reported trial averages."""
     errors = dict()
     if analysis.valid.sum() > 1:
         errors.update(analysis.sampling_errors())
+    if errors and other_direction(metric):
+        errors = {
+            f'{k} ({OTHER_DIRECTION_LABEL})': v
+            for k, v in errors.items()
+        }
     results = getattr(metric, 'trial_results', None)
     q_pids = getattr(metric, 'trial_query_pids', None)
     if results and q_pids is not None:
@@ -139,7 +169,8 @@ def ranking_settings(setup: Dict[str, str],
         (JSON, ``'none'`` when unset) and ``values``: ``'reported
         ranking'``, or why the whole-gallery values are not the ranking
         the metric reports (re-ranking or query expansion that the hook
-        did not apply).
+        did not apply, or the other direction than a transposing metric's,
+        :func:`other_direction`).
     """
     settings = dict(setup)
     settings['primary_mode'] = str(
@@ -158,6 +189,7 @@ def ranking_settings(setup: Dict[str, str],
     if changed and not own_analysis:
         settings['values'] = (
             f'plain distances, without the metric\'s {" and ".join(changed)}')
+    settings['values'] = other_direction(metric) or settings['values']
     return settings
 
 
@@ -593,7 +625,9 @@ class EvalReportHook(RankedListHook):
                 rf'^{re.escape(prefix)}/(split|trial)\d+/'
                 if prefix else r'^(split|trial)\d+/', str(k))
         ]
-        if partitions:
+        if other_direction(metric):
+            why.append(f'this analysis ranks {other_direction(metric)}')
+        elif partitions:
             why.append(f'{type(metric).__name__} averages over its own '
                        'splits or trials, this analysis ranks every query '
                        'against the whole gallery')
