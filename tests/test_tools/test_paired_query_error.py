@@ -688,7 +688,10 @@ def test_runs_with_other_mbn_test_statistics_are_refused(tmp_path):
         tool.paired_rows(
             protocol_file(tmp_path / 'a.npz', sysu(), mbn_model('modality')),
             protocol_file(tmp_path / 'b.npz', sysu(), mbn_model('batch')))
-    assert "mbn_eval_stats: None in A, 'batch' in B" in str(info.value)
+    assert ("mbn_eval_stats: None in A, 'batch' in B); None: the run "
+            'records no such setting (e.g. a test-time option at its '
+            'default); test both with the same evaluator and test-time '
+            'options') in str(info.value)
     from torch import nn
     assert len(
         tool.paired_rows(

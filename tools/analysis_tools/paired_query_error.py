@@ -164,11 +164,15 @@ def check_same_setup(a: Arrays,
     if refused:
         shown = '; '.join(f'{k}: {settings_a.get(k)!r} in A, '
                           f'{settings_b.get(k)!r} in B' for k in refused)
+        none = ('; None: the run records no such setting (e.g. a test-time '
+                'option at its default)' if any(
+                    k not in settings_a or k not in settings_b
+                    for k in refused) else '')
         raise ValueError(
             f'{where}: the runs were evaluated with different settings '
-            f'({shown}); test both with the same evaluator, or pass '
-            f'--allow-different {" ".join(refused)} if the difference is '
-            'what you compare')
+            f'({shown}){none}; test both with the same evaluator and '
+            'test-time options, or pass --allow-different '
+            f'{" ".join(refused)} if the difference is what you compare')
     for k in differ:
         notes.append(f'{where}: {k} differs, allowed ('
                      f'{settings_a.get(k)!r} in A, {settings_b.get(k)!r} '
