@@ -462,3 +462,27 @@ def test_a_transposed_ranking_is_not_shown_as_the_reported_one():
     assert json.loads(str(
         hook._per_query['hand/settings']))['values'] == 'reported ranking'
     assert 'other direction' not in page
+
+
+def test_default_heads_record_no_test_time_setting():
+    """A GMN run and its BoT baseline are compared query by query
+    (paired_query_error): neither records a test-time option at its
+    default (GMNHead's own ``test_feature`` argument defaults to None and
+    follows ``pair_feat``), while a before-BN feature is recorded."""
+    import torch.nn as nn
+
+    from mmreid.engine.hooks.report_hook import model_test_settings
+    from mmreid.models.heads import BNNeckHead, GMNHead
+
+    def with_head(head):
+        model = nn.Module()
+        model.head = head
+        return model
+
+    bot = with_head(BNNeckHead(in_channels=8, num_classes=3))
+    gmn = with_head(
+        GMNHead(in_channels=8, num_classes=3, mnet=dict(hidden_channels=4)))
+    assert model_test_settings(bot) == {} == model_test_settings(gmn)
+    before = with_head(
+        BNNeckHead(in_channels=8, num_classes=3, test_feature='before_bn'))
+    assert model_test_settings(before) == {'test_feature': 'before_bn'}

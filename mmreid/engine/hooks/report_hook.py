@@ -122,26 +122,43 @@ def model_test_settings(model: Any) -> Dict[str, str]:
         with the defaults, so models of different architectures still
         compare.
     """
+    from mmreid.models.heads import BNNeckHead
     from mmreid.models.layers import MBN
     model = model.module if is_model_wrapper(model) else model
     if not isinstance(model, torch.nn.Module):
         return {}
     settings = {}
+    default_stats = _default(MBN, 'eval_stats')
     stats = sorted({
         m.eval_stats
         for m in model.modules()
-        if isinstance(m, MBN) and m.eval_stats != 'modality'
+        if isinstance(m, MBN) and m.eval_stats != default_stats
     })
     if stats:
         settings['mbn_eval_stats'] = ','.join(stats)
     test_cfg = getattr(model, 'test_cfg', None)
     if isinstance(test_cfg, dict) and test_cfg.get('flip', False):
         settings['flip'] = 'True'
+    # BNNeckHead's default; GMNHead sets it from pair_feat (its own
+    # argument defaults to None), so the value, not a class default.
     test_feature = getattr(
         getattr(model, 'head', None), 'test_feature', 'after_bn')
-    if test_feature != 'after_bn':
+    if test_feature != _default(BNNeckHead, 'test_feature'):
         settings['test_feature'] = str(test_feature)
     return settings
+
+
+def _default(cls: type, argument: str) -> Any:
+    """The default of ``cls``'s constructor argument (None without one):
+    what a model tested with the defaults has."""
+    import inspect
+    try:
+        parameter = inspect.signature(cls).parameters.get(argument)
+    except (TypeError, ValueError):
+        return None
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return None
+    return parameter.default
 
 
 def ranking_settings(setup: Dict[str, str],
@@ -442,7 +459,8 @@ class EvalReportHook(RankedListHook):
             if key not in ('values', 'primary_mode')
         })
         if settings['values'] != 'reported ranking':
-            # The whole-gallery values are plain distances: said so.
+            # The whole-gallery values are not the reported ranking (plain
+            # distances, or the other direction): said so.
             setup['values'] = settings['values']
         if gallery_dependent:
             notes.append(
