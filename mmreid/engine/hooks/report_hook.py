@@ -106,6 +106,25 @@ def gallery_digest(gallery: List[dict]) -> str:
     return hashlib.sha256('\n'.join(lines).encode('utf-8')).hexdigest()
 
 
+def ranking_inputs(query: List[dict], gallery: List[dict],
+                   with_modality: bool) -> tuple:
+    """The positional inputs of :func:`analyse_queries` and
+    :func:`own_gallery_pairs` from collected records: the query (Q, D) and
+    gallery (G, D) features, their pids, camids and (with
+    ``with_modality``, else None) modalities as int64 arrays."""
+
+    def labels(items: List[dict], key: str) -> Optional[np.ndarray]:
+        if key == 'modality' and not with_modality:
+            return None
+        return np.array([label_to_int(r[key]) for r in items], np.int64)
+
+    return (torch.stack([r['feature'] for r in query]),
+            torch.stack([r['feature'] for r in gallery]), labels(query, 'pid'),
+            labels(gallery, 'pid'), labels(query, 'camid'),
+            labels(gallery, 'camid'), labels(query, 'modality'),
+            labels(gallery, 'modality'))
+
+
 def model_test_settings(model: Any) -> Dict[str, str]:
     """The model's test-time options that change its features, where they
     are not their defaults: ``mbn_eval_stats`` (:class:`~mmreid.models.
@@ -383,24 +402,13 @@ class EvalReportHook(RankedListHook):
             runner, mode, evaluator)
         metric = self._metric_of(evaluator)
         with_modality = all(r.get('modality') is not None for r in records)
-
-        def labels(items: List[dict], key: str) -> np.ndarray:
-            return np.array([label_to_int(r[key]) for r in items], np.int64)
-
         collected = query, gallery
         kept = self._metric_analysis(name, metric, query, gallery)
         if kept is not None:
             analysis, query, gallery = kept
         else:
             analysis = analyse_queries(
-                torch.stack([r['feature'] for r in query]),
-                torch.stack([r['feature'] for r in gallery]),
-                labels(query, 'pid'),
-                labels(gallery, 'pid'),
-                labels(query, 'camid'),
-                labels(gallery, 'camid'),
-                labels(query, 'modality') if with_modality else None,
-                labels(gallery, 'modality') if with_modality else None,
+                *ranking_inputs(query, gallery, with_modality),
                 distance=scorer,
                 normalize=normalize,
                 junk_rule=options.get('junk_rule', 'market'),
@@ -491,22 +499,8 @@ class EvalReportHook(RankedListHook):
         ranking of one camera's gallery. The tables are sums over the
         queries, so the collected records may be in another order than
         the metric's."""
-
-        def labels(items: List[dict], key: str) -> np.ndarray:
-            return np.array([label_to_int(r[key]) for r in items], np.int64)
-
-        def modalities(items: List[dict]) -> Optional[np.ndarray]:
-            return labels(items, 'modality') if with_modality else None
-
         camera_pairs, modality_pairs = own_gallery_pairs(
-            torch.stack([r['feature'] for r in query]),
-            torch.stack([r['feature'] for r in gallery]),
-            labels(query, 'pid'),
-            labels(gallery, 'pid'),
-            labels(query, 'camid'),
-            labels(gallery, 'camid'),
-            modalities(query),
-            modalities(gallery),
+            *ranking_inputs(query, gallery, with_modality),
             distance=scorer,
             normalize=normalize,
             junk_rule=options.get('junk_rule', 'market'),
