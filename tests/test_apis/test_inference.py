@@ -13,25 +13,10 @@ from mmreid.evaluation.functional import compute_distance
 from mmreid.visualization.ranked_list import (MATCH_COLOR, MISMATCH_COLOR,
                                               QUERY_COLOR, tile_offsets)
 from ..fixtures.processes import load_tool
+from ..fixtures.tiny_models import tiny_model_config
 
-TINY_CONFIG = '''
-default_scope = 'mmreid'
-test_pipeline = [
-    dict(type='ReIDLoadImageFromFile'),
-    dict(type='ReIDResize', size=(32, 16)),
-    dict(type='PackReIDInputs'),
-]
-model = dict(
-    type='ReIDModel',
-    data_preprocessor=dict(
-        type='ReIDDataPreprocessor', mean=[120., 110., 100.],
-        std=[60., 55., 50.]),
-    backbone=dict(type='ReIDResNet', depth=18, last_stride=1,
-                  base_channels=8, stem_channels=8),
-    neck=dict(type='GlobalAvgPool'),
-    head=dict(type='BNNeckHead', in_channels=64, num_classes=4),
-    distance='{distance}')
-'''
+TINY_CONFIG = tiny_model_config(
+    num_classes=4, model_extra=",\n    distance='{distance}'")
 
 
 @pytest.fixture

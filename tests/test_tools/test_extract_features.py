@@ -14,25 +14,11 @@ from mmreid.datasets import generate_synthreid
 from mmreid.evaluation.functional import compute_distance, evaluate_rank
 from mmreid.registry import DATASETS
 from ..fixtures.processes import killed_writers_temp, load_tool
+from ..fixtures.tiny_models import tiny_model_config
 
-CONFIG = '''
-default_scope = 'mmreid'
+CONFIG = tiny_model_config() + '''\
 synth = dict(type='SynthReID', data_root={data_root!r}, num_domains=2,
              size='tiny', seed=0, img_size=(32, 16))
-test_pipeline = [
-    dict(type='ReIDLoadImageFromFile'),
-    dict(type='ReIDResize', size=(32, 16)),
-    dict(type='PackReIDInputs'),
-]
-model = dict(
-    type='ReIDModel',
-    data_preprocessor=dict(
-        type='ReIDDataPreprocessor', mean=[120., 110., 100.],
-        std=[60., 55., 50.]),
-    backbone=dict(type='ReIDResNet', depth=18, last_stride=1,
-                  base_channels=8, stem_channels=8),
-    neck=dict(type='GlobalAvgPool'),
-    head=dict(type='BNNeckHead', in_channels=64, num_classes=8))
 train_dataloader = dict(dataset=dict(
     type='ConcatReIDDataset',
     datasets=[dict(synth, domain=0), dict(synth, domain=1)]))
@@ -640,23 +626,9 @@ def test_meta_records_the_ranking_of_the_test_metric(tool, setup):
     assert not osp.exists(out)
 
 
-MBN_CONFIG = '''
-default_scope = 'mmreid'
-test_pipeline = [
-    dict(type='ReIDLoadImageFromFile'),
-    dict(type='ReIDResize', size=(32, 16)),
-    dict(type='PackReIDInputs'),
-]
-model = dict(
-    type='ReIDModel',
-    data_preprocessor=dict(
-        type='ReIDDataPreprocessor', mean=[120., 110., 100.],
-        std=[60., 55., 50.]),
-    backbone=dict(type='ReIDResNet', depth=18, last_stride=1,
-                  base_channels=8, stem_channels=8,
-                  norm_cfg=dict(type='MBN', eval_stats='batch')),
-    neck=dict(type='GlobalAvgPool'),
-    head=dict(type='BNNeckHead', in_channels=64, num_classes=8))
+MBN_CONFIG = tiny_model_config(
+    backbone_extra=",\n                  norm_cfg=dict(type='MBN', "
+    "eval_stats='batch')") + '''\
 test_dataloader = dict(
     batch_size={batch_size}, num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
