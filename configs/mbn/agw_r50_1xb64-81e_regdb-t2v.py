@@ -17,5 +17,7 @@ direction = 't2v'
 train_dataloader = dict(dataset=dict(trial=trial))
 val_dataloader = dict(dataset=dict(trial=trial, direction=direction))
 test_dataloader = val_dataloader
+val_evaluator = dict(direction=direction)
+test_evaluator = val_evaluator
 model = dict(head=dict(num_classes=206))
 randomness = dict(seed=0)

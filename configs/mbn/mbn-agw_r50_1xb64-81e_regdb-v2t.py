@@ -16,6 +16,8 @@ direction = 'v2t'
 train_dataloader = dict(dataset=dict(trial=trial))
 val_dataloader = dict(dataset=dict(trial=trial, direction=direction))
 test_dataloader = val_dataloader
+val_evaluator = dict(direction=direction)
+test_evaluator = val_evaluator
 model = dict(
     backbone=dict(
         norm_cfg=dict(

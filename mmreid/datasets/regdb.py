@@ -132,6 +132,10 @@ class RegDB(BaseReIDDataset):
         self._listings: Dict[str, Set[str]] = {}
         name = 'regdb' if split == 'train' else f'regdb-{direction}'
         metainfo = dict(dataset_name=name, trial=trial, direction=direction)
+        if split != 'train':
+            # Its protocol keeps re-ranking out and names the direction in
+            # the keys: RegDBMetric's.
+            metainfo['protocol_metric'] = 'RegDBMetric'
         metainfo.update(kwargs.pop('metainfo', None) or {})
         super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)
 

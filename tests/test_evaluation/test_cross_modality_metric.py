@@ -7,17 +7,17 @@ import pytest
 import torch
 from mmengine.evaluator import Evaluator
 
-from mmreid.datasets import LLCM, SYSUMM01
+from mmreid.datasets import LLCM, SYSUMM01, RegDB
 from mmreid.evaluation.functional import (group_pool, normalize_rand_perm_cam,
                                           official_gallery_draw,
                                           seeded_gallery_draw)
-from mmreid.evaluation.metrics import (DGSplitMetric, LLCMMetric, ReIDMetric,
-                                       SYSUMetric, TrialGalleryMetric,
-                                       load_rand_perm_cam)
+from mmreid.evaluation.metrics import (DGSplitMetric, LLCMMetric, RegDBMetric,
+                                       ReIDMetric, SYSUMetric,
+                                       TrialGalleryMetric, load_rand_perm_cam)
 from mmreid.evaluation.report import (query_sampling_error,
                                       trial_sampling_errors)
 from mmreid.registry import METRICS
-from ..fixtures.dataset_trees import make_llcm, make_sysu
+from ..fixtures.dataset_trees import make_llcm, make_regdb, make_sysu
 from ..fixtures.processes import REPO
 
 
@@ -853,8 +853,132 @@ def test_only_the_trial_metric_evaluates_a_gallery_pool(tmp_path):
     ReIDMetric().dataset_meta = SYSUMM01(str(tmp_path / 'sysu')).metainfo
 
 
+def regdb_samples(direction, seed=0, num_ids=5, per_id=3):
+    """A RegDB-like test set: visible images (camid 0, modality 0) and
+    thermal ones (camid 1, modality 1) of the same ids, the queries of the
+    direction's modality first."""
+    rng = np.random.default_rng(seed)
+    query_mod = 0 if direction == 'v2t' else 1
+    samples = []
+    for role, mod in (('query', query_mod), ('gallery', 1 - query_mod)):
+        for pid in range(num_ids):
+            for _ in range(per_id):
+                feat = rng.normal(size=4) + 0.8 * np.eye(4)[pid % 4]
+                samples.append(
+                    make_sample(
+                        feat,
+                        pid,
+                        mod + 1,
+                        role,
+                        len(samples),
+                        modality=mod,
+                        path=f'{role}/{pid}_{len(samples)}.bmp'))
+    return samples
+
+
+def naive_regdb(samples, ranks):
+    """RegDB from its definition: every query against the whole gallery by
+    cosine distance, nothing removed, standard (not de-duplicated) CMC; AP
+    the mean precision at the positives' ranks, INP the share of positives
+    within the rank of the last one."""
+    queries = [s for s in samples if s['role'] == 'query']
+    gallery = [s for s in samples if s['role'] == 'gallery']
+    cmc, aps, inps = [], [], []
+    for q in queries:
+        dists = []
+        for g in gallery:
+            a, b = q['pred_feature'].double(), g['pred_feature'].double()
+            dists.append(1 - float(a @ b) / float(a.norm() * b.norm()))
+        order = np.argsort(dists, kind='stable')
+        match = np.array(
+            [int(gallery[j]['gt_label']) == int(q['gt_label']) for j in order])
+        pos = np.flatnonzero(match) + 1
+        cmc.append([pos[0] <= k for k in ranks])
+        aps.append(np.mean(np.arange(1, len(pos) + 1) / pos))
+        inps.append(len(pos) / pos[-1])
+    values = {f'R{k}': c * 100 for k, c in zip(ranks, np.mean(cmc, axis=0))}
+    values.update(mAP=np.mean(aps) * 100, mINP=np.mean(inps) * 100)
+    return values
+
+
+@pytest.mark.parametrize('direction', ['v2t', 't2v'])
+def test_regdb_metric_keys_name_the_direction_and_match_the_definition(
+        direction):
+    """Both directions of one model were logged under ``reid/`` keys (only
+    a log line named the direction); the keys now name it, as the
+    multi-target targets ``regdb-v2t``/``regdb-t2v`` do, and the numbers
+    are the protocol's (cosine, nothing removed, standard CMC)."""
+    ranks = (1, 2, 5)
+    samples = regdb_samples(direction)
+    metric = RegDBMetric(direction=direction, ranks=ranks)
+    results = run_metric(metric, samples)
+    expected = naive_regdb(samples, ranks)
+    assert 0 < expected['R1'] < 100  # neither trivial nor saturated
+    for key, value in expected.items():
+        assert results[f'regdb-{direction}/{key}'] == pytest.approx(
+            value, abs=1e-4), key
+    assert results[f'regdb-{direction}/num_query'] == 15
+    assert not any(k.startswith('reid/') for k in results)
+    assert metric.protocol_settings() == dict(direction=direction)
+
+
+def test_regdb_refuses_options_outside_its_protocol(tmp_path):
+    """Re-ranking and query expansion are never part of the VI protocols
+    (evaluation.md 10): SYSUMetric and LLCMMetric refused them, while a
+    RegDB run took them through ReIDMetric and printed the re-ranked number
+    as RegDB's. RegDB's test set now names its metric, which refuses them,
+    and any other metric refuses the set."""
+    make_regdb(str(tmp_path))
+    meta = RegDB(
+        str(tmp_path), split='test', trial=1, direction='t2v').metainfo
+    rerank = dict(k1=20, k2=6, lambda_value=0.3)
+    with pytest.raises(
+            ValueError,
+            match=r"ReIDMetric cannot evaluate dataset 'regdb-t2v'.*"
+            r"dict\(type='RegDBMetric'"):
+        ReIDMetric(rerank=rerank).dataset_meta = meta
+    with pytest.raises(ValueError, match='regdb-t2v'):
+        Evaluator([ReIDMetric(distance='cosine',
+                              junk_rule='none')]).dataset_meta = meta
+    for option, value in (('rerank', rerank), ('query_expansion', dict(k=2)),
+                          ('verification_fprs', (1e-2, ))):
+        with pytest.raises(
+                ValueError, match=f'RegDBMetric does not support {option}'):
+            RegDBMetric(direction='t2v', **{option: value})
+    RegDBMetric(direction='t2v').dataset_meta = meta
+    # A trial metric names RegDB's metric too.
+    with pytest.raises(ValueError, match=r"dict\(type='RegDBMetric'"):
+        SYSUMetric().dataset_meta = meta
+    # The training split is no test protocol.
+    ReIDMetric().dataset_meta = RegDB(str(tmp_path), trial=1).metainfo
+
+
+def test_regdb_metric_refuses_another_direction_or_dataset(tmp_path):
+    """A metric of the other direction would log one direction's numbers
+    under the other's keys; a set that is not RegDB's test set is no RegDB
+    protocol."""
+    make_regdb(str(tmp_path))
+    for metric_dir, data_dir in (('v2t', 't2v'), ('t2v', 'v2t')):
+        meta = RegDB(
+            str(tmp_path), split='test', trial=2, direction=data_dir).metainfo
+        with pytest.raises(
+                ValueError,
+                match=f"RegDBMetric\\(direction='{metric_dir}'\\) cannot "
+                f"evaluate dataset 'regdb-{data_dir}' "
+                f"\\(direction='{data_dir}'\\)"):
+            RegDBMetric(direction=metric_dir).dataset_meta = meta
+    with pytest.raises(
+            ValueError,
+            match=r"RegDBMetric cannot evaluate dataset 'market1501' "
+            r'\(protocol_metric=None\)'):
+        RegDBMetric().dataset_meta = dict(dataset_name='market1501')
+    with pytest.raises(ValueError, match='direction must be "v2t" or "t2v"'):
+        RegDBMetric(direction='vis2ir')
+
+
 def test_registered():
     assert METRICS.get('SYSUMetric') is SYSUMetric
     assert METRICS.get('LLCMMetric') is LLCMMetric
+    assert METRICS.get('RegDBMetric') is RegDBMetric
     metric = METRICS.build(dict(type='SYSUMetric', mode='indoor'))
     assert metric.gallery_cams == (1, 2)

@@ -60,6 +60,7 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-# One dual camera: nothing is removed from the gallery.
-val_evaluator = dict(type='ReIDMetric', distance='cosine', junk_rule='none')
+# One dual camera: nothing is removed from the gallery (junk_rule='none'),
+# cosine distances; the keys name the direction (regdb-v2t/R1).
+val_evaluator = dict(type='RegDBMetric', direction=direction)
 test_evaluator = val_evaluator

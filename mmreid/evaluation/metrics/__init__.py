@@ -1,11 +1,11 @@
-from .cross_modality_metric import LLCMMetric, SYSUMetric
+from .cross_modality_metric import LLCMMetric, RegDBMetric, SYSUMetric
 from .cuhk03_classic_metric import CUHK03ClassicMetric
 from .dg_split_metric import DGSplitMetric
 from .reid_metric import QueryGallery, ReIDMetric
 from .trial_gallery_metric import TrialGalleryMetric, load_rand_perm_cam
 
 __all__ = [
-    'ReIDMetric', 'QueryGallery', 'SYSUMetric', 'LLCMMetric',
+    'ReIDMetric', 'QueryGallery', 'SYSUMetric', 'LLCMMetric', 'RegDBMetric',
     'TrialGalleryMetric', 'DGSplitMetric', 'CUHK03ClassicMetric',
     'load_rand_perm_cam'
 ]

@@ -1,12 +1,15 @@
-"""Cross-modality protocols: SYSU-MM01 and LLCM.
+"""Cross-modality protocols: SYSU-MM01, LLCM and RegDB.
 
-Both rank the queries of one modality against a gallery re-drawn from the
-pool of the other modality in every trial (:class:`TrialGalleryMetric`).
+SYSU-MM01 and LLCM rank the queries of one modality against a gallery
+re-drawn from the pool of the other modality in every trial
+(:class:`TrialGalleryMetric`); RegDB ranks one trial's full query set
+against its full gallery (:class:`RegDBMetric`).
 """
 import warnings
 from typing import Any, Dict, Optional, Union
 
 from mmreid.registry import METRICS
+from .reid_metric import FEATURE_OPTIONS, ReIDMetric
 from .trial_gallery_metric import (GALLERY_DRAWS, TrialGalleryMetric,
                                    load_rand_perm_cam)
 
@@ -15,10 +18,12 @@ from .trial_gallery_metric import (GALLERY_DRAWS, TrialGalleryMetric,
 SYSU_GALLERY_CAMS = dict(all=(1, 2, 4, 5), indoor=(1, 2))
 SHOTS = dict(single=1, multi=10)
 LLCM_VIS2IR_MODES = ('reference_transposed', 'symmetric')
+REGDB_DIRECTIONS = ('v2t', 't2v')
 
 __all__ = [
-    'SYSUMetric', 'LLCMMetric', 'TrialGalleryMetric', 'load_rand_perm_cam',
-    'GALLERY_DRAWS', 'SYSU_GALLERY_CAMS', 'SHOTS', 'LLCM_VIS2IR_MODES'
+    'SYSUMetric', 'LLCMMetric', 'RegDBMetric', 'TrialGalleryMetric',
+    'load_rand_perm_cam', 'GALLERY_DRAWS', 'SYSU_GALLERY_CAMS', 'SHOTS',
+    'LLCM_VIS2IR_MODES', 'REGDB_DIRECTIONS'
 ]
 
 # Names this module held before the protocol functions moved to
@@ -232,3 +237,84 @@ class LLCMMetric(TrialGalleryMetric):
                 f'dataset {name} (direction={direction!r}): the directions '
                 'differ, so the probes would be the other modality. Give '
                 'the metric and the dataset the same direction')
+
+
+@METRICS.register_module()
+class RegDBMetric(ReIDMetric):
+    """RegDB visible-thermal evaluation of one trial (AGW's protocol).
+
+    The query and gallery are the trial's full test sets of the two
+    modalities (``RegDB(split='test', trial=t, direction=...)``, 2,060
+    images each): nothing is sampled and nothing is removed from the
+    gallery (``junk_rule='none'``: the query and gallery cameras never
+    coincide). Standard CMC, mAP and mINP, on cosine distances. One model
+    is trained per trial; the protocol's number is the mean over the ten
+    trials' models.
+
+    The keys name the direction (``regdb-v2t/R1``, ``regdb-t2v/mAP``, as a
+    multi-target loop names the two targets), so the two directions of one
+    model are never logged under one key. Re-ranking, query expansion and
+    verification rates are not part of the protocol and are refused, as
+    :class:`SYSUMetric` and :class:`LLCMMetric` refuse them.
+
+    Args:
+        direction: ``'v2t'`` (visible queries, thermal gallery; the
+            default) or ``'t2v'``; must match the dataset's
+            (``dataset_meta['direction']``, set by ``RegDB``).
+        junk_rule: See :class:`ReIDMetric`; ``'none'`` in the protocol.
+        prefix: Key prefix; defaults to ``'regdb-<direction>'``.
+        **kwargs: Other :class:`ReIDMetric` arguments (``distance``
+            defaults to ``'cosine'``, as AGW evaluates).
+
+    Examples:
+        >>> test_evaluator = dict(type='RegDBMetric', direction='t2v')
+    """
+    default_prefix: Optional[str] = 'regdb'
+    default_distance = 'cosine'
+    unsupported_options = FEATURE_OPTIONS
+
+    def __init__(self,
+                 direction: str = 'v2t',
+                 junk_rule: str = 'none',
+                 prefix: Optional[str] = None,
+                 **kwargs) -> None:
+        if direction not in REGDB_DIRECTIONS:
+            raise ValueError(f'RegDBMetric direction must be "v2t" or "t2v", '
+                             f'got {direction!r}')
+        self.direction = direction
+        super().__init__(
+            junk_rule=junk_rule,
+            prefix=prefix or f'regdb-{direction}',
+            **kwargs)
+
+    def protocol_settings(self) -> Dict[str, str]:
+        """See :meth:`ReIDMetric.protocol_settings`: the ``direction``."""
+        return dict(direction=self.direction)
+
+    def check_dataset_meta(self, dataset_meta: dict) -> None:
+        """Refuse a dataset that is not a RegDB test set
+        (``protocol_metric='RegDBMetric'``) or is of the other direction,
+        whose queries are the other modality.
+
+        Args:
+            dataset_meta: The dataset's metainfo; ``RegDB`` stores its
+                ``direction``.
+        """
+        super().check_dataset_meta(dataset_meta)
+        name = self.dataset_name(dataset_meta)
+        declared = dataset_meta.get('protocol_metric')
+        if declared != 'RegDBMetric':
+            raise ValueError(
+                f'RegDBMetric cannot evaluate dataset {name} '
+                f'(protocol_metric={declared!r}): it evaluates the test set '
+                "of RegDB(split='test'), which declares protocol_metric="
+                "'RegDBMetric'. Evaluate this dataset with its own metric "
+                "(dict(type='ReIDMetric') for one query/gallery set)")
+        direction = dataset_meta.get('direction')
+        if direction != self.direction:
+            raise ValueError(
+                f'RegDBMetric(direction={self.direction!r}) cannot evaluate '
+                f'dataset {name} (direction={direction!r}): its queries are '
+                'the other modality, and the keys would name the other '
+                'direction. Give the metric and the dataset the same '
+                'direction')

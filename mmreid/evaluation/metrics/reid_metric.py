@@ -156,11 +156,13 @@ def protocol_metric_of(
         dataset_meta: dict) -> Tuple[Optional[str], Optional[str]]:
     """The metric a dataset's test protocol needs, and why.
 
-    A dataset whose test split is no single query/gallery set declares it
+    A dataset whose test protocol needs a metric of its own declares it
     in its metainfo: ``protocol_metric`` names the metric (SYSU-MM01 and
     LLCM, whose gallery is the pool every trial draws from, set
     ``'SYSUMetric'`` and ``'LLCMMetric'``; the union of the small DG
-    targets' splits ``'DGSplitMetric'``). ``dg_splits`` with more than one
+    targets' splits ``'DGSplitMetric'``; RegDB's test set, whose protocol
+    excludes re-ranking and whose keys name the direction,
+    ``'RegDBMetric'``). ``dg_splits`` with more than one
     split declares ``'DGSplitMetric'`` too: the records are the union of
     the splits, where an image can be a query of one split and in the
     gallery of another.
@@ -187,9 +189,10 @@ def protocol_metric_of(
                   'query of one split and in the gallery of another')
     else:
         reason = ("it declares protocol_metric="
-                  f'{required!r}: its test records are not one '
-                  'query/gallery set (e.g. a gallery pool from which each '
-                  'trial draws its gallery)')
+                  f'{required!r}: its test protocol is that metric\'s '
+                  '(e.g. a gallery pool from which each trial draws its '
+                  'gallery, or the options and key names RegDB\'s '
+                  'protocol fixes)')
     return required, reason
 
 

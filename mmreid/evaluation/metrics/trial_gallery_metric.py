@@ -185,8 +185,7 @@ class TrialGalleryMetric(ReIDMetric):
                 f'{declared!r}): it draws each trial\'s gallery from the '
                 'pool of a dataset that declares protocol_metric='
                 f'{expected!r} ({self.protocol_datasets}). Evaluate this '
-                "dataset with its own metric (dict(type='ReIDMetric') for "
-                'one query/gallery set)')
+                f"dataset with dict(type='{declared or 'ReIDMetric'}')")
 
     def protocol_settings(self) -> Dict[str, str]:
         """See :meth:`ReIDMetric.protocol_settings`: how each trial's
