@@ -14,6 +14,7 @@ from .fixtures.dataset_trees import (fake_cuhk03, fake_duke, fake_market,
                                      make_llcm, make_msmt17, make_prid,
                                      make_regdb, make_sysu, make_viper)
 from .fixtures.files import touch
+from .fixtures.processes import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -150,6 +151,9 @@ def test_config_builds(path, roots):
         assert len(dataset) > 0
 
 
+COMPARE = load_tool('tools/analysis_tools/compare_configs.py')
+
+
 def dataset_evaluator_pairs(cfg):
     """(dataset config, evaluator config) of every val/test loop."""
     pairs = []
@@ -185,6 +189,11 @@ def test_config_evaluators_accept_their_datasets(path, roots):
             if isinstance(evaluator_cfg, list) else [evaluator_cfg])
         evaluator = Evaluator([METRICS.build(m) for m in metric_cfgs])
         evaluator.dataset_meta = dataset.metainfo
+        # compare_configs.py reads the key prefixes from the config before
+        # training: they must be the built metrics' (regdb-t2v, ...).
+        assert COMPARE._metric_prefixes_of(metric_cfgs) == [
+            m.prefix for m in evaluator.metrics
+        ]
 
 
 AGW_REAL_DATA = sorted(

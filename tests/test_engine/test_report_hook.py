@@ -439,7 +439,7 @@ def test_a_transposed_ranking_is_not_shown_as_the_reported_one():
     from mmreid.evaluation.metrics import LLCMMetric
     records = hand_records()
     metric = LLCMMetric(direction='vis2ir')
-    reported = {'llcm/mAP': 1.0, 'llcm/trial0/mAP': 1.0}
+    reported = {'llcm-vis2ir/mAP': 1.0, 'llcm-vis2ir/trial0/mAP': 1.0}
     hook = EvalReportHook(num_queries=2, topk=4, max_rank=4)
     section, page = hand_section(metric, records, reported, hook=hook)
     values = json.loads(str(hook._per_query['hand/settings']))['values']
@@ -450,9 +450,11 @@ def test_a_transposed_ranking_is_not_shown_as_the_reported_one():
         'R1 (whole gallery, other direction)',
         'mAP (whole gallery, other direction)'
     ]
-    note = [n for n in section.notes if n.startswith('Reported llcm/mAP')]
+    note = [
+        n for n in section.notes if n.startswith('Reported llcm-vis2ir/mAP')
+    ]
     assert note == [
-        f'Reported llcm/mAP is 1.00; this analysis gives '
+        f'Reported llcm-vis2ir/mAP is 1.00; this analysis gives '
         f'{section.analysis.mAP:.2f} (this analysis ranks {values}).'
     ]
     # The symmetric mode ranks the queries as given: no such label.

@@ -258,7 +258,7 @@ def test_seeded_draw_matches_agw_loop():
 
 @pytest.mark.parametrize('config,name', [
     ('configs/_base_/datasets/sysu_mm01.py', 'sysu'),
-    ('configs/_base_/datasets/llcm.py', 'llcm'),
+    ('configs/_base_/datasets/llcm.py', 'llcm-ir2vis'),
 ])
 def test_base_config_evaluators_run_the_protocols_ten_trials(config, name):
     """SYSU-MM01 and LLCM average 10 gallery trials (AGW's and the LLCM
@@ -727,9 +727,9 @@ def test_llcm_same_pid_same_cam_removal():
         make_sample([2.0], 1, 2, 'gallery', 3),
     ]
     results = run_metric(metric, samples)
-    assert results['llcm/R1'] == pytest.approx(0.0)
-    assert results['llcm/R5'] == pytest.approx(100.0)
-    assert results['llcm/mAP'] == pytest.approx(50.0)
+    assert results['llcm-ir2vis/R1'] == pytest.approx(0.0)
+    assert results['llcm-ir2vis/R5'] == pytest.approx(100.0)
+    assert results['llcm-ir2vis/mAP'] == pytest.approx(50.0)
 
 
 def test_llcm_vis2ir_transposed_uses_sampled_nir_as_queries():
@@ -738,22 +738,23 @@ def test_llcm_vis2ir_transposed_uses_sampled_nir_as_queries():
     transposed = LLCMMetric(direction='vis2ir', num_trials=2)
     results = run_metric(transposed, samples)
     # 3 pids x 2 NIR cams sampled once each: the probes; all VIS: gallery.
-    assert results['llcm/trial0/num_query'] == 6
-    assert results['llcm/trial0/num_gallery'] == num_vis
+    assert results['llcm-vis2ir/trial0/num_query'] == 6
+    assert results['llcm-vis2ir/trial0/num_gallery'] == num_vis
     symmetric = LLCMMetric(
         direction='vis2ir', vis2ir_mode='symmetric', num_trials=2)
     results = run_metric(symmetric, samples)
-    assert results['llcm/trial0/num_query'] == num_vis
-    assert results['llcm/trial0/num_gallery'] == 6
+    assert results['llcm-vis2ir/trial0/num_query'] == num_vis
+    assert results['llcm-vis2ir/trial0/num_gallery'] == 6
     ir2vis = LLCMMetric(num_trials=2)
     results = run_metric(ir2vis, llcm_samples('ir2vis'))
-    assert results['llcm/trial0/num_query'] == 12
-    assert results['llcm/trial0/num_gallery'] == 9
+    assert results['llcm-ir2vis/trial0/num_query'] == 12
+    assert results['llcm-ir2vis/trial0/num_gallery'] == 9
 
 
 def test_llcm_metric_refuses_a_dataset_of_the_other_direction(tmp_path):
     """The direction decides which modality is the probe; a metric of the
-    other direction would print its numbers under the same llcm/ keys."""
+    other direction would print the other probes' numbers under its own
+    direction's keys."""
     make_llcm(str(tmp_path))
     vis2ir = LLCM(str(tmp_path), split='test', direction='vis2ir').metainfo
     ir2vis = LLCM(str(tmp_path), split='test', direction='ir2vis').metainfo
@@ -775,11 +776,11 @@ def test_llcm_metric_refuses_a_dataset_of_the_other_direction(tmp_path):
     metric = LLCMMetric(direction='vis2ir', num_trials=2)
     metric.dataset_meta = vis2ir
     results = run_metric(metric, llcm_samples('vis2ir'))
-    assert results['llcm/trial0/num_query'] == 6
+    assert results['llcm-vis2ir/trial0/num_query'] == 6
     metric = LLCMMetric(direction='ir2vis', num_trials=2)
     metric.dataset_meta = ir2vis
-    assert run_metric(metric,
-                      llcm_samples('ir2vis'))['llcm/trial0/num_query'] == 12
+    results = run_metric(metric, llcm_samples('ir2vis'))
+    assert results['llcm-ir2vis/trial0/num_query'] == 12
 
 
 def test_sysu_all_search_refuses_an_indoor_pool(tmp_path):

@@ -724,8 +724,10 @@ class _Untold(Exception):
 
 
 def _metric_prefixes_of(evaluator) -> List[Optional[str]]:
-    """The prefix of each metric of an evaluator config, in order: its
-    ``prefix``, else its class's ``default_prefix``.
+    """The prefix of each metric of an evaluator config, in order, as the
+    metric derives it from its arguments (mmreid's metrics:
+    ``key_prefix``, e.g. ``regdb-<direction>``; others: ``prefix``, else
+    the class's ``default_prefix``, as mmengine's ``BaseMetric``).
 
     Raises:
         _Untold: A metric is no config, or its class is not registered.
@@ -739,13 +741,16 @@ def _metric_prefixes_of(evaluator) -> List[Optional[str]]:
     for metric in metrics:
         if not isinstance(metric, dict) or not metric:
             raise _Untold
-        if 'prefix' in metric:
-            prefixes.append(metric['prefix'])
-            continue
         metric_class = METRICS.get(metric.get('type'))
         if metric_class is None:
             raise _Untold
-        prefixes.append(getattr(metric_class, 'default_prefix', None))
+        options = {k: v for k, v in metric.items() if k != 'type'}
+        if hasattr(metric_class, 'key_prefix'):
+            prefixes.append(metric_class.key_prefix(**options))
+        else:
+            prefixes.append(
+                options.get('prefix')
+                or getattr(metric_class, 'default_prefix', None))
     return prefixes
 
 

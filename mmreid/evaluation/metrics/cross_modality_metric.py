@@ -18,12 +18,13 @@ from .trial_gallery_metric import (GALLERY_DRAWS, TrialGalleryMetric,
 SYSU_GALLERY_CAMS = dict(all=(1, 2, 4, 5), indoor=(1, 2))
 SHOTS = dict(single=1, multi=10)
 LLCM_VIS2IR_MODES = ('reference_transposed', 'symmetric')
+LLCM_DIRECTIONS = ('ir2vis', 'vis2ir')
 REGDB_DIRECTIONS = ('v2t', 't2v')
 
 __all__ = [
     'SYSUMetric', 'LLCMMetric', 'RegDBMetric', 'TrialGalleryMetric',
     'load_rand_perm_cam', 'GALLERY_DRAWS', 'SYSU_GALLERY_CAMS', 'SHOTS',
-    'LLCM_VIS2IR_MODES', 'REGDB_DIRECTIONS'
+    'LLCM_VIS2IR_MODES', 'LLCM_DIRECTIONS', 'REGDB_DIRECTIONS'
 ]
 
 # Names this module held before the protocol functions moved to
@@ -158,6 +159,10 @@ class LLCMMetric(TrialGalleryMetric):
     'reference_transposed'``, the default, comparable to published
     numbers); ``'symmetric'`` keeps all VIS images as queries.
 
+    The keys name the direction (``llcm-ir2vis/R1``, ``llcm-vis2ir/mAP``),
+    so the two directions are never logged under one key; see
+    :class:`TrialGalleryMetric` for the keys under the prefix.
+
     Args:
         direction: ``'ir2vis'`` or ``'vis2ir'``; must match the dataset's
             (``dataset_meta['direction']``, set by ``LLCM``): a dataset of
@@ -165,7 +170,8 @@ class LLCMMetric(TrialGalleryMetric):
         vis2ir_mode: ``'reference_transposed'`` or ``'symmetric'``.
         num_trials: Number of trials (10 in the protocol).
         seed: Trial ``t`` uses seed ``seed + t``.
-        **kwargs: See :class:`TrialGalleryMetric` and :class:`ReIDMetric`.
+        **kwargs: See :class:`TrialGalleryMetric` and :class:`ReIDMetric`
+            (``prefix`` defaults to ``'llcm-<direction>'``).
 
     Examples:
         >>> test_evaluator = dict(type='LLCMMetric', direction='vis2ir')
@@ -175,14 +181,14 @@ class LLCMMetric(TrialGalleryMetric):
     protocol_datasets = "LLCM with split='test'"
 
     def __init__(self,
-                 direction: str = 'ir2vis',
+                 direction: str = LLCM_DIRECTIONS[0],
                  vis2ir_mode: str = 'reference_transposed',
                  num_trials: int = 10,
                  seed: int = 0,
                  junk_rule: str = 'market',
                  cmc_mode: str = 'dedup',
                  **kwargs) -> None:
-        if direction not in ('ir2vis', 'vis2ir'):
+        if direction not in LLCM_DIRECTIONS:
             raise ValueError(f'direction must be "ir2vis" or "vis2ir", got '
                              f'{direction!r}')
         if vis2ir_mode not in LLCM_VIS2IR_MODES:
@@ -190,6 +196,8 @@ class LLCMMetric(TrialGalleryMetric):
                              f'{LLCM_VIS2IR_MODES}, got {vis2ir_mode!r}')
         self.direction = direction
         self.vis2ir_mode = vis2ir_mode
+        kwargs['prefix'] = self.key_prefix(
+            kwargs.get('prefix'), direction=direction)
         super().__init__(
             gallery_cams=None,
             shots=1,
@@ -200,6 +208,15 @@ class LLCMMetric(TrialGalleryMetric):
             junk_rule=junk_rule,
             cmc_mode=cmc_mode,
             **kwargs)
+
+    @classmethod
+    def key_prefix(cls,
+                   prefix: Optional[str] = None,
+                   direction: str = LLCM_DIRECTIONS[0],
+                   **options) -> str:
+        """See :meth:`ReIDMetric.key_prefix`: ``'llcm-<direction>'``
+        unless ``prefix`` is given."""
+        return prefix or f'{cls.default_prefix}-{direction}'
 
     def protocol_settings(self) -> Dict[str, str]:
         """See :meth:`TrialGalleryMetric.protocol_settings`, with the
@@ -274,7 +291,7 @@ class RegDBMetric(ReIDMetric):
     unsupported_options = FEATURE_OPTIONS
 
     def __init__(self,
-                 direction: str = 'v2t',
+                 direction: str = REGDB_DIRECTIONS[0],
                  junk_rule: str = 'none',
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
@@ -284,8 +301,17 @@ class RegDBMetric(ReIDMetric):
         self.direction = direction
         super().__init__(
             junk_rule=junk_rule,
-            prefix=prefix or f'regdb-{direction}',
+            prefix=self.key_prefix(prefix, direction=direction),
             **kwargs)
+
+    @classmethod
+    def key_prefix(cls,
+                   prefix: Optional[str] = None,
+                   direction: str = REGDB_DIRECTIONS[0],
+                   **options) -> str:
+        """See :meth:`ReIDMetric.key_prefix`: ``'regdb-<direction>'``
+        unless ``prefix`` is given."""
+        return prefix or f'{cls.default_prefix}-{direction}'
 
     def protocol_settings(self) -> Dict[str, str]:
         """See :meth:`ReIDMetric.protocol_settings`: the ``direction``."""

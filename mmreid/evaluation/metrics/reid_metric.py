@@ -432,7 +432,7 @@ class ReIDMetric(BaseMetric):
                                  f'{name}')
         super().__init__(
             collect_device=collect_device,
-            prefix=prefix,
+            prefix=self.key_prefix(prefix),
             collect_dir=collect_dir)
         self.ranks = tuple(int(k) for k in ranks)
         if any(k < 1 or k > max_rank for k in self.ranks):
@@ -468,6 +468,24 @@ class ReIDMetric(BaseMetric):
         # See 'Per-query analysis' above.
         self.analysis_request: Optional[dict] = None
         self.last_analysis: Optional[MetricAnalysis] = None
+
+    @classmethod
+    def key_prefix(cls, prefix: Optional[str] = None, **options) -> str:
+        """The prefix of the keys a metric of these arguments reports.
+
+        One rule for the metric and for tools that read a config without
+        building its metric (``compare_configs.py`` checks a run's keys
+        before training it).
+
+        Args:
+            prefix: The ``prefix`` argument.
+            **options: The metric's other arguments; a protocol whose keys
+                name a variant (``RegDBMetric``'s direction) reads them.
+
+        Returns:
+            str: ``prefix``, else the class's ``default_prefix``.
+        """
+        return prefix or cls.default_prefix
 
     @property
     def metric(self) -> Union[str, Scorer]:
