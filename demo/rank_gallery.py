@@ -16,6 +16,10 @@ skipped). Each picture is ``{query file stem}_ranked.png`` in
 same name (one file name in two folders) are refused before anything is
 computed.
 
+A refused input ends the demo with one line ``error: ...`` (exit status
+1), naming the demo's options (``--batch-size``), not the API's
+arguments.
+
 Example::
 
     python demo/rank_gallery.py configs/baseline/bot_r18_synthreid.py \\
@@ -31,8 +35,17 @@ from typing import List, Optional
 import cv2
 
 from mmreid.apis import init_model, list_images, rank_gallery
-from mmreid.apis.inference import market_camid, parse_market_name
+from mmreid.apis.inference import (ArgumentError, market_camid,
+                                   parse_market_name)
 from mmreid.utils.atomic import write_image
+
+#: The option of this demo that sets each argument of ``rank_gallery``, to
+#: name it in the API's refusals (:meth:`ArgumentError.spelled`).
+OPTIONS = dict(
+    topk='--topk',
+    batch_size='--batch-size',
+    query_modality='--query-modality',
+    gallery_modality='--gallery-modality')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -45,7 +58,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--topk', type=int, default=10)
     parser.add_argument('--out-dir', default='ranked_lists')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=None,
+        help='images per forward (default: 32; for a model whose features '
+        "depend on the batch, MBN eval_stats='batch', the queries in one "
+        'forward and the gallery in another)')
     parser.add_argument(
         '--keep-same-camera',
         action='store_true',
@@ -133,9 +152,25 @@ def output_paths(queries: List[str], out_dir: str) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> List[str]:
-    """Run the demo; return the paths of the written pictures."""
-    from mmreid.visualization import draw_ranked_list
+    """Run the demo; return the paths of the written pictures.
+
+    Raises:
+        SystemExit: ``error: ...`` (exit status 1) for a refused input,
+            an argument of ``rank_gallery`` named as this demo's option.
+    """
     args = parse_args(argv)
+    try:
+        return rank_and_draw(args)
+    except ArgumentError as error:
+        raise SystemExit(f'error: {error.spelled(OPTIONS)}')
+    except (ValueError, OSError) as error:
+        raise SystemExit(f'error: {error}')
+
+
+def rank_and_draw(args: argparse.Namespace) -> List[str]:
+    """Rank the gallery for the queries of ``args`` and write the
+    pictures; return their paths."""
+    from mmreid.visualization import draw_ranked_list
     queries = list_queries(args.query)
     outs = dict(zip(queries, output_paths(queries, args.out_dir)))
     model = init_model(args.config, args.checkpoint, device=args.device)

@@ -7,7 +7,7 @@ import os.path as osp
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, NamedTuple, Optional, Sequence, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -27,6 +27,40 @@ MARKET_NAME = re.compile(r'^(-?\d+)_c(\d+)')
 
 ImageInput = Union[str, Path, np.ndarray]
 ImagesInput = Union[ImageInput, Sequence[ImageInput]]
+
+#: Images per forward when ``batch_size`` is None and the features do not
+#: depend on the batch.
+DEFAULT_BATCH_SIZE = 32
+
+
+class ArgumentError(ValueError):
+    """A refused argument of :func:`extract_features` or
+    :func:`rank_gallery`, its message naming the argument(s).
+
+    ``str(error)`` names them as the API's arguments (``batch_size``);
+    :meth:`spelled` as a tool names the options that set them (the demo's
+    ``--batch-size``), so a tool's user is not told to set an argument
+    the tool does not have.
+
+    Args:
+        message (str): The message, naming the API's arguments.
+        arguments (Sequence[str]): The argument names the message refers
+            to; :meth:`spelled` replaces only these (whole words).
+    """
+
+    def __init__(self, message: str, arguments: Sequence[str]) -> None:
+        super().__init__(message)
+        self.arguments = tuple(arguments)
+
+    def spelled(self, options: Dict[str, str]) -> str:
+        """The message with each argument named as ``options`` names it
+        (``{'batch_size': '--batch-size'}``); others are kept."""
+        message = str(self)
+        for name in self.arguments:
+            if name in options:
+                message = re.sub(rf'(?<![\w-]){re.escape(name)}(?!\w)',
+                                 options[name], message)
+        return message
 
 
 def _test_pipeline(cfg: Config, target: Optional[str] = None) -> List[dict]:
@@ -116,7 +150,7 @@ class _Preprocessor:
 def extract_features(
         model: nn.Module,
         images: ImagesInput,
-        batch_size: int = 32,
+        batch_size: Optional[int] = None,
         modality: Optional[Union[int, Sequence[int]]] = None) -> torch.Tensor:
     """Test features of images with the config's test pipeline.
 
@@ -131,8 +165,9 @@ def extract_features(
     result does not depend on ``batch_size``; except for a model whose MBN
     layers normalise a test batch with its own statistics
     (``eval_stats='batch'``): its features are those of the images
-    normalised together, so more images than ``batch_size`` (several
-    forwards, an arbitrary split) are refused. ``tools/extract_features.py
+    normalised together, so they go in one forward (``batch_size=None``)
+    and more images than a given ``batch_size`` (several forwards, an
+    arbitrary split) are refused. ``tools/extract_features.py
     --split test`` gives the features of the test dataloader's batches.
 
     Args:
@@ -143,7 +178,9 @@ def extract_features(
             Arrays skip the pipeline's loading step, so they are refused
             when it loads otherwise than mmreid's ``ReIDLoadImageFromFile``
             (RGB): mmcv's ``LoadImageFromFile`` gives BGR.
-        batch_size (int): Images per forward. Defaults to 32.
+        batch_size (int, optional): Images per forward. None: 32
+            (:data:`DEFAULT_BATCH_SIZE`), or all images in one forward for
+            a model whose features depend on the batch. Defaults to None.
         modality (int | Sequence[int], optional): 0 visible, 1 infrared,
             for all images or one per image; needed by cross-modality
             (modality-aware) models, ignored by others. Defaults to None.
@@ -151,8 +188,6 @@ def extract_features(
     Returns:
         Tensor: Float features on the CPU, shape (N, D), in input order.
     """
-    if batch_size < 1:
-        raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     if not hasattr(model, 'cfg'):
         raise AttributeError('the model has no .cfg (its config); build it '
                              'with mmreid.apis.init_model')
@@ -160,7 +195,7 @@ def extract_features(
     if not images:
         raise ValueError('no images given (an empty list or a folder '
                          'without image files)')
-    _check_one_batch(model, len(images), batch_size)
+    batch_size = _batch_size(model, len(images), batch_size)
     if modality is not None:
         modality = [int(modality)] * len(images) \
             if isinstance(modality, (int, np.integer)) \
@@ -481,22 +516,39 @@ def _model_distances(model: nn.Module, query: torch.Tensor,
     return torch.as_tensor(distance(query, gallery)).float().cpu()
 
 
-def _check_one_batch(model: nn.Module, num_images: int,
-                     batch_size: int) -> None:
-    """Refuse to split ``num_images`` into forwards of ``batch_size`` for
-    a model whose features depend on the batch (MBN with
-    ``eval_stats='batch'``): the split would decide the features."""
+def _batch_size(model: nn.Module, num_images: int,
+                batch_size: Optional[int]) -> int:
+    """Images per forward for ``num_images`` images.
+
+    A model whose features depend on the batch (MBN with
+    ``eval_stats='batch'``) normalises each forward's images together, so
+    splitting the images into forwards would let the split decide the
+    features: for it None means all images in one forward, and a smaller
+    ``batch_size`` is refused. Other models' features do not depend on
+    it; None means :data:`DEFAULT_BATCH_SIZE`.
+
+    Raises:
+        ArgumentError: ``batch_size`` < 1, or smaller than ``num_images``
+            for a batch-dependent model.
+    """
     from mmreid.models.layers.mbn import batch_statistics_layers
+    if batch_size is not None and batch_size < 1:
+        raise ArgumentError(f'batch_size must be >= 1, got {batch_size}',
+                            ['batch_size'])
     layers = batch_statistics_layers(model)
-    if layers and num_images > batch_size:
-        raise ValueError(
+    if not layers:
+        return DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    if batch_size is not None and num_images > batch_size:
+        raise ArgumentError(
             f"the model's MBN layers (e.g. {layers[0]!r}) use "
             "eval_stats='batch': each forward's images are normalised with "
             f'their own statistics, so {num_images} images in batches of '
             f'{batch_size} would get features that depend on that split. '
-            f'Pass batch_size >= {num_images} (the images normalised as '
-            'one batch), use tools/extract_features.py --split test for '
-            "the test dataloader's batches, or set eval_stats='modality'")
+            f'Leave batch_size out or pass batch_size >= {num_images} (the '
+            'images normalised as one batch), use tools/extract_features.py '
+            "--split test for the test dataloader's batches, or set "
+            "eval_stats='modality'", ['batch_size'])
+    return max(num_images, 1) if batch_size is None else batch_size
 
 
 def _check_modalities(model: nn.Module, query_modality: Optional[int],
@@ -511,12 +563,12 @@ def _check_modalities(model: nn.Module, query_modality: Optional[int],
         if value is None
     ]
     if aware and missing:
-        raise ValueError(
+        raise ArgumentError(
             f'the model has modality-aware modules ({", ".join(aware)}): '
-            f'rank_gallery needs {" and ".join(n + "=" for n in missing)} '
-            '0 (visible) or 1 (infrared), the modality of those images '
-            '(e.g. query_modality=1, gallery_modality=0: infrared queries, '
-            'a visible gallery)')
+            f'rank_gallery needs {" and ".join(missing)}, each 0 (visible) '
+            'or 1 (infrared), the modality of those images (e.g. '
+            'query_modality=1, gallery_modality=0: infrared queries, a '
+            'visible gallery)', ['query_modality', 'gallery_modality'])
 
 
 @torch.no_grad()
@@ -524,7 +576,7 @@ def rank_gallery(model: nn.Module,
                  query: ImagesInput,
                  gallery: Union[str, Sequence[str]],
                  topk: int = 10,
-                 batch_size: int = 32,
+                 batch_size: Optional[int] = None,
                  exclude_same_camera: bool = True,
                  query_modality: Optional[int] = None,
                  gallery_modality: Optional[int] = None) -> List[RankedList]:
@@ -556,11 +608,12 @@ def rank_gallery(model: nn.Module,
         query: Query image(s), as in :func:`extract_features`.
         gallery (str | Sequence[str]): A folder or a list of image paths.
         topk (int): Length of each ranked list. Defaults to 10.
-        batch_size (int): Images per forward. A model whose features
-            depend on the batch (MBN with ``eval_stats='batch'``) needs
-            it to hold all queries, and all gallery images (each set is
-            normalised as one batch, see :func:`extract_features`).
-            Defaults to 32.
+        batch_size (int, optional): Images per forward. None: 32, or for
+            a model whose features depend on the batch (MBN with
+            ``eval_stats='batch'``) the queries in one forward and the
+            gallery images in another (each set normalised as one batch,
+            see :func:`extract_features`); a given one must then hold
+            each set. Defaults to None.
         exclude_same_camera (bool): Leave out the gallery items of the
             query's pid and camera when the names carry labels (the Market
             protocol). False keeps them (junk stays out). Defaults to
@@ -571,9 +624,13 @@ def rank_gallery(model: nn.Module,
 
     Returns:
         list[RankedList]: One per query.
+
+    Raises:
+        ArgumentError: A refused argument, named (:meth:`ArgumentError.
+            spelled` names it as a tool's option).
     """
     if topk < 1:
-        raise ValueError(f'topk must be >= 1, got {topk}')
+        raise ArgumentError(f'topk must be >= 1, got {topk}', ['topk'])
     check_config_ranking(model)  # before any extraction
     _check_modalities(model, query_modality, gallery_modality)
     queries = _as_image_list(query)
@@ -592,10 +649,13 @@ def rank_gallery(model: nn.Module,
         raise ValueError(f'the gallery {gallery!r} holds only junk images '
                          f'(pid {JUNK_PID}, named "{JUNK_PID}_c..."), which '
                          'are never ranked: give a gallery with other images')
-    q_feats = extract_features(model, queries, batch_size, query_modality)
+    # Both sets' forwards are checked before either is extracted.
+    q_batch = _batch_size(model, len(queries), batch_size)
+    g_batch = _batch_size(model, len(scored), batch_size)
+    q_feats = extract_features(model, queries, q_batch, query_modality)
     g_feats = extract_features(model,
                                [gallery_paths[i] for i in scored.tolist()],
-                               batch_size, gallery_modality)
+                               g_batch, gallery_modality)
     dist = _model_distances(model, q_feats, g_feats)
     results = []
     for q, row in zip(queries, dist):
@@ -633,6 +693,6 @@ def rank_gallery(model: nn.Module,
 
 __all__ = [
     'init_model', 'get_model', 'extract_features', 'rank_gallery',
-    'RankedList', 'parse_market_name', 'market_camid', 'list_images',
-    'configured_rankings', 'evaluated_ranking'
+    'RankedList', 'ArgumentError', 'parse_market_name', 'market_camid',
+    'list_images', 'configured_rankings', 'evaluated_ranking'
 ]

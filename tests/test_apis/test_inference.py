@@ -887,8 +887,8 @@ def test_batch_dependent_model_is_not_split_into_forwards(tmp_path):
     images = make_images(4)
     with pytest.raises(
             ValueError,
-            match=r"eval_stats='batch'.*4 images in batches of 2 .*Pass "
-            r'batch_size >= 4'):
+            match=r"eval_stats='batch'.*4 images in batches of 2 .*Leave "
+            r'batch_size out or pass batch_size >= 4'):
         extract_features(model, images, batch_size=2, modality=1)
     whole = extract_features(model, images, batch_size=4, modality=1)
     halves = torch.cat([
@@ -909,12 +909,129 @@ def test_rank_gallery_asks_for_its_modality_arguments(tmp_path):
         cv2.imwrite(paths[-1], image[..., ::-1])
     with pytest.raises(
             ValueError,
-            match=r'\(MBN\): rank_gallery needs query_modality= and '
-            r'gallery_modality= 0 \(visible\) or 1 \(infrared\)'):
+            match=r'\(MBN\): rank_gallery needs query_modality and '
+            r'gallery_modality, each 0 \(visible\) or 1 \(infrared\)'):
         rank_gallery(model, paths[0], paths[1:])
     with pytest.raises(
-            ValueError, match=r'rank_gallery needs gallery_modality= 0'):
+            ValueError, match=r'rank_gallery needs gallery_modality, each'):
         rank_gallery(model, paths[0], paths[1:], query_modality=1)
     [ranked] = rank_gallery(
         model, paths[0], paths[1:], query_modality=1, gallery_modality=0)
     assert sorted(ranked.gallery) == paths[1:]
+
+
+def write_images(folder, names, seed=0):
+    folder.mkdir(exist_ok=True)
+    return [
+        write_image(folder / name, image)
+        for name, image in zip(names, make_images(len(names), seed))
+    ]
+
+
+def test_demo_errors_name_its_options(tmp_path):
+    """The API's refusals name its arguments (query_modality=, batch_size);
+    the demo has none of them, so it names its own options and ends with
+    one line ``error: ...`` (exit status 1), not a traceback."""
+    model = mbn_model(tmp_path, 'modality')
+    ckpt = tmp_path / 'mbn.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    [query] = write_images(tmp_path, ['0001_c1s1_000001_00.png'])
+    gallery = tmp_path / 'gallery'
+    write_images(gallery, ['0001_c2s1_000001_00.png'], seed=1)
+    demo = load_tool('demo/rank_gallery.py')
+    argv = [
+        str(tmp_path / 'tiny_mbn_modality.py'),
+        str(ckpt), query,
+        str(gallery), '--out-dir',
+        str(tmp_path / 'vis')
+    ]
+
+    def refusal(*options):
+        with pytest.raises(SystemExit) as error:
+            demo.main(argv + list(options))
+        message = error.value.code
+        # A string code: Python prints it to stderr and exits with 1.
+        assert isinstance(message, str) and '\n' not in message
+        assert message.startswith('error: ')
+        return message
+
+    message = refusal()
+    assert 'needs --query-modality and --gallery-modality, each 0 ' \
+        '(visible) or 1 (infrared)' in message
+    assert '(e.g. --query-modality=1, --gallery-modality=0:' in message
+    assert 'query_modality' not in message
+    modalities = ['--query-modality', '1', '--gallery-modality', '0']
+    assert refusal(*modalities, '--batch-size', '0') == \
+        'error: --batch-size must be >= 1, got 0'
+    assert refusal(*modalities, '--topk', '0') == \
+        'error: --topk must be >= 1, got 0'
+
+
+def recorded_forwards(model, monkeypatch):
+    """The number of images of each forward of ``model``."""
+    sizes = []
+    forward = model.forward
+
+    def recording_forward(inputs, data_samples=None, mode='tensor', **kw):
+        sizes.append(len(inputs))
+        return forward(inputs, data_samples, mode=mode, **kw)
+
+    monkeypatch.setattr(model, 'forward', recording_forward)
+    return sizes
+
+
+def test_the_default_batch_size_fits_the_model(config, tmp_path, monkeypatch):
+    """batch_size=None: forwards of 32 images for a model whose features do
+    not depend on the batch (the numbers of the former default 32), one
+    forward per set for a batch-dependent MBN model (its features are
+    those of the set normalised together), so the demo's default works on
+    a gallery of more than 32 images."""
+    queries = write_images(tmp_path / 'query',
+                           [f'{pid:04d}_c1s1_000001_00.png' for pid in (1, 2)])
+    gallery = tmp_path / 'gallery'
+    gallery_paths = write_images(
+        gallery, [f'{i % 5 + 1:04d}_c2s1_{i:06d}_00.png' for i in range(40)],
+        seed=1)
+    plain = init_model(config())
+    sizes = recorded_forwards(plain, monkeypatch)
+    lists = rank_gallery(plain, queries, str(gallery), topk=3)
+    assert sizes == [2, 32, 8]
+    assert [r.gallery for r in lists] == \
+        [r.gallery for r in rank_gallery(plain, queries, str(gallery),
+                                         topk=3, batch_size=1)]
+    model = mbn_model(tmp_path, 'batch')
+    sizes = recorded_forwards(model, monkeypatch)
+    [first, _] = rank_gallery(
+        model,
+        queries,
+        str(gallery),
+        topk=40,
+        query_modality=1,
+        gallery_modality=0)
+    assert sizes == [2, 40]
+    # The features of each set normalised together, by definition.
+    q = extract_features(model, queries, batch_size=2, modality=1)
+    g = extract_features(model, gallery_paths, batch_size=40, modality=0)
+    dist = compute_distance(q, g)[0]
+    torch.testing.assert_close(first.distances, dist.sort().values)
+    # A given batch_size that would split a set is still refused.
+    with pytest.raises(ValueError, match='40 images in batches of 32'):
+        rank_gallery(
+            model,
+            queries,
+            str(gallery),
+            batch_size=32,
+            query_modality=1,
+            gallery_modality=0)
+    # The demo's default is the API's.
+    ckpt = tmp_path / 'mbn.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    written = load_tool('demo/rank_gallery.py').main([
+        str(tmp_path / 'tiny_mbn_batch.py'),
+        str(ckpt), *queries,
+        str(gallery), '--topk', '2', '--query-modality', '1',
+        '--gallery-modality', '0', '--out-dir',
+        str(tmp_path / 'vis')
+    ])
+    assert len(written) == 2
+
