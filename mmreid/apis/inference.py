@@ -553,14 +553,32 @@ def _batch_size(model: nn.Module, num_images: int,
 
 def _check_modalities(model: nn.Module, query_modality: Optional[int],
                       gallery_modality: Optional[int]) -> None:
-    """Ask a modality-aware model's query/gallery modalities by the names
-    of :func:`rank_gallery`'s arguments."""
+    """Ask a modality-aware model's query/gallery modalities, and refuse
+    them for a model that would ignore them, by the names of
+    :func:`rank_gallery`'s arguments.
+
+    Raises:
+        ArgumentError: A modality missing for a model with modality-aware
+            modules, or given for a model without them.
+    """
     from mmreid.models.modality_routing import modality_aware_modules
     aware = sorted({type(m).__name__ for m in modality_aware_modules(model)})
+    given = {
+        name: value
+        for name, value in (('query_modality', query_modality),
+                            ('gallery_modality', gallery_modality))
+        if value is not None
+    }
+    if not aware and given:
+        shown = ', '.join(f'{name}={value}' for name, value in given.items())
+        raise ArgumentError(
+            f'{shown} given, but the model has no modality-aware modules '
+            '(MBN norm layers, a two-stream backbone): its features do not '
+            'depend on the modality, so the value would be ignored. Leave '
+            f'{" and ".join(given)} out', list(given))
     missing = [
-        name for name, value in (('query_modality', query_modality),
-                                 ('gallery_modality', gallery_modality))
-        if value is None
+        name for name in ('query_modality', 'gallery_modality')
+        if name not in given
     ]
     if aware and missing:
         raise ArgumentError(
@@ -619,7 +637,8 @@ def rank_gallery(model: nn.Module,
             protocol). False keeps them (junk stays out). Defaults to
             True.
         query_modality (int, optional): 0 visible or 1 infrared, for
-            cross-modality models (see :func:`extract_features`).
+            cross-modality models (see :func:`extract_features`), which
+            need it; refused for other models, which would ignore it.
         gallery_modality (int, optional): Likewise for the gallery.
 
     Returns:

@@ -1035,3 +1035,26 @@ def test_the_default_batch_size_fits_the_model(config, tmp_path, monkeypatch):
     ])
     assert len(written) == 2
 
+
+def test_rank_gallery_refuses_a_modality_the_model_ignores(config, tmp_path):
+    """A model without modality-aware modules computes the same features
+    for either modality: a query_modality/gallery_modality given to it
+    would be ignored silently, so it is refused, named."""
+    model = init_model(config())
+    [query, image
+     ] = write_images(tmp_path,
+                      ['0001_c1s1_000001_00.png', '0001_c2s1_000001_00.png'])
+    with pytest.raises(
+            ValueError,
+            match=r'^query_modality=1 given, but the model has no '
+            r'modality-aware modules .* so the value would be ignored\. '
+            r'Leave query_modality out$'):
+        rank_gallery(model, query, [image], query_modality=1)
+    with pytest.raises(
+            ValueError,
+            match=r'^query_modality=0, gallery_modality=1 given, .*Leave '
+            r'query_modality and gallery_modality out$'):
+        rank_gallery(
+            model, query, [image], query_modality=0, gallery_modality=1)
+    [ranked] = rank_gallery(model, query, [image])
+    assert ranked.gallery == [image]
