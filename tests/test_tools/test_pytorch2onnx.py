@@ -522,3 +522,44 @@ def test_verify_reports_the_largest_feature_difference(tiny, tmp_path):
     reports = tool.verify(model, output, SHAPE)
     for r in reports:
         assert r['max_abs_diff'] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_a_batch_dependent_model_is_refused(make_config, tmp_path):
+    """MBN(eval_stats='batch') normalises each test batch with its own
+    statistics: an exported graph's features would depend on the batches
+    a deployment feeds it (the legacy exporter stopped with an
+    AssertionError of its own). Refused before anything is written, with
+    the option that exports the running statistics, which is accepted."""
+    tool = load_tool(TOOL)
+    config = make_config(
+        extra="model['backbone']['norm_cfg'] = dict(type='MBN', "
+        "eval_stats='batch')",
+        name='tiny_mbn_batch.py')
+    model = MODELS.build(Config.fromfile(config).model)
+    # What the refusal prevents: one image's feature changes with the
+    # other images of its batch.
+    model.eval()
+    images = torch.randn(4, 3, *SHAPE)
+    with torch.no_grad():
+        whole = model(images, mode='tensor', modality=1)
+        half = model(images[:2], mode='tensor', modality=1)
+    assert not torch.allclose(whole[:2], half, atol=1e-4)
+    checkpoint = str(tmp_path / 'mbn.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    output = tmp_path / 'out' / 'model.onnx'
+    output.parent.mkdir()
+    args = [
+        config, checkpoint, '--modality', '1', '--output-file',
+        str(output), '--opset', '17'
+    ]
+    way_out = '--cfg-options model.backbone.norm_cfg.eval_stats=modality'
+    with pytest.raises(ValueError) as error:
+        tool.main(args)
+    assert str(error.value).startswith(
+        "the model's MBN layers (e.g. 'backbone.bn1') use "
+        "eval_stats='batch'")
+    assert f'running statistics of each modality instead: {way_out} ' \
+        in str(error.value)
+    assert list(output.parent.iterdir()) == []
+    assert tool.main(args + way_out.split() + ['--verify']) == 0
+    assert output.is_file()

@@ -62,6 +62,16 @@ is kept), when the largest absolute difference exceeds ``--tolerance``.
 ``--modality`` is for modality-aware models (MBN norm layers, a two-stream
 backbone): the graph computes the features of that modality; such a model
 needs it, and any other model refuses it.
+
+A model whose MBN layers normalise a test batch with its own statistics
+(``eval_stats='batch'``) is refused: its features depend on the other
+images of the batch, so the graph's would depend on the batches a
+deployment feeds it, and match ``tools/test.py``'s only for its test
+dataloader's batches (the legacy exporter also stops at such a layer,
+with an ``AssertionError`` of its own). The message names the config key
+that exports the running statistics instead, e.g. ``--cfg-options
+model.backbone.norm_cfg.eval_stats=modality`` (``tools/test.py`` then
+needs the same option to report the numbers of the exported features).
 """
 import argparse
 import json
@@ -324,6 +334,59 @@ def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:
         cfg=cfg)
 
 
+def batch_statistics_keys(cfg: dict, prefix: str = 'model') -> List[str]:
+    """Config keys that give an MBN layer ``eval_stats='batch'``.
+
+    Args:
+        cfg (dict): A model config (or any part of one).
+        prefix (str): The key of ``cfg``. Defaults to ``'model'``.
+
+    Returns:
+        list[str]: Dotted keys (``model.backbone.norm_cfg.eval_stats``,
+        list items by index), in config order.
+    """
+    found = []
+    if isinstance(cfg, dict):
+        if str(cfg.get('type', '')).split('.')[-1] == 'MBN' \
+                and cfg.get('eval_stats') == 'batch':
+            found.append(f'{prefix}.eval_stats')
+        for key, value in cfg.items():
+            found += batch_statistics_keys(value, f'{prefix}.{key}')
+    elif isinstance(cfg, (list, tuple)):
+        for i, value in enumerate(cfg):
+            found += batch_statistics_keys(value, f'{prefix}.{i}')
+    return found
+
+
+def check_batch_independent(model: nn.Module, cfg: Config) -> None:
+    """Refuse a model whose features depend on the batch.
+
+    MBN layers with ``eval_stats='batch'`` normalise each test batch with
+    its own statistics: an exported graph would give each image a
+    feature that depends on the other images a deployment batches with
+    it, not the feature ``tools/test.py`` reports.
+
+    Raises:
+        ValueError: Naming a layer and the config key(s) to set to
+            ``'modality'`` (the running statistics).
+    """
+    from mmreid.models.layers.mbn import batch_statistics_layers
+    layers = batch_statistics_layers(model)
+    if not layers:
+        return
+    keys = batch_statistics_keys(cfg.model)
+    fix = ('--cfg-options ' + ' '.join(f'{k}=modality' for k in keys)
+           if keys else "eval_stats='modality' in the config of those MBN "
+           'layers')
+    raise ValueError(
+        f"the model's MBN layers (e.g. {layers[0]!r}) use eval_stats="
+        "'batch': each test batch is normalised with its own statistics, "
+        'so the exported features would depend on the batches a '
+        "deployment feeds the graph, not be tools/test.py's. Export the "
+        f'running statistics of each modality instead: {fix} (test with '
+        'the same option for the numbers of the exported features)')
+
+
 def build_model(cfg: Config,
                 checkpoint: str,
                 modality: Optional[int] = None,
@@ -350,7 +413,9 @@ def build_model(cfg: Config,
     Raises:
         ValueError: ``modality`` for a model without modality-aware
             modules (it would be ignored), or none for a model with them;
-            a model with its own distance without ``features_only``.
+            a model whose features depend on the batch
+            (:func:`check_batch_independent`); a model with its own
+            distance without ``features_only``.
     """
     from mmreid.apis.inference import evaluated_ranking
     from mmreid.models.modality_routing import check_modality_option
@@ -361,6 +426,7 @@ def build_model(cfg: Config,
     model_cfg.pop('init_cfg', None)
     model = MODELS.build(model_cfg)
     check_modality_option(model, modality)
+    check_batch_independent(model, cfg)
     ranking = evaluated_ranking(model, cfg, 'test', target)
     if ranking['features_only'] and not features_only:
         raise ValueError(
