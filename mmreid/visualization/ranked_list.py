@@ -37,6 +37,29 @@ FONT_SCALE = 0.35
 MIN_FONT_SCALE = 0.25
 
 
+def first_match_note(rank: int, cmc_mode: str = 'standard') -> str:
+    """The note of a ranked list whose first correct match is not in its
+    top k: ``'first correct match at rank N'``.
+
+    ``N`` is the match's position in the full ranked list, which the
+    picture shows. Under ``cmc_mode='dedup'`` (SYSU-MM01, LLCM) the CMC
+    counts each gallery identity once, so its rank of that match is
+    smaller; the note then says ``of the full ranked list``, as the HTML
+    report's lists do, lest it be read as the reported CMC's rank.
+
+    Args:
+        rank (int): The 1-based position of the first correct match in the
+            full ranked list.
+        cmc_mode (str): The metric's ``cmc_mode``. Defaults to
+            ``'standard'``.
+
+    Returns:
+        str: The note.
+    """
+    where = ' of the full ranked list' if cmc_mode == 'dedup' else ''
+    return f'first correct match at rank {rank}{where}'
+
+
 def _check_image(img, name: str) -> None:
     if not isinstance(img, np.ndarray):
         raise TypeError(f'{name} must be a numpy array (H, W, 3) RGB uint8, '

@@ -313,6 +313,36 @@ def test_labels_show_pid_and_camera_and_the_first_match_beyond_topk(
     assert pictures[1][1].shape[0] == 32 + 3 * 12
 
 
+@pytest.mark.parametrize('cmc_mode,where',
+                         [('standard', ''),
+                          ('dedup', ' of the full ranked list')])
+def test_a_dedup_pictures_note_says_its_rank_is_a_full_list_rank(
+        tmp_path, monkeypatch, cmc_mode, where):
+    """Under cmc_mode='dedup' (SYSU-MM01's) the reported CMC counts each
+    gallery identity once, while the note's rank is the position in the
+    full list the picture shows: it says so, as the HTML report's lists
+    do; a standard CMC's rank is that position, with no label. Both the
+    hook's own ranking and the metric's analysis."""
+    calls = spy_drawings(monkeypatch)
+    hook = RankedListHook(num_queries=1, topk=2, tile_size=(32, 16))
+    hook._collect([s.to_dict() for s in _samples(tmp_path)])
+    hook.draw_group(hook._records, 'euclidean', False,
+                    dict(junk_rule='market', cmc_mode=cmc_mode))
+    # q1 (pid 1, x=21) ranks g2, g3, then its positive g1.
+    assert calls[0]['note'] == f'first correct match at rank 3{where}'
+    calls.clear()
+    query = [r for r in hook._records if r['is_query']]
+    gallery = [r for r in hook._records if not r['is_query']]
+    analysis = SimpleNamespace(
+        ap=np.array([1.0, 1 / 3, 1 / 2]),
+        first_rank=np.array([1, 3, 2]),
+        topk_index=np.array([[0, 1], [2, 3], [3, 2]]),
+        topk_distance=np.array([[0.5, 9.5], [1.0, 9.0], [1.0, 9.0]]),
+        cmc_mode=cmc_mode)
+    hook.draw_analysis(analysis, query, gallery)
+    assert calls[0]['note'] == f'first correct match at rank 3{where}'
+
+
 def test_without_a_metric_the_pictures_use_the_market_rule(tmp_path):
     """An evaluator without a metric that states its rules: the pictures
     rank as the default protocol does, the Market rule (same pid and same

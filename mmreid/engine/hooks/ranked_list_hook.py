@@ -21,6 +21,7 @@ from mmreid.models.reiders.reid_model import get_model_scorers
 from mmreid.registry import HOOKS
 from mmreid.utils.atomic import write_image
 from mmreid.visualization import draw_ranked_list
+from mmreid.visualization.ranked_list import first_match_note
 
 PHASES = ('val', 'test')
 
@@ -380,8 +381,10 @@ class RankedListHook(Hook):
                 (G, D)) -> (Qc, G)``. A gallery-dependent one's values
                 (positions in the ranking) are not printed as distances.
             normalize (bool): L2-normalise the features first.
-            rank_options (dict, optional): ``junk_rule``, ``tie_policy``
-                and ``ap_mode`` of :func:`evaluate_features`.
+            rank_options (dict, optional): ``junk_rule``, ``tie_policy``,
+                ``ap_mode`` and ``cmc_mode`` of :func:`evaluate_features`
+                (``cmc_mode`` also labels the note's rank, see
+                :func:`~mmreid.visualization.ranked_list.first_match_note`).
 
         Returns:
             list[tuple[str, np.ndarray]]: ``(title, RGB canvas)`` pairs,
@@ -433,8 +436,8 @@ class RankedListHook(Hook):
                 canvas = self._draw_one(
                     query[q], [gallery[g] for g in kept],
                     dist[i, kept].tolist() if values else None,
-                    None if first <= len(kept) else
-                    f'first correct match at rank {first}')
+                    None if first <= len(kept) else first_match_note(
+                        first, rank_options.get('cmc_mode', 'standard')))
                 if canvas is None:
                     continue
                 title = (f'{tag}_{i:02d}_ap{ap[q]:.3f}_pid{query[q]["pid"]}')
@@ -476,8 +479,9 @@ class RankedListHook(Hook):
                 canvas = self._draw_one(
                     query[q], [gallery[g] for g in kept],
                     analysis.topk_distance[q][:self.topk][shown].tolist()
-                    if values else None, None if first <= len(kept) else
-                    f'first correct match at rank {first}')
+                    if values else None,
+                    None if first <= len(kept) else first_match_note(
+                        first, analysis.cmc_mode))
                 if canvas is None:
                     continue
                 title = (f'{tag}_{i:02d}_ap{analysis.ap[q]:.3f}'
