@@ -555,38 +555,22 @@ def _check_modalities(model: nn.Module, query_modality: Optional[int],
                       gallery_modality: Optional[int]) -> None:
     """Ask a modality-aware model's query/gallery modalities, and refuse
     them for a model that would ignore them, by the names of
-    :func:`rank_gallery`'s arguments.
+    :func:`rank_gallery`'s arguments (see
+    :func:`~mmreid.models.modality_routing.check_modality_options`).
 
     Raises:
         ArgumentError: A modality missing for a model with modality-aware
             modules, or given for a model without them.
     """
-    from mmreid.models.modality_routing import modality_aware_modules
-    aware = sorted({type(m).__name__ for m in modality_aware_modules(model)})
-    given = {
-        name: value
-        for name, value in (('query_modality', query_modality),
-                            ('gallery_modality', gallery_modality))
-        if value is not None
-    }
-    if not aware and given:
-        shown = ', '.join(f'{name}={value}' for name, value in given.items())
-        raise ArgumentError(
-            f'{shown} given, but the model has no modality-aware modules '
-            '(MBN norm layers, a two-stream backbone): its features do not '
-            'depend on the modality, so the value would be ignored. Leave '
-            f'{" and ".join(given)} out', list(given))
-    missing = [
-        name for name in ('query_modality', 'gallery_modality')
-        if name not in given
-    ]
-    if aware and missing:
-        raise ArgumentError(
-            f'the model has modality-aware modules ({", ".join(aware)}): '
-            f'rank_gallery needs {" and ".join(missing)}, each 0 (visible) '
-            'or 1 (infrared), the modality of those images (e.g. '
-            'query_modality=1, gallery_modality=0: infrared queries, a '
-            'visible gallery)', ['query_modality', 'gallery_modality'])
+    from mmreid.models.modality_routing import check_modality_options
+    options = dict(
+        query_modality=query_modality, gallery_modality=gallery_modality)
+    try:
+        check_modality_options(
+            model, options, 'query_modality=1, gallery_modality=0: '
+            'infrared queries, a visible gallery')
+    except ValueError as error:
+        raise ArgumentError(str(error), list(options)) from None
 
 
 @torch.no_grad()

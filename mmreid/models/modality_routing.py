@@ -9,7 +9,7 @@ the forward pass; the modules check them with
 :func:`modality_groups`. Nothing here depends on a particular method.
 """
 import contextlib
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -89,35 +89,57 @@ def modality_aware_modules(model: nn.Module) -> List[nn.Module]:
     ]
 
 
-def check_modality_option(model: nn.Module,
-                          modality: Optional[int],
-                          option: str = '--modality') -> None:
-    """Refuse a modality for a model that would ignore it, and none for a
-    model that needs it: the rule of the tools that take one modality for
-    all images (``pytorch2onnx.py``, ``extract_features.py --images``).
+def check_modality_options(model: nn.Module,
+                           options: Dict[str, Optional[int]],
+                           example: str = '') -> None:
+    """Refuse modalities for a model that would ignore them, and ask for
+    those a model needs, naming each as the caller names it.
 
     Args:
         model (nn.Module): The built model.
-        modality (int, optional): The modality given (0 visible, 1
-            infrared), or None.
-        option (str): How the caller names it, for the messages.
+        options (dict[str, int | None]): The caller's name of each
+            modality option (``'--modality'``, ``'query_modality'``) and
+            the value given (0 visible, 1 infrared) or None.
+        example (str): An example of the options, for the message asking
+            for them (e.g. ``'query_modality=1, gallery_modality=0:
+            infrared queries, a visible gallery'``).
 
     Raises:
-        ValueError: ``modality`` for a model without modality-aware
-            modules (its features do not depend on it), or None for a
-            model with them.
+        ValueError: A modality for a model without modality-aware modules
+            (its features do not depend on it), or None for a model with
+            them.
     """
     aware = sorted({type(m).__name__ for m in modality_aware_modules(model)})
-    if modality is not None and not aware:
-        raise ValueError(f'{option} {modality} given, but the model of the '
-                         'config has no modality-aware modules (MBN norm '
-                         'layers, a two-stream backbone): its features do '
-                         f'not depend on the modality; leave {option} out')
-    if modality is None and aware:
-        raise ValueError(f'the model has modality-aware modules '
-                         f'({", ".join(aware)}): it needs {option} 0 '
-                         '(visible) or 1 (infrared), the modality of the '
-                         'images')
+    given = {name: v for name, v in options.items() if v is not None}
+    if given and not aware:
+        shown = ', '.join(f'{name}={value}' for name, value in given.items())
+        raise ValueError(
+            f'{shown} given, but the model has no modality-aware modules '
+            '(MBN norm layers, a two-stream backbone): its features do not '
+            'depend on the modality, so the value would be ignored. Leave '
+            f'{" and ".join(given)} out')
+    missing = [name for name in options if name not in given]
+    if aware and missing:
+        raise ValueError(
+            f'the model has modality-aware modules ({", ".join(aware)}): it '
+            f'needs {" and ".join(missing)}, each 0 (visible) or 1 '
+            '(infrared), the modality of those images' +
+            (f' (e.g. {example})' if example else ''))
+
+
+def check_modality_option(model: nn.Module,
+                          modality: Optional[int],
+                          option: str = '--modality') -> None:
+    """:func:`check_modality_options` for one option: the rule of the
+    tools that take one modality for all images (``pytorch2onnx.py``,
+    ``extract_features.py --images``).
+
+    Args:
+        model (nn.Module): The built model.
+        modality (int, optional): The modality given, or None.
+        option (str): How the caller names it, for the messages.
+    """
+    check_modality_options(model, {option: modality})
 
 
 def set_modality(model: nn.Module, labels: Optional[ModalityLabels]) -> int:
@@ -158,5 +180,5 @@ def modality_context(model: nn.Module,
 __all__ = [
     'ModalityLabels', 'as_modality_labels', 'check_modality_labels',
     'modality_groups', 'modality_aware_modules', 'check_modality_option',
-    'set_modality', 'modality_context'
+    'check_modality_options', 'set_modality', 'modality_context'
 ]

@@ -909,11 +909,11 @@ def test_rank_gallery_asks_for_its_modality_arguments(tmp_path):
         cv2.imwrite(paths[-1], image[..., ::-1])
     with pytest.raises(
             ValueError,
-            match=r'\(MBN\): rank_gallery needs query_modality and '
+            match=r'\(MBN\): it needs query_modality and '
             r'gallery_modality, each 0 \(visible\) or 1 \(infrared\)'):
         rank_gallery(model, paths[0], paths[1:])
     with pytest.raises(
-            ValueError, match=r'rank_gallery needs gallery_modality, each'):
+            ValueError, match=r'it needs gallery_modality, each'):
         rank_gallery(model, paths[0], paths[1:], query_modality=1)
     [ranked] = rank_gallery(
         model, paths[0], paths[1:], query_modality=1, gallery_modality=0)

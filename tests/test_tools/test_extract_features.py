@@ -246,7 +246,7 @@ def test_modality_must_match_the_model(tool, setup):
     root, config, checkpoint, _ = setup
     out = root / 'modality'
     folder = str(root / 'synthreid' / 'd1' / 'query')
-    refusal = r'--modality 1 given.*no modality-aware modules'
+    refusal = r'--modality=1 given.*no modality-aware modules'
     with pytest.raises(ValueError, match=refusal):
         tool.main([
             config, checkpoint, '--images', folder, '--modality', '1',

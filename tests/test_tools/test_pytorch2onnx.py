@@ -279,7 +279,7 @@ def test_modality_must_match_the_model(make_config, tiny, tmp_path):
         '--output-file',
         str(out_dir / 'model.onnx'), '--exporter', 'legacy', '--opset', '17'
     ]
-    with pytest.raises(ValueError, match=r'--modality 1.*no modality-aware'):
+    with pytest.raises(ValueError, match=r'--modality=1.*no modality-aware'):
         tool.main([config, checkpoint, '--modality', '1'] + args)
     assert list(out_dir.iterdir()) == []
 
