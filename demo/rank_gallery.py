@@ -38,6 +38,7 @@ from mmreid.apis import init_model, list_images, rank_gallery
 from mmreid.apis.inference import (ArgumentError, market_camid,
                                    parse_market_name)
 from mmreid.utils.atomic import write_image
+from mmreid.utils.config import ReIDDictAction
 
 #: The option of this demo that sets each argument of ``rank_gallery``, to
 #: name it in the API's refusals (:meth:`ArgumentError.spelled`).
@@ -76,6 +77,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=(0, 1),
         help='cross-modality models: 0 visible, 1 infrared')
     parser.add_argument('--gallery-modality', type=int, choices=(0, 1))
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=ReIDDictAction,
+        help='override config settings, as tools/test.py does, e.g. '
+        'model.distance=cosine')
     parser.add_argument(
         '--tile-size',
         type=int,
@@ -173,7 +180,11 @@ def rank_and_draw(args: argparse.Namespace) -> List[str]:
     from mmreid.visualization import draw_ranked_list
     queries = list_queries(args.query)
     outs = dict(zip(queries, output_paths(queries, args.out_dir)))
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    model = init_model(
+        args.config,
+        args.checkpoint,
+        device=args.device,
+        cfg_options=args.cfg_options)
     results = rank_gallery(
         model,
         queries,

@@ -482,8 +482,10 @@ def check_config_ranking(model: nn.Module) -> None:
                 f'tools/test.py {effect}, which rank_gallery does not do, '
                 f'so its lists would not be those tools/test.py '
                 f'evaluates. Rank without it (init_model(..., cfg_options='
-                f"{{'{ranking.key}.{option}': None}})), or draw the lists "
-                f'that tools/test.py ranks with its --show-ranked-lists')
+                f"{{'{ranking.key}.{option}': None}}); on the command line "
+                f'--cfg-options {ranking.key}.{option}=None), or draw the '
+                'lists that tools/test.py ranks with its '
+                '--show-ranked-lists')
     own = getattr(model, 'distance_type', None)
     if get_model_scorers(model) or not isinstance(own, str) \
             or _ranks_as(own, False) is None:
@@ -497,8 +499,10 @@ def check_config_ranking(model: nn.Module) -> None:
                 f'config\'s {key} (distance={distance!r}, normalize='
                 f'{normalize}) ranks by {theirs} distance, so its lists '
                 f'would not be those tools/test.py evaluates: set '
-                f'model.distance={want!r} (init_model(..., cfg_options=...)'
-                f'), or make the metric rank as the model does')
+                f'model.distance={want!r} (init_model(..., cfg_options='
+                f"{{'model.distance': {want!r}}}); on the command line "
+                f'--cfg-options model.distance={want}), or make the metric '
+                'rank as the model does')
 
 
 def _model_distances(model: nn.Module, query: torch.Tensor,

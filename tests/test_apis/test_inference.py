@@ -912,8 +912,7 @@ def test_rank_gallery_asks_for_its_modality_arguments(tmp_path):
             match=r'\(MBN\): it needs query_modality and '
             r'gallery_modality, each 0 \(visible\) or 1 \(infrared\)'):
         rank_gallery(model, paths[0], paths[1:])
-    with pytest.raises(
-            ValueError, match=r'it needs gallery_modality, each'):
+    with pytest.raises(ValueError, match=r'it needs gallery_modality, each'):
         rank_gallery(model, paths[0], paths[1:], query_modality=1)
     [ranked] = rank_gallery(
         model, paths[0], paths[1:], query_modality=1, gallery_modality=0)
@@ -965,6 +964,32 @@ def test_demo_errors_name_its_options(tmp_path):
         'error: --batch-size must be >= 1, got 0'
     assert refusal(*modalities, '--topk', '0') == \
         'error: --topk must be >= 1, got 0'
+
+
+def test_demo_takes_the_cfg_options_its_refusals_name(config, tmp_path):
+    """A config whose metric re-ranks is refused with the option that
+    ranks as tools/test.py does; the demo had no --cfg-options, so its
+    user could not give it."""
+    path = tmp_path / 'rerank.py'
+    path.write_text(f"_base_ = ['{config()}']\n"
+                    "test_evaluator = dict(type='ReIDMetric', "
+                    'rerank=dict(k1=6, k2=3, '
+                    'lambda_value=0.3))\n')
+    ckpt = tmp_path / 'bot.pth'
+    torch.save(dict(state_dict=init_model(config()).state_dict()), ckpt)
+    query, gallery = make_gallery(tmp_path)
+    demo = load_tool('demo/rank_gallery.py')
+    argv = [
+        str(path),
+        str(ckpt), query, gallery, '--out-dir',
+        str(tmp_path / 'vis'), '--topk', '3'
+    ]
+    with pytest.raises(SystemExit) as error:
+        demo.main(argv)
+    fix = '--cfg-options test_evaluator.rerank=None'
+    assert fix in error.value.code
+    [picture] = demo.main(argv + fix.split())
+    assert osp.isfile(picture)
 
 
 def recorded_forwards(model, monkeypatch):
