@@ -128,30 +128,38 @@ class DistinctSeeds(argparse.Action):
     A seed given twice would be counted as two independent runs (its
     values twice in every mean, std and interval, the interval narrowed by
     a degree of freedom that is not there), so a repeat is an error naming
-    it.
+    it. A subclass with another :attr:`noun` does the same for other runs
+    (``--trials``).
     """
+    #: What one value is, in the message.
+    noun = 'seed'
 
     def __call__(self, parser, namespace, values, option_string=None):
         repeated = sorted(s for s in set(values) if values.count(s) > 1)
         if repeated:
             parser.error(
-                f'{option_string} {" ".join(map(str, values))}: seed(s) '
-                f'{", ".join(map(str, repeated))} given more than once; each '
-                'seed is one run, so give every seed once')
+                f'{option_string} {" ".join(map(str, values))}: '
+                f'{self.noun}(s) {", ".join(map(str, repeated))} given more '
+                f'than once; each {self.noun} is one run, so give every '
+                f'{self.noun} once')
         setattr(namespace, self.dest, list(values))
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, work_dir: str) -> None:
+def add_run_arguments(parser: argparse.ArgumentParser,
+                      work_dir: str,
+                      seeds: bool = True) -> None:
     """The options of :func:`run`, shared by the tools that compare runs:
-    ``--seeds`` (distinct), ``--work-dir`` (default ``work_dir``),
-    ``--cfg-options``, ``--no-train`` and ``--trust-retested``."""
-    parser.add_argument(
-        '--seeds',
-        nargs='+',
-        type=int,
-        default=[0, 1, 2],
-        action=DistinctSeeds,
-        help='the runs\' randomness.seed, each once (default: 0 1 2)')
+    ``--seeds`` (distinct; left out with ``seeds=False``, for a tool of
+    one seed), ``--work-dir`` (default ``work_dir``), ``--cfg-options``,
+    ``--no-train`` and ``--trust-retested``."""
+    if seeds:
+        parser.add_argument(
+            '--seeds',
+            nargs='+',
+            type=int,
+            default=[0, 1, 2],
+            action=DistinctSeeds,
+            help='the runs\' randomness.seed, each once (default: 0 1 2)')
     parser.add_argument('--work-dir', default=work_dir)
     parser.add_argument(
         '--cfg-options',
@@ -474,7 +482,8 @@ def finished_result(
         work_dir: str,
         expected,
         label: Optional[str] = None,
-        trust_retested: bool = False) -> Tuple[Optional[dict], str]:
+        trust_retested: bool = False,
+        tests_of: Optional[str] = None) -> Tuple[Optional[dict], str]:
     """The metrics of the finished run of ``expected`` in ``work_dir``.
 
     The latest evaluation decides: a training's last validation counts
@@ -490,6 +499,13 @@ def finished_result(
     ``trust_retested`` (``--trust-retested``: the user vouches for it), and
     then still only from a folder named as ``work_dir``.
 
+    With ``tests_of``, ``work_dir`` holds the ``tools/test.py`` results of
+    the final checkpoint of the run in ``tests_of`` (e.g. with the test
+    set changed by ``--cfg-options``): its latest evaluation must be a
+    test of that checkpoint (real paths), and one started before the
+    latest run in ``tests_of`` is stale (that run may have written the
+    checkpoint again): testing again gives the result.
+
     Args:
         config (str): The config file (for messages).
         work_dir (str): The run's work dir.
@@ -499,6 +515,9 @@ def finished_result(
         trust_retested (bool): Also read a test of a final checkpoint
             outside ``work_dir``, in a folder of the same name. Defaults
             to False.
+        tests_of (str, optional): The work dir of the run whose final
+            checkpoint ``work_dir``'s tests test; None (the default) for
+            a run of its own.
 
     Returns:
         tuple[dict | None, str]: The metrics, or None and why there are
@@ -507,7 +526,8 @@ def finished_result(
     Raises:
         ValueError: The run is of another config, lacks a record of its
             config, or was re-tested on another checkpoint than the final
-            one in its work dir: training would not make it a result.
+            one in its work dir (in ``tests_of``; or is a training there):
+            training would not make it a result.
     """
     label = label or config
     unit, final = final_step(expected, config)
@@ -517,9 +537,20 @@ def finished_result(
                       'not validated yet)')
     stamp, kind, metrics = found[-1]
     record = config_record(work_dir, stamp, config)
-    if kind == 'test':
+    name = final_checkpoint(unit, final)
+    if tests_of is not None:
+        if kind != 'test':
+            raise ValueError(
+                f'{work_dir}: its latest evaluation ({stamp}) is a training, '
+                f'not a tools/test.py result: it holds the tests of '
+                f'{osp.join(tests_of, name)} only. Give another --work-dir, '
+                f'or remove {stamp}')
+        why = _test_of(work_dir, stamp, record.get('load_from'), tests_of,
+                       name, label)
+        if why:
+            return None, why
+    elif kind == 'test':
         checkpoint = record.get('load_from')
-        name = f'{"epoch" if unit == "epoch" else "iter"}_{final}.pth'
         if not isinstance(checkpoint, str) or \
                 osp.basename(checkpoint) != name:
             raise ValueError(
@@ -569,6 +600,47 @@ def finished_result(
     return metrics, ''
 
 
+def final_checkpoint(unit: str, final: int) -> str:
+    """The file name of a run's final checkpoint (``epoch_81.pth``), from
+    :func:`final_step`."""
+    return f'{"epoch" if unit == "epoch" else "iter"}_{final}.pth'
+
+
+def _test_of(work_dir: str, stamp: str, checkpoint, tests_of: str, name: str,
+             label: str) -> str:
+    """Check that the test ``stamp`` in ``work_dir`` is of the final
+    checkpoint ``name`` of the run in ``tests_of`` (see
+    :func:`finished_result`).
+
+    Returns:
+        str: Why it is stale ('' when it is not): a later run in
+        ``tests_of`` may have written the checkpoint again.
+
+    Raises:
+        ValueError: It tested another checkpoint.
+    """
+    wanted = osp.join(tests_of, name)
+    if not isinstance(checkpoint, str) or \
+            osp.basename(checkpoint) != name or \
+            osp.realpath(osp.dirname(checkpoint)) != osp.realpath(tests_of):
+        raise ValueError(
+            f'{work_dir}: its latest evaluation ({stamp}, tools/test.py) '
+            f'tested {checkpoint!r}, not {wanted}, the final checkpoint of '
+            f'{label}; give another --work-dir, or remove {stamp}')
+    runs = sorted(d for d in os.listdir(tests_of) if STAMP.match(d)) \
+        if osp.isdir(tests_of) else []
+    if runs and stamp <= runs[-1]:
+        return (f'stale: its test ({stamp}) is not later than the run '
+                f'({runs[-1]}) in {tests_of}, which may have written '
+                f'{name} again')
+    return ''
+
+
+def run_dir(work_dir: str, name: str, seed: int) -> str:
+    """The work dir of the run ``name`` with ``seed`` (:func:`run`)."""
+    return osp.join(work_dir, f'{name}_seed{seed}')
+
+
 def needs_training(config: str, seed: int, args) -> bool:
     """Whether :func:`run` would train the run of ``config`` and ``seed``:
     it is missing or unfinished and ``--no-train`` is not given (a work
@@ -576,7 +648,7 @@ def needs_training(config: str, seed: int, args) -> bool:
     if args.no_train:
         return False
     name = osp.splitext(osp.basename(config))[0]
-    work_dir = osp.join(args.work_dir, f'{name}_seed{seed}')
+    work_dir = run_dir(args.work_dir, name, seed)
     expected = expected_config(config, seed, args.cfg_options)
     try:
         metrics, _ = finished_result(config, work_dir, expected, config,
@@ -586,10 +658,14 @@ def needs_training(config: str, seed: int, args) -> bool:
     return metrics is None
 
 
-def run(config: str, seed: int, args) -> dict:
+def run(config: str,
+        seed: int,
+        args,
+        name: Optional[str] = None,
+        tests_of: Optional[str] = None) -> dict:
     """The metrics of one finished run, trained first when it is not.
 
-    The run is ``<args.work_dir>/<config name>_seed<seed>``; see
+    The run is ``<args.work_dir>/<name>_seed<seed>``; see
     :func:`finished_result` for what counts as finished.
 
     Args:
@@ -597,6 +673,12 @@ def run(config: str, seed: int, args) -> dict:
         seed (int): The seed.
         args: ``work_dir``, ``cfg_options`` (``key=value`` strings) and
             ``no_train`` (a run that is not finished is an error).
+        name (str, optional): The run's name; defaults to the config's
+            file name without ``.py``.
+        tests_of (str, optional): The work dir of a finished run: this
+            run is then ``tools/test.py`` of its final checkpoint (with
+            ``args.cfg_options``, e.g. another test set), tested when it
+            is not (see :func:`finished_result`).
 
     Returns:
         dict: The metrics of its final evaluation.
@@ -606,26 +688,39 @@ def run(config: str, seed: int, args) -> dict:
             (:func:`finished_result`).
         FileNotFoundError: With ``no_train``, the run is missing or
             unfinished.
-        RuntimeError: The training failed or gave no final validation.
+        RuntimeError: The training (test) failed or gave no final
+            validation.
     """
-    name = osp.splitext(osp.basename(config))[0]
-    work_dir = osp.join(args.work_dir, f'{name}_seed{seed}')
+    name = name or osp.splitext(osp.basename(config))[0]
+    work_dir = run_dir(args.work_dir, name, seed)
     expected = expected_config(config, seed, args.cfg_options)
     label = f'{config} (seed {seed}' + (
         f', --cfg-options {" ".join(args.cfg_options)})'
         if args.cfg_options else ')')
     trust = getattr(args, 'trust_retested', False)
-    metrics, why = finished_result(config, work_dir, expected, label, trust)
+    metrics, why = finished_result(config, work_dir, expected, label, trust,
+                                   tests_of)
     if metrics is not None:
         return metrics
-    cmd = [
-        sys.executable,
-        osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir,
-        '--cfg-options', f'randomness.seed={seed}'
+    if tests_of is None:
+        what, cmd = 'training', [
+            sys.executable,
+            osp.join(REPO, 'tools', 'train.py'), config
+        ]
+    else:
+        checkpoint = osp.join(tests_of,
+                              final_checkpoint(*final_step(expected, config)))
+        what, cmd = 'test', [
+            sys.executable,
+            osp.join(REPO, 'tools', 'test.py'), config, checkpoint
+        ]
+    cmd += [
+        '--work-dir', work_dir, '--cfg-options', f'randomness.seed={seed}'
     ] + args.cfg_options
     if args.no_train:
         raise FileNotFoundError(
-            f'{work_dir}: {why}, and --no-train is set; train it with: '
+            f'{work_dir}: {why}, and --no-train is set; '
+            f'{"train" if tests_of is None else "test"} it with: '
             f'{" ".join(cmd)}')
     print(' '.join(cmd), flush=True)
     env = dict(os.environ)
@@ -635,12 +730,13 @@ def run(config: str, seed: int, args) -> dict:
         subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     except subprocess.CalledProcessError as error:
         raise RuntimeError(
-            f'{work_dir}: the training of {label} failed (exit status '
+            f'{work_dir}: the {what} of {label} failed (exit status '
             f'{error.returncode}; its error is above, its log in '
             f'{work_dir}): {" ".join(cmd)}') from error
-    metrics, why = finished_result(config, work_dir, expected, label, trust)
+    metrics, why = finished_result(config, work_dir, expected, label, trust,
+                                   tests_of)
     if metrics is None:
-        raise RuntimeError(f'{work_dir}: {why} after training; does its '
+        raise RuntimeError(f'{work_dir}: {why} after {what}; does its '
                            'config validate at the end?')
     return metrics
 
