@@ -3,6 +3,8 @@
 # test direction changes. Change `trial` here, or pass
 #   --cfg-options train_dataloader.dataset.trial=T \
 #       val_dataloader.dataset.trial=T test_dataloader.dataset.trial=T
+# The 10-trial mean, both directions: tools/analysis_tools/regdb_trials.py
+# (on the -v2t config: one training per trial gives both directions).
 _base_ = [
     '../_base_/models/agw_r50.py',
     '../_base_/datasets/regdb.py',

@@ -3,7 +3,11 @@
 # filtering, standard CMC). Change `trial` here, or pass
 #   --cfg-options train_dataloader.dataset.trial=T \
 #       val_dataloader.dataset.trial=T test_dataloader.dataset.trial=T
-# and average the 10 trials.
+# The protocol's number is the mean over the 10 trials' models, both
+# directions; this trains (or reads) them and averages:
+#   python tools/analysis_tools/regdb_trials.py \
+#       configs/mbn/agw_r50_1xb64-81e_regdb-v2t.py \
+#       --work-dir work_dirs/agw_regdb
 _base_ = [
     '../_base_/models/agw_r50.py',
     '../_base_/datasets/regdb.py',

@@ -1,7 +1,8 @@
 # MBN-AGW on RegDB, thermal -> visible (one model per trial): the AGW
 # config agw_r50_1xb64-81e_regdb-t2v.py with Modality Batch Normalization
 # in the shared stages and the non-local W norms (see
-# mbn-agw_r50_1xb64-81e_sysu-mm01-all.py); the trial option as there.
+# mbn-agw_r50_1xb64-81e_sysu-mm01-all.py); the trial option and the
+# 10-trial mean (tools/analysis_tools/regdb_trials.py) as there.
 _base_ = [
     '../_base_/models/agw_r50.py',
     '../_base_/datasets/regdb.py',

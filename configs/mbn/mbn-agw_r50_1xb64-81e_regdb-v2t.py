@@ -1,5 +1,6 @@
 # MBN-AGW on RegDB, visible -> thermal (one model per trial; see
-# agw_r50_1xb64-81e_regdb-v2t.py for the trial option): that AGW config with
+# agw_r50_1xb64-81e_regdb-v2t.py for the trial option and the 10-trial mean,
+# tools/analysis_tools/regdb_trials.py): that AGW config with
 # Modality Batch Normalization in the shared stages and the non-local W
 # norms (see mbn-agw_r50_1xb64-81e_sysu-mm01-all.py).
 _base_ = [
