@@ -1351,11 +1351,17 @@ def main(argv=None):
                                            means)
         except ValueError as error:
             raise SystemExit(f'error: {error}')
-    print(table)
-    if args.out:
+    show_table(table, args.out)
+
+
+def show_table(text: str, out: Optional[str]) -> None:
+    """Print a tool's table and, with ``out`` (``--out``), write it
+    there too, atomically (no half-written file is left)."""
+    print(text)
+    if out:
         from mmreid.utils.atomic import open_atomic  # torch: only here
-        with open_atomic(args.out, 'w') as f:
-            f.write(table + '\n')
+        with open_atomic(out, 'w') as f:
+            f.write(text + '\n')
 
 
 if __name__ == '__main__':

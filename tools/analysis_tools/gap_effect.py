@@ -51,6 +51,7 @@ from typing import Dict, List, Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import add_run_arguments  # noqa
 from compare_configs import add_target_argument  # noqa
+from compare_configs import show_table  # noqa
 from compare_configs import (check_paired_test_sets, one_test_set,  # noqa
                              paired_interval, pick, plan_runs, run_target,
                              runs_of)
@@ -427,11 +428,7 @@ def main(argv=None):
             f'inputs starting with {args.layers!r}, '
             f'{args.num_per_modality} + {args.num_per_modality} training '
             f'images.\n\n' + tables(settings, args.metrics, args.seeds))
-    print(text)
-    if args.out:
-        from mmreid.utils.atomic import open_atomic  # torch: only here
-        with open_atomic(args.out, 'w') as f:
-            f.write(text + '\n')
+    show_table(text, args.out)
     if args.plot:
         plot(settings, args.metrics[0], args.plot)
 

@@ -44,6 +44,7 @@ from compare_configs import expected_config  # noqa
 from compare_configs import mean_cell  # noqa
 from compare_configs import run  # noqa
 from compare_configs import run_dir  # noqa
+from compare_configs import show_table  # noqa
 
 #: RegDB's trials (``RegDB.NUM_TRIALS``).
 TRIALS = tuple(range(1, 11))
@@ -296,11 +297,7 @@ def main(argv=None):
     except RUN_ERRORS as error:
         raise SystemExit(f'error: {error}')
     text = table(results, args.directions, args.metrics, args.seed)
-    print(text)
-    if args.out:
-        from mmreid.utils.atomic import open_atomic  # torch: only here
-        with open_atomic(args.out, 'w') as f:
-            f.write(text + '\n')
+    show_table(text, args.out)
 
 
 if __name__ == '__main__':

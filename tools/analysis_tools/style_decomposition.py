@@ -38,6 +38,7 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import add_run_arguments  # noqa
+from compare_configs import show_table  # noqa
 from compare_configs import (check_paired_test_sets, one_test_set,  # noqa
                              paired_interval, runs_of)
 
@@ -208,11 +209,7 @@ def main(argv=None):
     except ValueError as error:
         raise SystemExit(f'error: {error}')
     text = '\n\n'.join(out)
-    print(text)
-    if args.out:
-        from mmreid.utils.atomic import open_atomic  # torch: only here
-        with open_atomic(args.out, 'w') as f:
-            f.write(text + '\n')
+    show_table(text, args.out)
 
 
 if __name__ == '__main__':
