@@ -973,7 +973,7 @@ def test_regdb_metric_refuses_another_direction_or_dataset(tmp_path):
             match=r"RegDBMetric cannot evaluate dataset 'market1501' "
             r'\(protocol_metric=None\)'):
         RegDBMetric().dataset_meta = dict(dataset_name='market1501')
-    with pytest.raises(ValueError, match='direction must be "v2t" or "t2v"'):
+    with pytest.raises(ValueError, match="direction must be 'v2t' or 't2v'"):
         RegDBMetric(direction='vis2ir')
 
 

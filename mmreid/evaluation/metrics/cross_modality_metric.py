@@ -6,7 +6,7 @@ re-drawn from the pool of the other modality in every trial
 against its full gallery (:class:`RegDBMetric`).
 """
 import warnings
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from mmreid.registry import METRICS
 from .reid_metric import FEATURE_OPTIONS, ReIDMetric
@@ -143,8 +143,69 @@ class SYSUMetric(TrialGalleryMetric):
                 "the dataset with mode='all'")
 
 
+class DirectionMixin:
+    """A protocol of two directions (which modality is queried): the
+    metric's keys name its direction (``<default_prefix>-<direction>``)
+    and a dataset of another direction is refused, whose probes are the
+    other modality.
+
+    The class sets :attr:`directions` (the default first) and
+    :attr:`direction_source` (the dataset that stores
+    ``dataset_meta['direction']``, for messages); ``__init__`` calls
+    :meth:`check_direction_arg` and ``check_dataset_meta``
+    :meth:`check_direction`.
+    """
+    #: The protocol's directions, the default first.
+    directions: Tuple[str, ...] = ()
+    #: What sets ``dataset_meta['direction']``, for messages.
+    direction_source: str = ''
+    default_prefix: Optional[str]
+    direction: str
+
+    @classmethod
+    def key_prefix(cls,
+                   prefix: Optional[str] = None,
+                   direction: Optional[str] = None,
+                   **options) -> str:
+        """See :meth:`ReIDMetric.key_prefix`: ``'<default_prefix>-
+        <direction>'`` (``llcm-vis2ir``, ``regdb-t2v``) unless ``prefix``
+        is given."""
+        return prefix or f'{cls.default_prefix}-' \
+            f'{direction or cls.directions[0]}'
+
+    def check_direction_arg(self, direction: str) -> None:
+        """Raise if ``direction`` is none of :attr:`directions`."""
+        if direction not in self.directions:
+            raise ValueError(f'{type(self).__name__} direction must be '
+                             f'{" or ".join(map(repr, self.directions))}, got '
+                             f'{direction!r}')
+
+    def check_direction(self, dataset_meta: dict) -> None:
+        """Refuse a dataset that does not say its direction or says
+        another than this metric's.
+
+        Args:
+            dataset_meta: The dataset's metainfo.
+        """
+        direction = dataset_meta.get('direction')
+        name = repr(dataset_meta.get('dataset_name', '<unnamed dataset>'))
+        metric = f'{type(self).__name__}(direction={self.direction!r})'
+        if direction is None:
+            raise ValueError(
+                f"{metric} needs dataset_meta['direction'] "
+                f'({" or ".join(map(repr, self.directions))}, set by '
+                f'{self.direction_source}); dataset {name} has none (keys '
+                f'{sorted(dataset_meta)})')
+        if direction != self.direction:
+            raise ValueError(
+                f'{metric} cannot evaluate dataset {name} (direction='
+                f'{direction!r}): the directions differ, so the probes would '
+                'be the other modality under this direction\'s keys. Give '
+                'the metric and the dataset the same direction')
+
+
 @METRICS.register_module()
-class LLCMMetric(TrialGalleryMetric):
+class LLCMMetric(DirectionMixin, TrialGalleryMetric):
     """LLCM evaluation, ten single-shot gallery trials.
 
     The gallery pool is every test image of the other modality
@@ -177,6 +238,8 @@ class LLCMMetric(TrialGalleryMetric):
         >>> test_evaluator = dict(type='LLCMMetric', direction='vis2ir')
     """
     default_prefix: Optional[str] = 'llcm'
+    directions = LLCM_DIRECTIONS
+    direction_source = "LLCM(split='test')"
     dataset_protocol = 'LLCMMetric'
     protocol_datasets = "LLCM with split='test'"
 
@@ -188,9 +251,7 @@ class LLCMMetric(TrialGalleryMetric):
                  junk_rule: str = 'market',
                  cmc_mode: str = 'dedup',
                  **kwargs) -> None:
-        if direction not in LLCM_DIRECTIONS:
-            raise ValueError(f'direction must be "ir2vis" or "vis2ir", got '
-                             f'{direction!r}')
+        self.check_direction_arg(direction)
         if vis2ir_mode not in LLCM_VIS2IR_MODES:
             raise ValueError(f'vis2ir_mode must be one of '
                              f'{LLCM_VIS2IR_MODES}, got {vis2ir_mode!r}')
@@ -208,15 +269,6 @@ class LLCMMetric(TrialGalleryMetric):
             junk_rule=junk_rule,
             cmc_mode=cmc_mode,
             **kwargs)
-
-    @classmethod
-    def key_prefix(cls,
-                   prefix: Optional[str] = None,
-                   direction: str = LLCM_DIRECTIONS[0],
-                   **options) -> str:
-        """See :meth:`ReIDMetric.key_prefix`: ``'llcm-<direction>'``
-        unless ``prefix`` is given."""
-        return prefix or f'{cls.default_prefix}-{direction}'
 
     def protocol_settings(self) -> Dict[str, str]:
         """See :meth:`TrialGalleryMetric.protocol_settings`, with the
@@ -240,24 +292,11 @@ class LLCMMetric(TrialGalleryMetric):
                 ``direction``.
         """
         super().check_dataset_meta(dataset_meta)
-        direction = dataset_meta.get('direction')
-        name = self.dataset_name(dataset_meta)
-        if direction is None:
-            raise ValueError(
-                f'LLCMMetric(direction={self.direction!r}) needs '
-                "dataset_meta['direction'] ('ir2vis' or 'vis2ir', set by "
-                f"LLCM(split='test')); dataset {name} has none (keys "
-                f'{sorted(dataset_meta)})')
-        if direction != self.direction:
-            raise ValueError(
-                f'LLCMMetric(direction={self.direction!r}) cannot evaluate '
-                f'dataset {name} (direction={direction!r}): the directions '
-                'differ, so the probes would be the other modality. Give '
-                'the metric and the dataset the same direction')
+        self.check_direction(dataset_meta)
 
 
 @METRICS.register_module()
-class RegDBMetric(ReIDMetric):
+class RegDBMetric(DirectionMixin, ReIDMetric):
     """RegDB visible-thermal evaluation of one trial (AGW's protocol).
 
     The query and gallery are the trial's full test sets of the two
@@ -287,6 +326,8 @@ class RegDBMetric(ReIDMetric):
         >>> test_evaluator = dict(type='RegDBMetric', direction='t2v')
     """
     default_prefix: Optional[str] = 'regdb'
+    directions = REGDB_DIRECTIONS
+    direction_source = "RegDB(split='test')"
     default_distance = 'cosine'
     unsupported_options = FEATURE_OPTIONS
 
@@ -295,23 +336,12 @@ class RegDBMetric(ReIDMetric):
                  junk_rule: str = 'none',
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
-        if direction not in REGDB_DIRECTIONS:
-            raise ValueError(f'RegDBMetric direction must be "v2t" or "t2v", '
-                             f'got {direction!r}')
+        self.check_direction_arg(direction)
         self.direction = direction
         super().__init__(
             junk_rule=junk_rule,
             prefix=self.key_prefix(prefix, direction=direction),
             **kwargs)
-
-    @classmethod
-    def key_prefix(cls,
-                   prefix: Optional[str] = None,
-                   direction: str = REGDB_DIRECTIONS[0],
-                   **options) -> str:
-        """See :meth:`ReIDMetric.key_prefix`: ``'regdb-<direction>'``
-        unless ``prefix`` is given."""
-        return prefix or f'{cls.default_prefix}-{direction}'
 
     def protocol_settings(self) -> Dict[str, str]:
         """See :meth:`ReIDMetric.protocol_settings`: the ``direction``."""
@@ -336,11 +366,4 @@ class RegDBMetric(ReIDMetric):
                 "of RegDB(split='test'), which declares protocol_metric="
                 "'RegDBMetric'. Evaluate this dataset with its own metric "
                 "(dict(type='ReIDMetric') for one query/gallery set)")
-        direction = dataset_meta.get('direction')
-        if direction != self.direction:
-            raise ValueError(
-                f'RegDBMetric(direction={self.direction!r}) cannot evaluate '
-                f'dataset {name} (direction={direction!r}): its queries are '
-                'the other modality, and the keys would name the other '
-                'direction. Give the metric and the dataset the same '
-                'direction')
+        self.check_direction(dataset_meta)
