@@ -4,7 +4,7 @@ Two pure parts, no mmengine:
 
 * :func:`results_rows` / :func:`format_results_table` turn the flat metric
   dict of a test or validation run (``reid/R1``, ``d3/mnet/mAP``,
-  ``sysu/R1_std`` ...) into one table, a row per target, distance mode or
+  ``sysu-all/R1_std`` ...) into one table, a row per target, distance mode or
   metric, columns R1 R5 R10 R20 mAP mINP;
 * :func:`analyse_queries` ranks every query's gallery once and keeps, per
   query, its AP, INP, the rank of its first correct match, its top-k list
@@ -77,7 +77,7 @@ def results_rows(metrics: Dict[str, Any],
     ``trial<t>`` part (single partitions) and keys of other names (counts,
     TPR@FPR) are left out. A prefix whose values and spreads all repeat
     those of one of its distance-mode rows (``reid`` and ``reid/mnet``,
-    ``sysu`` and ``sysu/mnet``: the metric reports its primary mode
+    ``sysu-all`` and ``sysu-all/mnet``: the metric reports its primary mode
     unprefixed as well) is not shown twice: the mode row is marked with
     ``primary_of`` instead.
 

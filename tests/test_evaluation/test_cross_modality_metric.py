@@ -98,15 +98,15 @@ def test_hand_built_sysu_case():
     expected = expected_hand_metrics()
     for trial in range(3):
         for key, value in expected.items():
-            assert results[f'sysu/trial{trial}/{key}'] == pytest.approx(
+            assert results[f'sysu-all/trial{trial}/{key}'] == pytest.approx(
                 value), (trial, key)
-        assert results[f'sysu/trial{trial}/num_gallery'] == len(POOL)
-        assert results[f'sysu/trial{trial}/num_valid_query'] == 2
+        assert results[f'sysu-all/trial{trial}/num_gallery'] == len(POOL)
+        assert results[f'sysu-all/trial{trial}/num_valid_query'] == 2
     for key, value in expected.items():
-        assert results[f'sysu/{key}'] == pytest.approx(value)
-        assert results[f'sysu/{key}_std'] == pytest.approx(0.0)
-    assert results['sysu/num_query'] == 3
-    assert results['sysu/num_valid_query'] == 2
+        assert results[f'sysu-all/{key}'] == pytest.approx(value)
+        assert results[f'sysu-all/{key}_std'] == pytest.approx(0.0)
+    assert results['sysu-all/num_query'] == 3
+    assert results['sysu-all/num_valid_query'] == 2
 
 
 def test_hand_built_standard_cmc_differs():
@@ -114,9 +114,10 @@ def test_hand_built_standard_cmc_differs():
     metric = SYSUMetric(
         num_trials=1, metric='euclidean', ranks=(1, 2, 5), cmc_mode='standard')
     results = run_metric(metric, hand_samples())
-    assert results['sysu/R2'] == pytest.approx(50.0)
-    assert results['sysu/R5'] == pytest.approx(100.0)
-    assert results['sysu/mAP'] == pytest.approx(expected_hand_metrics()['mAP'])
+    assert results['sysu-all/R2'] == pytest.approx(50.0)
+    assert results['sysu-all/R5'] == pytest.approx(100.0)
+    assert results['sysu-all/mAP'] == pytest.approx(
+        expected_hand_metrics()['mAP'])
 
 
 def test_cam6_query_keeps_cam2_and_cam3_query_drops_it():
@@ -131,8 +132,8 @@ def test_cam6_query_keeps_cam2_and_cam3_query_drops_it():
         metric = SYSUMetric(num_trials=1, metric='euclidean')
         results = run_metric(metric,
                              [make_sample([0.0], 1, cam, 'query', 0)] + pool)
-        assert results['sysu/R1'] == pytest.approx(r1)
-        assert results['sysu/mINP'] == pytest.approx(inp)
+        assert results['sysu-all/R1'] == pytest.approx(r1)
+        assert results['sysu-all/mINP'] == pytest.approx(inp)
 
 
 def random_pool(seed=0,
@@ -257,7 +258,7 @@ def test_seeded_draw_matches_agw_loop():
 
 
 @pytest.mark.parametrize('config,name', [
-    ('configs/_base_/datasets/sysu_mm01.py', 'sysu'),
+    ('configs/_base_/datasets/sysu_mm01.py', 'sysu-all'),
     ('configs/_base_/datasets/llcm.py', 'llcm-ir2vis'),
 ])
 def test_base_config_evaluators_run_the_protocols_ten_trials(config, name):
@@ -339,7 +340,7 @@ def test_indoor_uses_cams_1_and_2_only():
     for keys in pool_groups(metric, pool):
         assert {cam for _, cam in keys} == {1, 2}
     pids = {int(s['gt_label']) for s in pool}
-    assert results['sysu/trial0/num_gallery'] == 2 * len(pids)
+    assert results['sysu-indoor/trial0/num_gallery'] == 2 * len(pids)
 
 
 def naive_sysu(dist, q_pids, g_pids, q_cams, g_cams, ranks):
@@ -394,23 +395,23 @@ def test_end_to_end_matches_naive_reference_and_std():
         expected = naive_sysu(dist[:, idx], q_pids, g_pids[idx], q_cams,
                               g_cams[idx], ranks)
         for key, value in expected.items():
-            assert results[f'sysu/trial{trial}/{key}'] == pytest.approx(
+            assert results[f'sysu-all/trial{trial}/{key}'] == pytest.approx(
                 value, abs=1e-4), (trial, key)
             per_trial.setdefault(key, []).append(value)
     for key, values in per_trial.items():
-        assert results[f'sysu/{key}'] == pytest.approx(np.mean(values))
-        assert results[f'sysu/{key}_std'] == pytest.approx(
+        assert results[f'sysu-all/{key}'] == pytest.approx(np.mean(values))
+        assert results[f'sysu-all/{key}_std'] == pytest.approx(
             np.std(values, ddof=0), abs=1e-4)
     assert len(set(per_trial['mAP'])) > 1  # the std is not trivially 0
     metric_keys = ['R1', 'R2', 'R5', 'mAP', 'mINP']
-    expected_keys = {f'sysu/{k}' for k in metric_keys}
-    expected_keys |= {f'sysu/{k}_std' for k in metric_keys}
+    expected_keys = {f'sysu-all/{k}' for k in metric_keys}
+    expected_keys |= {f'sysu-all/{k}_std' for k in metric_keys}
     expected_keys |= {
-        f'sysu/trial{t}/{k}'
+        f'sysu-all/trial{t}/{k}'
         for t in range(4)
         for k in metric_keys + ['num_query', 'num_valid_query', 'num_gallery']
     }
-    expected_keys |= {'sysu/num_query', 'sysu/num_valid_query'}
+    expected_keys |= {'sysu-all/num_query', 'sysu-all/num_valid_query'}
     assert set(results) == expected_keys
 
 
@@ -438,8 +439,8 @@ def test_trial_sampling_errors_are_those_of_the_reported_averages():
     errors = trial_sampling_errors(metric.trial_results,
                                    metric.trial_query_pids)
     np.testing.assert_array_equal(metric.trial_query_pids, q_pids)
-    assert errors['R1'].value == pytest.approx(results['sysu/R1'])
-    assert errors['mAP'].value == pytest.approx(results['sysu/mAP'])
+    assert errors['R1'].value == pytest.approx(results['sysu-all/R1'])
+    assert errors['mAP'].value == pytest.approx(results['sysu-all/mAP'])
     for name, per_trial in (('R1', hits), ('mAP', aps)):
         expected = query_sampling_error(100 * per_trial.mean(0), q_pids)
         assert errors[name].se_clustered == pytest.approx(
@@ -634,13 +635,13 @@ def test_sysu_metric_with_the_real_rand_perm_cam_file():
     metric = SYSUMetric(mode='all', rand_perm_cam=path)
     assert metric.gallery_draw == 'official_rand_perm'
     results = run_metric(metric, samples)
-    assert results['sysu/num_query'] == len(test_id)
+    assert results['sysu-all/num_query'] == len(test_id)
     kept = [s for s in samples if s['role'] == 'gallery']
     for trial, gallery in enumerate(metric.trial_galleries):
         expected = reference_testing_gallery(raw, test_id, (1, 2, 4, 5), 1,
                                              trial + 1)
         assert [kept[i]['img_path'] for i in gallery] == expected
-        assert results[f'sysu/trial{trial}/num_gallery'] == len(expected)
+        assert results[f'sysu-all/trial{trial}/num_gallery'] == len(expected)
 
 
 def test_malformed_rand_perm_cam_names_file_and_layout(tmp_path):
@@ -975,6 +976,26 @@ def test_regdb_metric_refuses_another_direction_or_dataset(tmp_path):
         RegDBMetric().dataset_meta = dict(dataset_name='market1501')
     with pytest.raises(ValueError, match="direction must be 'v2t' or 't2v'"):
         RegDBMetric(direction='vis2ir')
+
+
+@pytest.mark.parametrize('cls, option, values', [
+    (SYSUMetric, 'mode', ('all', 'indoor')),
+    (LLCMMetric, 'direction', ('ir2vis', 'vis2ir')),
+    (RegDBMetric, 'direction', ('v2t', 't2v')),
+])
+def test_the_keys_name_the_protocol_variant(cls, option, values):
+    """Two variants of one protocol are two tasks (all vs indoor search,
+    which modality is queried): their keys differ, the default variant's
+    included, and an explicit prefix wins. The prefix read from a config
+    (``key_prefix``) is the built metric's."""
+    name = cls.default_prefix
+    assert cls().prefix == f'{name}-{values[0]}'
+    for value in values:
+        metric = cls(**{option: value})
+        assert metric.prefix == f'{name}-{value}'
+        assert cls.key_prefix(**{option: value}) == metric.prefix
+        assert cls(prefix='mine', **{option: value}).prefix == 'mine'
+    assert cls.key_prefix() == f'{name}-{values[0]}'
 
 
 def test_registered():

@@ -23,8 +23,9 @@ REGDB_DIRECTIONS = ('v2t', 't2v')
 
 __all__ = [
     'SYSUMetric', 'LLCMMetric', 'RegDBMetric', 'TrialGalleryMetric',
-    'load_rand_perm_cam', 'GALLERY_DRAWS', 'SYSU_GALLERY_CAMS', 'SHOTS',
-    'LLCM_VIS2IR_MODES', 'LLCM_DIRECTIONS', 'REGDB_DIRECTIONS'
+    'VariantKeysMixin', 'DirectionMixin', 'load_rand_perm_cam',
+    'GALLERY_DRAWS', 'SYSU_GALLERY_CAMS', 'SHOTS', 'LLCM_VIS2IR_MODES',
+    'LLCM_DIRECTIONS', 'REGDB_DIRECTIONS'
 ]
 
 # Names this module held before the protocol functions moved to
@@ -47,8 +48,78 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
+class VariantKeysMixin:
+    """A protocol whose variants are different tasks (SYSU-MM01's all and
+    indoor search, LLCM's and RegDB's directions): the metric's keys name
+    its variant (``<default_prefix>-<variant>``: ``sysu-indoor/R1``,
+    ``llcm-vis2ir/mAP``, ``regdb-t2v/R1``), so two variants are never
+    logged under one key.
+
+    The class sets :attr:`variant_arg` (the argument that picks the
+    variant) and :attr:`variants` (its values, the default first).
+    """
+    #: The argument that picks the variant.
+    variant_arg: str = 'direction'
+    #: Its values, the default first.
+    variants: Tuple[str, ...] = ()
+    default_prefix: Optional[str]
+
+    @classmethod
+    def key_prefix(cls, prefix: Optional[str] = None, **options) -> str:
+        """See :meth:`ReIDMetric.key_prefix`: ``'<default_prefix>-
+        <variant>'`` unless ``prefix`` is given."""
+        variant = options.get(cls.variant_arg) or cls.variants[0]
+        return prefix or f'{cls.default_prefix}-{variant}'
+
+
+class DirectionMixin(VariantKeysMixin):
+    """A protocol of two directions (which modality is queried): its keys
+    name the direction (:class:`VariantKeysMixin`) and a dataset of
+    another direction is refused, whose probes are the other modality.
+
+    The class sets :attr:`variants` (the directions, the default first)
+    and :attr:`direction_source` (the dataset that stores
+    ``dataset_meta['direction']``, for messages); ``__init__`` calls
+    :meth:`check_direction_arg` and ``check_dataset_meta``
+    :meth:`check_direction`.
+    """
+    #: What sets ``dataset_meta['direction']``, for messages.
+    direction_source: str = ''
+    direction: str
+
+    def check_direction_arg(self, direction: str) -> None:
+        """Raise if ``direction`` is none of :attr:`variants`."""
+        if direction not in self.variants:
+            raise ValueError(f'{type(self).__name__} direction must be '
+                             f'{" or ".join(map(repr, self.variants))}, got '
+                             f'{direction!r}')
+
+    def check_direction(self, dataset_meta: dict) -> None:
+        """Refuse a dataset that does not say its direction or says
+        another than this metric's.
+
+        Args:
+            dataset_meta: The dataset's metainfo.
+        """
+        direction = dataset_meta.get('direction')
+        name = repr(dataset_meta.get('dataset_name', '<unnamed dataset>'))
+        metric = f'{type(self).__name__}(direction={self.direction!r})'
+        if direction is None:
+            raise ValueError(
+                f"{metric} needs dataset_meta['direction'] "
+                f'({" or ".join(map(repr, self.variants))}, set by '
+                f'{self.direction_source}); dataset {name} has none (keys '
+                f'{sorted(dataset_meta)})')
+        if direction != self.direction:
+            raise ValueError(
+                f'{metric} cannot evaluate dataset {name} (direction='
+                f'{direction!r}): the directions differ, so the probes would '
+                'be the other modality under this direction\'s keys. Give '
+                'the metric and the dataset the same direction')
+
+
 @METRICS.register_module()
-class SYSUMetric(TrialGalleryMetric):
+class SYSUMetric(VariantKeysMixin, TrialGalleryMetric):
     """SYSU-MM01 visible-infrared evaluation, ten gallery trials.
 
     Queries are the infrared images (cams 3, 6); the gallery pool is the
@@ -61,7 +132,9 @@ class SYSUMetric(TrialGalleryMetric):
     which works on the parser's 0-based camids). CMC is computed on the
     de-duplicated ranked list, mAP and mINP on the full list; distances are
     cosine (the ranking of AGW's negated dot product of L2-normalised
-    features). Keys: see :class:`TrialGalleryMetric`.
+    features). Keys: see :class:`TrialGalleryMetric`, under
+    ``sysu-all/`` or ``sysu-indoor/`` (the search mode,
+    :class:`VariantKeysMixin`).
 
     Args:
         mode: ``'all'`` or ``'indoor'`` search. The pool may hold all
@@ -83,6 +156,8 @@ class SYSUMetric(TrialGalleryMetric):
         ...                       shot='single')
     """
     default_prefix: Optional[str] = 'sysu'
+    variant_arg = 'mode'
+    variants = tuple(SYSU_GALLERY_CAMS)
     dataset_protocol = 'SYSUMetric'
     protocol_datasets = "SYSUMM01 and SynthReIDVI with split='test'"
 
@@ -105,6 +180,7 @@ class SYSUMetric(TrialGalleryMetric):
             gallery_draw = ('agw_seeded'
                             if rand_perm_cam is None else 'official_rand_perm')
         self.mode = mode
+        kwargs['prefix'] = self.key_prefix(kwargs.get('prefix'), mode=mode)
         super().__init__(
             gallery_cams=SYSU_GALLERY_CAMS[mode],
             shots=SHOTS[shot],
@@ -143,67 +219,6 @@ class SYSUMetric(TrialGalleryMetric):
                 "the dataset with mode='all'")
 
 
-class DirectionMixin:
-    """A protocol of two directions (which modality is queried): the
-    metric's keys name its direction (``<default_prefix>-<direction>``)
-    and a dataset of another direction is refused, whose probes are the
-    other modality.
-
-    The class sets :attr:`directions` (the default first) and
-    :attr:`direction_source` (the dataset that stores
-    ``dataset_meta['direction']``, for messages); ``__init__`` calls
-    :meth:`check_direction_arg` and ``check_dataset_meta``
-    :meth:`check_direction`.
-    """
-    #: The protocol's directions, the default first.
-    directions: Tuple[str, ...] = ()
-    #: What sets ``dataset_meta['direction']``, for messages.
-    direction_source: str = ''
-    default_prefix: Optional[str]
-    direction: str
-
-    @classmethod
-    def key_prefix(cls,
-                   prefix: Optional[str] = None,
-                   direction: Optional[str] = None,
-                   **options) -> str:
-        """See :meth:`ReIDMetric.key_prefix`: ``'<default_prefix>-
-        <direction>'`` (``llcm-vis2ir``, ``regdb-t2v``) unless ``prefix``
-        is given."""
-        return prefix or f'{cls.default_prefix}-' \
-            f'{direction or cls.directions[0]}'
-
-    def check_direction_arg(self, direction: str) -> None:
-        """Raise if ``direction`` is none of :attr:`directions`."""
-        if direction not in self.directions:
-            raise ValueError(f'{type(self).__name__} direction must be '
-                             f'{" or ".join(map(repr, self.directions))}, got '
-                             f'{direction!r}')
-
-    def check_direction(self, dataset_meta: dict) -> None:
-        """Refuse a dataset that does not say its direction or says
-        another than this metric's.
-
-        Args:
-            dataset_meta: The dataset's metainfo.
-        """
-        direction = dataset_meta.get('direction')
-        name = repr(dataset_meta.get('dataset_name', '<unnamed dataset>'))
-        metric = f'{type(self).__name__}(direction={self.direction!r})'
-        if direction is None:
-            raise ValueError(
-                f"{metric} needs dataset_meta['direction'] "
-                f'({" or ".join(map(repr, self.directions))}, set by '
-                f'{self.direction_source}); dataset {name} has none (keys '
-                f'{sorted(dataset_meta)})')
-        if direction != self.direction:
-            raise ValueError(
-                f'{metric} cannot evaluate dataset {name} (direction='
-                f'{direction!r}): the directions differ, so the probes would '
-                'be the other modality under this direction\'s keys. Give '
-                'the metric and the dataset the same direction')
-
-
 @METRICS.register_module()
 class LLCMMetric(DirectionMixin, TrialGalleryMetric):
     """LLCM evaluation, ten single-shot gallery trials.
@@ -238,7 +253,7 @@ class LLCMMetric(DirectionMixin, TrialGalleryMetric):
         >>> test_evaluator = dict(type='LLCMMetric', direction='vis2ir')
     """
     default_prefix: Optional[str] = 'llcm'
-    directions = LLCM_DIRECTIONS
+    variants = LLCM_DIRECTIONS
     direction_source = "LLCM(split='test')"
     dataset_protocol = 'LLCMMetric'
     protocol_datasets = "LLCM with split='test'"
@@ -326,7 +341,7 @@ class RegDBMetric(DirectionMixin, ReIDMetric):
         >>> test_evaluator = dict(type='RegDBMetric', direction='t2v')
     """
     default_prefix: Optional[str] = 'regdb'
-    directions = REGDB_DIRECTIONS
+    variants = REGDB_DIRECTIONS
     direction_source = "RegDB(split='test')"
     default_distance = 'cosine'
     unsupported_options = FEATURE_OPTIONS
