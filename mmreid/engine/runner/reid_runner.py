@@ -526,6 +526,35 @@ class ReIDRunner(Runner):
         check_optimizer_type(optim_wrapper, OPTIMIZERS)
         return super().build_optim_wrapper(optim_wrapper)
 
+    def scale_lr(self, optim_wrapper, auto_scale_lr=None) -> None:
+        """mmengine's, with the base learning rate it logs scaled too.
+
+        With ``auto_scale_lr`` enabled mmengine multiplies every parameter
+        group's lr by ``world_size x batch_size / base_batch_size``, but
+        not the lr of the wrapper's ``base_param_settings`` (kept when the
+        optimizer has several parameter groups, e.g. a x10 classifier),
+        which the log and ``scalars.json`` show as ``base_lr``: that stayed
+        the config's, a rate no parameter trained with. It is scaled by
+        the ratio of a parameter group's lr after and before, so ``base_lr``
+        is the rate of the groups without a multiplier.
+        """
+        from mmengine.optim import OptimWrapperDict
+        wrappers = list(optim_wrapper.values()) if isinstance(
+            optim_wrapper, OptimWrapperDict) else [optim_wrapper]
+        before = [[g['lr'] for g in w.optimizer.param_groups]
+                  for w in wrappers]
+        super().scale_lr(optim_wrapper, auto_scale_lr)
+        for wrapper, lrs in zip(wrappers, before):
+            base = getattr(wrapper, 'base_param_settings', None)
+            groups = wrapper.optimizer.param_groups
+            scaled = [(g['lr'], lr) for g, lr in zip(groups, lrs) if lr]
+            if base is None or not scaled or scaled[0][0] == scaled[0][1]:
+                continue
+            after, old = next(
+                ((a, b) for a, b in scaled if b == base['lr']), scaled[0])
+            base['lr'] = after if old == base['lr'] else \
+                base['lr'] * after / old
+
     def build_param_scheduler(self, scheduler):
         """mmengine's, refusing a schedule it would not follow as written.
 
