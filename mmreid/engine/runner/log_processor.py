@@ -2,6 +2,7 @@
 import re
 from typing import Dict, Optional, Tuple
 
+from mmengine.logging import print_log
 from mmengine.runner import LogProcessor
 
 from mmreid.registry import LOG_PROCESSORS
@@ -61,12 +62,38 @@ class ReIDLogProcessor(LogProcessor):
 
     #: The batches of every target while the end-of-epoch line is made.
     _epoch_batches: Optional[int] = None
+    #: Whether the values of a training line were explained in the log.
+    _train_explained: bool = False
+
+    def train_line_legend(self) -> str:
+        """What the values of a training line are, logged once before the
+        first: mmengine's lines show some values as running means and
+        others as the iteration's own, and do not say which.
+
+        Returns:
+            str: The legend, with this processor's ``window_size``.
+        """
+        custom = ('' if not self.custom_cfg else
+                  f'; log_processor.custom_cfg sets others: '
+                  f'{self.custom_cfg}')
+        return ('Training lines: the values whose name matches '
+                f'{self.mean_pattern.pattern!r} (loss, each loss_* term, '
+                'time, data_time) are means over the last '
+                f'{self.window_size} iterations (log_processor.'
+                'window_size); the others are the iteration\'s own: lr is '
+                'the first parameter group\'s (e.g. the backbone\'s), '
+                'base_lr the optimizer\'s lr (logged when there are several '
+                f'parameter groups){custom}.')
 
     def get_log_after_iter(self, runner, batch_idx: int,
                            mode: str) -> Tuple[dict, str]:
         """mmengine's line, with the target in progress named and its
         running means (``time``, ``data_time``) over that target's batches
-        only."""
+        only; before the first training line, its legend
+        (:meth:`train_line_legend`)."""
+        if mode == 'train' and not self._train_explained:
+            self._train_explained = True
+            print_log(self.train_line_legend(), logger='current')
         target = self._current_target(runner, mode)
         if target is None:
             return super().get_log_after_iter(runner, batch_idx, mode)
