@@ -10,8 +10,7 @@
 import argparse
 import os.path as osp
 
-from mmreid.engine.runner import MultiTargetTestLoop, ReIDRunner
-from mmreid.registry import RUNNERS
+from mmreid.engine.runner import MultiTargetTestLoop, build_runner
 from mmreid.utils import config as setup_cfg
 from mmreid.utils import register_all_modules
 from mmreid.utils.logged_warnings import record_warnings
@@ -184,8 +183,7 @@ def main():
     setup_cfg.adapt_to_device(cfg)
 
     # ReIDRunner loads the checkpoint with init_model's rules.
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg \
-        else ReIDRunner.from_cfg(cfg)
+    runner = build_runner(cfg)
     metrics = runner.test()
     if args.out and runner.rank == 0:
         setup_cfg.dump_atomic(metrics, args.out)

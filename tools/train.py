@@ -6,8 +6,7 @@
 """
 import argparse
 
-from mmreid.engine.runner import ReIDRunner
-from mmreid.registry import RUNNERS
+from mmreid.engine.runner import build_runner
 from mmreid.utils import config as setup_cfg
 from mmreid.utils import register_all_modules
 from mmreid.utils.logged_warnings import record_warnings
@@ -101,8 +100,7 @@ def main():
     setup_cfg.adapt_to_device(cfg)
 
     # ReIDRunner loads load_from with init_model's rules.
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg \
-        else ReIDRunner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     setup_cfg.shutdown_distributed()
 

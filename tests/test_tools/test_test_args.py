@@ -118,7 +118,7 @@ def test_show_counts_reach_the_drawing_hooks(test_tool, monkeypatch,
         def test(self):
             return {}
 
-    monkeypatch.setattr(test_tool, 'ReIDRunner', Runner)
+    monkeypatch.setattr(test_tool, 'build_runner', Runner.from_cfg)
     monkeypatch.setattr(sys, 'argv', [
         'tools/test.py', CONFIG, checkpoint, '--work-dir',
         str(tmp_path), '--show-ranked-lists',

@@ -53,7 +53,7 @@ def train_tool_building(tmp_path, monkeypatch, lines, *options):
         built.append(cfg)
         raise Built
 
-    monkeypatch.setattr(tool.ReIDRunner, 'from_cfg', from_cfg)
+    monkeypatch.setattr(tool, 'build_runner', from_cfg)
     monkeypatch.setattr('sys.argv', [
         'train.py',
         str(config), *options, '--work-dir',

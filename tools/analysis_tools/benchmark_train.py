@@ -2,8 +2,9 @@
 
 In one run, with the same config, model, batch and images:
 
-1. ``mmreid``: mmengine's Runner with mmreid's data pipeline, data
-   preprocessor, model, hooks and logging (an iteration-based loop);
+1. ``mmreid``: the runner ``tools/train.py`` builds (:class:`ReIDRunner`)
+   with mmreid's data pipeline, data preprocessor, model, hooks and
+   logging (an iteration-based loop);
 2. ``bare``: a plain PyTorch loop over the same dataloader, model and
    optimizer (``preprocess -> forward -> backward -> step``);
 3. ``data``: the dataloader alone (decode + augment + collate), in images/s.
@@ -35,6 +36,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
+from mmreid.engine.runner import build_runner
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
 from mmreid.utils.atomic import open_atomic
@@ -177,7 +179,7 @@ def run_mmreid(cfg, args):
     timer = IterTimes(args.device)
     # No validation: no feature extraction to show.
     cfg.default_hooks.pop('feature_progress', None)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)  # tools/train.py's: ReIDRunner
     runner.register_hook(timer)
     runner.train()
     return timer.times[args.warmup:]
@@ -226,7 +228,9 @@ def run_data(cfg, args):
     loader = Runner.build_dataloader(copy.deepcopy(cfg.train_dataloader))
     images = 0
     batches = 0
-    start = None
+    # Without warm-up the timing starts before the first batch (the
+    # workers' start included), as no batch is left untimed.
+    start = time.perf_counter() if args.warmup == 0 else None
     while batches < args.warmup + args.iters:
         for data in loader:
             batches += 1
@@ -282,7 +286,7 @@ def main():
           f'batch: {batch_size}')
     print('| loop | median ms/iter | mean ms/iter | images/s |')
     print('|---|---|---|---|')
-    for name, stats in (('mmreid Runner', mm), ('bare PyTorch', bare)):
+    for name, stats in (('mmreid ReIDRunner', mm), ('bare PyTorch', bare)):
         print(f'| {name} | {stats["median_ms"]:.1f} | {stats["mean_ms"]:.1f} '
               f'| {1000 * batch_size / stats["median_ms"]:.1f} |')
     print(f'| data pipeline only | | | {data_ips:.1f} |')

@@ -3,10 +3,10 @@ from .multi_target_loops import (MultiTargetTestLoop, MultiTargetValLoop,
                                  format_metric_table, merge_target_metrics)
 from .reid_loops import (ReIDTestLoop, ReIDValLoop, hand_model_scorers,
                          scorers_handed_by)
-from .reid_runner import ReIDRunner
+from .reid_runner import ReIDRunner, build_runner
 
 __all__ = [
     'MultiTargetValLoop', 'MultiTargetTestLoop', 'merge_target_metrics',
     'format_metric_table', 'ReIDValLoop', 'ReIDTestLoop', 'hand_model_scorers',
-    'scorers_handed_by', 'ReIDRunner', 'ReIDLogProcessor'
+    'scorers_handed_by', 'ReIDRunner', 'ReIDLogProcessor', 'build_runner'
 ]

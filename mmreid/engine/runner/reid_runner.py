@@ -1084,3 +1084,19 @@ class ReIDRunner(Runner):
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+
+def build_runner(cfg: Config) -> Runner:
+    """The runner of ``tools/train.py`` and ``tools/test.py``: the
+    config's ``runner_type`` where it names one, else
+    :class:`ReIDRunner` (whose checks, learning-rate scaling and loading
+    rules a plain mmengine ``Runner`` lacks).
+
+    Args:
+        cfg (Config): The merged config.
+
+    Returns:
+        Runner: The built runner.
+    """
+    return RUNNERS.build(cfg) if 'runner_type' in cfg \
+        else ReIDRunner.from_cfg(cfg)
