@@ -82,6 +82,10 @@ def test_table_from_the_definitions(tmp_path, monkeypatch, capsys):
         str(plot)
     ])
     out = capsys.readouterr().out
+    # The spreads are named (cross-check audit s19 S1: a population std
+    # beside intervals from the sample std, unlabelled).
+    assert 'mean ± population std (ddof=0) over the seeds' in out
+    assert 'about sqrt(2) times' in out  # what the floor is compared with
     a, a_diff = cells(out, 'a_bn')[0], None
     (b, ), (b_diff, ) = cells(out, 'b_bn')[:1], cells(out, 'b_bn')[1:]
     # Gaps: the mean over the shared layers (not the stem, not the neck),

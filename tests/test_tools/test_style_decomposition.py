@@ -55,6 +55,8 @@ def test_targets_and_decomposition_from_the_definitions(
     ])
     out = capsys.readouterr().out
     assert out.strip() == (tmp_path / 't.md').read_text().strip()
+    # The spreads are named (cross-check audit s19 S1).
+    assert 'mean ± population std (ddof=0) over the seeds' in out
     # d3: base 2, 3, 4 (mean 3.0, population std 0.816); new - base = 4, 5,
     # 3: mean 4, sample std 1, half width t(0.975; 2) / sqrt(3) = 2.484.
     assert row(out, 'd3') == [

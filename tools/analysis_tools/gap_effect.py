@@ -289,6 +289,17 @@ def interval(base: Sequence[float], other: Sequence[float]) -> str:
     return f'{mean:+.1f} [{low:+.1f}, {high:+.1f}]'
 
 
+#: What the gap table's columns are.
+GAP_LEGEND = (
+    'Gaps: modality_gap.py\'s mean over the norm inputs, per seed (range '
+    'over the seeds); floor: the same statistic between two halves of the '
+    'visible images, whose half-size groups make it about sqrt(2) times '
+    'what a modality comparison without any gap gives. Metrics: mean ± '
+    'population std (ddof=0) over the seeds; [95 % CI]: Student t '
+    'interval of the mean paired (same seed) difference, from its sample '
+    'std.')
+
+
 def tables(settings: List[dict], metrics: Sequence[str],
            seeds: Sequence[int]) -> str:
     """The Markdown tables from measured settings.
@@ -323,7 +334,7 @@ def tables(settings: List[dict], metrics: Sequence[str],
                 ', '.join(f'{d:+.1f}' for d in diffs)
             ]
         lines.append('| ' + ' | '.join(cells) + ' |')
-    out = '\n'.join(lines)
+    out = '\n'.join(lines) + '\n\n' + GAP_LEGEND
     if len(settings) > 1:
         first = settings[0]
 

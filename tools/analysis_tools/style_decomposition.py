@@ -138,6 +138,12 @@ def label(config: str, mode: Optional[str]) -> str:
     return f'{name} ({mode})' if mode else name
 
 
+#: What the table's spreads are.
+SPREAD_LEGEND = ('mean ± population std (ddof=0) over the seeds; [95 % CI]: '
+                 'Student t interval of the mean paired (same seed) '
+                 'difference, from its sample std.')
+
+
 def table(per_seed_a: List[Dict[str, float]],
           per_seed_b: List[Dict[str, float]], targets: List[str], unseen: str,
           seen: str, name_a: str, name_b: str) -> str:
@@ -168,7 +174,7 @@ def table(per_seed_a: List[Dict[str, float]],
         mean, low, high = paired_interval(a, b)
         lines.append(f'| {name} | {fmt(a)} | {fmt(b)} | {mean:+.1f} '
                      f'[{low:+.1f}, {high:+.1f}] | {seeds} |')
-    return '\n'.join(lines)
+    return '\n'.join(lines) + '\n\n' + SPREAD_LEGEND
 
 
 def main(argv=None):
