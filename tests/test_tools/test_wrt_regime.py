@@ -60,3 +60,24 @@ def test_a_checkpoint_is_loaded_with_mmreids_rules(make_config, tmp_path):
             name='mbn.py'))
     with pytest.raises(RuntimeError, match='MBN'):
         tool.measure(mbn, str(ckpt), batches=1)
+
+
+def test_init_is_the_start_of_training_whatever_the_sampler_seed(make_config):
+    """'init' drew the weights with the sampler's --seed (default 0), so
+    it was training's start only when that equalled the config's
+    randomness.seed (cross-check audit s19 W1). The weights are now drawn
+    as training draws them: the config's seed, or --init-seed."""
+    register_all_modules()
+    tool = load_tool(TOOL)
+    cfg = read_config(
+        make_config(
+            extra='randomness = dict(seed=5)',
+            head_extra="loss_tri=dict(type='WRTLoss')"))
+
+    def reference(**kwargs):
+        return tool.measure(
+            cfg, 'init', batches=1, seed=0, **kwargs)['reference']
+
+    start = reference()
+    assert torch.equal(start, reference(init_seed=5))
+    assert not torch.equal(start, reference(init_seed=0))

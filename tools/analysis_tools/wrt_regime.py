@@ -13,9 +13,15 @@ weight sums and the loss in both modes::
         work_dirs/mbn_v21/agw_r18_synthreid-vi-v2_seed0/epoch_12.pth \\
         --batches 20
 
-``init`` instead of a checkpoint measures the weights training starts from.
+``init`` instead of a checkpoint measures the weights training starts from:
+built as ``modality_gap.py`` builds them (the seed ``--init-seed``, by
+default the config's ``randomness.seed``, set before the build, then
+``init_weights()``), whatever the sampler's ``--seed``.
 """
 import argparse
+import os.path as osp
+import sys
+from typing import Optional
 
 import torch
 from mmengine.runner import Runner
@@ -25,6 +31,9 @@ from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
 from mmreid.utils.checkpoint import load_model_state, load_trusted_checkpoint
 from mmreid.utils.config import read_config
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from modality_gap import build_start_model  # noqa
 
 
 def parse_args():
@@ -38,32 +47,44 @@ def parse_args():
     parser.add_argument(
         '--batches', type=int, default=20, help='training batches to use')
     parser.add_argument('--seed', type=int, default=0, help='sampler seed')
+    parser.add_argument(
+        '--init-seed',
+        type=int,
+        help="with 'init': the seed set before the model is built "
+        "(default: the config's randomness.seed, as training does)")
     return parser.parse_args()
 
 
-def measure(cfg, checkpoint: str, batches: int, seed: int = 0) -> dict:
+def measure(cfg,
+            checkpoint: str,
+            batches: int,
+            seed: int = 0,
+            init_seed: Optional[int] = None) -> dict:
     """Features the WRT loss receives, over ``batches`` training batches.
 
     Args:
         cfg (Config): A config whose ``model.head.loss_tri`` is a WRTLoss.
-        checkpoint (str): Checkpoint file, or ``'init'``.
+        checkpoint (str): Checkpoint file, or ``'init'``: the weights
+            training starts from (``modality_gap.build_start_model``).
         batches (int): Training batches to run (train mode, no update).
-        seed (int): Seed of the sampler and of the initial weights.
+        seed (int): Seed of the sampler.
+        init_seed (int, optional): With ``'init'``, the seed set before
+            the build; defaults to the config's ``randomness.seed``.
 
     Returns:
         dict: ``near`` (A, ) nearest-negative distance per anchor,
         ``weight_sum`` (A, ) the reference softmax's negative weight sum,
         ``reference`` / ``exact`` the WRT loss per batch (B, ) in both modes.
     """
-    torch.manual_seed(seed)
-    model = MODELS.build(cfg.model)
+    if checkpoint == 'init':
+        model, _ = build_start_model(cfg, init_seed=init_seed)
+    else:
+        model = MODELS.build(cfg.model)
     wrt = getattr(model.head, 'loss_tri', None)
     if not isinstance(wrt, WRTLoss):
         raise ValueError(f'model.head.loss_tri is {type(wrt).__name__}, '
                          'not WRTLoss')
-    if checkpoint == 'init':
-        model.init_weights()
-    else:
+    if checkpoint != 'init':
         # mmreid's rules (a plain-BN checkpoint in an MBN model, a
         # partial or converted load are refused), as tools/test.py loads.
         load_model_state(
@@ -105,7 +126,8 @@ def main():
     register_all_modules()
     cfg = read_config(args.config)
     try:
-        stats = measure(cfg, args.checkpoint, args.batches, args.seed)
+        stats = measure(cfg, args.checkpoint, args.batches, args.seed,
+                        args.init_seed)
     except ValueError as error:
         raise SystemExit(f'{args.config}: {error}')
     near, weight_sum = stats['near'], stats['weight_sum']
