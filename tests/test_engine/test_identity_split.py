@@ -31,6 +31,8 @@ def regdb_runner(make_config, tmp_path, train_trial, eval_trial, **cfg):
     config.train_dataloader.sampler.batch_size = 4
     for key in ('val_dataloader', 'test_dataloader'):
         config[key].dataset = regdb(root, 'test', eval_trial)
+    # RegDB's test set is evaluated by its protocol's metric only.
+    config.val_evaluator = config.test_evaluator = dict(type='RegDBMetric')
     config.model.head.num_classes = 2
     config.work_dir = str(tmp_path / 'work')
     config.merge_from_dict(cfg)
