@@ -586,6 +586,33 @@ def test_the_batch_line_says_how_the_lr_relates_to_it(auto_scale_lr, batch,
     ]
 
 
+def test_the_batch_line_says_paramwise_rates_were_logged_unscaled(monkeypatch):
+    """mmengine logs each paramwise group's rate when it builds the
+    optimizer, before auto_scale_lr scales it (cross-check audit s19: its
+    line said lr=0.0035 for a classifier trained at 0.00175); the batch
+    line says so where both apply."""
+    import mmengine.dist
+
+    from mmreid.engine.hooks import setup_check_hook
+    monkeypatch.setattr(mmengine.dist, 'get_world_size', lambda: 1)
+    logged = []
+    monkeypatch.setattr(setup_check_hook, 'print_log',
+                        lambda message, **kwargs: logged.append(message))
+    for enable, paramwise in ((True, True), (True, False), (False, True)):
+        runner = fake_runner(10, 10, loader_bs=8, sampler_bs=8)
+        runner.cfg = dict(
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+            auto_scale_lr=dict(base_batch_size=16, enable=enable))
+        if paramwise:
+            runner.cfg['optim_wrapper']['paramwise_cfg'] = dict(
+                custom_keys=dict(classifier=dict(lr_mult=10)))
+        TrainSetupCheckHook().before_train(runner)
+        line = [m for m in logged if m.startswith('batch per step')][-1]
+        assert ('paramwise_options lines above are before this scaling'
+                in line) == (
+                    enable and paramwise)
+
+
 def test_an_auto_scale_lr_without_enable_is_off():
     """mmengine's ``Runner.scale_lr`` scales only where ``enable`` is set
     and true: a base_batch_size alone leaves the lr."""

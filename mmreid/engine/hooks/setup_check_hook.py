@@ -107,7 +107,7 @@ class TrainSetupCheckHook(Hook):
                 f'{world} process{"es" if world > 1 else ""} = '
                 f'{loader.batch_size * world}; ' + lr_text(
                     _config_lr(cfg), cfg.get('auto_scale_lr'),
-                    loader.batch_size * world),
+                    loader.batch_size * world, _has_paramwise(cfg)),
                 logger='current')
         from mmreid.engine.runner.reid_loops import check_identity_split
         val_loop = getattr(runner, 'val_loop', None)
@@ -128,8 +128,18 @@ def _config_lr(cfg) -> Optional[float]:
     return float(lr) if isinstance(lr, (int, float)) else None
 
 
-def lr_text(lr: Optional[float], auto_scale_lr: Optional[dict],
-            batch: int) -> str:
+def _has_paramwise(cfg) -> bool:
+    """Whether a config's optimizer has per-parameter settings
+    (``optim_wrapper.paramwise_cfg``), which mmengine logs with their rates
+    when it builds the optimizer."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    return bool(isinstance(wrapper, dict) and wrapper.get('paramwise_cfg'))
+
+
+def lr_text(lr: Optional[float],
+            auto_scale_lr: Optional[dict],
+            batch: int,
+            paramwise: bool = False) -> str:
     """How the run's learning rate relates to the config's.
 
     mmengine's ``Runner.scale_lr`` multiplies the optimizer's learning
@@ -141,6 +151,9 @@ def lr_text(lr: Optional[float], auto_scale_lr: Optional[dict],
             None where there is no single one (several optimizers).
         auto_scale_lr (dict, optional): The config's ``auto_scale_lr``.
         batch (int): Images per step over all processes.
+        paramwise (bool): The optimizer has per-parameter settings: when
+            scaled, mmengine's ``paramwise_options`` lines, logged when it
+            built the optimizer, show the rates before the scaling.
 
     Returns:
         str: E.g. ``lr 0.00035 as in the config (auto_scale_lr off;
@@ -152,8 +165,11 @@ def lr_text(lr: Optional[float], auto_scale_lr: Optional[dict],
     if auto_scale_lr.get('enable', False) and base:
         scaled = ("the config's lr" if lr is None else
                   f'lr {lr * batch / base:.6g} = the config\'s {lr:.6g}')
+        groups = ('; every parameter group is scaled alike: the rates of '
+                  "mmengine's paramwise_options lines above are before "
+                  'this scaling' if paramwise else '')
         return (f'{scaled} x {batch} / {base} (auto_scale_lr on: this '
-                f'batch / base_batch_size {base})')
+                f'batch / base_batch_size {base}{groups})')
     if not base:
         return (f'{shown} as in the config (no auto_scale_lr.'
                 'base_batch_size: not scaled with the batch)')
