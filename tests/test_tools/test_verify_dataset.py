@@ -309,3 +309,28 @@ def test_more_than_published_is_a_mismatch():
     assert tool.compare(row) == ('MISMATCH', [
         'train: toy train images: got 4, published 3'
     ], [])
+
+
+def test_a_gallery_pool_is_named_so(tmp_path):
+    """SYSU-MM01's and LLCM's test gallery is the pool each trial draws
+    its gallery from; the row said 'gallery' and counted the whole pool,
+    read as one trial's gallery (cross-check audit s19 V1). Market's
+    gallery stays 'gallery'."""
+    from mmreid.datasets import LLCM, SYSUMM01, Market1501
+    from ..fixtures.dataset_trees import make_llcm, make_sysu
+    tool = load_tool(TOOL)
+    make_sysu(str(tmp_path / 'sysu'))
+    make_llcm(str(tmp_path / 'llcm'))
+    market = write_market(tmp_path / 'market')
+    for dataset, label in (
+        (SYSUMM01(str(tmp_path / 'sysu'), split='test'), 'gallery pool'),
+        (LLCM(str(tmp_path / 'llcm'), split='test'), 'gallery pool'),
+        (Market1501(market, split='test'), 'gallery'),
+    ):
+        rows = {r['role']: r for r in tool.summarize('test', dataset)}
+        assert rows['gallery']['label'] == label
+        assert rows['query']['label'] == 'query'
+        for row in rows.values():
+            row['check'] = 'ok'
+        lines = tool.format_table(list(rows.values())).splitlines()
+        assert any(f'| {label} ' in line for line in lines[2:])

@@ -174,9 +174,25 @@ def summarize(entry: str, dataset) -> List[dict]:
                 entry=entry,
                 dataset=dataset_name(dataset),
                 role=role,
+                label=role_label(dataset, role),
                 published=dataset,
                 **count(part)))
     return rows
+
+
+def role_label(dataset, role: str) -> str:
+    """How the table names a role: ``'gallery pool'`` for the gallery of
+    a dataset whose protocol draws each trial's gallery from it (its
+    metainfo's ``protocol_metric`` is a trial metric: SYSU-MM01, LLCM), so
+    its counts are not read as one trial's gallery; else the role."""
+    from mmreid.evaluation.metrics import TrialGalleryMetric
+    from mmreid.registry import METRICS
+    name = dataset.metainfo.get('protocol_metric')
+    metric = METRICS.get(name) if isinstance(name, str) else None
+    if role == 'gallery' and isinstance(metric, type) and issubclass(
+            metric, TrialGalleryMetric):
+        return 'gallery pool'
+    return role
 
 
 def published_counts(dataset) -> Optional[dict]:
@@ -269,7 +285,7 @@ def format_table(rows: List[dict]) -> str:
     lines = [header]
     for row in rows:
         line = [
-            row['entry'], row['dataset'], row['role'],
+            row['entry'], row['dataset'], row.get('label', row['role']),
             str(row['images']),
             str(row['ids']),
             str(row['cams'])
