@@ -520,8 +520,10 @@ def _model_distances(model: nn.Module, query: torch.Tensor,
     return torch.as_tensor(distance(query, gallery)).float().cpu()
 
 
-def _batch_size(model: nn.Module, num_images: int,
-                batch_size: Optional[int]) -> int:
+def _batch_size(model: nn.Module,
+                num_images: int,
+                batch_size: Optional[int],
+                what: str = 'images') -> int:
     """Images per forward for ``num_images`` images.
 
     A model whose features depend on the batch (MBN with
@@ -531,9 +533,17 @@ def _batch_size(model: nn.Module, num_images: int,
     ``batch_size`` is refused. Other models' features do not depend on
     it; None means :data:`DEFAULT_BATCH_SIZE`.
 
+    Args:
+        model (nn.Module): The model.
+        num_images (int): The images of one set.
+        batch_size (int, optional): The size asked for.
+        what (str): The set, for messages (``'query images'``).
+
     Raises:
         ArgumentError: ``batch_size`` < 1, or smaller than ``num_images``
             for a batch-dependent model.
+        ValueError: Fewer images than a batch-dependent model's MBN layers
+            normalise together (``min_per_modality``).
     """
     from mmreid.models.layers.mbn import batch_statistics_layers
     if batch_size is not None and batch_size < 1:
@@ -542,6 +552,14 @@ def _batch_size(model: nn.Module, num_images: int,
     layers = batch_statistics_layers(model)
     if not layers:
         return DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    least = max(model.get_submodule(name).min_per_modality for name in layers)
+    if 0 < num_images < least:
+        raise ValueError(
+            f"the model's MBN layers (e.g. {layers[0]!r}) use eval_stats="
+            "'batch': they normalise the images of a modality with their "
+            f'own statistics, which needs >= {least} images of it '
+            f'(min_per_modality); {what} given: {num_images}. Give >= '
+            f"{least}, or set eval_stats='modality' (running statistics)")
     if batch_size is not None and num_images > batch_size:
         raise ArgumentError(
             f"the model's MBN layers (e.g. {layers[0]!r}) use "
@@ -657,8 +675,8 @@ def rank_gallery(model: nn.Module,
                          f'(pid {JUNK_PID}, named "{JUNK_PID}_c..."), which '
                          'are never ranked: give a gallery with other images')
     # Both sets' forwards are checked before either is extracted.
-    q_batch = _batch_size(model, len(queries), batch_size)
-    g_batch = _batch_size(model, len(scored), batch_size)
+    q_batch = _batch_size(model, len(queries), batch_size, 'query images')
+    g_batch = _batch_size(model, len(scored), batch_size, 'gallery images')
     q_feats = extract_features(model, queries, q_batch, query_modality)
     g_feats = extract_features(model,
                                [gallery_paths[i] for i in scored.tolist()],

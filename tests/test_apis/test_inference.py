@@ -1039,6 +1039,18 @@ def test_the_default_batch_size_fits_the_model(config, tmp_path, monkeypatch):
     g = extract_features(model, gallery_paths, batch_size=40, modality=0)
     dist = compute_distance(q, g)[0]
     torch.testing.assert_close(first.distances, dist.sort().values)
+    # One query cannot be normalised with its own statistics: said of the
+    # query images, not of a test batch_size the API has not got.
+    with pytest.raises(
+            ValueError,
+            match=r'needs >= 2 images of it \(min_per_modality\); query '
+            r'images given: 1\. Give >= 2'):
+        rank_gallery(
+            model,
+            queries[0],
+            str(gallery),
+            query_modality=1,
+            gallery_modality=0)
     # A given batch_size that would split a set is still refused.
     with pytest.raises(ValueError, match='40 images in batches of 32'):
         rank_gallery(
