@@ -221,9 +221,12 @@ def test_a_test_of_another_checkpoint_is_refused(tmp_path, monkeypatch):
         'checkpoint of' in message
 
 
-def test_a_test_older_than_the_training_is_stale(tmp_path, monkeypatch):
+@pytest.mark.parametrize('retrained', ['20260107_000000', '20260105_000000'])
+def test_a_test_older_than_the_training_is_stale(tmp_path, monkeypatch,
+                                                 retrained):
     """A run trained again writes epoch_2.pth again: a test from before
-    is of the old model."""
+    is of the old model, and so may be one started in the same second
+    (not later than the run)."""
     config = write_config(tmp_path / 'regdb.py', extra=REGDB)
     train = finished_trial(tmp_path, config, 1,
                            metrics('v2t', [1, 2, 3, 4, 5]),
@@ -233,11 +236,11 @@ def test_a_test_older_than_the_training_is_stale(tmp_path, monkeypatch):
         config,
         0, {2: metrics('v2t', [6, 7, 8, 9, 10])},
         options=trial_options(1),
-        stamp='20260107_000000')
+        stamp=retrained)
     message = error_of(monkeypatch, config, '--trials', 1, '--work-dir',
                        tmp_path, '--no-train')
     assert f'{tmp_path}/regdb_trial1_t2v_seed0: stale: its test ' \
-        '(20260105_000000) is not later than the run (20260107_000000)' \
+        f'(20260105_000000) is not later than the run ({retrained})' \
         in message
 
 
@@ -362,3 +365,145 @@ def test_two_trials_trained_and_tested(tmp_path, capsys):
             for column in zip(*values)
         ]
         assert by_row[('mean ± std over trials', direction)] == expected
+
+
+def test_the_user_options_reach_every_run(tmp_path, monkeypatch, capsys):
+    """--cfg-options are every run's (its training and its test), as
+    compare_configs.py gives a seed's run them: runs trained and tested
+    with them are read; without them in the tool's command they would be
+    of another config."""
+    config = write_config(tmp_path / 'regdb.py', extra=REGDB)
+    lr = {'optim_wrapper.optimizer.lr': 0.02}
+    train = tmp_path / 'regdb_trial1_seed0'
+    finished_run(
+        train,
+        config,
+        0,
+        metrics('v2t', [1, 2, 3, 4, 5]),
+        options=dict(trial_options(1), **lr))
+    fake_test(
+        tmp_path / 'regdb_trial1_t2v_seed0',
+        config,
+        str(train / 'epoch_2.pth'),
+        metrics('t2v', [6, 7, 8, 9, 10]),
+        options=dict(trial_options(1, 't2v'), **lr))
+    run_tool(monkeypatch, config, '--trials', 1, '--work-dir', tmp_path,
+             '--no-train', '--cfg-options', 'optim_wrapper.optimizer.lr=0.02')
+    rows = [cells(r)[:3] for r in capsys.readouterr().out.splitlines()[2:]]
+    assert rows[0] == ['1', 'v2t', '1.0'] and rows[2] == ['1', 't2v', '6.0']
+
+
+#: A config without a direction (RegDB's and RegDBMetric's default,
+#: 'v2t'), and one whose test set is the other direction's.
+NO_DIRECTION = """
+regdb = dict(type='RegDB', data_root='data/regdb/RegDB', trial=1)
+train_dataloader = dict(dataset=dict(regdb, split='train'))
+val_dataloader = dict(dataset=dict(regdb, split='test'))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='RegDBMetric')
+test_evaluator = val_evaluator
+"""
+OTHER_TEST_SET = REGDB + """
+test_dataloader = dict(dataset=dict(regdb, split='test', direction='t2v'))
+test_evaluator = dict(type='RegDBMetric', direction='t2v')
+"""
+
+
+@pytest.mark.parametrize(
+    'extra', [NO_DIRECTION, OTHER_TEST_SET],
+    ids=['no direction', 'test set of the other'])
+def test_the_trained_direction_is_the_validations(tmp_path, monkeypatch,
+                                                  capsys, extra):
+    """The run's final validation is of its val_dataloader's direction
+    (RegDB's default 'v2t' when the config names none), whatever the
+    config's test set; the other direction is the test."""
+    config = write_config(tmp_path / 'regdb.py', extra=extra)
+    finished_trial(tmp_path, config, 1, metrics('v2t', [1, 2, 3, 4, 5]),
+                   metrics('t2v', [6, 7, 8, 9, 10]))
+    run_tool(monkeypatch, config, '--trials', 1, '--work-dir', tmp_path,
+             '--no-train')
+    rows = [cells(r)[:3] for r in capsys.readouterr().out.splitlines()[2:]]
+    assert rows[0] == ['1', 'v2t', '1.0'] and rows[2] == ['1', 't2v', '6.0']
+
+
+@pytest.mark.parametrize('key', ['train_dataloader', 'test_dataloader'])
+def test_every_dataset_of_the_config_must_be_regdb(tmp_path, monkeypatch, key):
+    """A model trained (or tested) on another dataset is no RegDB trial's
+    model: refused, naming the dataloader, before any run."""
+    config = write_config(
+        tmp_path / 'market.py',
+        extra=REGDB + f"{key} = dict(dataset=dict("
+        "type='Market1501', data_root='data/market1501'))\n")
+    message = error_of(monkeypatch, config, '--work-dir', tmp_path)
+    assert f"{key}.dataset is of type 'Market1501', not RegDB" in message
+
+
+def test_a_direction_given_twice_is_tabulated_once(tmp_path, monkeypatch,
+                                                   capsys):
+    config = write_config(tmp_path / 'regdb.py', extra=REGDB)
+    finished_trial(tmp_path, config, 2, metrics('v2t', [1, 2, 3, 4, 5]))
+    run_tool(monkeypatch, config, '--trials', 2, '--work-dir', tmp_path,
+             '--no-train', '--directions', 'v2t', 'v2t')
+    rows = [cells(r)[:2] for r in capsys.readouterr().out.splitlines()[2:]]
+    assert rows == [['2', 'v2t'], ['mean ± std over trials', 'v2t']]
+
+
+def test_the_tool_has_one_seed(capsys):
+    """--seed, not compare_configs.py's --seeds: a --seeds it took would be
+    ignored, every run being of --seed."""
+    with pytest.raises(SystemExit):
+        load_tool(TOOL).parse_args(['regdb.py', '--seeds', '1', '2'])
+    assert 'unrecognized arguments: --seeds' in capsys.readouterr().err
+
+
+def test_a_test_of_another_epoch_is_refused(tmp_path, monkeypatch):
+    """The other direction is the final model's: a test of an earlier
+    checkpoint of the same run is refused, naming both."""
+    config = write_config(tmp_path / 'regdb.py', extra=REGDB)
+    train = finished_trial(tmp_path, config, 1,
+                           metrics('v2t', [1, 2, 3, 4, 5]))
+    fake_test(
+        tmp_path / 'regdb_trial1_t2v_seed0',
+        config,
+        str(train / 'epoch_1.pth'),
+        metrics('t2v', [1, 2, 3, 4, 5]),
+        options=trial_options(1, 't2v'))
+    message = error_of(monkeypatch, config, '--trials', 1, '--work-dir',
+                       tmp_path, '--no-train')
+    assert f"tested '{train}/epoch_1.pth', not {train}/epoch_2.pth, the " \
+        'final checkpoint of' in message
+
+
+def test_a_test_on_another_trials_test_set_is_refused(tmp_path, monkeypatch):
+    """Trial 1's model tested on trial 2's test set (whose ids trial 1
+    trains on) is no result of trial 1: its recorded config differs."""
+    config = write_config(tmp_path / 'regdb.py', extra=REGDB)
+    train = finished_trial(tmp_path, config, 1,
+                           metrics('v2t', [1, 2, 3, 4, 5]))
+    fake_test(
+        tmp_path / 'regdb_trial1_t2v_seed0',
+        config,
+        str(train / 'epoch_2.pth'),
+        metrics('t2v', [1, 2, 3, 4, 5]),
+        options=dict(
+            trial_options(1, 't2v'), **{'test_dataloader.dataset.trial': 2}))
+    message = error_of(monkeypatch, config, '--trials', 1, '--work-dir',
+                       tmp_path, '--no-train')
+    assert 'regdb_trial1_t2v_seed0: its run (20260105_000000) was tested ' \
+        'with another config than' in message
+    assert 'test_dataloader.dataset.trial: 1 here, 2 in the run' in message
+
+
+def test_only_the_directions_keys_must_agree(tmp_path, monkeypatch, capsys):
+    """A validation that also logs keys of the other direction (a second
+    metric) differs from another trial's in those keys only: the v2t mean
+    is still of one metric, and is tabulated."""
+    config = write_config(tmp_path / 'regdb.py', extra=REGDB)
+    finished_trial(tmp_path, config, 1, metrics('v2t', [1, 2, 3, 4, 5]))
+    finished_trial(
+        tmp_path, config, 2,
+        dict(metrics('v2t', [3, 4, 5, 6, 7]), **{'regdb-t2v/R1': 9}))
+    run_tool(monkeypatch, config, '--trials', 1, 2, '--work-dir', tmp_path,
+             '--no-train', '--directions', 'v2t')
+    rows = [cells(r)[:3] for r in capsys.readouterr().out.splitlines()[2:]]
+    assert rows[-1] == ['mean ± std over trials', 'v2t', '2.0 ± 1.0 (n=2)']
