@@ -998,6 +998,18 @@ def test_the_keys_name_the_protocol_variant(cls, option, values):
     assert cls.key_prefix() == f'{name}-{values[0]}'
 
 
+def test_regdb_metric_defaults_to_regdbs_direction(tmp_path):
+    """Without a direction, RegDBMetric is visible -> thermal ('v2t', as
+    its docstring and RegDB's default): it evaluates a RegDB test set that
+    names no direction, under regdb-v2t keys."""
+    make_regdb(str(tmp_path))
+    metric = RegDBMetric()
+    metric.dataset_meta = RegDB(str(tmp_path), split='test').metainfo
+    assert metric.prefix == 'regdb-v2t'
+    results = run_metric(metric, regdb_samples('v2t'))
+    assert results['regdb-v2t/num_query'] == 15
+
+
 def test_registered():
     assert METRICS.get('SYSUMetric') is SYSUMetric
     assert METRICS.get('LLCMMetric') is LLCMMetric

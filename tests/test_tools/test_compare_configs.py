@@ -1145,6 +1145,23 @@ def test_the_planned_keys_follow_each_metrics_prefix():
     assert tool.validation_keys(cfg) == ['cos/', 'reid/']
 
 
+def test_the_planned_prefix_of_a_users_metric(own_metric):
+    """A user's metric without mmreid's key_prefix logs under its
+    ``prefix`` argument, else its class's default_prefix, as mmengine's
+    BaseMetric sets it: the keys planned are those of the built
+    metrics."""
+    from mmengine.config import Config
+
+    from mmreid.registry import METRICS
+    tool = load_tool(TOOL)
+    metrics = [dict(type=own_metric, prefix='cnt'), dict(type=own_metric)]
+    assert not hasattr(METRICS.get(own_metric), 'key_prefix')
+    assert [METRICS.build(m).prefix for m in metrics] == ['cnt', 'my']
+    assert tool._metric_prefixes_of(metrics) == ['cnt', 'my']
+    assert tool.validation_keys(Config(
+        dict(val_evaluator=metrics))) == ['cnt/', 'my/']
+
+
 def test_a_distance_mode_of_a_planned_target_is_accepted():
     """--target d3/mnet names a distance mode that d3's metric logs
     (GMN's d3/mnet/R1); before training the config tells d3 only, so d3
