@@ -1073,6 +1073,19 @@ def test_the_default_batch_size_fits_the_model(config, tmp_path, monkeypatch):
     assert len(written) == 2
 
 
+def test_a_given_batch_size_is_the_images_per_forward(config, tmp_path,
+                                                      monkeypatch):
+    """batch_size is the images per forward (its docstring) for a model
+    whose features do not depend on the batch: 7 images in forwards of
+    3, 3 and 1."""
+    images = write_images(
+        tmp_path, [f'{pid:04d}_c1s1_000001_00.png' for pid in range(1, 8)])
+    model = init_model(config())
+    sizes = recorded_forwards(model, monkeypatch)
+    assert extract_features(model, images, batch_size=3).shape[0] == 7
+    assert sizes == [3, 3, 1]
+
+
 def test_rank_gallery_refuses_a_modality_the_model_ignores(config, tmp_path):
     """A model without modality-aware modules computes the same features
     for either modality: a query_modality/gallery_modality given to it

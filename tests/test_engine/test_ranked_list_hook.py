@@ -343,6 +343,22 @@ def test_a_dedup_pictures_note_says_its_rank_is_a_full_list_rank(
     assert calls[0]['note'] == f'first correct match at rank 3{where}'
 
 
+def test_the_hooks_ranking_takes_the_metrics_cmc_mode(tmp_path, monkeypatch):
+    """The hook's own ranking takes the metric's rank rules, cmc_mode
+    included: a dedup metric's pictures label the note's rank as a
+    full-list rank."""
+    calls = spy_drawings(monkeypatch)
+    runner = _runner(tmp_path, ReIDMetric(cmc_mode='dedup'))
+    hook = RankedListHook(num_queries=1, topk=2, tile_size=(32, 16))
+    scorer, normalize, options = hook._ranking_setup(runner, 'test')
+    assert options['cmc_mode'] == 'dedup'
+    hook._collect([s.to_dict() for s in _samples(tmp_path)])
+    hook.draw_group(hook._records, scorer, normalize, options)
+    # q1 (pid 1, x=21) ranks g2, g3, then its positive g1.
+    assert calls[0]['note'] == \
+        'first correct match at rank 3 of the full ranked list'
+
+
 def test_without_a_metric_the_pictures_use_the_market_rule(tmp_path):
     """An evaluator without a metric that states its rules: the pictures
     rank as the default protocol does, the Market rule (same pid and same

@@ -563,3 +563,24 @@ def test_a_batch_dependent_model_is_refused(make_config, tmp_path):
     assert list(output.parent.iterdir()) == []
     assert tool.main(args + way_out.split() + ['--verify']) == 0
     assert output.is_file()
+
+
+def test_the_keys_that_give_batch_statistics():
+    """batch_statistics_keys: the dotted key of each MBN config with
+    eval_stats='batch', in config order, a scoped type name and list items
+    (by index) included; an MBN of other statistics is not listed."""
+    tool = load_tool(TOOL)
+    model = dict(
+        type='ReIDModel',
+        backbone=dict(norm_cfg=dict(type='mmreid.MBN', eval_stats='batch')),
+        neck=[
+            dict(type='GlobalAveragePooling'),
+            dict(norm_cfg=dict(type='MBN', eval_stats='batch'))
+        ],
+        head=dict(
+            norm_cfg=dict(type='MBN', eval_stats='shared'),
+            bn=dict(type='MBN')))
+    assert tool.batch_statistics_keys(model) == [
+        'model.backbone.norm_cfg.eval_stats',
+        'model.neck.1.norm_cfg.eval_stats'
+    ]
