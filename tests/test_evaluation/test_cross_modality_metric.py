@@ -18,7 +18,7 @@ from mmreid.evaluation.report import (query_sampling_error,
                                       trial_sampling_errors)
 from mmreid.registry import METRICS
 from ..fixtures.dataset_trees import make_llcm, make_regdb, make_sysu
-from ..fixtures.processes import REPO
+from ..fixtures.processes import REPO, load_tool
 
 
 def make_sample(feat, pid, cam, role, idx, modality=0, path=None):
@@ -1008,6 +1008,20 @@ def test_regdb_metric_defaults_to_regdbs_direction(tmp_path):
     assert metric.prefix == 'regdb-v2t'
     results = run_metric(metric, regdb_samples('v2t'))
     assert results['regdb-v2t/num_query'] == 15
+
+
+@pytest.mark.parametrize('metric_type, options', [
+    (RegDBMetric, dict(direction='t2v')),
+    (LLCMMetric, dict(direction='vis2ir', num_trials=2)),
+])
+def test_a_given_prefix_names_the_keys(metric_type, options):
+    """``prefix`` is the key prefix when given (the direction's prefix is
+    only the default), as compare_configs.py plans the keys."""
+    compare = load_tool('tools/analysis_tools/compare_configs.py')
+    metric = metric_type(prefix='mine', **options)
+    assert metric.prefix == 'mine'
+    config = dict(type=metric_type.__name__, prefix='mine', **options)
+    assert compare._metric_prefixes_of(config) == ['mine']
 
 
 def test_registered():

@@ -507,3 +507,41 @@ def test_only_the_directions_keys_must_agree(tmp_path, monkeypatch, capsys):
              '--no-train', '--directions', 'v2t')
     rows = [cells(r)[:3] for r in capsys.readouterr().out.splitlines()[2:]]
     assert rows[-1] == ['mean ± std over trials', 'v2t', '2.0 ± 1.0 (n=2)']
+
+
+def test_the_table_is_markdown(tmp_path, monkeypatch, capsys):
+    """The delimiter row has one cell per header cell (a Markdown table;
+    with fewer, the file renders as text)."""
+    config = write_config(tmp_path / 'regdb.py', extra=REGDB)
+    finished_trial(tmp_path, config, 2, metrics('v2t', [1, 2, 3, 4, 5]))
+    run_tool(monkeypatch, config, '--trials', 2, '--work-dir', tmp_path,
+             '--no-train', '--directions', 'v2t', '--metrics', 'R1', 'mAP')
+    header, delimiter = capsys.readouterr().out.splitlines()[:2]
+    assert len(cells(header)) == 4
+    assert cells(delimiter) == ['---'] * 4
+
+
+def test_a_test_given_the_checkpoint_by_another_path_is_read(
+        tmp_path, monkeypatch, capsys):
+    """The test's checkpoint is compared as a real path: tools/test.py
+    given it relative to the current directory, or spelt with ./, tested
+    the final checkpoint all the same."""
+    config = write_config(tmp_path / 'regdb.py', extra=REGDB)
+    finished_trial(tmp_path, config, 1, metrics('v2t', [1, 2, 3, 4, 5]))
+    test_dir = tmp_path / 'regdb_trial1_t2v_seed0'
+    monkeypatch.chdir(tmp_path)
+    spellings = (('20260105_000000', 'regdb_trial1_seed0/epoch_2.pth'),
+                 ('20260106_000000',
+                  f'{tmp_path}/./regdb_trial1_seed0/epoch_2.pth'))
+    for stamp, checkpoint in spellings:
+        fake_test(
+            test_dir,
+            config,
+            checkpoint,
+            metrics('t2v', [6, 7, 8, 9, 10]),
+            stamp=stamp,
+            options=trial_options(1, 't2v'))
+        run_tool(monkeypatch, config, '--trials', 1, '--work-dir', tmp_path,
+                 '--no-train')
+        rows = [cells(r)[:3] for r in capsys.readouterr().out.splitlines()]
+        assert rows[4] == ['1', 't2v', '6.0']
