@@ -1086,6 +1086,24 @@ def test_a_given_batch_size_is_the_images_per_forward(config, tmp_path,
     assert sizes == [3, 3, 1]
 
 
+def test_more_queries_than_gallery_images_for_a_batch_dependent_model(
+        tmp_path, monkeypatch):
+    """batch_size=None: each set in one forward (its docstring), however
+    the two sets' sizes compare: 3 queries, then a gallery of 2."""
+    queries = write_images(
+        tmp_path / 'query',
+        [f'{pid:04d}_c1s1_000001_00.png' for pid in (1, 2, 3)])
+    gallery = write_images(
+        tmp_path / 'gallery',
+        [f'{pid:04d}_c2s1_000001_00.png' for pid in (1, 2)],
+        seed=1)
+    model = mbn_model(tmp_path, 'batch')
+    sizes = recorded_forwards(model, monkeypatch)
+    lists = rank_gallery(
+        model, queries, gallery, topk=2, query_modality=1, gallery_modality=0)
+    assert len(lists) == 3 and sizes == [3, 2]
+
+
 def test_rank_gallery_refuses_a_modality_the_model_ignores(config, tmp_path):
     """A model without modality-aware modules computes the same features
     for either modality: a query_modality/gallery_modality given to it

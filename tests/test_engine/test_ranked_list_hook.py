@@ -343,6 +343,32 @@ def test_a_dedup_pictures_note_says_its_rank_is_a_full_list_rank(
     assert calls[0]['note'] == f'first correct match at rank 3{where}'
 
 
+def test_a_first_match_at_the_last_shown_rank_has_no_note(
+        tmp_path, monkeypatch):
+    """The note is for a list whose top k holds no positive: a positive at
+    rank k is in the picture, so no note, in the hook's own ranking and in
+    the metric's analysis."""
+    calls = spy_drawings(monkeypatch)
+    hook = RankedListHook(num_queries=1, topk=3, tile_size=(32, 16))
+    hook._collect([s.to_dict() for s in _samples(tmp_path)])
+    hook.draw_group(hook._records, 'euclidean', False,
+                    dict(junk_rule='market'))
+    # q1 (pid 1, x=21) ranks g2, g3, then its positive g1: rank 3 = k.
+    assert [c['note'] for c in calls] == [None, None]
+    calls.clear()
+    query = [r for r in hook._records if r['is_query']]
+    gallery = [r for r in hook._records if not r['is_query']]
+    analysis = SimpleNamespace(
+        ap=np.array([1.0, 1 / 3, 1 / 2]),
+        first_rank=np.array([1, 3, 2]),
+        topk_index=np.array([[0, 1, 2], [2, 3, 1], [3, 2, 1]]),
+        topk_distance=np.array([[0.5, 9.5, 19.5], [1.0, 9.0, 11.0],
+                                [1.0, 9.0, 19.0]]),
+        cmc_mode='standard')
+    hook.draw_analysis(analysis, query, gallery)
+    assert [c['note'] for c in calls] == [None, None]
+
+
 def test_the_hooks_ranking_takes_the_metrics_cmc_mode(tmp_path, monkeypatch):
     """The hook's own ranking takes the metric's rank rules, cmc_mode
     included: a dedup metric's pictures label the note's rank as a
