@@ -966,15 +966,21 @@ def test_demo_errors_name_its_options(tmp_path):
         'error: --topk must be >= 1, got 0'
 
 
-def test_demo_takes_the_cfg_options_its_refusals_name(config, tmp_path):
-    """A config whose metric re-ranks is refused with the option that
-    ranks as tools/test.py does; the demo had no --cfg-options, so its
-    user could not give it."""
-    path = tmp_path / 'rerank.py'
+@pytest.mark.parametrize('evaluator, fix', [
+    ("dict(type='ReIDMetric', rerank=dict(k1=6, k2=3, lambda_value=0.3))",
+     '--cfg-options test_evaluator.rerank=None'),
+    ("dict(type='ReIDMetric', distance='cosine')",
+     '--cfg-options model.distance=cosine'),
+])
+def test_demo_takes_the_cfg_options_its_refusals_name(config, tmp_path,
+                                                      evaluator, fix):
+    """A config whose metric re-ranks, or ranks by cosine distance a
+    Euclidean model, is refused with the option that ranks as
+    tools/test.py does; the demo had no --cfg-options, so its user could
+    not give it. The option given, the demo draws."""
+    path = tmp_path / 'refused.py'
     path.write_text(f"_base_ = ['{config()}']\n"
-                    "test_evaluator = dict(type='ReIDMetric', "
-                    'rerank=dict(k1=6, k2=3, '
-                    'lambda_value=0.3))\n')
+                    f'test_evaluator = {evaluator}\n')
     ckpt = tmp_path / 'bot.pth'
     torch.save(dict(state_dict=init_model(config()).state_dict()), ckpt)
     query, gallery = make_gallery(tmp_path)
@@ -986,7 +992,6 @@ def test_demo_takes_the_cfg_options_its_refusals_name(config, tmp_path):
     ]
     with pytest.raises(SystemExit) as error:
         demo.main(argv)
-    fix = '--cfg-options test_evaluator.rerank=None'
     assert fix in error.value.code
     [picture] = demo.main(argv + fix.split())
     assert osp.isfile(picture)

@@ -545,3 +545,23 @@ def test_a_test_given_the_checkpoint_by_another_path_is_read(
                  '--no-train')
         rows = [cells(r)[:3] for r in capsys.readouterr().out.splitlines()]
         assert rows[4] == ['1', 't2v', '6.0']
+
+
+def test_a_failed_test_is_named_a_test(tmp_path, monkeypatch):
+    """The test of the other direction that fails is named as the test it
+    is, not as a training."""
+    import subprocess
+    config = write_config(tmp_path / 'regdb.py', extra=REGDB)
+    finished_trial(tmp_path, config, 1, metrics('v2t', [1, 2, 3, 4, 5]))
+    tool = load_tool(TOOL)
+
+    def failing(cmd, **kwargs):
+        raise subprocess.CalledProcessError(3, cmd)
+
+    monkeypatch.setattr(tool.run.__globals__['subprocess'], 'run', failing)
+    with pytest.raises(SystemExit) as error:
+        tool.main([config, '--trials', '1', '--work-dir', str(tmp_path)])
+    assert str(error.value).startswith(
+        f'error: {tmp_path}/regdb_trial1_t2v_seed0: the test of {config} '
+        '(seed 0, --cfg-options ')
+    assert 'failed (exit status 3;' in str(error.value)
