@@ -97,6 +97,7 @@ class RegDB(BaseReIDDataset):
         gallery=dict(ids=206, images=2060, cams=1, verified=True))
     ARCHIVE_FOLDER = 'RegDB'
     NUM_TRIALS = 10
+    #: The test directions, the default first.
     DIRECTIONS = ('v2t', 't2v')
     #: modality -> (idx file stem, modality id = camid).
     MODALITIES = dict(visible=0, thermal=1)
@@ -114,7 +115,7 @@ class RegDB(BaseReIDDataset):
                  data_root: str,
                  split: str = 'train',
                  trial: int = 1,
-                 direction: str = 'v2t',
+                 direction: str = DIRECTIONS[0],
                  **kwargs) -> None:
         if isinstance(trial, bool) or not isinstance(trial, int) or \
                 not 1 <= trial <= self.NUM_TRIALS:

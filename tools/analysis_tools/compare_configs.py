@@ -502,9 +502,10 @@ def finished_result(
     With ``tests_of``, ``work_dir`` holds the ``tools/test.py`` results of
     the final checkpoint of the run in ``tests_of`` (e.g. with the test
     set changed by ``--cfg-options``): its latest evaluation must be a
-    test of that checkpoint (real paths), and one started before the
-    latest run in ``tests_of`` is stale (that run may have written the
-    checkpoint again): testing again gives the result.
+    test of that checkpoint (real paths), and one not started after the
+    latest run in ``tests_of`` (its stamp not later) is stale (that run
+    may have written the checkpoint again): testing again gives the
+    result.
 
     Args:
         config (str): The config file (for messages).

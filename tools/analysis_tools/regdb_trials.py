@@ -36,6 +36,8 @@ import os.path as osp
 import sys
 from typing import Callable, Dict, List, Sequence
 
+from mmreid.datasets import RegDB
+
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import RUN_ERRORS  # noqa
 from compare_configs import DistinctSeeds  # noqa
@@ -46,10 +48,11 @@ from compare_configs import run  # noqa
 from compare_configs import run_dir  # noqa
 from compare_configs import show_table  # noqa
 
-#: RegDB's trials (``RegDB.NUM_TRIALS``).
-TRIALS = tuple(range(1, 11))
-#: Visible -> thermal (visible queries) and thermal -> visible.
-DIRECTIONS = ('v2t', 't2v')
+#: RegDB's trials, 1..10.
+TRIALS = tuple(range(1, RegDB.NUM_TRIALS + 1))
+#: Visible -> thermal (visible queries; RegDB's default) and thermal ->
+#: visible.
+DIRECTIONS = RegDB.DIRECTIONS
 METRICS = ('R1', 'R10', 'R20', 'mAP', 'mINP')
 #: The datasets a trial's run sets the trial of.
 TRIAL_DATASETS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -156,7 +159,7 @@ def trained_direction(cfg, config: str) -> str:
                 f'{dataset.get("type")!r}, not RegDB: the mean over RegDB '
                 'trials is of models trained and tested on RegDB trials; '
                 'give a RegDB config (configs/mbn/*regdb*.py)')
-    return cfg.val_dataloader.dataset.get('direction', 'v2t')
+    return cfg.val_dataloader.dataset.get('direction', DIRECTIONS[0])
 
 
 def run_name(config: str, trial: int) -> str:
