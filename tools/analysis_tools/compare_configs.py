@@ -186,18 +186,25 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+', help='configs to compare')
     add_run_arguments(parser, 'work_dirs/compare')
-    parser.add_argument(
-        '--metrics',
-        nargs='+',
-        default=list(METRICS),
-        help='metric names without prefix')
-    parser.add_argument('--out', help='also write the Markdown table here')
+    add_table_arguments(parser, METRICS)
     parser.add_argument(
         '--baseline',
         help='config to compare the others with: paired per-seed '
         'differences with 95 %% intervals')
     add_target_argument(parser)
     return parser.parse_args(argv)
+
+
+def add_table_arguments(parser: argparse.ArgumentParser,
+                        metrics: Sequence[str]) -> None:
+    """``--metrics`` (default ``metrics``) and ``--out``, shared by the
+    tools that print tables (:func:`show_table`)."""
+    parser.add_argument(
+        '--metrics',
+        nargs='+',
+        default=list(metrics),
+        help='metric names without prefix')
+    parser.add_argument('--out', help='also write the Markdown table(s) here')
 
 
 def add_target_argument(parser: argparse.ArgumentParser) -> None:

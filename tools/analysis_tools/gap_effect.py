@@ -50,6 +50,7 @@ from typing import Dict, List, Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import add_run_arguments  # noqa
+from compare_configs import add_table_arguments  # noqa
 from compare_configs import add_target_argument  # noqa
 from compare_configs import show_table  # noqa
 from compare_configs import (check_paired_test_sets, one_test_set,  # noqa
@@ -62,7 +63,7 @@ def parse_args(argv=None):
     parser.add_argument(
         'pairs', nargs='+', help='BN_CONFIG:MBN_CONFIG, one per setting')
     add_run_arguments(parser, 'work_dirs/gap_effect')
-    parser.add_argument('--metrics', nargs='+', default=['R1', 'mAP'])
+    add_table_arguments(parser, ['R1', 'mAP'])
     add_target_argument(parser)
     parser.add_argument(
         '--layers',
@@ -70,7 +71,6 @@ def parse_args(argv=None):
         help='average the gap over the norm inputs whose name starts with '
         'this (default: the ResNet layer1-4)')
     parser.add_argument('--num-per-modality', type=int, default=128)
-    parser.add_argument('--out', help='also write the Markdown tables here')
     parser.add_argument('--plot', help='also draw MBN - BN against the gap')
     args = parser.parse_args(argv)
     if len(args.seeds) < 2:

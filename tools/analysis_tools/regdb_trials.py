@@ -42,6 +42,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import RUN_ERRORS  # noqa
 from compare_configs import DistinctSeeds  # noqa
 from compare_configs import add_run_arguments  # noqa
+from compare_configs import add_table_arguments  # noqa
 from compare_configs import expected_config  # noqa
 from compare_configs import mean_cell  # noqa
 from compare_configs import run  # noqa
@@ -97,12 +98,7 @@ def parse_args(argv=None):
         default=list(DIRECTIONS),
         help='the directions tabulated (default: both, as the protocol '
         'reports)')
-    parser.add_argument(
-        '--metrics',
-        nargs='+',
-        default=list(METRICS),
-        help='metric names without prefix')
-    parser.add_argument('--out', help='also write the Markdown table here')
+    add_table_arguments(parser, METRICS)
     args = parser.parse_args(argv)
     args.directions = list(dict.fromkeys(args.directions))
     return args

@@ -38,6 +38,7 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import add_run_arguments  # noqa
+from compare_configs import add_table_arguments  # noqa
 from compare_configs import show_table  # noqa
 from compare_configs import (check_paired_test_sets, one_test_set,  # noqa
                              paired_interval, runs_of)
@@ -69,13 +70,12 @@ def parse_args(argv=None):
     parser.add_argument('config_a', help='the reference (baseline) config')
     parser.add_argument('config_b', help='the config compared with it')
     add_run_arguments(parser, 'work_dirs/style_decomposition')
-    parser.add_argument('--metrics', nargs='+', default=['R1', 'mAP'])
+    add_table_arguments(parser, ['R1', 'mAP'])
     parser.add_argument('--mode-a', help='distance mode of A (e.g. euclid)')
     parser.add_argument('--mode-b', help='distance mode of B (e.g. mnet)')
     parser.add_argument(
         '--unseen', default='d3', help='the unseen-style target')
     parser.add_argument('--seen', default='d0', help='the seen-style target')
-    parser.add_argument('--out', help='also write the Markdown tables here')
     args = parser.parse_args(argv)
     if len(args.seeds) < 2:
         parser.error('paired intervals need two seeds at least')
