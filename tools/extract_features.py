@@ -293,8 +293,9 @@ def loader_batches(cfg: Config, split: Optional[str], records: List[dict],
            "'batch': each test batch is normalised with its own "
            'statistics, so the features depend on how the images are '
            'batched')
-    fix = ("or set eval_stats='modality' in the MBN norm_cfg (e.g. "
-           '--cfg-options model.backbone.norm_cfg.eval_stats=modality)')
+    from mmreid.models.layers.mbn import running_statistics_fix
+    fix = ('or use each modality\'s running statistics: '
+           f'{running_statistics_fix(cfg)}')
     if split not in ('val', 'test'):
         what = '--images' if split is None else f'--split {split}'
         raise ValueError(f'{what}: {why}, and no test dataloader batches '

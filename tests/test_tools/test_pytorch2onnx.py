@@ -569,7 +569,8 @@ def test_the_keys_that_give_batch_statistics():
     """batch_statistics_keys: the dotted key of each MBN config with
     eval_stats='batch', in config order, a scoped type name and list items
     (by index) included; an MBN of other statistics is not listed."""
-    tool = load_tool(TOOL)
+    from mmreid.models.layers.mbn import (batch_statistics_keys,
+                                          running_statistics_fix)
     model = dict(
         type='ReIDModel',
         backbone=dict(norm_cfg=dict(type='mmreid.MBN', eval_stats='batch')),
@@ -580,7 +581,10 @@ def test_the_keys_that_give_batch_statistics():
         head=dict(
             norm_cfg=dict(type='MBN', eval_stats='shared'),
             bn=dict(type='MBN')))
-    assert tool.batch_statistics_keys(model) == [
+    assert batch_statistics_keys(model) == [
         'model.backbone.norm_cfg.eval_stats',
         'model.neck.1.norm_cfg.eval_stats'
     ]
+    assert running_statistics_fix(dict(model=model)) == (
+        '--cfg-options model.backbone.norm_cfg.eval_stats=modality '
+        'model.neck.1.norm_cfg.eval_stats=modality')

@@ -334,30 +334,6 @@ def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:
         cfg=cfg)
 
 
-def batch_statistics_keys(cfg: dict, prefix: str = 'model') -> List[str]:
-    """Config keys that give an MBN layer ``eval_stats='batch'``.
-
-    Args:
-        cfg (dict): A model config (or any part of one).
-        prefix (str): The key of ``cfg``. Defaults to ``'model'``.
-
-    Returns:
-        list[str]: Dotted keys (``model.backbone.norm_cfg.eval_stats``,
-        list items by index), in config order.
-    """
-    found = []
-    if isinstance(cfg, dict):
-        if str(cfg.get('type', '')).split('.')[-1] == 'MBN' \
-                and cfg.get('eval_stats') == 'batch':
-            found.append(f'{prefix}.eval_stats')
-        for key, value in cfg.items():
-            found += batch_statistics_keys(value, f'{prefix}.{key}')
-    elif isinstance(cfg, (list, tuple)):
-        for i, value in enumerate(cfg):
-            found += batch_statistics_keys(value, f'{prefix}.{i}')
-    return found
-
-
 def check_batch_independent(model: nn.Module, cfg: Config) -> None:
     """Refuse a model whose features depend on the batch.
 
@@ -370,14 +346,12 @@ def check_batch_independent(model: nn.Module, cfg: Config) -> None:
         ValueError: Naming a layer and the config key(s) to set to
             ``'modality'`` (the running statistics).
     """
-    from mmreid.models.layers.mbn import batch_statistics_layers
+    from mmreid.models.layers.mbn import (batch_statistics_layers,
+                                          running_statistics_fix)
     layers = batch_statistics_layers(model)
     if not layers:
         return
-    keys = batch_statistics_keys(cfg.model)
-    fix = ('--cfg-options ' + ' '.join(f'{k}=modality' for k in keys)
-           if keys else "eval_stats='modality' in the config of those MBN "
-           'layers')
+    fix = running_statistics_fix(cfg)
     raise ValueError(
         f"the model's MBN layers (e.g. {layers[0]!r}) use eval_stats="
         "'batch': each test batch is normalised with its own statistics, "

@@ -4,7 +4,7 @@ MBN normalises each modality sub-mini-batch with its own statistics instead
 of the whole mini-batch, so that after the (shared) affine transform both
 modalities have the same per-channel moments in every batch.
 """
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 import torch
 import torch.distributed as torch_dist
@@ -448,3 +448,42 @@ def batch_statistics_layers(model: nn.Module) -> list:
         name for name, module in model.named_modules()
         if isinstance(module, MBN) and module.eval_stats == 'batch'
     ]
+
+
+def batch_statistics_keys(cfg, prefix: str = 'model') -> List[str]:
+    """Config keys that give an MBN layer ``eval_stats='batch'``.
+
+    Args:
+        cfg (dict): A model config (or any part of one).
+        prefix (str): The key of ``cfg``. Defaults to ``'model'``.
+
+    Returns:
+        list[str]: Dotted keys (``model.backbone.norm_cfg.eval_stats``,
+        list items by index), in config order.
+    """
+    found = []
+    if isinstance(cfg, dict):
+        if str(cfg.get('type', '')).split('.')[-1] == 'MBN' \
+                and cfg.get('eval_stats') == 'batch':
+            found.append(f'{prefix}.eval_stats')
+        for key, value in cfg.items():
+            found += batch_statistics_keys(value, f'{prefix}.{key}')
+    elif isinstance(cfg, (list, tuple)):
+        for i, value in enumerate(cfg):
+            found += batch_statistics_keys(value, f'{prefix}.{i}')
+    return found
+
+
+def running_statistics_fix(cfg) -> str:
+    """How to give a config's batch-statistics MBN layers each modality's
+    running statistics instead, for a message: the exact
+    ``--cfg-options`` (:func:`batch_statistics_keys`), or where to set it
+    when the config does not say ``eval_stats='batch'`` itself.
+
+    Args:
+        cfg (Config | dict): The whole config (its ``model`` is read).
+    """
+    keys = batch_statistics_keys(cfg.get('model') or {})
+    if keys:
+        return '--cfg-options ' + ' '.join(f'{k}=modality' for k in keys)
+    return "eval_stats='modality' in the config of those MBN layers"
