@@ -6,7 +6,7 @@ re-drawn from the pool of the other modality in every trial
 against its full gallery (:class:`RegDBMetric`).
 """
 import warnings
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from mmreid.registry import METRICS
 from .reid_metric import FEATURE_OPTIONS, ReIDMetric
@@ -86,6 +86,7 @@ class DirectionMixin(VariantKeysMixin):
     #: What sets ``dataset_meta['direction']``, for messages.
     direction_source: str = ''
     direction: str
+    dataset_name: Callable[[dict], str]  # ReIDMetric's
 
     def check_direction_arg(self, direction: str) -> None:
         """Raise if ``direction`` is none of :attr:`variants`."""
@@ -102,7 +103,7 @@ class DirectionMixin(VariantKeysMixin):
             dataset_meta: The dataset's metainfo.
         """
         direction = dataset_meta.get('direction')
-        name = repr(dataset_meta.get('dataset_name', '<unnamed dataset>'))
+        name = self.dataset_name(dataset_meta)
         metric = f'{type(self).__name__}(direction={self.direction!r})'
         if direction is None:
             raise ValueError(
