@@ -1043,3 +1043,10 @@ def test_training_lines_are_explained_once(monkeypatch):
     assert 'means over the last 7 iterations' in logged[0]
     assert "'.*(loss|time|data_time|grad_norm).*'" in logged[0]
     assert "lr is the first parameter group's" in logged[0]
+    assert 'processes' not in logged[0]
+    # A distributed run logs process 0's values of its share of a batch.
+    import mmengine.dist
+    monkeypatch.setattr(mmengine.dist, 'get_world_size', lambda: 4)
+    legend = ReIDLogProcessor().train_line_legend()
+    assert "With 4 processes they are process 0's, of its share of each " \
+        'batch' in legend

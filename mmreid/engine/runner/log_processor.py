@@ -73,9 +73,15 @@ class ReIDLogProcessor(LogProcessor):
         Returns:
             str: The legend, with this processor's ``window_size``.
         """
+        from mmengine.dist import get_world_size
         custom = ('' if not self.custom_cfg else
                   f'; log_processor.custom_cfg sets others: '
                   f'{self.custom_cfg}')
+        world = get_world_size()
+        if world > 1:
+            custom += (f'. With {world} processes they are process 0\'s, '
+                       'of its share of each batch (mmengine does not '
+                       'average them over the processes)')
         return ('Training lines: the values whose name matches '
                 f'{self.mean_pattern.pattern!r} (loss, each loss_* term, '
                 'time, data_time) are means over the last '
