@@ -11,8 +11,8 @@ import argparse
 import os.path as osp
 
 from mmreid.engine.runner import MultiTargetTestLoop, build_runner
-from mmreid.utils import config as setup_cfg
-from mmreid.utils import register_all_modules
+from mmreid.utils import register_all_modules, runtime_args
+from mmreid.utils.config import load_config
 from mmreid.utils.logged_warnings import record_warnings
 from mmreid.utils.pipeline_source import split_targets
 
@@ -64,12 +64,12 @@ def parse_args():
         help='multi-target configs: test only these targets '
         '(test_cfg.targets[i].name), e.g. --target d3; the mean row is then '
         'over them')
-    setup_cfg.add_runtime_args(
+    runtime_args.add_runtime_args(
         parser, 'test_evaluator.distance=cosine; a multi-target config '
         '(test_cfg.targets: the quick start, every *-v2 and DG config) '
         'takes it per target, test_cfg.targets.0.evaluator.distance=cosine '
         'test_cfg.targets.1.evaluator.distance=cosine ...')
-    args = setup_cfg.parse_runtime_args(parser)
+    args = runtime_args.parse_runtime_args(parser)
     check_args(parser, args)
     return args
 
@@ -147,7 +147,7 @@ def main():
     record_warnings()
     args = parse_args()
     register_all_modules(init_default_scope=False)
-    cfg = setup_cfg.load_config(
+    cfg = load_config(
         args.config,
         args.cfg_options,
         args.work_dir,
@@ -158,7 +158,7 @@ def main():
     cfg.load_from = args.checkpoint
     cfg.load_strict = args.strict == 'true'
     if args.amp:
-        setup_cfg.enable_amp_inference(cfg)
+        runtime_args.enable_amp_inference(cfg)
     if args.show_ranked_lists is not None:
         cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
             dict(
@@ -180,15 +180,15 @@ def main():
                     f'checkpoint: {args.checkpoint}'
                 ])
         ]
-    setup_cfg.adapt_to_device(cfg)
+    runtime_args.adapt_to_device(cfg)
 
     # ReIDRunner loads the checkpoint with init_model's rules.
     runner = build_runner(cfg)
     metrics = runner.test()
     if args.out and runner.rank == 0:
-        setup_cfg.dump_atomic(metrics, args.out)
+        runtime_args.dump_atomic(metrics, args.out)
         print(f'metrics written to {args.out}')
-    setup_cfg.shutdown_distributed()
+    runtime_args.shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -4,7 +4,8 @@
 """
 import argparse
 
-from mmreid.utils.config import ReIDDictAction, load_config
+from mmreid.utils.cfg_options import ReIDDictAction
+from mmreid.utils.config import load_config
 
 
 def main():

@@ -518,10 +518,10 @@ class ReIDRunner(Runner):
         """mmengine's, after checking the optimizer type (see
         :func:`~mmreid.utils.registry_suggestions.check_optimizer_type`) and
         that an AMP wrapper has a CUDA device (as ``--amp``, see
-        :func:`~mmreid.utils.config.check_amp_device`)."""
+        :func:`~mmreid.utils.runtime_args.check_amp_device`)."""
         from mmreid.registry import OPTIMIZERS
-        from mmreid.utils.config import check_amp_device
         from mmreid.utils.registry_suggestions import check_optimizer_type
+        from mmreid.utils.runtime_args import check_amp_device
         check_amp_device(optim_wrapper)
         check_optimizer_type(optim_wrapper, OPTIMIZERS)
         return super().build_optim_wrapper(optim_wrapper)
