@@ -471,9 +471,9 @@ def documented_test_variants(model: dict) -> dict:
 def test_documented_test_variants_test_the_trained_network(path):
     """Testing a checkpoint of the config with a documented evaluation
     choice is no other network for the test-time check of trained
-    checkpoints (mmreid.utils.source_arch.network_differences), and a
+    checkpoints (mmreid.utils.trained_arch.network_differences), and a
     last stride other than the trained one is."""
-    from mmreid.utils.source_arch import network_differences
+    from mmreid.utils.trained_arch import network_differences
     model = Config.fromfile(path).model.to_dict()
     variants = documented_test_variants(model)
     assert variants

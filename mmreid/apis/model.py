@@ -47,10 +47,10 @@ def _load_weights(model: nn.Module, config: Config, checkpoint: str,
     of another shape (a checkpoint trained on other identities) is skipped
     with one warning, since test features do not use it. A converted
     checkpoint whose source network differs from the config is refused
-    (:func:`mmreid.utils.source_arch.check_source_arch`).
+    (:func:`mmreid.utils.arch_check.check_source_arch`).
     """
+    from mmreid.utils.arch_check import check_source_arch
     from mmreid.utils.checkpoint import load_model_state
-    from mmreid.utils.source_arch import check_source_arch
 
     # Goes through mmreid's safe loaders: tensors only for URLs.
     loaded = _load_checkpoint(checkpoint, map_location='cpu')

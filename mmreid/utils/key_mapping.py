@@ -27,9 +27,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .atomic import open_atomic
-from .source_arch import (FACT_OPTIONS, FASTREID_KEYS, FASTREID_USE,
-                          SOURCE_ARCH, STEM_POOLS, add_identity_bnneck,
-                          read_fastreid_config, same_pixel_stats, source_arch)
+from .fastreid_config import FASTREID_KEYS, FASTREID_USE, read_fastreid_config
+from .source_arch import (FACT_OPTIONS, SOURCE_ARCH, STEM_POOLS,
+                          add_identity_bnneck, same_pixel_stats, source_arch)
 
 # The tensors of a torchvision-style ResNet: stem, stages and shortcuts.
 # IBN-Net-a blocks (fast-reid ``WITH_IBN``, mmreid ``ibn_stages``) split

@@ -6,8 +6,8 @@
 ``test_cfg.targets[i].dataloader.dataset``. Every other entry point that
 runs the test pipeline (``mmreid.apis.extract_features``/``rank_gallery``,
 ``tools/extract_features.py``, ``tools/deployment/pytorch2onnx.py``,
-``tools/analysis_tools/browse_dataset.py``) and the converted-checkpoint
-check (:mod:`mmreid.utils.source_arch`) resolve it here, in that order, so
+``tools/analysis_tools/browse_dataset.py``) and the checkpoint check
+(:mod:`mmreid.utils.arch_check`) resolve it here, in that order, so
 that they compute the features that ``tools/test.py`` evaluates.
 
 A top-level ``test_pipeline`` is usually a variable that the config file

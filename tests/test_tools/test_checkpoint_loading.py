@@ -365,7 +365,7 @@ def test_init_model_strict_off_accepts_another_test_size_with_a_warning(
 def test_training_from_a_trained_checkpoint_is_not_checked(
         make_config, tmp_path):
     # Fine-tuning at another size (load_from in training) is no test.
-    from mmreid.utils.source_arch import check_source_arch
+    from mmreid.utils.arch_check import check_source_arch
     config = make_config()
     ckpt = tmp_path / 'trained.pth'
     trained_checkpoint(config, ckpt)

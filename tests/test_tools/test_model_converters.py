@@ -529,7 +529,7 @@ def test_fastreid_test_feature_follows_the_bnneck(tmp_path, neck_feat,
     ``bottleneck(pool_feat)``: the BNNeck's output if ``WITH_BNNECK``,
     else the pooled feature. ``NECK_FEAT`` only picks the feature of the
     training (triplet) loss, so it does not change the test feature."""
-    from mmreid.utils.source_arch import read_fastreid_config
+    from mmreid.utils.fastreid_config import read_fastreid_config
     cfg = tmp_path / 'config.yaml'
     # The layout of fast-reid's cfg.dump(): keys sorted, HEADS complete.
     cfg.write_text('MODEL:\n'
@@ -787,7 +787,7 @@ def test_fastreid_test_crop_and_size_are_read(tmp_path, enabled, crop, size,
     keeps the aspect ratio, 0 skips it), then ``CenterCrop(CROP.SIZE)`` if
     ``INPUT.CROP.ENABLED``. mmreid's test pipeline resizes to a fixed
     (height, width) and has no centre crop."""
-    from mmreid.utils.source_arch import read_fastreid_config
+    from mmreid.utils.fastreid_config import read_fastreid_config
     cfg = tmp_path / 'config.yaml'
     cfg.write_text(CROP_YAML.format(enabled=enabled, crop=crop, size=size))
     if refused is None:

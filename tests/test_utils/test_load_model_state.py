@@ -115,7 +115,7 @@ def test_shape_error_names_the_checkpoints_own_config(tmp_path):
             init_cfg=dict(type='Pretrained', checkpoint='r18.pth')))
     cfg = Config(dict(model=narrow, test_pipeline=PIPELINE))
     # Testing it is refused before the tensors are compared, with the keys
-    # that differ from its own config (source_arch.network_differences).
+    # that differ from its own config (trained_arch.network_differences).
     with pytest.raises(ValueError) as info:
         init_model(cfg, ckpt)
     assert ("model.backbone.base_channels: the checkpoint's config has 16, "

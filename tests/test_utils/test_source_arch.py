@@ -9,8 +9,8 @@ import torch
 from mmengine.config import Config
 
 from mmreid.registry import MODELS
-from mmreid.utils.source_arch import (SOURCE_ARCH, check_source_arch,
-                                      source_arch)
+from mmreid.utils.arch_check import check_source_arch
+from mmreid.utils.source_arch import SOURCE_ARCH, source_arch
 from ..fixtures.processes import REPO
 from ..fixtures.tiny_models import TINY_BOT_MODEL
 
@@ -297,7 +297,7 @@ def test_trained_config_facts_read_the_test_resize_and_normalisation():
     std as floats, and the test pipeline's ``ReIDResize`` as
     ``tools/test.py`` reads the pipelines (the test split first), its
     unset arguments at ``ReIDResize``'s defaults (bilinear, cv2)."""
-    from mmreid.utils.source_arch import trained_config_facts
+    from mmreid.utils.trained_arch import trained_config_facts
     stats = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
     text = saved_config(
         'test_dataloader = ' +
@@ -335,7 +335,7 @@ def test_trained_config_facts_read_the_test_resize_and_normalisation():
         loader("dict(type='ReIDResize', size=(64, 32))") + '\n',
     ])
 def test_trained_config_facts_give_no_resize_unless_one_is_stated(pipelines):
-    from mmreid.utils.source_arch import trained_config_facts
+    from mmreid.utils.trained_arch import trained_config_facts
     assert trained_config_facts(saved_config(pipelines)) == dict(
         mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
 
@@ -498,7 +498,7 @@ def test_two_types_that_resolve_to_no_class_are_not_one_class():
     # network_differences drops a type difference only when both names
     # resolve to one class; two names that resolve to none (not
     # registered here) are not shown to be one network.
-    from mmreid.utils.source_arch import network_differences
+    from mmreid.utils.trained_arch import network_differences
     saved = dict(type='ReIDModel', neck=dict(type='UnregisteredPoolA'))
     current = dict(type='ReIDModel', neck=dict(type='UnregisteredPoolB'))
     assert network_differences(saved, current) == [
@@ -511,7 +511,7 @@ def test_an_argument_at_its_default_is_compared_with_its_own_class():
     # The saved ReIDResNet has no num_modalities; the current AGWResNet
     # gives its own default (2): the type differs, the argument does not
     # (its default is AGWResNet's, the class that takes it).
-    from mmreid.utils.source_arch import network_differences
+    from mmreid.utils.trained_arch import network_differences
     saved = dict(type='ReIDModel', backbone=dict(type='ReIDResNet', depth=18))
     current = dict(
         type='ReIDModel',
@@ -626,7 +626,7 @@ def test_a_list_of_dicts_is_no_command_line_option():
     """``--cfg-options`` refuses a dict literal in a list, so a trained
     value holding one is not offered as an option (the key is named as
     one to set in a config instead); a dict is given leaf by leaf."""
-    from mmreid.utils.source_arch import _cfg_options
+    from mmreid.utils.trained_arch import _cfg_options
     assert _cfg_options('model.neck.blocks', [dict(type='B', k=3)]) is None
     assert _cfg_options('model.neck.sizes', [[1, 2]]) is None
     sizes = [('model.neck.sizes', [1, 2])]

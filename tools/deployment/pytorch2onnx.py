@@ -284,7 +284,7 @@ def input_resize(cfg: Config, target: Optional[str] = None) -> Dict[str, str]:
         empty where the pipeline has no ``ReIDResize``.
     """
     from mmreid.utils.pipeline_source import resolve_test_pipeline
-    from mmreid.utils.source_arch import RESIZE_DEFAULTS
+    from mmreid.utils.trained_arch import RESIZE_DEFAULTS
     try:
         source = resolve_test_pipeline(cfg, target, option='--target {}')
     except KeyError:  # no pipeline to read (the size came from --shape)
@@ -313,8 +313,8 @@ def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:
             tensors or holds tensors of other shapes.
         ValueError: A converted checkpoint of another network.
     """
+    from mmreid.utils.arch_check import check_source_arch
     from mmreid.utils.checkpoint import load_model_state
-    from mmreid.utils.source_arch import check_source_arch
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not '
                                 'exist (only local files are exported)')

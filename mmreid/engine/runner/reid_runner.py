@@ -1050,8 +1050,8 @@ class ReIDRunner(Runner):
         Returns:
             dict: The loaded checkpoint.
         """
+        from mmreid.utils.arch_check import check_source_arch
         from mmreid.utils.checkpoint import load_model_state
-        from mmreid.utils.source_arch import check_source_arch
         checkpoint = _load_checkpoint(filename, map_location=map_location)
         if self._resuming is not None:
             self.check_resumable(checkpoint, filename, *self._resuming)

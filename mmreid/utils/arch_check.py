@@ -1,0 +1,383 @@
+"""The check of a config against the network a checkpoint records.
+
+``init_model``, ``tools/test.py`` (the runner's checkpoint load),
+``pytorch2onnx.py`` and ``load_from`` call :func:`check_source_arch`
+before loading a checkpoint. A converted checkpoint carries its source
+network's facts (:mod:`mmreid.utils.source_arch`), an mmreid one its
+run's config (:mod:`mmreid.utils.trained_arch`); a config that builds
+another network, or feeds it other test images, is refused with the
+overrides that give the recorded settings.
+"""
+from typing import List, Optional, Tuple
+
+import torch
+
+from .key_mapping import MMREID_KEY_PREFIXES
+from .source_arch import FACT_OPTIONS, HARMLESS_UNMAPPED
+from .trained_arch import (RESIZE_DEFAULTS, _shown, _trained_model_problems,
+                           trained_config_facts)
+
+#: The fact of each ``ReIDResize`` argument.
+RESIZE_FACTS = dict(
+    size='input_size', interpolation='interpolation', backend='resize_backend')
+
+
+def _override(key: str, value) -> str:
+    if isinstance(value, (list, tuple)):
+        value = '[' + ','.join(str(v) for v in value) + ']'
+    return f'{key}={value}'
+
+
+def _copied_test_fixes(cfg, fixes: List[Tuple[str, object]]) -> list:
+    """The ``test_*`` twins of the ``val_*`` fixes whose transform the test
+    loader holds too (``test_dataloader = val_dataloader`` in the dataset
+    bases): an option on the validation loader alone is refused there
+    (:func:`mmreid.utils.option_overrides.check_variable_overrides`), and
+    the test loader feeds the same network."""
+    from .config_keys import _option_value
+    plain = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
+    given = {key for key, _ in fixes}
+    twins = []
+    for key, value in fixes:
+        if not key.startswith('val_'):
+            continue
+        twin = 'test_' + key[len('val_'):]
+        parent, twin_parent = key.rsplit('.', 1)[0], twin.rsplit('.', 1)[0]
+        transform = _option_value(plain, parent)
+        if twin not in given and isinstance(transform, dict) and \
+                _option_value(plain, twin_parent) == transform:
+            twins.append((twin, value))
+    return twins
+
+
+def _test_pipelines(cfg,
+                    api: bool,
+                    split: str = 'test') -> List[Tuple[str, list]]:
+    """``(config path, transforms)`` of the pipelines that feed the test.
+
+    The runner (``api=False``) evaluates ``split``: ``runner.test()`` with
+    ``test_dataloader`` and every target of a multi-target test loop
+    (``test_cfg.targets``), ``runner.val()`` with ``val_dataloader`` and
+    ``val_cfg.targets``. The API (``init_model``, ``extract_features``)
+    and the tools read them in ``tools/test.py``'s order (see
+    :func:`mmreid.utils.pipeline_source.inference_pipelines`): the test
+    pipelines, else ``test_pipeline``, else the validation ones.
+    """
+    from .pipeline_source import inference_pipelines, split_pipelines
+    found = inference_pipelines(cfg) if api else split_pipelines(cfg, split)
+    return [(s.path, list(s.pipeline)) for s in found]
+
+
+def mmreid_conversion(meta: Optional[dict], filename: str) -> str:
+    """Why a converted checkpoint is no source's conversion, or ``''``.
+
+    Before the converters refused an mmreid checkpoint (see
+    :func:`mmreid.utils.key_mapping.mmreid_evidence`), one run on it wrote
+    a file: fast-reid's mapped the ResNet tensors, left mmreid's own layers
+    (:data:`~mmreid.utils.key_mapping.MMREID_KEY_PREFIXES`) unmapped,
+    recorded fast-reid's defaults and put an identity BNNeck in place of
+    the trained one. Its ``meta['unmapped']`` (kept by
+    ``publish_model.py``) tells: no source layout has those keys.
+
+    Args:
+        meta (dict, optional): The checkpoint's ``meta``.
+        filename (str): The checkpoint, for the message.
+
+    Returns:
+        str: The message naming the file, the lost layers and the fix.
+    """
+    if not isinstance(meta, dict) or 'source' not in meta:
+        return ''
+    unmapped = meta.get('unmapped') or []
+    lost = [
+        f'{prefix}* ({count} tensors)' for prefix in MMREID_KEY_PREFIXES
+        for count in [sum(str(k).startswith(prefix) for k in unmapped)]
+        if count
+    ]
+    if not lost:
+        return ''
+    original = meta.get('converted_from')
+    original = f' {original!r}' if original else ''
+    source = meta['source']
+    return (f'checkpoint {filename!r} is not a {source} model: an mmreid '
+            'converter of before the converters refused mmreid checkpoints '
+            f'wrote it from the mmreid checkpoint{original}, dropping '
+            f'mmreid\'s own layers (meta[\'unmapped\']: {", ".join(lost)}) '
+            f'and putting {source}\'s defaults in their place. Load the '
+            f'original mmreid checkpoint{original} as it is (init_model, '
+            'tools/test.py): it needs no conversion.')
+
+
+def check_source_arch(meta: Optional[dict],
+                      model: torch.nn.Module,
+                      cfg,
+                      filename: str,
+                      test: bool = True,
+                      api: bool = False,
+                      strict: bool = True,
+                      split: str = 'test') -> List[str]:
+    """Refuse a config that computes another network than the source.
+
+    A checkpoint converted from fast-reid or torchreid carries the source
+    network's facts (``meta['source_arch']``, see
+    :func:`mmreid.utils.source_arch.source_arch`).
+    The stem pooling, last stride and pooling are compared with the built
+    ``model``; at test time also the test feature, the normalisation, the
+    flip averaging (``test_cfg.flip``) and the test pipeline's
+    ``ReIDResize`` (size, interpolation, library).
+
+    A file an old converter wrote from an mmreid checkpoint is refused
+    as such (:func:`mmreid_conversion`).
+
+    A checkpoint of an mmreid run carries its config (``meta['cfg']``):
+    at test time its normalisation and test resize
+    (:func:`~mmreid.utils.trained_arch.trained_config_facts`) are
+    compared likewise, since a model
+    fed images of another size or scale still gives features, and a
+    number far from its own (a cross-dataset test with another dataset's
+    config); so is its ``model``
+    (:func:`~mmreid.utils.trained_arch.network_differences`), since a
+    setting without tensors (a parameter-free neck, the last stride)
+    builds another network that loads the same tensors. Loading it for
+    training (``load_from``) is not checked.
+
+    Args:
+        meta (dict, optional): The checkpoint's ``meta``; nothing is
+            checked without ``source_arch`` or (at test time) ``cfg``.
+        model (nn.Module): The built (bare) model.
+        cfg (Config): Its config.
+        filename (str): The checkpoint, for the message.
+        test (bool): Check the test-time facts too. Defaults to True.
+        api (bool): Word the fix for ``init_model(cfg_options=...)``
+            instead of ``--cfg-options``. Defaults to False.
+        strict (bool): Raise; False logs the mismatches as a warning.
+        split (str): With ``test``, whose pipelines the runner feeds:
+            ``'test'`` (``runner.test()``, the default) or ``'val'``
+            (``runner.val()``).
+
+    Returns:
+        list[str]: The mismatches (empty when the config matches).
+
+    Raises:
+        ValueError: A mismatch and ``strict``.
+    """
+    if not isinstance(meta, dict):
+        return []
+    converted = mmreid_conversion(meta, filename)
+    if converted:
+        return _refuse_or_warn(converted, strict)
+    facts = meta.get('source_arch')
+    trained = not facts
+    if trained and not test:
+        return []
+    model_changes = []
+    if trained:
+        facts = trained_config_facts(meta.get('cfg'))
+        model_changes = _trained_model_problems(meta, cfg)
+    if not facts and not model_changes:
+        return []
+    # Who the facts are of, in each line of the message.
+    owner = 'the checkpoint\'s config has' if trained else 'the source has'
+    problems: List[str] = []
+    fixes: List[Tuple[str, object]] = []
+    dropped = [
+        k for k in meta.get('unmapped', [])
+        if not k.endswith(HARMLESS_UNMAPPED)
+    ]
+    if dropped:
+        problems.append(f'the source has {len(dropped)} tensors the '
+                        f'converter did not map ({", ".join(dropped[:10])}'
+                        f'{", ..." if len(dropped) > 10 else ""}): layers '
+                        'mmreid does not build, so no config computes the '
+                        'source network')
+
+    assumed = set(facts.get('assumed') or ())
+    guessed: List[str] = []
+
+    def differ(what, want, have, key=None, value=None, fact=None):
+        note = ''
+        if fact in assumed:
+            note = ' (assumed by the converter)'
+            guessed.append(fact)
+        problems.append(f'{what}: {owner} {want}{note}, the config {have}')
+        if key is not None:
+            fixes.append((key, want if value is None else value))
+
+    unset = []  # model keys --cfg-options cannot set to the trained value
+    for key, want, have, options in model_changes:
+        problems.append(
+            f'{key}: {owner} {_shown(want)}, the config {_shown(have)}')
+        if options is None:
+            unset.append(key)
+        else:
+            fixes += options
+    model_problems = len(model_changes)
+
+    backbone = getattr(model, 'backbone', None)
+    pool = getattr(backbone, 'maxpool', None)
+    if 'stem_pool' in facts and isinstance(pool, torch.nn.MaxPool2d):
+        for name, want in facts['stem_pool'].items():
+            have = getattr(pool, name)
+            if isinstance(have, tuple) and len(set(have)) == 1:
+                have = have[0]
+            if have != want:
+                differ(
+                    f'stem max pooling {name}',
+                    want,
+                    have,
+                    f'model.backbone.stem_pool.{name}',
+                    fact='stem_pool')
+    if facts.get('last_stride') is not None and backbone is not None:
+        have = getattr(backbone, 'last_stride', None)
+        if have != facts['last_stride']:
+            differ(
+                'last stride',
+                facts['last_stride'],
+                have,
+                'model.backbone.last_stride',
+                fact='last_stride')
+    neck = type(getattr(model, 'neck', None)).__name__
+    pooling = dict(GlobalAvgPool='avg', GeMPool='gem').get(neck)
+    if facts.get('pooling') and pooling != facts['pooling']:
+        differ(
+            'pooling',
+            facts['pooling'],
+            f'{neck} ({pooling})',
+            'model.neck.type',
+            dict(avg='GlobalAvgPool', gem='GeMPool')[facts['pooling']],
+            fact='pooling')
+    if test:
+        head = getattr(model, 'head', None)
+        have = getattr(head, 'test_feature', None)
+        if facts.get('test_feature') and have != facts['test_feature']:
+            differ(
+                'test feature',
+                facts['test_feature'],
+                have,
+                'model.head.test_feature',
+                fact='test_feature')
+        preprocessor = getattr(model, 'data_preprocessor', None)
+        for name in ('mean', 'std'):
+            want = facts.get(name)
+            have = getattr(preprocessor, name, None)
+            if want is None or have is None:
+                continue
+            have = [round(float(v), 4) for v in have.flatten()]
+            if len(have) != len(want) or any(
+                    abs(a - b) > 1e-3 for a, b in zip(have, want)):
+                differ(
+                    f'normalisation {name} (0-255)',
+                    want,
+                    have,
+                    f'model.data_preprocessor.{name}',
+                    fact=name)
+        if facts.get('flip') is not None:
+            test_cfg = getattr(model, 'test_cfg', None) or {}
+            have = bool(test_cfg.get('flip', False))
+            if have != facts['flip']:
+                differ(
+                    'test-time flip (mirrored-image averaging)',
+                    facts['flip'],
+                    have,
+                    'model.test_cfg.flip',
+                    fact='flip')
+        if facts.get('colour_order', 'rgb') != 'rgb':
+            problems.append(f'colour order: the source takes '
+                            f'{facts["colour_order"]} images, mmreid feeds '
+                            'RGB (no config switch)')
+        pipelines = _test_pipelines(cfg, api, split) \
+            if 'input_size' in facts else []
+        wanted = (f'{facts.get("input_size")} with '
+                  f'{facts.get("resize_backend")} '
+                  f'{facts.get("interpolation")}')
+        if not pipelines and 'input_size' in facts:
+            problems.append(
+                f'the config has no {split} pipeline (' +
+                ('test_pipeline, ' if api else '') +
+                f'{split}_dataloader.dataset.pipeline or {split}_cfg.targets)'
+                ' to '
+                f'compare with the resize to {wanted} ({owner} it)')
+        for path, pipeline in pipelines:
+            index = next(
+                (i for i, t in enumerate(pipeline)
+                 if str(t.get('type')).split('.')[-1] == 'ReIDResize'), None)
+            if index is None:
+                problems.append(f'{path} has no ReIDResize; {owner} a '
+                                f'resize to {wanted}')
+                continue
+            resize = pipeline[index]
+            for name, fact in RESIZE_FACTS.items():
+                have = resize.get(name, RESIZE_DEFAULTS[name])
+                have = list(have) if isinstance(have, (list, tuple)) \
+                    else have
+                if have != facts[fact]:
+                    differ(
+                        f'{path} ReIDResize {name}',
+                        facts[fact],
+                        have,
+                        f'{path}.{index}.{name}',
+                        fact=fact)
+    if not problems:
+        return []
+    fixes += _copied_test_fixes(cfg, fixes)
+    source = facts.get('source', meta.get('source', 'another toolbox'))
+    if api:
+        fix = 'init_model(..., cfg_options={' + ', '.join(
+            f'{k!r}: {v!r}' for k, v in fixes) + '})'
+    else:
+        fix = '--cfg-options ' + ' '.join(_override(k, v) for k, v in fixes)
+    if trained:
+        what = []
+        if model_problems:
+            what.append('builds another network at test time')
+        if len(problems) > model_problems:
+            what.append('feeds it other test images')
+        message = (f'checkpoint {filename!r} was trained with a config '
+                   f'(its meta[\'cfg\']) that {" and ".join(what)} than '
+                   'this config: ' + '; '.join(problems) + '.')
+        if fixes:
+            message += f' Use the settings it was trained with: {fix}'
+        if unset:
+            message += ((' ' if message.endswith('.') else '. ') +
+                        f'No option gives the trained value of '
+                        f'{", ".join(unset)} (a key its config does not '
+                        'have, or dicts in a list): test it with the '
+                        'config it was trained with.')
+        off = 'init_model(..., strict=False)' if api else \
+            '--strict false (load_strict = False)'
+        message += ((' ' if message.endswith('.') else '. ') +
+                    f'To test it with this config\'s settings on purpose, '
+                    f'load it with {off}' +
+                    (' (tensors of other shapes are refused all the same).'
+                     if model_problems else '.'))
+    else:
+        message = (f'checkpoint {filename!r} was converted from {source}, '
+                   'and this config computes another network: ' +
+                   '; '.join(problems) + '.')
+        if fixes:
+            message += f' Use the source\'s settings: {fix}'
+    if guessed:
+        options = ', '.join(FACT_OPTIONS[f] for f in dict.fromkeys(guessed))
+        message += ((' ' if message.endswith('.') else '. ') +
+                    'The facts marked assumed are not in the source '
+                    f'checkpoint: the converter took {source}\'s defaults; '
+                    'if the source was trained otherwise, convert it again '
+                    f'giving them ({options}).')
+    _refuse_or_warn(message, strict)
+    return problems
+
+
+def _refuse_or_warn(message: str, strict: bool) -> List[str]:
+    """Raise ``message`` (``strict``) or log it as a warning; ``[message]``
+    otherwise."""
+    if strict:
+        raise ValueError(message)
+    from mmengine.logging import print_log
+    print_log(
+        message + ' (accepted: strict loading is off)',
+        logger='current',
+        level=30)
+    return [message]
+
+
+__all__ = ['mmreid_conversion', 'check_source_arch']
