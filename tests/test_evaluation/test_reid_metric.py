@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import mmreid.evaluation.metrics.records as records_module
 import mmreid.evaluation.metrics.reid_metric as reid_metric_module
 from mmreid.evaluation import ReIDMetric
 from mmreid.evaluation.functional import (evaluate_features, evaluate_rank,
@@ -115,7 +116,7 @@ def test_options_are_forwarded():
 def test_padding_duplicates_are_dropped(monkeypatch):
     samples = make_samples(2)
     logs = []
-    monkeypatch.setattr(reid_metric_module, 'print_log',
+    monkeypatch.setattr(records_module, 'print_log',
                         lambda msg, **kwargs: logs.append(msg))
     plain = ReIDMetric()
     plain_metrics = plain.compute_metrics(_records(plain, samples))

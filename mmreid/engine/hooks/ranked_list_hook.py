@@ -15,8 +15,8 @@ from mmengine.structures import BaseDataElement
 from mmreid.evaluation.functional import (compute_distance, evaluate_features,
                                           rule_with_junk_label)
 from mmreid.evaluation.functional.rank import ranking_precision
-from mmreid.evaluation.metrics.reid_metric import (is_gallery_dependent,
-                                                   label_to_int)
+from mmreid.evaluation.metrics.records import label_to_int
+from mmreid.evaluation.metrics.scorers import is_gallery_dependent
 from mmreid.models.reiders.reid_model import get_model_scorers
 from mmreid.registry import HOOKS
 from mmreid.utils.atomic import write_image

@@ -14,8 +14,8 @@ from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
-from mmreid.evaluation.metrics.reid_metric import (is_gallery_dependent,
-                                                   label_to_int)
+from mmreid.evaluation.metrics.records import label_to_int
+from mmreid.evaluation.metrics.scorers import is_gallery_dependent
 from mmreid.evaluation.report import (RESULT_COLUMNS, analyse_queries,
                                       own_gallery_pairs, results_rows,
                                       trial_query_means, trial_sampling_errors)

@@ -1,7 +1,8 @@
 from .cross_modality_metric import LLCMMetric, RegDBMetric, SYSUMetric
 from .cuhk03_classic_metric import CUHK03ClassicMetric
 from .dg_split_metric import DGSplitMetric
-from .reid_metric import QueryGallery, ReIDMetric
+from .records import QueryGallery
+from .reid_metric import ReIDMetric
 from .trial_gallery_metric import TrialGalleryMetric, load_rand_perm_cam
 
 __all__ = [

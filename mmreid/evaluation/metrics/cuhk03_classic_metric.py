@@ -6,8 +6,9 @@ import torch
 
 from mmreid.registry import METRICS
 from ..functional import classic_cmc, evaluate_rank
-from .reid_metric import (FEATURE_OPTIONS, QueryGallery, ReIDMetric, Scorer,
-                          is_gallery_dependent)
+from .records import QueryGallery
+from .reid_metric import FEATURE_OPTIONS, ReIDMetric
+from .scorers import Scorer, is_gallery_dependent
 
 
 @METRICS.register_module()
@@ -92,12 +93,12 @@ class CUHK03ClassicMetric(ReIDMetric):
     def check_scorers(self,
                       scorers: Optional[Dict[str, Scorer]],
                       primary: Optional[str] = None) -> None:
-        """See :meth:`ReIDMetric.check_scorers`; a gallery-dependent
-        primary distance is refused too.
+        """See :meth:`~.scorers.ScorerMixin.check_scorers`; a
+        gallery-dependent primary distance is refused too.
 
         Raises:
-            ValueError: As :meth:`ReIDMetric.check_scorers`, or the
-                primary distance is gallery-dependent.
+            ValueError: As :meth:`~.scorers.ScorerMixin.check_scorers`, or
+                the primary distance is gallery-dependent.
         """
         super().check_scorers(scorers, primary)
         if scorers:

@@ -21,7 +21,7 @@ class DGSplitMetric(ReIDMetric):
     gallery=[img_path, ...]), ...]``. The distances are computed once for
     all queries and the whole gallery pool and indexed per split (eval-mode
     features do not depend on the split). A gallery-dependent scorer
-    (:func:`~.reid_metric.is_gallery_dependent`, e.g. GMN's top-k rerank,
+    (:func:`~.scorers.is_gallery_dependent`, e.g. GMN's top-k rerank,
     whose candidates come from the gallery being evaluated) scores each
     split's queries against that split's gallery instead.
 

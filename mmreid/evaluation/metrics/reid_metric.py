@@ -1,20 +1,18 @@
 """Retrieval metrics (CMC, mAP, mINP) of a query set against a gallery.
 
 :class:`ReIDMetric` is also the base of the protocol metrics: it owns the
-records (:meth:`ReIDMetric.process`), the prelude every evaluation starts
-with (drop padding duplicates, split query and gallery, stack features and
-labels: :meth:`ReIDMetric.split_roles`), the distance (the model's scorers
-or ``distance``) and the pairwise step
-(:meth:`ReIDMetric.pairwise_distances`), and the report of protocols
-evaluated on several partitions (:meth:`ReIDMetric.partition_metrics`).
+records (:meth:`ReIDMetric.process`), the ranking of one query/gallery set
+(:meth:`ReIDMetric.compute_metrics`) and the report of protocols evaluated
+on several partitions (:meth:`ReIDMetric.partition_metrics`). Two mixins
+give it the rest: the prelude every evaluation starts with (drop padding
+duplicates, split query and gallery, stack features and labels:
+:meth:`~.records.RecordsMixin.split_roles`, :mod:`.records`) and the
+distance (the model's scorers or ``distance``) with the pairwise step
+(:meth:`~.scorers.ScorerMixin.pairwise_distances`, :mod:`.scorers`).
 """
 import logging
-import math
-import warnings
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
@@ -22,58 +20,24 @@ from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 
 from mmreid.registry import METRICS
-from ..report import QueryAnalyser, QueryAnalysis
 from ..functional import (DEFAULT_MEMORY_BUDGET_MB, ReIDEvalResult,
-                          chunk_rows_for_budget, compute_distance,
                           evaluate_features, evaluate_features_multi,
                           evaluate_rank, evaluate_verification,
                           evaluate_verification_features, k_reciprocal_rerank,
                           query_expansion, summarize_partitions)
 from ..functional.rerank import check_rerank_options
 from ..functional.verification import check_fprs, fpr_key
+from .dataset_protocol import protocol_metric_of
+from .metric_analysis import MetricAnalysis, metric_analysis, query_analyser
+from .records import ROLES, RecordsMixin, label_to_int, optional_label_to_int
+from .scorers import Scorer, ScorerMixin, resolve_distance
 
-Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-ROLES = ('query', 'gallery')
 RERANK_KEYS = ('k1', 'k2', 'lambda_value')
 QUERY_EXPANSION_KEYS = ('k', 'alpha')
 #: The options that change or bypass the features or the ranking (query
 #: expansion, re-ranking, verification); the partitioned protocols list
 #: them in ``unsupported_options``.
 FEATURE_OPTIONS = ('query_expansion', 'rerank', 'verification_fprs')
-
-
-def resolve_distance(owner: str, distance: Union[str, Scorer, None],
-                     metric: Union[str, Scorer,
-                                   None], default: str) -> Union[str, Scorer]:
-    """The ``distance`` of a metric, from its deprecated ``metric`` alias.
-
-    ``metric=`` (a distance, in a class called Metric) is accepted for one
-    release with a ``DeprecationWarning``; so is a callable distance (the
-    model's own distance reaches the metric through the loops, see
-    :meth:`ReIDMetric.set_scorers`).
-
-    Raises:
-        ValueError: Both ``distance`` and ``metric`` are given.
-    """
-    if metric is not None:
-        if distance is not None:
-            raise ValueError(f'{owner} got both distance={distance!r} and '
-                             f'its deprecated alias metric={metric!r}; '
-                             'give distance only')
-        shown = repr(metric) if isinstance(metric, str) else '...'
-        warnings.warn(
-            f'{owner}(metric=...) is deprecated and will be removed: use '
-            f'distance={shown}', DeprecationWarning)
-        distance = metric
-    if distance is None:
-        distance = default
-    if callable(distance):
-        warnings.warn(
-            f'{owner}(distance=<callable>) is deprecated and will be '
-            'removed: a model with its own distance gives it through '
-            'scorers(), which the val/test loops hand to the metric; '
-            'standalone, call set_scorers({name: scorer})', DeprecationWarning)
-    return distance
 
 
 def _check_keys(name: str, cfg: Optional[dict], allowed: tuple) -> None:
@@ -84,186 +48,8 @@ def _check_keys(name: str, cfg: Optional[dict], allowed: tuple) -> None:
                          f'{allowed}, got {cfg!r}')
 
 
-def label_to_int(value: Any, key: str = 'label', img_path: Any = None) -> int:
-    """A pid or camid stored as an int, a 1-element tensor or array.
-
-    Args:
-        value: The label: an integer, or an integral float (``3.0``), as
-            a Python or NumPy scalar, a 1-element tensor, array or list.
-        key: Its key in the data sample, for the error.
-        img_path: The sample's image, for the error.
-
-    Returns:
-        int: The label.
-
-    Raises:
-        ValueError: Not one value, a bool, or a number that is not an
-            integer (``int()`` would truncate 1.7 to 1 and make True 1).
-    """
-    where, given = f'{key} of sample {img_path!r}', value
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(f'{where}: expected one label, got shape '
-                             f'{tuple(value.shape)}')
-        value = value.item()
-    elif isinstance(value, (list, tuple)):
-        if len(value) != 1:
-            raise ValueError(f'{where}: expected one label, got {value!r}')
-        value = value[0]
-    array = np.asarray(value)
-    if array.size != 1:
-        raise ValueError(f'{where}: expected one label, got shape '
-                         f'{array.shape}')
-    scalar = array.reshape(()).item()
-    if array.dtype.kind in 'iu':
-        return int(scalar)
-    if array.dtype.kind == 'f' and math.isfinite(scalar) and \
-            scalar == int(scalar):
-        return int(scalar)
-    dtype = given.dtype if isinstance(given, torch.Tensor) else array.dtype
-    raise ValueError(f'{where} must be an integer, got {given!r} '
-                     f'({dtype}); it is not truncated')
-
-
-def optional_label_to_int(value: Any,
-                          key: str = 'label',
-                          img_path: Any = None) -> Optional[int]:
-    return None if value is None else label_to_int(value, key, img_path)
-
-
-def is_gallery_dependent(distance: Union[str, Scorer]) -> bool:
-    """Whether a distance of a pair depends on the rest of the gallery.
-
-    A scorer says so with a true ``gallery_dependent`` attribute, e.g.
-    GMN's top-k rerank (gmn.md 8.4), whose distances are positions in each
-    query's ranking of the gallery it is given (the candidates are that
-    gallery's k nearest). Its distances to part of a gallery are then not
-    columns of its distances to the whole gallery, and they are no pair
-    scores to threshold. Named distances and scorers without the
-    attribute are pair scores.
-
-    Args:
-        distance: A distance name or a scorer.
-
-    Returns:
-        bool: True for a gallery-dependent scorer.
-    """
-    return callable(distance) and bool(
-        getattr(distance, 'gallery_dependent', False))
-
-
-def protocol_metric_of(
-        dataset_meta: dict) -> Tuple[Optional[str], Optional[str]]:
-    """The metric a dataset's test protocol needs, and why.
-
-    A dataset whose test protocol needs a metric of its own declares it
-    in its metainfo: ``protocol_metric`` names the metric (SYSU-MM01 and
-    LLCM, whose gallery is the pool every trial draws from, set
-    ``'SYSUMetric'`` and ``'LLCMMetric'``; the union of the small DG
-    targets' splits ``'DGSplitMetric'``; RegDB's test set, whose protocol
-    excludes re-ranking and whose keys name the direction,
-    ``'RegDBMetric'``). ``dg_splits`` with more than one
-    split declares ``'DGSplitMetric'`` too: the records are the union of
-    the splits, where an image can be a query of one split and in the
-    gallery of another.
-
-    Args:
-        dataset_meta: The dataset's metainfo.
-
-    Returns:
-        tuple: The metric's class name (None when the test split is one
-        query/gallery set) and the reason, for an error message.
-    """
-    required = dataset_meta.get('protocol_metric')
-    splits = dataset_meta.get('dg_splits') or ()
-    if required is None and len(splits) > 1:
-        required = 'DGSplitMetric'
-    if required is None:
-        return None, None
-    if not isinstance(required, str):
-        raise ValueError("dataset_meta['protocol_metric'] must be a metric "
-                         f'class name, got {required!r}')
-    if len(splits) > 1:
-        reason = (f'its records are the union of {len(splits)} splits '
-                  "(dataset_meta['dg_splits']), where an image can be a "
-                  'query of one split and in the gallery of another')
-    else:
-        reason = ("it declares protocol_metric="
-                  f'{required!r}: its test protocol is that metric\'s '
-                  '(e.g. a gallery pool from which each trial draws its '
-                  'gallery, or the options and key names RegDB\'s '
-                  'protocol fixes)')
-    return required, reason
-
-
-@dataclass(eq=False)
-class QueryGallery:
-    """The records of one evaluation split by role, features and labels
-    stacked.
-
-    Attributes:
-        query (list[dict]): Query records (see :meth:`ReIDMetric.process`),
-            Q of them, in arrival order.
-        gallery (list[dict]): Gallery records, G of them.
-        query_feats (torch.Tensor): Float32 features, shape (Q, D).
-        gallery_feats (torch.Tensor): Float32 features, shape (G, D).
-        q_pids, g_pids (torch.Tensor): Int64 pids, shapes (Q,) and (G,).
-        q_camids, g_camids (torch.Tensor): Int64 camids, shapes (Q,) and
-            (G,).
-    """
-    query: List[dict]
-    gallery: List[dict]
-    query_feats: torch.Tensor
-    gallery_feats: torch.Tensor
-    q_pids: torch.Tensor
-    g_pids: torch.Tensor
-    q_camids: torch.Tensor
-    g_camids: torch.Tensor
-
-    @classmethod
-    def from_records(cls, query: List[dict],
-                     gallery: List[dict]) -> 'QueryGallery':
-        """Stack the features and labels of the records of both roles."""
-
-        def features(records: List[dict]) -> torch.Tensor:
-            return torch.stack([r['feature'] for r in records]).float()
-
-        def labels(records: List[dict], key: str) -> torch.Tensor:
-            return torch.tensor([r[key] for r in records], dtype=torch.long)
-
-        return cls(query, gallery, features(query), features(gallery),
-                   labels(query, 'pid'), labels(gallery, 'pid'),
-                   labels(query, 'camid'), labels(gallery, 'camid'))
-
-    @property
-    def labels(self) -> Tuple[torch.Tensor, ...]:
-        """``(q_pids, g_pids, q_camids, g_camids)``, the order of
-        :func:`~mmreid.evaluation.functional.evaluate_rank`."""
-        return self.q_pids, self.g_pids, self.q_camids, self.g_camids
-
-
-@dataclass
-class MetricAnalysis:
-    """The per-query analysis a metric made of its own ranking (see
-    ``ReIDMetric.analysis_request``).
-
-    Attributes:
-        analysis (QueryAnalysis): Of the primary distance, whole gallery,
-            as the metric ranks it (re-ranked or with query expansion when
-            the metric is).
-        query (list[dict]): The query records in the analysis's order
-            (``pid``, ``camid``, ``modality``, ``img_path``, ``dataset``,
-            ``sample_idx``; no feature).
-        gallery (list[dict]): The gallery records likewise; the
-            analysis's ``topk_index`` indexes them.
-    """
-    analysis: QueryAnalysis
-    query: List[dict]
-    gallery: List[dict]
-
-
 @METRICS.register_module()
-class ReIDMetric(BaseMetric):
+class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
     """CMC, mAP and mINP of the query samples against the gallery samples.
 
     Each data sample carries its own ``role`` (``'query'`` or
@@ -337,8 +123,9 @@ class ReIDMetric(BaseMetric):
             1e-4 (one digit whenever that is exact, as for the usual
             ``(1e-4, 1e-3, 1e-2)``), ``TPR@FPR=2.5e-01`` for 0.25.
             Off by default. Refused with a gallery-dependent scorer
-            (:func:`is_gallery_dependent`, e.g. GMN's top-k rerank), whose
-            distances are ranking positions, not pair scores.
+            (:func:`~.scorers.is_gallery_dependent`, e.g. GMN's top-k
+            rerank), whose distances are ranking positions, not pair
+            scores.
         metric: Deprecated alias of ``distance`` (accepted for one
             release, with a ``DeprecationWarning``).
 
@@ -369,26 +156,41 @@ class ReIDMetric(BaseMetric):
     sets ``analysis_request = dict(topk=..., max_rank=...)``; the next
     whole-gallery ranking then feeds its own distance chunks to a
     :class:`~mmreid.evaluation.report.QueryAnalyser` and keeps the result
-    in ``last_analysis`` (a :class:`MetricAnalysis`), so the pairs are
-    not scored twice. With re-ranking or query expansion it analyses the
-    distances the metric ranks (re-ranked, or of the expanded queries),
-    so its values are the reported ones; the protocol subclasses leave it
-    None.
+    in ``last_analysis`` (a :class:`~.metric_analysis.MetricAnalysis`),
+    so the pairs are not scored twice. With re-ranking or query expansion
+    it analyses the distances the metric ranks (re-ranked, or of the
+    expanded queries), so its values are the reported ones; the protocol
+    subclasses leave it None.
 
     Datasets of a protocol: a dataset whose test records are not one
     query/gallery set (the union of the small DG targets' splits, the
     gallery pools of SYSU-MM01 and LLCM) names the metric of its protocol
-    in its metainfo (see :func:`protocol_metric_of`); any other metric
-    refuses it when ``dataset_meta`` is set (before extraction), naming
-    the dataset and the metric to use. The trial metrics refuse in turn
-    a dataset that does not declare theirs (``SYSUMetric`` on RegDB), and
-    ``DGSplitMetric`` one without ``dg_splits``.
+    in its metainfo (see :func:`~.dataset_protocol.protocol_metric_of`);
+    any other metric refuses it when ``dataset_meta`` is set (before
+    extraction), naming the dataset and the metric to use. The trial
+    metrics refuse in turn a dataset that does not declare theirs
+    (``SYSUMetric`` on RegDB), and ``DGSplitMetric`` one without
+    ``dg_splits``.
 
     Protocol metrics (:class:`TrialGalleryMetric`, :class:`DGSplitMetric`,
     :class:`CUHK03ClassicMetric`) subclass it: they start from
     :meth:`split_roles`, rank with :meth:`pairwise_distances`, report
     their partitions with :meth:`partition_metrics` and list the options
     they refuse in ``unsupported_options``.
+
+    Where its parts live: this class keeps the records (:meth:`process`),
+    ranks them (:meth:`compute_metrics`, :meth:`_evaluate`) and reports
+    the results (:meth:`partition_metrics`, :meth:`name_primary_mode`).
+    Two mixins hold the rest. :class:`~.scorers.ScorerMixin`
+    (:mod:`.scorers`) holds the distance: :meth:`set_scorers`,
+    :meth:`set_scorer`, :meth:`primary_distance`,
+    :meth:`primary_gallery_dependent`, :meth:`check_scorers` and
+    :meth:`pairwise_distances`. :class:`~.records.RecordsMixin`
+    (:mod:`.records`) splits the records by role: :meth:`split_roles`,
+    :meth:`split_records`, :meth:`query_gallery` and
+    :meth:`check_one_dataset`. The per-query analysis is made in
+    :mod:`.metric_analysis`, the protocol a dataset declares is read by
+    :func:`~.dataset_protocol.protocol_metric_of`.
 
     Examples:
         >>> val_evaluator = dict(type='ReIDMetric', distance='cosine')
@@ -513,10 +315,10 @@ class ReIDMetric(BaseMetric):
         """Raise if this metric cannot evaluate the dataset.
 
         A dataset whose test split is not one query/gallery set declares
-        the metric of its protocol (see :func:`protocol_metric_of`); any
-        other metric refuses it, naming the dataset and the metric to use.
-        Subclasses extend the check with what their protocol needs from
-        the dataset.
+        the metric of its protocol (see
+        :func:`~.dataset_protocol.protocol_metric_of`); any other metric
+        refuses it, naming the dataset and the metric to use. Subclasses
+        extend the check with what their protocol needs from the dataset.
 
         Args:
             dataset_meta: The dataset's metainfo.
@@ -554,167 +356,6 @@ class ReIDMetric(BaseMetric):
     def dataset_name(dataset_meta: dict) -> str:
         """The dataset's name for an error message."""
         return repr(dataset_meta.get('dataset_name', '<unnamed dataset>'))
-
-    def set_scorer(self, scorer: Optional[Scorer]) -> None:
-        """Deprecated: compare features with one scorer (None resets).
-
-        The model's distance reaches the metric through
-        :meth:`set_scorers`, which the val/test loops call; this second way
-        is kept for one release, with a ``DeprecationWarning``.
-
-        Args:
-            scorer: ``(query_chunk (Qc, D), gallery (G, D)) -> distances
-                (Qc, G)``, smaller = more similar.
-        """
-        warnings.warn(
-            'ReIDMetric.set_scorer() is deprecated and will be removed: use '
-            'set_scorers({name: scorer}) (the val/test loops call it with '
-            "the model's scorers)", DeprecationWarning)
-        if scorer is not None and not callable(scorer):
-            raise TypeError(f'a scorer must be callable, got {scorer!r}')
-        self.scorer = scorer
-
-    def set_scorers(self,
-                    scorers: Optional[Dict[str, Scorer]],
-                    primary: Optional[str] = None) -> None:
-        """Evaluate several named model-owned distances in one run.
-
-        Args:
-            scorers (dict[str, Callable], optional): Mode name -> scorer
-                ``(query_chunk (Qc, D), gallery (G, D)) -> distances
-                (Qc, G)``, smaller = more similar; None or ``{}`` resets.
-            primary (str, optional): The mode also reported without its
-                prefix; defaults to the first one.
-        """
-        scorers = dict(scorers or {})
-        for name, scorer in scorers.items():
-            if not isinstance(name, str) or not name or '/' in name:
-                raise ValueError(f'scorer names must be non-empty strings '
-                                 f"without '/', got {name!r}")
-            if not callable(scorer):
-                raise TypeError(f'scorer {name!r} must be callable, got '
-                                f'{scorer!r}')
-        if primary is None and scorers:
-            primary = next(iter(scorers))
-        if scorers and primary not in scorers:
-            raise ValueError(f'primary scorer {primary!r} is not one of '
-                             f'{sorted(scorers)}')
-        self.scorers = scorers
-        self.primary_scorer = primary if scorers else None
-
-    def primary_distance(self) -> Union[str, Scorer]:
-        """The distance of a protocol that reports one ranking.
-
-        The model's primary scorer (:meth:`set_scorers`), else the scorer
-        of :meth:`set_scorer`, else ``metric``. Split- and trial-based
-        protocols rank with it (the other modes of a model are not
-        reported there).
-
-        Raises:
-            ValueError: ``normalize``, ``query_expansion`` or ``rerank``
-                with the model's scorers.
-        """
-        if self.scorers:
-            self._check_model_scorer_options(list(self.scorers))
-            return self.scorers[self.primary_scorer]
-        return self.scorer if self.scorer is not None else self.distance
-
-    def primary_gallery_dependent(self) -> bool:
-        """Whether the primary distance is gallery-dependent (see
-        :func:`is_gallery_dependent`): a protocol then scores each of its
-        galleries on its own instead of indexing one pool matrix."""
-        return is_gallery_dependent(self.primary_distance())
-
-    def primary_distance_name(self) -> str:
-        """The primary distance as an error names it."""
-        if self.scorers:
-            return f'scorer {self.primary_scorer!r}'
-        distance = self.primary_distance()
-        return (f'distance {distance!r}'
-                if isinstance(distance, str) else 'the callable distance')
-
-    def check_scorers(self,
-                      scorers: Optional[Dict[str, Scorer]],
-                      primary: Optional[str] = None) -> None:
-        """Refuse options that contradict the distances to be scored with.
-
-        The loops call it with the model's scorers before any feature is
-        extracted (:func:`~mmreid.engine.runner.check_model_distance`);
-        :meth:`compute_metrics` calls it again with those handed over.
-
-        Args:
-            scorers (dict[str, Callable], optional): The model's scorers,
-                as :meth:`set_scorers` takes them; None or ``{}`` for the
-                metric's own distance.
-            primary (str, optional): The primary mode; defaults to the
-                first one.
-
-        Raises:
-            ValueError: A ``distance`` other than the default,
-                ``normalize``, ``query_expansion`` or ``rerank`` with the
-                model's scorers (or the last two with a callable
-                distance); ``verification_fprs`` with a gallery-dependent
-                distance.
-        """
-        if scorers:
-            named = dict(scorers)
-            self._check_model_scorer_options(list(named))
-        else:
-            named = {
-                None: self.scorer if self.scorer is not None else self.distance
-            }
-            if callable(named[None]) and (self.query_expansion is not None
-                                          or self.rerank is not None):
-                raise ValueError(
-                    f'{type(self).__name__}: query_expansion and rerank '
-                    'work on features and cannot be combined with a '
-                    'scorer (a callable distance)')
-        self._check_verification_distances(named)
-
-    def _check_verification_distances(
-            self, named: Dict[Optional[str], Union[str, Scorer]]) -> None:
-        """Refuse ``verification_fprs`` with a gallery-dependent scorer:
-        TPR@FPR thresholds pair distances across queries, and its
-        distances are positions in each query's ranking."""
-        if self.verification_fprs is None:
-            return
-        for name, distance in named.items():
-            if is_gallery_dependent(distance):
-                shown = ('the callable distance'
-                         if name is None else f'scorer {name!r}')
-                raise ValueError(
-                    f'{type(self).__name__}(verification_fprs=...) '
-                    'thresholds the distances of query-gallery pairs, but '
-                    f'{shown} is gallery-dependent (its distances are '
-                    "positions in each query's ranking, e.g. the M-Net "
-                    'top-k rerank), so no TPR@FPR is defined for it. Drop '
-                    'verification_fprs or score without top-k')
-
-    def _check_model_scorer_options(self, modes: List[str]) -> None:
-        if self.distance != self.default_distance:
-            shown = (
-                repr(self.distance)
-                if isinstance(self.distance, str) else 'a callable')
-            raise ValueError(
-                f'{type(self).__name__}(distance={shown}) would be ignored: '
-                'the model ranks with its own distance (modes '
-                f'{modes}), which its test_cfg chooses (GMN: '
-                'model.test_cfg.distance and report_modes): drop distance '
-                'from the evaluator, or leave it at its default '
-                f'{self.default_distance!r}')
-        if self.normalize:
-            raise ValueError(
-                f'{type(self).__name__}(normalize=True) would L2-normalise '
-                'the features that the model\'s own distance (modes '
-                f'{modes}) compares; the model defines its test feature '
-                '(e.g. GMNHead pair_norm): set normalize=False')
-        for name in ('query_expansion', 'rerank'):
-            if getattr(self, name) is not None:
-                raise ValueError(
-                    f'{type(self).__name__}({name}=...) works on feature '
-                    'distances, but the model compares its features with '
-                    f'its own distance (modes {modes}), which {name} would '
-                    f'bypass: drop {name}')
 
     def process(self, data_batch: Any,
                 data_samples: Sequence[Union[dict, BaseDataElement]]) -> None:
@@ -774,13 +415,14 @@ class ReIDMetric(BaseMetric):
         query_feats, gallery_feats = data.query_feats, data.gallery_feats
         labels = data.labels
         self.last_analysis = None
-        analyser = self._analyser(data)
+        analyser = query_analyser(data, self.analysis_request,
+                                  self.rank_options)
         observer = None if analyser is None else analyser.update
         if not self.scorers:
             metric = self.primary_distance()
             metrics, self.last_result = self._evaluate(
                 metric, query_feats, gallery_feats, labels, observer)
-            self._keep_analysis(analyser, data)
+            self.last_analysis = metric_analysis(analyser, data)
             return metrics
         if (self.query_expansion is None and self.rerank is None
                 and self.verification_fprs is None):
@@ -816,49 +458,8 @@ class ReIDMetric(BaseMetric):
                 primary_metrics, primary_result = mode_metrics, result
         metrics.update(primary_metrics)
         self.last_result = primary_result
-        self._keep_analysis(analyser, data)
+        self.last_analysis = metric_analysis(analyser, data)
         return metrics
-
-    def _analyser(self, data: QueryGallery) -> Optional[QueryAnalyser]:
-        """A :class:`QueryAnalyser` for this ranking when one is requested
-        (of the primary distance, as :meth:`_evaluate` ranks it)."""
-        request = self.analysis_request
-        if request is None:
-            return None
-
-        def modalities(records: List[dict]) -> Optional[List[int]]:
-            values = [r.get('modality') for r in records]
-            return None if any(v is None for v in values) else values
-
-        q_modalities, g_modalities = (modalities(data.query),
-                                      modalities(data.gallery))
-        with_modality = q_modalities is not None and g_modalities is not None
-        return QueryAnalyser(
-            data.q_pids.numpy(),
-            data.g_pids.numpy(),
-            data.q_camids.numpy(),
-            data.g_camids.numpy(),
-            q_modalities if with_modality else None,
-            g_modalities if with_modality else None,
-            junk_rule=self.rank_options['junk_rule'],
-            tie_policy=self.rank_options['tie_policy'],
-            ap_mode=self.rank_options['ap_mode'],
-            cmc_mode=self.rank_options['cmc_mode'],
-            **request)
-
-    def _keep_analysis(self, analyser: Optional[QueryAnalyser],
-                       data: QueryGallery) -> None:
-        if analyser is None:
-            return
-
-        def light(records: List[dict]) -> List[dict]:
-            return [{k: v
-                     for k, v in r.items() if k != 'feature'}
-                    for r in records]
-
-        self.last_analysis = MetricAnalysis(analyser.result(),
-                                            light(data.query),
-                                            light(data.gallery))
 
     def _evaluate(self,
                   metric: Union[str, Scorer],
@@ -950,135 +551,6 @@ class ReIDMetric(BaseMetric):
                 metrics[fpr_key(fpr)] = float(tpr) * 100
         return metrics
 
-    def split_records(self,
-                      results: List[dict]) -> Tuple[List[dict], List[dict]]:
-        """The records of each sample once, split by role.
-
-        Args:
-            results: The records of all samples, collected from all ranks.
-
-        Returns:
-            tuple[list[dict], list[dict]]: Query and gallery records, each
-            in arrival order, repeated samples dropped (see
-            :meth:`_drop_duplicates`).
-
-        Raises:
-            ValueError: The records come from more than one dataset (see
-                :meth:`check_one_dataset`).
-        """
-        self.check_one_dataset(results)
-        results = self._drop_duplicates(results)
-        query = [r for r in results if r['is_query']]
-        gallery = [r for r in results if not r['is_query']]
-        return query, gallery
-
-    def check_one_dataset(self, results: List[dict]) -> None:
-        """Refuse records of several datasets.
-
-        pids and camids are numbered per dataset: ranked as one gallery,
-        pid 5 of one dataset would be a true match of pid 5 of another,
-        and camid 1 of both the same camera. An mmengine ``ConcatDataset``
-        of two test sets (``ignore_keys``) gives such records.
-
-        Args:
-            results: The records; their ``dataset`` names (records without
-                one are not counted).
-
-        Raises:
-            ValueError: More than one distinct ``dataset``; names them.
-        """
-        names = sorted({
-            str(r.get('dataset'))
-            for r in results if r.get('dataset') is not None
-        })
-        if len(names) > 1:
-            raise ValueError(
-                f'{type(self).__name__} got the records of {len(names)} '
-                f'datasets ({", ".join(repr(n) for n in names)}) in one '
-                'evaluation, but pids and camids are numbered per dataset: '
-                'ranked as one gallery, the identities and cameras of '
-                'different datasets would collide. Evaluate each dataset as '
-                "its own target: test_cfg = dict(type='MultiTargetTestLoop'"
-                ', targets=[dict(name=..., dataloader=..., evaluator=...), '
-                '...]) (MultiTargetValLoop for validation)')
-
-    def query_gallery(self,
-                      query: List[dict],
-                      gallery: List[dict],
-                      gallery_desc: str = 'gallery samples') -> QueryGallery:
-        """Stack the features and labels of both roles.
-
-        Args:
-            query: Query records.
-            gallery: Gallery records (a protocol may have kept part of
-                them).
-            gallery_desc: What the gallery records are, for the error.
-
-        Returns:
-            QueryGallery: The records with stacked features and labels.
-
-        Raises:
-            ValueError: A role has no record.
-        """
-        if not query or not gallery:
-            raise ValueError(f'{type(self).__name__} got {len(query)} query '
-                             f'and {len(gallery)} {gallery_desc}; both are '
-                             'needed')
-        return QueryGallery.from_records(query, gallery)
-
-    def split_roles(self, results: List[dict]) -> QueryGallery:
-        """The prelude of every evaluation: drop the repeated records,
-        split query and gallery, stack features and labels.
-
-        Args:
-            results: The records of all samples, collected from all ranks.
-
-        Returns:
-            QueryGallery: See :meth:`query_gallery`.
-        """
-        return self.query_gallery(*self.split_records(results))
-
-    def pairwise_distances(self, query_feats: torch.Tensor,
-                           gallery_feats: torch.Tensor) -> torch.Tensor:
-        """The full distance matrix of the primary distance.
-
-        For protocols that index one matrix per partition (splits,
-        trials); :meth:`compute_metrics` ranks chunk by chunk instead and
-        never holds it. The model's primary scorer (or a callable
-        distance) is applied in query chunks within ``memory_budget_mb``.
-        A gallery-dependent scorer (:meth:`primary_gallery_dependent`)
-        gives the distances to this gallery only: the protocols call it
-        on each partition's gallery instead of indexing its columns.
-
-        Args:
-            query_feats: Query features, shape (Q, D).
-            gallery_feats: Gallery (or pool) features, shape (G, D).
-
-        Returns:
-            torch.Tensor: Distances, shape (Q, G), on ``device``.
-        """
-        if self.device is not None:
-            query_feats = query_feats.to(self.device)
-            gallery_feats = gallery_feats.to(self.device)
-        scorer = self.primary_distance()
-        if not callable(scorer):
-            return compute_distance(query_feats, gallery_feats, scorer,
-                                    self.normalize)
-        if self.normalize:
-            query_feats = F.normalize(query_feats, dim=1)
-            gallery_feats = F.normalize(gallery_feats, dim=1)
-        rows = chunk_rows_for_budget(len(gallery_feats), self.memory_budget_mb)
-        return torch.cat([
-            torch.as_tensor(scorer(query_feats[i:i + rows], gallery_feats))
-            for i in range(0, len(query_feats), rows)
-        ])
-
-    def pool_distances(self, query_feats: torch.Tensor,
-                       pool_feats: torch.Tensor) -> torch.Tensor:
-        """Old name of :meth:`pairwise_distances` (the trial metrics' pool
-        is their gallery), kept for one release."""
-        return self.pairwise_distances(query_feats, pool_feats)
-
     def name_primary_mode(self, metrics: Dict[str, Any]) -> Dict[str, Any]:
         """A protocol's metrics, also under the primary mode's name.
 
@@ -1158,38 +630,3 @@ class ReIDMetric(BaseMetric):
                        f"after the '{rule}' rule were skipped (per "
                        f'{partition}: {skipped}).')
         print_log(message, logger='current', level=logging.WARNING)
-
-    @staticmethod
-    def _drop_duplicates(results: List[dict]) -> List[dict]:
-        """Keep the first record of each sample.
-
-        Returns:
-            list: The records, each sample once, in their original order.
-        """
-        first_seen = {}
-        unique = []
-        for record in results:
-            if record['sample_idx'] is None:
-                unique.append(record)
-                continue
-            key = (record['sample_idx'], record['dataset'], record['is_query'],
-                   record['img_path'])
-            previous = first_seen.get(key)
-            if previous is None:
-                first_seen[key] = record
-                unique.append(record)
-            elif (previous['pid'], previous['camid']) != (record['pid'],
-                                                          record['camid']):
-                raise ValueError(
-                    f'two samples share sample_idx={key[0]} (dataset '
-                    f'{key[1]!r}, image {key[3]!r}) but differ in pid or '
-                    'camid; sample_idx must identify a sample')
-        num_dropped = len(results) - len(unique)
-        if num_dropped:
-            print_log(
-                f'ReIDMetric dropped {num_dropped} repeated records of '
-                'the same samples (distributed padding that reached the '
-                'metric); each sample is counted once.',
-                logger='current',
-                level=logging.WARNING)
-        return unique

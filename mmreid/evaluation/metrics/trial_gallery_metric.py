@@ -24,7 +24,8 @@ from ..functional import (RAND_PERM_LAYOUT, PoolGroups, RandPermCam,
                           ReIDEvalResult, evaluate_rank, group_pool,
                           normalize_rand_perm_cam, official_gallery_draw,
                           seeded_gallery_draw)
-from .reid_metric import FEATURE_OPTIONS, ReIDMetric, Scorer
+from .reid_metric import FEATURE_OPTIONS, ReIDMetric
+from .scorers import Scorer
 
 GALLERY_DRAWS = ('agw_seeded', 'official_rand_perm')
 
@@ -57,7 +58,7 @@ class TrialGalleryMetric(ReIDMetric):
     ``seed + t`` (``seed=0`` is AGW's ``random.seed(trial)``) or from the
     official permutations. The distances are computed once for the pool
     and indexed per trial. A gallery-dependent scorer
-    (:func:`~.reid_metric.is_gallery_dependent`, e.g. GMN's top-k rerank,
+    (:func:`~.scorers.is_gallery_dependent`, e.g. GMN's top-k rerank,
     whose candidates come from the gallery being ranked) scores each
     trial on its own: the queries against the drawn gallery, or with
     ``transpose`` the drawn images against all query samples.

@@ -1,0 +1,244 @@
+"""The records a metric keeps of each sample, and their split by role.
+
+:meth:`~.reid_metric.ReIDMetric.process` keeps one record per sample
+(``feature``, ``pid``, ``camid``, ``is_query``, ``sample_idx``,
+``dataset``, ``img_path``, ``modality``; the labels read with
+:func:`label_to_int`). Every evaluation starts from them with
+:meth:`RecordsMixin.split_roles`: records of several datasets are refused,
+the repeated records of distributed padding dropped, query and gallery
+split and their features and labels stacked (:class:`QueryGallery`).
+"""
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+import torch
+from mmengine.logging import print_log
+
+ROLES = ('query', 'gallery')
+
+
+def label_to_int(value: Any, key: str = 'label', img_path: Any = None) -> int:
+    """A pid or camid stored as an int, a 1-element tensor or array.
+
+    Args:
+        value: The label: an integer, or an integral float (``3.0``), as
+            a Python or NumPy scalar, a 1-element tensor, array or list.
+        key: Its key in the data sample, for the error.
+        img_path: The sample's image, for the error.
+
+    Returns:
+        int: The label.
+
+    Raises:
+        ValueError: Not one value, a bool, or a number that is not an
+            integer (``int()`` would truncate 1.7 to 1 and make True 1).
+    """
+    where, given = f'{key} of sample {img_path!r}', value
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f'{where}: expected one label, got shape '
+                             f'{tuple(value.shape)}')
+        value = value.item()
+    elif isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError(f'{where}: expected one label, got {value!r}')
+        value = value[0]
+    array = np.asarray(value)
+    if array.size != 1:
+        raise ValueError(f'{where}: expected one label, got shape '
+                         f'{array.shape}')
+    scalar = array.reshape(()).item()
+    if array.dtype.kind in 'iu':
+        return int(scalar)
+    if array.dtype.kind == 'f' and math.isfinite(scalar) and \
+            scalar == int(scalar):
+        return int(scalar)
+    dtype = given.dtype if isinstance(given, torch.Tensor) else array.dtype
+    raise ValueError(f'{where} must be an integer, got {given!r} '
+                     f'({dtype}); it is not truncated')
+
+
+def optional_label_to_int(value: Any,
+                          key: str = 'label',
+                          img_path: Any = None) -> Optional[int]:
+    return None if value is None else label_to_int(value, key, img_path)
+
+
+@dataclass(eq=False)
+class QueryGallery:
+    """The records of one evaluation split by role, features and labels
+    stacked.
+
+    Attributes:
+        query (list[dict]): Query records (see
+            :meth:`~.reid_metric.ReIDMetric.process`), Q of them, in
+            arrival order.
+        gallery (list[dict]): Gallery records, G of them.
+        query_feats (torch.Tensor): Float32 features, shape (Q, D).
+        gallery_feats (torch.Tensor): Float32 features, shape (G, D).
+        q_pids, g_pids (torch.Tensor): Int64 pids, shapes (Q,) and (G,).
+        q_camids, g_camids (torch.Tensor): Int64 camids, shapes (Q,) and
+            (G,).
+    """
+    query: List[dict]
+    gallery: List[dict]
+    query_feats: torch.Tensor
+    gallery_feats: torch.Tensor
+    q_pids: torch.Tensor
+    g_pids: torch.Tensor
+    q_camids: torch.Tensor
+    g_camids: torch.Tensor
+
+    @classmethod
+    def from_records(cls, query: List[dict],
+                     gallery: List[dict]) -> 'QueryGallery':
+        """Stack the features and labels of the records of both roles."""
+
+        def features(records: List[dict]) -> torch.Tensor:
+            return torch.stack([r['feature'] for r in records]).float()
+
+        def labels(records: List[dict], key: str) -> torch.Tensor:
+            return torch.tensor([r[key] for r in records], dtype=torch.long)
+
+        return cls(query, gallery, features(query), features(gallery),
+                   labels(query, 'pid'), labels(gallery, 'pid'),
+                   labels(query, 'camid'), labels(gallery, 'camid'))
+
+    @property
+    def labels(self) -> Tuple[torch.Tensor, ...]:
+        """``(q_pids, g_pids, q_camids, g_camids)``, the order of
+        :func:`~mmreid.evaluation.functional.evaluate_rank`."""
+        return self.q_pids, self.g_pids, self.q_camids, self.g_camids
+
+
+class RecordsMixin:
+    """The split of :class:`~.reid_metric.ReIDMetric`'s records by role:
+    :meth:`split_roles` (the prelude of every evaluation), or its two
+    steps :meth:`split_records` and :meth:`query_gallery` for a protocol
+    that keeps part of the gallery first."""
+
+    def split_records(self,
+                      results: List[dict]) -> Tuple[List[dict], List[dict]]:
+        """The records of each sample once, split by role.
+
+        Args:
+            results: The records of all samples, collected from all ranks.
+
+        Returns:
+            tuple[list[dict], list[dict]]: Query and gallery records, each
+            in arrival order, repeated samples dropped (see
+            :meth:`_drop_duplicates`).
+
+        Raises:
+            ValueError: The records come from more than one dataset (see
+                :meth:`check_one_dataset`).
+        """
+        self.check_one_dataset(results)
+        results = self._drop_duplicates(results)
+        query = [r for r in results if r['is_query']]
+        gallery = [r for r in results if not r['is_query']]
+        return query, gallery
+
+    def check_one_dataset(self, results: List[dict]) -> None:
+        """Refuse records of several datasets.
+
+        pids and camids are numbered per dataset: ranked as one gallery,
+        pid 5 of one dataset would be a true match of pid 5 of another,
+        and camid 1 of both the same camera. An mmengine ``ConcatDataset``
+        of two test sets (``ignore_keys``) gives such records.
+
+        Args:
+            results: The records; their ``dataset`` names (records without
+                one are not counted).
+
+        Raises:
+            ValueError: More than one distinct ``dataset``; names them.
+        """
+        names = sorted({
+            str(r.get('dataset'))
+            for r in results if r.get('dataset') is not None
+        })
+        if len(names) > 1:
+            raise ValueError(
+                f'{type(self).__name__} got the records of {len(names)} '
+                f'datasets ({", ".join(repr(n) for n in names)}) in one '
+                'evaluation, but pids and camids are numbered per dataset: '
+                'ranked as one gallery, the identities and cameras of '
+                'different datasets would collide. Evaluate each dataset as '
+                "its own target: test_cfg = dict(type='MultiTargetTestLoop'"
+                ', targets=[dict(name=..., dataloader=..., evaluator=...), '
+                '...]) (MultiTargetValLoop for validation)')
+
+    def query_gallery(self,
+                      query: List[dict],
+                      gallery: List[dict],
+                      gallery_desc: str = 'gallery samples') -> QueryGallery:
+        """Stack the features and labels of both roles.
+
+        Args:
+            query: Query records.
+            gallery: Gallery records (a protocol may have kept part of
+                them).
+            gallery_desc: What the gallery records are, for the error.
+
+        Returns:
+            QueryGallery: The records with stacked features and labels.
+
+        Raises:
+            ValueError: A role has no record.
+        """
+        if not query or not gallery:
+            raise ValueError(f'{type(self).__name__} got {len(query)} query '
+                             f'and {len(gallery)} {gallery_desc}; both are '
+                             'needed')
+        return QueryGallery.from_records(query, gallery)
+
+    def split_roles(self, results: List[dict]) -> QueryGallery:
+        """The prelude of every evaluation: drop the repeated records,
+        split query and gallery, stack features and labels.
+
+        Args:
+            results: The records of all samples, collected from all ranks.
+
+        Returns:
+            QueryGallery: See :meth:`query_gallery`.
+        """
+        return self.query_gallery(*self.split_records(results))
+
+    @staticmethod
+    def _drop_duplicates(results: List[dict]) -> List[dict]:
+        """Keep the first record of each sample.
+
+        Returns:
+            list: The records, each sample once, in their original order.
+        """
+        first_seen = {}
+        unique = []
+        for record in results:
+            if record['sample_idx'] is None:
+                unique.append(record)
+                continue
+            key = (record['sample_idx'], record['dataset'], record['is_query'],
+                   record['img_path'])
+            previous = first_seen.get(key)
+            if previous is None:
+                first_seen[key] = record
+                unique.append(record)
+            elif (previous['pid'], previous['camid']) != (record['pid'],
+                                                          record['camid']):
+                raise ValueError(
+                    f'two samples share sample_idx={key[0]} (dataset '
+                    f'{key[1]!r}, image {key[3]!r}) but differ in pid or '
+                    'camid; sample_idx must identify a sample')
+        num_dropped = len(results) - len(unique)
+        if num_dropped:
+            print_log(
+                f'ReIDMetric dropped {num_dropped} repeated records of '
+                'the same samples (distributed padding that reached the '
+                'metric); each sample is counted once.',
+                logger='current',
+                level=logging.WARNING)
+        return unique
