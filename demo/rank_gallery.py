@@ -38,7 +38,7 @@ from mmreid.apis import init_model, list_images, rank_gallery
 from mmreid.apis.inference import (ArgumentError, market_camid,
                                    parse_market_name)
 from mmreid.utils.atomic import write_image
-from mmreid.utils.cfg_options import ReIDDictAction
+from mmreid.utils.config.options import ReIDDictAction
 
 #: The option of this demo that sets each argument of ``rank_gallery``, to
 #: name it in the API's refusals (:meth:`ArgumentError.spelled`).

@@ -91,8 +91,8 @@ from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from mmreid.models.layers.mbn import batch_statistics_layers
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import remove_stale_temps, set_output_mode, temp_name
-from mmreid.utils.cfg_options import ReIDDictAction, merge_cfg_options
 from mmreid.utils.config import read_config
+from mmreid.utils.config.options import ReIDDictAction, merge_cfg_options
 from mmreid.utils.pipeline_source import resolve_test_pipeline, split_datasets
 
 INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')

@@ -11,8 +11,8 @@ import argparse
 import os.path as osp
 
 from mmreid.engine.runner import MultiTargetTestLoop, build_runner
-from mmreid.utils import register_all_modules, runtime_args
-from mmreid.utils.config import load_config
+from mmreid.utils import register_all_modules
+from mmreid.utils.config import load_config, runtime
 from mmreid.utils.logged_warnings import record_warnings
 from mmreid.utils.pipeline_source import split_targets
 
@@ -64,12 +64,12 @@ def parse_args():
         help='multi-target configs: test only these targets '
         '(test_cfg.targets[i].name), e.g. --target d3; the mean row is then '
         'over them')
-    runtime_args.add_runtime_args(
+    runtime.add_runtime_args(
         parser, 'test_evaluator.distance=cosine; a multi-target config '
         '(test_cfg.targets: the quick start, every *-v2 and DG config) '
         'takes it per target, test_cfg.targets.0.evaluator.distance=cosine '
         'test_cfg.targets.1.evaluator.distance=cosine ...')
-    args = runtime_args.parse_runtime_args(parser)
+    args = runtime.parse_runtime_args(parser)
     check_args(parser, args)
     return args
 
@@ -158,7 +158,7 @@ def main():
     cfg.load_from = args.checkpoint
     cfg.load_strict = args.strict == 'true'
     if args.amp:
-        runtime_args.enable_amp_inference(cfg)
+        runtime.enable_amp_inference(cfg)
     if args.show_ranked_lists is not None:
         cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
             dict(
@@ -180,15 +180,15 @@ def main():
                     f'checkpoint: {args.checkpoint}'
                 ])
         ]
-    runtime_args.adapt_to_device(cfg)
+    runtime.adapt_to_device(cfg)
 
     # ReIDRunner loads the checkpoint with init_model's rules.
     runner = build_runner(cfg)
     metrics = runner.test()
     if args.out and runner.rank == 0:
-        runtime_args.dump_atomic(metrics, args.out)
+        runtime.dump_atomic(metrics, args.out)
         print(f'metrics written to {args.out}')
-    runtime_args.shutdown_distributed()
+    runtime.shutdown_distributed()
 
 
 if __name__ == '__main__':

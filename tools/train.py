@@ -7,8 +7,8 @@
 import argparse
 
 from mmreid.engine.runner import build_runner
-from mmreid.utils import register_all_modules, runtime_args
-from mmreid.utils.config import load_config
+from mmreid.utils import register_all_modules
+from mmreid.utils.config import load_config, runtime
 from mmreid.utils.logged_warnings import record_warnings
 
 # --vis-backend name -> (mmengine backend, module it needs, pip package)
@@ -70,8 +70,8 @@ def parse_args():
         choices=sorted(VIS_BACKENDS),
         help='also log losses, lr and validation metrics to TensorBoard '
         'and/or Weights & Biases (besides the local files)')
-    runtime_args.add_runtime_args(parser, 'train_cfg.max_epochs=2')
-    return runtime_args.parse_runtime_args(parser)
+    runtime.add_runtime_args(parser, 'train_cfg.max_epochs=2')
+    return runtime.parse_runtime_args(parser)
 
 
 def main():
@@ -82,7 +82,7 @@ def main():
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.launcher)
     if args.amp:
-        runtime_args.enable_amp(cfg)
+        runtime.enable_amp(cfg)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -92,17 +92,17 @@ def main():
     if args.strict is not None:
         cfg.load_strict = args.strict == 'true'
     if args.no_validate:
-        runtime_args.disable_validation(cfg)
+        runtime.disable_validation(cfg)
     if args.auto_scale_lr:
-        runtime_args.enable_auto_scale_lr(cfg, args.config)
+        runtime.enable_auto_scale_lr(cfg, args.config)
     if args.vis_backend:
         cfg.visualizer.vis_backends = vis_backends(args.vis_backend)
-    runtime_args.adapt_to_device(cfg)
+    runtime.adapt_to_device(cfg)
 
     # ReIDRunner loads load_from with init_model's rules.
     runner = build_runner(cfg)
     runner.train()
-    runtime_args.shutdown_distributed()
+    runtime.shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -16,9 +16,9 @@ from .model_zoo import get_model_info
 
 def _load_config(config: Union[str, Path, Config],
                  cfg_options: Optional[dict] = None) -> Config:
-    from mmreid.utils.cfg_options import merge_cfg_options
     from mmreid.utils.config import read_config
-    from mmreid.utils.config_paths import config_suggestion
+    from mmreid.utils.config.options import merge_cfg_options
+    from mmreid.utils.config.paths import config_suggestion
     if isinstance(config, (str, Path)):
         if not osp.isfile(config):
             raise FileNotFoundError(f'config file {str(config)!r} does not '

@@ -32,9 +32,9 @@ def _copied_test_fixes(cfg, fixes: List[Tuple[str, object]]) -> list:
     """The ``test_*`` twins of the ``val_*`` fixes whose transform the test
     loader holds too (``test_dataloader = val_dataloader`` in the dataset
     bases): an option on the validation loader alone is refused there
-    (:func:`mmreid.utils.option_overrides.check_variable_overrides`), and
+    (:func:`mmreid.utils.config.overrides.check_variable_overrides`), and
     the test loader feeds the same network."""
-    from .config_keys import _option_value
+    from .config.keys import _option_value
     plain = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
     given = {key for key, _ in fixes}
     twins = []

@@ -37,17 +37,17 @@ def test_amp_in_the_config_gets_the_amp_message(no_cuda, tmp_path):
     dict(constructor='MyConstructor', backbone=dict(type='OptimWrapper')),
 ])
 def test_fp32_wrappers_pass_without_cuda(no_cuda, optim_wrapper):
-    from mmreid.utils.runtime_args import check_amp_device
+    from mmreid.utils.config.runtime import check_amp_device
     check_amp_device(optim_wrapper)
 
 
 def test_a_scoped_amp_type_is_checked_too(no_cuda):
-    from mmreid.utils.runtime_args import check_amp_device
+    from mmreid.utils.config.runtime import check_amp_device
     with pytest.raises(RuntimeError, match="'mmengine.AmpOptimWrapper'"):
         check_amp_device(dict(type='mmengine.AmpOptimWrapper'))
 
 
 def test_amp_passes_with_cuda(monkeypatch):
-    from mmreid.utils.runtime_args import check_amp_device
+    from mmreid.utils.config.runtime import check_amp_device
     monkeypatch.setattr('torch.cuda.is_available', lambda: True)
     check_amp_device(dict(type='AmpOptimWrapper'))

@@ -5,10 +5,10 @@ import pytest
 from mmengine.config import Config
 
 from mmreid.utils.config import load_config
-from mmreid.utils.runtime_args import (adapt_to_device, add_runtime_args,
-                                       dump_atomic, enable_amp,
-                                       enable_amp_inference,
-                                       parse_runtime_args)
+from mmreid.utils.config.runtime import (adapt_to_device, add_runtime_args,
+                                         dump_atomic, enable_amp,
+                                         enable_amp_inference,
+                                         parse_runtime_args)
 
 
 @pytest.mark.parametrize('path,suggested', [
@@ -262,7 +262,7 @@ def test_a_launcher_without_its_environment_is_a_usage_error(
 
 
 def test_each_launcher_names_what_is_missing():
-    from mmreid.utils.runtime_args import check_launcher_env
+    from mmreid.utils.config.runtime import check_launcher_env
     check_launcher_env('none', {})
     with pytest.raises(
             ValueError,

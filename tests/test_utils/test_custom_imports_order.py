@@ -2,7 +2,7 @@
 
 mmreid reads each base of a config on its own to find a variable that the
 config redefines too late
-(:func:`mmreid.utils.config_bases.check_base_variables`).
+(:func:`mmreid.utils.config.bases.check_base_variables`).
 Reading a base with ``Config.fromfile`` ran the base's ``custom_imports``
 after the config's own: a base's ``force=True`` registration replaced the
 one the config imports, so the run built the base's component although the

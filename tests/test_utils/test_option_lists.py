@@ -79,7 +79,7 @@ def cli_error(capsys, *options):
     """The usage error ``tools/train.py``'s parser gives ``options``."""
     import argparse
 
-    from mmreid.utils.runtime_args import add_runtime_args
+    from mmreid.utils.config.runtime import add_runtime_args
     parser = argparse.ArgumentParser()
     add_runtime_args(parser, 'train_cfg.max_epochs=2')
     with pytest.raises(SystemExit):
@@ -142,7 +142,7 @@ def test_an_empty_dict_literal_inside_a_list_is_a_usage_error(capsys):
 def test_values_without_a_dict_literal_parse(option, parsed):
     import argparse
 
-    from mmreid.utils.runtime_args import add_runtime_args
+    from mmreid.utils.config.runtime import add_runtime_args
     parser = argparse.ArgumentParser()
     add_runtime_args(parser, 'train_cfg.max_epochs=2')
     key = option.partition('=')[0]

@@ -34,7 +34,7 @@ def test_a_package_base_of_a_base_names_that_base(tmp_path):
 def test_a_package_base_mmengine_resolves_is_left_to_it(tmp_path):
     # mmengine resolves 'package::config' for its own OpenMMLab list
     # (MODULE2PACKAGE, mmpretrain included): not refused here.
-    from mmreid.utils.config_bases import check_package_bases
+    from mmreid.utils.config.bases import check_package_bases
     path = tmp_path / 'mine.py'
     path.write_text("_base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py']\n")
     check_package_bases(str(path))

@@ -234,7 +234,7 @@ def test_a_validation_fix_names_the_test_loader_copied_from_it():
     (``check_variable_overrides``): the fix printed when ``runner.val()``
     loads a converted checkpoint names both loaders, and taken as printed
     it is accepted and makes both pipelines compute the source network."""
-    from mmreid.utils.cfg_options import merge_cfg_options
+    from mmreid.utils.config.options import merge_cfg_options
     path = osp.join(REPO, 'configs', 'baseline',
                     'bot_r50_1xb64-120e_market1501.py')
     cfg = Config.fromfile(path)

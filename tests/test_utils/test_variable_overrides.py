@@ -558,7 +558,7 @@ def test_the_cli_refuses_a_dict_call_with_commas(capsys):
     # DictAction's comma search recursed without end on dict(k1=20, k2=6).
     import argparse
 
-    from mmreid.utils.runtime_args import add_runtime_args
+    from mmreid.utils.config.runtime import add_runtime_args
     parser = argparse.ArgumentParser()
     add_runtime_args(parser, 'train_cfg.max_epochs=2')
     with pytest.raises(SystemExit):
@@ -701,7 +701,7 @@ def test_custom_imports_given_as_dotted_options_are_imported(
 def test_a_dict_literals_string_fields_are_written_as_options_take_them():
     """A string after ``key=`` needs no quotes in ``--cfg-options``; other
     values are written as Python literals, without spaces."""
-    from mmreid.utils.cfg_options import dict_literal_message
+    from mmreid.utils.config.options import dict_literal_message
     message = dict_literal_message('test_evaluator',
                                    "{'distance':'cosine','topk':[1,5]}")
     assert message.endswith(
@@ -714,7 +714,7 @@ def test_the_cli_refuses_a_dict_literal_with_unbalanced_brackets(capsys):
     a typo is a usage error too, not a traceback."""
     import argparse
 
-    from mmreid.utils.runtime_args import add_runtime_args
+    from mmreid.utils.config.runtime import add_runtime_args
     parser = argparse.ArgumentParser()
     add_runtime_args(parser, 'train_cfg.max_epochs=2')
     with pytest.raises(SystemExit):

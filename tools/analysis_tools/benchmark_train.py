@@ -40,8 +40,8 @@ from mmreid.engine.runner import build_runner
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
 from mmreid.utils.atomic import open_atomic
-from mmreid.utils.cfg_options import ReIDDictAction
 from mmreid.utils.config import load_config
+from mmreid.utils.config.options import ReIDDictAction
 
 
 def parse_args():

@@ -55,7 +55,7 @@ from mmengine.registry import init_default_scope
 from mmreid.registry import DATASETS
 from mmreid.utils import register_all_modules
 from mmreid.utils.atomic import write_image
-from mmreid.utils.cfg_options import ReIDDictAction
+from mmreid.utils.config.options import ReIDDictAction
 from mmreid.utils.pipeline_source import split_datasets
 from mmreid.visualization import draw_tiles, modality_name
 
@@ -316,8 +316,8 @@ def browse(cfg: Config,
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
-    from mmreid.utils.cfg_options import merge_cfg_options
     from mmreid.utils.config import read_config
+    from mmreid.utils.config.options import merge_cfg_options
     phase = 'test' if args.phase == 'test' else 'train'
     cfg = read_config(args.config, phase=phase)
     merge_cfg_options(cfg, args.cfg_options, args.config, phase=phase)

@@ -269,7 +269,7 @@ def expected_config(config: str, seed: int, cfg_options: Sequence[str]):
 def parse_cfg_options(cfg_options: Sequence[str]) -> Optional[dict]:
     """``key=value`` strings as ``tools/train.py --cfg-options`` reads
     them (``ReIDDictAction``); ``None`` for none."""
-    from mmreid.utils.cfg_options import ReIDDictAction
+    from mmreid.utils.config.options import ReIDDictAction
     if not cfg_options:
         return None
     parser = argparse.ArgumentParser(prog='--cfg-options')

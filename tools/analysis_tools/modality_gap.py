@@ -385,7 +385,7 @@ def build_start_model(config,
 
 
 def parse_args():
-    from mmreid.utils.cfg_options import ReIDDictAction
+    from mmreid.utils.config.options import ReIDDictAction
     parser = argparse.ArgumentParser(
         description='Modality gap at every BN/MBN input on a mixed batch')
     parser.add_argument('config', help='config file')

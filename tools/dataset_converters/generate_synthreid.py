@@ -30,7 +30,7 @@ from mmreid.datasets.synthetic import (PER_DOMAIN_FIELDS, PRESET_FIELDS,
                                        SYNTHREID_PRESETS, generate_synthreid,
                                        get_domain_styles)
 from mmreid.datasets.synthetic_store import MANIFEST
-from mmreid.utils.cfg_options import ReIDDictAction
+from mmreid.utils.config.options import ReIDDictAction
 
 NAME = re.compile(r'^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$', re.ASCII)
 #: The preset fields ``--set`` takes, and those that take one count per
@@ -319,8 +319,8 @@ def generate_from_config(config: str, cfg_options: dict) -> None:
     from mmengine.registry import init_default_scope
 
     from mmreid.registry import DATASETS
-    from mmreid.utils.cfg_options import merge_cfg_options
     from mmreid.utils.config import read_config
+    from mmreid.utils.config.options import merge_cfg_options
     cfg = read_config(config)
     merge_cfg_options(cfg, cfg_options, config)
     init_default_scope(cfg.get('default_scope', 'mmreid'))

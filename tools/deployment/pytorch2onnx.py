@@ -87,7 +87,7 @@ from torch import nn
 from mmreid.registry import MODELS
 from mmreid.utils import load_trusted_checkpoint, register_all_modules
 from mmreid.utils.atomic import atomic_path
-from mmreid.utils.cfg_options import ReIDDictAction
+from mmreid.utils.config.options import ReIDDictAction
 
 EXPORTERS = ('dynamo', 'legacy')
 EXPORT_BATCH = 2
@@ -607,8 +607,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     register_all_modules(init_default_scope=False)
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
-    from mmreid.utils.cfg_options import merge_cfg_options
     from mmreid.utils.config import read_config
+    from mmreid.utils.config.options import merge_cfg_options
     cfg = read_config(args.config, phase='test')
     merge_cfg_options(cfg, args.cfg_options, args.config, phase='test')
     shape = input_shape(cfg, args.shape, args.target)

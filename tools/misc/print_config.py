@@ -4,8 +4,8 @@
 """
 import argparse
 
-from mmreid.utils.cfg_options import ReIDDictAction
 from mmreid.utils.config import load_config
+from mmreid.utils.config.options import ReIDDictAction
 
 
 def main():

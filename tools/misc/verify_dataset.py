@@ -38,7 +38,7 @@ from mmengine.config import Config
 from mmreid.datasets.summary import mute_summaries
 from mmreid.registry import DATASETS
 from mmreid.utils import register_all_modules
-from mmreid.utils.cfg_options import ReIDDictAction
+from mmreid.utils.config.options import ReIDDictAction
 
 COUNT_KEYS = ('images', 'ids', 'cams')
 MODALITY_NAMES = {0: 'vis', 1: 'ir'}
@@ -309,8 +309,8 @@ def format_table(rows: List[dict]) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     register_all_modules(init_default_scope=True)
-    from mmreid.utils.cfg_options import merge_cfg_options
     from mmreid.utils.config import read_config
+    from mmreid.utils.config.options import merge_cfg_options
     cfg = read_config(args.config)
     merge_cfg_options(cfg, args.cfg_options, args.config)
     dataset_cfgs = collect_dataset_cfgs(cfg, args.split)

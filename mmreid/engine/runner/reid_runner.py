@@ -500,11 +500,11 @@ class ReIDRunner(Runner):
         try:
             return super().build_train_loop(loop)
         except TypeError as error:
-            from mmengine.runner import (EpochBasedTrainLoop,
-                                         IterBasedTrainLoop)
+            from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
-            from mmreid.utils.registry_suggestions import (
-                ConfigArgumentError, argument_message, unexpected_argument)
+            from mmreid.utils.registry_suggestions import (ConfigArgumentError,
+                                                           argument_message,
+                                                           unexpected_argument)
             argument = unexpected_argument(error, loop)
             if argument is None or 'type' in loop:
                 raise
@@ -518,10 +518,10 @@ class ReIDRunner(Runner):
         """mmengine's, after checking the optimizer type (see
         :func:`~mmreid.utils.registry_suggestions.check_optimizer_type`) and
         that an AMP wrapper has a CUDA device (as ``--amp``, see
-        :func:`~mmreid.utils.runtime_args.check_amp_device`)."""
+        :func:`~mmreid.utils.config.runtime.check_amp_device`)."""
         from mmreid.registry import OPTIMIZERS
+        from mmreid.utils.config.runtime import check_amp_device
         from mmreid.utils.registry_suggestions import check_optimizer_type
-        from mmreid.utils.runtime_args import check_amp_device
         check_amp_device(optim_wrapper)
         check_optimizer_type(optim_wrapper, OPTIMIZERS)
         return super().build_optim_wrapper(optim_wrapper)

@@ -2,22 +2,22 @@
 
 :func:`read_config` is ``Config.fromfile`` after mmreid's modules are
 registered and the checks of the config's bases
-(:mod:`mmreid.utils.config_bases`); :func:`load_config` adds the
-``--cfg-options`` (:mod:`mmreid.utils.cfg_options`), the work dir and
+(:mod:`mmreid.utils.config.bases`); :func:`load_config` adds the
+``--cfg-options`` (:mod:`mmreid.utils.config.options`), the work dir and
 mmreid's evaluation loops. ``tools/train.py``, ``tools/test.py``, the
 other tools and the API read a config through them; what the tools'
-runtime flags do to it is in :mod:`mmreid.utils.runtime_args`.
+runtime flags do to it is in :mod:`mmreid.utils.config.runtime`.
 """
 import os.path as osp
 from typing import Optional
 
 from mmengine.config import Config
 
-from .cfg_options import merge_cfg_options
-from .config_bases import (check_base_files, check_base_placeholders,
-                           check_base_variables, check_package_bases)
-from .config_keys import TRAINING_ONLY_KEYS
-from .config_paths import config_suggestion
+from .bases import (check_base_files, check_base_placeholders,
+                    check_base_variables, check_package_bases)
+from .keys import TRAINING_ONLY_KEYS
+from .options import merge_cfg_options
+from .paths import config_suggestion
 
 
 def load_config(path: str,
@@ -73,13 +73,13 @@ def read_config(path: str, phase: str = 'train') -> Config:
 
     A base named by a package that mmengine cannot resolve
     (``'mmreid::baseline/...'``) is refused first
-    (:func:`~mmreid.utils.config_bases.check_package_bases`), and so is a
+    (:func:`~mmreid.utils.config.bases.check_package_bases`), and so is a
     base path that names no file
-    (:func:`~mmreid.utils.config_bases.check_base_files`) and a
+    (:func:`~mmreid.utils.config.bases.check_base_files`) and a
     ``{{_base_.name}}`` inside an expression
-    (:func:`~mmreid.utils.config_bases.check_base_placeholders`). It then
+    (:func:`~mmreid.utils.config.bases.check_base_placeholders`). It then
     refuses a config that redefines a variable its base already
-    substituted (:func:`~mmreid.utils.config_bases.check_base_variables`);
+    substituted (:func:`~mmreid.utils.config.bases.check_base_variables`);
     for ``phase='test'`` only in the sections a test reads.
 
     Args:
@@ -89,7 +89,7 @@ def read_config(path: str, phase: str = 'train') -> Config:
     Returns:
         Config: The config.
     """
-    from .setup_env import register_all_modules
+    from ..setup_env import register_all_modules
     if phase not in ('train', 'test'):
         raise ValueError(f"phase must be 'train' or 'test', got {phase!r}")
     register_all_modules(init_default_scope=False)

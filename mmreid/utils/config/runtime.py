@@ -13,8 +13,8 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 
-from .atomic import open_atomic
-from .cfg_options import ReIDDictAction
+from ..atomic import open_atomic
+from .options import ReIDDictAction
 
 
 def add_runtime_args(parser, cfg_example: str) -> None:

@@ -10,10 +10,10 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config
 
-from .config_keys import READ_TOP_LEVEL_KEYS, _first_keys, _runner_keys
-from .config_paths import _mmreid_config, _shown_path, close_configs
-from .variable_probe import (_following_keys, _paths, _plain_value, _read_only,
-                             _read_with_probed_bases, _value_at)
+from .keys import READ_TOP_LEVEL_KEYS, _first_keys, _runner_keys
+from .paths import _mmreid_config, _shown_path, close_configs
+from .probe import (_following_keys, _paths, _plain_value, _read_only,
+                    _read_with_probed_bases, _value_at)
 
 
 def _config_files(path: str):

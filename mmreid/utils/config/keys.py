@@ -5,7 +5,7 @@ from typing import Any, List
 
 #: Config sections a test run does not read: a base variable that only
 #: these still follow is no trap for it (see
-#: :func:`~mmreid.utils.config_bases.check_base_variables`).
+#: :func:`~mmreid.utils.config.bases.check_base_variables`).
 TRAINING_ONLY_KEYS = frozenset({
     'train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
     'val_dataloader', 'val_cfg', 'val_evaluator', 'auto_scale_lr'

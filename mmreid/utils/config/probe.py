@@ -2,8 +2,8 @@
 one top-level variable in its files (copied, ``custom_imports`` not run),
 to find the keys that follow the variable's value.
 
-:func:`~mmreid.utils.config_bases.check_base_variables` and
-:func:`~mmreid.utils.option_overrides.check_variable_overrides` find with
+:func:`~mmreid.utils.config.bases.check_base_variables` and
+:func:`~mmreid.utils.config.overrides.check_variable_overrides` find with
 it the keys that a base or an option would leave on the old value.
 """
 import os.path as osp

@@ -5,12 +5,10 @@ from typing import Any, Collection, List
 
 from mmengine.config import Config
 
-from .config_keys import (READ_TOP_LEVEL_KEYS, TRAINING_ONLY_KEYS,
-                          _dict_fields, _first_keys, _option_items,
-                          _option_value, _runner_keys)
-from .config_paths import _shown_path
-from .variable_probe import (_following_keys, _plain_value,
-                             _read_with_probed_bases)
+from .keys import (READ_TOP_LEVEL_KEYS, TRAINING_ONLY_KEYS, _dict_fields,
+                   _first_keys, _option_items, _option_value, _runner_keys)
+from .paths import _shown_path
+from .probe import _following_keys, _plain_value, _read_with_probed_bases
 
 
 def _leaves(value: Any, prefix: str = ''):
@@ -43,7 +41,7 @@ class _Removed:
 
 
 def _option_overrides(options: dict, config: dict) -> List[tuple]:
-    """:func:`~mmreid.utils.config_keys._option_items`, with what
+    """:func:`~mmreid.utils.config.keys._option_items`, with what
     ``_delete_`` does.
 
     ``Config.merge_from_dict`` replaces a dict that an option gives with
@@ -132,7 +130,7 @@ def check_variable_overrides(cfg: Config,
         phase (str): What the run does, ``'train'`` or ``'test'`` (see
             :func:`~mmreid.utils.config.read_config`): a test run does not
             read the sections of
-            :data:`~mmreid.utils.config_keys.TRAINING_ONLY_KEYS`, so a copy
+            :data:`~mmreid.utils.config.keys.TRAINING_ONLY_KEYS`, so a copy
             among them need not follow an option. Defaults to ``'train'``.
 
     Raises:
@@ -187,7 +185,7 @@ def _copied_key_error(option: str, key: str, new: Any, kept: List[str],
                       builders: dict, path: str, plain: dict) -> ValueError:
     """The error of :func:`_check_copied_runner_keys` for option ``key``
     whose field ``kept`` (dotted keys) would not follow; ``builders`` as
-    :func:`~mmreid.utils.variable_probe._read_with_probed_bases` fills it."""
+    :func:`~mmreid.utils.config.probe._read_with_probed_bases` fills it."""
     root = key.split('.')[0]
     targets = sorted({k.split('.')[0] for k in kept})
     files = sorted({
@@ -226,7 +224,7 @@ def _check_copied_runner_keys(items: List[tuple], plain: dict, path: str,
     val_dataloader.dataset.data_root=X`` then changes the validation loader
     only, and ``tools/test.py`` tests the old set. The keys built from an
     option's key are found as
-    :func:`~mmreid.utils.config_bases.check_base_variables` finds them: the
+    :func:`~mmreid.utils.config.bases.check_base_variables` finds them: the
     config is read again with the option's fields probed in every
     file that assigns the key (the config file included); a field that
     reached another key the run reads is an error unless the options set

@@ -5,7 +5,7 @@ refuses a top-level key nothing reads, a dict literal kept as text
 (:class:`ReIDDictAction` refuses it on the command line already), a key
 that walks into a list by a name or into a tuple, a ``_delete_`` in a
 list item, and an override that the keys made from it would not follow
-(:mod:`mmreid.utils.option_overrides`).
+(:mod:`mmreid.utils.config.overrides`).
 """
 import ast
 import os.path as osp
@@ -14,9 +14,9 @@ from typing import Any, Collection, List, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
-from .config_keys import (READ_TOP_LEVEL_KEYS, _dict_fields, _option_items,
-                          _option_value, _runner_keys)
-from .option_overrides import check_variable_overrides
+from .keys import (READ_TOP_LEVEL_KEYS, _dict_fields, _option_items,
+                   _option_value, _runner_keys)
+from .overrides import check_variable_overrides
 
 
 def _reads_new_key(root: str, cfg: Config, read: Collection[str]) -> bool:
@@ -27,7 +27,7 @@ def _reads_new_key(root: str, cfg: Config, read: Collection[str]) -> bool:
     if root in read:
         return True
     if root == 'test_pipeline':
-        from .pipeline_source import split_pipelines
+        from ..pipeline_source import split_pipelines
         return not split_pipelines(cfg, 'test')
     return False
 
@@ -364,7 +364,7 @@ def merge_cfg_options(cfg: Config,
                       phase: str = 'train') -> None:
     """Merge ``cfg_options`` into ``cfg`` after :func:`check_option_keys`,
     :func:`check_list_keys`, :func:`check_list_item_deletes` and
-    :func:`~mmreid.utils.option_overrides.check_variable_overrides`;
+    :func:`~mmreid.utils.config.overrides.check_variable_overrides`;
     every entry point that takes options merges them here. ``phase`` is
     what the run does, ``'train'`` or ``'test'``, as for
     :func:`~mmreid.utils.config.read_config`.
