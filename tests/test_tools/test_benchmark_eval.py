@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from ..fixtures.processes import REPO, load_tool
+from ..fixtures.processes import REPO, load_tool, tool_env
 
 # A stand-in for fast-reid's evaluation/rank.py: the same call and return
 # convention (cmc, per-query AP list, per-query INP list), written here.
@@ -60,6 +60,7 @@ def test_tiny_run_agrees_across_methods(tmp_path):
         str(out)
     ],
                           cwd=REPO,
+                          env=tool_env(),
                           capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -168,6 +169,7 @@ def test_a_method_that_differs_is_flagged_and_fails(tmp_path):
         str(out)
     ],
                           cwd=REPO,
+                          env=tool_env(),
                           capture_output=True,
                           text=True)
     assert proc.returncode == 1, proc.stderr[-2000:]
@@ -199,6 +201,7 @@ def test_regimes_and_contention(tmp_path):
         str(out)
     ],
                           cwd=REPO,
+                          env=tool_env(),
                           capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from ..fixtures.processes import REPO, load_tool
+from ..fixtures.processes import REPO, load_tool, tool_env
 
 TOOL = 'tools/analysis_tools/benchmark_pair_scoring.py'
 
@@ -111,6 +111,7 @@ def test_first_streamed_row_holds_no_one_time_cost(tmp_path):
         str(out)
     ],
                           cwd=REPO,
+                          env=tool_env(),
                           capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]

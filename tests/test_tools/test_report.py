@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ..fixtures.processes import PYTHON, REPO, run_tool
+from ..fixtures.processes import PYTHON, REPO, run_tool, tool_env
 from ..fixtures.tiny_config import TINY_CONFIG
 
 BROWSERS = ('chromium', 'chromium-browser', 'google-chrome',
@@ -222,6 +222,7 @@ def test_per_query_values_of_a_reranked_run_are_the_reported_ones(reports):
         osp.dirname(path)
     ],
                             cwd=REPO,
+                            env=tool_env(),
                             capture_output=True,
                             text=True)
     assert result.returncode != 0

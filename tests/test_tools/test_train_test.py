@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmreid.utils import load_trusted_checkpoint
-from ..fixtures.processes import PYTHON, REPO, run_tool
+from ..fixtures.processes import PYTHON, REPO, run_tool, tool_env
 
 
 def train(config, work_dir, *extra, env=None):
@@ -353,6 +353,7 @@ def test_amp_on_cpu_is_a_clear_error(make_config, tmp_path):
         str(tmp_path)
     ],
                           cwd=REPO,
+                          env=tool_env(),
                           capture_output=True,
                           text=True)
     assert proc.returncode != 0

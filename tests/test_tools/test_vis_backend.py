@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 
-from ..fixtures.processes import PYTHON, run_tool
+from ..fixtures.processes import PYTHON, run_tool, tool_env
 
 ONE_EPOCH = '''
 train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
@@ -73,6 +73,7 @@ def test_unknown_or_missing_vis_backend_is_refused_before_training(
     ],
                           cwd=osp.dirname(
                               osp.dirname(osp.dirname(osp.abspath(__file__)))),
+                          env=tool_env(),
                           stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT,
                           text=True)
