@@ -167,14 +167,6 @@ class ScorerMixin:
         galleries on its own instead of indexing one pool matrix."""
         return is_gallery_dependent(self.primary_distance())
 
-    def primary_distance_name(self) -> str:
-        """The primary distance as an error names it."""
-        if self.scorers:
-            return f'scorer {self.primary_scorer!r}'
-        distance = self.primary_distance()
-        return (f'distance {distance!r}'
-                if isinstance(distance, str) else 'the callable distance')
-
     def check_scorers(self,
                       scorers: Optional[Dict[str, Scorer]],
                       primary: Optional[str] = None) -> None:
