@@ -666,7 +666,7 @@ def test_a_cut_last_checkpoint_names_the_last_checkpoint_by_step(tmp_path):
     """The advice names the run's last checkpoint by its step: by file
     time it named a best_*.pth, or an early epoch of a copied work dir
     (epoch_2 written after epoch_10), and by name epoch_2 sorts last."""
-    from mmreid.engine.runner.reid_runner import check_last_checkpoint
+    from mmreid.engine.runner.resuming import check_last_checkpoint
     for when, name in enumerate(['epoch_9.pth', 'epoch_10.pth', 'epoch_2.pth',
                                  'best_R1_epoch_9.pth', 'notes.pth']):
         (tmp_path / name).write_bytes(b'')
@@ -682,7 +682,7 @@ def test_a_remote_last_checkpoint_is_left_to_the_loader(tmp_path):
     URL into the local last_checkpoint: it is no local file, and was
     refused as a cut one (the review's reproducer resumed normally with
     the check bypassed)."""
-    from mmreid.engine.runner.reid_runner import check_last_checkpoint
+    from mmreid.engine.runner.resuming import check_last_checkpoint
     check_last_checkpoint(str(tmp_path), 's3://bucket/run/epoch_1.pth')
     with pytest.raises(FileNotFoundError, match="names '', which is not"):
         check_last_checkpoint(str(tmp_path), '')

@@ -10,6 +10,14 @@ from mmreid.registry import LOG_PROCESSORS
 #: The batch counter of a log line header: ``[ 40/52]``.
 _COUNTER = re.compile(r'\[\s*\d+/\d+\]')
 
+#: The keys mmengine's ``LogProcessor`` logs as a running mean: the
+#: training losses, times and gradient norm, which have no ``/``. Every
+#: evaluation key has one (``reid/mAP``, ``d3/R1``) and is logged as
+#: computed, whatever its target's name (mmengine's default pattern
+#: matched ``nighttime/mAP``). :class:`~mmreid.engine.runner.ReIDRunner`
+#: sets it for a ``log_processor`` without a ``mean_pattern``.
+TRAINING_MEAN_PATTERN = r'^[^/]*(loss|time|data_time|grad_norm)[^/]*$'
+
 
 def label_header(log_str: str, label: str) -> str:
     """Put ``[label]`` before the batch counter of a log line.

@@ -1,10 +1,9 @@
 """mmengine's Runner with mmreid's checkpoint rules."""
-import ast
 import logging
 import numbers
 import os
 import os.path as osp
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.dist import master_only
@@ -16,86 +15,15 @@ from mmengine.utils.dl_utils import collect_env
 
 from mmreid.registry import RUNNERS
 from mmreid.utils.logged_warnings import log_warnings_to
-from .log_processor import ReIDLogProcessor
-from .resume_checks import (config_ast, config_type_name, metainfo_differences,
-                            optimizer_type_in_config_text,
-                            param_group_differences, scheduler_differences,
-                            scheduler_types_in_config_text,
-                            steps_per_epoch_advice,
-                            steps_per_epoch_in_checkpoint,
-                            train_length_in_checkpoint, train_loader_plan)
+from .log_processor import TRAINING_MEAN_PATTERN, ReIDLogProcessor
+from .resume_checks import train_loader_plan
+from .resuming import ResumeMixin, check_last_checkpoint
+from .runner_config import (check_loop_reads_a_dataloader, drop_restated_hooks,
+                            drop_switched_off_hooks)
 
 #: How a user of the tools turns strict loading off (quoted in errors).
 STRICT_OPT_OUT = ('`--strict false` (tools/test.py, tools/dist_test.sh, '
                   'tools/train.py) or `load_strict = False` in the config')
-
-
-def check_loop_reads_a_dataloader(mode: str, loop_cfg, dataloader) -> None:
-    """Refuse a single-target loop over a multi-target base's placeholder.
-
-    Multi-target dataset configs (``configs/_base_/datasets/synthreid.py``,
-    SynthReID v2) set ``<mode>_dataloader = dict()`` and leave the loop to
-    the leaf config. A leaf that keeps a schedule's plain ``ValLoop`` would
-    otherwise fail deep in mmengine with ``KeyError: ... got {}``, after the
-    training set was built.
-
-    Args:
-        mode (str): ``'val'`` or ``'test'``.
-        loop_cfg: ``<mode>_cfg`` as given to the runner.
-        dataloader: ``<mode>_dataloader`` as given to the runner.
-
-    Raises:
-        ValueError: ``loop_cfg`` is a loop config without ``targets``
-            (``{}`` included: mmengine's default loop) and ``dataloader``
-            is an empty dict.
-    """
-    # An empty loop config is mmengine's default (single-target) loop.
-    if not isinstance(loop_cfg, dict) or 'targets' in loop_cfg:
-        return
-    if not (isinstance(dataloader, dict) and not dataloader):
-        return
-    loop = 'MultiTargetValLoop' if mode == 'val' else 'MultiTargetTestLoop'
-    raise ValueError(
-        f'{mode}_dataloader is an empty placeholder, but {mode}_cfg '
-        f'({dict(loop_cfg) or "empty: mmengine builds its default loop"}) '
-        f'is a single-target loop that reads it. The '
-        f'dataset config evaluates several targets (as '
-        f'configs/_base_/datasets/synthreid.py, SynthReID v2, does): name '
-        f'them in the loop, {mode}_cfg = dict(type={loop!r}, '
-        f'targets={{{{_base_.{mode}_targets}}}}); for the first release of '
-        f'SynthReID (d3 only) inherit '
-        f'configs/_base_/datasets/synthreid_v1.py instead.')
-
-
-def check_last_checkpoint(work_dir: str, latest: str) -> None:
-    """Refuse a ``last_checkpoint`` that names no file.
-
-    mmengine writes ``<work_dir>/last_checkpoint`` in place after each
-    checkpoint; a run killed during that write leaves it empty or cut,
-    and ``--resume`` then failed with "checkpoint file '' does not exist".
-
-    Args:
-        work_dir (str): The run's work dir.
-        latest (str): What ``last_checkpoint`` holds.
-
-    Raises:
-        FileNotFoundError: ``latest`` is empty, or a local path that is not
-            a file (a URL of a remote ``out_dir`` is left to the loader),
-            naming ``last_checkpoint`` and the checkpoints the work dir
-            holds.
-    """
-    if latest and ('://' in latest or osp.isfile(latest)):
-        return
-    from mmreid.utils.checkpoint import run_checkpoints
-    found = [name for _, _, name in run_checkpoints(work_dir)]
-    hint = (f'resume from one of its checkpoints explicitly (last: '
-            f'{", ".join(found[-3:])}), tools/train.py CONFIG --resume '
-            f'{osp.join(work_dir, found[-1])}'
-            if found else 'it holds no checkpoint: train from the start')
-    raise FileNotFoundError(
-        f'--resume: {osp.join(work_dir, "last_checkpoint")} names '
-        f'{latest!r}, which is not a file (a run killed while writing it '
-        f'leaves it empty or cut); {hint}.')
 
 
 def _is_local(out_dir: str, file_client_args: Optional[dict],
@@ -110,99 +38,8 @@ def _is_local(out_dir: str, file_client_args: Optional[dict],
     return isinstance(backend, LocalBackend)
 
 
-def _hook_config(hook: Any) -> Any:
-    """A hook config with its ``type`` as a bare class name, to compare."""
-    if not isinstance(hook, dict):
-        return hook
-    return dict(hook, type=config_type_name(hook))
-
-
-def drop_restated_hooks(default_hooks: Optional[dict],
-                        custom_hooks: Optional[list]) -> Optional[list]:
-    """``custom_hooks`` without the entries ``default_hooks`` already has.
-
-    Only an entry equal to a ``default_hooks`` entry (the same type and
-    arguments) is left out: that is a config written when the base listed
-    the hook in ``custom_hooks``. A hook of a default's type with other
-    arguments (a second ``CheckpointHook``, say) is the config's own and is
-    kept, as mmengine keeps it.
-
-    Args:
-        default_hooks (dict, optional): The config's ``default_hooks``.
-        custom_hooks (list, optional): The config's ``custom_hooks``.
-
-    Returns:
-        list | None: ``custom_hooks`` less the restated entries (each one
-        left out is logged).
-    """
-    if not default_hooks or not custom_hooks:
-        return custom_hooks
-    defaults = [
-        _hook_config(hook) for hook in default_hooks.values()
-        if isinstance(hook, dict)
-    ]
-    kept = []
-    for hook in custom_hooks:
-        if isinstance(hook, dict) and _hook_config(hook) in defaults:
-            from mmengine.logging import print_log
-            print_log(
-                f'custom_hooks lists {config_type_name(hook)} as '
-                'default_hooks has it (_base_/default_runtime.py); it is '
-                'registered once',
-                logger='current')
-            continue
-        kept.append(hook)
-    return kept
-
-
-#: The ``default_hooks`` names mmengine registers itself; ``None`` for one
-#: of them is mmengine's own way to leave it out.
-MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
-                          'param_scheduler', 'checkpoint')
-
-
-def drop_switched_off_hooks(default_hooks: Optional[dict]) -> Optional[dict]:
-    """``default_hooks`` without the entries a config set to ``None``.
-
-    mmengine documents ``None`` as "leave this default hook out" but
-    accepts it only for its own six names; for one a base config adds
-    (mmreid's ``setup_check``, ``feature_progress``) it fails on a bare
-    ``assert``. Such an entry is left out here, with a log line that
-    names it, so ``default_hooks = dict(setup_check=None)`` switches the
-    start-up checks off as a user reading mmengine's docs expects.
-
-    Args:
-        default_hooks (dict, optional): The config's ``default_hooks``.
-
-    Returns:
-        dict | None: ``default_hooks`` less the ``None`` entries mmengine
-        does not handle itself.
-    """
-    if not default_hooks:
-        return default_hooks
-    kept = dict()
-    for name, hook in default_hooks.items():
-        if hook is None and name not in MMENGINE_DEFAULT_HOOKS:
-            from mmengine.logging import print_log
-            print_log(
-                f'default_hooks.{name} is None: that hook is not '
-                'registered',
-                logger='current')
-            continue
-        kept[name] = hook
-    return kept
-
-
-#: The keys mmengine's ``LogProcessor`` logs as a running mean: the
-#: training losses, times and gradient norm, which have no ``/``. Every
-#: evaluation key has one (``reid/mAP``, ``d3/R1``) and is logged as
-#: computed, whatever its target's name (mmengine's default pattern
-#: matched ``nighttime/mAP``).
-TRAINING_MEAN_PATTERN = r'^[^/]*(loss|time|data_time|grad_norm)[^/]*$'
-
-
 @RUNNERS.register_module()
-class ReIDRunner(Runner):
+class ReIDRunner(ResumeMixin, Runner):
     """mmengine's ``Runner`` whose checkpoint loading follows mmreid's rules.
 
     mmengine loads ``load_from`` (and the checkpoint of ``tools/test.py``)
@@ -227,8 +64,8 @@ class ReIDRunner(Runner):
     ``--resume`` in a work dir without checkpoints logs one line and starts
     at epoch 1 (requeued jobs use ``--resume`` on their first start too).
     Resuming refuses a checkpoint that the configured run cannot continue
-    (see :meth:`check_resumable`): a weights-only file, another training
-    set, other learning-rate schedulers.
+    (see :meth:`~.resuming.ResumeMixin.check_resumable`): a weights-only
+    file, another training set, other learning-rate schedulers.
 
     The merged config is written to ``<work_dir>/<config name>`` (see
     :meth:`dump_config`) once the run has passed its checks, after the
@@ -242,6 +79,24 @@ class ReIDRunner(Runner):
     those ``tools/train.py`` and ``tools/test.py`` kept while reading the
     config (:mod:`mmreid.utils.logged_warnings`), such as mmengine's
     "X failed to import and is ignored".
+
+    Where its parts live (a method not defined here is
+    :class:`~.resuming.ResumeMixin`'s or mmengine's ``Runner``'s):
+
+    * :mod:`~mmreid.engine.runner.resuming`: :class:`ResumeMixin
+      <mmreid.engine.runner.resuming.ResumeMixin>`, the resume methods
+      (``resume``, ``check_resumable`` and its ``_check_*`` parts,
+      ``_finished_resume_message``), and ``check_last_checkpoint``;
+    * :mod:`~mmreid.engine.runner.resume_checks`: the comparisons of a
+      checkpoint with the configured run that those checks make;
+    * :mod:`~mmreid.engine.runner.runner_config`: the ``default_hooks``
+      and ``custom_hooks`` entries :meth:`register_hooks` leaves out, and
+      the loop check of ``__init__`` (``check_loop_reads_a_dataloader``);
+    * :mod:`~mmreid.engine.runner.schedule_checks`: the schedule checks of
+      :meth:`build_param_scheduler`;
+    * :mod:`~mmreid.engine.runner.log_processor`: the log processor and
+      the ``mean_pattern`` (``TRAINING_MEAN_PATTERN``) that ``__init__``
+      gives a ``log_processor`` without them.
     """
 
     _training = False
@@ -251,15 +106,7 @@ class ReIDRunner(Runner):
     #: ``meta['dataset_meta']`` of the last checkpoint loaded: the training
     #: set's metainfo, which evaluation compares its splits with.
     loaded_dataset_meta: Optional[dict] = None
-    #: ``meta`` of the checkpoint this run resumed from (None before a
-    #: resume): :class:`~mmreid.engine.hooks.TrainRandomStateHook` reads
-    #: ``meta['sampler_seed']`` from it.
-    resumed_meta: Optional[dict] = None
-    #: ``(resume_optimizer, resume_param_scheduler)`` while resuming.
-    _resuming: Optional[tuple] = None
-    #: The checkpoint :meth:`resume` was given, and the line
-    #: :meth:`train` ends with when it trained nothing.
-    _resumed_from: Optional[str] = None
+    #: The line :meth:`train` ends with when a resume trained nothing.
     _finished_resume: Optional[str] = None
     #: True while mmengine's ``__init__`` runs (its ``dump_config`` call
     #: is deferred to :meth:`load_or_resume`).
@@ -303,10 +150,10 @@ class ReIDRunner(Runner):
         config's own ``custom_hooks`` list cannot drop them). Configs
         written before that listed them in ``custom_hooks``; such an entry
         would register the hook twice (two progress bars), so it is left
-        out, with a log line. A ``default_hooks`` entry set to ``None``
-        that mmengine does not handle itself (``setup_check``,
-        ``feature_progress``) is left out too
-        (:func:`drop_switched_off_hooks`).
+        out, with a log line (:func:`~.runner_config.drop_restated_hooks`).
+        A ``default_hooks`` entry set to ``None`` that mmengine does not
+        handle itself (``setup_check``, ``feature_progress``) is left out
+        too (:func:`~.runner_config.drop_switched_off_hooks`).
         """
         custom_hooks = drop_restated_hooks(default_hooks, custom_hooks)
         super().register_hooks(
@@ -473,7 +320,7 @@ class ReIDRunner(Runner):
     def train(self):
         """mmengine's; a resume that finds the checkpoint at the end of the
         schedule says, last, that it trained nothing (see
-        :meth:`_finished_resume_message`)."""
+        :meth:`~.resuming.ResumeMixin._finished_resume_message`)."""
         self._training = True
         try:
             model = super().train()
@@ -590,6 +437,11 @@ class ReIDRunner(Runner):
         return built
 
     def load_or_resume(self) -> None:
+        """mmengine's; ``--resume`` in a work dir without checkpoints logs
+        one line and trains from epoch 1, a ``last_checkpoint`` that names
+        no file is refused (:func:`~.resuming.check_last_checkpoint`), and
+        the config is written once the checkpoint is loaded
+        (:meth:`dump_config`)."""
         if not self._has_loaded and self._resume and self._load_from is None:
             latest = find_latest_checkpoint(self.work_dir)
             if latest is None:
@@ -605,374 +457,6 @@ class ReIDRunner(Runner):
                 self._resumed_from)
         # The checkpoint (if any) is loaded and the run about to start.
         self.dump_config()
-
-    def _finished_resume_message(self, filename: str) -> Optional[str]:
-        """The line that says a resume trained nothing, or None.
-
-        mmengine's training loops run while the epoch (iteration) is below
-        ``max_epochs`` (``max_iters``): a checkpoint already there resumes
-        into a run that trains nothing, and exits without saying so.
-
-        Args:
-            filename (str): The checkpoint resumed from.
-
-        Returns:
-            str | None: The message, naming the epoch (iteration) reached
-            and what trains more; None when the loop has steps left or is
-            not one of mmengine's two training loops.
-        """
-        from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
-        loop = self._train_loop
-        if isinstance(loop, EpochBasedTrainLoop):
-            key, unit, done = 'max_epochs', 'epoch', loop.epoch
-        elif isinstance(loop, IterBasedTrainLoop):
-            key, unit, done = 'max_iters', 'iteration', loop.iter
-        else:
-            return None
-        end = getattr(loop, key)
-        if done < end:
-            return None
-        from .schedule_checks import labelled_schedulers
-        endless = [
-            label for label, _, config in labelled_schedulers(
-                self.param_schedulers, self.cfg.get('param_scheduler'))
-            if config is not None and 'end' not in config
-        ] if self.param_schedulers else []
-        if endless:
-            longer = (f'a larger train_cfg.{key} is refused on resume, '
-                      f'since {", ".join(endless)} '
-                      f'end{"s" if len(endless) == 1 else ""} at '
-                      f'train_cfg.{key}')
-        else:
-            longer = (f'or resume with a larger train_cfg.{key} (every '
-                      'scheduler of this config gives its own `end`)')
-        return (f'nothing trained: {filename} is at {unit} {done} of '
-                f'{end} (train_cfg.{key}={end}), the end of this run\'s '
-                'schedule, so --resume has no step left to train. To train '
-                'more, start a new run from its weights with --cfg-options '
-                f'load_from={filename} (without --resume; the epochs and the '
-                f'schedule start again){"; " if endless else " "}{longer}.')
-
-    def resume(self,
-               filename: str,
-               resume_optimizer: bool = True,
-               resume_param_scheduler: bool = True,
-               map_location: Union[str, Callable] = 'default') -> None:
-        """mmengine's, after :meth:`check_resumable` accepts the file."""
-        self._resuming = (resume_optimizer, resume_param_scheduler)
-        self._resumed_from = filename
-        try:
-            super().resume(filename, resume_optimizer, resume_param_scheduler,
-                           map_location)
-        finally:
-            self._resuming = None
-
-    def check_resumable(self,
-                        checkpoint: Any,
-                        filename: str,
-                        resume_optimizer: bool = True,
-                        resume_param_scheduler: bool = True) -> None:
-        """Refuse a checkpoint that the configured run cannot continue.
-
-        mmengine resumes whatever the file holds: on another training set
-        it only logs a warning, and it loads the saved schedulers' state
-        into the schedulers the config now builds (``__dict__.update``),
-        so a changed schedule is silently replaced by the old one, or
-        mixed with it when the type changed. Here:
-
-        * a checkpoint without the training state (``meta`` with epoch and
-          iteration, ``message_hub``, ``optimizer`` and, with schedulers,
-          ``param_schedulers``), e.g. one written by
-          ``tools/model_converters/publish_model.py``, is refused, naming
-          the file and ``load_from`` (a new run from its weights);
-        * the training set's ``metainfo`` must equal the checkpoint's
-          ``meta['dataset_meta']``; the differing keys are named;
-        * the number of processes must be the one the checkpoint was
-          trained on (``meta['world_size']``, written by
-          :meth:`save_checkpoint`; older checkpoints lack it and are not
-          checked): the batch per step, the identities per step and the
-          per-rank seeds depend on it. The config key
-          ``resume_world_size_check = False`` accepts the change;
-        * the steps of an epoch must be the checkpoint's (its message
-          hub's ``max_iters / max_epochs``; see
-          :func:`~.resume_checks.steps_per_epoch_in_checkpoint`): the
-          iteration counter and the schedulers converted to iterations
-          count them. Another number of processes usually changes them
-          (the sampler shares an epoch among the processes), so
-          ``resume_world_size_check = False`` only helps where it does
-          not;
-        * the per-process batch size and the sampler config must be the
-          checkpoint's (``meta['train_loader']``, written by
-          :meth:`save_checkpoint`; older checkpoints are not checked);
-        * the schedulers must be those of the checkpoint: same number,
-          types and settings (constructor arguments and the learning rates
-          they start from); the differences are named;
-        * with ``resume_optimizer``, the optimizer must be the checkpoint's:
-          same type (``optim_wrapper.optimizer.type`` of ``meta['cfg']``),
-          same number of param groups and, in each group, the same
-          hyperparameters (``weight_decay``, ``betas``, ``momentum``,
-          ``lr``, ... after ``paramwise_cfg``'s multipliers); a key a
-          scheduler changes is compared by the value it starts from
-          (``initial_lr``). torch would take them all from the checkpoint.
-
-        Args:
-            checkpoint: The loaded checkpoint.
-            filename (str): Where it came from, for the messages.
-            resume_optimizer (bool): The optimizer state is resumed.
-            resume_param_scheduler (bool): The schedulers are resumed.
-
-        Raises:
-            RuntimeError: The checkpoint cannot be resumed by this config.
-        """
-        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) \
-            else None
-        # What the model trained on: an evaluation of another split of
-        # the same dataset is refused (check_identity_split).
-        self.loaded_dataset_meta = meta.get('dataset_meta') if isinstance(
-            meta, dict) else None
-        self.resumed_meta = meta if isinstance(meta, dict) else None
-        lacks = []
-        if not isinstance(meta, dict) or not {'epoch', 'iter'} <= set(meta):
-            lacks.append("meta['epoch'] and meta['iter']")
-        required = ['message_hub']
-        if resume_optimizer:
-            required.append('optimizer')
-        if resume_param_scheduler and self.param_schedulers is not None:
-            required.append('param_schedulers')
-        if isinstance(checkpoint, dict):
-            lacks += [key for key in required if key not in checkpoint]
-        if lacks:
-            held = sorted(checkpoint) if isinstance(checkpoint, dict) \
-                else type(checkpoint).__name__
-            raise RuntimeError(
-                f'cannot resume from {filename!r}: it lacks the training '
-                f'state ({", ".join(lacks)}; it holds {held}). A '
-                'weights-only checkpoint (as tools/model_converters/'
-                'publish_model.py writes) or one saved by a CheckpointHook '
-                'with save_optimizer=False or save_param_scheduler=False '
-                'cannot continue a run. To start a new run from its '
-                f'weights, load it with load_from={filename} (tools/'
-                f'train.py: --cfg-options load_from={filename}, without '
-                '--resume).')
-        saved_world = meta.get('world_size')
-        if (saved_world is not None and saved_world != self.world_size
-                and self.cfg.get('resume_world_size_check', True)):
-            raise RuntimeError(
-                f'cannot resume from {filename!r}: it was trained on '
-                f'{saved_world} processes, this run has {self.world_size}. '
-                'The batch of each step is the per-process batch times the '
-                'number of processes, so the run would go on with another '
-                'batch size, other identities per step and other per-rank '
-                'seeds than the ones it started with. Resume on '
-                f'{saved_world} processes, or accept the change with '
-                '--cfg-options resume_world_size_check=False where the '
-                'steps of an epoch stay the same (a change of them is '
-                'refused, and so are the learning rates auto_scale_lr '
-                'would change).')
-        saved_loader = meta.get('train_loader')
-        differences = [] if saved_loader is None else metainfo_differences(
-            saved_loader, train_loader_plan(self.cfg), 'train_dataloader')
-        if differences:
-            raise RuntimeError(
-                f'cannot resume from {filename!r}: the config\'s training '
-                'batches differ from the ones the checkpoint was trained '
-                f'with ({"; ".join(differences[:5])}'
-                f'{"; ..." if len(differences) > 5 else ""}). The batch size '
-                'and the sampler decide the steps of an epoch, the '
-                'identities of each step and the per-sample seeds, so the '
-                'run would not go on as it started. Resume with the '
-                'batches of that run, or start a new run from its weights '
-                f'with load_from={filename} (without --resume).')
-        differences = metainfo_differences(
-            meta.get('dataset_meta'),
-            getattr(self.train_dataloader.dataset, 'metainfo', None))
-        if differences:
-            raise RuntimeError(
-                f'cannot resume from {filename!r}: it was trained on '
-                f'another training set than this config\'s '
-                f'({len(differences)} differences in the dataset metainfo: '
-                f'{"; ".join(differences[:5])}'
-                f'{"; ..." if len(differences) > 5 else ""}). Resume with '
-                'the config of that run, or start a new run from its '
-                f'weights with load_from={filename} (without --resume).')
-        # The config the checkpoint was trained with, parsed once for the
-        # checks below.
-        saved_cfg = config_ast(meta.get('cfg'))
-        self._check_steps_per_epoch(checkpoint, filename, saved_cfg)
-        if resume_param_scheduler:
-            self._check_schedule_resumable(checkpoint, filename, saved_cfg)
-        if resume_optimizer:
-            self._check_optimizer_resumable(checkpoint, filename, saved_cfg)
-
-    def _check_steps_per_epoch(self, checkpoint: dict, filename: str,
-                               saved_cfg: ast.Module) -> None:
-        """The steps-per-epoch part of :meth:`check_resumable`.
-
-        mmengine resumes the iteration counter and the schedulers converted
-        to iterations (``convert_to_iter_based``), both counted in the
-        checkpoint's epochs: with epochs of another length the epoch-based
-        loop and those schedulers cannot continue. The number of processes
-        divides an epoch among them, so it changes with it.
-        """
-        from mmengine.runner import EpochBasedTrainLoop
-        old = steps_per_epoch_in_checkpoint(checkpoint, saved_cfg)
-        if old is None or not isinstance(self.train_loop,
-                                         EpochBasedTrainLoop):
-            return
-        loader = self.train_dataloader
-        new = len(loader)
-        if new == old:
-            return
-        meta = checkpoint['meta']
-        saved_world = meta.get('world_size')
-        if saved_world is not None and saved_world != self.world_size:
-            cause = (f'It was trained on {saved_world} processes and this run '
-                     f'has {self.world_size}: the sampler '
-                     f'({type(loader.sampler).__name__}) shares an epoch '
-                     'among them. resume_world_size_check=False accepts '
-                     'another number of processes only where the steps of '
-                     f'an epoch stay the same. Resume on {saved_world} '
-                     'processes')
-        else:
-            cause = ('The training set or the sampler changed. Resume with '
-                     'the config of that run')
-        advice = steps_per_epoch_advice(new, cause, filename,
-                                        (meta.get('iter'), meta.get('epoch')))
-        raise RuntimeError(
-            f'cannot resume from {filename!r}: its epochs had {old} steps, '
-            f'this run\'s have {new} (len(train_dataloader)). {advice}')
-
-    def _check_schedule_resumable(self, checkpoint: dict, filename: str,
-                                  saved_cfg: ast.Module) -> None:
-        """The scheduler part of :meth:`check_resumable`."""
-        saved_types = scheduler_types_in_config_text(saved_cfg)
-        if self.param_schedulers is None:
-            if checkpoint.get('param_schedulers'):
-                raise RuntimeError(
-                    f'cannot resume from {filename!r}: it was trained with '
-                    f'learning rate schedulers '
-                    f'({", ".join(saved_types or ["types not recorded"])})'
-                    f', this config has none, so the run would go on at '
-                    f'the last learning rate. Resume with the schedule of '
-                    f'that run, or start a new run from its weights with '
-                    f'load_from={filename} (without --resume).')
-            return
-        # mmengine builds them in train() before resuming; a direct
-        # resume() call builds them here, as mmengine's resume would.
-        self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
-        self.param_schedulers = self.build_param_scheduler(
-            self.param_schedulers)
-        differences = scheduler_differences(checkpoint['param_schedulers'],
-                                            self.param_schedulers,
-                                            saved_types)
-        if differences:
-            from .schedule_checks import labelled_schedulers
-            hint, option = '', ''
-            # Only for a scheduler the config gives no `end`: mmengine
-            # gave it max_epochs (or max_iters).
-            endless = {
-                id(scheduler)
-                for _, scheduler, config in labelled_schedulers(
-                    self.param_schedulers, self.cfg.get('param_scheduler'))
-                if config is not None and 'end' not in config
-            }
-            if any(d.key == 'end' and id(d.scheduler) in endless
-                   for d in differences):
-                hint = (' A scheduler without `end` ends at the '
-                        'train_cfg.max_epochs of the run that built it: '
-                        'a resumed run keeps that end, so a longer run '
-                        'would not follow the schedule of its config.')
-                option = self._saved_length_option(checkpoint)
-            listed = '; '.join(d.text for d in differences)
-            raise RuntimeError(
-                f'cannot resume from {filename!r}: the config\'s learning '
-                f'rate schedule differs from the one the checkpoint was '
-                f'trained with ({listed}). Resuming would '
-                'load the old schedulers\' state into these schedulers, so '
-                'the config\'s schedule would not be the one followed.'
-                f'{hint} Resume with the schedule of that run{option}, or '
-                f'start a new run from its weights with load_from={filename} '
-                '(without --resume).')
-
-    def _saved_length_option(self, checkpoint: dict) -> str:
-        """The option that gives this run the length of the checkpoint's.
-
-        Returns:
-            str: `` (--cfg-options train_cfg.max_epochs=N)`` (``max_iters``
-            for an iteration-based loop) when the checkpoint records
-            another length than this run's (see
-            :func:`~.resume_checks.train_length_in_checkpoint`), else
-            ``''``.
-        """
-        from mmengine.runner import EpochBasedTrainLoop
-        key = 'max_epochs' if isinstance(self.train_loop,
-                                         EpochBasedTrainLoop) else 'max_iters'
-        saved = train_length_in_checkpoint(checkpoint).get(key)
-        if saved is None or saved == getattr(self.train_loop, key, None):
-            return ''
-        return f' (--cfg-options train_cfg.{key}={saved})'
-
-    def _check_optimizer_resumable(self, checkpoint: dict, filename: str,
-                                   saved_cfg: ast.Module) -> None:
-        """The optimizer part of :meth:`check_resumable`.
-
-        torch's ``Optimizer.load_state_dict`` takes every hyperparameter
-        of the param groups from the checkpoint, so a changed
-        ``weight_decay``, ``betas``, ``momentum``, ``lr_mult``, or (without
-        schedulers) ``lr`` would be silently replaced by the old one, and
-        another optimizer type fails at its first step with a bare
-        ``KeyError``.
-        """
-        from mmengine.optim import OptimWrapperDict
-        self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
-        schedulers = self.param_schedulers
-        if schedulers is not None:
-            schedulers = self.param_schedulers = self.build_param_scheduler(
-                schedulers)
-        saved = checkpoint['optimizer']
-        if isinstance(self.optim_wrapper, OptimWrapperDict):
-            wrappers = dict(self.optim_wrapper.items())
-            label = 'optimizer[{!r}]'.format
-        else:
-            wrappers = {None: self.optim_wrapper}
-            saved = {None: saved}
-            schedulers = {None: schedulers}
-            label = lambda _: 'optimizer'  # noqa: E731
-        differences = []
-        saved_type = optimizer_type_in_config_text(saved_cfg)
-        my_type = self.cfg.get('optim_wrapper')
-        for key in ('optimizer', 'type'):
-            my_type = my_type.get(key) if isinstance(my_type, dict) else None
-        my_type = getattr(my_type, '__name__', my_type)
-        if None in wrappers and isinstance(saved_type, str) and isinstance(
-                my_type, str) and (saved_type.split('.')[-1]
-                                   != my_type.split('.')[-1]):
-            differences.append(f'optimizer type: {saved_type} in the '
-                               f'checkpoint, {my_type} in this config')
-        for name, wrapper in wrappers.items():
-            theirs = saved.get(name) if isinstance(saved, dict) else None
-            if not isinstance(theirs, dict) or 'param_groups' not in theirs:
-                differences.append(f'{label(name)}: no param_groups in '
-                                   'the checkpoint')
-                continue
-            mine = (schedulers or {}).get(name) or []
-            scheduled = {getattr(s, 'param_name', None) for s in mine}
-            differences += param_group_differences(
-                theirs['param_groups'], wrapper.optimizer.param_groups,
-                scheduled, label(name))
-        if differences:
-            shown = differences[:5]
-            if len(differences) > 5:
-                shown.append(f'{len(differences) - 5} more')
-            raise RuntimeError(
-                f'cannot resume from {filename!r}: the config\'s optimizer '
-                f'differs from the one the checkpoint was trained with '
-                f'({"; ".join(shown)}). Resuming loads the checkpoint\'s '
-                'optimizer state, its hyperparameters included, so the run '
-                'would go on with the checkpoint\'s settings, not the '
-                'config\'s. Resume with the optimizer settings of that run, '
-                f'or start a new run from its weights with '
-                f'load_from={filename} (without --resume).')
 
     @master_only
     def save_checkpoint(self,
@@ -991,10 +475,11 @@ class ReIDRunner(Runner):
         mmengine's own check of the GPU count on resume reads
         ``meta['config']``, which its checkpoints never hold (they store
         ``meta['cfg']``), so it never runs; ``meta['world_size']`` is what
-        :meth:`check_resumable` compares. ``meta['sampler_seed']`` is the
-        seed the sampler shuffles and seeds augmentations with: with
-        ``randomness=dict(seed=None, diff_rank_seed=True)`` it is a draw of
-        its own, which ``meta['seed']`` does not give back and
+        :meth:`~.resuming.ResumeMixin.check_resumable` compares.
+        ``meta['sampler_seed']`` is the seed the sampler shuffles and seeds
+        augmentations with: with ``randomness=dict(seed=None,
+        diff_rank_seed=True)`` it is a draw of its own, which
+        ``meta['seed']`` does not give back and
         :class:`~mmreid.engine.hooks.TrainRandomStateHook` restores.
 
         mmengine writes the file in place. Its ``CheckpointHook`` with

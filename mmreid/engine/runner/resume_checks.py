@@ -116,8 +116,8 @@ def config_ast(text: Any) -> ast.Module:
 
     A checkpoint's ``meta['cfg']`` is the config as Python text; it is
     parsed, never executed (a checkpoint is data). A resume parses it once
-    (:meth:`~mmreid.engine.runner.ReIDRunner.check_resumable`) and every
-    check reads the tree.
+    (:meth:`~mmreid.engine.runner.resuming.ResumeMixin.check_resumable`)
+    and every check reads the tree.
 
     Args:
         text: A checkpoint's ``meta['cfg']``.

@@ -1,0 +1,450 @@
+"""How ``ReIDRunner`` resumes a run, and refuses one it cannot continue.
+
+:class:`ResumeMixin` holds the resume part of
+:class:`~mmreid.engine.runner.ReIDRunner`: the checks of a checkpoint
+against the configured run (:meth:`ResumeMixin.check_resumable`, whose
+comparisons are the functions of :mod:`~.resume_checks`) and the line that
+says a resume trained nothing. :func:`check_last_checkpoint` refuses a
+``<work_dir>/last_checkpoint`` that names no file.
+"""
+import ast
+import os.path as osp
+from typing import Any, Callable, Optional, Union
+
+from .resume_checks import (config_ast, metainfo_differences,
+                            optimizer_type_in_config_text,
+                            param_group_differences, scheduler_differences,
+                            scheduler_types_in_config_text,
+                            steps_per_epoch_advice,
+                            steps_per_epoch_in_checkpoint,
+                            train_length_in_checkpoint, train_loader_plan)
+
+
+def check_last_checkpoint(work_dir: str, latest: str) -> None:
+    """Refuse a ``last_checkpoint`` that names no file.
+
+    mmengine writes ``<work_dir>/last_checkpoint`` in place after each
+    checkpoint; a run killed during that write leaves it empty or cut,
+    and ``--resume`` then failed with "checkpoint file '' does not exist".
+
+    Args:
+        work_dir (str): The run's work dir.
+        latest (str): What ``last_checkpoint`` holds.
+
+    Raises:
+        FileNotFoundError: ``latest`` is empty, or a local path that is not
+            a file (a URL of a remote ``out_dir`` is left to the loader),
+            naming ``last_checkpoint`` and the checkpoints the work dir
+            holds.
+    """
+    if latest and ('://' in latest or osp.isfile(latest)):
+        return
+    from mmreid.utils.checkpoint import run_checkpoints
+    found = [name for _, _, name in run_checkpoints(work_dir)]
+    hint = (f'resume from one of its checkpoints explicitly (last: '
+            f'{", ".join(found[-3:])}), tools/train.py CONFIG --resume '
+            f'{osp.join(work_dir, found[-1])}'
+            if found else 'it holds no checkpoint: train from the start')
+    raise FileNotFoundError(
+        f'--resume: {osp.join(work_dir, "last_checkpoint")} names '
+        f'{latest!r}, which is not a file (a run killed while writing it '
+        f'leaves it empty or cut); {hint}.')
+
+
+class ResumeMixin:
+    """The resume part of :class:`~mmreid.engine.runner.ReIDRunner`.
+
+    A mixin of mmengine's ``Runner`` (``ReIDRunner(ResumeMixin, Runner)``):
+    :meth:`resume` is mmengine's, and
+    :meth:`ReIDRunner.load_checkpoint
+    <mmreid.engine.runner.ReIDRunner.load_checkpoint>` calls
+    :meth:`check_resumable` on the checkpoint it loads while resuming.
+    :meth:`ReIDRunner.load_or_resume
+    <mmreid.engine.runner.ReIDRunner.load_or_resume>` keeps
+    :meth:`_finished_resume_message` for :meth:`ReIDRunner.train
+    <mmreid.engine.runner.ReIDRunner.train>` to log last.
+
+    Its methods read the runner's ``cfg``, ``world_size``, training loop
+    and dataloader, and build its optimizer wrapper and schedulers as
+    mmengine's ``resume`` would; :meth:`check_resumable` sets the runner's
+    ``loaded_dataset_meta`` and :attr:`resumed_meta`.
+    """
+
+    #: ``meta`` of the checkpoint this run resumed from (None before a
+    #: resume): :class:`~mmreid.engine.hooks.TrainRandomStateHook` reads
+    #: ``meta['sampler_seed']`` from it.
+    resumed_meta: Optional[dict] = None
+    #: ``(resume_optimizer, resume_param_scheduler)`` while resuming.
+    _resuming: Optional[tuple] = None
+    #: The checkpoint :meth:`resume` was given.
+    _resumed_from: Optional[str] = None
+
+    def _finished_resume_message(self, filename: str) -> Optional[str]:
+        """The line that says a resume trained nothing, or None.
+
+        mmengine's training loops run while the epoch (iteration) is below
+        ``max_epochs`` (``max_iters``): a checkpoint already there resumes
+        into a run that trains nothing, and exits without saying so.
+
+        Args:
+            filename (str): The checkpoint resumed from.
+
+        Returns:
+            str | None: The message, naming the epoch (iteration) reached
+            and what trains more; None when the loop has steps left or is
+            not one of mmengine's two training loops.
+        """
+        from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+        loop = self._train_loop
+        if isinstance(loop, EpochBasedTrainLoop):
+            key, unit, done = 'max_epochs', 'epoch', loop.epoch
+        elif isinstance(loop, IterBasedTrainLoop):
+            key, unit, done = 'max_iters', 'iteration', loop.iter
+        else:
+            return None
+        end = getattr(loop, key)
+        if done < end:
+            return None
+        from .schedule_checks import labelled_schedulers
+        endless = [
+            label for label, _, config in labelled_schedulers(
+                self.param_schedulers, self.cfg.get('param_scheduler'))
+            if config is not None and 'end' not in config
+        ] if self.param_schedulers else []
+        if endless:
+            longer = (f'a larger train_cfg.{key} is refused on resume, '
+                      f'since {", ".join(endless)} '
+                      f'end{"s" if len(endless) == 1 else ""} at '
+                      f'train_cfg.{key}')
+        else:
+            longer = (f'or resume with a larger train_cfg.{key} (every '
+                      'scheduler of this config gives its own `end`)')
+        return (f'nothing trained: {filename} is at {unit} {done} of '
+                f'{end} (train_cfg.{key}={end}), the end of this run\'s '
+                'schedule, so --resume has no step left to train. To train '
+                'more, start a new run from its weights with --cfg-options '
+                f'load_from={filename} (without --resume; the epochs and the '
+                f'schedule start again){"; " if endless else " "}{longer}.')
+
+    def resume(self,
+               filename: str,
+               resume_optimizer: bool = True,
+               resume_param_scheduler: bool = True,
+               map_location: Union[str, Callable] = 'default') -> None:
+        """mmengine's, after :meth:`check_resumable` accepts the file."""
+        self._resuming = (resume_optimizer, resume_param_scheduler)
+        self._resumed_from = filename
+        try:
+            super().resume(filename, resume_optimizer, resume_param_scheduler,
+                           map_location)
+        finally:
+            self._resuming = None
+
+    def check_resumable(self,
+                        checkpoint: Any,
+                        filename: str,
+                        resume_optimizer: bool = True,
+                        resume_param_scheduler: bool = True) -> None:
+        """Refuse a checkpoint that the configured run cannot continue.
+
+        mmengine resumes whatever the file holds: on another training set
+        it only logs a warning, and it loads the saved schedulers' state
+        into the schedulers the config now builds (``__dict__.update``),
+        so a changed schedule is silently replaced by the old one, or
+        mixed with it when the type changed. Here:
+
+        * a checkpoint without the training state (``meta`` with epoch and
+          iteration, ``message_hub``, ``optimizer`` and, with schedulers,
+          ``param_schedulers``), e.g. one written by
+          ``tools/model_converters/publish_model.py``, is refused, naming
+          the file and ``load_from`` (a new run from its weights);
+        * the training set's ``metainfo`` must equal the checkpoint's
+          ``meta['dataset_meta']``; the differing keys are named;
+        * the number of processes must be the one the checkpoint was
+          trained on (``meta['world_size']``, written by
+          :meth:`ReIDRunner.save_checkpoint
+          <mmreid.engine.runner.ReIDRunner.save_checkpoint>`; older
+          checkpoints lack it and are not checked): the batch per step,
+          the identities per step and the per-rank seeds depend on it. The
+          config key
+          ``resume_world_size_check = False`` accepts the change;
+        * the steps of an epoch must be the checkpoint's (its message
+          hub's ``max_iters / max_epochs``; see
+          :func:`~.resume_checks.steps_per_epoch_in_checkpoint`): the
+          iteration counter and the schedulers converted to iterations
+          count them. Another number of processes usually changes them
+          (the sampler shares an epoch among the processes), so
+          ``resume_world_size_check = False`` only helps where it does
+          not;
+        * the per-process batch size and the sampler config must be the
+          checkpoint's (``meta['train_loader']``, written by
+          :meth:`ReIDRunner.save_checkpoint
+          <mmreid.engine.runner.ReIDRunner.save_checkpoint>`; older
+          checkpoints are not checked);
+        * the schedulers must be those of the checkpoint: same number,
+          types and settings (constructor arguments and the learning rates
+          they start from); the differences are named;
+        * with ``resume_optimizer``, the optimizer must be the checkpoint's:
+          same type (``optim_wrapper.optimizer.type`` of ``meta['cfg']``),
+          same number of param groups and, in each group, the same
+          hyperparameters (``weight_decay``, ``betas``, ``momentum``,
+          ``lr``, ... after ``paramwise_cfg``'s multipliers); a key a
+          scheduler changes is compared by the value it starts from
+          (``initial_lr``). torch would take them all from the checkpoint.
+
+        Args:
+            checkpoint: The loaded checkpoint.
+            filename (str): Where it came from, for the messages.
+            resume_optimizer (bool): The optimizer state is resumed.
+            resume_param_scheduler (bool): The schedulers are resumed.
+
+        Raises:
+            RuntimeError: The checkpoint cannot be resumed by this config.
+        """
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) \
+            else None
+        # What the model trained on: an evaluation of another split of
+        # the same dataset is refused (check_identity_split).
+        self.loaded_dataset_meta = meta.get('dataset_meta') if isinstance(
+            meta, dict) else None
+        self.resumed_meta = meta if isinstance(meta, dict) else None
+        lacks = []
+        if not isinstance(meta, dict) or not {'epoch', 'iter'} <= set(meta):
+            lacks.append("meta['epoch'] and meta['iter']")
+        required = ['message_hub']
+        if resume_optimizer:
+            required.append('optimizer')
+        if resume_param_scheduler and self.param_schedulers is not None:
+            required.append('param_schedulers')
+        if isinstance(checkpoint, dict):
+            lacks += [key for key in required if key not in checkpoint]
+        if lacks:
+            held = sorted(checkpoint) if isinstance(checkpoint, dict) \
+                else type(checkpoint).__name__
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: it lacks the training '
+                f'state ({", ".join(lacks)}; it holds {held}). A '
+                'weights-only checkpoint (as tools/model_converters/'
+                'publish_model.py writes) or one saved by a CheckpointHook '
+                'with save_optimizer=False or save_param_scheduler=False '
+                'cannot continue a run. To start a new run from its '
+                f'weights, load it with load_from={filename} (tools/'
+                f'train.py: --cfg-options load_from={filename}, without '
+                '--resume).')
+        saved_world = meta.get('world_size')
+        if (saved_world is not None and saved_world != self.world_size
+                and self.cfg.get('resume_world_size_check', True)):
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: it was trained on '
+                f'{saved_world} processes, this run has {self.world_size}. '
+                'The batch of each step is the per-process batch times the '
+                'number of processes, so the run would go on with another '
+                'batch size, other identities per step and other per-rank '
+                'seeds than the ones it started with. Resume on '
+                f'{saved_world} processes, or accept the change with '
+                '--cfg-options resume_world_size_check=False where the '
+                'steps of an epoch stay the same (a change of them is '
+                'refused, and so are the learning rates auto_scale_lr '
+                'would change).')
+        saved_loader = meta.get('train_loader')
+        differences = [] if saved_loader is None else metainfo_differences(
+            saved_loader, train_loader_plan(self.cfg), 'train_dataloader')
+        if differences:
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: the config\'s training '
+                'batches differ from the ones the checkpoint was trained '
+                f'with ({"; ".join(differences[:5])}'
+                f'{"; ..." if len(differences) > 5 else ""}). The batch size '
+                'and the sampler decide the steps of an epoch, the '
+                'identities of each step and the per-sample seeds, so the '
+                'run would not go on as it started. Resume with the '
+                'batches of that run, or start a new run from its weights '
+                f'with load_from={filename} (without --resume).')
+        differences = metainfo_differences(
+            meta.get('dataset_meta'),
+            getattr(self.train_dataloader.dataset, 'metainfo', None))
+        if differences:
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: it was trained on '
+                f'another training set than this config\'s '
+                f'({len(differences)} differences in the dataset metainfo: '
+                f'{"; ".join(differences[:5])}'
+                f'{"; ..." if len(differences) > 5 else ""}). Resume with '
+                'the config of that run, or start a new run from its '
+                f'weights with load_from={filename} (without --resume).')
+        # The config the checkpoint was trained with, parsed once for the
+        # checks below.
+        saved_cfg = config_ast(meta.get('cfg'))
+        self._check_steps_per_epoch(checkpoint, filename, saved_cfg)
+        if resume_param_scheduler:
+            self._check_schedule_resumable(checkpoint, filename, saved_cfg)
+        if resume_optimizer:
+            self._check_optimizer_resumable(checkpoint, filename, saved_cfg)
+
+    def _check_steps_per_epoch(self, checkpoint: dict, filename: str,
+                               saved_cfg: ast.Module) -> None:
+        """The steps-per-epoch part of :meth:`check_resumable`.
+
+        mmengine resumes the iteration counter and the schedulers converted
+        to iterations (``convert_to_iter_based``), both counted in the
+        checkpoint's epochs: with epochs of another length the epoch-based
+        loop and those schedulers cannot continue. The number of processes
+        divides an epoch among them, so it changes with it.
+        """
+        from mmengine.runner import EpochBasedTrainLoop
+        old = steps_per_epoch_in_checkpoint(checkpoint, saved_cfg)
+        if old is None or not isinstance(self.train_loop, EpochBasedTrainLoop):
+            return
+        loader = self.train_dataloader
+        new = len(loader)
+        if new == old:
+            return
+        meta = checkpoint['meta']
+        saved_world = meta.get('world_size')
+        if saved_world is not None and saved_world != self.world_size:
+            cause = (f'It was trained on {saved_world} processes and this run '
+                     f'has {self.world_size}: the sampler '
+                     f'({type(loader.sampler).__name__}) shares an epoch '
+                     'among them. resume_world_size_check=False accepts '
+                     'another number of processes only where the steps of '
+                     f'an epoch stay the same. Resume on {saved_world} '
+                     'processes')
+        else:
+            cause = ('The training set or the sampler changed. Resume with '
+                     'the config of that run')
+        advice = steps_per_epoch_advice(new, cause, filename,
+                                        (meta.get('iter'), meta.get('epoch')))
+        raise RuntimeError(
+            f'cannot resume from {filename!r}: its epochs had {old} steps, '
+            f'this run\'s have {new} (len(train_dataloader)). {advice}')
+
+    def _check_schedule_resumable(self, checkpoint: dict, filename: str,
+                                  saved_cfg: ast.Module) -> None:
+        """The scheduler part of :meth:`check_resumable`."""
+        saved_types = scheduler_types_in_config_text(saved_cfg)
+        if self.param_schedulers is None:
+            if checkpoint.get('param_schedulers'):
+                raise RuntimeError(
+                    f'cannot resume from {filename!r}: it was trained with '
+                    f'learning rate schedulers '
+                    f'({", ".join(saved_types or ["types not recorded"])})'
+                    f', this config has none, so the run would go on at '
+                    f'the last learning rate. Resume with the schedule of '
+                    f'that run, or start a new run from its weights with '
+                    f'load_from={filename} (without --resume).')
+            return
+        # mmengine builds them in train() before resuming; a direct
+        # resume() call builds them here, as mmengine's resume would.
+        self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
+        self.param_schedulers = self.build_param_scheduler(
+            self.param_schedulers)
+        differences = scheduler_differences(checkpoint['param_schedulers'],
+                                            self.param_schedulers, saved_types)
+        if differences:
+            from .schedule_checks import labelled_schedulers
+            hint, option = '', ''
+            # Only for a scheduler the config gives no `end`: mmengine
+            # gave it max_epochs (or max_iters).
+            endless = {
+                id(scheduler)
+                for _, scheduler, config in labelled_schedulers(
+                    self.param_schedulers, self.cfg.get('param_scheduler'))
+                if config is not None and 'end' not in config
+            }
+            if any(d.key == 'end' and id(d.scheduler) in endless
+                   for d in differences):
+                hint = (' A scheduler without `end` ends at the '
+                        'train_cfg.max_epochs of the run that built it: '
+                        'a resumed run keeps that end, so a longer run '
+                        'would not follow the schedule of its config.')
+                option = self._saved_length_option(checkpoint)
+            listed = '; '.join(d.text for d in differences)
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: the config\'s learning '
+                f'rate schedule differs from the one the checkpoint was '
+                f'trained with ({listed}). Resuming would '
+                'load the old schedulers\' state into these schedulers, so '
+                'the config\'s schedule would not be the one followed.'
+                f'{hint} Resume with the schedule of that run{option}, or '
+                f'start a new run from its weights with load_from={filename} '
+                '(without --resume).')
+
+    def _saved_length_option(self, checkpoint: dict) -> str:
+        """The option that gives this run the length of the checkpoint's.
+
+        Returns:
+            str: `` (--cfg-options train_cfg.max_epochs=N)`` (``max_iters``
+            for an iteration-based loop) when the checkpoint records
+            another length than this run's (see
+            :func:`~.resume_checks.train_length_in_checkpoint`), else
+            ``''``.
+        """
+        from mmengine.runner import EpochBasedTrainLoop
+        key = 'max_epochs' if isinstance(self.train_loop,
+                                         EpochBasedTrainLoop) else 'max_iters'
+        saved = train_length_in_checkpoint(checkpoint).get(key)
+        if saved is None or saved == getattr(self.train_loop, key, None):
+            return ''
+        return f' (--cfg-options train_cfg.{key}={saved})'
+
+    def _check_optimizer_resumable(self, checkpoint: dict, filename: str,
+                                   saved_cfg: ast.Module) -> None:
+        """The optimizer part of :meth:`check_resumable`.
+
+        torch's ``Optimizer.load_state_dict`` takes every hyperparameter
+        of the param groups from the checkpoint, so a changed
+        ``weight_decay``, ``betas``, ``momentum``, ``lr_mult``, or (without
+        schedulers) ``lr`` would be silently replaced by the old one, and
+        another optimizer type fails at its first step with a bare
+        ``KeyError``.
+        """
+        from mmengine.optim import OptimWrapperDict
+        self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
+        schedulers = self.param_schedulers
+        if schedulers is not None:
+            schedulers = self.param_schedulers = self.build_param_scheduler(
+                schedulers)
+        saved = checkpoint['optimizer']
+        if isinstance(self.optim_wrapper, OptimWrapperDict):
+            wrappers = dict(self.optim_wrapper.items())
+            label = 'optimizer[{!r}]'.format
+        else:
+            wrappers = {None: self.optim_wrapper}
+            saved = {None: saved}
+            schedulers = {None: schedulers}
+            label = lambda _: 'optimizer'  # noqa: E731
+        differences = []
+        saved_type = optimizer_type_in_config_text(saved_cfg)
+        my_type = self.cfg.get('optim_wrapper')
+        for key in ('optimizer', 'type'):
+            my_type = my_type.get(key) if isinstance(my_type, dict) else None
+        my_type = getattr(my_type, '__name__', my_type)
+        if None in wrappers and isinstance(saved_type, str) and isinstance(
+                my_type, str) and (saved_type.split('.')[-1]
+                                   != my_type.split('.')[-1]):
+            differences.append(f'optimizer type: {saved_type} in the '
+                               f'checkpoint, {my_type} in this config')
+        for name, wrapper in wrappers.items():
+            theirs = saved.get(name) if isinstance(saved, dict) else None
+            if not isinstance(theirs, dict) or 'param_groups' not in theirs:
+                differences.append(f'{label(name)}: no param_groups in '
+                                   'the checkpoint')
+                continue
+            mine = (schedulers or {}).get(name) or []
+            scheduled = {getattr(s, 'param_name', None) for s in mine}
+            differences += param_group_differences(
+                theirs['param_groups'], wrapper.optimizer.param_groups,
+                scheduled, label(name))
+        if differences:
+            shown = differences[:5]
+            if len(differences) > 5:
+                shown.append(f'{len(differences) - 5} more')
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: the config\'s optimizer '
+                f'differs from the one the checkpoint was trained with '
+                f'({"; ".join(shown)}). Resuming loads the checkpoint\'s '
+                'optimizer state, its hyperparameters included, so the run '
+                'would go on with the checkpoint\'s settings, not the '
+                'config\'s. Resume with the optimizer settings of that run, '
+                f'or start a new run from its weights with '
+                f'load_from={filename} (without --resume).')

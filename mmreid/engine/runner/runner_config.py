@@ -1,0 +1,132 @@
+"""The config entries ``ReIDRunner`` sorts out before mmengine builds them.
+
+:class:`~mmreid.engine.runner.ReIDRunner` refuses a single-target
+evaluation loop over a multi-target dataset config's empty dataloader
+(:func:`check_loop_reads_a_dataloader`, in its ``__init__``), and its
+``register_hooks`` registers a hook once when ``custom_hooks`` restates a
+``default_hooks`` entry (:func:`drop_restated_hooks`) and leaves out a
+``default_hooks`` entry set to ``None`` (:func:`drop_switched_off_hooks`).
+"""
+from typing import Any, Optional
+
+from .resume_checks import config_type_name
+
+
+def check_loop_reads_a_dataloader(mode: str, loop_cfg, dataloader) -> None:
+    """Refuse a single-target loop over a multi-target base's placeholder.
+
+    Multi-target dataset configs (``configs/_base_/datasets/synthreid.py``,
+    SynthReID v2) set ``<mode>_dataloader = dict()`` and leave the loop to
+    the leaf config. A leaf that keeps a schedule's plain ``ValLoop`` would
+    otherwise fail deep in mmengine with ``KeyError: ... got {}``, after the
+    training set was built.
+
+    Args:
+        mode (str): ``'val'`` or ``'test'``.
+        loop_cfg: ``<mode>_cfg`` as given to the runner.
+        dataloader: ``<mode>_dataloader`` as given to the runner.
+
+    Raises:
+        ValueError: ``loop_cfg`` is a loop config without ``targets``
+            (``{}`` included: mmengine's default loop) and ``dataloader``
+            is an empty dict.
+    """
+    # An empty loop config is mmengine's default (single-target) loop.
+    if not isinstance(loop_cfg, dict) or 'targets' in loop_cfg:
+        return
+    if not (isinstance(dataloader, dict) and not dataloader):
+        return
+    loop = 'MultiTargetValLoop' if mode == 'val' else 'MultiTargetTestLoop'
+    raise ValueError(
+        f'{mode}_dataloader is an empty placeholder, but {mode}_cfg '
+        f'({dict(loop_cfg) or "empty: mmengine builds its default loop"}) '
+        f'is a single-target loop that reads it. The '
+        f'dataset config evaluates several targets (as '
+        f'configs/_base_/datasets/synthreid.py, SynthReID v2, does): name '
+        f'them in the loop, {mode}_cfg = dict(type={loop!r}, '
+        f'targets={{{{_base_.{mode}_targets}}}}); for the first release of '
+        f'SynthReID (d3 only) inherit '
+        f'configs/_base_/datasets/synthreid_v1.py instead.')
+
+
+def _hook_config(hook: Any) -> Any:
+    """A hook config with its ``type`` as a bare class name, to compare."""
+    if not isinstance(hook, dict):
+        return hook
+    return dict(hook, type=config_type_name(hook))
+
+
+def drop_restated_hooks(default_hooks: Optional[dict],
+                        custom_hooks: Optional[list]) -> Optional[list]:
+    """``custom_hooks`` without the entries ``default_hooks`` already has.
+
+    Only an entry equal to a ``default_hooks`` entry (the same type and
+    arguments) is left out: that is a config written when the base listed
+    the hook in ``custom_hooks``. A hook of a default's type with other
+    arguments (a second ``CheckpointHook``, say) is the config's own and is
+    kept, as mmengine keeps it.
+
+    Args:
+        default_hooks (dict, optional): The config's ``default_hooks``.
+        custom_hooks (list, optional): The config's ``custom_hooks``.
+
+    Returns:
+        list | None: ``custom_hooks`` less the restated entries (each one
+        left out is logged).
+    """
+    if not default_hooks or not custom_hooks:
+        return custom_hooks
+    defaults = [
+        _hook_config(hook) for hook in default_hooks.values()
+        if isinstance(hook, dict)
+    ]
+    kept = []
+    for hook in custom_hooks:
+        if isinstance(hook, dict) and _hook_config(hook) in defaults:
+            from mmengine.logging import print_log
+            print_log(
+                f'custom_hooks lists {config_type_name(hook)} as '
+                'default_hooks has it (_base_/default_runtime.py); it is '
+                'registered once',
+                logger='current')
+            continue
+        kept.append(hook)
+    return kept
+
+
+#: The ``default_hooks`` names mmengine registers itself; ``None`` for one
+#: of them is mmengine's own way to leave it out.
+MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
+                          'param_scheduler', 'checkpoint')
+
+
+def drop_switched_off_hooks(default_hooks: Optional[dict]) -> Optional[dict]:
+    """``default_hooks`` without the entries a config set to ``None``.
+
+    mmengine documents ``None`` as "leave this default hook out" but
+    accepts it only for its own six names; for one a base config adds
+    (mmreid's ``setup_check``, ``feature_progress``) it fails on a bare
+    ``assert``. Such an entry is left out here, with a log line that
+    names it, so ``default_hooks = dict(setup_check=None)`` switches the
+    start-up checks off as a user reading mmengine's docs expects.
+
+    Args:
+        default_hooks (dict, optional): The config's ``default_hooks``.
+
+    Returns:
+        dict | None: ``default_hooks`` less the ``None`` entries mmengine
+        does not handle itself.
+    """
+    if not default_hooks:
+        return default_hooks
+    kept = dict()
+    for name, hook in default_hooks.items():
+        if hook is None and name not in MMENGINE_DEFAULT_HOOKS:
+            from mmengine.logging import print_log
+            print_log(
+                f'default_hooks.{name} is None: that hook is not '
+                'registered',
+                logger='current')
+            continue
+        kept[name] = hook
+    return kept
