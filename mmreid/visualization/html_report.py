@@ -11,8 +11,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from mmreid.evaluation.report import (PairStats, QueryAnalysis, ResultRow,
-                                      SamplingError)
+from mmreid.evaluation.query_analysis import PairStats, QueryAnalysis
+from mmreid.evaluation.results_table import ResultRow
+from mmreid.evaluation.sampling_error import SamplingError
 from .svg_charts import svg_bar_chart, svg_line_chart
 from .tiles import modality_name
 
@@ -427,7 +428,7 @@ def render_report(
         sections (Sequence[ReportSection]): One per target, in order.
         title (str): Page title.
         results (Sequence[ResultRow], optional): The run's reported metrics
-            (:func:`~mmreid.evaluation.report.results_rows`).
+            (:func:`~mmreid.evaluation.results_table.results_rows`).
         columns (Sequence[str]): Columns of the results table.
         meta (Sequence[str]): Lines under the title (config, checkpoint).
         thumb_size (tuple[int, int]): ``(height, width)`` of a thumbnail.

@@ -426,7 +426,7 @@ def test_gathered_records_come_back_in_dataset_order(monkeypatch):
     gathered records are in dataset order, each sample once, so ties
     break as the metric breaks them whatever the number of processes."""
     import mmreid.engine.hooks.ranked_list_hook as module
-    from mmreid.evaluation.report import analyse_queries
+    from mmreid.evaluation.query_analysis import analyse_queries
     gen = torch.Generator().manual_seed(0)
     samples = []
     for i in range(31):

@@ -54,7 +54,7 @@ def test_sampling_errors_of_a_trial_protocol_are_named_by_what_they_measure():
     from mmreid.engine.hooks.report_hook import (sampling_error_line,
                                                  section_sampling_errors)
     from mmreid.evaluation.functional import evaluate_rank
-    from mmreid.evaluation.report import analyse_queries
+    from mmreid.evaluation.query_analysis import analyse_queries
     gen = torch.Generator().manual_seed(0)
     q, g = torch.randn(20, 4, generator=gen), torch.randn(30, 4, generator=gen)
     q_pids, g_pids = torch.arange(20) % 5, torch.arange(30) % 5

@@ -14,8 +14,8 @@ from mmreid.evaluation.functional import (group_pool, normalize_rand_perm_cam,
 from mmreid.evaluation.metrics import (DGSplitMetric, LLCMMetric, RegDBMetric,
                                        ReIDMetric, SYSUMetric,
                                        TrialGalleryMetric, load_rand_perm_cam)
-from mmreid.evaluation.report import (query_sampling_error,
-                                      trial_sampling_errors)
+from mmreid.evaluation.sampling_error import (query_sampling_error,
+                                              trial_sampling_errors)
 from mmreid.registry import METRICS
 from ..fixtures.dataset_trees import make_llcm, make_regdb, make_sysu
 from ..fixtures.processes import REPO, load_tool

@@ -108,7 +108,7 @@ def test_count_valid_positives_refuses_junk_query():
 
 def test_query_analysis_ignores_junk_gallery_items():
     # The per-query report (ranked lists, AP) ranks as the metric does.
-    from mmreid.evaluation.report import QueryAnalyser
+    from mmreid.evaluation.query_analysis import QueryAnalyser
     analyser = QueryAnalyser(Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, topk=6)
     analyser.update(torch.as_tensor(DIST))
     analysis = analyser.result()

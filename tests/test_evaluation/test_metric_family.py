@@ -467,7 +467,8 @@ def test_a_protocol_names_the_model_mode_it_ranks_with(kind):
     target), a top-k M-Net included. The protocol's keys also come under
     the primary mode's name, and the table's row names it."""
     from mmreid.evaluation.functional import MNetPairScorer
-    from mmreid.evaluation.report import format_results_table, results_rows
+    from mmreid.evaluation.results_table import (format_results_table,
+                                                 results_rows)
     mnet = toy_mnet()
     if kind == 'trial':
         samples, metric = trial_target(), TrialGalleryMetric(num_trials=3)

@@ -8,8 +8,9 @@ import torch
 
 from mmreid.evaluation.functional import (compute_distance, evaluate_features,
                                           reference_evaluate_rank)
-from mmreid.evaluation.report import (analyse_queries, query_sampling_error,
-                                      trial_sampling_errors)
+from mmreid.evaluation.query_analysis import analyse_queries
+from mmreid.evaluation.sampling_error import (query_sampling_error,
+                                              trial_sampling_errors)
 
 
 def toy(seed=0, num_query=12, num_gallery=40, dim=3, levels=3):
@@ -359,7 +360,7 @@ def test_analysis_of_a_reranked_ranking_is_the_reported_one(option):
     from mmreid.evaluation import ReIDMetric
     from mmreid.evaluation.functional import (k_reciprocal_rerank,
                                               query_expansion)
-    from mmreid.evaluation.report import QueryAnalyser
+    from mmreid.evaluation.query_analysis import QueryAnalyser
     q, g, q_pids, g_pids, q_cams, g_cams = toy(
         seed=4, num_query=10, num_gallery=30)
     settings = dict(k1=4, k2=2) if option == 'rerank' else dict(k=2)
@@ -400,7 +401,7 @@ def test_no_analysis_without_a_request():
 
 
 def test_analyser_checks_its_chunks():
-    from mmreid.evaluation.report import QueryAnalyser
+    from mmreid.evaluation.query_analysis import QueryAnalyser
     analyser = QueryAnalyser([0, 1], [0, 1, 1], [0, 0], [1, 1, 1])
     with pytest.raises(ValueError, match='3 gallery items'):
         analyser.update(torch.zeros(1, 2))

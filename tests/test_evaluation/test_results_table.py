@@ -4,7 +4,7 @@ import logging
 import pytest
 
 from mmreid.engine.hooks import ResultsTableHook
-from mmreid.evaluation.report import format_results_table, results_rows
+from mmreid.evaluation.results_table import format_results_table, results_rows
 
 COLUMNS = ['row', 'R1', 'R5', 'R10', 'R20', 'mAP', 'mINP']
 

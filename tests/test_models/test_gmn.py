@@ -610,7 +610,7 @@ def test_a_top_k_mnet_is_reported_under_its_own_name():
     numbers were reported as 'mnet' (reid/mnet/mAP, a 'reid/mnet' row).
     They are 'mnet_top<k>'; 'mnet' stays the key of the full scoring."""
     from mmreid.evaluation.metrics import ReIDMetric
-    from mmreid.evaluation.report import results_rows
+    from mmreid.evaluation.results_table import results_rows
     torch.manual_seed(5)
     full = build_model().eval()
     feats = F.normalize(torch.randn(40, 64), dim=1)

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from mmreid.evaluation.report import query_sampling_error
+from mmreid.evaluation.sampling_error import query_sampling_error
 
 from ..fixtures.processes import load_tool
 

@@ -4,8 +4,9 @@ import re
 import cv2
 import numpy as np
 
-from mmreid.evaluation.report import (PairStats, QueryAnalysis, ResultRow,
-                                      SamplingError)
+from mmreid.evaluation.query_analysis import PairStats, QueryAnalysis
+from mmreid.evaluation.results_table import ResultRow
+from mmreid.evaluation.sampling_error import SamplingError
 from mmreid.visualization import html_report
 
 

@@ -12,7 +12,7 @@ one report only, or with fewer than two queries valid in both, is listed
 under the table as not compared. The error of that mean
 difference is the one of another draw of the test identities: clustered
 by query identity (each identity one draw with all its queries, see
-``mmreid.evaluation.report.query_sampling_error``), with a 95 %
+``mmreid.evaluation.sampling_error.query_sampling_error``), with a 95 %
 Student t interval on G - 1 degrees of freedom for G identities (the
 clustered error is estimated from G draws; with few identities a normal
 interval would be far too narrow; none with one identity). It
@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mmreid.engine.hooks.report_hook import PER_QUERY_NAME
-from mmreid.evaluation.report import query_sampling_error
+from mmreid.evaluation.sampling_error import query_sampling_error
 from mmreid.utils.atomic import open_atomic
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))

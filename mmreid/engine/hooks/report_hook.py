@@ -16,9 +16,10 @@ from mmengine.model import is_model_wrapper
 
 from mmreid.evaluation.metrics.records import label_to_int
 from mmreid.evaluation.metrics.scorers import is_gallery_dependent
-from mmreid.evaluation.report import (RESULT_COLUMNS, analyse_queries,
-                                      own_gallery_pairs, results_rows,
-                                      trial_query_means, trial_sampling_errors)
+from mmreid.evaluation.query_analysis import analyse_queries, own_gallery_pairs
+from mmreid.evaluation.results_table import RESULT_COLUMNS, results_rows
+from mmreid.evaluation.sampling_error import (trial_query_means,
+                                              trial_sampling_errors)
 from mmreid.registry import HOOKS
 from mmreid.utils.atomic import open_atomic
 from mmreid.visualization.html_report import (POSITION, RankedExample,

@@ -3,7 +3,8 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.hooks import Hook
 
-from mmreid.evaluation.report import RESULT_COLUMNS, format_results_table
+from mmreid.evaluation.results_table import (RESULT_COLUMNS,
+                                             format_results_table)
 from mmreid.registry import HOOKS
 
 

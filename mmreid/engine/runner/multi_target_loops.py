@@ -20,7 +20,7 @@ from mmengine.runner.loops import _parse_losses, _update_losses
 from torch.utils.data import DataLoader
 
 from mmreid.evaluation.metrics import ReIDMetric
-from mmreid.evaluation.report import format_results_table
+from mmreid.evaluation.results_table import format_results_table
 from mmreid.registry import LOOPS
 from .reid_loops import (check_identity_split, check_model_distance,
                          check_not_empty, hand_model_scorers,

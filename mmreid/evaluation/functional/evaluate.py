@@ -61,8 +61,8 @@ def evaluate_features(query_feats: ArrayLike,
             query features' device.
         observer: Called with each chunk's distances (Qc, G), queries in
             order, before they are ranked; it must not change them (e.g.
-            :meth:`~mmreid.evaluation.report.QueryAnalyser.update`), so a
-            caller can use the same distances without scoring again.
+            :meth:`~mmreid.evaluation.query_analysis.QueryAnalyser.update`),
+            so a caller can use the same distances without scoring again.
         **rank_options: ``max_rank``, ``junk_rule``, ``tie_policy``,
             ``ap_mode``, ``cmc_mode`` of :func:`evaluate_rank`.
 

@@ -2,14 +2,14 @@
 
 A consumer (``EvalReportHook``) sets ``ReIDMetric.analysis_request``; the
 metric's next whole-gallery ranking then feeds its distance chunks to a
-:class:`~mmreid.evaluation.report.QueryAnalyser` and keeps a
+:class:`~mmreid.evaluation.query_analysis.QueryAnalyser` and keeps a
 :class:`MetricAnalysis` in ``last_analysis``, so the pairs are not scored
 twice.
 """
 from dataclasses import dataclass
 from typing import List, Optional
 
-from ..report import QueryAnalyser, QueryAnalysis
+from ..query_analysis import QueryAnalyser, QueryAnalysis
 from .records import QueryGallery
 
 

@@ -155,8 +155,8 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
     match and top-k list under the primary distance (``EvalReportHook``)
     sets ``analysis_request = dict(topk=..., max_rank=...)``; the next
     whole-gallery ranking then feeds its own distance chunks to a
-    :class:`~mmreid.evaluation.report.QueryAnalyser` and keeps the result
-    in ``last_analysis`` (a :class:`~.metric_analysis.MetricAnalysis`),
+    :class:`~mmreid.evaluation.query_analysis.QueryAnalyser` and keeps the
+    result in ``last_analysis`` (a :class:`~.metric_analysis.MetricAnalysis`),
     so the pairs are not scored twice. With re-ranking or query expansion
     it analyses the distances the metric ranks (re-ranked, or of the
     expanded queries), so its values are the reported ones; the protocol

@@ -1,178 +1,29 @@
-"""What an evaluation report shows: the results table and per-query facts.
+"""The per-query analysis behind the HTML report.
 
-Two pure parts, no mmengine:
-
-* :func:`results_rows` / :func:`format_results_table` turn the flat metric
-  dict of a test or validation run (``reid/R1``, ``d3/mnet/mAP``,
-  ``sysu-all/R1_std`` ...) into one table, a row per target, distance mode or
-  metric, columns R1 R5 R10 R20 mAP mINP;
-* :func:`analyse_queries` ranks every query's gallery once and keeps, per
-  query, its AP, INP, the rank of its first correct match, its top-k list
-  and its AP and first match per gallery camera (or modality), from which
-  the HTML report draws its curves, histograms and camera-pair tables;
-* :func:`query_sampling_error` (and :func:`trial_sampling_errors` for
-  protocols that average over gallery trials) says how far a mean over the
-  queries (R1, mAP) would move with another draw of the test identities.
+:func:`analyse_queries` ranks every query's gallery once and keeps, per
+query, its AP, INP, the rank of its first correct match, its top-k list and
+its AP and first match per gallery camera (or modality), from which the HTML
+report draws its curves, histograms and camera-pair tables
+(:class:`QueryAnalysis`, :class:`PairStats`). A metric that already scores
+every query against the whole gallery feeds its distance chunks to a
+:class:`QueryAnalyser` instead; :func:`own_gallery_pairs` scores each
+gallery group on its own for gallery-dependent distances. No mmengine.
 """
-import re
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
-from mmreid.evaluation.functional import (compute_distance,
-                                          rule_with_junk_label)
+from mmreid.evaluation.functional import compute_distance, rule_with_junk_label
 from mmreid.evaluation.functional.rank import (AP_MODES, CMC_MODES,
                                                DEFAULT_MEMORY_BUDGET_MB,
                                                TIE_POLICIES,
                                                chunk_rows_for_budget,
                                                ranking_precision)
 from mmreid.evaluation.functional.reference import reference_threshold_ap
-
-#: Columns of the results table, in order.
-RESULT_COLUMNS = ('R1', 'R5', 'R10', 'R20', 'mAP', 'mINP')
-
-# A per-split or per-trial key part: ``split0``, ``trial3``.
-_PARTITION = re.compile(r'^(split|trial)\d+$')
-
-
-def _number(value: Any) -> Optional[float]:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, torch.Tensor):
-        return float(value.item()) if value.numel() == 1 else None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-@dataclass
-class ResultRow:
-    """One row of the results table.
-
-    Attributes:
-        name (str): The key prefix (``'reid'``, ``'d3/mnet'``), or
-            ``default_name`` for unprefixed keys.
-        values (dict[str, float]): Column -> value (percent).
-        stds (dict[str, float]): Column -> standard deviation over the
-            protocol's splits or trials, where reported.
-        primary_of (str, optional): Set on a distance-mode row whose
-            values the parent reports unprefixed (the primary mode).
-    """
-    name: str
-    values: Dict[str, float] = field(default_factory=dict)
-    stds: Dict[str, float] = field(default_factory=dict)
-    primary_of: Optional[str] = None
-
-
-def results_rows(metrics: Dict[str, Any],
-                 columns: Sequence[str] = RESULT_COLUMNS,
-                 default_name: str = 'all') -> List[ResultRow]:
-    """Group a flat metric dict into table rows.
-
-    A key ``<prefix>/<column>`` gives the value of ``<prefix>``'s row and
-    ``<prefix>/<column>_std`` its spread; keys with a ``split<i>`` or
-    ``trial<t>`` part (single partitions) and keys of other names (counts,
-    TPR@FPR) are left out. A prefix whose values and spreads all repeat
-    those of one of its distance-mode rows (``reid`` and ``reid/mnet``,
-    ``sysu-all`` and ``sysu-all/mnet``: the metric reports its primary mode
-    unprefixed as well) is not shown twice: the mode row is marked with
-    ``primary_of`` instead.
-
-    Args:
-        metrics (dict): Flat metrics, e.g. from ``runner.test()``.
-        columns (Sequence[str]): Metric names to show, in order.
-        default_name (str): Row name of keys without a prefix.
-
-    Returns:
-        list[ResultRow]: Rows in the order their first key appears.
-    """
-    rows: Dict[str, ResultRow] = dict()
-    for key, raw in metrics.items():
-        parts = str(key).split('/')
-        if any(_PARTITION.match(part) for part in parts[:-1]):
-            continue
-        name, is_std = parts[-1], False
-        if name.endswith('_std'):
-            name, is_std = name[:-len('_std')], True
-        value = _number(raw)
-        if name not in columns or value is None:
-            continue
-        prefix = '/'.join(parts[:-1]) or default_name
-        row = rows.setdefault(prefix, ResultRow(prefix))
-        (row.stds if is_std else row.values)[name] = value
-    for prefix, row in list(rows.items()):
-        modes = [
-            other for name, other in rows.items()
-            if name.startswith(prefix + '/') and '/' not in name[len(prefix) +
-                                                                 1:]
-        ]
-        same = [
-            m for m in modes if m.values == row.values and m.stds == row.stds
-        ]
-        if row.values and same:
-            same[0].primary_of = prefix
-            del rows[prefix]
-    return [row for row in rows.values() if row.values]
-
-
-def format_results_table(metrics: Dict[str, Any],
-                         columns: Sequence[str] = RESULT_COLUMNS,
-                         precision: int = 2,
-                         default_name: str = 'all') -> str:
-    """The results of an evaluation as one text table.
-
-    Example:
-        >>> print(format_results_table({'reid/R1': 91.2, 'reid/mAP': 80.1,
-        ...                             'reid/num_query': 3368}))
-        row  |    R1 |   mAP
-        -----+-------+------
-        reid | 91.20 | 80.10
-
-    Args:
-        metrics (dict): Flat metrics (see :func:`results_rows`).
-        columns (Sequence[str]): Metric names to show, in order; a column
-            that no row reports is dropped.
-        precision (int): Decimals. Defaults to 2.
-        default_name (str): Row name of keys without a prefix.
-
-    Returns:
-        str: The table (rows ``mean±std`` where a spread is reported, ``-``
-        where a row lacks a column, ``*`` on the primary distance mode), or
-        ``''`` when no key matches.
-    """
-    rows = results_rows(metrics, columns, default_name)
-    shown = [c for c in columns if any(c in row.values for row in rows)]
-    if not shown:
-        return ''
-
-    def cell(row: ResultRow, column: str) -> str:
-        if column not in row.values:
-            return '-'
-        text = f'{row.values[column]:.{precision}f}'
-        if column in row.stds:
-            text += f'±{row.stds[column]:.{precision}f}'
-        return text
-
-    table = [['row'] + shown]
-    notes = []
-    for row in rows:
-        name = row.name
-        if row.primary_of is not None:
-            name += ' *'
-            notes.append(f'* {row.name} is also reported as '
-                         f'{row.primary_of}/<metric>')
-        table.append([name] + [cell(row, c) for c in shown])
-    widths = [max(len(r[i]) for r in table) for i in range(len(shown) + 1)]
-    lines = [
-        ' | '.join(
-            text.rjust(width) if i else text.ljust(width)
-            for i, (text, width) in enumerate(zip(r, widths))) for r in table
-    ]
-    lines.insert(1, '-+-'.join('-' * width for width in widths))
-    return '\n'.join(lines + notes)
+from mmreid.evaluation.sampling_error import (SamplingError,
+                                              query_sampling_error)
 
 
 @dataclass
@@ -271,149 +122,6 @@ class QueryAnalysis:
             R1=query_sampling_error(100.0 * (self.first_rank[valid] == 1),
                                     pids),
             mAP=query_sampling_error(100.0 * self.ap[valid], pids))
-
-
-@dataclass(frozen=True)
-class SamplingError:
-    """A mean over queries and two standard errors of it.
-
-    Attributes:
-        value (float): The mean.
-        se_independent (float): Its standard error if the queries were
-            independent draws (for a 0/1 value such as an R1 hit, the
-            binomial ``sqrt(p (1 - p) / n)`` up to ``n / (n - 1)``).
-        se_clustered (float): Its standard error when the identities are
-            the independent draws and each brings all its queries: the
-            test identities of a ReID set are sampled, not its images.
-        num_queries (int): n.
-        num_identities (int): The identities among them.
-    """
-    value: float
-    se_independent: float
-    se_clustered: float
-    num_queries: int
-    num_identities: int
-
-    @property
-    def design_effect(self) -> float:
-        """``(se_clustered / se_independent) ** 2``, the factor by which
-        the identities inflate the variance: the n queries are worth
-        ``n / design_effect`` independent ones (NaN when
-        ``se_independent`` is 0)."""
-        if self.se_independent == 0:
-            return float('nan')
-        return (self.se_clustered / self.se_independent)**2
-
-
-def trial_query_means(results: Sequence[Any],
-                      num_query: int) -> Tuple[np.ndarray, ...]:
-    """Each query's R1 hit and AP averaged over the gallery trials in which
-    it has a kept positive.
-
-    Args:
-        results (Sequence[ReIDEvalResult]): One per trial, all over the
-            same ``num_query`` queries, with ``all_first_rank``.
-        num_query (int): Q.
-
-    Returns:
-        tuple[np.ndarray, np.ndarray, np.ndarray]: ``seen`` (Q,) bool, a
-        kept positive in some trial; the mean R1 hit and the mean AP, (Q,)
-        fractions, NaN where not seen.
-    """
-    if not results:
-        raise ValueError('no trial result')
-    hits = np.zeros(num_query)
-    aps = np.zeros(num_query)
-    count = np.zeros(num_query)
-    for trial, result in enumerate(results):
-        valid = np.asarray(result.valid_mask, bool)
-        if valid.shape != (num_query, ):
-            raise ValueError(f'trial {trial} has {len(valid)} queries, '
-                             f'q_pids {num_query}')
-        if result.all_first_rank is None:
-            raise ValueError(f'trial {trial} has no all_first_rank')
-        hits[valid] += np.asarray(result.all_first_rank) == 1
-        aps[valid] += np.asarray(result.all_AP)
-        count[valid] += 1
-    seen = count > 0
-    with np.errstate(invalid='ignore', divide='ignore'):
-        return seen, np.where(seen, hits / count,
-                              np.nan), np.where(seen, aps / count, np.nan)
-
-
-def trial_sampling_errors(results: Sequence[Any],
-                          q_pids) -> Dict[str, SamplingError]:
-    """R1 and mAP (percent) of a protocol that averages over gallery
-    trials, with their query sampling errors.
-
-    Each query's R1 hit and AP are first averaged over the trials in which
-    it has a kept positive (:func:`trial_query_means`); the errors are then
-    those of the mean over the queries (:func:`query_sampling_error`), so
-    they describe the drawing of the test identities, the trials'
-    galleries being fixed. When every query is valid in every trial the
-    values are the protocol's R1 and mAP (the mean over trials of each
-    trial's mean).
-
-    Args:
-        results (Sequence[ReIDEvalResult]): One per trial, all over the
-            same Q queries, with ``all_first_rank``.
-        q_pids: The queries' pids, shape (Q,).
-
-    Returns:
-        dict[str, SamplingError]: ``'R1'`` and ``'mAP'``.
-    """
-    q_pids = np.asarray(q_pids)
-    seen, hits, aps = trial_query_means(results, len(q_pids))
-    return dict(
-        R1=query_sampling_error(100.0 * hits[seen], q_pids[seen]),
-        mAP=query_sampling_error(100.0 * aps[seen], q_pids[seen]))
-
-
-def query_sampling_error(values, groups) -> SamplingError:
-    """Standard errors of the mean of per-query values.
-
-    With n queries of values ``v_i`` and mean ``m``, the independent-draws
-    standard error is ``sqrt(n / (n - 1) * sum_i (v_i - m)^2) / n``. The
-    clustered one treats each group (identity) g as one draw with total
-    ``t_g = sum_{i in g} v_i`` over its ``n_g`` queries, and takes the
-    variance of the ratio ``m = sum_g t_g / sum_g n_g`` to first order:
-    ``sqrt(G / (G - 1) * sum_g (t_g - m n_g)^2) / n`` for G groups. With
-    one query per group the two are equal; when the queries of an identity
-    succeed or fail together, the clustered one is the larger.
-
-    Args:
-        values: Per-query values, shape (n,), e.g. 100 * (first rank == 1)
-            for R1 in percent, or 100 * AP.
-        groups: Per-query group labels (the query pids), shape (n,).
-
-    Returns:
-        SamplingError: The mean and both standard errors (NaN with fewer
-        than two queries, resp. two groups).
-    """
-    values = np.asarray(values, dtype=np.float64)
-    groups = np.asarray(groups)
-    if values.ndim != 1 or groups.shape != values.shape:
-        raise ValueError(f'values and groups must both have shape (n,), got '
-                         f'{values.shape} and {groups.shape}')
-    if not np.isfinite(values).all():
-        raise ValueError('values must be finite (select the valid queries '
-                         'first)')
-    num = len(values)
-    if num == 0:
-        raise ValueError('no query to average')
-    mean = float(values.mean())
-    _, index = np.unique(groups, return_inverse=True)
-    num_groups = int(index.max()) + 1
-    se_independent = se_clustered = float('nan')
-    if num > 1:
-        se_independent = float(
-            np.sqrt(num / (num - 1) * np.sum((values - mean)**2)) / num)
-    if num_groups > 1:
-        residual = np.bincount(
-            index, weights=values - mean, minlength=num_groups)
-        se_clustered = float(
-            np.sqrt(num_groups / (num_groups - 1) * np.sum(residual**2)) / num)
-    return SamplingError(mean, se_independent, se_clustered, num, num_groups)
 
 
 def _as_array(values, name: str, length: Optional[int] = None) -> np.ndarray:
@@ -547,8 +255,8 @@ class QueryAnalyser:
                 f'gallery items, got shape {tuple(dist.shape)}')
         self._next = stop
         topk = self.topk_index.shape[1]
-        same = torch.as_tensor(
-            self.q_pids[start:stop])[:, None] == self._g_pids_t
+        q_pids_t = torch.as_tensor(self.q_pids[start:stop])
+        same = q_pids_t[:, None] == self._g_pids_t
         removed = self.junk(same, torch.as_tensor(self.q_camids[start:stop]),
                             self._g_camids_t)
         dist, same = dist.numpy(), same.numpy()
@@ -611,24 +319,23 @@ class QueryAnalyser:
                              self.q_pids, self.cmc_mode)
 
 
-def analyse_queries(
-        query_feats: torch.Tensor,
-        gallery_feats: torch.Tensor,
-        q_pids,
-        g_pids,
-        q_camids,
-        g_camids,
-        q_modalities=None,
-        g_modalities=None,
-        distance: Union[str, Callable] = 'euclidean',
-        normalize: bool = False,
-        junk_rule: str = 'market',
-        tie_policy: str = 'stable',
-        ap_mode: str = 'cumsum',
-        topk: int = 10,
-        max_rank: int = 50,
-        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-        cmc_mode: str = 'standard') -> QueryAnalysis:
+def analyse_queries(query_feats: torch.Tensor,
+                    gallery_feats: torch.Tensor,
+                    q_pids,
+                    g_pids,
+                    q_camids,
+                    g_camids,
+                    q_modalities=None,
+                    g_modalities=None,
+                    distance: Union[str, Callable] = 'euclidean',
+                    normalize: bool = False,
+                    junk_rule: str = 'market',
+                    tie_policy: str = 'stable',
+                    ap_mode: str = 'cumsum',
+                    topk: int = 10,
+                    max_rank: int = 50,
+                    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+                    cmc_mode: str = 'standard') -> QueryAnalysis:
     """Rank every query's gallery and keep what a report shows of it.
 
     Distances come chunk by chunk (never the whole Q x G matrix); each
