@@ -161,9 +161,9 @@ def check_variable_overrides(cfg: Config,
         # test_dataloader, test_cfg), then keys named like the variable
         # (batch_size -> *.batch_size).
         name = str(key).split('.')[-1]
-        phase = root.split('_')[0] + '_'
-        holders.sort(
-            key=lambda k: (not k.startswith(phase), k.split('.')[-1] != name))
+        root_phase = root.split('_')[0] + '_'
+        holders.sort(key=lambda k:
+                     (not k.startswith(root_phase), k.split('.')[-1] != name))
         shown = _first_keys(holders)
         raise ValueError(
             f'{option} {key}={new!r}: {root!r} is a variable of '
