@@ -127,7 +127,18 @@ def test_padding_duplicates_are_dropped(monkeypatch):
     padded = ReIDMetric()
     padded_metrics = padded.compute_metrics(_records(padded, padded_samples))
     assert padded_metrics == plain_metrics
-    assert any('dropped 5 repeated records' in msg for msg in logs)
+    assert any('ReIDMetric dropped 5 repeated records' in msg for msg in logs)
+
+    # The warning names the metric that dropped them: a protocol metric or
+    # a user's subclass is not "ReIDMetric" in its log.
+    class MyMetric(ReIDMetric):
+        pass
+
+    logs.clear()
+    mine = MyMetric()
+    assert mine.compute_metrics(_records(mine,
+                                         padded_samples)) == plain_metrics
+    assert any('MyMetric dropped 5 repeated records' in msg for msg in logs)
 
 
 def _records(metric, samples):

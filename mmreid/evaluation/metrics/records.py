@@ -208,8 +208,7 @@ class RecordsMixin:
         """
         return self.query_gallery(*self.split_records(results))
 
-    @staticmethod
-    def _drop_duplicates(results: List[dict]) -> List[dict]:
+    def _drop_duplicates(self, results: List[dict]) -> List[dict]:
         """Keep the first record of each sample.
 
         Returns:
@@ -236,9 +235,9 @@ class RecordsMixin:
         num_dropped = len(results) - len(unique)
         if num_dropped:
             print_log(
-                f'ReIDMetric dropped {num_dropped} repeated records of '
-                'the same samples (distributed padding that reached the '
-                'metric); each sample is counted once.',
+                f'{type(self).__name__} dropped {num_dropped} repeated '
+                'records of the same samples (distributed padding that '
+                'reached the metric); each sample is counted once.',
                 logger='current',
                 level=logging.WARNING)
         return unique
