@@ -5,7 +5,6 @@ tools/test.py (and so tools/dist_test.sh, which runs it), ``load_from`` and
 error naming it and ``--strict false``; a classifier of another size is
 skipped with one warning at test time only.
 """
-import os
 import os.path as osp
 import subprocess
 from unittest import mock
@@ -14,7 +13,8 @@ import pytest
 import torch
 
 from mmreid.apis import init_model
-from ..fixtures.processes import PYTHON, REPO, retry_on_port_clash, run_tool
+from ..fixtures.processes import (PYTHON, REPO, retry_on_port_clash, run_tool,
+                                  tool_env)
 
 BOT = osp.join(REPO, 'configs/baseline/bot_r18_synthreid.py')
 SNR = osp.join(REPO, 'configs/snr/snr_r18_synthreid.py')
@@ -49,7 +49,7 @@ def run(args):
     proc = subprocess.run(
         args,
         cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'),
+        env=tool_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -205,7 +205,7 @@ def test_dist_test_sh_refuses_a_partial_checkpoint(make_config, tmp_path):
                 for k, v in model.state_dict().items()
                 if not k.startswith('head.bnneck.')
             }), partial)
-    env = dict(os.environ, PYTHONPATH=REPO, PYTHON=PYTHON, OMP_NUM_THREADS='1')
+    env = tool_env()
 
     def launch(port):
         return subprocess.run([

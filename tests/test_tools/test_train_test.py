@@ -77,8 +77,7 @@ def test_resume_after_kill_ends_with_identical_weights(make_config, tmp_path):
         name='killed.py')
     killed = tmp_path / 'killed'
     # One thread, as run_tool: the float sums must run in the same order.
-    env = dict(
-        os.environ, PYTHONPATH=f'{REPO}:{user_code}', OMP_NUM_THREADS='1')
+    env = tool_env(dict(PYTHONPATH=str(user_code)))
     proc = subprocess.run([
         PYTHON, 'tools/train.py', killed_config, '--work-dir',
         str(killed), '--no-validate'

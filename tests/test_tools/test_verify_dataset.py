@@ -3,7 +3,7 @@ import os
 import os.path as osp
 import subprocess
 
-from ..fixtures.processes import PYTHON, REPO, load_tool, run_tool
+from ..fixtures.processes import PYTHON, REPO, load_tool, run_tool, tool_env
 
 TOOL = osp.join('tools', 'misc', 'verify_dataset.py')
 
@@ -76,14 +76,6 @@ def run_verify(args, env):
         timeout=600)
 
 
-def run_env(env):
-    full = dict(os.environ)
-    full['PYTHONPATH'] = os.pathsep.join(
-        p for p in (REPO, env['PYTHONPATH'], full.get('PYTHONPATH', '')) if p)
-    full.setdefault('OMP_NUM_THREADS', '1')
-    return full
-
-
 def test_counts_targets_and_published_numbers(make_config, tmp_path):
     user_code = tmp_path / 'user_code'
     user_code.mkdir()
@@ -113,7 +105,7 @@ def test_counts_targets_and_published_numbers(make_config, tmp_path):
     assert 'ERROR' not in output
 
     # --split train lists the training set only.
-    env_full = run_env(env)
+    env_full = tool_env(env)
     proc = run_verify([config, '--split', 'train'], env_full)
     assert proc.returncode == 0, proc.stdout
     assert {key[0] for key in table_rows(proc.stdout)} == {'train'}
