@@ -7,6 +7,11 @@ another channel order), so a config ported from mmpretrain failed with a
 ``TypeError`` far from its cause. They are now ``ReID``-prefixed; the old
 names still build the new class, with a :class:`FutureWarning` (a warning
 for the users of configs, shown by default) the first time each is used.
+
+Every other deprecation of mmreid warns through :func:`warn_deprecated`,
+with a :class:`FutureWarning` too: a ``DeprecationWarning`` raised inside
+mmreid is hidden by Python's default filters, so a user running
+``tools/train.py`` with an old config key would never see it.
 """
 import functools
 import inspect
@@ -20,10 +25,22 @@ _WARNED: Set[Tuple[str, str]] = set()
 RENAMED: Dict[str, str] = {}
 
 
+def warn_deprecated(message: str, stacklevel: int = 2) -> None:
+    """Warn that a name, keyword or config key is deprecated.
+
+    Args:
+        message (str): What is deprecated and what to use instead.
+        stacklevel (int): As :func:`warnings.warn`'s, counted from the
+            caller of this function: 2 points at the code that called the
+            deprecated thing. Defaults to 2.
+    """
+    warnings.warn(message, FutureWarning, stacklevel=stacklevel + 1)
+
+
 def _warn_once(key: Tuple[str, str], message: str) -> None:
     if key not in _WARNED:
         _WARNED.add(key)
-        warnings.warn(message, FutureWarning, stacklevel=3)
+        warn_deprecated(message, stacklevel=3)
 
 
 def deprecated_registry_alias(registry, old_name: str, new_cls: type,
@@ -104,7 +121,7 @@ def deprecated_attribute(module_name: str, renamed: Dict[str, type],
 def renamed_keyword(old: str, new: str) -> Callable:
     """Accept a function's keyword ``old``, renamed ``new``, for one release.
 
-    A call with ``old=`` gets a :class:`DeprecationWarning` naming ``new``
+    A call with ``old=`` gets a :class:`FutureWarning` naming ``new``
     and runs as if ``new=`` had been given.
 
     Args:
@@ -128,11 +145,9 @@ def renamed_keyword(old: str, new: str) -> Callable:
                     raise TypeError(f'{name}() got both {new}= and its '
                                     f'deprecated alias {old}=; give {new} '
                                     'only')
-                warnings.warn(
+                warn_deprecated(
                     f'{name}({old}=...) is deprecated and will be removed: '
-                    f'use {new}=...',
-                    DeprecationWarning,
-                    stacklevel=2)
+                    f'use {new}=...')
                 kwargs[new] = kwargs.pop(old)
             return func(*args, **kwargs)
 

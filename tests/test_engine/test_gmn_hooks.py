@@ -230,7 +230,7 @@ def test_distance_hook_sets_every_target_and_test_loop():
     multi = SimpleNamespace(targets=targets)
     test_loop = SimpleNamespace(evaluator=Evaluator([ReIDMetric()]))
     runner = fake_runner(model, val_loop=multi, test_loop=test_loop)
-    with pytest.warns(DeprecationWarning, match='ModelDistanceHook'):
+    with pytest.warns(FutureWarning, match='ModelDistanceHook'):
         hook = ModelDistanceHook()
     hook.before_val(runner)
     for target in targets:

@@ -207,7 +207,7 @@ def _runner(tmp_path, metric):
 
 
 @pytest.mark.filterwarnings(  # the deprecated set_scorer, kept one release
-    'ignore:ReIDMetric.set_scorer:DeprecationWarning')
+    'ignore:ReIDMetric.set_scorer:FutureWarning')
 def test_ranks_with_the_metrics_scorer(tmp_path):
     """A scorer set on the metric (e.g. by a model hook) is used."""
     metric = ReIDMetric(junk_rule='none')

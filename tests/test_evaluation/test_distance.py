@@ -158,18 +158,18 @@ def test_metric_keyword_is_a_deprecated_alias_of_distance():
     q_pids, g_pids = torch.arange(4), torch.arange(6)
     labels = (q_pids, g_pids, q_pids * 0, g_pids * 0 + 1)
     expected = compute_distance(query, gallery, distance='cosine')
-    with pytest.warns(DeprecationWarning, match=r'use distance='):
+    with pytest.warns(FutureWarning, match=r'use distance='):
         old = compute_distance(query, gallery, metric='cosine')
     assert torch.equal(old, expected)
-    with pytest.warns(DeprecationWarning, match=r'GalleryDistance\(metric='):
+    with pytest.warns(FutureWarning, match=r'GalleryDistance\(metric='):
         assert torch.equal(
             GalleryDistance(gallery, metric='cosine')(query), expected)
     new = evaluate_features(query, gallery, *labels, distance='cosine')
-    with pytest.warns(DeprecationWarning, match=r'evaluate_features\(metric'):
+    with pytest.warns(FutureWarning, match=r'evaluate_features\(metric'):
         old = evaluate_features(query, gallery, *labels, metric='cosine')
     assert old.mAP == new.mAP and torch.equal(
         torch.as_tensor(old.cmc), torch.as_tensor(new.cmc))
-    with pytest.warns(DeprecationWarning):
+    with pytest.warns(FutureWarning):
         evaluate_verification_features(
             query, gallery, *labels, metric='cosine', fprs=(0.5, ))
     with pytest.raises(TypeError, match='got both distance= and'):

@@ -275,7 +275,7 @@ def test_registered_names_and_old_import_paths():
                      'official_gallery_draw', 'normalize_rand_perm_cam')
     ]
     for module, name in moved:
-        with pytest.warns(DeprecationWarning, match=f'functional.{name}'):
+        with pytest.warns(FutureWarning, match=f'functional.{name}'):
             assert getattr(module, name) is getattr(functional, name)
     with warnings.catch_warnings():
         warnings.simplefilter('error')

@@ -391,10 +391,10 @@ def test_mode_is_a_deprecated_alias_of_distance():
     _, params = make_mnet()
     query, gallery = features(4, seed=27), features(9, seed=28)
     new = mnet_distances(query, gallery, *params, distance='fused')
-    with pytest.warns(DeprecationWarning, match="distance='fused'"):
+    with pytest.warns(FutureWarning, match="distance='fused'"):
         old = mnet_distances(query, gallery, *params, mode='fused')
     torch.testing.assert_close(old, new, atol=0, rtol=0)
-    with pytest.warns(DeprecationWarning):
+    with pytest.warns(FutureWarning):
         scorer = make_mnet_scorer(*params, mode='euclid')
     assert scorer.distance == 'euclid'
 

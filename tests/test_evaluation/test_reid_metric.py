@@ -174,7 +174,7 @@ def test_skipped_queries_are_logged(monkeypatch):
 
 
 @pytest.mark.filterwarnings(  # the deprecated set_scorer, kept one release
-    'ignore:ReIDMetric.set_scorer:DeprecationWarning')
+    'ignore:ReIDMetric.set_scorer:FutureWarning')
 def test_data_elements_and_set_scorer():
     samples = make_samples(5)
     calls = []
@@ -509,7 +509,7 @@ def test_pairwise_distances_normalizes_rows_for_a_scorer():
     scales = torch.tensor([3.0, 0.5, 1.0, 8.0])
     query = torch.randn(3, 4, generator=generator) * scales
     gallery = torch.randn(5, 4, generator=generator) * scales
-    with pytest.warns(DeprecationWarning, match='distance=<callable>'):
+    with pytest.warns(FutureWarning, match='distance=<callable>'):
         metric = ReIDMetric(distance=naive_euclidean, normalize=True)
     got = metric.pairwise_distances(query, gallery)
     expected = naive_euclidean(unit_rows(query), unit_rows(gallery))
@@ -529,7 +529,7 @@ def test_query_expansion_option():
 
 
 @pytest.mark.filterwarnings(  # the deprecated set_scorer, kept one release
-    'ignore:ReIDMetric.set_scorer:DeprecationWarning')
+    'ignore:ReIDMetric.set_scorer:FutureWarning')
 def test_invalid_extra_options():
     with pytest.raises(ValueError, match='rerank'):
         ReIDMetric(rerank=dict(k=3))
@@ -546,16 +546,16 @@ def test_one_word_distance_and_deprecated_aliases():
     ``set_scorer`` still work for one release, with a warning."""
     samples = make_samples(2)
     new = run_metric(ReIDMetric(distance='cosine'), samples)
-    with pytest.warns(DeprecationWarning, match="distance='cosine'"):
+    with pytest.warns(FutureWarning, match="distance='cosine'"):
         old = ReIDMetric(metric='cosine')
     assert old.distance == 'cosine' and old.metric == 'cosine'
     assert run_metric(old, samples) == new
     with pytest.raises(ValueError, match='both'):
         ReIDMetric(distance='cosine', metric='euclidean')
-    with pytest.warns(DeprecationWarning, match='set_scorers'):
+    with pytest.warns(FutureWarning, match='set_scorers'):
         ReIDMetric(distance=lambda q, g: torch.cdist(q, g))
     metric = ReIDMetric()
-    with pytest.warns(DeprecationWarning, match='set_scorers'):
+    with pytest.warns(FutureWarning, match='set_scorers'):
         metric.set_scorer(lambda q, g: 1 - q @ g.t())
     assert ReIDMetric().distance == 'euclidean'
 

@@ -342,7 +342,7 @@ def test_deprecated_aux_loss_maps_to_the_new_shape():
         aux_losses=dict(snr=dict(type='DualCausalityLoss', log_terms=True)),
         aux_stage_weights=dict(snr=SNR_WEIGHTS))
     with pytest.warns(
-            DeprecationWarning,
+            FutureWarning,
             match=r'aux_loss=\.\.\.\) is deprecated.*'
             r"aux_losses=dict\(snr=\{'type': 'DualCausalityLoss'"):
         old = build(
@@ -362,14 +362,14 @@ def test_deprecated_aux_loss_maps_to_the_new_shape():
         assert torch.equal(got[key], expected[key]), key
 
     # aux_loss=None: the plugins' outputs are discarded, as before.
-    with pytest.warns(DeprecationWarning):
+    with pytest.warns(FutureWarning):
         old = build(plugins(), aux_loss=None)
     assert old.discarded_aux == ('snr', ) and not len(old.aux_losses)
     assert set(old(**data,
                    mode='loss')) == {'loss_cls', 'loss_tri', 'accuracy'}
     # No deprecation warning without the old keyword.
     with warnings.catch_warnings():
-        warnings.simplefilter('error', DeprecationWarning)
+        warnings.simplefilter('error', FutureWarning)
         build(plugins(), aux_losses=dict(snr=None))
     with pytest.raises(TypeError, match='not both'):
         build(
@@ -378,7 +378,7 @@ def test_deprecated_aux_loss_maps_to_the_new_shape():
             aux_losses=dict(snr=None))
     with pytest.raises(
             ValueError, match='no plugin of the backbone .* gives auxiliary'):
-        with pytest.warns(DeprecationWarning):
+        with pytest.warns(FutureWarning):
             build(None, aux_loss=dict(type='DualCausalityLoss'))
 
 

@@ -683,7 +683,7 @@ def test_gmn_reid_test_cfg():
     with pytest.raises(ValueError, match='modes'):
         build_model(distance='cosine')
     # test_distance: the deprecated alias of distance (one release)
-    with pytest.warns(DeprecationWarning, match='test_cfg.distance'):
+    with pytest.warns(FutureWarning, match='test_cfg.distance'):
         model = build_model(test_distance='euclid')
     assert model.distance_modes[0] == 'euclid'
     with pytest.raises(ValueError, match='both'):

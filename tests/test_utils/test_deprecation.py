@@ -1,5 +1,7 @@
 """mmreid's names do not shadow OpenMMLab's; the old names warn once."""
 import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -14,6 +16,7 @@ from mmreid.models.heads import BNNeckHead, GMNHead
 from mmreid.models.losses import ReIDCrossEntropyLoss
 from mmreid.registry import MODELS, TRANSFORMS
 from mmreid.utils import deprecation
+from tests.fixtures.processes import tool_env
 
 #: old name -> (registry, new class, arguments of both builds)
 RENAMED = {
@@ -262,3 +265,36 @@ def test_checkpoint_of_a_loss_saved_as_loss_triplet_loads(centre_loss):
     head.load_state_dict(saved, strict=True)
     torch.testing.assert_close(head.loss_tri.centres,
                                saved['loss_triplet.centres'])
+
+
+def test_deprecations_are_shown_under_default_warning_filters():
+    """A user running ``tools/train.py`` sees every deprecation.
+
+    Python hides a ``DeprecationWarning`` raised inside a library under
+    its default filters, so an old config key would build silently until
+    the release that removes it. Built here as the tools build them, in a
+    fresh interpreter with no ``-W`` option (pytest's own filters would
+    show it).
+    """
+    script = '\n'.join([
+        'import torch',
+        'from mmreid.registry import HOOKS, METRICS',
+        'from mmreid.evaluation.functional import compute_distance',
+        "METRICS.build(dict(type='ReIDMetric', metric='cosine'))",
+        "HOOKS.build(dict(type='ModelDistanceHook'))",
+        "compute_distance(torch.ones(1, 2), torch.ones(1, 2), "
+        "metric='euclidean')",
+        'from mmreid.evaluation.metrics import split_metric',
+        'split_metric.classic_cmc',
+    ])
+    done = subprocess.run([sys.executable, '-c', script],
+                          capture_output=True,
+                          text=True,
+                          env=tool_env(),
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    for shown in ("ReIDMetric(metric=...) is deprecated",
+                  'ModelDistanceHook is deprecated',
+                  'compute_distance(metric=...) is deprecated',
+                  'split_metric.classic_cmc moved'):
+        assert shown in done.stderr, done.stderr

@@ -1,5 +1,4 @@
 """Hooks of GMN: the DP warm-up switch (and a deprecated distance hook)."""
-import warnings
 from contextlib import ExitStack
 from typing import Iterator, Optional
 
@@ -7,6 +6,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmreid.registry import HOOKS
+from mmreid.utils.deprecation import warn_deprecated
 
 
 def _unwrap(model):
@@ -110,10 +110,10 @@ class ModelDistanceHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self) -> None:
-        warnings.warn(
+        warn_deprecated(
             'ModelDistanceHook is deprecated and will be removed: the '
             'val/test loops now hand the model\'s distance to the metrics; '
-            'remove it from custom_hooks', DeprecationWarning)
+            'remove it from custom_hooks')
         self._contexts = ExitStack()
 
     def _set(self, runner, loop) -> None:

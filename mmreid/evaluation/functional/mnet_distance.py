@@ -19,12 +19,12 @@ memory_budget_mb, device) are one :class:`PairDistanceOptions`, checked in
 one place.
 """
 import dataclasses
-import warnings
 import weakref
 from typing import Callable, Dict, Optional
 
 import torch
 
+from mmreid.utils.deprecation import warn_deprecated
 from .distance import (ArrayLike, GalleryDistance, compute_distance,
                        exact_fp32_matmul, to_tensor)
 from .mnet_logits import (PAIR_SCORING_METHODS, MNetTail, ScalarLike,
@@ -115,9 +115,9 @@ class PairDistanceOptions:
             PairDistanceOptions: Checked options.
         """
         if mode is not None:
-            warnings.warn(
+            warn_deprecated(
                 f'{owner}(mode=...) is deprecated and will be removed: use '
-                f'distance={mode!r}', DeprecationWarning)
+                f'distance={mode!r}')
             fields['distance'] = mode
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(fields) - names)

@@ -5,10 +5,10 @@ re-drawn from the pool of the other modality in every trial
 (:class:`TrialGalleryMetric`); RegDB ranks one trial's full query set
 against its full gallery (:class:`RegDBMetric`).
 """
-import warnings
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from mmreid.registry import METRICS
+from mmreid.utils.deprecation import warn_deprecated
 from .reid_metric import FEATURE_OPTIONS, ReIDMetric
 from .trial_gallery_metric import (GALLERY_DRAWS, TrialGalleryMetric,
                                    load_rand_perm_cam)
@@ -37,12 +37,12 @@ _MOVED_TO_FUNCTIONAL = ('group_pool', 'seeded_gallery_draw',
 
 
 def __getattr__(name: str) -> Any:
-    """The old paths of the protocol functions (``DeprecationWarning``)."""
+    """The old paths of the protocol functions (``FutureWarning``)."""
     if name in _MOVED_TO_FUNCTIONAL:
-        warnings.warn(
+        warn_deprecated(
             f'mmreid.evaluation.metrics.cross_modality_metric.{name} moved '
             f'to mmreid.evaluation.functional.{name}; the old path will be '
-            'removed', DeprecationWarning)
+            'removed')
         from .. import functional
         return getattr(functional, name)
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -86,7 +86,7 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
             val/test loops hand over with :meth:`set_scorers`, take
             precedence. (A callable scorer ``(query_chunk (Qc, D),
             gallery (G, D)) -> distances (Qc, G)`` is still accepted, with
-            a ``DeprecationWarning``, as is a scorer set with the
+            a ``FutureWarning``, as is a scorer set with the
             deprecated :meth:`set_scorer`.)
         normalize: L2-normalise features before comparing them.
         ranks: CMC ranks reported as ``R{k}``.
@@ -127,7 +127,7 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
             rerank), whose distances are ranking positions, not pair
             scores.
         metric: Deprecated alias of ``distance`` (accepted for one
-            release, with a ``DeprecationWarning``).
+            release, with a ``FutureWarning``).
 
     The model's distance: a model with its own distance (GMN's M-Net)
     is evaluated with it, never with ``metric``. mmreid's val/test loops

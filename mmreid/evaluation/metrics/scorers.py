@@ -9,12 +9,12 @@ metric's options against the distances to be scored with
 (:meth:`~ScorerMixin.check_scorers`) and the full distance matrix the
 protocols index (:meth:`~ScorerMixin.pairwise_distances`).
 """
-import warnings
 from typing import Callable, Dict, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
+from mmreid.utils.deprecation import warn_deprecated
 from ..functional import chunk_rows_for_budget, compute_distance
 
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -26,7 +26,7 @@ def resolve_distance(owner: str, distance: Union[str, Scorer, None],
     """The ``distance`` of a metric, from its deprecated ``metric`` alias.
 
     ``metric=`` (a distance, in a class called Metric) is accepted for one
-    release with a ``DeprecationWarning``; so is a callable distance (the
+    release with a ``FutureWarning``; so is a callable distance (the
     model's own distance reaches the metric through the loops, see
     :meth:`ScorerMixin.set_scorers`).
 
@@ -39,18 +39,18 @@ def resolve_distance(owner: str, distance: Union[str, Scorer, None],
                              f'its deprecated alias metric={metric!r}; '
                              'give distance only')
         shown = repr(metric) if isinstance(metric, str) else '...'
-        warnings.warn(
+        warn_deprecated(
             f'{owner}(metric=...) is deprecated and will be removed: use '
-            f'distance={shown}', DeprecationWarning)
+            f'distance={shown}')
         distance = metric
     if distance is None:
         distance = default
     if callable(distance):
-        warnings.warn(
+        warn_deprecated(
             f'{owner}(distance=<callable>) is deprecated and will be '
             'removed: a model with its own distance gives it through '
             'scorers(), which the val/test loops hand to the metric; '
-            'standalone, call set_scorers({name: scorer})', DeprecationWarning)
+            'standalone, call set_scorers({name: scorer})')
     return distance
 
 
@@ -102,16 +102,16 @@ class ScorerMixin:
 
         The model's distance reaches the metric through
         :meth:`set_scorers`, which the val/test loops call; this second way
-        is kept for one release, with a ``DeprecationWarning``.
+        is kept for one release, with a ``FutureWarning``.
 
         Args:
             scorer: ``(query_chunk (Qc, D), gallery (G, D)) -> distances
                 (Qc, G)``, smaller = more similar.
         """
-        warnings.warn(
+        warn_deprecated(
             'ReIDMetric.set_scorer() is deprecated and will be removed: use '
             'set_scorers({name: scorer}) (the val/test loops call it with '
-            "the model's scorers)", DeprecationWarning)
+            "the model's scorers)")
         if scorer is not None and not callable(scorer):
             raise TypeError(f'a scorer must be callable, got {scorer!r}')
         self.scorer = scorer

@@ -1,5 +1,4 @@
 """GMN as a ReID model whose distance is its metric network."""
-import warnings
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
@@ -10,6 +9,7 @@ from mmreid.evaluation.functional.mnet_distance import (
     MNetPairScorer, share_mnet_logits)
 from mmreid.evaluation.functional.mnet_logits import PAIR_SCORING_METHODS
 from mmreid.registry import MODELS
+from mmreid.utils.deprecation import warn_deprecated
 from .reid_model import ReIDModel
 
 GMN_TEST_DEFAULTS = dict(
@@ -93,9 +93,9 @@ class GMNReID(ReIDModel):
             if 'distance' in test_cfg:
                 raise ValueError('GMNReID test_cfg has both distance and its '
                                  'deprecated alias test_distance')
-            warnings.warn(
+            warn_deprecated(
                 'GMNReID test_cfg.test_distance is deprecated and will be '
-                'removed: use test_cfg.distance', DeprecationWarning)
+                'removed: use test_cfg.distance')
             test_cfg['distance'] = test_cfg.pop('test_distance')
         unknown = set(test_cfg) - set(GMN_TEST_DEFAULTS) - {'flip'}
         if unknown:

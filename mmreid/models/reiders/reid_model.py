@@ -1,5 +1,4 @@
 import inspect
-import warnings
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -7,11 +6,11 @@ import torch
 from mmengine.model import BaseModel, is_model_wrapper
 
 from mmreid.evaluation.functional import Scorer, compute_distance
-from mmreid.models.modality_routing import (modality_aware_modules,
-                                            set_modality)
+from mmreid.models.modality_routing import modality_aware_modules, set_modality
 from mmreid.models.weight_init import init_cfg_keys, init_in_mmreid_scope
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
+from mmreid.utils.deprecation import warn_deprecated
 
 DISTANCES = ('euclidean', 'sqeuclidean', 'cosine')
 #: mmengine's ``BaseModel.parse_losses`` sums every output key containing
@@ -171,7 +170,7 @@ class ReIDModel(BaseModel):
             config with a ``stage_weights`` entry, applied to every plugin
             with auxiliary outputs (None: their outputs are discarded).
             Mapped to ``aux_losses``/``aux_stage_weights`` with a
-            ``DeprecationWarning``; to be removed in the next release.
+            ``FutureWarning``; to be removed in the next release.
         init_cfg (dict, optional): Initialisation config.
 
     **Modality labels.** If the model has modality-aware submodules (any
@@ -253,12 +252,11 @@ class ReIDModel(BaseModel):
         loss_cfg = dict(aux_loss) if aux_loss else None
         stage_weights = (loss_cfg or {}).pop('stage_weights', None)
         example = ', '.join(f'{abbr}={loss_cfg!r}' for abbr in abbrs)
-        warnings.warn(
+        warn_deprecated(
             'ReIDModel(aux_loss=...) is deprecated and will be removed in '
             'the next release: give one loss per plugin, keyed by its '
             f'abbreviation, e.g. aux_losses=dict({example}), and the stage '
             'weights as aux_stage_weights=dict(<abbr>=...)',
-            DeprecationWarning,
             stacklevel=3)
         if loss_cfg is not None and not abbrs:
             raise ValueError(
