@@ -13,6 +13,7 @@ from typing import List, Optional, Tuple
 import torch
 
 from .key_mapping import MMREID_KEY_PREFIXES
+from .pipeline_source import find_transform
 from .source_arch import FACT_OPTIONS, HARMLESS_UNMAPPED
 from .trained_arch import (RESIZE_DEFAULTS, _shown, _trained_model_problems,
                            trained_config_facts)
@@ -298,14 +299,12 @@ def check_source_arch(meta: Optional[dict],
                 ' to '
                 f'compare with the resize to {wanted} ({owner} it)')
         for path, pipeline in pipelines:
-            index = next(
-                (i for i, t in enumerate(pipeline)
-                 if str(t.get('type')).split('.')[-1] == 'ReIDResize'), None)
-            if index is None:
+            found = find_transform(pipeline, 'ReIDResize', path)
+            if found is None:
                 problems.append(f'{path} has no ReIDResize; {owner} a '
                                 f'resize to {wanted}')
                 continue
-            resize = pipeline[index]
+            index, resize = found
             for name, fact in RESIZE_FACTS.items():
                 have = resize.get(name, RESIZE_DEFAULTS[name])
                 have = list(have) if isinstance(have, (list, tuple)) \

@@ -22,6 +22,8 @@ datasets of a ``ConcatDataset``, a list of dataloaders).
 import copy
 from typing import Any, List, NamedTuple, Optional, Tuple
 
+from mmreid.utils.registry_suggestions import config_type_name
+
 
 class PipelineSource(NamedTuple):
     """A pipeline of the config and where it is.
@@ -36,6 +38,37 @@ class PipelineSource(NamedTuple):
     path: str
     pipeline: list
     target: Optional[str] = None
+
+
+def find_transform(pipeline: Optional[list],
+                   name: str,
+                   path: str = 'pipeline') -> Optional[Tuple[int, dict]]:
+    """The first transform config of a class in a pipeline.
+
+    Args:
+        pipeline (list, optional): Transform configs (dicts), as in a
+            config.
+        name (str): The class name (``'ReIDResize'``); a scoped ``type``
+            (``'mmreid.ReIDResize'``) or a class matches it too.
+        path (str): The pipeline's config key, for the error.
+
+    Returns:
+        tuple[int, dict] | None: Its index and config, or None.
+
+    Raises:
+        TypeError: The transform is there as a built object, whose
+            arguments cannot be read back.
+    """
+    for index, transform in enumerate(pipeline or []):
+        if config_type_name(transform) != name:
+            continue
+        if not isinstance(transform, dict):
+            raise TypeError(
+                f'{path}[{index}] is a built {name} object; write it as '
+                f"dict(type='{name}', ...) so that its arguments can be "
+                'read')
+        return index, transform
+    return None
 
 
 def _plain(value: Any) -> Any:

@@ -17,6 +17,9 @@ It also refuses, with :class:`ShadowedTypeError`, a ``type`` that names an
 mmreid class while an ancestor registry (mmengine's root) holds another
 class under the same name: a class of the user's registered there would
 otherwise never be built, without a word.
+
+:func:`config_type_name` is the class name a config's ``type`` (or a built
+object) stands for, for the checks that look a component up by name.
 """
 import difflib
 import re
@@ -30,6 +33,23 @@ _BUILDING = threading.local()
 
 #: Packages whose registry scope is worth importing to suggest its names.
 _KNOWN_SCOPES = ('mmpretrain', )
+
+
+def config_type_name(cfg: Any) -> Optional[str]:
+    """The class name a config (or a built object) builds, if it says.
+
+    Args:
+        cfg: A config dict (``type`` a registered name, possibly scoped as
+            ``'mmpretrain.ResNet'``, or a class), or a built object.
+
+    Returns:
+        str | None: The class name without scope (``'ResNet'``); None for
+        a dict without a readable ``type``.
+    """
+    kind = cfg.get('type') if isinstance(cfg, dict) else type(cfg)
+    if isinstance(kind, type):
+        return kind.__name__
+    return kind.split('.')[-1] if isinstance(kind, str) else None
 
 
 class UnknownTypeError(KeyError):

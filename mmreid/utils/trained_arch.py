@@ -47,7 +47,7 @@ def trained_config_facts(text) -> dict:
 
     from mmreid.engine.runner.resume_checks import (config_ast, config_literal,
                                                     config_text_value)
-    from .pipeline_source import inference_pipelines
+    from .pipeline_source import find_transform, inference_pipelines
     tree = config_ast(text)
 
     def read(name):
@@ -80,13 +80,10 @@ def trained_config_facts(text) -> dict:
     saved = Config({k: v for k, v in keys.items() if v is not None})
     resizes = []
     for source in inference_pipelines(saved):
-        found = [
-            t for t in source.pipeline if isinstance(t, dict)
-            and str(t.get('type')).split('.')[-1] == 'ReIDResize'
-        ]
+        found = find_transform(source.pipeline, 'ReIDResize', source.path)
         resizes.append([
             list(v) if isinstance(v, (list, tuple)) else v
-            for v in (dict(RESIZE_DEFAULTS, **found[0])[k]
+            for v in (dict(RESIZE_DEFAULTS, **found[1])[k]
                       for k in RESIZE_DEFAULTS)
         ] if found else None)
     if resizes and resizes[0] is not None and all(r == resizes[0]

@@ -89,6 +89,41 @@ def test_a_target_without_resize_is_refused():
         check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth')
 
 
+def test_pipelines_with_objects_and_classes_are_read():
+    # A transform given as a callable object (mmengine's Compose takes
+    # them) is not a resize and is passed over; a ReIDResize whose type is
+    # the class itself or scoped is read as one; a built ReIDResize is
+    # refused by name, its arguments cannot be read back. Before, the
+    # first crashed with AttributeError: 'function' ... 'get' and the
+    # second said "has no ReIDResize".
+    from mmreid.datasets.transforms import ReIDResize
+    cfg = multi_target_config()
+    pipelines = [t.dataloader.dataset.pipeline for t in cfg.test_cfg.targets]
+    model = MODELS.build(cfg.model)
+    expected = str(check_source_arch_error(cfg, model))
+    for pipeline in pipelines:
+        pipeline.insert(0, lambda results: results)
+        index = next(i for i, t in enumerate(pipeline)
+                     if isinstance(t, dict) and t['type'] == 'ReIDResize')
+        pipeline[index]['type'] = ReIDResize
+    pipelines[1][index]['type'] = 'mmreid.ReIDResize'
+    message = str(check_source_arch_error(cfg, model))
+    shifted = re.sub(r'pipeline\.(\d+)\.',
+                     lambda m: f'pipeline.{int(m.group(1)) + 1}.', expected)
+    assert message == shifted
+    pipelines[0][index] = ReIDResize(size=(64, 32))
+    with pytest.raises(TypeError,
+                       match=r'test_cfg\.targets\.0\.dataloader\.dataset'
+                       r'\.pipeline\[2\] is a built ReIDResize object'):
+        check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth')
+
+
+def check_source_arch_error(cfg, model) -> ValueError:
+    with pytest.raises(ValueError) as info:
+        check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth')
+    return info.value
+
+
 def test_a_config_without_test_pipeline_is_refused():
     cfg = multi_target_config()
     del cfg.test_cfg['targets']

@@ -88,6 +88,7 @@ from mmreid.registry import MODELS
 from mmreid.utils import load_trusted_checkpoint, register_all_modules
 from mmreid.utils.atomic import atomic_path
 from mmreid.utils.config.options import ReIDDictAction
+from mmreid.utils.pipeline_source import find_transform
 
 EXPORTERS = ('dynamo', 'legacy')
 EXPORT_BATCH = 2
@@ -186,14 +187,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def _find_resize(pipeline) -> Optional[Tuple[int, int]]:
-    for transform in pipeline or []:
-        if isinstance(transform, dict) and str(
-                transform.get('type')).split('.')[-1] == 'ReIDResize':
-            size = transform.get('size')
-            if isinstance(size, int):
-                return size, size
-            if size is not None and len(size) == 2:
-                return int(size[0]), int(size[1])
+    found = find_transform(pipeline, 'ReIDResize')
+    size = found[1].get('size') if found else None
+    if isinstance(size, int):
+        return size, size
+    if size is not None and len(size) == 2:
+        return int(size[0]), int(size[1])
     return None
 
 
@@ -289,14 +288,13 @@ def input_resize(cfg: Config, target: Optional[str] = None) -> Dict[str, str]:
         source = resolve_test_pipeline(cfg, target, option='--target {}')
     except KeyError:  # no pipeline to read (the size came from --shape)
         return {}
-    for transform in source.pipeline or []:
-        if isinstance(transform, dict) and str(
-                transform.get('type')).split('.')[-1] == 'ReIDResize':
-            return {
-                key: str(transform.get(key, RESIZE_DEFAULTS[key]))
-                for key in ('interpolation', 'backend')
-            }
-    return {}
+    found = find_transform(source.pipeline, 'ReIDResize', source.path)
+    if found is None:
+        return {}
+    return {
+        key: str(found[1].get(key, RESIZE_DEFAULTS[key]))
+        for key in ('interpolation', 'backend')
+    }
 
 
 def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:

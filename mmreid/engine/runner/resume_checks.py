@@ -13,6 +13,8 @@ import numbers
 import pickle
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
+from mmreid.utils.registry_suggestions import config_type_name
+
 
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
@@ -435,14 +437,6 @@ def param_group_differences(saved: Sequence[dict],
                 found.append(f'{where}.{compared}: {_short(old)} in the '
                              f'checkpoint, {_short(new)} in this config')
     return found
-
-
-def config_type_name(hook: Any) -> Optional[str]:
-    """The class name a config (or an object) builds, if it says."""
-    kind = hook.get('type') if isinstance(hook, dict) else type(hook)
-    if isinstance(kind, type):
-        return kind.__name__
-    return kind.split('.')[-1] if isinstance(kind, str) else None
 
 
 def steps_per_epoch_in_checkpoint(checkpoint: Any,

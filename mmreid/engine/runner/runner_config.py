@@ -9,7 +9,7 @@ evaluation loop over a multi-target dataset config's empty dataloader
 """
 from typing import Any, Optional
 
-from .resume_checks import config_type_name
+from mmreid.utils.registry_suggestions import config_type_name
 
 
 def check_loop_reads_a_dataloader(mode: str, loop_cfg, dataloader) -> None:
