@@ -70,7 +70,8 @@ class QueryAnalysis:
             where fewer items are kept.
         topk_distance (np.ndarray): Their distances, (Q, k), NaN padded.
         topk_match (np.ndarray): Whether each is a positive, (Q, k).
-        cmc (np.ndarray): CMC over valid queries, (max_rank,), fractions.
+        cmc (np.ndarray): CMC over valid queries, (max_rank,), fractions;
+            NaN without valid queries.
         camera_pairs (dict): ``(query camid, gallery camid)`` ->
             :class:`PairStats`: each query ranked against the gallery items
             of one camera only.
@@ -101,15 +102,15 @@ class QueryAnalysis:
 
     @property
     def mAP(self) -> float:
-        """mAP in percent over valid queries."""
+        """mAP in percent over valid queries (NaN without any)."""
         return 100.0 * float(np.mean(self.ap[self.valid])) \
-            if self.valid.any() else 0.0
+            if self.valid.any() else float('nan')
 
     @property
     def mINP(self) -> float:
-        """mINP in percent over valid queries."""
+        """mINP in percent over valid queries (NaN without any)."""
         return 100.0 * float(np.mean(self.inp[self.valid])) \
-            if self.valid.any() else 0.0
+            if self.valid.any() else float('nan')
 
     def sampling_errors(self) -> Dict[str, 'SamplingError']:
         """R1 and mAP (percent) over the valid queries with their query
@@ -310,7 +311,7 @@ class QueryAnalyser:
         valid = ~np.isnan(self.ap)
         ranks = np.arange(1, self.max_rank + 1)
         cmc = ((self.cmc_rank[valid][:, None] <= ranks[None]).mean(0)
-               if valid.any() else np.zeros(self.max_rank))
+               if valid.any() else np.full(self.max_rank, np.nan))
         return QueryAnalysis(self.ap, self.inp, self.first_rank,
                              self.topk_index, self.topk_distance,
                              self.topk_match, cmc,

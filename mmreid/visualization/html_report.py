@@ -352,9 +352,14 @@ def section_html(section: ReportSection,
     rank_title = ('First correct match: full-list rank'
                   if dedup else 'Rank of the first correct match')
     out.append('<div class="charts">')
-    out.append('<div class="chart">' +
-               svg_line_chart(ranks, cmc.tolist(), cmc_title, 'rank',
-                              'matching rate (%)', 'cmc', marks) + '</div>')
+    if valid.any():
+        out.append('<div class="chart">' +
+                   svg_line_chart(ranks, cmc.tolist(), cmc_title, 'rank',
+                                  'matching rate (%)', 'cmc', marks) +
+                   '</div>')
+    else:
+        out.append(f'<p class="note">{_esc(cmc_title)}: no query has a '
+                   'positive in its gallery.</p>')
     labels, counts = ap_histogram(analysis.ap)
     out.append('<div class="chart">' + svg_bar_chart(
         labels, counts, 'AP per query', 'average precision', 'ap-hist') +

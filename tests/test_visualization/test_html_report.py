@@ -3,6 +3,7 @@ import re
 
 import cv2
 import numpy as np
+import torch
 
 from mmreid.evaluation.query_analysis import PairStats, QueryAnalysis
 from mmreid.evaluation.results_table import ResultRow
@@ -118,3 +119,34 @@ def test_thumbnails_keep_colour_and_size():
     thumb = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1]
     assert thumb.shape == (128, 64, 3)
     assert (np.abs(thumb.astype(int) - (255, 0, 0)) <= 8).all()
+
+
+def test_a_target_without_valid_queries_shows_no_numbers():
+    # No query has its identity in the gallery: there is no R1 or mAP to
+    # show. Before, the summary said R1 0.00 and mAP 0.00.
+    from mmreid.evaluation.query_analysis import analyse_queries
+    gen = np.random.default_rng(0)
+    analysis = analyse_queries(
+        torch.from_numpy(gen.normal(size=(4, 3))),
+        torch.from_numpy(gen.normal(size=(6, 3))),
+        q_pids=[0, 1, 2, 3],
+        g_pids=[4, 5, 6, 7, 8, 9],
+        q_camids=[0, 0, 1, 1],
+        g_camids=[1, 1, 0, 0, 1, 0],
+        max_rank=10)
+    assert not analysis.valid.any()
+    assert np.isnan(analysis.mAP) and np.isnan(analysis.mINP)
+    assert np.isnan(analysis.cmc).all()
+    page = html_report.section_html(
+        html_report.ReportSection('d0', analysis, {}, 6), 'target-0')
+    head, values = _rows(page, 'summary')
+    assert dict(zip(head, values)) == dict(
+        queries='4',
+        valid_queries='0',
+        gallery='6',
+        R1='-',
+        R5='-',
+        R10='-',
+        mAP='-',
+        mINP='-')
+    assert 'nan' not in page.lower()
