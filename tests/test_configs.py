@@ -151,7 +151,7 @@ def test_config_builds(path, roots):
         assert len(dataset) > 0
 
 
-COMPARE = load_tool('tools/analysis_tools/compare_configs.py')
+RUN_PLANS = load_tool('tools/analysis_tools/run_plans.py')
 
 
 def dataset_evaluator_pairs(cfg):
@@ -191,7 +191,7 @@ def test_config_evaluators_accept_their_datasets(path, roots):
         evaluator.dataset_meta = dataset.metainfo
         # compare_configs.py reads the key prefixes from the config before
         # training: they must be the built metrics' (regdb-t2v, ...).
-        assert COMPARE._metric_prefixes_of(metric_cfgs) == [
+        assert RUN_PLANS._metric_prefixes_of(metric_cfgs) == [
             m.prefix for m in evaluator.metrics
         ]
 

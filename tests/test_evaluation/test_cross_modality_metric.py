@@ -1017,11 +1017,11 @@ def test_regdb_metric_defaults_to_regdbs_direction(tmp_path):
 def test_a_given_prefix_names_the_keys(metric_type, options):
     """``prefix`` is the key prefix when given (the direction's prefix is
     only the default), as compare_configs.py plans the keys."""
-    compare = load_tool('tools/analysis_tools/compare_configs.py')
+    run_plans = load_tool('tools/analysis_tools/run_plans.py')
     metric = metric_type(prefix='mine', **options)
     assert metric.prefix == 'mine'
     config = dict(type=metric_type.__name__, prefix='mine', **options)
-    assert compare._metric_prefixes_of(config) == ['mine']
+    assert run_plans._metric_prefixes_of(config) == ['mine']
 
 
 def test_registered():

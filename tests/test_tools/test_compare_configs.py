@@ -1,5 +1,6 @@
 import argparse
 import json
+import subprocess
 import sys
 
 import pytest
@@ -9,10 +10,16 @@ from ..fixtures.finished_runs import (fake_test, fake_training, finished_run,
 from ..fixtures.processes import load_tool
 
 TOOL = 'tools/analysis_tools/compare_configs.py'
+#: The modules the tool reads and trains runs with, beside it.
+RUN_PLANS = 'tools/analysis_tools/run_plans.py'
+RUN_RECORDS = 'tools/analysis_tools/run_records.py'
+RUN_TARGETS = 'tools/analysis_tools/run_targets.py'
+PAIRED_STATS = 'tools/analysis_tools/paired_stats.py'
 
 
 def test_reads_the_last_validation_of_the_latest_run(tmp_path):
-    tool = load_tool(TOOL)
+    run_records = load_tool(RUN_RECORDS)
+    run_targets = load_tool(RUN_TARGETS)
     for stamp, r1 in (('20260101_000000', 10.0), ('20260102_000000', 30.0)):
         folder = tmp_path / stamp / 'vis_data'
         folder.mkdir(parents=True)
@@ -31,23 +38,25 @@ def test_reads_the_last_validation_of_the_latest_run(tmp_path):
         ]
         (folder / 'scalars.json').write_text('\n'.join(
             json.dumps(r) for r in records))
-    metrics = tool.last_validation(str(tmp_path))
-    assert tool.pick(metrics, 'R1') == 30.0
-    assert tool.pick(metrics, 'mAP') == 2.0
-    assert tool.pick(metrics, 'mINP') is None
-    assert tool.last_validation(str(tmp_path / 'missing')) == {}
+    metrics = run_records.last_validation(str(tmp_path))
+    assert run_targets.pick(metrics, 'R1') == 30.0
+    assert run_targets.pick(metrics, 'mAP') == 2.0
+    assert run_targets.pick(metrics, 'mINP') is None
+    assert run_records.last_validation(str(tmp_path / 'missing')) == {}
 
 
 def test_reads_a_retested_checkpoint(tmp_path):
     # tools/test.py CONFIG CKPT --work-dir DIR writes <stamp>/<stamp>.json
     # (one record): a checkpoint re-tested on another test set is read
     # like a finished run, and the latest evaluation wins.
-    tool = load_tool(TOOL)
+    run_records = load_tool(RUN_RECORDS)
+    run_targets = load_tool(RUN_TARGETS)
     train = tmp_path / '20260101_000000' / 'vis_data'
     train.mkdir(parents=True)
     (train / 'scalars.json').write_text(json.dumps({'d3/R1': 10.0}))
     (train / '20260101_000000.json').write_text(json.dumps({'loss': 1.0}))
-    assert tool.pick(tool.last_validation(str(tmp_path)), 'R1', 'd3') == 10.0
+    assert run_targets.pick(
+        run_records.last_validation(str(tmp_path)), 'R1', 'd3') == 10.0
     test = tmp_path / '20260105_000000'
     test.mkdir()
     (test / '20260105_000000.json').write_text(
@@ -55,38 +64,39 @@ def test_reads_a_retested_checkpoint(tmp_path):
             'd3/R1': 7.5,
             'd3/num_query': 5210
         }))
-    metrics = tool.last_validation(str(tmp_path))
-    assert tool.pick(metrics, 'R1', 'd3') == 7.5
+    metrics = run_records.last_validation(str(tmp_path))
+    assert run_targets.pick(metrics, 'R1', 'd3') == 7.5
     assert metrics['d3/num_query'] == 5210
     # A test-only work dir (no training logs) is read too.
     only = tmp_path / 'only' / '20260105_000000'
     only.mkdir(parents=True)
     (only / '20260105_000000.json').write_text(json.dumps({'sysu/R1': 3.0}))
-    assert tool.pick(tool.last_validation(str(tmp_path / 'only')), 'R1') == 3.0
+    assert run_targets.pick(
+        run_records.last_validation(str(tmp_path / 'only')), 'R1') == 3.0
 
 
 def test_t_quantiles_match_the_tables():
-    tool = load_tool(TOOL)
+    paired_stats = load_tool(PAIRED_STATS)
     # Textbook two-sided 95 % values of Student's t.
     for df, value in ((1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228),
                       (30, 2.042), (40, 2.021), (60, 2.000), (120, 1.980)):
-        assert abs(tool.t975(df) - value) < 1.5e-3, df
+        assert abs(paired_stats.t975(df) - value) < 1.5e-3, df
 
 
 def test_paired_interval_from_the_definition():
-    tool = load_tool(TOOL)
+    paired_stats = load_tool(PAIRED_STATS)
     base, other = [10.0, 12.0, 11.0], [13.0, 14.0, 15.0]
     # Differences 3, 2, 4: mean 3, sample variance ((0 + 1 + 1) / 2) = 1,
     # half width t(0.975; 2) * 1 / sqrt(3).
-    mean, low, high = tool.paired_interval(base, other)
+    mean, low, high = paired_stats.paired_interval(base, other)
     half = 4.303 / 3**0.5
     assert mean == 3.0
     assert abs(low - (3 - half)) < 1e-9 and abs(high - (3 + half)) < 1e-9
     # Pairing matters: the same values with the seeds shuffled differ.
-    assert tool.paired_interval(base, [15.0, 14.0, 13.0])[2] - \
-        tool.paired_interval(base, [15.0, 14.0, 13.0])[1] > high - low
+    assert paired_stats.paired_interval(base, [15.0, 14.0, 13.0])[2] - \
+        paired_stats.paired_interval(base, [15.0, 14.0, 13.0])[1] > high - low
     with pytest.raises(ValueError, match='two seeds'):
-        tool.paired_interval([1.0], [2.0])
+        paired_stats.paired_interval([1.0], [2.0])
 
 
 def test_baseline_table_with_targets(tmp_path, monkeypatch, capsys):
@@ -163,7 +173,7 @@ def test_several_targets_need_a_target(tmp_path, monkeypatch, capsys):
     lists the targets."""
     tool = load_tool(TOOL)
     base, new, runs = v2_runs(tmp_path)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     with pytest.raises(SystemExit) as info:
         compare(tool, monkeypatch, new, '--baseline', base, '--work-dir', runs,
                 '--no-train', '--metrics', 'R1')
@@ -181,7 +191,7 @@ def test_a_mistyped_target_is_an_error(tmp_path, monkeypatch):
     """--target D3 used to print a table of '-' with 0 seeds and exit 0."""
     tool = load_tool(TOOL)
     base, new, runs = v2_runs(tmp_path)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     with pytest.raises(SystemExit) as info:
         compare(tool, monkeypatch, new, '--baseline', base, '--work-dir', runs,
                 '--no-train', '--target', 'D3')
@@ -193,12 +203,12 @@ def test_the_mean_over_targets_is_not_listed_as_a_target():
     """SynthReID v2 runs listed 'mean' among their targets ('5 targets
     (d0, d0-d3style, d3, d3-d0style, mean)'); it is the mean over the
     others (no num_query of its own), not a target."""
-    tool = load_tool(TOOL)
+    run_targets = load_tool(RUN_TARGETS)
     metrics = {'mean/R1': 30.0}
     for target in ('d0', 'd0-d3style', 'd3', 'd3-d0style'):
         metrics.update({f'{target}/R1': 30.0, f'{target}/num_query': 100})
     with pytest.raises(ValueError) as info:
-        tool.run_target(
+        run_targets.run_target(
             metrics, where='run', hint='give --target', means=('mean', ))
     assert str(info.value) == (
         'run: its metrics are of 4 targets (d0, d0-d3style, d3, '
@@ -206,7 +216,7 @@ def test_the_mean_over_targets_is_not_listed_as_a_target():
         'number to report); give --target')
     listed = r'it has 4 targets \(d0, d0-d3style, d3, d3-d0style\) and'
     with pytest.raises(ValueError, match=listed):
-        tool.run_target(metrics, 'D3', means=('mean', ))
+        run_targets.run_target(metrics, 'D3', means=('mean', ))
 
 
 def test_runs_on_other_test_sets_are_not_paired(tmp_path, monkeypatch, capsys):
@@ -215,7 +225,7 @@ def test_runs_on_other_test_sets_are_not_paired(tmp_path, monkeypatch, capsys):
     [+6.6, +8.8]) are not paired: other keys, or the same key with
     another number of queries (v2 and v2.1)."""
     tool = load_tool(TOOL)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     base = write_config(tmp_path / 'base.py')
     vi = write_config(tmp_path / 'vi.py')
     old = write_config(tmp_path / 'old.py')
@@ -255,7 +265,7 @@ def test_runs_on_other_test_sets_are_not_paired(tmp_path, monkeypatch, capsys):
 def test_one_seed_has_no_spread(tmp_path, monkeypatch, capsys):
     """One seed is 'n=1': it used to be '11.0 ± 0.0', a spread of zero."""
     tool = load_tool(TOOL)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     base, new, runs = v2_runs(tmp_path)
     compare(tool, monkeypatch, base, new, '--work-dir', runs, '--no-train',
             '--target', 'd3', '--metrics', 'R1', '--seeds', 1)
@@ -285,7 +295,7 @@ def test_seeds_are_counted_per_metric(tmp_path, monkeypatch, capsys):
     mAP interval of 2 pairs); a mean over fewer seeds than asked said
     nothing, and a missing per-seed value was left out of 'R1/mAP'."""
     tool = load_tool(TOOL)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     runs = partial_runs(tmp_path)
     compare(tool, monkeypatch, tmp_path / 'new.py', '--baseline',
             tmp_path / 'base.py', '--work-dir', runs, '--no-train', '--target',
@@ -300,7 +310,7 @@ def test_a_config_is_one_row_however_spelt(tmp_path, monkeypatch, capsys):
     """--baseline ./base.py with base.py among the configs: the baseline
     used to be listed twice and paired with itself (+0.0 [+0.0, +0.0])."""
     tool = load_tool(TOOL)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     monkeypatch.chdir(tmp_path)
     runs = partial_runs(tmp_path)
     compare(tool, monkeypatch, 'new.py', 'base.py', '--baseline', './base.py',
@@ -326,21 +336,22 @@ def test_no_train_refuses_a_run_without_results(tmp_path, monkeypatch):
     folder with training scalars but no validation) is an error naming
     its work dir; nothing is trained."""
     tool = load_tool(TOOL)
+    run_plans = load_tool(RUN_PLANS)
     config = write_config(tmp_path / 'a.py')
     finished_run(tmp_path / 'a_seed0', config, 0, {'d3/R1': 10.0})
     fake_training(tmp_path / 'a_seed1', config, 1, {})  # still training
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     monkeypatch.setattr(sys, 'argv', [
         'compare_configs.py', config, '--seeds', '0', '1', '--work-dir',
         str(tmp_path), '--no-train'
     ])
     args = tool.parse_args()
-    assert tool.run(config, 0, args)['d3/R1'] == 10.0
+    assert run_plans.run(config, 0, args)['d3/R1'] == 10.0
     for seed in (1, 2):
         with pytest.raises(
                 FileNotFoundError, match=f'a_seed{seed}.*'
                 'no-train'):
-            tool.run(config, seed, args)
+            run_plans.run(config, seed, args)
 
 
 def test_no_run_is_to_be_trained_under_no_train(tmp_path, monkeypatch):
@@ -349,6 +360,7 @@ def test_no_run_is_to_be_trained_under_no_train(tmp_path, monkeypatch):
     refuses (of another config: run() names it). Under --no-train the
     check before training is not made (nothing is trained)."""
     tool = load_tool(TOOL)
+    run_plans = load_tool(RUN_PLANS)
     config = write_config(tmp_path / 'a.py')
     other = write_config(tmp_path / 'other.py', lr=0.5)
     finished_run(tmp_path / 'a_seed0', config, 0, {'d3/R1': 10.0})
@@ -360,8 +372,9 @@ def test_no_run_is_to_be_trained_under_no_train(tmp_path, monkeypatch):
         monkeypatch.setattr(sys, 'argv',
                             ['compare_configs.py', *common, *no_train])
         args = tool.parse_args()
-        assert [tool.needs_training(config, seed, args)
-                for seed in range(4)] == expected, no_train
+        assert [
+            run_plans.needs_training(config, seed, args) for seed in range(4)
+        ] == expected, no_train
 
 
 def test_the_comparing_tools_share_the_run_options():
@@ -416,13 +429,13 @@ def test_an_unfinished_run_is_not_a_result(tmp_path, monkeypatch):
     """A run killed after an intermediate validation (epoch 1 of 2) is not
     tabulated with those metrics: --no-train refuses it, naming the work
     dir and how far it got; otherwise it is trained (again)."""
-    tool = load_tool(TOOL)
+    run_plans = load_tool(RUN_PLANS)
     config = write_config(tmp_path / 'a.py', max_epochs=2)
     work_dir = tmp_path / 'runs' / 'a_seed0'
     fake_training(work_dir, config, 0, {1: {'reid/mAP': 20.0}})
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     with pytest.raises(FileNotFoundError) as info:
-        tool.run(config, 0, run_args(tmp_path / 'runs'))
+        run_plans.run(config, 0, run_args(tmp_path / 'runs'))
     message = str(info.value)
     assert str(work_dir) in message and 'no-train' in message
     assert 'epoch 1 of 2' in message
@@ -443,8 +456,8 @@ def test_an_unfinished_run_is_not_a_result(tmp_path, monkeypatch):
             },
             stamp='20260102_000000')
 
-    monkeypatch.setattr(tool.subprocess, 'run', training)
-    metrics = tool.run(config, 0, run_args(tmp_path / 'runs', False))
+    monkeypatch.setattr(subprocess, 'run', training)
+    metrics = run_plans.run(config, 0, run_args(tmp_path / 'runs', False))
     assert len(trained) == 1 and metrics['reid/mAP'] == 30.0
 
 
@@ -452,17 +465,17 @@ def test_a_run_of_another_config_is_refused(tmp_path, monkeypatch):
     """A finished run is reused only for the config (and --cfg-options,
     and seed) it was trained with: otherwise the error names the work dir
     and the settings that differ, and nothing is trained over it."""
-    tool = load_tool(TOOL)
+    run_plans = load_tool(RUN_PLANS)
     config = write_config(tmp_path / 'a.py', lr=0.1)
     work_dir = tmp_path / 'runs' / 'a_seed0'
     finished_run(work_dir, config, 0, {'reid/mAP': 30.0})
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     args = run_args(tmp_path / 'runs', no_train=False)
-    assert tool.run(config, 0, args) == {'reid/mAP': 30.0, 'step': 2}
+    assert run_plans.run(config, 0, args) == {'reid/mAP': 30.0, 'step': 2}
     # The config file changed since.
     write_config(tmp_path / 'a.py', lr=0.2)
     with pytest.raises(ValueError) as info:
-        tool.run(config, 0, args)
+        run_plans.run(config, 0, args)
     message = str(info.value)
     assert str(work_dir) in message
     assert 'optim_wrapper.optimizer.lr' in message
@@ -472,7 +485,7 @@ def test_a_run_of_another_config_is_refused(tmp_path, monkeypatch):
     with pytest.raises(
             ValueError, match=r'a_seed0.*optim_wrapper\.'
             r'optimizer\.momentum'):
-        tool.run(
+        run_plans.run(
             config, 0,
             run_args(tmp_path / 'runs', False,
                      ['optim_wrapper.optimizer.momentum=0.9']))
@@ -483,24 +496,24 @@ def test_a_run_of_another_config_is_refused(tmp_path, monkeypatch):
         config,
         1, {'reid/mAP': 31.0},
         options={'optim_wrapper.optimizer.momentum': 0.9})
-    assert tool.run(
+    assert run_plans.run(
         config, 1,
         run_args(tmp_path / 'runs', True,
                  ['optim_wrapper.optimizer.momentum=0.9']))['reid/mAP'] == 31.0
     with pytest.raises(ValueError, match='a_seed1.*momentum'):
-        tool.run(config, 1, run_args(tmp_path / 'runs'))
+        run_plans.run(config, 1, run_args(tmp_path / 'runs'))
 
 
 def test_a_retested_checkpoint_must_be_the_final_one(tmp_path, monkeypatch):
     """A tools/test.py result in a work dir is read when it tested the
     run's final checkpoint in that work dir (with the same config; its
     seed does not matter), and refused when it tested another."""
-    tool = load_tool(TOOL)
+    run_plans = load_tool(RUN_PLANS)
     config = write_config(tmp_path / 'a.py', max_epochs=2)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     work_dir = tmp_path / 'runs' / 'a_seed1'
     fake_test(work_dir, config, str(work_dir / 'epoch_2.pth'), {'d3/R1': 7.5})
-    assert tool.run(config, 1, run_args(tmp_path / 'runs')) == \
+    assert run_plans.run(config, 1, run_args(tmp_path / 'runs')) == \
         {'d3/R1': 7.5}
     # The same folder under another path (a link) is the same work dir.
     (tmp_path / 'link').symlink_to(tmp_path / 'runs')
@@ -509,7 +522,7 @@ def test_a_retested_checkpoint_must_be_the_final_one(tmp_path, monkeypatch):
         config,
         str(tmp_path / 'link' / 'a_seed1' / 'epoch_2.pth'), {'d3/R1': 7.0},
         stamp='20260105_000001')
-    assert tool.run(config, 1, run_args(tmp_path / 'runs')) == \
+    assert run_plans.run(config, 1, run_args(tmp_path / 'runs')) == \
         {'d3/R1': 7.0}
     fake_test(
         work_dir,
@@ -517,7 +530,7 @@ def test_a_retested_checkpoint_must_be_the_final_one(tmp_path, monkeypatch):
         str(work_dir / 'epoch_1.pth'), {'d3/R1': 5.0},
         stamp='20260106_000000')
     with pytest.raises(ValueError, match='a_seed1.*epoch_1.pth.*epoch_2'):
-        tool.run(config, 1, run_args(tmp_path / 'runs'))
+        run_plans.run(config, 1, run_args(tmp_path / 'runs'))
     # tools/test.py CONFIG a_seed0/epoch_2.pth --work-dir a_seed1 wrote
     # seed 0's result where seed 1's is read; it used to be tabulated as
     # seed 1 (only the file name epoch_2.pth was checked).
@@ -530,7 +543,8 @@ def test_a_retested_checkpoint_must_be_the_final_one(tmp_path, monkeypatch):
         with pytest.raises(
                 ValueError,
                 match="a_seed0/epoch_2.pth.*another run.*'a_seed0'"):
-            tool.run(config, 1, run_args(tmp_path / 'runs', True, (), trust))
+            run_plans.run(config, 1,
+                          run_args(tmp_path / 'runs', True, (), trust))
 
 
 def test_a_checkpoint_of_another_experiment_is_refused(tmp_path, monkeypatch,
@@ -541,19 +555,20 @@ def test_a_checkpoint_of_another_experiment_is_refused(tmp_path, monkeypatch,
     (R1 0.5 instead of 4.7). A checkpoint outside the run's work dir is
     now read only with --trust-retested, which says so."""
     tool = load_tool(TOOL)
+    run_plans = load_tool(RUN_PLANS)
     config = write_config(tmp_path / 'a.py', max_epochs=2)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     work_dir = tmp_path / 'runs' / 'a_seed1'
     elsewhere = '/tmp/other_experiment_lr_x10/a_seed1/epoch_2.pth'
     fake_test(work_dir, config, elsewhere, {'d3/R1': 0.5})
     with pytest.raises(ValueError) as info:
-        tool.run(config, 1, run_args(tmp_path / 'runs'))
+        run_plans.run(config, 1, run_args(tmp_path / 'runs'))
     message = str(info.value)
     assert str(work_dir) in message and elsewhere in message
     assert 'outside this work dir' in message
     assert '--trust-retested' in message
     args = run_args(tmp_path / 'runs', trust_retested=True)
-    assert tool.run(config, 1, args) == {'d3/R1': 0.5}
+    assert run_plans.run(config, 1, args) == {'d3/R1': 0.5}
     assert f'reading the test (20260105_000000) of {elsewhere}' in \
         capsys.readouterr().err
     # The option is shared by the tools that read runs.
@@ -565,23 +580,23 @@ def test_the_record_of_the_config(tmp_path, monkeypatch):
     """Without vis_data/config.py the config mmengine dumps into the work
     dir is the record of the latest run; with neither the run is refused.
     """
-    tool = load_tool(TOOL)
+    run_plans = load_tool(RUN_PLANS)
     config = write_config(tmp_path / 'a.py')
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     work_dir = tmp_path / 'runs' / 'a_seed0'
     finished_run(work_dir, config, 0, {'reid/mAP': 30.0}, record=False)
-    assert tool.run(config, 0, run_args(tmp_path / 'runs'))['reid/mAP'] \
+    assert run_plans.run(config, 0, run_args(tmp_path / 'runs'))['reid/mAP'] \
         == 30.0
     (work_dir / 'a.py').unlink()
     with pytest.raises(ValueError, match='a_seed0.*no record of'):
-        tool.run(config, 0, run_args(tmp_path / 'runs'))
+        run_plans.run(config, 0, run_args(tmp_path / 'runs'))
 
 
 def test_iteration_based_runs(tmp_path, monkeypatch):
     """An iteration-based run is finished at train_cfg.max_iters, when its
     validations are logged by iteration; otherwise it cannot be told."""
-    tool = load_tool(TOOL)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    run_plans = load_tool(RUN_PLANS)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     by_iter = ("train_cfg = dict(_delete_=True, by_epoch=False, "
                "max_iters=100, val_interval=50)\n")
     logged = "default_hooks = dict(logger=dict(log_metric_by_epoch=False))\n"
@@ -591,7 +606,7 @@ def test_iteration_based_runs(tmp_path, monkeypatch):
                       'reid/mAP': 1.0
                   }})
     with pytest.raises(FileNotFoundError, match='iteration 50 of 100'):
-        tool.run(config, 0, run_args(tmp_path / 'runs'))
+        run_plans.run(config, 0, run_args(tmp_path / 'runs'))
     fake_training(tmp_path / 'runs' / 'it_seed1', config, 1, {
         50: {
             'reid/mAP': 1.0
@@ -600,7 +615,7 @@ def test_iteration_based_runs(tmp_path, monkeypatch):
             'reid/mAP': 2.0
         }
     })
-    assert tool.run(config, 1, run_args(tmp_path / 'runs'))['reid/mAP'] \
+    assert run_plans.run(config, 1, run_args(tmp_path / 'runs'))['reid/mAP'] \
         == 2.0
     config = write_config(tmp_path / 'it2.py', extra=by_iter)
     fake_training(tmp_path / 'runs' / 'it2_seed0', config, 0,
@@ -608,13 +623,13 @@ def test_iteration_based_runs(tmp_path, monkeypatch):
                       'reid/mAP': 2.0
                   }})
     with pytest.raises(ValueError, match='log_metric_by_epoch=False'):
-        tool.run(config, 0, run_args(tmp_path / 'runs'))
+        run_plans.run(config, 0, run_args(tmp_path / 'runs'))
     config = write_config(
         tmp_path / 'own.py',
         extra="train_cfg = dict(_delete_=True, type='OwnLoop', "
         'max_epochs=2)\n')
     with pytest.raises(ValueError, match="own.py.*'OwnLoop'"):
-        tool.run(config, 0, run_args(tmp_path / 'runs'))
+        run_plans.run(config, 0, run_args(tmp_path / 'runs'))
 
 
 def test_a_run_recorded_with_the_checks_in_custom_hooks_is_the_same_config():
@@ -622,7 +637,7 @@ def test_a_run_recorded_with_the_checks_in_custom_hooks_is_the_same_config():
     default_hooks (same hooks, same order): a run recorded before is not
     of another config, and the other hooks still count."""
     from mmengine.config import Config
-    tool = load_tool(TOOL)
+    run_records = load_tool(RUN_RECORDS)
     checks = [
         dict(type='TrainSetupCheckHook'),
         dict(type='FeatureProgressHook')
@@ -638,12 +653,12 @@ def test_a_run_recorded_with_the_checks_in_custom_hooks_is_the_same_config():
         dict(
             default_hooks=dict(checkpoint=dict(type='CheckpointHook')),
             custom_hooks=checks + [dict(type='GMNDPWarmupHook')]))
-    assert tool.config_differences(now, recorded, tested=False) == []
+    assert run_records.config_differences(now, recorded, tested=False) == []
     now.pop('custom_hooks')
     recorded.custom_hooks = checks
-    assert tool.config_differences(now, recorded, tested=False) == []
+    assert run_records.config_differences(now, recorded, tested=False) == []
     recorded.custom_hooks = checks + [dict(type='EmptyCacheHook')]
-    assert tool.config_differences(
+    assert run_records.config_differences(
         now, recorded, tested=False) == [
             "custom_hooks: unset here, [{'type': 'EmptyCacheHook'}] in the run"
         ]
@@ -653,7 +668,7 @@ def test_the_test_set_of_a_target_and_of_the_mean():
     """A target's test set is its number of queries; the mean over
     targets (MultiTargetValLoop's ``mean/``, no count of its own) is the
     mean over every other target, so its test set is theirs."""
-    tool = load_tool(TOOL)
+    run_targets = load_tool(RUN_TARGETS)
     gmn = {
         'd3/R1': 5.0,
         'd3/num_query': 5265,
@@ -665,21 +680,22 @@ def test_the_test_set_of_a_target_and_of_the_mean():
         'mean/mnet/R1': 23.0
     }
     means = ('mean', )
-    assert tool.test_set(gmn, 'd3', means) == 5265
-    assert tool.test_set(gmn, 'd3/mnet', means) == 5265
-    assert tool.test_set(gmn, 'mean', means) == (('d0', 5210), ('d3', 5265))
-    assert tool.test_set(gmn, 'mean/mnet',
-                         means) == (('d0', 5210), ('d3', 5265))
+    assert run_targets.test_set(gmn, 'd3', means) == 5265
+    assert run_targets.test_set(gmn, 'd3/mnet', means) == 5265
+    assert run_targets.test_set(gmn, 'mean',
+                                means) == (('d0', 5210), ('d3', 5265))
+    assert run_targets.test_set(gmn, 'mean/mnet',
+                                means) == (('d0', 5210), ('d3', 5265))
     # No count logged anywhere (nothing to tell), or none for a target
     # counted only per split: unknown, not a mean.
-    assert tool.test_set({'d3/R1': 1.0, 'd0/R1': 2.0}, 'd3') is None
-    assert tool.test_set(
+    assert run_targets.test_set({'d3/R1': 1.0, 'd0/R1': 2.0}, 'd3') is None
+    assert run_targets.test_set(
         {
             'prid/split0/num_query': 9,
             'prid/R1': 1.0,
             'd3/num_query': 5
         }, 'prid') is None
-    assert tool.test_set(gmn, None) is None
+    assert run_targets.test_set(gmn, None) is None
 
 
 def mean_runs(tmp_path, targets_of_new):
@@ -714,7 +730,7 @@ def test_the_mean_over_targets_is_paired_on_its_targets_only(
     num_query, so no test set was checked. Its test set is now the
     targets it averages, with their counts."""
     tool = load_tool(TOOL)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     common = [
         '--no-train', '--metrics', 'R1', '--seeds', 0, 1, '--target', 'mean'
     ]
@@ -749,7 +765,7 @@ def test_the_baseline_is_the_first_row(tmp_path, monkeypatch, capsys):
     """A --baseline not among the configs is tabulated, first; with one
     seed it is refused (a paired interval needs two)."""
     tool = load_tool(TOOL)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     runs = partial_runs(tmp_path)
     common = [
         '--work-dir', runs, '--no-train', '--target', 'd3', '--metrics', 'R1'
@@ -771,10 +787,11 @@ def test_a_target_is_a_whole_prefix():
     """--target d3 is not d3-d0style: a run that logged only the latter
     has no d3."""
     tool = load_tool(TOOL)
+    run_targets = load_tool(RUN_TARGETS)
     metrics = {'d3-d0style/R1': 1.0}
     with pytest.raises(ValueError, match="no target 'd3'"):
-        tool.run_target(metrics, 'd3')
-    assert tool.run_target(metrics, 'd3-d0style') == 'd3-d0style'
+        run_targets.run_target(metrics, 'd3')
+    assert run_targets.run_target(metrics, 'd3-d0style') == 'd3-d0style'
     # The seeds of one config read under one prefix.
     with pytest.raises(ValueError, match='different targets'):
         tool.check_targets([('a.py', {
@@ -790,18 +807,18 @@ def test_a_target_is_a_whole_prefix():
 def test_the_latest_stamp_is_the_last_evaluation(tmp_path, monkeypatch):
     """Runs are ordered by their timestamp folders, not by the order the
     file system lists them in."""
-    tool = load_tool(TOOL)
+    run_records = load_tool(RUN_RECORDS)
     for stamp, r1 in (('20260101_000000', 1.0), ('20260102_000000', 2.0),
                       ('20260103_000000', 3.0)):
         (tmp_path / stamp).mkdir()
         (tmp_path / stamp / f'{stamp}.json').write_text(
             json.dumps({'d3/R1': r1}))
-    listdir = tool.os.listdir
-    monkeypatch.setattr(tool.os, 'listdir',
+    listdir = run_records.os.listdir
+    monkeypatch.setattr(run_records.os, 'listdir',
                         lambda path: sorted(listdir(path), reverse=True))
-    assert [s for s, _, _ in tool.evaluations(str(tmp_path))
+    assert [s for s, _, _ in run_records.evaluations(str(tmp_path))
             ] == ['20260101_000000', '20260102_000000', '20260103_000000']
-    assert tool.last_validation(str(tmp_path)) == {'d3/R1': 3.0}
+    assert run_records.last_validation(str(tmp_path)) == {'d3/R1': 3.0}
 
 
 def test_what_a_recorded_config_may_differ_in(tmp_path):
@@ -809,9 +826,9 @@ def test_what_a_recorded_config_may_differ_in(tmp_path):
     an empty custom_hooks beside the drawing hooks are no difference; a
     training's seed and load_strict=False are."""
     from mmengine.config import Config
-    tool = load_tool(TOOL)
+    run_records = load_tool(RUN_RECORDS)
     here = dict(randomness=dict(seed=0), custom_hooks=[])
-    assert tool.config_differences(
+    assert run_records.config_differences(
         Config(here),
         Config(dict(here, resume=True, load_from='e.pth')),
         tested=False) == []
@@ -819,18 +836,18 @@ def test_what_a_recorded_config_may_differ_in(tmp_path):
         randomness=dict(seed=5),
         custom_hooks=[dict(type='RankedListHook')],
         load_from='e.pth')
-    assert tool.config_differences(
+    assert run_records.config_differences(
         Config(here), Config(drawn), tested=True) == []
-    assert tool.config_differences(
+    assert run_records.config_differences(
         Config(here),
         Config(dict(here, randomness=dict(seed=1))),
         tested=False) == ['randomness.seed: 0 here, 1 in the run']
-    assert tool.config_differences(
+    assert run_records.config_differences(
         Config(here), Config(dict(here, load_strict=False)),
         tested=False) == ['load_strict: unset here, False in the run']
     # The log lines' writer: a run recorded before default_runtime named
     # ReIDLogProcessor logged the same metrics.
-    assert tool.config_differences(
+    assert run_records.config_differences(
         Config(dict(here, log_processor=dict(type='ReIDLogProcessor'))),
         Config(dict(here, log_processor=dict(by_epoch=True))),
         tested=False) == []
@@ -840,10 +857,10 @@ def test_cfg_options_come_after_the_seed(tmp_path, monkeypatch):
     """The training command gives the seed, then --cfg-options (which may
     set the seed); the config expected of the run is merged in that order.
     """
-    tool = load_tool(TOOL)
+    run_plans = load_tool(RUN_PLANS)
     config = write_config(tmp_path / 'a.py')
     options = ['randomness.seed=7', 'optim_wrapper.optimizer.lr=0.5']
-    expected = tool.expected_config(config, 0, options)
+    expected = run_plans.expected_config(config, 0, options)
     assert expected.randomness.seed == 7
     assert expected.optim_wrapper.optimizer.lr == 0.5
     started = []
@@ -856,9 +873,9 @@ def test_cfg_options_come_after_the_seed(tmp_path, monkeypatch):
             7, {'d3/R1': 1.0},
             options={'optim_wrapper.optimizer.lr': 0.5})
 
-    monkeypatch.setattr(tool.subprocess, 'run', training)
-    assert tool.run(config, 0, run_args(tmp_path / 'runs', False,
-                                        options))['d3/R1'] == 1.0
+    monkeypatch.setattr(subprocess, 'run', training)
+    assert run_plans.run(config, 0, run_args(tmp_path / 'runs', False,
+                                             options))['d3/R1'] == 1.0
     [cmd] = started
     assert cmd[-3:] == ['randomness.seed=0', *options]
 
@@ -866,7 +883,7 @@ def test_cfg_options_come_after_the_seed(tmp_path, monkeypatch):
 def test_an_earlier_run_needs_its_own_record(tmp_path):
     """The config dumped into the work dir is the record of the latest
     run only."""
-    tool = load_tool(TOOL)
+    run_records = load_tool(RUN_RECORDS)
     config = write_config(tmp_path / 'a.py')
     work_dir = tmp_path / 'a_seed0'
     fake_training(
@@ -881,18 +898,18 @@ def test_an_earlier_run_needs_its_own_record(tmp_path):
         }},
         stamp='20260102_000000',
         record=False)
-    assert tool.config_record(str(work_dir), '20260102_000000',
-                              config).randomness.seed == 0
+    assert run_records.config_record(str(work_dir), '20260102_000000',
+                                     config).randomness.seed == 0
     (work_dir / '20260101_000000' / 'vis_data' / 'config.py').unlink()
     with pytest.raises(ValueError, match='20260101_000000.*later run'):
-        tool.config_record(str(work_dir), '20260101_000000', config)
+        run_records.config_record(str(work_dir), '20260101_000000', config)
 
 
 def test_an_iteration_based_run_retested(tmp_path, monkeypatch):
     """The final checkpoint of an iteration-based run is iter_<max_iters>.pth.
     """
-    tool = load_tool(TOOL)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    run_plans = load_tool(RUN_PLANS)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     config = write_config(
         tmp_path / 'it.py',
         extra='train_cfg = dict(_delete_=True, by_epoch=False, '
@@ -900,7 +917,9 @@ def test_an_iteration_based_run_retested(tmp_path, monkeypatch):
         'default_hooks = dict(logger=dict(log_metric_by_epoch=False))\n')
     work_dir = tmp_path / 'runs' / 'it_seed0'
     fake_test(work_dir, config, str(work_dir / 'iter_100.pth'), {'d3/R1': 4.0})
-    assert tool.run(config, 0, run_args(tmp_path / 'runs')) == {'d3/R1': 4.0}
+    assert run_plans.run(config, 0, run_args(tmp_path / 'runs')) == {
+        'd3/R1': 4.0
+    }
 
 
 def test_every_seed_pair_is_checked_for_its_test_set():
@@ -951,7 +970,7 @@ def test_a_second_metric_is_not_a_mean_over_targets(tmp_path, monkeypatch,
     loop's own prefix. The prefixes are known from the config, so the
     question comes before any run is trained."""
     tool = load_tool(TOOL)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     configs = [
         write_config(
             tmp_path / f'{name}.py',
@@ -999,7 +1018,7 @@ def test_a_target_with_several_metrics_is_read_by_its_metric(
     'src_d1/R1', which is not there, and printed a table of '-' (exit 0).
     It is refused, before training too, naming the keys to read."""
     tool = load_tool(TOOL)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     loop = ("val_cfg = dict(type='MultiTargetValLoop', targets=["
             "dict(name='src_d0', evaluator=dict(type='ReIDMetric')), "
             "dict(name='src_d1', evaluator=[dict(type='ReIDMetric'), "
@@ -1041,7 +1060,7 @@ def test_a_later_seed_to_train_is_checked_before_training(
     """Seed 0 finished, seed 1 to train: the config's target check runs
     before seed 1 is trained, as it does when seed 0 is to train."""
     tool = load_tool(TOOL)
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     loop = ("val_cfg = dict(type='MultiTargetValLoop', targets=["
             "dict(name='src_d0', evaluator=dict(type='ReIDMetric')), "
             "dict(name='src_d1', evaluator=[dict(type='ReIDMetric'), "
@@ -1064,10 +1083,10 @@ def test_a_later_seed_to_train_is_checked_before_training(
 
 def test_the_mean_over_targets_is_the_loops_own_prefix():
     from mmengine.config import Config
-    tool = load_tool(TOOL)
+    run_plans = load_tool(RUN_PLANS)
 
     def means(**cfg):
-        return tool.loop_means(Config(cfg))
+        return run_plans.loop_means(Config(cfg))
 
     targets = [dict(name='d3', evaluator=dict(type='ReIDMetric'))]
     assert means(
@@ -1103,7 +1122,7 @@ def test_a_run_it_cannot_read_is_an_error_not_a_traceback(
     runs = tmp_path / 'runs'
     finished_run(runs / 'a_seed0', config, 0, {'reid/mAP': 30.0})
     finished_run(runs / 'a_seed1', config, 1, {'reid/mAP': 31.0})
-    monkeypatch.setattr(tool.subprocess, 'run', no_training)
+    monkeypatch.setattr(subprocess, 'run', no_training)
     write_config(tmp_path / 'a.py', lr=0.2)  # the runs are of lr 0.1
     with pytest.raises(SystemExit) as info:
         compare(tool, monkeypatch, config, '--seeds', '0', '1', '--work-dir',
@@ -1122,7 +1141,7 @@ def test_a_run_it_cannot_read_is_an_error_not_a_traceback(
     def failing(cmd, **kwargs):
         raise subprocess.CalledProcessError(3, cmd)
 
-    monkeypatch.setattr(tool.subprocess, 'run', failing)
+    monkeypatch.setattr(subprocess, 'run', failing)
     with pytest.raises(SystemExit) as info:
         compare(tool, monkeypatch, config, '--seeds', '0', '2', '--work-dir',
                 runs)
@@ -1136,13 +1155,13 @@ def test_the_planned_keys_follow_each_metrics_prefix():
     """validation_keys: a metric's ``prefix`` where the config gives one,
     else its class's ``default_prefix`` (ReIDMetric's ``reid``)."""
     from mmengine.config import Config
-    tool = load_tool(TOOL)
+    run_plans = load_tool(RUN_PLANS)
     cfg = Config(
         dict(val_evaluator=[
             dict(type='ReIDMetric', prefix='cos'),
             dict(type='ReIDMetric')
         ]))
-    assert tool.validation_keys(cfg) == ['cos/', 'reid/']
+    assert run_plans.validation_keys(cfg) == ['cos/', 'reid/']
 
 
 def test_the_planned_prefix_of_a_users_metric(own_metric):
@@ -1153,12 +1172,12 @@ def test_the_planned_prefix_of_a_users_metric(own_metric):
     from mmengine.config import Config
 
     from mmreid.registry import METRICS
-    tool = load_tool(TOOL)
+    run_plans = load_tool(RUN_PLANS)
     metrics = [dict(type=own_metric, prefix='cnt'), dict(type=own_metric)]
     assert not hasattr(METRICS.get(own_metric), 'key_prefix')
     assert [METRICS.build(m).prefix for m in metrics] == ['cnt', 'my']
-    assert tool._metric_prefixes_of(metrics) == ['cnt', 'my']
-    assert tool.validation_keys(Config(
+    assert run_plans._metric_prefixes_of(metrics) == ['cnt', 'my']
+    assert run_plans.validation_keys(Config(
         dict(val_evaluator=metrics))) == ['cnt/', 'my/']
 
 
@@ -1167,7 +1186,7 @@ def test_a_distance_mode_of_a_planned_target_is_accepted():
     (GMN's d3/mnet/R1); before training the config tells d3 only, so d3
     is checked, and a target the config lacks is still refused."""
     from mmengine.config import Config
-    tool = load_tool(TOOL)
+    run_plans = load_tool(RUN_PLANS)
     cfg = Config(
         dict(
             val_cfg=dict(
@@ -1176,16 +1195,19 @@ def test_a_distance_mode_of_a_planned_target_is_accepted():
                     dict(name='d3', evaluator=dict(type='ReIDMetric')),
                     dict(name='d0', evaluator=dict(type='ReIDMetric'))
                 ])))
-    tool.check_planned_target(cfg, 'a.py', 'd3/mnet')
+    run_plans.check_planned_target(cfg, 'a.py', 'd3/mnet')
     with pytest.raises(ValueError, match="no target 'd1'"):
-        tool.check_planned_target(cfg, 'a.py', 'd1/mnet')
+        run_plans.check_planned_target(cfg, 'a.py', 'd1/mnet')
 
 
 def test_a_target_with_keys_of_its_own_and_of_modes_is_read():
     """A target that logs keys of its own (d3/R1) besides those of its
     distance modes (d3/cos/R1) is read as it is; only a target whose keys
     all lie beneath its metrics' prefixes is refused."""
-    tool = load_tool(TOOL)
-    assert tool.run_target({'d3/R1': 1.0, 'd3/cos/R1': 2.0}, 'd3') == 'd3'
+    run_targets = load_tool(RUN_TARGETS)
+    assert run_targets.run_target({
+        'd3/R1': 1.0,
+        'd3/cos/R1': 2.0
+    }, 'd3') == 'd3'
     with pytest.raises(ValueError, match='beneath the prefixes'):
-        tool.run_target({'d3/reid/R1': 1.0, 'd3/my/n': 2.0}, 'd3')
+        run_targets.run_target({'d3/reid/R1': 1.0, 'd3/my/n': 2.0}, 'd3')

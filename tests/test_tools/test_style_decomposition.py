@@ -223,7 +223,7 @@ def test_runs_on_other_test_sets_are_refused(tmp_path, monkeypatch, capsys):
 def test_a_run_it_cannot_read_is_an_error_not_a_traceback(
         tmp_path, monkeypatch):
     """A run trained with another config, or missing under --no-train,
-    ended the tool with compare_configs.run's traceback; it now ends as
+    ended the tool with run_plans.run's traceback; it now ends as
     the tool's other errors do (``error: ...``, exit status 1)."""
     make_runs(tmp_path, monkeypatch)
     tool = load_tool(TOOL)
@@ -246,7 +246,7 @@ def test_a_run_it_cannot_read_is_an_error_not_a_traceback(
 
 
 def test_a_failed_training_is_an_error_line(tmp_path, monkeypatch):
-    """A run whose training fails (compare_configs.run's RuntimeError)
+    """A run whose training fails (run_plans.run's RuntimeError)
     ends the tool as its other errors do."""
     import subprocess
     make_runs(tmp_path, monkeypatch)

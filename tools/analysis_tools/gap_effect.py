@@ -49,13 +49,14 @@ import sys
 from typing import Dict, List, Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_configs import add_run_arguments  # noqa
-from compare_configs import add_table_arguments  # noqa
-from compare_configs import add_target_argument  # noqa
-from compare_configs import show_table  # noqa
-from compare_configs import (check_paired_test_sets, one_test_set,  # noqa
-                             paired_interval, pick, plan_runs, run_target,
-                             runs_of)
+from compare_configs import add_table_arguments, show_table  # noqa
+from paired_stats import paired_interval  # noqa
+from run_plans import add_run_arguments, plan_runs, runs_of  # noqa
+from run_targets import add_target_argument  # noqa
+from run_targets import check_paired_test_sets  # noqa
+from run_targets import one_test_set  # noqa
+from run_targets import pick  # noqa
+from run_targets import run_target  # noqa
 
 
 def parse_args(argv=None):
@@ -96,15 +97,15 @@ def check_test_sets(sides: list,
 
     The runs of each config (across seeds) and BN and MBN (seed by seed)
     must have the same target and test set
-    (``compare_configs.test_set``: ``<target>/num_query``), as
+    (``run_targets.test_set``: ``<target>/num_query``), as
     ``compare_configs.py`` requires of a ``--baseline`` pair.
 
     Args:
         sides (list): ``(config, {seed: metrics})`` of BN, then MBN.
         target (str, optional): ``--target``: the prefix to read; without
-            it a run must log one (``compare_configs.run_target``).
+            it a run must log one (``run_targets.run_target``).
         means (dict, optional): config -> the prefixes of the means over
-            targets its loops log (``compare_configs.loop_means``).
+            targets its loops log (``run_plans.loop_means``).
 
     Raises:
         ValueError: Names the config (and seed), the target and the two
@@ -179,7 +180,7 @@ def run_config(config: str, cfg_options: Sequence[str] = ()):
     """The merged config of a run, with the ``--cfg-options`` it was
     trained with (``key=value`` strings): the model and the training
     images the gap is measured on."""
-    from compare_configs import parse_cfg_options
+    from run_plans import parse_cfg_options
 
     from mmreid.utils.config import load_config
     return load_config(config, parse_cfg_options(cfg_options))
@@ -189,7 +190,7 @@ def config_sha256(config: str, cfg_options: Sequence[str] = ()) -> str:
     """The sha256 of the merged config (its bases, settings and
     ``cfg_options``, not the file's text): what the gap is measured
     with."""
-    from compare_configs import _plain
+    from run_records import _plain
     text = json.dumps(
         _plain(run_config(config, cfg_options).to_dict()),
         sort_keys=True,

@@ -45,7 +45,7 @@ from mmreid.evaluation.sampling_error import query_sampling_error
 from mmreid.utils.atomic import open_atomic
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_configs import t975  # noqa
+from paired_stats import t975  # noqa
 
 #: (row name, path key, value key, how to turn the value into percent)
 ROWS = (

@@ -39,15 +39,14 @@ from typing import Callable, Dict, List, Sequence
 from mmreid.datasets import RegDB
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_configs import RUN_ERRORS  # noqa
-from compare_configs import DistinctSeeds  # noqa
-from compare_configs import add_run_arguments  # noqa
-from compare_configs import add_table_arguments  # noqa
-from compare_configs import expected_config  # noqa
-from compare_configs import mean_cell  # noqa
-from compare_configs import run  # noqa
-from compare_configs import run_dir  # noqa
-from compare_configs import show_table  # noqa
+from compare_configs import add_table_arguments, show_table  # noqa
+from paired_stats import mean_cell  # noqa
+from run_plans import RUN_ERRORS  # noqa
+from run_plans import DistinctSeeds  # noqa
+from run_plans import add_run_arguments  # noqa
+from run_plans import expected_config  # noqa
+from run_plans import run  # noqa
+from run_plans import run_dir  # noqa
 
 #: RegDB's trials, 1..10.
 TRIALS = tuple(range(1, RegDB.NUM_TRIALS + 1))

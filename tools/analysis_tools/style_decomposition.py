@@ -37,11 +37,10 @@ import sys
 from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_configs import add_run_arguments  # noqa
-from compare_configs import add_table_arguments  # noqa
-from compare_configs import show_table  # noqa
-from compare_configs import (check_paired_test_sets, one_test_set,  # noqa
-                             paired_interval, runs_of)
+from compare_configs import add_table_arguments, show_table  # noqa
+from paired_stats import paired_interval  # noqa
+from run_plans import add_run_arguments, runs_of  # noqa
+from run_targets import check_paired_test_sets, one_test_set  # noqa
 
 
 def _percent(part: float, whole: float) -> float:
@@ -111,7 +110,7 @@ def check_test_sets(sides: list, targets: List[str]) -> None:
 
     For every target, the runs of each side (across its seeds) and A and
     B (seed by seed) must have been evaluated on the same test set
-    (``compare_configs.test_set``: ``<target>/num_query``), as
+    (``run_targets.test_set``: ``<target>/num_query``), as
     ``compare_configs.py`` requires: a mean over seeds or a paired
     difference across test sets (v2 against v2.1) is not one quantity.
 
