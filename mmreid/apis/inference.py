@@ -183,7 +183,9 @@ def extract_features(
             a model whose features depend on the batch. Defaults to None.
         modality (int | Sequence[int], optional): 0 visible, 1 infrared,
             for all images or one per image; needed by cross-modality
-            (modality-aware) models, ignored by others. Defaults to None.
+            (modality-aware) models, which refuse None, ignored by others
+            (a dataset's records carry it for every model). Defaults to
+            None.
 
     Returns:
         Tensor: Float features on the CPU, shape (N, D), in input order.
@@ -196,7 +198,9 @@ def extract_features(
         raise ValueError('no images given (an empty list or a folder '
                          'without image files)')
     batch_size = _batch_size(model, len(images), batch_size)
-    if modality is not None:
+    if modality is None:
+        _check_modalities(model, modality=None)
+    else:
         modality = [int(modality)] * len(images) \
             if isinstance(modality, (int, np.integer)) \
             else [int(m) for m in modality]
@@ -573,11 +577,21 @@ def _batch_size(model: nn.Module,
     return max(num_images, 1) if batch_size is None else batch_size
 
 
-def _check_modalities(model: nn.Module, query_modality: Optional[int],
-                      gallery_modality: Optional[int]) -> None:
-    """Ask a modality-aware model's query/gallery modalities, and refuse
-    them for a model that would ignore them, by the names of
-    :func:`rank_gallery`'s arguments (see
+#: The example of each argument set :func:`_check_modalities` checks.
+MODALITY_EXAMPLES = {
+    ('query_modality', 'gallery_modality'):
+    'query_modality=1, gallery_modality=0: infrared queries, a visible '
+    'gallery',
+    ('modality', ):
+    'modality=1: infrared images',
+}
+
+
+def _check_modalities(model: nn.Module, **options: Optional[int]) -> None:
+    """Ask a modality-aware model's modalities, and refuse them for a
+    model that would ignore them, by the names of the API's arguments
+    (``query_modality``/``gallery_modality`` of :func:`rank_gallery`,
+    ``modality`` of :func:`extract_features`; see
     :func:`~mmreid.models.modality_routing.check_modality_options`).
 
     Raises:
@@ -585,12 +599,9 @@ def _check_modalities(model: nn.Module, query_modality: Optional[int],
             modules, or given for a model without them.
     """
     from mmreid.models.modality_routing import check_modality_options
-    options = dict(
-        query_modality=query_modality, gallery_modality=gallery_modality)
     try:
-        check_modality_options(
-            model, options, 'query_modality=1, gallery_modality=0: '
-            'infrared queries, a visible gallery')
+        check_modality_options(model, options,
+                               MODALITY_EXAMPLES[tuple(options)])
     except ValueError as error:
         raise ArgumentError(str(error), list(options)) from None
 
@@ -657,7 +668,10 @@ def rank_gallery(model: nn.Module,
     if topk < 1:
         raise ArgumentError(f'topk must be >= 1, got {topk}', ['topk'])
     check_config_ranking(model)  # before any extraction
-    _check_modalities(model, query_modality, gallery_modality)
+    _check_modalities(
+        model,
+        query_modality=query_modality,
+        gallery_modality=gallery_modality)
     queries = _as_image_list(query)
     gallery_paths = [str(p) for p in _as_image_list(gallery)]
     if not gallery_paths:

@@ -9,6 +9,7 @@ import torch
 
 from mmreid.apis import (extract_features, get_model, init_model,
                          parse_market_name, rank_gallery)
+from mmreid.apis.inference import ArgumentError
 from mmreid.evaluation.functional import compute_distance
 from mmreid.visualization.ranked_list import (MATCH_COLOR, MISMATCH_COLOR,
                                               QUERY_COLOR, tile_offsets)
@@ -876,6 +877,20 @@ def mbn_model(tmp_path, eval_stats):
             'stem_channels=8)', 'stem_channels=8, norm_cfg=dict('
             f'type="MBN", eval_stats={eval_stats!r}))'))
     return init_model(str(path))
+
+
+def test_extract_features_asks_a_modality_aware_model_for_modality(tmp_path):
+    """Without ``modality=``, a modality-aware model is refused by the
+    API's argument name; before, MBN raised a KeyError telling the caller
+    to set it in the dataset records and PackReIDInputs."""
+    model = mbn_model(tmp_path, 'modality')
+    images = make_images(3)
+    with pytest.raises(
+            ArgumentError,
+            match=r'\(MBN\): it needs modality, each 0 \(visible\) or 1 '
+            r'\(infrared\).*\(e\.g\. modality=1: infrared images\)'):
+        extract_features(model, images)
+    assert extract_features(model, images, modality=1).shape[0] == 3
 
 
 def test_batch_dependent_model_is_not_split_into_forwards(tmp_path):
