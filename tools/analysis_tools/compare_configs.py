@@ -145,22 +145,23 @@ def check_targets(rows: list,
     """The prefix every config's runs are read under, checked.
 
     A config's runs must be read under one prefix and (where they log
-    its count) have been evaluated on the same test set (:func:`test_set`:
-    ``<prefix>/num_query``, or for ``mean`` the targets averaged and
-    their counts): otherwise a mean over seeds would mix test sets.
+    its count) have been evaluated on the same test set
+    (:func:`run_targets.test_set`: ``<prefix>/num_query``, or for ``mean``
+    the targets averaged and their counts): otherwise a mean over seeds
+    would mix test sets.
 
     Args:
         rows (list): ``(config, {seed: metrics})`` per config.
         target (str, optional): ``--target``.
         means (dict, optional): config -> the prefixes of the means over
-            targets its loops log (:func:`loop_means`).
+            targets its loops log (:func:`run_plans.loop_means`).
 
     Returns:
         dict: config -> its prefix (None when its runs have none).
 
     Raises:
-        ValueError: See :func:`run_target`; or a config's runs differ in
-            prefix or number of queries.
+        ValueError: See :func:`run_targets.run_target`; or a config's runs
+            differ in prefix or number of queries.
     """
     prefixes = {}
     means = means or {}

@@ -142,7 +142,7 @@ def run(config: str,
     """The metrics of one finished run, trained first when it is not.
 
     The run is ``<args.work_dir>/<name>_seed<seed>``; see
-    :func:`finished_result` for what counts as finished.
+    :func:`run_records.finished_result` for what counts as finished.
 
     Args:
         config (str): The config file.
@@ -357,7 +357,7 @@ def validation_keys(cfg) -> Optional[List[str]]:
 
 def check_planned_target(cfg, config: str, target: Optional[str]) -> None:
     """Refuse, before training, a run whose metrics ``target`` will not
-    tell apart (see :func:`run_target`), from its config.
+    tell apart (see :func:`run_targets.run_target`), from its config.
 
     Raises:
         ValueError: As :func:`run_target` would after training; nothing

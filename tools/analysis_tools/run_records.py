@@ -26,7 +26,7 @@ def last_validation(work_dir: str) -> dict:
     writes its metrics to ``<stamp>/<stamp>.json``. Both are read
     (:func:`evaluations`), the latest stamp last. It does not check that
     the run finished or which config it ran: :func:`finished_result`
-    does, for :func:`run`.
+    does, for :func:`run_plans.run`.
     """
     found = evaluations(work_dir)
     return found[-1][2] if found else {}

@@ -33,7 +33,7 @@ def targets_of(metrics: dict) -> List[str]:
 def aggregates_of(metrics: dict,
                   means: Optional[Sequence[str]] = None) -> List[str]:
     """The top-level names of ``targets_of`` that are means over targets:
-    those of ``means`` (:func:`loop_means`) the run logs."""
+    those of ``means`` (:func:`run_plans.loop_means`) the run logs."""
     return [t for t in targets_of(metrics) if t in (means or ())]
 
 
