@@ -199,7 +199,7 @@ def extract_features(
                          'without image files)')
     batch_size = _batch_size(model, len(images), batch_size)
     if modality is None:
-        _check_modalities(model, modality=None)
+        _check_modalities(model, 'modality=1: infrared images', modality=None)
     else:
         modality = [int(modality)] * len(images) \
             if isinstance(modality, (int, np.integer)) \
@@ -577,22 +577,14 @@ def _batch_size(model: nn.Module,
     return max(num_images, 1) if batch_size is None else batch_size
 
 
-#: The example of each argument set :func:`_check_modalities` checks.
-MODALITY_EXAMPLES = {
-    ('query_modality', 'gallery_modality'):
-    'query_modality=1, gallery_modality=0: infrared queries, a visible '
-    'gallery',
-    ('modality', ):
-    'modality=1: infrared images',
-}
-
-
-def _check_modalities(model: nn.Module, **options: Optional[int]) -> None:
+def _check_modalities(model: nn.Module, example: str,
+                      **options: Optional[int]) -> None:
     """Ask a modality-aware model's modalities, and refuse them for a
     model that would ignore them, by the names of the API's arguments
     (``query_modality``/``gallery_modality`` of :func:`rank_gallery`,
     ``modality`` of :func:`extract_features`; see
-    :func:`~mmreid.models.modality_routing.check_modality_options`).
+    :func:`~mmreid.models.modality_routing.check_modality_options`;
+    ``example`` shows them set, for the message asking for them).
 
     Raises:
         ArgumentError: A modality missing for a model with modality-aware
@@ -600,8 +592,7 @@ def _check_modalities(model: nn.Module, **options: Optional[int]) -> None:
     """
     from mmreid.models.modality_routing import check_modality_options
     try:
-        check_modality_options(model, options,
-                               MODALITY_EXAMPLES[tuple(options)])
+        check_modality_options(model, options, example)
     except ValueError as error:
         raise ArgumentError(str(error), list(options)) from None
 
@@ -670,6 +661,8 @@ def rank_gallery(model: nn.Module,
     check_config_ranking(model)  # before any extraction
     _check_modalities(
         model,
+        'query_modality=1, gallery_modality=0: infrared queries, a visible '
+        'gallery',
         query_modality=query_modality,
         gallery_modality=gallery_modality)
     queries = _as_image_list(query)
