@@ -114,6 +114,38 @@ def test_decomposition_identities():
     assert torch.allclose(aux['log_gate'], a.mean())
 
 
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_pooled_features_are_fp32_exact_under_autocast(dtype):
+    # SNR spec §3.2: pooled features, distances and L_SNR in fp32 even
+    # under AMP. There the stage map is half precision; an IN output
+    # rounded to it would move GAP(IN(F)) off beta by ~1e-3 and give the
+    # "constant" reference distance D0 (1e-6, §3.3) a value and a gradient.
+    snr = random_snr(channels=64, reduction=4).train()
+    x = (torch.rand(8, 64, 16, 8) * 4).to(dtype)  # a stage map under AMP
+    with torch.autocast('cpu', dtype=dtype):
+        out, aux = snr(x)
+    beta = snr.in_norm.bias.detach().expand(8, 64)
+    assert aux['feat'].dtype == torch.float32
+    assert torch.allclose(aux['feat'], beta, atol=1e-5)
+    # The pooled triple is that of the fp32 maps of the same input.
+    reference = snr.decompose(x.float())
+    for key, name in (('feat_pos', 'pos'), ('feat_neg', 'neg')):
+        pooled = reference[name].mean(dim=(2, 3))
+        assert torch.allclose(aux[key], pooled, atol=2e-2, rtol=2e-2)
+    # At the spec's initialisation (beta = 0) D0 is the clamp floor.
+    snr = SNR(64, reduction=4).train()
+    with torch.autocast('cpu', dtype=dtype):
+        _, aux = snr(x)
+    _, terms = DualCausalityLoss(log_terms=True)(
+        aux['feat'],
+        aux['feat_pos'],
+        aux['feat_neg'],
+        labels=torch.arange(4).repeat_interleave(2),
+        return_terms=True)
+    assert float(terms['d0_ap']) == pytest.approx(1e-6, abs=1e-7)
+    assert float(terms['d0_an']) == pytest.approx(1e-6, abs=1e-7)
+
+
 def test_gate_extremes():
     """SNR §10.3: a = 1 gives F+ = F, a = 0 gives F+ = IN(F)."""
     snr = random_snr().eval()

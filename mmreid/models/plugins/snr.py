@@ -130,7 +130,7 @@ class SNR(BaseModule):
             (a, (N, C, 1, 1)), ``pos`` (F_pos) and ``neg`` (F_neg), the maps
             of shape (N, C, H, W). Without restitution only ``in``.
         """
-        f_in = self.in_norm(x)
+        f_in = self._instance_norm(x)
         if self.gate is None:
             return {'in': f_in}
         residual = x - f_in
@@ -142,6 +142,20 @@ class SNR(BaseModule):
             'pos': f_in + a * residual,
             'neg': f_in + (1 - a) * residual,
         }
+
+    def _instance_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """IN(F), in fp32 under autocast (spec SNR §3.2's precision).
+
+        Under AMP the stage map is half precision. An IN output rounded to
+        it would move GAP(IN(F)) off beta by about 1e-3, and the reference
+        distance D0, 1e-6 by construction (§3.3), would get a value and a
+        gradient. So IN runs on the fp32 map; ``F - IN(F)`` and the output
+        are fp32 too, and the next convolution casts them back.
+        """
+        if not torch.is_autocast_enabled(x.device.type):
+            return self.in_norm(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.in_norm(x.float())
 
     def _pooled_triple(self, f_in: torch.Tensor, residual: torch.Tensor,
                        a: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -170,7 +184,7 @@ class SNR(BaseModule):
             without restitution); in training mode with restitution
             ``(F_pos, aux)``, see the class docstring.
         """
-        f_in = self.in_norm(x)
+        f_in = self._instance_norm(x)
         if self.gate is None:
             return f_in
         residual = x - f_in
