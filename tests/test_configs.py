@@ -263,7 +263,7 @@ def test_bot_erasing_is_the_references(path):
     # in [0.3, 1/0.3] and fills with (0.485, 0.456, 0.406) after
     # normalisation; mmreid's default draws log-uniformly and fills with
     # the mean pixel.
-    from mmreid.datasets.transforms.processing import BOT_ERASING_FILL_RGB
+    from mmreid.datasets.transforms.photometric import BOT_ERASING_FILL_RGB
     cfg = Config.fromfile(path)
     erasing = [
         t for t in cfg.train_dataloader.dataset.pipeline

@@ -13,12 +13,12 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 
 from mmreid.datasets.transforms.formatting import PackReIDInputs
+from mmreid.datasets.transforms.geometric import (PadRandomCrop,
+                                                  ReIDRandomFlip, ReIDResize)
 from mmreid.datasets.transforms.loading import ReIDLoadImageFromFile
-from mmreid.datasets.transforms.processing import (BOT_ERASING_FILL_RGB,
-                                                   PadRandomCrop,
-                                                   ReIDColorJitter,
-                                                   ReIDRandomErasing,
-                                                   ReIDRandomFlip, ReIDResize)
+from mmreid.datasets.transforms.photometric import (BOT_ERASING_FILL_RGB,
+                                                    ReIDColorJitter,
+                                                    ReIDRandomErasing)
 from mmreid.models.data_preprocessors import ReIDDataPreprocessor
 from mmreid.registry import TRANSFORMS
 from mmreid.structures import ReIDDataSample
@@ -750,7 +750,7 @@ def test_bot_train_pipeline_is_reproducible(tmp_path):
 
 
 def test_random_2d_translation_crops_from_enlarged_image():
-    from mmreid.datasets.transforms.processing import Random2DTranslation
+    from mmreid.datasets.transforms.geometric import Random2DTranslation
     img = np.arange(32 * 16 * 3, dtype=np.uint8).reshape(32, 16, 3)
     always = Random2DTranslation(size=(16, 8), prob=1.0, scale=1.5)
     enlarged = cv2.resize(img, (12, 24), interpolation=cv2.INTER_LINEAR)
@@ -776,7 +776,7 @@ def test_random_2d_translation_crops_from_enlarged_image():
 def test_random_2d_translation_offsets_are_rounded_uniform_draws():
     # torchreid's Random2DTranslation: y1 = int(round(uniform(0, range))),
     # so offsets 0..range, the two ends at half the weight of the others.
-    from mmreid.datasets.transforms.processing import Random2DTranslation
+    from mmreid.datasets.transforms.geometric import Random2DTranslation
     always = Random2DTranslation(size=(16, 8), prob=1.0, scale=1.5)
     img = np.zeros((24, 12, 3), np.uint8)  # already enlarged: ranges 8, 4
     img[..., 0] = np.arange(24)[:, None]
@@ -799,15 +799,15 @@ def test_random_2d_translation_resizes_with_pillow_as_torchreid():
     # backend='pillow' gives those pixels, cv2 others.
     from PIL import Image
 
-    from mmreid.datasets.transforms.processing import Random2DTranslation
+    from mmreid.datasets.transforms.geometric import Random2DTranslation
     img = np.random.RandomState(0).randint(0, 255, (300, 120, 3), np.uint8)
 
     def pil(size):
         return np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR))
 
     never = Random2DTranslation(size=(64, 32), prob=0.0, backend='pillow')
-    np.testing.assert_array_equal(never(dict(img=img.copy()))['img'],
-                                  pil((32, 64)))
+    np.testing.assert_array_equal(
+        never(dict(img=img.copy()))['img'], pil((32, 64)))
     always = Random2DTranslation(
         size=(64, 32), prob=1.0, scale=1.5, backend='pillow')
     out = always(dict(img=img.copy()))['img']
@@ -820,7 +820,7 @@ def test_random_2d_translation_resizes_with_pillow_as_torchreid():
 
 
 def test_random_2d_translation_bad_args_and_replay():
-    from mmreid.datasets.transforms.processing import Random2DTranslation
+    from mmreid.datasets.transforms.geometric import Random2DTranslation
     with pytest.raises(ValueError, match='prob'):
         Random2DTranslation(prob=1.5)
     with pytest.raises(ValueError, match='scale'):
@@ -835,7 +835,7 @@ def test_random_2d_translation_bad_args_and_replay():
 
 
 def test_random_channel_only_touches_visible_images():
-    from mmreid.datasets.transforms.processing import RandomChannel
+    from mmreid.datasets.transforms.photometric import RandomChannel
     rng = np.random.RandomState(0)
     img = rng.randint(0, 255, (8, 4, 3), np.uint8)
     transform = RandomChannel(prob=1.0)
@@ -924,3 +924,19 @@ def test_given_generator_is_used_and_checked():
     np.testing.assert_array_equal(a, b)
     with pytest.raises(TypeError, match=r'results\["rng"\].*RandomState'):
         crop(dict(img=img, rng=np.random.RandomState(9)))
+
+
+def test_the_old_processing_module_warns_and_gives_the_same_objects():
+    # processing.py was split into geometric.py and photometric.py; its
+    # old import path works for one release, with a FutureWarning.
+    import importlib
+    import sys
+
+    from mmreid.datasets.transforms import geometric, photometric
+    sys.modules.pop('mmreid.datasets.transforms.processing', None)
+    with pytest.warns(FutureWarning, match='transforms.processing is dep'):
+        old = importlib.import_module('mmreid.datasets.transforms.processing')
+    assert len(old.__all__) == 12
+    for name in old.__all__:
+        new = getattr(geometric, name, None) or getattr(photometric, name)
+        assert getattr(old, name) is new

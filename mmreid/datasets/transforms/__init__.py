@@ -1,9 +1,9 @@
 from mmreid.utils.deprecation import deprecated_attribute
 from .formatting import PackReIDInputs
+from .geometric import (PadRandomCrop, Random2DTranslation, ReIDRandomFlip,
+                        ReIDResize)
 from .loading import ReIDLoadImageFromFile
-from .processing import (PadRandomCrop, Random2DTranslation, RandomChannel,
-                         ReIDColorJitter, ReIDRandomErasing, ReIDRandomFlip,
-                         ReIDResize)
+from .photometric import RandomChannel, ReIDColorJitter, ReIDRandomErasing
 from .randomness import sample_rng
 
 __all__ = [
