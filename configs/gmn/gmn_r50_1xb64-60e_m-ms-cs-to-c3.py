@@ -13,7 +13,7 @@ model = dict(head=dict(num_classes={{_base_.num_classes_p2}}))
 
 # Scoring every query-gallery pair with the M-Net is ~1e14 FLOPs on
 # Market-1501 (2e15 on MSMT17): rank on the GPU.
-val_evaluator = dict(type='ReIDMetric', distance='euclidean', device='cuda')
+val_evaluator = dict(type='ReIDMetric', device='cuda')
 test_evaluator = val_evaluator
 
 # The base's start-up checks and progress bar are default_hooks, so this

@@ -147,7 +147,7 @@ def test_multi_target_loop_hands_the_mnet_to_every_target(tested, tmp_path):
     target = dict(
         name='d2',
         dataloader=runner.cfg.test_dataloader,
-        evaluator=dict(type='ReIDMetric', distance='euclidean'))
+        evaluator=dict(type='ReIDMetric'))
     loop = MultiTargetTestLoop(
         runner, targets=[target, dict(target, name='again')])
     multi = loop.run()
@@ -441,6 +441,11 @@ def refused_before_extraction(user_config, tmp_path, option, error,
     (dict(distance='cosine'), {},
      "ReIDMetric(distance='cosine') would be ignored: the model ranks with "
      "its own distance (modes ['mnet', "),
+    # The metric's default written out was ignored silently: reid/mAP was
+    # the M-Net's under a config that says Euclidean (audit s22).
+    (dict(distance='euclidean'), {},
+     "ReIDMetric(distance='euclidean') would be ignored: the model ranks "
+     "with its own distance (modes ['mnet', "),
     (dict(rerank=dict()), {}, 'ReIDMetric(rerank=...)'),
     (dict(query_expansion=dict()), {}, 'ReIDMetric(query_expansion=...)'),
     (dict(verification_fprs=(0.1, )), dict(mnet_topk=3),

@@ -56,5 +56,5 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='ReIDMetric', distance='euclidean')
+val_evaluator = dict(type='ReIDMetric')
 test_evaluator = val_evaluator

@@ -91,7 +91,7 @@ target_dataloader = dict(
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='default_collate'))
-split_evaluator = dict(type='DGSplitMetric', distance='euclidean')
+split_evaluator = dict(type='DGSplitMetric')
 dg_targets = [
     dict(
         name='prid',

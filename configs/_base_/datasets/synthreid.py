@@ -76,7 +76,7 @@ target_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='default_collate'))
-reid_evaluator = dict(type='ReIDMetric', distance='euclidean')
+reid_evaluator = dict(type='ReIDMetric')
 val_targets = [
     dict(
         name='d3',

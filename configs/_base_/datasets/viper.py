@@ -26,5 +26,5 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='DGSplitMetric', distance='euclidean')
+val_evaluator = dict(type='DGSplitMetric')
 test_evaluator = val_evaluator

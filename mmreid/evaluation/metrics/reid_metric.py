@@ -242,6 +242,7 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
                              f'got {self.ranks}')
         self.distance = resolve_distance(
             type(self).__name__, distance, metric, self.default_distance)
+        self.distance_given = distance is not None or metric is not None
         self.normalize = normalize
         self.rank_options = dict(
             max_rank=max_rank,

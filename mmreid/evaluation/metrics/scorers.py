@@ -86,6 +86,9 @@ class ScorerMixin:
     several modes are reported.
     """
     distance: Union[str, Scorer]
+    #: Whether the user gave ``distance`` (or ``metric``), even as the
+    #: default's name: a model with its own distance refuses it either way.
+    distance_given: bool
     default_distance: str
     normalize: bool
     memory_budget_mb: float
@@ -185,7 +188,7 @@ class ScorerMixin:
                 first one.
 
         Raises:
-            ValueError: A ``distance`` other than the default,
+            ValueError: A ``distance`` given (even the default's name),
                 ``normalize``, ``query_expansion`` or ``rerank`` with the
                 model's scorers (or the last two with a callable
                 distance); ``verification_fprs`` with a gallery-dependent
@@ -226,7 +229,7 @@ class ScorerMixin:
                     'verification_fprs or score without top-k')
 
     def _check_model_scorer_options(self, modes: List[str]) -> None:
-        if self.distance != self.default_distance:
+        if self.distance_given:
             shown = (
                 repr(self.distance)
                 if isinstance(self.distance, str) else 'a callable')
@@ -235,8 +238,8 @@ class ScorerMixin:
                 'the model ranks with its own distance (modes '
                 f'{modes}), which its test_cfg chooses (GMN: '
                 'model.test_cfg.distance and report_modes): drop distance '
-                'from the evaluator, or leave it at its default '
-                f'{self.default_distance!r}')
+                'from the evaluator (with _delete_=True where a base '
+                'config sets it)')
         if self.normalize:
             raise ValueError(
                 f'{type(self).__name__}(normalize=True) would L2-normalise '
