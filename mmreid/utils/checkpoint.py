@@ -239,6 +239,39 @@ def load_trusted_checkpoint(filename: str, map_location=None) -> Any:
                             trusted_checkpoint_globals())
 
 
+def name_hash_prefix(path: str) -> Optional[str]:
+    """The sha256 prefix in a file name (``name-<hex>.ext``, torch hub's
+    rule), or None."""
+    match = torch.hub.HASH_REGEX.search(osp.basename(path))
+    return match.group(1) if match else None
+
+
+def check_cached_hash(path: str) -> None:
+    """Check a cached file against the sha256 prefix in its name.
+
+    torch hub checks the prefix only when it downloads; a file already in
+    the cache (copied there, or left by another tool) would be loaded
+    unchecked.
+
+    Raises:
+        RuntimeError: The file's sha256 does not start with the prefix,
+            naming the file, both values and the remedy.
+    """
+    hash_prefix = name_hash_prefix(path)
+    if hash_prefix is None:
+        return
+    sha256 = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            sha256.update(chunk)
+    digest = sha256.hexdigest()
+    if not digest.startswith(hash_prefix):
+        raise RuntimeError(
+            f'cached checkpoint {path} is not the file its name promises: '
+            f'its sha256 is "{digest}", the name says "{hash_prefix}". '
+            'Delete it to download it again')
+
+
 def download_checkpoint(url: str, dst: str) -> None:
     """Download ``url`` to ``dst``; only a complete, verified file appears.
 
@@ -254,8 +287,7 @@ def download_checkpoint(url: str, dst: str) -> None:
         OSError: The transfer ended before ``Content-Length`` bytes.
         RuntimeError: The sha256 does not start with the name's prefix.
     """
-    match = torch.hub.HASH_REGEX.search(osp.basename(dst))
-    hash_prefix = match.group(1) if match else None
+    hash_prefix = name_hash_prefix(dst)
     # A temporary file that a killed download leaves is removed by the
     # next write in the cache (see atomic_path).
     with atomic_path(dst) as tmp:
@@ -285,8 +317,9 @@ def load_weights_from_url(url: str,
                           model_dir: Optional[str] = None) -> Any:
     """Download ``url`` into the torch hub cache and load tensors only.
 
-    A hash prefix in the file name (``name-<sha256 prefix>.pth``) is checked
-    and a short transfer is an error (see :func:`download_checkpoint`).
+    A hash prefix in the file name (``name-<sha256 prefix>.pth``) is checked,
+    of a downloaded and of an already cached file, and a short transfer is
+    an error (see :func:`download_checkpoint`).
     Only each node's local rank 0 downloads; the others wait and read the
     cached file. A failure on one rank is raised on every rank, naming
     it, so none waits for a file that will not come.
@@ -329,6 +362,8 @@ def load_weights_from_url(url: str,
                 print_log(
                     f'Downloading: "{url}" to {cached}', logger='current')
                 download_checkpoint(url, cached)
+            else:
+                check_cached_hash(cached)
             checkpoint = load()
         except Exception as e:  # every rank must hear of it, see below
             if world_size == 1:

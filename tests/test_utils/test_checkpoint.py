@@ -1,6 +1,8 @@
 import functools
+import hashlib
 import http.server
 import pickle
+import shutil
 import threading
 
 import numpy as np
@@ -85,6 +87,34 @@ def test_downloaded_weights_load_tensors_only(http_root, tmp_path_factory):
     torch.save(dict(x=Payload()), root / 'evil.pth')
     with pytest.raises(pickle.UnpicklingError):
         load_weights_from_url(f'{url}/evil.pth', model_dir=cache)
+
+
+def test_a_cached_file_is_checked_against_the_hash_in_its_name(tmp_path):
+    """torch hub checks a file name's sha256 prefix only when it
+    downloads: a file already in the cache (copied there, or left by
+    another tool) was loaded unchecked, although the docs say the prefix
+    is checked."""
+    weights = dict(w=torch.arange(3.))
+    torch.save(weights, tmp_path / 'probe.pth')
+    digest = hashlib.sha256((tmp_path / 'probe.pth').read_bytes()).hexdigest()
+    wrong = 'deadbeef' if not digest.startswith('deadbeef') else 'feedface'
+    for prefix, loads in ((digest[:8], True), (wrong, False)):
+        cache = tmp_path / prefix
+        cache.mkdir()
+        name = f'bot-{prefix}.pth'
+        shutil.copy(tmp_path / 'probe.pth', cache / name)
+        # Nothing listens there: only the cached file can be read.
+        url = f'http://127.0.0.1:9/{name}'
+        if loads:
+            ckpt = load_weights_from_url(url, model_dir=str(cache))
+            assert torch.equal(ckpt['w'], weights['w'])
+            continue
+        with pytest.raises(RuntimeError) as error:
+            load_weights_from_url(url, model_dir=str(cache))
+        message = str(error.value)
+        assert str(cache / name) in message
+        assert f'"{wrong}"' in message and digest in message
+        assert 'Delete it to download it again' in message
 
 
 def test_getattr_is_restricted_to_history_buffer(tmp_path):
