@@ -77,3 +77,19 @@ def test_the_framework_row_times_the_runner_tools_train_builds(monkeypatch):
     with pytest.raises(RuntimeError, match='stop here'):
         tool.run_mmreid(cfg, args)
     assert built == [ReIDRunner]
+
+
+@pytest.mark.parametrize('flag,value,least', [('--iters', '0', 1),
+                                              ('--warmup', '-1', 0),
+                                              ('--repeats', '0', 1),
+                                              ('--num-workers', '-2', 0)])
+def test_a_count_out_of_range_is_refused_naming_the_flag(
+        monkeypatch, capsys, flag, value, least):
+    """--iters 0 ended in a StatisticsError traceback after building the
+    model, --warmup -1 in a TypeError; neither named the flag."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr('sys.argv', [TOOL, 'cfg.py', flag, value])
+    with pytest.raises(SystemExit) as exit_info:
+        tool.parse_args()
+    assert exit_info.value.code == 2
+    assert f'{flag} must be >= {least}, got {value}' in capsys.readouterr().err

@@ -77,7 +77,14 @@ def parse_args():
         'to DIR (kept when it exists; for Market-1501 configs)')
     parser.add_argument('--out', help='also write the results as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=ReIDDictAction)
-    return parser.parse_args()
+    args = parser.parse_args()
+    for name, least in (('iters', 1), ('warmup', 0), ('repeats', 1),
+                        ('num_workers', 0)):
+        value = getattr(args, name)
+        if value is not None and value < least:
+            parser.error(f'--{name.replace("_", "-")} must be >= {least}, '
+                         f'got {value}')
+    return args
 
 
 NOISE_MARKET_IDS = 751
