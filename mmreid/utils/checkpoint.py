@@ -228,11 +228,16 @@ def load_trusted_checkpoint(filename: str, map_location=None) -> Any:
 
     Raises:
         FileNotFoundError: No such file.
+        IsADirectoryError: ``filename`` is a directory.
         CheckpointFormatError: Not a PyTorch checkpoint (e.g. an HTML page),
             or a damaged one (truncated, or a corrupted zip record).
         pickle.UnpicklingError: The file holds objects mmreid does not load
             (never answered with advice to load unsafely).
     """
+    if osp.isdir(filename):
+        raise IsADirectoryError(
+            f'checkpoint {filename!r} is a directory; give a checkpoint '
+            'file (a work dir names its latest in last_checkpoint)')
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
     return _safe_torch_load(filename, map_location,

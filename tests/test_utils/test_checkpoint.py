@@ -58,6 +58,10 @@ def test_trusted_checkpoint_refuses_arbitrary_classes(tmp_path, capsys):
     assert 'code ran' not in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         load_trusted_checkpoint(str(tmp_path / 'missing.pth'))
+    # A work dir given for its checkpoint (--resume DIR) was reported as
+    # a file that "does not exist".
+    with pytest.raises(IsADirectoryError, match='is a directory; give a '):
+        load_trusted_checkpoint(str(tmp_path))
 
 
 @pytest.fixture
