@@ -196,6 +196,77 @@ def check_no_repeated_source(configs: Sequence,
         seen[key] = i
 
 
+def built_source_identity(dataset: BaseDataset) -> Optional[tuple]:
+    """What a built source reads: its class, the real path of the folder it
+    reads and :data:`SOURCE_SELECTION_KEYS` as the dataset holds them.
+
+    The folder is the dataset's ``data_root`` after the class resolved it
+    (Market-1501 given as the archive folder or as its parent reads the
+    archive folder), with symbolic links followed, so two spellings of one
+    folder compare equal.
+
+    Args:
+        dataset (BaseDataset): A built source.
+
+    Returns:
+        tuple | None: Equal for two sources that read the same images;
+        None for a dataset without a ``data_root`` (not compared).
+    """
+    root = getattr(dataset, 'data_root', None)
+    if not isinstance(root, str) or not root:
+        return None
+    return (type(dataset), osp.realpath(root)) + tuple(
+        (key, getattr(dataset, key, None)) for key in SOURCE_SELECTION_KEYS)
+
+
+def given_root(source) -> Optional[str]:
+    """The ``data_root`` a source was given as: its config's (or its
+    wrapped ``dataset``'s), else the built dataset's."""
+    if isinstance(source, dict) and 'type' not in source:
+        source = source.get('dataset')
+    if isinstance(source, dict):
+        return source.get('data_root')
+    return getattr(source, 'data_root', None)
+
+
+def check_no_repeated_built_source(sources: Sequence,
+                                   datasets: Sequence[BaseDataset]) -> None:
+    """Refuse two built sources that read the same images.
+
+    :func:`check_no_repeated_source` compares the configs as written;
+    this compares what the built datasets read (see
+    :func:`built_source_identity`), so a dataset given once by its folder
+    and once by the folder above it, or through a symbolic link, or as a
+    built dataset, is caught too.
+
+    Args:
+        sources (Sequence): The ``datasets`` entries, for the message.
+        datasets (Sequence[BaseDataset]): The built train split of each.
+
+    Raises:
+        ValueError: Two sources read the same folder with the same
+            selection; names both positions, both given roots and the
+            folder they resolve to.
+    """
+    seen = {}
+    for i, dataset in enumerate(datasets):
+        identity = built_source_identity(dataset)
+        if identity is None:
+            continue
+        key = repr(identity)  # any value, hashable
+        if key in seen:
+            first = seen[key]
+            raise ValueError(
+                f'datasets[{first}] and datasets[{i}] are the same dataset '
+                f'({type(dataset).__name__}, data_root '
+                f'{given_root(sources[first])!r} and '
+                f'{given_root(sources[i])!r}, both reading {identity[1]!r}):'
+                ' its images would be trained on twice, every person as two'
+                ' classes. Give it once; to also train on its test split, '
+                'use combine_all')
+        seen[key] = i
+
+
 def check_train_roles(index: int, dataset: BaseDataset,
                       records: Sequence[dict]) -> None:
     """Refuse a source whose records are not all training records.
@@ -363,6 +434,7 @@ class ConcatReIDDataset(BaseDataset):
                 train, test = self._build_source(i, source)
                 self.datasets.append(train)
                 self.test_datasets.append(test)
+        check_no_repeated_built_source(datasets, self.datasets)
         super().__init__(
             ann_file='',
             pipeline=list(pipeline),

@@ -324,3 +324,34 @@ def test_summary_has_a_row_per_source_role(tmp_path):
     counts = [row[1:5] for row in rows]
     assert counts == [('all', 'train', 2, 2), ('all', 'query', 1, 1),
                       ('all', 'gallery', 2, 2), ('train', 'train', 4, 5)]
+
+
+def test_the_same_folder_given_two_ways_is_refused(tmp_path):
+    """Market-1501's data_root may be the archive folder or its parent:
+    both read the same images, as does a symbolic link to it or the
+    built dataset, so each pair would make every person two classes."""
+    parent = tmp_path / 'market1501'
+    archive = parent / 'Market-1501-v15.09.15'
+    make_source(archive, pids=[5, 9], cams=[1, 2])
+    link = tmp_path / 'market-link'
+    link.symlink_to(archive)
+    by_parent = dict(type='Market1501', data_root=str(parent))
+    for other in (dict(by_parent, data_root=str(archive)),
+                  dict(by_parent, data_root=str(link)),
+                  dict(
+                      dataset=dict(by_parent, data_root=str(archive)),
+                      combine_all=True),
+                  DATASETS.build(dict(by_parent, data_root=str(archive)))):
+        with pytest.raises(
+                ValueError,
+                match=r'datasets\[0\] and datasets\[1\] are the same '
+                r'dataset \(Market1501.*both reading '
+                f"'{archive}'"):
+            ConcatReIDDataset(datasets=[by_parent, other])
+    # Another folder with the same names is another dataset.
+    make_source(tmp_path / 'copy', pids=[5, 9], cams=[1, 2])
+    ds = ConcatReIDDataset(datasets=[
+        by_parent,
+        dict(by_parent, data_root=str(tmp_path / 'copy'))
+    ])
+    assert ds.num_pids == 4
