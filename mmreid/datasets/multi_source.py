@@ -324,6 +324,35 @@ def check_no_pipeline(index: int,
             'the source and give it to ConcatReIDDataset(pipeline=...)')
 
 
+def check_same_dataset(index: int, train: BaseDataset,
+                       test: BaseDataset) -> None:
+    """Refuse a combine-all test split of another dataset than the source.
+
+    The source's metadata (``metainfo['sources']``: name, version or
+    variant) and its camid namespace are the train split's: the test
+    split of another dataset would be recorded under the train dataset's
+    name, so evaluating that other dataset would not be refused as
+    trained on, and its cameras would share the source's camids.
+
+    Args:
+        index (int): The source's position, for the message.
+        train (BaseDataset): The source's train split.
+        test (BaseDataset): Its ``test_dataset``.
+
+    Raises:
+        ValueError: Their classes or ``dataset_name`` differ; names both.
+    """
+    names = [d.metainfo.get('dataset_name') for d in (train, test)]
+    if type(train) is not type(test) or names[0] != names[1]:
+        raise ValueError(
+            f'source {index}: combine_all adds the test split of the same '
+            f'dataset, but test_dataset is {type(test).__name__} '
+            f'({names[1]}) and the source is {type(train).__name__} '
+            f'({names[0]}). Give {type(train).__name__}\'s test split as '
+            f'test_dataset; to train on {type(test).__name__} too, add it as'
+            ' a source of its own')
+
+
 @DATASETS.register_module()
 class ConcatReIDDataset(BaseDataset):
     """Training sets of several sources, with identities that never collide.
@@ -351,7 +380,8 @@ class ConcatReIDDataset(BaseDataset):
     The test split is built from the train config with ``split='test'``
     (and no pipeline), or from ``test_dataset`` (a config or a built
     dataset) when the source needs something else, e.g. a built train
-    dataset or a test split with other arguments.
+    dataset or a test split with other arguments; it must be the same
+    dataset (class and ``dataset_name``) as the train split.
 
     ``metainfo['sources']`` lists, per source: ``name``, ``version`` or
     ``variant`` and the identity split (``split_index``, ``trial``) when
@@ -367,6 +397,10 @@ class ConcatReIDDataset(BaseDataset):
             dataset), or ``dict(dataset=..., combine_all=bool,
             test_dataset=None)``. A test split is refused (its records'
             ``role`` is not ``'train'``): train on it with combine-all.
+            Also refused: a ``ConcatReIDDataset`` (list its sources
+            here instead) and two sources that read the same folder (its
+            resolved ``data_root``, links followed) with the same
+            selection (see :func:`built_source_identity`).
         pipeline (Sequence): Transforms applied after the offsets. A
             source with a pipeline of its own is refused (it would not
             run).
@@ -462,6 +496,13 @@ class ConcatReIDDataset(BaseDataset):
             train_cfg, combine_all, test_cfg = source, False, None
         train = DATASETS.build(train_cfg) if isinstance(train_cfg,
                                                         dict) else train_cfg
+        if isinstance(train, ConcatReIDDataset):
+            raise ValueError(
+                f'source {index} is a ConcatReIDDataset: its sources would '
+                'be recorded as one, named after its first, and the checks '
+                'that read metainfo["sources"] (the identity-split leak '
+                'check of evaluation) would not see the others. List its '
+                'datasets in this ConcatReIDDataset\'s datasets instead')
         check_no_pipeline(index, train)
         if not combine_all:
             if test_cfg is not None:
@@ -485,6 +526,7 @@ class ConcatReIDDataset(BaseDataset):
                     f'{err}') from err
         else:
             test = test_cfg
+        check_same_dataset(index, train, test)
         check_no_pipeline(index, test, 'test split')
         return train, test
 

@@ -5,8 +5,8 @@ from mmengine.dataset import BaseDataset
 
 from mmreid.datasets import ConcatReIDDataset
 from mmreid.registry import DATASETS
-from ..fixtures.dataset_trees import (MSMT17_TEST, fake_cuhk03, make_msmt17,
-                                      make_prid, make_source)
+from ..fixtures.dataset_trees import (MSMT17_TEST, fake_cuhk03, fake_duke,
+                                      make_msmt17, make_prid, make_source)
 from ..fixtures.files import touch
 
 
@@ -355,3 +355,65 @@ def test_the_same_folder_given_two_ways_is_refused(tmp_path):
         dict(by_parent, data_root=str(tmp_path / 'copy'))
     ])
     assert ds.num_pids == 4
+
+
+def test_a_nested_concat_source_is_refused(tmp_path):
+    """A ConcatReIDDataset inside another would be recorded as one source
+    named after its first, hiding a combine-all source from the
+    identity-split leak check; its sources listed flat are each seen."""
+    from mmreid.datasets.base_reid_dataset import identity_split_conflict
+    fake_cuhk03(str(tmp_path / 'cuhk03-np'))
+    inner = [
+        make_source(tmp_path / 'market', pids=[5, 9], cams=[1, 2]),
+        dict(
+            dataset=dict(
+                type='CUHK03NP',
+                data_root=str(tmp_path / 'cuhk03-np'),
+                variant='labeled'),
+            combine_all=True)
+    ]
+    flat = ConcatReIDDataset(datasets=inner)
+    assert identity_split_conflict(
+        flat.metainfo, dict(dataset_name='cuhk03-np-labeled')) is not None
+    nested = dict(type='ConcatReIDDataset', datasets=inner)
+    for source in (nested, DATASETS.build(nested),
+                   dict(dataset=nested, combine_all=False)):
+        with pytest.raises(
+                ValueError,
+                match=r'source 0 is a ConcatReIDDataset.*List its datasets'):
+            ConcatReIDDataset(datasets=[source])
+
+
+def test_combine_all_test_split_of_another_dataset_is_refused(tmp_path):
+    """Market's train split with Duke's test split would be recorded as
+    market1501 'all' (evaluating Duke then not refused) with Duke's
+    cameras in Market's camid range."""
+    market = make_market_with_test(tmp_path / 'market')
+    fake_duke(str(tmp_path / 'duke'))
+    duke_test = dict(
+        type='DukeMTMCReID', data_root=str(tmp_path / 'duke'), split='test')
+    for test_dataset in (duke_test, DATASETS.build(duke_test)):
+        with pytest.raises(
+                ValueError,
+                match=r'source 0: combine_all adds the test split of the '
+                r'same dataset, but test_dataset is DukeMTMCReID '
+                r'\(dukemtmc\) and the source is Market1501 \(market1501\)'):
+            ConcatReIDDataset(datasets=[
+                dict(
+                    dataset=market,
+                    combine_all=True,
+                    test_dataset=test_dataset)
+            ])
+    # Another variant of the same class is another dataset too.
+    fake_cuhk03(str(tmp_path / 'cuhk03-np'))
+    cuhk03 = dict(
+        type='CUHK03NP',
+        data_root=str(tmp_path / 'cuhk03-np'),
+        variant='labeled')
+    with pytest.raises(ValueError, match=r'CUHK03NP \(cuhk03-np-detected\)'):
+        ConcatReIDDataset(datasets=[
+            dict(
+                dataset=cuhk03,
+                combine_all=True,
+                test_dataset=dict(cuhk03, variant='detected', split='test'))
+        ])
