@@ -4,6 +4,7 @@ import re
 from typing import Dict, List, Optional, Sequence, Set
 
 from mmreid.registry import DATASETS
+from mmreid.utils.checkpoint import _names
 from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
 
 
@@ -172,10 +173,37 @@ class SYSUMM01(BaseReIDDataset):
         raise ValueError(f'SYSU-MM01 cameras are 1..6, got {cam}')
 
     def load_data_list(self) -> List[dict]:
+        self.check_layout()
+        self.check_disjoint_id_files()
         try:
             return super().load_data_list()
         finally:
             self._cam_dirs = None
+
+    def check_disjoint_id_files(self) -> None:
+        """Refuse an id listed in a training id file and the test id file.
+
+        The test split would then hold images of identities the model was
+        trained on, and its numbers would be inflated.
+
+        Raises:
+            ValueError: Names both files and the shared ids.
+        """
+        for train_rel in self.ID_FILES['train']:
+            train_path = osp.join(self.data_root, train_rel)
+            for test_rel in self.ID_FILES['test']:
+                test_path = osp.join(self.data_root, test_rel)
+                shared = sorted(
+                    set(read_id_list(train_path))
+                    & set(read_id_list(test_path)))
+                if shared:
+                    raise ValueError(
+                        f'SYSU-MM01: {train_path} and {test_path} share '
+                        f'{len(shared)} id(s): '
+                        f'{_names([str(i) for i in shared])}. A training '
+                        'id in the test split would be tested on after '
+                        'being trained on; the official files are '
+                        'disjoint (296 train + 99 val, 96 test ids)')
 
     def camera_folders(self) -> Dict[int, str]:
         """Map 1-based camera number -> ``cam<k>`` folder, found by regex."""

@@ -117,3 +117,20 @@ def test_unexpected_image_name_raises(sysu_root):
 def test_bad_mode(sysu_root):
     with pytest.raises(ValueError, match='indoor'):
         SYSUMM01(data_root=sysu_root, mode='outdoor')
+
+
+@pytest.mark.parametrize('shared_file', ['train', 'val'])
+def test_an_id_in_a_train_and_the_test_id_file_is_refused(
+        tmp_path, shared_file):
+    """Id 3 trains (train_id or val_id) and would be tested on: both
+    splits refuse, naming both files and the id."""
+    ids = dict(SYSU_IDS, test='5, 20, 3\n')
+    if shared_file == 'val':
+        ids.update(train='7\n', val='12,3')
+    root = make_sysu(tmp_path / 'SYSU-MM01', ids=ids)
+    for split in ('train', 'test'):
+        with pytest.raises(
+                ValueError,
+                match=rf'{shared_file}_id.txt and .*test_id.txt share 1 '
+                r'id\(s\): 3\.'):
+            SYSUMM01(data_root=root, split=split)
