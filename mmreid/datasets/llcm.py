@@ -4,6 +4,7 @@ import re
 from typing import Dict, List, Set
 
 from mmreid.registry import DATASETS
+from mmreid.utils.checkpoint import _names
 from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
 from .regdb import read_idx_file
 from .sysu_mm01 import read_id_list, resolve_archive_root
@@ -116,10 +117,60 @@ class LLCM(BaseReIDDataset):
             gallery=dict(images=self.TEST_IMAGES[gallery], verified=False))
 
     def load_data_list(self) -> List[dict]:
+        self.check_layout()
+        self.check_no_test_image_in_train()
         try:
             return super().load_data_list()
         finally:
             self._listings.clear()
+
+    def check_no_test_image_in_train(self) -> None:
+        """Refuse a training idx line that lists a test image: one the
+        test split reads (``test_vis/`` or ``test_nir/``, ``cam<K>/<pid>/``
+        with ``pid`` in ``idx/test_id.txt``). The model would be tested on
+        images it trained on.
+
+        The training labels are not compared with the test ids: nothing
+        says they are numbered alike. Each file is read when present
+        (paths only; the split being loaded checks its own lines).
+
+        Raises:
+            ValueError: Names the idx file, ``test_id.txt`` and the test
+                images it lists.
+        """
+        id_path = osp.join(self.data_root, self.TEST_ID_FILE)
+        if not osp.isfile(id_path):
+            return
+        test_ids = set(read_id_list(id_path))
+        test_folders = set(self.TEST_FOLDERS.values())
+        for rel in self.TRAIN_LISTS.values():
+            path = osp.join(self.data_root, rel)
+            if not osp.isfile(path):
+                continue
+            shared = []
+            with open(path) as f:
+                for line in f:
+                    fields = line.split()
+                    if fields and self._is_test_image(fields[0], test_ids,
+                                                      test_folders):
+                        shared.append(fields[0])
+            if shared:
+                raise ValueError(
+                    f'LLCM: {path} lists {len(shared)} test image(s) (in '
+                    f'{" or ".join(sorted(test_folders))}, of ids in '
+                    f'{id_path}): {_names(shared, 3)}. The test set would '
+                    'hold images the model trained on; training images '
+                    'must not be test images')
+
+    def _is_test_image(self, rel_path: str, test_ids: Set[int],
+                       test_folders: Set[str]) -> bool:
+        """Whether ``rel_path`` is ``<test folder>/cam<K>/<pid>/<img>``
+        with ``pid`` a test id."""
+        parts = osp.normpath(rel_path).replace('\\', '/').split('/')
+        return (len(parts) >= 4 and parts[0] in test_folders
+                and self.CAM_DIR_PATTERN.match(parts[1]) is not None
+                and self.PID_PATTERN.match(parts[2]) is not None
+                and int(parts[2]) in test_ids)
 
     def camid_of(self, rel_path: str) -> int:
         """0-based camid of an image path (relative to ``data_root``).

@@ -4,6 +4,7 @@ import re
 from typing import Dict, List, Set, Tuple
 
 from mmreid.registry import DATASETS
+from mmreid.utils.checkpoint import _names
 from .base_reid_dataset import BaseReIDDataset
 from .sysu_mm01 import resolve_archive_root
 
@@ -145,10 +146,49 @@ class RegDB(BaseReIDDataset):
         return f'idx/{stage}_{modality}_{self.trial}.txt'
 
     def load_data_list(self) -> List[dict]:
+        self.check_layout()
+        self.check_disjoint_idx_files()
         try:
             return super().load_data_list()
         finally:
             self._listings.clear()
+
+    def check_disjoint_idx_files(self) -> None:
+        """Refuse an image listed in a train and a test idx file of the
+        trial (e.g. idx files of two trials mixed up): the model would be
+        tested on images of identities it trained on.
+
+        The labels are not compared: the train and the test labels of a
+        trial are each numbered from 0 (reference loaders add 206 to the
+        test labels), so equal labels are different people. Each file of the other stage is read
+        when present (paths only; the split being loaded checks its own
+        lines).
+
+        Raises:
+            ValueError: Names both idx files and the shared images.
+        """
+        listed: Dict[str, Dict[str, str]] = dict(train={}, test={})
+        for stage, images in listed.items():
+            for modality in self.MODALITIES:
+                path = osp.join(self.data_root, self.idx_file(stage, modality))
+                if not osp.isfile(path):
+                    continue
+                with open(path) as f:
+                    for line in f:
+                        fields = line.split()
+                        if fields:
+                            image = osp.normpath(fields[0])
+                            images.setdefault(image, path)
+        shared = sorted(set(listed['train']) & set(listed['test']))
+        if shared:
+            first = shared[0]
+            raise ValueError(
+                f'RegDB trial {self.trial}: {listed["train"][first]} and '
+                f'{listed["test"][first]} both list {len(shared)} '
+                f'image(s): {_names(shared, 3)}. The test set would hold '
+                'images the model trained on; the train and test idx '
+                'files of one trial list disjoint identities (idx files '
+                'of another trial?)')
 
     def parse_split(self, role: str) -> List[dict]:
         if role == 'train':

@@ -134,3 +134,23 @@ def test_negative_train_label_names_file_and_line(llcm_root, label):
     with pytest.raises(
             ValueError, match=r'train_nir.txt, line 3.*non-negative'):
         LLCM(data_root=llcm_root)
+
+
+def test_a_test_image_in_a_train_list_is_refused(llcm_root):
+    """A training line naming an image the test split reads (test id 30,
+    test_nir/cam1/0030/) is refused by both splits; an image of id 40,
+    which is not a test id, is no test image."""
+    extra = 'test_vis/cam2/0040/0040_c02_s210101_f0000_vis.jpg 40\n'
+    with open(os.path.join(llcm_root, 'idx', 'train_vis.txt'), 'a') as f:
+        f.write(extra)
+    assert LLCM(data_root=llcm_root).num_pids == 4
+    leak = 'test_nir/cam1/0030/0030_c01_s210101_f0000_nir.jpg'
+    with open(os.path.join(llcm_root, 'idx', 'train_nir.txt'), 'a') as f:
+        f.write(f'{leak} 30\n')
+    for split in ('train', 'test'):
+        with pytest.raises(
+                ValueError,
+                match=r'LLCM: .*train_nir.txt lists 1 test image\(s\) '
+                rf'\(in test_nir or test_vis, of ids in .*test_id.txt\): '
+                rf'{leak}\.'):
+            LLCM(data_root=llcm_root, split=split)

@@ -116,3 +116,36 @@ def test_negative_label_names_file_and_line(regdb_root, label):
     with pytest.raises(
             ValueError, match=r'test_visible_1.txt, line 2.*non-negative'):
         RegDB(data_root=regdb_root, split='test', trial=1)
+
+
+def test_an_image_in_a_train_and_a_test_idx_file_is_refused(regdb_root):
+    """Trial 2's test list holds trial 1's train identities (2, 9): with
+    it as trial 1's test list, trial 1 would test on trained images."""
+    idx = os.path.join(regdb_root, 'idx')
+    with open(os.path.join(idx, 'test_visible_2.txt')) as f:
+        trial2_test = f.read()
+    with open(os.path.join(idx, 'test_visible_1.txt'), 'w') as f:
+        f.write(trial2_test)
+    for split in ('train', 'test'):
+        with pytest.raises(
+                ValueError,
+                match=r'RegDB trial 1: .*train_visible_1.txt and .*'
+                r'test_visible_1.txt both list 4 image\(s\): '
+                r'Visible/2/female_front_v_00000_2.bmp'):
+            RegDB(data_root=regdb_root, split=split, trial=1)
+
+
+def test_equal_train_and_test_labels_are_other_people(regdb_root):
+    """The AGW idx files number a trial's train and test ids 0..205 each:
+    the same label in both is no overlap."""
+    idx = os.path.join(regdb_root, 'idx')
+    for name in os.listdir(idx):
+        with open(os.path.join(idx, name)) as f:
+            lines = [line.split() for line in f if line.strip()]
+        labels = sorted({int(label) for _, label in lines})
+        with open(os.path.join(idx, name), 'w') as f:
+            f.writelines(f'{path} {labels.index(int(label))}\n'
+                         for path, label in lines)
+    train = RegDB(data_root=regdb_root, split='train', trial=1)
+    test = RegDB(data_root=regdb_root, split='test', trial=1)
+    assert train.num_pids == 2 and len(test) == 8
