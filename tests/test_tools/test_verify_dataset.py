@@ -88,9 +88,11 @@ def test_counts_targets_and_published_numbers(make_config, tmp_path):
     # Combine-all: domain 0's train ids (4) and test ids (3; the gallery's
     # distractors are excluded) as 7 classes.
     assert rows[('train', 'synthreid-d0 (all)', 'train')] == [18, 4, 3, 'ok']
-    assert rows[('train', 'synthreid-d0 (all)', 'query')][:2] == [7, 3]
-    # Distractors are left out of combine-all: no published comparison.
-    assert rows[('train', 'synthreid-d0 (all)', 'query')][3] == '-'
+    # Query and gallery are checked on domain 0's test split as loaded
+    # (combine-all leaves the distractors out of what it trains on).
+    assert rows[('train', 'synthreid-d0 (all)', 'query')] == [7, 3, 3, 'ok']
+    assert rows[('train', 'synthreid-d0 (all)',
+                 'gallery')][3] == 'differs (unverified)'
     assert rows[('train', 'synthreid-d1', 'train')] == [18, 4, 3, '-']
     total = rows[('train', 'total', 'train')]
     assert total[1] == 4 + 3 + 4 and total[2] == 6
@@ -202,6 +204,48 @@ def test_incomplete_copy_exits_1_naming_what_is_missing(
     assert 'ERROR: test: market1501 query images: got 1, published 2' in out
     assert 'ERROR: test: market1501 query cams: got 1, published 2' in out
     assert 'gallery images' not in out
+
+
+def test_a_combine_all_source_with_a_partial_test_split_exits_1(
+        tmp_path, monkeypatch, capsys):
+    """A test folder trained on with combine-all is checked against its
+    published query/gallery counts: a half-copied one is an error, and
+    the gallery's distractor (kept in the test split, left out of
+    training) counts as published."""
+    from mmreid.datasets import Market1501
+    tool = load_tool(TOOL)
+    root = write_market(tmp_path / 'market1501')
+    gallery = osp.join(root, 'bounding_box_test')
+    for name in ('0000_c4s1_000005_01.jpg', '-1_c1s1_000006_01.jpg'):
+        open(osp.join(gallery, name), 'wb').close()
+    # The tree's own counts; the gallery: pids 2, 7 and the distractor
+    # label 0 on cameras 2, 3, 4 (the junk image is dropped).
+    monkeypatch.setattr(
+        Market1501, 'PUBLISHED_COUNTS',
+        dict(
+            train=dict(ids=2, images=2, cams=2, verified=True),
+            query=dict(ids=2, images=2, cams=2, verified=True),
+            gallery=dict(ids=3, images=3, cams=3, verified=True)))
+    config = tmp_path / 'combine.py'
+    config.write_text(
+        'train_dataloader = dict(dataset=dict(type="ConcatReIDDataset", '
+        f'datasets=[dict(dataset=dict(type="Market1501", data_root={root!r}'
+        '), combine_all=True)]))\n')
+    assert tool.main([str(config)]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert rows[('train', 'market1501 (all)', 'query')] == [2, 2, 2, 'ok']
+    # Trained on: pids 2 and 7 only; checked: the test split's gallery.
+    assert rows[('train', 'market1501 (all)', 'gallery')] == [2, 2, 2, 'ok']
+
+    os.remove(osp.join(root, 'query', '0007_c1s1_000002_00.jpg'))
+    os.remove(osp.join(gallery, '0007_c2s1_000004_01.jpg'))
+    assert tool.main([str(config)]) == 1
+    out = capsys.readouterr().out
+    assert 'ERROR: train: market1501 (all) query images: got 1, ' \
+        'published 2\n' in out
+    assert 'ERROR: train: market1501 (all) gallery images: got 2, ' \
+        'published 3 (its test split as loaded; combine-all trains on 1,' \
+        in out
 
 
 def test_split_queries_that_share_their_matchs_camera(tmp_path):

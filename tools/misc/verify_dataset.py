@@ -9,7 +9,10 @@ Builds the dataset of ``train_dataloader``, ``val_dataloader`` and
 (distinct pids as loaded: junk dropped, the distractor pid counted as one),
 cameras and, when a dataset has infrared images, images per modality. A
 ``ConcatReIDDataset`` gets one row per source and role (train, and query /
-gallery for a combine-all source) and a total row.
+gallery for a combine-all source) and a total row. The query and gallery
+rows of a combine-all source show what it trains on (no distractors) and
+are checked on the source's test split as loaded, against that split's
+published counts, so a half-copied test folder is seen there too.
 
 Every mmreid dataset class declares the published counts of its splits::
 
@@ -127,14 +130,21 @@ def summarize(entry: str, dataset) -> List[dict]:
 
     Each row has ``entry``, ``dataset``, ``role``, the counts of
     :func:`count` and ``published``, the dataset object whose
-    ``PUBLISHED_COUNTS`` apply (``None`` for a total row and for the
-    query/gallery rows of a combine-all source, which lack distractors).
+    ``PUBLISHED_COUNTS`` apply (``None`` for a total row). The query and
+    gallery rows of a combine-all source lack the distractors and junk of
+    the test split it trains on, so they also carry ``compared``: the
+    counts of that role in the source's test split as loaded
+    (``ConcatReIDDataset.test_datasets``), which :func:`compare` checks
+    against the test split's published counts.
     """
     records = records_of(dataset)
     rows = []
     sources = getattr(dataset, 'datasets', None)
     if sources is not None and 'sources' in dataset.metainfo:
+        tests = getattr(dataset, 'test_datasets', None) or []
         for dsetid, source in enumerate(dataset.metainfo['sources']):
+            test = tests[dsetid] if dsetid < len(tests) else None
+            test_records = records_of(test) if test is not None else []
             own = [r for r in records if r.get('dsetid') == dsetid]
             name = source['name']
             if source.get('split_used') == 'all':
@@ -144,17 +154,20 @@ def summarize(entry: str, dataset) -> List[dict]:
                     r for r in own
                     if r.get('source_role', r.get('role')) == role
                 ]
-                if part:
-                    # Combine-all query/gallery rows lack the distractors,
-                    # so only the train row is comparable.
-                    published = sources[dsetid] if role == 'train' else None
-                    rows.append(
-                        dict(
-                            entry=entry,
-                            dataset=name,
-                            role=role,
-                            published=published,
-                            **count(part)))
+                if not part:
+                    continue
+                row = dict(
+                    entry=entry,
+                    dataset=name,
+                    role=role,
+                    published=sources[dsetid] if role == 'train' else test,
+                    **count(part))
+                if role != 'train':
+                    # Combine-all drops the distractors and junk: the
+                    # published numbers are the test split's.
+                    row['compared'] = count(
+                        [r for r in test_records if r.get('role') == role])
+                rows.append(row)
         rows.append(
             dict(
                 entry=entry,
@@ -208,6 +221,10 @@ def published_counts(dataset) -> Optional[dict]:
 def compare(row: dict) -> Tuple[str, List[str], List[str]]:
     """Compare a row with its dataset's ``PUBLISHED_COUNTS``.
 
+    The row's counts are compared, or its ``compared`` counts when it has
+    them (a combine-all query/gallery row: its source's test split as
+    loaded); a message then says so where they differ from the row's.
+
     Returns:
         tuple[str, list[str], list[str]]: The table cell, the errors
         (verified mismatches) and the warnings (unverified mismatches).
@@ -216,13 +233,18 @@ def compare(row: dict) -> Tuple[str, List[str], List[str]]:
     if not expected:
         return '-', [], []
     verified = bool(expected.get('verified', False))
+    found = row.get('compared', row)
     errors, warnings = [], []
     for key in COUNT_KEYS:
         if key not in expected:
             continue
-        if row[key] != expected[key]:
+        if found[key] != expected[key]:
             message = (f'{row["entry"]}: {row["dataset"]} {row["role"]} '
-                       f'{key}: got {row[key]}, published {expected[key]}')
+                       f'{key}: got {found[key]}, published {expected[key]}')
+            if found[key] != row[key]:
+                message += (f' (its test split as loaded; combine-all '
+                            f'trains on {row[key]}, without distractors '
+                            'and junk)')
             if verified:
                 errors.append(message)
             else:
