@@ -160,9 +160,9 @@ class RegDB(BaseReIDDataset):
 
         The labels are not compared: the train and the test labels of a
         trial are each numbered from 0 (reference loaders add 206 to the
-        test labels), so equal labels are different people. Each file of the other stage is read
-        when present (paths only; the split being loaded checks its own
-        lines).
+        test labels), so equal labels are different people. Each file of
+        the other stage is read when present (paths only; the split being
+        loaded checks its own lines).
 
         Raises:
             ValueError: Names both idx files and the shared images.
