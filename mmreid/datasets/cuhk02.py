@@ -30,8 +30,11 @@ class CUHK02(BaseReIDDataset):
     """
 
     METAINFO = dict(dataset_name='cuhk02')
+    #: specs/datasets.md §1 tags the 1,816 ids [unverified] (§2.5 the
+    #: per-pair breakdown); the images and cameras are not.
     PUBLISHED_COUNTS = dict(
-        train=dict(ids=1816, images=7264, cams=10, verified=True))
+        train=dict(
+            ids=1816, images=7264, cams=10, verified=('images', 'cams')))
     NUM_PAIRS = 5
     NUM_VIEWS = 2
     #: The accepted folders holding ``P1..P5``, relative to ``data_root``.

@@ -5,13 +5,18 @@ Every dataset class declares the counts its authors (or its standard
 preparation) publish, per role::
 
     PUBLISHED_COUNTS = dict(
-        train=dict(ids=751, images=12936, cams=6, verified=True),
-        query=dict(ids=750, images=3368, cams=6, verified=True),
-        gallery=dict(ids=751, images=15913, cams=6, verified=True))
+        train=dict(ids=751, images=12936, cams=6, verified=('ids', 'cams')),
+        query=dict(ids=750, images=3368, cams=6, verified=('images', 'cams')),
+        gallery=dict(ids=751, images=15913, cams=6,
+                     verified=('images', 'cams')))
+
+``verified`` is ``True`` (every number of the role), ``False`` (none) or
+the names of the verified numbers: those ``specs/datasets.md`` does not
+tag [unverified] (see :func:`verified_keys`).
 
 A loaded split whose counts differ logs one warning (users subset datasets
 on purpose); ``tools/misc/verify_dataset.py`` turns a difference on a
-verified number into an error.
+verified number into an error, on an unverified one into a warning.
 """
 import logging
 from collections import Counter
@@ -65,13 +70,38 @@ def count_roles(records: Iterable[Mapping]) -> Dict[str, dict]:
     return {role: count_records(by_role[role]) for role in order}
 
 
+def verified_keys(expected: Mapping) -> Tuple[str, ...]:
+    """The verified numbers of one role's published counts.
+
+    Args:
+        expected: ``dict(ids=, images=, cams=, verified=)``; ``verified``
+            is ``True`` (all numbers), ``False`` or absent (none), or a
+            sequence of :data:`COUNT_KEYS` (those verified).
+
+    Returns:
+        tuple[str, ...]: The verified keys, in :data:`COUNT_KEYS` order.
+
+    Raises:
+        ValueError: ``verified`` is anything else; names the value.
+    """
+    verified = expected.get('verified', False)
+    if isinstance(verified, bool):
+        return COUNT_KEYS if verified else ()
+    keys = verified if isinstance(verified,
+                                  (tuple, list, set, frozenset)) else None
+    if keys is not None and set(keys) <= set(COUNT_KEYS):
+        return tuple(key for key in COUNT_KEYS if key in keys)
+    raise ValueError(f'published counts: verified must be True, False or '
+                     f'some of {COUNT_KEYS}, got {verified!r}')
+
+
 def compare_counts(published: Optional[Mapping],
                    found: Mapping[str, Mapping]) -> List[Difference]:
     """The published numbers that differ from the found ones.
 
     Args:
         published: ``role -> dict(ids=, images=, cams=, verified=)``;
-            a key left out is not compared.
+            a key left out is not compared (``verified`` is not used).
         found: ``role -> counts`` (see :func:`count_roles`); a published
             role that was not loaded counts as empty.
 

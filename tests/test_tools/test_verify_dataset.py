@@ -3,6 +3,8 @@ import os
 import os.path as osp
 import subprocess
 
+import pytest
+
 from ..fixtures.processes import PYTHON, REPO, load_tool, run_tool, tool_env
 
 TOOL = osp.join('tools', 'misc', 'verify_dataset.py')
@@ -145,6 +147,21 @@ def test_modality_column_and_unverified_ok():
         **tool.count(records))
     row['check'], errors, warnings = tool.compare(row)
     assert (row['check'], errors, warnings) == ('ok (unverified)', [], [])
+    # Verified numbers named one by one: the others only warn.
+    Published.PUBLISHED_COUNTS = dict(
+        train=dict(ids=2, images=4, verified=('ids', )))
+    warning = 'train: sysu train images: got 3, published 4 (unverified)'
+    assert tool.compare(row) == ('differs (unverified)', [], [warning])
+    Published.PUBLISHED_COUNTS = dict(
+        train=dict(ids=3, images=3, verified=('ids', )))
+    error = 'train: sysu train ids: got 2, published 3'
+    assert tool.compare(row) == ('MISMATCH', [error], [])
+    Published.PUBLISHED_COUNTS = dict(
+        train=dict(ids=2, images=3, verified=('ids', )))
+    assert tool.compare(row) == ('ok (images unverified)', [], [])
+    Published.PUBLISHED_COUNTS = dict(train=dict(ids=2, verified='ids'))
+    with pytest.raises(ValueError, match="verified must be.*got 'ids'"):
+        tool.compare(row)
     table = tool.format_table([row])
     assert 'modality' in table.splitlines()[0]
     assert 'vis:1 ir:2' in table
@@ -182,12 +199,19 @@ def test_incomplete_copy_exits_1_naming_what_is_missing(
     tool = load_tool(TOOL)
     root = write_market(tmp_path / 'market1501')
     config = market_config(tmp_path, root)
-    # The real published counts: a tiny tree is an incomplete copy.
+    # The real published counts: a tiny tree is an incomplete copy. The
+    # spec tags Market's train images and gallery ids [unverified]: those
+    # differences warn, the others are errors (spec datasets §5).
     assert tool.main([config]) == 1
     out = capsys.readouterr().out
-    assert 'ERROR: train: market1501 train images: got 2, published ' \
-        '12936' in out
-    assert 'ERROR: test: market1501 gallery ids: got 2, published 751' in out
+    assert 'ERROR: train: market1501 train ids: got 2, published 751' in out
+    assert 'WARNING: train: market1501 train images: got 2, published ' \
+        '12936 (unverified)' in out
+    assert 'ERROR: test: market1501 gallery images: got 2, published ' \
+        '15913' in out
+    assert 'WARNING: test: market1501 gallery ids: got 2, published 751 ' \
+        '(unverified)' in out
+    assert 'ERROR: test: market1501 gallery ids' not in out
     # With the tree's own counts published it passes, until an image and
     # a camera folder's worth of queries go missing.
     monkeypatch.setattr(
