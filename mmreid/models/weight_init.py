@@ -3,7 +3,7 @@ import os.path as osp
 import re
 from contextlib import contextmanager
 from typing import (Callable, Dict, Iterator, List, Mapping, Optional,
-                    Sequence, Tuple)
+                    Sequence, Set, Tuple)
 from urllib.error import URLError
 from urllib.parse import urlparse
 
@@ -247,8 +247,12 @@ def load_pretrained(module: nn.Module,
             one tensor of ``module``. Defaults to ``()``.
 
     Returns:
-        dict: ``loaded``, ``missing`` (including those allowed) and
-        ``unexpected`` key lists.
+        dict: ``loaded`` (the tensors of ``module`` the checkpoint filled,
+        also through the load hooks that map a source key to others, e.g.
+        a plain BN to every :class:`~mmreid.models.layers.MBN` modality),
+        ``missing`` (those it did not fill, including those allowed, BN
+        ``num_batches_tracked`` counters aside) and ``unexpected`` key
+        lists.
 
     Raises:
         RuntimeError: The checkpoint matches no tensor of ``module``,
@@ -283,15 +287,16 @@ def load_pretrained(module: nn.Module,
     for k in reshaped:
         state_dict.pop(k)
     _check_shapes(module, state_dict, key, checkpoint)
-    loaded = sorted(k for k in state_dict if k in own)
-    if not loaded:
+    if not any(k in own for k in state_dict):
         raise RuntimeError(
             f'checkpoint {checkpoint!r} (prefix={prefix!r}) matches no key '
             f'of {type(module).__name__}. Checkpoint keys start with '
             f'{sorted(state_dict)[:3]}, the module expects '
             f'{sorted(own)[:3]}. Set init_cfg.prefix accordingly.')
     declared = not_in_pretrained_prefixes(module)
-    incompatible = module.load_state_dict(state_dict, strict=False)
+    with _recording_filled(module) as filled:
+        incompatible = module.load_state_dict(state_dict, strict=False)
+    loaded = sorted(filled)
     missing = [
         k for k in incompatible.missing_keys
         if not k.endswith('num_batches_tracked')
@@ -332,6 +337,8 @@ def load_pretrained(module: nn.Module,
             f'layers)?')
     kept = [k for k in missing if k.startswith(tuple(declared))]
     allowed = [k for k in missing if k not in kept]
+    # BN counters the checkpoint lacks (torch fills them from the module).
+    counters = len(own) - len(loaded) - len(missing)
     print_log(
         f'{type(module).__name__}: loaded {len(loaded)} of {len(own)} '
         f'tensors from {checkpoint}' +
@@ -343,11 +350,51 @@ def load_pretrained(module: nn.Module,
          if allowed else '') +
         (f' ({len(reshaped)} of them of another shape in the checkpoint: '
          f'{_names(reshaped)})' if reshaped else '') +
+        (f'; {counters} BN counters (num_batches_tracked) keep their '
+         f'initialisation' if counters else '') +
         (f'; unexpected keys ({len(unexpected)}): {", ".join(unexpected)}'
          if unexpected else ''),
         logger='current',
         level=30 if unexpected else 20)
     return dict(loaded=loaded, missing=missing, unexpected=unexpected)
+
+
+@contextmanager
+def _recording_filled(module: nn.Module) -> Iterator[Set[str]]:
+    """Record which tensors of ``module`` a ``load_state_dict`` in the
+    block fills from the state dict it is given.
+
+    Counted after the load hooks, which map a source key to others (a
+    plain BN to every MBN modality, a single stem to every AGW stem), so
+    the keys that match by name undercount. A value that is the module's
+    own tensor is not the checkpoint's: torch's BN puts its own
+    ``num_batches_tracked`` into a state dict that lacks it, before the
+    hooks run.
+
+    Yields:
+        set[str]: Filled as the load runs, keys of ``module.state_dict()``.
+    """
+    filled: Set[str] = set()
+
+    def record(sub: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+        tensors = [(n, p) for n, p in sub._parameters.items() if p is not None]
+        tensors += [
+            (n, b) for n, b in sub._buffers.items()
+            if b is not None and n not in sub._non_persistent_buffers_set
+        ]
+        filled.update(prefix + n for n, own in tensors
+                      if state_dict.get(prefix + n, own) is not own)
+
+    # Registered after the modules' own hooks, so it runs after them.
+    handles = [
+        sub._register_load_state_dict_pre_hook(functools.partial(record, sub))
+        for sub in module.modules()
+    ]
+    try:
+        yield filled
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _not_downloaded(key: str, url: str, error: URLError) -> OSError:

@@ -585,3 +585,50 @@ def test_the_log_counts_the_tensors_of_another_shape(tmp_path, monkeypatch):
         in messages[-1]
     assert ' (1 of them of another shape in the checkpoint: ' \
         'head.classifier.weight)' in messages[-1]
+
+
+def test_the_count_is_of_the_tensors_the_checkpoint_filled(
+        small_r18_ckpt, monkeypatch):
+    """The loaded count (log line and report) is that of the tensors the
+    checkpoint filled, the load hooks' copies included: those of a plain
+    BN into every MBN modality, of a single stem into every AGW stem.
+
+    ResNet-18: 20 convolutions (weight only) and 20 BNs, plain 5 tensors
+    each (weight, bias, running mean/var, num_batches_tracked), MBN 8
+    (the shared affine and 3 buffers per modality, 2 modalities).
+    """
+    messages = []
+    monkeypatch.setattr(weight_init, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+
+    def load(norm, **backbone):
+        model = MODELS.build(
+            dict(
+                base_channels=8,
+                stem_channels=8,
+                norm_cfg=dict(type=norm),
+                **backbone))
+        report = load_pretrained(model, small_r18_ckpt, 'backbone.')
+        return len(report['loaded']), messages[-1]
+
+    # A plain network: every tensor, as before.
+    count, message = load('BN', type='ReIDResNet', depth=18)
+    assert count == 20 + 20 * 5
+    assert message == \
+        f'ReIDResNet: loaded 120 of 120 tensors from {small_r18_ckpt}'
+    # MBN: every tensor too, 180 = 20 + 20 * 8.
+    count, message = load('MBN', type='ReIDResNet', depth=18)
+    assert count == 20 + 20 * 8
+    assert message.startswith('ReIDResNet: loaded 180 of 180 tensors')
+    # AGW-MBN: two stems (a conv and a plain BN each) and the trunk's 19
+    # convolutions and 19 MBNs: 183. Each of the 2 non-local blocks adds 4
+    # convolutions (weight, bias) and an MBN: 16 tensors, 2 of them BN
+    # counters, none in the checkpoint.
+    count, message = load(
+        'MBN', type='AGWResNet', depth=18, non_local_stages=(0, 1, 1, 0))
+    assert count == 2 * (1 + 5) + 19 + 19 * 8 == 183
+    assert message.startswith('AGWResNet: loaded 183 of 215 tensors')
+    assert '; 28 tensors of modules added to the pretrained network keep ' \
+        'their initialisation: non_locals.1_1, non_locals.2_1' in message
+    assert '; 4 BN counters (num_batches_tracked) keep their ' \
+        'initialisation' in message
