@@ -85,6 +85,37 @@ def test_training_order_invariance_with_mbn_trunk():
     assert type(net.stems[0].bn1) is nn.BatchNorm2d
 
 
+@pytest.mark.parametrize('norm', ['BN', 'MBN'])
+def test_a_lone_sample_of_a_modality_is_refused_by_its_training_stem(norm):
+    """A stem BN in training normalises its modality's sub-batch alone: on
+    one image, over H x W only. Refused (as MBN refuses it in the trunk),
+    whatever the trunk's norm; running statistics take any batch."""
+    x = torch.randn(8, 3, 32, 16)
+    lone_ir = [0] * 7 + [1]
+    net = tiny_agw(norm_cfg=dict(type=norm)).train()
+    set_modality(net, lone_ir)
+    with pytest.raises(ValueError) as info:
+        net(x)
+    message = str(info.value)
+    assert 'modality 1 has 1 sample in this training batch' in message
+    assert 'stems.1.bn1' in message and '>= 2 samples' in message
+    # Two samples of each present modality train.
+    set_modality(net, [0] * 6 + [1] * 2)
+    net(x)
+    set_modality(net, 0)
+    net(x)
+    # Running statistics: a test batch, or norm_eval in training.
+    net.eval()
+    set_modality(net, lone_ir)
+    net(x)
+    set_modality(net, 1)
+    net(x[:1])
+    if norm == 'BN':
+        net = tiny_agw(norm_eval=True).train()
+        set_modality(net, lone_ir)
+        net(x)
+
+
 def test_missing_labels_raise():
     net = tiny_agw()
     with pytest.raises(RuntimeError, match='no modality labels'):

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import ModuleDict, ModuleList
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmreid.models.init_mappings import init_mappings_on
 from mmreid.models.layers.mbn import resolve_norm_cfg
@@ -251,6 +252,7 @@ class AGWResNet(ReIDResNet):
                                        self.num_modalities, x.device,
                                        type(self).__name__)
         indices, inverse = modality_groups(labels, self.num_modalities)
+        self._check_stem_batch_statistics(indices)
         outs: List[torch.Tensor] = []
         for k, idx in enumerate(indices):
             if idx.numel():
@@ -259,6 +261,37 @@ class AGWResNet(ReIDResNet):
         if inverse is not None:
             out = out.index_select(0, inverse)
         return out
+
+    def _check_stem_batch_statistics(self, indices) -> None:
+        """Refuse a modality of one sample for a stem that normalises with
+        batch statistics.
+
+        A stem's BN in training mode normalises its modality's sub-batch
+        alone; on a single image that is a norm over H x W only (an
+        instance norm), which wipes out the image's channel means and
+        scales, as :class:`~mmreid.models.layers.MBN` refuses in the trunk.
+        A stem in eval mode (testing, ``norm_eval``, ``frozen_stages``)
+        uses running statistics and takes any batch.
+
+        Args:
+            indices (list[Tensor]): Per modality, its samples' indices.
+
+        Raises:
+            ValueError: Naming the modality, its stem's norm and the fix.
+        """
+        for k, idx in enumerate(indices):
+            norm = getattr(self.stems[k], self.stem_norm_name)
+            if idx.numel() != 1 or not isinstance(norm, _BatchNorm) \
+                    or not norm.training:
+                continue
+            raise ValueError(
+                f'{type(self).__name__}: modality {k} has 1 sample in this '
+                f'training batch, and its stem norm stems.{k}.'
+                f'{self.stem_norm_name} normalises its modality with batch '
+                'statistics, which would be meaningless (a norm over H x W '
+                'of one image). Use a sampler that puts >= 2 samples of '
+                'every present modality in each batch per GPU (e.g. '
+                'CrossModalityIdentitySampler) and drop_last')
 
     def forward_stage(self, stage: int, x: torch.Tensor) -> torch.Tensor:
         """The blocks of a shared stage, with its non-local blocks."""
