@@ -512,6 +512,35 @@ def test_model_passes_modality_from_data_samples():
         model(x, samples([0] * 8, [0] * 7 + [None]), mode='predict')
 
 
+@pytest.mark.parametrize('backbone', [
+    dict(type='ReIDResNet', norm_cfg=dict(type='MBN')),
+    dict(type='AGWResNet', non_local_stages=(0, 0, 0, 0))
+])
+def test_predict_without_data_samples_never_reuses_earlier_labels(backbone):
+    """predict() called directly without data samples has no labels for
+    its batch: it refuses, also after a routed batch of the same size left
+    its labels on the modality-aware modules (MBN layers, AGW's stems)."""
+    model = ReIDModel(
+        backbone=dict(depth=18, base_channels=8, stem_channels=8, **backbone),
+        head=dict(type='BNNeckHead', in_channels=64, num_classes=4))
+    model.eval()
+    x = torch.randn(2, 3, 32, 16)
+    routed = model(x, samples([0, 1], [1, 1]), mode='predict')
+    with pytest.raises(ValueError, match='pass modality='):
+        model.predict(x)
+    with pytest.raises(ValueError, match='pass modality='):
+        model.predict(x[:1])
+    # With its data samples, predict routes them itself.
+    direct = model.predict(x, samples([0, 1], [1, 1]))
+    torch.testing.assert_close(
+        torch.stack([p.pred_feature for p in direct]),
+        torch.stack([p.pred_feature for p in routed]))
+    direct = model.predict(x, samples([0, 1], [0, 0]))
+    torch.testing.assert_close(
+        torch.stack([p.pred_feature for p in direct]),
+        model(x, mode='tensor', modality=0))
+
+
 def test_model_without_modality_modules_ignores_modality():
     model = ReIDModel(
         backbone=dict(

@@ -179,8 +179,10 @@ class ReIDModel(BaseModel):
     each sample, read from ``data_samples[i].metainfo['modality']`` (0
     visible, 1 infrared), or from the ``modality`` argument of
     :meth:`forward` (an int for the whole batch or one label per sample),
-    which takes precedence. ``'tensor'`` mode without either raises.
-    Models without such modules ignore modality entirely.
+    which takes precedence. ``'tensor'`` mode without either raises, and
+    so does :meth:`predict` without data samples: labels left on the
+    modules by an earlier batch are never used. Models without such
+    modules ignore modality entirely.
     """
 
     #: Whether features must be compared with :meth:`scorers` (a learned
@@ -576,9 +578,14 @@ class ReIDModel(BaseModel):
         inputs: torch.Tensor,
         data_samples: Optional[List[ReIDDataSample]] = None
     ) -> List[ReIDDataSample]:
-        """Write each sample's test feature into ``pred_feature``."""
-        if data_samples is not None \
-                and not getattr(self, '_modality_routed', False):
+        """Write each sample's test feature into ``pred_feature``.
+
+        Called directly (not through :meth:`forward`), a model with
+        modality-aware modules takes the labels from ``data_samples`` and
+        refuses to run without them, as :meth:`forward` does: labels set
+        before (by an earlier batch) are not this batch's.
+        """
+        if not getattr(self, '_modality_routed', False):
             self.route_modality(inputs, data_samples)
         feats = self.extract_test_feature(inputs)
         if data_samples is None:
