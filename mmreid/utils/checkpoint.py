@@ -151,6 +151,65 @@ def run_checkpoints(folder: str) -> List[Tuple[str, int, str]]:
     return sorted(found)
 
 
+def last_run_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``<work_dir>/last_checkpoint`` names, in ``work_dir``.
+
+    mmengine's ``CheckpointHook`` writes the absolute path of each
+    checkpoint it saves into ``<work_dir>/last_checkpoint``, so a work dir
+    copied or moved elsewhere still names the original folder's file:
+    ``--resume`` of a copy continued (or, once it was gone, refused) the
+    original run, and a tool reading the copy's metrics measured the
+    original's model. A recorded path outside the work dir is read as the
+    work dir's own file of that name (``<work_dir>/<file name>``), and a
+    relative one as relative to the work dir. Every reader of
+    ``last_checkpoint`` in mmreid (``--resume``, ``gap_effect.py``) reads
+    it here.
+
+    Args:
+        work_dir (str): A run's work dir.
+
+    Returns:
+        str | None: The checkpoint; a URL (a remote ``out_dir``) as
+        recorded; None when the work dir has no ``last_checkpoint``.
+
+    Raises:
+        FileNotFoundError: ``last_checkpoint`` is empty or names no file
+            (a run killed while writing it), or names a file outside the
+            work dir that the work dir does not hold; the message names
+            both paths and the checkpoints the work dir holds.
+    """
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        recorded = f.read().strip()
+    if '://' in recorded:
+        return recorded
+    located = osp.join(work_dir, recorded)  # an absolute path stays
+    inside = osp.realpath(osp.dirname(located)) == osp.realpath(work_dir)
+    if not inside:
+        located = osp.join(work_dir, osp.basename(recorded))
+    if recorded and osp.isfile(located):
+        return located
+    found = [name for _, _, name in run_checkpoints(work_dir)]
+    hint = (f'resume from one of its checkpoints explicitly (last: '
+            f'{", ".join(found[-3:])}), tools/train.py CONFIG --resume '
+            f'{osp.join(work_dir, found[-1])}'
+            if found else 'it holds no checkpoint: train from the start')
+    if inside:
+        raise FileNotFoundError(
+            f'{path} names {recorded!r}, which is not a file (a run killed '
+            f'while writing it leaves it empty or cut); {hint}.')
+    elsewhere = (f'; to go on from {recorded} itself (checkpoints written '
+                 'outside the work dir by CheckpointHook\'s out_dir), give '
+                 f'it: --resume {recorded}' if osp.isfile(recorded) else '')
+    raise FileNotFoundError(
+        f'{path} names {recorded!r}, outside the work dir, and the work '
+        f'dir holds no {osp.basename(recorded)!r} ({located} is not a '
+        'file): a work dir copied or moved from another folder is read '
+        f'with its own checkpoints, not that folder\'s; {hint}{elsewhere}.')
+
+
 def _instead_of_damaged(filename: str) -> str:
     """What to do about a damaged checkpoint: for one of a training run's
     work dir (named ``epoch_N.pth``/``iter_N.pth``/``best_*.pth``, or next

@@ -666,13 +666,14 @@ def test_a_cut_last_checkpoint_names_the_last_checkpoint_by_step(tmp_path):
     """The advice names the run's last checkpoint by its step: by file
     time it named a best_*.pth, or an early epoch of a copied work dir
     (epoch_2 written after epoch_10), and by name epoch_2 sorts last."""
-    from mmreid.engine.runner.resuming import check_last_checkpoint
+    from mmreid.utils.checkpoint import last_run_checkpoint
     for when, name in enumerate(['epoch_9.pth', 'epoch_10.pth', 'epoch_2.pth',
                                  'best_R1_epoch_9.pth', 'notes.pth']):
         (tmp_path / name).write_bytes(b'')
         os.utime(tmp_path / name, (1000 + when, 1000 + when))
+    (tmp_path / 'last_checkpoint').write_text('epoch_1')
     with pytest.raises(FileNotFoundError) as info:
-        check_last_checkpoint(str(tmp_path), 'epoch_1')
+        last_run_checkpoint(str(tmp_path))
     assert ('(last: epoch_2.pth, epoch_9.pth, epoch_10.pth), tools/train.py '
             f"CONFIG --resume {tmp_path / 'epoch_10.pth'}.") in str(info.value)
 
@@ -682,10 +683,55 @@ def test_a_remote_last_checkpoint_is_left_to_the_loader(tmp_path):
     URL into the local last_checkpoint: it is no local file, and was
     refused as a cut one (the review's reproducer resumed normally with
     the check bypassed)."""
-    from mmreid.engine.runner.resuming import check_last_checkpoint
-    check_last_checkpoint(str(tmp_path), 's3://bucket/run/epoch_1.pth')
+    from mmreid.utils.checkpoint import last_run_checkpoint
+    url = 's3://bucket/run/epoch_1.pth'
+    (tmp_path / 'last_checkpoint').write_text(url)
+    assert last_run_checkpoint(str(tmp_path)) == url
+    (tmp_path / 'last_checkpoint').write_text('')
     with pytest.raises(FileNotFoundError, match="names '', which is not"):
-        check_last_checkpoint(str(tmp_path), '')
+        last_run_checkpoint(str(tmp_path))
+
+
+def test_a_copied_work_dir_resumes_from_its_own_checkpoint(trained, tmp_path):
+    """mmengine writes the checkpoint's absolute path into last_checkpoint:
+    --resume of a copied work dir resumed the original folder's
+    checkpoint, and once that file was gone refused "a run killed while
+    writing it" although the copy held it. The copy's own file of that
+    name is resumed."""
+    config, ckpt = trained
+    final = osp.join(osp.dirname(ckpt), 'epoch_2.pth')  # resumes nothing
+    original = tmp_path / 'orig'
+    original.mkdir()
+    shutil.copy(final, original / 'epoch_2.pth')
+    (original / 'last_checkpoint').write_text(str(original / 'epoch_2.pth'))
+    copy = tmp_path / 'copy'
+    shutil.copytree(original, copy)
+    # The original folder's file is now another one: weights only, which
+    # a resume of it refuses.
+    full = load_trusted_checkpoint(final)
+    torch.save(
+        dict(state_dict=full['state_dict'], meta=full['meta']),
+        original / 'epoch_2.pth')
+    runner = build_runner(config, copy, resume=True)
+    runner.train()
+    assert runner._resumed_from == str(copy / 'epoch_2.pth')
+    assert runner.epoch == 2
+    # The original folder's file gone.
+    (original / 'epoch_2.pth').unlink()
+    runner = build_runner(config, copy, resume=True)
+    runner.train()
+    assert runner._resumed_from == str(copy / 'epoch_2.pth')
+    # Without the file in the copy, both paths are named.
+    (copy / 'epoch_2.pth').unlink()
+    shutil.copy(ckpt, copy / 'epoch_1.pth')
+    with pytest.raises(FileNotFoundError) as info:
+        build_runner(config, copy, resume=True).train()
+    message = str(info.value)
+    assert message.startswith(f"--resume: {copy / 'last_checkpoint'} names "
+                              f"{str(original / 'epoch_2.pth')!r}, outside "
+                              'the work dir')
+    assert str(copy / 'epoch_2.pth') in message
+    assert f"--resume {copy / 'epoch_1.pth'}" in message
 
 
 def test_steps_per_epoch_need_an_epoch_based_record():

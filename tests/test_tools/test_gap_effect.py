@@ -1,4 +1,5 @@
 """gap_effect.py: MBN - BN against the trained BN model's modality gap."""
+import hashlib
 import json
 import shutil
 
@@ -334,20 +335,48 @@ def test_the_plot_shows_mbn_minus_bn(tmp_path, monkeypatch):
     assert [xerr[0][0], xerr[1][0]] == pytest.approx([0.05, 0.05])
 
 
-def test_a_last_checkpoint_that_moved_is_refused(tmp_path):
-    """An absolute path in last_checkpoint that no longer exists is an
-    error naming it, not the file of the same name in the work dir."""
+def test_a_copied_work_dir_is_measured_on_its_own_checkpoint(
+        tmp_path, monkeypatch):
+    """last_checkpoint holds mmengine's absolute path: in a copy of a work
+    dir it names the original folder's checkpoint, so the copy's gap was
+    measured on (and its cache keyed by) the original's model beside the
+    copy's metrics. The copy's own file of that name is read, with the
+    original there or gone; one the copy lacks is refused, naming both."""
     tool = load_tool(TOOL)
-    (tmp_path / 'epoch_12.pth').write_text('another checkpoint')
-    gone = tmp_path / 'elsewhere' / 'epoch_12.pth'
-    (tmp_path / 'last_checkpoint').write_text(str(gone))
+    config = write_config(tmp_path / 'a_bn.py', max_epochs=12)
+    original = tmp_path / 'orig' / 'a_bn_seed0'
+    finished_run(original, config, 0, {'sysu/R1': 10})
+    (original / 'epoch_12.pth').write_text('the original, trained on')
+    (original / 'last_checkpoint').write_text(str(original / 'epoch_12.pth'))
+    copy = tmp_path / 'copy' / 'a_bn_seed0'
+    shutil.copytree(original, copy)
+    (copy / 'epoch_12.pth').write_text('the copy')
+    measured = []
+
+    def measure(config, checkpoint, num_per_modality, cfg_options=()):
+        measured.append(checkpoint)
+        return gap_rows([0.1, 0.2])
+
+    monkeypatch.setattr(tool, '_measure', measure, raising=False)
+    tool.measure_gap(config, str(copy), 128)
+    assert measured == [str(copy / 'epoch_12.pth')]
+    cached = json.loads((copy / 'modality_gap_128.json').read_text())
+    assert cached['checkpoint_sha256'] == hashlib.sha256(
+        b'the copy').hexdigest()
+    # The copy without the file: no fallback to the original's.
+    (copy / 'epoch_12.pth').unlink()
     with pytest.raises(FileNotFoundError) as info:
-        tool.last_checkpoint(str(tmp_path))
-    assert f'names {str(gone)!r}, which does not exist' in str(info.value)
+        tool.last_checkpoint(str(copy))
+    message = str(info.value)
+    assert str(original / 'epoch_12.pth') in message
+    assert str(copy / 'epoch_12.pth') in message
+    # Moved: the original folder gone.
+    (copy / 'epoch_12.pth').write_text('the copy')
+    shutil.rmtree(original)
+    assert tool.last_checkpoint(str(copy)) == str(copy / 'epoch_12.pth')
     # A relative name is resolved in the work dir.
-    (tmp_path / 'last_checkpoint').write_text('epoch_12.pth')
-    assert tool.last_checkpoint(str(tmp_path)) == str(tmp_path /
-                                                      'epoch_12.pth')
+    (copy / 'last_checkpoint').write_text('epoch_12.pth')
+    assert tool.last_checkpoint(str(copy)) == str(copy / 'epoch_12.pth')
 
 
 def test_a_metric_a_run_did_not_log_is_named(tmp_path, monkeypatch):
@@ -490,7 +519,9 @@ def test_the_measured_gap_is_that_of_the_options_images(tmp_path):
     for name, opts in (('own', []), ('options', options)):
         work_dir = tmp_path / f'agw_{name}_seed0'
         work_dir.mkdir()
-        (work_dir / 'last_checkpoint').write_text(str(checkpoint))
+        shutil.copy(checkpoint, work_dir / 'epoch_1.pth')
+        (work_dir / 'last_checkpoint').write_text(
+            str(work_dir / 'epoch_1.pth'))
         rows[name] = tool.measure_gap(config, str(work_dir), 4, opts)
     rows['written'] = tool._measure(str(written), str(checkpoint), 4)
 

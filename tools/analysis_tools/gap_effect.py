@@ -136,18 +136,15 @@ def check_test_sets(sides: list,
 
 
 def last_checkpoint(work_dir: str) -> str:
-    """The checkpoint named by mmengine's ``last_checkpoint`` file."""
-    path = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(path):
+    """The checkpoint named by mmengine's ``last_checkpoint`` file, in
+    ``work_dir`` (``mmreid.utils.checkpoint.last_run_checkpoint``: a
+    copied work dir is measured on its own checkpoint, not the original
+    folder's)."""
+    from mmreid.utils.checkpoint import last_run_checkpoint
+    checkpoint = last_run_checkpoint(work_dir)
+    if checkpoint is None:
         raise FileNotFoundError(f'{work_dir}: no last_checkpoint file; the '
                                 f'gap is measured on the trained model')
-    with open(path) as f:
-        checkpoint = f.read().strip()
-    if not osp.isabs(checkpoint) and not osp.isfile(checkpoint):
-        checkpoint = osp.join(work_dir, osp.basename(checkpoint))
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'{path} names {checkpoint!r}, which does '
-                                f'not exist')
     return checkpoint
 
 

@@ -9,15 +9,16 @@ from mmengine.config import Config
 from mmengine.dist import master_only
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner, find_latest_checkpoint
+from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.utils.dl_utils import collect_env
 
 from mmreid.registry import RUNNERS
+from mmreid.utils.checkpoint import last_run_checkpoint
 from mmreid.utils.logged_warnings import log_warnings_to
 from .log_processor import TRAINING_MEAN_PATTERN, ReIDLogProcessor
 from .resume_checks import train_loader_plan
-from .resuming import ResumeMixin, check_last_checkpoint
+from .resuming import ResumeMixin
 from .runner_config import (check_loop_reads_a_dataloader, drop_restated_hooks,
                             drop_switched_off_hooks)
 
@@ -86,7 +87,7 @@ class ReIDRunner(ResumeMixin, Runner):
     * :mod:`~mmreid.engine.runner.resuming`: :class:`ResumeMixin
       <mmreid.engine.runner.resuming.ResumeMixin>`, the resume methods
       (``resume``, ``check_resumable`` and its ``_check_*`` parts,
-      ``_finished_resume_message``), and ``check_last_checkpoint``;
+      ``_finished_resume_message``);
     * :mod:`~mmreid.engine.runner.resume_checks`: the comparisons of a
       checkpoint with the configured run that those checks make;
     * :mod:`~mmreid.engine.runner.runner_config`: the ``default_hooks``
@@ -437,20 +438,30 @@ class ReIDRunner(ResumeMixin, Runner):
         return built
 
     def load_or_resume(self) -> None:
-        """mmengine's; ``--resume`` in a work dir without checkpoints logs
-        one line and trains from epoch 1, a ``last_checkpoint`` that names
-        no file is refused (:func:`~.resuming.check_last_checkpoint`), and
-        the config is written once the checkpoint is loaded
-        (:meth:`dump_config`)."""
+        """mmengine's, but ``--resume`` without a checkpoint reads
+        ``last_checkpoint`` as
+        :func:`~mmreid.utils.checkpoint.last_run_checkpoint` does: in a
+        copied or moved work dir the work dir's own checkpoint, not the
+        original folder's that the file names; one that names no file is
+        refused. In a work dir without checkpoints it logs one line and
+        trains from epoch 1. The config is written once the checkpoint is
+        loaded (:meth:`dump_config`)."""
         if not self._has_loaded and self._resume and self._load_from is None:
-            latest = find_latest_checkpoint(self.work_dir)
+            try:
+                latest = last_run_checkpoint(self.work_dir)
+            except FileNotFoundError as error:
+                raise FileNotFoundError(f'--resume: {error}') from None
             if latest is None:
                 self.logger.info(f'--resume: no checkpoint found in '
                                  f'{self.work_dir}; training starts from '
                                  'epoch 1.')
                 self._resume = False
             else:
-                check_last_checkpoint(self.work_dir, latest)
+                # mmengine's own branch would read last_checkpoint again.
+                self.logger.info(
+                    f'Auto resumed from the latest checkpoint {latest}.')
+                self.resume(latest)
+                self._has_loaded = True
         super().load_or_resume()
         if self._training and self._resumed_from is not None:
             self._finished_resume = self._finished_resume_message(

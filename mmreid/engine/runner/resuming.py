@@ -4,11 +4,10 @@
 :class:`~mmreid.engine.runner.ReIDRunner`: the checks of a checkpoint
 against the configured run (:meth:`ResumeMixin.check_resumable`, whose
 comparisons are the functions of :mod:`~.resume_checks`) and the line that
-says a resume trained nothing. :func:`check_last_checkpoint` refuses a
-``<work_dir>/last_checkpoint`` that names no file.
+says a resume trained nothing. ``last_checkpoint`` is read by
+:func:`mmreid.utils.checkpoint.last_run_checkpoint`.
 """
 import ast
-import os.path as osp
 from typing import Any, Callable, Optional, Union
 
 from .resume_checks import (config_ast, metainfo_differences,
@@ -18,37 +17,6 @@ from .resume_checks import (config_ast, metainfo_differences,
                             steps_per_epoch_advice,
                             steps_per_epoch_in_checkpoint,
                             train_length_in_checkpoint, train_loader_plan)
-
-
-def check_last_checkpoint(work_dir: str, latest: str) -> None:
-    """Refuse a ``last_checkpoint`` that names no file.
-
-    mmengine writes ``<work_dir>/last_checkpoint`` in place after each
-    checkpoint; a run killed during that write leaves it empty or cut,
-    and ``--resume`` then failed with "checkpoint file '' does not exist".
-
-    Args:
-        work_dir (str): The run's work dir.
-        latest (str): What ``last_checkpoint`` holds.
-
-    Raises:
-        FileNotFoundError: ``latest`` is empty, or a local path that is not
-            a file (a URL of a remote ``out_dir`` is left to the loader),
-            naming ``last_checkpoint`` and the checkpoints the work dir
-            holds.
-    """
-    if latest and ('://' in latest or osp.isfile(latest)):
-        return
-    from mmreid.utils.checkpoint import run_checkpoints
-    found = [name for _, _, name in run_checkpoints(work_dir)]
-    hint = (f'resume from one of its checkpoints explicitly (last: '
-            f'{", ".join(found[-3:])}), tools/train.py CONFIG --resume '
-            f'{osp.join(work_dir, found[-1])}'
-            if found else 'it holds no checkpoint: train from the start')
-    raise FileNotFoundError(
-        f'--resume: {osp.join(work_dir, "last_checkpoint")} names '
-        f'{latest!r}, which is not a file (a run killed while writing it '
-        f'leaves it empty or cut); {hint}.')
 
 
 class ResumeMixin:
