@@ -306,6 +306,30 @@ def test_seeds_are_counted_per_metric(tmp_path, monkeypatch, capsys):
     assert out.rstrip().endswith('| R1 3, mAP 2 |')
 
 
+def test_a_metric_no_run_reports_is_refused(tmp_path, monkeypatch, capsys):
+    """A misspelt --metrics name (map, Rank5) filled its columns with '-',
+    wrote them to --out and exited 0; now it is refused with the metric
+    names the runs report. One that only some runs lack stays a '-'."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(subprocess, 'run', no_training)
+    runs = partial_runs(tmp_path)
+    out = tmp_path / 'table.md'
+    with pytest.raises(SystemExit) as info:
+        compare(tool, monkeypatch, tmp_path / 'new.py', '--baseline',
+                tmp_path / 'base.py', '--work-dir', runs, '--no-train',
+                '--target', 'd3', '--metrics', 'R1', 'map', 'Rank5', '--out',
+                out)
+    message = str(info.value)
+    assert message.startswith('error: --metrics map Rank5: no run reports '
+                              'them')
+    assert message.endswith('the runs report R1, mAP')
+    assert not out.exists()
+    # mAP: new.py lacks it at seed 2 only.
+    compare(tool, monkeypatch, tmp_path / 'new.py', '--work-dir', runs,
+            '--no-train', '--target', 'd3', '--metrics', 'R1', 'mAP')
+    assert '15.0/2.0; 17.0/- |' in capsys.readouterr().out
+
+
 def test_a_config_is_one_row_however_spelt(tmp_path, monkeypatch, capsys):
     """--baseline ./base.py with base.py among the configs: the baseline
     used to be listed twice and paired with itself (+0.0 [+0.0, +0.0])."""

@@ -62,7 +62,9 @@ A mean over one seed is shown as ``(n=1)``, without a spread, one over
 fewer seeds than given with its ``n``; the ``seeds paired`` column
 counts the pairs of each interval (per metric where they differ). The
 same config file under two spellings (``./a.py``, ``a.py``) is one
-config; ``--seeds`` with a seed twice is refused::
+config; ``--seeds`` with a seed twice is refused. A ``--metrics`` name
+that no run reports (``map`` for ``mAP``) is an error listing the names
+they report; a metric only some runs lack is ``-`` in their cells::
 
     python tools/analysis_tools/compare_configs.py \
         configs/snr/baseline_r18_synthreid.py \
@@ -97,7 +99,12 @@ def parse_args(argv=None):
         help='config to compare the others with: paired per-seed '
         'differences with 95 %% intervals')
     add_target_argument(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # argparse leaves the default list itself where --metrics is not given:
+    # only names given are refused when no run reports them (a default
+    # metric a protocol does not log stays a '-' column).
+    args.metrics_given = args.metrics is not parser.get_default('metrics')
+    return args
 
 
 def add_table_arguments(parser: argparse.ArgumentParser,
@@ -179,6 +186,51 @@ def check_targets(rows: list,
         one_test_set(runs, prefix, config, means.get(config))
         prefixes[config] = prefix
     return prefixes
+
+
+def reported_metrics(rows: list, prefixes: dict) -> List[str]:
+    """The metric names any run reports under its config's prefix (what
+    ``run_targets.pick`` can read: ``R1`` of ``d3/R1``), sorted.
+
+    Args:
+        rows (list): ``(config, {seed: metrics})`` per config.
+        prefixes (dict): config -> its prefix (:func:`check_targets`).
+    """
+    found = set()
+    for config, runs in rows:
+        prefix = prefixes[config]
+        if prefix is None:
+            continue  # pick reads nothing without a prefix
+        for metrics in runs.values():
+            found.update(k[len(prefix) + 1:] for k in metrics
+                         if k.startswith(f'{prefix}/'))
+    return sorted(found)
+
+
+def check_metrics(rows: list, metrics: Sequence[str], prefixes: dict) -> None:
+    """Refuse a ``--metrics`` name that no run reports.
+
+    A metric some runs lack is a gap in their cells (``-``); one that no
+    run of any config reports is a misspelt name (``map``, ``Rank5``),
+    whose columns would be ``-`` throughout.
+
+    Args:
+        rows (list): ``(config, {seed: metrics})`` per config.
+        metrics (Sequence[str]): The names asked for.
+        prefixes (dict): config -> its prefix (:func:`check_targets`).
+
+    Raises:
+        ValueError: Names the metrics no run reports, the keys read and
+            the metric names the runs report.
+    """
+    found = reported_metrics(rows, prefixes)
+    missing = [m for m in metrics if m not in found]
+    if missing:
+        raise ValueError(
+            f'--metrics {" ".join(missing)}: no run reports '
+            f'{"it" if len(missing) == 1 else "them"} (read as '
+            f'{key_label(prefixes)[4:]}); the runs report '
+            f'{", ".join(found) or "no metric under that prefix"}')
 
 
 def key_label(prefixes: dict) -> str:
@@ -270,6 +322,8 @@ def main(argv=None):
         rows.append((config, runs_of(config, args.seeds, args)))
     try:
         prefixes = check_targets(rows, args.target, means)
+        if args.metrics_given:
+            check_metrics(rows, args.metrics, prefixes)
     except ValueError as error:
         raise SystemExit(f'error: {error}')
     header = f'| config ({key_label(prefixes)}) | ' + ' | '.join(
