@@ -1,5 +1,6 @@
 import argparse
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -328,6 +329,71 @@ def test_a_metric_no_run_reports_is_refused(tmp_path, monkeypatch, capsys):
     compare(tool, monkeypatch, tmp_path / 'new.py', '--work-dir', runs,
             '--no-train', '--target', 'd3', '--metrics', 'R1', 'mAP')
     assert '15.0/2.0; 17.0/- |' in capsys.readouterr().out
+
+
+def fake_trainer(metrics_of):
+    """A ``subprocess.run`` that leaves the finished run a training of
+    ``cmd`` would: ``metrics_of(config, seed)`` in its ``--work-dir``."""
+
+    def train(cmd, **kwargs):
+        config = cmd[2]
+        work_dir = pathlib.Path(cmd[cmd.index('--work-dir') + 1])
+        seed = int(cmd[cmd.index('--cfg-options') + 1].split('=')[1])
+        finished_run(work_dir, config, seed, metrics_of(config, seed))
+
+    return train
+
+
+def test_configs_of_one_file_name_in_two_folders(tmp_path, monkeypatch,
+                                                 capsys):
+    """a/tiny.py and c/tiny.py shared WORK_DIR/tiny_seed<S>: the second
+    was refused as "trained with another config ... Give another
+    --work-dir" (which does not help), and both rows would read tiny.py.
+    Each now has its runs and its row under the shortest parent path that
+    tells them apart; a config of a file name of its own keeps
+    WORK_DIR/<name>_seed<S>."""
+    tool = load_tool(TOOL)
+    (tmp_path / 'a').mkdir()
+    (tmp_path / 'c').mkdir()
+    a = write_config(tmp_path / 'a' / 'tiny.py', lr=0.1)
+    c = write_config(tmp_path / 'c' / 'tiny.py', lr=0.2)
+    other = write_config(tmp_path / 'c' / 'other.py', lr=0.3)
+    r1 = {a: 10.0, c: 20.0, other: 30.0}
+    monkeypatch.setattr(
+        subprocess, 'run',
+        fake_trainer(lambda config, seed: {'reid/R1': r1[config] + seed}))
+    runs = tmp_path / 'runs'
+    compare(tool, monkeypatch, a, c, other, '--baseline', a, '--seeds', 0, 1,
+            '--work-dir', runs, '--metrics', 'R1')
+    out = capsys.readouterr().out
+    trained = sorted(
+        p.relative_to(runs).as_posix() for p in runs.glob('**/*_seed*'))
+    assert trained == [
+        'a/tiny_seed0', 'a/tiny_seed1', 'c/tiny_seed0', 'c/tiny_seed1',
+        'other_seed0', 'other_seed1'
+    ]
+    assert '| a/tiny.py | 10.5 ± 0.5 | 10.0; 11.0 |' in out
+    assert '| c/tiny.py | 20.5 ± 0.5 | 20.0; 21.0 |' in out
+    assert '| other.py | 30.5 ± 0.5 | 30.0; 31.0 |' in out
+    assert '| config - a/tiny.py (key reid/<metric>) |' in out
+    assert '| c/tiny.py | +10.0 [+10.0, +10.0] | 2 |' in out
+
+
+def test_run_names_tell_configs_of_one_file_name_apart(tmp_path, monkeypatch):
+    run_plans = load_tool(RUN_PLANS)
+    monkeypatch.chdir(tmp_path)
+    for folder in ('x/a', 'y/a', 'z'):
+        (tmp_path / folder).mkdir(parents=True)
+    names = run_plans.run_names([
+        'x/a/tiny.py', 'y/a/tiny.py', 'z/tiny.py', 'z/other.py', './z/other.py'
+    ])
+    assert names == {
+        'x/a/tiny.py': 'x/a/tiny',
+        'y/a/tiny.py': 'y/a/tiny',
+        'z/tiny.py': 'z/tiny',
+        'z/other.py': 'other',
+        './z/other.py': 'other'
+    }
 
 
 def test_a_config_is_one_row_however_spelt(tmp_path, monkeypatch, capsys):

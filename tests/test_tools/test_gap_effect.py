@@ -107,6 +107,30 @@ def test_table_from_the_definitions(tmp_path, monkeypatch, capsys):
     assert plot.stat().st_size > 0
 
 
+def test_configs_of_one_file_name_in_two_folders(tmp_path, monkeypatch,
+                                                 capsys):
+    """Pairs a/bn.py:a/mbn.py and c/bn.py:c/mbn.py shared the runs
+    WORK_DIR/bn_seed<S> and WORK_DIR/mbn_seed<S>, gaps included; each
+    config now has its own (WORK_DIR/a/bn_seed<S>, ...) and its row."""
+    tool = load_tool(TOOL)
+    monkeypatch.chdir(tmp_path)
+    for folder, setting in (('a', 'a'), ('c', 'b')):
+        (tmp_path / folder).mkdir()
+        for side in ('bn', 'mbn'):
+            r1, gaps = RUNS[f'{setting}_{side}']
+            for seed in range(3):
+                write_run(tmp_path / folder / f'{side}_seed{seed}', r1[seed],
+                          gaps[seed])
+    tool.main([
+        'a/bn.py:a/mbn.py', 'c/bn.py:c/mbn.py', '--work-dir',
+        str(tmp_path), '--no-train', '--metrics', 'R1'
+    ])
+    out = capsys.readouterr().out
+    # As a_bn and b_bn of test_table_from_the_definitions.
+    assert cells(out, 'a/bn')[0][1] == '0.150 (0.100-0.200)'
+    assert cells(out, 'c/bn')[0][1] == '0.300 (0.300-0.300)'
+
+
 def test_refusals(tmp_path):
     tool = load_tool(TOOL)
     with pytest.raises(SystemExit):

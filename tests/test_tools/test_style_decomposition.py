@@ -132,6 +132,30 @@ def test_two_modes_of_one_config(tmp_path, monkeypatch, capsys):
         tool.main(['new.py', 'new.py', '--work-dir', str(tmp_path)])
 
 
+def test_configs_of_one_file_name_in_two_folders(tmp_path, monkeypatch,
+                                                 capsys):
+    """a/base.py against c/base.py shared WORK_DIR/base_seed<S> and were
+    refused as "A and B are the same (base)"; each now has its runs
+    (WORK_DIR/a/base_seed<S>, WORK_DIR/c/base_seed<S>) and its name."""
+    tool = load_tool(TOOL)
+    monkeypatch.chdir(tmp_path)
+    for folder, values in (('a', BASE), ('c', NEW)):
+        (tmp_path / folder).mkdir()
+        config = write_config(tmp_path / folder / 'base.py')
+        for seed in range(3):
+            metrics = {f'{t}/R1': v for t, v in zip(TARGETS, values[seed])}
+            finished_run(tmp_path / 'runs' / folder / f'base_seed{seed}',
+                         config, seed, metrics)
+    tool.main([
+        'a/base.py', 'c/base.py', '--work-dir',
+        str(tmp_path / 'runs'), '--no-train', '--metrics', 'R1'
+    ])
+    out = capsys.readouterr().out
+    assert '| quantity | a/base | c/base | c/base - a/base [95 % CI] |' in out
+    # d3: c - a = 4, 5, 3 (as new - base).
+    assert row(out, 'd3')[3] == '+4.0 [+1.5, +6.5]'
+
+
 def test_a_missing_target_is_refused_with_the_keys(tmp_path, monkeypatch):
     tool = load_tool(TOOL)
     make_runs(tmp_path, monkeypatch)

@@ -62,9 +62,13 @@ A mean over one seed is shown as ``(n=1)``, without a spread, one over
 fewer seeds than given with its ``n``; the ``seeds paired`` column
 counts the pairs of each interval (per metric where they differ). The
 same config file under two spellings (``./a.py``, ``a.py``) is one
-config; ``--seeds`` with a seed twice is refused. A ``--metrics`` name
-that no run reports (``map`` for ``mAP``) is an error listing the names
-they report; a metric only some runs lack is ``-`` in their cells::
+config; ``--seeds`` with a seed twice is refused. A run is
+``WORK_DIR/<config file name without .py>_seed<S>``; configs of one file
+name in different folders are told apart by the shortest parent path
+(runs ``WORK_DIR/a/tiny_seed<S>`` and ``WORK_DIR/c/tiny_seed<S>``, rows
+``a/tiny.py`` and ``c/tiny.py``). A ``--metrics`` name that no run
+reports (``map`` for ``mAP``) is an error listing the names they report;
+a metric only some runs lack is ``-`` in their cells::
 
     python tools/analysis_tools/compare_configs.py \
         configs/snr/baseline_r18_synthreid.py \
@@ -78,7 +82,7 @@ from typing import List, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from paired_stats import mean_cell, paired_interval  # noqa
-from run_plans import add_run_arguments, plan_runs, runs_of  # noqa
+from run_plans import add_run_arguments, plan_runs, run_names, runs_of  # noqa
 from run_targets import add_target_argument  # noqa
 from run_targets import describe_test_set  # noqa
 from run_targets import one_test_set  # noqa
@@ -242,8 +246,19 @@ def key_label(prefixes: dict) -> str:
     return 'key <target>/<metric>, target per row'
 
 
-def row_label(config: str, prefixes: dict) -> str:
-    name = osp.basename(config)
+def config_label(config: str, names: Optional[dict] = None) -> str:
+    """A config's label: its file name, or with ``names``
+    (``run_plans.run_names``) its run name and extension (``a/tiny.py``
+    where another folder holds a ``tiny.py``)."""
+    if names is None:
+        return osp.basename(config)
+    return names[config] + osp.splitext(config)[1]
+
+
+def row_label(config: str,
+              prefixes: dict,
+              names: Optional[dict] = None) -> str:
+    name = config_label(config, names)
     if len(set(prefixes.values())) > 1:
         name += f' ({prefixes[config]})'
     return name
@@ -253,9 +268,11 @@ def paired_table(rows: list,
                  baseline: str,
                  args,
                  prefixes: dict,
-                 means: Optional[dict] = None) -> str:
+                 means: Optional[dict] = None,
+                 names: Optional[dict] = None) -> str:
     """Markdown table of paired differences against ``baseline``;
-    ``means`` as in :func:`check_targets`.
+    ``means`` as in :func:`check_targets`, ``names`` as in
+    :func:`config_label`.
 
     Raises:
         ValueError: A config was evaluated on another test set than the
@@ -265,7 +282,7 @@ def paired_table(rows: list,
     runs_of = dict(rows)
     base = runs_of[baseline]
     base_prefix = prefixes[baseline]
-    header = (f'| config - {osp.basename(baseline)} '
+    header = (f'| config - {config_label(baseline, names)} '
               f'({key_label(prefixes)}) | ' +
               ' | '.join(f'Δ{m} [95 % CI]'
                          for m in args.metrics) + ' | seeds paired |')
@@ -302,7 +319,7 @@ def paired_table(rows: list,
             cells.append(f'{mean:+.1f} [{low:+.1f}, {high:+.1f}]')
         seeds = str(used[0]) if len(set(used)) == 1 else ', '.join(
             f'{m} {n}' for m, n in zip(args.metrics, used))
-        lines.append(f'| {row_label(config, prefixes)} | ' +
+        lines.append(f'| {row_label(config, prefixes, names)} | ' +
                      ' | '.join(cells) + f' | {seeds} |')
     return '\n'.join(lines)
 
@@ -317,9 +334,10 @@ def main(argv=None):
     if args.baseline and len(args.seeds) < 2:
         raise SystemExit('error: --baseline needs two seeds at least')
     means = plan_runs(args.configs, args)
+    names = run_names(args.configs)
     rows = []
     for config in args.configs:
-        rows.append((config, runs_of(config, args.seeds, args)))
+        rows.append((config, runs_of(config, args.seeds, args, names[config])))
     try:
         prefixes = check_targets(rows, args.target, means)
         if args.metrics_given:
@@ -344,13 +362,13 @@ def main(argv=None):
             values = [pick(runs[seed], m, prefix) for m in args.metrics[:2]]
             per_seed.append('/'.join('-' if v is None else f'{v:.1f}'
                                      for v in values))
-        lines.append(f'| {row_label(config, prefixes)} | ' +
+        lines.append(f'| {row_label(config, prefixes, names)} | ' +
                      ' | '.join(cells) + f' | {"; ".join(per_seed)} |')
     table = '\n'.join(lines)
     if args.baseline:
         try:
             table += '\n\n' + paired_table(rows, args.baseline, args, prefixes,
-                                           means)
+                                           means, names)
         except ValueError as error:
             raise SystemExit(f'error: {error}')
     show_table(table, args.out)

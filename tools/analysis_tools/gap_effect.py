@@ -51,7 +51,11 @@ from typing import Dict, List, Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import add_table_arguments, show_table  # noqa
 from paired_stats import paired_interval  # noqa
-from run_plans import add_run_arguments, plan_runs, runs_of  # noqa
+from run_plans import add_run_arguments  # noqa
+from run_plans import plan_runs  # noqa
+from run_plans import run_dir  # noqa
+from run_plans import run_names  # noqa
+from run_plans import runs_of  # noqa
 from run_targets import add_target_argument  # noqa
 from run_targets import check_paired_test_sets  # noqa
 from run_targets import one_test_set  # noqa
@@ -86,13 +90,17 @@ def parse_args(argv=None):
     return args
 
 
-def name_of(config: str) -> str:
-    return osp.splitext(osp.basename(config))[0]
+def name_of(config: str, names: Optional[Dict[str, str]] = None) -> str:
+    """A config's run name: from ``names`` (``run_plans.run_names`` of
+    all the pairs' configs: ``a/agw`` where another folder holds an
+    ``agw.py``), else its file name without ``.py``."""
+    return names[config] if names else osp.splitext(osp.basename(config))[0]
 
 
 def check_test_sets(sides: list,
                     target: Optional[str] = None,
-                    means: Optional[dict] = None) -> None:
+                    means: Optional[dict] = None,
+                    names: Optional[Dict[str, str]] = None) -> None:
     """Refuse a BN/MBN pair unless both were evaluated on one test set.
 
     The runs of each config (across seeds) and BN and MBN (seed by seed)
@@ -106,6 +114,7 @@ def check_test_sets(sides: list,
             it a run must log one (``run_targets.run_target``).
         means (dict, optional): config -> the prefixes of the means over
             targets its loops log (``run_plans.loop_means``).
+        names (dict, optional): config -> its run name (:func:`name_of`).
 
     Raises:
         ValueError: Names the config (and seed), the target and the two
@@ -115,18 +124,18 @@ def check_test_sets(sides: list,
     means = means or {}
     found = []
     for config, runs in sides:
+        name = name_of(config, names)
         prefixes = {
             seed:
-            run_target(metrics, target, f'{name_of(config)}, seed {seed}',
+            run_target(metrics, target, f'{name}, seed {seed}',
                        'give --target with one of them', means.get(config))
             for seed, metrics in runs.items()
         }
         if len(set(prefixes.values())) > 1:
-            raise ValueError(f'{name_of(config)}: its runs have different '
+            raise ValueError(f'{name}: its runs have different '
                              f'targets ({prefixes})')
         prefix = next(iter(prefixes.values()))
-        found.append((name_of(config), prefix,
-                      one_test_set(runs, prefix, name_of(config))))
+        found.append((name, prefix, one_test_set(runs, prefix, name)))
     (bn, bn_prefix, bn_sets), (mbn, mbn_prefix, mbn_sets) = found
     if bn_prefix != mbn_prefix:
         raise ValueError(f'{mbn} is read under {mbn_prefix!r}, {bn} under '
@@ -391,11 +400,13 @@ def plot(settings: List[dict], metric: str, path: str) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    means = plan_runs([c for pair in args.pairs for c in pair], args)
+    configs = [c for pair in args.pairs for c in pair]
+    means = plan_runs(configs, args)
+    names = run_names(configs)
     settings = []
     for bn_config, mbn_config in args.pairs:
         setting = dict(
-            name=name_of(bn_config),
+            name=name_of(bn_config, names),
             bn_gap=[],
             mbn_gap=[],
             floor=[],
@@ -404,31 +415,30 @@ def main(argv=None):
             mbn={m: []
                  for m in args.metrics})
         runs = {
-            config: runs_of(config, args.seeds, args)
+            config: runs_of(config, args.seeds, args, names[config])
             for config in (bn_config, mbn_config)
         }
         try:
             check_test_sets([(c, runs[c]) for c in (bn_config, mbn_config)],
-                            args.target, means)
+                            args.target, means, names)
         except ValueError as error:
             raise SystemExit(f'error: {error}')
         for seed in args.seeds:
             for side, config in (('bn', bn_config), ('mbn', mbn_config)):
+                name = name_of(config, names)
                 metrics = runs[config][seed]
                 for m in args.metrics:
                     value = pick(metrics, m, args.target,
-                                 f'{name_of(config)}, seed {seed}')
+                                 f'{name}, seed {seed}')
                     if value is None:
-                        raise SystemExit(f'error: {name_of(config)}, seed '
-                                         f'{seed}: no {m!r} in its last '
-                                         f'validation')
+                        raise SystemExit(f'error: {name}, seed {seed}: no '
+                                         f'{m!r} in its last validation')
                     setting[side][m].append(value)
-                work_dir = osp.join(args.work_dir,
-                                    f'{name_of(config)}_seed{seed}')
+                work_dir = run_dir(args.work_dir, name, seed)
                 summary = summarise(
                     measure_gap(config, work_dir, args.num_per_modality,
                                 args.cfg_options), args.layers,
-                    f'{name_of(config)}, seed {seed}')
+                    f'{name}, seed {seed}')
                 setting[f'{side}_gap'].append(summary['gap'])
                 if side == 'bn':
                     setting['floor'].append(summary['floor'])

@@ -1,7 +1,10 @@
 """Plan and train the runs of configs over seeds.
 
 A run is ``tools/train.py CONFIG`` with one seed (and ``--cfg-options``)
-in ``<work dir>/<config name>_seed<seed>`` (:func:`run_dir`): :func:`run`
+in ``<work dir>/<run name>_seed<seed>`` (:func:`run_dir`; the run name is
+the config's file name without ``.py``, under the shortest parent path
+that tells apart configs of one file name in different folders,
+:func:`run_names`): :func:`run`
 gives its final metrics, training (or testing) it first when its work
 dir holds no finished run (``run_records.finished_result``), and
 :func:`runs_of` does so per seed for a tool's ``main()``. Before any run
@@ -15,7 +18,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from run_records import final_checkpoint, final_step, finished_result  # noqa
@@ -117,13 +120,59 @@ def run_dir(work_dir: str, name: str, seed: int) -> str:
     return osp.join(work_dir, f'{name}_seed{seed}')
 
 
-def needs_training(config: str, seed: int, args) -> bool:
-    """Whether :func:`run` would train the run of ``config`` and ``seed``:
-    it is missing or unfinished and ``--no-train`` is not given (a work
-    dir :func:`run` refuses is left to it to say so)."""
+def run_names(configs: Sequence[str]) -> Dict[str, str]:
+    """The run name of each config, for its work dirs and its label.
+
+    A config's name is its file name without the extension (``tiny``);
+    configs of one file name in different folders are named with the
+    shortest parent path that tells them apart (``a/tiny`` and
+    ``c/tiny``: runs ``<work dir>/a/tiny_seed<seed>``), so that neither
+    trains into nor reads the other's runs. The same file under two
+    spellings (``./a.py``, ``a.py``) is one config of one name.
+
+    Args:
+        configs (Sequence[str]): The config files.
+
+    Returns:
+        dict[str, str]: config (as given) -> its run name.
+    """
+    # real path -> the folders and the name of its first spelling's
+    # absolute path
+    paths = {}
+    for config in configs:
+        real = osp.realpath(config)
+        if real not in paths:
+            folders = osp.dirname(osp.abspath(config)).split(os.sep)
+            stem = osp.splitext(osp.basename(config))[0]
+            paths[real] = [p for p in folders if p] + [stem]
+
+    def named(real: str, depth: int) -> str:
+        """The name under the last ``depth`` folders of ``real``."""
+        return '/'.join(paths[real][-1 - depth:])
+
+    names = {}
+    for real, path in paths.items():
+        same = [r for r in paths if r != real and paths[r][-1] == path[-1]]
+        # The fewest folders that tell it from the others, else all of
+        # them (/a/x.py beside /b/a/x.py: a/x and b/a/x).
+        names[real] = '/'.join(path)
+        for depth in range(len(path)):
+            if all(named(real, depth) != named(r, depth) for r in same):
+                names[real] = named(real, depth)
+                break
+    return {config: names[osp.realpath(config)] for config in configs}
+
+
+def needs_training(config: str,
+                   seed: int,
+                   args,
+                   name: Optional[str] = None) -> bool:
+    """Whether :func:`run` would train the run of ``config`` and ``seed``
+    (``name`` as there): it is missing or unfinished and ``--no-train`` is
+    not given (a work dir :func:`run` refuses is left to it to say so)."""
     if args.no_train:
         return False
-    name = osp.splitext(osp.basename(config))[0]
+    name = name or osp.splitext(osp.basename(config))[0]
     work_dir = run_dir(args.work_dir, name, seed)
     expected = expected_config(config, seed, args.cfg_options)
     try:
@@ -149,8 +198,8 @@ def run(config: str,
         seed (int): The seed.
         args: ``work_dir``, ``cfg_options`` (``key=value`` strings) and
             ``no_train`` (a run that is not finished is an error).
-        name (str, optional): The run's name; defaults to the config's
-            file name without ``.py``.
+        name (str, optional): The run's name (:func:`run_names`);
+            defaults to the config's file name without ``.py``.
         tests_of (str, optional): The work dir of a finished run: this
             run is then ``tools/test.py`` of its final checkpoint (with
             ``args.cfg_options``, e.g. another test set), tested when it
@@ -221,7 +270,10 @@ def run(config: str,
 RUN_ERRORS = (ValueError, FileNotFoundError, RuntimeError)
 
 
-def runs_of(config: str, seeds: Sequence[int], args) -> dict:
+def runs_of(config: str,
+            seeds: Sequence[int],
+            args,
+            name: Optional[str] = None) -> dict:
     """``{seed: metrics}`` of the runs of ``config`` (:func:`run`), for
     a tool's ``main()``: a run that cannot be read or trained ends the
     tool with ``error: ...`` (exit status 1), as its other errors do, not
@@ -231,12 +283,14 @@ def runs_of(config: str, seeds: Sequence[int], args) -> dict:
         config (str): The config file.
         seeds (Sequence[int]): The seeds.
         args: As for :func:`run`.
+        name (str, optional): The run name, as for :func:`run` (the
+            tool's :func:`run_names` of all its configs).
 
     Returns:
         dict: The metrics of each seed's final evaluation.
     """
     try:
-        return {seed: run(config, seed, args) for seed in seeds}
+        return {seed: run(config, seed, args, name) for seed in seeds}
     except RUN_ERRORS as error:
         raise SystemExit(f'error: {error}')
 
@@ -383,7 +437,8 @@ def plan_runs(configs: Sequence[str], args) -> dict:
     (:func:`check_planned_target`), ends the tool with ``error: ...``.
 
     Args:
-        configs (Sequence[str]): The config files.
+        configs (Sequence[str]): The config files, all those of the tool
+            (their runs are named by :func:`run_names`).
         args: As for :func:`run`, and ``target``.
 
     Returns:
@@ -391,13 +446,16 @@ def plan_runs(configs: Sequence[str], args) -> dict:
         log (:func:`loop_means`).
     """
     means = {}
+    names = run_names(configs)
     for config in configs:
         try:
             cfg = expected_config(config, args.seeds[0], args.cfg_options)
         except RUN_ERRORS as error:
             raise SystemExit(f'error: {error}')
         means[config] = loop_means(cfg)
-        if any(needs_training(config, seed, args) for seed in args.seeds):
+        if any(
+                needs_training(config, seed, args, names[config])
+                for seed in args.seeds):
             try:
                 check_planned_target(cfg, config, args.target)
             except ValueError as error:

@@ -39,7 +39,7 @@ from typing import Dict, List, Optional
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from compare_configs import add_table_arguments, show_table  # noqa
 from paired_stats import paired_interval  # noqa
-from run_plans import add_run_arguments, runs_of  # noqa
+from run_plans import add_run_arguments, run_names, runs_of  # noqa
 from run_targets import check_paired_test_sets, one_test_set  # noqa
 
 
@@ -126,14 +126,19 @@ def check_test_sets(sides: list, targets: List[str]) -> None:
         found = []
         for name, config, mode, runs in sides:
             prefix = f'{target}/{mode}' if mode else target
-            found.append((name, prefix,
-                          one_test_set(runs, prefix,
-                                       f'{label(config, mode)} on {target}')))
+            found.append(
+                (name, prefix, one_test_set(runs, prefix,
+                                            f'{name} on {target}')))
         check_paired_test_sets(*found)
 
 
-def label(config: str, mode: Optional[str]) -> str:
-    name = osp.splitext(osp.basename(config))[0]
+def label(config: str,
+          mode: Optional[str],
+          names: Optional[Dict[str, str]] = None) -> str:
+    """A side's name: the config's run name (``names``, from
+    ``run_plans.run_names``: ``a/tiny`` where another folder holds a
+    ``tiny.py``; else its file name without ``.py``) and its mode."""
+    name = names[config] if names else osp.splitext(osp.basename(config))[0]
     return f'{name} ({mode})' if mode else name
 
 
@@ -180,12 +185,13 @@ def main(argv=None):
     args = parse_args(argv)
     targets = targets_of(args.unseen, args.seen)
     # A run it cannot read or train ends the tool with ``error: ...``.
+    names = run_names([args.config_a, args.config_b])
     runs = {
-        config: runs_of(config, args.seeds, args)
+        config: runs_of(config, args.seeds, args, names[config])
         for config in dict.fromkeys((args.config_a, args.config_b))
     }
-    name_a = label(args.config_a, args.mode_a)
-    name_b = label(args.config_b, args.mode_b)
+    name_a = label(args.config_a, args.mode_a, names)
+    name_b = label(args.config_b, args.mode_b, names)
     if name_a == name_b:
         raise SystemExit(f'A and B are the same ({name_a}): give another '
                          'config or another --mode-a/--mode-b')
@@ -197,7 +203,7 @@ def main(argv=None):
             try:
                 per_seed[side] = [
                     read_values(runs[config][seed], targets, metric, mode,
-                                f'{label(config, None)}, seed {seed}')
+                                f'{label(config, None, names)}, seed {seed}')
                     for seed in args.seeds
                 ]
             except KeyError as error:
