@@ -1,4 +1,5 @@
 import os
+import re
 import signal
 import time
 
@@ -429,6 +430,37 @@ def test_integer_and_half_distances():
     for converted in (distmat.astype(np.int64), distmat.astype(np.float16),
                       torch.from_numpy(distmat).bfloat16()):
         assert_same_result(evaluate_rank(converted, *labels), expected)
+
+
+@pytest.mark.parametrize('name, value, dtype, example', [
+    ('q_pids', ['a'], '<U1', "'a'"),
+    ('g_camids', np.array([0.0, 1.0, 1.0]), 'float64', '0.0'),
+    ('g_pids', torch.tensor([True, False, True]), 'torch.bool', 'True'),
+    ('q_camids', np.array([None], dtype=object), 'object', 'None'),
+])
+def test_non_integer_labels_are_refused_naming_the_argument(
+        name, value, dtype, example):
+    """String pids raised torch's "can't convert np.ndarray of type
+    numpy.str_", naming no argument."""
+    labels = dict(
+        q_pids=[1], g_pids=[2, 1, 3], q_camids=[0], g_camids=[1, 1, 1])
+    labels[name] = value
+    with pytest.raises(
+            TypeError,
+            match=rf'^{name} must be integers .*got dtype '
+            rf'{re.escape(dtype)} \(e.g. {re.escape(example)}\)$'):
+        evaluate_rank(np.zeros((1, 3)), **labels)
+
+
+def test_an_empty_gallery_is_named():
+    """An empty gallery given as lists raised "g_pids must be integers,
+    got torch.float64" (an empty list is read as floats)."""
+    empty = np.zeros(0, np.int64)
+    for labels in (([1], [], [0], []), ([1], empty, [0], empty)):
+        with pytest.raises(
+                ValueError,
+                match='^the gallery is empty.*rank the 1 queries against$'):
+            evaluate_rank(np.zeros((1, 0)), *labels)
 
 
 @pytest.mark.cuda

@@ -152,14 +152,38 @@ def chunk_rows_for_budget(num_gallery: int, memory_budget_mb: float) -> int:
 
 
 def _as_labels(value: ArrayLike, name: str) -> torch.Tensor:
-    """Convert pids or camids to a 1-D int64 tensor."""
+    """Convert pids or camids to a 1-D int64 tensor.
+
+    Args:
+        value: Integer labels, shape (N,): a tensor, array or sequence.
+            An empty array or sequence (N = 0) is read as int64 whatever
+            its dtype (``[]`` is float64 to NumPy).
+        name: The argument's name, for the error.
+
+    Returns:
+        torch.Tensor: The labels as int64, shape (N,).
+
+    Raises:
+        TypeError: The labels are not integers (floats, strings, bools,
+            objects); names the argument, its dtype and a value.
+    """
     if isinstance(value, torch.Tensor):
-        labels = value.detach()
+        labels = value.detach().reshape(-1)
+        is_int = not (labels.is_floating_point() or labels.is_complex()
+                      or labels.dtype == torch.bool)
     else:
-        labels = torch.as_tensor(np.asarray(value))
-    if labels.is_floating_point() or labels.is_complex():
-        raise TypeError(f'{name} must be integers, got {labels.dtype}')
-    return labels.reshape(-1).long().contiguous()
+        labels = np.asarray(value).reshape(-1)
+        if labels.size == 0:
+            labels = labels.astype(np.int64)
+        is_int = labels.dtype.kind in 'iu'
+    if not is_int:
+        example = labels[0] if len(labels) else None
+        if hasattr(example, 'item'):  # a NumPy or torch scalar
+            example = example.item()
+        raise TypeError(f'{name} must be integers (pids or camids, one '
+                        f'per item), got dtype {labels.dtype} (e.g. '
+                        f'{example!r})')
+    return torch.as_tensor(labels).long().contiguous()
 
 
 def _check_option(name: str, value: str, choices: tuple) -> None:
@@ -252,6 +276,11 @@ class RankAccumulator:
                              f'{len(self.g_camids)} gallery camids')
         self.num_query = len(self.q_pids)
         self.num_gallery = len(self.g_pids)
+        if self.num_gallery == 0:
+            raise ValueError('the gallery is empty (0 gallery pids), so '
+                             'no query has a positive in the gallery: '
+                             f'there is nothing to rank the {self.num_query}'
+                             ' queries against')
         # Junk-labelled gallery items are ignored by every query: their
         # columns are dropped from each chunk before it is ranked.
         self._kept_cols = None
