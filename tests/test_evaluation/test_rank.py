@@ -432,6 +432,34 @@ def test_integer_and_half_distances():
         assert_same_result(evaluate_rank(converted, *labels), expected)
 
 
+def test_integer_distances_beyond_float64_are_refused():
+    """Integer distances were ranked as float64, which rounds above 2**53:
+    [2**60 + 1, 2**60, 2**60 + 2] with the positive strictly nearest
+    (index 1) gave R1 = 0 and mAP = 0.5 instead of 1 and 1."""
+    labels = ([1], [2, 1, 3], [0], [1, 1, 1])
+    big = np.array([[2**60 + 1, 2**60, 2**60 + 2]], np.int64)
+    for dist in (big, -big, torch.from_numpy(big)):
+        with pytest.raises(
+                ValueError,
+                match=rf'2\*\*53 = {2**53}.*magnitude {2**60 + 2}'):
+            evaluate_rank(dist, *labels)
+    # Up to 2**53 every integer is exact in float64: ranked as given.
+    edge = np.array([[2**53, 2**53 - 1, -2**53]], np.int64)
+    result = evaluate_rank(edge, [1], [2, 1, 1], [0], [1, 1, 1])
+    # Positives at ranks 2 (2**53 - 1) and 1 (-2**53): AP = (1/1 + 2/2)/2.
+    assert result.cmc[0] == 1.0 and result.mAP == 1.0
+    result = evaluate_rank(edge, *labels)
+    assert result.cmc[0] == 0.0 and result.mAP == 0.5
+
+
+def test_complex_distances_are_refused():
+    """Complex distances lost their imaginary part with only a torch
+    warning."""
+    dist = np.array([[0.1 + 0j, 0.2 - 5j, 0.3 + 0j]], np.complex64)
+    with pytest.raises(TypeError, match='distances must be real.*complex64'):
+        evaluate_rank(dist, [1], [2, 1, 3], [0], [1, 1, 1])
+
+
 @pytest.mark.parametrize('name, value, dtype, example', [
     ('q_pids', ['a'], '<U1', "'a'"),
     ('g_camids', np.array([0.0, 1.0, 1.0]), 'float64', '0.0'),

@@ -91,6 +91,11 @@ CPU_CHUNK_ELEMENTS = 2**20
 #: to keep MSMT17's resident memory far below 1 GB.
 TRIM_EVERY_ELEMENTS = 32 * 1024 * 1024
 
+#: Integer distances are ranked as float64, which holds every integer up
+#: to this magnitude exactly; larger ones are refused, as rounding could
+#: tie or reorder them.
+MAX_EXACT_INT_DISTANCE = 2**53
+
 
 @dataclass(eq=False)
 class ReIDEvalResult:
@@ -196,10 +201,34 @@ def ranking_precision(dist: torch.Tensor) -> torch.Tensor:
 
     float32 and float64 stay as they are (float32 would turn float64
     distances that differ below its resolution into ties); integers become
-    float64 (exact below 2**53; the ranking pads with +inf); halves become
-    float32 (exact; not every kernel takes halves).
+    float64 (the ranking pads with +inf), exact up to magnitude 2**53
+    (:data:`MAX_EXACT_INT_DISTANCE`); halves become float32 (exact; not
+    every kernel takes halves).
+
+    Args:
+        dist: Distances, shape (Qc, G), any real dtype.
+
+    Returns:
+        torch.Tensor: ``dist`` as float32 or float64.
+
+    Raises:
+        TypeError: Complex distances (no order to rank by).
+        ValueError: Integer distances beyond 2**53 in magnitude, which
+            float64 would round; names the largest.
     """
+    if dist.is_complex():
+        raise TypeError(f'distances must be real, got {dist.dtype}: '
+                        'complex numbers have no order to rank by (pass '
+                        'their real part or magnitude explicitly)')
     if not dist.is_floating_point():
+        if dist.numel() and dist.dtype != torch.bool:
+            extreme = max(abs(int(dist.max())), abs(int(dist.min())))
+            if extreme > MAX_EXACT_INT_DISTANCE:
+                raise ValueError(
+                    f'integer distances must lie within +-2**53 = '
+                    f'{MAX_EXACT_INT_DISTANCE} to be ranked exactly (as '
+                    f'float64), got one of magnitude {extreme}; rescale '
+                    'them or pass them as floats')
         return dist.double()
     if dist.dtype in (torch.float16, torch.bfloat16):
         return dist.float()
