@@ -243,6 +243,24 @@ def test_non_integer_labels_are_refused(key, value, shown):
         metric.process(None, [sample])
 
 
+@pytest.mark.parametrize('key, sets', [
+    ('pred_feature', 'ReIDModel.predict'),
+    ('gt_label', "record's 'pid'"),
+    ('camid', "record's 'camid'"),
+])
+def test_a_sample_without_a_key_is_refused_naming_it(key, sets):
+    """A sample without camid gave a bare KeyError: 'camid', naming
+    neither the sample nor what sets the key."""
+    sample = make_samples(6)[0]
+    without = {k: v for k, v in sample.items() if k != key}
+    for missing in (without, dict(sample, **{key: None})):
+        with pytest.raises(
+                ValueError,
+                match=rf"ReIDMetric needs '{key}' in every data sample "
+                rf".*{re.escape(sets)}.*sample 'toy/0000.jpg' has none"):
+            ReIDMetric().process(None, [missing])
+
+
 @pytest.mark.parametrize('value', [
     3,
     np.int64(3),

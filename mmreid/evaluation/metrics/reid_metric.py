@@ -38,6 +38,33 @@ QUERY_EXPANSION_KEYS = ('k', 'alpha')
 #: expansion, re-ranking, verification); the partitioned protocols list
 #: them in ``unsupported_options``.
 FEATURE_OPTIONS = ('query_expansion', 'rerank', 'verification_fprs')
+#: The keys every data sample must carry besides ``role``, and what sets
+#: them, for the error naming a missing one.
+SAMPLE_KEYS = dict(
+    pred_feature="the model's predict mode (ReIDModel.predict)",
+    gt_label="PackReIDInputs, from the dataset record's 'pid'",
+    camid="PackReIDInputs (meta_keys), from the dataset record's 'camid'")
+
+
+def _sample_value(sample: dict, key: str, metric: str) -> Any:
+    """``sample[key]``, refused when absent or None.
+
+    Args:
+        sample: A data sample as a dict.
+        key: One of :data:`SAMPLE_KEYS`.
+        metric: The metric's class name, for the error.
+
+    Raises:
+        ValueError: The sample has no ``key``; names the sample's
+            ``img_path`` and what sets the key.
+    """
+    value = sample.get(key)
+    if value is None:
+        raise ValueError(
+            f"{metric} needs '{key}' in every data sample (set by "
+            f"{SAMPLE_KEYS[key]}); sample {sample.get('img_path')!r} has "
+            f'none (keys {sorted(sample)})')
+    return value
 
 
 def _check_keys(name: str, cfg: Optional[dict], allowed: tuple) -> None:
@@ -369,11 +396,14 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
                 ``gt_label``, ``camid``, ``role`` and ``sample_idx``.
 
         Raises:
-            ValueError: A ``gt_label``, ``camid`` or ``modality`` is not
+            ValueError: A sample lacks ``pred_feature``, ``gt_label`` or
+                ``camid`` (naming its ``img_path`` and what sets the key),
+                or a ``gt_label``, ``camid`` or ``modality`` is not
                 an integer: a bool or a fraction such as 1.7 is refused,
                 naming the sample's ``img_path`` (an integral float such
                 as 3.0 is read as 3).
         """
+        metric = type(self).__name__
         for sample in data_samples:
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
@@ -382,13 +412,16 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
                 raise ValueError(f'ReIDMetric needs role in {ROLES} for '
                                  f'every sample, got {role!r} for '
                                  f"{sample.get('img_path')}")
-            feature = torch.as_tensor(sample['pred_feature']).detach()
+            feature = _sample_value(sample, 'pred_feature', metric)
+            pid = _sample_value(sample, 'gt_label', metric)
+            camid = _sample_value(sample, 'camid', metric)
+            feature = torch.as_tensor(feature).detach()
             img_path = sample.get('img_path')
             self.results.append(
                 dict(
                     feature=feature.reshape(-1).cpu(),
-                    pid=label_to_int(sample['gt_label'], 'gt_label', img_path),
-                    camid=label_to_int(sample['camid'], 'camid', img_path),
+                    pid=label_to_int(pid, 'gt_label', img_path),
+                    camid=label_to_int(camid, 'camid', img_path),
                     is_query=role == 'query',
                     sample_idx=sample.get('sample_idx'),
                     dataset=sample.get('dataset'),
