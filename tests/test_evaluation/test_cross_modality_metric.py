@@ -130,8 +130,8 @@ def test_cam6_query_keeps_cam2_and_cam3_query_drops_it():
     ]
     for cam, r1, inp in ((3, 0.0, 50.0), (6, 100.0, 200 / 3)):
         metric = SYSUMetric(num_trials=1, metric='euclidean')
-        results = run_metric(metric,
-                             [make_sample([0.0], 1, cam, 'query', 0)] + pool)
+        query = make_sample([0.0], 1, cam, 'query', 0, modality=1)
+        results = run_metric(metric, [query] + pool)
         assert results['sysu-all/R1'] == pytest.approx(r1)
         assert results['sysu-all/mINP'] == pytest.approx(inp)
 
@@ -696,6 +696,8 @@ def llcm_samples(direction):
     vis = [(pid, cam) for pid in (1, 2, 3) for cam in (1, 2, 3)
            for _ in range(3)]
     query, pool = (nir, vis) if direction == 'ir2vis' else (vis, nir)
+    # NIR is modality 1, VIS modality 0 (LLCM.MODALITIES).
+    q_modality = 1 if direction == 'ir2vis' else 0
     samples = [
         make_sample(
             rng.standard_normal(4),
@@ -703,6 +705,7 @@ def llcm_samples(direction):
             c,
             'query',
             i,
+            modality=q_modality,
             path=f'q/cam{c}/{p:04d}/{i:04d}.jpg')
         for i, (p, c) in enumerate(query)
     ]
@@ -713,6 +716,7 @@ def llcm_samples(direction):
             c,
             'gallery',
             100 + i,
+            modality=1 - q_modality,
             path=f'g/cam{c}/{p:04d}/{i:04d}.jpg')
         for i, (p, c) in enumerate(pool)
     ]
@@ -722,7 +726,7 @@ def llcm_samples(direction):
 def test_llcm_same_pid_same_cam_removal():
     metric = LLCMMetric(num_trials=1, metric='euclidean')
     samples = [
-        make_sample([0.0], 1, 1, 'query', 0),
+        make_sample([0.0], 1, 1, 'query', 0, modality=1),  # NIR
         make_sample([0.0], 1, 1, 'gallery', 1),  # same pid + cam: removed
         make_sample([1.0], 2, 1, 'gallery', 2),  # same cam, other pid: kept
         make_sample([2.0], 1, 2, 'gallery', 3),
@@ -1030,3 +1034,137 @@ def test_registered():
     assert METRICS.get('RegDBMetric') is RegDBMetric
     metric = METRICS.build(dict(type='SYSUMetric', mode='indoor'))
     assert metric.gallery_cams == (1, 2)
+
+
+def modality_samples(spec):
+    """Samples of (pid, camera, role, modality) with random features."""
+    rng = np.random.default_rng(3)
+    return [
+        make_sample(
+            rng.standard_normal(4),
+            pid,
+            cam,
+            role,
+            i,
+            modality=modality,
+            path=f'{role}/cam{cam}/{pid:04d}/{i:04d}.jpg')
+        for i, (pid, cam, role, modality) in enumerate(spec)
+    ]
+
+
+# The queries and gallery of each protocol, by its definition: SYSU-MM01
+# infrared (1) against visible (0), LLCM NIR (1) against VIS (0) for
+# ir2vis and the other way round for vis2ir, RegDB visible against
+# thermal (1) for v2t and the other way round for t2v.
+MODALITY_METRICS = [
+    (lambda: SYSUMetric(num_trials=2), 1),
+    (lambda: LLCMMetric(direction='ir2vis', num_trials=2), 1),
+    (lambda: LLCMMetric(direction='vis2ir', num_trials=2), 0),
+    (lambda: LLCMMetric(
+        direction='vis2ir', vis2ir_mode='symmetric', num_trials=2), 0),
+    (lambda: RegDBMetric(direction='v2t'), 0),
+    (lambda: RegDBMetric(direction='t2v'), 1),
+]
+
+
+def protocol_spec(q_mod, g_mod):
+    """Two queries (cams 3 and 6) and a gallery of cams 1, 2 and 4."""
+    return [(1, 3, 'query', q_mod), (2, 6, 'query', q_mod),
+            (1, 1, 'gallery', g_mod), (2, 2, 'gallery', g_mod),
+            (2, 4, 'gallery', g_mod), (1, 4, 'gallery', g_mod)]
+
+
+@pytest.mark.parametrize(
+    'make_metric, q_mod',
+    MODALITY_METRICS,
+    ids=[
+        'sysu', 'llcm-ir2vis', 'llcm-vis2ir', 'llcm-vis2ir-symmetric',
+        'regdb-v2t', 'regdb-t2v'
+    ])
+def test_records_of_the_other_modality_are_refused(make_metric, q_mod):
+    """Without dataset_meta (a direct API user) nothing checked the
+    records: SYSUMetric ranked visible queries, RegDBMetric('v2t') thermal
+    ones and LLCMMetric('vis2ir') NIR ones, under their own keys. The
+    protocol defines the query modality and the gallery's (the other):
+    a record of another modality is refused at compute time, naming the
+    metric, the count, an example image and the modality expected."""
+    g_mod = 1 - q_mod
+    metric = make_metric()
+    results = run_metric(metric, modality_samples(protocol_spec(q_mod, g_mod)))
+    assert results[f'{metric.prefix}/num_query'] > 0
+    name = type(metric).__name__
+    # Swapped modalities (the other direction's records): both queries.
+    with pytest.raises(
+            ValueError,
+            match=rf'{name}.*2 of 2 query records are not of modality '
+            rf"{q_mod}.*'query/cam3/0001/0000.jpg' \(modality={g_mod}\)"):
+        run_metric(make_metric(),
+                   modality_samples(protocol_spec(g_mod, q_mod)))
+    # One gallery record of the query modality.
+    spec = protocol_spec(q_mod, g_mod)
+    spec[4] = (2, 4, 'gallery', q_mod)
+    with pytest.raises(
+            ValueError,
+            match=rf'{name}.*1 of 4 gallery records are not of modality '
+            rf"{g_mod}.*'gallery/cam4/0002/0004.jpg'"):
+        run_metric(make_metric(), modality_samples(spec))
+    # Records without a modality.
+    spec = protocol_spec(q_mod, g_mod)
+    spec[1] = (2, 6, 'query', None)
+    with pytest.raises(
+            ValueError,
+            match=rf'{name}.*1 of 2 query records are not of modality '
+            rf"{q_mod} \(1 without one\).*'query/cam6/0002/0001.jpg' "
+            r'\(modality=None\)'):
+        run_metric(make_metric(), modality_samples(spec))
+
+
+def dataset_samples(dataset, seed=0):
+    """The test set's records as the test loop hands them to a metric:
+    packed by PackReIDInputs (an image stands in for the file), a random
+    feature as the model's prediction."""
+    from mmreid.datasets.transforms import PackReIDInputs
+    pack = PackReIDInputs()
+    rng = np.random.default_rng(seed)
+    samples = []
+    for index in range(len(dataset)):
+        info = dict(dataset.get_data_info(index), sample_idx=index)
+        sample = pack(dict(info, img=np.zeros((4, 2, 3), np.uint8)))
+        sample = sample['data_samples']
+        sample.set_pred_feature(torch.from_numpy(rng.standard_normal(4)))
+        samples.append(sample.to_dict())
+    return samples
+
+
+@pytest.mark.parametrize('protocol', [
+    'sysu-all', 'sysu-indoor', 'synthreid-vi', 'llcm-ir2vis', 'llcm-vis2ir',
+    'regdb-v2t', 'regdb-t2v'
+])
+def test_the_datasets_records_are_of_their_protocols_modalities(
+        tmp_path, protocol):
+    """The modality check refuses none of the test sets the metrics are
+    for (SynthReIDVI, parsed as SYSU-MM01, included): their records carry
+    the query and gallery modalities of the metric's direction."""
+    name, variant = protocol.split('-', 1)
+    root = str(tmp_path / name)
+    if name == 'sysu':
+        make_sysu(root)
+        dataset = SYSUMM01(root, split='test', mode=variant)
+        metric = SYSUMetric(mode=variant, num_trials=2)
+    elif name == 'synthreid':
+        from mmreid.datasets import SynthReIDVI
+        dataset = SynthReIDVI(
+            root, split='test', size='tiny', img_size=(32, 16))
+        metric = SYSUMetric(num_trials=2)
+    elif name == 'llcm':
+        make_llcm(root)
+        dataset = LLCM(root, split='test', direction=variant)
+        metric = LLCMMetric(direction=variant, num_trials=2)
+    else:
+        make_regdb(root)
+        dataset = RegDB(root, split='test', direction=variant)
+        metric = RegDBMetric(direction=variant)
+    metric.dataset_meta = dataset.metainfo
+    samples = dataset_samples(dataset)
+    results = run_metric(metric, samples)
+    assert results[f'{metric.prefix}/num_valid_query'] > 0

@@ -5,7 +5,7 @@ re-drawn from the pool of the other modality in every trial
 (:class:`TrialGalleryMetric`); RegDB ranks one trial's full query set
 against its full gallery (:class:`RegDBMetric`).
 """
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from mmreid.registry import METRICS
 from mmreid.utils.deprecation import warn_deprecated
@@ -20,12 +20,18 @@ SHOTS = dict(single=1, multi=10)
 LLCM_VIS2IR_MODES = ('reference_transposed', 'symmetric')
 LLCM_DIRECTIONS = ('ir2vis', 'vis2ir')
 REGDB_DIRECTIONS = ('v2t', 't2v')
+#: The ``modality`` of the records, as the datasets set it
+#: (``MODALITIES`` of ``SYSUMM01``, ``RegDB`` and ``LLCM``).
+VISIBLE, INFRARED = 0, 1
+#: The modality of each direction's queries; the gallery is the other.
+LLCM_QUERY_MODALITY = dict(ir2vis=INFRARED, vis2ir=VISIBLE)
+REGDB_QUERY_MODALITY = dict(v2t=VISIBLE, t2v=INFRARED)
 
 __all__ = [
     'SYSUMetric', 'LLCMMetric', 'RegDBMetric', 'TrialGalleryMetric',
-    'VariantKeysMixin', 'DirectionMixin', 'load_rand_perm_cam',
-    'GALLERY_DRAWS', 'SYSU_GALLERY_CAMS', 'SHOTS', 'LLCM_VIS2IR_MODES',
-    'LLCM_DIRECTIONS', 'REGDB_DIRECTIONS'
+    'VariantKeysMixin', 'DirectionMixin', 'ModalityMixin',
+    'load_rand_perm_cam', 'GALLERY_DRAWS', 'SYSU_GALLERY_CAMS', 'SHOTS',
+    'LLCM_VIS2IR_MODES', 'LLCM_DIRECTIONS', 'REGDB_DIRECTIONS'
 ]
 
 # Names this module held before the protocol functions moved to
@@ -72,21 +78,97 @@ class VariantKeysMixin:
         return prefix or f'{cls.default_prefix}-{variant}'
 
 
-class DirectionMixin(VariantKeysMixin):
-    """A protocol of two directions (which modality is queried): its keys
-    name the direction (:class:`VariantKeysMixin`) and a dataset of
-    another direction is refused, whose probes are the other modality.
+class ModalityMixin:
+    """A cross-modality protocol ranks the queries of one modality against
+    a gallery of the other: every query record must be of
+    :attr:`query_modality` and every gallery (pool) record of the other,
+    checked on the records themselves when the metric computes, with or
+    without ``dataset_meta``. Records without a ``modality`` are refused
+    too.
 
-    The class sets :attr:`variants` (the directions, the default first)
-    and :attr:`direction_source` (the dataset that stores
+    The class sets :attr:`query_modality` (0 visible, 1 infrared; a
+    property where the direction decides) and :attr:`modality_names`.
+    """
+    #: The modality of the queries; the gallery is of the other.
+    query_modality: int
+    #: The names of modalities 0 and 1, for messages.
+    modality_names: Tuple[str, str] = ('visible', 'infrared')
+
+    def protocol_desc(self) -> str:
+        """The metric and its variant, for messages."""
+        return type(self).__name__
+
+    def check_roles(self, query: List[dict], gallery: List[dict]) -> None:
+        """Refuse query records not of :attr:`query_modality` and gallery
+        records not of the other modality (see
+        :meth:`~.records.RecordsMixin.check_roles`).
+
+        Args:
+            query: Query records, each sample once.
+            gallery: Gallery (pool) records, each sample once.
+
+        Raises:
+            ValueError: Naming the metric, the role, how many records are
+                wrong or lack a modality, an example ``img_path`` and the
+                modality expected.
+        """
+        expected = dict(
+            query=self.query_modality, gallery=1 - self.query_modality)
+        names = self.modality_names
+        for role, records in (('query', query), ('gallery', gallery)):
+            modality = expected[role]
+            wrong = [r for r in records if r.get('modality') != modality]
+            if not wrong:
+                continue
+            missing = sum(r.get('modality') is None for r in wrong)
+            example = wrong[0]
+            if example.get('modality') is None:
+                hint = ('the dataset sets each record\'s modality '
+                        '(SYSUMM01, RegDB and LLCM do; PackReIDInputs '
+                        'keeps it in meta_keys)')
+            else:
+                hint = ('they are of the other modality: records of '
+                        'another direction, or roles swapped')
+            raise ValueError(
+                f'{self.protocol_desc()} ranks {names[expected["query"]]} '
+                f'(modality {expected["query"]}) queries against a '
+                f'{names[expected["gallery"]]} (modality '
+                f'{expected["gallery"]}) gallery, but {len(wrong)} of '
+                f'{len(records)} {role} records are not of modality '
+                f'{modality} ({missing} without one), e.g. '
+                f'{example.get("img_path")!r} (modality='
+                f'{example.get("modality")!r}); {hint}')
+
+
+class DirectionMixin(ModalityMixin, VariantKeysMixin):
+    """A protocol of two directions (which modality is queried): its keys
+    name the direction (:class:`VariantKeysMixin`), a dataset of another
+    direction is refused, whose probes are the other modality, and so are
+    records whose modalities are not the direction's
+    (:class:`ModalityMixin`).
+
+    The class sets :attr:`variants` (the directions, the default first),
+    :attr:`query_modalities` (each direction's query modality) and
+    :attr:`direction_source` (the dataset that stores
     ``dataset_meta['direction']``, for messages); ``__init__`` calls
     :meth:`check_direction_arg` and ``check_dataset_meta``
     :meth:`check_direction`.
     """
     #: What sets ``dataset_meta['direction']``, for messages.
     direction_source: str = ''
+    #: The modality of the queries of each direction.
+    query_modalities: Dict[str, int] = {}
     direction: str
     dataset_name: Callable[[dict], str]  # ReIDMetric's
+
+    @property
+    def query_modality(self) -> int:  # type: ignore[override]
+        """The modality of this direction's queries."""
+        return self.query_modalities[self.direction]
+
+    def protocol_desc(self) -> str:
+        """See :meth:`ModalityMixin.protocol_desc`."""
+        return f'{type(self).__name__}(direction={self.direction!r})'
 
     def check_direction_arg(self, direction: str) -> None:
         """Raise if ``direction`` is none of :attr:`variants`."""
@@ -120,7 +202,7 @@ class DirectionMixin(VariantKeysMixin):
 
 
 @METRICS.register_module()
-class SYSUMetric(VariantKeysMixin, TrialGalleryMetric):
+class SYSUMetric(ModalityMixin, VariantKeysMixin, TrialGalleryMetric):
     """SYSU-MM01 visible-infrared evaluation, ten gallery trials.
 
     Queries are the infrared images (cams 3, 6); the gallery pool is the
@@ -157,6 +239,7 @@ class SYSUMetric(VariantKeysMixin, TrialGalleryMetric):
         ...                       shot='single')
     """
     default_prefix: Optional[str] = 'sysu'
+    query_modality = INFRARED
     variant_arg = 'mode'
     variants = tuple(SYSU_GALLERY_CAMS)
     dataset_protocol = 'SYSUMetric'
@@ -192,6 +275,10 @@ class SYSUMetric(VariantKeysMixin, TrialGalleryMetric):
             junk_rule=junk_rule,
             cmc_mode=cmc_mode,
             **kwargs)
+
+    def protocol_desc(self) -> str:
+        """See :meth:`ModalityMixin.protocol_desc`."""
+        return f'SYSUMetric(mode={self.mode!r})'
 
     def protocol_settings(self) -> Dict[str, str]:
         """See :meth:`TrialGalleryMetric.protocol_settings`, with the
@@ -255,6 +342,8 @@ class LLCMMetric(DirectionMixin, TrialGalleryMetric):
     """
     default_prefix: Optional[str] = 'llcm'
     variants = LLCM_DIRECTIONS
+    query_modalities = LLCM_QUERY_MODALITY
+    modality_names = ('visible', 'NIR')
     direction_source = "LLCM(split='test')"
     dataset_protocol = 'LLCMMetric'
     protocol_datasets = "LLCM with split='test'"
@@ -343,6 +432,8 @@ class RegDBMetric(DirectionMixin, ReIDMetric):
     """
     default_prefix: Optional[str] = 'regdb'
     variants = REGDB_DIRECTIONS
+    query_modalities = REGDB_QUERY_MODALITY
+    modality_names = ('visible', 'thermal')
     direction_source = "RegDB(split='test')"
     default_distance = 'cosine'
     unsupported_options = FEATURE_OPTIONS

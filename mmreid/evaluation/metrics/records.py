@@ -134,13 +134,25 @@ class RecordsMixin:
 
         Raises:
             ValueError: The records come from more than one dataset (see
-                :meth:`check_one_dataset`).
+                :meth:`check_one_dataset`), or a protocol refuses them
+                (:meth:`check_roles`).
         """
         self.check_one_dataset(results)
         results = self._drop_duplicates(results)
         query = [r for r in results if r['is_query']]
         gallery = [r for r in results if not r['is_query']]
+        self.check_roles(query, gallery)
         return query, gallery
+
+    def check_roles(self, query: List[dict], gallery: List[dict]) -> None:
+        """Refuse records a protocol does not define, once they are split
+        by role; nothing here (the cross-modality protocols check each
+        record's ``modality``).
+
+        Args:
+            query: Query records, each sample once.
+            gallery: Gallery records, each sample once.
+        """
 
     def check_one_dataset(self, results: List[dict]) -> None:
         """Refuse records of several datasets.
