@@ -69,6 +69,12 @@ model ``--split val``/``test`` batch as the split's dataloader(s) do
 ``--batch-size`` other than the loader's and a shuffling sampler are
 refused), and ``--images`` and ``--split train``, which no test
 dataloader batches, are refused.
+
+The checkpoint is loaded with ``init_model``'s rules: a partial load and a
+config other than the one it records (``meta['cfg']``, a converted
+checkpoint's source) are refused, the latter with the ``--cfg-options``
+that give the recorded settings; this tool has no switch that accepts
+either (``init_model(..., strict=False)`` does, from Python).
 """
 import argparse
 import csv
@@ -87,6 +93,7 @@ from mmengine.utils import ProgressBar
 from mmreid.apis import (extract_features, init_model, list_images,
                          parse_market_name)
 from mmreid.apis.inference import evaluated_ranking, market_camid
+from mmreid.apis.model import _load_weights
 from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from mmreid.models.layers.mbn import batch_statistics_layers
 from mmreid.registry import DATASETS
@@ -95,6 +102,10 @@ from mmreid.utils.config import read_config
 from mmreid.utils.config.options import ReIDDictAction, merge_cfg_options
 from mmreid.utils.pipeline_source import resolve_test_pipeline, split_datasets
 
+#: What accepts a partial load, or a checkpoint trained with another
+#: config, in the refusals: this tool has no switch for either.
+OPT_OUT = ('init_model(..., strict=False) from Python (tools/'
+           'extract_features.py has no such switch)')
 INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')
 #: ``--split train``: the records carry training labels (the pids
 #: relabelled ``0..N-1``, offset per source), not the pids of the files.
@@ -435,8 +446,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     merge_cfg_options(cfg, args.cfg_options, args.config, phase='test')
     # The pipeline every image will go through, checked before loading.
     resolve_test_pipeline(cfg, args.target, option='--target {}')
-    model = init_model(
-        cfg, args.checkpoint, device=args.device, target=args.target)
+    model = init_model(cfg, device=args.device, target=args.target)
+    # init_model's rules, with the refusals worded for this tool's options.
+    _load_weights(
+        model,
+        model.cfg,
+        args.checkpoint,
+        strict=True,
+        overrides='--cfg-options',
+        opt_out=OPT_OUT)
     if args.images is not None:
         # As pytorch2onnx: a modality the features would not depend on is
         # refused (and not written into index.csv), one needed is asked.

@@ -38,8 +38,12 @@ def _load_config(config: Union[str, Path, Config],
     return config
 
 
-def _load_weights(model: nn.Module, config: Config, checkpoint: str,
-                  strict: bool) -> None:
+def _load_weights(model: nn.Module,
+                  config: Config,
+                  checkpoint: str,
+                  strict: bool,
+                  overrides: str = 'cfg_options',
+                  opt_out: str = 'init_model(..., strict=False)') -> None:
     """Load ``checkpoint`` into ``model`` with mmreid's rules.
 
     See :func:`mmreid.utils.checkpoint.load_model_state` (the rules every
@@ -48,6 +52,12 @@ def _load_weights(model: nn.Module, config: Config, checkpoint: str,
     with one warning, since test features do not use it. A converted
     checkpoint whose source network differs from the config is refused
     (:func:`mmreid.utils.arch_check.check_source_arch`).
+
+    ``overrides`` and ``opt_out`` word the refusals for the caller's user
+    (``init_model``'s by default; ``tools/extract_features.py`` gives its
+    own): how to override config keys (``'cfg_options'`` or
+    ``'--cfg-options'``) and what accepts a partial load or another
+    config, quoted in the messages.
     """
     from mmreid.utils.arch_check import check_source_arch
     from mmreid.utils.checkpoint import load_model_state
@@ -56,14 +66,17 @@ def _load_weights(model: nn.Module, config: Config, checkpoint: str,
     loaded = _load_checkpoint(checkpoint, map_location='cpu')
     meta = loaded.get('meta') if isinstance(loaded, dict) else None
     check_source_arch(
-        meta, model, config, checkpoint, test=True, api=True, strict=strict)
-    load_model_state(
+        meta,
         model,
-        loaded,
+        config,
         checkpoint,
+        test=True,
+        api=True,
         strict=strict,
-        opt_out='strict=False',
-        cfg=config)
+        overrides=overrides,
+        opt_out=opt_out)
+    load_model_state(
+        model, loaded, checkpoint, strict=strict, opt_out=opt_out, cfg=config)
 
 
 def init_model(config: Union[str, Path, Config],

@@ -1,12 +1,14 @@
 """The check of a config against the network a checkpoint records.
 
-``init_model``, ``tools/test.py`` (the runner's checkpoint load),
-``pytorch2onnx.py`` and ``load_from`` call :func:`check_source_arch`
-before loading a checkpoint. A converted checkpoint carries its source
-network's facts (:mod:`mmreid.utils.source_arch`), an mmreid one its
-run's config (:mod:`mmreid.utils.trained_arch`); a config that builds
-another network, or feeds it other test images, is refused with the
-overrides that give the recorded settings.
+``init_model`` (and ``tools/extract_features.py`` with its loader),
+``tools/test.py`` (the runner's checkpoint load), ``pytorch2onnx.py``
+and ``load_from`` call :func:`check_source_arch`
+before loading a checkpoint, each with its own wording of the fix. A
+converted checkpoint carries its source network's facts
+(:mod:`mmreid.utils.source_arch`), an mmreid one its run's config
+(:mod:`mmreid.utils.trained_arch`); a config that builds another network,
+or feeds it other test images, is refused with the overrides that give
+the recorded settings.
 """
 from typing import List, Optional, Tuple
 
@@ -116,7 +118,9 @@ def check_source_arch(meta: Optional[dict],
                       test: bool = True,
                       api: bool = False,
                       strict: bool = True,
-                      split: str = 'test') -> List[str]:
+                      split: str = 'test',
+                      overrides: Optional[str] = None,
+                      opt_out: Optional[str] = None) -> List[str]:
     """Refuse a config that computes another network than the source.
 
     A checkpoint converted from fast-reid or torchreid carries the source
@@ -149,12 +153,24 @@ def check_source_arch(meta: Optional[dict],
         cfg (Config): Its config.
         filename (str): The checkpoint, for the message.
         test (bool): Check the test-time facts too. Defaults to True.
-        api (bool): Word the fix for ``init_model(cfg_options=...)``
-            instead of ``--cfg-options``. Defaults to False.
+        api (bool): Read the test pipelines in the order of the API and
+            the tools (``init_model``, ``extract_features.py``) instead of
+            the runner's ``split``, and word the fix for ``init_model``
+            unless ``overrides`` says otherwise. Defaults to False.
         strict (bool): Raise; False logs the mismatches as a warning.
         split (str): With ``test``, whose pipelines the runner feeds:
             ``'test'`` (``runner.test()``, the default) or ``'val'``
             (``runner.val()``).
+        overrides (str, optional): How the caller's user overrides config
+            keys, for the fix: ``'--cfg-options'`` (a command-line tool)
+            or ``'cfg_options'`` (``init_model(..., cfg_options={...})``).
+            Defaults to ``'cfg_options'`` with ``api``, else
+            ``'--cfg-options'``.
+        opt_out (str, optional): How the caller's user loads a checkpoint
+            of another config on purpose, quoted after "load it with";
+            ``''``: the caller has no such switch, and the message says
+            so. Defaults to ``init_model(..., strict=False)`` with ``api``,
+            else ``--strict false (load_strict = False)`` (the runner's).
 
     Returns:
         list[str]: The mismatches (empty when the config matches).
@@ -320,11 +336,14 @@ def check_source_arch(meta: Optional[dict],
         return []
     fixes += _copied_test_fixes(cfg, fixes)
     source = facts.get('source', meta.get('source', 'another toolbox'))
-    if api:
+    if overrides is None:
+        overrides = 'cfg_options' if api else '--cfg-options'
+    fix = ''
+    if fixes and overrides == 'cfg_options':
         fix = 'init_model(..., cfg_options={' + ', '.join(
             f'{k!r}: {v!r}' for k, v in fixes) + '})'
-    else:
-        fix = '--cfg-options ' + ' '.join(_override(k, v) for k, v in fixes)
+    elif fixes:
+        fix = f'{overrides} ' + ' '.join(_override(k, v) for k, v in fixes)
     if trained:
         what = []
         if model_problems:
@@ -334,7 +353,7 @@ def check_source_arch(meta: Optional[dict],
         message = (f'checkpoint {filename!r} was trained with a config '
                    f'(its meta[\'cfg\']) that {" and ".join(what)} than '
                    'this config: ' + '; '.join(problems) + '.')
-        if fixes:
+        if fix:
             message += f' Use the settings it was trained with: {fix}'
         if unset:
             message += ((' ' if message.endswith('.') else '. ') +
@@ -342,18 +361,23 @@ def check_source_arch(meta: Optional[dict],
                         f'{", ".join(unset)} (a key its config does not '
                         'have, or dicts in a list): test it with the '
                         'config it was trained with.')
-        off = 'init_model(..., strict=False)' if api else \
-            '--strict false (load_strict = False)'
-        message += ((' ' if message.endswith('.') else '. ') +
-                    f'To test it with this config\'s settings on purpose, '
-                    f'load it with {off}' +
-                    (' (tensors of other shapes are refused all the same).'
-                     if model_problems else '.'))
+        if opt_out is None:
+            opt_out = 'init_model(..., strict=False)' if api else \
+                '--strict false (load_strict = False)'
+        message += ' ' if message.endswith('.') else '. '
+        if opt_out:
+            message += (f'To test it with this config\'s settings on '
+                        f'purpose, load it with {opt_out}' +
+                        (' (tensors of other shapes are refused all the '
+                         'same).' if model_problems else '.'))
+        else:
+            message += ('This tool has no switch that loads it with this '
+                        'config\'s settings.')
     else:
         message = (f'checkpoint {filename!r} was converted from {source}, '
                    'and this config computes another network: ' +
                    '; '.join(problems) + '.')
-        if fixes:
+        if fix:
             message += f' Use the source\'s settings: {fix}'
     if guessed:
         options = ', '.join(FACT_OPTIONS[f] for f in dict.fromkeys(guessed))

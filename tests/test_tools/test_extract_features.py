@@ -13,7 +13,8 @@ from mmreid.apis import extract_features, init_model
 from mmreid.datasets import generate_synthreid
 from mmreid.evaluation.functional import compute_distance, evaluate_rank
 from mmreid.registry import DATASETS
-from ..fixtures.processes import killed_writers_temp, load_tool
+from ..fixtures.processes import (killed_writers_temp, load_tool,
+                                  options_not_taken)
 from ..fixtures.tiny_models import tiny_model_config
 
 CONFIG = tiny_model_config() + '''\
@@ -476,6 +477,50 @@ def test_cfg_options_change_the_features(tool, setup):
     with torch.no_grad():
         np.testing.assert_allclose(
             model.head.bnneck.eval()(f_t).numpy(), f_i, rtol=1e-4, atol=1e-4)
+
+
+def test_refusals_advise_the_options_this_tool_takes(tool, setup, capsys):
+    """A checkpoint whose saved config (meta['cfg']) tests at 32 x 16, run
+    at 64 x 32, and a partial one: refused with advice this tool's user
+    can follow. It was init_model's (cfg_options={...}, strict=False) and
+    the runner's --strict false, which this tool does not take."""
+    from mmengine.config import Config
+    root, config, checkpoint, _ = setup
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--help'])
+    help_text = capsys.readouterr().out
+    state = torch.load(checkpoint, weights_only=True)['state_dict']
+    trained = str(root / 'trained.pth')
+    torch.save(
+        dict(
+            state_dict=state,
+            meta=dict(cfg=Config.fromfile(config).pretty_text)), trained)
+    folder = str(root / 'synthreid' / 'd1' / 'query')
+    args = [config, trained, '--images', folder, '--out-dir']
+    size = 'test_dataloader.dataset.pipeline.1.size'
+    with pytest.raises(ValueError, match='was trained with a config') as e:
+        tool.main(
+            args +
+            [str(root / 'advice_64'), '--cfg-options', f'{size}=[64,32]'])
+    message = str(e.value)
+    assert options_not_taken(message, help_text) == [], message
+    fix = f'--cfg-options {size}=[32,16]'
+    assert fix in message and 'cfg_options=' not in message, message
+    assert 'tools/extract_features.py has no such switch' in message
+    # The fix as printed is taken, and loads.
+    tool.main(args + [str(root / 'advice_32')] + fix.split())
+    assert len(read_index(root / 'advice_32')) == len(os.listdir(folder))
+    state.pop('head.bnneck.weight')
+    partial = str(root / 'partial.pth')
+    torch.save(dict(state_dict=state), partial)
+    with pytest.raises(RuntimeError, match='lacks 1 tensors') as e:
+        tool.main([
+            config, partial, '--images', folder, '--out-dir',
+            str(root / 'advice_partial')
+        ])
+    message = str(e.value)
+    assert options_not_taken(message, help_text) == [], message
+    assert 'tools/extract_features.py has no such switch' in message
 
 
 def test_argument_defaults_and_refusals(tool, setup, capsys):

@@ -10,7 +10,8 @@ from mmengine.config import Config
 
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
-from ..fixtures.processes import killed_writers_temp, load_tool
+from ..fixtures.processes import (killed_writers_temp, load_tool,
+                                  options_not_taken)
 
 onnx = pytest.importorskip('onnx')
 onnxruntime = pytest.importorskip('onnxruntime')
@@ -169,6 +170,46 @@ def test_converted_checkpoint_of_another_network_is_refused(tiny, tmp_path):
         'test_dataloader.dataset.pipeline.1.backend=pillow'
     ]) == 0
     assert [p.name for p in out_dir.iterdir()] == ['model.onnx']
+
+
+def trained_export(tiny, tmp_path, capsys):
+    """The tool, its --help, the tiny checkpoint with the tiny config
+    saved as a run saves it (meta['cfg']: trained and tested at 32 x 16),
+    the arguments exporting it into an empty folder, and that folder."""
+    tool = load_tool(TOOL)
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--help'])
+    help_text = capsys.readouterr().out
+    config, checkpoint = tiny
+    state = torch.load(checkpoint, weights_only=True)['state_dict']
+    trained = str(tmp_path / 'trained.pth')
+    torch.save(
+        dict(
+            state_dict=state,
+            meta=dict(cfg=Config.fromfile(config).pretty_text)), trained)
+    out_dir = tmp_path / 'out'
+    out_dir.mkdir()
+    args = [
+        config, trained, '--output-file',
+        str(out_dir / 'model.onnx'), '--exporter', 'legacy', '--opset', '17'
+    ]
+    return tool, help_text, args, out_dir
+
+
+def test_a_refusal_advises_the_options_this_tool_takes(tiny, tmp_path, capsys):
+    """The check against the checkpoint's saved config advised the
+    runner's --strict false (load_strict = False), which this tool does
+    not take; its advice is this tool's now, and followed, exports."""
+    tool, help_text, args, out_dir = trained_export(tiny, tmp_path, capsys)
+    size = 'test_dataloader.dataset.pipeline.1.size'
+    with pytest.raises(ValueError, match='was trained with a config') as e:
+        tool.main(args + ['--cfg-options', f'{size}=[64,32]'])
+    message = str(e.value)
+    fix = f'--cfg-options {size}=[32,16]'
+    assert fix in message, message
+    assert options_not_taken(message, help_text) == [], message
+    assert list(out_dir.iterdir()) == []
+    assert tool.main(args + fix.split()) == 0
 
 
 def test_failed_export_leaves_no_file(tmp_path):

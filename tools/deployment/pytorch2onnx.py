@@ -51,8 +51,11 @@ is refused for it (see :func:`choose_exporter`).
 
 The checkpoint must be a local, trusted file (loaded with
 :func:`mmreid.utils.load_trusted_checkpoint`: tensors and mmengine's own
-classes only). Every model tensor must be in it. The ONNX file is written
-to a temporary name and renamed, so a failed export leaves no file.
+classes only). Every model tensor must be in it, and the config must
+build the network it records and feed it the same test images, as
+``tools/test.py`` checks; no switch of this tool accepts another. The
+ONNX file is written to a temporary name and renamed, so a failed export
+leaves no file.
 
 ``--verify`` runs onnxruntime (CPU) on random images at two batch sizes,
 neither the export's, and compares with PyTorch, before the rename; the
@@ -322,7 +325,9 @@ def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:
         raise RuntimeError(f'cannot read checkpoint {checkpoint!r}: '
                            f'{type(error).__name__}: {error}') from error
     meta = state.get('meta') if isinstance(state, dict) else None
-    check_source_arch(meta, model, cfg, checkpoint, test=True)
+    # Its refusal names this tool's --cfg-options; nothing here accepts
+    # another config (tools/test.py's --strict false).
+    check_source_arch(meta, model, cfg, checkpoint, test=True, opt_out='')
     load_model_state(
         model,
         state,
