@@ -10,7 +10,7 @@ converted checkpoint carries its source network's facts
 or feeds it other test images, is refused with the overrides that give
 the recorded settings.
 """
-from typing import List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -19,6 +19,9 @@ from .pipeline_source import find_transform
 from .source_arch import FACT_OPTIONS, HARMLESS_UNMAPPED
 from .trained_arch import (RESIZE_DEFAULTS, _shown, _trained_model_problems,
                            trained_config_facts)
+
+#: How a caller's own option is written for a value (``own_options``).
+OptionWriter = Callable[[Any], str]
 
 #: The fact of each ``ReIDResize`` argument.
 RESIZE_FACTS = dict(
@@ -111,16 +114,18 @@ def mmreid_conversion(meta: Optional[dict], filename: str) -> str:
             'tools/test.py): it needs no conversion.')
 
 
-def check_source_arch(meta: Optional[dict],
-                      model: torch.nn.Module,
-                      cfg,
-                      filename: str,
-                      test: bool = True,
-                      api: bool = False,
-                      strict: bool = True,
-                      split: str = 'test',
-                      overrides: Optional[str] = None,
-                      opt_out: Optional[str] = None) -> List[str]:
+def check_source_arch(
+        meta: Optional[dict],
+        model: torch.nn.Module,
+        cfg,
+        filename: str,
+        test: bool = True,
+        api: bool = False,
+        strict: bool = True,
+        split: str = 'test',
+        overrides: Optional[str] = None,
+        opt_out: Optional[str] = None,
+        own_options: Optional[Dict[str, OptionWriter]] = None) -> List[str]:
     """Refuse a config that computes another network than the source.
 
     A checkpoint converted from fast-reid or torchreid carries the source
@@ -171,6 +176,12 @@ def check_source_arch(meta: Optional[dict],
             ``''``: the caller has no such switch, and the message says
             so. Defaults to ``init_model(..., strict=False)`` with ``api``,
             else ``--strict false (load_strict = False)`` (the runner's).
+        own_options (dict, optional): Config keys the caller set from an
+            option of its own, each with how that option is written for a
+            value (e.g. ``pytorch2onnx.py``'s ``--shape H W`` for the
+            ``ReIDResize`` size): a difference in such a key names the
+            option as given, and its fix is the option with the recorded
+            value (a ``--cfg-options`` override would be replaced by it).
 
     Returns:
         list[str]: The mismatches (empty when the config matches).
@@ -180,6 +191,7 @@ def check_source_arch(meta: Optional[dict],
     """
     if not isinstance(meta, dict):
         return []
+    own_options = own_options or {}
     converted = mmreid_conversion(meta, filename)
     if converted:
         return _refuse_or_warn(converted, strict)
@@ -197,6 +209,7 @@ def check_source_arch(meta: Optional[dict],
     owner = 'the checkpoint\'s config has' if trained else 'the source has'
     problems: List[str] = []
     fixes: List[Tuple[str, object]] = []
+    own_fixes: List[str] = []  # the caller's own options (own_options)
     dropped = [
         k for k in meta.get('unmapped', [])
         if not k.endswith(HARMLESS_UNMAPPED)
@@ -216,8 +229,13 @@ def check_source_arch(meta: Optional[dict],
         if fact in assumed:
             note = ' (assumed by the converter)'
             guessed.append(fact)
-        problems.append(f'{what}: {owner} {want}{note}, the config {have}')
-        if key is not None:
+        given = ''
+        if key in own_options:
+            given = f' (given by {own_options[key](have)})'
+            own_fixes.append(own_options[key](want))
+        problems.append(
+            f'{what}: {owner} {want}{note}, the config {have}{given}')
+        if key is not None and key not in own_options:
             fixes.append((key, want if value is None else value))
 
     unset = []  # model keys --cfg-options cannot set to the trained value
@@ -344,6 +362,7 @@ def check_source_arch(meta: Optional[dict],
             f'{k!r}: {v!r}' for k, v in fixes) + '})'
     elif fixes:
         fix = f'{overrides} ' + ' '.join(_override(k, v) for k, v in fixes)
+    fix = ' '.join(list(dict.fromkeys(own_fixes)) + ([fix] if fix else []))
     if trained:
         what = []
         if model_problems:

@@ -212,6 +212,61 @@ def test_a_refusal_advises_the_options_this_tool_takes(tiny, tmp_path, capsys):
     assert tool.main(args + fix.split()) == 0
 
 
+def test_shape_is_checked_as_the_test_pipelines_size(tiny, tmp_path, capsys):
+    """The tiny config trains and tests at 32 x 16. --shape 64 32 replaced
+    the test pipeline's size unchecked, and the file said its images are
+    resized "as the test pipeline does" (audit s22: mAP 1.32 from the
+    graph, 2.65 from tools/test.py). It is the test pipeline's size now:
+    refused as --cfg-options on that size is, naming --shape and both
+    sizes, with advice this tool takes; the trained size exports."""
+    tool, help_text, args, out_dir = trained_export(tiny, tmp_path, capsys)
+    with pytest.raises(ValueError, match='was trained with a config') as e:
+        tool.main(args + ['--shape', '64', '32'])
+    message = str(e.value)
+    assert ("the checkpoint's config has [32, 16], the config [64, 32] "
+            '(given by --shape 64 32)' in message), message
+    assert 'Use the settings it was trained with: --shape 32 16' in message
+    assert options_not_taken(message, help_text) == [], message
+    assert list(out_dir.iterdir()) == []
+    # The trained size, given or read from the pipeline, exports.
+    for extra in (['--shape', '32', '16'], []):
+        assert tool.main(args + extra) == 0
+        graph = onnx.load(str(out_dir / 'model.onnx')).graph
+        dims = graph.input[0].type.tensor_type.shape.dim
+        assert [d.dim_value for d in dims[1:]] == [3, 32, 16]
+
+
+def test_apply_shape_sets_the_size_of_the_pipelines_exported():
+    tool = load_tool(TOOL)
+
+    def loader(size):
+        return dict(
+            dataset=dict(pipeline=[
+                dict(type='ReIDLoadImageFromFile'),
+                dict(type='ReIDResize', size=size)
+            ]))
+
+    cfg = Config(dict(test_dataloader=loader((256, 128))))
+    assert tool.apply_shape(cfg) == []
+    set_keys = tool.apply_shape(cfg, (64, 32))
+    assert set_keys == ['test_dataloader.dataset.pipeline.1.size']
+    assert tool.input_shape(cfg) == (64, 32)
+    targets = [
+        dict(name='a', dataloader=loader((256, 128))),
+        dict(name='b', dataloader=loader((128, 64)))
+    ]
+    cfg = Config(dict(test_dataloader=dict(), test_cfg=dict(targets=targets)))
+    set_keys = tool.apply_shape(cfg, (64, 32), target='b')
+    assert set_keys == [
+        'test_cfg.targets.1.dataloader.dataset.pipeline.1.size'
+    ]
+    assert tool.input_shape(cfg, target='a') == (256, 128)
+    assert tool.input_shape(cfg, target='b') == (64, 32)
+    # No ReIDResize: the size is --shape's alone, nothing to set.
+    cfg = Config(dict(test_dataloader=dict(dataset=dict(pipeline=[]))))
+    assert tool.apply_shape(cfg, (64, 32)) == []
+
+
 def test_failed_export_leaves_no_file(tmp_path):
     tool = load_tool(TOOL)
 

@@ -16,7 +16,12 @@ the test pipeline's ``ReIDResize`` (another one gives other features; the
 file records them), and casts. The batch axis is dynamic;
 H and W are fixed (default: the ``ReIDResize`` size of the test
 pipeline that ``tools/test.py`` runs; ``--target NAME`` chooses the target
-of a multi-target config whose targets' pipelines differ).
+of a multi-target config whose targets' pipelines differ). ``--shape H W``
+sets that size in the test pipeline (:func:`apply_shape`), so it is
+checked as ``--cfg-options`` on the size is: a checkpoint whose saved
+config (``meta['cfg']``) or converted source (``meta['source_arch']``)
+records another size is refused, naming ``--shape``, the recorded size
+and the given one; one that records none exports at any size.
 
 The graph computes features, not a ranking. The file's ``metadata_props``
 say how ``tools/test.py`` ranks them: ``mmreid.ranking_distance`` (the
@@ -145,7 +150,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         nargs=2,
         metavar=('H', 'W'),
         help='input height and width (default: the test pipeline\'s '
-        'ReIDResize size)')
+        'ReIDResize size, which --shape sets: refused where it differs '
+        'from the size the checkpoint was trained or converted with)')
     parser.add_argument(
         '--opset', type=int, default=18, help='ONNX opset (default 18)')
     parser.add_argument(
@@ -236,6 +242,47 @@ def input_shape(cfg: Config,
     return size
 
 
+def shape_option(size: Sequence[int]) -> str:
+    """``--shape`` as given for ``size`` (H, W)."""
+    return f'--shape {size[0]} {size[1]}'
+
+
+def apply_shape(cfg: Config,
+                shape: Optional[Sequence[int]] = None,
+                target: Optional[str] = None) -> List[str]:
+    """Set ``--shape`` as the ``ReIDResize`` size of the test pipeline.
+
+    The graph takes images of ``shape``, so a deployment resizes them as
+    a test pipeline of that size does: set in the config, the size is
+    checked against the checkpoint's config or the converted source's
+    facts (:func:`load_checkpoint`) as ``--cfg-options`` on it is, and the
+    file records the pipeline the graph computes.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        shape (Sequence[int], optional): ``--shape`` (H, W); nothing is set
+            without it.
+        target (str, optional): As for :func:`input_shape`: only its
+            pipelines are set.
+
+    Returns:
+        list[str]: The config keys set (``<pipeline>.<index>.size``), one
+        per test pipeline with a ``ReIDResize``.
+    """
+    from mmreid.utils.pipeline_source import inference_pipelines
+    if shape is None:
+        return []
+    keys = []
+    for source in inference_pipelines(cfg):
+        if target is not None and source.target != str(target):
+            continue
+        found = find_transform(source.pipeline, 'ReIDResize', source.path)
+        if found is not None:
+            keys.append(f'{source.path}.{found[0]}.size')
+    cfg.merge_from_dict({key: [int(shape[0]), int(shape[1])] for key in keys})
+    return keys
+
+
 def choose_exporter(model: nn.Module, given: Optional[str] = None) -> str:
     """The exporter for ``model``: ``given``, else ``'dynamo'``, except
     for a cross-modality model.
@@ -300,13 +347,27 @@ def input_resize(cfg: Config, target: Optional[str] = None) -> Dict[str, str]:
     }
 
 
-def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:
+def load_checkpoint(model: nn.Module,
+                    cfg: Config,
+                    checkpoint: str,
+                    shape_keys: Sequence[str] = ()) -> None:
     """Load a local trusted checkpoint with the rules of ``init_model``.
 
     Every model tensor must be in the checkpoint (a classifier trained on
     other identities is skipped: the exported features do not use it), and
     a converted checkpoint must come from the network the config builds
-    (``meta['source_arch']``, as ``tools/test.py`` checks).
+    (``meta['source_arch']``), an mmreid one from a run whose config
+    builds that network and feeds it the same test images (``meta['cfg']``),
+    as ``tools/test.py`` checks (:func:`~mmreid.utils.arch_check.
+    check_source_arch`).
+
+    Args:
+        model (nn.Module): The built (bare) model.
+        cfg (Config): Its config.
+        checkpoint (str): A local trusted checkpoint.
+        shape_keys (Sequence[str]): The config keys ``--shape`` set
+            (:func:`apply_shape`): a size there that differs from the
+            recorded one is refused naming ``--shape``.
 
     Raises:
         FileNotFoundError: The file does not exist.
@@ -325,9 +386,17 @@ def load_checkpoint(model: nn.Module, cfg: Config, checkpoint: str) -> None:
         raise RuntimeError(f'cannot read checkpoint {checkpoint!r}: '
                            f'{type(error).__name__}: {error}') from error
     meta = state.get('meta') if isinstance(state, dict) else None
-    # Its refusal names this tool's --cfg-options; nothing here accepts
-    # another config (tools/test.py's --strict false).
-    check_source_arch(meta, model, cfg, checkpoint, test=True, opt_out='')
+    # Its refusal names this tool's --cfg-options (and --shape); nothing
+    # here accepts another config (tools/test.py's --strict false).
+    check_source_arch(
+        meta,
+        model,
+        cfg,
+        checkpoint,
+        test=True,
+        opt_out='',
+        own_options={key: shape_option
+                     for key in shape_keys})
     load_model_state(
         model,
         state,
@@ -364,11 +433,14 @@ def check_batch_independent(model: nn.Module, cfg: Config) -> None:
         'the same option for the numbers of the exported features)')
 
 
-def build_model(cfg: Config,
-                checkpoint: str,
-                modality: Optional[int] = None,
-                features_only: bool = False,
-                target: Optional[str] = None) -> ImageFeatureModel:
+def build_model(
+    cfg: Config,
+    checkpoint: str,
+    modality: Optional[int] = None,
+    features_only: bool = False,
+    target: Optional[str] = None,
+    shape_keys: Sequence[str] = ()
+) -> ImageFeatureModel:
     """Build the config's model, load the checkpoint and wrap it.
 
     Args:
@@ -380,6 +452,7 @@ def build_model(cfg: Config,
             its ranking. Defaults to False.
         target (str, optional): The target of a multi-target config whose
             test metric's ranking is recorded.
+        shape_keys (Sequence[str]): See :func:`load_checkpoint`.
 
     Returns:
         ImageFeatureModel: In eval mode, on the CPU, with how
@@ -415,7 +488,7 @@ def build_model(cfg: Config,
             'ranking, so a deployment would not reproduce tools/test.py\'s '
             'primary numbers. Pass --features-only to export the features '
             'anyway (the file then records mmreid.features_only = true)')
-    load_checkpoint(model, cfg, checkpoint)
+    load_checkpoint(model, cfg, checkpoint, shape_keys)
     wrapped = ImageFeatureModel(model, modality).eval()
     wrapped.ranking = ranking
     return wrapped
@@ -615,8 +688,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = read_config(args.config, phase='test')
     merge_cfg_options(cfg, args.cfg_options, args.config, phase='test')
     shape = input_shape(cfg, args.shape, args.target)
+    # --shape is the test pipeline's size: checked as --cfg-options on it.
+    shape_keys = apply_shape(cfg, args.shape, args.target)
     model = build_model(cfg, args.checkpoint, args.modality,
-                        args.features_only, args.target)
+                        args.features_only, args.target, shape_keys)
     exporter = choose_exporter(model, args.exporter)
 
     def check(onnx_file: str) -> None:
