@@ -1,8 +1,8 @@
 """The check of a config against the network a checkpoint records.
 
 ``init_model`` (and ``tools/extract_features.py`` with its loader),
-``tools/test.py`` (the runner's checkpoint load), ``pytorch2onnx.py``
-and ``load_from`` call :func:`check_source_arch`
+``tools/test.py`` (the runner's checkpoint load), ``pytorch2onnx.py``,
+``wrt_regime.py`` and ``load_from`` call :func:`check_source_arch`
 before loading a checkpoint, each with its own wording of the fix. A
 converted checkpoint carries its source network's facts
 (:mod:`mmreid.utils.source_arch`), an mmreid one its run's config

@@ -1,11 +1,13 @@
 """tools/analysis_tools/wrt_regime.py on the tiny SynthReID config."""
+import sys
+
 import pytest
 import torch
 
 from mmreid.models.losses import WRTLoss
 from mmreid.utils import register_all_modules
 from mmreid.utils.config import read_config
-from tests.fixtures.processes import load_tool
+from tests.fixtures.processes import load_tool, options_not_taken
 
 TOOL = 'tools/analysis_tools/wrt_regime.py'
 
@@ -81,3 +83,95 @@ def test_init_is_the_start_of_training_whatever_the_sampler_seed(make_config):
     start = reference()
     assert torch.equal(start, reference(init_seed=5))
     assert not torch.equal(start, reference(init_seed=0))
+
+
+WRT = "loss_tri=dict(type='WRTLoss')"
+
+
+def tool_help(tool, monkeypatch, capsys) -> str:
+    monkeypatch.setattr(sys, 'argv', [TOOL, '--help'])
+    with pytest.raises(SystemExit):
+        tool.parse_args()
+    return capsys.readouterr().out
+
+
+def test_a_checkpoint_of_another_network_is_refused_as_tools_test_does(
+        make_config, tmp_path, monkeypatch, capsys):
+    """A checkpoint trained with last stride 2 (its saved config,
+    meta['cfg'], says so; every tensor fits a last stride 1 model) and a
+    converted fast-reid one (its stem pooling) were measured with the
+    config's network; tools/test.py refuses both, and so does the tool,
+    with advice it takes."""
+    from mmengine.config import Config
+
+    from mmreid.registry import MODELS
+    from mmreid.utils.key_mapping import convert_checkpoint_file
+    register_all_modules()
+    tool = load_tool(TOOL)
+    help_text = tool_help(tool, monkeypatch, capsys)
+    stride2 = make_config(
+        extra="model['backbone']['last_stride'] = 2",
+        head_extra=WRT,
+        name='stride2.py')
+    state = MODELS.build(read_config(stride2).model).state_dict()
+    ckpt = tmp_path / 'stride2.pth'
+    torch.save(
+        dict(
+            state_dict=state,
+            meta=dict(cfg=Config.fromfile(stride2).pretty_text)), ckpt)
+    cfg = read_config(make_config(head_extra=WRT))
+    with pytest.raises(ValueError, match='builds another network') as e:
+        tool.measure(cfg, str(ckpt), batches=1)
+    message = str(e.value)
+    assert ("model.backbone.last_stride: the checkpoint's config has 2, the "
+            'config 1' in message), message
+    assert '--cfg-options model.backbone.last_stride=2' in message
+    assert options_not_taken(message, help_text) == [], message
+    cfg.merge_from_dict({'model.backbone.last_stride': 2})
+    assert tool.measure(cfg, str(ckpt), batches=1)['near'].numel() == 8
+    # fast-reid pools its stem without padding: another network.
+    fastreid = {}
+    for key, value in state.items():
+        key = key.replace('head.bnneck.', 'heads.bottleneck.0.')
+        fastreid[key.replace('head.classifier.', 'heads.')] = value
+    torch.save(dict(model=fastreid), tmp_path / 'model_final.pth')
+    convert_checkpoint_file(
+        str(tmp_path / 'model_final.pth'),
+        str(tmp_path / 'converted.pth'),
+        'fastreid',
+        strict=True,
+        input_size=[32, 16])
+    cfg = read_config(make_config(head_extra=WRT))
+    with pytest.raises(ValueError, match='was converted from fastreid') as e:
+        tool.measure(cfg, str(tmp_path / 'converted.pth'), batches=1)
+    assert 'model.backbone.stem_pool.padding=0' in str(e.value)
+    assert options_not_taken(str(e.value), help_text) == [], str(e.value)
+
+
+def test_a_classifier_of_other_identities_is_skipped_with_a_warning(
+        make_config, tmp_path):
+    """As tools/test.py: skipped, with a warning the tool hid (its
+    logger was 'silent')."""
+    from unittest import mock
+
+    from mmengine.logging import MMLogger
+
+    from mmreid.registry import MODELS
+    register_all_modules()
+    tool = load_tool(TOOL)
+    other = read_config(
+        make_config(
+            extra="model['head']['num_classes'] = 11",
+            head_extra=WRT,
+            name='other_ids.py'))
+    ckpt = tmp_path / 'other_ids.pth'
+    torch.save(dict(state_dict=MODELS.build(other.model).state_dict()), ckpt)
+    cfg = read_config(make_config(head_extra=WRT))
+    logger = MMLogger.get_current_instance()
+    with mock.patch.object(logger, 'warning') as warned, \
+            mock.patch.object(logger, 'log') as logged:
+        assert tool.measure(cfg, str(ckpt), batches=1)['near'].numel() == 8
+    lines = [str(c) for c in warned.call_args_list + logged.call_args_list]
+    assert any('trained on another number of identities' in line
+               and 'head.classifier.weight (11, 64) vs (8, 64)' in line
+               for line in lines), lines

@@ -17,6 +17,15 @@ weight sums and the loss in both modes::
 built as ``modality_gap.py`` builds them (the seed ``--init-seed``, by
 default the config's ``randomness.seed``, set before the build, then
 ``init_weights()``), whatever the sampler's ``--seed``.
+
+A checkpoint is loaded as ``tools/test.py`` loads it, with the same
+checks: a partial load, a plain-BN checkpoint in an MBN model, a converted
+checkpoint of another network and a checkpoint whose saved config
+(``meta['cfg']``) builds another network or feeds it other test images
+are refused (``--cfg-options`` gives the recorded settings; this tool has
+no ``--strict false``), and a classifier trained on another number of
+identities is skipped with a warning (the features the loss receives do
+not use it).
 """
 import argparse
 import os.path as osp
@@ -29,8 +38,10 @@ from mmengine.runner import Runner
 from mmreid.models.losses import WRTLoss, pairwise_euclidean
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
+from mmreid.utils.arch_check import check_source_arch
 from mmreid.utils.checkpoint import load_model_state, load_trusted_checkpoint
 from mmreid.utils.config import read_config
+from mmreid.utils.config.options import ReIDDictAction, merge_cfg_options
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from modality_gap import build_start_model  # noqa
@@ -52,6 +63,11 @@ def parse_args():
         type=int,
         help="with 'init': the seed set before the model is built "
         "(default: the config's randomness.seed, as training does)")
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=ReIDDictAction,
+        help='override config keys, e.g. model.backbone.last_stride=1')
     return parser.parse_args()
 
 
@@ -85,14 +101,19 @@ def measure(cfg,
         raise ValueError(f'model.head.loss_tri is {type(wrt).__name__}, '
                          'not WRTLoss')
     if checkpoint != 'init':
-        # mmreid's rules (a plain-BN checkpoint in an MBN model, a
-        # partial or converted load are refused), as tools/test.py loads.
+        # As tools/test.py loads (ReIDRunner.load_checkpoint): the config
+        # against the checkpoint's network, then mmreid's rules (a partial
+        # load or a plain-BN checkpoint in an MBN model are refused, a
+        # classifier of other identities is skipped with a warning).
+        state = load_trusted_checkpoint(checkpoint, map_location='cpu')
+        meta = state.get('meta') if isinstance(state, dict) else None
+        check_source_arch(meta, model, cfg, checkpoint, test=True, opt_out='')
         load_model_state(
             model,
-            load_trusted_checkpoint(checkpoint, map_location='cpu'),
+            state,
             checkpoint,
             strict=True,
-            logger='silent',
+            opt_out='nothing in this tool',
             cfg=cfg)
     cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
@@ -125,6 +146,7 @@ def main():
     args = parse_args()
     register_all_modules()
     cfg = read_config(args.config)
+    merge_cfg_options(cfg, args.cfg_options, args.config)
     try:
         stats = measure(cfg, args.checkpoint, args.batches, args.seed,
                         args.init_seed)
