@@ -252,7 +252,7 @@ def identity_attributes(seed: int,
                 np.clip(
                     round((1 - mix) * own + mix * _luminance(rgb)), 0, 255))
         # Same draw, rescaled: stripes of 0.10-0.16 of the figure height
-        # (2.5-4 px per period at 64x32, where 0.045 was 1.1 px).
+        # (about 4-10 px per period at 64x32, twice the hard mode's).
         attrs['period'] = 0.10 + (attrs['period'] - 0.045) * 2.0
         attrs['print_size'] = 0.06
         attrs['print_back'] = True
