@@ -556,3 +556,43 @@ def test_a_gallery_dependent_scorers_positions_are_not_drawn_as_distances(
     hook.draw_group(hook._records, positions, False,
                     dict(junk_rule='market'))
     assert calls and all(c['distances'] is None for c in calls)
+
+
+def _records(tmp_path, items):
+    """Hook records of ``(is_query, pid, camid, x)`` items, 1-D features,
+    each with its own image."""
+    paths = _write_images(str(tmp_path), len(items))
+    return [
+        dict(
+            feature=torch.tensor([x]),
+            pid=pid,
+            camid=camid,
+            is_query=is_query,
+            img_path=path)
+        for (is_query, pid, camid, x), path in zip(items, paths)
+    ]
+
+
+@pytest.mark.parametrize('negative_first', [False, True])
+@pytest.mark.parametrize('tie_policy,matches,ap',
+                         [('pessimistic', [False, True, False], 0.5),
+                          ('optimistic', [True, False, False], 1.0)])
+def test_tied_distances_are_drawn_in_the_order_their_ap_counts(
+        tmp_path, monkeypatch, negative_first, tie_policy, matches, ap):
+    """Audit s22: the pictures ordered tied distances by gallery index
+    while the AP in their file name followed the metric's tie_policy, so
+    a 'pessimistic' picture could show the match first and be titled AP
+    1/2. Query pid 0 at 0; a positive and a negative tie at 1 (in either
+    gallery order), another negative at 5. Pessimistic: the negative
+    first (AP 1/2); optimistic: the positive first (AP 1)."""
+    calls = spy_drawings(monkeypatch)
+    tied = [(False, 0, 1, 1.0), (False, 5, 1, 1.0)]
+    records = _records(tmp_path, [(True, 0, 0, 0.0)] +
+                       tied[::-1 if negative_first else 1] +
+                       [(False, 7, 1, 5.0)])
+    hook = RankedListHook(num_queries=1, topk=3, tile_size=(32, 16))
+    pictures = hook.draw_group(records, 'euclidean', False,
+                               dict(junk_rule='market', tie_policy=tie_policy))
+    titles = [title for title, _ in pictures]
+    assert titles == [f'worst_00_ap{ap:.3f}_pid0', f'best_00_ap{ap:.3f}_pid0']
+    assert [call['matches'] for call in calls] == [matches, matches]

@@ -1,7 +1,7 @@
 """Pictures of the ranked lists of the worst and best queries."""
 import dataclasses
 import os.path as osp
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import mmcv
 import numpy as np
@@ -12,11 +12,9 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.structures import BaseDataElement
 
-from mmreid.evaluation.functional import (compute_distance, evaluate_features,
-                                          rule_with_junk_label)
-from mmreid.evaluation.functional.rank import ranking_precision
 from mmreid.evaluation.metrics.records import label_to_int
 from mmreid.evaluation.metrics.scorers import is_gallery_dependent
+from mmreid.evaluation.query_analysis import analyse_queries
 from mmreid.models.reiders.reid_model import get_model_scorers
 from mmreid.registry import HOOKS
 from mmreid.utils.atomic import write_image
@@ -60,7 +58,8 @@ class RankedListHook(Hook):
     whole-gallery ranking (the hook sets its ``analysis_request``), so a
     model's pair scorer (GMN's M-Net) scores each pair once. Otherwise
     (trials, splits, re-ranking, other metrics) it ranks every query's
-    gallery itself with the model's
+    gallery itself (:meth:`draw_group`: ties in the metric's
+    ``tie_policy`` order) with the model's
     own distance (its primary scorer, the contract the val/test loops
     apply, see ``ReIDModel.scorers``), else the distance of the
     evaluator's metric (its ``primary_distance()`` and ``normalize``;
@@ -373,6 +372,11 @@ class RankedListHook(Hook):
     ) -> List[Tuple[str, np.ndarray]]:
         """Rank one query/gallery set and draw its worst and best queries.
 
+        The ranking is :func:`~mmreid.evaluation.query_analysis.
+        analyse_queries`' (as the report's): each query's kept gallery in
+        full, ties ordered by the ``tie_policy`` its AP is computed under;
+        then :meth:`draw_analysis` draws it.
+
         Args:
             records (list[dict]): One dict per sample with ``feature``
                 (D,), ``pid``, ``camid``, ``is_query`` and ``img_path``.
@@ -382,7 +386,7 @@ class RankedListHook(Hook):
                 (positions in the ranking) are not printed as distances.
             normalize (bool): L2-normalise the features first.
             rank_options (dict, optional): ``junk_rule``, ``tie_policy``,
-                ``ap_mode`` and ``cmc_mode`` of :func:`evaluate_features`
+                ``ap_mode`` and ``cmc_mode`` of :func:`analyse_queries`
                 (``cmc_mode`` also labels the note's rank, see
                 :func:`~mmreid.visualization.ranked_list.first_match_note`).
 
@@ -390,59 +394,22 @@ class RankedListHook(Hook):
             list[tuple[str, np.ndarray]]: ``(title, RGB canvas)`` pairs,
             worst first.
         """
-        rank_options = dict(rank_options or {})
-        values = not is_gallery_dependent(scorer)
         query = [r for r in records if r['is_query']]
         gallery = [r for r in records if not r['is_query']]
         if not query or not gallery:
             return []
-        q_feats = torch.stack([r['feature'] for r in query])
-        g_feats = torch.stack([r['feature'] for r in gallery])
-        q_pids = torch.tensor([r['pid'] for r in query])
-        g_pids = torch.tensor([r['pid'] for r in gallery])
-        q_camids = torch.tensor([r['camid'] for r in query])
-        g_camids = torch.tensor([r['camid'] for r in gallery])
-        result = evaluate_features(
-            q_feats,
-            g_feats,
-            q_pids,
-            g_pids,
-            q_camids,
-            g_camids,
+        analysis = analyse_queries(
+            torch.stack([r['feature'] for r in query]),
+            torch.stack([r['feature'] for r in gallery]),
+            [r['pid'] for r in query], [r['pid'] for r in gallery],
+            [r['camid'] for r in query], [r['camid'] for r in gallery],
             distance=scorer,
             normalize=normalize,
+            topk=self.topk,
             max_rank=1,
-            **rank_options)
-        ap = np.full(len(query), np.nan)
-        ap[np.asarray(result.valid_mask, dtype=bool)] = result.all_AP
-        worst, best = select_worst_best(ap, self.num_queries)
-        junk = rule_with_junk_label(
-            rank_options.get('junk_rule', 'market'), q_pids, g_pids)
-        pictures = []
-        for tag, chosen in (('worst', worst), ('best', best)):
-            if len(chosen) == 0:
-                continue
-            dist = self._distances(q_feats[chosen], g_feats, scorer, normalize)
-            removed = junk(q_pids[chosen][:, None] == g_pids[None, :],
-                           q_camids[chosen], g_camids)
-            if removed is not None:
-                dist = dist.masked_fill(removed, float('inf'))
-            order = torch.sort(dist, dim=1, stable=True).indices
-            for i, q in enumerate(chosen.tolist()):
-                ranked = order[i]
-                kept = ranked[torch.isfinite(dist[i, ranked])]
-                first = int((g_pids[kept] == q_pids[q]).int().argmax()) + 1
-                kept = kept[:self.topk].tolist()
-                canvas = self._draw_one(
-                    query[q], [gallery[g] for g in kept],
-                    dist[i, kept].tolist() if values else None,
-                    None if first <= len(kept) else first_match_note(
-                        first, rank_options.get('cmc_mode', 'standard')))
-                if canvas is None:
-                    continue
-                title = (f'{tag}_{i:02d}_ap{ap[q]:.3f}_pid{query[q]["pid"]}')
-                pictures.append((title, canvas))
-        return pictures
+            **dict(rank_options or {}))
+        return self.draw_analysis(
+            analysis, query, gallery, values=not is_gallery_dependent(scorer))
 
     def draw_analysis(self,
                       analysis,
@@ -488,20 +455,6 @@ class RankedListHook(Hook):
                          f'_pid{query[q]["pid"]}')
                 pictures.append((title, canvas))
         return pictures
-
-    @staticmethod
-    def _distances(query: torch.Tensor, gallery: torch.Tensor, scorer: Any,
-                   normalize: bool) -> torch.Tensor:
-        if callable(scorer):
-            if normalize:
-                query = torch.nn.functional.normalize(query, dim=1)
-                gallery = torch.nn.functional.normalize(gallery, dim=1)
-            score: Callable = scorer
-            with torch.no_grad():
-                dist = torch.as_tensor(score(query, gallery)).cpu()
-            # The precision the AP was ranked in.
-            return ranking_precision(dist)
-        return compute_distance(query, gallery, scorer, normalize)
 
     def _draw_one(self,
                   query: dict,
