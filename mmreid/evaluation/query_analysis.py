@@ -10,7 +10,7 @@ every query against the whole gallery feeds its distance chunks to a
 gallery group on its own for gallery-dependent distances. No mmengine.
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -134,6 +134,45 @@ def _as_array(values, name: str, length: Optional[int] = None) -> np.ndarray:
     return array
 
 
+def own_image_codes(
+        q_images: Optional[Sequence], g_images: Optional[Sequence]
+) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """Integer codes of the query and gallery images, equal where a
+    gallery item is a query's own image.
+
+    QMUL-iLIDS's ten splits list an image that is a query in one split and
+    a gallery image in another once per role, so their union holds it
+    twice: ranked against the union, the query would find its own copy at
+    distance 0 (kept by the camera rule, the copy has the gallery's
+    camid). No split ranks an image against itself.
+
+    Args:
+        q_images (Sequence, optional): Each query's image (its path), (Q,);
+            None entries are nobody's image.
+        g_images (Sequence, optional): Each gallery item's image, (G,).
+
+    Returns:
+        tuple[np.ndarray, np.ndarray] | None: ``(q_codes (Q,), g_codes
+        (G,))`` int64, or None when either is None or no query's image is
+        in the gallery (nothing to remove).
+    """
+    if q_images is None or g_images is None:
+        return None
+    codes: Dict[Any, int] = {}
+
+    def encode(images: Sequence, missing: int) -> np.ndarray:
+        return np.array([
+            missing if image is None else codes.setdefault(image, len(codes))
+            for image in images
+        ], np.int64)
+
+    # None is -1 among the queries and -2 in the gallery: never equal.
+    q_codes, g_codes = encode(q_images, -1), encode(g_images, -2)
+    if not np.isin(q_codes, g_codes).any():
+        return None
+    return q_codes, g_codes
+
+
 def _ap_of(matches: np.ndarray, dist: np.ndarray, ap_mode: str) -> float:
     positions = np.flatnonzero(matches) + 1
     if ap_mode == 'threshold':
@@ -174,6 +213,10 @@ class QueryAnalyser:
             the ranked list or over its distinct pids (SYSU-MM01's), as
             the metric's ``cmc_mode``. ``first_rank`` is the position in
             the ranked list either way.
+        q_images, g_images (Sequence, optional): The queries' and gallery
+            items' images (their paths), (Q,) and (G,): a gallery item that
+            is its query's own image is removed from that query's ranking,
+            as the junk rule removes (see :func:`own_image_codes`).
     """
 
     def __init__(self,
@@ -188,7 +231,9 @@ class QueryAnalyser:
                  ap_mode: str = 'cumsum',
                  topk: int = 10,
                  max_rank: int = 50,
-                 cmc_mode: str = 'standard') -> None:
+                 cmc_mode: str = 'standard',
+                 q_images: Optional[Sequence] = None,
+                 g_images: Optional[Sequence] = None) -> None:
         if tie_policy not in TIE_POLICIES:
             raise ValueError(f'tie_policy must be one of {TIE_POLICIES}, got '
                              f'{tie_policy!r}')
@@ -217,6 +262,12 @@ class QueryAnalyser:
         # Under 'market' also the junk-labelled (pid -1) gallery items, as
         # the rank metrics.
         self.junk = rule_with_junk_label(junk_rule, self.q_pids, self.g_pids)
+        for name, images, length in (('q_images', q_images, self.num_query),
+                                     ('g_images', g_images, self.num_gallery)):
+            if images is not None and len(images) != length:
+                raise ValueError(f'{name} must have shape ({length},), got '
+                                 f'{len(images)} items')
+        self.own_images = own_image_codes(q_images, g_images)
         self.tie_policy = tie_policy
         self.ap_mode = ap_mode
         self.max_rank = int(max_rank)
@@ -262,6 +313,10 @@ class QueryAnalyser:
                             self._g_camids_t)
         dist, same = dist.numpy(), same.numpy()
         removed = None if removed is None else removed.numpy()
+        if self.own_images is not None:
+            q_codes, g_codes = self.own_images
+            own = q_codes[start:stop, None] == g_codes[None, :]
+            removed = own if removed is None else removed | own
         order = _ranked(dist, same, self.tie_policy)
         for row in range(stop - start):
             q = start + row
@@ -336,7 +391,9 @@ def analyse_queries(query_feats: torch.Tensor,
                     topk: int = 10,
                     max_rank: int = 50,
                     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-                    cmc_mode: str = 'standard') -> QueryAnalysis:
+                    cmc_mode: str = 'standard',
+                    q_images: Optional[Sequence] = None,
+                    g_images: Optional[Sequence] = None) -> QueryAnalysis:
     """Rank every query's gallery and keep what a report shows of it.
 
     Distances come chunk by chunk (never the whole Q x G matrix); each
@@ -365,6 +422,9 @@ def analyse_queries(query_feats: torch.Tensor,
         memory_budget_mb (float): Budget of one chunk of distances.
         cmc_mode (str): ``'standard'`` or ``'dedup'`` (see
             :class:`QueryAnalyser`).
+        q_images, g_images (Sequence, optional): The images (paths), (Q,)
+            and (G,): a query's own image is removed from its gallery (see
+            :class:`QueryAnalyser`).
 
     Returns:
         QueryAnalysis: The per-query facts.
@@ -384,7 +444,9 @@ def analyse_queries(query_feats: torch.Tensor,
         ap_mode=ap_mode,
         topk=topk,
         max_rank=max_rank,
-        cmc_mode=cmc_mode)
+        cmc_mode=cmc_mode,
+        q_images=q_images,
+        g_images=g_images)
     if callable(distance):
         if normalize:
             query_feats = torch.nn.functional.normalize(query_feats, dim=1)
@@ -417,7 +479,9 @@ def own_gallery_pairs(
     junk_rule: str = 'market',
     tie_policy: str = 'stable',
     ap_mode: str = 'cumsum',
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    q_images: Optional[Sequence] = None,
+    g_images: Optional[Sequence] = None
 ) -> Tuple[Dict[Tuple[int, int], PairStats], Dict[Tuple[int, int], PairStats]]:
     """The camera-pair and modality-pair tables with each gallery group
     scored on its own.
@@ -437,7 +501,8 @@ def own_gallery_pairs(
         q_modalities, g_modalities (optional): Modality labels, (Q,) and
             (G,); without them the modality table is empty.
         distance, normalize, junk_rule, tie_policy, ap_mode,
-            memory_budget_mb: As :func:`analyse_queries`.
+            memory_budget_mb, q_images, g_images: As
+            :func:`analyse_queries`.
 
     Returns:
         tuple[dict, dict]: ``camera_pairs`` and ``modality_pairs`` as in
@@ -472,7 +537,10 @@ def own_gallery_pairs(
                 ap_mode=ap_mode,
                 topk=1,
                 max_rank=1,
-                memory_budget_mb=memory_budget_mb)
+                memory_budget_mb=memory_budget_mb,
+                q_images=q_images,
+                g_images=None
+                if g_images is None else [g_images[i] for i in cols])
             tables[table].update(getattr(part, table))
     return (dict(sorted(tables['camera_pairs'].items())),
             dict(sorted(tables['modality_pairs'].items())))

@@ -596,3 +596,23 @@ def test_tied_distances_are_drawn_in_the_order_their_ap_counts(
     titles = [title for title, _ in pictures]
     assert titles == [f'worst_00_ap{ap:.3f}_pid0', f'best_00_ap{ap:.3f}_pid0']
     assert [call['matches'] for call in calls] == [matches, matches]
+
+
+def test_a_query_is_never_drawn_with_its_own_image(tmp_path, monkeypatch):
+    """Audit s22: QMUL-iLIDS lists an image that is a query in one split
+    and a gallery image in another once per role; ranked against the
+    union, the query's own copy (other camid) came first at distance 0,
+    drawn as its match with AP 1. No split ranks an image against
+    itself: the query (pid 1 at 0) ranks pid 3 at 1, then its match at 2
+    (AP 1/2)."""
+    calls = spy_drawings(monkeypatch)
+    records = _records(tmp_path, [(True, 1, 0, 0.0), (False, 1, 1, 0.0),
+                                  (False, 3, 1, 1.0), (False, 1, 1, 2.0)])
+    records[1]['img_path'] = records[0]['img_path']
+    hook = RankedListHook(num_queries=1, topk=3, tile_size=(32, 16))
+    pictures = hook.draw_group(records, 'euclidean', False,
+                               dict(junk_rule='market'))
+    titles = [title for title, _ in pictures]
+    assert titles == ['worst_00_ap0.500_pid1', 'best_00_ap0.500_pid1']
+    assert calls[0]['gallery_labels'] == ['pid 3\ncamid 1', 'pid 1\ncamid 1']
+    assert calls[0]['distances'] == [1.0, 2.0]

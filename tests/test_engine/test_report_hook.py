@@ -488,3 +488,39 @@ def test_default_heads_record_no_test_time_setting():
     before = with_head(
         BNNeckHead(in_channels=8, num_classes=3, test_feature='before_bn'))
     assert model_test_settings(before) == {'test_feature': 'before_bn'}
+
+
+def test_a_query_is_never_ranked_against_its_own_image():
+    """Audit s22: QMUL-iLIDS's test set is the union of its ten splits,
+    which lists an image that is a query in one split and a gallery image
+    in another once per role (camid 0 and 1). DGSplitMetric ranks each
+    split, where no image meets itself; the report ranked every query
+    against the whole union and found its own copy at distance 0 (kept by
+    the camera rule) as a true match.
+
+    By the protocol the copy is no match of its own query: q0 (pid 1,
+    0.0) ranks c (pid 3, 1.0), then d (pid 1, 2.0): AP 1/2, first match
+    at rank 2 (with the copy: rank 1, AP (1 + 2/3) / 2). q1 (pid 2, 5.0)
+    ranks e (pid 2, 5.5) first: AP 1. One gallery camera: R1 50, mAP 75.
+    The copy stays in the gallery of the other queries.
+    """
+    from mmreid.evaluation.metrics import DGSplitMetric
+    records = hand_records(
+        ((0.0, 1, 0), (5.0, 2, 0)),
+        ((0.0, 1, 1), (1.0, 3, 1), (2.0, 1, 1), (5.5, 2, 1)))
+    query, copy = records[0], records[2]
+    copy['img_path'] = query['img_path']
+    section, page = hand_section(DGSplitMetric(), records)
+    assert section.analysis.ap.tolist() == [0.5, 1.0]
+    assert section.analysis.first_rank.tolist() == [2, 1]
+    assert section.num_gallery == 4
+    q0_list = section.analysis.topk_index[0].tolist()
+    assert q0_list == [1, 2, 3, -1]  # c, d, e: never the copy (index 0)
+    assert cells(page, 'camera-pairs') == [(50.0, 75.0)]
+    # A gallery-dependent distance's own-gallery tables leave it out too:
+    # swap_top2 on the camera's gallery ranks c, copy, d, e for q0 (AP 1/2
+    # without the copy) and d, e for q1 (AP 1/2).
+    section, page = hand_section(
+        DGSplitMetric(), records, scorers=dict(top2=swap_top2))
+    assert 0 not in section.analysis.topk_index[0].tolist()
+    assert cells(page, 'camera-pairs') == [(0.0, 50.0)]

@@ -117,6 +117,34 @@ def test_dedup_cmc_counts_distinct_pids_by_hand():
         analyse_queries(q, g, [1], g_pids, [0], [1] * 5, cmc_mode='x')
 
 
+def test_a_query_is_never_ranked_against_its_own_image():
+    """QMUL-iLIDS's union of splits lists an image once per role (query
+    camid 0, gallery camid 1): its gallery copy is no match of its own
+    query (no split ranks an image against itself), while it stays a
+    match of another query of its pid. Images without a path (None) are
+    nobody's."""
+    g = torch.tensor([[0.], [1.], [2.]])
+    q = torch.tensor([[0.], [0.1]])
+    # q0's copy is g0 (pid 1); q1 (pid 1 too) is another image.
+    paths = dict(q_images=['a', 'b'], g_images=['a', 'c', 'd'])
+    args = (q, g, [1, 1], [1, 3, 1], [0, 0], [1, 1, 1])
+    analysis = analyse_queries(*args, topk=3, max_rank=3, **paths)
+    # q0 ranks g1 (pid 3), g2 (pid 1): AP 1/2; q1 ranks g0 first.
+    assert analysis.topk_index.tolist() == [[1, 2, -1], [0, 1, 2]]
+    np.testing.assert_allclose(analysis.ap, [0.5, (1 + 2 / 3) / 2])
+    assert analysis.first_rank.tolist() == [2, 1]
+    assert analysis.camera_pairs[(0, 1)].num_valid == 2
+    unnamed = analyse_queries(
+        *args,
+        topk=3,
+        max_rank=3,
+        q_images=[None, 'b'],
+        g_images=[None, 'c', 'd'])
+    assert unnamed.first_rank.tolist() == [1, 1]
+    with pytest.raises(ValueError, match=r'g_images must have shape \(3,\)'):
+        analyse_queries(*args, q_images=['a', 'b'], g_images=['a'])
+
+
 def test_modality_pairs_and_a_scorer():
     q, g, q_pids, g_pids, q_cams, g_cams = toy(seed=1)
     q_mod = (q_cams > 0).long()

@@ -46,6 +46,18 @@ def select_worst_best(ap: np.ndarray,
     return ascending[:num_queries], descending[:num_queries]
 
 
+def ranked_images(query: List[dict],
+                  gallery: List[dict]) -> Dict[str, List[Any]]:
+    """The ``q_images`` and ``g_images`` of
+    :func:`~mmreid.evaluation.query_analysis.analyse_queries` from records:
+    their ``img_path``, so that no query is ranked against its own image
+    (QMUL-iLIDS lists an image that is a query in one split and a gallery
+    image in another once per role; no split ranks it against itself)."""
+    return dict(
+        q_images=[r.get('img_path') for r in query],
+        g_images=[r.get('img_path') for r in gallery])
+
+
 @HOOKS.register_module()
 class RankedListHook(Hook):
     """Draw the ranked lists of the worst and best queries of an evaluation.
@@ -58,8 +70,8 @@ class RankedListHook(Hook):
     whole-gallery ranking (the hook sets its ``analysis_request``), so a
     model's pair scorer (GMN's M-Net) scores each pair once. Otherwise
     (trials, splits, re-ranking, other metrics) it ranks every query's
-    gallery itself (:meth:`draw_group`: ties in the metric's
-    ``tie_policy`` order) with the model's
+    gallery itself (:meth:`draw_group`: a query's own image left out,
+    ties in the metric's ``tie_policy`` order) with the model's
     own distance (its primary scorer, the contract the val/test loops
     apply, see ``ReIDModel.scorers``), else the distance of the
     evaluator's metric (its ``primary_distance()`` and ``normalize``;
@@ -374,8 +386,9 @@ class RankedListHook(Hook):
 
         The ranking is :func:`~mmreid.evaluation.query_analysis.
         analyse_queries`' (as the report's): each query's kept gallery in
-        full, ties ordered by the ``tie_policy`` its AP is computed under;
-        then :meth:`draw_analysis` draws it.
+        full, ties ordered by the ``tie_policy`` its AP is computed under,
+        and a gallery item of the query's own image (same ``img_path``)
+        removed; then :meth:`draw_analysis` draws it.
 
         Args:
             records (list[dict]): One dict per sample with ``feature``
@@ -407,6 +420,7 @@ class RankedListHook(Hook):
             normalize=normalize,
             topk=self.topk,
             max_rank=1,
+            **ranked_images(query, gallery),
             **dict(rank_options or {}))
         return self.draw_analysis(
             analysis, query, gallery, values=not is_gallery_dependent(scorer))

@@ -24,7 +24,7 @@ from mmreid.registry import HOOKS
 from mmreid.utils.atomic import open_atomic
 from mmreid.visualization.html_report import (POSITION, RankedExample,
                                               ReportSection, render_report)
-from .ranked_list_hook import RankedListHook, select_worst_best
+from .ranked_list_hook import RankedListHook, ranked_images, select_worst_best
 
 #: File name of the report inside ``out_dir``.
 REPORT_NAME = 'report.html'
@@ -271,7 +271,11 @@ class EvalReportHook(RankedListHook):
 
     The analysis ranks every query against the target's whole test gallery
     with the evaluator's distance and rules (as :class:`RankedListHook`),
-    so its R1/mAP/mINP equal a plain ``ReIDMetric``'s. A ``ReIDMetric``
+    so its R1/mAP/mINP equal a plain ``ReIDMetric``'s. No query is ranked
+    against its own image (a gallery item of the same ``img_path``:
+    QMUL-iLIDS's union of splits lists an image that is a query in one
+    split and a gallery image in another once per role, and no split ranks
+    it against itself). A ``ReIDMetric``
     that ranks the whole gallery makes it from its own distances as it
     computes them (the hook sets its ``analysis_request``), so a model's
     pair scorer (GMN's M-Net) scores each pair once; for other metrics
@@ -417,7 +421,8 @@ class EvalReportHook(RankedListHook):
                 ap_mode=options.get('ap_mode', 'cumsum'),
                 cmc_mode=options.get('cmc_mode', 'standard'),
                 topk=self.topk,
-                max_rank=self.max_rank)
+                max_rank=self.max_rank,
+                **ranked_images(query, gallery))
         gallery_dependent = is_gallery_dependent(scorer)
         if gallery_dependent:
             analysis = self._own_gallery_pairs(analysis, *collected, scorer,
@@ -506,7 +511,8 @@ class EvalReportHook(RankedListHook):
             normalize=normalize,
             junk_rule=options.get('junk_rule', 'market'),
             tie_policy=options.get('tie_policy', 'stable'),
-            ap_mode=options.get('ap_mode', 'cumsum'))
+            ap_mode=options.get('ap_mode', 'cumsum'),
+            **ranked_images(query, gallery))
         return dataclasses.replace(
             analysis, camera_pairs=camera_pairs, modality_pairs=modality_pairs)
 
