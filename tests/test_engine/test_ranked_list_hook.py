@@ -616,3 +616,42 @@ def test_a_query_is_never_drawn_with_its_own_image(tmp_path, monkeypatch):
     assert titles == ['worst_00_ap0.500_pid1', 'best_00_ap0.500_pid1']
     assert calls[0]['gallery_labels'] == ['pid 3\ncamid 1', 'pid 1\ncamid 1']
     assert calls[0]['distances'] == [1.0, 2.0]
+
+
+def test_indoor_search_pictures_rank_the_indoor_gallery(tmp_path):
+    """Audit s22: SYSUMetric(mode='indoor') ranks cams 1 and 2 of an
+    all-search pool; the pictures ranked the whole pool. Query pid 1 at 0
+    (cam6): its cam1 match at 1.0 is first among cams 1 and 2 (AP 1),
+    third on the pool behind cam5 and cam4 images (AP 1/3)."""
+    from mmreid.evaluation.metrics import SYSUMetric
+    items = [(True, 1, 5, 0.0), (False, 1, 0, 1.0), (False, 2, 1, 2.0),
+             (False, 2, 3, 0.5), (False, 3, 4, 0.2)]
+    samples = []
+    for i, record in enumerate(_records(tmp_path, items)):
+        sample = ReIDDataSample(
+            metainfo=dict(
+                role='query' if record['is_query'] else 'gallery',
+                camid=record['camid'],
+                img_path=record['img_path'],
+                dataset='toy',
+                sample_idx=i))
+        sample.set_gt_label(record['pid'])
+        sample.pred_feature = record['feature']
+        samples.append(sample)
+    names = {}
+    for mode in ('indoor', 'all'):
+        runner = _runner(tmp_path / mode,
+                         SYSUMetric(mode=mode, distance='euclidean'))
+        hook = RankedListHook(num_queries=1, topk=4, tile_size=(32, 16))
+        hook.before_test_epoch(runner)
+        hook.before_test_iter(runner, 0)
+        hook.after_test_iter(runner, 0, None, samples)
+        hook.after_test_epoch(runner)
+        out = tmp_path / mode / 'log' / 'ranked_lists'
+        names[mode] = sorted(p.name for p in out.iterdir())
+    assert names['indoor'] == [
+        'best_00_ap1.000_pid1.jpg', 'worst_00_ap1.000_pid1.jpg'
+    ]
+    assert names['all'] == [
+        'best_00_ap0.333_pid1.jpg', 'worst_00_ap0.333_pid1.jpg'
+    ]

@@ -524,3 +524,31 @@ def test_a_query_is_never_ranked_against_its_own_image():
         DGSplitMetric(), records, scorers=dict(top2=swap_top2))
     assert 0 not in section.analysis.topk_index[0].tolist()
     assert cells(page, 'camera-pairs') == [(0.0, 50.0)]
+
+
+def test_indoor_search_is_analysed_on_the_indoor_gallery():
+    """Audit s22: SYSUMetric(mode='indoor') on an all-search pool ranks
+    cams 1 and 2 only, as its settings line says (``gallery_cams: 1,2``),
+    but the report ranked the whole pool, outdoor cams 4 and 5 included.
+
+    Query pid 1 at 0.0 (cam6, camid 5). Pool: cam1 (camid 0) pid 1 at
+    1.0, cam2 (camid 1) pid 2 at 2.0, cam4 (camid 3) pid 2 at 0.5, cam5
+    (camid 4) pid 3 at 0.2. Indoor gallery: the first two; the query
+    ranks its match first, AP 1 (on the pool: third, AP 1/3).
+    """
+    from mmreid.evaluation.metrics import SYSUMetric
+    records = hand_records(
+        ((0.0, 1, 5), ), ((1.0, 1, 0), (2.0, 2, 1), (0.5, 2, 3), (0.2, 3, 4)))
+    metric = SYSUMetric(mode='indoor', distance='euclidean')
+    hook = EvalReportHook(num_queries=2, topk=4, max_rank=4)
+    section, page = hand_section(metric, records, hook=hook)
+    assert section.num_gallery == 2
+    assert section.analysis.ap.tolist() == [1.0]
+    assert set(g for _, g in section.analysis.camera_pairs) == {0, 1}
+    assert int(hook._per_query['hand/gallery_size']) == 2
+    assert 'gallery_cams: 1,2' in settings_line(page)
+    # All-search ranks the whole pool.
+    section, _ = hand_section(
+        SYSUMetric(mode='all', distance='euclidean'), records)
+    assert section.num_gallery == 4
+    assert section.analysis.ap.tolist() == [pytest.approx(1 / 3)]

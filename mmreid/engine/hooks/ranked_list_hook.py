@@ -69,9 +69,11 @@ class RankedListHook(Hook):
     galleries), the per-query analysis a ``ReIDMetric`` made of its own
     whole-gallery ranking (the hook sets its ``analysis_request``), so a
     model's pair scorer (GMN's M-Net) scores each pair once. Otherwise
-    (trials, splits, re-ranking, other metrics) it ranks every query's
-    gallery itself (:meth:`draw_group`: a query's own image left out,
-    ties in the metric's ``tie_policy`` order) with the model's
+    (trials, splits, re-ranking, other metrics) it ranks every query
+    against the metric's gallery (its ``gallery_pool``, see
+    :meth:`metric_gallery`) itself (:meth:`draw_group`: a query's own
+    image left out, ties in the metric's ``tie_policy`` order) with the
+    model's
     own distance (its primary scorer, the contract the val/test loops
     apply, see ``ReIDModel.scorers``), else the distance of the
     evaluator's metric (its ``primary_distance()`` and ``normalize``;
@@ -172,6 +174,25 @@ class RankedListHook(Hook):
                 request[key] = max(int(request.get(key, 0)), value)
             metric.analysis_request = request
             metric.last_analysis = None
+
+    @staticmethod
+    def metric_gallery(metric, gallery: List[dict]) -> List[dict]:
+        """The collected gallery records the metric ranks against.
+
+        A metric that keeps part of the gallery it is given (its
+        ``gallery_pool``: ``SYSUMetric(mode='indoor')`` keeps cams 1 and 2
+        of an all-search pool) says which; any other metric ranks them
+        all.
+
+        Args:
+            metric: The evaluator's metric, or None.
+            gallery (list[dict]): Gallery records, each with ``camid``.
+
+        Returns:
+            list[dict]: The records kept, in their order.
+        """
+        pool = getattr(metric, 'gallery_pool', None)
+        return list(gallery) if not callable(pool) else pool(gallery)
 
     def _metric_of(self, evaluator) -> Any:
         metrics = getattr(evaluator, 'metrics', None) or []
@@ -319,10 +340,11 @@ class RankedListHook(Hook):
         for name, group in groups.items():
             prefix = f'{name}_' if len(groups) > 1 and name else ''
             evaluator = self._evaluators.get(name if by_target else None)
+            metric = self._metric_of(evaluator)
             query = [r for r in group if r['is_query']]
-            gallery = [r for r in group if not r['is_query']]
-            kept = self._metric_analysis(
-                name, self._metric_of(evaluator), query, gallery)
+            gallery = self.metric_gallery(
+                metric, [r for r in group if not r['is_query']])
+            kept = self._metric_analysis(name, metric, query, gallery)
             if kept is not None:
                 scorer = self._ranking_setup(runner, mode, evaluator)[0]
                 pictures = self.draw_analysis(
@@ -330,7 +352,7 @@ class RankedListHook(Hook):
             else:
                 scorer, normalize, rank_options = self._ranking_setup(
                     runner, mode, evaluator)
-                pictures = self.draw_group(group, scorer, normalize,
+                pictures = self.draw_group(query + gallery, scorer, normalize,
                                            rank_options)
             for title, canvas in pictures:
                 filename = f'{prefix}{title}.jpg'

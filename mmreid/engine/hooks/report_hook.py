@@ -271,11 +271,13 @@ class EvalReportHook(RankedListHook):
 
     The analysis ranks every query against the target's whole test gallery
     with the evaluator's distance and rules (as :class:`RankedListHook`),
-    so its R1/mAP/mINP equal a plain ``ReIDMetric``'s. No query is ranked
-    against its own image (a gallery item of the same ``img_path``:
-    QMUL-iLIDS's union of splits lists an image that is a query in one
-    split and a gallery image in another once per role, and no split ranks
-    it against itself). A ``ReIDMetric``
+    so its R1/mAP/mINP equal a plain ``ReIDMetric``'s. The whole gallery
+    is the one the metric ranks or draws from (its ``gallery_pool``:
+    ``SYSUMetric(mode='indoor')`` keeps cams 1 and 2 of an all-search
+    pool), and no query is ranked against its own image (a gallery item of
+    the same ``img_path``: QMUL-iLIDS's union of splits lists an image
+    that is a query in one split and a gallery image in another once per
+    role, and no split ranks it against itself). A ``ReIDMetric``
     that ranks the whole gallery makes it from its own distances as it
     computes them (the hook sets its ``analysis_request``), so a model's
     pair scorer (GMN's M-Net) scores each pair once; for other metrics
@@ -399,13 +401,14 @@ class EvalReportHook(RankedListHook):
                       evaluator, metrics: Dict,
                       by_target: bool) -> Optional[ReportSection]:
         """Analyse one target's records and gather its examples."""
+        metric = self._metric_of(evaluator)
         query = [r for r in records if r['is_query']]
-        gallery = [r for r in records if not r['is_query']]
+        gallery = self.metric_gallery(
+            metric, [r for r in records if not r['is_query']])
         if not query or not gallery:
             return None
         scorer, normalize, options = self._ranking_setup(
             runner, mode, evaluator)
-        metric = self._metric_of(evaluator)
         with_modality = all(r.get('modality') is not None for r in records)
         collected = query, gallery
         kept = self._metric_analysis(name, metric, query, gallery)

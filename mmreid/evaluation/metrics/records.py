@@ -144,6 +144,21 @@ class RecordsMixin:
         self.check_roles(query, gallery)
         return query, gallery
 
+    def gallery_pool(self, gallery: List[dict]) -> List[dict]:
+        """The gallery records this protocol ranks against (or draws its
+        galleries from): all of them here. A protocol that keeps part of
+        the gallery it is given overrides it (``TrialGalleryMetric`` keeps
+        its ``gallery_cams``), and the evaluation report and the ranked
+        lists rank the same records.
+
+        Args:
+            gallery: Gallery records, each with ``camid``.
+
+        Returns:
+            list[dict]: The records kept, in their order.
+        """
+        return list(gallery)
+
     def check_roles(self, query: List[dict], gallery: List[dict]) -> None:
         """Refuse records a protocol does not define, once they are split
         by role; nothing here (the cross-modality protocols check each

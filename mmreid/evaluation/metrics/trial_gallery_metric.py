@@ -208,6 +208,22 @@ class TrialGalleryMetric(ReIDMetric):
             num_trials=str(self.num_trials),
             transpose=str(self.transpose))
 
+    def gallery_pool(self, gallery: List[dict]) -> List[dict]:
+        """The pool the trials draw from: the gallery records of
+        ``gallery_cams`` (all of them when it is None), e.g. cams 1 and 2
+        of an all-search SYSU-MM01 pool under indoor search.
+
+        Args:
+            gallery: Gallery records, each with its 0-based ``camid``.
+
+        Returns:
+            list[dict]: The records kept, in their order.
+        """
+        cameras = self.gallery_cams
+        if cameras is None:
+            return list(gallery)
+        return [r for r in gallery if r['camid'] + 1 in cameras]
+
     def draw_gallery(self, groups: PoolGroups,
                      img_paths: Sequence[Optional[str]],
                      cameras: Sequence[int], trial: int) -> List[int]:
@@ -241,7 +257,7 @@ class TrialGalleryMetric(ReIDMetric):
         cameras = self.gallery_cams
         if cameras is None:
             cameras = tuple(sorted({r['camid'] + 1 for r in pool}))
-        pool = [r for r in pool if r['camid'] + 1 in cameras]
+        pool = self.gallery_pool(pool)
         data = self.query_gallery(
             query, pool, f'gallery-pool samples from cameras {cameras}')
         per_trial = self.primary_gallery_dependent()
