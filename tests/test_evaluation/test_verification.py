@@ -229,6 +229,29 @@ def test_float64_distances_are_compared_in_float64():
     assert result.thresholds.tolist() == [1.0 + 1e-9, 1.0 + 2e-9]
 
 
+@pytest.mark.parametrize('dtype', [np.int64, np.int32])
+def test_integer_distances_are_compared_exactly(dtype):
+    """Integer distances were cast to float32: 2**24 + 1 and + 2 tied with
+    2**24, so TPR@FPR=0 came out 0. They are compared as the ranking
+    compares them (float64, exact to 2**53)."""
+    base = 2**24 if dtype == np.int32 else 2**40
+    dist = np.array([[base + 1, base + 2, base + 3]], dtype=dtype)
+    result = evaluate_verification(
+        dist, [0], [0, 1, 2], [0], [1, 1, 1], fprs=(0.0, 0.5))
+    np.testing.assert_array_equal(result.tpr, [1.0, 1.0])
+    assert result.thresholds.tolist() == [base + 2, base + 3]
+
+
+def test_complex_and_inexact_integer_distances_are_refused():
+    """The rules of the ranking (rank.ranking_precision): no order for
+    complex numbers, no exact float64 for integers beyond 2**53."""
+    labels = ([0], [0, 1], [0], [1, 1])
+    with pytest.raises(TypeError, match='distances must be real'):
+        evaluate_verification(np.array([[1 + 1j, 2 + 0j]]), *labels)
+    with pytest.raises(ValueError, match='within \\+-2\\*\\*53'):
+        evaluate_verification(np.array([[2**60, 1]]), *labels)
+
+
 @pytest.mark.parametrize('seed', range(3))
 def test_float64_matches_naive_roc(seed):
     """Distances a few ulps of float32 apart around 1 (plus negatives and

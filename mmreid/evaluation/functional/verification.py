@@ -36,7 +36,7 @@ from mmreid.utils.deprecation import renamed_keyword
 from .distance import ArrayLike, GalleryDistance, to_tensor
 from .junk_rules import JunkRule, rule_with_junk_label
 from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, _as_labels,
-                   chunk_rows_for_budget)
+                   chunk_rows_for_budget, ranking_precision)
 
 DEFAULT_FPRS = (1e-4, 1e-3, 1e-2)
 DIGIT_BITS = 16
@@ -267,6 +267,9 @@ def tpr_at_fpr(chunks: ChunkSource,
         if dist.ndim != 2 or dist.shape[1] != len(g_pid):
             raise ValueError(f'a chunk has shape {tuple(dist.shape)} for '
                              f'{len(g_pid)} gallery items')
+        # Integers as float64 (exact to 2**53, refused beyond), complex
+        # refused, as the ranking does.
+        dist = ranking_precision(dist)
         if torch.isnan(dist).any():
             raise ValueError('distances must not be NaN')
         if not wide:
@@ -389,7 +392,8 @@ def evaluate_verification(distmat: ArrayLike,
 
     Args:
         distmat: Distances, shape (Q, G), numpy (a memory map works) or
-            torch; compared in float64 when float64, else in float32.
+            torch; compared in float64 when float64 or integer (exact to
+            2**53, refused beyond), else in float32; complex is refused.
         q_pids, g_pids, q_camids, g_camids: Labels, shapes (Q,), (G,).
         fprs: FPRs in [0, 1].
         junk_rule: ``'market'``, ``'none'``, ``'sysu'`` or a callable.
