@@ -261,6 +261,18 @@ def test_a_sample_without_a_key_is_refused_naming_it(key, sets):
             ReIDMetric().process(None, [missing])
 
 
+def test_a_sample_without_a_role_is_refused_naming_the_metric():
+    """The role refusal named ReIDMetric whichever metric raised it."""
+    from mmreid.evaluation.metrics import RegDBMetric
+    sample = {k: v for k, v in make_samples(6)[0].items() if k != 'role'}
+    for metric in (ReIDMetric(), RegDBMetric()):
+        with pytest.raises(
+                ValueError,
+                match=rf"^{type(metric).__name__} needs role in .* got None "
+                "for toy/0000.jpg"):
+            metric.process(None, [sample])
+
+
 @pytest.mark.parametrize('value', [
     3,
     np.int64(3),

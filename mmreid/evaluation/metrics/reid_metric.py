@@ -409,7 +409,7 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
                 sample = sample.to_dict()
             role = sample.get('role')
             if role not in ROLES:
-                raise ValueError(f'ReIDMetric needs role in {ROLES} for '
+                raise ValueError(f'{metric} needs role in {ROLES} for '
                                  f'every sample, got {role!r} for '
                                  f"{sample.get('img_path')}")
             feature = _sample_value(sample, 'pred_feature', metric)
