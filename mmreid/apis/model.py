@@ -46,7 +46,7 @@ def _load_weights(model: nn.Module,
                   opt_out: str = 'init_model(..., strict=False)') -> None:
     """Load ``checkpoint`` into ``model`` with mmreid's rules.
 
-    See :func:`mmreid.utils.checkpoint.load_model_state` (the rules every
+    See :func:`mmreid.utils.model_state.load_model_state` (the rules every
     entry point shares): a missing model tensor is an error, a classifier
     of another shape (a checkpoint trained on other identities) is skipped
     with one warning, since test features do not use it. A converted
@@ -60,7 +60,7 @@ def _load_weights(model: nn.Module,
     config, quoted in the messages.
     """
     from mmreid.utils.arch_check import check_source_arch
-    from mmreid.utils.checkpoint import load_model_state
+    from mmreid.utils.model_state import load_model_state
 
     # Goes through mmreid's safe loaders: tensors only for URLs.
     loaded = _load_checkpoint(checkpoint, map_location='cpu')

@@ -35,7 +35,7 @@ _TRAINED_MODEL_LOADS = [0]
 @contextmanager
 def trained_model_load() -> Iterator[None]:
     """Turn off every initialisation mapping in the block (see the module
-    docstring); :func:`mmreid.utils.checkpoint.load_model_state` loads a
+    docstring); :func:`mmreid.utils.model_state.load_model_state` loads a
     trained model's checkpoint inside it."""
     _TRAINED_MODEL_LOADS[0] += 1
     try:

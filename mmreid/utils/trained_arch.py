@@ -295,7 +295,7 @@ def network_differences(saved: dict, current: dict,
         list[tuple]: ``(key path, saved value, current value)`` per kept
         difference, ``_ABSENT`` for a side without the key.
     """
-    from .checkpoint import model_config_differences
+    from .model_state import model_config_differences
     found = []
     for leaf, _ in model_config_differences(saved, current):
         rel = leaf[1:]  # without 'model'
@@ -348,7 +348,7 @@ def _trained_model_problems(meta: dict, cfg) -> List[tuple]:
     """``(key, saved, current, options)`` per test-time model difference
     of a trained checkpoint's config (``meta['cfg']``) from ``cfg``;
     ``options`` is None where ``--cfg-options`` cannot set it."""
-    from .checkpoint import saved_model_config
+    from .model_state import saved_model_config
     saved = saved_model_config(meta)
     current = cfg.get('model') if hasattr(cfg, 'get') else None
     if saved is None or not isinstance(current, dict):

@@ -167,7 +167,7 @@ def _resnet18_state_dict():
 def test_a_bare_backbone_names_a_single_stream_stem_too():
     """The mappings of the root module (a backbone loaded on its own, no
     name) are checked as those of a model's backbone."""
-    from mmreid.utils.checkpoint import load_model_state
+    from mmreid.utils.model_state import load_model_state
     agw, one_stream = _agw_and_one_stream_models()
     checkpoint = dict(state_dict=one_stream.backbone.state_dict())
     with pytest.raises(RuntimeError, match='single-stream stem'):
@@ -567,7 +567,7 @@ def test_trained_one_stream_checkpoint_is_refused_by_a_two_stream_model(
     the one-stream model's numbers under the AGW name. The copy is an
     ImageNet initialisation only."""
     from mmreid.models import load_pretrained
-    from mmreid.utils.checkpoint import load_model_state
+    from mmreid.utils.model_state import load_model_state
     agw, one_stream = _agw_and_one_stream_models()
     checkpoint = dict(state_dict=one_stream.state_dict(), meta=dict())
     # The two-stream model's own checkpoint loads.

@@ -590,7 +590,7 @@ def test_trained_plain_bn_checkpoint_is_refused_by_an_mbn_model(tmp_path):
     under test, must not become an MBN model whose modalities all hold its
     statistics (the plain model's numbers under the MBN name)."""
     from mmreid.models import load_pretrained
-    from mmreid.utils.checkpoint import load_model_state
+    from mmreid.utils.model_state import load_model_state
     plain = _plain_bn_twin()
     # An MBN model's own checkpoint loads.
     load_model_state(tiny_mbn_model(),
@@ -622,10 +622,10 @@ def test_trained_plain_bn_checkpoint_is_refused_by_an_mbn_model(tmp_path):
 def test_a_partial_plain_bn_load_says_why_in_its_warning(monkeypatch):
     """With strict loading off, the warning of the partial load starts with
     why the plain BN tensors were not loaded into the MBN layers."""
-    import mmreid.utils.checkpoint as checkpoint_module
-    from mmreid.utils.checkpoint import load_model_state
+    import mmreid.utils.model_state as model_state_module
+    from mmreid.utils.model_state import load_model_state
     logged = []
-    monkeypatch.setattr(checkpoint_module, 'print_log',
+    monkeypatch.setattr(model_state_module, 'print_log',
                         lambda message, **kwargs: logged.append(message))
     load_model_state(
         tiny_mbn_model(),
@@ -641,7 +641,7 @@ def test_a_partial_plain_bn_load_says_why_in_its_warning(monkeypatch):
 def test_an_mbn_layer_missing_from_a_checkpoint_is_no_plain_bn():
     """A checkpoint that lacks an MBN layer's tensors altogether is a
     partial checkpoint (missing tensors), not a plain-BN model's."""
-    from mmreid.utils.checkpoint import load_model_state
+    from mmreid.utils.model_state import load_model_state
     state = {
         k: v
         for k, v in tiny_mbn_model().state_dict().items()

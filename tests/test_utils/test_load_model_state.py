@@ -5,7 +5,7 @@ from mmengine.config import Config
 
 from mmreid.apis import init_model
 from mmreid.registry import MODELS
-from mmreid.utils.checkpoint import load_model_state
+from mmreid.utils.model_state import load_model_state
 from ..fixtures.tiny_models import TINY_BOT_MODEL
 
 BASE = TINY_BOT_MODEL

@@ -39,9 +39,10 @@ from mmreid.models.losses import WRTLoss, pairwise_euclidean
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
 from mmreid.utils.arch_check import check_source_arch
-from mmreid.utils.checkpoint import load_model_state, load_trusted_checkpoint
+from mmreid.utils.checkpoint import load_trusted_checkpoint
 from mmreid.utils.config import read_config
 from mmreid.utils.config.options import ReIDDictAction, merge_cfg_options
+from mmreid.utils.model_state import load_model_state
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from modality_gap import build_start_model  # noqa

@@ -376,7 +376,7 @@ def load_checkpoint(model: nn.Module,
         ValueError: A converted checkpoint of another network.
     """
     from mmreid.utils.arch_check import check_source_arch
-    from mmreid.utils.checkpoint import load_model_state
+    from mmreid.utils.model_state import load_model_state
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not '
                                 'exist (only local files are exported)')

@@ -47,7 +47,7 @@ class ReIDRunner(ResumeMixin, Runner):
     with ``strict=False``: a model tensor the checkpoint lacks only gets a
     warning, and the model is evaluated with random weights in its place.
     Here every checkpoint goes through
-    :func:`mmreid.utils.checkpoint.load_model_state`, the rules of
+    :func:`mmreid.utils.model_state.load_model_state`, the rules of
     :func:`mmreid.apis.init_model`:
 
     * a missing model tensor, or a checkpoint tensor the model does not
@@ -547,7 +547,7 @@ class ReIDRunner(ResumeMixin, Runner):
             dict: The loaded checkpoint.
         """
         from mmreid.utils.arch_check import check_source_arch
-        from mmreid.utils.checkpoint import load_model_state
+        from mmreid.utils.model_state import load_model_state
         checkpoint = _load_checkpoint(filename, map_location=map_location)
         if self._resuming is not None:
             self.check_resumable(checkpoint, filename, *self._resuming)
