@@ -275,7 +275,7 @@ def network_differences(saved: dict, current: dict,
                         path: tuple = ('model', )) -> list:
     """Where two model configs build networks that test differently.
 
-    The leaves where they differ (:func:`~mmreid.utils.checkpoint.
+    The leaves where they differ (:func:`~mmreid.utils.model_state.
     model_config_differences`) are kept unless:
 
     * an argument on the way to the leaf does not change the test-time
