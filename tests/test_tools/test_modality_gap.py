@@ -342,3 +342,43 @@ def test_ir_gap_enlarges_the_gap_the_shared_trunk_meets():
     gaps = [mean_gap(g) for g in (0.0, 0.5, 1.0)]
     assert gaps[0] < gaps[1] < gaps[2]
     assert gaps[2] > 1.3 * gaps[0]
+
+
+def test_a_refusal_advises_the_options_this_tool_takes(tmp_path, monkeypatch,
+                                                       capsys):
+    """A checkpoint whose saved config tests at 64 x 32, measured with a
+    config at 32 x 16: the refusal advised init_model(..., cfg_options=...)
+    and strict=False, which a user of this command cannot give."""
+    from mmengine.config import Config
+
+    from mmreid.apis import init_model
+    from tests.fixtures.processes import options_not_taken
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(sys, 'argv', ['modality_gap.py', '--help'])
+    with pytest.raises(SystemExit):
+        tool.parse_args()
+    help_text = capsys.readouterr().out
+    config = tiny_config(tmp_path, 'agw')
+    trained = tmp_path / 'trained.pth'
+    torch.save(
+        dict(
+            state_dict=init_model(str(config)).state_dict(),
+            meta=dict(cfg=Config.fromfile(str(config)).pretty_text)), trained)
+    size = 'test_dataloader.dataset.pipeline.1.size'
+    argv = [
+        'modality_gap.py',
+        str(config),
+        str(trained), '--num-per-modality', '2', '--cfg-options'
+    ]
+    monkeypatch.setattr(sys, 'argv', argv + [f'{size}=[32,16]'])
+    with pytest.raises(ValueError, match='was trained with a config') as e:
+        tool.main()
+    message = str(e.value)
+    assert options_not_taken(message, help_text) == [], message
+    fix = f'--cfg-options {size}=[64,32]'
+    assert fix in message and 'cfg_options=' not in message, message
+    assert 'modality_gap.py has no such switch' in message
+    # The fix as printed is taken, and measures.
+    monkeypatch.setattr(sys, 'argv', argv + [f'{size}=[64,32]'])
+    tool.main()
+    assert 'head.bnneck' in capsys.readouterr().out
