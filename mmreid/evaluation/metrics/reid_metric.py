@@ -512,11 +512,9 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
             tuple[dict, ReIDEvalResult]: The metrics (see
             :meth:`compute_metrics`) and the full result.
         """
+        # check_scorers (compute_metrics' first step) has refused
+        # query_expansion and rerank with a scorer.
         normalize = self.normalize
-        if (self.query_expansion is not None
-                or self.rerank is not None) and callable(metric):
-            raise ValueError('query_expansion and rerank work on features '
-                             'and cannot be combined with a scorer')
         if self.query_expansion is not None:
             query_feats = query_expansion(
                 query_feats,
