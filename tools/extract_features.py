@@ -93,7 +93,6 @@ from mmengine.utils import ProgressBar
 from mmreid.apis import (extract_features, init_model, list_images,
                          parse_market_name)
 from mmreid.apis.inference import evaluated_ranking, market_camid
-from mmreid.apis.model import _load_weights
 from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from mmreid.models.layers.mbn import batch_statistics_layers
 from mmreid.registry import DATASETS
@@ -102,10 +101,6 @@ from mmreid.utils.config import read_config
 from mmreid.utils.config.options import ReIDDictAction, merge_cfg_options
 from mmreid.utils.pipeline_source import resolve_test_pipeline, split_datasets
 
-#: What accepts a partial load, or a checkpoint trained with another
-#: config, in the refusals: this tool has no switch for either.
-OPT_OUT = ('init_model(..., strict=False) from Python (tools/'
-           'extract_features.py has no such switch)')
 INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')
 #: ``--split train``: the records carry training labels (the pids
 #: relabelled ``0..N-1``, offset per source), not the pids of the files.
@@ -446,15 +441,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     merge_cfg_options(cfg, args.cfg_options, args.config, phase='test')
     # The pipeline every image will go through, checked before loading.
     resolve_test_pipeline(cfg, args.target, option='--target {}')
-    model = init_model(cfg, device=args.device, target=args.target)
-    # init_model's rules, with the refusals worded for this tool's options.
-    _load_weights(
-        model,
-        model.cfg,
+    model = init_model(
+        cfg,
         args.checkpoint,
-        strict=True,
-        overrides='--cfg-options',
-        opt_out=OPT_OUT)
+        device=args.device,
+        target=args.target,
+        command='tools/extract_features.py')
     if args.images is not None:
         # As pytorch2onnx: a modality the features would not depend on is
         # refused (and not written into index.csv), one needed is asked.

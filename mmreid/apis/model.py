@@ -84,7 +84,8 @@ def init_model(config: Union[str, Path, Config],
                device: Union[str, torch.device] = 'cpu',
                cfg_options: Optional[dict] = None,
                strict: bool = True,
-               target: Optional[str] = None) -> nn.Module:
+               target: Optional[str] = None,
+               command: Optional[str] = None) -> nn.Module:
     """Build the model of a config and load a checkpoint into it.
 
     The model's own pretrained ``init_cfg`` (e.g. ImageNet weights) is not
@@ -107,6 +108,11 @@ def init_model(config: Union[str, Path, Config],
             :func:`~mmreid.apis.extract_features` and
             :func:`~mmreid.apis.rank_gallery` run. Defaults to None (the
             one pipeline of the config; refused where they differ).
+        command (str, optional): The command-line tool that calls, e.g.
+            ``'tools/extract_features.py'``: a refused checkpoint's advice
+            then names its ``--cfg-options`` and says that it has no
+            switch for a partial load. Defaults to None (advice in this
+            function's arguments).
 
     Returns:
         nn.Module: The model in eval mode, with the config as ``model.cfg``
@@ -123,7 +129,11 @@ def init_model(config: Union[str, Path, Config],
         else dict(config.model)
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
-        _load_weights(model, config, str(checkpoint), strict)
+        wording = {} if command is None else dict(
+            overrides='--cfg-options',
+            opt_out=f'init_model(..., strict=False) from Python ({command} '
+            'has no such switch)')
+        _load_weights(model, config, str(checkpoint), strict, **wording)
     model.cfg = config
     model.test_target = target
     model.to(device)

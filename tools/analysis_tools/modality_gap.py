@@ -434,7 +434,6 @@ def main():
     import copy
 
     from mmreid.apis import init_model
-    from mmreid.apis.model import _load_weights
     from mmreid.utils import register_all_modules
     register_all_modules()
     init_seed = None
@@ -442,17 +441,11 @@ def main():
         model, init_seed = build_start_model(args.config, args.cfg_options,
                                              args.init_seed)
     else:
-        # init_model's loading rules, with the refusals worded for this
-        # command's options (it has --cfg-options, no --strict).
-        model = init_model(args.config, cfg_options=args.cfg_options)
-        _load_weights(
-            model,
-            model.cfg,
+        model = init_model(
+            args.config,
             args.checkpoint,
-            strict=True,
-            overrides='--cfg-options',
-            opt_out='init_model(..., strict=False) from Python (tools/'
-            'analysis_tools/modality_gap.py has no such switch)')
+            cfg_options=args.cfg_options,
+            command='tools/analysis_tools/modality_gap.py')
     cfg = model.cfg
     batch = mixed_batch(cfg, args.num_per_modality, args.seed)
     model = copy.deepcopy(model)  # training mode updates running stats
