@@ -13,6 +13,7 @@ from mmreid.apis import extract_features, init_model
 from mmreid.datasets import generate_synthreid
 from mmreid.evaluation.functional import compute_distance, evaluate_rank
 from mmreid.registry import DATASETS
+from ..fixtures.finished_runs import save_trained_checkpoint
 from ..fixtures.processes import (killed_writers_temp, load_tool,
                                   options_not_taken)
 from ..fixtures.tiny_models import tiny_model_config
@@ -484,17 +485,12 @@ def test_refusals_advise_the_options_this_tool_takes(tool, setup, capsys):
     at 64 x 32, and a partial one: refused with advice this tool's user
     can follow. It was init_model's (cfg_options={...}, strict=False) and
     the runner's --strict false, which this tool does not take."""
-    from mmengine.config import Config
     root, config, checkpoint, _ = setup
     with pytest.raises(SystemExit):
         tool.parse_args(['--help'])
     help_text = capsys.readouterr().out
     state = torch.load(checkpoint, weights_only=True)['state_dict']
-    trained = str(root / 'trained.pth')
-    torch.save(
-        dict(
-            state_dict=state,
-            meta=dict(cfg=Config.fromfile(config).pretty_text)), trained)
+    trained = save_trained_checkpoint(root / 'trained.pth', state, config)
     folder = str(root / 'synthreid' / 'd1' / 'query')
     args = [config, trained, '--images', folder, '--out-dir']
     size = 'test_dataloader.dataset.pipeline.1.size'

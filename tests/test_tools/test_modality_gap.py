@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from mmreid.models.layers import MBN
+from tests.fixtures.finished_runs import save_trained_checkpoint
 from tests.fixtures.processes import REPO, load_tool
 from tests.fixtures.tiny_config import write_tiny_vi_config
 
@@ -349,7 +350,6 @@ def test_a_refusal_advises_the_options_this_tool_takes(tmp_path, monkeypatch,
     """A checkpoint whose saved config tests at 64 x 32, measured with a
     config at 32 x 16: the refusal advised init_model(..., cfg_options=...)
     and strict=False, which a user of this command cannot give."""
-    from mmengine.config import Config
 
     from mmreid.apis import init_model
     from tests.fixtures.processes import options_not_taken
@@ -359,11 +359,9 @@ def test_a_refusal_advises_the_options_this_tool_takes(tmp_path, monkeypatch,
         tool.parse_args()
     help_text = capsys.readouterr().out
     config = tiny_config(tmp_path, 'agw')
-    trained = tmp_path / 'trained.pth'
-    torch.save(
-        dict(
-            state_dict=init_model(str(config)).state_dict(),
-            meta=dict(cfg=Config.fromfile(str(config)).pretty_text)), trained)
+    trained = save_trained_checkpoint(tmp_path / 'trained.pth',
+                                      init_model(str(config)).state_dict(),
+                                      config)
     size = 'test_dataloader.dataset.pipeline.1.size'
     argv = [
         'modality_gap.py',

@@ -10,6 +10,7 @@ from mmengine.config import Config
 
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
+from ..fixtures.finished_runs import save_trained_checkpoint
 from ..fixtures.processes import (killed_writers_temp, load_tool,
                                   options_not_taken)
 
@@ -182,11 +183,8 @@ def trained_export(tiny, tmp_path, capsys):
     help_text = capsys.readouterr().out
     config, checkpoint = tiny
     state = torch.load(checkpoint, weights_only=True)['state_dict']
-    trained = str(tmp_path / 'trained.pth')
-    torch.save(
-        dict(
-            state_dict=state,
-            meta=dict(cfg=Config.fromfile(config).pretty_text)), trained)
+    trained = save_trained_checkpoint(tmp_path / 'trained.pth', state,
+                                      config)
     out_dir = tmp_path / 'out'
     out_dir.mkdir()
     args = [

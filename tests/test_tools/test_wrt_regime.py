@@ -7,6 +7,7 @@ import torch
 from mmreid.models.losses import WRTLoss
 from mmreid.utils import register_all_modules
 from mmreid.utils.config import read_config
+from tests.fixtures.finished_runs import save_trained_checkpoint
 from tests.fixtures.processes import load_tool, options_not_taken
 
 TOOL = 'tools/analysis_tools/wrt_regime.py'
@@ -102,7 +103,6 @@ def test_a_checkpoint_of_another_network_is_refused_as_tools_test_does(
     converted fast-reid one (its stem pooling) were measured with the
     config's network; tools/test.py refuses both, and so does the tool,
     with advice it takes."""
-    from mmengine.config import Config
 
     from mmreid.registry import MODELS
     from mmreid.utils.key_mapping import convert_checkpoint_file
@@ -114,11 +114,7 @@ def test_a_checkpoint_of_another_network_is_refused_as_tools_test_does(
         head_extra=WRT,
         name='stride2.py')
     state = MODELS.build(read_config(stride2).model).state_dict()
-    ckpt = tmp_path / 'stride2.pth'
-    torch.save(
-        dict(
-            state_dict=state,
-            meta=dict(cfg=Config.fromfile(stride2).pretty_text)), ckpt)
+    ckpt = save_trained_checkpoint(tmp_path / 'stride2.pth', state, stride2)
     cfg = read_config(make_config(head_extra=WRT))
     with pytest.raises(ValueError, match='builds another network') as e:
         tool.measure(cfg, str(ckpt), batches=1)
