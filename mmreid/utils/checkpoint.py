@@ -151,7 +151,8 @@ def run_checkpoints(folder: str) -> List[Tuple[str, int, str]]:
     return sorted(found)
 
 
-def last_run_checkpoint(work_dir: str) -> Optional[str]:
+def last_run_checkpoint(work_dir: str,
+                        out_dir: Optional[str] = None) -> Optional[str]:
     """The checkpoint ``<work_dir>/last_checkpoint`` names, in ``work_dir``.
 
     mmengine's ``CheckpointHook`` writes the absolute path of each
@@ -161,12 +162,17 @@ def last_run_checkpoint(work_dir: str) -> Optional[str]:
     original run, and a tool reading the copy's metrics measured the
     original's model. A recorded path outside the work dir is read as the
     work dir's own file of that name (``<work_dir>/<file name>``), and a
-    relative one as relative to the work dir. Every reader of
-    ``last_checkpoint`` in mmreid (``--resume``, ``gap_effect.py``) reads
-    it here.
+    relative one as relative to the work dir. A run whose
+    ``CheckpointHook`` has an ``out_dir`` saves into ``<out_dir>/<work dir
+    name>`` (mmengine's rule): a recorded file there is that run's own.
+    Every reader of ``last_checkpoint`` in mmreid (``--resume``,
+    ``gap_effect.py``) reads it here.
 
     Args:
         work_dir (str): A run's work dir.
+        out_dir (str, optional): The ``out_dir`` of the run's
+            ``CheckpointHook`` as its config gives it; None (the default)
+            when the hook saves into the work dir.
 
     Returns:
         str | None: The checkpoint; a URL (a remote ``out_dir``) as
@@ -184,6 +190,10 @@ def last_run_checkpoint(work_dir: str) -> Optional[str]:
     with open(path) as f:
         recorded = f.read().strip()
     if '://' in recorded:
+        return recorded
+    if out_dir and recorded and osp.isfile(recorded) and osp.realpath(
+            osp.dirname(recorded)) == osp.realpath(
+                osp.join(out_dir, osp.basename(osp.normpath(work_dir)))):
         return recorded
     located = osp.join(work_dir, recorded)  # an absolute path stays
     inside = osp.realpath(osp.dirname(located)) == osp.realpath(work_dir)

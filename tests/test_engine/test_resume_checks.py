@@ -804,3 +804,26 @@ def test_metainfo_tuples_and_lists_compare_by_entries():
         dict(classes=('a', 'b')), dict(classes=['a', 'c'])) == [
             "classes[1]: 'b' in the checkpoint, 'c' now"
         ]
+
+
+def test_checkpoints_in_the_hooks_out_dir_are_resumed(trained, tmp_path):
+    """CheckpointHook(out_dir=...) saves into ``<out_dir>/<work dir
+    name>`` and names that file in the work dir's last_checkpoint: --resume
+    refused it as a copied work dir's (the hook's own folder, not a
+    copy's original), so a run with its checkpoints on other storage could
+    not go on. The folder the config names for them is read."""
+    config, _ = trained
+    store = tmp_path / 'store'
+    hook = {'default_hooks.checkpoint.out_dir': str(store)}
+    build_runner(config, tmp_path / 'run', **hook).train()
+    saved = store / 'run' / 'epoch_2.pth'
+    assert osp.isfile(saved)
+    assert not osp.exists(tmp_path / 'run' / 'epoch_2.pth')
+    runner = build_runner(config, tmp_path / 'run', resume=True, **hook)
+    runner.train()
+    assert runner._resumed_from == str(saved)
+    assert runner.epoch == 2
+    # Without the out_dir in the config, the file is outside the work dir
+    # as a copied work dir's is: refused, the file named.
+    with pytest.raises(FileNotFoundError, match='outside the work dir'):
+        build_runner(config, tmp_path / 'run', resume=True).train()

@@ -142,8 +142,10 @@ def test_refusals(tmp_path):
     with pytest.raises(FileNotFoundError, match='no last_checkpoint'):
         tool.measure_gap('a.py', str(tmp_path), 128)
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'gone.pth'))
+    config = tmp_path / 'a.py'
+    config.write_text('default_hooks = dict(checkpoint=None)\n')
     with pytest.raises(FileNotFoundError, match='gone.pth'):
-        tool.measure_gap('a.py', str(tmp_path), 128)
+        tool.measure_gap(str(config), str(tmp_path), 128)
 
 
 def test_a_failing_write_keeps_the_previous_out(tmp_path, monkeypatch, capsys):
@@ -401,6 +403,33 @@ def test_a_copied_work_dir_is_measured_on_its_own_checkpoint(
     # A relative name is resolved in the work dir.
     (copy / 'last_checkpoint').write_text('epoch_12.pth')
     assert tool.last_checkpoint(str(copy)) == str(copy / 'epoch_12.pth')
+
+
+def test_a_checkpoint_in_the_hooks_out_dir_is_measured(tmp_path, monkeypatch):
+    """A run whose CheckpointHook has an out_dir saves into ``<out_dir>/<work
+    dir name>`` and names that file in last_checkpoint: it was refused as
+    a copied work dir's. The run's config (with its options) says where
+    the checkpoints are."""
+    tool = load_tool(TOOL)
+    config = write_config(tmp_path / 'a_bn.py', max_epochs=12)
+    work_dir = tmp_path / 'runs' / 'a_bn_seed0'
+    finished_run(work_dir, config, 0, {'sysu/R1': 10})
+    saved = tmp_path / 'store' / 'a_bn_seed0' / 'epoch_12.pth'
+    saved.parent.mkdir(parents=True)
+    saved.write_text('saved by the hook')
+    (work_dir / 'last_checkpoint').write_text(str(saved))
+    measured = []
+
+    def measure(config, checkpoint, num_per_modality, cfg_options=()):
+        measured.append(checkpoint)
+        return gap_rows([0.1])
+
+    monkeypatch.setattr(tool, '_measure', measure, raising=False)
+    with pytest.raises(FileNotFoundError, match='outside the work dir'):
+        tool.measure_gap(config, str(work_dir), 128)
+    options = [f'default_hooks.checkpoint.out_dir={tmp_path / "store"}']
+    tool.measure_gap(config, str(work_dir), 128, options)
+    assert measured == [str(saved)]
 
 
 def test_a_metric_a_run_did_not_log_is_named(tmp_path, monkeypatch):

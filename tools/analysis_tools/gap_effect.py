@@ -144,13 +144,13 @@ def check_test_sets(sides: list,
                            (mbn, mbn_prefix, mbn_sets))
 
 
-def last_checkpoint(work_dir: str) -> str:
+def last_checkpoint(work_dir: str, out_dir: Optional[str] = None) -> str:
     """The checkpoint named by mmengine's ``last_checkpoint`` file, in
-    ``work_dir`` (``mmreid.utils.checkpoint.last_run_checkpoint``: a
-    copied work dir is measured on its own checkpoint, not the original
-    folder's)."""
+    ``work_dir`` or the run's ``CheckpointHook`` ``out_dir``
+    (``mmreid.utils.checkpoint.last_run_checkpoint``: a copied work dir is
+    measured on its own checkpoint, not the original folder's)."""
     from mmreid.utils.checkpoint import last_run_checkpoint
-    checkpoint = last_run_checkpoint(work_dir)
+    checkpoint = last_run_checkpoint(work_dir, out_dir)
     if checkpoint is None:
         raise FileNotFoundError(f'{work_dir}: no last_checkpoint file; the '
                                 f'gap is measured on the trained model')
@@ -254,7 +254,11 @@ def measure_gap(config: str,
     again, saying so.
     """
     cache = osp.join(work_dir, f'modality_gap_{num_per_modality}.json')
-    checkpoint = last_checkpoint(work_dir)
+    out_dir = None
+    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        hooks = run_config(config, cfg_options).get('default_hooks') or {}
+        out_dir = (hooks.get('checkpoint') or {}).get('out_dir')
+    checkpoint = last_checkpoint(work_dir, out_dir)
     key = cache_key(config, checkpoint, cfg_options)
     if osp.isfile(cache):
         with open(cache) as f:

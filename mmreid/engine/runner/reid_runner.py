@@ -7,6 +7,7 @@ from typing import Callable, List, Optional, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.dist import master_only
+from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -448,7 +449,8 @@ class ReIDRunner(ResumeMixin, Runner):
         loaded (:meth:`dump_config`)."""
         if not self._has_loaded and self._resume and self._load_from is None:
             try:
-                latest = last_run_checkpoint(self.work_dir)
+                latest = last_run_checkpoint(self.work_dir,
+                                             self._checkpoint_out_dir())
             except FileNotFoundError as error:
                 raise FileNotFoundError(f'--resume: {error}') from None
             if latest is None:
@@ -468,6 +470,18 @@ class ReIDRunner(ResumeMixin, Runner):
                 self._resumed_from)
         # The checkpoint (if any) is loaded and the run about to start.
         self.dump_config()
+
+    def _checkpoint_out_dir(self) -> Optional[str]:
+        """The ``out_dir`` of the run's ``CheckpointHook`` as configured
+        (the hook joins the work dir's name to it once training starts),
+        None when it saves into the work dir."""
+        for hook in self.hooks:
+            if isinstance(hook, CheckpointHook):
+                out_dir = hook.out_dir
+                if out_dir in (None, self.work_dir):
+                    return None
+                return str(out_dir)
+        return None
 
     @master_only
     def save_checkpoint(self,
