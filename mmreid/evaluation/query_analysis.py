@@ -424,7 +424,9 @@ def analyse_queries(query_feats: torch.Tensor,
             :class:`QueryAnalyser`).
         q_images, g_images (Sequence, optional): The images (paths), (Q,)
             and (G,): a query's own image is removed from its gallery (see
-            :class:`QueryAnalyser`).
+            :class:`QueryAnalyser`); a gallery-dependent ``distance`` (a
+            true ``gallery_dependent`` attribute) scores that query against
+            the gallery without it.
 
     Returns:
         QueryAnalysis: The per-query facts.
@@ -457,12 +459,44 @@ def analyse_queries(query_feats: torch.Tensor,
         def scorer(query, gallery):
             return compute_distance(query, gallery, distance, normalize)
 
+    # A gallery-dependent distance (GMN's top-k rerank) is not computed
+    # on the gallery and then cut: the query's own image, at distance 0,
+    # would take one of its k ranked places.
+    gallery_dependent = getattr(distance, 'gallery_dependent', False)
+    own_images = analyser.own_images if gallery_dependent else None
     chunk = chunk_rows_for_budget(num_gallery, memory_budget_mb)
     for start in range(0, num_query, chunk):
         stop = min(start + chunk, num_query)
         with torch.no_grad():
-            analyser.update(scorer(query_feats[start:stop], gallery_feats))
+            dist = scorer(query_feats[start:stop], gallery_feats)
+            if own_images is not None:
+                dist = _scored_without_own_images(scorer, query_feats,
+                                                  gallery_feats, dist, start,
+                                                  own_images)
+            analyser.update(dist)
     return analyser.result()
+
+
+def _scored_without_own_images(scorer: Callable, query_feats: torch.Tensor,
+                               gallery_feats: torch.Tensor, dist, start: int,
+                               own_images: Tuple[np.ndarray, np.ndarray]):
+    """The distances of queries ``start ..`` (``dist``, (Qc, G)) with each
+    query that has its own image in the gallery scored again against the
+    gallery without it; its own columns get +inf (the analyser removes
+    them). For a gallery-dependent ``scorer`` only.
+    """
+    q_codes, g_codes = own_images
+    rows = np.flatnonzero(np.isin(q_codes[start:start + len(dist)], g_codes))
+    if not len(rows):
+        return dist
+    dist = torch.as_tensor(dist).clone()
+    for row in rows:
+        keep = torch.as_tensor(np.flatnonzero(g_codes != q_codes[start + row]))
+        query = query_feats[start + row:start + row + 1]
+        dist[row] = float('inf')
+        dist[row, keep] = torch.as_tensor(scorer(
+            query, gallery_feats[keep])).to(dist.dtype).reshape(-1)
+    return dist
 
 
 def own_gallery_pairs(

@@ -517,13 +517,14 @@ def test_a_query_is_never_ranked_against_its_own_image():
     q0_list = section.analysis.topk_index[0].tolist()
     assert q0_list == [1, 2, 3, -1]  # c, d, e: never the copy (index 0)
     assert cells(page, 'camera-pairs') == [(50.0, 75.0)]
-    # A gallery-dependent distance's own-gallery tables leave it out too:
-    # swap_top2 on the camera's gallery ranks c, copy, d, e for q0 (AP 1/2
-    # without the copy) and d, e for q1 (AP 1/2).
+    # A gallery-dependent distance is computed without the copy too (the
+    # copy, nearest at 0.0, took one of the two swapped places): swap_top2
+    # on q0's gallery without it ranks d, c, e (AP 1), on q1's the copy's
+    # gallery ranks d, e (AP 1/2).
     section, page = hand_section(
         DGSplitMetric(), records, scorers=dict(top2=swap_top2))
-    assert 0 not in section.analysis.topk_index[0].tolist()
-    assert cells(page, 'camera-pairs') == [(0.0, 50.0)]
+    assert section.analysis.topk_index[0].tolist() == [2, 1, 3, -1]
+    assert cells(page, 'camera-pairs') == [(50.0, 75.0)]
 
 
 def test_indoor_search_is_analysed_on_the_indoor_gallery():

@@ -145,6 +145,54 @@ def test_a_query_is_never_ranked_against_its_own_image():
         analyse_queries(*args, q_images=['a', 'b'], g_images=['a'])
 
 
+class TopKTies:
+    """A gallery-dependent distance written from its definition: each
+    query's k nearest items (Euclidean) of the gallery it is given get
+    their positions 0..k-1, every other item position k."""
+    gallery_dependent = True
+
+    def __init__(self, k):
+        self.k = k
+
+    def __call__(self, query, gallery):
+        order = torch.cdist(query, gallery).argsort(dim=1, stable=True)
+        out = torch.full(order.shape, float(self.k))
+        head = order[:, :self.k]
+        positions = torch.arange(head.shape[1]).float()
+        out.scatter_(1, head, positions.expand_as(head).contiguous())
+        return out
+
+
+def test_a_gallery_dependent_distance_never_sees_the_querys_own_image():
+    """With a gallery-dependent distance (GMN's top-k rerank) the query's
+    own copy, at distance 0, took one of the k ranked places before it was
+    removed: the query was ranked against a gallery of k - 1 scored items.
+    Each query is ranked as against the gallery without its own image."""
+    gen = torch.Generator().manual_seed(3)
+    g = torch.randn(30, 4, generator=gen)
+    own = [0, 7, 12]  # the gallery copies of queries 0, 1, 2
+    q = torch.cat([g[own], torch.randn(2, 4, generator=gen)])
+    g_pids = torch.randint(0, 6, (30, ), generator=gen)
+    q_pids = torch.cat([g_pids[own], torch.tensor([1, 2])])
+    g_images = [f'g{i}' for i in range(30)]
+    q_images = [g_images[i] for i in own] + ['x', 'y']
+    scorer = TopKTies(3)
+    options = dict(
+        distance=scorer, tie_policy='pessimistic', topk=5, max_rank=5)
+    paths = dict(q_images=q_images, g_images=g_images)
+    union = analyse_queries(q, g, q_pids, g_pids, [0] * 5, [1] * 30, **paths,
+                            **options)
+    for i in range(5):
+        keep = [j for j in range(30) if g_images[j] != q_images[i]]
+        alone = analyse_queries(q[i:i + 1], g[keep], q_pids[i:i + 1],
+                                g_pids[keep], [0], [1] * len(keep), **options)
+        assert union.ap[i] == pytest.approx(alone.ap[0])
+        assert union.first_rank[i] == alone.first_rank[0]
+        assert union.topk_index[i].tolist() == [
+            keep[j] for j in alone.topk_index[0].tolist()
+        ]
+
+
 def test_modality_pairs_and_a_scorer():
     q, g, q_pids, g_pids, q_cams, g_cams = toy(seed=1)
     q_mod = (q_cams > 0).long()
