@@ -183,6 +183,10 @@ class BaseReIDDataset(BaseDataset):
     record per image with its *original* pid. This class then applies the
     rules every ReID dataset shares:
 
+    * every record has ``img_path``, ``pid`` and ``camid``; ``pid`` is an
+      integer or a string of one (``'0101'`` is 101), read before the
+      rules below, and a role lists an image once (see
+      :meth:`parse_records`);
     * pid ``-1`` (junk) is dropped;
     * the training split relabels pids to ``0..N-1`` in sorted order of the
       original pid (distractors, pid 0, never enter training);
@@ -225,6 +229,8 @@ class BaseReIDDataset(BaseDataset):
     #: With more than one, :meth:`parse_split` must set every record's
     #: ``modality``. None: visible only, ``modality`` defaults to 0.
     MODALITIES: Optional[Mapping[str, int]] = None
+    #: Keys every record of :meth:`parse_split` must carry.
+    RECORD_KEYS: Tuple[str, ...] = ('img_path', 'pid', 'camid')
 
     def __init__(self,
                  data_root: str,
@@ -324,7 +330,7 @@ class BaseReIDDataset(BaseDataset):
         name = self.dataset_name
         if self.split == 'train':
             records = [
-                r for r in self.parse_split('train')
+                r for r in self.parse_records('train')
                 if r['pid'] != -1 and r['pid'] != self.DISTRACTOR_PID
             ]
             if not records:
@@ -344,7 +350,7 @@ class BaseReIDDataset(BaseDataset):
             return data_list
         data_list = []
         for role in ('query', 'gallery'):
-            records = [r for r in self.parse_split(role) if r['pid'] != -1]
+            records = [r for r in self.parse_records(role) if r['pid'] != -1]
             if role == 'query':
                 self._check_no_distractor_query(records)
             part = [self._finish(r, role=role, pid=r['pid']) for r in records]
@@ -357,6 +363,69 @@ class BaseReIDDataset(BaseDataset):
                     f'{self.LAYOUT}')
             data_list += part
         return data_list
+
+    def parse_records(self, role: str) -> List[dict]:
+        """:meth:`parse_split` of ``role``, checked, with the pids as
+        :meth:`original_pid` reads them.
+
+        The one place a parsed pid becomes an int, before the junk (-1)
+        and distractor filters and the relabelling compare it: a string
+        ``'-1'`` is junk as -1 is (it trained as an extra class), a string
+        ``'0'`` query a distractor as 0 is. Every record must carry
+        :attr:`RECORD_KEYS`, and a role must not list an image twice: it
+        would be counted twice (and ranked twice as a gallery image, maybe
+        under two pids). An image in two roles is allowed (a protocol may
+        list it as a query and as a gallery image).
+
+        Args:
+            role (str): ``'train'``, ``'query'`` or ``'gallery'``.
+
+        Returns:
+            list[dict]: Copies of the records, in parse order.
+
+        Raises:
+            KeyError: A record lacks a key of :attr:`RECORD_KEYS`; names
+                the record's position and image.
+            ValueError: A pid that is not an integer, or an image listed
+                twice; names both positions and their pids.
+        """
+        records: List[dict] = []
+        first: Dict[str, int] = {}
+        for index, parsed in enumerate(self.parse_split(role)):
+            self._check_record_keys(parsed, role, index)
+            record = dict(parsed, pid=self.original_pid(parsed, role))
+            path = osp.normpath(record['img_path'])
+            if path in first:
+                earlier = records[first[path]]
+                raise ValueError(
+                    f'{self.dataset_name} ({type(self).__name__}): the '
+                    f'{role} records {first[path]} (pid {earlier["pid"]!r})'
+                    f' and {index} (pid {record["pid"]!r}) of parse_split('
+                    f'{role!r}) are both {record["img_path"]!r}: an image '
+                    'listed twice in one role is counted twice'
+                    f'{" and ranked twice" if role == "gallery" else ""}. '
+                    'List each image once per role')
+            first[path] = index
+            records.append(record)
+        return records
+
+    def _check_record_keys(self, record: Mapping, role: str,
+                           index: int) -> None:
+        """Raise a ``KeyError`` naming the record when it lacks a key of
+        :attr:`RECORD_KEYS` (it was a bare ``KeyError: 'camid'``)."""
+        missing = [key for key in self.RECORD_KEYS if key not in record]
+        if missing:
+            raise KeyError(
+                f'{self.dataset_name} ({type(self).__name__}): the {role} '
+                f'record {index} of parse_split({role!r}) (img_path='
+                f'{record.get("img_path")!r}) has no {missing[0]!r}: every '
+                f'record needs {", ".join(self.RECORD_KEYS)}')
+
+    def original_pid(self, record: dict, role: str):
+        """The dataset's own pid of a parsed record, as an int (a parser
+        may give ``'0101'``; see :meth:`_record_int`). CUHK02 overrides it
+        (its identities are ``(pair, pid)``)."""
+        return self._record_int(record, role, 'pid', record['pid'])
 
     def _check_no_distractor_query(self, records: List[dict]) -> None:
         """Refuse queries labelled as distractors (``DISTRACTOR_PID``).

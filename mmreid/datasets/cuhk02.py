@@ -1,6 +1,6 @@
 import os.path as osp
 import re
-from typing import List
+from typing import List, Tuple
 
 from mmreid.registry import DATASETS
 from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
@@ -93,6 +93,10 @@ class CUHK02(BaseReIDDataset):
                             pid=(pair, int(match.group(1))),
                             camid=camid))
         return records
+
+    def original_pid(self, record: dict, role: str) -> Tuple[int, int]:
+        """``(pair, pid)`` as :meth:`parse_split` gives it (no int)."""
+        return record['pid']
 
     def _finish(self, record: dict, role: str, pid: int) -> dict:
         out = super()._finish(record, role, pid)
