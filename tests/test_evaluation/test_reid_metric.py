@@ -173,6 +173,21 @@ def test_skipped_queries_are_logged(monkeypatch):
     assert any('2 of 12 queries have no positive' in msg for msg in logs)
 
 
+def test_skipped_queries_are_named(monkeypatch):
+    """The warning named no query: which of them has no positive? In
+    :func:`make_samples` queries 5 and 11 (pid 5, camera 0) have only
+    same-camera matches."""
+    logs = []
+    monkeypatch.setattr(reid_metric_module, 'print_log',
+                        lambda msg, **kwargs: logs.append(msg))
+    run_metric(ReIDMetric(), make_samples(4))
+    assert [msg for msg in logs if 'were skipped' in msg] == [
+        "2 of 12 queries have no positive in the gallery after the "
+        "'market' junk rule and were skipped: query 5 (pid 5, camid 0), "
+        "query 11 (pid 5, camid 0)."
+    ]
+
+
 @pytest.mark.filterwarnings(  # the deprecated set_scorer, kept one release
     'ignore:ReIDMetric.set_scorer:FutureWarning')
 def test_data_elements_and_set_scorer():

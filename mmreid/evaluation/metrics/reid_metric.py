@@ -475,7 +475,7 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
                 }),
                 **self.rank_options)
             evaluated = {
-                name: (self._result_metrics(result), result)
+                name: (self._result_metrics(result, labels=labels), result)
                 for name, result in results.items()
             }
         else:
@@ -568,13 +568,16 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
                     memory_budget_mb=self.memory_budget_mb,
                     device=self.device)
 
-        return self._result_metrics(result, verification), result
+        return self._result_metrics(result, verification, labels), result
 
     def _result_metrics(self,
                         result: ReIDEvalResult,
-                        verification=None) -> Dict[str, float]:
-        """The metrics (see :meth:`compute_metrics`) of one result."""
-        self._log_skipped([result])
+                        verification=None,
+                        labels: Optional[tuple] = None) -> Dict[str, float]:
+        """The metrics (see :meth:`compute_metrics`) of one result;
+        ``labels`` (``(q_pids, g_pids, q_camids, g_camids)``) name the
+        skipped queries in the log."""
+        self._log_skipped([result], labels=labels)
         metrics = result.percentages(self.ranks)
         metrics['num_query'] = result.num_query
         metrics['num_valid_query'] = result.num_valid_query
@@ -641,13 +644,17 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
 
     def _log_skipped(self,
                      results: Sequence[ReIDEvalResult],
-                     partition: Optional[str] = None) -> None:
+                     partition: Optional[str] = None,
+                     labels: Optional[tuple] = None) -> None:
         """Log the queries skipped for want of a positive.
 
         Args:
             results: One result, or one per partition.
             partition: ``None`` for one ranking, else what the results
                 are (``'trial'``, ``'split'``).
+            labels: With one ranking, its ``(q_pids, g_pids, q_camids,
+                g_camids)`` (shapes (Q,), (G,), (Q,), (G,)): the first
+                skipped queries are named by position, pid and camid.
         """
         skipped = [r.num_query - r.num_valid_query for r in results]
         if not any(skipped):
@@ -656,9 +663,27 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
         if partition is None:
             message = (f'{skipped[0]} of {results[0].num_query} queries '
                        'have no positive in the gallery after the '
-                       f"'{rule}' junk rule and were skipped.")
+                       f"'{rule}' junk rule and were skipped"
+                       f'{_skipped_queries(results[0], labels)}.')
         else:
             message = (f'{type(self).__name__}: queries without a positive '
                        f"after the '{rule}' rule were skipped (per "
                        f'{partition}: {skipped}).')
         print_log(message, logger='current', level=logging.WARNING)
+
+
+def _skipped_queries(result: ReIDEvalResult,
+                     labels: Optional[tuple],
+                     limit: int = 3) -> str:
+    """``': query 5 (pid 5, camid 0), ...'`` for the first ``limit``
+    queries that ``result`` skipped (``valid_mask`` False), or ``''``
+    without ``labels``."""
+    if labels is None:
+        return ''
+    q_pids, _, q_camids, _ = labels
+    skipped = [i for i, valid in enumerate(result.valid_mask) if not valid]
+    named = ', '.join(f'query {i} (pid {int(q_pids[i])}, camid '
+                      f'{int(q_camids[i])})' for i in skipped[:limit])
+    more = f', ... ({len(skipped) - limit} more)' \
+        if len(skipped) > limit else ''
+    return f': {named}{more}'
