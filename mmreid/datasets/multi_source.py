@@ -542,12 +542,29 @@ class ConcatReIDDataset(BaseDataset):
 
     def _test_records(self, dsetid: int, dataset: BaseDataset,
                       num_train_pids: int) -> List[dict]:
-        """The test split's records with labels ``num_train_pids, ...``."""
+        """The test split's records with labels ``num_train_pids, ...``.
+
+        An image the split lists in two roles (QMUL-iLIDS's union of
+        splits lists one as a query and as a gallery image) is one
+        training image: its first record is kept. Two pids on it are
+        refused.
+        """
         distractor = getattr(dataset, 'DISTRACTOR_PID', None)
-        records = [
-            r for r in self._records(dataset)
-            if r['pid'] != -1 and r['pid'] != distractor
-        ]
+        records, first = [], {}
+        for r in self._records(dataset):
+            if r['pid'] == -1 or r['pid'] == distractor:
+                continue
+            path = osp.normpath(r['img_path'])
+            if path in first:
+                if first[path]['pid'] != r['pid']:
+                    raise ValueError(
+                        f'source {dsetid} ({type(dataset).__name__}): '
+                        f'combine_all found {r["img_path"]!r} in the test '
+                        f'split under pid {first[path]["pid"]} and pid '
+                        f'{r["pid"]}: one image, two identities')
+                continue
+            first[path] = r
+            records.append(r)
         if not records:
             raise ValueError(
                 f'source {dsetid} ({type(dataset).__name__}): combine_all '

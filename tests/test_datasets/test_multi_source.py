@@ -417,3 +417,51 @@ def test_combine_all_test_split_of_another_dataset_is_refused(tmp_path):
                 combine_all=True,
                 test_dataset=dict(cuhk03, variant='detected', split='test'))
         ])
+
+
+class ListedSource(BaseDataset):
+    """Records as given (dicts of img_path, pid, camid, role)."""
+
+    def __init__(self, records):
+        self._records = records
+        super().__init__(ann_file='', lazy_init=True, serialize_data=False)
+
+    def load_data_list(self):
+        return [dict(r) for r in self._records]
+
+
+def test_combine_all_trains_an_image_of_two_test_roles_once():
+    """A test split may list an image as a query and as a gallery image
+    (QMUL-iLIDS's union of splits, under camid 0 and 1): combine-all
+    trained it twice, and counted it twice in the source's images. It is
+    one training image; two pids on one image are refused."""
+    train = [
+        dict(img_path=f'train_{i}.jpg', pid=i, camid=0, role='train')
+        for i in (0, 1)
+    ]
+    test = [
+        dict(img_path='t/a.jpg', pid=7, camid=0, role='query'),
+        dict(img_path='t/b.jpg', pid=8, camid=0, role='query'),
+        dict(img_path='t/a.jpg', pid=7, camid=1, role='gallery'),
+        dict(img_path='t/c.jpg', pid=8, camid=1, role='gallery'),
+    ]
+    ds = ConcatReIDDataset(datasets=[
+        dict(
+            dataset=ListedSource(train),
+            combine_all=True,
+            test_dataset=ListedSource(test))
+    ])
+    paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
+    assert sorted(paths) == [
+        't/a.jpg', 't/b.jpg', 't/c.jpg', 'train_0.jpg', 'train_1.jpg'
+    ]
+    assert ds.metainfo['sources'][0]['num_images'] == 5
+    assert ds.num_pids == 4
+    test[2]['pid'] = 8
+    with pytest.raises(ValueError, match=r"'t/a.jpg'.*pid 7.*pid 8"):
+        ConcatReIDDataset(datasets=[
+            dict(
+                dataset=ListedSource(train),
+                combine_all=True,
+                test_dataset=ListedSource(test))
+        ])
