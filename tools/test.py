@@ -120,7 +120,7 @@ def select_targets(cfg, names) -> None:
     Raises:
         ValueError: The config has no multi-target test loop, a name is
             none of its targets, or the loop would refuse its placeholders
-            (with the keys of all targets).
+            or a target's ``drop_last`` (with the keys of all targets).
     """
     targets = split_targets(cfg, 'test')
     if not targets:
@@ -133,6 +133,7 @@ def select_targets(cfg, names) -> None:
         cfg.test_cfg.targets,
         dataloader=cfg.get('test_dataloader'),
         evaluator=cfg.get('test_evaluator'))
+    MultiTargetTestLoop.refuse_dropping_dataloaders(cfg.test_cfg.targets)
     unknown = [name for name in names if name not in targets]
     if unknown:
         raise ValueError(f'--target {" ".join(unknown)}: no such target in '

@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader
 from mmreid.evaluation.metrics import ReIDMetric
 from mmreid.evaluation.results_table import format_results_table
 from mmreid.registry import LOOPS
-from .reid_loops import (check_identity_split, check_model_distance,
+from .reid_loops import (check_every_sample_reached, check_identity_split,
+                         check_keeps_every_sample, check_model_distance,
                          check_not_empty, hand_model_scorers,
                          scorers_handed_by, share_rank0_buffers)
 
@@ -359,6 +360,8 @@ class _MultiTargetLoop(BaseLoop):
     _mode = 'val'
     # ResultsTableHook leaves the table to the loop.
     prints_results_table = True
+    #: The samples this process handed to the current target's evaluator.
+    _handed = 0
 
     def __init__(self,
                  runner,
@@ -373,6 +376,7 @@ class _MultiTargetLoop(BaseLoop):
         # Before any dataset is built.
         self.refuse_ignored_placeholders(
             targets, dataloader=dataloader, evaluator=evaluator)
+        self.refuse_dropping_dataloaders(targets)
         self.targets = self._build_targets(runner, targets, aggregate_prefix)
         # ``dataloader`` and ``evaluator`` are those of the target being
         # evaluated: mmengine's hooks and log processor read
@@ -438,6 +442,29 @@ class _MultiTargetLoop(BaseLoop):
                 f'{mode}_{field} = dict(_delete_=True) where a base sets it '
                 f"(a plain dict() merges into the base's), else "
                 f'{mode}_{field} = dict().')
+
+    @classmethod
+    def refuse_dropping_dataloaders(cls, targets: Sequence[dict]) -> None:
+        """Refuse a target's dataloader that drops its last batch.
+
+        See :func:`~mmreid.engine.runner.reid_loops.check_keeps_every_sample`.
+        The loop checks it when it is made; a tool that drops targets from
+        the config (``tools/test.py --target``) checks it before, so that
+        the key named counts the config's targets.
+
+        Args:
+            targets (Sequence[dict]): The targets, as in the config.
+
+        Raises:
+            ValueError: Naming ``<mode>_cfg.targets.<i>.dataloader.
+                drop_last`` and the target.
+        """
+        for i, target in enumerate(targets):
+            if isinstance(target, dict):
+                check_keeps_every_sample(
+                    target.get('dataloader'),
+                    f'{cls._mode}_cfg.targets.{i}.dataloader',
+                    target.get('name'))
 
     @staticmethod
     def _build_targets(runner, targets: Sequence[dict],
@@ -566,8 +593,11 @@ class _MultiTargetLoop(BaseLoop):
             f'{len(target.dataloader)} batches')
         self.losses.clear()
         self._restart_iter_timers()
+        self._handed = 0
         for idx, data_batch in enumerate(target.dataloader):
             self.run_iter(idx, data_batch)
+        check_every_sample_reached(self._handed, dataset,
+                                   f'{type(self).__name__} ({target.name})')
         # The model's own distance (GMN's M-Net) reaches every target's
         # metrics, as in ReIDValLoop/ReIDTestLoop.
         hand_model_scorers(self.runner.model, target.evaluator,
@@ -594,6 +624,7 @@ class _MultiTargetLoop(BaseLoop):
         with autocast(enabled=self.fp16):
             outputs = step(data_batch)
         outputs, self.losses = _update_losses(outputs, self.losses)
+        self._handed += len(outputs)
         self.evaluator.process(data_samples=outputs, data_batch=data_batch)
         self.runner.call_hook(
             f'after_{mode}_iter',
@@ -629,6 +660,10 @@ class MultiTargetValLoop(_MultiTargetLoop):
     ``compare_configs.py --target d3/reid`` name), the other targets'
     keys stay, and ``mean/reid/mAP`` still averages all of them. Keys
     left out of the mean are named in a warning.
+
+    Every target is evaluated on all its samples: a target's dataloader
+    with ``drop_last=True`` is refused when the loop is built, and a
+    target whose sampler left samples out before its metrics compute.
 
     The hooks see one validation epoch: ``before_val_epoch`` once,
     ``before/after_val_iter`` for the batches of every target (while

@@ -10,16 +10,28 @@ extracted (:func:`check_model_distance`). ``tools/train.py`` and
 ``tools/test.py`` use these loops whenever ``val_cfg``/``test_cfg`` name
 no loop type, so no config line is needed; the multi-target loops apply
 the same contract per target.
+
+They also evaluate every sample: a dataloader that drops its last batch
+(``drop_last``) is refused when the loop is built
+(:func:`check_keeps_every_sample`), and the metrics compute only once the
+samples handed to them, over all processes, cover the dataset
+(:func:`check_every_sample_reached`; a sampler that leaves samples out).
 """
 import logging
 from contextlib import nullcontext
-from typing import ContextManager, Dict, List, Mapping, Optional
+from typing import (ContextManager, Dict, List, Mapping, Optional, Sequence,
+                    Union)
 
+import torch
+from mmengine.dist import all_reduce, get_world_size
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.runner.amp import autocast
 from mmengine.runner.base_loop import BaseLoop
-from mmengine.runner.loops import TestLoop, ValLoop, _parse_losses
+from mmengine.runner.loops import (TestLoop, ValLoop, _parse_losses,
+                                   _update_losses)
+from torch.utils.data import DataLoader
 
 from mmreid.datasets.base_reid_dataset import identity_split_conflict
 from mmreid.models.reiders.reid_model import Scorer, get_model_scorers
@@ -171,6 +183,15 @@ def share_rank0_buffers(model) -> bool:
     return True
 
 
+def _shown(dataset) -> str:
+    """A dataset's class and ``data_root``, for messages."""
+    shown = type(dataset).__name__
+    root = getattr(dataset, 'data_root', None)
+    if root is not None:
+        shown += f'(data_root={root!r})'
+    return shown
+
+
 def check_not_empty(dataset, where: str) -> None:
     """Refuse to evaluate a dataset without samples.
 
@@ -182,13 +203,117 @@ def check_not_empty(dataset, where: str) -> None:
         ValueError: Naming ``where`` and the dataset.
     """
     if len(dataset) == 0:
-        shown = type(dataset).__name__
-        root = getattr(dataset, 'data_root', None)
-        if root is not None:
-            shown += f'(data_root={root!r})'
-        raise ValueError(f'{where}: the dataset {shown} has 0 samples, '
-                         'nothing to evaluate; check its data_root, split, '
-                         'indices and filters')
+        raise ValueError(f'{where}: the dataset {_shown(dataset)} has 0 '
+                         'samples, nothing to evaluate; check its data_root, '
+                         'split, indices and filters')
+
+
+def _drops_last(dataloader, key: str) -> Optional[str]:
+    """The key below which ``dataloader`` drops its last batch, or None.
+
+    Args:
+        dataloader (DataLoader | dict): A dataloader or its config.
+        key (str): The dataloader's config key.
+
+    Returns:
+        str | None: ``<key>.drop_last`` or ``<key>.batch_sampler.drop_last``
+        where that option is true.
+    """
+    if isinstance(dataloader, dict):
+        batch_sampler = dataloader.get('batch_sampler')
+        drop = dataloader.get('drop_last', False)
+        drop_batch = isinstance(batch_sampler, dict) and batch_sampler.get(
+            'drop_last', False)
+    else:
+        batch_sampler = getattr(dataloader, 'batch_sampler', None)
+        drop = getattr(dataloader, 'drop_last', False)
+        drop_batch = getattr(batch_sampler, 'drop_last', False)
+    if drop:
+        return f'{key}.drop_last'
+    if drop_batch:
+        return f'{key}.batch_sampler.drop_last'
+    return None
+
+
+def check_keeps_every_sample(dataloader,
+                             key: str,
+                             target: Optional[str] = None) -> None:
+    """Refuse an evaluation dataloader that drops its last batch.
+
+    With ``drop_last=True`` each process leaves out its last incomplete
+    batch: the metrics rank a query and gallery without those samples, and
+    the numbers depend on ``batch_size`` and on the number of processes
+    (71 images in batches of 3: one process drops 2, two processes none).
+
+    Args:
+        dataloader (DataLoader | dict): The dataloader or its config.
+        key (str): Its config key, e.g. ``'test_dataloader'`` or
+            ``'test_cfg.targets.4.dataloader'``.
+        target (str, optional): The target's name, for the message.
+
+    Raises:
+        ValueError: Naming the ``drop_last`` key and its fix.
+    """
+    option = _drops_last(dataloader, key)
+    if option is None:
+        return
+    of = '' if target is None else f' (target {target!r})'
+    raise ValueError(
+        f'{option}=True{of}: an evaluation dataloader must hand every '
+        'sample to the metrics, but drop_last leaves out the last '
+        'incomplete batch of each process, so the query and gallery would '
+        'miss samples and the numbers would depend on the batch size and '
+        f'the number of processes. Set {option}=False (or leave it out).')
+
+
+def check_every_sample_reached(handed: int, dataset, where: str) -> None:
+    """Refuse to compute metrics without every sample of ``dataset``.
+
+    Each process counts the samples it handed to the evaluator
+    (``handed``). mmengine's ``Evaluator.evaluate(len(dataset))``
+    collects the results of all processes in sampling order and keeps the
+    first ``len(dataset)`` (``collect_results``): that drops the padding
+    a distributed sampler appends so that every process has as many
+    samples (at most one per process beyond the first), and nothing else.
+    So every sample reaches the metrics once when the sum over processes
+    is at least ``len(dataset)`` and at most that padding more; in one
+    process, exactly ``len(dataset)``.
+
+    Args:
+        handed (int): The samples this process handed to the evaluator.
+        dataset (Sized): The dataset evaluated.
+        where (str): The loop (and target), for the message.
+
+    Raises:
+        ValueError: Naming ``where``, the dataset, both counts and the
+            likely cause.
+    """
+    world = get_world_size()
+    total = torch.tensor(handed, dtype=torch.int64)
+    if world > 1:
+        all_reduce(total, op='sum')
+    total = int(total)
+    size = len(dataset)
+    by = f' by {world} processes' if world > 1 else ''
+    if total < size:
+        raise ValueError(
+            f'{where}: {total} of the {size} samples of {_shown(dataset)} '
+            f'reached the metrics (handed to the evaluator{by}); numbers '
+            "computed without the others would not be this dataset's. "
+            'Likely cause: a sampler or batch sampler that leaves samples '
+            'out (drop_last=True, a custom sampler); evaluate with one that '
+            "yields every index, e.g. dict(type='DefaultSampler', "
+            'shuffle=False)')
+    if total > size + world - 1:
+        padding = (f' (at most {size + world - 1} with the padding of '
+                   f'{world} processes)' if world > 1 else '')
+        raise ValueError(
+            f'{where}: {total} samples were handed to the evaluator{by} for '
+            f'the {size} samples of {_shown(dataset)}{padding}; mmengine '
+            f'keeps the first {size}, so some samples would count twice and '
+            'others not at all. Likely cause: a sampler that repeats '
+            "indices; evaluate with dict(type='DefaultSampler', "
+            'shuffle=False)')
 
 
 def trained_dataset_meta(runner) -> Optional[Mapping]:
@@ -297,19 +422,36 @@ class ReIDValLoop(ValLoop):
     evaluator computes, :func:`hand_model_scorers` gives every metric the
     model's scorers (GMN: ``reid/mnet/mAP``, ``reid/euclid/mAP``, ... and
     the primary mode as ``reid/mAP``). ``tools/train.py`` uses it when
-    ``val_cfg`` names no loop type.
+    ``val_cfg`` names no loop type. A ``val_dataloader`` with
+    ``drop_last=True`` is refused when the loop is built, and a run whose
+    sampler left samples out before the metrics compute.
 
     Example:
         >>> val_cfg = dict(type='ReIDValLoop')
     """
 
     _phase = 'val'
+    #: The samples this process handed to the evaluator in this run.
+    _handed = 0
+
+    def __init__(self,
+                 runner,
+                 dataloader: Union[DataLoader, Dict],
+                 evaluator: Union[Evaluator, Dict, List],
+                 fp16: bool = False) -> None:
+        # Before the dataset is built.
+        check_keeps_every_sample(dataloader, f'{self._phase}_dataloader')
+        super().__init__(runner, dataloader, evaluator, fp16)
 
     def run(self) -> dict:
         """Extract the features, hand the scorers over, evaluate.
 
         Returns:
             dict: The metrics, as mmengine's loop returns them.
+
+        Raises:
+            ValueError: Not every sample of the dataset reached the
+                evaluator (:func:`check_every_sample_reached`).
         """
         phase = self._phase
         runner = self.runner
@@ -325,8 +467,11 @@ class ReIDValLoop(ValLoop):
             runner.model.eval()
             losses = self._losses
             losses.clear()
+            self._handed = 0
             for idx, data_batch in enumerate(self.dataloader):
                 self.run_iter(idx, data_batch)
+            check_every_sample_reached(self._handed, self.dataloader.dataset,
+                                       type(self).__name__)
             hand_model_scorers(runner.model, self.evaluator,
                                type(self).__name__)
             metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
@@ -335,6 +480,30 @@ class ReIDValLoop(ValLoop):
             runner.call_hook(f'after_{phase}_epoch', metrics=metrics)
             runner.call_hook(f'after_{phase}')
         return metrics
+
+    @torch.no_grad()
+    def run_iter(self, idx: int, data_batch: Sequence[dict]) -> None:
+        """mmengine's ``ValLoop.run_iter``/``TestLoop.run_iter``, counting
+        the samples handed to the evaluator.
+
+        Args:
+            idx (int): Index of the batch in the dataloader.
+            data_batch (Sequence[dict]): A batch from the dataloader.
+        """
+        phase = self._phase
+        self.runner.call_hook(
+            f'before_{phase}_iter', batch_idx=idx, data_batch=data_batch)
+        step = getattr(self.runner.model, f'{phase}_step')
+        with autocast(enabled=self.fp16):
+            outputs = step(data_batch)
+        outputs, _ = _update_losses(outputs, self._losses)
+        self._handed += len(outputs)
+        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
+        self.runner.call_hook(
+            f'after_{phase}_iter',
+            batch_idx=idx,
+            data_batch=data_batch,
+            outputs=outputs)
 
     @property
     def _losses(self) -> dict:
@@ -354,7 +523,18 @@ class ReIDTestLoop(TestLoop):
     """
 
     _phase = 'test'
+    _handed = 0
     run = ReIDValLoop.run
+    run_iter = ReIDValLoop.run_iter
+
+    def __init__(self,
+                 runner,
+                 dataloader: Union[DataLoader, Dict],
+                 evaluator: Union[Evaluator, Dict, List],
+                 fp16: bool = False) -> None:
+        # Before the dataset is built.
+        check_keeps_every_sample(dataloader, f'{self._phase}_dataloader')
+        super().__init__(runner, dataloader, evaluator, fp16)
 
     @property
     def _losses(self) -> dict:
