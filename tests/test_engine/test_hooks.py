@@ -631,3 +631,37 @@ def test_an_integer_lr_is_shown_as_a_number():
     assert lr_text(_config_lr(cfg), dict(base_batch_size=32, enable=True),
                    64) == ("lr 2 = the config's 1 x 64 / 32 (auto_scale_lr "
                            'on: this batch / base_batch_size 32)')
+
+
+def test_batch_statistics_mbn_is_refused_before_distributed_training(
+        monkeypatch):
+    """MBN(eval_stats='batch') refuses a test batch in several processes,
+    which a 2-process training hit at its first validation, after the
+    training epochs (audit s23). The setup check refuses it before the
+    first step, naming the option and the keys to set."""
+    import mmengine.dist
+    import torch.nn as nn
+
+    from mmreid.models.layers.mbn import MBN
+    runner = fake_runner(10, 10)
+    runner.model = nn.Sequential(
+        nn.Conv2d(3, 4, 1), MBN(4, eval_stats='batch'), MBN(4))
+    runner.cfg = dict(
+        model=dict(
+            backbone=dict(norm_cfg=dict(type='MBN', eval_stats='batch'))))
+    hook = TrainSetupCheckHook()
+    monkeypatch.setattr(mmengine.dist, 'get_world_size', lambda: 2)
+    hook.before_train(runner)  # no validation: nothing to refuse
+    runner.val_loop = SimpleNamespace()
+    with pytest.raises(
+            ValueError,
+            match=r"MBN\(eval_stats='batch'\) normalises each test batch.*"
+            r"2 processes.*layers '1'\).*Train with one process, or use "
+            r"eval_stats='modality' \(--cfg-options "
+            r'model\.backbone\.norm_cfg\.eval_stats=modality\)'):
+        hook.before_train(runner)
+    monkeypatch.setattr(mmengine.dist, 'get_world_size', lambda: 1)
+    hook.before_train(runner)  # one process: MBN evaluates it
+    monkeypatch.setattr(mmengine.dist, 'get_world_size', lambda: 2)
+    runner.model[1].eval_stats = 'modality'
+    hook.before_train(runner)

@@ -1,5 +1,6 @@
 from typing import Any, Dict, List, Optional
 
+import torch.nn as nn
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -46,6 +47,11 @@ class TrainSetupCheckHook(Hook):
       (:func:`check_save_best`). Any other key that validation does not
       report is refused after the first validation, with the keys it did
       report (mmengine's own error would be a bare ``KeyError``).
+    * A run of several processes that validates must not have MBN layers
+      with ``eval_stats='batch'``: MBN refuses to normalise a test batch
+      with its statistics in several processes, which stopped the run at
+      its first validation, after training
+      (:func:`~mmreid.models.layers.mbn.check_validated_in_one_process`).
     * A ``CheckpointHook`` argument must be one the hook or the runner's
       ``save_checkpoint`` takes (:func:`check_checkpoint_args`): mmengine's
       hook passes the others to ``save_checkpoint``, which failed on a
@@ -114,6 +120,13 @@ class TrainSetupCheckHook(Hook):
         if val_loop is not None:
             check_identity_split(runner, val_loop, 'validation')
             check_save_best(getattr(runner, 'hooks', []), val_loop)
+            if isinstance(model, nn.Module):
+                from mmengine.dist import get_world_size
+
+                from mmreid.models.layers.mbn import \
+                    check_validated_in_one_process
+                check_validated_in_one_process(model, get_world_size(),
+                                               getattr(runner, 'cfg', None))
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         # Runs before CheckpointHook (priority VERY_LOW) reads the keys.

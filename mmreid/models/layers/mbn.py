@@ -249,13 +249,11 @@ class MBN(nn.Module):
                 and torch_dist.is_available() \
                 and torch_dist.is_initialized() \
                 and torch_dist.get_world_size() > 1:
+            # A training run is refused before its first step
+            # (check_validated_in_one_process); this guards the others.
             raise ValueError(
-                "MBN(eval_stats='batch') normalises each test batch with its "
-                f'own statistics, and {torch_dist.get_world_size()} '
-                'processes batch the test set otherwise than one process '
-                '(a padded duplicate included), so the numbers would '
-                'depend on the number of processes: test with one '
-                "process, or use eval_stats='modality'")
+                processes_message(torch_dist.get_world_size()) +
+                ": test with one process, or use eval_stats='modality'")
         for k, idx in enumerate(indices):
             if not 0 < idx.numel() < self.min_per_modality:
                 continue
@@ -448,6 +446,52 @@ def batch_statistics_layers(model: nn.Module) -> list:
         name for name, module in model.named_modules()
         if isinstance(module, MBN) and module.eval_stats == 'batch'
     ]
+
+
+def processes_message(world_size: int, split: str = 'test') -> str:
+    """Why ``eval_stats='batch'`` is refused in ``world_size`` processes
+    that evaluate ``split`` (``'test'``, ``'validation'``)."""
+    return ("MBN(eval_stats='batch') normalises each test batch with its "
+            f'own statistics, and {world_size} processes batch the {split} '
+            'set otherwise than one process (a padded duplicate included), '
+            'so the numbers would depend on the number of processes')
+
+
+def check_validated_in_one_process(model: nn.Module,
+                                   world_size: int,
+                                   cfg=None) -> None:
+    """Refuse to train in several processes a model whose validation MBN
+    would refuse.
+
+    MBN refuses ``eval_stats='batch'`` in several processes when it
+    normalises a test batch, i.e. at the first validation, after the
+    training epochs before it; a training run with a validation loop calls
+    this before its first step instead (``TrainSetupCheckHook``).
+
+    Args:
+        model (nn.Module): The model to train (unwrapped).
+        world_size (int): The number of processes.
+        cfg (Config | dict, optional): The run's config, to name the keys
+            to change (:func:`running_statistics_fix`).
+
+    Raises:
+        ValueError: ``world_size > 1`` and ``model`` has an MBN layer with
+            ``eval_stats='batch'``; names the layers and the fix.
+    """
+    layers = batch_statistics_layers(model)
+    if world_size < 2 or not layers:
+        return
+    fix = running_statistics_fix(cfg or {})
+    if fix.startswith('--cfg-options'):
+        fix = f"eval_stats='modality' ({fix})"
+    shown = ', '.join(repr(name) for name in layers[:3])
+    more = f' and {len(layers) - 3} more' if len(layers) > 3 else ''
+    raise ValueError(
+        f'{processes_message(world_size, "validation")}: this '
+        f'{world_size}-process training would be refused at its first '
+        f'validation, after training (layers {shown}{more}). Train with one '
+        f'process, or use {fix}, or train without validation and test the '
+        'checkpoint with one process (tools/test.py)')
 
 
 def batch_statistics_keys(cfg, prefix: str = 'model') -> List[str]:
