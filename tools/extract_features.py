@@ -70,6 +70,11 @@ model ``--split val``/``test`` batch as the split's dataloader(s) do
 refused), and ``--images`` and ``--split train``, which no test
 dataloader batches, are refused.
 
+The tool runs in one process and has no ``--launcher``: started by
+``torchrun`` (or ``mpirun``) with several processes, every process would
+extract all the images and replace the same ``--out-dir``, so it refuses
+to start when ``WORLD_SIZE`` (``OMPI_COMM_WORLD_SIZE``) is above 1.
+
 The checkpoint is loaded with ``init_model``'s rules: a partial load and a
 config other than the one it records (``meta['cfg']``, a converted
 checkpoint's source) are refused, the latter with the ``--cfg-options``
@@ -114,7 +119,9 @@ OUTPUTS = ('features.npy', 'features.pt', 'index.csv', 'meta.json')
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Extract ReID features of images or a dataset split')
+        description='Extract ReID features of images or a dataset split, '
+        'in one process (no --launcher; refused under torchrun or mpirun '
+        'with several processes)')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file (path or URL)')
     source = parser.add_mutually_exclusive_group(required=True)
@@ -163,6 +170,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='override config settings, e.g. model.head.test_feature='
         'before_bn')
     args = parser.parse_args(argv)
+    try:
+        check_single_process()
+    except ValueError as e:
+        parser.error(str(e))
     if not osp.isfile(args.config):
         parser.error(f'config {args.config!r} is not a file')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
@@ -186,6 +197,37 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     except (FileExistsError, NotADirectoryError) as e:
         parser.error(str(e))
     return args
+
+
+#: The variables in which a launcher gives the number of processes
+#: (torchrun, mpirun).
+WORLD_SIZE_VARS = ('WORLD_SIZE', 'OMPI_COMM_WORLD_SIZE')
+
+
+def check_single_process(environ: Optional[dict] = None) -> None:
+    """Refuse a start in several processes (``torchrun --nproc_per_node 2``).
+
+    The tool has no ``--launcher``: each process would extract every image
+    and replace the same ``--out-dir``, one after the other or failing
+    (``OSError: Directory not empty`` when two swap at once).
+
+    Args:
+        environ (dict, optional): The environment; ``os.environ`` if None.
+
+    Raises:
+        ValueError: Naming the variable, its value and how to run.
+    """
+    environ = os.environ if environ is None else environ
+    for name in WORLD_SIZE_VARS:
+        value = environ.get(name, '').strip()
+        if value.isdigit() and int(value) > 1:
+            raise ValueError(
+                f'{name}={value}: tools/extract_features.py runs in one '
+                'process (it has no --launcher), and every process of a '
+                'distributed launch would extract all the images and '
+                'replace the same --out-dir. Run it as python '
+                'tools/extract_features.py ..., not under torchrun or '
+                'mpirun.')
 
 
 def check_out_dir(out_dir: str) -> None:

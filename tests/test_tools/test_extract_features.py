@@ -790,3 +790,27 @@ def test_batch_dependent_targets_are_batched_apart(tool):
             match=r"test_cfg\.targets\.1\.dataloader\.sampler is .*not "
             r"type='DefaultSampler' with shuffle=False"):
         tool.loader_batches(cfg, 'test', records, None, ['bn'])
+
+
+def test_a_distributed_launch_is_refused(tool, setup, monkeypatch, capsys):
+    """Under torchrun every process extracted every image and replaced the
+    same --out-dir (one of them could fail with 'Directory not empty');
+    the tool is single-process and says so before loading anything."""
+    root, config, checkpoint, _ = setup
+    argv = [
+        config, checkpoint, '--split', 'test', '--out-dir',
+        str(root / 'distributed')
+    ]
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    with pytest.raises(SystemExit):
+        tool.parse_args(argv)
+    err = capsys.readouterr().err
+    assert 'WORLD_SIZE=2: tools/extract_features.py runs in one process' \
+        in err, err
+    monkeypatch.setenv('WORLD_SIZE', '1')  # torchrun --nproc_per_node 1
+    assert tool.parse_args(argv).split == 'test'
+    assert not (root / 'distributed').exists()
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--help'])
+    help_text = ' '.join(capsys.readouterr().out.split())
+    assert 'in one process (no --launcher' in help_text
