@@ -18,6 +18,7 @@ nothing but the error of an unknown type.
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import INFERENCERS as MMENGINE_INFERENCERS
 from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
@@ -33,6 +34,7 @@ from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import \
     RUNNER_CONSTRUCTORS as MMENGINE_RUNNER_CONSTRUCTORS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
+from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
@@ -45,19 +47,20 @@ from mmreid.utils.registry_suggestions import install as _install_suggestions
 
 __all__ = [
     'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'LOG_PROCESSORS',
-    'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
-    'PARAM_SCHEDULERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
-    'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'TASK_UTILS', 'METRICS',
+    'STRATEGIES', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
+    'PARAM_SCHEDULERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'FUNCTIONS',
+    'MODELS', 'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'TASK_UTILS', 'METRICS',
     'EVALUATOR', 'VISUALIZERS', 'VISBACKENDS', 'INFERENCERS'
 ]
 
 # Before the children below are created: they copy their parent's build.
 _install_suggestions([
     MMENGINE_RUNNERS, MMENGINE_RUNNER_CONSTRUCTORS, MMENGINE_LOOPS,
-    MMENGINE_HOOKS, MMENGINE_LOG_PROCESSORS, MMENGINE_OPTIMIZERS,
-    MMENGINE_OPTIM_WRAPPERS, MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
-    MMENGINE_PARAM_SCHEDULERS, MMENGINE_DATASETS, MMENGINE_DATA_SAMPLERS,
-    MMENGINE_TRANSFORMS, MMENGINE_MODELS, MMENGINE_MODEL_WRAPPERS,
+    MMENGINE_HOOKS, MMENGINE_LOG_PROCESSORS, MMENGINE_STRATEGIES,
+    MMENGINE_OPTIMIZERS, MMENGINE_OPTIM_WRAPPERS,
+    MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, MMENGINE_PARAM_SCHEDULERS,
+    MMENGINE_DATASETS, MMENGINE_DATA_SAMPLERS, MMENGINE_TRANSFORMS,
+    MMENGINE_FUNCTIONS, MMENGINE_MODELS, MMENGINE_MODEL_WRAPPERS,
     MMENGINE_WEIGHT_INITIALIZERS, MMENGINE_TASK_UTILS, MMENGINE_METRICS,
     MMENGINE_EVALUATOR, MMENGINE_VISUALIZERS, MMENGINE_VISBACKENDS,
     MMENGINE_INFERENCERS
@@ -76,6 +79,8 @@ LOG_PROCESSORS = Registry(
     'log processor',
     parent=MMENGINE_LOG_PROCESSORS,
     locations=['mmreid.engine'])
+STRATEGIES = Registry(
+    'strategy', parent=MMENGINE_STRATEGIES, locations=['mmreid.engine'])
 OPTIMIZERS = Registry(
     'optimizer', parent=MMENGINE_OPTIMIZERS, locations=['mmreid.engine'])
 OPTIM_WRAPPERS = Registry(
@@ -100,6 +105,9 @@ DATA_SAMPLERS = Registry(
     locations=['mmreid.datasets'])
 TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, locations=['mmreid.datasets'])
+# Functions a config names, e.g. a dataloader's collate_fn.
+FUNCTIONS = Registry(
+    'function', parent=MMENGINE_FUNCTIONS, locations=['mmreid.datasets'])
 
 # Models.
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmreid.models'])

@@ -11,7 +11,7 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.runner import Runner
 
-from mmreid.registry import DATASETS, HOOKS, METRICS, MODELS
+from mmreid.registry import DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS
 from mmreid.utils.registry_suggestions import UnknownTypeError, suggestions
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -224,3 +224,132 @@ def test_an_option_that_changes_a_type_is_told_to_delete_the_old_fields(
     })
     evaluator = runner.build_evaluator(cfg.test_evaluator)
     assert type(evaluator.metrics[0]).__name__ == 'ReIDMetric'
+
+
+def test_a_config_without_default_scope_is_told_to_set_it():
+    """Without ``default_scope`` mmengine looks ``type='ReIDModel'`` up in
+    its root registry; the error only suggested 'mmreid.ReIDModel', while
+    the fix is ``default_scope = 'mmreid'`` (what init_model assumes)."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        msg = build_error(MMENGINE_MODELS, tiny_model())
+    assert msg.startswith("type='ReIDModel' is not registered in "
+                          'mmengine::model')
+    assert "the config sets no default_scope" in msg
+    assert "add default_scope = 'mmreid'" in msg
+    # In mmreid's scope a misspelt name gets no such advice.
+    msg = build_error(MMENGINE_MODELS, dict(type='ReIDModl'))
+    assert 'default_scope' not in msg
+
+
+@pytest.mark.parametrize('registry, right, right_name', [
+    (METRICS, 'METRICS', 'metric'),
+    (TRANSFORMS, 'TRANSFORMS', 'transform'),
+])
+def test_a_class_on_a_registry_of_another_kind_is_found(
+        registry, right, right_name):
+    """A metric (or a transform) registered on MODELS was "not registered"
+    with an unrelated suggestion: the build searches registries of its
+    own kind only. The message says where it is and where it belongs."""
+
+    @MODELS.register_module()
+    class WronglyRegisteredThing:
+        pass
+
+    try:
+        msg = build_error(registry, dict(type='WronglyRegisteredThing'))
+    finally:
+        MODELS.module_dict.pop('WronglyRegisteredThing')
+    assert msg.startswith("type='WronglyRegisteredThing' is not registered "
+                          f'in mmreid::{right_name}')
+    assert "'WronglyRegisteredThing' is registered in mmreid::model" in msg
+    assert f'register it on {right}' in msg
+    assert f'@{right}.register_module()' in msg
+
+
+def test_every_mmengine_root_registry_has_an_mmreid_child():
+    """DESIGN.md: child registries of every mmengine root, each with
+    locations. FUNCTIONS (a dataloader's collate_fn) and STRATEGIES had
+    none."""
+    import mmengine.registry.root as roots
+    from mmengine.registry import Registry
+
+    import mmreid.registry as mmreid_registry
+    ours = {
+        id(getattr(mmreid_registry, name).parent): name
+        for name in mmreid_registry.__all__
+    }
+    for root_name, root in vars(roots).items():
+        if not isinstance(root, Registry):
+            continue
+        assert id(root) in ours, f'no mmreid child of mmengine {root_name}'
+        child = getattr(mmreid_registry, ours[id(root)])
+        assert child.scope == 'mmreid' and child._locations, root_name
+        assert root.children['mmreid'] is child
+
+
+def collate_cfg(tmp_path) -> Config:
+    """runner_cfg, its training set refused at once if it were built."""
+    cfg = runner_cfg(tmp_path)
+    cfg.train_dataloader.dataset = dict(
+        type='Market1501',
+        data_root=str(tmp_path / 'none'),
+        pipeline=cfg.train_dataloader.dataset.pipeline)
+    return cfg
+
+
+def test_a_misspelt_collate_fn_names_its_key(tmp_path):
+    """mmengine looks collate_fn.type up itself: a typo was "TypeError:
+    the first argument must be callable", without key or suggestion."""
+    from mmreid.engine.runner import ReIDRunner
+    cfg = collate_cfg(tmp_path)
+    cfg.train_dataloader.collate_fn = dict(type='default_colate')
+    runner = ReIDRunner.from_cfg(cfg)
+    with pytest.raises(UnknownTypeError) as info:
+        runner.train()
+    msg = str(info.value)
+    assert msg.startswith(
+        "train_dataloader.collate_fn.type='default_colate' is not "
+        'registered in mmreid::function')
+    assert "Did you mean 'default_collate' (mmengine)?" in msg
+    assert 'A function of your own' in msg
+
+
+def test_a_collate_fn_of_mmreids_registry_needs_no_prefix():
+    """Looked up as every other type: the default scope's registry first."""
+    from mmengine.registry import DefaultScope
+
+    from mmreid.engine.runner import ReIDRunner
+    from mmreid.registry import FUNCTIONS
+
+    @FUNCTIONS.register_module()
+    def collate_as_pairs(batch):
+        return [tuple(batch)]
+
+    loader = dict(
+        dataset=[1, 2, 3, 4],
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        batch_size=2,
+        num_workers=0,
+        collate_fn=dict(type='collate_as_pairs'))
+    try:
+        with DefaultScope.overwrite_default_scope('mmreid'):
+            batches = list(ReIDRunner.build_dataloader(loader))
+    finally:
+        FUNCTIONS.module_dict.pop('collate_as_pairs')
+    assert batches == [[(1, 2)], [(3, 4)]]
+    assert loader['collate_fn'] == dict(type='collate_as_pairs')
+
+
+def test_a_misspelt_visualizer_names_its_key(tmp_path):
+    """mmengine adds name and save_dir to the visualizer's dict before the
+    build, so its key was not found: "type='ReIDVisualiser' is not ..."."""
+    from mmreid.engine.runner import ReIDRunner
+    cfg = runner_cfg(tmp_path)
+    cfg.visualizer = dict(type='ReIDVisualiser')
+    with pytest.raises(UnknownTypeError) as info:
+        ReIDRunner.from_cfg(cfg)
+    msg = str(info.value)
+    assert msg.startswith("visualizer.type='ReIDVisualiser' is not "
+                          'registered in mmreid::visualizer')
+    assert "'ReIDVisualizer'" in msg

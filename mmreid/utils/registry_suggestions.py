@@ -13,10 +13,20 @@ is; only when the ``type`` of the config it builds is unknown does it raise
   registry reaches without a prefix (its own and its ancestors') and those
   of the other scopes, written with their prefix (``mmpretrain.ResNet``).
 
+When the name is one of mmreid's but the config has no
+``default_scope``, it says to set ``default_scope = 'mmreid'``; when it is
+registered on a registry of another kind (a metric on ``MODELS``), it says
+where, and on which registry to register it.
+
 It also refuses, with :class:`ShadowedTypeError`, a ``type`` that names an
 mmreid class while an ancestor registry (mmengine's root) holds another
 class under the same name: a class of the user's registered there would
 otherwise never be built, without a word.
+
+:func:`check_optimizer_type`, :func:`check_type` and
+:func:`resolve_collate_fn` give the same error for a ``type`` that mmengine
+looks up outside a build (the optimizer, a dataloader's ``collate_fn``) or
+whose config it changes first (the visualizer).
 
 :func:`config_type_name` is the class name a config's ``type`` (or a built
 object) stands for, for the checks that look a component up by name.
@@ -500,12 +510,123 @@ def suggestions(obj_type: str,
     return [shown for group in best for _, shown in group]
 
 
-def unknown_type_message(obj_type: str, registry, stack: Sequence) -> str:
-    """The text of :class:`UnknownTypeError`."""
-    path, relative_to = config_key_path(stack)
-    where = f"{path}.type='{obj_type}'" if path else f"type='{obj_type}'"
-    if relative_to:
-        where += f" (in a type='{relative_to}' config)"
+def _root_of(registry):
+    """The mmengine root registry above ``registry``."""
+    while registry.parent is not None:
+        registry = registry.parent
+    return registry
+
+
+def _tree(registry) -> list:
+    """``registry`` and all its descendants."""
+    found, todo = [], [registry]
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        todo.extend(node.children.values())
+    return found
+
+
+def _mmreid_variable(registry) -> str:
+    """The name under which :mod:`mmreid.registry` exports the registry of
+    the kind of ``registry`` (``'METRICS'`` for any metric registry)."""
+    import mmreid.registry as mmreid_registry
+    root = _root_of(registry)
+    return next((name for name in mmreid_registry.__all__
+                 if getattr(mmreid_registry, name).parent is root),
+                root.name.upper())
+
+
+def scope_advice(obj_type: str, registry) -> Optional[str]:
+    """Why an unprefixed mmreid name was not found: the default scope.
+
+    Args:
+        obj_type (str): The unknown type.
+        registry (Registry): The registry that was searched.
+
+    Returns:
+        str | None: Advice to set ``default_scope = 'mmreid'`` when
+        ``obj_type`` has no scope prefix, was searched outside mmreid's
+        registries and is one of mmreid's names; else None.
+    """
+    if '.' in obj_type or registry.scope == 'mmreid':
+        return None
+    mmreid_child = _root_of(registry).children.get('mmreid')
+    if mmreid_child is None or obj_type not in mmreid_child.module_dict:
+        return None
+    from mmengine.registry import DefaultScope
+    current = DefaultScope.get_current_instance()
+    # A runner whose config has no default_scope sets 'mmengine'.
+    scope = None if current is None else current.scope_name
+    if scope in (None, 'mmengine'):
+        reason = ('the config sets no default_scope, so a name without a '
+                  "prefix is looked up in mmengine's registries")
+    else:
+        reason = (f'the config sets default_scope = {scope!r}, so a name '
+                  f'without a prefix is looked up in {scope!r}\'s registries')
+    return (f"'{obj_type}' is mmreid's ({mmreid_child.scope}::"
+            f'{mmreid_child.name}), but {reason}: add default_scope = '
+            "'mmreid' to the config (mmreid's configs have it from "
+            'configs/_base_/default_runtime.py).')
+
+
+def other_kind_advice(obj_type: str, registry) -> Optional[str]:
+    """Where a class registered on a registry of another kind is.
+
+    A metric registered on ``MODELS`` (or a transform on ``MODELS``) is
+    unknown to the metric (transform) registries, which are the only
+    ones a build searches.
+
+    Args:
+        obj_type (str): The unknown type, with or without a scope prefix.
+        registry (Registry): The registry that was searched.
+
+    Returns:
+        str | None: The registries of other kinds that hold the name, with
+        the registry to register it on; None if none holds it.
+    """
+    wanted = obj_type.split('.')[-1]
+    own_root = _root_of(registry)
+    from mmengine.registry import root as mmengine_roots
+    roots = [
+        root for root in vars(mmengine_roots).values()
+        if isinstance(root, type(own_root)) and root is not own_root
+    ]
+    holders = [
+        f'{node.scope}::{node.name}' for root in roots for node in _tree(root)
+        if wanted in node.module_dict
+    ]
+    if not holders:
+        return None
+    variable = _mmreid_variable(registry)
+    return (f"'{wanted}' is registered in {', '.join(holders)}, a registry "
+            f'of another kind; a {registry.name} is looked up in the '
+            f'{registry.name} registries only. If it is a {registry.name}, '
+            f'register it on {variable} (`from mmreid.registry import '
+            f'{variable}`, `@{variable}.register_module()`).')
+
+
+def unknown_type_message(obj_type: str,
+                         registry,
+                         stack: Sequence,
+                         where: Optional[str] = None) -> str:
+    """The text of :class:`UnknownTypeError`.
+
+    Args:
+        obj_type (str): The unknown type.
+        registry (Registry): The registry that was searched.
+        stack (Sequence[dict]): The configs being built, outermost first,
+            for the key path (:func:`config_key_path`).
+        where (str, optional): What the message begins with in place of
+            the key path found from ``stack``, e.g.
+            ``"collate_fn.type='x' (in a dataloader config)"``.
+    """
+    if where is None:
+        path, relative_to = config_key_path(stack)
+        where = f"{path}.type='{obj_type}'" if path else \
+            f"type='{obj_type}'"
+        if relative_to:
+            where += f" (in a type='{relative_to}' config)"
     chain, node = [], registry.parent
     while node is not None:
         chain.append(f'{node.scope}::{node.name}')
@@ -518,6 +639,10 @@ def unknown_type_message(obj_type: str, registry, stack: Sequence) -> str:
         searched += f' (nor in {", ".join(chain)})'
     lines = [f'{where} is not registered in {searched}.']
     near = suggestions(obj_type, registry)
+    for advice in (scope_advice(obj_type, registry),
+                   other_kind_advice(obj_type, registry)):
+        if advice is not None:
+            lines.append(advice)
     if near:
         listed = ', '.join(near[:-1]) + ' or ' + near[-1] \
             if len(near) > 1 else near[0]
@@ -527,7 +652,8 @@ def unknown_type_message(obj_type: str, registry, stack: Sequence) -> str:
                          'prefix, as above.')
     else:
         lines.append('No registered name is close to it.')
-    lines.append('A class of your own must be registered and its module '
+    own = 'function' if registry.name == 'function' else 'class'
+    lines.append(f'A {own} of your own must be registered and its module '
                  'imported (custom_imports; see docs/customize.md).')
     return '\n'.join(lines)
 
@@ -562,3 +688,68 @@ def check_optimizer_type(optim_wrapper: Any, registry) -> None:
             return
     raise UnknownTypeError(
         unknown_type_message(obj_type, searched, [optim_wrapper, optimizer]))
+
+
+def check_type(cfg: Any, registry, path: str) -> None:
+    """Refuse an unknown ``type`` of the config at key ``path``.
+
+    For a config that its builder changes before the build (mmengine's
+    ``Runner.build_visualizer`` adds ``name`` and ``save_dir``), whose key
+    path cannot be found again in the runner's config.
+
+    Args:
+        cfg: The config (anything but a dict is left alone).
+        registry (Registry): The registry that builds it.
+        path (str): Its config key, e.g. ``'visualizer'``.
+
+    Raises:
+        UnknownTypeError: Its type is registered nowhere the build looks.
+    """
+    unknown = _unknown_type(cfg, registry, None)
+    if unknown is not None:
+        obj_type, searched = unknown
+        raise UnknownTypeError(
+            unknown_type_message(
+                obj_type, searched, [cfg], where=f"{path}.type='{obj_type}'"))
+
+
+def resolve_collate_fn(dataloader: Any, registry) -> Any:
+    """The dataloader config with its ``collate_fn`` type looked up.
+
+    mmengine's ``Runner.build_dataloader`` looks ``collate_fn.type`` up
+    itself (not through a build) in its root function registry, without
+    the default scope: a misspelt type reached the user as "TypeError:
+    the first argument must be callable", and a function registered on
+    mmreid's ``FUNCTIONS`` needed its ``mmreid.`` prefix. Here the type is
+    looked up as every other ``type`` is (the default scope's registry,
+    then its ancestors) and handed over as the function itself.
+
+    Args:
+        dataloader: A dataloader config (anything else, e.g. a built
+            ``DataLoader``, is returned as it is).
+        registry (Registry): mmengine's root function registry.
+
+    Returns:
+        The config, or a copy whose ``collate_fn.type`` is the function.
+
+    Raises:
+        UnknownTypeError: The type is registered nowhere; names the key
+            (``train_dataloader.collate_fn.type``) and the closest names.
+    """
+    if not isinstance(dataloader, dict):
+        return dataloader
+    collate = dataloader.get('collate_fn')
+    if not isinstance(collate, dict) or not isinstance(
+            collate.get('type'), str):
+        return dataloader
+    obj_type = collate['type']
+    with registry.switch_scope_and_registry(None) as searched:
+        function = searched.get(obj_type)
+    if function is None:
+        path, relative_to = config_key_path([dataloader, collate])
+        where = f"{path}.type='{obj_type}'" if path and not relative_to \
+            else f"collate_fn.type='{obj_type}' (in a dataloader config)"
+        raise UnknownTypeError(
+            unknown_type_message(
+                obj_type, searched, [dataloader, collate], where=where))
+    return dict(dataloader, collate_fn=dict(collate, type=function))

@@ -10,6 +10,7 @@ from mmengine.dist import master_only
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.registry import FUNCTIONS, VISUALIZERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.utils.dl_utils import collect_env
@@ -17,6 +18,7 @@ from mmengine.utils.dl_utils import collect_env
 from mmreid.registry import RUNNERS
 from mmreid.utils.checkpoint import last_run_checkpoint
 from mmreid.utils.logged_warnings import log_warnings_to
+from mmreid.utils.registry_suggestions import check_type, resolve_collate_fn
 from .log_processor import TRAINING_MEAN_PATTERN, ReIDLogProcessor
 from .resume_checks import train_loader_plan
 from .resuming import ResumeMixin
@@ -193,6 +195,9 @@ class ReIDRunner(ResumeMixin, Runner):
         ``LocalVisBackend``, a TensorBoard or W&B config) holds the seed
         this run drew where the config left it to chance, as the work
         dir's copy does (:meth:`dump_config`)."""
+        # mmengine adds name and save_dir to the dict before building it,
+        # so an unknown type's key could not be found in the config.
+        check_type(visualizer, VISUALIZERS, 'visualizer')
         built = super().build_visualizer(visualizer)
         add_config = built.add_config
 
@@ -203,6 +208,17 @@ class ReIDRunner(ResumeMixin, Runner):
 
         built.add_config = add_config_with_drawn_seed
         return built
+
+    @staticmethod
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        """mmengine's, with ``collate_fn.type`` looked up as every other
+        ``type`` is: in the default scope's registry, and an unknown one
+        refused with its key and the closest names
+        (:func:`~mmreid.utils.registry_suggestions.resolve_collate_fn`)."""
+        return Runner.build_dataloader(
+            resolve_collate_fn(dataloader, FUNCTIONS),
+            seed=seed,
+            diff_rank_seed=diff_rank_seed)
 
     @master_only
     def dump_config(self) -> None:
