@@ -10,6 +10,7 @@ from mmengine.evaluator import Evaluator
 
 from mmreid.datasets.synthetic import SYNTHREID_OPTIONS
 from mmreid.registry import DATASETS, METRICS, MODELS
+from mmreid.utils.pipeline_check import check_pipelines
 from .fixtures.dataset_trees import (fake_cuhk03, fake_duke, fake_market,
                                      make_cuhk02, make_grid, make_ilids,
                                      make_llcm, make_msmt17, make_prid,
@@ -135,6 +136,9 @@ def test_config_builds(path, roots):
     model_cfg['backbone'].pop('init_cfg', None)  # never download in tests
     model = MODELS.build(model_cfg)
     assert model.head.num_classes > 0
+    # Its pipelines give what the data preprocessor takes (RGB, not
+    # normalised, packed by PackReIDInputs), as the runner checks.
+    check_pipelines(cfg, model.data_preprocessor)
     datasets = [
         cfg[key]['dataset']
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader')

@@ -18,6 +18,7 @@ from mmengine.utils.dl_utils import collect_env
 from mmreid.registry import RUNNERS
 from mmreid.utils.checkpoint import last_run_checkpoint
 from mmreid.utils.logged_warnings import log_warnings_to
+from mmreid.utils.pipeline_check import check_pipelines
 from mmreid.utils.registry_suggestions import check_type, resolve_collate_fn
 from .log_processor import TRAINING_MEAN_PATTERN, ReIDLogProcessor
 from .resume_checks import train_loader_plan
@@ -64,6 +65,12 @@ class ReIDRunner(ResumeMixin, Runner):
     * a converted checkpoint (``meta.source_arch``, written by
       ``tools/model_converters``) is compared with the model and the test
       pipeline; a mismatch is refused with the ``--cfg-options`` to use.
+
+    Before :meth:`train`, :meth:`val` and :meth:`test` read any image, the
+    pipelines they feed are checked against the model's data preprocessor
+    (:func:`~mmreid.utils.pipeline_check.check_pipelines`): a loader that
+    decodes to BGR, a second normalisation or a foreign packing transform
+    is refused, naming its config key.
 
     ``--resume`` in a work dir without checkpoints logs one line and starts
     at epoch 1 (requeued jobs use ``--resume`` on their first start too).
@@ -142,6 +149,12 @@ class ReIDRunner(ResumeMixin, Runner):
             super().__init__(*args, **kwargs)
         finally:
             self._building = False
+        # The dataloader configs, for the pipeline check of the run.
+        self._loader_cfgs = {
+            key: kwargs.get(key)
+            for key in ('train_dataloader', 'val_dataloader',
+                        'test_dataloader', 'val_cfg', 'test_cfg')
+        }
         # Python warnings (those of the config reading the tools kept
         # included) into the log file, not on stderr only.
         log_warnings_to(self.logger)
@@ -341,6 +354,8 @@ class ReIDRunner(ResumeMixin, Runner):
         :meth:`~.resuming.ResumeMixin._finished_resume_message`)."""
         self._training = True
         try:
+            fed = ('train', ) if self._val_loop is None else ('train', 'val')
+            self._check_pipelines(fed)
             model = super().train()
         finally:
             self._training = False
@@ -354,9 +369,26 @@ class ReIDRunner(ResumeMixin, Runner):
         against the validation pipelines, which this run feeds."""
         self._evaluating = 'val'
         try:
+            self._check_pipelines(('val', ))
             return super().val()
         finally:
             self._evaluating = 'test'
+
+    def test(self) -> dict:
+        """mmengine's, after the test pipelines are checked
+        (:meth:`_check_pipelines`)."""
+        self._check_pipelines(('test', ))
+        return super().test()
+
+    def _check_pipelines(self, splits: Tuple[str, ...]) -> None:
+        """Refuse, before any image is read, a pipeline of ``splits`` that
+        the model's data preprocessor would misread: a foreign loader
+        (BGR), a second normalisation, a foreign packer
+        (:func:`~mmreid.utils.pipeline_check.check_pipelines`)."""
+        model = self.model.module if is_model_wrapper(
+            self.model) else self.model
+        check_pipelines(self._loader_cfgs,
+                        getattr(model, 'data_preprocessor', None), splits)
 
     def build_train_loop(self, loop):
         """mmengine's, naming ``train_cfg`` when a ``by_epoch`` loop (built
