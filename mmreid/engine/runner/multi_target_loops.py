@@ -23,9 +23,10 @@ from mmreid.evaluation.metrics import ReIDMetric
 from mmreid.evaluation.results_table import format_results_table
 from mmreid.registry import LOOPS
 from .reid_loops import (check_every_sample_reached, check_identity_split,
-                         check_keeps_every_sample, check_model_distance,
-                         check_not_empty, hand_model_scorers,
-                         scorers_handed_by, share_rank0_buffers)
+                         check_keeps_every_sample, check_metric_results,
+                         check_model_distance, check_not_empty,
+                         hand_model_scorers, scorers_handed_by,
+                         share_rank0_buffers)
 
 #: A split of a split-based protocol: ``split0/``, ``trial3/`` ...
 _SPLIT_PATTERN = re.compile(r'^(split|trial)\d+$')
@@ -602,6 +603,7 @@ class _MultiTargetLoop(BaseLoop):
         # metrics, as in ReIDValLoop/ReIDTestLoop.
         hand_model_scorers(self.runner.model, target.evaluator,
                            f'{type(self).__name__} ({target.name})')
+        check_metric_results(target.evaluator)
         # The dataset length lets ``collect_results`` drop the samples a
         # distributed sampler repeats to pad the last batch.
         metrics = target.evaluator.evaluate(len(dataset))

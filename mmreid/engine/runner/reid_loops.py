@@ -414,6 +414,46 @@ def hand_model_scorers(model, evaluator: Evaluator,
     return scorers
 
 
+def check_metric_results(evaluator: Evaluator) -> None:
+    """Make every metric of ``evaluator`` refuse a ``compute_metrics``
+    that returns no dict.
+
+    mmengine's ``BaseMetric.evaluate`` reads the result with
+    ``.items()``: a metric of one's own whose ``compute_metrics`` returns
+    nothing (a skeleton with ``...`` bodies) stopped with "'NoneType'
+    object has no attribute 'items'", naming no metric. Each metric's
+    ``compute_metrics`` is wrapped (once) so that such a result raises a
+    ``TypeError`` naming the metric's class and what it returned.
+
+    Args:
+        evaluator (Evaluator): The evaluator about to compute.
+    """
+    for metric in getattr(evaluator, 'metrics', None) or []:
+        compute = getattr(metric, 'compute_metrics', None)
+        if not callable(compute) or getattr(compute, '_mmreid_checked', False):
+            continue
+        metric.compute_metrics = _dict_checked(compute, type(metric))
+
+
+def _dict_checked(compute, cls: type):
+    """``compute`` (a bound ``compute_metrics`` of a ``cls``) refusing a
+    result that is not a dict (see :func:`check_metric_results`)."""
+
+    def checked(results):
+        metrics = compute(results)
+        if not isinstance(metrics, Mapping):
+            raise TypeError(
+                f'{cls.__module__}.{cls.__qualname__}.compute_metrics '
+                f'returned {type(metrics).__name__} ({metrics!r:.80}); a '
+                'metric returns a dict of its values by name, e.g. '
+                "dict(acc=0.9), which the evaluator logs under the metric's "
+                'prefix (see docs/customize.md)')
+        return metrics
+
+    checked._mmreid_checked = True
+    return checked
+
+
 @LOOPS.register_module()
 class ReIDValLoop(ValLoop):
     """mmengine's ``ValLoop`` whose metrics get the model's distance.
@@ -474,6 +514,7 @@ class ReIDValLoop(ValLoop):
                                        type(self).__name__)
             hand_model_scorers(runner.model, self.evaluator,
                                type(self).__name__)
+            check_metric_results(self.evaluator)
             metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
             if losses:
                 metrics.update(_parse_losses(losses, phase))
