@@ -5,10 +5,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from mmcv.transforms import BaseTransform
+from mmcv.transforms.utils import cache_randomness
 from mmengine.dataset import Compose
 from mmengine.runner import EpochBasedTrainLoop
 
-from mmreid.datasets.transforms import ReIDRandomFlip, ReIDResize
+from mmreid.datasets.transforms import ReIDRandomFlip, ReIDResize, sample_rng
 from mmreid.engine.hooks import TrainRandomStateHook
 
 
@@ -137,6 +139,67 @@ def test_warns_when_augmentation_would_draw_from_worker_state(monkeypatch):
         fake_runner(transforms=[MMCVRandomFlip(prob=0.5)], sampler=seeded),
         monkeypatch)
     assert 'RandomFlip in the training pipeline draw from' in message
+
+
+class GlobalStateBrightness(BaseTransform):
+    """A user's transform as one writes it by default: numpy's global RNG,
+    without mmcv's cache_randomness mark."""
+
+    def transform(self, results):
+        results['delta'] = np.random.uniform(-30, 30)
+        return results
+
+
+class SampleRngBrightness(BaseTransform):
+    """The same, as docs/customize.md says: from sample_rng."""
+
+    draws_from_sample_rng = True
+
+    @cache_randomness
+    def _draw(self, rng):
+        return rng.uniform(-30, 30)
+
+    def transform(self, results):
+        results['delta'] = self._draw(sample_rng(results))
+        return results
+
+
+class Deterministic(BaseTransform):
+
+    def transform(self, results):
+        return results
+
+
+def test_a_user_transform_drawing_from_numpy_is_named(monkeypatch):
+    """Only a transform with mmcv's cache_randomness mark was found; one
+    calling np.random in transform() silently lost the exact resume."""
+    from mmreid.datasets.samplers.identity_sampler import EpochPlanSampler
+    seeded = object.__new__(EpochPlanSampler)
+    seeded.seed = 0
+    message = warnings_of(
+        fake_runner(
+            transforms=[ReIDResize(), GlobalStateBrightness()],
+            sampler=seeded), monkeypatch)
+    assert message.startswith('GlobalStateBrightness in the training '
+                              'pipeline draw from')
+    assert 'sample_rng(results)' in message
+    assert 'draws_from_sample_rng = True' in message
+    for quiet in (SampleRngBrightness(), Deterministic()):
+        assert warnings_of(
+            fake_runner(transforms=[quiet], sampler=seeded), monkeypatch) == ''
+
+
+def test_mmreids_transforms_are_not_taken_for_global_draws():
+    from mmreid.engine.hooks.random_state_hook import global_draws
+    from mmreid.registry import TRANSFORMS
+    TRANSFORMS.import_from_location()
+    classes = [
+        c for c in TRANSFORMS.module_dict.values() if isinstance(c, type)
+    ]
+    assert len(classes) >= 8
+    assert [c.__name__ for c in classes if global_draws(c)] == []
+    assert global_draws(GlobalStateBrightness)
+    assert not global_draws(SampleRngBrightness)
 
 
 def test_sampler_takes_the_restored_run_seed():

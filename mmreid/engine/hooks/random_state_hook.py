@@ -1,6 +1,7 @@
 """Training randomness that a resumed run repeats exactly."""
 import logging
 import random
+import re
 from typing import Optional
 
 import numpy as np
@@ -80,7 +81,9 @@ class TrainRandomStateHook(Hook):
       ``meta['sampler_seed']``, or a warning where it lacks one);
     * warns when a random transform of the training pipeline draws from the
       dataloader workers' global RNGs (a sampler that gives no per-sample
-      seeds, or a random transform from outside mmreid).
+      seeds, or a random transform from outside mmreid: one whose drawing
+      methods mmcv's ``cache_randomness`` marks, or whose code calls
+      ``np.random``, ``random`` or ``torch.rand*``, :func:`global_draws`).
 
     ``configs/_base_/default_runtime.py`` enables it for every config:
 
@@ -197,9 +200,11 @@ class TrainRandomStateHook(Hook):
         pipeline = getattr(loader.dataset, 'pipeline', None)
         if pipeline is None:
             _check_wrapped_dataset(loader.dataset, loader.sampler)
+        transforms = getattr(pipeline, 'transforms', [])
         random_transforms = [
-            t for t in getattr(pipeline, 'transforms', [])
+            t for t in transforms
             if getattr(t, '_methods_with_randomness', None)
+            or global_draws(type(t))
         ]
         if not random_transforms:
             return
@@ -212,7 +217,10 @@ class TrainRandomStateHook(Hook):
                 f'{", ".join(foreign)} in the training pipeline draw from '
                 f"the dataloader workers' global random state: a resumed "
                 f'run will not repeat their draws. mmreid\'s transforms '
-                f'take a per-sample generator instead (sample_rng).',
+                f'take a per-sample generator instead: draw from '
+                f'mmreid.datasets.transforms.sample_rng(results) and set '
+                f'the class attribute draws_from_sample_rng = True (see '
+                f'docs/customize.md).',
                 logger='current',
                 level=logging.WARNING)
         sampler = loader.sampler
@@ -225,6 +233,51 @@ class TrainRandomStateHook(Hook):
                 f'samplers (IdentitySampler, ...) give them.',
                 logger='current',
                 level=logging.WARNING)
+
+
+#: A call that draws from a global random state: numpy's (``np.random.
+#: uniform(...)``), Python's ``random`` module's, torch's.
+_GLOBAL_DRAW = re.compile(
+    r'\b(?:np|numpy)\.random\.(?!Generator\b)\w+\s*\('
+    r'|(?<![\w.])random\.(?:random|randint|uniform|choice|choices|shuffle'
+    r'|sample|gauss|randrange|normalvariate|betavariate|triangular)\s*\('
+    r'|\btorch\.(?:rand|randn|randint|randperm|bernoulli|multinomial'
+    r'|normal|rand_like|randn_like|randint_like)\s*\(')
+
+
+def global_draws(cls: type) -> bool:
+    """Whether a transform class of outside mmreid draws from a global
+    random state in its own code.
+
+    mmcv marks a random transform's drawing methods with
+    ``cache_randomness``; a transform of one's own that calls
+    ``np.random.uniform`` in ``transform()`` carries no such mark. Its
+    source (and that of its bases outside mmreid and mmcv's
+    ``BaseTransform``) is searched for such a call. mmreid's transforms,
+    which draw from :func:`~mmreid.datasets.transforms.sample_rng`, are
+    not searched.
+
+    Args:
+        cls (type): The transform's class.
+
+    Returns:
+        bool: A call to ``np.random.*``, ``random.*`` or ``torch.rand*``
+        was found; False where the source cannot be read.
+    """
+    import inspect
+
+    from mmcv.transforms import BaseTransform
+    for base in getattr(cls, '__mro__', ())[:-1]:  # without object
+        own = base.__module__.startswith(('mmreid.', 'builtins'))
+        if base is BaseTransform or own:
+            continue
+        try:
+            source = inspect.getsource(base)
+        except (OSError, TypeError):
+            continue
+        if _GLOBAL_DRAW.search(source):
+            return True
+    return False
 
 
 def _wrapped_pipelines(dataset, depth: int = 0) -> list:
