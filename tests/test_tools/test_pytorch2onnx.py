@@ -74,6 +74,7 @@ def test_features_match_the_pytorch_pipeline(tiny, tmp_path):
     tool = load_tool(TOOL)
     config, checkpoint = tiny
     cfg = Config.fromfile(config)
+    tool.apply_shape(cfg, SHAPE)  # the test pipeline's size, as --shape
     model = tool.build_model(cfg, checkpoint)
     output = str(tmp_path / 'dynamo.onnx')
     tool.export(model, output, SHAPE)  # the default: dynamo, opset 18
@@ -584,6 +585,125 @@ def test_input_resize_is_the_test_pipelines():
     assert tool.input_resize(Config(dict())) == {}
 
 
+TEST_PIPELINE = ("test_pipeline = [{}]\n"
+                 "test_dataloader = dict(test_dataloader, dataset=dict("
+                 "test_dataloader['dataset'], pipeline=test_pipeline))")
+BGR_LOADER = TEST_PIPELINE.format(
+    "dict(type='mmpretrain.LoadImageFromFile'), "
+    "dict(type='ReIDResize', size=(32, 16)), dict(type='PackReIDInputs')")
+CROP = TEST_PIPELINE.format(
+    "dict(type='ReIDLoadImageFromFile'), dict(type='ReIDResize', "
+    "size=(40, 20)), dict(type='mmcv.CenterCrop', crop_size=(16, 32)), "
+    "dict(type='PackReIDInputs')")
+TWO_RESIZES = TEST_PIPELINE.format(
+    "dict(type='ReIDLoadImageFromFile'), dict(type='ReIDResize', "
+    "size=(40, 20)), dict(type='ReIDResize', size=(32, 16)), "
+    "dict(type='PackReIDInputs')")
+SWAP = ("model = dict(model, data_preprocessor=dict(type='mmengine."
+        "ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, "
+        "57.12, 57.375], bgr_to_rgb=True))")
+
+
+@pytest.mark.parametrize(
+    'extra, refusal', [
+        (BGR_LOADER,
+         r"^the test pipeline test_dataloader\.dataset\.pipeline\.0 "
+         r"is type='mmpretrain\.LoadImageFromFile' \(mmcv\..*LoadImageFromFile"
+         r"\), not mmreid's ReIDLoadImageFromFile, the loader that gives RGB"),
+        (CROP, r"^the test pipeline test_dataloader\.dataset\.pipeline\.2 is "
+         r"type='mmcv\.CenterCrop' .*a transform the graph does not compute"),
+        (TWO_RESIZES, r"^the test pipeline test_dataloader\.dataset\.pipeline"
+         r"\.2 is type='ReIDResize' .*a second resize"),
+        (SWAP,
+         r"^model\.data_preprocessor is mmengine\..*ImgDataPreprocessor, "
+         r"not mmreid's ReIDDataPreprocessor"),
+    ],
+    ids=['bgr-loader', 'crop', 'two-resizes', 'channel-swap'])
+def test_a_data_path_the_graph_does_not_reproduce_is_refused(
+        make_config, tiny, tmp_path, extra, refusal):
+    """The graph takes RGB images resized to its input size and applies
+    mean/std; the file says so (mmreid.input). The tool exported a
+    config whose test pipeline loads BGR (mmcv's loader), crops after the
+    resize, or whose data preprocessor swaps channels, and wrote that
+    metadata: fed as it says, the file was 0.16-0.37 off tools/test.py's
+    features (audit s23). Refused now, naming the key, before anything is
+    written; the message says what the graph reproduces."""
+    tool = load_tool(TOOL)
+    _, checkpoint = tiny
+    config = make_config(extra=extra, name='other_path.py')
+    out_dir = tmp_path / 'out'
+    out_dir.mkdir()
+    with pytest.raises(ValueError, match=refusal) as error:
+        tool.main([
+            config, checkpoint, '--output-file',
+            str(out_dir / 'model.onnx'), '--exporter', 'legacy', '--verify'
+        ])
+    assert 'ReIDLoadImageFromFile (RGB), at most one ReIDResize and ' \
+        'PackReIDInputs' in str(error.value)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_flip_augmentation_is_inside_the_graph(tiny, tmp_path):
+    """model.test_cfg.flip is the model's test-time augmentation, not a
+    transform of the pipeline: exported, and the file verified against
+    tools/test.py's path."""
+    tool = load_tool(TOOL)
+    config, checkpoint = tiny
+    output = tmp_path / 'flip.onnx'
+    assert tool.main([
+        config, checkpoint, '--output-file',
+        str(output), '--exporter', 'legacy', '--verify', '--cfg-options',
+        'model.test_cfg.flip=True'
+    ]) == 0
+    assert output.is_file()
+
+
+def test_verify_compares_the_file_with_the_test_path(tiny, tmp_path):
+    """--verify compared the graph with its own PyTorch wrapper on the same
+    tensors, so a data path that the graph does not reproduce passed. It
+    feeds the file random images of other sizes as its metadata says
+    (RGB, resized as mmreid.resize_* say) and compares with the model's
+    features of the same images through the test pipeline and the data
+    preprocessor: a file that tells another resize, a pipeline that loads
+    BGR and a preprocessor that swaps channels each fail it."""
+    from mmengine.model import ImgDataPreprocessor
+    tool = load_tool(TOOL)
+    config, checkpoint = tiny
+    cfg = Config.fromfile(config)
+    pipeline = cfg.test_dataloader.dataset.pipeline
+    # PIL bicubic: the file must tell it, and verify resize so.
+    pipeline[1].update(interpolation='bicubic', backend='pillow')
+    model = tool.build_model(cfg, checkpoint)
+    shape = (32, 16)
+    output = str(tmp_path / 'model.onnx')
+
+    def difference(resize=None):
+        if resize is not None:
+            tool.export(
+                model,
+                output,
+                shape,
+                exporter='legacy',
+                metadata=tool.onnx_metadata(
+                    model.ranking, shape, resize=resize))
+        reports = tool.verify(model, output, shape)
+        return max(r['max_abs_diff'] for r in reports)
+
+    # Each mismatch fails the default --tolerance (1e-3).
+    assert difference(tool.input_resize(cfg)) < 1e-4
+    assert difference(dict(interpolation='bilinear', backend='cv2')) > 1e-3
+    assert difference(tool.input_resize(cfg)) < 1e-4
+    pipeline[0]['type'] = 'mmpretrain.LoadImageFromFile'  # BGR
+    assert difference() > 1e-2
+    pipeline[0]['type'] = 'ReIDLoadImageFromFile'
+    reid = model.model
+    reid.data_preprocessor = ImgDataPreprocessor(
+        reid.data_preprocessor.mean.flatten().tolist(),
+        reid.data_preprocessor.std.flatten().tolist(),
+        bgr_to_rgb=True)
+    assert difference() > 1e-2
+
+
 def test_verification_takes_the_worst_batch(tiny, tmp_path, monkeypatch):
     """--verify fails when any batch size's difference exceeds
     --tolerance (the largest over the batch sizes decides)."""
@@ -608,7 +728,9 @@ def test_verify_reports_the_largest_feature_difference(tiny, tmp_path):
     feature dimension shows in full, not averaged away."""
     tool = load_tool(TOOL)
     config, checkpoint = tiny
-    model = tool.build_model(Config.fromfile(config), checkpoint)
+    cfg = Config.fromfile(config)
+    tool.apply_shape(cfg, SHAPE)
+    model = tool.build_model(cfg, checkpoint)
     output = str(tmp_path / 'legacy.onnx')
     tool.export(model, output, SHAPE, exporter='legacy')
     with torch.no_grad():

@@ -62,10 +62,27 @@ build the network it records and feed it the same test images, as
 ONNX file is written to a temporary name and renamed, so a failed export
 leaves no file.
 
-``--verify`` runs onnxruntime (CPU) on random images at two batch sizes,
-neither the export's, and compares with PyTorch, before the rename; the
-exit status is 1, and no file is written (an earlier one under that name
-is kept), when the largest absolute difference exceeds ``--tolerance``.
+The graph reproduces ``tools/test.py``'s data path only where that path
+is what the file says a deployment does: a test pipeline of mmreid's
+``ReIDLoadImageFromFile`` (RGB), at most one ``ReIDResize`` and
+``PackReIDInputs``, and mmreid's ``ReIDDataPreprocessor`` (mean/std);
+flip test-time augmentation (``model.test_cfg.flip``) is the model's,
+inside the graph. Another loader (mmcv's ``LoadImageFromFile`` decodes
+BGR), another transform (a crop after the resize) or another data
+preprocessor (mmengine's ``ImgDataPreprocessor`` with ``bgr_to_rgb``
+swaps channels) is refused before anything is written, naming its config
+key (:func:`check_data_path`): a deployment fed as ``mmreid.input`` says
+would get other features than ``tools/test.py``.
+
+``--verify`` runs onnxruntime (CPU) at two batch sizes, neither the
+export's, on random RGB images of other sizes, prepared as the file's
+metadata says (resized with ``mmreid.resize_*``, cast), and compares
+with the model's features of the same images written as PNG files and
+run through ``tools/test.py``'s path: the test pipeline, the model's data
+preprocessor and its test forward (:func:`mmreid.apis.extract_features`),
+before the rename; the exit status is 1, and no file is written (an
+earlier one under that name is kept), when the largest absolute
+difference exceeds ``--tolerance``.
 
 ``--modality`` is for modality-aware models (MBN norm layers, a two-stream
 backbone): the graph computes the features of that modality; such a model
@@ -85,8 +102,11 @@ import argparse
 import json
 import os.path as osp
 import sys
+import tempfile
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import cv2
+import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -181,7 +201,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--verify',
         action='store_true',
-        help='compare onnxruntime with PyTorch at two batch sizes')
+        help='compare onnxruntime, fed as the file says, with the model '
+        'on the same image files through the test pipeline, at two batch '
+        'sizes')
     parser.add_argument(
         '--tolerance',
         type=float,
@@ -433,6 +455,96 @@ def check_batch_independent(model: nn.Module, cfg: Config) -> None:
         'the same option for the numbers of the exported features)')
 
 
+#: What the graph reproduces of ``tools/test.py``'s data path.
+GRAPH_DATA_PATH = (
+    "the graph takes RGB 0-255 images at its input size (mmreid.input) and "
+    "normalises them with the data preprocessor's mean/std, so it "
+    "reproduces a test pipeline of ReIDLoadImageFromFile (RGB), at most one "
+    'ReIDResize and PackReIDInputs, in that order, and mmreid\'s '
+    'ReIDDataPreprocessor (flip augmentation is the model\'s test_cfg.flip, '
+    'inside the graph)')
+
+
+def _pipeline_refusal(transforms: list) -> Optional[Tuple[int, str]]:
+    """The index of the first built transform the graph does not
+    reproduce (:data:`GRAPH_DATA_PATH`) and why, or None."""
+    from mmreid.datasets.transforms import (PackReIDInputs,
+                                            ReIDLoadImageFromFile, ReIDResize)
+    kinds = [type(t) for t in transforms]
+    if kinds[0] is not ReIDLoadImageFromFile:
+        return 0, ("not mmreid's ReIDLoadImageFromFile, the loader that "
+                   "gives RGB (mmcv's LoadImageFromFile decodes BGR)")
+    if len(kinds) < 2 or kinds[-1] is not PackReIDInputs:
+        return len(kinds) - 1, 'the last transform, not PackReIDInputs'
+    for index, kind in enumerate(kinds[1:-1], 1):
+        if kind is not ReIDResize:
+            return index, 'a transform the graph does not compute'
+        if index > 1:
+            return index, 'a second resize'
+    return None
+
+
+def check_data_path(model: nn.Module,
+                    cfg: Config,
+                    target: Optional[str] = None) -> None:
+    """Refuse a data path of ``tools/test.py`` that the graph does not
+    reproduce.
+
+    The file tells a deployment to feed RGB 0-255 images resized to the
+    input size (``mmreid.input``, ``mmreid.resize_*``); the graph
+    normalises them with the data preprocessor's mean/std. That is what
+    ``tools/test.py`` does only with the transforms and the preprocessor
+    of :data:`GRAPH_DATA_PATH`: another loader (mmcv's
+    ``LoadImageFromFile``: BGR), another transform (a crop after the
+    resize) or another data preprocessor (mmengine's
+    ``ImgDataPreprocessor(bgr_to_rgb=True)`` swaps channels) would give
+    the deployment other features than ``tools/test.py``'s.
+
+    Args:
+        model (nn.Module): The built model.
+        cfg (Config): Its config (the default scope set).
+        target (str, optional): As for :func:`input_shape`.
+
+    Raises:
+        ValueError: Naming ``model.data_preprocessor`` or the pipeline
+            key and index of the transform, and what the graph reproduces.
+    """
+    from mmengine.dataset import Compose
+
+    from mmreid.models.data_preprocessors import ReIDDataPreprocessor
+    from mmreid.utils.pipeline_source import resolve_test_pipeline
+    preprocessor = type(model.data_preprocessor)
+    if preprocessor is not ReIDDataPreprocessor:
+        raise ValueError(
+            f'model.data_preprocessor is {preprocessor.__module__}.'
+            f'{preprocessor.__name__}, not mmreid\'s ReIDDataPreprocessor: '
+            f'{GRAPH_DATA_PATH}; another preprocessor may do more (e.g. '
+            "mmengine's ImgDataPreprocessor swaps channels with bgr_to_rgb="
+            'True), so a deployment fed as the file says would get other '
+            "features than tools/test.py's. Nothing is written; export a "
+            'config with ReIDDataPreprocessor (and a test pipeline that '
+            'gives it RGB images)')
+    try:
+        source = resolve_test_pipeline(cfg, target, option='--target {}')
+    except KeyError:  # no pipeline: the size came from --shape
+        return
+    transforms = Compose(source.pipeline).transforms
+    refusal = _pipeline_refusal(transforms)
+    if refusal is None:
+        return
+    index, why = refusal
+    built = type(transforms[index])
+    given = source.pipeline[index]
+    name = given.get('type') if isinstance(given, dict) else built.__name__
+    raise ValueError(
+        f'the test pipeline {source.path}.{index} is type={name!r} '
+        f'({built.__module__}.{built.__name__}), {why}: {GRAPH_DATA_PATH}. '
+        'A deployment fed as the file says would get other features than '
+        "tools/test.py's, so nothing is written; export a config whose "
+        'test pipeline holds those transforms only (and test it with '
+        'tools/test.py for the numbers of the graph)')
+
+
 def build_model(
     cfg: Config,
     checkpoint: str,
@@ -458,14 +570,18 @@ def build_model(
         ImageFeatureModel: In eval mode, on the CPU, with how
         ``tools/test.py`` ranks its features as ``ranking``
         (:func:`mmreid.apis.inference.evaluated_ranking`: the config's
-        test metric, else the model's distance).
+        test metric, else the model's distance); the wrapped model has
+        ``cfg`` and ``test_target``, as :func:`mmreid.apis.init_model`
+        gives them.
 
     Raises:
         ValueError: ``modality`` for a model without modality-aware
             modules (it would be ignored), or none for a model with them;
             a model whose features depend on the batch
-            (:func:`check_batch_independent`); a model with its own
-            distance without ``features_only``.
+            (:func:`check_batch_independent`); a test pipeline or data
+            preprocessor the graph does not reproduce
+            (:func:`check_data_path`); a model with its own distance
+            without ``features_only``.
     """
     from mmreid.apis.inference import evaluated_ranking
     from mmreid.models.modality_routing import check_modality_option
@@ -477,6 +593,7 @@ def build_model(
     model = MODELS.build(model_cfg)
     check_modality_option(model, modality)
     check_batch_independent(model, cfg)
+    check_data_path(model, cfg, target)
     ranking = evaluated_ranking(model, cfg, 'test', target)
     if ranking['features_only'] and not features_only:
         raise ValueError(
@@ -489,6 +606,9 @@ def build_model(
             'primary numbers. Pass --features-only to export the features '
             'anyway (the file then records mmreid.features_only = true)')
     load_checkpoint(model, cfg, checkpoint, shape_keys)
+    # What mmreid.apis.extract_features reads (see verify), as init_model
+    # sets them.
+    model.cfg, model.test_target = cfg, target
     wrapped = ImageFeatureModel(model, modality).eval()
     wrapped.ranking = ranking
     return wrapped
@@ -631,15 +751,76 @@ def export(model: ImageFeatureModel,
             check(tmp_file)
 
 
+def verification_images(shape: Tuple[int, int],
+                        count: int,
+                        resized: bool,
+                        seed: int = 0) -> List[np.ndarray]:
+    """Random RGB ``uint8`` images (H, W, 3) for :func:`verify`: of other
+    sizes than ``shape`` (half to twice it) where the file tells how to
+    resize (``resized``), else of ``shape``."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(count):
+        size = shape
+        if resized:
+            size = tuple(
+                int(rng.integers(s // 2 + 1, 2 * s + 2)) for s in shape)
+        images.append(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    return images
+
+
+def reference_features(model: ImageFeatureModel,
+                       images: Sequence[np.ndarray]) -> torch.Tensor:
+    """The features ``tools/test.py`` computes of ``images``, (N, D).
+
+    The images are written as PNG files (lossless) and go through the
+    config's test pipeline, the model's data preprocessor and its test
+    forward (:func:`mmreid.apis.extract_features`). A config without a
+    test pipeline (the size came from ``--shape``) has no loading or
+    transform to run: the images (of the input size) go to the data
+    preprocessor as they are.
+    """
+    from mmreid.apis import extract_features
+    from mmreid.utils.pipeline_source import resolve_test_pipeline
+    reid = model.model
+    try:
+        resolve_test_pipeline(reid.cfg, reid.test_target, option='--target {}')
+    except KeyError:
+        inputs = torch.stack(
+            [torch.from_numpy(i).permute(2, 0, 1) for i in images])
+        kwargs = {} if model.modality is None else dict(
+            modality=model.modality)
+        with torch.no_grad():
+            data = reid.data_preprocessor(dict(inputs=inputs), False)
+            return reid(data['inputs'], mode='tensor', **kwargs).float()
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for index, image in enumerate(images):
+            paths.append(osp.join(folder, f'{index}.png'))
+            if not cv2.imwrite(paths[-1], image[..., ::-1]):
+                raise OSError(f'cannot write {paths[-1]!r}')
+        return extract_features(reid, paths, modality=model.modality)
+
+
 def verify(model: ImageFeatureModel,
            onnx_file: str,
            shape: Tuple[int, int],
            batch_sizes: Sequence[int] = VERIFY_BATCHES,
            seed: int = 0) -> List[Dict[str, float]]:
-    """Compare onnxruntime's features with PyTorch's on random images.
+    """Compare onnxruntime, fed as the file says, with ``tools/test.py``'s
+    features of the same images.
+
+    The graph gets random RGB images prepared as the file's metadata tells
+    a deployment: resized to ``shape`` with ``mmreid.resize_interpolation``
+    of ``mmreid.resize_backend`` (images of the input size where the file
+    records no resize), cast to float32. The expected features are those
+    of the model's real data path (:func:`reference_features`): the test
+    pipeline, the data preprocessor, the test forward. A difference is a
+    graph that does not compute the model, or a data path it does not
+    reproduce (a channel swap, another transform).
 
     Args:
-        model (ImageFeatureModel): The PyTorch model.
+        model (ImageFeatureModel): From :func:`build_model`.
         onnx_file (str): The exported file.
         shape (tuple[int, int]): Input (H, W).
         batch_sizes (Sequence[int]): Batch sizes to run.
@@ -649,6 +830,7 @@ def verify(model: ImageFeatureModel,
         list[dict]: Per batch size, ``batch``, ``max_abs_diff`` and
         ``max_abs_feature`` (the largest PyTorch feature magnitude).
     """
+    from mmreid.datasets.transforms import ReIDResize
     try:
         import onnxruntime
     except ImportError as error:
@@ -657,15 +839,25 @@ def verify(model: ImageFeatureModel,
     session = onnxruntime.InferenceSession(
         onnx_file, providers=['CPUExecutionProvider'])
     input_name = session.get_inputs()[0].name
-    generator = torch.Generator().manual_seed(seed)
-    reports = []
+    props = session.get_modelmeta().custom_metadata_map
+    resize = None
+    if 'mmreid.resize_interpolation' in props:
+        resize = ReIDResize(
+            size=shape,
+            interpolation=props['mmreid.resize_interpolation'],
+            backend=props['mmreid.resize_backend'])
+    images = verification_images(shape, sum(batch_sizes), resize is not None,
+                                 seed)
+    expected_all = reference_features(model, images)
+    deployed = np.stack([
+        (resize.transform(dict(img=i))['img'] if resize else i) for i in images
+    ]).transpose(0, 3, 1, 2).astype(np.float32)
+    reports, start = [], 0
     for batch in batch_sizes:
-        images = torch.randint(
-            0, 256, (batch, 3, *shape), generator=generator).float()
-        with torch.no_grad():
-            expected = model(images).float()
+        expected = expected_all[start:start + batch]
         actual = torch.from_numpy(
-            session.run(None, {input_name: images.numpy()})[0])
+            session.run(None, {input_name: deployed[start:start + batch]})[0])
+        start += batch
         if tuple(actual.shape) != tuple(expected.shape):
             raise RuntimeError(f'onnxruntime gave features of shape '
                                f'{tuple(actual.shape)} for batch {batch}, '
@@ -704,8 +896,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if worst > args.tolerance:
             raise VerificationFailed(
                 f'verification FAILED: max abs diff {worst:.3g} > '
-                f'tolerance {args.tolerance:g}; {args.output_file} not '
-                'written')
+                f'tolerance {args.tolerance:g} between the file\'s '
+                'features of images fed as its metadata says and the '
+                "model's through tools/test.py's path (test pipeline, "
+                f'data preprocessor); {args.output_file} not written')
         print(f'verification passed (tolerance {args.tolerance:g})')
 
     try:
