@@ -85,6 +85,53 @@ def _as_image_list(images: ImagesInput) -> List[ImageInput]:
     return [str(i) if isinstance(i, Path) else i for i in images]
 
 
+def _modality_labels(modality,
+                     num_images: int,
+                     name: str = 'modality') -> Optional[List[int]]:
+    """One modality label per image, from a modality argument.
+
+    Args:
+        modality: None, an int for all images (Python or NumPy, a 0-d
+            array or tensor), or a sequence of ints, one per image (a
+            list, tuple, 1-d array or tensor).
+        num_images (int): The number of images.
+        name (str): The argument's name, for the messages.
+
+    Returns:
+        list[int] | None: ``num_images`` labels, or None.
+
+    Raises:
+        ArgumentError: A label that is not an integer (a bool, a fraction,
+            a string: refused as :class:`~mmreid.evaluation.metrics.
+            ReIDMetric` refuses such labels, never converted), or a
+            sequence of another length than the images.
+    """
+    from mmreid.evaluation.metrics.records import label_to_int
+    if modality is None:
+        return None
+    per_image = isinstance(modality, (list, tuple)) or (isinstance(
+        modality, (np.ndarray, torch.Tensor)) and modality.ndim > 0)
+    values = list(modality) if per_image else [modality]
+    for index, value in enumerate(values):
+        try:
+            values[index] = label_to_int(value, name)
+        except ValueError:
+            which = f'{name}[{index}]={value!r} is not' if per_image \
+                else 'not'
+            raise ArgumentError(
+                f'{name}={modality!r}: {which} an integer label; expected '
+                'an int, 0 (visible) or 1 (infrared), for all images, or a '
+                'sequence of them, one per image (a bool, a fraction or a '
+                'string is refused, not converted)', [name]) from None
+    if not per_image:
+        return values * num_images
+    if len(values) != num_images:
+        raise ArgumentError(
+            f'{name} has {len(values)} labels for {num_images} images: '
+            'give one per image, or one int for all', [name])
+    return values
+
+
 class _Preprocessor:
     """Run the test pipeline on a path or an RGB array.
 
@@ -181,14 +228,19 @@ def extract_features(
         batch_size (int, optional): Images per forward. None: 32
             (:data:`DEFAULT_BATCH_SIZE`), or all images in one forward for
             a model whose features depend on the batch. Defaults to None.
-        modality (int | Sequence[int], optional): 0 visible, 1 infrared,
-            for all images or one per image; needed by cross-modality
-            (modality-aware) models, which refuse None, ignored by others
-            (a dataset's records carry it for every model). Defaults to
-            None.
+        modality (int | Sequence[int], optional): 0 visible, 1 infrared:
+            an int for all images (a NumPy integer or a 0-d tensor too),
+            or a sequence of ints, one per image; a bool, a fraction or a
+            string is refused, not converted (as ``ReIDMetric`` refuses
+            such labels). Needed by cross-modality (modality-aware)
+            models, which refuse None, ignored by others (a dataset's
+            records carry it for every model). Defaults to None.
 
     Returns:
         Tensor: Float features on the CPU, shape (N, D), in input order.
+
+    Raises:
+        ArgumentError: A refused ``modality``, named.
     """
     if not hasattr(model, 'cfg'):
         raise AttributeError('the model has no .cfg (its config); build it '
@@ -198,15 +250,9 @@ def extract_features(
         raise ValueError('no images given (an empty list or a folder '
                          'without image files)')
     batch_size = _batch_size(model, len(images), batch_size)
+    modality = _modality_labels(modality, len(images))
     if modality is None:
         _check_modalities(model, 'modality=1: infrared images', modality=None)
-    else:
-        modality = [int(modality)] * len(images) \
-            if isinstance(modality, (int, np.integer)) \
-            else [int(m) for m in modality]
-        if len(modality) != len(images):
-            raise ValueError(f'modality has {len(modality)} labels for '
-                             f'{len(images)} images')
     preprocess = _Preprocessor(model.cfg, getattr(model, 'test_target', None))
     model.eval()
     feats = []
@@ -681,7 +727,12 @@ def rank_gallery(model: nn.Module,
         raise ValueError(f'the gallery {gallery!r} holds only junk images '
                          f'(pid {JUNK_PID}, named "{JUNK_PID}_c..."), which '
                          'are never ranked: give a gallery with other images')
-    # Both sets' forwards are checked before either is extracted.
+    # Both sets' labels and forwards are checked before either is
+    # extracted.
+    query_modality = _modality_labels(query_modality, len(queries),
+                                      'query_modality')
+    gallery_modality = _modality_labels(gallery_modality, len(scored),
+                                        'gallery_modality')
     q_batch = _batch_size(model, len(queries), batch_size, 'query images')
     g_batch = _batch_size(model, len(scored), batch_size, 'gallery images')
     q_feats = extract_features(model, queries, q_batch, query_modality)

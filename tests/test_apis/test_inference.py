@@ -311,6 +311,67 @@ def test_modality_reaches_the_model(config, monkeypatch):
         extract_features(model, images, modality=[0, 1])
 
 
+@pytest.mark.parametrize('modality, labels', [
+    (np.int64(1), [1, 1, 1]),
+    (torch.tensor(1), [1, 1, 1]),
+    (torch.tensor([0, 1, 1]), [0, 1, 1]),
+    (np.array([1, 0, 1]), [1, 0, 1]),
+    ((0, 1, 0), [0, 1, 0]),
+])
+def test_integer_modalities_are_taken(config, monkeypatch, modality, labels):
+    """An int for all images (a NumPy integer or a 0-d tensor too) or one
+    int per image; before, a 0-d tensor stopped with 'iteration over a
+    0-d tensor'."""
+    model = init_model(config())
+    seen = []
+    forward = model.forward
+
+    def recording_forward(inputs, data_samples=None, mode='tensor', **kw):
+        seen.extend(s.metainfo.get('modality') for s in data_samples)
+        return forward(inputs, data_samples, mode=mode, **kw)
+
+    monkeypatch.setattr(model, 'forward', recording_forward)
+    extract_features(model, make_images(3), modality=modality)
+    assert seen == labels
+    assert all(type(label) is int for label in seen)
+
+
+@pytest.mark.parametrize('modality, refusal', [
+    (1.7, r'modality=1\.7: not an integer label'),
+    ([1.7, 1, 1], r'modality=\[1\.7, 1, 1\]: modality\[0\]=1\.7 is not'),
+    (True, r'modality=True: not an integer label'),
+    ([0, True, 1], r'modality=\[0, True, 1\]: modality\[1\]=True is not'),
+    ('1', r"modality='1': not an integer label"),
+    (torch.tensor(True), r'modality=tensor\(True\): not an integer'),
+])
+def test_a_modality_that_is_no_integer_is_refused(config, modality, refusal):
+    """int() took modality=[1.7, 1] as 1 and True as 1; a scalar 1.7 gave
+    "'float' object is not iterable" and '1' "1 labels for 2 images".
+    Refused now by the rule ReIDMetric applies to labels, naming the
+    argument and the value."""
+    model = init_model(config())
+    with pytest.raises(ArgumentError, match='^' + refusal) as error:
+        extract_features(model, make_images(3), modality=modality)
+    assert 'a bool, a fraction or a string is refused' in str(error.value)
+
+
+def test_rank_gallery_names_a_modality_that_is_no_integer(tmp_path):
+    """rank_gallery's modalities are refused by their own names, before
+    either set is extracted."""
+    model = mbn_model(tmp_path, 'modality')
+    [query, image
+     ] = write_images(tmp_path,
+                      ['0001_c1s1_000001_00.png', '0001_c2s1_000001_00.png'])
+    with pytest.raises(
+            ArgumentError, match=r'^gallery_modality=0\.5: not an integer'):
+        rank_gallery(
+            model, query, [image], query_modality=1, gallery_modality=0.5)
+    with pytest.raises(
+            ArgumentError, match=r'^query_modality=True: not an integer'):
+        rank_gallery(
+            model, query, [image], query_modality=True, gallery_modality=0)
+
+
 FORCE_LOSS = '''
 import torch.nn as nn
 
