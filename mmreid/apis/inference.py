@@ -74,7 +74,43 @@ def _test_pipeline(cfg: Config, target: Optional[str] = None) -> List[dict]:
         cfg, target, option='init_model(..., target={})').pipeline
 
 
-def _as_image_list(images: ImagesInput) -> List[ImageInput]:
+#: What the image arguments take, for the messages.
+IMAGES_EXPECTED = ('a path, a folder, an RGB uint8 array (H, W, 3) or a '
+                   'list of paths and such arrays')
+
+
+def _conversion_hint(value) -> Optional[str]:
+    """How to pass an image given as something the API does not take (a
+    PIL image, a tensor, a path as bytes); None for other values."""
+    if isinstance(value, (bytes, bytearray)):
+        return 'a path as bytes: pass os.fsdecode(path)'
+    if isinstance(value, torch.Tensor):
+        return ('a tensor: pass an RGB uint8 array (H, W, 3), e.g. '
+                'tensor.numpy()')
+    if type(value).__module__.split('.')[0] == 'PIL':
+        return "a PIL image: pass np.asarray(image.convert('RGB'))"
+    return None
+
+
+def _as_image_list(images: ImagesInput,
+                   name: str = 'images') -> List[ImageInput]:
+    """The images of an image argument: a path, a folder (its images, as
+    :func:`list_images` lists them), an array, or a list of paths and
+    arrays.
+
+    Args:
+        images: The argument.
+        name (str): Its name, for the messages (``'query'``).
+
+    Returns:
+        list[str | np.ndarray]: Paths (as ``str``) and arrays.
+
+    Raises:
+        TypeError: ``images`` is none of those (a PIL image, a tensor,
+            bytes), or an item of its list is neither a path nor an array.
+        ValueError: An item of its list is a folder (a folder is taken
+            only as the whole argument).
+    """
     if isinstance(images, (str, Path)):
         images = str(images)
         if osp.isdir(images):
@@ -82,7 +118,31 @@ def _as_image_list(images: ImagesInput) -> List[ImageInput]:
         return [images]
     if isinstance(images, np.ndarray):
         return [images]
-    return [str(i) if isinstance(i, Path) else i for i in images]
+    hint = _conversion_hint(images)
+    if hint is None:
+        try:
+            items = list(images)
+        except TypeError:
+            hint = 'not a sequence'
+    if hint is not None:
+        raise TypeError(f'{name}: expected {IMAGES_EXPECTED}, got '
+                        f'{type(images).__name__} ({hint})')
+    listed = []
+    for index, item in enumerate(items):
+        item = str(item) if isinstance(item, Path) else item
+        if isinstance(item, str) and osp.isdir(item):
+            raise ValueError(
+                f'{name}[{index}] is a folder ({item!r}): a folder is taken '
+                f'as the whole {name} argument (its images), not as an item '
+                'of a list; pass it alone or list its image paths')
+        if not isinstance(item, (str, np.ndarray)):
+            hint = _conversion_hint(item)
+            raise TypeError(
+                f'{name}[{index}]: expected a path or an RGB uint8 array '
+                f'(H, W, 3), got {type(item).__name__}' +
+                (f' ({hint})' if hint else ''))
+        listed.append(item)
+    return listed
 
 
 def _modality_labels(modality,
@@ -174,10 +234,11 @@ class _Preprocessor:
                 raise ValueError(f'image #{index} is an array, but '
                                  f'{self.array_refusal}')
             if image.ndim != 3 or image.shape[2] != 3 \
-                    or image.dtype != np.uint8:
+                    or image.dtype != np.uint8 or not image.size:
                 raise ValueError(
                     f'image #{index}: expected an RGB uint8 array of shape '
-                    f'(H, W, 3), got {image.dtype} {image.shape}')
+                    f'(H, W, 3), H and W >= 1, got {image.dtype} '
+                    f'{image.shape}')
             results = dict(
                 img=image,
                 img_shape=image.shape[:2],
@@ -224,7 +285,9 @@ def extract_features(
             ``uint8`` array (H, W, 3), or a list of paths and arrays.
             Arrays skip the pipeline's loading step, so they are refused
             when it loads otherwise than mmreid's ``ReIDLoadImageFromFile``
-            (RGB): mmcv's ``LoadImageFromFile`` gives BGR.
+            (RGB): mmcv's ``LoadImageFromFile`` gives BGR. Anything else
+            (a PIL image, a tensor, bytes, a folder inside the list, an
+            empty array) is refused, named.
         batch_size (int, optional): Images per forward. None: 32
             (:data:`DEFAULT_BATCH_SIZE`), or all images in one forward for
             a model whose features depend on the batch. Defaults to None.
@@ -240,7 +303,10 @@ def extract_features(
         Tensor: Float features on the CPU, shape (N, D), in input order.
 
     Raises:
-        ArgumentError: A refused ``modality``, named.
+        TypeError: ``images`` (or an item of its list) is not an image
+            this function takes, named with how to pass it.
+        ValueError: A folder inside the list, an empty or non-RGB array,
+            or a refused ``modality`` (:class:`ArgumentError`).
     """
     if not hasattr(model, 'cfg'):
         raise AttributeError('the model has no .cfg (its config); build it '
@@ -711,8 +777,13 @@ def rank_gallery(model: nn.Module,
         'gallery',
         query_modality=query_modality,
         gallery_modality=gallery_modality)
-    queries = _as_image_list(query)
-    gallery_paths = [str(p) for p in _as_image_list(gallery)]
+    queries = _as_image_list(query, 'query')
+    gallery_paths = _as_image_list(gallery, 'gallery')
+    for index, path in enumerate(gallery_paths):
+        if not isinstance(path, str):
+            raise TypeError(f'gallery[{index}]: expected an image path (a '
+                            'ranked list names its gallery images by path), '
+                            f'got {type(path).__name__}')
     if not gallery_paths:
         raise ValueError(f'the gallery {gallery!r} has no images')
     # Junk (pid -1) is no gallery item: left out before scoring, as the

@@ -163,6 +163,57 @@ def test_extract_features_bad_input(config, tmp_path):
         extract_features(model, make_images(1), batch_size=0)
 
 
+def test_images_that_are_no_image_argument_are_named(config, tmp_path):
+    """A PIL image gave "'JpegImageFile' object is not iterable", bytes
+    "image #0 ... got int", a (32, 16, 3) tensor was split into its rows,
+    an empty array stopped in OpenCV and a folder inside a list with a
+    bare '[Errno 21] Is a directory'. Each is refused naming the argument
+    and what it takes."""
+    from PIL import Image
+    model = init_model(config())
+    [image] = make_images(1)
+    path = write_image(tmp_path / 'a.png', image)
+    expected = r'expected a path, a folder, an RGB uint8 array \(H, W, 3\)'
+    with pytest.raises(
+            TypeError,
+            match=rf'^images: {expected}.*got '
+            r'Image \(a PIL image: pass np\.asarray'):
+        extract_features(model, Image.fromarray(image))
+    with pytest.raises(
+            TypeError,
+            match=rf'^images: {expected}.*got bytes \(a path '
+            r'as bytes: pass os\.fsdecode\(path\)\)'):
+        extract_features(model, path.encode())
+    with pytest.raises(
+            TypeError,
+            match=rf'^images: {expected}.*got Tensor '
+            r'\(a tensor: pass an RGB uint8 array'):
+        extract_features(model, torch.from_numpy(image))
+    with pytest.raises(
+            TypeError,
+            match=r'^images\[1\]: expected a path or '
+            r'an RGB uint8 array \(H, W, 3\), got Image \(a PIL'):
+        extract_features(model, [path, Image.fromarray(image)])
+    with pytest.raises(
+            ValueError,
+            match=r'^image #0: expected an RGB uint8 array of shape '
+            r'\(H, W, 3\), H and W >= 1, got uint8 \(0, 0, 3\)'):
+        extract_features(model, np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(ValueError, match=r'^images\[1\] is a folder \('):
+        extract_features(model, [path, str(tmp_path)])
+    with pytest.raises(ValueError, match=r'^query\[0\] is a folder \('):
+        rank_gallery(model, [str(tmp_path)], [path])
+    with pytest.raises(
+            TypeError,
+            match=r'^gallery\[0\]: expected an image '
+            r'path .*got ndarray'):
+        rank_gallery(model, path, [image])
+    # What they name is taken.
+    torch.testing.assert_close(
+        extract_features(model, [path, str(tmp_path / 'a.png'), image]),
+        extract_features(model, [image] * 3))
+
+
 def make_gallery(root):
     """Market-style names: 3 identities, each a base image plus noise."""
     rng = np.random.default_rng(1)
