@@ -151,6 +151,27 @@ def run_checkpoints(folder: str) -> List[Tuple[str, int, str]]:
     return sorted(found)
 
 
+def _found_run_checkpoints(work_dir: str,
+                           out_dir: Optional[str] = None) -> List[str]:
+    """The paths of a run's checkpoints (:func:`run_checkpoints`), in the
+    work dir and in a local ``<out_dir>/<work dir name>``, the last one
+    (by kind, then step) last."""
+    folders = [work_dir]
+    if out_dir and '://' not in out_dir:
+        folders.append(osp.join(out_dir, osp.basename(osp.normpath(work_dir))))
+    found = sorted((kind, step, osp.join(folder, name)) for folder in folders
+                   if osp.isdir(folder)
+                   for kind, step, name in run_checkpoints(folder))
+    return [path for _, _, path in found]
+
+
+def _explicit_resume_hint(found: List[str]) -> str:
+    """The advice to resume from the last of ``found`` by its path."""
+    return (f'resume from one of its checkpoints explicitly (last: '
+            f'{", ".join(osp.basename(p) for p in found[-3:])}), '
+            f'tools/train.py CONFIG --resume {found[-1]}')
+
+
 def last_run_checkpoint(work_dir: str,
                         out_dir: Optional[str] = None) -> Optional[str]:
     """The checkpoint ``<work_dir>/last_checkpoint`` names, in ``work_dir``.
@@ -168,6 +189,12 @@ def last_run_checkpoint(work_dir: str,
     Every reader of ``last_checkpoint`` in mmreid (``--resume``,
     ``gap_effect.py``) reads it here.
 
+    A work dir without ``last_checkpoint`` that holds checkpoints of a
+    run (``epoch_N.pth``, ``iter_N.pth``, there or in ``<out_dir>/<work
+    dir name>``) is refused: mmengine writes the file with every
+    checkpoint, so it was deleted or not copied, and ``--resume`` would
+    have trained from the start over them.
+
     Args:
         work_dir (str): A run's work dir.
         out_dir (str, optional): The ``out_dir`` of the run's
@@ -176,17 +203,28 @@ def last_run_checkpoint(work_dir: str,
 
     Returns:
         str | None: The checkpoint; a URL (a remote ``out_dir``) as
-        recorded; None when the work dir has no ``last_checkpoint``.
+        recorded; None when the work dir has no ``last_checkpoint`` and
+        no checkpoint.
 
     Raises:
-        FileNotFoundError: ``last_checkpoint`` is empty or names no file
-            (a run killed while writing it), or names a file outside the
-            work dir that the work dir does not hold; the message names
-            both paths and the checkpoints the work dir holds.
+        FileNotFoundError: ``last_checkpoint`` is missing next to
+            checkpoints, is empty or names no file (a run killed while
+            writing it), or names a file outside the work dir that the
+            work dir does not hold; the message names the paths, the
+            checkpoints found and the ``--resume`` of the last one.
     """
     path = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(path):
-        return None
+        found = _found_run_checkpoints(work_dir, out_dir)
+        if not found:
+            return None
+        raise FileNotFoundError(
+            f'{work_dir} holds {len(found)} checkpoint'
+            f'{"s" if len(found) > 1 else ""} of a run but no '
+            'last_checkpoint file, which mmengine writes with each one '
+            '(deleted, or the work dir copied without it): the checkpoint '
+            'to go on from is not known, and training from the start would '
+            f'overwrite them; {_explicit_resume_hint(found)}.')
     with open(path) as f:
         recorded = f.read().strip()
     if '://' in recorded:
@@ -201,11 +239,10 @@ def last_run_checkpoint(work_dir: str,
         located = osp.join(work_dir, osp.basename(recorded))
     if recorded and osp.isfile(located):
         return located
-    found = [name for _, _, name in run_checkpoints(work_dir)]
-    hint = (f'resume from one of its checkpoints explicitly (last: '
-            f'{", ".join(found[-3:])}), tools/train.py CONFIG --resume '
-            f'{osp.join(work_dir, found[-1])}'
-            if found else 'it holds no checkpoint: train from the start')
+    found = _found_run_checkpoints(work_dir, out_dir)
+    hint = (
+        _explicit_resume_hint(found)
+        if found else 'it holds no checkpoint: train from the start')
     if inside:
         raise FileNotFoundError(
             f'{path} names {recorded!r}, which is not a file (a run killed '

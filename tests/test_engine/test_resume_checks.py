@@ -827,3 +827,42 @@ def test_checkpoints_in_the_hooks_out_dir_are_resumed(trained, tmp_path):
     # as a copied work dir's is: refused, the file named.
     with pytest.raises(FileNotFoundError, match='outside the work dir'):
         build_runner(config, tmp_path / 'run', resume=True).train()
+
+
+
+def test_checkpoints_without_last_checkpoint_are_not_trained_over(
+        trained, tmp_path):
+    """A work dir holding checkpoints but no last_checkpoint (deleted, or
+    not copied) was read as empty: --resume trained from epoch 1 and
+    overwrote epoch_1.pth. It is refused, with the --resume of the last
+    checkpoint, in the work dir or the hook's out_dir."""
+    config, ckpt = trained
+    work_dir = tmp_path / 'run'
+    work_dir.mkdir()
+    for name in ('epoch_1.pth', 'epoch_2.pth', 'epoch_10.pth'):
+        shutil.copy(ckpt, work_dir / name)
+    before = (work_dir / 'epoch_1.pth').read_bytes()
+    runner = build_runner(config, work_dir, resume=True)
+    with pytest.raises(FileNotFoundError) as info:
+        runner.train()
+    message = str(info.value)
+    assert message.startswith(f'--resume: {work_dir} holds 3 checkpoints')
+    assert 'no last_checkpoint' in message
+    assert message.endswith(
+        '(last: epoch_1.pth, epoch_2.pth, epoch_10.pth), tools/train.py '
+        f"CONFIG --resume {work_dir / 'epoch_10.pth'}.")
+    assert runner.iter == 0
+    assert (work_dir / 'epoch_1.pth').read_bytes() == before
+    # Checkpoints only in CheckpointHook's out_dir (<out_dir>/<work dir
+    # name>).
+    from mmreid.utils.checkpoint import last_run_checkpoint
+    stored = tmp_path / 'store' / 'other'
+    stored.mkdir(parents=True)
+    (stored / 'iter_4.pth').write_bytes(b'')
+    (tmp_path / 'other').mkdir()
+    with pytest.raises(
+            FileNotFoundError, match=f"--resume {stored / 'iter_4.pth'}.$"):
+        last_run_checkpoint(
+            str(tmp_path / 'other'), out_dir=str(tmp_path / 'store'))
+    # An empty work dir still starts from the beginning.
+    assert last_run_checkpoint(str(tmp_path / 'other')) is None
