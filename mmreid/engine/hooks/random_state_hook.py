@@ -78,7 +78,9 @@ class TrainRandomStateHook(Hook):
       run with ``randomness=dict(seed=None)`` gets the checkpoint's seed
       back on resume, after mmengine built the sampler with a new one
       (with ``diff_rank_seed=True``, the checkpoint's
-      ``meta['sampler_seed']``, or a warning where it lacks one);
+      ``meta['sampler_seed']``, or a warning where it lacks one); the
+      iterator an ``IterBasedTrainLoop`` started when it was built, which
+      may already have drawn indices with the old seed, is started again;
     * warns when a random transform of the training pipeline draws from the
       dataloader workers' global RNGs (a sampler that gives no per-sample
       seeds, or a random transform from outside mmreid: one whose drawing
@@ -164,6 +166,7 @@ class TrainRandomStateHook(Hook):
                 logger='current',
                 level=logging.INFO)
             sampler.seed = runner.seed
+            _restart_loop_iterator(runner)
 
     @staticmethod
     def _restore_shared_seed(runner, sampler) -> None:
@@ -182,6 +185,7 @@ class TrainRandomStateHook(Hook):
                     logger='current',
                     level=logging.INFO)
                 sampler.seed = saved
+                _restart_loop_iterator(runner)
             return
         print_log(
             f'randomness.diff_rank_seed=True without a sampler seed: the '
@@ -278,6 +282,27 @@ def global_draws(cls: type) -> bool:
         if _GLOBAL_DRAW.search(source):
             return True
     return False
+
+
+def _restart_loop_iterator(runner) -> None:
+    """Start the iteration-based loop's pass over the data again, after
+    the sampler's seed changed.
+
+    mmengine's ``IterBasedTrainLoop`` calls ``iter(dataloader)`` when it
+    is built, before the checkpoint is resumed. With ``num_workers > 0``
+    torch's iterator draws the sampler's indices then (it prefetches), so
+    the first pass would follow the plan and the per-sample seeds of the
+    seed the sampler was built with, not the restored one. The iterator
+    is built again here, in ``before_train``; the loop skips the batches
+    already trained (``Advance dataloader``) after it. An epoch-based
+    loop starts its iterator in each epoch, after this hook.
+    """
+    from mmengine.runner.loops import _InfiniteDataloaderIterator
+    loop = runner.train_loop
+    if isinstance(
+            getattr(loop, 'dataloader_iterator', None),
+            _InfiniteDataloaderIterator):
+        loop.dataloader_iterator = _InfiniteDataloaderIterator(loop.dataloader)
 
 
 def _wrapped_pipelines(dataset, depth: int = 0) -> list:
