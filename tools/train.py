@@ -44,7 +44,8 @@ def parse_args():
         type=str,
         const='auto',
         help='resume from the given checkpoint, or from the latest one in '
-        'the work dir when no path is given (none there: start at epoch 1)')
+        'the work dir when no path is given (none there: start at epoch 1, '
+        'from the weights of load_from if the config gives one)')
     parser.add_argument(
         '--strict',
         choices=('true', 'false'),
@@ -84,8 +85,9 @@ def main():
     if args.amp:
         runtime.enable_amp(cfg)
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        # The work dir's latest checkpoint, else a plain load of load_from
+        # (ReIDRunner.load_or_resume; resume=True would resume load_from).
+        cfg.resume = 'auto'
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume

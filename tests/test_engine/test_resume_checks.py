@@ -829,6 +829,71 @@ def test_checkpoints_in_the_hooks_out_dir_are_resumed(trained, tmp_path):
         build_runner(config, tmp_path / 'run', resume=True).train()
 
 
+def started_by_train_tool(config, work_dir, monkeypatch, *options):
+    """tools/train.py CONFIG --work-dir WORK_DIR OPTIONS, in this process,
+    up to the first training step: the runner's ``train()`` builds the
+    loop, loads or resumes, and returns without iterating.
+
+    Returns:
+        ReIDRunner: The runner, its model as training would start.
+    """
+    from mmreid.engine.runner import build_runner as real_build
+    from ..fixtures.processes import load_tool
+    tool = load_tool('tools/train.py')
+    built = []
+
+    def build(cfg):
+        cfg.experiment_name = f'resume_checks_{next(_RUNS)}'
+        runner = real_build(cfg)
+        runner.train_loop.run = lambda: runner.model
+        built.append(runner)
+        return runner
+
+    monkeypatch.setattr(tool, 'build_runner', build)
+    monkeypatch.setattr(
+        'sys.argv',
+        ['train.py', config, '--work-dir',
+         str(work_dir), *options])
+    tool.main()
+    return built[0]
+
+
+def model_equals(runner, checkpoint_file):
+    state = load_trusted_checkpoint(checkpoint_file)['state_dict']
+    model = runner.model.state_dict()
+    return model.keys() == state.keys() and all(
+        torch.equal(model[k].cpu(), state[k]) for k in state)
+
+
+def test_resume_without_a_checkpoint_starts_from_load_from(
+        trained, tmp_path, monkeypatch):
+    """--resume without a path set load_from=None: the first start of a
+    requeued fine-tuning job (docs: always pass --resume) trained from
+    random weights instead of load_from's. Where the work dir has no
+    checkpoint, load_from's weights are loaded as a new run loads them;
+    where it has one, the run goes on from it."""
+    config, ckpt = trained
+    final = osp.join(osp.dirname(ckpt), 'epoch_2.pth')
+    runner = started_by_train_tool(config, tmp_path / 'new', monkeypatch,
+                                   '--resume', '--cfg-options',
+                                   f'load_from={final}')
+    assert model_equals(runner, final)
+    # Loaded, not resumed: the run starts at epoch 1 of its schedule.
+    assert runner._resumed_from is None and runner.iter == 0
+    with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        assert (f'training starts with the weights of load_from {final} '
+                '(loaded, not resumed)') in f.read()
+    # The work dir of a run that was preempted after epoch 1.
+    work_dir = tmp_path / 'requeued'
+    work_dir.mkdir()
+    shutil.copy(ckpt, work_dir / 'epoch_1.pth')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_1.pth'))
+    runner = started_by_train_tool(config, work_dir, monkeypatch, '--resume',
+                                   '--cfg-options', f'load_from={final}')
+    assert runner._resumed_from == str(work_dir / 'epoch_1.pth')
+    assert runner.epoch == 1
+    assert model_equals(runner, ckpt)
+
 
 def test_checkpoints_without_last_checkpoint_are_not_trained_over(
         trained, tmp_path):
@@ -866,3 +931,21 @@ def test_checkpoints_without_last_checkpoint_are_not_trained_over(
             str(tmp_path / 'other'), out_dir=str(tmp_path / 'store'))
     # An empty work dir still starts from the beginning.
     assert last_run_checkpoint(str(tmp_path / 'other')) is None
+
+
+def test_auto_resume_with_load_from_needs_a_reid_runner(trained, tmp_path):
+    """mmengine's Runner reads resume with a load_from as the checkpoint
+    to resume: --resume without a path would resume load_from."""
+    from mmreid.engine.runner import build_runner as build_from_cfg
+    config, ckpt = trained
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(
+        dict(
+            runner_type='Runner',
+            resume='auto',
+            load_from=ckpt,
+            work_dir=str(tmp_path / 'run'),
+            experiment_name=f'resume_checks_{next(_RUNS)}'))
+    with pytest.raises(ValueError, match="runner_type='Runner' builds a "
+                       'Runner, which would resume load_from'):
+        build_from_cfg(cfg)

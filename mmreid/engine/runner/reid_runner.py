@@ -73,7 +73,9 @@ class ReIDRunner(ResumeMixin, Runner):
     is refused, naming its config key.
 
     ``--resume`` in a work dir without checkpoints logs one line and starts
-    at epoch 1 (requeued jobs use ``--resume`` on their first start too).
+    at epoch 1, from the weights of ``load_from`` where the config gives
+    one (requeued jobs use ``--resume`` on their first start too; see
+    :meth:`load_or_resume`).
     Resuming refuses a checkpoint that the configured run cannot continue
     (see :meth:`~.resuming.ResumeMixin.check_resumable`): a weights-only
     file, another training set, other learning-rate schedulers.
@@ -491,25 +493,41 @@ class ReIDRunner(ResumeMixin, Runner):
         ``last_checkpoint`` as
         :func:`~mmreid.utils.checkpoint.last_run_checkpoint` does: in a
         copied or moved work dir the work dir's own checkpoint, not the
-        original folder's that the file names; one that names no file is
-        refused. In a work dir without checkpoints it logs one line and
-        trains from epoch 1. The config is written once the checkpoint is
-        loaded (:meth:`dump_config`)."""
-        if not self._has_loaded and self._resume and self._load_from is None:
+        original folder's that the file names; one that names no file, or
+        a work dir with checkpoints but no ``last_checkpoint``, is refused.
+        In a work dir without checkpoints it logs one line and trains from
+        epoch 1.
+
+        ``resume='auto'`` (``tools/train.py --resume`` without a path)
+        resumes the work dir's checkpoint the same way, and where there is
+        none loads ``load_from`` as a new run does (its weights, not its
+        training state): the first start of a requeued fine-tuning job
+        starts from those weights, not from random ones. mmengine reads
+        ``resume=True`` with a ``load_from`` as the checkpoint to resume.
+        The config is written once the checkpoint is loaded
+        (:meth:`dump_config`)."""
+        auto = self._resume == 'auto'
+        reads_work_dir = self._resume and (auto or self._load_from is None)
+        if not self._has_loaded and reads_work_dir:
             try:
                 latest = last_run_checkpoint(self.work_dir,
                                              self._checkpoint_out_dir())
             except FileNotFoundError as error:
                 raise FileNotFoundError(f'--resume: {error}') from None
             if latest is None:
+                start = ('with the weights of load_from '
+                         f'{self._load_from} (loaded, not resumed)'
+                         if self._load_from is not None else 'from epoch 1')
                 self.logger.info(f'--resume: no checkpoint found in '
-                                 f'{self.work_dir}; training starts from '
-                                 'epoch 1.')
+                                 f'{self.work_dir}; training starts {start}.')
                 self._resume = False
             else:
                 # mmengine's own branch would read last_checkpoint again.
-                self.logger.info(
-                    f'Auto resumed from the latest checkpoint {latest}.')
+                skipped = (f' (load_from {self._load_from} is not loaded: '
+                           'the run goes on from its own checkpoint)'
+                           if self._load_from is not None else '')
+                self.logger.info(f'Auto resumed from the latest checkpoint '
+                                 f'{latest}.{skipped}')
                 self.resume(latest)
                 self._has_loaded = True
         super().load_or_resume()
@@ -650,11 +668,24 @@ def build_runner(cfg: Config) -> Runner:
     :class:`ReIDRunner` (whose checks, learning-rate scaling and loading
     rules a plain mmengine ``Runner`` lacks).
 
+    ``resume='auto'`` (``--resume`` without a path) with a ``load_from``
+    needs a :class:`ReIDRunner`: mmengine's ``Runner`` would resume
+    ``load_from`` instead of the work dir's checkpoint.
+
     Args:
         cfg (Config): The merged config.
 
     Returns:
         Runner: The built runner.
     """
-    return RUNNERS.build(cfg) if 'runner_type' in cfg \
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg \
         else ReIDRunner.from_cfg(cfg)
+    if (cfg.get('resume') == 'auto' and cfg.get('load_from') is not None
+            and not isinstance(runner, ReIDRunner)):
+        raise ValueError(
+            f'--resume without a path and load_from={cfg.load_from} need '
+            f'mmreid\'s ReIDRunner, but runner_type={cfg.runner_type!r} '
+            f'builds a {type(runner).__name__}, which would resume '
+            'load_from itself: give the checkpoint to resume (--resume '
+            'PATH), or leave load_from out')
+    return runner
