@@ -933,6 +933,61 @@ def test_checkpoints_without_last_checkpoint_are_not_trained_over(
     assert last_run_checkpoint(str(tmp_path / 'other')) is None
 
 
+def test_another_seed_is_refused(trained, tmp_path):
+    """mmengine resumed with the checkpoint's seed and only warned, while
+    the config copy, vis_data/config.py and meta['cfg'] recorded the
+    config's."""
+    config, ckpt = trained
+    work_dir = tmp_path / 'seed5'
+    with pytest.raises(RuntimeError) as info:
+        resume(config, ckpt, work_dir, **{'randomness.seed': 5})
+    message = str(info.value)
+    assert ckpt in message
+    assert 'randomness.seed=0' in message and 'randomness.seed=5' in message
+    assert not osp.exists(work_dir / 'epoch_2.pth')
+    assert not osp.exists(work_dir / 'tiny.py')
+    # The checkpoint's own seed resumes.
+    runner = resume(config, ckpt, tmp_path / 'seed0', **{
+        'randomness.seed': 0,
+        'train_cfg.val_interval': 100
+    })
+    assert runner.epoch == 2
+
+
+def test_a_drawn_seed_records_the_checkpoints_seed(trained, tmp_path):
+    """randomness.seed=None: the resume goes on with the checkpoint's seed
+    (0), but vis_data/config.py and the banner showed the seed drawn for
+    the start, which no step used."""
+    config, ckpt = trained
+    work_dir = tmp_path / 'drawn'
+    runner = build_runner(
+        config,
+        work_dir,
+        resume=True,
+        load_from=ckpt,
+        **{
+            'randomness.seed': None,
+            'train_cfg.val_interval': 100
+        })
+    drawn = runner.seed
+    runner.train()
+    assert runner.seed == 0
+    assert Config.fromfile(str(work_dir / 'tiny.py')).randomness.seed == 0
+    recorded = osp.join(runner.log_dir, 'vis_data', 'config.py')
+    assert Config.fromfile(recorded).randomness.seed == 0
+    assert load_trusted_checkpoint(str(work_dir /
+                                       'epoch_2.pth'))['meta']['seed'] == 0
+    with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        log = f.read()
+    assert 'random seed: 0, restored from the resumed checkpoint' in log
+    assert f'the seed drawn for this start ({drawn}) is not used' in log
+    # The banner (printed before the checkpoint is read) marks the draw.
+    banner = [line for line in log.splitlines() if f'seed: {drawn}' in line]
+    assert banner and all(
+        f'{drawn} (' in line and 'drawn for this start' in line
+        for line in banner), banner
+
+
 def test_auto_resume_with_load_from_needs_a_reid_runner(trained, tmp_path):
     """mmengine's Runner reads resume with a load_from as the checkpoint
     to resume: --resume without a path would resume load_from."""

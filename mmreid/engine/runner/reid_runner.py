@@ -78,7 +78,8 @@ class ReIDRunner(ResumeMixin, Runner):
     :meth:`load_or_resume`).
     Resuming refuses a checkpoint that the configured run cannot continue
     (see :meth:`~.resuming.ResumeMixin.check_resumable`): a weights-only
-    file, another training set, other learning-rate schedulers.
+    file, another training set, other learning-rate schedulers, another
+    ``randomness.seed``.
 
     The merged config is written to ``<work_dir>/<config name>`` (see
     :meth:`dump_config`) once the run has passed its checks, after the
@@ -124,6 +125,11 @@ class ReIDRunner(ResumeMixin, Runner):
     #: True while mmengine's ``__init__`` runs (its ``dump_config`` call
     #: is deferred to :meth:`load_or_resume`).
     _building = False
+    #: The runner was built with ``resume`` (a path or ``'auto'``).
+    _resume_requested = False
+    #: The keyword arguments of the visualizer's ``add_config`` call that
+    #: waits for the resumed seeds (see :meth:`build_visualizer`).
+    _pending_vis_config: Optional[dict] = None
 
     def __init__(self, *args, **kwargs) -> None:
         # As tools/train.py and tools/test.py (use_reid_loops): a loop
@@ -146,6 +152,7 @@ class ReIDRunner(ResumeMixin, Runner):
         # Its evaluation lines name the target of a multi-target loop.
         log_processor.setdefault('type', ReIDLogProcessor)
         kwargs['log_processor'] = log_processor
+        self._resume_requested = bool(kwargs.get('resume'))
         self._building = True
         try:
             super().__init__(*args, **kwargs)
@@ -183,13 +190,25 @@ class ReIDRunner(ResumeMixin, Runner):
 
         mmengine lists the number of processes as ``GPU number``, which a
         CPU-only run shows as ``GPU number: 1``; here it is ``Processes
-        (world size)``. Everything else is mmengine's ``Runner._log_env``
-        (called by its ``__init__``).
+        (world size)``. A seed drawn (``randomness.seed=None``) by a run
+        asked to resume is marked as such: a resume goes on with its
+        checkpoint's seed (:meth:`~.resuming.ResumeMixin.resume` logs it).
+        Everything else is mmengine's ``Runner._log_env`` (called by its
+        ``__init__``).
         """
+        system_env = collect_env()
         runtime_env = dict(env_cfg)
         runtime_env.update(self._randomness_cfg)
+        seed = self._seed
+        if self._resume_requested and self._randomness_cfg.get('seed') is None:
+            seed = (f'{seed} (drawn for this start; a resume goes on with '
+                    "the seed of its checkpoint, logged when it is loaded)")
+            # mmengine's: the first word of numpy's state, the seed.
+            if system_env.get('numpy_random_seed') == self._seed:
+                system_env['numpy_random_seed'] = (
+                    f'{self._seed} (the seed drawn for this start)')
         runtime_env.update({
-            'seed': self._seed,
+            'seed': seed,
             'Distributed launcher': self._launcher,
             'Distributed training': self._distributed,
             'Processes (world size)': self._world_size,
@@ -200,7 +219,7 @@ class ReIDRunner(ResumeMixin, Runner):
 
         dash_line = '-' * 60
         self.logger.info(f'\n{dash_line}\nSystem environment:'
-                         f'{lines(collect_env())}\n\nRuntime environment:'
+                         f'{lines(system_env)}\n\nRuntime environment:'
                          f'{lines(runtime_env)}\n{dash_line}\n')
         if self.cfg._cfg_dict:
             self.logger.info(f'Config:\n{self.cfg.pretty_text}')
@@ -209,7 +228,13 @@ class ReIDRunner(ResumeMixin, Runner):
         """mmengine's; the config it records (``vis_data/config.py`` of
         ``LocalVisBackend``, a TensorBoard or W&B config) holds the seed
         this run drew where the config left it to chance, as the work
-        dir's copy does (:meth:`dump_config`)."""
+        dir's copy does (:meth:`dump_config`).
+
+        mmengine records it when the runner is built. A run asked to
+        resume with a seed left to chance goes on with the checkpoint's,
+        known once it is loaded: its config is recorded then
+        (:meth:`_record_vis_config`, called by :meth:`load_or_resume` and
+        at the end of :meth:`train` if that failed before)."""
         # mmengine adds name and save_dir to the dict before building it,
         # so an unknown type's key could not be found in the config.
         check_type(visualizer, VISUALIZERS, 'visualizer')
@@ -218,6 +243,10 @@ class ReIDRunner(ResumeMixin, Runner):
 
         def add_config_with_drawn_seed(config, **kwargs):
             if config is self.cfg:
+                if self._building and self._resume_requested and \
+                        self._seeds_left_to_chance():
+                    self._pending_vis_config = kwargs
+                    return None
                 config = self._config_with_drawn_seeds()[0]
             return add_config(config, **kwargs)
 
@@ -234,6 +263,24 @@ class ReIDRunner(ResumeMixin, Runner):
             resolve_collate_fn(dataloader, FUNCTIONS),
             seed=seed,
             diff_rank_seed=diff_rank_seed)
+
+    def _seeds_left_to_chance(self) -> bool:
+        """Whether the config leaves a seed that a checkpoint records to
+        chance: ``randomness.seed`` (``meta['seed']``) or, under
+        ``diff_rank_seed``, the training sampler's
+        (``meta['sampler_seed']``)."""
+        randomness = dict(self.cfg.get('randomness') or {})
+        sampler = (self.cfg.get('train_dataloader') or {}).get('sampler')
+        return randomness.get('seed') is None or bool(
+            randomness.get('diff_rank_seed') and isinstance(sampler, dict)
+            and sampler.get('seed') is None)
+
+    def _record_vis_config(self) -> None:
+        """Record the config in the visualizer where
+        :meth:`build_visualizer` left it for after the resume."""
+        kwargs, self._pending_vis_config = self._pending_vis_config, None
+        if kwargs is not None:
+            self.visualizer.add_config(self.cfg, **kwargs)
 
     @master_only
     def dump_config(self) -> None:
@@ -361,6 +408,7 @@ class ReIDRunner(ResumeMixin, Runner):
             model = super().train()
         finally:
             self._training = False
+            self._record_vis_config()
         if self._finished_resume is not None:
             print_log(
                 self._finished_resume, logger='current', level=logging.INFO)
@@ -506,6 +554,19 @@ class ReIDRunner(ResumeMixin, Runner):
         ``resume=True`` with a ``load_from`` as the checkpoint to resume.
         The config is written once the checkpoint is loaded
         (:meth:`dump_config`)."""
+        try:
+            self._load_or_resume()
+        finally:
+            # A refused resume records the config of its attempt too.
+            self._record_vis_config()
+        if self._training and self._resumed_from is not None:
+            self._finished_resume = self._finished_resume_message(
+                self._resumed_from)
+        # The checkpoint (if any) is loaded and the run about to start.
+        self.dump_config()
+
+    def _load_or_resume(self) -> None:
+        """The loading part of :meth:`load_or_resume`."""
         auto = self._resume == 'auto'
         reads_work_dir = self._resume and (auto or self._load_from is None)
         if not self._has_loaded and reads_work_dir:
@@ -531,11 +592,6 @@ class ReIDRunner(ResumeMixin, Runner):
                 self.resume(latest)
                 self._has_loaded = True
         super().load_or_resume()
-        if self._training and self._resumed_from is not None:
-            self._finished_resume = self._finished_resume_message(
-                self._resumed_from)
-        # The checkpoint (if any) is loaded and the run about to start.
-        self.dump_config()
 
     def _checkpoint_out_dir(self) -> Optional[str]:
         """The ``out_dir`` of the run's ``CheckpointHook`` as configured

@@ -99,14 +99,23 @@ class ResumeMixin:
                resume_optimizer: bool = True,
                resume_param_scheduler: bool = True,
                map_location: Union[str, Callable] = 'default') -> None:
-        """mmengine's, after :meth:`check_resumable` accepts the file."""
+        """mmengine's, after :meth:`check_resumable` accepts the file; a
+        seed taken back from the checkpoint is logged."""
         self._resuming = (resume_optimizer, resume_param_scheduler)
         self._resumed_from = filename
+        drawn = self.seed
         try:
             super().resume(filename, resume_optimizer, resume_param_scheduler,
                            map_location)
         finally:
             self._resuming = None
+        if self.seed != drawn:
+            # randomness.seed=None (another seed is refused): mmengine
+            # takes the checkpoint's back without a word.
+            self.logger.info(
+                f'random seed: {self.seed}, restored from the resumed '
+                f"checkpoint (meta['seed']); the seed drawn for this start "
+                f'({drawn}) is not used.')
 
     def check_resumable(self,
                         checkpoint: Any,
@@ -158,7 +167,9 @@ class ResumeMixin:
           hyperparameters (``weight_decay``, ``betas``, ``momentum``,
           ``lr``, ... after ``paramwise_cfg``'s multipliers); a key a
           scheduler changes is compared by the value it starts from
-          (``initial_lr``). torch would take them all from the checkpoint.
+          (``initial_lr``). torch would take them all from the checkpoint;
+        * an explicit ``randomness.seed`` must be the checkpoint's
+          ``meta['seed']`` (see :meth:`_check_seed`).
 
         Args:
             checkpoint: The loaded checkpoint.
@@ -214,6 +225,7 @@ class ResumeMixin:
                 'steps of an epoch stay the same (a change of them is '
                 'refused, and so are the learning rates auto_scale_lr '
                 'would change).')
+        self._check_seed(meta, filename)
         saved_loader = meta.get('train_loader')
         differences = [] if saved_loader is None else metainfo_differences(
             saved_loader, train_loader_plan(self.cfg), 'train_dataloader')
@@ -248,6 +260,29 @@ class ResumeMixin:
             self._check_schedule_resumable(checkpoint, filename, saved_cfg)
         if resume_optimizer:
             self._check_optimizer_resumable(checkpoint, filename, saved_cfg)
+
+    def _check_seed(self, meta: dict, filename: str) -> None:
+        """The seed part of :meth:`check_resumable`.
+
+        mmengine resumes with the checkpoint's ``meta['seed']`` and only
+        warns when the config gives another one, while the work dir's
+        config copy, ``vis_data/config.py`` and the checkpoints'
+        ``meta['cfg']`` record the config's. ``randomness.seed=None``
+        takes the checkpoint's back.
+        """
+        saved = meta.get('seed')
+        wanted = (getattr(self, '_randomness_cfg', None) or {}).get('seed')
+        if saved is None or wanted is None or saved == wanted:
+            return
+        raise RuntimeError(
+            f'cannot resume from {filename!r}: it was trained with '
+            f"randomness.seed={saved} (its meta['seed']), this config gives "
+            f'randomness.seed={wanted}. mmengine would go on with the '
+            f"checkpoint's seed {saved} while the work dir's config copy "
+            f'recorded {wanted}. Resume with randomness.seed={saved} (or '
+            "None, which takes the checkpoint's back), or start a new run "
+            f'from its weights with load_from={filename} (without '
+            '--resume).')
 
     def _check_steps_per_epoch(self, checkpoint: dict, filename: str,
                                saved_cfg: ast.Module) -> None:
