@@ -218,13 +218,15 @@ def last_run_checkpoint(work_dir: str,
         found = _found_run_checkpoints(work_dir, out_dir)
         if not found:
             return None
+        several = len(found) > 1
         raise FileNotFoundError(
             f'{work_dir} holds {len(found)} checkpoint'
-            f'{"s" if len(found) > 1 else ""} of a run but no '
-            'last_checkpoint file, which mmengine writes with each one '
-            '(deleted, or the work dir copied without it): the checkpoint '
-            'to go on from is not known, and training from the start would '
-            f'overwrite them; {_explicit_resume_hint(found)}.')
+            f'{"s" if several else ""} of a run but no last_checkpoint '
+            'file, which mmengine writes with each one (deleted, or the '
+            'work dir copied without it): the checkpoint to go on from is '
+            'not known, and training from the start would overwrite '
+            f'{"them" if several else "it"}; '
+            f'{_explicit_resume_hint(found)}.')
     with open(path) as f:
         recorded = f.read().strip()
     if '://' in recorded:
