@@ -35,8 +35,8 @@ from typing import List, Optional
 import cv2
 
 from mmreid.apis import init_model, list_images, rank_gallery
-from mmreid.apis.inference import (ArgumentError, market_camid,
-                                   parse_market_name)
+from mmreid.apis.inference import market_camid, parse_market_name
+from mmreid.apis.inference_inputs import ArgumentError
 from mmreid.utils.atomic import write_image
 from mmreid.utils.config.options import ReIDDictAction
 

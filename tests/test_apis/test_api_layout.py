@@ -3,7 +3,7 @@ import os.path as osp
 
 import mmreid.apis as apis
 from mmreid import datasets
-from mmreid.apis import inference, model
+from mmreid.apis import inference, inference_inputs, model
 
 
 def test_model_building_lives_in_apis_model():
@@ -26,7 +26,7 @@ def test_folder_inputs_follow_list_images(tmp_path):
     names = apis.list_images(folder)
     # File names (not paths), sorted; AppleDouble and non-images skipped.
     assert names == ['a.jpg', 'b.PNG']
-    assert inference._as_image_list(folder) == [
+    assert inference_inputs._as_image_list(folder) == [
         osp.join(folder, 'a.jpg'),
         osp.join(folder, 'b.PNG')
     ]

@@ -9,7 +9,7 @@ import torch
 
 from mmreid.apis import (extract_features, get_model, init_model,
                          parse_market_name, rank_gallery)
-from mmreid.apis.inference import ArgumentError
+from mmreid.apis.inference_inputs import ArgumentError
 from mmreid.evaluation.functional import compute_distance
 from mmreid.visualization.ranked_list import (MATCH_COLOR, MISMATCH_COLOR,
                                               QUERY_COLOR, tile_offsets)

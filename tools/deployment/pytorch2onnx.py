@@ -102,11 +102,8 @@ import argparse
 import json
 import os.path as osp
 import sys
-import tempfile
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import cv2
-import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -118,9 +115,12 @@ from mmreid.utils.atomic import atomic_path
 from mmreid.utils.config.options import ReIDDictAction
 from mmreid.utils.pipeline_source import find_transform
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from onnx_graph_checks import check_batch_independent, check_data_path  # noqa
+from onnx_verify import VerificationFailed, verify  # noqa
+
 EXPORTERS = ('dynamo', 'legacy')
 EXPORT_BATCH = 2
-VERIFY_BATCHES = (1, 3)
 
 
 class ImageFeatureModel(nn.Module):
@@ -428,123 +428,6 @@ def load_checkpoint(model: nn.Module,
         cfg=cfg)
 
 
-def check_batch_independent(model: nn.Module, cfg: Config) -> None:
-    """Refuse a model whose features depend on the batch.
-
-    MBN layers with ``eval_stats='batch'`` normalise each test batch with
-    its own statistics: an exported graph would give each image a
-    feature that depends on the other images a deployment batches with
-    it, not the feature ``tools/test.py`` reports.
-
-    Raises:
-        ValueError: Naming a layer and the config key(s) to set to
-            ``'modality'`` (the running statistics).
-    """
-    from mmreid.models.layers.mbn import (batch_statistics_layers,
-                                          running_statistics_fix)
-    layers = batch_statistics_layers(model)
-    if not layers:
-        return
-    fix = running_statistics_fix(cfg)
-    raise ValueError(
-        f"the model's MBN layers (e.g. {layers[0]!r}) use eval_stats="
-        "'batch': each test batch is normalised with its own statistics, "
-        'so the exported features would depend on the batches a '
-        "deployment feeds the graph, not be tools/test.py's. Export the "
-        f'running statistics of each modality instead: {fix} (test with '
-        'the same option for the numbers of the exported features)')
-
-
-#: What the graph reproduces of ``tools/test.py``'s data path.
-GRAPH_DATA_PATH = (
-    "the graph takes RGB 0-255 images at its input size (mmreid.input) and "
-    "normalises them with the data preprocessor's mean/std, so it "
-    "reproduces a test pipeline of ReIDLoadImageFromFile (RGB), at most one "
-    'ReIDResize and PackReIDInputs, in that order, and mmreid\'s '
-    'ReIDDataPreprocessor (flip augmentation is the model\'s test_cfg.flip, '
-    'inside the graph)')
-
-
-def _pipeline_refusal(transforms: list) -> Optional[Tuple[int, str]]:
-    """The index of the first built transform the graph does not
-    reproduce (:data:`GRAPH_DATA_PATH`) and why, or None."""
-    from mmreid.datasets.transforms import (PackReIDInputs,
-                                            ReIDLoadImageFromFile, ReIDResize)
-    kinds = [type(t) for t in transforms]
-    if kinds[0] is not ReIDLoadImageFromFile:
-        return 0, ("not mmreid's ReIDLoadImageFromFile, the loader that "
-                   "gives RGB (mmcv's LoadImageFromFile decodes BGR)")
-    if len(kinds) < 2 or kinds[-1] is not PackReIDInputs:
-        return len(kinds) - 1, 'the last transform, not PackReIDInputs'
-    for index, kind in enumerate(kinds[1:-1], 1):
-        if kind is not ReIDResize:
-            return index, 'a transform the graph does not compute'
-        if index > 1:
-            return index, 'a second resize'
-    return None
-
-
-def check_data_path(model: nn.Module,
-                    cfg: Config,
-                    target: Optional[str] = None) -> None:
-    """Refuse a data path of ``tools/test.py`` that the graph does not
-    reproduce.
-
-    The file tells a deployment to feed RGB 0-255 images resized to the
-    input size (``mmreid.input``, ``mmreid.resize_*``); the graph
-    normalises them with the data preprocessor's mean/std. That is what
-    ``tools/test.py`` does only with the transforms and the preprocessor
-    of :data:`GRAPH_DATA_PATH`: another loader (mmcv's
-    ``LoadImageFromFile``: BGR), another transform (a crop after the
-    resize) or another data preprocessor (mmengine's
-    ``ImgDataPreprocessor(bgr_to_rgb=True)`` swaps channels) would give
-    the deployment other features than ``tools/test.py``'s.
-
-    Args:
-        model (nn.Module): The built model.
-        cfg (Config): Its config (the default scope set).
-        target (str, optional): As for :func:`input_shape`.
-
-    Raises:
-        ValueError: Naming ``model.data_preprocessor`` or the pipeline
-            key and index of the transform, and what the graph reproduces.
-    """
-    from mmengine.dataset import Compose
-
-    from mmreid.models.data_preprocessors import ReIDDataPreprocessor
-    from mmreid.utils.pipeline_source import resolve_test_pipeline
-    preprocessor = type(model.data_preprocessor)
-    if preprocessor is not ReIDDataPreprocessor:
-        raise ValueError(
-            f'model.data_preprocessor is {preprocessor.__module__}.'
-            f'{preprocessor.__name__}, not mmreid\'s ReIDDataPreprocessor: '
-            f'{GRAPH_DATA_PATH}; another preprocessor may do more (e.g. '
-            "mmengine's ImgDataPreprocessor swaps channels with bgr_to_rgb="
-            'True), so a deployment fed as the file says would get other '
-            "features than tools/test.py's. Nothing is written; export a "
-            'config with ReIDDataPreprocessor (and a test pipeline that '
-            'gives it RGB images)')
-    try:
-        source = resolve_test_pipeline(cfg, target, option='--target {}')
-    except KeyError:  # no pipeline: the size came from --shape
-        return
-    transforms = Compose(source.pipeline).transforms
-    refusal = _pipeline_refusal(transforms)
-    if refusal is None:
-        return
-    index, why = refusal
-    built = type(transforms[index])
-    given = source.pipeline[index]
-    name = given.get('type') if isinstance(given, dict) else built.__name__
-    raise ValueError(
-        f'the test pipeline {source.path}.{index} is type={name!r} '
-        f'({built.__module__}.{built.__name__}), {why}: {GRAPH_DATA_PATH}. '
-        'A deployment fed as the file says would get other features than '
-        "tools/test.py's, so nothing is written; export a config whose "
-        'test pipeline holds those transforms only (and test it with '
-        'tools/test.py for the numbers of the graph)')
-
-
 def build_model(
     cfg: Config,
     checkpoint: str,
@@ -675,10 +558,6 @@ def write_metadata(onnx_file: str, metadata: Dict[str, str]) -> None:
     onnx.save(proto, onnx_file)
 
 
-class VerificationFailed(RuntimeError):
-    """The exported graph does not compute the PyTorch model's features."""
-
-
 def export(model: ImageFeatureModel,
            output_file: str,
            shape: Tuple[int, int],
@@ -749,125 +628,6 @@ def export(model: ImageFeatureModel,
             write_metadata(tmp_file, metadata)
         if check is not None:
             check(tmp_file)
-
-
-def verification_images(shape: Tuple[int, int],
-                        count: int,
-                        resized: bool,
-                        seed: int = 0) -> List[np.ndarray]:
-    """Random RGB ``uint8`` images (H, W, 3) for :func:`verify`: of other
-    sizes than ``shape`` (half to twice it) where the file tells how to
-    resize (``resized``), else of ``shape``."""
-    rng = np.random.default_rng(seed)
-    images = []
-    for _ in range(count):
-        size = shape
-        if resized:
-            size = tuple(
-                int(rng.integers(s // 2 + 1, 2 * s + 2)) for s in shape)
-        images.append(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
-    return images
-
-
-def reference_features(model: ImageFeatureModel,
-                       images: Sequence[np.ndarray]) -> torch.Tensor:
-    """The features ``tools/test.py`` computes of ``images``, (N, D).
-
-    The images are written as PNG files (lossless) and go through the
-    config's test pipeline, the model's data preprocessor and its test
-    forward (:func:`mmreid.apis.extract_features`). A config without a
-    test pipeline (the size came from ``--shape``) has no loading or
-    transform to run: the images (of the input size) go to the data
-    preprocessor as they are.
-    """
-    from mmreid.apis import extract_features
-    from mmreid.utils.pipeline_source import resolve_test_pipeline
-    reid = model.model
-    try:
-        resolve_test_pipeline(reid.cfg, reid.test_target, option='--target {}')
-    except KeyError:
-        inputs = torch.stack(
-            [torch.from_numpy(i).permute(2, 0, 1) for i in images])
-        kwargs = {} if model.modality is None else dict(
-            modality=model.modality)
-        with torch.no_grad():
-            data = reid.data_preprocessor(dict(inputs=inputs), False)
-            return reid(data['inputs'], mode='tensor', **kwargs).float()
-    with tempfile.TemporaryDirectory() as folder:
-        paths = []
-        for index, image in enumerate(images):
-            paths.append(osp.join(folder, f'{index}.png'))
-            if not cv2.imwrite(paths[-1], image[..., ::-1]):
-                raise OSError(f'cannot write {paths[-1]!r}')
-        return extract_features(reid, paths, modality=model.modality)
-
-
-def verify(model: ImageFeatureModel,
-           onnx_file: str,
-           shape: Tuple[int, int],
-           batch_sizes: Sequence[int] = VERIFY_BATCHES,
-           seed: int = 0) -> List[Dict[str, float]]:
-    """Compare onnxruntime, fed as the file says, with ``tools/test.py``'s
-    features of the same images.
-
-    The graph gets random RGB images prepared as the file's metadata tells
-    a deployment: resized to ``shape`` with ``mmreid.resize_interpolation``
-    of ``mmreid.resize_backend`` (images of the input size where the file
-    records no resize), cast to float32. The expected features are those
-    of the model's real data path (:func:`reference_features`): the test
-    pipeline, the data preprocessor, the test forward. A difference is a
-    graph that does not compute the model, or a data path it does not
-    reproduce (a channel swap, another transform).
-
-    Args:
-        model (ImageFeatureModel): From :func:`build_model`.
-        onnx_file (str): The exported file.
-        shape (tuple[int, int]): Input (H, W).
-        batch_sizes (Sequence[int]): Batch sizes to run.
-        seed (int): Seed of the random images.
-
-    Returns:
-        list[dict]: Per batch size, ``batch``, ``max_abs_diff`` and
-        ``max_abs_feature`` (the largest PyTorch feature magnitude).
-    """
-    from mmreid.datasets.transforms import ReIDResize
-    try:
-        import onnxruntime
-    except ImportError as error:
-        raise ImportError('--verify needs onnxruntime: pip install '
-                          'onnxruntime (requirements/optional.txt)') from error
-    session = onnxruntime.InferenceSession(
-        onnx_file, providers=['CPUExecutionProvider'])
-    input_name = session.get_inputs()[0].name
-    props = session.get_modelmeta().custom_metadata_map
-    resize = None
-    if 'mmreid.resize_interpolation' in props:
-        resize = ReIDResize(
-            size=shape,
-            interpolation=props['mmreid.resize_interpolation'],
-            backend=props['mmreid.resize_backend'])
-    images = verification_images(shape, sum(batch_sizes), resize is not None,
-                                 seed)
-    expected_all = reference_features(model, images)
-    deployed = np.stack([
-        (resize.transform(dict(img=i))['img'] if resize else i) for i in images
-    ]).transpose(0, 3, 1, 2).astype(np.float32)
-    reports, start = [], 0
-    for batch in batch_sizes:
-        expected = expected_all[start:start + batch]
-        actual = torch.from_numpy(
-            session.run(None, {input_name: deployed[start:start + batch]})[0])
-        start += batch
-        if tuple(actual.shape) != tuple(expected.shape):
-            raise RuntimeError(f'onnxruntime gave features of shape '
-                               f'{tuple(actual.shape)} for batch {batch}, '
-                               f'PyTorch {tuple(expected.shape)}')
-        reports.append(
-            dict(
-                batch=batch,
-                max_abs_diff=float((actual - expected).abs().max()),
-                max_abs_feature=float(expected.abs().max())))
-    return reports
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
