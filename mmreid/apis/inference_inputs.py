@@ -7,6 +7,7 @@ test pipeline (:class:`_Preprocessor`), the modality labels
 (:func:`_modality_labels`), and :class:`ArgumentError`, the refusal that
 names the argument (re-exported by :mod:`mmreid.apis.inference`).
 """
+import os
 import os.path as osp
 import re
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
 
-from mmreid.datasets.base_reid_dataset import list_images
+from mmreid.datasets.base_reid_dataset import IMG_EXTENSIONS, list_images
 
 ImageInput = Union[str, Path, np.ndarray]
 ImagesInput = Union[ImageInput, Sequence[ImageInput]]
@@ -87,6 +88,8 @@ def _as_image_list(images: ImagesInput,
     Raises:
         TypeError: ``images`` is none of those (a PIL image, a tensor,
             bytes), or an item of its list is neither a path nor an array.
+        FileNotFoundError: ``images`` is a path that does not exist and
+            has no image extension (a mistyped folder).
         ValueError: An item of its list is a folder (a folder is taken
             only as the whole argument).
     """
@@ -94,6 +97,13 @@ def _as_image_list(images: ImagesInput,
         images = str(images)
         if osp.isdir(images):
             return [osp.join(images, name) for name in list_images(images)]
+        if not osp.exists(images) and osp.splitext(
+                images)[1].lower() not in IMG_EXTENSIONS:
+            # A mistyped folder was read as a missing image file.
+            raise FileNotFoundError(
+                f'{name}: {images!r} is neither a folder nor a file (it '
+                f'does not exist; the current directory is {os.getcwd()!r})'
+                f'; expected {IMAGES_EXPECTED}')
         return [images]
     if isinstance(images, np.ndarray):
         return [images]

@@ -1,6 +1,7 @@
 """init_model, get_model, extract_features and rank_gallery on a tiny
 model."""
 import os.path as osp
+import re
 
 import cv2
 import numpy as np
@@ -208,6 +209,13 @@ def test_images_that_are_no_image_argument_are_named(config, tmp_path):
             match=r'^gallery\[0\]: expected an image '
             r'path .*got ndarray'):
         rank_gallery(model, path, [image])
+    # A mistyped folder was reported as a missing image file.
+    gone = str(tmp_path / 'bounding_box_tst')
+    with pytest.raises(
+            FileNotFoundError,
+            match=rf"^gallery: {re.escape(repr(gone))} is neither a folder "
+            'nor a file'):
+        rank_gallery(model, path, gone)
     # What they name is taken.
     torch.testing.assert_close(
         extract_features(model, [path, str(tmp_path / 'a.png'), image]),
