@@ -372,6 +372,42 @@ def test_published_file_has_the_usual_mode(tmp_path, umask, mask, expected):
     assert os.stat(final).st_mode & 0o777 == expected
 
 
+@pytest.mark.parametrize('name, refused', [
+    ('bot_r50-50.market.pth', True),
+    ('bot-a.v1.pth', True),
+    ('model-.x.pth', True),
+    ('bot_r50-market.pth', False),
+    ('bot_r50_50.market.pth', False),
+])
+def test_published_name_reads_back_its_hash(tmp_path, monkeypatch, capsys,
+                                            name, refused):
+    """torch hub's rule reads the sha256 prefix from the first
+    ``-<hex digits>.`` of a name: ``bot_r50-50.market`` would give ``50``
+    (the intact file refused on download), ``model-.x`` an empty prefix
+    (never checked). Such a name is refused, nothing written; any other
+    is published with the prefix that the URL loader reads back."""
+    from mmreid.utils.checkpoint import check_cached_hash, name_hash_prefix
+    src = tmp_path / 'src' / 'epoch_1.pth'
+    src.parent.mkdir()
+    torch.save(dict(state_dict=dict(w=torch.ones(2))), src)
+    out = tmp_path / 'out'
+    out.mkdir()
+    code = run_script('publish_model.py', [src, out / name], monkeypatch)
+    captured = capsys.readouterr()
+    if refused:
+        assert code == 1
+        assert name[:-len('.pth')] in captured.err
+        assert 'rename the output' in captured.err
+        assert list(out.iterdir()) == []
+        return
+    assert code == 0
+    (final, ) = out.iterdir()
+    with open(final, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    assert name_hash_prefix(str(final)) == digest[:8]
+    check_cached_hash(str(final))
+
+
 def test_fastreid_r50_ibn_keys_all_map():
     # fast-reid's IBN-a blocks (WITH_IBN, stages 1-3) name the halves of
     # bn1 "IN" and "BN", as mmreid's IBN does: 91 keys of an R50-ibn.

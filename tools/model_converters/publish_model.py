@@ -5,10 +5,12 @@ optimizer, scheduler or message-hub state, no numpy objects), so that the
 file loads with ``torch.load(weights_only=True)``, i.e. through mmreid's
 tensors-only loader for downloads. The output is named
 ``<out stem>-<first 8 hex digits of its sha256>.pth``, the form that
-``torch.hub`` verifies on download. A converted model keeps the ``meta``
-that ``init_model`` and ``tools/test.py`` check the config against
-(``mmreid.utils.source_arch.SOURCE_META_KEYS``: the source network's facts
-and the source tensors that were not converted).
+``torch.hub`` verifies on download; an output name from which torch hub
+would read another prefix (a ``-<hex digits>.`` part before the hash, as in
+``bot_r50-50.market.pth``) is refused, nothing written. A converted model
+keeps the ``meta`` that ``init_model`` and ``tools/test.py`` check the config
+against (``mmreid.utils.source_arch.SOURCE_META_KEYS``: the source network's
+facts and the source tensors that were not converted).
 
 Example::
 
@@ -27,7 +29,7 @@ from typing import Any
 import torch
 
 from mmreid.utils.atomic import set_output_mode
-from mmreid.utils.checkpoint import load_trusted_checkpoint
+from mmreid.utils.checkpoint import load_trusted_checkpoint, name_hash_prefix
 from mmreid.utils.key_mapping import save_checkpoint_atomic
 from mmreid.utils.source_arch import SOURCE_META_KEYS
 
@@ -49,6 +51,37 @@ def plain(value: Any) -> Any:
     return None
 
 
+def check_name_hash(final: str, hash_prefix: str) -> None:
+    """Check that the loaders read ``hash_prefix`` back from ``final``.
+
+    torch hub (and mmreid's URL loader, :func:`name_hash_prefix`) takes the
+    first ``-<hex digits>.`` of a file name as its sha256 prefix: a name
+    with such a part before the added hash (``bot_r50-50.market`` gives
+    ``50``, ``model-.x`` an empty prefix) would make the published file
+    refused on download, or loaded unchecked.
+
+    Args:
+        final (str): The published file's path.
+        hash_prefix (str): The first ``HASH_LENGTH`` hex digits of its
+            sha256.
+
+    Raises:
+        ValueError: The name reads as another prefix, naming the file, what
+            is read and a name to give instead.
+    """
+    read = name_hash_prefix(final)
+    if read == hash_prefix:
+        return
+    stem = osp.basename(final)[:-len(f'-{hash_prefix}.pth')]
+    raise ValueError(
+        f'{final!r} would be read as having the sha256 prefix {read!r}, '
+        f'not {hash_prefix!r}: torch hub and mmreid take the first '
+        '"-<hex digits>." of the name as the hash, so a download of it '
+        'would be refused (or, with an empty prefix, not checked). '
+        'Nothing written; rename the output so that no "-" is followed by '
+        f"hex digits and a \".\" (e.g. '{stem.replace('-', '_')}.pth')")
+
+
 def publish(src: str, dst: str) -> str:
     """Strip ``src`` to weights + meta and save it as ``dst`` with its hash.
 
@@ -58,6 +91,11 @@ def publish(src: str, dst: str) -> str:
 
     Returns:
         str: The path of the published file.
+
+    Raises:
+        ValueError: ``src`` holds no tensors, or the name of the published
+            file would not read as its hash (see :func:`check_name_hash`);
+            nothing written.
     """
     checkpoint = load_trusted_checkpoint(src, map_location='cpu')
     if not isinstance(checkpoint, dict):
@@ -92,6 +130,11 @@ def publish(src: str, dst: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b''):
             sha256.update(chunk)
     final = f'{stem}-{sha256.hexdigest()[:HASH_LENGTH]}.pth'
+    try:
+        check_name_hash(final, sha256.hexdigest()[:HASH_LENGTH])
+    except ValueError:
+        os.remove(tmp_path)
+        raise
     set_output_mode(tmp_path, final)
     os.replace(tmp_path, final)
     return final
