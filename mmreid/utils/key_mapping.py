@@ -28,7 +28,7 @@ import torch
 
 from .atomic import open_atomic
 from .fastreid_config import FASTREID_KEYS, FASTREID_USE, read_fastreid_config
-from .source_arch import (FACT_OPTIONS, SOURCE_ARCH, STEM_POOLS,
+from .source_arch import (FACT_OPTIONS, FACT_TENSORS, SOURCE_ARCH, STEM_POOLS,
                           add_identity_bnneck, same_pixel_stats, source_arch)
 
 # The tensors of a torchvision-style ResNet: stem, stages and shortcuts.
@@ -97,12 +97,13 @@ def _bn_shaped(tensors: Dict[str, torch.Tensor]) -> bool:
 #: a Parameter of the head) or ``heads.classifier.weight`` (a Linear, in
 #: ``BNneckHead`` and the ``EmbeddingHead`` of 2020; which stem pooling
 #: each layout implies: :func:`~.source_arch.fastreid_stem_pool`).
-#: IBN/SE/non-local layers,
-#: ``pixel_mean``/``pixel_std`` and the cosine-margin settings are not
-#: mapped (reported). Note: v1.x classifiers with ``CircleSoftmax`` or
-#: ``ArcSoftmax`` are cosine classifiers; the weights load, but mmreid's
-#: classifier is a plain linear layer (only training logits differ, the test
-#: features do not use the classifier).
+#: IBN/SE/non-local layers and the cosine-margin settings are not mapped
+#: (reported); ``pixel_mean``/``pixel_std`` are not converted either, but
+#: read as the ``mean``/``std`` facts (:data:`~.source_arch.FACT_TENSORS`).
+#: Note: v1.x classifiers with ``CircleSoftmax`` or ``ArcSoftmax`` are
+#: cosine classifiers; the weights load, but mmreid's classifier is a plain
+#: linear layer (only training logits differ, the test features do not use
+#: the classifier).
 FASTREID_RULES: List[Rule] = [
     (r'backbone\.' + _RESNET, r'backbone.\1', None),
     (r'heads\.bottleneck\.0\.' + _BN, r'head.bnneck.\1', None),
@@ -313,15 +314,22 @@ def save_checkpoint_atomic(checkpoint: dict, path: str) -> None:
         torch.save(checkpoint, f)
 
 
-def format_report(converted: Dict[str, torch.Tensor], unmapped: Sequence[str],
-                  state_dict: Dict[str, torch.Tensor]) -> str:
-    """A human-readable summary: counts and every unmapped key."""
+def format_report(converted: Dict[str, torch.Tensor],
+                  unmapped: Sequence[str],
+                  state_dict: Dict[str, torch.Tensor],
+                  *,
+                  read_as_facts: Sequence[str] = ()) -> str:
+    """A human-readable summary: counts, the source tensors read as facts
+    (:data:`~.source_arch.FACT_TENSORS`) and every unmapped key."""
     lines = [f'converted {len(converted)} of {len(state_dict)} tensors']
-    if unmapped:
-        lines.append(f'not mapped ({len(unmapped)}):')
-        lines += [
-            f'  {key} {tuple(state_dict[key].shape)}' for key in unmapped
-        ]
+    sections = [("read as the source network's facts, not converted",
+                 read_as_facts), ('not mapped', unmapped)]
+    for title, keys in sections:
+        if keys:
+            lines.append(f'{title} ({len(keys)}):')
+            lines += [
+                f'  {key} {tuple(state_dict[key].shape)}' for key in keys
+            ]
     return '\n'.join(lines)
 
 
@@ -384,7 +392,9 @@ def convert_checkpoint_file(src: str,
         dst (str): Output path.
         source (str): One of :data:`RULES` (``'fastreid'``, ``'torchreid'``,
             ``'torchvision'``, ``'mmpretrain'``).
-        strict (bool): Raise instead of writing when a key is not mapped.
+        strict (bool): Raise instead of writing when a key is not mapped
+            (a tensor read as a fact of the source network,
+            :data:`~.source_arch.FACT_TENSORS`, is used, not unmapped).
             Without it, an unmapped key is only reported, except a backbone
             tensor of an ImageNet source (:data:`NOT_BACKBONE`), which is
             always refused.
@@ -398,7 +408,8 @@ def convert_checkpoint_file(src: str,
             each); None keeps the source's default.
 
     Returns:
-        tuple: The converted state dict and the unmapped source keys.
+        tuple: The converted state dict and the unmapped source keys
+        (not those read as facts).
 
     Raises:
         ValueError: ``src`` is an mmreid checkpoint already
@@ -416,7 +427,14 @@ def convert_checkpoint_file(src: str,
     state_dict = extract_state_dict(checkpoint, source=src)
     _refuse_mmreid_checkpoint(checkpoint, state_dict, src)
     converted, unmapped = convert_state_dict(state_dict, RULES[source])
-    print(format_report(converted, unmapped, state_dict))
+    # Read by source_arch (mean/std): used, so not unmapped.
+    read_as_facts = [
+        k for k in unmapped if source in SOURCE_ARCH and k in FACT_TENSORS
+    ]
+    unmapped = [k for k in unmapped if k not in read_as_facts]
+    print(
+        format_report(
+            converted, unmapped, state_dict, read_as_facts=read_as_facts))
     if not converted:
         raise ValueError(f'no key of {src!r} is a {source} key; first '
                          f'keys: {list(state_dict)[:5]}')

@@ -505,14 +505,21 @@ def add_identity_bnneck(converted: Dict[str, torch.Tensor]) -> List[str]:
 #: source tensors the converter did not map, refused at load).
 SOURCE_META_KEYS = ('source', 'source_arch', 'unmapped', 'identity_bnneck')
 
+#: Source tensors that are not converted because the converter reads them
+#: as facts of the source network (:func:`source_arch`): fast-reid's
+#: ``pixel_mean``/``pixel_std`` buffers give ``mean``/``std``. They are
+#: used, so ``--strict`` does not count them as unmapped.
+FACT_TENSORS = ('pixel_mean', 'pixel_std')
+
 #: Source tensors that may stay unconverted without changing the test
 #: feature: classifier biases (training logits only) and fast-reid's pixel
-#: statistics (recorded as ``mean``/``std`` facts instead).
+#: statistics (recorded as ``mean``/``std`` facts instead; listed in the
+#: ``meta['unmapped']`` of conversions made before :data:`FACT_TENSORS`).
 HARMLESS_UNMAPPED = ('classifier.bias', 'pixel_mean', 'pixel_std')
 
 __all__ = [
     'STEM_POOLS', 'SOURCE_ARCH', 'HARMLESS_UNMAPPED', 'SOURCE_META_KEYS',
     'ASSUMABLE_FACTS', 'FACT_OPTIONS', 'fastreid_stem_pool', 'source_arch',
     'check_pixel_stats', 'check_pixel_scale', 'same_pixel_stats',
-    'add_identity_bnneck'
+    'add_identity_bnneck', 'FACT_TENSORS'
 ]

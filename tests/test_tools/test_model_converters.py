@@ -1113,6 +1113,38 @@ def test_fastreid_mean_std_against_the_config_and_buffers(
     assert facts['std'] == [60., 55., 50.]
 
 
+def test_strict_accepts_the_pixel_buffers_it_reads(tmp_path, monkeypatch,
+                                                   capsys):
+    """fast-reid's ``pixel_mean``/``pixel_std`` buffers (saved by its
+    ``Baseline``) are read as the source's normalisation: used, so
+    ``--strict`` converts such a checkpoint; a tensor that is really left
+    out still makes it fail, nothing written."""
+    stats = {
+        'pixel_mean': torch.tensor([120., 110., 100.]).view(1, 3, 1, 1),
+        'pixel_std': torch.tensor([60., 55., 50.]).view(1, 3, 1, 1)
+    }
+    src = fastreid_checkpoint(tmp_path, stats)
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FASTREID_YAML.format(with_nl='false', pool='avgpool'))
+    dst = tmp_path / 'c.pth'
+    for args in ([], ['--config', cfg]):
+        assert run_script('fastreid2mmreid.py', [src, dst, '--strict'] + args,
+                          monkeypatch) == 0
+        assert 'not mapped' not in capsys.readouterr().out
+        facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+        assert facts['mean'] == [120., 110., 100.]
+        assert facts['std'] == [60., 55., 50.]
+    dst.unlink()
+    stats['backbone.NL_2.0.g.weight'] = torch.rand(64, 128, 1, 1)
+    src = fastreid_checkpoint(tmp_path, stats)
+    assert run_script('fastreid2mmreid.py', [src, dst, '--strict'],
+                      monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert '1 keys' in err and 'backbone.NL_2.0.g.weight' in err
+    assert 'pixel_mean' not in err
+    assert not dst.exists()
+
+
 def test_assumed_facts_are_recorded_and_named(tmp_path, monkeypatch, capsys):
     """A fast-reid checkpoint does not hold its last stride, fixed-p GeM or
     average pooling, test size, flip or (1.x) pixel statistics: without

@@ -7,7 +7,9 @@ v0.x/v1.x ``Baseline`` with a plain or IBN-a ResNet backbone and an
 (BNNeck; ``heads.bnneck.*`` of the older ``BNneckHead``), ``heads.weight``
 (the later ``EmbeddingHead``) or ``heads.classifier.weight`` (``BNneckHead``
 and the ``EmbeddingHead`` of 2020),
-``heads.pool_layer.p`` (GeM). Every other key (non-local, SE) is reported,
+``heads.pool_layer.p`` (GeM). ``pixel_mean``/``pixel_std`` (the buffers of
+older ``Baseline`` checkpoints) are read as the pixel statistics, so
+``--strict`` accepts them. Every other key (non-local, SE) is reported,
 and a model that had such layers is refused when loaded. A head the
 pooling cannot feed (a BNNeck or classifier that does not take the
 channels of ``layer4``, pooling tensors other than GeM's exponent) is
