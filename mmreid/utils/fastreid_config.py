@@ -24,6 +24,12 @@ FASTREID_POOLING = dict(
     GeneralizedMeanPooling='gem_fixed',
     gempool='gem_fixed')
 
+#: fast-reid ``MODEL.HEADS.NAME`` heads that mmreid computes (without an
+#: embedding layer): v1.x ``EmbeddingHead`` and its v0.x predecessor
+#: ``BNneckHead``, the same BNNeck head (pooling, a BatchNorm stored as
+#: ``heads.bnneck``, a classifier) that tests with the BNNeck's output.
+FASTREID_HEADS = ('EmbeddingHead', 'BNneckHead')
+
 #: The fast-reid ``config.yaml`` key of each fact
 #: :func:`read_fastreid_config` reads, for the messages.
 FASTREID_KEYS = dict(
@@ -91,9 +97,10 @@ def read_fastreid_config(path: str) -> dict:
     fast-reid writes its merged config next to the checkpoints
     (``OUTPUT_DIR/config.yaml``). Read: ``MODEL.BACKBONE`` (``NAME``,
     ``LAST_STRIDE``, ``WITH_SE``, ``WITH_NL``), ``MODEL.HEADS`` (``NAME``,
-    ``POOL_LAYER``, ``EMBEDDING_DIM``, ``WITH_BNNECK``: the test feature is
-    ``after_bn`` with a BNNeck, else ``before_bn``; ``NECK_FEAT`` is a
-    training option and not read),
+    one of :data:`FASTREID_HEADS`, ``POOL_LAYER``, ``EMBEDDING_DIM``,
+    ``WITH_BNNECK`` of ``EmbeddingHead``: the test feature is ``after_bn``
+    with a BNNeck, else ``before_bn``; ``NECK_FEAT`` is a training option
+    and not read),
     ``INPUT.SIZE_TEST``, ``INPUT.CROP`` (``ENABLED``, ``SIZE``),
     ``TEST.FLIP.ENABLED`` and ``MODEL.PIXEL_MEAN``/``PIXEL_STD``.
 
@@ -126,8 +133,10 @@ def read_fastreid_config(path: str) -> dict:
     for key in ('WITH_SE', 'WITH_NL'):
         if backbone.get(key):
             refuse(f'MODEL.BACKBONE.{key} is true')
-    if heads.get('NAME', 'EmbeddingHead') != 'EmbeddingHead':
-        refuse(f'MODEL.HEADS.NAME is {heads["NAME"]!r}')
+    head = heads.get('NAME', 'EmbeddingHead')
+    if head not in FASTREID_HEADS:
+        refuse(f'MODEL.HEADS.NAME is {head!r} (mmreid computes '
+               f'{" and ".join(FASTREID_HEADS)})')
     if heads.get('EMBEDDING_DIM', 0):
         refuse(f'MODEL.HEADS.EMBEDDING_DIM is {heads["EMBEDDING_DIM"]}')
     facts = dict()
@@ -142,7 +151,9 @@ def read_fastreid_config(path: str) -> dict:
     # BNNeck's output with WITH_BNNECK, else the pooled feature. NECK_FEAT
     # only picks the feature of the training (triplet) loss. Without
     # WITH_BNNECK (v0.x configs) the checkpoint's tensors decide.
-    if 'WITH_BNNECK' in heads:
+    # BNneckHead does not read WITH_BNNECK: it always has its BNNeck
+    # (heads.bnneck in the checkpoint) and tests with its output.
+    if 'WITH_BNNECK' in heads and head == 'EmbeddingHead':
         facts['test_feature'] = 'after_bn' if heads['WITH_BNNECK'] \
             else 'before_bn'
     size = _fastreid_test_size(cfg.get('INPUT') or {}, refuse)
@@ -158,5 +169,6 @@ def read_fastreid_config(path: str) -> dict:
 
 
 __all__ = [
-    'FASTREID_POOLING', 'FASTREID_KEYS', 'FASTREID_USE', 'read_fastreid_config'
+    'FASTREID_POOLING', 'FASTREID_HEADS', 'FASTREID_KEYS', 'FASTREID_USE',
+    'read_fastreid_config'
 ]

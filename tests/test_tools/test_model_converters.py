@@ -852,6 +852,62 @@ def test_fastreid_bnneck_head_layout_is_a_bnneck(tmp_path):
                        state_dict['heads.bnneck.running_var'])
 
 
+#: A fast-reid v0.x ``config.yaml`` (``BNneckHead``, no ``WITH_BNNECK``).
+FASTREID_V0_YAML = """\
+MODEL:
+  META_ARCHITECTURE: Baseline
+  BACKBONE:
+    NAME: build_resnet_backbone
+    DEPTH: 18
+    LAST_STRIDE: 2
+  HEADS:
+    NAME: {head}
+    NUM_CLASSES: 5
+    POOL_LAYER: avgpool
+    NECK_FEAT: before
+    CLS_LAYER: linear{with_bnneck}
+  PIXEL_MEAN: [120.0, 110.0, 100.0]
+  PIXEL_STD: [60.0, 55.0, 50.0]
+INPUT:
+  SIZE_TEST: [384, 128]
+"""
+
+
+@pytest.mark.parametrize('with_bnneck', ['', '\n    WITH_BNNECK: false'])
+def test_fastreid_v0_bnneck_head_config_is_read(tmp_path, monkeypatch,
+                                                capsys, with_bnneck):
+    """fast-reid v0.x's ``BNneckHead`` pools, applies its BatchNorm
+    (``heads.bnneck``) and, when not training, returns that output
+    (``bn_feat``), whatever ``NECK_FEAT`` (or a ``WITH_BNNECK`` it does not
+    read): the BNNeck head mmreid builds. Its config.yaml gives the facts;
+    another head is still refused."""
+    state_dict = {f'backbone.{k}': v for k, v in resnet_keys().items()}
+    state_dict.update(bn_tensors('heads.bnneck', 512))
+    state_dict['heads.classifier.weight'] = torch.rand(5, 512)
+    src = tmp_path / 'model_final.pth'
+    torch.save(dict(model=state_dict), src)
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(
+        FASTREID_V0_YAML.format(head='BNneckHead', with_bnneck=with_bnneck))
+    dst = tmp_path / 'c.pth'
+    assert run_script('fastreid2mmreid.py',
+                      [src, dst, '--strict', '--config', cfg],
+                      monkeypatch) == 0
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['neck'] == 'bnneck' and facts['test_feature'] == 'after_bn'
+    assert facts['last_stride'] == 2 and facts['pooling'] == 'avg'
+    assert facts['input_size'] == [384, 128]
+    assert facts['mean'] == [120.0, 110.0, 100.0]
+    assert facts['std'] == [60.0, 55.0, 50.0]
+    cfg.write_text(
+        FASTREID_V0_YAML.format(head='ReductionHead', with_bnneck=''))
+    other = tmp_path / 'other.pth'
+    assert run_script('fastreid2mmreid.py', [src, other, '--config', cfg],
+                      monkeypatch) == 1
+    assert "MODEL.HEADS.NAME is 'ReductionHead'" in capsys.readouterr().err
+    assert not other.exists()
+
+
 def test_unmapped_neck_tensors_are_not_read_as_no_bnneck(tmp_path):
     """A neck the rules do not map (here an embedding head: a 1x1 conv,
     then a BN) is not "no BNNeck": its test feature is unknown. Its
