@@ -29,7 +29,8 @@ import torch
 from .atomic import open_atomic
 from .fastreid_config import FASTREID_KEYS, FASTREID_USE, read_fastreid_config
 from .source_arch import (FACT_OPTIONS, FACT_TENSORS, SOURCE_ARCH, STEM_POOLS,
-                          add_identity_bnneck, same_pixel_stats, source_arch)
+                          add_identity_bnneck, check_resnet_layout,
+                          same_pixel_stats, source_arch)
 
 # The tensors of a torchvision-style ResNet: stem, stages and shortcuts.
 # IBN-Net-a blocks (fast-reid ``WITH_IBN``, mmreid ``ibn_stages``) split
@@ -415,8 +416,10 @@ def convert_checkpoint_file(src: str,
         ValueError: ``src`` is an mmreid checkpoint already
             (:func:`mmreid_evidence`), nothing maps, a key is not mapped
             in ``strict`` mode, a backbone tensor of an ImageNet source is
-            not mapped, or the architecture options contradict the tensors
-            or ``source_config``.
+            not mapped, a whole ReID network has no ResNet backbone
+            (:func:`~.source_arch.check_resnet_layout`), or the
+            architecture options contradict the tensors or
+            ``source_config``.
     """
     from mmreid.models.weight_init import extract_state_dict
     from mmreid.utils.checkpoint import load_trusted_checkpoint
@@ -438,6 +441,8 @@ def convert_checkpoint_file(src: str,
     if not converted:
         raise ValueError(f'no key of {src!r} is a {source} key; first '
                          f'keys: {list(state_dict)[:5]}')
+    if source in SOURCE_ARCH:
+        check_resnet_layout(source, converted, unmapped)
     if strict and unmapped:
         raise ValueError(f'{len(unmapped)} keys of {src!r} are not mapped '
                          f'(strict mode): {unmapped}')

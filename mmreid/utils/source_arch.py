@@ -102,9 +102,14 @@ FACT_OPTIONS = dict(
     mean='--mean',
     std='--std')
 
+#: What the converters of whole ReID networks convert, for the messages.
+RESNET_LAYOUTS = ('ResNet-18/34/50/101/152 (torchvision names, IBN-a '
+                  'blocks included)')
 
-def _feature_dim(converted: Dict[str, torch.Tensor]) -> int:
-    """Channels of the last stage: its last block's last BN."""
+
+def _layer4_bn(converted: Dict[str, torch.Tensor]) -> Optional[int]:
+    """Channels of the last stage (its last block's last BN), or None
+    without a ``backbone.layer4`` block."""
     last = None
     for key, value in converted.items():
         match = re.fullmatch(r'backbone\.layer4\.(\d+)\.bn(\d)\.weight', key)
@@ -112,10 +117,50 @@ def _feature_dim(converted: Dict[str, torch.Tensor]) -> int:
             rank = (int(match.group(1)), int(match.group(2)))
             if last is None or rank > last[0]:
                 last = (rank, value.numel())
-    if last is None:
-        raise ValueError('the checkpoint has no backbone.layer4 block: '
-                         'cannot size the BNNeck')
-    return last[1]
+    return None if last is None else last[1]
+
+
+def check_resnet_layout(source: str, converted: Dict[str, torch.Tensor],
+                        unmapped: List[str]) -> None:
+    """Refuse a whole ReID network whose backbone is not a ResNet.
+
+    The rules map ResNet names only; another backbone (OSNet, MobileNet...)
+    leaves its tensors unmapped, and the head alone would convert into a
+    checkpoint without backbone.
+
+    Args:
+        source (str): ``'fastreid'`` or ``'torchreid'``.
+        converted (dict[str, Tensor]): The converted tensors.
+        unmapped (list[str]): The source keys no rule maps.
+
+    Raises:
+        ValueError: No ``backbone.conv1`` or no ``backbone.layer4`` block
+            was converted, naming the source keys not mapped.
+    """
+    found = {
+        'stem (backbone.conv1)': 'backbone.conv1.weight' in converted,
+        'backbone.layer4 block': _layer4_bn(converted) is not None
+    }
+    missing = [name for name, ok in found.items() if not ok]
+    if not missing:
+        return
+    keys = ', '.join(unmapped[:8]) + (', ...' if len(unmapped) > 8 else '')
+    raise ValueError(
+        f'not a ResNet layout: the converted tensors have no ResNet '
+        f'{" and no ".join(missing)}; the {source} '
+        f'converter converts {RESNET_LAYOUTS}, and mmreid builds no other '
+        f'backbone. Source keys not mapped ({len(unmapped)}): '
+        f'{keys or "none"} (nothing written)')
+
+
+def _feature_dim(converted: Dict[str, torch.Tensor]) -> int:
+    """Channels of the last stage: its last block's last BN."""
+    dim = _layer4_bn(converted)
+    if dim is None:
+        raise ValueError('the checkpoint has no backbone.layer4 block: not '
+                         f'a ResNet layout (mmreid converts {RESNET_LAYOUTS})'
+                         ', cannot size the BNNeck')
+    return dim
 
 
 def _refuse_unmapped_neck(state_dict: Dict[str, torch.Tensor]) -> None:
@@ -521,5 +566,5 @@ __all__ = [
     'STEM_POOLS', 'SOURCE_ARCH', 'HARMLESS_UNMAPPED', 'SOURCE_META_KEYS',
     'ASSUMABLE_FACTS', 'FACT_OPTIONS', 'fastreid_stem_pool', 'source_arch',
     'check_pixel_stats', 'check_pixel_scale', 'same_pixel_stats',
-    'add_identity_bnneck', 'FACT_TENSORS'
+    'add_identity_bnneck', 'FACT_TENSORS', 'check_resnet_layout'
 ]

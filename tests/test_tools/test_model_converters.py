@@ -943,6 +943,44 @@ def test_a_neck_maps_to_the_bnneck_only_if_all_of_it_is_bn(shapes):
     assert unmapped == sorted(neck)
 
 
+def osnet_keys():
+    """Tensors of an OSNet-like backbone (torchreid's ``osnet_x1_0``
+    names): a ``conv1.conv`` stem, ``conv2``-``conv5`` stages."""
+    keys = {'conv1.conv.weight': torch.rand(64, 3, 7, 7)}
+    keys.update(bn_tensors('conv1.bn', 64))
+    keys['conv2.0.conv1.conv.weight'] = torch.rand(64, 64, 1, 1)
+    keys['conv5.conv.weight'] = torch.rand(512, 384, 1, 1)
+    return keys
+
+
+@pytest.mark.parametrize('source', ['fastreid', 'torchreid'])
+def test_a_backbone_other_than_resnet_is_refused(tmp_path, source):
+    """The rules map ResNet names only: an OSNet's head alone (fast-reid
+    BNNeck and classifier) used to convert into a checkpoint without any
+    backbone tensor, and torchreid's was refused for a BNNeck it could not
+    size. Either is refused as not a ResNet, naming its keys, nothing
+    written."""
+    if source == 'fastreid':
+        state_dict = {f'backbone.{k}': v for k, v in osnet_keys().items()}
+        state_dict.update(bn_tensors('heads.bottleneck.0', 512))
+        state_dict['heads.weight'] = torch.rand(5, 512)
+    else:
+        state_dict = osnet_keys()
+        state_dict['classifier.weight'] = torch.rand(5, 512)
+    src = tmp_path / 'osnet.pth'
+    torch.save(dict(state_dict=state_dict), src)
+    dst = tmp_path / 'c.pth'
+    with pytest.raises(ValueError) as info:
+        convert_checkpoint_file(str(src), str(dst), source)
+    message = str(info.value)
+    assert 'not a ResNet layout' in message
+    assert 'ResNet-18/34/50/101/152' in message
+    prefix = 'backbone.' if source == 'fastreid' else ''
+    for key in ('conv1.conv.weight', 'conv5.conv.weight'):
+        assert prefix + key in message
+    assert not dst.exists()
+
+
 def test_linear_bottleneck_is_refused(tmp_path):
     """A torchreid fork's ``bottleneck`` that is an ``nn.Linear`` (2-D
     weight, 1-D bias) is not half-mapped to a BNNeck: the converter
