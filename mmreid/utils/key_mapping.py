@@ -517,6 +517,11 @@ def convert_checkpoint_file(src: str,
                          f'{source!r}')
     save_checkpoint_atomic(dict(state_dict=converted, meta=meta), dst)
     print(f'saved {dst}')
+    if source in NOT_BACKBONE:
+        print('a backbone checkpoint (no neck or head): load it with '
+              "model.backbone.init_cfg=dict(type='Pretrained', "
+              f"checkpoint={dst!r}, prefix='backbone.'), not as a whole "
+              'model (init_model, load_from)')
     return converted, unmapped
 
 

@@ -40,6 +40,25 @@ def _init_only_note(model: torch.nn.Module, state_dict: Dict[str, Any],
             "type='Pretrained', checkpoint=..., prefix='backbone.').")
 
 
+def _backbone_checkpoint_note(checkpoint: Any, filename: str) -> str:
+    """Why a converted ImageNet backbone (``resnet2mmreid.py``: ``meta``
+    with ``converted_from`` and a ``source`` of
+    :data:`~mmreid.utils.key_mapping.NOT_BACKBONE`) is no whole model, and
+    how to use it; empty for any other checkpoint."""
+    from mmreid.utils.key_mapping import NOT_BACKBONE
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if not isinstance(meta, dict) or 'converted_from' not in meta or \
+            meta.get('source') not in NOT_BACKBONE:
+        return ''
+    return (f'checkpoint {filename!r} is a backbone checkpoint (an ImageNet '
+            f'ResNet converted from {meta["source"]}, '
+            f'{meta["converted_from"]}, by resnet2mmreid.py): it has no '
+            'neck or head, so it is no trained ReID model to test or load '
+            'whole. Give it as the initialisation of the backbone, '
+            "model.backbone.init_cfg=dict(type='Pretrained', "
+            f"checkpoint={filename!r}, prefix='backbone.'), and train")
+
+
 def saved_model_config(meta: Any) -> Optional[dict]:
     """The ``model`` of the config a checkpoint's run saved, or None.
 
@@ -195,7 +214,8 @@ def load_model_state(model: torch.nn.Module,
 
     Raises:
         RuntimeError: Missing or unexpected tensors (strict) or a shape
-            mismatch.
+            mismatch; for a converted ImageNet backbone (no head), the
+            message gives the backbone ``init_cfg`` that loads it.
     """
     from mmreid.models.weight_init import extract_state_dict
     state_dict = extract_state_dict(checkpoint, source=filename)
@@ -261,6 +281,11 @@ def load_model_state(model: torch.nn.Module,
                 f'holds {len(unexpected)} tensors that are not in the '
                 f'model: {_names(unexpected)} (the model would compute '
                 'another network than the one trained)')
+        backbone_only = _backbone_checkpoint_note(checkpoint, filename)
+        if backbone_only:
+            # Not a partial load to accept: a backbone to initialise from.
+            raise RuntimeError(f'{backbone_only}. It ' +
+                               ' and '.join(problems) + '.')
         raise RuntimeError(
             f'checkpoint {filename!r} ' + ' and '.join(problems) +
             f'. Is it the checkpoint of this config? {opt_out} accepts '

@@ -219,3 +219,45 @@ def test_nested_trained_model_loads_keep_the_mappings_off():
             assert not init_mappings_on()
         assert not init_mappings_on()
     assert init_mappings_on()
+
+
+def test_a_converted_imagenet_backbone_is_told_to_be_an_init_cfg(
+        tmp_path, capsys):
+    """resnet2mmreid's output holds a backbone only: given to init_model
+    (or load_from) it is refused as a backbone checkpoint, with the
+    ``Pretrained`` init_cfg the converter prints, not steered to a partial
+    load with ``strict=False``; that init_cfg loads it."""
+    from mmreid.utils.key_mapping import convert_checkpoint_file
+    trained = MODELS.build(BASE)
+    trained.init_weights()
+    imagenet = {
+        k[len('backbone.'):]: v
+        for k, v in trained.state_dict().items() if k.startswith('backbone.')
+    }
+    imagenet['fc.weight'] = torch.rand(10, 64)
+    imagenet['fc.bias'] = torch.rand(10)
+    src = tmp_path / 'resnet18_tiny.pth'
+    torch.save(imagenet, src)
+    dst = str(tmp_path / 'r18_mmreid.pth')
+    convert_checkpoint_file(str(src), dst, 'torchvision')
+    advice = ("model.backbone.init_cfg=dict(type='Pretrained', "
+              f"checkpoint={dst!r}, prefix='backbone.')")
+    assert advice in capsys.readouterr().out
+    cfg = Config(dict(model=BASE, test_pipeline=PIPELINE))
+    with pytest.raises(RuntimeError) as info:
+        init_model(cfg, dst)
+    message = str(info.value)
+    assert 'is a backbone checkpoint' in message
+    assert advice in message
+    assert 'head.bnneck.weight' in message
+    assert 'strict=False' not in message
+    model_cfg = dict(
+        BASE,
+        backbone=dict(
+            BASE['backbone'],
+            init_cfg=dict(
+                type='Pretrained', checkpoint=dst, prefix='backbone.')))
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, imagenet[key]), key
