@@ -60,11 +60,19 @@ def _load_weights(model: nn.Module,
     config, quoted in the messages.
     """
     from mmreid.utils.arch_check import check_source_arch
-    from mmreid.utils.model_state import load_model_state
+    from mmreid.utils.model_state import check_model_fits, load_model_state
 
     # Goes through mmreid's safe loaders: tensors only for URLs.
     loaded = _load_checkpoint(checkpoint, map_location='cpu')
     meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    # Another depth first: the source network's settings come after.
+    check_model_fits(
+        model,
+        loaded,
+        checkpoint,
+        strict=strict,
+        cfg=config,
+        before_config_checks=True)
     check_source_arch(
         meta,
         model,

@@ -153,6 +153,127 @@ def _saved_config_note(checkpoint: Any, cfg: Any,
             'values with --cfg-options.')
 
 
+#: A ResNet block's convolutions: ``backbone.layer<stage>.<block>.conv<i>``.
+_BLOCK_CONV = re.compile(r'backbone\.layer([1-4])\.(\d+)\.conv(\d)\.weight')
+
+#: The ResNet depths by their blocks per stage and convolutions per block.
+_RESNET_DEPTHS = {
+    ((2, 2, 2, 2), 2): 18,
+    ((3, 4, 6, 3), 2): 34,
+    ((3, 4, 6, 3), 3): 50,
+    ((3, 4, 23, 3), 3): 101,
+    ((3, 8, 36, 3), 3): 152
+}
+
+
+def _resnet_blocks(keys) -> str:
+    """The ResNet block layout of these tensor names, e.g. ``'ResNet-18
+    (blocks (2, 2, 2, 2) of 2 convolutions)'``; empty without blocks."""
+    blocks: Dict[int, set] = {}
+    convs = set()
+    for key in keys:
+        match = _BLOCK_CONV.fullmatch(key)
+        if match:
+            stage, block = int(match.group(1)), int(match.group(2))
+            blocks.setdefault(stage, set()).add(block)
+            convs.add(int(match.group(3)))
+    if not blocks:
+        return ''
+    counts = tuple(len(blocks.get(stage, ())) for stage in range(1, 5))
+    layout = f'blocks {counts} of {max(convs)} convolutions'
+    depth = _RESNET_DEPTHS.get((counts, max(convs)))
+    return f'ResNet-{depth} ({layout})' if depth else f'a ResNet with {layout}'
+
+
+def _mismatched(model: torch.nn.Module,
+                state_dict: Dict[str, Any]) -> Dict[str, Tuple]:
+    """The tensors of another shape: key -> (checkpoint's, model's)."""
+    own = model.state_dict()
+    return {
+        k: (tuple(v.shape), tuple(own[k].shape))
+        for k, v in state_dict.items() if k in own and own[k].shape != v.shape
+    }
+
+
+def check_model_fits(model: torch.nn.Module,
+                     checkpoint: Any,
+                     filename: str,
+                     strict: bool = True,
+                     skip_other_classifier: bool = True,
+                     cfg: Any = None,
+                     before_config_checks: bool = False) -> None:
+    """Refuse a checkpoint of another network size than the model.
+
+    The entry points call it (``before_config_checks``) before they compare
+    the config with the network a checkpoint was converted from
+    (:func:`~mmreid.utils.arch_check.check_source_arch`): a converted
+    checkpoint of another depth is refused as such first, not sent to
+    change the stem pooling or the test pipeline and refused only then.
+    :func:`load_model_state` calls it too.
+
+    Args:
+        model (nn.Module): The built model.
+        checkpoint: The loaded checkpoint.
+        filename (str): Where it came from, for the messages.
+        strict (bool): Also refuse a ResNet backbone of other blocks (a
+            depth whose tensors all have the same shapes, e.g. ResNet-50
+            and ResNet-101). Defaults to True.
+        skip_other_classifier (bool): A classifier of another shape is no
+            error. Defaults to True.
+        cfg (Config, optional): The model's config, to name what differs
+            from the checkpoint's own config. Defaults to None.
+        before_config_checks (bool): Called before ``check_source_arch``:
+            a checkpoint with its own config (``meta['cfg']``) is left to
+            it, which names every differing config key. Defaults to False.
+
+    Raises:
+        RuntimeError: A tensor of another shape (but a skipped classifier),
+            or (``strict``) another ResNet block layout, naming both.
+    """
+    from mmreid.models.weight_init import extract_state_dict
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if before_config_checks and saved_model_config(meta) is not None:
+        return
+    state_dict = extract_state_dict(checkpoint, source=filename)
+    ckpt_blocks = _resnet_blocks(state_dict)
+    model_blocks = _resnet_blocks(model.state_dict())
+    depth = ''
+    if ckpt_blocks and model_blocks and ckpt_blocks != model_blocks:
+        depth = (f'the checkpoint holds a {ckpt_blocks} backbone, the model '
+                 f'is a {model_blocks}: set model.backbone.depth to the '
+                 "checkpoint's, or give the checkpoint of this config.")
+    mismatched = _mismatched(model, state_dict)
+    refused = {
+        k: v
+        for k, v in mismatched.items()
+        if not (skip_other_classifier and 'classifier' in k)
+    }
+    if refused:
+        details = [
+            f'{k}: {ckpt} in the checkpoint, {mine} in the model'
+            for k, (ckpt, mine) in refused.items()
+        ]
+        modules = sorted({k.split('.')[0] for k in refused})
+        hint = _saved_config_note(checkpoint, cfg, modules)
+        if any('classifier' in k for k in refused):
+            hint += (' A classifier trained on another number of '
+                     'identities is skipped at test time only; to fine-tune '
+                     'on new identities load the backbone with '
+                     "init_cfg=dict(type='Pretrained', checkpoint=..., "
+                     "prefix='backbone.').")
+        shapes = _names(details, sep='; ')
+        if depth:
+            shapes = f'{depth} Tensors of other shapes: {shapes}'
+        raise RuntimeError(f'checkpoint {filename!r} does not fit the model: '
+                           f'{shapes}.{hint}')
+    if strict and depth:
+        # The same shapes, other blocks: a strict load would refuse them
+        # anyway, but only after the config checks.
+        raise RuntimeError(
+            f'checkpoint {filename!r} does not fit the model: {depth}' +
+            _saved_config_note(checkpoint, cfg, ['backbone']))
+
+
 def load_model_state(model: torch.nn.Module,
                      checkpoint: Any,
                      filename: str,
@@ -218,30 +339,12 @@ def load_model_state(model: torch.nn.Module,
             message gives the backbone ``init_cfg`` that loads it.
     """
     from mmreid.models.weight_init import extract_state_dict
+    check_model_fits(model, checkpoint, filename, strict,
+                     skip_other_classifier, cfg)
     state_dict = extract_state_dict(checkpoint, source=filename)
-    own = model.state_dict()
-    mismatched = {
-        k: (tuple(v.shape), tuple(own[k].shape))
-        for k, v in state_dict.items() if k in own and own[k].shape != v.shape
-    }
+    mismatched = _mismatched(model, state_dict)
     skipped = sorted(k for k in mismatched
                      if skip_other_classifier and 'classifier' in k)
-    refused = {k: v for k, v in mismatched.items() if k not in skipped}
-    if refused:
-        details = [
-            f'{k}: {ckpt} in the checkpoint, {mine} in the model'
-            for k, (ckpt, mine) in refused.items()
-        ]
-        modules = sorted({k.split('.')[0] for k in refused})
-        hint = _saved_config_note(checkpoint, cfg, modules)
-        if any('classifier' in k for k in refused):
-            hint += (' A classifier trained on another number of '
-                     'identities is skipped at test time only; to fine-tune '
-                     'on new identities load the backbone with '
-                     "init_cfg=dict(type='Pretrained', checkpoint=..., "
-                     "prefix='backbone.').")
-        raise RuntimeError(f'checkpoint {filename!r} does not fit the model: '
-                           f'{_names(details, sep="; ")}.{hint}')
     for key in skipped:
         state_dict.pop(key)
     if skipped:
@@ -305,5 +408,6 @@ def load_model_state(model: torch.nn.Module,
 
 
 __all__ = [
-    'load_model_state', 'saved_model_config', 'model_config_differences'
+    'load_model_state', 'check_model_fits', 'saved_model_config',
+    'model_config_differences'
 ]

@@ -634,6 +634,32 @@ def test_dropped_source_layers_are_refused_at_load(tmp_path):
     init_model(config, str(dst))
 
 
+@pytest.mark.parametrize('depth, in_channels', [(50, 2048), (34, 512)])
+def test_another_depth_is_refused_before_the_source_settings(
+        tmp_path, depth, in_channels):
+    """A converted fast-reid ResNet-18 given to a ResNet-50 config (other
+    tensor shapes) or a ResNet-34 one (the same shapes, more blocks) is
+    refused for its depth first: the source network's stem pooling, which
+    the config also lacks, was named first, and the depth only once that
+    was changed."""
+    from mmreid.apis import init_model
+    src = fastreid_checkpoint(tmp_path)
+    dst = tmp_path / 'c.pth'
+    convert_checkpoint_file(
+        str(src), str(dst), 'fastreid', input_size=[64, 32])
+    config = fastreid_r18_config()
+    del config.model.backbone.stem_pool
+    config.model.backbone.depth = depth
+    config.model.head.in_channels = in_channels
+    with pytest.raises(RuntimeError) as info:
+        init_model(config, str(dst))
+    message = str(info.value)
+    assert 'holds a ResNet-18 (blocks (2, 2, 2, 2) of 2 convolutions) ' \
+        f'backbone, the model is a ResNet-{depth}' in message
+    assert 'model.backbone.depth' in message
+    assert 'stem' not in message
+
+
 def test_pooling_options_against_the_exponent_are_refused(
         tmp_path, monkeypatch, capsys):
     # The checkpoint has a learnt GeM exponent; an option saying otherwise

@@ -42,7 +42,7 @@ from mmreid.utils.arch_check import check_source_arch
 from mmreid.utils.checkpoint import load_trusted_checkpoint
 from mmreid.utils.config import read_config
 from mmreid.utils.config.options import ReIDDictAction, merge_cfg_options
-from mmreid.utils.model_state import load_model_state
+from mmreid.utils.model_state import check_model_fits, load_model_state
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from modality_gap import build_start_model  # noqa
@@ -102,12 +102,15 @@ def measure(cfg,
         raise ValueError(f'model.head.loss_tri is {type(wrt).__name__}, '
                          'not WRTLoss')
     if checkpoint != 'init':
-        # As tools/test.py loads (ReIDRunner.load_checkpoint): the config
-        # against the checkpoint's network, then mmreid's rules (a partial
-        # load or a plain-BN checkpoint in an MBN model are refused, a
-        # classifier of other identities is skipped with a warning).
+        # As tools/test.py loads (ReIDRunner.load_checkpoint): the network
+        # size, the config against the checkpoint's network, then mmreid's
+        # rules (a partial load or a plain-BN checkpoint in an MBN model
+        # are refused, a classifier of other identities is skipped with a
+        # warning).
         state = load_trusted_checkpoint(checkpoint, map_location='cpu')
         meta = state.get('meta') if isinstance(state, dict) else None
+        check_model_fits(
+            model, state, checkpoint, cfg=cfg, before_config_checks=True)
         check_source_arch(meta, model, cfg, checkpoint, test=True, opt_out='')
         load_model_state(
             model,

@@ -398,7 +398,7 @@ def load_checkpoint(model: nn.Module,
         ValueError: A converted checkpoint of another network.
     """
     from mmreid.utils.arch_check import check_source_arch
-    from mmreid.utils.model_state import load_model_state
+    from mmreid.utils.model_state import check_model_fits, load_model_state
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not '
                                 'exist (only local files are exported)')
@@ -408,6 +408,8 @@ def load_checkpoint(model: nn.Module,
         raise RuntimeError(f'cannot read checkpoint {checkpoint!r}: '
                            f'{type(error).__name__}: {error}') from error
     meta = state.get('meta') if isinstance(state, dict) else None
+    check_model_fits(
+        model, state, checkpoint, cfg=cfg, before_config_checks=True)
     # Its refusal names this tool's --cfg-options (and --shape); nothing
     # here accepts another config (tools/test.py's --strict false).
     check_source_arch(

@@ -683,7 +683,7 @@ class ReIDRunner(ResumeMixin, Runner):
             dict: The loaded checkpoint.
         """
         from mmreid.utils.arch_check import check_source_arch
-        from mmreid.utils.model_state import load_model_state
+        from mmreid.utils.model_state import check_model_fits, load_model_state
         checkpoint = _load_checkpoint(filename, map_location=map_location)
         if self._resuming is not None:
             self.check_resumable(checkpoint, filename, *self._resuming)
@@ -697,6 +697,16 @@ class ReIDRunner(ResumeMixin, Runner):
         # the same dataset is refused (check_identity_split).
         self.loaded_dataset_meta = meta.get('dataset_meta') if isinstance(
             meta, dict) else None
+        skip_other_classifier = not (self._training and strict)
+        # Another depth first: the source network's settings come after.
+        check_model_fits(
+            model,
+            checkpoint,
+            filename,
+            strict,
+            skip_other_classifier,
+            self.cfg,
+            before_config_checks=True)
         check_source_arch(
             meta,
             model,
@@ -710,7 +720,7 @@ class ReIDRunner(ResumeMixin, Runner):
             checkpoint,
             filename,
             strict=strict,
-            skip_other_classifier=not (self._training and strict),
+            skip_other_classifier=skip_other_classifier,
             opt_out=STRICT_OPT_OUT,
             cfg=self.cfg)
         self._has_loaded = True
