@@ -127,14 +127,14 @@ TORCHREID_RULES: List[Rule] = [
 
 #: torchvision ``resnet18/34/50/101/152`` ImageNet weights (any version:
 #: the names have not changed since torchvision 0.2). ``fc.*`` (the ImageNet
-#: classifier) is not mapped (reported).
+#: classifier) is dropped (reported as such, :data:`NOT_BACKBONE`).
 TORCHVISION_RULES: List[Rule] = [
     (_RESNET, r'backbone.\1', None),
 ]
 
 #: mmpretrain 1.x / mmcls 0.x ``ImageClassifier`` with ``ResNet`` backbone
 #: (``resnet*_8xb32_in1k``): ``backbone.*`` keys are mmreid's already;
-#: ``head.fc.*`` (the ImageNet classifier) is not mapped (reported). The
+#: ``head.fc.*`` (the ImageNet classifier) is dropped (reported as such). The
 #: ``ResNetV1c/V1d`` deep stem (``backbone.stem.*``) and V1d's average-pool
 #: shortcut (``downsample.2``) map too, for a config with ``deep_stem=True``
 #: (and ``avg_down=True`` for V1d).
@@ -150,8 +150,10 @@ RULES: Dict[str, List[Rule]] = dict(
     mmpretrain=MMPRETRAIN_RULES)
 
 #: For the ImageNet backbones: the source keys outside the backbone (the
-#: ImageNet classifier and anything else of the source's model), which may
-#: stay unmapped. Every other source key is a backbone tensor; one that no
+#: ImageNet classifier and anything else of the source's model), which are
+#: dropped on purpose: reported and recorded as dropped
+#: (``meta['dropped']``), not as unmapped, so ``--strict`` accepts them.
+#: Every other source key is a backbone tensor; one that no
 #: rule maps is a layer mmreid would not build, and the conversion is
 #: refused.
 NOT_BACKBONE: Dict[str, str] = dict(
@@ -315,16 +317,21 @@ def save_checkpoint_atomic(checkpoint: dict, path: str) -> None:
         torch.save(checkpoint, f)
 
 
-def format_report(converted: Dict[str, torch.Tensor],
-                  unmapped: Sequence[str],
-                  state_dict: Dict[str, torch.Tensor],
-                  *,
-                  read_as_facts: Sequence[str] = ()) -> str:
+def format_report(
+    converted: Dict[str, torch.Tensor],
+    unmapped: Sequence[str],
+    state_dict: Dict[str, torch.Tensor],
+    read_as_facts: Sequence[str] = (),
+    dropped: Sequence[str] = ()
+) -> str:
     """A human-readable summary: counts, the source tensors read as facts
-    (:data:`~.source_arch.FACT_TENSORS`) and every unmapped key."""
+    (:data:`~.source_arch.FACT_TENSORS`), those dropped on purpose (an
+    ImageNet classifier, :data:`NOT_BACKBONE`) and every unmapped key."""
     lines = [f'converted {len(converted)} of {len(state_dict)} tensors']
     sections = [("read as the source network's facts, not converted",
-                 read_as_facts), ('not mapped', unmapped)]
+                 read_as_facts),
+                ('dropped, not part of the backbone (the ImageNet '
+                 'classifier)', dropped), ('not mapped', unmapped)]
     for title, keys in sections:
         if keys:
             lines.append(f'{title} ({len(keys)}):')
@@ -395,10 +402,11 @@ def convert_checkpoint_file(src: str,
             ``'torchvision'``, ``'mmpretrain'``).
         strict (bool): Raise instead of writing when a key is not mapped
             (a tensor read as a fact of the source network,
-            :data:`~.source_arch.FACT_TENSORS`, is used, not unmapped).
+            :data:`~.source_arch.FACT_TENSORS`, is used, not unmapped; an
+            ImageNet source's classifier, :data:`NOT_BACKBONE`, is dropped
+            on purpose, recorded as ``meta['dropped']``, not unmapped).
             Without it, an unmapped key is only reported, except a backbone
-            tensor of an ImageNet source (:data:`NOT_BACKBONE`), which is
-            always refused.
+            tensor of an ImageNet source, which is always refused.
         source_config (str, optional): fast-reid's ``config.yaml`` of the
             model (see :func:`read_fastreid_config`); an option in
             ``arch`` that contradicts it is refused.
@@ -410,7 +418,7 @@ def convert_checkpoint_file(src: str,
 
     Returns:
         tuple: The converted state dict and the unmapped source keys
-        (not those read as facts).
+        (not those read as facts nor those dropped).
 
     Raises:
         ValueError: ``src`` is an mmreid checkpoint already
@@ -434,29 +442,36 @@ def convert_checkpoint_file(src: str,
     read_as_facts = [
         k for k in unmapped if source in SOURCE_ARCH and k in FACT_TENSORS
     ]
-    unmapped = [k for k in unmapped if k not in read_as_facts]
+    # An ImageNet source's classifier: left out on purpose, not unmapped.
+    dropped = [
+        k for k in unmapped
+        if source in NOT_BACKBONE and re.fullmatch(NOT_BACKBONE[source], k)
+    ]
+    unmapped = [k for k in unmapped if k not in read_as_facts + dropped]
     print(
         format_report(
-            converted, unmapped, state_dict, read_as_facts=read_as_facts))
+            converted,
+            unmapped,
+            state_dict,
+            read_as_facts=read_as_facts,
+            dropped=dropped))
     if not converted:
         raise ValueError(f'no key of {src!r} is a {source} key; first '
                          f'keys: {list(state_dict)[:5]}')
     if source in SOURCE_ARCH:
         check_resnet_layout(source, converted, unmapped)
+    if source in NOT_BACKBONE and unmapped:
+        raise ValueError(
+            f'{len(unmapped)} backbone tensors of {src!r} are not mapped: '
+            f'{unmapped}; mmreid\'s ReIDResNet has no such layers, so the '
+            f'converted backbone would compute another network (nothing '
+            f'written)')
     if strict and unmapped:
         raise ValueError(f'{len(unmapped)} keys of {src!r} are not mapped '
                          f'(strict mode): {unmapped}')
-    if source in NOT_BACKBONE:
-        dropped = [
-            k for k in unmapped if not re.fullmatch(NOT_BACKBONE[source], k)
-        ]
-        if dropped:
-            raise ValueError(
-                f'{len(dropped)} backbone tensors of {src!r} are not mapped: '
-                f'{dropped}; mmreid\'s ReIDResNet has no such layers, so the '
-                f'converted backbone would compute another network (nothing '
-                f'written)')
     meta = dict(converted_from=osp.basename(src), source=source)
+    if dropped:
+        meta['dropped'] = dropped
     # Where each fact comes from, for the messages.
     origins = {
         k: f'--{k.replace("_", "-")}'

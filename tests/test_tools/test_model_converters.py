@@ -313,8 +313,10 @@ def test_mmengine_meta_alone_is_not_mmreid(tmp_path):
     dst = tmp_path / 'r18.pth'
     converted, unmapped = convert_checkpoint_file(
         str(src), str(dst), 'mmpretrain')
-    assert unmapped == ['head.fc.weight']
-    assert dst.exists()
+    assert unmapped == []
+    assert torch.load(dst, weights_only=True)['meta']['dropped'] == [
+        'head.fc.weight'
+    ]
 
 
 def load_publish():
@@ -1441,6 +1443,44 @@ def test_torchvision_refuses_every_unmapped_tensor_but_fc(tmp_path, key):
         convert_checkpoint_file(
             str(src), str(tmp_path / 'c.pth'), 'torchvision')
     assert not (tmp_path / 'c.pth').exists()
+
+
+@pytest.mark.parametrize('source, prefix, classifier',
+                         [('torchvision', '', 'fc'),
+                          ('mmpretrain', 'backbone.', 'head.fc')])
+def test_imagenet_classifier_is_dropped_not_unmapped(tmp_path, monkeypatch,
+                                                     capsys, source, prefix,
+                                                     classifier):
+    """The ImageNet classifier is never part of mmreid's backbone: it is
+    reported and recorded as dropped, so the documented ``--strict`` (fail
+    if a key is not mapped) converts an ImageNet ResNet; a backbone tensor
+    no rule maps still fails."""
+    state_dict = {prefix + k: v for k, v in resnet_keys().items()}
+    state_dict[f'{classifier}.weight'] = torch.rand(10, 512)
+    state_dict[f'{classifier}.bias'] = torch.rand(10)
+    src = tmp_path / 'resnet18.pth'
+    torch.save(state_dict, src)
+    dst = tmp_path / 'r18.pth'
+    assert run_script('resnet2mmreid.py',
+                      [src, dst, '--strict', '--source', source],
+                      monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert 'not mapped' not in out
+    assert f'(the ImageNet classifier) (2):\n  {classifier}.bias (10,)' in out
+    converted = torch.load(dst, weights_only=True)
+    assert converted['meta']['dropped'] == [
+        f'{classifier}.bias', f'{classifier}.weight'
+    ]
+    assert len(converted['state_dict']) == len(state_dict) - 2
+    state_dict[prefix + 'layer4.1.se.fc1.weight'] = torch.rand(32, 512)
+    torch.save(state_dict, src)
+    other = tmp_path / 'se.pth'
+    assert run_script('resnet2mmreid.py',
+                      [src, other, '--strict', '--source', source],
+                      monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert '1 backbone tensors' in err and 'layer4.1.se.fc1.weight' in err
+    assert not other.exists()
 
 
 @pytest.mark.parametrize(

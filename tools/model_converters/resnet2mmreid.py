@@ -1,14 +1,16 @@
 """Convert an ImageNet ResNet (torchvision or mmpretrain) to mmreid keys.
 
 torchvision ``resnet18/34/50/101/152`` state dicts (``conv1``, ``bn1``,
-``layer1-4``; ``fc`` is reported) and mmpretrain/mmcls ``ImageClassifier``
-checkpoints (``backbone.*``, the ``ResNetV1c/V1d`` deep stem and average-pool
-shortcuts included; ``head.fc`` is reported) become ``backbone.*`` keys of an
-mmreid ``ReIDModel``; load the result with
+``layer1-4``; the ImageNet classifier ``fc`` is dropped) and mmpretrain/mmcls
+``ImageClassifier`` checkpoints (``backbone.*``, the ``ResNetV1c/V1d`` deep
+stem and average-pool shortcuts included; ``head.fc`` is dropped) become
+``backbone.*`` keys of an mmreid ``ReIDModel``; load the result with
 ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
 (and ``deep_stem=True``, for V1d also ``avg_down=True``, in the backbone).
 A backbone tensor that no rule maps is refused by name (exit status 1,
-nothing written): mmreid would build the backbone without that layer.
+nothing written): mmreid would build the backbone without that layer. The
+classifier is reported as dropped and recorded in ``meta['dropped']``, not
+as unmapped, so ``--strict`` converts an ImageNet checkpoint.
 
 Example::
 
@@ -35,7 +37,7 @@ def main() -> None:
         '--strict',
         action='store_true',
         help='exit with status 1 (and write nothing) if a key is not mapped '
-        '(the ImageNet classifier always is)')
+        '(the ImageNet classifier is dropped, not unmapped)')
     args = parser.parse_args()
     source = args.source
     try:
