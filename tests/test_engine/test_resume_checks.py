@@ -1004,3 +1004,30 @@ def test_auto_resume_with_load_from_needs_a_reid_runner(trained, tmp_path):
     with pytest.raises(ValueError, match="runner_type='Runner' builds a "
                        'Runner, which would resume load_from'):
         build_from_cfg(cfg)
+
+
+def test_another_training_pipeline_is_refused(trained, tmp_path):
+    """A resume with another training pipeline went on silently, and the
+    work dir's config copy then described every epoch, those before the
+    resume too, with the new augmentation."""
+    config, ckpt = trained
+    flipped = [
+        dict(type='ReIDLoadImageFromFile'),
+        dict(type='ReIDResize', size=(32, 16)),
+        dict(type='ReIDRandomFlip', prob=0.5),
+        dict(type='PackReIDInputs'),
+    ]
+    with pytest.raises(RuntimeError) as info:
+        resume(config, ckpt, tmp_path / 'flip',
+               **{'train_dataloader.dataset.pipeline': flipped})
+    message = str(info.value)
+    assert message.startswith(f'cannot resume from {ckpt!r}: the training '
+                              'pipeline differs')
+    assert 'train_dataloader.dataset.pipeline' in message
+    assert 'ReIDRandomFlip' in message
+    # The same pipeline spelt with the scope resumes.
+    scoped = [dict(t, type=f"mmreid.{t['type']}") for t in flipped[:2]]
+    pipeline = scoped + [dict(type='PackReIDInputs')]
+    runner = resume(config, ckpt, tmp_path / 'scoped',
+                    **{'train_dataloader.dataset.pipeline': pipeline})
+    assert runner.epoch == 2

@@ -10,7 +10,9 @@ says a resume trained nothing. ``last_checkpoint`` is read by
 import ast
 from typing import Any, Callable, Optional, Union
 
-from .resume_checks import (config_ast, metainfo_differences,
+from mmreid.utils.registry_suggestions import config_type_name
+from .resume_checks import (config_ast, config_literal, config_text_value,
+                            metainfo_differences,
                             optimizer_type_in_config_text,
                             param_group_differences, scheduler_differences,
                             scheduler_types_in_config_text,
@@ -169,7 +171,9 @@ class ResumeMixin:
           scheduler changes is compared by the value it starts from
           (``initial_lr``). torch would take them all from the checkpoint;
         * an explicit ``randomness.seed`` must be the checkpoint's
-          ``meta['seed']`` (see :meth:`_check_seed`).
+          ``meta['seed']`` (see :meth:`_check_seed`);
+        * the training pipeline must be the one of ``meta['cfg']`` (see
+          :meth:`_check_pipeline`).
 
         Args:
             checkpoint: The loaded checkpoint.
@@ -255,6 +259,7 @@ class ResumeMixin:
         # The config the checkpoint was trained with, parsed once for the
         # checks below.
         saved_cfg = config_ast(meta.get('cfg'))
+        self._check_pipeline(filename, saved_cfg)
         self._check_steps_per_epoch(checkpoint, filename, saved_cfg)
         if resume_param_scheduler:
             self._check_schedule_resumable(checkpoint, filename, saved_cfg)
@@ -283,6 +288,55 @@ class ResumeMixin:
             "None, which takes the checkpoint's back), or start a new run "
             f'from its weights with load_from={filename} (without '
             '--resume).')
+
+    def _check_pipeline(self, filename: str, saved_cfg: ast.Module) -> None:
+        """The pipeline part of :meth:`check_resumable`.
+
+        mmengine resumes with whatever augmentation the config now gives,
+        while the work dir's config copy then describes every epoch, those
+        before the resume too, with it. ``train_dataloader.dataset.
+        pipeline`` is compared with the checkpoint's ``meta['cfg']``
+        (types as registered names, ``mmreid.X`` as ``X``); a checkpoint
+        whose config does not give it as literals is not checked.
+        """
+        key = 'train_dataloader.dataset.pipeline'
+        try:
+            saved = config_literal(
+                config_text_value(saved_cfg, 'train_dataloader'))
+        except ValueError:
+            return
+        saved = ((saved or {}).get('dataset') or {}).get('pipeline') \
+            if isinstance(saved, dict) else None
+        loader = self.cfg.get('train_dataloader') or {}
+        mine = (loader.get('dataset') or {}).get('pipeline')
+        if not isinstance(saved, (list, tuple)) or not isinstance(
+                mine, (list, tuple)):
+            return
+
+        def plain(pipeline):
+            return [
+                dict(t, type=config_type_name(t)) if isinstance(t, dict) else t
+                for t in pipeline
+            ]
+
+        saved, mine = plain(saved), plain(mine)
+        differences = metainfo_differences(saved, mine, key)
+        kinds = [[t.get('type') if isinstance(t, dict) else t for t in p]
+                 for p in (saved, mine)]
+        if kinds[0] != kinds[1]:
+            differences.insert(
+                0, f'{key} types: {kinds[0]} in the checkpoint, {kinds[1]} '
+                'now')
+        if differences:
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: the training pipeline '
+                'differs from the one the checkpoint was trained with ('
+                f'{"; ".join(differences[:5])}'
+                f'{"; ..." if len(differences) > 5 else ""}). The run would '
+                'go on with other augmentation while the work dir\'s config '
+                'copy describes all its epochs with the new one. Resume with '
+                'the pipeline of that run, or start a new run from its '
+                f'weights with load_from={filename} (without --resume).')
 
     def _check_steps_per_epoch(self, checkpoint: dict, filename: str,
                                saved_cfg: ast.Module) -> None:
