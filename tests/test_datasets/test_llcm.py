@@ -154,3 +154,20 @@ def test_a_test_image_in_a_train_list_is_refused(llcm_root):
                 rf'\(in test_nir or test_vis, of ids in .*test_id.txt\): '
                 rf'{leak}\.'):
             LLCM(data_root=llcm_root, split=split)
+
+
+def test_a_train_folder_image_of_a_test_ids_number_is_no_test_image(llcm_root):
+    """LLCM numbers its train and test ids independently: a training line
+    in a training folder (train_vis/cam1/0030/) whose folder number is a
+    test id (30) is a training image, and loads; only the test folders
+    hold test images."""
+    rel = 'train_vis/cam1/0030/0030_c01_s200101_f0001_vis.jpg'
+    touch_file(os.path.join(llcm_root, rel))
+    with open(os.path.join(llcm_root, 'idx', 'train_vis.txt'), 'a') as f:
+        f.write(f'{rel} 30\n')
+    ds = LLCM(data_root=llcm_root)
+    # Labels 2, 5, 8, 30 -> 0..3; the new image is label 30 on camera 1.
+    assert ds.num_pids == 4
+    assert (3, 0, 0) in [(r['pid'], r['camid'], r['modality'])
+                         for r in records_of(ds)]
+    assert len(LLCM(data_root=llcm_root, split='test')) == 8

@@ -3,6 +3,7 @@ counts, the load-time warning, empty splits, empty images, AppleDouble
 files, the accepted alternative layouts and the start-up summary table."""
 import os
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -105,6 +106,26 @@ def test_spec_unverified_numbers_are_not_verified(cls, counts, role,
     expected = counts[role]
     published = {key for key in ('ids', 'images', 'cams') if key in expected}
     assert published - set(verified_keys(expected)) == unverified
+
+
+@pytest.mark.parametrize('verified', [('ids', 'image'), ['Images'],
+                                      ('ids', 'cameras'), 'images'])
+def test_a_misspelt_verified_name_is_refused(verified):
+    """verified=('ids', 'image') (for 'images') read as "ids verified"
+    would make tools/misc/verify_dataset.py warn '(unverified)' on a wrong
+    image count and exit 0. A name that is not one of the counts, or a
+    bare string, is refused naming the value."""
+    from mmreid.datasets.summary import verified_keys
+    expected = dict(ids=751, images=12936, cams=6, verified=verified)
+    with pytest.raises(
+            ValueError,
+            match=r"^published counts: verified must be True, False or some "
+            r"of \('ids', 'images', 'cams'\), got " +
+            re.escape(repr(verified)) + '$'):
+        verified_keys(expected)
+    # The names it knows, in any order, in COUNT_KEYS order.
+    expected['verified'] = ['cams', 'ids']
+    assert verified_keys(expected) == ('ids', 'cams')
 
 
 def set_counts(monkeypatch, cls, counts):

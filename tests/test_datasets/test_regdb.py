@@ -135,6 +135,25 @@ def test_an_image_in_a_train_and_a_test_idx_file_is_refused(regdb_root):
             RegDB(data_root=regdb_root, split=split, trial=1)
 
 
+def test_an_image_spelt_another_way_is_still_one_image(regdb_root):
+    """'./Visible/2/x.bmp' in a test idx file and 'Visible/2/x.bmp' in the
+    train idx file are one image: compared as text, trial 2's test list
+    (trial 1's train identities) written with './' as trial 1's test list
+    would load, and trial 1 would be tested on images it trained on."""
+    idx = os.path.join(regdb_root, 'idx')
+    with open(os.path.join(idx, 'test_visible_2.txt')) as f:
+        lines = [f'./{line}' for line in f if line.strip()]
+    with open(os.path.join(idx, 'test_visible_1.txt'), 'w') as f:
+        f.writelines(lines)
+    for split in ('train', 'test'):
+        with pytest.raises(
+                ValueError,
+                match=r'RegDB trial 1: .*train_visible_1.txt and .*'
+                r'test_visible_1.txt both list 4 image\(s\): '
+                r'Visible/2/female_front_v_00000_2.bmp'):
+            RegDB(data_root=regdb_root, split=split, trial=1)
+
+
 def test_equal_train_and_test_labels_are_other_people(regdb_root):
     """The AGW idx files number a trial's train and test ids 0..205 each:
     the same label in both is no overlap."""

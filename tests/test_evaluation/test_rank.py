@@ -452,6 +452,23 @@ def test_integer_distances_beyond_float64_are_refused():
     assert result.cmc[0] == 0.0 and result.mAP == 0.5
 
 
+def test_integer_distances_just_above_2_53_are_refused():
+    """float64 is exact up to 2**53 and rounds 2**53 + 1 to 2**53: in
+    [2**53 + 1, 2**53, 2**53 + 2] the positive (index 1) is strictly
+    nearest, but ranked as float64 it ties the negative before it, R1 = 0
+    and mAP = 0.5 instead of 1 and 1. The first magnitudes past 2**53 are
+    refused, not only far larger ones."""
+    labels = ([1], [2, 1, 3], [0], [1, 1, 1])
+    # The second's largest is 2**53 + 1 itself: its positive would be
+    # ranked third instead of second (mAP 1/3 instead of 1/2).
+    rows = ([2**53 + 1, 2**53, 2**53 + 2], [2**53 + 1, 2**53, 0])
+    for dist in (np.array([row], np.int64) for row in rows):
+        with pytest.raises(
+                ValueError,
+                match=rf'2\*\*53 = {2**53}.*magnitude {dist.max()};'):
+            evaluate_rank(dist, *labels)
+
+
 def test_complex_distances_are_refused():
     """Complex distances lost their imaginary part with only a torch
     warning."""
@@ -460,10 +477,13 @@ def test_complex_distances_are_refused():
         evaluate_rank(dist, [1], [2, 1, 3], [0], [1, 1, 1])
 
 
+# Bools in any container are refused, not ranked as pids 1 and 0.
 @pytest.mark.parametrize('name, value, dtype, example', [
     ('q_pids', ['a'], '<U1', "'a'"),
     ('g_camids', np.array([0.0, 1.0, 1.0]), 'float64', '0.0'),
     ('g_pids', torch.tensor([True, False, True]), 'torch.bool', 'True'),
+    ('g_pids', np.array([True, False, True]), 'bool', 'True'),
+    ('g_pids', [True, False, True], 'bool', 'True'),
     ('q_camids', np.array([None], dtype=object), 'object', 'None'),
 ])
 def test_non_integer_labels_are_refused_naming_the_argument(

@@ -614,6 +614,30 @@ def test_model_scorers_refuse_normalize():
         metric.evaluate(len(metric.results))
 
 
+@pytest.mark.filterwarnings(  # metric=, the deprecated alias of distance=
+    'ignore:ReIDMetric.metric=:FutureWarning')
+@pytest.mark.parametrize('option', [
+    dict(distance='euclidean'),
+    dict(metric='euclidean'),
+])
+def test_model_scorers_refuse_a_distance_given_by_its_alias(option):
+    """The deprecated metric= names a distance as distance= does. With a
+    model's own scorers (GMN's M-Net), metric='euclidean' read as no
+    distance given would print the M-Net's mAP under a config that says
+    Euclidean. It is refused as distance='euclidean' is, by the check the
+    loops run before extraction and again when the metric evaluates."""
+    scorers = {'mnet': lambda q, g: torch.cdist(q, g)}
+    message = (r"^ReIDMetric\(distance='euclidean'\) would be ignored: the "
+               r"model ranks with its own distance \(modes \['mnet'\]\)")
+    metric = ReIDMetric(**option)
+    with pytest.raises(ValueError, match=message):
+        metric.check_scorers(scorers)
+    metric.set_scorers(scorers)
+    metric.process(None, make_samples(3))
+    with pytest.raises(ValueError, match=message):
+        metric.evaluate(len(metric.results))
+
+
 def test_records_of_two_datasets_are_refused():
     # Dataset A's pid 5 / camid 1 and dataset B's are other people and
     # cameras: one ranking would count them as true matches (an mmengine

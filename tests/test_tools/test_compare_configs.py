@@ -331,6 +331,25 @@ def test_a_metric_no_run_reports_is_refused(tmp_path, monkeypatch, capsys):
     assert '15.0/2.0; 17.0/- |' in capsys.readouterr().out
 
 
+def test_a_default_metric_no_run_reports_is_a_gap(tmp_path, monkeypatch,
+                                                  capsys):
+    """Without --metrics the table has the default R1, R5, mAP and mINP,
+    which not every protocol logs: runs that report R1 and mAP only give
+    '-' columns for R5 and mINP, not a refusal (only names given with
+    --metrics are refused when no run reports them)."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(subprocess, 'run', no_training)
+    runs = partial_runs(tmp_path)
+    compare(tool, monkeypatch, tmp_path / 'new.py', tmp_path / 'base.py',
+            '--work-dir', runs, '--no-train', '--target', 'd3')
+    out = capsys.readouterr().out
+    assert '| R1 mean ± std | R5 mean ± std | mAP mean ± std | ' \
+        'mINP mean ± std | R1/R5 per seed (0, 1, 2) |' in out
+    # base.py: R1 10, 11, 12 (mean 11.0, population std 0.8), mAP 1.0.
+    assert '| base.py | 11.0 ± 0.8 | - | 1.0 ± 0.0 | - | 10.0/-; 11.0/-; ' \
+        '12.0/- |' in out
+
+
 def fake_trainer(metrics_of):
     """A ``subprocess.run`` that leaves the finished run a training of
     ``cmd`` would: ``metrics_of(config, seed)`` in its ``--work-dir``."""

@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -226,6 +227,10 @@ def test_shape_is_checked_as_the_test_pipelines_size(tiny, tmp_path, capsys):
             '(given by --shape 64 32)' in message), message
     assert 'Use the settings it was trained with: --shape 32 16' in message
     assert options_not_taken(message, help_text) == [], message
+    # --shape is applied after --cfg-options: advice to set the size with
+    # --cfg-options as well would be undone by the --shape given.
+    assert not re.search(r'--cfg-options .*pipeline\S*size=', message), \
+        message
     assert list(out_dir.iterdir()) == []
     # The trained size, given or read from the pipeline, exports.
     for extra in (['--shape', '32', '16'], []):

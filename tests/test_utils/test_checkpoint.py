@@ -97,12 +97,14 @@ def test_a_cached_file_is_checked_against_the_hash_in_its_name(tmp_path):
     """torch hub checks a file name's sha256 prefix only when it
     downloads: a file already in the cache (copied there, or left by
     another tool) was loaded unchecked, although the docs say the prefix
-    is checked."""
+    is checked. The whole prefix is: one that differs from the file's
+    sha256 in its 8th character only is as wrong."""
     weights = dict(w=torch.arange(3.))
     torch.save(weights, tmp_path / 'probe.pth')
     digest = hashlib.sha256((tmp_path / 'probe.pth').read_bytes()).hexdigest()
     wrong = 'deadbeef' if not digest.startswith('deadbeef') else 'feedface'
-    for prefix, loads in ((digest[:8], True), (wrong, False)):
+    near = digest[:7] + ('0' if digest[7] != '0' else '1')
+    for prefix, loads in ((digest[:8], True), (wrong, False), (near, False)):
         cache = tmp_path / prefix
         cache.mkdir()
         name = f'bot-{prefix}.pth'
@@ -117,7 +119,7 @@ def test_a_cached_file_is_checked_against_the_hash_in_its_name(tmp_path):
             load_weights_from_url(url, model_dir=str(cache))
         message = str(error.value)
         assert str(cache / name) in message
-        assert f'"{wrong}"' in message and digest in message
+        assert f'"{prefix}"' in message and digest in message
         assert 'Delete it to download it again' in message
 
 
