@@ -480,20 +480,22 @@ class BaseReIDDataset(BaseDataset):
 
     def _record_int(self, record: dict, role: str, key: str, value) -> int:
         """``value`` of ``record[key]`` as an int, refusing what ``int()``
-        would truncate: a test pid of 2.5 became identity 2, a modality of
-        0.5 visible."""
+        would truncate (a test pid of 2.5 became identity 2, a modality of
+        0.5 visible), a bool (``True`` was pid 1) and a camid below 0."""
         if isinstance(value, str):
             integral = re.fullmatch(r'\s*[+-]?\d+\s*', value) is not None
         else:
-            integral = isinstance(
-                value, numbers.Integral) or (isinstance(value, numbers.Real)
-                                             and float(value).is_integer())
+            whole = isinstance(value, numbers.Integral) or (
+                isinstance(value, numbers.Real) and float(value).is_integer())
+            integral = whole and not isinstance(value, bool)
+        where = (f'{self.dataset_name} ({type(self).__name__}): the {role} '
+                 f'record of {record.get("img_path")!r} has {key}='
+                 f'{value!r}')
         if not integral:
-            raise ValueError(
-                f'{self.dataset_name} ({type(self).__name__}): the {role} '
-                f'record of {record.get("img_path")!r} has {key}='
-                f'{value!r}, not an integer: parse_split must give '
-                f'integer {key}s')
+            raise ValueError(f'{where}, not an integer: parse_split must '
+                             f'give integer {key}s')
+        if key == 'camid' and int(value) < 0:
+            raise ValueError(f'{where}, below 0: camera ids count from 0')
         return int(value)
 
     def full_init(self) -> None:

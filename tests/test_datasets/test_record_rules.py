@@ -8,6 +8,7 @@ without ``camid`` raised a bare ``KeyError: 'camid'``.
 import copy
 import re
 
+import numpy as np
 import pytest
 
 from mmreid.datasets import BaseReIDDataset
@@ -178,3 +179,22 @@ def test_a_record_without_img_path_is_named(tmp_path):
             match=r"the gallery record 0 of parse_split\('gallery'\) "
             r"\(img_path=None\) has no 'img_path'"):
         build(tmp_path, changed('gallery', 0, img_path=None))
+
+
+# -- labels that are no integers, and cameras below 0 ----------------------
+@pytest.mark.parametrize('key, value', [('pid', True), ('camid', False),
+                                        ('pid', np.bool_(True))])
+def test_a_bool_label_is_refused(tmp_path, key, value):
+    """``True`` passed as pid 1 (a bool is an ``int`` to Python): a parser
+    that wrote a flag in place of the label trained and ranked it as an
+    identity."""
+    message = rf'has {key}={value!r}, not an integer'
+    with pytest.raises(ValueError, match=message):
+        build(tmp_path, changed('gallery', 0, **{key: value}))
+
+
+def test_a_negative_camid_is_refused(tmp_path):
+    """Camera ids count from 0; -3 was accepted, and offsets of combined
+    sources (camid + offset) then put it among another source's cameras."""
+    with pytest.raises(ValueError, match=r'has camid=-3, below 0'):
+        build(tmp_path, changed('gallery', 0, camid=-3))
