@@ -102,7 +102,7 @@ from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from mmreid.models.layers.mbn import batch_statistics_layers
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import remove_stale_temps, set_output_mode, temp_name
-from mmreid.utils.config import read_config
+from mmreid.utils.config import check_config_file, read_config
 from mmreid.utils.config.options import ReIDDictAction, merge_cfg_options
 from mmreid.utils.pipeline_source import resolve_test_pipeline, split_datasets
 
@@ -174,8 +174,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         check_single_process()
     except ValueError as e:
         parser.error(str(e))
-    if not osp.isfile(args.config):
-        parser.error(f'config {args.config!r} is not a file')
+    try:
+        check_config_file(args.config)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         parser.error(f'checkpoint {args.checkpoint!r} is not a file')
     if args.images is not None and not osp.isdir(args.images):

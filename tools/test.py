@@ -12,7 +12,7 @@ import os.path as osp
 
 from mmreid.engine.runner import MultiTargetTestLoop, build_runner
 from mmreid.utils import register_all_modules
-from mmreid.utils.config import load_config, runtime
+from mmreid.utils.config import check_config_file, load_config, runtime
 from mmreid.utils.logged_warnings import record_warnings
 from mmreid.utils.pipeline_source import split_targets
 
@@ -79,8 +79,10 @@ OUT_SUFFIXES = ('.json', '.yaml', '.yml', '.pkl', '.pickle')
 
 def check_args(parser, args) -> None:
     """Refuse bad arguments before anything is built or evaluated."""
-    if not osp.isfile(args.config):
-        parser.error(f'config {args.config!r} is not a file')
+    try:
+        check_config_file(args.config)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         parser.error(f'checkpoint {args.checkpoint!r} is not a file')
     if args.out is not None:

@@ -18,11 +18,7 @@ def _load_config(config: Union[str, Path, Config],
                  cfg_options: Optional[dict] = None) -> Config:
     from mmreid.utils.config import read_config
     from mmreid.utils.config.options import merge_cfg_options
-    from mmreid.utils.config.paths import config_suggestion
     if isinstance(config, (str, Path)):
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'config file {str(config)!r} does not '
-                                    f'exist{config_suggestion(str(config))}')
         config = read_config(str(config), phase='test')
     elif isinstance(config, Config):
         config = copy.deepcopy(config)

@@ -47,7 +47,7 @@ def test_out_that_is_a_directory(test_tool, monkeypatch, capsys, checkpoint,
 def test_missing_files(test_tool, monkeypatch, capsys, checkpoint, tmp_path):
     err = parse(test_tool, monkeypatch, capsys, str(tmp_path / 'no.py'),
                 checkpoint)
-    assert 'no.py' in err and 'is not a file' in err
+    assert f"config file {str(tmp_path / 'no.py')!r} does not exist" in err
     err = parse(test_tool, monkeypatch, capsys, CONFIG,
                 str(tmp_path / 'no.pth'))
     assert 'no.pth' in err and 'is not a file' in err

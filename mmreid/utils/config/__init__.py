@@ -17,7 +17,7 @@ from .bases import (check_base_files, check_base_placeholders,
                     check_base_variables, check_package_bases)
 from .keys import TRAINING_ONLY_KEYS
 from .options import merge_cfg_options
-from .paths import config_suggestion
+from .paths import check_config_file
 
 
 def load_config(path: str,
@@ -31,9 +31,6 @@ def load_config(path: str,
     ``./work_dirs/<config name>``. ``phase`` is what the run does
     (``'train'`` or ``'test'``), see :func:`read_config`.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file {path!r} does not exist'
-                                f'{config_suggestion(path)}')
     cfg = read_config(path, phase)
     cfg.launcher = launcher
     merge_cfg_options(cfg, cfg_options, path, phase=phase)
@@ -71,7 +68,9 @@ def read_config(path: str, phase: str = 'train') -> Config:
     import fails with "TripletLoss is already registered", blaming the
     user's module.
 
-    A base named by a package that mmengine cannot resolve
+    A path that names no file is refused with the closest config names
+    (:func:`~mmreid.utils.config.paths.check_config_file`), as by every
+    tool. A base named by a package that mmengine cannot resolve
     (``'mmreid::baseline/...'``) is refused first
     (:func:`~mmreid.utils.config.bases.check_package_bases`), and so is a
     base path that names no file
@@ -93,6 +92,7 @@ def read_config(path: str, phase: str = 'train') -> Config:
     if phase not in ('train', 'test'):
         raise ValueError(f"phase must be 'train' or 'test', got {phase!r}")
     register_all_modules(init_default_scope=False)
+    check_config_file(path)
     check_package_bases(path)
     check_base_files(path)
     check_base_placeholders(path)

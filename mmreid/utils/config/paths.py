@@ -47,6 +47,30 @@ def config_suggestion(path: str) -> str:
     return '; did you mean ' + ' or '.join(map(repr, close)) + '?'
 
 
+def check_config_file(path: str) -> None:
+    """Refuse a config path that names no file, with the closest names.
+
+    The one check every entry point runs before reading a config (the
+    tools, the demo, :func:`~mmreid.apis.init_model`), so that a misspelt
+    name gets the same answer everywhere.
+
+    Args:
+        path (str): The config file as the user gave it.
+
+    Raises:
+        FileNotFoundError: ``"config file 'X' does not exist; did you mean
+            'Y'?"`` (the suggestion where a name is close), or that ``X``
+            is a folder.
+    """
+    if osp.isfile(path):
+        return
+    if osp.isdir(path):
+        raise FileNotFoundError(f'config file {path!r} is a folder; give '
+                                'the config file (a .py) in it')
+    raise FileNotFoundError(f'config file {path!r} does not exist'
+                            f'{config_suggestion(path)}')
+
+
 def _shown_path(source: str) -> str:
     """A config file for a message: relative to the working directory
     where it is under it."""
