@@ -184,7 +184,8 @@ def rank_and_draw(args: argparse.Namespace) -> List[str]:
         args.config,
         args.checkpoint,
         device=args.device,
-        cfg_options=args.cfg_options)
+        cfg_options=args.cfg_options,
+        command='demo/rank_gallery.py')
     results = rank_gallery(
         model,
         queries,
