@@ -16,6 +16,9 @@ skipped). Each picture is ``{query file stem}_ranked.png`` in
 same name (one file name in two folders) are refused before anything is
 computed.
 
+Encoding the gallery is the long step and shows no progress: a line
+before it says how many images are encoded.
+
 A refused input ends the demo with one line ``error: ...`` (exit status
 1), naming the demo's options (``--batch-size``), not the API's
 arguments.
@@ -37,6 +40,7 @@ import cv2
 from mmreid.apis import init_model, list_images, rank_gallery
 from mmreid.apis.inference import market_camid, parse_market_name
 from mmreid.apis.inference_inputs import ArgumentError
+from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from mmreid.utils.atomic import write_image
 from mmreid.utils.config.options import ReIDDictAction
 
@@ -174,6 +178,26 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
         raise SystemExit(f'error: {error}')
 
 
+def announce(num_queries: int, gallery: str, device: str) -> None:
+    """Say how many images are about to be encoded, before the long
+    silent step: the API shows no progress, and a 10,570-image gallery
+    takes minutes on a CPU. Junk (pid -1), which is never ranked, is not
+    counted. Nothing is said for a gallery that is not a folder (the API
+    refuses it)."""
+    if not osp.isdir(gallery):
+        return
+    names = list_images(gallery)
+    junk = sum(parse_market_name(name)[0] == JUNK_PID for name in names)
+    skipped = f' ({junk:,} junk, pid {JUNK_PID}, left out)' if junk else ''
+    # Flushed: with the output in a log file the line would otherwise
+    # appear only when the demo ends.
+    print(
+        f'encoding {num_queries:,} query and {len(names) - junk:,} gallery '
+        f'images on {device}{skipped}; no progress is shown until the '
+        'ranked lists are written',
+        flush=True)
+
+
 def rank_and_draw(args: argparse.Namespace) -> List[str]:
     """Rank the gallery for the queries of ``args`` and write the
     pictures; return their paths."""
@@ -186,6 +210,7 @@ def rank_and_draw(args: argparse.Namespace) -> List[str]:
         device=args.device,
         cfg_options=args.cfg_options,
         command='demo/rank_gallery.py')
+    announce(len(queries), args.gallery, args.device)
     results = rank_gallery(
         model,
         queries,

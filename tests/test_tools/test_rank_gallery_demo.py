@@ -67,3 +67,29 @@ def test_a_refused_checkpoint_is_advised_in_the_demos_options(
     assert demo.main(argv + fix.split()) == [
         str(root / 'vis' / '0001_c1s1_000001_00_ranked.png')
     ]
+
+
+def test_the_gallery_size_is_said_before_extraction(demo, setup, capsys,
+                                                    monkeypatch):
+    """The documented command (a 10,570-image gallery) printed nothing for
+    minutes after the checkpoint was loaded; a line now says what is being
+    encoded before any image is, flushed so that a log file shows it."""
+    root, config, checkpoint, query, gallery = setup
+    said = []
+
+    def rank_gallery(*args, **kwargs):
+        said.append(capsys.readouterr().out)
+        raise ValueError('stopped before extraction')
+
+    monkeypatch.setattr(demo, 'rank_gallery', rank_gallery)
+    with pytest.raises(SystemExit, match='stopped before extraction'):
+        demo.main([
+            config, checkpoint, query,
+            str(root / '0002_c1s1_000001_00.png'), gallery, '--out-dir',
+            str(root / 'vis2')
+        ])
+    # 2 queries, 3 gallery images ranked: the junk one is not encoded.
+    [printed] = said
+    assert printed.splitlines()[-1] == (
+        'encoding 2 query and 3 gallery images on cpu (1 junk, pid -1, left '
+        'out); no progress is shown until the ranked lists are written')
