@@ -33,6 +33,39 @@ def list_images(folder: str) -> List[str]:
         if f.lower().endswith(IMG_EXTENSIONS) and not f.startswith('._'))
 
 
+def repository_root() -> Optional[str]:
+    """The checkout that holds mmreid's configs (``configs/`` next to the
+    ``mmreid`` package), or None for an installed package."""
+    package = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    root = osp.dirname(package)
+    return root if osp.isdir(osp.join(root, 'configs')) else None
+
+
+def relative_root_hint(root: str) -> str:
+    """Where a relative ``data_root`` was looked for, and the fix.
+
+    A relative ``data_root`` (mmreid's configs have ``data/market1501/``)
+    is read from the current working directory: a tool run from another
+    folder does not find data that is there under the repository root.
+
+    Args:
+        root (str): The ``data_root`` as the config gives it.
+
+    Returns:
+        str: ``''`` for an absolute (or empty) root, else ``' (looked for
+        <absolute path>, relative to the current directory <cwd>; ...:
+        run from there, or give an absolute data_root)'``.
+    """
+    if not root or osp.isabs(root):
+        return ''
+    checkout = repository_root()
+    where = '' if checkout is None else f' {checkout!r}'
+    return (f' (looked for {osp.abspath(root)!r}, relative to the current '
+            f"directory {os.getcwd()!r}; mmreid's configs give data_root "
+            f'relative to the repository root{where}: run from there, or '
+            'give an absolute data_root)')
+
+
 def metainfo_as_given(defaults: Mapping,
                       metainfo: Optional[Mapping] = None) -> dict:
     """Merge a dataset's ``METAINFO`` with the config's ``metainfo``.
@@ -278,7 +311,8 @@ class BaseReIDDataset(BaseDataset):
         if not root or not osp.isdir(root):
             raise DatasetLayoutError(
                 f'{type(self).__name__}: data_root {root!r} does not exist '
-                f'or is not a folder. Expected layout:\n{self.LAYOUT}')
+                f'or is not a folder{relative_root_hint(root)}. Expected '
+                f'layout:\n{self.LAYOUT}')
         missing = [
             p for p in self.REQUIRED_PATHS
             if not osp.exists(osp.join(root, p))

@@ -33,7 +33,7 @@ import numpy as np
 
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import remove_stale_temps, temp_name
-from .base_reid_dataset import list_images
+from .base_reid_dataset import list_images, repository_root
 from .market1501 import Market1501
 # Parameters, planning, bookkeeping and rendering live in their own
 # modules; the public helpers are re-exported here.
@@ -406,6 +406,42 @@ def _existing(root: str, params: dict) -> Optional[dict]:
     return _check_manifest(root, manifest, params)
 
 
+def _relative_root_notice(given: str, root: str) -> str:
+    """The line that says where a relative ``data_root`` is rendered, or
+    ``''`` where it is what the user expects.
+
+    A config's ``data_root='data/synthreid-v2.1'`` is read from the current
+    directory: run from another folder than the repository root, the
+    dataset there is not found and a second copy is rendered where the
+    tool runs. Rendering it is what a missing folder gets (the datasets are
+    generated on first use); the line says that this happens because of
+    the current directory. Nothing is said for an absolute root, or a
+    relative one from the root of the checkout that holds mmreid's
+    configs (the quick start's first use).
+
+    Args:
+        given (str): The root as given (``data_root``).
+        root (str): Its absolute path, where it is rendered.
+
+    Returns:
+        str: One line, with its newline, or ``''``.
+    """
+    if osp.isabs(given):
+        return ''
+    cwd = os.getcwd()
+    checkout = repository_root()  # None for an installed package
+    if checkout is not None and osp.realpath(checkout) == osp.realpath(cwd):
+        return ''
+    fix = ('to use a copy elsewhere, stop and give its absolute path as '
+           'data_root') if checkout is None else (
+               "mmreid's configs give data_root relative to the repository "
+               f'root {checkout!r}: to use the copy there, stop and run from '
+               'it, or give an absolute data_root')
+    return (f'SynthReID: {given!r} was not found relative to the current '
+            f'directory {cwd!r}, so it is generated there, in {root!r}; '
+            f'{fix}.\n')
+
+
 def generate_synthreid(root: str,
                        *,
                        domains: Optional[int] = None,
@@ -512,7 +548,7 @@ def generate_synthreid(root: str,
         style_control=style_control)
     params = _resolve_params(size, modality, domains, seed, img_size,
                              overrides, options)
-    root = osp.abspath(root)
+    given, root = root, osp.abspath(root)
     manifest = _existing(root, params)
     if manifest is not None:
         return manifest
@@ -538,6 +574,8 @@ def generate_synthreid(root: str,
             # its own.
             remove_stale_temps(parent, base, folders=True, other_hosts=True)
         tmp = osp.join(parent, temp_name(base))
+        if progress:
+            sys.stdout.write(_relative_root_notice(given, root))
         try:
             os.makedirs(tmp)
             written = _write_tree(

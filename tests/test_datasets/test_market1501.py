@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+import mmreid
 from mmreid.datasets import DatasetLayoutError, Market1501
 from ..fixtures.files import touch
 
@@ -46,6 +47,28 @@ def test_wrong_root_and_layout_errors(tmp_path, market_root):
         os.path.join(market_root, 'queries'))
     with pytest.raises(DatasetLayoutError, match='query'):
         Market1501(data_root=market_root, split='test')
+
+
+def test_a_relative_data_root_names_where_it_looked(tmp_path, monkeypatch):
+    """A config's data/market1501/ run from another folder than the
+    repository root: the error named the relative path only, not where it
+    was looked for nor how to fix it."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetLayoutError) as err:
+        Market1501(data_root='data/market1501/')
+    message = str(err.value)
+    assert message.startswith(
+        "Market1501: data_root 'data/market1501/' does not exist or is not "
+        f"a folder (looked for {str(tmp_path / 'data' / 'market1501')!r}, "
+        f'relative to the current directory {str(tmp_path)!r}; ')
+    checkout = os.path.dirname(
+        os.path.dirname(os.path.abspath(mmreid.__file__)))
+    assert (f'relative to the repository root {checkout!r}: run from there, '
+            'or give an absolute data_root)') in message
+    # An absolute root is where it was looked for: nothing to add.
+    with pytest.raises(DatasetLayoutError) as err:
+        Market1501(data_root=str(tmp_path / 'nowhere'))
+    assert 'current directory' not in str(err.value)
 
 
 def test_unparsable_image_name_names_the_file(market_root):

@@ -802,6 +802,32 @@ def test_progress_is_shown(tmp_path, capsys):
     assert capsys.readouterr().out == ''
 
 
+def test_a_relative_root_says_where_it_is_generated(tmp_path, monkeypatch,
+                                                    capsys):
+    """A SynthReID config run from another folder than the repository root
+    rendered a second copy under <cwd>/data/ with only 'rendering N images
+    into <temporary folder>': it still renders (generated on first use),
+    and says why there."""
+    import mmreid
+    checkout = osp.dirname(osp.dirname(osp.abspath(mmreid.__file__)))
+    monkeypatch.chdir(tmp_path)
+    generate_synthreid(osp.join('data', 'synth'), domains=1, size='tiny')
+    assert osp.isfile(tmp_path / 'data' / 'synth' / 'synthreid.json')
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "SynthReID: 'data/synth' was not found relative to the current "
+        f"directory {str(tmp_path)!r}, so it is generated there, in "
+        f"{str(tmp_path / 'data' / 'synth')!r}; mmreid's configs give "
+        f'data_root relative to the repository root {checkout!r}: to use the '
+        'copy there, stop and run from it, or give an absolute data_root.\n'
+        'SynthReID: rendering ')
+    # From the repository root, the quick start's first use: the usual
+    # lines only.
+    monkeypatch.chdir(checkout)
+    assert synthetic._relative_root_notice(
+        osp.join('data', 'synth'), osp.join(checkout, 'data', 'synth')) == ''
+
+
 def temp_folders(parent):
     return sorted(n for n in os.listdir(parent) if '.tmp-' in n)
 
