@@ -2,8 +2,9 @@
 
 It got four: ``does not exist; did you mean ...`` (train.py,
 print_config.py, the demo), ``is not a file`` without a suggestion
-(test.py, extract_features.py), and mmengine's bare ``[Errno 2] No such
-file or directory`` (verify_dataset.py, browse_dataset.py)."""
+(test.py, extract_features.py), ``does not exist`` alone (pytorch2onnx.py),
+and mmengine's bare ``[Errno 2] No such file or directory``
+(verify_dataset.py, browse_dataset.py)."""
 import os.path as osp
 import sys
 
@@ -45,6 +46,7 @@ def raised(tool, argv, monkeypatch, capsys):
     ('tools/misc/verify_dataset.py', []),
     ('tools/analysis_tools/browse_dataset.py', []),
     ('demo/rank_gallery.py', ['CHECKPOINT', 'q.jpg', 'gallery']),
+    ('tools/deployment/pytorch2onnx.py', ['CHECKPOINT']),
 ])
 def test_a_misspelt_config_gets_the_same_answer(tool, extra, tmp_path,
                                                 monkeypatch, capsys):

@@ -635,8 +635,7 @@ def export(model: ImageFeatureModel,
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file {args.config!r} does not exist')
+    # read_config refuses a missing config with the closest names.
     from mmreid.utils.config import read_config
     from mmreid.utils.config.options import merge_cfg_options
     cfg = read_config(args.config, phase='test')
