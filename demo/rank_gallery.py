@@ -176,6 +176,12 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
         raise SystemExit(f'error: {error.spelled(OPTIONS)}')
     except (ValueError, OSError) as error:
         raise SystemExit(f'error: {error}')
+    except RuntimeError as error:
+        # The loader's refusals of a checkpoint (a partial load); anything
+        # else is a bug, shown with its traceback.
+        if 'checkpoint' not in str(error):
+            raise
+        raise SystemExit(f'error: {error}')
 
 
 def announce(num_queries: int, gallery: str, device: str) -> None:

@@ -93,3 +93,24 @@ def test_the_gallery_size_is_said_before_extraction(demo, setup, capsys,
     assert printed.splitlines()[-1] == (
         'encoding 2 query and 3 gallery images on cpu (1 junk, pid -1, left '
         'out); no progress is shown until the ranked lists are written')
+
+
+def test_a_partial_checkpoint_is_one_error_line(demo, setup, tmp_path):
+    """The loader refuses a checkpoint that lacks tensors of the model
+    with a RuntimeError, which ended the demo in a traceback, not in the
+    one ``error:`` line its README promises for a refused input."""
+    import torch
+
+    from mmreid.utils.checkpoint import load_trusted_checkpoint
+    root, config, checkpoint, query, gallery = setup
+    saved = load_trusted_checkpoint(checkpoint)
+    state = dict(saved['state_dict'])
+    dropped = sorted(k for k in state if k.startswith('head.'))[0]
+    del state[dropped]
+    partial = tmp_path / 'partial.pth'
+    torch.save(dict(saved, state_dict=state), partial)
+    with pytest.raises(SystemExit) as error:
+        demo.main([config, str(partial), query, gallery])
+    message = error.value.code
+    assert isinstance(message, str) and message.startswith('error: ')
+    assert dropped in message
