@@ -3,14 +3,14 @@ import logging
 import numbers
 import os
 import os.path as osp
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.dist import master_only
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.registry import FUNCTIONS, VISUALIZERS
+from mmengine.registry import FUNCTIONS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.utils.dl_utils import collect_env
@@ -19,7 +19,8 @@ from mmreid.registry import RUNNERS
 from mmreid.utils.checkpoint import last_run_checkpoint
 from mmreid.utils.logged_warnings import log_warnings_to
 from mmreid.utils.pipeline_check import check_pipelines
-from mmreid.utils.registry_suggestions import check_type, resolve_collate_fn
+from mmreid.utils.registry_suggestions import resolve_collate_fn
+from .config_recording import ConfigRecordMixin
 from .log_processor import TRAINING_MEAN_PATTERN, ReIDLogProcessor
 from .resume_checks import train_loader_plan
 from .resuming import ResumeMixin
@@ -44,7 +45,7 @@ def _is_local(out_dir: str, file_client_args: Optional[dict],
 
 
 @RUNNERS.register_module()
-class ReIDRunner(ResumeMixin, Runner):
+class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
     """mmengine's ``Runner`` whose checkpoint loading follows mmreid's rules.
 
     mmengine loads ``load_from`` (and the checkpoint of ``tools/test.py``)
@@ -95,12 +96,18 @@ class ReIDRunner(ResumeMixin, Runner):
     "X failed to import and is ignored".
 
     Where its parts live (a method not defined here is
-    :class:`~.resuming.ResumeMixin`'s or mmengine's ``Runner``'s):
+    :class:`~.resuming.ResumeMixin`'s,
+    :class:`~.config_recording.ConfigRecordMixin`'s or mmengine's
+    ``Runner``'s):
 
     * :mod:`~mmreid.engine.runner.resuming`: :class:`ResumeMixin
       <mmreid.engine.runner.resuming.ResumeMixin>`, the resume methods
       (``resume``, ``check_resumable`` and its ``_check_*`` parts,
       ``_finished_resume_message``);
+    * :mod:`~mmreid.engine.runner.config_recording`: :class:`ConfigRecordMixin
+      <mmreid.engine.runner.config_recording.ConfigRecordMixin>`, the config
+      copies with the drawn seeds (``dump_config``, ``build_visualizer``
+      and their helpers);
     * :mod:`~mmreid.engine.runner.resume_checks`: the comparisons of a
       checkpoint with the configured run that those checks make;
     * :mod:`~mmreid.engine.runner.runner_config`: the ``default_hooks``
@@ -127,9 +134,6 @@ class ReIDRunner(ResumeMixin, Runner):
     _building = False
     #: The runner was built with ``resume`` (a path or ``'auto'``).
     _resume_requested = False
-    #: The keyword arguments of the visualizer's ``add_config`` call that
-    #: waits for the resumed seeds (see :meth:`build_visualizer`).
-    _pending_vis_config: Optional[dict] = None
 
     def __init__(self, *args, **kwargs) -> None:
         # As tools/train.py and tools/test.py (use_reid_loops): a loop
@@ -224,35 +228,6 @@ class ReIDRunner(ResumeMixin, Runner):
         if self.cfg._cfg_dict:
             self.logger.info(f'Config:\n{self.cfg.pretty_text}')
 
-    def build_visualizer(self, visualizer=None):
-        """mmengine's; the config it records (``vis_data/config.py`` of
-        ``LocalVisBackend``, a TensorBoard or W&B config) holds the seed
-        this run drew where the config left it to chance, as the work
-        dir's copy does (:meth:`dump_config`).
-
-        mmengine records it when the runner is built. A run asked to
-        resume with a seed left to chance goes on with the checkpoint's,
-        known once it is loaded: its config is recorded then
-        (:meth:`_record_vis_config`, called by :meth:`load_or_resume` and
-        at the end of :meth:`train` if that failed before)."""
-        # mmengine adds name and save_dir to the dict before building it,
-        # so an unknown type's key could not be found in the config.
-        check_type(visualizer, VISUALIZERS, 'visualizer')
-        built = super().build_visualizer(visualizer)
-        add_config = built.add_config
-
-        def add_config_with_drawn_seed(config, **kwargs):
-            if config is self.cfg:
-                if self._building and self._resume_requested and \
-                        self._seeds_left_to_chance():
-                    self._pending_vis_config = kwargs
-                    return None
-                config = self._config_with_drawn_seeds()[0]
-            return add_config(config, **kwargs)
-
-        built.add_config = add_config_with_drawn_seed
-        return built
-
     @staticmethod
     def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
         """mmengine's, with ``collate_fn.type`` looked up as every other
@@ -263,107 +238,6 @@ class ReIDRunner(ResumeMixin, Runner):
             resolve_collate_fn(dataloader, FUNCTIONS),
             seed=seed,
             diff_rank_seed=diff_rank_seed)
-
-    def _seeds_left_to_chance(self) -> bool:
-        """Whether the config leaves a seed that a checkpoint records to
-        chance: ``randomness.seed`` (``meta['seed']``) or, under
-        ``diff_rank_seed``, the training sampler's
-        (``meta['sampler_seed']``)."""
-        randomness = dict(self.cfg.get('randomness') or {})
-        sampler = (self.cfg.get('train_dataloader') or {}).get('sampler')
-        return randomness.get('seed') is None or bool(
-            randomness.get('diff_rank_seed') and isinstance(sampler, dict)
-            and sampler.get('seed') is None)
-
-    def _record_vis_config(self) -> None:
-        """Record the config in the visualizer where
-        :meth:`build_visualizer` left it for after the resume."""
-        kwargs, self._pending_vis_config = self._pending_vis_config, None
-        if kwargs is not None:
-            self.visualizer.add_config(self.cfg, **kwargs)
-
-    @master_only
-    def dump_config(self) -> None:
-        """Write the merged config to ``<work_dir>/<config name>``.
-
-        As mmengine's (``<timestamp>.py`` for a config without a file),
-        through a temporary file in the work dir: the file is replaced by
-        a complete copy or not at all. mmengine calls it at the end of
-        ``__init__``, before any check; here that call does nothing and
-        :meth:`load_or_resume` calls it once the checkpoint is loaded,
-        so a start that is refused (a resume the config cannot continue,
-        a missing checkpoint) or fails (a ``--cfg-options`` typo that
-        breaks a loop) does not overwrite the config of the run whose
-        checkpoints are in the work dir. The log folder of every attempt
-        still gets its config (mmengine's ``LocalVisBackend`` writes
-        ``<timestamp>/vis_data/config.py`` when the runner is built).
-
-        The copy holds the seeds this run drew where the config left them
-        to chance (:meth:`_config_with_drawn_seeds`), so that training it
-        again repeats the run.
-        """
-        if self._building:
-            return
-        from mmreid.utils.atomic import open_atomic
-        if self.cfg.filename is not None:
-            filename = osp.basename(self.cfg.filename)
-        else:
-            filename = f'{self.timestamp}.py'
-        cfg, notes = self._config_with_drawn_seeds()
-        # Config.dump() gives the text in the format of cfg.filename (the
-        # one of ``filename``), Python for a config without a file.
-        text = cfg.dump()
-        if notes and filename.endswith('.py'):
-            text = ''.join(f'# {note}\n' for note in notes) + text
-        # open_atomic gives it the permissions of a plain open().
-        with open_atomic(
-                osp.join(self.work_dir, filename), 'w',
-                encoding='utf-8') as f:
-            f.write(text)
-
-    def _config_with_drawn_seeds(self) -> Tuple[Config, List[str]]:
-        """The config to dump, with the seeds drawn for this run.
-
-        ``randomness.seed=None`` draws a seed (logged, and the checkpoints'
-        ``meta['seed']``): the copy gets it. Under ``diff_rank_seed`` a
-        sampler without a seed of its own draws another one (mmengine
-        gives it none): the copy gets that too (a resume's: the
-        checkpoint's ``meta['sampler_seed']``), where the training
-        dataloader is built.
-
-        Returns:
-            tuple: The config (``self.cfg`` itself when nothing was drawn)
-            and one line per replaced value, for a comment.
-        """
-        import copy
-        randomness = dict(self.cfg.get('randomness') or {})
-        cfg, notes = self.cfg, []
-        if randomness.get('seed') is None and self.seed is not None:
-            cfg = copy.deepcopy(self.cfg)
-            cfg.randomness = dict(randomness, seed=self.seed)
-            notes.append(f'randomness.seed: None in the config; {self.seed} '
-                         "is the seed this run drew (its checkpoints' "
-                         "meta['seed'])")
-        sampler_cfg = (self.cfg.get('train_dataloader') or {}).get('sampler')
-        # mmengine's training loop holds the built dataloader (none in a
-        # test run).
-        loop = getattr(self, '_train_loop', None)
-        sampler = getattr(getattr(loop, 'dataloader', None), 'sampler', None)
-        # A resume goes on with the checkpoint's sampler seed (restored by
-        # TrainRandomStateHook before training), where it records one.
-        seed = (self.resumed_meta or {}).get('sampler_seed')
-        if not isinstance(seed, int):
-            seed = getattr(sampler, 'seed', None)
-        if (randomness.get('diff_rank_seed') and isinstance(sampler_cfg, dict)
-                and sampler_cfg.get('seed') is None
-                and isinstance(seed, int)):
-            if cfg is self.cfg:
-                cfg = copy.deepcopy(self.cfg)
-            cfg.train_dataloader.sampler.seed = seed
-            notes.append(f'train_dataloader.sampler.seed: None in the config; '
-                         f'{seed} is the seed its sampler drew '
-                         '(randomness.diff_rank_seed gives it none)')
-        return cfg, notes
 
     def set_randomness(self,
                        seed,
