@@ -128,9 +128,9 @@ def test_splits_beneath_a_metric_prefix_are_not_averaged():
 
 def test_the_warning_names_several_metrics_only_where_a_target_has_them(
         monkeypatch):
-    from mmreid.engine.runner import multi_target_loops
+    from mmreid.engine.runner import target_metrics
     warnings = []
-    monkeypatch.setattr(multi_target_loops, 'print_log',
+    monkeypatch.setattr(target_metrics, 'print_log',
                         lambda msg, logger, level: warnings.append(msg))
     merged = merge_target_metrics(
         {
@@ -476,10 +476,10 @@ def test_mean_matches_the_metrics_of_a_target_with_several(monkeypatch):
     others 'mAP': the mean vanished without a word (audit: 32 keys, no
     'mean/...'). Its 'reid' metric is matched with the others' single
     'reid' metric; 'cos' is left out, with a warning naming it."""
-    from mmreid.engine.runner import multi_target_loops
+    from mmreid.engine.runner import target_metrics as metrics_module
     warnings = []
     monkeypatch.setattr(
-        multi_target_loops, 'print_log',
+        metrics_module, 'print_log',
         lambda msg, logger, level: warnings.append((level, msg)))
     target_metrics = {
         'd2': {
@@ -605,9 +605,9 @@ def test_a_metric_without_a_prefix_among_several_is_matched_by_its_place(
     to the metric without a prefix, the second, whose flag says not to
     average it. It is logged per target, neither averaged nor named as
     left out (never in the mean: no warning)."""
-    from mmreid.engine.runner import multi_target_loops
+    from mmreid.engine.runner import target_metrics
     warnings = []
-    monkeypatch.setattr(multi_target_loops, 'print_log',
+    monkeypatch.setattr(target_metrics, 'print_log',
                         lambda msg, logger, level: warnings.append(msg))
     merged = merge_target_metrics(
         {
