@@ -454,8 +454,25 @@ def _dict_checked(compute, cls: type):
     return checked
 
 
+class _KeepsEverySample:
+    """Refuses, when the loop is made, a dataloader config that drops
+    samples (:func:`check_keeps_every_sample`); a mixin before mmengine's
+    ``ValLoop``/``TestLoop``."""
+
+    _phase = 'val'
+
+    def __init__(self,
+                 runner,
+                 dataloader: Union[DataLoader, Dict],
+                 evaluator: Union[Evaluator, Dict, List],
+                 fp16: bool = False) -> None:
+        # Before the dataset is built.
+        check_keeps_every_sample(dataloader, f'{self._phase}_dataloader')
+        super().__init__(runner, dataloader, evaluator, fp16)
+
+
 @LOOPS.register_module()
-class ReIDValLoop(ValLoop):
+class ReIDValLoop(_KeepsEverySample, ValLoop):
     """mmengine's ``ValLoop`` whose metrics get the model's distance.
 
     The same iterations, hooks and keys as ``ValLoop``; right before the
@@ -473,15 +490,6 @@ class ReIDValLoop(ValLoop):
     _phase = 'val'
     #: The samples this process handed to the evaluator in this run.
     _handed = 0
-
-    def __init__(self,
-                 runner,
-                 dataloader: Union[DataLoader, Dict],
-                 evaluator: Union[Evaluator, Dict, List],
-                 fp16: bool = False) -> None:
-        # Before the dataset is built.
-        check_keeps_every_sample(dataloader, f'{self._phase}_dataloader')
-        super().__init__(runner, dataloader, evaluator, fp16)
 
     def run(self) -> dict:
         """Extract the features, hand the scorers over, evaluate.
@@ -552,7 +560,7 @@ class ReIDValLoop(ValLoop):
 
 
 @LOOPS.register_module()
-class ReIDTestLoop(TestLoop):
+class ReIDTestLoop(_KeepsEverySample, TestLoop):
     """mmengine's ``TestLoop`` whose metrics get the model's distance.
 
     See :class:`ReIDValLoop`; ``tools/test.py`` uses it when ``test_cfg``
@@ -567,15 +575,6 @@ class ReIDTestLoop(TestLoop):
     _handed = 0
     run = ReIDValLoop.run
     run_iter = ReIDValLoop.run_iter
-
-    def __init__(self,
-                 runner,
-                 dataloader: Union[DataLoader, Dict],
-                 evaluator: Union[Evaluator, Dict, List],
-                 fp16: bool = False) -> None:
-        # Before the dataset is built.
-        check_keeps_every_sample(dataloader, f'{self._phase}_dataloader')
-        super().__init__(runner, dataloader, evaluator, fp16)
 
     @property
     def _losses(self) -> dict:
