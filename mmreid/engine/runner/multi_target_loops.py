@@ -12,16 +12,15 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 from mmengine.evaluator import Evaluator
 from mmengine.hooks import IterTimerHook
-from mmengine.runner.amp import autocast
 from mmengine.runner.base_loop import BaseLoop
-from mmengine.runner.loops import _parse_losses, _update_losses
+from mmengine.runner.loops import _parse_losses
 from torch.utils.data import DataLoader
 
 from mmreid.evaluation.results_table import format_results_table
 from mmreid.registry import LOOPS
 from .reid_loops import (check_every_sample_reached, check_identity_split,
                          check_keeps_every_sample, check_metric_results,
-                         check_model_distance, check_not_empty,
+                         check_model_distance, check_not_empty, evaluate_batch,
                          hand_model_scorers, scorers_handed_by,
                          share_rank0_buffers)
 from .target_metrics import averaged_over_targets, merge_target_metrics
@@ -373,20 +372,8 @@ class _MultiTargetLoop(BaseLoop):
             idx (int): Index of the batch in the target's dataloader.
             data_batch (Sequence[dict]): A batch from the dataloader.
         """
-        mode = self._mode
-        self.runner.call_hook(
-            f'before_{mode}_iter', batch_idx=idx, data_batch=data_batch)
-        step = getattr(self.runner.model, f'{mode}_step')
-        with autocast(enabled=self.fp16):
-            outputs = step(data_batch)
-        outputs, self.losses = _update_losses(outputs, self.losses)
-        self._handed += len(outputs)
-        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
-        self.runner.call_hook(
-            f'after_{mode}_iter',
-            batch_idx=idx,
-            data_batch=data_batch,
-            outputs=outputs)
+        self._handed += evaluate_batch(self, self._mode, self.losses, idx,
+                                       data_batch)
 
 
 @LOOPS.register_module()

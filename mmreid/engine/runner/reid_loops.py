@@ -454,6 +454,39 @@ def _dict_checked(compute, cls: type):
     return checked
 
 
+def evaluate_batch(loop, phase: str, losses: dict, idx: int,
+                   data_batch: Sequence[dict]) -> int:
+    """mmengine's ``ValLoop.run_iter``/``TestLoop.run_iter`` for ``loop``:
+    the hooks, the model's ``<phase>_step`` (under ``loop.fp16``
+    autocast), the losses it returns recorded in ``losses`` (in place) and
+    the rest handed to ``loop.evaluator``.
+
+    Args:
+        loop: A val/test loop (``runner``, ``fp16``, ``evaluator``).
+        phase (str): ``'val'`` or ``'test'``.
+        losses (dict): The loop's loss buffers.
+        idx (int): Index of the batch in the dataloader.
+        data_batch (Sequence[dict]): A batch from the dataloader.
+
+    Returns:
+        int: The samples handed to the evaluator (the loops count them,
+        see :func:`check_every_sample_reached`).
+    """
+    loop.runner.call_hook(
+        f'before_{phase}_iter', batch_idx=idx, data_batch=data_batch)
+    step = getattr(loop.runner.model, f'{phase}_step')
+    with autocast(enabled=loop.fp16):
+        outputs = step(data_batch)
+    outputs, _ = _update_losses(outputs, losses)
+    loop.evaluator.process(data_samples=outputs, data_batch=data_batch)
+    loop.runner.call_hook(
+        f'after_{phase}_iter',
+        batch_idx=idx,
+        data_batch=data_batch,
+        outputs=outputs)
+    return len(outputs)
+
+
 class _KeepsEverySample:
     """Refuses, when the loop is made, a dataloader config that drops
     samples (:func:`check_keeps_every_sample`); a mixin before mmengine's
@@ -539,20 +572,8 @@ class ReIDValLoop(_KeepsEverySample, ValLoop):
             idx (int): Index of the batch in the dataloader.
             data_batch (Sequence[dict]): A batch from the dataloader.
         """
-        phase = self._phase
-        self.runner.call_hook(
-            f'before_{phase}_iter', batch_idx=idx, data_batch=data_batch)
-        step = getattr(self.runner.model, f'{phase}_step')
-        with autocast(enabled=self.fp16):
-            outputs = step(data_batch)
-        outputs, _ = _update_losses(outputs, self._losses)
-        self._handed += len(outputs)
-        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
-        self.runner.call_hook(
-            f'after_{phase}_iter',
-            batch_idx=idx,
-            data_batch=data_batch,
-            outputs=outputs)
+        self._handed += evaluate_batch(self, self._phase, self._losses, idx,
+                                       data_batch)
 
     @property
     def _losses(self) -> dict:
