@@ -107,7 +107,8 @@ def extract_features(
     modality = _modality_labels(modality, len(images))
     if modality is None:
         _check_modalities(model, 'modality=1: infrared images', modality=None)
-    preprocess = _Preprocessor(model.cfg, getattr(model, 'test_target', None))
+    preprocess = _Preprocessor(model.cfg, getattr(model, 'test_target', None),
+                               model.data_preprocessor)
     model.eval()
     feats = []
     for start in range(0, len(images), batch_size):

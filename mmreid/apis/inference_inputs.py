@@ -11,7 +11,7 @@ import os
 import os.path as osp
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -190,13 +190,21 @@ class _Preprocessor:
     another loader (mmcv's ``LoadImageFromFile``, which a config names
     ``'mmpretrain.LoadImageFromFile'``, decodes BGR) arrays are refused.
     A pipeline without a loading step takes arrays only.
+
+    A pipeline that the model's data preprocessor would misread (a BGR
+    loader for a model that takes RGB, a second normalisation, a foreign
+    packer) is refused when it is made, as ``tools/test.py`` refuses it
+    (:func:`~mmreid.utils.pipeline_check.check_pipeline`).
     """
 
-    def __init__(self, cfg: Config, target: Optional[str] = None) -> None:
+    def __init__(self, cfg: Config, target: Optional[str],
+                 preprocessor: Any) -> None:
         from mmreid.datasets.transforms.loading import ReIDLoadImageFromFile
+        from mmreid.utils.pipeline_check import check_pipeline
         from mmreid.utils.pipeline_source import resolve_test_pipeline
         source = resolve_test_pipeline(
             cfg, target, option='init_model(..., target={})')
+        check_pipeline(source, preprocessor)
         transforms = Compose(source.pipeline).transforms
         first = transforms[0] if transforms else None
         name = str(source.pipeline[0].get('type')) if source.pipeline \

@@ -18,8 +18,11 @@ that breaks these rules ran without a word:
 :func:`check_pipelines` refuses such a pipeline of the train, val and test
 splits before a run reads any image (:class:`~mmreid.engine.runner.ReIDRunner`
 checks those of the splits that ``train()``, ``val()`` or ``test()``
-feed), naming its config key, the transform and the fix. Only the transforms
-named here are judged; a transform of your own is trusted.
+feed), naming its config key, the transform and the fix;
+:func:`check_pipeline` refuses the one test pipeline that the inference API
+(``mmreid.apis.extract_features``, so ``tools/extract_features.py``) runs.
+Only the transforms named here are judged; a transform of your own is
+trusted.
 """
 from typing import Any, List, Optional, Sequence
 
@@ -205,6 +208,25 @@ def pipeline_problems(source: PipelineSource, preprocessor: Any) -> List[str]:
     return problems
 
 
+def check_pipeline(source: PipelineSource, preprocessor: Any) -> None:
+    """Refuse one pipeline that ``preprocessor`` would misread: the check
+    of :func:`check_pipelines` for an entry point that runs a single
+    pipeline (``mmreid.apis.extract_features``, which
+    ``tools/extract_features.py`` and ``rank_gallery`` use; the
+    modality-gap tool).
+
+    Args:
+        source (PipelineSource): The pipeline and its config key.
+        preprocessor: The model's data preprocessor.
+
+    Raises:
+        ValueError: Naming every problem (:func:`pipeline_problems`).
+    """
+    problems = pipeline_problems(source, preprocessor)
+    if problems:
+        raise ValueError('\n'.join(problems))
+
+
 def check_pipelines(cfg: Any,
                     preprocessor: Any,
                     splits: Sequence[str] = SPLITS) -> None:
@@ -232,5 +254,6 @@ def check_pipelines(cfg: Any,
 
 
 __all__ = [
-    'transform_class', 'normalisation', 'pipeline_problems', 'check_pipelines'
+    'transform_class', 'normalisation', 'pipeline_problems', 'check_pipeline',
+    'check_pipelines'
 ]

@@ -547,34 +547,72 @@ def test_multi_target_pipelines_are_chosen_by_name(tmp_path):
         extract_features(small, file), extract_features(big, file))
 
 
+def _loader_config(tmp_path, loader, preprocessor=None):
+    """TINY_CONFIG with the test pipeline's loader (and the model's data
+    preprocessor) replaced."""
+    text = TINY_CONFIG.format(distance='euclidean').replace(
+        "dict(type='ReIDLoadImageFromFile')", f'dict(type={loader!r})')
+    if preprocessor is not None:
+        text = text.replace("type='ReIDDataPreprocessor'", preprocessor)
+    path = tmp_path / f'{loader}_{preprocessor is not None}.py'
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_pipeline_the_model_misreads_is_refused(tmp_path):
+    """mmcv's LoadImageFromFile ('mmpretrain.LoadImageFromFile') decodes
+    BGR; ReIDDataPreprocessor and the model take RGB. tools/test.py
+    refuses such a test pipeline, but extract_features (so
+    tools/extract_features.py and rank_gallery) computed every feature on
+    swapped channels without a word: refused, naming the key and the fix.
+    With a preprocessor that swaps BGR to RGB, the same loader gives the
+    features of mmreid's RGB loader."""
+    image = make_images(1, seed=6)[0]
+    file = write_image(tmp_path / 'img.png', image)
+    rgb = trained_like(
+        init_model(_loader_config(tmp_path, 'ReIDLoadImageFromFile')))
+    bgr = trained_like(
+        init_model(_loader_config(tmp_path, 'mmpretrain.LoadImageFromFile')))
+    with pytest.raises(ValueError) as info:
+        extract_features(bgr, file)
+    message = str(info.value)
+    assert message.startswith('test_pipeline[0] loads the images with '
+                              "type='mmpretrain.LoadImageFromFile'")
+    assert "dict(type='ReIDLoadImageFromFile')" in message
+    swapping = init_model(
+        _loader_config(tmp_path, 'mmpretrain.LoadImageFromFile',
+                       "type='ImgDataPreprocessor', bgr_to_rgb=True"))
+    for part in ('backbone', 'neck', 'head'):
+        weights = getattr(rgb, part).state_dict()
+        getattr(swapping, part).load_state_dict(weights)
+    torch.testing.assert_close(
+        extract_features(swapping, file), extract_features(rgb, file))
+
+
 def test_arrays_need_mmreids_rgb_loader(tmp_path):
     """An array skips the loading step. mmcv's LoadImageFromFile (a config
     names it 'mmpretrain.LoadImageFromFile') decodes BGR, so an RGB array
-    would not be the image its path gives: refused, naming the loader.
-    mmreid's loader (also under its deprecated name) gives RGB."""
+    would not be the image its path gives (even for a data preprocessor
+    that swaps BGR to RGB, which takes that loader's paths): refused,
+    naming the loader. mmreid's loader (also under its deprecated name)
+    gives RGB."""
     image = make_images(1, seed=6)[0]
     file = write_image(tmp_path / 'img.png', image)
-    loaders = dict([('mmpretrain.LoadImageFromFile', False),
-                    ('ReIDLoadImageFromFile', True),
-                    ('LoadImageFromFile', True)])
-    for loader, arrays in loaders.items():
-        path = tmp_path / f'{loader}.py'
-        path.write_text(
-            TINY_CONFIG.format(distance='euclidean').replace(
-                "dict(type='ReIDLoadImageFromFile')",
-                f'dict(type={loader!r})'))
-        model = trained_like(init_model(str(path)))
-        from_path = extract_features(model, file)
-        if arrays:
-            torch.testing.assert_close(
-                extract_features(model, image), from_path)
-            continue
-        with pytest.raises(ValueError) as info:
-            extract_features(model, [file, image])
-        message = str(info.value)
-        assert message.startswith('image #1 is an array')
-        assert "type='mmpretrain.LoadImageFromFile'" in message
-        assert 'test_pipeline' in message and 'BGR' in message
+    for loader in ('ReIDLoadImageFromFile', 'LoadImageFromFile'):
+        model = trained_like(init_model(_loader_config(tmp_path, loader)))
+        torch.testing.assert_close(
+            extract_features(model, image), extract_features(model, file))
+    model = trained_like(
+        init_model(
+            _loader_config(tmp_path, 'mmpretrain.LoadImageFromFile',
+                           "type='ImgDataPreprocessor', bgr_to_rgb=True")))
+    extract_features(model, file)
+    with pytest.raises(ValueError) as info:
+        extract_features(model, [file, image])
+    message = str(info.value)
+    assert message.startswith('image #1 is an array')
+    assert "type='mmpretrain.LoadImageFromFile'" in message
+    assert 'test_pipeline' in message and 'BGR' in message
 
 
 def test_demo_draws_the_pid_and_the_camid_on_their_own_lines(monkeypatch):

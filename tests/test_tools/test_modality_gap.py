@@ -380,3 +380,25 @@ def test_a_refusal_advises_the_options_this_tool_takes(tmp_path, monkeypatch,
     monkeypatch.setattr(sys, 'argv', argv + [f'{size}=[64,32]'])
     tool.main()
     assert 'head.bnneck' in capsys.readouterr().out
+
+
+def test_a_bgr_test_pipeline_is_refused(tmp_path, monkeypatch):
+    """The gap is measured on the test pipeline's images. With mmcv's BGR
+    loader ('mmpretrain.LoadImageFromFile') the model, which takes RGB,
+    met swapped channels and the tool printed their gaps; tools/test.py
+    refuses that pipeline, and so does this tool, naming its key."""
+    tool = load_tool(TOOL)
+    config = tiny_config(tmp_path)
+    monkeypatch.setattr(sys, 'argv', [
+        'modality_gap.py',
+        str(config), '--num-per-modality', '4', '--out',
+        str(tmp_path / 'gap.json'), '--cfg-options',
+        'test_dataloader.dataset.pipeline.0.type='
+        'mmpretrain.LoadImageFromFile'
+    ])
+    with pytest.raises(ValueError) as info:
+        tool.main()
+    assert str(info.value).startswith(
+        'test_dataloader.dataset.pipeline[0] loads the images with '
+        "type='mmpretrain.LoadImageFromFile'")
+    assert not (tmp_path / 'gap.json').exists()

@@ -230,7 +230,8 @@ def _measure(config: str,
     from mmreid.utils import register_all_modules
     register_all_modules()
     model = init_model(run_config(config, cfg_options), checkpoint)
-    batch = mixed_batch(model.cfg, num_per_modality, 0)
+    batch = mixed_batch(model.cfg, num_per_modality, 0,
+                        model.data_preprocessor)
     model = copy.deepcopy(model)
     data = model.data_preprocessor(batch, False)
     modality = [int(s.metainfo['modality']) for s in data['data_samples']]

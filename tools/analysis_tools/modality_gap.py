@@ -278,12 +278,14 @@ def format_table(rows: List[dict]) -> str:
     return '\n'.join(lines)
 
 
-def mixed_batch(cfg, num_per_modality: int, seed: int):
+def mixed_batch(cfg, num_per_modality: int, seed: int, preprocessor):
     """``num_per_modality`` images of each modality of the training set.
 
     The training dataset of ``cfg`` is built with the test pipeline (no
     random augmentation); the images are drawn without replacement by a
-    ``numpy`` generator seeded with ``seed``.
+    ``numpy`` generator seeded with ``seed``. A test pipeline that
+    ``preprocessor`` (the model's data preprocessor) would misread, e.g.
+    a BGR loader, is refused as ``tools/test.py`` refuses it.
 
     Returns:
         dict: ``inputs`` (list of tensors) and ``data_samples``, visible
@@ -292,14 +294,21 @@ def mixed_batch(cfg, num_per_modality: int, seed: int):
     from mmengine.dataset import pseudo_collate
 
     from mmreid.registry import DATASETS
+    from mmreid.utils.pipeline_check import check_pipeline
+    from mmreid.utils.pipeline_source import PipelineSource
     dataset_cfg = cfg.train_dataloader.dataset.to_dict() \
         if hasattr(cfg.train_dataloader.dataset, 'to_dict') \
         else dict(cfg.train_dataloader.dataset)
-    test_cfg = cfg.get('test_dataloader') or cfg.get('val_dataloader')
+    key = 'test_dataloader' if cfg.get('test_dataloader') else \
+        'val_dataloader'
+    test_cfg = cfg.get(key)
     if not test_cfg or 'pipeline' not in test_cfg.get('dataset', {}):
         raise KeyError('the config needs test_dataloader.dataset.pipeline '
                        '(the images are loaded without augmentation)')
     dataset_cfg['pipeline'] = test_cfg['dataset']['pipeline']
+    check_pipeline(
+        PipelineSource(f'{key}.dataset.pipeline', dataset_cfg['pipeline']),
+        preprocessor)
     dataset = DATASETS.build(dataset_cfg)
     by_modality: Dict[int, List[int]] = {VISIBLE: [], INFRARED: []}
     for index in range(len(dataset)):
@@ -447,7 +456,8 @@ def main():
             cfg_options=args.cfg_options,
             command='tools/analysis_tools/modality_gap.py')
     cfg = model.cfg
-    batch = mixed_batch(cfg, args.num_per_modality, args.seed)
+    batch = mixed_batch(cfg, args.num_per_modality, args.seed,
+                        model.data_preprocessor)
     model = copy.deepcopy(model)  # training mode updates running stats
     data = model.data_preprocessor(batch, False)
     inputs, samples = data['inputs'], data['data_samples']
