@@ -11,8 +11,9 @@ import copy
 from itertools import chain, zip_longest
 
 import pytest
+import torch
 from mmengine.config import Config
-from mmengine.dataset import DefaultSampler
+from mmengine.dataset import BaseDataset, DefaultSampler
 from mmengine.runner import Runner
 from torch.utils.data import BatchSampler, DataLoader
 
@@ -54,6 +55,21 @@ class RepeatFirstSampler(SkipTwoSampler):
 
     def __len__(self) -> int:
         return self.size + 1
+
+
+@DATA_SAMPLERS.register_module()
+class RepeatInsteadSampler(SkipTwoSampler):
+    """A user's sampler with the right count: the first sample twice, the
+    last never."""
+
+    def __init__(self, dataset, **kwargs) -> None:
+        self.size = len(dataset)
+
+    def __iter__(self):
+        return chain([0], range(self.size - 1))
+
+    def __len__(self) -> int:
+        return self.size
 
 
 # A user's batch sampler config: dict(type='PlainBatchSampler', ...).
@@ -179,7 +195,11 @@ def test_test_target_keeps_the_config_index_of_a_dropping_target(synth):
     [('SkipTwoSampler', r'14 of the 16 samples of SynthReID.* reached the '
       r'metrics.*leaves samples out'),
      ('RepeatFirstSampler', r'17 samples were handed to the evaluator for '
-      r'the 16 samples of SynthReID.*repeats indices')])
+      r'the 16 samples of SynthReID.*repeats indices'),
+     ('RepeatInsteadSampler', r'16 samples were handed to the evaluator for '
+      r'the 16 samples of SynthReID.*, but not sample_idx 15: others were '
+      r'handed twice in their place.*repeats some indices and skips '
+      r'others')])
 def test_metrics_are_not_computed_without_every_sample_once(
         synth, tmp_path, sampler, counts):
     computed = []
@@ -200,6 +220,16 @@ def test_metrics_are_not_computed_without_every_sample_once(
 def test_a_sampler_that_yields_every_sample_is_evaluated(synth, tmp_path):
     metrics = single_runner(tmp_path, 'test', loader(synth)).test()
     assert metrics['reid/num_query'] == 7
+
+
+class Samples(BaseDataset):
+    """A dataset of ``size`` samples (only its length is read)."""
+
+    def __init__(self, size):
+        self.size = size
+
+    def __len__(self):
+        return self.size
 
 
 def rank_indices(monkeypatch, size, world, rank, batch_size, drop_last):
@@ -236,15 +266,64 @@ def test_the_count_check_passes_exactly_when_each_sample_is_collected_once(
     ][:size]
     every_sample_once = sorted(collected) == list(range(size))
     total = sum(len(part) for part in parts)
+    # What the reductions over the processes give: the sum of the counts,
+    # the union (max) of the samples each process marked.
+    marks = torch.zeros(size + 1, dtype=torch.int32)
+    marks[list(chain.from_iterable(parts))] = 1
+
+    def all_reduce(tensor, op):
+        assert op == ('sum' if tensor.numel() == 1 else 'max')
+        return tensor.fill_(total) if op == 'sum' else tensor.copy_(marks)
+
     monkeypatch.setattr(reid_loops, 'get_world_size', lambda: world)
-    monkeypatch.setattr(reid_loops, 'all_reduce',
-                        lambda tensor, op: tensor.fill_(total))
+    monkeypatch.setattr(reid_loops, 'all_reduce', all_reduce)
     try:
-        reid_loops.check_every_sample_reached(
-            len(parts[0]), list(range(size)), 'loop')
+        reid_loops.check_every_sample_reached(parts[0], Samples(size), 'loop')
     except ValueError as error:
         assert not every_sample_once, str(error)
         assert f'{total} of the {size} samples' in str(error)
         assert f'by {world} processes' in str(error) or world == 1
     else:
         assert every_sample_once, (parts, collected)
+
+
+@pytest.mark.parametrize('world', [1, 2, 3])
+@pytest.mark.parametrize('seed', range(4))
+def test_samples_drawn_with_replacement_are_refused_unless_all_are_there(
+        monkeypatch, world, seed):
+    """Processes that draw ``size`` samples between them with replacement
+    (an identity sampler left in an evaluation dataloader) have the right
+    count; the check passes exactly when every index was still drawn."""
+    import numpy as np
+    size = 6
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, size, size).tolist() if seed else list(range(size))
+    parts = [drawn[rank::world] for rank in range(world)]
+    marks = torch.zeros(size + 1, dtype=torch.int32)
+    marks[drawn] = 1
+    monkeypatch.setattr(reid_loops, 'get_world_size', lambda: world)
+    monkeypatch.setattr(
+        reid_loops, 'all_reduce', lambda tensor, op: tensor.fill_(size)
+        if op == 'sum' else tensor.copy_(marks))
+    missing = sorted(set(range(size)) - set(drawn))
+    if not missing:
+        reid_loops.check_every_sample_reached(parts[0], Samples(size), 'loop')
+        return
+    with pytest.raises(ValueError) as info:
+        reid_loops.check_every_sample_reached(parts[0], Samples(size), 'loop')
+    assert f"but not sample_idx {', '.join(map(str, missing))}:" in str(
+        info.value)
+
+
+def test_outputs_without_a_sample_idx_keep_the_count_check_only(monkeypatch):
+    """A pipeline whose packer leaves out ``sample_idx`` cannot be checked
+    sample by sample; then every process skips that check alike."""
+    monkeypatch.setattr(reid_loops, 'get_world_size', lambda: 1)
+    reid_loops.check_every_sample_reached([0, None, 0], Samples(3), 'loop')
+    with pytest.raises(ValueError, match='but not sample_idx 2:'):
+        reid_loops.check_every_sample_reached([0, 1, 0], Samples(3), 'loop')
+    assert reid_loops.handed_indices([
+        dict(sample_idx=4),
+        dict(sample_idx=True),
+        dict(),
+    ]) == [4, None, None]

@@ -114,8 +114,9 @@ class _MultiTargetLoop(BaseLoop):
     _mode = 'val'
     # ResultsTableHook leaves the table to the loop.
     prints_results_table = True
-    #: The samples this process handed to the current target's evaluator.
-    _handed = 0
+    #: The ``sample_idx`` of the samples this process handed to the
+    #: current target's evaluator (set by :meth:`_run_target`).
+    _handed: List[Optional[int]]
 
     def __init__(self,
                  runner,
@@ -347,7 +348,7 @@ class _MultiTargetLoop(BaseLoop):
             f'{len(target.dataloader)} batches')
         self.losses.clear()
         self._restart_iter_timers()
-        self._handed = 0
+        self._handed = []
         for idx, data_batch in enumerate(target.dataloader):
             self.run_iter(idx, data_batch)
         check_every_sample_reached(self._handed, dataset,
@@ -372,8 +373,8 @@ class _MultiTargetLoop(BaseLoop):
             idx (int): Index of the batch in the target's dataloader.
             data_batch (Sequence[dict]): A batch from the dataloader.
         """
-        self._handed += evaluate_batch(self, self._mode, self.losses, idx,
-                                       data_batch)
+        self._handed.extend(
+            evaluate_batch(self, self._mode, self.losses, idx, data_batch))
 
 
 @LOOPS.register_module()

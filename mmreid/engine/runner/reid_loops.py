@@ -15,14 +15,17 @@ They also evaluate every sample: a dataloader that drops its last batch
 (``drop_last``) is refused when the loop is built
 (:func:`check_keeps_every_sample`), and the metrics compute only once the
 samples handed to them, over all processes, cover the dataset
-(:func:`check_every_sample_reached`; a sampler that leaves samples out).
+(:func:`check_every_sample_reached`; a sampler that leaves samples out,
+or repeats some in place of others).
 """
 import logging
 from contextlib import nullcontext
+from numbers import Integral
 from typing import (ContextManager, Dict, List, Mapping, Optional, Sequence,
                     Union)
 
 import torch
+from mmengine.dataset import BaseDataset
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
@@ -266,30 +269,83 @@ def check_keeps_every_sample(dataloader,
         f'the number of processes. Set {option}=False (or leave it out).')
 
 
-def check_every_sample_reached(handed: int, dataset, where: str) -> None:
-    """Refuse to compute metrics without every sample of ``dataset``.
-
-    Each process counts the samples it handed to the evaluator
-    (``handed``). mmengine's ``Evaluator.evaluate(len(dataset))``
-    collects the results of all processes in sampling order and keeps the
-    first ``len(dataset)`` (``collect_results``): that drops the padding
-    a distributed sampler appends so that every process has as many
-    samples (at most one per process beyond the first), and nothing else.
-    So every sample reaches the metrics once when the sum over processes
-    is at least ``len(dataset)`` and at most that padding more; in one
-    process, exactly ``len(dataset)``.
+def handed_indices(outputs: Sequence) -> List[Optional[int]]:
+    """The ``sample_idx`` of each data sample handed to the evaluator.
 
     Args:
-        handed (int): The samples this process handed to the evaluator.
+        outputs (Sequence): The model's outputs of one batch (data samples,
+            or dicts).
+
+    Returns:
+        list[int | None]: One per output; None where it carries no
+        integer ``sample_idx``.
+    """
+    indices = []
+    for output in outputs:
+        meta = output if isinstance(output, Mapping) else getattr(
+            output, 'metainfo', {})
+        index = meta.get('sample_idx') if isinstance(meta, Mapping) else None
+        usable = isinstance(index, Integral) and not isinstance(index, bool)
+        indices.append(int(index) if usable else None)
+    return indices
+
+
+def _missing_samples(handed: Sequence[Optional[int]], size: int,
+                     world: int) -> Optional[List[int]]:
+    """The samples of a dataset no process handed to the evaluator.
+
+    Each process marks the indices it handed in a (size + 1,) tensor whose
+    last entry says it could not (an output without ``sample_idx``, or
+    one out of range); one ``max`` reduction gives every process the same
+    answer, so all take the same branch.
+
+    Returns:
+        list[int] | None: The missing indices, ascending; None where a
+        process could not tell.
+    """
+    marks = torch.zeros(size + 1, dtype=torch.int32)
+    if all(i is not None and 0 <= i < size for i in handed):
+        marks[torch.tensor(handed, dtype=torch.int64)] = 1
+    else:
+        marks[size] = 1
+    if world > 1:
+        all_reduce(marks, op='max')
+    if marks[size]:
+        return None
+    return torch.nonzero(marks[:size] == 0).flatten().tolist()
+
+
+def check_every_sample_reached(handed: Sequence[Optional[int]], dataset,
+                               where: str) -> None:
+    """Refuse to compute metrics without every sample of ``dataset``.
+
+    Each process lists the samples it handed to the evaluator
+    (``handed``, their ``sample_idx``). mmengine's
+    ``Evaluator.evaluate(len(dataset))`` collects the results of all
+    processes in sampling order and keeps the first ``len(dataset)``
+    (``collect_results``): that drops the padding a distributed sampler
+    appends so that every process has as many samples (at most one per
+    process beyond the first), and nothing else. So every sample reaches
+    the metrics once when the count over processes is at least
+    ``len(dataset)`` and at most that padding more (in one process,
+    exactly ``len(dataset)``), and, for a dataset whose ``sample_idx`` is
+    the index (mmengine's ``BaseDataset``, which every mmreid dataset
+    is), when every index was handed by some process: a sampler that
+    repeats one sample in place of another has the right count, and the
+    metric would drop the repeat and rank without the other.
+
+    Args:
+        handed (Sequence[int | None]): The ``sample_idx`` of each sample
+            this process handed to the evaluator (:func:`handed_indices`).
         dataset (Sized): The dataset evaluated.
         where (str): The loop (and target), for the message.
 
     Raises:
-        ValueError: Naming ``where``, the dataset, both counts and the
-            likely cause.
+        ValueError: Naming ``where``, the dataset, both counts (or the
+            first missing samples) and the likely cause.
     """
     world = get_world_size()
-    total = torch.tensor(handed, dtype=torch.int64)
+    total = torch.tensor(len(handed), dtype=torch.int64)
     if world > 1:
         all_reduce(total, op='sum')
     total = int(total)
@@ -314,6 +370,20 @@ def check_every_sample_reached(handed: int, dataset, where: str) -> None:
             'others not at all. Likely cause: a sampler that repeats '
             "indices; evaluate with dict(type='DefaultSampler', "
             'shuffle=False)')
+    if not isinstance(dataset, BaseDataset):
+        return
+    missing = _missing_samples(handed, size, world)
+    if missing:
+        shown = ', '.join(map(str, missing[:5]))
+        more = f' and {len(missing) - 5} more' if len(missing) > 5 else ''
+        raise ValueError(
+            f'{where}: {total} samples were handed to the evaluator{by} for '
+            f'the {size} samples of {_shown(dataset)}, but not sample_idx '
+            f'{shown}{more}: others were handed twice in their place, and '
+            'the metrics would count each sample once and rank without the '
+            'missing ones. Likely cause: a sampler that repeats some '
+            "indices and skips others; evaluate with dict(type='"
+            "DefaultSampler', shuffle=False)")
 
 
 def trained_dataset_meta(runner) -> Optional[Mapping]:
@@ -455,7 +525,7 @@ def _dict_checked(compute, cls: type):
 
 
 def evaluate_batch(loop, phase: str, losses: dict, idx: int,
-                   data_batch: Sequence[dict]) -> int:
+                   data_batch: Sequence[dict]) -> List[Optional[int]]:
     """mmengine's ``ValLoop.run_iter``/``TestLoop.run_iter`` for ``loop``:
     the hooks, the model's ``<phase>_step`` (under ``loop.fp16``
     autocast), the losses it returns recorded in ``losses`` (in place) and
@@ -469,8 +539,9 @@ def evaluate_batch(loop, phase: str, losses: dict, idx: int,
         data_batch (Sequence[dict]): A batch from the dataloader.
 
     Returns:
-        int: The samples handed to the evaluator (the loops count them,
-        see :func:`check_every_sample_reached`).
+        list[int | None]: The ``sample_idx`` of the samples handed to the
+        evaluator (the loops collect them, see
+        :func:`check_every_sample_reached`).
     """
     loop.runner.call_hook(
         f'before_{phase}_iter', batch_idx=idx, data_batch=data_batch)
@@ -484,7 +555,7 @@ def evaluate_batch(loop, phase: str, losses: dict, idx: int,
         batch_idx=idx,
         data_batch=data_batch,
         outputs=outputs)
-    return len(outputs)
+    return handed_indices(outputs)
 
 
 class _KeepsEverySample:
@@ -521,8 +592,9 @@ class ReIDValLoop(_KeepsEverySample, ValLoop):
     """
 
     _phase = 'val'
-    #: The samples this process handed to the evaluator in this run.
-    _handed = 0
+    #: The ``sample_idx`` of the samples this process handed to the
+    #: evaluator in this run (set by :meth:`run`).
+    _handed: List[Optional[int]]
 
     def run(self) -> dict:
         """Extract the features, hand the scorers over, evaluate.
@@ -548,7 +620,7 @@ class ReIDValLoop(_KeepsEverySample, ValLoop):
             runner.model.eval()
             losses = self._losses
             losses.clear()
-            self._handed = 0
+            self._handed = []
             for idx, data_batch in enumerate(self.dataloader):
                 self.run_iter(idx, data_batch)
             check_every_sample_reached(self._handed, self.dataloader.dataset,
@@ -572,8 +644,8 @@ class ReIDValLoop(_KeepsEverySample, ValLoop):
             idx (int): Index of the batch in the dataloader.
             data_batch (Sequence[dict]): A batch from the dataloader.
         """
-        self._handed += evaluate_batch(self, self._phase, self._losses, idx,
-                                       data_batch)
+        self._handed.extend(
+            evaluate_batch(self, self._phase, self._losses, idx, data_batch))
 
     @property
     def _losses(self) -> dict:
@@ -593,7 +665,7 @@ class ReIDTestLoop(_KeepsEverySample, TestLoop):
     """
 
     _phase = 'test'
-    _handed = 0
+    _handed: List[Optional[int]]
     run = ReIDValLoop.run
     run_iter = ReIDValLoop.run_iter
 
