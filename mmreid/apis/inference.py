@@ -131,8 +131,19 @@ def extract_features(
 
 
 def parse_market_name(path: str):
-    """``(pid, camid)`` from a Market-style file name, else ``(None,
-    None)``."""
+    """``(pid, camera)`` from a Market-style file name, else ``(None,
+    None)``.
+
+    The camera is the file name's number, 1-based (``c1`` -> 1), not the
+    0-based camid of the datasets, metrics and pictures: convert it with
+    :func:`market_camid` (``c1`` -> camid 0).
+
+    Example:
+        >>> parse_market_name('0001_c1s1_001051_00.jpg')
+        (1, 1)
+        >>> market_camid(1)
+        0
+    """
     match = MARKET_NAME.match(osp.basename(path))
     if match is None:
         return None, None
