@@ -327,3 +327,41 @@ def test_outputs_without_a_sample_idx_keep_the_count_check_only(monkeypatch):
         dict(sample_idx=True),
         dict(),
     ]) == [4, None, None]
+
+
+@pytest.mark.parametrize('mode', ['val', 'test'])
+@pytest.mark.parametrize('scope', ['', 'mmengine.'])
+def test_mmengines_own_loop_is_refused_by_the_runner(synth, tmp_path, mode,
+                                                     scope):
+    """mmengine's ValLoop/TestLoop skip these checks: with drop_last=True
+    mmengine's loop ranked 15 of the 16 images (the 7 queries, 8 of the 9
+    gallery images) and printed another mAP than the whole split's.
+    ReIDRunner refuses the loop when it is built, naming what to write."""
+    from mmreid.engine.runner import ReIDRunner
+    kind = 'ValLoop' if mode == 'val' else 'TestLoop'
+
+    def config(name, loop, dataloader):
+        return dict(
+            model=copy.deepcopy(TINY_BOT_MODEL),
+            work_dir=str(tmp_path / name),
+            experiment_name=f'{mode}_{name}',
+            default_scope='mmreid',
+            **{
+                f'{mode}_dataloader': dataloader,
+                f'{mode}_evaluator': dict(type='ReIDMetric'),
+                f'{mode}_cfg': dict(type=loop),
+            })
+
+    cfg = config('plain', f'{scope}{kind}', loader(synth, drop_last=True))
+    runner = Runner(**cfg)
+    assert type(getattr(runner, f'{mode}_loop')).__name__ == kind
+    partial = getattr(runner, mode)()
+    with pytest.raises(
+            ValueError,
+            match=rf"{mode}_cfg: type='{scope}{kind}' is mmengine's {kind}, "
+            rf".*Write type='ReID{kind}', or leave the type out"):
+        ReIDRunner(**cfg)
+    runner = ReIDRunner(**config('reid', f'ReID{kind}', loader(synth)))
+    whole = getattr(runner, mode)()
+    assert whole['reid/num_query'] == partial['reid/num_query'] == 7
+    assert abs(whole['reid/mAP'] - partial['reid/mAP']) > 1e-3

@@ -24,7 +24,8 @@ from .config_recording import ConfigRecordMixin
 from .log_processor import TRAINING_MEAN_PATTERN, ReIDLogProcessor
 from .resume_checks import train_loader_plan
 from .resuming import ResumeMixin
-from .runner_config import (check_loop_reads_a_dataloader, drop_restated_hooks,
+from .runner_config import (check_loop_is_mmreids,
+                            check_loop_reads_a_dataloader, drop_restated_hooks,
                             drop_switched_off_hooks)
 
 #: How a user of the tools turns strict loading off (quoted in errors).
@@ -112,7 +113,8 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
       checkpoint with the configured run that those checks make;
     * :mod:`~mmreid.engine.runner.runner_config`: the ``default_hooks``
       and ``custom_hooks`` entries :meth:`register_hooks` leaves out, and
-      the loop check of ``__init__`` (``check_loop_reads_a_dataloader``);
+      the loop checks of ``__init__`` (``check_loop_is_mmreids``,
+      ``check_loop_reads_a_dataloader``);
     * :mod:`~mmreid.engine.runner.schedule_checks`: the schedule checks of
       :meth:`build_param_scheduler`;
     * :mod:`~mmreid.engine.runner.log_processor`: the log processor and
@@ -145,6 +147,7 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
             if isinstance(loop_cfg, dict) and 'type' not in loop_cfg:
                 kwargs[f'{mode}_cfg'] = dict(loop_cfg, type=loop)
         for mode in ('val', 'test'):
+            check_loop_is_mmreids(mode, kwargs.get(f'{mode}_cfg'))
             check_loop_reads_a_dataloader(mode, kwargs.get(f'{mode}_cfg'),
                                           kwargs.get(f'{mode}_dataloader'))
         # mmengine logs the keys matching mean_pattern as a running mean

@@ -2,7 +2,9 @@
 
 :class:`~mmreid.engine.runner.ReIDRunner` refuses a single-target
 evaluation loop over a multi-target dataset config's empty dataloader
-(:func:`check_loop_reads_a_dataloader`, in its ``__init__``), and its
+(:func:`check_loop_reads_a_dataloader`, in its ``__init__``) and
+mmengine's own ``ValLoop``/``TestLoop`` (:func:`check_loop_is_mmreids`),
+and its
 ``register_hooks`` registers a hook once when ``custom_hooks`` restates a
 ``default_hooks`` entry (:func:`drop_restated_hooks`) and leaves out a
 ``default_hooks`` entry set to ``None`` (:func:`drop_switched_off_hooks`).
@@ -47,6 +49,47 @@ def check_loop_reads_a_dataloader(mode: str, loop_cfg, dataloader) -> None:
         f'targets={{{{_base_.{mode}_targets}}}}); for the first release of '
         f'SynthReID (d3 only) inherit '
         f'configs/_base_/datasets/synthreid_v1.py instead.')
+
+
+def check_loop_is_mmreids(mode: str, loop_cfg) -> None:
+    """Refuse mmengine's own ``ValLoop``/``TestLoop`` as ``<mode>_cfg``.
+
+    They run the same iterations, hooks and metric keys as mmreid's
+    ``ReIDValLoop``/``ReIDTestLoop`` without mmreid's evaluation checks, so
+    a config that names them (as OpenMMLab schedules do) printed numbers
+    those checks refuse: a ``drop_last`` dataloader or a sampler that
+    leaves samples out ranked a partial query and gallery; a model whose
+    distance the metric does not use was refused only at its first step.
+    A loop config without a type gets mmreid's loop (``ReIDRunner``).
+
+    Args:
+        mode (str): ``'val'`` or ``'test'``.
+        loop_cfg: ``<mode>_cfg`` as given to the runner.
+
+    Raises:
+        ValueError: Naming the key, the loop and what to write.
+    """
+    if not isinstance(loop_cfg, dict) or 'type' not in loop_cfg:
+        return
+    from mmengine.runner import TestLoop, ValLoop
+
+    from mmreid.registry import LOOPS
+    kind = loop_cfg['type']
+    mmengines = ValLoop if mode == 'val' else TestLoop
+    if isinstance(kind, str):
+        with LOOPS.switch_scope_and_registry(None) as registry:
+            kind = registry.get(kind)
+    if kind is not mmengines:
+        return
+    ours = f'ReID{mmengines.__name__}'
+    raise ValueError(
+        f"{mode}_cfg: type={loop_cfg['type']!r} is mmengine's "
+        f'{mmengines.__name__}, which skips mmreid\'s evaluation checks '
+        '(every sample evaluated once, the model\'s distance handed to the '
+        'metrics, the identity split), so it could print a number computed '
+        f'without some samples. Write type={ours!r}, or leave the type out '
+        f'(mmreid then uses {ours}): the same iterations, hooks and metric '
+        'keys.')
 
 
 def _hook_config(hook: Any) -> Any:
