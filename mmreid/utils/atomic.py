@@ -108,13 +108,21 @@ def temp_name(name: str) -> str:
             f'{uuid.uuid4().hex}')
 
 
-def _temp_pattern(name: Optional[str]) -> 're.Pattern':
-    # The names of temp_name; SynthReID's first release wrote no host and
-    # earlier releases no pid namespace. The host is the shortest that
-    # parses, so that a pidns field is never read as the host's end.
+#: What a writer that replaces a folder appends to its :func:`temp_name` to
+#: name the previous folder while it moves the new one in (see
+#: :func:`recover_replaced_folders`).
+REPLACED_SUFFIX = '.old'
+
+
+def _temp_pattern(name: Optional[str], suffix: str = '') -> 're.Pattern':
+    # The names of temp_name (plus suffix); SynthReID's first release wrote
+    # no host and earlier releases no pid namespace. The host is the
+    # shortest that parses, so that a pidns field is never read as the
+    # host's end.
     base = '.+' if name is None else re.escape(name)
     return re.compile(rf'\.{base}\.tmp-(?:(?P<host>.+?)-)?'
-                      rf'(?:pidns(?P<ns>\d+)-)?(?P<pid>\d+)-[0-9a-f]{{32}}')
+                      rf'(?:pidns(?P<ns>\d+)-)?(?P<pid>\d+)-[0-9a-f]{{32}}'
+                      rf'{re.escape(suffix)}')
 
 
 def _same_pid_space(match: 're.Match', host: str,
@@ -221,6 +229,137 @@ def remove_stale_temps(folder: str,
             f'left: {", ".join(removed)}',
             logger='current')
     return removed
+
+
+def _dead_writers(folder: str, name: str, suffix: str) -> List[str]:
+    """The folders in ``folder`` named :func:`temp_name` of ``name`` plus
+    ``suffix`` whose writer is dead: this host, this pid namespace, no
+    such process (as :func:`remove_stale_temps` judges them)."""
+    pattern = _temp_pattern(name, suffix)
+    host, namespace = socket.gethostname(), pid_namespace()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    found = []
+    for entry in sorted(names):
+        match = pattern.fullmatch(entry)
+        path = osp.join(folder, entry)
+        if (match is not None and osp.isdir(path)
+                and _same_pid_space(match, host, namespace)
+                and not pid_alive(int(match.group('pid')))):
+            found.append(path)
+    return found
+
+
+def recover_replaced_folders(folder: str, name: str) -> Optional[str]:
+    """Put back the previous folder that a process killed while replacing
+    ``folder/name`` left hidden, and remove the stale ones.
+
+    A writer that replaces a folder as a whole moves the previous one to
+    its :func:`temp_name` plus :data:`REPLACED_SUFFIX` (``.old``), then its
+    new one to ``name``, then removes the previous one. Killed between the
+    two renames it leaves no ``name``: the previous, complete folder is
+    only that hidden ``.old`` one. Here, where ``name`` is missing, the
+    newest such folder of a dead writer (judged as in
+    :func:`remove_stale_temps`: this host, this pid namespace) is renamed
+    back to ``name``; the others, and all of them where ``name`` exists (a
+    writer killed after its swap, while removing the previous folder), are
+    removed. A live writer's, another host's or another pid namespace's is
+    kept. One log line names what was restored and removed.
+
+    Args:
+        folder (str): The folder that holds ``name``.
+        name (str): The base name of the replaced folder.
+
+    Returns:
+        str | None: The hidden path that was renamed back to ``name``, or
+        None where none was.
+    """
+    leftovers = _dead_writers(folder, name, REPLACED_SUFFIX)
+    path = osp.join(folder, name)
+    restored = None
+    if leftovers and not osp.lexists(path):
+        newest = max(leftovers, key=lambda p: (os.stat(p).st_mtime, p))
+        os.rename(newest, path)
+        leftovers.remove(newest)
+        restored = newest
+    removed = []
+    for leftover in leftovers:
+        shutil.rmtree(leftover, ignore_errors=True)
+        if not osp.lexists(leftover):
+            removed.append(leftover)
+    if restored is not None:
+        print_log(
+            f'Restored {path} from {restored}: the previous set that a '
+            f'process killed while replacing it left aside.',
+            logger='current')
+    if removed:
+        print_log(
+            f'Removed {len(removed)} previous folder(s) of {path} that '
+            f'processes killed while replacing it left: '
+            f'{", ".join(removed)}',
+            logger='current')
+    return restored
+
+
+def _refuse_written(path: str) -> None:
+    """Raise FileExistsError where ``path`` exists and is not an empty
+    folder."""
+    if osp.isdir(path) and not osp.islink(path) and not os.listdir(path):
+        return
+    if osp.lexists(path):
+        raise FileExistsError(
+            f'{path!r} exists and is not an empty folder: it is never '
+            f'written into; remove it or write elsewhere')
+
+
+@contextmanager
+def atomic_folder(path: str) -> Iterator[str]:
+    """A temporary folder next to ``path`` to fill; on a clean exit it is
+    renamed to ``path``, on an error it is removed with its content.
+
+    ``path`` then exists complete or not at all, and nothing is ever
+    written into a folder that was there before: an existing ``path`` is
+    refused, unless it is an empty folder (which the rename replaces). The
+    temporary folder (``.<name>.tmp-<host>-pidns<inode>-<pid>-<hex>``, see
+    :func:`temp_name`) is private until renamed; a process killed in the
+    block leaves it behind, and the next call for the same ``path``
+    removes it (see :func:`remove_stale_temps`). ``path`` gets the
+    permissions a plain ``os.mkdir(path)`` would give it (see
+    :func:`output_mode`).
+
+    Args:
+        path (str): The folder to write.
+
+    Raises:
+        FileExistsError: ``path`` exists and is not an empty folder, when
+            the block starts or (another process put it there meanwhile)
+            when it ends; names ``path``.
+
+    Examples:
+        >>> with atomic_folder('data/cuhk03-np/labeled') as tmp:
+        ...     copy_images(tmp)
+    """
+    path = osp.abspath(path)
+    _refuse_written(path)
+    parent, name = osp.split(path)
+    os.makedirs(parent, exist_ok=True)
+    remove_stale_temps(parent, name, folders=True)
+    tmp = osp.join(parent, temp_name(name))
+    os.mkdir(tmp, 0o700)
+    try:
+        yield tmp
+        set_output_mode(tmp, path, folder=True)
+        try:
+            # Replaces an empty folder, never one with files (POSIX).
+            os.rename(tmp, path)
+        except OSError:
+            _refuse_written(path)
+            raise
+    finally:
+        if osp.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager

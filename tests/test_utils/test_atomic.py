@@ -3,6 +3,7 @@ import os
 import re
 import socket
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -345,3 +346,110 @@ def test_write_image_in_the_format_of_its_extension(tmp_path):
     with pytest.raises((cv2.error, OSError)):
         write_image(str(tmp_path / 'a.nope'), rgb)
     assert sorted(os.listdir(tmp_path)) == ['a.jpg', 'a.png']
+
+
+def logs(monkeypatch):
+    """The lines ``mmreid.utils.atomic`` logs from now on."""
+    logged = []
+    monkeypatch.setattr(
+        atomic,
+        'print_log',
+        lambda msg, **kwargs: logged.append(msg),
+        raising=False)
+    return logged
+
+
+def replaced_folder(parent, name, pid, mtime, host=None, content='old'):
+    """The previous folder a writer replacing ``parent/name`` moved aside,
+    its writer ``pid`` (on ``host``, this one by default)."""
+    host = socket.gethostname() if host is None else host
+    path = parent / (f'.{name}.tmp-{host}-{pid}-'
+                     f'{format(mtime, "x").rjust(32, "0")}.old')
+    path.mkdir()
+    (path / 'meta.json').write_text(content)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_the_newest_set_a_killed_swap_left_aside_is_put_back(
+        tmp_path, monkeypatch):
+    """Killed between moving the previous folder aside and moving the new
+    one in, a writer left the folder missing: the newest folder a dead
+    writer left aside is renamed back, the others removed, and one line
+    says so each. A live writer's and another host's are kept."""
+    logged = logs(monkeypatch)
+    dead = dead_pid()
+    older = replaced_folder(tmp_path, 'feats', dead, 1000, content='older')
+    replaced_folder(tmp_path, 'feats', dead, 2000, content='newer')
+    kept = [
+        replaced_folder(tmp_path, 'feats', os.getpid(), 3000),
+        replaced_folder(tmp_path, 'feats', dead, 4000, host='node-7'),
+    ]
+    atomic.recover_replaced_folders(str(tmp_path), 'feats')
+    assert (tmp_path / 'feats' / 'meta.json').read_text() == 'newer'
+    assert sorted(os.listdir(tmp_path)) == sorted(['feats'] +
+                                                  [p.name for p in kept])
+    assert len(logged) == 2
+    assert 'Restored' in logged[0] and str(tmp_path / 'feats') in logged[0]
+    assert str(older) in logged[1]
+    # The folder there: a writer killed after its swap; the one it moved
+    # aside is stale.
+    stale = replaced_folder(tmp_path, 'feats', dead, 5000)
+    assert atomic.recover_replaced_folders(str(tmp_path), 'feats') is None
+    assert not stale.exists()
+    assert (tmp_path / 'feats' / 'meta.json').read_text() == 'newer'
+
+
+def test_stale_temporaries_are_not_taken_for_a_set_left_aside(tmp_path):
+    """remove_stale_temps leaves the ``.old`` folders alone (they may be
+    the only copy), and recovery leaves the half-written ones."""
+    dead, hexa = dead_pid(), 'd' * 32
+    half = tmp_path / f'.feats.tmp-{socket.gethostname()}-{dead}-{hexa}'
+    half.mkdir()
+    aside = replaced_folder(tmp_path, 'feats', dead, 1000)
+    assert atomic.remove_stale_temps(
+        str(tmp_path), 'feats', folders=True) == [str(half)]
+    assert aside.exists()
+    half.mkdir()
+    atomic.recover_replaced_folders(str(tmp_path), 'feats')
+    assert sorted(os.listdir(tmp_path)) == sorted(['feats', half.name])
+
+
+def test_a_folder_appears_complete_or_not_at_all(tmp_path):
+    path = tmp_path / 'sub' / 'labeled'
+    with pytest.raises(RuntimeError, match='interrupted'):
+        with atomic.atomic_folder(str(path)) as tmp:
+            (Path(tmp) / 'a.png').write_bytes(b'x')
+            raise RuntimeError('interrupted')
+    assert os.listdir(path.parent) == []
+    with atomic.atomic_folder(str(path)) as tmp:
+        (Path(tmp) / 'a.png').write_bytes(b'x')
+        assert not path.exists()
+    assert os.listdir(path) == ['a.png']
+    assert os.listdir(path.parent) == ['labeled']
+
+
+def test_an_existing_folder_is_never_written_into(tmp_path, umask):
+    """An existing folder with files (a user's data, an older run's
+    output) is refused, naming it; an empty one is replaced."""
+    path = tmp_path / 'labeled'
+    path.mkdir()
+    (path / 'mine.png').write_bytes(b'user data')
+    with pytest.raises(FileExistsError, match=re.escape(repr(str(path)))):
+        with atomic.atomic_folder(str(path)) as tmp:
+            (Path(tmp) / 'a.png').write_bytes(b'x')
+    assert os.listdir(path) == ['mine.png']
+    assert os.listdir(tmp_path) == ['labeled']
+    (path / 'mine.png').unlink()
+    umask(0o022)
+    with atomic.atomic_folder(str(path)) as tmp:
+        (Path(tmp) / 'a.png').write_bytes(b'x')
+    assert os.listdir(path) == ['a.png']
+    assert mode_of(path) == 0o755
+    # Another process put it there meanwhile: refused, nothing left.
+    with pytest.raises(FileExistsError):
+        with atomic.atomic_folder(str(tmp_path / 'raced')) as tmp:
+            (tmp_path / 'raced').mkdir()
+            (tmp_path / 'raced' / 'theirs.png').write_bytes(b'y')
+    assert os.listdir(tmp_path / 'raced') == ['theirs.png']
+    assert hidden(tmp_path) == []
