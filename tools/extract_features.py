@@ -31,7 +31,9 @@ Writes into ``--out-dir``:
 The three are written into a temporary folder beside ``--out-dir`` that
 then replaces it, so a reader never sees new features next to an old or
 half-written index. A previous ``--out-dir`` is replaced as a whole: one
-that holds other files is refused.
+that holds other files is refused. A run killed while swapping the folders
+leaves the previous set aside, hidden beside ``--out-dir``; the next run
+puts it back (and says so) before it writes.
 
 ``camid`` is 0-based in both modes, as the datasets and metrics count
 cameras: the file-name camera ``c1`` is camid 0. With ``--split`` the
@@ -101,7 +103,9 @@ from mmreid.apis.inference import evaluated_ranking, market_camid
 from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from mmreid.models.layers.mbn import batch_statistics_layers
 from mmreid.registry import DATASETS
-from mmreid.utils.atomic import remove_stale_temps, set_output_mode, temp_name
+from mmreid.utils.atomic import (REPLACED_SUFFIX, recover_replaced_folders,
+                                 remove_stale_temps, set_output_mode,
+                                 temp_name)
 from mmreid.utils.config import check_config_file, read_config
 from mmreid.utils.config.options import ReIDDictAction, merge_cfg_options
 from mmreid.utils.pipeline_source import resolve_test_pipeline, split_datasets
@@ -411,21 +415,27 @@ def write(out_dir: str,
 
     They are written into a temporary folder beside ``out_dir`` that then
     takes its place: a reader sees the previous complete set or the new
-    one, never a mix. An error (or Ctrl-C) leaves the previous set.
+    one, never a mix. An error (or Ctrl-C) leaves the previous set. A run
+    killed between moving the previous set aside and moving the new one in
+    leaves the previous set hidden (``.<name>.tmp-...-<hex>.old``): it is
+    put back under ``out_dir`` first (see
+    :func:`~mmreid.utils.atomic.recover_replaced_folders`), so that this
+    run, if it fails too, leaves it there.
 
     Raises:
         FileExistsError: ``out_dir`` holds files other than a previous
             run's outputs (see :func:`check_out_dir`).
     """
     out_dir = osp.abspath(out_dir)
-    check_out_dir(out_dir)
     parent, name = osp.split(out_dir)
+    recover_replaced_folders(parent, name)
+    check_out_dir(out_dir)
     os.makedirs(parent, exist_ok=True)
     # A folder that a killed run left is removed here (see
     # remove_stale_temps); this one is private until it takes the place.
     remove_stale_temps(parent, name, folders=True)
     tmp = osp.join(parent, temp_name(name))
-    old = tmp + '.old'
+    old = tmp + REPLACED_SUFFIX
     try:
         os.mkdir(tmp, 0o700)
         set_output_mode(tmp, out_dir, folder=True)

@@ -3,7 +3,9 @@ import csv
 import json
 import os
 import os.path as osp
+import signal
 import stat
+import subprocess
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from mmreid.datasets import generate_synthreid
 from mmreid.evaluation.functional import compute_distance, evaluate_rank
 from mmreid.registry import DATASETS
 from ..fixtures.finished_runs import save_trained_checkpoint
-from ..fixtures.processes import (killed_writers_temp, load_tool,
+from ..fixtures.processes import (PYTHON, REPO, killed_writers_temp, load_tool,
                                   options_not_taken)
 from ..fixtures.tiny_models import tiny_model_config
 
@@ -553,6 +555,63 @@ def test_an_interrupted_swap_puts_the_previous_set_back(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in root.iterdir() if p.name.startswith('.swap')] \
         == []
+
+
+KILL_BETWEEN_THE_RENAMES = """
+import os, signal, sys
+import torch
+sys.path.insert(0, {repo!r})
+from tests.fixtures.processes import load_tool
+tool = load_tool('tools/extract_features.py')
+rename = os.rename
+def killed(src, dst):
+    if dst == {out!r}:  # the new set moving in: the previous one is aside
+        os.kill(os.getpid(), signal.SIGKILL)
+    rename(src, dst)
+tool.os.rename = killed
+tool.write({out!r}, torch.zeros(3, 2), [], 'npy', {{}})
+"""
+
+
+def kill_between_the_renames(out):
+    """Replace ``out`` in a process SIGKILLed after it moved the previous
+    set aside, before it moved its own in."""
+    code = KILL_BETWEEN_THE_RENAMES.format(repo=REPO, out=str(out))
+    proc = subprocess.run([PYTHON, '-c', code],
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert not out.exists()
+
+
+def test_a_set_a_killed_swap_left_aside_is_put_back(tool, tmp_path,
+                                                    monkeypatch):
+    """A run killed between the two renames left the previous set only as
+    a hidden ``.<name>.tmp-...-<hex>.old`` folder, which no later run
+    removed or restored: a rerun that failed left no set at all. The next
+    run puts it back first; one that succeeds then replaces it, one that
+    fails leaves it."""
+    out = tmp_path / 'feats'
+    tool.write(str(out), torch.ones(1, 2), [], 'npy', {})
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    kill_between_the_renames(out)
+
+    def failing(*args, **kwargs):
+        raise RuntimeError('simulated failure while writing the new set')
+
+    with monkeypatch.context() as broken:
+        broken.setattr(tool, '_write_set', failing)
+        with pytest.raises(RuntimeError, match='simulated failure'):
+            tool.write(str(out), torch.full((2, 2), 2.0), [], 'npy', {})
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+    assert os.listdir(tmp_path) == ['feats']
+    # Killed again; a run that succeeds leaves its own set and nothing
+    # hidden.
+    kill_between_the_renames(out)
+    tool.write(str(out), torch.full((2, 2), 2.0), [], 'npy', {})
+    np.testing.assert_array_equal(
+        np.load(out / 'features.npy'), np.full((2, 2), 2.0, np.float32))
+    assert os.listdir(tmp_path) == ['feats']
 
 
 def test_multi_target_rows_name_their_target(tool, setup):
