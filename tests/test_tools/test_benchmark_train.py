@@ -1,5 +1,7 @@
 import os
 
+import cv2
+import numpy as np
 import pytest
 
 from mmreid.datasets import Market1501
@@ -23,6 +25,71 @@ def test_noise_market_is_a_market_training_set(tmp_path):
     before = os.path.getmtime(marker)
     tool.write_noise_market(root)
     assert os.path.getmtime(marker) == before
+
+
+def market_file(root, folder, value):
+    path = root / folder / '0001_c1s1_000000_01.jpg'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((128, 64, 3), value, np.uint8))
+    return path
+
+
+def files(root):
+    """{path: bytes} of the files under ``root``."""
+    return {p: p.read_bytes() for p in root.rglob('*') if p.is_file()}
+
+
+def test_noise_market_never_writes_into_an_existing_folder(
+        monkeypatch, tmp_path):
+    """The help said 'kept when it exists', but a Market-1501-shaped folder
+    without the .done marker (a user's real data) was written into: its
+    query image replaced by noise, noise added to its training images.
+    It is refused, naming it and what to do, and left as it was."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool, 'NOISE_MARKET_IDS', 3)
+    root = tmp_path / 'market1501'
+    for folder in ('bounding_box_train', 'bounding_box_test', 'query'):
+        market_file(root, folder, 200)
+    before = files(root)
+    with pytest.raises(FileExistsError) as error:
+        tool.write_noise_market(str(root))
+    assert repr(str(root)) in str(error.value)
+    assert '--noise-market' in str(error.value)
+    assert 'remove' in str(error.value)
+    assert files(root) == before
+    assert os.listdir(tmp_path) == ['market1501']
+    # An empty folder (mktemp -d) holds nothing to keep: it is filled.
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    tool.write_noise_market(str(empty))
+    assert len(Market1501(str(empty), split='train', pipeline=[])) == 3 * 8
+
+
+def test_an_interrupted_noise_market_leaves_no_folder(monkeypatch, tmp_path):
+    """Interrupted while writing, it left a half folder without the
+    marker, which the next run then wrote into; now nothing is left under
+    DIR and the next run writes it whole."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool, 'NOISE_MARKET_IDS', 3)
+    written = []
+    imwrite = cv2.imwrite
+
+    def interrupted(*args, **kwargs):
+        if len(written) == 10:
+            raise KeyboardInterrupt('simulated Ctrl-C')
+        written.append(args[0])
+        return imwrite(*args, **kwargs)
+
+    root = tmp_path / 'noise'
+    with monkeypatch.context() as ctrl_c:
+        ctrl_c.setattr(cv2, 'imwrite', interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            tool.write_noise_market(str(root))
+    assert os.listdir(tmp_path) == []
+    tool.write_noise_market(str(root))
+    train = Market1501(str(root), split='train', pipeline=[])
+    assert len(train) == 3 * 8
+    assert os.listdir(tmp_path) == ['noise']
 
 
 def test_noise_market_refuses_other_datasets(monkeypatch, tmp_path):

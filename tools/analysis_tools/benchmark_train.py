@@ -17,7 +17,10 @@ The overhead is ``mmreid / bare - 1``. Example::
 Use ``--device cuda`` and ``--amp`` on a GPU machine. Without the real
 Market-1501, ``--noise-market DIR`` writes a folder of its layout (751
 ids x 8 smooth random 128x64 JPEGs; the step's cost does not depend on
-what the pixels show) and trains a Market-1501 config on it::
+what the pixels show) and trains a Market-1501 config on it. The folder is
+written beside DIR and renamed to it when complete; a later run reuses it.
+An existing DIR this tool did not finish (a real Market-1501) is refused,
+never written into::
 
     python tools/analysis_tools/benchmark_train.py \
         configs/baseline/bot_r50_1xb64-120e_market1501.py \
@@ -39,7 +42,7 @@ from mmengine.runner import Runner
 from mmreid.engine.runner import build_runner
 from mmreid.registry import MODELS
 from mmreid.utils import register_all_modules
-from mmreid.utils.atomic import open_atomic
+from mmreid.utils.atomic import atomic_folder, open_atomic
 from mmreid.utils.config import load_config
 from mmreid.utils.config.options import ReIDDictAction
 
@@ -74,7 +77,8 @@ def parse_args():
         '--noise-market',
         metavar='DIR',
         help='train on a Market-1501-shaped folder of random JPEGs written '
-        'to DIR (kept when it exists; for Market-1501 configs)')
+        'to DIR (for Market-1501 configs); one this tool finished there '
+        'before is reused, any other existing DIR with files is refused')
     parser.add_argument('--out', help='also write the results as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=ReIDDictAction)
     args = parser.parse_args()
@@ -97,19 +101,44 @@ def write_noise_market(root):
     Training images are smooth random colour fields (16x8 noise upsampled,
     plus pixel noise), ``NOISE_MARKET_IMAGES_PER_ID`` per id over the six
     cameras; query and gallery get one image each (never read here). A
-    finished folder (its ``.done`` marker) is reused.
+    folder this tool finished (its ``.done`` marker) is reused. The folder
+    is written beside ``root`` and renamed to it when complete, so nothing
+    is ever written into an existing folder: one without the marker (a
+    user's Market-1501, anything else) is refused, an empty one replaced.
 
     Args:
         root (str): The folder (the config's ``data_root``).
+
+    Raises:
+        FileExistsError: ``root`` exists, is not empty and has no
+            ``.done`` marker; names it.
     """
-    import cv2
-    import numpy as np
     if osp.exists(osp.join(root, '.done')):
         return
+    if osp.lexists(root) and not (osp.isdir(root) and not os.listdir(root)):
+        raise FileExistsError(
+            f'--noise-market {root!r} exists and is not a noise folder this '
+            f'tool finished (it has no .done marker): it is never written '
+            f'into, as it may hold real images. Pass another --noise-market '
+            f'DIR, or remove {root!r} to write the noise folder there.')
+    try:
+        with atomic_folder(root) as tmp:
+            _write_noise_images(tmp)
+            open(osp.join(tmp, '.done'), 'w').close()
+    except FileExistsError:
+        # Another run finished it meanwhile.
+        if not osp.exists(osp.join(root, '.done')):
+            raise
+
+
+def _write_noise_images(root):
+    """The images of :func:`write_noise_market`, into the new ``root``."""
+    import cv2
+    import numpy as np
     rng = np.random.default_rng(0)
     folders = ('bounding_box_train', 'bounding_box_test', 'query')
     for folder in folders:
-        os.makedirs(osp.join(root, folder), exist_ok=True)
+        os.makedirs(osp.join(root, folder))
     for pid in range(1, NOISE_MARKET_IDS + 1):
         for k in range(NOISE_MARKET_IMAGES_PER_ID):
             low = rng.integers(0, 256, (16, 8, 3), dtype=np.uint8)
@@ -122,7 +151,6 @@ def write_noise_market(root):
                 [cv2.IMWRITE_JPEG_QUALITY, 95])
     for folder in folders[1:]:
         cv2.imwrite(osp.join(root, folder, '0001_c1s1_000000_01.jpg'), img)
-    open(osp.join(root, '.done'), 'w').close()
 
 
 def prepare_cfg(args):
