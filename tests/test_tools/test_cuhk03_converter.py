@@ -101,6 +101,77 @@ def test_errors(tmp_path):
         tool.load_protocol(osp.join(raw, tool.PROTOCOL_FILE.format('labeled')))
 
 
+def tree(folder):
+    """{relative path: bytes} of the files under ``folder``."""
+    found = {}
+    for d, _, files in os.walk(folder):
+        for f in files:
+            with open(osp.join(d, f), 'rb') as file:
+                found[osp.relpath(file.name, folder)] = file.read()
+    return found
+
+
+def test_an_interrupted_conversion_leaves_no_tree(tmp_path, monkeypatch):
+    """Interrupted while copying the gallery, it left a half tree that
+    CUHK03NP read (with only a warning about the published counts). Now
+    no tree is left, and the next run writes it whole."""
+    raw, extracted = make_release(str(tmp_path))
+    out = str(tmp_path / 'cuhk03-np')
+    copyfile = tool.shutil.copyfile
+    copied = []
+
+    def interrupted(src, dst):
+        if len(copied) == 4 + 2 + 3 + 2 + 1:  # train, query, 1 gallery
+            raise KeyboardInterrupt('simulated Ctrl-C')
+        copied.append(dst)
+        return copyfile(src, dst)
+
+    with monkeypatch.context() as ctrl_c:
+        ctrl_c.setattr(tool.shutil, 'copyfile', interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            tool.convert(raw, out, ['labeled'], extracted)
+    assert os.listdir(out) == []
+    with pytest.raises(Exception, match='labeled'):
+        CUHK03NP(out, split='test', variant='labeled')
+    tool.convert(raw, out, ['labeled'], extracted)
+    test = CUHK03NP(out, split='test', variant='labeled')
+    assert sorted(test.get_data_info(i)['role']
+                  for i in range(len(test))) == ['gallery'] * 3 + ['query'] * 2
+
+
+def test_an_existing_output_is_refused_not_mixed(tmp_path):
+    """A rerun over an older output kept its stale files next to the new
+    ones; it is refused before anything is written, naming the folder,
+    and the older output is left as it was."""
+    raw, extracted = make_release(str(tmp_path))
+    out = tmp_path / 'cuhk03-np'
+    tool.convert(raw, str(out), ['labeled'], extracted)
+    stale = out / 'labeled' / 'query' / '0099_c1_01.png'
+    stale.write_bytes(b'an older conversion')
+    before = tree(str(out))
+    with pytest.raises(FileExistsError) as error:
+        tool.convert(raw, str(out), ['labeled'], extracted)
+    assert repr(str(out / 'labeled')) in str(error.value)
+    assert 'another OUT_DIR' in str(error.value)
+    assert tree(str(out)) == before
+    # Images a run extracted to OUT_DIR: refused before reading
+    # cuhk-03.mat (absent here), with the switch that reuses them.
+    images = out / 'images_labeled'
+    os.rename(osp.join(extracted, 'images_labeled'), images)
+    before = tree(str(out))
+    other = tmp_path / 'other'
+    with pytest.raises(FileExistsError) as error:
+        tool.convert(raw, str(out), ['labeled'])
+    assert repr(str(images)) in str(error.value)
+    assert f'--images-dir {out}' in str(error.value)
+    assert tree(str(out)) == before
+    # As advised: another OUT_DIR with --images-dir.
+    args = [raw, str(other), '--variants', 'labeled']
+    tool.main(args + ['--images-dir', str(out)])
+    query = sorted(os.listdir(other / 'labeled' / 'query'))
+    assert query == ['0004_c1_01.png', '0005_c1_04.png']
+
+
 def test_extract_images_from_hdf5(tmp_path):
     h5py = pytest.importorskip(
         'h5py', reason='h5py (requirements/tests.txt) is not installed')

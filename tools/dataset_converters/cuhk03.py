@@ -18,6 +18,14 @@ training time:
    bounding_box_test}/<label:04d>_c<view>_<img:02d>.png`` with the
    protocol's ``labels`` as pid, which :class:`mmreid.datasets.CUHK03NP`
    reads with ``data_root=OUT_DIR``.
+
+Each folder (``images_<variant>``, ``<variant>``) is written beside its
+place and renamed into it when complete: an interrupted run leaves none of
+them half written (the next run removes what a killed one left). Nothing
+is ever written into an existing folder, which would mix its files with the
+new ones: an output folder that exists with files is refused before any
+work, naming it (remove it to convert again; ``--images-dir OUT_DIR``
+reuses the images a run extracted there).
 """
 import argparse
 import os
@@ -28,6 +36,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from mmreid.utils.atomic import atomic_folder
 from mmreid.utils.mat_file import load_mat
 
 VARIANTS = ('labeled', 'detected')
@@ -42,26 +51,52 @@ def image_name(pair: int, pid: int, view: int, img: int) -> str:
     return f'{pair:d}_{pid:03d}_{view:d}_{img:02d}.png'
 
 
+def check_new(path: str, advice: str) -> None:
+    """Refuse an output folder that exists with files: writing into it
+    would mix its files with the new ones.
+
+    Args:
+        path: The folder the converter would write.
+        advice: What the user can do instead, after "remove it to convert
+            again".
+
+    Raises:
+        FileExistsError: ``path`` exists and is not an empty folder.
+    """
+    if osp.isdir(path) and not osp.islink(path) and not os.listdir(path):
+        return
+    if osp.lexists(path):
+        raise FileExistsError(
+            f'{path!r} exists: the converter never writes into an existing '
+            f'folder (its files would mix with the new ones). Remove it to '
+            f'convert again{advice}.')
+
+
 def extract_images(mat_path: str, variant: str, out_dir: str) -> List[str]:
     """Write every image of one variant of ``cuhk-03.mat`` as PNG.
 
     Args:
         mat_path: Path of ``cuhk-03.mat`` (HDF5).
         variant: ``'labeled'`` or ``'detected'``.
-        out_dir: Folder to write into (created).
+        out_dir: Folder to create: written beside it and renamed to it
+            when complete.
 
     Returns:
         list[str]: The written file names.
+
+    Raises:
+        FileExistsError: ``out_dir`` exists with files (see
+            :func:`check_new`).
     """
+    check_new(out_dir, '')
     try:
         import h5py
     except ImportError as error:
         raise ImportError('reading cuhk-03.mat (MATLAB v7.3 / HDF5) needs '
                           'h5py: pip install h5py') from error
     import cv2
-    os.makedirs(out_dir, exist_ok=True)
     names = []
-    with h5py.File(mat_path, 'r') as mat:
+    with h5py.File(mat_path, 'r') as mat, atomic_folder(out_dir) as tmp:
         if variant not in mat:
             raise KeyError(f'{mat_path}: no {variant!r} variable, found '
                            f'{sorted(mat.keys())}')
@@ -76,7 +111,7 @@ def extract_images(mat_path: str, variant: str, out_dir: str) -> List[str]:
                         continue  # an empty cell: fewer than 10 images
                     name = image_name(pair, pid, 1 if img <= 5 else 2, img)
                     cv2.imwrite(
-                        osp.join(out_dir, name),
+                        osp.join(tmp, name),
                         np.ascontiguousarray(image[..., ::-1]).astype(
                             np.uint8))
                     names.append(name)
@@ -127,15 +162,29 @@ def write_np_layout(protocol: Dict[str, list], images_dir: str,
     Args:
         protocol: See :func:`load_protocol`.
         images_dir: Folder of the extracted images (``filelist`` names).
-        out_dir: ``<OUT_DIR>/<variant>``.
+        out_dir: ``<OUT_DIR>/<variant>``, to create: written beside it and
+            renamed to it when complete.
 
     Returns:
         dict: Images written per role.
+
+    Raises:
+        FileExistsError: ``out_dir`` exists with files (see
+            :func:`check_new`).
     """
+    check_new(out_dir, ', or pass another OUT_DIR')
+    with atomic_folder(out_dir) as tmp:
+        return _copy_roles(protocol, images_dir, tmp)
+
+
+def _copy_roles(protocol: Dict[str, list], images_dir: str,
+                out_dir: str) -> Dict[str, int]:
+    """The three folders of :func:`write_np_layout`, into the new
+    ``out_dir``."""
     counts = {}
     for role, folder in FOLDERS.items():
         target = osp.join(out_dir, folder)
-        os.makedirs(target, exist_ok=True)
+        os.makedirs(target)
         for index in protocol[f'{role}_idx']:
             name = protocol['filelist'][index]
             fields = osp.splitext(name)[0].split('_')
@@ -160,8 +209,12 @@ def convert(raw_dir: str,
             out_dir: str,
             variants: Sequence[str] = VARIANTS,
             images_dir: str = None) -> Dict[str, Dict[str, int]]:
-    """Both steps for each variant; see the module docstring."""
-    summary = {}
+    """Both steps for each variant; see the module docstring.
+
+    Every input and output is checked before anything is written: a
+    missing protocol file or an output folder that exists with files (see
+    :func:`check_new`) is refused up front.
+    """
     for variant in variants:
         if variant not in VARIANTS:
             raise ValueError(f'variant must be one of {VARIANTS}, got '
@@ -169,6 +222,15 @@ def convert(raw_dir: str,
         protocol_path = osp.join(raw_dir, PROTOCOL_FILE.format(variant))
         if not osp.isfile(protocol_path):
             raise FileNotFoundError(f'{protocol_path!r} is missing')
+        if images_dir is None:
+            check_new(
+                osp.join(out_dir, f'images_{variant}'),
+                f', or pass --images-dir {out_dir} to use the images '
+                f'extracted there')
+        check_new(osp.join(out_dir, variant), ', or pass another OUT_DIR')
+    summary = {}
+    for variant in variants:
+        protocol_path = osp.join(raw_dir, PROTOCOL_FILE.format(variant))
         if images_dir is None:
             variant_images = osp.join(out_dir, f'images_{variant}')
             extract_images(
