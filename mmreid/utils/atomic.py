@@ -303,65 +303,6 @@ def recover_replaced_folders(folder: str, name: str) -> Optional[str]:
     return restored
 
 
-def _refuse_written(path: str) -> None:
-    """Raise FileExistsError where ``path`` exists and is not an empty
-    folder."""
-    if osp.isdir(path) and not osp.islink(path) and not os.listdir(path):
-        return
-    if osp.lexists(path):
-        raise FileExistsError(
-            f'{path!r} exists and is not an empty folder: it is never '
-            f'written into; remove it or write elsewhere')
-
-
-@contextmanager
-def atomic_folder(path: str) -> Iterator[str]:
-    """A temporary folder next to ``path`` to fill; on a clean exit it is
-    renamed to ``path``, on an error it is removed with its content.
-
-    ``path`` then exists complete or not at all, and nothing is ever
-    written into a folder that was there before: an existing ``path`` is
-    refused, unless it is an empty folder (which the rename replaces). The
-    temporary folder (``.<name>.tmp-<host>-pidns<inode>-<pid>-<hex>``, see
-    :func:`temp_name`) is private until renamed; a process killed in the
-    block leaves it behind, and the next call for the same ``path``
-    removes it (see :func:`remove_stale_temps`). ``path`` gets the
-    permissions a plain ``os.mkdir(path)`` would give it (see
-    :func:`output_mode`).
-
-    Args:
-        path (str): The folder to write.
-
-    Raises:
-        FileExistsError: ``path`` exists and is not an empty folder, when
-            the block starts or (another process put it there meanwhile)
-            when it ends; names ``path``.
-
-    Examples:
-        >>> with atomic_folder('data/cuhk03-np/labeled') as tmp:
-        ...     copy_images(tmp)
-    """
-    path = osp.abspath(path)
-    _refuse_written(path)
-    parent, name = osp.split(path)
-    os.makedirs(parent, exist_ok=True)
-    remove_stale_temps(parent, name, folders=True)
-    tmp = osp.join(parent, temp_name(name))
-    os.mkdir(tmp, 0o700)
-    try:
-        yield tmp
-        set_output_mode(tmp, path, folder=True)
-        try:
-            # Replaces an empty folder, never one with files (POSIX).
-            os.rename(tmp, path)
-        except OSError:
-            _refuse_written(path)
-            raise
-    finally:
-        if osp.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 @contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """A temporary path next to ``path`` for a writer that takes a path; on
@@ -445,3 +386,123 @@ def write_image(path: str, image_rgb: np.ndarray) -> None:
         raise OSError(f'cannot encode the picture for {path!r}')
     with open_atomic(path) as f:
         f.write(data.tobytes())
+
+
+def check_replaceable(path: str,
+                      outputs: Optional[str] = None,
+                      what: str = 'the writer') -> List[str]:
+    """Refuse a folder that a writer could not replace as a whole.
+
+    Args:
+        path (str): The output folder (it may not exist).
+        outputs (str, optional): A regular expression that the name of
+            every entry the writer puts in the folder matches in full
+            (e.g. ``r'report\\.html|per_query\\.npz'``); the temporary
+            files of :func:`temp_name` count as its too. None: the writer
+            replaces only an empty folder (a user's data may be there).
+        what (str): The writer, as the message names it.
+
+    Returns:
+        list[str]: The entries of ``path`` (an earlier run's outputs),
+        sorted; empty where there is no such folder.
+
+    Raises:
+        NotADirectoryError: ``path`` is not a folder.
+        FileExistsError: ``path`` holds entries the writer does not
+            write, named in the message.
+    """
+    if osp.lexists(path) and not osp.isdir(path):
+        raise NotADirectoryError(f'{what}: {path!r} is not a directory')
+    if not osp.isdir(path):
+        return []
+    entries = sorted(os.listdir(path))
+    if outputs is None:
+        others = entries
+    else:
+        pattern, temp = re.compile(outputs), _temp_pattern(None)
+        others = [
+            e for e in entries
+            if pattern.fullmatch(e) is None and temp.fullmatch(e) is None
+        ]
+    if others:
+        shown = others[:10] + ([f'... ({len(others) - 10} more)']
+                               if len(others) > 10 else [])
+        raise FileExistsError(
+            f'{what}: {path!r} holds {shown}, which it does not write; it '
+            'replaces that folder as a whole with one run\'s output and '
+            'never writes into a folder with other files, so give an empty '
+            'or new folder (or move them out)')
+    return entries
+
+
+@contextmanager
+def atomic_folder(path: str,
+                  outputs: Optional[str] = None,
+                  what: str = 'the writer') -> Iterator[str]:
+    """A temporary folder beside ``path`` to write one run's whole output
+    in; on a clean exit it takes the place of ``path``, on an error it is
+    removed.
+
+    A reader sees the previous run's complete folder or this run's, never
+    a half-written one, a mix of both, nor a previous run's stale files
+    beside this run's. ``path`` is refused when it holds entries the
+    writer does not write (``outputs``; with None, any entry: only an
+    empty folder is replaced), at the start and again (another process
+    may have written there) before the swap; see
+    :func:`check_replaceable`. The previous run's entries that were
+    replaced are named in one log line.
+
+    An error (or Ctrl-C) leaves the previous folder. A process killed in
+    the block leaves its temporary folder, which the next write removes
+    (see :func:`remove_stale_temps`); one killed between moving the
+    previous folder aside (as :func:`temp_name` plus
+    :data:`REPLACED_SUFFIX`) and moving the new one in leaves the previous
+    folder hidden, and the next write puts it back first (see
+    :func:`recover_replaced_folders`). The folder gets the permissions of
+    a plain ``os.mkdir(path)`` (see :func:`output_mode`).
+
+    Args:
+        path (str): The output folder; a link to one is followed.
+        outputs (str, optional): The names the writer's entries match (see
+            :func:`check_replaceable`). Defaults to None.
+        what (str): The writer, as the messages name it.
+
+    Raises:
+        NotADirectoryError, FileExistsError: See
+            :func:`check_replaceable`.
+
+    Examples:
+        >>> with atomic_folder('report', r'report\\.html', 'Report') as tmp:
+        ...     with open(osp.join(tmp, 'report.html'), 'w') as f:
+        ...         f.write(page)
+    """
+    path = osp.realpath(path)
+    parent, name = osp.split(path)
+    recover_replaced_folders(parent, name)
+    check_replaceable(path, outputs, what)
+    os.makedirs(parent, exist_ok=True)
+    remove_stale_temps(parent, name, folders=True)
+    tmp = osp.join(parent, temp_name(name))
+    old = osp.join(parent, temp_name(name) + REPLACED_SUFFIX)
+    os.mkdir(tmp, 0o700)
+    try:
+        yield tmp
+        replaced = check_replaceable(path, outputs, what)
+        set_output_mode(tmp, path, folder=True)
+        if osp.isdir(path):
+            os.rename(path, old)
+        os.rename(tmp, path)
+    finally:
+        if osp.isdir(old) and not osp.lexists(path):
+            # Interrupted between the two renames: the previous one back.
+            os.rename(old, path)
+        for leftover in (tmp, old):
+            if osp.isdir(leftover):
+                shutil.rmtree(leftover)
+    if replaced:
+        shown = replaced[:10] + ([f'... ({len(replaced) - 10} more)']
+                                 if len(replaced) > 10 else [])
+        print_log(
+            f'{what}: replaced an earlier run\'s output in {path}: '
+            f'{", ".join(shown)}',
+            logger='current')

@@ -1,4 +1,5 @@
-"""open_atomic, atomic_path: a file appears complete or not at all."""
+"""open_atomic, atomic_path: a file appears complete or not at all;
+atomic_folder: a folder holds one run's whole output."""
 import os
 import re
 import socket
@@ -8,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mmreid.utils import atomic
-from mmreid.utils.atomic import (atomic_path, current_umask, open_atomic,
-                                 output_mode)
+from mmreid.utils.atomic import (atomic_folder, atomic_path, current_umask,
+                                 open_atomic, output_mode)
 from ..fixtures.processes import dead_pid
 
 
@@ -453,3 +454,126 @@ def test_an_existing_folder_is_never_written_into(tmp_path, umask):
             (tmp_path / 'raced' / 'theirs.png').write_bytes(b'y')
     assert os.listdir(tmp_path / 'raced') == ['theirs.png']
     assert hidden(tmp_path) == []
+
+
+#: The entries the writer of the atomic_folder tests writes.
+PICTURES = r'pic_\d+\.jpg'
+
+
+def write_pictures(folder, names, monkeypatch=None, fail=False):
+    """Write ``names`` (each holding b'new') as one run's output of
+    ``folder``; returns the lines logged."""
+    logged = []
+    if monkeypatch is not None:
+        monkeypatch.setattr(atomic, 'print_log',
+                            lambda msg, **kwargs: logged.append(msg))
+    with atomic_folder(str(folder), PICTURES, 'Writer') as tmp:
+        for name in names:
+            with open(os.path.join(tmp, name), 'wb') as f:
+                f.write(b'new')
+        if fail:
+            raise OSError('disk full (simulated)')
+    return logged
+
+
+def test_a_folder_is_replaced_as_a_whole(tmp_path, monkeypatch):
+    """An earlier run's pictures that this run does not write are gone,
+    not left beside the new ones; the log names what was replaced."""
+    out = tmp_path / 'pics'
+    out.mkdir()
+    for name in ('pic_0.jpg', 'pic_1.jpg', 'pic_2.jpg'):
+        (out / name).write_bytes(b'old')
+    logged = write_pictures(out, ['pic_0.jpg'], monkeypatch)
+    assert sorted(os.listdir(out)) == ['pic_0.jpg']
+    assert (out / 'pic_0.jpg').read_bytes() == b'new'
+    assert os.listdir(tmp_path) == ['pics']  # no temporary folder left
+    assert len(logged) == 1
+    assert str(out) in logged[0]
+    assert all(f'pic_{i}.jpg' in logged[0] for i in range(3))
+    # A new folder: nothing replaced, nothing said.
+    assert write_pictures(tmp_path / 'new', ['pic_0.jpg'], monkeypatch) == []
+    assert os.listdir(tmp_path / 'new') == ['pic_0.jpg']
+
+
+def test_a_folder_holding_other_files_is_refused(tmp_path):
+    out = tmp_path / 'pics'
+    out.mkdir()
+    (out / 'pic_0.jpg').write_bytes(b'old')
+    (out / 'notes.txt').write_bytes(b'mine')
+    refused = r"Writer: .*pics.* holds \['notes.txt'\]"
+    with pytest.raises(FileExistsError, match=refused):
+        write_pictures(out, ['pic_0.jpg'])
+    assert sorted(os.listdir(out)) == ['notes.txt', 'pic_0.jpg']
+    assert (out / 'pic_0.jpg').read_bytes() == b'old'
+    (tmp_path / 'file').write_bytes(b'')
+    with pytest.raises(NotADirectoryError, match='not a directory'):
+        write_pictures(tmp_path / 'file', [])
+
+
+def test_an_error_keeps_the_previous_folder(tmp_path):
+    out = tmp_path / 'pics'
+    out.mkdir()
+    (out / 'pic_0.jpg').write_bytes(b'old')
+    with pytest.raises(OSError, match='simulated'):
+        write_pictures(out, ['pic_0.jpg', 'pic_1.jpg'], fail=True)
+    assert os.listdir(out) == ['pic_0.jpg']
+    assert (out / 'pic_0.jpg').read_bytes() == b'old'
+    assert os.listdir(tmp_path) == ['pics']
+
+
+def test_a_failed_swap_puts_the_previous_folder_back(tmp_path, monkeypatch):
+    """Interrupted between moving the previous folder aside and renaming
+    the new one into its place: the previous folder is back."""
+    out = tmp_path / 'pics'
+    out.mkdir()
+    (out / 'pic_0.jpg').write_bytes(b'old')
+    rename, renamed = os.rename, []
+
+    def second_rename_fails(src, dst):
+        renamed.append(dst)
+        if len(renamed) == 2:  # the new folder into the place of the old
+            raise KeyboardInterrupt
+        rename(src, dst)
+
+    monkeypatch.setattr(atomic.os, 'rename', second_rename_fails)
+    with pytest.raises(KeyboardInterrupt):
+        write_pictures(out, ['pic_1.jpg'])
+    monkeypatch.undo()
+    assert renamed[1] == str(out) and len(renamed) == 3
+    assert os.listdir(out) == ['pic_0.jpg']
+    assert os.listdir(tmp_path) == ['pics']
+
+
+def test_a_killed_runs_temporary_folder_is_removed_by_the_next(tmp_path):
+    host, dead, hexa = socket.gethostname(), dead_pid(), 'a' * 32
+    stale = tmp_path / f'.pics.tmp-{host}-{dead}-{hexa}'
+    stale.mkdir()
+    (stale / 'pic_0.jpg').write_bytes(b'half')
+    write_pictures(tmp_path / 'pics', ['pic_0.jpg'])
+    assert os.listdir(tmp_path) == ['pics']
+
+
+def test_a_folder_gets_the_mode_of_a_plain_mkdir(tmp_path, umask):
+    umask(0o022)
+    write_pictures(tmp_path / 'pics', ['pic_0.jpg'])
+    assert mode_of(tmp_path / 'pics') == 0o755
+
+
+def test_a_folder_a_killed_swap_left_aside_is_restored_then_replaced(
+        tmp_path, monkeypatch):
+    """A writer killed between its two renames left no folder, only the
+    previous one aside (``.old``): the next write puts it back first, so
+    that an error now would still leave it, then replaces it whole."""
+    aside = replaced_folder(tmp_path, 'pics', dead_pid(), 1000)
+    (aside / 'meta.json').rename(aside / 'pic_7.jpg')
+    with pytest.raises(OSError, match='simulated'):
+        write_pictures(tmp_path / 'pics', ['pic_0.jpg'], fail=True)
+    assert os.listdir(tmp_path) == ['pics']
+    assert os.listdir(tmp_path / 'pics') == ['pic_7.jpg']
+    logged = write_pictures(tmp_path / 'pics', ['pic_0.jpg'], monkeypatch)
+    assert os.listdir(tmp_path) == ['pics']
+    assert os.listdir(tmp_path / 'pics') == ['pic_0.jpg']
+    assert logged == [
+        f"Writer: replaced an earlier run's output in {tmp_path / 'pics'}: "
+        'pic_7.jpg'
+    ]
