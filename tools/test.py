@@ -40,7 +40,8 @@ def parse_args():
         default=None,
         metavar='DIR',
         help='draw the ranked lists of the worst and best queries (by AP) '
-        'into DIR (default <work_dir>/<timestamp>/ranked_lists)')
+        'into DIR (default <work_dir>/<timestamp>/ranked_lists), replacing '
+        'an earlier run\'s pictures there')
     parser.add_argument(
         '--show-num',
         type=int,
@@ -56,7 +57,8 @@ def parse_args():
         metavar='DIR',
         help='write DIR/report.html, a self-contained evaluation report '
         '(CMC, AP and first-match histograms, camera pairs, the worst and '
-        'best ranked lists with their images); open it in a browser')
+        'best ranked lists with their images; open it in a browser) and '
+        'DIR/per_query.npz, which replace an earlier report there together')
     parser.add_argument(
         '--target',
         nargs='+',
@@ -93,6 +95,18 @@ def check_args(parser, args) -> None:
         if osp.isdir(args.out):
             parser.error(f'--out {args.out!r} is a directory; give a file '
                          'name')
+    if args.report and args.show_ranked_lists:
+        folders = [
+            osp.realpath(args.report),
+            osp.realpath(args.show_ranked_lists)
+        ]
+        if osp.commonpath(folders) in folders:
+            # Each replaces its folder as a whole with its own files.
+            parser.error(
+                f'--report {args.report} and --show-ranked-lists '
+                f'{args.show_ranked_lists}: each writes a folder of its own, '
+                'replacing it as a whole, so give two folders, neither '
+                'inside the other')
     drawing = args.report is not None or args.show_ranked_lists is not None
     for flag, default in (('show_num', 5), ('show_topk', 10)):
         value = getattr(args, flag)

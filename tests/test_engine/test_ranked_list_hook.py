@@ -14,6 +14,7 @@ from mmreid.engine.hooks import RankedListHook, ranked_list_hook
 from mmreid.engine.hooks.ranked_list_hook import select_worst_best
 from mmreid.evaluation.metrics import ReIDMetric
 from mmreid.structures import ReIDDataSample
+from mmreid.utils import atomic
 from mmreid.visualization.ranked_list import (MATCH_COLOR, MISMATCH_COLOR,
                                               tile_offsets)
 from ..fixtures.failing_writes import fail_writes
@@ -139,6 +140,48 @@ def test_hook_runs_on_a_fake_runner(tmp_path):
     assert len(list((tmp_path / 'lists' / 'val_epoch_3').iterdir())) == 4
 
 
+def draw_test_lists(runner, samples, out_dir, num_queries):
+    """One test of the hook drawing into ``out_dir``."""
+    hook = RankedListHook(
+        num_queries=num_queries, topk=2, tile_size=(32, 16), out_dir=out_dir)
+    hook.before_test_epoch(runner)
+    hook.after_test_iter(runner, 0, None, samples)
+    hook.after_test_epoch(runner)
+
+
+def test_a_second_run_replaces_the_earlier_pictures(tmp_path, monkeypatch):
+    """Audit s24: two runs into one folder left 4 pictures where the log
+    of the second said 2, the first run's worst and best beside them."""
+    logged = []
+    monkeypatch.setattr(atomic, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    runner = _fake_runner(tmp_path, [])
+    samples = _samples(tmp_path)
+    out = tmp_path / 'lists'
+    draw_test_lists(runner, samples, str(out), num_queries=2)
+    assert len(os.listdir(out)) == 4
+    assert logged == []
+    draw_test_lists(runner, samples, str(out), num_queries=1)
+    # Worst: q1 (AP 1/3), best: q0 (AP 1), as the first run's _00 lists.
+    assert sorted(os.listdir(out)) == [
+        'best_00_ap1.000_pid0.jpg', 'worst_00_ap0.333_pid1.jpg'
+    ]
+    assert len(logged) == 1 and 'best_01_ap0.500_pid2.jpg' in logged[0]
+    # No temporary folder left beside it.
+    assert not [n for n in os.listdir(tmp_path) if n.startswith('.')]
+
+
+def test_a_folder_with_other_files_is_refused_before_the_test(tmp_path):
+    runner = _fake_runner(tmp_path, [])
+    out = tmp_path / 'lists'
+    out.mkdir()
+    (out / 'notes.txt').write_text('mine')
+    hook = RankedListHook(num_queries=1, topk=2, out_dir=str(out))
+    with pytest.raises(FileExistsError, match=r"holds \['notes.txt'\]"):
+        hook.before_test_epoch(runner)
+    assert os.listdir(out) == ['notes.txt']
+
+
 def test_a_failed_picture_write_leaves_no_cut_picture(tmp_path, monkeypatch):
     """A write that fails halfway (a full disk, as a kill) leaves no
     truncated JPEG among the ranked lists."""
@@ -158,8 +201,8 @@ def test_a_failed_picture_write_leaves_no_cut_picture(tmp_path, monkeypatch):
     hook.after_test_iter(runner, 0, None, samples)
     with pytest.raises(OSError, match='No space left'):
         hook.after_test_epoch(runner)
-    out = tmp_path / 'log' / 'ranked_lists'
-    assert sorted(p.name for p in out.iterdir()) == []
+    # Neither the folder (never written before) nor its temporary one.
+    assert os.listdir(tmp_path / 'log') == []
 
 
 def test_bad_arguments():

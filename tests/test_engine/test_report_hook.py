@@ -1,10 +1,17 @@
-"""EvalReportHook: the note that compares the report with the metric."""
+"""EvalReportHook: the note that compares the report with the metric;
+the report folder."""
+import os
+import os.path as osp
+import shutil
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from mmreid.engine.hooks import EvalReportHook
 from mmreid.evaluation.metrics import ReIDMetric
+from mmreid.utils import atomic
+from ..fixtures.processes import load_tool
 
 
 def compare(mAP, metric, metrics, name='test', by_target=False):
@@ -553,3 +560,103 @@ def test_indoor_search_is_analysed_on_the_indoor_gallery():
         SYSUMetric(mode='all', distance='euclidean'), records)
     assert section.num_gallery == 4
     assert section.analysis.ap.tolist() == [pytest.approx(1 / 3)]
+
+
+def write_report(out_dir, records, meta):
+    """One test of EvalReportHook(out_dir=...) on ``records``, as
+    ``tools/test.py --report`` runs it; ``meta`` is a line of its page."""
+    evaluator = SimpleNamespace(metrics=[ReIDMetric(distance='euclidean')])
+    runner = SimpleNamespace(
+        model=SimpleNamespace(scorers=lambda: None),
+        work_dir=osp.dirname(out_dir),
+        log_dir=osp.dirname(out_dir),
+        test_loop=SimpleNamespace(evaluator=evaluator))
+    hook = EvalReportHook(
+        out_dir=out_dir, num_queries=1, topk=4, max_rank=4, meta=[meta])
+    hook.before_test_epoch(runner)
+    hook.before_test_iter(runner, 0)
+    hook._records = records  # what after_test_iter collects
+    hook.after_test_epoch(runner, metrics={})
+
+
+def report_of(out_dir):
+    """The page of a report folder and its per-query values."""
+    with open(osp.join(out_dir, 'report.html'), encoding='utf-8') as f:
+        page = f.read()
+    with np.load(osp.join(out_dir, 'per_query.npz')) as data:
+        return page, {k: data[k] for k in data.files}
+
+
+#: Run B: q0 (pid 1) moves from 0.0 to 2.9, next to g3 (3.0, pid 1).
+QUERY_B = ((2.9, 1, 0), (2.4, 2, 0))
+
+
+def test_a_report_folder_holds_one_runs_whole_report(tmp_path, monkeypatch):
+    """Audit s24: run B into run A's report folder, killed while it wrote
+    per_query.npz, left B's page beside A's per-query values, and
+    paired_query_error.py then compared A with A as "B vs A". The folder
+    keeps A's whole report until B's is complete; then B's replaces it,
+    said in the log."""
+    out = str(tmp_path / 'report')
+    write_report(out, hand_records(), 'run A')
+    page_a, values_a = report_of(out)
+    # A's q0 (0.0, pid 1) ranks g2, g0 (pid 1), g1, g3 (pid 1): AP
+    # (1/2 + 2/4) / 2; q1 (2.4, pid 2) ranks g1 (pid 2) first: AP 1.
+    assert values_a['hand/ap'].tolist() == [0.5, 1.0]
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill while it is written
+
+    with monkeypatch.context() as patch:
+        patch.setattr(np, 'savez_compressed', killed)
+        with pytest.raises(KeyboardInterrupt):
+            write_report(out, hand_records(QUERY_B), 'run B')
+    page, values = report_of(out)
+    assert 'run A' in page and 'run B' not in page
+    assert values['hand/ap'].tolist() == values_a['hand/ap'].tolist()
+    assert sorted(os.listdir(tmp_path)) == ['report']  # no temporary one
+
+    logged = []
+    monkeypatch.setattr(atomic, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    write_report(out, hand_records(QUERY_B), 'run B')
+    page, values = report_of(out)
+    assert 'run B' in page and 'run A' not in page
+    # B's q0 (2.9) ranks g3 (pid 1), g1, g0 (pid 1), g2: AP (1 + 2/3) / 2.
+    assert values['hand/ap'].tolist() == pytest.approx([5 / 6, 1.0])
+    assert len(logged) == 1 and out in logged[0]
+    assert 'report.html' in logged[0] and 'per_query.npz' in logged[0]
+    # The page and the values name the same run, which A's do not.
+    from mmreid.engine.hooks.report_hook import report_run_id
+    assert report_run_id(page) == str(values['hand/run_id'])
+    assert report_run_id(page_a) == str(values_a['hand/run_id'])
+    assert report_run_id(page) != report_run_id(page_a)
+
+
+def test_paired_query_error_refuses_a_page_and_values_of_two_runs(tmp_path):
+    """A folder whose page another run wrote than its per_query.npz (a
+    copy, or a release that wrote them one by one) is refused by the
+    reader, naming both files and their runs."""
+    tool = load_tool('tools/analysis_tools/paired_query_error.py')
+    a, b = str(tmp_path / 'a'), str(tmp_path / 'b')
+    write_report(a, hand_records(), 'run A')
+    write_report(b, hand_records(QUERY_B), 'run B')
+    assert list(tool.load_per_query(b)) == ['hand']
+    shutil.copy(osp.join(a, 'report.html'), osp.join(b, 'report.html'))
+    with pytest.raises(ValueError, match='written by different runs') as info:
+        tool.load_per_query(b)
+    message = str(info.value)
+    assert osp.join(b, 'per_query.npz') in message
+    assert osp.join(b, 'report.html') in message
+    # The file alone, without a page beside it, is read.
+    os.remove(osp.join(b, 'report.html'))
+    assert list(tool.load_per_query(b)) == ['hand']
+
+
+def test_a_report_folder_with_other_files_is_refused(tmp_path):
+    out = tmp_path / 'report'
+    out.mkdir()
+    (out / 'notes.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match=r"holds \['notes.txt'\]"):
+        write_report(str(out), hand_records(), 'run A')
+    assert os.listdir(out) == ['notes.txt']

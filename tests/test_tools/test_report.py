@@ -156,7 +156,7 @@ def test_report_holds_every_part(reports):
     assert sorted(per_query) == [
         f'synthreid-d2/{k}'
         for k in ('ap', 'first_rank', 'gallery_digest', 'gallery_size',
-                  'img_path', 'pid', 'settings')
+                  'img_path', 'pid', 'run_id', 'settings')
     ]
     ranks = per_query['synthreid-d2/first_rank']
     assert 100 * np.mean(ranks[ranks > 0] == 1) == pytest.approx(

@@ -173,3 +173,15 @@ def test_target_keeps_the_named_targets_only(test_tool, make_config,
     single = Config.fromfile(make_config(name='single.py'))
     with pytest.raises(ValueError, match='no multi-target test loop'):
         test_tool.select_targets(single, ['d0'])
+
+
+@pytest.mark.parametrize('lists', ['out', 'out/lists'])
+def test_report_and_ranked_lists_need_two_folders(test_tool, monkeypatch,
+                                                  capsys, checkpoint, tmp_path,
+                                                  lists):
+    """Each replaces its folder as a whole: one folder (or one inside the
+    other) would have the second refuse, or remove, the first's files."""
+    folders = ['--report', str(tmp_path / 'out')]
+    folders += ['--show-ranked-lists', str(tmp_path / lists)]
+    err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint, *folders)
+    assert 'give two folders' in err and str(tmp_path / lists) in err

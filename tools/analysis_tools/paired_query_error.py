@@ -31,6 +31,10 @@ says so under the table). Whole-gallery values that are not the ranking
 the run reported (the hook ranked plain distances where the metric
 re-ranks) are not compared. Files written before these records still
 pair, with a note that the gallery and settings were not checked.
+
+A ``per_query.npz`` with a ``report.html`` beside it must be of the run
+that wrote that page (both name their run id): a pair from two runs is
+refused, so that the values compared are the ones the page shows.
 """
 import argparse
 import json
@@ -40,7 +44,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmreid.engine.hooks.report_hook import PER_QUERY_NAME
+from mmreid.engine.hooks.report_hook import (PER_QUERY_NAME, REPORT_NAME,
+                                             RUN_ID_KEY, report_run_id)
 from mmreid.evaluation.sampling_error import query_sampling_error
 from mmreid.utils.atomic import open_atomic
 
@@ -73,7 +78,39 @@ def load_per_query(path: str) -> Dict[str, Dict[str, np.ndarray]]:
                 raise ValueError(f'{path}: key {key!r} is not '
                                  '<section>/<array>')
             sections.setdefault(section, {})[name] = data[key]
+    # Each section names the run that wrote the file (None before runs
+    # were named).
+    run_ids = [arrays.pop(RUN_ID_KEY, None) for arrays in sections.values()]
+    run_ids = sorted({None if i is None else str(i) for i in run_ids}, key=str)
+    if len(run_ids) > 1:
+        raise ValueError(f'{path}: its sections name different runs '
+                         f'({run_ids}); write it again with tools/test.py '
+                         '--report')
+    if run_ids:
+        check_report_run(path, run_ids[0])
     return sections
+
+
+def check_report_run(path: str, run_id: Optional[str]) -> None:
+    """Refuse a ``per_query.npz`` (``path``, of run ``run_id``; None
+    when it names none) whose folder's ``report.html`` another run wrote.
+
+    Raises:
+        ValueError: The page names another run id, or one of the two
+            names one and the other none (a page or values of a release
+            before run ids, beside the other's).
+    """
+    page_path = osp.join(osp.dirname(path), REPORT_NAME)
+    if not osp.isfile(page_path):
+        return
+    with open(page_path, encoding='utf-8') as f:
+        page_id = report_run_id(f.read())
+    if page_id != run_id:
+        raise ValueError(
+            f'{path} (run id {run_id}) and {page_path} (run id {page_id}) '
+            'were written by different runs, so the values would not be '
+            'the ones the page shows: write the report again with '
+            'tools/test.py --report')
 
 
 def _matched(a: Dict[str, np.ndarray], b: Dict[str, np.ndarray], path_key: str,

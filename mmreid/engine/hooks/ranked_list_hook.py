@@ -17,7 +17,7 @@ from mmreid.evaluation.metrics.scorers import is_gallery_dependent
 from mmreid.evaluation.query_analysis import analyse_queries
 from mmreid.models.reiders.reid_model import get_model_scorers
 from mmreid.registry import HOOKS
-from mmreid.utils.atomic import write_image
+from mmreid.utils.atomic import atomic_folder, check_replaceable, write_image
 from mmreid.visualization import draw_ranked_list
 from mmreid.visualization.ranked_list import first_match_note
 
@@ -87,7 +87,12 @@ class RankedListHook(Hook):
     Pictures go to ``out_dir`` (default ``<work_dir>/<timestamp>/
     ranked_lists``; relative paths are under the work dir) as
     ``{worst|best}_{i}_ap{AP}_pid{pid}.jpg``, in a ``val_epoch_{n}``
-    subfolder for validation, and to the visualizer's backends.
+    subfolder for validation, and to the visualizer's backends. The
+    folder holds one evaluation's pictures: they are drawn into a
+    temporary folder that then replaces it as a whole (see
+    :func:`~mmreid.utils.atomic.atomic_folder`), an earlier run's
+    pictures named in the log; a folder that holds other files is refused
+    before the evaluation.
 
     The hook holds a copy of the features of the evaluated set (Q + G
     rows) until the end of the epoch; the distances are streamed.
@@ -109,6 +114,10 @@ class RankedListHook(Hook):
         >>> custom_hooks = [dict(type='RankedListHook', num_queries=3)]
     """
     priority = 'LOW'
+    #: Folder under the log dir without ``out_dir``.
+    default_dir = 'ranked_lists'
+    #: The names of what the hook writes into its folder (regex).
+    outputs = r'(?:.+_)?(?:worst|best)_\d+_ap.*_pid.*\.jpg'
 
     def __init__(self,
                  num_queries: int = 5,
@@ -141,10 +150,32 @@ class RankedListHook(Hook):
     def before_val_epoch(self, runner) -> None:
         self._records = []
         self._evaluators = dict()
+        if 'val' in self.phases:
+            self.check_output_dir(runner, f'val_epoch_{runner.epoch}')
 
     def before_test_epoch(self, runner) -> None:
         self._records = []
         self._evaluators = dict()
+        if 'test' in self.phases:
+            self.check_output_dir(runner, '')
+
+    def output_dir(self, runner, subdir: str) -> str:
+        """The folder one evaluation's outputs replace: ``out_dir``
+        (relative to the work dir; by default :attr:`default_dir` under
+        the log dir), and ``subdir`` in it when given."""
+        out_dir = self.out_dir or osp.join(runner.log_dir, self.default_dir)
+        if not osp.isabs(out_dir):
+            out_dir = osp.join(runner.work_dir, out_dir)
+        return osp.join(out_dir, subdir) if subdir else out_dir
+
+    def check_output_dir(self, runner, subdir: str) -> None:
+        """Refuse, before the evaluation, a folder that holds files this
+        hook does not write (see
+        :func:`~mmreid.utils.atomic.check_replaceable`)."""
+        if is_main_process():
+            check_replaceable(
+                self.output_dir(runner, subdir), self.outputs,
+                type(self).__name__)
 
     def before_val_iter(self, runner, batch_idx: int, data_batch=None):
         self._note_target(runner, 'val')
@@ -327,10 +358,17 @@ class RankedListHook(Hook):
         records = self._gather()
         if not is_main_process() or not records:
             return
-        out_dir = self.out_dir or osp.join(runner.log_dir, 'ranked_lists')
-        if not osp.isabs(out_dir):
-            out_dir = osp.join(runner.work_dir, out_dir)
-        out_dir = osp.join(out_dir, subdir) if subdir else out_dir
+        out_dir = self.output_dir(runner, subdir)
+        with atomic_folder(out_dir, self.outputs, type(self).__name__) as tmp:
+            written = self._draw_groups(runner, mode, records, tmp, step)
+        print_log(
+            f'RankedListHook wrote {written} ranked lists to {out_dir}',
+            logger='current')
+
+    def _draw_groups(self, runner, mode: str, records: List[dict],
+                     out_dir: str, step: int) -> int:
+        """Draw the pictures of every target (dataset) of ``records``
+        into ``out_dir``; returns how many."""
         groups: Dict[Any, List[dict]] = {}
         by_target = any(r.get('target') is not None for r in records)
         for record in records:
@@ -361,9 +399,7 @@ class RankedListHook(Hook):
                     runner.visualizer.add_image(
                         f'ranked_list_{prefix}{title}', canvas, step=step)
                 written += 1
-        print_log(
-            f'RankedListHook wrote {written} ranked lists to {out_dir}',
-            logger='current')
+        return written
 
     def _ranking_setup(self,
                        runner,

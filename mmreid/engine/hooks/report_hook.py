@@ -2,9 +2,9 @@
 import dataclasses
 import hashlib
 import json
-import os
 import os.path as osp
 import re
+import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import mmcv
@@ -21,7 +21,7 @@ from mmreid.evaluation.results_table import RESULT_COLUMNS, results_rows
 from mmreid.evaluation.sampling_error import (trial_query_means,
                                               trial_sampling_errors)
 from mmreid.registry import HOOKS
-from mmreid.utils.atomic import open_atomic
+from mmreid.utils.atomic import atomic_folder
 from mmreid.visualization.html_report import (POSITION, RankedExample,
                                               ReportSection, render_report)
 from .ranked_list_hook import RankedListHook, ranked_images, select_worst_best
@@ -35,6 +35,19 @@ OTHER_CMC_LABEL = 'standard protocol'
 #: File name of the per-query values beside it (see
 #: :meth:`EvalReportHook.per_query_arrays`).
 PER_QUERY_NAME = 'per_query.npz'
+#: The array of each section of ``per_query.npz`` that holds the id of
+#: the run that wrote it, which ``report.html`` beside it names too
+#: (:func:`report_run_id`).
+RUN_ID_KEY = 'run_id'
+#: How ``report.html`` names its run id (a meta line under the title).
+RUN_ID_LINE = 'run id: {}'
+
+
+def report_run_id(page: str) -> Optional[str]:
+    """The run id a ``report.html`` names (its ``run id: <hex>`` line),
+    or None for a page written before reports had one."""
+    found = re.search(r'<p class="meta">run id: ([0-9a-f]{32})</p>', page)
+    return found.group(1) if found else None
 
 
 def sampling_error_line(errors: Dict[str, Any]) -> str:
@@ -291,7 +304,14 @@ class EvalReportHook(RankedListHook):
     Beside it, ``per_query.npz`` holds the per-query values with the
     gallery and the evaluation settings they come from
     (:meth:`per_query_arrays`), which ``tools/analysis_tools/
-    paired_query_error.py`` pairs across two runs.
+    paired_query_error.py`` pairs across two runs. Both files name the
+    run that wrote them (a random ``run id``: the page's meta line, each
+    section's ``run_id`` in the file) and replace the folder's earlier
+    report together: they are written into a temporary folder that then
+    takes its place (see :func:`~mmreid.utils.atomic.atomic_folder`), so
+    the folder is always one run's whole report; an earlier one replaced
+    is named in the log, and a folder that holds other files is refused
+    before the evaluation.
 
     ``tools/test.py --report DIR`` adds this hook.
 
@@ -313,6 +333,8 @@ class EvalReportHook(RankedListHook):
     Examples:
         >>> custom_hooks = [dict(type='EvalReportHook', out_dir='report')]
     """
+    default_dir = 'report'
+    outputs = rf'{re.escape(REPORT_NAME)}|{re.escape(PER_QUERY_NAME)}'
 
     def __init__(
         self,
@@ -353,10 +375,7 @@ class EvalReportHook(RankedListHook):
         records = self._gather()
         if not is_main_process() or not records:
             return
-        out_dir = self.out_dir or osp.join(runner.log_dir, 'report')
-        if not osp.isabs(out_dir):
-            out_dir = osp.join(runner.work_dir, out_dir)
-        out_dir = osp.join(out_dir, subdir) if subdir else out_dir
+        out_dir = self.output_dir(runner, subdir)
         metrics = dict(self._metrics or {})
         groups: Dict[Any, List[dict]] = {}
         by_target = any(r.get('target') is not None for r in records)
@@ -372,21 +391,26 @@ class EvalReportHook(RankedListHook):
                                          group, evaluator, metrics, by_target)
             if section is not None:
                 sections.append(section)
+        run_id = uuid.uuid4().hex
+        meta = [f'work dir: {runner.work_dir}', RUN_ID_LINE.format(run_id)]
         page = render_report(
             sections,
             title=self.title,
             results=results_rows(metrics, RESULT_COLUMNS, default_name=mode),
-            meta=self.meta + [f'work dir: {runner.work_dir}'],
+            meta=self.meta + meta,
             thumb_size=self.tile_size)
-        os.makedirs(out_dir, exist_ok=True)
+        with atomic_folder(out_dir, self.outputs, type(self).__name__) as tmp:
+            with open(osp.join(tmp, REPORT_NAME), 'w', encoding='utf-8') as f:
+                f.write(page)
+            arrays = dict(self._per_query)
+            for section in {k.rpartition('/')[0] for k in self._per_query}:
+                arrays[f'{section}/{RUN_ID_KEY}'] = np.array(run_id)
+            np.savez_compressed(osp.join(tmp, PER_QUERY_NAME), **arrays)
         path = osp.join(out_dir, REPORT_NAME)
-        with open_atomic(path, 'w', encoding='utf-8') as f:
-            f.write(page)
-        with open_atomic(osp.join(out_dir, PER_QUERY_NAME), 'wb') as f:
-            np.savez_compressed(f, **self._per_query)
         self.last_path = path
         print_log(
-            f'EvalReportHook wrote {path} ({len(sections)} section(s))',
+            f'EvalReportHook wrote {path} ({len(sections)} section(s), run '
+            f'id {run_id})',
             logger='current')
 
     def after_val_epoch(self, runner, metrics=None) -> None:
