@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmreid.registry import DATASETS
-from mmreid.utils import register_all_modules
+from mmreid.utils import atomic, register_all_modules
 from ..fixtures.processes import PYTHON, load_tool, run_tool
 
 TOOL = osp.join('tools', 'analysis_tools', 'browse_dataset.py')
@@ -186,7 +186,7 @@ def test_tiles_name_the_0_based_camid(make_config, tmp_path, monkeypatch):
     register_all_modules()
     init_default_scope('mmreid')
     cfg = Config.fromfile(make_config())
-    tool.browse(cfg, 'test', 3, str(tmp_path))
+    tool.browse(cfg, 'test', 3, str(tmp_path / 'out'))
     dataset = _test_set(make_config())
     assert labels == [
         f'{dataset[i]["data_samples"].role}\n'
@@ -270,3 +270,35 @@ def test_train_phase_names_the_pid_and_the_training_label(
         cfg, 'train', 1, str(tmp_path / 'single'), mode='single')
     assert [osp.basename(p)
             for p in written] == ['train_0000_pid2_label0_camid0_mod0.png']
+
+
+def test_a_second_run_replaces_the_earlier_pictures(make_config, tmp_path,
+                                                    capsys, monkeypatch):
+    """Audit s24: a second run into one --out-dir kept the first run's
+    pictures beside its own, with no mark of which were stale."""
+    tool = load_tool(TOOL)
+    config, out = make_config(), tmp_path / 'out'
+    argv = [config, '--phase', 'test', '--mode', 'single']
+    argv += ['--out-dir', str(out)]
+    tool.main(argv + ['--num', '5'])
+    assert len(list(out.iterdir())) == 5
+    logged = []
+    monkeypatch.setattr(atomic, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    tool.main(argv + ['--num', '2'])
+    names = sorted(p.name for p in out.iterdir())
+    assert [name.split('_')[1] for name in names] == ['0000', '0001']
+    assert f'wrote 2 images to {out}' in capsys.readouterr().out
+    # The log names the earlier run's pictures it replaced.
+    assert len(logged) == 1 and '_0004_' in logged[0]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
+
+
+def test_a_folder_with_other_files_is_refused(make_config, tmp_path):
+    tool = load_tool(TOOL)
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'notes.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match=r"holds \['notes.txt'\]"):
+        tool.main([make_config(), '--phase', 'test', '--out-dir', str(out)])
+    assert [p.name for p in out.iterdir()] == ['notes.txt']

@@ -35,13 +35,17 @@ is given) and writes:
 
 ``{role}`` is the sample's: ``train``, ``query`` or ``gallery``.
 
+The pictures of one run replace ``--out-dir`` as a whole (drawn into a
+temporary folder beside it, then renamed), an earlier run's pictures
+named in the log, so the folder never mixes runs; a folder that holds
+other files is refused before anything is drawn.
+
 ``PackReIDInputs`` gives a (C, H, W) RGB tensor, normally ``uint8``; a
 float tensor is de-normalised with ``model.data_preprocessor``'s
 ``mean``/``std`` when it has negative values, scaled by 255 when it lies
 in [0, 1], and clipped to [0, 255] otherwise.
 """
 import argparse
-import os
 import os.path as osp
 import random
 from collections import OrderedDict
@@ -54,13 +58,15 @@ from mmengine.registry import init_default_scope
 
 from mmreid.registry import DATASETS
 from mmreid.utils import register_all_modules
-from mmreid.utils.atomic import write_image
+from mmreid.utils.atomic import atomic_folder, check_replaceable, write_image
 from mmreid.utils.config.options import ReIDDictAction
 from mmreid.utils.pipeline_source import split_datasets
 from mmreid.visualization import draw_tiles, modality_name
 
 PHASES = ('train', 'val', 'test')
 MODES = ('grid', 'single')
+#: The names of the pictures :func:`browse` writes (regex).
+OUTPUTS = r'[a-z]+_.*camid.*_mod.*\.png'
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -248,7 +254,8 @@ def browse(cfg: Config,
         num (int): Samples to take (at most the dataset's size): one
             picture each with ``mode='single'``, one per identity among
             them with ``'grid'``.
-        out_dir (str): Output folder, created if missing.
+        out_dir (str): Output folder, created if missing; replaced as a
+            whole by this run's pictures.
         mode (str): ``'grid'`` or ``'single'``.
         shuffle (bool): Pick random samples.
         seed (int, optional): Seed of the sample choice and transforms.
@@ -258,7 +265,13 @@ def browse(cfg: Config,
 
     Returns:
         list[str]: The written files.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds files other than an earlier
+            run's pictures (see
+            :func:`~mmreid.utils.atomic.check_replaceable`).
     """
+    check_replaceable(out_dir, OUTPUTS, 'browse_dataset.py')
     key, dataset_cfg = phase_dataset(cfg, phase, target)
     if seed is not None:
         random.seed(seed)
@@ -273,8 +286,17 @@ def browse(cfg: Config,
     indices = indices[:num]
     preprocessor = cfg.get('model', {}).get('data_preprocessor') or {}
     mean, std = preprocessor.get('mean'), preprocessor.get('std')
+    with atomic_folder(out_dir, OUTPUTS, 'browse_dataset.py') as tmp:
+        names = _draw(dataset, indices, tmp, mode, phase, tuple(tile_size),
+                      mean, std)
+    return [osp.join(out_dir, name) for name in names]
 
-    os.makedirs(out_dir, exist_ok=True)
+
+def _draw(dataset, indices: List[int], out_dir: str, mode: str, phase: str,
+          tile_size: Tuple[int, int], mean: Optional[Sequence[float]],
+          std: Optional[Sequence[float]]) -> List[str]:
+    """Write the pictures of ``dataset[indices]`` into ``out_dir`` (see
+    :func:`browse`); returns their file names."""
     written = []
     groups: Dict[int, List] = OrderedDict()
     for i, idx in enumerate(indices):
@@ -290,11 +312,9 @@ def browse(cfg: Config,
         if role != 'train':
             text = f'{role}\n{text}'
         if mode == 'single':
-            path = osp.join(
-                out_dir,
-                f'{role}_{i:04d}_{name}_camid{camid}_mod{modality}.png')
-            write_image(path, image)
-            written.append(path)
+            filename = f'{role}_{i:04d}_{name}_camid{camid}_mod{modality}.png'
+            write_image(osp.join(out_dir, filename), image)
+            written.append(filename)
         else:
             groups.setdefault((text, f'{role}_{name}'), []).append(
                 (image, camid, modality))
@@ -303,13 +323,12 @@ def browse(cfg: Config,
             f'{text}\ncamid {camid}\n{modality_name(modality)}'
             for _, camid, modality in items
         ]
-        grid = draw_tiles([img for img, _, _ in items], labels,
-                          tuple(tile_size))
+        grid = draw_tiles([img for img, _, _ in items], labels, tile_size)
         camids = _join([c for _, c, _ in items])
         modalities = _join([m for _, _, m in items])
-        path = osp.join(out_dir, f'{name}_camid{camids}_mod{modalities}.png')
-        write_image(path, grid)
-        written.append(path)
+        filename = f'{name}_camid{camids}_mod{modalities}.png'
+        write_image(osp.join(out_dir, filename), grid)
+        written.append(filename)
     return written
 
 
