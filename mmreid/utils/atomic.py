@@ -470,6 +470,7 @@ def atomic_folder(path: str,
     Raises:
         NotADirectoryError, FileExistsError: See
             :func:`check_replaceable`.
+        ValueError: ``path`` is the current directory or holds it.
 
     Examples:
         >>> with atomic_folder('report', r'report\\.html', 'Report') as tmp:
@@ -477,6 +478,12 @@ def atomic_folder(path: str,
         ...         f.write(page)
     """
     path = osp.realpath(path)
+    cwd = osp.realpath(os.getcwd())
+    if cwd == path or cwd.startswith(path + os.sep):
+        raise ValueError(
+            f'{what}: the output folder {path!r} holds the current '
+            'directory, which replacing the folder would take away; give '
+            'a folder beside or below the current directory')
     parent, name = osp.split(path)
     recover_replaced_folders(parent, name)
     check_replaceable(path, outputs, what)

@@ -577,3 +577,20 @@ def test_a_folder_a_killed_swap_left_aside_is_restored_then_replaced(
         f"Writer: replaced an earlier run's output in {tmp_path / 'pics'}: "
         'pic_7.jpg'
     ]
+
+
+def test_the_current_directory_is_never_replaced(tmp_path, monkeypatch):
+    """``--report .`` in a folder of an earlier report: the swap would
+    move the process's own directory away; refused, nothing changed."""
+    out = tmp_path / 'pics'
+    out.mkdir()
+    (out / 'pic_0.jpg').write_bytes(b'old')
+    monkeypatch.chdir(out)
+    with pytest.raises(ValueError, match='holds the current directory'):
+        write_pictures('.', ['pic_0.jpg'])
+    assert os.listdir(out) == ['pic_0.jpg']
+    assert (out / 'pic_0.jpg').read_bytes() == b'old'
+    (out / 'sub').mkdir()
+    monkeypatch.chdir(out / 'sub')
+    with pytest.raises(ValueError, match='holds the current directory'):
+        write_pictures('..', ['pic_0.jpg'])
