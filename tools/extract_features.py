@@ -88,7 +88,7 @@ import csv
 import json
 import os
 import os.path as osp
-import shutil
+import re
 import sys
 from typing import List, Optional, Sequence
 
@@ -103,9 +103,7 @@ from mmreid.apis.inference import evaluated_ranking, market_camid
 from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from mmreid.models.layers.mbn import batch_statistics_layers
 from mmreid.registry import DATASETS
-from mmreid.utils.atomic import (REPLACED_SUFFIX, recover_replaced_folders,
-                                 remove_stale_temps, set_output_mode,
-                                 temp_name)
+from mmreid.utils.atomic import atomic_folder, check_replaceable
 from mmreid.utils.config import check_config_file, read_config
 from mmreid.utils.config.options import ReIDDictAction, merge_cfg_options
 from mmreid.utils.pipeline_source import resolve_test_pipeline, split_datasets
@@ -236,23 +234,21 @@ def check_single_process(environ: Optional[dict] = None) -> None:
                 'mpirun.')
 
 
+#: The entries of ``--out-dir`` (a regular expression, see
+#: :func:`~mmreid.utils.atomic.check_replaceable`).
+_OUTPUT_NAMES = '|'.join(re.escape(name) for name in OUTPUTS)
+
+
 def check_out_dir(out_dir: str) -> None:
-    """Refuse an ``--out-dir`` that the run could not replace as a whole.
+    """Refuse an ``--out-dir`` that the run could not replace as a whole
+    (before extracting; :func:`write` checks again).
 
     Raises:
         NotADirectoryError: ``out_dir`` is a file.
         FileExistsError: It holds something other than a previous run's
             outputs, named in the message.
     """
-    if osp.lexists(out_dir) and not osp.isdir(out_dir):
-        raise NotADirectoryError(f'--out-dir {out_dir!r} is not a directory')
-    if osp.isdir(out_dir):
-        others = sorted(set(os.listdir(out_dir)) - set(OUTPUTS))
-        if others:
-            raise FileExistsError(
-                f'--out-dir {out_dir!r} holds {others}: it is replaced as a '
-                f'whole by the new {", ".join(OUTPUTS[2:])} and features, '
-                'so give an empty or new folder')
+    check_replaceable(out_dir, _OUTPUT_NAMES, '--out-dir')
 
 
 def split_records(cfg: Config,
@@ -418,39 +414,16 @@ def write(out_dir: str,
     one, never a mix. An error (or Ctrl-C) leaves the previous set. A run
     killed between moving the previous set aside and moving the new one in
     leaves the previous set hidden (``.<name>.tmp-...-<hex>.old``): it is
-    put back under ``out_dir`` first (see
-    :func:`~mmreid.utils.atomic.recover_replaced_folders`), so that this
-    run, if it fails too, leaves it there.
+    put back under ``out_dir`` first, so that this run, if it fails too,
+    leaves it there (see :func:`~mmreid.utils.atomic.atomic_folder`).
 
     Raises:
         FileExistsError: ``out_dir`` holds files other than a previous
             run's outputs (see :func:`check_out_dir`).
     """
     out_dir = osp.abspath(out_dir)
-    parent, name = osp.split(out_dir)
-    recover_replaced_folders(parent, name)
-    check_out_dir(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    # A folder that a killed run left is removed here (see
-    # remove_stale_temps); this one is private until it takes the place.
-    remove_stale_temps(parent, name, folders=True)
-    tmp = osp.join(parent, temp_name(name))
-    old = tmp + REPLACED_SUFFIX
-    try:
-        os.mkdir(tmp, 0o700)
-        set_output_mode(tmp, out_dir, folder=True)
+    with atomic_folder(out_dir, _OUTPUT_NAMES, '--out-dir') as tmp:
         _write_set(tmp, feats, records, fmt, meta, columns)
-        check_out_dir(out_dir)
-        if osp.isdir(out_dir):
-            os.rename(out_dir, old)
-        os.rename(tmp, out_dir)
-    finally:
-        if osp.isdir(old) and not osp.lexists(out_dir):
-            # Interrupted between the two renames: the previous set back.
-            os.rename(old, out_dir)
-        for leftover in (tmp, old):
-            if osp.isdir(leftover):
-                shutil.rmtree(leftover)
     return osp.join(out_dir, f'features.{fmt}')
 
 
