@@ -21,10 +21,22 @@ checks those of the splits that ``train()``, ``val()`` or ``test()``
 feed), naming its config key, the transform and the fix;
 :func:`check_pipeline` refuses the one test pipeline that the inference API
 (``mmreid.apis.extract_features``, so ``tools/extract_features.py``) runs.
-Only the transforms named here are judged; a transform of your own is
-trusted.
+Only the transforms named here are judged for these; a transform of your
+own is trusted to give 0-255 RGB pixels.
+
+A val or test pipeline must also be deterministic. An evaluation sampler
+gives no per-sample seeds, so a random transform there (a config that
+reuses ``train_pipeline`` for testing: ``ReIDRandomFlip``,
+``PadRandomCrop``, ``ReIDRandomErasing``, mmcv's ``RandomFlip``,
+mmpretrain's ``RandomResizedCrop``...) draws from the global random state
+of each dataloader worker, and R1/mAP changed with ``num_workers`` and the
+batch size. It is refused (:func:`is_random_transform` says which are
+random; one whose probability is 0 never acts and is accepted). Test-time
+flip averaging is the model's ``test_cfg.flip``, not a transform.
 """
-from typing import Any, List, Optional, Sequence
+import functools
+import inspect
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -32,6 +44,11 @@ from .pipeline_source import PipelineSource, split_pipelines
 
 #: The splits whose pipelines are checked.
 SPLITS = ('train', 'val', 'test')
+
+#: The arguments that give a transform's probability of acting at all:
+#: mmreid's and mmcv's ``prob``, mmpretrain's ``erase_prob``
+#: (``RandomErasing``), torchvision's ``p``.
+PROBABILITY_KEYS = ('prob', 'erase_prob', 'p')
 
 
 def transform_class(transform: Any) -> Any:
@@ -139,19 +156,154 @@ def normalisation(preprocessor: Any) -> Optional[str]:
             f'std {[round(v, 4) for v in std.flatten().tolist()]}')
 
 
-def pipeline_problems(source: PipelineSource, preprocessor: Any) -> List[str]:
+def _drawing_class(cls: Any) -> Any:
+    """The class whose code a registered name runs: the new class of a
+    deprecated mmreid alias (a function with ``__wrapped__``), the
+    torchvision class of mmpretrain's ``'torchvision/X'`` wrapper (a
+    ``functools.partial`` with ``transform=``)."""
+    if isinstance(cls, functools.partial):
+        return cls.keywords.get('transform', cls.func)
+    return getattr(cls, '__wrapped__', cls)
+
+
+def is_random_transform(cls: Any) -> bool:
+    """Whether a transform class draws random numbers.
+
+    mmreid's random transforms say so (``draws_from_sample_rng = True``);
+    mmcv's and mmpretrain's mark their drawing methods with mmcv's
+    ``cache_randomness`` (``_methods_with_randomness``, inherited by
+    subclasses); any other class is random if its code draws from a global
+    random state (:func:`~mmreid.engine.hooks.random_state_hook.
+    global_draws`: ``np.random.*``, ``random.*``, ``torch.rand*``, as
+    torchvision's transforms do).
+
+    Args:
+        cls: What :func:`transform_class` found.
+
+    Returns:
+        bool: True for a random transform.
+    """
+    from mmreid.engine.hooks.random_state_hook import global_draws
+    cls = _drawing_class(cls)
+    if not isinstance(cls, type):
+        return False
+    marked = getattr(cls, 'draws_from_sample_rng', False) or getattr(
+        cls, '_methods_with_randomness', None)
+    return bool(marked) or global_draws(cls)
+
+
+def _argument(transform: Any, cls: Any, key: str) -> Any:
+    """A transform's argument ``key``: the config's, else the default of
+    the class's signature; a built transform's attribute. None if none."""
+    if not isinstance(transform, dict):
+        return getattr(transform, key, None)
+    if key in transform:
+        return transform[key]
+    try:
+        parameter = inspect.signature(_drawing_class(cls)).parameters.get(key)
+    except (TypeError, ValueError):
+        return None
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return None
+    return parameter.default
+
+
+def _never_acts(transform: Any, cls: Any) -> bool:
+    """Its probability of acting (:data:`PROBABILITY_KEYS`; mmcv's
+    ``RandomFlip`` takes one per direction) is 0."""
+    for key in PROBABILITY_KEYS:
+        value = _argument(transform, cls, key)
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = sum(value) if all(
+                isinstance(v, (int, float)) for v in value) else None
+        return isinstance(value, (int, float)) and value == 0
+    return False
+
+
+def _nested(where: str, transforms: Any) -> Iterator[Tuple[str, Any]]:
+    """``(config key, transform)`` of the transforms a wrapper holds (a
+    list, or a list of lists as ``RandomChoice``'s)."""
+    for index, transform in enumerate(transforms):
+        if isinstance(transform, (list, tuple)):
+            yield from _nested(f'{where}[{index}]', transform)
+        else:
+            yield f'{where}[{index}]', transform
+
+
+def _random_transforms(where: str,
+                       transform: Any) -> Iterator[Tuple[str, Any, Any]]:
+    """``(config key, transform, class)`` of the random transforms that
+    one pipeline entry runs: itself, or those a wrapper (mmcv's
+    ``Compose``, ``KeyMapper``, ``RandomApply``...) holds in its config's
+    ``transforms``."""
+    cls = transform_class(transform)
+    if cls is None or _never_acts(transform, cls):
+        return
+    if is_random_transform(cls):
+        yield where, transform, cls
+        return
+    inner = transform.get('transforms') if isinstance(transform,
+                                                      dict) else None
+    if isinstance(inner, (list, tuple)):
+        for key, item in _nested(f'{where}.transforms', inner):
+            yield from _random_transforms(key, item)
+
+
+def random_problems(source: PipelineSource, split: str) -> List[str]:
+    """The random transforms of a val or test pipeline.
+
+    Args:
+        source (PipelineSource): The pipeline and its config key.
+        split (str): ``'val'`` or ``'test'``, for the message.
+
+    Returns:
+        list[str]: One message (empty if the pipeline is deterministic)
+        naming the config key of every random transform, the transform and
+        the fix.
+    """
+    found = [
+        f'{where} ({_shown(transform, cls)})'
+        for index, entry in enumerate(source.pipeline)
+        for where, transform, cls in _random_transforms(
+            f'{source.path}[{index}]', entry)
+    ]
+    if not found:
+        return []
+    one = len(found) == 1
+    they, it, draws = ('it', 'it', 'draws') if one else ('they', 'them',
+                                                         'draw')
+    return [
+        f'{", ".join(found)}: random transform{"" if one else "s"} in '
+        f'a {split} pipeline. Evaluation gives its samples no augmentation '
+        f'seeds, so {they} {draws} from the global random state of each '
+        'dataloader worker, and R1/mAP would change with num_workers and '
+        f'the batch size. Drop {it} from this pipeline (a config that '
+        'reuses train_pipeline for testing needs a test pipeline of its '
+        'own); for test-time flip averaging set model.test_cfg.flip=True, '
+        'which averages the features of each image and its mirror.'
+    ]
+
+
+def pipeline_problems(source: PipelineSource,
+                      preprocessor: Any,
+                      split: str = 'test') -> List[str]:
     """What is wrong with one pipeline for ``preprocessor``.
 
     Args:
         source (PipelineSource): The pipeline and its config key.
         preprocessor: The model's data preprocessor.
+        split (str): The split it feeds: ``'train'``, ``'val'`` or
+            ``'test'``. Defaults to ``'test'``.
 
     Returns:
         list[str]: One message per problem (empty if none): a foreign
         packing transform, a ``Normalize`` while the preprocessor
-        normalises, and images that end the pipeline in another channel
+        normalises, images that end the pipeline in another channel
         order than the preprocessor takes (a BGR loader not followed by
-        a conversion, a conversion of RGB images).
+        a conversion, a conversion of RGB images), and, in a val or test
+        pipeline, a random transform (:func:`random_problems`).
     """
     name = type(preprocessor).__name__
     normalised_by = normalisation(preprocessor)
@@ -205,10 +357,14 @@ def pipeline_problems(source: PipelineSource, preprocessor: Any) -> List[str]:
                 f'{where} ({_shown(transform, cls)}) swaps the channels to '
                 f'{order.upper()}, but {takes}: every feature would be '
                 'computed on swapped channels. Give it to_rgb=False.')
+    if split != 'train':
+        problems += random_problems(source, split)
     return problems
 
 
-def check_pipeline(source: PipelineSource, preprocessor: Any) -> None:
+def check_pipeline(source: PipelineSource,
+                   preprocessor: Any,
+                   split: str = 'test') -> None:
     """Refuse one pipeline that ``preprocessor`` would misread: the check
     of :func:`check_pipelines` for an entry point that runs a single
     pipeline (``mmreid.apis.extract_features``, which
@@ -218,11 +374,12 @@ def check_pipeline(source: PipelineSource, preprocessor: Any) -> None:
     Args:
         source (PipelineSource): The pipeline and its config key.
         preprocessor: The model's data preprocessor.
+        split (str): The split it feeds. Defaults to ``'test'``.
 
     Raises:
         ValueError: Naming every problem (:func:`pipeline_problems`).
     """
-    problems = pipeline_problems(source, preprocessor)
+    problems = pipeline_problems(source, preprocessor, split)
     if problems:
         raise ValueError('\n'.join(problems))
 
@@ -248,12 +405,12 @@ def check_pipelines(cfg: Any,
     problems = []
     for split in splits:
         for source in split_pipelines(cfg, split):
-            problems += pipeline_problems(source, preprocessor)
+            problems += pipeline_problems(source, preprocessor, split)
     if problems:
         raise ValueError('\n'.join(problems))
 
 
 __all__ = [
-    'transform_class', 'normalisation', 'pipeline_problems', 'check_pipeline',
-    'check_pipelines'
+    'transform_class', 'normalisation', 'is_random_transform',
+    'random_problems', 'pipeline_problems', 'check_pipeline', 'check_pipelines'
 ]

@@ -589,6 +589,24 @@ def test_a_pipeline_the_model_misreads_is_refused(tmp_path):
         extract_features(swapping, file), extract_features(rgb, file))
 
 
+def test_a_random_test_transform_is_refused(tmp_path):
+    """A test pipeline with a random flip (a config reusing its training
+    pipeline) drew from the global random state: the features of one
+    image changed from call to call. Refused, naming the key and the
+    fix."""
+    text = TINY_CONFIG.format(distance='euclidean').replace(
+        "dict(type='PackReIDInputs')",
+        "dict(type='ReIDRandomFlip'), dict(type='PackReIDInputs')")
+    path = tmp_path / 'flip.py'
+    path.write_text(text)
+    file = write_image(tmp_path / 'img.png', make_images(1, seed=6)[0])
+    with pytest.raises(ValueError) as info:
+        extract_features(trained_like(init_model(str(path))), file)
+    message = str(info.value)
+    assert message.startswith("test_pipeline[2] (type='ReIDRandomFlip' ")
+    assert 'model.test_cfg.flip=True' in message
+
+
 def test_arrays_need_mmreids_rgb_loader(tmp_path):
     """An array skips the loading step. mmcv's LoadImageFromFile (a config
     names it 'mmpretrain.LoadImageFromFile') decodes BGR, so an RGB array

@@ -12,12 +12,15 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
+from mmcv.transforms import BaseTransform
+from mmcv.transforms.utils import cache_randomness
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.model import ImgDataPreprocessor
 
 from mmreid.models.data_preprocessors import ReIDDataPreprocessor
-from mmreid.utils.pipeline_check import check_pipelines, pipeline_problems
+from mmreid.utils.pipeline_check import (check_pipeline, check_pipelines,
+                                         pipeline_problems)
 from mmreid.utils.pipeline_source import PipelineSource
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -173,3 +176,208 @@ def test_the_runner_checks_only_the_splits_it_feeds(tmp_path):
         runner.test()
     with pytest.raises(ValueError, match='BGR'):
         runner.train()
+
+
+class GlobalNoise(BaseTransform):
+    """A transform of one's own that draws from numpy's global RNG without
+    any mark."""
+
+    def transform(self, results: dict) -> dict:
+        results['img'] = results['img'] + np.random.randint(0, 2)
+        return results
+
+
+class MarkedNoise(BaseTransform):
+    """A transform of one's own whose draw mmcv's cache_randomness marks
+    (the draw itself hidden in a helper)."""
+
+    @cache_randomness
+    def _draw(self) -> int:
+        return 1
+
+    def transform(self, results: dict) -> dict:
+        results['img'] = results['img'] + self._draw()
+        return results
+
+
+class Brighten(BaseTransform):
+    """A deterministic transform of one's own."""
+
+    def transform(self, results: dict) -> dict:
+        results['img'] = results['img'] + 1
+        return results
+
+
+def test_a_random_test_transform_draws_from_the_worker_state():
+    """What the check is about: evaluation samplers give plain indices, so
+    a random transform draws from numpy's global RNG, which each
+    dataloader worker seeds differently: the same image gives other
+    pixels, so other features, with other workers."""
+    image = np.arange(2 * 4 * 3, dtype=np.uint8).reshape(2, 4, 3)
+    flip = Compose([dict(type='ReIDRandomFlip', prob=0.5)])
+    flips = set()
+    for worker_seed in range(16):
+        np.random.seed(worker_seed)
+        out = flip(dict(img=image.copy(), sample_idx=0))['img']
+        flips.add(bool((out != image).any()))
+    assert flips == {True, False}
+
+
+RANDOM = [
+    dict(type='ReIDRandomFlip', prob=0.5),
+    dict(type='PadRandomCrop', padding=2),
+    dict(type='ReIDRandomErasing', prob=0.5),
+    dict(type='Random2DTranslation', size=(16, 8)),
+    dict(type='ReIDColorJitter', brightness=0.2),
+    dict(type='RandomChannel'),
+    dict(type='RandomFlip', prob=0.5),  # mmreid's deprecated alias
+    dict(type='mmcv.RandomFlip', prob=0.5),
+    dict(type='mmcv.RandomResize', scale=(16, 8), ratio_range=(0.8, 1.2)),
+    dict(type='mmcv.RandomGrayscale', prob=0.5),
+    dict(type='mmcv.RandomApply', transforms=[RESIZE]),
+    dict(type=GlobalNoise),
+    dict(type=MarkedNoise),
+]
+
+
+@pytest.mark.parametrize(
+    'transform',
+    RANDOM,
+    ids=[getattr(t['type'], '__name__', t['type']) for t in RANDOM])
+@pytest.mark.parametrize('split', ['val', 'test'])
+def test_a_random_transform_is_refused_in_evaluation(transform, split):
+    path = f'{split}_dataloader.dataset.pipeline'
+    found = pipeline_problems(
+        PipelineSource(path, [RGB_LOADER, RESIZE, transform, PACK]),
+        ReIDDataPreprocessor(), split)
+    assert len(found) == 1
+    message = found[0]
+    assert message.startswith(f'{path}[2] ')
+    assert f'type={transform["type"]!r}' in message \
+        or transform['type'].__name__ in message
+    assert f'random transform in a {split} pipeline' in message
+    assert 'num_workers' in message
+    assert 'Drop it' in message and 'model.test_cfg.flip=True' in message
+    # The training pipeline is where they belong.
+    assert pipeline_problems(
+        PipelineSource('train_dataloader.dataset.pipeline',
+                       [RGB_LOADER, RESIZE, transform, PACK]),
+        ReIDDataPreprocessor(), 'train') == []
+
+
+def test_every_random_transform_is_named():
+    found = problems([
+        RGB_LOADER,
+        dict(type='ReIDRandomFlip'), RESIZE,
+        dict(type='ReIDRandomErasing'), PACK
+    ])
+    assert len(found) == 1
+    assert found[0].startswith(
+        "test_dataloader.dataset.pipeline[1] (type='ReIDRandomFlip' ")
+    assert "test_dataloader.dataset.pipeline[3] (type='ReIDRandomErasing' " \
+        in found[0]
+    assert 'Drop them' in found[0]
+
+
+def test_a_random_transform_inside_a_wrapper_is_refused():
+    found = problems([
+        RGB_LOADER,
+        dict(
+            type='mmcv.KeyMapper',
+            transforms=[RESIZE, dict(type='ReIDRandomFlip')]), PACK
+    ])
+    assert len(found) == 1
+    assert found[0].startswith(
+        'test_dataloader.dataset.pipeline[1].transforms[1] '
+        "(type='ReIDRandomFlip' ")
+
+
+def test_torchvision_random_transforms_are_random():
+    """mmpretrain registers torchvision's transforms ('torchvision/X') as
+    partials of its wrapper; their code draws from torch's RNG."""
+    import functools
+
+    import torchvision.transforms as tv
+
+    from mmreid.utils.pipeline_check import is_random_transform
+
+    class Wrapper:
+
+        def __init__(self, transform, **kwargs):
+            self.t = transform(**kwargs)
+
+    def registered(cls):
+        return functools.partial(Wrapper, transform=cls)
+
+    assert is_random_transform(registered(tv.RandomHorizontalFlip))
+    assert is_random_transform(registered(tv.RandomResizedCrop))
+    assert not is_random_transform(registered(tv.Resize))
+    assert not is_random_transform(registered(tv.CenterCrop))
+
+
+@pytest.mark.parametrize('transform', [
+    RESIZE,
+    dict(type=Brighten),
+    dict(type='ReIDRandomFlip', prob=0),
+    dict(type='ReIDRandomErasing', prob=0.0),
+    dict(type='ReIDColorJitter', brightness=0.2, prob=0),
+    dict(type='mmcv.RandomFlip', prob=0.0),
+    dict(
+        type='mmcv.RandomFlip',
+        prob=[0.0, 0.0],
+        direction=['horizontal', 'vertical']),
+    dict(
+        type='mmcv.RandomApply',
+        transforms=[dict(type='ReIDRandomFlip')],
+        prob=0),
+    dict(type='mmcv.Compose', transforms=[RESIZE]),
+])
+def test_a_deterministic_test_transform_is_accepted(transform):
+    """A probability of 0 never acts."""
+    assert problems([RGB_LOADER, RESIZE, transform, PACK]) == []
+
+
+def test_random_transforms_are_refused_in_every_evaluation_split():
+    """val and test dataloaders and multi-target loop targets; not the
+    training split."""
+    random = [RGB_LOADER, RESIZE, dict(type='ReIDRandomFlip'), PACK]
+    good = [RGB_LOADER, RESIZE, PACK]
+    cfg = dict(
+        train_dataloader=dict(dataset=dict(pipeline=random)),
+        val_dataloader=dict(dataset=dict(pipeline=random)),
+        test_cfg=dict(targets=[
+            dict(name='a', dataloader=dict(dataset=dict(pipeline=good))),
+            dict(name='b', dataloader=dict(dataset=dict(pipeline=random)))
+        ]))
+    with pytest.raises(ValueError) as info:
+        check_pipelines(cfg, ReIDDataPreprocessor())
+    lines = str(info.value).split('\n')
+    assert [line.split(' ')[0] for line in lines] == [
+        'val_dataloader.dataset.pipeline[2]',
+        'test_cfg.targets.1.dataloader.dataset.pipeline[2]'
+    ]
+    check_pipelines(cfg, ReIDDataPreprocessor(), splits=('train', ))
+
+
+def test_check_pipeline_refuses_a_random_test_transform():
+    """The one test pipeline of the inference API."""
+    with pytest.raises(ValueError, match='random transform in a test'):
+        check_pipeline(
+            PipelineSource('test_pipeline', [
+                RGB_LOADER,
+                dict(type='PadRandomCrop', padding=2), RESIZE, PACK
+            ]), ReIDDataPreprocessor())
+
+
+@pytest.mark.parametrize('entry', ['val', 'test'])
+def test_the_runner_refuses_a_random_evaluation_transform(tmp_path, entry):
+    """Before any image is read (the datasets would fail at once)."""
+    from mmreid.engine.runner import ReIDRunner
+    flip = dict(type='ReIDRandomFlip')
+    cfg = runner_cfg(tmp_path, [RGB_LOADER, flip, RESIZE, PACK])
+    runner = ReIDRunner.from_cfg(cfg)
+    with pytest.raises(ValueError) as info:
+        getattr(runner, entry)()
+    assert str(info.value).startswith(
+        f'{entry}_dataloader.dataset.pipeline[1] '
+        "(type='ReIDRandomFlip' ")

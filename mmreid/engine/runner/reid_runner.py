@@ -72,7 +72,9 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
     pipelines they feed are checked against the model's data preprocessor
     (:func:`~mmreid.utils.pipeline_check.check_pipelines`): a loader that
     decodes to BGR, a second normalisation or a foreign packing transform
-    is refused, naming its config key.
+    is refused, naming its config key; so is a random transform in a val or
+    test pipeline, whose draws would change the metrics with
+    ``num_workers`` and the batch size.
 
     ``--resume`` in a work dir without checkpoints logs one line and starts
     at epoch 1, from the weights of ``load_from`` where the config gives
@@ -310,7 +312,8 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
     def _check_pipelines(self, splits: Tuple[str, ...]) -> None:
         """Refuse, before any image is read, a pipeline of ``splits`` that
         the model's data preprocessor would misread: a foreign loader
-        (BGR), a second normalisation, a foreign packer
+        (BGR), a second normalisation, a foreign packer; or, in a val or
+        test pipeline, a random transform
         (:func:`~mmreid.utils.pipeline_check.check_pipelines`)."""
         model = self.model.module if is_model_wrapper(
             self.model) else self.model
