@@ -13,7 +13,8 @@ default_hooks = dict(
     #   checkpoint=dict(save_best='reid/mAP', rule='greater')
     # (docs/visualization.md, "Keeping the best checkpoint").
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
-    # Gives samplers their epoch, so every epoch draws a new order.
+    # Gives samplers their epoch, so every epoch draws a new order (an
+    # epoch-based loop does not; ReIDRunner refuses one without this hook).
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # Random draws that a resumed run repeats (seeded per iteration).
     random_state=dict(type='TrainRandomStateHook'),

@@ -25,7 +25,8 @@ from .log_processor import TRAINING_MEAN_PATTERN, ReIDLogProcessor
 from .resume_checks import train_loader_plan
 from .resuming import ResumeMixin
 from .runner_config import (check_loop_is_mmreids,
-                            check_loop_reads_a_dataloader, drop_restated_hooks,
+                            check_loop_reads_a_dataloader,
+                            check_sampler_gets_its_epoch, drop_restated_hooks,
                             drop_switched_off_hooks)
 
 #: How a user of the tools turns strict loading off (quoted in errors).
@@ -323,9 +324,13 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
     def build_train_loop(self, loop):
         """mmengine's, naming ``train_cfg`` when a ``by_epoch`` loop (built
         without the registry) gets an argument it does not take, e.g.
-        ``--cfg-options train_cfg.max_epoch=1``."""
+        ``--cfg-options train_cfg.max_epoch=1``. When :meth:`train` builds
+        it, an epoch-based loop whose sampler no hook gives its epoch
+        (``default_hooks.sampler_seed = None``) is refused before the
+        first iteration (:func:`~.runner_config.check_sampler_gets_its_epoch`).
+        """
         try:
-            return super().build_train_loop(loop)
+            built = super().build_train_loop(loop)
         except TypeError as error:
             from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
@@ -340,6 +345,9 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
             raise ConfigArgumentError(
                 argument_message('train_cfg', loop, argument,
                                  obj_cls)) from error
+        if self._training:
+            check_sampler_gets_its_epoch(built, self.hooks)
+        return built
 
     def build_optim_wrapper(self, optim_wrapper):
         """mmengine's, after checking the optimizer type (see

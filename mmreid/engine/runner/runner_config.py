@@ -8,8 +8,10 @@ and its
 ``register_hooks`` registers a hook once when ``custom_hooks`` restates a
 ``default_hooks`` entry (:func:`drop_restated_hooks`) and leaves out a
 ``default_hooks`` entry set to ``None`` (:func:`drop_switched_off_hooks`).
+Its ``build_train_loop`` refuses an epoch-based training loop whose
+sampler no hook gives its epoch (:func:`check_sampler_gets_its_epoch`).
 """
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from mmreid.utils.registry_suggestions import config_type_name
 
@@ -173,3 +175,61 @@ def drop_switched_off_hooks(default_hooks: Optional[dict]) -> Optional[dict]:
             continue
         kept[name] = hook
     return kept
+
+
+def _epoch_sampler(dataloader: Any) -> Any:
+    """The sampler whose ``set_epoch`` mmengine's ``DistSamplerSeedHook``
+    calls: the dataloader's, else its batch sampler's; None if neither
+    has one."""
+    sampler = getattr(dataloader, 'sampler', None)
+    if hasattr(sampler, 'set_epoch'):
+        return sampler
+    sampler = getattr(
+        getattr(dataloader, 'batch_sampler', None), 'sampler', None)
+    return sampler if hasattr(sampler, 'set_epoch') else None
+
+
+def check_sampler_gets_its_epoch(loop: Any, hooks: Sequence[Any]) -> None:
+    """Refuse an epoch-based training loop whose sampler no hook gives its
+    epoch.
+
+    A sampler with ``set_epoch`` (mmengine's ``DefaultSampler``, mmreid's
+    identity samplers) draws each epoch's order, and mmreid's its
+    per-sample augmentation seeds, from the epoch it was given. mmengine's
+    ``EpochBasedTrainLoop`` never calls ``set_epoch``; its
+    ``DistSamplerSeedHook`` (``default_hooks.sampler_seed``) does, before
+    each epoch. Without it every epoch repeated epoch 0 exactly: the same
+    samples in the same order, with the same augmentations.
+    ``IterBasedTrainLoop`` is not affected: its iterator calls
+    ``set_epoch`` itself at each new pass over the data.
+
+    Args:
+        loop: The built training loop.
+        hooks (Sequence[Hook]): The runner's registered hooks.
+
+    Raises:
+        ValueError: ``loop`` is an ``EpochBasedTrainLoop`` whose
+            dataloader's sampler (or batch sampler's sampler) has
+            ``set_epoch``, and no hook is a ``DistSamplerSeedHook``
+            (or a subclass).
+    """
+    from mmengine.hooks import DistSamplerSeedHook
+    from mmengine.runner import EpochBasedTrainLoop
+    if not isinstance(loop, EpochBasedTrainLoop):
+        return
+    sampler = _epoch_sampler(getattr(loop, 'dataloader', None))
+    if sampler is None:
+        return
+    if any(isinstance(hook, DistSamplerSeedHook) for hook in hooks):
+        return
+    name = type(sampler).__name__
+    raise ValueError(
+        f'the training loop ({type(loop).__name__}) is epoch-based and its '
+        f'sampler {name} draws each epoch from the epoch that set_epoch '
+        f'gives it, but no registered hook calls set_epoch (no '
+        f'DistSamplerSeedHook: default_hooks.sampler_seed is None or '
+        f'another hook), and the loop does not call it itself: every epoch '
+        f'would repeat epoch 0 exactly (the same samples in the same order, '
+        f'with the same augmentation seeds). Keep '
+        f"default_hooks.sampler_seed = dict(type='DistSamplerSeedHook'), "
+        f'as configs/_base_/default_runtime.py has it.')
