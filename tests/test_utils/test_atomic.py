@@ -128,15 +128,21 @@ def hidden(folder):
     return sorted(n for n in os.listdir(folder) if n.startswith('.'))
 
 
-def write_epoch_4(folder, monkeypatch):
-    """Write ``epoch_4.pth`` in ``folder`` atomically; returns the lines
-    logged meanwhile."""
+def logs(monkeypatch):
+    """The lines ``mmreid.utils.atomic`` logs from now on."""
     logged = []
     monkeypatch.setattr(
         atomic,
         'print_log',
         lambda msg, **kwargs: logged.append(msg),
         raising=False)
+    return logged
+
+
+def write_epoch_4(folder, monkeypatch):
+    """Write ``epoch_4.pth`` in ``folder`` atomically; returns the lines
+    logged meanwhile."""
+    logged = logs(monkeypatch)
     with open_atomic(str(folder / 'epoch_4.pth')) as f:
         f.write(b'whole')
     return logged
@@ -349,17 +355,6 @@ def test_write_image_in_the_format_of_its_extension(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['a.jpg', 'a.png']
 
 
-def logs(monkeypatch):
-    """The lines ``mmreid.utils.atomic`` logs from now on."""
-    logged = []
-    monkeypatch.setattr(
-        atomic,
-        'print_log',
-        lambda msg, **kwargs: logged.append(msg),
-        raising=False)
-    return logged
-
-
 def replaced_folder(parent, name, pid, mtime, host=None, content='old'):
     """The previous folder a writer replacing ``parent/name`` moved aside,
     its writer ``pid`` (on ``host``, this one by default)."""
@@ -463,10 +458,7 @@ PICTURES = r'pic_\d+\.jpg'
 def write_pictures(folder, names, monkeypatch=None, fail=False):
     """Write ``names`` (each holding b'new') as one run's output of
     ``folder``; returns the lines logged."""
-    logged = []
-    if monkeypatch is not None:
-        monkeypatch.setattr(atomic, 'print_log',
-                            lambda msg, **kwargs: logged.append(msg))
+    logged = [] if monkeypatch is None else logs(monkeypatch)
     with atomic_folder(str(folder), PICTURES, 'Writer') as tmp:
         for name in names:
             with open(os.path.join(tmp, name), 'wb') as f:
