@@ -352,6 +352,14 @@ def pipeline_problems(source: PipelineSource,
                 f'which decodes them to BGR, but {takes}: every feature '
                 "would be computed on swapped channels. Load with mmreid's "
                 "dict(type='ReIDLoadImageFromFile'), which decodes to RGB.")
+        elif _is_rgb_loader(cls):
+            problems.append(
+                f'{where} loads the images with {_shown(transform, cls)}, '
+                f'which decodes them to RGB, but {takes} (it swaps them to '
+                'RGB itself): every feature would be computed on swapped '
+                "channels. Use mmreid's dict(type='ReIDDataPreprocessor', "
+                '...), which takes RGB, or a preprocessor that does not '
+                'swap the channels (bgr_to_rgb=False).')
         else:
             problems.append(
                 f'{where} ({_shown(transform, cls)}) swaps the channels to '

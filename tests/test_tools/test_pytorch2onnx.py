@@ -669,8 +669,9 @@ def test_verify_compares_the_file_with_the_test_path(tiny, tmp_path):
     feeds the file random images of other sizes as its metadata says
     (RGB, resized as mmreid.resize_* say) and compares with the model's
     features of the same images through the test pipeline and the data
-    preprocessor: a file that tells another resize, a pipeline that loads
-    BGR and a preprocessor that swaps channels each fail it."""
+    preprocessor: a file that tells another resize fails it; a pipeline
+    that loads BGR and a preprocessor that swaps channels, which that
+    test path refuses, stop it."""
     from mmengine.model import ImgDataPreprocessor
     tool = load_tool(TOOL)
     config, checkpoint = tiny
@@ -698,15 +699,22 @@ def test_verify_compares_the_file_with_the_test_path(tiny, tmp_path):
     assert difference(tool.input_resize(cfg)) < 1e-4
     assert difference(dict(interpolation='bilinear', backend='cv2')) > 1e-3
     assert difference(tool.input_resize(cfg)) < 1e-4
+    # A data path that the graph does not reproduce: the test path itself
+    # (extract_features) refuses it, so verify fails rather than compare.
     pipeline[0]['type'] = 'mmpretrain.LoadImageFromFile'  # BGR
-    assert difference() > 1e-2
+    with pytest.raises(ValueError, match='which decodes them to BGR'):
+        difference()
     pipeline[0]['type'] = 'ReIDLoadImageFromFile'
     reid = model.model
     reid.data_preprocessor = ImgDataPreprocessor(
         reid.data_preprocessor.mean.flatten().tolist(),
         reid.data_preprocessor.std.flatten().tolist(),
         bgr_to_rgb=True)
-    assert difference() > 1e-2
+    with pytest.raises(
+            ValueError,
+            match=r"which decodes them to RGB, but ImgDataPreprocessor takes "
+            r'BGR images \(it swaps them to RGB itself\)'):
+        difference()
 
 
 def test_verification_takes_the_worst_batch(tiny, tmp_path, monkeypatch):

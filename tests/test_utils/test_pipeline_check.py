@@ -103,7 +103,10 @@ def test_what_the_preprocessor_takes_is_accepted():
     # A preprocessor that swaps the channels itself takes BGR.
     swapping = ImgDataPreprocessor(bgr_to_rgb=True, **IMAGENET)
     assert problems([BGR_LOADER, RESIZE, PACK], swapping) == []
-    assert len(problems([RGB_LOADER, RESIZE, PACK], swapping)) == 1
+    (found, ) = problems([RGB_LOADER, RESIZE, PACK], swapping)
+    # The advice is about the preprocessor: the RGB loader has no to_rgb.
+    assert 'which decodes them to RGB, but ImgDataPreprocessor takes BGR' \
+        in found and 'Give it to_rgb=False' not in found
 
 
 def test_every_split_and_target_is_checked():
