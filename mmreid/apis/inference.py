@@ -20,6 +20,7 @@ from mmengine.config import Config
 from mmreid.datasets.base_reid_dataset import (  # noqa: F401
     IMG_EXTENSIONS, list_images)
 from mmreid.evaluation.functional.junk_rules import JUNK_PID
+from mmreid.evaluation.metrics.scorers import given_distance
 from .inference_inputs import (ArgumentError, ImagesInput, _as_image_list,
                                _modality_labels, _Preprocessor)
 from .model import get_model, init_model  # noqa: F401 (old import path)
@@ -244,8 +245,12 @@ def configured_rankings(cfg: Config,
             cls = None
         if cls is None:
             continue  # not a metric mmreid knows: the loops check it
-        distance = evaluator.get('distance') or evaluator.get('metric') \
-            or getattr(cls, 'default_distance', 'euclidean')
+        # ReIDMetric's rule for distance= and its deprecated alias
+        # metric=: both given is refused, as tools/test.py refuses it.
+        distance = given_distance(key, evaluator.get('distance'),
+                                  evaluator.get('metric'))
+        if distance is None:
+            distance = getattr(cls, 'default_distance', 'euclidean')
         if isinstance(distance, str):
             found.append(
                 MetricRanking(key, distance,

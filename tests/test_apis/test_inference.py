@@ -1045,6 +1045,38 @@ def test_lists_mark_the_queries_tools_test_skips(config, tmp_path,
     assert lists[0].has_positive is None and lists[0].matches is None
 
 
+def metric_model(config, **metric):
+    """The tiny (Euclidean) model, its config's test metric
+    ReIDMetric(**metric)."""
+    return init_model(
+        config(),
+        cfg_options={'test_evaluator': dict(type='ReIDMetric', **metric)})
+
+
+def test_distance_and_its_alias_are_refused_as_the_metric_does(config):
+    """A metric with metric='euclidean' (the deprecated alias of
+    distance, as the tools' tiny config writes it) and distance='cosine'
+    added: ReIDMetric (tools/test.py) refuses the pair, but the recorded
+    ranking read distance first: extract_features.py wrote
+    ranking_distance 'cosine' for a config tools/test.py does not run."""
+    from mmreid.apis.inference import configured_rankings, evaluated_ranking
+    from mmreid.evaluation.metrics import ReIDMetric
+    model = metric_model(config, metric='euclidean', distance='cosine')
+    with pytest.raises(ValueError, match='got both distance='):
+        ReIDMetric(**{
+            k: v
+            for k, v in model.cfg.test_evaluator.items() if k != 'type'
+        })
+    both = (r"^test_evaluator got both distance='cosine' and its deprecated "
+            r"alias metric='euclidean'; give distance only$")
+    with pytest.raises(ValueError, match=both):
+        configured_rankings(model.cfg)
+    with pytest.raises(ValueError, match=both):
+        evaluated_ranking(model)
+    with pytest.raises(ValueError, match=both):
+        rank_gallery(model, make_images(1)[0], [], topk=1)
+
+
 def mbn_model(tmp_path, eval_stats):
     """The tiny model with MBN norms (modality-aware), random weights."""
     path = tmp_path / f'tiny_mbn_{eval_stats}.py'

@@ -726,6 +726,27 @@ def test_meta_records_the_ranking_of_the_test_metric(tool, setup):
     assert not osp.exists(out)
 
 
+def test_distance_and_its_alias_are_refused_as_tools_test_does(tool, setup):
+    """The tiny config's metric says metric='euclidean' (the deprecated
+    alias of distance); with test_evaluator.distance=cosine tools/test.py
+    refuses the pair, and meta.json recorded ranking_distance 'cosine'."""
+    root, _, checkpoint, _ = setup
+    path = root / 'alias.py'
+    path.write_text(
+        CONFIG.format(data_root=str(root / 'synthreid')) +
+        "test_evaluator = dict(type='ReIDMetric', metric='euclidean')\n")
+    out = root / 'alias_out'
+    with pytest.raises(
+            ValueError,
+            match=r"^test_evaluator got both distance='cosine' and its "
+            r"deprecated alias metric='euclidean'; give distance only$"):
+        tool.main([
+            str(path), checkpoint, '--split', 'test', '--out-dir',
+            str(out), '--cfg-options', 'test_evaluator.distance=cosine'
+        ])
+    assert not out.exists()
+
+
 MBN_CONFIG = tiny_model_config(
     backbone_extra=",\n                  norm_cfg=dict(type='MBN', "
     "eval_stats='batch')") + '''\

@@ -20,6 +20,35 @@ from ..functional import chunk_rows_for_budget, compute_distance
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def given_distance(
+        owner: str, distance: Union[str, Scorer, None],
+        metric: Union[str, Scorer, None]) -> Union[str, Scorer, None]:
+    """The distance a metric's arguments give: ``distance`` or its
+    deprecated alias ``metric``, never both.
+
+    The one rule for the metric (:func:`resolve_distance`) and for the
+    tools that read a metric's config without building it
+    (``mmreid.apis.inference.configured_rankings``).
+
+    Args:
+        owner (str): Who was given them, for the message (the metric's
+            class, or its config key).
+        distance: The ``distance`` argument (None: not given).
+        metric: The ``metric`` argument (None: not given).
+
+    Returns:
+        str | Callable | None: The one given, None for neither.
+
+    Raises:
+        ValueError: Both are given.
+    """
+    if metric is not None and distance is not None:
+        raise ValueError(f'{owner} got both distance={distance!r} and its '
+                         f'deprecated alias metric={metric!r}; give '
+                         'distance only')
+    return metric if metric is not None else distance
+
+
 def resolve_distance(owner: str, distance: Union[str, Scorer, None],
                      metric: Union[str, Scorer,
                                    None], default: str) -> Union[str, Scorer]:
@@ -31,13 +60,11 @@ def resolve_distance(owner: str, distance: Union[str, Scorer, None],
     :meth:`ScorerMixin.set_scorers`).
 
     Raises:
-        ValueError: Both ``distance`` and ``metric`` are given.
+        ValueError: Both ``distance`` and ``metric`` are given
+            (:func:`given_distance`).
     """
     if metric is not None:
-        if distance is not None:
-            raise ValueError(f'{owner} got both distance={distance!r} and '
-                             f'its deprecated alias metric={metric!r}; '
-                             'give distance only')
+        given_distance(owner, distance, metric)
         shown = repr(metric) if isinstance(metric, str) else '...'
         warn_deprecated(
             f'{owner}(metric=...) is deprecated and will be removed: use '
