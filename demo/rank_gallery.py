@@ -6,8 +6,10 @@ another identity, grey = unknown. Identities are read from Market-style
 file names (``0001_c1s1_000151_01.jpg``: pid 1, camera ``c1``, drawn as
 ``camid 0``, the 0-based camera the datasets and the other pictures
 show); with such names the gallery images of the query's identity and
-camera are left out, as in the Market protocol (``--keep-same-camera``
-keeps them); junk images (pid -1) are always left out.
+camera are left out, as in the Market protocol, where the config's test
+metric does so (its ``junk_rule``: ``'market'``, the default; ``'none'``
+keeps them, another rule is refused; ``--keep-same-camera`` keeps them
+whatever the rule); junk images (pid -1) are always left out.
 
 A query folder gives its images as the datasets list them
 (:func:`mmreid.apis.list_images`: image extensions, macOS ``._`` files
@@ -74,7 +76,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--keep-same-camera',
         action='store_true',
         help='keep gallery images of the query identity and camera (junk, '
-        'pid -1, stays out)')
+        'pid -1, stays out); without it they are left out as the '
+        "config's test metric does (junk_rule='market' leaves them out, "
+        "'none' keeps them)")
     parser.add_argument(
         '--query-modality',
         type=int,
@@ -223,7 +227,8 @@ def rank_and_draw(args: argparse.Namespace) -> List[str]:
         args.gallery,
         topk=args.topk,
         batch_size=args.batch_size,
-        exclude_same_camera=not args.keep_same_camera,
+        # Otherwise as the config's metric (its junk_rule) leaves them out.
+        exclude_same_camera=False if args.keep_same_camera else None,
         query_modality=args.query_modality,
         gallery_modality=args.gallery_modality)
     written = []

@@ -25,6 +25,10 @@ Writes into ``--out-dir``:
   M-Net) gets ``features_only: true`` and its primary mode (``mnet``): no
   feature distance on these features gives its ranking
   (``mmreid.apis.rank_gallery`` does).
+  The metric's rank rules are recorded too (``junk_rule``,
+  ``tie_policy``, ``ap_mode``, ``cmc_mode``; null without a metric
+  mmreid knows): which gallery items each query ignores and how the
+  numbers are counted.
   ``batch_size`` (per dataloader for a batch-dependent model) and
   ``batch_dependent`` say how the images were batched (see below).
 

@@ -5,10 +5,11 @@ Building the model and loading its weights is :mod:`.model`'s job
 taking or refusing the image and modality arguments is
 :mod:`.inference_inputs`' (with :class:`ArgumentError`, exported here).
 """
+import inspect
 import os.path as osp
 import re
 from dataclasses import dataclass
-from typing import List, NamedTuple, Optional, Sequence, Union
+from typing import Any, List, NamedTuple, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -197,12 +198,48 @@ class MetricRanking(NamedTuple):
         normalize (bool): Whether it L2-normalises the features first.
         rerank (dict | None): Its k-reciprocal re-ranking options.
         query_expansion (dict | None): Its query expansion options.
+        junk_rule (str): The gallery items each query ignores
+            (``'market'``, ``'none'``, ``'sysu'``).
+        tie_policy (str): How equal distances are ordered.
+        ap_mode (str): How AP is computed (changes mAP, not the ranking).
+        cmc_mode (str): How CMC counts ranks (changes R2 and beyond, not
+            the ranking).
+
+    The last four are the metric's rank rules, its class default where
+    the config gives none (:data:`RANK_RULES`).
     """
     key: str
     distance: str
     normalize: bool
     rerank: Optional[dict]
     query_expansion: Optional[dict]
+    junk_rule: str = 'market'
+    tie_policy: str = 'stable'
+    ap_mode: str = 'cumsum'
+    cmc_mode: str = 'standard'
+
+
+#: The rank rules of a metric (``ReIDMetric``'s arguments) that change
+#: what ``tools/test.py`` reports of a ranking: which gallery items count
+#: and how ties order (``junk_rule``, ``tie_policy``: the ranked lists),
+#: how AP and CMC are counted (``ap_mode``, ``cmc_mode``: the numbers).
+RANK_RULES = ('junk_rule', 'tie_policy', 'ap_mode', 'cmc_mode')
+
+
+def _metric_default(cls: type, argument: str) -> Any:
+    """The default of ``argument`` in the constructor of ``cls`` or of the
+    first base class that declares it (a protocol metric passes its own
+    ``junk_rule`` default on, others take ``ReIDMetric``'s through
+    ``**kwargs``); None where none does."""
+    for klass in cls.__mro__:
+        init = vars(klass).get('__init__')
+        if init is None:
+            continue
+        parameter = inspect.signature(init).parameters.get(argument)
+        if parameter is not None \
+                and parameter.default is not inspect.Parameter.empty:
+            return parameter.default
+    return None
 
 
 def configured_rankings(cfg: Config,
@@ -251,12 +288,19 @@ def configured_rankings(cfg: Config,
                                   evaluator.get('metric'))
         if distance is None:
             distance = getattr(cls, 'default_distance', 'euclidean')
+        rules = {
+            rule: evaluator.get(rule, _metric_default(cls, rule))
+            for rule in RANK_RULES
+        }
         if isinstance(distance, str):
             found.append(
-                MetricRanking(key, distance,
-                              bool(evaluator.get('normalize', False)),
-                              evaluator.get('rerank'),
-                              evaluator.get('query_expansion')))
+                MetricRanking(
+                    key, distance, bool(evaluator.get('normalize', False)),
+                    evaluator.get('rerank'), evaluator.get('query_expansion'),
+                    **{
+                        rule: value
+                        for rule, value in rules.items() if value is not None
+                    }))
     return found
 
 
@@ -278,7 +322,10 @@ def evaluated_ranking(model: nn.Module,
     and ``query_expansion``, :func:`configured_rankings`): the
     validation evaluator's for ``phase='val'``, else the test
     evaluator's, only ``target``'s where one is given. The model's
-    ``distance`` counts only for a config without such a metric.
+    ``distance`` counts only for a config without such a metric. The
+    metric's rank rules (:data:`RANK_RULES`: ``junk_rule``,
+    ``tie_policy``, ``ap_mode``, ``cmc_mode``) are recorded for every
+    model, None without a metric mmreid knows.
 
     Args:
         model (nn.Module): The model.
@@ -291,11 +338,13 @@ def evaluated_ranking(model: nn.Module,
         dict: ``ranking_distance``, ``feature_normalization`` (``'l2'``,
         ``'none'`` or ``'model'``), ``features_only``, ``ranking_source``
         (the config key it was read from), ``rerank``,
-        ``query_expansion`` and ``ranking_note``.
+        ``query_expansion``, ``ranking_note`` and the rank rules.
 
     Raises:
-        ValueError: The targets' metrics rank differently and no
-            ``target`` chooses one; or a metric ranks otherwise than the
+        ValueError: The targets' metrics rank differently (or count
+            their rankings under different rank rules) and no ``target``
+            chooses one; a metric gives both ``distance`` and its alias
+            ``metric``; or a metric ranks otherwise than the
             model's own (non-default) ``distance``, which ``tools/test.py``
             refuses, so no ranking can be recorded.
     """
@@ -310,23 +359,28 @@ def evaluated_ranking(model: nn.Module,
         if ranking['own_distance'] else 'model.distance',
         rerank=None,
         query_expansion=None,
-        ranking_note=ranking['note'])
+        ranking_note=ranking['note'],
+        **dict.fromkeys(RANK_RULES))
     cfg = getattr(model, 'cfg', None) if cfg is None else cfg
-    rankings = [] if ranking['own_distance'] or cfg is None else \
-        configured_rankings(cfg, phase, target)
-    if not rankings:
-        return meta
-    if len({repr(r[1:]) for r in rankings}) > 1:
-        shown = '; '.join(
-            f'{r.key}: distance={r.distance!r}, normalize={r.normalize}, '
-            f'rerank={r.rerank!r}, query_expansion={r.query_expansion!r}'
-            for r in rankings)
+    rankings = [] if cfg is None else configured_rankings(cfg, phase, target)
+    # A model's own distance replaces the metrics' feature options.
+    fields = RANK_RULES if ranking['own_distance'] \
+        else MetricRanking._fields[1:]
+    if len({repr([getattr(r, f) for f in fields]) for r in rankings}) > 1:
+        shown = '; '.join(f'{r.key}: ' + ', '.join(f'{f}={getattr(r, f)!r}'
+                                                   for f in fields)
+                          for r in rankings)
         raise ValueError(
             f'the targets of {phase}_cfg rank their features differently '
             f'({shown}), so no single ranking of these features can be '
             f'recorded: give one target at a time (--target NAME, '
             f'{phase}_cfg.targets[i].name)')
+    if not rankings:
+        return meta
     metric = rankings[0]
+    meta.update({rule: getattr(metric, rule) for rule in RANK_RULES})
+    if ranking['own_distance']:
+        return meta
     own = ranking['distance']
     if own != 'euclidean' and _ranks_as(own, False) is not None and \
             _ranks_as(metric.distance, metric.normalize) not in (
@@ -349,6 +403,9 @@ def evaluated_ranking(model: nn.Module,
     if metric.rerank is not None:
         steps.append('k-reciprocal re-ranking over all the queries and the '
                      f'gallery ({_plain_options(metric.rerank)})')
+    steps.append(f'rank rules junk_rule={metric.junk_rule!r}, tie_policy='
+                 f'{metric.tie_policy!r}, ap_mode={metric.ap_mode!r}, '
+                 f'cmc_mode={metric.cmc_mode!r}')
     meta.update(
         ranking_distance=metric.distance,
         feature_normalization='l2' if l2 else 'none',
@@ -380,7 +437,12 @@ def check_config_ranking(model: nn.Module) -> None:
     two rankings of one model: ``test_evaluator.distance=cosine``
     reported the cosine R1 while ``rank_gallery`` ranked Euclidean.
     (A model with its own distance, GMN's M-Net, is ranked by it, which
-    the loops hand to the metric whatever distance it names.)
+    the loops hand to the metric whatever distance it names.) A
+    ``tie_policy`` other than ``'stable'`` orders equal distances by
+    their labels, which ``rank_gallery`` (a stable sort) does not: refused
+    too. (Which gallery items are left out follows the metric's
+    ``junk_rule``, see :func:`same_camera_rule`; ``ap_mode`` and
+    ``cmc_mode`` change how the numbers are counted, not the lists.)
 
     Raises:
         ValueError: Naming the metric's key, the option or both distances,
@@ -407,11 +469,22 @@ def check_config_ranking(model: nn.Module) -> None:
                 f'--cfg-options {ranking.key}.{option}=None), or draw the '
                 'lists that tools/test.py ranks with its '
                 '--show-ranked-lists')
+        if ranking.tie_policy != 'stable':
+            raise ValueError(
+                f"the config's {ranking.key}.tie_policy="
+                f"{ranking.tie_policy!r}: tools/test.py orders equal "
+                'distances by whether they match the query, which '
+                'rank_gallery (a stable sort, in gallery order) does not, '
+                'so its lists would not be those tools/test.py evaluates. '
+                "Rank with tie_policy='stable' (init_model(..., cfg_options="
+                f"{{'{ranking.key}.tie_policy': 'stable'}}); on the command "
+                f'line --cfg-options {ranking.key}.tie_policy=stable)')
     own = getattr(model, 'distance_type', None)
     if get_model_scorers(model) or not isinstance(own, str) \
             or _ranks_as(own, False) is None:
         return
-    for key, distance, normalize, _, _ in rankings:
+    for ranking in rankings:
+        key, distance, normalize = ranking[:3]
         theirs = _ranks_as(distance, normalize)
         if theirs is not None and theirs != _ranks_as(own, False):
             want = 'cosine' if theirs == 'cosine' else 'euclidean'
@@ -424,6 +497,69 @@ def check_config_ranking(model: nn.Module) -> None:
                 f"{{'model.distance': {want!r}}}); on the command line "
                 f'--cfg-options model.distance={want}), or make the metric '
                 'rank as the model does')
+
+
+#: The ``junk_rule`` values ``rank_gallery`` applies, and the
+#: ``exclude_same_camera`` that applies each.
+SAME_CAMERA_RULES = dict(market=True, none=False)
+
+
+def same_camera_rule(model: nn.Module,
+                     exclude_same_camera: Optional[bool] = None) -> bool:
+    """Whether ``rank_gallery`` leaves out the gallery items of the
+    query's pid seen by the query's camera.
+
+    Given (True or False), as given. None: as the config's test metric
+    does (``tools/test.py``): its ``junk_rule`` ``'market'`` leaves them
+    out, ``'none'`` keeps them; a config without a metric mmreid knows
+    gets ``ReIDMetric``'s default, ``'market'``. ``tools/test.py`` kept
+    them under ``test_evaluator.junk_rule=none`` while ``rank_gallery``
+    left them out, and its R1 was not that of the lists.
+
+    Args:
+        model (nn.Module): From :func:`init_model` (``cfg``,
+            ``test_target``).
+        exclude_same_camera (bool, optional): The caller's choice; None
+            follows the config.
+
+    Returns:
+        bool: Whether to leave them out.
+
+    Raises:
+        ValueError: None given and the config's rule is another (SYSU's
+            ``'sysu'``, which removes a camera of every pid), or the
+            targets of a multi-target loop (no ``target`` chosen) have
+            different rules; naming the key, the rule and the fix.
+    """
+    if exclude_same_camera is not None:
+        return bool(exclude_same_camera)
+    cfg = getattr(model, 'cfg', None)
+    rankings = [] if cfg is None else configured_rankings(
+        cfg, 'test', getattr(model, 'test_target', None))
+    rules = {ranking.junk_rule for ranking in rankings}
+    if len(rules) > 1:
+        shown = ', '.join(f'{r.key}.junk_rule={r.junk_rule!r}'
+                          for r in rankings)
+        raise ValueError(
+            f'the targets of test_cfg leave out different gallery items '
+            f'({shown}): choose one with init_model(..., target=NAME), '
+            'or pass exclude_same_camera=True or False')
+    for ranking in rankings:
+        if ranking.junk_rule not in SAME_CAMERA_RULES:
+            raise ValueError(
+                f"the config's {ranking.key}.junk_rule="
+                f'{ranking.junk_rule!r}: tools/test.py leaves out gallery '
+                'items by that rule, and rank_gallery applies only '
+                "'market' (the query's pid seen by its camera) and 'none', "
+                'so its lists would not be those tools/test.py evaluates. '
+                'Rank under one of them: init_model(..., cfg_options='
+                f"{{'{ranking.key}.junk_rule': 'market'}}) (on the command "
+                f'line --cfg-options {ranking.key}.junk_rule=market), or '
+                'pass exclude_same_camera=True or False '
+                '(demo/rank_gallery.py: --keep-same-camera)')
+        return SAME_CAMERA_RULES[ranking.junk_rule]
+    from mmreid.evaluation.metrics import ReIDMetric
+    return SAME_CAMERA_RULES[_metric_default(ReIDMetric, 'junk_rule')]
 
 
 def _model_distances(model: nn.Module, query: torch.Tensor,
@@ -520,7 +656,7 @@ def rank_gallery(model: nn.Module,
                  gallery: Union[str, Sequence[str]],
                  topk: int = 10,
                  batch_size: Optional[int] = None,
-                 exclude_same_camera: bool = True,
+                 exclude_same_camera: Optional[bool] = None,
                  query_modality: Optional[int] = None,
                  gallery_modality: Optional[int] = None) -> List[RankedList]:
     """Rank a gallery for each query image by the model's distance.
@@ -529,10 +665,11 @@ def rank_gallery(model: nn.Module,
     M-Net: the contract the val/test loops apply, see
     ``ReIDModel.scorers``), else ``model.distance`` (Euclidean or
     cosine), else Euclidean; a config whose test metric ranks otherwise
-    (``test_evaluator.distance='cosine'`` on a Euclidean model, or any
-    ``rerank`` or ``query_expansion``) is refused, as ``tools/test.py``
-    would report another ranking (see :func:`check_config_ranking`).
-    Ties are broken by gallery order (stable sort). Gallery images named
+    (``test_evaluator.distance='cosine'`` on a Euclidean model, any
+    ``rerank`` or ``query_expansion``, or a ``tie_policy`` other than
+    ``'stable'``) is refused, as ``tools/test.py`` would report another
+    ranking (see :func:`check_config_ranking`). Ties are broken by
+    gallery order (stable sort). Gallery images named
     as junk (``-1_c...``, pid -1) are left out before the gallery is
     scored, as the datasets drop them before ``tools/test.py`` scores it
     (a gallery-dependent scorer such as GMN's ``mnet_topk`` never sees
@@ -540,11 +677,19 @@ def rank_gallery(model: nn.Module,
     (``0001_c1...``), each gallery item's match is known
     and, with ``exclude_same_camera``, the Market protocol is applied:
     items of the query's pid seen by the query's camera (the same
-    tracklet, not a retrieval) are left out too. Ranking a Market-layout
-    test set (its queries, its gallery folder) so, the top-1 matches of
-    the lists whose ``has_positive`` is True give ``tools/test.py``'s R1
-    (under its default ``tie_policy='stable'``): a query whose gallery
-    holds no image of its pid is skipped there, not counted as a miss.
+    tracklet, not a retrieval) are left out too. By default
+    (``exclude_same_camera=None``) that follows the config's test metric
+    as ``tools/test.py`` does: ``junk_rule='market'`` (``ReIDMetric``'s
+    default) leaves them out, ``'none'`` keeps them, and another rule
+    (``'sysu'``) is refused (see :func:`same_camera_rule`). Ranking a
+    Market-layout test set (its queries, its gallery folder) so, the
+    top-1 matches of the lists whose ``has_positive`` is True give
+    ``tools/test.py``'s R1 (``ap_mode`` and ``cmc_mode`` change its mAP
+    and R2 onwards, not R1): a query whose gallery holds no image of its
+    pid is skipped there, not counted as a miss. An ``exclude_same_camera``
+    given ranks under that rule whatever the config says, so its lists
+    are then those of ``tools/test.py`` only where the config's rule is
+    the same.
 
     Args:
         model (nn.Module): From :func:`init_model`.
@@ -557,10 +702,11 @@ def rank_gallery(model: nn.Module,
             gallery images in another (each set normalised as one batch,
             see :func:`extract_features`); a given one must then hold
             each set. Defaults to None.
-        exclude_same_camera (bool): Leave out the gallery items of the
-            query's pid and camera when the names carry labels (the Market
-            protocol). False keeps them (junk stays out). Defaults to
-            True.
+        exclude_same_camera (bool, optional): Leave out the gallery
+            items of the query's pid and camera when the names carry
+            labels (the Market protocol). False keeps them (junk stays
+            out). None: as the config's test metric's ``junk_rule``
+            (:func:`same_camera_rule`). Defaults to None.
         query_modality (int, optional): 0 visible or 1 infrared, for
             cross-modality models (see :func:`extract_features`), which
             need it; refused for other models, which would ignore it.
@@ -572,10 +718,14 @@ def rank_gallery(model: nn.Module,
     Raises:
         ArgumentError: A refused argument, named (:meth:`ArgumentError.
             spelled` names it as a tool's option).
+        ValueError: A config whose test metric ranks otherwise
+            (:func:`check_config_ranking`, :func:`same_camera_rule`).
     """
     if topk < 1:
         raise ArgumentError(f'topk must be >= 1, got {topk}', ['topk'])
-    check_config_ranking(model)  # before any extraction
+    # Before any extraction.
+    check_config_ranking(model)
+    exclude_same_camera = same_camera_rule(model, exclude_same_camera)
     _check_modalities(
         model,
         'query_modality=1, gallery_modality=0: infrared queries, a visible '

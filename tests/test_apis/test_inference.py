@@ -1053,6 +1053,111 @@ def metric_model(config, **metric):
         cfg_options={'test_evaluator': dict(type='ReIDMetric', **metric)})
 
 
+def scalar_gallery(tmp_path, monkeypatch, values):
+    """Empty image files whose feature is one number each (their distance
+    is the difference); returns the query paths (the first three names)
+    and the gallery folder (the others)."""
+    from mmreid.apis import inference
+
+    def features(model, images, *args):
+        return torch.tensor([[values[osp.basename(p)], 0.0] for p in images])
+
+    monkeypatch.setattr(inference, 'extract_features', features)
+    gallery = tmp_path / 'gallery'
+    gallery.mkdir()
+    for name in list(values)[3:]:
+        (gallery / name).write_bytes(b'')
+    return [str(tmp_path / n) for n in list(values)[:3]], str(gallery)
+
+
+def test_lists_follow_the_configs_junk_rule(config, tmp_path, monkeypatch):
+    """test_evaluator.junk_rule='none': tools/test.py keeps the query's
+    pid seen by its camera; rank_gallery left it out all the same, and
+    its R1 (2.86) was not tools/test.py's (8.57). Now the lists follow the
+    configured rule; a rule they cannot apply is refused, named."""
+    values = {
+        '0001_c1s1_000009_00.png': 0.0,  # nearest: a same-camera view of 1
+        '0002_c1s1_000009_00.png': 10.0,  # nearest: a view of 2
+        '0003_c1s1_000009_00.png': 20.0,  # nearest: another pid
+        '0001_c1s1_000001_00.png': 0.5,
+        '0002_c2s1_000001_00.png': 10.5,
+        '0004_c2s1_000001_00.png': 20.5,
+        '0003_c3s1_000001_00.png': 23.0,
+    }
+    queries, gallery = scalar_gallery(tmp_path, monkeypatch, values)
+
+    def lists(junk_rule, **kwargs):
+        model = metric_model(config, junk_rule=junk_rule)
+        return rank_gallery(model, queries, gallery, topk=2, **kwargs)
+
+    # junk_rule='none': every query has a positive and, by definition, R1
+    # = the share whose nearest gallery item has its pid: 2 of 3.
+    kept = lists('none')
+    assert [rl.has_positive for rl in kept] == [True, True, True]
+    assert [rl.matches[0] for rl in kept] == [True, True, False]
+    assert kept[0].gallery[0].endswith('0001_c1s1_000001_00.png')
+    # 'market' leaves the same-camera view of 1 out: query 1 is skipped.
+    market = lists('market')
+    assert [rl.has_positive for rl in market] == [False, True, True]
+    assert not any('0001_c1' in p for p in market[0].gallery)
+    # A value given is the caller's protocol, whatever the config's.
+    assert [rl.has_positive for rl in lists('none', exclude_same_camera=True)
+            ] == [False, True, True]
+    # SYSU's rule leaves out a camera of every pid: not rank_gallery's.
+    with pytest.raises(
+            ValueError,
+            match=r"test_evaluator\.junk_rule='sysu': tools/test\.py leaves "
+            r'out gallery items by that rule.*--cfg-options '
+            r'test_evaluator\.junk_rule=market'):
+        lists('sysu')
+
+
+def test_a_tie_policy_the_lists_cannot_follow_is_refused(
+        config, tmp_path, monkeypatch):
+    """tie_policy='pessimistic' puts the positives after the negatives
+    at an equal distance; rank_gallery's stable sort keeps gallery order,
+    so its top-1 was not tools/test.py's. Refused before extraction."""
+    values = {
+        '0001_c1s1_000009_00.png': 0.0,
+        '0002_c1s1_000009_00.png': 10.0,
+        '0003_c1s1_000009_00.png': 20.0,
+        '0001_c2s1_000001_00.png': 1.0,  # tied with the next one
+        '0004_c2s1_000001_00.png': 1.0,
+    }
+    queries, gallery = scalar_gallery(tmp_path, monkeypatch, values)
+    model = metric_model(config, tie_policy='pessimistic')
+    model.extract_feat = None  # extraction would fail
+    with pytest.raises(
+            ValueError,
+            match=r"test_evaluator\.tie_policy='pessimistic'.*--cfg-options "
+            r'test_evaluator\.tie_policy=stable'):
+        rank_gallery(model, queries, gallery, topk=1)
+    # ap_mode and cmc_mode count the numbers, not the lists: accepted.
+    model = metric_model(config, ap_mode='threshold', cmc_mode='dedup')
+    [first, _, _] = rank_gallery(model, queries, gallery, topk=1)
+    assert first.matches == [True]
+
+
+def test_the_recorded_ranking_has_the_metrics_rank_rules(config):
+    """meta.json (and an ONNX file) recorded how tools/test.py ranks the
+    features but not which gallery items each query ignores: an offline
+    evaluation of a junk_rule='none' config took the Market rule."""
+    from mmreid.apis.inference import evaluated_ranking
+    meta = evaluated_ranking(metric_model(config))
+    assert (meta['junk_rule'], meta['tie_policy'], meta['ap_mode'],
+            meta['cmc_mode']) == ('market', 'stable', 'cumsum', 'standard')
+    meta = evaluated_ranking(
+        metric_model(config, junk_rule='none', cmc_mode='dedup'))
+    assert (meta['junk_rule'], meta['cmc_mode']) == ('none', 'dedup')
+    assert "junk_rule='none'" in meta['ranking_note']
+    # A protocol metric's own defaults (SYSU: its junk rule, dedup CMC).
+    meta = evaluated_ranking(
+        init_model(
+            config('cosine'),
+            cfg_options={'test_evaluator': dict(type='SYSUMetric')}))
+    assert (meta['junk_rule'], meta['cmc_mode']) == ('sysu', 'dedup')
+
+
 def test_distance_and_its_alias_are_refused_as_the_metric_does(config):
     """A metric with metric='euclidean' (the deprecated alias of
     distance, as the tools' tiny config writes it) and distance='cosine'
@@ -1194,6 +1299,10 @@ def test_demo_errors_name_its_options(tmp_path):
      '--cfg-options test_evaluator.rerank=None'),
     ("dict(type='ReIDMetric', distance='cosine')",
      '--cfg-options model.distance=cosine'),
+    ("dict(type='ReIDMetric', junk_rule='sysu')",
+     '--cfg-options test_evaluator.junk_rule=market'),
+    ("dict(type='ReIDMetric', tie_policy='optimistic')",
+     '--cfg-options test_evaluator.tie_policy=stable'),
 ])
 def test_demo_takes_the_cfg_options_its_refusals_name(config, tmp_path,
                                                       evaluator, fix):
@@ -1218,6 +1327,38 @@ def test_demo_takes_the_cfg_options_its_refusals_name(config, tmp_path,
     assert fix in error.value.code
     [picture] = demo.main(argv + fix.split())
     assert osp.isfile(picture)
+
+
+def test_the_demo_leaves_out_what_the_configs_metric_does(
+        config, tmp_path, capsys):
+    """demo/rank_gallery.py left out the query's pid seen by its camera
+    for every config; under test_evaluator.junk_rule='none' tools/test.py
+    keeps that view, so the demo drew other lists than it evaluates. Now
+    the demo follows the rule (--keep-same-camera still keeps the view
+    under 'market')."""
+    ckpt = tmp_path / 'bot.pth'
+    torch.save(
+        dict(state_dict=calibrated(init_model(config())).state_dict()), ckpt)
+    query, gallery = make_gallery(tmp_path)
+    demo = load_tool('demo/rank_gallery.py')
+
+    def top3(junk_rule, *options):
+        path = tmp_path / f'{junk_rule}.py'
+        path.write_text(f"_base_ = ['{config()}']\n"
+                        'test_evaluator = dict(type="ReIDMetric", '
+                        f'junk_rule={junk_rule!r})\n')
+        capsys.readouterr()
+        demo.main([
+            str(path),
+            str(ckpt), query, gallery, '--out-dir',
+            str(tmp_path / 'vis'), '--topk', '3', *options
+        ])
+        return capsys.readouterr().out.splitlines()[-1]
+
+    # The three views of the query's identity are its nearest images.
+    assert ', 3 of 3 correct' in top3('none')
+    assert ', 2 of 3 correct' in top3('market')
+    assert ', 3 of 3 correct' in top3('market', '--keep-same-camera')
 
 
 def recorded_forwards(model, monkeypatch):

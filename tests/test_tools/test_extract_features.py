@@ -459,7 +459,12 @@ def test_meta_records_the_ranking_distance(tool, setup):
         ranking_source='model.scorers()',
         rerank=None,
         query_expansion=None,
-        ranking_note=feature_ranking(gmn)['note'])
+        ranking_note=feature_ranking(gmn)['note'],
+        # The config has no test metric: no rank rules to record.
+        junk_rule=None,
+        tie_policy=None,
+        ap_mode=None,
+        cmc_mode=None)
 
 
 def test_cfg_options_change_the_features(tool, setup):
@@ -724,6 +729,39 @@ def test_meta_records_the_ranking_of_the_test_metric(tool, setup):
     assert "test_cfg.targets.1.evaluator: distance='cosine'" in message
     assert '--target NAME' in message
     assert not osp.exists(out)
+
+
+def metric_meta(tool, setup, name, *options):
+    """meta.json of ``--images`` (a query folder) under the tiny config
+    with ``test_evaluator = dict(type='ReIDMetric')`` and ``options``."""
+    root, _, checkpoint, _ = setup
+    path = root / 'metric_meta.py'
+    path.write_text(
+        CONFIG.format(data_root=str(root / 'synthreid')) +
+        "test_evaluator = dict(type='ReIDMetric')\n")
+    out = str(root / name)
+    tool.main([
+        str(path), checkpoint, '--images',
+        str(root / 'synthreid' / 'd1' / 'query'), '--out-dir', out,
+        '--device', 'cpu', '--cfg-options', *options
+    ])
+    with open(osp.join(out, 'meta.json')) as f:
+        return json.load(f)
+
+
+def test_meta_records_the_metrics_rank_rules(tool, setup):
+    """meta.json said how tools/test.py ranks the features but not which
+    gallery items each query ignores (``junk_rule``), how ties order and
+    how AP and CMC are counted: an offline evaluation of a
+    junk_rule='none' config took the Market rule."""
+    meta = metric_meta(tool, setup, 'meta_rules_none',
+                       'test_evaluator.junk_rule=none',
+                       'test_evaluator.ap_mode=threshold')
+    assert (meta['junk_rule'], meta['tie_policy'], meta['ap_mode'],
+            meta['cmc_mode']) == ('none', 'stable', 'threshold', 'standard')
+    meta = metric_meta(tool, setup, 'meta_rules_default',
+                       'test_evaluator.cmc_mode=dedup')
+    assert (meta['junk_rule'], meta['cmc_mode']) == ('market', 'dedup')
 
 
 def test_distance_and_its_alias_are_refused_as_tools_test_does(tool, setup):

@@ -559,6 +559,37 @@ def test_the_file_records_the_test_metrics_ranking(make_config, tmp_path):
         export('model.distance=cosine')
 
 
+def rules_export(make_config, tmp_path, *options):
+    """Export the tiny config's (random) model with ``--cfg-options
+    options``; returns main's status and the output file."""
+    register_all_modules()
+    config = make_config(name='rules.py')
+    model = MODELS.build(Config.fromfile(config).model)
+    checkpoint = str(tmp_path / 'w.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    output = tmp_path / 'rules.onnx'
+    return load_tool(TOOL).main([
+        config, checkpoint, '--output-file',
+        str(output), '--exporter', 'legacy', '--opset', '17', '--cfg-options',
+        *options
+    ]), output
+
+
+def test_the_file_records_the_rank_rules(make_config, tmp_path):
+    """The file recorded the ranking distance but not which gallery items
+    each query ignores (``junk_rule``) nor how the metric counts: a
+    deployment evaluating a junk_rule='none' config took the Market
+    rule."""
+    status, output = rules_export(make_config, tmp_path,
+                                  'test_evaluator.junk_rule=none',
+                                  'test_evaluator.cmc_mode=dedup')
+    assert status == 0
+    props = metadata(output)
+    assert (props['mmreid.junk_rule'], props['mmreid.tie_policy'],
+            props['mmreid.ap_mode'], props['mmreid.cmc_mode']) == \
+        ('none', 'stable', 'cumsum', 'dedup')
+
+
 def test_input_resize_is_the_test_pipelines():
     """A deployment resizes as tools/test.py's pipeline does: its
     ReIDResize's interpolation and library, ReIDResize's defaults

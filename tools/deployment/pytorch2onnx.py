@@ -32,6 +32,9 @@ L2-normalises the features, i.e. cosine or ``normalize=True``, else
 ``none``), ``mmreid.ranking_source`` (the config key it was read from),
 ``mmreid.rerank`` / ``mmreid.query_expansion`` (JSON, only where the
 metric applies them: steps the graph does not compute),
+``mmreid.junk_rule``, ``mmreid.tie_policy``, ``mmreid.ap_mode`` and
+``mmreid.cmc_mode`` (the metric's rank rules, where the config has a
+metric mmreid knows),
 ``mmreid.features_only`` and ``mmreid.note``, with ``mmreid.input``
 (what the graph takes) and ``mmreid.resize_interpolation`` /
 ``mmreid.resize_backend`` (how the test pipeline resizes; absent where
@@ -515,6 +518,7 @@ def onnx_metadata(ranking: dict,
     Returns:
         dict[str, str]: ``mmreid.*`` keys and their values.
     """
+    from mmreid.apis.inference import RANK_RULES
     how = ''
     if resize:
         how = (f' with interpolation {resize["interpolation"]!r} of '
@@ -534,6 +538,11 @@ def onnx_metadata(ranking: dict,
     for key in ('rerank', 'query_expansion'):
         if ranking.get(key) is not None:
             metadata[key] = json.dumps(ranking[key], sort_keys=True)
+    # The metric's rank rules: the gallery items each query ignores and
+    # how the numbers are counted.
+    for key in RANK_RULES:
+        if ranking.get(key) is not None:
+            metadata[key] = ranking[key]
     for key, value in (resize or {}).items():
         metadata[f'resize_{key}'] = value
     if modality is not None:
