@@ -30,7 +30,11 @@ Writes into ``--out-dir``:
   mmreid knows): which gallery items each query ignores and how the
   numbers are counted.
   ``batch_size`` (per dataloader for a batch-dependent model) and
-  ``batch_dependent`` say how the images were batched (see below).
+  ``batch_dependent`` say how the images were batched (see below), and
+  ``fp16`` whether they were extracted under fp16 autocast: as
+  ``tools/test.py`` does for a config with ``test_cfg.fp16=True``, on a
+  CUDA device only (refused on the CPU, where the test loop is refused
+  too; ``--split val`` is refused where ``val_cfg.fp16`` differs).
 
 The three are written into a temporary folder beside ``--out-dir`` that
 then replaces it, so a reader never sees new features next to an old or
@@ -103,7 +107,8 @@ from mmengine.utils import ProgressBar
 
 from mmreid.apis import (extract_features, init_model, list_images,
                          parse_market_name)
-from mmreid.apis.inference import evaluated_ranking, market_camid
+from mmreid.apis.inference import (evaluated_ranking, feature_fp16, loop_fp16,
+                                   market_camid)
 from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from mmreid.models.layers.mbn import batch_statistics_layers
 from mmreid.registry import DATASETS
@@ -253,6 +258,25 @@ def check_out_dir(out_dir: str) -> None:
             outputs, named in the message.
     """
     check_replaceable(out_dir, _OUTPUT_NAMES, '--out-dir')
+
+
+def check_val_precision(cfg: Config, split: Optional[str], fp16: bool) -> None:
+    """Refuse ``--split val`` where validation extracts at another
+    precision than the features written (``test_cfg.fp16``, as
+    ``tools/test.py``, see :func:`mmreid.apis.inference.feature_fp16`).
+
+    Raises:
+        ValueError: ``val_cfg.fp16`` differs from ``test_cfg.fp16``;
+            naming both.
+    """
+    if split != 'val' or loop_fp16(cfg, 'val') == fp16:
+        return
+    raise ValueError(
+        f'--split val: the features are extracted as tools/test.py does '
+        f'(test_cfg.fp16={fp16}), but validation extracts them with '
+        f'val_cfg.fp16={loop_fp16(cfg, "val")}, so they would not be the '
+        'validated ones. Give both the same value (--cfg-options '
+        f'test_cfg.fp16={loop_fp16(cfg, "val")})')
 
 
 def split_records(cfg: Config,
@@ -514,6 +538,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         model,
         phase='val' if args.split == 'val' else 'test',
         target=args.target)
+    fp16 = feature_fp16(model)
+    check_val_precision(model.cfg, args.split, fp16)
     layers = batch_statistics_layers(model)
     if layers:
         batches, batch_size = loader_batches(model.cfg, args.split, records,
@@ -538,7 +564,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             **source,
             **ranking,
             batch_size=batch_size,
-            batch_dependent=bool(layers)),
+            batch_dependent=bool(layers),
+            fp16=fp16),
         columns=columns)
     print(f'{feats.shape[0]} x {feats.shape[1]} features written to '
           f'{feature_file}, with index.csv and meta.json')

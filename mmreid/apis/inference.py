@@ -8,8 +8,10 @@ taking or refusing the image and modality arguments is
 import inspect
 import os.path as osp
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, List, NamedTuple, Optional, Sequence, Union
+from typing import (Any, ContextManager, List, NamedTuple, Optional, Sequence,
+                    Union)
 
 import torch
 import torch.nn as nn
@@ -44,6 +46,66 @@ def _test_pipeline(cfg: Config, target: Optional[str] = None) -> List[dict]:
         cfg, target, option='init_model(..., target={})').pipeline
 
 
+def loop_fp16(cfg: Config, phase: str = 'test') -> bool:
+    """Whether the config's val/test loop extracts its features under fp16
+    autocast: ``<phase>_cfg.fp16`` (mmengine's loop argument, which
+    ``tools/test.py --amp`` sets), a multi-target loop's included.
+
+    Args:
+        cfg (Config): The config.
+        phase (str): ``'test'`` or ``'val'``.
+
+    Returns:
+        bool: The loop's ``fp16``; False where it sets none.
+    """
+    loop = cfg.get(f'{phase}_cfg') or {}
+    return bool(loop.get('fp16', False)) if isinstance(loop, dict) else False
+
+
+def feature_fp16(model: nn.Module) -> bool:
+    """Whether :func:`extract_features` runs the model under fp16
+    autocast, as ``tools/test.py`` does for a config with
+    ``test_cfg.fp16=True`` (its loop calls the test step under mmengine's
+    ``autocast(enabled=fp16)``).
+
+    The API ran such a model in fp32, so its features (and
+    ``rank_gallery``'s lists, ``tools/extract_features.py``'s files) were
+    not those ``tools/test.py`` evaluates. On the CPU the loops refuse
+    ``fp16`` (mmengine's autocast would run bfloat16, see
+    :func:`~mmreid.utils.config.runtime.check_loop_amp_device`), and so
+    does this.
+
+    Args:
+        model (nn.Module): From :func:`init_model` (``model.cfg``).
+
+    Returns:
+        bool: True for ``test_cfg.fp16=True`` and a model on a CUDA
+        device; False without the option (or without a config).
+
+    Raises:
+        RuntimeError: ``test_cfg.fp16=True`` and no CUDA device, or the
+            model is not on one; naming the key and both fixes.
+    """
+    from mmreid.utils.config.runtime import check_loop_amp_device
+    cfg = getattr(model, 'cfg', None)
+    if cfg is None or not loop_fp16(cfg, 'test'):
+        return False
+    check_loop_amp_device(True, 'test_cfg.fp16')
+    parameter = next(model.parameters(), None)
+    device = torch.device('cpu') if parameter is None else parameter.device
+    if device.type != 'cuda':
+        raise RuntimeError(
+            f'test_cfg.fp16=True: tools/test.py extracts the features under '
+            f'fp16 autocast on a CUDA device, but the model is on {device}, '
+            "where they would be another precision's. Put the model on the "
+            "GPU (init_model(..., device='cuda'); the tools' --device "
+            'cuda), or extract in fp32 with test_cfg.fp16=False '
+            "(init_model(..., cfg_options={'test_cfg.fp16': False}); "
+            '--cfg-options test_cfg.fp16=False), as tools/test.py then '
+            'evaluates')
+    return True
+
+
 @torch.no_grad()
 def extract_features(
         model: nn.Module,
@@ -67,6 +129,11 @@ def extract_features(
     and more images than a given ``batch_size`` (several forwards, an
     arbitrary split) are refused. ``tools/extract_features.py
     --split test`` gives the features of the test dataloader's batches.
+
+    A config with ``test_cfg.fp16=True`` (``tools/test.py``'s loop runs
+    the model under fp16 autocast) gets its features under the same
+    autocast, on a CUDA device only: a model elsewhere is refused
+    (:func:`feature_fp16`). The result is fp32 either way.
 
     Args:
         model (nn.Module): From :func:`init_model` (needs ``model.cfg``).
@@ -97,10 +164,13 @@ def extract_features(
             this function takes, named with how to pass it.
         ValueError: A folder inside the list, an empty or non-RGB array,
             or a refused ``modality`` (:class:`ArgumentError`).
+        RuntimeError: ``test_cfg.fp16=True`` with the model off CUDA
+            (:func:`feature_fp16`).
     """
     if not hasattr(model, 'cfg'):
         raise AttributeError('the model has no .cfg (its config); build it '
                              'with mmreid.apis.init_model')
+    fp16 = feature_fp16(model)
     images = _as_image_list(images)
     if not images:
         raise ValueError('no images given (an empty list or a folder '
@@ -122,14 +192,25 @@ def extract_features(
             for i, item in enumerate(batch):
                 item['data_samples'].set_metainfo(
                     dict(modality=modality[start + i]))
-        data = model.data_preprocessor(
-            dict(
-                inputs=[b['inputs'] for b in batch],
-                data_samples=[b['data_samples'] for b in batch]), False)
-        feats.append(
-            model(data['inputs'], data['data_samples'],
-                  mode='tensor').float().cpu())
+        # The loops' autocast covers the data preprocessor and the model.
+        with _autocast(fp16):
+            data = model.data_preprocessor(
+                dict(
+                    inputs=[b['inputs'] for b in batch],
+                    data_samples=[b['data_samples'] for b in batch]), False)
+            feats.append(
+                model(data['inputs'], data['data_samples'],
+                      mode='tensor').float().cpu())
     return torch.cat(feats)
+
+
+def _autocast(fp16: bool) -> ContextManager:
+    """mmengine's ``autocast(enabled=True)``, as the val/test loops enter
+    it, for ``fp16``; else no context."""
+    if not fp16:
+        return nullcontext()
+    from mmengine.runner.amp import autocast
+    return autocast(enabled=True)
 
 
 def parse_market_name(path: str):
@@ -724,6 +805,7 @@ def rank_gallery(model: nn.Module,
     if topk < 1:
         raise ArgumentError(f'topk must be >= 1, got {topk}', ['topk'])
     # Before any extraction.
+    feature_fp16(model)
     check_config_ranking(model)
     exclude_same_camera = same_camera_rule(model, exclude_same_camera)
     _check_modalities(

@@ -1182,6 +1182,60 @@ def test_distance_and_its_alias_are_refused_as_the_metric_does(config):
         rank_gallery(model, make_images(1)[0], [], topk=1)
 
 
+def fp16_model(config, **options):
+    return init_model(config(), cfg_options={'test_cfg.fp16': True, **options})
+
+
+def test_fp16_at_test_time_is_refused_off_cuda(config, tmp_path, monkeypatch):
+    """test_cfg.fp16=True: tools/test.py extracts under autocast (the CPU
+    ran bfloat16), while the API ran fp32 without a word, so its features
+    and lists were not those tools/test.py evaluates. Without CUDA, and
+    for a model off CUDA, the API refuses, naming the key."""
+    monkeypatch.setattr('torch.cuda.is_available', lambda: False)
+    model = fp16_model(config)
+    with pytest.raises(
+            RuntimeError,
+            match=r'^test_cfg\.fp16=True needs a CUDA device, and none is '
+            r'available; .*--cfg-options test_cfg\.fp16=False'):
+        extract_features(model, make_images(1))
+    query, gallery = make_gallery(tmp_path)
+    model.extract_feat = None  # refused before any extraction
+    with pytest.raises(RuntimeError, match=r'^test_cfg\.fp16=True'):
+        rank_gallery(model, query, gallery, topk=1)
+    # CUDA on the machine, the model on the CPU: autocast would not reach
+    # it (or run bfloat16).
+    monkeypatch.setattr('torch.cuda.is_available', lambda: True)
+    with pytest.raises(
+            RuntimeError,
+            match=r"test_cfg\.fp16=True: .*the model is on cpu.*"
+            r"init_model\(\.\.\., device='cuda'\)"):
+        extract_features(fp16_model(config), make_images(1))
+    # fp32 at test time: as before.
+    model = init_model(config(), cfg_options={'test_cfg.fp16': False})
+    assert extract_features(model, make_images(1)).dtype == torch.float32
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='fp16 autocast needs CUDA')
+def test_fp16_features_are_the_test_loops(config):
+    """On CUDA, test_cfg.fp16=True: the API's features are those of the
+    test loop's step, which runs under mmengine's autocast(enabled=True)
+    (here around the API's fp32 path), not the fp32 ones."""
+    from mmengine.runner.amp import autocast
+    model = calibrated(fp16_model(config)).cuda()
+    images = make_images(8)
+    feats = extract_features(model, images, batch_size=4)
+    assert feats.dtype == torch.float32
+    model.cfg.test_cfg.fp16 = False
+    fp32 = extract_features(model, images, batch_size=4)
+    with autocast(enabled=True):
+        loop = extract_features(model, images, batch_size=4)
+    torch.testing.assert_close(feats, loop, rtol=0, atol=0)
+    assert not torch.equal(feats, fp32)
+    # fp16 precision: close to the fp32 features, not equal.
+    torch.testing.assert_close(feats, fp32, rtol=0, atol=5e-2)
+
+
 def mbn_model(tmp_path, eval_stats):
     """The tiny model with MBN norms (modality-aware), random weights."""
     path = tmp_path / f'tiny_mbn_{eval_stats}.py'

@@ -248,6 +248,39 @@ def test_pair_tables_of_a_gallery_dependent_distance_rank_each_gallery(
     assert 'is gallery-dependent: its values are 0-based positions' in page
 
 
+def test_the_settings_say_the_features_were_extracted_under_fp16(tmp_path):
+    """test_cfg.fp16=True: the loop extracts under fp16 autocast, other
+    features than an fp32 run's; the settings line and per_query.npz said
+    nothing of it, so paired_query_error.py compared the two runs as one
+    model's. Now the fp16 run records fp16 and the pair is refused."""
+    from mmreid.visualization.html_report import section_html
+    records = hand_records()
+
+    def run(fp16, name):
+        evaluator = SimpleNamespace(metrics=[ReIDMetric()])
+        runner = SimpleNamespace(
+            model=SimpleNamespace(scorers=lambda: None),
+            test_loop=SimpleNamespace(evaluator=evaluator, fp16=fp16))
+        hook = EvalReportHook(num_queries=2, topk=4, max_rank=4)
+        section = hook.build_section(runner, 'test', 'hand', records,
+                                     evaluator, {}, False)
+        path = str(tmp_path / name)
+        with open(path, 'wb') as f:
+            np.savez(f, **hook._per_query)
+        return section_html(section, 'target-0'), path
+
+    page16, fp16 = run(True, 'fp16.npz')
+    page32, fp32 = run(False, 'fp32.npz')
+    assert 'fp16' in page16 and 'fp16' not in page32
+    tool = load_tool('tools/analysis_tools/paired_query_error.py')
+    with pytest.raises(ValueError, match='different settings') as info:
+        tool.paired_rows(tool.load_per_query(fp16), tool.load_per_query(fp32))
+    assert "fp16: 'True' in A, None in B" in str(info.value)
+    # Two fp32 runs still pair.
+    assert tool.paired_rows(
+        tool.load_per_query(fp32), tool.load_per_query(fp32))
+
+
 def test_pair_tables_of_a_pair_distance_are_columns_of_the_ranking():
     """For a pair distance the columns are the one-camera ranking: the
     values above are the ones the Euclidean distance gives by hand."""

@@ -764,6 +764,43 @@ def test_meta_records_the_metrics_rank_rules(tool, setup):
     assert (meta['junk_rule'], meta['cmc_mode']) == ('market', 'dedup')
 
 
+def test_meta_records_the_precision_and_fp16_is_refused_off_cuda(
+        tool, setup):
+    """test_cfg.fp16=True: tools/test.py extracts under autocast (the CPU
+    ran bfloat16), this tool in fp32, and meta.json said nothing of it,
+    so an fp16 test run was paired with fp32 features. The features'
+    precision is recorded; fp16 on the CPU is refused as tools/test.py
+    refuses it, before anything is written."""
+    root = setup[0]
+    meta = metric_meta(tool, setup, 'meta_fp32', 'test_cfg.fp16=False')
+    assert meta['fp16'] is False
+    with pytest.raises(RuntimeError, match=r'^test_cfg\.fp16=True'):
+        metric_meta(tool, setup, 'meta_fp16', 'test_cfg.fp16=True')
+    assert not (root / 'meta_fp16').exists()
+
+
+def test_the_validation_features_are_extracted_as_validated(tool, setup):
+    """--split val writes the validation set's features for the
+    validation metric: extracted in fp32 (test_cfg.fp16=False) where
+    validation runs fp16 (val_cfg.fp16=True), they would not be the
+    validated ones. Refused, naming both keys."""
+    root, _, checkpoint, _ = setup
+    path = root / 'val.py'
+    path.write_text(
+        CONFIG.format(data_root=str(root / 'synthreid')) +
+        'val_dataloader = test_dataloader\n')
+    out = root / 'val_fp16'
+    with pytest.raises(
+            ValueError,
+            match=r'--split val: .*\(test_cfg\.fp16=False\), but validation '
+            r'extracts them with val_cfg\.fp16=True'):
+        tool.main([
+            str(path), checkpoint, '--split', 'val', '--out-dir',
+            str(out), '--device', 'cpu', '--cfg-options', 'val_cfg.fp16=True'
+        ])
+    assert not out.exists()
+
+
 def test_distance_and_its_alias_are_refused_as_tools_test_does(tool, setup):
     """The tiny config's metric says metric='euclidean' (the deprecated
     alias of distance); with test_evaluator.distance=cosine tools/test.py

@@ -590,6 +590,18 @@ def test_the_file_records_the_rank_rules(make_config, tmp_path):
         ('none', 'stable', 'cumsum', 'dedup')
 
 
+def test_an_fp16_test_config_is_refused(make_config, tmp_path):
+    """A config whose test loop extracts under fp16 autocast
+    (``test_cfg.fp16=True``) was exported as an fp32 graph without a
+    word: its features are not those tools/test.py evaluates."""
+    with pytest.raises(
+            ValueError,
+            match=r'^test_cfg\.fp16=True: .*the exported graph computes them '
+            r'in fp32.*--cfg-options test_cfg\.fp16=False'):
+        rules_export(make_config, tmp_path, 'test_cfg.fp16=True')
+    assert not (tmp_path / 'rules.onnx').exists()
+
+
 def test_input_resize_is_the_test_pipelines():
     """A deployment resizes as tools/test.py's pipeline does: its
     ReIDResize's interpolation and library, ReIDResize's defaults

@@ -100,6 +100,10 @@ with an ``AssertionError`` of its own). The message names the config key
 that exports the running statistics instead, e.g. ``--cfg-options
 model.backbone.norm_cfg.eval_stats=modality`` (``tools/test.py`` then
 needs the same option to report the numbers of the exported features).
+
+The graph is fp32: a config whose test loop extracts under fp16 autocast
+(``test_cfg.fp16=True``, what ``tools/test.py --amp`` sets) is refused,
+naming ``--cfg-options test_cfg.fp16=False``.
 """
 import argparse
 import json
@@ -469,10 +473,20 @@ def build_model(
             (:func:`check_batch_independent`); a test pipeline or data
             preprocessor the graph does not reproduce
             (:func:`check_data_path`); a model with its own distance
-            without ``features_only``.
+            without ``features_only``; a config whose test loop extracts
+            under fp16 autocast (``test_cfg.fp16``), which the fp32 graph
+            does not.
     """
-    from mmreid.apis.inference import evaluated_ranking
+    from mmreid.apis.inference import evaluated_ranking, loop_fp16
     from mmreid.models.modality_routing import check_modality_option
+    if loop_fp16(cfg, 'test'):
+        raise ValueError(
+            'test_cfg.fp16=True: tools/test.py extracts the features under '
+            'fp16 autocast, but the exported graph computes them in fp32, '
+            "so a deployment would not get the features tools/test.py "
+            'evaluates. Export with --cfg-options test_cfg.fp16=False '
+            '(tools/test.py reports the numbers of these features with '
+            'the same option)')
     init_default_scope(cfg.get('default_scope', 'mmreid'))
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') \
         else dict(cfg.model)

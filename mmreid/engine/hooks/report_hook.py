@@ -197,7 +197,8 @@ def _default(cls: type, argument: str) -> Any:
 def ranking_settings(setup: Dict[str, str],
                      metric,
                      own_analysis: bool,
-                     model: Any = None) -> Dict[str, str]:
+                     model: Any = None,
+                     fp16: bool = False) -> Dict[str, str]:
     """The evaluation settings of a section's per-query values.
 
     Args:
@@ -209,13 +210,18 @@ def ranking_settings(setup: Dict[str, str],
             _metric_analysis`), else the hook ranked plain distances.
         model: The tested model (see :func:`model_test_settings`), or
             None.
+        fp16 (bool): Whether the loop extracted the features under fp16
+            autocast (its ``fp16``, ``test_cfg.fp16``/``val_cfg.fp16``).
+            Defaults to False.
 
     Returns:
         dict[str, str]: ``setup`` with the ``primary_mode`` (GMN's
         primary distance mode, ``''`` without one), the metric's
         protocol options (``protocol_settings``, e.g. a trial protocol's
         gallery draw), the model's test-time options
-        (:func:`model_test_settings`), ``rerank`` and ``query_expansion``
+        (:func:`model_test_settings`), ``fp16: 'True'`` for features
+        extracted under fp16 autocast (absent in fp32, so fp32 runs
+        compare as before), ``rerank`` and ``query_expansion``
         (JSON, ``'none'`` when unset) and ``values``: ``'reported
         ranking'``, or why the whole-gallery values are not the ranking
         the metric reports (re-ranking or query expansion that the hook
@@ -228,6 +234,8 @@ def ranking_settings(setup: Dict[str, str],
     protocol = getattr(metric, 'protocol_settings', None)
     settings.update(protocol() if callable(protocol) else {})
     settings.update(model_test_settings(model))
+    if fp16:
+        settings['fp16'] = 'True'
     changed = []
     for key in ('rerank', 'query_expansion'):
         value = getattr(metric, key, None)
@@ -482,8 +490,10 @@ class EvalReportHook(RankedListHook):
         if primary:
             mode_options = _mode_options(scorer)
             setup['distance'] = f'{primary} (primary mode{mode_options})'
+        loop = runner.test_loop if mode == 'test' else runner.val_loop
         settings = ranking_settings(setup, metric, kept is not None,
-                                    runner.model)
+                                    runner.model,
+                                    bool(getattr(loop, 'fp16', False)))
         self._per_query.update(
             self.per_query_arrays(
                 name,

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from mmreid.evaluation.results_table import format_results_table
 from mmreid.registry import LOOPS
+from mmreid.utils.config.runtime import check_loop_amp_device
 from .reid_loops import (check_every_sample_reached, check_identity_split,
                          check_keeps_every_sample, check_metric_results,
                          check_model_distance, check_not_empty, evaluate_batch,
@@ -128,7 +129,8 @@ class _MultiTargetLoop(BaseLoop):
         if not targets:
             raise ValueError(f'{type(self).__name__} needs at least one '
                              'target')
-        # Before any dataset is built.
+        # Before any dataset is built: the CPU would run bfloat16.
+        check_loop_amp_device(fp16, f'{self._mode}_cfg.fp16')
         self.refuse_ignored_placeholders(
             targets, dataloader=dataloader, evaluator=evaluator)
         self.refuse_dropping_dataloaders(targets)
@@ -446,8 +448,9 @@ class MultiTargetValLoop(_MultiTargetLoop):
             ``dataloader``.
         aggregate_prefix (str, optional): Prefix of the mean over targets;
             ``None`` reports no mean. Defaults to ``'mean'``.
-        fp16 (bool): Extract features under fp16 autocast. Defaults to
-            False.
+        fp16 (bool): Extract features under fp16 autocast (CUDA only:
+            refused without a CUDA device, where mmengine would run
+            bfloat16). Defaults to False.
     """
 
     _mode = 'val'
@@ -471,8 +474,9 @@ class MultiTargetTestLoop(_MultiTargetLoop):
             ``dataloader``.
         aggregate_prefix (str, optional): Prefix of the mean over targets.
             Defaults to ``'mean'``.
-        fp16 (bool): Extract features under fp16 autocast. Defaults to
-            False.
+        fp16 (bool): Extract features under fp16 autocast (CUDA only:
+            refused without a CUDA device, where mmengine would run
+            bfloat16). Defaults to False.
     """
 
     _mode = 'test'

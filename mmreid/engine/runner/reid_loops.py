@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader
 from mmreid.datasets.base_reid_dataset import identity_split_conflict
 from mmreid.models.reiders.reid_model import Scorer, get_model_scorers
 from mmreid.registry import LOOPS
+from mmreid.utils.config.runtime import check_loop_amp_device
 
 
 def _unwrap(model):
@@ -560,8 +561,10 @@ def evaluate_batch(loop, phase: str, losses: dict, idx: int,
 
 class _KeepsEverySample:
     """Refuses, when the loop is made, a dataloader config that drops
-    samples (:func:`check_keeps_every_sample`); a mixin before mmengine's
-    ``ValLoop``/``TestLoop``."""
+    samples (:func:`check_keeps_every_sample`) and ``fp16`` without a
+    CUDA device (:func:`~mmreid.utils.config.runtime.
+    check_loop_amp_device`: mmengine's autocast would run the CPU in
+    bfloat16); a mixin before mmengine's ``ValLoop``/``TestLoop``."""
 
     _phase = 'val'
 
@@ -570,6 +573,7 @@ class _KeepsEverySample:
                  dataloader: Union[DataLoader, Dict],
                  evaluator: Union[Evaluator, Dict, List],
                  fp16: bool = False) -> None:
+        check_loop_amp_device(fp16, f'{self._phase}_cfg.fp16')
         # Before the dataset is built.
         check_keeps_every_sample(dataloader, f'{self._phase}_dataloader')
         super().__init__(runner, dataloader, evaluator, fp16)

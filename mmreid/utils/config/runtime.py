@@ -128,6 +128,29 @@ def check_amp_device(optim_wrapper) -> None:
             'dtype)')
 
 
+def check_loop_amp_device(fp16: bool, key: str) -> None:
+    """The check of ``--amp`` for a val/test loop whose config sets
+    ``fp16`` itself (``test_cfg.fp16=True``, ``val_cfg.fp16=True``).
+
+    mmengine's ``autocast`` runs such a loop in bfloat16 on the CPU,
+    without a word, where ``--amp`` is refused: the metrics got bf16
+    features and reported other numbers than the fp32 run (and than
+    ``mmreid.apis.extract_features``).
+
+    Args:
+        fp16 (bool): The loop's ``fp16``.
+        key (str): Its config key, e.g. ``'test_cfg.fp16'``.
+
+    Raises:
+        RuntimeError: ``fp16`` is set and there is no CUDA device; names
+            the key and the fp32 alternative.
+    """
+    if fp16:
+        fix = (f'to evaluate in fp32 on the CPU, set {key}=False '
+               f'(--cfg-options {key}=False)')
+        _require_cuda_for_amp(f'{key}=True', fix)
+
+
 def enable_amp(cfg: Config) -> None:
     """Switch the optimizer wrapper to mmengine's ``AmpOptimWrapper``.
 
