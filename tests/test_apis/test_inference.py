@@ -1215,8 +1215,7 @@ def test_fp16_at_test_time_is_refused_off_cuda(config, tmp_path, monkeypatch):
     assert extract_features(model, make_images(1)).dtype == torch.float32
 
 
-@pytest.mark.skipif(
-    not torch.cuda.is_available(), reason='fp16 autocast needs CUDA')
+@pytest.mark.cuda
 def test_fp16_features_are_the_test_loops(config):
     """On CUDA, test_cfg.fp16=True: the API's features are those of the
     test loop's step, which runs under mmengine's autocast(enabled=True)
