@@ -327,15 +327,21 @@ def test_a_default_hook_set_to_none_is_left_out(make_config, tmp_path):
     assert 'FeatureProgressHook' in names and 'CheckpointHook' in names
 
 
-def save_best_runner(make_config, tmp_path, save_best, rule='greater'):
+def save_best_runner(make_config,
+                     tmp_path,
+                     save_best,
+                     rule='greater',
+                     extra=''):
     """A runner of the tiny config that validates after its one epoch
-    and keeps the best checkpoint by ``save_best``."""
+    and keeps the best checkpoint by ``save_best``; ``extra`` lines
+    come last."""
     from mmreid.engine.runner import ReIDRunner
     from mmreid.utils.config import load_config
     config = make_config(extra='\n'.join([
         'train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)',
         f'default_hooks = dict(checkpoint=dict(save_best={save_best!r}, '
         f'rule={rule!r}))',
+        extra,
     ]))
     return ReIDRunner.from_cfg(
         load_config(config, work_dir=str(tmp_path / 'work')))
@@ -369,6 +375,71 @@ def test_a_save_best_validation_did_not_report_names_the_reported_keys(
                               "'reid/mAPX' is not a key validation "
                               'reported; it reported: ')
     assert 'reid/R1, ' in message and 'reid/mAP, ' in message
+
+
+@pytest.mark.parametrize('extra,expected', [
+    ('val_cfg = None\nval_dataloader = None\nval_evaluator = None',
+     'but this run does not validate (val_cfg, val_dataloader or '
+     'val_evaluator is None)'),
+    ("train_cfg['val_begin'] = 2",
+     'but train_cfg.val_begin=2 comes after the last epoch '
+     '(train_cfg.max_epochs=1)'),
+])
+def test_a_save_best_without_validation_is_refused_before_training(
+        make_config, tmp_path, extra, expected):
+    """mmengine selects at each validation: without one it kept no best
+    checkpoint, without a word."""
+    runner = save_best_runner(make_config, tmp_path, 'reid/mAP', extra=extra)
+    with pytest.raises(ValueError) as info:
+        runner.train()
+    assert str(info.value).startswith(
+        "default_hooks.checkpoint.save_best='reid/mAP' selects the best "
+        'checkpoint at each validation, ' + expected)
+    assert 'save_best=None' in str(info.value)
+    assert runner.iter == 0
+
+
+@pytest.mark.parametrize(
+    'key,rule,refused',
+    [
+        ('reid/mAP', 'greater', None),
+        ('reid/mAP', None, None),
+        ('reid/mnet/R1', 'greater', None),
+        ('reid/mAP', 'less',
+         "rule='less' would keep the epoch of the lowest mAP"),
+        ('reid/mINP', 'less', 'the lowest mINP'),
+        ('reid/TPR@FPR=1e-04', 'less', 'the lowest TPR@FPR=1e-04'),
+        # mmengine infers 'greater' for both (substrings 'map' and 'top').
+        ('prid/mAP_std', None, "standard deviation over the splits or trials, "
+         "not a score: select by 'prid/mAP'"),
+        ('laptop/num_query', None, "a count, not a score: select by a score, "
+         "e.g. 'laptop/mAP'"),
+        ('reid/num_valid_query', 'greater', 'a count, not a score'),
+        ('prid/split3/mAP', 'greater', "one split (split3) of the protocol, "
+         "whose number is the mean over them: select by 'prid/mAP'"),
+        ('sysu/trial0/R1', 'greater', "one trial (trial0) of the protocol, "
+         "whose number is the mean over them: select by 'sysu/R1'"),
+    ])
+def test_save_best_must_be_a_score_higher_is_better(key, rule, refused):
+    """Every score of mmreid's metrics is higher-is-better: rule='less'
+    kept the worst epoch. A count, a spread or one split's score is no
+    selection at all (mmengine's rule guess took them as 'greater')."""
+    from mmengine.hooks import CheckpointHook
+
+    from mmreid.engine.hooks.setup_check_hook import check_save_best
+    metrics = [
+        SimpleNamespace(prefix=p) for p in ('reid', 'prid', 'laptop', 'sysu')
+    ]
+    loop = SimpleNamespace(evaluator=SimpleNamespace(metrics=metrics))
+    hooks = [CheckpointHook(save_best=key, rule=rule)]
+    if refused is None:
+        check_save_best(hooks, loop)
+        return
+    with pytest.raises(ValueError) as info:
+        check_save_best(hooks, loop)
+    assert str(
+        info.value).startswith(f'default_hooks.checkpoint.save_best={key!r}')
+    assert refused in str(info.value)
 
 
 @pytest.mark.parametrize('key,refused', [

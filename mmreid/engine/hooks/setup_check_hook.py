@@ -1,4 +1,5 @@
-from typing import Any, Dict, List, Optional
+import re
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch.nn as nn
 from mmengine.hooks import CheckpointHook, Hook
@@ -46,7 +47,14 @@ class TrainSetupCheckHook(Hook):
       none of the target names and the mean (``d3/...``, ``mean/...``)
       (:func:`check_save_best`). Any other key that validation does not
       report is refused after the first validation, with the keys it did
-      report (mmengine's own error would be a bare ``KeyError``).
+      report (mmengine's own error would be a bare ``KeyError``). A key
+      that is no score (a count ``num_*``, a spread ``*_std``, one split's
+      or trial's ``split<i>/``, ``trial<i>/``) is refused, and so is
+      ``rule='less'`` for mmreid's scores, all higher is better
+      (:func:`check_save_best`); so is ``save_best`` in a run that never
+      validates (no validation loop, or ``val_begin`` after the end;
+      :func:`check_save_best_validates`): mmengine would keep no best
+      checkpoint without a word.
     * A run of several processes that validates must not have MBN layers
       with ``eval_stats='batch'``: MBN refuses to normalise a test batch
       with its statistics in several processes, which stopped the run at
@@ -117,6 +125,9 @@ class TrainSetupCheckHook(Hook):
                 logger='current')
         from mmreid.engine.runner.reid_loops import check_identity_split
         val_loop = getattr(runner, 'val_loop', None)
+        check_save_best_validates(
+            getattr(runner, 'hooks', []), val_loop,
+            getattr(runner, 'train_loop', None))
         if val_loop is not None:
             check_identity_split(runner, val_loop, 'validation')
             check_save_best(getattr(runner, 'hooks', []), val_loop)
@@ -260,6 +271,17 @@ def _save_best_keys(hooks) -> List[str]:
     ]
 
 
+def _save_best_rules(hooks) -> List[Tuple[str, Optional[str]]]:
+    """``(key, rule)`` of every ``save_best`` key of the checkpoint hooks
+    among ``hooks``, the rule as mmengine infers it where none is given
+    (None for ``'auto'``)."""
+    return [
+        pair for hook in hooks
+        if isinstance(hook, CheckpointHook) and hook.save_best
+        for pair in zip(hook.key_indicators, hook.rules)
+    ]
+
+
 def metric_key_heads(val_loop) -> Optional[List[str]]:
     """The first parts (up to ``/``) that every validation key has.
 
@@ -285,16 +307,106 @@ def metric_key_heads(val_loop) -> Optional[List[str]]:
     return heads if all(heads) else None
 
 
+def check_save_best_validates(hooks, val_loop, train_loop=None) -> None:
+    """Refuse a ``save_best`` in a run that never validates.
+
+    mmengine's ``CheckpointHook`` selects at each validation: without one
+    it keeps no best checkpoint, without a word. (``tools/train.py
+    --no-validate`` drops ``save_best`` itself, with a log line.)
+
+    Args:
+        hooks (list[Hook]): The runner's hooks.
+        val_loop: The built validation loop; None without validation.
+        train_loop: The built training loop; its ``val_begin`` (an epoch,
+            or an iteration of an ``IterBasedTrainLoop``) is compared with
+            its ``max_epochs`` (``max_iters``). mmengine's loops validate
+            at the last epoch (iteration) whatever ``val_interval``.
+
+    Raises:
+        ValueError: A ``save_best`` key with no validation, or with a
+            ``val_begin`` after the end of training; names both keys.
+    """
+    keys = _save_best_keys(hooks)
+    if not keys:
+        return
+    drop = (f'or keep no best checkpoint with --cfg-options {SAVE_BEST}='
+            'None (tools/train.py --no-validate drops it itself)')
+    if val_loop is None:
+        raise ValueError(
+            f'{SAVE_BEST}={_shown_keys(keys)} selects the best checkpoint '
+            'at each validation, but this run does not validate (val_cfg, '
+            'val_dataloader or val_evaluator is None): it would keep no '
+            'best checkpoint. Give the run a validation (val_cfg, '
+            f'val_dataloader, val_evaluator), {drop}.')
+    from mmengine.runner import IterBasedTrainLoop
+    unit = 'iters' if isinstance(train_loop, IterBasedTrainLoop) else 'epochs'
+    begin = getattr(train_loop, 'val_begin', None)
+    end = getattr(train_loop, f'max_{unit}', None)
+    if isinstance(begin, int) and isinstance(end, int) and begin > end:
+        raise ValueError(
+            f'{SAVE_BEST}={_shown_keys(keys)} selects the best checkpoint '
+            f'at each validation, but train_cfg.val_begin={begin} comes '
+            f'after the last {unit[:-1]} (train_cfg.max_{unit}={end}): the '
+            'run never validates and would keep no best checkpoint. Set '
+            f'train_cfg.val_begin to at most {end}, {drop}.')
+
+
+def _shown_keys(keys: List[str]) -> str:
+    """``'reid/mAP'`` for one key, ``['a', 'b']`` for several."""
+    return repr(keys[0]) if len(keys) == 1 else repr(keys)
+
+
+#: The last part of a key of mmreid's ReID metrics that is a score, higher
+#: is better: ``R<k>``, ``mAP``, ``mINP``, ``TPR@FPR=<f>``.
+_SCORE = re.compile(r'R\d+|mAP|mINP|TPR@FPR=.+')
+#: A part of a key that names one partition of a protocol.
+_PARTITION = re.compile(r'(split|trial)\d+')
+
+
+def unselectable_key(key: str) -> Optional[str]:
+    """Why ``key`` is no score to select the best checkpoint by.
+
+    Args:
+        key (str): A ``save_best`` key, e.g. ``'d3/split0/mAP'``.
+
+    Returns:
+        str | None: The reason for a count (``num_*``), a spread
+        (``*_std``) or one partition's key (``split<i>/``,
+        ``trial<i>/``), with the key to select by instead; None for
+        another key.
+    """
+    parts = key.split('/')
+    name = parts[-1]
+    partitions = [part for part in parts[:-1] if _PARTITION.fullmatch(part)]
+    if partitions:
+        whole = '/'.join(p for p in parts if p not in partitions)
+        return (f'it is the score of one {partitions[0].rstrip("0123456789")}'
+                f' ({partitions[0]}) of the protocol, whose number is the '
+                f'mean over them: select by {whole!r}')
+    if name.startswith('num_'):
+        score = '/'.join(parts[:-1] + ['mAP'])
+        return f'it is a count, not a score: select by a score, e.g. {score!r}'
+    if name.endswith('_std'):
+        return ('it is the standard deviation over the splits or trials, '
+                f'not a score: select by {key[:-len("_std")]!r}')
+    return None
+
+
 def check_save_best(hooks, val_loop) -> None:
-    """Refuse a ``save_best`` that surely names no validation key.
+    """Refuse a ``save_best`` that surely names no validation key, or
+    no score to select by.
 
     Args:
         hooks (list[Hook]): The runner's hooks.
         val_loop: The built validation loop.
 
     Raises:
-        ValueError: ``save_best='auto'``, or a key whose first part is
-            none of :func:`metric_key_heads`; names the valid prefixes.
+        ValueError: ``save_best='auto'``; a key whose first part is none
+            of :func:`metric_key_heads` (names the valid prefixes); a key
+            :func:`unselectable_key` refuses; ``rule='less'`` (also as
+            mmengine infers it) for a score of mmreid's metrics
+            (``R<k>``, ``mAP``, ``mINP``, ``TPR@FPR=<f>``), all higher is
+            better.
     """
     keys = _save_best_keys(hooks)
     heads = metric_key_heads(val_loop)
@@ -315,6 +427,18 @@ def check_save_best(hooks, val_loop) -> None:
                 'begins with '
                 f'{" or ".join(repr(head + "/") for head in heads)}, e.g. '
                 f'{shown!r}')
+    for key, rule in _save_best_rules(hooks):
+        reason = unselectable_key(key)
+        if reason is not None:
+            raise ValueError(
+                f'{SAVE_BEST}={key!r} cannot select the best checkpoint: '
+                f'{reason}.')
+        if rule == 'less' and _SCORE.fullmatch(key.split('/')[-1]):
+            raise ValueError(
+                f"{SAVE_BEST}={key!r} with rule='less' would keep the epoch "
+                f'of the lowest {key.split("/")[-1]}, the worst: every score '
+                'of mmreid\'s metrics (R<k>, mAP, mINP, TPR@FPR) is higher '
+                "is better. Set default_hooks.checkpoint.rule='greater'.")
 
 
 def check_save_best_reported(hooks, metrics: Dict[str, Any]) -> None:
