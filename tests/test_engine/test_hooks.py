@@ -343,8 +343,10 @@ def save_best_runner(make_config,
         f'rule={rule!r}))',
         extra,
     ]))
-    return ReIDRunner.from_cfg(
-        load_config(config, work_dir=str(tmp_path / 'work')))
+    cfg = load_config(config, work_dir=str(tmp_path / 'work'))
+    # A logger of its own (see test_the_environment_banner_...).
+    cfg.experiment_name = f'save_best_{tmp_path.name}'
+    return ReIDRunner.from_cfg(cfg)
 
 
 @pytest.mark.parametrize('save_best,expected', [
@@ -367,6 +369,9 @@ def test_a_save_best_no_validation_reports_is_refused_before_training(
 
 def test_a_save_best_validation_did_not_report_names_the_reported_keys(
         make_config, tmp_path):
+    """The refusal comes after the validation is logged: it came before
+    LoggerHook's turn, and the metrics of that validation were in
+    neither the log nor scalars.json."""
     runner = save_best_runner(make_config, tmp_path, 'reid/mAPX')
     with pytest.raises(ValueError) as info:
         runner.train()
@@ -375,6 +380,11 @@ def test_a_save_best_validation_did_not_report_names_the_reported_keys(
                               "'reid/mAPX' is not a key validation "
                               'reported; it reported: ')
     assert 'reid/R1, ' in message and 'reid/mAP, ' in message
+    with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        logged = [line for line in f if 'Epoch(val) [1][' in line]
+    assert len(logged) == 1 and 'reid/mAP: ' in logged[0]
+    with open(osp.join(runner.log_dir, 'vis_data', 'scalars.json')) as f:
+        assert sum('"reid/mAP"' in line for line in f) == 1
 
 
 @pytest.mark.parametrize('extra,expected', [

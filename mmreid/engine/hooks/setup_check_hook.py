@@ -2,7 +2,7 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch.nn as nn
-from mmengine.hooks import CheckpointHook, Hook
+from mmengine.hooks import CheckpointHook, Hook, LoggerHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
@@ -47,14 +47,14 @@ class TrainSetupCheckHook(Hook):
       none of the target names and the mean (``d3/...``, ``mean/...``)
       (:func:`check_save_best`). Any other key that validation does not
       report is refused after the first validation, with the keys it did
-      report (mmengine's own error would be a bare ``KeyError``). A key
-      that is no score (a count ``num_*``, a spread ``*_std``, one split's
-      or trial's ``split<i>/``, ``trial<i>/``) is refused, and so is
-      ``rule='less'`` for mmreid's scores, all higher is better
-      (:func:`check_save_best`); so is ``save_best`` in a run that never
-      validates (no validation loop, or ``val_begin`` after the end;
-      :func:`check_save_best_validates`): mmengine would keep no best
-      checkpoint without a word.
+      report (mmengine's own error would be a bare ``KeyError``), once
+      that validation is logged. A key that is no score (a count
+      ``num_*``, a spread ``*_std``, one split's or trial's ``split<i>/``,
+      ``trial<i>/``) is refused, and so is ``rule='less'`` for mmreid's
+      scores, all higher is better (:func:`check_save_best`); so is
+      ``save_best`` in a run that never validates (no validation loop, or
+      ``val_begin`` after the end; :func:`check_save_best_validates`):
+      mmengine would keep no best checkpoint without a word.
     * A run of several processes that validates must not have MBN layers
       with ``eval_stats='batch'``: MBN refuses to normalise a test batch
       with its statistics in several processes, which stopped the run at
@@ -140,9 +140,19 @@ class TrainSetupCheckHook(Hook):
                                                getattr(runner, 'cfg', None))
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        # Runs before CheckpointHook (priority VERY_LOW) reads the keys.
-        if metrics:
-            check_save_best_reported(getattr(runner, 'hooks', []), metrics)
+        # Runs before CheckpointHook (priority VERY_LOW) reads the keys,
+        # and so before LoggerHook (BELOW_NORMAL) logs them: a refused
+        # key's validation is logged first, or its metrics would be lost.
+        if not metrics:
+            return
+        hooks = getattr(runner, 'hooks', [])
+        try:
+            check_save_best_reported(hooks, metrics)
+        except ValueError:
+            for hook in hooks:
+                if isinstance(hook, LoggerHook):
+                    hook.after_val_epoch(runner, metrics)
+            raise
 
 
 def _config_lr(cfg) -> Optional[float]:
