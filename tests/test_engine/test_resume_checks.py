@@ -391,6 +391,104 @@ def test_save_best_rewrite_interrupted_leaves_a_resumable_run(
     assert not [p for p in os.listdir(work_dir) if '.tmp-' in p]
 
 
+#: The best checkpoint kept by reid/mAP.
+SELECTING = {
+    'default_hooks.checkpoint.save_best': 'reid/mAP',
+    'default_hooks.checkpoint.rule': 'greater'
+}
+
+
+def selecting_checkpoint(ckpt,
+                         path,
+                         save_best='reid/mAP',
+                         rule='greater',
+                         best_score=None,
+                         best_ckpt=None,
+                         validated=None):
+    """Write ``ckpt`` to ``path`` as a checkpoint of a run that validated
+    and kept its best checkpoint by ``save_best`` (None: kept none).
+
+    Args:
+        best_score (float, optional): The best score so far of its message
+            hub (``best_score``, as mmengine's CheckpointHook keeps it).
+        best_ckpt (str, optional): The best checkpoint's path it records.
+        validated (float, optional): A validation result of ``reid/mAP``
+            recorded in the message hub.
+    """
+    from mmengine.logging import HistoryBuffer
+    checkpoint = load_trusted_checkpoint(ckpt)
+    if save_best is not None:
+        hook = "type='CheckpointHook'"
+        assert hook in checkpoint['meta']['cfg']
+        checkpoint['meta']['cfg'] = checkpoint['meta']['cfg'].replace(
+            hook, f'{hook}, save_best={save_best!r}, rule={rule!r}', 1)
+    hub = checkpoint['message_hub']
+    if best_score is not None:
+        hub['runtime_info']['best_score'] = best_score
+    if best_ckpt is not None:
+        hub['runtime_info']['best_ckpt'] = best_ckpt
+    if validated is not None:
+        buffer = HistoryBuffer()
+        buffer.update(validated)
+        hub['log_scalars']['val/reid/mAP'] = buffer
+    torch.save(checkpoint, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize('saved,options,expected,fix', [
+    (dict(best_score=30.0), {
+        'default_hooks.checkpoint.save_best': 'reid/R1'
+    }, "its run selected the best checkpoint by save_best='reid/mAP' "
+     "(rule 'greater') (its meta['cfg']), this config by "
+     "save_best='reid/R1' (rule 'greater'). mmengine resumes the best "
+     'score so far whatever the key and rule',
+     "Resume with default_hooks.checkpoint.save_best='reid/mAP', "
+     "rule='greater' (or save_best=None"),
+    (dict(rule='less', best_score=10.0), {},
+     "save_best='reid/mAP' (rule 'less') (its meta['cfg']), this config "
+     "by save_best='reid/mAP' (rule 'greater')",
+     "Resume with default_hooks.checkpoint.save_best='reid/mAP', "
+     "rule='less'"),
+    (dict(save_best=None, validated=30.0), {},
+     "its run selected the best checkpoint by no save_best (its "
+     "meta['cfg']), this config by save_best='reid/mAP' (rule 'greater')."
+     ' The best would be chosen among the epochs after the resume only',
+     'Resume without save_best (default_hooks.checkpoint.save_best=None)'),
+])
+def test_another_save_best_is_refused_once_validated(trained, tmp_path, saved,
+                                                     options, expected, fix):
+    """mmengine resumed the best score under a name without its key or
+    rule: another key was compared with the old key's best (no best
+    checkpoint saved, or a worse one, deleting the other's), another rule
+    kept the worst epoch."""
+    config, ckpt = trained
+    ckpt = selecting_checkpoint(ckpt, tmp_path / 'selected.pth', **saved)
+    with pytest.raises(RuntimeError) as info:
+        resume(config, ckpt, tmp_path / 'other_key', **{
+            **SELECTING,
+            **options
+        })
+    message = str(info.value)
+    assert message.startswith(f'cannot resume from {ckpt!r}: ')
+    assert expected in message
+    assert fix in message and f'load_from={ckpt}' in message
+    assert not osp.exists(tmp_path / 'other_key' / 'epoch_2.pth')
+
+
+def test_save_best_may_change_before_the_first_validation(trained, tmp_path):
+    """The checkpoint of a run that has not validated holds no best score
+    yet: any selection goes on from it (and dropping one always may)."""
+    config, ckpt = trained
+    ckpt = selecting_checkpoint(ckpt, tmp_path / 'early.pth')
+    runner = resume(
+        config, ckpt, tmp_path / 'early', **{
+            'default_hooks.checkpoint.save_best': 'reid/R1',
+            'default_hooks.checkpoint.rule': 'greater'
+        })
+    assert runner.epoch == 2
+    assert osp.isfile(tmp_path / 'early' / 'best_reid_R1_epoch_2.pth')
+
+
 def test_weights_only_checkpoint_is_refused_with_its_name(trained, tmp_path):
     config, ckpt = trained
     full = load_trusted_checkpoint(ckpt)

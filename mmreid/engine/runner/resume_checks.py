@@ -541,3 +541,100 @@ def steps_per_epoch_advice(steps: int,
             '(convert_to_iter_based) count the old steps, so the run cannot '
             f'continue in epochs of {steps} steps. {remedy}, or start a new '
             f'run from its weights with {load_from} (without --resume).')
+
+
+def hook_selection(save_best: Any,
+                   rule: Any = None,
+                   greater_keys: Any = None,
+                   less_keys: Any = None) -> List[Tuple[str, Optional[str]]]:
+    """The ``(key, rule)`` pairs a ``CheckpointHook`` selects by.
+
+    Args:
+        save_best (str | list[str] | None): The hook's ``save_best``.
+        rule (str | list[str] | None): Its ``rule``; None lets mmengine
+            infer it from the key (``mAP`` gives ``'greater'``).
+        greater_keys, less_keys: The hook's own lists for that inference
+            (mmengine's defaults when None).
+
+    Returns:
+        list[tuple[str, str | None]]: One pair per key, the rule as mmengine
+        infers it; as given where mmengine refuses the settings. Empty
+        without ``save_best``.
+    """
+    from mmengine.hooks import CheckpointHook
+    if not save_best:
+        return []
+    try:
+        hook = CheckpointHook(
+            save_best=save_best,
+            rule=rule,
+            greater_keys=greater_keys,
+            less_keys=less_keys)
+    except (AssertionError, KeyError, TypeError, ValueError):
+        keys = list(save_best) if isinstance(save_best,
+                                             (list, tuple)) else [save_best]
+        rules = list(rule) if isinstance(rule, (list, tuple)) else [rule]
+        return list(zip(keys, rules * len(keys) if len(rules) == 1 else rules))
+    return list(zip(hook.key_indicators, hook.rules))
+
+
+def selection_in_config_text(
+        text: Any) -> Optional[List[Tuple[str, Optional[str]]]]:
+    """The best-checkpoint selection of a dumped config, without running it.
+
+    Args:
+        text: A checkpoint's ``meta['cfg']``, or its tree
+            (:func:`config_ast`).
+
+    Returns:
+        list[tuple[str, str | None]] | None: The :func:`hook_selection` of
+        ``default_hooks.checkpoint`` and of every ``CheckpointHook`` of
+        ``custom_hooks`` (empty where none has ``save_best``); None where
+        the text has no ``default_hooks`` or does not give these hooks as
+        literals.
+    """
+    defaults = config_text_value(text, 'default_hooks')
+    if defaults is None:
+        return None
+    try:
+        if isinstance(defaults, ast.Call):
+            entry = _keyword(defaults, 'checkpoint')
+            hooks = [] if entry is None else [config_literal(entry)]
+        else:
+            hooks = [config_literal(defaults).get('checkpoint')]
+        custom = config_text_value(text, 'custom_hooks')
+        if custom is not None:
+            hooks += [
+                hook for hook in config_literal(custom) or []
+                if isinstance(hook, dict)
+                and str(hook.get('type', '')).endswith('CheckpointHook')
+            ]
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return [
+        pair for hook in hooks if isinstance(hook, dict)
+        for pair in hook_selection(
+            hook.get('save_best'), hook.get('rule'), hook.get('greater_keys'),
+            hook.get('less_keys'))
+    ]
+
+
+def validated_in_checkpoint(checkpoint: Any) -> bool:
+    """Whether the run that wrote a training checkpoint had validated.
+
+    Args:
+        checkpoint: A loaded training checkpoint.
+
+    Returns:
+        bool: Its message hub holds a best score of a ``CheckpointHook``
+        (``best_score``, ``best_score_<key>``) or validation results
+        (``val/<key>``, which mmengine's ``RuntimeInfoHook`` records).
+    """
+    hub = checkpoint.get('message_hub') if isinstance(checkpoint,
+                                                      dict) else None
+    if not isinstance(hub, dict):
+        return False
+    info = hub.get('runtime_info') or {}
+    scalars = hub.get('log_scalars') or {}
+    return any(str(key).startswith('best_score') for key in info) or any(
+        str(key).startswith('val/') for key in scalars)

@@ -8,7 +8,7 @@ says a resume trained nothing. ``last_checkpoint`` is read by
 :func:`mmreid.utils.checkpoint.last_run_checkpoint`.
 """
 import ast
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from mmreid.utils.registry_suggestions import config_type_name
 from .resume_checks import (config_ast, config_literal, config_text_value,
@@ -16,9 +16,19 @@ from .resume_checks import (config_ast, config_literal, config_text_value,
                             optimizer_type_in_config_text,
                             param_group_differences, scheduler_differences,
                             scheduler_types_in_config_text,
-                            steps_per_epoch_advice,
+                            selection_in_config_text, steps_per_epoch_advice,
                             steps_per_epoch_in_checkpoint,
-                            train_length_in_checkpoint, train_loader_plan)
+                            train_length_in_checkpoint, train_loader_plan,
+                            validated_in_checkpoint)
+
+
+def _selection_text(selection: List[Tuple[str, Optional[str]]]) -> str:
+    """``save_best='reid/mAP' (rule 'greater')`` for ``(key, rule)``
+    pairs; ``no save_best`` for none."""
+    if not selection:
+        return 'no save_best'
+    return ', '.join(f'save_best={key!r} (rule {rule!r})'
+                     for key, rule in selection)
 
 
 class ResumeMixin:
@@ -173,7 +183,10 @@ class ResumeMixin:
         * an explicit ``randomness.seed`` must be the checkpoint's
           ``meta['seed']`` (see :meth:`_check_seed`);
         * the training pipeline must be the one of ``meta['cfg']`` (see
-          :meth:`_check_pipeline`).
+          :meth:`_check_pipeline`);
+        * once the checkpoint's run has validated, the ``save_best`` keys
+          and rules must be those of ``meta['cfg']`` (see
+          :meth:`_check_selection`).
 
         Args:
             checkpoint: The loaded checkpoint.
@@ -260,6 +273,7 @@ class ResumeMixin:
         # checks below.
         saved_cfg = config_ast(meta.get('cfg'))
         self._check_pipeline(filename, saved_cfg)
+        self._check_selection(checkpoint, filename, saved_cfg)
         self._check_steps_per_epoch(checkpoint, filename, saved_cfg)
         if resume_param_scheduler:
             self._check_schedule_resumable(checkpoint, filename, saved_cfg)
@@ -337,6 +351,60 @@ class ResumeMixin:
                 'copy describes all its epochs with the new one. Resume with '
                 'the pipeline of that run, or start a new run from its '
                 f'weights with load_from={filename} (without --resume).')
+
+    def _check_selection(self, checkpoint: dict, filename: str,
+                         saved_cfg: ast.Module) -> None:
+        """The best-checkpoint part of :meth:`check_resumable`.
+
+        mmengine's ``CheckpointHook`` resumes the best score so far and the
+        best checkpoint's path from the message hub under names without
+        the key (``best_score``, ``best_ckpt`` for one ``save_best`` key)
+        and compares the config's key with them by the config's rule:
+        another key was compared with the old key's best (a better epoch
+        left unsaved, or a worse one saved as best and the old key's best
+        checkpoint deleted), another rule kept the opposite epoch. Once the
+        checkpoint's run has validated
+        (:func:`~.resume_checks.validated_in_checkpoint`), the ``save_best``
+        keys and rules (as mmengine infers a rule not given) must be those
+        of its ``meta['cfg']``; a ``save_best`` where that run had none
+        would choose among the epochs after the resume only. A run that
+        keeps no best checkpoint now (``save_best=None``, ``--no-validate``)
+        is not refused; nor is a checkpoint whose config does not give its
+        hooks as literals.
+        """
+        from mmengine.hooks import CheckpointHook
+        mine = [
+            pair for hook in self.hooks
+            if isinstance(hook, CheckpointHook) and hook.save_best
+            for pair in zip(hook.key_indicators, hook.rules)
+        ]
+        if not mine or not validated_in_checkpoint(checkpoint):
+            return
+        saved = selection_in_config_text(saved_cfg)
+        if saved is None or set(saved) == set(mine):
+            return
+        if saved:
+            keys, rules = [k for k, _ in saved], [r for _, r in saved]
+            if len(saved) == 1:
+                keys, rules = keys[0], rules[0]
+            why = ('mmengine resumes the best score so far whatever the key '
+                   'and rule: this config\'s would be compared with the best '
+                   'score of another key or rule, so a better epoch could be '
+                   'left unsaved, or a worse one saved as best and the best '
+                   'checkpoint so far deleted')
+            fix = (f'with default_hooks.checkpoint.save_best={keys!r}, '
+                   f'rule={rules!r} (or save_best=None to keep no best '
+                   'checkpoint from now on)')
+        else:
+            why = ('The best would be chosen among the epochs after the '
+                   'resume only, not those validated before it')
+            fix = 'without save_best (default_hooks.checkpoint.save_best=None)'
+        raise RuntimeError(
+            f'cannot resume from {filename!r}: its run selected the best '
+            f'checkpoint by {_selection_text(saved)} (its meta[\'cfg\']), '
+            f'this config by {_selection_text(mine)}. {why}. Resume {fix}, '
+            f'or start a new run from its weights with load_from={filename} '
+            '(without --resume).')
 
     def _check_steps_per_epoch(self, checkpoint: dict, filename: str,
                                saved_cfg: ast.Module) -> None:
