@@ -489,6 +489,44 @@ def test_save_best_may_change_before_the_first_validation(trained, tmp_path):
     assert osp.isfile(tmp_path / 'early' / 'best_reid_R1_epoch_2.pth')
 
 
+@pytest.mark.parametrize('copied', [True, False])
+def test_resume_elsewhere_never_removes_the_other_folders_best(
+        trained, tmp_path, copied):
+    """mmengine resumed the best checkpoint's absolute path and removed that
+    file when an epoch scored better: resuming a copied work dir (or
+    another folder's checkpoint) deleted the original's best checkpoint.
+    The copy's own file of that name is used instead; without one, none."""
+    config, ckpt = trained
+    orig = tmp_path / 'orig'
+    orig.mkdir()
+    best = orig / 'best_reid_mAP_epoch_1.pth'
+    shutil.copy(ckpt, best)
+    # Any epoch beats a best score of -1.
+    selecting_checkpoint(
+        ckpt, orig / 'epoch_1.pth', best_score=-1.0, best_ckpt=str(best))
+    (orig / 'last_checkpoint').write_text(str(orig / 'epoch_1.pth'))
+    there = tmp_path / 'there'
+    if copied:
+        shutil.copytree(orig, there)
+        runner = build_runner(config, there, resume=True, **SELECTING)
+        runner.train()
+    else:
+        there.mkdir()
+        shutil.copy(orig / 'epoch_1.pth', there / 'epoch_1.pth')
+        runner = resume(config, str(there / 'epoch_1.pth'), there, **SELECTING)
+    assert runner.epoch == 2
+    assert best.is_file()
+    assert osp.isfile(there / 'best_reid_mAP_epoch_2.pth')
+    # The copy's own previous best was replaced by the better one.
+    assert not osp.exists(there / best.name)
+    with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        log = f.read()
+    said = (f'its file of that name, {there / best.name}, is kept'
+            if copied else f'which holds no {best.name}: it stays where it is')
+    assert f'was resumed as {best}, outside this run\'s folder' in log
+    assert said in log
+
+
 def test_weights_only_checkpoint_is_refused_with_its_name(trained, tmp_path):
     config, ckpt = trained
     full = load_trusted_checkpoint(ckpt)

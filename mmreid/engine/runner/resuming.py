@@ -8,6 +8,8 @@ says a resume trained nothing. ``last_checkpoint`` is read by
 :func:`mmreid.utils.checkpoint.last_run_checkpoint`.
 """
 import ast
+import numbers
+import os.path as osp
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 from mmreid.utils.registry_suggestions import config_type_name
@@ -121,6 +123,7 @@ class ResumeMixin:
                            map_location)
         finally:
             self._resuming = None
+        self._keep_best_checkpoints_here()
         if self.seed != drawn:
             # randomness.seed=None (another seed is refused): mmengine
             # takes the checkpoint's back without a word.
@@ -187,6 +190,10 @@ class ResumeMixin:
         * once the checkpoint's run has validated, the ``save_best`` keys
           and rules must be those of ``meta['cfg']`` (see
           :meth:`_check_selection`).
+
+        After the resume, a best checkpoint the message hub names in
+        another folder is read as this run's file of that name, or
+        dropped (see :meth:`_keep_best_checkpoints_here`).
 
         Args:
             checkpoint: The loaded checkpoint.
@@ -405,6 +412,56 @@ class ResumeMixin:
             f'this config by {_selection_text(mine)}. {why}. Resume {fix}, '
             f'or start a new run from its weights with load_from={filename} '
             '(without --resume).')
+
+    def _keep_best_checkpoints_here(self) -> None:
+        """Point the resumed best checkpoints at this run's folder.
+
+        mmengine's ``CheckpointHook`` resumes the absolute path of the best
+        checkpoint so far (message hub ``best_ckpt``, ``best_ckpt_<key>``)
+        and removes that file when a later epoch scores better: resuming a
+        copied or moved work dir, or another folder's checkpoint, deleted
+        the other folder's best checkpoint. A path outside the folder this
+        run saves into (the work dir, or ``<out_dir>/<work dir name>``) is
+        read as that folder's file of the same name, as
+        ``last_checkpoint`` is
+        (:func:`~mmreid.utils.checkpoint.last_run_checkpoint`); where the
+        folder holds none it is dropped, with a log line: the best score
+        so far stays, a later epoch that beats it is saved here, and no
+        file is removed from the other folder. A remote path (``://``) is
+        left as it is.
+        """
+        hub = self.message_hub
+        out_dir = self._checkpoint_out_dir()
+        if out_dir is not None and '://' in out_dir:
+            return
+        folder = self.work_dir if out_dir is None else osp.join(
+            out_dir, osp.basename(osp.normpath(self.work_dir)))
+        for key in list(hub.runtime_info):
+            path = hub.get_info(key)
+            if not (key == 'best_ckpt' or key.startswith('best_ckpt_')) \
+                    or not isinstance(path, str) or '://' in path:
+                continue
+            if osp.realpath(osp.dirname(path)) == osp.realpath(folder):
+                continue
+            own = osp.join(folder, osp.basename(path))
+            score = hub.get_info(key.replace('best_ckpt', 'best_score', 1))
+            if isinstance(score, numbers.Real):
+                score = f'{score:.4f}'
+            if osp.exists(own):
+                hub.update_info(key, own)
+                self.logger.info(
+                    f'the best checkpoint so far (score {score}) was resumed '
+                    f'as {path}, outside this run\'s folder {folder}: its '
+                    f'file of that name, {own}, is kept as the best '
+                    'checkpoint instead.')
+                continue
+            hub.pop_info(key)
+            self.logger.info(
+                f'the best checkpoint so far (score {score}) was resumed as '
+                f'{path}, outside this run\'s folder {folder}, which holds '
+                f'no {osp.basename(path)}: it stays where it is (this run '
+                'never removes it); an epoch that scores better is saved '
+                'as the best checkpoint here.')
 
     def _check_steps_per_epoch(self, checkpoint: dict, filename: str,
                                saved_cfg: ast.Module) -> None:
