@@ -365,3 +365,28 @@ def test_mmengines_own_loop_is_refused_by_the_runner(synth, tmp_path, mode,
     whole = getattr(runner, mode)()
     assert whole['reid/num_query'] == partial['reid/num_query'] == 7
     assert abs(whole['reid/mAP'] - partial['reid/mAP']) > 1e-3
+
+
+@pytest.mark.parametrize('mode', ['val', 'test'])
+def test_mmengines_own_loop_in_a_config_file_is_refused(tmp_path, mode):
+    """A config file gives the loop as a ConfigDict, not a plain dict:
+    tools/test.py's way (load_config, build_runner) refuses a file that
+    names mmengine's loop, before any dataset is built."""
+    from mmreid.engine.runner.reid_runner import build_runner
+    from mmreid.utils.config import load_config
+    from ..fixtures.processes import REPO
+    kind = 'ValLoop' if mode == 'val' else 'TestLoop'
+    path = tmp_path / 'user.py'
+    path.write_text(
+        f"_base_ = ['{REPO}/configs/baseline/bot_r18_synthreid.py']\n"
+        f"{mode}_cfg = dict(type='{kind}')\n")
+    cfg = load_config(
+        str(path),
+        work_dir=str(tmp_path / 'work'),
+        phase=mode if mode == 'test' else 'train')
+    assert type(cfg[f'{mode}_cfg']) is not dict
+    with pytest.raises(
+            ValueError, match=rf"{mode}_cfg: type='{kind}' is mmengine's"):
+        build_runner(cfg)
+    # Refused before mmengine made the work dir.
+    assert not (tmp_path / 'work').exists()
