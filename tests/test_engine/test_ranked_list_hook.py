@@ -182,6 +182,57 @@ def test_a_folder_with_other_files_is_refused_before_the_test(tmp_path):
     assert os.listdir(out) == ['notes.txt']
 
 
+def test_a_users_picture_in_the_folder_is_refused_not_deleted(tmp_path):
+    """A ``.jpg`` of the user's own, named as the hook never names a
+    picture, is refused before the test and kept; pictures named as the
+    hook's are replaced."""
+    runner = _fake_runner(tmp_path, [])
+    out = tmp_path / 'lists'
+    out.mkdir()
+    (out / 'holiday.jpg').write_bytes(b'mine')
+    hook = RankedListHook(num_queries=1, topk=2, out_dir=str(out))
+    with pytest.raises(FileExistsError, match=r"holds \['holiday.jpg'\]"):
+        hook.before_test_epoch(runner)
+    assert (out / 'holiday.jpg').read_bytes() == b'mine'
+
+
+def validate(hook, runner, samples, epoch):
+    """One validation epoch of ``hook`` at ``epoch``."""
+    runner.epoch = epoch
+    hook.before_val_epoch(runner)
+    hook.after_val_iter(runner, 0, None, samples)
+    hook.after_val_epoch(runner)
+
+
+def test_each_validation_epoch_keeps_its_own_folder(tmp_path):
+    """The second validation draws beside the first one's folder (which
+    the hook wrote, so it is not a stranger's file), and a
+    ``val_epoch_<n>`` folder holding the user's file is refused before
+    that validation, the file kept."""
+    runner = _fake_runner(tmp_path, [])
+    samples = _samples(tmp_path)
+    out = tmp_path / 'lists'
+    hook = RankedListHook(
+        num_queries=1,
+        topk=2,
+        tile_size=(32, 16),
+        out_dir=str(out),
+        phases=('val', ))
+    validate(hook, runner, samples, 1)
+    validate(hook, runner, samples, 2)
+    assert sorted(os.listdir(out)) == ['val_epoch_1', 'val_epoch_2']
+    for epoch in (1, 2):
+        assert sorted(os.listdir(out / f'val_epoch_{epoch}')) == [
+            'best_00_ap1.000_pid0.jpg', 'worst_00_ap0.333_pid1.jpg'
+        ]
+    (out / 'val_epoch_3').mkdir()
+    (out / 'val_epoch_3' / 'notes.txt').write_text('mine')
+    runner.epoch = 3
+    with pytest.raises(FileExistsError, match=r"holds \['notes.txt'\]"):
+        hook.before_val_epoch(runner)
+    assert os.listdir(out / 'val_epoch_3') == ['notes.txt']
+
+
 def test_a_failed_picture_write_leaves_no_cut_picture(tmp_path, monkeypatch):
     """A write that fails halfway (a full disk, as a kill) leaves no
     truncated JPEG among the ranked lists."""

@@ -1,6 +1,7 @@
 """tools/analysis_tools/browse_dataset.py on the tiny SynthReID config."""
 import os.path as osp
 import re
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -302,3 +303,30 @@ def test_a_folder_with_other_files_is_refused(make_config, tmp_path):
     with pytest.raises(FileExistsError, match=r"holds \['notes.txt'\]"):
         tool.main([make_config(), '--phase', 'test', '--out-dir', str(out)])
     assert [p.name for p in out.iterdir()] == ['notes.txt']
+
+
+def test_a_users_png_is_refused_not_deleted(make_config, tmp_path):
+    """A ``.png`` of the user's own, not named as the tool names its
+    pictures, is refused and kept, not replaced with the run's."""
+    tool = load_tool(TOOL)
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'diagram.png').write_bytes(b'mine')
+    with pytest.raises(FileExistsError, match=r"holds \['diagram.png'\]"):
+        tool.main([make_config(), '--phase', 'test', '--out-dir', str(out)])
+    assert (out / 'diagram.png').read_bytes() == b'mine'
+
+
+def test_a_refused_folder_is_refused_before_the_dataset_is_read(
+        make_config, tmp_path, monkeypatch):
+    """The refusal comes first: no dataset is built or drawn for it."""
+    tool = load_tool(TOOL)
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'notes.txt').write_text('mine')
+    built = []
+    monkeypatch.setattr(tool, 'DATASETS',
+                        SimpleNamespace(build=lambda cfg: built.append(cfg)))
+    with pytest.raises(FileExistsError, match=r"holds \['notes.txt'\]"):
+        tool.main([make_config(), '--phase', 'test', '--out-dir', str(out)])
+    assert built == []
