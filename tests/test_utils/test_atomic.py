@@ -586,3 +586,77 @@ def test_the_current_directory_is_never_replaced(tmp_path, monkeypatch):
     monkeypatch.chdir(out / 'sub')
     with pytest.raises(ValueError, match='holds the current directory'):
         write_pictures('..', ['pic_0.jpg'])
+
+
+def test_a_name_that_only_starts_as_an_output_is_refused(tmp_path):
+    """``pic_0.jpg.bak`` (a user's backup) begins as the writer's name but
+    is not one: refused, kept; the whole name must be an output's."""
+    out = tmp_path / 'pics'
+    out.mkdir()
+    (out / 'pic_0.jpg.bak').write_bytes(b'mine')
+    with pytest.raises(FileExistsError, match=r"holds \['pic_0.jpg.bak'\]"):
+        write_pictures(out, ['pic_0.jpg'])
+    assert os.listdir(out) == ['pic_0.jpg.bak']
+    assert (out / 'pic_0.jpg.bak').read_bytes() == b'mine'
+
+
+def test_a_temporary_file_in_the_folder_is_the_writers_own(tmp_path):
+    """A temporary file a killed write left in the folder is the writer's
+    own (see temp_name): the folder is replaced, not refused."""
+    out = tmp_path / 'pics'
+    out.mkdir()
+    (out / 'pic_0.jpg').write_bytes(b'old')
+    half = f'.pic_1.jpg.tmp-{socket.gethostname()}-{dead_pid()}-{"e" * 32}'
+    (out / half).write_bytes(b'half')
+    write_pictures(out, ['pic_0.jpg'])
+    assert os.listdir(out) == ['pic_0.jpg']
+    assert (out / 'pic_0.jpg').read_bytes() == b'new'
+
+
+def test_a_linked_output_folder_stays_a_link(tmp_path):
+    """``out`` a link to a folder elsewhere: the link is kept and the
+    folder it names gets the run's output."""
+    target = tmp_path / 'disk' / 'pics'
+    target.mkdir(parents=True)
+    (target / 'pic_0.jpg').write_bytes(b'old')
+    link = tmp_path / 'pics'
+    link.symlink_to(target)
+    write_pictures(link, ['pic_1.jpg'])
+    assert link.is_symlink() and os.path.realpath(link) == str(target)
+    assert os.listdir(target) == ['pic_1.jpg']
+    assert (target / 'pic_1.jpg').read_bytes() == b'new'
+
+
+def test_a_current_directory_that_only_shares_the_prefix_is_not_held(
+        tmp_path, monkeypatch):
+    """Run from ``pics2``, writing ``pics`` is not writing the current
+    directory's parent: it is done, not refused."""
+    (tmp_path / 'pics2').mkdir()
+    monkeypatch.chdir(tmp_path / 'pics2')
+    write_pictures(tmp_path / 'pics', ['pic_0.jpg'])
+    assert os.listdir(tmp_path / 'pics') == ['pic_0.jpg']
+
+
+def test_the_restored_folder_is_not_logged_as_removed(tmp_path, monkeypatch):
+    """The one folder a killed swap left aside is put back: the log says
+    it was restored, and names no folder removed."""
+    logged = logs(monkeypatch)
+    aside = replaced_folder(tmp_path, 'feats', dead_pid(), 1000)
+    assert atomic.recover_replaced_folders(str(tmp_path),
+                                           'feats') == str(aside)
+    assert os.listdir(tmp_path) == ['feats']
+    assert len(logged) == 1 and logged[0].startswith('Restored')
+
+
+def test_a_refused_folder_is_refused_before_the_block_runs(tmp_path):
+    """The refusal comes at the start: nothing of the run is computed or
+    written before it."""
+    out = tmp_path / 'pics'
+    out.mkdir()
+    (out / 'notes.txt').write_bytes(b'mine')
+    ran = []
+    with pytest.raises(FileExistsError, match=r"holds \['notes.txt'\]"):
+        with atomic_folder(str(out), PICTURES, 'Writer'):
+            ran.append(True)
+    assert ran == []
+    assert os.listdir(tmp_path) == ['pics']
