@@ -749,3 +749,32 @@ def test_indoor_search_pictures_rank_the_indoor_gallery(tmp_path):
     assert names['all'] == [
         'best_00_ap0.333_pid1.jpg', 'worst_00_ap0.333_pid1.jpg'
     ]
+
+
+def test_pictures_and_report_of_one_test_default_to_two_folders(tmp_path):
+    """``--show-ranked-lists`` and ``--report`` without folders in one
+    test: each hook writes its own folder under the log dir, neither
+    refused for the other's files."""
+    from mmreid.engine.hooks import EvalReportHook
+    runner = _fake_runner(tmp_path, [])
+    samples = _samples(tmp_path)
+    hooks = [
+        RankedListHook(num_queries=1, topk=2, tile_size=(32, 16)),
+        EvalReportHook(num_queries=1, topk=2, max_rank=4, thumb_size=(32, 16))
+    ]
+    for hook in hooks:
+        hook.before_test_epoch(runner)
+    for hook in hooks:
+        hook.before_test_iter(runner, 0)
+        hook.after_test_iter(runner, 0, None, samples)
+    for hook in hooks:
+        hook.after_test_epoch(runner, metrics={})
+    log = tmp_path / 'log'
+    folders = {
+        name: sorted(os.listdir(log / name))
+        for name in os.listdir(log)
+    }
+    assert sorted(folders.values()) == [
+        ['best_00_ap1.000_pid0.jpg', 'worst_00_ap0.333_pid1.jpg'],
+        ['per_query.npz', 'report.html'],
+    ]

@@ -2,6 +2,7 @@
 the report folder."""
 import os
 import os.path as osp
+import re
 import shutil
 from types import SimpleNamespace
 
@@ -693,3 +694,96 @@ def test_a_report_folder_with_other_files_is_refused(tmp_path):
     with pytest.raises(FileExistsError, match=r"holds \['notes.txt'\]"):
         write_report(str(out), hand_records(), 'run A')
     assert os.listdir(out) == ['notes.txt']
+
+
+def two_dataset_records(query=QUERY):
+    """:func:`hand_records` of two datasets, ``hand`` and ``hand2``: a
+    report of two sections."""
+    second = hand_records(query)
+    for record in second:
+        record.update(
+            dataset='hand2', sample_idx=record['sample_idx'] + len(second))
+    return hand_records(query) + second
+
+
+def test_a_report_of_several_sections_is_read_back_and_paired(tmp_path):
+    """paired_query_error.py reads every section of a two-dataset report
+    and pairs each with the other run's."""
+    tool = load_tool('tools/analysis_tools/paired_query_error.py')
+    a, b = str(tmp_path / 'a'), str(tmp_path / 'b')
+    write_report(a, two_dataset_records(), 'run A')
+    write_report(b, two_dataset_records(QUERY_B), 'run B')
+    values_a, values_b = tool.load_per_query(a), tool.load_per_query(b)
+    assert sorted(values_a) == sorted(values_b) == ['hand', 'hand2']
+    rows = tool.paired_rows(values_a, values_b)
+    pairs = sorted((r['section'], r['metric']) for r in rows)
+    assert pairs == [('hand', 'R1'), ('hand', 'mAP'), ('hand2', 'R1'),
+                     ('hand2', 'mAP')]
+    # The AP of q0 moves from 1/2 (A) to 5/6 (B) in each section.
+    for section in ('hand', 'hand2'):
+        assert values_a[section]['ap'].tolist() == [0.5, 1.0]
+        assert values_b[section]['ap'].tolist() == pytest.approx([5 / 6, 1])
+
+
+def rewrite_values(path, change):
+    """Write ``per_query.npz`` at ``path`` again with ``change(values)``."""
+    with np.load(path) as data:
+        values = {k: data[k] for k in data.files}
+    change(values)
+    with open(path, 'wb') as f:
+        np.savez(f, **values)
+
+
+def test_values_of_several_runs_in_one_file_are_refused(tmp_path):
+    """A per_query.npz whose sections name two runs, or one run and no
+    run (a section of a release before run ids), holds values of
+    different runs: refused, even with no page beside it."""
+    tool = load_tool('tools/analysis_tools/paired_query_error.py')
+    out = str(tmp_path / 'a')
+    write_report(out, two_dataset_records(), 'run A')
+    os.remove(osp.join(out, 'report.html'))
+    path = osp.join(out, 'per_query.npz')
+    assert sorted(tool.load_per_query(path)) == ['hand', 'hand2']
+
+    def other_run(values):
+        values['hand2/run_id'] = np.array('f' * 32)
+
+    rewrite_values(path, other_run)
+    with pytest.raises(ValueError, match='its sections name different runs'):
+        tool.load_per_query(path)
+
+    def no_run(values):
+        del values['hand2/run_id']
+
+    rewrite_values(path, no_run)
+    with pytest.raises(ValueError, match='its sections name different runs'):
+        tool.load_per_query(path)
+
+
+def test_a_page_or_values_without_a_run_id_beside_the_other_are_refused(
+        tmp_path):
+    """A page without a run id (an older release's) beside values that
+    name one, and values without one beside a page that names one, are
+    not known to be of one run: refused."""
+    tool = load_tool('tools/analysis_tools/paired_query_error.py')
+    out = str(tmp_path / 'a')
+    write_report(out, hand_records(), 'run A')
+    page_path = osp.join(out, 'report.html')
+    with open(page_path, encoding='utf-8') as f:
+        page = f.read()
+    without = re.sub(r'<p class="meta">run id: [0-9a-f]{32}</p>', '', page)
+    assert without != page
+    with open(page_path, 'w', encoding='utf-8') as f:
+        f.write(without)
+    with pytest.raises(ValueError, match='written by different runs'):
+        tool.load_per_query(out)
+    with open(page_path, 'w', encoding='utf-8') as f:
+        f.write(page)
+    assert list(tool.load_per_query(out)) == ['hand']
+
+    def no_run(values):
+        del values['hand/run_id']
+
+    rewrite_values(osp.join(out, 'per_query.npz'), no_run)
+    with pytest.raises(ValueError, match='written by different runs'):
+        tool.load_per_query(out)
