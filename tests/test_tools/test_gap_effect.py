@@ -584,3 +584,28 @@ def test_the_measured_gap_is_that_of_the_options_images(tmp_path):
 
     assert trunk(rows['options']) == trunk(rows['written'])
     assert trunk(rows['options']) != trunk(rows['own'])
+
+
+def test_a_test_pipeline_the_models_preprocessor_misreads_is_refused(tmp_path):
+    """A ``Normalize`` in the test pipeline beside the model's normalising
+    data preprocessor normalises the images twice: the gap is not
+    measured on them, the pipeline is refused naming both."""
+    import torch
+
+    from mmreid.apis import init_model
+    config = write_tiny_vi_config(tmp_path)
+    twice = tmp_path / 'agw_twice.py'
+    twice.write_text(
+        f"_base_ = ['{config}']\n"
+        'test_dataloader = dict(dataset=dict(pipeline=[\n'
+        "    dict(type='ReIDLoadImageFromFile'),\n"
+        "    dict(type='ReIDResize', size=(64, 32)),\n"
+        "    dict(type='Normalize', mean=[123.675, 116.28, 103.53],\n"
+        "         std=[58.395, 57.12, 57.375], to_rgb=False),\n"
+        "    dict(type='PackReIDInputs')]))\n")
+    checkpoint = tmp_path / 'model.pth'
+    torch.save(dict(state_dict=init_model(config).state_dict()), checkpoint)
+    tool = load_tool(TOOL)
+    with pytest.raises(ValueError, match='normalis') as info:
+        tool._measure(str(twice), str(checkpoint), 4)
+    assert 'test_dataloader.dataset.pipeline' in str(info.value)

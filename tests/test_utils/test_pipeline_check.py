@@ -384,3 +384,17 @@ def test_the_runner_refuses_a_random_evaluation_transform(tmp_path, entry):
     assert str(info.value).startswith(
         f'{entry}_dataloader.dataset.pipeline[1] '
         "(type='ReIDRandomFlip' ")
+
+
+def test_check_pipeline_names_every_problem():
+    """A BGR loader and a second Normalize in one pipeline: the one
+    refusal of check_pipeline names both, so a user fixes them at once."""
+    pipeline = [BGR_LOADER, RESIZE, dict(type='Normalize', **IMAGENET), PACK]
+    with pytest.raises(ValueError) as info:
+        check_pipeline(
+            PipelineSource('test_dataloader.dataset.pipeline', pipeline),
+            ReIDDataPreprocessor(mean=IMAGENET['mean'], std=IMAGENET['std']))
+    message = str(info.value)
+    assert 'test_dataloader.dataset.pipeline[0] ' in message
+    assert 'test_dataloader.dataset.pipeline[2] ' in message
+    assert 'BGR' in message and 'normalised twice' in message
