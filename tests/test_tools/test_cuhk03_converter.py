@@ -204,3 +204,22 @@ def test_extract_images_from_hdf5(tmp_path):
     for name, image in expected.items():
         read = cv2.imread(str(tmp_path / 'img' / name))[..., ::-1]
         np.testing.assert_array_equal(read, image)
+
+
+def test_an_existing_variant_is_refused_before_images_are_extracted(
+        tmp_path, monkeypatch):
+    """``OUT_DIR/labeled`` with files: refused before cuhk-03.mat is read,
+    so no ``images_labeled`` folder is left behind by a conversion that
+    could not finish."""
+    raw, _ = make_release(str(tmp_path))
+    out = tmp_path / 'cuhk03-np'
+    (out / 'labeled').mkdir(parents=True)
+    (out / 'labeled' / 'notes.txt').write_text('mine')
+    extracted = []
+    monkeypatch.setattr(tool, 'extract_images',
+                        lambda *args: extracted.append(args))
+    with pytest.raises(FileExistsError) as error:
+        tool.convert(raw, str(out), ['labeled'])
+    assert repr(str(out / 'labeled')) in str(error.value)
+    assert extracted == []
+    assert os.listdir(out) == ['labeled']
