@@ -92,6 +92,36 @@ def test_an_interrupted_noise_market_leaves_no_folder(monkeypatch, tmp_path):
     assert os.listdir(tmp_path) == ['noise']
 
 
+def test_a_race_with_a_finished_run_or_a_users_folder(monkeypatch, tmp_path):
+    """Another run that finished the noise folder meanwhile: its folder is
+    used, no error. A user's folder put there meanwhile (no .done): an
+    error, the folder left as it was, never the run's noise beside it."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool, 'NOISE_MARKET_IDS', 3)
+    write = tool._write_noise_images
+
+    def racing(marker):
+
+        def write_while_another_writes(tmp):
+            write(tmp)
+            market_file(root, 'query', 200)
+            if marker:
+                (root / '.done').write_bytes(b'')
+
+        return write_while_another_writes
+
+    root = tmp_path / 'finished'
+    monkeypatch.setattr(tool, '_write_noise_images', racing(True))
+    tool.write_noise_market(str(root))
+    assert sorted(os.listdir(root)) == ['.done', 'query']
+    root = tmp_path / 'users'
+    monkeypatch.setattr(tool, '_write_noise_images', racing(False))
+    with pytest.raises(FileExistsError, match='users'):
+        tool.write_noise_market(str(root))
+    assert os.listdir(root) == ['query']
+    assert sorted(os.listdir(tmp_path)) == ['finished', 'users']
+
+
 def test_noise_market_refuses_other_datasets(monkeypatch, tmp_path):
     tool = load_tool(TOOL)
     monkeypatch.setattr('sys.argv', [
