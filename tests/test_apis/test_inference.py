@@ -2,6 +2,7 @@
 model."""
 import os.path as osp
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -986,8 +987,6 @@ def test_lists_mark_the_queries_tools_test_skips(config, tmp_path,
     """A query whose gallery holds no image of its pid (after the Market
     rule) is skipped by tools/test.py; its list said nothing of it, so
     the mean top-1 match over all lists was not tools/test.py's R1."""
-    from mmreid.apis import inference
-
     # One number per image: the distance is their absolute difference.
     values = {
         '0001_c1s1_000009_00.png': 0.0,  # only a same-camera view of 1
@@ -999,16 +998,8 @@ def test_lists_mark_the_queries_tools_test_skips(config, tmp_path,
         '0003_c3s1_000001_00.png': 23.0,
         '-1_c2s1_000001_00.png': 1.0,  # junk: no positive of pid 1
     }
-
-    def features(model, images, *args):
-        return torch.tensor([[values[osp.basename(p)], 0.0] for p in images])
-
-    monkeypatch.setattr(inference, 'extract_features', features)
-    gallery = tmp_path / 'gallery'
-    gallery.mkdir()
-    for name in list(values)[3:]:
-        (gallery / name).write_bytes(b'')
-    queries = [str(tmp_path / n) for n in list(values)[:3]]
+    queries, gallery = scalar_gallery(tmp_path, monkeypatch, values)
+    gallery = Path(gallery)
     model = init_model(config())
     lists = rank_gallery(model, queries, str(gallery), topk=2)
     assert [rl.has_positive for rl in lists] == [False, True, True]
