@@ -202,6 +202,27 @@ def test_mmreids_transforms_are_not_taken_for_global_draws():
     assert not global_draws(SampleRngBrightness)
 
 
+class MentionsNumpy(BaseTransform):
+    """Deterministic: unlike np.random.uniform(-30, 30), it adds 10."""
+
+    def transform(self, results):
+        # Not np.random.uniform(-30, 30): the same for every sample.
+        results['delta'] = 10
+        results['note'] = 'np.random.uniform() is not called'
+        return results
+
+
+def test_a_mention_in_a_comment_or_string_is_no_draw():
+    """The search reads code, not the docstring, comments and strings:
+    a deterministic transform that only mentions np.random was taken for
+    a random one (a warning in training, a refusal in evaluation)."""
+    from mmreid.engine.hooks.random_state_hook import global_draws
+    from mmreid.utils.pipeline_check import is_random_transform
+    assert not global_draws(MentionsNumpy)
+    assert not is_random_transform(MentionsNumpy)
+    assert global_draws(GlobalStateBrightness)
+
+
 def test_sampler_takes_the_restored_run_seed():
     from mmreid.datasets.samplers import IdentitySampler
 

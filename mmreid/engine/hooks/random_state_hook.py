@@ -256,8 +256,9 @@ def global_draws(cls: type) -> bool:
     mmcv marks a random transform's drawing methods with
     ``cache_randomness``; a transform of one's own that calls
     ``np.random.uniform`` in ``transform()`` carries no such mark. Its
-    source (and that of its bases outside mmreid and mmcv's
-    ``BaseTransform``) is searched for such a call. mmreid's transforms,
+    code (and that of its bases outside mmreid and mmcv's
+    ``BaseTransform``), without comments and strings, is searched for such
+    a call. mmreid's transforms,
     which draw from :func:`~mmreid.datasets.transforms.sample_rng`, are
     not searched.
 
@@ -276,12 +277,36 @@ def global_draws(cls: type) -> bool:
         if base is BaseTransform or own:
             continue
         try:
-            source = inspect.getsource(base)
+            source = _code_only(inspect.getsource(base))
         except (OSError, TypeError):
             continue
         if _GLOBAL_DRAW.search(source):
             return True
     return False
+
+
+def _code_only(source: str) -> str:
+    """``source`` with its comments and string literals (docstrings) blanked
+    out, so that a class whose docstring mentions ``np.random.rand()`` is
+    not taken for one that calls it. Where the source does not tokenize,
+    it is returned whole (searched as before)."""
+    import io
+    import tokenize
+    lines = source.splitlines(keepends=True)
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return source
+    for token in reversed(tokens):
+        if token.type not in (tokenize.COMMENT, tokenize.STRING):
+            continue
+        (row, col), (end_row, end_col) = token.start, token.end
+        for r in range(row, end_row + 1):
+            line = lines[r - 1]
+            start = col if r == row else 0
+            stop = end_col if r == end_row else len(line.rstrip('\r\n'))
+            lines[r - 1] = line[:start] + ' ' * (stop - start) + line[stop:]
+    return ''.join(lines)
 
 
 def _restart_loop_iterator(runner) -> None:
