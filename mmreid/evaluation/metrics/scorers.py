@@ -28,7 +28,7 @@ def given_distance(
 
     The one rule for the metric (:func:`resolve_distance`) and for the
     tools that read a metric's config without building it
-    (``mmreid.apis.inference.configured_rankings``).
+    (``mmreid.apis.rankings.configured_rankings``).
 
     Args:
         owner (str): Who was given them, for the message (the metric's
