@@ -101,9 +101,11 @@ def loader(dataset, batch_size=3, sampler=None, **kwargs):
         **kwargs)
 
 
-def single_runner(tmp_path, mode, dataloader):
-    loop = 'ReIDValLoop' if mode == 'val' else 'ReIDTestLoop'
-    return Runner(
+def runner_args(tmp_path, mode, dataloader, loop=None):
+    """The arguments of a runner that evaluates ``dataloader`` in ``mode``
+    with ``loop`` (mmreid's loop of that mode by default)."""
+    loop = loop or ('ReIDValLoop' if mode == 'val' else 'ReIDTestLoop')
+    return dict(
         model=copy.deepcopy(TINY_BOT_MODEL),
         work_dir=str(tmp_path),
         experiment_name=f'{mode}_{tmp_path.name}',
@@ -113,6 +115,10 @@ def single_runner(tmp_path, mode, dataloader):
             f'{mode}_evaluator': dict(type='ReIDMetric'),
             f'{mode}_cfg': dict(type=loop),
         })
+
+
+def single_runner(tmp_path, mode, dataloader):
+    return Runner(**runner_args(tmp_path, mode, dataloader))
 
 
 def multi_runner(tmp_path, synth, second_loader):
@@ -339,20 +345,8 @@ def test_mmengines_own_loop_is_refused_by_the_runner(synth, tmp_path, mode,
     ReIDRunner refuses the loop when it is built, naming what to write."""
     from mmreid.engine.runner import ReIDRunner
     kind = 'ValLoop' if mode == 'val' else 'TestLoop'
-
-    def config(name, loop, dataloader):
-        return dict(
-            model=copy.deepcopy(TINY_BOT_MODEL),
-            work_dir=str(tmp_path / name),
-            experiment_name=f'{mode}_{name}',
-            default_scope='mmreid',
-            **{
-                f'{mode}_dataloader': dataloader,
-                f'{mode}_evaluator': dict(type='ReIDMetric'),
-                f'{mode}_cfg': dict(type=loop),
-            })
-
-    cfg = config('plain', f'{scope}{kind}', loader(synth, drop_last=True))
+    cfg = runner_args(tmp_path / 'plain', mode, loader(synth, drop_last=True),
+                      f'{scope}{kind}')
     runner = Runner(**cfg)
     assert type(getattr(runner, f'{mode}_loop')).__name__ == kind
     partial = getattr(runner, mode)()
@@ -361,7 +355,7 @@ def test_mmengines_own_loop_is_refused_by_the_runner(synth, tmp_path, mode,
             match=rf"{mode}_cfg: type='{scope}{kind}' is mmengine's {kind}, "
             rf".*Write type='ReID{kind}', or leave the type out"):
         ReIDRunner(**cfg)
-    runner = ReIDRunner(**config('reid', f'ReID{kind}', loader(synth)))
+    runner = ReIDRunner(**runner_args(tmp_path / 'reid', mode, loader(synth)))
     whole = getattr(runner, mode)()
     assert whole['reid/num_query'] == partial['reid/num_query'] == 7
     assert abs(whole['reid/mAP'] - partial['reid/mAP']) > 1e-3
