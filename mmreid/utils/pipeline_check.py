@@ -170,12 +170,14 @@ def is_random_transform(cls: Any) -> bool:
     """Whether a transform class draws random numbers.
 
     mmreid's random transforms say so (``draws_from_sample_rng = True``);
-    mmcv's and mmpretrain's mark their drawing methods with mmcv's
-    ``cache_randomness`` (``_methods_with_randomness``, inherited by
-    subclasses); any other class is random if its code draws from a global
-    random state (:func:`~mmreid.engine.hooks.random_state_hook.
-    global_draws`: ``np.random.*``, ``random.*``, ``torch.rand*``, as
-    torchvision's transforms do).
+    a class may declare what it does (``draws_at_random = True`` or
+    ``False``: :func:`~mmreid.engine.hooks.random_state_hook.
+    declared_draws`); else mmcv's and mmpretrain's mark their drawing
+    methods with mmcv's ``cache_randomness`` (``_methods_with_randomness``,
+    inherited by subclasses); any other class is random if its code draws
+    from a global random state (:func:`~mmreid.engine.hooks.
+    random_state_hook.global_draws`: ``np.random.*``, ``random.*``,
+    ``torch.rand*``, as torchvision's transforms do).
 
     Args:
         cls: What :func:`transform_class` found.
@@ -183,13 +185,12 @@ def is_random_transform(cls: Any) -> bool:
     Returns:
         bool: True for a random transform.
     """
-    from mmreid.engine.hooks.random_state_hook import global_draws
+    from mmreid.engine.hooks.random_state_hook import draws_at_random
     cls = _drawing_class(cls)
     if not isinstance(cls, type):
         return False
-    marked = getattr(cls, 'draws_from_sample_rng', False) or getattr(
-        cls, '_methods_with_randomness', None)
-    return bool(marked) or global_draws(cls)
+    return bool(getattr(cls, 'draws_from_sample_rng',
+                        False)) or draws_at_random(cls)
 
 
 def _argument(transform: Any, cls: Any, key: str) -> Any:
@@ -208,9 +209,11 @@ def _argument(transform: Any, cls: Any, key: str) -> Any:
     return parameter.default
 
 
-def _never_acts(transform: Any, cls: Any) -> bool:
+def _decided(transform: Any, cls: Any) -> bool:
     """Its probability of acting (:data:`PROBABILITY_KEYS`; mmcv's
-    ``RandomFlip`` takes one per direction) is 0."""
+    ``RandomFlip`` takes one per direction) is 0, or 1 for a class whose
+    only draw is whether it acts (``draws_only_whether_it_acts = True``,
+    as ``ReIDRandomFlip``)."""
     for key in PROBABILITY_KEYS:
         value = _argument(transform, cls, key)
         if value is None:
@@ -218,7 +221,10 @@ def _never_acts(transform: Any, cls: Any) -> bool:
         if isinstance(value, (list, tuple)):
             value = sum(value) if all(
                 isinstance(v, (int, float)) for v in value) else None
-        return isinstance(value, (int, float)) and value == 0
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return value == 0 or (value == 1 and getattr(
+            _drawing_class(cls), 'draws_only_whether_it_acts', False) is True)
     return False
 
 
@@ -239,7 +245,7 @@ def _random_transforms(where: str,
     ``Compose``, ``KeyMapper``, ``RandomApply``...) holds in its config's
     ``transforms``."""
     cls = transform_class(transform)
-    if cls is None or _never_acts(transform, cls):
+    if cls is None or _decided(transform, cls):
         return
     if is_random_transform(cls):
         yield where, transform, cls
@@ -282,7 +288,10 @@ def random_problems(source: PipelineSource, split: str) -> List[str]:
         f'the batch size. Drop {it} from this pipeline (a config that '
         'reuses train_pipeline for testing needs a test pipeline of its '
         'own); for test-time flip averaging set model.test_cfg.flip=True, '
-        'which averages the features of each image and its mirror.'
+        'which averages the features of each image and its mirror. A '
+        'transform class of your own that gives the same output for the '
+        'same input in any worker and order declares so: '
+        'draws_at_random = False.'
     ]
 
 

@@ -170,6 +170,31 @@ class Deterministic(BaseTransform):
         return results
 
 
+class SeededFromInput(BaseTransform):
+    """A transform whose generator is seeded from its input, as its class
+    declares: the same input gets the same draw in any worker."""
+
+    draws_at_random = False
+
+    def transform(self, results):
+        results['delta'] = np.random.default_rng(len(results)).uniform()
+        return results
+
+
+def test_a_transform_that_declares_no_draws_is_not_warned(monkeypatch):
+    from mmreid.datasets.samplers.identity_sampler import EpochPlanSampler
+    seeded = object.__new__(EpochPlanSampler)
+    seeded.seed = 0
+    assert warnings_of(
+        fake_runner(transforms=[SeededFromInput()], sampler=seeded),
+        monkeypatch) == ''
+    undeclared = type('Undeclared', (SeededFromInput, ),
+                      dict(draws_at_random=None))
+    assert warnings_of(
+        fake_runner(transforms=[undeclared()], sampler=seeded),
+        monkeypatch).startswith('Undeclared in the training pipeline')
+
+
 def test_a_user_transform_drawing_from_numpy_is_named(monkeypatch):
     """Only a transform with mmcv's cache_randomness mark was found; one
     calling np.random in transform() silently lost the exact resume."""

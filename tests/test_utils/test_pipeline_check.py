@@ -340,6 +340,89 @@ def test_a_deterministic_test_transform_is_accepted(transform):
     assert problems([RGB_LOADER, RESIZE, transform, PACK]) == []
 
 
+class SeededFromImage(BaseTransform):
+    """A deterministic transform of one's own whose code calls
+    ``np.random``: its generator is seeded from the image, so the same
+    image gets the same noise in any worker. It says so."""
+
+    draws_at_random = False
+
+    def transform(self, results: dict) -> dict:
+        rng = np.random.default_rng(int(results['img'].sum()))
+        results['img'] = results['img'] + rng.integers(0, 2)
+        return results
+
+
+class SeededUndeclared(SeededFromImage):
+    """The same code without the declaration: the search finds
+    ``np.random`` and cannot tell."""
+
+    draws_at_random = None
+
+
+class HiddenDraw(BaseTransform):
+    """A transform whose draw no search finds (a generator held elsewhere),
+    declared random."""
+
+    draws_at_random = True
+
+    def transform(self, results: dict) -> dict:
+        return results
+
+
+def test_a_transform_declares_its_draws():
+    """``draws_at_random`` decides over the search of its code."""
+    assert problems([RGB_LOADER, RESIZE,
+                     dict(type=SeededFromImage), PACK]) == []
+    undeclared = problems(
+        [RGB_LOADER, RESIZE,
+         dict(type=SeededUndeclared), PACK])
+    assert len(undeclared) == 1
+    assert 'SeededUndeclared' in undeclared[0]
+    assert 'draws_at_random = False' in undeclared[0]
+    hidden = problems([RGB_LOADER, RESIZE, dict(type=HiddenDraw), PACK])
+    assert len(hidden) == 1 and 'HiddenDraw' in hidden[0]
+
+
+def test_a_declaration_that_is_not_a_bool_is_refused():
+
+    class Vague(Brighten):
+        draws_at_random = 'no'
+
+    with pytest.raises(TypeError, match=r"Vague.draws_at_random is 'no'"):
+        problems([RGB_LOADER, RESIZE, dict(type=Vague), PACK])
+
+
+@pytest.mark.parametrize('prob', [1, 1.0])
+def test_a_flip_of_probability_one_is_accepted(prob):
+    """Its one draw is whether it flips: at 1 it always does, in any
+    worker."""
+    assert problems(
+        [RGB_LOADER, RESIZE,
+         dict(type='ReIDRandomFlip', prob=prob), PACK]) == []
+    image = np.arange(2 * 4 * 3, dtype=np.uint8).reshape(2, 4, 3)
+    flip = Compose([dict(type='ReIDRandomFlip', prob=prob)])
+    for worker_seed in range(8):
+        np.random.seed(worker_seed)
+        out = flip(dict(img=image.copy(), sample_idx=0))['img']
+        assert (out == image[:, ::-1]).all()
+
+
+@pytest.mark.parametrize('transform', [
+    dict(type='ReIDRandomErasing', prob=1),
+    dict(type='ReIDColorJitter', brightness=0.2, prob=1),
+    dict(type='mmcv.RandomApply', transforms=[RESIZE], prob=1.0),
+    dict(
+        type='mmcv.RandomFlip',
+        prob=[0.5, 0.5],
+        direction=['horizontal', 'vertical']),
+])
+def test_a_probability_of_one_is_still_random_elsewhere(transform):
+    """Erasing at prob 1 still draws its box; the jitter its factors; mmcv's
+    flip with two directions which one."""
+    assert len(problems([RGB_LOADER, RESIZE, transform, PACK])) == 1
+
+
 def test_random_transforms_are_refused_in_every_evaluation_split():
     """val and test dataloaders and multi-target loop targets; not the
     training split."""

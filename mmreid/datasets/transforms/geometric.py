@@ -301,6 +301,8 @@ class ReIDRandomFlip(BaseTransform):
 
     #: Draws from the per-sample generator (see :func:`sample_rng`).
     draws_from_sample_rng = True
+    #: Its one draw is whether it flips: ``prob`` 0 or 1 is deterministic.
+    draws_only_whether_it_acts = True
 
     def __init__(self, prob: float = 0.5) -> None:
         if not 0 <= prob <= 1:

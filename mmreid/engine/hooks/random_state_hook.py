@@ -2,7 +2,7 @@
 import logging
 import random
 import re
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -206,9 +206,8 @@ class TrainRandomStateHook(Hook):
             _check_wrapped_dataset(loader.dataset, loader.sampler)
         transforms = getattr(pipeline, 'transforms', [])
         random_transforms = [
-            t for t in transforms
-            if getattr(t, '_methods_with_randomness', None)
-            or global_draws(type(t))
+            t for t in transforms if getattr(t, 'draws_from_sample_rng', False)
+            or draws_at_random(type(t))
         ]
         if not random_transforms:
             return
@@ -247,6 +246,38 @@ _GLOBAL_DRAW = re.compile(
     r'|sample|gauss|randrange|normalvariate|betavariate|triangular)\s*\('
     r'|\btorch\.(?:rand|randn|randint|randperm|bernoulli|multinomial'
     r'|normal|rand_like|randn_like|randint_like)\s*\(')
+
+
+def declared_draws(cls: Any) -> Optional[bool]:
+    """What a transform class declares of its draws: its class attribute
+    ``draws_at_random`` (True: it draws at random; False: it gives the
+    same output for the same input whatever the worker, the batch or the
+    order, e.g. a generator seeded from the image itself). None where it
+    declares nothing.
+
+    Raises:
+        TypeError: ``draws_at_random`` is not a bool.
+    """
+    declared = getattr(cls, 'draws_at_random', None)
+    if declared is None or isinstance(declared, bool):
+        return declared
+    raise TypeError(
+        f'{getattr(cls, "__qualname__", cls)}.draws_at_random is '
+        f'{declared!r}: it must be True (the transform draws at random) or '
+        'False (it draws nothing at random: the same output for the same '
+        'input in any worker and order)')
+
+
+def draws_at_random(cls: type) -> bool:
+    """Whether a transform class of outside mmreid's sample generator
+    draws at random: its declaration (:func:`declared_draws`) if it makes
+    one, else a method marked with mmcv's ``cache_randomness``, else a
+    call found in its code (:func:`global_draws`)."""
+    declared = declared_draws(cls)
+    if declared is not None:
+        return declared
+    return bool(getattr(cls, '_methods_with_randomness',
+                        None)) or global_draws(cls)
 
 
 def global_draws(cls: type) -> bool:
