@@ -112,10 +112,11 @@ def test_cuda_tf32_is_off_and_restored():
 def test_gallery_distance_matches_float64_without_copying(metric, normalize):
     generator = torch.Generator().manual_seed(0)
     query = torch.randn(23, 16, generator=generator)
-    gallery = torch.randn(50, 16, generator=generator) * 3
+    gallery = torch.randn(70, 16, generator=generator) * 3
     gallery[7] = 0  # a zero row: normalisation must leave it at zero
     distance = GalleryDistance(gallery, metric, normalize)
-    # The gallery is used in place: no (G, D) copy is held.
+    # The gallery is used in place: no (G, D) copy is held (a gallery of
+    # fewer than MIN_GEMM_ROWS items is padded, a copy of at most that).
     assert distance.gallery_t.data_ptr() == gallery.data_ptr()
     q, g = query.double(), gallery.double()
     if normalize or metric == 'cosine':
@@ -192,3 +193,46 @@ def test_a_querys_distances_do_not_depend_on_its_chunk(metric):
         ])
         torch.testing.assert_close(
             chunked, whole, atol=0, rtol=0, msg=f'chunk {chunk}')
+
+
+@pytest.mark.parametrize('metric', ['euclidean', 'sqeuclidean', 'cosine'])
+def test_identical_gallery_rows_get_identical_distances(metric):
+    """Two gallery items with the same features tie exactly, whatever
+    their columns: BLAS computes the columns of a GEMM of a few columns
+    with other kernels, which left two copies 1 ulp apart in galleries of
+    5-11 items, and the tie policy could not order the tie it did not
+    see."""
+    for num in range(2, 40):
+        for dim in (4, 16, 64, 512):
+            gallery = features(num * 1000 + dim, num=num, dim=dim)
+            gallery[-1] = gallery[0]
+            gallery[num // 2] = gallery[0]
+            dist = GalleryDistance(gallery, metric)(
+                features(num + dim, num=5, dim=dim))
+            for column in (num // 2, num - 1):
+                assert torch.equal(dist[:, 0], dist[:, column]), \
+                    f'{num} items of {dim} dims, column {column}'
+
+
+def test_a_copy_of_the_positive_ties_with_it():
+    """The fuzz case: a negative with the positive's features, two columns
+    later, ties with it; the optimistic and stable policies rank the
+    positive first, in either gallery order."""
+    from mmreid.evaluation.functional import evaluate_features
+    query = np.array([[1, -1, -2, 2]], np.float32)
+    row, other = [1, -1, -1, -1], [9, 9, 9, 9]
+    gallery = np.array([other, other, row, other, row], np.float32)
+    g_pids, g_cams = np.array([2, 2, 1, 2, 3]), np.ones(5, int)
+    for order in (slice(None), slice(None, None, -1)):
+        for policy, r1, ap in (('optimistic', 1, 1), ('stable', 1, 1),
+                               ('pessimistic', 0, 0.5)):
+            if order.step == -1 and policy == 'stable':
+                r1, ap = 0, 0.5  # the copy's index comes first now
+            result = evaluate_features(
+                query,
+                gallery[order].copy(), [1],
+                g_pids[order].copy(), [0],
+                g_cams[order].copy(),
+                distance='cosine',
+                tie_policy=policy)
+            assert (result.cmc[0], result.mAP) == (r1, ap), (policy, order)

@@ -663,3 +663,30 @@ def test_kernel_threads_work_in_a_forked_child(monkeypatch):
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     pytest.fail('the forked child hung on the rank kernel\'s thread pool')
+
+
+@pytest.mark.parametrize('kernel', [True, False])
+def test_inputs_torch_or_numpy_cannot_view_are_evaluated(monkeypatch, kernel):
+    """Distances that require a gradient (a model's output in training
+    mode) crashed in NumPy's view only with the count kernel; a NumPy array
+    with a negative stride (``d[:, ::-1]``) crashed in torch's. Both give
+    the numbers of a plain copy."""
+    if kernel and not count_kernel.available():
+        pytest.skip('numba is not installed')
+    monkeypatch.setattr(count_kernel, 'ENABLED', kernel)
+    rng = np.random.default_rng(3)
+    dist = rng.random((6, 9))
+    q_pids, g_pids = np.arange(6) % 3, np.arange(9) % 3
+    q_cams, g_cams = np.zeros(6, int), np.ones(9, int)
+    plain = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)
+    graded = evaluate_rank(
+        torch.tensor(dist, requires_grad=True), q_pids, g_pids, q_cams, g_cams)
+    flipped = evaluate_rank(dist[:, ::-1][:, ::-1], q_pids, g_pids[::-1][::-1],
+                            q_cams, g_cams)
+    reversed_ = evaluate_rank(dist[:, ::-1], q_pids, g_pids[::-1], q_cams,
+                              g_cams[::-1])
+    for result in (graded, flipped):
+        assert result.mAP == plain.mAP and np.array_equal(
+            result.cmc, plain.cmc)
+    # Distinct distances: gallery order does not matter.
+    assert reversed_.mAP == pytest.approx(plain.mAP, abs=1e-12)

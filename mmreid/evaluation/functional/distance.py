@@ -50,14 +50,18 @@ def to_tensor(value: ArrayLike) -> torch.Tensor:
         value: A numpy array, a tensor or a (nested) sequence.
 
     Returns:
-        torch.Tensor: The same data; tensors are returned unchanged.
+        torch.Tensor: The same data; tensors are returned unchanged, but
+        detached from autograd (features straight from a model in
+        training mode): evaluation takes no gradient, and NumPy cannot
+        read a tensor that requires one.
     """
     if isinstance(value, torch.Tensor):
-        return value
+        return value.detach() if value.requires_grad else value
     if isinstance(value, np.ndarray):
         # torch warns on read-only arrays (np.load with mmap_mode='r'),
-        # and writing through the view would be undefined anyway.
-        if not value.flags.writeable:
+        # and writing through the view would be undefined anyway; it
+        # cannot view an array with a negative stride (feats[::-1]).
+        if not value.flags.writeable or any(s < 0 for s in value.strides):
             value = value.copy()
         return torch.from_numpy(value)
     return torch.as_tensor(np.asarray(value))
@@ -116,7 +120,9 @@ def exact_fp32_matmul(device: torch.device) -> Iterator[None]:
 #: zeros): BLAS libraries compute a few rows with other kernels (MKL on
 #: this project's CPUs below about 16 rows), whose sums round
 #: differently, so a query's distances would depend on the chunk it falls
-#: in (the last, short chunk; a small ``memory_budget_mb``).
+#: in (the last, short chunk; a small ``memory_budget_mb``). A gallery of
+#: fewer items is padded likewise: with 5-11 columns two identical gallery
+#: rows got distances 1 ulp apart, and their tie was lost.
 MIN_GEMM_ROWS = 64
 
 
@@ -196,7 +202,10 @@ class GalleryDistance:
                              f'{tuple(gallery.shape)}')
         self.distance = distance
         self.normalize = normalize or distance == 'cosine'
-        self.gallery_t = gallery.t()
+        self.num_gallery = len(gallery)
+        # The columns of a GEMM of a few columns round differently
+        # (pad_gemm_rows): a small gallery is padded, its product sliced.
+        self.gallery_t = pad_gemm_rows(gallery).t()
         self.g_scale = None
         if self.normalize:
             norm = torch.linalg.vector_norm(gallery, dim=1)
@@ -230,6 +239,8 @@ class GalleryDistance:
             if self.normalize:
                 query = F.normalize(query, dim=1, eps=NORMALIZE_EPS)
             dist = _rows_matmul(query, self.gallery_t)
+            if dist.shape[1] != self.num_gallery:
+                dist = dist[:, :self.num_gallery].contiguous()
         if self.g_scale is not None:
             dist.mul_(self.g_scale)
         if self.distance == 'cosine':

@@ -188,6 +188,9 @@ def _as_labels(value: ArrayLike, name: str) -> torch.Tensor:
         raise TypeError(f'{name} must be integers (pids or camids, one '
                         f'per item), got dtype {labels.dtype} (e.g. '
                         f'{example!r})')
+    if isinstance(labels, np.ndarray):
+        # torch cannot view a negative stride (g_pids[::-1]).
+        labels = np.ascontiguousarray(labels)
     return torch.as_tensor(labels).long().contiguous()
 
 
