@@ -1,6 +1,7 @@
 """CrossModalityIdentitySampler: spec mbn_vireid.md section 4, item 11."""
 import logging
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -370,3 +371,24 @@ def test_one_modality_warning_counts_a_single_unnamed_identity(monkeypatch):
     (msg, _), = messages
     assert '6 of 18 identities' in msg
     assert '23 (visible only), and 1 more.' in msg
+
+
+@pytest.mark.parametrize('modality', [0.5, True, '1', None])
+def test_a_modality_that_is_not_an_integer_is_refused(modality):
+    """A custom dataset's record with modality 0.5 was drawn as visible
+    (``int()`` truncated it), True and '1' as infrared."""
+    dataset = FakeVIDataset({0: (2, 2), 1: (2, 2)})
+    dataset.records[3] = dict(pid=1, modality=modality)
+    error = KeyError if modality is None else ValueError
+    with pytest.raises(error, match='record 3 of FakeVIDataset'):
+        CrossModalityIdentitySampler.load_modalities(dataset)
+
+
+def test_an_integral_modality_of_another_type_is_taken():
+    dataset = FakeVIDataset({0: (2, 2), 1: (2, 2)})
+    plain = CrossModalityIdentitySampler.load_modalities(dataset)
+    for record in dataset.records:
+        record['modality'] = np.int64(
+            record['modality']) if record['pid'] else float(record['modality'])
+    assert repr(
+        CrossModalityIdentitySampler.load_modalities(dataset)) == repr(plain)

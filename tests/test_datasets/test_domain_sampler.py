@@ -249,3 +249,15 @@ def test_dsetids_of_another_length_than_the_dataset_are_refused(monkeypatch):
             ValueError, match='^read 89 dsetids from a dataset of 90 '
             'samples$'):
         build(monkeypatch, short)
+
+
+@pytest.mark.parametrize('dsetid', [1.7, True, '1'])
+def test_a_source_that_is_not_an_integer_is_refused(monkeypatch, dsetid):
+    """dsetid 1.7 was merged with source 1 (``int()`` truncated it)."""
+    dataset = make_dataset(DOMAINS)
+    dataset.records[5]['dsetid'] = dsetid
+    with pytest.raises(
+            ValueError,
+            match=r'sample 5 of FakeMultiSourceDataset has dsetid=.*not an '
+            'integer'):
+        build(monkeypatch, dataset)

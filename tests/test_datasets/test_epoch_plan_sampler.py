@@ -88,3 +88,41 @@ def test_cross_modality_layout_counts_two_images_per_instance(monkeypatch):
             r'\(12\) must be a multiple of 2 \* num_instances '
             r'\(8\): a batch is P identities x K=4 visible'):
         CrossModalityIdentitySampler([], batch_size=12, num_instances=4)
+
+
+@pytest.mark.parametrize('seed', ['7', 7.0, True])
+def test_a_seed_that_is_not_an_int_is_refused_when_built(monkeypatch, seed):
+    """A string or float seed built and failed at the first iteration in
+    the plan's arithmetic, with torch's or numpy's message."""
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 1))
+    with pytest.raises(
+            TypeError,
+            match=r'TwoStepSampler: seed must be an int or None, got '
+            r'.*\(train_dataloader.sampler.seed\)'):
+        TwoStepSampler(list(range(8)), batch_size=4, seed=seed)
+    assert TwoStepSampler(
+        list(range(8)), batch_size=4, seed=np.int64(7)).seed == 7
+
+
+class NoPidDataset:
+
+    def __init__(self, records):
+        self.records = records
+
+    def __len__(self):
+        return len(self.records)
+
+    def get_data_info(self, idx):
+        return dict(self.records[idx])
+
+
+@pytest.mark.parametrize('record', [dict(img_path='a.jpg'), dict(pid=None)])
+def test_a_record_without_an_identity_is_named(record):
+    """A missing pid was a bare KeyError; pid=None was drawn as an
+    identity of its own."""
+    records = [dict(pid=1), dict(pid=1), record, dict(pid=2)]
+    with pytest.raises(
+            KeyError,
+            match=r"IdentitySampler: record 2 of NoPidDataset has "
+            r"no 'pid'"):
+        IdentitySampler.load_identities(NoPidDataset(records))

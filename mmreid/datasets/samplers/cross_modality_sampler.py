@@ -5,6 +5,7 @@ import numpy as np
 from mmengine.logging import print_log
 
 from mmreid.registry import DATA_SAMPLERS
+from mmreid.utils.labels import integer_label
 from .epoch_plan_sampler import EpochPlanSampler
 
 VISIBLE, INFRARED = 0, 1
@@ -205,7 +206,9 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
                         f'CrossModalityIdentitySampler: record {idx} of '
                         f'{type(dataset).__name__} has no {key!r} '
                         f'(keys: {sorted(info)})')
-            modality = int(info['modality'])
+            modality = integer_label(
+                info['modality'], f'CrossModalityIdentitySampler: record '
+                f'{idx} of {type(dataset).__name__} has modality')
             if modality not in (VISIBLE, INFRARED):
                 raise ValueError(
                     f'CrossModalityIdentitySampler: record {idx} has '

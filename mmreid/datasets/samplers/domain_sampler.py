@@ -4,6 +4,7 @@ from typing import Hashable, List, Optional, Sequence, Sized
 import numpy as np
 
 from mmreid.registry import DATA_SAMPLERS
+from mmreid.utils.labels import integer_label
 from .epoch_plan_sampler import lower_batch_size_text
 from .identity_sampler import IdentitySampler
 
@@ -29,7 +30,12 @@ def read_dsetids(dataset: Sized) -> List[int]:
     if len(dsetids) != len(dataset):
         raise ValueError(f'read {len(dsetids)} dsetids from a dataset of '
                          f'{len(dataset)} samples')
-    return [int(d) for d in dsetids]
+    return [
+        integer_label(
+            d, f'DomainIdentitySampler: sample {i} of '
+            f'{type(dataset).__name__} has dsetid')
+        for i, d in enumerate(dsetids)
+    ]
 
 
 @DATA_SAMPLERS.register_module()

@@ -1,4 +1,5 @@
 """The base of the identity samplers: an index plan per (seed, epoch)."""
+import numbers
 from typing import Iterator, Optional, Sized
 
 import numpy as np
@@ -96,7 +97,10 @@ class EpochPlanSampler(Sampler):
         self.pids_per_step = self.num_pids_per_batch * world_size
         if seed is None:
             seed = sync_random_seed()
-        self.seed = seed
+        elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f'{name}: seed must be an int or None, got '
+                            f'{seed!r} (train_dataloader.sampler.seed)')
+        self.seed = int(seed)
         self.epoch = 0
 
     def _per_identity_text(self) -> str:

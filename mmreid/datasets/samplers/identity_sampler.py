@@ -134,9 +134,16 @@ class IdentitySampler(EpochPlanSampler):
         if hasattr(dataset, 'get_pids'):
             pids = list(dataset.get_pids())
         elif hasattr(dataset, 'get_data_info'):
-            pids = [
-                dataset.get_data_info(i)['pid'] for i in range(len(dataset))
-            ]
+            pids = []
+            for i in range(len(dataset)):
+                info = dataset.get_data_info(i)
+                if info.get('pid') is None:
+                    raise KeyError(
+                        f'IdentitySampler: record {i} of '
+                        f'{type(dataset).__name__} has no \'pid\' (keys: '
+                        f'{sorted(info)}); every training record needs its '
+                        'identity')
+                pids.append(info['pid'])
         else:
             raise TypeError(
                 f'IdentitySampler needs a dataset with get_pids() or '
