@@ -9,10 +9,14 @@ the forward pass; the modules check them with
 :func:`modality_groups`. Nothing here depends on a particular method.
 """
 import contextlib
+import numbers
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn as nn
+
+from mmreid.utils.labels import integer_label
 
 #: One label per sample, or one int for a single-modality batch.
 ModalityLabels = Union[int, Sequence[int], torch.Tensor]
@@ -53,9 +57,13 @@ def check_modality_labels(labels: Optional[ModalityLabels], batch_size: int,
             f'{owner}: no modality labels were set. Call set_modality('
             f'model, labels) (ReIDModel does it from each data sample\'s '
             f'metainfo["modality"]) before the forward pass')
-    if isinstance(labels, int):
-        labels = torch.full((batch_size, ), labels, dtype=torch.long)
-    labels = torch.as_tensor(labels, device=device).long().flatten()
+    if isinstance(labels, (numbers.Number, np.bool_)):
+        labels = torch.full((batch_size, ),
+                            integer_label(labels, f'{owner}: the modality'),
+                            dtype=torch.long)
+    labels = torch.as_tensor(labels, device=device)
+    _check_integer_dtype(labels.dtype, owner)
+    labels = labels.long().flatten()
     if labels.numel() != batch_size:
         raise ValueError(
             f'{owner}: got {labels.numel()} modality labels for a batch of '
@@ -70,11 +78,23 @@ def check_modality_labels(labels: Optional[ModalityLabels], batch_size: int,
 
 def as_modality_labels(labels: ModalityLabels) -> Union[int, torch.Tensor]:
     """One int for a single-modality batch, else labels as (N,) int64."""
-    if isinstance(labels, int):
-        return labels
-    if isinstance(labels, torch.Tensor):
-        return labels.detach().long().flatten()
-    return torch.as_tensor(list(labels), dtype=torch.long)
+    if isinstance(labels, (numbers.Number, np.bool_)):
+        return integer_label(labels, 'the modality')
+    if not isinstance(labels, torch.Tensor):
+        labels = list(labels)
+        labels = torch.as_tensor(labels) if labels else torch.zeros(
+            0, dtype=torch.long)
+    _check_integer_dtype(labels.dtype, 'set_modality')
+    return labels.detach().long().flatten()
+
+
+def _check_integer_dtype(dtype: torch.dtype, owner: str) -> None:
+    """Refuse labels that ``.long()`` would change: floats (0.7 would be
+    visible) and bools (True infrared)."""
+    if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+        raise TypeError(
+            f'{owner}: modality labels must be integers (0 visible, 1 '
+            f'infrared), got dtype {dtype}; they are not converted')
 
 
 def modality_aware_modules(model: nn.Module) -> List[nn.Module]:

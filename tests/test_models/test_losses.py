@@ -148,3 +148,17 @@ def test_dual_causality_loss_equal_with_and_without_autocast():
     with torch.autocast('cpu', dtype=torch.bfloat16):
         got = loss(feats, feat_pos, feat_neg, labels)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_cross_entropy_of_half_logits_is_computed_in_fp32(dtype):
+    """fp16 logits of 751 classes (a model in .half() outside autocast)
+    gave inf, bf16 11.25 for 11.35: the log-sum-exp in half precision."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 751, generator=generator) * 4
+    labels = torch.randint(0, 751, (64, ), generator=generator)
+    loss = ReIDCrossEntropyLoss(label_smooth_eps=0.1)
+    expected = loss(logits.to(dtype).double(), labels)
+    got = loss(logits.to(dtype), labels)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)

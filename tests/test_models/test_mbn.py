@@ -651,3 +651,21 @@ def test_an_mbn_layer_missing_from_a_checkpoint_is_no_plain_bn():
         load_model_state(tiny_mbn_model(), dict(state_dict=state), 'part.pth')
     assert 'plain BatchNorm' not in str(info.value)
     assert "checkpoint 'part.pth' lacks" in str(info.value)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize('train', [True, False])
+def test_mbn_gives_the_input_dtype_as_batchnorm(dtype, train):
+    """Its fp32 affine promoted a half input to fp32 (twice the activation
+    memory of an AMP trunk); BatchNorm2d keeps the input's dtype."""
+    x = torch.randn(4, 8, 3, 3).to(dtype)
+    layer, bn = MBN(8), nn.BatchNorm2d(8)
+    layer.train(train)
+    bn.train(train)
+    layer.set_modality([0, 1, 0, 1])
+    out = layer(x)
+    assert out.dtype == bn(x).dtype == dtype
+    # The values are the fp32 computation's, rounded once.
+    reference = MBN(8).train(train)
+    reference.set_modality([0, 1, 0, 1])
+    assert torch.equal(out, reference(x.float()).to(dtype))

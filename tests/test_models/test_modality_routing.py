@@ -86,3 +86,33 @@ def test_labels_below_zero_and_too_few_labels_are_refused():
             ValueError, match='got 1 modality labels for a batch of 2'):
         check_modality_labels([0], 2, 2, cpu, 'Net')
     assert check_modality_labels(1, 3, 2, cpu, 'Net').tolist() == [1, 1, 1]
+
+
+@pytest.mark.parametrize('labels', [
+    [0.7, 0.2, 1.0],
+    torch.tensor([0.7, 0.2, 1.0]),
+    [True, False, True],
+    torch.tensor([True, False, True]),
+])
+def test_labels_that_are_not_integers_are_refused(labels):
+    """``.long()`` made 0.7 and 0.2 visible and True infrared."""
+    with pytest.raises(TypeError, match='must be integers .* got dtype'):
+        as_modality_labels(labels)
+    with pytest.raises(TypeError, match='Net: modality labels must be'):
+        check_modality_labels(labels, 3, 2, torch.device('cpu'), 'Net')
+
+
+def test_one_label_of_any_integer_type():
+    """A NumPy integer labels the whole batch, as an int does (it raised
+    "'numpy.int64' object is not iterable"); 0.5 and True are refused."""
+    import numpy as np
+    cpu = torch.device('cpu')
+    assert as_modality_labels(np.int64(1)) == 1
+    assert check_modality_labels(np.int64(1), 3, 2, cpu,
+                                 'Net').tolist() == [1, 1, 1]
+    for bad in (0.5, True):
+        with pytest.raises(ValueError, match='not an integer'):
+            as_modality_labels(bad)
+        with pytest.raises(ValueError, match='not an integer'):
+            check_modality_labels(bad, 3, 2, cpu, 'Net')
+    assert as_modality_labels([]).dtype == torch.long

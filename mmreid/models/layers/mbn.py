@@ -313,7 +313,9 @@ class MBN(nn.Module):
         out = torch.cat([o.to(dtype) for o in outs])
         if inverse is not None:
             out = out.index_select(0, inverse)
-        return self._affine(out)
+        # The affine's fp32 parameters promote a half input; BatchNorm
+        # gives the input's dtype, and so does MBN.
+        return self._affine(out).to(x.dtype)
 
     # ------------------------------------------------------------------
     # Checkpoints

@@ -46,8 +46,10 @@ class ReIDCrossEntropyLoss(nn.Module):
                 f'labels must be in [0, {logits.size(1)}), got range '
                 f'[{int(labels.min())}, {int(labels.max())}]: does the '
                 'classifier size match the number of training identities?')
+        # In fp32, as the metric losses: fp16 logits (a model in .half()
+        # outside autocast) overflow the log-sum-exp over C classes.
         loss = F.cross_entropy(
-            logits, labels, label_smoothing=self.label_smooth_eps)
+            logits.float(), labels, label_smoothing=self.label_smooth_eps)
         return self.loss_weight * loss
 
 
