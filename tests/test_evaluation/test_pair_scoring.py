@@ -405,16 +405,17 @@ def test_shared_logits_give_the_same_bits_with_one_mnet_pass(monkeypatch):
     of the scorers they replace."""
     from mmreid.evaluation.functional import (evaluate_features_multi,
                                               mnet_logits)
-    from mmreid.evaluation.functional.mnet_distance import (
-        MNetPairScorer, SharedLogitScorer, share_mnet_logits)
+    from mmreid.evaluation.functional.mnet_distance import (MNetPairScorer,
+                                                            SharedLogitScorer,
+                                                            share_mnet_logits)
     _, params = make_mnet()
     query, gallery = features(40, seed=30), features(60, seed=31)
     lab = labels(40, 60, 9, seed=3)
 
     def scorers(**kwargs):
         return {
-            mode: MNetPairScorer(
-                *params, distance=mode, fuse_beta=0.3, **kwargs)
+            mode:
+            MNetPairScorer(*params, distance=mode, fuse_beta=0.3, **kwargs)
             for mode in ('mnet', 'euclid', 'fused')
         }
 
@@ -596,3 +597,25 @@ def test_callers_may_change_shared_mnet_distances():
     expected = 0.6 * euclid / 4 + 0.4 * torch.sigmoid(-z)
     torch.testing.assert_close(
         shared['fused'](query, gallery), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize('hidden,dim', [(29, 55), (8, 16), (512, 2048)])
+def test_a_too_small_budget_names_a_budget_that_is_accepted(hidden, dim):
+    """The refusal rounded the minimum to 3 decimals, down as often as
+    up: 0.006 was refused with "needs at least 0.006 MB"."""
+    import re
+
+    from mmreid.evaluation.functional.mnet_logits import mnet_pair_logits
+    generator = torch.Generator().manual_seed(hidden)
+    args = [
+        torch.randn(3, dim, generator=generator),
+        torch.randn(5, dim, generator=generator),
+        torch.randn(hidden, dim, generator=generator),
+        torch.randn(hidden, generator=generator),
+        torch.randn(hidden, generator=generator), 0.0
+    ]
+    with pytest.raises(ValueError, match='too small') as refused:
+        mnet_pair_logits(*args, memory_budget_mb=1e-4)
+    named = float(
+        re.search(r'needs at least ([0-9.]+) MB', str(refused.value)).group(1))
+    assert mnet_pair_logits(*args, memory_budget_mb=named).shape == (3, 5)

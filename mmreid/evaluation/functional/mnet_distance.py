@@ -243,7 +243,9 @@ def mnet_distances(query: ArrayLike,
       sigmoid is exactly 1.0 in fp32 for z >~ 17 and creates ties.
     - ``'fused'``: ``(1 - beta) * ||q - g||^2 / 4 + beta * (1 -
       sigmoid(z))``, the second term computed as ``sigmoid(-z)`` (equal,
-      without fp32 cancellation: ``beta = 1`` ranks as ``'mnet'``). The
+      without fp32 cancellation: ``beta = 1`` ranks as ``'mnet'`` while
+      ``sigmoid(-z)`` is above fp32's smallest value; pairs with z >~ 88
+      all get 0 and tie, where ``'mnet'`` still orders them). The
       ``/ 4`` maps ``||q - g||^2`` of L2-normalised features (in [0, 4])
       to [0, 1]; for unnormalised features choose ``fuse_beta``
       accordingly.

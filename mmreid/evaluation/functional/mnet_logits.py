@@ -36,12 +36,12 @@ of :mod:`.mnet_distance` checks it on every gallery it scores.
 This module holds the kernels only; which distance is built from the
 logits (modes, top-k rerank, the caching scorer) is :mod:`.mnet_distance`.
 """
+import math
 from typing import Callable, Optional, Tuple, Union
 
 import torch
 
-from .distance import (ArrayLike, exact_fp32_matmul, pad_gemm_rows,
-                       to_tensor)
+from .distance import (ArrayLike, exact_fp32_matmul, pad_gemm_rows, to_tensor)
 from .rank import DEFAULT_MEMORY_BUDGET_MB, DeviceLike
 
 # tail(hidden (N, H)) -> logits (N,) or (N, 1)
@@ -107,9 +107,11 @@ def budget_bytes(memory_budget_mb: float) -> int:
 def budget_too_small(memory_budget_mb: float, needed_bytes: int,
                      what: str) -> ValueError:
     """The error for a budget below what one unit of ``what`` needs."""
+    # Rounded up: the figure named is one the check accepts.
+    needed = math.ceil(needed_bytes / _MB * 1000) / 1000
     return ValueError(
         f'memory_budget_mb={memory_budget_mb} is too small for {what}: it '
-        f'needs at least {needed_bytes / _MB:.3f} MB')
+        f'needs at least {needed:.3f} MB (MiB)')
 
 
 def prepare_mnet(query: ArrayLike, gallery: ArrayLike, weight: ArrayLike,
