@@ -349,3 +349,53 @@ def test_the_0_1_scale_check_follows_its_definition():
     # An empty batch has no scale to check.
     empty = pre(dict(inputs=torch.zeros(0, 3, 2, 4)))['inputs']
     assert empty.shape == (0, 3, 2, 4)
+
+
+@pytest.mark.parametrize('p', [7.6, 20.0, 60.0])
+def test_gem_of_a_zero_channel_at_a_large_p_is_eps_with_finite_gradients(p):
+    """eps ** p underflows in fp32 from p = 7.5 (eps = 1e-6): a channel
+    that is zero everywhere (after a ReLU) pooled to 0, not eps, and the
+    gradients of p and x were NaN; x ** p of a channel near 100 overflowed
+    at p = 20 (inf features)."""
+    from mmreid.models.layers import GeMPool
+    gen = torch.Generator().manual_seed(0)
+    x = torch.zeros(2, 3, 4, 5)
+    x[:, 1] = torch.rand(2, 4, 5, generator=gen) * 100
+    x[:, 2] = torch.rand(2, 4, 5, generator=gen)
+    x.requires_grad_(True)
+    gem = GeMPool(p=p)
+    out = gem(x)
+    (out * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert torch.isfinite(gem.p.grad) and torch.isfinite(x.grad).all()
+    torch.testing.assert_close(out[:, 0], torch.full((2, ), 1e-6))
+    # The definition with each channel's values divided by their maximum m
+    # (m * mean((v / m) ** p) ** (1 / p), equal): eps ** 60 underflows
+    # float64 too.
+    values = x.detach().double().clamp(min=1e-6).flatten(2)
+    peak = values.amax(dim=2, keepdim=True)
+    expected = peak[..., 0] * ((values / peak)**p).mean(dim=2)**(1 / p)
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=0)
+
+
+def test_gem_is_the_plain_form_bit_for_bit_where_it_is_finite():
+    """The guard changes no bit of a model whose pooling neither underflows
+    nor overflows (every shipped config, p = 3): values and gradients."""
+    import torch.nn.functional as F
+
+    from mmreid.models.layers import GeMPool
+    gen = torch.Generator().manual_seed(1)
+    weights = torch.arange(16.)
+    for _ in range(10):
+        x = (torch.randn(4, 16, 6, 5, generator=gen) * 3).relu()
+        p = float(torch.empty(1).uniform_(1, 6, generator=gen))
+        gem = GeMPool(p)
+        xa = x.clone().requires_grad_(True)
+        out = gem(xa)
+        (out * weights).sum().backward()
+        p_ref = torch.tensor(p, requires_grad=True)
+        xb = x.clone().requires_grad_(True)
+        ref = F.adaptive_avg_pool2d(xb.clamp(min=1e-6).pow(p_ref),
+                                    1).pow(1.0 / p_ref).flatten(1)
+        (ref * weights).sum().backward()
+        assert torch.equal(out, ref) and torch.equal(xa.grad, xb.grad)
+        assert torch.equal(gem.p.grad, p_ref.grad)

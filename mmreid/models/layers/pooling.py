@@ -42,7 +42,11 @@ class GeMPool(nn.Module):
     ``x > 65504 ** (1 / p)`` (40 for p = 3), and bf16 keeps under three
     digits of the pooled feature that the metric loss and the test
     distance use. (CUDA autocast already runs ``pow`` in fp32; this makes
-    every device do the whole pooling so.)
+    every device do the whole pooling so.) A channel whose ``x ** p``
+    underflows or overflows fp32 (all zero at p >= 7.5 with eps = 1e-6;
+    values near 100 at p = 20) is pooled as ``m * mean((x / m) ** p) **
+    (1 / p)`` with m its maximum, the same value, finite with finite
+    gradients; every other channel bit for bit as the plain form.
 
     Args:
         p (float): Initial exponent. Defaults to 3.
@@ -66,8 +70,25 @@ class GeMPool(nn.Module):
             if x.dtype in (torch.float16, torch.bfloat16):
                 x = x.float()
             p = self.p.to(x.dtype)
-            x = x.clamp(min=self.eps).pow(p)
-            return F.adaptive_avg_pool2d(x, 1).pow(1.0 / p).flatten(1)
+            x = x.clamp(min=self.eps)
+            # x ** p underflows where a channel is zero everywhere (eps **
+            # p is 0 in fp32 from p = 7.5 with eps = 1e-6: the mean is 0,
+            # not eps ** p, and p's gradient NaN) and overflows for large
+            # x. Such channels take the same mean of x scaled by the
+            # channel's maximum; the others the plain form, bit for bit.
+            # Each branch sees only its channels' values (1 elsewhere), so
+            # neither gradient meets an inf.
+            with torch.no_grad():
+                pooled = F.adaptive_avg_pool2d(x.pow(p), 1)
+                normal = torch.isfinite(pooled) & (
+                    pooled >= torch.finfo(x.dtype).tiny)
+            ones = torch.ones_like(x)
+            plain = F.adaptive_avg_pool2d(
+                torch.where(normal, x, ones).pow(p), 1).pow(1.0 / p)
+            peak = x.amax(dim=(2, 3), keepdim=True).detach()
+            scaled = peak * F.adaptive_avg_pool2d(
+                torch.where(normal, ones, x / peak).pow(p), 1).pow(1.0 / p)
+            return torch.where(normal, plain, scaled).flatten(1)
 
     def forward(self, inputs: Features) -> Features:
         return _apply(self._gem, inputs)
