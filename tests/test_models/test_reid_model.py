@@ -399,3 +399,22 @@ def test_gem_is_the_plain_form_bit_for_bit_where_it_is_finite():
         (ref * weights).sum().backward()
         assert torch.equal(out, ref) and torch.equal(xa.grad, xb.grad)
         assert torch.equal(gem.p.grad, p_ref.grad)
+
+
+@pytest.mark.parametrize('dtype', [torch.uint16, torch.int32, torch.int64])
+def test_data_preprocessor_refuses_integers_outside_0_255(dtype):
+    """A 16-bit image (mmcv's loader with color_type='unchanged') was
+    normalised as if it were 0-255: values near 690 where a 0-255 image
+    gives [-2.1, 2.7]. Integers within 0-255 of any dtype are taken."""
+    pre = build_model().data_preprocessor
+    images = torch.full((2, 3, 8, 4), 40000, dtype=torch.int64).to(dtype)
+    with pytest.raises(
+            ValueError, match=f'{dtype} batch with values in '
+            r'\[40000, 40000\]'):
+        pre(dict(inputs=images))
+    small = torch.randint(0, 256, (2, 3, 8, 4)).to(dtype)
+    torch.testing.assert_close(
+        pre(dict(inputs=small))['inputs'],
+        pre(dict(inputs=small.to(torch.uint8)))['inputs'])
+    with pytest.raises(ValueError, match='bool batch'):
+        pre(dict(inputs=torch.ones(2, 3, 8, 4, dtype=torch.bool)))

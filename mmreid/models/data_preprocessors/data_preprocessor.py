@@ -54,7 +54,25 @@ class ReIDDataPreprocessor(BaseDataPreprocessor):
 
     def _check_scale(self, inputs: torch.Tensor) -> None:
         """Refuse a float batch (N, C, H, W) on the 0-1 scale when mean and
-        std are on the 0-255 scale (see the class docstring)."""
+        std are on the 0-255 scale (see the class docstring), and an
+        integer batch of another dtype than uint8 with values outside
+        0-255 (a 16-bit image, as mmcv's loader gives with
+        ``color_type='unchanged'``), or a bool one."""
+        if inputs.dtype == torch.bool:
+            raise ValueError('ReIDDataPreprocessor got a bool batch; it '
+                             'takes 0-255 images (uint8)')
+        if not (inputs.is_floating_point() or inputs.dtype == torch.uint8
+                or inputs.numel() == 0):
+            # As int64: torch has no min/max of uint16/32 on the CPU.
+            wide = inputs.to(torch.int64)
+            low, high = torch.stack([wide.amin(), wide.amax()]).tolist()
+            if low < 0 or high > 255:
+                raise ValueError(
+                    f'ReIDDataPreprocessor got a {inputs.dtype} batch with '
+                    f'values in [{low}, {high}]: it takes 0-255 images '
+                    '(uint8, as ReIDLoadImageFromFile gives), and would '
+                    'normalise these as if they were. Convert 16-bit '
+                    'images to 8 bits in the pipeline.')
         if not (self._on_255_scale and inputs.is_floating_point()
                 and inputs.numel()):
             return
