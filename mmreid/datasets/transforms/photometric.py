@@ -311,12 +311,14 @@ class ReIDColorJitter(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         img = results['img']
-        ops = self._draw_ops(sample_rng(results))
-        if not ops:
-            return results
+        # Checked on every sample, not only those it jitters: a wrong
+        # image shows on the first one, whatever the draw.
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise TypeError(f'ReIDColorJitter expects an (H, W, 3) uint8 RGB '
                             f'image, got {img.dtype} of shape {img.shape}')
+        ops = self._draw_ops(sample_rng(results))
+        if not ops:
+            return results
         for name, factor in ops:
             if name == 'brightness':
                 img = cv2.LUT(img, self._blend_lut(factor))
