@@ -78,10 +78,32 @@ def test_reads_a_retested_checkpoint(tmp_path):
 
 def test_t_quantiles_match_the_tables():
     paired_stats = load_tool(PAIRED_STATS)
-    # Textbook two-sided 95 % values of Student's t.
+    # Textbook two-sided 95 % values of Student's t (3 decimals).
     for df, value in ((1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228),
                       (30, 2.042), (40, 2.021), (60, 2.000), (120, 1.980)):
-        assert abs(paired_stats.t975(df) - value) < 1.5e-3, df
+        assert abs(paired_stats.t975(df) - value) < 5e-4, df
+
+
+def test_t_quantiles_are_exact():
+    """The 3-decimal table moved the last printed digit of about 1 % of
+    the intervals (df 26: 2.056 for 2.055529). Closed forms: df = 1 is
+    the Cauchy's tan(pi (p - 1/2)); df = 2, (2p - 1) / sqrt(2 p (1 - p));
+    df = 4, 2 sqrt(q - 1) with q = cos(acos(sqrt(a)) / 3) / sqrt(a),
+    a = 4 p (1 - p); and the normal quantile as df grows."""
+    import math
+    paired_stats = load_tool(PAIRED_STATS)
+    p = 0.975
+    assert paired_stats.t975(1) == pytest.approx(
+        math.tan(math.pi * (p - 0.5)), rel=1e-12)
+    assert paired_stats.t975(2) == pytest.approx(
+        (2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-12)
+    a = 4 * p * (1 - p)
+    q = math.cos(math.acos(math.sqrt(a)) / 3) / math.sqrt(a)
+    assert paired_stats.t975(4) == pytest.approx(
+        2 * math.sqrt(q - 1), rel=1e-12)
+    assert paired_stats.t975(10**7) == pytest.approx(1.959963985, rel=1e-6)
+    assert [round(paired_stats.t975(df), 6)
+            for df in (26, 30)] == [2.055529, 2.042272]
 
 
 def test_paired_interval_from_the_definition():
@@ -90,7 +112,7 @@ def test_paired_interval_from_the_definition():
     # Differences 3, 2, 4: mean 3, sample variance ((0 + 1 + 1) / 2) = 1,
     # half width t(0.975; 2) * 1 / sqrt(3).
     mean, low, high = paired_stats.paired_interval(base, other)
-    half = 4.303 / 3**0.5
+    half = 0.95 / (2 * 0.975 * 0.025)**0.5 / 3**0.5  # t(0.975; 2) exact
     assert mean == 3.0
     assert abs(low - (3 - half)) < 1e-9 and abs(high - (3 + half)) < 1e-9
     # Pairing matters: the same values with the seeds shuffled differ.

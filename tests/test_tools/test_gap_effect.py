@@ -354,8 +354,8 @@ def test_the_plot_shows_mbn_minus_bn(tmp_path, monkeypatch):
     tool.plot([setting], 'R1', str(tmp_path / 'gap.png'))
     ((x, y, yerr, xerr), ) = drawn
     # MBN - BN = 1, 3, 0: mean 4/3, half width t(0.975; 2) x sqrt(7/3) /
-    # sqrt(3), t from compare_configs' three-digit table, 4.303.
-    half = 4.303 * (7 / 3)**0.5 / 3**0.5
+    # sqrt(3), t(0.975; 2) = 0.95 / sqrt(2 x 0.975 x 0.025) exactly.
+    half = 0.95 / (2 * 0.975 * 0.025)**0.5 * (7 / 3)**0.5 / 3**0.5
     assert (x, y) == pytest.approx((0.15, 4 / 3))
     assert [yerr[0][0], yerr[1][0]] == pytest.approx([half, half])
     assert [xerr[0][0], xerr[1][0]] == pytest.approx([0.05, 0.05])

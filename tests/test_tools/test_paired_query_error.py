@@ -65,9 +65,10 @@ def test_differences_are_per_matched_query(tmp_path):
         pids[valid])
     assert r1['se_clustered'] == pytest.approx(expected.se_clustered)
     assert r1['se_independent'] == pytest.approx(expected.se_independent)
-    # Three identities: Student t(0.975; 2 df) = 4.303 (tables).
-    assert r1['low'] == pytest.approx(
-        20.0 - 4.303 * expected.se_clustered, abs=1e-3)
+    # Three identities: Student t(0.975; 2 df), exactly 0.95 /
+    # sqrt(2 x 0.975 x 0.025) = 4.30265.
+    t = 0.95 / (2 * 0.975 * 0.025)**0.5
+    assert r1['low'] == pytest.approx(20.0 - t * expected.se_clustered)
     assert (r1['queries'], r1['identities']) == (5, 3)
     m = rows[1]
     assert m['diff'] == pytest.approx(100 * np.mean(ap_b[valid] - ap_a[valid]))
@@ -165,10 +166,11 @@ def test_clustered_error_and_interval_from_the_definition(tmp_path):
     # deviations -20 80 -120 80 -20: sqrt(5 / 4 * 28000) / 5.
     assert r1['se_clustered'] == pytest.approx(36.0)
     assert r1['se_independent'] == pytest.approx(np.sqrt(35000) / 5)
-    # G = 3: t(0.975; 2) = 4.303 (tables); 4.303 * 36 = 154.908.
-    assert r1['low'] == pytest.approx(20.0 - 154.908, abs=0.04)
-    assert r1['high'] == pytest.approx(20.0 + 154.908, abs=0.04)
-    assert '[-134.91, +174.91]' in tool.format_rows([r1])
+    # G = 3: t(0.975; 2) = 4.3026527 (exact); x 36 = 154.8955.
+    assert r1['low'] == pytest.approx(20.0 - 154.8955, abs=1e-4)
+    assert r1['high'] == pytest.approx(20.0 + 154.8955, abs=1e-4)
+    # The 3-decimal table's 4.303 printed [-134.91, +174.91].
+    assert '[-134.90, +174.90]' in tool.format_rows([r1])
 
 
 def test_trial_rows_are_clustered_by_the_trial_pids(tmp_path):
@@ -555,8 +557,7 @@ def test_no_row_to_show_lists_what_was_left_out(tmp_path):
         in str(info.value)
 
 
-def test_a_metric_in_one_run_is_named_when_the_other_is_not_reported(
-        tmp_path):
+def test_a_metric_in_one_run_is_named_when_the_other_is_not_reported(tmp_path):
     """Every metric the table does not show gets its line: one that only
     A holds is 'only in A', also when B's values are not its reported
     ranking."""
@@ -639,8 +640,7 @@ def llcm(**kwargs):
          "num_trials: '10' in A, '2' in B"),
         (lambda: sysu(), lambda: sysu(mode='indoor'),
          "gallery_cams: '1,2,4,5' in A, '1,2' in B; "),
-        (lambda: sysu(), lambda: sysu(seed=1),
-         "seed: '0' in A, '1' in B"),
+        (lambda: sysu(), lambda: sysu(seed=1), "seed: '0' in A, '1' in B"),
         # C5: LLCM VIS->IR as the reference evaluates it, or symmetric.
         (lambda: llcm(direction='vis2ir'),
          lambda: llcm(direction='vis2ir', vis2ir_mode='symmetric'),

@@ -7,26 +7,65 @@ difference of two configs' runs with its 95 % interval
 ``style_decomposition.py``, ``gap_effect.py``, ``regdb_trials.py`` and
 ``paired_query_error.py``.
 """
+import math
 import statistics
 from typing import Sequence, Tuple
 
-#: Two-sided 95 % quantiles of Student's t, t(0.975; df) for df = 1..30.
-T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-        2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-        2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+def _regularized_beta(a: float, b: float, x: float) -> float:
+    """``I_x(a, b)``, the regularized incomplete beta function, from its
+    continued fraction (DLMF 8.17.22, evaluated by the modified Lentz
+    method), on the side where it converges fast (DLMF 8.17.4)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _regularized_beta(b, a, 1.0 - x)
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) +
+        a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    value = d
+    for m in range(1, 10000):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) *
+                                                        (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            value *= c * d
+        if abs(c * d - 1.0) < 1e-16:
+            break
+    return front * value
+
+
+def _t_upper_tail(t: float, df: float) -> float:
+    """P(T > t) of Student's t with ``df`` degrees of freedom, t >= 0:
+    ``I_{df / (df + t^2)}(df / 2, 1 / 2) / 2``."""
+    return 0.5 * _regularized_beta(df / 2, 0.5, df / (df + t * t))
 
 
 def t975(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df`` degrees of freedom."""
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom,
+    to about 1e-12: ``P(T > t) = 0.025`` solved by bisection on the tail
+    from its definition (a 3-decimal table, 4.303 for 4.302653 at df 2,
+    moved the last printed digit of about 1 % of the intervals)."""
     if df < 1:
         raise ValueError(f'need df >= 1, got {df}')
-    if df <= len(T975):
-        return T975[df - 1]
-    # Cornish-Fisher expansion around the normal quantile (error < 1e-3
-    # beyond df = 30).
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 *
-                                                                         df**2)
+    low, high = 1.959, 12.71  # the normal's quantile, df = 1's
+    for _ in range(200):
+        middle = (low + high) / 2
+        if _t_upper_tail(middle, df) > 0.025:
+            low = middle
+        else:
+            high = middle
+        if high - low < 1e-13:
+            break
+    return (low + high) / 2
 
 
 def paired_interval(base: Sequence[float],
