@@ -27,10 +27,61 @@ def list_images(folder: str) -> List[str]:
     only files with an image extension are returned. macOS AppleDouble
     files (``._0002_c1s1_000451_03.jpg``, left by copying through a Mac)
     are skipped, as the peers do.
+
+    Raises:
+        ValueError: A folder with an image's name (it would be counted,
+            then fail to load), named.
     """
-    return sorted(
-        f for f in os.listdir(folder)
-        if f.lower().endswith(IMG_EXTENSIONS) and not f.startswith('._'))
+    names = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            if not name.lower().endswith(IMG_EXTENSIONS) or \
+                    name.startswith('._'):
+                continue
+            if entry.is_dir():
+                raise ValueError(
+                    f'{entry.path!r} is a folder with an image\'s name: '
+                    'an image file was expected there')
+            names.append(name)
+    return sorted(names)
+
+
+def claim_folder(folders: Dict, key, folder: str, what: str) -> None:
+    """``folders[key] = folder``, refusing a second folder of the same
+    ``key`` (``cam1`` and ``cam01``, ``0004`` and ``004``): one of them
+    would otherwise replace the other and its images vanish.
+
+    Raises:
+        ValueError: ``key`` has a folder already; both are named.
+    """
+    if key in folders and folders[key] != folder:
+        raise ValueError(
+            f'{folders[key]!r} and {folder!r} are both {what}: rename or '
+            'merge them (the images of one would be left out)')
+    folders[key] = folder
+
+
+def read_list_file(path: str) -> str:
+    """The text of a dataset's list or id file, as UTF-8.
+
+    A byte-order mark (a file saved by Windows Notepad) is dropped: it
+    became part of the first path or id. Bytes that are not UTF-8 are
+    refused naming the file and the line.
+
+    Raises:
+        ValueError: The file is not UTF-8 text.
+    """
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        return data.decode('utf-8-sig')
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b'\n') + 1
+        raise ValueError(
+            f'{path!r}, line {line}: not UTF-8 text (byte '
+            f'{data[error.start:error.start + 1]!r}); save the list as '
+            'UTF-8') from None
 
 
 def repository_root() -> Optional[str]:
@@ -519,8 +570,9 @@ class BaseReIDDataset(BaseDataset):
         if isinstance(value, str):
             integral = re.fullmatch(r'\s*[+-]?\d+\s*', value) is not None
         else:
-            whole = isinstance(value, numbers.Integral) or (
-                isinstance(value, numbers.Real) and float(value).is_integer())
+            whole = isinstance(
+                value, numbers.Integral) or (isinstance(value, numbers.Real)
+                                             and float(value).is_integer())
             integral = whole and not isinstance(value, bool)
         where = (f'{self.dataset_name} ({type(self).__name__}): the {role} '
                  f'record of {record.get("img_path")!r} has {key}='

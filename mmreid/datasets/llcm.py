@@ -5,7 +5,8 @@ from typing import Dict, List, Set
 
 from mmreid.registry import DATASETS
 from mmreid.utils.checkpoint import _names
-from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
+from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
+                                claim_folder, list_images, read_list_file)
 from .regdb import read_idx_file
 from .sysu_mm01 import read_id_list, resolve_archive_root
 
@@ -150,12 +151,11 @@ class LLCM(BaseReIDDataset):
             if not osp.isfile(path):
                 continue
             shared = []
-            with open(path) as f:
-                for line in f:
-                    fields = line.split()
-                    if fields and self._is_test_image(fields[0], test_ids,
-                                                      test_folders):
-                        shared.append(fields[0])
+            for line in read_list_file(path).splitlines():
+                fields = line.split()
+                if fields and self._is_test_image(fields[0], test_ids,
+                                                  test_folders):
+                    shared.append(fields[0])
             if shared:
                 raise ValueError(
                     f'LLCM: {path} lists {len(shared)} test image(s) (in '
@@ -260,7 +260,8 @@ class LLCM(BaseReIDDataset):
                 # Checked here too: a cam10 folder is wrong even when it
                 # holds no test identity.
                 self.check_camera(int(match.group(1)), osp.join(root, name))
-                cams[int(match.group(1))] = osp.join(root, name)
+                claim_folder(cams, int(match.group(1)), osp.join(root, name),
+                             f'LLCM camera {int(match.group(1))}')
         if not cams:
             raise DatasetLayoutError(
                 f'LLCM: no cam<K> folder under {root!r}. Expected layout:\n'
@@ -278,7 +279,9 @@ class LLCM(BaseReIDDataset):
                         f': expected a name such as "0001"')
                 pid = int(match.group(1))
                 if pid in pids:
-                    by_pid.setdefault(pid, {})[cam] = folder
+                    claim_folder(
+                        by_pid.setdefault(pid, {}), cam, folder,
+                        f'LLCM identity {pid} of camera {cam}')
         records = []
         for pid in sorted(by_pid):
             for cam, folder in sorted(by_pid[pid].items()):

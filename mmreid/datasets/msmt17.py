@@ -4,7 +4,8 @@ import re
 from typing import Dict, List, Optional, Set, Tuple
 
 from mmreid.registry import DATASETS
-from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError
+from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
+                                read_list_file)
 
 
 @DATASETS.register_module()
@@ -191,29 +192,29 @@ class MSMT17(BaseReIDDataset):
             list[dict]: One record per line, with the list's pid.
         """
         records = []
-        with open(list_path) as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                fields = line.split()
-                # ASCII only: str.isdigit also takes '٣' (read as 3).
-                if len(fields) != 2 or not (fields[1].isascii()
-                                            and fields[1].isdigit()):
-                    raise ValueError(
-                        f'{list_path}, line {lineno}: expected '
-                        f'"<relative path> <pid>", got {line.rstrip()!r}')
-                path = osp.join(image_dir, fields[0])
-                if not self._exists(path):
-                    raise FileNotFoundError(
-                        f'{path!r}, listed in {list_path} line {lineno}, '
-                        f'does not exist')
-                match = self.parse_name(self.NAME_PATTERN, path)
-                cam = int(match.group(1))
-                if not 1 <= cam <= self.NUM_CAMS:
-                    raise ValueError(f'MSMT17 cameras are 1..{self.NUM_CAMS}'
-                                     f', got {cam} in {path!r}')
-                records.append(
-                    dict(img_path=path, pid=int(fields[1]), camid=cam - 1))
+        lines = read_list_file(list_path).splitlines()
+        for lineno, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            fields = line.split()
+            # ASCII only: str.isdigit also takes '٣' (read as 3).
+            if len(fields) != 2 or not (fields[1].isascii()
+                                        and fields[1].isdigit()):
+                raise ValueError(
+                    f'{list_path}, line {lineno}: expected '
+                    f'"<relative path> <pid>", got {line.rstrip()!r}')
+            path = osp.join(image_dir, fields[0])
+            if not self._exists(path):
+                raise FileNotFoundError(
+                    f'{path!r}, listed in {list_path} line {lineno}, '
+                    f'does not exist')
+            match = self.parse_name(self.NAME_PATTERN, path)
+            cam = int(match.group(1))
+            if not 1 <= cam <= self.NUM_CAMS:
+                raise ValueError(f'MSMT17 cameras are 1..{self.NUM_CAMS}'
+                                 f', got {cam} in {path!r}')
+            records.append(
+                dict(img_path=path, pid=int(fields[1]), camid=cam - 1))
         return records
 
     def _exists(self, path: str) -> bool:

@@ -5,7 +5,7 @@ from typing import Dict, List, Set, Tuple
 
 from mmreid.registry import DATASETS
 from mmreid.utils.checkpoint import _names
-from .base_reid_dataset import BaseReIDDataset
+from .base_reid_dataset import BaseReIDDataset, read_list_file
 from .sysu_mm01 import resolve_archive_root
 
 #: An idx label: a non-negative integer in ASCII digits.
@@ -33,27 +33,26 @@ def read_idx_file(path: str, root: str,
         FileNotFoundError: A listed image does not exist.
     """
     items = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            fields = line.split()
-            # ASCII digits only: these lists have no junk label, so -1 is
-            # as wrong as -3 (neither may be dropped nor kept as an id).
-            if len(fields) != 2 or not LABEL_PATTERN.fullmatch(fields[1]):
-                raise ValueError(f'{path}, line {lineno}: expected '
-                                 f'"<relative_path> <label>" with a '
-                                 f'non-negative integer label (no junk '
-                                 f'label), got {line.rstrip()!r}')
-            img_path = osp.join(root, fields[0])
-            folder, name = osp.split(img_path)
-            if folder not in listings:
-                listings[folder] = set(
-                    os.listdir(folder)) if osp.isdir(folder) else set()
-            if name not in listings[folder]:
-                raise FileNotFoundError(f'{img_path!r}, listed in {path} '
-                                        f'line {lineno}, does not exist')
-            items.append((img_path, int(fields[1])))
+    for lineno, line in enumerate(read_list_file(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        # ASCII digits only: these lists have no junk label, so -1 is
+        # as wrong as -3 (neither may be dropped nor kept as an id).
+        if len(fields) != 2 or not LABEL_PATTERN.fullmatch(fields[1]):
+            raise ValueError(f'{path}, line {lineno}: expected '
+                             f'"<relative_path> <label>" with a '
+                             f'non-negative integer label (no junk '
+                             f'label), got {line.rstrip()!r}')
+        img_path = osp.join(root, fields[0])
+        folder, name = osp.split(img_path)
+        if folder not in listings:
+            listings[folder] = set(
+                os.listdir(folder)) if osp.isdir(folder) else set()
+        if name not in listings[folder]:
+            raise FileNotFoundError(f'{img_path!r}, listed in {path} '
+                                    f'line {lineno}, does not exist')
+        items.append((img_path, int(fields[1])))
     return items
 
 
@@ -176,12 +175,11 @@ class RegDB(BaseReIDDataset):
                 path = osp.join(self.data_root, self.idx_file(stage, modality))
                 if not osp.isfile(path):
                     continue
-                with open(path) as f:
-                    for line in f:
-                        fields = line.split()
-                        if fields:
-                            image = osp.normpath(fields[0])
-                            images.setdefault(image, path)
+                for line in read_list_file(path).splitlines():
+                    fields = line.split()
+                    if fields:
+                        image = osp.normpath(fields[0])
+                        images.setdefault(image, path)
         shared = sorted(set(listed['train']) & set(listed['test']))
         if shared:
             first = shared[0]

@@ -5,7 +5,8 @@ from typing import Dict, List, Optional, Sequence, Set
 
 from mmreid.registry import DATASETS
 from mmreid.utils.checkpoint import _names
-from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
+from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
+                                claim_folder, list_images, read_list_file)
 
 
 def resolve_archive_root(data_root: str, archive: str, marker: str) -> str:
@@ -45,8 +46,7 @@ def read_id_list(path: str) -> List[int]:
         ValueError: The file is empty or holds something other than
             comma-separated integers; the message names the file.
     """
-    with open(path) as f:
-        text = f.read()
+    text = read_list_file(path)
     tokens = [t.strip() for t in re.split(r'[,\s]+', text) if t.strip()]
     # ASCII only: str.isdigit also takes '٣' (read as 3) and '²'.
     bad = [t for t in tokens if not (t.isascii() and t.isdigit())]
@@ -219,7 +219,8 @@ class SYSUMM01(BaseReIDDataset):
                 if match and osp.isdir(osp.join(self.data_root, name)):
                     cam = int(match.group(1))
                     self.cam_modality(cam)  # raises on cam0, cam7, ...
-                    cams[cam] = osp.join(self.data_root, name)
+                    claim_folder(cams, cam, osp.join(self.data_root, name),
+                                 f'SYSU-MM01 camera {cam}')
             if not cams:
                 raise DatasetLayoutError(
                     f'SYSU-MM01: no cam1..cam6 folder under data_root='
@@ -258,7 +259,9 @@ class SYSUMM01(BaseReIDDataset):
                         f'{folder!r}: expected a name such as "0001"')
                 pid = int(match.group(1))
                 if pid in pids:
-                    pid_dirs.setdefault(pid, {})[cam] = folder
+                    claim_folder(
+                        pid_dirs.setdefault(pid, {}), cam, folder,
+                        f'SYSU-MM01 identity {pid} of camera {cam}')
         records = []
         for pid in sorted(pid_dirs):
             for cam in cams:
