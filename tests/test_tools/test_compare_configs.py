@@ -154,6 +154,42 @@ def test_baseline_table_with_targets(tmp_path, monkeypatch, capsys):
     assert '| new.py | +3.0 [+0.5, +5.5] | +0.0 [+0.0, +0.0] | 3 |' in out
 
 
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_a_value_logged_as_nan_is_refused_naming_the_run(
+        tmp_path, monkeypatch, capsys, bad):
+    """A run that logged NaN (a metric of one's own) ended in a traceback
+    of the statistics module (AttributeError: 'float' object has no
+    attribute 'numerator')."""
+    tool = load_tool(TOOL)
+    base = write_config(tmp_path / 'base.py')
+    new = write_config(tmp_path / 'new.py')
+    runs = tmp_path / 'runs'
+    for seed in (0, 1, 2):
+        finished_run(runs / f'base_seed{seed}', base, seed, {
+            'd3/R1': 10.0 + seed,
+            'd3/mINP': 5.0
+        })
+        finished_run(runs / f'new_seed{seed}', new, seed, {
+            'd3/R1': 12.0 + seed,
+            'd3/mINP': bad if seed == 1 else 6.0
+        })
+    monkeypatch.setattr(sys, 'argv', [
+        'compare_configs.py', new, '--baseline', base, '--seeds', '0', '1',
+        '2', '--work-dir',
+        str(runs), '--metrics', 'R1', 'mINP', '--no-train'
+    ])
+    with pytest.raises(
+            SystemExit,
+            match=f'error: new.py, seed 1: d3/mINP was logged as {bad}'):
+        tool.main()
+    assert capsys.readouterr().out == ''
+    paired_stats = load_tool(PAIRED_STATS)
+    with pytest.raises(ValueError, match=f'a value over seeds is {bad}'):
+        paired_stats.paired_interval([1.0, 2.0], [bad, 3.0])
+    with pytest.raises(ValueError, match=f'a value over seeds is {bad}'):
+        paired_stats.mean_cell([1.0, bad], 2)
+
+
 def multi_target(*names, **loop):
     """Config lines of a multi-target validation over ``names`` (what
     tells compare_configs which prefix is the mean over targets)."""

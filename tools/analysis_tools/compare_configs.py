@@ -306,8 +306,10 @@ def paired_table(rows: list,
                     'different test sets are not paired')
         cells, used = [], []
         for metric in args.metrics:
-            pairs = [(pick(base[s], metric,
-                           base_prefix), pick(runs[s], metric, base_prefix))
+            pairs = [(pick(base[s], metric, base_prefix,
+                           f'{config_label(baseline, names)}, seed {s}'),
+                      pick(runs[s], metric, base_prefix,
+                           f'{config_label(config, names)}, seed {s}'))
                      for s in args.seeds]
             pairs = [(a, b) for a, b in pairs
                      if a is not None and b is not None]
@@ -342,6 +344,11 @@ def main(argv=None):
         prefixes = check_targets(rows, args.target, means)
         if args.metrics_given:
             check_metrics(rows, args.metrics, prefixes)
+        for config, runs in rows:  # a NaN is refused before any table
+            for seed in args.seeds:
+                for metric in args.metrics:
+                    pick(runs[seed], metric, prefixes[config],
+                         f'{config_label(config, names)}, seed {seed}')
     except ValueError as error:
         raise SystemExit(f'error: {error}')
     header = f'| config ({key_label(prefixes)}) | ' + ' | '.join(

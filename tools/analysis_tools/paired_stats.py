@@ -68,6 +68,16 @@ def t975(df: int) -> float:
     return (low + high) / 2
 
 
+def _finite(values: Sequence[float]) -> Sequence[float]:
+    """``values``, refused when one is NaN or infinite (``statistics``
+    fails on them with an AttributeError)."""
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f'a value over seeds is {bad[0]} (of {list(values)})'
+                         ': no mean or interval can use it')
+    return values
+
+
 def paired_interval(base: Sequence[float],
                     other: Sequence[float]) -> Tuple[float, float, float]:
     """Mean paired difference ``other - base`` and its 95 % t-interval.
@@ -84,7 +94,7 @@ def paired_interval(base: Sequence[float],
         raise ValueError(f'{len(base)} baseline values, {len(other)} others')
     if len(base) < 2:
         raise ValueError('a paired interval needs two seeds at least')
-    diffs = [b - a for a, b in zip(base, other)]
+    diffs = [b - a for a, b in zip(_finite(base), _finite(other))]
     mean = statistics.fmean(diffs)
     half = t975(len(diffs) - 1) * statistics.stdev(diffs) / len(diffs)**0.5
     return mean, mean - half, mean + half
@@ -95,6 +105,7 @@ def mean_cell(values: Sequence[float], num_seeds: int) -> str:
     a value, and no spread from one value."""
     if not values:
         return '-'
+    _finite(values)
     if len(values) == 1:
         return f'{values[0]:.1f} (n=1)'
     cell = (f'{statistics.fmean(values):.1f} ± '

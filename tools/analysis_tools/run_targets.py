@@ -11,6 +11,7 @@ one metric under it, and :func:`test_set` tells the test set of a prefix
 test sets.
 """
 import argparse
+import math
 from typing import List, Optional, Sequence, Tuple
 
 
@@ -123,9 +124,20 @@ def pick(metrics: dict,
          where: str = 'the run'):
     """The value of ``<target>/<name>``, without ``target`` of the run's
     only target (:func:`run_target`, whose errors it raises); None when the
-    run did not log that metric."""
+    run did not log that metric.
+
+    Raises:
+        ValueError: The logged value is NaN or infinite (a metric of one's
+            own, a hand-edited log): no mean or interval can use it.
+    """
     prefix = run_target(metrics, target, where)
-    return metrics.get(f'{prefix}/{name}') if prefix is not None else None
+    if prefix is None:
+        return None
+    value = metrics.get(f'{prefix}/{name}')
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f'{where}: {prefix}/{name} was logged as {value}; '
+                         'a mean or an interval over seeds cannot use it')
+    return value
 
 
 def _num_query(metrics: dict, prefix: str):
