@@ -589,6 +589,33 @@ def test_one_identity_gives_no_interval(tmp_path):
     assert row['diff'] == pytest.approx(50.0)
     assert (row['queries'], row['identities']) == (2, 1)
     assert np.isnan(row['low']) and np.isnan(row['high'])
+    # Printed as none, as the report prints it, not "[+nan, +nan]".
+    line = tool.format_rows([row]).splitlines()[-1]
+    assert 'nan' not in line
+    assert line.endswith('| +50.00 | 50.00 | - | - | 2 | 1 |')
+
+
+@pytest.mark.parametrize('run', ['A', 'B'])
+@pytest.mark.parametrize('change', [1, -1, 'missing'])
+def test_values_not_one_per_query_are_refused(tmp_path, run, change):
+    """A file not written whole: B's values one longer than its paths were
+    paired silently (the extra one dropped), one shorter gave an
+    IndexError traceback, A's shorter numpy's broadcast error."""
+    tool = load_tool(TOOL)
+    a, b, _ = two_runs(tmp_path)
+    runs = {'A': tool.load_per_query(a), 'B': tool.load_per_query(b)}
+    section = runs[run]['d3']
+    if change == 'missing':  # a value missing is a metric left out
+        del section['pid']
+        match = f"section 'd3': run {run} has no 'pid'"
+    else:
+        ranks = section['first_rank']
+        section['first_rank'] = np.append(ranks, 1) if change == 1 \
+            else ranks[:-1]
+        match = (f"section 'd3': run {run}'s first_rank has shape "
+                 rf"\({6 + change},\), its img_path \(6,\)")
+    with pytest.raises(ValueError, match=match):
+        tool.paired_rows(runs['A'], runs['B'])
 
 
 def protocol_file(path, metric, model=None):

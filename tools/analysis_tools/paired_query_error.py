@@ -117,7 +117,23 @@ def _matched(a: Dict[str, np.ndarray], b: Dict[str, np.ndarray], path_key: str,
              value_key: str, pid_key: str,
              where: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Values of A and B on the same queries, and their pids."""
+    for arrays, run in ((a, 'A'), (b, 'B')):
+        missing = [
+            k for k in (path_key, value_key, pid_key) if k not in arrays
+        ]
+        if missing:
+            raise ValueError(f'{where}: run {run} has no {missing[0]!r} '
+                             '(a per_query.npz not written whole by '
+                             'tools/test.py --report)')
     paths_a, paths_b = a[path_key], b[path_key]
+    for arrays, paths, run in ((a, paths_a, 'A'), (b, paths_b, 'B')):
+        for key in (value_key, pid_key):
+            if arrays[key].shape != paths.shape:
+                raise ValueError(
+                    f'{where}: run {run}\'s {key} has shape '
+                    f'{arrays[key].shape}, its {path_key} {paths.shape}: '
+                    'one value per query was expected (a per_query.npz '
+                    'not written whole by tools/test.py --report)')
     for paths, run in ((paths_a, 'A'), (paths_b, 'B')):
         if len(set(paths.tolist())) != len(paths):
             raise ValueError(f'{where}: run {run} repeats query image paths; '
@@ -175,8 +191,8 @@ def check_same_setup(a: Arrays,
         if any(k not in arrays for k in SETUP_KEYS)
     ]
     if missing:
-        runs = ('run ' if len(missing) == 1 else 'runs ') + ' and '.join(
-            missing)
+        runs = ('run '
+                if len(missing) == 1 else 'runs ') + ' and '.join(missing)
         notes.append(
             f'{where}: {runs} recorded no gallery or evaluation settings '
             '(written before they were recorded), so it was not checked '
@@ -311,12 +327,20 @@ def format_rows(rows: List[dict]) -> str:
         'clustered by identity | 95 % interval (clustered) | queries | '
         'identities |', '|---|---|---|---|---|---|---|---|---|---|'
     ]
+
+    def shown(value: float) -> str:
+        # None for a quantity one identity cannot estimate, as the
+        # report's '-'.
+        return '-' if np.isnan(value) else f'{value:.2f}'
+
     for r in rows:
+        interval = '-' if np.isnan(r['low']) else \
+            f"[{r['low']:+.2f}, {r['high']:+.2f}]"
         lines.append(
             f"| {r['section']} | {r['metric']} | {r['a']:.2f} | "
-            f"{r['b']:.2f} | {r['diff']:+.2f} | {r['se_independent']:.2f} | "
-            f"{r['se_clustered']:.2f} | [{r['low']:+.2f}, {r['high']:+.2f}] "
-            f"| {r['queries']} | {r['identities']} |")
+            f"{r['b']:.2f} | {r['diff']:+.2f} | "
+            f"{shown(r['se_independent'])} | {shown(r['se_clustered'])} | "
+            f"{interval} | {r['queries']} | {r['identities']} |")
     return '\n'.join(lines)
 
 
