@@ -557,7 +557,8 @@ def test_no_row_to_show_lists_what_was_left_out(tmp_path):
         in str(info.value)
 
 
-def test_a_metric_in_one_run_is_named_when_the_other_is_not_reported(tmp_path):
+def test_a_metric_in_one_run_is_named_when_the_other_is_not_reported(
+        tmp_path):
     """Every metric the table does not show gets its line: one that only
     A holds is 'only in A', also when B's values are not its reported
     ranking."""
@@ -667,7 +668,8 @@ def llcm(**kwargs):
          "num_trials: '10' in A, '2' in B"),
         (lambda: sysu(), lambda: sysu(mode='indoor'),
          "gallery_cams: '1,2,4,5' in A, '1,2' in B; "),
-        (lambda: sysu(), lambda: sysu(seed=1), "seed: '0' in A, '1' in B"),
+        (lambda: sysu(), lambda: sysu(seed=1),
+         "seed: '0' in A, '1' in B"),
         # C5: LLCM VIS->IR as the reference evaluates it, or symmetric.
         (lambda: llcm(direction='vis2ir'),
          lambda: llcm(direction='vis2ir', vis2ir_mode='symmetric'),

@@ -204,9 +204,9 @@ def config_sha256(config: str, cfg_options: Sequence[str] = ()) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def cache_key(
-    config: str, checkpoint: str,
-    cfg_options: Sequence[str] = ()) -> Dict[str, str]:
+def cache_key(config: str,
+              checkpoint: str,
+              cfg_options: Sequence[str] = ()) -> Dict[str, str]:
     """What a cached gap was measured on: the checkpoint's and the
     merged config's sha256 (a run trained again into the same work dir
     leaves a checkpoint of the same path and size)."""
@@ -242,11 +242,10 @@ def _measure(config: str,
             lambda x: model.head.predict(model.extract_feat(x)))
 
 
-def measure_gap(
-    config: str,
-    work_dir: str,
-    num_per_modality: int,
-    cfg_options: Sequence[str] = ()) -> list:
+def measure_gap(config: str,
+                work_dir: str,
+                num_per_modality: int,
+                cfg_options: Sequence[str] = ()) -> list:
     """``modality_gap.py``'s rows for the run's last checkpoint.
 
     The model and the training images are those of the run: ``config``
@@ -335,7 +334,8 @@ def tables(settings: List[dict], metrics: Sequence[str],
         cells = [
             s['name'],
             fmt_range(s['bn_gap']),
-            fmt_range(s['mbn_gap']), f'{statistics.fmean(s["floor"]):.3f}'
+            fmt_range(s['mbn_gap']),
+            f'{statistics.fmean(s["floor"]):.3f}'
         ]
         for m in metrics:
             diffs = [b - a for a, b in zip(s['bn'][m], s['mbn'][m])]
@@ -355,8 +355,8 @@ def tables(settings: List[dict], metrics: Sequence[str],
 
         lines = [
             f'| (MBN - BN) of the setting - (MBN - BN) of {first["name"]} '
-            '| BN gap - first BN gap | ' + ' | '.join(f'{m} [95 % CI]'
-                                                      for m in metrics) + ' |',
+            '| BN gap - first BN gap | ' +
+            ' | '.join(f'{m} [95 % CI]' for m in metrics) + ' |',
             '|---|---|' + '---|' * len(metrics)
         ]
         for s in settings[1:]:

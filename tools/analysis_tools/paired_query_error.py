@@ -191,8 +191,8 @@ def check_same_setup(a: Arrays,
         if any(k not in arrays for k in SETUP_KEYS)
     ]
     if missing:
-        runs = ('run '
-                if len(missing) == 1 else 'runs ') + ' and '.join(missing)
+        runs = ('run ' if len(missing) == 1 else 'runs ') + ' and '.join(
+            missing)
         notes.append(
             f'{where}: {runs} recorded no gallery or evaluation settings '
             '(written before they were recorded), so it was not checked '
