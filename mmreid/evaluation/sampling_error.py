@@ -141,7 +141,11 @@ def query_sampling_error(values, groups) -> SamplingError:
     num = len(values)
     if num == 0:
         raise ValueError('no query to average')
-    mean = float(values.mean())
+    # Equal values have their value as the mean exactly: np.mean of 38
+    # copies of 1/3 rounds, and the rounding left standard errors of 1e-15
+    # whose ratio, the design effect, read 3.1 instead of undefined.
+    mean = float(values[0]) if (values == values[0]).all() else float(
+        values.mean())
     _, index = np.unique(groups, return_inverse=True)
     num_groups = int(index.max()) + 1
     se_independent = se_clustered = float('nan')

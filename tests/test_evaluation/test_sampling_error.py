@@ -90,3 +90,15 @@ def test_trial_sampling_errors_average_each_query_over_its_valid_trials():
     trials[1].all_first_rank = None
     with pytest.raises(ValueError, match='trial 1 has no all_first_rank'):
         trial_sampling_errors(trials, [4, 4, 9])
+
+
+@pytest.mark.parametrize('num', [7, 38, 100, 1000])
+def test_equal_values_have_no_spread_and_no_design_effect(num):
+    """Every AP 1/3: np.mean rounded, leaving standard errors of about
+    1e-15 whose ratio, the design effect, read 3.1 at n = 38 (the report
+    printed it) where it is undefined."""
+    values = np.full(num, 100 / 3)
+    result = query_sampling_error(values, np.arange(num) % 13)
+    assert result.value == values[0]
+    assert result.se_independent == 0 and result.se_clustered == 0
+    assert np.isnan(result.design_effect)
