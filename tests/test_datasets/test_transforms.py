@@ -14,6 +14,7 @@ from mmengine.dataset import Compose
 
 from mmreid.datasets.transforms.formatting import PackReIDInputs
 from mmreid.datasets.transforms.geometric import (PadRandomCrop,
+                                                  Random2DTranslation,
                                                   ReIDRandomFlip, ReIDResize)
 from mmreid.datasets.transforms.loading import ReIDLoadImageFromFile
 from mmreid.datasets.transforms.photometric import (BOT_ERASING_FILL_RGB,
@@ -952,3 +953,33 @@ def test_the_old_processing_module_warns_and_gives_the_same_objects():
     for name in old.__all__:
         new = getattr(geometric, name, None) or getattr(photometric, name)
         assert getattr(old, name) is new
+
+
+@pytest.mark.parametrize('build,match', [
+    (lambda: Random2DTranslation(scale=float('nan')),
+     'scale must be a finite number, got nan'),
+    (lambda: Random2DTranslation(scale=float('inf')),
+     'scale must be a finite number, got inf'),
+    (lambda: ReIDRandomErasing(max_attempts=2.5),
+     'max_attempts must be an int >= 1, got 2.5'),
+    (lambda: ReIDRandomErasing(max_attempts=True),
+     'max_attempts must be an int >= 1, got True'),
+    (lambda: ReIDRandomErasing(aspect_ratio_range=(0.3, float('inf'))),
+     'aspect_ratio_range must be .* both finite'),
+    (lambda: ReIDColorJitter(brightness=float('inf')),
+     'brightness must be a finite number, got inf'),
+    (lambda: ReIDColorJitter(contrast=(0.5, float('inf'))),
+     r'contrast \(min, max\) must be a finite number, got inf'),
+    (lambda: ReIDRandomFlip(prob='0.5'),
+     "prob must be a number in \\[0, 1\\], got '0.5'"),
+    (lambda: ReIDRandomErasing(prob=True),
+     r'prob must be a number in \[0, 1\], got True'),
+    (lambda: ReIDResize(size=(True, 5)), 'size must be'),
+    (lambda: PadRandomCrop(padding=True), 'padding must be an int'),
+])
+def test_arguments_are_refused_when_built_naming_them(build, match):
+    """These were accepted (or refused without naming the argument) and
+    failed at the first image in numpy or cv2: NaN passed 'scale < 1',
+    inf passed the ranges, 2.5 attempts reached range(), True was 1."""
+    with pytest.raises(ValueError, match=match):
+        build()

@@ -24,7 +24,7 @@ from mmcv.transforms.utils import cache_randomness
 from mmreid.registry import TRANSFORMS
 from mmreid.utils.deprecation import deprecated_registry_alias
 from .pixel_fill import check_fill, fill_for_image
-from .randomness import sample_rng
+from .randomness import check_finite, check_prob, sample_rng
 
 INTERPOLATIONS = {
     'nearest': cv2.INTER_NEAREST,
@@ -43,12 +43,11 @@ PADDING_MODES = {
     'symmetric': cv2.BORDER_REFLECT,
 }
 
-#: ImageNet mean as RGB pixel values (0-255); it becomes 0 after the data
-
 
 def _check_size(size: Sequence[int]) -> Tuple[int, int]:
     if (not isinstance(size, Sequence) or len(size) != 2
-            or not all(isinstance(s, int) and s > 0 for s in size)):
+            or not all(isinstance(s, int) and not isinstance(s, bool)
+                       and s > 0 for s in size)):
         raise ValueError(f'size must be (height, width) with two positive '
                          f'ints, got {size!r}')
     return int(size[0]), int(size[1])
@@ -239,9 +238,8 @@ class Random2DTranslation(BaseTransform):
                  scale: float = 1.125,
                  interpolation: str = 'bilinear',
                  backend: str = 'cv2') -> None:
-        if not 0 <= prob <= 1:
-            raise ValueError(f'prob must be in [0, 1], got {prob!r}')
-        if scale < 1:
+        check_prob(prob)
+        if check_finite(scale, 'scale') < 1:
             raise ValueError(f'scale must be >= 1, got {scale!r}')
         self.resize = ReIDResize(size, interpolation, backend)
         height, width = self.resize.size
@@ -305,8 +303,7 @@ class ReIDRandomFlip(BaseTransform):
     draws_only_whether_it_acts = True
 
     def __init__(self, prob: float = 0.5) -> None:
-        if not 0 <= prob <= 1:
-            raise ValueError(f'prob must be in [0, 1], got {prob}')
+        check_prob(prob)
         self.prob = prob
 
     @cache_randomness
@@ -370,7 +367,8 @@ class PadRandomCrop(BaseTransform):
                  padding: int = 10,
                  fill: Union[int, Sequence[int]] = 0,
                  padding_mode: str = 'constant') -> None:
-        if not isinstance(padding, int) or padding < 0:
+        if not isinstance(padding, int) or isinstance(padding,
+                                                      bool) or padding < 0:
             raise ValueError(f'padding must be an int >= 0, got {padding!r}')
         if padding_mode not in PADDING_MODES:
             raise ValueError(f'padding_mode must be one of '

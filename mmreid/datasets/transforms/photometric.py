@@ -6,6 +6,7 @@ sample's own generator (:func:`~.randomness.sample_rng`) and mark their
 random draws with :func:`mmcv.transforms.utils.cache_randomness`.
 """
 import math
+import numbers
 from numbers import Number
 from typing import Optional, Sequence, Tuple, Union
 
@@ -17,8 +18,9 @@ from mmcv.transforms.utils import cache_randomness
 from mmreid.registry import TRANSFORMS
 from mmreid.utils.deprecation import deprecated_registry_alias
 from .pixel_fill import check_fill, fill_for_image
-from .randomness import sample_rng
+from .randomness import check_finite, check_prob, sample_rng
 
+#: ImageNet mean as RGB pixel values (0-255); it becomes 0 after the data
 #: preprocessor's normalisation.
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
 #: ImageNet std as RGB pixel values (0-255), as the data preprocessor uses.
@@ -30,9 +32,12 @@ BOT_ERASING_FILL_RGB = (151.997, 142.327, 126.824)
 
 
 def _check_range(name: str, value: Sequence[float]) -> Tuple[float, float]:
-    if len(value) != 2 or not 0 < value[0] <= value[1]:
+    if len(value) != 2 or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool)
+            and math.isfinite(v)
+            for v in value) or not 0 < value[0] <= value[1]:
         raise ValueError(f'{name} must be (min, max) with 0 < min <= max, '
-                         f'got {value!r}')
+                         f'both finite, got {value!r}')
     return float(value[0]), float(value[1])
 
 
@@ -115,8 +120,7 @@ class ReIDRandomErasing(BaseTransform):
                  fill_value: Union[float, Sequence[float]] = IMAGENET_MEAN_RGB,
                  max_attempts: int = 100,
                  aspect_sampling: str = 'log_uniform') -> None:
-        if not 0 <= prob <= 1:
-            raise ValueError(f'prob must be in [0, 1], got {prob}')
+        check_prob(prob)
         self.area_ratio_range = _check_range('area_ratio_range',
                                              area_ratio_range)
         if self.area_ratio_range[1] > 1:
@@ -132,8 +136,10 @@ class ReIDRandomErasing(BaseTransform):
             raise ValueError(f'fill_mode must be "const" or "random", got '
                              f'{fill_mode!r}')
         self._fill = check_fill('fill_value', fill_value)
-        if max_attempts < 1:
-            raise ValueError(f'max_attempts must be >= 1, got {max_attempts}')
+        if not isinstance(max_attempts, int) or isinstance(
+                max_attempts, bool) or max_attempts < 1:
+            raise ValueError(f'max_attempts must be an int >= 1, got '
+                             f'{max_attempts!r}')
         self.prob = prob
         self.aspect_sampling = aspect_sampling
         self.fill_mode = fill_mode
@@ -216,13 +222,13 @@ def _factor_range(name: str, value: Union[float, Sequence[float]],
             pair or a range outside ``bound``.
     """
     if isinstance(value, Number):
-        if not value >= 0:
+        if not check_finite(value, name) >= 0:
             raise ValueError(f'{name} must be >= 0, got {value}')
         low, high = center - float(value), center + float(value)
         if clip_first_on_zero:
             low = max(low, 0.)
     elif isinstance(value, Sequence) and len(value) == 2:
-        low, high = float(value[0]), float(value[1])
+        low, high = (check_finite(v, f'{name} (min, max)') for v in value)
     else:
         raise ValueError(f'{name} must be a number or (min, max), got '
                          f'{value!r}')
@@ -278,8 +284,7 @@ class ReIDColorJitter(BaseTransform):
                  saturation: Union[float, Sequence[float]] = 0.,
                  hue: Union[float, Sequence[float]] = 0.,
                  prob: float = 1.0) -> None:
-        if not 0 <= prob <= 1:
-            raise ValueError(f'prob must be in [0, 1], got {prob}')
+        check_prob(prob)
         inf = float('inf')
         self.brightness = _factor_range('brightness', brightness, 1.,
                                         (0., inf), True)
@@ -379,8 +384,7 @@ class RandomChannel(BaseTransform):
     draws_from_sample_rng = True
 
     def __init__(self, prob: float = 0.5, grayscale: bool = True) -> None:
-        if not 0 <= prob <= 1:
-            raise ValueError(f'prob must be in [0, 1], got {prob!r}')
+        check_prob(prob)
         self.prob = prob
         self.grayscale = grayscale
 

@@ -14,6 +14,9 @@ pipeline in order. It is made by the first random transform that runs:
   global RNG, as mmcv's transforms do: ``np.random.seed`` then makes the
   draws reproducible, but a resumed run does not repeat them.
 """
+import math
+import numbers
+
 import numpy as np
 
 
@@ -37,3 +40,28 @@ def sample_rng(results: dict) -> np.random.Generator:
         raise TypeError(f'results["rng"] must be a numpy.random.Generator, '
                         f'got {type(rng).__name__}')
     return rng
+
+
+def check_prob(prob, name: str = 'prob') -> float:
+    """A probability: a real number in [0, 1], not a bool or a string.
+
+    Raises:
+        ValueError: Naming ``name`` and the value.
+    """
+    if isinstance(prob, bool) or not isinstance(prob, numbers.Real) \
+            or not 0 <= prob <= 1:
+        raise ValueError(f'{name} must be a number in [0, 1], got {prob!r}')
+    return float(prob)
+
+
+def check_finite(value, name: str) -> float:
+    """A finite real number, not a bool (NaN and inf passed the range
+    checks and failed in numpy or cv2 at the first image).
+
+    Raises:
+        ValueError: Naming ``name`` and the value.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value):
+        raise ValueError(f'{name} must be a finite number, got {value!r}')
+    return float(value)
