@@ -414,10 +414,22 @@ class BaseReIDDataset(BaseDataset):
         self.check_layout()
         name = self.dataset_name
         if self.split == 'train':
+            parsed = self.parse_records('train')
             records = [
-                r for r in self.parse_records('train')
+                r for r in parsed
                 if r['pid'] != -1 and r['pid'] != self.DISTRACTOR_PID
             ]
+            if len(records) < len(parsed):
+                # The published training sets hold none; the count changes,
+                # so the log says why.
+                left = [r for r in parsed if r['pid'] in (
+                    -1, self.DISTRACTOR_PID)]
+                print_log(
+                    f'{name}: {len(left)} training image(s) labelled junk '
+                    f'(-1) or distractor ({self.DISTRACTOR_PID}) are not '
+                    f'trained on, e.g. {left[0]["img_path"]!r}',
+                    logger='current',
+                    level=logging.WARNING)
             if not records:
                 raise DatasetLayoutError(
                     f'{name}: the training split is empty: no training '
