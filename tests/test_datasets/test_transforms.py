@@ -983,3 +983,25 @@ def test_arguments_are_refused_when_built_naming_them(build, match):
     inf passed the ranges, 2.5 attempts reached range(), True was 1."""
     with pytest.raises(ValueError, match=match):
         build()
+
+
+@pytest.mark.parametrize('channels', [2, 4, 5])
+def test_pillow_resizes_each_channel_of_a_non_rgb_image_alone(channels):
+    """PIL took 4 channels as RGBA and weighted the colours by the 4th (a
+    constant 200 came out 0 where the 4th was 0); 5 channels failed inside
+    PIL. Each channel is resized alone, as the 1- and 3-channel paths and
+    cv2 do."""
+    from PIL import Image
+    img = random_image(height=9, width=7)
+    img = np.concatenate([img] * 2, axis=2)[..., :channels].copy()
+    img[..., -1] = np.where(np.arange(7) % 2, 255, 0)[None]
+    out = ReIDResize((4, 3), backend='pillow')(dict(img=img))['img']
+    assert out.shape == (4, 3, channels)
+    for c in range(channels):
+        alone = np.asarray(
+            Image.fromarray(np.ascontiguousarray(img[..., c])).resize(
+                (3, 4), Image.Resampling.BILINEAR))
+        assert np.array_equal(out[..., c], alone), c
+    with pytest.raises(ValueError, match=r'got shape \(0, 5, 3\)'):
+        ReIDResize((4, 3), backend='pillow')(
+            dict(img=np.zeros((0, 5, 3), np.uint8)))

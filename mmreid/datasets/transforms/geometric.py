@@ -45,9 +45,9 @@ PADDING_MODES = {
 
 
 def _check_size(size: Sequence[int]) -> Tuple[int, int]:
-    if (not isinstance(size, Sequence) or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool)
-                       and s > 0 for s in size)):
+    if (not isinstance(size, Sequence) or len(size) != 2 or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s > 0
+            for s in size)):
         raise ValueError(f'size must be (height, width) with two positive '
                          f'ints, got {size!r}')
     return int(size[0]), int(size[1])
@@ -166,12 +166,23 @@ class ReIDResize(BaseTransform):
         if img.dtype != np.uint8:
             raise ValueError(f'backend="pillow" resizes uint8 images, got '
                              f'{img.dtype}')
+        if img.ndim not in (2, 3) or 0 in img.shape:
+            raise ValueError(f'backend="pillow" resizes (H, W) or (H, W, C) '
+                             f'images, got shape {img.shape}')
+        height, width = self.size
+        resample = Image.Resampling[self.PIL_FILTERS[self.interpolation]]
+        if img.ndim == 3 and img.shape[2] not in (1, 3):
+            # PIL takes 4 channels as RGBA and weights the colours by the
+            # 4th when it resizes (a colour of 200 came out 0 where the
+            # 4th was 0): each channel alone, as cv2 resizes them.
+            channels = [
+                Image.fromarray(np.ascontiguousarray(img[..., c])).resize(
+                    (width, height), resample) for c in range(img.shape[2])
+            ]
+            return np.stack([np.asarray(c) for c in channels], axis=2)
         squeeze = img.ndim == 3 and img.shape[2] == 1
         pil = Image.fromarray(img[..., 0] if squeeze else img)
-        height, width = self.size
-        out = np.asarray(
-            pil.resize((width, height),
-                       Image.Resampling[self.PIL_FILTERS[self.interpolation]]))
+        out = np.asarray(pil.resize((width, height), resample))
         return out[..., None] if squeeze else out
 
     def transform(self, results: dict) -> dict:
