@@ -7,6 +7,7 @@ from typing import (Callable, Dict, Iterator, List, Mapping, Optional,
 from urllib.error import URLError
 from urllib.parse import urlparse
 
+import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
@@ -150,18 +151,49 @@ def extract_state_dict(checkpoint,
 
     Accepts a bare state dict or one wrapped in ``state_dict``/``model``;
     strips a DataParallel ``module.`` prefix.
+
+    Raises:
+        TypeError: Not a dict.
+        ValueError: Both ``state_dict`` and ``model`` hold weights, a key
+            is there with and without ``module.`` (different values), or
+            weights are NumPy arrays: which tensor loads would be a guess,
+            and a dropped array a silent partial load.
     """
     if not isinstance(checkpoint, dict):
         raise TypeError(f'checkpoint {source!r} holds a '
                         f'{type(checkpoint).__name__}, expected a dict')
+    wrappers = [
+        key for key in ('state_dict', 'model')
+        if isinstance(checkpoint.get(key), dict) and any(
+            isinstance(v, (torch.Tensor, np.ndarray))
+            for v in checkpoint[key].values())
+    ]
+    if len(wrappers) > 1:
+        raise ValueError(f'checkpoint {source!r} holds weights under both '
+                         "'state_dict' and 'model': keep the one to load")
     for key in ('state_dict', 'model'):
         if key in checkpoint and isinstance(checkpoint[key], dict):
             checkpoint = checkpoint[key]
             break
-    state_dict = {
-        (k[len('module.'):] if k.startswith('module.') else k): v
-        for k, v in checkpoint.items() if isinstance(v, torch.Tensor)
-    }
+    arrays = sorted(k for k, v in checkpoint.items()
+                    if isinstance(v, np.ndarray))
+    if arrays:
+        raise ValueError(
+            f'checkpoint {source!r} holds NumPy arrays where tensors are '
+            f'expected ({len(arrays)}: {arrays[:3]}); they would be left '
+            'out of the load. Save them as torch tensors '
+            '(torch.from_numpy).')
+    state_dict: Dict[str, torch.Tensor] = {}
+    for k, v in checkpoint.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        name = k[len('module.'):] if k.startswith('module.') else k
+        if name in state_dict and not torch.equal(state_dict[name], v):
+            raise ValueError(
+                f'checkpoint {source!r} holds {name!r} both with and '
+                "without the DataParallel prefix 'module.', with different "
+                'values: which one to load is a guess')
+        state_dict[name] = v
     if prefix:
         if not prefix.endswith('.'):
             prefix += '.'
@@ -437,6 +469,29 @@ def _resnet_depth(state_dict: Mapping[str, torch.Tensor],
     return None
 
 
+def check_dtypes(own: Dict[str, torch.Tensor],
+                 state_dict: Dict[str, torch.Tensor], where: str) -> None:
+    """Refuse checkpoint tensors that loading would change, not only
+    round: an integer, bool or complex tensor for a floating-point one of
+    the model (``copy_`` takes the integers as weights and drops an
+    imaginary part with a warning torch prints once per process). Another
+    floating-point precision (fp16, bf16, fp64) is converted.
+
+    Raises:
+        RuntimeError: Naming ``where``, the first such tensor and both
+            dtypes.
+    """
+    wrong = [(k, v.dtype, own[k].dtype) for k, v in state_dict.items()
+             if k in own and own[k].is_floating_point()
+             and not v.is_floating_point()]
+    if wrong:
+        name, theirs, mine = wrong[0]
+        raise RuntimeError(
+            f'{where}: {len(wrong)} tensor(s) are not floating point where '
+            f'the model\'s are, the first {name}: {theirs} in the '
+            f'checkpoint, {mine} in the model; loading would change them')
+
+
 def _check_shapes(module: nn.Module, state_dict: Dict[str, torch.Tensor],
                   key: str, checkpoint: str) -> None:
     """Refuse checkpoint tensors of other shapes than ``module``'s.
@@ -446,6 +501,7 @@ def _check_shapes(module: nn.Module, state_dict: Dict[str, torch.Tensor],
             a ResNet, the checkpoint's depth against the module's.
     """
     own = module.state_dict()
+    check_dtypes(own, state_dict, f'{key}.checkpoint={checkpoint!r}')
     mismatched: List[Tuple[str, tuple, tuple]] = [
         (name, tuple(tensor.shape), tuple(own[name].shape))
         for name, tensor in state_dict.items()

@@ -338,10 +338,11 @@ def load_model_state(model: torch.nn.Module,
             mismatch; for a converted ImageNet backbone (no head), the
             message gives the backbone ``init_cfg`` that loads it.
     """
-    from mmreid.models.weight_init import extract_state_dict
+    from mmreid.models.weight_init import check_dtypes, extract_state_dict
     check_model_fits(model, checkpoint, filename, strict,
                      skip_other_classifier, cfg)
     state_dict = extract_state_dict(checkpoint, source=filename)
+    check_dtypes(model.state_dict(), state_dict, f'checkpoint {filename}')
     mismatched = _mismatched(model, state_dict)
     skipped = sorted(k for k in mismatched
                      if skip_other_classifier and 'classifier' in k)

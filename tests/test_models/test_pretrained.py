@@ -632,3 +632,19 @@ def test_the_count_is_of_the_tensors_the_checkpoint_filled(
         'their initialisation: non_locals.1_1, non_locals.2_1' in message
     assert '; 4 BN counters (num_batches_tracked) keep their ' \
         'initialisation' in message
+
+
+def test_pretrained_weights_that_are_not_floating_point_are_refused(
+        small_r18_ckpt):
+    """An integer tensor was copied into the float weights as numbers."""
+    checkpoint = torch.load(small_r18_ckpt)
+    key = 'backbone.layer1.0.conv1.weight'
+    checkpoint['state_dict'][key] = (checkpoint['state_dict'][key] *
+                                     100).long()
+    torch.save(checkpoint, small_r18_ckpt)
+    backbone = small_resnet(18, init_cfg=pretrained(small_r18_ckpt))
+    with pytest.raises(
+            RuntimeError,
+            match='the first layer1.0.conv1.weight: torch.int64 in the '
+            'checkpoint, torch.float32 in the model'):
+        backbone.init_weights()

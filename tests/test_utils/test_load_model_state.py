@@ -261,3 +261,60 @@ def test_a_converted_imagenet_backbone_is_told_to_be_an_init_cfg(
     model.init_weights()
     for key, value in model.backbone.state_dict().items():
         assert torch.equal(value, imagenet[key]), key
+
+
+def mutated(tmp_path, change):
+    """A checkpoint of BASE whose state dict ``change`` edits in place."""
+    model = MODELS.build(BASE)
+    model.init_weights()
+    state = dict(model.state_dict())
+    wrapper = dict(state_dict=state, meta=dict())
+    change(state, wrapper)
+    path = str(tmp_path / 'mutated.pth')
+    torch.save(wrapper, path)
+    return path
+
+
+CONV = 'backbone.conv1.weight'
+
+
+@pytest.mark.parametrize('change,error,match', [
+    (lambda s, w: s.update({'module.' + CONV: s[CONV] + 1}), ValueError,
+     "holds 'backbone.conv1.weight' both with and without the "
+     "DataParallel prefix 'module.'"),
+    (lambda s, w: w.update(model=dict(s)), ValueError,
+     "holds weights under both 'state_dict' and 'model'"),
+    (lambda s, w: s.update({CONV: s[CONV].numpy()}), ValueError,
+     r"holds NumPy arrays where tensors are expected \(1: "
+     r"\['backbone.conv1.weight'\]\)"),
+    (lambda s, w: s.update({CONV: (s[CONV] * 100).long()}), RuntimeError,
+     'the first backbone.conv1.weight: torch.int64 in the checkpoint, '
+     'torch.float32 in the model'),
+    (lambda s, w: s.update({CONV: s[CONV].to(torch.complex64) + 0.5j}),
+     RuntimeError, 'torch.complex64 in the checkpoint'),
+    (lambda s, w: s.update({'backbone.bn1.weight': s['backbone.bn1.weight'] >
+                            1}), RuntimeError, 'torch.bool in the checkpoint'),
+])
+def test_a_checkpoint_whose_load_would_be_a_guess_is_refused(
+        tmp_path, change, error, match):
+    """These loaded under strict, changing the features without a word:
+    the last of two copies of a tensor won, an ndarray was dropped
+    (the error then blamed the architecture), integers became weights and
+    an imaginary part was dropped with a warning torch prints once per
+    process."""
+    path = mutated(tmp_path, change)
+    cfg = Config(dict(model=BASE, test_pipeline=PIPELINE))
+    with pytest.raises(error, match=match):
+        init_model(cfg, path)
+
+
+def test_other_float_precisions_and_equal_copies_load(tmp_path):
+    """fp16/fp64 weights are converted; a 'module.' copy equal to its
+    twin is the same tensor."""
+    def change(state, wrapper):
+        state[CONV] = state[CONV].double()
+        state['backbone.bn1.weight'] = state['backbone.bn1.weight'].half()
+        state['module.' + CONV] = state[CONV].clone()
+
+    path = mutated(tmp_path, change)
+    init_model(Config(dict(model=BASE, test_pipeline=PIPELINE)), path)
