@@ -1142,6 +1142,34 @@ def test_auto_resume_with_load_from_needs_a_reid_runner(trained, tmp_path):
         build_from_cfg(cfg)
 
 
+@pytest.mark.parametrize('option,shown', [
+    ({'model.backbone.last_stride': 2},
+     'model.backbone.last_stride: 1 in the checkpoint, 2 now'),
+    ({'model.head.triplet_feat': 'bn'}, 'model.head.triplet_feat'),
+])
+def test_another_model_is_refused(trained, tmp_path, option, shown):
+    """A resume after the model or loss was edited went on silently (the
+    tensors fit), and the config copy and the analysis tools credited
+    every epoch, those before the resume too, to the edited config."""
+    config, ckpt = trained
+    with pytest.raises(RuntimeError) as info:
+        resume(config, ckpt, tmp_path / 'edited', **option)
+    message = str(info.value)
+    assert message.startswith(f"cannot resume from {ckpt!r}: the config's "
+                              'model differs')
+    assert shown in message
+    assert f'load_from={ckpt}' in message
+
+
+def test_a_deeper_backbone_is_refused_as_a_model_change(trained, tmp_path):
+    """It was refused as an optimizer of another number of parameters."""
+    config, ckpt = trained
+    with pytest.raises(RuntimeError, match=r"model differs .*"
+                       r'model.backbone.depth: 18 in the checkpoint, 34 now'):
+        resume(config, ckpt, tmp_path / 'deeper',
+               **{'model.backbone.depth': 34})
+
+
 def test_another_training_pipeline_is_refused(trained, tmp_path):
     """A resume with another training pipeline went on silently, and the
     work dir's config copy then described every epoch, those before the

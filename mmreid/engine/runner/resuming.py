@@ -185,7 +185,8 @@ class ResumeMixin:
           (``initial_lr``). torch would take them all from the checkpoint;
         * an explicit ``randomness.seed`` must be the checkpoint's
           ``meta['seed']`` (see :meth:`_check_seed`);
-        * the training pipeline must be the one of ``meta['cfg']`` (see
+        * the model must be the one of ``meta['cfg']`` (see
+          :meth:`_check_model`), and so must the training pipeline (see
           :meth:`_check_pipeline`);
         * once the checkpoint's run has validated, the ``save_best`` keys
           and rules must be those of ``meta['cfg']`` (see
@@ -279,6 +280,7 @@ class ResumeMixin:
         # The config the checkpoint was trained with, parsed once for the
         # checks below.
         saved_cfg = config_ast(meta.get('cfg'))
+        self._check_model(filename, saved_cfg)
         self._check_pipeline(filename, saved_cfg)
         self._check_selection(checkpoint, filename, saved_cfg)
         self._check_steps_per_epoch(checkpoint, filename, saved_cfg)
@@ -309,6 +311,49 @@ class ResumeMixin:
             "None, which takes the checkpoint's back), or start a new run "
             f'from its weights with load_from={filename} (without '
             '--resume).')
+
+    def _check_model(self, filename: str, saved_cfg: ast.Module) -> None:
+        """The model part of :meth:`check_resumable`.
+
+        mmengine resumes any network or loss whose tensors fit the
+        checkpoint's: another margin, ``last_stride`` or feature for the
+        triplet loss trained on silently, and the config copy and the
+        analysis tools then credited every epoch to the new config.
+        ``model`` is compared with the checkpoint's ``meta['cfg']`` (types
+        as registered names); a checkpoint whose config does not give it
+        as literals is not checked.
+        """
+        try:
+            saved = config_literal(config_text_value(saved_cfg, 'model'))
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            return
+        mine = self.cfg.get('model')
+        if not isinstance(saved, dict) or not isinstance(mine, dict):
+            return
+        if hasattr(mine, 'to_dict'):
+            mine = mine.to_dict()
+
+        def plain(value):
+            if isinstance(value, dict):
+                found = {k: plain(v) for k, v in value.items()}
+                if isinstance(value.get('type'), str):
+                    found['type'] = config_type_name(value)
+                return found
+            if isinstance(value, (list, tuple)):
+                return [plain(v) for v in value]
+            return value
+
+        differences = metainfo_differences(plain(saved), plain(mine), 'model')
+        if differences:
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: the config\'s model '
+                'differs from the one the checkpoint was trained with '
+                f'({"; ".join(differences[:5])}'
+                f'{"; ..." if len(differences) > 5 else ""}). The run would '
+                'go on with another network or loss while its logs and '
+                'config copy credit every epoch to the new one. Resume '
+                'with the model of that run, or start a new run from its '
+                f'weights with load_from={filename} (without --resume).')
 
     def _check_pipeline(self, filename: str, saved_cfg: ast.Module) -> None:
         """The pipeline part of :meth:`check_resumable`.
