@@ -1195,3 +1195,33 @@ def test_another_training_pipeline_is_refused(trained, tmp_path):
     runner = resume(config, ckpt, tmp_path / 'scoped',
                     **{'train_dataloader.dataset.pipeline': pipeline})
     assert runner.epoch == 2
+
+
+def test_a_finished_resume_runs_the_last_validation(tmp_path, synth_root):
+    """A checkpoint is written before its epoch's validation: a requeued
+    job killed during the last validation resumed into 'nothing trained'
+    and exit 0, with that validation never run and the best checkpoint
+    of an earlier epoch. The last validation now runs again."""
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+    # As a kill during the last validation leaves it: the last
+    # checkpoint, no validation of it (val_begin past the end).
+    build_runner(config, tmp_path / 'run',
+                 **{'train_cfg.val_begin': 3}).train()
+    ckpt = str(tmp_path / 'run' / 'epoch_2.pth')
+    runner = resume(config, ckpt, tmp_path / 'run', **{
+        'default_hooks.checkpoint.save_best': 'reid/mAP'
+    })
+    assert runner.epoch == 2
+    validated = [
+        key for key in runner.message_hub.log_scalars
+        if key.startswith('val/')
+    ]
+    assert validated, 'the last epoch was not validated'
+    # As the uninterrupted run: the last epoch is the only one validated,
+    # so the best checkpoint is its.
+    assert osp.isfile(tmp_path / 'run' / 'best_reid_mAP_epoch_2.pth')
+    # Without a validation at the end, nothing runs.
+    quiet = resume(config, ckpt, tmp_path / 'quiet',
+                   **{'train_cfg.val_begin': 3})
+    assert not [k for k in quiet.message_hub.log_scalars
+                if k.startswith('val/')]

@@ -7,7 +7,7 @@ from typing import Callable, Optional, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.dist import master_only
-from mmengine.hooks import CheckpointHook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import FUNCTIONS
@@ -44,6 +44,23 @@ def _is_local(out_dir: str, file_client_args: Optional[dict],
     else:
         backend = get_file_backend(out_dir, backend_args=backend_args)
     return isinstance(backend, LocalBackend)
+
+
+class LastValidationHook(Hook):
+    """Runs the validation of the last step of a resumed run that has no
+    step left to train (see :meth:`ReIDRunner.load_or_resume`), after the
+    other hooks' ``before_train``, as the training loop would have run it
+    after that step."""
+
+    def __init__(self, checkpoint: str) -> None:
+        self.checkpoint = checkpoint
+
+    def before_train(self, runner) -> None:
+        print_log(
+            f'{self.checkpoint} is at the end of the schedule: validating '
+            'its last step, which a run stopped during it did not finish.',
+            logger='current')
+        runner.val_loop.run()
 
 
 @RUNNERS.register_module()
@@ -452,6 +469,27 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
                 self._resumed_from)
         # The checkpoint (if any) is loaded and the run about to start.
         self.dump_config()
+        if self._finished_resume is not None and self._last_step_validates():
+            # A checkpoint is written before its epoch's validation: a job
+            # stopped during the last one left it undone, and the best
+            # checkpoint without that epoch. Done again (once the hooks
+            # are set up for training), it gives the same numbers and the
+            # same best checkpoint as the first time.
+            self.register_hook(LastValidationHook(self._resumed_from),
+                               'LOWEST')
+
+    def _last_step_validates(self) -> bool:
+        """Whether the training loop validates after its last step (the
+        last epoch or iteration is at or past ``val_begin``)."""
+        from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+        loop = self._train_loop
+        if self._val_loop is None:
+            return False
+        if isinstance(loop, EpochBasedTrainLoop):
+            return loop.max_epochs >= loop.val_begin
+        if isinstance(loop, IterBasedTrainLoop):
+            return loop.max_iters >= loop.val_begin
+        return False
 
     def _load_or_resume(self) -> None:
         """The loading part of :meth:`load_or_resume`."""
