@@ -1225,3 +1225,35 @@ def test_a_finished_resume_runs_the_last_validation(tmp_path, synth_root):
                    **{'train_cfg.val_begin': 3})
     assert not [k for k in quiet.message_hub.log_scalars
                 if k.startswith('val/')]
+
+
+def test_a_second_training_on_a_work_dir_is_refused(trained, tmp_path):
+    """Two trainings on one work dir (two jobs of an array, a requeued job
+    while the first still runs) overwrote each other's checkpoints, best
+    checkpoint and config copy, and compare_configs printed one run's
+    numbers as the other's. A training holds the work dir's lock."""
+    import os
+
+    from mmreid.engine.runner.work_dir_lock import (LOCK_NAME, lock_work_dir,
+                                                    unlock_work_dir)
+    config, _ = trained
+    work_dir = tmp_path / 'shared'
+    held = lock_work_dir(str(work_dir))  # as the first run's process
+    try:
+        with pytest.raises(RuntimeError) as info:
+            build_runner(config, work_dir).train()
+        message = str(info.value)
+        assert message.startswith('another training run is using the work '
+                                  f'dir {str(work_dir)!r} (pid {os.getpid()}')
+        assert '--work-dir' in message
+        assert not glob.glob(str(work_dir / '*.pth'))
+        assert not osp.exists(work_dir / 'last_checkpoint')
+    finally:
+        unlock_work_dir(held)
+    # Once the first has ended (the system releases its lock when its
+    # process ends, killed or not), the work dir trains, and a run after it
+    # too.
+    build_runner(config, work_dir).train()
+    assert osp.isfile(work_dir / 'epoch_2.pth')
+    assert osp.isfile(work_dir / LOCK_NAME)
+    unlock_work_dir(lock_work_dir(str(work_dir)))

@@ -297,7 +297,13 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
     def train(self):
         """mmengine's; a resume that finds the checkpoint at the end of the
         schedule says, last, that it trained nothing (see
-        :meth:`~.resuming.ResumeMixin._finished_resume_message`)."""
+        :meth:`~.resuming.ResumeMixin._finished_resume_message`). The work
+        dir is locked for the run: a second training on it is refused
+        (:mod:`~.work_dir_lock`)."""
+        from mmengine.dist import get_rank
+
+        from .work_dir_lock import lock_work_dir, unlock_work_dir
+        lock = lock_work_dir(self.work_dir) if get_rank() == 0 else None
         self._training = True
         try:
             fed = ('train', ) if self._val_loop is None else ('train', 'val')
@@ -306,6 +312,7 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
         finally:
             self._training = False
             self._record_vis_config()
+            unlock_work_dir(lock)
         if self._finished_resume is not None:
             print_log(
                 self._finished_resume, logger='current', level=logging.INFO)
