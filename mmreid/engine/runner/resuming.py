@@ -33,6 +33,21 @@ def _selection_text(selection: List[Tuple[str, Optional[str]]]) -> str:
                      for key, rule in selection)
 
 
+def registered_names(value: Any) -> Any:
+    """A config value with every ``type`` (at any depth) as the class name
+    it builds (``'mmreid.ReIDResize'``, ``'ReIDResize'`` and the class all
+    ``'ReIDResize'``) and tuples as lists: the form the resume checks
+    compare a checkpoint's config and the current one in."""
+    if isinstance(value, dict):
+        found = {k: registered_names(v) for k, v in value.items()}
+        if 'type' in value:
+            found['type'] = config_type_name(value)
+        return found
+    if isinstance(value, (list, tuple)):
+        return [registered_names(v) for v in value]
+    return value
+
+
 class ResumeMixin:
     """The resume part of :class:`~mmreid.engine.runner.ReIDRunner`.
 
@@ -333,17 +348,8 @@ class ResumeMixin:
         if hasattr(mine, 'to_dict'):
             mine = mine.to_dict()
 
-        def plain(value):
-            if isinstance(value, dict):
-                found = {k: plain(v) for k, v in value.items()}
-                if isinstance(value.get('type'), str):
-                    found['type'] = config_type_name(value)
-                return found
-            if isinstance(value, (list, tuple)):
-                return [plain(v) for v in value]
-            return value
-
-        differences = metainfo_differences(plain(saved), plain(mine), 'model')
+        differences = metainfo_differences(
+            registered_names(saved), registered_names(mine), 'model')
         if differences:
             raise RuntimeError(
                 f'cannot resume from {filename!r}: the config\'s model '
@@ -379,13 +385,7 @@ class ResumeMixin:
                 mine, (list, tuple)):
             return
 
-        def plain(pipeline):
-            return [
-                dict(t, type=config_type_name(t)) if isinstance(t, dict) else t
-                for t in pipeline
-            ]
-
-        saved, mine = plain(saved), plain(mine)
+        saved, mine = registered_names(saved), registered_names(mine)
         differences = metainfo_differences(saved, mine, key)
         kinds = [[t.get('type') if isinstance(t, dict) else t for t in p]
                  for p in (saved, mine)]
