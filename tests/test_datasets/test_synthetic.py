@@ -495,8 +495,16 @@ def test_other_format_version_is_refused(tmp_path):
     assert 'Delete' in message and root in message
 
 
+def renderer_changed(monkeypatch):
+    """Forget the canary digests this process rendered: a test that
+    changes the renderer stands for another installation, which a real
+    change of the renderer always is (another process)."""
+    monkeypatch.setattr(synthetic, '_CANARY_DIGESTS', {})
+
+
 def draw_one_grey_level_otherwise(monkeypatch):
     """The renderer of another numpy/OpenCV or CPU: one pixel differs."""
+    renderer_changed(monkeypatch)
     real = synthetic.render_image
 
     def drifted(*args, **kwargs):
@@ -505,6 +513,37 @@ def draw_one_grey_level_otherwise(monkeypatch):
         return img
 
     monkeypatch.setattr(synthetic, 'render_image', drifted)
+
+
+def test_each_canary_is_rendered_once_per_process(tmp_path, monkeypatch):
+    """Every dataset of a config (train, query, gallery, each target)
+    checks its folder: the canaries are rendered for the first check of
+    the process only, and a second folder of the same parameters is
+    checked against the same digests."""
+    renderer_changed(monkeypatch)
+    first = generate_synthreid(str(tmp_path / 'a'), domains=1, size='tiny')
+    copy = str(tmp_path / 'b')
+    shutil.copytree(str(tmp_path / 'a'), copy)
+    rendered = []
+    real = synthetic.render_image
+
+    def counted(*args, **kwargs):
+        rendered.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, 'render_image', counted)
+    for root in (str(tmp_path / 'a'), str(tmp_path / 'a'), copy):
+        assert generate_synthreid(root, domains=1, size='tiny') == first
+    assert len(rendered) == len(first['canaries'])
+    # A canary whose stored digest is another is still refused.
+    manifest_path = osp.join(copy, synthetic.MANIFEST)
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    manifest['canaries'][0]['sha256'] = '0' * 64
+    with open(manifest_path, 'w') as f:
+        json.dump(manifest, f)
+    with pytest.raises(FileExistsError, match='is stale'):
+        generate_synthreid(copy, domains=1, size='tiny')
 
 
 def test_canaries_are_rerendered_at_load(tmp_path, monkeypatch):
@@ -574,6 +613,7 @@ def test_another_class_of_cpu_warns_instead_of_refusing(
 
 def gamma_of_d1_changed(monkeypatch):
     """A change of the renderer that touches d1's images only."""
+    renderer_changed(monkeypatch)
     real = synthetic._domain_style
 
     def changed(num_domains, seed, domain):
@@ -619,6 +659,7 @@ def test_a_renderer_change_in_one_camera_is_refused(tmp_path, monkeypatch):
             camera['light'] = camera['light'] * 1.5
         return camera
 
+    renderer_changed(monkeypatch)
     monkeypatch.setattr(synthetic_render, '_camera_of', changed)
     with pytest.raises(FileExistsError) as error:
         generate_synthreid(root, **kwargs)
