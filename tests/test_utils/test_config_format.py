@@ -1,13 +1,19 @@
 """mmreid.utils.config_format: a config's text is formatted once."""
+import os.path as osp
+
+import pytest
 from mmengine.config import Config
 
 from mmreid.utils import config_format
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def test_the_text_is_yapfs_and_formatted_once(monkeypatch):
     """``Config.pretty_text`` ran yapf on every call (four per runner, about
     a second each for a v2 config). After ``import mmreid`` the text is
-    yapf's own, and the same config is formatted once."""
+    yapf's own, and each statement of a config is formatted once: another
+    value of one key formats that key's statement alone."""
     import mmengine.config.config as config_module
     from yapf.yapflib.yapf_api import FormatCode
     assert config_module.FormatCode is config_format.format_code
@@ -15,23 +21,76 @@ def test_the_text_is_yapfs_and_formatted_once(monkeypatch):
         dict(
             model=dict(type='M', depth=18, out=[1, 2, 3]),
             train_dataloader=dict(batch_size=32, dataset=dict(root='a/'))))
-    calls = []
+    formatted = []
 
-    def counting():
-        calls.append(1)
-        return FormatCode
+    def counting(text, **kwargs):
+        formatted.append(text)
+        return FormatCode(text, **kwargs)
 
-    monkeypatch.setattr(config_format, '_formatter', counting)
+    monkeypatch.setattr(config_format, '_formatter', lambda: counting)
     config_format._format.cache_clear()
     texts = [cfg.pretty_text for _ in range(3)]
-    assert len(calls) == 1 and len(set(texts)) == 1
-    cfg.model.depth = 50  # another text: formatted again
-    assert 'depth=50' in cfg.pretty_text and len(calls) == 2
+    assert len(set(texts)) == 1
+    assert [t.split('=')[0] for t in formatted] == [
+        'model', 'train_dataloader'
+    ]
+    cfg.model.depth = 50  # another text: its model statement is formatted
+    assert 'depth=50' in cfg.pretty_text
+    assert len(formatted) == 3 and 'depth=50' in formatted[-1]
     cfg.model.depth = 18
-    assert cfg.pretty_text == texts[0] and len(calls) == 2
+    assert cfg.pretty_text == texts[0] and len(formatted) == 3
     # What yapf gives without mmreid.
     monkeypatch.setattr(config_module, 'FormatCode', FormatCode)
     assert cfg.pretty_text == texts[0]
+
+
+@pytest.mark.parametrize('name', [
+    'snr/snr_r18_synthreid-v2.py', 'mbn/mbn-agw_r18_synthreid-vi-v2.py',
+    'baseline/bot_r50_1xb64-120e_dimn-protocol.py'
+])
+def test_shipped_configs_are_formatted_as_yapf_formats_them_whole(name):
+    """The text formatted statement by statement is the text yapf gives
+    for the whole config: the largest configs, a visible-infrared and a
+    multi-target one."""
+    import mmengine.config.config as config_module
+    from yapf.yapflib.yapf_api import FormatCode
+    cfg = Config.fromfile(osp.join(REPO, 'configs', name))
+    unformatted = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(config_module, 'FormatCode',
+                      lambda text, **kwargs: (unformatted.append(text) or
+                                              (text, False)))
+        cfg.pretty_text
+    (text, ) = unformatted
+    statements = config_format._top_level_statements(text)
+    assert statements is not None and len(statements) > 10
+    style = dict(
+        based_on_style='pep8',
+        blank_line_before_nested_class_or_def=True,
+        split_before_expression_after_opening_paren=True)
+    config_format._format.cache_clear()
+    assert config_format.format_code(text, style) == FormatCode(
+        text, style_config=style)
+    assert cfg.pretty_text == FormatCode(text, style_config=style)[0]
+
+
+def test_text_of_another_shape_is_formatted_whole():
+    """yapf puts two blank lines around a top-level ``def`` or ``class``,
+    and keeps comments: such text is not split."""
+    from yapf.yapflib.yapf_api import FormatCode
+    style = dict(based_on_style='pep8')
+    for text in ('x=1\ndef f():\n  return 1', 'x=1\nclass A:\n  pass',
+                 '# note\na=1\nb=2', 'a=1\n\nb=2', 'a=1; b=2', 'a=1\n\n',
+                 ''):
+        assert config_format._top_level_statements(text) is None, text
+        assert config_format.format_code(text, style) == FormatCode(
+            text, style_config=style), text
+    text = "a=dict(s=\'\'\'x\ny\'\'\')\nb={'a b': [1,(2,3)]}\nc=1\n"
+    assert config_format._top_level_statements(text) == [
+        "a=dict(s=\'\'\'x\ny\'\'\')", "b={'a b': [1,(2,3)]}", 'c=1'
+    ]
+    assert config_format.format_code(text, style) == FormatCode(
+        text, style_config=style)
 
 
 def test_other_arguments_are_passed_to_yapf(monkeypatch):
