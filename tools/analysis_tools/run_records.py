@@ -45,8 +45,17 @@ LOOPS = {
     'EpochBasedTrainLoop': ('epoch', 'max_epochs', True),
     'IterBasedTrainLoop': ('iteration', 'max_iters', False)
 }
-#: mmengine's timestamp folders (``%Y%m%d_%H%M%S``), one per run started.
-STAMP = re.compile(r'^\d{8}_\d{6}$')
+#: The timestamp folders, one per run started: mmengine's
+#: ``%Y%m%d_%H%M%S``, with ``_N`` where runs started in one second
+#: (:func:`mmreid.engine.runner.work_dir_lock.claim_log_stamp`).
+STAMP = re.compile(r'^\d{8}_\d{6}(_[1-9]\d*)?$')
+
+
+def stamp_order(stamp: str) -> Tuple[str, int]:
+    """Sort key of a :data:`STAMP` folder: the time, then the ``_N`` of
+    runs started in the same second (``_10`` after ``_9``)."""
+    time, _, number = stamp[:15], stamp[15:16], stamp[16:]
+    return time, int(number or 0)
 
 
 def final_step(cfg, config: str) -> Tuple[str, int]:
@@ -109,9 +118,10 @@ def evaluations(work_dir: str) -> List[Tuple[str, str, dict]]:
         ``'test'`` (``tools/test.py``'s ``<stamp>/<stamp>.json``).
     """
     found = []
-    stamps = sorted(
-        d for d in (os.listdir(work_dir) if osp.isdir(work_dir) else [])
-        if STAMP.match(d) and osp.isdir(osp.join(work_dir, d)))
+    stamps = sorted((d for d in (
+        os.listdir(work_dir) if osp.isdir(work_dir) else [])
+                     if STAMP.match(d) and osp.isdir(osp.join(work_dir, d))),
+                    key=stamp_order)
     for stamp in stamps:
         for kind, path in (('train',
                             osp.join(work_dir, stamp, 'vis_data',
@@ -145,7 +155,8 @@ def config_record(work_dir: str, stamp: str, config: str):
     path = osp.join(work_dir, stamp, 'vis_data', 'config.py')
     if osp.isfile(path):
         return read_config(path)
-    latest = max(d for d in os.listdir(work_dir) if STAMP.match(d))
+    latest = max((d for d in os.listdir(work_dir) if STAMP.match(d)),
+                 key=stamp_order)
     dumped = osp.join(work_dir, osp.basename(config))
     if stamp == latest and osp.isfile(dumped):
         return read_config(dumped)
@@ -407,9 +418,9 @@ def _test_of(work_dir: str, stamp: str, checkpoint, tests_of: str, name: str,
             f'{work_dir}: its latest evaluation ({stamp}, tools/test.py) '
             f'tested {checkpoint!r}, not {wanted}, the final checkpoint of '
             f'{label}; give another --work-dir, or remove {stamp}')
-    runs = sorted(d for d in os.listdir(tests_of) if STAMP.match(d)) \
-        if osp.isdir(tests_of) else []
-    if runs and stamp <= runs[-1]:
+    runs = sorted((d for d in os.listdir(tests_of) if STAMP.match(d)),
+                  key=stamp_order) if osp.isdir(tests_of) else []
+    if runs and stamp_order(stamp) <= stamp_order(runs[-1]):
         return (f'stale: its test ({stamp}) is not later than the run '
                 f'({runs[-1]}) in {tests_of}, which may have written '
                 f'{name} again')

@@ -28,6 +28,7 @@ from .runner_config import (check_loop_is_mmreids,
                             check_loop_reads_a_dataloader,
                             check_sampler_gets_its_epoch, drop_restated_hooks,
                             drop_switched_off_hooks)
+from .work_dir_lock import RunStampMixin
 
 #: How a user of the tools turns strict loading off (quoted in errors).
 STRICT_OPT_OUT = ('`--strict false` (tools/test.py, tools/dist_test.sh, '
@@ -64,7 +65,7 @@ class LastValidationHook(Hook):
 
 
 @RUNNERS.register_module()
-class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
+class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
     """mmengine's ``Runner`` whose checkpoint loading follows mmreid's rules.
 
     mmengine loads ``load_from`` (and the checkpoint of ``tools/test.py``)
@@ -118,8 +119,8 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
 
     Where its parts live (a method not defined here is
     :class:`~.resuming.ResumeMixin`'s,
-    :class:`~.config_recording.ConfigRecordMixin`'s or mmengine's
-    ``Runner``'s):
+    :class:`~.config_recording.ConfigRecordMixin`'s,
+    :class:`~.work_dir_lock.RunStampMixin`'s or mmengine's ``Runner``'s):
 
     * :mod:`~mmreid.engine.runner.resuming`: :class:`ResumeMixin
       <mmreid.engine.runner.resuming.ResumeMixin>`, the resume methods
@@ -137,6 +138,9 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, Runner):
       ``check_loop_reads_a_dataloader``);
     * :mod:`~mmreid.engine.runner.schedule_checks`: the schedule checks of
       :meth:`build_param_scheduler`;
+    * :mod:`~mmreid.engine.runner.work_dir_lock`: the training lock of
+      the work dir (:meth:`train`) and the run's own timestamp folder
+      (``setup_env``);
     * :mod:`~mmreid.engine.runner.log_processor`: the log processor and
       the ``mean_pattern`` (``TRAINING_MEAN_PATTERN``) that ``__init__``
       gives a ``log_processor`` without them.

@@ -1,4 +1,4 @@
-"""One training run per work dir.
+"""One training run per work dir, one log folder per run.
 
 Two trainings started on one ``--work-dir`` (two jobs of an array, a job
 requeued while the first still runs) write the same ``epoch_N.pth``,
@@ -8,9 +8,18 @@ that a resume or the analysis tools read as one run. A training run holds
 an exclusive lock on ``<work_dir>/.mmreid-train.lock`` (``fcntl.flock``,
 which the system releases when the process ends, also when it is killed)
 and a second one is refused, naming the first.
+
+Every run (training or ``tools/test.py``) logs into a timestamp folder
+of its own (:func:`claim_log_stamp`): mmengine names it after the second
+the run started, so two runs started in one second on one work dir wrote
+one log file, one ``vis_data/scalars.json`` and one metrics file, and two
+runners built in one second in one process (mmengine names their logger,
+message hub and visualizer after the experiment and that second) shared
+them.
 """
 import datetime
 import errno
+import itertools
 import os
 import os.path as osp
 import socket
@@ -20,6 +29,54 @@ from mmengine.logging import print_log
 
 #: The lock file, in the work dir.
 LOCK_NAME = '.mmreid-train.lock'
+
+#: The timestamps the runners of this process took.
+_TAKEN_STAMPS: set = set()
+
+
+def claim_log_stamp(work_dir: str, stamp: str) -> str:
+    """The timestamp of a run's log folder, ``<work_dir>/<stamp>``, taken
+    for this run alone.
+
+    ``stamp`` (mmengine's ``%Y%m%d_%H%M%S``) where its folder can be made
+    here and no runner of this process took it, else ``stamp_1``,
+    ``stamp_2``, ... The folder is made (``os.mkdir``, which fails where
+    another process made it first), so two runs never get one.
+
+    Args:
+        work_dir (str): The run's work dir (it exists).
+        stamp (str): The second the run started, as mmengine writes it.
+
+    Returns:
+        str: The run's timestamp; its folder exists.
+    """
+    for number in itertools.count():
+        name = f'{stamp}_{number}' if number else stamp
+        if name in _TAKEN_STAMPS:
+            continue
+        try:
+            os.mkdir(osp.join(work_dir, name))
+        except FileExistsError:
+            continue
+        _TAKEN_STAMPS.add(name)
+        return name
+
+
+class RunStampMixin:
+    """``setup_env`` of :class:`~mmreid.engine.runner.ReIDRunner`:
+    mmengine's, with a timestamp of this run alone
+    (:func:`claim_log_stamp`, claimed by rank 0 and broadcast)."""
+
+    def setup_env(self, env_cfg: dict) -> None:
+        super().setup_env(env_cfg)
+        from mmengine.dist import broadcast_object_list
+        stamp = [
+            claim_log_stamp(self._work_dir, self._timestamp)
+            if self._rank == 0 else None
+        ]
+        if self._world_size > 1:
+            broadcast_object_list(stamp)
+        self._timestamp = stamp[0]
 
 
 def lock_work_dir(work_dir: str) -> Optional[IO]:

@@ -1,0 +1,95 @@
+"""Every run logs into a timestamp folder of its own.
+
+mmengine names a run's log folder after the second it started, and its
+logger, message hub and visualizer after the experiment name and that
+second: two runs started in one second on one work dir wrote one log file
+and one ``scalars.json``, and two runners built in one second in one
+process shared their logger and message hub.
+"""
+import json
+import os
+import time
+
+from mmengine.config import Config
+
+from mmreid.engine.runner import ReIDRunner, work_dir_lock
+from ..fixtures.processes import load_tool
+from ..fixtures.tiny_config import write_tiny_config
+
+
+def test_a_taken_stamp_gets_a_number(tmp_path, monkeypatch):
+    monkeypatch.setattr(work_dir_lock, '_TAKEN_STAMPS', set())
+    stamp = '20261206_230000'
+    (tmp_path / stamp).mkdir()  # another process's run of that second
+    first = work_dir_lock.claim_log_stamp(str(tmp_path), stamp)
+    assert first == f'{stamp}_1' and (tmp_path / first).is_dir()
+    # Taken by a runner of this process in another work dir.
+    other = tmp_path / 'other'
+    other.mkdir()
+    assert work_dir_lock.claim_log_stamp(str(other), stamp) == stamp
+    assert work_dir_lock.claim_log_stamp(str(other),
+                                         stamp) == f'{stamp}_2'
+    assert sorted(os.listdir(other)) == [stamp, f'{stamp}_2']
+
+
+def test_two_runners_of_one_second_log_apart(tmp_path, synth_root,
+                                             monkeypatch):
+    """Two runners built in the same second (one experiment name) on one
+    work dir: each has its own log folder, log file, logger and message
+    hub, and the analysis tools read both runs, in order."""
+    monkeypatch.setattr(work_dir_lock, '_TAKEN_STAMPS', set(), raising=False)
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+    now = time.time()
+    monkeypatch.setattr(time, 'time', lambda: now)
+
+    def build():
+        cfg = Config.fromfile(config)
+        cfg.work_dir = str(tmp_path / 'run')
+        cfg.experiment_name = 'same_name'
+        return ReIDRunner.from_cfg(cfg)
+
+    first, second = build(), build()
+    monkeypatch.undo()
+    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(now))
+    assert (first.timestamp, second.timestamp) == (stamp, f'{stamp}_1')
+    assert first.log_dir != second.log_dir
+    assert first.logger is not second.logger
+    assert first.message_hub is not second.message_hub
+    first.logger.info('the first run')
+    second.logger.info('the second run')
+    logs = [
+        open(os.path.join(r.log_dir, f'{r.timestamp}.log')).read()
+        for r in (first, second)
+    ]
+    assert 'the first run' in logs[0] and 'the second run' not in logs[0]
+    assert 'the second run' in logs[1] and 'the first run' not in logs[1]
+    # Each logs its own metrics; the latest run's are read last.
+    records = load_tool('tools/analysis_tools/run_records.py')
+    for runner, value in ((second, 2.0), (first, 1.0)):
+        with open(os.path.join(runner.log_dir, f'{runner.timestamp}.json'),
+                  'w') as f:
+            json.dump({'reid/mAP': value}, f)
+    assert [(s, m) for s, _, m in records.evaluations(str(tmp_path / 'run'))
+            ] == [(stamp, {
+                'reid/mAP': 1.0
+            }), (f'{stamp}_1', {
+                'reid/mAP': 2.0
+            })]
+    assert records.last_validation(str(tmp_path / 'run')) == {
+        'reid/mAP': 2.0
+    }
+
+
+def test_stamps_of_one_second_sort_by_their_number():
+    records = load_tool('tools/analysis_tools/run_records.py')
+    stamps = [
+        '20261206_230001', '20261206_230000_10', '20261206_230000',
+        '20261206_230000_2'
+    ]
+    assert sorted(stamps, key=records.stamp_order) == [
+        '20261206_230000', '20261206_230000_2', '20261206_230000_10',
+        '20261206_230001'
+    ]
+    assert all(records.STAMP.match(s) for s in stamps)
+    for other in ('20261206_230000_0', '20261206_230000_', '2026_230000'):
+        assert not records.STAMP.match(other), other
