@@ -1227,6 +1227,56 @@ def test_a_finished_resume_runs_the_last_validation(tmp_path, synth_root):
                 if k.startswith('val/')]
 
 
+def validations(runner):
+    """``(epoch, metrics)`` of every validation a runner logged."""
+    import json
+    path = osp.join(runner.log_dir, 'vis_data', 'scalars.json')
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [(r['step'], {k: v
+                         for k, v in r.items() if '/' in k})
+            for r in records if any('/' in k for k in r)]
+
+
+def test_a_resume_validates_the_epoch_it_resumes_from(trained, tmp_path):
+    """A run killed during the validation of epoch 1 of 2 (its checkpoint
+    is written before that validation) resumed at epoch 2: epoch 1 was
+    never validated, and the best checkpoint was chosen without it. It is
+    validated again now, and the run ends as the uninterrupted one: the
+    same validations, weights and best checkpoint."""
+    config, ckpt = trained  # epoch 1's checkpoint, written before any
+    # validation: that of every schedule below, as a kill leaves it.
+    schedule = {
+        'train_cfg.val_interval': 1,
+        'default_hooks.checkpoint.save_best': 'reid/mAP',
+        'default_hooks.checkpoint.rule': 'greater'
+    }
+    straight = build_runner(config, tmp_path / 'straight', **schedule)
+    straight.train()
+    resumed = resume(config, ckpt, tmp_path / 'killed', **schedule)
+    expected = validations(straight)
+    assert [step for step, _ in expected] == [1, 2]
+    assert validations(resumed) == expected
+    best = sorted(
+        osp.basename(p) for p in glob.glob(str(tmp_path / '*' / 'best_*')))
+    assert len(best) == 2 and best[0] == best[1], best
+    final = [
+        load_trusted_checkpoint(str(tmp_path / run / 'epoch_2.pth'))
+        for run in ('straight', 'killed')
+    ]
+    differ = [
+        key for key, value in final[0]['state_dict'].items()
+        if not torch.equal(final[1]['state_dict'][key], value)
+    ]
+    assert not differ, differ[:3]
+    # A resume at an epoch the schedule does not validate validates
+    # nothing before training.
+    quiet = resume(config, ckpt, tmp_path / 'quiet', **{
+        **schedule, 'train_cfg.val_interval': 2
+    })
+    assert [step for step, _ in validations(quiet)] == [2]
+
+
 def test_a_second_training_on_a_work_dir_is_refused(trained, tmp_path):
     """Two trainings on one work dir (two jobs of an array, a requeued job
     while the first still runs) overwrote each other's checkpoints, best

@@ -47,19 +47,25 @@ def _is_local(out_dir: str, file_client_args: Optional[dict],
     return isinstance(backend, LocalBackend)
 
 
-class LastValidationHook(Hook):
-    """Runs the validation of the last step of a resumed run that has no
-    step left to train (see :meth:`ReIDRunner.load_or_resume`), after the
-    other hooks' ``before_train``, as the training loop would have run it
-    after that step."""
+class ResumedValidationHook(Hook):
+    """Runs again the validation of the step a run resumes from (see
+    :meth:`ReIDRunner.load_or_resume`), after the other hooks'
+    ``before_train``, as the training loop ran it after that step: a
+    checkpoint is written before its step's validation, so a run stopped
+    during that validation left it undone."""
 
-    def __init__(self, checkpoint: str) -> None:
+    def __init__(self, checkpoint: str, step: str, last: bool) -> None:
         self.checkpoint = checkpoint
+        self.step = step
+        self.last = last
 
     def before_train(self, runner) -> None:
+        where = ('is at the end of the schedule' if self.last else
+                 f'is at {self.step}, which the schedule validates')
         print_log(
-            f'{self.checkpoint} is at the end of the schedule: validating '
-            'its last step, which a run stopped during it did not finish.',
+            f'{self.checkpoint} {where}: validating it again (a checkpoint '
+            'is written before its validation, which a run stopped during '
+            'it did not finish; a finished one gives the same numbers).',
             logger='current')
         runner.val_loop.run()
 
@@ -480,27 +486,39 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
                 self._resumed_from)
         # The checkpoint (if any) is loaded and the run about to start.
         self.dump_config()
-        if self._finished_resume is not None and self._last_step_validates():
-            # A checkpoint is written before its epoch's validation: a job
-            # stopped during the last one left it undone, and the best
-            # checkpoint without that epoch. Done again (once the hooks
-            # are set up for training), it gives the same numbers and the
-            # same best checkpoint as the first time.
-            self.register_hook(LastValidationHook(self._resumed_from),
-                               'LOWEST')
+        step = self._resumed_step_validated()
+        if self._training and self._resumed_from is not None and step:
+            # A checkpoint is written before its step's validation: a job
+            # stopped during it left it undone, and the best checkpoint
+            # without that step. Done again (once the hooks are set up
+            # for training), it gives the same numbers and the same best
+            # checkpoint as the first time. Training draws no random
+            # number that the validation could move (TrainRandomStateHook
+            # seeds every iteration and sample).
+            self.register_hook(
+                ResumedValidationHook(self._resumed_from, step,
+                                      self._finished_resume is not None),
+                'LOWEST')
 
-    def _last_step_validates(self) -> bool:
-        """Whether the training loop validates after its last step (the
-        last epoch or iteration is at or past ``val_begin``)."""
+    def _resumed_step_validated(self) -> Optional[str]:
+        """The step the run resumed at (``'epoch 3'``, ``'iteration
+        400'``) where the training loop validates after it, as its
+        ``run`` decides; else None."""
         from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
         loop = self._train_loop
-        if self._val_loop is None:
-            return False
+        if self._val_loop is None or self._resumed_from is None:
+            return None
         if isinstance(loop, EpochBasedTrainLoop):
-            return loop.max_epochs >= loop.val_begin
-        if isinstance(loop, IterBasedTrainLoop):
-            return loop.max_iters >= loop.val_begin
-        return False
+            unit, step, last = 'epoch', loop.epoch, loop.max_epochs
+        elif isinstance(loop, IterBasedTrainLoop):
+            unit, step, last = 'iteration', loop.iter, loop.max_iters
+        else:
+            return None
+        loop._decide_current_val_interval()
+        if step > 0 and step >= loop.val_begin and (
+                step % loop.val_interval == 0 or step == last):
+            return f'{unit} {step}'
+        return None
 
     def _load_or_resume(self) -> None:
         """The loading part of :meth:`load_or_resume`."""
