@@ -7,7 +7,7 @@ from typing import Callable, Optional, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.dist import master_only
-from mmengine.hooks import CheckpointHook, Hook
+from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import FUNCTIONS
@@ -23,6 +23,7 @@ from mmreid.utils.registry_suggestions import resolve_collate_fn
 from .config_recording import ConfigRecordMixin
 from .log_processor import TRAINING_MEAN_PATTERN, ReIDLogProcessor
 from .resume_checks import train_loader_plan
+from .resumed_validation import ResumedValidationHook, resumed_step_validated
 from .resuming import ResumeMixin
 from .runner_config import (check_loop_is_mmreids,
                             check_loop_reads_a_dataloader,
@@ -45,29 +46,6 @@ def _is_local(out_dir: str, file_client_args: Optional[dict],
     else:
         backend = get_file_backend(out_dir, backend_args=backend_args)
     return isinstance(backend, LocalBackend)
-
-
-class ResumedValidationHook(Hook):
-    """Runs again the validation of the step a run resumes from (see
-    :meth:`ReIDRunner.load_or_resume`), after the other hooks'
-    ``before_train``, as the training loop ran it after that step: a
-    checkpoint is written before its step's validation, so a run stopped
-    during that validation left it undone."""
-
-    def __init__(self, checkpoint: str, step: str, last: bool) -> None:
-        self.checkpoint = checkpoint
-        self.step = step
-        self.last = last
-
-    def before_train(self, runner) -> None:
-        where = ('is at the end of the schedule' if self.last else
-                 f'is at {self.step}, which the schedule validates')
-        print_log(
-            f'{self.checkpoint} {where}: validating it again (a checkpoint '
-            'is written before its validation, which a run stopped during '
-            'it did not finish; a finished one gives the same numbers).',
-            logger='current')
-        runner.val_loop.run()
 
 
 @RUNNERS.register_module()
@@ -144,6 +122,8 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
       ``check_loop_reads_a_dataloader``);
     * :mod:`~mmreid.engine.runner.schedule_checks`: the schedule checks of
       :meth:`build_param_scheduler`;
+    * :mod:`~mmreid.engine.runner.resumed_validation`: the validation a
+      resume runs again (:meth:`load_or_resume`);
     * :mod:`~mmreid.engine.runner.work_dir_lock`: the training lock of
       the work dir (:meth:`train`) and the run's own timestamp folder
       (``setup_env``);
@@ -486,7 +466,7 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
                 self._resumed_from)
         # The checkpoint (if any) is loaded and the run about to start.
         self.dump_config()
-        step = self._resumed_step_validated()
+        step = resumed_step_validated(self)
         if self._training and self._resumed_from is not None and step:
             # A checkpoint is written before its step's validation: a job
             # stopped during it left it undone, and the best checkpoint
@@ -499,26 +479,6 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
                 ResumedValidationHook(self._resumed_from, step,
                                       self._finished_resume is not None),
                 'LOWEST')
-
-    def _resumed_step_validated(self) -> Optional[str]:
-        """The step the run resumed at (``'epoch 3'``, ``'iteration
-        400'``) where the training loop validates after it, as its
-        ``run`` decides; else None."""
-        from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
-        loop = self._train_loop
-        if self._val_loop is None or self._resumed_from is None:
-            return None
-        if isinstance(loop, EpochBasedTrainLoop):
-            unit, step, last = 'epoch', loop.epoch, loop.max_epochs
-        elif isinstance(loop, IterBasedTrainLoop):
-            unit, step, last = 'iteration', loop.iter, loop.max_iters
-        else:
-            return None
-        loop._decide_current_val_interval()
-        if step > 0 and step >= loop.val_begin and (
-                step % loop.val_interval == 0 or step == last):
-            return f'{unit} {step}'
-        return None
 
     def _load_or_resume(self) -> None:
         """The loading part of :meth:`load_or_resume`."""
