@@ -80,12 +80,15 @@ def _top_level_statements(text: str) -> Optional[List[str]]:
     """The text of each top-level statement, where they are the whole text
     (one or more lines each, nothing between them), else None.
 
-    None for text that does not parse, statements that share a line or
+    None for text that does not parse, text with a carriage return (which
+    ast counts as a line break), statements that share a line or
     are not assignments or expressions (yapf puts blank lines around a
     ``def`` or ``class``), and text that the statements do not cover:
     blank lines, comments, surrounding whitespace. That text is formatted
     whole.
     """
+    if '\r' in text:
+        return None  # a line break to ast, not to split('\n')
     try:
         body = ast.parse(text).body
     except (SyntaxError, ValueError):
@@ -98,7 +101,7 @@ def _top_level_statements(text: str) -> Optional[List[str]]:
             return None
         end = node.end_lineno
         statements.append('\n'.join(lines[node.lineno - 1:end]))
-    if not statements or '\n'.join(statements) != text.rstrip('\n') or (
+    if not statements or end != len(text.rstrip('\n').split('\n')) or (
             len(text) - len(text.rstrip('\n')) > 1):
         return None
     return statements

@@ -79,9 +79,14 @@ def test_text_of_another_shape_is_formatted_whole():
     and keeps comments: such text is not split."""
     from yapf.yapflib.yapf_api import FormatCode
     style = dict(based_on_style='pep8')
+    # A key holding a carriage return: mmengine quotes keys as '{k}', so
+    # the text holds a raw CR, a line break to ast but not to
+    # split('\n'); split there, a statement was cut in two and yapf
+    # raised where it formats the whole text.
+    cr_key = "a=dict(\n    {'''\r''': 0})\nb=[\n    0,\n    ]"
     for text in ('x=1\ndef f():\n  return 1', 'x=1\nclass A:\n  pass',
                  '# note\na=1\nb=2', 'a=1\n\nb=2', 'a=1; b=2', 'a=1\n\n',
-                 ''):
+                 '', cr_key):
         assert config_format._top_level_statements(text) is None, text
         assert config_format.format_code(text, style) == FormatCode(
             text, style_config=style), text
