@@ -83,3 +83,23 @@ def test_a_rank_other_than_0_builds_a_visualizer_and_writes_no_copy(
     runner = started_runner(config, tmp_path / 'run')
     assert runner.visualizer is not None
     assert not osp.exists(osp.join(tmp_path, 'run', 'tiny.py'))
+
+
+def test_runs_of_one_process_draw_their_own_seeds(tmp_path, synth_root):
+    """mmengine drew ``seed=None`` from numpy's global state, which an
+    earlier run left seeded (TrainRandomStateHook seeds it every
+    iteration): every later ``seed=None`` run of a sweep in one process
+    drew one and the same seed. As a run leaves it, numpy's state is the
+    same before each runner here."""
+    import numpy as np
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+    seeds = []
+    for index in range(3):
+        np.random.seed(0)
+        cfg = Config.fromfile(config)
+        cfg.merge_from_dict({'randomness.seed': None})
+        cfg.work_dir = str(tmp_path / f'run{index}')
+        cfg.experiment_name = f'dumped_seed_{next(_RUNS)}'
+        seeds.append(ReIDRunner.from_cfg(cfg).seed)
+    assert len(set(seeds)) == 3, seeds
+    assert all(isinstance(s, int) and 0 <= s < 2**31 for s in seeds)

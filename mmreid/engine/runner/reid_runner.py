@@ -256,14 +256,29 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
                        seed,
                        diff_rank_seed: bool = False,
                        deterministic: bool = False) -> None:
-        """mmengine's, after making cuBLAS deterministic when asked.
+        """mmengine's, after making cuBLAS deterministic when asked, and
+        with a seed left to chance drawn from the system's entropy.
 
         mmengine's ``deterministic=True`` turns on
         ``torch.use_deterministic_algorithms``, under which older torch
         releases raise on every CUDA GEMM unless ``CUBLAS_WORKSPACE_CONFIG``
         is set (see
         :func:`~mmreid.utils.setup_env.setup_deterministic_cublas`).
+
+        mmengine draws ``seed=None`` from numpy's global state, which an
+        earlier run in the process left seeded (``TrainRandomStateHook``
+        seeds it every iteration): every later run of a sweep with
+        ``seed=None`` drew one and the same seed, a function of the earlier
+        run's. It is drawn here from ``secrets`` (rank 0's, broadcast).
         """
+        if seed is None:
+            import secrets
+
+            from mmengine.dist import broadcast_object_list, get_world_size
+            drawn = [secrets.randbelow(2**31)]
+            if get_world_size() > 1:
+                broadcast_object_list(drawn)
+            seed = drawn[0]
         if deterministic:
             from mmengine.logging import print_log
 
