@@ -1,6 +1,7 @@
 import datetime
 import os
 import warnings
+from typing import Optional
 
 from mmengine import DefaultScope
 
@@ -67,4 +68,52 @@ def setup_deterministic_cublas() -> bool:
             f'{", ".join(DETERMINISTIC_CUBLAS_CONFIGS)} (or unset: mmreid '
             f'then sets {DETERMINISTIC_CUBLAS_CONFIGS[0]}).')
     os.environ[CUBLAS_WORKSPACE_VAR] = DETERMINISTIC_CUBLAS_CONFIGS[0]
+    return True
+
+
+#: torch's determinism settings before a run of this process asked for
+#: determinism (None: none did, or a later run put them back).
+_BEFORE_DETERMINISTIC: Optional[dict] = None
+
+
+def follow_run_determinism(deterministic: bool) -> bool:
+    """Before a runner sets its randomness: keep torch's determinism
+    settings where the run asks for determinism, and put them back where
+    it does not but an earlier run of this process turned them on.
+
+    mmengine's ``randomness.deterministic=True`` turns on
+    ``torch.use_deterministic_algorithms`` and ``cudnn.deterministic``
+    (``cudnn.benchmark`` off) and nothing turns them off: a later run of a
+    sweep or notebook with ``deterministic=False`` ran under them (on CUDA
+    another cuDNN algorithm choice and speed, and an error for an op
+    without a deterministic kernel) while its log said
+    ``deterministic: False``. Settings the user made before any such run
+    are left as they were.
+
+    Args:
+        deterministic (bool): The run's ``randomness.deterministic``.
+
+    Returns:
+        bool: True where the settings were put back.
+    """
+    import torch
+    global _BEFORE_DETERMINISTIC
+    cudnn = torch.backends.cudnn
+    if deterministic:
+        if _BEFORE_DETERMINISTIC is None:
+            warn_only = torch.is_deterministic_algorithms_warn_only_enabled
+            _BEFORE_DETERMINISTIC = dict(
+                algorithms=torch.are_deterministic_algorithms_enabled(),
+                warn_only=warn_only(),
+                cudnn_deterministic=cudnn.deterministic,
+                cudnn_benchmark=cudnn.benchmark)
+        return False
+    if _BEFORE_DETERMINISTIC is None:
+        return False
+    before, _BEFORE_DETERMINISTIC = _BEFORE_DETERMINISTIC, None
+    torch.use_deterministic_algorithms(
+        before['algorithms'], warn_only=before['warn_only'])
+    cudnn.deterministic = before['cudnn_deterministic']
+    # This run's env_cfg.cudnn_benchmark may have turned it on already.
+    cudnn.benchmark = before['cudnn_benchmark'] or cudnn.benchmark
     return True

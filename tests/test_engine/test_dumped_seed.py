@@ -103,3 +103,43 @@ def test_runs_of_one_process_draw_their_own_seeds(tmp_path, synth_root):
         seeds.append(ReIDRunner.from_cfg(cfg).seed)
     assert len(set(seeds)) == 3, seeds
     assert all(isinstance(s, int) and 0 <= s < 2**31 for s in seeds)
+
+
+def test_a_run_does_not_inherit_an_earlier_runs_determinism(
+        tmp_path, synth_root, monkeypatch):
+    """``deterministic=True`` turned torch's deterministic algorithms and
+    cudnn.deterministic on for the rest of the process: a later run with
+    ``deterministic=False`` ran under them while its log said False.
+    Settings made before any such run are kept."""
+    import torch
+
+    from mmreid.utils import setup_env
+    monkeypatch.setattr(setup_env, '_BEFORE_DETERMINISTIC', None,
+                        raising=False)
+    cudnn = torch.backends.cudnn
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled(),
+              cudnn.deterministic, cudnn.benchmark)
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+
+    def build(deterministic, name):
+        cfg = Config.fromfile(config)
+        cfg.merge_from_dict({'randomness.deterministic': deterministic})
+        cfg.work_dir = str(tmp_path / name)
+        cfg.experiment_name = f'dumped_seed_{next(_RUNS)}'
+        return ReIDRunner.from_cfg(cfg)
+
+    try:
+        for user_setting in (False, True):
+            torch.use_deterministic_algorithms(user_setting)
+            cudnn.deterministic = cudnn.benchmark = False
+            build(True, f'a{user_setting}')
+            assert torch.are_deterministic_algorithms_enabled()
+            assert cudnn.deterministic
+            build(False, f'b{user_setting}')
+            assert torch.are_deterministic_algorithms_enabled() is \
+                user_setting
+            assert not cudnn.deterministic
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        cudnn.deterministic, cudnn.benchmark = before[2:]

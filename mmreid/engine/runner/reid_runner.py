@@ -270,6 +270,10 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
         seeds it every iteration): every later run of a sweep with
         ``seed=None`` drew one and the same seed, a function of the earlier
         run's. It is drawn here from ``secrets`` (rank 0's, broadcast).
+
+        A run with ``deterministic=False`` puts back the determinism
+        settings an earlier run of the process turned on
+        (:func:`~mmreid.utils.setup_env.follow_run_determinism`).
         """
         if seed is None:
             import secrets
@@ -279,9 +283,14 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
             if get_world_size() > 1:
                 broadcast_object_list(drawn)
             seed = drawn[0]
+        from mmreid.utils.setup_env import follow_run_determinism
+        if follow_run_determinism(deterministic):
+            print_log(
+                'randomness.deterministic=False: torch\'s deterministic '
+                'algorithms and cuDNN settings, which an earlier run of '
+                'this process turned on, are as they were before it.',
+                logger='current')
         if deterministic:
-            from mmengine.logging import print_log
-
             from mmreid.utils.setup_env import (CUBLAS_WORKSPACE_VAR,
                                                 setup_deterministic_cublas)
             if setup_deterministic_cublas():
