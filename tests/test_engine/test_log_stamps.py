@@ -93,3 +93,33 @@ def test_stamps_of_one_second_sort_by_their_number():
     assert all(records.STAMP.match(s) for s in stamps)
     for other in ('20261206_230000_0', '20261206_230000_', '2026_230000'):
         assert not records.STAMP.match(other), other
+
+
+def test_a_run_logs_into_its_own_log_when_a_later_runner_exists(
+        tmp_path, synth_root):
+    """mmreid logs with ``logger='current'``, the runner built last: a
+    runner built before another and trained after it wrote its dataset
+    tables and warnings into the other run's log."""
+    import warnings
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root,
+                               'train_cfg = dict(max_epochs=1)')
+
+    def build(name):
+        cfg = Config.fromfile(config)
+        cfg.work_dir = str(tmp_path / name)
+        cfg.experiment_name = f'own_log_{name}'
+        return ReIDRunner.from_cfg(cfg)
+
+    first, second = build('first'), build('second')
+    first.train()
+    warnings.warn('a warning during the first run')
+
+    def log(runner):
+        with open(os.path.join(runner.log_dir,
+                               f'{runner.timestamp}.log')) as f:
+            return f.read()
+
+    assert 'synthreid-d0' in log(first) and 'Epoch(train)' in log(first)
+    assert 'a warning during the first run' in log(first)
+    assert 'synthreid-d0' not in log(second)
+    assert 'a warning during the first run' not in log(second)

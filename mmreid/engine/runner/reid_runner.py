@@ -318,6 +318,7 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
 
         from .work_dir_lock import lock_work_dir, unlock_work_dir
         lock = lock_work_dir(self.work_dir) if get_rank() == 0 else None
+        self._make_current()
         self._training = True
         try:
             fed = ('train', ) if self._val_loop is None else ('train', 'val')
@@ -335,6 +336,7 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
     def val(self) -> dict:
         """mmengine's; a converted checkpoint loaded here is checked
         against the validation pipelines, which this run feeds."""
+        self._make_current()
         self._evaluating = 'val'
         try:
             self._check_pipelines(('val', ))
@@ -345,8 +347,22 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
     def test(self) -> dict:
         """mmengine's, after the test pipelines are checked
         (:meth:`_check_pipelines`)."""
+        self._make_current()
         self._check_pipelines(('test', ))
         return super().test()
+
+    def _make_current(self) -> None:
+        """Make this runner's logger, message hub and visualizer the ones
+        mmengine's ``get_current_instance()`` returns, and its log the one
+        Python warnings go to: with a runner built after this one (a sweep
+        that builds its runners first), this run's ``logger='current'``
+        lines (dataset summaries, weight init, warnings) went into the
+        other run's log."""
+        for instance in (self.logger, self.message_hub, self.visualizer):
+            instances = type(instance)._instance_dict
+            if instances.get(instance.instance_name) is instance:
+                instances.move_to_end(instance.instance_name)
+        log_warnings_to(self.logger)
 
     def _check_pipelines(self, splits: Tuple[str, ...]) -> None:
         """Refuse, before any image is read, a pipeline of ``splits`` that
