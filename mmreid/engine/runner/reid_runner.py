@@ -1,7 +1,6 @@
 """mmengine's Runner with mmreid's checkpoint rules."""
 import logging
 import numbers
-import os
 import os.path as osp
 from typing import Callable, Optional, Tuple, Union
 
@@ -22,6 +21,7 @@ from mmreid.utils.pipeline_check import check_pipelines
 from mmreid.utils.registry_suggestions import resolve_collate_fn
 from .config_recording import ConfigRecordMixin
 from .log_processor import TRAINING_MEAN_PATTERN, ReIDLogProcessor
+from .randomness import RandomnessMixin
 from .resume_checks import train_loader_plan
 from .resumed_validation import ResumedValidationHook, resumed_step_validated
 from .resuming import ResumeMixin
@@ -49,7 +49,8 @@ def _is_local(out_dir: str, file_client_args: Optional[dict],
 
 
 @RUNNERS.register_module()
-class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
+class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
+                 RandomnessMixin, Runner):
     """mmengine's ``Runner`` whose checkpoint loading follows mmreid's rules.
 
     mmengine loads ``load_from`` (and the checkpoint of ``tools/test.py``)
@@ -104,7 +105,8 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
     Where its parts live (a method not defined here is
     :class:`~.resuming.ResumeMixin`'s,
     :class:`~.config_recording.ConfigRecordMixin`'s,
-    :class:`~.work_dir_lock.RunStampMixin`'s or mmengine's ``Runner``'s):
+    :class:`~.work_dir_lock.RunStampMixin`'s,
+    :class:`~.randomness.RandomnessMixin`'s or mmengine's ``Runner``'s):
 
     * :mod:`~mmreid.engine.runner.resuming`: :class:`ResumeMixin
       <mmreid.engine.runner.resuming.ResumeMixin>`, the resume methods
@@ -122,6 +124,8 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
       ``check_loop_reads_a_dataloader``);
     * :mod:`~mmreid.engine.runner.schedule_checks`: the schedule checks of
       :meth:`build_param_scheduler`;
+    * :mod:`~mmreid.engine.runner.randomness`: ``set_randomness`` (the
+      seed left to chance, determinism, cuBLAS);
     * :mod:`~mmreid.engine.runner.resumed_validation`: the validation a
       resume runs again (:meth:`load_or_resume`);
     * :mod:`~mmreid.engine.runner.work_dir_lock`: the training lock of
@@ -251,62 +255,6 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin, Runner):
             resolve_collate_fn(dataloader, FUNCTIONS),
             seed=seed,
             diff_rank_seed=diff_rank_seed)
-
-    def set_randomness(self,
-                       seed,
-                       diff_rank_seed: bool = False,
-                       deterministic: bool = False) -> None:
-        """mmengine's, after making cuBLAS deterministic when asked, and
-        with a seed left to chance drawn from the system's entropy.
-
-        mmengine's ``deterministic=True`` turns on
-        ``torch.use_deterministic_algorithms``, under which older torch
-        releases raise on every CUDA GEMM unless ``CUBLAS_WORKSPACE_CONFIG``
-        is set (see
-        :func:`~mmreid.utils.setup_env.setup_deterministic_cublas`).
-
-        mmengine draws ``seed=None`` from numpy's global state, which an
-        earlier run in the process left seeded (``TrainRandomStateHook``
-        seeds it every iteration): every later run of a sweep with
-        ``seed=None`` drew one and the same seed, a function of the earlier
-        run's. It is drawn here from ``secrets`` (rank 0's, broadcast).
-
-        A run with ``deterministic=False`` puts back the determinism
-        settings an earlier run of the process turned on
-        (:func:`~mmreid.utils.setup_env.follow_run_determinism`).
-        """
-        if seed is None:
-            import secrets
-
-            from mmengine.dist import broadcast_object_list, get_world_size
-            drawn = [secrets.randbelow(2**31)]
-            if get_world_size() > 1:
-                broadcast_object_list(drawn)
-            seed = drawn[0]
-        from mmreid.utils.setup_env import follow_run_determinism
-        if follow_run_determinism(deterministic):
-            print_log(
-                'randomness.deterministic=False: torch\'s deterministic '
-                'algorithms and cuDNN settings, which an earlier run of '
-                'this process turned on, are as they were before it.',
-                logger='current')
-        if deterministic:
-            from mmreid.utils.setup_env import (CUBLAS_WORKSPACE_VAR,
-                                                setup_deterministic_cublas)
-            if setup_deterministic_cublas():
-                import torch
-                late = (' (CUDA was already initialised in this process: '
-                        'if a CUDA matrix product ran before, torch has '
-                        'read the variable already; set it before starting '
-                        'Python)' if torch.cuda.is_initialized() else '')
-                print_log(
-                    f'randomness.deterministic=True: set '
-                    f'{CUBLAS_WORKSPACE_VAR}='
-                    f'{os.environ[CUBLAS_WORKSPACE_VAR]} for deterministic '
-                    f'cuBLAS{late}.',
-                    logger='current')
-        super().set_randomness(
-            seed, diff_rank_seed=diff_rank_seed, deterministic=deterministic)
 
     def train(self):
         """mmengine's; a resume that finds the checkpoint at the end of the
