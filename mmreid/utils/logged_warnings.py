@@ -90,6 +90,16 @@ def record_warnings() -> None:
         _imports_kept = True
 
 
+def keep_warnings_for_next_log() -> None:
+    """Keep the warnings shown from now on for the next
+    :func:`log_warnings_to`, not the log attached so far: a runner being
+    built (its model, its hooks) warns into its own log, not into the log
+    of the run built before it in the process."""
+    global _logger
+    record_warnings()
+    _logger = None
+
+
 def log_warnings_to(logger: logging.Logger) -> None:
     """Write the warnings kept so far into ``logger``'s log file, and from
     now on each warning shown, until another logger is attached.
@@ -106,4 +116,4 @@ def log_warnings_to(logger: logging.Logger) -> None:
     _kept.clear()
 
 
-__all__ = ['record_warnings', 'log_warnings_to']
+__all__ = ['record_warnings', 'keep_warnings_for_next_log', 'log_warnings_to']

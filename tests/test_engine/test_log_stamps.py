@@ -123,3 +123,38 @@ def test_a_run_logs_into_its_own_log_when_a_later_runner_exists(
     assert 'a warning during the first run' in log(first)
     assert 'synthreid-d0' not in log(second)
     assert 'a warning during the first run' not in log(second)
+
+
+def test_the_warnings_of_a_runners_build_go_into_its_log(
+        tmp_path, synth_root, monkeypatch):
+    """A runner built from Python wrote the warnings of its own build
+    (its model, its hooks) into the log of the runner built before it,
+    or nowhere."""
+    import warnings
+
+    from mmreid.engine.runner import reid_runner
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+
+    def build(name):
+        cfg = Config.fromfile(config)
+        cfg.work_dir = str(tmp_path / name)
+        cfg.experiment_name = f'build_warnings_{name}'
+        return ReIDRunner.from_cfg(cfg)
+
+    first = build('first')
+    real = reid_runner.collect_env
+
+    def warning_env():
+        warnings.warn('a warning while the second runner is built')
+        return real()
+
+    monkeypatch.setattr(reid_runner, 'collect_env', warning_env)
+    second = build('second')
+
+    def log(runner):
+        with open(os.path.join(runner.log_dir,
+                               f'{runner.timestamp}.log')) as f:
+            return f.read()
+
+    assert 'a warning while the second runner is built' in log(second)
+    assert 'a warning while the second runner is built' not in log(first)

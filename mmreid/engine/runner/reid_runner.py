@@ -16,7 +16,8 @@ from mmengine.utils.dl_utils import collect_env
 
 from mmreid.registry import RUNNERS
 from mmreid.utils.checkpoint import last_run_checkpoint
-from mmreid.utils.logged_warnings import log_warnings_to
+from mmreid.utils.logged_warnings import (keep_warnings_for_next_log,
+                                          log_warnings_to)
 from mmreid.utils.pipeline_check import check_pipelines
 from mmreid.utils.registry_suggestions import resolve_collate_fn
 from .config_recording import ConfigRecordMixin
@@ -97,10 +98,10 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
     to it as it was.
 
     Python warnings go into the run's log file too (still shown on stderr
-    as before): those shown while the runner's logger is the latest, and
-    those ``tools/train.py`` and ``tools/test.py`` kept while reading the
-    config (:mod:`mmreid.utils.logged_warnings`), such as mmengine's
-    "X failed to import and is ignored".
+    as before): those shown while the runner is built and while it trains,
+    validates or tests, and those ``tools/train.py`` and ``tools/test.py``
+    kept while reading the config (:mod:`mmreid.utils.logged_warnings`),
+    such as mmengine's "X failed to import and is ignored".
 
     Where its parts live (a method not defined here is
     :class:`~.resuming.ResumeMixin`'s,
@@ -152,6 +153,9 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
     _resume_requested = False
 
     def __init__(self, *args, **kwargs) -> None:
+        # Warnings of the build go into this run's log (written once it
+        # has one), not into the log of a run built before it.
+        keep_warnings_for_next_log()
         # As tools/train.py and tools/test.py (use_reid_loops): a loop
         # config without a type gets mmreid's loop, whose checks (the
         # model's distance, the identity split) a runner built from
