@@ -17,6 +17,20 @@ from ..fixtures.processes import load_tool
 from ..fixtures.tiny_config import write_tiny_config
 
 
+def build(config, work_dir, experiment_name):
+    """A runner of ``config`` in ``work_dir``, named ``experiment_name``."""
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = experiment_name
+    return ReIDRunner.from_cfg(cfg)
+
+
+def run_log(runner) -> str:
+    """The text of a runner's log file."""
+    with open(os.path.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        return f.read()
+
+
 def test_a_taken_stamp_gets_a_number(tmp_path, monkeypatch):
     monkeypatch.setattr(work_dir_lock, '_TAKEN_STAMPS', set())
     stamp = '20261206_230000'
@@ -42,13 +56,8 @@ def test_two_runners_of_one_second_log_apart(tmp_path, synth_root,
     now = time.time()
     monkeypatch.setattr(time, 'time', lambda: now)
 
-    def build():
-        cfg = Config.fromfile(config)
-        cfg.work_dir = str(tmp_path / 'run')
-        cfg.experiment_name = 'same_name'
-        return ReIDRunner.from_cfg(cfg)
-
-    first, second = build(), build()
+    first, second = (build(config, tmp_path / 'run', 'same_name')
+                     for _ in range(2))
     monkeypatch.undo()
     stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(now))
     assert (first.timestamp, second.timestamp) == (stamp, f'{stamp}_1')
@@ -57,10 +66,7 @@ def test_two_runners_of_one_second_log_apart(tmp_path, synth_root,
     assert first.message_hub is not second.message_hub
     first.logger.info('the first run')
     second.logger.info('the second run')
-    logs = [
-        open(os.path.join(r.log_dir, f'{r.timestamp}.log')).read()
-        for r in (first, second)
-    ]
+    logs = [run_log(r) for r in (first, second)]
     assert 'the first run' in logs[0] and 'the second run' not in logs[0]
     assert 'the second run' in logs[1] and 'the first run' not in logs[1]
     # Each logs its own metrics; the latest run's are read last.
@@ -104,25 +110,15 @@ def test_a_run_logs_into_its_own_log_when_a_later_runner_exists(
     config = write_tiny_config(tmp_path / 'tiny.py', synth_root,
                                'train_cfg = dict(max_epochs=1)')
 
-    def build(name):
-        cfg = Config.fromfile(config)
-        cfg.work_dir = str(tmp_path / name)
-        cfg.experiment_name = f'own_log_{name}'
-        return ReIDRunner.from_cfg(cfg)
-
-    first, second = build('first'), build('second')
+    first, second = (build(config, tmp_path / name, f'own_log_{name}')
+                     for name in ('first', 'second'))
     first.train()
     warnings.warn('a warning during the first run')
-
-    def log(runner):
-        with open(os.path.join(runner.log_dir,
-                               f'{runner.timestamp}.log')) as f:
-            return f.read()
-
-    assert 'synthreid-d0' in log(first) and 'Epoch(train)' in log(first)
-    assert 'a warning during the first run' in log(first)
-    assert 'synthreid-d0' not in log(second)
-    assert 'a warning during the first run' not in log(second)
+    assert 'synthreid-d0' in run_log(first)
+    assert 'Epoch(train)' in run_log(first)
+    assert 'a warning during the first run' in run_log(first)
+    assert 'synthreid-d0' not in run_log(second)
+    assert 'a warning during the first run' not in run_log(second)
 
 
 def test_the_warnings_of_a_runners_build_go_into_its_log(
@@ -135,13 +131,7 @@ def test_the_warnings_of_a_runners_build_go_into_its_log(
     from mmreid.engine.runner import reid_runner
     config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
 
-    def build(name):
-        cfg = Config.fromfile(config)
-        cfg.work_dir = str(tmp_path / name)
-        cfg.experiment_name = f'build_warnings_{name}'
-        return ReIDRunner.from_cfg(cfg)
-
-    first = build('first')
+    first = build(config, tmp_path / 'first', 'build_warnings_first')
     real = reid_runner.collect_env
 
     def warning_env():
@@ -149,12 +139,6 @@ def test_the_warnings_of_a_runners_build_go_into_its_log(
         return real()
 
     monkeypatch.setattr(reid_runner, 'collect_env', warning_env)
-    second = build('second')
-
-    def log(runner):
-        with open(os.path.join(runner.log_dir,
-                               f'{runner.timestamp}.log')) as f:
-            return f.read()
-
-    assert 'a warning while the second runner is built' in log(second)
-    assert 'a warning while the second runner is built' not in log(first)
+    second = build(config, tmp_path / 'second', 'build_warnings_second')
+    assert 'a warning while the second runner is built' in run_log(second)
+    assert 'a warning while the second runner is built' not in run_log(first)

@@ -459,7 +459,7 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         # The checkpoint (if any) is loaded and the run about to start.
         self.dump_config()
         step = resumed_step_validated(self)
-        if self._training and self._resumed_from is not None and step:
+        if self._training and step:
             # A checkpoint is written before its step's validation: a job
             # stopped during it left it undone, and the best checkpoint
             # without that step. Done again (once the hooks are set up
