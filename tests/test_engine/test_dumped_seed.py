@@ -59,6 +59,31 @@ def test_the_sampler_seed_of_diff_rank_seed_is_written(tmp_path, synth_root):
         runner.train_dataloader.sampler.seed
 
 
+def test_a_checkpoint_records_the_config_with_its_drawn_seeds(
+        tmp_path, synth_root):
+    """A checkpoint's meta['cfg'] (kept by publish_model.py) said
+    ``randomness.seed=None`` and no sampler seed, so the config a model-zoo
+    checkpoint carries trained another model."""
+    import torch
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+    runner = started_runner(
+        config, tmp_path / 'run', **{
+            'randomness.seed': None,
+            'randomness.diff_rank_seed': True
+        })
+    runner.save_checkpoint(str(tmp_path), 'saved.pth', save_optimizer=False,
+                           save_param_scheduler=False)
+    meta = torch.load(
+        tmp_path / 'saved.pth', map_location='cpu', weights_only=False)['meta']
+    recorded = Config.fromstring(meta['cfg'], '.py')
+    assert recorded.randomness.seed == meta['seed'] == runner.seed
+    assert recorded.train_dataloader.sampler.seed == meta['sampler_seed'] \
+        == runner.train_dataloader.sampler.seed
+    # The run's own config is unchanged.
+    assert runner.cfg.randomness.seed is None
+    assert runner.cfg.train_dataloader.sampler.get('seed') is None
+
+
 def test_a_given_seed_leaves_the_copy_as_the_config(tmp_path, synth_root):
     config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
     started_runner(config, tmp_path / 'run')

@@ -526,6 +526,12 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         sampler's seed in ``meta`` and writing a local file through a
         temporary one.
 
+        ``meta['cfg']`` is the config with the seeds this run drew where
+        it left them to chance, as the work dir's copy
+        (:meth:`~.config_recording.ConfigRecordMixin.dump_config`):
+        mmengine's said ``randomness.seed=None``, so the config a
+        published checkpoint carries could not train that model again.
+
         mmengine's own check of the GPU count on resume reads
         ``meta['config']``, which its checkpoints never hold (they store
         ``meta['cfg']``), so it never runs; ``meta['world_size']`` is what
@@ -563,12 +569,19 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
             meta=meta,
             by_epoch=by_epoch,
             backend_args=backend_args)
-        if not _is_local(out_dir, file_client_args, backend_args):
-            return super().save_checkpoint(out_dir, filename, **kwargs)
-        from mmreid.utils.atomic import atomic_path
-        with atomic_path(osp.join(out_dir, filename)) as tmp:
-            super().save_checkpoint(
-                osp.dirname(tmp), osp.basename(tmp), **kwargs)
+        # mmengine writes meta['cfg'] from self.cfg: the run's own config
+        # is given back whatever happens.
+        run_cfg = self.cfg
+        self.cfg = self._config_with_drawn_seeds()[0]
+        try:
+            if not _is_local(out_dir, file_client_args, backend_args):
+                return super().save_checkpoint(out_dir, filename, **kwargs)
+            from mmreid.utils.atomic import atomic_path
+            with atomic_path(osp.join(out_dir, filename)) as tmp:
+                super().save_checkpoint(
+                    osp.dirname(tmp), osp.basename(tmp), **kwargs)
+        finally:
+            self.cfg = run_cfg
 
     def load_checkpoint(self,
                         filename: str,
