@@ -102,11 +102,15 @@ def follow_run_determinism(deterministic: bool) -> bool:
     if deterministic:
         if _BEFORE_DETERMINISTIC is None:
             warn_only = torch.is_deterministic_algorithms_warn_only_enabled
+            # Where this run's or an earlier run's env_cfg turned
+            # cudnn.benchmark on, the value before it is the user's.
+            benchmark = (cudnn.benchmark if _BEFORE_BENCHMARK is None else
+                         _BEFORE_BENCHMARK)
             _BEFORE_DETERMINISTIC = dict(
                 algorithms=torch.are_deterministic_algorithms_enabled(),
                 warn_only=warn_only(),
                 cudnn_deterministic=cudnn.deterministic,
-                cudnn_benchmark=cudnn.benchmark)
+                cudnn_benchmark=benchmark)
         return False
     if _BEFORE_DETERMINISTIC is None:
         return False
@@ -117,3 +121,41 @@ def follow_run_determinism(deterministic: bool) -> bool:
     # This run's env_cfg.cudnn_benchmark may have turned it on already.
     cudnn.benchmark = before['cudnn_benchmark'] or cudnn.benchmark
     return True
+
+
+#: ``cudnn.benchmark`` before a run of this process turned it on through
+#: ``env_cfg.cudnn_benchmark`` (None: none did, or a later run put it back).
+_BEFORE_BENCHMARK: Optional[bool] = None
+
+
+def follow_run_cudnn_benchmark(benchmark: bool) -> bool:
+    """Before a runner sets up its environment: keep ``cudnn.benchmark``
+    where the run asks for it, and put it back where it does not but an
+    earlier run of this process turned it on.
+
+    mmengine's ``env_cfg.cudnn_benchmark=True`` turns ``cudnn.benchmark``
+    on and nothing turns it off: a later run of a sweep or notebook with
+    ``cudnn_benchmark=False`` (mmreid's default) chose its cuDNN
+    algorithms by timing them, which may differ from run to run, while
+    its config said False. A value the user set before any such run is
+    left as it was.
+
+    Args:
+        benchmark (bool): The run's ``env_cfg.cudnn_benchmark``.
+
+    Returns:
+        bool: True where the setting was put back.
+    """
+    import torch
+    global _BEFORE_BENCHMARK
+    cudnn = torch.backends.cudnn
+    if benchmark:
+        if _BEFORE_BENCHMARK is None:
+            _BEFORE_BENCHMARK = bool(cudnn.benchmark)
+        return False
+    if _BEFORE_BENCHMARK is None:
+        return False
+    before, _BEFORE_BENCHMARK = _BEFORE_BENCHMARK, None
+    changed = cudnn.benchmark != before
+    cudnn.benchmark = before
+    return changed
