@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ..fixtures.built_once import built_once
 from ..fixtures.processes import PYTHON, REPO, run_tool, tool_env
 from ..fixtures.tiny_config import TINY_CONFIG
 
@@ -86,36 +87,41 @@ def write_config(path, data_root, extra):
 
 @pytest.fixture(scope='module')
 def reports(tmp_path_factory, synth_root):
-    """Train the tiny model one epoch; test it with --report on one target
-    and on two targets (under umask 022)."""
-    root = tmp_path_factory.mktemp('report')
-    train_cfg = write_config(root / 'tiny.py', synth_root, ONE_EPOCH)
-    run_tool([
-        PYTHON, 'tools/train.py', train_cfg, '--work-dir',
-        str(root / 'train')
-    ])
-    ckpt = str(root / 'train' / 'epoch_1.pth')
-    out = dict()
-    previous = os.umask(0o022)  # the runs inherit it
-    try:
-        runs = (('single', ''), ('multi', TWO_TARGETS), ('rerank', RERANK))
-        for name, extra in runs:
-            config = write_config(root / f'{name}.py', synth_root,
-                                  ONE_EPOCH + extra)
-            report_dir = root / f'report_{name}'
-            metrics = root / f'{name}.json'
-            log = run_tool([
-                PYTHON, 'tools/test.py', config, ckpt, '--work-dir',
-                str(root / f'test_{name}'), '--report',
-                str(report_dir), '--out',
-                str(metrics), '--show-num', '2', '--show-topk', '5'
-            ])
-            with open(metrics) as f:
-                reported = json.load(f)
-            out[name] = (str(report_dir / 'report.html'), reported, log)
-    finally:
-        os.umask(previous)
-    return out
+    """Train the tiny model one epoch; test it with --report on one target,
+    on two targets and with re-ranking (under umask 022). Built once per
+    session: ``{name: [report.html, metrics, log]}``."""
+
+    def build(root):
+        train_cfg = write_config(root / 'tiny.py', synth_root, ONE_EPOCH)
+        run_tool([
+            PYTHON, 'tools/train.py', train_cfg, '--work-dir',
+            str(root / 'train')
+        ])
+        ckpt = str(root / 'train' / 'epoch_1.pth')
+        out = dict()
+        previous = os.umask(0o022)  # the runs inherit it
+        try:
+            runs = (('single', ''), ('multi', TWO_TARGETS), ('rerank',
+                                                             RERANK))
+            for name, extra in runs:
+                config = write_config(root / f'{name}.py', synth_root,
+                                      ONE_EPOCH + extra)
+                report_dir = root / f'report_{name}'
+                metrics = root / f'{name}.json'
+                log = run_tool([
+                    PYTHON, 'tools/test.py', config, ckpt, '--work-dir',
+                    str(root / f'test_{name}'), '--report',
+                    str(report_dir), '--out',
+                    str(metrics), '--show-num', '2', '--show-topk', '5'
+                ])
+                with open(metrics) as f:
+                    reported = json.load(f)
+                out[name] = (str(report_dir / 'report.html'), reported, log)
+        finally:
+            os.umask(previous)
+        return out
+
+    return built_once(tmp_path_factory, 'report', build)
 
 
 def test_outputs_have_the_usual_mode(reports):
