@@ -405,9 +405,9 @@ def test_shared_logits_give_the_same_bits_with_one_mnet_pass(monkeypatch):
     of the scorers they replace."""
     from mmreid.evaluation.functional import (evaluate_features_multi,
                                               mnet_logits)
-    from mmreid.evaluation.functional.mnet_distance import (MNetPairScorer,
-                                                            SharedLogitScorer,
-                                                            share_mnet_logits)
+    from mmreid.evaluation.functional.mnet_distance import MNetPairScorer
+    from mmreid.evaluation.functional.mnet_shared_logits import (
+        SharedLogitScorer, share_mnet_logits)
     _, params = make_mnet()
     query, gallery = features(40, seed=30), features(60, seed=31)
     lab = labels(40, 60, 9, seed=3)
@@ -469,8 +469,9 @@ def test_scorers_say_whether_their_distances_depend_on_the_gallery():
     ranking of the whole gallery it is given (the candidates are that
     gallery's k nearest): it declares gallery_dependent, so the metrics
     score each split or trial gallery on its own. Pair scores do not."""
-    from mmreid.evaluation.functional.mnet_distance import (MNetPairScorer,
-                                                            share_mnet_logits)
+    from mmreid.evaluation.functional.mnet_distance import MNetPairScorer
+    from mmreid.evaluation.functional.mnet_shared_logits import \
+        share_mnet_logits
     _, params = make_mnet()
     topk = MNetPairScorer(*params, distance='mnet', topk=2)
     assert topk.gallery_dependent is True
@@ -582,8 +583,9 @@ def test_callers_may_change_shared_mnet_distances():
     """The 'mnet' distances a shared scorer returns are the caller's: a
     change in place leaves the 'fused' distances of the same chunk as
     defined, (1 - beta) |q - g|^2 / 4 + beta sigmoid(-z)."""
-    from mmreid.evaluation.functional.mnet_distance import (MNetPairScorer,
-                                                            share_mnet_logits)
+    from mmreid.evaluation.functional.mnet_distance import MNetPairScorer
+    from mmreid.evaluation.functional.mnet_shared_logits import \
+        share_mnet_logits
     mnet, params = make_mnet()
     query, gallery = features(5, seed=62), features(20, seed=63)
     shared = share_mnet_logits({

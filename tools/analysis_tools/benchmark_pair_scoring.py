@@ -56,9 +56,9 @@ from mmreid.evaluation.functional import (evaluate_features,
                                           evaluate_rank, make_mnet_scorer,
                                           mnet_distances, mnet_pair_logits)
 from mmreid.evaluation.functional.distance import exact_fp32_matmul
-from mmreid.evaluation.functional.mnet_distance import (MNetPairScorer,
-                                                        share_mnet_logits)
+from mmreid.evaluation.functional.mnet_distance import MNetPairScorer
 from mmreid.evaluation.functional.mnet_logits import decomposed_chunk_shape
+from mmreid.evaluation.functional.mnet_shared_logits import share_mnet_logits
 from mmreid.utils.atomic import open_atomic
 from mmreid.utils.profiling import peak_rss_bytes, reset_peak_rss, rss_bytes
 

@@ -6,8 +6,9 @@ from mmengine.logging import print_log
 
 from mmreid.evaluation.functional.mnet_distance import (
     DEFAULT_CHECK_QUERIES, DEFAULT_MAX_LOGIT_ERROR, PAIR_DISTANCE_MODES,
-    MNetPairScorer, share_mnet_logits)
+    MNetPairScorer)
 from mmreid.evaluation.functional.mnet_logits import PAIR_SCORING_METHODS
+from mmreid.evaluation.functional.mnet_shared_logits import share_mnet_logits
 from mmreid.registry import MODELS
 from mmreid.utils.deprecation import warn_deprecated
 from .reid_model import ReIDModel
@@ -227,7 +228,7 @@ class GMNReID(ReIDModel):
         (see :class:`MNetPairScorer`) and logs max |dz|; ``'mnet'`` and
         ``'fused'`` share one M-Net scoring of each query chunk (and its
         check) when the metric scores the modes chunk by chunk
-        (:func:`~mmreid.evaluation.functional.mnet_distance.share_mnet_logits`).
+        (:func:`~mmreid.evaluation.functional.mnet_shared_logits.share_mnet_logits`).
         """
         params = self.head.mnet.folded_params()
         scorers = share_mnet_logits({
