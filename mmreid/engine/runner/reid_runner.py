@@ -569,8 +569,9 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
             meta=meta,
             by_epoch=by_epoch,
             backend_args=backend_args)
-        # mmengine writes meta['cfg'] from self.cfg: the run's own config
-        # is given back whatever happens.
+        # mmengine writes meta['cfg'] from self.cfg (a before_save_checkpoint
+        # hook sees this config too); the run's own config is given back
+        # whatever happens.
         run_cfg = self.cfg
         self.cfg = self._config_with_drawn_seeds()[0]
         try:
