@@ -101,6 +101,57 @@ def test_stamps_of_one_second_sort_by_their_number():
         assert not records.STAMP.match(other), other
 
 
+def test_the_records_of_a_work_dir_follow_the_stamp_order(tmp_path):
+    """Ten runs started in one second: ``_10`` sorts before ``_2`` as
+    text, which would make an older run's numbers the latest
+    (``last_validation``, compare_configs) and refuse the latest run's
+    dumped config as another run's."""
+    records = load_tool('tools/analysis_tools/run_records.py')
+    stamp = '20261206_230000'
+    names = [stamp, f'{stamp}_2', f'{stamp}_9', f'{stamp}_10']
+    for index, name in enumerate(names):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f'{name}.json').write_text(
+            json.dumps({'reid/mAP': float(index)}))
+    assert [found[0] for found in records.evaluations(str(tmp_path))
+            ] == names
+    assert records.last_validation(str(tmp_path)) == {'reid/mAP': 3.0}
+    (tmp_path / 'tiny.py').write_text('answer = 42\n')
+    assert records.config_record(str(tmp_path), f'{stamp}_10',
+                                 'tiny.py').answer == 42
+
+
+def test_a_rank_other_than_0_takes_the_stamp_rank_0_claimed(
+        tmp_path, monkeypatch):
+    """Rank 0 claims the folder and broadcasts its name; another rank
+    makes no folder of its own in the shared work dir (a stray empty one
+    would count as the latest run)."""
+    import mmengine.dist
+    monkeypatch.setattr(work_dir_lock, '_TAKEN_STAMPS', set())
+    sent = []
+
+    def broadcast(objects, src=0, group=None):
+        sent.append(list(objects))
+        objects[0] = '20261206_230000_3'  # what rank 0 claimed
+
+    monkeypatch.setattr(mmengine.dist, 'broadcast_object_list', broadcast)
+
+    class MMEngineRunner:
+
+        def setup_env(self, env_cfg):
+            self._timestamp = '20261206_230000'  # mmengine's stamp
+
+    class Runner(work_dir_lock.RunStampMixin, MMEngineRunner):
+        pass
+
+    runner = Runner()
+    runner._work_dir, runner._rank, runner._world_size = str(tmp_path), 1, 2
+    runner.setup_env({})
+    assert runner._timestamp == '20261206_230000_3'
+    assert sent == [[None]]
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_run_logs_into_its_own_log_when_a_later_runner_exists(
         tmp_path, synth_root):
     """mmreid logs with ``logger='current'``, the runner built last: a
