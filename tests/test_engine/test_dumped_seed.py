@@ -57,6 +57,20 @@ def test_the_sampler_seed_of_diff_rank_seed_is_written(tmp_path, synth_root):
     assert copy.randomness.seed == 3
     assert copy.train_dataloader.sampler.seed == \
         runner.train_dataloader.sampler.seed
+    # The run's own config is unchanged.
+    assert runner.cfg.train_dataloader.sampler.get('seed') is None
+
+
+def test_a_json_config_gets_a_json_copy(tmp_path, synth_root):
+    """The notes on the drawn seeds are comments of a Python copy: a JSON
+    copy must stay JSON."""
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+    Config.fromfile(config).dump(str(tmp_path / 'tiny.json'))
+    runner = started_runner(
+        str(tmp_path / 'tiny.json'), tmp_path / 'run',
+        **{'randomness.seed': None})
+    copy = Config.fromfile(str(tmp_path / 'run' / 'tiny.json'))
+    assert copy.randomness.seed == runner.seed
 
 
 def test_a_checkpoint_records_the_config_with_its_drawn_seeds(
@@ -82,6 +96,27 @@ def test_a_checkpoint_records_the_config_with_its_drawn_seeds(
     # The run's own config is unchanged.
     assert runner.cfg.randomness.seed is None
     assert runner.cfg.train_dataloader.sampler.get('seed') is None
+
+
+def test_a_checkpoint_for_another_backend_records_the_drawn_seed(
+        tmp_path, synth_root, monkeypatch):
+    """mmengine writes a checkpoint for a remote backend (S3, petrel)
+    itself, not through a local temporary file: its meta['cfg'] holds the
+    drawn seed too."""
+    import torch
+
+    from mmreid.engine.runner import reid_runner
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+    runner = started_runner(config, tmp_path / 'run',
+                            **{'randomness.seed': None})
+    monkeypatch.setattr(reid_runner, '_is_local', lambda *args: False)
+    runner.save_checkpoint(str(tmp_path), 'saved.pth', save_optimizer=False,
+                           save_param_scheduler=False)
+    meta = torch.load(
+        tmp_path / 'saved.pth', map_location='cpu', weights_only=False)['meta']
+    assert Config.fromstring(meta['cfg'],
+                             '.py').randomness.seed == runner.seed
+    assert runner.cfg.randomness.seed is None
 
 
 def test_a_given_seed_leaves_the_copy_as_the_config(tmp_path, synth_root):

@@ -562,6 +562,13 @@ def test_resume_restores_a_drawn_sampler_seed(trained, tmp_path):
     assert runner.train_dataloader.sampler.seed == 123456
     again = load_trusted_checkpoint(str(tmp_path / 'drs' / 'epoch_2.pth'))
     assert again['meta']['sampler_seed'] == 123456
+    # The work dir's config copy and the new checkpoint's config record
+    # the checkpoint's seeds, not the ones drawn for this start.
+    for recorded in (Config.fromfile(
+            str(tmp_path / 'drs' / osp.basename(config))),
+                     Config.fromstring(again['meta']['cfg'], '.py')):
+        assert recorded.train_dataloader.sampler.seed == 123456
+        assert recorded.randomness.seed == again['meta']['seed']
 
 
 def test_another_batch_or_sampler_is_refused(trained, tmp_path):
