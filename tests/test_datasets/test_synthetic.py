@@ -546,6 +546,21 @@ def test_each_canary_is_rendered_once_per_process(tmp_path, monkeypatch):
         generate_synthreid(copy, domains=1, size='tiny')
 
 
+def test_canaries_of_other_parameters_are_rendered_for_them(
+        tmp_path, monkeypatch):
+    """Two folders whose canaries are the same jobs (paths, identities,
+    cameras) under another seed or image size: each is checked against
+    its own rendering, not the one kept for the other."""
+    renderer_changed(monkeypatch)
+    options = [dict(seed=0), dict(seed=1), dict(img_size=(64, 32))]
+    roots = [str(tmp_path / str(i)) for i in range(len(options))]
+    for root, kwargs in zip(roots, options):
+        generate_synthreid(root, domains=1, size='tiny', **kwargs)
+    renderer_changed(monkeypatch)  # the checks below render them all
+    for root, kwargs in zip(roots, options):
+        generate_synthreid(root, domains=1, size='tiny', **kwargs)
+
+
 def test_canaries_are_rerendered_at_load(tmp_path, monkeypatch):
     root = str(tmp_path / 'synth')
     manifest = generate_synthreid(root, domains=2, size='tiny')
@@ -597,14 +612,20 @@ def test_another_class_of_cpu_warns_instead_of_refusing(
     # vectorised functions differently: a folder written on this CPU is
     # then used with a warning, as with other versions, not refused as
     # stale (the refusal would stop every run on a shared data folder).
+    # It warns once per folder, not for each dataset of a config.
     root = str(tmp_path / 'synth')
     generate_synthreid(root, domains=1, size='tiny')
     draw_one_grey_level_otherwise(monkeypatch)
+    monkeypatch.setattr(synthetic, '_WARNED', set())
     now = synthetic_store._renderer_versions()
     monkeypatch.setattr(synthetic, '_renderer_versions',
                         lambda: dict(now, cpu='x86_64 AVX,AVX2,FMA3'))
-    with pytest.warns(RuntimeWarning, match='CPU x86_64 AVX,AVX2,FMA3'):
-        generate_synthreid(root, domains=1, size='tiny')
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter('always')
+        for _ in range(3):  # a config's train, query and gallery datasets
+            generate_synthreid(root, domains=1, size='tiny')
+    (drift, ) = [w for w in shown if issubclass(w.category, RuntimeWarning)]
+    assert 'CPU x86_64 AVX,AVX2,FMA3' in str(drift.message)
     monkeypatch.setattr(synthetic, '_renderer_versions', lambda: now)
     monkeypatch.setattr(synthetic, '_WARNED', set())
     with pytest.raises(FileExistsError, match='is stale'):

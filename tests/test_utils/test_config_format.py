@@ -85,8 +85,8 @@ def test_text_of_another_shape_is_formatted_whole():
     # raised where it formats the whole text.
     cr_key = "a=dict(\n    {'''\r''': 0})\nb=[\n    0,\n    ]"
     for text in ('x=1\ndef f():\n  return 1', 'x=1\nclass A:\n  pass',
-                 '# note\na=1\nb=2', 'a=1\n\nb=2', 'a=1; b=2', 'a=1\n\n',
-                 '', cr_key):
+                 '# note\na=1\nb=2', 'a=1\nb=2\n# end', 'a=1\nb=2\n# end\n',
+                 'a=1\n\nb=2', 'a=1; b=2', 'a=1\n\n', '', cr_key):
         assert config_format._top_level_statements(text) is None, text
         assert config_format.format_code(text, style) == FormatCode(
             text, style_config=style), text
@@ -96,6 +96,9 @@ def test_text_of_another_shape_is_formatted_whole():
     ]
     assert config_format.format_code(text, style) == FormatCode(
         text, style_config=style)
+    # yapf's "changed" flag too: formatted text is unchanged.
+    formatted = config_format.format_code(text, style)[0]
+    assert config_format.format_code(formatted, style) == (formatted, False)
 
 
 def test_other_arguments_are_passed_to_yapf(monkeypatch):
