@@ -8,6 +8,7 @@ determinism): sequences of runs too long to build real runners for
 (``test_dumped_seed`` builds them for the common cases).
 """
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -116,3 +117,15 @@ def test_a_seed_left_to_chance_is_rank_0s(monkeypatch):
 
     monkeypatch.setattr(mmengine.dist, 'broadcast_object_list', broadcast)
     assert start(seed=None).seed == 777
+
+
+def test_a_note_once_the_logger_is_built_is_logged_at_once(
+        torch_settings, monkeypatch):
+    """A resume sets the randomness again after mmengine built the
+    logger: its notes are logged then, not kept for a logger to come."""
+    monkeypatch.delenv(CUBLAS_WORKSPACE_VAR)
+    runner, logged = Runner(), []
+    runner.logger = SimpleNamespace(info=logged.append)
+    runner.set_randomness(0, deterministic=True)
+    assert any(CUBLAS_WORKSPACE_VAR in message for message in logged)
+    assert '_notes_for_log' not in runner.__dict__

@@ -21,8 +21,14 @@ class RandomnessMixin:
     """
 
     def _note_for_log(self, message: str) -> None:
-        """Keep ``message`` for the run's logger (:meth:`build_logger`)."""
-        self.__dict__.setdefault('_notes_for_log', []).append(message)
+        """Log ``message`` with the run's logger, or keep it for the
+        logger :meth:`build_logger` builds (a resume sets the randomness
+        again once the logger is there)."""
+        logger = self.__dict__.get('logger')
+        if logger is not None:
+            logger.info(message)
+        else:
+            self.__dict__.setdefault('_notes_for_log', []).append(message)
 
     def build_logger(self, *args, **kwargs):
         """mmengine's; the logger then logs what :meth:`setup_env` and
