@@ -166,20 +166,12 @@ def test_runs_of_one_process_draw_their_own_seeds(tmp_path, synth_root):
 
 
 def test_a_run_does_not_inherit_an_earlier_runs_determinism(
-        tmp_path, synth_root, monkeypatch):
+        tmp_path, synth_root, torch_settings):
     """``deterministic=True`` turned torch's deterministic algorithms and
     cudnn.deterministic on for the rest of the process: a later run with
     ``deterministic=False`` ran under them while its log said False.
     Settings made before any such run are kept."""
     import torch
-
-    from mmreid.utils import setup_env
-    monkeypatch.setattr(setup_env, '_BEFORE_DETERMINISTIC', None,
-                        raising=False)
-    cudnn = torch.backends.cudnn
-    before = (torch.are_deterministic_algorithms_enabled(),
-              torch.is_deterministic_algorithms_warn_only_enabled(),
-              cudnn.deterministic, cudnn.benchmark)
     config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
 
     def build(deterministic, name):
@@ -189,39 +181,25 @@ def test_a_run_does_not_inherit_an_earlier_runs_determinism(
         cfg.experiment_name = f'dumped_seed_{next(_RUNS)}'
         return ReIDRunner.from_cfg(cfg)
 
-    try:
-        for user_setting in (False, True):
-            torch.use_deterministic_algorithms(user_setting)
-            cudnn.deterministic = cudnn.benchmark = False
-            build(True, f'a{user_setting}')
-            assert torch.are_deterministic_algorithms_enabled()
-            assert cudnn.deterministic
-            build(False, f'b{user_setting}')
-            assert torch.are_deterministic_algorithms_enabled() is \
-                user_setting
-            assert not cudnn.deterministic
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-        cudnn.deterministic, cudnn.benchmark = before[2:]
+    for user_setting in (False, True):
+        torch.use_deterministic_algorithms(user_setting)
+        torch_settings.deterministic = torch_settings.benchmark = False
+        build(True, f'a{user_setting}')
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch_settings.deterministic
+        build(False, f'b{user_setting}')
+        assert torch.are_deterministic_algorithms_enabled() is user_setting
+        assert not torch_settings.deterministic
 
 
 def test_a_run_does_not_inherit_an_earlier_runs_cudnn_benchmark(
-        tmp_path, synth_root, monkeypatch):
+        tmp_path, synth_root, torch_settings):
     """``env_cfg.cudnn_benchmark=True`` turned cudnn.benchmark on for the
     rest of the process: a later run with ``cudnn_benchmark=False`` chose
     its cuDNN algorithms by timing them while its config said False. What
     each run had to say about it went into the log of the runner built
     before it (the logger mmengine calls current then)."""
-    import torch
-
-    from mmreid.utils import setup_env
-    monkeypatch.setattr(setup_env, '_BEFORE_BENCHMARK', None, raising=False)
-    monkeypatch.setattr(setup_env, '_BEFORE_DETERMINISTIC', None,
-                        raising=False)
-    cudnn = torch.backends.cudnn
-    before = (torch.are_deterministic_algorithms_enabled(),
-              torch.is_deterministic_algorithms_warn_only_enabled(),
-              cudnn.deterministic, cudnn.benchmark)
+    cudnn = torch_settings
     config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
     put_back = 'cudnn.benchmark, which an earlier run of this process'
     runs = itertools.count()
@@ -238,26 +216,22 @@ def test_a_run_does_not_inherit_an_earlier_runs_cudnn_benchmark(
         with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
             return f.read()
 
-    try:
-        for user_setting in (False, True):
-            cudnn.benchmark = user_setting
-            first = build(True)
-            assert cudnn.benchmark
-            second = build(False)
-            assert cudnn.benchmark is user_setting
-            assert (put_back in second) is not user_setting
-            assert put_back not in first
-        # A deterministic run turns it off on its own; the user's setting
-        # comes back after it either way.
-        for user_setting in (False, True):
-            cudnn.benchmark = user_setting
-            build(True, deterministic=True)
-            assert not cudnn.benchmark
-            build(False)
-            assert cudnn.benchmark is user_setting
-        # The determinism note goes into the log of the run it is about.
-        build(False, deterministic=True)
-        assert 'randomness.deterministic=False: torch' in build(False)
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-        cudnn.deterministic, cudnn.benchmark = before[2:]
+    for user_setting in (False, True):
+        cudnn.benchmark = user_setting
+        first = build(True)
+        assert cudnn.benchmark
+        second = build(False)
+        assert cudnn.benchmark is user_setting
+        assert (put_back in second) is not user_setting
+        assert put_back not in first
+    # A deterministic run turns it off on its own; the user's setting
+    # comes back after it either way.
+    for user_setting in (False, True):
+        cudnn.benchmark = user_setting
+        build(True, deterministic=True)
+        assert not cudnn.benchmark
+        build(False)
+        assert cudnn.benchmark is user_setting
+    # The determinism note goes into the log of the run it is about.
+    build(False, deterministic=True)
+    assert 'randomness.deterministic=False: torch' in build(False)

@@ -10,12 +10,10 @@ determinism): sequences of runs too long to build real runners for
 import os
 from types import SimpleNamespace
 
-import pytest
 import torch
 from mmengine.runner.utils import set_random_seed
 
 from mmreid.engine.runner.randomness import RandomnessMixin
-from mmreid.utils import setup_env
 from mmreid.utils.setup_env import CUBLAS_WORKSPACE_VAR
 
 
@@ -41,24 +39,6 @@ def start(benchmark=False, deterministic=False, seed=0):
     runner.setup_env(dict(cudnn_benchmark=benchmark))
     runner.set_randomness(seed, deterministic=deterministic)
     return runner
-
-
-@pytest.fixture
-def torch_settings(monkeypatch):
-    """No run of this process before; torch's settings given back."""
-    monkeypatch.setattr(setup_env, '_BEFORE_DETERMINISTIC', None)
-    monkeypatch.setattr(setup_env, '_BEFORE_BENCHMARK', None)
-    # A deterministic run sets it where unset; monkeypatch puts it back.
-    monkeypatch.setenv(CUBLAS_WORKSPACE_VAR, ':4096:8')
-    cudnn = torch.backends.cudnn
-    before = (torch.are_deterministic_algorithms_enabled(),
-              torch.is_deterministic_algorithms_warn_only_enabled(),
-              cudnn.deterministic, cudnn.benchmark)
-    torch.use_deterministic_algorithms(False)
-    cudnn.deterministic = cudnn.benchmark = False
-    yield cudnn
-    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-    cudnn.deterministic, cudnn.benchmark = before[2:]
 
 
 def test_a_benchmark_run_after_a_deterministic_one_benchmarks(
