@@ -126,7 +126,9 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
     * :mod:`~mmreid.engine.runner.schedule_checks`: the schedule checks of
       :meth:`build_param_scheduler`;
     * :mod:`~mmreid.engine.runner.randomness`: ``set_randomness`` (the
-      seed left to chance, determinism, cuBLAS);
+      seed left to chance, determinism, cuBLAS), the ``cudnn.benchmark``
+      part of ``setup_env``, and ``build_logger``, which logs what those
+      two had to say;
     * :mod:`~mmreid.engine.runner.resumed_validation`: the validation a
       resume runs again (:meth:`load_or_resume`);
     * :mod:`~mmreid.engine.runner.work_dir_lock`: the training lock of
