@@ -80,6 +80,28 @@ def test_hand_computed_market():
     np.testing.assert_array_equal(short.all_first_rank, [2, 3])
 
 
+def test_a_query_pid_between_gallery_pids_is_not_valid(search_path):
+    """A query whose pid the gallery lacks has no positive: it is left
+    out, also where its pid sorts between gallery pids (pid 2 among 1, 3
+    and 5), where a lookup by sorted position finds the next pid's items.
+    toy_market's absent pid sorts after every gallery pid."""
+    g_pids = np.array([1, 3, 3, 5])
+    g_camids = np.array([1, 1, 2, 1])
+    q_pids = np.array([2, 3])
+    q_camids = np.array([0, 0])
+    # Query 1 (pid 3): kept order 0n 1p 2p 3n -> positives at 2 and 3.
+    distmat = np.array([[.4, .1, .2, .3], [.1, .2, .3, .4]])
+    for junk_rule in ('market', 'none'):
+        result = evaluate_rank(
+            distmat, q_pids, g_pids, q_camids, g_camids, max_rank=4,
+            junk_rule=junk_rule)
+        assert result.num_valid_query == 1
+        np.testing.assert_array_equal(result.valid_mask, [False, True])
+        np.testing.assert_allclose(result.all_AP, [(1 / 2 + 2 / 3) / 2])
+        np.testing.assert_allclose(result.all_INP, [2 / 3])
+        np.testing.assert_allclose(result.cmc, [0, 1, 1, 1])
+
+
 def test_hand_computed_no_junk():
     distmat, q_pids, g_pids, q_camids, g_camids = toy_market()
     result = evaluate_rank(
