@@ -122,6 +122,52 @@ def test_running_stats_per_modality_and_unbiased():
                                0.1 * x.mean(dim=(0, 2, 3)))
 
 
+@pytest.mark.parametrize('eval_stats', ['modality', 'batch', 'shared'])
+def test_training_normalises_each_modality_whatever_eval_stats(eval_stats):
+    """``eval_stats`` names the test-time rule only: in training every
+    modality is normalised with its batch statistics, which update its
+    running statistics."""
+    mbn = MBN(4, eval_stats=eval_stats).train()
+    x = make_input()
+    labels = [0, 1, 0, 1, 1, 0, 0, 1]
+    mbn.set_modality(labels)
+    y = mbn(x)
+    for k in (0, 1):
+        rows = torch.tensor([i for i, m in enumerate(labels) if m == k])
+        torch.testing.assert_close(
+            y[rows], F.batch_norm(x[rows], None, None, training=True))
+        torch.testing.assert_close(mbn.bns[k].running_mean,
+                                   0.1 * x[rows].mean(dim=(0, 2, 3)))
+        assert int(mbn.bns[k].num_batches_tracked) == 1
+
+
+def test_synced_children_of_an_absent_modality_still_run(monkeypatch):
+    """Under SyncBN every rank's BN of a modality joins one collective
+    call: a rank whose batch lacks the modality must call it too (with
+    no sample), else the ranks' calls pair up wrongly or hang. Without
+    sync an absent modality is skipped."""
+    import mmreid.models.layers.mbn as mbn_module
+
+    class Spy(nn.SyncBatchNorm):
+        """A SyncBN that records the batch sizes it is called with."""
+
+        def forward(self, x):
+            self.calls.append(x.size(0))
+            return x
+
+    mbn = MBN(4).train()
+    mbn.bns = nn.ModuleList([Spy(4), Spy(4)])
+    for spy in mbn.bns:
+        spy.calls = []
+    mbn.set_modality([0] * 4)  # modality 1 is absent on this rank
+    mbn(make_input(n=4))
+    assert [spy.calls for spy in mbn.bns] == [[4], []]  # one process
+    monkeypatch.setattr(mbn_module.torch_dist, 'is_initialized', lambda: True)
+    monkeypatch.setattr(mbn_module.torch_dist, 'get_world_size', lambda: 2)
+    mbn(make_input(n=4))
+    assert [spy.calls for spy in mbn.bns] == [[4, 4], [0]]
+
+
 def test_cumulative_momentum_uses_per_modality_count():
     mbn = MBN(4, momentum=None)
     xs = [make_input() for _ in range(3)]
