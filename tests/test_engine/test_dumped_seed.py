@@ -1,7 +1,9 @@
-"""The work dir's config copy holds the seeds a run drew."""
+"""The config a run records (the work dir's copy, vis_data, its checkpoints)
+holds the seeds it drew; its torch settings are its own."""
 import itertools
 import os.path as osp
 
+import pytest
 from mmengine.config import Config
 
 from mmreid.engine.runner import ReIDRunner
@@ -73,18 +75,25 @@ def test_a_json_config_gets_a_json_copy(tmp_path, synth_root):
     assert copy.randomness.seed == runner.seed
 
 
+@pytest.mark.parametrize('local', [True, False])
 def test_a_checkpoint_records_the_config_with_its_drawn_seeds(
-        tmp_path, synth_root):
+        tmp_path, synth_root, monkeypatch, local):
     """A checkpoint's meta['cfg'] (kept by publish_model.py) said
     ``randomness.seed=None`` and no sampler seed, so the config a model-zoo
-    checkpoint carries trained another model."""
+    checkpoint carries trained another model. mmengine writes a checkpoint
+    for a remote backend (S3, petrel) itself, not through a local
+    temporary file (``local=False`` stands for one)."""
     import torch
+
+    from mmreid.engine.runner import reid_runner
     config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
     runner = started_runner(
         config, tmp_path / 'run', **{
             'randomness.seed': None,
             'randomness.diff_rank_seed': True
         })
+    if not local:
+        monkeypatch.setattr(reid_runner, '_is_local', lambda *args: False)
     runner.save_checkpoint(str(tmp_path), 'saved.pth', save_optimizer=False,
                            save_param_scheduler=False)
     meta = torch.load(
@@ -96,27 +105,6 @@ def test_a_checkpoint_records_the_config_with_its_drawn_seeds(
     # The run's own config is unchanged.
     assert runner.cfg.randomness.seed is None
     assert runner.cfg.train_dataloader.sampler.get('seed') is None
-
-
-def test_a_checkpoint_for_another_backend_records_the_drawn_seed(
-        tmp_path, synth_root, monkeypatch):
-    """mmengine writes a checkpoint for a remote backend (S3, petrel)
-    itself, not through a local temporary file: its meta['cfg'] holds the
-    drawn seed too."""
-    import torch
-
-    from mmreid.engine.runner import reid_runner
-    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
-    runner = started_runner(config, tmp_path / 'run',
-                            **{'randomness.seed': None})
-    monkeypatch.setattr(reid_runner, '_is_local', lambda *args: False)
-    runner.save_checkpoint(str(tmp_path), 'saved.pth', save_optimizer=False,
-                           save_param_scheduler=False)
-    meta = torch.load(
-        tmp_path / 'saved.pth', map_location='cpu', weights_only=False)['meta']
-    assert Config.fromstring(meta['cfg'],
-                             '.py').randomness.seed == runner.seed
-    assert runner.cfg.randomness.seed is None
 
 
 def test_a_given_seed_leaves_the_copy_as_the_config(tmp_path, synth_root):
