@@ -4,7 +4,7 @@ import re
 from typing import Dict, List, Optional
 
 from mmreid.registry import DATASETS
-from .base_reid_dataset import BaseReIDDataset, list_images
+from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
 
 
 @DATASETS.register_module()
@@ -89,9 +89,14 @@ class CUHK03NP(BaseReIDDataset):
             data_root (str): The folder given in the config.
 
         Returns:
-            str: ``data_root`` when it has ``<variant>/`` or when no single
+            str: ``data_root`` when it has ``<variant>/`` or when no
             sub-folder has the whole tree (the layout check then names
             what is missing).
+
+        Raises:
+            DatasetLayoutError: Several sub-folders have the whole tree
+                (an old and a new extraction): which one is meant cannot
+                be told.
         """
         if not data_root or not osp.isdir(data_root) or osp.isdir(
                 osp.join(data_root, self.variant)):
@@ -102,7 +107,13 @@ class CUHK03NP(BaseReIDDataset):
                 osp.isdir(osp.join(data_root, name, p))
                 for p in self.REQUIRED_PATHS)
         ]
-        return nested[0] if len(nested) == 1 else data_root
+        if len(nested) > 1:
+            raise DatasetLayoutError(
+                f'{type(self).__name__}: data_root {data_root!r} holds '
+                f'{len(nested)} copies of the tree '
+                f'({", ".join(map(repr, nested))}); set data_root to the '
+                'one to use.')
+        return nested[0] if nested else data_root
 
     def published_counts(self) -> Dict[str, dict]:
         return self.VARIANT_COUNTS[self.variant]

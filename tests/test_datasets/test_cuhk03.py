@@ -1,9 +1,11 @@
 import os
+import shutil
 
 import pytest
 
 from mmreid.datasets.base_reid_dataset import DatasetLayoutError
 from mmreid.datasets.cuhk03 import CUHK03NP
+from ..fixtures.dataset_trees import make_cuhk03_np
 from ..fixtures.files import touch
 
 
@@ -60,6 +62,22 @@ def test_wrong_root_and_bad_name(tmp_path, cuhk03_root):
     touch(os.path.join(cuhk03_root, 'labeled', 'query'), '0003_c1_1.jpg')
     with pytest.raises(ValueError, match='0003_c1_1.jpg'):
         CUHK03NP(data_root=cuhk03_root, split='test', variant='labeled')
+
+
+def test_a_single_nested_tree_is_found_and_two_are_refused(tmp_path):
+    """``data_root`` may be the folder above the tree; with two copies of
+    the tree there (an old and a new extraction) the first by name was
+    not guessed, but the error named a missing folder instead of them."""
+    parent = tmp_path / 'data'
+    make_cuhk03_np(parent / 'cuhk03-np')
+    dataset = CUHK03NP(data_root=str(parent), variant='labeled')
+    assert dataset.data_root == str(parent / 'cuhk03-np')
+    shutil.copytree(parent / 'cuhk03-np', parent / 'a-old-copy')
+    with pytest.raises(DatasetLayoutError) as error:
+        CUHK03NP(data_root=str(parent), variant='labeled')
+    assert '2 copies of the tree' in str(error.value)
+    for copy in ('a-old-copy', 'cuhk03-np'):
+        assert repr(str(parent / copy)) in str(error.value)
 
 
 @pytest.mark.parametrize('name', ['-1_c1_1.png', '-5_c2_1.png'])
