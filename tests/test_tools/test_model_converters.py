@@ -361,6 +361,24 @@ def test_publish_model(tmp_path):
         load_publish().publish(str(empty), str(tmp_path / 'e.pth'))
 
 
+def test_publish_keeps_integer_buffers(tmp_path):
+    """Every tensor of the state dict is published, integer buffers too:
+    torch refills a missing ``num_batches_tracked`` without a word, and a
+    fine-tuning with cumulative BN averaging (``momentum=None``) would
+    restart its count."""
+    bn = torch.nn.BatchNorm1d(4).train()
+    for _ in range(2):
+        bn(torch.randn(8, 4))
+    state = {f'head.bnneck.{k}': v for k, v in bn.state_dict().items()}
+    src = tmp_path / 'epoch_1.pth'
+    torch.save(dict(state_dict=state, meta=dict(epoch=1)), src)
+    final = load_publish().publish(str(src), str(tmp_path / 'bn.pth'))
+    published = torch.load(final, weights_only=True)['state_dict']
+    assert set(published) == set(state)
+    tracked = published['head.bnneck.num_batches_tracked']
+    assert tracked.dtype == torch.int64 and tracked.item() == 2
+
+
 @pytest.mark.parametrize(
     'mask, expected', [(0o022, 0o644), (0o077, 0o600)],
     ids=['umask022', 'umask077'])
