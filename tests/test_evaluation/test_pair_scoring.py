@@ -70,6 +70,29 @@ def test_fold_and_methods_match_nn_reference():
         torch.testing.assert_close(z, ref, atol=1e-4, rtol=0)
 
 
+def test_max_abs_logit_error_is_the_largest_error():
+    """The check users run on their own features reports the largest
+    |direct - decomposed|, which sits at q ~ g (the top of a ranking) on
+    raw features with a large common part: an average hides it."""
+    generator = torch.Generator().manual_seed(0)
+    dim, hidden = 64, 32
+    common = 30 * torch.rand(dim, generator=generator)
+    query = common + torch.randn(8, dim, generator=generator)
+    gallery = torch.cat([
+        query[:4] + 1e-3 * torch.randn(4, dim, generator=generator),
+        common + torch.randn(40, dim, generator=generator)
+    ])
+    params = (torch.randn(hidden, dim, generator=generator) / dim,
+              torch.randn(hidden, generator=generator),
+              torch.randn(hidden, generator=generator), 0.3)
+    error = (mnet_pair_logits(query, gallery, *params, method='direct') -
+             mnet_pair_logits(query, gallery, *params)).abs()
+    assert error.max() > 2 * error.mean()  # the two differ here
+    assert max_abs_logit_error(query, gallery, *params) == pytest.approx(
+        error.max().item(), rel=1e-6)
+    assert max_abs_logit_error(query[:0], gallery, *params) == 0.0
+
+
 def test_decomposed_matches_direct_near_duplicates():
     _, params = make_mnet()
     query = features(16, seed=3)
