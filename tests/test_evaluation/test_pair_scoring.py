@@ -172,6 +172,45 @@ def test_chunk_shape_and_budget_errors():
         mnet_pair_logits(query, gallery, *params, memory_budget_mb=0)
 
 
+def test_chunks_with_a_tail_count_the_transposed_copy():
+    """With a tail, a query's chunk also holds the (G, H) transposed copy
+    of its hidden buffer and its G logits: H * D + G * (2H + 1) fp32 per
+    query, else a chunk can take twice the budget."""
+    num_gallery, dim, hidden = 1000, 256, 64
+    per_query = (hidden * dim + num_gallery * (2 * hidden + 1)) * 4
+    assert decomposed_chunk_shape(
+        num_gallery, dim, hidden, 3 * per_query / 2**20,
+        tail=True) == (3, num_gallery)
+    half = (hidden * dim + num_gallery // 2 * (2 * hidden + 1)) * 4
+    assert decomposed_chunk_shape(
+        num_gallery, dim, hidden, half / 2**20,
+        tail=True) == (1, num_gallery // 2)
+
+
+def test_direct_blocks_stay_within_the_budget(monkeypatch):
+    """The direct form holds a block's pair features, hidden units and
+    logits, (D + H + 1) fp32 per pair: no block holds more pairs than the
+    budget pays for."""
+    from mmreid.evaluation.functional import mnet_logits
+    _, params = make_mnet()
+    query, gallery = features(37, seed=40), features(23, seed=41)
+    pair_bytes = (DIM + HIDDEN + 1) * 4
+    blocks = []
+    real = mnet_logits._direct_block
+
+    def counted(query_block, gallery_block, *args):
+        blocks.append(len(query_block) * len(gallery_block))
+        return real(query_block, gallery_block, *args)
+
+    monkeypatch.setattr(mnet_logits, '_direct_block', counted)
+    for pairs in (1, 5, 23, 50, 100):
+        blocks.clear()
+        mnet_pair_logits(
+            query, gallery, *params, method='direct',
+            memory_budget_mb=pairs * pair_bytes / 2**20)
+        assert blocks and max(blocks) <= pairs, (pairs, blocks)
+
+
 def test_mnet_ranks_by_logit_without_sigmoid_ties():
     _, (weight, bias, out_weight, _) = make_mnet()
     query, gallery = features(1, seed=8), features(30, seed=9)
