@@ -80,6 +80,15 @@ def test_a_single_nested_tree_is_found_and_two_are_refused(tmp_path):
         assert repr(str(parent / copy)) in str(error.value)
 
 
+@pytest.mark.parametrize('name', ['0004_c0_1.png', '0004_c3_1.png'])
+def test_a_view_out_of_1_to_2_names_the_file(cuhk03_root, name):
+    """CUHK03 has two views per pair, c1 and c2: c0 would become camid
+    -1."""
+    touch(os.path.join(cuhk03_root, 'labeled', 'bounding_box_train'), name)
+    with pytest.raises(ValueError, match=f'views are c1 or c2.*{name}'):
+        CUHK03NP(data_root=cuhk03_root, variant='labeled')
+
+
 @pytest.mark.parametrize('name', ['-1_c1_1.png', '-5_c2_1.png'])
 def test_negative_pid_names_the_file(cuhk03_root, name):
     # CUHK03-NP has no junk label: a negative pid is a bad name, never

@@ -72,6 +72,7 @@ def test_wrong_root_shows_tree(tmp_path, duke_parent):
         '0001_c2s1_0046182.jpg',  # a Market name
         '-1_c2_f0046182.jpg',  # Duke has no junk label
         '0001_c9_f0046182.jpg',  # camera out of 1..8
+        '0001_c0_f0046182.jpg',  # camid -1
     ])
 def test_unparsable_name_names_the_file(duke_parent, name):
     touch(

@@ -79,6 +79,15 @@ def test_unparsable_image_name_names_the_file(market_root):
         Market1501(data_root=market_root, split='val')
 
 
+@pytest.mark.parametrize('camera', ['c0', 'c7'])
+def test_a_camera_out_of_1_to_6_names_the_file(market_root, camera):
+    """Market-1501 has cameras c1..c6: c0 would become camid -1."""
+    name = f'0003_{camera}s1_000001_00.jpg'
+    touch(os.path.join(market_root, 'bounding_box_train'), name)
+    with pytest.raises(ValueError, match=rf'cameras are c1\.\.c6.*{name}'):
+        Market1501(data_root=market_root)
+
+
 @pytest.mark.parametrize('folder',
                          ['bounding_box_train', 'query', 'bounding_box_test'])
 @pytest.mark.parametrize('pid', ['-5', '-7', '-0', '-01', '-0001'])

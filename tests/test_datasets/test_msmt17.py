@@ -127,6 +127,17 @@ def test_missing_image_and_bad_name(v1_root):
         MSMT17(data_root=v1_root, version='V1')
 
 
+@pytest.mark.parametrize('camera', ['00', '16'])
+def test_a_camera_out_of_1_to_15_names_the_file(v1_root, camera):
+    """MSMT17 has cameras 01..15: 00 would become camid -1."""
+    name = f'0002_001_{camera}_0303afternoon_0021_0.jpg'
+    touch(os.path.join(v1_root, 'train', '0002'), name)
+    with open(os.path.join(v1_root, 'list_val.txt'), 'a') as f:
+        f.write(f'0002/{name} 2\n')
+    with pytest.raises(ValueError, match=rf'cameras are 1\.\.15.*{name}'):
+        MSMT17(data_root=v1_root, version='V1')
+
+
 @pytest.mark.parametrize(
     'list_name,line,label',
     [
