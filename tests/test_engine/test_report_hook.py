@@ -49,7 +49,8 @@ def test_differences_give_both_numbers_and_the_reason():
     assert 're-ranks or expands queries' in note
 
 
-@pytest.mark.parametrize('kwargs', [dict(max_rank=0), dict(topk=0)])
+@pytest.mark.parametrize('kwargs', [
+    dict(max_rank=0), dict(topk=0), dict(num_queries=0)])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         EvalReportHook(**kwargs)
@@ -787,3 +788,298 @@ def test_a_page_or_values_without_a_run_id_beside_the_other_are_refused(
     rewrite_values(osp.join(out, 'per_query.npz'), no_run)
     with pytest.raises(ValueError, match='written by different runs'):
         tool.load_per_query(out)
+
+
+def shown(example):
+    """``(pid, camid, distance, match)`` of each gallery item of a ranked
+    list of the report, in rank order."""
+    return [(g['pid'], g['camid'], pytest.approx(g['distance']), g['match'])
+            for g in example.gallery]
+
+
+def test_a_ranked_list_is_its_querys_own_ranking():
+    """The worst and best lists name their own query, its AP and first
+    match, its gallery nearest first with green (same pid) and red frames,
+    and no more items than the gallery keeps; a wrong query, AP or frame
+    would show a user another ranking than the one scored.
+
+    q0 (pid 1, 0.0): g2 (pid 3) 0.5, g0 (pid 1) 1.0, g1 (pid 2) 2.0, g3
+    (pid 1) 3.0: AP (1/2 + 2/4) / 2 = 1/2, first match at rank 2. q1 (pid
+    2, 2.4): g1 (pid 2) 0.4, g3 0.6, g0 1.4, g2 1.9: AP 1. One list each;
+    topk 5 of a gallery of four shows four.
+    """
+    hook = EvalReportHook(num_queries=1, topk=5, max_rank=4)
+    section, page = hand_section(ReIDMetric(), hand_records(), hook=hook)
+    worst, best = section.examples
+    assert (worst.kind, worst.query['pid'], worst.query['camid']) == \
+        ('worst', 1, 0)
+    assert (worst.ap, worst.first_rank) == (pytest.approx(0.5), 2)
+    assert shown(worst) == [(3, 2, 0.5, False), (1, 1, 1.0, True),
+                            (2, 1, 2.0, False), (1, 2, 3.0, True)]
+    assert (best.kind, best.query['pid'], best.query['camid']) == \
+        ('best', 2, 0)
+    assert (best.ap, best.first_rank) == (pytest.approx(1.0), 1)
+    assert shown(best) == [(2, 1, 0.4, True), (1, 2, 0.6, False),
+                           (1, 1, 1.4, False), (3, 2, 1.9, False)]
+    # The page frames them so: q0's list red, green, red, green.
+    lists = re.findall(r'<div class="ranked-list (\w+)".*?</div></div>',
+                       page)
+    assert lists == ['worst', 'best']
+    worst_html = page.split('<div class="ranked-list worst"')[1].split(
+        '<div class="ranked-list best"')[0]
+    assert re.findall(r'class="tile (\w+)"', worst_html) == [
+        'query', 'mismatch', 'match', 'mismatch', 'match'
+    ]
+
+
+def test_a_validation_report_shows_that_validation(tmp_path):
+    """EvalReportHook(phases=('val', )) writes each validation's report
+    into ``val_epoch_<n>``, with the metrics that validation reported
+    (its results table and the "as reported" note) and the settings of
+    the validation loop (fp16 there, not in the test loop); the test
+    loop's settings or no metrics would describe another evaluation."""
+    import json
+    out = str(tmp_path / 'report')
+    evaluator = SimpleNamespace(metrics=[ReIDMetric(distance='euclidean')])
+    runner = SimpleNamespace(
+        model=SimpleNamespace(scorers=lambda: None),
+        work_dir=str(tmp_path),
+        log_dir=str(tmp_path),
+        epoch=2,
+        val_loop=SimpleNamespace(evaluator=evaluator, fp16=True),
+        test_loop=SimpleNamespace(evaluator=evaluator, fp16=False))
+    hook = EvalReportHook(
+        out_dir=out, num_queries=1, topk=4, max_rank=4, phases=('val', ))
+    hook.before_val_epoch(runner)
+    hook.before_val_iter(runner, 0)
+    hook._records = hand_records()  # what after_val_iter collects
+    # hand_records' mAP: q0 AP 1/2, q1 AP 1.
+    hook.after_val_epoch(runner, metrics={'reid/mAP': 75.0, 'reid/R1': 50.0})
+    page, values = report_of(osp.join(out, 'val_epoch_2'))
+    assert 'reid/mAP 75.00 as reported.' in page
+    table = re.search(r'<table class="results">.*?</table>', page).group(0)
+    assert '<td class="name">reid</td><td>50.00</td><td>75.00</td>' in table
+    assert json.loads(str(values['hand/settings']))['fp16'] == 'True'
+
+
+def test_two_targets_of_one_dataset_get_a_section_each(tmp_path):
+    """A multi-target test may evaluate one dataset twice, each target
+    with its own evaluator: the report has a section per target (not one
+    per dataset, which would rank each query against two copies of the
+    gallery), each ranked with its own target's metric and compared
+    with that target's reported numbers."""
+    import json
+    out = str(tmp_path / 'report')
+    evaluators = {
+        'a': SimpleNamespace(metrics=[ReIDMetric(distance='euclidean')]),
+        'b': SimpleNamespace(metrics=[ReIDMetric(distance='sqeuclidean')])
+    }
+    loop = SimpleNamespace(current_target=None, evaluator=None)
+    runner = SimpleNamespace(
+        model=SimpleNamespace(scorers=lambda: None),
+        work_dir=str(tmp_path),
+        log_dir=str(tmp_path),
+        test_loop=loop)
+    hook = EvalReportHook(out_dir=out, num_queries=1, topk=4, max_rank=4)
+    hook.before_test_epoch(runner)
+    for target in ('a', 'b'):
+        loop.current_target, loop.evaluator = target, evaluators[target]
+        hook.before_test_iter(runner, 0)
+        hook.after_test_iter(runner, 0, None,
+                             metric_samples(hand_records()))
+    # hand_records: q0 AP 1/2, q1 AP 1 with either distance.
+    hook.after_test_epoch(runner, metrics={'a/mAP': 75.0, 'b/mAP': 60.0})
+    page, values = report_of(out)
+    sections = re.findall(r'<section class="target" id="[^"]*" '
+                          r'data-target="([^"]*)">', page)
+    assert sections == ['a', 'b']
+    for name, distance in (('a', 'euclidean'), ('b', 'sqeuclidean')):
+        assert values[f'{name}/ap'].tolist() == [0.5, 1.0]
+        assert int(values[f'{name}/gallery_size']) == 4
+        settings = json.loads(str(values[f'{name}/settings']))
+        assert settings['distance'] == distance
+    assert 'a/mAP 75.00 as reported.' in page
+    assert 'Reported b/mAP is 60.00; this analysis gives 75.00' in page
+
+
+def test_a_difference_the_page_shows_is_not_called_as_reported():
+    """Numbers are shown with two decimals: a reported mAP 0.01 off the
+    analysis's is a visible difference, not "as reported"."""
+    (note, ) = compare(40.0, ReIDMetric(), {'reid/mAP': 40.01})
+    assert note.startswith('Reported reid/mAP is 40.01; this analysis '
+                           'gives 40.00')
+
+
+def compare_cmc(mAP, cmc, metrics):
+    analysis = SimpleNamespace(mAP=mAP, cmc=np.asarray(cmc))
+    return EvalReportHook._compare_cmc(analysis, ReIDMetric(), metrics,
+                                       'test', False)
+
+
+def test_cmc_notes_compare_every_rank_the_analysis_has():
+    """The note on a reported R<k> that is not this analysis's (with the
+    same mAP) compares each of R1, R5, R10 and R20 that the analysis's
+    CMC reaches, its last rank too; with another mAP the rankings differ
+    anyway, which the mAP note says, so no R<k> note is added."""
+    cmc = [0.5, 0.5, 0.5, 0.5, 0.5]  # R1 = R5 = 50 (max_rank 5)
+    (note, ) = compare_cmc(60.0, cmc, {
+        'reid/mAP': 60.0,
+        'reid/R1': 50.0,
+        'reid/R5': 100.0
+    })
+    assert note.startswith('Reported reid/R5 100.00; this analysis of the '
+                           'same ranking gives R5 50.00')
+    # R10 is beyond the analysis's CMC: not compared.
+    assert compare_cmc(60.0, cmc, {'reid/mAP': 60.0, 'reid/R10': 90.0}) == []
+    assert compare_cmc(60.0, cmc, {
+        'reid/mAP': 70.0,
+        'reid/R1': 80.0,
+        'reid/R5': 100.0
+    }) == []
+
+
+def analysed_metric(records, topk=4, max_rank=4):
+    """A ReIDMetric that made its own analysis of ``records``."""
+    metric = ReIDMetric()
+    metric.analysis_request = dict(topk=topk, max_rank=max_rank)
+    metric.process(None, metric_samples(records))
+    metric.compute_metrics(metric.results)
+    assert metric.last_analysis is not None
+    return metric
+
+
+def test_the_metrics_analysis_is_shown_with_the_metrics_records():
+    """The metric's analysis indexes its own records, in its order: the
+    report shows its lists and per-query values with those records even
+    when the hook collected the samples in another order (a wrong order
+    would put another query's pid and images on a list)."""
+    records = hand_records()
+    metric = analysed_metric(records)
+    collected = records[::-1]  # q1, q0, then g3 .. g0
+    hook = EvalReportHook(num_queries=1, topk=4, max_rank=4)
+    section, _ = hand_section(metric, collected, hook=hook)
+    worst, best = section.examples
+    assert worst.query['pid'] == 1 and best.query['pid'] == 2
+    assert shown(worst) == [(3, 2, 0.5, False), (1, 1, 1.0, True),
+                            (2, 1, 2.0, False), (1, 2, 3.0, True)]
+    assert shown(best)[0] == (2, 1, 0.4, True)
+    paths = hook._per_query['hand/img_path'].tolist()
+    aps = hook._per_query['hand/ap'].tolist()
+    assert dict(zip(paths, aps)) == {
+        '/nonexistent/query0.jpg': 0.5,
+        '/nonexistent/query1.jpg': 1.0
+    }
+
+
+def test_the_metrics_analysis_is_taken_only_when_it_fits():
+    """The metric's analysis is used when it ranks the collected samples
+    with at least the hook's lengths, cut to them; one of other samples
+    or too short is not (the hook ranks the samples itself)."""
+    records = hand_records()
+    query = [r for r in records if r['is_query']]
+    gallery = [r for r in records if not r['is_query']]
+    metric = analysed_metric(records, topk=8, max_rank=50)
+    hook = EvalReportHook(num_queries=1, topk=2, max_rank=3)
+    analysis, _, _ = hook._metric_analysis('hand', metric, query, gallery)
+    assert analysis.topk_index.shape == (2, 2)
+    assert analysis.topk_distance.shape == analysis.topk_match.shape == (2, 2)
+    assert len(analysis.cmc) == 3
+    # Longer lists than the metric kept.
+    longer = EvalReportHook(num_queries=1, topk=9, max_rank=3)
+    assert longer._metric_analysis('hand', metric, query, gallery) is None
+    # Other samples: a gallery image less, or a query less.
+    assert hook._metric_analysis('hand', metric, query, gallery[1:]) is None
+    assert hook._metric_analysis('hand', metric, query[1:], gallery) is None
+
+
+def test_per_query_values_of_a_trial_protocol_average_each_querys_trials():
+    """per_query.npz of a trial protocol holds each query's R1 hit and AP
+    averaged over the trials (paired_query_error.py compares them): q0
+    ranks its match second in trial 0 (hit 0, AP 1/2) and first in trial
+    1 (hit 1, AP 1): 0.5 and 0.75; q1 is first in both: 1 and 1."""
+    import torch
+
+    from mmreid.evaluation.functional import evaluate_rank
+    q_pids, cams = torch.tensor([0, 1]), torch.tensor([0, 0])
+    g_cams = torch.tensor([1, 1])
+    trials = [
+        evaluate_rank(
+            torch.tensor(dist), q_pids, torch.tensor(g_pids), cams, g_cams)
+        for dist, g_pids in ((((0.1, 0.2), (0.1, 0.2)), (1, 0)),
+                             (((0.1, 0.2), (0.2, 0.1)), (0, 1)))
+    ]
+    metric = SimpleNamespace(
+        trial_results=trials,
+        trial_query_pids=q_pids.numpy(),
+        trial_query_paths=['q0.jpg', 'q1.jpg'])
+    analysis = SimpleNamespace(first_rank=np.array([1, 1]), ap=np.ones(2))
+    arrays = EvalReportHook.per_query_arrays('t', [], analysis, metric)
+    assert arrays['t/trial_img_path'].tolist() == ['q0.jpg', 'q1.jpg']
+    assert arrays['t/trial_pid'].tolist() == [0, 1]
+    assert arrays['t/trial_r1'].tolist() == [0.5, 1.0]
+    assert arrays['t/trial_ap'].tolist() == [0.75, 1.0]
+
+
+def test_test_time_flip_is_recorded_only_when_on():
+    """``test_cfg.flip`` averages each feature with its mirror's: another
+    model output, recorded as ``flip: 'True'``; a test_cfg without it (or
+    with it off) records nothing, so such runs still compare."""
+    import torch.nn as nn
+
+    from mmreid.engine.hooks.report_hook import model_test_settings
+
+    def with_test_cfg(test_cfg):
+        model = nn.Module()
+        model.test_cfg = test_cfg
+        return model
+
+    assert model_test_settings(with_test_cfg(dict())) == {}
+    assert model_test_settings(with_test_cfg(dict(flip=False))) == {}
+    assert model_test_settings(with_test_cfg(dict(flip=True))) == {
+        'flip': 'True'
+    }
+
+
+def test_a_bound_distance_is_named_with_its_class():
+    """A model's ``distance`` method is named ``<Class>.distance`` in the
+    settings, so two models' own distances are not taken for one."""
+    from mmreid.engine.hooks.report_settings import _scorer_name
+
+    class ModelA:
+
+        def distance(self, query, gallery):
+            return query
+
+    class ModelB(ModelA):
+        pass
+
+    assert _scorer_name(ModelA().distance) == 'ModelA.distance'
+    assert _scorer_name(ModelB().distance) == 'ModelB.distance'
+    assert _scorer_name('cosine') == 'cosine'
+
+
+def test_a_target_without_gallery_or_modalities_is_handled():
+    """A target whose (metric's) gallery is empty has nothing to rank: no
+    section, not a crash after the evaluation. Records of which only some
+    carry a modality get no modality table (and no crash)."""
+    records = hand_records()
+    queries = [r for r in records if r['is_query']]
+    assert hand_section_or_none(ReIDMetric(), queries) is None
+    for record in records:
+        if record['is_query']:
+            record['modality'] = None
+    section, page = hand_section(ReIDMetric(), records)
+    assert section.analysis.modality_pairs == {}
+    assert 'modality-pairs' not in page
+    assert cells(page, 'camera-pairs') == [(100.0, 100.0), (0.0, 50.0)]
+
+
+def hand_section_or_none(metric, records):
+    """The section of ``records`` EvalReportHook builds, or None."""
+    evaluator = SimpleNamespace(metrics=[metric])
+    runner = SimpleNamespace(
+        model=SimpleNamespace(scorers=lambda: None),
+        test_loop=SimpleNamespace(evaluator=evaluator))
+    hook = EvalReportHook(num_queries=2, topk=4, max_rank=4)
+    return hook.build_section(runner, 'test', 'hand', records, evaluator, {},
+                              False)
