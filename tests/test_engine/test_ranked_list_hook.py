@@ -778,3 +778,69 @@ def test_pictures_and_report_of_one_test_default_to_two_folders(tmp_path):
         ['best_00_ap1.000_pid0.jpg', 'worst_00_ap0.333_pid1.jpg'],
         ['per_query.npz', 'report.html'],
     ]
+
+
+def test_two_targets_of_one_dataset_draw_with_their_own_metrics(tmp_path):
+    """A multi-target test may evaluate one dataset twice, each target with
+    its own metric: each target's pictures (named by the target) rank
+    that target's samples with its metric's distance and normalisation.
+
+    Target a (plain Euclidean) is ``_samples``: worst q1 (AP 1/3), best q0
+    (AP 1). Target b L2-normalises first: every x > 0 becomes (1, 0) and
+    g0 (x = 0) stays (0, 0), so q0 finds its positive g0 last (AP 1/4),
+    q1 finds g1 first of three tied (stable order, AP 1)."""
+    samples = _samples(tmp_path)
+    metrics = {
+        'a': ReIDMetric(distance='euclidean'),
+        'b': ReIDMetric(distance='euclidean', normalize=True)
+    }
+    runner = _runner(tmp_path, metrics['a'])
+    loop = runner.test_loop
+    hook = RankedListHook(num_queries=1, topk=2, tile_size=(32, 16))
+    hook.before_test_epoch(runner)
+    for target in ('a', 'b'):
+        loop.current_target = target
+        loop.evaluator = SimpleNamespace(metrics=[metrics[target]])
+        hook.before_test_iter(runner, 0)
+        hook.after_test_iter(runner, 0, None, samples)
+    hook.after_test_epoch(runner)
+    names = sorted(
+        p.name for p in (tmp_path / 'log' / 'ranked_lists').iterdir())
+    assert names == [
+        'a_best_00_ap1.000_pid0.jpg', 'a_worst_00_ap0.333_pid1.jpg',
+        'b_best_00_ap1.000_pid1.jpg', 'b_worst_00_ap0.250_pid0.jpg'
+    ]
+
+
+def test_the_pictures_take_the_metrics_ap_mode(tmp_path):
+    """``ap_mode='threshold'`` scores a tied block as one threshold: a
+    positive tied with a negative at rank 1 gives AP 1/2 whatever their
+    order, the AP the metric reports; the picture's title says so, not
+    the 1 of the cumulative AP with the positive first."""
+    records = _records(tmp_path, [(True, 0, 0, 0.0), (False, 0, 1, 1.0),
+                                  (False, 5, 1, 1.0), (False, 7, 1, 5.0)])
+    hook = RankedListHook(num_queries=1, topk=3, tile_size=(32, 16))
+    titles = {}
+    for ap_mode in ('cumsum', 'threshold'):
+        runner = _runner(tmp_path, ReIDMetric(ap_mode=ap_mode))
+        scorer, normalize, options = hook._ranking_setup(runner, 'test')
+        pictures = hook.draw_group(records, scorer, normalize, options)
+        titles[ap_mode] = [title for title, _ in pictures]
+    assert titles == {
+        'cumsum': ['worst_00_ap1.000_pid0', 'best_00_ap1.000_pid0'],
+        'threshold': ['worst_00_ap0.500_pid0', 'best_00_ap0.500_pid0']
+    }
+
+
+def test_validation_pictures_go_to_the_backends_at_their_epoch(tmp_path):
+    """The pictures of a validation reach the visualizer's backends at the
+    step of that epoch, so that two epochs' lists are told apart."""
+    steps = []
+    runner = _fake_runner(tmp_path, [])
+    runner.visualizer = SimpleNamespace(
+        add_image=lambda name, image, step=0: steps.append((name, step)))
+    hook = RankedListHook(
+        num_queries=1, topk=2, tile_size=(32, 16), phases=('val', ))
+    validate(hook, runner, _samples(tmp_path), 4)
+    assert sorted(steps) == [('ranked_list_best_00_ap1.000_pid0', 4),
+                             ('ranked_list_worst_00_ap0.333_pid1', 4)]
