@@ -150,3 +150,83 @@ def test_a_target_without_valid_queries_shows_no_numbers():
         mAP='-',
         mINP='-')
     assert 'nan' not in page.lower()
+
+
+def test_rank_histogram_counts_each_rank_in_its_bin():
+    """Every query with a positive is counted once, in the bin of its
+    first match's rank (bins inclusive: 1, 2, 3, 4, 5, 6-10, 11-20,
+    21-50, 51-100, >100); a query without a positive (0) in none."""
+    ranks = np.array([1, 1, 0, 5, 6, 10, 11, 20, 21, 50, 51, 100, 101, 999])
+    labels, counts = html_report.rank_histogram(ranks)
+    assert labels == [
+        '1', '2', '3', '4', '5', '6-10', '11-20', '21-50', '51-100', '>100'
+    ]
+    assert counts == [2, 0, 0, 0, 1, 2, 2, 2, 2, 2]
+
+
+def test_summary_gives_r10_of_a_ten_long_cmc():
+    """A CMC of max_rank 10 has its R10 (the last point): shown, not '-'."""
+    cmc = np.linspace(0.1, 1.0, 10)
+    analysis = QueryAnalysis(
+        ap=np.array([1.0]),
+        inp=np.array([1.0]),
+        first_rank=np.array([1]),
+        topk_index=np.zeros((1, 0), int),
+        topk_distance=np.zeros((1, 0)),
+        topk_match=np.zeros((1, 0), bool),
+        cmc=cmc,
+        camera_pairs={},
+        modality_pairs={})
+    page = html_report.section_html(
+        html_report.ReportSection('d0', analysis, {}, 3), 'target-0')
+    head, values = _rows(page, 'summary')
+    assert dict(zip(head, values))['R10'] == '100.00'
+
+
+def test_results_table_names_the_row_a_mode_also_reports():
+    """The primary distance mode's row says which row reports it
+    unprefixed too, as the log's table marks it."""
+    rows = [ResultRow('reid/mnet', dict(R1=60.0), primary_of='reid')]
+    page = html_report.results_table_html(rows, ('R1', ))
+    assert _rows(page, 'results')[1] == ['reid/mnet (= reid)', '60.00']
+
+
+def _example(kind, pid):
+    return html_report.RankedExample(
+        kind=kind,
+        query=dict(image=None, pid=pid, camid=0),
+        gallery=[dict(image=None, pid=pid, camid=1, distance=0.5,
+                      match=True)],
+        ap=1.0,
+        first_rank=1)
+
+
+def test_a_report_shows_every_section_its_results_and_both_lists():
+    """Two targets: both sections in order with links to them, the
+    reported metrics table, and each section's worst and best lists."""
+    from mmreid.evaluation.query_analysis import analyse_queries
+    analysis = analyse_queries(
+        torch.tensor([[0.0], [1.0]]),
+        torch.tensor([[0.1], [1.2]]),
+        q_pids=[0, 1],
+        g_pids=[0, 1],
+        q_camids=[0, 0],
+        g_camids=[1, 1],
+        max_rank=2)
+    sections = [
+        html_report.ReportSection(
+            name, analysis, {}, 2,
+            [_example('worst', pid), _example('best', pid + 1)])
+        for name, pid in (('d2', 10), ('d0', 20))
+    ]
+    page = html_report.render_report(
+        sections, results=[ResultRow('d2', dict(R1=100.0))])
+    assert _rows(page, 'results') == [['row', 'R1'], ['d2', '100.00']]
+    assert re.findall(r'data-target="(\w+)"', page) == ['d2', 'd0']
+    assert re.findall(r'<a href="#(target-\d)">(\w+)</a>', page) == [
+        ('target-0', 'd2'), ('target-1', 'd0')
+    ]
+    lists = re.findall(
+        r'<div class="ranked-list (\w+)".*?query pid (\d+)', page)
+    assert lists == [('worst', '10'), ('best', '11'), ('worst', '20'),
+                     ('best', '21')]
