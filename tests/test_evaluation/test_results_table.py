@@ -2,6 +2,7 @@
 import logging
 
 import pytest
+import torch
 
 from mmreid.engine.hooks import ResultsTableHook
 from mmreid.evaluation.results_table import format_results_table, results_rows
@@ -148,7 +149,59 @@ def test_hook_logs_after_test_and_leaves_it_to_a_printing_loop(caplog):
     assert caplog.text == ''
 
 
-@pytest.mark.parametrize('value', ['n/a', None, True])
+@pytest.mark.parametrize(
+    'value', ['n/a', None, True,
+              torch.tensor([5.0, 6.0])])
 def test_non_numbers_are_left_out(value):
     rows = results_rows({'reid/R1': value, 'reid/mAP': 5.0})
     assert rows[0].values == {'mAP': 5.0}
+
+
+def test_only_a_direct_mode_row_stands_for_its_parent():
+    """A row equal to its parent is the parent's primary distance mode only
+    when it is one level below (``reid/mnet`` of ``reid``); a deeper row
+    with the same numbers (``reid/a/b``) is another result: both stay."""
+    metrics = prefixed('reid/a/b', mode_metrics(60.0, 50.0))
+    metrics.update(prefixed('reid', mode_metrics(60.0, 50.0)))
+    rows = results_rows(metrics)
+    assert [r.name for r in rows] == ['reid/a/b', 'reid']
+    assert all(r.primary_of is None for r in rows)
+
+
+def test_a_spread_without_its_value_makes_no_row():
+    """A prefix that reports only ``_std`` keys has no value to show: no
+    row (a row of '-' would read as a result)."""
+    rows = results_rows({'reid/R1': 50.0, 'other/R1_std': 2.0})
+    assert [r.name for r in rows] == ['reid']
+    header, rows, _ = parse(
+        format_results_table({
+            'reid/R1': 50.0,
+            'other/R1_std': 2.0
+        }))
+    assert list(rows) == ['reid']
+
+
+class FakeValRunner:
+
+    def __init__(self, loop):
+        self.val_loop = loop
+        self.logger = logging.getLogger('results_table_test')
+
+
+def test_hook_logs_after_validation_as_validation(caplog):
+    """After a validation the table is titled as the validation's, and a
+    validation loop that prints it itself is not printed twice."""
+    hook = ResultsTableHook()
+    metrics = prefixed('reid', mode_metrics(91.0, 80.0))
+    with caplog.at_level(logging.INFO, logger='results_table_test'):
+        hook.after_val_epoch(FakeValRunner(object()), metrics)
+    assert 'val results:\nrow ' in caplog.text
+    assert 'test results' not in caplog.text
+    caplog.clear()
+
+    class PrintingLoop:
+        prints_results_table = True
+
+    with caplog.at_level(logging.INFO, logger='results_table_test'):
+        hook.after_val_epoch(FakeValRunner(PrintingLoop()), metrics)
+    assert caplog.text == ''
