@@ -15,6 +15,7 @@ from mmreid.datasets.small_dg import (SPLIT_DIR, load_grid_partitions,
 from ..fixtures.dataset_trees import (make_grid, make_ilids, make_prid,
                                       make_viper, viper_pid)
 from ..fixtures.files import touch
+from ..fixtures.processes import load_tool
 
 
 def roles(dataset):
@@ -432,3 +433,118 @@ def test_grid_camera_out_of_range_names_the_file(tmp_path):
             GRID(root, split_index=0, assign_camids=assign_camids)
         os.rename(osp.join(base, new), osp.join(base, old))
     GRID(root, split_index=0)  # cameras 1..8 parse
+
+
+@pytest.mark.parametrize('name', ['prid', 'viper'])
+def test_a_split_trains_on_the_ids_it_does_not_test(tmp_path, name):
+    """PRID2011 trains a split on the other 100 of ids 1-200, VIPeR on the
+    other 316 pairs, both cameras (datasets spec 3.1, 3.3). Training on
+    the split's test ids gives the same counts, so only the ids tell: the
+    model would be tested on the people it trained on."""
+    if name == 'prid':
+        cls, root = PRID2011, make_prid(tmp_path)
+        all_ids = set(range(1, 201))
+    else:
+        cls, root = VIPeR, make_viper(tmp_path)
+        all_ids = {viper_pid(i) for i in range(632)}
+    for index in (0, 5):
+        query = roles(cls(root, split_index=index))['query']
+        test_ids = {r['pid'] for r in query}
+        train = roles(cls(root, split='train', split_index=index))['train']
+        train_ids = {r['orig_pid'] for r in train}
+        assert train_ids.isdisjoint(test_ids)
+        assert train_ids | test_ids == all_ids
+        assert sorted((r['orig_pid'], r['camid']) for r in train) == sorted(
+            (pid, camid) for pid in train_ids for camid in (0, 1))
+
+
+def test_one_split_publishes_the_counts_it_loads(tmp_path):
+    """tools/misc/verify_dataset.py checks one split against its published
+    counts: PRID2011's 100 / 649 images and ids (evaluation spec 6.1), and
+    GRID's 125 / 900 images with 126 gallery ids (the 125 test ids and the
+    distractor pid 0), unverified (datasets spec 3.2). A wrong number would
+    flag every good copy; a wrong flag would turn a warning into an error
+    or hide one."""
+    tool = load_tool(osp.join('tools', 'misc', 'verify_dataset.py'))
+    grid = GRID(
+        make_grid(tmp_path / 'grid', [list(range(1, 126))] * 10),
+        split_index=2)
+    prid = PRID2011(make_prid(tmp_path / 'prid'), split_index=2)
+    for dataset, cell in ((grid, 'ok (unverified)'), (prid, 'ok')):
+        rows = tool.summarize('test', dataset)
+        assert [row['role'] for row in rows] == ['query', 'gallery']
+        assert [tool.compare(row) for row in rows] == [(cell, [], [])] * 2
+    assert grid.published_counts()['gallery'] == dict(
+        images=900, ids=126, verified=False)
+
+
+def test_ilids_root_with_both_image_folders_is_refused(tmp_path):
+    """QMUL-iLIDS reads i-LIDS_Pedestrian/Persons/ (the release) or
+    images/ (MetaBIN); a root holding both is refused (QMULiLIDS
+    docstring) rather than silently reading one of two copies that may
+    differ."""
+    root, _ = make_ilids(tmp_path)
+    shutil.copytree(
+        osp.join(root, 'i-LIDS_Pedestrian', 'Persons'),
+        osp.join(root, 'images'))
+    with pytest.raises(DatasetLayoutError, match='holds both'):
+        QMULiLIDS(root, split_index=0)
+
+
+def grid_partition_file(tmp_path, entry):
+    """A features_and_partitions.mat whose ten trainIdxAll entries are
+    ``entry(train_ids, test_ids)``; returns the path and the train ids."""
+    import mat4py
+    rng = random.Random(0)
+    train = [sorted(rng.sample(range(1, 251), 125)) for _ in range(10)]
+    path = str(tmp_path / 'features_and_partitions.mat')
+    mat4py.savemat(
+        path,
+        dict(trainIdxAll=[
+            entry(ids, sorted(set(range(1, 251)) - set(ids)))
+            for ids in train
+        ]))
+    return path, train
+
+
+def test_grid_partitions_prefer_the_field_named_train(tmp_path):
+    """A trainIdxAll struct with a field named like ``train`` is read from
+    that field wherever it is (load_grid_partitions); the third field is
+    only the fallback. Here the third field holds the test ids: reading it
+    would swap training and test ids."""
+    path, train = grid_partition_file(
+        tmp_path, lambda train_ids, test_ids: dict(
+            idxTrain=train_ids, idxProbe=test_ids, idxGallery=test_ids))
+    assert load_grid_partitions(path) == train
+
+
+def test_grid_partition_with_two_candidate_vectors_is_refused(tmp_path):
+    """An entry with two unnamed vectors of 125 ids (no ``train`` field,
+    no third field) is ambiguous: refused, not read from the first
+    vector, which may be the test ids."""
+    path, _ = grid_partition_file(
+        tmp_path, lambda train_ids, test_ids: dict(
+            idxA=test_ids, idxB=train_ids))
+    with pytest.raises(ValueError, match='cannot find one vector of 125'):
+        load_grid_partitions(path)
+
+
+def test_grid_with_eleven_partitions_is_refused(tmp_path):
+    """GRID's protocol is the mean over its ten official partitions: a
+    file with an eleventh would print the mean over eleven."""
+    root = make_grid(tmp_path, [list(range(1, 126))] * 11)
+    with pytest.raises(
+            ValueError, match='trainIdxAll has 11 partitions, expected 10$'):
+        GRID(root)
+
+
+def test_grid_split_file_overrides_the_shipped_partitions(tmp_path):
+    """``split_file`` names another features_and_partitions.mat
+    (SplitReIDDataset's ``split_file``): its partitions are the ones
+    evaluated, not silently the copy under underground_reid/."""
+    root = make_grid(tmp_path / 'grid', [list(range(1, 126))] * 10)
+    path, train = grid_partition_file(
+        tmp_path, lambda train_ids, test_ids: dict(
+            idxProbe=test_ids, idxGallery=test_ids, idxTrain=train_ids))
+    query = roles(GRID(root, split_index=3, split_file=path))['query']
+    assert {r['pid'] for r in query} == set(range(1, 251)) - set(train[3])
