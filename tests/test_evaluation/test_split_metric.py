@@ -241,11 +241,15 @@ def test_dg_split_metric_is_registered():
     assert metric.prefix == 'dg'
 
 
-def reference_eval_cuhk03(distmat, q_pids, g_pids, q_camids, g_camids,
-                          max_rank):
+def reference_eval_cuhk03(distmat,
+                          q_pids,
+                          g_pids,
+                          q_camids,
+                          g_camids,
+                          max_rank,
+                          num_repeats=10):
     """fast-reid's ``eval_cuhk03`` with its global numpy RNG (stable sort,
-    CMC padded to max_rank)."""
-    num_repeats = 10
+    CMC padded to max_rank; fast-reid fixes ``num_repeats`` at 10)."""
     indices = np.argsort(distmat, axis=1, kind='stable')
     matches = (g_pids[indices] == q_pids[:, np.newaxis]).astype(np.int32)
     all_cmc = []
@@ -516,3 +520,116 @@ def test_classic_cmc_skips_a_query_whose_positives_share_its_camera():
         dist, [1, 2], [1, 2, 3], [0, 0], [0, 1, 1], max_rank=3)
     assert valid.tolist() == [False, True]
     np.testing.assert_allclose(cmc, [0.0, 1.0, 1.0])
+
+
+def test_dg_split_metric_reports_the_smallest_split():
+    """num_query over the splits is the smallest split's (class docstring,
+    as TrialGalleryMetric): a split short of queries must show in the
+    summary, not be hidden behind the largest one."""
+    samples, _, splits = build_fake_target()
+    splits[1]['query'] = splits[1]['query'][:-2]
+    metric = DGSplitMetric()
+    metric.dataset_meta = dict(dg_splits=splits)
+    metric.process(None, samples)
+    metrics = metric.compute_metrics(metric.results)
+    assert [metrics[f'split{i}/num_query'] for i in range(3)] == [12, 10, 12]
+    assert (metrics['num_query'], metrics['num_valid_query']) == (10, 10)
+
+
+def multi_shot_samples(dist, q_pids, g_pids, q_camids, g_camids):
+    """Samples and a scorer whose distances are ``dist`` (indexed by the
+    samples' one-dimensional features)."""
+    samples = []
+    for i, (pid, cam) in enumerate(zip(q_pids, q_camids)):
+        samples.append(
+            sample(f'/q/{i}', int(pid), int(cam), 'query',
+                   torch.tensor([float(i)]), i))
+    for j, (pid, cam) in enumerate(zip(g_pids, g_camids)):
+        samples.append(
+            sample(f'/g/{j}', int(pid), int(cam), 'gallery',
+                   torch.tensor([float(j)]), 100 + j))
+
+    def scorer(q, g):
+        return torch.as_tensor(dist)[q[:, 0].long()][:, g[:, 0].long()]
+
+    return samples, scorer
+
+
+def test_cuhk03_classic_metric_draws_num_repeats_galleries():
+    """Each query's CMC is the mean over ``num_repeats`` drawn galleries
+    (spec section 5): with one draw it is 0 or 1 per query, so R1 is a
+    multiple of 100 / 20 here, and it equals the reference drawing once.
+    The report names the draws and the seed (protocol_settings)."""
+    problem = multi_shot_problem(1)
+    samples, scorer = multi_shot_samples(*problem)
+    metric = CUHK03ClassicMetric(metric=scorer, seed=3, num_repeats=1)
+    metric.process(None, samples)
+    got = metric.compute_metrics(metric.results)
+    np.random.seed(3)
+    expected = reference_eval_cuhk03(*problem, 50, num_repeats=1)
+    assert got['R1'] == pytest.approx(100 * expected[0])
+    assert got['R5'] == pytest.approx(100 * expected[4])
+    assert got['R1'] / 5 == pytest.approx(round(got['R1'] / 5))
+    assert metric.protocol_settings() == dict(num_repeats='1', seed='3')
+
+
+def test_cuhk03_classic_metric_map_and_minp_are_the_full_gallerys():
+    """AP (and INP) are computed on the full kept gallery, not on a draw
+    (spec section 5): with several positives per query mAP and mINP
+    differ, and each must be the full ranking's own."""
+    problem = multi_shot_problem(1)
+    samples, scorer = multi_shot_samples(*problem)
+    metric = CUHK03ClassicMetric(metric=scorer)
+    metric.process(None, samples)
+    got = metric.compute_metrics(metric.results)
+    full = ReIDMetric(metric=scorer)
+    full.process(None, samples)
+    expected = full.compute_metrics(full.results)
+    assert got['mAP'] == pytest.approx(expected['mAP'])
+    assert got['mINP'] == pytest.approx(expected['mINP'])
+    assert abs(expected['mAP'] - expected['mINP']) > 1
+
+
+def test_cuhk03_classic_metric_counts_the_queries_it_averages():
+    """A query whose positives all share its camera is removed by the
+    Market rule and skipped (spec section 5: for each valid query):
+    num_valid_query says the CMC averages over the others."""
+    gen = torch.Generator().manual_seed(0)
+    samples = []
+    for pid in range(6):
+        feature = torch.randn(4, generator=gen)
+        samples.append(sample(f'/q/{pid}', pid + 1, 0, 'query', feature, pid))
+        samples.append(
+            sample(f'/g/{pid}', pid + 1, 0 if pid == 0 else 1, 'gallery',
+                   feature + 0.1, 10 + pid))
+    metric = CUHK03ClassicMetric()
+    metric.process(None, samples)
+    got = metric.compute_metrics(metric.results)
+    assert (got['num_query'], got['num_valid_query']) == (6, 5)
+    assert got['R1'] == 100
+
+
+def test_dg_split_metric_ranks_each_split_with_its_options():
+    """The ReIDMetric ranking options apply to every split (class
+    docstring), not only to the positive check: a query whose positive
+    ties with a negative ranks it first under tie_policy='stable' (the
+    gallery order) and second under 'pessimistic'."""
+    samples = [
+        sample('/q/1', 1, 0, 'query', torch.tensor([0.0]), 0),
+        sample('/g/1', 1, 1, 'gallery', torch.tensor([1.0]), 1),
+        sample('/g/2', 2, 1, 'gallery', torch.tensor([-1.0]), 2)
+    ]
+    splits = [dict(query=['/q/1'], gallery=['/g/1', '/g/2'])] * 2
+    for policy, r1, m_ap in (('stable', 100, 100), ('pessimistic', 0, 50)):
+        metric = DGSplitMetric(tie_policy=policy, ranks=(1, ))
+        metric.dataset_meta = dict(dg_splits=splits)
+        metric.process(None, samples)
+        metrics = metric.compute_metrics(metric.results)
+        assert (metrics['split1/R1'], metrics['R1']) == (r1, r1)
+        assert metrics['mAP'] == pytest.approx(m_ap)
+
+
+def test_cuhk03_classic_metric_refuses_no_draw():
+    """num_repeats=0 would average the CMC over no drawn gallery."""
+    with pytest.raises(ValueError, match='num_repeats must be >= 1, got 0'):
+        CUHK03ClassicMetric(num_repeats=0)
