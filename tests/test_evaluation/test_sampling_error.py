@@ -102,3 +102,29 @@ def test_equal_values_have_no_spread_and_no_design_effect(num):
     assert result.value == values[0]
     assert result.se_independent == 0 and result.se_clustered == 0
     assert np.isnan(result.design_effect)
+
+
+def test_one_query_has_no_standard_error():
+    """Fewer than two queries, resp. identities, leave the standard
+    errors undefined (NaN, query_sampling_error docstring), not an
+    exception or a zero that reads as an exact number."""
+    error = query_sampling_error([100.0], [3])
+    assert error.value == 100.0
+    assert np.isnan(error.se_independent) and np.isnan(error.se_clustered)
+    assert (error.num_queries, error.num_identities) == (1, 1)
+
+
+def test_a_query_valid_in_no_trial_is_left_out():
+    """A query without a kept positive in any trial has no R1 or AP: the
+    values and errors are those of the other queries (trial_query_means),
+    not an error about NaN values."""
+    trials = [
+        SimpleNamespace(
+            valid_mask=np.array([True, True, False]),
+            all_first_rank=np.array([1, 2]),
+            all_AP=np.array([1.0, 0.5])) for _ in range(2)
+    ]
+    errors = trial_sampling_errors(trials, [4, 5, 9])
+    assert errors['R1'].value == pytest.approx(50.0)
+    assert errors['mAP'].value == pytest.approx(75.0)
+    assert (errors['R1'].num_queries, errors['R1'].num_identities) == (2, 2)
