@@ -156,9 +156,13 @@ class SplitReIDDataset(BaseReIDDataset):
     def _resolve(self) -> None:
         images = self.scan()
         splits = self.load_splits(images)
-        if len(splits) < NUM_SPLITS:
-            raise ValueError(f'{type(self).__name__}: expected '
-                             f'{NUM_SPLITS} splits, got {len(splits)}')
+        if len(splits) != NUM_SPLITS:
+            # The protocol is the mean over exactly 10 splits: an 11th
+            # would be averaged in (split_index=None), as a missing one
+            # would be left out.
+            raise ValueError(f'{type(self).__name__}: {self.split_file} '
+                             f'holds {len(splits)} splits, expected '
+                             f'{NUM_SPLITS}')
         for index, members in enumerate(splits):
             for role, keys in members.items():
                 missing = [k for k in keys if k not in images]

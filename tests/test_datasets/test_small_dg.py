@@ -4,6 +4,7 @@ import json
 import os
 import os.path as osp
 import random
+import re
 import shutil
 
 import pytest
@@ -130,7 +131,24 @@ def test_prid2011_split_file_with_fewer_splits_is_refused(tmp_path):
     path = edited_prid_split_file(tmp_path, lambda splits: splits[:3])
     for split_index in (None, 0):
         with pytest.raises(
-                ValueError, match='^PRID2011: expected 10 splits, got 3$'):
+                ValueError,
+                match=f'^PRID2011: {re.escape(path)} holds 3 splits, '
+                'expected 10$'):
+            PRID2011(root, split_index=split_index, split_file=path)
+
+
+def test_prid2011_split_file_with_more_splits_is_refused(tmp_path):
+    """The protocol is the mean over 10 splits (datasets spec 3.5): a
+    split file of 11 would print the mean over 11 (split_index=None), as
+    GRID refuses an eleventh partition."""
+    root = make_prid(tmp_path / 'prid')
+    path = edited_prid_split_file(tmp_path,
+                                  lambda splits: splits + splits[:1])
+    for split_index in (None, 0):
+        with pytest.raises(
+                ValueError,
+                match=f'^PRID2011: {re.escape(path)} holds 11 splits, '
+                'expected 10$'):
             PRID2011(root, split_index=split_index, split_file=path)
 
 
