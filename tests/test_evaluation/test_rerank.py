@@ -381,3 +381,59 @@ def test_a_refusal_names_the_entry_when_checked_row_by_row(which):
             r'g_g_dist\[(2, 9|9, 2)\] = .* but g_g_dist\[(9, 2|2, 9)\]'):
         k_reciprocal_rerank_distances(
             q_g, q_q, g_g, k1=4, k2=2, memory_budget_mb=1e-9)
+
+
+def test_a_gallery_rows_scale_includes_its_query_distances():
+    """A gallery sample's row of the full (N, N) distance is its q_g_dist
+    column followed by its g_g_dist row, so the symmetry tolerance of a
+    g_g_dist pair is relative to the largest of both (as for q_q_dist).
+    Queries 0 and 100, gallery 0.5 and 2 on a line: g_g_dist[0, 1] = 1.5,
+    the gallery rows' largest |distance| 99.5 (to query 100). Measured
+    against g_g_dist alone (1.5), rounding of the large q_g distances was
+    refused as an asymmetry."""
+    # 0.05 on 1.5 is 5e-4 of s = 99.5, and its square's rounding 1.5e-5:
+    # float rounding of that row.
+    q_g, q_q, g_g = line_blocks(query=(0.0, 100.0), gallery=(0.5, 2.0))
+    g_g[0, 1] += 0.05
+    result = k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=2, k2=1)
+    assert result.shape == (2, 2) and torch.isfinite(result).all()
+    # 3 on 1.5: |a^2 - b^2| / s^2 = 1.8e-3, beyond rounding.
+    q_g, q_q, g_g = line_blocks(query=(0.0, 100.0), gallery=(0.5, 2.0))
+    g_g[0, 1] += 3.0
+    with pytest.raises(ValueError, match=r'g_g_dist, shape \(2, 2\), is not '
+                       r'symmetric: g_g_dist\[0, 1\] = 4\.5'):
+        k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=2, k2=1)
+
+
+@pytest.mark.parametrize('which', ['q_g_dist', 'q_q_dist', 'g_g_dist'])
+def test_every_row_is_checked_for_a_non_finite_entry(which):
+    """Checked a row at a time (a small memory budget), a NaN in any row
+    of any block is refused: a row left out would re-rank every distance
+    into NaN through the Jaccard term."""
+    for row in range(len(distance_blocks()[0])):
+        q_g, q_q, g_g = distance_blocks()  # 6 queries, 15 gallery samples
+        blocks = dict(q_g_dist=q_g, q_q_dist=q_q, g_g_dist=g_g)
+        blocks[which][row, 1] = np.nan
+        with pytest.raises(
+                ValueError,
+                match=rf'{which}, shape .* has a non-finite entry: '
+                rf'{which}\[{row}, 1\] = nan'):
+            k_reciprocal_rerank_distances(
+                q_g, q_q, g_g, k1=4, k2=2, memory_budget_mb=1e-9)
+
+
+def test_float64_distance_blocks_are_re_ranked_in_float64():
+    """float64 blocks are re-ranked in float64, as float64 features are:
+    the result matches the definition to float64 rounding and keeps its
+    dtype (a float32 computation would be off by ~1e-7 and return
+    float32)."""
+    query, gallery = clustered_features(6, 8, 24)
+    expected = dense_rerank(query, gallery, 6, 3, 0.3)
+    result = k_reciprocal_rerank_distances(
+        sq_dist(query, gallery),
+        sq_dist(query, query),
+        sq_dist(gallery, gallery),
+        k1=6,
+        k2=3)
+    assert result.dtype == torch.float64
+    np.testing.assert_allclose(result.numpy(), expected, atol=1e-12)
