@@ -85,3 +85,43 @@ def test_a_negative_neighbour_among_the_k_gets_no_weight(alpha):
     result = query_expansion(query, gallery, k=2, alpha=alpha)
     assert torch.isfinite(result).all()
     torch.testing.assert_close(result[0], expected / expected.norm())
+
+
+def test_a_negative_k_is_refused():
+    """k counts gallery neighbours, so it lies in [0, G]; a negative k is
+    refused with the range, not left to fail inside topk."""
+    query = torch.tensor([[1.0, 0.0]])
+    gallery = torch.tensor([[0.0, 2.0], [3.0, 3.0], [-1.0, 0.0]])
+    with pytest.raises(ValueError, match=r'k must lie in \[0, 3\], got -1'):
+        query_expansion(query, gallery, k=-1)
+
+
+@pytest.mark.parametrize('dtype, tiny', [(torch.float32, 1e-9),
+                                         (torch.float64, 1e-17)])
+def test_a_sum_within_rounding_of_zero_is_refused(dtype, tiny):
+    """A query and its neighbour that cancel up to a few rounding errors
+    (not exactly) leave no direction either: normalising the remainder
+    gave an arbitrary query, here (0, 1). A remainder well above rounding
+    is a direction and is kept."""
+    query = torch.tensor([[1.0, 0.0]], dtype=dtype)
+    gallery = torch.tensor([[-1.0, tiny]], dtype=dtype)
+    with pytest.raises(
+            ValueError,
+            match=r'query_expansion\(k=1, alpha=0\): query 0 cancels'):
+        query_expansion(query, gallery, k=1, alpha=0)
+    gallery = torch.tensor([[-1.0, 0.1]], dtype=dtype)
+    result = query_expansion(query, gallery, k=1, alpha=0)
+    expected = query[0] + gallery[0] / gallery[0].norm()
+    torch.testing.assert_close(result[0], expected / expected.norm())
+
+
+def test_a_cancelled_query_is_named_by_its_index_in_a_later_chunk():
+    """With a small memory budget the queries are expanded a chunk at a
+    time; the refusal names the query by its index in the whole query
+    set, not in its chunk."""
+    query = torch.tensor([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    gallery = torch.tensor([[-2.0, 0.0]])
+    with pytest.raises(
+            ValueError,
+            match=r'query_expansion\(k=1, alpha=0\): query 2 cancels'):
+        query_expansion(query, gallery, k=1, alpha=0, memory_budget_mb=1e-9)
