@@ -1168,3 +1168,134 @@ def test_the_datasets_records_are_of_their_protocols_modalities(
     samples = dataset_samples(dataset)
     results = run_metric(metric, samples)
     assert results[f'{metric.prefix}/num_valid_query'] > 0
+
+
+def test_official_draw_refuses_a_pool_id_the_permutations_lack():
+    """``rand_perm_cam{cam}`` has one entry per id; a pool id beyond them
+    has no official draw, and leaving it out silently gave a gallery
+    without that identity."""
+    perms = [[[[1]] * 10] for _ in range(6)]  # every camera: id 1 only
+    paths = ['cam1/0001/0001.jpg', 'cam1/0002/0001.jpg']
+    groups = group_pool([1, 2], [1, 1], paths)
+    with pytest.raises(
+            ValueError,
+            match=r'rand_perm_cam has no entry for cam1/0002 \(camera 1 '
+            r'holds ids 1\.\.1\)'):
+        official_gallery_draw(perms, groups, paths, (1, ), 1, 0)
+    # The ids the permutations hold are drawn.
+    groups = group_pool([1], [1], paths[:1])
+    assert official_gallery_draw(perms, groups, paths[:1], (1, ), 1, 0) == [0]
+
+
+@pytest.mark.parametrize('trial', [-1, 10])
+def test_official_draw_refuses_a_trial_it_does_not_hold(trial):
+    """The official permutations hold rows for trials 0..9; trial -1 read
+    row 10 as if it were another trial."""
+    perms = [[[[2, 1]] * 10] for _ in range(6)]
+    paths = ['cam1/0001/0001.jpg', 'cam1/0001/0002.jpg']
+    groups = group_pool([1, 1], [1, 1], paths)
+    with pytest.raises(
+            ValueError,
+            match=rf'the official draws hold trials 0\.\.9, got {trial}'):
+        official_gallery_draw(perms, groups, paths, (1, ), 1, trial)
+
+
+def test_trial_metric_refuses_counts_outside_the_protocol():
+    """Trials and shots are counts: zero trials or zero shots have no
+    gallery to rank, and more than 10 official trials read rows the file
+    does not have; each is refused when the metric is built, before any
+    feature is extracted."""
+    perms = [[[[1, 2, 3] for _ in range(10)] for _ in range(2)]
+             for _ in range(6)]
+    cases = [
+        (dict(num_trials=0), r'num_trials must be >= 1, got 0'),
+        (dict(num_trials=True), r'num_trials must be >= 1, got True'),
+        (dict(shots=0), r'shots must be >= 1, got 0'),
+        (dict(num_trials=11, gallery_draw='official_rand_perm',
+              rand_perm_cam=perms),
+         r'the official draws hold 10 trials, got num_trials=11'),
+    ]
+    for options, match in cases:
+        with pytest.raises(ValueError, match=match):
+            TrialGalleryMetric(**options)
+    TrialGalleryMetric(
+        num_trials=10, gallery_draw='official_rand_perm', rand_perm_cam=perms)
+
+
+def test_llcm_cmc_is_de_duplicated():
+    """LLCM ranks with SYSU-MM01's de-duplicated CMC (the reference's
+    eval_llcm): a NIR query whose ranked VIS gallery reads pids 2, 2, 1
+    is a rank-2 match, while mAP uses the full list (AP 1/3)."""
+    samples = [
+        make_sample([0.0], 1, 1, 'query', 0, modality=1),  # NIR
+        make_sample([1.0], 2, 2, 'gallery', 1),
+        make_sample([2.0], 2, 3, 'gallery', 2),
+        make_sample([3.0], 1, 2, 'gallery', 3),
+    ]
+    metric = LLCMMetric(num_trials=1, distance='euclidean', ranks=(1, 2))
+    results = run_metric(metric, samples)
+    assert results['llcm-ir2vis/R1'] == pytest.approx(0.0)
+    assert results['llcm-ir2vis/R2'] == pytest.approx(100.0)
+    assert results['llcm-ir2vis/mAP'] == pytest.approx(100 / 3)
+
+
+def test_llcm_vis2ir_transposed_removes_same_pid_same_cam():
+    """In the reference VIS->IR evaluation the drawn NIR images are the
+    probes and all VIS images the gallery; the probe of camera K drops the
+    VIS images of its pid from camera K (VIS and NIR camera K are one
+    camera), as in IR->VIS."""
+    samples = [
+        make_sample([0.0], 1, 1, 'query', 0),  # VIS, same pid + cam
+        make_sample([1.0], 2, 1, 'query', 1),  # VIS, other pid: kept
+        make_sample([2.0], 1, 2, 'query', 2),  # VIS, other cam: kept
+        make_sample([0.0], 1, 1, 'gallery', 3, modality=1),  # NIR probe
+    ]
+    metric = LLCMMetric(
+        direction='vis2ir', num_trials=1, distance='euclidean', ranks=(1, 2))
+    results = run_metric(metric, samples)
+    assert results['llcm-vis2ir/num_query'] == 1
+    assert results['llcm-vis2ir/R1'] == pytest.approx(0.0)
+    assert results['llcm-vis2ir/R2'] == pytest.approx(100.0)
+    assert results['llcm-vis2ir/mAP'] == pytest.approx(50.0)
+
+
+def test_regdb_removes_no_gallery_item_even_of_the_query_camera():
+    """RegDB removes nothing (junk_rule='none'): a gallery item of the
+    query's pid and camera still counts, here with every record given
+    camid 0. The numbers equal the definition's, which ignores cameras."""
+    ranks = (1, 2, 5)
+    samples = regdb_samples('v2t')
+    for sample in samples:
+        sample['camid'] = 0
+    results = run_metric(RegDBMetric(direction='v2t', ranks=ranks), samples)
+    expected = naive_regdb(samples, ranks)
+    for key, value in expected.items():
+        assert results[f'regdb-v2t/{key}'] == pytest.approx(
+            value, abs=1e-4), key
+    assert results['regdb-v2t/num_valid_query'] == 15
+
+
+def test_a_trial_that_draws_no_gallery_is_refused():
+    """The official permutations can leave every pool id out (empty
+    entries): a trial without gallery has no ranking, and is refused
+    naming the trial instead of reporting numbers of nothing."""
+    perms = [[[[] for _ in range(10)]] for _ in range(6)]
+    samples = [
+        make_sample([0.0], 1, 3, 'query', 0, modality=1),
+        make_sample([1.0], 1, 1, 'gallery', 1, path='cam1/0001/0001.jpg'),
+    ]
+    with pytest.raises(ValueError, match='trial 0 drew an empty gallery'):
+        run_metric(SYSUMetric(num_trials=1, rand_perm_cam=perms), samples)
+
+
+def test_the_settings_name_the_seed_of_a_seeded_draw_only():
+    """A report's settings name how the galleries were drawn; the seed
+    only decides a seeded draw, so an official draw's is 'none' (two runs
+    of the official draw differ in no seed)."""
+    perms = [[[[1, 2, 3] for _ in range(10)] for _ in range(2)]
+             for _ in range(6)]
+    official = SYSUMetric(rand_perm_cam=perms).protocol_settings()
+    assert official['gallery_draw'] == 'official_rand_perm'
+    assert official['seed'] == 'none'
+    seeded = SYSUMetric(seed=3).protocol_settings()
+    assert seeded['gallery_draw'] == 'agw_seeded' and seeded['seed'] == '3'
