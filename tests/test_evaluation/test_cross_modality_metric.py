@@ -689,6 +689,24 @@ def test_official_draw_refuses_a_pick_missing_from_the_pool():
         official_gallery_draw(perms, groups, paths, (1, ), 1, 0)
 
 
+def test_official_draw_refuses_two_files_of_one_image_number():
+    """The permutations pick images by number; two pool files of one
+    (id, camera) with the same number (``0002.jpg`` and ``0002.png``, a
+    converted copy beside the original) left the draw to keep whichever
+    came last, silently. It is refused, naming both files."""
+    perms = [[[[2, 1]] * 10] for _ in range(6)]
+    paths = ['cam1/0001/0001.jpg', 'cam1/0001/0002.jpg', 'cam1/0001/0002.png']
+    groups = group_pool([1, 1, 1], [1, 1, 1], paths)
+    with pytest.raises(
+            ValueError,
+            match=r"cam1/0001 has two images numbered 2: "
+            r"'cam1/0001/0002\.jpg' and 'cam1/0001/0002\.png'"):
+        official_gallery_draw(perms, groups, paths, (1, ), 1, 0)
+    # Without the copy, image 2 is drawn.
+    groups = group_pool([1, 1], [1, 1], paths[:2])
+    assert official_gallery_draw(perms, groups, paths[:2], (1, ), 1, 0) == [1]
+
+
 def llcm_samples(direction):
     """NIR cams 1, 2 and VIS cams 1, 2, 3 (camid = K - 1 for both)."""
     rng = np.random.default_rng(7)

@@ -244,7 +244,14 @@ def official_gallery_draw(rand_perm_cam: Union[list, RandPermCam],
                     raise ValueError(
                         'the official draw maps image numbers to files; '
                         f'cannot read one from {img_paths[index]!r}')
-                by_number[int(match.group(1))] = index
+                number = int(match.group(1))
+                if number in by_number:
+                    raise ValueError(
+                        f'cam{cam}/{pid:04d} has two images numbered '
+                        f'{number}: {img_paths[by_number[number]]!r} and '
+                        f'{img_paths[index]!r}; the official draw picks '
+                        'images by number')
+                by_number[number] = index
             for number in row[:shots]:
                 if number not in by_number:
                     raise ValueError(
