@@ -196,6 +196,24 @@ def distance_blocks(seed=3, num_query=6, num_gallery=15):
     return tuple(sq_dist(a, b) for a, b in pairs)
 
 
+@pytest.mark.parametrize('num_query,num_gallery', [(0, 5), (3, 0)])
+def test_an_empty_query_or_gallery_is_refused(num_query, num_gallery):
+    """Nothing to re-rank: refused with the counts, from features and from
+    distance blocks alike (the blocks gave torch's reduction error, the
+    features one about k1)."""
+    match = (f'needs at least one query and one gallery sample, got '
+             f'{num_query} queries and {num_gallery} gallery samples')
+    with pytest.raises(ValueError, match=match):
+        k_reciprocal_rerank(
+            torch.randn(num_query, 4), torch.randn(num_gallery, 4), k1=1,
+            k2=1)
+    with pytest.raises(ValueError, match=match):
+        k_reciprocal_rerank_distances(
+            torch.rand(num_query, num_gallery),
+            torch.zeros(num_query, num_query),
+            torch.zeros(num_gallery, num_gallery), k1=1, k2=1)
+
+
 @pytest.mark.parametrize('which', ['q_q_dist', 'g_g_dist'])
 def test_an_asymmetric_block_is_refused(which):
     """The gallery rows of the full (N, N) distance are read from

@@ -127,6 +127,14 @@ def check_rerank_options(k1: int = 20,
                          f'got {lambda_value!r}')
 
 
+def _check_not_empty(num_query: int, num_gallery: int) -> None:
+    """Refuse an empty query or gallery: nothing to re-rank."""
+    if num_query < 1 or num_gallery < 1:
+        raise ValueError('k-reciprocal re-ranking needs at least one query '
+                         f'and one gallery sample, got {num_query} queries '
+                         f'and {num_gallery} gallery samples')
+
+
 def k_reciprocal_from_rows(rows: RowSource,
                            num_query: int,
                            num_total: int,
@@ -152,6 +160,7 @@ def k_reciprocal_from_rows(rows: RowSource,
         torch.Tensor: Distances, shape (Q, G), in the rows' dtype.
     """
     check_rerank_options(k1, k2, lambda_value)
+    _check_not_empty(num_query, num_total - num_query)
     if k1 + 1 > num_total:
         raise ValueError(f'k1 + 1 = {k1 + 1} exceeds the {num_total} samples')
     num_gallery = num_total - num_query
@@ -453,13 +462,10 @@ def _check_own_nearest(diagonal_block: torch.Tensor, name: str,
     own = diagonal_block.diagonal().to(dtype)
     in_block, block_col = diagonal_block.min(1)
     in_block = in_block.to(dtype)
-    dim = 0 if other_transposed else 1
-    if other.shape[dim] > 0:
-        in_other, other_idx = other.min(dim)
-        in_other = in_other.to(dtype)
-    else:
-        in_other = torch.full_like(in_block, float('inf'))
-        other_idx = torch.zeros_like(block_col)
+    # Both blocks are non-empty (k_reciprocal_rerank_distances refuses an
+    # empty query or gallery first).
+    in_other, other_idx = other.min(0 if other_transposed else 1)
+    in_other = in_other.to(dtype)
     smallest = torch.minimum(in_block, in_other)
     excess = _rounding_excess(own, torch.minimum(own, smallest), row_scale)
     value, row = excess.max(0) if len(excess) else (excess.new_zeros(()), 0)
@@ -575,6 +581,7 @@ def k_reciprocal_rerank_distances(
         raise ValueError(f'block shapes {tuple(q_g.shape)}, '
                          f'{tuple(q_q.shape)}, {tuple(g_g.shape)} do not '
                          'match')
+    _check_not_empty(num_query, num_gallery)
     dtype = torch.float64 if q_g.dtype == torch.float64 else torch.float32
     check_distance_blocks(q_g, q_q, g_g, dtype, memory_budget_mb)
 
