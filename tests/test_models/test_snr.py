@@ -202,6 +202,49 @@ def test_eval_computes_only_the_output(monkeypatch):
         snr(x)
 
 
+def snr_from_definition(snr, x):
+    """F_in, F_pos and F_neg of SNR (spec SNR section 1.1) written out
+    with the module's parameters, without any of its methods."""
+    f_in = torch.nn.functional.instance_norm(
+        x, weight=snr.in_norm.weight, bias=snr.in_norm.bias, eps=1e-5)
+    residual = x - f_in
+    pooled = residual.mean(dim=(2, 3), keepdim=True)
+    gate = torch.sigmoid(
+        snr.gate.fc2(torch.relu(snr.gate.fc1(pooled))))
+    return (f_in, f_in + gate * residual, f_in + (1 - gate) * residual)
+
+
+def test_training_gradients_are_those_of_the_definition():
+    """SNR spec section 3.2: no detach anywhere. The output and the pooled
+    triple must pass gradients to the stage map (the backbone), IN and
+    the gate exactly as the maps of the definition do; a detached
+    residual, gate input or output would silently train a different
+    model while every value stays the same."""
+    snr = random_snr().train()
+    x = torch.rand(6, 32, 5, 4) * 3
+    generator = torch.Generator().manual_seed(1)
+    out_weight = torch.randn(6, 32, 5, 4, generator=generator)
+    pooled_weights = torch.randn(3, 6, 32, generator=generator)
+
+    def gradients(x, out, pooled):
+        objective = (out * out_weight).sum() + sum(
+            (w * p).sum() for w, p in zip(pooled_weights, pooled))
+        return torch.autograd.grad(objective, [x] + list(snr.parameters()))
+
+    x_mod = x.clone().requires_grad_()
+    out, aux = snr(x_mod)
+    got = gradients(x_mod, out,
+                    [aux['feat'], aux['feat_pos'], aux['feat_neg']])
+    x_def = x.clone().requires_grad_()
+    f_in, f_pos, f_neg = snr_from_definition(snr, x_def)
+    want = gradients(x_def, f_pos,
+                     [f.mean(dim=(2, 3)) for f in (f_in, f_pos, f_neg)])
+    names = ['x'] + [name for name, _ in snr.named_parameters()]
+    for name, g, w in zip(names, got, want):
+        assert w.abs().max() > 0, name
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_without_restitution_is_instance_norm():
     snr = SNR(32, restitution=False)
     assert snr.gate is None
