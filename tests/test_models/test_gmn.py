@@ -261,6 +261,10 @@ def test_mnet_bad_options():
         MNet(8, num_layers=3)
     with pytest.raises(ValueError, match='output'):
         MNet(8, output='sigmoid')
+    # A zero-width layer builds silently and scores every pair the same.
+    for in_channels, hidden in ((0, 8), (8, 0), (-4, 8)):
+        with pytest.raises(ValueError, match='positive'):
+            MNet(in_channels, hidden_channels=hidden)
 
 
 # ---------------------------------------------------------------- head
@@ -426,6 +430,159 @@ def test_dp_drops_a_fraction_rate_of_the_pair_features(rate):
     assert float(dropped.double().mean()) == pytest.approx(rate, abs=0.03)
     torch.testing.assert_close(
         copy[~dropped], clean[~dropped] / (1 - rate), rtol=1e-5, atol=0)
+
+
+def test_dp_instance_position_masks_each_member_independently():
+    """DP position 'instance' (gmn.md section 5): inverted dropout on f_i
+    and on f_j, independently, before squaring. Every entry of a copy is
+    then (m_i f_i - m_j f_j)^2 / (1 - rho)^2 with m_i, m_j in {0, 1}: one
+    of 0, f_i^2, f_j^2 and (f_i - f_j)^2 over (1 - rho)^2, and all four
+    occur. A copy built from one member twice or with only one member
+    perturbed is another perturbation."""
+    torch.manual_seed(0)
+    rate = 0.5
+    head = build_head(
+        dp=dict(rate=rate, position='instance', mode='replace', n_copies=1))
+    head.train()
+    head.dp_enabled = True
+    # Distinct values in [1, 1.9): the four cases never coincide.
+    feats = 1 + 0.9 * torch.randperm(128).double().reshape(8, 16) / 128
+    idx_i, idx_j = all_pairs(8)
+    copy = head.build_pairs(feats, pk_labels(4, 2))[0]
+    f_i, f_j = feats[idx_i], feats[idx_j]
+    scale = (1 - rate)**2
+    cases = torch.stack([
+        torch.zeros_like(f_i), f_i**2 / scale, f_j**2 / scale,
+        (f_i - f_j)**2 / scale
+    ])
+    close = (copy.unsqueeze(0) - cases).abs() <= 1e-9 * (1 + cases)
+    assert bool((close.sum(0) == 1).all())
+    fractions = close.double().mean(dim=(1, 2))
+    for fraction in fractions.tolist():
+        assert fraction == pytest.approx(0.25, abs=0.05)
+
+
+def test_dp_copies_pass_gradients_to_the_instance_features():
+    """L_gmn flows into the backbone (gmn.md section 2) through every
+    M-Net input, DP copies included: with DP in replace mode the M-Net
+    sees copies only, and they must not be detached."""
+    torch.manual_seed(0)
+    for position in ('pair', 'instance'):
+        head = build_head(
+            loss_cls=None,
+            loss_tri=None,
+            pic=None,
+            dp=dict(rate=0.5, position=position, mode='replace'))
+        head.train()
+        head.dp_enabled = True
+        feats = torch.randn(8, 16, requires_grad=True)
+        losses = head.loss(feats, samples_of(pk_labels(4, 2)))
+        assert losses['dp_on'].item() == 1
+        losses['loss_gmn'].backward()
+        assert feats.grad is not None and feats.grad.abs().sum() > 0
+
+
+def test_dp_without_copies_or_rate_is_off():
+    """n_copies=0 or rate=0 perturbs nothing: the M-Net sees the clean
+    pairs once and dp_on logs 0, whatever dp_enabled says."""
+    labels = pk_labels(4, 2)
+    feats = F.normalize(torch.randn(8, 16), dim=1)
+    for dp in (dict(n_copies=0), dict(n_copies=0, mode='replace'),
+               dict(rate=0.0)):
+        head = build_head(dp=dp)
+        head.train()
+        head.dp_enabled = True
+        assert not head.dp_active
+        pair_feats, _, _, clean = head.build_pairs(feats, labels)
+        assert len(pair_feats) == 28 and bool(clean.all())
+        losses = head.loss(torch.randn(8, 16), samples_of(labels))
+        assert losses['dp_on'].item() == 0
+
+
+@pytest.mark.parametrize('dp,match', [
+    (dict(rate=1.0), 'dp.rate'),
+    (dict(rate=-0.1), 'dp.rate'),
+    (dict(n_copies=-1), 'dp.n_copies'),
+    (dict(mode='add'), 'dp.mode'),
+])
+def test_head_refuses_dp_options_it_cannot_apply(dp, match):
+    """rate = 1 drops every entry (each copy is all zeros), a negative
+    number of copies or an unknown mode is no DP at all: errors at build
+    time, not a silently different training."""
+    with pytest.raises(ValueError, match=match):
+        build_head(dp=dp)
+
+
+def test_head_losses_use_the_bnneck_features_as_specified():
+    """gmn.md section 7: L_cls on the classifier of the post-BNNeck f^b,
+    L_tri on the pre-BN f^t (BNNeck as in BoT), and the logged accuracy is
+    that of the same logits."""
+    torch.manual_seed(0)
+    head = build_head(dp=None, pic=None)
+    head.train()
+    with torch.no_grad():  # a BNNeck that visibly changes the feature
+        head.bnneck.weight.uniform_(0.2, 3.0)
+    labels = pk_labels(4, 2)
+    feats = torch.randn(8, 16) * 3 + 1
+    losses = head.loss(feats, samples_of(labels))
+    mean = feats.mean(0)
+    var = feats.var(0, unbiased=False)
+    f_b = (feats - mean) / (var + head.bnneck.eps).sqrt() * \
+        head.bnneck.weight.detach()
+    logits = f_b @ head.classifier.weight.detach().t()
+    torch.testing.assert_close(losses['loss_cls'].detach(),
+                               head.loss_cls(logits, labels))
+    torch.testing.assert_close(losses['loss_tri'].detach(),
+                               head.loss_tri(feats, labels))
+    assert losses['loss_tri'].item() != pytest.approx(
+        head.loss_tri(f_b, labels).item(), rel=1e-3)
+    accuracy = (logits.argmax(1) == labels).double().mean().item()
+    assert losses['accuracy'].item() == pytest.approx(accuracy)
+
+
+def test_mnet_accuracies_count_the_clean_pairs_only():
+    """mnet_acc, mnet_pos_acc and mnet_neg_acc are the accuracies
+    (threshold z = 0) on the clean pairs (GMNHead docstring): the DP
+    copies appended after them are left out."""
+    torch.manual_seed(0)
+    head = build_head(dp=dict(rate=0.7, mode='append', n_copies=2))
+    head.train()
+    head.dp_enabled = True
+    logits = []
+    head.mnet.register_forward_hook(
+        lambda module, args, out: logits.append(out[0].detach()))
+    labels = pk_labels(4, 3)
+    losses = head.loss(torch.randn(12, 16), samples_of(labels))
+    (z, ) = logits
+    idx_i, idx_j = all_pairs(12)
+    assert len(z) == 3 * len(idx_i)
+    clean_z = z[:len(idx_i)]
+    same = labels[idx_i] == labels[idx_j]
+    correct = (clean_z > 0) == same
+    # Clean and perturbed pairs score differently, so a count that
+    # includes the copies gives other numbers.
+    assert not torch.equal(clean_z > 0, z[len(idx_i):2 * len(idx_i)] > 0)
+    for key, rows in (('mnet_acc', slice(None)), ('mnet_pos_acc', same),
+                      ('mnet_neg_acc', ~same)):
+        assert losses[key].item() == pytest.approx(
+            correct[rows].double().mean().item()), key
+
+
+def test_batch_hard_pairs_without_self_pairs():
+    """Batch-hard mining (gmn.md section 4) pairs an anchor with its
+    hardest *other* positive and hardest negative: an identity seen once
+    gives no positive pair and a duplicated image is not paired with
+    itself, so no pair (a, a) (f_sp = 0, labelled positive) is made."""
+    labels = torch.tensor([0, 0, 1, 2, 2, 3])
+    feats = torch.randn(6, 4)
+    feats[1] = feats[0]  # the same image twice in the batch
+    feats[4] = feats[3]
+    idx_i, idx_j = batch_hard_pairs(feats, labels)
+    assert bool((idx_i < idx_j).all())
+    pairs = set(zip(idx_i.tolist(), idx_j.tolist()))
+    positives = {(i, j) for i, j in pairs if labels[i] == labels[j]}
+    assert positives == {(0, 1), (3, 4)}
+    assert pairs == set(naive_batch_hard(feats, labels.tolist()))
 
 
 def test_head_predict_is_pair_feature():
@@ -688,6 +845,25 @@ def test_gmn_reid_test_cfg():
     assert model.distance_modes[0] == 'euclid'
     with pytest.raises(ValueError, match='both'):
         build_model(test_distance='euclid', distance='mnet')
+    # Each mode is reported once, the primary one first.
+    model = build_model(report_modes=('euclid', 'mnet', 'euclid'))
+    assert model.distance_modes == ('mnet', 'euclid')
+
+
+def test_gmn_reid_needs_a_head_with_an_mnet():
+    """GMNReID scores pairs with its head's M-Net: a head without one is
+    refused when the model is built, not at the first evaluation."""
+    with pytest.raises(TypeError, match='GMNHead'):
+        MODELS.build(
+            dict(
+                type='GMNReID',
+                backbone=dict(
+                    type='ReIDResNet',
+                    depth=18,
+                    base_channels=8,
+                    stem_channels=8),
+                head=dict(type='BNNeckHead', in_channels=64,
+                          num_classes=4)))
 
 
 @pytest.mark.parametrize('key,value', [
@@ -699,12 +875,34 @@ def test_gmn_reid_test_cfg():
     ('mnet_topk', True),
     ('fuse_beta', 1.5),
     ('fuse_beta', '0.5'),
+    ('method', 'fast'),
+    ('check_queries', True),
 ])
 def test_gmn_reid_test_cfg_refuses_bad_scoring_options(key, value):
     """Bad scoring options fail when the model is built, not at the first
     scoring after feature extraction, and name the key."""
     with pytest.raises(ValueError, match=f'GMNReID test_cfg.{key}'):
         build_model(**{key: value})
+
+
+@pytest.mark.parametrize('beta', [0.0, 1.0])
+def test_gmn_reid_fuse_beta_accepts_both_ends(beta):
+    """fuse_beta lies in [0, 1] (gmn.md section 8.1): beta = 0 is the
+    Euclidean term alone, beta = 1 the M-Net term alone, both valid
+    fusions of the ablation sweep."""
+    model = build_model(fuse_beta=beta).eval()
+    feats = F.normalize(torch.randn(6, 64), dim=1)
+    query, gallery = feats[:2], feats[2:]
+    with torch.no_grad():
+        sp = (query[:, None] - gallery[None]).pow(2).reshape(-1, 64)
+        z = model.head.mnet(sp).reshape(2, 4)
+    expected = (1 - beta) * torch.cdist(query, gallery)**2 / 4 + \
+        beta * (1 - torch.sigmoid(z))
+    torch.testing.assert_close(
+        model.distance(query, gallery, mode='fused'),
+        expected,
+        atol=1e-5,
+        rtol=0)
 
 
 def test_gmn_reid_test_cfg_refuses_options_of_unreported_modes():
