@@ -330,19 +330,8 @@ def test_cuhk03_classic_metric_multi_shot():
     dist, q_pids, g_pids, q_camids, g_camids = multi_shot_problem(1)
     # Features whose Euclidean distances are not the random matrix: use
     # a scorer that returns it, indexed by sample order.
-    samples = []
-    for i, (pid, cam) in enumerate(zip(q_pids, q_camids)):
-        samples.append(
-            sample(f'/q/{i}', int(pid), int(cam), 'query',
-                   torch.tensor([float(i)]), i))
-    for j, (pid, cam) in enumerate(zip(g_pids, g_camids)):
-        samples.append(
-            sample(f'/g/{j}', int(pid), int(cam), 'gallery',
-                   torch.tensor([float(j)]), 100 + j))
-
-    def scorer(q, g):
-        return torch.as_tensor(dist)[q[:, 0].long()][:, g[:, 0].long()]
-
+    samples, scorer = multi_shot_samples(dist, q_pids, g_pids, q_camids,
+                                         g_camids)
     metric = CUHK03ClassicMetric(metric=scorer, seed=3)
     metric.process(None, samples)
     got = metric.compute_metrics(metric.results)
