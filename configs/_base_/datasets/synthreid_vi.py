@@ -39,7 +39,7 @@ img_size = (64, 32)  # (height, width)
 batch_size = 32
 num_instances = 2  # K, per modality
 
-# The AGW recipe's augmentation. synthreid_vi.py adds CAJ's RandomChannel
+# The AGW recipe's augmentation. synthreid_vi_v1.py adds RandomChannel
 # because there infrared intensities are independent of the colours; here
 # the colours carry the identity into infrared, as on real data.
 train_pipeline = [

@@ -24,8 +24,8 @@ train_pipeline = [
     dict(type='ReIDResize', size=img_size),
     dict(type='ReIDRandomFlip', prob=0.5),
     dict(type='PadRandomCrop', padding=4),
-    # Not in the AGW recipe: CAJ's channel augmentation of visible images
-    # (a random R/G/B channel or the grey image). SynthReID's infrared
+    # Not in the AGW recipe: a channel augmentation of visible images after
+    # CAJ's (a random R/G/B channel or the grey image). SynthReID's infrared
     # intensities are independent of garment colours, and from random init
     # both AGW variants otherwise learn colour shortcuts that do not cross
     # modalities (cross-modality R1 at chance after 8 epochs).

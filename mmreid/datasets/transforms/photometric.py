@@ -364,6 +364,12 @@ class RandomChannel(BaseTransform):
     two modalities can share: it discourages colour shortcuts. Infrared
     samples (``modality`` 1) are left alone.
 
+    The draw is mmreid's, not a copy of CAJ's transforms: here the four
+    choices are equally likely and the image is kept with probability
+    ``1 - prob``. CAJ's ``ChannelExchange`` always takes one of R, G, B;
+    its ``ChannelAdapGray`` takes each of R, G, B with probability 1/4 and
+    the grey with probability ``probability / 4`` (else keeps the image).
+
     Required Keys:
 
     - img (``uint8``, RGB)
