@@ -116,3 +116,15 @@ def test_one_label_of_any_integer_type():
         with pytest.raises(ValueError, match='not an integer'):
             check_modality_labels(bad, 3, 2, cpu, 'Net')
     assert as_modality_labels([]).dtype == torch.long
+
+
+def test_checked_labels_are_one_dimensional():
+    """Labels given as a column (N, 1) come back as (N,): kept 2-D, the
+    groups of ``modality_groups`` would hold column indices (all 0) next to
+    the sample indices, so samples would go through the wrong branch."""
+    cpu = torch.device('cpu')
+    labels = check_modality_labels(
+        torch.tensor([[1], [0], [1]]), 3, 2, cpu, 'Net')
+    assert labels.shape == (3, ) and labels.dtype == torch.long
+    indices, _ = modality_groups(labels, 2)
+    assert [i.tolist() for i in indices] == [[1], [0, 2]]
