@@ -465,3 +465,43 @@ def test_combine_all_trains_an_image_of_two_test_roles_once():
                 combine_all=True,
                 test_dataset=ListedSource(test))
         ])
+
+
+def test_sources_record_their_variant(tmp_path):
+    """Spec 4.1 rule 4: each source records its version or variant, so a
+    classifier row maps back to the CUHK03-NP labels (labeled or detected
+    boxes) it was trained on; without it both read as CUHK03-NP."""
+    fake_cuhk03(str(tmp_path / 'cuhk03-np'))
+    ds = ConcatReIDDataset(
+        sources=[
+            dict(type='CUHK03NP', variant='detected'),
+            dict(type='CUHK03NP', variant='labeled')
+        ],
+        data_root=str(tmp_path),
+        combine_all=False)
+    assert [s.get('variant') for s in ds.metainfo['sources']] == \
+        ['detected', 'labeled']
+
+
+def test_combine_all_trains_an_image_spelled_two_ways_once():
+    """A test split that lists one image as 't/a.jpg' and as 't/./a.jpg'
+    lists one image: training on it twice would weight it double and
+    count it twice in the source's images."""
+    train = [
+        dict(img_path=f'train_{i}.jpg', pid=i, camid=0, role='train')
+        for i in (0, 1)
+    ]
+    test = [
+        dict(img_path='t/a.jpg', pid=7, camid=0, role='query'),
+        dict(img_path='t/./a.jpg', pid=7, camid=1, role='gallery'),
+        dict(img_path='t/b.jpg', pid=8, camid=1, role='gallery'),
+    ]
+    ds = ConcatReIDDataset(datasets=[
+        dict(
+            dataset=ListedSource(train),
+            combine_all=True,
+            test_dataset=ListedSource(test))
+    ])
+    source = ds.metainfo['sources'][0]
+    assert (source['num_images'], source['num_test_images']) == (4, 2)
+    assert len(ds) == 4
