@@ -505,3 +505,45 @@ def test_combine_all_trains_an_image_spelled_two_ways_once():
     source = ds.metainfo['sources'][0]
     assert (source['num_images'], source['num_test_images']) == (4, 2)
     assert len(ds) == 4
+
+
+def test_combine_all_keeps_the_first_record_of_an_image_of_two_roles():
+    """The docstring's rule: an image listed as a query and as a gallery
+    image trains once, as its first record (role and camera as listed
+    first), so the summary's query row and the camid a camera-aware loss
+    sees do not depend on which duplicate came last."""
+    train = [dict(img_path='train_0.jpg', pid=0, camid=0, role='train')]
+    test = [
+        dict(img_path='t/a.jpg', pid=7, camid=0, role='query'),
+        dict(img_path='t/a.jpg', pid=7, camid=1, role='gallery'),
+    ]
+    ds = ConcatReIDDataset(datasets=[
+        dict(
+            dataset=ListedSource(train),
+            combine_all=True,
+            test_dataset=ListedSource(test))
+    ])
+    kept = [
+        ds.get_data_info(i) for i in range(len(ds))
+        if ds.get_data_info(i)['img_path'] == 't/a.jpg'
+    ]
+    assert [(r['source_role'], r['camid']) for r in kept] == [('query', 0)]
+
+
+def test_a_wrapped_config_is_compared_before_anything_is_built(tmp_path):
+    """check_no_repeated_source compares a combine-all entry by its
+    ``dataset``: a dataset given plainly and again wrapped is refused from
+    the configs, with the same-dataset message, not left to fail (or pass)
+    while building."""
+    from mmreid.datasets.multi_source import check_no_repeated_source
+    market = dict(type='Market1501', data_root=str(tmp_path / 'missing'))
+    with pytest.raises(
+            ValueError, match=r'datasets\[0\] and datasets\[1\] are the '
+            r'same dataset \(Market1501'):
+        check_no_repeated_source(
+            [market, dict(dataset=market, combine_all=True)], 'datasets')
+    # Other folders are other datasets.
+    check_no_repeated_source([
+        market,
+        dict(dataset=dict(market, data_root=str(tmp_path)), combine_all=True)
+    ], 'datasets')
