@@ -9,8 +9,8 @@ from mmengine.dataset import BaseDataset
 from mmreid.registry import DATASETS
 from .base_reid_dataset import (IDENTITY_SPLIT_KEYS, metainfo_as_given,
                                 serialize_data_list)
-from .summary import (count_records, format_modalities, log_summary,
-                      mute_summaries)
+from .summary import (count_records, count_roles, format_modalities,
+                      log_summary, mute_summaries)
 
 SourceConfig = Union[dict, BaseDataset]
 
@@ -655,13 +655,12 @@ class ConcatReIDDataset(BaseDataset):
         for dsetid, source in enumerate(self.metainfo['sources']):
             own = [r for r in records if r['dsetid'] == dsetid]
             split = source['split_used']
-            for role in ('train', 'query', 'gallery'):
-                part = [r for r in own if r.get('source_role') == role]
-                if part:
-                    c = count_records(part)
-                    rows.append(
-                        (source['name'], split, role, c['ids'], c['images'],
-                         c['cams'], format_modalities(c['modalities'])))
+            # train, query, gallery, then any other role ('test': a test
+            # record without a role), so that the rows add up to the total.
+            for role, c in count_roles(own, 'source_role').items():
+                rows.append((source['name'], split, role, c['ids'],
+                             c['images'], c['cams'],
+                             format_modalities(c['modalities'])))
         c = count_records(records)
         rows.append(
             ('total', 'train', 'train', c['ids'], c['images'], c['cams'],

@@ -59,12 +59,14 @@ def count_records(records: Iterable[Mapping]) -> dict:
         modalities=dict(sorted(modalities.items())))
 
 
-def count_roles(records: Iterable[Mapping]) -> Dict[str, dict]:
-    """:func:`count_records` per ``role``, roles in train/query/gallery
-    order."""
+def count_roles(records: Iterable[Mapping],
+                key: str = 'role') -> Dict[str, dict]:
+    """:func:`count_records` per role (the records' ``key``, ``'train'``
+    where absent), roles in train/query/gallery order, others after them
+    in the order first met."""
     by_role: Dict[str, List[Mapping]] = {}
     for record in records:
-        by_role.setdefault(record.get('role', 'train'), []).append(record)
+        by_role.setdefault(record.get(key, 'train'), []).append(record)
     order = sorted(
         by_role, key=lambda r: ROLE_ORDER.index(r) if r in ROLE_ORDER else 3)
     return {role: count_records(by_role[role]) for role in order}

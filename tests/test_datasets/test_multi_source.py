@@ -326,6 +326,27 @@ def test_summary_has_a_row_per_source_role(tmp_path):
                       ('all', 'gallery', 2, 2), ('train', 'train', 4, 5)]
 
 
+def test_summary_rows_add_up_for_test_records_without_a_role():
+    """A custom test split whose records carry no role trains under the
+    source role 'test'; the summary shows it in a row of its own, so the
+    source's rows add up to the total (they showed 1 of 3 images)."""
+    train = [dict(img_path='train_0.jpg', pid=0, camid=0, role='train')]
+    test = [
+        dict(img_path='t/a.jpg', pid=7, camid=0),
+        dict(img_path='t/b.jpg', pid=8, camid=1),
+    ]
+    ds = ConcatReIDDataset(datasets=[
+        dict(
+            dataset=ListedSource(train),
+            combine_all=True,
+            test_dataset=ListedSource(test))
+    ])
+    rows = ds.summary_rows()
+    assert [row[2:5] for row in rows] == [('train', 1, 1), ('test', 2, 2),
+                                          ('train', 3, 3)]
+    assert sum(row[4] for row in rows[:-1]) == rows[-1][4]
+
+
 def test_the_same_folder_given_two_ways_is_refused(tmp_path):
     """Market-1501's data_root may be the archive folder or its parent:
     both read the same images, as does a symbolic link to it or the
