@@ -65,3 +65,15 @@ def test_gem_of_a_sparse_channel_that_overflows_fp32_is_its_definition():
     assert expected[0, 0].item() == pytest.approx(100 * 16**(-1 / 40))
     assert out.dtype == torch.float32
     torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize('reduc_ratio', [0, 3, 5])
+def test_non_local_refuses_a_reduc_ratio_that_does_not_divide_channels(
+        reduc_ratio):
+    """``inter_channels = C // reduc_ratio`` is only what the user asked
+    for when reduc_ratio divides C; otherwise the block would silently
+    get another width (8 // 3 = 2), so it is refused."""
+    from mmreid.models.layers.non_local import AGWNonLocal
+    with pytest.raises(ValueError, match='reduc_ratio must divide'):
+        AGWNonLocal(8, reduc_ratio=reduc_ratio)
+    assert AGWNonLocal(8, reduc_ratio=4).inter_channels == 2
