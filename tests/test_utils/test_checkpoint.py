@@ -298,3 +298,18 @@ def test_a_damaged_zip_in_a_work_dir_is_named(tmp_path, damage):
     assert repr(str(tmp_path / 'epoch_3.pth')) in message
     assert 'is a damaged PyTorch checkpoint' in message
     assert f'--resume {tmp_path / "epoch_2.pth"}' in message
+
+
+def test_a_legacy_format_checkpoint_loads(tmp_path):
+    """A checkpoint in torch's legacy (pre-1.6, non-zip) format is a pickle
+    starting with byte 0x80: it is a PyTorch checkpoint and must load, not
+    be refused as "not a PyTorch checkpoint" (older released weights are
+    in this format)."""
+    path = tmp_path / 'legacy.pth'
+    torch.save(
+        dict(state_dict=dict(w=torch.arange(4.))),
+        path,
+        _use_new_zipfile_serialization=False)
+    assert path.read_bytes()[:1] == b'\x80'
+    loaded = load_trusted_checkpoint(str(path))
+    assert torch.equal(loaded['state_dict']['w'], torch.arange(4.))
