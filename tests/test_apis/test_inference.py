@@ -1539,3 +1539,65 @@ def test_rank_gallery_refuses_a_modality_the_model_ignores(config, tmp_path):
             model, query, [image], query_modality=0, gallery_modality=1)
     [ranked] = rank_gallery(model, query, [image])
     assert ranked.gallery == [image]
+
+
+def test_rank_gallery_ranks_by_the_primary_scorer_not_model_distance(
+        config, tmp_path, monkeypatch):
+    """The distance is the model's primary scorer (what the loops hand the
+    metric), before ``model.distance``: a model whose scorer ranks
+    otherwise than its feature distance got lists that were not the ones
+    tools/test.py evaluates."""
+    from mmreid.apis import inference
+    model = init_model(config())
+    points = {'0001_c2s1_000001_00.png': 1.0, '0002_c2s1_000001_00.png': 2.0,
+              '0003_c2s1_000001_00.png': 3.0}
+    monkeypatch.setattr(
+        inference, 'extract_features', lambda model, images, *args: torch.
+        tensor([[points.get(osp.basename(p), 0.0)] for p in images]))
+    # Primary scorer: larger feature = closer; a second mode is not used.
+    monkeypatch.setattr(
+        model, 'scorers', lambda: {
+            'primary': lambda q, g: -g.T.expand(len(q), -1),
+            'other': lambda q, g: g.T.expand(len(q), -1)
+        })
+    gallery = tmp_path / 'gallery'
+    gallery.mkdir()
+    for name in points:
+        (gallery / name).write_bytes(b'')
+    query = str(tmp_path / '0009_c1s1_000001_00.png')
+    [result] = rank_gallery(model, query, str(gallery), topk=3)
+    assert [osp.basename(p) for p in result.gallery] == [
+        '0003_c2s1_000001_00.png', '0002_c2s1_000001_00.png',
+        '0001_c2s1_000001_00.png'
+    ]
+    assert result.distances.tolist() == [-3.0, -2.0, -1.0]
+
+
+def test_targets_of_different_junk_rules_need_a_choice():
+    """A multi-target test loop whose targets' metrics leave out different
+    gallery items (junk_rule 'market' and 'none') has no one rule for
+    rank_gallery to follow: without a chosen target it is refused, not
+    ranked by the first target's rule (whose R1 is not the other's)."""
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+
+    from mmreid.apis.rankings import same_camera_rule
+    cfg = Config(
+        dict(
+            test_cfg=dict(targets=[
+                dict(name='market', evaluator=dict(type='ReIDMetric')),
+                dict(
+                    name='kept',
+                    evaluator=dict(type='ReIDMetric', junk_rule='none'))
+            ])))
+
+    def model(target=None):
+        return SimpleNamespace(cfg=cfg, test_target=target)
+
+    with pytest.raises(ValueError, match='leave out different gallery items'):
+        same_camera_rule(model())
+    assert same_camera_rule(model('market')) is True
+    assert same_camera_rule(model('kept')) is False
+    # The caller's choice needs no target.
+    assert same_camera_rule(model(), exclude_same_camera=False) is False
