@@ -328,3 +328,46 @@ def test_scorer_gets_normalised_query_and_gallery():
     np.testing.assert_allclose(result.tpr, expected.tpr)
     np.testing.assert_allclose(
         result.thresholds, expected.thresholds, rtol=1e-5)
+
+
+def test_max_false_positives_never_overshoots_the_fpr():
+    """``floor(fpr * N)`` rounds up to ``k`` where ``fpr`` lies just below
+    ``k / N``; taking it would report a threshold whose FPR exceeds the
+    one the user asked for."""
+    for num_neg in (6, 10, 11, 12, 49):
+        for allowed in range(num_neg + 1):
+            for fpr in (allowed / num_neg,
+                        np.nextafter(allowed / num_neg, 0.0),
+                        np.nextafter(allowed / num_neg, 1.0)):
+                fpr = float(min(max(fpr, 0.0), 1.0))
+                largest = max(k for k in range(num_neg + 1)
+                              if k / num_neg <= fpr)
+                assert max_false_positives(fpr, num_neg) == largest
+    # 5 / 6 - 1 ulp: floor(fpr * 6) is 5, but 5 / 6 exceeds it.
+    assert max_false_positives(np.nextafter(5 / 6, 0.0), 6) == 4
+
+
+@pytest.mark.parametrize('distance', ['euclidean', 'sqeuclidean'])
+def test_features_normalize_applies_to_builtin_distances(distance):
+    """normalize=True with a built-in distance scores the L2-normalised
+    features; ignoring it would print the TPR of the raw features."""
+    generator = torch.Generator().manual_seed(2)
+    query = torch.randn(9, 6, generator=generator) * (
+        torch.rand(9, 1, generator=generator) * 5 + 0.2)
+    gallery = torch.randn(31, 6, generator=generator) * (
+        torch.rand(31, 1, generator=generator) * 5 + 0.2)
+    labels = (torch.arange(9) % 4, torch.arange(31) % 4,
+              torch.zeros(9, dtype=torch.long), torch.arange(31) % 2)
+    fprs = (0.05, 0.2, 0.5)
+    unit_q = query.double() / query.double().norm(dim=1, keepdim=True)
+    unit_g = gallery.double() / gallery.double().norm(dim=1, keepdim=True)
+    reference = torch.cdist(unit_q, unit_g)
+    if distance == 'sqeuclidean':
+        reference = reference**2
+    expected = evaluate_verification(reference, *labels, fprs=fprs)
+    result = evaluate_verification_features(
+        query, gallery, *labels, distance=distance, normalize=True,
+        fprs=fprs)
+    np.testing.assert_allclose(result.tpr, expected.tpr)
+    np.testing.assert_allclose(
+        result.thresholds, expected.thresholds, rtol=1e-5)
