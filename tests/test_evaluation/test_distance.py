@@ -236,3 +236,17 @@ def test_a_copy_of_the_positive_ties_with_it():
                 distance='cosine',
                 tie_policy=policy)
             assert (result.cmc[0], result.mAP) == (r1, ap), (policy, order)
+
+
+@pytest.mark.parametrize('metric', ['euclidean', 'cosine'])
+def test_normalisation_does_not_depend_on_the_feature_scale(metric):
+    """L2 normalisation is F.normalize's ``x / max(|x|, 1e-12)``: features
+    of norm 1e-5 (a weakly activated model) still become unit vectors, on
+    both sides. A larger eps would leave them short, and their cosine
+    distances would all read about 1."""
+    query, gallery = features(14), features(15, num=9)
+    expected = compute_distance(query, gallery, metric, normalize=True)
+    for q_scale, g_scale in ((1e-5, 1.0), (1.0, 1e-5), (1e-5, 1e-5)):
+        dist = compute_distance(query * q_scale, gallery * g_scale, metric,
+                                normalize=True)
+        torch.testing.assert_close(dist, expected, atol=1e-5, rtol=0)
