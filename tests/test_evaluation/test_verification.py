@@ -371,3 +371,17 @@ def test_features_normalize_applies_to_builtin_distances(distance):
     np.testing.assert_allclose(result.tpr, expected.tpr)
     np.testing.assert_allclose(
         result.thresholds, expected.thresholds, rtol=1e-5)
+
+
+def test_a_scorer_of_the_wrong_shape_is_refused():
+    """A scorer whose output does not have one column per gallery item
+    (a dropped column, an extra trailing axis) is refused with a
+    ValueError naming the shape, not a bare indexing error."""
+    query, gallery = torch.randn(3, 4), torch.randn(5, 4)
+    labels = ([0, 1, 2], [0, 1, 2, 0, 1], [0, 0, 0], [1, 1, 1, 1, 1])
+    scorers = (lambda q, g: torch.cdist(q, g)[:, :-1],
+               lambda q, g: torch.cdist(q, g)[..., None])
+    for scorer in scorers:
+        with pytest.raises(ValueError, match='a chunk has shape'):
+            evaluate_verification_features(
+                query, gallery, *labels, distance=scorer)
