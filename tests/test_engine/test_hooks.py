@@ -409,6 +409,30 @@ def test_a_save_best_without_validation_is_refused_before_training(
     assert runner.iter == 0
 
 
+@pytest.mark.parametrize('val_begin,refused', [(50, False), (100, False),
+                                               (101, True)])
+def test_save_best_of_an_iteration_based_run_compares_iterations(
+        val_begin, refused):
+    """``IterBasedTrainLoop``: ``val_begin`` is an iteration, to compare
+    with ``max_iters``, not with the loop's nominal one epoch; else a run
+    validating from iteration 50 of 100 was refused."""
+    from mmengine.hooks import CheckpointHook
+    from mmengine.runner import IterBasedTrainLoop
+
+    from mmreid.engine.hooks.setup_check_hook import check_save_best_validates
+    loop = object.__new__(IterBasedTrainLoop)
+    loop._max_iters, loop._max_epochs = 100, 1
+    loop.val_begin = val_begin
+    hooks = [CheckpointHook(save_best='reid/mAP', by_epoch=False)]
+    if not refused:
+        check_save_best_validates(hooks, object(), loop)
+        return
+    with pytest.raises(ValueError,
+                       match=r'val_begin=101 comes after the last iter '
+                       r'\(train_cfg.max_iters=100\)'):
+        check_save_best_validates(hooks, object(), loop)
+
+
 @pytest.mark.parametrize(
     'key,rule,refused',
     [
@@ -609,6 +633,29 @@ def test_a_checkpoint_argument_save_checkpoint_takes_is_accepted():
     TrainSetupCheckHook().before_train(runner)
     runner = checkpoint_runner(save_checkpoint, compres=True)
     with pytest.raises(ValueError, match='which takes only compress besides'):
+        TrainSetupCheckHook().before_train(runner)
+
+
+def test_a_save_checkpoint_with_kwargs_takes_any_argument():
+    """A runner whose ``save_checkpoint`` takes ``**kwargs`` takes every
+    argument the hook passes on: refusing one would stop a valid run."""
+
+    def save_checkpoint(out_dir, filename, **kwargs):
+        pass
+
+    runner = checkpoint_runner(save_checkpoint, compress=True)
+    TrainSetupCheckHook().before_train(runner)
+
+
+def test_an_argument_the_hook_gives_itself_is_refused():
+    """``meta`` is an argument of ``save_checkpoint`` that the hook already
+    gives it: passing it again fails at the first save."""
+
+    def save_checkpoint(out_dir, filename, meta=None, by_epoch=True):
+        pass
+
+    runner = checkpoint_runner(save_checkpoint, meta=dict(a=1))
+    with pytest.raises(ValueError, match='gives meta='):
         TrainSetupCheckHook().before_train(runner)
 
 
