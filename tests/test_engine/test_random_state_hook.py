@@ -371,6 +371,27 @@ def test_a_wrapper_that_drops_the_sample_seeds_is_named(
     assert warned == []
 
 
+def test_a_wrapper_of_wrappers_is_searched_at_any_depth(monkeypatch):
+    """``RepeatDataset(ConcatDataset([...]))`` drops the seeds as well: the
+    pipelines two wrappers down must be searched, or the loss of the
+    per-sample seeds went unsaid."""
+    import mmreid.engine.hooks.random_state_hook as module
+
+    class Jitter:
+        _methods_with_randomness = ['transform']
+
+    inner = SimpleNamespace(pipeline=SimpleNamespace(transforms=[Jitter()]))
+    concat = SimpleNamespace(datasets=[inner, inner])
+    repeat = SimpleNamespace(dataset=concat)
+    warned = []
+    monkeypatch.setattr(module, 'print_log',
+                        lambda msg, **kwargs: warned.append(msg))
+    sampler = SimpleNamespace(yields_sample_seeds=True)
+    module._check_wrapped_dataset(repeat, sampler)
+    message, = warned
+    assert 'Jitter draw from' in message
+
+
 #: The tiny config as an iteration-based run of 4 steps (one dataloader
 #: pass has 5) with two dataloader workers, a checkpoint every 2 steps,
 #: no validation.
