@@ -335,12 +335,7 @@ def test_summary_rows_add_up_for_test_records_without_a_role():
         dict(img_path='t/a.jpg', pid=7, camid=0),
         dict(img_path='t/b.jpg', pid=8, camid=1),
     ]
-    ds = ConcatReIDDataset(datasets=[
-        dict(
-            dataset=ListedSource(train),
-            combine_all=True,
-            test_dataset=ListedSource(test))
-    ])
+    ds = combined(train, test)
     rows = ds.summary_rows()
     assert [row[2:5] for row in rows] == [('train', 1, 1), ('test', 2, 2),
                                           ('train', 3, 3)]
@@ -451,6 +446,16 @@ class ListedSource(BaseDataset):
         return [dict(r) for r in self._records]
 
 
+def combined(train, test):
+    """One combine-all source of ``train`` records and ``test`` records."""
+    return ConcatReIDDataset(datasets=[
+        dict(
+            dataset=ListedSource(train),
+            combine_all=True,
+            test_dataset=ListedSource(test))
+    ])
+
+
 def test_combine_all_trains_an_image_of_two_test_roles_once():
     """A test split may list an image as a query and as a gallery image
     (QMUL-iLIDS's union of splits, under camid 0 and 1): combine-all
@@ -466,12 +471,7 @@ def test_combine_all_trains_an_image_of_two_test_roles_once():
         dict(img_path='t/a.jpg', pid=7, camid=1, role='gallery'),
         dict(img_path='t/c.jpg', pid=8, camid=1, role='gallery'),
     ]
-    ds = ConcatReIDDataset(datasets=[
-        dict(
-            dataset=ListedSource(train),
-            combine_all=True,
-            test_dataset=ListedSource(test))
-    ])
+    ds = combined(train, test)
     paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
     assert sorted(paths) == [
         't/a.jpg', 't/b.jpg', 't/c.jpg', 'train_0.jpg', 'train_1.jpg'
@@ -480,12 +480,7 @@ def test_combine_all_trains_an_image_of_two_test_roles_once():
     assert ds.num_pids == 4
     test[2]['pid'] = 8
     with pytest.raises(ValueError, match=r"'t/a.jpg'.*pid 7.*pid 8"):
-        ConcatReIDDataset(datasets=[
-            dict(
-                dataset=ListedSource(train),
-                combine_all=True,
-                test_dataset=ListedSource(test))
-        ])
+        combined(train, test)
 
 
 def test_sources_record_their_variant(tmp_path):
@@ -517,12 +512,7 @@ def test_combine_all_trains_an_image_spelled_two_ways_once():
         dict(img_path='t/./a.jpg', pid=7, camid=1, role='gallery'),
         dict(img_path='t/b.jpg', pid=8, camid=1, role='gallery'),
     ]
-    ds = ConcatReIDDataset(datasets=[
-        dict(
-            dataset=ListedSource(train),
-            combine_all=True,
-            test_dataset=ListedSource(test))
-    ])
+    ds = combined(train, test)
     source = ds.metainfo['sources'][0]
     assert (source['num_images'], source['num_test_images']) == (4, 2)
     assert len(ds) == 4
@@ -538,12 +528,7 @@ def test_combine_all_keeps_the_first_record_of_an_image_of_two_roles():
         dict(img_path='t/a.jpg', pid=7, camid=0, role='query'),
         dict(img_path='t/a.jpg', pid=7, camid=1, role='gallery'),
     ]
-    ds = ConcatReIDDataset(datasets=[
-        dict(
-            dataset=ListedSource(train),
-            combine_all=True,
-            test_dataset=ListedSource(test))
-    ])
+    ds = combined(train, test)
     kept = [
         ds.get_data_info(i) for i in range(len(ds))
         if ds.get_data_info(i)['img_path'] == 't/a.jpg'
