@@ -188,3 +188,21 @@ def test_a_training_that_ends_unfinished_is_an_error(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match='a_seed0: unfinished.*after '
                        'training'):
         run_plans.run(config, 0, args)
+
+
+def test_a_check_hook_in_both_places_is_not_moved_over_the_default():
+    """Only a check hook the default_hooks lack is taken as moved there:
+    a config with the hook in default_hooks and a second in custom_hooks
+    is not the run that had only the latter's settings."""
+    from mmengine.config import Config
+    run_records = load_tool(RUN_RECORDS)
+    here = Config(
+        dict(
+            default_hooks=dict(
+                setup_check=dict(type='TrainSetupCheckHook', strict=True)),
+            custom_hooks=[dict(type='TrainSetupCheckHook', strict=False)]))
+    run = Config(
+        dict(
+            default_hooks=dict(
+                setup_check=dict(type='TrainSetupCheckHook', strict=False))))
+    assert run_records.config_differences(here, run, tested=False) != []
