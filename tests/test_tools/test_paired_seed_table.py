@@ -206,3 +206,49 @@ def test_a_check_hook_in_both_places_is_not_moved_over_the_default():
             default_hooks=dict(
                 setup_check=dict(type='TrainSetupCheckHook', strict=False))))
     assert run_records.config_differences(here, run, tested=False) != []
+
+
+def test_a_seed_pair_with_one_test_set_unknown_is_refused():
+    """The baseline's seed 0 logs 5265 queries under d3, the other's seed
+    0 logs no count (a metric of one's own, a log of another tool): their
+    test sets cannot be compared, so the seed is not paired silently."""
+    tool = load_tool(TOOL)
+    base = {s: {'d3/R1': 1.0 + s, 'd3/num_query': 5265} for s in (0, 1)}
+    new = {s: {'d3/R1': 3.0 + s} for s in (0, 1)}
+    args = argparse.Namespace(metrics=['R1'], seeds=[0, 1])
+    with pytest.raises(ValueError, match=r'new.py \(seed 0\) was evaluated '
+                       r'on a test set of unknown size \(no d3/num_query'):
+        tool.paired_table([('base.py', base), ('new.py', new)], 'base.py',
+                          args, dict.fromkeys(['base.py', 'new.py'], 'd3'))
+
+
+def test_seeds_of_one_config_with_and_without_a_test_set_are_refused():
+    """Seed 1 logs no count where seeds 0 and 2 log 5265: a mean over the
+    three could mix test sets, and nothing can tell."""
+    run_targets = load_tool('tools/analysis_tools/run_targets.py')
+    runs = {
+        0: {'d3/R1': 1.0, 'd3/num_query': 5265},
+        1: {'d3/R1': 2.0},
+        2: {'d3/R1': 3.0, 'd3/num_query': 5265},
+        3: {'d0/R1': 4.0},  # no d3 at all: not read under d3
+    }
+    with pytest.raises(ValueError, match=r'seeds \[1\] log no test set '
+                       r'count \(d3/num_query\)'):
+        run_targets.one_test_set(runs, 'd3', 'new.py')
+    del runs[1]
+    assert run_targets.one_test_set(runs, 'd3', 'new.py') == {0: 5265, 2: 5265}
+    assert run_targets.one_test_set({1: {'d3/R1': 2.0}}, 'd3', 'new.py') == {}
+
+
+def test_two_sides_pair_only_when_both_or_neither_log_their_test_sets():
+    """gap_effect and style_decomposition pair two sides' seeds: one side
+    with counts and one without cannot be checked, so it is refused."""
+    run_targets = load_tool('tools/analysis_tools/run_targets.py')
+    with pytest.raises(ValueError, match='a_mbn logs the size of its test '
+                       'set, a_bn does not'):
+        run_targets.check_paired_test_sets(('a_bn', 'sysu', {}),
+                                           ('a_mbn', 'sysu', {0: 3803}))
+    run_targets.check_paired_test_sets(('a_bn', 'sysu', {}),
+                                       ('a_mbn', 'sysu', {}))
+    run_targets.check_paired_test_sets(('a_bn', 'sysu', {0: 3803}),
+                                       ('a_mbn', 'sysu', {0: 3803, 1: 3803}))

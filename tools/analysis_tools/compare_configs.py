@@ -57,7 +57,9 @@ target each may differ in it (each row then names its own); a config
 whose seeds differ in target or in ``<target>/num_query`` (the test
 set; for ``--target mean``, the mean over targets, the targets it
 averages and their ``num_query``), and a ``--baseline`` pair on
-different test sets, are errors.
+different test sets, are errors; so are seeds, or a pair, of which one
+logs that count and the other does not (a metric of one's own that logs
+no ``num_query``): their test sets cannot be compared.
 A mean over one seed is shown as ``(n=1)``, without a spread, one over
 fewer seeds than given with its ``n``; the ``seeds paired`` column
 counts the pairs of each interval (per metric where they differ). The
@@ -87,6 +89,7 @@ from run_targets import add_target_argument  # noqa
 from run_targets import describe_test_set  # noqa
 from run_targets import one_test_set  # noqa
 from run_targets import pick  # noqa
+from run_targets import reads_prefix  # noqa
 from run_targets import run_target  # noqa
 from run_targets import test_set  # noqa
 
@@ -296,9 +299,12 @@ def paired_table(rows: list,
                 f'{baseline} under {base_prefix!r}: different test sets are '
                 'not paired')
         for seed in args.seeds:
+            if not (reads_prefix(base[seed], base_prefix)
+                    and reads_prefix(runs[seed], base_prefix)):
+                continue  # the seed is not paired (pick finds nothing)
             a = test_set(base[seed], base_prefix, means.get(baseline))
             b = test_set(runs[seed], base_prefix, means.get(config))
-            if a is not None and b is not None and a != b:
+            if a != b:
                 raise ValueError(
                     f'{config} (seed {seed}) was evaluated on '
                     f'{describe_test_set(base_prefix, b)}, the baseline '

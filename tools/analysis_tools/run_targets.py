@@ -193,10 +193,21 @@ def test_set(metrics: dict,
                for t in others))
 
 
+def reads_prefix(metrics: dict, prefix: Optional[str]) -> bool:
+    """Whether a run logs any key under ``prefix``'s target (``d3`` of
+    ``d3/mnet``), so that its test set there can be asked for."""
+    if prefix is None:
+        return False
+    head = prefix.partition('/')[0]
+    return any(k.startswith(f'{head}/') for k in metrics)
+
+
 def describe_test_set(prefix: str, value) -> str:
     """A :func:`test_set` value for messages: ``2102 queries
     (d3/num_query)``, or for an aggregate prefix the targets it averages
     with their queries."""
+    if value is None:
+        return f'a test set of unknown size (no {prefix}/num_query logged)'
     if not isinstance(value, tuple):
         return f'{value} queries ({prefix}/num_query)'
     return 'the targets ' + ', '.join(
@@ -219,17 +230,26 @@ def one_test_set(runs: dict,
             targets of the config's loop (:func:`loop_means`).
 
     Returns:
-        dict: seed -> test set, for the runs that log one.
+        dict: seed -> test set, for the runs that log one; empty when no
+        run logs one (a metric that logs no ``num_query``).
 
     Raises:
         ValueError: Two seeds were evaluated on different test sets; it
-            names both, per seed.
+            names both, per seed. Or some runs under ``prefix`` log their
+            test set and others do not: whether the others were evaluated
+            on the same one cannot be checked.
     """
     found = {
         seed: test_set(metrics, prefix, means)
-        for seed, metrics in runs.items()
-        if test_set(metrics, prefix, means) is not None
+        for seed, metrics in runs.items() if reads_prefix(metrics, prefix)
     }
+    unknown = sorted(seed for seed, value in found.items() if value is None)
+    if unknown and len(unknown) < len(found):
+        raise ValueError(
+            f'{where}: the runs of seeds {unknown} log no test set count '
+            f'({prefix}/num_query), the others do: whether all were '
+            'evaluated on one test set cannot be checked')
+    found = {s: v for s, v in found.items() if v is not None}
     if len(set(found.values())) > 1:
         shown = '; '.join(f'seed {seed}: {describe_test_set(prefix, value)}'
                           for seed, value in found.items())
@@ -249,9 +269,17 @@ def check_paired_test_sets(a: Tuple[str, str, dict], b: Tuple[str, str,
 
     Raises:
         ValueError: A seed both sides ran was evaluated on different test
-            sets; names both.
+            sets; names both. Or one side logs its test sets and the other
+            none (they cannot be compared).
     """
     (name_a, prefix_a, sets_a), (name_b, prefix_b, sets_b) = a, b
+    if bool(sets_a) != bool(sets_b):
+        logged, silent = (name_a, name_b) if sets_a else (name_b, name_a)
+        raise ValueError(
+            f'{logged} logs the size of its test set, {silent} does not '
+            f'({prefix_b if sets_a else prefix_a}/num_query): whether they '
+            'were evaluated on one test set cannot be checked, so they are '
+            'not paired')
     for seed in sorted(sets_a.keys() & sets_b.keys()):
         if sets_a[seed] != sets_b[seed]:
             raise ValueError(
