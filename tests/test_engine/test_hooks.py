@@ -63,6 +63,71 @@ def test_progress_hook_counts_test_iterations(monkeypatch, capsys):
     assert 'extracting features (test)' in out and '4/4' in out
 
 
+def test_progress_bar_logs_the_last_batch_off_the_step():
+    """Without a tty a line is written every ``step`` batches: when the
+    batch count is no multiple of the step, the last batches were never
+    reported and the log ended at 6/7."""
+    stream = io.StringIO()
+    bar = _Progress(7, 'extracting', stream=stream, log_fraction=0.5)
+    for _ in range(7):
+        bar.update()
+    lines = stream.getvalue().strip().split('\n')
+    assert [line.split('] ')[1].split(',')[0] for line in lines] == [
+        '3/7', '6/7', '7/7'
+    ]
+
+
+def test_progress_bar_rate_and_eta_follow_the_clock(monkeypatch):
+    """The rate is batches per second so far and the ETA the batches left
+    at that rate: 4 of 10 batches in 8 s is 0.5 batch/s, 12 s to go."""
+    from mmreid.engine.hooks import progress_hook
+    now = [100.0]
+    monkeypatch.setattr(progress_hook.time, 'perf_counter', lambda: now[0])
+    stream = io.StringIO()
+    bar = _Progress(10, 'extracting', stream=stream, log_fraction=0.4)
+    now[0] = 108.0
+    for _ in range(4):
+        bar.update()
+    line = stream.getvalue().strip()
+    assert line.endswith('4/10, 0.5 batch/s, elapsed 8s, ETA 12s')
+
+
+class FakeTerminal(io.StringIO):
+
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal_redraws_then_ends_its_line():
+    """On a terminal every batch redraws the line in place (``\\r``) and
+    the last one ends it, so the next log line does not overwrite the
+    bar; a batch past the total never draws a bar longer than 30."""
+    stream = FakeTerminal()
+    bar = _Progress(3, 'extracting', stream=stream)
+    for _ in range(3):
+        bar.update()
+    text = stream.getvalue()
+    assert text.count('\r') == 2 and text.count('\n') == 1
+    assert text.endswith('\n') and '3/3' in text.split('\r')[-1]
+    bar.update()
+    last = stream.getvalue()[len(text):]
+    assert '[' + '>' * 30 + ']' in last
+
+
+def test_progress_bar_is_printed_by_rank0_only(monkeypatch, capsys):
+    """Every process of a distributed test extracted its own batches: each
+    printed a bar, interleaved with rank 0's."""
+    from mmreid.engine.hooks import progress_hook
+    monkeypatch.setattr(progress_hook, 'is_main_process', lambda: False)
+    hook = FeatureProgressHook(log_fraction=0.5)
+    runner = SimpleNamespace(test_loop=SimpleNamespace(dataloader=[0] * 4))
+    hook.before_test_epoch(runner)
+    for i in range(4):
+        hook.before_test_iter(runner, i)
+        hook.after_test_iter(runner, i)
+    assert capsys.readouterr().out == ''
+
+
 @pytest.mark.parametrize('sampler,refused', [
     ('identity', False),
     ('one_per_identity', True),
