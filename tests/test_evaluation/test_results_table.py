@@ -205,3 +205,51 @@ def test_hook_logs_after_validation_as_validation(caplog):
     with caplog.at_level(logging.INFO, logger='results_table_test'):
         hook.after_val_epoch(FakeValRunner(PrintingLoop()), metrics)
     assert caplog.text == ''
+
+
+def test_the_docstring_table_is_printed_exactly():
+    """Names are left-aligned and numbers right-aligned under their
+    header, with the column separators lined up."""
+    table = format_results_table({
+        'reid/R1': 91.2,
+        'reid/mAP': 80.1,
+        'reid/num_query': 3368
+    })
+    assert table == ('row  |    R1 |   mAP\n'
+                     '-----+-------+------\n'
+                     'reid | 91.20 | 80.10')
+
+
+def test_a_split_or_trial_past_nine_makes_no_row():
+    """A protocol of more than ten splits or trials (``split10``,
+    ``trial12``) reports single partitions too: they are no rows of
+    their own beside the mean."""
+    metrics = prefixed('prid', mode_metrics(60.0, 50.0))
+    metrics.update(prefixed('prid/split10', mode_metrics(10.0, 5.0)))
+    metrics.update(prefixed('sysu/trial12', mode_metrics(20.0, 15.0)))
+    assert [row.name for row in results_rows(metrics)] == ['prid']
+
+
+def test_a_row_holds_the_table_columns_only():
+    """Counts (``num_query``) and other keys are no values of a row (the
+    HTML report shows a row's values)."""
+    rows = results_rows({
+        'reid/R1': 50.0,
+        'reid/num_query': 9,
+        'reid/num_valid_query': 8,
+        'reid/TPR@FPR=1e-4': 3.0
+    })
+    assert rows[0].values == {'R1': 50.0}
+
+
+def test_hook_uses_its_columns_and_precision(caplog):
+    """A hook configured with its own columns and decimals prints those,
+    not the defaults."""
+    hook = ResultsTableHook(columns=('mAP', 'R1'), precision=3)
+    metrics = prefixed('reid', mode_metrics(91.0, 80.0))
+    with caplog.at_level(logging.INFO, logger='results_table_test'):
+        hook.after_test_epoch(FakeRunner(object()), metrics)
+    table = caplog.text.split('test results:\n', 1)[1]
+    header, rows, _ = parse(table)
+    assert header == ['row', 'mAP', 'R1']
+    assert rows['reid'] == {'mAP': '80.000', 'R1': '91.000'}
