@@ -421,3 +421,61 @@ def test_a_float64_scorer_is_ranked_in_float64():
     # q0's positive g1 is 1e-9 closer than g0: first in float64.
     assert analysis.first_rank.tolist() == [1, 2]
     np.testing.assert_allclose(analysis.ap, result.all_AP)
+
+
+def test_a_gallery_dependent_distance_is_rescored_in_every_chunk():
+    """Queries past the first chunk are rescored without their own image,
+    not without the image of the chunk's first query: with one query per
+    chunk each query is ranked as in a single chunk."""
+    gen = torch.Generator().manual_seed(3)
+    g = torch.randn(30, 4, generator=gen)
+    own = [0, 7, 12]
+    # A query without an own image first, then those with one.
+    q = torch.cat([torch.randn(1, 4, generator=gen), g[own]])
+    g_pids = torch.randint(0, 6, (30, ), generator=gen)
+    q_pids = torch.tensor([1, g_pids[0], g_pids[7], g_pids[12]])
+    g_images = [f'g{i}' for i in range(30)]
+    q_images = ['x', 'g0', 'g7', 'g12']
+    options = dict(
+        distance=TopKTies(3),
+        tie_policy='pessimistic',
+        topk=5,
+        max_rank=5,
+        q_images=q_images,
+        g_images=g_images)
+    args = (q, g, q_pids, g_pids, [0] * 4, [1] * 30)
+    whole = analyse_queries(*args, **options)
+    chunked = analyse_queries(*args, memory_budget_mb=1e-4, **options)
+    np.testing.assert_array_equal(chunked.ap, whole.ap)
+    np.testing.assert_array_equal(chunked.topk_index, whole.topk_index)
+    np.testing.assert_array_equal(chunked.first_rank, whole.first_rank)
+
+
+def test_minp_is_the_mean_inp_not_the_map():
+    """mINP = mean of m / r_m over the valid queries (spec §3): a query
+    with positives at ranks 1 and 3 has AP 5/6 but INP 2/3."""
+    g = torch.tensor([[0.], [10.], [20.], [30.]])
+    analysis = analyse_queries(
+        torch.tensor([[0.]]), g, [1], [1, 2, 1, 3], [0], [1, 1, 1, 1])
+    assert analysis.mAP == pytest.approx(100 * 5 / 6)
+    assert analysis.mINP == pytest.approx(100 * 2 / 3)
+
+
+def test_an_empty_pair_has_no_rank1_or_map():
+    """A camera pair without a query that has a positive reports NaN, not
+    a 0 % that reads as a measured failure."""
+    from mmreid.evaluation.query_analysis import PairStats
+    assert np.isnan(PairStats().rank1) and np.isnan(PairStats().mAP)
+    assert PairStats(2, 1, 1.5).rank1 == 50.0
+    assert PairStats(2, 1, 1.5).mAP == 75.0
+
+
+@pytest.mark.parametrize('bad,match', [(dict(topk=0), 'topk and max_rank'),
+                                       (dict(max_rank=0), 'topk and max_rank'),
+                                       (dict(ap_mode='mean'), 'ap_mode')])
+def test_bad_list_lengths_and_ap_modes_are_refused(bad, match):
+    """An empty top-k list or CMC curve, or an AP mode the analyser does
+    not know (which it scored as cumsum), is refused."""
+    q, g, q_pids, g_pids, q_cams, g_cams = toy()
+    with pytest.raises(ValueError, match=match):
+        analyse_queries(q, g, q_pids, g_pids, q_cams, g_cams, **bad)
