@@ -163,3 +163,14 @@ def test_classic_cmc_refuses_junk_items():
         DIST[:, keep], Q_PIDS, G_PIDS[keep], Q_CAMS, G_CAMS[keep], max_rank=2)
     assert valid.tolist() == [True] and cmc[1] == 1.0
     assert cmc[0] * 10 in range(1, 10)
+
+
+def test_the_market_rule_function_ignores_junk_like_its_name():
+    """``junk_rule=market_junk`` (the function ``'market'`` names) is the
+    Market rule: its junk-labelled gallery items are ignored, not refused
+    as if the rule had no junk label."""
+    from mmreid.evaluation.functional.junk_rules import market_junk
+    result = evaluate_rank(
+        DIST, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, junk_rule=market_junk)
+    assert result.mAP == pytest.approx(AP)
+    assert result.mINP == pytest.approx(INP)
