@@ -844,3 +844,15 @@ def test_validation_pictures_go_to_the_backends_at_their_epoch(tmp_path):
     validate(hook, runner, _samples(tmp_path), 4)
     assert sorted(steps) == [('ranked_list_best_00_ap1.000_pid0', 4),
                              ('ranked_list_worst_00_ap0.333_pid1', 4)]
+
+
+def test_select_worst_best_keeps_query_order_among_many_ties():
+    """Ties keep query order however many queries tie (a default numpy
+    sort keeps it only for short arrays): the drawn worst and best lists
+    of a run with many equal APs do not depend on the sort algorithm."""
+    ap = np.tile([0.5, 0.2, 0.9, 0.2], 10)
+    low = list(range(1, 40, 2))  # AP 0.2, in query order
+    mid, high = list(range(0, 40, 4)), list(range(2, 40, 4))
+    worst, best = select_worst_best(ap, 40)
+    assert worst.tolist() == low + mid + high
+    assert best.tolist() == high + mid + low
