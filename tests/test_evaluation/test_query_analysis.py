@@ -479,3 +479,23 @@ def test_bad_list_lengths_and_ap_modes_are_refused(bad, match):
     q, g, q_pids, g_pids, q_cams, g_cams = toy()
     with pytest.raises(ValueError, match=match):
         analyse_queries(q, g, q_pids, g_pids, q_cams, g_cams, **bad)
+
+
+def test_a_scorer_gets_both_feature_sets_normalised():
+    """``normalize=True`` with a scorer L2-normalises the query and the
+    gallery features before scoring, as it does for a named distance."""
+    _, _, q_pids, g_pids, q_cams, g_cams = toy(seed=2)
+    gen = torch.Generator().manual_seed(2)  # continuous: no ties
+    q, g = torch.randn(12, 3, generator=gen), torch.randn(40, 3, generator=gen)
+    g = g * torch.arange(1, 41)[:, None]  # norms that differ
+
+    def euclidean(query, gallery):
+        return torch.cdist(query, gallery)
+
+    args = (q, g, q_pids, g_pids, q_cams, g_cams)
+    named = analyse_queries(*args, normalize=True, junk_rule='none')
+    scored = analyse_queries(
+        *args, distance=euclidean, normalize=True, junk_rule='none')
+    np.testing.assert_allclose(scored.ap, named.ap)
+    np.testing.assert_allclose(scored.topk_distance, named.topk_distance,
+                               atol=1e-5)
