@@ -1,6 +1,7 @@
 """tools/dataset_converters/cuhk03.py on a tiny synthetic release."""
 import os
 import os.path as osp
+import re
 
 import cv2
 import numpy as np
@@ -223,3 +224,58 @@ def test_an_existing_variant_is_refused_before_images_are_extracted(
     assert repr(str(out / 'labeled')) in str(error.value)
     assert extracted == []
     assert os.listdir(out) == ['labeled']
+
+
+def test_a_protocol_with_more_files_than_labels_is_refused(tmp_path):
+    """``filelist`` and ``labels`` are parallel (one pid per file): a file
+    without a label must be refused when the protocol is read, naming the
+    file and both counts, not fail later with an IndexError halfway
+    through the copy."""
+    path = str(tmp_path / tool.PROTOCOL_FILE.format('labeled'))
+    mat4py.savemat(
+        path,
+        dict(
+            filelist=['1_001_1_01.png', '1_001_2_06.png'],
+            labels=[1],
+            train_idx=[1],
+            query_idx=[2],
+            gallery_idx=[2]))
+    with pytest.raises(ValueError, match='2 files but 1 labels') as error:
+        tool.load_protocol(path)
+    assert path in str(error.value)
+
+
+def test_a_file_name_that_is_not_four_numbers_is_refused(tmp_path):
+    """The pid-free view and image numbers are read from the
+    ``<pair>_<pid>_<view>_<img>.png`` name: a name with a non-numeric
+    field must be refused naming that name (not a bare int() error)."""
+    raw, extracted = make_release(str(tmp_path))
+    images = osp.join(extracted, 'images_labeled')
+    os.rename(
+        osp.join(images, '1_001_1_01.png'), osp.join(images, '1_001_x_01.png'))
+    protocol = tool.load_protocol(
+        osp.join(raw, tool.PROTOCOL_FILE.format('labeled')))
+    protocol['filelist'] = [
+        '1_001_x_01.png' if n == '1_001_1_01.png' else n
+        for n in protocol['filelist']
+    ]
+    (tmp_path / 'cuhk03-np').mkdir()
+    out = tmp_path / 'cuhk03-np' / 'labeled'
+    with pytest.raises(ValueError, match=r"'1_001_x_01\.png'"):
+        tool.write_np_layout(protocol, images, str(out))
+    # Nothing half written.
+    assert not out.exists()
+
+
+def test_a_missing_protocol_file_is_refused_before_anything_is_written(
+        tmp_path):
+    """Every input is checked up front: converting both variants where
+    only the labeled protocol exists must fail before the labeled variant
+    is written, not leave ``OUT_DIR/labeled`` behind and then fail on
+    detected."""
+    raw, extracted = make_release(str(tmp_path))
+    out = tmp_path / 'cuhk03-np'
+    missing = osp.join(raw, tool.PROTOCOL_FILE.format('detected'))
+    with pytest.raises(FileNotFoundError, match=re.escape(repr(missing))):
+        tool.convert(raw, str(out), ['labeled', 'detected'], extracted)
+    assert not out.exists() or os.listdir(out) == []
