@@ -402,3 +402,110 @@ def test_a_bgr_test_pipeline_is_refused(tmp_path, monkeypatch):
         'test_dataloader.dataset.pipeline[0] loads the images with '
         "type='mmpretrain.LoadImageFromFile'")
     assert not (tmp_path / 'gap.json').exists()
+
+
+def test_an_explicit_init_seed_of_zero_is_used():
+    """``--init-seed 0`` is a seed like any other: on a config whose
+    ``randomness.seed`` is 5 it must give seed 0's network, not silently
+    fall back to the config's seed (0 is falsy)."""
+    from mmengine.config import Config
+    tool = load_tool(TOOL)
+    cfg = Config(dict(randomness=dict(seed=5)))
+    assert tool.init_seed_of(cfg) == 5
+    assert tool.init_seed_of(cfg, 0) == 0
+    assert tool.init_seed_of(cfg, 3) == 3
+    with pytest.raises(ValueError, match='randomness.seed is not set'):
+        tool.init_seed_of(Config(dict(randomness=dict(seed=None))))
+    assert tool.init_seed_of(Config(dict()), 0) == 0
+
+
+@pytest.mark.parametrize('num, refused', [('1', True), ('2', False)])
+def test_num_per_modality_below_two_is_refused(monkeypatch, capsys, num,
+                                               refused):
+    """BN statistics (and a variance per modality) need two images of each
+    modality at least: ``--num-per-modality 1`` must be refused by the
+    parser, naming the value; 2 is accepted."""
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(
+        sys, 'argv', ['modality_gap.py', 'cfg.py', '--num-per-modality', num])
+    if refused:
+        with pytest.raises(SystemExit):
+            tool.parse_args()
+        assert '--num-per-modality must be >= 2' in capsys.readouterr().err
+    else:
+        assert tool.parse_args().num_per_modality == 2
+
+
+class CalledTwice(nn.Module):
+    """One BN called on the mixed batch, then on a batch whose infrared
+    rows are copies of the visible ones (no gap at all)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(1)
+
+    def forward(self, x):
+        self.bn(x)
+        return self.bn(torch.cat([x[:4], x[:4]]))
+
+
+def test_a_layer_called_twice_reports_its_first_input():
+    """A norm layer the forward calls twice is measured on its first
+    call (the mixed batch the network feeds it), not overwritten by a
+    later call on other data."""
+    tool = load_tool(TOOL)
+    # Visible 1, -1, 1, -1 (mean 0, var 1); infrared 3, 1, 3, 1 (mean 2,
+    # var 1): d = |0 - 2| / sqrt((1 + 1) / 2) = 2.
+    visible = torch.tensor([1.0, -1.0, 1.0, -1.0])
+    x = torch.cat([visible, visible + 2.0]).view(8, 1)
+    (row, ) = tool.measure_modality_gap(CalledTwice().train(), x,
+                                        [0] * 4 + [1] * 4)
+    assert row['gap'] == pytest.approx(2.0)
+    assert row['gap_max'] == pytest.approx(2.0)
+
+
+class FakeModalityDataset:
+    """3 visible and 2 infrared records; item ``i`` is its index."""
+
+    modalities = [0, 1, 0, 1, 0]
+
+    def __len__(self):
+        return len(self.modalities)
+
+    def get_data_info(self, index):
+        return dict(modality=self.modalities[index])
+
+    def __getitem__(self, index):
+        return index
+
+
+@pytest.mark.parametrize('num, refused', [(2, False), (3, True)])
+def test_a_draw_of_every_image_of_a_modality_is_accepted(
+        monkeypatch, num, refused):
+    """``--num-per-modality`` equal to the number of infrared images draws
+    all of them (without replacement): accepted; one more is refused,
+    naming the dataset, the modality and both counts."""
+    from mmengine.config import Config
+
+    import mmreid.utils.pipeline_check as pipeline_check
+    from mmreid.registry import DATASETS
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(DATASETS, 'build',
+                        lambda cfg: FakeModalityDataset())
+    monkeypatch.setattr(pipeline_check, 'check_pipeline',
+                        lambda *args, **kwargs: None)
+    cfg = Config(
+        dict(
+            train_dataloader=dict(dataset=dict(type='Fake')),
+            test_dataloader=dict(dataset=dict(pipeline=[]))))
+    if refused:
+        with pytest.raises(ValueError,
+                           match='FakeModalityDataset has 2 images of '
+                           'modality 1, fewer than --num-per-modality 3'):
+            tool.mixed_batch(cfg, num, 0, None)
+    else:
+        batch = tool.mixed_batch(cfg, num, 0, None)
+        # Visible first; every infrared record (1 and 3) drawn once.
+        assert len(batch) == 4
+        assert set(batch[:2]) <= {0, 2, 4} and len(set(batch[:2])) == 2
+        assert sorted(batch[2:]) == [1, 3]
