@@ -609,3 +609,54 @@ def test_a_test_pipeline_the_models_preprocessor_misreads_is_refused(tmp_path):
     with pytest.raises(ValueError, match='normalis') as info:
         tool._measure(str(twice), str(checkpoint), 4)
     assert 'test_dataloader.dataset.pipeline' in str(info.value)
+
+
+def test_the_gap_is_measured_on_draw_seed_0_in_training_mode(monkeypatch):
+    """The docstring's protocol: the trained model's gap is
+    modality_gap.py's on ``--num-per-modality`` images of each modality
+    drawn with seed 0, in training mode (batch statistics). Another draw
+    seed or eval mode would print another gap than the documented one
+    (and than ``modality_gap.py CONFIG CKPT`` gives)."""
+    import importlib
+
+    import torch
+    import torch.nn as nn
+    from mmengine.structures import BaseDataElement
+
+    import mmreid.apis
+    tool = load_tool(TOOL)
+    # The module _measure imports (the tools folder is on sys.path).
+    gap_tool = importlib.import_module('modality_gap')
+
+    class Trained(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(1)
+            self.cfg = 'the run config'
+
+        def data_preprocessor(self, batch, training):
+            samples = [
+                BaseDataElement(metainfo=dict(modality=k))
+                for k in (0, 0, 1, 1)
+            ]
+            return dict(inputs=torch.zeros(4, 1), data_samples=samples)
+
+    calls = []
+
+    def mixed_batch(cfg, num_per_modality, seed, preprocessor):
+        calls.append(('draw', cfg, num_per_modality, seed))
+
+    def measure(model, inputs, modality, forward=None):
+        calls.append(('measure', model.training, model.bn.training,
+                      list(modality)))
+        return ['rows']
+
+    monkeypatch.setattr(tool, 'run_config', lambda config, options=(): config)
+    monkeypatch.setattr(mmreid.apis, 'init_model',
+                        lambda cfg, checkpoint: Trained().eval())
+    monkeypatch.setattr(gap_tool, 'mixed_batch', mixed_batch)
+    monkeypatch.setattr(gap_tool, 'measure_modality_gap', measure)
+    assert tool._measure('bn.py', 'epoch_12.pth', 16) == ['rows']
+    assert calls == [('draw', 'the run config', 16, 0),
+                     ('measure', True, True, [0, 0, 1, 1])]
