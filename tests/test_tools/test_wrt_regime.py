@@ -1,8 +1,10 @@
 """tools/analysis_tools/wrt_regime.py on the tiny SynthReID config."""
+import math
 import sys
 
 import pytest
 import torch
+import torch.nn as nn
 
 from mmreid.models.losses import WRTLoss
 from mmreid.utils import register_all_modules
@@ -171,3 +173,66 @@ def test_a_classifier_of_other_identities_is_skipped_with_a_warning(
     assert any('trained on another number of identities' in line
                and 'head.classifier.weight (11, 64) vs (8, 64)' in line
                for line in lines), lines
+
+
+class FakeWRTModel(nn.Module):
+    """A model whose training forward hands each batch's (features,
+    labels) to its head's WRTLoss."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Module()
+        self.head.loss_tri = WRTLoss()
+
+    def data_preprocessor(self, batch, training):
+        return dict(batch=batch)
+
+    def forward(self, batch, mode):
+        return self.head.loss_tri(*batch)
+
+
+def test_statistics_from_the_definitions(monkeypatch):
+    """Per anchor: the distance to its nearest sample of another
+    identity and the reference softmax's negative weight sum S / (S +
+    1e-6), S = sum exp(-d_n); per batch: WRTLoss in both modes; over the
+    first ``batches`` batches of the loader only, each batch its own."""
+    from mmengine.config import Config
+    tool = load_tool(TOOL)
+    labels = torch.tensor([0, 0, 1, 1])
+    near = torch.tensor([[0., 0.], [0., 1.], [3., 0.], [3., 4.]])
+    # Nearest negatives 30 away: the reference's negative term collapses.
+    far = torch.tensor([[0., 0.], [0., 1.], [30., 0.], [30., 1.]])
+    unused = torch.zeros(4, 2)
+    loader = [(near, labels), (far, labels), (unused, labels)]
+    monkeypatch.setattr(tool, 'build_start_model',
+                        lambda cfg, init_seed=None: (FakeWRTModel(), 0))
+    monkeypatch.setattr(tool.Runner, 'build_dataloader',
+                        staticmethod(lambda cfg, seed=None: loader))
+    stats = tool.measure(
+        Config(dict(train_dataloader=dict())), 'init', batches=2)
+    r10, r18, r901 = math.sqrt(10), math.sqrt(18), math.sqrt(901)
+    assert stats['near'].tolist() == pytest.approx(
+        [3, r10, 3, r18, 30, 30, 30, 30])
+
+    def weight_sum(*d):
+        s = sum(math.exp(-x) for x in d)
+        return s / (s + 1e-6)
+
+    expected = [
+        weight_sum(3, 5),
+        weight_sum(r10, r18),
+        weight_sum(3, r10),
+        weight_sum(5, r18),
+        weight_sum(30, r901),
+        weight_sum(30, r901),
+        weight_sum(30, r901),
+        weight_sum(30, r901)
+    ]
+    assert stats['weight_sum'].tolist() == pytest.approx(expected, rel=1e-6)
+    assert stats['weight_sum'][4:].max() < 0.5  # collapsed
+    for key, exact in (('reference', False), ('exact', True)):
+        loss = WRTLoss(exact_softmax=exact)
+        assert stats[key].tolist() == pytest.approx(
+            [float(loss(near, labels)), float(loss(far, labels))])
+    # On the far batch the two modes differ (the collapse the tool shows).
+    assert abs(float(stats['reference'][1] - stats['exact'][1])) > 1.0
