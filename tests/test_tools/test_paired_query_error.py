@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from mmreid.evaluation.sampling_error import query_sampling_error
-
 from ..fixtures.processes import load_tool
 
 TOOL = 'tools/analysis_tools/paired_query_error.py'
