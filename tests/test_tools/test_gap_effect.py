@@ -148,6 +148,19 @@ def test_refusals(tmp_path):
         tool.measure_gap(str(config), str(tmp_path), 128)
 
 
+@pytest.mark.parametrize('num', [0, 1, 3])
+def test_a_batch_too_small_for_the_floor_is_refused(num, capsys):
+    """The floor column splits the visible images into two halves of two
+    at least: with fewer than 4 per modality the table printed ``nan``
+    there (0 or 1 failed inside a BN layer)."""
+    tool = load_tool(TOOL)
+    with pytest.raises(SystemExit):
+        tool.parse_args(['a.py:b.py', '--num-per-modality', str(num)])
+    assert 'must be >= 4' in capsys.readouterr().err
+    assert tool.parse_args(['a.py:b.py', '--num-per-modality',
+                            '4']).num_per_modality == 4
+
+
 def test_a_failing_write_keeps_the_previous_out(tmp_path, monkeypatch, capsys):
     """--out is replaced only by complete tables: a write that fails
     halfway (a full disk) leaves the previous file and no temporary one.

@@ -8,10 +8,10 @@ batch composition). For every pair the table gives:
   ``modality_gap.py``'s standardised mean difference, averaged over the
   norm inputs whose name starts with ``--layers`` (default
   ``backbone.layer``: the shared layer1-4), on a mixed batch of
-  ``--num-per-modality`` visible and infrared training images (draw seed
-  0, training mode), mean and range over the seeds, and the noise floor
-  of the BN runs (``modality_gap.py``'s, mean over the same norm inputs
-  and the seeds);
+  ``--num-per-modality`` (4 at least) visible and infrared training
+  images (draw seed 0, training mode), mean and range over the seeds,
+  and the noise floor of the BN runs (``modality_gap.py``'s, mean over
+  the same norm inputs and the seeds);
 * the metric of BN and of MBN (mean ± population std over the seeds);
 * MBN - BN, paired by seed, with its 95 % Student-t interval and the
   values per seed;
@@ -80,6 +80,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if len(args.seeds) < 2:
         parser.error('paired intervals need two seeds at least')
+    if args.num_per_modality < 4:
+        parser.error('--num-per-modality must be >= 4: the floor column is '
+                     'the gap between two halves of the visible images, of '
+                     f'2 at least each; got {args.num_per_modality}')
     pairs = []
     for pair in args.pairs:
         parts = pair.split(':')
