@@ -140,27 +140,34 @@ def test_a_target_named_as_the_mean_is_refused_when_the_loop_is_made():
 
 def test_a_metric_without_a_prefix_among_several_is_averaged_if_it_may():
     """A target's metrics 'reid' and one without a prefix: the keys under
-    no prefix of the target's are the second metric's, averaged when its
-    flag says so (``averaged``, per metric in evaluator order)."""
+    no prefix of the target's (``score``, a per-distance ``cos/score``)
+    are the second metric's, averaged when its flag says so
+    (``averaged``, per metric in evaluator order)."""
     metrics = {
         'a': {
             'reid/mAP': 10.0,
-            'score': 1.0
+            'score': 1.0,
+            'cos/score': 5.0
         },
         'b': {
             'reid/mAP': 30.0,
-            'score': 3.0
+            'score': 3.0,
+            'cos/score': 7.0
         },
     }
     prefixes = dict(a=('reid', None), b=('reid', None))
     merged = merge_target_metrics(metrics, 'mean', prefixes,
                                   dict(a=(True, True), b=(True, True)))
     mean = {k: v for k, v in merged.items() if k.startswith('mean/')}
-    assert mean == {'mean/reid/mAP': 20.0, 'mean/score': 2.0}
+    assert mean == {
+        'mean/reid/mAP': 20.0,
+        'mean/score': 2.0,
+        'mean/cos/score': 6.0
+    }
     merged = merge_target_metrics(metrics, 'mean', prefixes,
                                   dict(a=(False, True), b=(False, True)))
     mean = {k: v for k, v in merged.items() if k.startswith('mean/')}
-    assert mean == {'mean/score': 2.0}
+    assert mean == {'mean/score': 2.0, 'mean/cos/score': 6.0}
 
 
 def _cos_r1_sources(c_prefixes, c_metrics):
