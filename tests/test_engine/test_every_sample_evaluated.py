@@ -384,3 +384,17 @@ def test_mmengines_own_loop_in_a_config_file_is_refused(tmp_path, mode):
         build_runner(cfg)
     # Refused before mmengine made the work dir.
     assert not (tmp_path / 'work').exists()
+
+
+def test_a_sample_idx_out_of_range_keeps_the_count_check_only(monkeypatch):
+    """A ``sample_idx`` outside the dataset (negative, or past its end)
+    says nothing about which sample was handed: as without one, only the
+    count is checked. A negative index must not be read from the end,
+    as if sample 1 of 3 were ``-2`` (a refusal naming a sample for
+    nothing, or a missing one taken as present)."""
+    monkeypatch.setattr(reid_loops, 'get_world_size', lambda: 1)
+    assert reid_loops._missing_samples([0, 1, -2], 3, 1) is None
+    assert reid_loops._missing_samples([0, 1, 3], 3, 1) is None
+    assert reid_loops._missing_samples([0, 2, 1], 3, 1) == []
+    reid_loops.check_every_sample_reached([0, 0, -2], Samples(3), 'loop')
+    reid_loops.check_every_sample_reached([0, 0, 3], Samples(3), 'loop')
