@@ -215,3 +215,17 @@ def test_a_plain_key_beside_one_prefixed_metric_is_no_prefixed_key():
     (main logs (20 + 60 + 99) / 3)."""
     mean = _cos_r1_sources(('cos', None), {'cos/mAP': 70.0, 'R1': 99.0})
     assert mean == {'mean/cos/mAP': pytest.approx((10.0 + 50.0 + 70.0) / 3)}
+
+
+def test_the_single_target_loop_scores_every_sample_of_its_dataset():
+    """ReIDTestLoop computes the metric over all the samples of its
+    dataset (mmengine keeps the first ``size`` results it is told of): a
+    size one short would drop the last sample and log another number."""
+    from mmreid.engine.runner import ReIDTestLoop
+    loop = ReIDTestLoop(
+        _runner(_LossModel()), DataLoader(_Values([1, 2, 6]), batch_size=2),
+        Evaluator([_MeanValue()]))
+    metrics = loop.run()
+    assert metrics['value'] == pytest.approx(3.0)
+    # Batches [1, 2] and [6]: the mean of their largest values.
+    assert metrics['loss_max'] == pytest.approx(4.0)
