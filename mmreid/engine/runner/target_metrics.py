@@ -137,7 +137,11 @@ def merge_target_metrics(
         metrics = target_metrics[name]
         if key not in metrics:
             head, _, rest = key.partition('/')
-            if not (head in by_metric and prefixes[name] == (head, )):
+            # Only a target whose one metric is ``head`` logs its keys
+            # plain; beside a metric without a prefix, a plain key is
+            # that metric's.
+            own = tuple((metric_prefixes or {}).get(name, ()))
+            if not (head in by_metric and own == (head, )):
                 return None
             key = rest
         return key if key in metrics and _is_number(
