@@ -93,3 +93,27 @@ def test_runtime_snippets_add_their_backend_to_the_local_one(tmp_path):
                 ] == ['LocalVisBackend', backend]
         # Everything else is the default runtime.
         assert cfg.default_hooks.results_table.type == 'ResultsTableHook'
+
+
+def test_a_backend_named_twice_is_added_once(tmp_path):
+    """``--vis-backend tensorboard tensorboard`` (a repeated name, e.g. from
+    a wrapper script adding its own) gave the visualizer two TensorBoard
+    backends, which mmengine refuses when the runner is built ("vis_backend
+    name TensorboardVisBackend already exists")."""
+    pytest.importorskip('torch.utils.tensorboard')
+    from mmengine.visualization import Visualizer
+
+    from ..fixtures.processes import load_tool
+    tool = load_tool('tools/train.py')
+    backends = tool.vis_backends(['tensorboard', 'tensorboard'])
+    assert backends == [
+        dict(type='LocalVisBackend'),
+        dict(type='TensorboardVisBackend')
+    ]
+    visualizer = Visualizer(
+        name=f'vis_backend_twice_{tmp_path.name}',
+        vis_backends=backends,
+        save_dir=str(tmp_path))
+    assert sorted(visualizer._vis_backends) == [
+        'LocalVisBackend', 'TensorboardVisBackend'
+    ]

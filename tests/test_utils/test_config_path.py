@@ -284,3 +284,35 @@ def test_dump_atomic(tmp_path):
     with pytest.raises(ValueError, match='--out must end in .json'):
         dump_atomic(dict(mAP=0.5), path)
     assert sorted(os.listdir(tmp_path)) == ['metrics.pickle']
+
+
+@pytest.mark.parametrize('options,lines,resume,load_from,strict', [
+    # --resume PATH resumes that checkpoint: mmengine reads resume=True
+    # with load_from as the checkpoint whose training state to restore.
+    (['--resume', 'run/epoch_3.pth'], ["load_from = 'init.pth'"], True,
+     'run/epoch_3.pth', None),
+    # --resume alone: the work dir's latest, else load_from's weights.
+    (['--resume'], ["load_from = 'init.pth'"], 'auto', 'init.pth', None),
+    ([], ["load_from = 'init.pth'"], None, 'init.pth', None),
+    # --strict overrides the config's load_strict, either way.
+    (['--strict', 'false'], ['load_strict = True'], None, None, False),
+    (['--strict', 'true'], ['load_strict = False'], None, None, True),
+    # Without --strict, the config's own load_strict stays.
+    ([], ['load_strict = False'], None, None, False),
+    ([], [], None, None, None),
+])
+def test_resume_and_strict_reach_the_config(tmp_path, monkeypatch, options,
+                                            lines, resume, load_from,
+                                            strict):
+    """tools/train.py's --resume and --strict as the runner reads them: a
+    slip here resumed another checkpoint than the one named (or started
+    from load_from's weights at epoch 1), or loaded a partial checkpoint
+    without the error the user relied on."""
+    tool, _, built = train_tool_building(tmp_path, monkeypatch, lines,
+                                         *options)
+    with pytest.raises(Built):
+        tool.main()
+    cfg = built[0]
+    assert cfg.get('resume', None) == resume
+    assert cfg.get('load_from', None) == load_from
+    assert cfg.get('load_strict', None) == strict
