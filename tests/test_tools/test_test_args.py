@@ -185,3 +185,148 @@ def test_report_and_ranked_lists_need_two_folders(test_tool, monkeypatch,
     folders += ['--show-ranked-lists', str(tmp_path / lists)]
     err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint, *folders)
     assert 'give two folders' in err and str(tmp_path / lists) in err
+
+
+def test_a_report_inside_the_ranked_lists_folder_is_refused(
+        test_tool, monkeypatch, capsys, checkpoint, tmp_path):
+    """The other nesting: the ranked lists replace their folder as a whole,
+    and with it a report written inside it. Two sibling folders, even
+    with a common name prefix, are accepted."""
+    err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint,
+                '--report', str(tmp_path / 'lists' / 'report'),
+                '--show-ranked-lists', str(tmp_path / 'lists'))
+    assert 'give two folders' in err
+    monkeypatch.setattr(sys, 'argv', [
+        'tools/test.py', CONFIG, checkpoint, '--report',
+        str(tmp_path / 'report'), '--show-ranked-lists',
+        str(tmp_path / 'report_lists')
+    ])
+    args = test_tool.parse_args()
+    assert args.show_ranked_lists == str(tmp_path / 'report_lists')
+
+
+def run_main(test_tool, monkeypatch, config, checkpoint, *options, rank=0,
+             metrics=None):
+    """``tools/test.py CONFIG CHECKPOINT OPTIONS`` with a runner that
+    returns ``metrics`` from ``test()`` in process ``rank``.
+
+    Returns:
+        Config: The config the runner was built from.
+    """
+    built = []
+
+    class Runner:
+
+        @classmethod
+        def from_cfg(cls, cfg):
+            built.append(cfg)
+            runner = cls()
+            runner.rank = rank
+            return runner
+
+        def test(self):
+            return dict(metrics or {})
+
+    monkeypatch.setattr(test_tool, 'build_runner', Runner.from_cfg)
+    monkeypatch.setattr(sys, 'argv',
+                        ['tools/test.py', config, checkpoint, *options])
+    test_tool.main()
+    [cfg] = built
+    return cfg
+
+
+def test_the_checkpoint_is_loaded_strictly_unless_told(
+        test_tool, monkeypatch, checkpoint, tmp_path):
+    """The checkpoint evaluated is the one given, and a model tensor it
+    lacks is an error unless ``--strict false``: a partial load tested
+    random weights and printed their numbers."""
+    work = ['--work-dir', str(tmp_path / 'work')]
+    cfg = run_main(test_tool, monkeypatch, CONFIG, checkpoint, *work)
+    assert cfg.load_from == checkpoint
+    assert cfg.load_strict is True
+    cfg = run_main(test_tool, monkeypatch, CONFIG, checkpoint, *work,
+                   '--strict', 'false')
+    assert cfg.load_strict is False
+
+
+def test_out_holds_the_metrics_of_the_run(test_tool, monkeypatch, checkpoint,
+                                          tmp_path):
+    """``--out`` holds exactly the metrics ``runner.test()`` returned, as
+    json or pickle, written by the main process only (each rank writing
+    the same path raced)."""
+    import json
+    import pickle
+    metrics = {'reid/mAP': 41.25, 'reid/R1': 63.5, 'd3/reid/R1': 50.0}
+    work = ['--work-dir', str(tmp_path / 'work')]
+    out = tmp_path / 'metrics.json'
+    run_main(test_tool, monkeypatch, CONFIG, checkpoint, *work, '--out',
+             str(out), metrics=metrics)
+    assert json.loads(out.read_text()) == metrics
+    out = tmp_path / 'metrics.pkl'
+    run_main(test_tool, monkeypatch, CONFIG, checkpoint, *work, '--out',
+             str(out), metrics=metrics)
+    assert pickle.loads(out.read_bytes()) == metrics
+    out = tmp_path / 'rank1.json'
+    run_main(test_tool, monkeypatch, CONFIG, checkpoint, *work, '--out',
+             str(out), rank=1, metrics=metrics)
+    assert not out.exists()
+
+
+def test_drawing_hooks_join_the_configs_hooks(test_tool, make_config,
+                                              monkeypatch, checkpoint,
+                                              tmp_path):
+    """``--show-ranked-lists`` without a folder draws under the run's work
+    dir (the hook's default), not into the current folder, which the hook
+    would replace; with one, into that folder. The config's own
+    ``custom_hooks`` stay beside the drawing hooks."""
+    config = make_config(extra="custom_hooks = [dict(type='EmptyCacheHook')]")
+    work = ['--work-dir', str(tmp_path / 'work')]
+    cfg = run_main(test_tool, monkeypatch, config, checkpoint, *work,
+                   '--show-ranked-lists', '--report',
+                   str(tmp_path / 'report'))
+    types = [hook['type'] for hook in cfg.custom_hooks]
+    assert types == ['EmptyCacheHook', 'RankedListHook', 'EvalReportHook']
+    hooks = {hook['type']: hook for hook in cfg.custom_hooks}
+    assert hooks['RankedListHook']['out_dir'] is None
+    assert hooks['EvalReportHook']['out_dir'] == str(tmp_path / 'report')
+    cfg = run_main(test_tool, monkeypatch, config, checkpoint, *work,
+                   '--show-ranked-lists', str(tmp_path / 'lists'))
+    assert [hook['type'] for hook in cfg.custom_hooks] == \
+        ['EmptyCacheHook', 'RankedListHook']
+    assert cfg.custom_hooks[1]['out_dir'] == str(tmp_path / 'lists')
+
+
+def test_target_refuses_a_dropping_dataloader_by_the_configs_key(
+        test_tool, make_config):
+    """A kept target whose dataloader drops its last batch is refused
+    with the key ``--cfg-options`` takes, counted over the config's
+    targets: once ``--target`` renumbered them, the loop's own refusal
+    named ``test_cfg.targets.0`` for the config's target 1."""
+    from mmengine.config import Config
+
+    from ..fixtures.multi_target import MULTI_TARGET
+    cfg = Config.fromfile(
+        make_config(extra=MULTI_TARGET), import_custom_modules=False)
+    cfg.test_cfg.targets[1].dataloader.drop_last = True
+    with pytest.raises(ValueError) as error:
+        test_tool.select_targets(cfg, ['d0'])
+    message = str(error.value)
+    assert "test_cfg.targets.1.dataloader.drop_last=True (target 'd0')" \
+        in message
+    assert [target['name'] for target in cfg.test_cfg.targets] == ['d2', 'd0']
+
+
+def test_amp_runs_the_test_loop_in_fp16_or_is_refused(test_tool, monkeypatch,
+                                                      checkpoint, tmp_path):
+    """``--amp`` evaluates under fp16 autocast (``test_cfg.fp16``); on a
+    machine without CUDA it is refused, not ignored: an fp32 run printed
+    other numbers than the mixed-precision ones asked for."""
+    work = ['--work-dir', str(tmp_path / 'work')]
+    monkeypatch.setattr('torch.cuda.is_available', lambda: False)
+    with pytest.raises(RuntimeError, match='--amp needs a CUDA device'):
+        run_main(test_tool, monkeypatch, CONFIG, checkpoint, *work, '--amp')
+    cfg = run_main(test_tool, monkeypatch, CONFIG, checkpoint, *work)
+    assert not cfg.test_cfg.get('fp16', False)
+    monkeypatch.setattr('torch.cuda.is_available', lambda: True)
+    cfg = run_main(test_tool, monkeypatch, CONFIG, checkpoint, *work, '--amp')
+    assert cfg.test_cfg.fp16 is True
