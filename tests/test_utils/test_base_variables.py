@@ -241,3 +241,36 @@ def test_a_variable_of_every_base_is_checked(tmp_path):
             match=r'data\.py.*\(4\): '
             r'test_dataloader\.dataset\.size\.'):
         load_config(path)
+
+
+def test_tools_test_py_reads_only_the_test_sections(tmp_path, monkeypatch):
+    """tools/test.py reads its config as a test: a leaf that redefines the
+    base's ``synth`` for its test set is evaluated, not refused for the
+    training set that a test never reads."""
+    from ..fixtures.processes import load_tool
+    path = leaf(
+        tmp_path, 'configs/gmn/gmn_r18_synthreid.py', f'''
+synth = dict(type='SynthReID', data_root='{tmp_path}', num_domains=3,
+             size='tiny', seed=0, img_size=(32, 16))
+test_dataloader = dict(dataset=dict(synth, domain=2, split='test'))
+''')
+    checkpoint = tmp_path / 'epoch_1.pth'
+    checkpoint.write_bytes(b'not read: no runner is built')
+    tool = load_tool('tools/test.py')
+    built = []
+
+    class Runner:
+        rank = 0
+
+        def test(self):
+            return {}
+
+    monkeypatch.setattr(tool, 'build_runner',
+                        lambda cfg: built.append(cfg) or Runner())
+    monkeypatch.setattr('sys.argv', [
+        'tools/test.py', path,
+        str(checkpoint), '--work-dir',
+        str(tmp_path / 'work')
+    ])
+    tool.main()
+    assert built[0].test_dataloader.dataset.size == 'tiny'
