@@ -969,3 +969,41 @@ def test_a_distributed_launch_is_refused(tool, setup, monkeypatch, capsys):
         tool.parse_args(['--help'])
     help_text = ' '.join(capsys.readouterr().out.split())
     assert 'in one process (no --launcher' in help_text
+
+
+def test_a_sampler_that_shuffles_by_default_is_refused(tool):
+    """mmengine's DefaultSampler shuffles unless told ``shuffle=False``: a
+    test loader that leaves it out has no fixed batches either, so the
+    batch-dependent features could not be tools/test.py's."""
+    from mmengine.config import Config
+    records = [
+        dict(path=str(i), loader='test_dataloader') for i in range(3)
+    ]
+    for sampler in (dict(type='DefaultSampler'),
+                    dict(type='InfiniteSampler', shuffle=False)):
+        cfg = Config(
+            dict(test_dataloader=dict(batch_size=2, sampler=sampler)))
+        with pytest.raises(
+                ValueError,
+                match=r"test_dataloader\.sampler is .*not "
+                r"type='DefaultSampler' with shuffle=False"):
+            tool.loader_batches(cfg, 'test', records, None, ['bn'])
+    cfg = Config(
+        dict(
+            test_dataloader=dict(
+                batch_size=2,
+                sampler=dict(type='DefaultSampler', shuffle=False))))
+    batches, sizes = tool.loader_batches(cfg, 'test', records, None, ['bn'])
+    assert [[r['path'] for r in b] for b in batches] == [['0', '1'], ['2']]
+    assert sizes == {'test_dataloader': 2}
+
+
+@pytest.mark.parametrize('name', ['WORLD_SIZE', 'OMPI_COMM_WORLD_SIZE'])
+def test_each_launchers_process_count_is_read(tool, name):
+    """torchrun says how many processes run in WORLD_SIZE, mpirun in
+    OMPI_COMM_WORLD_SIZE: under either, with several processes, each one
+    would extract every image and replace the same --out-dir."""
+    with pytest.raises(ValueError, match=f'^{name}=4: tools/extract_'):
+        tool.check_single_process({name: '4'})
+    tool.check_single_process({name: '1'})
+    tool.check_single_process({})
