@@ -394,3 +394,16 @@ def test_a_gallery_pool_is_named_so(tmp_path):
             row['check'] = 'ok'
         lines = tool.format_table(list(rows.values())).splitlines()
         assert any(f'| {label} ' in line for line in lines[2:])
+
+
+def test_a_config_without_a_dataset_for_the_split_exits_1(tmp_path, capsys):
+    """``--split train`` of a test-only config checks nothing: exiting 0
+    would pass a script's "the data is complete" step with no count
+    verified."""
+    tool = load_tool(TOOL)
+    config = tmp_path / 'test_only.py'
+    config.write_text(
+        "test_dataloader = dict(dataset=dict(type='SynthReID'))\n")
+    assert tool.main([str(config), '--split', 'train']) == 1
+    assert f'no dataset found in {config} for --split train' in \
+        capsys.readouterr().out
