@@ -198,3 +198,76 @@ def test_index_entries_weights_and_patterns(tmp_path, monkeypatch):
     monkeypatch.setattr(model_zoo.osp, 'isfile', lambda path: True)
     assert find_model_index().endswith(
         osp.join('mmreid', '.mim', 'model-index.yml'))
+
+
+ZOO_INDEX = '''\
+Collections:
+  - Name: M
+Models:
+  - Name: m1
+    In Collection: M
+    Config: configs/m/m1.py
+    Metadata: {Training Data: d1}
+    Results:
+      - Dataset: d1
+        Metrics: {mAP: 80.1, Rank-1: 92.3}
+        Source: paper
+        Reference: Table 2
+      - Dataset: 'a|b'
+        Metrics: {mAP: 10.5, top-1: 20.5}
+        Source: paper
+        Reference: Table 2
+  - Name: m2
+    In Collection: M
+    Config: configs/m/m2.py
+  - Name: m3
+    Config: configs/m/m3.py
+    Results:
+      - Dataset: d3
+        Metrics: {mAP: 1.5, R1: 2.5}
+'''
+
+
+def test_model_zoo_rows_of_every_metafile_form(tmp_path):
+    """The page shows a result's rank-1 under each name a metafile gives it
+    (``R1``, ``Rank-1``, ``top-1``; a '-' would hide a published number),
+    a model without results as one row of dashes, a '|' in a cell escaped
+    (it would split the row), each reference once, and a model of no
+    listed collection under "Other models", not left out."""
+    gen = load_tool('tools/misc/gen_model_zoo.py')
+    index = tmp_path / 'model-index.yml'
+    index.write_text(ZOO_INDEX)
+    text = gen.generate(str(index))
+    rows = [line for line in text.splitlines() if line.startswith('| m')]
+    assert rows == [
+        '| m1 | d1 | d1 | 80.1 | 92.3 | paper | [config](../configs/m/m1.py)'
+        ' | - |',
+        '| m1 | d1 | a\\|b | 10.5 | 20.5 | paper | '
+        '[config](../configs/m/m1.py) | - |',
+        '| m2 | - | - | - | - | - | [config](../configs/m/m2.py) | - |',
+        '| m3 | - | d3 | 1.5 | 2.5 | - | [config](../configs/m/m3.py) | - |',
+    ]
+    assert text.index('## M\n') < text.index('| m1 |')
+    assert text.index('## Other models\n') < text.index('| m3 |')
+    assert text.count('`m1`: Table 2') == 1
+
+
+def test_model_zoo_check_exits_1_when_out_of_date(tmp_path, monkeypatch,
+                                                  capsys):
+    """``gen_model_zoo.py --check`` (CI's guard) exits 1 on a stale page and
+    leaves it as it is; on an up-to-date one it exits normally."""
+    gen = load_tool('tools/misc/gen_model_zoo.py')
+    out = tmp_path / 'model_zoo.md'
+    out.write_text(gen.generate(), encoding='utf-8')
+    monkeypatch.setattr(sys, 'argv',
+                        ['gen_model_zoo.py', '--check', '--out',
+                         str(out)])
+    gen.main()
+    assert 'is up to date' in capsys.readouterr().out
+    stale = gen.generate() + 'stale\n'
+    out.write_text(stale, encoding='utf-8')
+    with pytest.raises(SystemExit) as info:
+        gen.main()
+    assert info.value.code == 1
+    assert 'is out of date' in capsys.readouterr().out
+    assert out.read_text(encoding='utf-8') == stale
