@@ -310,6 +310,23 @@ def test_print_config_shows_merged_config(make_config):
     assert "type='IdentitySampler'" in out
 
 
+def test_print_config_applies_cfg_options(make_config, monkeypatch, capsys):
+    """print_config.py shows the config that a run with the same
+    ``--cfg-options`` uses: ignoring them printed the value the user set
+    out to override, as if the override had no effect."""
+    import sys
+
+    from ..fixtures.processes import load_tool
+    tool = load_tool('tools/misc/print_config.py')
+    monkeypatch.setattr(sys, 'argv', [
+        'print_config.py',
+        make_config(), '--cfg-options', 'train_cfg.max_epochs=7'
+    ])
+    tool.main()
+    out = capsys.readouterr().out
+    assert 'max_epochs=7' in out and 'max_epochs=2' not in out
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only check')
 def test_deterministic_run_sets_cublas_config(make_config, tmp_path):
     # The tiny config asks for deterministic=True; torch then needs
