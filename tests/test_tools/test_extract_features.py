@@ -108,6 +108,8 @@ def test_split_features_and_index(tool, setup):
     assert meta['num_images'] == len(infos) and meta['feature_dim'] == 64
     assert meta['split'] == 'test' and meta['features'] == 'features.npy'
     assert 'camid 0-based' in meta['labels']
+    # The batch size asked for is the one recorded.
+    assert meta['batch_size'] == 5
 
 
 def test_images_folder_and_torch_format(tool, setup):
