@@ -316,3 +316,14 @@ def test_resume_and_strict_reach_the_config(tmp_path, monkeypatch, options,
     assert cfg.get('resume', None) == resume
     assert cfg.get('load_from', None) == load_from
     assert cfg.get('load_strict', None) == strict
+
+
+def test_adapt_to_device_leaves_a_gpu_run_alone(cuda_seen):
+    """With CUDA, a distributed run keeps the config's nccl backend and
+    mmengine's wrapper: gloo on GPUs would train several times slower."""
+    cuda_seen(True)
+    cfg = Config(
+        dict(launcher='slurm', env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    adapt_to_device(cfg)
+    assert cfg.to_dict() == dict(
+        launcher='slurm', env_cfg=dict(dist_cfg=dict(backend='nccl')))
