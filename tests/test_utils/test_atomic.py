@@ -277,6 +277,22 @@ def test_temporary_files_are_judged_within_their_pid_namespace(
     assert all(str(tmp_path / name) in logged[0] for name in stale)
 
 
+def test_a_hostless_temporary_file_of_a_dead_writer_is_removed(
+        tmp_path, monkeypatch):
+    """A name without a host (SynthReID's first release wrote
+    ``.<name>.tmp-<pid>-<hex>``) is this host's: its dead writer's file is
+    removed, not kept for ever as another node's; a live writer's is
+    kept."""
+    dead, hexa = dead_pid(), 'c' * 32
+    stale = f'.epoch_3.pth.tmp-{dead}-{hexa}'
+    live = f'.epoch_3.pth.tmp-{os.getpid()}-{hexa}'
+    for name in (stale, live):
+        (tmp_path / name).write_bytes(b'half a checkpoint')
+    logged = write_epoch_4(tmp_path, monkeypatch)
+    assert sorted(os.listdir(tmp_path)) == sorted([live, 'epoch_4.pth'])
+    assert len(logged) == 1 and str(tmp_path / stale) in logged[0]
+
+
 @requires_proc
 def test_a_lock_holder_removes_other_pid_namespaces_temporary_folders(
         tmp_path):
