@@ -14,6 +14,10 @@ from mmreid.utils.arch_check import check_source_arch
 from mmreid.utils.source_arch import SOURCE_ARCH, source_arch
 from ..fixtures.processes import REPO
 
+#: ImageNet's per-channel (R, G, B) statistics on the 0-255 scale.
+IMAGENET = [123.675, 116.28, 103.53]
+IMAGENET_SD = [58.395, 57.12, 57.375]
+
 MULTI_TARGET = osp.join(REPO, 'configs', 'baseline',
                         'bot_r18_synthreid_multi-target.py')
 
@@ -292,3 +296,52 @@ def test_a_validation_fix_names_the_test_loader_copied_from_it():
     for split in ('val', 'test'):
         assert check_source_arch(
             fastreid_meta(), model, cfg, 'ckpt.pth', split=split) == []
+
+
+def test_a_resize_argument_left_out_is_compared_as_its_default():
+    """A test ``ReIDResize`` that gives only its size resizes with the
+    class's own interpolation and library (its signature's defaults):
+    a source resized that way is accepted, one resized otherwise is
+    refused naming the default the config runs."""
+    import inspect
+
+    from mmreid.datasets.transforms import ReIDResize
+    defaults = inspect.signature(ReIDResize).parameters
+    interpolation = defaults['interpolation'].default
+    backend = defaults['backend'].default
+    options = {
+        f'test_cfg.targets.{i}.dataloader.dataset.pipeline.1.size':
+        [256, 128]
+        for i in range(2)
+    }
+    cfg = multi_target_config(**options)
+    for i in range(2):
+        resize = cfg.test_cfg.targets[i].dataloader.dataset.pipeline[1]
+        assert set(resize) == {'type', 'size'}
+    model = MODELS.build(cfg.model)
+    meta = fastreid_meta()
+    meta['source_arch'].update(
+        interpolation=interpolation, resize_backend=backend)
+    assert check_source_arch(meta, model, cfg, 'ckpt.pth') == []
+    meta['source_arch']['interpolation'] = 'bicubic'
+    with pytest.raises(ValueError) as info:
+        check_source_arch(meta, model, cfg, 'ckpt.pth')
+    assert "ReIDResize interpolation: the source has bicubic, the config " \
+        f'{interpolation}' in str(info.value)
+
+
+def test_a_normalisation_of_one_value_for_every_channel_is_compared():
+    """A data preprocessor with one mean and std for all three channels
+    (they broadcast) normalises green and blue with the red statistics:
+    against a source with per-channel ones it is refused, not compared on
+    its first channel alone."""
+    cfg, _ = matching_multi_target_config()
+    cfg.model.data_preprocessor.mean = [IMAGENET[0]]
+    cfg.model.data_preprocessor.std = [IMAGENET_SD[0]]
+    model = MODELS.build(cfg.model)
+    with pytest.raises(ValueError) as info:
+        check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth')
+    message = str(info.value)
+    assert 'normalisation mean (0-255): the source has ' \
+        f'{IMAGENET}, the config [{IMAGENET[0]}]' in message
+    assert 'normalisation std (0-255)' in message
