@@ -345,3 +345,19 @@ def test_a_normalisation_of_one_value_for_every_channel_is_compared():
     assert 'normalisation mean (0-255): the source has ' \
         f'{IMAGENET}, the config [{IMAGENET[0]}]' in message
     assert 'normalisation std (0-255)' in message
+
+
+def test_only_tensors_that_change_no_test_feature_may_stay_unmapped():
+    """A classifier bias (training logits only) and fast-reid's pixel
+    statistics (recorded as the mean/std facts) left unconverted change
+    no test feature and are accepted; any other source tensor left out is
+    a layer mmreid does not build, refused naming it."""
+    cfg, model = matching_multi_target_config()
+    meta = fastreid_meta()
+    meta['unmapped'] = ['heads.classifier.bias', 'pixel_mean', 'pixel_std']
+    assert check_source_arch(meta, model, cfg, 'ckpt.pth') == []
+    meta['unmapped'].append('heads.bottleneck.1.weight')
+    with pytest.raises(ValueError) as info:
+        check_source_arch(meta, model, cfg, 'ckpt.pth')
+    assert 'the source has 1 tensors the converter did not map ' \
+        '(heads.bottleneck.1.weight)' in str(info.value)
