@@ -897,6 +897,35 @@ def test_steps_per_epoch_need_an_epoch_based_record():
     assert steps(checkpoint("dict(type='MyLoop', max_epochs=4)", 20, 4)) == 5
 
 
+def test_steps_per_epoch_not_read_from_a_loop_that_is_not_by_epoch():
+    """A loop of its own type with ``by_epoch=False`` is iteration-based
+    whatever its length is called: its ``max_iters`` over the one epoch
+    mmengine records is no epoch's length, and reading it as one would
+    refuse (or accept) a resume for epochs that run never had."""
+    from mmreid.engine.runner.resume_checks import \
+        steps_per_epoch_in_checkpoint as steps
+    checkpoint = dict(
+        meta=dict(cfg="train_cfg = dict(type='MyLoop', by_epoch=False, "
+                  'max_steps=20)\n'),
+        message_hub=dict(runtime_info=dict(max_iters=20, max_epochs=1)))
+    assert steps(checkpoint) is None
+
+
+def test_the_saved_selection_counts_a_checkpoint_hook_in_custom_hooks():
+    """A run that picked its best checkpoint with a ``CheckpointHook`` of
+    ``custom_hooks`` selected by that key too: read from its saved
+    config, or a resume that drops or changes it goes unrefused."""
+    from mmreid.engine.runner.resume_checks import selection_in_config_text
+    text = ("default_hooks = dict(checkpoint=dict(type='CheckpointHook', "
+            'interval=1))\n'
+            "custom_hooks = [dict(type='EMAHook'), "
+            "dict(type='CheckpointHook', save_best='reid/mAP', "
+            "rule='greater')]\n")
+    assert selection_in_config_text(text) == [('reid/mAP', 'greater')]
+    text = text.replace("'CheckpointHook', save_best", "'EMAHook', save_best")
+    assert selection_in_config_text(text) == []
+
+
 def test_a_scheduler_whose_state_keys_are_a_subset_is_another_type():
     """An ExponentialLR's state keys are a subset of a MultiStepLR's: it
     is still another type, named as such, not read as a MultiStepLR."""
