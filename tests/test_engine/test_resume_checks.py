@@ -926,6 +926,24 @@ def test_the_saved_selection_counts_a_checkpoint_hook_in_custom_hooks():
     assert selection_in_config_text(text) == []
 
 
+def test_a_saved_config_value_is_read_only_as_a_literal():
+    """A checkpoint's config is read, never run: ``dict(key=...)`` calls
+    and literals are values; a ``dict`` call that merges another mapping
+    (``dict(base, lr=0.1)``) is not read as its keywords alone, which
+    would drop the merged keys and compare a wrong saved setting."""
+    from mmreid.engine.runner.resume_checks import (config_literal,
+                                                    config_text_value)
+    text = ("base = dict(lr=0.1)\n"
+            "optim = dict(type='SGD', lr=0.1, betas=(0.9, 0.99))\n"
+            'merged = dict(base, momentum=0.9)\n'
+            'named = base\n')
+    assert config_literal(config_text_value(text, 'optim')) == dict(
+        type='SGD', lr=0.1, betas=(0.9, 0.99))
+    for name in ('merged', 'named'):
+        with pytest.raises(ValueError):
+            config_literal(config_text_value(text, name))
+
+
 def test_a_scheduler_whose_state_keys_are_a_subset_is_another_type():
     """An ExponentialLR's state keys are a subset of a MultiStepLR's: it
     is still another type, named as such, not read as a MultiStepLR."""
