@@ -392,3 +392,15 @@ def test_a_list_of_dicts_is_no_command_line_option():
     assert _cfg_options('model.neck.sizes', [1, 2]) == sizes
     leaves = [('model.neck.k', 3), ('model.neck.p', [1])]
     assert _cfg_options('model.neck', dict(k=3, p=[1])) == leaves
+
+
+def test_a_deprecated_name_resolves_to_the_class_it_builds():
+    """A type registered under an old name (a deprecated alias) builds the
+    new class: it is that class, so a saved config that spells a module
+    by its old name is not taken for another network."""
+    from mmreid.models.losses import ReIDCrossEntropyLoss
+    from mmreid.utils.trained_arch import model_class
+    assert model_class(dict(type='CrossEntropyLoss')) is ReIDCrossEntropyLoss
+    assert model_class(
+        dict(type='mmreid.ReIDCrossEntropyLoss')) is ReIDCrossEntropyLoss
+    assert model_class(dict(type='NoSuchModule')) is None
