@@ -361,3 +361,17 @@ def test_only_tensors_that_change_no_test_feature_may_stay_unmapped():
         check_source_arch(meta, model, cfg, 'ckpt.pth')
     assert 'the source has 1 tensors the converter did not map ' \
         '(heads.bottleneck.1.weight)' in str(info.value)
+
+
+def test_a_std_of_zero_in_any_channel_is_refused():
+    """A std of 0 divides that channel by zero in the data preprocessor:
+    every feature would be inf/nan. Refused naming where it comes from;
+    a small but positive 0-255 std is accepted."""
+    from mmreid.utils.source_arch import check_pixel_stats
+    with pytest.raises(ValueError, match=r'std \[58\.395, 0, 57\.375\] '
+                       r'\(from --std\).*each above 0'):
+        check_pixel_stats('std', [58.395, 0, 57.375], '--std')
+    assert check_pixel_stats('std', [58.395, 1.5, 57.375],
+                             '--std') == [58.395, 1.5, 57.375]
+    # A mean of 0 is a mean (fast-reid without normalisation).
+    assert check_pixel_stats('mean', [0, 0, 0], '--mean') == [0.0] * 3
