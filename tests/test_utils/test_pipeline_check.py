@@ -109,6 +109,41 @@ def test_what_the_preprocessor_takes_is_accepted():
         in found and 'Give it to_rgb=False' not in found
 
 
+def test_a_normalize_without_to_rgb_swaps_as_its_default_does():
+    """mmcv's ``Normalize`` swaps BGR to RGB unless told otherwise
+    (``to_rgb=True`` by default): written without ``to_rgb`` it makes a
+    BGR loader's images RGB (accepted), and an RGB loader's BGR
+    (refused)."""
+    import inspect
+
+    from mmcv.transforms import Normalize
+    assert inspect.signature(Normalize).parameters['to_rgb'].default is True
+    plain = ReIDDataPreprocessor(mean=(0, 0, 0), std=(1, 1, 1))
+    normalize = dict(type='Normalize', **IMAGENET)
+    assert problems([BGR_LOADER, RESIZE, normalize, PACK], plain) == []
+    (found, ) = problems([RGB_LOADER, RESIZE, normalize, PACK], plain)
+    assert 'test_dataloader.dataset.pipeline[2]' in found and \
+        'swaps the channels to BGR' in found
+
+
+def test_a_preprocessor_that_only_scales_or_only_shifts_normalises():
+    """Only mean 0 with std 1 leaves the pixels as they are; a data
+    preprocessor that subtracts a mean (std 1) or divides by a std (mean
+    0) still normalises, so a ``Normalize`` in the pipeline would
+    normalise the images twice: refused."""
+    pipeline = [
+        RGB_LOADER, RESIZE,
+        dict(type='Normalize', to_rgb=False, **IMAGENET), PACK
+    ]
+    for mean, std in (((0, 0, 0), IMAGENET['std']),
+                      (IMAGENET['mean'], (1, 1, 1))):
+        (found, ) = problems(pipeline,
+                             ReIDDataPreprocessor(mean=mean, std=std))
+        assert 'would be normalised twice' in found
+    plain = ReIDDataPreprocessor(mean=(0, 0, 0), std=(1, 1, 1))
+    assert problems(pipeline, plain) == []
+
+
 def test_every_split_and_target_is_checked():
     """The pipelines of every dataloader and of multi-target loops."""
     good = [RGB_LOADER, RESIZE, PACK]
