@@ -516,3 +516,39 @@ def test_check_pipeline_names_every_problem():
     assert 'test_dataloader.dataset.pipeline[0] ' in message
     assert 'test_dataloader.dataset.pipeline[2] ' in message
     assert 'BGR' in message and 'normalised twice' in message
+
+
+def test_a_flip_with_one_probability_per_direction_acts_if_any_does():
+    """mmcv's ``RandomFlip`` takes one probability per direction: it
+    flips at random when any of them is above 0, the first alone being 0
+    (no horizontal flip, vertical half the time) included."""
+    flip = dict(
+        type='mmcv.RandomFlip',
+        prob=[0.0, 0.5],
+        direction=['horizontal', 'vertical'])
+    (found, ) = problems([RGB_LOADER, RESIZE, flip, PACK])
+    assert 'test_dataloader.dataset.pipeline[2]' in found
+    assert 'random transform in a test pipeline' in found
+
+
+class MaybeInvert(BaseTransform):
+    """A transform written like torchvision's: ``p``, the probability it
+    acts, and a draw from the global random state."""
+
+    def __init__(self, p: float = 0.5):
+        self.p = p
+
+    def transform(self, results: dict) -> dict:
+        if np.random.rand() < self.p:
+            results['img'] = 255 - results['img']
+        return results
+
+
+def test_a_torchvision_style_p_of_zero_never_acts():
+    """``p`` (torchvision's name) is a probability of acting like
+    ``prob``: at 0 the transform never draws a different output and is
+    accepted in a test pipeline; above 0 it is refused."""
+    assert problems([RGB_LOADER, RESIZE,
+                     dict(type=MaybeInvert, p=0), PACK]) == []
+    (found, ) = problems([RGB_LOADER, RESIZE, dict(type=MaybeInvert), PACK])
+    assert 'MaybeInvert' in found and 'random transform' in found
