@@ -375,3 +375,63 @@ def test_a_std_of_zero_in_any_channel_is_refused():
                              '--std') == [58.395, 1.5, 57.375]
     # A mean of 0 is a mean (fast-reid without normalisation).
     assert check_pixel_stats('mean', [0, 0, 0], '--mean') == [0.0] * 3
+
+
+def test_only_a_mean_and_std_both_on_the_0_1_scale_are_refused():
+    """A 0-1 pair (every channel of both at most 1) is refused; a 0-255
+    mean with a std of 1 (only centring) or a mean of 0 with a 0-255 std
+    (only scaling) are statistics of the 0-255 pixels, accepted."""
+    from mmreid.utils.source_arch import check_pixel_scale
+    origins = dict(mean='--mean', std='--std')
+    check_pixel_scale(IMAGENET, [1.0, 1.0, 1.0], origins)
+    check_pixel_scale([0.0, 0.0, 0.0], IMAGENET_SD, origins)
+    with pytest.raises(ValueError, match='are on the 0-1 scale'):
+        check_pixel_scale([0.485, 0.456, 0.406], [0.229, 0.224, 0.225],
+                          origins)
+
+
+def test_a_mean_option_half_a_grey_level_off_the_checkpoints_is_refused():
+    """fast-reid normalises with its checkpoint's ``pixel_mean``: a
+    ``--mean`` that differs from it by half a grey level in one channel
+    contradicts it and is refused; one equal to it up to rounding is
+    the same statistic."""
+    converted = {
+        'backbone.layer4.1.bn2.weight': torch.ones(512),
+        'head.bnneck.weight': torch.ones(512),
+    }
+    state_dict = {'pixel_mean': torch.tensor(IMAGENET).view(1, 3, 1, 1)}
+    off = [IMAGENET[0], IMAGENET[1] + 0.5, IMAGENET[2]]
+    with pytest.raises(ValueError, match=r"contradicts the checkpoint's "
+                       r'pixel_mean'):
+        source_arch('fastreid', dict(converted), state_dict, mean=off)
+    close = [v + 1e-4 for v in IMAGENET]
+    facts = source_arch('fastreid', dict(converted), state_dict, mean=close)
+    assert facts['mean'] == pytest.approx(IMAGENET, abs=1e-4)
+
+
+def test_a_fastreid_network_without_bnneck_tests_with_the_pooled_feature():
+    """fast-reid's BoT tests after its BNNeck; a converted network
+    without BNNeck tensors has none, so its test feature is the pooled
+    one (``before_bn``), not fast-reid's default ``after_bn``, which would
+    put mmreid's identity BNNeck's output in its place."""
+    converted = {'backbone.layer4.1.bn2.weight': torch.ones(512)}
+    assert SOURCE_ARCH['fastreid']['test_feature'] == 'after_bn'
+    facts = source_arch('fastreid', converted, {})
+    assert facts['neck'] is None and facts['test_feature'] == 'before_bn'
+    assert 'test_feature' not in facts['assumed']
+
+
+def test_a_classifier_is_checked_by_its_input_width():
+    """A classifier (num_classes, C) takes C-d features: one of any
+    number of classes on the width of backbone.layer4 is accepted, one
+    on another width (an embedding layer in between) refused."""
+    converted = {
+        'backbone.layer4.1.bn2.weight': torch.ones(512),
+        'head.bnneck.weight': torch.ones(512),
+        'head.classifier.weight': torch.zeros(10, 512),
+    }
+    source_arch('fastreid', dict(converted), {})
+    converted['head.classifier.weight'] = torch.zeros(10, 256)
+    with pytest.raises(ValueError, match=r'shape \(10, 256\): it takes '
+                       r'256-d features'):
+        source_arch('fastreid', converted, {})
