@@ -8,6 +8,7 @@
         [--report DIR]
 """
 import argparse
+import os
 import os.path as osp
 
 from mmreid.engine.runner import MultiTargetTestLoop, build_runner
@@ -95,6 +96,26 @@ def check_args(parser, args) -> None:
         if osp.isdir(args.out):
             parser.error(f'--out {args.out!r} is a directory; give a file '
                          'name')
+        # The metrics come after the whole evaluation: a folder they
+        # cannot be written into is said now, not then.
+        parent = osp.dirname(osp.abspath(args.out))
+        while not osp.exists(parent):
+            parent = osp.dirname(parent)
+        if not osp.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+            parser.error(f'--out {args.out!r}: {parent!r} is not a folder '
+                         'this process can write into')
+    if args.report == '':
+        parser.error('--report needs a folder (DIR/report.html is written)')
+    for option, folder in (('--report', args.report),
+                           ('--show-ranked-lists', args.show_ranked_lists)):
+        if args.out is not None and folder and osp.commonpath(
+            [osp.realpath(folder),
+             osp.realpath(args.out)]) == osp.realpath(folder):
+            # The folder is replaced as a whole by its own files; a
+            # metrics file inside would be refused by the next run.
+            parser.error(f'--out {args.out} is inside {option} {folder}, '
+                         'a folder that holds its own files only; write the '
+                         'metrics elsewhere')
     if args.report and args.show_ranked_lists:
         folders = [
             osp.realpath(args.report),

@@ -330,3 +330,46 @@ def test_amp_runs_the_test_loop_in_fp16_or_is_refused(test_tool, monkeypatch,
     monkeypatch.setattr('torch.cuda.is_available', lambda: True)
     cfg = run_main(test_tool, monkeypatch, CONFIG, checkpoint, *work, '--amp')
     assert cfg.test_cfg.fp16 is True
+
+
+def test_an_out_no_folder_can_hold_is_refused_before_the_evaluation(
+        test_tool, monkeypatch, capsys, checkpoint, tmp_path):
+    """--out under a path that is a file failed only when the metrics were
+    written, after the whole evaluation had run."""
+    (tmp_path / 'notes.txt').write_text('a file, not a folder')
+    out = tmp_path / 'notes.txt' / 'runs' / 'm.json'
+    err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint, '--out',
+                str(out))
+    assert f"{str(tmp_path / 'notes.txt')!r} is not a folder" in err
+    monkeypatch.setattr(sys, 'argv', [
+        'tools/test.py', CONFIG, checkpoint, '--out',
+        str(tmp_path / 'new' / 'deeper' / 'm.json')
+    ])
+    assert test_tool.parse_args().out.endswith('m.json')
+
+
+def test_an_empty_report_folder_is_refused(test_tool, monkeypatch, capsys,
+                                           checkpoint):
+    """``--report ''`` wrote no report and said nothing."""
+    err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint,
+                '--report', '')
+    assert '--report needs a folder' in err
+
+
+@pytest.mark.parametrize('option', ['--report', '--show-ranked-lists'])
+def test_out_inside_a_drawing_folder_is_refused(test_tool, monkeypatch,
+                                                capsys, checkpoint, tmp_path,
+                                                option):
+    """The drawings replace their folder as a whole and refuse a folder
+    holding files of another writer: --out inside it made the next run of
+    the same command fail."""
+    folder = tmp_path / 'drawn'
+    err = parse(test_tool, monkeypatch, capsys, CONFIG, checkpoint, option,
+                str(folder), '--out', str(folder / 'm.json'))
+    assert f'is inside {option} {folder}' in err
+    monkeypatch.setattr(sys, 'argv', [
+        'tools/test.py', CONFIG, checkpoint, option,
+        str(folder), '--out',
+        str(tmp_path / 'drawn_metrics.json')
+    ])
+    test_tool.parse_args()
