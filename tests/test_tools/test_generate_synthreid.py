@@ -4,9 +4,11 @@ import json
 import os.path as osp
 import re
 
+import numpy as np
 import pytest
 from mmengine.config import Config
 
+from mmreid.datasets.synthetic import get_domain_styles
 from mmreid.datasets.synthetic_store import MANIFEST
 from ..fixtures.processes import REPO, load_tool
 
@@ -117,3 +119,44 @@ def test_set_refuses_a_malformed_item(tmp_path, capsys, args, match):
     assert error.value.code == 2
     assert re.search(match, capsys.readouterr().err)
     assert not (tmp_path / 'synth').exists()
+
+
+def test_check_proxy_scores_follow_the_market_rule():
+    """--check prints rank-1 and mAP: a gallery image of the query's pid
+    and camera must be ignored, AP must average the precision at each
+    match, and a query with no match must not count as a miss; otherwise
+    the calibration proxy prints a wrong number."""
+    tool = load_tool(TOOL)
+    g_pids = np.array([1, 2, 1, 3, 1])
+    g_cams = np.array([1, 2, 2, 3, 3])
+    q_pids, q_cams = np.array([1, 2, 9]), np.array([1, 1, 1])
+    dist = np.array([
+        # Query pid 1 cam 1: the same-camera pid 1 at distance 0 is
+        # ignored; its matches then rank 2nd and 4th: AP (1/2 + 2/4) / 2.
+        [0.0, 0.1, 0.2, 0.3, 0.4],
+        # Query pid 2 cam 1: its one match ranks first.
+        [0.5, 0.0, 0.6, 0.7, 0.8],
+        # Query pid 9: no match in the gallery; skipped.
+        [0.1, 0.2, 0.3, 0.4, 0.5],
+    ])
+    rank1, mean_ap = tool.market_rank1_map(dist, q_pids, q_cams, g_pids,
+                                           g_cams)
+    assert rank1 == pytest.approx(0.5)
+    assert mean_ap == pytest.approx(0.75)
+
+
+def test_printed_styles_are_those_of_the_seed(tmp_path, capsys):
+    """The style lines printed after generation describe the folder just
+    written: those of its seed, not of seed 0."""
+    tool = load_tool(TOOL)
+    root = tmp_path / 'synth'
+    tool.main([
+        str(root), '--size', 'tiny', '--domains', '2', '--seed', '3',
+        '--img-size', '32', '16', '--set', 'num_ids_train=1',
+        'num_ids_test=1', 'num_distractors=0', 'num_junk=0'
+    ])
+    out = capsys.readouterr().out
+    styles = get_domain_styles(2, 3)
+    assert styles != get_domain_styles(2, 0)
+    for style in styles:
+        assert f'  style {style["name"]}: {style}' in out
