@@ -1847,3 +1847,104 @@ def test_strangers_are_no_identity_of_their_domain(monkeypatch):
     people = [identity_attributes(0, 0, pid) for pid in range(1, 300)]
     for stranger in strangers:
         assert stranger not in people
+
+
+def test_distractor_and_junk_counts_are_the_ones_asked_for(tmp_path):
+    """num_distractors pid-0 boxes and num_junk pid -1 boxes are written,
+    each count for its own kind, and the manifest's per-split counts say
+    so: a swap of the two went unseen while the tiny preset asks for as
+    many of each, and Market's rules treat them differently (junk is
+    dropped, distractors stay in the gallery)."""
+    root = str(tmp_path / 'synth')
+    manifest = generate_synthreid(
+        root,
+        domains=1,
+        size='tiny',
+        img_size=(32, 16),
+        num_distractors=3,
+        num_junk=1,
+        progress=False)
+    gallery = market_names(root, 'd0', 'bounding_box_test')
+    assert len([n for n in gallery if n.startswith('0000_')]) == 3
+    assert len([n for n in gallery if n.startswith('-1_')]) == 1
+    counts = manifest['counts']['d0']['bounding_box_test']
+    assert counts['distractors'] == 3 and counts['junk'] == 1
+    # ``ids`` counts identities: neither the distractor label 0 nor junk.
+    test_pids = {int(n.split('_')[0]) for n in gallery} - {0, -1}
+    assert counts['ids'] == len(test_pids) == 3
+    test = SynthReID(
+        root,
+        domain=0,
+        num_domains=1,
+        split='test',
+        size='tiny',
+        img_size=(32, 16),
+        num_distractors=3,
+        num_junk=1)
+    roles = [test.get_data_info(i)['role'] for i in range(len(test))]
+    assert roles.count('gallery') == len(gallery) - 1
+
+
+def test_plan_file_names_are_unique_with_many_boxes():
+    """Every planned file has its own name, however many distractor and
+    junk boxes a domain has: two boxes with one name would overwrite each
+    other and the folder would hold fewer images than its manifest."""
+    params = synthetic._resolve_params(
+        'tiny', 'visible', 1, 0, (32, 16),
+        dict(num_distractors=3000, num_junk=3000))
+    paths = [f[0] for f in _plan_market(params, 0)]
+    assert len(paths) == len(set(paths))
+
+
+def test_tiny_vi_counts_are_those_in_the_docs(tmp_path):
+    """docs/datasets.md shows the summary of the tiny visible-infrared set:
+    test query 3 ids / 8 images / 2 cams, gallery 3 / 20 / 4, training
+    5 ids / 40 images / 6 cams (28 visible, 12 infrared); the manifest's
+    visible and infrared counts are those of the cameras 1, 2, 4, 5 and
+    3, 6."""
+    from mmreid.datasets import SynthReIDVI
+    root = str(tmp_path / 'synth-vi')
+    test = SynthReIDVI(root, split='test', size='tiny', img_size=(32, 16))
+    train = SynthReIDVI(root, split='train', size='tiny', img_size=(32, 16))
+
+    def summary(dataset, role):
+        infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+        infos = [i for i in infos if i['role'] == role]
+        return (len({i['pid'] for i in infos}), len(infos),
+                len({i['camid'] for i in infos}))
+
+    assert summary(test, 'query') == (3, 8, 2)
+    assert summary(test, 'gallery') == (3, 20, 4)
+    assert summary(train, 'train') == (5, 40, 6)
+    modalities = [
+        train.get_data_info(i)['modality'] for i in range(len(train))
+    ]
+    assert (modalities.count(0), modalities.count(1)) == (28, 12)
+    files = {
+        cam: len([
+            f for _, _, names in os.walk(
+                osp.join(root, 'SYSU-MM01', f'cam{cam}')) for f in names
+        ])
+        for cam in range(1, 7)
+    }
+    counts = synthetic._read_manifest(root)['counts']['SYSU-MM01']
+    assert counts['visible'] == sum(files[c] for c in (1, 2, 4, 5))
+    assert counts['infrared'] == sum(files[c] for c in (3, 6))
+
+
+def test_a_plan_that_fills_the_pid_range_is_drawn():
+    """Identities that fill a domain's pids exactly (accepted when the
+    parameters are resolved) are also drawn, every pid of the range used
+    once: the planner must not refuse what the parameter check accepts."""
+    # Nine domains own 9999 // 9 = 1111 pids each; d1 holds 1111-2222.
+    params = synthetic._resolve_params('tiny', 'visible', 9, 0, (32, 16),
+                                       dict(num_ids_train=1108), {})
+    plan = _plan_market(params, 1)
+    pids = {f[1] for f in plan if f[4] == 'person'}
+    assert pids == set(range(1112, 2223))
+    # SYSU-MM01 style: 533 identities fill its pids 1-533.
+    params = synthetic._resolve_params('tiny', 'vi', None, 0, (32, 16),
+                                       dict(num_ids_train=529), {})
+    jobs, _, ids = synthetic._plan_jobs(params)
+    assert sorted(ids['train'] + ids['val'] + ids['test']) == list(
+        range(1, 534))
