@@ -1948,3 +1948,56 @@ def test_a_plan_that_fills_the_pid_range_is_drawn():
     jobs, _, ids = synthetic._plan_jobs(params)
     assert sorted(ids['train'] + ids['val'] + ids['test']) == list(
         range(1, 534))
+
+
+@pytest.mark.parametrize('field, value',
+                         [('path', 'SYSU-MM01/cam1/0001/0099.jpg'),
+                          ('domain', 1), ('style_domain', 0), ('pid', 9998),
+                          ('cam', 4), ('index', 7), ('kind', 'junk'),
+                          ('infrared', True)])
+def test_the_plan_digest_sees_every_label(field, value):
+    """A file of the plan that now stands for another label (the docs:
+    its name, domain, pid, camera, image index and kind; and the sensor
+    and style it is rendered with) changes the plan digest, so a folder
+    written under the old plan is refused rather than reused."""
+    params = synthetic._resolve_params('tiny', 'vi', None, 0, (32, 16), {})
+    jobs, _, ids = synthetic._plan_jobs(params)
+    first = jobs[0]
+    assert first['cam'] == 1 and not first['infrared']
+    changed = [dict(first, **{field: value})] + jobs[1:]
+    assert synthetic._plan_digest(changed, ids) != synthetic._plan_digest(
+        jobs, ids)
+
+
+def test_the_plan_digest_sees_the_sysu_id_lists():
+    """The same files with identities moved between the SYSU-MM01 id lists
+    (another train/test split, which the parser reads from exp/*_id.txt)
+    change the plan digest: the docs say it holds the id lists."""
+    params = synthetic._resolve_params('tiny', 'vi', None, 0, (32, 16), {})
+    jobs, _, ids = synthetic._plan_jobs(params)
+    moved = dict(ids, val=ids['test'][:1], test=ids['val'] + ids['test'][1:])
+    assert synthetic._plan_digest(jobs, moved) != synthetic._plan_digest(
+        jobs, ids)
+
+
+def test_nine_cameras_are_accepted_and_ten_refused():
+    """num_cams takes 2-9 (Market-1501 names have a one-digit camera):
+    nine cameras must be accepted, and drawn, not refused as too many."""
+    params = synthetic._resolve_params('tiny', 'visible', 1, 0, (32, 16),
+                                       dict(num_cams=9, num_ids_test=40))
+    assert params['num_cams'] == 9
+    cams = {f[2] for f in _plan_market(params, 0)}
+    assert cams == set(range(1, 10))
+    with pytest.raises(ValueError, match=r'num_cams must be .*\[2, 9\]'):
+        synthetic._resolve_params('tiny', 'visible', 1, 0, (32, 16),
+                                  dict(num_cams=10))
+
+
+def test_visible_defaults_to_four_domains():
+    """Without ``domains`` a visible SynthReID has four (d0-d3, the last
+    one the unseen style), as documented; 'vi' has one."""
+    params = synthetic._resolve_params('tiny', 'visible', None, 0, (32, 16),
+                                       {})
+    assert params['domains'] == 4
+    assert synthetic._resolve_params('tiny', 'vi', None, 0, (32, 16),
+                                     {})['domains'] == 1
