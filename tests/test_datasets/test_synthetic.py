@@ -2001,3 +2001,55 @@ def test_visible_defaults_to_four_domains():
     assert params['domains'] == 4
     assert synthetic._resolve_params('tiny', 'vi', None, 0, (32, 16),
                                      {})['domains'] == 1
+
+
+def test_generated_files_are_rendered_with_the_ir_options(tmp_path):
+    """The files of a 'vi' folder are drawn with the options it was asked
+    for (ir_mode, ir_luminance, ir_gap, ir_contrast), as recorded in its
+    manifest: options that stop at the manifest would label a folder with
+    a modality gap it does not have."""
+    options = dict(
+        ir_mode='dye', ir_luminance=0.25, ir_gap=1.0, ir_contrast=0.5)
+    root = str(tmp_path / 'vi')
+    manifest = generate_synthreid(
+        root, modality='vi', size='tiny', img_size=(32, 16), **options)
+    for key, value in options.items():
+        assert manifest['params'][key] == value
+    style = get_domain_styles(1, 0)[0]
+    sysu = osp.join(root, 'SYSU-MM01')
+    for cam in (1, 3):
+        pid = sorted(os.listdir(osp.join(sysu, f'cam{cam}')))[0]
+        path = osp.join(sysu, f'cam{cam}', pid, '0001.jpg')
+        args = (0, 0, int(pid), cam, 0, (32, 16), style, cam == 3)
+        expected = synthetic._encode_image(path,
+                                           render_image(*args, **options))
+        with open(path, 'rb') as f:
+            assert f.read() == expected, path
+    # The options change the infrared file (so the check above can fail).
+    default = render_image(*args, ir_mode='dye', ir_luminance=0.25)
+    assert synthetic._encode_image(path, default) != expected
+
+
+def test_another_seed_draws_other_identities_and_splits():
+    """The seed draws the identities, their split and their cameras too,
+    not only the pixels: another seed must give another benchmark (other
+    test identities, other file names), for 'visible' and 'vi' alike."""
+    def visible(seed):
+        params = synthetic._resolve_params('tiny', 'visible', 2, seed,
+                                           (32, 16), {})
+        plan = _plan_market(params, 1)
+        return ({f[1]
+                 for f in plan if f[0].startswith('query/')},
+                {f[0]
+                 for f in plan})
+
+    def vi(seed):
+        params = synthetic._resolve_params('tiny', 'vi', None, seed,
+                                           (32, 16), {})
+        return synthetic._plan_jobs(params)[2]
+
+    assert visible(0) == visible(0)
+    assert visible(0)[0] != visible(1)[0]
+    assert visible(0)[1] != visible(1)[1]
+    assert vi(0) == vi(0)
+    assert vi(0)['test'] != vi(1)['test']
