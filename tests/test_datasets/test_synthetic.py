@@ -2053,3 +2053,46 @@ def test_another_seed_draws_other_identities_and_splits():
     assert visible(0)[1] != visible(1)[1]
     assert vi(0) == vi(0)
     assert vi(0)['test'] != vi(1)['test']
+
+
+def test_infrared_images_take_no_domain_style():
+    """An infrared image is finished by the infrared sensor, not by a
+    domain's colour style (``_finish_image``): the style a caller passes
+    must not change it, or the 'vi' infrared files would carry a visible
+    camera look."""
+    styles = get_domain_styles(2, 0)
+    args = (0, 0, 5, 3, 0, (32, 16))
+    plain = render_image(*args, None, True, ir_mode='dye', ir_luminance=0.5)
+    for style in styles:
+        np.testing.assert_array_equal(
+            render_image(
+                *args, style, True, ir_mode='dye', ir_luminance=0.5), plain)
+
+
+def test_files_hold_the_rendered_rgb_image(tmp_path):
+    """A written file decodes (OpenCV reads BGR) to the RGB image the
+    renderer drew, up to JPEG loss: with red and blue swapped the unseen
+    domain's sodium-lamp cast would turn blue on disk, and no canary (taken
+    before encoding) would see it."""
+    root = str(tmp_path / 'synth')
+    generate_synthreid(
+        root,
+        domains=2,
+        size='tiny',
+        img_size=(64, 32),
+        num_ids_train=1,
+        num_distractors=0,
+        num_junk=0,
+        progress=False)
+    style = get_domain_styles(2, 0)[1]
+    assert style['look'] == 'unseen'
+    folder = osp.join(root, 'd1', 'query')
+    name = sorted(os.listdir(folder))[0]
+    m = MARKET_NAME.match(name)
+    pid, cam = int(m.group(1)), int(m.group(2))
+    drawn = render_image(0, 1, pid, cam, 0, (64, 32), style).astype(float)
+    disk = cv2.cvtColor(cv2.imread(osp.join(folder, name)),
+                        cv2.COLOR_BGR2RGB).astype(float)
+    # The cast: red well above blue in the drawn image.
+    assert drawn[..., 0].mean() - drawn[..., 2].mean() > 10
+    assert np.abs(disk - drawn).mean() < 6
