@@ -2096,3 +2096,38 @@ def test_files_hold_the_rendered_rgb_image(tmp_path):
     # The cast: red well above blue in the drawn image.
     assert drawn[..., 0].mean() - drawn[..., 2].mean() > 10
     assert np.abs(disk - drawn).mean() < 6
+
+
+def test_synthreid_vi_indoor_test_split_loads(tmp_path):
+    """mode='indoor' keeps the gallery of the indoor cameras 1 and 2; its
+    count check must expect those, not every visible camera, or the
+    indoor protocol is refused as a damaged folder."""
+    from mmreid.datasets import SynthReIDVI
+    root = str(tmp_path / 'synth-vi')
+    kwargs = dict(split='test', size='tiny', img_size=(32, 16))
+    indoor = SynthReIDVI(root, mode='indoor', **kwargs)
+    every = SynthReIDVI(root, mode='all', **kwargs)
+
+    def cams(dataset, role):
+        return sorted(
+            i['camid'] for i in map(dataset.get_data_info, range(len(
+                dataset))) if i['role'] == role)
+
+    # camid is 0-based: cameras 1 and 2.
+    assert set(cams(indoor, 'gallery')) <= {0, 1}
+    assert len(cams(indoor, 'gallery')) < len(cams(every, 'gallery'))
+    assert cams(indoor, 'query') == cams(every, 'query')
+
+
+def test_a_style_only_control_has_an_empty_training_folder(tmp_path):
+    """A style-only control holds a test split only: its
+    bounding_box_train folder exists (the Market-1501 layout) and is
+    empty, as its manifest counts say."""
+    root = str(tmp_path / 'synth')
+    manifest = generate_synthreid(
+        root, domains=2, size='tiny', img_size=(32, 16), style_control=True,
+        progress=False)
+    for name in ('d1-d0style', 'd0-d1style'):
+        assert os.listdir(osp.join(root, name, 'bounding_box_train')) == []
+        assert manifest['counts'][name]['bounding_box_train']['images'] == 0
+        assert os.listdir(osp.join(root, name, 'query'))
