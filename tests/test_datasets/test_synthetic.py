@@ -757,6 +757,32 @@ def test_a_manifest_without_plan_digest_is_checked_by_its_files(
         generate_synthreid(root, **kwargs)
 
 
+def test_an_old_vi_manifest_with_other_sysu_id_lists_is_refused(tmp_path):
+    """Without a plan digest (a manifest of the previous release) the SYSU
+    id lists are compared with the plan too: a ``val_id.txt`` that lists
+    other identities splits the training set otherwise than this mmreid
+    does, so the folder is refused, naming the file."""
+    root = str(tmp_path / 'vi')
+    kwargs = dict(modality='vi', size='tiny', img_size=(32, 16))
+    generate_synthreid(root, **kwargs)
+    path = osp.join(root, synthetic.MANIFEST)
+    with open(path) as f:
+        old = json.load(f)
+    old.pop('plan_sha256', None)
+    del old['renderer']['cpu']
+    with open(path, 'w') as f:
+        json.dump(old, f)
+    assert generate_synthreid(root, **kwargs) == old
+    val = osp.join(root, 'SYSU-MM01', 'exp', 'val_id.txt')
+    with open(val) as f:
+        pids = f.read().strip().split(',')
+    with open(val, 'w') as f:
+        f.write(','.join(pids[1:]) + '\n')
+    with pytest.raises(FileExistsError, match=f'{val} lists other '
+                       'identities.*no plan digest'):
+        generate_synthreid(root, **kwargs)
+
+
 def test_vi_canaries_cover_every_split_and_sensor(tmp_path):
     manifest = generate_synthreid(
         str(tmp_path / 'vi'), modality='vi', size='tiny', img_size=(32, 16))
