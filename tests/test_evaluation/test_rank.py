@@ -621,6 +621,23 @@ def test_nan_is_rejected_on_every_path(search_path, junk_rule):
                     chunk_size=chunk_size)
 
 
+@pytest.mark.parametrize('junk_rule', ['market', market_as_callable])
+def test_nan_in_the_first_or_last_gallery_column_is_rejected(
+        search_path, junk_rule):
+    """A NaN distance fails every comparison: wherever it sits in the row,
+    an unchecked one would silently drop its item from the ranking and
+    print a wrong number. The edge columns are where a scan bound is off
+    by one."""
+    distmat, *labels = random_problem(5, num_query=9)
+    num_gallery = distmat.shape[1]
+    for row in range(len(distmat)):
+        for col in (0, num_gallery - 1):
+            nan_distmat = distmat.copy()
+            nan_distmat[row, col] = np.nan
+            with pytest.raises(ValueError, match='NaN'):
+                evaluate_rank(nan_distmat, *labels, junk_rule=junk_rule)
+
+
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
 @pytest.mark.parametrize('num_pos', [3, 130])
 def test_count_kernel_counts_like_numpy(monkeypatch, dtype, num_pos):
