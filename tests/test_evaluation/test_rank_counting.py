@@ -102,3 +102,45 @@ def test_dedup_marks_the_pids_before_the_first_positive():
                 if (dist[q, n], n) < (dist[q, g0], g0):
                     expected.add(int(g_pids[n]))
         assert set(seen[q].nonzero().flatten().tolist()) == expected
+
+
+def random_own_chunk(seed, num_q=6, num_g=40):
+    """Tied integer distances; the same-pid items listed as ``own``.
+
+    The representation the rank computation uses for the ``'market'`` and
+    ``'none'`` rules: no (Qc, G) mask, only the flat indices of every item
+    sharing the query's pid (kept positives and removed same-camera
+    items), which both paths count like negatives and take back.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    dist = torch.randint(0, 6, (num_q, num_g), generator=gen).double()
+    same_pid = torch.rand(num_q, num_g, generator=gen) < 0.25
+    same_pid[-1] = False  # a query without positives
+    removed = same_pid & (torch.rand(num_q, num_g, generator=gen) < 0.4)
+    pos = same_pid & ~removed
+    num_pos = pos.sum(1)
+    pos_dist, pos_idx = sort_positives(dist, pos, num_pos, int(num_pos.max()))
+    flat = torch.arange(num_q * num_g).view(num_q, num_g)
+    chunk = ChunkPositives(num_pos, pos_dist, pos_idx, None, flat[same_pid])
+    return dist, pos, removed, chunk
+
+
+@pytest.mark.parametrize('tie_policy', rank.TIE_POLICIES)
+def test_counts_of_own_items_equal_the_naive_count(monkeypatch, tie_policy):
+    """Both paths with the same-pid items given as ``own`` (the market
+    rule's fast form) count only the negatives before each positive; the
+    kernel's padding stays 0 as documented. A wrong take-back of the
+    same-pid items would shift every rank of the query."""
+    for seed in range(3):
+        dist, pos, removed, chunk = random_own_chunk(seed)
+        expected = naive_before(dist, pos, removed, chunk, tie_policy)
+        assert (expected > 0).any() and (chunk.num_pos > 1).any()
+        for dense_fraction in (0.0, 2.0):
+            got = search_before(dist, chunk, tie_policy, dense_fraction)
+            assert torch.equal(got, expected)
+        monkeypatch.setattr(count_kernel, 'ENABLED', True)
+        if not count_kernel.available():
+            continue
+        before, _, _ = kernel_counts(dist, chunk, tie_policy, 'cumsum', None,
+                                     1, True)
+        assert torch.equal(before, expected)
