@@ -58,7 +58,7 @@ def toy_market():
     return distmat, q_pids, g_pids, q_camids, g_camids
 
 
-def test_hand_computed_market():
+def test_hand_computed_market(search_path):
     distmat, q_pids, g_pids, q_camids, g_camids = toy_market()
     result = evaluate_rank(
         distmat, q_pids, g_pids, q_camids, g_camids, max_rank=12)
@@ -102,7 +102,7 @@ def test_a_query_pid_between_gallery_pids_is_not_valid(search_path):
         np.testing.assert_allclose(result.cmc, [0, 1, 1, 1])
 
 
-def test_hand_computed_no_junk():
+def test_hand_computed_no_junk(search_path):
     distmat, q_pids, g_pids, q_camids, g_camids = toy_market()
     result = evaluate_rank(
         distmat,
@@ -167,7 +167,7 @@ def toy_ties():
         # optimistic: row 0 -> 4 3p 1p 0 2 (2, 3); row 1 -> 4 1p 3p 0 2 (2, 3).
         ('optimistic', [(1 / 2 + 2 / 3) / 2] * 2, [2 / 3] * 2, [0, 1, 1, 1]),
     ])
-def test_hand_computed_ties(tie_policy, ap, inp, cmc):
+def test_hand_computed_ties(tie_policy, ap, inp, cmc, search_path):
     distmat, q_pids, g_pids, q_camids, g_camids = toy_ties()
     result = evaluate_rank(
         distmat,
@@ -183,7 +183,7 @@ def test_hand_computed_ties(tie_policy, ap, inp, cmc):
 
 
 @pytest.mark.parametrize('tie_policy', POLICIES)
-def test_hand_computed_threshold_ap(tie_policy):
+def test_hand_computed_threshold_ap(tie_policy, search_path):
     distmat, q_pids, g_pids, q_camids, g_camids = toy_ties()
     result = evaluate_rank(
         distmat,
@@ -206,7 +206,7 @@ def test_hand_computed_threshold_ap(tie_policy):
     np.testing.assert_allclose(result.cmc, cumsum.cmc)
 
 
-def test_hand_computed_dedup_cmc():
+def test_hand_computed_dedup_cmc(search_path):
     # Ranked gallery pids: 5 5 7 3p 7 3p (query pid 3, cam 0).
     g_pids = np.array([5, 5, 7, 3, 7, 3])
     g_camids = np.array([1, 1, 1, 1, 1, 2])
@@ -261,7 +261,8 @@ def assert_same_result(result, expected):
 def search_path(request, monkeypatch):
     """Run a test with each way of placing negatives among positives:
     the torch search (ragged or dense) and the compiled counting kernel
-    (numba, optional)."""
+    (numba, optional). The hand-computed tests above take it too: without
+    it they ran only the path the installed packages pick."""
     if request.param == 'kernel':
         monkeypatch.setattr(count_kernel, 'ENABLED', True)
         if not count_kernel.available():
