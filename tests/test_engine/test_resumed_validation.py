@@ -83,3 +83,18 @@ def test_the_hook_validates_and_says_why(monkeypatch):
         'validating it again')
     assert logged[1].startswith(
         'epoch_2.pth is at the end of the schedule: validating it again')
+
+
+@pytest.mark.parametrize('loop_type,unit', [(EpochBasedTrainLoop, 'epoch'),
+                                            (IterBasedTrainLoop, 'iteration')
+                                            ])
+def test_the_first_validated_step_val_begin_is_validated_again(
+        loop_type, unit):
+    """mmengine's loops validate from ``val_begin`` on, that step included:
+    a run stopped during the validation of step ``val_begin`` (the first
+    one of its schedule) would resume with it never run, and its best
+    checkpoint chosen without it."""
+    assert validated(loop_at(loop_type, 3, 10, 1, val_begin=3)) == f'{unit} 3'
+    assert validated(loop_at(loop_type, 4, 10, 2, val_begin=4)) == f'{unit} 4'
+    # One step earlier is not validated by the schedule.
+    assert validated(loop_at(loop_type, 3, 10, 1, val_begin=4)) is None
