@@ -223,3 +223,24 @@ def test_a_run_does_not_inherit_an_earlier_runs_cudnn_benchmark(
     # The determinism note goes into the log of the run it is about.
     build(False, deterministic=True)
     assert 'randomness.deterministic=False: torch' in build(False)
+
+
+def test_a_given_sampler_seed_under_diff_rank_seed_is_not_noted_as_drawn(
+        tmp_path, synth_root):
+    """diff_rank_seed with a sampler seed the config gives: nothing was
+    drawn, so the copy is the config, without a note that says the
+    sampler seed was None in the config and drawn by the run."""
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+    runner = started_runner(
+        config, tmp_path / 'run', **{
+            'randomness.seed': 3,
+            'randomness.diff_rank_seed': True,
+            'train_dataloader.sampler.seed': 7
+        })
+    assert runner.train_dataloader.sampler.seed == 7
+    with open(osp.join(tmp_path, 'run', 'tiny.py')) as f:
+        text = f.read()
+    assert not text.startswith('#'), text.splitlines()[0]
+    copy = Config.fromfile(osp.join(tmp_path, 'run', 'tiny.py'))
+    assert copy.train_dataloader.sampler.seed == 7
+    assert copy.randomness.seed == 3
