@@ -1361,3 +1361,139 @@ def test_a_second_training_on_a_work_dir_is_refused(trained, tmp_path):
     assert osp.isfile(work_dir / 'epoch_2.pth')
     assert osp.isfile(work_dir / LOCK_NAME)
     unlock_work_dir(lock_work_dir(str(work_dir)))
+
+
+def test_every_resumed_best_checkpoint_is_kept_in_this_runs_folder(tmp_path):
+    """With several ``save_best`` keys mmengine resumes one path per key
+    (``best_ckpt_<key>``): each one outside this run's folder is read as
+    this folder's file of that name, or dropped, so that a better epoch
+    never deletes the other folder's best checkpoint of any key. A remote
+    path is left to mmengine."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mmreid.engine.runner.resuming import ResumeMixin
+    other, here = tmp_path / 'other', tmp_path / 'here'
+    other.mkdir()
+    here.mkdir()
+    (here / 'best_reid_mAP_epoch_1.pth').write_bytes(b'')
+    hub = MessageHub.get_instance(f'resume_checks_best_{next(_RUNS)}')
+    hub.update_info('best_ckpt_reid/mAP',
+                    str(other / 'best_reid_mAP_epoch_1.pth'))
+    hub.update_info('best_score_reid/mAP', 40.0)
+    hub.update_info('best_ckpt_reid/R1',
+                    str(other / 'best_reid_R1_epoch_1.pth'))
+    hub.update_info('best_score_reid/R1', 60.0)
+    hub.update_info('best_ckpt', 's3://bucket/run/best_reid_mAP_epoch_1.pth')
+    logged = []
+    runner = SimpleNamespace(
+        message_hub=hub,
+        work_dir=str(here),
+        _checkpoint_out_dir=lambda: None,
+        logger=SimpleNamespace(info=logged.append))
+    ResumeMixin._keep_best_checkpoints_here(runner)
+    assert hub.get_info('best_ckpt_reid/mAP') == str(
+        here / 'best_reid_mAP_epoch_1.pth')
+    assert 'best_ckpt_reid/R1' not in hub.runtime_info
+    # The best scores so far stay.
+    assert hub.get_info('best_score_reid/R1') == 60.0
+    assert hub.get_info('best_score_reid/mAP') == 40.0
+    assert hub.get_info('best_ckpt') == \
+        's3://bucket/run/best_reid_mAP_epoch_1.pth'
+    assert len(logged) == 2
+
+
+@pytest.mark.parametrize('dropped', ['iter', 'epoch'])
+def test_a_checkpoint_without_its_step_is_refused_with_its_name(
+        trained, tmp_path, dropped):
+    """mmengine resumes ``meta['epoch']`` and ``meta['iter']``: a
+    checkpoint that lacks either (an edited or converted one) failed with
+    a bare ``KeyError`` after loading, or went on from the wrong step. It
+    is refused before anything is loaded, naming the file and what it
+    lacks."""
+    config, ckpt = trained
+    checkpoint = load_trusted_checkpoint(ckpt)
+    del checkpoint['meta'][dropped]
+    edited = str(tmp_path / 'edited.pth')
+    torch.save(checkpoint, edited)
+    with pytest.raises(RuntimeError) as info:
+        resume(config, edited, tmp_path / 'run')
+    message = str(info.value)
+    assert message.startswith(f'cannot resume from {edited!r}: it lacks '
+                              "the training state (meta['epoch'] and "
+                              "meta['iter']")
+    assert f'load_from={edited}' in message
+    assert not osp.exists(tmp_path / 'run' / 'epoch_2.pth')
+
+
+def test_a_best_checkpoint_in_the_hooks_out_dir_stays_resumed(tmp_path):
+    """With ``default_hooks.checkpoint.out_dir`` a run saves into
+    ``<out_dir>/<work dir name>``: a best checkpoint resumed there is this
+    run's own and stays, so a better epoch replaces it (not a second best
+    file left next to it); a path outside that folder is dropped."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mmreid.engine.runner.resuming import ResumeMixin
+    store, work_dir = tmp_path / 'store', tmp_path / 'runs' / 'run'
+    (store / 'run').mkdir(parents=True)
+    work_dir.mkdir(parents=True)
+    own = store / 'run' / 'best_reid_mAP_epoch_1.pth'
+    own.write_bytes(b'')
+    hub = MessageHub.get_instance(f'resume_checks_best_{next(_RUNS)}')
+    hub.update_info('best_ckpt', str(own))
+    hub.update_info('best_score', 40.0)
+    hub.update_info('best_ckpt_reid/R1',
+                    str(tmp_path / 'elsewhere' / 'best_reid_R1_epoch_1.pth'))
+    logged = []
+    runner = SimpleNamespace(
+        message_hub=hub,
+        work_dir=str(work_dir),
+        _checkpoint_out_dir=lambda: str(store),
+        logger=SimpleNamespace(info=logged.append))
+    ResumeMixin._keep_best_checkpoints_here(runner)
+    assert hub.get_info('best_ckpt') == str(own)
+    assert 'best_ckpt_reid/R1' not in hub.runtime_info
+    assert len(logged) == 1 and str(store / 'run') in logged[0]
+
+
+def test_a_resume_records_the_checkpoints_sampler_seed_in_vis_data(
+        trained, tmp_path):
+    """diff_rank_seed with a given ``randomness.seed`` but no sampler seed:
+    a resume goes on with the checkpoint's ``meta['sampler_seed']``, so
+    ``vis_data/config.py`` must record that one, not the seed drawn for
+    this start (or None)."""
+    config, ckpt = trained
+    checkpoint = load_trusted_checkpoint(ckpt)
+    checkpoint['meta']['sampler_seed'] = 123456
+    drawn = str(tmp_path / 'drawn.pth')
+    torch.save(checkpoint, drawn)
+    runner = build_runner(
+        config, tmp_path / 'run', resume=True, load_from=drawn, **{
+            'randomness': dict(seed=0, diff_rank_seed=True),
+        })
+    runner.train_loop  # builds the training dataloader, as train() does
+    runner.load_or_resume()
+    recorded = Config.fromfile(
+        osp.join(runner.log_dir, 'vis_data', 'config.py'))
+    assert recorded.train_dataloader.sampler.seed == 123456
+    assert recorded.randomness.seed == 0
+
+
+def test_a_failed_training_releases_the_work_dir(trained, tmp_path):
+    """A training that fails (here a --resume of a missing file) releases
+    the work dir's lock when it raises, not when its process ends: a
+    notebook or a script that keeps the error and starts the run again
+    in the same process was refused its own work dir."""
+    from mmreid.engine.runner.work_dir_lock import (lock_work_dir,
+                                                    unlock_work_dir)
+    config, _ = trained
+    work_dir = tmp_path / 'run'
+    missing = str(tmp_path / 'missing.pth')
+    with pytest.raises(FileNotFoundError) as info:
+        resume(config, missing, work_dir)
+    # The error, its traceback and the failed runner's frames are kept.
+    assert info.value.__traceback__ is not None
+    unlock_work_dir(lock_work_dir(str(work_dir)))
