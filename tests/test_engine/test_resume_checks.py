@@ -1497,3 +1497,21 @@ def test_a_failed_training_releases_the_work_dir(trained, tmp_path):
     # The error, its traceback and the failed runner's frames are kept.
     assert info.value.__traceback__ is not None
     unlock_work_dir(lock_work_dir(str(work_dir)))
+
+
+@pytest.mark.parametrize('dropped', ['world_size', 'train_loader', 'seed'])
+def test_an_older_checkpoint_without_a_recorded_key_resumes(
+        trained, tmp_path, dropped):
+    """Checkpoints written before ``meta['world_size']``,
+    ``meta['train_loader']`` (or without ``meta['seed']``) are not
+    checked on them, as documented: the same config resumes them."""
+    config, ckpt = trained
+    checkpoint = load_trusted_checkpoint(ckpt)
+    del checkpoint['meta'][dropped]
+    older = str(tmp_path / 'older.pth')
+    torch.save(checkpoint, older)
+    runner = build_runner(
+        config, tmp_path / 'run', resume=True, load_from=older)
+    runner.train_loop  # builds the training dataloader, as train() does
+    runner.load_or_resume()
+    assert runner.epoch == 1 and runner.iter == checkpoint['meta']['iter']
