@@ -738,3 +738,130 @@ def test_a_nested_field_an_option_deletes_names_the_replaced_dict(tmp_path):
     assert "these keys keep 'S': test_dataloader.sampler.type. Override " \
         'those keys instead, e.g. --cfg-options ' \
         'test_dataloader._delete_=True (a key' in message
+
+
+def test_a_suggested_override_is_a_key_of_the_variables_phase(tmp_path):
+    """Keys of the variable's phase come before keys named like its field:
+    a test-time size suggested the training key, which leaves the test
+    run on the old size."""
+    path = config(
+        tmp_path, 'test_resize = dict(size=(64, 32))\n'
+        "train_dataloader = dict(dataset=dict(size=test_resize['size']))\n"
+        'test_dataloader = dict(dataset=dict(pipeline=['
+        "dict(type='R', scale=test_resize['size'])]))\n")
+    with pytest.raises(ValueError) as info:
+        load_config(path, {'test_resize.size': (128, 64)})
+    message = str(info.value)
+    assert 'keep (64, 32): test_dataloader.dataset.pipeline.0.scale, ' \
+        'train_dataloader.dataset.size. ' in message
+    assert 'e.g. --cfg-options test_dataloader.dataset.pipeline.0.scale=' \
+        '(128, 64) ' in message
+
+
+def test_a_list_option_equal_to_a_copied_tuple_is_accepted(tmp_path):
+    """A size given as a list (how ``--cfg-options`` writes ``[64,32]``)
+    that equals the config's tuple changes nothing the copy holds: it was
+    refused as if the copy would keep another value."""
+    (tmp_path / 'base.py').write_text(
+        "val_dataloader = dict(batch_size=4, dataset=dict(type='D', "
+        "pipeline=[dict(type='R', size=(32, 16))]))\n"
+        'test_dataloader = val_dataloader\n')
+    path = config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
+    cfg = load_config(path,
+                      {'val_dataloader.dataset.pipeline.0.size': [32, 16]})
+    assert list(cfg.test_dataloader.dataset.pipeline[0]['size']) == [32, 16]
+
+
+def test_a_test_run_takes_an_option_on_an_evaluator_copied_for_validation(
+        tmp_path):
+    """``val_evaluator = test_evaluator``: tools/test.py does not read the
+    validation evaluator, so an option on the test evaluator alone is
+    fine there; training validates with the copy, so it is refused."""
+    (tmp_path / 'base.py').write_text(
+        "test_evaluator = dict(type='ReIDMetric', device='cuda')\n"
+        'val_evaluator = test_evaluator\n')
+    path = config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
+    option = {'test_evaluator.device': 'cpu'}
+    cfg = load_config(path, dict(option), phase='test')
+    assert cfg.test_evaluator.device == 'cpu'
+    assert cfg.val_evaluator.device == 'cuda'
+    with pytest.raises(
+            ValueError,
+            match=r"would not follow: val_evaluator\.device \(stays 'cuda'\)"):
+        load_config(path, dict(option))
+
+
+def test_a_dict_literal_past_the_end_of_a_list_is_refused_as_one():
+    """A dict literal given to an index a list lacks gets the dict literal
+    message, not a raw IndexError from walking the config."""
+    with pytest.raises(ValueError, match='a dict literal is not read as a '
+                       'dict there'):
+        load_config(MARKET,
+                    {'test_dataloader.dataset.pipeline.9': "dict(type='X')"})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='DEFECT: a variable whose old value is None is never checked')
+def test_an_override_of_a_none_variable_the_model_used_is_refused(tmp_path):
+    """``pretrained = None`` substituted into the model: overriding it
+    changes the variable only, the model keeps None (trains from scratch);
+    the override must be refused as for any other old value."""
+    path = config(
+        tmp_path, 'pretrained = None\n'
+        "model = dict(type='M', init_cfg=pretrained)\n")
+    with pytest.raises(ValueError, match='model.init_cfg'):
+        load_config(path, {'pretrained': 'ckpt.pth'})
+
+
+def test_a_sub_dict_of_a_copied_loader_replaced_by_a_value_is_refused(
+        tmp_path):
+    """``val_dataloader.sampler=None`` replaces the validation sampler
+    only: the test loader, a copy, kept its sampler without a word when
+    the probe of a whole sub-dict failed."""
+    (tmp_path / 'base.py').write_text(
+        "val_dataloader = dict(batch_size=4, sampler=dict(type='S'), "
+        "dataset=dict(type='D'))\n"
+        'test_dataloader = val_dataloader\n')
+    path = config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
+    with pytest.raises(ValueError) as info:
+        load_config(path, {'val_dataloader.sampler': None}, phase='test')
+    assert str(info.value).endswith(
+        "would not follow: test_dataloader.sampler (stays {'type': 'S'}). "
+        'Set them too: --cfg-options val_dataloader.sampler=None '
+        'test_dataloader.sampler=None')
+
+
+def test_a_copy_made_through_base_names_the_file_that_makes_it(tmp_path):
+    """``test_dataloader = _base_.val_dataloader`` in a leaf: the message
+    names that leaf as the file that builds the copy."""
+    (tmp_path / 'base.py').write_text(
+        "val_dataloader = dict(batch_size=4, dataset=dict(type='D'))\n")
+    path = config(
+        tmp_path, "_base_ = ['base.py']\n"
+        'test_dataloader = _base_.val_dataloader\n')
+    with pytest.raises(ValueError) as info:
+        load_config(path, {'val_dataloader.batch_size': 7}, phase='test')
+    assert str(info.value).startswith(
+        '--cfg-options val_dataloader.batch_size=7: test_dataloader is '
+        f'built from val_dataloader in {path} when that file is read ')
+
+
+def test_a_key_that_cannot_be_probed_leaves_the_other_options_checked(
+        tmp_path):
+    """An option on a loader assigned from a variable (which the check
+    cannot probe) beside an option on a copied loader: the copied one is
+    still refused, not skipped with the first."""
+    path = config(
+        tmp_path, 'loader = dict(batch_size=2)\n'
+        'train_dataloader = loader\n'
+        'val_dataloader = dict(batch_size=4)\n'
+        'test_dataloader = val_dataloader\n')
+    with pytest.raises(
+            ValueError,
+            match=r'would not follow: test_dataloader\.batch_size '
+            r'\(stays 4\)'):
+        load_config(path, {
+            'train_dataloader.batch_size': 3,
+            'val_dataloader.batch_size': 7
+        })
