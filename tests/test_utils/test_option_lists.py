@@ -163,3 +163,22 @@ def test_an_item_of_a_tuple_is_refused_with_the_whole_tuple():
                             f'{key}=(384,128)')
     cfg = load_config(MARKET, {key: (384, 128)})
     assert cfg.test_dataloader.dataset.pipeline[1].size == (384, 128)
+
+
+def test_an_index_past_the_end_of_a_tuple_asks_for_the_whole_tuple():
+    """A tuple has no item 2 to change: the message asks for the tuple
+    whole instead of failing with a raw IndexError."""
+    key = 'test_dataloader.dataset.pipeline.1.size'
+    with pytest.raises(ValueError) as info:
+        load_config(MARKET, {f'{key}.2': 384})
+    assert str(info.value).endswith(
+        f'Give the tuple whole: --cfg-options {key}=(...)')
+
+
+def test_an_empty_dict_option_into_a_list_needs_an_index(two_metrics):
+    """An empty dict is a key of its own: ``test_evaluator.rerank={}`` on
+    a list of metrics names the item's index, as any other value does."""
+    with pytest.raises(ValueError) as info:
+        load_config(two_metrics, {'test_evaluator.rerank': {}})
+    assert str(info.value).endswith(
+        'e.g. --cfg-options test_evaluator.0.rerank={}')
