@@ -865,3 +865,22 @@ def test_a_key_that_cannot_be_probed_leaves_the_other_options_checked(
             'train_dataloader.batch_size': 3,
             'val_dataloader.batch_size': 7
         })
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='DEFECT: a loader assigned from a variable is not probed, so '
+    'its copies are not found')
+def test_an_option_on_a_loader_copied_through_a_variable_is_refused(
+        tmp_path):
+    """``val_dataloader = loader`` then ``test_dataloader = val_dataloader``:
+    ``val_dataloader.dataset.data_root=b/`` left tools/test.py on 'a/'."""
+    path = config(
+        tmp_path, "loader = dict(dataset=dict(type='D', data_root='a/'))\n"
+        'val_dataloader = loader\n'
+        'test_dataloader = val_dataloader\n')
+    with pytest.raises(
+            ValueError,
+            match=r"would not follow: test_dataloader\.dataset\.data_root"):
+        load_config(path, {'val_dataloader.dataset.data_root': 'b/'},
+                    phase='test')
