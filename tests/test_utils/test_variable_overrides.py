@@ -884,3 +884,18 @@ def test_an_option_on_a_loader_copied_through_a_variable_is_refused(
             match=r"would not follow: test_dataloader\.dataset\.data_root"):
         load_config(path, {'val_dataloader.dataset.data_root': 'b/'},
                     phase='test')
+
+
+def test_a_copy_beside_a_package_base_is_found(tmp_path):
+    """A config that inherits an mmpretrain config (``'mmpretrain::...'``,
+    which mmengine resolves) is probed with that base as it is: the copy
+    ``test_dataloader = val_dataloader`` is still found."""
+    path = config(
+        tmp_path, "_base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py']\n"
+        'val_dataloader = dict(batch_size=4)\n'
+        'test_dataloader = val_dataloader\n')
+    with pytest.raises(
+            ValueError,
+            match=r'would not follow: test_dataloader\.batch_size '
+            r'\(stays 4\)'):
+        load_config(path, {'val_dataloader.batch_size': 7}, phase='test')
