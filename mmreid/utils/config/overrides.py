@@ -145,16 +145,20 @@ def check_variable_overrides(cfg: Config,
         if root in read or root not in plain:
             continue
         old = _option_value(plain, key)
-        if old is KeyError or old is None or isinstance(
-                old, (bool, dict)) or old == new:
+        if old is KeyError or isinstance(old, (bool, dict)) or old == new:
             continue
-        # Keys the run reads (not other variables, e.g. a pipeline
-        # template).
-        holders = [
-            where for where, value in _leaves(plain)
-            if where.split('.')[0] in read and value == old
-            and type(value) is type(old)
-        ]
+        if old is None:
+            # Too many keys hold None by chance: the keys made from the
+            # variable are found by reading the files with it changed.
+            holders = _none_holders(path, str(key), plain, read)
+        else:
+            # Keys the run reads (not other variables, e.g. a pipeline
+            # template).
+            holders = [
+                where for where, value in _leaves(plain)
+                if where.split('.')[0] in read and value == old
+                and type(value) is type(old)
+            ]
         if not holders:
             continue
         # Keys of the variable's phase first (test_pipeline ->
@@ -174,6 +178,23 @@ def check_variable_overrides(cfg: Config,
             f'holding the same value by chance is listed too).')
     followed = read - TRAINING_ONLY_KEYS if phase == 'test' else read
     _check_copied_runner_keys(items, plain, path, option, read, followed)
+
+
+def _none_holders(path: str, key: str, plain: dict,
+                  read: Collection[str]) -> List[str]:
+    """The keys the run reads that the files made from variable ``key``
+    (dotted) while it held None: ``path`` read again with that None
+    changed (:func:`~mmreid.utils.config.probe._read_with_probed_bases`);
+    none when the files cannot be read so."""
+    root, *rest = key.split('.')
+    probed = _read_with_probed_bases(
+        path, root, [tuple(rest)] if rest else (), leaf=True, none=True)
+    if probed is None:
+        return []
+    return [
+        '.'.join(map(str, k))
+        for k in _following_keys(probed, plain, read, probe_only=True)
+    ]
 
 
 def _nested(a: tuple, b: tuple) -> bool:

@@ -101,14 +101,15 @@ def _probed_dict(node, fields: Sequence[tuple]):
         keywords=[ast.keyword(arg=k, value=v) for k, v in items])
 
 
-def _probed_value(node, fields: Sequence[tuple] = ()):
+def _probed_value(node, fields: Sequence[tuple] = (), none: bool = False):
     """The AST of another value for an assignment's value ``node``: a
     number + 7, a string + ``'~'``, a tuple of them changed likewise, a
     dict (literal or ``dict(...)``) with its ``fields`` (key paths, see
     :func:`_paths`) set to :data:`_PROBE`, a list with a :data:`_PROBE`
-    item added; None when there is no other value to make (a bool, None,
-    an expression). A field inside a nested dict is probed there, so
-    that the inheriting file's dict still merges into it."""
+    item added, with ``none`` a None made :data:`_PROBE`; None when there
+    is no other value to make (a bool, None, an expression). A field
+    inside a nested dict is probed there, so that the inheriting file's
+    dict still merges into it."""
     import ast
     if _is_dict_node(node):
         return _probed_dict(node, fields)
@@ -118,6 +119,8 @@ def _probed_value(node, fields: Sequence[tuple] = ()):
         value = ast.literal_eval(node)
     except (ValueError, SyntaxError, TypeError):
         return None
+    if value is None and none:
+        return ast.Constant(_PROBE)
 
     def other(v):
         if isinstance(v, bool) or v is None:
@@ -151,7 +154,8 @@ def _read_with_probed_bases(path: str,
                             name: str,
                             fields: Sequence[tuple] = (),
                             leaf: bool = False,
-                            builders: Optional[dict] = None) -> Optional[dict]:
+                            builders: Optional[dict] = None,
+                            none: bool = False) -> Optional[dict]:
     """``path`` read with another value of ``name`` (of its ``fields``, for
     a dict) in every base that assigns it (the bases copied, with
     ``_base_`` pointing at the copies); the file itself keeps its own
@@ -166,6 +170,8 @@ def _read_with_probed_bases(path: str,
         builders (dict, optional): Filled with ``key -> [files]``: the
             top-level keys a file assigns from an expression naming
             ``name`` (``test_dataloader = val_dataloader``).
+        none (bool): Probe a ``name = None`` too (see
+            :func:`_probed_value`).
     """
     import ast
     import tempfile
@@ -193,7 +199,7 @@ def _read_with_probed_bases(path: str,
                                 return None
                             const.value = base
                 elif target == name and probe:
-                    node.value = _probed_value(node.value, fields)
+                    node.value = _probed_value(node.value, fields, none)
                     if node.value is None:
                         return None
                 elif target != name and builders is not None and _names(
