@@ -83,12 +83,19 @@ def test_a_base_named_with_file_dirname_is_no_missing_base(tmp_path):
     check_base_files(_file_dirname_config(tmp_path))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='DEFECT: check_base_variables joins {{fileDirname}} unreplaced '
-    'and fails with a raw FileNotFoundError')
 def test_a_config_with_a_file_dirname_base_is_read(tmp_path):
     """mmengine reads such a config; mmreid must read it too (and check
     its base's variables), not end in a raw FileNotFoundError of
     ``.../{{fileDirname}}/base.py``."""
-    assert read_config(_file_dirname_config(tmp_path)).test_cfg.v == 1
+    path = _file_dirname_config(tmp_path)
+    assert read_config(path).test_cfg.v == 1
+    # The base's variable, used in its test_cfg, redefined here.
+    with open(path, 'a') as f:
+        f.write('x = 2\n')
+    with pytest.raises(ValueError, match='test_cfg.v'):
+        read_config(path)
+    # The other predefined variables, as mmengine replaces them.
+    (tmp_path / 'mine_base.py').write_text('y = 3\n')
+    (tmp_path / 'mine.py').write_text(
+        "_base_ = ['{{ fileBasenameNoExtension }}_base{{fileExtname}}']\n")
+    assert read_config(path).y == 3

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 from mmengine.config import Config
 
 from .keys import READ_TOP_LEVEL_KEYS, _first_keys, _runner_keys
-from .paths import _mmreid_config, _shown_path, close_configs
+from .paths import _mmreid_config, _shown_path, base_file, close_configs
 from .probe import (_following_keys, _paths, _plain_value, _read_only,
                     _read_with_probed_bases, _value_at)
 
@@ -27,10 +27,7 @@ def _config_files(path: str):
         seen.add(source)
         bases = Config._get_base_files(source)
         yield source, bases
-        todo += [
-            osp.normpath(osp.join(osp.dirname(source), base)) for base in bases
-            if '::' not in base
-        ]
+        todo += [base_file(source, base) for base in bases if '::' not in base]
 
 
 #: mmengine's ``{{_base_.name}}`` placeholder (``Config._pre_substitute_
@@ -191,9 +188,9 @@ def check_base_files(path: str) -> None:
     for source, bases in _config_files(path):
         folder = osp.dirname(source)
         for base in bases:
-            if '::' in base or '{{' in base:
-                continue  # check_package_bases; mmengine's {{fileDirname}}
-            resolved = osp.normpath(osp.join(folder, base))
+            if '::' in base:
+                continue  # check_package_bases
+            resolved = base_file(source, base)
             if osp.isfile(resolved):
                 continue
             close = [
@@ -242,7 +239,7 @@ def check_base_variables(path: str, cfg: Config,
     for base in Config._get_base_files(path):
         if '::' in base:
             continue  # a package's config (mmpretrain::...)
-        base_path = osp.normpath(osp.join(osp.dirname(path), base))
+        base_path = base_file(path, base)
         plain = _read_only(base_path)
         merged = cfg.to_dict() if merged is None else merged
         for name, old in plain.items():

@@ -3,7 +3,27 @@ to a config path that does not exist, and a config file as a message
 shows it."""
 import os
 import os.path as osp
+import re
 from typing import List, Optional
+
+
+def base_file(naming_file: str, base: str) -> str:
+    """The file a ``_base_`` entry of ``naming_file`` names, as mmengine
+    finds it: its predefined variables (``{{fileDirname}}``,
+    ``{{fileBasename}}``, ``{{fileBasenameNoExtension}}``,
+    ``{{fileExtname}}``) are those of ``naming_file``, and a relative
+    path is read from that file's folder."""
+    folder = osp.dirname(osp.abspath(naming_file))
+    name = osp.basename(naming_file)
+    values = dict(
+        fileDirname=folder,
+        fileBasename=name,
+        fileBasenameNoExtension=osp.splitext(name)[0],
+        fileExtname=osp.splitext(name)[1])
+    for key, value in values.items():
+        base = re.sub(r'\{\{\s*' + key + r'\s*\}\}',
+                      value.replace('\\', '/'), base)
+    return osp.normpath(osp.join(folder, base))
 
 
 def _mmreid_config(name: str) -> Optional[str]:

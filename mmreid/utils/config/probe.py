@@ -11,6 +11,8 @@ from typing import Any, Collection, List, Optional, Sequence
 
 from mmengine.config import Config
 
+from .paths import base_file
+
 
 def _read_only(path: str) -> dict:
     """A config file's merged values, its ``custom_imports`` not run.
@@ -184,7 +186,6 @@ def _read_with_probed_bases(path: str,
                 return copies[(source, probe)]
             with open(source, encoding='utf-8') as f:
                 tree = ast.parse(f.read())
-            folder = osp.dirname(source)
             for node in tree.body:
                 if not isinstance(node, ast.Assign) or len(node.targets) != 1 \
                         or not isinstance(node.targets[0], ast.Name):
@@ -194,7 +195,7 @@ def _read_with_probed_bases(path: str,
                     for const in ast.walk(node.value):
                         if isinstance(const, ast.Constant) and isinstance(
                                 const.value, str) and '::' not in const.value:
-                            base = copy(osp.join(folder, const.value), True)
+                            base = copy(base_file(source, const.value), True)
                             if base is None:
                                 return None
                             const.value = base
