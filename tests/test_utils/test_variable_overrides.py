@@ -871,23 +871,27 @@ def test_a_key_that_cannot_be_probed_leaves_the_other_options_checked(
         })
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='DEFECT: a loader assigned from a variable is not probed, so '
-    'its copies are not found')
 def test_an_option_on_a_loader_copied_through_a_variable_is_refused(
         tmp_path):
     """``val_dataloader = loader`` then ``test_dataloader = val_dataloader``:
-    ``val_dataloader.dataset.data_root=b/`` left tools/test.py on 'a/'."""
+    ``val_dataloader.dataset.data_root=b/`` left tools/test.py on 'a/'. The
+    training loader, another copy of ``loader`` but none of
+    ``val_dataloader``, is not named."""
     path = config(
         tmp_path, "loader = dict(dataset=dict(type='D', data_root='a/'))\n"
         'val_dataloader = loader\n'
+        'train_dataloader = loader\n'
         'test_dataloader = val_dataloader\n')
-    with pytest.raises(
-            ValueError,
-            match=r"would not follow: test_dataloader\.dataset\.data_root"):
+    with pytest.raises(ValueError) as info:
         load_config(path, {'val_dataloader.dataset.data_root': 'b/'},
                     phase='test')
+    assert "would not follow: test_dataloader.dataset.data_root (stays " \
+        "'a/')." in str(info.value)
+    assert 'train_dataloader' not in str(info.value)
+    both = {f'{key}.dataset.data_root': 'b/'
+            for key in ('val_dataloader', 'test_dataloader')}
+    cfg = load_config(path, both, phase='test')
+    assert cfg.test_dataloader.dataset.data_root == 'b/'
 
 
 def test_a_copy_beside_a_package_base_is_found(tmp_path):

@@ -177,6 +177,7 @@ def _read_with_probed_bases(path: str,
     """
     import ast
     import tempfile
+    from copy import deepcopy as copy_node
     with tempfile.TemporaryDirectory() as tmp:
         copies = {}
 
@@ -186,11 +187,18 @@ def _read_with_probed_bases(path: str,
                 return copies[(source, probe)]
             with open(source, encoding='utf-8') as f:
                 tree = ast.parse(f.read())
+            # Values of the file's variables so far, for a variable
+            # assigned from another (``val_dataloader = loader``).
+            assigned = {}
             for node in tree.body:
                 if not isinstance(node, ast.Assign) or len(node.targets) != 1 \
                         or not isinstance(node.targets[0], ast.Name):
                     continue
                 target = node.targets[0].id
+                value = node.value
+                if isinstance(value, ast.Name) and value.id in assigned:
+                    value = assigned[value.id]
+                assigned[target] = value
                 if target == '_base_':
                     for const in ast.walk(node.value):
                         if isinstance(const, ast.Constant) and isinstance(
@@ -200,7 +208,9 @@ def _read_with_probed_bases(path: str,
                                 return None
                             const.value = base
                 elif target == name and probe:
-                    node.value = _probed_value(node.value, fields, none)
+                    # A variable's value is probed as a copy of its own:
+                    # the other variable and its other copies keep theirs.
+                    node.value = _probed_value(copy_node(value), fields, none)
                     if node.value is None:
                         return None
                 elif target != name and builders is not None and _names(
