@@ -2,6 +2,7 @@
 import os
 import os.path as osp
 import re
+import shutil
 
 import cv2
 import numpy as np
@@ -278,4 +279,26 @@ def test_a_missing_protocol_file_is_refused_before_anything_is_written(
     missing = osp.join(raw, tool.PROTOCOL_FILE.format('detected'))
     with pytest.raises(FileNotFoundError, match=re.escape(repr(missing))):
         tool.convert(raw, str(out), ['labeled', 'detected'], extracted)
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_missing_images_are_refused_before_anything_is_written(tmp_path):
+    """Both variants with --images-dir holding only the labeled images:
+    the labeled variant was written and the detected one then failed on
+    its first image; without --images-dir and without cuhk-03.mat, the
+    error came from h5py. Both are refused up front, naming the path."""
+    raw, extracted = make_release(str(tmp_path))
+    shutil.copyfile(
+        osp.join(raw, tool.PROTOCOL_FILE.format('labeled')),
+        osp.join(raw, tool.PROTOCOL_FILE.format('detected')))
+    out = tmp_path / 'cuhk03-np'
+    missing = osp.join(extracted, 'images_detected')
+    with pytest.raises(FileNotFoundError,
+                       match=re.escape(f'{missing!r} is missing')):
+        tool.convert(raw, str(out), ['labeled', 'detected'], extracted)
+    assert not out.exists() or os.listdir(out) == []
+    mat = osp.join(raw, 'cuhk-03.mat')
+    with pytest.raises(FileNotFoundError,
+                       match=re.escape(f'{mat!r} is missing')):
+        tool.convert(raw, str(out), ['labeled'])
     assert not out.exists() or os.listdir(out) == []

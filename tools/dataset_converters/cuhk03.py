@@ -212,8 +212,9 @@ def convert(raw_dir: str,
     """Both steps for each variant; see the module docstring.
 
     Every input and output is checked before anything is written: a
-    missing protocol file or an output folder that exists with files (see
-    :func:`check_new`) is refused up front.
+    missing protocol file, ``cuhk-03.mat`` or ``--images-dir`` folder, or
+    an output folder that exists with files (see :func:`check_new`) is
+    refused up front.
     """
     for variant in variants:
         if variant not in VARIANTS:
@@ -222,19 +223,28 @@ def convert(raw_dir: str,
         protocol_path = osp.join(raw_dir, PROTOCOL_FILE.format(variant))
         if not osp.isfile(protocol_path):
             raise FileNotFoundError(f'{protocol_path!r} is missing')
+        extracted = osp.join(images_dir or '', f'images_{variant}')
+        if images_dir is not None and not osp.isdir(extracted):
+            raise FileNotFoundError(
+                f'{extracted!r} is missing: --images-dir {images_dir} holds '
+                f'no extracted {variant} images')
         if images_dir is None:
             check_new(
                 osp.join(out_dir, f'images_{variant}'),
                 f', or pass --images-dir {out_dir} to use the images '
                 f'extracted there')
         check_new(osp.join(out_dir, variant), ', or pass another OUT_DIR')
+    mat_path = osp.join(raw_dir, 'cuhk-03.mat')
+    if images_dir is None and not osp.isfile(mat_path):
+        raise FileNotFoundError(
+            f'{mat_path!r} is missing (or pass --images-dir with the images '
+            'extracted before)')
     summary = {}
     for variant in variants:
         protocol_path = osp.join(raw_dir, PROTOCOL_FILE.format(variant))
         if images_dir is None:
             variant_images = osp.join(out_dir, f'images_{variant}')
-            extract_images(
-                osp.join(raw_dir, 'cuhk-03.mat'), variant, variant_images)
+            extract_images(mat_path, variant, variant_images)
         else:
             variant_images = osp.join(images_dir, f'images_{variant}')
         summary[variant] = write_np_layout(
