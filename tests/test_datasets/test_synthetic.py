@@ -711,6 +711,22 @@ def test_a_plan_change_is_refused(tmp_path, monkeypatch):
     assert f'Delete {root!r}' in message
 
 
+def as_previous_release(root, keep_canary=None) -> dict:
+    """Rewrite ``root``'s manifest as the previous release wrote it: no
+    plan digest, no CPU in ``renderer``, and only the canaries that
+    ``keep_canary`` accepts (all without it); returns it."""
+    path = osp.join(root, synthetic.MANIFEST)
+    with open(path) as f:
+        old = json.load(f)
+    old.pop('plan_sha256', None)
+    del old['renderer']['cpu']
+    if keep_canary is not None:
+        old['canaries'] = [c for c in old['canaries'] if keep_canary(c)]
+    with open(path, 'w') as f:
+        json.dump(old, f)
+    return old
+
+
 def test_a_manifest_without_plan_digest_is_checked_by_its_files(
         tmp_path, monkeypatch):
     """A manifest of the previous release (no plan digest, three
@@ -722,18 +738,9 @@ def test_a_manifest_without_plan_digest_is_checked_by_its_files(
     root = str(tmp_path / 'synth')
     kwargs = dict(domains=4, size='tiny')
     generate_synthreid(root, **kwargs)
-    path = osp.join(root, synthetic.MANIFEST)
-    with open(path) as f:
-        old = json.load(f)
-    old.pop('plan_sha256', None)
-    del old['renderer']['cpu']
-    old['canaries'] = [
-        c for c in old['canaries']
-        if c['path'].split('/')[:2] in (['d0', 'query'],
-                                        ['d3', 'bounding_box_test'])
-    ]
-    with open(path, 'w') as f:
-        json.dump(old, f)
+    old = as_previous_release(
+        root, lambda c: c['path'].split('/')[:2] in (
+            ['d0', 'query'], ['d3', 'bounding_box_test']))
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         assert generate_synthreid(root, **kwargs) == old
@@ -765,13 +772,7 @@ def test_an_old_vi_manifest_with_other_sysu_id_lists_is_refused(tmp_path):
     root = str(tmp_path / 'vi')
     kwargs = dict(modality='vi', size='tiny', img_size=(32, 16))
     generate_synthreid(root, **kwargs)
-    path = osp.join(root, synthetic.MANIFEST)
-    with open(path) as f:
-        old = json.load(f)
-    old.pop('plan_sha256', None)
-    del old['renderer']['cpu']
-    with open(path, 'w') as f:
-        json.dump(old, f)
+    old = as_previous_release(root)
     assert generate_synthreid(root, **kwargs) == old
     val = osp.join(root, 'SYSU-MM01', 'exp', 'val_id.txt')
     with open(val) as f:

@@ -332,7 +332,8 @@ def test_cuhk03_classic_metric_multi_shot():
     # a scorer that returns it, indexed by sample order.
     samples, scorer = multi_shot_samples(dist, q_pids, g_pids, q_camids,
                                          g_camids)
-    metric = CUHK03ClassicMetric(metric=scorer, seed=3)
+    metric = CUHK03ClassicMetric(seed=3)
+    metric.set_scorers(dict(given=scorer))
     metric.process(None, samples)
     got = metric.compute_metrics(metric.results)
     np.random.seed(3)
@@ -340,7 +341,8 @@ def test_cuhk03_classic_metric_multi_shot():
                                      50)
     assert got['R1'] == pytest.approx(100 * expected[0])
     assert got['R5'] == pytest.approx(100 * expected[4])
-    full = ReIDMetric(metric=scorer)
+    full = ReIDMetric()
+    full.set_scorers(dict(given=scorer))
     full.process(None, samples)
     assert got['mAP'] == pytest.approx(
         full.compute_metrics(full.results)['mAP'])
@@ -551,7 +553,8 @@ def test_cuhk03_classic_metric_draws_num_repeats_galleries():
     The report names the draws and the seed (protocol_settings)."""
     problem = multi_shot_problem(1)
     samples, scorer = multi_shot_samples(*problem)
-    metric = CUHK03ClassicMetric(metric=scorer, seed=3, num_repeats=1)
+    metric = CUHK03ClassicMetric(seed=3, num_repeats=1)
+    metric.set_scorers(dict(given=scorer))
     metric.process(None, samples)
     got = metric.compute_metrics(metric.results)
     np.random.seed(3)
@@ -568,10 +571,12 @@ def test_cuhk03_classic_metric_map_and_minp_are_the_full_gallerys():
     differ, and each must be the full ranking's own."""
     problem = multi_shot_problem(1)
     samples, scorer = multi_shot_samples(*problem)
-    metric = CUHK03ClassicMetric(metric=scorer)
+    metric = CUHK03ClassicMetric()
+    metric.set_scorers(dict(given=scorer))
     metric.process(None, samples)
     got = metric.compute_metrics(metric.results)
-    full = ReIDMetric(metric=scorer)
+    full = ReIDMetric()
+    full.set_scorers(dict(given=scorer))
     full.process(None, samples)
     expected = full.compute_metrics(full.results)
     assert got['mAP'] == pytest.approx(expected['mAP'])
