@@ -313,3 +313,51 @@ def test_a_legacy_format_checkpoint_loads(tmp_path):
     assert path.read_bytes()[:1] == b'\x80'
     loaded = load_trusted_checkpoint(str(path))
     assert torch.equal(loaded['state_dict']['w'], torch.arange(4.))
+
+
+def test_an_html_page_after_blank_lines_is_named_as_such(tmp_path):
+    """Servers often send an error page after a blank line or two; it is
+    still an HTML page, named as one, not "starts with b'\\n\\n<!DOC'"."""
+    path = tmp_path / 'bot_r50.pth'
+    path.write_bytes(b'\r\n\n  ' + HTML_PAGE)
+    with pytest.raises(CheckpointFormatError, match='HTML/XML page'):
+        load_trusted_checkpoint(str(path))
+
+
+def test_a_runtime_error_that_is_no_damage_is_not_swallowed(tmp_path):
+    """Only torch's zip reader errors are turned into "damaged checkpoint";
+    any other error of torch.load still reaches the caller (no None
+    returned as if the file held nothing)."""
+    path = tmp_path / 'w.pth'
+    torch.save(dict(w=torch.ones(2)), path)
+
+    def refuse(storage, location):
+        raise RuntimeError('no such device here')
+
+    with pytest.raises(RuntimeError, match='no such device here'):
+        load_trusted_checkpoint(str(path), map_location=refuse)
+
+
+def test_both_loaders_pass_map_location_on(http_root, tmp_path):
+    """mmengine's map_location (``'cpu'`` for a checkpoint saved on a GPU)
+    reaches torch.load through either scheme's loader."""
+    from mmreid.utils.checkpoint import load_from_http_tensors_only
+    path = tmp_path / 'w.pth'
+    torch.save(dict(w=torch.ones(2)), path)
+    loaded = load_from_local_trusted(str(path), map_location='meta')
+    assert loaded['w'].device.type == 'meta'
+    root, url = http_root
+    shutil.copy(path, root / 'u.pth')
+    loaded = load_from_http_tensors_only(
+        f'{url}/u.pth', map_location='meta', model_dir=str(tmp_path / 'hub'))
+    assert loaded['w'].device.type == 'meta'
+
+
+def test_names_in_messages_count_every_one_left_out():
+    """Messages name the first ten keys, then how many more there are:
+    one more than the limit is counted too, never dropped unsaid."""
+    from mmreid.utils.checkpoint import _names
+    keys = [f'k{i}' for i in range(11)]
+    assert _names(keys) == ', '.join(keys[:10]) + ', ... (1 more)'
+    assert _names(keys[:10]) == ', '.join(keys[:10])
+    assert _names(keys, limit=3, sep='; ') == 'k0; k1; k2; ... (8 more)'
