@@ -361,3 +361,102 @@ def test_names_in_messages_count_every_one_left_out():
     assert _names(keys) == ', '.join(keys[:10]) + ', ... (1 more)'
     assert _names(keys[:10]) == ', '.join(keys[:10])
     assert _names(keys, limit=3, sep='; ') == 'k0; k1; k2; ... (8 more)'
+
+
+def test_damaged_checkpoint_advice_in_a_work_dir(tmp_path):
+    """The advice for a damaged checkpoint of a run: a damaged best_*.pth
+    is resumed past from the run's last epoch checkpoint, not sent to be
+    downloaded; the first checkpoint of a run has nothing before it; only
+    checkpoints of its own kind (epoch/iter) come before it."""
+    whole = tmp_path / 'whole.pth'
+    torch.save(dict(w=torch.arange(1000.)), whole)
+    cut = whole.read_bytes()[:600]
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'epoch_1.pth').write_bytes(cut)
+    with pytest.raises(CheckpointFormatError) as info:
+        load_trusted_checkpoint(str(run / 'epoch_1.pth'))
+    assert 'holds no earlier checkpoint: train again from the start' in \
+        str(info.value)
+    assert 'Download' not in str(info.value)
+    (run / 'epoch_1.pth').write_bytes(whole.read_bytes())
+    (run / 'epoch_2.pth').write_bytes(whole.read_bytes())
+    (run / 'iter_1.pth').write_bytes(whole.read_bytes())
+    (run / 'epoch_3.pth').write_bytes(cut)
+    with pytest.raises(CheckpointFormatError) as info:
+        load_trusted_checkpoint(str(run / 'epoch_3.pth'))
+    assert f'--resume {run / "epoch_2.pth"}.' in str(info.value)
+    (run / 'iter_1.pth').unlink()
+    (run / 'epoch_3.pth').write_bytes(whole.read_bytes())
+    (run / 'best_R1_epoch_2.pth').write_bytes(cut)
+    with pytest.raises(CheckpointFormatError) as info:
+        load_trusted_checkpoint(str(run / 'best_R1_epoch_2.pth'))
+    message = str(info.value)
+    assert 'Download' not in message
+    assert f'--resume {run / "epoch_3.pth"}.' in message
+    # Any file next to a last_checkpoint is one of the run's.
+    (run / 'last_checkpoint').write_text(str(run / 'epoch_3.pth'))
+    (run / 'model_final.pth').write_bytes(cut)
+    with pytest.raises(CheckpointFormatError) as info:
+        load_trusted_checkpoint(str(run / 'model_final.pth'))
+    assert f'--resume {run / "epoch_3.pth"}.' in str(info.value)
+
+
+def test_run_checkpoints_are_mmengines_names_only(tmp_path):
+    """``epoch_N.pth``/``iter_N.pth`` exactly, in step order: a backup or a
+    best checkpoint is no checkpoint of the run's sequence."""
+    from mmreid.utils.checkpoint import run_checkpoints
+    for name in ('epoch_10.pth', 'epoch_2.pth', 'iter_5.pth',
+                 'epoch_3.pth.bak', 'epoch_4.pth~', 'best_R1_epoch_2.pth',
+                 'epoch_x.pth', 'last_checkpoint'):
+        (tmp_path / name).write_bytes(b'')
+    assert run_checkpoints(str(tmp_path)) == [('epoch', 2, 'epoch_2.pth'),
+                                              ('epoch', 10, 'epoch_10.pth'),
+                                              ('iter', 5, 'iter_5.pth')]
+
+
+def test_a_work_dir_without_last_checkpoint_names_its_last_ones(tmp_path):
+    """The refusal names the run's last three checkpoints by step and the
+    --resume of the last; one checkpoint is named in the singular."""
+    from mmreid.utils.checkpoint import last_run_checkpoint
+    (tmp_path / 'epoch_1.pth').write_bytes(b'')
+    with pytest.raises(FileNotFoundError) as info:
+        last_run_checkpoint(str(tmp_path))
+    message = str(info.value)
+    assert f'{tmp_path} holds 1 checkpoint of a run but' in message
+    assert 'would overwrite it;' in message
+    for step in range(2, 6):
+        (tmp_path / f'epoch_{step}.pth').write_bytes(b'')
+    with pytest.raises(FileNotFoundError) as info:
+        last_run_checkpoint(str(tmp_path))
+    message = str(info.value)
+    assert f'{tmp_path} holds 5 checkpoints of a run' in message
+    assert message.endswith(
+        '(last: epoch_3.pth, epoch_4.pth, epoch_5.pth), tools/train.py '
+        f'CONFIG --resume {tmp_path / "epoch_5.pth"}.')
+
+
+def test_last_checkpoint_outside_the_work_dir_is_named(tmp_path):
+    """A recorded file outside the work dir that it does not hold is
+    refused, also with the hook's out_dir given when the file there is
+    gone; one that exists elsewhere is offered by its own --resume."""
+    from mmreid.utils.checkpoint import last_run_checkpoint
+    work_dir = tmp_path / 'run'
+    work_dir.mkdir()
+    store = tmp_path / 'store'
+    (store / 'run').mkdir(parents=True)
+    recorded = store / 'run' / 'epoch_2.pth'
+    (work_dir / 'last_checkpoint').write_text(str(recorded))
+    # The hook's folder is given, but its file is gone.
+    with pytest.raises(FileNotFoundError, match='outside the work dir'):
+        last_run_checkpoint(str(work_dir), out_dir=str(store))
+    recorded.write_bytes(b'')
+    assert last_run_checkpoint(
+        str(work_dir), out_dir=str(store)) == str(recorded)
+    # Without the out_dir, the file is another folder's: named, with the
+    # --resume that goes on from it on purpose.
+    with pytest.raises(FileNotFoundError) as info:
+        last_run_checkpoint(str(work_dir))
+    message = str(info.value)
+    assert 'outside the work dir' in message
+    assert message.endswith(f'--resume {recorded}.')
