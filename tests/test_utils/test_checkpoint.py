@@ -460,3 +460,132 @@ def test_last_checkpoint_outside_the_work_dir_is_named(tmp_path):
     message = str(info.value)
     assert 'outside the work dir' in message
     assert message.endswith(f'--resume {recorded}.')
+
+
+def test_the_whole_long_hash_prefix_of_a_cached_file_is_checked(tmp_path):
+    """A prefix longer than 8 characters is checked whole: one that differs
+    from the file's sha256 in its 10th character only is refused."""
+    torch.save(dict(w=torch.arange(3.)), tmp_path / 'probe.pth')
+    digest = hashlib.sha256((tmp_path / 'probe.pth').read_bytes()).hexdigest()
+    near = digest[:9] + ('0' if digest[9] != '0' else '1')
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    shutil.copy(tmp_path / 'probe.pth', cache / f'bot-{near}.pth')
+    with pytest.raises(RuntimeError, match='is not the file its name'):
+        load_weights_from_url(
+            f'http://127.0.0.1:9/bot-{near}.pth', model_dir=str(cache))
+
+
+class NoLengthHandler(http.server.BaseHTTPRequestHandler):
+    """Serves a file without Content-Length (as a chunked or streamed
+    response does): its end is where the connection closes."""
+    protocol_version = 'HTTP/1.0'
+    directory = None
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        with open(f'{self.directory}/{self.path.lstrip("/")}', 'rb') as f:
+            data = f.read()
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_a_download_without_content_length_loads(tmp_path):
+    """Content-Length is checked where the server sends it; a response
+    without one (the sha256 in the name still checked) is loaded."""
+    root = tmp_path / 'served'
+    root.mkdir()
+    torch.save(dict(w=torch.arange(5.)), root / 'w.tmp')
+    digest = hashlib.sha256((root / 'w.tmp').read_bytes()).hexdigest()
+    (root / 'w.tmp').rename(root / f'w-{digest[:8]}.pth')
+    handler = type('Handler', (NoLengthHandler, ), dict(directory=str(root)))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = (f'http://127.0.0.1:{server.server_address[1]}/'
+               f'w-{digest[:8]}.pth')
+        ckpt = load_weights_from_url(url, model_dir=str(tmp_path / 'hub'))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert torch.equal(ckpt['w'], torch.arange(5.))
+
+
+def test_a_url_with_a_query_is_cached_under_its_file_name(
+        http_root, tmp_path_factory):
+    """The cache file is named after the URL's path (torch hub's rule), a
+    query left out: the file verified is the file loaded, and the next
+    load reads it without a download."""
+    root, url = http_root
+    cache = tmp_path_factory.mktemp('hub')
+    torch.save(dict(w=torch.arange(2.)), root / 'w.tmp')
+    digest = hashlib.sha256((root / 'w.tmp').read_bytes()).hexdigest()
+    name = f'w-{digest[:8]}.pth'
+    (root / 'w.tmp').rename(root / name)
+    ckpt = load_weights_from_url(f'{url}/{name}?dl=1', model_dir=str(cache))
+    assert torch.equal(ckpt['w'], torch.arange(2.))
+    assert sorted(p.name for p in cache.iterdir()) == [name]
+    (root / name).unlink()
+    ckpt = load_weights_from_url(f'{url}/{name}?dl=1', model_dir=str(cache))
+    assert torch.equal(ckpt['w'], torch.arange(2.))
+
+
+def fake_ranks(monkeypatch, rank, world_size, local_rank, gathered=None):
+    """This process as ``rank`` of ``world_size`` (LOCAL_RANK
+    ``local_rank``); all_gather_object answers ``gathered`` (this rank's
+    own entry filled in). Returns the list of URLs downloaded."""
+    import mmreid.utils.checkpoint as checkpoint
+    monkeypatch.setenv('LOCAL_RANK', str(local_rank))
+    dist_info = (rank, world_size)
+    monkeypatch.setattr(checkpoint, 'get_dist_info', lambda: dist_info)
+
+    def gather(obj):
+        found = list(gathered or [None] * world_size)
+        found[rank] = obj
+        return found
+
+    monkeypatch.setattr(checkpoint, 'all_gather_object', gather)
+    downloads = []
+    real = checkpoint.download_checkpoint
+
+    def download(url, dst):
+        downloads.append(url)
+        return real(url, dst)
+
+    monkeypatch.setattr(checkpoint, 'download_checkpoint', download)
+    return downloads
+
+
+def test_each_nodes_local_rank_0_downloads(http_root, tmp_path_factory,
+                                           monkeypatch):
+    """Only a node's local rank 0 downloads (rank 2 of 4 on a second node
+    is one); another local rank reads the file its node's rank 0 cached,
+    and returns its weights too."""
+    root, url = http_root
+    cache = str(tmp_path_factory.mktemp('hub'))
+    torch.save(dict(w=torch.arange(3.)), root / 'weights.pth')
+    downloads = fake_ranks(monkeypatch, rank=2, world_size=4, local_rank=0)
+    ckpt = load_weights_from_url(f'{url}/weights.pth', model_dir=cache)
+    assert downloads == [f'{url}/weights.pth']
+    assert torch.equal(ckpt['w'], torch.arange(3.))
+    (root / 'weights.pth').unlink()  # only the cached copy is left
+    downloads = fake_ranks(monkeypatch, rank=1, world_size=4, local_rank=1)
+    ckpt = load_weights_from_url(f'{url}/weights.pth', model_dir=cache)
+    assert downloads == []
+    assert torch.equal(ckpt['w'], torch.arange(3.))
+
+
+def test_a_ranks_own_failure_keeps_its_type(tmp_path, monkeypatch):
+    """The rank whose load failed raises its own error (here: a cached
+    HTML page, CheckpointFormatError), not another rank's wrapping of it."""
+    cache = tmp_path / 'hub'
+    cache.mkdir()
+    (cache / 'weights.pth').write_bytes(HTML_PAGE)
+    fake_ranks(monkeypatch, rank=0, world_size=2, local_rank=0)
+    with pytest.raises(CheckpointFormatError, match='HTML'):
+        load_weights_from_url(
+            'http://127.0.0.1:9/weights.pth', model_dir=str(cache))
