@@ -271,3 +271,42 @@ def test_model_zoo_check_exits_1_when_out_of_date(tmp_path, monkeypatch,
     assert info.value.code == 1
     assert 'is out of date' in capsys.readouterr().out
     assert out.read_text(encoding='utf-8') == stale
+
+
+def test_odd_metafiles_are_read_or_refused_by_name(tmp_path):
+    """An empty metafile holds no models; one whose top level is no
+    mapping is refused naming the file; a model whose Config is empty is
+    refused as one without Config; a name defined in two metafiles is
+    refused naming both."""
+    index = tmp_path / 'model-index.yml'
+    index.write_text('Import:\n  - a/metafile.yml\n  - b/metafile.yml\n')
+    for folder in ('a', 'b'):
+        (tmp_path / folder).mkdir()
+    first, second = (tmp_path / 'a' / 'metafile.yml',
+                     tmp_path / 'b' / 'metafile.yml')
+    first.write_text('')
+    second.write_text('Models:\n  - Name: m\n    Config: b/m.py\n')
+    assert list_models(index_file=str(index)) == ['m']
+    first.write_text('- Name: x\n  Config: a/x.py\n')
+    with pytest.raises(ValueError, match=f'{first}: expected a mapping'):
+        load_model_index(str(index))
+    first.write_text('Models:\n  - Name: m\n    Config:\n')
+    with pytest.raises(ValueError, match=f'{first}: model #0 has no Config'):
+        load_model_index(str(index))
+    first.write_text('Models:\n  - Name: m\n    Config: a/m.py\n')
+    with pytest.raises(ValueError) as info:
+        load_model_index(str(index))
+    assert str(info.value) == (f"model name 'm' is defined twice: in {first} "
+                               f'and {second}')
+
+
+def test_a_missing_model_index_is_named(monkeypatch):
+    """Without model-index.yml in the package's .mim or the checkout the
+    error names both places looked at, not a path that is no file."""
+    from mmreid.apis import model_zoo
+    monkeypatch.setattr(model_zoo.osp, 'isfile', lambda path: False)
+    with pytest.raises(FileNotFoundError) as info:
+        find_model_index()
+    message = str(info.value)
+    assert osp.join('mmreid', '.mim', 'model-index.yml') in message
+    assert osp.join(REPO, 'model-index.yml') in message
