@@ -310,3 +310,35 @@ def test_a_missing_model_index_is_named(monkeypatch):
     message = str(info.value)
     assert osp.join('mmreid', '.mim', 'model-index.yml') in message
     assert osp.join(REPO, 'model-index.yml') in message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='defect: a collection name defined in two metafiles is not '
+    'refused; the later one silently replaces the earlier')
+def test_a_collection_defined_twice_is_refused(tmp_path):
+    index = tmp_path / 'model-index.yml'
+    index.write_text('Import:\n  - a.yml\n  - b.yml\n')
+    (tmp_path / 'a.yml').write_text('Collections:\n  - Name: C\n'
+                                    '    README: a.md\n')
+    (tmp_path / 'b.yml').write_text('Collections:\n  - Name: C\n'
+                                    '    README: b.md\n')
+    with pytest.raises(ValueError, match="'C' is defined twice"):
+        load_model_index(str(index))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='defect: a collection without Name, or a Models entry that is '
+    'no mapping, fails with a bare KeyError/AttributeError that names no '
+    'metafile')
+@pytest.mark.parametrize('content', [
+    'Collections:\n  - README: a.md\n',
+    'Models:\n  - bot_r18\n',
+])
+def test_a_malformed_entry_is_refused_naming_its_metafile(tmp_path, content):
+    index = tmp_path / 'model-index.yml'
+    index.write_text('Import:\n  - a.yml\n')
+    (tmp_path / 'a.yml').write_text(content)
+    with pytest.raises(ValueError, match=str(tmp_path / 'a.yml')):
+        load_model_index(str(index))
