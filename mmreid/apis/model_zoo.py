@@ -92,21 +92,35 @@ def load_model_index(index_file: Optional[str] = None) -> ModelIndex:
         ModelIndex: Collections and models in file order.
 
     Raises:
-        ValueError: A model without ``Name`` or ``Config``, or two models
-            with one name.
+        ValueError: Naming the metafile: a collection or model that is no
+            mapping, or has no ``Name`` (a model no ``Config``), or two
+            collections or two models with one name.
     """
     index_file = osp.abspath(index_file or find_model_index())
     root = osp.dirname(index_file)
     index = _read_yaml(index_file)
     metafiles = [osp.join(root, p) for p in index.get('Import') or []]
     collections: Dict[str, dict] = dict()
+    collection_files: Dict[str, str] = dict()
     models: Dict[str, ModelInfo] = dict()
     # The index itself may also hold collections and models.
     for metafile in [index_file] + metafiles:
         content = index if metafile == index_file else _read_yaml(metafile)
-        for collection in content.get('Collections') or []:
-            collections[collection['Name']] = collection
+        for i, collection in enumerate(content.get('Collections') or []):
+            if not isinstance(collection, dict) or not collection.get('Name'):
+                raise ValueError(f'{metafile}: collection #{i} is not a '
+                                 f'mapping with a Name: {collection!r}')
+            name = collection['Name']
+            if name in collections:
+                raise ValueError(
+                    f'collection name {name!r} is defined twice: in '
+                    f'{collection_files[name]} and {metafile}')
+            collections[name] = collection
+            collection_files[name] = metafile
         for i, entry in enumerate(content.get('Models') or []):
+            if not isinstance(entry, dict):
+                raise ValueError(f'{metafile}: model #{i} is not a mapping: '
+                                 f'{entry!r}')
             missing = [k for k in ('Name', 'Config') if not entry.get(k)]
             if missing:
                 raise ValueError(f'{metafile}: model #{i} has no '

@@ -312,10 +312,6 @@ def test_a_missing_model_index_is_named(monkeypatch):
     assert osp.join(REPO, 'model-index.yml') in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='defect: a collection name defined in two metafiles is not '
-    'refused; the later one silently replaces the earlier')
 def test_a_collection_defined_twice_is_refused(tmp_path):
     index = tmp_path / 'model-index.yml'
     index.write_text('Import:\n  - a.yml\n  - b.yml\n')
@@ -327,11 +323,6 @@ def test_a_collection_defined_twice_is_refused(tmp_path):
         load_model_index(str(index))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='defect: a collection without Name, or a Models entry that is '
-    'no mapping, fails with a bare KeyError/AttributeError that names no '
-    'metafile')
 @pytest.mark.parametrize('content', [
     'Collections:\n  - README: a.md\n',
     'Models:\n  - bot_r18\n',
