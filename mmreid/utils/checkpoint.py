@@ -22,6 +22,7 @@ import pickle
 import re
 import zipfile
 from typing import Any, List, Optional, Sequence, Tuple
+from urllib.error import URLError
 from urllib.parse import urlparse
 from urllib.request import Request, urlopen
 
@@ -397,7 +398,9 @@ def download_checkpoint(url: str, dst: str) -> None:
     must match, before the temporary file is renamed to ``dst``.
 
     Raises:
-        OSError: The transfer ended before ``Content-Length`` bytes.
+        OSError: The URL cannot be opened (a refused connection, an HTTP
+            error), naming it, or the transfer ended before
+            ``Content-Length`` bytes.
         RuntimeError: The sha256 does not start with the name's prefix.
     """
     hash_prefix = name_hash_prefix(dst)
@@ -407,7 +410,12 @@ def download_checkpoint(url: str, dst: str) -> None:
         sha256 = hashlib.sha256()
         size = 0
         request = Request(url, headers={'User-Agent': 'mmreid'})
-        with urlopen(request) as response, open(tmp, 'wb') as f:
+        try:
+            response = urlopen(request)
+        except URLError as error:  # HTTPError too; neither names the URL
+            raise OSError(
+                f'cannot download {url} to {dst}: {error}') from error
+        with response, open(tmp, 'wb') as f:
             expected = response.headers.get('Content-Length')
             while True:
                 chunk = response.read(1 << 20)

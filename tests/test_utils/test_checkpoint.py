@@ -591,10 +591,6 @@ def test_a_ranks_own_failure_keeps_its_type(tmp_path, monkeypatch):
             'http://127.0.0.1:9/weights.pth', model_dir=str(cache))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='defect: a failed download (HTTP 404, connection refused) '
-    'raises urllib\'s error, whose message does not name the URL')
 @pytest.mark.parametrize('where', ['served', 'nowhere'])
 def test_a_failed_download_names_its_url(http_root, tmp_path_factory, where):
     root, url = http_root
