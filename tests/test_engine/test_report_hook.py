@@ -1040,6 +1040,41 @@ def test_test_time_flip_is_recorded_only_when_on():
     }
 
 
+def test_test_time_options_of_a_wrapped_model_are_recorded():
+    """Under distributed (or DataParallel) testing ``runner.model`` is a
+    wrapper: its flip and head options are those of the model inside, so
+    the run compares with the same model tested on one device."""
+    import torch.nn as nn
+
+    from mmreid.engine.hooks.report_hook import model_test_settings
+    from mmreid.models.heads import BNNeckHead
+    model = nn.Module()
+    model.test_cfg = dict(flip=True)
+    model.head = BNNeckHead(
+        in_channels=8, num_classes=3, test_feature='before_bn')
+    expected = {'flip': 'True', 'test_feature': 'before_bn'}
+    assert model_test_settings(model) == expected
+    assert model_test_settings(nn.DataParallel(model)) == expected
+
+
+def test_the_log_line_gives_each_value_with_both_standard_errors():
+    """sampling_error_line: the value, then the SE with independent
+    queries, then the SE clustered by identity (the order its closing
+    note names), with the counts of queries and identities."""
+    from mmreid.engine.hooks.report_hook import sampling_error_line
+    from mmreid.evaluation.sampling_error import SamplingError
+    errors = dict(
+        R1=SamplingError(
+            value=83.333,
+            se_independent=1.204,
+            se_clustered=2.5,
+            num_queries=6,
+            num_identities=3))
+    assert sampling_error_line(errors) == (
+        'R1 83.33 +- 1.20 / +- 2.50 (6 queries, 3 ids) (query sampling '
+        'error, one SE: independent queries / clustered by identity)')
+
+
 def test_a_bound_distance_is_named_with_its_class():
     """A model's ``distance`` method is named ``<Class>.distance`` in the
     settings, so two models' own distances are not taken for one."""

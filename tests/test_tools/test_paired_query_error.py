@@ -726,3 +726,31 @@ def test_runs_with_other_mbn_test_statistics_are_refused(tmp_path):
             protocol_file(tmp_path / 'c.npz', sysu(), mbn_model('modality')),
             protocol_file(tmp_path / 'd.npz', sysu(), nn.Conv2d(3, 4,
                                                                 1)))) == 2
+
+
+def test_the_same_rerank_in_another_key_order_is_the_same_setting():
+    """Settings are compared as text by paired_query_error: a rerank dict
+    written in another key order is the same re-ranking, so its recorded
+    JSON must not tell two such runs apart."""
+    from mmreid.engine.hooks.report_hook import ranking_settings
+    setup = dict(distance='euclidean')
+    a = ranking_settings(setup,
+                         ReIDMetricLike(rerank=dict(k1=20, k2=6)), True)
+    b = ranking_settings(setup,
+                         ReIDMetricLike(rerank=dict(k2=6, k1=20)), True)
+    assert a['rerank'] == b['rerank']
+    assert json.loads(a['rerank']) == dict(k1=20, k2=6)
+
+
+def test_plain_values_name_every_option_the_hook_did_not_apply():
+    """With both re-ranking and query expansion set and ranked by the hook
+    on plain distances, the values' note names both, not the first."""
+    from mmreid.engine.hooks.report_hook import ranking_settings
+    metric = ReIDMetricLike(rerank=dict(k1=20), query_expansion=dict(k=2))
+    settings = ranking_settings(dict(distance='euclidean'), metric, False)
+    assert settings['values'] == ('plain distances, without the metric\'s '
+                                  'rerank and query_expansion')
+    # The caller's setup is not changed by the call.
+    setup = dict(distance='euclidean')
+    ranking_settings(setup, metric, False)
+    assert setup == dict(distance='euclidean')
