@@ -126,3 +126,87 @@ def test_the_warnings_of_import_mmreid_go_to_the_log_file(
         'mmreid was imported)'
     ]
     assert console.getvalue() == '' and len(fresh) == 1  # shown once
+
+
+def logged_lines(path):
+    return [
+        line for line in path.read_text().splitlines()
+        if 'Python warning: ' in line
+    ]
+
+
+def test_at_most_max_kept_warnings_are_kept(fresh, tmp_path, monkeypatch):
+    """Before a logger is attached at most ``MAX_KEPT`` warnings are kept
+    (a warning in a loop must not grow the memory without bound)."""
+    monkeypatch.setattr(logged_warnings, 'MAX_KEPT', 3)
+    logged_warnings.record_warnings()
+    for i in range(5):
+        warnings.warn(f'kept {i}')
+    logger, _ = file_and_console_logger(str(tmp_path / 'run.log'))
+    logged_warnings.log_warnings_to(logger)
+    logged = logged_lines(tmp_path / 'run.log')
+    assert [line.rsplit(' ', 1)[-1] for line in logged] == ['0', '1', '2']
+    assert len(fresh) == 5  # each still shown
+
+
+def test_a_warning_is_logged_at_the_warning_level(fresh, tmp_path):
+    """The log file says WARNING for a Python warning (a reader filtering
+    the log by level finds it), as any other warning of the run."""
+    logger, _ = file_and_console_logger(str(tmp_path / 'run.log'))
+    for handler in logger.handlers:
+        handler.setFormatter(logging.Formatter('%(levelname)s %(message)s'))
+    logged_warnings.log_warnings_to(logger)
+    warnings.warn('no CUDA device: using the gloo backend', RuntimeWarning)
+    logged = logged_lines(tmp_path / 'run.log')
+    assert len(logged) == 1
+    assert logged[0].startswith('WARNING Python warning: ')
+
+
+def test_a_second_record_call_keeps_the_show_it_wrapped(fresh, tmp_path):
+    """record_warnings() twice (a tool, then the runner) wraps once: each
+    warning is still shown by what showed warnings before, once, and
+    logged once."""
+    shown = []
+    warnings.showwarning = lambda message, *args, **kwargs: shown.append(
+        str(message))
+    logged_warnings.record_warnings()
+    logged_warnings.record_warnings()
+    logger, _ = file_and_console_logger(str(tmp_path / 'run.log'))
+    logged_warnings.log_warnings_to(logger)
+    warnings.warn('once')
+    assert shown == ['once']
+    assert len(logged_lines(tmp_path / 'run.log')) == 1
+
+
+def test_each_warning_goes_to_one_runs_log(fresh, tmp_path):
+    """Kept warnings are written into the first log attached, not again
+    into the next one; and once a new run is being built
+    (keep_warnings_for_next_log) its warnings wait for that run's log,
+    not the log of the run built before it."""
+    a, _ = file_and_console_logger(str(tmp_path / 'a.log'))
+    b, _ = file_and_console_logger(str(tmp_path / 'b.log'))
+    logged_warnings.record_warnings()
+    warnings.warn('before any run')
+    logged_warnings.log_warnings_to(a)
+    warnings.warn('while run a lives')
+    logged_warnings.keep_warnings_for_next_log()
+    warnings.warn('while run b is built')
+    logged_warnings.log_warnings_to(b)
+    assert [line.rsplit(': ', 1)[-1]
+            for line in logged_lines(tmp_path / 'a.log')
+            ] == ['before any run', 'while run a lives']
+    assert [line.rsplit(': ', 1)[-1]
+            for line in logged_lines(tmp_path / 'b.log')
+            ] == ['while run b is built']
+
+
+def test_a_warning_of_several_lines_is_logged_whole(fresh, tmp_path):
+    """A message of several lines (a hint on its second line) reaches the
+    log file whole, not cut after its first line."""
+    logger, _ = file_and_console_logger(str(tmp_path / 'run.log'))
+    logged_warnings.log_warnings_to(logger)
+    warnings.warn('mypkg.componets failed to import and is ignored.\n'
+                  'Did you mean mypkg.components?')
+    text = (tmp_path / 'run.log').read_text()
+    assert 'Python warning: ' in text
+    assert 'Did you mean mypkg.components?' in text
