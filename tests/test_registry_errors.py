@@ -353,3 +353,144 @@ def test_a_misspelt_visualizer_names_its_key(tmp_path):
     assert msg.startswith("visualizer.type='ReIDVisualiser' is not "
                           'registered in mmreid::visualizer')
     assert "'ReIDVisualizer'" in msg
+
+
+def test_the_searched_scope_is_not_suggested_again_with_its_prefix():
+    """The names of the searched registry are written without a prefix;
+    the same names again as 'mmreid.X' would be a second, redundant
+    spelling of one class."""
+    near = suggestions('ReIDResNett', MODELS)
+    assert "'ReIDResNet'" in near
+    assert not any(n.startswith("'mmreid.") for n in near), near
+
+
+def test_the_message_names_every_registry_searched_and_every_candidate():
+    """'not registered in mmreid::model (nor in mmengine::model)': the
+    ancestors were searched too; several close names are listed as
+    'a, b or c'."""
+    msg = build_error(MODELS,
+                      tiny_model(backbone=dict(type='ResNet', depth=18)))
+    assert 'is not registered in mmreid::model (nor in mmengine::model).' \
+        in msg
+    near = msg.split('Did you mean ', 1)[1].split('?')[0]
+    assert ' or ' in near and near.count("'") >= 4
+    # A name of the same kind in another scope is not "another kind".
+    assert 'another kind' not in msg
+
+
+def test_a_prefixed_name_on_a_registry_of_another_kind_is_found():
+    """``type='mmreid.X'`` with X registered on MODELS, built as a metric:
+    the prefix does not hide where X is."""
+
+    @MODELS.register_module()
+    class WronglyRegisteredPrefixed:
+        pass
+
+    try:
+        msg = build_error(METRICS,
+                          dict(type='mmreid.WronglyRegisteredPrefixed'))
+    finally:
+        MODELS.module_dict.pop('WronglyRegisteredPrefixed')
+    assert "'WronglyRegisteredPrefixed' is registered in mmreid::model" \
+        in msg
+
+
+def test_the_default_scope_advice_names_the_scope_the_config_set():
+    """With ``default_scope = 'mmpretrain'`` an mmreid name is looked up in
+    mmpretrain's registries: the advice says so (not 'no default_scope');
+    a name that is not mmreid's gets no default_scope advice at all."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        msg = build_error(MMENGINE_MODELS, tiny_model())
+    assert "the config sets default_scope = 'mmpretrain'" in msg
+    assert "looked up in 'mmpretrain''s registries" in msg
+    assert "add default_scope = 'mmreid'" in msg
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        msg = build_error(MMENGINE_MODELS, dict(type='ReIDModl'))
+    assert 'default_scope' not in msg
+    assert "'mmreid.ReIDModel'" in msg
+
+
+def test_an_unknown_type_given_by_default_args_is_named():
+    """A builder may give the type through ``default_args`` (the config
+    only sets the arguments); an unknown one is still named."""
+    with pytest.raises(UnknownTypeError) as info:
+        MODELS.build(dict(depth=18), default_args=dict(type='ReIDResNett'))
+    assert str(info.value).startswith(
+        "type='ReIDResNett' is not registered in mmreid::model")
+    assert "'ReIDResNet'" in str(info.value)
+
+
+def test_a_nested_argument_error_does_not_offer_the_cfg_options_route():
+    """The --cfg-options hint is for a top-level key path only: for a key
+    found relative to an outer type it would name a key that does not
+    exist."""
+    from mmreid.utils.registry_suggestions import ConfigArgumentError
+    head = tiny_model()['head']
+    head['loss_tri'] = dict(type='TripletLoss', marginn=0.3)
+    with pytest.raises(ConfigArgumentError) as info:
+        MODELS.build(tiny_model(head=head))
+    assert '--cfg-options' not in str(info.value)
+
+
+def test_the_key_path_of_one_of_two_equal_configs_is_its_own():
+    """Two equal sub-configs (the same transform twice): the key path is
+    that of the config being built, found by identity, not the first
+    equal one."""
+    from mmreid.utils.registry_suggestions import config_key_path
+    first, second = dict(type='Resize', scale=8), dict(type='Resize', scale=8)
+    outer = dict(type='Compose', transforms=[first, second])
+    assert config_key_path([outer, second]) == ('transforms[1]', 'Compose')
+    assert config_key_path([outer, first]) == ('transforms[0]', 'Compose')
+
+
+def test_config_type_name_is_the_class_name_without_scope():
+    from mmreid.utils.registry_suggestions import config_type_name
+    assert config_type_name(dict(type='mmpretrain.ResNet')) == 'ResNet'
+    assert config_type_name(dict(type='ReIDResNet')) == 'ReIDResNet'
+    assert config_type_name(dict(type=dict)) == 'dict'
+    assert config_type_name(dict(depth=18)) is None
+    from mmengine.config import ConfigDict
+    assert config_type_name(ConfigDict(type='mmreid.SynthReID')) == \
+        'SynthReID'
+
+
+def test_an_ancestors_class_hidden_by_an_mmreid_name_is_refused():
+    """A user's class registered on mmengine's root MODELS under a name
+    that mmreid's registry also has would never be built: refused, naming
+    both classes and how to register it."""
+    from mmreid.utils.registry_suggestions import ShadowedTypeError
+
+    @MMENGINE_MODELS.register_module(name='GlobalAvgPool')
+    class UsersPool:
+        pass
+
+    try:
+        with pytest.raises(ShadowedTypeError) as info:
+            MODELS.build(dict(type='GlobalAvgPool'))
+    finally:
+        MMENGINE_MODELS.module_dict.pop('GlobalAvgPool')
+    msg = str(info.value)
+    assert isinstance(info.value, KeyError)
+    assert msg.startswith("type='GlobalAvgPool' names two classes")
+    assert 'UsersPool' in msg and 'mmengine::model' in msg
+    assert '`from mmreid.registry import MODELS`' in msg
+    # Without the user's class the name builds as before.
+    assert type(MODELS.build(dict(type='GlobalAvgPool'))).__name__ == \
+        'GlobalAvgPool'
+
+
+def test_a_users_class_on_mmreids_registry_may_share_a_root_name():
+    """A class the user registered on mmreid's own registry is the one
+    meant: a root class of the same name (mmengine's CheckpointHook) is
+    not a silent shadow, so the build goes on."""
+
+    @HOOKS.register_module(name='CheckpointHook')
+    class UsersCheckpointHook:
+        pass
+
+    try:
+        built = HOOKS.build(dict(type='CheckpointHook'))
+    finally:
+        HOOKS.module_dict.pop('CheckpointHook')
+    assert isinstance(built, UsersCheckpointHook)
