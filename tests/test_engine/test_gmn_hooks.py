@@ -272,11 +272,6 @@ def test_distance_hook_leaves_plain_models_alone():
     assert 'reid/mAP' in metrics
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='defect: a negative or fractional dp.warmup_epochs of the head '
-    'is not refused; the hook truncates it with int() (E_dp=-2 turns DP '
-    'on from the first epoch, 2.5 becomes 2)')
 @pytest.mark.parametrize('warmup', [-2, 2.5])
 def test_a_head_warmup_that_is_no_epoch_count_is_refused(warmup):
     """The hook refuses warmup_epochs < 0 of its own; the head's

@@ -7,6 +7,7 @@ from mmengine.model import is_model_wrapper
 
 from mmreid.registry import HOOKS
 from mmreid.utils.deprecation import warn_deprecated
+from mmreid.utils.labels import integer_label
 
 
 def _unwrap(model):
@@ -29,9 +30,12 @@ class GMNDPWarmupHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self, warmup_epochs: Optional[int] = None) -> None:
-        if warmup_epochs is not None and warmup_epochs < 0:
-            raise ValueError(f'GMNDPWarmupHook warmup_epochs must be >= 0, '
-                             f'got {warmup_epochs!r}')
+        if warmup_epochs is not None:
+            warmup_epochs = integer_label(warmup_epochs,
+                                          'GMNDPWarmupHook warmup_epochs')
+            if warmup_epochs < 0:
+                raise ValueError('GMNDPWarmupHook warmup_epochs must be >= '
+                                 f'0, got {warmup_epochs!r}')
         self.warmup_epochs = warmup_epochs
 
     def _head(self, runner):

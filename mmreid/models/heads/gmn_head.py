@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
+from mmreid.utils.labels import integer_label
 from ..losses.pair_losses import group_ids
 from ..weight_init import init_in_mmreid_scope
 from .bnneck_head import NOT_GIVEN, BNNeckHead
@@ -285,9 +286,14 @@ class GMNHead(BNNeckHead):
             if self.dp['mode'] not in DP_MODES:
                 raise ValueError(f'GMNHead dp.mode must be one of '
                                  f"{DP_MODES}, got {self.dp['mode']!r}")
-            if int(self.dp['n_copies']) < 0:
-                raise ValueError('GMNHead dp.n_copies must be >= 0, got '
-                                 f"{self.dp['n_copies']!r}")
+            # Counts: int() would cut 2.5 to 2, and a negative E_dp would
+            # switch DP on from the first epoch.
+            for key in ('n_copies', 'warmup_epochs'):
+                value = integer_label(self.dp[key], f'GMNHead dp.{key}')
+                if value < 0:
+                    raise ValueError(f'GMNHead dp.{key} must be >= 0, got '
+                                     f'{value!r}')
+                self.dp[key] = value
         #: Set by ``GMNDPWarmupHook``; DP also needs training mode.
         #: ``None`` until set: a training forward with DP then refuses.
         self.dp_enabled: Optional[bool] = None
