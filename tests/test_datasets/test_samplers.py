@@ -599,3 +599,15 @@ def test_datasets_hand_the_sample_seed_to_the_transforms(tmp_path):
         for a, b in zip(*views):
             np.testing.assert_array_equal(a, b)
         assert len({v.tobytes() for v in views[0]}) > 6
+
+
+def test_seed_none_takes_the_seed_broadcast_from_rank_0(monkeypatch):
+    """seed=None: one seed is drawn on rank 0 and broadcast to all ranks
+    (mmengine's ``sync_random_seed``), so every rank builds one plan; a
+    seed of the sampler's own would give each rank its own plan."""
+    monkeypatch.setattr(epoch_plan_sampler, 'sync_random_seed', lambda: 4242)
+    pids = make_pids(COUNTS)
+    drawn = build(monkeypatch, pids, batch_size=16, seed=None)
+    assert drawn.seed == 4242
+    assert list(drawn) == list(
+        build(monkeypatch, pids, batch_size=16, seed=4242))
