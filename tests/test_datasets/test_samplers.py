@@ -611,3 +611,21 @@ def test_seed_none_takes_the_seed_broadcast_from_rank_0(monkeypatch):
     assert drawn.seed == 4242
     assert list(drawn) == list(
         build(monkeypatch, pids, batch_size=16, seed=4242))
+
+
+def test_every_pair_of_identities_meets_in_some_batch(monkeypatch):
+    """The identities of a batch are drawn at random every epoch: over
+    some epochs, every two identities share a batch (the triplet loss
+    mines its negatives within a batch). Eight identities of K images, P =
+    4: two batches an epoch, so a given pair meets in 3 / 7 of the epochs.
+    Dealt to the steps in one fixed order, two identities dealt one after
+    the other fell in different steps of every epoch and never met."""
+    pids = make_pids([4] * 8)
+    sampler = build(monkeypatch, pids, batch_size=16, num_instances=4)
+    met = set()
+    for epoch in range(30):
+        sampler.set_epoch(epoch)
+        for batch in batches_of(sampler):
+            batch_pids = sorted(check_pk(batch, pids, 4))
+            met |= {(a, b) for a in batch_pids for b in batch_pids if a < b}
+    assert met == {(a, b) for a in range(8) for b in range(8) if a < b}
