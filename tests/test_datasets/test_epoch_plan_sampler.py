@@ -126,3 +126,17 @@ def test_a_record_without_an_identity_is_named(record):
             match=r"IdentitySampler: record 2 of NoPidDataset has "
             r"no 'pid'"):
         IdentitySampler.load_identities(NoPidDataset(records))
+
+
+def test_a_numpy_integer_seed_draws_the_plan_of_the_same_int(monkeypatch):
+    """A seed read from a numpy array (np.int64) is taken as the int: the
+    plan's ``seed % 2**64`` overflowed on an np.int64 at the first
+    iteration."""
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 1))
+    dataset = NoPidDataset([dict(pid=i // 4) for i in range(24)])
+    numpy_seed = IdentitySampler(
+        dataset, batch_size=8, num_instances=4, seed=np.int64(7))
+    int_seed = IdentitySampler(dataset, batch_size=8, num_instances=4, seed=7)
+    assert type(numpy_seed.seed) is int
+    assert list(numpy_seed) == list(int_seed)
+    assert [i.seed for i in numpy_seed] == [i.seed for i in int_seed]
