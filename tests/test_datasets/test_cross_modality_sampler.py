@@ -392,3 +392,22 @@ def test_an_integral_modality_of_another_type_is_taken():
             record['modality']) if record['pid'] else float(record['modality'])
     assert repr(
         CrossModalityIdentitySampler.load_modalities(dataset)) == repr(plain)
+
+
+def test_too_few_identities_counts_those_with_both_modalities(monkeypatch):
+    """Only identities with both modalities are drawn (12 of COUNTS' 13),
+    so a step of P = 13 is refused when built, not at the first
+    iteration. The largest batch that fits is 12 identities x (K visible
+    + K infrared) = 48 on one GPU, 6 x 4 = 24 on each of two."""
+    with pytest.raises(ValueError) as err:
+        build(monkeypatch, batch_size=2 * 13 * 2, num_instances=2)
+    message = str(err.value)
+    assert 'needs 13 distinct identities with both modalities' in message
+    assert 'has only 12' in message
+    assert 'to at most 48' in message
+    assert ('train_dataloader.sampler.batch_size=48 '
+            'train_dataloader.batch_size=48') in message
+    build(monkeypatch, batch_size=48, num_instances=2)  # the fix fits
+    with pytest.raises(ValueError, match='sampler.batch_size=24 '):
+        build(monkeypatch, rank=1, world_size=2, batch_size=28)
+    build(monkeypatch, rank=1, world_size=2, batch_size=24)
