@@ -261,3 +261,14 @@ def test_a_source_that_is_not_an_integer_is_refused(monkeypatch, dsetid):
             match=r'sample 5 of FakeMultiSourceDataset has dsetid=.*not an '
             'integer'):
         build(monkeypatch, dataset)
+
+
+def test_mode_defaults_to_single(monkeypatch):
+    """Built without ``mode``, every batch is drawn from one domain."""
+    dataset = make_dataset(DOMAINS)
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 1))
+    sampler = DomainIdentitySampler(
+        dataset, batch_size=8, num_instances=2, seed=0)
+    assert sampler.mode == 'single'
+    for batch in rank_batches(sampler):
+        assert len({d for d, _ in batch_keys(dataset, batch, 2)}) == 1
