@@ -272,3 +272,16 @@ def test_mode_defaults_to_single(monkeypatch):
     assert sampler.mode == 'single'
     for batch in rank_batches(sampler):
         assert len({d for d, _ in batch_keys(dataset, batch, 2)}) == 1
+
+
+def test_balanced_mode_accepts_one_identity_per_domain(monkeypatch):
+    """P equal to the number of domains is the least P of mode='balanced':
+    every batch then holds one identity of each domain."""
+    dataset = make_dataset(DOMAINS)
+    sampler = build(monkeypatch, dataset, mode='balanced', batch_size=6)
+    assert sampler.num_pids_per_batch == 3
+    batches = rank_batches(sampler)
+    for batch in batches:
+        keys = batch_keys(dataset, batch, 2)
+        assert sorted(d for d, _ in keys) == [0, 1, 2]
+    assert set(batches.reshape(-1).tolist()) == set(range(len(dataset)))
