@@ -285,3 +285,21 @@ def test_balanced_mode_accepts_one_identity_per_domain(monkeypatch):
         keys = batch_keys(dataset, batch, 2)
         assert sorted(d for d, _ in keys) == [0, 1, 2]
     assert set(batches.reshape(-1).tolist()) == set(range(len(dataset)))
+
+
+def test_drop_remainder_reaches_the_domain_sampler(monkeypatch):
+    """remainder='drop' cuts ``max(1, n // K)`` groups per identity, as in
+    IdentitySampler; mode='single' then has ``T_d = max(ceil(G_d / P),
+    max_i g_i)`` steps per domain (12 here, against 14 with
+    'complete')."""
+    dataset = make_dataset(DOMAINS)
+    sampler = build(monkeypatch, dataset, mode='single', remainder='drop')
+    steps = 0
+    for counts in DOMAINS:
+        groups = [max(1, c // 2) for c in counts]
+        steps += max(-(-sum(groups) // 4), max(groups))
+    assert sampler.num_steps == steps == 12
+    assert len(sampler) == 12 * 8
+    assert len(rank_batches(sampler)) == 12
+    with pytest.raises(ValueError, match="remainder must be one of"):
+        build(monkeypatch, dataset, remainder='floor')
