@@ -629,3 +629,21 @@ def test_every_pair_of_identities_meets_in_some_batch(monkeypatch):
             batch_pids = sorted(check_pk(batch, pids, 4))
             met |= {(a, b) for a in batch_pids for b in batch_pids if a < b}
     assert met == {(a, b) for a in range(8) for b in range(8) if a < b}
+
+
+def test_drop_remainder_sits_out_another_subset_each_epoch(monkeypatch):
+    """remainder='drop': the ``n mod K`` images left over sit the epoch
+    out, another random subset each epoch, so every image is trained on
+    over a few epochs. Four identities of 6 images, K = P = 4: one step
+    of four groups, no filler; 2 images of each identity sit out every
+    epoch, the same 2 if the cut did not follow the epoch's shuffle."""
+    pids = make_pids([6] * 4)
+    sampler = build(
+        monkeypatch, pids, batch_size=16, num_instances=4, remainder='drop')
+    seen = set()
+    for epoch in range(20):
+        sampler.set_epoch(epoch)
+        indices = [int(i) for i in sampler]
+        assert len(indices) == 16 and len(set(indices)) == 16
+        seen |= set(indices)
+    assert seen == set(range(len(pids)))
