@@ -647,3 +647,19 @@ def test_drop_remainder_sits_out_another_subset_each_epoch(monkeypatch):
         assert len(indices) == 16 and len(set(indices)) == 16
         seen |= set(indices)
     assert seen == set(range(len(pids)))
+
+
+def test_an_identity_is_cut_into_other_groups_each_epoch(monkeypatch):
+    """Each identity's images are shuffled before being cut into groups of
+    K, so which images share a group changes from epoch to epoch. Four
+    identities of 8 images, K = P = 4: two groups per identity, no
+    filler."""
+    pids = make_pids([8] * 4)
+    sampler = build(monkeypatch, pids, batch_size=16, num_instances=4)
+    groups_of_pid0 = set()
+    for epoch in range(10):
+        sampler.set_epoch(epoch)
+        for group in batches_of(sampler).reshape(-1, 4):
+            if pids[group[0]] == 0:
+                groups_of_pid0.add(frozenset(group.tolist()))
+    assert len(groups_of_pid0) > 2
