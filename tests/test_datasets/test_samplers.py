@@ -663,3 +663,14 @@ def test_an_identity_is_cut_into_other_groups_each_epoch(monkeypatch):
             if pids[group[0]] == 0:
                 groups_of_pid0.add(frozenset(group.tolist()))
     assert len(groups_of_pid0) > 2
+
+
+def test_sample_seeds_use_all_64_bits():
+    """A sample's seed is drawn from ``[0, 2**64)``: seeds of 32 bits
+    would collide within an epoch of a large training set (about one pair
+    per epoch of 10**5 samples), two positions then drawing the same
+    augmentation."""
+    from mmreid.datasets.samplers import sample_seeds
+    seeds = sample_seeds(0, 0, 0, 64)
+    assert seeds.dtype == np.uint64
+    assert (seeds >= 2**32).sum() > 32
