@@ -674,3 +674,22 @@ def test_sample_seeds_use_all_64_bits():
     seeds = sample_seeds(0, 0, 0, 64)
     assert seeds.dtype == np.uint64
     assert (seeds >= 2**32).sum() > 32
+
+
+def test_pids_longer_than_the_dataset_are_refused(monkeypatch):
+    """get_pids() longer than the dataset (a cache of a larger split)
+    cannot be matched to the samples either: refused, not cut to length."""
+
+    class LongPids(FakePidDataset):
+
+        def __len__(self):
+            return len(self.pids) - 4
+
+    monkeypatch.setattr(epoch_plan_sampler, 'get_dist_info', lambda: (0, 1))
+    with pytest.raises(
+            ValueError, match='^read 20 pids from a dataset of 16 samples$'):
+        IdentitySampler(
+            LongPids(make_pids([4] * 5)),
+            batch_size=8,
+            num_instances=4,
+            seed=0)
