@@ -133,16 +133,23 @@ class IdentitySampler(EpochPlanSampler):
         """The identity key (pid) of every sample, in dataset order."""
         if hasattr(dataset, 'get_pids'):
             pids = list(dataset.get_pids())
+            missing = next((i for i, p in enumerate(pids) if p is None), None)
+            if missing is not None:
+                raise ValueError(
+                    f'IdentitySampler: record {missing} of '
+                    f'{type(dataset).__name__} has pid None (from '
+                    'get_pids()); every training record needs its identity')
         elif hasattr(dataset, 'get_data_info'):
             pids = []
             for i in range(len(dataset)):
                 info = dataset.get_data_info(i)
                 if info.get('pid') is None:
+                    has = 'pid None' if 'pid' in info else (
+                        f"no 'pid' (keys: {sorted(info)})")
                     raise KeyError(
                         f'IdentitySampler: record {i} of '
-                        f'{type(dataset).__name__} has no \'pid\' (keys: '
-                        f'{sorted(info)}); every training record needs its '
-                        'identity')
+                        f'{type(dataset).__name__} has {has}; every '
+                        'training record needs its identity')
                 pids.append(info['pid'])
         else:
             raise TypeError(
