@@ -361,3 +361,39 @@ def test_count_helpers_match_a_naive_count():
     assert list(counts) == [
         r for r in ('train', 'query', 'gallery') if r in counts
     ]
+
+
+def test_summary_row_puts_each_count_in_its_column():
+    """The start-up table is read against the published protocol: ids,
+    images and cams each under their own header (a fixture where ids and
+    images are equal cannot tell them apart)."""
+    counts = summary_module.count_roles([
+        dict(pid=1, camid=0, role='query'),
+        dict(pid=1, camid=1, role='query'),
+        dict(pid=1, camid=1, role='query'),
+        dict(pid=2, camid=1, role='query', modality=1),
+    ])
+    rows = summary_module.summary_rows('market1501', 'test', counts)
+    assert rows == [('market1501', 'test', 'query', 2, 4, 2, 'vis:3 ir:1')]
+    header = summary_module.SUMMARY_HEADER
+    assert dict(zip(header[3:6], rows[0][3:6])) == dict(
+        ids=2, images=4, cams=2)
+
+
+def test_compare_counts_flags_a_larger_and_a_missing_role():
+    """A difference either way is a difference (a copy with extra images
+    is as wrong as one missing some), and a published role that was not
+    loaded at all counts as empty: it is never skipped."""
+    published = dict(
+        query=dict(ids=2, images=3, cams=2, verified=True),
+        gallery=dict(ids=4, images=5, cams=3, verified=True))
+    found = dict(query=dict(ids=2, images=4, cams=2))
+    assert summary_module.compare_counts(published, found) == [
+        ('query', 'images', 3, 4),
+        ('gallery', 'ids', 4, 0),
+        ('gallery', 'images', 5, 0),
+        ('gallery', 'cams', 3, 0),
+    ]
+    # A key left out of the published counts is not compared.
+    assert summary_module.compare_counts(
+        dict(query=dict(images=4)), found) == []
