@@ -330,3 +330,139 @@ def test_a_refused_folder_is_refused_before_the_dataset_is_read(
     with pytest.raises(FileExistsError, match=r"holds \['notes.txt'\]"):
         tool.main([make_config(), '--phase', 'test', '--out-dir', str(out)])
     assert built == []
+
+
+def test_num_below_one_is_refused(capsys):
+    """--num 0 would draw nothing and still replace --out-dir."""
+    tool = load_tool(TOOL)
+    with pytest.raises(SystemExit):
+        tool.parse_args(['cfg.py', '--num', '0'])
+    assert '--num must be >= 1, got 0' in capsys.readouterr().err
+
+
+def test_to_image_scales_a_unit_image_even_with_mean_and_std():
+    """Only a float image with negative values is de-normalised; one in
+    [0, 1] is scaled by 255 (its maximum 1.0 included), whatever
+    mean/std the model's preprocessor has."""
+    tool = load_tool(TOOL)
+    mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+    unit = torch.tensor([0.0, 0.2, 1.0]).view(1, 1, 3).expand(3, 1, 3)
+    image = tool.to_image(unit, mean, std)
+    np.testing.assert_array_equal(image[0, :, 0], [0, 51, 255])
+    ones = tool.to_image(torch.ones(3, 2, 2))
+    assert (ones == 255).all()
+
+
+def test_identity_without_orig_pid_is_named_a_label():
+    """A training sample of a dataset that keeps no orig_pid: its target
+    is the training label, named 'label', never 'pid'."""
+    tool = load_tool(TOOL)
+    no_pid = tool._identity(dict(role='train'), 4, 'train')
+    assert no_pid == ('label 4', 'label4')
+    assert tool._identity(
+        dict(role='train', orig_pid=9), 4,
+        'train') == ('pid 9\nlabel 4', 'pid9_label4')
+    assert tool._identity(dict(role='query'), 9, 'test') == ('pid 9', 'pid9')
+
+
+class _PackedSamples:
+    """A dataset of already packed samples (what the pipeline gives)."""
+
+    def __init__(self, samples):
+        self.samples = samples
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, idx):
+        from mmreid.structures import ReIDDataSample
+        inputs, pid, camid, role = self.samples[idx]
+        sample = ReIDDataSample(metainfo=dict(camid=camid, role=role))
+        return dict(inputs=inputs, data_samples=sample.set_gt_label(pid))
+
+    def get_data_info(self, idx):
+        return dict(role=self.samples[idx][3])
+
+
+def _browse_packed(tool, monkeypatch, samples, out, **kwargs):
+    monkeypatch.setattr(
+        tool, 'DATASETS',
+        SimpleNamespace(build=lambda cfg: _PackedSamples(samples)))
+    cfg = Config(
+        dict(
+            test_dataloader=dict(dataset=dict(type='Packed')),
+            model=kwargs.pop('model', {})))
+    return tool.browse(cfg, 'test', len(samples) or 1, str(out), **kwargs)
+
+
+def test_a_normalised_image_is_drawn_with_the_preprocessors_mean_std(
+        monkeypatch, tmp_path):
+    """A float pipeline output (normalised) is drawn back in the pixels
+    the model's data_preprocessor normalised, using its mean/std."""
+    tool = load_tool(TOOL)
+    rgb = np.random.default_rng(1).integers(0, 256, (3, 6, 4))
+    mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+    normalised = (torch.from_numpy(rgb).float() -
+                  torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(
+                      3, 1, 1)
+    written = _browse_packed(
+        tool,
+        monkeypatch, [(normalised, 3, 1, 'query')],
+        tmp_path / 'out',
+        mode='single',
+        model=dict(data_preprocessor=dict(mean=mean, std=std)))
+    assert [osp.basename(p) for p in written] == [
+        'query_0000_pid3_camid1_mod0.png'
+    ]
+    np.testing.assert_array_equal(
+        cv2.imread(written[0]), rgb.transpose(1, 2, 0)[..., ::-1])
+
+
+def test_grid_file_names_list_each_camid_once(monkeypatch, tmp_path):
+    """Several images of one identity from one camera: the grid's file
+    name lists that camid once (camid0-2, not camid0-0-2)."""
+    tool = load_tool(TOOL)
+    image = torch.zeros(3, 16, 16, dtype=torch.uint8)
+    written = _browse_packed(tool, monkeypatch,
+                             [(image, 5, c, 'gallery') for c in (0, 0, 2)],
+                             tmp_path / 'out')
+    assert [osp.basename(p)
+            for p in written] == ['gallery_pid5_camid0-2_mod0.png']
+
+
+def test_an_empty_dataset_is_refused_naming_its_key(monkeypatch, tmp_path):
+    """An empty dataset is an error naming the config key, not a run that
+    writes no picture and replaces --out-dir with nothing."""
+    tool = load_tool(TOOL)
+    out = tmp_path / 'out'
+    with pytest.raises(ValueError, match='test_dataloader.dataset is empty'):
+        _browse_packed(tool, monkeypatch, [], out)
+    assert not out.exists()
+
+
+def test_shuffle_picks_by_seed(monkeypatch, tmp_path):
+    """--shuffle picks random samples: --seed repeats a choice, another
+    seed makes another one."""
+    tool = load_tool(TOOL)
+    image = torch.zeros(3, 16, 16, dtype=torch.uint8)
+    samples = [(image, pid, 0, 'gallery') for pid in range(40)]
+
+    def picked(seed, name):
+        monkeypatch.setattr(
+            tool, 'DATASETS',
+            SimpleNamespace(build=lambda cfg: _PackedSamples(samples)))
+        cfg = Config(dict(test_dataloader=dict(dataset=dict(type='P'))))
+        written = tool.browse(
+            cfg,
+            'test',
+            5,
+            str(tmp_path / name),
+            mode='single',
+            shuffle=True,
+            seed=seed)
+        return [osp.basename(p).split('_')[2] for p in written]
+
+    first = picked(1, 'a')
+    assert picked(1, 'b') == first
+    assert picked(2, 'c') != first
+    assert first != [f'pid{i}' for i in range(5)]
