@@ -120,3 +120,123 @@ def test_first_streamed_row_holds_no_one_time_cost(tmp_path):
     three = rows['3 modes, one by one']['peak_bytes']
     assert streamed <= three + 8 * 2**20, (streamed, three)
     assert 'streamed - full: max |metric diff| = 0.0e+00' in proc.stdout
+
+
+TINY = [
+    '--num-query', '6', '--num-gallery', '40', '--dim', '16', '--hidden', '8',
+    '--repeat', '1'
+]
+
+
+def test_agreement_numbers_compare_both_sides(monkeypatch):
+    """The logit error compares the direct scoring with the decomposed one
+    and the streamed row's metric difference compares its metrics with the
+    full ranking's: a wrong side shows in them (they are never a method
+    compared with itself)."""
+    import dataclasses
+    tool = load_tool(TOOL)
+    real_logits, real_features = tool.mnet_pair_logits, tool.evaluate_features
+
+    def off_direct(*args, method='decomposed', **kwargs):
+        logits = real_logits(*args, method=method, **kwargs)
+        return logits + 0.5 if method == 'direct' else logits
+
+    def off_map(*args, **kwargs):
+        result = real_features(*args, **kwargs)
+        return dataclasses.replace(result, mAP=result.mAP + 0.01)
+
+    monkeypatch.setattr(tool, 'mnet_pair_logits', off_direct)
+    monkeypatch.setattr(tool, 'evaluate_features', off_map)
+    summary = tool.main(TINY + ['--topk', '40'])
+    rows = {row['method']: row for row in summary['rows']}
+    assert summary['max_abs_logit_error'] == pytest.approx(0.5, abs=1e-4)
+    streamed = rows['streamed (evaluate_features)']
+    assert streamed['max_abs_metric_diff'] == pytest.approx(0.01, abs=1e-6)
+
+
+def test_one_pass_row_is_checked_on_every_mode(monkeypatch):
+    """The one-pass row (shared M-Net logits) must equal the one-by-one
+    row in all three modes: a difference in 'fused' alone shows. A top-k
+    row with k < G does less work: no ratio to the full-scoring ceiling."""
+    import dataclasses
+    tool = load_tool(TOOL)
+    real_multi, real_share = (tool.evaluate_features_multi,
+                              tool.share_mnet_logits)
+    shared = []
+
+    def off_fused(*args, **kwargs):
+        results = real_multi(*args, **kwargs)
+        fused = results['fused']
+        results['fused'] = dataclasses.replace(fused, mAP=fused.mAP + 0.02)
+        return results
+
+    def share(scorers):
+        shared.append(sorted(scorers))
+        return real_share(scorers)
+
+    monkeypatch.setattr(tool, 'evaluate_features_multi', off_fused)
+    monkeypatch.setattr(tool, 'share_mnet_logits', share)
+    summary = tool.main(TINY + ['--topk', '10'])
+    rows = {row['method']: row for row in summary['rows']}
+    one_pass = rows['3 modes, one pass (mmreid)']
+    assert one_pass['max_abs_metric_diff'] == pytest.approx(0.02, abs=1e-6)
+    # The timed one-pass row shares the M-Net logits of the modes.
+    assert shared and all(s == sorted(tool.MODES) for s in shared)
+    topk = rows['top-10 rerank']
+    assert topk['flops'] == 2 * 6 * 10 * 16 * 8
+    assert topk['ratio_to_ceiling'] is None
+    assert rows['decomposed (mmreid)']['ratio_to_ceiling'] is not None
+
+
+@pytest.mark.parametrize('flag', [
+    '--num-query', '--num-gallery', '--dim', '--hidden', '--repeat', '--topk'
+])
+def test_a_count_below_one_is_refused_naming_the_flag(flag, capsys):
+    tool = load_tool(TOOL)
+    with pytest.raises(SystemExit):
+        tool.parse_args([flag, '0'])
+    assert f'{flag} must be >= 1, got 0' in capsys.readouterr().err
+
+
+def test_warm_up_queries_have_a_positive_from_another_camera():
+    import numpy as np
+    tool = load_tool(TOOL)
+    query = np.arange(3)[:, None]
+    labels = (np.array([1, 2, 3]), np.array([1, 2, 3]), np.array([0, 0, 0]),
+              np.array([0, 1, 1]))
+    # Query 0's only match shares its camera: junk, no positive.
+    kept, (q_pids, g_pids, q_camids, _) = tool.warm_subset(query, labels)
+    assert q_pids.tolist() == [2, 3] and kept[:, 0].tolist() == [1, 2]
+    assert q_camids.tolist() == [0, 0] and g_pids is labels[1]
+
+
+def test_peak_memory_is_the_peak_beyond_the_start(monkeypatch):
+    tool = load_tool(TOOL)
+    monkeypatch.setattr(tool, 'rss_bytes', lambda: 100)
+    monkeypatch.setattr(tool, 'reset_peak_rss', lambda: True)
+    for peak, beyond in ((250, 150), (90, 0)):
+        monkeypatch.setattr(tool, 'peak_rss_bytes', lambda: peak)
+        with tool.PeakMemory('cpu') as memory:
+            pass
+        assert (memory.peak, memory.exact) == (beyond, True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='defect: the tool times and tables mmreid\'s decomposed scoring '
+    'and exits normally however far its logits are from the direct ones')
+def test_a_wrong_decomposed_scoring_is_refused(monkeypatch):
+    """mmreid's decomposed scoring is timed as the exact M-Net scoring: a
+    result that differs from the direct one must fail the run (as
+    benchmark_eval.py exits 1 on DIFFERS), not be printed with a speed."""
+    tool = load_tool(TOOL)
+    real_logits = tool.mnet_pair_logits
+
+    def wrong_decomposed(*args, method='decomposed', **kwargs):
+        logits = real_logits(*args, method=method, **kwargs)
+        return logits + 1.0 if method == 'decomposed' else logits
+
+    monkeypatch.setattr(tool, 'mnet_pair_logits', wrong_decomposed)
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(TINY + ['--topk', '40'])
+    assert exit_info.value.code not in (0, None)
