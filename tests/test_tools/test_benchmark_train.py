@@ -190,3 +190,145 @@ def test_a_count_out_of_range_is_refused_naming_the_flag(
         tool.parse_args()
     assert exit_info.value.code == 2
     assert f'{flag} must be >= {least}, got {value}' in capsys.readouterr().err
+
+
+def test_noise_market_config_trains_on_the_noise_folder(monkeypatch,
+                                                        tmp_path):
+    """--noise-market points the Market-1501 config's training set at the
+    noise folder (never the real data_root) and drops the backbone's
+    pretrained init_cfg (never downloaded: it does not change the
+    cost)."""
+    from types import SimpleNamespace
+    tool = load_tool(TOOL)
+    written = []
+    monkeypatch.setattr(tool, 'write_noise_market', written.append)
+    noise = str(tmp_path / 'noise')
+    args = SimpleNamespace(
+        config='configs/baseline/bot_r50_1xb64-120e_market1501.py',
+        cfg_options=None,
+        noise_market=noise,
+        num_workers=0)
+    cfg = tool.prepare_cfg(args)
+    os.rmdir(cfg.work_dir)  # made for the runner; nothing written yet
+    assert written == [noise]
+    assert cfg.train_dataloader.dataset.data_root == noise
+    assert 'init_cfg' not in cfg.model.backbone
+    assert cfg.train_dataloader.num_workers == 0
+    assert cfg.train_dataloader.persistent_workers is False
+
+
+class _Clock:
+    """perf_counter that advances 1 s per call."""
+
+    def __init__(self):
+        self.now = -1.0
+
+    def __call__(self):
+        self.now += 1
+        return self.now
+
+
+def test_bare_loop_times_iters_iterations_after_the_warmup(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+    from mmengine.config import Config
+    tool = load_tool(TOOL)
+
+    class Model(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+            self.data_preprocessor = lambda data, training: data
+
+        def init_weights(self):
+            pass
+
+        def forward(self, x, mode):
+            return dict(loss=(self.w * x).sum(), acc=torch.tensor(1.0))
+
+    model = Model()
+    monkeypatch.setattr(tool, 'MODELS', SimpleNamespace(build=lambda c: model))
+    batches = [dict(x=torch.ones(1))] * 2
+    monkeypatch.setattr(tool.Runner, 'build_dataloader',
+                        staticmethod(lambda cfg: batches))
+    monkeypatch.setattr(tool.time, 'perf_counter', _Clock())
+    cfg = Config(
+        dict(
+            model=dict(),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5)),
+            train_dataloader=dict()))
+    args = SimpleNamespace(device='cpu', amp=False, warmup=2, iters=3)
+    times = tool.run_bare(cfg, args)
+    assert times == [1.0, 1.0, 1.0]
+    # Every iteration stepped (warm-up, timed and the one before timing).
+    assert model.w.item() == pytest.approx(1 - 0.5 * 6)
+
+
+def test_framework_loop_times_iters_iterations_after_the_warmup(monkeypatch):
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+    tool = load_tool(TOOL)
+    ran = []
+
+    class FakeRunner:
+
+        def __init__(self, cfg):
+            self.cfg, self.hooks = cfg, []
+
+        def register_hook(self, hook):
+            self.hooks.append(hook)
+
+        def train(self):
+            for i in range(self.cfg.train_cfg['max_iters']):
+                ran.append(i)
+                for hook in self.hooks:
+                    hook.after_train_iter(self, i)
+
+    monkeypatch.setattr(tool, 'build_runner', FakeRunner)
+    monkeypatch.setattr(tool.time, 'perf_counter', _Clock())
+    cfg = Config(dict(default_hooks=dict(), optim_wrapper=dict()))
+    args = SimpleNamespace(device='cpu', amp=False, warmup=2, iters=3)
+    assert tool.run_mmreid(cfg, args) == [1.0, 1.0, 1.0]
+    assert len(ran) == 2 + 3 + 1
+
+
+def test_overhead_is_framework_over_bare(monkeypatch, tmp_path, capsys):
+    """overhead = median(mmreid) / median(bare) - 1, per repeat and over
+    all; images/s = batch size / median seconds."""
+    import json
+
+    from mmengine.config import Config
+    tool = load_tool(TOOL)
+    mm_runs = iter([[0.3, 0.3], [0.2, 0.2]])
+    monkeypatch.setattr(
+        tool, 'prepare_cfg',
+        lambda args: Config(dict(train_dataloader=dict(batch_size=4))))
+    monkeypatch.setattr(tool, 'run_mmreid', lambda cfg, args: next(mm_runs))
+    monkeypatch.setattr(tool, 'run_bare', lambda cfg, args: [0.1, 0.1])
+    monkeypatch.setattr(tool, 'run_data', lambda cfg, args: 99.0)
+    out = tmp_path / 'train.json'
+    monkeypatch.setattr('sys.argv', [
+        TOOL, 'cfg.py', '--repeats', '2', '--device', 'cpu', '--out',
+        str(out)
+    ])
+    tool.main()
+    result = json.loads(out.read_text())
+    assert result['overhead_pct'] == pytest.approx(150)
+    assert result['overhead_pct_per_repeat'] == pytest.approx([200, 100])
+    assert result['mmreid_images_per_s'] == pytest.approx(16)
+    assert result['bare_images_per_s'] == pytest.approx(40)
+    assert 'framework overhead (median): +150.0%' in capsys.readouterr().out
+
+
+def test_amp_without_cuda_is_refused_before_anything_runs(monkeypatch):
+    tool = load_tool(TOOL)
+    prepared = []
+    monkeypatch.setattr(tool, 'prepare_cfg', prepared.append)
+    monkeypatch.setattr('sys.argv',
+                        [TOOL, 'cfg.py', '--amp', '--device', 'cpu'])
+    with pytest.raises(SystemExit, match='--amp needs --device cuda'):
+        tool.main()
+    assert prepared == []
