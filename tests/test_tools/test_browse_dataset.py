@@ -363,6 +363,12 @@ def test_identity_without_orig_pid_is_named_a_label():
         dict(role='train', orig_pid=9), 4,
         'train') == ('pid 9\nlabel 4', 'pid9_label4')
     assert tool._identity(dict(role='query'), 9, 'test') == ('pid 9', 'pid9')
+    # A training record is named by its label in any phase (a val phase
+    # on a training split), and every train-phase record is one, with a
+    # role or without.
+    train = ('pid 9\nlabel 4', 'pid9_label4')
+    assert tool._identity(dict(role='train', orig_pid=9), 4, 'val') == train
+    assert tool._identity(dict(orig_pid=9), 4, 'train') == train
 
 
 class _PackedSamples:
