@@ -439,10 +439,6 @@ def test_table_prints_each_rows_own_metrics(capsys):
             in capsys.readouterr().out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='defect: a NaN mAP/mINP is dropped by max() in '
-    'compare_with_bases, so the row agrees (max_abs_diff 0.0)')
 def test_a_nan_metric_does_not_agree():
     """A peer whose mAP or mINP is NaN (e.g. the mean of an empty list)
     did not compute the base's result: it must not agree and get timed
@@ -456,10 +452,6 @@ def test_a_nan_metric_does_not_agree():
     assert rows[1]['agrees'] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='defect: re-ranking rows get a speed-up over fast-reid\'s '
-    'Cython evaluator, which does no re-ranking (different work)')
 def test_rerank_rows_get_no_speed_up_over_a_plain_evaluator(
         monkeypatch, tmp_path):
     tool = load_tool('tools/analysis_tools/benchmark_eval.py')

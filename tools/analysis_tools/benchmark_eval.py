@@ -37,8 +37,10 @@ fast-reid's float32 averaging differs by up to ~2e-7) is marked
 ``DIFFERS`` in the table and ``agrees: false`` in the JSON, gets no
 speed-up (and, if it is ``fastreid-cy``, gives none to the others), and
 the tool exits with status 1 after writing its table and JSON. With
-``fastreid-cy`` in the run, each row also gets its speed-up over it (the
-two measured side by side, under the same load). ``features`` rows report
+``fastreid-cy`` in the run, each row that does not re-rank also gets its
+speed-up over it (the two measured side by side, under the same load; a
+re-ranking row does more work than it, so it gets none). A NaN metric
+never agrees. ``features`` rows report
 the share of the distance computation (the GEMM, timed alone in the same
 process after the measurement). ``--device cuda`` runs ``mmreid`` and
 ``features`` on the GPU (inputs moved there before the clock starts, the
@@ -574,11 +576,13 @@ def compare_with_bases(rows, tolerance):
             row['max_abs_diff'], row['agrees'] = None, True
             continue
         base = by_method[base_name]
-        row['max_abs_diff'] = float(
-            max(
-                np.abs(np.subtract(row['cmc'], base['cmc'])).max(),
-                abs(row['mAP'] - base['mAP']),
-                abs(row['mINP'] - base['mINP'])))
+        diffs = np.abs(
+            np.subtract(
+                np.concatenate([row['cmc'], [row['mAP'], row['mINP']]]),
+                np.concatenate([base['cmc'], [base['mAP'], base['mINP']]])))
+        # np.max keeps a NaN (Python's max may drop it, by its order): a
+        # method that gave NaN did not compute the base's result.
+        row['max_abs_diff'] = float(np.max(diffs))
         row['agrees'] = bool(row['max_abs_diff'] <= tolerance)
 
 
@@ -649,9 +653,10 @@ def run_size(args, methods, root, size, regime):
     ]
     for row in rows:
         # Speed-up over fast-reid's Cython evaluator, measured in the
-        # same run under the same load; none for a wrong result.
+        # same run under the same load; none for a wrong result, and none
+        # for a re-ranking method, which does other work than it.
         row['speedup_vs_fastreid_cy'] = None
-        if fastreid and row['agrees']:
+        if fastreid and row['agrees'] and row['method'] not in RERANK_METHODS:
             row['speedup_vs_fastreid_cy'] = (
                 fastreid[0]['seconds'] / row['seconds'])
     return rows
