@@ -25,6 +25,13 @@ meaningful), measures at one memory budget:
   every query chunk scored once by the M-Net for ``'mnet'`` and
   ``'fused'``. Its metrics must equal the one-by-one row's, to the bit.
 
+Only exact scoring is timed as such: the run exits with status 1, after
+writing its table and JSON (``exactness``), when the decomposed logits
+differ from the direct ones by more than ``--logit-tolerance`` (default
+1e-4, the unit tests' bound), the streamed metrics from those of the
+decomposed logits by more than ``--metric-tolerance`` (default 1e-6), or
+the one-pass metrics from the one-by-one ones at all; a NaN never agrees.
+
 FLOP/s count ``2 Q G D H`` (the first layer) for every full-scoring row
 (once for the two 3-mode rows: the work needed) and ``2 Q k D H`` for the
 top-k row. Peak memory is the peak beyond the memory
@@ -44,8 +51,10 @@ Example::
 """
 import argparse
 import json
+import math
 import platform
 import statistics
+import sys
 import time
 
 import torch
@@ -98,6 +107,17 @@ def parse_args(argv=None):
     parser.add_argument(
         '--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--logit-tolerance',
+        type=float,
+        default=1e-4,
+        help='largest |z_direct - z_decomposed| of an exact run')
+    parser.add_argument(
+        '--metric-tolerance',
+        type=float,
+        default=1e-6,
+        help='largest |metric difference| (fraction) of the streamed '
+        'ranking from the decomposed logits\' ranking')
     parser.add_argument('--out', help='write the results to this JSON file')
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset or 'cpu']
@@ -110,9 +130,45 @@ def parse_args(argv=None):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got '
                          f'{getattr(args, name)}')
+    for name in ('logit_tolerance', 'metric_tolerance'):
+        value = getattr(args, name)
+        if not value >= 0 or math.isinf(value):
+            parser.error(f'--{name.replace("_", "-")} must be a finite '
+                         f'number >= 0, got {value}')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda but CUDA is not available')
     return args
+
+
+def largest(*values) -> float:
+    """The largest of ``values``; NaN if one of them is (Python's ``max``
+    keeps or drops a NaN by its position)."""
+    values = [float(v) for v in values]
+    return math.nan if any(map(math.isnan, values)) else max(values)
+
+
+def metric_diff(result, other) -> float:
+    """Largest |difference| of two rank results' mAP and CMC."""
+    return largest(
+        abs(result.mAP - other.mAP),
+        *(abs(result.cmc - other.cmc).reshape(-1).tolist()))
+
+
+def exactness_failures(exactness: dict, args) -> list:
+    """What an exact run must hold and this one did not (``exactness``:
+    the summary's entry; a NaN fails every bound)."""
+    checks = [
+        ('max |z_direct - z_decomposed|', exactness['max_abs_logit_error'],
+         args.logit_tolerance),
+        ('streamed - full: max |metric diff|',
+         exactness['streamed_metric_diff'], args.metric_tolerance),
+        ('3 modes one pass - one by one: max |metric diff|',
+         exactness['one_pass_metric_diff'], 0.0),
+    ]
+    return [
+        f'{what} = {value:.2e}, above {bound:g}'
+        for what, value, bound in checks if not value <= bound
+    ]
 
 
 class PeakMemory:
@@ -371,6 +427,7 @@ def main(argv=None):
     stats = {name: stats[name][1:] for name in names}
 
     direct, decomposed = results[names[0]], results[names[1]]
+    # torch's max keeps a NaN.
     max_abs_dz = (direct - decomposed).abs().max().item()
     full = evaluate_rank(-decomposed, *labels)
     euclid = evaluate_rank(
@@ -389,9 +446,7 @@ def main(argv=None):
         *stats[names[3]],
         pair_flops,
         **metrics_of(streamed),
-        max_abs_metric_diff=max(
-            abs(streamed.mAP - full.mAP),
-            float(abs(streamed.cmc - full.cmc).max())))
+        max_abs_metric_diff=metric_diff(streamed, full))
     record(
         names[4],
         *stats[names[4]],
@@ -406,11 +461,8 @@ def main(argv=None):
         *stats[names[6]],
         pair_flops,
         **metrics_of(shared['mnet']),
-        max_abs_metric_diff=max(
-            max(
-                abs(shared[m].mAP - by_mode[m].mAP),
-                float(abs(shared[m].cmc - by_mode[m].cmc).max()))
-            for m in MODES))
+        max_abs_metric_diff=largest(*(metric_diff(shared[m], by_mode[m])
+                                      for m in MODES)))
     for row in rows:
         row['ratio_to_ceiling'] = (
             ceiling['seconds'] /
@@ -430,6 +482,12 @@ def main(argv=None):
         decomposed_chunk=dict(
             queries=chunk_shape[0], gallery_columns=chunk_shape[1]),
         max_abs_logit_error=max_abs_dz,
+        exactness=dict(
+            max_abs_logit_error=max_abs_dz,
+            streamed_metric_diff=rows[3]['max_abs_metric_diff'],
+            one_pass_metric_diff=rows[6]['max_abs_metric_diff'],
+            logit_tolerance=args.logit_tolerance,
+            metric_tolerance=args.metric_tolerance),
         full_mnet=metrics_of(full),
         euclid=metrics_of(euclid),
         rows=rows)
@@ -462,8 +520,15 @@ def main(argv=None):
           f"|metric diff| = {rows[3]['max_abs_metric_diff']:.1e}; 3 modes "
           f'one pass - one by one: max |metric diff| = '
           f"{rows[6]['max_abs_metric_diff']:.1e}")
+    failures = exactness_failures(summary['exactness'], args)
+    summary['exactness']['agrees'] = not failures
     if args.out:
         write_json_atomic(args.out, summary)
+    if failures:
+        # Written first, so the numbers can be read; but a time of a
+        # scoring that is not exact is not a result.
+        print('\nNOT EXACT: ' + '; '.join(failures), file=sys.stderr)
+        sys.exit(1)
     return summary
 
 
