@@ -863,3 +863,131 @@ def test_the_keys_that_give_batch_statistics():
     assert running_statistics_fix(dict(model=model)) == (
         '--cfg-options model.backbone.norm_cfg.eval_stats=modality '
         'model.neck.1.norm_cfg.eval_stats=modality')
+
+
+class MeanColour(torch.nn.Module):
+    """The smallest graph to export: each image's mean colour (N, 3)."""
+
+    def forward(self, images):
+        return images.mean((2, 3))
+
+
+def test_verify_reports_differences_of_either_sign(tiny, tmp_path):
+    """max_abs_diff is max |onnx - pytorch|: a file whose features are
+    above the model's fails --tolerance as one whose features are below
+    does; max_abs_feature is the magnitude of the model's (PyTorch's)
+    features, which the tool prints next to it."""
+    tool = load_tool(TOOL)
+    config, checkpoint = tiny
+    cfg = Config.fromfile(config)
+    tool.apply_shape(cfg, SHAPE)
+    model = tool.build_model(cfg, checkpoint)
+    output = str(tmp_path / 'legacy.onnx')
+    tool.export(model, output, SHAPE, exporter='legacy')
+    with torch.no_grad():
+        # The model's dimension 5 drops by 100: the file's is 100 above.
+        model.model.head.bnneck.bias[5] -= 100
+    for r in tool.verify(model, output, SHAPE):
+        assert r['max_abs_diff'] == pytest.approx(100, abs=1e-2)
+        assert r['max_abs_feature'] > 90  # PyTorch's, not the file's
+
+
+def test_the_checked_file_holds_its_metadata(tmp_path):
+    """--verify feeds the file as its metadata says (mmreid.resize_*), so
+    the check gets the file with the metadata already written."""
+    tool = load_tool(TOOL)
+    seen = {}
+    given = {'mmreid.resize_interpolation': 'bicubic', 'mmreid.note': 'x'}
+    tool.export(
+        MeanColour(),
+        str(tmp_path / 'mean.onnx'), (4, 2),
+        exporter='legacy',
+        check=lambda path: seen.update(metadata(path)),
+        metadata=given)
+    assert seen == given
+
+
+def test_the_default_tolerance_opset_and_printed_differences(
+        tiny, tmp_path, monkeypatch, capsys):
+    """--tolerance defaults to 1e-3 and --opset to 18 (their help): a
+    largest difference of 2e-3 fails --verify without it, 5e-4 passes.
+    Each batch's difference and feature magnitude are printed as verify
+    reports them."""
+    tool = load_tool(TOOL)
+    config, checkpoint = tiny
+    worst = []
+    monkeypatch.setattr(
+        tool, 'verify', lambda *args, **kwargs: [
+            dict(batch=1, max_abs_diff=worst[-1], max_abs_feature=1.5),
+            dict(batch=3, max_abs_diff=1e-4, max_abs_feature=2.5)
+        ])
+    output = tmp_path / 'a.onnx'
+    argv = [
+        config, checkpoint, '--output-file',
+        str(output), '--exporter', 'legacy', '--verify'
+    ]
+    worst.append(2e-3)
+    assert tool.main(argv) == 1
+    printed = capsys.readouterr()
+    assert 'batch 1: max abs diff 0.002 (features up to 1.5)' in printed.out
+    assert 'batch 3: max abs diff 0.0001 (features up to 2.5)' in printed.out
+    assert 'max abs diff 0.002 > tolerance 0.001' in printed.err
+    assert not output.exists()
+    worst.append(5e-4)
+    assert tool.main(argv) == 0
+    assert 'verification passed (tolerance 0.001)' in capsys.readouterr().out
+    opsets = {o.domain: o.version for o in onnx.load(str(output)).opset_import}
+    assert opsets[''] == 18
+
+
+def test_verification_batches_differ_from_the_exports():
+    """--verify runs two batch sizes, neither the one the graph was traced
+    with: a graph with that batch size baked in fails it."""
+    tool = load_tool(TOOL)  # puts tools/deployment on sys.path
+    from onnx_verify import VERIFY_BATCHES
+    assert len(set(VERIFY_BATCHES)) == 2
+    assert tool.EXPORT_BATCH not in VERIFY_BATCHES
+
+
+def test_verify_refuses_features_of_another_shape(tiny, tmp_path):
+    """A file whose output is not the model's (N, D) features is refused
+    by shape, naming both, not compared by broadcasting."""
+    tool = load_tool(TOOL)
+    config, checkpoint = tiny
+    model = tool.build_model(Config.fromfile(config), checkpoint)
+    output = str(tmp_path / 'mean.onnx')
+    tool.export(MeanColour(), output, (32, 16), exporter='legacy')
+    with pytest.raises(
+            RuntimeError,
+            match=r'onnxruntime gave features of shape \(1, 3\) for batch 1, '
+            r'PyTorch \(1, 64\)'):
+        tool.verify(model, output, (32, 16))
+
+
+NO_PIPELINE = (
+    "model['backbone']['norm_cfg'] = dict(type='MBN')\n"
+    'test_pipeline = None\n'
+    "test_dataloader = dict(test_dataloader, dataset=dict("
+    "test_dataloader['dataset'], pipeline=None))\n"
+    'val_dataloader = test_dataloader\n')
+
+
+def test_a_config_without_a_test_pipeline_is_verified(make_config, tmp_path):
+    """A model-only config (no test pipeline) exports at --shape; --verify
+    compares the file with the data preprocessor and the test forward of
+    the model on the same images, for the modality the graph computes."""
+    register_all_modules()
+    tool = load_tool(TOOL)
+    config = make_config(extra=NO_PIPELINE, name='no_pipeline.py')
+    model = MODELS.build(Config.fromfile(config).model)
+    checkpoint = str(tmp_path / 'mbn.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    output = tmp_path / 'model.onnx'
+    assert tool.main([
+        config, checkpoint, '--modality', '1', '--shape', '32', '16',
+        '--output-file',
+        str(output), '--opset', '17', '--verify'
+    ]) == 0
+    props = metadata(output)
+    assert props['mmreid.input'].startswith('input float32 (N, 3, 32, 16)')
+    assert 'mmreid.resize_interpolation' not in props
