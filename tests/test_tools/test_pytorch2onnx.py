@@ -67,6 +67,11 @@ def test_cli_export_and_verify(tiny, tmp_path, capsys, umask):
     dims = graph.input[0].type.tensor_type.shape.dim
     assert not dims[0].HasField('dim_value')  # symbolic batch
     assert [d.dim_value for d in dims[1:]] == [3, *SHAPE]
+    # The output declares the batch axis symbolic too (a runtime that
+    # sizes its buffers from it takes any batch), D fixed.
+    dims = graph.output[0].type.tensor_type.shape.dim
+    assert not dims[0].HasField('dim_value')
+    assert [d.dim_value for d in dims[1:]] == [64]
 
 
 def test_features_match_the_pytorch_pipeline(tiny, tmp_path):
@@ -430,6 +435,8 @@ def test_a_cross_modality_model_is_exported_with_the_legacy_exporter(
     assert tool.main(args + ['--verify']) == 0
     assert 'exporter legacy' in capsys.readouterr().out
     assert output.exists()
+    # The file says which modality's features it computes.
+    assert metadata(output)['mmreid.modality'] == '0'
 
 
 GMN_MODEL = '''
@@ -907,6 +914,52 @@ def test_the_checked_file_holds_its_metadata(tmp_path):
     assert seen == given
 
 
+def test_write_metadata_replaces_its_keys_and_keeps_the_others(tmp_path):
+    tool = load_tool(TOOL)
+    path = str(tmp_path / 'mean.onnx')
+    tool.export(
+        MeanColour(),
+        path, (4, 2),
+        exporter='legacy',
+        metadata={
+            'mmreid.note': 'old',
+            'producer.key': 'kept'
+        })
+    tool.write_metadata(path, {'mmreid.note': 'new', 'mmreid.rerank': '{}'})
+    props = sorted((p.key, p.value) for p in onnx.load(path).metadata_props)
+    assert props == [('mmreid.note', 'new'), ('mmreid.rerank', '{}'),
+                     ('producer.key', 'kept')]
+
+
+def test_an_unknown_exporter_is_refused(tmp_path):
+    tool = load_tool(TOOL)
+    with pytest.raises(
+            ValueError,
+            match=r"exporter must be one of \('dynamo', 'legacy'\), got "
+            r"'torchscript'"):
+        tool.export(
+            MeanColour(),
+            str(tmp_path / 'mean.onnx'), (4, 2),
+            exporter='torchscript')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_file_records_the_modality_it_computes():
+    """The graph computes one modality's features (--modality): the file
+    says which, the visible one (0) included."""
+    tool = load_tool(TOOL)
+    ranking = dict(
+        ranking_distance='euclidean',
+        feature_normalization='none',
+        features_only=False,
+        ranking_source='model.distance',
+        ranking_note='')
+    for modality in (0, 1):
+        props = tool.onnx_metadata(ranking, SHAPE, modality)
+        assert props['mmreid.modality'] == str(modality)
+    assert 'mmreid.modality' not in tool.onnx_metadata(ranking, SHAPE)
+
+
 def test_the_default_tolerance_opset_and_printed_differences(
         tiny, tmp_path, monkeypatch, capsys):
     """--tolerance defaults to 1e-3 and --opset to 18 (their help): a
@@ -947,6 +1000,21 @@ def test_verification_batches_differ_from_the_exports():
     from onnx_verify import VERIFY_BATCHES
     assert len(set(VERIFY_BATCHES)) == 2
     assert tool.EXPORT_BATCH not in VERIFY_BATCHES
+
+
+def test_the_model_holds_the_checkpoints_weights(tiny):
+    """build_model loads every tensor of the checkpoint (the fixture's
+    randomised BN statistics included), not the model's initial ones, and
+    gives the model in eval mode (BN running statistics)."""
+    tool = load_tool(TOOL)
+    config, checkpoint = tiny
+    model = tool.build_model(Config.fromfile(config), checkpoint)
+    assert not any(m.training for m in model.modules())
+    state = model.model.state_dict()
+    saved = torch.load(checkpoint, weights_only=True)['state_dict']
+    assert set(saved) <= set(state)
+    for key, value in saved.items():
+        assert torch.equal(state[key], value), key
 
 
 def test_verify_refuses_features_of_another_shape(tiny, tmp_path):
