@@ -1002,6 +1002,80 @@ def test_verification_batches_differ_from_the_exports():
     assert tool.EXPORT_BATCH not in VERIFY_BATCHES
 
 
+LOAD = dict(type='ReIDLoadImageFromFile')
+RESIZE = dict(type='ReIDResize', size=SHAPE)
+PACK = dict(type='PackReIDInputs')
+CENTER_CROP = dict(type='mmcv.CenterCrop', crop_size=(16, 32))
+
+
+@pytest.mark.parametrize(
+    'pipeline, refused',
+    [([LOAD, RESIZE, PACK], None), ([LOAD, PACK], None),
+     ([LOAD, CENTER_CROP, RESIZE, PACK],
+      r'\.1 is .*a transform the graph does not compute'),
+     ([LOAD, RESIZE], r'\.1 is .*the last transform, not PackReIDInputs')],
+    ids=['resize', 'no-resize', 'crop-before-resize', 'no-pack'])
+def test_check_data_path_reads_every_transform(make_config, pipeline,
+                                               refused):
+    """The graph reproduces a loader, at most one resize and the packing,
+    wherever another transform stands, the first after the loader
+    included, and only a pipeline that ends with PackReIDInputs."""
+    from mmengine.registry import init_default_scope
+    tool = load_tool(TOOL)
+    register_all_modules()
+    init_default_scope('mmreid')
+    model = MODELS.build(Config.fromfile(make_config()).model)
+    cfg = Config(
+        dict(test_dataloader=dict(dataset=dict(pipeline=pipeline))))
+    if refused is None:
+        tool.check_data_path(model, cfg)
+        return
+    with pytest.raises(
+            ValueError,
+            match=r'^the test pipeline test_dataloader\.dataset\.pipeline' +
+            refused):
+        tool.check_data_path(model, cfg)
+
+
+def test_check_data_path_reads_the_chosen_target(make_config):
+    """A multi-target config: the pipeline of the target --target names is
+    checked; targets whose pipelines differ need one."""
+    from mmengine.registry import init_default_scope
+    tool = load_tool(TOOL)
+    register_all_modules()
+    init_default_scope('mmreid')
+    model = MODELS.build(Config.fromfile(make_config()).model)
+    targets = [
+        dict(name=name, dataloader=dict(dataset=dict(pipeline=pipeline)))
+        for name, pipeline in (('a', [LOAD, RESIZE, PACK]),
+                               ('b', [LOAD, CENTER_CROP, RESIZE, PACK]))
+    ]
+    cfg = Config(dict(test_dataloader=dict(), test_cfg=dict(targets=targets)))
+    tool.check_data_path(model, cfg, 'a')
+    with pytest.raises(
+            ValueError,
+            match=r'^the test pipeline test_cfg\.targets\.1\.dataloader\.'
+            r'dataset\.pipeline\.1 is '):
+        tool.check_data_path(model, cfg, 'b')
+    with pytest.raises(ValueError, match=r"--target NAME \(one of \['a'"):
+        tool.check_data_path(model, cfg)
+
+
+def test_input_shape_of_a_square_resize_and_refused_shapes():
+    """ReIDResize(size=S) resizes to S x S; --shape takes two positive
+    sizes."""
+    tool = load_tool(TOOL)
+    cfg = Config(
+        dict(
+            test_dataloader=dict(
+                dataset=dict(pipeline=[LOAD,
+                                       dict(type='ReIDResize', size=48)]))))
+    assert tool.input_shape(cfg) == (48, 48)
+    for shape in ([0, 32], [64, -1]):
+        with pytest.raises(ValueError, match='--shape must be two positive'):
+            tool.input_shape(cfg, shape)
+
+
 def test_the_model_holds_the_checkpoints_weights(tiny):
     """build_model loads every tensor of the checkpoint (the fixture's
     randomised BN statistics included), not the model's initial ones, and
@@ -1015,6 +1089,52 @@ def test_the_model_holds_the_checkpoints_weights(tiny):
     assert set(saved) <= set(state)
     for key, value in saved.items():
         assert torch.equal(state[key], value), key
+
+
+TWO_TARGETS = '''
+def target(name, domain, **resize):
+    return dict(
+        name=name,
+        dataloader=dict(dataset=dict(synth, domain=domain, split='test',
+                                     pipeline=[
+            dict(type='ReIDLoadImageFromFile'),
+            dict(type='ReIDResize', size=(32, 16), **resize),
+            dict(type='PackReIDInputs')])),
+        evaluator=dict(type='ReIDMetric', **resize.pop('metric', {})))
+test_dataloader = dict()
+test_cfg = dict(type='MultiTargetTestLoop',
+                targets=[target('d1', 1),
+                         target('d0', 0, interpolation='bicubic',
+                                backend='pillow')])
+test_cfg['targets'][1]['evaluator'] = dict(type='ReIDMetric',
+                                           distance='cosine')
+'''
+
+
+def test_target_chooses_the_pipeline_and_the_ranking(make_config, tiny,
+                                                     tmp_path):
+    """Two targets that resize and rank otherwise: --target chooses the
+    one whose resize the file records and verifies, and whose metric's
+    ranking it records; without it the export is refused."""
+    tool = load_tool(TOOL)
+    _, checkpoint = tiny
+    config = make_config(extra=TWO_TARGETS, name='two_targets.py')
+    output = tmp_path / 'out' / 'd0.onnx'
+    output.parent.mkdir()
+    args = [
+        config, checkpoint, '--output-file',
+        str(output), '--exporter', 'legacy', '--opset', '17', '--verify'
+    ]
+    with pytest.raises(ValueError, match=r"--target NAME \(one of \['d1', "):
+        tool.main(args)
+    assert list(output.parent.iterdir()) == []
+    assert tool.main(args + ['--target', 'd0']) == 0
+    props = metadata(output)
+    assert (props['mmreid.resize_interpolation'],
+            props['mmreid.resize_backend']) == ('bicubic', 'pillow')
+    assert (props['mmreid.ranking_distance'],
+            props['mmreid.ranking_source']) == ('cosine',
+                                                'test_cfg.targets.1.evaluator')
 
 
 def test_verify_refuses_features_of_another_shape(tiny, tmp_path):
