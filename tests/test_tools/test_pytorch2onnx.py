@@ -1137,10 +1137,6 @@ def test_target_chooses_the_pipeline_and_the_ranking(make_config, tiny,
                                                 'test_cfg.targets.1.evaluator')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='defect: a NaN difference passes --verify (nan > tolerance is '
-    'False), so a file that outputs NaN features is written as verified')
 def test_verification_fails_on_features_that_are_not_finite(tiny, tmp_path):
     """A checkpoint of a diverged run (a NaN weight): the file and the model
     give NaN features, max abs diff is NaN, which is no agreement within
@@ -1208,11 +1204,6 @@ def test_a_config_without_a_test_pipeline_is_verified(make_config, tmp_path):
     assert 'mmreid.resize_interpolation' not in props
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='defect: only MBN batch statistics are refused; a BatchNorm '
-    'with track_running_stats=False normalises each test batch with its '
-    'own statistics and is exported (dynamo) without a word')
 def test_a_batch_norm_without_running_statistics_is_refused(
         make_config, tmp_path):
     """BatchNorm(track_running_stats=False) uses the batch's statistics in
@@ -1234,3 +1225,22 @@ def test_a_batch_norm_without_running_statistics_is_refused(
     torch.save({'state_dict': model.state_dict()}, checkpoint)
     with pytest.raises(ValueError, match='batch'):
         tool.build_model(Config.fromfile(config), checkpoint)
+
+
+@pytest.mark.parametrize('value', ['nan', 'inf', '-0.5'])
+def test_a_tolerance_that_is_no_bound_is_refused(value, capsys):
+    """--tolerance nan passed every file; a negative one failed every one."""
+    tool = load_tool(TOOL)
+    with pytest.raises(SystemExit):
+        tool.parse_args(['c.py', 'c.pth', '--tolerance', value])
+    assert '--tolerance must be a finite number >= 0' in capsys.readouterr(
+    ).err
+
+
+@pytest.mark.parametrize('diffs', [(0.0, float('nan')), (float('nan'), 0.0)])
+def test_a_nan_difference_disagrees_wherever_it_stands(diffs):
+    tool = load_tool(TOOL)
+    reports = [dict(batch=b, max_abs_diff=d) for b, d in zip((1, 3), diffs)]
+    assert 'features that are not finite' in tool.disagreement(reports, 1e-3)
+    assert tool.disagreement(
+        [dict(batch=1, max_abs_diff=1e-3)], 1e-3) is None

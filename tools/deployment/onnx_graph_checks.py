@@ -16,16 +16,19 @@ def check_batch_independent(model: nn.Module, cfg: Config) -> None:
     MBN layers with ``eval_stats='batch'`` normalise each test batch with
     its own statistics: an exported graph would give each image a
     feature that depends on the other images a deployment batches with
-    it, not the feature ``tools/test.py`` reports.
+    it, not the feature ``tools/test.py`` reports. So does a batch norm
+    layer without running statistics (:func:`check_running_statistics`).
 
     Raises:
         ValueError: Naming a layer and the config key(s) to set to
-            ``'modality'`` (the running statistics).
+            ``'modality'`` (the running statistics), or the batch norm
+            layer.
     """
     from mmreid.models.layers.mbn import (batch_statistics_layers,
                                           running_statistics_fix)
     layers = batch_statistics_layers(model)
     if not layers:
+        check_running_statistics(model)
         return
     fix = running_statistics_fix(cfg)
     raise ValueError(
@@ -35,6 +38,33 @@ def check_batch_independent(model: nn.Module, cfg: Config) -> None:
         "deployment feeds the graph, not be tools/test.py's. Export the "
         f'running statistics of each modality instead: {fix} (test with '
         'the same option for the numbers of the exported features)')
+
+
+def check_running_statistics(model: nn.Module) -> None:
+    """Refuse a batch norm layer that keeps no running statistics.
+
+    ``BatchNorm(track_running_stats=False)`` (mmcv's ``BN``, ``SyncBN``,
+    any ``_BatchNorm``, an MBN's inner ones too) normalises every batch
+    with its own statistics in eval mode as well, as MBN's
+    ``eval_stats='batch'`` does.
+
+    Raises:
+        ValueError: Naming the first such layer.
+    """
+    from torch.nn.modules.batchnorm import _BatchNorm
+    layers = [
+        name for name, module in model.named_modules()
+        if isinstance(module, _BatchNorm) and module.running_mean is None
+    ]
+    if layers:
+        more = f' and {len(layers) - 1} more' if len(layers) > 1 else ''
+        raise ValueError(
+            f"the model's batch norm layer {layers[0]!r}{more} keeps no "
+            'running statistics (track_running_stats=False): in eval mode '
+            'it normalises each batch with its own statistics, so the '
+            'exported features would depend on the batches a deployment '
+            'feeds the graph. Export a model trained with '
+            'track_running_stats=True (the default of its norm_cfg)')
 
 
 #: What the graph reproduces of ``tools/test.py``'s data path.

@@ -5,9 +5,10 @@ says, against ``tools/test.py``'s features of the same images
 than ``--tolerance``.
 """
 from __future__ import annotations
+import math
 import os.path as osp
 import tempfile
-from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -21,6 +22,25 @@ VERIFY_BATCHES = (1, 3)
 
 class VerificationFailed(RuntimeError):
     """The exported graph does not compute the PyTorch model's features."""
+
+
+def disagreement(reports: Sequence[Dict[str, float]],
+                 tolerance: float) -> Optional[str]:
+    """How :func:`verify`'s ``reports`` miss ``tolerance``, for a message
+    (``'max abs diff 0.002 > tolerance 0.001'``), or None when they agree.
+
+    NaN features (a diverged checkpoint, an op that makes NaN) agree with
+    nothing: a NaN difference is never within the tolerance, wherever it
+    stands (Python's ``max`` keeps or drops a NaN by its position).
+    """
+    diffs = [r['max_abs_diff'] for r in reports]
+    if any(map(math.isnan, diffs)):
+        return (f'max abs diff nan (features that are not finite; '
+                f'tolerance {tolerance:g})')
+    worst = max(diffs)
+    if worst <= tolerance:
+        return None
+    return f'max abs diff {worst:.3g} > tolerance {tolerance:g}'
 
 
 def verification_images(shape: Tuple[int, int],

@@ -85,7 +85,8 @@ run through ``tools/test.py``'s path: the test pipeline, the model's data
 preprocessor and its test forward (:func:`mmreid.apis.extract_features`),
 before the rename; the exit status is 1, and no file is written (an
 earlier one under that name is kept), when the largest absolute
-difference exceeds ``--tolerance``.
+difference exceeds ``--tolerance`` or is NaN (features that are not
+finite: a diverged checkpoint).
 
 ``--modality`` is for modality-aware models (MBN norm layers, a two-stream
 backbone): the graph computes the features of that modality; such a model
@@ -100,6 +101,8 @@ with an ``AssertionError`` of its own). The message names the config key
 that exports the running statistics instead, e.g. ``--cfg-options
 model.backbone.norm_cfg.eval_stats=modality`` (``tools/test.py`` then
 needs the same option to report the numbers of the exported features).
+So is a batch norm layer without running statistics
+(``track_running_stats=False``).
 
 The graph is fp32: a config whose test loop extracts under fp16 autocast
 (``test_cfg.fp16=True``, what ``tools/test.py --amp`` sets) is refused,
@@ -124,7 +127,7 @@ from mmreid.utils.pipeline_source import find_transform
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from onnx_graph_checks import check_batch_independent, check_data_path  # noqa
-from onnx_verify import VerificationFailed, verify  # noqa
+from onnx_verify import VerificationFailed, disagreement, verify  # noqa
 
 EXPORTERS = ('dynamo', 'legacy')
 EXPORT_BATCH = 2
@@ -221,7 +224,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=ReIDDictAction,
         help='override config keys, e.g. model.test_cfg.flip=True')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0 <= args.tolerance < float('inf'):
+        # NaN would pass every difference, a negative one fail every file.
+        parser.error(f'--tolerance must be a finite number >= 0, got '
+                     f'{args.tolerance}')
+    return args
 
 
 def _find_resize(pipeline) -> Optional[Tuple[int, int]]:
@@ -672,16 +680,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def check(onnx_file: str) -> None:
         reports = verify(model, onnx_file, shape)
-        worst = max(r['max_abs_diff'] for r in reports)
         for r in reports:
             print(f'batch {r["batch"]}: max abs diff '
                   f'{r["max_abs_diff"]:.3g} (features up to '
                   f'{r["max_abs_feature"]:.3g})')
-        if worst > args.tolerance:
+        over = disagreement(reports, args.tolerance)
+        if over:
             raise VerificationFailed(
-                f'verification FAILED: max abs diff {worst:.3g} > '
-                f'tolerance {args.tolerance:g} between the file\'s '
-                'features of images fed as its metadata says and the '
+                f'verification FAILED: {over} between the '
+                "file's features of images fed as its metadata says and the "
                 "model's through tools/test.py's path (test pipeline, "
                 f'data preprocessor); {args.output_file} not written')
         print(f'verification passed (tolerance {args.tolerance:g})')
