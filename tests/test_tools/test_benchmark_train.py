@@ -305,7 +305,10 @@ def test_overhead_is_framework_over_bare(monkeypatch, tmp_path, capsys):
     mm_runs = iter([[0.3, 0.3], [0.2, 0.2]])
     monkeypatch.setattr(
         tool, 'prepare_cfg',
-        lambda args: Config(dict(train_dataloader=dict(batch_size=4))))
+        lambda args: Config(
+            dict(
+                train_dataloader=dict(batch_size=4),
+                optim_wrapper=dict(optimizer=dict(type='SGD')))))
     monkeypatch.setattr(tool, 'run_mmreid', lambda cfg, args: next(mm_runs))
     monkeypatch.setattr(tool, 'run_bare', lambda cfg, args: [0.1, 0.1])
     monkeypatch.setattr(tool, 'run_data', lambda cfg, args: 99.0)
@@ -332,3 +335,61 @@ def test_amp_without_cuda_is_refused_before_anything_runs(monkeypatch):
     with pytest.raises(SystemExit, match='--amp needs --device cuda'):
         tool.main()
     assert prepared == []
+
+
+def test_bare_loop_steps_the_configs_parameter_groups(monkeypatch):
+    """The bare loop's optimizer is the runner's: paramwise_cfg's lr_mult
+    reaches it (a plain optimizer over model.parameters() gave every
+    parameter the base lr)."""
+    from types import SimpleNamespace
+
+    import torch
+    from mmengine.config import Config
+    tool = load_tool(TOOL)
+
+    class Model(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Linear(1, 1, bias=False)
+            self.head = torch.nn.Linear(1, 1, bias=False)
+            self.data_preprocessor = lambda data, training: data
+
+        def init_weights(self):
+            for p in self.parameters():
+                torch.nn.init.ones_(p)
+
+        def forward(self, x, mode):
+            return dict(loss=self.body(x).sum() + self.head(x).sum())
+
+    model = Model()
+    monkeypatch.setattr(tool, 'MODELS', SimpleNamespace(build=lambda c: model))
+    monkeypatch.setattr(tool.Runner, 'build_dataloader',
+                        staticmethod(lambda cfg: [dict(x=torch.ones(1, 1))]))
+    cfg = Config(
+        dict(
+            model=dict(),
+            optim_wrapper=dict(
+                optimizer=dict(type='SGD', lr=0.5),
+                paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10)})),
+            train_dataloader=dict()))
+    tool.run_bare(cfg, SimpleNamespace(device='cpu', amp=False, warmup=0,
+                                       iters=1))
+    # Two steps (the one before timing and one timed), gradient 1 each.
+    assert model.body.weight.item() == pytest.approx(1 - 2 * 0.5)
+    assert model.head.weight.item() == pytest.approx(1 - 2 * 5.0)
+
+
+@pytest.mark.parametrize('key, value', [('clip_grad', dict(max_norm=35)),
+                                        ('accumulative_counts', 2)])
+def test_an_optim_wrapper_the_bare_loop_omits_is_refused(key, value):
+    """Gradient clipping or accumulation in the runner's step only: the
+    overhead would compare different work."""
+    from mmengine.config import Config
+    tool = load_tool(TOOL)
+    cfg = Config(dict(optim_wrapper={'optimizer': dict(type='SGD'), key:
+                                     value}))
+    with pytest.raises(SystemExit, match=f'optim_wrapper.{key}='):
+        tool.check_bare_loop_equivalent(cfg)
+    cfg.optim_wrapper[key] = tool.BARE_LOOP_OMITS[key]
+    tool.check_bare_loop_equivalent(cfg)

@@ -6,10 +6,14 @@ In one run, with the same config, model, batch and images:
    with mmreid's data pipeline, data preprocessor, model, hooks and
    logging (an iteration-based loop);
 2. ``bare``: a plain PyTorch loop over the same dataloader, model and
-   optimizer (``preprocess -> forward -> backward -> step``);
+   optimizer (``preprocess -> forward -> backward -> step``; the
+   optimizer with the config's parameter groups, ``paramwise_cfg``
+   included);
 3. ``data``: the dataloader alone (decode + augment + collate), in images/s.
 
-The overhead is ``mmreid / bare - 1``. Example::
+The overhead is ``mmreid / bare - 1``. A config whose ``optim_wrapper``
+does work the bare loop does not (``clip_grad``, ``accumulative_counts``)
+is refused, not timed against a loop that does less. Example::
 
     python tools/analysis_tools/benchmark_train.py \
         configs/baseline/bot_r18_synthreid.py --iters 30 --warmup 5
@@ -37,6 +41,7 @@ import time
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner
 
 from mmreid.engine.runner import build_runner
@@ -225,9 +230,10 @@ def run_bare(cfg, args):
     model = MODELS.build(copy.deepcopy(cfg.model)).to(args.device)
     model.init_weights()
     model.train()
-    optim_cfg = dict(cfg.optim_wrapper.optimizer)
-    optim_type = getattr(torch.optim, optim_cfg.pop('type'))
-    optimizer = optim_type(model.parameters(), **optim_cfg)
+    # The runner's optimizer (its parameter groups, paramwise_cfg's lr and
+    # decay multipliers), stepped without the wrapper.
+    optimizer = build_optim_wrapper(model, copy.deepcopy(
+        cfg.optim_wrapper)).optimizer
     loader = Runner.build_dataloader(copy.deepcopy(cfg.train_dataloader))
     scaler = torch.amp.GradScaler('cuda') if args.amp else None
     times = []
@@ -258,6 +264,26 @@ def run_bare(cfg, args):
             if done >= total:
                 break
     return times[args.warmup:]
+
+
+#: ``optim_wrapper`` keys that make the runner's step do more than the bare
+#: loop's ``backward -> step``, with the value that does nothing.
+BARE_LOOP_OMITS = dict(clip_grad=None, accumulative_counts=1)
+
+
+def check_bare_loop_equivalent(cfg) -> None:
+    """Refuse an ``optim_wrapper`` whose step the bare loop would not
+    reproduce (:data:`BARE_LOOP_OMITS`): the overhead would compare
+    different work."""
+    for key, plain in BARE_LOOP_OMITS.items():
+        value = cfg.optim_wrapper.get(key, plain)
+        if value != plain:
+            raise SystemExit(
+                f'benchmark_train: optim_wrapper.{key}={value!r} makes the '
+                "runner's step do more than the bare loop's backward -> "
+                'step, so the overhead would compare different work; time '
+                f'the config with --cfg-options optim_wrapper.{key}='
+                f'{plain}')
 
 
 def run_data(cfg, args):
@@ -292,6 +318,7 @@ def main():
         raise SystemExit('--amp needs --device cuda')
     register_all_modules(init_default_scope=True)
     cfg = prepare_cfg(args)
+    check_bare_loop_equivalent(cfg)
     batch_size = cfg.train_dataloader.batch_size
     mm_times, bare_times, per_repeat = [], [], []
     # Alternate the two loops so drift in machine load hits both, and keep
