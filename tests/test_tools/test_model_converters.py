@@ -1520,3 +1520,170 @@ def test_imagenet_classifier_is_dropped_not_unmapped(tmp_path, monkeypatch,
 def test_mmreid_evidence_of_the_meta(meta, found):
     from mmreid.utils.key_mapping import mmreid_evidence
     assert mmreid_evidence(dict(meta=meta), {'conv1.weight': None}) == found
+
+
+def test_a_converted_whole_model_is_told_to_load_directly(tmp_path):
+    """A converted fast-reid model given to a converter again is refused
+    with the advice for a whole model (``init_model``), not the
+    ``Pretrained`` init_cfg of a converted ImageNet backbone: that advice
+    would load its backbone only and drop the trained BNNeck and
+    classifier."""
+    src = fastreid_checkpoint(tmp_path)
+    once = tmp_path / 'once.pth'
+    convert_checkpoint_file(str(src), str(once), 'fastreid')
+    again = tmp_path / 'again.pth'
+    with pytest.raises(ValueError) as info:
+        convert_checkpoint_file(str(once), str(again), 'fastreid')
+    message = str(info.value)
+    assert 'meta of an mmreid conversion from fastreid' in message
+    assert 'load it directly with init_model' in message
+    assert "prefix='backbone.'" not in message
+    assert not again.exists()
+
+
+def test_an_imagenet_source_has_no_facts_to_read(tmp_path):
+    """``pixel_mean``/``pixel_std`` are read as facts of the whole ReID
+    networks only: in a torchvision checkpoint they are tensors of no
+    backbone layer mmreid builds, refused by name, nothing written."""
+    state_dict = dict(resnet_keys())
+    state_dict['pixel_mean'] = torch.rand(1, 3, 1, 1)
+    src = tmp_path / 'tv.pth'
+    torch.save(state_dict, src)
+    dst = tmp_path / 'c.pth'
+    with pytest.raises(ValueError, match=r'backbone tensors .*pixel_mean'):
+        convert_checkpoint_file(str(src), str(dst), 'torchvision')
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize('source', ['torchreid', 'torchvision'])
+def test_a_fastreid_config_yaml_is_refused_for_other_sources(
+        tmp_path, source):
+    """``source_config`` is fast-reid's ``config.yaml``: given for another
+    source it is refused, not read as that source's facts."""
+    src = tmp_path / 'r18.pth'
+    torch.save(dict(resnet_keys()), src)
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FASTREID_YAML.format(with_nl='false', pool='avgpool'))
+    dst = tmp_path / 'c.pth'
+    with pytest.raises(ValueError, match='reads fast-reid configs only'):
+        convert_checkpoint_file(
+            str(src), str(dst), source, source_config=str(cfg))
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize('option', [
+    dict(last_stride=1),
+    dict(input_size=[256, 128]),
+    dict(flip=False),
+])
+def test_architecture_options_are_refused_for_a_backbone(tmp_path, option):
+    """An ImageNet backbone records no source network facts: an option
+    stating one would be silently lost, so it is refused."""
+    src = tmp_path / 'r18.pth'
+    torch.save(dict(resnet_keys()), src)
+    dst = tmp_path / 'c.pth'
+    with pytest.raises(ValueError, match='apply to whole ReID networks'):
+        convert_checkpoint_file(str(src), str(dst), 'torchvision', **option)
+    assert not dst.exists()
+
+
+def test_the_report_counts_what_was_converted(tmp_path, capsys):
+    """The first line of the report counts the tensors converted out of the
+    source's; the ImageNet classifier is counted as not converted."""
+    state_dict = dict(resnet_keys())
+    state_dict['fc.weight'] = torch.rand(10, 512)
+    state_dict['fc.bias'] = torch.rand(10)
+    src = tmp_path / 'tv.pth'
+    torch.save(state_dict, src)
+    converted, _ = convert_checkpoint_file(
+        str(src), str(tmp_path / 'c.pth'), 'torchvision')
+    total = len(state_dict)
+    assert len(converted) == total - 2
+    assert f'converted {total - 2} of {total} tensors' in \
+        capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize('script', [
+    'fastreid2mmreid.py', 'torchreid2mmreid.py', 'resnet2mmreid.py',
+    'publish_model.py'
+])
+def test_a_missing_source_file_is_an_error_message(tmp_path, monkeypatch,
+                                                   capsys, script):
+    """A mistyped source path exits with status 1 and an ``error:`` line
+    naming the file, not a traceback."""
+    missing = tmp_path / 'no_such_model.pth'
+    assert run_script(script, [missing, tmp_path / 'out.pth'],
+                      monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'no_such_model.pth' in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_deep_stem_conv_bias_is_refused(tmp_path):
+    """mmpretrain's deep stem convs have no bias (a ConvModule before a
+    BN), nor does mmreid's: a ``stem.*.conv.bias`` is a layer mmreid would
+    not compute, refused by name, not mapped to a key the ``Pretrained``
+    init_cfg would skip."""
+    from mmpretrain.models import ResNetV1c
+    state_dict = {
+        f'backbone.{k}': v
+        for k, v in ResNetV1c(depth=18).state_dict().items()
+    }
+    state_dict['backbone.stem.0.conv.bias'] = torch.rand(32)
+    src = tmp_path / 'v1c.pth'
+    torch.save(dict(state_dict=state_dict), src)
+    dst = tmp_path / 'c.pth'
+    with pytest.raises(ValueError,
+                       match=r'backbone tensors .*stem\.0\.conv\.bias'):
+        convert_checkpoint_file(str(src), str(dst), 'mmpretrain')
+    assert not dst.exists()
+
+
+def test_the_report_names_the_tensors_read_as_facts(tmp_path, capsys):
+    """fast-reid's ``pixel_mean``/``pixel_std`` are neither converted nor
+    left out: the report lists them, with their shapes, as read as the
+    source network's facts."""
+    src = fastreid_checkpoint(
+        tmp_path, {
+            'pixel_mean': torch.tensor([120., 110., 100.]).view(1, 3, 1, 1),
+            'pixel_std': torch.tensor([60., 55., 50.]).view(1, 3, 1, 1)
+        })
+    convert_checkpoint_file(str(src), str(tmp_path / 'c.pth'), 'fastreid')
+    out = capsys.readouterr().out
+    assert ("read as the source network's facts, not converted (2):\n"
+            '  pixel_mean (1, 3, 1, 1)\n  pixel_std (1, 3, 1, 1)') in out
+    assert 'not mapped' not in out
+
+
+def test_an_option_is_named_as_such_next_to_a_config_yaml(
+        tmp_path, monkeypatch, capsys):
+    """With ``--config``, a fact the config.yaml does not record but an
+    option gives is still named by its option when it is refused."""
+    src = fastreid_checkpoint(
+        tmp_path, {
+            'pixel_mean': torch.tensor([120., 110., 100.]).view(1, 3, 1, 1),
+            'pixel_std': torch.tensor([60., 55., 50.]).view(1, 3, 1, 1)
+        })
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text('MODEL:\n  BACKBONE:\n    LAST_STRIDE: 1\n')
+    dst = tmp_path / 'c.pth'
+    assert run_script('fastreid2mmreid.py',
+                      [src, dst, '--config', cfg, '--std', '1', '1', '1'],
+                      monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert "std [1.0, 1.0, 1.0] (from --std) contradicts the checkpoint's " \
+        'pixel_std' in err
+    assert not dst.exists()
+
+
+def test_the_assumed_line_offers_config_only_without_one(tmp_path, capsys):
+    """A fact neither the checkpoint nor the given config.yaml records is
+    given by its option: the line does not offer ``--config`` again."""
+    src = fastreid_checkpoint(tmp_path)
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FASTREID_YAML.format(with_nl='false', pool='avgpool'))
+    convert_checkpoint_file(
+        str(src), str(tmp_path / 'c.pth'), 'fastreid', source_config=str(cfg))
+    line = next(x for x in capsys.readouterr().out.splitlines()
+                if x.startswith('assumed'))
+    assert line.endswith('give --flip/--no-flip')
