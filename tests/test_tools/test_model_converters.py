@@ -1687,3 +1687,70 @@ def test_the_assumed_line_offers_config_only_without_one(tmp_path, capsys):
     line = next(x for x in capsys.readouterr().out.splitlines()
                 if x.startswith('assumed'))
     assert line.endswith('give --flip/--no-flip')
+
+
+def test_publish_keeps_the_run_meta(tmp_path):
+    """What identifies the run is kept (iteration-based runs record
+    ``iter``; a class list in ``dataset_meta``), numpy scalars as Python
+    numbers, tuples as lists."""
+    meta = dict(
+        iter=np.int64(40000),
+        mmreid_version='1.0.0',
+        experiment_name='bot_r18_20260101_000000',
+        dataset_meta=dict(classes=('a', 'b'), num_ids=np.int32(2)),
+        hook_msgs=dict(last_ckpt='x'))
+    src = tmp_path / 'iter_40000.pth'
+    torch.save(dict(state_dict=dict(w=torch.ones(2)), meta=meta), src)
+    final = load_publish().publish(str(src), str(tmp_path / 'bot.pth'))
+    published = torch.load(final, weights_only=True)['meta']
+    assert published == dict(
+        iter=40000,
+        mmreid_version='1.0.0',
+        experiment_name='bot_r18_20260101_000000',
+        dataset_meta=dict(classes=['a', 'b'], num_ids=2))
+
+
+def test_a_published_converted_backbone_is_still_known(tmp_path):
+    """Publishing a converted ImageNet backbone keeps the meta of the
+    conversion (``converted_from``, ``source``): converting the published
+    file again is refused as mmreid's already, with the init_cfg advice."""
+    tv = tmp_path / 'resnet18.pth'
+    torch.save(resnet_keys(), tv)
+    converted = tmp_path / 'r18_mmreid.pth'
+    convert_checkpoint_file(str(tv), str(converted), 'torchvision')
+    final = load_publish().publish(str(converted), str(tmp_path / 'r18.pth'))
+    with pytest.raises(ValueError) as info:
+        convert_checkpoint_file(final, str(tmp_path / 'again.pth'),
+                                'mmpretrain')
+    assert ('meta of an mmreid conversion from torchvision '
+            '(resnet18.pth)') in str(info.value)
+
+
+def test_publish_a_bare_state_dict_and_a_name_without_pth(tmp_path):
+    """A bare state dict is published as its tensors; ``-<hash>.pth`` is
+    added to an output name that does not end in ``.pth``."""
+    weights = dict(w=torch.arange(3.), n=torch.tensor(5))
+    src = tmp_path / 'weights.pth'
+    torch.save(weights, src)
+    final = load_publish().publish(str(src), str(tmp_path / 'bot'))
+    assert re.fullmatch(r'bot-[0-9a-f]{8}\.pth', osp.basename(final))
+    published = torch.load(final, weights_only=True)
+    assert set(published) == {'state_dict'}
+    assert set(published['state_dict']) == set(weights)
+    for key, value in weights.items():
+        assert torch.equal(published['state_dict'][key], value)
+
+
+def test_publish_refuses_a_file_that_is_not_a_checkpoint(
+        tmp_path, monkeypatch, capsys):
+    """A file holding a bare list of tensors is no checkpoint: exit status
+    1 with an error naming it, nothing written."""
+    src = tmp_path / 'list.pth'
+    torch.save([torch.ones(2)], src)
+    out = tmp_path / 'out'
+    out.mkdir()
+    assert run_script('publish_model.py', [src, out / 'p.pth'],
+                      monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'list.pth' in err
+    assert list(out.iterdir()) == []
