@@ -1754,3 +1754,27 @@ def test_publish_refuses_a_file_that_is_not_a_checkpoint(
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'list.pth' in err
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='defect: a neck with 1-D weight and bias but no running '
+    'statistics (a LayerNorm, a BatchNorm1d without track_running_stats) '
+    'is taken for a BNNeck: --strict converts it without a word and the '
+    'converted BNNeck lacks running_mean/running_var')
+def test_a_neck_without_running_statistics_is_not_a_bnneck(tmp_path):
+    """``_bn_shaped``: a BatchNorm has ``running_mean`` and
+    ``running_var``; a torchreid fork's ``bottleneck = nn.LayerNorm(512)``
+    (weight and bias only) normalises otherwise, and mmreid's BNNeck would
+    use its initial statistics (mean 0, variance 1) instead: the neck is
+    refused by the converter, naming its tensors, nothing written."""
+    state_dict = dict(resnet_keys())
+    state_dict['bottleneck.weight'] = torch.rand(512)
+    state_dict['bottleneck.bias'] = torch.rand(512)
+    state_dict['classifier.weight'] = torch.rand(5, 512)
+    src = tmp_path / 'model.pth.tar-60'
+    torch.save(dict(state_dict=state_dict), src)
+    dst = tmp_path / 'c.pth'
+    with pytest.raises(ValueError, match=r'bottleneck\.weight'):
+        convert_checkpoint_file(str(src), str(dst), 'torchreid', strict=True)
+    assert not dst.exists()
