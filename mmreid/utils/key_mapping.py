@@ -74,8 +74,12 @@ def _bn_shaped(tensors: Dict[str, torch.Tensor]) -> bool:
         ``running_var`` are all 1-D of one length (C,) and
         ``num_batches_tracked`` is a single count. A Linear (2-D weight)
         or a conv (4-D weight) is not a BatchNorm, even though its bias is
-        1-D.
+        1-D; nor is a module without running statistics (a LayerNorm, a
+        BatchNorm without ``track_running_stats``), whose 1-D weight and
+        bias a BNNeck would use with statistics it never had.
     """
+    if not {'running_mean', 'running_var'} <= set(tensors):
+        return False
     lengths = set()
     for name, value in tensors.items():
         if name == 'num_batches_tracked':

@@ -167,8 +167,7 @@ def test_torchreid_resnet(neck_name):
 
 
 def test_two_keys_to_one_is_an_error():
-    state_dict = dict(
-        bn_tensors('bnneck', 4), **{'bottleneck.weight': torch.rand(4)})
+    state_dict = dict(bn_tensors('bnneck', 4), **bn_tensors('bottleneck', 4))
     with pytest.raises(
             ValueError,
             match="'bnneck.weight' and "
@@ -1756,12 +1755,6 @@ def test_publish_refuses_a_file_that_is_not_a_checkpoint(
     assert list(out.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='defect: a neck with 1-D weight and bias but no running '
-    'statistics (a LayerNorm, a BatchNorm1d without track_running_stats) '
-    'is taken for a BNNeck: --strict converts it without a word and the '
-    'converted BNNeck lacks running_mean/running_var')
 def test_a_neck_without_running_statistics_is_not_a_bnneck(tmp_path):
     """``_bn_shaped``: a BatchNorm has ``running_mean`` and
     ``running_var``; a torchreid fork's ``bottleneck = nn.LayerNorm(512)``
