@@ -789,16 +789,22 @@ def test_verification_takes_the_worst_batch(tiny, tmp_path, monkeypatch):
     assert tool.main(argv + ['--tolerance', '0.6']) == 0
 
 
-def test_verify_reports_the_largest_feature_difference(tiny, tmp_path):
-    """max_abs_diff is max |onnx - pytorch| over all features: one changed
-    feature dimension shows in full, not averaged away."""
-    tool = load_tool(TOOL)
+def exported_legacy(tool, tiny, tmp_path):
+    """The tiny model (at SHAPE) and its legacy-exported file."""
     config, checkpoint = tiny
     cfg = Config.fromfile(config)
     tool.apply_shape(cfg, SHAPE)
     model = tool.build_model(cfg, checkpoint)
     output = str(tmp_path / 'legacy.onnx')
     tool.export(model, output, SHAPE, exporter='legacy')
+    return model, output
+
+
+def test_verify_reports_the_largest_feature_difference(tiny, tmp_path):
+    """max_abs_diff is max |onnx - pytorch| over all features: one changed
+    feature dimension shows in full, not averaged away."""
+    tool = load_tool(TOOL)
+    model, output = exported_legacy(tool, tiny, tmp_path)
     with torch.no_grad():
         model.model.head.bnneck.bias[5] += 0.5  # one of 64 dimensions
     reports = tool.verify(model, output, SHAPE)
@@ -885,12 +891,7 @@ def test_verify_reports_differences_of_either_sign(tiny, tmp_path):
     does; max_abs_feature is the magnitude of the model's (PyTorch's)
     features, which the tool prints next to it."""
     tool = load_tool(TOOL)
-    config, checkpoint = tiny
-    cfg = Config.fromfile(config)
-    tool.apply_shape(cfg, SHAPE)
-    model = tool.build_model(cfg, checkpoint)
-    output = str(tmp_path / 'legacy.onnx')
-    tool.export(model, output, SHAPE, exporter='legacy')
+    model, output = exported_legacy(tool, tiny, tmp_path)
     with torch.no_grad():
         # The model's dimension 5 drops by 100: the file's is 100 above.
         model.model.head.bnneck.bias[5] -= 100
