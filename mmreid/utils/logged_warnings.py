@@ -25,6 +25,9 @@ from typing import List, Optional, Tuple
 MAX_KEPT = 100
 
 _kept: List[Tuple[str, str, int]] = []
+#: The warnings shown before a logger was attached beyond :data:`MAX_KEPT`:
+#: their number is written into the log, so none vanish without a trace.
+_over = 0
 _logger: Optional[logging.Logger] = None
 _pid: Optional[int] = None
 _previous = None
@@ -50,12 +53,20 @@ def _show(message, category, filename, lineno, file=None, line=None):
         text = warnings.formatwarning(message, category, filename, lineno,
                                       line).rstrip()
         if _logger is None:
-            if len(_kept) < MAX_KEPT:
-                _kept.append((text, filename, lineno))
+            _keep(text, filename, lineno)
         elif os.getpid() == _pid:
             _write(_logger, text, filename, lineno)
     finally:
         _state.showing = False
+
+
+def _keep(text: str, filename: str, lineno: int) -> None:
+    """Keep a warning for the next log, or count it past :data:`MAX_KEPT`."""
+    global _over
+    if len(_kept) < MAX_KEPT:
+        _kept.append((text, filename, lineno))
+    else:
+        _over += 1
 
 
 def _write(logger: logging.Logger, text: str, filename: str,
@@ -83,10 +94,9 @@ def record_warnings() -> None:
         # Shown by ``import mmreid``, before any tool could call this.
         import mmreid
         for message in mmreid.IMPORT_WARNINGS:
-            if len(_kept) < MAX_KEPT:
-                _kept.append(
-                    (f'{mmreid.__file__}: UserWarning: {message} '
-                     '(when mmreid was imported)', mmreid.__file__, 0))
+            _keep(
+                f'{mmreid.__file__}: UserWarning: {message} (when mmreid '
+                'was imported)', mmreid.__file__, 0)
         _imports_kept = True
 
 
@@ -108,12 +118,18 @@ def log_warnings_to(logger: logging.Logger) -> None:
         logger (logging.Logger): The run's logger (``runner.logger``);
             only its file handlers are written to.
     """
-    global _logger, _pid
+    global _logger, _pid, _over
     record_warnings()
     _logger, _pid = logger, os.getpid()
     for text, filename, lineno in _kept:
         _write(logger, text, filename, lineno)
+    if _over:
+        _write(
+            logger, f'{_over} more warning(s) were shown before this log '
+            f'was attached, beyond the {MAX_KEPT} kept: see the terminal',
+            __file__, 0)
     _kept.clear()
+    _over = 0
 
 
 __all__ = ['record_warnings', 'keep_warnings_for_next_log', 'log_warnings_to']

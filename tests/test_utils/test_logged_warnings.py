@@ -19,6 +19,7 @@ def fresh(monkeypatch):
     """No logger attached and nothing kept by an earlier test."""
     monkeypatch.setattr(logged_warnings, '_logger', None)
     monkeypatch.setattr(logged_warnings, '_kept', [])
+    monkeypatch.setattr(logged_warnings, '_over', 0, raising=False)
     monkeypatch.setattr(logged_warnings, '_imports_kept', False, raising=False)
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter('always')
@@ -145,8 +146,15 @@ def test_at_most_max_kept_warnings_are_kept(fresh, tmp_path, monkeypatch):
     logger, _ = file_and_console_logger(str(tmp_path / 'run.log'))
     logged_warnings.log_warnings_to(logger)
     logged = logged_lines(tmp_path / 'run.log')
-    assert [line.rsplit(' ', 1)[-1] for line in logged] == ['0', '1', '2']
+    assert [line.rsplit(' ', 1)[-1] for line in logged[:3]] == ['0', '1', '2']
+    # The others are counted, not lost without a trace; once.
+    assert logged[3:] == [
+        'Python warning: 2 more warning(s) were shown before this log was '
+        'attached, beyond the 3 kept: see the terminal'
+    ]
     assert len(fresh) == 5  # each still shown
+    logged_warnings.log_warnings_to(logger)
+    assert len(logged_lines(tmp_path / 'run.log')) == 4
 
 
 def test_a_warning_is_logged_at_the_warning_level(fresh, tmp_path):
