@@ -1714,10 +1714,20 @@ def test_a_published_converted_backbone_is_still_known(tmp_path):
     conversion (``converted_from``, ``source``): converting the published
     file again is refused as mmreid's already, with the init_cfg advice."""
     tv = tmp_path / 'resnet18.pth'
-    torch.save(resnet_keys(), tv)
+    # With torchvision's ImageNet classifier, which the conversion drops.
+    torch.save(
+        dict(
+            resnet_keys(), **{
+                'fc.weight': torch.rand(1000, 512),
+                'fc.bias': torch.rand(1000)
+            }), tv)
     converted = tmp_path / 'r18_mmreid.pth'
     convert_checkpoint_file(str(tv), str(converted), 'torchvision')
     final = load_publish().publish(str(converted), str(tmp_path / 'r18.pth'))
+    # The record of the classifier left out on purpose is kept too.
+    dropped = torch.load(converted, weights_only=True)['meta']['dropped']
+    assert dropped and torch.load(
+        final, weights_only=True)['meta']['dropped'] == dropped
     with pytest.raises(ValueError) as info:
         convert_checkpoint_file(final, str(tmp_path / 'again.pth'),
                                 'mmpretrain')

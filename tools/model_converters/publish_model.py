@@ -10,7 +10,8 @@ would read another prefix (a ``-<hex digits>.`` part before the hash, as in
 ``bot_r50-50.market.pth``) is refused, nothing written. A converted model
 keeps the ``meta`` that ``init_model`` and ``tools/test.py`` check the config
 against (``mmreid.utils.source_arch.SOURCE_META_KEYS``: the source network's
-facts and the source tensors that were not converted).
+facts and the source tensors that were not converted) and the record of
+the source tensors it left out on purpose (``dropped``).
 
 Example::
 
@@ -117,10 +118,11 @@ def publish(src: str, dst: str) -> str:
             for k, v in meta.items()
             # SOURCE_META_KEYS: a converted model's source network and
             # the tensors not converted, which init_model and tools/test.py
-            # check the config against.
+            # check the config against; 'dropped': the source tensors a
+            # conversion left out on purpose (an ImageNet classifier).
             if k in ('cfg', 'epoch', 'iter', 'mmreid_version', 'seed',
-                     'dataset_meta', 'experiment_name', 'converted_from') +
-            SOURCE_META_KEYS
+                     'dataset_meta', 'experiment_name', 'converted_from',
+                     'dropped') + SOURCE_META_KEYS
         }
     stem = dst[:-len('.pth')] if dst.endswith('.pth') else dst
     tmp_path = stem + '.pth.unhashed'
