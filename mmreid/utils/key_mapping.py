@@ -220,7 +220,9 @@ def mmreid_evidence(checkpoint, state_dict: Dict[str, torch.Tensor]) -> str:
             found.append(f'keys {prefix}* ({count} tensors)')
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     if isinstance(meta, dict):
-        if 'converted_from' in meta and meta.get('source') in RULES:
+        source = meta.get('source')
+        if 'converted_from' in meta and isinstance(source,
+                                                   str) and source in RULES:
             found.append(f'meta of an mmreid conversion from '
                          f'{meta["source"]} ({meta["converted_from"]})')
         cfg = meta.get('cfg')

@@ -1509,6 +1509,9 @@ def test_imagenet_classifier_is_dropped_not_unmapped(tmp_path, monkeypatch,
          'meta of an mmreid conversion from torchvision (r18.pth)'),
         (dict(converted_from='r18.pth', source='timm'), ''),
         (dict(source='torchvision'), ''),
+        # Another tool's meta with an unhashable source: no evidence, not
+        # a TypeError.
+        (dict(converted_from='r18.pth', source=['torchvision']), ''),
         # An mmreid run's config text: default_scope on any line.
         (dict(cfg="model = dict(type='ReIDModel')\n"
               "default_scope = 'mmreid'\n"),
