@@ -465,3 +465,13 @@ def test_rerank_rows_get_no_speed_up_over_a_plain_evaluator(
                          'strong')
     assert rows[2]['method'] == 'rerank'
     assert rows[2]['speedup_vs_fastreid_cy'] is None
+
+
+def test_cmc_curves_of_other_lengths_are_refused_not_broadcast():
+    """A peer that gave one CMC rank was compared, by broadcasting, with
+    every rank of the base: refused, naming both."""
+    tool = load_tool('tools/analysis_tools/benchmark_eval.py')
+    rows = [_row('mmreid', [0.5, 0.9, 0.95]), _row('fastreid-py', [0.5])]
+    with pytest.raises(ValueError,
+                       match='fastreid-py gave 1 CMC ranks, mmreid 3'):
+        tool.compare_with_bases(rows, 1e-6)

@@ -576,6 +576,11 @@ def compare_with_bases(rows, tolerance):
             row['max_abs_diff'], row['agrees'] = None, True
             continue
         base = by_method[base_name]
+        if len(row['cmc']) != len(base['cmc']):
+            raise ValueError(
+                f"{row['method']} gave {len(row['cmc'])} CMC ranks, "
+                f"{base_name} {len(base['cmc'])}: not the same result to "
+                'compare')
         diffs = np.abs(
             np.subtract(
                 np.concatenate([row['cmc'], [row['mAP'], row['mINP']]]),
