@@ -43,19 +43,15 @@ def check_batch_independent(model: nn.Module, cfg: Config) -> None:
 def check_running_statistics(model: nn.Module) -> None:
     """Refuse a batch norm layer that keeps no running statistics.
 
-    ``BatchNorm(track_running_stats=False)`` (mmcv's ``BN``, ``SyncBN``,
-    any ``_BatchNorm``, an MBN's inner ones too) normalises every batch
-    with its own statistics in eval mode as well, as MBN's
-    ``eval_stats='batch'`` does.
+    ``BatchNorm(track_running_stats=False)`` normalises every batch with
+    its own statistics in eval mode as well
+    (:func:`~mmreid.models.layers.mbn.untracked_batch_norms`).
 
     Raises:
         ValueError: Naming the first such layer.
     """
-    from torch.nn.modules.batchnorm import _BatchNorm
-    layers = [
-        name for name, module in model.named_modules()
-        if isinstance(module, _BatchNorm) and module.running_mean is None
-    ]
+    from mmreid.models.layers.mbn import untracked_batch_norms
+    layers = untracked_batch_norms(model)
     if layers:
         more = f' and {len(layers) - 1} more' if len(layers) > 1 else ''
         raise ValueError(

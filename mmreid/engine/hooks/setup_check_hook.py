@@ -59,7 +59,9 @@ class TrainSetupCheckHook(Hook):
       with ``eval_stats='batch'``: MBN refuses to normalise a test batch
       with its statistics in several processes, which stopped the run at
       its first validation, after training
-      (:func:`~mmreid.models.layers.mbn.check_validated_in_one_process`).
+      (:func:`~mmreid.models.layers.mbn.check_validated_in_one_process`);
+      so is one with batch norm layers that keep no running statistics
+      (:func:`~mmreid.models.layers.mbn.check_untracked_in_one_process`).
     * A ``CheckpointHook`` argument must be one the hook or the runner's
       ``save_checkpoint`` takes (:func:`check_checkpoint_args`): mmengine's
       hook passes the others to ``save_checkpoint``, which failed on a
@@ -134,10 +136,16 @@ class TrainSetupCheckHook(Hook):
             if isinstance(model, nn.Module):
                 from mmengine.dist import get_world_size
 
-                from mmreid.models.layers.mbn import \
-                    check_validated_in_one_process
+                from mmreid.models.layers.mbn import (
+                    check_untracked_in_one_process,
+                    check_validated_in_one_process)
                 check_validated_in_one_process(model, get_world_size(),
                                                getattr(runner, 'cfg', None))
+                check_untracked_in_one_process(
+                    model, get_world_size(), 'the validation of this training',
+                    'It would be refused at the first validation, after '
+                    'training: train with one process, or without '
+                    'validation and test the checkpoint with one process')
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         # Runs before CheckpointHook (priority VERY_LOW) reads the keys,

@@ -21,7 +21,8 @@ from mmreid.registry import LOOPS
 from mmreid.utils.config.runtime import check_loop_amp_device
 from .reid_loops import (check_every_sample_reached, check_identity_split,
                          check_keeps_every_sample, check_metric_results,
-                         check_model_distance, check_not_empty, evaluate_batch,
+                         check_model_distance, check_not_empty,
+                         check_tracked_statistics, evaluate_batch,
                          hand_model_scorers, scorers_handed_by,
                          share_rank0_buffers)
 from .target_metrics import averaged_over_targets, merge_target_metrics
@@ -278,6 +279,7 @@ class _MultiTargetLoop(BaseLoop):
             check_model_distance(self.runner.model, target.evaluator,
                                  f'{type(self).__name__} ({target.name})')
         check_identity_split(self.runner, self, type(self).__name__)
+        check_tracked_statistics(self.runner.model, type(self).__name__)
         if self._mode == 'val':
             share_rank0_buffers(self.runner.model)
         with scorers_handed_by(self.runner.model, type(self).__name__):

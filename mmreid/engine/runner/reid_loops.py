@@ -37,6 +37,7 @@ from mmengine.runner.loops import (TestLoop, ValLoop, _parse_losses,
 from torch.utils.data import DataLoader
 
 from mmreid.datasets.base_reid_dataset import identity_split_conflict
+from mmreid.models.layers.mbn import check_untracked_in_one_process
 from mmreid.models.reiders.reid_model import Scorer, get_model_scorers
 from mmreid.registry import LOOPS
 from mmreid.utils.config.runtime import check_loop_amp_device
@@ -158,6 +159,19 @@ def check_model_distance(model, evaluator: Evaluator, consumer: str) -> None:
             f'in both: model.distance={distance!r}, or the evaluator\'s '
             f'distance={own!r} (for a multi-target loop, on each '
             f'target\'s evaluator).')
+
+
+def check_tracked_statistics(model, consumer: str) -> None:
+    """Refuse to evaluate a model whose batch norm layers keep no running
+    statistics in several processes
+    (:func:`~mmreid.models.layers.mbn.check_untracked_in_one_process`).
+
+    Args:
+        model (nn.Module): The runner's model, possibly wrapped.
+        consumer (str): The loop, for the message.
+    """
+    check_untracked_in_one_process(_unwrap(model), get_world_size(),
+                                   consumer)
 
 
 def share_rank0_buffers(model) -> bool:
@@ -616,6 +630,7 @@ class ReIDValLoop(_KeepsEverySample, ValLoop):
         check_not_empty(self.dataloader.dataset, type(self).__name__)
         check_model_distance(runner.model, self.evaluator, type(self).__name__)
         check_identity_split(runner, self, type(self).__name__)
+        check_tracked_statistics(runner.model, type(self).__name__)
         if phase == 'val':
             share_rank0_buffers(runner.model)
         with scorers_handed_by(runner.model, type(self).__name__):

@@ -450,6 +450,64 @@ def batch_statistics_layers(model: nn.Module) -> list:
     ]
 
 
+def untracked_batch_norms(model: nn.Module) -> list:
+    """Names of the batch norm layers of ``model`` that keep no running
+    statistics (``track_running_stats=False``; any ``_BatchNorm``, mmcv's
+    and an MBN's inner ones included).
+
+    Such a layer normalises every batch with its own statistics in eval
+    mode as well, as MBN's ``eval_stats='batch'`` does
+    (:func:`batch_statistics_layers`): each test image's feature depends on
+    the other images of its batch.
+
+    Args:
+        model (nn.Module): Any module.
+
+    Returns:
+        list[str]: Module names, empty when there is none.
+    """
+    from torch.nn.modules.batchnorm import _BatchNorm
+    return [
+        name for name, module in model.named_modules()
+        if isinstance(module, _BatchNorm) and module.running_mean is None
+    ]
+
+
+def check_untracked_in_one_process(
+        model: nn.Module,
+        world_size: int,
+        consumer: str,
+        fix: str = 'Evaluate with one process') -> None:
+    """Refuse to evaluate in several processes a model with batch norm
+    layers that keep no running statistics (:func:`untracked_batch_norms`).
+
+    Several processes batch the test set otherwise than one process does
+    (and pad the last batch with a duplicate), so such a model's numbers
+    would depend on the number of processes; MBN refuses its
+    ``eval_stats='batch'`` there for the same reason.
+
+    Args:
+        model (nn.Module): The model (unwrapped).
+        world_size (int): The number of processes.
+        consumer (str): What evaluates, for the message.
+        fix (str): What to do instead, for the message.
+
+    Raises:
+        ValueError: ``world_size > 1``, naming the layers.
+    """
+    if world_size < 2:
+        return
+    layers = untracked_batch_norms(model)
+    if layers:
+        more = f' and {len(layers) - 1} more' if len(layers) > 1 else ''
+        raise ValueError(
+            f'{consumer}: the batch norm layer {layers[0]!r}{more} keeps no '
+            'running statistics (track_running_stats=False), so it '
+            f'normalises each test batch with its own statistics, and '
+            f'{world_size} processes batch the set otherwise than one: the '
+            f'numbers would depend on the number of processes. {fix}')
+
+
 def processes_message(world_size: int, split: str = 'test') -> str:
     """Why ``eval_stats='batch'`` is refused in ``world_size`` processes
     that evaluate ``split`` (``'test'``, ``'validation'``)."""
