@@ -71,7 +71,9 @@ pipelines differ, ``--target NAME`` chooses one (and, with ``--split
 val``/``test``, its images only), otherwise the run is refused.
 
 Features do not depend on ``--batch-size`` (eval mode), except for a
-model whose MBN layers use ``eval_stats='batch'``: each test batch is
+model whose MBN layers use ``eval_stats='batch'``, or whose batch norm
+layers keep no running statistics (``track_running_stats=False``): each
+test batch is
 normalised with its own statistics, so its features are those of the
 batches ``tools/test.py`` (one process) runs, and of no others. For such a
 model ``--split val``/``test`` batch as the split's dataloader(s) do
@@ -110,7 +112,8 @@ from mmreid.apis import (extract_features, init_model, list_images,
 from mmreid.apis.inference import (evaluated_ranking, feature_fp16, loop_fp16,
                                    market_camid)
 from mmreid.evaluation.functional.junk_rules import JUNK_PID
-from mmreid.models.layers.mbn import batch_statistics_layers
+from mmreid.models.layers.mbn import (batch_statistics_layers,
+                                      untracked_batch_norms)
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import atomic_folder, check_replaceable
 from mmreid.utils.config import check_config_file, read_config
@@ -352,11 +355,16 @@ def fixed_batches(records: List[dict], batch_size: int) -> List[List[dict]]:
     ]
 
 
-def loader_batches(cfg: Config, split: Optional[str], records: List[dict],
-                   batch_size: Optional[int], layers: List[str]) -> tuple:
+def loader_batches(cfg: Config,
+                   split: Optional[str],
+                   records: List[dict],
+                   batch_size: Optional[int],
+                   layers: List[str],
+                   untracked: bool = False) -> tuple:
     """The batches of the split's dataloader(s), for a model whose
     features depend on the batch (MBN ``eval_stats='batch'`` in
-    ``layers``): one process's batches, in dataset order, each loader's
+    ``layers``; with ``untracked``, batch norm layers that keep no running
+    statistics): one process's batches, in dataset order, each loader's
     own (a multi-target loop's targets one after the other).
 
     Returns:
@@ -368,13 +376,20 @@ def loader_batches(cfg: Config, split: Optional[str], records: List[dict],
             batches them), a shuffling sampler, or a ``--batch-size``
             other than the loader's.
     """
-    why = (f"the model's MBN layers (e.g. {layers[0]!r}) use eval_stats="
-           "'batch': each test batch is normalised with its own "
-           'statistics, so the features depend on how the images are '
-           'batched')
-    from mmreid.models.layers.mbn import running_statistics_fix
-    fix = ('or use each modality\'s running statistics: '
-           f'{running_statistics_fix(cfg)}')
+    if untracked:
+        why = (f"the model's batch norm layer {layers[0]!r} keeps no "
+               'running statistics (track_running_stats=False): each test '
+               'batch is normalised with its own statistics, so the '
+               'features depend on how the images are batched')
+        fix = 'or use a model trained with running statistics'
+    else:
+        why = (f"the model's MBN layers (e.g. {layers[0]!r}) use "
+               "eval_stats='batch': each test batch is normalised with its "
+               'own statistics, so the features depend on how the images '
+               'are batched')
+        from mmreid.models.layers.mbn import running_statistics_fix
+        fix = ('or use each modality\'s running statistics: '
+               f'{running_statistics_fix(cfg)}')
     if split not in ('val', 'test'):
         what = '--images' if split is None else f'--split {split}'
         raise ValueError(f'{what}: {why}, and no test dataloader batches '
@@ -541,14 +556,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     fp16 = feature_fp16(model)
     check_val_precision(model.cfg, args.split, fp16)
     layers = batch_statistics_layers(model)
-    if layers:
+    untracked = not layers and untracked_batch_norms(model)
+    if layers or untracked:
         batches, batch_size = loader_batches(model.cfg, args.split, records,
-                                             args.batch_size, layers)
+                                             args.batch_size, layers
+                                             or untracked, bool(untracked))
     else:
         batch_size = args.batch_size or DEFAULT_BATCH_SIZE
         batches = fixed_batches(records, batch_size)
     sizes = ', '.join(f'{v} ({k}.batch_size)' for k, v in batch_size.items()) \
-        if layers else batch_size
+        if layers or untracked else batch_size
     print(f'extracting {len(records)} images on {args.device}, batches of '
           f'{sizes}')
     with torch.no_grad():
@@ -564,7 +581,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             **source,
             **ranking,
             batch_size=batch_size,
-            batch_dependent=bool(layers),
+            batch_dependent=bool(layers or untracked),
             fp16=fp16),
         columns=columns)
     print(f'{feats.shape[0]} x {feats.shape[1]} features written to '

@@ -917,6 +917,48 @@ def test_batch_dependent_features_refuse_other_batches(tool, mbn_setup):
     assert not osp.exists(root / 'bs64') and not osp.exists(root / 'folder')
 
 
+def test_batch_norms_without_running_statistics_batch_as_the_test_loop(
+        tool, mbn_setup):
+    """A BatchNorm with track_running_stats=False normalises each test
+    batch with its own statistics too: --split test batches as the test
+    dataloader (tools/test.py's features), meta.json says so, and
+    --images is refused."""
+    root, mbn_config, _, _ = mbn_setup
+    config = root / 'untracked.py'
+    config.write_text(
+        open(mbn_config).read().replace(
+            "norm_cfg=dict(type='MBN', eval_stats='batch')",
+            "norm_cfg=dict(type='BN', track_running_stats=False)"))
+    model = init_model(str(config))
+    torch.manual_seed(0)
+    model.init_weights()
+    checkpoint = root / 'untracked.pth'
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    out = str(root / 'untracked_split')
+    tool.main([str(config), str(checkpoint), '--split', 'test', '--out-dir',
+               out])
+    model.eval()
+    np.testing.assert_allclose(
+        np.load(osp.join(out, 'features.npy')),
+        loop_features(model),
+        rtol=1e-4,
+        atol=1e-4)
+    meta = json.load(open(osp.join(out, 'meta.json')))
+    assert meta['batch_dependent'] is True
+    assert meta['batch_size'] == {'test_dataloader': MBN_TEST_BATCH}
+    cam1 = root / 'vi' / 'SYSU-MM01' / 'cam1'
+    folder = str(cam1 / os.listdir(str(cam1))[0])
+    with pytest.raises(
+            ValueError,
+            match=r"--images: the model's batch norm layer 'backbone\.bn1' "
+            r'keeps no running statistics'):
+        tool.main([
+            str(config),
+            str(checkpoint), '--images', folder, '--out-dir',
+            str(root / 'untracked_folder')
+        ])
+
+
 def test_batch_dependent_targets_are_batched_apart(tool):
     """Each multi-target loader batches its own images from the start (5
     and 3 images, batch_size 2 and 4: 2+2+1, then 3); a shuffling sampler
