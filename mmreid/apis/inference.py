@@ -294,7 +294,8 @@ def _batch_size(model: nn.Module,
     """Images per forward for ``num_images`` images.
 
     A model whose features depend on the batch (MBN with
-    ``eval_stats='batch'``) normalises each forward's images together, so
+    ``eval_stats='batch'``, batch norm layers that keep no running
+    statistics) normalises each forward's images together, so
     splitting the images into forwards would let the split decide the
     features: for it None means all images in one forward, and a smaller
     ``batch_size`` is refused. Other models' features do not depend on
@@ -312,12 +313,26 @@ def _batch_size(model: nn.Module,
         ValueError: Fewer images than a batch-dependent model's MBN layers
             normalise together (``min_per_modality``).
     """
-    from mmreid.models.layers.mbn import batch_statistics_layers
+    from mmreid.models.layers.mbn import (batch_statistics_layers,
+                                          untracked_batch_norms)
     if batch_size is not None and batch_size < 1:
         raise ArgumentError(f'batch_size must be >= 1, got {batch_size}',
                             ['batch_size'])
     layers = batch_statistics_layers(model)
     if not layers:
+        untracked = untracked_batch_norms(model)
+        if untracked and batch_size is not None and num_images > batch_size:
+            raise ArgumentError(
+                f"the model's batch norm layer {untracked[0]!r} keeps no "
+                'running statistics (track_running_stats=False): each '
+                "forward's images are normalised with their own "
+                f'statistics, so {num_images} images in batches of '
+                f'{batch_size} would get features that depend on that '
+                f'split. Leave batch_size out or pass batch_size >= '
+                f'{num_images} (the images normalised as one batch)',
+                ['batch_size'])
+        if untracked:
+            return max(num_images, 1) if batch_size is None else batch_size
         return DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     least = max(model.get_submodule(name).min_per_modality for name in layers)
     if 0 < num_images < least:

@@ -1271,6 +1271,32 @@ def test_batch_dependent_model_is_not_split_into_forwards(tmp_path):
     assert not torch.allclose(whole, halves, atol=1e-4)
 
 
+def test_batch_norms_without_running_statistics_are_not_split(tmp_path):
+    """A BatchNorm with track_running_stats=False normalises each
+    forward's images together as well: a cut into forwards is refused, and
+    by default all images are one forward (not batches of 64)."""
+    path = tmp_path / 'tiny_untracked.py'
+    path.write_text(
+        TINY_CONFIG.format(distance='euclidean').replace(
+            'stem_channels=8)', 'stem_channels=8, norm_cfg=dict('
+            'type="BN", track_running_stats=False))'))
+    model = init_model(str(path))
+    images = make_images(4)
+    with pytest.raises(
+            ValueError,
+            match=r"batch norm layer 'backbone\.bn1' keeps no running "
+            r'statistics.*4 images in batches of 2 .*Leave batch_size out'):
+        extract_features(model, images, batch_size=2)
+    whole = extract_features(model, images)
+    torch.testing.assert_close(
+        whole, extract_features(model, images, batch_size=4))
+    halves = torch.cat([
+        extract_features(model, images[:2]),
+        extract_features(model, images[2:])
+    ])
+    assert not torch.allclose(whole, halves, atol=1e-4)
+
+
 def test_rank_gallery_asks_for_its_modality_arguments(tmp_path):
     """A modality-aware model without query_modality/gallery_modality is
     told those arguments, not to fix dataset records."""
