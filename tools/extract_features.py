@@ -113,7 +113,7 @@ from mmreid.apis.inference import (evaluated_ranking, feature_fp16, loop_fp16,
                                    market_camid)
 from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from mmreid.models.layers.mbn import (batch_statistics_layers,
-                                      untracked_batch_norms)
+                                      untracked_batch_norms, untracked_named)
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import atomic_folder, check_replaceable
 from mmreid.utils.config import check_config_file, read_config
@@ -377,8 +377,7 @@ def loader_batches(cfg: Config,
             other than the loader's.
     """
     if untracked:
-        why = (f"the model's batch norm layer {layers[0]!r} keeps no "
-               'running statistics (track_running_stats=False): each test '
+        why = (f"the model's {untracked_named(layers[:1])}: each test "
                'batch is normalised with its own statistics, so the '
                'features depend on how the images are batched')
         fix = 'or use a model trained with running statistics'

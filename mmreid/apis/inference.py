@@ -314,7 +314,8 @@ def _batch_size(model: nn.Module,
             normalise together (``min_per_modality``).
     """
     from mmreid.models.layers.mbn import (batch_statistics_layers,
-                                          untracked_batch_norms)
+                                          untracked_batch_norms,
+                                          untracked_named)
     if batch_size is not None and batch_size < 1:
         raise ArgumentError(f'batch_size must be >= 1, got {batch_size}',
                             ['batch_size'])
@@ -323,8 +324,7 @@ def _batch_size(model: nn.Module,
         untracked = untracked_batch_norms(model)
         if untracked and batch_size is not None and num_images > batch_size:
             raise ArgumentError(
-                f"the model's batch norm layer {untracked[0]!r} keeps no "
-                'running statistics (track_running_stats=False): each '
+                f"the model's {untracked_named(untracked[:1])}: each "
                 "forward's images are normalised with their own "
                 f'statistics, so {num_images} images in batches of '
                 f'{batch_size} would get features that depend on that '

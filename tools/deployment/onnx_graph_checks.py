@@ -50,14 +50,12 @@ def check_running_statistics(model: nn.Module) -> None:
     Raises:
         ValueError: Naming the first such layer.
     """
-    from mmreid.models.layers.mbn import untracked_batch_norms
+    from mmreid.models.layers.mbn import untracked_batch_norms, untracked_named
     layers = untracked_batch_norms(model)
     if layers:
-        more = f' and {len(layers) - 1} more' if len(layers) > 1 else ''
         raise ValueError(
-            f"the model's batch norm layer {layers[0]!r}{more} keeps no "
-            'running statistics (track_running_stats=False): in eval mode '
-            'it normalises each batch with its own statistics, so the '
+            f"the model's {untracked_named(layers)}: in eval mode it "
+            'normalises each batch with its own statistics, so the '
             'exported features would depend on the batches a deployment '
             'feeds the graph. Export a model trained with '
             'track_running_stats=True (the default of its norm_cfg)')

@@ -473,6 +473,15 @@ def untracked_batch_norms(model: nn.Module) -> list:
     ]
 
 
+def untracked_named(layers: list) -> str:
+    """``"batch norm layer 'x' (and N more) keeps no running statistics
+    (track_running_stats=False)"``, for messages about
+    :func:`untracked_batch_norms`."""
+    more = f' and {len(layers) - 1} more' if len(layers) > 1 else ''
+    return (f'batch norm layer {layers[0]!r}{more} keeps no running '
+            'statistics (track_running_stats=False)')
+
+
 def check_untracked_in_one_process(
         model: nn.Module,
         world_size: int,
@@ -499,11 +508,9 @@ def check_untracked_in_one_process(
         return
     layers = untracked_batch_norms(model)
     if layers:
-        more = f' and {len(layers) - 1} more' if len(layers) > 1 else ''
         raise ValueError(
-            f'{consumer}: the batch norm layer {layers[0]!r}{more} keeps no '
-            'running statistics (track_running_stats=False), so it '
-            f'normalises each test batch with its own statistics, and '
+            f'{consumer}: the {untracked_named(layers)}, so it normalises '
+            'each test batch with its own statistics, and '
             f'{world_size} processes batch the set otherwise than one: the '
             f'numbers would depend on the number of processes. {fix}')
 
