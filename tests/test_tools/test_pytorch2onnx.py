@@ -463,9 +463,7 @@ def test_a_model_with_its_own_distance_needs_features_only(
     register_all_modules()
     tool = load_tool(TOOL)
     config = make_config(extra=GMN_MODEL, name='tiny_gmn.py')
-    model = MODELS.build(Config.fromfile(config).model)
-    checkpoint = str(tmp_path / 'gmn.pth')
-    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    model, checkpoint = random_checkpoint(config, tmp_path / 'gmn.pth')
     out_dir = tmp_path / 'out'
     out_dir.mkdir()
     output = out_dir / 'gmn.onnx'
@@ -501,9 +499,7 @@ def test_the_file_records_the_ranking_distance(make_config, tmp_path, distance,
         extra=f"model['distance'] = {distance!r}\n"
         f"test_evaluator = dict(type='ReIDMetric', distance={distance!r})",
         name=f'{distance}.py')
-    model = MODELS.build(Config.fromfile(config).model)
-    checkpoint = str(tmp_path / 'w.pth')
-    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    model, checkpoint = random_checkpoint(config, tmp_path / 'w.pth')
     output = tmp_path / f'{distance}.onnx'
     assert tool.main([
         config, checkpoint, '--output-file',
@@ -532,9 +528,7 @@ def test_the_file_records_the_test_metrics_ranking(make_config, tmp_path):
     register_all_modules()
     tool = load_tool(TOOL)
     config = make_config(name='metric.py')
-    model = MODELS.build(Config.fromfile(config).model)
-    checkpoint = str(tmp_path / 'w.pth')
-    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    model, checkpoint = random_checkpoint(config, tmp_path / 'w.pth')
 
     def export(*options):
         output = tmp_path / f'm{len(list(tmp_path.iterdir()))}.onnx'
@@ -571,9 +565,7 @@ def rules_export(make_config, tmp_path, *options):
     options``; returns main's status and the output file."""
     register_all_modules()
     config = make_config(name='rules.py')
-    model = MODELS.build(Config.fromfile(config).model)
-    checkpoint = str(tmp_path / 'w.pth')
-    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    model, checkpoint = random_checkpoint(config, tmp_path / 'w.pth')
     output = tmp_path / 'rules.onnx'
     return load_tool(TOOL).main([
         config, checkpoint, '--output-file',
@@ -787,6 +779,14 @@ def test_verification_takes_the_worst_batch(tiny, tmp_path, monkeypatch):
     assert tool.main(argv + ['--tolerance', '0.4']) == 1
     assert not (tmp_path / 'a.onnx').exists()
     assert tool.main(argv + ['--tolerance', '0.6']) == 0
+
+
+def random_checkpoint(config, path):
+    """The model of ``config`` with its initial weights, saved to
+    ``path``: the model and the checkpoint's path."""
+    model = MODELS.build(Config.fromfile(config).model)
+    torch.save({'state_dict': model.state_dict()}, path)
+    return model, str(path)
 
 
 def exported_legacy(tool, tiny, tmp_path):
@@ -1191,9 +1191,7 @@ def test_a_config_without_a_test_pipeline_is_verified(make_config, tmp_path):
     register_all_modules()
     tool = load_tool(TOOL)
     config = make_config(extra=NO_PIPELINE, name='no_pipeline.py')
-    model = MODELS.build(Config.fromfile(config).model)
-    checkpoint = str(tmp_path / 'mbn.pth')
-    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    model, checkpoint = random_checkpoint(config, tmp_path / 'mbn.pth')
     output = tmp_path / 'model.onnx'
     assert tool.main([
         config, checkpoint, '--modality', '1', '--shape', '32', '16',
