@@ -206,13 +206,20 @@ def test_the_message_shows_six_keys(tmp_path, count, more):
     assert f'keys keep 5: {shown}{more}. Override' in str(info.value)
 
 
+def leaf_of(tmp_path, base: str) -> str:
+    """``base`` written as ``base.py`` and the path of a leaf config of it
+    (``model = dict(type='M')``)."""
+    (tmp_path / 'base.py').write_text(base)
+    return config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
+
+
 def copying_config(tmp_path):
     """A base that builds the test loader from the validation loader, as
     the shipped dataset bases do, and a leaf of it."""
-    (tmp_path / 'base.py').write_text(
+    return leaf_of(
+        tmp_path,
         "val_dataloader = dict(batch_size=4, dataset=dict(type='D'))\n"
         'test_dataloader = val_dataloader\n')
-    return config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
 
 
 def test_an_option_on_a_key_the_base_copied_is_refused(tmp_path):
@@ -259,11 +266,11 @@ def test_an_option_on_the_copied_key_with_its_copy_is_accepted(
 
 def reverse_copying_config(tmp_path):
     """A base that builds the validation loader from the test loader."""
-    (tmp_path / 'base.py').write_text(
+    return leaf_of(
+        tmp_path,
         "test_dataloader = dict(batch_size=4, dataset=dict(type='D', "
         "data_root='a/'))\n"
         'val_dataloader = test_dataloader\n')
-    return config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
 
 
 def test_a_test_run_takes_an_option_on_a_loader_a_copy_was_made_of(tmp_path):
@@ -608,11 +615,11 @@ def test_an_option_that_sets_no_field_of_a_copied_key_is_accepted(
 def test_a_copy_under_another_key_path_is_named_where_it_lies(tmp_path):
     """A target of a multi-target loop built from the validation loader
     holds the copy under its own path: that key is named as it lies."""
-    (tmp_path / 'base.py').write_text(
+    path = leaf_of(
+        tmp_path,
         "val_dataloader = dict(batch_size=4, dataset=dict(type='D'))\n"
         "test_cfg = dict(type='MultiTargetTestLoop', targets=["
         "dict(name='a', dataloader=val_dataloader)])\n")
-    path = config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
     with pytest.raises(ValueError) as info:
         load_config(path, {'val_dataloader.batch_size': 7}, phase='test')
     assert (f'test_cfg is built from val_dataloader in '
@@ -625,11 +632,11 @@ def test_a_copy_under_another_key_path_is_named_where_it_lies(tmp_path):
 def test_an_option_on_a_list_of_the_copy_covers_its_items(tmp_path):
     """The copy's pipeline given whole (a list is one option value) sets
     the field the validation option changes inside it."""
-    (tmp_path / 'base.py').write_text(
+    path = leaf_of(
+        tmp_path,
         "val_dataloader = dict(batch_size=4, dataset=dict(type='D', "
         "pipeline=[dict(type='R', size=(32, 16))]))\n"
         'test_dataloader = val_dataloader\n')
-    path = config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
     with pytest.raises(
             ValueError,
             match=r'test_dataloader\.dataset\.pipeline\.0\.size '
@@ -762,11 +769,11 @@ def test_a_list_option_equal_to_a_copied_tuple_is_accepted(tmp_path):
     """A size given as a list (how ``--cfg-options`` writes ``[64,32]``)
     that equals the config's tuple changes nothing the copy holds: it was
     refused as if the copy would keep another value."""
-    (tmp_path / 'base.py').write_text(
+    path = leaf_of(
+        tmp_path,
         "val_dataloader = dict(batch_size=4, dataset=dict(type='D', "
         "pipeline=[dict(type='R', size=(32, 16))]))\n"
         'test_dataloader = val_dataloader\n')
-    path = config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
     cfg = load_config(path,
                       {'val_dataloader.dataset.pipeline.0.size': [32, 16]})
     assert list(cfg.test_dataloader.dataset.pipeline[0]['size']) == [32, 16]
@@ -777,10 +784,10 @@ def test_a_test_run_takes_an_option_on_an_evaluator_copied_for_validation(
     """``val_evaluator = test_evaluator``: tools/test.py does not read the
     validation evaluator, so an option on the test evaluator alone is
     fine there; training validates with the copy, so it is refused."""
-    (tmp_path / 'base.py').write_text(
+    path = leaf_of(
+        tmp_path,
         "test_evaluator = dict(type='ReIDMetric', device='cuda')\n"
         'val_evaluator = test_evaluator\n')
-    path = config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
     option = {'test_evaluator.device': 'cpu'}
     cfg = load_config(path, dict(option), phase='test')
     assert cfg.test_evaluator.device == 'cpu'
@@ -823,11 +830,11 @@ def test_a_sub_dict_of_a_copied_loader_replaced_by_a_value_is_refused(
     """``val_dataloader.sampler=None`` replaces the validation sampler
     only: the test loader, a copy, kept its sampler without a word when
     the probe of a whole sub-dict failed."""
-    (tmp_path / 'base.py').write_text(
+    path = leaf_of(
+        tmp_path,
         "val_dataloader = dict(batch_size=4, sampler=dict(type='S'), "
         "dataset=dict(type='D'))\n"
         'test_dataloader = val_dataloader\n')
-    path = config(tmp_path, "_base_ = ['base.py']\nmodel = dict(type='M')\n")
     with pytest.raises(ValueError) as info:
         load_config(path, {'val_dataloader.sampler': None}, phase='test')
     assert str(info.value).endswith(
