@@ -266,7 +266,8 @@ def load_pretrained(module: nn.Module,
 
     Args:
         module (nn.Module): The module to load into.
-        checkpoint (str): A path or an ``http(s)://`` URL.
+        checkpoint (str): A path, an ``http(s)://`` URL or one of
+            mmengine's named checkpoints (``torchvision://resnet50``).
         prefix (str, optional): Only keys under this prefix are loaded, with
             the prefix removed (e.g. ``'backbone.'``).
         map_location (str): Defaults to ``'cpu'``.
@@ -543,7 +544,8 @@ class ReportingPretrainedInit:
     mmreid's safe loaders (tensors only for downloads).
 
     Args:
-        checkpoint (str): A path or an ``http(s)://`` URL.
+        checkpoint (str): A path, an ``http(s)://`` URL or one of
+            mmengine's named checkpoints (``torchvision://resnet50``).
         prefix (str, optional): Only keys under this prefix are loaded, with
             the prefix removed (e.g. ``'backbone.'``).
         map_location (str): Defaults to ``'cpu'``.

@@ -15,6 +15,7 @@ mmreid replaces mmengine's loaders for two schemes:
   file name is verified, a partial download never becomes a cache file) and
   loaded with ``weights_only=True`` and no allowlist: tensors only.
 """
+import difflib
 import hashlib
 import os
 import os.path as osp
@@ -526,6 +527,91 @@ def load_from_http_tensors_only(filename: str,
     return load_weights_from_url(filename, map_location, model_dir)
 
 
+# mmengine's schemes that name a model instead of giving its address, and
+# the function of mmengine.runner.checkpoint that holds their table.
+_NAMED_SCHEMES = {
+    'torchvision://': 'get_torchvision_models',
+    'modelzoo://': 'get_torchvision_models',  # mmengine: deprecated
+    'open-mmlab://': 'get_external_models',
+    'openmmlab://': 'get_external_models',
+    'mmcls://': 'get_mmcls_models',
+}
+
+
+def named_checkpoint_address(filename: str) -> str:
+    """The address mmengine gives a named checkpoint (``torchvision://
+    resnet50``, ``open-mmlab://...``, ``mmcls://...``).
+
+    mmengine's loaders of these schemes download through its own
+    ``load_from_http``, which checks no hash (neither of the download nor
+    of a file already in the cache) and not the transfer's length; mmreid
+    resolves the name with mmengine's tables and loads the address with
+    its own checks (see :func:`load_from_named_address`).
+
+    Args:
+        filename (str): ``<scheme>://<name>`` with one of the schemes above.
+
+    Returns:
+        str: An ``http(s)://`` URL, or, for an ``open-mmlab://`` entry
+        that names a file, its path under mmengine's home.
+
+    Raises:
+        ValueError: mmengine's table has no such name; the message names
+            the scheme and the closest names it has.
+    """
+    from mmengine.runner import checkpoint as mm
+    scheme = filename[:filename.index('://') + 3]
+    name = filename[len(scheme):]
+    if scheme == 'modelzoo://':
+        print_log(
+            f'The URL scheme "modelzoo://" is deprecated; use '
+            f'"torchvision://{name}"',
+            logger='current',
+            level=30)
+    table = getattr(mm, _NAMED_SCHEMES[scheme])()
+    if scheme in ('open-mmlab://', 'openmmlab://'):
+        renamed = mm.get_deprecated_model_names()
+        if name in renamed:
+            print_log(
+                f'{filename} is deprecated in favor of '
+                f'{scheme}{renamed[name]}',
+                logger='current',
+                level=30)
+            name = renamed[name]
+    if name not in table:
+        close = difflib.get_close_matches(name, list(table), n=5, cutoff=0.6)
+        raise ValueError(
+            f'checkpoint {filename!r}: mmengine knows no {scheme} model '
+            f'named {name!r} ({len(table)} names' +
+            (f'; the closest: {", ".join(close)}' if close else '') + ')')
+    address = table[name]
+    if not address.startswith(('http://', 'https://')):
+        address = osp.join(mm._get_mmengine_home(), address)
+    return address
+
+
+def load_from_named_address(filename: str, map_location=None) -> Any:
+    """mmengine's loader for ``torchvision://``, ``modelzoo://``,
+    ``open-mmlab://``, ``openmmlab://`` and ``mmcls://``: the address
+    (:func:`named_checkpoint_address`) loaded as :func:`load_weights_from_url`
+    or, a local file, :func:`load_trusted_checkpoint` does; an
+    ``mmcls://`` checkpoint's keys are then renamed as mmengine does."""
+    address = named_checkpoint_address(filename)
+    if address.startswith(('http://', 'https://')):
+        checkpoint = load_weights_from_url(address, map_location)
+    else:
+        if not osp.isfile(address):
+            raise FileNotFoundError(
+                f'checkpoint {filename!r} names {address}, which is not a '
+                'file (mmengine\'s open_mmlab.json in its home gives that '
+                'path)')
+        checkpoint = load_trusted_checkpoint(address, map_location)
+    if filename.startswith('mmcls://'):
+        from mmengine.runner.checkpoint import _process_mmcls_checkpoint
+        checkpoint = _process_mmcls_checkpoint(checkpoint)
+    return checkpoint
+
+
 def patch_checkpoint_loaders() -> None:
     """Register the safe loaders with mmengine's ``CheckpointLoader``.
 
@@ -539,6 +625,10 @@ def patch_checkpoint_loaders() -> None:
     CheckpointLoader.register_scheme(
         prefixes=('http://', 'https://'),
         loader=load_from_http_tensors_only,
+        force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=tuple(_NAMED_SCHEMES),
+        loader=load_from_named_address,
         force=True)
     _PATCHED = True
 
@@ -559,6 +649,7 @@ def _names(keys: Sequence[str], limit: int = 10, sep: str = ', ') -> str:
 __all__ = [
     'download_checkpoint', 'load_trusted_checkpoint', 'load_weights_from_url',
     'patch_checkpoint_loaders', 'trusted_checkpoint_globals', 'hub_cache_dir',
-    'CheckpointFormatError', 'check_torch_file',
-    'load_from_local_trusted', 'load_from_http_tensors_only'
+    'CheckpointFormatError', 'check_torch_file', 'load_from_local_trusted',
+    'load_from_http_tensors_only', 'load_from_named_address',
+    'named_checkpoint_address'
 ]

@@ -601,3 +601,72 @@ def test_a_failed_download_names_its_url(http_root, tmp_path_factory, where):
         load_weights_from_url(
             missing, model_dir=str(tmp_path_factory.mktemp('hub')))
     assert missing in str(info.value)
+
+
+def test_named_schemes_load_with_the_checked_download(http_root, tmp_path,
+                                                      monkeypatch):
+    """``torchvision://``, ``open-mmlab://`` and ``mmcls://`` name a model
+    whose address mmengine looks up; mmengine then downloaded it with its
+    own ``load_from_http``, which checks no hash: a file whose sha256 is
+    not the one its name promises loaded, downloaded or already cached.
+    They now go through mmreid's checked download."""
+    from mmengine.runner import checkpoint as mm
+    root, url = http_root
+    hub = tmp_path / 'hub'
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(hub))
+    torch.save(dict(w=torch.arange(3.)), root / 'probe.pth')
+    digest = hashlib.sha256((root / 'probe.pth').read_bytes()).hexdigest()
+    wrong = 'deadbeef' if not digest.startswith('deadbeef') else 'feedface'
+    shutil.copy(root / 'probe.pth', root / f'tiny-{wrong}.pth')
+    shutil.copy(root / 'probe.pth', root / f'tiny-{digest[:8]}.pth')
+    table = {
+        'tiny': f'{url}/tiny-{wrong}.pth',
+        'tiny_right': f'{url}/tiny-{digest[:8]}.pth'
+    }
+    monkeypatch.setattr(mm, 'get_torchvision_models', lambda: table)
+    monkeypatch.setattr(mm, 'get_external_models', lambda: table)
+    monkeypatch.setattr(mm, 'get_deprecated_model_names', lambda: {})
+    for scheme in ('torchvision://', 'open-mmlab://'):
+        with pytest.raises(RuntimeError, match=f'invalid hash value of '
+                           f'{url}/tiny-{wrong}.pth'):
+            CheckpointLoader.load_checkpoint(f'{scheme}tiny')
+        assert not (hub / 'checkpoints' / f'tiny-{wrong}.pth').exists()
+        loaded = CheckpointLoader.load_checkpoint(f'{scheme}tiny_right')
+        assert torch.equal(loaded['w'], torch.arange(3.))
+    # A file already in the cache under the name is checked too.
+    shutil.copy(root / 'probe.pth', hub / 'checkpoints' / f'tiny-{wrong}.pth')
+    with pytest.raises(RuntimeError, match='is not the file its name prom'):
+        CheckpointLoader.load_checkpoint('torchvision://tiny')
+
+
+def test_a_named_checkpoint_mmengine_does_not_know_is_named(monkeypatch):
+    """An unknown name (a typo of ``torchvision://resnet50``) was a bare
+    ``KeyError: 'resnet5O'``; it names the scheme and the closest names."""
+    with pytest.raises(ValueError) as info:
+        CheckpointLoader.load_checkpoint('torchvision://resnet5O')
+    message = str(info.value)
+    assert "'torchvision://resnet5O'" in message
+    assert "mmengine knows no torchvision:// model named 'resnet5O'" in \
+        message
+    assert 'the closest: resnet50' in message
+
+
+def test_mmcls_checkpoints_keep_mmengines_renaming(http_root, tmp_path,
+                                                   monkeypatch):
+    """``mmcls://`` checkpoints are reduced as mmengine does (the
+    ``backbone.`` tensors, without the prefix; the head is left out), now
+    after mmreid's checked download."""
+    from mmengine.runner import checkpoint as mm
+    root, url = http_root
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'hub'))
+    torch.save(
+        dict(
+            state_dict={
+                'backbone.conv1.weight': torch.ones(1),
+                'head.fc.weight': torch.zeros(1)
+            }), root / 'cls.pth')
+    monkeypatch.setattr(mm, 'get_mmcls_models',
+                        lambda: {'cls': f'{url}/cls.pth'})
+    loaded = CheckpointLoader.load_checkpoint('mmcls://cls')
+    assert list(loaded['state_dict']) == ['conv1.weight']
+    assert (tmp_path / 'hub' / 'checkpoints' / 'cls.pth').is_file()
