@@ -360,6 +360,47 @@ def test_publish_model(tmp_path):
         load_publish().publish(str(empty), str(tmp_path / 'e.pth'))
 
 
+def test_published_meta_keeps_arrays_and_refuses_other_objects(tmp_path):
+    """A kept ``meta`` entry holding numpy or torch values is published as
+    lists, not dropped: ``plain`` returned None for an array, and a dict
+    entry that was None vanished, so ``dataset_meta`` lost its arrays (and
+    a converted model the source facts init_model checks) without a word.
+    An object without a plain form is refused naming its place, nothing
+    written; entries that are not kept (hook states) are not looked at."""
+    src = tmp_path / 'epoch_8.pth'
+    torch.save(
+        dict(
+            meta=dict(
+                dataset_meta=dict(
+                    dataset_name='synthreid',
+                    pids=np.arange(3),
+                    mean=torch.tensor([1.5, 2.5]),
+                    scale=np.float32(0.5),
+                    missing=None),
+                hook_msgs=dict(state=np.arange(2))),
+            state_dict=dict(w=torch.ones(2))), src)
+    final = load_publish().publish(str(src), str(tmp_path / 'bot.pth'))
+    published = torch.load(final, weights_only=True)
+    assert published['meta'] == dict(
+        dataset_meta=dict(
+            dataset_name='synthreid',
+            pids=[0, 1, 2],
+            mean=[1.5, 2.5],
+            scale=0.5,
+            missing=None))
+    assert type(published['meta']['dataset_meta']['pids'][0]) is int
+    odd = tmp_path / 'odd.pth'
+    torch.save(
+        dict(
+            meta=dict(dataset_meta=dict(classes=[b'a', 'b'])),
+            state_dict=dict(w=torch.ones(2))), odd)
+    with pytest.raises(TypeError) as info:
+        load_publish().publish(str(odd), str(tmp_path / 'odd_out.pth'))
+    assert "meta['dataset_meta']['classes'][0] is a builtins.bytes" in \
+        str(info.value)
+    assert not [p for p in os.listdir(tmp_path) if p.startswith('odd_out')]
+
+
 def test_publish_keeps_integer_buffers(tmp_path):
     """Every tensor of the state dict is published, integer buffers too:
     torch refills a missing ``num_batches_tracked`` without a word, and a

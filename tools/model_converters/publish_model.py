@@ -27,6 +27,7 @@ import sys
 from numbers import Number
 from typing import Any
 
+import numpy as np
 import torch
 
 from mmreid.utils.atomic import set_output_mode
@@ -36,20 +37,43 @@ from mmreid.utils.source_arch import SOURCE_META_KEYS
 
 HASH_LENGTH = 8
 
+#: The ``meta`` entries a release keeps: the config text and run facts;
+#: SOURCE_META_KEYS, a converted model's source network and the tensors not
+#: converted, which init_model and tools/test.py check the config against;
+#: 'dropped', the source tensors a conversion left out on purpose (an
+#: ImageNet classifier). The rest (hook states...) is left out.
+KEPT_META = ('cfg', 'epoch', 'iter', 'mmreid_version', 'seed', 'dataset_meta',
+             'experiment_name', 'converted_from', 'dropped') + SOURCE_META_KEYS
 
-def plain(value: Any) -> Any:
-    """``value`` as plain Python (numpy scalars to numbers); None if it has
-    no plain form."""
+
+def plain(value: Any, where: str = 'meta') -> Any:
+    """``value`` as plain Python: numpy and torch scalars to numbers, their
+    arrays to (nested) lists, tuples to lists.
+
+    Args:
+        value: A ``meta`` value.
+        where (str): Its place, for the message (``meta['dataset_meta']``).
+
+    Raises:
+        TypeError: ``value`` holds an object without a plain form, naming
+            where and its type: a kept entry is never dropped in part.
+    """
     if isinstance(value, (str, bool)) or value is None:
         return value
     if isinstance(value, Number):
         return value.item() if hasattr(value, 'item') else value
     if isinstance(value, dict):
-        out = {str(k): plain(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v is not None}
+        return {str(k): plain(v, f'{where}[{k!r}]') for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return None
+        return [plain(v, f'{where}[{i}]') for i, v in enumerate(value)]
+    if isinstance(value, (np.ndarray, np.generic, torch.Tensor)):
+        listed = value.tolist()
+        return plain(listed, where) if isinstance(listed, list) else listed
+    raise TypeError(
+        f'{where} is a {type(value).__module__}.{type(value).__name__}, '
+        'which has no plain-Python form (str, number, bool, None, list, '
+        'dict, numpy or torch values); a published file loads tensors '
+        'only. Nothing written')
 
 
 def check_name_hash(final: str, hash_prefix: str) -> None:
@@ -110,20 +134,16 @@ def publish(src: str, dst: str) -> str:
     if not state_dict:
         raise ValueError(f'{src!r} contains no tensors')
     published = dict(state_dict=state_dict)
-    meta = plain(checkpoint.get('meta', {}))
+    meta = checkpoint.get('meta') or {}
+    if not isinstance(meta, dict):
+        raise TypeError(f'{src!r}: meta is a {type(meta).__name__}, '
+                        'expected a dict')
+    meta = {
+        str(k): plain(v, f'{src!r}: meta[{k!r}]')
+        for k, v in meta.items() if k in KEPT_META
+    }
     if meta:
-        # The config text is useful, the rest (hook states...) is not.
-        published['meta'] = {
-            k: v
-            for k, v in meta.items()
-            # SOURCE_META_KEYS: a converted model's source network and
-            # the tensors not converted, which init_model and tools/test.py
-            # check the config against; 'dropped': the source tensors a
-            # conversion left out on purpose (an ImageNet classifier).
-            if k in ('cfg', 'epoch', 'iter', 'mmreid_version', 'seed',
-                     'dataset_meta', 'experiment_name', 'converted_from',
-                     'dropped') + SOURCE_META_KEYS
-        }
+        published['meta'] = meta
     stem = dst[:-len('.pth')] if dst.endswith('.pth') else dst
     tmp_path = stem + '.pth.unhashed'
     save_checkpoint_atomic(published, tmp_path)
