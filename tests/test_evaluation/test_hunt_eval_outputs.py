@@ -109,10 +109,6 @@ def test_an_all_zero_feature_under_cosine_is_refused(options):
         _run(ReIDMetric(**options), samples)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='TPR@FPR is reported (100 %) when no negative pair exists and '
-    'the FPR is 0/0; the no-positive case is refused')
 def test_tpr_at_fpr_without_negative_pairs_is_refused():
     """``evaluate_verification`` (``ReIDMetric(verification_fprs=...)``)
     on pairs that are all positives (one identity left in the evaluated
@@ -127,7 +123,8 @@ def test_tpr_at_fpr_without_negative_pairs_is_refused():
     """
     dist = np.array([[0.1, 0.5], [0.3, 0.2]])
     pids = np.array([0, 0])
-    with pytest.raises(ValueError, match='negative'):
+    with pytest.raises(ValueError, match='no negative pair .* the FPR is '
+                       'undefined'):
         evaluate_verification(
             dist, pids, pids, np.array([0, 0]), np.array([1, 1]),
             fprs=(1e-4, 1e-2))

@@ -238,7 +238,8 @@ def tpr_at_fpr(chunks: ChunkSource,
 
     Raises:
         ValueError: An FPR is NaN or outside [0, 1], a distance is NaN,
-            or no positive pair is left (the TPR is undefined).
+            or no positive pair (the TPR is undefined) or no negative pair
+            (the FPR is undefined) is left.
     """
     fprs = np.asarray(fprs, dtype=np.float64).reshape(-1)
     if not ((fprs >= 0) & (fprs <= 1)).all():
@@ -307,11 +308,14 @@ def tpr_at_fpr(chunks: ChunkSource,
             'no positive pair (same pid) is left after the '
             f'{junk_rule!r} junk rule among {num_neg} negative pairs: the '
             'TPR is undefined')
+    if not num_neg:
+        raise ValueError(
+            'no negative pair (another pid) is left after the '
+            f'{junk_rule!r} junk rule among {num_pos} positive pairs: the '
+            'FPR is undefined')
 
     # The 0-based rank of t among the negatives, per FPR (None: no t).
-    targets = [
-        max_false_positives(fpr, num_neg) if num_neg else None for fpr in fprs
-    ]
+    targets = [max_false_positives(fpr, num_neg) for fpr in fprs]
     targets = [None if t is not None and t >= num_neg else t for t in targets]
     # rank of t -> (digits of t's key selected so far, as an integer; the
     # rank of t among the negatives whose keys start with them).
