@@ -785,11 +785,13 @@ def test_two_targets_of_one_dataset_draw_with_their_own_metrics(tmp_path):
     its own metric: each target's pictures (named by the target) rank
     that target's samples with its metric's distance and normalisation.
 
-    Target a (plain Euclidean) is ``_samples``: worst q1 (AP 1/3), best q0
-    (AP 1). Target b L2-normalises first: every x > 0 becomes (1, 0) and
-    g0 (x = 0) stays (0, 0), so q0 finds its positive g0 last (AP 1/4),
-    q1 finds g1 first of three tied (stable order, AP 1)."""
+    Target a (plain Euclidean) is ``_samples`` with g0 at (0, 1) instead
+    of (0, 0) (a normalised distance refuses a zero feature): worst q1 (AP
+    1/3), best q0 (AP 1). Target b L2-normalises first: every (x > 0, 0)
+    becomes (1, 0) and g0 stays (0, 1), so q0 finds its positive g0 last
+    (AP 1/4), q1 finds g1 first of three tied (stable order, AP 1)."""
     samples = _samples(tmp_path)
+    samples[3].pred_feature = torch.tensor([0.0, 1.0])  # g0
     metrics = {
         'a': ReIDMetric(distance='euclidean'),
         'b': ReIDMetric(distance='euclidean', normalize=True)

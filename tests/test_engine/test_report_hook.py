@@ -131,6 +131,10 @@ def test_a_gmn_mode_names_the_options_that_change_its_ranking():
 # q1 = 2.4 (pid 2).
 GALLERY = ((1.0, 1, 1), (2.0, 2, 1), (0.5, 3, 2), (3.0, 1, 2))
 QUERY = ((0.0, 1, 0), (2.4, 2, 0))
+# The same with a q0 that has a direction, for metrics that normalise
+# (cosine, query expansion, SYSU's and LLCM's defaults): they refuse a
+# feature of zero norm.
+DIRECTED_QUERY = ((0.2, 1, 0), (2.4, 2, 0))
 
 
 def swap_top2(query, gallery):
@@ -394,7 +398,7 @@ def test_settings_line_names_rerank_and_query_expansion(option, given):
     import json
 
     from mmreid.evaluation import ReIDMetric
-    records = hand_records()
+    records = hand_records(query=DIRECTED_QUERY)
     metric = ReIDMetric(**{option: given})
     metric.analysis_request = dict(topk=4, max_rank=4)
     metric.process(None, metric_samples(records))
@@ -442,7 +446,7 @@ def test_settings_line_names_the_protocol_and_the_test_time_options():
 
     from mmreid.evaluation.metrics import LLCMMetric, SYSUMetric
     from mmreid.models.layers import MBN
-    records = hand_records()
+    records = hand_records(query=DIRECTED_QUERY)
     metric = SYSUMetric(mode='indoor', shot='multi', num_trials=2, seed=3)
     section, page = hand_section(metric, records)
     line = settings_line(page)
@@ -479,7 +483,7 @@ def test_a_transposed_ranking_is_not_shown_as_the_reported_one():
     import json
 
     from mmreid.evaluation.metrics import LLCMMetric
-    records = hand_records()
+    records = hand_records(query=DIRECTED_QUERY)
     metric = LLCMMetric(direction='vis2ir')
     reported = {'llcm-vis2ir/mAP': 1.0, 'llcm-vis2ir/trial0/mAP': 1.0}
     hook = EvalReportHook(num_queries=2, topk=4, max_rank=4)

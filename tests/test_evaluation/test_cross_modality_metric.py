@@ -1299,7 +1299,7 @@ def test_a_trial_that_draws_no_gallery_is_refused():
     naming the trial instead of reporting numbers of nothing."""
     perms = [[[[] for _ in range(10)]] for _ in range(6)]
     samples = [
-        make_sample([0.0], 1, 3, 'query', 0, modality=1),
+        make_sample([0.5], 1, 3, 'query', 0, modality=1),
         make_sample([1.0], 1, 1, 'gallery', 1, path='cam1/0001/0001.jpg'),
     ]
     with pytest.raises(ValueError, match='trial 0 drew an empty gallery'):

@@ -113,7 +113,13 @@ def test_gallery_distance_matches_float64_without_copying(metric, normalize):
     generator = torch.Generator().manual_seed(0)
     query = torch.randn(23, 16, generator=generator)
     gallery = torch.randn(70, 16, generator=generator) * 3
-    gallery[7] = 0  # a zero row: normalisation must leave it at zero
+    # A zero row: a plain distance ranks it; a normalised one refuses it
+    # (its direction is 0/0), so there a tiny row with a direction.
+    gallery[7] = 0
+    if normalize or metric == 'cosine':
+        with pytest.raises(ValueError, match='gallery feature 7 has norm 0'):
+            GalleryDistance(gallery, metric, normalize)
+        gallery[7] = 1e-3
     distance = GalleryDistance(gallery, metric, normalize)
     # The gallery is used in place: no (G, D) copy is held (a gallery of
     # fewer than MIN_GEMM_ROWS items is padded, a copy of at most that).

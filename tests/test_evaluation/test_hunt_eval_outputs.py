@@ -7,7 +7,8 @@ import torch
 
 from mmreid.engine.runner import merge_target_metrics
 from mmreid.evaluation import ReIDMetric
-from mmreid.evaluation.functional import evaluate_rank, evaluate_verification
+from mmreid.evaluation.functional import (compute_distance, evaluate_rank,
+                                          evaluate_verification)
 from mmreid.evaluation.results_table import format_results_table
 from mmreid.structures import ReIDDataSample
 
@@ -71,10 +72,6 @@ def _reference(dist, q_pids, g_pids, q_camids, g_camids, tie_policy,
     return np.mean(cmcs, axis=0), np.mean(aps), np.mean(inps)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a zero-norm feature under cosine/normalize is scored at distance '
-    '1 to every item instead of refused; ties decide its R1')
 @pytest.mark.parametrize('options', [
     dict(distance='cosine'),
     dict(distance='euclidean', normalize=True)
@@ -105,8 +102,23 @@ def test_an_all_zero_feature_under_cosine_is_refused(options):
     # gallery, whose first item has its pid, so R1 = 100 is printed; with
     # that item moved to the end of the gallery the same features print
     # R1 = 50.
-    with pytest.raises(ValueError, match='toy/001.jpg|norm'):
+    with pytest.raises(ValueError) as info:
         _run(ReIDMetric(**options), samples)
+    assert "query feature 1 ('toy/001.jpg') has norm 0.0e+00" in \
+        str(info.value)
+    assert 'gives it no direction (0/0)' in str(info.value)
+    # A zero gallery feature is refused the same way, by the functional
+    # API too (no image name there); a distance that does not normalise
+    # ranks it (its distances are defined).
+    gallery[2] = [0.0, 0.0]
+    samples = _samples(query[:1], gallery, [0], [1, 0, 1, 2], [0],
+                       [1, 1, 1, 1])
+    with pytest.raises(ValueError, match=r"gallery feature 2 \('toy/003"):
+        _run(ReIDMetric(**options), samples)
+    with pytest.raises(ValueError, match='gallery feature 2 has norm'):
+        compute_distance(query[:1], gallery, options['distance'],
+                         options.get('normalize', False))
+    _run(ReIDMetric(distance='euclidean'), samples)
 
 
 def test_tpr_at_fpr_without_negative_pairs_is_refused():

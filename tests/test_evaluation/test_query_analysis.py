@@ -9,11 +9,17 @@ from mmreid.evaluation.functional import (compute_distance, evaluate_features,
 from mmreid.evaluation.query_analysis import analyse_queries
 
 
-def toy(seed=0, num_query=12, num_gallery=40, dim=3, levels=3):
-    """Integer features in few levels, so that distances tie often."""
+def toy(seed=0, num_query=12, num_gallery=40, dim=3, levels=3,
+        directed=False):
+    """Integer features in few levels, so that distances tie often;
+    ``directed``: no all-zero feature (a normalised distance refuses
+    one)."""
     gen = torch.Generator().manual_seed(seed)
     q = torch.randint(0, levels, (num_query, dim), generator=gen).float()
     g = torch.randint(0, levels, (num_gallery, dim), generator=gen).float()
+    if directed:
+        for feats in (q, g):
+            feats[(feats == 0).all(dim=1), 0] = 1
     q_pids = torch.randint(0, 5, (num_query, ), generator=gen)
     g_pids = torch.randint(0, 5, (num_gallery, ), generator=gen)
     q_cams = torch.randint(0, 3, (num_query, ), generator=gen)
@@ -289,7 +295,7 @@ def test_a_metric_analyses_its_own_ranking_as_the_report_would(setup):
     itself (analyse_queries over the same samples and distance)."""
     from mmreid.evaluation import ReIDMetric
     q, g, q_pids, g_pids, q_cams, g_cams = toy(
-        seed=3, num_query=30, num_gallery=90)
+        seed=3, num_query=30, num_gallery=90, directed=True)
     options = dict(
         tie_policy='pessimistic', memory_budget_mb=1e-4, cmc_mode='dedup')
     if setup == 'distance':
@@ -350,7 +356,7 @@ def test_analysis_of_a_reranked_ranking_is_the_reported_one(option):
                                               query_expansion)
     from mmreid.evaluation.query_analysis import QueryAnalyser
     q, g, q_pids, g_pids, q_cams, g_cams = toy(
-        seed=4, num_query=10, num_gallery=30)
+        seed=4, num_query=10, num_gallery=30, directed=True)
     settings = dict(k1=4, k2=2) if option == 'rerank' else dict(k=2)
     metric = ReIDMetric(**{option: settings})
     metric.analysis_request = dict(topk=3, max_rank=5)

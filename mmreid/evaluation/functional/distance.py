@@ -6,7 +6,7 @@ would round the matmul differently from run to run and device to device.
 """
 import ctypes
 from contextlib import contextmanager
-from typing import Iterator, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -147,6 +147,50 @@ def _rows_matmul(query: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
 #: The ``eps`` of :func:`torch.nn.functional.normalize`.
 NORMALIZE_EPS = 1e-12
 
+
+def check_normalizable(feats: torch.Tensor,
+                       role: str,
+                       names: Optional[Sequence[str]] = None) -> None:
+    """Refuse features that L2 normalisation cannot give a direction.
+
+    The cosine of a zero vector is 0/0. ``F.normalize`` turns a feature of
+    norm <= :data:`NORMALIZE_EPS` (a blank image through ReLU and pooling,
+    a dead model output) into zeros, which lie at the same distance from
+    every other feature (1 in cosine distance; 1 up to the rounding of
+    each norm in Euclidean distance of unit features): its ranking, and
+    the R1 and mAP it adds, would be decided by the gallery's order or by
+    rounding, not by the model.
+
+    Args:
+        feats: Features, shape (N, D).
+        role: What they are, for the message (``'query'``, ``'gallery'``).
+        names: The samples' names (image paths), N of them, to name the
+            first refused one.
+
+    Raises:
+        ValueError: A feature's norm is <= :data:`NORMALIZE_EPS`; names the
+            first (its index and name) and how many there are.
+    """
+    if feats.dim() != 2 or not len(feats):
+        return
+    norm = torch.linalg.vector_norm(feats.float(), dim=1)
+    bad = torch.nonzero(norm <= NORMALIZE_EPS).flatten()
+    if not len(bad):
+        return
+    first = int(bad[0])
+    named = f' ({names[first]!r})' if names is not None else ''
+    more = (f', and {len(bad) - 1} more {role} features'
+            if len(bad) > 1 else '')
+    raise ValueError(
+        f'{role} feature {first}{named} has norm {float(norm[first]):.1e} '
+        f'(<= {NORMALIZE_EPS}){more}: a normalised distance (cosine, '
+        'normalize=True, query expansion) gives it no direction (0/0), so '
+        'it would lie at the same distance from every feature and its '
+        'ranking would follow the gallery order. Check what the model '
+        'gives that image (a blank image, a dead feature), or rank with a '
+        'distance that does not normalise')
+
+
 #: Rows whose squares are summed at a time: a bounded temporary.
 SQUARED_NORM_ROWS = 4096
 
@@ -208,6 +252,7 @@ class GalleryDistance:
         self.gallery_t = pad_gemm_rows(gallery).t()
         self.g_scale = None
         if self.normalize:
+            check_normalizable(gallery, 'gallery')
             norm = torch.linalg.vector_norm(gallery, dim=1)
             # F.normalize's rule: x / max(|x|, eps).
             self.g_scale = 1 / norm.clamp(min=NORMALIZE_EPS)
@@ -237,6 +282,7 @@ class GalleryDistance:
                              f'gallery features on {self.gallery_t.device}')
         with exact_fp32_matmul(query.device):
             if self.normalize:
+                check_normalizable(query, 'query')
                 query = F.normalize(query, dim=1, eps=NORMALIZE_EPS)
             dist = _rows_matmul(query, self.gallery_t)
             if dist.shape[1] != self.num_gallery:

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from mmreid.utils.deprecation import renamed_keyword
 from mmreid.utils.threads import compute_thread_count, torch_threads
-from .distance import ArrayLike, GalleryDistance, to_tensor
+from .distance import (ArrayLike, GalleryDistance, check_normalizable,
+                       to_tensor)
 from .rank import (DEFAULT_MEMORY_BUDGET_MB, DeviceLike, RankAccumulator,
                    ReIDEvalResult, chunk_rows_for_budget, evaluate_rank)
 
@@ -164,6 +165,8 @@ def evaluate_features_multi(query_feats: ArrayLike,
     custom = [callable(distance) for distance in distances.values()]
     scored_gallery = gallery
     if normalize and any(custom):
+        check_normalizable(query, 'query')
+        check_normalizable(gallery, 'gallery')
         scored_gallery = F.normalize(gallery.float(), dim=1)
 
     chunk_size = chunk_rows_for_budget(num_gallery, memory_budget_mb)

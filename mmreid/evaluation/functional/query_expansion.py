@@ -14,7 +14,8 @@ expansion is unsupervised and must not look at labels.
 import torch
 import torch.nn.functional as F
 
-from .distance import ArrayLike, exact_fp32_matmul, to_tensor
+from .distance import (ArrayLike, check_normalizable, exact_fp32_matmul,
+                       to_tensor)
 from .rank import DEFAULT_MEMORY_BUDGET_MB, DeviceLike
 
 
@@ -51,6 +52,8 @@ def query_expansion(query_feats: ArrayLike,
         raise ValueError(f'alpha must be >= 0, got {alpha}')
     device = torch.device(device) if device is not None else query.device
     dtype = torch.float64 if query.dtype == torch.float64 else torch.float32
+    check_normalizable(query, 'query')
+    check_normalizable(gallery, 'gallery')
     query = F.normalize(query.to(device=device, dtype=dtype), dim=1)
     gallery = F.normalize(gallery.to(device=device, dtype=dtype), dim=1)
     if k == 0:

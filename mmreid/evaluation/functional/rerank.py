@@ -38,7 +38,8 @@ from typing import Callable, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .distance import ArrayLike, exact_fp32_matmul, to_tensor
+from .distance import (ArrayLike, check_normalizable, exact_fp32_matmul,
+                       to_tensor)
 from .rank import DEFAULT_MEMORY_BUDGET_MB, DeviceLike
 
 # (start, stop) -> original distances of rows start:stop to all N samples.
@@ -334,6 +335,8 @@ def k_reciprocal_rerank(query_feats: ArrayLike,
     dtype = torch.float64 if query.dtype == torch.float64 else torch.float32
     feats = torch.cat([query, gallery]).to(device=device, dtype=dtype)
     if normalize:
+        check_normalizable(query, 'query')
+        check_normalizable(gallery, 'gallery')
         feats = F.normalize(feats, dim=1)
     return k_reciprocal_from_rows(
         _feature_rows(feats), len(query), len(feats), k1, k2, lambda_value,

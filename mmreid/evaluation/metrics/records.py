@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from mmengine.logging import print_log
 
+from ..functional.distance import check_normalizable
+
 ROLES = ('query', 'gallery')
 
 
@@ -106,6 +108,16 @@ class QueryGallery:
         return cls(query, gallery, features(query), features(gallery),
                    labels(query, 'pid'), labels(gallery, 'pid'),
                    labels(query, 'camid'), labels(gallery, 'camid'))
+
+    def check_normalizable(self) -> None:
+        """Refuse a feature that L2 normalisation cannot give a direction
+        (see :func:`~mmreid.evaluation.functional.distance.
+        check_normalizable`), naming its image."""
+        for feats, records, role in ((self.query_feats, self.query, 'query'),
+                                     (self.gallery_feats, self.gallery,
+                                      'gallery')):
+            check_normalizable(feats, role,
+                               [r.get('img_path') for r in records])
 
     @property
     def labels(self) -> Tuple[torch.Tensor, ...]:
@@ -221,7 +233,16 @@ class RecordsMixin:
             raise ValueError(f'{type(self).__name__} got {len(query)} query '
                              f'and {len(gallery)} {gallery_desc}; both are '
                              'needed')
-        return QueryGallery.from_records(query, gallery)
+        data = QueryGallery.from_records(query, gallery)
+        if self.normalizes_features():
+            data.check_normalizable()
+        return data
+
+    def normalizes_features(self) -> bool:
+        """Whether the ranking L2-normalises the features (then a
+        feature of zero norm is refused by :meth:`query_gallery`); none
+        does here."""
+        return False
 
     def split_roles(self, results: List[dict]) -> QueryGallery:
         """The prelude of every evaluation: drop the repeated records,

@@ -115,7 +115,11 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
             gallery (G, D)) -> distances (Qc, G)`` is still accepted, with
             a ``FutureWarning``, as is a scorer set with the
             deprecated :meth:`set_scorer`.)
-        normalize: L2-normalise features before comparing them.
+        normalize: L2-normalise features before comparing them. Under it
+            (and under ``distance='cosine'`` or query expansion) a feature
+            of zero norm, whose direction is 0/0, is refused naming its
+            image: it would lie at one distance from every other feature,
+            ranked by the gallery order.
         ranks: CMC ranks reported as ``R{k}``.
         max_rank: Length of the computed CMC curve.
         junk_rule: ``'market'``, ``'none'`` or ``'sysu'``.

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from mmreid.utils.deprecation import warn_deprecated
 from ..functional import chunk_rows_for_budget, compute_distance
+from ..functional.distance import check_normalizable
 
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -191,6 +192,16 @@ class ScorerMixin:
             return self.scorers[self.primary_scorer]
         return self.scorer if self.scorer is not None else self.distance
 
+    def normalizes_features(self) -> bool:
+        """Whether the ranking L2-normalises the features: ``normalize``,
+        a cosine distance or query expansion (the model's scorers take
+        them as they are; ``normalize`` is refused with them)."""
+        if self.scorers:
+            return False
+        distance = self.scorer if self.scorer is not None else self.distance
+        return bool(self.normalize) or self.query_expansion is not None or (
+            isinstance(distance, str) and distance == 'cosine')
+
     def primary_gallery_dependent(self) -> bool:
         """Whether the primary distance is gallery-dependent (see
         :func:`is_gallery_dependent`): a protocol then scores each of its
@@ -309,6 +320,8 @@ class ScorerMixin:
             return compute_distance(query_feats, gallery_feats, scorer,
                                     self.normalize)
         if self.normalize:
+            check_normalizable(query_feats, 'query')
+            check_normalizable(gallery_feats, 'gallery')
             query_feats = F.normalize(query_feats, dim=1)
             gallery_feats = F.normalize(gallery_feats, dim=1)
         rows = chunk_rows_for_budget(len(gallery_feats), self.memory_budget_mb)
