@@ -92,3 +92,40 @@ def test_a_training_that_validates_in_processes_is_refused_first(
         "'backbone.bn1' and ")
     assert 'It would be refused at the first validation, after training' \
         in str(info.value)
+
+
+@pytest.mark.parametrize('loop', ['ReIDTestLoop', 'MultiTargetTestLoop'])
+def test_a_trial_protocol_is_refused_in_one_process(make_config, tmp_path,
+                                                    loop):
+    """SYSU-MM01's and LLCM's metrics index each trial's gallery out of pool
+    features extracted once in the pool's batches: with a batch norm that
+    keeps no running statistics, each gallery feature depends on the pool
+    images of its batch, so the trial protocols refuse it before any
+    extraction even in one process (each target of a multi-target loop)."""
+    from mmreid.evaluation.metrics import SYSUMetric
+    single = load_config(
+        make_config(extra=UNTRACKED), phase='test', work_dir=str(tmp_path))
+    if loop == 'MultiTargetTestLoop':
+        single.test_cfg = dict(
+            type=loop,
+            targets=[
+                dict(
+                    name='d2',
+                    dataloader=single.test_dataloader,
+                    evaluator=single.test_evaluator)
+            ])
+        single.test_dataloader = dict()
+        single.test_evaluator = dict()
+    runner = Runner.from_cfg(single)
+    steps = []
+    runner.model.test_step = lambda data: steps.append(1)
+    evaluator = runner.test_loop.evaluator if loop == 'ReIDTestLoop' else \
+        runner.test_loop.targets[0].evaluator
+    evaluator.metrics.append(SYSUMetric())
+    with pytest.raises(ValueError) as info:
+        runner.test()
+    assert steps == []
+    consumer = loop if loop == 'ReIDTestLoop' else f'{loop} (d2)'
+    assert str(info.value).startswith(
+        f"{consumer}: SYSUMetric draws each trial's gallery out of one pool")
+    assert "batch norm layer 'backbone.bn1' and" in str(info.value)

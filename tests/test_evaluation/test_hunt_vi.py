@@ -326,10 +326,6 @@ def test_llcm_trials_match_the_reference_loops(direction, vis2ir_mode):
         np.std(maps, ddof=0), abs=1e-4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SYSUMetric/LLCMMetric index pool features extracted in pool "
-    "batches for an MBN(eval_stats='batch') model instead of refusing")
 def test_trial_protocol_refuses_test_batch_statistics_of_the_pool(tmp_path):
     """A user tests an MBN model with the documented transductive option
     ``norm_cfg=dict(type='MBN', eval_stats='batch')`` (each test batch is
@@ -361,25 +357,38 @@ def test_trial_protocol_refuses_test_batch_statistics_of_the_pool(tmp_path):
         pixels=True,
         images={cam: 2 if cam in INFRARED_CAMS else 3
                 for cam in VISIBLE_CAMS + INFRARED_CAMS})
-    model = copy.deepcopy(TINY_BOT_MODEL)
-    model['backbone']['norm_cfg'] = dict(type='MBN', eval_stats='batch')
-    runner = Runner(
-        model=model,
-        work_dir=str(tmp_path / 'work'),
-        experiment_name='hunt_vi_batch_stats',
-        default_scope='mmreid',
-        test_dataloader=dict(
-            batch_size=8,
-            num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'),
-            dataset=dict(
-                type='SYSUMM01',
-                data_root=root,
-                split='test',
-                mode='all',
-                pipeline=PIPELINE)),
-        test_evaluator=dict(type='SYSUMetric', mode='all', num_trials=3),
-        test_cfg=dict(type='ReIDTestLoop'))
-    with pytest.raises(ValueError, match='eval_stats'):
+
+    def runner_of(norm_cfg, work):
+        model = copy.deepcopy(TINY_BOT_MODEL)
+        model['backbone']['norm_cfg'] = norm_cfg
+        return Runner(
+            model=model,
+            work_dir=str(tmp_path / work),
+            experiment_name='hunt_vi_batch_stats',
+            default_scope='mmreid',
+            test_dataloader=dict(
+                batch_size=8,
+                num_workers=0,
+                sampler=dict(type='DefaultSampler', shuffle=False),
+                collate_fn=dict(type='default_collate'),
+                dataset=dict(
+                    type='SYSUMM01',
+                    data_root=root,
+                    split='test',
+                    mode='all',
+                    pipeline=PIPELINE)),
+            test_evaluator=dict(type='SYSUMetric', mode='all', num_trials=3),
+            test_cfg=dict(type='ReIDTestLoop'))
+
+    runner = runner_of(dict(type='MBN', eval_stats='batch'), 'work')
+    with pytest.raises(ValueError) as info:
+        runner.test()
+    message = str(info.value)
+    assert message.startswith("ReIDTestLoop: SYSUMetric draws each trial's "
+                              'gallery out of one pool')
+    assert "(eval_stats='batch')" in message
+    assert "Use eval_stats='modality'" in message
+    # A batch norm without running statistics is the same case.
+    runner = runner_of(dict(type='BN', track_running_stats=False), 'work2')
+    with pytest.raises(ValueError, match='keeps no running statistics'):
         runner.test()

@@ -22,8 +22,8 @@ from mmreid.utils.config.runtime import check_loop_amp_device
 from .reid_loops import (check_every_sample_reached, check_identity_split,
                          check_keeps_every_sample, check_metric_results,
                          check_model_distance, check_not_empty,
-                         check_tracked_statistics, evaluate_batch,
-                         hand_model_scorers, scorers_handed_by,
+                         check_tracked_statistics, check_trial_galleries,
+                         evaluate_batch, hand_model_scorers, scorers_handed_by,
                          share_rank0_buffers)
 from .target_metrics import averaged_over_targets, merge_target_metrics
 
@@ -278,6 +278,9 @@ class _MultiTargetLoop(BaseLoop):
             # Before any extraction (see check_model_distance).
             check_model_distance(self.runner.model, target.evaluator,
                                  f'{type(self).__name__} ({target.name})')
+            check_trial_galleries(self.runner.model, target.evaluator,
+                                  f'{type(self).__name__} ({target.name})',
+                                  self.runner.cfg)
         check_identity_split(self.runner, self, type(self).__name__)
         check_tracked_statistics(self.runner.model, type(self).__name__)
         if self._mode == 'val':

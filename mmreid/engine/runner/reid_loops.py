@@ -37,7 +37,10 @@ from mmengine.runner.loops import (TestLoop, ValLoop, _parse_losses,
 from torch.utils.data import DataLoader
 
 from mmreid.datasets.base_reid_dataset import identity_split_conflict
-from mmreid.models.layers.mbn import check_untracked_in_one_process
+from mmreid.models.layers.mbn import (batch_statistics_layers,
+                                      check_untracked_in_one_process,
+                                      running_statistics_fix,
+                                      untracked_batch_norms, untracked_named)
 from mmreid.models.reiders.reid_model import Scorer, get_model_scorers
 from mmreid.registry import LOOPS
 from mmreid.utils.config.runtime import check_loop_amp_device
@@ -172,6 +175,68 @@ def check_tracked_statistics(model, consumer: str) -> None:
     """
     check_untracked_in_one_process(_unwrap(model), get_world_size(),
                                    consumer)
+
+
+def check_trial_galleries(model,
+                          evaluator: Evaluator,
+                          consumer: str,
+                          cfg=None) -> None:
+    """Refuse a trial protocol for a model whose test features depend on
+    the batch.
+
+    SYSU-MM01's and LLCM's metrics (:class:`~mmreid.evaluation.metrics.
+    TrialGalleryMetric`) draw each trial's gallery out of one pool whose
+    features are extracted once, in the test dataloader's batches of pool
+    images, and index them per trial. With MBN's ``eval_stats='batch'``
+    (:func:`~mmreid.models.layers.mbn.batch_statistics_layers`) or a batch
+    norm without running statistics (:func:`~mmreid.models.layers.mbn.
+    untracked_batch_norms`), a gallery image's feature then depends on the
+    pool images that shared its batch, most of them in no trial's gallery:
+    the numbers would be of no defined protocol (the MBN spec, 5.3:
+    indexing pool features is valid only with running statistics).
+
+    Args:
+        model (nn.Module): The runner's model, possibly wrapped.
+        evaluator (Evaluator): The loop's (or a target's) evaluator.
+        consumer (str): The loop, for the message.
+        cfg (Config | dict, optional): The run's config, to name the keys
+            to change.
+
+    Raises:
+        ValueError: Names the metric, the layers and the fix.
+    """
+    from mmreid.evaluation.metrics.trial_gallery_metric import \
+        TrialGalleryMetric
+    trials = [
+        type(m).__name__ for m in getattr(evaluator, 'metrics', None) or []
+        if isinstance(m, TrialGalleryMetric)
+    ]
+    if not trials:
+        return
+    inner = _unwrap(model)
+    batch_mbn = batch_statistics_layers(inner)
+    untracked = untracked_batch_norms(inner)
+    if batch_mbn:
+        more = f' and {len(batch_mbn) - 1} more' if len(batch_mbn) > 1 \
+            else ''
+        what = (f"MBN layer {batch_mbn[0]!r}{more} normalises each test "
+                "batch with its own statistics (eval_stats='batch')")
+        fix = (f"eval_stats='modality' ({running_statistics_fix(cfg or {})})"
+               if cfg is not None else "eval_stats='modality'")
+    elif untracked:
+        what = (f'{untracked_named(untracked)} (it normalises each test '
+                'batch with its own statistics)')
+        fix = 'a model whose batch norm layers keep running statistics'
+    else:
+        return
+    raise ValueError(
+        f"{consumer}: {trials[0]} draws each trial's gallery out of one "
+        'pool whose features are extracted once, in the test dataloader\'s '
+        f'batches, and indexes them per trial; the model\'s {what}: a '
+        'gallery image\'s feature depends on the pool images that shared '
+        'its batch, not on the trial\'s gallery, and the numbers would be '
+        'of no defined protocol (pool features may be indexed only with '
+        f'running statistics). Use {fix}')
 
 
 def share_rank0_buffers(model) -> bool:
@@ -631,6 +696,8 @@ class ReIDValLoop(_KeepsEverySample, ValLoop):
         check_model_distance(runner.model, self.evaluator, type(self).__name__)
         check_identity_split(runner, self, type(self).__name__)
         check_tracked_statistics(runner.model, type(self).__name__)
+        check_trial_galleries(runner.model, self.evaluator,
+                              type(self).__name__, runner.cfg)
         if phase == 'val':
             share_rank0_buffers(runner.model)
         with scorers_handed_by(runner.model, type(self).__name__):
