@@ -280,7 +280,7 @@ class _MultiTargetLoop(BaseLoop):
                                  f'{type(self).__name__} ({target.name})')
             check_trial_galleries(self.runner.model, target.evaluator,
                                   f'{type(self).__name__} ({target.name})',
-                                  self.runner.cfg)
+                                  getattr(self.runner, 'cfg', None))
         check_identity_split(self.runner, self, type(self).__name__)
         check_tracked_statistics(self.runner.model, type(self).__name__)
         if self._mode == 'val':

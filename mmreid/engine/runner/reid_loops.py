@@ -697,7 +697,8 @@ class ReIDValLoop(_KeepsEverySample, ValLoop):
         check_identity_split(runner, self, type(self).__name__)
         check_tracked_statistics(runner.model, type(self).__name__)
         check_trial_galleries(runner.model, self.evaluator,
-                              type(self).__name__, runner.cfg)
+                              type(self).__name__,
+                              getattr(runner, 'cfg', None))
         if phase == 'val':
             share_rank0_buffers(runner.model)
         with scorers_handed_by(runner.model, type(self).__name__):
