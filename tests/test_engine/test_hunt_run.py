@@ -71,10 +71,6 @@ def trained(tmp_path_factory, synth_root):
 # ---------------------------------------------------------------------------
 # The work dir's config copy
 # ---------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason='the config copy is written in load_or_resume, before the '
-    'before_train setup checks that can still refuse the start')
 def test_start_refused_by_setup_check_keeps_the_config_copy(trained,
                                                             tmp_path):
     """A resume refused by ``TrainSetupCheckHook`` keeps the config copy.

@@ -86,11 +86,13 @@ class ConfigRecordMixin:
         through a temporary file in the work dir: the file is replaced by
         a complete copy or not at all. mmengine calls it at the end of
         ``__init__``, before any check; here that call does nothing and
-        :meth:`load_or_resume` calls it once the checkpoint is loaded,
-        so a start that is refused (a resume the config cannot continue,
-        a missing checkpoint) or fails (a ``--cfg-options`` typo that
-        breaks a loop) does not overwrite the config of the run whose
-        checkpoints are in the work dir. The log folder of every attempt
+        :meth:`load_or_resume` calls it once the checkpoint is loaded (a
+        training: after its ``before_train`` hooks, whose start-up checks
+        may refuse it), so a start that is refused (a resume the config
+        cannot continue, a missing checkpoint, a ``TrainSetupCheckHook``
+        check) or fails (a ``--cfg-options`` typo that breaks a loop) does
+        not overwrite the config of the run whose checkpoints are in the
+        work dir. The log folder of every attempt
         still gets its config (mmengine's ``LocalVisBackend`` writes
         ``<timestamp>/vis_data/config.py`` when the runner is built).
 

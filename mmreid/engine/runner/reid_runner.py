@@ -6,7 +6,7 @@ from typing import Callable, Optional, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.dist import master_only
-from mmengine.hooks import CheckpointHook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import FUNCTIONS
@@ -92,10 +92,11 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
 
     The merged config is written to ``<work_dir>/<config name>`` (see
     :meth:`dump_config`) once the run has passed its checks, after the
-    checkpoint is loaded or resumed in :meth:`train`, :meth:`val` and
-    :meth:`test`, not when the runner is built as in mmengine: a refused
-    or failed start leaves the copy of the run whose checkpoints sit next
-    to it as it was.
+    checkpoint is loaded or resumed in :meth:`val` and :meth:`test`, and
+    after the ``before_train`` hooks (the start-up checks of
+    ``TrainSetupCheckHook``) in :meth:`train`, not when the runner is
+    built as in mmengine: a refused or failed start leaves the copy of the
+    run whose checkpoints sit next to it as it was.
 
     Python warnings go into the run's log file too (still shown on stderr
     as before): those shown while the runner is built and while it trains,
@@ -449,7 +450,8 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         starts from those weights, not from random ones. mmengine reads
         ``resume=True`` with a ``load_from`` as the checkpoint to resume.
         The config is written once the checkpoint is loaded
-        (:meth:`dump_config`)."""
+        (:meth:`dump_config`); by a training, after its ``before_train``
+        hooks, whose checks may still refuse the start."""
         try:
             self._load_or_resume()
         finally:
@@ -458,8 +460,14 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         if self._training and self._resumed_from is not None:
             self._finished_resume = self._finished_resume_message(
                 self._resumed_from)
-        # The checkpoint (if any) is loaded and the run about to start.
-        self.dump_config()
+        # The checkpoint (if any) is loaded and the run about to start. A
+        # training writes the copy once its before_train checks (the
+        # TrainSetupCheckHook's, CheckpointHook's arguments) have passed:
+        # a start they refuse leaves the copy of the run as it was.
+        if self._training:
+            self.register_hook(_ConfigCopyHook(), 'LOWEST')
+        else:
+            self.dump_config()
         step = resumed_step_validated(self)
         if self._training and step:
             # A checkpoint is written before its step's validation: a job
@@ -678,3 +686,12 @@ def build_runner(cfg: Config) -> Runner:
             'load_from itself: give the checkpoint to resume (--resume '
             'PATH), or leave load_from out')
     return runner
+
+
+class _ConfigCopyHook(Hook):
+    """Writes a training's config copy (:meth:`ReIDRunner.dump_config`)
+    after every other ``before_train`` hook: registered by
+    :meth:`ReIDRunner.load_or_resume` at priority ``LOWEST``."""
+
+    def before_train(self, runner) -> None:
+        runner.dump_config()
