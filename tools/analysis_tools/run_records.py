@@ -116,6 +116,10 @@ def evaluations(work_dir: str) -> List[Tuple[str, str, dict]]:
         ``'train'`` (the last validation logged in
         ``<stamp>/vis_data/scalars.json``, with its ``step``) or
         ``'test'`` (``tools/test.py``'s ``<stamp>/<stamp>.json``).
+
+    Raises:
+        ValueError: A line of a log is not JSON (a run killed while
+            writing it), naming the file, the line and the run's folder.
     """
     found = []
     stamps = sorted((d for d in (
@@ -132,11 +136,21 @@ def evaluations(work_dir: str) -> List[Tuple[str, str, dict]]:
                 continue
             last = None
             with open(path) as f:
-                for line in f:
-                    if line.strip():
+                for number, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
                         record = json.loads(line)
-                        if any('/' in k for k in record):
-                            last = record
+                    except json.JSONDecodeError as error:
+                        raise ValueError(
+                            f'{path} line {number} is not JSON '
+                            f'({error.msg}): a run killed while writing its '
+                            'log leaves its last line cut. Move the run\'s '
+                            f'folder {osp.join(work_dir, stamp)} out of the '
+                            'work dir, or train that seed again') from error
+                    if isinstance(record, dict) and any('/' in k
+                                                        for k in record):
+                        last = record
             if last is not None:
                 found.append((stamp, kind, last))
     return found
