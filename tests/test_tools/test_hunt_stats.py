@@ -109,10 +109,6 @@ def test_a_truncated_log_is_an_error_naming_its_file(tmp_path, monkeypatch):
     assert str(runs / 'a_seed1' / '20260102_000000') in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='style_decomposition.py tabulates a metric logged as NaN as '
-    'n/a instead of refusing it, naming the run and key')
 def test_style_decomposition_refuses_a_metric_logged_as_nan(
         tmp_path, monkeypatch, capsys):
     """A NaN target value is refused, as compare_configs.py refuses it.
@@ -147,7 +143,8 @@ def test_style_decomposition_refuses_a_metric_logged_as_nan(
             'base.py', 'new.py', '--work-dir',
             str(tmp_path), '--metrics', 'R1', '--no-train'
         ])
-    assert 'd3/R1' in str(info.value) and 'seed 1' in str(info.value)
+    assert "seed 1: 'd3/R1' was logged as nan, not a finite number" in \
+        str(info.value)
 
 
 class _NormalisingWRTModel(nn.Module):

@@ -92,7 +92,10 @@ def read_values(metrics: dict, targets: List[str], metric: str,
 
     Raises:
         KeyError: A target is missing from the run, named with the keys
-            the run has.
+            the run has, or was logged as a value that is not a finite
+            number (NaN, inf): a mean over seeds or a paired interval of
+            it is no number either (``n/a`` is kept for a ratio over a
+            zero, which the table derives).
     """
     values = {}
     for target in targets:
@@ -101,7 +104,14 @@ def read_values(metrics: dict, targets: List[str], metric: str,
             near = sorted(k for k in metrics if k.endswith(f'/{metric}'))
             raise KeyError(f'{where}: no {key!r} in its last validation; '
                            f'it has {near}')
-        values[target] = float(metrics[key])
+        try:
+            value = float(metrics[key])
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            raise KeyError(f'{where}: {key!r} was logged as '
+                           f'{metrics[key]!r}, not a finite number')
+        values[target] = value
     return values
 
 
