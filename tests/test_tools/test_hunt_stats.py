@@ -163,10 +163,6 @@ class _NormalisingWRTModel(nn.Module):
         return self.head.loss_tri(*batch)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wrt_regime.py measures raw features and a default WRTLoss, "
-    "ignoring the model's WRTLoss(normalize_feature=True)")
 def test_wrt_regime_measures_the_distances_the_loss_sees(monkeypatch):
     """The tool reports the distances the model's own WRTLoss computes.
 

@@ -6,7 +6,9 @@ default) gives an anchor's negatives weights summing to ``S / (S + 1e-6)``,
 the loss loses its negative term (configs/mbn/README.md). This tool runs
 training batches through a model in train mode, catches the features the
 WRT loss receives, and prints the nearest-negative distances, the negative
-weight sums and the loss in both modes::
+weight sums and the loss (unweighted) in both modes, all of the features
+as the model's loss sees them (L2-normalised under its
+``normalize_feature``)::
 
     python tools/analysis_tools/wrt_regime.py \\
         configs/mbn/agw_r18_synthreid-vi-v2.py \\
@@ -33,6 +35,7 @@ import sys
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from mmengine.runner import Runner
 
 from mmreid.models.losses import WRTLoss, pairwise_euclidean
@@ -132,15 +135,22 @@ def measure(cfg,
                 break
             model(**model.data_preprocessor(batch, True), mode='loss')
             feats, labels = seen[-1]
-            dist = pairwise_euclidean(feats, feats)
+            # The distances the loss sees: of unit features under its
+            # normalize_feature.
+            seen_feats = F.normalize(feats, dim=1) \
+                if wrt.normalize_feature else feats
+            dist = pairwise_euclidean(seen_feats, seen_feats)
             negative = labels[None] != labels[:, None]
             dist_n = dist.masked_fill(~negative, float('inf'))
             out['near'].append(dist_n.min(1).values)
             total = torch.exp(-dist_n).sum(1)  # exp(-inf) = 0 elsewhere
             out['weight_sum'].append(total / (total + 1e-6))
-            out['reference'].append(WRTLoss()(feats, labels).view(1))
-            out['exact'].append(
-                WRTLoss(exact_softmax=True)(feats, labels).view(1))
+            # Unweighted (loss_weight 1), with the model's normalisation.
+            for key, exact in (('reference', False), ('exact', True)):
+                loss = WRTLoss(
+                    normalize_feature=wrt.normalize_feature,
+                    exact_softmax=exact)
+                out[key].append(loss(feats, labels).view(1))
     if not out['near']:
         raise ValueError('the training loader gave no batch')
     return {key: torch.cat(values) for key, values in out.items()}
