@@ -29,8 +29,10 @@ is refused, naming what differs (``--allow-different KEY`` accepts a
 setting that differs on purpose, e.g. the distances of two models, and
 says so under the table). Whole-gallery values that are not the ranking
 the run reported (the hook ranked plain distances where the metric
-re-ranks) are not compared. Files written before these records still
-pair, with a note that the gallery and settings were not checked.
+re-ranks), and the whole-gallery R1 of a run that reports R1 by another
+CMC protocol (CUHK03 classic's single-gallery-shot), are not compared.
+Files written before these records still pair, with a note that the
+gallery and settings were not checked.
 
 A ``per_query.npz`` with a ``report.html`` beside it must be of the run
 that wrote that page (both name their run id): a pair from two runs is
@@ -244,6 +246,19 @@ def _not_reported(a: Arrays, b: Arrays) -> List[str]:
     return why
 
 
+def _own_cmc_protocol(a: Arrays, b: Arrays) -> List[str]:
+    """Which of A and B report R1 by another CMC protocol than the
+    whole-gallery ranking (CUHK03 classic's single-gallery-shot), so
+    their whole-gallery R1 is not the R1 they reported."""
+    why = []
+    for run, arrays in (('A', a), ('B', b)):
+        if 'settings' in arrays:
+            protocol = _settings(arrays).get('cmc_protocol')
+            if protocol:
+                why.append(f'{run} reports R1 by the {protocol} protocol')
+    return why
+
+
 def paired_rows(a: Sections,
                 b: Sections,
                 left_out: Optional[List[str]] = None,
@@ -256,7 +271,8 @@ def paired_rows(a: Sections,
         left_out (list, optional): Gets one line per section or metric
             that is in one report only, has fewer than two queries valid
             in both, or whose whole-gallery values are not the reported
-            ranking: what the table does not show.
+            ranking (or, for R1, not the reported R1: CUHK03 classic's
+            single-gallery-shot CMC): what the table does not show.
         notes (list, optional): Gets the notes of
             :func:`check_same_setup`.
         allow (Sequence[str]): Settings that may differ.
@@ -275,7 +291,14 @@ def paired_rows(a: Sections,
         check_same_setup(a[section], b[section], f'section {section!r}',
                          setup_notes, allow)
         not_reported = _not_reported(a[section], b[section])
+        own_cmc = _own_cmc_protocol(a[section], b[section])
         for name, path_key, value_key, percent in ROWS:
+            if own_cmc and value_key == 'first_rank' \
+                    and value_key in a[section] and value_key in b[section]:
+                notes.append(f'section {section!r}, {name}: the whole '
+                             'gallery\'s R1, not the reported one (' +
+                             '; '.join(own_cmc) + ')')
+                continue
             # A metric in one run only is named below, as such.
             if not_reported and not path_key.startswith('trial') \
                     and value_key in a[section] and value_key in b[section]:

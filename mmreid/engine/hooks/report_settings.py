@@ -219,6 +219,11 @@ def ranking_settings(setup: Dict[str, str],
         settings['values'] = (
             f'plain distances, without the metric\'s {" and ".join(changed)}')
     settings['values'] = other_direction(metric) or settings['values']
+    # A metric that reports R1 by its own CMC protocol (CUHK03 classic's
+    # single-gallery-shot): the whole-gallery R1 is not the reported one.
+    cmc_protocol = getattr(metric, 'cmc_protocol', None)
+    if cmc_protocol:
+        settings['cmc_protocol'] = str(cmc_protocol)
     return settings
 
 
