@@ -679,6 +679,9 @@ def test_a_retested_checkpoint_must_be_the_final_one(tmp_path, monkeypatch):
     config = write_config(tmp_path / 'a.py', max_epochs=2)
     monkeypatch.setattr(subprocess, 'run', no_training)
     work_dir = tmp_path / 'runs' / 'a_seed1'
+    # The training that wrote the checkpoint (compared with the config
+    # too), then the test.
+    finished_run(work_dir, config, 1, {'d3/R1': 7.9})
     fake_test(work_dir, config, str(work_dir / 'epoch_2.pth'), {'d3/R1': 7.5})
     assert run_plans.run(config, 1, run_args(tmp_path / 'runs')) == \
         {'d3/R1': 7.5}
@@ -1083,6 +1086,7 @@ def test_an_iteration_based_run_retested(tmp_path, monkeypatch):
         'max_iters=100, val_interval=50)\n'
         'default_hooks = dict(logger=dict(log_metric_by_epoch=False))\n')
     work_dir = tmp_path / 'runs' / 'it_seed0'
+    fake_training(work_dir, config, 0, {100: {'d3/R1': 3.0}})
     fake_test(work_dir, config, str(work_dir / 'iter_100.pth'), {'d3/R1': 4.0})
     assert run_plans.run(config, 0, run_args(tmp_path / 'runs')) == {
         'd3/R1': 4.0

@@ -39,10 +39,6 @@ def _run_args(work_dir):
         trust_retested=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a tools/test.py re-test in the work dir launders a training '
-    'of another config: only the test config is compared')
 def test_a_retest_does_not_launder_a_run_of_another_config(
         tmp_path, monkeypatch):
     """A re-test must not turn another config's training into a result.
@@ -73,8 +69,33 @@ def test_a_retest_does_not_launder_a_run_of_another_config(
         'd3/R1': 31.0,
         'd3/num_query': 5
     })
-    with pytest.raises(ValueError, match='optim_wrapper.optimizer.lr'):
+    with pytest.raises(ValueError) as info:
         run_plans.run(config, 0, _run_args(tmp_path / 'runs'))
+    assert 'tested epoch_2.pth, trained by the run 20260101_000000 with ' \
+        'another config' in str(info.value)
+    assert 'optim_wrapper.optimizer.lr: 0.2 here, 0.1 in the run' in \
+        str(info.value)
+    # A training of another seed in this seed's folder, re-tested.
+    other = tmp_path / 'runs' / 'a_seed1'
+    finished_run(other, config, 5, {'d3/R1': 30.0, 'd3/num_query': 5})
+    fake_test(other, config, str(other / 'epoch_2.pth'), {
+        'd3/R1': 31.0,
+        'd3/num_query': 5
+    })
+    with pytest.raises(ValueError, match='randomness.seed: 1 here, 5 in'):
+        run_plans.run(config, 1, _run_args(tmp_path / 'runs'))
+    # The same re-test of a training of this config and seed is read.
+    finished_run(tmp_path / 'runs' / 'a_seed2', config, 2, {
+        'd3/R1': 30.0,
+        'd3/num_query': 5
+    })
+    fake_test(tmp_path / 'runs' / 'a_seed2', config,
+              str(tmp_path / 'runs' / 'a_seed2' / 'epoch_2.pth'), {
+                  'd3/R1': 31.0,
+                  'd3/num_query': 5
+              })
+    metrics = run_plans.run(config, 2, _run_args(tmp_path / 'runs'))
+    assert metrics['d3/R1'] == 31.0
 
 
 def test_a_truncated_log_is_an_error_naming_its_file(tmp_path, monkeypatch):

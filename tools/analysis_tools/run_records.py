@@ -156,6 +156,34 @@ def evaluations(work_dir: str) -> List[Tuple[str, str, dict]]:
     return found
 
 
+def training_before(work_dir: str, stamp: str) -> Optional[str]:
+    """The latest training run in ``work_dir`` started before ``stamp``.
+
+    A training logs its losses in ``<stamp>/vis_data/scalars.json`` (a
+    ``tools/test.py`` run logs none there).
+
+    Returns:
+        str | None: Its stamp; None when there is none.
+    """
+    before = [
+        d for d in (os.listdir(work_dir) if osp.isdir(work_dir) else [])
+        if STAMP.match(d) and stamp_order(d) < stamp_order(stamp)
+    ]
+    for candidate in sorted(before, key=stamp_order, reverse=True):
+        path = osp.join(work_dir, candidate, 'vis_data', 'scalars.json')
+        if not osp.isfile(path):
+            continue
+        with open(path) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(record, dict) and 'loss' in record:
+                    return candidate
+    return None
+
+
 def config_record(work_dir: str, stamp: str, config: str):
     """The merged config the run ``stamp`` recorded.
 
@@ -295,7 +323,10 @@ def finished_result(
     result when it tested the final checkpoint in ``work_dir`` itself
     (compared as real paths; a relative ``load_from`` is read from the
     current directory, as ``tools/test.py`` was given it); either only
-    with the config the run recorded equal to ``expected``.
+    with the config the run recorded equal to ``expected``, and a test
+    only with the training before it in ``work_dir``
+    (:func:`training_before`), which wrote the checkpoint, of
+    ``expected`` too (seed included).
 
     A checkpoint elsewhere may have been trained by any experiment that
     named its folder alike (another learning rate, another tree): a
@@ -388,6 +419,8 @@ def finished_result(
                 f'{work_dir}: reading the test ({stamp}) of {checkpoint}, '
                 'outside this work dir (--trust-retested)',
                 file=sys.stderr)
+        else:
+            _check_trained_as(work_dir, stamp, expected, config, name, label)
     elif metrics.get('step') != final:
         return None, (f'unfinished: its last validation ({stamp}) is at '
                       f'{unit} {metrics.get("step")} of {final}')
@@ -403,6 +436,38 @@ def finished_result(
             '. Give another --work-dir, or remove the run to train it '
             'again')
     return metrics, ''
+
+
+def _check_trained_as(work_dir: str, stamp: str, expected, config: str,
+                      name: str, label: str) -> None:
+    """Check that the training that wrote ``work_dir``'s final checkpoint
+    ``name``, re-tested by ``stamp``, is of ``expected``: the test's
+    record has the config it was tested with, which says nothing of the
+    config (learning rate, seed) the weights were trained with.
+
+    Raises:
+        ValueError: No training before the test, or the latest one was
+            trained with another config; names the differences.
+    """
+    trained = training_before(work_dir, stamp)
+    if trained is None:
+        raise ValueError(
+            f'{work_dir}: its latest evaluation ({stamp}, tools/test.py) '
+            f'tested {name}, but the work dir holds no training before it: '
+            f'which config trained that checkpoint cannot be told. Train '
+            f'{label} there again, or remove {stamp}')
+    differences = config_differences(
+        expected, config_record(work_dir, trained, config), False)
+    if differences:
+        shown = '; '.join(differences[:6])
+        more = len(differences) - 6
+        raise ValueError(
+            f'{work_dir}: its latest evaluation ({stamp}, tools/test.py) '
+            f'tested {name}, trained by the run {trained} with another '
+            f'config than {label}: {shown}' +
+            (f'; and {more} more' if more > 0 else '') +
+            '; a re-test does not make it a result of this config. Give '
+            'another --work-dir, or remove the runs to train it again')
 
 
 def final_checkpoint(unit: str, final: int) -> str:
