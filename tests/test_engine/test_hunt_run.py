@@ -1,10 +1,9 @@
 """Wrong-number hunt: training-run integrity and the tools around a run.
 
-Each ``xfail(strict=True)`` test asserts the correct behaviour of a defect
-found by using the tools as the docs describe; it passes (as an expected
-failure) while the defect is there and fails loudly once it is fixed. The
-other tests pin behaviour that decides a printed number and that no other
-test would notice breaking.
+The config-copy test asserts the correct behaviour of a defect found by
+using the tools as the docs describe (fixed since; it fails on the code
+before the fix). The other test pins behaviour that decides a printed
+number and that no other test would notice breaking.
 """
 import glob
 import itertools

@@ -3,8 +3,9 @@
 Each test checks what mmreid prints for a cross-modality protocol against
 the protocol's definition (``specs/mbn_vireid.md`` sections 5 and 7),
 computed here by small reference loops written from that definition, not
-from mmreid's code. A test marked ``xfail(strict=True)`` pins a defect: it
-asserts the correct behaviour and fails until the defect is fixed.
+from mmreid's code. The batch-statistics test pinned a defect (fixed
+since): it asserts the correct behaviour and fails on the code before the
+fix.
 """
 import copy
 import os
