@@ -25,11 +25,6 @@ def by_role(dataset):
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='verify_dataset looks records up by img_path only: an iLIDS '
-    'image that is a query in one split and a gallery image in another '
-    'gets its gallery camid as a query, so every good copy is an ERROR')
 def test_verify_dataset_accepts_ilids_with_the_shipped_splits(tmp_path):
     """``tools/misc/verify_dataset.py`` on a complete QMUL-iLIDS copy.
 

@@ -279,13 +279,24 @@ def split_match_errors(entry: str, dataset) -> List[str]:
         dataset, 'metainfo') else None
     if not splits:
         return []
-    by_path = {r['img_path']: r for r in records_of(dataset)}
+    # By role: with every split loaded, an image may be a query in one
+    # split and a gallery image (another camid) in another. A record
+    # without a role may be either.
+    records = records_of(dataset)
+    queries = {
+        r['img_path']: r
+        for r in records if r.get('role') in (None, 'query')
+    }
+    galleries = {
+        r['img_path']: r
+        for r in records if r.get('role') in (None, 'gallery')
+    }
     errors = []
     for index, split in enumerate(splits):
-        gallery = [by_path[p] for p in split['gallery'] if p in by_path]
+        gallery = [galleries[p] for p in split['gallery'] if p in galleries]
         lost = []
         for path in split['query']:
-            query = by_path.get(path)
+            query = queries.get(path)
             if query is None:
                 continue
             matches = [g for g in gallery if g['pid'] == query['pid']]
