@@ -87,10 +87,6 @@ def test_rgba_and_gray_alpha_images_load_with_alpha_dropped(tmp_path, suffix):
     np.testing.assert_array_equal(loaded, np.full((4, 6, 3), 90, np.uint8))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a uint8 (0-255) batch is normalised with 0-1 mean/std '
-    '(ImageNet 0.485/0.229) without a word: inputs near 870')
 def test_uint8_batch_with_0_1_mean_and_std_is_refused():
     """A 0-255 batch with 0-1 statistics is refused, as the reverse is.
 
@@ -115,10 +111,23 @@ def test_uint8_batch_with_0_1_mean_and_std_is_refused():
     """
     batch = torch.zeros(2, 3, 4, 2, dtype=torch.uint8)
     batch[:, 0], batch[:, 1], batch[:, 2] = 200, 100, 50
-    with pytest.raises(ValueError):
-        pre = ReIDDataPreprocessor(
-            mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    pre = ReIDDataPreprocessor(
+        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    with pytest.raises(ValueError) as info:
         pre(dict(inputs=batch))
+    assert 'got a torch.uint8 batch (0-255 pixels)' in str(info.value)
+    assert 'set mean=[123.675, 116.28, 103.53]' in str(info.value)
+    # Floats above 1 are 0-255 pixels too; a 0-1 float batch is taken.
+    with pytest.raises(ValueError, match='float batch with values up to'):
+        pre(dict(inputs=batch.float()))
+    out = pre(dict(inputs=batch.float() / 255))['inputs']
+    torch.testing.assert_close(
+        out[0, :, 0, 0],
+        torch.tensor([(200 / 255 - 0.485) / 0.229,
+                      (100 / 255 - 0.456) / 0.224,
+                      (50 / 255 - 0.406) / 0.225]))
+    # No normalisation (mean 0, std 1) takes either scale.
+    ReIDDataPreprocessor(mean=(0, 0, 0), std=(1, 1, 1))(dict(inputs=batch))
 
 
 @pytest.mark.xfail(

@@ -23,7 +23,10 @@ class ReIDDataPreprocessor(BaseDataPreprocessor):
     whose values all lie in [0, 1] and are not all integers. A batch on the
     0-255 scale that came from uint8 (dark or padded ones included) is
     integer-valued, so it passes; another one is refused only if none of
-    its values is above 1, i.e. 1/255 of white.
+    its values is above 1, i.e. 1/255 of white. Mean and std on the 0-1
+    scale (torchreid's ``[0.485, 0.456, 0.406]``) take 0-1 float images: a
+    batch of 0-255 pixels (an integer dtype, or floats above 1) is refused
+    with the 0-255 values to set instead.
 
     Args:
         mean (Sequence[Number]): Per-channel mean, RGB order, 0-255 scale.
@@ -51,6 +54,8 @@ class ReIDDataPreprocessor(BaseDataPreprocessor):
         self._on_255_scale = max(
             [abs(float(v)) for v in mean] + [float(v) for v in std],
             default=0) > 1
+        self._identity = all(float(v) == 0 for v in mean) and all(
+            float(v) == 1 for v in std)
 
     def _check_scale(self, inputs: torch.Tensor) -> None:
         """Refuse a float batch (N, C, H, W) on the 0-1 scale when mean and
@@ -73,8 +78,13 @@ class ReIDDataPreprocessor(BaseDataPreprocessor):
                     '(uint8, as ReIDLoadImageFromFile gives), and would '
                     'normalise these as if they were. Convert 16-bit '
                     'images to 8 bits in the pipeline.')
-        if not (self._on_255_scale and inputs.is_floating_point()
-                and inputs.numel()):
+        if not inputs.numel():
+            return
+        if not self._on_255_scale:
+            if not self._identity:
+                self._check_0_1_scale(inputs)
+            return
+        if not inputs.is_floating_point():
             return
         low, high, fractional = torch.stack([
             inputs.amin(),
@@ -93,6 +103,26 @@ class ReIDDataPreprocessor(BaseDataPreprocessor):
                 'images, set model.data_preprocessor.mean='
                 f'{[round(v / 255, 4) for v in mean]} and std='
                 f'{[round(v / 255, 4) for v in std]}')
+
+    def _check_0_1_scale(self, inputs: torch.Tensor) -> None:
+        """Refuse a batch of 0-255 pixels (any integer dtype, or floats
+        above 1) when mean and std are on the 0-1 scale (torchreid's and
+        torchvision's ``[0.485, 0.456, 0.406]``): ``(x - 0.485) / 0.229``
+        of a 0-255 pixel is about 870, and every feature would be wrong."""
+        high = float(inputs.amax()) if inputs.is_floating_point() else None
+        if high is not None and high <= 1:
+            return
+        mean = [round(v, 4) for v in self.mean.flatten().tolist()]
+        std = [round(v, 4) for v in self.std.flatten().tolist()]
+        got = (f'a {inputs.dtype} batch' if high is None else
+               f'a float batch with values up to {high:.4g}')
+        raise ValueError(
+            f'ReIDDataPreprocessor got {got} (0-255 pixels), but '
+            f'model.data_preprocessor.mean={mean} and std={std} are on the '
+            '0-1 scale, so the features would be wrong. For 0-255 images '
+            '(uint8, as ReIDLoadImageFromFile gives) set mean='
+            f'{[round(v * 255, 3) for v in mean]} and std='
+            f'{[round(v * 255, 3) for v in std]}')
 
     def forward(self, data: dict, training: bool = False) -> dict:
         """Normalise ``data['inputs']`` and move everything to the device.
