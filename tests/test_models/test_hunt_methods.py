@@ -44,10 +44,6 @@ def randomise_(module, skip=()):
 # --------------------------------------------------------------- MBN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='MBN(affine=False) drops a plain-BN checkpoint\'s gamma/beta '
-    'on load without a word (mbn.py _map_plain_bn)')
 def test_mbn_without_affine_refuses_the_affine_of_a_plain_bn_checkpoint(
         tmp_path):
     """Load an ImageNet-style (affine BN) ResNet into an MBN trunk built
@@ -77,7 +73,7 @@ def test_mbn_without_affine_refuses_the_affine_of_a_plain_bn_checkpoint(
     # ... and so must the MBN model be, whose norms have no affine either.
     mbn = tiny_resnet(
         norm_cfg=dict(type='MBN', affine=False), init_cfg=init_cfg)
-    with pytest.raises(RuntimeError, match='weight'):
+    with pytest.raises(RuntimeError, match=r'bn1\.weight, bn1\.bias'):
         mbn.init_weights()
 
 

@@ -352,9 +352,10 @@ class MBN(nn.Module):
             value = state_dict.pop(key)
             for k in range(self.num_modalities):
                 state_dict[f'{prefix}bns.{k}.{name}'] = value.clone()
-        if not self.affine:
-            for name in ('weight', 'bias'):
-                state_dict.pop(f'{prefix}{name}', None)
+        # Without an affine, a plain BN's weight/bias stay where they are:
+        # the loader refuses them as tensors this layer does not have,
+        # as it does for BatchNorm(affine=False); the network would
+        # otherwise compute another function than the checkpoint's.
 
     def to_plain_bn(self, modality: Union[int, str] = 'mean') -> nn.Module:
         """Export one modality (or the average) as a plain BatchNorm.
