@@ -221,10 +221,6 @@ def test_bnneck_init_cfg_entry_reaches_the_bnneck():
 # --------------------------------------------------------------- GMN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GMNReID accepts ReIDModel's distance= and ignores it: its "
-    "'euclid' mode stays squared Euclidean")
 def test_gmn_model_does_not_ignore_a_feature_distance():
     """Turn a GMN baseline config (``ReIDModel``, ``distance='cosine'``,
     configs/gmn/README.md) into GMN by changing the type to ``GMNReID``,
@@ -250,18 +246,20 @@ def test_gmn_model_does_not_ignore_a_feature_distance():
             mnet=dict(hidden_channels=8),
             pair_norm='raw'),
         distance='cosine')
-    try:
-        model = MODELS.build(cfg)
-    except (ValueError, TypeError):
-        return  # refused: right
+    with pytest.raises(ValueError, match="model.distance='cosine' would "
+                       'be ignored'):
+        MODELS.build(cfg)
+    # Euclidean (the default) ranks as 'euclid' does: accepted; so is
+    # leaving it out.
+    model = MODELS.build(dict(cfg, distance='euclidean'))
     query = torch.zeros(1, 64)
     query[0, 0] = 1.0
     gallery = torch.zeros(2, 64)
     gallery[0, 0] = 3.0  # cosine 1, squared Euclidean 4
     gallery[1, :2] = 0.5  # cosine 0.71, squared Euclidean 0.5
-    cosine = 1 - F.cosine_similarity(query[:, None], gallery[None], dim=2)
+    euclidean = torch.cdist(query, gallery)
     dist = model.distance(query, gallery, mode='euclid')
-    assert torch.equal(dist.argsort(dim=1), cosine.argsort(dim=1))
+    assert torch.equal(dist.argsort(dim=1), euclidean.argsort(dim=1))
 
 
 def test_gmn_head_losses_equal_the_spec_with_pic_on_the_hidden_layer():

@@ -89,6 +89,15 @@ class GMNReID(ReIDModel):
                  *args,
                  test_cfg: Optional[dict] = None,
                  **kwargs) -> None:
+        distance = kwargs.get('distance', 'euclidean')
+        if distance not in ('euclidean', 'sqeuclidean'):
+            raise ValueError(
+                f'GMNReID ranks with its own modes (test_cfg.distance: '
+                f"'mnet', 'euclid' = squared Euclidean distance of the pair "
+                f"features, 'fused'), so model.distance={distance!r} would "
+                'be ignored: remove it (a config derived from a baseline '
+                "with distance='cosine'), and set pair_norm and "
+                'test_cfg.distance instead')
         test_cfg = dict(test_cfg or {})
         if 'test_distance' in test_cfg:
             if 'distance' in test_cfg:
