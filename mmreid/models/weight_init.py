@@ -144,6 +144,35 @@ def has_pretrained_init(init_cfg) -> bool:
     return False
 
 
+def init_cfg_sets(init_cfg, module: nn.Module, name: str) -> bool:
+    """Whether an ``init_cfg`` (a dict or a list of them) sets ``module``,
+    the child ``name`` of the module it belongs to: a pretrained entry
+    (:func:`has_pretrained_init`), an entry whose ``layer`` names the
+    module's class or one of its bases (mmengine's matching rule), or an
+    ``override`` naming it. A module's own initialisation steps after its
+    ``init_cfg`` (BNNeck gamma = 1, ...) must then leave it alone.
+    """
+    classes = {cls.__name__ for cls in type(module).__mro__}
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    for cfg in cfgs:
+        if not isinstance(cfg, dict):
+            continue
+        if has_pretrained_init(cfg):
+            return True
+        layers = cfg.get('layer') or []
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        if classes & set(layers):
+            return True
+        overrides = cfg.get('override') or []
+        if isinstance(overrides, dict):
+            overrides = [overrides]
+        if any(
+                isinstance(o, dict) and o.get('name') == name
+                for o in overrides):
+            return True
+    return False
+
+
 def extract_state_dict(checkpoint,
                        prefix: Optional[str] = None,
                        source: str = '') -> Dict[str, torch.Tensor]:

@@ -139,26 +139,7 @@ def _pretrained_head_case(kind, tmp_path):
     return source, module
 
 
-@pytest.mark.parametrize('kind', [
-    pytest.param(
-        'BNNeckHead',
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason='BNNeckHead.init_weights resets the BNNeck gamma to 1 '
-            'after a Pretrained init_cfg loaded it')),
-    pytest.param(
-        'GMNHead',
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason='GMNHead.init_weights re-initialises the loaded M-Net '
-            '(and BNNeck gamma) after a Pretrained init_cfg')),
-    pytest.param(
-        'non_local',
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason='AGWNonLocal.init_weights zeroes the loaded W norm '
-            'after a Pretrained init_cfg')),
-])
+@pytest.mark.parametrize('kind', ['BNNeckHead', 'GMNHead', 'non_local'])
 def test_a_pretrained_init_cfg_is_not_overwritten_by_the_own_init(
         kind, tmp_path):
     """Give a head (or a non-local block) ``init_cfg=dict(type=
@@ -185,10 +166,6 @@ def test_a_pretrained_init_cfg_is_not_overwritten_by_the_own_init(
     assert changed == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BNNeckHead.init_weights overrides an init_cfg entry for the '
-    'BNNeck (e.g. AGW\'s N(1, 0.01)) with gamma = 1')
 def test_bnneck_init_cfg_entry_reaches_the_bnneck():
     """Configure the BNNeck initialisation of the AGW reference (spec MBN
     section 3.1: BNNeck weight ~ N(1, 0.01)) through the head's

@@ -7,7 +7,8 @@ from mmengine.model import BaseModule
 
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
-from ..weight_init import init_in_mmreid_scope
+from ..weight_init import (has_pretrained_init, init_cfg_sets,
+                           init_in_mmreid_scope)
 
 #: Default of the deprecated ``loss_triplet`` argument: not given.
 NOT_GIVEN: Any = object()
@@ -129,11 +130,18 @@ class BNNeckHead(BaseModule):
 
     @init_in_mmreid_scope
     def init_weights(self) -> None:
+        """The ``init_cfg``, then the BNNeck's weight 1 and bias 0 (the
+        bias stays frozen). A pretrained ``init_cfg`` keeps what it loaded;
+        an entry that sets the BNNeck (``layer='BatchNorm1d'``, an
+        ``override`` named ``bnneck``; e.g. AGW's N(1, 0.01)) keeps its
+        weight, the bias still 0."""
         super().init_weights()
-        # BatchNorm1d: weight 1, bias 0 (and the bias stays frozen).
+        if has_pretrained_init(self.init_cfg):
+            return
+        keep_weight = init_cfg_sets(self.init_cfg, self.bnneck, 'bnneck')
         for name, param in self.bnneck.named_parameters():
             kind = name.split('.')[-1]
-            if kind == 'weight':
+            if kind == 'weight' and not keep_weight:
                 nn.init.ones_(param)
             elif kind == 'bias':
                 nn.init.zeros_(param)

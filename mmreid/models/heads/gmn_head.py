@@ -16,7 +16,7 @@ from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 from mmreid.utils.labels import integer_label
 from ..losses.pair_losses import group_ids
-from ..weight_init import init_in_mmreid_scope
+from ..weight_init import has_pretrained_init, init_in_mmreid_scope
 from .bnneck_head import NOT_GIVEN, BNNeckHead
 
 PAIR_FEATS = ('post_bn', 'pre_bn')
@@ -326,10 +326,13 @@ class GMNHead(BNNeckHead):
 
         The head's ``Normal`` init of Linear layers reaches the M-Net's
         Linears too; they get PyTorch's default initialisation back, or
-        the M-Net's own ``init_cfg`` when its config gives one.
+        the M-Net's own ``init_cfg`` when its config gives one. A
+        pretrained ``init_cfg`` of the head keeps the M-Net it loaded.
         """
         super().init_weights()  # the M-Net's init_cfg runs after the head's
-        if getattr(self.mnet, 'init_cfg', None):
+        # A pretrained init_cfg loaded the M-Net too: it is kept.
+        if getattr(self.mnet, 'init_cfg', None) or has_pretrained_init(
+                self.init_cfg):
             return
         for module in self.mnet.modules():
             if hasattr(module, 'reset_parameters'):

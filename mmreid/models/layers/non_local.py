@@ -6,7 +6,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
 from mmreid.registry import MODELS
-from ..weight_init import init_in_mmreid_scope
+from ..weight_init import has_pretrained_init, init_in_mmreid_scope
 
 
 @MODELS.register_module()
@@ -73,8 +73,11 @@ class AGWNonLocal(BaseModule):
 
     @init_in_mmreid_scope
     def init_weights(self) -> None:
+        """The ``init_cfg``, then ``W``'s norm at 0, unless a pretrained
+        ``init_cfg`` loaded it."""
         super().init_weights()
-        self.zero_init_norm()
+        if not has_pretrained_init(self.init_cfg):
+            self.zero_init_norm()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, C, H, W)."""
