@@ -4,9 +4,8 @@ BNNeck, non-local), checked against their specs (``specs/snr.md``,
 rules (``docs/get_started.md``, "Pretrained"), with small references
 written from the definitions here.
 
-Tests marked ``xfail(strict=True)`` pin a defect: they assert the right
-behaviour, fail now for the defect's reason and will XPASS once it is
-fixed.
+The tests of defects (fixed since) assert the right behaviour and fail on
+the code before each fix.
 """
 import pytest
 import torch
@@ -77,10 +76,6 @@ def test_mbn_without_affine_refuses_the_affine_of_a_plain_bn_checkpoint(
         mbn.init_weights()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='zero_init_residual skips MBN(share_affine=False): its '
-    'per-modality gammas stay 1 (mmpretrain constant_init sees weight None)')
 def test_zero_init_residual_reaches_per_modality_affines():
     """Train from scratch (no pretrained weights) with the spec's affine
     ablation, ``norm_cfg=dict(type='MBN', share_affine=False)`` (spec MBN

@@ -156,8 +156,32 @@ class ReIDResNet(ResNet):
             self.zero_init_residual = False
         try:
             super().init_weights()
+            if self.zero_init_residual:
+                self._zero_init_modality_affines()
         finally:
             self.zero_init_residual = zero_init_residual
+
+    def _zero_init_modality_affines(self) -> None:
+        """``zero_init_residual`` for a block's last norm that is an MBN
+        with per-modality affines (``share_affine=False``): mmpretrain's
+        ``constant_init`` sets ``norm.weight``, which such an MBN does not
+        have, so every modality's gamma would stay 1 where a BN's (or a
+        shared-affine MBN's) is 0."""
+        from mmpretrain.models.backbones.resnet import BasicBlock, Bottleneck
+
+        from ..layers.mbn import MBN
+        for module in self.modules():
+            if isinstance(module, Bottleneck):
+                norm = module.norm3
+            elif isinstance(module, BasicBlock):
+                norm = module.norm2
+            else:
+                continue
+            if isinstance(norm, MBN) and norm.weight is None:
+                for bn in norm.bns:
+                    if bn.weight is not None:
+                        nn.init.zeros_(bn.weight)
+                        nn.init.zeros_(bn.bias)
 
     def train(self, mode: bool = True) -> 'ReIDResNet':
         """As mmpretrain's ``train`` (frozen stages, ``norm_eval``), but
