@@ -238,6 +238,18 @@ def _nested(where: str, transforms: Any) -> Iterator[Tuple[str, Any]]:
             yield f'{where}[{index}]', transform
 
 
+def _flattened(where: str, transform: Any) -> Iterator[Tuple[str, Any]]:
+    """``(config key, transform)`` of one pipeline entry and, in order,
+    of the transforms it holds as a wrapper (mmcv's ``Compose``,
+    ``KeyMapper``, ``RandomApply``... in its config's ``transforms``)."""
+    yield where, transform
+    inner = transform.get('transforms') if isinstance(transform,
+                                                      dict) else None
+    if isinstance(inner, (list, tuple)):
+        for key, item in _nested(f'{where}.transforms', inner):
+            yield from _flattened(key, item)
+
+
 def _random_transforms(where: str,
                        transform: Any) -> Iterator[Tuple[str, Any, Any]]:
     """``(config key, transform, class)`` of the random transforms that
@@ -322,11 +334,16 @@ def pipeline_problems(source: PipelineSource,
                               False) else 'rgb'
     problems = []
     order, decided_by = None, None
-    for index, transform in enumerate(source.pipeline):
+    # Wrappers' transforms too: a Normalize inside mmcv's Compose
+    # normalises as one at the top does.
+    flat = [
+        pair for index, entry in enumerate(source.pipeline)
+        for pair in _flattened(f'{source.path}[{index}]', entry)
+    ]
+    for where, transform in flat:
         cls = transform_class(transform)
         if cls is None:
             continue
-        where = f'{source.path}[{index}]'
         shown = _shown(transform, cls)
         if _is_foreign_packer(cls):
             problems.append(
@@ -343,15 +360,14 @@ def pipeline_problems(source: PipelineSource,
                 'statistics in model.data_preprocessor).')
             continue  # its channel swap is moot once it is dropped
         if _is_bgr_loader(cls):
-            order, decided_by = 'bgr', (index, transform, cls)
+            order, decided_by = 'bgr', (where, transform, cls)
         elif _is_rgb_loader(cls):
-            order, decided_by = 'rgb', (index, transform, cls)
+            order, decided_by = 'rgb', (where, transform, cls)
         elif order is not None and _swaps_channels(transform, cls):
             order = 'rgb' if order == 'bgr' else 'bgr'
-            decided_by = (index, transform, cls)
+            decided_by = (where, transform, cls)
     if order is not None and order != wanted:
-        index, transform, cls = decided_by
-        where = f'{source.path}[{index}]'
+        where, transform, cls = decided_by
         takes = (f'{name} takes {wanted.upper()} images'
                  if wanted == 'bgr' else f'{name} and the model take RGB '
                  'images')
