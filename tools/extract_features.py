@@ -118,7 +118,8 @@ from mmreid.registry import DATASETS
 from mmreid.utils.atomic import atomic_folder, check_replaceable
 from mmreid.utils.config import check_config_file, read_config
 from mmreid.utils.config.options import ReIDDictAction, merge_cfg_options
-from mmreid.utils.pipeline_source import resolve_test_pipeline, split_datasets
+from mmreid.utils.pipeline_source import (resolve_test_pipeline,
+                                          split_datasets, split_pipelines)
 
 INDEX_COLUMNS = ('row', 'path', 'pid', 'camid', 'modality', 'role', 'dataset')
 #: ``--split train``: the records carry training labels (the pids
@@ -280,6 +281,34 @@ def check_val_precision(cfg: Config, split: Optional[str], fp16: bool) -> None:
         f'val_cfg.fp16={loop_fp16(cfg, "val")}, so they would not be the '
         'validated ones. Give both the same value (--cfg-options '
         f'test_cfg.fp16={loop_fp16(cfg, "val")})')
+
+
+def check_val_pipeline(cfg: Config, split: Optional[str],
+                       target: Optional[str]) -> None:
+    """Refuse ``--split val`` where validation reads its images through
+    another pipeline than the test one every image goes through here
+    (:func:`~mmreid.utils.pipeline_source.resolve_test_pipeline`).
+
+    Raises:
+        ValueError: A validation pipeline of the images extracted (of
+            ``target``'s, with a multi-target validation loop) differs
+            from the test pipeline; names both config keys.
+    """
+    if split != 'val':
+        return
+    test = resolve_test_pipeline(cfg, target, option='--target {}')
+    sources = split_pipelines(cfg, 'val')
+    if target is not None and any(s.target for s in sources):
+        sources = [s for s in sources if s.target == str(target)]
+    differ = [s.path for s in sources if list(s.pipeline) != test.pipeline]
+    if differ:
+        raise ValueError(
+            f'--split val: every image goes through the test pipeline '
+            f'({test.path}), but validation reads them through '
+            f'{", ".join(differ)}, another pipeline, so the features would '
+            'not be the validated ones and their ranking would not give '
+            'the validation numbers. Give both the same pipeline, or '
+            'extract with --split test')
 
 
 def split_records(cfg: Config,
@@ -554,6 +583,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         target=args.target)
     fp16 = feature_fp16(model)
     check_val_precision(model.cfg, args.split, fp16)
+    check_val_pipeline(model.cfg, args.split, args.target)
     layers = batch_statistics_layers(model)
     untracked = not layers and untracked_batch_norms(model)
     if layers or untracked:

@@ -111,11 +111,6 @@ test_evaluator = dict(type='ReIDMetric')
 '''
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='extract_features.py --split val runs the test pipeline, not '
-    'the validation one, and writes other features than validation '
-    'computes, without a word')
 def test_split_val_features_are_the_validated_ones(synth):
     """``tools/extract_features.py CONFIG CKPT --split val`` on a config
     whose validation loader resizes to 64 x 32 and whose test loader to
@@ -143,15 +138,26 @@ def test_split_val_features_are_the_validated_ones(synth):
     torch.save(dict(state_dict=model.state_dict()), checkpoint)
     out = root / 'val_features'
     tool = load_tool('tools/extract_features.py')
-    try:
+    with pytest.raises(ValueError) as info:
         tool.main([
             str(config),
             str(checkpoint), '--split', 'val', '--out-dir',
             str(out), '--device', 'cpu'
         ])
-    except (ValueError, SystemExit):
-        assert not out.exists()  # a refusal writes nothing
-        return
+    assert 'validation reads them through val_dataloader.dataset.pipeline' \
+        in str(info.value)
+    assert not out.exists()  # a refusal writes nothing
+    # With the validation pipeline as the test one, the features written
+    # are the validated ones, computed here by the pipeline's definition.
+    config.write_text(
+        VAL_AT_OTHER_SIZE.format(data_root=str(root / 'synthreid')).replace(
+            'domain=1, split=\'test\', pipeline=test_pipeline',
+            'domain=1, split=\'test\', pipeline=val_pipeline'))
+    tool.main([
+        str(config),
+        str(checkpoint), '--split', 'val', '--out-dir',
+        str(out), '--device', 'cpu'
+    ])
     with open(out / 'meta.json') as f:
         assert json.load(f)['ranking_source'] == 'val_evaluator'
     with open(out / 'index.csv', newline='') as f:
