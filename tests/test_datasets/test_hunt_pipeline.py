@@ -1,10 +1,10 @@
 """Wrong-number hunt in the data pipeline and the data preprocessor.
 
-Each ``xfail(strict=True)`` test asserts the right behaviour of a path
-where mmreid currently gives a plausible but wrong input to the model
-without a word; it passes (xfail) while the defect is there and fails
-(XPASS) once it is fixed. The other tests pin down behaviour that a
-printed number depends on and that no other test would notice breaking.
+The tests of defects (fixed since) assert the right behaviour of a path
+where mmreid gave a plausible but wrong input to the model without a
+word; they fail on the code before each fix. The other tests pin down
+behaviour that a printed number depends on and that no other test would
+notice breaking.
 
 References are computed here from the definitions (the stored pixels of
 a file, ``(x - mean) / std`` on the scale of ``x``), never from mmreid's
@@ -34,10 +34,6 @@ def _rgba(height: int = 4, width: int = 6) -> np.ndarray:
     return rgba
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='an RGBA TIFF loads with its colours multiplied by alpha '
-    '(cv2 IMREAD_COLOR premultiplies), not with the alpha dropped')
 def test_rgba_tiff_loads_the_stored_colours_with_alpha_dropped(tmp_path):
     """An RGBA TIFF gives its stored RGB samples, as an RGBA PNG does.
 

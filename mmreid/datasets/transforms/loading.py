@@ -1,3 +1,4 @@
+import io
 from typing import Optional
 
 import cv2
@@ -92,6 +93,8 @@ class ReIDLoadImageFromFile(BaseTransform):
                 f'images only. Convert the file to 8-bit with a scaling '
                 f'that suits your data (e.g. a 12-bit sensor range 0..4095 '
                 f'to 0..255)')
+        if img_bytes[:4] in TIFF_MAGIC:
+            img = _tiff_colours(img_bytes, img, path)
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         results['img'] = img
         results['img_shape'] = img.shape[:2]
@@ -100,6 +103,53 @@ class ReIDLoadImageFromFile(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(backend_args={self.backend_args})'
+
+
+#: The first bytes of a TIFF file (little- and big-endian).
+TIFF_MAGIC = (b'II*\x00', b'MM\x00*')
+
+
+def _tiff_colours(img_bytes: bytes, img: np.ndarray, path: str) -> np.ndarray:
+    """The stored colours of a TIFF with an alpha channel.
+
+    OpenCV's TIFF decoder multiplies the colours by the (unassociated)
+    alpha, under ``IMREAD_COLOR`` and ``IMREAD_UNCHANGED`` alike, where it
+    drops the alpha of a PNG or WebP: a transparent background came out
+    black. Such a file is read with PIL instead (its orientation tag
+    applied, the alpha dropped, as ``convert('RGB')`` does); its opaque
+    pixels must equal OpenCV's.
+
+    Args:
+        img_bytes (bytes): The file.
+        img (np.ndarray): Its ``IMREAD_COLOR | IMREAD_ANYDEPTH`` decode,
+            (H, W, 3) uint8 BGR.
+        path (str): The file's path, for the message.
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 BGR, alpha dropped.
+
+    Raises:
+        ValueError: PIL and OpenCV disagree on the file's opaque pixels
+            or its shape.
+    """
+    from PIL import Image, ImageOps  # torchvision's and mmcv's dependency
+    try:
+        with Image.open(io.BytesIO(img_bytes)) as pil:
+            if 'A' not in pil.getbands():
+                return img
+            pil = ImageOps.exif_transpose(pil)
+            alpha = np.asarray(pil.getchannel('A'))
+            rgb = np.asarray(pil.convert('RGB'))
+    except (OSError, ValueError):
+        return img  # PIL cannot read it: OpenCV's decode stands
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    if bgr.shape != img.shape or not np.array_equal(
+            bgr[alpha == 255], img[alpha == 255]):
+        raise ValueError(
+            f'image file {path!r} is a TIFF with an alpha channel, whose '
+            'colours OpenCV multiplies by the alpha, and PIL reads it '
+            'otherwise than OpenCV where it is opaque: convert it to PNG')
+    return bgr
 
 
 deprecated_registry_alias(TRANSFORMS, 'LoadImageFromFile',
