@@ -156,7 +156,10 @@ def ap_histogram(ap: np.ndarray,
     """Counts of valid APs in ``bins`` equal bins of [0, 1] (the last one
     closed)."""
     ap = ap[~np.isnan(ap)]
-    counts, edges = np.histogram(ap, bins=bins, range=(0.0, 1.0))
+    # Exact edges (k / bins): linspace's 0.30000000000000004 counted an AP
+    # of exactly 0.3 (ranks 1 and 10 give 0.6) in the bar below.
+    edges = np.arange(bins + 1) / bins
+    counts, edges = np.histogram(ap, bins=edges)
     labels = [
         f'{edges[i]:.1f}-{edges[i + 1]:.1f}'.replace('0.',
                                                      '.').replace('1.0', '1')

@@ -84,10 +84,6 @@ def _bars(page, css):
     return [int(n) for n in re.findall(r'data-count="(\d+)"', chart)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='AP histogram puts APs of exactly 0.3, 0.6, 0.7 one bin low '
-    '(np.histogram edges 0.30000000000000004 ...)')
 def test_ap_histogram_counts_an_ap_of_0_6_in_the_bar_labelled_6_to_7():
     """A user reads the report's "AP per query" chart.
 
@@ -119,10 +115,6 @@ def test_ap_histogram_counts_an_ap_of_0_6_in_the_bar_labelled_6_to_7():
     assert by_label['.6-.7'] == by_label['.7-.8'] == by_label['.3-.4'] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="report of a ReIDMetric run ranks a query against its own "
-    'image (metric analysis gets no q_images/g_images)')
 def test_report_of_a_reid_metric_never_ranks_a_query_against_its_own_image():
     """A user tests a ReIDMetric config whose test set lists one image as
     a query and again as a gallery item of another camera (as QMUL-iLIDS's

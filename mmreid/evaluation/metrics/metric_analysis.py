@@ -71,6 +71,10 @@ def query_analyser(data: QueryGallery, request: Optional[dict],
         tie_policy=rank_options['tie_policy'],
         ap_mode=rank_options['ap_mode'],
         cmc_mode=rank_options['cmc_mode'],
+        # A query is never ranked against its own image (a file listed in
+        # both roles), as in the report's own ranking.
+        q_images=[r.get('img_path') for r in data.query],
+        g_images=[r.get('img_path') for r in data.gallery],
         **request)
 
 
