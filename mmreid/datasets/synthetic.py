@@ -281,6 +281,40 @@ def _check_plan(root: str, manifest: dict, plan: dict) -> None:
             f'regenerated on next use.')
 
 
+def check_records_planned(root: str, params: dict, data_list: List[dict],
+                          dataset: str, split: str) -> None:
+    """Refuse parsed records whose image the generator did not plan.
+
+    The counts per folder (:func:`~.synthetic_store.check_parsed_counts`)
+    do not see an image deleted and another added in its place (a copy
+    under an identity the generator never drew): every record's file must
+    be one of the plan of ``params``.
+
+    Args:
+        root (str): The SynthReID root the plan's paths are relative to.
+        params (dict): The manifest's generator parameters.
+        data_list (list[dict]): The parsed records (``img_path``).
+        dataset (str): Dataset name for the message.
+        split (str): ``'train'`` or ``'test'``.
+
+    Raises:
+        RuntimeError: Names the first files that are not planned.
+    """
+    planned = _planned(params)['paths']
+    stray = sorted({
+        rel
+        for rel in (osp.relpath(r['img_path'], root).replace(os.sep, '/')
+                    for r in data_list) if rel not in planned
+    })
+    if stray:
+        more = f' and {len(stray) - 3} more' if len(stray) > 3 else ''
+        raise RuntimeError(
+            f'SynthReID: {dataset} split {split!r} under {root!r} holds '
+            f'images the generator did not write ({", ".join(stray[:3])}'
+            f'{more}): images were added or replaced after generation. '
+            f'Delete {root!r}; it is regenerated on next use.')
+
+
 def _canary_digest(params: dict, canary: dict) -> str:
     """:func:`_pixel_digest` of the canary as rendered here (once per
     process for each parameters and job)."""
@@ -746,8 +780,9 @@ class SynthReID(Market1501):
         """Compare the parsed split with the manifest's counts.
 
         Both the image files of each folder and the records the parser
-        keeps (junk dropped) must be what the generator wrote, so a deleted
-        or stray image is an error, not a silently different benchmark.
+        keeps (junk dropped) must be what the generator wrote, and every
+        record's file one it planned, so a deleted or stray image is an
+        error, not a silently different benchmark.
         """
         counts = manifest['counts'][self.domain]
         roles = ('train', ) if self.split == 'train' else ('query', 'gallery')
@@ -766,3 +801,5 @@ class SynthReID(Market1501):
             expected[f'{role} records'] = listed['images'] - dropped
         check_parsed_counts(self.synth_root, self.dataset_name, self.split,
                             found, expected)
+        check_records_planned(self.synth_root, manifest['params'], data_list,
+                              self.dataset_name, self.split)

@@ -8,8 +8,8 @@ from typing import List, Optional, Sequence
 
 from mmreid.registry import DATASETS
 from .synthetic import SYNTHREID_PRESETS  # noqa: F401
-from .synthetic import (check_parsed_counts, generate_synthreid,
-                        preset_overrides)
+from .synthetic import (check_parsed_counts, check_records_planned,
+                        generate_synthreid, preset_overrides)
 from .sysu_mm01 import SYSUMM01
 
 
@@ -120,4 +120,6 @@ class SynthReIDVI(SYSUMM01):
         }
         check_parsed_counts(self.synth_root, self._synth_name, self.split,
                             found, expected)
+        check_records_planned(self.synth_root, self._manifest['params'],
+                              data_list, self._synth_name, self.split)
         return data_list

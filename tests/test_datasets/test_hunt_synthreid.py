@@ -216,10 +216,6 @@ def test_the_size_table_of_the_docs_is_what_the_generator_writes():
     ])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='docs/benchmarks.md v2.1 table adds the distractors and junk '
-    'to a gallery count that already holds them')
 def test_the_v2_1_gallery_sizes_of_the_benchmarks_table():
     """docs/benchmarks.md, "v2.1: the same checkpoints ...", the table of
     queries and gallery images per target.
@@ -261,20 +257,12 @@ CHANCE_CLAIMS = [
         r'chance is about ([\d.]+) % R1 with 1,750 test identities',
         'synthreid.py',
         True, ('d3', 'd0'),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason='README gives 1/1,750 as chance R1; a random ranking '
-            'scores 0.042 % (about 4 positives in 10,570 items)'),
         id='readme-v2.1-visible'),
     pytest.param(
         'docs/benchmarks.md',
         r'700 test identities each,\s+chance R1 about ([\d.]+) %',
         'synthreid.py',
         False, ('d3', 'd0'),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason='benchmarks.md gives 1/700 as v2 chance R1; a random '
-            'ranking scores 0.105 %'),
         id='benchmarks-v2-visible'),
     pytest.param(
         'README.md',
@@ -356,10 +344,6 @@ def test_v2_files_are_v2_1_files_with_the_same_labels():
             assert pid > 0 and pid not in shown[(domain, folder)], path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='SynthReID checks only the number of files per folder: a '
-    'deleted image replaced by a stray one of another name loads silently')
 def test_a_stray_image_in_place_of_a_deleted_one_is_refused(tmp_path):
     """docs/datasets.md, "A folder cannot be stale or partial": "a deleted
     or stray image is an error naming the split".
