@@ -126,11 +126,6 @@ def single_process_test(config: str, checkpoint: str, work_dir: str) -> dict:
     return build_runner(cfg).test()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="share_rank0_buffers runs before EMAHook swaps in each rank's "
-    'own averaged buffers (update_buffers=True): 2-process validation '
-    'scores no saved model')
 def test_validation_with_ema_buffers_scores_the_saved_checkpoint(
         tmp_path, synth_root):
     """A user adds mmengine's ``EMAHook(update_buffers=True)`` (BN running
@@ -288,10 +283,6 @@ def reference_map(records: list) -> float:
     return 100 * sum(aps) / len(aps)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ReIDMetric(collect_dir=...) in several processes deletes the "
-    'whole folder (mmengine collect_results_cpu rmtree), user files too')
 def test_collect_dir_keeps_the_users_files(tmp_path):
     """A user sets ``val_evaluator = dict(type='ReIDMetric',
     collect_dir='work_dirs/run1')`` (``collect_dir``: "See BaseMetric",
@@ -317,10 +308,6 @@ def test_collect_dir_keeps_the_users_files(tmp_path):
         f'{folder} and the checkpoint in it were removed by the evaluation')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='ReIDMetric.process keeps each CPU feature as a view of its '
-    "batch: collect_results pickles the whole batch per sample (B x bytes)")
 def test_what_a_rank_sends_holds_each_feature_once():
     """A user evaluates on CPU processes (``tools/dist_test.sh`` without
     GPUs). Each rank's records go to rank 0 through mmengine's

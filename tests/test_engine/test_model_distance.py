@@ -5,6 +5,7 @@ module itself (not its folded, decomposed test-time form) scores every
 query-gallery pair ``(q - g) ** 2`` and the distance is ``-z``.
 """
 import collections
+import contextlib
 import copy
 import json
 import os.path as osp
@@ -543,21 +544,25 @@ def test_validation_scores_rank0s_buffers(monkeypatch):
     buffers = list(model.buffers())
     assert len(sent) == len(buffers) == 3
     assert all(t is b and src == 0 for (t, src), b in zip(sent, buffers))
-    # The validation loop shares them before any feature is extracted.
-    shared = []
-    monkeypatch.setattr(reid_loops, 'share_rank0_buffers', shared.append)
-    for name in ('check_not_empty', 'check_model_distance',
-                 'check_identity_split'):
-        monkeypatch.setattr(reid_loops, name, lambda *args: None)
+    # The validation loop shares them before any feature is extracted,
+    # after the before_val(_epoch) hooks (EMAHook swaps its averages in).
+    shared, hooks = [], []
 
-    def stop(*args):
+    def share(shared_model):
+        shared.append((shared_model, list(hooks)))
         raise _Stop
 
-    monkeypatch.setattr(reid_loops, 'scorers_handed_by', stop)
+    monkeypatch.setattr(reid_loops, 'share_rank0_buffers', share)
+    for name in ('check_not_empty', 'check_model_distance',
+                 'check_identity_split', 'check_tracked_statistics',
+                 'check_trial_galleries'):
+        monkeypatch.setattr(reid_loops, name, lambda *args: None)
+    monkeypatch.setattr(reid_loops, 'scorers_handed_by',
+                        lambda *args: contextlib.nullcontext())
     loop = ReIDValLoop.__new__(ReIDValLoop)
-    loop._runner = SimpleNamespace(model=model)
+    loop._runner = SimpleNamespace(model=model, call_hook=hooks.append)
     loop.dataloader = SimpleNamespace(dataset=[0])
     loop.evaluator = None
     with pytest.raises(_Stop):
         loop.run()
-    assert shared == [model]
+    assert shared == [(model, ['before_val', 'before_val_epoch'])]

@@ -1,3 +1,4 @@
+import contextlib
 import copy
 import glob
 import logging
@@ -699,21 +700,29 @@ def test_multi_target_validation_scores_rank0s_buffers(monkeypatch):
     class Stop(Exception):
         pass
 
-    def stop(*args):
+    # After the before_val(_epoch) hooks (EMAHook swaps its averages in).
+    shared, hooks = [], []
+
+    def share(model):
+        shared.append((model, list(hooks)))
         raise Stop
 
-    shared = []
-    monkeypatch.setattr(multi_target_loops, 'share_rank0_buffers',
-                        shared.append)
-    monkeypatch.setattr(multi_target_loops, 'check_identity_split',
-                        lambda *args: None)
-    monkeypatch.setattr(multi_target_loops, 'scorers_handed_by', stop)
+    monkeypatch.setattr(multi_target_loops, 'share_rank0_buffers', share)
+    for name in ('check_identity_split', 'check_tracked_statistics'):
+        monkeypatch.setattr(multi_target_loops, name, lambda *args: None)
+    monkeypatch.setattr(multi_target_loops, 'scorers_handed_by',
+                        lambda *args: contextlib.nullcontext())
     loop = MultiTargetValLoop.__new__(MultiTargetValLoop)
-    loop._runner = SimpleNamespace(model='model')
-    loop.targets = []
+    loop._runner = SimpleNamespace(model='model', call_hook=hooks.append)
+    loop._select = lambda target: None
+    loop.targets = [SimpleNamespace(name='t', evaluator=None)]
+    monkeypatch.setattr(multi_target_loops, 'check_model_distance',
+                        lambda *args: None)
+    monkeypatch.setattr(multi_target_loops, 'check_trial_galleries',
+                        lambda *args: None)
     with pytest.raises(Stop):
         loop.run()
-    assert shared == ['model']
+    assert shared == [('model', ['before_val', 'before_val_epoch'])]
 
 
 def test_each_target_metric_checks_its_own_dataset():

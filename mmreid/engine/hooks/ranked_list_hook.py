@@ -299,7 +299,8 @@ class RankedListHook(Hook):
             feature = torch.as_tensor(sample['pred_feature']).detach()
             self._records.append(
                 dict(
-                    feature=feature.reshape(-1).float().cpu(),
+                    # A copy, not a view of the batch (gathered whole).
+                    feature=feature.reshape(-1).float().cpu().clone(),
                     pid=label_to_int(sample['gt_label'], 'gt_label',
                                      sample.get('img_path')),
                     camid=label_to_int(sample['camid'], 'camid',

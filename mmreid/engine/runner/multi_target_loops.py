@@ -283,8 +283,6 @@ class _MultiTargetLoop(BaseLoop):
                                   getattr(self.runner, 'cfg', None))
         check_identity_split(self.runner, self, type(self).__name__)
         check_tracked_statistics(self.runner.model, type(self).__name__)
-        if self._mode == 'val':
-            share_rank0_buffers(self.runner.model)
         with scorers_handed_by(self.runner.model, type(self).__name__):
             return self._run_targets()
 
@@ -293,6 +291,9 @@ class _MultiTargetLoop(BaseLoop):
         self._select(self.targets[0])
         self.runner.call_hook(f'before_{mode}')
         self.runner.call_hook(f'before_{mode}_epoch')
+        if mode == 'val':
+            # After the hooks: EMAHook swaps in each rank's averages.
+            share_rank0_buffers(self.runner.model)
         self.runner.model.eval()
         target_metrics: Dict[str, Dict[str, Any]] = dict()
         for target in self.targets:

@@ -250,7 +250,10 @@ def share_rank0_buffers(model) -> bool:
     (and ``save_best``) would describe no saved model. Broadcasting rank
     0's buffers makes validation score the checkpointed model; training
     is unaffected (BN normalises training batches with their own
-    statistics).
+    statistics). The loops call it after the ``before_val_epoch`` hooks,
+    which may swap other weights in: mmengine's ``EMAHook`` swaps in each
+    rank's own averages, buffers included with ``update_buffers=True``,
+    and rank 0 saves its own.
 
     Args:
         model (nn.Module): The runner's model, possibly wrapped.
@@ -699,11 +702,12 @@ class ReIDValLoop(_KeepsEverySample, ValLoop):
         check_trial_galleries(runner.model, self.evaluator,
                               type(self).__name__,
                               getattr(runner, 'cfg', None))
-        if phase == 'val':
-            share_rank0_buffers(runner.model)
         with scorers_handed_by(runner.model, type(self).__name__):
             runner.call_hook(f'before_{phase}')
             runner.call_hook(f'before_{phase}_epoch')
+            if phase == 'val':
+                # After the hooks: EMAHook swaps in each rank's averages.
+                share_rank0_buffers(runner.model)
             runner.model.eval()
             losses = self._losses
             losses.clear()

@@ -11,6 +11,8 @@ distance (the model's scorers or ``distance``) with the pairwise step
 (:meth:`~.scorers.ScorerMixin.pairwise_distances`, :mod:`.scorers`).
 """
 import logging
+import os
+import os.path as osp
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -131,7 +133,11 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
             defaults to the CPU.
         collect_device: ``'cpu'`` or ``'gpu'``, see ``BaseMetric``.
         prefix: Key prefix; defaults to ``'reid'``.
-        collect_dir: See ``BaseMetric``.
+        collect_dir: A folder the processes exchange their results
+            through (``collect_device='cpu'``, several processes). They
+            use a subfolder ``.reid_metric_collect_<MASTER_PORT>`` of it,
+            which mmengine removes afterwards; the folder's other files
+            are left alone (mmengine would remove the folder itself).
         query_expansion: ``dict(k=..., alpha=...)`` to replace each query
             by its alpha-QE with ``k`` gallery neighbours before ranking
             (see :func:`~mmreid.evaluation.functional.query_expansion`);
@@ -263,6 +269,13 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
             if given.get(name) is not None:
                 raise ValueError(f'{type(self).__name__} does not support '
                                  f'{name}')
+        if collect_dir is not None:
+            # mmengine's collect_results_cpu removes the folder it collects
+            # in, whatever else it holds: a subfolder of the run's own (the
+            # same for every process of a job, another for a job beside).
+            collect_dir = osp.join(
+                collect_dir,
+                f'.reid_metric_collect_{os.environ.get("MASTER_PORT", "0")}')
         super().__init__(
             collect_device=collect_device,
             prefix=self.key_prefix(prefix),
@@ -423,7 +436,9 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
             img_path = sample.get('img_path')
             self.results.append(
                 dict(
-                    feature=feature.reshape(-1).cpu(),
+                    # A copy: on the CPU a view of the batch, which
+                    # collecting across processes would pickle whole.
+                    feature=feature.reshape(-1).cpu().clone(),
                     pid=label_to_int(pid, 'gt_label', img_path),
                     camid=label_to_int(camid, 'camid', img_path),
                     is_query=role == 'query',
