@@ -61,11 +61,6 @@ _OVERRIDDEN_VARIABLES = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a variable whose key a leaf overrode is not refused by '
-    '--cfg-options: no key holds its old value any more, so the check '
-    'finds no holder and the option silently changes nothing')
 @pytest.mark.parametrize('name,variable,new,key', _OVERRIDDEN_VARIABLES)
 def test_option_on_a_variable_its_leaf_overrode_acts_or_is_refused(
         name, variable, new, key):
@@ -95,11 +90,6 @@ def test_option_on_a_variable_its_leaf_overrode_acts_or_is_refused(
         f'{key} (what the run reads) is {_at(cfg, key)!r}')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='dg_loo_*.py builds each source root as data_root + "<name>/"; '
-    'the variable check looks for keys equal to data_root, finds none, '
-    'and accepts --cfg-options data_root=... that changes no dataset')
 @pytest.mark.parametrize('name', [
     'gmn/gmn_r50_1xb64-60e_m-ms-cs-to-c3.py',
     'gmn/baseline_r50_1xb64-60e_ms-cs-c3-to-m_p3.py',

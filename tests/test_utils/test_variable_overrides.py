@@ -914,3 +914,33 @@ def test_a_copy_beside_a_package_base_is_found(tmp_path):
             match=r'would not follow: test_dataloader\.batch_size '
             r'\(stays 4\)'):
         load_config(path, {'val_dataloader.batch_size': 7}, phase='test')
+
+
+def test_keys_built_from_a_variable_are_named(tmp_path):
+    """No key holds the variable's value when the files built keys from
+    it (``data_root + 'market1501/'``): they are found by reading the
+    files with the variable changed, and the option is refused naming
+    them (it was accepted and changed nothing)."""
+    path = config(
+        tmp_path, "data_root = 'data/'\n"
+        "train_dataloader = dict(dataset=dict(type='D', "
+        "data_root=data_root + 'market1501/'))\n")
+    with pytest.raises(ValueError) as info:
+        load_config(path, {'data_root': '/datasets/'})
+    assert ("these keys were built from its value 'data/': "
+            'train_dataloader.dataset.data_root') in str(info.value)
+    assert "now 'data/market1501/'" in str(info.value)
+
+
+def test_a_variable_whose_keys_a_leaf_set_is_refused(tmp_path):
+    """A base feeds ``model.w`` from ``w``; the leaf sets ``model.w``
+    itself. ``--cfg-options w=...`` on the leaf then changes nothing and
+    is refused; a variable no file uses stays the option's to set."""
+    (tmp_path / 'base.py').write_text('w = 10\nmodel = dict(w=w)\n')
+    leaf = tmp_path / 'leaf.py'
+    leaf.write_text("_base_ = ['base.py']\nmodel = dict(w=100.0)\n"
+                    "note = 'mine'\n")
+    with pytest.raises(ValueError, match="'w' is a variable that the files "
+                       'of .* use, but every key it fed is set otherwise'):
+        load_config(str(leaf), {'w': 30})
+    assert load_config(str(leaf), {'note': 'yours'}).note == 'yours'

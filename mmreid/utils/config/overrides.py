@@ -147,6 +147,7 @@ def check_variable_overrides(cfg: Config,
         old = _option_value(plain, key)
         if old is KeyError or isinstance(old, (bool, dict)) or old == new:
             continue
+        built = False  # holders built from the value, not holding it
         if old is None:
             # Too many keys hold None by chance: the keys made from the
             # variable are found by reading the files with it changed.
@@ -159,6 +160,25 @@ def check_variable_overrides(cfg: Config,
                 if where.split('.')[0] in read and value == old
                 and type(value) is type(old)
             ]
+            if not holders:
+                # No key holds the old value: the files may have built
+                # keys from it (data_root + 'market1501/'), or a leaf set
+                # the key it fed (pic.weight = 100.0). Read them again
+                # with the variable changed.
+                holders = _probed_holders(path, str(key), plain, read)
+                built = bool(holders)
+                # A variable no file reads (a setting read by a tool, not
+                # by the run) is the option's to set; one that files read
+                # but that feeds no key (a leaf set the key) is not.
+                if holders == [] and _read_by_files(path, root):
+                    raise ValueError(
+                        f'{option} {key}={new!r}: {root!r} is a variable '
+                        f'that the files of {path} use, but every key it '
+                        f'fed is set otherwise (a config that inherits the '
+                        f'one using it gives the key its own value): read '
+                        f'with another value of it the config is the same, '
+                        f'so this override would change nothing. Override '
+                        f'the keys the run reads instead.')
         if not holders:
             continue
         # Keys of the variable's phase first (test_pipeline ->
@@ -169,6 +189,16 @@ def check_variable_overrides(cfg: Config,
         holders.sort(key=lambda k:
                      (not k.startswith(root_phase), k.split('.')[-1] != name))
         shown = _first_keys(holders)
+        if built:
+            example = holders[0]
+            raise ValueError(
+                f'{option} {key}={new!r}: {root!r} is a variable of '
+                f'{path} that was already substituted when the file was '
+                f'read, so this override would change nothing: these keys '
+                f'were built from its value {old!r}: {shown}. Override '
+                f'those keys instead, each with its own value (e.g. '
+                f'{option} {example}=..., now '
+                f'{_option_value(plain, example)!r}).')
         raise ValueError(
             f'{option} {key}={new!r}: {root!r} is a variable of '
             f'{path} that was already substituted when the file was read, '
@@ -194,6 +224,47 @@ def _none_holders(path: str, key: str, plain: dict,
     return [
         '.'.join(map(str, k))
         for k in _following_keys(probed, plain, read, probe_only=True)
+    ]
+
+
+def _read_by_files(path: str, name: str) -> bool:
+    """Whether an expression of ``path`` or of a base it reads uses the
+    variable ``name`` (``name`` or ``{{_base_.name}}``), not only assigns
+    it; True when a file cannot be parsed (it cannot be told)."""
+    import ast
+
+    from .bases import _BASE_PLACEHOLDER, _config_files
+    for source, _ in _config_files(path):
+        with open(source, encoding='utf-8') as f:
+            text = _BASE_PLACEHOLDER.sub(r'_base_.\1', f.read())
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            return True
+        if any(
+                isinstance(n, ast.Name) and n.id == name
+                and isinstance(n.ctx, ast.Load)
+                or isinstance(n, ast.Attribute) and n.attr == name
+                and isinstance(n.value, ast.Name) and n.value.id == '_base_'
+                for n in ast.walk(tree)):
+            return True
+    return False
+
+
+def _probed_holders(path: str, key: str, plain: dict,
+                    read: Collection[str]) -> Any:
+    """The keys the run reads that follow variable ``key`` (dotted) when
+    ``path`` is read again with another value of it (see
+    :func:`~mmreid.utils.config.probe._read_with_probed_bases`): a list,
+    empty when none follows; None when the value cannot be probed or the
+    files cannot be read so."""
+    root, *rest = key.split('.')
+    probed = _read_with_probed_bases(
+        path, root, [tuple(rest)] if rest else (), leaf=True)
+    if probed is None:
+        return None
+    return [
+        '.'.join(map(str, k)) for k in _following_keys(probed, plain, read)
     ]
 
 

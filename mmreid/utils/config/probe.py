@@ -132,7 +132,9 @@ def _probed_value(node, fields: Sequence[tuple] = (), none: bool = False):
         if isinstance(v, (int, float)):
             return v + 7
         if isinstance(v, (list, tuple)):
-            items = [other(x) for x in v]
+            # A bool item flips: a sequence of flags (SNR's stages) then
+            # has another value too.
+            items = [(not x) if isinstance(x, bool) else other(x) for x in v]
             return None if any(x is None for x in items) else type(v)(items)
         return None
 
