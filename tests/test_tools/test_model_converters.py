@@ -1825,3 +1825,20 @@ def test_a_neck_without_running_statistics_is_not_a_bnneck(tmp_path):
     with pytest.raises(ValueError, match=r'bottleneck\.weight'):
         convert_checkpoint_file(str(src), str(dst), 'torchreid', strict=True)
     assert not dst.exists()
+
+
+def test_a_failed_publish_leaves_no_unhashed_file(tmp_path, monkeypatch):
+    """A step after the unhashed file is written that fails (the final
+    file's mode or rename: a read-only target, a full disk) left
+    ``<stem>.pth.unhashed`` behind; only a refused name removed it."""
+    tool = load_publish()
+    src = tmp_path / 'epoch_8.pth'
+    torch.save(dict(state_dict=dict(w=torch.ones(2))), src)
+
+    def fail(*args):
+        raise OSError('no space left on device')
+
+    monkeypatch.setattr(tool, 'set_output_mode', fail)
+    with pytest.raises(OSError, match='no space left'):
+        tool.publish(str(src), str(tmp_path / 'bot.pth'))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_8.pth']

@@ -147,18 +147,21 @@ def publish(src: str, dst: str) -> str:
     stem = dst[:-len('.pth')] if dst.endswith('.pth') else dst
     tmp_path = stem + '.pth.unhashed'
     save_checkpoint_atomic(published, tmp_path)
-    sha256 = hashlib.sha256()
-    with open(tmp_path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            sha256.update(chunk)
-    final = f'{stem}-{sha256.hexdigest()[:HASH_LENGTH]}.pth'
+    # Whatever stops it (a refused name, a failed rename, an interrupt),
+    # the unhashed file is not left behind.
     try:
+        sha256 = hashlib.sha256()
+        with open(tmp_path, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 20), b''):
+                sha256.update(chunk)
+        final = f'{stem}-{sha256.hexdigest()[:HASH_LENGTH]}.pth'
         check_name_hash(final, sha256.hexdigest()[:HASH_LENGTH])
-    except ValueError:
-        os.remove(tmp_path)
+        set_output_mode(tmp_path, final)
+        os.replace(tmp_path, final)
+    except BaseException:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
         raise
-    set_output_mode(tmp_path, final)
-    os.replace(tmp_path, final)
     return final
 
 
