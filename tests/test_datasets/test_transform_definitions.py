@@ -376,3 +376,13 @@ def test_preprocessor_moves_the_data_samples_with_the_inputs():
             data_samples=[sample]))
     assert out['inputs'].device.type == 'meta'
     assert out['data_samples'][0].gt_label.device.type == 'meta'
+
+
+@pytest.mark.parametrize('std', [(58.4, 0, 57.4), (58.4, -57.1, 57.4),
+                                 (float('nan'), 1, 1)])
+def test_preprocessor_refuses_a_std_that_is_not_positive(std):
+    """(x - mean) / 0 is infinite (seen later, if at all, as NaN
+    distances) and a negative std flips a channel's sign: refused when
+    the preprocessor is built, naming the values."""
+    with pytest.raises(ValueError, match='std must be positive'):
+        ReIDDataPreprocessor(mean=(123.7, 116.3, 103.5), std=std)

@@ -43,6 +43,11 @@ class ReIDDataPreprocessor(BaseDataPreprocessor):
         if len(mean) != len(std):
             raise ValueError(f'mean and std must have the same length, got '
                              f'{len(mean)} and {len(std)}')
+        if not all(float(v) > 0 for v in std):
+            # 0 gives infinite inputs (found later, if at all, as NaN
+            # distances); a negative value flips the channel's sign.
+            raise ValueError(f'ReIDDataPreprocessor std must be positive, '
+                             f'got {list(std)}')
         self.register_buffer(
             'mean',
             torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1), False)
