@@ -145,10 +145,18 @@ def check_variable_overrides(cfg: Config,
         if root in read or root not in plain:
             continue
         old = _option_value(plain, key)
-        if old is KeyError or isinstance(old, (bool, dict)) or old == new:
+        if isinstance(old, dict) or old is not KeyError and old == new:
             continue
         built = False  # holders built from the value, not holding it
-        if old is None:
+        if old is KeyError or isinstance(old, bool):
+            # A field the variable's dict lacks (reid_evaluator.distance),
+            # or a flag (many keys hold True by chance): found by reading
+            # the files with the field set to a probe value; a top-level
+            # flag has none, and is left to what it switches.
+            if '.' not in str(key):
+                continue
+            holders = _none_holders(path, str(key), plain, read)
+        elif old is None:
             # Too many keys hold None by chance: the keys made from the
             # variable are found by reading the files with it changed.
             holders = _none_holders(path, str(key), plain, read)
@@ -199,11 +207,13 @@ def check_variable_overrides(cfg: Config,
                 f'those keys instead, each with its own value (e.g. '
                 f'{option} {example}=..., now '
                 f'{_option_value(plain, example)!r}).')
+        keep = ('were built from it without this field' if old is KeyError
+                else f'keep {old!r}')
         raise ValueError(
             f'{option} {key}={new!r}: {root!r} is a variable of '
             f'{path} that was already substituted when the file was read, '
-            f'so this override would change nothing: these keys keep '
-            f'{old!r}: {shown}. Override those keys instead, e.g. '
+            f'so this override would change nothing: these keys {keep}: '
+            f'{shown}. Override those keys instead, e.g. '
             f'{option} {_override(holders[0], new, plain, option)} (a key '
             f'holding the same value by chance is listed too).')
     followed = read - TRAINING_ONLY_KEYS if phase == 'test' else read
