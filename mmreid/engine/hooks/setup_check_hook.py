@@ -6,6 +6,7 @@ from mmengine.hooks import CheckpointHook, Hook, LoggerHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+from mmreid.evaluation.results_table import PARTITION_NAME
 from mmreid.registry import HOOKS
 
 
@@ -377,8 +378,6 @@ def _shown_keys(keys: List[str]) -> str:
 #: The last part of a key of mmreid's ReID metrics that is a score, higher
 #: is better: ``R<k>``, ``mAP``, ``mINP``, ``TPR@FPR=<f>``.
 _SCORE = re.compile(r'R\d+|mAP|mINP|TPR@FPR=.+')
-#: A part of a key that names one partition of a protocol.
-_PARTITION = re.compile(r'(split|trial)\d+')
 
 
 def unselectable_key(key: str) -> Optional[str]:
@@ -395,7 +394,9 @@ def unselectable_key(key: str) -> Optional[str]:
     """
     parts = key.split('/')
     name = parts[-1]
-    partitions = [part for part in parts[:-1] if _PARTITION.fullmatch(part)]
+    partitions = [
+        part for part in parts[:-1] if PARTITION_NAME.fullmatch(part)
+    ]
     if partitions:
         whole = '/'.join(p for p in parts if p not in partitions)
         return (f'it is the score of one {partitions[0].rstrip("0123456789")}'

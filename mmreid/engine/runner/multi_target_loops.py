@@ -16,7 +16,8 @@ from mmengine.runner.base_loop import BaseLoop
 from mmengine.runner.loops import _parse_losses
 from torch.utils.data import DataLoader
 
-from mmreid.evaluation.results_table import format_results_table
+from mmreid.evaluation.results_table import (PARTITION_NAME,
+                                             format_results_table)
 from mmreid.registry import LOOPS
 from mmreid.utils.config.runtime import check_loop_amp_device
 from .reid_loops import (check_every_sample_reached, check_identity_split,
@@ -242,6 +243,15 @@ class _MultiTargetLoop(BaseLoop):
             if name in names or name == aggregate_prefix:
                 raise ValueError(f'target name {name!r} is used twice (or '
                                  'is the aggregate prefix)')
+            if PARTITION_NAME.match(name):
+                # The results table reads split<i>/trial<t> keys as the
+                # partitions of a split or trial protocol: such a target
+                # would be left out of it, the mean row still counting it.
+                raise ValueError(
+                    f'target name {name!r} is the name of a protocol '
+                    'partition (split<i>, trial<t>), which the results table '
+                    "folds into its protocol's row; give the target another "
+                    f"name (e.g. '{name}_set')")
             names.add(name)
 
             dataloader = target['dataloader']
