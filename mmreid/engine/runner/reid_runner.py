@@ -385,6 +385,20 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         from mmengine.optim import OptimWrapperDict
         wrappers = list(optim_wrapper.values()) if isinstance(
             optim_wrapper, OptimWrapperDict) else [optim_wrapper]
+        accumulated = [
+            getattr(w, '_accumulative_counts', 1) for w in wrappers
+            if getattr(w, '_accumulative_counts', 1) > 1
+        ]
+        if auto_scale_lr and auto_scale_lr.get('enable') and accumulated:
+            # The linear rule scales by the batch of one update; mmengine
+            # counts processes x batch_size only.
+            raise ValueError(
+                f'auto_scale_lr with optim_wrapper.accumulative_counts='
+                f'{accumulated[0]}: mmengine scales the learning rate by '
+                'processes x batch_size / base_batch_size, not by the '
+                f'{accumulated[0]} batches each update accumulates, so the '
+                'rate would be that of a smaller batch. Set the rate for the '
+                'accumulated batch yourself, without --auto-scale-lr')
         before = [[g['lr'] for g in w.optimizer.param_groups]
                   for w in wrappers]
         super().scale_lr(optim_wrapper, auto_scale_lr)
