@@ -7,9 +7,8 @@ training (``tests/fixtures/tiny_config.py``, 5 iterations an epoch); a
 hook records what the optimizer and the model really held, and every
 expected value is computed here from its definition.
 
-The tests marked ``xfail`` assert the correct behaviour of a defect found
-this way that is still open; they fail now, for the reason their marker
-names. The accumulation test's defect is fixed (a refusal).
+The tests of defects (fixed since) assert the correct behaviour and fail
+on the code before each fix.
 """
 import glob
 import itertools
@@ -231,10 +230,6 @@ def iteration_based(tmp_path_factory, synth_root):
     return dict(work_dir=work_dir, vals=list(RECORDED['vals']))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='an IterBasedTrainLoop writes every validation to scalars.json '
-    '(and TensorBoard/W&B) at step 0, the never-advanced epoch')
 def test_iteration_based_validations_are_logged_at_their_iteration(
         iteration_based):
     """Each validation of an iteration-based run is logged at its step.
@@ -266,10 +261,6 @@ def test_iteration_based_validations_are_logged_at_their_iteration(
     assert [r['step'] for r in records if 'reid/mAP' in r] == [3, 6]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='an IterBasedTrainLoop under the base log_processor '
-    '(by_epoch=True) logs Epoch(train) [1][6/5]: iteration 6 of 5')
 def test_iteration_based_training_lines_count_the_run_s_iterations(
         iteration_based):
     """The batch counter of an iteration-based run's lines is right.

@@ -49,6 +49,18 @@ def _is_local(out_dir: str, file_client_args: Optional[dict],
     return isinstance(backend, LocalBackend)
 
 
+def iteration_based(train_cfg) -> bool:
+    """Whether a ``train_cfg`` builds an iteration-based loop
+    (``type='IterBasedTrainLoop'``, or mmengine's ``by_epoch=False``)."""
+    if not isinstance(train_cfg, dict):
+        return False
+    kind = train_cfg.get('type')
+    kind = getattr(kind, '__name__', kind)
+    if kind is not None:
+        return str(kind).split('.')[-1] == 'IterBasedTrainLoop'
+    return train_cfg.get('by_epoch') is False
+
+
 @RUNNERS.register_module()
 class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
                  RandomnessMixin, Runner):
@@ -180,12 +192,33 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         # Its evaluation lines name the target of a multi-target loop.
         log_processor.setdefault('type', ReIDLogProcessor)
         kwargs['log_processor'] = log_processor
+        by_iteration = iteration_based(kwargs.get('train_cfg'))
+        if by_iteration:
+            # An iteration-based loop never advances its epoch: logged by
+            # epoch (the base runtime's by_epoch=True, mmengine's default
+            # log_metric_by_epoch=True), its lines read 'Epoch(train)
+            # [1][6/5]' and every validation went to scalars.json (and
+            # TensorBoard) at step 0. The run and its config copy log by
+            # iteration.
+            log_processor['by_epoch'] = False
+            hooks = dict(kwargs.get('default_hooks') or {})
+            logger = hooks.get('logger', dict(type='LoggerHook'))
+            if isinstance(logger, dict):
+                hooks['logger'] = dict(logger, log_metric_by_epoch=False)
+                kwargs['default_hooks'] = hooks
         self._resume_requested = bool(kwargs.get('resume'))
         self._building = True
         try:
             super().__init__(*args, **kwargs)
         finally:
             self._building = False
+        if by_iteration and self.cfg._cfg_dict:
+            # The config copy says how the run logged.
+            logged = {'log_processor.by_epoch': False}
+            logger = (self.cfg.get('default_hooks') or {}).get('logger')
+            if isinstance(logger, dict):
+                logged['default_hooks.logger.log_metric_by_epoch'] = False
+            self.cfg.merge_from_dict(logged)
         # The dataloader configs, for the pipeline check of the run.
         self._loader_cfgs = {
             key: kwargs.get(key)
