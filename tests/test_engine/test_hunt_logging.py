@@ -24,6 +24,7 @@ from mmengine.hooks import Hook
 from mmreid.engine.runner import ReIDRunner
 from mmreid.registry import HOOKS
 from mmreid.utils import load_trusted_checkpoint
+from ..fixtures.multi_target import TWO_DISTANCE_TARGETS
 from ..fixtures.tiny_config import write_tiny_config
 
 _RUNS = itertools.count()
@@ -295,28 +296,7 @@ def test_iteration_based_training_lines_count_the_run_s_iterations(
     assert counters[-1][-1] == (6, 6), lines[-1]
 
 
-MULTI_TARGET_BEST = """
-target_loader = dict(
-    batch_size=4,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'))
-targets = [
-    dict(name='d2',
-         dataloader=dict(target_loader, dataset=dict(
-             synth, domain=2, split='test', pipeline=test_pipeline)),
-         evaluator=dict(type='ReIDMetric', distance='euclidean')),
-    dict(name='d0',
-         dataloader=dict(target_loader, batch_size=3, dataset=dict(
-             synth, domain=0, split='test', pipeline=test_pipeline)),
-         evaluator=dict(type='ReIDMetric', distance='cosine')),
-]
-val_dataloader = dict()
-val_evaluator = dict()
-test_dataloader = dict()
-test_evaluator = dict()
-val_cfg = dict(type='MultiTargetValLoop', targets=targets)
-test_cfg = dict(type='MultiTargetTestLoop', targets=targets)
+MULTI_TARGET_BEST = TWO_DISTANCE_TARGETS.format(first='d2') + """
 optim_wrapper = dict(optimizer=dict(lr=0.01))
 param_scheduler = []
 train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=2)

@@ -35,6 +35,21 @@ def test_their_features_depend_on_the_batch(make_config):
     assert not torch.allclose(whole[:2], half, atol=1e-4)
 
 
+def as_one_target(cfg) -> None:
+    """Move a config's test loader and evaluator into a multi-target test
+    loop's one target, ``d2``."""
+    cfg.test_cfg = dict(
+        type='MultiTargetTestLoop',
+        targets=[
+            dict(
+                name='d2',
+                dataloader=cfg.test_dataloader,
+                evaluator=cfg.test_evaluator)
+        ])
+    cfg.test_dataloader = dict()
+    cfg.test_evaluator = dict()
+
+
 @pytest.mark.parametrize('loop', ['ReIDTestLoop', 'MultiTargetTestLoop'])
 @pytest.mark.parametrize('extra', [UNTRACKED, ''])
 def test_several_processes_are_refused_before_extraction(
@@ -42,16 +57,7 @@ def test_several_processes_are_refused_before_extraction(
     single = load_config(
         make_config(extra=extra), phase='test', work_dir=str(tmp_path / 'a'))
     if loop == 'MultiTargetTestLoop':
-        single.test_cfg = dict(
-            type=loop,
-            targets=[
-                dict(
-                    name='d2',
-                    dataloader=single.test_dataloader,
-                    evaluator=single.test_evaluator)
-            ])
-        single.test_dataloader = dict()
-        single.test_evaluator = dict()
+        as_one_target(single)
     runner = Runner.from_cfg(single)
     monkeypatch.setattr(reid_loops, 'get_world_size', lambda: 2)
     steps = []
@@ -106,16 +112,7 @@ def test_a_trial_protocol_is_refused_in_one_process(make_config, tmp_path,
     single = load_config(
         make_config(extra=UNTRACKED), phase='test', work_dir=str(tmp_path))
     if loop == 'MultiTargetTestLoop':
-        single.test_cfg = dict(
-            type=loop,
-            targets=[
-                dict(
-                    name='d2',
-                    dataloader=single.test_dataloader,
-                    evaluator=single.test_evaluator)
-            ])
-        single.test_dataloader = dict()
-        single.test_evaluator = dict()
+        as_one_target(single)
     runner = Runner.from_cfg(single)
     steps = []
     runner.model.test_step = lambda data: steps.append(1)

@@ -16,38 +16,13 @@ import numpy as np
 import pytest
 import torch
 
+from ..fixtures.multi_target import TWO_DISTANCE_TARGETS
 from ..fixtures.processes import PYTHON, REPO, load_tool, run_tool, tool_env
 
 #: The quick-start style multi-target config: every target's evaluator is
 #: built from the variable ``reid_evaluator`` of its base
 #: (``configs/_base_/datasets/synthreid.py``).
 SNR_V2 = osp.join(REPO, 'configs', 'snr', 'snr_r18_synthreid-v2.py')
-
-#: Two targets of the tiny config, one ranked by Euclidean distance and
-#: one by cosine distance. ``{first}`` names the first target.
-TARGETS = '''
-target_loader = dict(
-    batch_size=4,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'))
-targets = [
-    dict(name='{first}',
-         dataloader=dict(target_loader, dataset=dict(
-             synth, domain=2, split='test', pipeline=test_pipeline)),
-         evaluator=dict(type='ReIDMetric', distance='euclidean')),
-    dict(name='d0',
-         dataloader=dict(target_loader, batch_size=3, dataset=dict(
-             synth, domain=0, split='test', pipeline=test_pipeline)),
-         evaluator=dict(type='ReIDMetric', distance='cosine')),
-]
-val_dataloader = dict()
-val_evaluator = dict()
-test_dataloader = dict()
-test_evaluator = dict()
-val_cfg = dict(type='MultiTargetValLoop', targets=targets)
-test_cfg = dict(type='MultiTargetTestLoop', targets=targets)
-'''
 
 
 def random_checkpoint(config: str, path) -> str:
@@ -136,7 +111,7 @@ def test_out_and_table_of_a_multi_target_test_follow_the_definitions(
 
     from mmreid.apis import extract_features, init_model
     from mmreid.registry import DATASETS
-    config = make_config(extra=TARGETS.format(first='d2'))
+    config = make_config(extra=TWO_DISTANCE_TARGETS.format(first='d2'))
     ckpt = random_checkpoint(config, tmp_path / 'random.pth')
     out = tmp_path / 'metrics.json'
     log = run_tool([
@@ -183,7 +158,7 @@ def test_a_target_named_like_a_split_is_in_the_table_or_refused(
     the mean of its rows. Right: the target's row is printed (its metrics
     are a target's, not a partition's), or the name is refused before the
     evaluation, as ``mean`` is."""
-    config = make_config(extra=TARGETS.format(first='split0'))
+    config = make_config(extra=TWO_DISTANCE_TARGETS.format(first='split0'))
     ckpt = random_checkpoint(config, tmp_path / 'random.pth')
     out = tmp_path / 'metrics.json'
     args = [
