@@ -426,15 +426,11 @@ def finished_result(
                       f'{unit} {metrics.get("step")} of {final}')
     differences = config_differences(expected, record, kind == 'test')
     if differences:
-        shown = '; '.join(differences[:6])
-        more = len(differences) - 6
         raise ValueError(
             f'{work_dir}: its run ({stamp}) was '
             f'{"tested" if kind == "test" else "trained"} with another '
-            f'config than {label}: {shown}' +
-            (f'; and {more} more' if more > 0 else '') +
-            '. Give another --work-dir, or remove the run to train it '
-            'again')
+            f'config than {label}: {_shown_differences(differences)}. Give '
+            'another --work-dir, or remove the run to train it again')
     return metrics, ''
 
 
@@ -459,15 +455,20 @@ def _check_trained_as(work_dir: str, stamp: str, expected, config: str,
     differences = config_differences(
         expected, config_record(work_dir, trained, config), False)
     if differences:
-        shown = '; '.join(differences[:6])
-        more = len(differences) - 6
         raise ValueError(
             f'{work_dir}: its latest evaluation ({stamp}, tools/test.py) '
             f'tested {name}, trained by the run {trained} with another '
-            f'config than {label}: {shown}' +
-            (f'; and {more} more' if more > 0 else '') +
-            '; a re-test does not make it a result of this config. Give '
+            f'config than {label}: {_shown_differences(differences)}; a '
+            're-test does not make it a result of this config. Give '
             'another --work-dir, or remove the runs to train it again')
+
+
+def _shown_differences(differences: List[str]) -> str:
+    """The first six differences of :func:`config_differences`, then how
+    many more there are."""
+    more = len(differences) - 6
+    return '; '.join(differences[:6]) + (f'; and {more} more'
+                                         if more > 0 else '')
 
 
 def final_checkpoint(unit: str, final: int) -> str:
