@@ -10,14 +10,14 @@ import json
 import os.path as osp
 import re
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 from ..fixtures.multi_target import TWO_DISTANCE_TARGETS
-from ..fixtures.processes import PYTHON, REPO, load_tool, run_tool, tool_env
+from ..fixtures.processes import (PYTHON, REPO, load_tool, run_main, run_tool,
+                                  tool_env)
 
 #: The quick-start style multi-target config: every target's evaluator is
 #: built from the variable ``reid_evaluator`` of its base
@@ -192,31 +192,11 @@ def run_test_main(monkeypatch, tmp_path, *options):
     """``tools/test.py SNR_V2 CKPT OPTIONS``, up to the runner: the config
     the runner would be built from, or the ``SystemExit``/``ValueError``
     of a refused option."""
-    tool = load_tool('tools/test.py')
-    built = []
-
-    class Runner:
-        rank = 0
-
-        @classmethod
-        def from_cfg(cls, cfg):
-            built.append(cfg)
-            return cls()
-
-        def test(self):
-            return {}
-
     ckpt = tmp_path / 'epoch_1.pth'
     ckpt.write_bytes(b'not read: the runner is replaced')
-    monkeypatch.setattr(tool, 'build_runner', Runner.from_cfg)
-    monkeypatch.setattr(sys, 'argv', [
-        'tools/test.py', SNR_V2,
-        str(ckpt), '--work-dir',
-        str(tmp_path / 'work'), *options
-    ])
-    tool.main()
-    [cfg] = built
-    return cfg
+    return run_main(
+        load_tool('tools/test.py'), monkeypatch, SNR_V2, str(ckpt),
+        '--work-dir', str(tmp_path / 'work'), *options)
 
 
 def test_a_new_field_of_a_substituted_variable_is_applied_or_refused(

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from ..fixtures.processes import REPO, load_tool
+from ..fixtures.processes import REPO, load_tool, run_main
 
 CONFIG = osp.join(REPO, 'configs', 'baseline', 'bot_r18_synthreid.py')
 
@@ -203,36 +203,6 @@ def test_a_report_inside_the_ranked_lists_folder_is_refused(
     ])
     args = test_tool.parse_args()
     assert args.show_ranked_lists == str(tmp_path / 'report_lists')
-
-
-def run_main(test_tool, monkeypatch, config, checkpoint, *options, rank=0,
-             metrics=None):
-    """``tools/test.py CONFIG CHECKPOINT OPTIONS`` with a runner that
-    returns ``metrics`` from ``test()`` in process ``rank``.
-
-    Returns:
-        Config: The config the runner was built from.
-    """
-    built = []
-
-    class Runner:
-
-        @classmethod
-        def from_cfg(cls, cfg):
-            built.append(cfg)
-            runner = cls()
-            runner.rank = rank
-            return runner
-
-        def test(self):
-            return dict(metrics or {})
-
-    monkeypatch.setattr(test_tool, 'build_runner', Runner.from_cfg)
-    monkeypatch.setattr(sys, 'argv',
-                        ['tools/test.py', config, checkpoint, *options])
-    test_tool.main()
-    [cfg] = built
-    return cfg
 
 
 def test_the_checkpoint_is_loaded_strictly_unless_told(
