@@ -17,7 +17,7 @@ from mmreid.apis import extract_features, init_model
 from mmreid.datasets import generate_synthreid
 from mmreid.registry import MODELS
 from ..fixtures.processes import REPO, load_tool
-from ..fixtures.tiny_models import tiny_model_config
+from ..fixtures.tiny_models import randomize_statistics, tiny_model_config
 
 #: The tiny model's data preprocessor statistics (tiny_model_config).
 TINY_MEAN = (120., 110., 100.)
@@ -57,20 +57,6 @@ def reference_features(model, paths, size):
     model.eval()
     with torch.no_grad():
         return model(reference_inputs(paths, size), mode='tensor')
-
-
-def randomize_statistics(model, seed=0):
-    """Random weights and BatchNorm statistics, so that eval mode and the
-    input size matter."""
-    torch.manual_seed(seed)
-    model.init_weights()
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith('running_var'):
-                tensor.uniform_(0.5, 1.5)
-            elif name.endswith('running_mean'):
-                tensor.uniform_(-0.5, 0.5)
-    return model.eval()
 
 
 @pytest.fixture(scope='module')

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from mmreid.apis import init_model
-from ..fixtures.processes import (PYTHON, REPO, retry_on_port_clash, run_tool,
-                                  tool_env)
+from ..fixtures.processes import (PYTHON, REPO, retry_on_port_clash,
+                                  run_command, run_tool, tool_env)
 
 BOT = osp.join(REPO, 'configs/baseline/bot_r18_synthreid.py')
 SNR = osp.join(REPO, 'configs/snr/snr_r18_synthreid.py')
@@ -43,18 +43,6 @@ def converted_fastreid_checkpoint(config, tmp_path):
     convert_checkpoint_file(
         str(src), str(dst), 'fastreid', strict=True, input_size=[32, 16])
     return dst
-
-
-def run(args):
-    proc = subprocess.run(
-        args,
-        cwd=REPO,
-        env=tool_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600)
-    return proc.returncode, proc.stdout
 
 
 @pytest.fixture(scope='module')
@@ -88,7 +76,7 @@ def test_test_py_refuses_a_checkpoint_of_another_model(config, missing,
         str(tmp_path / 'work'), '--out',
         str(tmp_path / 'm.json')
     ]
-    code, out = run(args + tiny_test_data(config_synth_root))
+    code, out = run_command(args + tiny_test_data(config_synth_root))
     assert code != 0, out[-3000:]
     assert 'lacks' in out and missing in out, out[-3000:]
     assert '--strict false' in out
@@ -130,7 +118,7 @@ def test_load_from_in_training_is_strict(make_config, tmp_path):
         str(tmp_path / 'work'), '--no-validate', '--cfg-options',
         f'load_from={partial}', 'train_cfg.max_epochs=1'
     ]
-    code, out = run(args)
+    code, out = run_command(args)
     assert code != 0
     assert 'lacks' in out and 'head.bnneck.weight' in out
     assert not osp.exists(tmp_path / 'work' / 'epoch_1.pth')
@@ -138,8 +126,8 @@ def test_load_from_in_training_is_strict(make_config, tmp_path):
     # weights: refused when training, with the way to fine-tune.
     other = tmp_path / 'other_ids.pth'
     save_model(config, other, **{'model.head.num_classes': 11})
-    code, out = run(args[:-2] +
-                    [f'load_from={other}', 'train_cfg.max_epochs=1'])
+    code, out = run_command(
+        args[:-2] + [f'load_from={other}', 'train_cfg.max_epochs=1'])
     assert code != 0
     assert 'head.classifier.weight: (11, 64) in the checkpoint' in out
     assert "prefix='backbone.'" in out
@@ -180,7 +168,7 @@ def test_test_py_refuses_a_converted_model_of_another_network(
         str(dst), '--work-dir',
         str(tmp_path / 'work')
     ]
-    code, out = run(args)
+    code, out = run_command(args)
     assert code != 0
     assert 'was converted from fastreid' in out
     fix = re.search(r'--cfg-options ([^\n]*)', out).group(1).split()

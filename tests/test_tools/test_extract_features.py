@@ -18,7 +18,7 @@ from mmreid.registry import DATASETS
 from ..fixtures.finished_runs import save_trained_checkpoint
 from ..fixtures.processes import (PYTHON, REPO, killed_writers_temp, load_tool,
                                   options_not_taken)
-from ..fixtures.tiny_models import tiny_model_config
+from ..fixtures.tiny_models import randomize_statistics, tiny_model_config
 
 CONFIG = tiny_model_config() + '''\
 synth = dict(type='SynthReID', data_root={data_root!r}, num_domains=2,
@@ -60,16 +60,8 @@ def setup(tmp_path_factory):
     # first --split run (under pytest-xdist it may not run first).
     generate_synthreid(
         str(root / 'synthreid'), domains=2, size='tiny', img_size=(32, 16))
-    model = init_model(str(config))
-    torch.manual_seed(0)
-    model.init_weights()
     # Non-trivial BatchNorm statistics, so that eval mode matters.
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith('running_var'):
-                tensor.uniform_(0.5, 1.5)
-            elif name.endswith('running_mean'):
-                tensor.uniform_(-0.5, 0.5)
+    model = randomize_statistics(init_model(str(config)))
     checkpoint = root / 'epoch_1.pth'
     torch.save(dict(state_dict=model.state_dict()), checkpoint)
     return root, str(config), str(checkpoint), model

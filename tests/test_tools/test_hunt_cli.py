@@ -9,15 +9,14 @@ would silently ignore.
 import json
 import os.path as osp
 import re
-import subprocess
 
 import numpy as np
 import pytest
 import torch
 
 from ..fixtures.multi_target import TWO_DISTANCE_TARGETS
-from ..fixtures.processes import (PYTHON, REPO, load_tool, run_main, run_tool,
-                                  tool_env)
+from ..fixtures.processes import (PYTHON, REPO, load_tool, run_command,
+                                  run_main, run_tool)
 
 #: The quick-start style multi-target config: every target's evaluator is
 #: built from the variable ``reid_evaluator`` of its base
@@ -166,22 +165,15 @@ def test_a_target_named_like_a_split_is_in_the_table_or_refused(
         str(tmp_path / 'work'), '--out',
         str(out)
     ]
-    proc = subprocess.run(
-        args,
-        cwd=REPO,
-        env=tool_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600)
-    if proc.returncode != 0:
+    code, output = run_command(args)
+    if code != 0:
         assert "target name 'split0' is the name of a protocol partition" \
-            in proc.stdout[-3000:], proc.stdout[-3000:]
+            in output[-3000:], output[-3000:]
         assert not out.exists()
         return
     metrics = json.loads(out.read_text())
     assert 'split0/mAP' in metrics  # evaluated, and in the mean
-    table = printed_table(proc.stdout, 'test metrics of 2 targets:')
+    table = printed_table(output, 'test metrics of 2 targets:')
     assert 'split0' in table, (
         f'the printed table has the rows {sorted(table)}; its mean row '
         f'{table["mean"]["mAP"]} (mAP) averages split0 '
@@ -307,18 +299,13 @@ def test_out_of_a_refused_amp_run_is_not_written(make_config, tmp_path):
     ckpt = tmp_path / 'epoch_1.pth'
     ckpt.write_bytes(b'not read: the option is refused first')
     out = tmp_path / 'm.json'
-    proc = subprocess.run([
+    code, output = run_command([
         PYTHON, 'tools/test.py', config,
         str(ckpt), '--amp', '--out',
         str(out), '--work-dir',
         str(tmp_path / 'work')
-    ],
-                          cwd=REPO,
-                          env=tool_env(),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode != 0
-    assert re.search(r'--amp needs a CUDA device', proc.stderr)
+    ])
+    assert code != 0
+    assert re.search(r'--amp needs a CUDA device', output)
     assert not out.exists()
     assert not (tmp_path / 'work').exists()
