@@ -14,10 +14,22 @@ import torch
 import torch.nn.functional as F
 
 from mmreid.evaluation.functional import evaluate_features_multi
+from mmreid.evaluation.functional.mnet_logits import OUT_GEMM_ROWS
 from mmreid.evaluation.metrics import ReIDMetric
 from mmreid.registry import MODELS
 
 DIM, HIDDEN = 64, 16
+
+
+def budget_for_columns(method, columns):
+    """``memory_budget_mb`` whose scorer splits the gallery into blocks of
+    ``columns`` items for one query (``decomposed_chunk_shape``'s and the
+    direct form's own accounting: fp32 buffers of a block)."""
+    if method == 'decomposed':  # left operand + hidden and output columns
+        size = HIDDEN * DIM + columns * (HIDDEN + OUT_GEMM_ROWS)
+    else:  # squared differences, hidden activations, logit per pair
+        size = columns * (DIM + HIDDEN + 1)
+    return 4 * size / 2**20
 
 
 def build_gmn(**test_cfg):
@@ -27,8 +39,7 @@ def build_gmn(**test_cfg):
         dict(
             type='GMNReID',
             backbone=dict(
-                type='ReIDResNet', depth=18, base_channels=8,
-                stem_channels=8),
+                type='ReIDResNet', depth=18, base_channels=8, stem_channels=8),
             head=dict(
                 type='GMNHead',
                 in_channels=DIM,
@@ -142,23 +153,26 @@ def test_every_mode_matches_brute_force_with_one_row_chunks(dtype):
     """A user evaluates a GMN with ``ReIDMetric`` on a tight budget: the
     metric ranks one query at a time and the scorer (``memory_budget_mb``
     of ``test_cfg``) splits the 37-item gallery into column blocks that
-    do not divide it. Every mode's numbers (``reid/mnet/...``,
-    ``reid/euclid/...``, ``reid/fused/...`` and the primary mode
-    unprefixed) must be those of the brute-force reference of spec 8.1,
-    fp16 features included (the M-Net scores them in fp32)."""
-    q_pids, g_pids = np.arange(11) % 6, np.arange(37) % 6
-    q_cams, g_cams = np.zeros(11, int), np.ones(37, int)
+    do not divide it (300 items in blocks of 220 or 67; the decomposed
+    form's check needs a budget for 64 direct pairs). Every mode's numbers
+    (``reid/mnet/...``, ``reid/euclid/...``, ``reid/fused/...`` and the
+    primary mode unprefixed) must be those of the brute-force reference
+    of spec 8.1, fp16 features included (the M-Net scores them in
+    fp32)."""
+    q_pids, g_pids = np.arange(11) % 6, np.arange(300) % 6
+    q_cams, g_cams = np.zeros(11, int), np.ones(300, int)
     g_cams[::5] = 0  # some junk under the Market rule
-    query, gallery = unit(11, 1).to(dtype), unit(37, 2).to(dtype)
+    query, gallery = unit(11, 1).to(dtype), unit(300, 2).to(dtype)
     refs = reference_distances(build_gmn(), query, gallery, beta=0.3)
     labels = (q_pids, g_pids, q_cams, g_cams)
-    for method in ('decomposed', 'direct'):
+    for method, columns in (('decomposed', 220), ('direct', 67)):
         model = build_gmn(
-            method=method, memory_budget_mb=0.0045, fuse_beta=0.3)
+            method=method,
+            memory_budget_mb=budget_for_columns(method, columns),
+            fuse_beta=0.3)
         metric = ReIDMetric(memory_budget_mb=0.001)  # one query per chunk
         metric.set_scorers(model.scorers())
-        metrics = metric.compute_metrics(
-            records(query, gallery, *labels))
+        metrics = metric.compute_metrics(records(query, gallery, *labels))
         assert {k.split('/')[0]
                 for k in metrics if '/' in k} == {'mnet', 'euclid', 'fused'}
         for mode, dist in refs.items():
@@ -207,8 +221,8 @@ def test_fused_with_beta_one_ranks_as_mnet_on_very_negative_logits():
     z = reference_logits(model, query, gallery)
     assert (z < -17).any()  # pairs the M-Net calls clearly different
     ref = reference_metrics(-z.numpy(), q_pids, g_pids, q_cams, g_cams)
-    results = evaluate_features_multi(query, gallery, q_pids, g_pids,
-                                      q_cams, g_cams, model.scorers())
+    results = evaluate_features_multi(query, gallery, q_pids, g_pids, q_cams,
+                                      g_cams, model.scorers())
     assert_same_metrics(results['mnet'], ref, 'mnet')
     assert_same_metrics(results['fused'], ref, 'fused, beta=1')
 
@@ -258,10 +272,6 @@ def test_decomposition_check_covers_check_queries_with_one_row_chunks():
     assert checks[0.001]['method'] == 'direct', checks[0.001]['message']
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='bit-identical gallery items get different M-Net logits when '
-    'the scorer splits the gallery into column blocks')
 def test_identical_gallery_items_tie_when_the_gallery_is_split():
     """A user lowers ``test_cfg.memory_budget_mb`` (a big gallery, or
     ``method='direct'``, whose blocks are ~26k pairs at the default 256
@@ -273,20 +283,28 @@ def test_identical_gallery_items_tie_when_the_gallery_is_split():
     wherever their columns fall in the GEMMs"). With column blocks the
     twins get logits one ulp apart, the later twin (the positive here)
     jumps ahead of its negative twin, and ``reid/mnet/mAP`` rises above
-    the brute-force value, differently for each budget."""
-    base, gallery, g_pids = twin_gallery(17, 17)
-    query = F.normalize(base[:10] + 0.3 * unit(10, 99), dim=1)
-    q_pids, q_cams = np.arange(10), np.zeros(10, int)
-    g_cams = np.ones(len(gallery), int)
-    labels = (q_pids, g_pids, q_cams, g_cams)
-    z = reference_logits(build_gmn(), query, gallery)
-    ref = reference_metrics(-z.numpy(), *labels)
-    for method, budget in (('decomposed', 0.0045), ('direct', 0.008)):
-        model = build_gmn(
-            method=method, memory_budget_mb=budget, check_queries=0)
-        dist = model.scorers()['mnet'](query, gallery)
-        result = evaluate_features_multi(query, gallery, *labels,
-                                         model.scorers())['mnet']
-        assert_same_metrics(result, ref, f'{method}, {budget} MiB')
-        torch.testing.assert_close(
-            dist[:, :17], dist[:, 17:], rtol=0, atol=0)
+    the brute-force value, differently for each budget. Here 160 items
+    are scored in blocks of 75 or 77: the last block of 10 or 6 items
+    went through another GEMM kernel. Galleries of fewer items than a
+    GEMM's fewest are checked too (one block, padded)."""
+    for twins, blocks in ((80, dict(decomposed=75, direct=77)),
+                          (5, dict(decomposed=None, direct=None))):
+        base, gallery, g_pids = twin_gallery(twins, 17)
+        num_q = min(twins, 10)
+        query = F.normalize(base[:num_q] + 0.3 * unit(num_q, 99), dim=1)
+        q_pids, q_cams = np.arange(num_q), np.zeros(num_q, int)
+        g_cams = np.ones(len(gallery), int)
+        labels = (q_pids, g_pids, q_cams, g_cams)
+        z = reference_logits(build_gmn(), query, gallery)
+        ref = reference_metrics(-z.numpy(), *labels)
+        for method, columns in blocks.items():
+            budget = (256 if columns is None else budget_for_columns(
+                method, columns))
+            model = build_gmn(
+                method=method, memory_budget_mb=budget, check_queries=0)
+            dist = model.scorers()['mnet'](query, gallery)
+            torch.testing.assert_close(
+                dist[:, :twins], dist[:, twins:], rtol=0, atol=0)
+            result = evaluate_features_multi(query, gallery, *labels,
+                                             model.scorers())['mnet']
+            assert_same_metrics(result, ref, f'{method}, {budget} MiB')

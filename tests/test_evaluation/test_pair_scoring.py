@@ -9,7 +9,8 @@ from mmreid.evaluation.functional import (compute_distance, evaluate_features,
                                           make_mnet_scorer,
                                           max_abs_logit_error, mnet_distances,
                                           mnet_pair_logits)
-from mmreid.evaluation.functional.mnet_logits import decomposed_chunk_shape
+from mmreid.evaluation.functional.mnet_logits import (decomposed_chunk_shape,
+                                                      fixed_blocks)
 
 DIM, HIDDEN = 48, 24
 
@@ -136,12 +137,19 @@ def test_input_dtypes_and_shapes():
 @pytest.mark.parametrize('method', ['direct', 'decomposed'])
 def test_chunk_invariance(method):
     _, params = make_mnet()
-    query, gallery = features(13, seed=6), features(57, seed=7)
+    query, gallery = features(13, seed=6), features(157, seed=7)
     full = mnet_pair_logits(query, gallery, *params, method=method)
-    # one query and 10 gallery columns; 3 queries; a few pair blocks
-    ten_columns = HIDDEN * DIM * 4 + 10 * (HIDDEN + 1) * 4
-    per_query = HIDDEN * (DIM + 57) * 4 + 57 * 4
-    budgets = [1e3, ten_columns / 2**20, per_query * 3 / 2**20, 1e-2]
+    # one query and 70 gallery columns (or pairs); 3 queries; blocks of
+    # 100 pairs
+    if method == 'decomposed':
+        columns = HIDDEN * DIM * 4 + 70 * (HIDDEN + 4) * 4
+        per_query = HIDDEN * DIM * 4 + 157 * (HIDDEN + 4) * 4
+    else:
+        columns = 70 * (DIM + HIDDEN + 1) * 4
+        per_query = 157 * (DIM + HIDDEN + 1) * 4
+    budgets = [1e3, columns / 2**20, per_query * 3 / 2**20]
+    if method == 'direct':
+        budgets.append(100 * (DIM + HIDDEN + 1) * 4 / 2**20)
     for budget in budgets:
         z = mnet_pair_logits(
             query, gallery, *params, method=method, memory_budget_mb=budget)
@@ -203,12 +211,24 @@ def test_direct_blocks_stay_within_the_budget(monkeypatch):
         return real(query_block, gallery_block, *args)
 
     monkeypatch.setattr(mnet_logits, '_direct_block', counted)
-    for pairs in (1, 5, 23, 50, 100):
+    for pairs in (64, 70, 100, 500):
         blocks.clear()
         mnet_pair_logits(
-            query, gallery, *params, method='direct',
+            query,
+            gallery,
+            *params,
+            method='direct',
             memory_budget_mb=pairs * pair_bytes / 2**20)
         assert blocks and max(blocks) <= pairs, (pairs, blocks)
+    # fewer pairs per GEMM are padded to 64 (MIN_PAIR_GEMM): the budget
+    # must pay for them
+    with pytest.raises(ValueError, match='too small for 64 pairs'):
+        mnet_pair_logits(
+            query,
+            gallery,
+            *params,
+            method='direct',
+            memory_budget_mb=63 * pair_bytes / 2**20)
 
 
 def test_mnet_ranks_by_logit_without_sigmoid_ties():
@@ -267,7 +287,7 @@ def test_topk_head_and_tail_order():
     query, gallery = features(9, seed=14), features(50, seed=15)
     k = 7
     dist = mnet_distances(
-        query, gallery, *params, topk=k, memory_budget_mb=0.02)
+        query, gallery, *params, topk=k, memory_budget_mb=0.03)
     euclid = compute_distance(query, gallery, 'sqeuclidean')
     z = mnet_pair_logits(query, gallery, *params, method='direct')
     for i in range(len(query)):
@@ -346,17 +366,26 @@ def test_tail_equals_linear_path():
         with_tail = mnet_pair_logits(
             query, gallery, weight, bias, None, None, method=method, tail=tail)
         torch.testing.assert_close(with_tail, linear, atol=1e-6, rtol=0)
+        # blocks of 70 gallery columns (a tail's chunk also holds the
+        # transposed hidden copy) or of 71 pairs
+        tiny_budget = ((HIDDEN * DIM + 70 * (2 * HIDDEN + 1)) * 4 /
+                       2**20 if method == 'decomposed' else 0.02)
+        large = features(150, seed=22)
         tiny = mnet_pair_logits(
             query,
-            gallery,
+            large,
             weight,
             bias,
             None,
             None,
             method=method,
             tail=tail,
-            memory_budget_mb=0.02)
-        torch.testing.assert_close(tiny, linear, atol=1e-6, rtol=0)
+            memory_budget_mb=tiny_budget)
+        torch.testing.assert_close(
+            tiny,
+            mnet_pair_logits(query, large, *params, method=method),
+            atol=1e-6,
+            rtol=0)
     topk = mnet_distances(
         query, gallery, weight, bias, None, None, topk=5, tail=tail)
     torch.testing.assert_close(topk,
@@ -631,10 +660,11 @@ def test_scorer_falls_back_when_the_decomposition_overflows():
 
 def test_direct_blocks_reach_a_last_single_column():
     """The direct form's gallery blocks cover the last column also when it
-    is a block of its own (57 = 2 * 28 + 1 columns)."""
+    would be a block of its own (129 = 2 * 64 + 1 columns): the last block
+    is shifted back to 64 columns."""
     mnet, params = make_mnet()
-    query, gallery = features(3, seed=60), features(57, seed=61)
-    budget = 28 * (DIM + HIDDEN + 1) * 4 / 2**20  # 28 pairs per block
+    query, gallery = features(3, seed=60), features(129, seed=61)
+    budget = 64 * (DIM + HIDDEN + 1) * 4 / 2**20  # 64 pairs per block
     z = mnet_pair_logits(
         query, gallery, *params, method='direct', memory_budget_mb=budget)
     torch.testing.assert_close(
@@ -683,3 +713,17 @@ def test_a_too_small_budget_names_a_budget_that_is_accepted(hidden, dim):
     named = float(
         re.search(r'needs at least ([0-9.]+) MB', str(refused.value)).group(1))
     assert mnet_pair_logits(*args, memory_budget_mb=named).shape == (3, 5)
+
+
+def test_fixed_blocks_cover_every_item_once_in_blocks_of_one_width():
+    """Every block has the same width (the GEMMs one shape) and the kept
+    parts cover ``range(total)`` once, in order."""
+    for total in (1, 5, 63, 64, 65, 129, 200):
+        for width in (1, 7, 64, 100, 300):
+            blocks = list(fixed_blocks(total, width))
+            kept = [i for start, stop, new in blocks for i in range(new, stop)]
+            assert kept == list(range(total)), (total, width)
+            assert {stop - start
+                    for start, stop, _ in blocks} == {min(width, total)}
+            assert all(0 <= start <= new < stop <= total
+                       for start, stop, new in blocks)

@@ -14,7 +14,7 @@ def test_tiny_run_writes_json(tmp_path, capsys):
     out = tmp_path / 'sub' / 'pair_scoring.json'
     summary = tool.main([
         '--num-query', '6', '--num-gallery', '40', '--dim', '16', '--hidden',
-        '8', '--topk', '40', '--repeat', '1', '--memory-budget-mb', '0.01',
+        '8', '--topk', '40', '--repeat', '1', '--memory-budget-mb', '0.012',
         '--out',
         str(out)
     ])

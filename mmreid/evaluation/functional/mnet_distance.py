@@ -27,9 +27,9 @@ import torch
 from mmreid.utils.deprecation import warn_deprecated
 from .distance import (ArrayLike, GalleryDistance, compute_distance,
                        exact_fp32_matmul, to_tensor)
-from .mnet_logits import (PAIR_SCORING_METHODS, MNetTail, ScalarLike,
-                          budget_bytes, budget_too_small, mnet_gallery_term,
-                          mnet_pair_logits, prepare_mnet,
+from .mnet_logits import (MIN_PAIR_GEMM, PAIR_SCORING_METHODS, MNetTail,
+                          ScalarLike, budget_bytes, budget_too_small,
+                          mnet_gallery_term, mnet_pair_logits, prepare_mnet,
                           squared_difference_logits)
 from .rank import DEFAULT_MEMORY_BUDGET_MB, DeviceLike
 
@@ -192,10 +192,12 @@ def _topk_rerank_distances(query, gallery, weight, bias, out_weight, out_bias,
     per_query = (
         num_gallery * (4 + 4 + 8 + 1 + 4 + 4 + 8 + 4 + 4) + k *
         (2 * dim + hidden + 1) * _FP32_BYTES)
-    if budget < per_query:
-        raise budget_too_small(memory_budget_mb, per_query,
+    # a chunk of fewer than MIN_PAIR_GEMM pairs is padded to that many
+    padding = max(0, MIN_PAIR_GEMM - k) * (dim + hidden + 1) * _FP32_BYTES
+    if budget < per_query + padding:
+        raise budget_too_small(memory_budget_mb, per_query + padding,
                                f'one query of the top-{k} M-Net rerank')
-    query_block = budget // per_query
+    query_block = (budget - padding) // per_query
     out = torch.empty(
         num_query, num_gallery, dtype=torch.float32, device=query.device)
     positions = torch.arange(

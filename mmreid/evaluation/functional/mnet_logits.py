@@ -41,7 +41,8 @@ from typing import Callable, Optional, Tuple, Union
 
 import torch
 
-from .distance import (ArrayLike, exact_fp32_matmul, pad_gemm_rows, to_tensor)
+from .distance import (MIN_GEMM_ROWS, ArrayLike, exact_fp32_matmul,
+                       pad_gemm_rows, to_tensor)
 from .rank import DEFAULT_MEMORY_BUDGET_MB, DeviceLike
 
 # tail(hidden (N, H)) -> logits (N,) or (N, 1)
@@ -56,6 +57,16 @@ PAIR_SCORING_METHODS = ('direct', 'decomposed')
 #: gives every column the same bits (checked on this project's CPUs), at
 #: about 1 % of the cross term's time.
 OUT_GEMM_ROWS = 4
+#: Fewest pairs one GEMM of the pair scoring is given, along the pair
+#: dimension (rows of the direct form's first layer, columns of the
+#: decomposed form's cross term and of the output layer): BLAS kernels for
+#: fewer than about 12 pairs round differently (checked on this project's
+#: CPUs), so two bit-identical gallery items scored in blocks of different
+#: widths lost their exact tie. Smaller galleries and blocks are padded
+#: with zero items, whose logits are dropped; with a gallery split into
+#: blocks, every block has the same width (the last one is shifted back
+#: to end at the gallery's end), so every GEMM of a scoring has one shape.
+MIN_PAIR_GEMM = MIN_GEMM_ROWS
 _FP32_BYTES = 4
 _MB = 2**20
 
@@ -209,9 +220,43 @@ def squared_difference_logits(diff: torch.Tensor, weight: torch.Tensor,
     Returns:
         torch.Tensor: fp32 logits, shape (N,).
     """
-    hidden = torch.addmm(bias, diff, weight.t()).relu_()
+    num = len(diff)
+    # Fewer pairs are padded (MIN_PAIR_GEMM): their bits then do not
+    # depend on how many pairs share the GEMM.
+    hidden = torch.addmm(bias, pad_gemm_rows(diff), weight.t()).relu_()
     del diff
-    return _apply_tail(hidden, out_weight, out_bias, tail)
+    return _apply_tail(hidden, out_weight, out_bias, tail)[:num]
+
+
+def fixed_blocks(total: int, width: int):
+    """``(start, stop, new)`` of blocks of ``width`` items covering
+    ``range(total)``: every block has ``min(width, total)`` items, the last
+    one shifted back to end at ``total``, and its items from ``new`` on
+    are the ones no earlier block covered. A GEMM per block then has one
+    shape for the whole scoring (its kernel, hence its rounding, is the
+    same for every item), at the cost of scoring at most ``width - 1``
+    items twice.
+
+    Args:
+        total: Number of items.
+        width: Items per block, >= 1.
+
+    Yields:
+        tuple[int, int, int]: ``start <= new < stop``; the block is
+        ``[start, stop)`` and its results from ``new`` on are kept.
+    """
+    width = min(width, total)
+    for new in range(0, total, width):
+        start = min(new, total - width)
+        yield start, start + width, new
+
+
+def _pad_items(items: torch.Tensor, num: int) -> torch.Tensor:
+    """``items`` (N, ...) with zero items appended up to ``num``."""
+    if len(items) >= num:
+        return items
+    return torch.cat(
+        [items, items.new_zeros(num - len(items), *items.shape[1:])])
 
 
 def _direct_block(query: torch.Tensor, gallery: torch.Tensor,
@@ -230,24 +275,26 @@ def _direct_block(query: torch.Tensor, gallery: torch.Tensor,
 
 def _direct_logits(query, gallery, weight, bias, out_weight, out_bias,
                    memory_budget_mb, tail, out):
-    """The naive reference, in blocks of (Qc * Gc) pairs."""
+    """The naive reference, in blocks of (Qc * Gc) pairs of one shape."""
     hidden, dim = weight.shape
     num_query, num_gallery = len(query), len(gallery)
     budget = budget_bytes(memory_budget_mb)
     # squared differences (D) + hidden activations (H) + logit per pair
     pair_bytes = (dim + hidden + 1) * _FP32_BYTES
-    if budget < pair_bytes:
-        raise budget_too_small(memory_budget_mb, pair_bytes,
-                               'one pair of the direct M-Net scoring')
-    gallery_block = max(1, min(num_gallery, budget // pair_bytes))
-    query_block = max(1, budget // (gallery_block * pair_bytes))
-    for q_start in range(0, num_query, query_block):
-        q_chunk = query[q_start:q_start + query_block]
-        for g_start in range(0, num_gallery, gallery_block):
-            g_chunk = gallery[g_start:g_start + gallery_block]
-            out[q_start:q_start + len(q_chunk),
-                g_start:g_start + len(g_chunk)] = _direct_block(
-                    q_chunk, g_chunk, weight, bias, out_weight, out_bias, tail)
+    if budget < MIN_PAIR_GEMM * pair_bytes:
+        raise budget_too_small(
+            memory_budget_mb, MIN_PAIR_GEMM * pair_bytes,
+            f'{MIN_PAIR_GEMM} pairs of the direct M-Net scoring (fewer '
+            'are padded)')
+    gallery_block = min(num_gallery, budget // pair_bytes)
+    query_block = min(num_query, budget // (gallery_block * pair_bytes))
+    for q_start, q_stop, q_new in fixed_blocks(num_query, query_block):
+        q_chunk = query[q_start:q_stop]
+        for g_start, g_stop, g_new in fixed_blocks(num_gallery, gallery_block):
+            logits = _direct_block(q_chunk, gallery[g_start:g_stop], weight,
+                                   bias, out_weight, out_bias, tail)
+            out[q_new:q_stop, g_new:g_stop] = logits[q_new - q_start:,
+                                                     g_new - g_start:]
     return out
 
 
@@ -262,8 +309,11 @@ def decomposed_chunk_shape(num_gallery: int,
     operand (Qc * H, D), the hidden buffer (Qc * H, Gc), its (Qc * Gc, H)
     transposed copy and the (Qc, Gc) logits when a ``tail`` is used, else
     the output layer's (Qc, :data:`OUT_GEMM_ROWS`, Gc) product, all fp32.
-    The whole gallery is used per chunk when one query fits (``Gc = G``),
-    otherwise the gallery is split for a single query.
+    A gallery of fewer than :data:`MIN_PAIR_GEMM` items is padded to that
+    many columns (its padded copy and gallery term are counted too). The
+    whole gallery is used per chunk when one query fits (``Gc = G``),
+    otherwise the gallery is split for a single query into blocks of ``Gc
+    >= MIN_PAIR_GEMM`` columns.
 
     Args:
         num_gallery: Gallery size G.
@@ -273,32 +323,38 @@ def decomposed_chunk_shape(num_gallery: int,
         tail: Whether a tail callable needs the transposed copy.
 
     Returns:
-        tuple[int, int]: ``(Qc, Gc)``.
+        tuple[int, int]: ``(Qc, Gc)``; ``Gc`` is ``max(G, MIN_PAIR_GEMM)``
+        when the gallery is not split.
 
     Raises:
-        ValueError: If one query with one gallery column does not fit.
+        ValueError: If one query with :data:`MIN_PAIR_GEMM` gallery columns
+            does not fit.
     """
     budget = budget_bytes(memory_budget_mb)
     per_column = 2 * hidden + 1 if tail else hidden + OUT_GEMM_ROWS
     column_bytes = per_column * _FP32_BYTES
     left_bytes = hidden * dim * _FP32_BYTES
-    needed = left_bytes + column_bytes
+    columns = max(num_gallery, MIN_PAIR_GEMM)
+    if num_gallery < MIN_PAIR_GEMM:  # the padded gallery and its W g^2
+        left_bytes += MIN_PAIR_GEMM * (dim + hidden) * _FP32_BYTES
+    needed = left_bytes + column_bytes * MIN_PAIR_GEMM
     if budget < needed:
         raise budget_too_small(
             memory_budget_mb, needed,
-            f'one query of the decomposed M-Net scoring (H={hidden}, '
-            f'D={dim})')
-    per_query = left_bytes + column_bytes * num_gallery
+            f'one query and {MIN_PAIR_GEMM} gallery columns of the '
+            f'decomposed M-Net scoring (H={hidden}, D={dim})')
+    per_query = left_bytes + column_bytes * columns
     if budget >= per_query:
-        return budget // per_query, num_gallery
+        return budget // per_query, columns
     return 1, (budget - left_bytes) // column_bytes
 
 
 def _decomposed_gallery_term(gallery: torch.Tensor,
                              weight: torch.Tensor) -> torch.Tensor:
     """``W g^2`` of every gallery item, shape (H, G)."""
+    # at least MIN_PAIR_GEMM columns: bit-identical items, equal bits
     with exact_fp32_matmul(gallery.device):
-        return weight @ gallery.pow(2).t()
+        return (weight @ pad_gemm_rows(gallery.pow(2)).t())[:, :len(gallery)]
 
 
 def mnet_gallery_term(gallery: torch.Tensor,
@@ -335,38 +391,40 @@ def _decomposed_logits(query,
         num_gallery, dim, hidden, memory_budget_mb, tail is not None)
     if gallery_term is None:
         gallery_term = _decomposed_gallery_term(gallery, weight)
+    if num_gallery < gallery_block:  # a small gallery: MIN_PAIR_GEMM columns
+        gallery = _pad_items(gallery, gallery_block)
+        gallery_term = _pad_items(gallery_term.t(), gallery_block).t()
     gallery_t = gallery.t()
     # -2 is folded into the left operand: exact (a power of two).
     weight_m2 = weight * -2
     if tail is None:
         out_rows = _out_rows(out_weight)
+    query_block = min(query_block, num_query)
     # The buffers are reused across chunks: a fresh multi-MB tensor per
     # chunk costs page faults on every first touch.
     left_buf = torch.empty(
-        min(query_block, num_query) * hidden * dim,
-        dtype=torch.float32,
-        device=query.device)
+        query_block * hidden * dim, dtype=torch.float32, device=query.device)
     cross_buf = torch.empty(
-        min(query_block, num_query) * hidden * gallery_block,
+        query_block * hidden * gallery_block,
         dtype=torch.float32,
         device=query.device)
-    for q_start in range(0, num_query, query_block):
-        q_chunk = query[q_start:q_start + query_block]
-        num_q = len(q_chunk)
+    # Every chunk has query_block queries and gallery_block columns (the
+    # last ones shifted back, fixed_blocks): one GEMM shape throughout.
+    for q_start, q_stop, q_new in fixed_blocks(num_query, query_block):
+        q_chunk = query[q_start:q_stop]
         # W q^2 + b per query: (Qc, H, 1). A short chunk is padded
         # (pad_gemm_rows), so a query's bits do not depend on its chunk.
         query_term = torch.addmm(bias, pad_gemm_rows(q_chunk.pow(2)),
-                                 weight.t())[:num_q].unsqueeze(2)
+                                 weight.t())[:query_block].unsqueeze(2)
         # row block q of the left operand is -2 W diag(q): (Qc * H, D)
-        left = left_buf[:num_q * hidden * dim].view(num_q, hidden, dim)
+        left = left_buf.view(query_block, hidden, dim)
         torch.mul(weight_m2.unsqueeze(0), q_chunk.unsqueeze(1), out=left)
         left = left.view(-1, dim)
-        for g_start in range(0, num_gallery, gallery_block):
-            g_stop = min(num_gallery, g_start + gallery_block)
-            num_g = g_stop - g_start
-            cross = cross_buf[:num_q * hidden * num_g].view(-1, num_g)
+        for g_start, g_stop, g_new in fixed_blocks(
+                len(gallery), gallery_block):
+            cross = cross_buf.view(-1, gallery_block)
             torch.mm(left, gallery_t[:, g_start:g_stop], out=cross)
-            act = cross.view(num_q, hidden, num_g)
+            act = cross.view(query_block, hidden, gallery_block)
             act.add_(query_term).add_(gallery_term[:, g_start:g_stop])
             act.relu_()
             if tail is None:
@@ -375,9 +433,13 @@ def _decomposed_logits(query,
                 logits = torch.matmul(out_rows, act)[:, 0].add_(out_bias)
             else:
                 flat = act.transpose(1, 2).reshape(-1, hidden)
-                logits = _apply_tail(flat, None, None, tail).view(num_q, -1)
+                logits = _apply_tail(flat, None, None,
+                                     tail).view(query_block, -1)
                 del flat
-            out[q_start:q_start + num_q, g_start:g_stop] = logits
+            g_keep = min(g_stop, num_gallery)
+            out[q_new:q_stop,
+                g_new:g_keep] = logits[q_new - q_start:,
+                                       g_new - g_start:g_keep - g_start]
             del cross, act, logits
     return out
 
@@ -403,7 +465,11 @@ def mnet_pair_logits(
     docstring): peak extra memory ``Qc * H * (D + Gc) * 4`` bytes plus the
     (Qc, Gc) logits, and a one-off (H, G) buffer of ``W g^2`` outside the
     budget. Both run in fp32 with TF32 and autocast off; the TF32 flag is
-    restored afterwards.
+    restored afterwards. Every GEMM of one call has the same shape along
+    the pair dimension, at least :data:`MIN_PAIR_GEMM` pairs (blocks of
+    one size, :func:`fixed_blocks`; fewer pairs padded), so bit-identical
+    gallery items get bit-identical logits and keep their exact tie
+    whatever the budget; the budget pays for the padding.
 
     Args:
         query: Query features, shape (Q, D), any float dtype.
@@ -496,5 +562,6 @@ def max_abs_logit_error(query: ArrayLike,
 
 __all__ = [
     'mnet_pair_logits', 'max_abs_logit_error', 'fold_mnet_batchnorm',
-    'decomposed_chunk_shape', 'mnet_gallery_term', 'PAIR_SCORING_METHODS'
+    'decomposed_chunk_shape', 'mnet_gallery_term', 'PAIR_SCORING_METHODS',
+    'MIN_PAIR_GEMM', 'fixed_blocks'
 ]
