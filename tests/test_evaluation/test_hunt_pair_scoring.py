@@ -227,10 +227,6 @@ def test_fused_with_beta_one_ranks_as_mnet_on_very_negative_logits():
     assert_same_metrics(results['fused'], ref, 'fused, beta=1')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='the decomposition check covers only the first query chunk '
-    'of the metric, not check_queries queries')
 def test_decomposition_check_covers_check_queries_with_one_row_chunks():
     """A user keeps ``check_queries=4`` and sets ``max_logit_error`` for
     un-normalised features (``pair_norm='raw'``, a common component), and

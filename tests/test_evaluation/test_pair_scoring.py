@@ -454,12 +454,20 @@ def test_scorer_keeps_decomposition_within_bound_and_rechecks():
     _, params = make_mnet()
     query, gallery = features(10, seed=23), features(30, seed=24)
     messages = []
-    scorer = make_mnet_scorer(*params, log=messages.append)
+    scorer = make_mnet_scorer(*params, check_queries=4, log=messages.append)
     out = scorer(query, gallery)
     assert scorer.last_check['method'] == 'decomposed'
     assert scorer.last_check['max_abs_error'] <= 1e-5
     assert 'within the bound' in messages[0]
-    torch.testing.assert_close(out, -mnet_pair_logits(query, gallery, *params))
+    # the 4 checked queries get the direct form's distances, the rest the
+    # decomposed form's
+    torch.testing.assert_close(
+        out[:4],
+        -mnet_pair_logits(query[:4], gallery, *params, method='direct'),
+        atol=0,
+        rtol=0)
+    torch.testing.assert_close(out[4:],
+                               -mnet_pair_logits(query[4:], gallery, *params))
     # a new gallery (the next evaluation) is checked again
     bad_query = common_component_features(4, seed=25)
     bad_gallery = common_component_features(30, seed=26)
@@ -472,6 +480,18 @@ def test_scorer_keeps_decomposition_within_bound_and_rechecks():
     quiet = make_mnet_scorer(*params, check_queries=0, log=messages.append)
     quiet(bad_query, bad_gallery)
     assert quiet.last_check is None and len(messages) == 3
+    # fewer queries than check_queries: all checked, all scored with the
+    # direct form, nothing logged, the check incomplete
+    scorer = make_mnet_scorer(*params, log=messages.append)  # 32
+    out = scorer(query, gallery)
+    assert len(messages) == 3 and not scorer.last_check['complete']
+    assert scorer.last_check['num_queries'] == 10
+    assert scorer.last_check['method'] == 'direct'
+    torch.testing.assert_close(
+        out,
+        -mnet_pair_logits(query, gallery, *params, method='direct'),
+        atol=0,
+        rtol=0)
     with pytest.raises(ValueError, match='check_queries'):
         make_mnet_scorer(*params, check_queries=-1)
     with pytest.raises(ValueError, match='max_logit_error'):

@@ -167,7 +167,7 @@ def test_scorer_scores_fresh_galleries_at_a_reused_address():
     params = random_mnet()
     query = features(5, seed=7)
     messages = []
-    scorer = make_mnet_scorer(*params, log=messages.append)
+    scorer = make_mnet_scorer(*params, check_queries=5, log=messages.append)
     buffer = np.empty((40, DIM), dtype=np.float32)
     addresses = set()
     for seed in range(6):

@@ -356,15 +356,21 @@ class MNetPairScorer:
     precomputed with :meth:`set_gallery`.
 
     The decomposed form proves itself on every gallery (spec 8.3): the
-    first call with a new gallery scores the first ``check_queries``
-    queries of its query chunk with both forms and reports max |dz|
-    through ``log`` (kept in :attr:`last_check`). Above
-    ``max_logit_error`` the whole gallery is scored with the direct form
-    (the M-Net as defined, up to fp32 rounding; slower on the CPU), and
-    ``log`` says so; the next gallery is checked again. The loops build
-    new scorers for every evaluation, so every evaluation is checked.
-    Modes that use no decomposition (``'euclid'``, ``topk``,
-    ``method='direct'``) skip it.
+    first ``check_queries`` queries scored against a new gallery, in as
+    many query chunks as they come in (a metric on a small budget ranks
+    one query at a time), are scored with both forms, and max |dz| over
+    all of them is reported through ``log`` once they are all checked
+    (kept in :attr:`last_check`, updated chunk by chunk). The checked
+    queries get the direct form's distances (the reference; whatever the
+    chunking, the same queries are checked and scored alike). Above
+    ``max_logit_error`` the rest of the gallery's queries are scored with
+    the direct form too (the M-Net as defined, up to fp32 rounding;
+    slower on the CPU), and ``log`` says so; the next gallery is checked
+    again. With fewer queries than ``check_queries`` in all, every query
+    is checked, hence scored with the direct form, and :attr:`last_check`
+    says so (``complete`` False). The loops build new scorers for every
+    evaluation, so every evaluation is checked. Modes that use no
+    decomposition (``'euclid'``, ``topk``, ``method='direct'``) skip it.
 
     With ``topk`` the distances depend on the whole gallery given (see
     :attr:`gallery_dependent`): a metric evaluating several galleries
@@ -424,9 +430,13 @@ class MNetPairScorer:
         self.max_logit_error = float(max_logit_error)
         self.log = log
         #: The last check of the decomposition: ``max_abs_error``,
-        #: ``num_queries``, ``num_gallery``, ``method`` (the form used for
-        #: that gallery) and ``message``; None before the first.
+        #: ``num_queries`` (checked so far), ``num_gallery``, ``complete``
+        #: (all ``check_queries`` checked), ``method`` (the form of the
+        #: gallery's unchecked queries; ``'direct'`` until complete) and
+        #: ``message``; None before the first.
         self.last_check: Optional[dict] = None
+        self._check_count = 0
+        self._check_error = 0.0
         self._cache_key = None
         self._cache_ref = None
         self._gallery_term = None
@@ -488,6 +498,7 @@ class MNetPairScorer:
         # free the old term first; the new gallery is checked again
         self._gallery_term = self._cache_ref = self._cache_key = None
         self._checked = False
+        self._check_count, self._check_error = 0, 0.0
         weight = self.weight.to(device)
         if gallery.ndim != 2 or gallery.shape[1] != weight.shape[1]:
             raise ValueError(f'gallery must have shape (G, '
@@ -504,12 +515,19 @@ class MNetPairScorer:
     def __call__(self, query_chunk: torch.Tensor,
                  gallery: torch.Tensor) -> torch.Tensor:
         """Distances (Qc, G) of a query chunk against the gallery."""
+        if self._needs_gallery_term():
+            self.set_gallery(gallery)  # a new gallery is checked again
+            if self.check_queries and not self._checked:
+                return self._score_checking(query_chunk, gallery)
+        return self._score(query_chunk, gallery)
+
+    def _score(self, query_chunk: torch.Tensor,
+               gallery: torch.Tensor) -> torch.Tensor:
+        """Distances by the form chosen for this gallery."""
         gallery_term = None
         options = self.options
         if self._needs_gallery_term():
             self.set_gallery(gallery)
-            if self.check_queries and not self._checked:
-                self._check_decomposition(query_chunk, gallery)
             if self._gallery_method != options.method:
                 options = dataclasses.replace(
                     options, method=self._gallery_method)
@@ -523,11 +541,13 @@ class MNetPairScorer:
             tail=self.tail,
             gallery_term=gallery_term)
 
-    def _check_decomposition(self, query_chunk: torch.Tensor,
-                             gallery: torch.Tensor) -> None:
-        """Score the first queries both ways; pick the form for this
-        gallery (see the class docstring)."""
-        subset = query_chunk[:self.check_queries]
+    def _score_checking(self, query_chunk: torch.Tensor,
+                        gallery: torch.Tensor) -> torch.Tensor:
+        """Distances of a chunk while the gallery's check is incomplete:
+        its first unchecked queries are checked and get the direct form's
+        distances; once the check is complete, the rest of the chunk gets
+        the chosen form's (see the class docstring)."""
+        subset = query_chunk[:self.check_queries - self._check_count]
         kwargs = dict(
             memory_budget_mb=self.memory_budget_mb,
             device=self.device,
@@ -541,29 +561,54 @@ class MNetPairScorer:
             method='decomposed',
             gallery_term=self._gallery_term,
             **kwargs)
-        error = ((direct -
-                  decomposed).abs().max().item() if direct.numel() else 0.0)
-        if not error <= self.max_logit_error:  # NaN falls back too
-            method = 'direct'
+        if direct.numel():
+            error = (direct - decomposed).abs().max().item()
+            # NaN is kept: it falls back
+            if not error <= self._check_error or error != error:
+                self._check_error = error
+        del decomposed
+        self._check_count += len(subset)
+        self._record_check(len(gallery))
+        if self.distance == 'mnet':
+            checked = direct.neg_()
+        else:
+            checked = fuse_distances(subset, gallery, direct, self.fuse_beta)
+        rest = query_chunk[len(subset):]
+        if not len(rest):
+            return checked
+        return torch.cat([checked, self._score(rest, gallery)])
+
+    def _record_check(self, num_gallery: int) -> None:
+        """Update :attr:`last_check`; choose the form and log once all
+        ``check_queries`` queries are checked."""
+        error = self._check_error
+        complete = self._check_count >= self.check_queries
+        method = 'direct'
+        if not complete:
+            verdict = (f'{self._check_count} of {self.check_queries} '
+                       'queries checked so far, scored with the direct form')
+        elif not error <= self.max_logit_error:  # NaN falls back too
             verdict = (f'exceeds the bound {self.max_logit_error:.1e}: '
                        'this gallery is scored with the direct form')
         else:
             method = 'decomposed'
             verdict = f'within the bound {self.max_logit_error:.1e}'
         message = (f'M-Net pair scoring ({self.distance}): decomposed vs '
-                   f'direct logits on {len(subset)} queries x '
-                   f'{len(gallery)} gallery items: max |dz| = {error:.2e}, '
+                   f'direct logits on {self._check_count} queries x '
+                   f'{num_gallery} gallery items: max |dz| = {error:.2e}, '
                    f'{verdict}')
-        self._gallery_method = method
-        self._checked = True
         self.last_check = dict(
             max_abs_error=error,
-            num_queries=len(subset),
-            num_gallery=len(gallery),
+            num_queries=self._check_count,
+            num_gallery=num_gallery,
+            complete=complete,
             method=method,
             message=message)
-        if self.log is not None:
-            self.log(message)
+        if complete:
+            self._gallery_method = method
+            self._checked = True
+            if self.log is not None:
+                self.log(message)
 
 
 def make_mnet_scorer(weight: ArrayLike,

@@ -73,7 +73,9 @@ class GMNReID(ReIDModel):
             - ``method``: ``'decomposed'`` (default) or ``'direct'``;
             - ``check_queries``: queries per gallery on which the
               decomposed form is checked against the direct one at every
-              evaluation, max |dz| logged (default 32; 0 = no check);
+              evaluation, however the metric chunks them; they are
+              scored with the direct form, max |dz| is logged once all
+              are checked (default 32; 0 = no check);
             - ``max_logit_error``: above this max |dz| the gallery is
               scored with the direct form, with a log line (default
               1e-5, ``pair_scoring.DEFAULT_MAX_LOGIT_ERROR``);
