@@ -99,7 +99,8 @@ def small_mnet():
 def test_options_are_checked_once_for_every_entry_point():
     with pytest.raises(ValueError, match='distance must be one of'):
         PairDistanceOptions(distance='cosine')
-    with pytest.raises(ValueError, match=r'fuse_beta must be in \[0, 1\]'):
+    with pytest.raises(
+            ValueError, match=r'fuse_beta must be a number in \[0, 1\)'):
         PairDistanceOptions(distance='fused', fuse_beta=1.5)
     with pytest.raises(
             ValueError, match="only supported with distance='mnet'"):
@@ -130,10 +131,11 @@ def test_options_object_and_keywords_are_the_same_distance():
         query, gallery, *mnet, distance='fused', fuse_beta=0.25)
     assert torch.equal(by_object, by_keywords)
     # Keywords override the object's fields.
-    overridden = mnet_distances(query, gallery, *mnet, options, fuse_beta=1.0)
+    overridden = mnet_distances(query, gallery, *mnet, options, fuse_beta=0.75)
     assert torch.equal(
         overridden,
-        mnet_distances(query, gallery, *mnet, distance='fused', fuse_beta=1.))
+        mnet_distances(
+            query, gallery, *mnet, distance='fused', fuse_beta=0.75))
     scorer = make_mnet_scorer(*mnet, options, check_queries=0)
     assert scorer.options == options
     assert (scorer.distance, scorer.fuse_beta) == ('fused', 0.25)

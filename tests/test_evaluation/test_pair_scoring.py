@@ -259,13 +259,15 @@ def test_euclid_and_fused():
         atol=0,
         rtol=0)
     z = mnet_pair_logits(query, gallery, *params)
-    for beta in (0.0, 0.3, 1.0):
+    for beta in (0.0, 0.3, 0.999):
         fused = mnet_distances(
             query, gallery, *params, distance='fused', fuse_beta=beta)
         expected = (1 - beta) * euclid / 4 + beta * (1 - torch.sigmoid(z))
         torch.testing.assert_close(fused, expected, atol=1e-6, rtol=0)
-    with pytest.raises(ValueError, match='fuse_beta'):
-        mnet_distances(query, gallery, *params, distance='fused', fuse_beta=2)
+    for beta in (2, 1):
+        with pytest.raises(ValueError, match='fuse_beta'):
+            mnet_distances(
+                query, gallery, *params, distance='fused', fuse_beta=beta)
     with pytest.raises(ValueError, match='distance'):
         mnet_distances(query, gallery, *params, distance='cosine')
     with pytest.raises(ValueError, match='topk'):

@@ -138,10 +138,13 @@ def test_tie_policies_differ_under_topk():
     assert maps['pessimistic'] < maps['stable'] < maps['optimistic']
 
 
-def test_fused_with_beta_one_ranks_as_mnet_on_saturated_logits():
+def test_fused_m_net_term_keeps_the_order_of_saturated_logits():
     """Spec 8.1: sigmoid(z) is exactly 1 in fp32 for z >~ 17; 'fused'
-    computes sigma(-z) = 1 - sigma(z) without that cancellation, so with
-    beta = 1 it is a monotone map of z and ties no pair -mnet does not."""
+    computes sigma(-z) = 1 - sigma(z) without that cancellation, so its
+    M-Net term (``fuse_distances`` at beta = 1, which the options refuse
+    for the other end, z <~ -17) is a monotone map of z there and ties no
+    pair -mnet does not."""
+    from mmreid.evaluation.functional.mnet_distance import fuse_distances
     query, gallery = features(4, seed=5), features(50, seed=6)
     weight, bias, out_weight, _ = random_mnet()
     z = reference_logits(query, gallery, weight, bias, out_weight, 0.0)
@@ -149,9 +152,8 @@ def test_fused_with_beta_one_ranks_as_mnet_on_saturated_logits():
     z = z + out_bias
     assert (torch.sigmoid(z.float()) == 1).all()  # 1 - sigmoid: all ties
     params = (weight, bias, out_weight, out_bias)
-    fused = mnet_distances(
-        query, gallery, *params, distance='fused', fuse_beta=1.0)
     mnet = mnet_distances(query, gallery, *params)
+    fused = fuse_distances(query, gallery, -mnet, 1.0)
     torch.testing.assert_close(
         fused.double(), torch.sigmoid(-z), rtol=1e-5, atol=0)
     for i in range(len(query)):

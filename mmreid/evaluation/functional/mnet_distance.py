@@ -45,6 +45,29 @@ DEFAULT_CHECK_QUERIES = 32
 _FP32_BYTES = 4
 
 
+def check_fuse_beta(beta: float, name: str) -> None:
+    """Refuse a ``'fused'`` beta outside [0, 1).
+
+    Args:
+        beta: The value.
+        name: Its name in the message (``'GMNReID test_cfg.fuse_beta'``).
+
+    Raises:
+        ValueError: ``beta`` is not a number in [0, 1); at 1 the message
+            names ``distance='mnet'``.
+    """
+    if not isinstance(beta, (int, float)) or isinstance(
+            beta, bool) or not (0 <= beta <= 1):
+        raise ValueError(f'{name} must be a number in [0, 1), got {beta!r}')
+    if beta == 1:
+        raise ValueError(
+            f'{name}=1 leaves the fused distance 1 - sigmoid(z) alone, which '
+            'fp32 cannot order: it is exactly 1 for every logit z below '
+            'about -17, so all those pairs would tie in gallery order. '
+            "distance='mnet' ranks by -z, the order beta = 1 defines; "
+            'the fused mode takes beta in [0, 1)')
+
+
 @dataclasses.dataclass(frozen=True)
 class PairDistanceOptions:
     """How a GMN test distance is computed from the folded M-Net.
@@ -56,7 +79,10 @@ class PairDistanceOptions:
 
     Args:
         distance: ``'mnet'``, ``'euclid'`` or ``'fused'``.
-        fuse_beta: beta of ``'fused'``, in [0, 1].
+        fuse_beta: beta of ``'fused'``, in [0, 1). 1 is refused: the
+            M-Net term ``1 - sigmoid(z)`` alone is exactly 1 in fp32 for
+            every z below about -17, so those pairs would tie, where
+            ``'mnet'`` (``-z``) gives the order beta = 1 defines.
         topk: Rerank only the top-k Euclidean candidates (``'mnet'``
             only), a positive int; None scores the whole gallery.
         method: ``'decomposed'`` or ``'direct'`` (see
@@ -66,7 +92,7 @@ class PairDistanceOptions:
 
     Raises:
         ValueError: On an unknown distance or method, a ``fuse_beta``
-            outside [0, 1], or a ``topk`` that is not a positive int or
+            outside [0, 1), or a ``topk`` that is not a positive int or
             comes with another distance than ``'mnet'``.
     """
     distance: str = 'mnet'
@@ -80,9 +106,7 @@ class PairDistanceOptions:
         if self.distance not in PAIR_DISTANCE_MODES:
             raise ValueError(f'distance must be one of '
                              f'{PAIR_DISTANCE_MODES}, got {self.distance!r}')
-        if not 0 <= self.fuse_beta <= 1:
-            raise ValueError(f'fuse_beta must be in [0, 1], got '
-                             f'{self.fuse_beta}')
+        check_fuse_beta(self.fuse_beta, 'fuse_beta')
         if self.topk is not None:
             if self.distance != 'mnet':
                 raise ValueError(
@@ -245,9 +269,11 @@ def mnet_distances(query: ArrayLike,
       sigmoid is exactly 1.0 in fp32 for z >~ 17 and creates ties.
     - ``'fused'``: ``(1 - beta) * ||q - g||^2 / 4 + beta * (1 -
       sigmoid(z))``, the second term computed as ``sigmoid(-z)`` (equal,
-      without fp32 cancellation: ``beta = 1`` ranks as ``'mnet'`` while
-      ``sigmoid(-z)`` is above fp32's smallest value; pairs with z >~ 88
-      all get 0 and tie, where ``'mnet'`` still orders them). The
+      without fp32 cancellation at the top of the ranking: pairs with z
+      up to about 88 keep their order). Its other end cannot be kept in
+      fp32: ``sigmoid(-z)`` is exactly 1 for z below about -17, so the M-Net
+      term orders no pairs there and the Euclidean term alone does; hence
+      ``beta = 1`` is refused (:func:`check_fuse_beta`). The
       ``/ 4`` maps ``||q - g||^2`` of L2-normalised features (in [0, 4])
       to [0, 1]; for unnormalised features choose ``fuse_beta``
       accordingly.
@@ -652,5 +678,5 @@ def make_mnet_scorer(weight: ArrayLike,
 __all__ = [
     'mnet_distances', 'MNetPairScorer', 'make_mnet_scorer',
     'PairDistanceOptions', 'PAIR_DISTANCE_MODES', 'DEFAULT_MAX_LOGIT_ERROR',
-    'DEFAULT_CHECK_QUERIES'
+    'DEFAULT_CHECK_QUERIES', 'check_fuse_beta'
 ]

@@ -6,7 +6,7 @@ from mmengine.logging import print_log
 
 from mmreid.evaluation.functional.mnet_distance import (
     DEFAULT_CHECK_QUERIES, DEFAULT_MAX_LOGIT_ERROR, PAIR_DISTANCE_MODES,
-    MNetPairScorer)
+    MNetPairScorer, check_fuse_beta)
 from mmreid.evaluation.functional.mnet_logits import PAIR_SCORING_METHODS
 from mmreid.evaluation.functional.mnet_shared_logits import share_mnet_logits
 from mmreid.registry import MODELS
@@ -57,8 +57,9 @@ class GMNReID(ReIDModel):
             - ``distance``: ``'mnet'`` (default, ``-z``),
               ``'euclid'`` (``||q - g||^2``) or ``'fused'``
               (``(1 - beta) ||q - g||^2 / 4 + beta (1 - sigmoid(z))``);
-            - ``fuse_beta``: beta of ``'fused'``, in [0, 1] (default
-              0.5);
+            - ``fuse_beta``: beta of ``'fused'``, in [0, 1) (default
+              0.5; 1 is ``'mnet'``'s order, which fp32 cannot keep in
+              the fused form);
             - ``mnet_topk``: score only the top-k Euclidean candidates
               with the M-Net (``'mnet'`` mode only; default None = all
               pairs), a positive int; the mode is then reported as
@@ -133,11 +134,8 @@ class GMNReID(ReIDModel):
             raise ValueError(f'GMNReID test_cfg.method must be one of '
                              f"{PAIR_SCORING_METHODS}, got "
                              f"{gmn_cfg['method']!r}")
-        beta, budget = gmn_cfg['fuse_beta'], gmn_cfg['memory_budget_mb']
-        if not isinstance(beta, (int, float)) or isinstance(
-                beta, bool) or not 0 <= beta <= 1:
-            raise ValueError('GMNReID test_cfg.fuse_beta must lie in [0, '
-                             f'1], got {beta!r}')
+        budget = gmn_cfg['memory_budget_mb']
+        check_fuse_beta(gmn_cfg['fuse_beta'], 'GMNReID test_cfg.fuse_beta')
         if not isinstance(budget, (int, float)) or isinstance(
                 budget, bool) or not budget > 0:
             raise ValueError('GMNReID test_cfg.memory_budget_mb must be a '
