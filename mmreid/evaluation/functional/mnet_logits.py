@@ -65,7 +65,8 @@ OUT_GEMM_ROWS = 4
 #: widths lost their exact tie. Smaller galleries and blocks are padded
 #: with zero items, whose logits are dropped; with a gallery split into
 #: blocks, every block has the same width (the last one is shifted back
-#: to end at the gallery's end), so every GEMM of a scoring has one shape.
+#: to end at the gallery's end), so the GEMMs of a query chunk have one
+#: shape.
 MIN_PAIR_GEMM = MIN_GEMM_ROWS
 _FP32_BYTES = 4
 _MB = 2**20
@@ -288,13 +289,15 @@ def _direct_logits(query, gallery, weight, bias, out_weight, out_bias,
             'are padded)')
     gallery_block = min(num_gallery, budget // pair_bytes)
     query_block = min(num_query, budget // (gallery_block * pair_bytes))
-    for q_start, q_stop, q_new in fixed_blocks(num_query, query_block):
-        q_chunk = query[q_start:q_stop]
+    # Gallery blocks of one width (fixed_blocks): a query's pairs all go
+    # through GEMMs of one shape.
+    for q_start in range(0, num_query, query_block):
+        q_chunk = query[q_start:q_start + query_block]
+        q_stop = q_start + len(q_chunk)
         for g_start, g_stop, g_new in fixed_blocks(num_gallery, gallery_block):
             logits = _direct_block(q_chunk, gallery[g_start:g_stop], weight,
                                    bias, out_weight, out_bias, tail)
-            out[q_new:q_stop, g_new:g_stop] = logits[q_new - q_start:,
-                                                     g_new - g_start:]
+            out[q_start:q_stop, g_new:g_stop] = logits[:, g_new - g_start:]
     return out
 
 
@@ -399,32 +402,36 @@ def _decomposed_logits(query,
     weight_m2 = weight * -2
     if tail is None:
         out_rows = _out_rows(out_weight)
-    query_block = min(query_block, num_query)
     # The buffers are reused across chunks: a fresh multi-MB tensor per
     # chunk costs page faults on every first touch.
     left_buf = torch.empty(
-        query_block * hidden * dim, dtype=torch.float32, device=query.device)
-    cross_buf = torch.empty(
-        query_block * hidden * gallery_block,
+        min(query_block, num_query) * hidden * dim,
         dtype=torch.float32,
         device=query.device)
-    # Every chunk has query_block queries and gallery_block columns (the
-    # last ones shifted back, fixed_blocks): one GEMM shape throughout.
-    for q_start, q_stop, q_new in fixed_blocks(num_query, query_block):
-        q_chunk = query[q_start:q_stop]
+    cross_buf = torch.empty(
+        min(query_block, num_query) * hidden * gallery_block,
+        dtype=torch.float32,
+        device=query.device)
+    for q_start in range(0, num_query, query_block):
+        q_chunk = query[q_start:q_start + query_block]
+        num_q = len(q_chunk)
+        q_stop = q_start + num_q
         # W q^2 + b per query: (Qc, H, 1). A short chunk is padded
         # (pad_gemm_rows), so a query's bits do not depend on its chunk.
         query_term = torch.addmm(bias, pad_gemm_rows(q_chunk.pow(2)),
-                                 weight.t())[:query_block].unsqueeze(2)
+                                 weight.t())[:num_q].unsqueeze(2)
         # row block q of the left operand is -2 W diag(q): (Qc * H, D)
-        left = left_buf.view(query_block, hidden, dim)
+        left = left_buf[:num_q * hidden * dim].view(num_q, hidden, dim)
         torch.mul(weight_m2.unsqueeze(0), q_chunk.unsqueeze(1), out=left)
         left = left.view(-1, dim)
+        # gallery blocks of one width (fixed_blocks): every column of a
+        # query chunk goes through GEMMs of one shape
         for g_start, g_stop, g_new in fixed_blocks(
                 len(gallery), gallery_block):
-            cross = cross_buf.view(-1, gallery_block)
+            cross = cross_buf[:num_q * hidden * gallery_block].view(
+                -1, gallery_block)
             torch.mm(left, gallery_t[:, g_start:g_stop], out=cross)
-            act = cross.view(query_block, hidden, gallery_block)
+            act = cross.view(num_q, hidden, gallery_block)
             act.add_(query_term).add_(gallery_term[:, g_start:g_stop])
             act.relu_()
             if tail is None:
@@ -433,13 +440,11 @@ def _decomposed_logits(query,
                 logits = torch.matmul(out_rows, act)[:, 0].add_(out_bias)
             else:
                 flat = act.transpose(1, 2).reshape(-1, hidden)
-                logits = _apply_tail(flat, None, None,
-                                     tail).view(query_block, -1)
+                logits = _apply_tail(flat, None, None, tail).view(num_q, -1)
                 del flat
             g_keep = min(g_stop, num_gallery)
-            out[q_new:q_stop,
-                g_new:g_keep] = logits[q_new - q_start:,
-                                       g_new - g_start:g_keep - g_start]
+            out[q_start:q_stop,
+                g_new:g_keep] = logits[:, g_new - g_start:g_keep - g_start]
             del cross, act, logits
     return out
 
@@ -465,8 +470,8 @@ def mnet_pair_logits(
     docstring): peak extra memory ``Qc * H * (D + Gc) * 4`` bytes plus the
     (Qc, Gc) logits, and a one-off (H, G) buffer of ``W g^2`` outside the
     budget. Both run in fp32 with TF32 and autocast off; the TF32 flag is
-    restored afterwards. Every GEMM of one call has the same shape along
-    the pair dimension, at least :data:`MIN_PAIR_GEMM` pairs (blocks of
+    restored afterwards. The GEMMs of one query chunk have one shape along
+    the gallery, at least :data:`MIN_PAIR_GEMM` pairs (gallery blocks of
     one size, :func:`fixed_blocks`; fewer pairs padded), so bit-identical
     gallery items get bit-identical logits and keep their exact tie
     whatever the budget; the budget pays for the padding.
