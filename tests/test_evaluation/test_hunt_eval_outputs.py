@@ -218,3 +218,55 @@ def test_the_mean_row_averages_the_targets_printed():
     assert set(rows) == {'market', 'prid', 'mean'}
     assert '30.00±10.00' in rows['prid'] and '30.00±5.00' in rows['prid']
     assert '60.00' in rows['mean'] and '50.00' in rows['mean']
+
+
+def _own_image_case(seed=0):
+    """Six queries and twelve gallery items of three pids; query 0's file
+    is also gallery item 0 (the same features: one image, listed in both
+    roles)."""
+    gen = np.random.default_rng(seed)
+    query = gen.normal(size=(6, 8)).astype(np.float32)
+    gallery = gen.normal(size=(12, 8)).astype(np.float32)
+    gallery[0] = query[0]
+    q_pids, g_pids = np.arange(6) % 3, np.arange(12) % 3
+    q_camids, g_camids = np.zeros(6, int), np.ones(12, int)
+    return query, gallery, q_pids, g_pids, q_camids, g_camids
+
+
+@pytest.mark.parametrize('junk_rule,copy_camid', [('none', 0), ('none', 1),
+                                                  ('market', 1)])
+def test_a_query_listed_in_the_gallery_is_refused(junk_rule, copy_camid):
+    """A user's own dataset lists one image as a query and as a gallery
+    item. No protocol ranks an image against itself, and the report and
+    ranked lists leave it out of its query's gallery; ``ReIDMetric``
+    ranked the copy at distance 0, a true match at rank 1, so R1 and mAP
+    counted the query as found whatever the model. Unless the junk rule
+    removes the copy from its query's gallery (same pid and camid under
+    ``'market'``), the metric refuses, naming the image."""
+    query, gallery, *labels = _own_image_case()
+    labels[3][0] = copy_camid
+    samples = _samples(query, gallery, *labels)
+    samples[6]['img_path'] = samples[0]['img_path']
+    metric = ReIDMetric(junk_rule=junk_rule)
+    with pytest.raises(
+            ValueError, match=r"'toy/000\.jpg' is a query and a gallery "
+            r"item .*junk_rule='" + junk_rule):
+        _run(metric, samples)
+
+
+def test_a_query_listed_in_the_gallery_under_its_junk_rule_is_counted():
+    """Listed in both roles with the same pid and camid, the copy is
+    removed from its query's gallery by the ``'market'`` rule: the numbers
+    are those of the reference, where it is junk."""
+    query, gallery, q_pids, g_pids, q_camids, g_camids = _own_image_case()
+    g_camids[0] = q_camids[0]
+    samples = _samples(query, gallery, q_pids, g_pids, q_camids, g_camids)
+    samples[6]['img_path'] = samples[0]['img_path']
+    metrics = _run(ReIDMetric(junk_rule='market'), samples)
+    dist = compute_distance(
+        torch.from_numpy(query), torch.from_numpy(gallery),
+        'euclidean').numpy()
+    cmc, mAP, _ = _reference(dist, q_pids, g_pids, q_camids, g_camids,
+                             'stable', 5)
+    assert metrics['reid/mAP'] == pytest.approx(100 * mAP)
+    assert metrics['reid/R1'] == pytest.approx(100 * cmc[0])

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from mmengine.logging import print_log
 
+from ..functional import rule_with_junk_label
 from ..functional.distance import check_normalizable
+from ..query_analysis import own_image_codes
 
 ROLES = ('query', 'gallery')
 
@@ -118,6 +120,54 @@ class QueryGallery:
                                       'gallery')):
             check_normalizable(feats, role,
                                [r.get('img_path') for r in records])
+
+    def check_own_images(self, junk_rule: str, metric: str) -> None:
+        """Refuse an image listed as a query and as a gallery item that
+        the junk rule keeps in that query's gallery.
+
+        No protocol ranks an image against itself, and the report and the
+        ranked lists remove such a copy (:func:`~mmreid.evaluation.
+        query_analysis.own_image_codes`): ranked, it sits at distance 0,
+        a true match at rank 1 when its labels are the query's, so the
+        query would count as found whatever the model. A copy the rule
+        removes (same pid and camid under ``'market'``) is harmless.
+
+        Args:
+            junk_rule: The metric's removal rule.
+            metric: The metric's name, for the message.
+
+        Raises:
+            ValueError: Names the first such image, its labels in both
+                roles, the rule, and how many there are.
+        """
+        codes = own_image_codes([r.get('img_path') for r in self.query],
+                                [r.get('img_path') for r in self.gallery])
+        if codes is None:
+            return
+        q_codes, g_codes = codes
+        rule = rule_with_junk_label(junk_rule, self.q_pids, self.g_pids)
+        kept = []
+        for q in np.flatnonzero(np.isin(q_codes, g_codes)):
+            copies = torch.from_numpy(np.flatnonzero(g_codes == q_codes[q]))
+            same_pid = (self.g_pids[copies] == self.q_pids[q])[None]
+            removed = rule(same_pid, self.q_camids[q:q + 1],
+                           self.g_camids[copies])
+            for index, copy in enumerate(copies.tolist()):
+                if removed is None or not bool(removed[0, index]):
+                    kept.append((int(q), copy))
+        if not kept:
+            return
+        q, g = kept[0]
+        raise ValueError(
+            f'{metric}: {self.query[q].get("img_path")!r} is a query and a '
+            f'gallery item (pid {int(self.q_pids[q])}, camid '
+            f'{int(self.q_camids[q])} as the query; pid '
+            f'{int(self.g_pids[g])}, camid {int(self.g_camids[g])} in the '
+            f"gallery), and junk_rule={junk_rule!r} keeps the copy in its "
+            'own query\'s gallery, where it would be ranked at distance 0'
+            f'{"" if len(kept) == 1 else f" ({len(kept)} such copies)"}. '
+            'List each image in one role, or give a copy the pid and camid '
+            "of its query under junk_rule='market', which removes it")
 
     @property
     def labels(self) -> Tuple[torch.Tensor, ...]:

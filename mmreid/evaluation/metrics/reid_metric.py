@@ -465,6 +465,8 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
         # Also checked before extraction; kept as a guard.
         self.check_scorers(self.scorers, self.primary_scorer)
         data = self.split_roles(results)
+        data.check_own_images(self.rank_options['junk_rule'],
+                              type(self).__name__)
         query_feats, gallery_feats = data.query_feats, data.gallery_feats
         labels = data.labels
         self.last_analysis = None
