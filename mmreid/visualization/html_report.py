@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from mmreid.evaluation.query_analysis import PairStats, QueryAnalysis
-from mmreid.evaluation.results_table import ResultRow
+from mmreid.evaluation.results_table import ResultRow, inside_bounds
 from mmreid.evaluation.sampling_error import SamplingError
 from .svg_charts import svg_bar_chart, svg_line_chart
 from .tiles import modality_name
@@ -147,8 +147,12 @@ def _esc(value) -> str:
 
 
 def _fmt(value: float, digits: int = 2) -> str:
+    """A value with ``digits`` decimals, ``-`` if missing; a value strictly
+    inside (0, 100) never shows as a bound it does not reach
+    (:func:`~mmreid.evaluation.results_table.inside_bounds`, as in the
+    log's results table)."""
     return '-' if value is None or not math.isfinite(value) \
-        else f'{value:.{digits}f}'
+        else inside_bounds(value, digits)
 
 
 def ap_histogram(ap: np.ndarray,

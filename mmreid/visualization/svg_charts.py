@@ -2,6 +2,8 @@
 import html
 from typing import Sequence
 
+from mmreid.evaluation.results_table import inside_bounds
+
 
 def _esc(value) -> str:
     return html.escape(str(value), quote=True)
@@ -63,11 +65,12 @@ def svg_line_chart(xs: Sequence[float],
             x, y = px(mark), py(lookup[mark])
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" '
                          f'fill="#005aff"><title>{_esc(x_label)} {mark}: '
-                         f'{lookup[mark]:.2f}</title></circle>')
+                         f'{inside_bounds(lookup[mark])}</title></circle>')
             # Below the point, or above it near the x axis.
             text_y = y + 14 if lookup[mark] > 12 else y - 6
             parts.append(f'<text x="{x + 4:.1f}" y="{text_y:.1f}" '
-                         f'font-size="11">{lookup[mark]:.1f}</text>')
+                         f'font-size="11">{inside_bounds(lookup[mark], 1)}'
+                         '</text>')
     parts.append(f'<text x="{left + plot_w / 2}" y="{height - 8}" '
                  f'text-anchor="middle" font-size="12">{_esc(x_label)}'
                  '</text>')

@@ -255,3 +255,19 @@ def test_camera_table_cmc_and_sampling_errors_match_their_definitions(
         totals = np.array([(values[pids == g] - mean).sum() for g in groups])
         assert error.se_clustered == pytest.approx(
             np.sqrt(len(groups) / (len(groups) - 1) * (totals**2).sum()) / n)
+
+
+def test_report_tables_never_print_a_bound_a_value_does_not_reach():
+    """The log's results table prints an R20 of 99.9974 (one query missed
+    in one of ten trials) as ``99.997``; the report's copy of it, its
+    summary (R1 of one query in 40,000 found: 0.0025) and its camera
+    table (one decimal) printed ``100.00``, ``0.00`` and ``100.0``."""
+    from mmreid.evaluation.results_table import ResultRow
+    page = html_report.results_table_html(
+        [ResultRow('sysu', {'R20': 99.9974, 'mAP': 0.0025}, {'R20': 0.004})],
+        ['R20', 'mAP'])
+    cells = re.findall(r'<td>([^<]*)</td>', page)
+    assert cells == ['99.997 ± 0.004', '0.003']
+    assert html_report._fmt(99.96, 1) == '99.96'
+    assert html_report._fmt(100.0) == '100.00'
+    assert html_report._fmt(0.0, 1) == '0.0'

@@ -14,7 +14,8 @@ from mmengine.logging import print_log
 from mmreid.evaluation.metrics.records import label_to_int
 from mmreid.evaluation.metrics.scorers import is_gallery_dependent
 from mmreid.evaluation.query_analysis import analyse_queries, own_gallery_pairs
-from mmreid.evaluation.results_table import RESULT_COLUMNS, results_rows
+from mmreid.evaluation.results_table import (RESULT_COLUMNS, inside_bounds,
+                                             results_rows)
 from mmreid.evaluation.sampling_error import trial_query_means
 from mmreid.registry import HOOKS
 from mmreid.utils.atomic import atomic_folder
@@ -414,9 +415,9 @@ class EvalReportHook(RankedListHook):
                 differ.append((key, reported, ours))
         if not differ:
             return []
-        shown = ', '.join(f'{key} {reported:.2f}'
+        shown = ', '.join(f'{key} {inside_bounds(reported)}'
                           for key, reported, _ in differ)
-        ours = ', '.join(f'{key.rsplit("/", 1)[-1]} {value:.2f}'
+        ours = ', '.join(f'{key.rsplit("/", 1)[-1]} {inside_bounds(value)}'
                          for key, _, value in differ)
         protocol = getattr(metric, 'cmc_protocol', None)
         if not protocol:
@@ -442,7 +443,7 @@ class EvalReportHook(RankedListHook):
         if reported is None:
             return []
         if cls._same(reported, analysis.mAP):
-            return [f'{key} {reported:.2f} as reported.']
+            return [f'{key} {inside_bounds(reported)} as reported.']
         why = []
         if getattr(metric, 'rerank', None) or getattr(metric,
                                                       'query_expansion', None):
@@ -462,8 +463,8 @@ class EvalReportHook(RankedListHook):
         reason = '; '.join(why) or (f'{type(metric).__name__} computes '
                                     'its own protocol')
         return [
-            f'Reported {key} is {reported:.2f}; this analysis gives '
-            f'{analysis.mAP:.2f} ({reason}).'
+            f'Reported {key} is {inside_bounds(reported)}; this analysis '
+            f'gives {inside_bounds(analysis.mAP)} ({reason}).'
         ]
 
     def _example(self, kind: str, q: int, query: List[dict],
