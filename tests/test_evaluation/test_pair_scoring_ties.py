@@ -218,3 +218,20 @@ def test_duplicate_gallery_items_get_the_same_bits(method, distance):
             first, mirrored.flip(1), atol=0, rtol=0, msg=f'{num_base}')
         torch.testing.assert_close(
             first[:, :7], dist[:, 2 * num_base:], atol=0, rtol=0)
+
+
+def test_scorer_sees_a_numpy_gallery_changed_in_place():
+    """A numpy gallery changed in place between two calls (a buffer the
+    caller refills) is a new gallery: numpy keeps no version counter, so
+    the cached ``W g^2`` of the old values scored the new ones (max error
+    in the hundreds here)."""
+    params = random_mnet()
+    query = features(5, seed=11).numpy()
+    gallery = features(70, seed=12).numpy()
+    scorer = make_mnet_scorer(*params, check_queries=0)
+    scorer(query, gallery)
+    gallery[:] = features(70, seed=13).numpy()
+    expected = -reference_logits(
+        torch.from_numpy(query), torch.from_numpy(gallery), *params)
+    torch.testing.assert_close(
+        scorer(query, gallery).double(), expected, atol=1e-4, rtol=0)

@@ -465,6 +465,7 @@ class MNetPairScorer:
         self._check_error = 0.0
         self._cache_key = None
         self._cache_ref = None
+        self._cache_copy = None
         self._gallery_term = None
         self._checked = False
         self._gallery_method = self.options.method
@@ -499,10 +500,16 @@ class MNetPairScorer:
     def _needs_gallery_term(self) -> bool:
         return self.options.needs_gallery_term
 
-    def _is_cached(self, gallery: ArrayLike, key: tuple) -> bool:
+    def _is_cached(self, gallery: ArrayLike, tensor: torch.Tensor,
+                   key: tuple) -> bool:
         """Whether ``W g^2`` of this very object, unchanged, is cached."""
         cached = None if self._cache_ref is None else self._cache_ref()
-        return cached is gallery and key == self._cache_key
+        if cached is not gallery or key != self._cache_key:
+            return False
+        # No version counter tells an in-place change of a numpy array:
+        # it is compared with the copy taken when it was cached.
+        return self._cache_copy is None or torch.equal(tensor,
+                                                       self._cache_copy)
 
     def set_gallery(self, gallery: ArrayLike) -> None:
         """Precompute and cache ``W g^2`` (H, G) for ``gallery``.
@@ -510,8 +517,10 @@ class MNetPairScorer:
         The cache is kept for the object given (held by a weak reference:
         a freed gallery is never mistaken for a new one at its address)
         while its storage, shape, device and version counter stay the
-        same. A gallery that cannot be weakly referenced (a list) is not
-        cached.
+        same; a gallery that is not a tensor (a numpy array, whose
+        in-place changes no version counter tells) also while it equals a
+        copy taken when it was cached. A gallery that cannot be weakly
+        referenced (a list) is not cached.
         """
         source = gallery
         gallery = to_tensor(gallery)
@@ -519,10 +528,11 @@ class MNetPairScorer:
             torch.device(self.device)
             if self.device is not None else gallery.device)
         key = self._key(gallery, device)
-        if self._is_cached(source, key):
+        if self._is_cached(source, gallery, key):
             return
         # free the old term first; the new gallery is checked again
         self._gallery_term = self._cache_ref = self._cache_key = None
+        self._cache_copy = None
         self._checked = False
         self._check_count, self._check_error = 0, 0.0
         weight = self.weight.to(device)
@@ -537,6 +547,9 @@ class MNetPairScorer:
             self._cache_ref = weakref.ref(source)
         except TypeError:
             self._cache_ref = None
+        if self._cache_ref is not None and not isinstance(
+                source, torch.Tensor):
+            self._cache_copy = gallery.clone()
 
     def __call__(self, query_chunk: torch.Tensor,
                  gallery: torch.Tensor) -> torch.Tensor:
