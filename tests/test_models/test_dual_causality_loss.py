@@ -161,6 +161,28 @@ def test_no_negative_in_batch():
     assert all(torch.isfinite(f.grad).all() for f in feats)
 
 
+def test_batch_without_negatives_leaves_its_terms_out_of_the_log():
+    """A user trains SNR with ``log_terms=True`` and a batch holds a single
+    identity (e.g. a short last batch). Every anchor lacks a negative, so
+    no term of spec SNR §3.1 is defined; the loss contributes 0 to
+    backprop, as ``TripletLoss`` does. The log got ``pos_ap`` ...
+    ``neg_an`` = 0 ("perfectly satisfied"), pulling their logged averages
+    toward 0. Right: the batch logs none of them (mmengine averages each
+    key over the iterations that logged it)."""
+    feats = [torch.randn(4, 3, requires_grad=True) for _ in range(3)]
+    labels = torch.zeros(4, dtype=torch.long)
+    loss, logs = DualCausalityLoss(log_terms=True)(
+        *feats, labels, return_terms=True)
+    assert logs == {}
+    loss.backward()
+    assert loss.item() == 0
+    assert all(torch.isfinite(f.grad).all() for f in feats)
+    # With two identities every term is logged again.
+    _, logs = DualCausalityLoss(log_terms=True)(
+        *feats, torch.tensor([0, 0, 1, 1]), return_terms=True)
+    assert set(logs) == set(DualCausalityLoss.TERMS) | {'d0_ap', 'd0_an'}
+
+
 def test_registered():
     loss = MODELS.build(dict(type='DualCausalityLoss', use_neg=False))
     assert isinstance(loss, DualCausalityLoss) and not loss.use_neg

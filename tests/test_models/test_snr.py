@@ -423,6 +423,28 @@ def test_model_logs_only_losses_and_accuracy_by_default():
         assert torch.allclose(quiet[key], logged[key]), key
 
 
+def test_model_leaves_terms_of_a_batch_without_negatives_out_of_the_log():
+    """A user logs the SNR terms (``log_terms=True``) and one training
+    batch holds a single identity. The step logged every stage's
+    ``pos_ap`` ... ``neg_an`` as 0, which reads as a satisfied loss and
+    pulls the averages toward 0. Right: those keys are left out of that
+    step (nothing was measured); the stage losses stay, 0, for backprop,
+    and the gate value is still logged."""
+    model = build_model(
+        snr_plugins(log_gate=True),
+        dict(type='DualCausalityLoss', log_terms=True), 0.5)
+    model.init_weights()
+    data = make_data(model)
+    for sample in data['data_samples']:
+        sample.set_gt_label(0)
+    losses = model(**data, mode='loss')
+    for b in (1, 2, 3, 4):
+        assert losses[f'loss_snr_stage{b}'].item() == 0
+        assert f'snr_stage{b}_gate' in losses
+        for name in DualCausalityLoss.TERMS + ('d0_ap', 'd0_an'):
+            assert f'snr_stage{b}_{name}' not in losses, (b, name)
+
+
 def test_model_logs_one_weighted_loss_per_stage():
     weights = (0.1, 0.1, 0.5, 0.5)
     model = build_model(

@@ -37,7 +37,12 @@ class DualCausalityLoss(nn.Module):
     a variant making the reference term non-trivial would be a new method.
 
     Anchors without a negative in the batch are ignored (as
-    :class:`TripletLoss`).
+    :class:`TripletLoss`). Every anchor has a positive (itself), and either
+    all anchors have a negative or none does (a batch of one identity);
+    such a batch gives a loss of 0 that still reaches every input, and
+    logs no term and no reference distance: nothing was measured, and a
+    logged 0 would read as a satisfied loss and pull the logged averages
+    (over the iterations that log a key) toward 0.
 
     The first time a reference distance exceeds :attr:`D0_WARN` (1e-4,
     spec SNR §3.6), a warning gives its value: the cancellation has grown
@@ -152,7 +157,9 @@ class DualCausalityLoss(nn.Module):
             return_terms (bool): Also return a dict of log values: with
                 ``log_terms`` the detached means of the four terms
                 (``pos_ap``, ``pos_an``, ``neg_ap``, ``neg_an``) and of the
-                reference distances (``d0_ap``, ``d0_an``), else empty.
+                reference distances (``d0_ap``, ``d0_an``), else empty;
+                also empty for a batch without negatives (nothing
+                measured).
 
         Returns:
             Tensor | tuple[Tensor, dict]: Scalar loss, and the terms if
@@ -163,8 +170,11 @@ class DualCausalityLoss(nn.Module):
         # any arithmetic so that no inf - inf reaches the graph.
         valid = torch.isfinite(d0_an)
         if not valid.any():
+            # One identity: no term is defined. The 0 keeps every input in
+            # the graph; the log gets no term (not a 0 that reads as a
+            # satisfied loss).
             loss = (feat.sum() + feat_pos.sum() + feat_neg.sum()) * 0.0
-            terms = {k: loss.detach() for k in self.terms}
+            terms = dict()
         else:
             d0_ap, d0_an = d0_ap[valid], d0_an[valid]
             if not self._warned_d0:
