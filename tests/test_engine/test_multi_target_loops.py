@@ -1059,3 +1059,69 @@ def test_training_lines_are_explained_once(monkeypatch):
     legend = ReIDLogProcessor().train_line_legend()
     assert "With 4 processes they are process 0's, of its share of each " \
         'batch' in legend
+
+
+def test_the_models_losses_are_logged_per_target_and_never_averaged(
+        synth, tmp_path):
+    """A user's model whose ``test_step`` also returns its losses (as
+    mmengine's loops allow) got ``mean/loss_cls`` and ``mean/test_loss``
+    in the log and JSON beside ``mean/mAP``, as if the mean over targets
+    of two datasets' losses were a metric. The losses are the model's,
+    not a metric's: they stay per target (``d2/loss_cls``) and out of the
+    mean, which keeps the metrics' keys."""
+    from mmengine.structures import BaseDataElement
+    d2, d0 = targets(synth)[:2]
+    runner = Runner(
+        model=copy.deepcopy(TINY_MODEL),
+        work_dir=str(tmp_path),
+        experiment_name='model_losses',
+        test_dataloader=dict(),
+        test_evaluator=dict(),
+        test_cfg=dict(type='MultiTargetTestLoop', targets=[d2, d0]),
+        default_scope='mmreid')
+    test_step = runner.model.test_step
+
+    def test_step_with_losses(data):
+        current = runner.test_loop.current_target
+        loss = dict(loss_cls=torch.tensor(2.0 if current == 'd2' else 4.0))
+        return list(test_step(data)) + [BaseDataElement(loss=loss)]
+
+    runner.model.test_step = test_step_with_losses
+    metrics = runner.test()
+    assert metrics['d2/loss_cls'] == pytest.approx(2.0)
+    assert metrics['d0/loss_cls'] == pytest.approx(4.0)
+    assert metrics['d0/test_loss'] == pytest.approx(4.0)
+    assert 'mean/loss_cls' not in metrics
+    assert 'mean/test_loss' not in metrics
+    assert metrics['mean/mAP'] == pytest.approx(
+        (metrics['d2/mAP'] + metrics['d0/mAP']) / 2)
+
+
+def test_merge_leaves_the_keys_of_no_metric_out_of_the_mean(monkeypatch):
+    """Keys a target reports beside its metrics (the model's losses,
+    ``loss_keys``) are logged under the target's name but neither
+    averaged nor named as left out, whatever its number of metrics."""
+    from mmreid.engine.runner import target_metrics
+    warnings = []
+    monkeypatch.setattr(target_metrics, 'print_log',
+                        lambda msg, logger, level: warnings.append(msg))
+    merged = merge_target_metrics(
+        {
+            'a': {
+                'mAP': 10.0,
+                'loss_cls': 1.0,
+                'val_loss': 1.0
+            },
+            'b': {
+                'reid/mAP': 30.0,
+                'loss_cls': 3.0,
+                'val_loss': 3.0
+            },
+        },
+        'mean',
+        dict(a=('reid', ), b=('reid', None)),
+        loss_keys=dict(a=('loss_cls', 'val_loss'), b=('loss_cls', 'val_loss')))
+    mean = {k: v for k, v in merged.items() if k.startswith('mean/')}
+    assert mean == {'mean/reid/mAP': 20.0}
+    assert merged['a/loss_cls'] == 1.0 and merged['b/val_loss'] == 3.0
+    assert warnings == []

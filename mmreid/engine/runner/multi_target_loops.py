@@ -7,7 +7,7 @@ its own gallery and protocol, so each target here has its own dataloader
 and evaluator and its metrics are reported under its own name (merged, with
 their mean over targets, by :mod:`~mmreid.engine.runner.target_metrics`).
 """
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.evaluator import Evaluator
@@ -108,6 +108,9 @@ class _EvalTarget:
         self.metric_prefixes = tuple(metric_prefixes)
         self.averaged = tuple(
             averaged_over_targets(metric) for metric in evaluator.metrics)
+        #: The keys of the model's losses in its last metrics (set by
+        #: ``_run_target``): logged, never averaged over targets.
+        self.loss_keys: Tuple[str, ...] = ()
 
 
 class _MultiTargetLoop(BaseLoop):
@@ -313,6 +316,8 @@ class _MultiTargetLoop(BaseLoop):
             {t.name: t.metric_prefixes
              for t in self.targets},
             {t.name: t.averaged
+             for t in self.targets},
+            {t.name: t.loss_keys
              for t in self.targets})
         table = format_results_table(metrics)
         self.runner.logger.info(
@@ -379,8 +384,10 @@ class _MultiTargetLoop(BaseLoop):
         # The dataset length lets ``collect_results`` drop the samples a
         # distributed sampler repeats to pad the last batch.
         metrics = target.evaluator.evaluate(len(dataset))
-        if self.losses:
-            metrics.update(_parse_losses(self.losses, self._mode))
+        losses = _parse_losses(self.losses, self._mode) if self.losses \
+            else dict()
+        target.loss_keys = tuple(losses)
+        metrics.update(losses)
         return metrics
 
     @torch.no_grad()
@@ -408,14 +415,15 @@ class MultiTargetValLoop(_MultiTargetLoop):
     metrics give ``<target>/split<i>/<metric>``, ``<target>/<metric>`` and
     ``<target>/<metric>_std``. ``<aggregate_prefix>/<metric>`` is the mean
     over targets of every summary metric all of them report (counts,
-    ``_std`` and per-split values are not averaged), of mmreid's metrics
-    and of the metrics whose class sets ``mean_over_targets = True``
-    only: another metric may report a count under any name (``n``), so
-    its keys are logged per target and never averaged (see
-    :func:`averaged_over_targets`). With one metric per target the target
-    name replaces the metric's prefix; with several, each keeps its prefix
-    beneath the target name (``d3/cos/mAP``) and is averaged with the
-    single metrics of that prefix (``mean/cos/mAP``; see
+    ``_std``, per-split values and the losses of a model whose
+    ``val_step`` returns them, ``<target>/loss_cls``, are not averaged),
+    of mmreid's metrics and of the metrics whose class sets
+    ``mean_over_targets = True`` only: another metric may report a count
+    under any name (``n``), so its keys are logged per target and never
+    averaged (see :func:`averaged_over_targets`). With one metric per
+    target the target name replaces the metric's prefix; with several,
+    each keeps its prefix beneath the target name (``d3/cos/mAP``) and is
+    averaged with the single metrics of that prefix (``mean/cos/mAP``; see
     :func:`merge_target_metrics`). The keys of a target thus follow its
     own number of metrics: adding a metric to one target turns its
     ``d3/mAP`` into ``d3/reid/mAP`` (what ``save_best`` and

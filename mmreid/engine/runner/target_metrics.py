@@ -8,7 +8,7 @@ use both.
 """
 import logging
 import re
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Collection, Dict, List, Optional, Sequence
 
 import torch
 from mmengine.logging import print_log
@@ -56,8 +56,9 @@ def merge_target_metrics(
         target_metrics: Dict[str, Dict[str, Any]],
         aggregate_prefix: Optional[str] = 'mean',
         metric_prefixes: Optional[Dict[str, Sequence[Optional[str]]]] = None,
-        averaged: Optional[Dict[str,
-                                Sequence[bool]]] = None) -> Dict[str, Any]:
+        averaged: Optional[Dict[str, Sequence[bool]]] = None,
+        loss_keys: Optional[Dict[str,
+                                 Collection[str]]] = None) -> Dict[str, Any]:
     """Prefix each target's metrics with its name and add their mean.
 
     The mean is taken of every summary key (see :func:`is_summary_key`)
@@ -67,9 +68,11 @@ def merge_target_metrics(
     that prefix, by its plain key, and averaged as
     ``<aggregate_prefix>/<metric prefix>/<key>``. The keys of a metric
     that is not ``averaged`` are never in the mean: only the metric knows
-    which of its keys are counts (``n``) rather than scores. Summary keys
-    left out of the mean otherwise are logged as a warning, with the
-    targets that lack them.
+    which of its keys are counts (``n``) rather than scores. Nor are the
+    ``loss_keys``, which come from the model rather than a metric: a mean
+    over targets of their losses is no metric. Summary keys left out of
+    the mean otherwise are logged as a warning, with the targets that lack
+    them.
 
     Example:
         >>> merge_target_metrics({
@@ -93,6 +96,10 @@ def merge_target_metrics(
             the order of ``metric_prefixes``, whether each metric's keys
             may be averaged over targets (see :func:`averaged_over_targets`;
             the loops give them). Without it every metric's are.
+        loss_keys (dict[str, Collection[str]], optional): Per target, the
+            keys that no metric reports: the model's losses that the loop
+            adds (``loss_cls``, ``val_loss``). They are logged under the
+            target's name and never averaged.
 
     Returns:
         dict: ``<target>/<key>`` for every key of every target, then
@@ -121,6 +128,8 @@ def merge_target_metrics(
 
     def is_averaged(name: str, key: str) -> bool:
         """Whether ``key`` of target ``name`` is of an averaged metric."""
+        if key in (loss_keys or {}).get(name, ()):
+            return False
         flags = (averaged or {}).get(name)
         if flags is None:
             return True
