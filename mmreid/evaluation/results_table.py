@@ -7,6 +7,7 @@ mode or metric, columns R1 R5 R10 R20 mAP mINP (:data:`RESULT_COLUMNS`);
 (:mod:`mmreid.visualization.html_report`) shows the same rows. Pure, no
 mmengine.
 """
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
@@ -43,7 +44,9 @@ class ResultRow:
         stds (dict[str, float]): Column -> standard deviation over the
             protocol's splits or trials, where reported.
         primary_of (str, optional): Set on a distance-mode row whose
-            values the parent reports unprefixed (the primary mode).
+            values the parent reports unprefixed (the primary mode); on
+            every such row where several modes have those values (a tie:
+            the numbers cannot tell which of them is the primary).
     """
     name: str
     values: Dict[str, float] = field(default_factory=dict)
@@ -63,7 +66,8 @@ def results_rows(metrics: Dict[str, Any],
     those of one of its distance-mode rows (``reid`` and ``reid/mnet``,
     ``sysu-all`` and ``sysu-all/mnet``: the metric reports its primary mode
     unprefixed as well) is not shown twice: the mode row is marked with
-    ``primary_of`` instead.
+    ``primary_of`` instead; where several mode rows repeat them (tied
+    modes), all of them are, as the primary is one of them.
 
     Args:
         metrics (dict): Flat metrics, e.g. from ``runner.test()``.
@@ -94,12 +98,21 @@ def results_rows(metrics: Dict[str, Any],
                                                                  1:]
         ]
         same = [
-            m for m in modes if m.values == row.values and m.stds == row.stds
+            m for m in modes
+            if _same(m.values, row.values) and _same(m.stds, row.stds)
         ]
         if row.values and same:
-            same[0].primary_of = prefix
+            for mode in same:
+                mode.primary_of = prefix
             del rows[prefix]
     return [row for row in rows.values() if row.values]
+
+
+def _same(a: Dict[str, float], b: Dict[str, float]) -> bool:
+    """Whether two column -> value dicts hold the same values, a NaN
+    (a value the metric could not compute) matching a NaN."""
+    return a.keys() == b.keys() and all(
+        a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
 
 
 def inside_bounds(value: float, precision: int = 2) -> str:
@@ -138,8 +151,9 @@ def format_results_table(metrics: Dict[str, Any],
 
     Returns:
         str: The table (rows ``mean±std`` where a spread is reported, ``-``
-        where a row lacks a column, ``*`` on the primary distance mode), or
-        ``''`` when no key matches.
+        where a row lacks a column or its value is not finite, e.g. a NaN,
+        as in the HTML report; ``*`` on the primary distance mode, or on
+        every mode tied with it), or ``''`` when no key matches.
     """
     rows = results_rows(metrics, columns, default_name)
     shown = [c for c in columns if any(c in row.values for row in rows)]
@@ -147,22 +161,29 @@ def format_results_table(metrics: Dict[str, Any],
         return ''
 
     def cell(row: ResultRow, column: str) -> str:
-        if column not in row.values:
+        value = row.values.get(column)
+        if value is None or not math.isfinite(value):
             return '-'
-        text = inside_bounds(row.values[column], precision)
+        text = inside_bounds(value, precision)
         if column in row.stds:
-            text += f'±{row.stds[column]:.{precision}f}'
+            std = row.stds[column]
+            text += f'±{std:.{precision}f}' if math.isfinite(std) else '±-'
         return text
 
     table = [['row'] + shown]
-    notes = []
+    primaries: Dict[str, List[str]] = dict()
     for row in rows:
         name = row.name
         if row.primary_of is not None:
             name += ' *'
-            notes.append(f'* {row.name} is also reported as '
-                         f'{row.primary_of}/<metric>')
+            primaries.setdefault(row.primary_of, []).append(row.name)
         table.append([name] + [cell(row, c) for c in shown])
+    notes = [
+        f'* {modes[0]} is also reported as {parent}/<metric>'
+        if len(modes) == 1 else f'* {", ".join(modes)} are equal; one of '
+        f'them is also reported as {parent}/<metric>'
+        for parent, modes in primaries.items()
+    ]
     widths = [max(len(r[i]) for r in table) for i in range(len(shown) + 1)]
     lines = [
         ' | '.join(

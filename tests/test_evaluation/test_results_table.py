@@ -1,6 +1,7 @@
 """The results table: rows = targets / distance modes, fixed columns."""
 import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -253,3 +254,57 @@ def test_hook_uses_its_columns_and_precision(caplog):
     header, rows, _ = parse(table)
     assert header == ['row', 'mAP', 'R1']
     assert rows['reid'] == {'mAP': '80.000', 'R1': '91.000'}
+
+
+def test_a_nan_prints_as_the_html_report_prints_it():
+    """A user's metric that reports NaN (no query it could score) printed
+    ``nan`` in the log's table and ``±nan`` as its spread, where the HTML
+    report shows the same rows with ``-``: both now show ``-``, the mark
+    of a value the row does not have, and never a number."""
+    metrics = {
+        'my/R1': float('nan'),
+        'my/mAP': 40.0,
+        'my/mAP_std': float('nan'),
+        'my/mINP': float('inf'),
+    }
+    header, rows, _ = parse(format_results_table(metrics))
+    assert header == ['row', 'R1', 'mAP', 'mINP']
+    assert rows['my'] == dict(R1='-', mAP='40.00±-', mINP='-')
+
+
+def test_a_parent_with_a_nan_still_folds_into_its_primary_mode():
+    """A metric reports its primary mode twice (``reid/mINP`` and
+    ``reid/mnet/mINP``) as NaN numpy floats: NaN != NaN kept the parent as
+    a row of its own beside the mode row, unmarked; the two rows hold the
+    same values, so the mode row is the primary, marked ``*``."""
+    metrics = prefixed('reid/mnet', mode_metrics(60.0, 50.0))
+    metrics.update(prefixed('reid', mode_metrics(60.0, 50.0)))
+    metrics['reid/mnet/mINP'] = np.float64('nan')
+    metrics['reid/mINP'] = np.float64('nan')
+    rows = results_rows(metrics)
+    assert [(r.name, r.primary_of) for r in rows] == [('reid/mnet', 'reid')]
+
+
+def test_every_mode_equal_to_the_parent_is_marked():
+    """GMN's ``reid/mnet`` and ``reid/euclid`` can tie (the same ranking on
+    a small test set); the unprefixed ``reid/...`` keys equal both. The
+    ``*`` went to the first mode only, naming it the primary though the
+    numbers cannot tell which of the two the metric reports unprefixed.
+    Every tied mode is marked, and the note says the primary is one of
+    them; a mode that differs is not marked."""
+    metrics = {}
+    metrics.update(prefixed('reid/mnet', mode_metrics(60.0, 50.0)))
+    metrics.update(prefixed('reid/euclid', mode_metrics(60.0, 50.0)))
+    metrics.update(prefixed('reid/fused', mode_metrics(65.0, 55.0)))
+    metrics.update(prefixed('reid', mode_metrics(60.0, 50.0)))
+    rows = results_rows(metrics)
+    marks = [(r.name, r.primary_of) for r in rows]
+    assert marks == [('reid/mnet', 'reid'), ('reid/euclid', 'reid'),
+                     ('reid/fused', None)]
+    header, table_rows, lines = parse(format_results_table(metrics))
+    assert list(table_rows) == ['reid/mnet *', 'reid/euclid *', 'reid/fused']
+    notes = [line for line in lines if line.startswith('*')]
+    assert notes == [
+        '* reid/mnet, reid/euclid are equal; one of them is also reported '
+        'as reid/<metric>'
+    ]
