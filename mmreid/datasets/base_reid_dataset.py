@@ -5,8 +5,8 @@ import os
 import os.path as osp
 import pickle
 import re
-from typing import (Callable, Dict, List, Mapping, Optional, Sequence, Tuple,
-                    Union)
+from typing import (Callable, Dict, List, Mapping, Optional, Sequence, Set,
+                    Tuple, Union)
 
 import numpy as np
 from mmengine.dataset import BaseDataset
@@ -20,17 +20,66 @@ IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 ROLES = ('train', 'query', 'gallery')
 
 
+def check_link(path: str, where: str = '') -> None:
+    """Refuse ``path`` when it is a symbolic link to nothing.
+
+    A link into a moved or unmounted data drive has a name like any image
+    or folder: it was counted, then failed when the loader opened it
+    mid-training (or, as a folder, was skipped and its images left out).
+
+    Args:
+        path (str): The image or folder.
+        where (str): Said after the path (``', listed in X line 3,'``).
+
+    Raises:
+        FileNotFoundError: ``path`` is a symbolic link whose target does
+            not exist; names the link and its target (a relative target
+            also as resolved against the link's folder).
+    """
+    if not osp.islink(path) or osp.exists(path):
+        return
+    target = os.readlink(path)
+    resolved = osp.normpath(osp.join(osp.dirname(path), target))
+    shown = repr(target) if resolved == target else \
+        f'{target!r} ({resolved!r})'
+    raise FileNotFoundError(
+        f'{path!r}{where} is a symbolic link to {shown}, which does not '
+        'exist (a moved or unmounted drive?): restore its target or remove'
+        ' the link')
+
+
+def list_folder(folder: str) -> Set[str]:
+    """Names in ``folder`` (an empty set when it is no folder), less the
+    symbolic links to nothing.
+
+    One listing per folder instead of one ``stat`` per listed image; only
+    the links are looked up. A list file naming a left-out link then
+    finds it missing and :func:`check_link` says where it points.
+    """
+    if not osp.isdir(folder):
+        return set()
+    with os.scandir(folder) as entries:
+        return {
+            entry.name
+            for entry in entries
+            if not entry.is_symlink() or osp.exists(entry.path)
+        }
+
+
 def list_images(folder: str) -> List[str]:
     """Sorted image file names in ``folder`` (other files are ignored).
 
     Real releases contain stray files (Market-1501 ships ``Thumbs.db``), so
     only files with an image extension are returned. macOS AppleDouble
     files (``._0002_c1s1_000451_03.jpg``, left by copying through a Mac)
-    are skipped, as the peers do.
+    are skipped, as the peers do. Only the symbolic links among the
+    images are looked up (:func:`check_link`), not every file.
 
     Raises:
         ValueError: A folder with an image's name (it would be counted,
             then fail to load), named.
+        FileNotFoundError: An image name that is a symbolic link to
+            nothing; names the link and its target.
     """
     names = []
     with os.scandir(folder) as entries:
@@ -39,6 +88,8 @@ def list_images(folder: str) -> List[str]:
             if not name.lower().endswith(IMG_EXTENSIONS) or \
                     name.startswith('._'):
                 continue
+            if entry.is_symlink():
+                check_link(entry.path)
             if entry.is_dir():
                 raise ValueError(
                     f'{entry.path!r} is a folder with an image\'s name: '

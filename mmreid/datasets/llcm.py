@@ -6,7 +6,8 @@ from typing import Dict, List, Set
 from mmreid.registry import DATASETS
 from mmreid.utils.checkpoint import _names
 from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
-                                claim_folder, list_images, read_list_file)
+                                check_link, claim_folder, list_images,
+                                read_list_file)
 from .regdb import read_idx_file
 from .sysu_mm01 import read_id_list, resolve_archive_root
 
@@ -34,6 +35,9 @@ class LLCM(BaseReIDDataset):
       ``test_nir/cam<K>/<pid:04d>/*``. ``direction='ir2vis'`` (the
       default): query = every NIR image, gallery = every VIS image;
       ``'vis2ir'``: the reverse. Order: sorted pid, camera, file name.
+      A test image name starts with its pid and camera
+      (``0003_c01_s185734_f3195_nir.jpg``); both must agree with the
+      folders, or the image is refused.
 
     The gallery is the full *pool*. The protocol's per-trial single-shot
     gallery (one image per identity and camera, ``random.seed(trial)``) and
@@ -84,6 +88,8 @@ class LLCM(BaseReIDDataset):
     CAM_DIR_PATTERN = re.compile(r'^cam(\d+)$', re.ASCII)
     CAM_NAME_PATTERN = re.compile(r'(?:^|_)c(\d+)_', re.ASCII)
     PID_PATTERN = re.compile(r'^(\d+)$', re.ASCII)
+    #: A test image name: ``<pid>_c<K>_...`` (``0003_c01_s185734_f3195_nir``).
+    TEST_NAME_PATTERN = re.compile(r'^(\d+)_c(\d+)_', re.ASCII)
     #: ``vis``/``nir`` as a word of the path (``test_nir/``, ``_vis.jpg``).
     MODALITY_TAG = re.compile(r'(?<![a-z])(vis|nir)(?![a-z])')
 
@@ -220,6 +226,32 @@ class LLCM(BaseReIDDataset):
             raise ValueError(f'LLCM: {rel_path!r} is listed as {modality} '
                              f'but its path says {sorted(tags)}')
 
+    def check_test_name(self, path: str, pid: int) -> None:
+        """Raise unless a test image's name starts with the pid of its
+        identity folder and a camera (``0030_c01_...`` in
+        ``cam1/0030/``); :meth:`camid_of` compares the camera.
+
+        Args:
+            path (str): The image, in the identity folder of ``pid``.
+            pid (int): The identity its folder names.
+
+        Raises:
+            ValueError: The name has no ``<pid>_c<K>_`` start, or its pid
+                is another identity's; names the file.
+        """
+        match = self.TEST_NAME_PATTERN.match(osp.basename(path))
+        if match is None:
+            raise ValueError(
+                f'LLCM: cannot parse the test image name of {path!r}: '
+                f'expected a name such as "{pid:04d}_c01_s185734_f3195_'
+                'nir.jpg" (<pid>_c<camera>_...)')
+        if int(match.group(1)) != pid:
+            raise ValueError(
+                f'LLCM: {path!r} is named for pid {int(match.group(1))} but '
+                f'is in the identity folder {osp.basename(osp.dirname(path))}'
+                f' (pid {pid}): it would be scored as pid {pid}; move it to '
+                'the folder of its identity')
+
     def parse_split(self, role: str) -> List[dict]:
         if role == 'train':
             return self.parse_train()
@@ -256,6 +288,8 @@ class LLCM(BaseReIDDataset):
         cams: Dict[int, str] = {}
         for name in os.listdir(root):
             match = self.CAM_DIR_PATTERN.match(name)
+            if match:
+                check_link(osp.join(root, name))
             if match and osp.isdir(osp.join(root, name)):
                 # Checked here too: a cam10 folder is wrong even when it
                 # holds no test identity.
@@ -271,6 +305,7 @@ class LLCM(BaseReIDDataset):
             for name in sorted(os.listdir(cams[cam])):
                 folder = osp.join(cams[cam], name)
                 if not osp.isdir(folder):
+                    check_link(folder)
                     continue
                 match = self.PID_PATTERN.match(name)
                 if match is None:
@@ -287,6 +322,7 @@ class LLCM(BaseReIDDataset):
             for cam, folder in sorted(by_pid[pid].items()):
                 for name in list_images(folder):
                     path = osp.join(folder, name)
+                    self.check_test_name(path, pid)
                     rel_path = osp.relpath(path, self.data_root)
                     self.check_modality(rel_path, modality)
                     records.append(

@@ -1,11 +1,10 @@
-import os
 import os.path as osp
 import re
 from typing import Dict, List, Optional, Set, Tuple
 
 from mmreid.registry import DATASETS
 from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
-                                read_list_file)
+                                check_link, list_folder, read_list_file)
 
 
 @DATASETS.register_module()
@@ -205,6 +204,7 @@ class MSMT17(BaseReIDDataset):
                     f'"<relative path> <pid>", got {line.rstrip()!r}')
             path = osp.join(image_dir, fields[0])
             if not self._exists(path):
+                check_link(path, f', listed in {list_path} line {lineno},')
                 raise FileNotFoundError(
                     f'{path!r}, listed in {list_path} line {lineno}, '
                     f'does not exist')
@@ -221,6 +221,5 @@ class MSMT17(BaseReIDDataset):
         # One listdir per pid folder instead of one stat per image (~126k).
         folder, name = osp.split(path)
         if folder not in self._listings:
-            self._listings[folder] = set(
-                os.listdir(folder)) if osp.isdir(folder) else set()
+            self._listings[folder] = list_folder(folder)
         return name in self._listings[folder]

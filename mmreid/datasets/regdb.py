@@ -5,7 +5,8 @@ from typing import Dict, List, Set, Tuple
 
 from mmreid.registry import DATASETS
 from mmreid.utils.checkpoint import _names
-from .base_reid_dataset import BaseReIDDataset, read_list_file
+from .base_reid_dataset import (BaseReIDDataset, check_link, list_folder,
+                                read_list_file)
 from .sysu_mm01 import resolve_archive_root
 
 #: An idx label: a non-negative integer in ASCII digits.
@@ -30,7 +31,8 @@ def read_idx_file(path: str, root: str,
         ValueError: A line is not ``<relative_path> <label>`` with a
             non-negative integer label (RegDB and LLCM have no junk
             label).
-        FileNotFoundError: A listed image does not exist.
+        FileNotFoundError: A listed image does not exist or is a
+            symbolic link to nothing.
     """
     items = []
     for lineno, line in enumerate(read_list_file(path).splitlines(), start=1):
@@ -47,9 +49,9 @@ def read_idx_file(path: str, root: str,
         img_path = osp.join(root, fields[0])
         folder, name = osp.split(img_path)
         if folder not in listings:
-            listings[folder] = set(
-                os.listdir(folder)) if osp.isdir(folder) else set()
+            listings[folder] = list_folder(folder)
         if name not in listings[folder]:
+            check_link(img_path, f', listed in {path} line {lineno},')
             raise FileNotFoundError(f'{img_path!r}, listed in {path} '
                                     f'line {lineno}, does not exist')
         items.append((img_path, int(fields[1])))

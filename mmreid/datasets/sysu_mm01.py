@@ -6,7 +6,8 @@ from typing import Dict, List, Optional, Sequence, Set
 from mmreid.registry import DATASETS
 from mmreid.utils.checkpoint import _names
 from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
-                                claim_folder, list_images, read_list_file)
+                                check_link, claim_folder, list_images,
+                                read_list_file)
 
 
 def resolve_archive_root(data_root: str, archive: str, marker: str) -> str:
@@ -216,6 +217,8 @@ class SYSUMM01(BaseReIDDataset):
             cams = {}
             for name in sorted(os.listdir(self.data_root)):
                 match = self.CAM_PATTERN.match(name)
+                if match:
+                    check_link(osp.join(self.data_root, name))
                 if match and osp.isdir(osp.join(self.data_root, name)):
                     cam = int(match.group(1))
                     self.cam_modality(cam)  # raises on cam0, cam7, ...
@@ -251,6 +254,7 @@ class SYSUMM01(BaseReIDDataset):
             for name in sorted(os.listdir(folders[cam])):
                 folder = osp.join(folders[cam], name)
                 if not osp.isdir(folder):
+                    check_link(folder)
                     continue
                 match = self.PID_PATTERN.match(name)
                 if match is None:

@@ -32,6 +32,7 @@ EXAMPLES = [
     ('LLCM', 'CAM_DIR_PATTERN', 'cam1'),
     ('LLCM', 'CAM_NAME_PATTERN', '0001_c01_s1_f1.jpg'),
     ('LLCM', 'PID_PATTERN', '0001'),
+    ('LLCM', 'TEST_NAME_PATTERN', '0003_c01_s185734_f3195_nir.jpg'),
     ('SYSUMM01', 'CAM_PATTERN', 'cam1'),
     ('SYSUMM01', 'PID_PATTERN', '0001'),
     ('SYSUMM01', 'NAME_PATTERN', '0001.jpg'),

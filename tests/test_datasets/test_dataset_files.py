@@ -4,6 +4,7 @@ one camera or identity, a folder named like an image."""
 import logging
 import os
 import os.path as osp
+import re
 
 import pytest
 
@@ -118,12 +119,14 @@ def test_llcm_refuses_two_folders_of_one_identity(tmp_path):
         touch(osp.join(root, name))
         write(osp.join(root, 'idx', f'train_{modality}.txt'), f'{name} 1\n')
     write(osp.join(root, 'idx', 'test_id.txt'), '800')
-    touch(osp.join(root, 'test_nir', 'cam2', '0800', 'a_nir.jpg'))
-    touch(osp.join(root, 'test_vis', 'cam2', '0800', 'a_vis.jpg'))
+    touch(osp.join(root, 'test_nir', 'cam2', '0800', '0800_c02_s1_f1_nir.jpg'))
+    touch(osp.join(root, 'test_vis', 'cam2', '0800', '0800_c02_s1_f1_vis.jpg'))
     logging.disable(logging.WARNING)
     try:
         LLCM(root, split='test')
-        touch(osp.join(root, 'test_vis', 'cam2', '800', 'b_vis.jpg'))
+        touch(
+            osp.join(root, 'test_vis', 'cam2', '800',
+                     '0800_c02_s1_f2_vis.jpg'))
         with pytest.raises(
                 ValueError,
                 match=r"0800' and .*800' are both LLCM identity "
@@ -153,3 +156,94 @@ def test_junk_and_distractors_left_out_of_training_are_logged(
     (line, ) = [m for m in logged if 'not trained on' in m]
     assert line.startswith('market1501: 2 training image(s) labelled junk '
                            '(-1) or distractor (0) are not trained on, e.g.')
+
+
+def test_an_image_that_is_a_symlink_to_nothing_is_refused(tmp_path):
+    """A Market-1501 copy whose bounding_box_train holds a symbolic link
+    to a moved data drive: the link was parsed and counted as an image
+    (dataset summary, verify_dataset.py) and only failed when the loader
+    opened it mid-training. It is refused at parse time, naming the link
+    and where it points; a link to an existing image is an image."""
+    from mmreid.datasets import Market1501
+    root = tmp_path / 'market'
+    for folder, name in (('bounding_box_train', '0002_c1s1_000451_03.jpg'),
+                         ('bounding_box_test', '0002_c2s1_000301_01.jpg'),
+                         ('query', '0002_c1s1_000001_00.jpg')):
+        touch(str(root / folder / name))
+    train = root / 'bounding_box_train'
+    moved = tmp_path / 'unmounted' / '0007_c3s1_000001_01.jpg'
+    os.symlink(moved, train / '0007_c3s1_000001_01.jpg')
+    with pytest.raises(
+            FileNotFoundError,
+            match=r"bounding_box_train/0007_c3s1_000001_01.jpg' is a "
+            rf'symbolic link to {re.escape(repr(str(moved)))}, which does '
+            'not exist'):
+        Market1501(str(root), split='train')
+    with pytest.raises(FileNotFoundError, match='symbolic link'):
+        list_images(str(train))
+    # A relative link is resolved against its folder in the message.
+    os.remove(train / '0007_c3s1_000001_01.jpg')
+    os.symlink(
+        osp.join('..', 'elsewhere', 'x.jpg'),
+        train / '0007_c3s1_000001_01.jpg')
+    with pytest.raises(
+            FileNotFoundError,
+            match=r"symbolic link to '\.\./elsewhere/x.jpg' \('.*/market/"
+            r"elsewhere/x.jpg'\), which does not exist"):
+        list_images(str(train))
+    touch(str(root / 'elsewhere' / 'x.jpg'))
+    assert len(Market1501(str(root), split='train')) == 2
+
+
+def test_a_listed_image_that_is_a_symlink_to_nothing_is_refused(tmp_path):
+    """An MSMT17 list (or an LLCM/RegDB idx file) naming an image that is
+    a symbolic link to nothing: the folder listing held its name, so it
+    was taken as present. The error names the link, its target and the
+    list file and line."""
+    root = str(tmp_path / 'msmt17')
+    msmt17(root, f'{NAME} 0\n'.encode())
+    image = osp.join(root, 'train', NAME)
+    os.remove(image)
+    os.symlink(str(tmp_path / 'gone.jpg'), image)
+    with pytest.raises(
+            FileNotFoundError,
+            match=rf"{NAME}', listed in .*list_train.txt line 1, is a "
+            rf"symbolic link to '{tmp_path}/gone.jpg', which does not "
+            'exist'):
+        MSMT17(root, split='train', version='V1')
+    llcm = str(tmp_path / 'llcm')
+    for modality in ('vis', 'nir'):
+        name = f'{modality}/0001/0001_c01_s1_f1_{modality}.jpg'
+        touch(osp.join(llcm, name))
+        write(osp.join(llcm, 'idx', f'train_{modality}.txt'), f'{name} 1\n')
+    nir = osp.join(llcm, 'nir/0001/0001_c01_s1_f1_nir.jpg')
+    os.remove(nir)
+    os.symlink(str(tmp_path / 'gone.jpg'), nir)
+    with pytest.raises(
+            FileNotFoundError,
+            match=r"0001_c01_s1_f1_nir.jpg', listed in .*train_nir.txt "
+            'line 1, is a symbolic link'):
+        LLCM(llcm, split='train')
+
+
+def test_an_identity_folder_that_is_a_symlink_to_nothing_is_refused(tmp_path):
+    """SYSU-MM01 and LLCM read identities from folders: a pid folder that
+    was a symbolic link to a moved drive was skipped as "not a folder",
+    and that identity's images of the camera left out without a word."""
+    root = str(tmp_path / 'sysu')
+    sysu(root)
+    os.makedirs(osp.join(root, 'cam2'))
+    os.symlink(str(tmp_path / 'gone'), osp.join(root, 'cam2', '0004'))
+    with pytest.raises(
+            FileNotFoundError,
+            match=r"cam2/0004' is a symbolic link to '.*/gone', which does "
+            'not exist'):
+        SYSUMM01(root, split='test', mode='all')
+    llcm = str(tmp_path / 'llcm')
+    write(osp.join(llcm, 'idx', 'test_id.txt'), '800')
+    touch(osp.join(llcm, 'test_vis', 'cam2', '0800', '0800_c02_s1_f1_vis.jpg'))
+    os.makedirs(osp.join(llcm, 'test_nir'))
+    os.symlink(str(tmp_path / 'gone'), osp.join(llcm, 'test_nir', 'cam2'))
+    with pytest.raises(
+            FileNotFoundError, match=r"test_nir/cam2' is a symbolic link to"):
+        LLCM(llcm, split='test')

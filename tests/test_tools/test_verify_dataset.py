@@ -407,3 +407,18 @@ def test_a_config_without_a_dataset_for_the_split_exits_1(tmp_path, capsys):
     assert tool.main([str(config), '--split', 'train']) == 1
     assert f'no dataset found in {config} for --split train' in \
         capsys.readouterr().out
+
+
+def test_an_image_that_is_a_symlink_to_nothing_is_an_error(tmp_path, capsys):
+    """A query image that is a symbolic link to a moved drive was counted
+    as an image (the table showed 3 queries); it is an error naming the
+    link and where it points, and the tool exits 1."""
+    tool = load_tool(TOOL)
+    root = write_market(tmp_path / 'market1501')
+    moved = str(tmp_path / 'moved' / '0002_c3s1_000009_00.jpg')
+    os.symlink(moved, osp.join(root, 'query', '0002_c3s1_000009_00.jpg'))
+    assert tool.main([market_config(tmp_path, root)]) == 1
+    out = capsys.readouterr().out
+    assert ('ERROR: test: cannot build Market1501: FileNotFoundError: '
+            f"{osp.join(root, 'query', '0002_c3s1_000009_00.jpg')!r} is a "
+            f'symbolic link to {moved!r}, which does not exist') in out
