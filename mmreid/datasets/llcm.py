@@ -35,9 +35,10 @@ class LLCM(BaseReIDDataset):
       ``test_nir/cam<K>/<pid:04d>/*``. ``direction='ir2vis'`` (the
       default): query = every NIR image, gallery = every VIS image;
       ``'vis2ir'``: the reverse. Order: sorted pid, camera, file name.
-      A test image name starts with its pid and camera
-      (``0003_c01_s185734_f3195_nir.jpg``); both must agree with the
-      folders, or the image is refused.
+      A test image whose name starts with a pid and camera, as the
+      training lists' names do (``0003_c01_s185734_f3195_nir.jpg``), must
+      agree with its folders, or it is refused; other names are read from
+      the folders alone (the test images' naming is not documented).
 
     The gallery is the full *pool*. The protocol's per-trial single-shot
     gallery (one image per identity and camera, ``random.seed(trial)``) and
@@ -227,25 +228,21 @@ class LLCM(BaseReIDDataset):
                              f'but its path says {sorted(tags)}')
 
     def check_test_name(self, path: str, pid: int) -> None:
-        """Raise unless a test image's name starts with the pid of its
-        identity folder and a camera (``0030_c01_...`` in
-        ``cam1/0030/``); :meth:`camid_of` compares the camera.
+        """Raise if a test image's name says it is another identity than
+        its folder (``0011_c01_...`` in ``cam1/0030/``); :meth:`camid_of`
+        compares the camera. A name without the ``<pid>_c<K>_`` start of
+        the training lists' names says nothing and is accepted.
 
         Args:
             path (str): The image, in the identity folder of ``pid``.
             pid (int): The identity its folder names.
 
         Raises:
-            ValueError: The name has no ``<pid>_c<K>_`` start, or its pid
-                is another identity's; names the file.
+            ValueError: The name's pid is another identity's; names the
+                file.
         """
         match = self.TEST_NAME_PATTERN.match(osp.basename(path))
-        if match is None:
-            raise ValueError(
-                f'LLCM: cannot parse the test image name of {path!r}: '
-                f'expected a name such as "{pid:04d}_c01_s185734_f3195_'
-                'nir.jpg" (<pid>_c<camera>_...)')
-        if int(match.group(1)) != pid:
+        if match is not None and int(match.group(1)) != pid:
             raise ValueError(
                 f'LLCM: {path!r} is named for pid {int(match.group(1))} but '
                 f'is in the identity folder {osp.basename(osp.dirname(path))}'
