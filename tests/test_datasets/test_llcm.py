@@ -184,8 +184,8 @@ def test_a_test_image_named_for_another_identity_is_refused(llcm_root):
     path = os.path.join(folder, '0011_c01_s210101_f0009_vis.jpg')
     touch_file(path)
     with pytest.raises(
-            ValueError, match=r'LLCM: .*pid 11 .*identity folder 0030'
-    ) as info:
+            ValueError,
+            match=r'LLCM: .*pid 11 .*identity folder 0030') as info:
         LLCM(data_root=llcm_root, split='test')
     assert repr(path) in str(info.value)
     os.remove(path)
