@@ -603,6 +603,56 @@ def test_another_batch_or_sampler_is_refused(trained, tmp_path):
     assert runner.epoch == 2
 
 
+def with_accumulation(ckpt, path, counts):
+    """``ckpt`` as if its run had accumulated ``counts`` batches per
+    update: its ``meta['cfg']`` gives ``optim_wrapper.accumulative_counts``.
+    """
+    checkpoint = load_trusted_checkpoint(ckpt)
+    text = checkpoint['meta']['cfg']
+    assert 'accumulative_counts' not in text
+    checkpoint['meta']['cfg'] = text.replace(
+        'optim_wrapper = dict(',
+        f'optim_wrapper = dict(accumulative_counts={counts}, ', 1)
+    assert f'accumulative_counts={counts}' in checkpoint['meta']['cfg']
+    torch.save(checkpoint, path)
+    return str(path)
+
+
+def test_another_gradient_accumulation_is_refused(trained, tmp_path):
+    """A user resumes with another ``optim_wrapper.accumulative_counts``
+    (gradient accumulation) than the run was trained with. It resumed
+    silently: the rest of the run updated once per another number of
+    batches (another batch per update, another number of updates per
+    epoch) while the config copy credited every epoch to the new value.
+    Right: refused like the batch size, naming the file, the key and both
+    values; restating the value the run had (1, mmengine's default, where
+    its config gives none) resumes."""
+    config, ckpt = trained
+    with pytest.raises(RuntimeError) as info:
+        resume(config, ckpt, tmp_path / 'acc2',
+               **{'optim_wrapper.accumulative_counts': 2})
+    message = str(info.value)
+    assert ckpt in message
+    assert 'optim_wrapper.accumulative_counts: 1 in the checkpoint, 2 now' \
+        in message
+    assert f'load_from={ckpt}' in message
+    assert 'Resume with --cfg-options optim_wrapper.accumulative_counts=1' \
+        in message
+    assert not osp.exists(tmp_path / 'acc2' / 'epoch_2.pth')
+    # A run that accumulated 2 batches, resumed without accumulation.
+    two = with_accumulation(ckpt, tmp_path / 'acc2.pth', 2)
+    with pytest.raises(
+            RuntimeError,
+            match='optim_wrapper.accumulative_counts: 2 in the checkpoint, '
+            '1 now'):
+        resume(config, two, tmp_path / 'acc1')
+    assert not osp.exists(tmp_path / 'acc1' / 'epoch_2.pth')
+    # The same value, given or left to the default, resumes.
+    runner = resume(config, ckpt, tmp_path / 'same',
+                    **{'optim_wrapper.accumulative_counts': 1})
+    assert runner.epoch == 2
+
+
 def with_world_size(ckpt, path, world_size):
     checkpoint = load_trusted_checkpoint(ckpt)
     checkpoint['meta']['world_size'] = world_size
@@ -1499,12 +1549,15 @@ def test_a_failed_training_releases_the_work_dir(trained, tmp_path):
     unlock_work_dir(lock_work_dir(str(work_dir)))
 
 
-@pytest.mark.parametrize('dropped', ['world_size', 'train_loader', 'seed'])
+@pytest.mark.parametrize('dropped',
+                         ['world_size', 'train_loader', 'seed', 'cfg'])
 def test_an_older_checkpoint_without_a_recorded_key_resumes(
         trained, tmp_path, dropped):
     """Checkpoints written before ``meta['world_size']``,
-    ``meta['train_loader']`` (or without ``meta['seed']``) are not
-    checked on them, as documented: the same config resumes them."""
+    ``meta['train_loader']`` (or without ``meta['seed']``, or without the
+    ``meta['cfg']`` the model, pipeline and ``accumulative_counts`` checks
+    read) are not checked on them, as documented: the same config resumes
+    them."""
     config, ckpt = trained
     checkpoint = load_trusted_checkpoint(ckpt)
     del checkpoint['meta'][dropped]

@@ -48,6 +48,42 @@ def registered_names(value: Any) -> Any:
     return value
 
 
+def accumulation_plan(optim_wrapper: Any) -> Optional[dict]:
+    """The batches each optimizer update accumulates, per wrapper.
+
+    mmengine's ``OptimWrapper`` (and ``AmpOptimWrapper``, which passes it
+    on) updates once every ``accumulative_counts`` batches, 1 where the
+    config gives none: a dumped config (``meta['cfg']``) holds every key
+    the config and its bases set, so a wrapper config without it trained
+    with 1.
+
+    Args:
+        optim_wrapper: A config's ``optim_wrapper``: one wrapper (it has
+            an ``optimizer``), or one per name for a constructor that
+            builds an ``OptimWrapperDict`` (each entry has an
+            ``optimizer``).
+
+    Returns:
+        dict | None: ``{'optim_wrapper.accumulative_counts': n}``, or
+        ``{'optim_wrapper.<name>.accumulative_counts': n}`` per wrapper;
+        None where the config gives neither form (not compared).
+    """
+    if not isinstance(optim_wrapper, dict):
+        return None
+    if 'optimizer' in optim_wrapper:
+        wrappers = {'optim_wrapper': optim_wrapper}
+    else:
+        wrappers = {
+            f'optim_wrapper.{name}': value
+            for name, value in optim_wrapper.items()
+            if isinstance(value, dict) and 'optimizer' in value
+        }
+    return {
+        f'{key}.accumulative_counts': wrapper.get('accumulative_counts', 1)
+        for key, wrapper in wrappers.items()
+    } or None
+
+
 class ResumeMixin:
     """The resume part of :class:`~mmreid.engine.runner.ReIDRunner`.
 
@@ -202,7 +238,9 @@ class ResumeMixin:
           ``meta['seed']`` (see :meth:`_check_seed`);
         * the model must be the one of ``meta['cfg']`` (see
           :meth:`_check_model`), and so must the training pipeline (see
-          :meth:`_check_pipeline`);
+          :meth:`_check_pipeline`) and the gradient accumulation,
+          ``optim_wrapper.accumulative_counts`` (see
+          :meth:`_check_accumulation`);
         * once the checkpoint's run has validated, the ``save_best`` keys
           and rules must be those of ``meta['cfg']`` (see
           :meth:`_check_selection`).
@@ -297,6 +335,7 @@ class ResumeMixin:
         saved_cfg = config_ast(meta.get('cfg'))
         self._check_model(filename, saved_cfg)
         self._check_pipeline(filename, saved_cfg)
+        self._check_accumulation(filename, saved_cfg)
         self._check_selection(checkpoint, filename, saved_cfg)
         self._check_steps_per_epoch(checkpoint, filename, saved_cfg)
         if resume_param_scheduler:
@@ -403,6 +442,43 @@ class ResumeMixin:
                 'copy describes all its epochs with the new one. Resume with '
                 'the pipeline of that run, or start a new run from its '
                 f'weights with load_from={filename} (without --resume).')
+
+    def _check_accumulation(self, filename: str,
+                            saved_cfg: ast.Module) -> None:
+        """The gradient accumulation part of :meth:`check_resumable`.
+
+        mmengine resumes with whatever ``optim_wrapper.accumulative_counts``
+        the config now gives: the rest of the run would update once every
+        other number of batches (another batch per update, another number
+        of updates per epoch) while the work dir's config copy credits all
+        its epochs to the new value. The value of every wrapper (see
+        :func:`accumulation_plan`) is compared with the checkpoint's
+        ``meta['cfg']``; a checkpoint whose config does not give
+        ``optim_wrapper`` as literals is not checked.
+        """
+        try:
+            saved = config_literal(
+                config_text_value(saved_cfg, 'optim_wrapper'))
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            return
+        saved = accumulation_plan(saved)
+        mine = accumulation_plan(self.cfg.get('optim_wrapper'))
+        if saved is None or mine is None:
+            return
+        differences = metainfo_differences(saved, mine)
+        if differences:
+            options = ' '.join(f'{key}={value!r}'
+                               for key, value in saved.items())
+            raise RuntimeError(
+                f'cannot resume from {filename!r}: the config\'s gradient '
+                'accumulation differs from the one the checkpoint was '
+                f'trained with ({"; ".join(differences)}). Each optimizer '
+                'update accumulates the gradients of accumulative_counts '
+                'batches, so the run would go on with another batch per '
+                'update and another number of updates per epoch than it '
+                f'started with. Resume with --cfg-options {options}, or '
+                'start a new run from its weights with '
+                f'load_from={filename} (without --resume).')
 
     def _check_selection(self, checkpoint: dict, filename: str,
                          saved_cfg: ast.Module) -> None:
