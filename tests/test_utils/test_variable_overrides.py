@@ -192,7 +192,7 @@ def test_a_dotted_option_suggests_the_key_named_like_its_field(tmp_path):
         "dataset=dict(type='D', size=opts['size']))\n")
     with pytest.raises(ValueError) as info:
         load_config(path, {'opts.size': 32})
-    assert 'e.g. --cfg-options train_dataloader.dataset.size=32 ' in str(
+    assert 'e.g. --cfg-options train_dataloader.dataset.size=32.' in str(
         info.value)
 
 
@@ -361,7 +361,7 @@ def test_a_field_an_option_deletes_is_an_override(tmp_path, options):
         'test_dataloader.dataset.pipeline.1.backend=<a value> (an option ' \
         'cannot drop a field of a list item: to drop it, give ' \
         'test_dataloader.dataset.pipeline = [...] in a config that ' \
-        'inherits this one) ' in message
+        'inherits this one).' in message
     # The fix it gives can be typed (a list of dicts cannot: it was
     # suggested as --cfg-options test_dataloader.dataset.pipeline=[...]).
     cfg = load_config(
@@ -394,7 +394,7 @@ def test_a_dropped_list_item_field_is_replaced_by_list_in_python(tmp_path):
             resize_config(tmp_path),
             cfg_options=dict(
                 resize=dict(_delete_=True, type='R', size=(32, 16))))
-    assert 'e.g. cfg_options test_dataloader.dataset.pipeline=[...] (a key' \
+    assert 'e.g. cfg_options test_dataloader.dataset.pipeline=[...].' \
         in str(info.value)
 
 
@@ -744,7 +744,7 @@ def test_a_nested_field_an_option_deletes_names_the_replaced_dict(tmp_path):
         '--cfg-options loader.sampler.type=<removed by _delete_>: ')
     assert "these keys keep 'S': test_dataloader.sampler.type. Override " \
         'those keys instead, e.g. --cfg-options ' \
-        'test_dataloader._delete_=True (a key' in message
+        'test_dataloader._delete_=True.' in message
 
 
 def test_a_suggested_override_is_a_key_of_the_variables_phase(tmp_path):
@@ -762,7 +762,7 @@ def test_a_suggested_override_is_a_key_of_the_variables_phase(tmp_path):
     assert 'keep (64, 32): test_dataloader.dataset.pipeline.0.scale, ' \
         'train_dataloader.dataset.size. ' in message
     assert 'e.g. --cfg-options test_dataloader.dataset.pipeline.0.scale=' \
-        '(128, 64) ' in message
+        '(128, 64).' in message
 
 
 def test_a_list_option_equal_to_a_copied_tuple_is_accepted(tmp_path):
@@ -944,3 +944,61 @@ def test_a_variable_whose_keys_a_leaf_set_is_refused(tmp_path):
                        'of .* use, but every key it fed is set otherwise'):
         load_config(str(leaf), {'w': 30})
     assert load_config(str(leaf), {'note': 'yours'}).note == 'yours'
+
+
+def test_keys_holding_the_value_by_chance_are_not_named(tmp_path):
+    """A base feeds ``model.w`` from ``w = 2``; two loader keys hold 2 too,
+    not made from ``w``. ``--cfg-options w=0`` is refused naming
+    ``model.w`` only (the keys listed were those holding 2, and the fix
+    offered was ``train_dataloader.num_workers=0``). On a leaf that sets
+    ``model.w`` itself, ``w`` feeds no key: it is refused as such, not for
+    the loader's 2 and with the loader's key as the fix."""
+    (tmp_path / 'base.py').write_text(
+        'w = 2\nmodel = dict(w=w)\n'
+        'train_dataloader = dict(num_workers=2, batch_size=2)\n')
+    with pytest.raises(ValueError) as info:
+        load_config(str(tmp_path / 'base.py'), {'w': 0})
+    message = str(info.value)
+    assert 'these keys keep 2: model.w. Override' in message
+    assert 'e.g. --cfg-options model.w=0.' in message
+    assert 'train_dataloader' not in message
+    leaf = tmp_path / 'leaf.py'
+    leaf.write_text("_base_ = ['base.py']\nmodel = dict(w=0)\n")
+    with pytest.raises(ValueError) as info:
+        load_config(str(leaf), {'w': 5})
+    message = str(info.value)
+    assert "'w' is a variable that the files of" in message
+    assert 'every key it fed is set otherwise' in message
+    assert 'instead: model.w (fed from it in ' in message
+    assert 'base.py, now 0).' in message
+    assert 'train_dataloader' not in message
+    # A value the check cannot change to probe it: the keys holding it.
+    path = config(
+        tmp_path, 'w = 1 + 1\nmodel = dict(w=w)\n'
+        'train_dataloader = dict(num_workers=2)\n')
+    with pytest.raises(ValueError) as info:
+        load_config(path, {'w': 0})
+    assert ('keep 2: model.w, train_dataloader.num_workers. Override those '
+            'keys instead, e.g. --cfg-options model.w=0 (a key holding the '
+            'same value by chance is listed too).') in str(info.value)
+
+
+def test_a_dp_warmup_variable_option_names_the_dp_key():
+    """``--cfg-options dp_warmup_epochs=0`` on the E_dp = 5 sweep leaf
+    (which sets ``model.head.dp.warmup_epochs`` itself) was refused naming
+    ``train_dataloader.num_workers`` (it holds 2 as the base's
+    ``dp_warmup_epochs`` does) and offered ``--cfg-options
+    train_dataloader.num_workers=0`` as the fix. It is refused because the
+    variable feeds no key there, naming the key it fed in the base;
+    ``model.head.dp.warmup_epochs=0`` (E_dp = 0 is in the spec's sweep: DP
+    from the first epoch) is the key to set, and is accepted."""
+    leaf = 'configs/gmn/gmn_r18_synthreid-v2_dp-e5.py'
+    with pytest.raises(ValueError) as info:
+        load_config(leaf, {'dp_warmup_epochs': 0})
+    message = str(info.value)
+    assert "'dp_warmup_epochs' is a variable that the files of" in message
+    assert ('instead: model.head.dp.warmup_epochs (fed from it in '
+            'configs/_base_/models/gmn_r18_synthreid.py, now 5).') in message
+    assert 'num_workers' not in message
+    cfg = load_config(leaf, {'model.head.dp.warmup_epochs': 0})
+    assert cfg.model.head.dp.warmup_epochs == 0

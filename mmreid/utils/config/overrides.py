@@ -148,6 +148,7 @@ def check_variable_overrides(cfg: Config,
         if isinstance(old, dict) or old is not KeyError and old == new:
             continue
         built = False  # holders built from the value, not holding it
+        chance = False  # holders may hold the value by chance
         if old is KeyError or isinstance(old, bool):
             # A field the variable's dict lacks (reid_evaluator.distance),
             # or a flag (many keys hold True by chance): found by reading
@@ -162,23 +163,38 @@ def check_variable_overrides(cfg: Config,
             holders = _none_holders(path, str(key), plain, read)
         else:
             # Keys the run reads (not other variables, e.g. a pipeline
-            # template).
+            # template) that hold the old value.
             holders = [
                 where for where, value in _leaves(plain)
                 if where.split('.')[0] in read and value == old
                 and type(value) is type(old)
             ]
-            if not holders:
-                # No key holds the old value: the files may have built
-                # keys from it (data_root + 'market1501/'), or a leaf set
-                # the key it fed (pic.weight = 100.0). Read them again
-                # with the variable changed.
-                holders = _probed_holders(path, str(key), plain, read)
-                built = bool(holders)
+            # Small numbers are held by chance (num_workers=2 beside
+            # dp_warmup_epochs = 2): the keys that follow the variable
+            # are found by reading the files with it changed. Those
+            # holding the old value keep it; the others were built from
+            # it (data_root + 'market1501/'); none when a leaf set the
+            # key it fed (pic.weight = 100.0). Holding the value is all
+            # that tells where the files cannot be read so.
+            probed = _probed_holders(path, str(key), plain, read)
+            if probed is None:
+                chance = True
+            else:
+                # A tuple follows item by item (size.0 for size), a list
+                # as a whole (pipeline for pipeline.1.size).
+                kept = [
+                    where for where in holders if any(
+                        _nested(tuple(k.split('.')), tuple(where.split('.')))
+                        for k in probed)
+                ]
+                built = bool(probed) and not kept
+                holders = kept or probed
                 # A variable no file reads (a setting read by a tool, not
                 # by the run) is the option's to set; one that files read
                 # but that feeds no key (a leaf set the key) is not.
-                if holders == [] and _read_by_files(path, root):
+                users = _files_reading(path, root) if not probed else []
+                if users:
+                    fed = _fed_keys(users, str(key), read)
                     raise ValueError(
                         f'{option} {key}={new!r}: {root!r} is a variable '
                         f'that the files of {path} use, but every key it '
@@ -186,7 +202,8 @@ def check_variable_overrides(cfg: Config,
                         f'one using it gives the key its own value): read '
                         f'with another value of it the config is the same, '
                         f'so this override would change nothing. Override '
-                        f'the keys the run reads instead.')
+                        f'the keys the run reads instead'
+                        f'{_fed_message(fed, plain)}.')
         if not holders:
             continue
         # Keys of the variable's phase first (test_pipeline ->
@@ -209,13 +226,15 @@ def check_variable_overrides(cfg: Config,
                 f'{_option_value(plain, example)!r}).')
         keep = ('were built from it without this field' if old is KeyError
                 else f'keep {old!r}')
+        by_chance = (' (a key holding the same value by chance is listed '
+                     'too)' if chance else '')
         raise ValueError(
             f'{option} {key}={new!r}: {root!r} is a variable of '
             f'{path} that was already substituted when the file was read, '
             f'so this override would change nothing: these keys {keep}: '
             f'{shown}. Override those keys instead, e.g. '
-            f'{option} {_override(holders[0], new, plain, option)} (a key '
-            f'holding the same value by chance is listed too).')
+            f'{option} {_override(holders[0], new, plain, option)}'
+            f'{by_chance}.')
     followed = read - TRAINING_ONLY_KEYS if phase == 'test' else read
     _check_copied_runner_keys(items, plain, path, option, read, followed)
 
@@ -237,28 +256,66 @@ def _none_holders(path: str, key: str, plain: dict,
     ]
 
 
-def _read_by_files(path: str, name: str) -> bool:
-    """Whether an expression of ``path`` or of a base it reads uses the
-    variable ``name`` (``name`` or ``{{_base_.name}}``), not only assigns
-    it; True when a file cannot be parsed (it cannot be told)."""
+def _files_reading(path: str, name: str) -> List[str]:
+    """The files of ``path`` (itself and the bases it reads) in which an
+    expression uses the variable ``name`` (``name`` or
+    ``{{_base_.name}}``), not only assigns it; a file that cannot be
+    parsed is among them (it cannot be told)."""
     import ast
 
     from .bases import _BASE_PLACEHOLDER, _config_files
+    users = []
     for source, _ in _config_files(path):
         with open(source, encoding='utf-8') as f:
             text = _BASE_PLACEHOLDER.sub(r'_base_.\1', f.read())
         try:
             tree = ast.parse(text)
         except SyntaxError:
-            return True
+            users.append(source)
+            continue
         if any(
                 isinstance(n, ast.Name) and n.id == name
                 and isinstance(n.ctx, ast.Load)
                 or isinstance(n, ast.Attribute) and n.attr == name
                 and isinstance(n.value, ast.Name) and n.value.id == '_base_'
                 for n in ast.walk(tree)):
-            return True
-    return False
+            users.append(source)
+    return users
+
+
+def _fed_keys(users: List[str], key: str,
+              read: Collection[str]) -> List[tuple]:
+    """``(dotted key, file)``: the keys the run reads that variable ``key``
+    (dotted) feeds in each file of ``users`` read on its own (with the
+    bases it reads), found by reading that file again with another value
+    of it; none for a file that cannot be read so."""
+    from .probe import _read_only
+    root, *rest = key.split('.')
+    fed: List[tuple] = []
+    for source in users:
+        probed = _read_with_probed_bases(
+            source, root, [tuple(rest)] if rest else (), leaf=True)
+        if probed is None:
+            continue
+        try:
+            alone = _read_only(source)
+        except Exception:
+            continue
+        fed += [('.'.join(map(str, k)), source)
+                for k in _following_keys(probed, alone, read)
+                if not any(where == '.'.join(map(str, k)) for where, _ in fed)]
+    return fed
+
+
+def _fed_message(fed: List[tuple], plain: dict) -> str:
+    """``': KEY (fed from it in FILE, now VALUE), ...'`` for the message
+    of a variable whose keys are set otherwise; empty without keys."""
+    if not fed:
+        return ''
+    return ': ' + _first_keys([
+        f'{where} (fed from it in {_shown_path(source)}, now '
+        f'{_option_value(plain, where)!r})' for where, source in fed
+    ])
 
 
 def _probed_holders(path: str, key: str, plain: dict,
