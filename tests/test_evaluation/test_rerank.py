@@ -370,11 +370,14 @@ def test_the_symmetry_tolerance_is_relative_to_the_rows_largest_distance():
             with pytest.raises(ValueError, match=r'q_q_dist, .* symmetric'):
                 k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=2, k2=1)
     # The scale is the largest |distance|: all distances shifted to
-    # [-20, -10] (a rank-equivalent offset) keep s = 20, and a difference
-    # of 0.015 (7.5e-4 of s) passes.
-    q_g, q_q, g_g = line_blocks(shift=-20.0)
+    # [10, 20] keep s = 20, and a difference of 0.015 (7.5e-4 of s)
+    # passes. (Shifted to [-20, -10] they are refused: no distance is
+    # negative, see test_hunt_rerank.)
+    q_g, q_q, g_g = line_blocks(shift=10.0)
     g_g[0, 1] += 0.015
     k_reciprocal_rerank_distances(q_g, q_q, g_g, k1=2, k2=1)
+    with pytest.raises(ValueError, match='is negative'):
+        k_reciprocal_rerank_distances(*line_blocks(shift=-20.0), k1=2, k2=1)
 
 
 @pytest.mark.parametrize('which', ['q_g_dist', 'q_q_dist', 'g_g_dist'])

@@ -501,10 +501,11 @@ def check_distance_blocks(q_g: torch.Tensor, q_q: torch.Tensor,
 
     :func:`k_reciprocal_from_rows` reads the full (N, N) distance, built
     from the blocks with the gallery rows ``[q_g.T, g_g]``, as the
-    definition's ``d``: it must be finite, symmetric (``q_q`` and ``g_g``;
-    ``q_g`` stands for both its own and the gallery-query block) and have
-    each sample nearest to itself (``N(i, k)`` includes ``i``). Both hold
-    up to float rounding (see :data:`SYMMETRY_RTOL`). A diagonal that is
+    definition's ``d``: it must be finite, not negative (each row is divided
+    by its largest distance), symmetric (``q_q`` and ``g_g``; ``q_g``
+    stands for both its own and the gallery-query block) and have each
+    sample nearest to itself (``N(i, k)`` includes ``i``). These hold up to
+    float rounding (see :data:`SYMMETRY_RTOL`). A diagonal that is
     the smallest of its row but not 0 is accepted: it enters the
     definition only as the weight ``exp(-d(i, i))`` of ``V[i, i]``, and
     the float32 Euclidean distance of a sample to itself is the square
@@ -517,9 +518,10 @@ def check_distance_blocks(q_g: torch.Tensor, q_q: torch.Tensor,
         memory_budget_mb: Budget of the temporaries of one step.
 
     Raises:
-        ValueError: A block has a non-finite entry, a square block is not
-            symmetric, or a sample's distance to itself is not its
-            smallest; names the block, the entries and what was expected.
+        ValueError: A block has a non-finite or negative entry, a square
+            block is not symmetric, or a sample's distance to itself is not
+            its smallest; names the block, the entries and what was
+            expected.
     """
     names = ('q_g_dist', 'q_q_dist', 'g_g_dist')
     for block, name in zip((q_g, q_q, g_g), names):
@@ -537,6 +539,45 @@ def check_distance_blocks(q_g: torch.Tensor, q_q: torch.Tensor,
                        'query')
     _check_own_nearest(g_g, names[2], q_g, names[0], True, gallery_scale,
                        dtype, 'gallery sample')
+    for block, name, scale in ((q_g, names[0], query_scale),
+                               (q_q, names[1], query_scale),
+                               (g_g, names[2], gallery_scale)):
+        _check_nonnegative(block, name, scale, dtype)
+
+
+def _check_nonnegative(block: torch.Tensor, name: str,
+                       row_scale: torch.Tensor, dtype: torch.dtype) -> None:
+    """Refuse a negative distance (beyond :data:`SYMMETRY_RTOL` of its
+    row's largest |distance|).
+
+    The definition weights a neighbour by ``exp(-d / max_row d)`` and
+    scales the original term by the row's largest distance: with negative
+    distances (a negated similarity, ``-cos``) that maximum can be negative
+    and the division reverses the row's order.
+
+    Args:
+        block: A distance block, (n, m).
+        name: Its name, for the error.
+        row_scale: Each row's largest |distance|, shape (n, ).
+        dtype: The dtype of the computation.
+    """
+    if block.numel() == 0:
+        return
+    smallest, col = block.min(1)
+    excess = -smallest.to(dtype) / row_scale.clamp_min(
+        torch.finfo(dtype).tiny)
+    value, row = excess.max(0)
+    if float(value) <= SYMMETRY_RTOL:
+        return
+    row = int(row)
+    raise ValueError(
+        f'k_reciprocal_rerank_distances: {name}[{row}, {int(col[row])}] = '
+        f'{float(smallest[row]):.6g} is negative (beyond float rounding, '
+        f'relative {SYMMETRY_RTOL:g} of the row\'s largest |distance| '
+        f'{float(row_scale[row]):.6g}); expected a distance >= 0: the '
+        'definition divides each row by its largest distance, which a '
+        'negated similarity makes negative, reversing the order. For a '
+        'similarity s in [-1, 1] pass 1 - s.')
 
 
 def k_reciprocal_rerank_distances(
@@ -555,9 +596,9 @@ def k_reciprocal_rerank_distances(
     itself O(G^2), so prefer :func:`k_reciprocal_rerank` for large sets.
     They must be one distance of the ``Q + G`` samples: finite, ``q_q`` and
     ``g_g`` symmetric (the gallery rows are ``[q_g.T, g_g]``) and each
-    sample nearest to itself, up to float rounding (see
-    :func:`check_distance_blocks`); a similarity or an asymmetric pair
-    score is refused.
+    sample nearest to itself, and not negative, up to float rounding (see
+    :func:`check_distance_blocks`); a similarity, a negated similarity or an
+    asymmetric pair score is refused.
 
     Args:
         q_g_dist: Query-gallery distances, shape (Q, G).
