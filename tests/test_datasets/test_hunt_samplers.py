@@ -60,11 +60,6 @@ def _build(monkeypatch, kind, seed):
         dataset, batch_size=8, num_instances=2, seed=seed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='the plan generator is seeded with the entropy list [seed, '
-    'epoch], whose 32-bit words make seed s + e * 2**32 at epoch 0 the '
-    'same stream as seed s at epoch e')
 @pytest.mark.parametrize('kind', [
     'IdentitySampler', 'DomainIdentitySampler', 'CrossModalityIdentitySampler'
 ])

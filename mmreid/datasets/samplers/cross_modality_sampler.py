@@ -6,7 +6,7 @@ from mmengine.logging import print_log
 
 from mmreid.registry import DATA_SAMPLERS
 from mmreid.utils.labels import integer_label
-from .epoch_plan_sampler import EpochPlanSampler
+from .epoch_plan_sampler import EpochPlanSampler, plan_rng
 
 VISIBLE, INFRARED = 0, 1
 
@@ -229,7 +229,7 @@ class CrossModalityIdentitySampler(EpochPlanSampler):
             ``infrared_instances``, (T, world_size, 2 * P * K): the
             visible images of the P identities, then their infrared ones.
         """
-        rng = np.random.default_rng([self.seed % (1 << 64), self.epoch])
+        rng = plan_rng(self.seed, self.epoch)
         if self.infrared_instances is not None:
             return self._unbalanced_plan(rng)
         k, p = self.num_instances, self.num_pids_per_batch

@@ -5,7 +5,7 @@ import numpy as np
 
 from mmreid.registry import DATA_SAMPLERS
 from mmreid.utils.labels import integer_label
-from .epoch_plan_sampler import lower_batch_size_text
+from .epoch_plan_sampler import lower_batch_size_text, plan_rng
 from .identity_sampler import IdentitySampler
 
 
@@ -269,7 +269,7 @@ class DomainIdentitySampler(IdentitySampler):
         Returns:
             np.ndarray: Shape (T, world_size, P, K).
         """
-        rng = np.random.default_rng([self.seed % (1 << 64), self.epoch])
+        rng = plan_rng(self.seed, self.epoch)
         k = self.num_instances
         num_steps, width = self.num_steps, self.pids_per_step
         # The layout is fixed; the steps are shuffled at the end.

@@ -31,6 +31,31 @@ def lower_batch_size_text(fits: int = 0) -> str:
             f'train_dataloader.batch_size={value}, or use fewer GPUs')
 
 
+def plan_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The generator of the index plan of ``(seed, epoch)``.
+
+    numpy reads a list seed as its ints' 32-bit words with trailing zero
+    words ignored, so the plain ``[seed, epoch]`` made seed ``s + e * 2**32``
+    at epoch 0 the stream of seed ``s`` at epoch ``e``: two runs of a seed
+    study shared an epoch's batches. A seed in [0, 2**32) keeps that
+    entropy (its plans are unchanged); any other seed is taken modulo
+    2**64 as two words, followed by the epoch and a final 1, a list no
+    other ``(seed, epoch)`` gives.
+
+    Args:
+        seed (int): The sampler's seed, any int.
+        epoch (int): The epoch, >= 0.
+
+    Returns:
+        np.random.Generator: The plan's generator.
+    """
+    if 0 <= seed < 1 << 32:
+        return np.random.default_rng([seed, epoch])
+    seed %= 1 << 64
+    return np.random.default_rng(
+        [seed & 0xFFFFFFFF, seed >> 32, epoch, 1])
+
+
 class EpochPlanSampler(Sampler):
     """Base of the identity samplers: an index plan per (seed, epoch).
 

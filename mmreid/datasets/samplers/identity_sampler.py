@@ -4,7 +4,7 @@ from typing import Hashable, List, Optional, Sequence, Sized
 import numpy as np
 
 from mmreid.registry import DATA_SAMPLERS
-from .epoch_plan_sampler import EpochPlanSampler
+from .epoch_plan_sampler import EpochPlanSampler, plan_rng
 
 
 @DATA_SAMPLERS.register_module()
@@ -238,7 +238,7 @@ class IdentitySampler(EpochPlanSampler):
             np.ndarray: Shape (T, world_size, P, K): step, rank, identity
             group and image.
         """
-        rng = np.random.default_rng([self.seed % (1 << 64), self.epoch])
+        rng = plan_rng(self.seed, self.epoch)
         k = self.num_instances
         num_steps, width = self.num_steps, self.pids_per_step
         num_identities = len(self.indices_per_identity)
