@@ -393,14 +393,18 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
 
     def build_optim_wrapper(self, optim_wrapper):
         """mmengine's, after checking the optimizer type (see
-        :func:`~mmreid.utils.registry_suggestions.check_optimizer_type`) and
+        :func:`~mmreid.utils.registry_suggestions.check_optimizer_type`),
         that an AMP wrapper has a CUDA device (as ``--amp``, see
-        :func:`~mmreid.utils.config.runtime.check_amp_device`)."""
+        :func:`~mmreid.utils.config.runtime.check_amp_device`) and that
+        ``paramwise_cfg`` applies as written (see
+        :func:`~.optim_checks.check_paramwise_cfg`)."""
         from mmreid.registry import OPTIMIZERS
         from mmreid.utils.config.runtime import check_amp_device
         from mmreid.utils.registry_suggestions import check_optimizer_type
+        from .optim_checks import check_paramwise_cfg
         check_amp_device(optim_wrapper)
         check_optimizer_type(optim_wrapper, OPTIMIZERS)
+        check_paramwise_cfg(optim_wrapper, self.model)
         return super().build_optim_wrapper(optim_wrapper)
 
     def scale_lr(self, optim_wrapper, auto_scale_lr=None) -> None:
@@ -456,14 +460,17 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         ``ConstantLR`` or ``PolyLR`` spanning a single step. These checks
         are the runner's, so ``default_hooks.setup_check=None`` keeps them.
         They run once: the resume checks build the schedulers again, from
-        the ones already built and checked.
+        the ones already built and checked. Schedulers no hook steps are
+        refused first (see :func:`~.optim_checks.check_schedulers_stepped`).
         """
         from mmengine.runner import BaseLoop
 
+        from .optim_checks import check_schedulers_stepped
         from .schedule_checks import (check_schedulers_reach_their_end,
                                       check_schedulers_step,
                                       labelled_schedulers)
         built = super().build_param_scheduler(scheduler)
+        check_schedulers_stepped(built, self.hooks)
         if not isinstance(self._train_loop, BaseLoop) or getattr(
                 self, '_schedules_checked', False):
             return built

@@ -1,0 +1,130 @@
+"""Checks of the optimizer settings mmengine would silently not apply.
+
+mmengine's ``DefaultOptimWrapperConstructor`` reads the keys of
+``optim_wrapper.paramwise_cfg`` it knows and ignores the rest, applies a
+``custom_keys`` entry to the parameters whose names contain it (none, for a
+name that matches nothing), and tells norm layers by their class; and its
+runner steps the schedulers only from a ``ParamSchedulerHook``. Each of
+these left a run training with another recipe than its config states,
+without a word: refused here, naming the key.
+"""
+import difflib
+from typing import Any, Sequence
+
+from torch import nn
+
+#: The keys ``DefaultOptimWrapperConstructor`` reads from ``paramwise_cfg``
+#: (mmengine 0.10).
+PARAMWISE_KEYS = ('custom_keys', 'bias_lr_mult', 'bias_decay_mult',
+                  'norm_decay_mult', 'dwconv_decay_mult', 'flat_decay_mult',
+                  'dcn_offset_lr_mult', 'bypass_duplicate')
+#: The ``paramwise_cfg`` keys that treat a layer by whether mmengine sees
+#: it as a norm layer (its class), which an MBN is not.
+NORM_CLASS_KEYS = ('norm_decay_mult', 'bias_lr_mult', 'bias_decay_mult')
+_DEFAULT_CONSTRUCTORS = (None, 'DefaultOptimWrapperConstructor')
+
+
+def check_paramwise_cfg(optim_wrapper: Any, model: nn.Module) -> None:
+    """Refuse ``paramwise_cfg`` settings the default constructor would not
+    apply as written.
+
+    * a key it does not read (``norm_decay_mul``): ignored, so every
+      parameter kept the optimizer's own setting;
+    * a ``custom_keys`` entry no parameter name contains (the AGW
+      reference's ``'bottleneck'`` for mmreid's ``head.bnneck``): the
+      parameters it meant trained at the base lr;
+    * ``norm_decay_mult``, ``bias_lr_mult`` or ``bias_decay_mult`` with an
+      MBN that holds a shared affine: mmengine tells norm layers by their
+      class, so the MBN's gamma and beta were treated as a plain layer's
+      (full weight decay where every BN got none) and the BN-vs-MBN
+      comparison trained its arms differently.
+
+    Only the default constructor is checked (a custom one reads its own
+    keys).
+
+    Args:
+        optim_wrapper: The ``optim_wrapper`` config (a dict).
+        model (nn.Module): The model it is built for (a wrapper's
+            ``module`` is used, as the constructor does).
+
+    Raises:
+        ValueError: Names the key, and for an unknown key the keys that
+            are read; for a ``custom_keys`` entry, the closest names.
+    """
+    if not isinstance(optim_wrapper, dict):
+        return
+    if optim_wrapper.get('constructor') not in _DEFAULT_CONSTRUCTORS:
+        return
+    paramwise = optim_wrapper.get('paramwise_cfg')
+    if not isinstance(paramwise, dict):
+        return
+    unknown = sorted(set(paramwise) - set(PARAMWISE_KEYS), key=str)
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), PARAMWISE_KEYS, 1)
+        hint = f' (did you mean {close[0]!r}?)' if close else ''
+        raise ValueError(
+            f'optim_wrapper.paramwise_cfg has keys mmengine\'s constructor '
+            f'does not read: {unknown}{hint}; they would be ignored and '
+            f'every parameter keep the optimizer\'s setting. It reads '
+            f'{list(PARAMWISE_KEYS)}.')
+    model = getattr(model, 'module', model)
+    names = [name for name, _ in model.named_parameters()]
+    custom_keys = paramwise.get('custom_keys') or {}
+    for key in custom_keys:
+        if not any(str(key) in name for name in names):
+            modules = sorted({n.rsplit('.', 1)[0] for n in names if '.' in n})
+            close = difflib.get_close_matches(str(key), modules, 3, 0.4)
+            raise ValueError(
+                f'optim_wrapper.paramwise_cfg.custom_keys[{key!r}] is in '
+                'no parameter name of the model: its setting would apply '
+                'to nothing and the parameters it meant would train with '
+                'the base settings. A key selects the parameters whose '
+                'name contains it' +
+                (f'; close names: {close}' if close else '') + '.')
+    used = [key for key in NORM_CLASS_KEYS if key in paramwise]
+    if not used:
+        return
+    from mmreid.models.layers import MBN
+    for prefix, module in model.named_modules():
+        own = [name for name, _ in module.named_parameters(recurse=False)]
+        if isinstance(module, MBN) and own:
+            raise ValueError(
+                f'optim_wrapper.paramwise_cfg.{used[0]}: the MBN '
+                f'{prefix!r} holds a shared affine ({", ".join(own)}), '
+                'which mmengine\'s constructor does not see as a norm '
+                'layer (it tells them by class): it would get the plain '
+                'layers\' setting where every BatchNorm gets the norm '
+                f'one. Leave {used[0]} out and set these parameters with '
+                'custom_keys (a key selects the names containing it).')
+
+
+def check_schedulers_stepped(schedulers: Any, hooks: Sequence[Any]) -> None:
+    """Refuse schedulers that no hook steps.
+
+    mmengine's ``ParamSchedulerHook`` (``default_hooks.param_scheduler``)
+    steps them; a config that sets that hook to None trained the whole run
+    at the schedule's first value (a warm-up's start) and logged it.
+
+    Args:
+        schedulers: The built schedulers: a list, or a dict of lists (one
+            per optimizer), or None.
+        hooks (Sequence[Hook]): The runner's registered hooks.
+
+    Raises:
+        ValueError: There are schedulers and no hook is a
+            ``ParamSchedulerHook`` (or a subclass).
+    """
+    from mmengine.hooks import ParamSchedulerHook
+    if isinstance(schedulers, dict):
+        schedulers = [s for group in schedulers.values() for s in group]
+    if not schedulers:
+        return
+    if any(isinstance(hook, ParamSchedulerHook) for hook in hooks):
+        return
+    raise ValueError(
+        'param_scheduler is set but no hook steps it: '
+        'default_hooks.param_scheduler is None (or no ParamSchedulerHook '
+        'is registered), so the whole run would train at the schedule\'s '
+        f'first value ({type(schedulers[0]).__name__} at step 0). Restore '
+        "default_hooks.param_scheduler=dict(type='ParamSchedulerHook'), "
+        'or set param_scheduler=None for a constant learning rate.')
