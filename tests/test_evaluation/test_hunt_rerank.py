@@ -346,3 +346,31 @@ def test_metric_query_expansion_matches_the_definitions(k, alpha):
         expected = textbook_tpr_at_fpr(dist, *labels, fpr)
         assert metrics[f'reid/TPR@FPR={fpr:.0e}'] == pytest.approx(
             100 * expected, abs=1e-9)
+
+
+@pytest.mark.parametrize('options', [
+    dict(k=2, alpha=float('nan')),
+    dict(k=2, alpha=float('inf')),
+    dict(k=-1),
+    dict(k=1.5),
+])
+def test_query_expansion_options_are_refused_at_construction(options):
+    """``ReIDMetric(query_expansion=dict(k=2, alpha=nan))`` was accepted:
+    every expanded query became NaN, and the metric stopped only after the
+    whole extraction with "the distance matrix contains NaN", which does
+    not name the cause. An option outside its definition (k an integer
+    >= 0, alpha a finite number >= 0) is refused when the metric is
+    built, naming it."""
+    name = 'alpha' if 'alpha' in options else 'k'
+    with pytest.raises(ValueError, match=rf'query_expansion=\.\.\.\): {name}'):
+        ReIDMetric(query_expansion=options)
+
+
+def test_identical_features_are_refused_with_their_cause():
+    """A collapsed model gives every sample the same feature: each row's
+    largest distance is 0, the definition's ``d / max`` is 0 / 0, and
+    re-ranking returned NaN, refused later as "the distance matrix
+    contains NaN". It is refused naming the cause."""
+    feats = np.ones((8, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match='every distance of query 0 .* is 0'):
+        k_reciprocal_rerank(feats[:3], feats[3:], k1=2, k2=1)

@@ -11,12 +11,40 @@ the plain average (AQE). Neighbours are the ``k`` most cosine-similar
 gallery items of the whole gallery: the junk rule is not applied, since
 expansion is unsupervised and must not look at labels.
 """
+import math
+import numbers
+
 import torch
 import torch.nn.functional as F
 
 from .distance import (ArrayLike, check_normalizable, exact_fp32_matmul,
                        to_tensor)
 from .rank import DEFAULT_MEMORY_BUDGET_MB, DeviceLike
+
+
+def check_query_expansion_options(k: int = 5,
+                                  alpha: float = 0.0,
+                                  owner: str = 'query_expansion') -> None:
+    """Refuse query-expansion options outside their definition: ``k`` an
+    integer >= 0 (its upper bound, the gallery size, is checked when the
+    gallery is known) and ``alpha`` a finite number >= 0 (a NaN gave NaN
+    queries, refused only after extraction as a NaN distance).
+
+    Args:
+        k, alpha: As in :func:`query_expansion`.
+        owner: Who was given them, for the error.
+
+    Raises:
+        ValueError: Names the option and its value.
+    """
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 0:
+        raise ValueError(f'{owner}: k (gallery neighbours per query) must be '
+                         f'an integer >= 0, got {k!r}')
+    if isinstance(alpha, bool) or not isinstance(
+            alpha, numbers.Real) or not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f'{owner}: alpha (the exponent of the similarity '
+                         f'weights) must be a finite number >= 0, got '
+                         f'{alpha!r}')
 
 
 def query_expansion(query_feats: ArrayLike,
@@ -46,10 +74,9 @@ def query_expansion(query_feats: ArrayLike,
             leaves its direction undefined.
     """
     query, gallery = to_tensor(query_feats), to_tensor(gallery_feats)
-    if k < 0 or k > len(gallery):
+    if isinstance(k, numbers.Integral) and not 0 <= k <= len(gallery):
         raise ValueError(f'k must lie in [0, {len(gallery)}], got {k}')
-    if alpha < 0:
-        raise ValueError(f'alpha must be >= 0, got {alpha}')
+    check_query_expansion_options(k, alpha)
     device = torch.device(device) if device is not None else query.device
     dtype = torch.float64 if query.dtype == torch.float64 else torch.float32
     check_normalizable(query, 'query')

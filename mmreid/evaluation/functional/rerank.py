@@ -176,6 +176,17 @@ def k_reciprocal_from_rows(rows: RowSource,
         neighbors.append(
             dist.topk(k1 + 1, dim=1, largest=False, sorted=True).indices)
     neighbors, row_max = torch.cat(neighbors), torch.cat(row_max)
+    flat = (row_max <= 0).nonzero()
+    if len(flat):
+        # Every distance of the row is 0: d / max is 0 / 0.
+        first = int(flat[0])
+        role = 'query' if first < num_query else 'gallery sample'
+        index = first if first < num_query else first - num_query
+        raise ValueError(
+            f'k-reciprocal re-ranking: every distance of {role} {index} to '
+            f'the {num_total} samples is 0 ({len(flat)} such samples): all '
+            'the features are identical (a collapsed model?), and the '
+            'definition divides each row by its largest distance')
     device = neighbors.device
     half = int(round(k1 / 2))
     half_neighbors = neighbors[:, :half + 1].contiguous()

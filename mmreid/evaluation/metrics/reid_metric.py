@@ -27,6 +27,7 @@ from ..functional import (DEFAULT_MEMORY_BUDGET_MB, ReIDEvalResult,
                           evaluate_rank, evaluate_verification,
                           evaluate_verification_features, k_reciprocal_rerank,
                           query_expansion, summarize_partitions)
+from ..functional.query_expansion import check_query_expansion_options
 from ..functional.rerank import check_rerank_options
 from ..functional.verification import check_fprs, fpr_key
 from .dataset_protocol import protocol_metric_of
@@ -298,6 +299,10 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
         self.device = device
         _check_keys('query_expansion', query_expansion, QUERY_EXPANSION_KEYS)
         _check_keys('rerank', rerank, RERANK_KEYS)
+        if query_expansion is not None:
+            check_query_expansion_options(
+                **query_expansion,
+                owner=f'{type(self).__name__}(query_expansion=...)')
         if rerank is not None:
             check_rerank_options(
                 **rerank, owner=f'{type(self).__name__}(rerank=...)')
