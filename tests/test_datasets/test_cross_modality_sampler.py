@@ -10,28 +10,20 @@ from mmreid.datasets.samplers import (CrossModalityIdentitySampler,
                                       cross_modality_sampler,
                                       epoch_plan_sampler)
 from mmreid.registry import DATA_SAMPLERS
+from ..fixtures.records import RecordDataset
 
 
-class FakeVIDataset:
+class FakeVIDataset(RecordDataset):
     """Records with pid and modality; some ids lack one modality."""
 
     def __init__(self, counts):
         # counts: {pid: (num_visible, num_infrared)}
-        self.records = []
+        records = []
         for pid, (nv, ni) in counts.items():
-            self.records += [dict(pid=pid, modality=0)] * nv
-            self.records += [dict(pid=pid, modality=1)] * ni
+            records += [dict(pid=pid, modality=0)] * nv
+            records += [dict(pid=pid, modality=1)] * ni
         # Interleave, so nothing depends on the dataset order.
-        self.records = self.records[::2] + self.records[1::2]
-
-    def __len__(self):
-        return len(self.records)
-
-    def __getitem__(self, idx):
-        return idx
-
-    def get_data_info(self, idx):
-        return dict(self.records[idx])
+        super().__init__(records[::2] + records[1::2])
 
 
 COUNTS = {pid: (3 + pid % 5, 1 + pid % 3) for pid in range(12)}

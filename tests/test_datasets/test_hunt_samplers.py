@@ -11,22 +11,7 @@ import pytest
 from mmreid.datasets.samplers import (CrossModalityIdentitySampler,
                                       DomainIdentitySampler, IdentitySampler,
                                       epoch_plan_sampler)
-
-
-class RecordDataset:
-    """Records with ``pid``, ``dsetid`` and ``modality``, nothing else."""
-
-    def __init__(self, records):
-        self.records = [dict(r) for r in records]
-
-    def __len__(self):
-        return len(self.records)
-
-    def __getitem__(self, idx):
-        return idx
-
-    def get_data_info(self, idx):
-        return dict(self.records[idx])
+from ..fixtures.records import RecordDataset
 
 
 def _set_world(monkeypatch, rank, world_size):

@@ -5,45 +5,14 @@ import torch
 from mmreid.evaluation.functional import k_reciprocal_rerank
 from mmreid.evaluation.functional.rerank import k_reciprocal_rerank_distances
 from mmreid.evaluation.metrics import ReIDMetric
+from .test_hunt_rerank import paper_rerank
 
 
 def dense_rerank(query, gallery, k1, k2, lambda_value):
     """k-reciprocal re-ranking written from the paper's definitions with
-    dense (N, N) float64 matrices and Python sets."""
-    feats = np.concatenate([query, gallery]).astype(np.float64)
-    num_query, num = len(query), len(feats)
-    dist = ((feats[:, None, :] - feats[None, :, :])**2).sum(-1)
-    dist = dist / dist.max(axis=1, keepdims=True)
-    ranking = np.argsort(dist, axis=1, kind='stable')
-
-    def nearest(i, k):
-        return set(ranking[i, :k].tolist())
-
-    def reciprocal(i, k):
-        return {j for j in nearest(i, k + 1) if i in nearest(j, k + 1)}
-
-    half = int(round(k1 / 2))
-    weights = np.zeros((num, num))
-    for i in range(num):
-        members = reciprocal(i, k1)
-        expansion = set(members)
-        for cand in members:
-            cand_set = reciprocal(cand, half)
-            if len(cand_set & members) > 2 / 3 * len(cand_set):
-                expansion |= cand_set
-        cols = sorted(expansion)
-        weight = np.exp(-dist[i, cols])
-        weights[i, cols] = weight / weight.sum()
-    if k2 > 1:
-        weights = np.stack(
-            [weights[ranking[i, :k2]].mean(axis=0) for i in range(num)])
-    jaccard = np.zeros((num_query, num - num_query))
-    for i in range(num_query):
-        for j in range(num_query, num):
-            overlap = np.minimum(weights[i], weights[j]).sum()
-            jaccard[i, j - num_query] = 1 - overlap / (2 - overlap)
-    return (1 - lambda_value) * jaccard + lambda_value * dist[:num_query,
-                                                              num_query:]
+    dense (N, N) float64 matrices and Python sets, on the squared Euclidean
+    distance of the features."""
+    return paper_rerank(query, gallery, k1, k2, lambda_value)
 
 
 def clustered_features(seed, num_query, num_gallery, dim=8, num_ids=6):
