@@ -47,6 +47,12 @@ def test_differences_give_both_numbers_and_the_reason():
     (note, ) = compare(47.5, ReIDMetric(rerank=dict(k1=20)),
                        {'reid/mAP': 52.0})
     assert 're-ranks or expands queries' in note
+    # rerank=dict() re-ranks with every default: the note says so too (an
+    # empty dict was read as no re-ranking, and the reason given was the
+    # metric's own protocol)
+    for options in (dict(rerank=dict()), dict(query_expansion=dict())):
+        (note, ) = compare(47.5, ReIDMetric(**options), {'reid/mAP': 52.0})
+        assert 're-ranks or expands queries' in note, options
 
 
 @pytest.mark.parametrize('kwargs', [
@@ -1122,3 +1128,4 @@ def hand_section_or_none(metric, records):
     hook = EvalReportHook(num_queries=2, topk=4, max_rank=4)
     return hook.build_section(runner, 'test', 'hand', records, evaluator, {},
                               False)
+

@@ -445,8 +445,8 @@ class EvalReportHook(RankedListHook):
         if cls._same(reported, analysis.mAP):
             return [f'{key} {inside_bounds(reported)} as reported.']
         why = []
-        if getattr(metric, 'rerank', None) or getattr(metric,
-                                                      'query_expansion', None):
+        if getattr(metric, 'rerank', None) is not None or getattr(
+                metric, 'query_expansion', None) is not None:
             why.append('the metric re-ranks or expands queries, this '
                        'analysis ranks plain distances')
         partitions = [
