@@ -177,6 +177,25 @@ class SplitReIDDataset(BaseReIDDataset):
                     raise ValueError(
                         f'{type(self).__name__}: split {index} has '
                         f'{len(keys)} {role} images, expected {expected}')
+                repeated = sorted({k for k in keys if keys.count(k) > 1})
+                if repeated:
+                    # The dataset lists an image once, dg_splits as often
+                    # as the file does: a repeated query counted twice.
+                    raise ValueError(
+                        f'{type(self).__name__}: split {index} of '
+                        f'{self.split_file} lists {role} image '
+                        f'{self.key_path(repeated[0])!r} more than once '
+                        f'({len(repeated)} such images)')
+            shared = sorted({images[k]['pid']
+                             for k in members.get('train', ())}
+                            & {images[k]['pid']
+                               for k in members.get('query', ())})
+            if shared:
+                raise ValueError(
+                    f'{type(self).__name__}: split {index} of '
+                    f'{self.split_file} trains on identities it tests '
+                    f'(pid {shared[0]}, {len(shared)} in all): a split\'s '
+                    'training and test identities are disjoint')
         self._images = images
         self._splits = splits
 
@@ -436,7 +455,17 @@ class QMULiLIDS(SplitReIDDataset):
     def load_splits(self, images: Dict[str, dict]) -> List[dict]:
         pids = sorted(self._by_pid)
         splits = []
-        for s in load_split_file(self.split_file, 'ilids'):
+        for index, s in enumerate(load_split_file(self.split_file,
+                                                  'ilids')):
+            for name in ('test_ids', 'train_ids'):
+                positions = list(s[name])
+                bad = [p for p in positions if not 0 <= p < len(pids)]
+                if bad or len(set(positions)) != len(positions):
+                    raise ValueError(
+                        f'QMULiLIDS: split {index} of {self.split_file}: '
+                        f'{name} must be distinct positions in 0..'
+                        f'{len(pids) - 1} among the sorted identities, got '
+                        + (f'{bad[0]}' if bad else 'a repeated one'))
             query, gallery = [], []
             for pos, q_draw, g_draw in zip(s['test_ids'], s['query_draws'],
                                            s['gallery_draws']):

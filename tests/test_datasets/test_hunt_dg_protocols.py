@@ -212,10 +212,6 @@ EDITS = dict(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='split files are checked for counts only: a split that trains '
-    'on a test id or lists a query twice is evaluated silently')
 @pytest.mark.parametrize('case', sorted(EDITS))
 def test_split_file_that_breaks_the_protocol_is_refused(tmp_path, case):
     """A user passes their own ``split_file=`` (made with another seed, or
@@ -244,10 +240,6 @@ def test_split_file_that_breaks_the_protocol_is_refused(tmp_path, case):
             cls(root, split=split, split_index=0, split_file=path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='DGSplitMetric names the one split of a split_index=i dataset '
-    'split0 and reports R1_std 0.0 for it')
 def test_one_split_is_reported_under_its_own_index(tmp_path):
     """A user evaluates one PRID2011 split, e.g. with ``--cfg-options
     test_dataloader.dataset.split_index=3`` on configs/_base_/datasets/

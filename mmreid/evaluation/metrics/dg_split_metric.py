@@ -69,6 +69,17 @@ class DGSplitMetric(ReIDMetric):
             ValueError: Naming the dataset and its metainfo keys.
         """
         super().check_dataset_meta(dataset_meta)
+        split_index = dataset_meta.get('split_index')
+        if split_index is not None:
+            # Its one split would be reported as split0, with a spread of
+            # 0 over one split.
+            raise ValueError(
+                f'{type(self).__name__} cannot evaluate dataset '
+                f'{self.dataset_name(dataset_meta)}: it is split '
+                f'{split_index} alone (split_index={split_index}), and '
+                'the metric reports the mean and spread over the splits. '
+                'Evaluate one split with ReIDMetric, or all of them with '
+                'split_index=None')
         if not dataset_meta.get('dg_splits'):
             raise ValueError(
                 f'{type(self).__name__} cannot evaluate dataset '
