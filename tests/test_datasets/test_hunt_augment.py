@@ -217,10 +217,6 @@ def test_sample_seeds_give_independent_flips_over_positions_epochs_ranks():
     assert abs((base[1:] == base[:-1]).mean() - 0.5) < bound
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='ReIDRandomErasing: a scalar aspect_ratio_range/area_ratio_range '
-    'fails with len() TypeError naming neither the argument nor the value')
 @pytest.mark.parametrize('key, value', [('aspect_ratio_range', 0.3),
                                         ('area_ratio_range', 0.4)])
 def test_erasing_scalar_range_is_refused_naming_the_argument(key, value):
@@ -249,10 +245,6 @@ def test_erasing_scalar_range_is_refused_naming_the_argument(key, value):
     assert transform.aspect_ratio_range == pytest.approx((value, 1 / value))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='RandomChannel takes any truthy grayscale (the string "false") '
-    'as True and keeps the grey choice, silently')
 def test_random_channel_refuses_a_grayscale_that_is_not_a_bool():
     """A user switches the grey choice off with ``grayscale='false'`` (a
     string, e.g. from a YAML/JSON config written by a script).

@@ -32,6 +32,10 @@ BOT_ERASING_FILL_RGB = (151.997, 142.327, 126.824)
 
 
 def _check_range(name: str, value: Sequence[float]) -> Tuple[float, float]:
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        # torchreid and mmpretrain take one number r1 for (r1, 1 / r1)
+        raise ValueError(f'{name} must be a (min, max) pair with 0 < min '
+                         f'<= max, got {value!r}')
     if len(value) != 2 or not all(
             isinstance(v, numbers.Real) and not isinstance(v, bool)
             and math.isfinite(v)
@@ -391,6 +395,9 @@ class RandomChannel(BaseTransform):
 
     def __init__(self, prob: float = 0.5, grayscale: bool = True) -> None:
         check_prob(prob)
+        if not isinstance(grayscale, bool):
+            raise ValueError('RandomChannel: grayscale must be True or '
+                             f'False, got {grayscale!r}')
         self.prob = prob
         self.grayscale = grayscale
 
