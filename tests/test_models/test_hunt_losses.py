@@ -124,10 +124,6 @@ def metric_loss_reference(name, feats, labels):
     return dual_causality_definition(*feats, labels)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='metric losses broadcast (N, 1) or (1, N) labels into a wrong '
-    'positive mask instead of refusing them')
 @pytest.mark.parametrize('shape', [(8, 1), (1, 8)])
 @pytest.mark.parametrize('name',
                          ['TripletLoss', 'WRTLoss', 'DualCausalityLoss'])
@@ -158,10 +154,6 @@ def test_metric_losses_refuse_labels_that_are_not_one_per_row(name, shape):
         f'the definition {expected.item():.4f}')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='PairVerificationLoss reads a -1 target as a positive pair '
-    'instead of refusing targets outside {0, 1}')
 def test_pair_verification_refuses_targets_outside_0_1():
     """``PairVerificationLoss`` documents targets "1 for same-identity
     pairs, else 0 (bool, int or float)". A user who calls it with the
@@ -185,10 +177,6 @@ def test_pair_verification_refuses_targets_outside_0_1():
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='GMNHead logs mnet_acc of the dropped-out copies when DP is in '
-    "mode='replace', not of the clean pairs the README names")
 def test_mnet_accuracy_in_replace_mode_is_of_the_clean_pairs():
     """``configs/gmn/README.md`` and the ``GMNHead`` docstring: the logged
     ``mnet_acc``, ``mnet_pos_acc`` and ``mnet_neg_acc`` are accuracies

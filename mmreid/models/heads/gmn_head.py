@@ -455,10 +455,14 @@ class GMNHead(BNNeckHead):
                 losses['loss_pic'] = float(self.pic['weight']) * raw
                 losses['pic_raw'] = raw.detach()
         with torch.no_grad():
-            if is_clean.any():
-                z, targets = z[is_clean], targets[is_clean]
+            # Accuracies of the clean pairs only. DP in replace mode sends
+            # none through the M-Net: the keys are then left out, not
+            # taken from the perturbed copies (which change with the
+            # dropout draw alone).
+            z, targets = z[is_clean], targets[is_clean]
             correct = (z > 0) == targets
-            losses['mnet_acc'] = correct.float().mean()
+            if len(correct):
+                losses['mnet_acc'] = correct.float().mean()
             # Left out, not 0, when a batch has no such pair: mmengine
             # averages each key over the iterations that logged it, where
             # a 0 would read as a measured accuracy and a NaN would turn

@@ -65,6 +65,13 @@ class PairVerificationLoss(nn.Module):
             raise ValueError(f'logits {tuple(logits.shape)} and targets '
                              f'{tuple(targets.shape)} must have one shape')
         logits = logits.float()
+        if not ((targets == 0) | (targets == 1)).all():
+            # The +-1 convention of SoftMarginLoss made every pair a
+            # positive (bool(-1) is True).
+            found = torch.unique(targets[(targets != 0) & (targets != 1)])
+            raise ValueError(
+                'pair targets must be 1 (same identity) or 0, got values '
+                f'{found[:5].tolist()}')
         pos = targets.bool()
         if logits.numel() == 0:
             return logits.sum() * 0.0

@@ -38,6 +38,24 @@ def pairwise_euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return dist.clamp(min=1e-12).sqrt()
 
 
+def check_pair_labels(labels: torch.Tensor, num: int, owner: str) -> None:
+    """Refuse labels that are not one per sample, shape (num,).
+
+    Args:
+        labels (Tensor): The labels given.
+        num (int): The number of samples (rows of the features).
+        owner (str): Who was given them, for the message.
+
+    Raises:
+        ValueError: Names the shape given and the one expected.
+    """
+    if labels.dim() != 1 or labels.numel() != num:
+        raise ValueError(
+            f'{owner} expects one label per sample, shape ({num},), got '
+            f'{tuple(labels.shape)}: (N, 1) or (1, N) labels would compare '
+            'other pairs than the same-identity ones (flatten them)')
+
+
 def hard_example_mining(
         dist: torch.Tensor,
         labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -50,7 +68,13 @@ def hard_example_mining(
     Returns:
         tuple[Tensor, Tensor]: For each anchor, the distance to its farthest
         positive and to its nearest negative, each shape (N,).
+
+    Raises:
+        ValueError: ``labels`` is not one label per row of ``dist``, shape
+            (N,): (N, 1) labels (pids stacked from data samples) broadcast
+            to (N, N, 1) masks and gave a loss of other pairs.
     """
+    check_pair_labels(labels, dist.size(0), 'batch-hard mining')
     same = labels.unsqueeze(0) == labels.unsqueeze(1)
     # The anchor itself counts as a positive at distance ~0, which only
     # matters if it has no other positive.

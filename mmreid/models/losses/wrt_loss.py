@@ -3,7 +3,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmreid.registry import MODELS
-from .triplet_loss import pairwise_euclidean
+from .triplet_loss import check_pair_labels, pairwise_euclidean
 
 
 def _softmax_weights(values: torch.Tensor,
@@ -116,10 +116,10 @@ class WRTLoss(nn.Module):
         Returns:
             Tensor: Scalar loss.
         """
-        if feats.dim() != 2 or labels.numel() != feats.size(0):
-            raise ValueError(f'WRTLoss expects feats (N, D) and N labels, '
-                             f'got {tuple(feats.shape)} and '
-                             f'{labels.numel()} labels')
+        if feats.dim() != 2:
+            raise ValueError(f'WRTLoss expects feats (N, D), got '
+                             f'{tuple(feats.shape)}')
+        check_pair_labels(labels, feats.size(0), 'WRTLoss')
         feats = feats.float()
         if self.normalize_feature:
             feats = F.normalize(feats, dim=1)
