@@ -858,3 +858,40 @@ def test_batch_statistics_mbn_is_refused_before_distributed_training(
     monkeypatch.setattr(mmengine.dist, 'get_world_size', lambda: 2)
     runner.model[1].eval_stats = 'modality'
     hook.before_train(runner)
+
+
+def test_a_measurement_a_batch_leaves_out_is_not_shown_stale(monkeypatch):
+    """GMN leaves ``mnet_pos_acc`` out of a batch without a positive pair
+    (configs/gmn/README.md: "so the logged average is over the iterations
+    that had such pairs"). Logged as the iteration's own, the line of an
+    iteration without it showed an earlier iteration's value as this
+    one's (0.0 here). It is a mean over the window's iterations that
+    logged it (0.5), as the losses are, and so are the SNR terms; keys
+    logged every iteration as their own (``accuracy``) stay so."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mmreid.engine.runner import ReIDLogProcessor
+    from mmreid.engine.runner import log_processor as module
+    monkeypatch.setattr(module, 'print_log', lambda *args, **kwargs: None)
+    hub = MessageHub.get_instance('measurement_left_out')
+    for step, pos_acc in enumerate((1.0, 0.0, None)):
+        hub.update_scalar('train/loss', 1.0)
+        hub.update_scalar('train/lr', 0.1)
+        hub.update_scalar('train/time', 1.0)
+        hub.update_scalar('train/data_time', 0.1)
+        hub.update_scalar('train/accuracy', float(step))
+        hub.update_scalar('train/snr_stage2_pos_ap', float(step))
+        if pos_acc is not None:
+            hub.update_scalar('train/mnet_pos_acc', pos_acc)
+    hub.update_info('eta', 4.0)
+    loop = SimpleNamespace(dataloader=[None] * 5)
+    runner = SimpleNamespace(
+        message_hub=hub, train_loop=loop, _train_loop=loop, epoch=0,
+        iter=2, max_epochs=2, max_iters=10)
+    processor = ReIDLogProcessor(mean_pattern=module.TRAINING_MEAN_PATTERN)
+    tag, _ = processor.get_log_after_iter(runner, 2, 'train')
+    assert tag['mnet_pos_acc'] == 0.5
+    assert tag['snr_stage2_pos_ap'] == 1.0
+    assert tag['accuracy'] == 2.0

@@ -11,12 +11,20 @@ from mmreid.registry import LOG_PROCESSORS
 _COUNTER = re.compile(r'\[\s*\d+/\d+\]')
 
 #: The keys mmengine's ``LogProcessor`` logs as a running mean: the
-#: training losses, times and gradient norm, which have no ``/``. Every
-#: evaluation key has one (``reid/mAP``, ``d3/R1``) and is logged as
-#: computed, whatever its target's name (mmengine's default pattern
-#: matched ``nighttime/mAP``). :class:`~mmreid.engine.runner.ReIDRunner`
-#: sets it for a ``log_processor`` without a ``mean_pattern``.
-TRAINING_MEAN_PATTERN = r'^[^/]*(loss|time|data_time|grad_norm)[^/]*$'
+#: training losses, times and gradient norm, which have no ``/``, and the
+#: measurements a batch may leave out (GMN's ``mnet_acc``,
+#: ``mnet_pos_acc``, ``mnet_neg_acc`` and ``pic_raw``; the plugins'
+#: ``<abbr>_stage<b>_<term>``, such as SNR's ``snr_stage2_pos_ap``): a key
+#: logged as the iteration's own showed, in an iteration without it, the
+#: value of an earlier one; as a mean it is over the iterations of the
+#: window that logged it. Every evaluation key has a ``/`` (``reid/mAP``,
+#: ``d3/R1``) and is logged as computed, whatever its target's name
+#: (mmengine's default pattern matched ``nighttime/mAP``).
+#: :class:`~mmreid.engine.runner.ReIDRunner` sets it for a
+#: ``log_processor`` without a ``mean_pattern``.
+TRAINING_MEAN_PATTERN = (r'^[^/]*(loss|time|data_time|grad_norm)[^/]*$'
+                         r'|^(mnet_(pos_|neg_)?acc|pic_raw'
+                         r'|[a-z0-9]+_stage\d+_\w+)$')
 
 
 def label_header(log_str: str, label: str) -> str:
@@ -92,9 +100,10 @@ class ReIDLogProcessor(LogProcessor):
                        'average them over the processes)')
         return ('Training lines: the values whose name matches '
                 f'{self.mean_pattern.pattern!r} (loss, each loss_* term, '
-                'time, data_time) are means over the last '
-                f'{self.window_size} iterations (log_processor.'
-                'window_size); the others are the iteration\'s own: lr is '
+                'time, data_time, and measurements a batch may leave out) '
+                f'are means over the last {self.window_size} iterations '
+                '(log_processor.window_size) that logged them; the others '
+                'are the iteration\'s own: lr is '
                 'the first parameter group\'s (e.g. the backbone\'s), '
                 'base_lr the optimizer\'s lr (logged when there are several '
                 f'parameter groups){custom}.')
