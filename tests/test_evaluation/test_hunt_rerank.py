@@ -27,72 +27,10 @@ from mmreid.evaluation.functional import (k_reciprocal_rerank,
                                           k_reciprocal_rerank_distances)
 from mmreid.evaluation.metrics import ReIDMetric
 from mmreid.structures import ReIDDataSample
+from ..fixtures.rerank_reference import paper_rerank
 
 # ---------------------------------------------------------------------------
 # References written from the definitions.
-
-
-def paper_rerank_from_distance(dist, num_query, k1, k2, lambda_value):
-    """Re-ranked (Q, G) distances from a full (N, N) original distance.
-
-    Zhong et al. (CVPR 2017): Eq. 1-3 (k-reciprocal sets), Eq. 4 (their
-    expansion), Eq. 7 (Gaussian-kernel ``V``, normalised per row), Eq. 10
-    (Jaccard as sum-min over sum-max), Eq. 11 (local query expansion) and
-    Eq. 12 (the final mix). Ties are broken by sample index.
-
-    Args:
-        dist (np.ndarray): Original distances, shape (N, N), queries first.
-        num_query (int): Q.
-        k1, k2 (int): Neighbourhood sizes.
-        lambda_value (float): Weight of the original distance.
-
-    Returns:
-        np.ndarray: float64, shape (Q, N - Q).
-    """
-    dist = np.asarray(dist, dtype=np.float64)
-    num = len(dist)
-    dist = dist / dist.max(axis=1, keepdims=True)
-    order = np.argsort(dist, axis=1, kind='stable')
-
-    def nearest(i, k):
-        return set(order[i, :k].tolist())
-
-    def reciprocal(i, k):
-        return {j for j in nearest(i, k + 1) if i in nearest(j, k + 1)}
-
-    half = int(round(k1 / 2))
-    weights = np.zeros((num, num))
-    for i in range(num):
-        members = reciprocal(i, k1)
-        expanded = set(members)
-        for cand in members:
-            cand_set = reciprocal(cand, half)
-            if len(cand_set & members) > 2 / 3 * len(cand_set):
-                expanded |= cand_set
-        cols = sorted(expanded)
-        kernel = np.exp(-dist[i, cols])
-        weights[i, cols] = kernel / kernel.sum()
-    if k2 > 1:
-        weights = np.stack(
-            [weights[order[i, :k2]].mean(axis=0) for i in range(num)])
-    out = np.empty((num_query, num - num_query))
-    for i in range(num_query):
-        for j in range(num_query, num):
-            low = np.minimum(weights[i], weights[j]).sum()
-            high = np.maximum(weights[i], weights[j]).sum()
-            out[i, j - num_query] = ((1 - lambda_value) * (1 - low / high) +
-                                     lambda_value * dist[i, j])
-    return out
-
-
-def paper_rerank(query, gallery, k1, k2, lambda_value, normalize=False):
-    """:func:`paper_rerank_from_distance` of the squared Euclidean
-    distance of the (optionally L2-normalised) features."""
-    feats = np.concatenate([query, gallery]).astype(np.float64)
-    if normalize:
-        feats = feats / np.linalg.norm(feats, axis=1, keepdims=True)
-    dist = ((feats[:, None, :] - feats[None, :, :])**2).sum(-1)
-    return paper_rerank_from_distance(dist, len(query), k1, k2, lambda_value)
 
 
 def textbook_rank_metrics(dist, q_pids, g_pids, q_cams, g_cams):

@@ -5,7 +5,7 @@ import torch
 from mmreid.evaluation.functional import k_reciprocal_rerank
 from mmreid.evaluation.functional.rerank import k_reciprocal_rerank_distances
 from mmreid.evaluation.metrics import ReIDMetric
-from .test_hunt_rerank import paper_rerank
+from ..fixtures.rerank_reference import paper_rerank
 
 
 def dense_rerank(query, gallery, k1, k2, lambda_value):
