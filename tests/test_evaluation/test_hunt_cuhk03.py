@@ -178,9 +178,6 @@ def test_classic_metric_is_the_definition_whatever_the_gallery_order():
         assert (got['num_query'], got['num_valid_query']) == (24, 24)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='CUHK03ClassicMetric draws in arrival order, not dataset order')
 def test_classic_metric_draws_do_not_depend_on_query_arrival_order():
     """A user tests CUHK03 with ``CUHK03ClassicMetric(seed=0)`` and a test
     dataloader whose ``DefaultSampler`` has ``shuffle=True`` (the loops
@@ -207,9 +204,6 @@ def test_classic_metric_draws_do_not_depend_on_query_arrival_order():
         [100 * expected[k - 1] for k in (1, 5, 10)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='CUHK03ClassicMetric ranks a query against its own image')
 def test_classic_metric_refuses_a_query_ranked_against_its_own_image():
     """A user's test set lists one image both as a query and as a gallery
     item under other labels (here another camid), so the Market rule
@@ -237,10 +231,6 @@ def test_classic_metric_refuses_a_query_ranked_against_its_own_image():
         run_metric(records)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='CUHK03ClassicMetric accepts any seed; numpy fails after '
-    'extraction')
 @pytest.mark.parametrize('seed', ['0', 0.5, -1])
 def test_classic_metric_refuses_a_bad_seed_when_built(seed):
     """A user writes ``seed='0'`` (or 0.5, or -1) in the evaluator config.
@@ -270,10 +260,6 @@ FILES = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='cuhk03 converter overwrites files that map to one name and '
-    'prints the list counts')
 @pytest.mark.parametrize(
     'labels,train,query',
     [
@@ -319,9 +305,6 @@ def test_converter_never_loses_an_image_it_counts(tmp_path, labels, train,
     assert written == counts == listed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='cuhk03 converter writes one image into train and test')
 def test_converter_refuses_an_image_in_train_and_test(tmp_path):
     """A user converts a protocol file whose ``train_idx`` and
     ``query_idx`` share a file. The converter copies it into both

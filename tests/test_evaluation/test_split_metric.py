@@ -627,5 +627,5 @@ def test_dg_split_metric_ranks_each_split_with_its_options():
 
 def test_cuhk03_classic_metric_refuses_no_draw():
     """num_repeats=0 would average the CMC over no drawn gallery."""
-    with pytest.raises(ValueError, match='num_repeats must be >= 1, got 0'):
+    with pytest.raises(ValueError, match='num_repeats must be an integer >= 1, got 0'):
         CUHK03ClassicMetric(num_repeats=0)

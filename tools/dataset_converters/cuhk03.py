@@ -151,8 +151,35 @@ def load_protocol(path: str) -> Dict[str, list]:
         if bad:
             raise ValueError(f'{path}: {key} holds {bad[0] + 1}, outside '
                              f'1..{len(protocol["filelist"])}')
+        repeated = sorted({i for i in indices if indices.count(i) > 1})
+        if repeated:
+            raise ValueError(f'{path}: {key} lists '
+                             f'{protocol["filelist"][repeated[0]]!r} more '
+                             'than once')
         protocol[key] = indices
+    check_disjoint_roles(protocol, path)
     return protocol
+
+
+def check_disjoint_roles(protocol: Dict[str, list], where: str) -> None:
+    """Refuse an image listed for training and for testing.
+
+    The new protocol's training and test identities are disjoint: an image
+    in both would be tested on after the model trained on it.
+
+    Args:
+        protocol: See :func:`load_protocol`.
+        where: The protocol's file, for the message.
+
+    Raises:
+        ValueError: Names the first such image and how many there are.
+    """
+    shared = set(protocol['train_idx']) & (set(protocol['query_idx'])
+                                           | set(protocol['gallery_idx']))
+    if shared:
+        raise ValueError(f'{where}: {protocol["filelist"][min(shared)]!r} '
+                         f'is in train_idx and in a test role '
+                         f'({len(shared)} such images)')
 
 
 def write_np_layout(protocol: Dict[str, list], images_dir: str,
@@ -173,6 +200,7 @@ def write_np_layout(protocol: Dict[str, list], images_dir: str,
             :func:`check_new`).
     """
     check_new(out_dir, ', or pass another OUT_DIR')
+    check_disjoint_roles(protocol, 'the protocol')
     with atomic_folder(out_dir) as tmp:
         return _copy_roles(protocol, images_dir, tmp)
 
@@ -185,6 +213,7 @@ def _copy_roles(protocol: Dict[str, list], images_dir: str,
     for role, folder in FOLDERS.items():
         target = osp.join(out_dir, folder)
         os.makedirs(target)
+        written: Dict[str, str] = {}
         for index in protocol[f'{role}_idx']:
             name = protocol['filelist'][index]
             fields = osp.splitext(name)[0].split('_')
@@ -199,9 +228,16 @@ def _copy_roles(protocol: Dict[str, list], images_dir: str,
                     f'{source!r} is missing: extract cuhk-03.mat first '
                     '(or check --images-dir)')
             pid = protocol['labels'][index]
-            shutil.copyfile(
-                source, osp.join(target, f'{pid:04d}_c{view}_{img:02d}.png'))
-        counts[role] = len(protocol[f'{role}_idx'])
+            out_name = f'{pid:04d}_c{view}_{img:02d}.png'
+            if out_name in written:
+                # copyfile would overwrite the first one without a word
+                raise ValueError(
+                    f'{name!r} and {written[out_name]!r} both become '
+                    f'{folder}/{out_name} (label {pid}, view {view}, image '
+                    f'{img}): one would overwrite the other')
+            written[out_name] = name
+            shutil.copyfile(source, osp.join(target, out_name))
+        counts[role] = len(written)
     return counts
 
 

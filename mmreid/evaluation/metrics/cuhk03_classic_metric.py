@@ -1,5 +1,6 @@
 """CUHK03's classic single-gallery-shot CMC, averaged over seeded repeated
 draws of one gallery image per identity."""
+import numbers
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -79,8 +80,16 @@ class CUHK03ClassicMetric(ReIDMetric):
                     'classic CMC orders each gallery stably and draws one '
                     'image per identity), got '
                     f'{name}={self.rank_options[name]!r}')
-        if int(num_repeats) < 1:
-            raise ValueError(f'num_repeats must be >= 1, got {num_repeats}')
+        if isinstance(num_repeats, bool) or not isinstance(
+                num_repeats, numbers.Integral) or num_repeats < 1:
+            raise ValueError('CUHK03ClassicMetric: num_repeats must be an '
+                             f'integer >= 1, got {num_repeats!r}')
+        if seed is not None and (isinstance(seed, bool) or not isinstance(
+                seed, numbers.Integral) or not 0 <= seed < 2**32):
+            # numpy refused it only after the whole extraction, naming
+            # neither the seed nor the metric.
+            raise ValueError('CUHK03ClassicMetric: seed must be None or an '
+                             f'integer in [0, 2**32), got {seed!r}')
         self.num_repeats = int(num_repeats)
         self.seed = seed
         self.distractor_pids = tuple(int(pid) for pid in distractor_pids)
@@ -166,6 +175,8 @@ class CUHK03ClassicMetric(ReIDMetric):
         # Also checked before extraction; kept as a guard.
         self.check_scorers(self.scorers, self.primary_scorer)
         data = self.split_roles(results)
+        data.check_own_images(self.rank_options['junk_rule'],
+                              type(self).__name__)
         self.check_no_distractors(data)
         dist = self.pairwise_distances(data.query_feats, data.gallery_feats)
         full = evaluate_rank(
