@@ -287,6 +287,42 @@ def _model_distances(model: nn.Module, query: torch.Tensor,
     return torch.as_tensor(distance(query, gallery)).float().cpu()
 
 
+#: The pid that file names give distractors (Market-1501, SynthReID,
+#: GRID: ``0000_...``): different people under one label, negatives of
+#: every query; a query of it has no known match.
+DISTRACTOR_PID = 0
+
+
+def _own_files(model: nn.Module, queries: list,
+               gallery: List[str]) -> List[set]:
+    """Per query, the gallery columns that are its own file.
+
+    Raises:
+        ValueError: A query is in the gallery and the model's distance
+            depends on the whole gallery (GMN's ``mnet_topk``), so its
+            ranking would be made with its own copy among the candidates.
+    """
+    from mmreid.evaluation.metrics.scorers import is_gallery_dependent
+    from mmreid.models.reiders.reid_model import get_model_scorers
+    real = {}
+    for column, path in enumerate(gallery):
+        real.setdefault(osp.realpath(path), set()).add(column)
+    own = [
+        real.get(osp.realpath(q), set()) if isinstance(q, str) else set()
+        for q in queries
+    ]
+    scorers = get_model_scorers(model)
+    if any(own) and scorers and is_gallery_dependent(
+            next(iter(scorers.values()))):
+        first = next(q for q, columns in zip(queries, own) if columns)
+        raise ValueError(
+            f'the query {first!r} is in the gallery, and the model ranks '
+            'by a distance that depends on the whole gallery (a top-k '
+            'rerank): its own copy would take a candidate place. Rank it '
+            'against a gallery without it')
+    return own
+
+
 def _batch_size(model: nn.Module,
                 num_images: int,
                 batch_size: Optional[int],
@@ -492,17 +528,24 @@ def rank_gallery(model: nn.Module,
                                [gallery_paths[i] for i in scored.tolist()],
                                g_batch, gallery_modality)
     dist = _model_distances(model, q_feats, g_feats)
+    own = _own_files(model, queries, [gallery_paths[i] for i in scored])
     results = []
-    for q, row in zip(queries, dist):
+    for q, row, own_items in zip(queries, dist, own):
         q_path = q if isinstance(q, str) else None
         q_pid, q_cam = parse_market_name(q_path) if q_path \
             else (None, None)
+        if q_pid == DISTRACTOR_PID:
+            # different people under one label: its matches are unknown
+            q_pid = q_cam = None
         # The query's pid seen by its camera is left out after scoring,
-        # as the metric's junk rule does, unless exclude_same_camera=False.
+        # as the metric's junk rule does, unless exclude_same_camera=False;
+        # the query's own file always (no protocol ranks an image against
+        # itself).
         same_camera = exclude_same_camera and q_pid is not None
         kept = [
             not (same_camera and g_labels[i] == (q_pid, q_cam))
-            for i in scored.tolist()
+            and column not in own_items
+            for column, i in enumerate(scored.tolist())
         ]
         candidates = torch.tensor(kept, dtype=torch.bool).nonzero().flatten()
         order = torch.sort(row[candidates], stable=True).indices[:topk]

@@ -74,6 +74,36 @@ def _metric_default(cls: type, argument: str) -> Any:
     return None
 
 
+def _configured_metrics(cfg: Config, phase: str, target: Optional[str]):
+    """``(key, evaluator, cls)`` of the primary metric of every evaluator
+    of a phase whose metric mmreid knows, in config order (see
+    :func:`configured_rankings`)."""
+    from mmreid.registry import METRICS
+    loop = cfg.get(f'{phase}_cfg') or {}
+    targets = loop.get('targets') if isinstance(loop, dict) else None
+    if targets:
+        evaluators = [(f'{phase}_cfg.targets.{i}.evaluator',
+                       t.get('evaluator')) for i, t in enumerate(targets)
+                      if target is None or t.get('name') == target]
+    else:
+        evaluators = [(f'{phase}_evaluator', cfg.get(f'{phase}_evaluator'))]
+    for key, evaluator in evaluators:
+        # mmengine's dict(type='Evaluator', metrics=[...]) form.
+        if isinstance(evaluator, dict) and 'metrics' in evaluator:
+            key, evaluator = f'{key}.metrics', evaluator['metrics']
+        if isinstance(evaluator, (list, tuple)):
+            key, evaluator = f'{key}.0', evaluator[0] if evaluator else None
+        if not isinstance(evaluator, dict) or 'type' not in evaluator:
+            continue
+        try:
+            cls = METRICS.get(evaluator['type'])
+        except KeyError:
+            cls = None
+        if cls is None:
+            continue  # not a metric mmreid knows: the loops check it
+        yield key, evaluator, cls
+
+
 def configured_rankings(cfg: Config,
                         phase: str = 'test',
                         target: Optional[str] = None) -> List[MetricRanking]:
@@ -90,30 +120,8 @@ def configured_rankings(cfg: Config,
         list[MetricRanking]: One per evaluator whose metric mmreid knows
         (others are checked by the loops), in config order.
     """
-    from mmreid.registry import METRICS
-    loop = cfg.get(f'{phase}_cfg') or {}
-    targets = loop.get('targets') if isinstance(loop, dict) else None
-    if targets:
-        evaluators = [(f'{phase}_cfg.targets.{i}.evaluator',
-                       t.get('evaluator')) for i, t in enumerate(targets)
-                      if target is None or t.get('name') == target]
-    else:
-        evaluators = [(f'{phase}_evaluator', cfg.get(f'{phase}_evaluator'))]
     found = []
-    for key, evaluator in evaluators:
-        # mmengine's dict(type='Evaluator', metrics=[...]) form.
-        if isinstance(evaluator, dict) and 'metrics' in evaluator:
-            key, evaluator = f'{key}.metrics', evaluator['metrics']
-        if isinstance(evaluator, (list, tuple)):
-            key, evaluator = f'{key}.0', evaluator[0] if evaluator else None
-        if not isinstance(evaluator, dict) or 'type' not in evaluator:
-            continue
-        try:
-            cls = METRICS.get(evaluator['type'])
-        except KeyError:
-            cls = None
-        if cls is None:
-            continue  # not a metric mmreid knows: the loops check it
+    for key, evaluator, cls in _configured_metrics(cfg, phase, target):
         # ReIDMetric's rule for distance= and its deprecated alias
         # metric=: both given is refused, as tools/test.py refuses it.
         distance = given_distance(key, evaluator.get('distance'),
@@ -257,6 +265,40 @@ FEATURE_OPTION_EFFECTS = dict(
     'nearest gallery features before ranking')
 
 
+def check_whole_gallery_metrics(cfg: Config,
+                                target: Optional[str] = None) -> None:
+    """Refuse a test metric whose R<k> come from galleries it samples.
+
+    ``CUHK03ClassicMetric`` averages its CMC over draws of one gallery
+    image per identity, the trial metrics (``SYSUMetric``, ``LLCMMetric``)
+    over their trials' galleries, and ``DGSplitMetric`` over its splits'.
+    ``rank_gallery`` ranks the whole gallery it is given: its lists are of
+    none of those galleries, and their top-1 matches gave another R1 than
+    ``tools/test.py`` printed (50.0 vs 40.0 on a tiny CUHK03 copy).
+
+    Args:
+        cfg (Config): The model's config.
+        target (str, optional): A target of a multi-target loop.
+
+    Raises:
+        ValueError: Names the metric's key and type.
+    """
+    from mmreid.evaluation.metrics import (CUHK03ClassicMetric,
+                                           DGSplitMetric, TrialGalleryMetric)
+    sampled = (CUHK03ClassicMetric, DGSplitMetric, TrialGalleryMetric)
+    for key, evaluator, cls in _configured_metrics(cfg, 'test', target):
+        if isinstance(cls, type) and issubclass(cls, sampled):
+            raise ValueError(
+                f"the config's {key} is {evaluator['type']}, whose R<k> "
+                'are averaged over galleries it samples (draws, trials '
+                'or splits), not read off one ranking of the whole '
+                'gallery: rank_gallery\'s lists would not give the '
+                'numbers tools/test.py prints. Rank with a whole-gallery '
+                'metric (init_model(..., cfg_options='
+                f"{{'{key}': dict(type='ReIDMetric')}})), or draw the "
+                "lists tools/test.py ranks with its --show-ranked-lists")
+
+
 def check_config_ranking(model: nn.Module) -> None:
     """Refuse to rank otherwise than ``tools/test.py`` would.
 
@@ -285,8 +327,9 @@ def check_config_ranking(model: nn.Module) -> None:
     cfg = getattr(model, 'cfg', None)
     if cfg is None:
         return
-    rankings = configured_rankings(cfg, 'test',
-                                   getattr(model, 'test_target', None))
+    target = getattr(model, 'test_target', None)
+    check_whole_gallery_metrics(cfg, target)
+    rankings = configured_rankings(cfg, 'test', target)
     for ranking in rankings:
         for option, effect in FEATURE_OPTION_EFFECTS.items():
             value = getattr(ranking, option)

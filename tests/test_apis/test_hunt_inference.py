@@ -66,11 +66,6 @@ def classic_r1(dist, g_pids):
     return hits / total
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='rank_gallery follows a test metric whose CMC is drawn from '
-    'sampled sub-galleries (CUHK03ClassicMetric, LLCMMetric) instead of '
-    'refusing it')
 @pytest.mark.parametrize('metric', ['CUHK03ClassicMetric', 'LLCMMetric'])
 def test_a_metric_of_sampled_galleries_is_refused(tiny_config, tmp_path,
                                                   monkeypatch, metric):
@@ -124,11 +119,6 @@ def test_a_metric_of_sampled_galleries_is_refused(tiny_config, tmp_path,
         rank_gallery(model, query, str(gallery), topk=3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rank_gallery ranks a query's own file first, as a correct "
-    'match, where tools/test.py refuses it and the ranked-list hook drops '
-    'it')
 def test_the_querys_own_file_is_no_match(tiny_config, tmp_path):
     """A user ranks a gallery image against its own folder with the
     same-camera views kept (``exclude_same_camera=False``, the demo's
@@ -169,10 +159,6 @@ def test_the_querys_own_file_is_no_match(tiny_config, tmp_path):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a distractor query (pid 0) gets the gallery distractors, other '
-    'people, as correct matches')
 def test_a_distractor_query_has_no_matches(tiny_config, tmp_path,
                                            monkeypatch):
     """A user ranks a Market or SynthReID gallery image named ``0000_...``

@@ -748,7 +748,7 @@ def test_errors_name_the_image_across_batches(config):
     [([dict(type='ReIDMetric', distance='cosine'),
        dict(type='ReIDMetric')], 'test_evaluator.0'),
      (dict(type='ReIDMetric', metric='cosine'), 'test_evaluator'),
-     (dict(type='SYSUMetric'), 'test_evaluator')],
+     (dict(type='RegDBMetric'), 'test_evaluator')],
     ids=['primary_metric', 'metric_alias', 'metric_default'])
 def test_the_metric_ranking_is_read_as_the_loops_read_it(
         config, tmp_path, evaluator, key):
