@@ -68,6 +68,12 @@ class CUHK02(BaseReIDDataset):
                 f'layout:\n{self.LAYOUT}')
         return found[0] if found else self.PAIR_PARENTS[0]
 
+    def images_root(self) -> str:
+        """The folder holding ``P1..P5``: ``data_root`` or its
+        ``Dataset`` folder, so that both spellings of one copy compare as
+        one source (:func:`~.multi_source.built_source_identity`)."""
+        return osp.join(self.data_root, self.pair_parent())
+
     def check_layout(self) -> None:
         self.REQUIRED_PATHS = tuple(
             osp.join(self.pair_parent(), f'P{pair}', f'cam{view}')

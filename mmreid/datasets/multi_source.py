@@ -1,7 +1,7 @@
 import copy
 import inspect
 import os.path as osp
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset
@@ -116,6 +116,18 @@ def reid_sources(sources: Sequence[Union[str, dict]],
 #: same images (CUHK03-NP ``variant='labeled'`` and ``'detected'`` differ).
 SOURCE_SELECTION_KEYS = ('version', 'variant', 'split', 'split_index', 'trial',
                          'domain', 'mode', 'direction')
+#: Of those, the keys that only choose a test protocol (SYSU-MM01's search
+#: ``mode``, RegDB's and LLCM's ``direction``): two train splits that differ
+#: in them read the same images.
+TEST_PROTOCOL_KEYS = ('mode', 'direction')
+
+
+def _selection_keys(split) -> tuple:
+    """:data:`SOURCE_SELECTION_KEYS` that choose the images of ``split``."""
+    if split == 'train':
+        return tuple(k for k in SOURCE_SELECTION_KEYS
+                     if k not in TEST_PROTOCOL_KEYS)
+    return SOURCE_SELECTION_KEYS
 
 
 def init_defaults(dataset_type) -> dict:
@@ -156,10 +168,11 @@ def source_identity(config: dict) -> tuple:
     """
     defaults = init_defaults(config['type'])
     root = config.get('data_root')
+    split = config.get('split', defaults.get('split'))
     return (config['type'],
             osp.normpath(root) if isinstance(root, str) else root) + tuple(
                 (key, config.get(key, defaults.get(key)))
-                for key in SOURCE_SELECTION_KEYS)
+                for key in _selection_keys(split))
 
 
 def check_no_repeated_source(configs: Sequence,
@@ -215,8 +228,14 @@ def built_source_identity(dataset: BaseDataset) -> Optional[tuple]:
     root = getattr(dataset, 'data_root', None)
     if not isinstance(root, str) or not root:
         return None
+    # A class whose data_root may be a folder above its images (CUHK02's
+    # Dataset/P1.. or P1..) names the folder it reads.
+    images_root = getattr(dataset, 'images_root', None)
+    if callable(images_root):
+        root = images_root()
     return (type(dataset), osp.realpath(root)) + tuple(
-        (key, getattr(dataset, key, None)) for key in SOURCE_SELECTION_KEYS)
+        (key, getattr(dataset, key, None))
+        for key in _selection_keys(getattr(dataset, 'split', None)))
 
 
 def given_root(source) -> Optional[str]:
@@ -541,20 +560,35 @@ class ConcatReIDDataset(BaseDataset):
         return records
 
     def _test_records(self, dsetid: int, dataset: BaseDataset,
-                      num_train_pids: int) -> List[dict]:
+                      num_train_pids: int,
+                      train_paths: Set[str]) -> List[dict]:
         """The test split's records with labels ``num_train_pids, ...``.
 
         An image the split lists in two roles (QMUL-iLIDS's union of
         splits lists one as a query and as a gallery image) is one
         training image: its first record is kept. Two pids on it are
-        refused.
+        refused, and so are a record of another role (a
+        ``test_dataset`` built without ``split='test'`` is the train
+        split; records without a role are a custom split's) and an image
+        of the source's train split (``train_paths``, normalised): it
+        would be trained twice, under two labels.
         """
         distractor = getattr(dataset, 'DISTRACTOR_PID', None)
         records, first = [], {}
         for r in self._records(dataset):
+            path = osp.normpath(r['img_path'])
+            if r.get('role') not in (None, 'query', 'gallery') \
+                    or path in train_paths:
+                raise ValueError(
+                    f'source {dsetid} ({type(dataset).__name__}): '
+                    f'combine_all\'s test split holds {r["img_path"]!r}, '
+                    + ('an image of the source\'s train split'
+                       if path in train_paths else
+                       f'a {r.get("role")!r} record, not a query or gallery '
+                       'image') + ': it would be trained twice, under two '
+                    "labels (build test_dataset with split='test')")
             if r['pid'] == -1 or r['pid'] == distractor:
                 continue
-            path = osp.normpath(r['img_path'])
             if path in first:
                 if first[path]['pid'] != r['pid']:
                     raise ValueError(
@@ -599,8 +633,10 @@ class ConcatReIDDataset(BaseDataset):
             num_test_pids = num_test_images = 0
             test_dataset = self.test_datasets[dsetid]
             if test_dataset is not None:
-                test_records = self._test_records(dsetid, test_dataset,
-                                                  num_train_pids)
+                test_records = self._test_records(
+                    dsetid, test_dataset, num_train_pids,
+                    {osp.normpath(r['img_path'])
+                     for r in records})
                 num_test_pids = len({r['pid'] for r in test_records})
                 num_test_images = len(test_records)
                 records += test_records

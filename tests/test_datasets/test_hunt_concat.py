@@ -52,10 +52,6 @@ def build_or_refusal(datasets):
         return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='combine_all trains a test_dataset that is the train split '
-    '(split omitted): every train image gets a second label')
 def test_combine_all_test_dataset_that_is_the_train_split(tmp_path):
     """A combine-all source's test_dataset must be its test split.
 
@@ -89,10 +85,6 @@ def test_combine_all_test_dataset_that_is_the_train_split(tmp_path):
      (make_sysu, dict(type='SYSUMM01', mode='all'),
       dict(type='SYSUMM01', mode='indoor'))],
     ids=['regdb-direction', 'sysu-mode'])
-@pytest.mark.xfail(
-    strict=True,
-    reason='the repeated-source check compares direction/mode, which do '
-    'not change a train split: the same images become two sources')
 def test_one_train_split_under_two_test_protocols(tmp_path, make, first,
                                                   second):
     """The same training images given twice must be refused.
@@ -117,10 +109,6 @@ def test_one_train_split_under_two_test_protocols(tmp_path, make, first,
     assert not twice, f'images trained under two labels: {twice}'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='CUHK02 keeps data_root unresolved: given as its folder and as '
-    'its Dataset/ sub-folder it is not caught as the same dataset')
 def test_cuhk02_given_by_its_folder_and_its_dataset_folder(tmp_path):
     """CUHK02 given two ways must be refused, as Market-1501 is.
 
