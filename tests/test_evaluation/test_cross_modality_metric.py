@@ -1226,9 +1226,9 @@ def test_trial_metric_refuses_counts_outside_the_protocol():
     perms = [[[[1, 2, 3] for _ in range(10)] for _ in range(2)]
              for _ in range(6)]
     cases = [
-        (dict(num_trials=0), r'num_trials must be >= 1, got 0'),
-        (dict(num_trials=True), r'num_trials must be >= 1, got True'),
-        (dict(shots=0), r'shots must be >= 1, got 0'),
+        (dict(num_trials=0), r'num_trials must be an integer >= 1, got 0'),
+        (dict(num_trials=True), r'num_trials must be an integer >= 1, got True'),
+        (dict(shots=0), r'shots must be an integer >= 1, got 0'),
         (dict(num_trials=11, gallery_draw='official_rand_perm',
               rand_perm_cam=perms),
          r'the official draws hold 10 trials, got num_trials=11'),

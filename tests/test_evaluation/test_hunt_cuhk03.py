@@ -328,3 +328,13 @@ def test_converter_refuses_an_image_in_train_and_test(tmp_path):
     with pytest.raises(ValueError, match='1_002_1_01.png'):
         converter.write_np_layout(protocol, images, out)
     assert not osp.exists(out)
+
+
+@pytest.mark.parametrize('num_trials', [2.5, True, 0])
+def test_trial_counts_that_are_not_integers_are_refused(num_trials):
+    """``SYSUMetric(num_trials=2.5)`` averaged 2 trials without a word
+    (``int()`` truncated it; hunt Z's notes). A count of trials is an
+    integer >= 1, refused otherwise, naming it."""
+    from mmreid.evaluation.metrics import SYSUMetric
+    with pytest.raises(ValueError, match='num_trials must be an integer'):
+        SYSUMetric(num_trials=num_trials)

@@ -14,6 +14,7 @@ Camera numbers: the parsers store ``camid = camera number - 1`` (SYSU-MM01
 the protocols name them; removal rules receive the 0-based camids (the
 ``'sysu'`` rule drops camid 1 = cam2 for queries of camid 2 = cam3).
 """
+import numbers
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -113,10 +114,12 @@ class TrialGalleryMetric(ReIDMetric):
                  distance: Union[str, Scorer, None] = None,
                  **kwargs) -> None:
         super().__init__(distance=distance, **kwargs)
-        if isinstance(num_trials, bool) or int(num_trials) < 1:
-            raise ValueError(f'num_trials must be >= 1, got {num_trials!r}')
-        if int(shots) < 1:
-            raise ValueError(f'shots must be >= 1, got {shots!r}')
+        for name, value in (('num_trials', num_trials), ('shots', shots)):
+            # int() truncated 2.5 trials to 2 without a word
+            if isinstance(value, bool) or not isinstance(
+                    value, numbers.Integral) or value < 1:
+                raise ValueError(f'{type(self).__name__}: {name} must be '
+                                 f'an integer >= 1, got {value!r}')
         if gallery_draw not in GALLERY_DRAWS:
             raise ValueError(f'gallery_draw must be one of {GALLERY_DRAWS}, '
                              f'got {gallery_draw!r}')
