@@ -1227,7 +1227,8 @@ def test_trial_metric_refuses_counts_outside_the_protocol():
              for _ in range(6)]
     cases = [
         (dict(num_trials=0), r'num_trials must be an integer >= 1, got 0'),
-        (dict(num_trials=True), r'num_trials must be an integer >= 1, got True'),
+        (dict(num_trials=True),
+         r'num_trials must be an integer >= 1, got True'),
         (dict(shots=0), r'shots must be an integer >= 1, got 0'),
         (dict(num_trials=11, gallery_draw='official_rand_perm',
               rand_perm_cam=perms),
