@@ -355,7 +355,13 @@ def load_pretrained(module: nn.Module,
             f'of {type(module).__name__}. Checkpoint keys start with '
             f'{sorted(state_dict)[:3]}, the module expects '
             f'{sorted(own)[:3]}. Set init_cfg.prefix accordingly.')
-    declared = not_in_pretrained_prefixes(module)
+    # A module added to the pretrained network (SNR's) keeps its
+    # initialisation only when the checkpoint has none of its tensors: one
+    # it holds in part would be half trained, half random.
+    declared = [
+        p for p in not_in_pretrained_prefixes(module)
+        if not any(k.startswith(p) for k in state_dict)
+    ]
     with _recording_filled(module) as filled:
         incompatible = module.load_state_dict(state_dict, strict=False)
     loaded = sorted(filled)

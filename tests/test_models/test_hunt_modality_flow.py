@@ -63,10 +63,6 @@ def _agw_mbn_model():
 # ---------------------------------------------------------------------------
 # Defect: the model's own routing converts non-integer labels
 # ---------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason='ReIDModel.route_modality converts modality labels with int() / '
-    '.long(): 0.7 becomes visible, 1.4 infrared, True infrared')
 @pytest.mark.parametrize('labels', [
     [0.7, 1.0, 1.4],
     torch.tensor([0.7, 1.0, 1.4]),
@@ -98,10 +94,6 @@ def test_explicit_non_integer_modality_is_refused_by_the_model(labels):
             model(x, mode='tensor', modality=labels)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='ReIDModel.route_modality takes metainfo["modality"] with int(): '
-    '0.7 becomes visible, 1.4 infrared')
 def test_non_integer_modality_in_data_samples_is_refused_by_the_model():
     """A data sample whose ``metainfo['modality']`` is 0.7 is refused.
 

@@ -51,10 +51,6 @@ def trained_state(model_cfg, seed=0):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='publish_model.py silently drops NumPy-array weights that '
-    'every mmreid loader refuses, writing a release without them')
 def test_publish_refuses_a_numpy_weight_instead_of_dropping_it(tmp_path):
     """A converted GeM checkpoint holds its exponent ``neck.p`` as a NumPy
     array (a conversion that used ``.numpy()``).
@@ -81,10 +77,6 @@ def test_publish_refuses_a_numpy_weight_instead_of_dropping_it(tmp_path):
     assert glob.glob(str(tmp_path / 'gem_release*')) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="init_cfg Pretrained leaves a tensor of an SNR module random "
-    "when the checkpoint holds the module's other tensors; logged as info")
 def test_pretrained_refuses_a_partly_present_snr_module(tmp_path):
     """A user fine-tunes an SNR model from a trained SNR checkpoint with
     ``model.backbone.init_cfg=dict(type='Pretrained', checkpoint=...,

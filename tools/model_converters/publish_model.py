@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmreid.models.weight_init import extract_state_dict
 from mmreid.utils.atomic import set_output_mode
 from mmreid.utils.checkpoint import load_trusted_checkpoint, name_hash_prefix
 from mmreid.utils.key_mapping import save_checkpoint_atomic
@@ -126,10 +127,11 @@ def publish(src: str, dst: str) -> str:
     if not isinstance(checkpoint, dict):
         raise TypeError(f'{src!r} holds a {type(checkpoint).__name__}, '
                         'expected a dict')
-    state_dict = checkpoint.get('state_dict', checkpoint)
+    # The loaders' own reading: NumPy weights are refused (dropped, they
+    # made a release without them), a 'model' wrapper is read.
     state_dict = {
         k: v.detach().cpu().clone()
-        for k, v in state_dict.items() if isinstance(v, torch.Tensor)
+        for k, v in extract_state_dict(checkpoint, source=src).items()
     }
     if not state_dict:
         raise ValueError(f'{src!r} contains no tensors')

@@ -6,11 +6,14 @@ import torch
 from mmengine.model import BaseModel, is_model_wrapper
 
 from mmreid.evaluation.functional import Scorer, compute_distance
-from mmreid.models.modality_routing import modality_aware_modules, set_modality
+from mmreid.models.modality_routing import (as_modality_labels,
+                                            modality_aware_modules,
+                                            set_modality)
 from mmreid.models.weight_init import init_cfg_keys, init_in_mmreid_scope
 from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 from mmreid.utils.deprecation import warn_deprecated
+from mmreid.utils.labels import integer_label
 
 DISTANCES = ('euclidean', 'sqeuclidean', 'cosine')
 #: mmengine's ``BaseModel.parse_losses`` sums every output key containing
@@ -428,10 +431,15 @@ class ReIDModel(BaseModel):
                         f'{type(modules[0]).__name__}; set it in the '
                         f'dataset records (0 visible, 1 infrared) and keep '
                         f'"modality" in PackReIDInputs meta_keys')
-                labels.append(int(value))
+                # int() took 0.7 as visible, True and '1' as infrared
+                labels.append(
+                    integer_label(value,
+                                  f'data sample {i} metainfo["modality"]'))
             modality = labels
+        # Floats and bools are refused, not converted; a NumPy integer
+        # is one label for the whole batch, as an int.
+        modality = as_modality_labels(modality)
         if not isinstance(modality, int):
-            modality = torch.as_tensor(modality).long().flatten()
             if modality.numel() != batch_size:
                 raise ValueError(
                     f'got {modality.numel()} modality labels for a batch '
