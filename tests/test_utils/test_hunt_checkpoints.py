@@ -17,24 +17,10 @@ from mmengine.config import Config
 from mmreid.apis import init_model
 from mmreid.registry import MODELS
 from ..fixtures.processes import load_tool
-from ..fixtures.tiny_models import TINY_BOT_MODEL
+from ..fixtures.tiny_models import (TINY_BOT_MODEL, TINY_GEM_MODEL,
+                                    TINY_SNR_MODEL, TINY_TEST_PIPELINE)
 
-GEM = dict(TINY_BOT_MODEL, neck=dict(type='GeMPool', p=6.0))
-SNR = dict(
-    TINY_BOT_MODEL,
-    backbone=dict(
-        TINY_BOT_MODEL['backbone'],
-        plugins=[
-            dict(
-                cfg=dict(type='SNR', reduction=4),
-                stages=(True, True, True, True),
-                position='after_stage')
-        ]),
-    aux_losses=dict(snr=None))
-PIPELINE = [
-    dict(type='ReIDResize', size=(32, 16)),
-    dict(type='PackReIDInputs')
-]
+GEM, SNR, PIPELINE = TINY_GEM_MODEL, TINY_SNR_MODEL, TINY_TEST_PIPELINE
 
 
 def trained_state(model_cfg, seed=0):

@@ -6,25 +6,11 @@ from mmengine.config import Config
 from mmreid.apis import init_model
 from mmreid.registry import MODELS
 from mmreid.utils.model_state import load_model_state
-from ..fixtures.tiny_models import TINY_BOT_MODEL
+from ..fixtures.tiny_models import (TINY_BOT_MODEL, TINY_GEM_MODEL,
+                                    TINY_SNR_MODEL, TINY_TEST_PIPELINE)
 
 BASE = TINY_BOT_MODEL
-GEM = dict(BASE, neck=dict(type='GeMPool', p=6.0))
-SNR = dict(
-    BASE,
-    backbone=dict(
-        BASE['backbone'],
-        plugins=[
-            dict(
-                cfg=dict(type='SNR', reduction=4),
-                stages=(True, True, True, True),
-                position='after_stage')
-        ]),
-    aux_losses=dict(snr=None))
-PIPELINE = [
-    dict(type='ReIDResize', size=(32, 16)),
-    dict(type='PackReIDInputs')
-]
+GEM, SNR, PIPELINE = TINY_GEM_MODEL, TINY_SNR_MODEL, TINY_TEST_PIPELINE
 
 
 def save(model_cfg, path):
