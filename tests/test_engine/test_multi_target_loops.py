@@ -67,6 +67,20 @@ class SampleShareMetric(SampleCountMetric):
         return dict(half=len(results) / 2)
 
 
+def multi_target_test_runner(work_dir, name, test_targets, **options):
+    """A runner of TINY_MODEL testing ``test_targets`` in a
+    MultiTargetTestLoop (``options``: other Runner arguments)."""
+    options.setdefault('test_evaluator', dict())
+    return Runner(
+        model=copy.deepcopy(TINY_MODEL),
+        work_dir=str(work_dir),
+        experiment_name=name,
+        test_dataloader=dict(),
+        test_cfg=dict(type='MultiTargetTestLoop', targets=test_targets),
+        default_scope='mmreid',
+        **options)
+
+
 def test_merge_prefixes_targets_and_averages_summaries():
     merged = merge_target_metrics({
         'd3': {
@@ -327,14 +341,8 @@ def test_loop_refuses_what_it_would_ignore_in_the_placeholders(
             dict(type='ReIDMetric'),
             dict(type='ReIDMetric', distance='cosine', prefix='cos')
         ])
-    runner = Runner(
-        model=copy.deepcopy(TINY_MODEL),
-        work_dir=str(tmp_path),
-        experiment_name='ignored',
-        test_dataloader=dict(),
-        test_evaluator=dict(distance='cosine'),
-        test_cfg=dict(type='MultiTargetTestLoop', targets=[d2, d0]),
-        default_scope='mmreid')
+    runner = multi_target_test_runner(
+        tmp_path, 'ignored', [d2, d0], test_evaluator=dict(distance='cosine'))
     with pytest.raises(ValueError) as error:
         runner.test()
     message = str(error.value)
@@ -527,14 +535,7 @@ def test_loop_averages_a_target_with_several_metrics(synth, tmp_path):
             dict(type='ReIDMetric'),
             dict(type='ReIDMetric', distance='cosine', prefix='cos')
         ])
-    runner = Runner(
-        model=copy.deepcopy(TINY_MODEL),
-        work_dir=str(tmp_path),
-        experiment_name='several_metrics',
-        test_dataloader=dict(),
-        test_evaluator=dict(),
-        test_cfg=dict(type='MultiTargetTestLoop', targets=[d2, d0]),
-        default_scope='mmreid')
+    runner = multi_target_test_runner(tmp_path, 'several_metrics', [d2, d0])
     metrics = runner.test()
     assert metrics['mean/reid/mAP'] == pytest.approx(
         (metrics['d2/mAP'] + metrics['d0/reid/mAP']) / 2)
@@ -553,14 +554,7 @@ def test_a_count_of_a_users_metric_is_not_averaged(synth, tmp_path):
         dict(type='SampleShareMetric')
     ]
     d2, d0 = [dict(t, evaluator=evaluator) for t in targets(synth)[:2]]
-    runner = Runner(
-        model=copy.deepcopy(TINY_MODEL),
-        work_dir=str(tmp_path),
-        experiment_name='users_metric',
-        test_dataloader=dict(),
-        test_evaluator=dict(),
-        test_cfg=dict(type='MultiTargetTestLoop', targets=[d2, d0]),
-        default_scope='mmreid')
+    runner = multi_target_test_runner(tmp_path, 'users_metric', [d2, d0])
     metrics = runner.test()
     # Each target's count is logged, under its metric's prefix.
     assert metrics['d2/my/n'] > 0 and metrics['d0/my/n'] > 0
@@ -662,15 +656,8 @@ def test_an_empty_target_is_refused_before_any_extraction(synth, tmp_path):
         name='d1',
         dataloader=loader(dict(synth, domain=1, split='test', indices=0)),
         evaluator=dict(type='ReIDMetric'))
-    runner = Runner(
-        model=copy.deepcopy(TINY_MODEL),
-        work_dir=str(tmp_path / 'multi'),
-        experiment_name='empty_target',
-        test_dataloader=dict(),
-        test_evaluator=dict(),
-        test_cfg=dict(
-            type='MultiTargetTestLoop', targets=[targets(synth)[0], empty]),
-        default_scope='mmreid')
+    runner = multi_target_test_runner(tmp_path / 'multi', 'empty_target',
+                                      [targets(synth)[0], empty])
     with pytest.raises(
             ValueError,
             match="target 'd1': the dataset SynthReID.* has 0 "
@@ -785,15 +772,8 @@ def test_each_target_eta_is_computed_from_its_own_batches(
             if batch_idx + 1 == len(loop.dataloader):
                 now[0] += gap
 
-    runner = Runner(
-        model=copy.deepcopy(TINY_MODEL),
-        work_dir=str(tmp_path),
-        experiment_name='eta',
-        test_dataloader=dict(),
-        test_evaluator=dict(),
-        test_cfg=dict(type='MultiTargetTestLoop', targets=targets(synth)[:2]),
-        custom_hooks=[Clock()],
-        default_scope='mmreid')
+    runner = multi_target_test_runner(
+        tmp_path, 'eta', targets(synth)[:2], custom_hooks=[Clock()])
     runner.test()
     sizes = {t.name: len(t.dataloader) for t in runner.test_loop.targets}
     assert sizes['d2'] > 1 and sizes['d0'] > 1
@@ -1071,14 +1051,7 @@ def test_the_models_losses_are_logged_per_target_and_never_averaged(
     mean, which keeps the metrics' keys."""
     from mmengine.structures import BaseDataElement
     d2, d0 = targets(synth)[:2]
-    runner = Runner(
-        model=copy.deepcopy(TINY_MODEL),
-        work_dir=str(tmp_path),
-        experiment_name='model_losses',
-        test_dataloader=dict(),
-        test_evaluator=dict(),
-        test_cfg=dict(type='MultiTargetTestLoop', targets=[d2, d0]),
-        default_scope='mmreid')
+    runner = multi_target_test_runner(tmp_path, 'model_losses', [d2, d0])
     test_step = runner.model.test_step
 
     def test_step_with_losses(data):

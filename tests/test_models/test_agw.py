@@ -9,7 +9,9 @@ from mmreid.models import ReIDModel
 from mmreid.models.backbones import AGWResNet
 from mmreid.models.layers import MBN, AGWNonLocal, set_modality
 from mmreid.models.losses import WRTLoss
+from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
+from ..fixtures.tiny_models import TINY_AGW_MBN_MODEL
 
 
 def tiny_agw(**kwargs):
@@ -323,21 +325,11 @@ def test_wrt_reference_softmax_collapses_far_apart():
 
 
 def test_agw_reid_model_end_to_end():
-    model = ReIDModel(
-        backbone=dict(
-            type='AGWResNet',
-            depth=18,
-            base_channels=8,
-            stem_channels=8,
-            non_local_stages=(0, 1, 1, 0),
-            norm_cfg=dict(type='MBN'),
-            init_cfg=None),
-        neck=dict(type='GeMPool', p=3.0, learnable=False),
-        head=dict(
-            type='BNNeckHead',
-            in_channels=64,
-            num_classes=4,
-            loss_tri=dict(type='WRTLoss')))
+    model = MODELS.build(
+        dict(
+            TINY_AGW_MBN_MODEL,
+            head=dict(
+                TINY_AGW_MBN_MODEL['head'], loss_tri=dict(type='WRTLoss'))))
     x = torch.randn(8, 3, 32, 16)
     mods = [1, 0, 1, 0, 1, 0, 1, 0]
     data_samples = []

@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from mmreid.models import ReIDModel
+from mmreid.registry import MODELS
 from mmreid.structures import ReIDDataSample
 from ..fixtures.dataset_trees import make_regdb
+from ..fixtures.tiny_models import TINY_AGW_MBN_MODEL
 
 
 def _samples(modalities, pids=None):
@@ -32,21 +34,12 @@ def _agw_mbn_model():
     """A tiny two-stream AGW model, MBN in the trunk and the BNNeck, with
     different stems and per-modality statistics (so a sample routed to
     the wrong modality gets another feature)."""
-    model = ReIDModel(
-        backbone=dict(
-            type='AGWResNet',
-            depth=18,
-            base_channels=8,
-            stem_channels=8,
-            non_local_stages=(0, 1, 1, 0),
-            norm_cfg=dict(type='MBN'),
-            init_cfg=None),
-        neck=dict(type='GeMPool', p=3.0, learnable=False),
-        head=dict(
-            type='BNNeckHead',
-            in_channels=64,
-            num_classes=4,
-            norm_cfg=dict(type='MBN', dims=1)))
+    model = MODELS.build(
+        dict(
+            TINY_AGW_MBN_MODEL,
+            head=dict(
+                TINY_AGW_MBN_MODEL['head'], norm_cfg=dict(type='MBN',
+                                                          dims=1))))
     torch.manual_seed(0)
     model.init_weights()
     with torch.no_grad():
