@@ -1128,4 +1128,3 @@ def hand_section_or_none(metric, records):
     hook = EvalReportHook(num_queries=2, topk=4, max_rank=4)
     return hook.build_section(runner, 'test', 'hand', records, evaluator, {},
                               False)
-

@@ -627,5 +627,68 @@ def test_dg_split_metric_ranks_each_split_with_its_options():
 
 def test_cuhk03_classic_metric_refuses_no_draw():
     """num_repeats=0 would average the CMC over no drawn gallery."""
-    with pytest.raises(ValueError, match='num_repeats must be an integer >= 1, got 0'):
+    with pytest.raises(
+            ValueError, match='num_repeats must be an integer >= 1, got 0'):
         CUHK03ClassicMetric(num_repeats=0)
+
+
+def distractor_gallery_samples(distractor_pid):
+    """One query (pid 1, camera 0); in the gallery (camera 1), three
+    items of ``distractor_pid`` nearer than the true match, then pid 2."""
+    samples = [sample('/q/1', 1, 0, 'query', torch.tensor([0.0]), 0)]
+    for i, d in enumerate((1.0, 2.0, 3.0)):
+        samples.append(
+            sample(f'/g/d{i}', distractor_pid, 1, 'gallery', torch.tensor([d]),
+                   1 + i))
+    samples.append(sample('/g/1', 1, 1, 'gallery', torch.tensor([4.0]), 4))
+    samples.append(sample('/g/2', 2, 1, 'gallery', torch.tensor([5.0]), 5))
+    return samples
+
+
+@pytest.mark.parametrize('metric_type', ['ReIDMetric', 'DGSplitMetric'])
+def test_dedup_cmc_refuses_pid_0_distractors(metric_type):
+    """GRID's 775 gallery distractors (and Market-1501's) share pid 0. The
+    de-duplicated CMC keeps one item per pid of a ranked list, so by its
+    definition the three distractors before the true match would count
+    as one wrong identity and put it at rank 2, where the protocol
+    (evaluation spec section 5: each distractor is a negative) puts it at
+    rank 4. Such a gallery is refused under ``cmc_mode='dedup'``, naming
+    the distractors; ``'standard'`` gives rank 4."""
+    meta = dict(
+        dataset_name='fake',
+        dg_splits=[
+            dict(
+                query=['/q/1'],
+                gallery=['/g/d0', '/g/d1', '/g/d2', '/g/1', '/g/2'])
+        ])
+    metric = METRICS.build(
+        dict(
+            type=metric_type,
+            ranks=(1, 2, 4),
+            cmc_mode='dedup',
+            **({} if metric_type == 'ReIDMetric' else dict(
+                check_single_positive=True))))
+    metric.dataset_meta = meta
+    metric.process(None, distractor_gallery_samples(0))
+    with pytest.raises(ValueError, match=r"cmc_mode='dedup'.*3 item.*pid 0"):
+        metric.compute_metrics(metric.results)
+
+    standard = METRICS.build(
+        dict(type=metric_type, ranks=(1, 2, 4), cmc_mode='standard'))
+    standard.dataset_meta = meta
+    standard.process(None, distractor_gallery_samples(0))
+    metrics = standard.compute_metrics(standard.results)
+    assert (metrics['R2'], metrics['R4']) == (0.0, 100.0)
+
+
+def test_dedup_cmc_counts_pid_0_once_where_a_query_has_it():
+    """Where a query has pid 0 (0-based labels), pid 0 is an identity and
+    the de-duplicated CMC counts it once, by definition: the match of
+    pid 1 behind three pid-0 items is at distinct-pid rank 2."""
+    samples = distractor_gallery_samples(0)
+    samples.append(sample('/q/0', 0, 0, 'query', torch.tensor([1.0]), 6))
+    metric = ReIDMetric(ranks=(1, 2), cmc_mode='dedup')
+    metric.process(None, samples)
+    metrics = metric.compute_metrics(metric.results)
+    # pid 0's query finds its own pid at rank 1; pid 1's at rank 2.
+    assert (metrics['R1'], metrics['R2']) == (50.0, 100.0)

@@ -118,16 +118,16 @@ class EvalReportHook(RankedListHook):
     outputs = rf'{re.escape(REPORT_NAME)}|{re.escape(PER_QUERY_NAME)}'
 
     def __init__(
-        self,
-        out_dir: Optional[str] = None,
-        num_queries: int = 5,
-        topk: int = 10,
-        max_rank: int = 50,
-        metric_index: int = 0,
-        phases: Sequence[str] = ('test', ),
-        thumb_size: Tuple[int, int] = (128, 64),
-        title: str = 'mmreid evaluation report',
-        meta: Sequence[str] = ()) -> None:
+            self,
+            out_dir: Optional[str] = None,
+            num_queries: int = 5,
+            topk: int = 10,
+            max_rank: int = 50,
+            metric_index: int = 0,
+            phases: Sequence[str] = ('test', ),
+            thumb_size: Tuple[int, int] = (128, 64),
+            title: str = 'mmreid evaluation report',
+            meta: Sequence[str] = ()) -> None:
         super().__init__(
             num_queries=num_queries,
             topk=topk,

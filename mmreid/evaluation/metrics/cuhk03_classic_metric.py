@@ -137,10 +137,7 @@ class CUHK03ClassicMetric(ReIDMetric):
             ValueError: Gallery items have a ``distractor_pids`` pid that
                 no query has; names their count, pids and dataset.
         """
-        candidates = torch.tensor(self.distractor_pids, dtype=torch.long)
-        distractor = (
-            torch.isin(data.g_pids, candidates)
-            & ~torch.isin(data.g_pids, data.q_pids))
+        distractor = data.unmatched_label_items(self.distractor_pids)
         count = int(distractor.sum())
         if not count:
             return

@@ -11,7 +11,7 @@ split and their features and labels stacked (:class:`QueryGallery`).
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -169,6 +169,56 @@ class QueryGallery:
             'List each image in one role, or give a copy the pid and camid '
             "of its query under junk_rule='market', which removes it")
 
+    def unmatched_label_items(self, candidates: Sequence[int]) -> torch.Tensor:
+        """Gallery items whose pid is one of ``candidates`` and no query's.
+
+        mmreid's datasets label distractors 0 and junk -1 (docs/
+        datasets.md): such a pid is a label shared by different people,
+        not an identity, unless a query has it (MSMT17's 0-based pids).
+
+        Args:
+            candidates: The pids that may label distractors.
+
+        Returns:
+            torch.Tensor: A bool mask over the gallery, shape (G,).
+        """
+        candidates = torch.tensor(list(candidates), dtype=torch.long)
+        return (torch.isin(self.g_pids, candidates)
+                & ~torch.isin(self.g_pids, self.q_pids))
+
+    def check_no_merged_distractors(self, metric: str) -> None:
+        """Refuse pid 0 distractors under a CMC that counts each pid once.
+
+        The de-duplicated CMC (``cmc_mode='dedup'``, SYSU-MM01's) keeps
+        the first item of each pid in a ranked list, so the distractors,
+        different people under one label, would count as one wrong
+        identity: a true match behind 50 of them would be at rank 2, and
+        every R<k> inflated (evaluation spec section 5 ranks distractors
+        as negatives, each one). pid -1 is not checked: the junk rules
+        drop it or refuse it.
+
+        Args:
+            metric: The metric's name, for the message.
+
+        Raises:
+            ValueError: Names the count, a file and what to use instead.
+        """
+        merged = self.unmatched_label_items((0, ))
+        count = int(merged.sum())
+        if not count:
+            return
+        first = self.gallery[int(torch.nonzero(merged)[0])]
+        raise ValueError(
+            f"{metric}: cmc_mode='dedup' counts each pid once in a ranked "
+            f'list, but the gallery holds {count} item(s) of the '
+            'distractor pid 0 that no query has (e.g. '
+            f'{first.get("img_path")!r} of dataset '
+            f'{first.get("dataset")!r}): these different people would '
+            'count as one identity, inflating the CMC. Use '
+            "cmc_mode='standard' (the protocol of Market-1501, GRID and "
+            "the other single-gallery datasets), or, if pid 0 is a real "
+            'identity, give it a query')
+
     @property
     def labels(self) -> Tuple[torch.Tensor, ...]:
         """``(q_pids, g_pids, q_camids, g_camids)``, the order of
@@ -293,7 +343,15 @@ class RecordsMixin:
         data = QueryGallery.from_records(query, gallery)
         if self.normalizes_features():
             data.check_normalizable()
+        if self.counts_pids_once():
+            data.check_no_merged_distractors(type(self).__name__)
         return data
+
+    def counts_pids_once(self) -> bool:
+        """Whether the CMC keeps one item per pid of a ranked list (then
+        pid 0 distractors are refused by :meth:`query_gallery`); not
+        here."""
+        return False
 
     def normalizes_features(self) -> bool:
         """Whether the ranking L2-normalises the features (then a

@@ -128,7 +128,8 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
         junk_rule: ``'market'``, ``'none'`` or ``'sysu'``.
         tie_policy: ``'stable'``, ``'pessimistic'`` or ``'optimistic'``.
         ap_mode: ``'cumsum'`` or ``'threshold'`` (sklearn-style).
-        cmc_mode: ``'standard'`` or ``'dedup'`` (distinct pids).
+        cmc_mode: ``'standard'`` or ``'dedup'`` (distinct pids; a gallery
+            with pid 0 distractors that no query has is then refused).
         memory_budget_mb: Budget of one chunk of distances and ranking.
         device: Where distances and ranks are computed, e.g. ``'cuda'``;
             defaults to the CPU.
@@ -452,6 +453,12 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
                     img_path=img_path,
                     modality=optional_label_to_int(
                         sample.get('modality'), 'modality', img_path)))
+
+    def counts_pids_once(self) -> bool:
+        """Whether the CMC keeps one item per pid (``cmc_mode='dedup'``):
+        pid 0 distractors are then refused (see
+        :meth:`~.records.QueryGallery.check_no_merged_distractors`)."""
+        return self.rank_options['cmc_mode'] == 'dedup'
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Rank the gallery for every query.
