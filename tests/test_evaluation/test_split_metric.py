@@ -692,3 +692,37 @@ def test_dedup_cmc_counts_pid_0_once_where_a_query_has_it():
     metrics = metric.compute_metrics(metric.results)
     # pid 0's query finds its own pid at rank 1; pid 1's at rank 2.
     assert (metrics['R1'], metrics['R2']) == (50.0, 100.0)
+
+
+def test_reid_metric_on_one_dg_split_refuses_a_query_without_its_match():
+    """One GRID split with the files' cameras (``assign_camids=False``): a
+    probe that shares a camera with its true match loses it to the Market
+    rule. DGSplitMetric refuses that split; ReIDMetric on the same split
+    (``split_index=0``) skipped the query and printed R1 100 over the one
+    query left, where the single-shot protocol ranks both. Refused,
+    naming the query."""
+    samples = [
+        sample('/q/1', 1, 0, 'query', torch.tensor([0.0]), 0),
+        sample('/q/2', 2, 0, 'query', torch.tensor([5.0]), 1),
+        sample('/g/1', 1, 0, 'gallery', torch.tensor([3.0]), 2),
+        sample('/g/2', 2, 1, 'gallery', torch.tensor([5.0]), 3),
+        sample('/g/0', 0, 2, 'gallery', torch.tensor([1.0]), 4),
+    ]
+    meta = dict(
+        dataset_name='grid',
+        split_index=0,
+        dg_splits=[
+            dict(query=['/q/1', '/q/2'], gallery=['/g/1', '/g/2', '/g/0'])
+        ])
+    metric = ReIDMetric(ranks=(1, ))
+    metric.dataset_meta = meta
+    metric.process(None, samples)
+    with pytest.raises(ValueError,
+                       match=r"split 0: query '/q/1' has 0 valid positives"):
+        metric.compute_metrics(metric.results)
+    # A dataset without split_index keeps the skip-and-log rule.
+    plain = ReIDMetric(ranks=(1, ))
+    plain.dataset_meta = dict(dataset_name='custom')
+    plain.process(None, samples)
+    metrics = plain.compute_metrics(plain.results)
+    assert (metrics['num_valid_query'], metrics['R1']) == (1, 100.0)

@@ -6,7 +6,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from mmreid.registry import METRICS
-from ..functional import ReIDEvalResult, count_valid_positives, evaluate_rank
+from ..functional import ReIDEvalResult, evaluate_rank
+from .records import check_single_positives
 from .reid_metric import FEATURE_OPTIONS, ReIDMetric
 
 
@@ -140,9 +141,9 @@ class DGSplitMetric(ReIDMetric):
             labels = (data.q_pids[q_index], data.g_pids[g_index],
                       data.q_camids[q_index], data.g_camids[g_index])
             if self.check_single_positive:
-                self._check_positives(
+                check_single_positives(
                     labels, [data.query[i]['img_path'] for i in q_index],
-                    index)
+                    self.rank_options['junk_rule'], f'split {index}')
             result = evaluate_rank(
                 split_dist, *labels, device=self.device, **self.rank_options)
             self.split_results.append(result)
@@ -159,22 +160,3 @@ class DGSplitMetric(ReIDMetric):
                                          for r in self.split_results)
         self.last_result = None
         return self.name_primary_mode(metrics)
-
-    def _check_positives(self, labels: tuple, q_paths: List[str],
-                         split: int) -> None:
-        """Raise unless every query of a split has one valid positive.
-
-        Args:
-            labels: ``(q_pids, g_pids, q_camids, g_camids)`` of the split.
-            q_paths: The queries' image paths, for the error.
-            split: The split's index, for the error.
-        """
-        counts = count_valid_positives(
-            *labels, junk_rule=self.rank_options['junk_rule'])
-        bad = torch.nonzero(counts != 1).flatten().tolist()
-        if bad:
-            raise ValueError(
-                f'split {split}: query {q_paths[bad[0]]!r} has '
-                f'{int(counts[bad[0]])} valid positives in the gallery, '
-                f'expected exactly 1 ({len(bad)} such queries); check the '
-                'split and the camids (GRID: assign_camids=True)')

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from mmengine.logging import print_log
 
-from ..functional import rule_with_junk_label
+from ..functional import count_valid_positives, rule_with_junk_label
 from ..functional.distance import check_normalizable
 from ..query_analysis import own_image_codes
 
@@ -69,6 +69,34 @@ def optional_label_to_int(value: Any,
                           key: str = 'label',
                           img_path: Any = None) -> Optional[int]:
     return None if value is None else label_to_int(value, key, img_path)
+
+
+def check_single_positives(labels: Tuple[torch.Tensor, ...],
+                           q_paths: Sequence[Any], junk_rule: Any,
+                           where: str) -> None:
+    """Raise unless every query has exactly one valid positive, as the
+    single-shot protocols of the small DG targets define (a query whose
+    true match the junk rule removes would otherwise be skipped, and the
+    numbers averaged over the others).
+
+    Args:
+        labels: ``(q_pids, g_pids, q_camids, g_camids)``.
+        q_paths: The queries' image paths, for the error.
+        junk_rule: The removal rule, as the ranking applies it.
+        where: The split, for the error (``'split 3'``).
+
+    Raises:
+        ValueError: Names the first such query, its count of valid
+            positives and how many such queries there are.
+    """
+    counts = count_valid_positives(*labels, junk_rule=junk_rule)
+    bad = torch.nonzero(counts != 1).flatten().tolist()
+    if bad:
+        raise ValueError(
+            f'{where}: query {q_paths[bad[0]]!r} has '
+            f'{int(counts[bad[0]])} valid positives in the gallery, '
+            f'expected exactly 1 ({len(bad)} such queries); check the '
+            'split and the camids (GRID: assign_camids=True)')
 
 
 @dataclass(eq=False)

@@ -32,7 +32,8 @@ from ..functional.rerank import check_rerank_options
 from ..functional.verification import check_fprs, fpr_key
 from .dataset_protocol import protocol_metric_of
 from .metric_analysis import MetricAnalysis, metric_analysis, query_analyser
-from .records import ROLES, RecordsMixin, label_to_int, optional_label_to_int
+from .records import (ROLES, RecordsMixin, check_single_positives,
+                      label_to_int, optional_label_to_int)
 from .scorers import Scorer, ScorerMixin, resolve_distance
 
 RERANK_KEYS = ('k1', 'k2', 'lambda_value')
@@ -100,7 +101,9 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
 
     Queries whose gallery holds no positive after ``junk_rule`` are
     skipped (and logged); ``num_query`` and ``num_valid_query`` report
-    them.
+    them. One split of a small DG target (``split_index`` in the dataset
+    meta) is single-shot: a query without exactly one valid positive is
+    refused there, as :class:`~.dg_split_metric.DGSplitMetric` refuses it.
 
     Duplicated samples: mmengine's ``collect_results`` drops the padding
     that a distributed sampler adds, given one record per sample in
@@ -479,6 +482,14 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
         data = self.split_roles(results)
         data.check_own_images(self.rank_options['junk_rule'],
                               type(self).__name__)
+        split_index = (self.dataset_meta or {}).get('split_index')
+        if split_index is not None:
+            # One split of a small DG target: single-shot, as in
+            # DGSplitMetric, which evaluates all of them.
+            check_single_positives(data.labels,
+                                   [r.get('img_path') for r in data.query],
+                                   self.rank_options['junk_rule'],
+                                   f'split {split_index}')
         query_feats, gallery_feats = data.query_feats, data.gallery_feats
         labels = data.labels
         self.last_analysis = None
