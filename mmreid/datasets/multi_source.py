@@ -96,8 +96,15 @@ def reid_sources(sources: Sequence[Union[str, dict]],
             n
             for n in names if STANDARD_SOURCES.get(n, (None, True))[1]
         }
+    elif combine_all is False:
+        combined = set()
     else:
-        combined = set(combine_all or ())
+        if not isinstance(combine_all, (list, tuple)):
+            # A string would be read as its letters.
+            raise ValueError(
+                'combine_all must be True, False or a list of source '
+                f'names, got {combine_all!r} ({type(combine_all).__name__})')
+        combined = set(combine_all)
         for name in sorted(combined):
             if name not in names:
                 raise ValueError(f'combine_all names {name!r}, which is not '
@@ -509,7 +516,13 @@ class ConcatReIDDataset(BaseDataset):
                     f'wrapped source is dict(dataset=..., combine_all=bool, '
                     f'test_dataset=None)')
             train_cfg = source['dataset']
-            combine_all = bool(source.get('combine_all', False))
+            combine_all = source.get('combine_all', False)
+            if not isinstance(combine_all, bool):
+                # bool('False') is True: the source would train on its
+                # test split too.
+                raise ValueError(
+                    f'source {index}: combine_all must be True or False, '
+                    f'got {combine_all!r} ({type(combine_all).__name__})')
             test_cfg = source.get('test_dataset')
         else:
             train_cfg, combine_all, test_cfg = source, False, None

@@ -553,3 +553,34 @@ def test_a_wrapped_config_is_compared_before_anything_is_built(tmp_path):
         market,
         dict(dataset=dict(market, data_root=str(tmp_path)), combine_all=True)
     ], 'datasets')
+
+
+@pytest.mark.parametrize('value', ['False', 'no', 0, 1, None])
+def test_a_wrapped_source_combine_all_that_is_not_a_bool_is_refused(
+        tmp_path, value):
+    """``dict(dataset=..., combine_all='False')`` (a config written from a
+    YAML or a shell string) trained on the source's test split as well:
+    ``bool('False')`` is True, so the training set held 5 records instead
+    of Market's 2 training images. Only True and False are taken."""
+    market = make_market_with_test(tmp_path / 'market')
+    with pytest.raises(ValueError,
+                       match=rf'source 0: combine_all must be True or False'
+                       rf', got {value!r}'):
+        ConcatReIDDataset(datasets=[dict(dataset=market, combine_all=value)])
+    plain = ConcatReIDDataset(
+        datasets=[dict(dataset=market, combine_all=False)])
+    assert len(plain) == 2
+
+
+@pytest.mark.parametrize('value', ['Market1501', None, 1])
+def test_sources_combine_all_that_is_no_bool_or_list_is_refused(
+        tmp_path, value):
+    """``sources=[...]`` with ``combine_all='Market1501'`` (one name, not a
+    list) was read as the set of its letters; refused, naming the value."""
+    make_market_with_test(tmp_path / 'market1501')
+    with pytest.raises(ValueError,
+                       match=r'combine_all must be True, False or a list'):
+        ConcatReIDDataset(
+            sources=['Market1501'],
+            data_root=str(tmp_path),
+            combine_all=value)
