@@ -295,6 +295,16 @@ def test_errors_name_the_abbreviation():
             plugins(snr=None, probe=ALL_STAGES),
             aux_losses=dict(probe=dict(type='EnergySpreadLoss')),
             aux_stage_weights=dict(probe=(1, 1, 1)))
+    # A negative or NaN stage weight would maximise, or NaN, the loss.
+    for bad in ((0.1, -0.1, 0.5, 0.5), float('nan')):
+        with pytest.raises(
+                ValueError,
+                match=r"aux_stage_weights\['probe'\] must be a finite "
+                'number >= 0'):
+            build(
+                plugins(snr=None, probe=ALL_STAGES),
+                aux_losses=dict(probe=dict(type='EnergySpreadLoss')),
+                aux_stage_weights=dict(probe=bad))
     # A backbone without plugins.
     with pytest.raises(ValueError, match="has no plugin 'snr'"):
         MODELS.build(

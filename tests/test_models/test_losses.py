@@ -5,6 +5,7 @@ import torch
 
 from mmreid.models.losses import (DualCausalityLoss, ReIDCrossEntropyLoss,
                                   TripletLoss, WRTLoss, pairwise_euclidean)
+from mmreid.registry import MODELS
 
 
 def naive_batch_hard(feats, labels, margin):
@@ -191,3 +192,31 @@ def test_cross_entropy_of_half_logits_is_computed_in_fp32(dtype):
     got = loss(logits.to(dtype), labels)
     assert got.dtype == torch.float32
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize('make_loss', [
+    lambda w: ReIDCrossEntropyLoss(loss_weight=w),
+    lambda w: TripletLoss(loss_weight=w),
+    lambda w: WRTLoss(loss_weight=w),
+    lambda w: DualCausalityLoss(loss_weight=w),
+    lambda w: MODELS.build(dict(type='PairVerificationLoss', loss_weight=w)),
+    lambda w: MODELS.build(dict(type='PICLoss', loss_weight=w)),
+])
+@pytest.mark.parametrize('weight', [-1.0, float('nan'), float('inf'), True])
+def test_a_loss_weight_that_is_not_finite_and_nonnegative_is_refused(
+        make_loss, weight):
+    """A negative ``loss_weight`` trained the model to maximise the term (a
+    config typo, ``-1`` for ``1e-1``), NaN or inf made every step's loss
+    NaN; both were accepted. 0 (the term off) is kept."""
+    with pytest.raises(ValueError, match='loss_weight must be a finite '
+                       r'number >= 0, got'):
+        make_loss(weight)
+    assert make_loss(0).loss_weight == 0.0
+
+
+@pytest.mark.parametrize('margin', [float('nan'), float('inf'), -0.1])
+def test_triplet_margin_must_be_finite_and_nonnegative(margin):
+    """A NaN margin passed ``margin < 0`` and made the loss NaN on every
+    batch."""
+    with pytest.raises(ValueError, match='margin must be a finite number'):
+        TripletLoss(margin=margin)

@@ -4,6 +4,7 @@ import torch.nn.functional as F
 
 from mmreid.registry import MODELS
 from mmreid.utils.deprecation import deprecated_registry_alias
+from .checks import check_weight
 
 
 @MODELS.register_module()
@@ -27,7 +28,8 @@ class ReIDCrossEntropyLoss(nn.Module):
             raise ValueError(f'label_smooth_eps must be in [0, 1), got '
                              f'{label_smooth_eps}')
         self.label_smooth_eps = label_smooth_eps
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight('ReIDCrossEntropyLoss', 'loss_weight',
+                                        loss_weight)
 
     def forward(self, logits: torch.Tensor,
                 labels: torch.Tensor) -> torch.Tensor:

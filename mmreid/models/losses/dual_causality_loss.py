@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 
 from mmreid.registry import MODELS
+from .checks import check_weight
 from .triplet_loss import hard_example_mining, pairwise_euclidean
 
 
@@ -110,7 +111,8 @@ class DualCausalityLoss(nn.Module):
         self.terms = tuple(t for t in self.TERMS if t in terms)
         self.use_pos = any(t.startswith('pos_') for t in self.terms)
         self.use_neg = any(t.startswith('neg_') for t in self.terms)
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight('DualCausalityLoss', 'loss_weight',
+                                        loss_weight)
         self.log_terms = log_terms
         self._warned_d0 = False
 

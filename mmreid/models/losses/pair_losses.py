@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmreid.registry import MODELS
+from .checks import check_weight
 
 BALANCE_MODES = ('balanced', 'plain_mean', 'pos_weight')
 
@@ -47,7 +48,8 @@ class PairVerificationLoss(nn.Module):
             raise ValueError(f'PairVerificationLoss balance must be one of '
                              f'{BALANCE_MODES}, got {balance!r}')
         self.balance = balance
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight('PairVerificationLoss', 'loss_weight',
+                                        loss_weight)
 
     def forward(self, logits: torch.Tensor,
                 targets: torch.Tensor) -> torch.Tensor:
@@ -151,7 +153,7 @@ class PICLoss(nn.Module):
                              f'{min_group_size}')
         self.min_group_size = min_group_size
         self.detach_center = detach_center
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight('PICLoss', 'loss_weight', loss_weight)
 
     def forward(self,
                 feats: torch.Tensor,

@@ -5,6 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmreid.registry import MODELS
+from .checks import check_weight
 
 
 def upcast(x: torch.Tensor) -> torch.Tensor:
@@ -110,11 +111,13 @@ class TripletLoss(nn.Module):
                  normalize_feature: bool = False,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
-        if margin is not None and margin < 0:
-            raise ValueError(f'margin must be >= 0 or None, got {margin}')
+        if margin is not None:
+            # NaN passed a `margin < 0` test and made every loss NaN.
+            margin = check_weight('TripletLoss', 'margin', margin)
         self.margin = margin
         self.normalize_feature = normalize_feature
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight('TripletLoss', 'loss_weight',
+                                        loss_weight)
 
     def forward(self, feats: torch.Tensor,
                 labels: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmreid.registry import MODELS
+from .checks import check_weight
 from .triplet_loss import check_pair_labels, pairwise_euclidean
 
 
@@ -102,7 +103,7 @@ class WRTLoss(nn.Module):
                  exact_softmax: bool = False) -> None:
         super().__init__()
         self.normalize_feature = normalize_feature
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight('WRTLoss', 'loss_weight', loss_weight)
         self.exact_softmax = exact_softmax
 
     def forward(self, feats: torch.Tensor,

@@ -1,4 +1,5 @@
 import inspect
+import numbers
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -6,6 +7,7 @@ import torch
 from mmengine.model import BaseModel, is_model_wrapper
 
 from mmreid.evaluation.functional import Scorer, compute_distance
+from mmreid.models.losses.checks import check_weight
 from mmreid.models.modality_routing import (as_modality_labels,
                                             modality_aware_modules,
                                             set_modality)
@@ -323,10 +325,13 @@ class ReIDModel(BaseModel):
                 raise ValueError(
                     f'aux_stage_weights[{abbr!r}] is set but aux_losses has '
                     f'no loss for {abbr!r}')
-            if isinstance(weights, (int, float)):
-                weights = float(weights)
+            name = f'aux_stage_weights[{abbr!r}]'
+            if isinstance(weights, numbers.Real):
+                weights = check_weight(type(self).__name__, name, weights)
             else:
-                weights = tuple(float(w) for w in weights)
+                weights = tuple(
+                    check_weight(type(self).__name__, name, w)
+                    for w in weights)
                 if num_stages is not None and len(weights) != num_stages:
                     raise ValueError(
                         f'aux_stage_weights[{abbr!r}] has {len(weights)} '
