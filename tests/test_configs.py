@@ -394,6 +394,31 @@ def test_cross_modality_bases_train_without_random_erasing(name):
         assert 'PadRandomCrop' in types
 
 
+def _recipe(path):
+    """A dataset base's training and test recipe: pipelines, batch and
+    sampler, with the dataset itself left out."""
+    cfg = Config.fromfile(path)
+    train, test = cfg.train_dataloader, cfg.test_dataloader
+    return dict(
+        train_pipeline=train.dataset.pipeline,
+        test_pipeline=test.dataset.pipeline,
+        batch_size=train.batch_size,
+        sampler=train.sampler,
+        test_sampler=test.sampler)
+
+
+@pytest.mark.parametrize('name', ['dukemtmc', 'msmt17', 'cuhk03_np'])
+def test_person_reid_dataset_bases_share_the_bot_recipe(name):
+    """A leaf trains another single-domain dataset by swapping its dataset
+    base. CUHK03-NP's resized with cv2 (no antialiasing), erased with
+    mmreid's default aspect and fill and completed each identity's last
+    group, where the Market-1501, DukeMTMC and MSMT17 bases follow BoT:
+    the same recipe trained another way on one dataset."""
+    base = osp.join(REPO, 'configs', '_base_', 'datasets')
+    assert _recipe(osp.join(base, f'{name}.py')) == _recipe(
+        osp.join(base, 'market1501.py'))
+
+
 @pytest.mark.parametrize('path', BOT_SNR_REAL_DATA, ids=osp.basename)
 def test_bot_and_snr_epochs_drop_the_remainder_as_the_reference(path):
     # Their RandomIdentitySampler cuts n // K groups per identity; mmreid's
