@@ -206,10 +206,6 @@ def test_agw_stems_from_imagenet_compute_torchvisions_network(tmp_path):
         torch.testing.assert_close(a, b, msg=f'stage {stage + 1}')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='AGWResNet frozen_stages leaves the non-local blocks inside '
-    'the frozen stages trainable and in training mode')
 def test_agw_frozen_stages_freeze_the_non_local_blocks_of_those_stages():
     """A user fine-tunes AGW with ``frozen_stages=2`` to keep the stem,
     layer1 and layer2 fixed. The non-local blocks that AGW inserts between

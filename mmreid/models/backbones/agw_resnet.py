@@ -206,6 +206,14 @@ class AGWResNet(ReIDResNet):
             layer.eval()
             for param in layer.parameters():
                 param.requires_grad = False
+        # The non-local blocks run between a stage's blocks
+        # (forward_stage), so a frozen stage freezes them too: they stay
+        # as they start (the identity, W's norm zeroed) or were loaded.
+        for key, block in self.non_locals.items():
+            if int(key.split('_')[0]) < self.frozen_stages:
+                block.eval()
+                for param in block.parameters():
+                    param.requires_grad = False
 
     #: What :meth:`init_mapping_sources` finds, and whose tensors they are
     #: (see :mod:`mmreid.models.init_mappings`).
