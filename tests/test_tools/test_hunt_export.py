@@ -332,3 +332,57 @@ def test_onnx_graph_computes_the_defined_test_feature(tmp_path, neck,
         actual = _onnx_features(output, images)
         assert actual.shape == expected.shape
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='fastreid2mmreid --config reads TEST.FLIP.ENABLED only; the '
+    'flat TEST.FLIP_ENABLED of other fast-reid versions is ignored')
+def test_fastreid_flat_flip_enabled_key_is_read(tmp_path):
+    """fast-reid's ``TEST.FLIP_ENABLED: True`` is a flip-averaged test.
+
+    fast-reid versions (``_C.TEST.FLIP_ENABLED`` in their
+    ``config/defaults.py``, ``inference_on_dataset(..., flip_test=
+    cfg.TEST.FLIP_ENABLED)``) wrote the flip setting as a flat key before
+    it became ``TEST.FLIP.ENABLED``. The user converts such a BoT model
+    with ``--config config.yaml``. Today the converter records
+    ``flip=False`` as an *assumed* default, printing that the config.yaml
+    does not give it, and a config without ``test_cfg.flip`` is then
+    accepted: the features are not the mirrored-image averages fast-reid
+    evaluated, so mAP/CMC differ from fast-reid's. Right: record
+    ``flip=True`` (not assumed), or refuse the config.yaml naming the key.
+    """
+    from mmreid.utils.key_mapping import convert_checkpoint_file
+    torch.manual_seed(0)
+    state = {
+        'backbone.' + k: v
+        for k, v in torchvision.models.resnet18().state_dict().items()
+        if not k.startswith('fc.')
+    }
+    state.update({
+        'heads.bottleneck.0.weight': torch.ones(512),
+        'heads.bottleneck.0.bias': torch.zeros(512),
+        'heads.bottleneck.0.running_mean': torch.zeros(512),
+        'heads.bottleneck.0.running_var': torch.ones(512),
+        'heads.bottleneck.0.num_batches_tracked': torch.tensor(0),
+        'heads.weight': torch.randn(751, 512) * 0.01,
+    })
+    src = str(tmp_path / 'model_final.pth')
+    torch.save({'model': state, 'iteration': 100}, src)
+    yaml = str(tmp_path / 'config.yaml')
+    text = FASTREID_CONFIG_YAML.replace('DEPTH: 50x', 'DEPTH: 18x').replace(
+        'TEST:\n  METRIC: euclidean\n  FLIP:\n    ENABLED: False\n',
+        'TEST:\n  METRIC: cosine\n  FLIP_ENABLED: True\n')
+    assert 'FLIP_ENABLED: True' in text
+    with open(yaml, 'w') as f:
+        f.write(text)
+    dst = str(tmp_path / 'bot_fastreid.pth')
+    try:
+        convert_checkpoint_file(src, dst, 'fastreid', source_config=yaml)
+    except ValueError as error:
+        assert 'FLIP_ENABLED' in str(error), error
+        assert not osp.exists(dst)
+        return
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['flip'] is True
+    assert 'flip' not in facts['assumed']
