@@ -1,0 +1,290 @@
+"""Wrong-number hunt: mmengine dataset options, wrappers and dataloader
+settings on ReID datasets.
+
+mmreid datasets are mmengine ``BaseDataset``\\ s, so a user passes
+mmengine's options (``indices``, ``filter_cfg``, ``data_prefix``,
+``lazy_init``, ``metainfo``, ``max_refetch``), its wrappers and its
+samplers as in any OpenMMLab config. Each test below says what the user
+does and what the definition (docs/datasets.md, the protocol specs in
+``/work/shared/specs``) makes right. The references are computed from the
+file names of tiny fake dataset trees by the datasets' published naming
+rules, never from mmreid's code.
+"""
+import copy
+import os
+import os.path as osp
+import re
+
+import cv2
+import numpy as np
+import pytest
+from mmengine.runner import Runner
+
+from mmreid.datasets import RegDB, SYSUMM01, Market1501
+from mmreid.datasets.base_reid_dataset import identity_split_conflict
+from ..fixtures.dataset_trees import (REGDB_TRIALS, SYSU_IDS, SYSU_IMAGES,
+                                      make_market1501, make_regdb, make_sysu)
+from ..fixtures.tiny_models import TINY_BOT_MODEL
+
+MARKET_NAME = re.compile(r'^(-?\d+)_c(\d)s\d+_\d+_\d+\.jpg$')
+PIPELINE = [
+    dict(type='ReIDLoadImageFromFile'),
+    dict(type='ReIDResize', size=(32, 16)),
+    dict(type='PackReIDInputs'),
+]
+
+
+def records_of(dataset):
+    """Every record of ``dataset``, in order."""
+    return [dataset.get_data_info(i) for i in range(len(dataset))]
+
+
+def market_pid(path):
+    """The Market-1501 person number of an image, from its file name."""
+    return int(MARKET_NAME.match(osp.basename(path)).group(1))
+
+
+def write_images(folder, skip=()):
+    """Write a small random 3-channel image over every ``.jpg`` of
+    ``folder`` whose name does not start with one of ``skip`` (those stay
+    0-byte files)."""
+    rng = np.random.default_rng(0)
+    for name in sorted(os.listdir(folder)):
+        if name.endswith('.jpg') and not name.startswith(tuple(skip)):
+            pixels = rng.integers(0, 256, (32, 16, 3), dtype=np.uint8)
+            cv2.imwrite(osp.join(folder, name), pixels)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='a training image whose pipeline gives None is silently '
+    'replaced by a random other image (mmengine max_refetch)')
+def test_a_training_image_that_fails_to_load_is_not_replaced(tmp_path):
+    """A user's training pipeline loads with mmcv's
+    ``LoadImageFromFile(ignore_empty=True)`` (mmengine's way of "broken
+    images"); one image of the copy is a 0-byte file (an interrupted
+    copy). mmengine's ``BaseDataset.__getitem__`` then draws a random
+    other index (up to ``max_refetch`` times) and returns *its* image
+    and label without a word: Market's person 0007 (its only image) is
+    never trained on and another person's image is trained twice; in a
+    P x K batch the substitute sits in another identity's group.
+
+    Right: docs/datasets.md promises that an empty image "raises when it
+    is loaded, naming the file"; the training set is the listed images,
+    so ``dataset[i]`` gives record ``i`` or refuses, naming its file.
+    """
+    from mmcv.transforms import LoadImageFromFile
+    root = make_market1501(tmp_path / 'market1501')
+    write_images(osp.join(root, 'bounding_box_train'), skip=('0007', ))
+    dataset = Market1501(
+        root,
+        split='train',
+        pipeline=[LoadImageFromFile(ignore_empty=True)])
+    index = next(i for i, r in enumerate(records_of(dataset))
+                 if market_pid(r['img_path']) == 7)
+    broken = osp.basename(dataset.get_data_info(index)['img_path'])
+    try:
+        out = dataset[index]
+    except Exception as error:  # a refusal must name the file
+        assert broken in str(error), str(error)
+        return
+    assert osp.basename(out['img_path']) == broken, (
+        f'dataset[{index}] is {broken!r}, got {out["img_path"]!r} '
+        f'(pid {out["pid"]}) in its place')
+
+
+def relabelled(records):
+    """The training labels the definition gives ``records``: the persons
+    (original Market pids, read from the file names) in sorted order,
+    numbered ``0..N-1`` (docs/datasets.md, common rules)."""
+    persons = sorted({market_pid(r['img_path']) for r in records})
+    label = {pid: i for i, pid in enumerate(persons)}
+    return [label[market_pid(r['img_path'])] for r in records]
+
+
+@pytest.mark.parametrize('how', [
+    pytest.param(
+        'indices',
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason='indices= subsets a training split after relabelling: '
+            'labels are not 0..N-1 while num_pids is N')),
+    pytest.param(
+        'get_subset',
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason='get_subset keeps the full split\'s labels and '
+            'num_pids: the class count checked is not the subset\'s')),
+])
+def test_a_training_subset_is_labelled_0_to_n_minus_1(tmp_path, how):
+    """To "train quickly" a user takes a subset of Market's training
+    split, ``indices=[0, 3]`` in the dataset config (mmengine's option)
+    or ``dataset.get_subset([0, 3])``: persons 0002 and 0010.
+
+    ``indices`` is applied after the relabelling, so the labels are 0 and
+    2 while ``metainfo['num_pids']`` is 2: the start-up check demands
+    ``num_classes=2`` and the loss then fails on label 2 (a CUDA device
+    assert on the GPU). ``get_subset`` keeps the full split's metainfo
+    (3 identities): the check demands 3 and a classifier row trains
+    with no image, without a word.
+
+    Right: docs/datasets.md, common rules, "train split: pids
+    relabelled to 0..N-1 in sorted order of the original pid", for the
+    split as loaded; the classifier size is its number of persons.
+    """
+    root = make_market1501(tmp_path / 'market1501')
+    if how == 'indices':
+        subset = Market1501(root, split='train', indices=[0, 3])
+    else:
+        subset = Market1501(root, split='train').get_subset([0, 3])
+    records = records_of(subset)
+    persons = {market_pid(r['img_path']) for r in records}
+    assert len(persons) == 2
+    assert [r['pid'] for r in records] == relabelled(records)
+    assert subset.metainfo['num_pids'] == len(persons)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='RegDB metainfo=dict(trial=...) is taken over the trial the '
+    'records come from, so the leak check passes a leaking test set')
+def test_a_regdb_trial_in_metainfo_names_the_trial_loaded(tmp_path):
+    """A user trains RegDB trial 2 (``trial=2``) and, reading that "the
+    trial is stored in the metainfo", tests with ``RegDB(split='test',
+    metainfo=dict(trial=2))``. The records are trial 1's (the ``trial``
+    argument's default), whose test persons are trial 2's training
+    persons, but the metainfo says trial 2, so the identity-split check
+    (docs/datasets.md, RegDB) passes and the model is scored on the
+    persons it trained on: an inflated number reported as trial 2.
+
+    Right (specs/mbn_vireid.md section 6: one model per trial, tested on
+    that trial's test ids): the metainfo names the split its records
+    come from, or the contradiction is refused naming ``trial``.
+    """
+    root = make_regdb(tmp_path / 'RegDB')
+    train = RegDB(root, split='train', trial=2)
+    try:
+        test = RegDB(root, split='test', metainfo=dict(trial=2))
+    except ValueError as error:
+        assert 'trial' in str(error), str(error)
+        return
+    trained = set(REGDB_TRIALS[2]['train'])
+    tested = {r['pid'] for r in records_of(test)}
+    named = test.metainfo['trial']
+    assert tested == set(REGDB_TRIALS[named]['test']), (
+        f'metainfo trial={named} but the test persons are {sorted(tested)}')
+    assert not trained & tested \
+        or identity_split_conflict(train.metainfo, test.metainfo)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='SYSUMM01 metainfo=dict(mode=...) overrides the mode its pool '
+    'was loaded with; SYSUMetric trusts it')
+def test_a_sysu_mode_in_metainfo_names_the_pool_loaded(tmp_path):
+    """A user evaluates ``SYSUMM01(split='test', mode='indoor',
+    metainfo=dict(mode='all'))`` (a config edited in two places) with
+    ``SYSUMetric(mode='all')``. The pool holds cams 1 and 2 only, the
+    metainfo says all-search, the metric accepts it and prints indoor
+    numbers under ``sysu-all/``.
+
+    Right (specs/mbn_vireid.md section 5.3: the all-search gallery is
+    drawn from cams 1, 2, 4, 5; indoor from cams 1, 2): the metainfo's
+    ``mode`` is that of the pool, or the contradiction is refused naming
+    ``mode``.
+    """
+    os.makedirs(tmp_path / 'SYSU-MM01')
+    root = make_sysu(str(tmp_path / 'SYSU-MM01'))
+    try:
+        test = SYSUMM01(
+            root, split='test', mode='indoor', metainfo=dict(mode='all'))
+    except ValueError as error:
+        assert 'mode' in str(error), str(error)
+        return
+    test_ids = {int(i) for i in re.findall(r'\d+', SYSU_IDS['test'])}
+    cams = dict(all=(1, 2, 4, 5), indoor=(1, 2))[test.metainfo['mode']]
+    expected = sum(n for pid, per_cam in SYSU_IMAGES.items()
+                   if pid in test_ids for cam, n in per_cam.items()
+                   if cam in cams)
+    gallery = [r for r in records_of(test) if r['role'] == 'gallery']
+    assert len(gallery) == expected
+    assert {r['camid'] + 1 for r in gallery} <= set(cams)
+
+
+@pytest.mark.parametrize('option', [
+    dict(filter_cfg=dict(min_images_per_id=2)),
+    dict(data_prefix=dict(img_path='bounding_box_train_clean/')),
+])
+@pytest.mark.xfail(
+    strict=True,
+    reason='filter_cfg and data_prefix are accepted and never applied')
+def test_mmengine_options_a_reid_dataset_never_applies_are_refused(
+        tmp_path, option):
+    """A user writes mmengine's ``filter_cfg`` (to drop persons with one
+    image) or ``data_prefix=dict(img_path=...)`` (to train on a cleaned
+    image folder) into a Market config, as in other OpenMMLab configs.
+    ``BaseReIDDataset`` keeps them and parses ``data_root``'s fixed
+    layout: the training set is the full, unfiltered one (even with a
+    prefix folder that does not exist), with no word.
+
+    Right: the promise "no silent fallback ... bad input gets a clear
+    error naming the key": an option that cannot take effect is refused,
+    naming it.
+    """
+    root = make_market1501(tmp_path / 'market1501')
+    (key, ) = option
+    with pytest.raises((TypeError, ValueError), match=key):
+        Market1501(root, split='train', **option)
+
+
+def test_a_lazy_dataset_has_the_eager_records_and_metainfo(tmp_path):
+    """``lazy_init=True`` parses the tree on first use: the records, their
+    order and the metainfo (``num_pids``, role counts) are the eager
+    dataset's, for the train and the test split."""
+    root = make_market1501(tmp_path / 'market1501')
+    for split in ('train', 'test'):
+        eager = Market1501(root, split=split)
+        lazy = Market1501(root, split=split, lazy_init=True)
+        assert not lazy._fully_initialized
+        assert records_of(lazy) == records_of(eager)
+        assert lazy.metainfo == eager.metainfo
+
+
+@pytest.mark.parametrize('sampler', [
+    dict(type='InfiniteSampler', shuffle=False),
+    dict(type='InfiniteSampler', shuffle=True),
+])
+@pytest.mark.xfail(
+    strict=True,
+    reason='an evaluation dataloader with an InfiniteSampler is accepted '
+    'and the test loop never ends')
+def test_an_evaluation_loop_with_an_endless_sampler_is_refused(
+        tmp_path, sampler):
+    """A user copies the ``InfiniteSampler`` of an iteration-based
+    training config into ``test_dataloader``. ``ReIDTestLoop`` is built
+    and then iterates its dataloader forever (``Epoch(test) [210/2]``
+    and on; the collected features grow without bound): no number, no
+    error. (``tools/analysis_tools/extract_features.py`` refuses it.)
+
+    Right: the loop evaluates every sample once (docs/get_started.md:
+    "Every sample of a val/test set is evaluated"), so a sampler that
+    never ends is refused when the loop is built, naming it.
+    """
+    root = make_market1501(tmp_path / 'market1501')
+    dataloader = dict(
+        batch_size=4,
+        num_workers=0,
+        sampler=sampler,
+        collate_fn=dict(type='default_collate'),
+        dataset=dict(
+            type='Market1501', data_root=root, split='test',
+            pipeline=PIPELINE))
+    runner = Runner(
+        model=copy.deepcopy(TINY_BOT_MODEL),
+        work_dir=str(tmp_path / 'work'),
+        default_scope='mmreid',
+        test_dataloader=dataloader,
+        test_evaluator=dict(type='ReIDMetric'),
+        test_cfg=dict(type='ReIDTestLoop'))
+    with pytest.raises(ValueError, match='InfiniteSampler'):
+        runner.test_loop
