@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from mmengine.runner import Runner
 
-from mmreid.datasets import RegDB, SYSUMM01, Market1501
+from mmreid.datasets import SYSUMM01, Market1501, RegDB
 from mmreid.datasets.base_reid_dataset import identity_split_conflict
 from ..fixtures.dataset_trees import (REGDB_TRIALS, SYSU_IDS, SYSU_IMAGES,
                                       make_market1501, make_regdb, make_sysu)
@@ -446,3 +446,75 @@ def test_shuffled_repeated_and_odd_batches_give_the_definitions_numbers(
         assert got['reid/R1'] == pytest.approx(r1, abs=1e-4)
         assert got['reid/mAP'] == pytest.approx(mean_ap, abs=1e-4)
         assert got['reid/num_query'] == plain['reid/num_query'] == 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='indices= with a repeated index lists an image twice in a role; '
+    'ReIDMetric counts it twice (its duplicate key is sample_idx)')
+def test_a_subset_with_a_repeated_index_does_not_count_an_image_twice(
+        tmp_path):
+    """A user draws a random test subset with ``np.random.choice(n, k)``
+    (with replacement, numpy's default) and passes it as ``indices``.
+    A repeated index puts one gallery image in the gallery twice, under
+    two ``sample_idx``: ``ReIDMetric`` keeps both, so a negative ranked
+    above the positive counts twice and the mAP drops (here 33.3 ->
+    25.0 with the distractor repeated); a repeated query is averaged
+    twice.
+
+    Right: docs/datasets.md, common rules, "a role lists an image once:
+    an img_path repeated within ... the query or the gallery records (it
+    would be counted, and ranked, twice) is an error"; the subset's
+    numbers are those of its distinct images (or the subset is refused,
+    naming ``indices``).
+    """
+    import torch
+
+    from mmreid.evaluation.metrics import ReIDMetric
+    root = make_market1501(tmp_path / 'market1501')
+    full = records_of(Market1501(root, split='test'))
+    distractor = next(
+        i for i, r in enumerate(full)
+        if r['role'] == 'gallery' and market_pid(r['img_path']) == 0)
+    try:
+        subset = Market1501(
+            root,
+            split='test',
+            indices=list(range(len(full))) + [distractor])
+    except ValueError as error:
+        assert 'indices' in str(error), str(error)
+        return
+    records = records_of(subset)
+    # One fixed feature per image: the query 0002 ranks 0099, the
+    # distractor 0000, then its positive (specs: distances ascending).
+    place = {
+        '0002_c1s1_000001_00.jpg': [0., 0.],
+        '0010_c2s1_000002_00.jpg': [9., 9.],
+        '0099_c5s3_000007_02.jpg': [1., 0.],
+        '0000_c3s1_000005_01.jpg': [2., 0.],
+        '0002_c2s1_000003_01.jpg': [3., 0.],
+        '0010_c2s1_000004_01.jpg': [5., 5.],
+    }
+    features = [
+        np.asarray(place[osp.basename(r['img_path'])]) for r in records
+    ]
+    metric = ReIDMetric()
+    metric.dataset_meta = subset.metainfo
+    metric.process({}, [
+        dict(
+            pred_feature=torch.as_tensor(f),
+            gt_label=r['pid'],
+            camid=r['camid'],
+            role=r['role'],
+            sample_idx=r['sample_idx'],
+            dataset=r['dataset'],
+            img_path=r['img_path']) for f, r in zip(features, records)
+    ])
+    got = metric.evaluate(len(subset))
+    distinct = {(r['role'], r['img_path']): (f, r)
+                for f, r in zip(features, records)}
+    feats, recs = zip(*distinct.values())
+    r1, mean_ap = reference_r1_map(list(feats), list(recs))
+    assert (r1, mean_ap) == pytest.approx((0.0, 100 / 3))
+    assert got['reid/mAP'] == pytest.approx(mean_ap)
+    assert got['reid/R1'] == pytest.approx(r1)
