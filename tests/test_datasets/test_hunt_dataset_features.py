@@ -254,10 +254,6 @@ def test_a_lazy_dataset_has_the_eager_records_and_metainfo(tmp_path):
     dict(type='InfiniteSampler', shuffle=False),
     dict(type='InfiniteSampler', shuffle=True),
 ])
-@pytest.mark.xfail(
-    strict=True,
-    reason='an evaluation dataloader with an InfiniteSampler is accepted '
-    'and the test loop never ends')
 def test_an_evaluation_loop_with_an_endless_sampler_is_refused(
         tmp_path, sampler):
     """A user copies the ``InfiniteSampler`` of an iteration-based

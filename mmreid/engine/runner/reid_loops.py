@@ -25,7 +25,7 @@ from typing import (ContextManager, Dict, List, Mapping, Optional, Sequence,
                     Union)
 
 import torch
-from mmengine.dataset import BaseDataset
+from mmengine.dataset import BaseDataset, InfiniteSampler
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
@@ -42,7 +42,7 @@ from mmreid.models.layers.mbn import (batch_statistics_layers,
                                       running_statistics_fix,
                                       untracked_batch_norms, untracked_named)
 from mmreid.models.reiders.reid_model import Scorer, get_model_scorers
-from mmreid.registry import LOOPS
+from mmreid.registry import DATA_SAMPLERS, LOOPS
 from mmreid.utils.config.runtime import check_loop_amp_device
 
 
@@ -294,6 +294,26 @@ def check_not_empty(dataset, where: str) -> None:
                          'split, indices and filters')
 
 
+def _endless_sampler(dataloader, key: str) -> Optional[str]:
+    """``<key>.sampler`` and its type where it is an endless sampler
+    (mmengine's ``InfiniteSampler`` or a subclass), else None.
+
+    Args:
+        dataloader (DataLoader | dict): A dataloader or its config.
+        key (str): The dataloader's config key.
+    """
+    if isinstance(dataloader, dict):
+        sampler = dataloader.get('sampler')
+        kind = sampler.get('type') if isinstance(sampler, dict) else sampler
+        if isinstance(kind, str):
+            kind = DATA_SAMPLERS.get(kind)
+    else:
+        kind = type(getattr(dataloader, 'sampler', None))
+    if isinstance(kind, type) and issubclass(kind, InfiniteSampler):
+        return f'{key}.sampler (type {kind.__name__})'
+    return None
+
+
 def _drops_last(dataloader, key: str) -> Optional[str]:
     """The key below which ``dataloader`` drops its last batch, or None.
 
@@ -324,7 +344,8 @@ def _drops_last(dataloader, key: str) -> Optional[str]:
 def check_keeps_every_sample(dataloader,
                              key: str,
                              target: Optional[str] = None) -> None:
-    """Refuse an evaluation dataloader that drops its last batch.
+    """Refuse an evaluation dataloader that drops its last batch, or
+    whose sampler never ends.
 
     With ``drop_last=True`` each process leaves out its last incomplete
     batch: the metrics rank a query and gallery without those samples, and
@@ -338,12 +359,20 @@ def check_keeps_every_sample(dataloader,
         target (str, optional): The target's name, for the message.
 
     Raises:
-        ValueError: Naming the ``drop_last`` key and its fix.
+        ValueError: Naming the ``drop_last`` or ``sampler`` key and its
+            fix.
     """
+    of = '' if target is None else f' (target {target!r})'
+    endless = _endless_sampler(dataloader, key)
+    if endless is not None:
+        raise ValueError(
+            f'{endless}{of}: an evaluation dataloader must hand every '
+            'sample to the metrics once, but this sampler never ends, so '
+            'the loop would extract features forever. Use '
+            "dict(type='DefaultSampler', shuffle=False)")
     option = _drops_last(dataloader, key)
     if option is None:
         return
-    of = '' if target is None else f' (target {target!r})'
     raise ValueError(
         f'{option}=True{of}: an evaluation dataloader must hand every '
         'sample to the metrics, but drop_last leaves out the last '
