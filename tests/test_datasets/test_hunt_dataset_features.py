@@ -286,10 +286,6 @@ def test_an_evaluation_loop_with_an_endless_sampler_is_refused(
         runner.test_loop
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='training on an mmengine ConcatDataset of ReID datasets merges '
-    'their persons by label number; the start-up check passes')
 def test_training_on_mmengine_concat_of_reid_datasets_is_refused(tmp_path):
     """A user adds their own Market-format folder to Market's training
     set with mmengine's ``ConcatDataset`` (mmengine refuses the differing

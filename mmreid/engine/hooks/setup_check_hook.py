@@ -41,6 +41,10 @@ class TrainSetupCheckHook(Hook):
       allows none. A leaf that only sets ``combine_all = True`` still
       trains Protocol-2, because mmengine does not re-evaluate the base
       file with the leaf's variables.
+    * The training set is not mmengine's ``ConcatDataset`` of several ReID
+      datasets, whose persons would share labels
+      (:func:`check_one_label_space`; ``ConcatReIDDataset`` keeps them
+      apart).
     * ``default_hooks.checkpoint.save_best`` must name a key validation
       reports: ``'auto'`` is refused (it takes the first key, ``reid/R1``,
       whose rule mmengine cannot infer), and so is a key whose prefix is
@@ -84,6 +88,7 @@ class TrainSetupCheckHook(Hook):
         # Before the classifier size: a P3 leaf that also set the P3
         # num_classes would otherwise be told to shrink it back to P2.
         check_combine_all(getattr(runner, 'cfg', None), dataset)
+        check_one_label_space(dataset)
         num_classes = getattr(
             getattr(model, 'head', None), 'num_classes', None)
         num_pids = dataset.metainfo.get('num_pids')
@@ -554,6 +559,52 @@ def _checkpoint_arg_message(hook, argument: str, owner: str, taken: List[str],
             f'passes other arguments to {owner}, which takes {more} besides '
             'those the hook gives it: the run would fail at its first save, '
             'without a checkpoint.')
+
+
+def check_one_label_space(dataset) -> None:
+    """Refuse a training set that concatenates ReID datasets with
+    mmengine's ``ConcatDataset``.
+
+    Each dataset labels its persons 0..n-1, so the concatenation trains
+    person 0 of one and person 0 of another as one class, and its
+    ``num_pids`` is the first dataset's (the class-count check above then
+    passes). :class:`~mmreid.datasets.ConcatReIDDataset` gives every
+    source its own label range.
+
+    Args:
+        dataset: The built training set (wrappers such as
+            ``RepeatDataset`` are looked through).
+
+    Raises:
+        ValueError: Names the datasets and ``ConcatReIDDataset``.
+    """
+    from mmengine.dataset import ConcatDataset
+
+    from mmreid.datasets.base_reid_dataset import BaseReIDDataset
+    pending = [dataset]
+    while pending:
+        current = pending.pop()
+        parts = list(getattr(current, 'datasets', None) or [])
+        inner = getattr(current, 'dataset', None)
+        if inner is not None:
+            pending.append(inner)
+        pending.extend(parts)
+        if not isinstance(current, ConcatDataset):
+            continue
+        named = set()
+        for part in parts:
+            if isinstance(part, BaseReIDDataset):
+                named.add((type(part).__name__, part.data_root,
+                           getattr(part, 'split', None)))
+        if len(named) > 1:
+            shown = ', '.join(f'{n} ({root!r}, {split})'
+                              for n, root, split in sorted(named, key=str))
+            raise ValueError(
+                f'the training set is an mmengine ConcatDataset of {shown}: '
+                'each labels its persons from 0, so persons of different '
+                'datasets would train as one class (and num_pids is the '
+                "first dataset's). Use dict(type='ConcatReIDDataset', "
+                'datasets=[...]), which gives each source its own labels')
 
 
 def check_combine_all(cfg, dataset) -> None:
