@@ -566,6 +566,46 @@ def test_gathered_records_come_back_in_dataset_order(monkeypatch):
     assert analysis(by_rank).mAP != pytest.approx(reported['mAP'])
 
 
+def test_one_process_records_of_a_shuffled_loader_come_in_dataset_order():
+    """One process, a test loader with ``shuffle=True``: the metric ranks
+    its records in dataset order (``sample_idx``), which breaks distance
+    ties, but the hook kept the arrival order in one process (it sorted
+    only records gathered from several), so its pictures and the report's
+    lists broke the ties otherwise and, with many ties, scored another
+    mAP than the metric printed."""
+    from mmreid.evaluation.query_analysis import analyse_queries
+    gen = torch.Generator().manual_seed(0)
+    samples = []
+    for i in range(31):
+        role = 'query' if i < 7 else 'gallery'
+        samples.append(
+            dict(
+                pred_feature=torch.randint(0, 2, (3, ), generator=gen).float(),
+                gt_label=int(torch.randint(0, 4, (), generator=gen)),
+                camid=int(role == 'gallery'),
+                role=role,
+                sample_idx=i,
+                dataset='d',
+                img_path=f'{i}.jpg'))
+    arrival = torch.randperm(len(samples), generator=gen).tolist()
+    hook = RankedListHook()
+    for start in range(0, len(arrival), 4):
+        hook._collect([samples[i] for i in arrival[start:start + 4]])
+    records = hook._gather()
+    assert [r['sample_idx'] for r in records] == list(range(len(samples)))
+    query = [r for r in records if r['is_query']]
+    gallery = [r for r in records if not r['is_query']]
+    drawn = analyse_queries(
+        torch.stack([r['feature'] for r in query]),
+        torch.stack([r['feature'] for r in gallery]),
+        [r['pid'] for r in query], [r['pid'] for r in gallery],
+        [r['camid'] for r in query], [r['camid'] for r in gallery])
+    metric = ReIDMetric()
+    metric.process(None, [samples[i] for i in arrival])
+    assert drawn.mAP == pytest.approx(
+        metric.compute_metrics(metric.results)['mAP'])
+
+
 def test_a_float64_scorer_is_drawn_in_its_own_order(tmp_path, monkeypatch):
     """Distances 1e-9 apart are equal in float32: the drawn list follows
     the float64 order the AP was computed from, not a float32 tie."""

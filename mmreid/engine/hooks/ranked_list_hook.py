@@ -332,13 +332,13 @@ class RankedListHook(Hook):
         records are put back in that order (by ``sample_idx``, a stable
         sort that keeps each dataset's samples apart) for the pictures
         and the report to rank as the metric does whatever the number of
-        processes.
+        processes and the sampler's order.
         """
         records = self._records
         self._records = []
-        if get_world_size() == 1:
-            return records
-        gathered = all_gather_object(records)
+        # One process too: a shuffled test loader hands them out of order.
+        gathered = (
+            all_gather_object(records) if get_world_size() > 1 else [records])
         unique, seen = [], set()
         for part in gathered:
             for record in part:
