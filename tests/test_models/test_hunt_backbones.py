@@ -261,3 +261,25 @@ def test_agw_frozen_stages_freeze_the_non_local_blocks_of_those_stages():
         stage2_after,
         stage2_before,
         msg='the output of frozen stage 2 changed after one training step')
+
+
+def test_plugin_stages_given_empty_is_refused_not_every_stage():
+    """``stages=()`` (a user switching a plugin off) built the plugin after
+    every stage, as ``stages`` left out does: an empty tuple is falsy.
+    Refused by the one-bool-per-stage check instead; left out still means
+    every stage."""
+    from mmreid.models.backbones import ReIDResNet
+    snr = dict(type='SNR', reduction=16)
+    with pytest.raises(ValueError, match=r'plugin stages needs 4 entries'):
+        ReIDResNet(depth=18, plugins=[dict(cfg=snr, stages=())])
+    every = ReIDResNet(depth=18, plugins=[dict(cfg=snr)])
+    assert sorted(every.snr_modules) == ['0', '1', '2', '3']
+
+
+def test_ibn_ratio_without_ibn_stages_is_refused():
+    """``ibn_ratio=0.25`` without ``ibn_stages`` builds no IBN layer, so
+    the ratio was ignored without a word."""
+    from mmreid.models.backbones import ReIDResNet
+    with pytest.raises(ValueError, match=r'ibn_ratio=0.25 is set but '
+                       'ibn_stages is None'):
+        ReIDResNet(depth=18, ibn_ratio=0.25)

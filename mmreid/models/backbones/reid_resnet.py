@@ -68,8 +68,11 @@ class ReIDResNet(ResNet):
         out_indices (Sequence[int]): Stages whose outputs are returned.
             Defaults to (3,).
         plugins (list[dict], optional): Stage plugins, each a dict with
-            ``cfg`` (module config), ``stages`` (one bool per stage) and
-            ``position`` (only ``'after_stage'``). Defaults to None.
+            ``cfg`` (module config), ``stages`` (one bool per stage; left
+            out or None: every stage) and ``position`` (only
+            ``'after_stage'``). ``frozen_stages`` freezes the stages'
+            blocks, not the plugins after them (new modules, trained from
+            their initialisation). Defaults to None.
         ibn_stages (Sequence[bool], optional): IBN-Net-a: the first norm
             layer of every block of the chosen stages becomes an
             :class:`~mmreid.models.layers.IBN` (half instance, half batch
@@ -81,8 +84,9 @@ class ReIDResNet(ResNet):
             (``bn1.IN.*``, ``bn1.BN.*``) differ from a plain ImageNet
             ResNet's, so use IBN-Net ImageNet weights with it. Defaults to
             None (no IBN).
-        ibn_ratio (float): Instance-normalised fraction of those channels.
-            Defaults to 0.5.
+        ibn_ratio (float): Instance-normalised fraction of those channels;
+            another value without ``ibn_stages`` is refused. Defaults to
+            0.5.
         stem_pool (dict, optional): Arguments of the stem's
             ``nn.MaxPool2d`` (``kernel_size``, ``stride``, ``padding``,
             ``ceil_mode``); keys left out keep mmpretrain's values
@@ -136,6 +140,11 @@ class ReIDResNet(ResNet):
         self.plugin_abbrs: Tuple[str, ...] = ()
         for plugin in plugins or []:
             self._make_plugin(plugin)
+        if ibn_stages is None and ibn_ratio != 0.5:
+            raise ValueError(
+                f'ibn_ratio={ibn_ratio} is set but ibn_stages is None, so '
+                'no IBN layer is built and the ratio would be ignored; give '
+                'ibn_stages, e.g. (True, True, True, False) for IBN-Net-a')
         if ibn_stages is not None:
             self._make_ibn(ibn_stages, ibn_ratio)
             # ResNet froze its stages before the IBN layers existed.
@@ -227,7 +236,9 @@ class ReIDResNet(ResNet):
             raise ValueError(f'plugin position must be one of '
                              f'{PLUGIN_POSITIONS}, got {position!r}')
         num_stages = len(self.res_layers)
-        stages = plugin.get('stages') or (True, ) * num_stages
+        stages = plugin.get('stages')
+        if stages is None:
+            stages = (True, ) * num_stages
         if len(stages) != num_stages:
             raise ValueError(f'plugin stages needs {num_stages} entries, got '
                              f'{tuple(stages)}')
