@@ -585,9 +585,10 @@ def test_the_measured_gap_is_that_of_the_options_images(tmp_path):
     for name, opts in (('own', []), ('options', options)):
         work_dir = tmp_path / f'agw_{name}_seed0'
         work_dir.mkdir()
-        shutil.copy(checkpoint, work_dir / 'epoch_1.pth')
+        # The final checkpoint of the config's 12 epochs.
+        shutil.copy(checkpoint, work_dir / 'epoch_12.pth')
         (work_dir / 'last_checkpoint').write_text(
-            str(work_dir / 'epoch_1.pth'))
+            str(work_dir / 'epoch_12.pth'))
         rows[name] = tool.measure_gap(config, str(work_dir), 4, opts)
     rows['written'] = tool._measure(str(written), str(checkpoint), 4)
 

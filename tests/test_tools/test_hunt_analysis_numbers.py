@@ -1,9 +1,8 @@
 """Wrong-number hunt in the analysis tools' own numbers.
 
 Each test checks one number an analysis tool prints (or refuses to print)
-against its definition, computed here from scratch on tiny inputs. A test
-marked ``xfail(strict=True)`` pins a defect: it asserts the correct
-behaviour and fails until the tool is fixed.
+against its definition, computed here from scratch on tiny inputs. The
+first four pinned defects, each failing on the code before its fix.
 """
 import dataclasses
 import json
@@ -44,10 +43,6 @@ def _gap_run(tool, work_dir, config, seed, metrics, gap):
                 rows=rows)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='gap_effect checks the test set of --target mean without the '
-    "loop's means, so BN and MBN on other test sets are paired")
 def test_gap_effect_refuses_a_mean_over_other_test_sets(
         tmp_path, monkeypatch, capsys):
     """``gap_effect.py BN:MBN --target mean`` on runs whose targets hold
@@ -103,10 +98,6 @@ TINY_PAIR = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='benchmark_pair_scoring compares mAP and CMC only: a one-pass '
-    'mINP that differs passes the exactness check')
 def test_pair_scoring_one_pass_must_equal_one_by_one_in_minp(
         monkeypatch, tmp_path):
     """``benchmark_pair_scoring.py`` when the one-pass mINP differs.
@@ -137,10 +128,6 @@ def test_pair_scoring_one_pass_must_equal_one_by_one_in_minp(
     assert summary['exactness']['agrees'] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='gap_effect measures the checkpoint last_checkpoint names, not '
-    'the final one whose metrics the row shows')
 def test_gap_effect_measures_the_model_whose_metrics_it_shows(
         tmp_path, monkeypatch, capsys):
     """``gap_effect.py`` on a work dir where a later training was cut off.
@@ -213,10 +200,6 @@ def test_gap_effect_measures_the_model_whose_metrics_it_shows(
 COMPARE = 'tools/analysis_tools/compare_configs.py'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a re-test is credited to the latest training before it, even '
-    'one cut off before it could write the final checkpoint')
 def test_a_retest_is_of_the_training_that_wrote_the_final_checkpoint(
         tmp_path, monkeypatch, capsys):
     """``compare_configs.py`` on a re-test after a cut-off second training.

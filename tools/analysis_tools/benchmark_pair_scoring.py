@@ -148,9 +148,9 @@ def largest(*values) -> float:
 
 
 def metric_diff(result, other) -> float:
-    """Largest |difference| of two rank results' mAP and CMC."""
+    """Largest |difference| of two rank results' mAP, mINP and CMC."""
     return largest(
-        abs(result.mAP - other.mAP),
+        abs(result.mAP - other.mAP), abs(result.mINP - other.mINP),
         *(abs(result.cmc - other.cmc).reshape(-1).tolist()))
 
 

@@ -56,6 +56,7 @@ from run_plans import plan_runs  # noqa
 from run_plans import run_dir  # noqa
 from run_plans import run_names  # noqa
 from run_plans import runs_of  # noqa
+from run_records import final_checkpoint, final_step  # noqa
 from run_targets import add_target_argument  # noqa
 from run_targets import check_paired_test_sets  # noqa
 from run_targets import one_test_set  # noqa
@@ -139,7 +140,8 @@ def check_test_sets(sides: list,
             raise ValueError(f'{name}: its runs have different '
                              f'targets ({prefixes})')
         prefix = next(iter(prefixes.values()))
-        found.append((name, prefix, one_test_set(runs, prefix, name)))
+        found.append((name, prefix,
+                      one_test_set(runs, prefix, name, means.get(config))))
     (bn, bn_prefix, bn_sets), (mbn, mbn_prefix, mbn_sets) = found
     if bn_prefix != mbn_prefix:
         raise ValueError(f'{mbn} is read under {mbn_prefix!r}, {bn} under '
@@ -246,11 +248,45 @@ def _measure(config: str,
             lambda x: model.head.predict(model.extract_feat(x)))
 
 
+def final_run_checkpoint(cfg, config: str, last: str) -> str:
+    """The final checkpoint of the run, beside ``last``.
+
+    The table's metrics are the finished run's final validation
+    (:func:`run_plans.runs_of`), so the gap beside them is measured on
+    the final checkpoint (``epoch_<max_epochs>.pth``), not on whatever
+    ``last_checkpoint`` names: a later training into the same work dir,
+    cut off before validating, points it at an earlier epoch's file.
+
+    Args:
+        cfg (mmengine.Config): The run's merged config.
+        config (str): Its file, for messages.
+        last (str): The checkpoint ``last_checkpoint`` names.
+
+    Raises:
+        FileNotFoundError: The final checkpoint is not there.
+    """
+    final = osp.join(
+        osp.dirname(last), final_checkpoint(*final_step(cfg, config)))
+    if not osp.isfile(final):
+        raise FileNotFoundError(
+            f'{final}: no final checkpoint of the run of {config} (its '
+            f'last_checkpoint names {last}); the gap is measured on the '
+            'model whose metrics are shown')
+    if osp.realpath(final) != osp.realpath(last):
+        print(
+            f'{osp.dirname(last)}: last_checkpoint names {last} (a later '
+            f'training that did not finish); measuring the final '
+            f'checkpoint {final}, whose metrics are shown',
+            file=sys.stderr,
+            flush=True)
+    return final
+
+
 def measure_gap(config: str,
                 work_dir: str,
                 num_per_modality: int,
                 cfg_options: Sequence[str] = ()) -> list:
-    """``modality_gap.py``'s rows for the run's last checkpoint.
+    """``modality_gap.py``'s rows for the run's final checkpoint.
 
     The model and the training images are those of the run: ``config``
     with the ``cfg_options`` (``key=value`` strings) it was trained with.
@@ -263,7 +299,9 @@ def measure_gap(config: str,
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         hooks = run_config(config, cfg_options).get('default_hooks') or {}
         out_dir = (hooks.get('checkpoint') or {}).get('out_dir')
-    checkpoint = last_checkpoint(work_dir, out_dir)
+    last = last_checkpoint(work_dir, out_dir)
+    checkpoint = final_run_checkpoint(
+        run_config(config, cfg_options), config, last)
     key = cache_key(config, checkpoint, cfg_options)
     if osp.isfile(cache):
         with open(cache) as f:

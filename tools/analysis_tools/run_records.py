@@ -184,6 +184,34 @@ def training_before(work_dir: str, stamp: str) -> Optional[str]:
     return None
 
 
+def reached_step(work_dir: str, stamp: str, unit: str, final: int) -> bool:
+    """Whether the training ``stamp`` logged its final step: a validation
+    at ``final`` or, for an epoch-based run, a training line of epoch
+    ``final`` (the run that wrote the final checkpoint did).
+
+    Args:
+        work_dir (str): The run's work dir.
+        stamp (str): The training's timestamp folder.
+        unit (str): ``'epoch'`` or ``'iteration'`` (:func:`final_step`).
+        final (int): The final step.
+    """
+    path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(record, dict):
+                continue
+            if 'loss' not in record and record.get('step') == final:
+                return True
+            if unit == 'epoch' and 'loss' in record and \
+                    record.get('epoch') == final:
+                return True
+    return False
+
+
 def config_record(work_dir: str, stamp: str, config: str):
     """The merged config the run ``stamp`` recorded.
 
@@ -452,6 +480,17 @@ def _check_trained_as(work_dir: str, stamp: str, expected, config: str,
             f'tested {name}, but the work dir holds no training before it: '
             f'which config trained that checkpoint cannot be told. Train '
             f'{label} there again, or remove {stamp}')
+    unit, final = final_step(expected, config)
+    if not reached_step(work_dir, trained, unit, final):
+        # A training cut off before the end, after the one that wrote the
+        # checkpoint: the latest training is not the checkpoint's.
+        raise ValueError(
+            f'{work_dir}: its latest evaluation ({stamp}, tools/test.py) '
+            f'tested {name}, but the latest training before it, {trained}, '
+            f'stopped before {unit} {final} and did not write that file: '
+            'which run trained it, with which config, cannot be told. '
+            f'Remove {trained} (a cut-off run) if the checkpoint is of the '
+            'training before it, or train the config there again')
     differences = config_differences(
         expected, config_record(work_dir, trained, config), False)
     if differences:
