@@ -196,6 +196,165 @@ def metainfo_as_given(defaults: Mapping,
     return merged
 
 
+#: Metainfo keys a config may set over the value a dataset class gives:
+#: renaming a dataset changes no record.
+RENAMABLE_METAINFO = ('dataset_name', )
+
+
+def own_metainfo(owner: str,
+                 own: Mapping,
+                 metainfo: Optional[Mapping] = None) -> dict:
+    """A dataset class's metainfo from its arguments, with the config's.
+
+    A class records in the metainfo what its arguments and split chose
+    (RegDB's ``trial`` and ``direction``, SYSU-MM01's ``mode``, MSMT17's
+    ``version``, the test split's ``protocol_metric`` ...), and the metrics
+    and the identity-split leak check trust it. A config's ``metainfo``
+    used to replace those values: ``RegDB(split='test',
+    metainfo=dict(trial=2))`` loaded trial 1 and said trial 2. A value of
+    ``metainfo`` that contradicts one of ``own`` is refused; an equal one
+    is fine, other keys are kept, and :data:`RENAMABLE_METAINFO` keys
+    (``dataset_name``) may be renamed.
+
+    Args:
+        owner (str): The dataset class, for the message.
+        own (Mapping): key -> the value the class sets.
+        metainfo (Mapping, optional): The ``metainfo`` argument.
+
+    Returns:
+        dict: ``metainfo`` (as :func:`metainfo_as_given` takes it) with
+        the values of ``own``, a renamed ``dataset_name`` kept.
+
+    Raises:
+        TypeError: ``metainfo`` is not a dict.
+        ValueError: A value contradicts the class's; names the key and
+            both values.
+    """
+    merged = metainfo_as_given({}, metainfo)
+    for key, value in own.items():
+        if key in merged and key in RENAMABLE_METAINFO:
+            continue
+        if key in merged and merged[key] != value:
+            raise ValueError(
+                f'{owner}: metainfo {key}={merged[key]!r} contradicts '
+                f'{key}={value!r}, which {owner} sets from its arguments '
+                f'and split: its records are those of {key}={value!r}. '
+                f'Leave {key!r} out of metainfo (to load another {key}, '
+                f'set the argument)')
+        merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def subset_positions(indices, records: Sequence[Mapping],
+                     owner: str) -> List[int]:
+    """The positions of ``records`` that mmengine's ``indices`` (or
+    ``get_subset``'s) select, each once.
+
+    mmengine lists ``data_list[i]`` for every ``i`` of ``indices``: a
+    repeated index (``np.random.choice(n, k)`` draws with replacement)
+    listed an image twice in its role, and the metric counted (and ranked)
+    it twice.
+
+    Args:
+        indices (int | Sequence[int]): ``n`` for the first ``n`` records
+            (``-n``: the last ``n``), or the positions (negative ones count
+            from the end).
+        records (Sequence[Mapping]): The records they select from.
+        owner (str): The dataset, for the messages.
+
+    Returns:
+        list[int]: The selected positions, in the order given.
+
+    Raises:
+        TypeError: ``indices`` is not an int or a sequence of ints.
+        ValueError: An index out of range, or a position selected twice;
+            names ``indices``, the position and its image.
+    """
+    length = len(records)
+    if isinstance(indices, (int, np.integer)) and \
+            not isinstance(indices, bool):
+        return list(range(length))[:indices] if indices >= 0 else \
+            list(range(length))[indices:]
+    if isinstance(indices, np.ndarray) and indices.ndim == 1:
+        indices = indices.tolist()
+    if not isinstance(indices, Sequence) or isinstance(indices, str) or any(
+            isinstance(i, bool) or not isinstance(i, (int, np.integer))
+            for i in indices):
+        raise TypeError(f'{owner}: indices must be an int or a sequence of '
+                        f'ints, got {indices!r}')
+    positions, first = [], {}
+    for place, index in enumerate(indices):
+        if not -length <= index < length:
+            raise ValueError(f'{owner}: indices[{place}] = {index} is out '
+                             f'of range for its {length} records')
+        position = int(index) % length
+        if position in first:
+            raise ValueError(
+                f'{owner}: indices[{first[position]}] and indices[{place}] '
+                f'both select record {position} '
+                f'({records[position].get("img_path")!r}): a subset lists '
+                'each image once (a repeated image is counted, and ranked,'
+                ' twice). Draw the indices without replacement, e.g. '
+                'np.random.choice(n, k, replace=False)')
+        first[position] = place
+        positions.append(position)
+    return positions
+
+
+def relabel_train(records: List[dict]) -> List[dict]:
+    """Training labels ``0..N-1``, in the order of the records' labels.
+
+    A train split is labelled ``0..N-1`` in sorted order of the original
+    pid; the labels of a subset of it keep that order, so renumbering them
+    in sorted order gives the subset's own ``0..N-1`` (``orig_pid`` and the
+    other keys are kept). The records are changed in place.
+
+    Args:
+        records (list[dict]): Training records (each ``pid`` once a
+            label).
+
+    Returns:
+        list[dict]: ``records``.
+    """
+    labels = sorted({r['pid'] for r in records})
+    relabel = {label: new for new, label in enumerate(labels)}
+    for record in records:
+        record['pid'] = relabel[record['pid']]
+    return records
+
+
+def prepare_sample(dataset: BaseDataset, idx: int):
+    """``dataset.prepare_data(idx)``, refusing a sample the pipeline drops.
+
+    mmengine's ``BaseDataset.__getitem__`` replaces a training sample whose
+    pipeline gives ``None`` (``LoadImageFromFile(ignore_empty=True)`` on an
+    empty image) by a random other one, up to ``max_refetch`` times: that
+    image and its label were trained on in its place, without a word.
+
+    Args:
+        dataset (BaseDataset): A ReID dataset.
+        idx (int): The sample.
+
+    Returns:
+        The pipeline's output for sample ``idx``.
+
+    Raises:
+        ValueError: The pipeline gave ``None``; names the sample's image.
+    """
+    data = dataset.prepare_data(idx)
+    if data is None:
+        path = dataset.get_data_info(idx).get('img_path')
+        name = dataset.metainfo.get('dataset_name', type(dataset).__name__)
+        raise ValueError(
+            f'{name} ({type(dataset).__name__}): the pipeline dropped sample '
+            f'{idx}, {path!r} (it gave None: an image that could not be '
+            'loaded with ignore_empty=True?). A sample is never replaced by'
+            ' another (its image would be used under another label): '
+            'repair or remove the image, or load it with '
+            'ReIDLoadImageFromFile, which names what is wrong')
+    return data
+
+
 #: Metainfo keys that choose which identities a dataset trains on and which
 #: it tests on: RegDB's ``trial``, the DG small sets' ``split_index``.
 IDENTITY_SPLIT_KEYS = ('trial', 'split_index')
@@ -344,7 +503,15 @@ class BaseReIDDataset(BaseDataset):
         pipeline (Sequence): Transforms applied to each record.
         test_mode (bool, optional): Defaults to ``split == 'test'``.
         lazy_init (bool): Parse the annotation only on first access.
-        **kwargs: Passed to :class:`mmengine.dataset.BaseDataset`.
+        **kwargs: Passed to :class:`mmengine.dataset.BaseDataset`
+            (``metainfo``, ``indices``). ``indices`` takes a subset of the
+            split as parsed (a repeated index is refused); a train subset
+            is labelled ``0..N-1`` anew and the metainfo counts it. The
+            options a ReID dataset never applies are refused: ``filter_cfg``
+            (it has no filter), ``data_prefix`` (the layout under
+            ``data_root`` is fixed) and ``max_refetch`` other than 0 (a
+            sample the pipeline drops is an error, never replaced by
+            another).
     """
 
     #: Folders (or files) under ``data_root`` that must exist; subclasses
@@ -380,6 +547,7 @@ class BaseReIDDataset(BaseDataset):
         self.split = split
         if test_mode is None:
             test_mode = split == 'test'
+        self._refuse_unused_options(kwargs)
         super().__init__(
             ann_file='',
             data_root=data_root,
@@ -393,6 +561,45 @@ class BaseReIDDataset(BaseDataset):
     def _load_metainfo(cls, metainfo: Optional[Mapping] = None) -> dict:
         """Metainfo as given; see :func:`metainfo_as_given`."""
         return metainfo_as_given(cls.METAINFO, metainfo)
+
+    def _refuse_unused_options(self, kwargs: Mapping) -> None:
+        """Refuse the mmengine options a ReID dataset never applies.
+
+        They were accepted and had no effect: ``filter_cfg`` (no
+        ``filter_data``), ``data_prefix`` (the image folders under
+        ``data_root`` are the dataset's own layout, so a cleaned copy in
+        another folder was not read) and ``max_refetch`` (see
+        :func:`prepare_sample`; 0, no refetch, is what happens).
+
+        Raises:
+            ValueError: One of them is given; names it and its value.
+        """
+        name = type(self).__name__
+        if kwargs.get('filter_cfg') is not None:
+            raise ValueError(
+                f'{name}: filter_cfg={kwargs["filter_cfg"]!r} is not '
+                'applied by a ReID dataset (it has no filter): remove it, '
+                'and pass indices= (or a copy of the data with the images '
+                'to keep) for a subset')
+        prefix = kwargs.get('data_prefix', dict(img_path=''))
+        if not isinstance(prefix, Mapping) or any(prefix.values()):
+            raise ValueError(
+                f'{name}: data_prefix={prefix!r} is not applied by a ReID '
+                'dataset: its images are read from its own layout under '
+                'data_root. Remove data_prefix, and point data_root at a '
+                'copy with that layout')
+        if kwargs.get('max_refetch', 0) != 0:
+            raise ValueError(
+                f'{name}: max_refetch={kwargs["max_refetch"]!r}: a ReID '
+                'dataset never replaces a sample that its pipeline drops '
+                'by another (it raises naming the image): remove '
+                'max_refetch')
+
+    def __getitem__(self, idx: int) -> dict:
+        """Sample ``idx`` through the pipeline, never another (see
+        :func:`prepare_sample`), in training and in testing."""
+        self.full_init()
+        return prepare_sample(self, idx)
 
     def _serialize_data(self) -> Tuple[np.ndarray, np.ndarray]:
         """See :func:`serialize_data_list` (no full garbage collection)."""
@@ -648,26 +855,90 @@ class BaseReIDDataset(BaseDataset):
         return int(value)
 
     def full_init(self) -> None:
+        """Load the records, take the ``indices`` subset, label a train
+        split ``0..N-1`` and count it (mmengine's steps, with the
+        relabelling after the subset: see :meth:`_set_records`)."""
         if self._fully_initialized:
             return
-        super().full_init()
-        records = [self.get_data_info(i) for i in range(len(self))]
-        #: role -> ids, images, cams, modalities of the loaded split.
-        self.split_counts = count_roles(records)
-        self._metainfo.update(
-            num_pids=len({r['pid']
-                          for r in records}),
-            num_cams=len({r['camid']
-                          for r in records}),
-            num_images=len(self),
-            role_counts={
-                role: counts['images']
-                for role, counts in self.split_counts.items()
-            })
+        self.data_list = self.load_data_list()
+        self.data_list = self.filter_data()
+        if self._indices is not None:
+            self.data_list = [
+                self.data_list[i] for i in subset_positions(
+                    self._indices, self.data_list, self.dataset_name)
+            ]
+        self._set_records(self.data_list)
+        self._fully_initialized = True
         self.check_published_counts()
         log_summary(
             f'{type(self).__name__}: dataset summary',
             summary_rows(self.dataset_name, self.split, self.split_counts))
+
+    def _set_records(self, data_list: List[dict]) -> None:
+        """Hold ``data_list`` as the dataset's records and count them.
+
+        A train split's labels are renumbered ``0..N-1``
+        (:func:`relabel_train`): a subset of it (``indices``,
+        :meth:`get_subset`) was labelled as the full split, so a class
+        had no image or a label passed ``num_pids``. A test split keeps
+        its pids. ``num_pids``, ``num_cams``, ``num_images`` and
+        ``role_counts`` of the metainfo (and :attr:`split_counts`) are
+        those of ``data_list``.
+
+        Args:
+            data_list (list[dict]): The records, in order (changed in
+                place).
+        """
+        if self.split == 'train':
+            relabel_train(data_list)
+        #: role -> ids, images, cams, modalities of the loaded split.
+        self.split_counts = count_roles(data_list)
+        self._metainfo.update(
+            num_pids=len({r['pid']
+                          for r in data_list}),
+            num_cams=len({r['camid']
+                          for r in data_list}),
+            num_images=len(data_list),
+            role_counts={
+                role: counts['images']
+                for role, counts in self.split_counts.items()
+            })
+        self.data_list = data_list
+        if self.serialize_data:
+            self.data_bytes, self.data_address = self._serialize_data()
+
+    def _subset_records(self, indices) -> List[dict]:
+        """Copies of the records ``indices`` selects (see
+        :func:`subset_positions`), without ``sample_idx``."""
+        records = []
+        for i in range(len(self)):
+            record = self.get_data_info(i)
+            record.pop('sample_idx', None)
+            records.append(record)
+        return [
+            records[i]
+            for i in subset_positions(indices, records, self.dataset_name)
+        ]
+
+    def get_subset_(self, indices: Union[Sequence[int], int]) -> None:
+        """mmengine's in-place subset, each record once, a train subset
+        labelled ``0..N-1`` and the metainfo counting the subset (see
+        :meth:`_set_records`)."""
+        self.full_init()
+        self._set_records(self._subset_records(indices))
+
+    def get_subset(self, indices: Union[Sequence[int],
+                                        int]) -> 'BaseReIDDataset':
+        """mmengine's subset, each record once, a train subset labelled
+        ``0..N-1`` and the metainfo counting the subset (see
+        :meth:`_set_records`); this dataset is unchanged."""
+        self.full_init()
+        records = self._subset_records(indices)
+        # A fresh memo: mmengine's default one is shared by every call, so
+        # two subsets of one dataset shared one metainfo dict.
+        subset = self._copy_without_annotation(memo={})
+        subset._set_records(records)
+        return subset
 
     def check_published_counts(self) -> None:
         """Log one warning when the loaded split differs from the

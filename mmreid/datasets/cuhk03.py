@@ -4,7 +4,8 @@ import re
 from typing import Dict, List, Optional
 
 from mmreid.registry import DATASETS
-from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
+from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
+                                list_images, own_metainfo)
 
 
 @DATASETS.register_module()
@@ -78,8 +79,10 @@ class CUHK03NP(BaseReIDDataset):
         self.REQUIRED_PATHS = tuple(
             osp.join(variant, folder) for folder in self.FOLDERS.values())
         data_root = self.resolve_root(data_root)
-        metainfo = dict(dataset_name=f'cuhk03-np-{variant}', variant=variant)
-        metainfo.update(kwargs.pop('metainfo', None) or {})
+        metainfo = own_metainfo(
+            type(self).__name__,
+            dict(dataset_name=f'cuhk03-np-{variant}', variant=variant),
+            kwargs.pop('metainfo', None))
         super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)
 
     def resolve_root(self, data_root: str) -> str:

@@ -7,7 +7,7 @@ from mmreid.registry import DATASETS
 from mmreid.utils.checkpoint import _names
 from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
                                 check_link, claim_folder, list_images,
-                                read_list_file)
+                                own_metainfo, read_list_file)
 from .regdb import read_idx_file
 from .sysu_mm01 import read_id_list, resolve_archive_root
 
@@ -115,7 +115,8 @@ class LLCM(BaseReIDDataset):
         if split == 'test':
             # The gallery is the pool of the trials: LLCMMetric's protocol.
             metainfo['protocol_metric'] = 'LLCMMetric'
-        metainfo.update(kwargs.pop('metainfo', None) or {})
+        metainfo = own_metainfo(
+            type(self).__name__, metainfo, kwargs.pop('metainfo', None))
         super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)
 
     def published_counts(self) -> Dict[str, dict]:

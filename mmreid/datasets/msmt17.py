@@ -4,7 +4,8 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from mmreid.registry import DATASETS
 from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
-                                check_link, list_folder, read_list_file)
+                                check_link, list_folder, own_metainfo,
+                                read_list_file)
 
 
 @DATASETS.register_module()
@@ -93,11 +94,12 @@ class MSMT17(BaseReIDDataset):
         self.REQUIRED_PATHS = (train_dir, test_dir) + sum(
             self.LISTS.values(), ())
         self._listings: Dict[str, Set[str]] = {}
-        metainfo = dict(
-            dataset_name=f'msmt17-{version.lower()}',
-            version=version,
-            with_val=with_val)
-        metainfo.update(kwargs.pop('metainfo', None) or {})
+        metainfo = own_metainfo(
+            type(self).__name__,
+            dict(
+                dataset_name=f'msmt17-{version.lower()}',
+                version=version,
+                with_val=with_val), kwargs.pop('metainfo', None))
         super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)
 
     @classmethod

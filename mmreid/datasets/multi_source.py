@@ -8,7 +8,7 @@ from mmengine.dataset import BaseDataset
 
 from mmreid.registry import DATASETS
 from .base_reid_dataset import (IDENTITY_SPLIT_KEYS, metainfo_as_given,
-                                serialize_data_list)
+                                prepare_sample, serialize_data_list)
 from .summary import (count_records, count_roles, format_modalities,
                       log_summary, mute_summaries)
 
@@ -688,6 +688,12 @@ class ConcatReIDDataset(BaseDataset):
             num_images=len(data_list),
             dataset_name='+'.join(s['name'] for s in sources))
         return data_list
+
+    def __getitem__(self, idx: int) -> dict:
+        """Sample ``idx`` through the pipeline, never another (see
+        :func:`~.base_reid_dataset.prepare_sample`)."""
+        self.full_init()
+        return prepare_sample(self, idx)
 
     def full_init(self) -> None:
         if self._fully_initialized:

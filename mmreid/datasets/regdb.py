@@ -6,7 +6,7 @@ from typing import Dict, List, Set, Tuple
 from mmreid.registry import DATASETS
 from mmreid.utils.checkpoint import _names
 from .base_reid_dataset import (BaseReIDDataset, check_link, list_folder,
-                                read_list_file)
+                                own_metainfo, read_list_file)
 from .sysu_mm01 import resolve_archive_root
 
 #: An idx label: a non-negative integer in ASCII digits.
@@ -142,7 +142,8 @@ class RegDB(BaseReIDDataset):
             # Its protocol keeps re-ranking out and names the direction in
             # the keys: RegDBMetric's.
             metainfo['protocol_metric'] = 'RegDBMetric'
-        metainfo.update(kwargs.pop('metainfo', None) or {})
+        metainfo = own_metainfo(
+            type(self).__name__, metainfo, kwargs.pop('metainfo', None))
         super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)
 
     def idx_file(self, stage: str, modality: str) -> str:

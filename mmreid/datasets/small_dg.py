@@ -27,7 +27,8 @@ from typing import Dict, List, Optional, Sequence
 
 from mmreid.registry import DATASETS
 from mmreid.utils.mat_file import load_mat
-from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
+from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
+                                list_images, own_metainfo)
 
 SPLIT_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'splits')
 NUM_SPLITS = 10
@@ -135,6 +136,9 @@ class SplitReIDDataset(BaseReIDDataset):
                     verified=self.COUNTS_VERIFIED)
                 for role, n in self.SPLIT_SIZES.items()
             }
+        kwargs['metainfo'] = own_metainfo(
+            type(self).__name__, dict(split_index=split_index),
+            kwargs.get('metainfo'))
         super().__init__(data_root, split=split, **kwargs)
 
     def scan(self) -> Dict[str, dict]:

@@ -33,7 +33,7 @@ import numpy as np
 
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import remove_stale_temps, temp_name
-from .base_reid_dataset import list_images, repository_root
+from .base_reid_dataset import list_images, own_metainfo, repository_root
 from .market1501 import Market1501
 # Parameters, planning, bookkeeping and rendering live in their own
 # modules; the public helpers are re-exported here.
@@ -753,6 +753,9 @@ class SynthReID(Market1501):
             style_control=style_control,
             num_workers=num_workers,
             **overrides)
+        kwargs['metainfo'] = own_metainfo(
+            type(self).__name__, dict(domain=self.domain),
+            kwargs.get('metainfo'))
         super().__init__(
             data_root=osp.join(data_root, self.domain), split=split, **kwargs)
         self._set_name()

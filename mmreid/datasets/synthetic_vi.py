@@ -7,6 +7,7 @@ import os.path as osp
 from typing import List, Optional, Sequence
 
 from mmreid.registry import DATASETS
+from .base_reid_dataset import own_metainfo
 from .synthetic import SYNTHREID_PRESETS  # noqa: F401
 from .synthetic import (check_parsed_counts, check_records_planned,
                         generate_synthreid, preset_overrides)
@@ -84,8 +85,9 @@ class SynthReIDVI(SYSUMM01):
         # records carry it.
         name = 'synthreid-vi' if split == 'train' else f'synthreid-vi-{mode}'
         self._synth_name = name
-        metainfo = dict(dataset_name=name)
-        metainfo.update(kwargs.pop('metainfo', None) or {})
+        metainfo = own_metainfo(
+            type(self).__name__, dict(dataset_name=name),
+            kwargs.pop('metainfo', None))
         super().__init__(
             osp.join(data_root, 'SYSU-MM01'),
             split=split,

@@ -7,7 +7,7 @@ from mmreid.registry import DATASETS
 from mmreid.utils.checkpoint import _names
 from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
                                 check_link, claim_folder, list_images,
-                                read_list_file)
+                                own_metainfo, read_list_file)
 
 
 def resolve_archive_root(data_root: str, archive: str, marker: str) -> str:
@@ -162,7 +162,8 @@ class SYSUMM01(BaseReIDDataset):
         if split == 'test':
             # The gallery is the pool of the trials: SYSUMetric's protocol.
             metainfo['protocol_metric'] = 'SYSUMetric'
-        metainfo.update(kwargs.pop('metainfo', None) or {})
+        metainfo = own_metainfo(
+            type(self).__name__, metainfo, kwargs.pop('metainfo', None))
         self._cam_dirs: Optional[Dict[int, str]] = None
         super().__init__(data_root, split=split, metainfo=metainfo, **kwargs)
 

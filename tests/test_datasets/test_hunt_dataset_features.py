@@ -55,10 +55,6 @@ def write_images(folder, skip=()):
             cv2.imwrite(osp.join(folder, name), pixels)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a training image whose pipeline gives None is silently '
-    'replaced by a random other image (mmengine max_refetch)')
 def test_a_training_image_that_fails_to_load_is_not_replaced(tmp_path):
     """A user's training pipeline loads with mmcv's
     ``LoadImageFromFile(ignore_empty=True)`` (mmengine's way of "broken
@@ -102,20 +98,7 @@ def relabelled(records):
     return [label[market_pid(r['img_path'])] for r in records]
 
 
-@pytest.mark.parametrize('how', [
-    pytest.param(
-        'indices',
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason='indices= subsets a training split after relabelling: '
-            'labels are not 0..N-1 while num_pids is N')),
-    pytest.param(
-        'get_subset',
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason='get_subset keeps the full split\'s labels and '
-            'num_pids: the class count checked is not the subset\'s')),
-])
+@pytest.mark.parametrize('how', ['indices', 'get_subset'])
 def test_a_training_subset_is_labelled_0_to_n_minus_1(tmp_path, how):
     """To "train quickly" a user takes a subset of Market's training
     split, ``indices=[0, 3]`` in the dataset config (mmengine's option)
@@ -144,10 +127,6 @@ def test_a_training_subset_is_labelled_0_to_n_minus_1(tmp_path, how):
     assert subset.metainfo['num_pids'] == len(persons)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='RegDB metainfo=dict(trial=...) is taken over the trial the '
-    'records come from, so the leak check passes a leaking test set')
 def test_a_regdb_trial_in_metainfo_names_the_trial_loaded(tmp_path):
     """A user trains RegDB trial 2 (``trial=2``) and, reading that "the
     trial is stored in the metainfo", tests with ``RegDB(split='test',
@@ -177,10 +156,6 @@ def test_a_regdb_trial_in_metainfo_names_the_trial_loaded(tmp_path):
         or identity_split_conflict(train.metainfo, test.metainfo)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='SYSUMM01 metainfo=dict(mode=...) overrides the mode its pool '
-    'was loaded with; SYSUMetric trusts it')
 def test_a_sysu_mode_in_metainfo_names_the_pool_loaded(tmp_path):
     """A user evaluates ``SYSUMM01(split='test', mode='indoor',
     metainfo=dict(mode='all'))`` (a config edited in two places) with
@@ -215,9 +190,6 @@ def test_a_sysu_mode_in_metainfo_names_the_pool_loaded(tmp_path):
     dict(filter_cfg=dict(min_images_per_id=2)),
     dict(data_prefix=dict(img_path='bounding_box_train_clean/')),
 ])
-@pytest.mark.xfail(
-    strict=True,
-    reason='filter_cfg and data_prefix are accepted and never applied')
 def test_mmengine_options_a_reid_dataset_never_applies_are_refused(
         tmp_path, option):
     """A user writes mmengine's ``filter_cfg`` (to drop persons with one
@@ -440,10 +412,6 @@ def test_shuffled_repeated_and_odd_batches_give_the_definitions_numbers(
         assert got['reid/num_query'] == plain['reid/num_query'] == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='indices= with a repeated index lists an image twice in a role; '
-    'ReIDMetric counts it twice (its duplicate key is sample_idx)')
 def test_a_subset_with_a_repeated_index_does_not_count_an_image_twice(
         tmp_path):
     """A user draws a random test subset with ``np.random.choice(n, k)``
@@ -510,3 +478,100 @@ def test_a_subset_with_a_repeated_index_does_not_count_an_image_twice(
     assert (r1, mean_ap) == pytest.approx((0.0, 100 / 3))
     assert got['reid/mAP'] == pytest.approx(mean_ap)
     assert got['reid/R1'] == pytest.approx(r1)
+
+
+def test_a_test_subset_keeps_its_pids_and_counts_itself(tmp_path):
+    """A test subset (``indices`` or ``get_subset``) keeps the original
+    pids (docs/datasets.md, common rules: test split, "original pids
+    kept") and its metainfo counts the subset; two subsets of one dataset
+    count themselves, and the full dataset is unchanged."""
+    root = make_market1501(tmp_path / 'market1501')
+    full = Market1501(root, split='test')
+    records = records_of(full)
+    queries = [i for i, r in enumerate(records) if r['role'] == 'query']
+    subsets = [
+        Market1501(root, split='test', indices=queries),
+        full.get_subset(queries)
+    ]
+    for subset in subsets:
+        got = records_of(subset)
+        pids = [r['pid'] for r in got]
+        assert pids == [market_pid(r['img_path']) for r in got] == [2, 10]
+        assert subset.metainfo['num_images'] == 2
+        assert subset.metainfo['role_counts'] == dict(query=2)
+    last = full.get_subset(-1)
+    assert last.metainfo['num_images'] == 1
+    assert full.get_subset(queries).metainfo['num_images'] == 2
+    assert full.metainfo['num_images'] == len(records) == 6
+
+
+def test_a_repeated_index_is_refused_in_every_form(tmp_path):
+    """``get_subset`` and a negative index naming an image already chosen
+    (``-1`` is the last record) repeat it as well: refused, naming
+    ``indices`` and the image."""
+    root = make_market1501(tmp_path / 'market1501')
+    train = Market1501(root, split='train')
+    last = osp.basename(train.get_data_info(len(train) - 1)['img_path'])
+    for make in (lambda: train.get_subset([len(train) - 1, -1]),
+                 lambda: Market1501(root, split='train', indices=[3, -1])):
+        with pytest.raises(ValueError, match=f'indices.*{last}'):
+            make()
+    with pytest.raises(ValueError, match='indices'):
+        Market1501(root, split='train', indices=[4])
+
+
+def test_metainfo_equal_to_the_arguments_or_a_rename_is_kept(tmp_path):
+    """A ``metainfo`` that repeats what the arguments chose is accepted,
+    and so is a new ``dataset_name`` (a rename changes no record: the
+    docs take dataset metadata as given); another ``direction`` or
+    ``protocol_metric`` than the class sets is refused, naming the key."""
+    root = make_regdb(tmp_path / 'RegDB')
+    test = RegDB(
+        root,
+        split='test',
+        trial=2,
+        metainfo=dict(trial=2, direction='v2t', dataset_name='mine'))
+    assert (test.metainfo['trial'], test.metainfo['dataset_name']) == \
+        (2, 'mine')
+    for key, value in (('direction', 't2v'), ('protocol_metric', None)):
+        with pytest.raises(ValueError, match=f'metainfo {key}='):
+            RegDB(root, split='test', metainfo={key: value})
+    from mmreid.datasets import SynthReID  # refused before generating
+    with pytest.raises(ValueError, match="metainfo domain='d1'"):
+        SynthReID(
+            str(tmp_path / 'synth'), domain=0, metainfo=dict(domain='d1'))
+
+
+def test_a_test_sample_the_pipeline_drops_is_refused_naming_it(tmp_path):
+    """In testing too, a sample whose pipeline gives None (an empty query
+    loaded with ``ignore_empty=True``) is an error naming its file; and
+    ``max_refetch``, which would never apply, is refused."""
+    from mmcv.transforms import LoadImageFromFile
+    root = make_market1501(tmp_path / 'market1501')
+    write_images(osp.join(root, 'query'), skip=('0010', ))
+    test = Market1501(
+        root, split='test', pipeline=[LoadImageFromFile(ignore_empty=True)])
+    index = next(i for i, r in enumerate(records_of(test))
+                 if market_pid(r['img_path']) == 10)
+    assert test[0]['img_path'] == test.get_data_info(0)['img_path']
+    with pytest.raises(ValueError, match='0010_c2s1_000002_00.jpg'):
+        test[index]
+    with pytest.raises(ValueError, match='max_refetch'):
+        Market1501(root, split='train', max_refetch=10)
+
+
+def test_a_multi_source_sample_the_pipeline_drops_is_not_replaced(tmp_path):
+    """``ConcatReIDDataset`` (mmengine's ``__getitem__`` as well) refuses
+    a training sample its pipeline drops, naming the file, instead of
+    training another image in its place."""
+    from mmcv.transforms import LoadImageFromFile
+
+    from mmreid.datasets import ConcatReIDDataset
+    root = make_market1501(tmp_path / 'market1501')
+    write_images(osp.join(root, 'bounding_box_train'), skip=('0007', ))
+    both = ConcatReIDDataset([Market1501(root, split='train')],
+                             pipeline=[LoadImageFromFile(ignore_empty=True)])
+    index = next(i for i, r in enumerate(records_of(both))
+                 if market_pid(r['img_path']) == 7)
+    with pytest.raises(ValueError, match='0007_c3s1_000001_01.jpg'):
+        both[index]

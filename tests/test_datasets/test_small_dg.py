@@ -109,6 +109,14 @@ def test_prid2011_errors(tmp_path):
         PRID2011(root, split='train')
     with pytest.raises(ValueError, match='split_index'):
         PRID2011(root, split_index=10)
+    # The metainfo names the split loaded (the identity-split leak check
+    # reads it): another split_index there is refused, the same one kept.
+    root = make_prid(tmp_path / 'clean')
+    with pytest.raises(ValueError, match='metainfo split_index=3'):
+        PRID2011(root, split_index=0, metainfo=dict(split_index=3))
+    assert PRID2011(
+        root, split_index=0,
+        metainfo=dict(split_index=0)).metainfo['split_index'] == 0
 
 
 def edited_prid_split_file(tmp_path, edit):
