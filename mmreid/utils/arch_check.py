@@ -16,7 +16,7 @@ import torch
 
 from .key_mapping import MMREID_KEY_PREFIXES
 from .pipeline_source import find_transform
-from .source_arch import FACT_OPTIONS, HARMLESS_UNMAPPED
+from .source_arch import DISTANCES, FACT_OPTIONS, HARMLESS_UNMAPPED
 from .trained_arch import (RESIZE_DEFAULTS, _shown, _trained_model_problems,
                            trained_config_facts)
 
@@ -72,6 +72,51 @@ def _test_pipelines(cfg,
     from .pipeline_source import inference_pipelines, split_pipelines
     found = inference_pipelines(cfg) if api else split_pipelines(cfg, split)
     return [(s.path, list(s.pipeline)) for s in found]
+
+
+def _config_rankings(
+        model: torch.nn.Module, cfg, api: bool,
+        split: str) -> List[Tuple[str, str, Optional[str], str, bool]]:
+    """How the config ranks the test features, for the ``distance`` fact.
+
+    Every test metric (each target's of a multi-target loop) of the split
+    the runner evaluates (``'test'`` for the API, as
+    :func:`mmreid.apis.rankings.evaluated_ranking` reads it), and the
+    model's ``distance`` where it is not the default (``init_model``'s
+    ``rank_gallery`` ranks with it, and the loops refuse a metric that
+    ranks otherwise) or no metric mmreid knows is configured. A model
+    with its own distance (GMN's M-Net) has none of these.
+
+    Returns:
+        list[tuple]: ``(config key, option, ranking, shown, normalize)``:
+        the key of the metric or ``'model.distance'``; the key that sets
+        its distance (the metric's ``distance``, or its deprecated alias
+        ``metric`` where the config gives that); ``'cosine'`` or
+        ``'euclidean'`` (:data:`~mmreid.utils.source_arch.DISTANCES`),
+        None for another distance; how the config sets it, for the
+        message; whether the metric L2-normalises the features first.
+    """
+    from mmreid.apis.rankings import configured_rankings
+    from mmreid.engine.runner.reid_loops import _ranks_as
+    from mmreid.models.reiders.reid_model import get_model_scorers
+    from .config.keys import _option_value
+    if get_model_scorers(model):
+        return []
+    plain = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
+    found = []
+    for r in configured_rankings(cfg, 'test' if api else split):
+        metric = _option_value(plain, r.key)
+        field = 'metric' if isinstance(metric, dict) and metric.get(
+            'distance') is None and metric.get('metric') is not None \
+            else 'distance'
+        found.append(
+            (r.key, f'{r.key}.{field}', _ranks_as(r.distance, r.normalize),
+             f'{field}={r.distance!r}, normalize={r.normalize}', r.normalize))
+    own = getattr(model, 'distance_type', None)
+    if isinstance(own, str) and (own != 'euclidean' or not found):
+        found.append(('model.distance', 'model.distance',
+                      _ranks_as(own, False), f'distance={own!r}', False))
+    return found
 
 
 def mmreid_conversion(meta: Optional[dict], filename: str) -> str:
@@ -133,7 +178,9 @@ def check_source_arch(
     :func:`mmreid.utils.source_arch.source_arch`).
     The stem pooling, last stride and pooling are compared with the built
     ``model``; at test time also the test feature, the normalisation, the
-    flip averaging (``test_cfg.flip``) and the test pipeline's
+    flip averaging (``test_cfg.flip``), the ranking distance (the test
+    metrics' ``distance``/``normalize`` and a non-default
+    ``model.distance``, :func:`_config_rankings`) and the test pipeline's
     ``ReIDResize`` (size, interpolation, library).
 
     A file an old converter wrote from an mmreid checkpoint is refused
@@ -316,6 +363,21 @@ def check_source_arch(
                     have,
                     'model.test_cfg.flip',
                     fact='flip')
+        want = facts.get('distance')
+        if want is not None:
+            for key, option, have, shown, normalize in _config_rankings(
+                    model, cfg, api, split):
+                if have == want:
+                    continue
+                differ(
+                    f'ranking distance ({key})',
+                    DISTANCES.get(want, repr(want)),
+                    f'{DISTANCES.get(have, "another distance")} ({shown})',
+                    option,
+                    want,
+                    fact='distance')
+                if want == 'euclidean' and normalize:
+                    fixes.append((f'{key}.normalize', False))
         if facts.get('colour_order', 'rgb') != 'rgb':
             problems.append(f'colour order: the source takes '
                             f'{facts["colour_order"]} images, mmreid feeds '

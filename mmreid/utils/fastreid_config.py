@@ -39,7 +39,27 @@ FASTREID_KEYS = dict(
     input_size='INPUT.SIZE_TEST',
     flip='TEST.FLIP.ENABLED',
     mean='MODEL.PIXEL_MEAN',
-    std='MODEL.PIXEL_STD')
+    std='MODEL.PIXEL_STD',
+    distance='TEST.METRIC')
+
+#: The flat flip key of the fast-reid versions before ``TEST.FLIP``
+#: (``_C.TEST.FLIP_ENABLED``, given to ``inference_on_dataset`` as
+#: ``flip_test``): the same fact as ``TEST.FLIP.ENABLED``.
+FASTREID_FLAT_FLIP = 'TEST.FLIP_ENABLED'
+
+#: fast-reid ``TEST.METRIC`` values, by the ranking they give
+#: (:data:`~mmreid.utils.source_arch.DISTANCES`): its ``build_dist``
+#: L2-normalises the features for ``cosine`` and takes the squared
+#: Euclidean distance of the features as they are for ``euclidean``.
+FASTREID_METRICS = dict(cosine='cosine', euclidean='euclidean')
+
+#: The ``TEST`` steps of fast-reid's evaluator that change the ranking of
+#: the features after the distance, which a converted checkpoint does not
+#: record: average query expansion and k-reciprocal re-ranking.
+FASTREID_RANKING_STEPS = {
+    'AQE': 'average query expansion (TEST.AQE: QE_TIME, QE_K, ALPHA)',
+    'RERANK': 'k-reciprocal re-ranking (TEST.RERANK: K1, K2, LAMBDA)'
+}
 
 #: What fast-reid did with each fact of its ``config.yaml``, for the
 #: message that refuses an option contradicting it.
@@ -50,7 +70,8 @@ FASTREID_USE = dict(
     input_size='the size fast-reid tested at',
     flip='with which fast-reid evaluated the model',
     mean='with which fast-reid normalised the input',
-    std='with which fast-reid normalised the input')
+    std='with which fast-reid normalised the input',
+    distance='with which fast-reid ranked the features')
 
 
 def _fastreid_test_size(inputs: dict, refuse) -> Optional[List[int]]:
@@ -91,7 +112,66 @@ def _fastreid_test_size(inputs: dict, refuse) -> Optional[List[int]]:
     return size
 
 
-def read_fastreid_config(path: str) -> dict:
+def _fastreid_flip(test: dict, path: str, keys: dict):
+    """fast-reid's test-time flip: ``TEST.FLIP.ENABLED`` or the flat
+    ``TEST.FLIP_ENABLED`` of older versions, None without either.
+
+    Raises:
+        ValueError: Both keys are given and disagree.
+    """
+    nested = test.get('FLIP')
+    nested = nested.get('ENABLED') if isinstance(nested, dict) else None
+    flat = test.get('FLIP_ENABLED')
+    if nested is not None and flat is not None and \
+            bool(nested) != bool(flat):
+        raise ValueError(
+            f'{path}: {FASTREID_KEYS["flip"]} is {nested} but '
+            f'{FASTREID_FLAT_FLIP} is {flat}: the two keys of fast-reid\'s '
+            'test-time flip disagree, so whether fast-reid averaged the '
+            'features of each image and its mirror is unknown (give one '
+            'of them in a copy of the config.yaml)')
+    if nested is not None:
+        keys['flip'] = FASTREID_KEYS['flip']
+        return bool(nested)
+    if flat is not None:
+        keys['flip'] = FASTREID_FLAT_FLIP
+        return bool(flat)
+    return None
+
+
+def _fastreid_ranking(test: dict, path: str) -> Optional[str]:
+    """The ranking distance of fast-reid's ``TEST.METRIC``, None without
+    it.
+
+    Raises:
+        ValueError: A ``TEST.METRIC`` other than :data:`FASTREID_METRICS`,
+            or ``TEST.AQE.ENABLED``/``TEST.RERANK.ENABLED`` true: fast-reid
+            ranked otherwise than any distance of two features, which the
+            converted checkpoint cannot record.
+    """
+    for step, what in FASTREID_RANKING_STEPS.items():
+        section = test.get(step)
+        if isinstance(section, dict) and section.get('ENABLED'):
+            raise ValueError(
+                f'{path}: TEST.{step}.ENABLED is true: fast-reid ranked the '
+                f'features with {what} after the distance, a step the '
+                'converted checkpoint does not record, so mmreid would '
+                'report other numbers than fast-reid\'s for it (nothing '
+                'written). To convert the network, set '
+                f'TEST.{step}.ENABLED: False in a copy of the config.yaml '
+                '(and compare with fast-reid\'s numbers without it)')
+    metric = test.get('METRIC')
+    if metric is None:
+        return None
+    if metric not in FASTREID_METRICS:
+        raise ValueError(
+            f'{path}: TEST.METRIC is {metric!r}: expected one of '
+            f'{sorted(FASTREID_METRICS)}, the distances the converted '
+            'checkpoint records (nothing written)')
+    return FASTREID_METRICS[metric]
+
+
+def read_fastreid_config(path: str, keys: Optional[dict] = None) -> dict:
     """The architecture facts of a fast-reid ``config.yaml``.
 
     fast-reid writes its merged config next to the checkpoints
@@ -102,18 +182,29 @@ def read_fastreid_config(path: str) -> dict:
     with a BNNeck, else ``before_bn``; ``NECK_FEAT`` is a training option
     and not read),
     ``INPUT.SIZE_TEST``, ``INPUT.CROP`` (``ENABLED``, ``SIZE``),
-    ``TEST.FLIP.ENABLED`` and ``MODEL.PIXEL_MEAN``/``PIXEL_STD``.
+    ``TEST.FLIP.ENABLED`` (or the flat ``TEST.FLIP_ENABLED`` of older
+    versions), ``TEST.METRIC``, ``TEST.AQE.ENABLED``,
+    ``TEST.RERANK.ENABLED`` and ``MODEL.PIXEL_MEAN``/``PIXEL_STD``.
+
+    Args:
+        path (str): The config.yaml.
+        keys (dict, optional): Filled with the config.yaml key each fact
+            was read from, for the messages (:data:`FASTREID_KEYS`, or
+            :data:`FASTREID_FLAT_FLIP` for the flip of older versions).
 
     Returns:
         dict: Facts for :func:`~mmreid.utils.source_arch.source_arch`
         (``last_stride``, ``test_feature``, ``pooling``, ``input_size``,
-        ``flip``, ``mean``, ``std``).
+        ``flip``, ``mean``, ``std``, ``distance``).
 
     Raises:
         ValueError: A network mmreid does not compute (SE or non-local
-            blocks, an embedding layer, another pooling or backbone) or a
+            blocks, an embedding layer, another pooling or backbone), a
             test transform it does not (a ``SIZE_TEST`` other than two
-            positive values, a centre crop that changes the image).
+            positive values, a centre crop that changes the image), or a
+            ranking the converted checkpoint does not record (a
+            ``TEST.METRIC`` other than ``cosine``/``euclidean``, query
+            expansion or re-ranking enabled); flip keys that disagree.
     """
     import yaml
     with open(path) as f:
@@ -159,16 +250,25 @@ def read_fastreid_config(path: str) -> dict:
     size = _fastreid_test_size(cfg.get('INPUT') or {}, refuse)
     if size is not None:
         facts['input_size'] = size
-    flip = ((cfg.get('TEST') or {}).get('FLIP') or {}).get('ENABLED')
+    test = cfg.get('TEST') or {}
+    read = {}
+    flip = _fastreid_flip(test, path, read)
     if flip is not None:
-        facts['flip'] = bool(flip)
+        facts['flip'] = flip
+    distance = _fastreid_ranking(test, path)
+    if distance is not None:
+        facts['distance'] = distance
     for key, name in (('PIXEL_MEAN', 'mean'), ('PIXEL_STD', 'std')):
         if model.get(key):
             facts[name] = [float(v) for v in model[key]]
+    if keys is not None:
+        keys.update({name: FASTREID_KEYS[name] for name in facts})
+        keys.update(read)
     return facts
 
 
 __all__ = [
     'FASTREID_POOLING', 'FASTREID_HEADS', 'FASTREID_KEYS', 'FASTREID_USE',
+    'FASTREID_FLAT_FLIP', 'FASTREID_METRICS', 'FASTREID_RANKING_STEPS',
     'read_fastreid_config'
 ]

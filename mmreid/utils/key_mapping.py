@@ -28,8 +28,8 @@ import torch
 
 from .atomic import open_atomic
 from .fastreid_config import FASTREID_KEYS, FASTREID_USE, read_fastreid_config
-from .source_arch import (FACT_OPTIONS, FACT_TENSORS, SOURCE_ARCH, STEM_POOLS,
-                          add_identity_bnneck, check_resnet_layout,
+from .source_arch import (DISTANCES, FACT_OPTIONS, FACT_TENSORS, SOURCE_ARCH,
+                          STEM_POOLS, add_identity_bnneck, check_resnet_layout,
                           same_pixel_stats, source_arch)
 
 # The tensors of a torchvision-style ResNet: stem, stages and shortcuts.
@@ -420,7 +420,8 @@ def convert_checkpoint_file(src: str,
             (``stem_pool``: ``'ceil'`` or ``'pad'``, fast-reid only;
             ``last_stride``, ``test_feature``, ``input_size``,
             ``pooling``, ``flip``, ``mean``, ``std``: three 0-255 values
-            each); None keeps the source's default.
+            each; ``distance``: ``'euclidean'`` or ``'cosine'``, how the
+            source ranked its features); None keeps the source's default.
 
     Returns:
         tuple: The converted state dict and the unmapped source keys
@@ -486,7 +487,8 @@ def convert_checkpoint_file(src: str,
     if source_config is not None:
         if source != 'fastreid':
             raise ValueError('source_config reads fast-reid configs only')
-        from_file = read_fastreid_config(source_config)
+        read_from = {}  # the config.yaml key of each fact
+        from_file = read_fastreid_config(source_config, read_from)
         for name, recorded in from_file.items():
             given = arch.get(name)
             if given is None or _same_fact(name, given, recorded):
@@ -498,15 +500,13 @@ def convert_checkpoint_file(src: str,
             else:
                 option = f'{FACT_OPTIONS[name]} {given}'
             raise ValueError(
-                f'{option} contradicts {FASTREID_KEYS[name]} = {recorded} '
+                f'{option} contradicts {read_from[name]} = {recorded} '
                 f'of {source_config}, {FASTREID_USE[name]} (drop the '
                 'option; if the source really differs from its '
                 'config.yaml, give the value in a copy of the config.yaml)')
         origins = dict(
-            {
-                k: f'{FASTREID_KEYS.get(k, k)} of {source_config}'
-                for k in from_file
-            }, **origins)
+            {k: f'{read_from[k]} of {source_config}'
+             for k in from_file}, **origins)
         arch = dict(from_file, **{
             k: v
             for k, v in arch.items() if v is not None
@@ -617,6 +617,16 @@ def converter_main(source: str, description: str) -> None:
         'each image and its mirror (default off' +
         ('; TEST.FLIP.ENABLED, an error if the config.yaml says otherwise)'
          if source == 'fastreid' else '; torchreid does not flip)'))
+    parser.add_argument(
+        '--distance',
+        choices=sorted(DISTANCES),
+        help='how the source ranked its test features: "euclidean", the '
+        '(squared) Euclidean distance of the unnormalised features; '
+        '"cosine", the cosine distance (or Euclidean of L2-normalised '
+        'features) (default ' + defaults['distance'] +
+        ('; TEST.METRIC, an error if the config.yaml says otherwise)'
+         if source == 'fastreid' else '; torchreid\'s test.dist_metric, '
+         'cosine also for test.normalize_feature=True)'))
     if source == 'fastreid':
         parser.add_argument(
             '--config',
@@ -639,7 +649,8 @@ def converter_main(source: str, description: str) -> None:
             pooling=args.pooling,
             flip=args.flip,
             mean=args.mean,
-            std=args.std)
+            std=args.std,
+            distance=args.distance)
     except (ValueError, KeyError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         sys.exit(1)

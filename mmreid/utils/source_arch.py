@@ -31,6 +31,15 @@ STEM_POOLS = dict(
     ceil=dict(kernel_size=3, stride=2, padding=0, ceil_mode=True),
     pad=dict(kernel_size=3, stride=2, padding=1, ceil_mode=False))
 
+#: How a source ranks the features it tests with, by the name
+#: ``--distance`` takes: ``euclidean``, the (squared) Euclidean distance of
+#: the features as they are; ``cosine``, the cosine distance (or the
+#: Euclidean distance of L2-normalised features, which ranks the same).
+#: The same features give other rankings, so other mAP/CMC.
+DISTANCES = dict(
+    euclidean='Euclidean distance of the unnormalised features',
+    cosine='cosine distance (L2-normalised features)')
+
 #: What each source computes, as its code and default configs define it;
 #: the converters record these facts (with the user's overrides) in the
 #: converted checkpoint as ``meta['source_arch']``.
@@ -45,11 +54,16 @@ STEM_POOLS = dict(
 #:   ``Resize(size, interpolation=3)`` (PIL bicubic) on PIL RGB images; the
 #:   model normalises with ``pixel_mean``/``pixel_std`` (0-255); its
 #:   evaluator averages the features of each image and its mirror if
-#:   ``TEST.FLIP.ENABLED`` (default off: ``flip=False``).
+#:   ``TEST.FLIP.ENABLED`` (default off: ``flip=False``); it ranks with
+#:   ``TEST.METRIC`` (:data:`DISTANCES`; default ``cosine``: its
+#:   ``build_dist`` L2-normalises the features, ``euclidean`` does not).
 #: * torchreid v1.x ``resnet50``: torchvision stem, ``last_stride=2``, no
 #:   BNNeck, global average pooling, the pooled feature as test feature;
 #:   ``Resize((h, w))`` (PIL bilinear) on PIL RGB images, ``Normalize`` with
-#:   ImageNet statistics; default size 256 x 128; no flip averaging.
+#:   ImageNet statistics; default size 256 x 128; no flip averaging; it
+#:   ranks with ``test.dist_metric='euclidean'`` and
+#:   ``test.normalize_feature=False`` (``scripts/default_config.py``): the
+#:   squared Euclidean distance of the unnormalised features.
 SOURCE_ARCH: Dict[str, dict] = dict(
     fastreid=dict(
         stem_pool=STEM_POOLS['ceil'],
@@ -63,7 +77,8 @@ SOURCE_ARCH: Dict[str, dict] = dict(
         colour_order='rgb',
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
-        flip=False),
+        flip=False,
+        distance='cosine'),
     torchreid=dict(
         stem_pool=STEM_POOLS['pad'],
         last_stride=2,
@@ -76,7 +91,8 @@ SOURCE_ARCH: Dict[str, dict] = dict(
         colour_order='rgb',
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
-        flip=False))
+        flip=False,
+        distance='euclidean'))
 
 #: The facts of each source that its checkpoint may not show and its
 #: training config or code version sets (the converter's options, fast-reid's
@@ -85,11 +101,14 @@ SOURCE_ARCH: Dict[str, dict] = dict(
 #: layout of :func:`fastreid_stem_pool`) are the source's defaults, recorded
 #: as ``assumed`` and named in the refusals. The other facts are its code's
 #: (fast-reid's test resize; torchreid's ``resnet`` stem, average pooling
-#: and its evaluation without flip).
+#: and its evaluation without flip). No checkpoint shows the ranking
+#: distance: fast-reid's config.yaml (``TEST.METRIC``) or ``--distance``
+#: gives it.
 ASSUMABLE_FACTS: Dict[str, Tuple[str, ...]] = dict(
     fastreid=('stem_pool', 'last_stride', 'pooling', 'input_size', 'flip',
-              'mean', 'std'),
-    torchreid=('last_stride', 'test_feature', 'input_size', 'mean', 'std'))
+              'mean', 'std', 'distance'),
+    torchreid=('last_stride', 'test_feature', 'input_size', 'mean', 'std',
+               'distance'))
 
 #: How to give each assumable fact to the converter, for the messages.
 FACT_OPTIONS = dict(
@@ -100,7 +119,8 @@ FACT_OPTIONS = dict(
     input_size='--input-size',
     flip='--flip/--no-flip',
     mean='--mean',
-    std='--std')
+    std='--std',
+    distance='--distance')
 
 #: What the converters of whole ReID networks convert, for the messages.
 RESNET_LAYOUTS = ('ResNet-18/34/50/101/152 (torchvision names, IBN-a '
@@ -386,8 +406,8 @@ def source_arch(source: str,
             (fast-reid only: ``'ceil'`` or ``'pad'``, see
             :data:`STEM_POOLS`), ``last_stride``, ``test_feature``,
             ``input_size``, ``pooling`` (``'avg'``, ``'gem'`` or
-            ``'gem_fixed'``), ``flip``, ``mean``, ``std``); None keeps the
-            default.
+            ``'gem_fixed'``), ``flip``, ``mean``, ``std``, ``distance``
+            (a name of :data:`DISTANCES`)); None keeps the default.
 
     Returns:
         dict: The facts, as :data:`SOURCE_ARCH` with ``source`` and
@@ -407,7 +427,8 @@ def source_arch(source: str,
             exponent, or a BNNeck or classifier that does not take the
             channels of ``backbone.layer4`` (another pooling or an
             embedding layer); a ``stem_pool`` for torchreid, or not a name
-            of :data:`STEM_POOLS`.
+            of :data:`STEM_POOLS`; a ``distance`` not a name of
+            :data:`DISTANCES`.
     """
     facts = copy.deepcopy(SOURCE_ARCH[source])
     unknown = set(overrides) - set(facts) - {'mean', 'std'}
@@ -415,6 +436,12 @@ def source_arch(source: str,
         raise KeyError(f'unknown architecture facts {sorted(unknown)}')
     facts.update({k: v for k, v in overrides.items() if v is not None})
     facts['source'] = source
+    if facts['distance'] not in DISTANCES:
+        origin = (origins or {}).get('distance', '--distance')
+        known = '; '.join(f'{k}: {v}' for k, v in DISTANCES.items())
+        raise ValueError(f'ranking distance {facts["distance"]!r} (from '
+                         f'{origin}): expected one of {sorted(DISTANCES)} '
+                         f'({known})')
     stem = overrides.get('stem_pool')
     stem_shown = False
     if source == 'fastreid':
@@ -563,8 +590,9 @@ FACT_TENSORS = ('pixel_mean', 'pixel_std')
 HARMLESS_UNMAPPED = ('classifier.bias', 'pixel_mean', 'pixel_std')
 
 __all__ = [
-    'STEM_POOLS', 'SOURCE_ARCH', 'HARMLESS_UNMAPPED', 'SOURCE_META_KEYS',
-    'ASSUMABLE_FACTS', 'FACT_OPTIONS', 'fastreid_stem_pool', 'source_arch',
-    'check_pixel_stats', 'check_pixel_scale', 'same_pixel_stats',
-    'add_identity_bnneck', 'FACT_TENSORS', 'check_resnet_layout'
+    'STEM_POOLS', 'DISTANCES', 'SOURCE_ARCH', 'HARMLESS_UNMAPPED',
+    'SOURCE_META_KEYS', 'ASSUMABLE_FACTS', 'FACT_OPTIONS',
+    'fastreid_stem_pool', 'source_arch', 'check_pixel_stats',
+    'check_pixel_scale', 'same_pixel_stats', 'add_identity_bnneck',
+    'FACT_TENSORS', 'check_resnet_layout'
 ]

@@ -40,8 +40,14 @@ def converted_fastreid_checkpoint(config, tmp_path):
     src = tmp_path / 'model_final.pth'
     torch.save(dict(model=fastreid, iteration=100), src)
     dst = tmp_path / 'converted.pth'
+    # fast-reid's default ranking, given (not assumed).
     convert_checkpoint_file(
-        str(src), str(dst), 'fastreid', strict=True, input_size=[32, 16])
+        str(src),
+        str(dst),
+        'fastreid',
+        strict=True,
+        input_size=[32, 16],
+        distance='cosine')
     return dst
 
 
@@ -157,8 +163,11 @@ def test_test_py_refuses_a_converted_model_of_another_network(
         make_config, tmp_path):
     # A fast-reid checkpoint (its key names, its Checkpointer fields) of the
     # tiny config's network, converted: the config's stem pooling and
-    # resizing differ from fast-reid's, so tools/test.py refuses and prints
-    # the --cfg-options that make the config compute the source network.
+    # resizing differ from fast-reid's, and its test metric ranks by the
+    # Euclidean distance where fast-reid's ranked by cosine, so
+    # tools/test.py refuses and prints the --cfg-options that make the
+    # config compute and rank as the source network (the metric's distance
+    # under the key the config gives it, the deprecated metric=).
     import re
 
     config = make_config()
@@ -175,6 +184,7 @@ def test_test_py_refuses_a_converted_model_of_another_network(
     assert fix == [
         'model.backbone.stem_pool.padding=0',
         'model.backbone.stem_pool.ceil_mode=True',
+        'test_evaluator.metric=cosine',
         'test_dataloader.dataset.pipeline.1.interpolation=bicubic',
         'test_dataloader.dataset.pipeline.1.backend=pillow'
     ]

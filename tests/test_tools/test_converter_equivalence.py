@@ -265,6 +265,9 @@ FASTREID_OVERRIDES = {
     'model.backbone.stem_pool.ceil_mode': True,
     'test_pipeline.1.interpolation': 'bicubic',
     'test_pipeline.1.backend': 'pillow',
+    # fast-reid ranks by cosine by default (TEST.METRIC); this config has
+    # no metric, so the model's distance ranks.
+    'model.distance': 'cosine',
 }
 
 

@@ -1,12 +1,13 @@
 """Wrong-number hunt: exporting (ONNX) and converting (fast-reid,
 torchreid) models.
 
-Each ``xfail(strict=True)`` test asserts the correct behaviour of a path
-where mmreid writes or prints a plausible but wrong result today; the
-other tests pin behaviour that a printed number depends on and that no
-other test checks. References are computed here from the definitions
-(GeM, BNNeck, flip averaging; the peers' documented layouts and
-defaults), not from mmreid's code.
+Four tests assert the correct behaviour of a path where mmreid wrote or
+printed a plausible but wrong result (pinned as strict xfails until it
+was fixed: the 0-1 mean/std export, the torchreid and fast-reid ranking
+distance, fast-reid's flat flip key); the other tests pin behaviour that
+a printed number depends on and that no other test checks. References
+are computed here from the definitions (GeM, BNNeck, flip averaging; the
+peers' documented layouts and defaults), not from mmreid's code.
 """
 import os.path as osp
 
@@ -47,10 +48,6 @@ def _onnx_features(path, images):
     return session.run(None, {'input': images.astype(np.float32)})[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='pytorch2onnx writes a graph that normalises 0-255 input with '
-    'a config\'s 0-1 mean/std (features x255 off), without refusing')
 def test_onnx_of_a_0_1_scale_preprocessor_is_refused_or_right(tmp_path):
     """A config whose ``ReIDDataPreprocessor`` has 0-1 mean/std.
 
@@ -131,10 +128,6 @@ def _ranks_as_unnormalised_euclidean(config, checkpoint, cfg_options):
                                                   ('sqeuclidean', 'none'))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a converted torchreid model is evaluated with the config\'s '
-    'cosine ranking; torchreid ranks unnormalised Euclidean')
 def test_converted_torchreid_model_ranks_as_torchreid(tmp_path):
     """The documented torchreid recipe ranks otherwise than torchreid.
 
@@ -210,10 +203,6 @@ def _fastreid_bot_r50_file(path):
     torch.save({'model': state, 'iteration': 100}, path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='fastreid2mmreid --config silently ignores TEST.METRIC; the '
-    'converted model is evaluated with the mmreid config\'s cosine')
 def test_fastreid_config_yaml_test_metric_is_not_ignored(tmp_path):
     """fast-reid's ``TEST.METRIC`` is read like ``TEST.FLIP.ENABLED``.
 
@@ -334,10 +323,6 @@ def test_onnx_graph_computes_the_defined_test_feature(tmp_path, neck,
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='fastreid2mmreid --config reads TEST.FLIP.ENABLED only; the '
-    'flat TEST.FLIP_ENABLED of other fast-reid versions is ignored')
 def test_fastreid_flat_flip_enabled_key_is_read(tmp_path):
     """fast-reid's ``TEST.FLIP_ENABLED: True`` is a flip-averaged test.
 

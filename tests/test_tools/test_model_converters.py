@@ -611,7 +611,7 @@ def test_options_that_agree_with_the_config_yaml_are_accepted(
     facts = torch.load(dst, weights_only=True)['meta']['source_arch']
     assert facts['last_stride'] == 2 and facts['input_size'] == [384, 128]
     assert facts['test_feature'] == 'after_bn' and facts['pooling'] == 'gem'
-    assert facts['assumed'] == ['flip']
+    assert facts['assumed'] == ['flip', 'distance']
 
 
 @pytest.mark.parametrize('neck_feat, with_bnneck, expected',
@@ -648,12 +648,15 @@ def test_fastreid_test_feature_follows_the_bnneck(tmp_path, neck_feat,
 
 def fastreid_r18_config():
     """A config that computes the fast-reid R18 of ``fastreid_checkpoint``
-    converted with ``input_size=[64, 32]``."""
+    converted with ``input_size=[64, 32]``, and ranks as fast-reid does by
+    default (``TEST.METRIC: cosine``; no metric, so the model's distance
+    ranks)."""
     from mmengine.config import Config
     return Config(
         dict(
             model=dict(
                 type='ReIDModel',
+                distance='cosine',
                 backbone=dict(
                     type='ReIDResNet',
                     depth=18,
@@ -885,6 +888,146 @@ def test_flip_is_given_on_the_command_line(tmp_path, monkeypatch, capsys):
         facts = torch.load(dst, weights_only=True)['meta']['source_arch']
         assert facts['flip'] is source_flip
         dst.unlink()
+
+
+FLAT_FLIP_YAML = """\
+INPUT:
+  SIZE_TEST: [64, 32]
+TEST:
+  FLIP_ENABLED: {flat}
+"""
+
+
+def test_fastreid_flat_flip_key_is_read_and_named(tmp_path, monkeypatch,
+                                                  capsys):
+    """fast-reid versions before ``TEST.FLIP`` wrote the flat
+    ``TEST.FLIP_ENABLED`` (``_C.TEST.FLIP_ENABLED``): read as the same
+    fact, named as such in a contradiction; both keys present and
+    disagreeing is refused naming both, nothing written."""
+    from mmreid.utils.fastreid_config import read_fastreid_config
+    src = fastreid_checkpoint(tmp_path)
+    dst = tmp_path / 'c.pth'
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FLAT_FLIP_YAML.format(flat='true'))
+    keys = {}
+    assert read_fastreid_config(str(cfg), keys)['flip'] is True
+    assert keys['flip'] == 'TEST.FLIP_ENABLED'
+    assert run_script('fastreid2mmreid.py', [src, dst, '--config', cfg],
+                      monkeypatch) == 0
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['flip'] is True and 'flip' not in facts['assumed']
+    dst.unlink()
+    assert run_script('fastreid2mmreid.py',
+                      [src, dst, '--config', cfg, '--no-flip'],
+                      monkeypatch) == 1
+    assert f'--no-flip contradicts TEST.FLIP_ENABLED = True of {cfg}' \
+        in capsys.readouterr().err
+    assert not dst.exists()
+    for nested, flat in (('true', 'true'), ('false', 'false')):
+        cfg.write_text(
+            FLAT_FLIP_YAML.format(flat=flat) +
+            f'  FLIP:\n    ENABLED: {nested}\n')
+        assert read_fastreid_config(str(cfg))['flip'] is (nested == 'true')
+    cfg.write_text(
+        FLAT_FLIP_YAML.format(flat='true') + '  FLIP:\n    ENABLED: false\n')
+    assert run_script('fastreid2mmreid.py', [src, dst, '--config', cfg],
+                      monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert 'TEST.FLIP.ENABLED is False but TEST.FLIP_ENABLED is True' in err
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize('metric, distance', [('cosine', 'cosine'),
+                                              ('euclidean', 'euclidean')])
+def test_fastreid_test_metric_is_the_ranking_distance(tmp_path, monkeypatch,
+                                                      capsys, metric,
+                                                      distance):
+    """fast-reid ranks with ``TEST.METRIC`` (``build_dist``: ``cosine``
+    L2-normalises the features, ``euclidean`` does not): recorded as the
+    ``distance`` fact, not assumed; a ``--distance`` that says otherwise is
+    refused naming the key; and a config that ranks otherwise is refused
+    at load naming the distance, with the option that fixes it."""
+    from mmreid.apis import init_model
+    src = fastreid_checkpoint(tmp_path)
+    dst = tmp_path / 'c.pth'
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FLIP_YAML.format(flip='false') + f'  METRIC: {metric}\n')
+    assert run_script('fastreid2mmreid.py', [src, dst, '--config', cfg],
+                      monkeypatch) == 0
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['distance'] == distance
+    assert 'distance' not in facts['assumed']
+    other = 'euclidean' if distance == 'cosine' else 'cosine'
+    config = fastreid_r18_config()
+    config.model.distance = other
+    with pytest.raises(ValueError) as info:
+        init_model(config, str(dst))
+    message = str(info.value)
+    assert 'ranking distance (model.distance): the source has ' in message
+    assert f"'model.distance': {distance!r}" in message
+    config.model.distance = distance
+    init_model(config, str(dst))
+    dst.unlink()
+    assert run_script('fastreid2mmreid.py',
+                      [src, dst, '--config', cfg, '--distance', other],
+                      monkeypatch) == 1
+    assert (f'--distance {other} contradicts TEST.METRIC = {distance} of '
+            f'{cfg}') in capsys.readouterr().err
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize('test_section, key', [
+    ('  METRIC: jaccard\n', 'TEST.METRIC'),
+    ('  RERANK:\n    ENABLED: true\n', 'TEST.RERANK.ENABLED'),
+    ('  AQE:\n    ENABLED: true\n', 'TEST.AQE.ENABLED'),
+])
+def test_fastreid_ranking_mmreid_cannot_record_is_refused(
+        tmp_path, monkeypatch, capsys, test_section, key):
+    """A config.yaml whose evaluator ranked otherwise than a distance of
+    two features (re-ranking, query expansion) or with another metric is
+    refused by the converter, naming the key: the converted checkpoint
+    would be evaluated without it, other mAP/CMC than fast-reid's."""
+    src = fastreid_checkpoint(tmp_path)
+    dst = tmp_path / 'c.pth'
+    cfg = tmp_path / 'config.yaml'
+    cfg.write_text(FLIP_YAML.format(flip='false') + test_section)
+    assert run_script('fastreid2mmreid.py', [src, dst, '--config', cfg],
+                      monkeypatch) == 1
+    assert key in capsys.readouterr().err
+    assert not dst.exists()
+    # Disabled, they say nothing about the ranking.
+    cfg.write_text(
+        FLIP_YAML.format(flip='false') +
+        test_section.replace('true', 'false').replace('jaccard', 'cosine'))
+    assert run_script('fastreid2mmreid.py', [src, dst, '--config', cfg],
+                      monkeypatch) == 0
+
+
+def test_torchreid_distance_is_given_on_the_command_line(
+        tmp_path, monkeypatch):
+    """torchreid does not store how it ranked (``test.dist_metric``,
+    ``test.normalize_feature``): Euclidean of the unnormalised features
+    is assumed; ``--distance cosine`` records a model tested with
+    ``normalize_feature=True`` or ``dist_metric='cosine'``; another name
+    is refused by argparse."""
+    state_dict = dict(resnet_keys())
+    src = tmp_path / 'model.pth.tar-60'
+    torch.save(dict(state_dict=state_dict), src)
+    dst = tmp_path / 'c.pth'
+    assert run_script('torchreid2mmreid.py', [src, dst], monkeypatch) == 0
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['distance'] == 'euclidean' and 'distance' in facts['assumed']
+    assert run_script('torchreid2mmreid.py',
+                      [src, dst, '--distance', 'cosine'], monkeypatch) == 0
+    facts = torch.load(dst, weights_only=True)['meta']['source_arch']
+    assert facts['distance'] == 'cosine'
+    assert 'distance' not in facts['assumed']
+    assert run_script('torchreid2mmreid.py',
+                      [src, dst, '--distance', 'mahalanobis'],
+                      monkeypatch) == 2
+    with pytest.raises(ValueError, match="ranking distance 'mahalanobis'"):
+        convert_checkpoint_file(
+            str(src), str(dst), 'torchreid', distance='mahalanobis')
 
 
 CROP_YAML = """\
@@ -1337,14 +1480,16 @@ def test_assumed_facts_are_recorded_and_named(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     facts = torch.load(dst, weights_only=True)['meta']['source_arch']
     assert facts['assumed'] == [
-        'last_stride', 'pooling', 'input_size', 'flip', 'mean', 'std'
+        'last_stride', 'pooling', 'input_size', 'flip', 'mean', 'std',
+        'distance'
     ]
     line = next(x for x in out.splitlines() if x.startswith('assumed'))
     assert line.startswith('assumed fastreid defaults (not in the '
                            'checkpoint): last_stride=1, pooling=avg, '
                            'input_size=[256, 128], flip=False')
     for option in ('--last-stride', '--pooling', '--input-size',
-                   '--flip/--no-flip', '--mean', '--std', '--config'):
+                   '--flip/--no-flip', '--mean', '--std', '--distance',
+                   '--config'):
         assert option in line
     config = fastreid_r18_config()  # 64 x 32, last stride 1
     config.model.backbone.last_stride = 2
@@ -1363,15 +1508,17 @@ def test_assumed_facts_are_recorded_and_named(tmp_path, monkeypatch, capsys):
     convert_checkpoint_file(
         str(src), str(dst), 'fastreid', source_config=str(cfg))
     facts = torch.load(dst, weights_only=True)['meta']['source_arch']
-    assert facts['assumed'] == ['flip']
-    assert f'(not in the checkpoint nor {cfg}): flip=False' \
-        in capsys.readouterr().out
+    assert facts['assumed'] == ['flip', 'distance']
+    assert f'(not in the checkpoint nor {cfg}): flip=False, ' \
+        'distance=cosine' in capsys.readouterr().out
     src = fastreid_checkpoint(tmp_path,
                               {'heads.pool_layer.p': torch.tensor([3.5])})
     convert_checkpoint_file(
         str(src), str(dst), 'fastreid', input_size=[64, 32])
     facts = torch.load(dst, weights_only=True)['meta']['source_arch']
-    assert facts['assumed'] == ['last_stride', 'flip', 'mean', 'std']
+    assert facts['assumed'] == [
+        'last_stride', 'flip', 'mean', 'std', 'distance'
+    ]
 
 
 #: fast-reid's stem pooling since August 2020: ``nn.MaxPool2d(
@@ -1461,13 +1608,13 @@ def test_torchreid_assumed_facts(tmp_path):
     dst = tmp_path / 'c.pth'
     convert_checkpoint_file(str(src), str(dst), 'torchreid', mean=[127.5] * 3)
     facts = torch.load(dst, weights_only=True)['meta']['source_arch']
-    assert facts['assumed'] == ['last_stride', 'input_size', 'std']
+    assert facts['assumed'] == ['last_stride', 'input_size', 'std', 'distance']
     state_dict.update(bn_tensors('bnneck', 512))
     torch.save(dict(state_dict=state_dict), src)
     convert_checkpoint_file(str(src), str(dst), 'torchreid')
     facts = torch.load(dst, weights_only=True)['meta']['source_arch']
     assert facts['assumed'] == [
-        'last_stride', 'test_feature', 'input_size', 'mean', 'std'
+        'last_stride', 'test_feature', 'input_size', 'mean', 'std', 'distance'
     ]
 
 
@@ -1729,7 +1876,7 @@ def test_the_assumed_line_offers_config_only_without_one(tmp_path, capsys):
         str(src), str(tmp_path / 'c.pth'), 'fastreid', source_config=str(cfg))
     line = next(x for x in capsys.readouterr().out.splitlines()
                 if x.startswith('assumed'))
-    assert line.endswith('give --flip/--no-flip')
+    assert line.endswith('give --flip/--no-flip, --distance')
 
 
 def test_publish_keeps_the_run_meta(tmp_path):

@@ -145,8 +145,10 @@ def test_bad_checkpoints_leave_no_file(tiny, tmp_path):
 
 def test_converted_checkpoint_of_another_network_is_refused(tiny, tmp_path):
     # A fast-reid checkpoint of the tiny network, converted: fast-reid pools
-    # its stem without padding and resizes with PIL bicubic, the tiny config
-    # does neither, so the exported graph would compute another network.
+    # its stem without padding, resizes with PIL bicubic and ranks by cosine
+    # (given here), the tiny config does none of these, so the exported
+    # graph would compute another network (and its metadata record another
+    # ranking).
     # The exporter refuses as tools/test.py does; with the overrides it
     # prints, the export goes through.
     from mmreid.utils.key_mapping import convert_checkpoint_file
@@ -161,7 +163,12 @@ def test_converted_checkpoint_of_another_network_is_refused(tiny, tmp_path):
     torch.save(dict(model=fastreid, iteration=100), src)
     converted = str(tmp_path / 'converted.pth')
     convert_checkpoint_file(
-        str(src), converted, 'fastreid', strict=True, input_size=[32, 16])
+        str(src),
+        converted,
+        'fastreid',
+        strict=True,
+        input_size=[32, 16],
+        distance='cosine')
     out_dir = tmp_path / 'out'
     out_dir.mkdir()
     args = [
@@ -174,6 +181,7 @@ def test_converted_checkpoint_of_another_network_is_refused(tiny, tmp_path):
     assert tool.main(args + [
         '--cfg-options', 'model.backbone.stem_pool.padding=0',
         'model.backbone.stem_pool.ceil_mode=True',
+        'test_evaluator.metric=cosine',
         'test_dataloader.dataset.pipeline.1.interpolation=bicubic',
         'test_dataloader.dataset.pipeline.1.backend=pillow'
     ]) == 0
@@ -1036,6 +1044,40 @@ def test_check_data_path_reads_every_transform(make_config, pipeline,
             match=r'^the test pipeline test_dataloader\.dataset\.pipeline' +
             refused):
         tool.check_data_path(model, cfg)
+
+
+@pytest.mark.parametrize(
+    'mean, std, refused',
+    [([123.675, 116.28, 103.53], [58.395, 57.12, 57.375], False),
+     ([0., 0., 0.], [1., 1., 1.], False),
+     ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], True)],
+    ids=['0-255', 'identity', '0-1'])
+def test_check_data_path_reads_the_scale_of_mean_and_std(
+        make_config, mean, std, refused):
+    """The graph takes 0-255 pixels, as tools/test.py's loader gives them:
+    mean/std on the 0-1 scale, which ReIDDataPreprocessor refuses for such
+    pixels, are refused with the 0-255 values; 0-255 statistics and no
+    normalisation (mean 0, std 1) are exported."""
+    from mmengine.registry import init_default_scope
+    tool = load_tool(TOOL)
+    register_all_modules()
+    init_default_scope('mmreid')
+    model_cfg = Config.fromfile(make_config()).model
+    model_cfg.data_preprocessor = dict(
+        type='ReIDDataPreprocessor', mean=mean, std=std)
+    model = MODELS.build(model_cfg)
+    cfg = Config(
+        dict(
+            test_dataloader=dict(dataset=dict(pipeline=[LOAD, RESIZE, PACK]))))
+    if not refused:
+        tool.check_data_path(model, cfg)
+        return
+    with pytest.raises(ValueError) as info:
+        tool.check_data_path(model, cfg)
+    message = str(info.value)
+    assert message.startswith('the graph takes 0-255 images (mmreid.input)')
+    assert 'set mean=[123.675, 116.28, 103.53]' in message
+    assert message.endswith('Nothing is written')
 
 
 def test_check_data_path_reads_the_chosen_target(make_config):

@@ -138,7 +138,8 @@ def test_a_checkpoint_of_another_network_is_refused_as_tools_test_does(
         str(tmp_path / 'converted.pth'),
         'fastreid',
         strict=True,
-        input_size=[32, 16])
+        input_size=[32, 16],
+        distance='cosine')
     cfg = read_config(make_config(head_extra=WRT))
     with pytest.raises(ValueError, match='was converted from fastreid') as e:
         tool.measure(cfg, str(tmp_path / 'converted.pth'), batches=1)

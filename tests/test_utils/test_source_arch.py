@@ -35,9 +35,18 @@ def fastreid_meta():
     return dict(source='fastreid', unmapped=[], source_arch=facts)
 
 
+#: fast-reid's default ranking (TEST.METRIC: cosine) on each target of
+#: the multi-target config, whose metrics rank by ReIDMetric's default
+#: Euclidean distance.
+FASTREID_RANKING = {
+    f'test_cfg.targets.{i}.evaluator.distance': 'cosine'
+    for i in range(2)
+}
+
+
 def multi_target_config(**options):
     cfg = Config.fromfile(MULTI_TARGET)
-    cfg.merge_from_dict(dict(FASTREID_MODEL, **options))
+    cfg.merge_from_dict(dict(FASTREID_MODEL, **FASTREID_RANKING, **options))
     return cfg
 
 
@@ -435,3 +444,51 @@ def test_a_classifier_is_checked_by_its_input_width():
     with pytest.raises(ValueError, match=r'shape \(10, 256\): it takes '
                        r'256-d features'):
         source_arch('fastreid', converted, {})
+
+
+def test_the_ranking_distance_is_compared_with_every_metric():
+    """The source's ranking (``distance``: fast-reid's ``TEST.METRIC``,
+    torchreid's Euclidean of unnormalised features) is compared with each
+    test metric's: Euclidean (or squared) of L2-normalised features ranks
+    as cosine, and a fix for the Euclidean ranking of the unnormalised
+    features also turns ``normalize`` off. The model's own non-default
+    ``distance`` (``rank_gallery``'s) is compared as well."""
+    cfg, model = matching_multi_target_config()
+    cfg.test_cfg.targets[0].evaluator = dict(
+        type='ReIDMetric', distance='sqeuclidean', normalize=True)
+    assert check_source_arch(fastreid_meta(), model, cfg, 'ckpt.pth') == []
+    meta = fastreid_meta()
+    meta['source_arch'].update(distance='euclidean', assumed=['distance'])
+    with pytest.raises(ValueError) as info:
+        check_source_arch(meta, model, cfg, 'ckpt.pth')
+    message = str(info.value)
+    for i in range(2):
+        assert f'ranking distance (test_cfg.targets.{i}.evaluator): the ' \
+            'source has Euclidean distance of the unnormalised features ' \
+            '(assumed by the converter), the config cosine distance' \
+            in message
+    fix = re.search(r'--cfg-options (.*?)\. The facts', message).group(1)
+    assert fix.split() == [
+        'test_cfg.targets.0.evaluator.distance=euclidean',
+        'test_cfg.targets.0.evaluator.normalize=False',
+        'test_cfg.targets.1.evaluator.distance=euclidean'
+    ]
+    assert 'convert it again giving them (--distance)' in message
+    options = dict(item.split('=', 1) for item in fix.split())
+    cfg.merge_from_dict({
+        k: v == 'True' if 'normalize' in k else v
+        for k, v in options.items()
+    })
+    assert check_source_arch(meta, model, cfg, 'ckpt.pth') == []
+    # A model that ranks otherwise (rank_gallery, init_model) too.
+    cfg.model.distance = 'cosine'
+    model = MODELS.build(cfg.model)
+    with pytest.raises(
+            ValueError,
+            match=r'ranking distance \(model\.'
+            r"distance\).*--cfg-options model\.distance="
+            r'euclidean\.'):
+        check_source_arch(meta, model, cfg, 'ckpt.pth')
+    # A checkpoint converted before the fact was recorded is not compared.
+    del meta['source_arch']['distance']
+    assert check_source_arch(meta, model, cfg, 'ckpt.pth') == []

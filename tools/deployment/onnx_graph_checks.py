@@ -2,7 +2,8 @@
 ``tools/test.py``, refused before anything is written: features that
 depend on the other images of the batch (:func:`check_batch_independent`)
 and a data path other than :data:`GRAPH_DATA_PATH` (:func:`check_data_path`:
-the test pipeline's transforms, the data preprocessor).
+the test pipeline's transforms, the data preprocessor and the scale of
+its mean/std, :func:`check_input_scale`).
 """
 from typing import Optional, Tuple
 
@@ -90,6 +91,39 @@ def _pipeline_refusal(transforms: list) -> Optional[Tuple[int, str]]:
     return None
 
 
+def check_input_scale(model: nn.Module) -> None:
+    """Refuse a data preprocessor that ``tools/test.py`` refuses for the
+    graph's input.
+
+    The graph takes 0-255 pixels (``mmreid.input``), what
+    ``ReIDLoadImageFromFile`` gives ``tools/test.py``; a
+    ``ReIDDataPreprocessor`` with mean/std on the 0-1 scale (torchreid's
+    ``[0.485, 0.456, 0.406]``) refuses such a batch there, but the graph,
+    which copies its mean/std, would normalise it to inputs about 255
+    times too large. The preprocessor's own check of a uint8 batch
+    decides, so the export refuses what ``tools/test.py`` refuses.
+
+    Args:
+        model (nn.Module): The built model, with mmreid's
+            ``ReIDDataPreprocessor``.
+
+    Raises:
+        ValueError: Naming ``model.data_preprocessor``'s mean and std and
+            the 0-255 values to set.
+    """
+    import torch
+    pixels = torch.zeros((1, 3, 1, 1), dtype=torch.uint8)
+    try:
+        # The check tools/test.py's batches of uint8 images go through.
+        model.data_preprocessor._check_scale(pixels)
+    except ValueError as error:
+        raise ValueError(
+            'the graph takes 0-255 images (mmreid.input), as '
+            "tools/test.py's ReIDLoadImageFromFile gives them, and "
+            f'tools/test.py refuses them with this config: {error}. '
+            'Nothing is written') from error
+
+
 def check_data_path(model: nn.Module,
                     cfg: Config,
                     target: Optional[str] = None) -> None:
@@ -113,7 +147,9 @@ def check_data_path(model: nn.Module,
 
     Raises:
         ValueError: Naming ``model.data_preprocessor`` or the pipeline
-            key and index of the transform, and what the graph reproduces.
+            key and index of the transform, and what the graph reproduces;
+            a preprocessor whose mean/std do not take 0-255 images
+            (:func:`check_input_scale`).
     """
     from mmengine.dataset import Compose
 
@@ -130,6 +166,7 @@ def check_data_path(model: nn.Module,
             "features than tools/test.py's. Nothing is written; export a "
             'config with ReIDDataPreprocessor (and a test pipeline that '
             'gives it RGB images)')
+    check_input_scale(model)
     try:
         source = resolve_test_pipeline(cfg, target, option='--target {}')
     except KeyError:  # no pipeline: the size came from --shape

@@ -18,7 +18,11 @@ refused by the converter, naming the key.
 The converted checkpoint records the source network's facts
 (``meta['source_arch']``, see ``mmreid.utils.source_arch``): the stem
 pooling, last stride, pooling, test feature, test size, test-time flip, PIL
-bicubic resizing and pixel statistics. fast-reid's stem pooling is
+bicubic resizing, pixel statistics and ranking distance (``TEST.METRIC``,
+default cosine; ``--distance``). ``--config`` also reads the flat
+``TEST.FLIP_ENABLED`` of older versions, and refuses a config.yaml whose
+evaluator re-ranked or expanded queries (``TEST.RERANK.ENABLED``,
+``TEST.AQE.ENABLED``), naming the key. fast-reid's stem pooling is
 ``MaxPool2d(3, 2, padding=0, ceil_mode=True)`` since August 2020 and
 ``MaxPool2d(3, 2, padding=1)`` before; no ``config.yaml`` names it, and
 only ``heads.weight`` (the later ``EmbeddingHead``, always the former)

@@ -11,13 +11,17 @@ loaded).
 
 torchreid's ``resnet50`` has last stride 2 and no BNNeck and tests with the
 pooled feature: the converted checkpoint gets an identity BNNeck (so it
-loads strictly) and records these facts, with PIL bilinear resizing and
-ImageNet statistics (``meta['source_arch']``); ``init_model`` and
-``tools/test.py`` refuse a config that contradicts them and print the
-overrides (``model.backbone.last_stride=2 model.head.test_feature=before_bn``
-and the ``ReIDResize`` backend). torchreid does not store its
-normalisation (``data.norm_mean``/``norm_std``) in the checkpoint: give a
-non-ImageNet one with ``--mean``/``--std`` on the 0-255 scale (times 255).
+loads strictly) and records these facts, with PIL bilinear resizing,
+ImageNet statistics and torchreid's ranking, the Euclidean distance of the
+unnormalised features (``test.dist_metric='euclidean'``,
+``normalize_feature=False``; ``--distance cosine`` for a model tested
+otherwise) (``meta['source_arch']``); ``init_model`` and ``tools/test.py``
+refuse a config that contradicts them and print the overrides
+(``model.backbone.last_stride=2 model.head.test_feature=before_bn``, the
+``ReIDResize`` backend and the test metric's ``distance``). torchreid
+does not store its normalisation (``data.norm_mean``/``norm_std``) in the
+checkpoint: give a non-ImageNet one with ``--mean``/``--std`` on the 0-255
+scale (times 255).
 
 Example::
 
