@@ -145,10 +145,6 @@ BUDGETS = (128, 0.01, 1e-4)
 # Defects.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='query expansion computes its similarities with an unpadded '
-    'GEMM, so memory_budget_mb changes the expanded queries and R1/mAP')
 def test_query_expansion_metrics_do_not_depend_on_the_memory_budget():
     """A user evaluates with ``ReIDMetric(query_expansion=dict(k=3))`` and
     lowers ``memory_budget_mb`` because the gallery is large (the class
@@ -186,10 +182,6 @@ def test_query_expansion_metrics_do_not_depend_on_the_memory_budget():
                 f'{metrics}, the default budget {printed[0]}')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='k-reciprocal re-ranking computes its fp32 distance rows with an '
-    'unpadded GEMM, so memory_budget_mb changes R1/mAP of a cosine model')
 def test_cosine_rerank_metrics_do_not_depend_on_the_memory_budget():
     """A user evaluates a cosine model (AGW's ``distance='cosine'``) with
     ``ReIDMetric(rerank=dict(k1=6, k2=3, lambda_value=0.3))`` and lowers

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .distance import (ArrayLike, check_normalizable, exact_fp32_matmul,
-                       to_tensor)
+                       pad_gemm_rows, to_tensor)
 from .rank import DEFAULT_MEMORY_BUDGET_MB, DeviceLike
 
 
@@ -90,7 +90,10 @@ def query_expansion(query_feats: ArrayLike,
     for start in range(0, len(query), chunk):
         query_chunk = query[start:start + chunk]
         with exact_fp32_matmul(device):
-            similarity = query_chunk @ gallery.t()
+            # Padded: a few-row GEMM rounds otherwise, and a query's
+            # neighbours would depend on the chunk it falls in.
+            similarity = (pad_gemm_rows(query_chunk)
+                          @ gallery.t())[:len(query_chunk)]
         top_sim, top_idx = similarity.topk(k, dim=1)
         # A negative similarity to the power alpha is undefined; such a
         # neighbour is dissimilar anyway, so it gets no weight (alpha > 0).

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .distance import (ArrayLike, check_normalizable, exact_fp32_matmul,
-                       to_tensor)
+                       pad_gemm_rows, to_tensor)
 from .rank import DEFAULT_MEMORY_BUDGET_MB, DeviceLike
 
 # (start, stop) -> original distances of rows start:stop to all N samples.
@@ -290,11 +290,13 @@ def _feature_rows(feats: torch.Tensor) -> RowSource:
 
     def rows(start: int, stop: int) -> torch.Tensor:
         with exact_fp32_matmul(feats.device):
-            dist = torch.addmm(
-                sq_norm[start:stop, None] + sq_norm[None, :],
-                feats[start:stop],
-                feats.t(),
-                alpha=-2).clamp_(min=0)
+            # Padded: a few-row GEMM rounds otherwise, and a row's
+            # distances (its k-reciprocal neighbours among near-ties)
+            # would depend on the block it falls in.
+            prod = (pad_gemm_rows(feats[start:stop])
+                    @ feats.t())[:stop - start]
+        dist = (sq_norm[start:stop, None] + sq_norm[None, :]).add_(
+            prod, alpha=-2).clamp_(min=0)
         # A sample is at distance 0 from itself; rounding may say 1e-7.
         index = torch.arange(stop - start, device=feats.device)
         dist[index, index + start] = 0
