@@ -70,8 +70,9 @@ that of the targets of a multi-target test loop; where the targets'
 pipelines differ, ``--target NAME`` chooses one (and, with ``--split
 val``/``test``, its images only), otherwise the run is refused.
 
-Features do not depend on ``--batch-size`` (eval mode), except for a
-model whose MBN layers use ``eval_stats='batch'``, or whose batch norm
+Features do not depend on ``--batch-size`` (eval mode) beyond fp32
+rounding (oneDNN's convolutions on the CPU round a batch of 1 and of 16
+differently, by about 1e-8 relative), except for a model whose MBN layers use ``eval_stats='batch'``, or whose batch norm
 layers keep no running statistics (``track_running_stats=False``): each
 test batch is
 normalised with its own statistics, so its features are those of the
