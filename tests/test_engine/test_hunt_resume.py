@@ -279,10 +279,6 @@ def test_another_training_setting_is_refused(ema_run, tmp_path, synth_root,
             pytest.fail(f'resumed with {change.strip()!r} without a word')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='persistent dataloader workers of a failed training keep its '
-    'work dir lock: a resume in the same process is refused')
 def test_a_failed_training_with_persistent_workers_releases_the_work_dir(
         tmp_path, synth_root):
     """A notebook or script whose training fails mid-epoch (here at

@@ -47,3 +47,37 @@ def test_a_work_dir_that_does_not_exist_yet_is_made_and_locked(tmp_path):
             lock_work_dir(str(work_dir))
     finally:
         unlock_work_dir(held)
+
+
+def test_a_forked_process_neither_keeps_nor_weakens_the_lock(tmp_path):
+    """Dataloader workers forked while a run holds the lock share its open
+    lock file. While the run holds it a second run is refused, whatever
+    the workers do; once the run releases it, the next run takes the work
+    dir although the workers still hold the file (persistent workers of a
+    failed run, then a resume in the same process)."""
+    held = lock_work_dir(str(tmp_path))
+    assert held is not None
+    go_on, release = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker: holds the inherited lock file until told
+        try:
+            os.close(release)
+            os.read(go_on, 1)
+        finally:
+            os._exit(0)
+    os.close(go_on)
+    try:
+        with pytest.raises(RuntimeError, match='another training run'):
+            lock_work_dir(str(tmp_path))
+        unlock_work_dir(held)
+        # The worker still runs with the file open; the work dir is free.
+        assert os.waitpid(child, os.WNOHANG) == (0, 0)
+        again = lock_work_dir(str(tmp_path))
+        try:
+            with pytest.raises(RuntimeError, match='another training run'):
+                lock_work_dir(str(tmp_path))
+        finally:
+            unlock_work_dir(again)
+    finally:
+        os.close(release)
+        os.waitpid(child, 0)

@@ -134,6 +134,18 @@ def lock_work_dir(work_dir: str) -> Optional[IO]:
 
 
 def unlock_work_dir(handle: Optional[IO]) -> None:
-    """Release a lock :func:`lock_work_dir` took (closing releases it)."""
+    """Release a lock :func:`lock_work_dir` took.
+
+    An ``flock`` lock belongs to the open file, which processes forked
+    while the run held it share (dataloader workers, persistent ones
+    outliving a failed run): closing this process's handle would leave
+    the lock to them, and a resume in this process would be refused as
+    another run. ``LOCK_UN`` releases it for all of them; a second run
+    is refused only while the lock is held.
+    """
     if handle is not None:
-        handle.close()
+        import fcntl
+        try:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            handle.close()
