@@ -141,10 +141,6 @@ def straight_and_resumed(config, tmp_path):
     return straight, resumed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a resume between accumulated batches drops their gradient '
-    '(mmengine only warns) and ends with other weights')
 def test_resume_between_accumulated_batches_repeats_the_run(
         tmp_path, synth_root):
     """``optim_wrapper.accumulative_counts=2`` with epochs of 5 steps: the
@@ -197,10 +193,6 @@ def ema_run(tmp_path_factory, synth_root):
     return root, str(root / 'run' / 'epoch_1.pth')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a resume without the EMAHook of the checkpoint\'s run trains '
-    'on from the averaged weights, not the trained ones')
 def test_resume_without_the_ema_hook_goes_on_from_the_trained_weights(
         ema_run, tmp_path, synth_root):
     """With ``EMAHook`` a checkpoint's ``state_dict`` holds the averaged
@@ -240,10 +232,6 @@ def test_resume_without_the_ema_hook_goes_on_from_the_trained_weights(
                         f'ones, e.g. {differ[:3]}')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='--resume accepts another clip_grad or EMAHook than the run '
-    'had, without a word')
 @pytest.mark.parametrize('change', [
     'optim_wrapper = dict(clip_grad=dict(max_norm=0.01))\n',
     EMA.format(0.5),

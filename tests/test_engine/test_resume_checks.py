@@ -653,6 +653,57 @@ def test_another_gradient_accumulation_is_refused(trained, tmp_path):
     assert runner.epoch == 2
 
 
+def test_a_resume_between_accumulated_updates_is_refused(trained, tmp_path):
+    """With ``accumulative_counts=2`` and epochs of 5 steps, ``epoch_1.pth``
+    (iteration 5) is saved between two updates, without the gradient of
+    iteration 5: refused, naming the file, the iteration, the setting and
+    the checkpoints that resume. With 5 (an update at iteration 5) it
+    resumes."""
+    config, ckpt = trained
+    two = with_accumulation(ckpt, tmp_path / 'acc2.pth', 2)
+    with pytest.raises(RuntimeError) as info:
+        resume(config, two, tmp_path / 'acc2',
+               **{'optim_wrapper.accumulative_counts': 2})
+    message = str(info.value)
+    assert f'cannot resume from {two!r}: it was saved at iteration 5' \
+        in message
+    assert 'optim_wrapper.accumulative_counts=2' in message
+    assert 'an epoch_K.pth with K a multiple of 2' in message
+    assert f'load_from={two}' in message
+    assert not osp.exists(tmp_path / 'acc2' / 'epoch_2.pth')
+    five = with_accumulation(ckpt, tmp_path / 'acc5.pth', 5)
+    runner = resume(config, five, tmp_path / 'acc5',
+                    **{'optim_wrapper.accumulative_counts': 5})
+    assert runner.epoch == 2
+
+
+def test_update_settings_are_compared_with_their_defaults():
+    """What a resume compares of the weight updates: a setting left to
+    its default is the default (``clip_grad`` ``type='norm'``,
+    ``norm_type=2``; the ``EMAHook``'s and its averaged model's defaults;
+    ``mmengine.EMAHook`` is ``EMAHook``; ``strict_load`` only loads), in
+    ``custom_hooks`` or ``default_hooks``; another value differs."""
+    from mmreid.engine.runner.resuming import ema_plan, update_plan
+    optim = dict(optimizer=dict(type='Adam', lr=1e-3))
+    assert update_plan(optim) == {
+        'optim_wrapper.accumulative_counts': 1,
+        'optim_wrapper.clip_grad': None
+    }
+    assert update_plan(dict(optim, clip_grad=dict(max_norm=35))) == \
+        update_plan(dict(optim, clip_grad=dict(
+            type='norm', max_norm=35, norm_type=2)))
+    assert update_plan(dict(optim, clip_grad=dict(max_norm=35))) != \
+        update_plan(dict(optim, clip_grad=dict(max_norm=35, norm_type=1)))
+    plain = ema_plan([dict(type='EMAHook')], None)
+    assert plain['EMAHook']['momentum'] == 0.0002
+    assert ema_plan(
+        [dict(type='mmengine.EMAHook', momentum=0.0002, strict_load=True)],
+        dict(checkpoint=dict(type='CheckpointHook'))) == plain
+    assert ema_plan([], dict(ema=dict(type='EMAHook'))) == plain
+    assert ema_plan([dict(type='EMAHook', momentum=0.5)], None) != plain
+    assert ema_plan(None, dict(checkpoint=dict(type='CheckpointHook'))) == {}
+
+
 def with_world_size(ckpt, path, world_size):
     checkpoint = load_trusted_checkpoint(ckpt)
     checkpoint['meta']['world_size'] = world_size

@@ -8,10 +8,14 @@ says a resume trained nothing. ``last_checkpoint`` is read by
 :func:`mmreid.utils.checkpoint.last_run_checkpoint`.
 """
 import ast
+import math
 import numbers
 import os.path as osp
 from typing import Any, Callable, List, Optional, Tuple, Union
 
+from mmengine.hooks import EMAHook
+
+from mmreid.registry import HOOKS
 from mmreid.utils.registry_suggestions import config_type_name
 from .resume_checks import (config_ast, config_literal, config_text_value,
                             metainfo_differences,
@@ -48,14 +52,19 @@ def registered_names(value: Any) -> Any:
     return value
 
 
-def accumulation_plan(optim_wrapper: Any) -> Optional[dict]:
-    """The batches each optimizer update accumulates, per wrapper.
+def update_plan(optim_wrapper: Any) -> Optional[dict]:
+    """How each optimizer wrapper updates the weights: the batches an
+    update accumulates and the gradient clipping.
 
-    mmengine's ``OptimWrapper`` (and ``AmpOptimWrapper``, which passes it
+    mmengine's ``OptimWrapper`` (and ``AmpOptimWrapper``, which passes them
     on) updates once every ``accumulative_counts`` batches, 1 where the
-    config gives none: a dumped config (``meta['cfg']``) holds every key
-    the config and its bases set, so a wrapper config without it trained
-    with 1.
+    config gives none, and clips the gradients before each update with
+    ``clip_grad`` (``torch.nn.utils.clip_grad_norm_``, or
+    ``clip_grad_value_`` for ``type='value'``), none where it gives none:
+    a dumped config (``meta['cfg']``) holds every key the config and its
+    bases set, so a wrapper config without them trained with 1 and no
+    clipping. ``clip_grad`` is given with its defaults (``type='norm'``,
+    ``norm_type=2``), which mmengine and torch fill in.
 
     Args:
         optim_wrapper: A config's ``optim_wrapper``: one wrapper (it has
@@ -64,9 +73,10 @@ def accumulation_plan(optim_wrapper: Any) -> Optional[dict]:
             ``optimizer``).
 
     Returns:
-        dict | None: ``{'optim_wrapper.accumulative_counts': n}``, or
-        ``{'optim_wrapper.<name>.accumulative_counts': n}`` per wrapper;
-        None where the config gives neither form (not compared).
+        dict | None: ``{'optim_wrapper.accumulative_counts': n,
+        'optim_wrapper.clip_grad': dict or None}``, or the two keys of
+        ``optim_wrapper.<name>`` per wrapper; None where the config gives
+        neither form (not compared).
     """
     if not isinstance(optim_wrapper, dict):
         return None
@@ -78,10 +88,142 @@ def accumulation_plan(optim_wrapper: Any) -> Optional[dict]:
             for name, value in optim_wrapper.items()
             if isinstance(value, dict) and 'optimizer' in value
         }
-    return {
-        f'{key}.accumulative_counts': wrapper.get('accumulative_counts', 1)
-        for key, wrapper in wrappers.items()
-    } or None
+    plan = {}
+    for key, wrapper in wrappers.items():
+        plan[f'{key}.accumulative_counts'] = wrapper.get(
+            'accumulative_counts', 1)
+        clip = wrapper.get('clip_grad')
+        if isinstance(clip, dict):
+            clip = dict(clip)
+            clip.setdefault('type', 'norm')
+            if clip['type'] == 'norm':
+                clip.setdefault('norm_type', 2)
+        plan[f'{key}.clip_grad'] = clip
+    return plan or None
+
+
+def _ema_hook_settings(hook: dict) -> dict:
+    """An ``EMAHook`` config with the defaults its class and its averaged
+    model (``ema_type``) fill in, types as class names, without
+    ``strict_load`` (how a checkpoint loads, not how the run trains)."""
+    import inspect
+
+    from mmengine.registry import MODELS
+    settings = registered_names(hook)
+    settings = dict(type=settings.pop('type'), **settings)
+    settings.pop('strict_load', None)
+    ema_type = settings.get('ema_type', 'ExponentialMovingAverage')
+    if isinstance(ema_type, type):
+        settings['ema_type'] = ema_type.__name__
+    elif isinstance(ema_type, str) and ema_type:
+        if 'ema_type' in settings:
+            settings['ema_type'] = ema_type.split('.')[-1]
+        ema_type = MODELS.get(ema_type)
+    for kind in (HOOKS.get(settings['type']), ema_type):
+        if not isinstance(kind, type):
+            continue
+        for parameter in inspect.signature(kind).parameters.values():
+            if parameter.default is not inspect.Parameter.empty and \
+                    parameter.name not in ('strict_load', 'model'):
+                settings.setdefault(parameter.name, parameter.default)
+    return settings
+
+
+def ema_plan(*hooks: Any) -> Optional[dict]:
+    """The weight averaging of a run: its ``EMAHook`` settings.
+
+    mmengine's ``EMAHook`` averages the trained weights; the averages are
+    validated and saved as the checkpoint's ``state_dict`` (the trained
+    weights as ``ema_state_dict``).
+
+    Args:
+        *hooks: A config's ``custom_hooks`` (a list) and ``default_hooks``
+            (a dict of hook configs); None where the config gives none.
+
+    Returns:
+        dict | None: ``{'EMAHook': settings}`` (see
+        :func:`_ema_hook_settings`; a list of them for several hooks), or
+        ``{}`` without one; None where a hook is given as an object, not
+        a config (not compared).
+    """
+    found = []
+    for group in hooks:
+        if isinstance(group, dict):
+            group = list(group.values())
+        for hook in group or []:
+            if isinstance(hook, EMAHook):
+                return None
+            if not isinstance(hook, dict):
+                continue
+            kind = hook.get('type')
+            if isinstance(kind, str) and kind:
+                kind = HOOKS.get(kind)
+            if (isinstance(kind, type) and issubclass(kind, EMAHook)) or \
+                    config_type_name(hook) == 'EMAHook':
+                found.append(_ema_hook_settings(hook))
+    if not found:
+        return {}
+    return {'EMAHook': found[0] if len(found) == 1 else found}
+
+
+def _update_consequences(changed: List[str], had_ema: bool,
+                         has_ema: bool) -> str:
+    """What resuming with other update settings (``changed``, keys of
+    :func:`update_plan` and :func:`ema_plan`) would do, in sentences;
+    ``had_ema``: the checkpoint's run had an ``EMAHook``, ``has_ema``: this
+    one has."""
+    said = []
+    if any(key.endswith('.accumulative_counts') for key in changed):
+        said.append('Each optimizer update accumulates the gradients of '
+                    'accumulative_counts batches, so the run would go on '
+                    'with another batch per update and another number of '
+                    'updates per epoch than it started with.')
+    if any(key.endswith('.clip_grad') for key in changed):
+        said.append('Gradient clipping (clip_grad) bounds every update, so '
+                    'the rest of the run would be clipped otherwise than '
+                    'it started.')
+    if 'EMAHook' in changed:
+        said.append('With an EMAHook the averaged weights are validated '
+                    'and saved (a checkpoint\'s state_dict holds them, its '
+                    'ema_state_dict the trained ones): ' +
+                    ('resumed without the hook, the run would train on '
+                     'from the averaged weights with the optimizer state '
+                     'of the trained ones.' if had_ema and not has_ema else
+                     'resumed with one that run lacked, the averages '
+                     'would start at the resume.' if has_ema and not had_ema
+                     else 'resumed with other settings, '
+                     'the rest of the run would average otherwise.'))
+    return ' '.join(said) + (' The work dir\'s config copy would credit all '
+                             'its epochs to the new settings.')
+
+
+def _update_settings(changed: List[str], saved: dict, had_ema: bool) -> str:
+    """How to resume with the checkpoint's update settings: ``saved`` (its
+    :func:`update_plan` and :func:`ema_plan`) for the ``changed`` keys."""
+    options, config = [], []
+    for key in changed:
+        if key == 'EMAHook':
+            if key in saved:
+                hooks = saved[key] if isinstance(saved[key], list) \
+                    else [saved[key]]
+                config.append('custom_hooks holding ' + ' and '.join(
+                    'dict(' + ', '.join(f'{k}={v!r}'
+                                        for k, v in hook.items()) + ')'
+                    for hook in hooks))
+            elif had_ema:
+                config.append('the EMAHook of that run')
+            else:
+                config.append('no EMAHook')
+        elif isinstance(saved.get(key), dict):
+            config.append(f'{key}=dict(' +
+                          ', '.join(f'{k}={v!r}'
+                                    for k, v in saved[key].items()) + ')')
+        elif key in saved:
+            options.append(f'{key}={saved[key]!r}')
+    parts = [f'--cfg-options {" ".join(options)}'] if options else []
+    if config:
+        parts.append(f'{"; ".join(config)} in the config')
+    return ' and '.join(parts)
 
 
 class ResumeMixin:
@@ -238,9 +380,14 @@ class ResumeMixin:
           ``meta['seed']`` (see :meth:`_check_seed`);
         * the model must be the one of ``meta['cfg']`` (see
           :meth:`_check_model`), and so must the training pipeline (see
-          :meth:`_check_pipeline`) and the gradient accumulation,
-          ``optim_wrapper.accumulative_counts`` (see
-          :meth:`_check_accumulation`);
+          :meth:`_check_pipeline`) and the weight updates: the gradient
+          accumulation and clipping (``optim_wrapper.accumulative_counts``,
+          ``optim_wrapper.clip_grad``) and the ``EMAHook`` (also read from
+          the checkpoint's ``ema_state_dict``; see :meth:`_check_updates`);
+        * with gradient accumulation, the checkpoint must be saved at an
+          update (``meta['iter']`` a multiple of ``accumulative_counts``, or
+          the end of its run): it does not hold the gradients accumulated
+          since the last one;
         * once the checkpoint's run has validated, the ``save_best`` keys
           and rules must be those of ``meta['cfg']`` (see
           :meth:`_check_selection`).
@@ -335,7 +482,7 @@ class ResumeMixin:
         saved_cfg = config_ast(meta.get('cfg'))
         self._check_model(filename, saved_cfg)
         self._check_pipeline(filename, saved_cfg)
-        self._check_accumulation(filename, saved_cfg)
+        self._check_updates(checkpoint, filename, saved_cfg)
         self._check_selection(checkpoint, filename, saved_cfg)
         self._check_steps_per_epoch(checkpoint, filename, saved_cfg)
         if resume_param_scheduler:
@@ -443,42 +590,138 @@ class ResumeMixin:
                 'the pipeline of that run, or start a new run from its '
                 f'weights with load_from={filename} (without --resume).')
 
-    def _check_accumulation(self, filename: str,
-                            saved_cfg: ast.Module) -> None:
-        """The gradient accumulation part of :meth:`check_resumable`.
+    def _check_updates(self, checkpoint: dict, filename: str,
+                       saved_cfg: ast.Module) -> None:
+        """The weight-update part of :meth:`check_resumable`: gradient
+        accumulation, gradient clipping and weight averaging.
 
-        mmengine resumes with whatever ``optim_wrapper.accumulative_counts``
-        the config now gives: the rest of the run would update once every
-        other number of batches (another batch per update, another number
-        of updates per epoch) while the work dir's config copy credits all
-        its epochs to the new value. The value of every wrapper (see
-        :func:`accumulation_plan`) is compared with the checkpoint's
+        mmengine resumes with whatever ``optim_wrapper.accumulative_counts``,
+        ``optim_wrapper.clip_grad`` and ``EMAHook`` the config now gives:
+        the rest of the run would update otherwise (another batch per
+        update and number of updates per epoch, other clipping, other
+        averages validated and saved) while the work dir's config copy
+        credits all its epochs to the new settings. Without the
+        ``EMAHook`` of the checkpoint's run, it trains on from the averaged
+        weights (the checkpoint's ``state_dict``) with the optimizer state
+        of the trained ones (``ema_state_dict``); with an ``EMAHook`` that
+        run lacked, the averages start at the resume. The settings of
+        every wrapper and hook (see :func:`update_plan` and
+        :func:`ema_plan`) are compared with the checkpoint's
         ``meta['cfg']``; a checkpoint whose config does not give
-        ``optim_wrapper`` as literals is not checked.
+        ``optim_wrapper`` (the hooks) as literals is not checked on them.
+        Whether its run had an ``EMAHook`` is read from its
+        ``ema_state_dict`` too, which the hook always saves.
+
+        A checkpoint saved between two updates of a gradient accumulation
+        (``meta['iter']`` not a multiple of ``accumulative_counts``, before
+        the end of its run, where mmengine updates with the batches left)
+        lacks the gradients accumulated since the last update: mmengine
+        resumes without them and only warns, and the run ends with other
+        weights than the one it continues. It is refused.
         """
+        unreadable = (ValueError, TypeError, SyntaxError, RecursionError)
         try:
-            saved = config_literal(
-                config_text_value(saved_cfg, 'optim_wrapper'))
-        except (ValueError, TypeError, SyntaxError, RecursionError):
-            return
-        saved = accumulation_plan(saved)
-        mine = accumulation_plan(self.cfg.get('optim_wrapper'))
-        if saved is None or mine is None:
-            return
+            saved_updates = update_plan(
+                config_literal(config_text_value(saved_cfg, 'optim_wrapper')))
+        except unreadable:
+            saved_updates = None
+        mine_updates = update_plan(self.cfg.get('optim_wrapper'))
+        saved, mine = {}, {}
+        if saved_updates is not None and mine_updates is not None:
+            saved.update(saved_updates)
+            mine.update(mine_updates)
+        saved_ema = None
+        if saved_cfg.body:  # else no meta['cfg']: its hooks are unknown
+            try:
+                saved_ema = ema_plan(*[
+                    config_literal(node) if node is not None else None
+                    for node in (config_text_value(saved_cfg, name)
+                                 for name in ('custom_hooks', 'default_hooks'))
+                ])
+            except unreadable:
+                pass
+        mine_ema = ema_plan(
+            self.cfg.get('custom_hooks'), self.cfg.get('default_hooks'))
+        if saved_ema is not None and mine_ema is not None:
+            saved.update(saved_ema)
+            mine.update(mine_ema)
         differences = metainfo_differences(saved, mine)
+        changed = [
+            key for key in dict.fromkeys([*saved, *mine]) if key not in saved
+            or key not in mine or metainfo_differences(saved[key], mine[key])
+        ]
+        had_ema = 'ema_state_dict' in checkpoint
+        has_ema = any(isinstance(hook, EMAHook) for hook in self.hooks)
+        if had_ema != has_ema and 'EMAHook' not in changed:
+            differences.append(
+                'EMAHook: in the checkpoint (its ema_state_dict), absent now'
+                if had_ema else 'EMAHook: absent in the checkpoint (no '
+                'ema_state_dict), present now')
+            changed.append('EMAHook')
         if differences:
-            options = ' '.join(f'{key}={value!r}'
-                               for key, value in saved.items())
+            why = _update_consequences(changed, had_ema, has_ema)
+            fix = _update_settings(changed, saved, had_ema)
             raise RuntimeError(
-                f'cannot resume from {filename!r}: the config\'s gradient '
-                'accumulation differs from the one the checkpoint was '
-                f'trained with ({"; ".join(differences)}). Each optimizer '
-                'update accumulates the gradients of accumulative_counts '
-                'batches, so the run would go on with another batch per '
-                'update and another number of updates per epoch than it '
-                f'started with. Resume with --cfg-options {options}, or '
-                'start a new run from its weights with '
-                f'load_from={filename} (without --resume).')
+                f'cannot resume from {filename!r}: the config updates the '
+                'weights otherwise than the run the checkpoint was trained '
+                f'with ({"; ".join(differences[:5])}'
+                f'{"; ..." if len(differences) > 5 else ""}). {why} Resume '
+                f'with {fix}, or start a new run from its weights with '
+                f'load_from={filename} '
+                '(without --resume).')
+        self._check_accumulation_boundary(checkpoint, filename, saved_cfg,
+                                          saved_updates or mine_updates)
+
+    @staticmethod
+    def _check_accumulation_boundary(checkpoint: dict, filename: str,
+                                     saved_cfg: ast.Module,
+                                     plan: Optional[dict]) -> None:
+        """The checkpoint of a gradient accumulation must be saved at an
+        update (see :meth:`_check_updates`).
+
+        Args:
+            checkpoint (dict): The loaded checkpoint.
+            filename (str): Where it came from, for the message.
+            saved_cfg (ast.Module): Its ``meta['cfg']``, parsed.
+            plan (dict, optional): The :func:`update_plan` of its run.
+        """
+        done = checkpoint['meta'].get('iter')
+        counts = {
+            key[:-len('.accumulative_counts')]: n
+            for key, n in (plan or {}).items()
+            if key.endswith('.accumulative_counts') and isinstance(n, int)
+            and not isinstance(n, bool) and n > 1
+        }
+        end = train_length_in_checkpoint(checkpoint).get('max_iters')
+        if not isinstance(done, int) or done == end or not any(
+                done % n for n in counts.values()):
+            return
+        every = math.lcm(*counts.values())
+        pending = max(done % n for n in counts.values())
+        settings = ', '.join(f'{key}.accumulative_counts={n}'
+                             for key, n in counts.items())
+        if len(counts) == 1:
+            settings += f': an update every {every} iterations'
+        steps = steps_per_epoch_in_checkpoint(checkpoint, saved_cfg)
+        where, advice = '', ''
+        if steps:
+            where = (f' (an epoch_K.pth with K a multiple of '
+                     f'{every // math.gcd(every, steps)}: its epochs had '
+                     f'{steps} steps)')
+            advice = (' Epochs of a multiple of accumulative_counts steps '
+                      'make the checkpoint of every epoch resumable.')
+        raise RuntimeError(
+            f'cannot resume from {filename!r}: it was saved at iteration '
+            f'{done}, between two updates of the gradient accumulation '
+            f'({settings}), and does not hold '
+            'the gradients of the last '
+            f'{f"{pending} iterations" if pending > 1 else "iteration"}, '
+            'accumulated since the last '
+            'update. mmengine would resume without them (it only warns), '
+            'so the run would end with other weights than the one it '
+            f'continues. Resume from a checkpoint saved at a multiple of '
+            f'{every} iterations{where}, or start a new run from its '
+            f'weights with load_from={filename} (without --resume).{advice}')
 
     def _check_selection(self, checkpoint: dict, filename: str,
                          saved_cfg: ast.Module) -> None:
