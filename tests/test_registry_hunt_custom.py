@@ -12,6 +12,7 @@ The ``xfail(strict=True)`` tests pin defects: they assert the correct
 behaviour and pass once it is fixed (XPASS fails the suite then, so the
 mark is removed with the fix).
 """
+import logging
 import sys
 import textwrap
 from types import SimpleNamespace
@@ -367,3 +368,130 @@ def test_classifier_size_checked_for_a_dataset_without_num_pids(
             dataset,
             DefaultSampler(dataset, shuffle=True, seed=0),
             batch_size=8)
+
+
+# ---------------------------------------------------------------------------
+# A metric of the user's that subclasses ReIDMetric, in a multi-target test
+# ---------------------------------------------------------------------------
+SUBCLASS_METRIC = '''
+from mmreid.evaluation.metrics import ReIDMetric
+from mmreid.registry import METRICS
+
+
+@METRICS.register_module()
+class CxMissedMetric(ReIDMetric):
+    """ReIDMetric, plus how many queries miss their match at rank 1."""
+
+    def compute_metrics(self, results):
+        metrics = super().compute_metrics(results)
+        metrics['missed_at_rank1'] = round(
+            metrics['num_valid_query'] * (1 - metrics['R1'] / 100))
+        return metrics
+'''
+
+
+class _Embedded(torch.utils.data.Dataset):
+    """Test samples with a ready feature: ``(pid, camid, role, x)``."""
+
+    def __init__(self, rows):
+        self.rows = list(rows)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        pid, camid, role, x = self.rows[index]
+        return dict(index=index, pid=pid, camid=camid, role=role, x=x)
+
+
+class _FeatureModel:
+    """Hands each sample's 1-d feature ``x`` on as its ``pred_feature``."""
+
+    def eval(self):
+        pass
+
+    def test_step(self, batch):
+        return [
+            dict(
+                sample_idx=int(index),
+                pred_feature=torch.tensor([float(x)]),
+                gt_label=int(pid),
+                camid=int(camid),
+                role=role,
+                img_path=f'{int(index)}.jpg')
+            for index, pid, camid, role, x in zip(
+                batch['index'], batch['pid'], batch['camid'],
+                batch['role'], batch['x'])
+        ]
+
+
+def _target_rows(missed: int, queries: int = 4) -> list:
+    """``queries`` queries (camera 0) each with one true match (camera
+    1); the first ``missed`` have a wrong identity nearer (1-d features,
+    Euclidean distance), so R1 = 100 * (queries - missed) / queries."""
+    rows = []
+    for pid in range(queries):
+        x = 10.0 * pid
+        rows.append((pid, 0, 'query', x))
+        rows.append((pid, 1, 'gallery', x + (2.0 if pid < missed else 0.5)))
+        if pid < missed:
+            rows.append((100 + pid, 1, 'gallery', x + 1.0))
+    return rows
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='averaged_over_targets treats every ReIDMetric subclass as '
+    "mmreid's metric: a user's subclass's count key is averaged into the "
+    'mean over targets')
+def test_users_reid_metric_subclass_count_is_not_averaged_over_targets(
+        tmp_path, monkeypatch, registered):
+    """A count that the user's ``ReIDMetric`` subclass adds is logged per
+    target and left out of the mean over targets.
+
+    docs/customize.md ("Testing on targets of your own"): the mean row
+    "averages mmreid's metrics; your own metric's keys are logged per
+    target and left out of the mean, since only the metric knows whether
+    a key is a score or a count (``n``). A metric whose keys are all
+    scores says so with a class attribute" (``mean_over_targets``). The
+    user's metric subclasses ``ReIDMetric`` (to keep its ranking) and
+    adds ``missed_at_rank1``, a count, without that attribute. The loop
+    took the subclass for one of mmreid's and printed
+    ``mean/missed_at_rank1 = 2.0`` for targets missing 1 and 3 queries,
+    a mean of counts over targets of different sizes that is no number
+    of either. Right: ``site_a/missed_at_rank1`` and
+    ``site_b/missed_at_rank1`` only, no mean of it.
+    """
+    from mmengine.evaluator import Evaluator
+
+    from mmreid.engine.runner import MultiTargetTestLoop
+    from mmreid.registry import METRICS
+    user_module(tmp_path, monkeypatch, 'cx_metric', SUBCLASS_METRIC)
+    registered.module('cx_metric')
+    registered.track(METRICS, 'CxMissedMetric')
+    read_config(config_importing(tmp_path, 'cx_metric'))
+
+    def target(name, missed):
+        metric = METRICS.build(dict(type='CxMissedMetric'))
+        return dict(
+            name=name,
+            dataloader=DataLoader(
+                _Embedded(_target_rows(missed)), batch_size=3),
+            evaluator=Evaluator([metric]))
+
+    runner = SimpleNamespace(
+        model=_FeatureModel(),
+        hooks=[],
+        call_hook=lambda *args, **kwargs: None,
+        logger=logging.getLogger('cx'),
+        visualizer=SimpleNamespace())
+    loop = MultiTargetTestLoop(
+        runner, targets=[target('site_a', 1),
+                         target('site_b', 3)])
+    metrics = loop.run()
+    # Each target's own numbers are right (the definition of R1).
+    assert metrics['site_a/R1'] == pytest.approx(75.0)
+    assert metrics['site_b/R1'] == pytest.approx(25.0)
+    assert metrics['site_a/missed_at_rank1'] == 1
+    assert metrics['site_b/missed_at_rank1'] == 3
+    assert 'mean/missed_at_rank1' not in metrics, metrics
