@@ -495,3 +495,81 @@ def test_users_reid_metric_subclass_count_is_not_averaged_over_targets(
     assert metrics['site_a/missed_at_rank1'] == 1
     assert metrics['site_b/missed_at_rank1'] == 3
     assert 'mean/missed_at_rank1' not in metrics, metrics
+
+
+# ---------------------------------------------------------------------------
+# A transform of the user's that subclasses ReIDRandomFlip
+# ---------------------------------------------------------------------------
+FLIP_SUBCLASS = '''
+import numpy as np
+
+from mmreid.datasets.transforms import ReIDRandomFlip, sample_rng
+from mmreid.registry import TRANSFORMS
+
+
+@TRANSFORMS.register_module()
+class CxFlipJitter(ReIDRandomFlip):
+    """mmreid's flip, then one random brightness offset in [-20, 20]."""
+
+    def transform(self, results):
+        results = super().transform(results)
+        offset = sample_rng(results).uniform(-20, 20)
+        img = results['img'].astype(np.float32) + offset
+        results['img'] = np.clip(img, 0, 255).astype(np.uint8)
+        return results
+'''
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='pipeline_check lets prob=1 pass for any class that inherits '
+    "ReIDRandomFlip's draws_only_whether_it_acts, so a subclass that "
+    'draws more is accepted in a test pipeline')
+def test_flip_subclass_that_draws_more_is_refused_in_a_test_pipeline(
+        tmp_path, monkeypatch, registered):
+    """A test pipeline with the user's subclass of ``ReIDRandomFlip`` that
+    draws a brightness offset too is refused, ``prob=1`` or not.
+
+    docs/customize.md ("Rules that keep it working"): a random transform
+    in a val or test pipeline is refused "unless its ``prob`` is 0, or 1
+    for ``ReIDRandomFlip``, whose one draw is whether it flips", since
+    evaluation gives no per-sample seeds and the metrics would change
+    with ``num_workers``. The user's ``CxFlipJitter(prob=1)`` always
+    flips and then draws an offset from ``sample_rng``, which falls back
+    to the worker's global random state in evaluation: the same image
+    gives another tensor on every pass. It was accepted, because the
+    subclass inherits ``draws_only_whether_it_acts = True``. Right: the
+    refusal ``prob=0.5`` gets.
+    """
+    import numpy as np
+
+    from mmreid.registry import TRANSFORMS
+    from mmreid.utils.pipeline_check import check_pipeline
+    from mmreid.utils.pipeline_source import PipelineSource
+    user_module(tmp_path, monkeypatch, 'cx_flip', FLIP_SUBCLASS)
+    registered.module('cx_flip')
+    registered.track(TRANSFORMS, 'CxFlipJitter')
+    read_config(config_importing(tmp_path, 'cx_flip'))
+    # It draws at prob=1: without a seeded index (evaluation), one image
+    # gives three different outputs (global state seeded for the test).
+    flip = TRANSFORMS.build(dict(type='CxFlipJitter', prob=1.0))
+    image = np.full((4, 2, 3), 100, np.uint8)
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        outputs = {
+            int(flip(dict(img=image.copy(), sample_idx=0))['img'][0, 0, 0])
+            for _ in range(3)
+        }
+    finally:
+        np.random.set_state(state)
+    assert len(outputs) > 1
+    preprocessor = MODELS.build(dict(type='ReIDDataPreprocessor'))
+    for prob in (0.5, 1.0):
+        source = PipelineSource('test_dataloader.dataset.pipeline', [
+            dict(type='ReIDLoadImageFromFile'),
+            dict(type='CxFlipJitter', prob=prob),
+            dict(type='PackReIDInputs')
+        ])
+        with pytest.raises(ValueError, match='CxFlipJitter'):
+            check_pipeline(source, preprocessor, split='test')
