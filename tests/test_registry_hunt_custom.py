@@ -8,9 +8,8 @@ writes the user's module in ``tmp_path``, imports it the documented way
 (:func:`mmreid.utils.config.read_config` runs ``custom_imports``) and
 checks what mmreid does with it against the contract the docs state.
 
-The ``xfail(strict=True)`` tests pin defects: they assert the correct
-behaviour and pass once it is fixed (XPASS fails the suite then, so the
-mark is removed with the fix).
+Five tests pin defects the hunt found (each failed on the code before
+its fix); two pin behaviour that was right.
 """
 import logging
 import sys
@@ -191,11 +190,6 @@ def test_module_loss_needing_positives_refuses_a_shuffling_sampler(
         start_up_check(model, dataset, sampler, batch_size=8)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='TrainSetupCheckHook reads needs_positives only from '
-    'nn.Module submodules: a callable loss that declares it trains under '
-    'a shuffling sampler without a word')
 def test_callable_loss_needing_positives_refuses_a_shuffling_sampler(
         tmp_path, monkeypatch, registered):
     """A callable loss that declares ``needs_positives`` stops training
@@ -270,11 +264,6 @@ def test_root_registered_loss_under_an_mmreid_name_is_refused(
         MODELS.build(tiny_model(loss_tri=dict(type='TripletLoss')))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ReIDResNet looks a plugin's type up with MODELS.get, which "
-    "skips the ShadowedTypeError check: a root-registered 'SNR' of the "
-    "user's is silently replaced by mmreid's SNR")
 def test_root_registered_plugin_under_an_mmreid_name_is_refused(
         tmp_path, monkeypatch, registered):
     """A stage plugin of the user's, registered on mmengine's root
@@ -332,11 +321,6 @@ class CxPlainReID(BaseDataset):
 '''
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='TrainSetupCheckHook compares the classifier with '
-    "metainfo['num_pids'] only: a training set without it (a plain "
-    'mmengine dataset) trains a classifier of any size without a word')
 def test_classifier_size_checked_for_a_dataset_without_num_pids(
         tmp_path, monkeypatch, registered):
     """The classifier-size check also holds for a training set that gives
@@ -439,11 +423,6 @@ def _target_rows(missed: int, queries: int = 4) -> list:
     return rows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='averaged_over_targets treats every ReIDMetric subclass as '
-    "mmreid's metric: a user's subclass's count key is averaged into the "
-    'mean over targets')
 def test_users_reid_metric_subclass_count_is_not_averaged_over_targets(
         tmp_path, monkeypatch, registered):
     """A count that the user's ``ReIDMetric`` subclass adds is logged per
@@ -520,11 +499,6 @@ class CxFlipJitter(ReIDRandomFlip):
 '''
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='pipeline_check lets prob=1 pass for any class that inherits '
-    "ReIDRandomFlip's draws_only_whether_it_acts, so a subclass that "
-    'draws more is accepted in a test pipeline')
 def test_flip_subclass_that_draws_more_is_refused_in_a_test_pipeline(
         tmp_path, monkeypatch, registered):
     """A test pipeline with the user's subclass of ``ReIDRandomFlip`` that

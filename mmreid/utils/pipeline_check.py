@@ -223,8 +223,22 @@ def _decided(transform: Any, cls: Any) -> bool:
                 isinstance(v, (int, float)) for v in value) else None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
-        return value == 0 or (value == 1 and getattr(
-            _drawing_class(cls), 'draws_only_whether_it_acts', False) is True)
+        return value == 0 or (value == 1 and draws_only_whether_it_acts(cls))
+    return False
+
+
+def draws_only_whether_it_acts(cls: Any) -> bool:
+    """Whether a transform class declares that its only draw is whether it
+    acts (``draws_only_whether_it_acts = True``, as ``ReIDRandomFlip``),
+    and a subclass keeps the code that declaration is about: one that
+    overrides ``transform`` (a flip that then draws a brightness offset)
+    may draw more, so it does not inherit the declaration."""
+    cls = _drawing_class(cls)
+    for klass in getattr(cls, '__mro__', ()):
+        if 'draws_only_whether_it_acts' in vars(klass):
+            return vars(klass)['draws_only_whether_it_acts'] is True and all(
+                getattr(cls, name, None) is getattr(klass, name, None)
+                for name in ('transform', '__call__'))
     return False
 
 

@@ -173,6 +173,19 @@ def _check_shadowed(cfg: Any, registry, default_args, stack) -> None:
         raise ShadowedTypeError(shadowed_message(obj_type, found, stack))
 
 
+def check_not_shadowed(cfg: Any, registry) -> None:
+    """:class:`ShadowedTypeError` for a config that code resolves with
+    ``registry.get`` instead of building it (a backbone's plugins, given
+    to mmcv's ``build_plugin_layer`` as a class): the check that the
+    registry's build makes.
+
+    Args:
+        cfg: The config (``dict(type=...)``).
+        registry (Registry): The registry its type is looked up in.
+    """
+    _check_shadowed(cfg, registry, None, [cfg])
+
+
 class ConfigArgumentError(TypeError):
     """A config gives its ``type`` an argument the class does not take.
 

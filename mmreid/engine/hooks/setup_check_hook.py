@@ -92,6 +92,10 @@ class TrainSetupCheckHook(Hook):
         num_classes = getattr(
             getattr(model, 'head', None), 'num_classes', None)
         num_pids = dataset.metainfo.get('num_pids')
+        if num_pids is None and num_classes is not None:
+            # A dataset of the user's (an mmengine BaseDataset giving pids)
+            # need not count its identities: counted here.
+            num_pids = counted_pids(dataset)
         if num_classes is not None and num_pids is not None \
                 and num_classes != num_pids:
             raise ValueError(
@@ -230,10 +234,44 @@ def lr_text(lr: Optional[float],
             f'enable=True) would scale it{would})')
 
 
+def counted_pids(dataset) -> Optional[int]:
+    """The number of distinct ``pid`` of a dataset's records; None where
+    a record has none or the dataset cannot list its records."""
+    get = getattr(dataset, 'get_data_info', None)
+    if get is None:
+        return None
+    pids = set()
+    for index in range(len(dataset)):
+        info = get(index)
+        if not isinstance(info, dict) or 'pid' not in info:
+            return None
+        pids.add(info['pid'])
+    return len(pids)
+
+
+#: What a loss declares about the batch it mines (see
+#: :class:`TrainSetupCheckHook`).
+BATCH_NEEDS = ('needs_positives', 'needs_negatives')
+
+
 def modules_of(model) -> list:
-    """The model's modules (none for a model without ``modules()``)."""
+    """The model's modules (none for a model without ``modules()``), and
+    the objects they hold as plain attributes that declare
+    :data:`BATCH_NEEDS`: a loss written as a callable class, not an
+    ``nn.Module``, which ``modules()`` does not list."""
     modules = getattr(model, 'modules', None)
-    return list(modules()) if callable(modules) else []
+    if not callable(modules):
+        return []
+    found = list(modules())
+    held = []
+    for module in found:
+        for value in vars(module).values():
+            if not isinstance(value, nn.Module) and any(
+                    getattr(type(value), need, False)
+                    for need in BATCH_NEEDS) and not any(
+                        value is other for other in held):
+                held.append(value)
+    return found + held
 
 
 def check_identities_per_batch(modules, loader) -> None:

@@ -208,10 +208,13 @@ def averaged_over_targets(metric: Any) -> bool:
 
     Returns:
         bool: ``metric.mean_over_targets`` where set, else whether it is
-        one of mmreid's.
+        one of mmreid's: a class of mmreid's own. A user's subclass of
+        ``ReIDMetric`` may add a count (``missed_at_rank1``), so it is
+        another metric here, as docs/customize.md says.
     """
-    return bool(
-        getattr(metric, 'mean_over_targets', isinstance(metric, ReIDMetric)))
+    default = isinstance(metric, ReIDMetric) and type(
+        metric).__module__.startswith('mmreid.')
+    return bool(getattr(metric, 'mean_over_targets', default))
 
 
 def format_metric_table(target_metrics: Dict[str, Dict[str, Any]],

@@ -7,6 +7,7 @@ from mmengine.model import ModuleDict
 from mmpretrain.models.backbones import ResNet
 
 from mmreid.registry import MODELS
+from mmreid.utils.registry_suggestions import check_not_shadowed
 from ..layers.mbn import resolve_norm_cfg
 from ..weight_init import has_pretrained_init, init_in_mmreid_scope
 
@@ -244,6 +245,9 @@ class ReIDResNet(ResNet):
                              f'{tuple(stages)}')
         cfg = dict(plugin['cfg'])
         if isinstance(cfg['type'], str):
+            # A user's class under an mmreid name on mmengine's root
+            # registry would be passed over without a word.
+            check_not_shadowed(cfg, MODELS)
             plugin_type = MODELS.get(cfg['type'])
             if plugin_type is None:
                 raise KeyError(f'plugin type {cfg["type"]!r} is not in '
