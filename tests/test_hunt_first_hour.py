@@ -7,7 +7,6 @@ those commands to what the docs say they are.
 """
 import os.path as osp
 
-import pytest
 import torch
 from mmengine.config import Config
 
@@ -29,10 +28,6 @@ def started_training(config, work_dir):
     return runner
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='tools/test.py overwrites the training run\'s config copy '
-    '<work_dir>/<config>.py (its default work dir is the training\'s)')
 def test_evaluating_keeps_the_training_runs_config_copy(
         make_config, tmp_path):
     """``tools/test.py`` leaves the training run's config copy alone.

@@ -858,7 +858,8 @@ def test_refused_start_keeps_the_config_copy(trained, tmp_path):
 
 
 def test_started_runs_write_the_config_copy(trained, tmp_path):
-    """A training, a resume and a test write it, whole and readable."""
+    """A training, a resume and a test write it, whole and readable; a
+    test keeps the copy a training left in its work dir."""
     config, ckpt = trained
     trained_copy = osp.join(osp.dirname(ckpt), 'tiny.py')
     assert Config.fromfile(trained_copy).train_cfg.max_epochs == 2
@@ -866,9 +867,13 @@ def test_started_runs_write_the_config_copy(trained, tmp_path):
     work_dir = tmp_path / 'test'
     work_dir.mkdir()
     copy = work_dir / 'tiny.py'
-    copy.write_text('# the copy of an earlier run\n')
     build_runner(config, work_dir, load_from=ckpt).test()
     assert Config.fromfile(str(copy)).load_from == ckpt
+    copy.write_text('# the copy of the training run\n')
+    build_runner(config, work_dir, load_from=ckpt).test()
+    assert copy.read_text() == '# the copy of the training run\n'
+    copy.unlink()
+    build_runner(config, work_dir, load_from=ckpt).test()
     # Written through a temporary file that is gone, with the
     # permissions of a plain open().
     assert sorted(p.name for p in work_dir.iterdir()

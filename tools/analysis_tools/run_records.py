@@ -170,18 +170,26 @@ def training_before(work_dir: str, stamp: str) -> Optional[str]:
         if STAMP.match(d) and stamp_order(d) < stamp_order(stamp)
     ]
     for candidate in sorted(before, key=stamp_order, reverse=True):
-        path = osp.join(work_dir, candidate, 'vis_data', 'scalars.json')
-        if not osp.isfile(path):
-            continue
-        with open(path) as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(record, dict) and 'loss' in record:
-                    return candidate
+        if logs_losses(work_dir, candidate):
+            return candidate
     return None
+
+
+def logs_losses(work_dir: str, stamp: str) -> bool:
+    """Whether the run ``stamp`` is a training: it logged a loss in
+    ``<stamp>/vis_data/scalars.json``."""
+    path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
+    if not osp.isfile(path):
+        return False
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and 'loss' in record:
+                return True
+    return False
 
 
 def reached_step(work_dir: str, stamp: str, unit: str, final: int) -> bool:
@@ -216,7 +224,8 @@ def config_record(work_dir: str, stamp: str, config: str):
     """The merged config the run ``stamp`` recorded.
 
     ``<stamp>/vis_data/config.py`` (mmengine's ``LocalVisBackend``), or
-    for the latest run the config mmengine dumps into the work dir.
+    for the latest run, a training, the config copy it wrote into the work
+    dir (a ``tools/test.py`` run keeps a training's copy there).
 
     Raises:
         ValueError: Neither is there.
@@ -228,7 +237,8 @@ def config_record(work_dir: str, stamp: str, config: str):
     latest = max((d for d in os.listdir(work_dir) if STAMP.match(d)),
                  key=stamp_order)
     dumped = osp.join(work_dir, osp.basename(config))
-    if stamp == latest and osp.isfile(dumped):
+    if stamp == latest and osp.isfile(dumped) and logs_losses(
+            work_dir, stamp):
         return read_config(dumped)
     raise ValueError(
         f'{work_dir}: no record of the config its run {stamp} used (no '

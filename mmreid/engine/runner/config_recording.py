@@ -103,21 +103,25 @@ class ConfigRecordMixin:
         if self._building:
             return
         from mmreid.utils.atomic import open_atomic
+        path = self.config_copy_path()
+        cfg, notes = self._config_with_drawn_seeds()
+        # Config.dump() gives the text in the format of cfg.filename (the
+        # one of ``path``), Python for a config without a file.
+        text = cfg.dump()
+        if notes and path.endswith('.py'):
+            text = ''.join(f'# {note}\n' for note in notes) + text
+        # open_atomic gives it the permissions of a plain open().
+        with open_atomic(path, 'w', encoding='utf-8') as f:
+            f.write(text)
+
+    def config_copy_path(self) -> str:
+        """``<work_dir>/<config name>`` (``<timestamp>.py`` for a config
+        without a file), where :meth:`dump_config` writes."""
         if self.cfg.filename is not None:
             filename = osp.basename(self.cfg.filename)
         else:
             filename = f'{self.timestamp}.py'
-        cfg, notes = self._config_with_drawn_seeds()
-        # Config.dump() gives the text in the format of cfg.filename (the
-        # one of ``filename``), Python for a config without a file.
-        text = cfg.dump()
-        if notes and filename.endswith('.py'):
-            text = ''.join(f'# {note}\n' for note in notes) + text
-        # open_atomic gives it the permissions of a plain open().
-        with open_atomic(
-                osp.join(self.work_dir, filename), 'w',
-                encoding='utf-8') as f:
-            f.write(text)
+        return osp.join(self.work_dir, filename)
 
     def _config_with_drawn_seeds(self) -> Tuple[Config, List[str]]:
         """The config to dump, with the seeds drawn for this run.

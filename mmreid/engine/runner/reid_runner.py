@@ -104,7 +104,8 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
 
     The merged config is written to ``<work_dir>/<config name>`` (see
     :meth:`dump_config`) once the run has passed its checks, after the
-    checkpoint is loaded or resumed in :meth:`val` and :meth:`test`, and
+    checkpoint is loaded or resumed in :meth:`val` and :meth:`test` (where
+    no copy is there: a training's copy is kept), and
     after the ``before_train`` hooks (the start-up checks of
     ``TrainSetupCheckHook``) in :meth:`train`, not when the runner is
     built as in mmengine: a refused or failed start leaves the copy of the
@@ -520,7 +521,11 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         # a start they refuse leaves the copy of the run as it was.
         if self._training:
             self.register_hook(_ConfigCopyHook(), 'LOWEST')
-        else:
+        elif not osp.isfile(self.config_copy_path()):
+            # An evaluation in a training's work dir (tools/test.py's
+            # default one) keeps that run's copy, the record of how its
+            # checkpoints were trained (drawn seeds, max_epochs); the
+            # evaluation's own config is in its <timestamp>/vis_data.
             self.dump_config()
         step = resumed_step_validated(self)
         if self._training and step:
