@@ -160,3 +160,19 @@ def test_printed_styles_are_those_of_the_seed(tmp_path, capsys):
     assert styles != get_domain_styles(2, 0)
     for style in styles:
         assert f'  style {style["name"]}: {style}' in out
+
+
+@pytest.mark.parametrize('option', [['--size', 'tiny'], ['--seed', '3'],
+                                    ['--set', 'num_ids_train=50'],
+                                    ['--check']])
+def test_config_refuses_the_options_it_would_ignore(option, capsys):
+    """``--config CONFIG --size tiny`` rendered the config's full-size
+    folders: the generation options were ignored without a word (the help
+    said they "do not apply"). Refused, naming the option and
+    ``--cfg-options``; ``--config`` alone is accepted."""
+    tool = load_tool(TOOL)
+    config = osp.join(REPO, 'configs/snr/snr_r18_synthreid-v2.py')
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--config', config] + option)
+    assert f'--{option[0][2:]} would be ignored' in capsys.readouterr().err
+    assert tool.parse_args(['--config', config]).config == config

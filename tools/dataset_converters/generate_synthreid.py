@@ -78,7 +78,35 @@ def parse_set(parser: argparse.ArgumentParser, items: List[str],
     return overrides
 
 
+#: The options that generate a folder of their own, which a config's
+#: folders do not take (``--config`` gives each dataset its parameters).
+GENERATION_OPTIONS = ('size', 'modality', 'domains', 'seed', 'img_size',
+                      'set', 'check', 'train_domains', 'epochs', 'arch')
+
+
 def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config:
+        defaults = parser.parse_args([])
+        given = [
+            name for name in GENERATION_OPTIONS
+            if getattr(args, name) != getattr(defaults, name)
+        ]
+        if given:
+            # They were ignored: --config --size tiny rendered the
+            # config's full-size folders.
+            parser.error(
+                'with --config the config gives every dataset its '
+                'parameters; ' +
+                ', '.join('--' + n.replace('_', '-') for n in given) +
+                ' would be ignored: set them in the config, or with '
+                '--cfg-options (e.g. train_dataloader.dataset.seed=1)')
+    args.overrides = parse_set(parser, args.set, args.modality)
+    return args
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
         'root', nargs='?', help='destination folder (not with --config)')
@@ -86,7 +114,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--config',
         help='write every SynthReID/SynthReIDVI folder the datasets of this '
         'config read, with the parameters it gives them (the other '
-        'generation options do not apply)')
+        'generation options are refused with it)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -121,9 +149,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default='tiny',
         choices=('tiny', 'resnet18'),
         help='proxy network for --check (random init)')
-    args = parser.parse_args(argv)
-    args.overrides = parse_set(parser, args.set, args.modality)
-    return args
+    return parser
 
 
 # ---------------------------------------------------------------------------
