@@ -72,9 +72,9 @@ val``/``test``, its images only), otherwise the run is refused.
 
 Features do not depend on ``--batch-size`` (eval mode) beyond fp32
 rounding (oneDNN's convolutions on the CPU round a batch of 1 and of 16
-differently, by about 1e-8 relative), except for a model whose MBN layers use ``eval_stats='batch'``, or whose batch norm
-layers keep no running statistics (``track_running_stats=False``): each
-test batch is
+differently, by about 1e-8 relative), except for a model whose MBN
+layers use ``eval_stats='batch'``, or whose batch norm layers keep no
+running statistics (``track_running_stats=False``): each test batch is
 normalised with its own statistics, so its features are those of the
 batches ``tools/test.py`` (one process) runs, and of no others. For such a
 model ``--split val``/``test`` batch as the split's dataloader(s) do
@@ -149,7 +149,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--out-dir',
         help='where to write (default: work_dirs/features/<config name>_'
-        '<images folder name or split>)')
+        '<images folder name or split>[_<target>])')
     parser.add_argument(
         '--format',
         choices=('npy', 'pt'),
@@ -209,7 +209,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if args.out_dir is None:
         name = osp.splitext(osp.basename(args.config))[0]
         what = args.split or osp.basename(osp.normpath(args.images))
-        args.out_dir = osp.join('work_dirs', 'features', f'{name}_{what}')
+        # Each target its own folder: --target d0 after --target d3 would
+        # replace d3's features otherwise.
+        target = f'_{args.target}' if args.target else ''
+        args.out_dir = osp.join('work_dirs', 'features',
+                                f'{name}_{what}{target}')
     try:
         check_out_dir(args.out_dir)
     except (FileExistsError, NotADirectoryError) as e:

@@ -526,6 +526,10 @@ def test_argument_defaults_and_refusals(tool, setup, capsys):
     # A trailing slash names the folder, not an empty string.
     args = tool.parse_args([config, checkpoint, '--images', folder + os.sep])
     assert args.out_dir == osp.join('work_dirs', 'features', 'tiny_query')
+    # Two targets' features do not replace each other by default.
+    args = tool.parse_args(
+        [config, checkpoint, '--split', 'test', '--target', 'd3'])
+    assert args.out_dir == osp.join('work_dirs', 'features', 'tiny_test_d3')
     with pytest.raises(SystemExit):
         tool.parse_args(
             [config, checkpoint, '--images', folder, '--batch-size', '0'])
