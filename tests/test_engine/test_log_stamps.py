@@ -117,6 +117,10 @@ def test_the_records_of_a_work_dir_follow_the_stamp_order(tmp_path):
             ] == names
     assert records.last_validation(str(tmp_path)) == {'reid/mAP': 3.0}
     (tmp_path / 'tiny.py').write_text('answer = 42\n')
+    # The copy in the work dir is a training's: the latest run trained.
+    (tmp_path / f'{stamp}_10' / 'vis_data').mkdir()
+    (tmp_path / f'{stamp}_10' / 'vis_data' / 'scalars.json').write_text(
+        json.dumps(dict(loss=1.0, step=1)) + '\n')
     assert records.config_record(str(tmp_path), f'{stamp}_10',
                                  'tiny.py').answer == 42
 

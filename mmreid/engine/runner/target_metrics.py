@@ -8,7 +8,8 @@ use both.
 """
 import logging
 import re
-from typing import Any, Collection, Dict, List, Optional, Sequence
+from typing import (Any, Callable, Collection, Dict, List, Optional, Sequence,
+                    Union)
 
 import torch
 from mmengine.logging import print_log
@@ -40,6 +41,11 @@ def is_summary_key(key: str) -> bool:
     return not (name.startswith('num_') or name.endswith('_std'))
 
 
+def _applies(flag: Union[bool, Callable[[str], bool]], key: str) -> bool:
+    """A flag of :func:`averaged_over_targets` for one of its keys."""
+    return bool(flag(key)) if callable(flag) else bool(flag)
+
+
 def _is_number(value: Any) -> bool:
     if isinstance(value, bool):
         return False
@@ -56,7 +62,7 @@ def merge_target_metrics(
         target_metrics: Dict[str, Dict[str, Any]],
         aggregate_prefix: Optional[str] = 'mean',
         metric_prefixes: Optional[Dict[str, Sequence[Optional[str]]]] = None,
-        averaged: Optional[Dict[str, Sequence[bool]]] = None,
+        averaged: Optional[Dict[str, Sequence[Any]]] = None,
         loss_keys: Optional[Dict[str,
                                  Collection[str]]] = None) -> Dict[str, Any]:
     """Prefix each target's metrics with its name and add their mean.
@@ -92,10 +98,11 @@ def merge_target_metrics(
         metric_prefixes (dict[str, Sequence], optional): The prefixes of
             each target's metrics, in evaluator order (the loops give
             them); without them no key is matched by metric prefix.
-        averaged (dict[str, Sequence[bool]], optional): Per target, in
-            the order of ``metric_prefixes``, whether each metric's keys
-            may be averaged over targets (see :func:`averaged_over_targets`;
-            the loops give them). Without it every metric's are.
+        averaged (dict[str, Sequence[bool | Callable]], optional): Per
+            target, in the order of ``metric_prefixes``, whether each
+            metric's keys may be averaged over targets, or which (see
+            :func:`averaged_over_targets`; the loops give them). Without
+            it every metric's are.
         loss_keys (dict[str, Collection[str]], optional): Per target, the
             keys that no metric reports: the model's losses that the loop
             adds (``loss_cls``, ``val_loss``). They are logged under the
@@ -135,11 +142,14 @@ def merge_target_metrics(
             return True
         own = tuple((metric_prefixes or {}).get(name, ()))
         if len(own) == 1:
-            return bool(flags[0])
+            return _applies(flags[0], key)
         head = key.partition('/')[0] if '/' in key else None
         index = own.index(head) if head in own else (
             own.index(None) if None in own else None)
-        return index is not None and bool(flags[index])
+        if index is None:
+            return False
+        return _applies(flags[index], key if head is None else
+                        key.partition('/')[2])
 
     def source(name: str, key: str) -> Optional[str]:
         """The key of target ``name`` that ``key`` is matched by."""
@@ -193,7 +203,18 @@ def merge_target_metrics(
     return merged
 
 
-def averaged_over_targets(metric: Any) -> bool:
+#: The scores :class:`~mmreid.evaluation.ReIDMetric` reports (its counts
+#: are ``num_*``), under a ranking mode's prefix or none.
+REID_SCORE = re.compile(r'^(R\d+|mAP|mINP|TPR@FPR=.+)$')
+
+
+def is_reid_score(key: str) -> bool:
+    """Whether ``key`` (``'mAP'``, ``'mnet/R1'``) is a score that
+    :class:`~mmreid.evaluation.ReIDMetric` itself reports."""
+    return bool(REID_SCORE.match(key.split('/')[-1]))
+
+
+def averaged_over_targets(metric: Any) -> Union[bool, Callable[[str], bool]]:
     """Whether the mean over targets may average ``metric``'s keys.
 
     mmreid's metrics (:class:`~mmreid.evaluation.ReIDMetric` and its
@@ -201,20 +222,27 @@ def averaged_over_targets(metric: Any) -> bool:
     ``*_std``, which :func:`is_summary_key` tells apart. Another metric
     may report a count under any name (``n``), whose mean over targets
     means nothing, so its keys are averaged only where its class says
-    ``mean_over_targets = True``.
+    ``mean_over_targets = True``. A user's subclass of ``ReIDMetric`` may
+    add such a key (``missed_at_rank1``): only the scores ``ReIDMetric``
+    itself reports (:func:`is_reid_score`) are averaged, unless the class
+    says ``mean_over_targets``.
 
     Args:
         metric (BaseMetric): A metric of a target's evaluator.
 
     Returns:
-        bool: ``metric.mean_over_targets`` where set, else whether it is
-        one of mmreid's: a class of mmreid's own. A user's subclass of
-        ``ReIDMetric`` may add a count (``missed_at_rank1``), so it is
-        another metric here, as docs/customize.md says.
+        bool | Callable[[str], bool]: ``metric.mean_over_targets`` where
+        set, True for one of mmreid's own classes, :func:`is_reid_score`
+        for a user's ``ReIDMetric`` subclass, else False.
     """
-    default = isinstance(metric, ReIDMetric) and type(
-        metric).__module__.startswith('mmreid.')
-    return bool(getattr(metric, 'mean_over_targets', default))
+    declared = getattr(metric, 'mean_over_targets', None)
+    if declared is not None:
+        return bool(declared)
+    if not isinstance(metric, ReIDMetric):
+        return False
+    if type(metric).__module__.startswith('mmreid.'):
+        return True
+    return is_reid_score
 
 
 def format_metric_table(target_metrics: Dict[str, Dict[str, Any]],
