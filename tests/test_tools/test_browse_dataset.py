@@ -340,17 +340,22 @@ def test_num_below_one_is_refused(capsys):
     assert '--num must be >= 1, got 0' in capsys.readouterr().err
 
 
-def test_to_image_scales_a_unit_image_even_with_mean_and_std():
-    """Only a float image with negative values is de-normalised; one in
-    [0, 1] is scaled by 255 (its maximum 1.0 included), whatever
-    mean/std the model's preprocessor has."""
+def test_to_image_scales_a_unit_image_and_undoes_a_normalize():
+    """A float image in [0, 1] is scaled by 255 (its maximum 1.0
+    included); with the mean/std of the pipeline's Normalize it is
+    de-normalised; a float image with negative values and no Normalize
+    to undo is refused (how it was made cannot be told)."""
     tool = load_tool(TOOL)
     mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
     unit = torch.tensor([0.0, 0.2, 1.0]).view(1, 1, 3).expand(3, 1, 3)
-    image = tool.to_image(unit, mean, std)
+    image = tool.to_image(unit)
     np.testing.assert_array_equal(image[0, :, 0], [0, 51, 255])
     ones = tool.to_image(torch.ones(3, 2, 2))
     assert (ones == 255).all()
+    image = tool.to_image(unit, mean, std)
+    np.testing.assert_array_equal(image[0, :, 0], [124, 135, 182])
+    with pytest.raises(ValueError, match='no Normalize'):
+        tool.to_image(unit - 0.5)
 
 
 def test_identity_without_orig_pid_is_named_a_label():
@@ -396,15 +401,19 @@ def _browse_packed(tool, monkeypatch, samples, out, **kwargs):
         SimpleNamespace(build=lambda cfg: _PackedSamples(samples)))
     cfg = Config(
         dict(
-            test_dataloader=dict(dataset=dict(type='Packed')),
+            test_dataloader=dict(
+                dataset=dict(
+                    type='Packed', pipeline=kwargs.pop('pipeline', []))),
             model=kwargs.pop('model', {})))
     return tool.browse(cfg, 'test', len(samples) or 1, str(out), **kwargs)
 
 
-def test_a_normalised_image_is_drawn_with_the_preprocessors_mean_std(
+def test_a_normalised_image_is_drawn_with_the_pipelines_mean_std(
         monkeypatch, tmp_path):
-    """A float pipeline output (normalised) is drawn back in the pixels
-    the model's data_preprocessor normalised, using its mean/std."""
+    """A float pipeline output (normalised by the pipeline's Normalize) is
+    drawn back in its pixels, with that Normalize's mean/std (the model's
+    preprocessor normalises later, on the device: its statistics are not
+    in the packed images)."""
     tool = load_tool(TOOL)
     rgb = np.random.default_rng(1).integers(0, 256, (3, 6, 4))
     mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
@@ -416,7 +425,8 @@ def test_a_normalised_image_is_drawn_with_the_preprocessors_mean_std(
         monkeypatch, [(normalised, 3, 1, 'query')],
         tmp_path / 'out',
         mode='single',
-        model=dict(data_preprocessor=dict(mean=mean, std=std)))
+        pipeline=[dict(type='Normalize', mean=mean, std=std, to_rgb=False)],
+        model=dict(data_preprocessor=dict(mean=[0, 0, 0], std=[1, 1, 1])))
     assert [osp.basename(p) for p in written] == [
         'query_0000_pid3_camid1_mod0.png'
     ]

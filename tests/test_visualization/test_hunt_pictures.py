@@ -81,10 +81,6 @@ def _accepted(cfg, preprocessor):
     check_pipelines(cfg, MODELS.build(preprocessor), splits=('train', ))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='browse_dataset draws a BGR-loaded image as RGB although the '
-    "preprocessor's bgr_to_rgb feeds the model RGB: red and blue swapped")
 def test_browse_shows_a_bgr_loaded_image_in_the_colours_the_model_gets(
         tmp_path):
     """A BGR pipeline with a converting preprocessor is drawn in true colour.
@@ -122,10 +118,6 @@ def test_browse_shows_a_bgr_loaded_image_in_the_colours_the_model_gets(
             f'the model is fed {expected[8, 4].tolist()}')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="browse_dataset ignores the pipeline's Normalize: a normalised "
-    'float image is clipped to [0, 255], the person drawn near-black')
 def test_browse_undoes_the_pipelines_own_normalisation(tmp_path):
     """A pipeline that normalises is drawn de-normalised with its mean/std.
 

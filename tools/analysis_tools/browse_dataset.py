@@ -131,19 +131,27 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def to_image(inputs: torch.Tensor,
              mean: Optional[Sequence[float]] = None,
-             std: Optional[Sequence[float]] = None) -> np.ndarray:
+             std: Optional[Sequence[float]] = None,
+             bgr: bool = False) -> np.ndarray:
     """Turn a packed image back into a picture.
 
     Args:
-        inputs (torch.Tensor): (C, H, W) RGB, uint8 or float, as given by
-            ``PackReIDInputs``; C is 1 or 3.
-        mean (Sequence[float], optional): Per-channel mean to add back to a
-            normalised float image (0-255 scale).
-        std (Sequence[float], optional): Per-channel std to multiply a
-            normalised float image by.
+        inputs (torch.Tensor): (C, H, W), uint8 or float, as given by
+            ``PackReIDInputs`` (before the model's data preprocessor);
+            C is 1 or 3.
+        mean (Sequence[float], optional): The per-channel mean a
+            ``Normalize`` of the pipeline subtracted (0-255 scale, in the
+            channel order of ``inputs``), added back.
+        std (Sequence[float], optional): The std it divided by.
+        bgr (bool): ``inputs`` are BGR (a pipeline for a preprocessor
+            that swaps them to RGB): shown swapped back.
 
     Returns:
         np.ndarray: (H, W, 3) RGB uint8.
+
+    Raises:
+        ValueError: A float image with negative values and no ``mean``
+            and ``std`` to undo: how it was made cannot be told.
     """
     if not isinstance(inputs, torch.Tensor) or inputs.ndim != 3 \
             or inputs.shape[0] not in (1, 3):
@@ -153,16 +161,61 @@ def to_image(inputs: torch.Tensor,
     img = inputs.detach().cpu()
     if img.dtype != torch.uint8:
         img = img.float()
-        if img.min() < 0 and mean is not None and std is not None:
-            img = img * torch.tensor(std).view(
-                -1, 1, 1) + torch.tensor(mean).view(-1, 1, 1)
+        if mean is not None and std is not None:
+            img = img * torch.tensor(std, dtype=torch.float32).view(
+                -1, 1, 1) + torch.tensor(
+                    mean, dtype=torch.float32).view(-1, 1, 1)
+        elif img.min() < 0:
+            raise ValueError(
+                'the packed images are floats with negative values, but '
+                'the pipeline has no Normalize whose mean and std would '
+                'undo them: they cannot be drawn as the images they are')
         elif img.max() <= 1.0:
             img = img * 255
         img = img.round().clamp(0, 255).to(torch.uint8)
+    if bgr and img.shape[0] == 3:
+        img = img.flip(0)
     img = img.permute(1, 2, 0).numpy()
     if img.shape[2] == 1:
         img = np.repeat(img, 3, axis=2)
     return np.ascontiguousarray(img)
+
+
+Stats = Tuple[Optional[list], Optional[list], bool]
+
+
+def display_stats(cfg, pipeline: Sequence) -> Stats:
+    """How to draw what ``pipeline`` packs for the config's model.
+
+    The packed images are what the model's data preprocessor takes:
+    BGR where it swaps them to RGB (``bgr_to_rgb``; the pipeline check
+    holds the pipeline to that order), RGB otherwise; normalised only by
+    a ``Normalize`` of the pipeline (the preprocessor normalises later, on
+    the device).
+
+    Returns:
+        tuple: The ``Normalize``'s mean and std (None without one), and
+        whether the packed images are BGR.
+    """
+    from mmreid.registry import MODELS
+    from mmreid.utils.pipeline_check import (_flattened, _normalises,
+                                             transform_class)
+    preprocessor_cfg = (cfg.get('model') or {}).get('data_preprocessor')
+    bgr = False
+    if preprocessor_cfg:
+        # ReIDModel's default type where the config gives none.
+        preprocessor = MODELS.build(
+            dict(dict(type='ReIDDataPreprocessor'), **preprocessor_cfg))
+        bgr = bool(getattr(preprocessor, '_channel_conversion', False))
+    mean = std = None
+    for index, entry in enumerate(pipeline):
+        for _, transform in _flattened(f'[{index}]', entry):
+            cls = transform_class(transform)
+            if cls is not None and _normalises(transform, cls) and \
+                    isinstance(transform, dict):
+                mean, std = transform.get('mean'), transform.get('std')
+    return (None if mean is None else list(mean),
+            None if std is None else list(std), bgr)
 
 
 def _label(data_sample, key: str, default=None):
@@ -284,17 +337,16 @@ def browse(cfg: Config,
     if shuffle:
         random.Random(seed).shuffle(indices)
     indices = indices[:num]
-    preprocessor = cfg.get('model', {}).get('data_preprocessor') or {}
-    mean, std = preprocessor.get('mean'), preprocessor.get('std')
+    mean, std, bgr = display_stats(cfg, dataset_cfg.get('pipeline') or [])
     with atomic_folder(out_dir, OUTPUTS, 'browse_dataset.py') as tmp:
         names = _draw(dataset, indices, tmp, mode, phase, tuple(tile_size),
-                      mean, std)
+                      mean, std, bgr)
     return [osp.join(out_dir, name) for name in names]
 
 
 def _draw(dataset, indices: List[int], out_dir: str, mode: str, phase: str,
           tile_size: Tuple[int, int], mean: Optional[Sequence[float]],
-          std: Optional[Sequence[float]]) -> List[str]:
+          std: Optional[Sequence[float]], bgr: bool) -> List[str]:
     """Write the pictures of ``dataset[indices]`` into ``out_dir`` (see
     :func:`browse`); returns their file names."""
     written = []
@@ -302,7 +354,7 @@ def _draw(dataset, indices: List[int], out_dir: str, mode: str, phase: str,
     for i, idx in enumerate(indices):
         data = dataset[idx]
         sample = data['data_samples']
-        image = to_image(data['inputs'], mean, std)
+        image = to_image(data['inputs'], mean, std, bgr)
         text, name = _identity(dataset.get_data_info(idx), _pid(sample), phase)
         camid = _label(sample, 'camid', 'x')
         modality = _label(sample, 'modality', 0)
