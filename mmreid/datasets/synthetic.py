@@ -38,6 +38,7 @@ from .market1501 import Market1501
 # Parameters, planning, bookkeeping and rendering live in their own
 # modules; the public helpers are re-exported here.
 from .synthetic_params import ADDED_TEST_IDS  # noqa: F401
+from .synthetic_params import DEFAULT_DOMAINS  # noqa: F401
 from .synthetic_params import IR_GAP_VERSION  # noqa: F401
 from .synthetic_params import PER_DOMAIN_FIELDS  # noqa: F401
 from .synthetic_params import PRESET_FIELDS  # noqa: F401
@@ -120,8 +121,10 @@ def _render_chunk(folder: str, params: dict, jobs: List[dict],
     """
     digests = {}
     for job in jobs:
+        # The folders exist (made once by _write_tree): one that vanished
+        # (the temporary tree removed by another process) is an error here,
+        # not re-created half full.
         path = osp.join(folder, job['path'])
-        os.makedirs(osp.dirname(path), exist_ok=True)
         img = _render_job(params, job)
         if job['path'] in canaries:
             digests[job['path']] = _pixel_digest(img)
@@ -136,7 +139,10 @@ def _write_tree(folder: str,
     """Render every file under ``folder``.
 
     Every image has its own random stream, so the files do not depend on
-    the order of rendering or on the number of worker processes.
+    the order of rendering or on the number of worker processes. The
+    folders are made once, before rendering, and the files are compared
+    with the plan at the end, so a tree that lost files while it was
+    written (removed by another process) is never returned.
 
     Args:
         folder (str): Destination (a temporary folder).
@@ -149,6 +155,10 @@ def _write_tree(folder: str,
         dict: ``counts`` (per split, as the manifest stores them),
         ``canaries`` (path, keys and pixel digest of one image per domain
         and split) and ``plan_sha256`` (see :func:`_plan_digest`).
+
+    Raises:
+        FileNotFoundError: Planned files are not under ``folder`` once
+            rendered; names the folder and the files.
     """
     jobs, counts, ids = _plan_jobs(params)
     if ids:
@@ -164,6 +174,8 @@ def _write_tree(folder: str,
             # Folders that stay empty (the training folder of a control).
             os.makedirs(
                 osp.join(folder, name, 'bounding_box_train'), exist_ok=True)
+    for sub in sorted({osp.dirname(job['path']) for job in jobs}):
+        os.makedirs(osp.join(folder, sub), exist_ok=True)
     counter = _Progress(len(jobs), folder, progress)
     size = max(1, min(256, len(jobs) // (50 * max(1, num_workers))))
     chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
@@ -195,6 +207,14 @@ def _write_tree(folder: str,
                 f'pass num_workers=1 (synth=dict(num_workers=1) in a '
                 f'config) to render in this process.') from error
     counter.close()
+    problems = _file_problems(
+        folder, dict(paths=frozenset(job['path'] for job in jobs), ids=ids))
+    if problems:
+        raise FileNotFoundError(
+            f'SynthReID: the temporary folder {folder!r} does not hold '
+            f'every file rendered into it ({"; ".join(problems)}): another '
+            f'process or a clean-up removed files while it was written. '
+            f'Nothing was renamed into place; generate it again.')
     for canary in canaries:
         canary['sha256'] = digests[canary['path']]
     return dict(
@@ -232,14 +252,56 @@ def _planned(params: dict) -> dict:
     return _PLANS[key]
 
 
+def _file_problems(root: str, plan: dict) -> List[str]:
+    """How the files under ``root`` differ from ``plan``'s.
+
+    Compares the names of the image files (one ``os.walk``: a directory
+    listing per folder, no file is read) with ``plan['paths']`` and the
+    SYSU id lists with ``plan['ids']``.
+
+    Args:
+        root (str): A SynthReID folder (or the temporary one being
+            written).
+        plan (dict): ``paths`` (every planned image, relative to ``root``)
+            and ``ids`` (the SYSU id lists of ``'vi'``, else empty).
+
+    Returns:
+        list[str]: One entry per kind of difference (``missing: ...``,
+        ``not planned: ...``, ``<file> lists other identities``), each
+        naming up to three files; empty if the files are the plan's.
+    """
+    on_disk = set()
+    for folder, _, files in os.walk(root):
+        rel = osp.relpath(folder, root).replace(os.sep, '/')
+        on_disk.update(f if rel == '.' else f'{rel}/{f}' for f in files
+                       if f.lower().endswith('.jpg'))
+    problems = []
+    for what, paths in (('missing', plan['paths'] - on_disk),
+                        ('not planned', on_disk - plan['paths'])):
+        if paths:
+            shown = sorted(paths)[:3]
+            more = f' and {len(paths) - 3} more' if len(paths) > 3 else ''
+            problems.append(f'{what}: {", ".join(shown)}{more}')
+    for split, pids in plan['ids'].items():
+        path = osp.join(root, 'SYSU-MM01', 'exp', f'{split}_id.txt')
+        if not osp.isfile(path):
+            problems.append(f'missing: {path}')
+            continue
+        with open(path) as f:
+            if f.read() != ','.join(str(pid) for pid in pids) + '\n':
+                problems.append(f'{path} lists other identities')
+    return problems
+
+
 def _check_plan(root: str, manifest: dict, plan: dict) -> None:
     """Refuse a folder whose files are not the plan of its parameters.
 
     The manifest's ``plan_sha256`` must be the digest of the plan that
     this mmreid draws for the same parameters. A manifest written before
     the digest existed has none: the image files under ``root`` (and the
-    SYSU id lists) are compared with the plan instead, which checks every
-    file name and so every label the parsers read from it.
+    SYSU id lists) are compared with the plan instead
+    (:func:`_file_problems`), which checks every file name and so every
+    label the parsers read from it.
 
     Raises:
         FileExistsError: The plan differs; names ``root``.
@@ -255,23 +317,7 @@ def _check_plan(root: str, manifest: dict, plan: dict) -> None:
                 f'splits are not what this generator writes. Delete '
                 f'{root!r}; it is regenerated on next use.')
         return
-    on_disk = set()
-    for folder, _, files in os.walk(root):
-        rel = osp.relpath(folder, root).replace(os.sep, '/')
-        on_disk.update(f if rel == '.' else f'{rel}/{f}' for f in files
-                       if f.lower().endswith('.jpg'))
-    problems = []
-    for what, paths in (('missing', plan['paths'] - on_disk),
-                        ('not planned', on_disk - plan['paths'])):
-        if paths:
-            shown = sorted(paths)[:3]
-            more = f' and {len(paths) - 3} more' if len(paths) > 3 else ''
-            problems.append(f'{what}: {", ".join(shown)}{more}')
-    for split, pids in plan['ids'].items():
-        path = osp.join(root, 'SYSU-MM01', 'exp', f'{split}_id.txt')
-        with open(path) as f:
-            if f.read() != ','.join(str(pid) for pid in pids) + '\n':
-                problems.append(f'{path} lists other identities')
+    problems = _file_problems(root, plan)
     if problems:
         raise FileExistsError(
             f'SynthReID: {root!r} does not hold the files that this mmreid '
@@ -279,6 +325,35 @@ def _check_plan(root: str, manifest: dict, plan: dict) -> None:
             f'manifest, written by an older mmreid, has no plan digest, so '
             f'the files were compared with the plan. Delete {root!r}; it is '
             f'regenerated on next use.')
+
+
+def check_synthreid_files(root: str, manifest: dict) -> None:
+    """Refuse a SynthReID folder whose files are not all its manifest's.
+
+    :func:`generate_synthreid` checks a reused folder's parameters, plan
+    and canaries, and each dataset the files of the split it parses; this
+    compares every image file name (and the SYSU id lists) under ``root``
+    with the plan of the manifest's parameters, for a caller that reports
+    or uses the whole folder (``generate_synthreid.py`` prints the
+    manifest's counts of every folder). A directory listing per folder; no
+    file is read.
+
+    Args:
+        root (str): The SynthReID folder.
+        manifest (dict): Its manifest (as :func:`generate_synthreid`
+            returns it).
+
+    Raises:
+        FileExistsError: A planned file is missing or an image that was
+            not planned is there; names ``root`` and the files.
+    """
+    problems = _file_problems(root, _planned(manifest['params']))
+    if problems:
+        raise FileExistsError(
+            f'SynthReID: {root!r} does not hold the files its manifest '
+            f'lists ({"; ".join(problems)}): files were deleted, added or '
+            f'renamed after generation, so its counts are not those of the '
+            f'folder. Delete {root!r}; it is regenerated on next use.')
 
 
 def check_records_planned(root: str, params: dict, data_list: List[dict],
@@ -522,9 +597,11 @@ def generate_synthreid(root: str,
         <root>/synthreid.json            (the manifest)
 
     The tree is written to a hidden temporary sibling folder and renamed
-    into place, so ``root`` is complete or absent. Processes that generate
-    the same ``root`` at once (DDP ranks) take turns through a lock file:
-    one renders, the others wait and reuse its folder. Temporary folders
+    into place, so ``root`` is complete or absent (a ``root`` that is a
+    symbolic link is written in its target's folder, through the link).
+    Processes that generate the same ``root`` at once (DDP ranks) take
+    turns through a lock file: one renders, the others wait and reuse its
+    folder. Temporary folders
     left by a killed generation are removed by the next one.
 
     An existing folder is reused if its manifest has this format version
@@ -587,7 +664,10 @@ def generate_synthreid(root: str,
         FileExistsError: ``root`` exists with another format version,
             other parameters, another file plan or, under the same
             numpy/OpenCV, canaries that render differently; or is a
-            non-empty folder that is not a SynthReID dataset.
+            non-empty folder that is not a SynthReID dataset, or is not a
+            folder.
+        FileNotFoundError: Files of the temporary folder were removed
+            while it was rendered; nothing is renamed into place.
     """
     options = dict(
         ir_mode=ir_mode,
@@ -610,7 +690,16 @@ def generate_synthreid(root: str,
             f'process, which is starting up and re-running the main '
             f'script; put the code that builds the dataset under '
             f'`if __name__ == "__main__":` (or use num_workers=1).')
-    parent, base = osp.split(root)
+    # A root that is a symbolic link (to a folder on a larger disk) is
+    # written in its target's folder: the tree is renamed onto the target,
+    # not onto the link, and the lock and temporary folder sit beside it.
+    target = osp.realpath(root)
+    if osp.exists(target) and not osp.isdir(target):
+        where = '' if target == root else f' (a link to {target!r})'
+        raise FileExistsError(
+            f'SynthReID: {root!r}{where} is not a folder; give a folder '
+            f'(empty or absent) as data_root.')
+    parent, base = osp.split(target)
     os.makedirs(parent, exist_ok=True)
     with _generation_lock(parent, base) as locked:
         # A process that held the lock before may have written it.
@@ -627,11 +716,20 @@ def generate_synthreid(root: str,
             sys.stdout.write(_relative_root_notice(given, root))
         try:
             os.makedirs(tmp)
-            written = _write_tree(
-                tmp,
-                params,
-                progress=sys.stdout if progress else None,
-                num_workers=int(num_workers))
+            try:
+                written = _write_tree(
+                    tmp,
+                    params,
+                    progress=sys.stdout if progress else None,
+                    num_workers=int(num_workers))
+            except FileNotFoundError as error:
+                if osp.isdir(tmp):
+                    raise
+                raise FileNotFoundError(
+                    f'SynthReID: the temporary folder {tmp!r} of {root!r} '
+                    f'was removed while it was rendered (by another '
+                    f'process or a clean-up of hidden folders); nothing '
+                    f'was renamed into place. Generate it again.') from error
             manifest = dict(
                 params=params,
                 size=size,
@@ -651,7 +749,7 @@ def generate_synthreid(root: str,
             try:
                 # Atomic; fails if another process put a non-empty root
                 # first (only where the file system has no locks).
-                os.replace(tmp, root)
+                os.replace(tmp, target)
             except OSError:
                 winner = _read_manifest(root)
                 if winner is None:

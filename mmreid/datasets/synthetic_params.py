@@ -23,6 +23,8 @@ from .synthetic_render import check_ir_options
 #: one canary per domain and split; those written before are still read,
 #: checked by their file names instead (see :func:`_check_plan`).
 SYNTHREID_VERSION = 2
+#: Number of domains of ``modality='visible'`` when none is given.
+DEFAULT_DOMAINS = 4
 #: Version of the infrared sensor model behind ``ir_gap > 0``, recorded in
 #: the manifest of such folders only (folders with ``ir_gap=0`` are
 #: unchanged). 2 = the sensor's tone curve and coarse-pitch noise; the
@@ -308,7 +310,7 @@ def _resolve_params(size: str,
         else:
             params[key] = _as_int(key, value, *bounds)
     added = params.pop(ADDED_TEST_IDS)
-    domains = 4 if domains is None else domains
+    domains = DEFAULT_DOMAINS if domains is None else domains
     for key, value in (('num_ids_test', params['num_ids_test']),
                        (ADDED_TEST_IDS, added)):
         if isinstance(value, list) and len(value) != domains:

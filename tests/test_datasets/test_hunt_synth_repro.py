@@ -43,10 +43,6 @@ def tree_sha256(root):
 # ---------------------------------------------------------------------------
 # Defects
 # ---------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason='generate_synthreid.py ROOT reuses a folder with a deleted image '
-    'and prints the manifest counts, not the files on disk')
 def test_the_tool_does_not_print_counts_of_a_partial_folder(tmp_path):
     """A folder that lost an image is refused (or completed) by the tool.
 
@@ -79,10 +75,6 @@ def test_the_tool_does_not_print_counts_of_a_partial_folder(tmp_path):
             f'counts as those of {root}')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='generate_synthreid.py --check --train-domains -1 trains on the '
-    'last domain but labels it "held-out style"')
 def test_check_labels_a_negative_train_domain_as_trained(tmp_path, capsys):
     """``--train-domains -1`` trains on the unseen-style domain: its row says
     so, or the index is refused.
@@ -114,10 +106,6 @@ def test_check_labels_a_negative_train_domain_as_trained(tmp_path, capsys):
     assert rows['d1'].endswith('(train style)'), rows['d1']
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='generate_synthreid.py --size tiny --check fails inside torch '
-    '(OneCycleLR total_steps=0) with no word on the training set size')
 def test_check_on_the_tiny_preset_says_why_it_cannot_train(tmp_path, capsys):
     """``--size tiny --check`` trains, or says the training set is too
     small.
@@ -148,10 +136,6 @@ def test_check_on_the_tiny_preset_says_why_it_cannot_train(tmp_path, capsys):
         assert 'rank-1' in capsys.readouterr().out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a data_root that is a symlink to an empty folder: every image '
-    'is rendered, then os.replace fails with a bare NotADirectoryError')
 def test_a_symlinked_empty_data_root_is_written_through_the_link(
         tmp_path, monkeypatch):
     """``data_root`` linked to an empty folder on a larger disk.
@@ -187,10 +171,6 @@ def test_a_symlinked_empty_data_root_is_written_through_the_link(
         assert osp.isfile(target / MANIFEST)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a temporary folder removed while rendering is re-created by '
-    'os.makedirs and renamed into place half full, with a full manifest')
 def test_a_temp_folder_removed_while_rendering_is_not_renamed_half_full(
         tmp_path, monkeypatch):
     """The generation's temporary folder disappears half way.

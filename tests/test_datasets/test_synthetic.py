@@ -338,6 +338,46 @@ def test_failure_leaves_nothing(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ['synth']
 
 
+def test_a_file_removed_while_rendering_is_not_renamed_into_place(
+        tmp_path, monkeypatch):
+    """One written image removed from the temporary tree (a clean-up of
+    another process) before the rename: the rendered tree is compared
+    with the plan, the generation fails naming the file, and ``root`` is
+    not written (docs/datasets.md: "a folder cannot be stale or
+    partial")."""
+    real = synthetic._write_image
+    written = []
+
+    def removing(path, img):
+        real(path, img)
+        written.append(path)
+        if len(written) == 12:
+            os.remove(written[3])
+
+    monkeypatch.setattr(synthetic, '_write_image', removing)
+    root = tmp_path / 'synth'
+    with pytest.raises(FileNotFoundError) as error:
+        generate_synthreid(str(root), domains=1, size='tiny')
+    rel = osp.relpath(written[3], osp.dirname(written[3]))
+    assert 'missing: d0/' in str(error.value) and rel in str(error.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_root_that_is_not_a_folder_is_refused_before_rendering(tmp_path):
+    """A ``data_root`` that is a file, or a link to one, is refused naming
+    it (and the link's target) before anything is rendered."""
+    target = tmp_path / 'file'
+    target.write_text('')
+    link = tmp_path / 'link'
+    link.symlink_to(target)
+    with pytest.raises(FileExistsError, match='is not a folder'):
+        generate_synthreid(str(target), domains=1, size='tiny')
+    with pytest.raises(FileExistsError) as error:
+        generate_synthreid(str(link), domains=1, size='tiny')
+    assert f"{str(link)!r} (a link to {str(target)!r})" in str(error.value)
+    assert sorted(os.listdir(tmp_path)) == ['file', 'link']
+
+
 @contextlib.contextmanager
 def no_locks(parent, base):
     """A file system where ``flock`` is not available."""

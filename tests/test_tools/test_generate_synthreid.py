@@ -121,6 +121,28 @@ def test_set_refuses_a_malformed_item(tmp_path, capsys, args, match):
     assert not (tmp_path / 'synth').exists()
 
 
+@pytest.mark.parametrize('args, match', [
+    (['--train-domains', '4'], r'--train-domains 4: out of range for 4 '
+     r'domains \(expected -4 to 3\)'),
+    (['--domains', '2', '--train-domains', '-3'], r'-3: out of range for 2'),
+    (['--train-domains', '1', '-3'], r'domain d1 is given twice'),
+    (['--epochs', '0'], r'--epochs 0: expected an integer >= 1'),
+])
+def test_check_refuses_bad_proxy_options_before_rendering(
+        tmp_path, capsys, args, match):
+    """--check options that cannot train as asked are usage errors, before
+    the folder is rendered: an index out of range, a domain given twice
+    (-3 is d1 of four, counted from the end as the datasets' ``domain``)
+    or no epoch."""
+    tool = load_tool(TOOL)
+    with pytest.raises(SystemExit) as error:
+        tool.main([str(tmp_path / 'synth'), '--size', 'tiny', '--check'] +
+                  args)
+    assert error.value.code == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / 'synth').exists()
+
+
 def test_check_proxy_scores_follow_the_market_rule():
     """--check prints rank-1 and mAP: a gallery image of the query's pid
     and camera must be ignored, AP must average the precision at each

@@ -26,9 +26,10 @@ import numpy as np
 from mmengine.config import Config
 
 from mmreid.datasets.base_reid_dataset import list_images
-from mmreid.datasets.synthetic import (PER_DOMAIN_FIELDS, PRESET_FIELDS,
-                                       SYNTHREID_PRESETS, generate_synthreid,
-                                       get_domain_styles)
+from mmreid.datasets.synthetic import (DEFAULT_DOMAINS, PER_DOMAIN_FIELDS,
+                                       PRESET_FIELDS, SYNTHREID_PRESETS,
+                                       check_synthreid_files,
+                                       generate_synthreid, get_domain_styles)
 from mmreid.datasets.synthetic_store import MANIFEST
 from mmreid.utils.config.options import ReIDDictAction
 
@@ -38,6 +39,8 @@ NAME = re.compile(r'^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$', re.ASCII)
 SET_KEYS = PRESET_FIELDS
 PER_DOMAIN_KEYS = PER_DOMAIN_FIELDS
 INTEGER = re.compile(r'^-?\d+$', re.ASCII)
+#: Images per training step of the ``--check`` proxy (full batches only).
+BATCH = 64
 
 
 def parse_set(parser: argparse.ArgumentParser, items: List[str],
@@ -78,6 +81,39 @@ def parse_set(parser: argparse.ArgumentParser, items: List[str],
     return overrides
 
 
+def train_domain_indices(train_domains, num_domains: int) -> List[int]:
+    """``--train-domains`` as indices in ``range(num_domains)``.
+
+    A negative index counts from the end, as the datasets' ``domain``
+    does (``-1`` is the unseen-style domain), so that the proxy's table
+    labels the domain it trained on "train style".
+
+    Args:
+        train_domains (Sequence[int]): The indices given.
+        num_domains (int): Number of domains of the folder.
+
+    Returns:
+        list[int]: The indices, each in ``range(num_domains)``.
+
+    Raises:
+        ValueError: An index out of range, or one domain given twice;
+            names the values and the number of domains.
+    """
+    found: List[int] = []
+    for given in train_domains:
+        if not -num_domains <= given < num_domains:
+            raise ValueError(
+                f'--train-domains {given}: out of range for {num_domains} '
+                f'domains (expected {-num_domains} to {num_domains - 1})')
+        index = given % num_domains
+        if index in found:
+            raise ValueError(
+                f'--train-domains {" ".join(map(str, train_domains))}: '
+                f'domain d{index} is given twice')
+        found.append(index)
+    return found
+
+
 #: The options that generate a folder of their own, which a config's
 #: folders do not take (``--config`` gives each dataset its parameters).
 GENERATION_OPTIONS = ('size', 'modality', 'domains', 'seed', 'img_size',
@@ -103,6 +139,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                 ' would be ignored: set them in the config, or with '
                 '--cfg-options (e.g. train_dataloader.dataset.seed=1)')
     args.overrides = parse_set(parser, args.set, args.modality)
+    if args.epochs < 1:
+        parser.error(f'--epochs {args.epochs}: expected an integer >= 1')
+    num_domains = DEFAULT_DOMAINS if args.domains is None else args.domains
+    if args.check and num_domains >= 1:
+        # Before rendering; a bad --domains is refused by the generator.
+        try:
+            args.train_domains = train_domain_indices(args.train_domains,
+                                                      num_domains)
+        except ValueError as error:
+            parser.error(str(error))
     return args
 
 
@@ -201,12 +247,23 @@ def check(root: str,
     torch.manual_seed(0)
     np.random.seed(0)
     names = [s['name'] for s in manifest['domains']]
+    train_domains = train_domain_indices(train_domains, len(names))
+    if epochs < 1:
+        raise ValueError(f'--epochs {epochs}: expected an integer >= 1')
     xs, ys = [], []
     for d in train_domains:
         x, p, _ = _load(osp.join(root, names[d], 'bounding_box_train'))
         xs.append(x)
         ys.append(p)
     x = np.concatenate(xs)
+    if len(x) < BATCH:
+        raise ValueError(
+            f'--check: the training folders of '
+            f'{[names[d] for d in train_domains]} under {root} hold '
+            f'{len(x)} images, fewer than the proxy\'s batch of {BATCH}, '
+            f'so it would take no training step; use a larger --size '
+            f'(small or demo) or more training identities (--set '
+            f'num_ids_train=N)')
     labels = np.unique(np.concatenate(ys), return_inverse=True)[1]
     mean, std = x.reshape(-1, 3).mean(0), x.reshape(-1, 3).std(0)
 
@@ -237,14 +294,14 @@ def check(root: str,
     xt, yt = to_tensor(x), torch.from_numpy(labels)
     params = list(body.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=5e-4)
-    steps = epochs * (len(xt) // 64)
+    steps = epochs * (len(xt) // BATCH)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps)
     start = time.time()
     body.train()
     for epoch in range(epochs):
         perm = torch.randperm(len(xt))
-        for b in range(len(xt) // 64):
-            idx = perm[b * 64:(b + 1) * 64]
+        for b in range(len(xt) // BATCH):
+            idx = perm[b * BATCH:(b + 1) * BATCH]
             inp = xt[idx]
             # Flip and a small random translation (padding + crop).
             flip = torch.rand(len(idx)) < 0.5
@@ -355,6 +412,9 @@ def generate_from_config(config: str, cfg_options: dict) -> None:
         dataset = DATASETS.build(dict(dataset_cfg, pipeline=[]))
         with open(osp.join(dataset.synth_root, MANIFEST)) as f:
             manifest = json.load(f)
+        # The dataset checked the split it reads; every folder's counts
+        # are printed.
+        check_synthreid_files(dataset.synth_root, manifest)
         print(f'{dataset_cfg["type"]} at {osp.abspath(dataset.synth_root)} '
               f'({time.time() - start:.1f}s): {manifest["params"]}')
         for name, counts in manifest['counts'].items():
@@ -383,6 +443,9 @@ def main(argv=None) -> None:
         seed=args.seed,
         img_size=tuple(args.img_size),
         **args.overrides)
+    # A reused folder's parameters, plan and canaries were checked; its
+    # files are what the counts below and --check rest on.
+    check_synthreid_files(osp.abspath(args.root), manifest)
     print(f'SynthReID at {osp.abspath(args.root)} ({time.time() - start:.1f}s'
           f'): {manifest["params"]}')
     for name, counts in manifest['counts'].items():
