@@ -17,6 +17,8 @@ import sys
 import pytest
 import torch
 
+from ..fixtures.finished_runs import (last_logged_validation,
+                                      single_process_test)
 from ..fixtures.processes import REPO, retry_on_port_clash
 from ..fixtures.tiny_config import write_tiny_config
 
@@ -107,25 +109,6 @@ def run_two_processes(tmp_path, mode: str, config: str,
     return str(out)
 
 
-def logged_validation(work_dir: str) -> dict:
-    """The last validation's metrics of a run's ``scalars.json``."""
-    import glob
-    (scalars, ) = glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                     'scalars.json'))
-    with open(scalars) as f:
-        logged = [json.loads(line) for line in f]
-    return [r for r in logged if 'reid/mAP' in r][-1]
-
-
-def single_process_test(config: str, checkpoint: str, work_dir: str) -> dict:
-    """``tools/test.py CONFIG CHECKPOINT`` in this process: its metrics."""
-    from mmreid.engine.runner import build_runner
-    from mmreid.utils.config import load_config
-    cfg = load_config(config, None, work_dir, phase='test')
-    cfg.load_from = checkpoint
-    return build_runner(cfg).test()
-
-
 def test_validation_with_ema_buffers_scores_the_saved_checkpoint(
         tmp_path, synth_root):
     """A user adds mmengine's ``EMAHook(update_buffers=True)`` (BN running
@@ -175,7 +158,7 @@ def test_validation_with_ema_buffers_scores_the_saved_checkpoint(
                             f'than the checkpoint holds: {differ[:3]}')
     tested = single_process_test(config, checkpoint,
                                  str(tmp_path / 'test1'))
-    validation = logged_validation(work_dir)
+    validation = last_logged_validation(work_dir, 'reid/mAP')
     for key in ('reid/mAP', 'reid/R1', 'reid/mINP'):
         assert validation[key] == pytest.approx(tested[key], abs=1e-4), key
 

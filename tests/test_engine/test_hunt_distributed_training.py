@@ -23,7 +23,6 @@ number of GPUs changes":
 No defect was found in this area: every test here passes (test gaps that
 guard a printed number).
 """
-import glob
 import json
 import os
 import os.path as osp
@@ -33,6 +32,8 @@ import sys
 import pytest
 import torch
 
+from ..fixtures.finished_runs import (last_logged_validation,
+                                      single_process_test)
 from ..fixtures.processes import REPO, retry_on_port_clash
 from ..fixtures.tiny_config import write_tiny_config
 
@@ -180,24 +181,6 @@ def train_two_processes(tmp_path, config: str, options: dict,
         timeout=300))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return str(out)
-
-
-def last_logged_validation(work_dir: str) -> dict:
-    """The last validation's metrics of a run's ``scalars.json``."""
-    (scalars, ) = glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                     'scalars.json'))
-    with open(scalars) as f:
-        logged = [json.loads(line) for line in f]
-    return [r for r in logged if any('mAP' in k for k in r)][-1]
-
-
-def single_process_test(config: str, checkpoint: str, work_dir: str) -> dict:
-    """``tools/test.py CONFIG CHECKPOINT`` in this process: its metrics."""
-    from mmreid.engine.runner import build_runner
-    from mmreid.utils.config import load_config
-    cfg = load_config(config, None, work_dir, phase='test')
-    cfg.load_from = checkpoint
-    return build_runner(cfg).test()
 
 
 def assert_same_scores(logged: dict, tested: dict) -> None:

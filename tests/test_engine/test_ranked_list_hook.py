@@ -514,6 +514,24 @@ def test_removed_items_are_not_drawn_when_the_gallery_is_short(
     assert all(call['gallery_labels'] == kept for call in calls)
 
 
+def tied_samples(gen):
+    """31 samples, 7 queries then 24 gallery items, with features of two
+    levels per dimension: many exact distance ties."""
+    samples = []
+    for i in range(31):
+        role = 'query' if i < 7 else 'gallery'
+        samples.append(
+            dict(
+                pred_feature=torch.randint(0, 2, (3, ), generator=gen).float(),
+                gt_label=int(torch.randint(0, 4, (), generator=gen)),
+                camid=int(role == 'gallery'),
+                role=role,
+                sample_idx=i,
+                dataset='d',
+                img_path=f'{i}.jpg'))
+    return samples
+
+
 def test_gathered_records_come_back_in_dataset_order(monkeypatch):
     """Two ranks hold interleaved parts of the test set (mmengine's
     samplers deal index i to rank i % 2, padding the last one); the
@@ -522,19 +540,7 @@ def test_gathered_records_come_back_in_dataset_order(monkeypatch):
     import mmreid.engine.hooks.ranked_list_hook as module
     from mmreid.evaluation.query_analysis import analyse_queries
     gen = torch.Generator().manual_seed(0)
-    samples = []
-    for i in range(31):
-        role = 'query' if i < 7 else 'gallery'
-        samples.append(
-            dict(
-                # two levels per dimension: many exact distance ties
-                pred_feature=torch.randint(0, 2, (3, ), generator=gen).float(),
-                gt_label=int(torch.randint(0, 4, (), generator=gen)),
-                camid=int(role == 'gallery'),
-                role=role,
-                sample_idx=i,
-                dataset='d',
-                img_path=f'{i}.jpg'))
+    samples = tied_samples(gen)
     world = 2
     dealt = list(range(len(samples))) + [0]  # padded to a multiple of 2
     parts = []
@@ -575,18 +581,7 @@ def test_one_process_records_of_a_shuffled_loader_come_in_dataset_order():
     mAP than the metric printed."""
     from mmreid.evaluation.query_analysis import analyse_queries
     gen = torch.Generator().manual_seed(0)
-    samples = []
-    for i in range(31):
-        role = 'query' if i < 7 else 'gallery'
-        samples.append(
-            dict(
-                pred_feature=torch.randint(0, 2, (3, ), generator=gen).float(),
-                gt_label=int(torch.randint(0, 4, (), generator=gen)),
-                camid=int(role == 'gallery'),
-                role=role,
-                sample_idx=i,
-                dataset='d',
-                img_path=f'{i}.jpg'))
+    samples = tied_samples(gen)
     arrival = torch.randperm(len(samples), generator=gen).tolist()
     hook = RankedListHook()
     for start in range(0, len(arrival), 4):

@@ -15,7 +15,7 @@ import os
 import os.path as osp
 import re
 import sys
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 
 def last_validation(work_dir: str) -> dict:
@@ -175,21 +175,27 @@ def training_before(work_dir: str, stamp: str) -> Optional[str]:
     return None
 
 
-def logs_losses(work_dir: str, stamp: str) -> bool:
-    """Whether the run ``stamp`` is a training: it logged a loss in
-    ``<stamp>/vis_data/scalars.json``."""
+def scalar_records(work_dir: str, stamp: str) -> Iterator[dict]:
+    """The records the run ``stamp`` logged in
+    ``<stamp>/vis_data/scalars.json`` (none without the file; a cut line is
+    skipped)."""
     path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
     if not osp.isfile(path):
-        return False
+        return
     with open(path) as f:
         for line in f:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(record, dict) and 'loss' in record:
-                return True
-    return False
+            if isinstance(record, dict):
+                yield record
+
+
+def logs_losses(work_dir: str, stamp: str) -> bool:
+    """Whether the run ``stamp`` is a training: it logged a loss in
+    ``<stamp>/vis_data/scalars.json``."""
+    return any('loss' in r for r in scalar_records(work_dir, stamp))
 
 
 def reached_step(work_dir: str, stamp: str, unit: str, final: int) -> bool:
@@ -203,20 +209,12 @@ def reached_step(work_dir: str, stamp: str, unit: str, final: int) -> bool:
         unit (str): ``'epoch'`` or ``'iteration'`` (:func:`final_step`).
         final (int): The final step.
     """
-    path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
-    with open(path) as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(record, dict):
-                continue
-            if 'loss' not in record and record.get('step') == final:
-                return True
-            if unit == 'epoch' and 'loss' in record and \
-                    record.get('epoch') == final:
-                return True
+    for record in scalar_records(work_dir, stamp):
+        if 'loss' not in record and record.get('step') == final:
+            return True
+        if unit == 'epoch' and 'loss' in record and \
+                record.get('epoch') == final:
+            return True
     return False
 
 
