@@ -4,8 +4,8 @@ import re
 from typing import Dict, List, Optional
 
 from mmreid.registry import DATASETS
-from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
-                                list_images, own_metainfo)
+from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
+from .dataset_options import own_metainfo
 
 
 @DATASETS.register_module()

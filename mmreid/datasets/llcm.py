@@ -7,7 +7,8 @@ from mmreid.registry import DATASETS
 from mmreid.utils.checkpoint import _names
 from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
                                 check_link, claim_folder, list_images,
-                                own_metainfo, read_list_file)
+                                read_list_file)
+from .dataset_options import own_metainfo
 from .regdb import read_idx_file
 from .sysu_mm01 import read_id_list, resolve_archive_root
 

@@ -4,8 +4,8 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from mmreid.registry import DATASETS
 from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
-                                check_link, list_folder, own_metainfo,
-                                read_list_file)
+                                check_link, list_folder, read_list_file)
+from .dataset_options import own_metainfo
 
 
 @DATASETS.register_module()

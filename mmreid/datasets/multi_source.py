@@ -7,8 +7,8 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from mmreid.registry import DATASETS
-from .base_reid_dataset import (IDENTITY_SPLIT_KEYS, metainfo_as_given,
-                                prepare_sample, serialize_data_list)
+from .base_reid_dataset import IDENTITY_SPLIT_KEYS, serialize_data_list
+from .dataset_options import metainfo_as_given, prepare_sample
 from .summary import (count_records, count_roles, format_modalities,
                       log_summary, mute_summaries)
 

@@ -6,7 +6,8 @@ from typing import Dict, List, Set, Tuple
 from mmreid.registry import DATASETS
 from mmreid.utils.checkpoint import _names
 from .base_reid_dataset import (BaseReIDDataset, check_link, list_folder,
-                                own_metainfo, read_list_file)
+                                read_list_file)
+from .dataset_options import own_metainfo
 from .sysu_mm01 import resolve_archive_root
 
 #: An idx label: a non-negative integer in ASCII digits.

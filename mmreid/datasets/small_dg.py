@@ -27,8 +27,8 @@ from typing import Dict, List, Optional, Sequence
 
 from mmreid.registry import DATASETS
 from mmreid.utils.mat_file import load_mat
-from .base_reid_dataset import (BaseReIDDataset, DatasetLayoutError,
-                                list_images, own_metainfo)
+from .base_reid_dataset import BaseReIDDataset, DatasetLayoutError, list_images
+from .dataset_options import own_metainfo
 
 SPLIT_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'splits')
 NUM_SPLITS = 10

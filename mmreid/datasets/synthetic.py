@@ -33,7 +33,8 @@ import numpy as np
 
 from mmreid.registry import DATASETS
 from mmreid.utils.atomic import remove_stale_temps, temp_name
-from .base_reid_dataset import list_images, own_metainfo, repository_root
+from .base_reid_dataset import list_images, repository_root
+from .dataset_options import own_metainfo
 from .market1501 import Market1501
 # Parameters, planning, bookkeeping and rendering live in their own
 # modules; the public helpers are re-exported here.

@@ -7,7 +7,7 @@ import os.path as osp
 from typing import List, Optional, Sequence
 
 from mmreid.registry import DATASETS
-from .base_reid_dataset import own_metainfo
+from .dataset_options import own_metainfo
 from .synthetic import SYNTHREID_PRESETS  # noqa: F401
 from .synthetic import (check_parsed_counts, check_records_planned,
                         generate_synthreid, preset_overrides)
