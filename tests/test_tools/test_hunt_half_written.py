@@ -368,3 +368,42 @@ default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1,
     names = sorted(os.listdir(cfg.work_dir))
     assert not [n for n in names if n.startswith('epoch_2-')], names
     assert not [n for n in names if '.tmp-' in n], names
+
+
+# ---------------------------------------------------------------------------
+# tools/test.py --out: a dump that fails halfway
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('suffix', ['json', 'pkl'])
+def test_a_metrics_dump_that_fails_halfway_keeps_the_previous_file(
+        tmp_path, monkeypatch, suffix):
+    """``tools/test.py --out``: a failing dump leaves the previous file.
+
+    What the user does: ``tools/test.py CONFIG CKPT --out metrics.json``
+    over the metrics of an earlier run, and the dump fails after part of
+    the file is written (a value ``json`` cannot write, met after the
+    first keys; a full disk for the pickle).
+
+    What is right: the docstring of ``mmreid.utils.config.runtime.
+    dump_atomic`` ("an interrupted run never leaves a truncated result
+    that a later script would read"): the error propagates, the earlier
+    run's file is left byte for byte, and no temporary file is beside it.
+    """
+    from mmreid.utils.config import runtime
+    from ..fixtures.failing_writes import fail_writes
+    out = tmp_path / f'metrics.{suffix}'
+    out.write_bytes(b'the previous metrics\n')
+    if suffix == 'json':
+        # An object mmengine's JSON handler cannot write: json writes the
+        # keys before it.
+        metrics = {'reid/R1': 90.0, 'reid/mAP': object()}
+        error = TypeError
+    else:
+        metrics = {'reid/R1': 90.0, 'reid/mAP': 80.0}
+        fail_writes(monkeypatch, runtime)
+        error = OSError
+    with pytest.raises(error):
+        runtime.dump_atomic(metrics, str(out))
+    assert out.read_bytes() == b'the previous metrics\n'
+    assert os.listdir(tmp_path) == [out.name]
