@@ -100,6 +100,16 @@ NOISE_MARKET_IDS = 751
 NOISE_MARKET_IMAGES_PER_ID = 8
 
 
+def _imwrite(path: str, image, params=()) -> None:
+    """``cv2.imwrite``, raising where it reports a failed write (it
+    returns False on a full disk): the folder would be marked done with a
+    cut picture, reused by every later benchmark."""
+    import cv2
+    if not cv2.imwrite(path, image, list(params)):
+        raise OSError(f'cannot write {path!r} (cv2.imwrite failed: is the '
+                      'disk full?)')
+
+
 def write_noise_market(root):
     """Write a Market-1501-shaped folder of random 128x64 JPEGs.
 
@@ -151,11 +161,11 @@ def _write_noise_images(root):
             img = np.clip(img + rng.normal(0, 8, img.shape), 0,
                           255).astype(np.uint8)
             name = f'{pid:04d}_c{k % 6 + 1}s1_{k:06d}_01.jpg'
-            cv2.imwrite(
+            _imwrite(
                 osp.join(root, 'bounding_box_train', name), img,
                 [cv2.IMWRITE_JPEG_QUALITY, 95])
     for folder in folders[1:]:
-        cv2.imwrite(osp.join(root, folder, '0001_c1s1_000000_01.jpg'), img)
+        _imwrite(osp.join(root, folder, '0001_c1s1_000000_01.jpg'), img)
 
 
 def prepare_cfg(args):

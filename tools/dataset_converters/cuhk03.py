@@ -110,10 +110,16 @@ def extract_images(mat_path: str, variant: str, out_dir: str) -> List[str]:
                     if image.size == 0 or image.ndim < 3:
                         continue  # an empty cell: fewer than 10 images
                     name = image_name(pair, pid, 1 if img <= 5 else 2, img)
-                    cv2.imwrite(
-                        osp.join(tmp, name),
-                        np.ascontiguousarray(image[..., ::-1]).astype(
-                            np.uint8))
+                    path = osp.join(tmp, name)
+                    # cv2 reports a failed write (a full disk) by returning
+                    # False, and the folder would be committed with a cut
+                    # picture.
+                    if not cv2.imwrite(
+                            path,
+                            np.ascontiguousarray(image[..., ::-1]).astype(
+                                np.uint8)):
+                        raise OSError(f'cannot write {path!r} (cv2.imwrite '
+                                      'failed: is the disk full?)')
                     names.append(name)
     return names
 

@@ -543,7 +543,7 @@ def _hook_key(cfg, argument: str) -> str:
 
 def check_checkpoint_args(hooks, save_checkpoint, cfg=None) -> None:
     """Refuse a ``CheckpointHook`` argument that neither the hook nor
-    ``save_checkpoint`` takes.
+    ``save_checkpoint`` takes, and ``published_keys`` (see below).
 
     mmengine's ``CheckpointHook`` takes ``**kwargs`` and passes them to
     ``runner.save_checkpoint`` at every save: ``interval=8, intervall=1``
@@ -563,6 +563,21 @@ def check_checkpoint_args(hooks, save_checkpoint, cfg=None) -> None:
             ``TypeError`` a hook raises.)
     """
     import inspect
+    for hook in hooks:
+        if isinstance(hook, CheckpointHook) and getattr(
+                hook, 'published_keys', None):
+            # mmengine writes it in place after training and names it by
+            # the sha256 of its pickle, not of the file mmreid's loader
+            # checks the hash prefix against.
+            raise ValueError(
+                f'{_hook_key(cfg, "published_keys")}.published_keys='
+                f'{list(hook.published_keys)}: mmengine publishes the last '
+                'checkpoint by writing the file in place (a failed write '
+                'leaves a cut file under a release name) and names it by '
+                'the hash of its pickle, not of the file, which mmreid\'s '
+                'download check refuses. Leave published_keys out and '
+                'publish with python tools/model_converters/publish_model.py'
+                ' CHECKPOINT OUT.pth')
     given = [(hook, argument) for hook in hooks
              if isinstance(hook, CheckpointHook) for argument in hook.args]
     if not given:

@@ -20,6 +20,7 @@ from mmreid.utils.logged_warnings import (keep_warnings_for_next_log,
                                           log_warnings_to)
 from mmreid.utils.pipeline_check import check_pipelines
 from mmreid.utils.registry_suggestions import resolve_collate_fn
+from .checkpoint_removal import carry_out, defer_removals
 from .config_recording import ConfigRecordMixin
 from .log_processor import TRAINING_MEAN_PATTERN, ReIDLogProcessor
 from .randomness import RandomnessMixin
@@ -169,6 +170,9 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
     _resume_requested = False
 
     def __init__(self, *args, **kwargs) -> None:
+        #: The CheckpointHook's removals of older checkpoints, carried out
+        #: once the next save succeeds (checkpoint_removal.py).
+        self._pending_removals: list = []
         # Warnings of the build go into this run's log (written once it
         # has one), not into the log of a run built before it.
         keep_warnings_for_next_log()
@@ -643,15 +647,23 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         # whatever happens.
         run_cfg = self.cfg
         self.cfg = self._config_with_drawn_seeds()[0]
+        saved = osp.join(out_dir, filename)
         try:
             if not _is_local(out_dir, file_client_args, backend_args):
-                return super().save_checkpoint(out_dir, filename, **kwargs)
-            from mmreid.utils.atomic import atomic_path
-            with atomic_path(osp.join(out_dir, filename)) as tmp:
-                super().save_checkpoint(
-                    osp.dirname(tmp), osp.basename(tmp), **kwargs)
+                super().save_checkpoint(out_dir, filename, **kwargs)
+            else:
+                from mmreid.utils.atomic import atomic_path
+                with atomic_path(saved) as tmp:
+                    super().save_checkpoint(
+                        osp.dirname(tmp), osp.basename(tmp), **kwargs)
+        except BaseException:
+            # The CheckpointHook's removals of older checkpoints wait for
+            # a save that succeeds (checkpoint_removal.py).
+            self._pending_removals.clear()
+            raise
         finally:
             self.cfg = run_cfg
+        carry_out(self._pending_removals, saved)
 
     def load_checkpoint(self,
                         filename: str,
@@ -754,3 +766,5 @@ class _ConfigCopyHook(Hook):
 
     def before_train(self, runner) -> None:
         runner.dump_config()
+        # After the CheckpointHook's before_train, which sets its backend.
+        defer_removals(runner.hooks, runner._pending_removals)
