@@ -12,15 +12,21 @@ fi
 CONFIG=$1
 GPUS=$2
 shift 2
+case "$GPUS" in
+    ''|*[!0-9]*|0)
+        echo "GPUS must be a number of processes >= 1, got '$GPUS'" >&2
+        exit 2 ;;
+esac
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# CDPATH= : a cd through CDPATH prints the folder, a second line here.
+ROOT="$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)"
 . "$ROOT/tools/launcher_python.sh"
 
-PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
+PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
 exec "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \

@@ -17,7 +17,8 @@
 # install stamp and skip straight to the job.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# CDPATH= : a cd through CDPATH prints the folder, a second line here.
+ROOT="$(CDPATH= cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MMREID_VENV:-$ROOT/.venv}"
 STAMP="$VENV/.mmreid-install-stamp"
 

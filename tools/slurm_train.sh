@@ -18,9 +18,10 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-}
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# CDPATH= : a cd through CDPATH prints the folder, a second line here.
+ROOT="$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)"
 . "$ROOT/tools/launcher_python.sh"
-PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
+PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
 srun -p "$PARTITION" \
     --job-name="$JOB_NAME" \
     --gres=gpu:"$GPUS_PER_NODE" \

@@ -213,10 +213,6 @@ def test_one_failing_rank_fails_the_launch(make_config, tmp_path):
     assert not osp.exists(tmp_path / 'work dir' / 'epoch_1.pth')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='launchers compute ROOT with a bare `cd`, which prints the '
-    'folder when CDPATH is exported, so ROOT holds it twice')
 @pytest.mark.parametrize('script,args', [
     ('dist_train.sh', ['cfg.py', '2']),
     ('dist_test.sh', ['cfg.py', 'ckpt.pth', '2']),
@@ -244,10 +240,6 @@ def test_launchers_work_with_cdpath_exported(tmp_path, script, args):
     assert pythonpath.split(os.pathsep)[0] == REPO
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='PYTHONPATH="$ROOT:${PYTHONPATH:-}" leaves an empty entry, '
-    "which puts the caller's folder on sys.path before site-packages")
 @pytest.mark.parametrize('script,args', [
     ('dist_train.sh', ['cfg.py', '2']),
     ('slurm_test.sh', ['part', 'job', 'cfg.py', 'ckpt.pth']),
@@ -286,10 +278,6 @@ def test_launchers_do_not_import_from_the_callers_folder(
     assert osp.realpath(str(cwd)) not in path, path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='GPUS=0 or a negative GPUS ends in torchrun\'s bare '
-    'AssertionError, naming neither GPUS nor the value')
 @pytest.mark.parametrize('gpus', ['0', '-1'])
 def test_a_gpus_count_below_one_is_named(tmp_path, gpus):
     """``bash tools/dist_train.sh CONFIG 0`` (a CPU user's guess for "no
@@ -309,10 +297,6 @@ def test_a_gpus_count_below_one_is_named(tmp_path, gpus):
     assert named, proc.stderr[-800:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--cfg-options drops every space of a value (mmengine "
-    "DictAction's replace(' ', '')): 'data/my set' becomes 'data/myset'")
 def test_cfg_option_values_keep_their_spaces(monkeypatch):
     """``bash tools/dist_test.sh CONFIG CKPT 2 --cfg-options
     "test_dataloader.dataset.data_root=data/market 1501"`` (the launchers

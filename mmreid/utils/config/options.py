@@ -388,6 +388,10 @@ def merge_cfg_options(cfg: Config,
             import_modules_from_strings(**cfg['custom_imports'])
 
 
+#: A quoted item with a space inside (``'my data'``).
+_QUOTED_SPACE = re.compile(r"""(['"])[^'"]*\s[^'"]*\1""")
+
+
 class ReIDDictAction(DictAction):
     """mmengine's ``DictAction``; a value with a dict literal that it
     cannot read as a dict is a usage error naming the dotted keys to give
@@ -403,10 +407,21 @@ class ReIDDictAction(DictAction):
     """
 
     def __call__(self, parser, namespace, values, option_string=None):
+        spaced = {}
         for item in values:
             key, _, value = item.partition('=')
             value = value.strip()
             nested = value.startswith(('[', '('))
             if _holds_dict_literal(value) and (',' in value or nested):
                 parser.error(dict_literal_message(key, value, option_string))
+            # mmengine removes every space of a value: 'data/market 1501'
+            # became another folder, 'data/market1501'.
+            if nested and _QUOTED_SPACE.search(value):
+                parser.error(
+                    f'{option_string} {item!r}: a quoted item of the list '
+                    'holds a space, which the option parser would remove; '
+                    'give that key in a config file instead')
+            if not nested and ' ' in value.strip('\'"'):
+                spaced[key] = self._parse_int_float_bool(value.strip('\'"'))
         super().__call__(parser, namespace, values, option_string)
+        getattr(namespace, self.dest).update(spaced)
