@@ -1,3 +1,4 @@
+import datetime
 import os
 import os.path as osp
 
@@ -216,7 +217,19 @@ def test_adapt_to_device_without_cuda(cuda_seen, monkeypatch):
         adapt_to_device(cfg)
     assert cfg.env_cfg.dist_cfg.backend == 'gloo'
     assert cfg.model_wrapper_cfg.find_unused_parameters is True
-    assert created == [dict(backend='gloo', timeout=60)]
+    # The timeout is in seconds, as mmengine reads it on the GPU; torch
+    # takes a timedelta (an int failed with a TypeError naming no key).
+    assert created == [
+        dict(backend='gloo', timeout=datetime.timedelta(seconds=60))
+    ]
+    for bad in ('60', -1):
+        cfg = Config(
+            dict(
+                launcher='pytorch',
+                env_cfg=dict(dist_cfg=dict(backend='gloo', timeout=bad))))
+        with pytest.raises(ValueError,
+                           match='env_cfg.dist_cfg.timeout is in seconds'):
+            adapt_to_device(cfg)
 
 
 def test_a_launchers_local_rank_is_kept(monkeypatch):

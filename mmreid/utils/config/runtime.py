@@ -4,7 +4,9 @@ and the launcher's environment, and what their flags do to the config
 and the run before and after the runner (``--amp``, ``--auto-scale-lr``,
 ``--no-validate``, a CPU-only distributed run, ``--out``, the end of a
 distributed run)."""
+import datetime
 import logging
+import numbers
 import os
 import sys
 import warnings
@@ -250,6 +252,17 @@ def adapt_to_device(cfg: Config) -> None:
             find_unused_parameters=cfg.get('find_unused_parameters', False))
     if launcher == 'pytorch' and not torch.distributed.is_initialized():
         kwargs = {k: v for k, v in dist_cfg.items() if k != 'backend'}
+        timeout = kwargs.get('timeout')
+        if timeout is not None and not isinstance(timeout,
+                                                  datetime.timedelta):
+            # In seconds, as mmengine reads it on the GPU; torch takes a
+            # timedelta (an int was a TypeError naming no key).
+            if isinstance(timeout, bool) or not isinstance(
+                    timeout, numbers.Real) or timeout <= 0:
+                raise ValueError(
+                    'env_cfg.dist_cfg.timeout is in seconds, a number > 0, '
+                    f'got {timeout!r}')
+            kwargs['timeout'] = datetime.timedelta(seconds=timeout)
         torch.distributed.init_process_group(
             backend=dist_cfg['backend'], **kwargs)
 
