@@ -12,7 +12,8 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from mmreid.utils.checkpoint import _names
-from .dataset_options import (metainfo_as_given, prepare_sample, relabel_train,
+from .dataset_options import (IDENTITY_SPLIT_KEYS, check_split_family,
+                              metainfo_as_given, prepare_sample, relabel_train,
                               subset_positions)
 from .summary import (compare_counts, count_roles, describe_differences,
                       log_summary, summary_rows)
@@ -167,11 +168,6 @@ def relative_root_hint(root: str) -> str:
             f"directory {os.getcwd()!r}; mmreid's configs give data_root "
             f'relative to the repository root{where}: run from there, or '
             'give an absolute data_root)')
-
-
-#: Metainfo keys that choose which identities a dataset trains on and which
-#: it tests on: RegDB's ``trial``, the DG small sets' ``split_index``.
-IDENTITY_SPLIT_KEYS = ('trial', 'split_index')
 
 
 def identity_split_conflict(trained: Optional[Mapping],
@@ -362,6 +358,8 @@ class BaseReIDDataset(BaseDataset):
         if test_mode is None:
             test_mode = split == 'test'
         self._refuse_unused_options(kwargs)
+        check_split_family(
+            type(self).__name__, self.METAINFO, kwargs.get('metainfo'))
         super().__init__(
             ann_file='',
             data_root=data_root,

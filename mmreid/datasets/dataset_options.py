@@ -87,6 +87,45 @@ def own_metainfo(owner: str,
     return merged
 
 
+#: Metainfo keys that choose which identities a dataset trains on and which
+#: it tests on: RegDB's ``trial``, the DG small sets' ``split_index``.
+IDENTITY_SPLIT_KEYS = ('trial', 'split_index')
+
+
+def check_split_family(owner: str,
+                       defaults: Mapping,
+                       metainfo: Optional[Mapping] = None) -> None:
+    """Refuse renaming a dataset with per-split identities out of its name.
+
+    The identity-split leak check (``identity_split_conflict``) tells
+    datasets apart by ``dataset_name`` up to its first ``-``: a RegDB or
+    small-DG dataset renamed ``myregdb`` trained on trial 1 and tested on
+    trial 2 without a word, its test identities trained on. A new name
+    keeps the class's first part (``regdb-mine``).
+
+    Args:
+        owner (str): The dataset class, for the message.
+        defaults (Mapping): The class's ``METAINFO``.
+        metainfo (Mapping, optional): The ``metainfo`` argument.
+
+    Raises:
+        ValueError: Names both names and the key.
+    """
+    merged = metainfo_as_given(defaults, metainfo)
+    keys = [k for k in IDENTITY_SPLIT_KEYS if merged.get(k) is not None]
+    own, name = defaults.get('dataset_name'), merged.get('dataset_name')
+    if not keys or not isinstance(own, str) or not isinstance(name, str):
+        return
+    family = own.split('-')[0]
+    if name.split('-')[0] != family:
+        raise ValueError(
+            f'{owner}: metainfo dataset_name={name!r} renames a dataset '
+            f'whose identities depend on its {keys[0]}, and the check that '
+            'a model is not tested on identities it trained on tells such '
+            f'datasets apart by the name before its first "-": keep '
+            f'{family!r} there (e.g. {family + "-" + name!r})')
+
+
 def subset_positions(indices, records: Sequence[Mapping],
                      owner: str) -> List[int]:
     """The positions of ``records`` that mmengine's ``indices`` (or

@@ -522,17 +522,18 @@ def test_a_repeated_index_is_refused_in_every_form(tmp_path):
 
 def test_metainfo_equal_to_the_arguments_or_a_rename_is_kept(tmp_path):
     """A ``metainfo`` that repeats what the arguments chose is accepted,
-    and so is a new ``dataset_name`` (a rename changes no record: the
-    docs take dataset metadata as given); another ``direction`` or
-    ``protocol_metric`` than the class sets is refused, naming the key."""
+    and so is a new ``dataset_name`` that keeps the class's first part
+    (a rename changes no record: the docs take dataset metadata as
+    given); another ``direction`` or ``protocol_metric`` than the class
+    sets is refused, naming the key."""
     root = make_regdb(tmp_path / 'RegDB')
     test = RegDB(
         root,
         split='test',
         trial=2,
-        metainfo=dict(trial=2, direction='v2t', dataset_name='mine'))
+        metainfo=dict(trial=2, direction='v2t', dataset_name='regdb-mine'))
     assert (test.metainfo['trial'], test.metainfo['dataset_name']) == \
-        (2, 'mine')
+        (2, 'regdb-mine')
     for key, value in (('direction', 't2v'), ('protocol_metric', None)):
         with pytest.raises(ValueError, match=f'metainfo {key}='):
             RegDB(root, split='test', metainfo={key: value})
@@ -575,3 +576,22 @@ def test_a_multi_source_sample_the_pipeline_drops_is_not_replaced(tmp_path):
                  if market_pid(r['img_path']) == 7)
     with pytest.raises(ValueError, match='0007_c3s1_000001_01.jpg'):
         both[index]
+
+
+def test_a_renamed_split_dataset_keeps_the_leak_check(tmp_path):
+    """A user trains RegDB trial 1 and tests trial 2 under their own name
+    (``metainfo=dict(dataset_name='myregdb')``). The identity-split leak
+    check tells datasets apart by the name before its first ``-``, so it
+    saw two datasets and let the model be tested on identities it trained
+    on (trial 2's test persons are trial 1's training persons), an
+    inflated number. Such a rename is refused; one that keeps ``regdb``
+    before the ``-`` is kept, and the check still sees the leak."""
+    root = make_regdb(tmp_path / 'RegDB')
+    train = RegDB(root, split='train', trial=1)
+    with pytest.raises(ValueError, match="dataset_name='myregdb' renames"):
+        RegDB(
+            root, split='test', trial=2,
+            metainfo=dict(dataset_name='myregdb'))
+    renamed = RegDB(
+        root, split='test', trial=2, metainfo=dict(dataset_name='regdb-x'))
+    assert identity_split_conflict(train.metainfo, renamed.metainfo)
