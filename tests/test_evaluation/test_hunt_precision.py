@@ -24,7 +24,7 @@ import torch
 
 from mmreid.evaluation.functional import count_kernel, evaluate_rank
 from mmreid.evaluation.metrics import ReIDMetric
-from mmreid.structures import ReIDDataSample
+from ..fixtures.metric_samples import data_samples
 
 # ---------------------------------------------------------------------------
 # References written from the definitions.
@@ -77,27 +77,6 @@ def textbook_metrics(dist, q_pids, g_pids, q_cams, g_cams, tie_policy,
 
 # ---------------------------------------------------------------------------
 # Data.
-
-
-def data_samples(query, gallery, q_pids, g_pids, q_cams, g_cams):
-    """Data samples as mmengine hands them to a metric, query first."""
-    samples = []
-    for role, feats, pids, cams in (('query', query, q_pids, q_cams),
-                                    ('gallery', gallery, g_pids, g_cams)):
-        for feat, pid, cam in zip(feats, pids, cams):
-            idx = len(samples)
-            sample = ReIDDataSample(
-                metainfo=dict(
-                    camid=int(cam),
-                    role=role,
-                    dataset='toy',
-                    img_path=f'toy/{idx:04d}.jpg',
-                    sample_idx=idx))
-            sample.set_gt_label(int(pid))
-            sample.set_pred_feature(torch.as_tensor(feat,
-                                                    dtype=torch.float32))
-            samples.append(sample.to_dict())
-    return samples
 
 
 def run_metric(metric, samples, batch_size=16):

@@ -26,7 +26,7 @@ import torch
 from mmreid.evaluation.functional import (k_reciprocal_rerank,
                                           k_reciprocal_rerank_distances)
 from mmreid.evaluation.metrics import ReIDMetric
-from mmreid.structures import ReIDDataSample
+from ..fixtures.metric_samples import data_samples
 from ..fixtures.rerank_reference import paper_rerank
 
 # ---------------------------------------------------------------------------
@@ -100,26 +100,6 @@ def clustered(seed, num_query, num_gallery, dim=6, num_ids=5, scale=0.6):
     cams = rng.integers(0, 3, len(pids))
     return (feats[:num_query], feats[num_query:], pids[:num_query],
             pids[num_query:], cams[:num_query], cams[num_query:])
-
-
-def data_samples(query, gallery, q_pids, g_pids, q_cams, g_cams):
-    """Data samples as mmengine hands them to a metric, query first."""
-    samples = []
-    for role, feats, pids, cams in (('query', query, q_pids, q_cams),
-                                    ('gallery', gallery, g_pids, g_cams)):
-        for feat, pid, cam in zip(feats, pids, cams):
-            idx = len(samples)
-            sample = ReIDDataSample(
-                metainfo=dict(
-                    camid=int(cam),
-                    role=role,
-                    dataset='toy',
-                    img_path=f'toy/{idx:04d}.jpg',
-                    sample_idx=idx))
-            sample.set_gt_label(int(pid))
-            sample.set_pred_feature(torch.tensor(feat, dtype=torch.float32))
-            samples.append(sample.to_dict())
-    return samples
 
 
 def run_metric(metric, samples, batch_size=7):

@@ -55,6 +55,26 @@ def _write_cuhk03_mat(path, rng):
     return expected
 
 
+def imwrite_fills_the_disk(monkeypatch, ext: str) -> list:
+    """``cv2.imwrite`` writes 4 files, then does what OpenCV does on
+    ENOSPC: part of the file, and ``False``. Returns the list of the paths
+    it was called with."""
+    real_imwrite = cv2.imwrite
+    calls = []
+
+    def disk_fills_up(path, image, *args):
+        calls.append(path)
+        if len(calls) < 5:
+            return real_imwrite(path, image, *args)
+        ok, data = cv2.imencode(ext, image)
+        with open(path, 'wb') as f:
+            f.write(data.tobytes()[:len(data) // 2])
+        return False
+
+    monkeypatch.setattr(cv2, 'imwrite', disk_fills_up)
+    return calls
+
+
 def test_cuhk03_extraction_refuses_a_picture_opencv_did_not_write(
         tmp_path, monkeypatch):
     """A picture ``cv2.imwrite`` reports as not written fails the step.
@@ -77,20 +97,7 @@ def test_cuhk03_extraction_refuses_a_picture_opencv_did_not_write(
     cuhk03 = load_tool('tools/dataset_converters/cuhk03.py')
     mat_path = str(tmp_path / 'cuhk-03.mat')
     _write_cuhk03_mat(mat_path, np.random.RandomState(0))
-    real_imwrite = cv2.imwrite
-    calls = []
-
-    def disk_fills_up(path, image, *args):
-        calls.append(path)
-        if len(calls) < 5:
-            return real_imwrite(path, image, *args)
-        # What OpenCV does on ENOSPC: part of the file, and False.
-        ok, data = cv2.imencode('.png', image)
-        with open(path, 'wb') as f:
-            f.write(data.tobytes()[:len(data) // 2])
-        return False
-
-    monkeypatch.setattr(cv2, 'imwrite', disk_fills_up)
+    calls = imwrite_fills_the_disk(monkeypatch, '.png')
     out = tmp_path / 'out' / 'images_labeled'
     (tmp_path / 'out').mkdir()
     with pytest.raises(OSError) as error:
@@ -276,19 +283,7 @@ def test_the_noise_market_refuses_a_picture_opencv_did_not_write(
     """
     tool = load_tool('tools/analysis_tools/benchmark_train.py')
     monkeypatch.setattr(tool, 'NOISE_MARKET_IDS', 3)
-    real_imwrite = cv2.imwrite
-    calls = []
-
-    def disk_fills_up(path, image, *args):
-        calls.append(path)
-        if len(calls) < 5:
-            return real_imwrite(path, image, *args)
-        ok, data = cv2.imencode('.jpg', image)
-        with open(path, 'wb') as f:
-            f.write(data.tobytes()[:len(data) // 2])
-        return False
-
-    monkeypatch.setattr(cv2, 'imwrite', disk_fills_up)
+    calls = imwrite_fills_the_disk(monkeypatch, '.jpg')
     root = tmp_path / 'noise_market'
     with pytest.raises(OSError) as error:
         tool.write_noise_market(str(root))
