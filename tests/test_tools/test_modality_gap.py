@@ -41,9 +41,9 @@ def test_gap_statistics_by_hand():
     x, labels = offset_batch([1.0], scales=[3.0])
     stats = tool.gap_statistics(x, torch.tensor(labels))
     assert stats['gap'].item() == pytest.approx(1 / math.sqrt(5))
-    # A channel constant in both modalities is left out (NaN, counted).
+    # A channel constant at one value in both modalities is left out (NaN,
+    # counted).
     x = torch.zeros(4, 2, 3)
-    x[2:, 0] = 1.0
     x[:, 1] = torch.arange(12.).view(4, 3)
     stats = tool.gap_statistics(x, torch.tensor([0, 0, 1, 1]))
     assert stats['const'] == 1 and math.isnan(stats['gap'][0].item())
@@ -88,6 +88,26 @@ def test_a_channel_constant_in_one_modality_is_counted_not_infinite():
     assert row['log_std'] == pytest.approx(math.log(2))
     assert (row['const'], row['one_const']) == (1, 1)
     assert '| 0.693 | - | 1 | 1 |' in tool.format_table([row])
+
+
+def test_a_channel_constant_at_two_values_has_an_infinite_gap():
+    """Visible all 0, infrared all 1: the channel tells the modalities
+    apart perfectly, |d| / 0 = inf. It was counted as a constant channel
+    and left out of the layer's mean, which then showed the small gap of
+    the other channels; ``gap_effect.py`` refuses to average it."""
+    tool = load_tool(TOOL)
+    x = torch.zeros(4, 2, 3)
+    x[2:, 0] = 1.0
+    x[:, 1] = torch.arange(12.).view(4, 3)
+    stats = tool.gap_statistics(x, torch.tensor([0, 0, 1, 1]))
+    assert math.isinf(stats['gap'][0].item()) and stats['const'] == 0
+    assert math.isnan(stats['log_std'][0].item())
+    (row, ) = tool.measure_modality_gap(
+        nn.Sequential(nn.BatchNorm1d(2)).train(), x, [0, 0, 1, 1])
+    assert row['gap'] == math.inf and row['const'] == 0
+    effect = load_tool('tools/analysis_tools/gap_effect.py')
+    with pytest.raises(ValueError, match='bn is infinite'):
+        effect.summarise([dict(layer='bn', gap=math.inf)], 'bn', 'run')
 
 
 class TwoLayers(nn.Module):

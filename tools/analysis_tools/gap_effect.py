@@ -43,6 +43,7 @@ config, is measured again)::
 import argparse
 import hashlib
 import json
+import math
 import os.path as osp
 import statistics
 import sys
@@ -172,6 +173,12 @@ def summarise(rows: List[dict], layers: str, where: str) -> Dict[str, float]:
     if not chosen:
         raise ValueError(f'{where}: no norm input with a gap starts with '
                          f'{layers!r}')
+    infinite = [r['layer'] for r in chosen if math.isinf(r['gap'])]
+    if infinite:
+        raise ValueError(
+            f'{where}: the modality gap at {infinite[0]} is infinite (a '
+            f'channel constant within each modality at different values); '
+            f'no mean gap over {layers!r} to plot')
     floors = [r['floor'] for r in chosen if r.get('floor') is not None]
     return dict(
         gap=statistics.fmean(r['gap'] for r in chosen),

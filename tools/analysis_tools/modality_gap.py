@@ -39,8 +39,11 @@ unseeded build would give another network, and other gaps, on every run.
 
 Layers whose input holds one modality only (the stems of a two-stream
 backbone; the inner BNs of an MBN) have no gap and are listed with ``-``.
-Channels constant over the batch in both modalities (e.g. dead ReLUs) are
-left out of the means; their number is the ``const`` column. A channel
+Channels constant over the batch at one value in both modalities (e.g.
+dead ReLUs) are left out of the means; their number is the ``const``
+column. A channel constant within each modality at two different values
+separates the modalities perfectly: its gap is infinite, and so is the
+layer's mean (``gap_effect.py`` refuses such a layer). A channel
 constant in one modality only has a finite ``gap`` (its pooled std is
 positive), which counts, but no finite log std ratio (``log 0``): it is
 left out of ``log_std`` and counted in the ``const (one)`` column.
@@ -97,8 +100,10 @@ def gap_statistics(x: torch.Tensor, modality: torch.Tensor) -> dict:
 
     Returns:
         dict: ``gap`` (C,) standardised mean differences, ``log_std`` (C,)
-        ``|log(std_ir / std_vis)|``, both NaN for channels constant in both
-        modalities, ``const`` (int) the number of such channels, and
+        ``|log(std_ir / std_vis)|``, both NaN for channels constant at
+        one value in both modalities, ``const`` (int) the number of such
+        channels (a channel constant within each modality at different
+        values has an infinite ``gap``), and
         ``one_const`` (int) the number of channels constant in one
         modality only, whose ``log_std`` is NaN too (undefined, not
         infinite: it would swamp any mean over channels).
@@ -117,11 +122,16 @@ def gap_statistics(x: torch.Tensor, modality: torch.Tensor) -> dict:
         moments.append((part.mean(1), part.var(1, unbiased=False)))
     (mean_v, var_v), (mean_i, var_i) = moments
     pooled = ((var_v + var_i) / 2).sqrt()
-    const = pooled == 0
-    gap = (mean_v - mean_i).abs() / pooled.masked_fill(const, 1)
+    # Constant in both modalities: at one value no gap is defined; at two
+    # values the standardised difference is infinite (|d| / 0).
+    flat = pooled == 0
+    const = flat & (mean_v == mean_i)
+    gap = (mean_v - mean_i).abs() / pooled.masked_fill(flat, 1)
+    gap[flat & ~const] = math.inf
     one_const = (var_v == 0) ^ (var_i == 0)
     log_std = (var_i.sqrt().log() - var_v.sqrt().log()).abs()
     gap[const] = math.nan
+    log_std[flat] = math.nan
     log_std[const | one_const] = math.nan
     return dict(
         gap=gap,
