@@ -12,7 +12,8 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from mmreid.utils.checkpoint import _names
-from .dataset_options import (IDENTITY_SPLIT_KEYS, check_split_family,
+from .dataset_options import (IDENTITY_SPLIT_KEYS, check_given_counts,
+                              check_split_family, given_counts,
                               metainfo_as_given, prepare_sample, relabel_train,
                               subset_positions)
 from .summary import (compare_counts, count_roles, describe_differences,
@@ -360,6 +361,9 @@ class BaseReIDDataset(BaseDataset):
         self._refuse_unused_options(kwargs)
         check_split_family(
             type(self).__name__, self.METAINFO, kwargs.get('metainfo'))
+        #: Counts a config's ``metainfo`` gives: checked against the
+        #: loaded records (:func:`check_given_counts`), never kept instead.
+        self._given_counts = given_counts(kwargs.get('metainfo'))
         super().__init__(
             ann_file='',
             data_root=data_root,
@@ -680,6 +684,8 @@ class BaseReIDDataset(BaseDataset):
                     self._indices, self.data_list, self.dataset_name)
             ]
         self._set_records(self.data_list)
+        check_given_counts(type(self).__name__, self._given_counts,
+                           self.metainfo)
         self._fully_initialized = True
         self.check_published_counts()
         log_summary(

@@ -87,6 +87,46 @@ def own_metainfo(owner: str,
     return merged
 
 
+#: Metainfo keys a dataset counts from its loaded records.
+COUNTED_METAINFO = ('num_pids', 'num_cams', 'num_images', 'role_counts')
+
+
+def given_counts(metainfo: Optional[Mapping] = None) -> dict:
+    """The :data:`COUNTED_METAINFO` values of a config's ``metainfo``."""
+    if not isinstance(metainfo, Mapping):
+        return {}
+    return {
+        k: copy.deepcopy(v)
+        for k, v in metainfo.items() if k in COUNTED_METAINFO
+    }
+
+
+def check_given_counts(owner: str, given: Mapping, counted: Mapping) -> None:
+    """Refuse a count in a config's ``metainfo`` that the records do not
+    have.
+
+    ``num_pids`` and the other counts are those of the loaded split; a
+    ``metainfo=dict(num_pids=751)`` over a folder of 700 identities was
+    replaced by 700 without a word, and the user believed the classifier
+    (and the split) had 751.
+
+    Args:
+        owner (str): The dataset class, for the message.
+        given (Mapping): The counts the config gave (:func:`given_counts`).
+        counted (Mapping): The metainfo counted from the records.
+
+    Raises:
+        ValueError: Names the key and both values.
+    """
+    for key, value in given.items():
+        if counted.get(key) != value:
+            raise ValueError(
+                f'{owner}: metainfo {key}={value!r}, but the loaded split '
+                f'has {key}={counted.get(key)!r}: the counts are those of '
+                f'the records loaded (leave {key!r} out of metainfo, or '
+                'check data_root and the split)')
+
+
 #: Metainfo keys that choose which identities a dataset trains on and which
 #: it tests on: RegDB's ``trial``, the DG small sets' ``split_index``.
 IDENTITY_SPLIT_KEYS = ('trial', 'split_index')

@@ -543,6 +543,25 @@ def test_metainfo_equal_to_the_arguments_or_a_rename_is_kept(tmp_path):
             str(tmp_path / 'synth'), domain=0, metainfo=dict(domain='d1'))
 
 
+def test_a_count_in_metainfo_is_the_loaded_splits_or_refused(tmp_path):
+    """``metainfo=dict(num_pids=...)`` states how many identities the
+    user believes the split has. It was replaced by the counted value
+    without a word; now a count other than the loaded split's is refused
+    naming both, and the right one is accepted."""
+    root = make_market1501(tmp_path / 'market1501')
+    train = Market1501(root, split='train')
+    pids = {market_pid(r['img_path']) for r in records_of(train)}
+    assert train.num_pids == len(pids)
+    kept = Market1501(
+        root, split='train', metainfo=dict(num_pids=len(pids)))
+    assert kept.num_pids == len(pids)
+    with pytest.raises(ValueError, match=f'num_pids={len(pids) + 1}, but '
+                       f'the loaded split has num_pids={len(pids)}'):
+        Market1501(root, split='train', metainfo=dict(num_pids=len(pids) + 1))
+    with pytest.raises(ValueError, match='metainfo num_images=1'):
+        Market1501(root, split='test', metainfo=dict(num_images=1))
+
+
 def test_a_test_sample_the_pipeline_drops_is_refused_naming_it(tmp_path):
     """In testing too, a sample whose pipeline gives None (an empty query
     loaded with ``ignore_empty=True``) is an error naming its file; and
