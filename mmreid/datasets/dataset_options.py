@@ -188,12 +188,19 @@ def subset_positions(indices, records: Sequence[Mapping],
 
     Raises:
         TypeError: ``indices`` is not an int or a sequence of ints.
-        ValueError: An index out of range, or a position selected twice;
-            names ``indices``, the position and its image.
+        ValueError: An index out of range, ``n`` larger than the split,
+            or a position selected twice; names ``indices``, the position
+            and its image.
     """
     length = len(records)
     if isinstance(indices, (int, np.integer)) and \
             not isinstance(indices, bool):
+        if abs(indices) > length:
+            raise ValueError(
+                f'{owner}: indices={indices} asks for {abs(indices)} '
+                f'records, but the split has {length}: a subset is never '
+                'larger than its split (mmengine would give the whole '
+                'split)')
         return list(range(length))[:indices] if indices >= 0 else \
             list(range(length))[indices:]
     if isinstance(indices, np.ndarray) and indices.ndim == 1:

@@ -518,6 +518,14 @@ def test_a_repeated_index_is_refused_in_every_form(tmp_path):
             make()
     with pytest.raises(ValueError, match='indices'):
         Market1501(root, split='train', indices=[4])
+    # A first-n subset larger than the split is not the whole split.
+    for n in (len(train) + 1, -len(train) - 1):
+        with pytest.raises(ValueError, match=f'indices={n} asks for '
+                           f'{len(train) + 1} records, but the split has '
+                           f'{len(train)}'):
+            Market1501(root, split='train', indices=n)
+    assert len(Market1501(root, split='train', indices=len(train))) == \
+        len(train)
 
 
 def test_metainfo_equal_to_the_arguments_or_a_rename_is_kept(tmp_path):
