@@ -39,7 +39,9 @@ Writes into ``--out-dir``:
 The three are written into a temporary folder beside ``--out-dir`` that
 then replaces it, so a reader never sees new features next to an old or
 half-written index. A previous ``--out-dir`` is replaced as a whole: one
-that holds other files is refused. A run killed while swapping the folders
+that holds other files is refused, and so is a default ``--out-dir`` (named
+after base names only) holding the features of another config, checkpoint,
+image folder, split or target. A run killed while swapping the folders
 leaves the previous set aside, hidden beside ``--out-dir``; the next run
 puts it back (and says so) before it writes.
 
@@ -206,7 +208,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                      'modality of every image')
     if args.device is None:
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if args.out_dir is None:
+    defaulted = args.out_dir is None
+    if defaulted:
         name = osp.splitext(osp.basename(args.config))[0]
         what = args.split or osp.basename(osp.normpath(args.images))
         # Each target its own folder: --target d0 after --target d3 would
@@ -216,9 +219,56 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                                 f'{name}_{what}{target}')
     try:
         check_out_dir(args.out_dir)
+        if defaulted:
+            check_default_out_dir(args)
     except (FileExistsError, NotADirectoryError) as e:
         parser.error(str(e))
     return args
+
+
+def check_default_out_dir(args: argparse.Namespace) -> None:
+    """Refuse to replace, in the default ``--out-dir``, the features of
+    another source.
+
+    The default folder is named after the config's and the image folder's
+    (or split's) base names only: ``data/a/query`` after ``data/b/query``,
+    or another checkpoint of the config, replaced the first run's features
+    without a word. The same command run again replaces its own set.
+
+    Raises:
+        FileExistsError: The folder's ``meta.json`` records another
+            config, checkpoint, image folder, split or target; names both.
+    """
+    meta_file = osp.join(args.out_dir, 'meta.json')
+    if not osp.isfile(meta_file):
+        return
+    try:
+        with open(meta_file) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise FileExistsError(
+            f'{meta_file} is not a meta.json this tool wrote; give '
+            '--out-dir to write the features elsewhere')
+    ours = dict(
+        config=osp.abspath(args.config),
+        checkpoint=osp.abspath(args.checkpoint),
+        images=osp.abspath(args.images) if args.images else None,
+        split=args.split,
+        target=args.target)
+    theirs = dict(
+        meta,
+        checkpoint=osp.abspath(meta['checkpoint'])
+        if isinstance(meta.get('checkpoint'), str) else None)
+    differ = [k for k, v in ours.items() if theirs.get(k) != v]
+    if differ:
+        key = differ[0]
+        raise FileExistsError(
+            f'{args.out_dir} (the default --out-dir) holds the features of '
+            f'{key} {theirs.get(key)!r}, not {ours[key]!r}: the default '
+            'folder is named after base names only. Give --out-dir to keep'
+            ' both, or remove the folder to replace them')
 
 
 #: The variables in which a launcher gives the number of processes

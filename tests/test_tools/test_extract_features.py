@@ -3,6 +3,7 @@ import csv
 import json
 import os
 import os.path as osp
+import shutil
 import signal
 import stat
 import subprocess
@@ -534,6 +535,33 @@ def test_argument_defaults_and_refusals(tool, setup, capsys):
         tool.parse_args(
             [config, checkpoint, '--images', folder, '--batch-size', '0'])
     assert '--batch-size must be at least 1, got 0' in capsys.readouterr().err
+
+
+def test_the_default_out_dir_keeps_another_sources_features(
+        tool, setup, tmp_path, monkeypatch, capsys):
+    """The default --out-dir is named after base names only: d0's query
+    folder after d1's (or another checkpoint) replaced d1's features
+    without a word. Refused, naming both; the same command replaces its
+    own set."""
+    root, config, checkpoint, _ = setup
+    monkeypatch.chdir(tmp_path)
+    d1, d0 = (str(root / 'synthreid' / d / 'query') for d in ('d1', 'd0'))
+    tool.main([config, checkpoint, '--images', d1, '--device', 'cpu'])
+    assert tool.parse_args([config, checkpoint, '--images', d1]).out_dir == \
+        osp.join('work_dirs', 'features', 'tiny_query')
+    other = str(tmp_path / 'epoch_2.pth')
+    shutil.copy(checkpoint, other)
+    for argv, key in (([checkpoint, '--images', d0], 'images'),
+                      ([other, '--images', d1], 'checkpoint')):
+        with pytest.raises(SystemExit):
+            tool.parse_args([config, *argv])
+        assert f'(the default --out-dir) holds the features of {key} ' \
+            in capsys.readouterr().err
+    # An explicit --out-dir is the user's choice.
+    tool.parse_args([
+        config, checkpoint, '--images', d0, '--out-dir',
+        osp.join('work_dirs', 'features', 'tiny_query')
+    ])
 
 
 def test_an_interrupted_swap_puts_the_previous_set_back(
