@@ -274,9 +274,22 @@ class SYSUMM01(BaseReIDDataset):
                 folder = pid_dirs[pid].get(cam)
                 if folder is None:
                     continue
+                numbers = {}
                 for name in list_images(folder):
                     path = osp.join(folder, name)
                     self.parse_name(self.NAME_PATTERN, path)
+                    # The official draws (rand_perm_cam.mat) name an image
+                    # by its number: 0001.jpg and 0001.png (or 1.jpg) are
+                    # one image, which would be counted and scored twice.
+                    number = int(name.split('.')[0])
+                    if number in numbers:
+                        raise ValueError(
+                            f'SYSU-MM01: {path!r} and '
+                            f'{osp.join(folder, numbers[number])!r} are both '
+                            f'image {number:04d} of identity {pid:04d} in '
+                            f'cam{cam}: an image is cam<k>/<pid>/<number>'
+                            '.jpg; keep one file per number')
+                    numbers[number] = name
                     records.append(
                         dict(
                             img_path=path,

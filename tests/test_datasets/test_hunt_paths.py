@@ -189,10 +189,6 @@ def _sysu_query(test_ids=(5, 20)):
                   for i in range(1, SYSU_IMAGES[pid].get(cam, 0) + 1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='SYSU-MM01 counts two files with one image number '
-    '(0001.jpg and 0001.png/0001.JPG/1.jpg) as two images')
 @pytest.mark.parametrize('stray', ['0001.png', '0001.JPG', '1.jpg'])
 def test_sysu_counts_an_image_number_once(tmp_path, stray):
     """A second file of one SYSU-MM01 image number is refused or ignored.
