@@ -3,6 +3,7 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from ..fixtures.processes import REPO, load_tool, tool_env
@@ -372,6 +373,31 @@ def test_repeated_runs_report_the_median_and_the_largest_peak():
     assert (record['seconds'], record['best_seconds']) == (2.0, 1.0)
     assert record['all_seconds'] == [3.0, 1.0, 2.0]
     assert record['peak_over_input'] == 30
+
+
+def test_repeats_that_give_other_metrics_do_not_agree():
+    """Only the first repeat's metrics were compared with the base: a
+    method whose later repeats gave another mAP agreed. Now the largest
+    difference between repeats is recorded, and beyond --tolerance the
+    row (a base too) does not agree."""
+    tool = load_tool('tools/analysis_tools/benchmark_eval.py')
+
+    def run(mAP, method):
+        return dict(seconds=1.0, peak_over_input=1, gemm_seconds=None,
+                    cmc=np.array([0.5, 1.0]), mAP=mAP, mINP=0.1,
+                    method=method)
+
+    rows = []
+    for method, maps in (('mmreid', (0.4, 0.4)), ('features', (0.4, 0.41))):
+        record = tool.summarize_runs([run(m, method) for m in maps])
+        rows.append(record)
+    assert rows[1]['repeat_max_abs_diff'] == pytest.approx(0.01)
+    tool.compare_with_bases(rows, 1e-6)
+    assert [r['agrees'] for r in rows] == [True, False]
+    assert rows[1]['max_abs_diff'] == 0.0
+    rows = [tool.summarize_runs([run(m, 'mmreid') for m in (0.4, 0.5)])]
+    tool.compare_with_bases(rows, 1e-6)
+    assert rows[0]['agrees'] is False and rows[0]['max_abs_diff'] is None
 
 
 def test_skipped_methods_say_why(tmp_path):

@@ -34,7 +34,8 @@ Every method's CMC (ranks 1-50), mAP and mINP are compared with
 the run whenever ``fastreid-rerank`` is in it; the two bases show ``-``).
 A method whose largest difference exceeds ``--tolerance`` (default 1e-6:
 fast-reid's float32 averaging differs by up to ~2e-7) is marked
-``DIFFERS`` in the table and ``agrees: false`` in the JSON, gets no
+``DIFFERS`` in the table and ``agrees: false`` in the JSON (so is one
+whose ``--repeats`` gave other metrics than its first run), gets no
 speed-up (and, if it is ``fastreid-cy``, gives none to the others), and
 the tool exits with status 1 after writing its table and JSON. With
 ``fastreid-cy`` in the run, each row that does not re-rank also gets its
@@ -470,9 +471,29 @@ def run_method_once(args, method, folder):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def metric_vector(record):
+    """CMC ranks, mAP and mINP of a record, as one array."""
+    return np.concatenate([record['cmc'], [record['mAP'], record['mINP']]])
+
+
 def summarize_runs(runs):
-    """One record from the repeated runs of a method: median seconds."""
+    """One record from the repeated runs of a method: median seconds.
+
+    The metrics are the first run's; ``repeat_max_abs_diff`` is the
+    largest |difference| of any later run's from them (None for one run):
+    a method whose repeats disagree did not compute one result, and
+    :func:`compare_with_bases` does not let it agree.
+    """
     record = dict(runs[0])
+    record['repeat_max_abs_diff'] = None
+    if len(runs) > 1 and 'cmc' in record:
+        first = metric_vector(record)
+        diffs = [
+            np.max(np.abs(metric_vector(r) - first))
+            if len(r['cmc']) == len(record['cmc']) else np.nan
+            for r in runs[1:]
+        ]
+        record['repeat_max_abs_diff'] = float(np.max(diffs))
     record['seconds'] = float(np.median([r['seconds'] for r in runs]))
     record['best_seconds'] = min(r['seconds'] for r in runs)
     record['all_seconds'] = [r['seconds'] for r in runs]
@@ -528,10 +549,15 @@ def main():
             json.dump(rows, f, indent=2)
     differ = [row for row in rows if not row['agrees']]
     for row in differ:
+        diff, repeats = row['max_abs_diff'], row.get('repeat_max_abs_diff')
+        what = []
+        if diff is not None and not diff <= args.tolerance:
+            what.append(f"max abs diff {diff:.1e} from {row['base']}")
+        if repeats is not None and not repeats <= args.tolerance:
+            what.append(f'its repeats differ by up to {repeats:.1e}')
         print(
             f"DIFFERS: {row['method']} ({row['size']}, {row['regime']}): "
-            f"max abs diff {row['max_abs_diff']:.1e} from "
-            f"{row['base']} > --tolerance {args.tolerance:g}",
+            f"{' and '.join(what)} > --tolerance {args.tolerance:g}",
             file=sys.stderr)
     if differ:
         sys.exit(1)
@@ -566,14 +592,19 @@ def compare_with_bases(rows, tolerance):
         tolerance (float): Largest |difference| allowed.
 
     A base (``mmreid``; ``rerank`` for the re-ranking methods) is not
-    compared with itself: its ``max_abs_diff`` is None.
+    compared with itself: its ``max_abs_diff`` is None. A row whose
+    repeats gave other metrics (``repeat_max_abs_diff`` beyond
+    ``tolerance``, see :func:`summarize_runs`) does not agree, a base
+    included.
     """
     by_method = {row['method']: row for row in rows}
     for row in rows:
         base_name = BASES[row['method'] in RERANK_METHODS]
         row['base'] = base_name
+        repeats = row.get('repeat_max_abs_diff')
+        steady = repeats is None or bool(repeats <= tolerance)
         if row['method'] == base_name:
-            row['max_abs_diff'], row['agrees'] = None, True
+            row['max_abs_diff'], row['agrees'] = None, steady
             continue
         base = by_method[base_name]
         if len(row['cmc']) != len(base['cmc']):
@@ -581,14 +612,11 @@ def compare_with_bases(rows, tolerance):
                 f"{row['method']} gave {len(row['cmc'])} CMC ranks, "
                 f"{base_name} {len(base['cmc'])}: not the same result to "
                 'compare')
-        diffs = np.abs(
-            np.subtract(
-                np.concatenate([row['cmc'], [row['mAP'], row['mINP']]]),
-                np.concatenate([base['cmc'], [base['mAP'], base['mINP']]])))
+        diffs = np.abs(metric_vector(row) - metric_vector(base))
         # np.max keeps a NaN (Python's max may drop it, by its order): a
         # method that gave NaN did not compute the base's result.
         row['max_abs_diff'] = float(np.max(diffs))
-        row['agrees'] = bool(row['max_abs_diff'] <= tolerance)
+        row['agrees'] = bool(row['max_abs_diff'] <= tolerance) and steady
 
 
 def skipped_methods(args, methods, size, folder):
