@@ -17,7 +17,8 @@ Writes into ``--out-dir``:
   multi-target loop's target's, refused without ``--target`` where the
   targets rank differently), else, without one, as the model's
   ``distance``: ``ranking_distance`` (e.g. ``euclidean``, AGW's
-  ``cosine``), ``feature_normalization`` (``l2`` for cosine,
+  ``cosine``; ``sqeuclidean`` under ``rerank``, which re-ranks squared
+  Euclidean distances), ``feature_normalization`` (``l2`` for cosine,
   ``normalize=True`` or query expansion, else ``none``), ``rerank`` and
   ``query_expansion`` (the metric's options, or null),
   ``ranking_source`` (the config key read), ``features_only`` and

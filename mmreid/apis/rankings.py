@@ -239,15 +239,22 @@ def evaluated_ranking(model: nn.Module,
             f'features ({_plain_options(metric.query_expansion)})')
     if l2:
         steps.append('L2-normalise')
-    steps.append(f'{metric.distance} distance, smaller = closer')
-    if metric.rerank is not None:
-        steps.append('k-reciprocal re-ranking over all the queries and the '
-                     f'gallery ({_plain_options(metric.rerank)})')
+    # Re-ranking starts from squared Euclidean distances whatever the
+    # metric's distance (cosine only normalises the features first).
+    distance = metric.distance if metric.rerank is None else 'sqeuclidean'
+    if metric.rerank is None:
+        steps.append(f'{distance} distance, smaller = closer')
+    else:
+        steps.append(
+            'k-reciprocal re-ranking over all the queries and the gallery '
+            'from squared Euclidean distances, each row divided by its '
+            f'maximum over all of them ({_plain_options(metric.rerank)}), '
+            'smaller = closer')
     steps.append(f'rank rules junk_rule={metric.junk_rule!r}, tie_policy='
                  f'{metric.tie_policy!r}, ap_mode={metric.ap_mode!r}, '
                  f'cmc_mode={metric.cmc_mode!r}')
     meta.update(
-        ranking_distance=metric.distance,
+        ranking_distance=distance,
         feature_normalization='l2' if l2 else 'none',
         ranking_source=metric.key,
         rerank=_plain_options(metric.rerank),

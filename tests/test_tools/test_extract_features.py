@@ -730,7 +730,12 @@ def test_meta_records_the_ranking_of_the_test_metric(tool, setup):
                    'test_evaluator.rerank.k1=6', 'test_evaluator.rerank.k2=3',
                    'test_evaluator.rerank.lambda_value=0.3')
     assert meta['rerank'] == dict(k1=6, k2=3, lambda_value=0.3)
-    assert 'k-reciprocal re-ranking' in meta['ranking_note']
+    # Re-ranking starts from squared Euclidean distances (rerank.py), not
+    # from the metric's euclidean: the note said 'euclidean distance,
+    # then k-reciprocal re-ranking'.
+    assert meta['ranking_distance'] == 'sqeuclidean'
+    assert 'euclidean distance' not in meta['ranking_note']
+    assert 'from squared Euclidean distances' in meta['ranking_note']
     meta = meta_of('meta_metric_qe', '--cfg-options',
                    'test_evaluator.query_expansion.k=2',
                    'test_evaluator.query_expansion.alpha=3')
