@@ -149,7 +149,7 @@ def test_ema_best_checkpoint_scores_the_logged_best(tmp_path, synth_root):
 # ---------------------------------------------------------------------------
 ITER_BASED = """
 param_scheduler = []
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=4,
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=3,
                  val_interval=2)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1),
@@ -166,62 +166,53 @@ custom_hooks = [
 
 @pytest.fixture(scope='module')
 def iteration_based(tmp_path_factory, synth_root):
-    """One iteration-based run of the tiny config (4 iterations,
-    validating after iterations 2 and 4), written on
-    ``_base_/default_runtime.py`` as docs/get_started.md describes such a
-    loop: ``train_cfg`` and the checkpoint interval in iterations, the
-    base's ``CheckpointHook`` otherwise as it is, the pictures and the
-    report of every validation.
+    """One iteration-based run of the tiny config (3 iterations,
+    validating after iterations 2 and 3: mmengine validates the last one
+    too), written on ``_base_/default_runtime.py`` as
+    docs/get_started.md describes such a loop: ``train_cfg`` and the
+    checkpoint interval in iterations, the base's ``CheckpointHook``
+    otherwise as it is (no ``by_epoch``: the runner saves such a run by
+    iteration), the pictures and the report of every validation.
 
     Returns:
-        dict: ``work_dir``, or ``refused``: the message of a refusal
-        before training.
+        str: The run's work dir.
     """
     root = tmp_path_factory.mktemp('hunt_hooks_iter')
-    try:
-        runner = build(root, synth_root, ITER_BASED)
-        runner.train()
-    except ValueError as error:
-        return dict(refused=str(error))
-    return dict(work_dir=runner.work_dir)
+    runner = build(root, synth_root, ITER_BASED)
+    runner.train()
+    return runner.work_dir
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='an IterBasedTrainLoop keeps the CheckpointHook by epoch: '
-    'interval ignored, best named and logged "epoch_0"')
 def test_iteration_based_checkpoints_are_named_by_their_iteration(
         iteration_based):
     """The best checkpoint of an iteration-based run names its iteration.
 
     What the user does: trains with an ``IterBasedTrainLoop``
-    (``max_iters=4``, ``val_interval=2``) on ``_base_/default_runtime.py``
+    (``max_iters=3``, ``val_interval=2``) on ``_base_/default_runtime.py``
     with ``default_hooks.checkpoint=dict(interval=2,
     save_best='reid/mAP', rule='greater')``. The runner logs such a run
     by iteration (docs/get_started.md: it sets
     ``log_processor.by_epoch=False`` and ``log_metric_by_epoch=False``).
 
     What they get: the ``CheckpointHook`` stays ``by_epoch=True`` and the
-    loop never advances its epoch: no ``iter_2.pth``/``iter_4.pth`` (the
+    loop never advances its epoch: no ``iter_2.pth``/``iter_3.pth`` (the
     interval is never reached; a job stopped mid-run has no checkpoint),
     only ``epoch_1.pth`` at the end, and every better validation is saved
     as ``best_reid_mAP_epoch_0.pth`` with the log line "The best
     checkpoint with X reid/mAP at 0 epoch": which iteration's weights the
     file holds (and the logged best belongs to) cannot be told.
 
-    What is right: checkpoints every 2 iterations (``iter_2.pth``,
-    ``iter_4.pth``) and the best named by the iteration of the highest
-    logged ``reid/mAP`` (``best_reid_mAP_iter_<i>.pth``, with
-    ``meta['iter'] == i``), or the config refused before training, naming
-    ``default_hooks.checkpoint.by_epoch``.
+    What is right: checkpoints every 2 iterations and at the last
+    (``iter_2.pth``, ``iter_3.pth``, no ``iter_1.pth``) and the best named
+    by the iteration of the highest logged ``reid/mAP``
+    (``best_reid_mAP_iter_<i>.pth``, with ``meta['iter'] == i``); the
+    runner sets ``default_hooks.checkpoint.by_epoch=False``, as it does
+    for the logger, and the work dir's config copy says so.
     """
-    if 'refused' in iteration_based:
-        assert 'by_epoch' in iteration_based['refused']
-        return
-    work_dir = iteration_based['work_dir']
+    work_dir = iteration_based
     logged = {r['step']: r['reid/mAP'] for r in scalars(work_dir)
               if 'reid/mAP' in r}
-    assert sorted(logged) == [2, 4]
+    assert sorted(logged) == [2, 3]
     best = max(logged, key=lambda i: (logged[i], -i))
     files = set(os.listdir(work_dir))
     assert sorted(p for p in files if p.startswith('best_')) == [
@@ -230,13 +221,24 @@ def test_iteration_based_checkpoints_are_named_by_their_iteration(
     checkpoint = load_trusted_checkpoint(
         osp.join(work_dir, f'best_reid_mAP_iter_{best}.pth'))
     assert checkpoint['meta']['iter'] == best
-    assert {'iter_2.pth', 'iter_4.pth'} <= files
+    assert sorted(p for p in files if p.startswith(('iter_', 'epoch_'))) \
+        == ['iter_2.pth', 'iter_3.pth']
+    copy = Config.fromfile(osp.join(work_dir, 'tiny.py'))
+    assert copy.default_hooks.checkpoint.by_epoch is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RankedListHook/EvalReportHook write every validation of an "
-    "IterBasedTrainLoop to val_epoch_0, each replacing the last")
+def test_an_iteration_based_run_saved_by_epoch_is_refused(
+        tmp_path, synth_root):
+    """``default_hooks.checkpoint.by_epoch=True`` written out with an
+    ``IterBasedTrainLoop`` is refused when the runner is built, naming
+    the key: the hook would never reach its interval (the loop never
+    advances its epoch)."""
+    extra = ITER_BASED.replace('interval=2,', 'interval=2, by_epoch=True,')
+    with pytest.raises(
+            ValueError, match=r'default_hooks\.checkpoint\.by_epoch=True'):
+        build(tmp_path, synth_root, extra)
+
+
 @pytest.mark.parametrize('folder', ['lists', 'report'])
 def test_iteration_based_validations_keep_their_pictures_and_report(
         iteration_based, folder):
@@ -254,19 +256,23 @@ def test_iteration_based_validations_keep_their_pictures_and_report(
     after iteration 2 are gone. The report's ``val_epoch_0`` likewise
     holds only the last validation.
 
-    What is right: one subfolder per validation (2), each holding that
-    validation's pictures (``report.html`` for the report), e.g. named by
-    the iteration, or the config refused before training.
+    What is right: one subfolder per validation, named by its iteration
+    (``val_iter_2``, ``val_iter_3``), each holding that validation's
+    pictures (``report.html`` for the report).
     """
-    if 'refused' in iteration_based:
-        return
-    work_dir = iteration_based['work_dir']
+    work_dir = iteration_based
     out = osp.join(work_dir, folder)
     folders = sorted(os.listdir(out))
-    assert len(folders) == 2, folders
+    assert folders == ['val_iter_2', 'val_iter_3'], folders
     for name in folders:
         assert os.listdir(osp.join(out, name)), name
+        if folder == 'report':
+            assert 'report.html' in os.listdir(osp.join(out, name))
     assert "replaced an earlier run's output" not in run_log(work_dir)
+    # The pictures sent to the visualizer are at the iteration too.
+    (images, ) = glob.glob(osp.join(work_dir, '*', 'vis_data', 'vis_image'))
+    steps = {name.rpartition('_')[2] for name in os.listdir(images)}
+    assert steps == {'2.png', '3.png'}, sorted(os.listdir(images))
 
 
 # ---------------------------------------------------------------------------
@@ -283,11 +289,6 @@ custom_hooks = [dict(type='EarlyStoppingHook', monitor={monitor!r},
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a run stopped by EarlyStoppingHook saves no checkpoint of the '
-    'weights it stopped with (CheckpointHook saves the last epoch only at '
-    'max_epochs)')
 def test_an_early_stopped_run_keeps_the_weights_it_stopped_with(
         tmp_path, synth_root):
     """The weights of an early-stopped run's last validation are saved.
@@ -307,16 +308,13 @@ def test_an_early_stopped_run_keeps_the_weights_it_stopped_with(
     trained model is lost, and a ``--resume`` trains from epoch 1.
 
     What is right: the run saves the weights it stopped with
-    (``last_checkpoint`` names a checkpoint of epoch 1 holding the final
-    weights), or ``EarlyStoppingHook`` is refused before training.
+    (``last_checkpoint`` names ``epoch_1.pth``, a checkpoint of epoch 1
+    holding the final weights), as ``CheckpointHook`` saves the last
+    epoch of a schedule.
     """
     runner = build(tmp_path, synth_root,
                    EARLY_STOP.format(monitor='reid/mAP', threshold=0.0))
-    try:
-        runner.train()
-    except (ValueError, RuntimeError) as error:  # refused: right as well
-        assert 'EarlyStoppingHook' in str(error)
-        return
+    runner.train()
     assert runner.epoch == 1  # stopped after the first of 2 epochs
     final = {
         k: v.detach().clone()
@@ -325,18 +323,25 @@ def test_an_early_stopped_run_keeps_the_weights_it_stopped_with(
     last = osp.join(runner.work_dir, 'last_checkpoint')
     assert osp.isfile(last), sorted(os.listdir(runner.work_dir))
     with open(last) as f:
-        checkpoint = load_trusted_checkpoint(f.read().strip())
+        path = f.read().strip()
+    assert osp.basename(path) == 'epoch_1.pth'
+    checkpoint = load_trusted_checkpoint(path)
     assert checkpoint['meta']['epoch'] == 1
     for key, value in final.items():
         assert torch.equal(checkpoint['state_dict'][key], value), key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='an EarlyStoppingHook monitor that validation does not report '
-    'is ignored with a Python warning; the run goes on as if unset')
+@pytest.mark.parametrize(
+    'monitor,refused', [
+        ('reid/mAPX', "EarlyStoppingHook.monitor='reid/mAPX' is not a key "
+         'validation reported; it reported: '),
+        ('mAP', "EarlyStoppingHook.monitor='mAP' is not a key validation "
+         "reports: every key of this validation (ReIDValLoop) begins with "
+         "'reid/'"),
+    ],
+    ids=['typo', 'no prefix'])
 def test_an_early_stopping_key_validation_does_not_report_is_refused(
-        tmp_path, synth_root):
+        tmp_path, synth_root, monitor, refused):
     """An ``EarlyStoppingHook`` monitor validation does not report is
     refused, as a ``save_best`` key is.
 
@@ -352,11 +357,14 @@ def test_an_early_stopping_key_validation_does_not_report_is_refused(
     report" fails early with the fix; the promise of no warning lost in
     the log): refused, naming the key, before training or at the first
     validation, as :class:`~mmreid.engine.hooks.TrainSetupCheckHook` does
-    for ``save_best``.
+    for ``save_best``: a key without the evaluator's prefix before
+    training, another after the first validation (logged first).
     """
     runner = build(
         tmp_path, synth_root,
-        EARLY_STOP.format(monitor='reid/mAPX', threshold=0.0) +
+        EARLY_STOP.format(monitor=monitor, threshold=0.0) +
         'train_cfg.update(max_epochs=1)\n')
-    with pytest.raises((ValueError, RuntimeError), match='reid/mAPX'):
+    with pytest.raises(ValueError) as info:
         runner.train()
+    assert str(info.value).startswith(refused), str(info.value)
+    assert runner.iter == (5 if '/' in monitor else 0)

@@ -140,6 +140,20 @@ def test_hook_runs_on_a_fake_runner(tmp_path):
     assert len(list((tmp_path / 'lists' / 'val_epoch_3').iterdir())) == 4
 
 
+@pytest.mark.parametrize('train_loop,expected', [
+    (None, ('val_epoch_3', 3)),
+    (dict(type='EpochBasedTrainLoop', max_epochs=4), ('val_epoch_3', 3)),
+    (dict(type='IterBasedTrainLoop', max_iters=40), ('val_iter_30', 30)),
+    (dict(by_epoch=False, max_iters=40), ('val_iter_30', 30)),
+])
+def test_a_validation_is_named_by_the_training_s_unit(train_loop, expected):
+    """An iteration-based loop never advances its epoch: its validations
+    are named (and sent to the visualizer) by iteration, or each one
+    replaced the last in ``val_epoch_0``."""
+    runner = SimpleNamespace(epoch=3, iter=30, _train_loop=train_loop)
+    assert ranked_list_hook.validation_step(runner) == expected
+
+
 def draw_test_lists(runner, samples, out_dir, num_queries):
     """One test of the hook drawing into ``out_dir``."""
     hook = RankedListHook(

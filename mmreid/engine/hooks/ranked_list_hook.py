@@ -24,6 +24,30 @@ from mmreid.visualization.ranked_list import first_match_note
 PHASES = ('val', 'test')
 
 
+def validation_step(runner) -> Tuple[str, int]:
+    """The subfolder and the visualizer step of a validation's outputs.
+
+    An iteration-based train loop (``IterBasedTrainLoop``) never advances
+    its epoch: named by epoch, every validation went to ``val_epoch_0``
+    and replaced the one before.
+
+    Args:
+        runner: The runner validating.
+
+    Returns:
+        tuple[str, int]: ``('val_iter_<i>', i)`` with ``i`` the iteration
+        of an iteration-based train loop (built or configured), else
+        ``('val_epoch_<n>', n)`` with ``n`` the epoch.
+    """
+    from mmengine.runner import IterBasedTrainLoop
+
+    from mmreid.engine.runner.reid_runner import iteration_based
+    loop = getattr(runner, '_train_loop', None)
+    if isinstance(loop, IterBasedTrainLoop) or iteration_based(loop):
+        return f'val_iter_{runner.iter}', runner.iter
+    return f'val_epoch_{runner.epoch}', runner.epoch
+
+
 def select_worst_best(ap: np.ndarray,
                       num_queries: int) -> Tuple[np.ndarray, np.ndarray]:
     """Indices of the lowest- and highest-AP queries.
@@ -87,7 +111,9 @@ class RankedListHook(Hook):
     Pictures go to ``out_dir`` (default ``<work_dir>/<timestamp>/
     ranked_lists``; relative paths are under the work dir) as
     ``{worst|best}_{i}_ap{AP}_pid{pid}.jpg``, in a ``val_epoch_{n}``
-    subfolder for validation, and to the visualizer's backends. The
+    subfolder for validation (``val_iter_{i}`` in an iteration-based
+    training, see :func:`validation_step`), and to the visualizer's
+    backends (at that epoch or iteration). The
     folder holds one evaluation's pictures: they are drawn into a
     temporary folder that then replaces it as a whole (see
     :func:`~mmreid.utils.atomic.atomic_folder`), an earlier run's
@@ -151,7 +177,7 @@ class RankedListHook(Hook):
         self._records = []
         self._evaluators = dict()
         if 'val' in self.phases:
-            self.check_output_dir(runner, f'val_epoch_{runner.epoch}')
+            self.check_output_dir(runner, validation_step(runner)[0])
 
     def before_test_epoch(self, runner) -> None:
         self._records = []
@@ -315,8 +341,7 @@ class RankedListHook(Hook):
     # -- drawing ----------------------------------------------------------
     def after_val_epoch(self, runner, metrics=None) -> None:
         if 'val' in self.phases:
-            self._draw_all(runner, 'val', f'val_epoch_{runner.epoch}',
-                           runner.epoch)
+            self._draw_all(runner, 'val', *validation_step(runner))
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         if 'test' in self.phases:

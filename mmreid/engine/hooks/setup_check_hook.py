@@ -2,7 +2,7 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch.nn as nn
-from mmengine.hooks import CheckpointHook, Hook, LoggerHook
+from mmengine.hooks import CheckpointHook, EarlyStoppingHook, Hook, LoggerHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
@@ -60,6 +60,9 @@ class TrainSetupCheckHook(Hook):
       ``save_best`` in a run that never validates (no validation loop, or
       ``val_begin`` after the end; :func:`check_save_best_validates`):
       mmengine would keep no best checkpoint without a word.
+      An ``EarlyStoppingHook``'s ``monitor`` is checked as a ``save_best``
+      key is (prefix, then reported): mmengine's hook only warned and
+      the run trained its whole schedule.
     * A run of several processes that validates must not have MBN layers
       with ``eval_stats='batch'``: MBN refuses to normalise a test batch
       with its statistics in several processes, which stopped the run at
@@ -333,6 +336,17 @@ def _save_best_keys(hooks) -> List[str]:
     ]
 
 
+def _selection_keys(hooks) -> List[Tuple[str, str]]:
+    """``(setting, key)`` of every key a hook among ``hooks`` reads from
+    the validation metrics: the ``save_best`` keys (setting
+    :data:`SAVE_BEST`) and an ``EarlyStoppingHook``'s ``monitor``, which
+    mmengine skipped with a Python warning when validation did not report
+    it (``strict=False``), training the whole schedule."""
+    keys = [(SAVE_BEST, key) for key in _save_best_keys(hooks)]
+    return keys + [('EarlyStoppingHook.monitor', hook.monitor)
+                   for hook in hooks if isinstance(hook, EarlyStoppingHook)]
+
+
 def _save_best_rules(hooks) -> List[Tuple[str, Optional[str]]]:
     """``(key, rule)`` of every ``save_best`` key of the checkpoint hooks
     among ``hooks``, the rule as mmengine infers it where none is given
@@ -464,17 +478,17 @@ def check_save_best(hooks, val_loop) -> None:
 
     Raises:
         ValueError: ``save_best='auto'``; a key whose first part is none
-            of :func:`metric_key_heads` (names the valid prefixes); a key
+            of :func:`metric_key_heads` (names the valid prefixes; an
+            ``EarlyStoppingHook`` monitor too); a key
             :func:`unselectable_key` refuses; ``rule='less'`` (also as
             mmengine infers it) for a score of mmreid's metrics
             (``R<k>``, ``mAP``, ``mINP``, ``TPR@FPR=<f>``), all higher is
             better.
     """
-    keys = _save_best_keys(hooks)
     heads = metric_key_heads(val_loop)
     shown = 'reid/mAP' if heads is None else f'{heads[0]}/mAP'
-    for key in keys:
-        if key == 'auto':
+    for setting, key in _selection_keys(hooks):
+        if key == 'auto' and setting == SAVE_BEST:
             raise ValueError(
                 f"{SAVE_BEST}='auto' selects by the first key validation "
                 'reports (reid/R1 for ReIDMetric), which depends on the '
@@ -484,7 +498,7 @@ def check_save_best(hooks, val_loop) -> None:
         head, slash, _ = key.partition('/')
         if heads is not None and not (slash and head in heads):
             raise ValueError(
-                f'{SAVE_BEST}={key!r} is not a key validation reports: '
+                f'{setting}={key!r} is not a key validation reports: '
                 f'every key of this validation ({type(val_loop).__name__}) '
                 'begins with '
                 f'{" or ".join(repr(head + "/") for head in heads)}, e.g. '
@@ -504,19 +518,21 @@ def check_save_best(hooks, val_loop) -> None:
 
 
 def check_save_best_reported(hooks, metrics: Dict[str, Any]) -> None:
-    """Refuse a ``save_best`` key that validation did not report.
+    """Refuse a ``save_best`` key, or an ``EarlyStoppingHook`` monitor,
+    that validation did not report.
 
     Args:
         hooks (list[Hook]): The runner's hooks.
         metrics (dict): The metrics of a validation.
 
     Raises:
-        ValueError: Naming the key and listing the reported ones.
+        ValueError: Naming the setting and the key and listing the
+            reported ones.
     """
-    for key in _save_best_keys(hooks):
-        if key != 'auto' and key not in metrics:
+    for setting, key in _selection_keys(hooks):
+        if key not in metrics and (key, setting) != ('auto', SAVE_BEST):
             raise ValueError(
-                f'{SAVE_BEST}={key!r} is not a key validation reported; '
+                f'{setting}={key!r} is not a key validation reported; '
                 f'it reported: {", ".join(sorted(metrics))}')
 
 

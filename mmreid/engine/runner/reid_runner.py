@@ -31,6 +31,7 @@ from .runner_config import (check_loop_is_mmreids,
                             check_loop_reads_a_dataloader,
                             check_sampler_gets_its_epoch, drop_restated_hooks,
                             drop_switched_off_hooks)
+from .stopped_run import StoppedRunCheckpointHook
 from .work_dir_lock import RunStampMixin
 
 #: How a user of the tools turns strict loading off (quoted in errors).
@@ -60,6 +61,41 @@ def iteration_based(train_cfg) -> bool:
     if kind is not None:
         return str(kind).split('.')[-1] == 'IterBasedTrainLoop'
     return train_cfg.get('by_epoch') is False
+
+
+def _checkpoint_by_iteration(checkpoint) -> bool:
+    """Whether ``default_hooks.checkpoint`` of an iteration-based loop is
+    a ``CheckpointHook`` config, which then saves by iteration.
+
+    Args:
+        checkpoint: The config's ``default_hooks.checkpoint``.
+
+    Returns:
+        bool: True for a config of mmengine's ``CheckpointHook`` (or a
+        subclass) without ``by_epoch`` or with ``by_epoch=False``.
+
+    Raises:
+        ValueError: ``by_epoch`` set to another value: the loop never
+            advances its epoch, so the hook would never reach its interval
+            and name every best checkpoint ``best_*_epoch_0.pth``.
+    """
+    if not isinstance(checkpoint, dict):
+        return False
+    from mmreid.registry import HOOKS
+    kind = checkpoint.get('type', 'CheckpointHook')
+    kind = HOOKS.get(kind) if isinstance(kind, str) else kind
+    if not (isinstance(kind, type) and issubclass(kind, CheckpointHook)):
+        return False
+    if checkpoint.get('by_epoch', False) is not False:
+        raise ValueError(
+            'default_hooks.checkpoint.by_epoch='
+            f'{checkpoint["by_epoch"]!r} with an iteration-based train_cfg '
+            '(IterBasedTrainLoop): that loop never advances its epoch, so '
+            'the CheckpointHook would never reach its interval and would '
+            'name every best checkpoint best_*_epoch_0.pth. Leave by_epoch '
+            'out (the runner sets by_epoch=False) or set it to False, with '
+            'the interval in iterations')
+    return True
 
 
 @RUNNERS.register_module()
@@ -146,6 +182,9 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
       two had to say;
     * :mod:`~mmreid.engine.runner.resumed_validation`: the validation a
       resume runs again (:meth:`load_or_resume`);
+    * :mod:`~mmreid.engine.runner.stopped_run`: the checkpoint of a run
+      stopped before its schedule's end (``EarlyStoppingHook``), saved by
+      a hook :meth:`load_or_resume` registers;
     * :mod:`~mmreid.engine.runner.work_dir_lock`: the training lock of
       the work dir (:meth:`train`) and the run's own timestamp folder
       (``setup_env``);
@@ -210,7 +249,13 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
             logger = hooks.get('logger', dict(type='LoggerHook'))
             if isinstance(logger, dict):
                 hooks['logger'] = dict(logger, log_metric_by_epoch=False)
-                kwargs['default_hooks'] = hooks
+            # Saved by epoch, the interval was never reached and every
+            # best checkpoint was 'best_*_epoch_0.pth'.
+            checkpoint = hooks.get('checkpoint',
+                                   dict(type='CheckpointHook', interval=1))
+            if _checkpoint_by_iteration(checkpoint):
+                hooks['checkpoint'] = dict(checkpoint, by_epoch=False)
+            kwargs['default_hooks'] = hooks
         self._resume_requested = bool(kwargs.get('resume'))
         self._building = True
         try:
@@ -218,11 +263,13 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         finally:
             self._building = False
         if by_iteration and self.cfg._cfg_dict:
-            # The config copy says how the run logged.
+            # The config copy says how the run logged and saved.
             logged = {'log_processor.by_epoch': False}
-            logger = (self.cfg.get('default_hooks') or {}).get('logger')
-            if isinstance(logger, dict):
+            hooks = self.cfg.get('default_hooks') or {}
+            if isinstance(hooks.get('logger'), dict):
                 logged['default_hooks.logger.log_metric_by_epoch'] = False
+            if _checkpoint_by_iteration(hooks.get('checkpoint')):
+                logged['default_hooks.checkpoint.by_epoch'] = False
             self.cfg.merge_from_dict(logged)
         # The dataloader configs, for the pipeline check of the run.
         self._loader_cfgs = {
@@ -525,6 +572,8 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         # a start they refuse leaves the copy of the run as it was.
         if self._training:
             self.register_hook(_ConfigCopyHook(), 'LOWEST')
+            # The weights of a run stopped early (EarlyStoppingHook).
+            self.register_hook(StoppedRunCheckpointHook(), 'HIGHEST')
         elif not osp.isfile(self.config_copy_path()):
             # An evaluation in a training's work dir (tools/test.py's
             # default one) keeps that run's copy, the record of how its
