@@ -319,9 +319,20 @@ class LLCM(BaseReIDDataset):
         records = []
         for pid in sorted(by_pid):
             for cam, folder in sorted(by_pid[pid].items()):
+                stems: Dict[str, str] = {}
                 for name in list_images(folder):
                     path = osp.join(folder, name)
                     self.check_test_name(path, pid)
+                    # x.jpg beside a converted x.png is one picture, which
+                    # would be counted (and drawn from) twice.
+                    stem = osp.splitext(name)[0]
+                    if stem in stems:
+                        raise ValueError(
+                            f'LLCM: {path!r} and '
+                            f'{osp.join(folder, stems[stem])!r} are one '
+                            'image in two files (same name, other '
+                            'extension): keep one')
+                    stems[stem] = name
                     rel_path = osp.relpath(path, self.data_root)
                     self.check_modality(rel_path, modality)
                     records.append(

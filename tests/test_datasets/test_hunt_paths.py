@@ -218,3 +218,16 @@ def test_sysu_counts_an_image_number_once(tmp_path, stray):
         return
     query = sorted(r[0] for r in records(dataset, root) if r[4] == 'query')
     assert query == _sysu_query()
+
+
+def test_llcm_counts_a_test_image_once(tmp_path):
+    """An LLCM test folder holding one picture as ``x.jpg`` and a
+    converted ``x.png`` loaded both: the picture counted twice and drawn
+    twice by the per-trial gallery draw. Refused, naming both files."""
+    root = make_llcm(tmp_path / 'LLCM')
+    folder = osp.join(root, 'test_nir', 'cam4')
+    folder = osp.join(folder, sorted(os.listdir(folder))[0])
+    first = sorted(os.listdir(folder))[0]
+    touch(folder, first.replace('.jpg', '.png'))
+    with pytest.raises(ValueError, match='are one image in two files'):
+        build('llcm', root, 'test')
