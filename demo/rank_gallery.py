@@ -37,11 +37,10 @@ import os.path as osp
 from collections import defaultdict
 from typing import List, Optional
 
-import cv2
-
 from mmreid.apis import init_model, list_images, rank_gallery
 from mmreid.apis.inference import market_camid, parse_market_name
 from mmreid.apis.inference_inputs import ArgumentError
+from mmreid.datasets.transforms.loading import read_image_rgb
 from mmreid.evaluation.functional.junk_rules import JUNK_PID
 from mmreid.utils.atomic import write_image
 from mmreid.utils.config.options import ReIDDictAction
@@ -101,10 +100,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def read_rgb(path: str):
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise OSError(f'cannot read image {path!r}')
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """The image the model was fed (``ReIDLoadImageFromFile``'s decode),
+    RGB, for the picture."""
+    return read_image_rgb(path)
 
 
 def label(path: str) -> Optional[str]:

@@ -68,7 +68,10 @@ def _conversion_hint(value) -> Optional[str]:
         return ('a tensor: pass an RGB uint8 array (H, W, 3), e.g. '
                 'tensor.numpy()')
     if type(value).__module__.split('.')[0] == 'PIL':
-        return "a PIL image: pass np.asarray(image.convert('RGB'))"
+        # exif_transpose: the loader applies a file's EXIF orientation, and
+        # convert('RGB') alone keeps the stored (e.g. sideways) pixels.
+        return ('a PIL image: pass np.asarray(ImageOps.exif_transpose('
+                "image).convert('RGB'))")
     return None
 
 

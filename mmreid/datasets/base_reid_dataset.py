@@ -19,7 +19,7 @@ from .dataset_options import (IDENTITY_SPLIT_KEYS, check_given_counts,
 from .summary import (compare_counts, count_roles, describe_differences,
                       log_summary, summary_rows)
 
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 ROLES = ('train', 'query', 'gallery')
 
 

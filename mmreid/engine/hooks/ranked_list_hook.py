@@ -3,7 +3,6 @@ import dataclasses
 import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import mmcv
 import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_world_size, is_main_process
@@ -12,6 +11,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.structures import BaseDataElement
 
+from mmreid.datasets.transforms.loading import read_image_rgb
 from mmreid.evaluation.metrics.records import label_to_int
 from mmreid.evaluation.metrics.scorers import is_gallery_dependent
 from mmreid.evaluation.query_analysis import analyse_queries
@@ -569,7 +569,9 @@ class RankedListHook(Hook):
                 'skipped a ranked list',
                 logger='current')
             return None
-        images = [mmcv.imread(p, channel_order='rgb') for p in paths]
+        # Decoded as the model was fed them (not mmcv.imread, which
+        # premultiplies a TIFF's alpha).
+        images = [read_image_rgb(p) for p in paths]
         return draw_ranked_list(
             images[0],
             images[1:],

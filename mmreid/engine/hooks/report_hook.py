@@ -6,11 +6,11 @@ import re
 import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import mmcv
 import numpy as np
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
+from mmreid.datasets.transforms.loading import read_image_rgb
 from mmreid.evaluation.metrics.records import label_to_int
 from mmreid.evaluation.metrics.scorers import is_gallery_dependent
 from mmreid.evaluation.query_analysis import analyse_queries, own_gallery_pairs
@@ -475,7 +475,7 @@ class EvalReportHook(RankedListHook):
             path = record.get('img_path')
             image = None
             if isinstance(path, str) and osp.isfile(path):
-                image = mmcv.imread(path, channel_order='rgb')
+                image = read_image_rgb(path)  # as the model was fed it
             modality = record.get('modality')
             return dict(
                 image=image,
