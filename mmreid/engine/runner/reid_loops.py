@@ -12,7 +12,8 @@ no loop type, so no config line is needed; the multi-target loops apply
 the same contract per target.
 
 They also evaluate every sample: a dataloader that drops its last batch
-(``drop_last``) is refused when the loop is built
+(``drop_last``) or evaluates only its first batches
+(``num_batch_per_epoch``) is refused when the loop is built
 (:func:`check_keeps_every_sample`), and the metrics compute only once the
 samples handed to them, over all processes, cover the dataset
 (:func:`check_every_sample_reached`; a sampler that leaves samples out,
@@ -44,6 +45,7 @@ from mmreid.models.layers.mbn import (batch_statistics_layers,
 from mmreid.models.reiders.reid_model import Scorer, get_model_scorers
 from mmreid.registry import DATA_SAMPLERS, LOOPS
 from mmreid.utils.config.runtime import check_loop_amp_device
+from .eval_dataloader_checks import slicing_option
 
 
 def _unwrap(model):
@@ -344,8 +346,9 @@ def _drops_last(dataloader, key: str) -> Optional[str]:
 def check_keeps_every_sample(dataloader,
                              key: str,
                              target: Optional[str] = None) -> None:
-    """Refuse an evaluation dataloader that drops its last batch, or
-    whose sampler never ends.
+    """Refuse an evaluation dataloader that drops its last batch, that
+    evaluates only its first batches (``num_batch_per_epoch``), or whose
+    sampler never ends.
 
     With ``drop_last=True`` each process leaves out its last incomplete
     batch: the metrics rank a query and gallery without those samples, and
@@ -359,8 +362,8 @@ def check_keeps_every_sample(dataloader,
         target (str, optional): The target's name, for the message.
 
     Raises:
-        ValueError: Naming the ``drop_last`` or ``sampler`` key and its
-            fix.
+        ValueError: Naming the ``drop_last``, ``num_batch_per_epoch`` or
+            ``sampler`` key and its fix.
     """
     of = '' if target is None else f' (target {target!r})'
     endless = _endless_sampler(dataloader, key)
@@ -370,6 +373,14 @@ def check_keeps_every_sample(dataloader,
             'sample to the metrics once, but this sampler never ends, so '
             'the loop would extract features forever. Use '
             "dict(type='DefaultSampler', shuffle=False)")
+    sliced = slicing_option(dataloader, key)
+    if sliced is not None:
+        raise ValueError(
+            f'{sliced}{of}: an evaluation dataloader must hand every sample '
+            'to the metrics, but num_batch_per_epoch evaluates only that '
+            'many batches of the dataset, so the metrics would rank a part '
+            f'of the query and gallery. Leave {sliced} out (a quick test '
+            'takes a smaller dataset instead).')
     option = _drops_last(dataloader, key)
     if option is None:
         return
