@@ -9,7 +9,7 @@ these left a run training with another recipe than its config states,
 without a word: refused here, naming the key.
 """
 import difflib
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from torch import nn
 
@@ -38,6 +38,9 @@ def check_paramwise_cfg(optim_wrapper: Any, model: nn.Module) -> None:
       class, so the MBN's gamma and beta were treated as a plain layer's
       (full weight decay where every BN got none) and the BN-vs-MBN
       comparison trained its arms differently.
+
+A ``custom_keys`` entry's fields are checked by
+:func:`check_custom_key_fields`.
 
     Only the default constructor is checked (a custom one reads its own
     keys).
@@ -70,6 +73,7 @@ def check_paramwise_cfg(optim_wrapper: Any, model: nn.Module) -> None:
     model = getattr(model, 'module', model)
     names = [name for name, _ in model.named_parameters()]
     custom_keys = paramwise.get('custom_keys') or {}
+    check_custom_key_fields(custom_keys, optim_wrapper.get('optimizer'))
     for key in custom_keys:
         if not any(str(key) in name for name in names):
             modules = sorted({n.rsplit('.', 1)[0] for n in names if '.' in n})
@@ -96,6 +100,76 @@ def check_paramwise_cfg(optim_wrapper: Any, model: nn.Module) -> None:
                 'layers\' setting where every BatchNorm gets the norm '
                 f'one. Leave {used[0]} out and set these parameters with '
                 'custom_keys (a key selects the names containing it).')
+
+
+def _optimizer_arguments(optimizer: Any) -> Optional[frozenset]:
+    """The arguments of the optimizer an ``optim_wrapper.optimizer``
+    config builds (its parameter group defaults: ``lr``, ``momentum``,
+    ``betas``, ...), or None where its class is not known."""
+    import inspect
+
+    from mmreid.registry import OPTIMIZERS
+    kind = optimizer.get('type') if isinstance(optimizer, dict) else None
+    if isinstance(kind, str):
+        kind = OPTIMIZERS.get(kind)
+    if not isinstance(kind, type):
+        return None
+    arguments = inspect.signature(kind.__init__).parameters
+    return frozenset(arguments) - {'self', 'params'}
+
+
+def check_custom_key_fields(custom_keys: Any, optimizer: Any) -> None:
+    """Refuse a ``custom_keys`` entry field that the parameter group would
+    keep unread.
+
+    mmengine's constructor reads ``lr_mult`` and ``decay_mult`` of an
+    entry and copies every field into the parameter group, where the
+    optimizer reads its own settings (``lr``, ``momentum``, ``betas``,
+    ...) and nothing reads the rest: ``dict(lr_mul=10)`` left the
+    classifier at the base lr. A field whose value is a dict is never a
+    setting: it is what ``--cfg-options custom_keys.head.classifier.
+    lr_mult=20`` makes, since an option's key is split at every dot (an
+    entry ``'head'`` holding ``classifier``, not ``'head.classifier'``).
+
+    Args:
+        custom_keys: ``optim_wrapper.paramwise_cfg.custom_keys``.
+        optimizer: ``optim_wrapper.optimizer``, the config of the
+            optimizer whose settings an entry may give.
+
+    Raises:
+        ValueError: Naming the entry, the field and the fields read.
+    """
+    if not isinstance(custom_keys, dict):
+        return
+    arguments = _optimizer_arguments(optimizer)
+    read = sorted({'lr_mult', 'decay_mult'} | (arguments or set()))
+    where = 'optim_wrapper.paramwise_cfg.custom_keys'
+    for key, entry in custom_keys.items():
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f'{where}[{key!r}] is {entry!r}, not a dict of settings '
+                f"(e.g. dict(lr_mult=10)); mmengine's constructor reads "
+                f'its lr_mult and decay_mult.')
+        for field, value in entry.items():
+            if isinstance(value, dict):
+                raise ValueError(
+                    f'{where}[{key!r}].{field} is a dict, {value!r}, not a '
+                    f'setting: the parameters of {key!r} would train '
+                    f'without it. An --cfg-options key is split at every '
+                    f'dot, so custom_keys.{key}.{field}... makes an entry '
+                    f'{key!r}, not {key}.{field}: give an entry whose name '
+                    f'holds a dot in a config file that inherits this one '
+                    f"(custom_keys={{'{key}.{field}': dict(lr_mult=...)}}).")
+            if arguments is None or field in read:
+                continue
+            close = difflib.get_close_matches(str(field), read, 1)
+            hint = f' (did you mean {close[0]!r}?)' if close else ''
+            raise ValueError(
+                f'{where}[{key!r}].{field} is not read{hint}: mmengine '
+                f'copies it into the parameter group, where the optimizer '
+                f'({optimizer.get("type")}) does not read it, and the '
+                f'parameters of {key!r} would train with the base '
+                f'settings. An entry reads {read}.')
 
 
 def check_schedulers_stepped(schedulers: Any, hooks: Sequence[Any]) -> None:

@@ -469,9 +469,14 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         which the log and ``scalars.json`` show as ``base_lr``: that stayed
         the config's, a rate no parameter trained with. It is scaled by
         the ratio of a parameter group's lr after and before, so ``base_lr``
-        is the rate of the groups without a multiplier.
+        is the rate of the groups without a multiplier. An ``auto_scale_lr``
+        key mmengine does not read is refused
+        (:func:`~mmreid.utils.config.runtime.check_auto_scale_lr`).
         """
         from mmengine.optim import OptimWrapperDict
+
+        from mmreid.utils.config.runtime import check_auto_scale_lr
+        check_auto_scale_lr(auto_scale_lr)
         wrappers = list(optim_wrapper.values()) if isinstance(
             optim_wrapper, OptimWrapperDict) else [optim_wrapper]
         accumulated = [

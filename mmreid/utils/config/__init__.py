@@ -18,6 +18,8 @@ from .bases import (check_base_files, check_base_placeholders,
 from .keys import TRAINING_ONLY_KEYS
 from .options import merge_cfg_options
 from .paths import check_config_file
+from .runtime import check_auto_scale_lr
+from .top_level import check_top_level_names
 
 
 def load_config(path: str,
@@ -29,11 +31,15 @@ def load_config(path: str,
 
     The work dir is, in order: ``work_dir``, the config's ``work_dir``, or
     ``./work_dirs/<config name>``. ``phase`` is what the run does
-    (``'train'`` or ``'test'``), see :func:`read_config`.
+    (``'train'`` or ``'test'``), see :func:`read_config`; a training
+    config's ``auto_scale_lr`` key that mmengine does not read is refused
+    (:func:`~mmreid.utils.config.runtime.check_auto_scale_lr`).
     """
     cfg = read_config(path, phase)
     cfg.launcher = launcher
     merge_cfg_options(cfg, cfg_options, path, phase=phase)
+    if phase == 'train':
+        check_auto_scale_lr(cfg.get('auto_scale_lr', None))
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
@@ -74,9 +80,12 @@ def read_config(path: str, phase: str = 'train') -> Config:
     (``'mmreid::baseline/...'``) is refused first
     (:func:`~mmreid.utils.config.bases.check_package_bases`), and so is a
     base path that names no file
-    (:func:`~mmreid.utils.config.bases.check_base_files`) and a
+    (:func:`~mmreid.utils.config.bases.check_base_files`), a
     ``{{_base_.name}}`` inside an expression
-    (:func:`~mmreid.utils.config.bases.check_base_placeholders`). It then
+    (:func:`~mmreid.utils.config.bases.check_base_placeholders`) and a
+    top-level name that looks like a misspelt key the run reads
+    (``randomnes``, see
+    :func:`~mmreid.utils.config.top_level.check_top_level_names`). It then
     refuses a config that redefines a variable its base already
     substituted (:func:`~mmreid.utils.config.bases.check_base_variables`);
     for ``phase='test'`` only in the sections a test reads.
@@ -96,6 +105,7 @@ def read_config(path: str, phase: str = 'train') -> Config:
     check_package_bases(path)
     check_base_files(path)
     check_base_placeholders(path)
+    check_top_level_names(path)
     cfg = Config.fromfile(path)
     check_base_variables(
         path, cfg, ignore=TRAINING_ONLY_KEYS if phase == 'test' else ())

@@ -4,7 +4,8 @@
 refuses a top-level key nothing reads, a dict literal kept as text
 (:class:`ReIDDictAction` refuses it on the command line already), a key
 that walks into a list by a name or into a tuple, a ``_delete_`` in a
-list item, and an override that the keys made from it would not follow
+list item, a key that would reach a dict key holding a dot, and an
+override that the keys made from it would not follow
 (:mod:`mmreid.utils.config.overrides`).
 """
 import ast
@@ -146,6 +147,29 @@ def _dotted_options(value: dict, prefix: str) -> str:
                     for k, v in _option_items(value, prefix))
 
 
+def _dotted_dict_key(value: Any) -> Optional[str]:
+    """The first dict key holding a dot in ``value`` (a dict, or a list
+    or tuple of them, at any depth), else None: no dotted option key
+    reaches it (mmengine splits an option's key at every dot)."""
+    items = value.items() if isinstance(value, dict) else enumerate(
+        value if isinstance(value, (list, tuple)) else ())
+    for key, item in items:
+        if isinstance(value, dict) and '.' in str(key):
+            return str(key)
+        found = _dotted_dict_key(item)
+        if found is not None:
+            return found
+    return None
+
+
+def _dotted_key_advice(key: str, dotted: str) -> str:
+    """Where to give a dict key that holds a dot, for the messages."""
+    return (f'mmengine splits an option\'s key at every dot, so no option '
+            f'key reaches {key}[{dotted!r}] ({key}.{dotted}.<field> would '
+            f'add an entry {dotted.split(".")[0]!r} instead): give it in a '
+            f'config file that inherits this one.')
+
+
 def dict_literal_message(key: str,
                          text: str,
                          option: str = '--cfg-options') -> str:
@@ -164,6 +188,9 @@ def dict_literal_message(key: str,
     head = (f'{option} {key}={text}: a dict literal is not read as a dict '
             f'there: it arrives as text (split at its commas if it has '
             f'any), and {key} would get that text, not a dict.')
+    dotted = _dotted_dict_key(value)
+    if dotted is not None:
+        return f'{head} {_dotted_key_advice(key, dotted)}'
     if isinstance(value, dict) or not text.strip().startswith(('[', '(')):
         keys = _dotted_options(value or {}, key) or \
             f'{key}.<field>=<value> for each field'
@@ -357,13 +384,53 @@ def check_list_keys(cfg: Config,
             node = node[part]
 
 
+def check_dotted_dict_keys(cfg: Config,
+                           cfg_options: dict,
+                           option: str = '--cfg-options') -> None:
+    """Refuse an option whose key would reach a config dict key that holds
+    a dot (``custom_keys={'head.classifier': dict(lr_mult=10)}``).
+
+    mmengine splits an option's key at every dot:
+    ``optim_wrapper.paramwise_cfg.custom_keys.head.classifier.lr_mult=20``
+    added an entry ``'head'`` holding ``classifier=dict(lr_mult=20)`` and
+    left ``'head.classifier'`` at x10.
+
+    Args:
+        cfg (Config): The config as read, before the options.
+        cfg_options (dict): The options, ``key -> value``.
+        option (str): How the caller names the options, for the message.
+
+    Raises:
+        ValueError: Naming the option, the dict key and where to give it.
+    """
+    plain = cfg.to_dict()
+    for key, value in _option_items(cfg_options):
+        parts, node = key.split('.'), plain
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict):
+                break
+            rest = '.'.join(parts[i:])
+            dotted = [
+                k for k in node if '.' in str(k) and (
+                    rest == str(k) or rest.startswith(f'{k}.'))
+            ]
+            if dotted:
+                raise ValueError(
+                    f'{option} {key}={value!r}: '
+                    f'{_dotted_key_advice(".".join(parts[:i]), dotted[0])}')
+            if part not in node:
+                break
+            node = node[part]
+
+
 def merge_cfg_options(cfg: Config,
                       cfg_options: Optional[dict],
                       path: str,
                       option: str = '--cfg-options',
                       phase: str = 'train') -> None:
     """Merge ``cfg_options`` into ``cfg`` after :func:`check_option_keys`,
-    :func:`check_list_keys`, :func:`check_list_item_deletes` and
+    :func:`check_list_keys`, :func:`check_list_item_deletes`,
+    :func:`check_dotted_dict_keys` and
     :func:`~mmreid.utils.config.overrides.check_variable_overrides`;
     every entry point that takes options merges them here. ``phase`` is
     what the run does, ``'train'`` or ``'test'``, as for
@@ -379,6 +446,7 @@ def merge_cfg_options(cfg: Config,
         check_option_keys(cfg, cfg_options, path, option)
         check_list_keys(cfg, cfg_options, option)
         check_list_item_deletes(cfg, cfg_options, option)
+        check_dotted_dict_keys(cfg, cfg_options, option)
         check_variable_overrides(cfg, cfg_options, path, option, phase)
         imports = any(
             str(key).split('.')[0] == 'custom_imports' for key in cfg_options)

@@ -179,6 +179,42 @@ def enable_amp_inference(cfg: Config) -> None:
     cfg.test_cfg['fp16'] = True
 
 
+#: The ``auto_scale_lr`` keys mmengine's ``Runner.scale_lr`` reads.
+AUTO_SCALE_LR_KEYS = ('enable', 'base_batch_size')
+
+
+def check_auto_scale_lr(auto_scale_lr) -> None:
+    """Refuse an ``auto_scale_lr`` key that mmengine does not read.
+
+    ``Runner.scale_lr`` reads ``enable`` and ``base_batch_size`` only; a
+    misspelt key (``base_batchsize=8``, ``enabled=True``) merged into the
+    base schedule's dict without a word, and the learning rate was scaled
+    against the base's batch (or not at all).
+
+    Args:
+        auto_scale_lr: The config's ``auto_scale_lr`` (a dict, or None).
+
+    Raises:
+        ValueError: Naming the key, the closest read key and the keys
+            read.
+    """
+    import difflib
+    if not isinstance(auto_scale_lr, dict):
+        return
+    for key in auto_scale_lr:
+        if key in AUTO_SCALE_LR_KEYS:
+            continue
+        close = difflib.get_close_matches(str(key), AUTO_SCALE_LR_KEYS, 1)
+        hint = f' (did you mean {close[0]!r}?)' if close else ''
+        raise ValueError(
+            f'auto_scale_lr.{key}={auto_scale_lr[key]!r} is not read{hint}: '
+            f'mmengine scales the learning rate by auto_scale_lr.enable and '
+            f'auto_scale_lr.base_batch_size only, so the rate would be '
+            f'scaled as if the key were not there '
+            f'(auto_scale_lr is {dict(auto_scale_lr)!r}). Its keys are '
+            f'{list(AUTO_SCALE_LR_KEYS)}.')
+
+
 def enable_auto_scale_lr(cfg: Config, path: str) -> None:
     """``--auto-scale-lr``: scale the learning rate by the total batch.
 
@@ -191,9 +227,11 @@ def enable_auto_scale_lr(cfg: Config, path: str) -> None:
         path (str): The config file, for the error.
 
     Raises:
-        ValueError: The config names no ``auto_scale_lr.base_batch_size``.
+        ValueError: The config names no ``auto_scale_lr.base_batch_size``,
+            or a key mmengine does not read (:func:`check_auto_scale_lr`).
     """
     auto_scale_lr = cfg.get('auto_scale_lr', None)
+    check_auto_scale_lr(auto_scale_lr)
     if not isinstance(auto_scale_lr, dict) \
             or auto_scale_lr.get('base_batch_size') is None:
         raise ValueError(
