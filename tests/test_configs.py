@@ -110,6 +110,15 @@ def test_configs_use_one_style_and_the_current_names():
     assert not found, '\n'.join(found)
 
 
+def test_no_shipped_config_looks_like_a_misspelt_key():
+    """``read_config`` refuses an unused top-level name close to a key
+    the run reads (``randomnes``); the shipped configs (loaded with
+    ``Config.fromfile`` by the tests below) must pass that check."""
+    from mmreid.utils.config.top_level import check_top_level_names
+    for path in CONFIGS:
+        check_top_level_names(path)
+
+
 def test_there_are_configs():
     assert any('bot_r50_1xb64-120e_market1501' in p for p in CONFIGS)
     assert any('bot_r18_synthreid' in p for p in CONFIGS)
