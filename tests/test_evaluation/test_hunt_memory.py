@@ -185,10 +185,6 @@ def test_large_identity_groups_rank_by_the_definition(tie_policy):
 
 
 @needs_kernel
-@pytest.mark.xfail(
-    strict=True,
-    reason='kernel_counts builds (sum of pid-group sizes, max positives) '
-    'int64 tensors per chunk, cubic in the group size, beyond the budget')
 def test_ranking_memory_does_not_grow_with_identity_group_size():
     """The default CPU ranking keeps to ``memory_budget_mb`` whatever the
     pid-group sizes.
@@ -237,10 +233,6 @@ RERANK = dict(k1=3, k2=1, lambda_value=0.3)
 
 
 @needs_kernel
-@pytest.mark.xfail(
-    strict=True,
-    reason='with rerank, the report analysis argsorts the whole re-ranked '
-    '(Q, G) matrix at once: a Q x G int64 index')
 def test_rerank_analysis_holds_no_query_gallery_index():
     """The per-query analysis of a re-ranked evaluation is made in budget
     chunks.
@@ -278,10 +270,6 @@ def test_rerank_analysis_holds_no_query_gallery_index():
         f' x {num_gallery} int64 index is {index_bytes / MiB:.2f} MiB')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='with rerank, ReIDMetric computes TPR@FPR on the whole '
-    're-ranked matrix at once, ignoring memory_budget_mb')
 def test_rerank_verification_keeps_to_the_budget():
     """TPR@FPR of a re-ranked evaluation is computed in budget chunks.
 
@@ -332,10 +320,6 @@ def test_rerank_verification_keeps_to_the_budget():
         f'memory_budget_mb={budget_mb} it needs {mode.peak / MiB:.2f} MiB')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='query_expansion sizes its chunk by the similarities only; the '
-    '(Qc, k, D) gathered neighbours and their weighted copy are unbudgeted')
 def test_query_expansion_keeps_to_the_budget():
     """Query expansion's working memory stays within the budget.
 

@@ -60,8 +60,9 @@ def query_expansion(query_feats: ArrayLike,
         gallery_feats: Gallery features, shape (G, D).
         k: Gallery neighbours per query (0 only normalises the queries).
         alpha: Exponent of the similarity weights; 0 = plain average.
-        memory_budget_mb: Budget of one chunk of query-gallery
-            similarities (4 bytes each).
+        memory_budget_mb: Budget of one chunk of queries: their
+            similarities to the gallery and their ``k`` gathered gallery
+            neighbours with a weighted copy (``2 k D`` values a query).
         device: Where to compute; defaults to the query features' device.
 
     Returns:
@@ -85,7 +86,12 @@ def query_expansion(query_feats: ArrayLike,
     gallery = F.normalize(gallery.to(device=device, dtype=dtype), dim=1)
     if k == 0:
         return query
-    chunk = max(1, int(memory_budget_mb * 2**20 // (max(len(gallery), 1) * 8)))
+    # A query's similarities (8 bytes a gallery item) and its (k, D)
+    # neighbours, gathered and weighted.
+    row_bytes = (
+        max(len(gallery), 1) * 8 +
+        2 * k * gallery.shape[1] * gallery.element_size())
+    chunk = max(1, int(memory_budget_mb * 2**20 // row_bytes))
     expanded = torch.empty_like(query)
     for start in range(0, len(query), chunk):
         query_chunk = query[start:start + chunk]

@@ -41,9 +41,10 @@ class ChunkPositives:
             (Qc, G), when the junk rule needs the whole gallery; else None
             and ``own`` lists them.
         own (Tensor, optional): Flat indices ``row * G + col`` (K,) of
-            every item sharing its query's pid, the only non-negatives
-            when ``not_neg`` is None. Both paths count them like negatives
-            and take their counts back, which cancels them exactly.
+            every item sharing its query's pid, grouped by row in
+            ascending row order, the only non-negatives when ``not_neg``
+            is None. Both paths count them like negatives and take their
+            counts back, which cancels them exactly.
     """
     num_pos: torch.Tensor
     pos_dist: torch.Tensor
@@ -89,6 +90,93 @@ class GalleryPidIndex:
                    len(uniques))
 
 
+class OwnItems:
+    """A chunk's same-pid items, placed among their query's positives.
+
+    The kernel counts a query's same-pid items like negatives; they are
+    taken back per positive. Laid out by row (Qc, S), S the most same-pid
+    items of a query, one sorted search of each row's positives places
+    them all: O(Qc x (S + M)) memory, never an (items x positives) table.
+    Each count is read off a difference table cumulated along the
+    positives.
+
+    Args:
+        dist: Distances, shape (Qc, G).
+        chunk: The chunk's positives, with ``own`` set.
+
+    Attributes:
+        first_at (Tensor): Index of each item's first positive at or
+            beyond its distance (``d <= pos[j]`` from there), (Qc, S).
+        after (Tensor): Index of its first positive beyond it (``d <
+            pos[j]`` from there), (Qc, S).
+    """
+
+    def __init__(self, dist: torch.Tensor, chunk: ChunkPositives) -> None:
+        num_q, self.num_g = dist.shape
+        self.chunk = chunk
+        own = chunk.own
+        rows = own // self.num_g
+        per_row = torch.bincount(rows, minlength=num_q)
+        width = int(per_row.max()) if own.numel() else 0
+        # ``own`` is grouped by row: its slot is its place in the group.
+        slot = torch.arange(
+            own.numel(),
+            device=own.device) - (per_row.cumsum(0) - per_row)[rows]
+        self.cols = own.new_zeros((num_q, width))
+        self.cols[rows, slot] = own - rows * self.num_g
+        own_dist = dist.new_zeros((num_q, width))
+        own_dist[rows, slot] = dist.view(-1)[own]
+        # Padding and NaN (which compares false) take nothing back.
+        self.valid = torch.arange(width, device=own.device) < per_row[:, None]
+        self.valid &= ~own_dist.isnan()
+        pos_dist = chunk.pos_dist.contiguous()
+        self.first_at = torch.searchsorted(pos_dist, own_dist)
+        self.after = torch.searchsorted(pos_dist, own_dist, right=True)
+
+    def counts_from(self,
+                    start: torch.Tensor,
+                    valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Per positive, the items whose ``start`` is at or before it.
+
+        Args:
+            start: Each item's first positive counted, shape (Qc, S).
+            valid: The items to count, default every real item.
+
+        Returns:
+            torch.Tensor: int64 counts, shape (Qc, M), 0 on padding.
+        """
+        max_pos = self.chunk.max_pos
+        valid = self.valid if valid is None else valid
+        index = start.clamp(max=max_pos).masked_fill_(~valid, max_pos)
+        table = torch.zeros((len(start), max_pos + 1),
+                            dtype=torch.long,
+                            device=start.device)
+        table.scatter_add_(1, index,
+                           torch.ones_like(table[:1, :1]).expand_as(index))
+        del index
+        return table.cumsum_(1)[:, :max_pos] * self.chunk.is_real
+
+    def tied_before(self) -> torch.Tensor:
+        """Per positive, the items equal to it with a lower gallery index
+        (the stable policy's tied items), int64, shape (Qc, M)."""
+        chunk = self.chunk
+        span = self.num_g + 1
+        # Positives sort by (distance, index): with the start of their tie
+        # block as the distance, the key block * (G + 1) + index strictly
+        # increases along a row; padding sorts last.
+        real_dist = chunk.pos_dist[:, :chunk.max_pos].contiguous()
+        pos_key = torch.searchsorted(chunk.pos_dist.contiguous(), real_dist)
+        pos_key = (pos_key * span + chunk.pos_idx).masked_fill_(
+            ~chunk.is_real, (chunk.max_pos + 1) * span)
+        # An item tied with positives [first_at, after) precedes those of
+        # its block with a higher index: from the first key above its own.
+        higher = torch.searchsorted(
+            pos_key, self.first_at * span + self.cols, right=True)
+        tied = self.valid & (self.first_at < self.after)
+        return self.counts_from(higher, tied) - self.counts_from(
+            self.after, tied)
+
+
 def kernel_counts(dist: torch.Tensor, chunk: ChunkPositives, tie_policy: str,
                   ap_mode: str, pid_index: Optional[GalleryPidIndex],
                   num_threads: int, check_nan: bool) -> tuple:
@@ -113,11 +201,9 @@ def kernel_counts(dist: torch.Tensor, chunk: ChunkPositives, tie_policy: str,
         int64, 0 on padding. Then, with ``pid_index``, the de-duplicated
         CMC rank (Qc,) (else None).
     """
-    num_g = dist.shape[1]
     max_pos = chunk.max_pos
     num_pos, pos_dist, pos_idx = chunk.num_pos, chunk.pos_dist, chunk.pos_idx
     own = chunk.own
-    is_real = chunk.is_real
     values = dist
     if chunk.not_neg is not None:
         # NaN fails every comparison: only negatives are counted.
@@ -130,13 +216,11 @@ def kernel_counts(dist: torch.Tensor, chunk: ChunkPositives, tie_policy: str,
     if check_nan and has_nan.any():
         raise ValueError(NAN_MESSAGE)
     lt, le = torch.from_numpy(lt), torch.from_numpy(le)
+    own_items = None
     if own is not None:
-        rows = own // num_g
-        own_dist = dist.view(-1)[own][:, None]
-        own_pos = pos_dist[rows, :max_pos]
-        real = is_real[rows]
-        lt.index_add_(0, rows, -((own_dist < own_pos) & real).long())
-        le.index_add_(0, rows, -((own_dist <= own_pos) & real).long())
+        own_items = OwnItems(dist, chunk)
+        lt -= own_items.counts_from(own_items.after)
+        le -= own_items.counts_from(own_items.first_at)
     if tie_policy == 'pessimistic':
         before = le
     elif tie_policy == 'optimistic':
@@ -152,18 +236,9 @@ def kernel_counts(dist: torch.Tensor, chunk: ChunkPositives, tie_policy: str,
                     values[picked], positives[picked],
                     np.ascontiguousarray(pos_idx.numpy()[picked]),
                     counts[picked], num_threads))
-            if own is not None:
+            if own_items is not None:
                 # Same-pid items of the tied rows, taken back.
-                in_tied = torch.zeros(
-                    len(dist), dtype=torch.long).index_fill_(0, tied_rows,
-                                                             1).cumsum(0) - 1
-                keep = torch.isin(rows, tied_rows)
-                own_dist, own_pos = own_dist[keep], own_pos[keep]
-                cols = (own[keep] - rows[keep] * num_g)[:, None]
-                own_tied = ((own_dist == own_pos)
-                            & (cols < pos_idx[rows[keep]])
-                            & real[keep])
-                tied.index_add_(0, in_tied[rows[keep]], -own_tied.long())
+                tied -= own_items.tied_before()[tied_rows]
             before[tied_rows] += tied
     before_pessimistic = le if ap_mode == 'threshold' else before
     first_rank = None
@@ -392,6 +467,6 @@ def search_counts(dist: torch.Tensor, chunk: ChunkPositives,
 
 
 __all__: List[str] = [
-    'ChunkPositives', 'GalleryPidIndex', 'kernel_counts', 'search_counts',
-    'NegativeHistogram', 'items_to_place', 'NAN_MESSAGE'
+    'ChunkPositives', 'GalleryPidIndex', 'OwnItems', 'kernel_counts',
+    'search_counts', 'NegativeHistogram', 'items_to_place', 'NAN_MESSAGE'
 ]

@@ -23,8 +23,9 @@ from mmengine.structures import BaseDataElement
 
 from mmreid.registry import METRICS
 from ..functional import (DEFAULT_MEMORY_BUDGET_MB, ReIDEvalResult,
-                          evaluate_features, evaluate_features_multi,
-                          evaluate_rank, evaluate_verification,
+                          chunk_rows_for_budget, evaluate_features,
+                          evaluate_features_multi, evaluate_rank,
+                          evaluate_verification,
                           evaluate_verification_features, k_reciprocal_rerank,
                           query_expansion, summarize_partitions)
 from ..functional.query_expansion import check_query_expansion_options
@@ -549,8 +550,9 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
 
         ``observer`` gets each chunk of the distances ranked (see
         :func:`~mmreid.evaluation.functional.evaluate_features`): of the
-        expanded queries with ``query_expansion``, the whole re-ranked
-        matrix at once with ``rerank``.
+        expanded queries with ``query_expansion``, of the re-ranked matrix
+        with ``rerank`` (chunked, ranked and verified by
+        ``memory_budget_mb`` like the plain distances).
 
         Returns:
             tuple[dict, ReIDEvalResult]: The metrics (see
@@ -578,16 +580,24 @@ class ReIDMetric(ScorerMixin, RecordsMixin, BaseMetric):
                 memory_budget_mb=self.memory_budget_mb,
                 device=self.device,
                 **self.rerank)
+            chunk_size = chunk_rows_for_budget(distmat.shape[1],
+                                               self.memory_budget_mb)
             if observer is not None:
-                observer(distmat)
+                for start in range(0, len(distmat), chunk_size):
+                    observer(distmat[start:start + chunk_size])
             result = evaluate_rank(
-                distmat, *labels, device=self.device, **self.rank_options)
+                distmat,
+                *labels,
+                chunk_size=chunk_size,
+                device=self.device,
+                **self.rank_options)
             if self.verification_fprs is not None:
                 verification = evaluate_verification(
                     distmat,
                     *labels,
                     fprs=self.verification_fprs,
                     junk_rule=self.rank_options['junk_rule'],
+                    chunk_size=chunk_size,
                     device=self.device)
         else:
             result = evaluate_features(
