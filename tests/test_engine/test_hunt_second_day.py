@@ -193,3 +193,78 @@ def test_an_ema_config_tests_the_checkpoints_weights_in_any_layout(
         cfg.work_dir = str(tmp_path / name)
         metrics[name] = ReIDRunner.from_cfg(cfg).test()
     assert metrics['other'] == metrics['plain']
+
+
+def test_a_frozen_backbone_keeps_the_loaded_weights_and_statistics(
+        make_config, tmp_path):
+    """A user fine-tunes a new head on a frozen backbone:
+    ``load_from=<trained checkpoint>`` with
+    ``model.backbone.frozen_stages=4``.
+
+    After an epoch every backbone tensor, BN running statistics included
+    (a frozen stage is in eval mode, so its statistics are not updated by
+    the new images), is the checkpoint's, bit for bit, and the head has
+    trained: the backbone whose features the new head is evaluated on is
+    the loaded one.
+    """
+    config = Config.fromfile(make_config())
+    config.model.backbone.frozen_stages = 4
+    config.train_cfg.max_epochs = 1
+    config.val_cfg = config.val_dataloader = config.val_evaluator = None
+    state = moved_state(config.model)
+    source = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict=state), source)
+    config.load_from = str(source)
+    config.work_dir = str(tmp_path / 'work')
+    runner = ReIDRunner.from_cfg(config)
+    runner.train()
+    trained = runner.model.state_dict()
+    for key, value in state.items():
+        if key.startswith('backbone.'):
+            assert torch.equal(trained[key], value), key
+    assert not torch.equal(trained['head.classifier.weight'],
+                           state['head.classifier.weight'])
+    assert not torch.equal(trained['head.bnneck.running_mean'],
+                           state['head.bnneck.running_mean'])
+
+
+def test_a_whole_model_initialisation_keeps_all_but_the_new_classifier(
+        tmp_path):
+    """The fine-tuning recipe of section 6 on a whole ``ReIDModel``:
+    ``init_cfg=dict(type='Pretrained', checkpoint=<trained on 4 ids>,
+    allow_missing=['head.classifier.'])`` on a model of 6 identities.
+
+    ``init_weights`` initialises the submodules first (the BNNeck to
+    weight 1, the classifier to N(0, 0.001)) and loads the checkpoint
+    last: every tensor but the classifier, BNNeck and GeM exponent
+    included, is the checkpoint's, and the classifier of another shape
+    keeps its fresh initialisation.
+    """
+    model_cfg = dict(
+        type='ReIDModel',
+        backbone=dict(
+            type='ReIDResNet',
+            depth=18,
+            base_channels=8,
+            stem_channels=8),
+        neck=dict(type='GeMPool', p=3.0),
+        head=dict(type='BNNeckHead', in_channels=64, num_classes=4))
+    state = moved_state(model_cfg)
+    source = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict=state), source)
+    model = MODELS.build(
+        dict(
+            model_cfg,
+            head=dict(model_cfg['head'], num_classes=6),
+            init_cfg=dict(
+                type='Pretrained',
+                checkpoint=str(source),
+                allow_missing=['head.classifier.'])))
+    model.init_weights()
+    mine = model.state_dict()
+    for key, value in state.items():
+        if key != 'head.classifier.weight':
+            assert torch.equal(mine[key], value), key
+    classifier = mine['head.classifier.weight']
+    assert classifier.shape == (6, 64)
+    assert 0 < classifier.std() < 0.01
