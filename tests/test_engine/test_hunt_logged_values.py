@@ -1,0 +1,246 @@
+"""Wrong-number hunt: the values a training run logs.
+
+What a run writes to its log and ``<stamp>/vis_data/scalars.json`` (the
+same tags go to TensorBoard and W&B), checked against the definitions of
+docs/visualization.md ("What a log line shows") and the log's own legend
+(``ReIDLogProcessor.train_line_legend``). Each run is the tiny SynthReID
+config (``tests/fixtures/tiny_config.py``, 5 iterations an epoch); a hook
+or the model records what each iteration really computed, and every
+expected value is computed here from that record.
+
+Tests marked ``xfail(strict=True)`` assert the correct behaviour of a
+defect that is still there: they pass (xfail) now and fail (XPASS) once
+it is fixed.
+"""
+import glob
+import itertools
+import json
+import math
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.structures import BaseDataElement
+
+from mmreid.engine.runner import ReIDRunner
+from mmreid.models.reiders.reid_model import ReIDModel
+from mmreid.registry import HOOKS, MODELS
+from ..fixtures.tiny_config import write_tiny_config
+
+_RUNS = itertools.count()
+
+#: What the hooks and models of this module saw, reset by :func:`train`.
+RECORDED = dict(outputs=[], val_losses=[], norms=[])
+
+
+@HOOKS.register_module(force=True)
+class HuntLoggedValuesRecorder(Hook):
+    """Record each training iteration's own outputs (the loss terms and
+    measurements of that batch alone) and, when the optimizer clips, the
+    norm of the gradients it is about to clip."""
+
+    def before_train(self, runner):
+        wrapper = runner.optim_wrapper
+        clip = getattr(wrapper, 'clip_func', None)
+        if clip is None:
+            return
+
+        def recording_clip(params, **kwargs):
+            params = list(params)
+            squares = sum(
+                float(p.grad.double().pow(2).sum()) for p in params
+                if p.grad is not None)
+            RECORDED['norms'].append((runner.iter + 1, math.sqrt(squares)))
+            return clip(params, **kwargs)
+
+        wrapper.clip_func = recording_clip
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
+                         outputs=None):
+        RECORDED['outputs'].append(
+            {k: float(torch.as_tensor(v).detach())
+             for k, v in outputs.items()})
+
+
+@MODELS.register_module(force=True)
+class HuntValLossModel(ReIDModel):
+    """A ``ReIDModel`` whose ``val_step`` also returns a loss, as mmengine's
+    ``ValLoop`` collects it (a ``BaseDataElement`` with ``loss`` last).
+
+    The loss of a batch is the number of validation batches before it, so
+    the mean of each validation is known exactly from the record.
+    """
+
+    def val_step(self, data):
+        outputs = super().val_step(data)
+        value = float(len(RECORDED['val_losses']))
+        RECORDED['val_losses'].append(value)
+        loss = BaseDataElement(loss=dict(loss_cls=torch.tensor(value)))
+        return list(outputs) + [loss]
+
+
+def train(root, synth_root, extra):
+    """Train the tiny config with ``extra`` lines in ``root / 'run'``.
+
+    Returns:
+        list[dict]: The records of the run's ``scalars.json``.
+    """
+    for record in RECORDED.values():
+        record.clear()
+    config = write_tiny_config(root / 'tiny.py', synth_root, extra)
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(root / 'run')
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+        dict(type='HuntLoggedValuesRecorder')
+    ]
+    # One name per runner: mmengine keys its logger and message hub by it.
+    cfg.experiment_name = f'hunt_logged_values_{next(_RUNS)}'
+    ReIDRunner.from_cfg(cfg).train()
+    (path, ) = glob.glob(osp.join(cfg.work_dir, '*', 'vis_data',
+                                  'scalars.json'))
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def window_mean(own, key, step, window=10):
+    """The mean of ``key`` over the iterations of the window of ``step``
+    (the last ``window`` iterations, ``step`` included) that logged it.
+
+    Returns:
+        float | None: None when none of them did.
+    """
+    values = [o[key] for o in own[max(0, step - window):step] if key in o]
+    return sum(values) / len(values) if values else None
+
+
+# ---------------------------------------------------------------------------
+# Validation losses
+# ---------------------------------------------------------------------------
+VAL_LOSSES = """
+model['type'] = 'HuntValLossModel'
+param_scheduler = []
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=2,
+                 val_interval=1)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=1),
+    checkpoint=dict(type='CheckpointHook', interval=2))
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='the validation losses of a single-target loop are logged as '
+    'the mean over the last 10 validations (TRAINING_MEAN_PATTERN '
+    'matches them), not as this validation\'s')
+def test_each_validation_logs_its_own_validation_losses(
+        tmp_path, synth_root):
+    """A validation's losses are that validation's, not a running mean.
+
+    What the user does: their model's ``val_step`` returns a loss besides
+    the predictions (mmengine's ``ValLoop`` protocol, which
+    ``ReIDValLoop`` keeps: a ``BaseDataElement(loss=...)`` last), and they
+    validate after each iteration of a 2-iteration run, reading ``loss_cls``
+    and ``val_loss`` from each validation's line of ``scalars.json``
+    (and the log, and TensorBoard).
+
+    What they get: the first validation's value, then the mean of the
+    first two validations: mmreid's
+    ``mean_pattern`` (``TRAINING_MEAN_PATTERN``, meant for the training
+    keys, "which have no ``/``") matches ``loss_cls`` and ``val_loss``,
+    which a single-target validation logs without a prefix, and
+    mmengine's ``LogProcessor`` then logs the mean of the last
+    ``window_size`` (10) validations. A validation loss that falls reads
+    as falling more slowly, one that rises as flat.
+
+    What is right: each validation's ``loss_cls`` is the mean over its
+    own batches (mmengine's ``_parse_losses``: a validation's loss is the
+    mean of its batches' losses), and ``val_loss`` the sum of its loss
+    terms; docs/visualization.md: the losses a ``val_step`` returns are
+    per validation (per target in a multi-target loop), and the log
+    processor's comment: "every evaluation key ... is logged as
+    computed". Computed here from the per-batch values the model
+    recorded.
+    """
+    records = train(tmp_path, synth_root, VAL_LOSSES)
+    vals = [r for r in records if 'reid/mAP' in r]
+    assert [r['step'] for r in vals] == [1, 2]
+    losses = RECORDED['val_losses']
+    assert len(losses) % 2 == 0
+    per_val = len(losses) // 2
+    for i, record in enumerate(vals):
+        own = losses[i * per_val:(i + 1) * per_val]
+        expected = sum(own) / len(own)
+        assert record['loss_cls'] == pytest.approx(expected), i
+        assert record['val_loss'] == pytest.approx(expected), i
+
+
+# ---------------------------------------------------------------------------
+# Measurements a batch may leave out
+# ---------------------------------------------------------------------------
+GMN_REPLACE = """
+model['type'] = 'GMNReID'
+model['head'] = dict(type='GMNHead', in_channels=64, num_classes=8,
+                     mnet=dict(hidden_channels=16),
+                     dp=dict(mode='replace', warmup_epochs=1))
+custom_hooks = [dict(type='GMNDPWarmupHook')]
+val_cfg = val_dataloader = val_evaluator = None
+test_evaluator = dict(type='ReIDMetric')
+param_scheduler = []
+log_processor = dict(window_size=2)
+train_cfg = dict(by_epoch=True, max_epochs=2)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=1),
+    checkpoint=dict(type='CheckpointHook', interval=2))
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='a measurement no iteration of the window logged (GMN mnet_acc '
+    'once replace-mode DP is on) is still logged, frozen at the mean of '
+    'the last iterations that had it')
+def test_a_measurement_the_window_lacks_is_not_logged(tmp_path, synth_root):
+    """GMN's M-Net accuracies are not logged once no batch measures them.
+
+    What the user does: trains GMN with DP in replace mode
+    (``head.dp.mode='replace'``, on from epoch 2 here,
+    ``warmup_epochs=1``), a smoothing window of 2 iterations
+    (``log_processor.window_size=2``), and plots ``mnet_acc`` from
+    ``scalars.json`` to see how the M-Net learns.
+
+    What they get: after DP is on, every training line still carries
+    ``mnet_acc``, ``mnet_pos_acc`` and ``mnet_neg_acc``, frozen at the
+    mean of the last iterations of epoch 1, to the end of the run
+    (mmengine's running mean is over the last ``window_size`` values the
+    key ever had, however old): a flat curve at a number no batch of
+    those iterations measured.
+
+    What is right: configs/gmn/README.md: with ``dp.mode='replace'`` "no
+    clean pair reaches the M-Net once DP is on, and all three are left
+    out"; docs/visualization.md: the measurements a batch may leave out
+    are means "over the iterations of the window that logged them", so a
+    line whose window holds no such iteration has no value for them
+    (left out, not an earlier one). Computed here from each iteration's
+    own outputs.
+    """
+    records = train(tmp_path, synth_root, GMN_REPLACE)
+    lines = [r for r in records if 'loss' in r]
+    own = RECORDED['outputs']
+    assert len(lines) == len(own) == 10
+    # DP off in epoch 1 (every batch measures), on in epoch 2 (none does).
+    assert [o['dp_on'] for o in own] == [0.0] * 5 + [1.0] * 5
+    assert all('mnet_acc' in o for o in own[:5])
+    assert not any('mnet_acc' in o for o in own[5:])
+    for step, logged in enumerate(lines, 1):
+        assert logged['step'] == step
+        for key in ('mnet_acc', 'mnet_pos_acc', 'mnet_neg_acc'):
+            expected = window_mean(own, key, step, window=2)
+            if expected is None:
+                assert key not in logged, (step, key, logged.get(key))
+            else:
+                assert logged[key] == pytest.approx(expected), (step, key)
