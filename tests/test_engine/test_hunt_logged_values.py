@@ -244,3 +244,192 @@ def test_a_measurement_the_window_lacks_is_not_logged(tmp_path, synth_root):
                 assert key not in logged, (step, key, logged.get(key))
             else:
                 assert logged[key] == pytest.approx(expected), (step, key)
+
+
+# ---------------------------------------------------------------------------
+# Behaviour a logged number depends on (test gaps; correct today)
+# ---------------------------------------------------------------------------
+WEIGHTED = """
+param_scheduler = []
+train_cfg = dict(by_epoch=True, max_epochs=1)
+val_cfg = val_dataloader = val_evaluator = None
+log_processor = dict(window_size=3)
+"""
+WEIGHTS = """loss_cls=dict(type='ReIDCrossEntropyLoss', label_smooth_eps=0.1,
+                  loss_weight=0.5),
+    loss_tri=dict(type='TripletLoss', margin=0.3, loss_weight=2.0)"""
+
+
+@HOOKS.register_module(force=True)
+class HuntHeadInputs(Hook):
+    """Keep, per training iteration, the head's pooled features ``f_t``,
+    its logits and the batch's labels (forward hooks of the model)."""
+
+    def before_train(self, runner):
+        self.seen = []
+        RECORDED['head'] = self.seen
+
+        def keep(name):
+
+            def hook(module, args, out):
+                if module.training:  # not the validation's forwards
+                    out = out[-1] if isinstance(out, (tuple, list)) else out
+                    self.seen[-1][name] = out.detach().double()
+
+            return hook
+
+        runner.model.head.classifier.register_forward_hook(keep('logits'))
+        runner.model.neck.register_forward_hook(keep('f_t'))
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        labels = torch.cat([s.gt_label for s in data_batch['data_samples']])
+        self.seen.append(dict(labels=labels))
+
+
+def reference_losses(seen, eps=0.1, margin=0.3):
+    """Label-smoothed cross-entropy and batch-hard triplet loss of one
+    batch, from their definitions (Szegedy et al. 2016, section 7;
+    Hermans et al. 2017, eq. 5)."""
+    logits, labels, feats = seen['logits'], seen['labels'], seen['f_t']
+    num = logits.size(1)
+    target = torch.full_like(logits, eps / num)
+    target[torch.arange(len(labels)), labels] += 1 - eps
+    cross_entropy = -(target * logits.log_softmax(1)).sum(1).mean()
+    dist = (feats[:, None] - feats[None]).pow(2).sum(-1).clamp(
+        min=1e-12).sqrt()
+    same = labels[:, None] == labels[None]
+    hardest_pos = dist.masked_fill(~same, -1).max(1).values
+    hardest_neg = dist.masked_fill(same, float('inf')).min(1).values
+    triplet = (hardest_pos - hardest_neg + margin).clamp(min=0).mean()
+    return float(cross_entropy), float(triplet)
+
+
+def test_logged_loss_terms_carry_their_loss_weights(tmp_path, synth_root):
+    """``loss_cls`` and ``loss_tri`` are weighted; ``loss`` is their sum.
+
+    What the user does: weighs the identity loss by 0.5 and the triplet
+    loss by 2 (``loss_weight``) and reads the terms of the training lines
+    (``log_processor.window_size=3``).
+
+    What is right: each iteration's ``loss_cls`` is 0.5 x the
+    label-smoothed cross-entropy of its logits, ``loss_tri`` 2 x the
+    batch-hard triplet loss (margin 0.3) of its pooled features, ``loss``
+    their sum (what mmengine back-propagates); each line shows their means
+    over the last 3 iterations (docs/visualization.md, "What a log line
+    shows"). The losses are computed here from the head's inputs of the
+    same forward.
+    """
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root, WEIGHTED,
+                               head_extra=WEIGHTS)
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(tmp_path / 'run')
+    cfg.custom_hooks = [
+        dict(type='HuntHeadInputs'),
+        dict(type='HuntLoggedValuesRecorder')
+    ]
+    cfg.experiment_name = f'hunt_logged_values_{next(_RUNS)}'
+    for record in RECORDED.values():
+        record.clear()
+    ReIDRunner.from_cfg(cfg).train()
+    (path, ) = glob.glob(osp.join(cfg.work_dir, '*', 'vis_data',
+                                  'scalars.json'))
+    with open(path) as f:
+        lines = [r for r in map(json.loads, f) if 'loss' in r]
+    own = RECORDED['outputs']
+    assert len(lines) == len(own) == len(RECORDED['head']) == 5
+    for seen, out in zip(RECORDED['head'], own):
+        cross_entropy, triplet = reference_losses(seen)
+        assert out['loss_cls'] == pytest.approx(0.5 * cross_entropy,
+                                                rel=1e-5)
+        assert out['loss_tri'] == pytest.approx(2.0 * triplet, rel=1e-5)
+        assert out['loss'] == pytest.approx(
+            0.5 * cross_entropy + 2.0 * triplet, rel=1e-5)
+    for step, logged in enumerate(lines, 1):
+        assert logged['step'] == step
+        for key in ('loss', 'loss_cls', 'loss_tri'):
+            assert logged[key] == pytest.approx(
+                window_mean(own, key, step, window=3), rel=1e-6), (step, key)
+
+
+CLIPPED = """
+optim_wrapper = dict(clip_grad=dict(max_norm=0.5))
+param_scheduler = []
+train_cfg = dict(by_epoch=True, max_epochs=1)
+val_cfg = val_dataloader = val_evaluator = None
+log_processor = dict(window_size=2)
+"""
+
+
+def test_logged_grad_norm_is_the_norm_before_clipping(tmp_path, synth_root):
+    """``grad_norm`` is the total gradient norm clipping was applied to.
+
+    What the user does: clips the gradients
+    (``optim_wrapper.clip_grad=dict(max_norm=0.5)``) and reads
+    ``grad_norm`` from the training lines to see how often, and how much,
+    clipping bites (``log_processor.window_size=2``).
+
+    What is right: the total 2-norm of all parameter gradients of the
+    update before they are clipped (``torch.nn.utils.clip_grad_norm_``
+    returns it: a logged norm at or below ``max_norm`` would say that
+    nothing was clipped), averaged over the last 2 iterations (the
+    legend: ``grad_norm`` is one of the running means). Recomputed here
+    from the gradients handed to the clipping function.
+    """
+    records = train(tmp_path, synth_root, CLIPPED)
+    lines = [r for r in records if 'loss' in r]
+    norms = RECORDED['norms']
+    assert [step for step, _ in norms] == [1, 2, 3, 4, 5]
+    assert all(norm > 0.5 for _, norm in norms)  # every update clipped
+    own = [dict(grad_norm=norm) for _, norm in norms]
+    assert [r['step'] for r in lines] == [1, 2, 3, 4, 5]
+    for step, logged in enumerate(lines, 1):
+        assert logged['grad_norm'] == pytest.approx(
+            window_mean(own, 'grad_norm', step, window=2), rel=1e-5)
+
+
+TWO_EPOCHS = """
+param_scheduler = []
+train_cfg = dict(by_epoch=True, max_epochs=2)
+val_cfg = val_dataloader = val_evaluator = None
+"""
+
+
+def test_a_resumed_run_logs_the_lines_of_the_run_that_went_through(
+        tmp_path, synth_root):
+    """The running means of a resumed run span the resume.
+
+    What the user does: a two-epoch run is stopped after epoch 1 and
+    resumed from ``epoch_1.pth`` (``--resume``); they plot the losses of
+    the resumed run's ``scalars.json``.
+
+    What is right: its training lines are steps 6 to 10, once each, and
+    hold the values of the run that went through: the same loss terms,
+    their means over the last 10 iterations reaching back into epoch 1
+    (the window the legend defines, whatever the process that ran them),
+    and the same accuracy and rate (the resume is deterministic here:
+    ``randomness.deterministic``, ``TrainRandomStateHook``).
+    """
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root, TWO_EPOCHS)
+
+    def run(work_dir, **options):
+        cfg = Config.fromfile(config)
+        cfg.merge_from_dict(options)
+        cfg.work_dir = str(tmp_path / work_dir)
+        cfg.experiment_name = f'hunt_logged_values_{next(_RUNS)}'
+        ReIDRunner.from_cfg(cfg).train()
+        (path, ) = glob.glob(osp.join(cfg.work_dir, '*', 'vis_data',
+                                      'scalars.json'))
+        with open(path) as f:
+            return [r for r in map(json.loads, f) if 'loss' in r]
+
+    straight = run('straight')
+    resumed = run('resumed', resume=True,
+                  load_from=str(tmp_path / 'straight' / 'epoch_1.pth'))
+    assert [r['step'] for r in straight] == list(range(1, 11))
+    assert [r['step'] for r in resumed] == list(range(6, 11))
+    for again, first in zip(resumed, straight[5:]):
+        assert (again['epoch'], again['iter']) == (first['epoch'],
+                                                   first['iter'])
+        for key in ('loss', 'loss_cls', 'loss_tri', 'accuracy', 'lr'):
+            assert again[key] == pytest.approx(first[key], rel=1e-6), (
+                again['step'], key)
