@@ -250,6 +250,7 @@ def test_a_measurement_the_window_lacks_is_not_logged(tmp_path, synth_root):
 # Behaviour a logged number depends on (test gaps; correct today)
 # ---------------------------------------------------------------------------
 WEIGHTED = """
+optim_wrapper = dict(accumulative_counts=2)
 param_scheduler = []
 train_cfg = dict(by_epoch=True, max_epochs=1)
 val_cfg = val_dataloader = val_evaluator = None
@@ -308,16 +309,19 @@ def test_logged_loss_terms_carry_their_loss_weights(tmp_path, synth_root):
     """``loss_cls`` and ``loss_tri`` are weighted; ``loss`` is their sum.
 
     What the user does: weighs the identity loss by 0.5 and the triplet
-    loss by 2 (``loss_weight``) and reads the terms of the training lines
-    (``log_processor.window_size=3``).
+    loss by 2 (``loss_weight``), accumulates the gradients of 2 batches
+    per update (``optim_wrapper.accumulative_counts=2``) and reads the
+    terms of the training lines (``log_processor.window_size=3``).
 
     What is right: each iteration's ``loss_cls`` is 0.5 x the
     label-smoothed cross-entropy of its logits, ``loss_tri`` 2 x the
     batch-hard triplet loss (margin 0.3) of its pooled features, ``loss``
-    their sum (what mmengine back-propagates); each line shows their means
-    over the last 3 iterations (docs/visualization.md, "What a log line
-    shows"). The losses are computed here from the head's inputs of the
-    same forward.
+    their sum (what mmengine back-propagates, divided by
+    ``accumulative_counts`` for the backward only: the logged loss is the
+    batch's, comparable with a run without accumulation); each line shows
+    their means over the last 3 iterations (docs/visualization.md, "What
+    a log line shows"). The losses are computed here from the head's
+    inputs of the same forward.
     """
     config = write_tiny_config(tmp_path / 'tiny.py', synth_root, WEIGHTED,
                                head_extra=WEIGHTS)
