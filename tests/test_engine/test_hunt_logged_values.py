@@ -8,9 +8,8 @@ config (``tests/fixtures/tiny_config.py``, 5 iterations an epoch); a hook
 or the model records what each iteration really computed, and every
 expected value is computed here from that record.
 
-Tests marked ``xfail(strict=True)`` assert the correct behaviour of a
-defect that is still there: they pass (xfail) now and fail (XPASS) once
-it is fixed.
+The tests of defects (fixed since) assert the correct behaviour and fail
+on the code before each fix.
 """
 import glob
 import itertools
@@ -132,11 +131,6 @@ default_hooks = dict(
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='the validation losses of a single-target loop are logged as '
-    'the mean over the last 10 validations (TRAINING_MEAN_PATTERN '
-    'matches them), not as this validation\'s')
 def test_each_validation_logs_its_own_validation_losses(
         tmp_path, synth_root):
     """A validation's losses are that validation's, not a running mean.
@@ -199,11 +193,6 @@ default_hooks = dict(
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a measurement no iteration of the window logged (GMN mnet_acc '
-    'once replace-mode DP is on) is still logged, frozen at the mean of '
-    'the last iterations that had it')
 def test_a_measurement_the_window_lacks_is_not_logged(tmp_path, synth_root):
     """GMN's M-Net accuracies are not logged once no batch measures them.
 
@@ -250,7 +239,7 @@ def test_a_measurement_the_window_lacks_is_not_logged(tmp_path, synth_root):
 # Behaviour a logged number depends on (test gaps; correct today)
 # ---------------------------------------------------------------------------
 WEIGHTED = """
-optim_wrapper = dict(accumulative_counts=2)
+optim_wrapper = dict(accumulative_counts=2, clip_grad=dict(max_norm=1e6))
 param_scheduler = []
 train_cfg = dict(by_epoch=True, max_epochs=1)
 val_cfg = val_dataloader = val_evaluator = None
@@ -321,7 +310,12 @@ def test_logged_loss_terms_carry_their_loss_weights(tmp_path, synth_root):
     batch's, comparable with a run without accumulation); each line shows
     their means over the last 3 iterations (docs/visualization.md, "What
     a log line shows"). The losses are computed here from the head's
-    inputs of the same forward.
+    inputs of the same forward. ``grad_norm`` (logged with ``clip_grad``,
+    here too large to clip) comes from the updates only, iterations 2, 4
+    and 5 (the epoch's last): each line's is the mean over the updates of
+    its 3 iterations, and the line of iteration 1, whose window has none,
+    leaves it out (docs/visualization.md; mmengine's mean of the last 3
+    updates spanned up to 6 iterations).
     """
     config = write_tiny_config(tmp_path / 'tiny.py', synth_root, WEIGHTED,
                                head_extra=WEIGHTS)
@@ -353,6 +347,17 @@ def test_logged_loss_terms_carry_their_loss_weights(tmp_path, synth_root):
         for key in ('loss', 'loss_cls', 'loss_tri'):
             assert logged[key] == pytest.approx(
                 window_mean(own, key, step, window=3), rel=1e-6), (step, key)
+    assert [step for step, _ in RECORDED['norms']] == [2, 4, 5]
+    updates = [dict() for _ in own]
+    for step, norm in RECORDED['norms']:
+        updates[step - 1]['grad_norm'] = norm
+    for step, logged in enumerate(lines, 1):
+        expected = window_mean(updates, 'grad_norm', step, window=3)
+        if expected is None:
+            assert 'grad_norm' not in logged, step
+        else:
+            assert logged['grad_norm'] == pytest.approx(
+                expected, rel=1e-5), step
 
 
 CLIPPED = """
@@ -437,3 +442,47 @@ def test_a_resumed_run_logs_the_lines_of_the_run_that_went_through(
         for key in ('loss', 'loss_cls', 'loss_tri', 'accuracy', 'lr'):
             assert again[key] == pytest.approx(first[key], rel=1e-6), (
                 again['step'], key)
+
+
+def test_hierarchical_tags_carry_the_means_the_line_shows(monkeypatch):
+    """``log_with_hierarchy=True`` logs the means as the line does.
+
+    What the user does: sets ``log_processor.log_with_hierarchy=True`` to
+    get ``train/loss`` (not ``loss``) in TensorBoard and
+    ``scalars.json``.
+
+    What they got: ``train/loss`` was the iteration's own loss while the
+    log line showed the mean of the window: mmengine matches
+    ``mean_pattern`` against the prefixed key, which
+    ``TRAINING_MEAN_PATTERN`` (keys without ``/``) does not match.
+
+    What is right: the same mean as the line (the legend: the loss is a
+    mean over the last ``window_size`` iterations), whatever the tag.
+    """
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mmreid.engine.runner import ReIDLogProcessor
+    from mmreid.engine.runner import log_processor as module
+    monkeypatch.setattr(module, 'print_log', lambda *args, **kwargs: None)
+    hub = MessageHub.get_instance('hierarchical_tags_carry_the_means')
+    for loss in (2.0, 4.0):
+        hub.update_scalar('train/loss', loss)
+        hub.update_scalar('train/lr', 0.1)
+    loop = SimpleNamespace(dataloader=[None] * 5)
+    runner = SimpleNamespace(
+        message_hub=hub,
+        train_loop=loop,
+        _train_loop=loop,
+        epoch=0,
+        iter=1,
+        max_epochs=2,
+        max_iters=10)
+    processor = ReIDLogProcessor(
+        window_size=10,
+        log_with_hierarchy=True,
+        mean_pattern=module.TRAINING_MEAN_PATTERN)
+    tag, line = processor.get_log_after_iter(runner, 1, 'train')
+    assert tag['train/loss'] == pytest.approx(3.0)
+    assert 'loss: 3.0000' in line

@@ -22,7 +22,8 @@ from mmreid.utils.pipeline_check import check_pipelines
 from mmreid.utils.registry_suggestions import resolve_collate_fn
 from .checkpoint_removal import carry_out, defer_removals
 from .config_recording import ConfigRecordMixin
-from .log_processor import TRAINING_MEAN_PATTERN, ReIDLogProcessor
+from .log_processor import (TRAINING_MEAN_PATTERN, ReIDLogProcessor,
+                            ScalarIterationHook)
 from .randomness import RandomnessMixin
 from .resume_checks import train_loader_plan
 from .resumed_validation import ResumedValidationHook, resumed_step_validated
@@ -236,6 +237,12 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         # Its evaluation lines name the target of a multi-target loop.
         log_processor.setdefault('type', ReIDLogProcessor)
         kwargs['log_processor'] = log_processor
+        # Its training means are over a window of iterations: the hook
+        # records the iteration of each value.
+        kwargs['custom_hooks'] = [
+            *(kwargs.get('custom_hooks') or []),
+            ScalarIterationHook()
+        ]
         by_iteration = iteration_based(kwargs.get('train_cfg'))
         if by_iteration:
             # An iteration-based loop never advances its epoch: logged by
