@@ -70,11 +70,6 @@ def _batch_norms(model):
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     'cfg', [TINY_BOT_MODEL, TINY_AGW_MBN_MODEL], ids=['bn', 'mbn'])
-@pytest.mark.xfail(
-    strict=True,
-    reason='with_cp recomputes every block in the backward pass in '
-    'training mode, so each BN/MBN running statistic is updated twice per '
-    'step (num_batches_tracked 2, effective momentum 0.19)')
 def test_with_cp_updates_the_running_statistics_once_per_step(cfg):
     """``with_cp=True`` trains the same running statistics as without it.
 
@@ -155,48 +150,54 @@ def _short_run(config: str, work_dir, **options):
     return runner
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="activation_checkpointing=['backbone'] wraps the backbone in a "
-    'reentrant checkpoint whose input (the images) needs no gradient, so '
-    'the backbone gets no gradient and never trains (one torch warning)')
-def test_activation_checkpointing_of_the_backbone_still_trains_it(
-        tmp_path, synth_root):
-    """``activation_checkpointing=['backbone']`` trains the backbone.
+@pytest.mark.parametrize('modules', [['backbone'], 'backbone', ['head']])
+def test_activation_checkpointing_is_refused_before_the_run(
+        tmp_path, synth_root, modules):
+    """``activation_checkpointing`` is refused, pointing to ``with_cp``.
 
     What the user does: to save memory, sets the runner's
     ``activation_checkpointing`` key (a top-level key mmreid's config
     check accepts as one mmengine's ``Runner`` reads) to the module that
     holds nearly all activations, ``['backbone']``, and trains.
 
-    What they get: mmengine wraps ``backbone.forward`` in
+    What they got: mmengine wraps ``backbone.forward`` in
     ``torch.utils.checkpoint.checkpoint`` (reentrant). Its only input, the
     preprocessed images, requires no gradient, so the checkpointed output
-    does not either: no gradient reaches a single backbone parameter, and
-    the run trains the head on a backbone left at its initial weights.
-    The log says ``Enabling the "activation_checkpointing" feature`` and
-    holds one torch ``UserWarning`` ("None of the inputs have
-    requires_grad=True. Gradients will be None"); every number the run
-    validates and saves is that of an untrained backbone.
+    does not either: no gradient reached a single backbone parameter, and
+    the run trained the head on a backbone left at its initial weights,
+    with one torch ``UserWarning`` ("None of the inputs have
+    requires_grad=True. Gradients will be None") in the log. Any other
+    module (``['head']``) has its BatchNorms recomputed in training mode,
+    a second running-statistics update per step.
 
     What is right: gradient checkpointing trades memory for compute and
     leaves the gradients as they are (Chen et al., "Training Deep Nets
-    with Sublinear Memory Cost", 2016), so the parameters after two steps
-    equal those of the same run without it; or the key is refused.
+    with Sublinear Memory Cost", 2016); mmengine's does not here, so the
+    key is refused before the run writes anything, naming it and
+    ``model.backbone.with_cp``, which checkpoints the backbone's blocks
+    with unchanged gradients and statistics
+    (``test_with_cp_updates_the_running_statistics_once_per_step``).
     """
     config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
-    plain = _short_run(config, tmp_path / 'plain').model.state_dict()
-    checkpointed = _short_run(
-        config, tmp_path / 'ckpt',
-        activation_checkpointing=['backbone']).model
-    untrained = [
-        name for name, param in checkpointed.named_parameters()
-        if name.startswith('backbone.')
-        and not torch.allclose(param, plain[name], atol=1e-6)
-    ]
-    assert not untrained, (
-        f'{len(untrained)} backbone parameters differ from the run without '
-        f'activation checkpointing (not trained), e.g. {untrained[:3]}')
+    with pytest.raises(ValueError) as info:
+        _short_run(config, tmp_path / 'ckpt', activation_checkpointing=modules)
+    message = str(info.value)
+    assert f'activation_checkpointing={modules!r}' in message
+    assert 'model.backbone.with_cp=True' in message
+    assert not (tmp_path / 'ckpt').exists()
+
+
+def test_activation_checkpointing_none_or_empty_is_accepted(
+        tmp_path, synth_root):
+    """``activation_checkpointing=None`` or ``[]`` (mmengine: nothing
+    wrapped) is no request and the run builds."""
+    config = write_tiny_config(tmp_path / 'tiny.py', synth_root)
+    for value in (None, []):
+        cfg = Config.fromfile(config)
+        cfg.activation_checkpointing = value
+        cfg.work_dir = str(tmp_path / f'run_{value!r}')
+        cfg.experiment_name = f'hunt_model_state_{next(_RUNS)}'
+        ReIDRunner.from_cfg(cfg)
 
 
 # ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from .resumed_validation import ResumedValidationHook, resumed_step_validated
 from .resuming import ResumeMixin
 from .runner_config import (check_loop_is_mmreids,
                             check_loop_reads_a_dataloader,
+                            check_no_activation_checkpointing,
                             check_sampler_gets_its_epoch, drop_restated_hooks,
                             drop_switched_off_hooks)
 from .stopped_run import StoppedRunCheckpointHook
@@ -173,8 +174,9 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
       checkpoint with the configured run that those checks make;
     * :mod:`~mmreid.engine.runner.runner_config`: the ``default_hooks``
       and ``custom_hooks`` entries :meth:`register_hooks` leaves out, and
-      the loop checks of ``__init__`` (``check_loop_is_mmreids``,
-      ``check_loop_reads_a_dataloader``);
+      the checks of ``__init__`` (``check_loop_is_mmreids``,
+      ``check_loop_reads_a_dataloader``, and
+      ``check_no_activation_checkpointing``);
     * :mod:`~mmreid.engine.runner.schedule_checks`: the schedule checks of
       :meth:`build_param_scheduler`;
     * :mod:`~mmreid.engine.runner.randomness`: ``set_randomness`` (the
@@ -224,6 +226,7 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
             loop_cfg = kwargs.get(f'{mode}_cfg')
             if isinstance(loop_cfg, dict) and 'type' not in loop_cfg:
                 kwargs[f'{mode}_cfg'] = dict(loop_cfg, type=loop)
+        check_no_activation_checkpointing(kwargs.get('cfg'))
         for mode in ('val', 'test'):
             check_loop_is_mmreids(mode, kwargs.get(f'{mode}_cfg'))
             check_loop_reads_a_dataloader(mode, kwargs.get(f'{mode}_cfg'),

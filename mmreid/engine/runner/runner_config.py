@@ -2,9 +2,10 @@
 
 :class:`~mmreid.engine.runner.ReIDRunner` refuses a single-target
 evaluation loop over a multi-target dataset config's empty dataloader
-(:func:`check_loop_reads_a_dataloader`, in its ``__init__``) and
-mmengine's own ``ValLoop``/``TestLoop`` (:func:`check_loop_is_mmreids`),
-and its
+(:func:`check_loop_reads_a_dataloader`, in its ``__init__``),
+mmengine's own ``ValLoop``/``TestLoop`` (:func:`check_loop_is_mmreids`)
+and mmengine's ``activation_checkpointing``
+(:func:`check_no_activation_checkpointing`), and its
 ``register_hooks`` registers a hook once when ``custom_hooks`` restates a
 ``default_hooks`` entry (:func:`drop_restated_hooks`) and leaves out a
 ``default_hooks`` entry set to ``None`` (:func:`drop_switched_off_hooks`).
@@ -51,6 +52,40 @@ def check_loop_reads_a_dataloader(mode: str, loop_cfg, dataloader) -> None:
         f'targets={{{{_base_.{mode}_targets}}}}); for the first release of '
         f'SynthReID (d3 only) inherit '
         f'configs/_base_/datasets/synthreid_v1.py instead.')
+
+
+def check_no_activation_checkpointing(cfg) -> None:
+    """Refuse mmengine's ``activation_checkpointing`` key.
+
+    mmengine's ``Runner.train`` wraps the forward of each named module in
+    torch's reentrant ``checkpoint``. A module whose inputs need no
+    gradient gets none: ``activation_checkpointing=['backbone']`` (whose
+    input is the images) left the whole backbone at its initial weights,
+    with one torch warning. And the recomputation runs every BatchNorm of
+    the module in training mode a second time, updating its running
+    statistics twice per step. ``model.backbone.with_cp=True`` checkpoints
+    the backbone's residual blocks without either.
+
+    Args:
+        cfg: The runner's ``cfg`` (a Config or dict), or None.
+
+    Raises:
+        ValueError: ``activation_checkpointing`` is set to anything but
+            None or an empty value, naming the key and
+            ``model.backbone.with_cp``.
+    """
+    modules = cfg.get('activation_checkpointing') if cfg else None
+    if not modules:
+        return
+    raise ValueError(
+        f'activation_checkpointing={modules!r} is not supported: mmengine '
+        'wraps those modules in a reentrant torch checkpoint, which gives '
+        'a module whose inputs need no gradient (the backbone: its input '
+        'is the images) no gradient at all, so it never trains, and which '
+        'updates the running statistics of every BatchNorm in them twice '
+        'per step. Remove activation_checkpointing and set '
+        'model.backbone.with_cp=True to checkpoint the backbone\'s residual '
+        'blocks, with the gradients and statistics of a run without it.')
 
 
 def check_loop_is_mmreids(mode: str, loop_cfg) -> None:

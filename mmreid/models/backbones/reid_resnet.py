@@ -1,10 +1,13 @@
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import contextlib
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer, build_plugin_layer
 from mmengine.model import ModuleDict
 from mmpretrain.models.backbones import ResNet
+from mmpretrain.models.backbones.resnet import BasicBlock, Bottleneck
+from torch.utils.checkpoint import checkpoint
 
 from mmreid.registry import MODELS
 from mmreid.utils.registry_suggestions import check_not_shadowed
@@ -18,6 +21,79 @@ AuxOutputs = Dict[str, Dict[int, Dict[str, torch.Tensor]]]
 
 #: The stem max pooling of mmpretrain's and torchvision's ResNet.
 DEFAULT_STEM_POOL = dict(kernel_size=3, stride=2, padding=1, ceil_mode=False)
+
+
+@contextlib.contextmanager
+def buffers_kept(module: nn.Module) -> Iterator[None]:
+    """Undo, on exit, every change the body makes to ``module``'s buffers.
+
+    The recomputation of a checkpointed block repeats a forward that
+    already ran: a BatchNorm in training mode (an MBN's, an IBN's) would
+    update its running mean and variance and ``num_batches_tracked`` a
+    second time for the same batch. Restoring every buffer of the block
+    (the running statistics of any momentum, ``momentum=None``'s count
+    included) leaves them as that one forward set them.
+
+    Args:
+        module (nn.Module): The block whose buffers (its submodules'
+            included) are restored.
+    """
+    saved = [(owner, name, buf.clone()) for owner in module.modules()
+             for name, buf in owner._buffers.items() if buf is not None]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for owner, name, value in saved:
+                owner._buffers[name].copy_(value)
+
+
+class _CheckpointOnce:
+    """``with_cp`` of a residual block without a second statistics update.
+
+    mmpretrain's blocks checkpoint with torch's reentrant
+    ``checkpoint(_inner_forward, x)``, which recomputes the block in the
+    backward pass with its BatchNorms in training mode: every running
+    statistic moved twice per step (``num_batches_tracked`` 2, an
+    effective momentum of 0.19 for 0.1). This block instead runs the
+    non-reentrant checkpoint (which also trains the block when ``x``
+    needs no gradient, e.g. after a frozen stem) and recomputes inside
+    :func:`buffers_kept`: the outputs, gradients and running statistics
+    are those of the same block without ``with_cp``, only the
+    activations are recomputed instead of kept.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block, checkpointed when ``with_cp`` and autograd records."""
+        if not (self.with_cp and torch.is_grad_enabled()):
+            return self._forward_uncheckpointed(x)
+        return checkpoint(
+            self._forward_uncheckpointed,
+            x,
+            use_reentrant=False,
+            context_fn=lambda: (contextlib.nullcontext(), buffers_kept(self)))
+
+    def _forward_uncheckpointed(self, x: torch.Tensor) -> torch.Tensor:
+        """mmpretrain's forward with its own (reentrant) checkpoint off."""
+        with_cp = self.with_cp
+        self.with_cp = False
+        try:
+            return super().forward(x)
+        finally:
+            self.with_cp = with_cp
+
+
+class ReIDBasicBlock(_CheckpointOnce, BasicBlock):
+    """mmpretrain's ``BasicBlock`` whose ``with_cp`` keeps the running
+    statistics (see :class:`_CheckpointOnce`)."""
+
+
+class ReIDBottleneck(_CheckpointOnce, Bottleneck):
+    """mmpretrain's ``Bottleneck`` whose ``with_cp`` keeps the running
+    statistics (see :class:`_CheckpointOnce`)."""
+
+
+_REID_BLOCKS = {BasicBlock: ReIDBasicBlock, Bottleneck: ReIDBottleneck}
 
 
 @MODELS.register_module()
@@ -45,6 +121,14 @@ class ReIDResNet(ResNet):
     checkpoint loads with only the plugin parameters missing. Plugins of one
     stage run in list order; each stage's (last) plugin output feeds the next
     stage and is the stage output.
+
+    **Gradient checkpointing.** ``with_cp=True`` recomputes each residual
+    block's activations in the backward pass instead of keeping them (less
+    memory, about one more forward of compute). The blocks are
+    :class:`ReIDBasicBlock` / :class:`ReIDBottleneck` (mmpretrain's, same
+    parameter names), which checkpoint without updating the BatchNorm
+    statistics a second time: outputs, gradients and running statistics
+    equal those without ``with_cp``.
 
     **Auxiliary outputs.** A plugin that contributes a loss declares it
     with a true ``has_aux_outputs`` attribute and, in training mode, returns
@@ -99,6 +183,13 @@ class ReIDResNet(ResNet):
             features. Defaults to None (mmpretrain's pooling).
         **kwargs: See :class:`mmpretrain.models.ResNet`.
     """
+
+    #: mmpretrain's depths, with blocks whose ``with_cp`` updates the
+    #: running statistics once per step (:class:`_CheckpointOnce`).
+    arch_settings = {
+        depth: (_REID_BLOCKS[block], stages)
+        for depth, (block, stages) in ResNet.arch_settings.items()
+    }
 
     def __init__(self,
                  depth: int,
@@ -177,8 +268,6 @@ class ReIDResNet(ResNet):
         ``constant_init`` sets ``norm.weight``, which such an MBN does not
         have, so every modality's gamma would stay 1 where a BN's (or a
         shared-affine MBN's) is 0."""
-        from mmpretrain.models.backbones.resnet import BasicBlock, Bottleneck
-
         from ..layers.mbn import MBN
         for module in self.modules():
             if isinstance(module, Bottleneck):

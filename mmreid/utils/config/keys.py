@@ -21,7 +21,9 @@ def _first_keys(keys: List[str], shown: int = 6) -> str:
 #: Top-level keys that the runner or mmreid read from the merged config,
 #: besides the arguments of mmengine's ``Runner`` (:func:`_runner_keys`):
 #: mmengine's ``Runner`` reads ``model_wrapper_cfg``,
-#: ``find_unused_parameters``, ``sync_bn``, ``activation_checkpointing``,
+#: ``find_unused_parameters``, ``sync_bn``, ``activation_checkpointing``
+#: (which :class:`~mmreid.engine.runner.ReIDRunner` reads to refuse it,
+#: pointing to ``model.backbone.with_cp``),
 #: ``efficient_conv_bn_eval`` and ``compile``, the tools ``runner_type``,
 #: :class:`~mmreid.engine.runner.ReIDRunner` ``load_strict`` and
 #: ``resume_world_size_check``, and
