@@ -171,8 +171,18 @@ def relative_root_hint(root: str) -> str:
             'give an absolute data_root)')
 
 
+#: How a conflict with a training set of the weights before the latest one
+#: (:func:`identity_split_conflict` with ``earlier``) ends.
+_EARLIER_ADVICE = (
+    " (the checkpoint the weights were loaded from records it: its meta["
+    "'dataset_meta'] or meta['pretrained_dataset_meta']); training on "
+    'another split since does not undo that. Start from weights that never '
+    'trained on these test identities (e.g. the ImageNet initialisation)')
+
+
 def identity_split_conflict(trained: Optional[Mapping],
-                            evaluated: Optional[Mapping]) -> Optional[str]:
+                            evaluated: Optional[Mapping],
+                            earlier: bool = False) -> Optional[str]:
     """Why evaluating ``evaluated`` after training on ``trained`` leaks.
 
     RegDB (``trial``) and PRID2011/VIPeR/QMUL-iLIDS/GRID (``split_index``)
@@ -189,10 +199,17 @@ def identity_split_conflict(trained: Optional[Mapping],
     test identity. A key a source entry lacks (a checkpoint written before
     sources recorded their split) is not compared.
 
+    The weights of a fine-tune (``load_from``) have trained on the
+    training sets of the checkpoint they started from too (``earlier``).
+
     Args:
         trained (Mapping, optional): The training set's metainfo (or the
             checkpoint's ``meta['dataset_meta']``).
         evaluated (Mapping, optional): The evaluated set's metainfo.
+        earlier (bool): ``trained`` is a training set of the weights
+            before the latest one (the loaded checkpoint's, or its
+            ``meta['pretrained_dataset_meta']``); the message says so and
+            advises other weights, not another split. Defaults to False.
 
     Returns:
         str | None: The conflict, naming the key and both values, or None.
@@ -201,7 +218,8 @@ def identity_split_conflict(trained: Optional[Mapping],
         return None
     sources = trained.get('sources')
     if not isinstance(sources, (list, tuple)):
-        return _split_conflict(trained.get('dataset_name'), trained, evaluated)
+        return _split_conflict(
+            trained.get('dataset_name'), trained, evaluated, earlier)
     for index, source in enumerate(sources):
         if not isinstance(source, Mapping):
             continue
@@ -209,15 +227,19 @@ def identity_split_conflict(trained: Optional[Mapping],
         if source.get('split_used') == 'all' \
                 and _family(name) is not None \
                 and _family(name) == _family(evaluated.get('dataset_name')):
-            return (f'the model was trained on every identity of {name} '
-                    f'(source {index} of the training set, combine_all: '
-                    "its train and test splits, split_used='all') and this "
-                    f'evaluates {evaluated.get("dataset_name")}, whose test '
-                    'identities it trained on, so its numbers would be '
-                    'inflated. Evaluate on a dataset that is not a '
-                    f'combine-all source, or train {name} on its train '
-                    'split only')
-        conflict = _split_conflict(name, source, evaluated)
+            conflict = (
+                f'every identity of {name} (source {index} of the training '
+                "set, combine_all: its train and test splits, split_used="
+                f"'all') and this evaluates "
+                f'{evaluated.get("dataset_name")}, whose test identities it '
+                'trained on, so its numbers would be inflated')
+            if earlier:
+                return (f'the weights were trained before on {conflict}'
+                        f'{_EARLIER_ADVICE}')
+            return (f'the model was trained on {conflict}. Evaluate on a '
+                    'dataset that is not a combine-all source, or train '
+                    f'{name} on its train split only')
+        conflict = _split_conflict(name, source, evaluated, earlier)
         if conflict:
             return f'{conflict} (source {index} of the training set)'
     return None
@@ -228,8 +250,10 @@ def _family(name) -> Optional[str]:
     return name.split('-')[0] if isinstance(name, str) else None
 
 
-def _split_conflict(name: Optional[str], trained: Mapping,
-                    evaluated: Mapping) -> Optional[str]:
+def _split_conflict(name: Optional[str],
+                    trained: Mapping,
+                    evaluated: Mapping,
+                    earlier: bool = False) -> Optional[str]:
     """The :data:`IDENTITY_SPLIT_KEYS` part of
     :func:`identity_split_conflict` for one training set named ``name``
     whose split keys are in ``trained``."""
@@ -239,13 +263,17 @@ def _split_conflict(name: Optional[str], trained: Mapping,
     for key in IDENTITY_SPLIT_KEYS:
         if key in trained and key in evaluated \
                 and trained[key] != evaluated[key]:
-            return (f'the model was trained on {family} {key}='
-                    f'{trained[key]!r} and this evaluates '
-                    f'{evaluated.get("dataset_name")} {key}='
-                    f'{evaluated[key]!r}: that test set holds identities '
-                    'the model trained on, so its numbers would be '
-                    f'inflated. Set {key}={trained[key]!r} on the evaluated '
-                    'dataset (or train on the split you test)')
+            conflict = (f'{family} {key}={trained[key]!r} and this '
+                        f'evaluates {evaluated.get("dataset_name")} {key}='
+                        f'{evaluated[key]!r}: that test set holds '
+                        'identities the model trained on, so its numbers '
+                        'would be inflated')
+            if earlier:
+                return (f'the weights were trained before on {conflict}'
+                        f'{_EARLIER_ADVICE}')
+            return (f'the model was trained on {conflict}. Set {key}='
+                    f'{trained[key]!r} on the evaluated dataset (or train '
+                    'on the split you test)')
     return None
 
 

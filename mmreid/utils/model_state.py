@@ -186,13 +186,29 @@ def _resnet_blocks(keys) -> str:
 
 
 def _mismatched(model: torch.nn.Module,
-                state_dict: Dict[str, Any]) -> Dict[str, Tuple]:
-    """The tensors of another shape: key -> (checkpoint's, model's)."""
+                state_dict: Dict[str, Any],
+                other_training_set: str = '') -> Dict[str, Tuple]:
+    """The tensors that do not fit: key -> (checkpoint's, model's shape).
+
+    Those of another shape, and (given ``other_training_set``) the
+    classifier tensors of the same shape: their rows are the identities of
+    another training set.
+    """
     own = model.state_dict()
     return {
         k: (tuple(v.shape), tuple(own[k].shape))
-        for k, v in state_dict.items() if k in own and own[k].shape != v.shape
+        for k, v in state_dict.items() if k in own and
+        (own[k].shape != v.shape or (other_training_set and 'classifier' in k))
     }
+
+
+def _misfit(key: str, shapes: Tuple, other_training_set: str) -> str:
+    """Why the tensor ``key`` of :func:`_mismatched` does not fit."""
+    ckpt, mine = shapes
+    if ckpt == mine:
+        return (f'{key}: trained on the identities of another training set '
+                f'({other_training_set})')
+    return f'{key}: {ckpt} in the checkpoint, {mine} in the model'
 
 
 def check_model_fits(model: torch.nn.Module,
@@ -201,7 +217,8 @@ def check_model_fits(model: torch.nn.Module,
                      strict: bool = True,
                      skip_other_classifier: bool = True,
                      cfg: Any = None,
-                     before_config_checks: bool = False) -> None:
+                     before_config_checks: bool = False,
+                     other_training_set: str = '') -> None:
     """Refuse a checkpoint of another network size than the model.
 
     The entry points call it (``before_config_checks``) before they compare
@@ -225,10 +242,17 @@ def check_model_fits(model: torch.nn.Module,
         before_config_checks (bool): Called before ``check_source_arch``:
             a checkpoint with its own config (``meta['cfg']``) is left to
             it, which names every differing config key. Defaults to False.
+        other_training_set (str): Where the checkpoint's training set
+            (``meta['dataset_meta']``) differs from the one the model is
+            about to train on: its classifier, whatever its shape, holds
+            the identities of another training set and is handled as one
+            of another number of identities. Defaults to ``''`` (the
+            classifier fits when its shape does).
 
     Raises:
         RuntimeError: A tensor of another shape (but a skipped classifier),
-            or (``strict``) another ResNet block layout, naming both.
+            a classifier of another training set (unless skipped), or
+            (``strict``) another ResNet block layout, naming both.
     """
     from mmreid.models.weight_init import extract_state_dict
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
@@ -242,7 +266,7 @@ def check_model_fits(model: torch.nn.Module,
         depth = (f'the checkpoint holds a {ckpt_blocks} backbone, the model '
                  f'is a {model_blocks}: set model.backbone.depth to the '
                  "checkpoint's, or give the checkpoint of this config.")
-    mismatched = _mismatched(model, state_dict)
+    mismatched = _mismatched(model, state_dict, other_training_set)
     refused = {
         k: v
         for k, v in mismatched.items()
@@ -250,17 +274,17 @@ def check_model_fits(model: torch.nn.Module,
     }
     if refused:
         details = [
-            f'{k}: {ckpt} in the checkpoint, {mine} in the model'
-            for k, (ckpt, mine) in refused.items()
+            _misfit(k, shapes, other_training_set)
+            for k, shapes in refused.items()
         ]
         modules = sorted({k.split('.')[0] for k in refused})
         hint = _saved_config_note(checkpoint, cfg, modules)
         if any('classifier' in k for k in refused):
             hint += (' A classifier trained on another number of '
-                     'identities is skipped at test time only; to fine-tune '
-                     'on new identities load the backbone with '
-                     "init_cfg=dict(type='Pretrained', checkpoint=..., "
-                     "prefix='backbone.').")
+                     'identities, or on another training set, is skipped '
+                     'at test time only; to fine-tune on new identities '
+                     "load the backbone with init_cfg=dict(type='"
+                     "Pretrained', checkpoint=..., prefix='backbone.').")
         shapes = _names(details, sep='; ')
         if depth:
             shapes = f'{depth} Tensors of other shapes: {shapes}'
@@ -281,7 +305,8 @@ def load_model_state(model: torch.nn.Module,
                      skip_other_classifier: bool = True,
                      opt_out: str = 'strict=False',
                      logger: str = 'current',
-                     cfg: Any = None) -> Dict[str, List[str]]:
+                     cfg: Any = None,
+                     other_training_set: str = '') -> Dict[str, List[str]]:
     """Load a checkpoint into a model with mmreid's rules.
 
     Every entry point that loads a whole model (``init_model``,
@@ -306,7 +331,9 @@ def load_model_state(model: torch.nn.Module,
     * a tensor of another shape is an error, except a classifier trained
       on another number of identities when ``skip_other_classifier``
       (test time: features do not use it), which is skipped with one
-      warning. Given the current ``cfg``, the error names the model keys
+      warning; so is a classifier of the same shape trained on another
+      training set (``other_training_set``: its rows are other people).
+      Given the current ``cfg``, the error names the model keys
       whose values differ in the config the checkpoint was trained with
       (``meta['cfg']``), e.g. ``model.backbone.depth``.
 
@@ -329,6 +356,9 @@ def load_model_state(model: torch.nn.Module,
         cfg (Config, optional): The config the model was built from, to
             name what differs from the checkpoint's own config when
             shapes do not fit. Defaults to None (not named).
+        other_training_set (str): Where the checkpoint's training set
+            differs from the one the model trains on (see
+            :func:`check_model_fits`). Defaults to ``''``.
 
     Returns:
         dict: ``missing``, ``unexpected`` and ``skipped`` key lists.
@@ -339,19 +369,29 @@ def load_model_state(model: torch.nn.Module,
             message gives the backbone ``init_cfg`` that loads it.
     """
     from mmreid.models.weight_init import check_dtypes, extract_state_dict
-    check_model_fits(model, checkpoint, filename, strict,
-                     skip_other_classifier, cfg)
+    check_model_fits(
+        model,
+        checkpoint,
+        filename,
+        strict,
+        skip_other_classifier,
+        cfg,
+        other_training_set=other_training_set)
     state_dict = extract_state_dict(checkpoint, source=filename)
     check_dtypes(model.state_dict(), state_dict, f'checkpoint {filename}')
-    mismatched = _mismatched(model, state_dict)
+    mismatched = _mismatched(model, state_dict, other_training_set)
     skipped = sorted(k for k in mismatched
                      if skip_other_classifier and 'classifier' in k)
     for key in skipped:
         state_dict.pop(key)
     if skipped:
+        if any(mismatched[k][0] != mismatched[k][1] for k in skipped):
+            why = 'trained on another number of identities'
+        else:
+            why = f'trained on another training set: {other_training_set}'
         print_log(
-            f'checkpoint {filename}: not loaded (trained on another number '
-            f'of identities; test features do not use it): ' +
+            f'checkpoint {filename}: not loaded ({why}; it keeps its '
+            'initial weights, which test features do not use): ' +
             ', '.join(f'{k} {mismatched[k][0]} vs {mismatched[k][1]}'
                       for k in skipped),
             logger=logger,
@@ -408,7 +448,61 @@ def load_model_state(model: torch.nn.Module,
     return dict(missing=missing, unexpected=unexpected, skipped=skipped)
 
 
+def with_state_dict(checkpoint: Any, filename: str) -> dict:
+    """``checkpoint`` with the tensors the model loads under ``state_dict``.
+
+    A checkpoint's tensors may be a bare state dict, wrapped in
+    ``state_dict`` or ``model``, with DataParallel's ``module.`` prefix;
+    :func:`load_model_state` takes them all. mmengine's hooks read
+    ``checkpoint['state_dict']`` as it is (its ``EMAHook`` copies it into
+    its averaged model): here they find the tensors the model loads.
+
+    Args:
+        checkpoint: The loaded checkpoint.
+        filename (str): Where it came from, for the messages.
+
+    Returns:
+        dict: A new dict: the checkpoint's other entries (``meta``,
+        ``optimizer``, ...) and ``state_dict``, the tensors by their model
+        key (:func:`~mmreid.models.weight_init.extract_state_dict`).
+
+    Raises:
+        TypeError: Not a dict.
+        ValueError: As :func:`~mmreid.models.weight_init.extract_state_dict`.
+    """
+    from mmreid.models.weight_init import extract_state_dict
+    state_dict = extract_state_dict(checkpoint, source=filename)
+    wrapper = next((key for key in ('state_dict', 'model')
+                    if isinstance(checkpoint.get(key), dict)), None)
+    if wrapper is None:  # a bare state dict
+        return dict(state_dict=state_dict)
+    normal = {k: v for k, v in checkpoint.items() if k != wrapper}
+    normal['state_dict'] = state_dict
+    return normal
+
+
+def training_set_differences(meta: Any, metainfo: Any) -> str:
+    """Where a checkpoint's training set differs from ``metainfo``.
+
+    Args:
+        meta: The checkpoint's ``meta`` (its ``dataset_meta``, written by
+            mmengine from the training set, is compared).
+        metainfo: The metainfo of the set the model is about to train on.
+
+    Returns:
+        str: The first differences (``"dataset_name: 'synthreid-d0' in the
+        checkpoint, 'synthreid-d1' now; ..."``), or ``''`` where they agree
+        or either side is unknown.
+    """
+    from mmreid.engine.runner.resume_checks import metainfo_differences
+    saved = meta.get('dataset_meta') if isinstance(meta, dict) else None
+    if not isinstance(saved, dict) or not isinstance(metainfo, dict):
+        return ''
+    differences = metainfo_differences(saved, metainfo)
+    return _names(differences, limit=3, sep='; ') if differences else ''
+
+
 __all__ = [
     'load_model_state', 'check_model_fits', 'saved_model_config',
-    'model_config_differences'
+    'model_config_differences', 'with_state_dict', 'training_set_differences'
 ]

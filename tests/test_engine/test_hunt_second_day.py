@@ -52,10 +52,6 @@ def regdb(root, split, trial):
         ])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='load_from drops the pre-training set from the identity-split '
-    'check: a fine-tune validates on identities its weights trained on')
 def test_fine_tuning_keeps_the_identities_the_weights_trained_on(
         make_config, tmp_path):
     """A user who runs the ten RegDB trials warm-starts trial 1 from the
@@ -95,16 +91,30 @@ def test_fine_tuning_keeps_the_identities_the_weights_trained_on(
             meta=dict(dataset_meta=dict(dataset_name='regdb', trial=2))),
         trial2)
     config.load_from = str(trial2)
+    # Trial 2's classifier (its rows trial 2's people) is refused on its
+    # own by default; with a lenient load it is skipped, and the backbone
+    # has still trained on trial 1's test identities.
+    config.load_strict = False
     config.work_dir = str(tmp_path / 'work')
     runner = ReIDRunner.from_cfg(config)
     with pytest.raises(ValueError, match=r'regdb trial=2'):
         runner.train()
+    assert runner.iter == 0
+    # Trained without validation, the fine-tune's checkpoint carries trial
+    # 2 on (meta['pretrained_dataset_meta']): tested on trial 1, refused.
+    config.val_cfg = config.val_dataloader = config.val_evaluator = None
+    config.work_dir = str(tmp_path / 'fine_tune')
+    ReIDRunner.from_cfg(config).train()
+    fine_tuned = tmp_path / 'fine_tune' / 'epoch_1.pth'
+    meta = torch.load(fine_tuned, weights_only=False)['meta']
+    assert meta['dataset_meta']['trial'] == 1
+    assert [m['trial'] for m in meta['pretrained_dataset_meta']] == [2]
+    config.load_from = str(fine_tuned)
+    config.work_dir = str(tmp_path / 'test')
+    with pytest.raises(ValueError, match=r'regdb trial=2'):
+        ReIDRunner.from_cfg(config).test()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='load_from in training keeps, without a word, a classifier '
-    'trained on the identities of another training set of the same size')
 def test_load_from_another_training_set_does_not_keep_its_classifier(
         make_config, tmp_path):
     """A user trained BoT on SynthReID domain d0 (4 identities) and
@@ -151,11 +161,6 @@ def test_load_from_another_training_set_does_not_keep_its_classifier(
 
 
 @pytest.mark.parametrize('layout', ['module.', 'bare'])
-@pytest.mark.xfail(
-    strict=True,
-    reason="EMAHook reloads checkpoint['state_dict'] with mmengine's lenient "
-    "loader: a 'module.' checkpoint tests the EMA copy's initial weights, a "
-    'bare state dict is a KeyError')
 def test_an_ema_config_tests_the_checkpoints_weights_in_any_layout(
         make_config, tmp_path, layout):
     """A user tests a checkpoint with a config that averages weights
@@ -191,7 +196,15 @@ def test_an_ema_config_tests_the_checkpoints_weights_in_any_layout(
         cfg = Config.fromfile(config)
         cfg.load_from = str(path)
         cfg.work_dir = str(tmp_path / name)
-        metrics[name] = ReIDRunner.from_cfg(cfg).test()
+        runner = ReIDRunner.from_cfg(cfg)
+        metrics[name] = runner.test()
+        # The averaged copy holds the checkpoint's tensors, bit for bit.
+        (ema_hook, ) = [
+            hook for hook in runner.hooks if type(hook).__name__ == 'EMAHook'
+        ]
+        averaged = ema_hook.ema_model.module.state_dict()
+        for key, value in state.items():
+            assert torch.equal(averaged[key], value), (name, key)
     assert metrics['other'] == metrics['plain']
 
 

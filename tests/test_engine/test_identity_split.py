@@ -87,6 +87,42 @@ def test_a_test_of_another_trial_is_refused(make_config, tmp_path):
         runner.test()
 
 
+def test_the_training_sets_of_the_weights_before_are_checked():
+    """A checkpoint of a fine-tune records the training sets its weights
+    trained on before (``meta['pretrained_dataset_meta']``): a test on a
+    split that one of them trained on is refused, naming it and advising
+    other weights (another split of the latest set would not help)."""
+    from types import SimpleNamespace
+
+    from mmreid.engine.runner.reid_loops import (check_identity_split,
+                                                 pretrained_dataset_metas)
+    dataset = SimpleNamespace(metainfo=dict(dataset_name='regdb-v2t', trial=1))
+    loop = SimpleNamespace(dataloader=SimpleNamespace(dataset=dataset))
+    meta = dict(
+        dataset_meta=dict(dataset_name='regdb', trial=1),
+        pretrained_dataset_meta=[
+            dict(dataset_name='market1501'),
+            dict(dataset_name='regdb', trial=3)
+        ])
+    runner = SimpleNamespace(
+        _train_loop=None,
+        loaded_dataset_meta=meta['dataset_meta'],
+        loaded_pretrained_meta=pretrained_dataset_metas(meta, 'ft.pth'))
+    with pytest.raises(
+            ValueError,
+            match=r'^ReIDTestLoop: the weights were trained before on regdb '
+            r'trial=3 and this evaluates regdb-v2t trial=1.*never trained'):
+        check_identity_split(runner, loop, 'ReIDTestLoop')
+    runner.loaded_pretrained_meta = meta['pretrained_dataset_meta'][:1]
+    check_identity_split(runner, loop, 'ReIDTestLoop')
+    with pytest.raises(
+            TypeError,
+            match=r"'bad.pth': meta\['pretrained_dataset_meta'\] is "
+            r"'regdb', expected a list"):
+        pretrained_dataset_metas(
+            dict(pretrained_dataset_meta='regdb'), 'bad.pth')
+
+
 def test_a_multi_source_training_set_is_checked_per_source():
     # ConcatReIDDataset's metainfo: the wrapper's name joins the sources'
     # and has no split key; each source entry carries its own.

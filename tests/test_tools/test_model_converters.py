@@ -1881,13 +1881,15 @@ def test_the_assumed_line_offers_config_only_without_one(tmp_path, capsys):
 
 def test_publish_keeps_the_run_meta(tmp_path):
     """What identifies the run is kept (iteration-based runs record
-    ``iter``; a class list in ``dataset_meta``), numpy scalars as Python
-    numbers, tuples as lists."""
+    ``iter``; a class list in ``dataset_meta``; the training sets of the
+    weights before it, which the test's identity-split check reads),
+    numpy scalars as Python numbers, tuples as lists."""
     meta = dict(
         iter=np.int64(40000),
         mmreid_version='1.0.0',
         experiment_name='bot_r18_20260101_000000',
         dataset_meta=dict(classes=('a', 'b'), num_ids=np.int32(2)),
+        pretrained_dataset_meta=[dict(dataset_name='regdb', trial=2)],
         hook_msgs=dict(last_ckpt='x'))
     src = tmp_path / 'iter_40000.pth'
     torch.save(dict(state_dict=dict(w=torch.ones(2)), meta=meta), src)
@@ -1897,7 +1899,8 @@ def test_publish_keeps_the_run_meta(tmp_path):
         iter=40000,
         mmreid_version='1.0.0',
         experiment_name='bot_r18_20260101_000000',
-        dataset_meta=dict(classes=['a', 'b'], num_ids=2))
+        dataset_meta=dict(classes=['a', 'b'], num_ids=2),
+        pretrained_dataset_meta=[dict(dataset_name='regdb', trial=2)])
 
 
 def test_a_published_converted_backbone_is_still_known(tmp_path):

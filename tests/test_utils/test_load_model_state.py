@@ -194,6 +194,40 @@ def test_a_classifier_error_keeps_the_saved_config_note():
     assert 'A classifier trained on another number of identities' in message
 
 
+def test_a_classifier_of_another_training_set_is_one_of_other_ids():
+    """Loaded to train on another training set (``other_training_set``),
+    a classifier of the same shape is refused as one of another number of
+    identities, or, where such a classifier is skipped, left at the
+    model's initialisation (the rest loads)."""
+    trained = MODELS.build(BASE)
+    checkpoint = dict(
+        state_dict={
+            k: v + 1 if v.is_floating_point() else v
+            for k, v in trained.state_dict().items()
+        })
+    other = "dataset_name: 'd0' in the checkpoint, 'd1' now"
+    with pytest.raises(
+            RuntimeError,
+            match=r'head\.classifier\.weight: trained on the identities of '
+            r'another training set \(dataset_name'):
+        load_model_state(
+            MODELS.build(BASE),
+            checkpoint,
+            'd0.pth',
+            skip_other_classifier=False,
+            other_training_set=other)
+    model = MODELS.build(BASE)
+    start = model.head.classifier.weight.detach().clone()
+    report = load_model_state(
+        model, checkpoint, 'd0.pth', other_training_set=other)
+    assert report['skipped'] == ['head.classifier.weight']
+    assert torch.equal(model.head.classifier.weight, start)
+    loaded = model.state_dict()
+    for key, value in checkpoint['state_dict'].items():
+        if key != 'head.classifier.weight':
+            assert torch.equal(loaded[key], value), key
+
+
 def test_nested_trained_model_loads_keep_the_mappings_off():
     # init_mappings_on: off while any trained_model_load block runs (the
     # depth of the blocks), on again only after the outermost ends.

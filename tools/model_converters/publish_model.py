@@ -39,12 +39,16 @@ from mmreid.utils.source_arch import SOURCE_META_KEYS
 HASH_LENGTH = 8
 
 #: The ``meta`` entries a release keeps: the config text and run facts;
-#: SOURCE_META_KEYS, a converted model's source network and the tensors not
-#: converted, which init_model and tools/test.py check the config against;
-#: 'dropped', the source tensors a conversion left out on purpose (an
-#: ImageNet classifier). The rest (hook states...) is left out.
+#: the training sets the weights trained on (``dataset_meta`` and, for a
+#: fine-tune, ``pretrained_dataset_meta``), which tools/test.py checks the
+#: test split against; SOURCE_META_KEYS, a converted model's source network
+#: and the tensors not converted, which init_model and tools/test.py check
+#: the config against; 'dropped', the source tensors a conversion left out
+#: on purpose (an ImageNet classifier). The rest (hook states...) is left
+#: out.
 KEPT_META = ('cfg', 'epoch', 'iter', 'mmreid_version', 'seed', 'dataset_meta',
-             'experiment_name', 'converted_from', 'dropped') + SOURCE_META_KEYS
+             'pretrained_dataset_meta', 'experiment_name', 'converted_from',
+             'dropped') + SOURCE_META_KEYS
 
 
 def plain(value: Any, where: str = 'meta') -> Any:

@@ -20,6 +20,7 @@ samples handed to them, over all processes, cover the dataset
 or repeats some in place of others).
 """
 import logging
+import pickle
 from contextlib import nullcontext
 from numbers import Integral
 from typing import (ContextManager, Dict, List, Mapping, Optional, Sequence,
@@ -509,18 +510,89 @@ def check_every_sample_reached(handed: Sequence[Optional[int]], dataset,
             "DefaultSampler', shuffle=False)")
 
 
-def trained_dataset_meta(runner) -> Optional[Mapping]:
-    """The metainfo of the identities the runner's model trained on.
+#: The ``meta`` key of a checkpoint that lists the training sets its
+#: weights trained on before ``meta['dataset_meta']`` (a run started with
+#: ``load_from``, and the runs before it), written by
+#: :meth:`ReIDRunner.save_checkpoint
+#: <mmreid.engine.runner.ReIDRunner.save_checkpoint>`.
+PRETRAINED_META_KEY = 'pretrained_dataset_meta'
 
-    The training set's while the runner trains, else the loaded
-    checkpoint's ``meta['dataset_meta']`` (which mmengine writes from the
-    training set; :meth:`ReIDRunner.load_checkpoint` keeps it), else None.
+
+def pretrained_dataset_metas(meta, filename: str) -> List[Mapping]:
+    """A checkpoint's ``meta['pretrained_dataset_meta']``, checked.
+
+    Args:
+        meta: The checkpoint's ``meta`` (anything else: none).
+        filename (str): The checkpoint, for the message.
+
+    Returns:
+        list[Mapping]: The metainfo of the training sets its weights
+        trained on before its own (``meta['dataset_meta']``); empty
+        without the key.
+
+    Raises:
+        TypeError: The value is not a list of dicts.
     """
+    value = meta.get(PRETRAINED_META_KEY) if isinstance(meta, dict) else None
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(entry, Mapping) for entry in value):
+        raise TypeError(
+            f"checkpoint {filename!r}: meta['{PRETRAINED_META_KEY}'] is "
+            f'{value!r:.80}, expected a list of dataset metainfo dicts (the '
+            'training sets its weights trained on before, as mmreid writes '
+            'it)')
+    return list(value)
+
+
+def _same_metainfo(a: Mapping, b: Mapping) -> bool:
+    """Two metainfos are equal (numpy arrays in them compared as
+    pickles)."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return pickle.dumps(a) == pickle.dumps(b)
+
+
+def trained_dataset_metas(runner, earlier_only: bool = False) -> List[Mapping]:
+    """The metainfo of every training set the runner's weights trained on.
+
+    While the runner trains: its training set, then the ones the weights
+    it started from trained on (the loaded checkpoint's
+    ``meta['dataset_meta']`` and ``meta['pretrained_dataset_meta']``; a
+    fine-tune with ``load_from`` has trained on them too). Else the loaded
+    checkpoint's ``meta['dataset_meta']`` (which mmengine writes from the
+    training set; :meth:`ReIDRunner.load_checkpoint` keeps it), then its
+    ``meta['pretrained_dataset_meta']``. Equal metainfos count once.
+
+    Args:
+        runner: The runner.
+        earlier_only (bool): Only the sets trained on before the latest
+            one (the training set of a training run): what its checkpoints
+            record as ``meta['pretrained_dataset_meta']``. Defaults to
+            False.
+
+    Returns:
+        list[Mapping]: The latest training set first (unless
+        ``earlier_only``), then the earlier ones.
+    """
+    loaded = [getattr(runner, 'loaded_dataset_meta', None)] + list(
+        getattr(runner, 'loaded_pretrained_meta', None) or ())
     loop = getattr(runner, '_train_loop', None)
     if isinstance(loop, BaseLoop):
         dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
-        return getattr(dataset, 'metainfo', None)
-    return getattr(runner, 'loaded_dataset_meta', None)
+        latest = getattr(dataset, 'metainfo', None)
+    else:
+        latest, loaded = loaded[0], loaded[1:]
+    found: List[Mapping] = []
+    for meta in [latest] + loaded:
+        if isinstance(meta, Mapping) and not any(
+                _same_metainfo(meta, seen) for seen in found):
+            found.append(meta)
+    if earlier_only and found and found[0] is latest:
+        return found[1:]
+    return found
 
 
 def evaluated_datasets(loop) -> List[tuple]:
@@ -541,13 +613,16 @@ def check_identity_split(runner, loop, consumer: str) -> None:
     ``ConcatDataset``): pids and camids are numbered per dataset, so one
     gallery of two would match different people and treat different
     cameras as one. Each dataset is a target of a multi-target loop.
+    Every training set the weights trained on is checked
+    (:func:`trained_dataset_metas`): a fine-tune (``load_from``) validated
+    on another split of its checkpoint's training set is refused too.
 
     Raises:
         ValueError: Naming the consumer, the target, the key and both
             values.
     """
     from mmengine.dataset import ConcatDataset
-    trained = trained_dataset_meta(runner)
+    trained = trained_dataset_metas(runner)
     for name, dataset in evaluated_datasets(loop):
         where = consumer if name is None else f'{consumer} ({name})'
         if isinstance(dataset, ConcatDataset):
@@ -559,10 +634,11 @@ def check_identity_split(runner, loop, consumer: str) -> None:
                 "dataset as its own target: dict(type='MultiTargetTestLoop'"
                 ', targets=[dict(name=..., dataloader=..., evaluator=...), '
                 '...]) (MultiTargetValLoop for validation)')
-        conflict = identity_split_conflict(trained,
-                                           getattr(dataset, 'metainfo', None))
-        if conflict:
-            raise ValueError(f'{where}: {conflict}')
+        for index, meta in enumerate(trained):
+            conflict = identity_split_conflict(
+                meta, getattr(dataset, 'metainfo', None), earlier=index > 0)
+            if conflict:
+                raise ValueError(f'{where}: {conflict}')
 
 
 def hand_model_scorers(model, evaluator: Evaluator,

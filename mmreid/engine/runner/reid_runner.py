@@ -2,7 +2,7 @@
 import logging
 import numbers
 import os.path as osp
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.dist import master_only
@@ -25,6 +25,8 @@ from .config_recording import ConfigRecordMixin
 from .log_processor import (TRAINING_MEAN_PATTERN, ReIDLogProcessor,
                             ScalarIterationHook)
 from .randomness import RandomnessMixin
+from .reid_loops import (PRETRAINED_META_KEY, pretrained_dataset_metas,
+                         trained_dataset_metas)
 from .resume_checks import train_loader_plan
 from .resumed_validation import ResumedValidationHook, resumed_step_validated
 from .resuming import ResumeMixin
@@ -203,6 +205,10 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
     #: ``meta['dataset_meta']`` of the last checkpoint loaded: the training
     #: set's metainfo, which evaluation compares its splits with.
     loaded_dataset_meta: Optional[dict] = None
+    #: ``meta['pretrained_dataset_meta']`` of that checkpoint: the training
+    #: sets its weights trained on before (a run started with
+    #: ``load_from``), which evaluation checks too.
+    loaded_pretrained_meta: Sequence[dict] = ()
     #: The line :meth:`train` ends with when a resume trained nothing.
     _finished_resume: Optional[str] = None
     #: True while mmengine's ``__init__`` runs (its ``dump_config`` call
@@ -699,6 +705,9 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         sampler_seed = getattr(self.train_dataloader.sampler, 'seed', None)
         if isinstance(sampler_seed, numbers.Integral):
             meta.setdefault('sampler_seed', int(sampler_seed))
+        earlier = trained_dataset_metas(self, earlier_only=True)
+        if earlier:
+            meta.setdefault(PRETRAINED_META_KEY, [dict(m) for m in earlier])
         kwargs = dict(
             file_client_args=file_client_args,
             save_optimizer=save_optimizer,
@@ -736,6 +745,15 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
                         revise_keys: list = [(r'^module.', '')]):
         """Load ``filename`` into the model with mmreid's rules.
 
+        Training from it (``load_from``, not a resume), a classifier of a
+        checkpoint whose training set (``meta['dataset_meta']``) is not this
+        run's is one of other identities, refused (or, with
+        ``load_strict=False``, skipped) as one of another size. The
+        checkpoint's training sets (``meta['dataset_meta']``,
+        ``meta['pretrained_dataset_meta']``) are kept for the identity-split
+        check and this run's checkpoints. An ``EMAHook``'s averaged copy
+        gets the weights the model loaded.
+
         Args:
             filename (str): Path or URL.
             map_location (str | Callable): As :func:`torch.load`.
@@ -746,24 +764,41 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
                 goes through ``tools/model_converters``).
 
         Returns:
-            dict: The loaded checkpoint.
+            dict: The loaded checkpoint, its tensors (in any layout) under
+            ``state_dict`` by their model keys, as hooks read them
+            (:func:`~mmreid.utils.model_state.with_state_dict`).
         """
         from mmreid.utils.arch_check import check_source_arch
-        from mmreid.utils.model_state import check_model_fits, load_model_state
+        from mmreid.utils.model_state import (check_model_fits,
+                                              load_model_state,
+                                              training_set_differences,
+                                              with_state_dict)
         checkpoint = _load_checkpoint(filename, map_location=map_location)
         if self._resuming is not None:
             self.check_resumable(checkpoint, filename, *self._resuming)
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) \
+            else None
+        # What the model trained on (and, for a checkpoint of a fine-tune,
+        # before): an evaluation of another split of the same dataset is
+        # refused (check_identity_split).
+        self.loaded_dataset_meta = meta.get('dataset_meta') if isinstance(
+            meta, dict) else None
+        self.loaded_pretrained_meta = pretrained_dataset_metas(meta, filename)
+        # Hooks (an EMAHook's copy) read checkpoint['state_dict'] as it is:
+        # they get the tensors the model loads, in any layout.
+        checkpoint = with_state_dict(checkpoint, filename)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(
             self.model) else self.model
         strict = strict or bool(self.cfg.get('load_strict', True))
-        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) \
-            else None
-        # What the model trained on: an evaluation of another split of
-        # the same dataset is refused (check_identity_split).
-        self.loaded_dataset_meta = meta.get('dataset_meta') if isinstance(
-            meta, dict) else None
         skip_other_classifier = not (self._training and strict)
+        # A classifier trained on another training set's identities, row k
+        # another person, fits by its shape alone (a resume checks the
+        # training set itself).
+        other_set = ''
+        if self._training and self._resuming is None:
+            other_set = training_set_differences(
+                meta, getattr(self.train_dataloader.dataset, 'metainfo', None))
         # Another depth first: the source network's settings come after.
         check_model_fits(
             model,
@@ -772,7 +807,8 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
             strict,
             skip_other_classifier,
             self.cfg,
-            before_config_checks=True)
+            before_config_checks=True,
+            other_training_set=other_set)
         check_source_arch(
             meta,
             model,
@@ -788,10 +824,31 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
             strict=strict,
             skip_other_classifier=skip_other_classifier,
             opt_out=STRICT_OPT_OUT,
-            cfg=self.cfg)
+            cfg=self.cfg,
+            other_training_set=other_set)
+        self._ema_takes_loaded_weights(checkpoint, model)
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+    def _ema_takes_loaded_weights(self, checkpoint: dict, model) -> None:
+        """Give every ``EMAHook``'s averaged model the weights the model
+        loaded, tensor by tensor.
+
+        mmengine's hook copies ``checkpoint['state_dict']`` into it with a
+        lenient load of its own: a tensor the model loads otherwise (a
+        skipped classifier, a partial load) would leave the averaged copy,
+        which ``before_val_epoch``/``before_test_epoch`` swap in, at other
+        weights. A resume that restored the averages themselves
+        (``ema_state_dict``) keeps them.
+        """
+        from mmengine.hooks import EMAHook
+        if self._resume and 'ema_state_dict' in checkpoint:
+            return
+        for hook in self.hooks:
+            ema_model = getattr(hook, 'ema_model', None)
+            if isinstance(hook, EMAHook) and ema_model is not None:
+                ema_model.module.load_state_dict(model.state_dict())
 
 
 def build_runner(cfg: Config) -> Runner:
