@@ -264,6 +264,34 @@ def _modules_of(keys: Sequence[str], prefixes: Sequence[str]) -> List[str]:
     return [p[:-1] for p in prefixes if any(k.startswith(p) for k in keys)]
 
 
+#: The attribute of a module loaded by :func:`load_pretrained` holding
+#: ``(checkpoint, meta)`` of each checkpoint with a ``meta`` dict: the
+#: training sets its weights trained on (``meta['dataset_meta']`` and
+#: ``meta['pretrained_dataset_meta']``) are then those of the run that
+#: trains from them (``reid_loops.trained_dataset_metas``).
+SOURCE_META_ATTR = 'pretrained_source_metas'
+
+
+def record_source_meta(module: nn.Module, raw, checkpoint: str) -> None:
+    """Keep on ``module`` the ``meta`` of a checkpoint it is loaded from.
+
+    A fine-tune whose ``init_cfg`` loads a trained ReID model (RegDB trial
+    2's, to train trial 1) has trained on that model's training sets: the
+    check that a model is not tested on identities it trained on must see
+    them, as it sees a ``load_from`` checkpoint's.
+    """
+    meta = raw.get('meta') if isinstance(raw, dict) else None
+    # A ReID training's meta (mmengine writes the training set's metainfo,
+    # mmreid its dataset_name); not an ImageNet network's class names.
+    if isinstance(meta, dict) and (
+            isinstance(meta.get('dataset_meta'), dict)
+            and 'dataset_name' in meta['dataset_meta']
+            or meta.get('pretrained_dataset_meta')):
+        found = getattr(module, SOURCE_META_ATTR, None) or []
+        found.append((checkpoint, meta))
+        setattr(module, SOURCE_META_ATTR, found)
+
+
 def load_pretrained(module: nn.Module,
                     checkpoint: str,
                     prefix: Optional[str] = None,
@@ -339,6 +367,7 @@ def load_pretrained(module: nn.Module,
     except URLError as error:
         raise _not_downloaded(key, checkpoint, error) from error
     state_dict = extract_state_dict(raw, prefix, checkpoint)
+    record_source_meta(module, raw, checkpoint)
     # Under an allow_missing prefix the source's part may differ: a tensor
     # of another shape (a classifier of other identities) is not loaded.
     reshaped = [

@@ -115,6 +115,41 @@ def test_fine_tuning_keeps_the_identities_the_weights_trained_on(
         ReIDRunner.from_cfg(config).test()
 
 
+def test_a_trained_model_an_init_cfg_loads_counts_as_trained_on(
+        make_config, tmp_path):
+    """The classifier refusal advises ``init_cfg`` for a fine-tune; a
+    trial-2 model loaded so (whole model, classifier allowed missing)
+    recorded no training set, and trial 1's validation ran on weights
+    trained on its test identities. Refused before the first iteration,
+    as with ``load_from``."""
+    root = make_regdb(tmp_path / 'RegDB', images=True)
+    config = Config.fromfile(make_config())
+    config.train_dataloader.dataset = regdb(root, 'train', 1)
+    config.train_dataloader.batch_size = 4
+    config.train_dataloader.sampler.batch_size = 4
+    for key in ('val_dataloader', 'test_dataloader'):
+        config[key].dataset = regdb(root, 'test', 1)
+    config.val_evaluator = config.test_evaluator = dict(type='RegDBMetric')
+    config.model.head.num_classes = 2
+    config.train_cfg.max_epochs = 1
+    config.randomness.deterministic = False
+    trial2 = tmp_path / 'trial2.pth'
+    torch.save(
+        dict(
+            state_dict=moved_state(config.model),
+            meta=dict(dataset_meta=dict(dataset_name='regdb', trial=2))),
+        trial2)
+    config.model.init_cfg = dict(
+        type='Pretrained',
+        checkpoint=str(trial2),
+        allow_missing=['head.classifier.'])
+    config.work_dir = str(tmp_path / 'work')
+    runner = ReIDRunner.from_cfg(config)
+    with pytest.raises(ValueError, match=r'regdb trial=2'):
+        runner.train()
+    assert runner.iter == 0
+
+
 def test_load_from_another_training_set_does_not_keep_its_classifier(
         make_config, tmp_path):
     """A user trained BoT on SynthReID domain d0 (4 identities) and

@@ -44,6 +44,7 @@ from mmreid.models.layers.mbn import (batch_statistics_layers,
                                       running_statistics_fix,
                                       untracked_batch_norms, untracked_named)
 from mmreid.models.reiders.reid_model import Scorer, get_model_scorers
+from mmreid.models.weight_init import SOURCE_META_ATTR
 from mmreid.registry import DATA_SAMPLERS, LOOPS
 from mmreid.utils.config.runtime import check_loop_amp_device
 from .eval_dataloader_checks import slicing_option
@@ -561,7 +562,8 @@ def trained_dataset_metas(runner, earlier_only: bool = False) -> List[Mapping]:
     While the runner trains: its training set, then the ones the weights
     it started from trained on (the loaded checkpoint's
     ``meta['dataset_meta']`` and ``meta['pretrained_dataset_meta']``; a
-    fine-tune with ``load_from`` has trained on them too). Else the loaded
+    fine-tune with ``load_from`` has trained on them too; so have those of
+    a trained model an ``init_cfg`` loaded). Else the loaded
     checkpoint's ``meta['dataset_meta']`` (which mmengine writes from the
     training set; :meth:`ReIDRunner.load_checkpoint` keeps it), then its
     ``meta['pretrained_dataset_meta']``. Equal metainfos count once.
@@ -579,6 +581,13 @@ def trained_dataset_metas(runner, earlier_only: bool = False) -> List[Mapping]:
     """
     loaded = [getattr(runner, 'loaded_dataset_meta', None)] + list(
         getattr(runner, 'loaded_pretrained_meta', None) or ())
+    # Trained models an init_cfg loaded (weight_init.record_source_meta).
+    model = getattr(runner, 'model', None)
+    for module in model.modules() if isinstance(model, torch.nn.Module) \
+            else ():
+        for filename, meta in getattr(module, SOURCE_META_ATTR, None) or ():
+            loaded += [meta.get('dataset_meta')] + pretrained_dataset_metas(
+                meta, filename)
     loop = getattr(runner, '_train_loop', None)
     if isinstance(loop, BaseLoop):
         dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
