@@ -219,6 +219,44 @@ def warm_up(it, steps):
     return 0.1 + 0.9 * min(it, steps - 1) / (steps - 1)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason='a second ParamSchedulerHook in custom_hooks is kept: every '
+    'scheduler steps twice per iteration, silently')
+def test_schedule_stepped_by_two_hooks_is_refused_or_stepped_once(
+        tmp_path, synth_root):
+    """A user's config keeps ``default_hooks.param_scheduler`` and also
+    lists ``dict(type='ParamSchedulerHook', priority='LOW')`` in
+    ``custom_hooks`` (a restated hook, which mmreid registers once when it
+    equals the default one, but keeps when only its priority differs).
+    Both hooks step every scheduler after each iteration: the one-epoch
+    warm-up of 3 steps from lr / 10 reaches the full rate at step 1
+    (0.1, 1.0, 1.0 x 3.5e-4), a milestone would come at half its epoch,
+    and the log shows these rates as the config's schedule. By
+    ``LinearLR``'s definition step 1 trains at (0.1 + 0.9 / 2) x 3.5e-4.
+    Right: that rate, or the second hook refused before the first
+    iteration, naming ``ParamSchedulerHook`` (as mmreid refuses a
+    schedule that no hook steps)."""
+    config = write_tiny_config(
+        tmp_path / 'twice.py', synth_root, SHORT_EPOCHS + '''
+custom_hooks = [dict(type='ParamSchedulerHook', priority='LOW')]
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
+]
+''')
+    probe = StepRates(stop_after=2)
+    try:
+        train(config, tmp_path / 'run', probe)
+    except (ValueError, RuntimeError) as error:
+        assert 'ParamSchedulerHook' in str(error)
+        assert not probe.steps
+        return
+    assert [it for it, _ in probe.steps] == [0, 1]
+    for it, lrs in probe.steps:
+        assert lrs == [pytest.approx(LR * warm_up(it, 3))], (it, lrs)
+
+
 def test_auto_scale_lr_scales_every_group_and_the_warm_up_start(
         tmp_path, synth_root):
     """A user trains with ``--auto-scale-lr`` (``auto_scale_lr.enable``)
