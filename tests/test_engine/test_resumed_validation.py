@@ -13,6 +13,7 @@ from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmengine.runner.utils import calc_dynamic_intervals
 
 from mmreid.engine.runner.resumed_validation import (ResumedValidationHook,
+                                                     ValidatedStepHook,
                                                      resumed_step_validated)
 
 
@@ -31,11 +32,12 @@ def loop_at(loop_type, step, last, val_interval, val_begin=1,
     return loop
 
 
-def validated(loop, val_loop=True, resumed_from='epoch_1.pth'):
+def validated(loop, val_loop=True, resumed_from='epoch_1.pth', meta=None):
     runner = SimpleNamespace(
         _train_loop=loop,
         _val_loop=object() if val_loop else None,
-        _resumed_from=resumed_from)
+        _resumed_from=resumed_from,
+        resumed_meta=meta)
     return resumed_step_validated(runner)
 
 
@@ -98,3 +100,36 @@ def test_the_first_validated_step_val_begin_is_validated_again(
     assert validated(loop_at(loop_type, 4, 10, 2, val_begin=4)) == f'{unit} 4'
     # One step earlier is not validated by the schedule.
     assert validated(loop_at(loop_type, 3, 10, 1, val_begin=4)) is None
+
+
+@pytest.mark.parametrize('loop_type,unit,key', [
+    (EpochBasedTrainLoop, 'epoch', 'epoch'),
+    (IterBasedTrainLoop, 'iteration', 'iter'),
+])
+def test_a_checkpoint_saved_after_its_validation_is_not_validated_again(
+        loop_type, unit, key):
+    """``save_best`` writes ``epoch_N.pth`` again after a new best, once
+    the schedulers have stepped on that validation: validating it again
+    would count it twice (ReduceOnPlateauLR). ``meta['validated']`` says
+    which save came after the validation of the checkpoint's step."""
+    hook = ValidatedStepHook()
+    runner = SimpleNamespace(_train_loop=loop_at(loop_type, 3, 10, 1))
+
+    def saved(step):
+        checkpoint = dict(meta={key: step})
+        hook.before_save_checkpoint(runner, checkpoint)
+        return checkpoint['meta']
+
+    # Step 4's checkpoint written before its validation (the loop counts
+    # step 3 done, the checkpoint step 4), then validated and written again.
+    assert saved(4)['validated'] is False
+    runner._train_loop = loop_at(loop_type, 4, 10, 1)
+    hook.after_val_epoch(runner, {})
+    assert saved(4)['validated'] is True
+    # The next step's first save is before its validation.
+    assert saved(5)['validated'] is False
+    loop = loop_at(loop_type, 4, 10, 1)
+    assert validated(loop, meta=dict(validated=True)) is None
+    assert validated(loop, meta=dict(validated=False)) == f'{unit} 4'
+    # A checkpoint of an earlier release, without the record.
+    assert validated(loop, meta={}) == f'{unit} 4'

@@ -28,7 +28,8 @@ from .randomness import RandomnessMixin
 from .reid_loops import (PRETRAINED_META_KEY, pretrained_dataset_metas,
                          trained_dataset_metas)
 from .resume_checks import train_loader_plan
-from .resumed_validation import ResumedValidationHook, resumed_step_validated
+from .resumed_validation import (ResumedValidationHook, ValidatedStepHook,
+                                 resumed_step_validated)
 from .resuming import ResumeMixin
 from .runner_config import (check_loop_is_mmreids,
                             check_loop_reads_a_dataloader,
@@ -595,6 +596,8 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
             self.register_hook(_ConfigCopyHook(), 'LOWEST')
             # The weights of a run stopped early (EarlyStoppingHook).
             self.register_hook(StoppedRunCheckpointHook(), 'HIGHEST')
+            # meta['validated']: whether a checkpoint's step was validated.
+            self.register_hook(ValidatedStepHook())
         elif not osp.isfile(self.config_copy_path()):
             # An evaluation in a training's work dir (tools/test.py's
             # default one) keeps that run's copy, the record of how its

@@ -144,7 +144,10 @@ def drop_restated_hooks(default_hooks: Optional[dict],
     arguments) is left out: that is a config written when the base listed
     the hook in ``custom_hooks``. A hook of a default's type with other
     arguments (a second ``CheckpointHook``, say) is the config's own and is
-    kept, as mmengine keeps it.
+    kept, as mmengine keeps it; a second ``ParamSchedulerHook`` (another
+    priority) would step every scheduler twice and is refused once the
+    schedulers are built
+    (:func:`~.optim_checks.check_schedulers_stepped`).
 
     Args:
         default_hooks (dict, optional): The config's ``default_hooks``.
