@@ -325,6 +325,12 @@ def test_bad_targets_are_clear_errors(synth, tmp_path):
         MultiTargetTestLoop(runner, targets=[dict(good, name='a/b')])
     with pytest.raises(ValueError, match='got keys'):
         MultiTargetTestLoop(runner, targets=[dict(good, metric='x')])
+    for prefix in ('', 'a/b'):
+        # '' made the mean's keys '/mAP'; None is the way to have no mean.
+        with pytest.raises(
+                ValueError, match=f"test_cfg.aggregate_prefix='{prefix}'"):
+            MultiTargetTestLoop(
+                runner, targets=[good], aggregate_prefix=prefix)
 
 
 def test_loop_refuses_what_it_would_ignore_in_the_placeholders(
@@ -966,6 +972,39 @@ def test_the_test_line_of_a_single_target_loop_keeps_non_scalars():
     tag, _ = ReIDLogProcessor().get_log_after_epoch(
         runner, 1, 'test', with_non_scalar=True)
     assert tag['cmc'] == [0.5, 0.75]
+
+
+def test_an_evaluation_line_shows_the_keys_that_evaluation_reported():
+    """mmengine's end-of-epoch line shows every ``val/`` value of the
+    message hub, which keeps each key any validation reported (and, after
+    a resume, the checkpoint's): a target reported at the first
+    validation, not at the second, stayed in the second's line and
+    ``scalars.json`` record with its old value. A line shows what its
+    evaluation reported (scalars and not) and the batch times."""
+    from types import SimpleNamespace
+
+    from mmengine.hooks import RuntimeInfoHook
+    from mmengine.logging import MessageHub
+
+    from mmreid.engine.runner import ReIDLogProcessor
+    from mmreid.engine.runner.log_processor import ScalarIterationHook
+    hub = MessageHub.get_instance('an_evaluation_line_shows_its_keys')
+    runner = SimpleNamespace(
+        message_hub=hub,
+        val_loop=SimpleNamespace(dataloader=[None]),
+        _train_loop=None,
+        epoch=1,
+        log_processor=ReIDLogProcessor())
+    first = {'a/mAP': 50.0, 'c/mAP': 7.0, 'c/cmc': [0.5, 0.75]}
+    for metrics in (first, {'a/mAP': 40.0}):
+        hub.update_scalar('val/time', 2.0)
+        hub.update_scalar('val/data_time', 0.5)
+        for hook in (RuntimeInfoHook(), ScalarIterationHook()):
+            hook.after_val_epoch(runner, metrics)
+        tag, line = runner.log_processor.get_log_after_epoch(
+            runner, 1, 'val', with_non_scalar=True)
+        assert sorted(tag) == sorted([*metrics, 'time', 'data_time']), line
+    assert 'c/mAP' not in line and tag['a/mAP'] == 40.0
 
 
 def test_a_nested_or_list_placeholder_is_refused_without_copies():

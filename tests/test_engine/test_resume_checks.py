@@ -1624,3 +1624,44 @@ def test_an_older_checkpoint_without_a_recorded_key_resumes(
     runner.train_loop  # builds the training dataloader, as train() does
     runner.load_or_resume()
     assert runner.epoch == 1 and runner.iter == checkpoint['meta']['iter']
+
+
+@pytest.mark.parametrize('saved,current,save_best,refused', [
+    ('', 'abc', 'mean/mAP', True),
+    (", aggregate_prefix='avg'", 'ab', 'mean/mAP', True),
+    ('', 'ba', 'mean/mAP', False),
+    ('', 'ac', 'a/mAP', False),
+])
+def test_a_best_mean_resumes_over_the_same_targets_only(
+        saved, current, save_best, refused):
+    """mmengine resumes the best ``mean/mAP`` whatever targets it was the
+    mean of (specs/evaluation.md section 7: over the targets evaluated): a
+    resume that adds, drops or renames targets, or averages them under
+    another prefix, would compare the new means with another number. The
+    order of the targets does not change the mean, and a target's own key
+    is not a mean."""
+    from types import SimpleNamespace
+
+    from mmengine.hooks import CheckpointHook
+
+    from mmreid.engine.runner.mean_resume_check import check_mean_targets
+    from mmreid.engine.runner.resume_checks import config_ast
+    runner = SimpleNamespace(
+        hooks=[CheckpointHook(save_best=save_best, rule='greater')],
+        _val_loop=dict(
+            type='MultiTargetValLoop',
+            targets=[dict(name=name) for name in current]))
+    checkpoint = dict(message_hub=dict(runtime_info=dict(best_score=50.0)))
+    # The checkpoint's run: targets a and b.
+    saved_cfg = config_ast("val_cfg = dict(type='MultiTargetValLoop', "
+                           f"targets=[dict(name='a'), dict(name='b')]{saved})")
+    if not refused:
+        check_mean_targets(runner, checkpoint, 'iter_2.pth', saved_cfg)
+        return
+    with pytest.raises(RuntimeError) as info:
+        check_mean_targets(runner, checkpoint, 'iter_2.pth', saved_cfg)
+    message = str(info.value)
+    assert message.startswith("cannot resume from 'iter_2.pth': ")
+    assert f'the mean over the targets {sorted(current)}' in message
+    assert "the mean over the targets ['a', 'b']" in message
+    assert 'save_best=None' in message

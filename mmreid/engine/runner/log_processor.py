@@ -87,6 +87,10 @@ class ScalarIterationHook(Hook):
     it sees from their first value), so that a line's mean is over the
     values of its window's iterations only.
 
+    After each validation and test it also hands the log processor the
+    keys that evaluation reported (:meth:`ReIDLogProcessor.note_evaluation`),
+    before the ``LoggerHook`` makes its line.
+
     :class:`~mmreid.engine.runner.ReIDRunner` registers it.
     """
 
@@ -127,6 +131,20 @@ class ScalarIterationHook(Hook):
         """Give the message hub its own ``update_scalar`` back."""
         vars(runner.message_hub).pop('update_scalar', None)
 
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        """Tell the log processor the keys this validation reported."""
+        self._note_evaluation(runner, 'val', metrics)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        """Tell the log processor the keys this test reported."""
+        self._note_evaluation(runner, 'test', metrics)
+
+    @staticmethod
+    def _note_evaluation(runner, mode: str, metrics) -> None:
+        note = getattr(runner.log_processor, 'note_evaluation', None)
+        if callable(note) and metrics is not None:
+            note(mode, metrics)
+
 
 @LOG_PROCESSORS.register_module()
 class ReIDLogProcessor(LogProcessor):
@@ -146,9 +164,10 @@ class ReIDLogProcessor(LogProcessor):
     mmengine's, except that the means of its end-of-epoch line are over
     the epoch's batches (mmengine's took in one batch of the previous
     evaluation), and that only the batch times of an evaluation are means
-    (its metrics and the losses a ``val_step`` returns are its own). The
-    means of a training line are over the values of its window of
-    iterations (:meth:`_collect_scalars`, with
+    (its metrics and the losses a ``val_step`` returns are its own), and
+    that it shows the keys that evaluation reported and no others
+    (:meth:`note_evaluation`). The means of a training line are over the
+    values of its window of iterations (:meth:`_collect_scalars`, with
     :class:`ScalarIterationHook`'s record).
 
     ``configs/_base_/default_runtime.py`` sets it, and
@@ -161,6 +180,33 @@ class ReIDLogProcessor(LogProcessor):
     _epoch_batches: Optional[int] = None
     #: Whether the values of a training line were explained in the log.
     _train_explained: bool = False
+    #: The keys the last validation and test reported, by mode, until
+    #: their end-of-epoch line is made (:meth:`note_evaluation`).
+    _reported: Optional[Dict[str, frozenset]] = None
+    #: Those of the end-of-epoch line being made.
+    _line_keys: Optional[frozenset] = None
+
+    def note_evaluation(self, mode: str, metrics: dict) -> None:
+        """Record the keys an evaluation reported, for its end-of-epoch
+        line.
+
+        mmengine's line shows every ``<mode>/`` value of the message hub,
+        where its ``RuntimeInfoHook`` keeps each key an evaluation ever
+        reported: a key reported by an earlier validation but not by this
+        one (a target dropped from ``val_cfg.targets``, including the
+        values a resume restored from the checkpoint's hub) was shown, and
+        written to ``scalars.json``, beside this validation's results.
+        The line of the evaluation noted here shows its keys and the batch
+        times only. :class:`ScalarIterationHook` calls it; an evaluation
+        line without a note is mmengine's.
+
+        Args:
+            mode (str): ``'val'`` or ``'test'``.
+            metrics (dict): What the loop reported to ``after_<mode>_epoch``.
+        """
+        if self._reported is None:
+            self._reported = {}
+        self._reported[mode] = frozenset(metrics)
 
     def train_line_legend(self) -> str:
         """What the values of a training line are, logged once before the
@@ -219,7 +265,17 @@ class ReIDLogProcessor(LogProcessor):
                             batch_idx: int,
                             mode: str,
                             with_non_scalar: bool = False) -> Tuple[dict, str]:
-        """mmengine's line; over every target of a multi-target loop."""
+        """mmengine's line, of the keys the evaluation reported
+        (:meth:`note_evaluation`); over every target of a multi-target
+        loop."""
+        self._line_keys = (self._reported or {}).pop(mode, None)
+        try:
+            return self._log_after_epoch(runner, mode, with_non_scalar)
+        finally:
+            self._line_keys = None
+
+    def _log_after_epoch(self, runner, mode: str,
+                         with_non_scalar: bool) -> Tuple[dict, str]:
         counts = self._target_batches(runner, mode)
         if counts is None:
             # mmengine's LoggerHook passes the dataloader length as the
@@ -290,6 +346,8 @@ class ReIDLogProcessor(LogProcessor):
             if not full_key.startswith(mode):
                 continue
             key = self._remove_prefix(full_key, f'{mode}/')
+            if not self._in_line(key):
+                continue
             name = full_key if reserve_prefix else key
             buffers[name] = buffer
             if pattern.search(key) is None:
@@ -311,6 +369,19 @@ class ReIDLogProcessor(LogProcessor):
             if data_src in buffers:
                 tag[log_name] = buffers[data_src].statistics(**log_cfg)
         return tag
+
+    def _collect_non_scalars(self, runner, mode: str) -> dict:
+        """mmengine's, without the keys the evaluation did not report."""
+        infos = super()._collect_non_scalars(runner, mode)
+        return OrderedDict(
+            (key, value) for key, value in infos.items()
+            if self._in_line(self._remove_prefix(key, f'{mode}/')))
+
+    def _in_line(self, key: str) -> bool:
+        """Whether the end-of-epoch line being made shows ``key`` (without
+        its mode prefix): all do outside such a line."""
+        return (self._line_keys is None or key in self._line_keys
+                or EVALUATION_MEAN_PATTERN.search(key) is not None)
 
     def _get_dataloader_size(self, runner, mode) -> int:
         if self._epoch_batches is not None:

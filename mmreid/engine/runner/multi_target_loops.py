@@ -134,6 +134,15 @@ class _MultiTargetLoop(BaseLoop):
         if not targets:
             raise ValueError(f'{type(self).__name__} needs at least one '
                              'target')
+        if aggregate_prefix is not None and (
+                not isinstance(aggregate_prefix, str) or not aggregate_prefix
+                or '/' in aggregate_prefix):
+            # '' would make the mean's keys '/mAP'.
+            raise ValueError(
+                f'{self._mode}_cfg.aggregate_prefix={aggregate_prefix!r}: '
+                "expected a non-empty name without '/' (the mean over "
+                "targets is logged as '<aggregate_prefix>/<metric>'), or "
+                'None to report no mean')
         # Before any dataset is built: the CPU would run bfloat16.
         check_loop_amp_device(fp16, f'{self._mode}_cfg.fp16')
         self.refuse_ignored_placeholders(
@@ -470,8 +479,9 @@ class MultiTargetValLoop(_MultiTargetLoop):
             with the keys of the targets to set instead.
         evaluator: What the runner passes as ``val_evaluator``; as
             ``dataloader``.
-        aggregate_prefix (str, optional): Prefix of the mean over targets;
-            ``None`` reports no mean. Defaults to ``'mean'``.
+        aggregate_prefix (str, optional): Prefix of the mean over targets,
+            a non-empty name without ``'/'``; ``None`` reports no mean.
+            Defaults to ``'mean'``.
         fp16 (bool): Extract features under fp16 autocast (CUDA only:
             refused without a CUDA device, where mmengine would run
             bfloat16). Defaults to False.

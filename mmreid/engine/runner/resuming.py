@@ -17,6 +17,7 @@ from mmengine.hooks import EMAHook
 
 from mmreid.registry import HOOKS
 from mmreid.utils.registry_suggestions import config_type_name
+from .mean_resume_check import check_mean_targets
 from .resume_checks import (config_ast, config_literal, config_text_value,
                             metainfo_differences,
                             optimizer_type_in_config_text,
@@ -390,7 +391,9 @@ class ResumeMixin:
           since the last one;
         * once the checkpoint's run has validated, the ``save_best`` keys
           and rules must be those of ``meta['cfg']`` (see
-          :meth:`_check_selection`).
+          :meth:`_check_selection`), and a ``save_best`` key of the mean
+          over targets must be over the targets of its ``val_cfg`` (see
+          :func:`~.mean_resume_check.check_mean_targets`).
 
         After the resume, a best checkpoint the message hub names in
         another folder is read as this run's file of that name, or
@@ -484,6 +487,7 @@ class ResumeMixin:
         self._check_pipeline(filename, saved_cfg)
         self._check_updates(checkpoint, filename, saved_cfg)
         self._check_selection(checkpoint, filename, saved_cfg)
+        check_mean_targets(self, checkpoint, filename, saved_cfg)
         self._check_steps_per_epoch(checkpoint, filename, saved_cfg)
         if resume_param_scheduler:
             self._check_schedule_resumable(checkpoint, filename, saved_cfg)
