@@ -21,9 +21,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from mmreid.evaluation import ReIDMetric
-from mmreid.evaluation.functional import (chunk_rows_for_budget,
-                                          count_kernel, evaluate_features,
-                                          evaluate_rank,
+from mmreid.evaluation.functional import (chunk_rows_for_budget, count_kernel,
+                                          evaluate_features, evaluate_rank,
                                           evaluate_verification,
                                           query_expansion)
 from mmreid.evaluation.metrics import reid_metric
