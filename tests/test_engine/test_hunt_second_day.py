@@ -52,6 +52,34 @@ def regdb(root, split, trial):
         ])
 
 
+def trial1_from_trial2(make_config, tmp_path):
+    """A training on RegDB trial 1, validated on trial 1's test split, and
+    a trial-2 model saved as a training on trial 2 writes it.
+
+    Returns:
+        tuple: The config and the trial-2 checkpoint's path.
+    """
+    root = make_regdb(tmp_path / 'RegDB', images=True)
+    config = Config.fromfile(make_config())
+    config.train_dataloader.dataset = regdb(root, 'train', 1)
+    config.train_dataloader.batch_size = 4
+    config.train_dataloader.sampler.batch_size = 4
+    for key in ('val_dataloader', 'test_dataloader'):
+        config[key].dataset = regdb(root, 'test', 1)
+    config.val_evaluator = config.test_evaluator = dict(type='RegDBMetric')
+    config.model.head.num_classes = 2
+    config.train_cfg.max_epochs = 1
+    config.train_cfg.val_interval = 1
+    config.randomness.deterministic = False
+    trial2 = tmp_path / 'trial2.pth'
+    torch.save(
+        dict(
+            state_dict=moved_state(config.model),
+            meta=dict(dataset_meta=dict(dataset_name='regdb', trial=2))),
+        trial2)
+    return config, trial2
+
+
 def test_fine_tuning_keeps_the_identities_the_weights_trained_on(
         make_config, tmp_path):
     """A user who runs the ten RegDB trials warm-starts trial 1 from the
@@ -71,25 +99,7 @@ def test_fine_tuning_keeps_the_identities_the_weights_trained_on(
     refused naming trial 2 (the checkpoint's ``meta['dataset_meta']``),
     before the first iteration.
     """
-    root = make_regdb(tmp_path / 'RegDB', images=True)
-    config = Config.fromfile(make_config())
-    config.train_dataloader.dataset = regdb(root, 'train', 1)
-    config.train_dataloader.batch_size = 4
-    config.train_dataloader.sampler.batch_size = 4
-    for key in ('val_dataloader', 'test_dataloader'):
-        config[key].dataset = regdb(root, 'test', 1)
-    config.val_evaluator = config.test_evaluator = dict(type='RegDBMetric')
-    config.model.head.num_classes = 2
-    config.train_cfg.max_epochs = 1
-    config.train_cfg.val_interval = 1
-    config.randomness.deterministic = False
-    # The trial-2 model, saved as a training on trial 2 writes it.
-    trial2 = tmp_path / 'trial2.pth'
-    torch.save(
-        dict(
-            state_dict=moved_state(config.model),
-            meta=dict(dataset_meta=dict(dataset_name='regdb', trial=2))),
-        trial2)
+    config, trial2 = trial1_from_trial2(make_config, tmp_path)
     config.load_from = str(trial2)
     # Trial 2's classifier (its rows trial 2's people) is refused on its
     # own by default; with a lenient load it is skipped, and the backbone
@@ -122,23 +132,7 @@ def test_a_trained_model_an_init_cfg_loads_counts_as_trained_on(
     recorded no training set, and trial 1's validation ran on weights
     trained on its test identities. Refused before the first iteration,
     as with ``load_from``."""
-    root = make_regdb(tmp_path / 'RegDB', images=True)
-    config = Config.fromfile(make_config())
-    config.train_dataloader.dataset = regdb(root, 'train', 1)
-    config.train_dataloader.batch_size = 4
-    config.train_dataloader.sampler.batch_size = 4
-    for key in ('val_dataloader', 'test_dataloader'):
-        config[key].dataset = regdb(root, 'test', 1)
-    config.val_evaluator = config.test_evaluator = dict(type='RegDBMetric')
-    config.model.head.num_classes = 2
-    config.train_cfg.max_epochs = 1
-    config.randomness.deterministic = False
-    trial2 = tmp_path / 'trial2.pth'
-    torch.save(
-        dict(
-            state_dict=moved_state(config.model),
-            meta=dict(dataset_meta=dict(dataset_name='regdb', trial=2))),
-        trial2)
+    config, trial2 = trial1_from_trial2(make_config, tmp_path)
     config.model.init_cfg = dict(
         type='Pretrained',
         checkpoint=str(trial2),
