@@ -268,7 +268,7 @@ def _modules_of(keys: Sequence[str], prefixes: Sequence[str]) -> List[str]:
 #: ``(checkpoint, meta)`` of each checkpoint with a ``meta`` dict: the
 #: training sets its weights trained on (``meta['dataset_meta']`` and
 #: ``meta['pretrained_dataset_meta']``) are then those of the run that
-#: trains from them (``reid_loops.trained_dataset_metas``).
+#: trains from them (``training_sets.trained_dataset_metas``).
 SOURCE_META_ATTR = 'pretrained_source_metas'
 
 

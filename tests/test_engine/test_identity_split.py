@@ -94,8 +94,8 @@ def test_the_training_sets_of_the_weights_before_are_checked():
     other weights (another split of the latest set would not help)."""
     from types import SimpleNamespace
 
-    from mmreid.engine.runner.reid_loops import (check_identity_split,
-                                                 pretrained_dataset_metas)
+    from mmreid.engine.runner.training_sets import (check_identity_split,
+                                                    pretrained_dataset_metas)
     dataset = SimpleNamespace(metainfo=dict(dataset_name='regdb-v2t', trial=1))
     loop = SimpleNamespace(dataloader=SimpleNamespace(dataset=dataset))
     meta = dict(
@@ -204,7 +204,7 @@ def test_every_target_of_a_multi_target_loop_is_checked():
     trial of the training set is refused and named."""
     from types import SimpleNamespace
 
-    from mmreid.engine.runner.reid_loops import check_identity_split
+    from mmreid.engine.runner.training_sets import check_identity_split
 
     def target(name, trial):
         dataset = SimpleNamespace(

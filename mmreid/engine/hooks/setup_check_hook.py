@@ -33,7 +33,7 @@ class TrainSetupCheckHook(Hook):
       i.e. another run than the config's (:func:`check_identities_per_batch`).
     * Validation must not test identities the model trains on: another
       RegDB ``trial`` or DG ``split_index`` than the training set's
-      (:func:`~mmreid.engine.runner.reid_loops.check_identity_split`).
+      (:func:`~mmreid.engine.runner.training_sets.check_identity_split`).
     * A config's top-level ``combine_all`` (the leave-one-out dataset
       bases' Protocol-3 switch) must agree with the built training set:
       ``True`` needs a source that trains on its test split
@@ -138,7 +138,7 @@ class TrainSetupCheckHook(Hook):
                     _config_lr(cfg), cfg.get('auto_scale_lr'),
                     loader.batch_size * world, _has_paramwise(cfg)),
                 logger='current')
-        from mmreid.engine.runner.reid_loops import check_identity_split
+        from mmreid.engine.runner.training_sets import check_identity_split
         val_loop = getattr(runner, 'val_loop', None)
         check_save_best_validates(
             getattr(runner, 'hooks', []), val_loop,

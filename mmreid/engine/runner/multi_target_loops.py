@@ -20,13 +20,14 @@ from mmreid.evaluation.results_table import (PARTITION_NAME,
                                              format_results_table)
 from mmreid.registry import LOOPS
 from mmreid.utils.config.runtime import check_loop_amp_device
-from .reid_loops import (check_every_sample_reached, check_identity_split,
-                         check_keeps_every_sample, check_metric_results,
-                         check_model_distance, check_not_empty,
-                         check_tracked_statistics, check_trial_galleries,
-                         evaluate_batch, hand_model_scorers, scorers_handed_by,
+from .reid_loops import (check_every_sample_reached, check_keeps_every_sample,
+                         check_metric_results, check_model_distance,
+                         check_not_empty, check_tracked_statistics,
+                         check_trial_galleries, evaluate_batch,
+                         hand_model_scorers, scorers_handed_by,
                          share_rank0_buffers)
 from .target_metrics import averaged_over_targets, merge_target_metrics
+from .training_sets import check_identity_split
 
 
 def _is_placeholder(value: Any) -> bool:

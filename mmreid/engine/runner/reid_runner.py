@@ -25,8 +25,6 @@ from .config_recording import ConfigRecordMixin
 from .log_processor import (TRAINING_MEAN_PATTERN, ReIDLogProcessor,
                             ScalarIterationHook)
 from .randomness import RandomnessMixin
-from .reid_loops import (PRETRAINED_META_KEY, pretrained_dataset_metas,
-                         trained_dataset_metas)
 from .resume_checks import train_loader_plan
 from .resumed_validation import (ResumedValidationHook, ValidatedStepHook,
                                  resumed_step_validated)
@@ -37,6 +35,8 @@ from .runner_config import (check_loop_is_mmreids,
                             check_sampler_gets_its_epoch, drop_restated_hooks,
                             drop_switched_off_hooks)
 from .stopped_run import StoppedRunCheckpointHook
+from .training_sets import (PRETRAINED_META_KEY, pretrained_dataset_metas,
+                            trained_dataset_metas)
 from .work_dir_lock import RunStampMixin
 
 #: How a user of the tools turns strict loading off (quoted in errors).
@@ -191,6 +191,9 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
     * :mod:`~mmreid.engine.runner.stopped_run`: the checkpoint of a run
       stopped before its schedule's end (``EarlyStoppingHook``), saved by
       a hook :meth:`load_or_resume` registers;
+    * :mod:`~mmreid.engine.runner.training_sets`: the training sets the
+      weights trained on, which :meth:`save_checkpoint` records and every
+      evaluation checks (:func:`check_identity_split`);
     * :mod:`~mmreid.engine.runner.work_dir_lock`: the training lock of
       the work dir (:meth:`train`) and the run's own timestamp folder
       (``setup_env``);
