@@ -43,10 +43,6 @@ def _later_training(work_dir, config, options, epochs, stamp):
     return checkpoint
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a later training that rewrote the final checkpoint without '
-    'logging a validation is ignored: gap_effect measures its model')
 def test_gap_effect_refuses_a_final_checkpoint_of_a_later_training(
         tmp_path, monkeypatch, capsys):
     """``gap_effect.py`` on a work dir trained into twice.
@@ -146,10 +142,6 @@ def _regdb_metrics(direction, r1):
     return found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='regdb_trials pairs the first training\'s v2t validation with '
-    'a t2v test of the final checkpoint a later training rewrote')
 def test_regdb_directions_are_of_one_model(tmp_path, monkeypatch, capsys):
     """``regdb_trials.py`` after a second training into a trial's dir.
 

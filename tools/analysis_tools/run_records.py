@@ -460,6 +460,8 @@ def finished_result(
     elif metrics.get('step') != final:
         return None, (f'unfinished: its last validation ({stamp}) is at '
                       f'{unit} {metrics.get("step")} of {final}')
+    else:
+        check_no_later_final(work_dir, stamp, unit, final, name)
     differences = config_differences(expected, record, kind == 'test')
     if differences:
         raise ValueError(
@@ -468,6 +470,39 @@ def finished_result(
             f'config than {label}: {_shown_differences(differences)}. Give '
             'another --work-dir, or remove the run to train it again')
     return metrics, ''
+
+
+def check_no_later_final(work_dir: str, stamp: str, unit: str, final: int,
+                         name: str) -> None:
+    """Refuse a training whose final checkpoint a later training rewrote.
+
+    A second training into the work dir that reached the final step but
+    logged no validation (stopped during it, or ``--no-validate``) left
+    the first run's final validation the latest record, while
+    ``name`` and ``last_checkpoint`` are its own: a tool that reads the
+    metrics of the one and the checkpoint of the other (``gap_effect.py``,
+    a re-test by ``regdb_trials.py``) showed numbers of two models side by
+    side. A later training cut off before the final step wrote no ``name``
+    and is not refused here.
+
+    Raises:
+        ValueError: Names both runs and the checkpoint.
+    """
+    later = [
+        d for d in os.listdir(work_dir)
+        if STAMP.match(d) and stamp_order(d) > stamp_order(stamp)
+        and logs_losses(work_dir, d) and reached_step(work_dir, d, unit,
+                                                      final)
+    ]
+    if later:
+        last = max(later, key=stamp_order)
+        raise ValueError(
+            f'{work_dir}: the training {last} started after the run '
+            f'{stamp} whose final validation is read, reached {unit} '
+            f'{final} and wrote {name} again without a validation of its '
+            f'own: the metrics and the checkpoint would be of two models. '
+            f'Remove {last} and train the run again, or give another '
+            '--work-dir')
 
 
 def _check_trained_as(work_dir: str, stamp: str, expected, config: str,
