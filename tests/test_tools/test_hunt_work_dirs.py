@@ -7,8 +7,6 @@ user means, or refuse a dir whose records are ambiguous.
 """
 import json
 
-import pytest
-
 from ..fixtures.finished_runs import (fake_test, fake_training, finished_run,
                                       write_config)
 from ..fixtures.processes import load_tool
