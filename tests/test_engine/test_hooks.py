@@ -895,3 +895,40 @@ def test_a_measurement_a_batch_leaves_out_is_not_shown_stale(monkeypatch):
     assert tag['mnet_pos_acc'] == 0.5
     assert tag['snr_stage2_pos_ap'] == 1.0
     assert tag['accuracy'] == 2.0
+
+
+def test_the_batch_line_counts_an_update_batch():
+    """With accumulation the lr is compared with the update batch, and no
+    --auto-scale-lr rate is offered: the flag refuses accumulation."""
+    from mmreid.engine.hooks.setup_check_hook import lr_text
+    base = dict(base_batch_size=64)
+    same = lr_text(3.5e-4, base, 64, accumulated=8)
+    assert same == ('lr 0.00035 as in the config (auto_scale_lr off; '
+                    'base_batch_size 64 = this update batch)')
+    other = lr_text(3.5e-4, base, 128, accumulated=8)
+    assert other == ('lr 0.00035 as in the config (auto_scale_lr off; '
+                     'base_batch_size 64 != this update batch 128: set the '
+                     'rate for it yourself, --auto-scale-lr refuses '
+                     'accumulation)')
+    assert 'no one update batch' in lr_text(3.5e-4, base, 8, accumulated=None)
+
+
+def test_accumulation_is_read_per_optimizer():
+    import torch
+    import torch.nn as nn
+    from mmengine.optim import OptimWrapper, OptimWrapperDict
+
+    from mmreid.engine.hooks.accumulation_checks import (accumulation_text,
+                                                         accumulative_counts)
+
+    def wrapper(counts):
+        optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+        return OptimWrapper(optimizer, accumulative_counts=counts)
+
+    assert accumulative_counts(None) == {'optim_wrapper': 1}
+    assert accumulation_text(8, {'optim_wrapper': 1}, ['TripletLoss'], 8) == ''
+    counts = accumulative_counts(OptimWrapperDict(a=wrapper(2), b=wrapper(1)))
+    assert counts == {'optim_wrapper.a': 2, 'optim_wrapper.b': 1}
+    text = accumulation_text(8, counts, [], 8)
+    assert text == (' (optim_wrapper.a.accumulative_counts=2, '
+                    'optim_wrapper.b.accumulative_counts=1)')

@@ -236,3 +236,31 @@ def test_a_one_epoch_span_is_named_in_epochs():
             ValueError,
             match=r'spans a single epoch \(begin=0, end=1 \(epochs\)\)'):
         check_schedulers_reach_their_end(labelled_schedulers([warm_up]), 5)
+
+
+def accumulated(kind, begin, end, counts, **kwargs):
+    """``kind`` over iterations ``begin`` to ``end`` of an optimizer
+    wrapper updating once every ``counts`` steps."""
+    from mmengine.optim import OptimWrapper
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    wrapper = OptimWrapper(optimizer, accumulative_counts=counts)
+    return kind(wrapper, begin=begin, end=end, by_epoch=False, **kwargs)
+
+
+def test_an_iteration_span_within_one_update_is_refused():
+    """With accumulative_counts=4 a span of at most 4 iterations holds at
+    most one update; 5 iterations hold two, and a scheduler of one value
+    over its span loses nothing."""
+    from mmreid.engine.runner.schedule_checks import \
+        check_schedulers_span_updates
+    for end in (1, 4):
+        warm_up = accumulated(LinearLR, 0, end, 4, start_factor=0.1)
+        with pytest.raises(
+                ValueError,
+                match=rf'param_scheduler\[0\] \(LinearLR\) spans {end} '
+                'iteration.*accumulative_counts=4'):
+            check_schedulers_span_updates(labelled_schedulers([warm_up]))
+    for scheduler in (accumulated(LinearLR, 0, 5, 4, start_factor=0.1),
+                      accumulated(LinearLR, 0, 4, 1, start_factor=0.1),
+                      accumulated(ConstantLR, 0, 4, 4, factor=1.0)):
+        check_schedulers_span_updates(labelled_schedulers([scheduler]))

@@ -8,6 +8,8 @@ from mmengine.model import is_model_wrapper
 
 from mmreid.evaluation.results_table import PARTITION_NAME
 from mmreid.registry import HOOKS
+from .accumulation_checks import (accumulation_text, accumulative_counts,
+                                  check_ema_with_accumulation)
 
 
 @HOOKS.register_module()
@@ -74,6 +76,14 @@ class TrainSetupCheckHook(Hook):
       ``save_checkpoint`` takes (:func:`check_checkpoint_args`): mmengine's
       hook passes the others to ``save_checkpoint``, which failed on a
       misspelt one (``intervall``) at the first save only.
+    * An ``EMAHook`` with gradient accumulation
+      (``optim_wrapper.accumulative_counts`` > 1) is refused: it averages
+      after every step, so each update would enter the average k times
+      (:func:`~.accumulation_checks.check_ema_with_accumulation`).
+
+    It logs the batch of a step and, with accumulation, of an update, and
+    how the learning rate relates to it (:func:`lr_text`); with a loss that
+    mines within a batch and accumulation, that it mines within each step.
 
     It is one of the ``default_hooks`` of ``_base_/default_runtime.py``
     (``setup_check``), so a config's own ``custom_hooks`` list keeps it.
@@ -127,16 +137,28 @@ class TrainSetupCheckHook(Hook):
         if check is not None and loader.batch_size is not None:
             check(loader.batch_size)
         check_identities_per_batch(modules_of(model), loader)
+        counts = accumulative_counts(getattr(runner, 'optim_wrapper', None))
+        check_ema_with_accumulation(getattr(runner, 'hooks', []), counts)
         if loader.batch_size is not None:
             from mmengine.dist import get_world_size
             world = get_world_size()
             cfg = getattr(runner, 'cfg', None) or {}
+            step = loader.batch_size * world
+            mining = sorted({
+                type(m).__name__
+                for m in modules_of(model) if any(
+                    getattr(m, need, False) for need in BATCH_NEEDS)
+            })
+            ks = set(counts.values())
+            k = ks.pop() if len(ks) == 1 else None
+            update = step * (k or 1)
             print_log(
                 f'batch per step: {loader.batch_size} images per process x '
-                f'{world} process{"es" if world > 1 else ""} = '
-                f'{loader.batch_size * world}; ' + lr_text(
-                    _config_lr(cfg), cfg.get('auto_scale_lr'),
-                    loader.batch_size * world, _has_paramwise(cfg)),
+                f'{world} process{"es" if world > 1 else ""} = {step}' +
+                accumulation_text(step, counts, mining, loader.batch_size) +
+                '; ' + lr_text(
+                    _config_lr(cfg), cfg.get('auto_scale_lr'), update,
+                    _has_paramwise(cfg), k),
                 logger='current')
         from mmreid.engine.runner.training_sets import check_identity_split
         val_loop = getattr(runner, 'val_loop', None)
@@ -194,21 +216,28 @@ def _has_paramwise(cfg) -> bool:
 def lr_text(lr: Optional[float],
             auto_scale_lr: Optional[dict],
             batch: int,
-            paramwise: bool = False) -> str:
+            paramwise: bool = False,
+            accumulated: Optional[int] = 1) -> str:
     """How the run's learning rate relates to the config's.
 
     mmengine's ``Runner.scale_lr`` multiplies the optimizer's learning
     rates by ``batch / auto_scale_lr.base_batch_size`` when
     ``auto_scale_lr.enable`` is set (``--auto-scale-lr``), else leaves them.
+    With gradient accumulation the batch is that of an update, and the
+    flag is refused (``ReIDRunner.scale_lr``), so no scaling is offered.
 
     Args:
         lr (float, optional): ``optim_wrapper.optimizer.lr`` of the config;
             None where there is no single one (several optimizers).
         auto_scale_lr (dict, optional): The config's ``auto_scale_lr``.
-        batch (int): Images per step over all processes.
+        batch (int): Images per update over all processes: per step times
+            ``accumulated``.
         paramwise (bool): The optimizer has per-parameter settings: when
             scaled, mmengine's ``paramwise_options`` lines, logged when it
             built the optimizer, show the rates before the scaling.
+        accumulated (int, optional): ``optim_wrapper.accumulative_counts``;
+            None where the optimizers accumulate different numbers of
+            steps (no one update batch to compare with the base).
 
     Returns:
         str: E.g. ``lr 0.00035 as in the config (auto_scale_lr off;
@@ -217,6 +246,10 @@ def lr_text(lr: Optional[float],
     auto_scale_lr = auto_scale_lr if isinstance(auto_scale_lr, dict) else {}
     base = auto_scale_lr.get('base_batch_size')
     shown = "the config's lr" if lr is None else f'lr {lr:.6g}'
+    if accumulated is None:
+        return (f'{shown} as in the config (the optimizers accumulate '
+                'different numbers of steps: no one update batch to scale '
+                'it with)')
     if auto_scale_lr.get('enable', False) and base:
         scaled = ("the config's lr" if lr is None else
                   f'lr {lr * batch / base:.6g} = the config\'s {lr:.6g}')
@@ -225,12 +258,17 @@ def lr_text(lr: Optional[float],
                   'this scaling' if paramwise else '')
         return (f'{scaled} x {batch} / {base} (auto_scale_lr on: this '
                 f'batch / base_batch_size {base}{groups})')
+    this = 'this batch' if accumulated == 1 else 'this update batch'
     if not base:
         return (f'{shown} as in the config (no auto_scale_lr.'
                 'base_batch_size: not scaled with the batch)')
     if base == batch:
         return (f'{shown} as in the config (auto_scale_lr off; '
-                f'base_batch_size {base} = this batch)')
+                f'base_batch_size {base} = {this})')
+    if accumulated > 1:
+        return (f'{shown} as in the config (auto_scale_lr off; '
+                f'base_batch_size {base} != {this} {batch}: set the rate '
+                'for it yourself, --auto-scale-lr refuses accumulation)')
     would = '' if lr is None else f' to {lr * batch / base:.6g}'
     return (f'{shown} as in the config (auto_scale_lr off; base_batch_size '
             f'{base} != this batch {batch}: --auto-scale-lr (auto_scale_lr.'

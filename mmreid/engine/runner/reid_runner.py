@@ -534,7 +534,9 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         the built schedulers are checked before the first iteration (see
         :mod:`~mmreid.engine.runner.schedule_checks`): a scheduler counted
         in epochs of an ``IterBasedTrainLoop``, and a ``LinearLR``,
-        ``ConstantLR`` or ``PolyLR`` spanning a single step. These checks
+        ``ConstantLR`` or ``PolyLR`` spanning a single step, and with
+        ``optim_wrapper.accumulative_counts=k`` an iteration schedule
+        spanning at most k iterations (one update at most). These checks
         are the runner's, so ``default_hooks.setup_check=None`` keeps them.
         They run once: the resume checks build the schedulers again, from
         the ones already built and checked. Schedulers no hook steps are
@@ -544,6 +546,7 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
 
         from .optim_checks import check_schedulers_stepped
         from .schedule_checks import (check_schedulers_reach_their_end,
+                                      check_schedulers_span_updates,
                                       check_schedulers_step,
                                       labelled_schedulers)
         built = super().build_param_scheduler(scheduler)
@@ -561,6 +564,7 @@ class ReIDRunner(ResumeMixin, ConfigRecordMixin, RunStampMixin,
         check_schedulers_reach_their_end(
             entries, steps, f' ({type(loader.sampler).__name__}, batch_size '
             f'{loader.batch_size}, {processes})')
+        check_schedulers_span_updates(entries)
         self._schedules_checked = True
         return built
 

@@ -13,7 +13,13 @@
   step, e.g. a one-epoch warm-up with ``convert_to_iter_based=True`` when
   an epoch has one iteration: mmengine moves them in ``end - begin - 1``
   steps, so they never reach their end value and the rest of the run keeps
-  the first one.
+  the first one;
+* with gradient accumulation (``optim_wrapper.accumulative_counts=k``),
+  a scheduler counted in iterations (``by_epoch=False``, or converted)
+  whose values change over a span ``end - begin`` of at most k
+  iterations: ``ParamSchedulerHook`` steps it every iteration, the
+  weights change once every k, so at most one update falls within it
+  (a warm-up of 3 iterations with k=4 was never applied).
 """
 from typing import Any, List, Optional, Tuple
 
@@ -179,3 +185,63 @@ def check_schedulers_reach_their_end(entries: List[Entry],
             f'rest of the run would keep that {scheduler.param_name}. Make '
             'it span at least 2 steps: end - begin >= 2 epochs, or '
             f'by_epoch=False with end - begin >= 2 iterations{more}.')
+
+
+def _constant_over_span(scheduler) -> bool:
+    """Whether ``scheduler`` gives one value over its whole span (a
+    ``LinearLR`` with ``start_factor == end_factor``, a ``ConstantLR``
+    with ``factor=1``, a ``PolyLR`` already at ``eta_min``)."""
+    if isinstance(scheduler, LinearParamScheduler):
+        return scheduler.start_factor == scheduler.end_factor
+    if isinstance(scheduler, ConstantParamScheduler):
+        return scheduler.factor == 1
+    if isinstance(scheduler, PolyParamScheduler):
+        return all(value == scheduler.eta_min
+                   for value in scheduler.base_values)
+    return False
+
+
+def check_schedulers_span_updates(entries: List[Entry]) -> None:
+    """Refuse an iteration schedule shorter than one accumulated update.
+
+    mmengine's ``ParamSchedulerHook`` steps the schedulers after every
+    iteration, but with ``optim_wrapper.accumulative_counts=k`` the
+    weights change once every k iterations, each update at the rate of
+    its last iteration. A scheduler counted in iterations whose span
+    ``end - begin`` is at most k has at most one update within it, so its
+    schedule (a warm-up of 3 iterations with k=4) is never applied.
+    Epoch schedulers, spans of more than k iterations and schedulers that
+    keep one value over their span are accepted.
+
+    Args:
+        entries (list[tuple]): :func:`labelled_schedulers`; each
+            scheduler's ``optimizer`` is the optimizer wrapper whose
+            ``accumulative_counts`` applies.
+
+    Raises:
+        ValueError: Naming the scheduler, its span, ``accumulative_counts``
+            and the fix.
+    """
+    for label, scheduler, config in entries:
+        counts = getattr(scheduler.optimizer, '_accumulative_counts', 1)
+        span = scheduler.end - scheduler.begin
+        if counts <= 1 or scheduler.by_epoch or span > counts \
+                or _constant_over_span(scheduler):
+            continue
+        kind = type(scheduler).__name__
+        converted = config is not None and config.get('convert_to_iter_based',
+                                                      False)
+        origin = (f'epochs {config.get("begin", 0)} to {config.get("end")} '
+                  'converted to ' if converted else '')
+        raise ValueError(
+            f'{label} ({kind}) spans {span} iteration'
+            f'{"s" if span > 1 else ""} ({origin}begin={scheduler.begin}, '
+            f'end={scheduler.end}), not more than optim_wrapper.'
+            f'accumulative_counts={counts}: mmengine steps the schedulers '
+            f'every iteration but the weights change once every {counts} '
+            'iterations, each update at the rate of its last iteration, so '
+            'at most one update falls within it and its '
+            f'{scheduler.param_name} schedule would not be applied. Count '
+            f'it in updates: make end - begin {counts} x the updates it '
+            f'should cover (e.g. end={scheduler.begin + span * counts}), or '
+            'train without accumulation.')
