@@ -7,7 +7,8 @@ user means, or refuse a dir whose records are ambiguous.
 """
 import json
 
-from ..fixtures.finished_runs import (fake_test, fake_training, finished_run,
+from ..fixtures.finished_runs import (REGDB, fake_test, fake_training,
+                                      finished_run, trial_options,
                                       write_config)
 from ..fixtures.processes import load_tool
 
@@ -104,32 +105,6 @@ def test_gap_effect_refuses_a_final_checkpoint_of_a_later_training(
         f'run\'s R1: {measured}')
 
 
-#: The RegDB settings ``regdb_trials.py`` reads (never built here).
-REGDB = """
-regdb = dict(type='RegDB', data_root='data/regdb/RegDB', trial=1)
-train_dataloader = dict(dataset=dict(regdb, split='train'))
-val_dataloader = dict(dataset=dict(regdb, split='test', direction='v2t'))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='RegDBMetric', direction='v2t')
-test_evaluator = val_evaluator
-"""
-
-
-def _regdb_options(trial, direction=None):
-    """The ``--cfg-options`` of a trial's run (and of its test in
-    ``direction``), as RegDB's protocol sets them."""
-    options = {
-        f'{key}.dataset.trial': trial
-        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    }
-    if direction:
-        options.update({
-            'test_dataloader.dataset.direction': direction,
-            'test_evaluator.direction': direction
-        })
-    return options
-
-
 def _regdb_metrics(direction, r1):
     """RegDBMetric's keys of one direction, R1 ``r1``."""
     found = {
@@ -170,17 +145,17 @@ def test_regdb_directions_are_of_one_model(tmp_path, monkeypatch, capsys):
         config,
         0,
         _regdb_metrics('v2t', 40.0),
-        options=_regdb_options(1))
+        options=trial_options(1))
     checkpoint = _later_training(
         train, config,
-        dict(_regdb_options(1), **{'optim_wrapper.optimizer.lr': 0.5}), 2,
+        dict(trial_options(1), **{'optim_wrapper.optimizer.lr': 0.5}), 2,
         '20260102_000000')
     fake_test(
         tmp_path / 'regdb_trial1_t2v_seed0',
         config,
         str(checkpoint),
         _regdb_metrics('t2v', 70.0),
-        options=_regdb_options(1, 't2v'))
+        options=trial_options(1, 't2v'))
     try:
         tool.main([
             config, '--trials', '1', '--work-dir',

@@ -5,38 +5,14 @@ import json
 import pytest
 
 from ..fixtures.dataset_trees import make_regdb
-from ..fixtures.finished_runs import (fake_test, fake_training, finished_run,
+from ..fixtures.finished_runs import (REGDB, fake_test, fake_training,
+                                      finished_run, trial_options,
                                       write_config)
 from ..fixtures.processes import load_tool
 from ..fixtures.tiny_models import tiny_model_config
 
 TOOL = 'tools/analysis_tools/regdb_trials.py'
 METRICS = ('R1', 'R10', 'R20', 'mAP', 'mINP')
-
-#: The RegDB settings the tool reads (the datasets are never built here).
-REGDB = """
-regdb = dict(type='RegDB', data_root='data/regdb/RegDB', trial=1)
-train_dataloader = dict(dataset=dict(regdb, split='train'))
-val_dataloader = dict(dataset=dict(regdb, split='test', direction='v2t'))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='RegDBMetric', direction='v2t')
-test_evaluator = val_evaluator
-"""
-
-
-def trial_options(trial, direction=None):
-    """The --cfg-options of a trial's run (and of its test in
-    ``direction``), as the protocol defines them."""
-    options = {
-        f'{key}.dataset.trial': trial
-        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    }
-    if direction:
-        options.update({
-            'test_dataloader.dataset.direction': direction,
-            'test_evaluator.direction': direction
-        })
-    return options
 
 
 def metrics(direction, values, extra=()):
