@@ -152,10 +152,11 @@ _stderr_lock = threading.Lock()
 _stderr_capture = (None, None)  # (pid, fd) of this process's capture file
 # A fork while a thread has fd 2 redirected would leave the child's
 # stderr in the capture file (and its lock taken): fork between decodes.
-os.register_at_fork(
-    before=_stderr_lock.acquire,
-    after_in_parent=_stderr_lock.release,
-    after_in_child=_stderr_lock.release)
+if hasattr(os, 'register_at_fork'):  # POSIX; Windows does not fork
+    os.register_at_fork(
+        before=_stderr_lock.acquire,
+        after_in_parent=_stderr_lock.release,
+        after_in_child=_stderr_lock.release)
 
 
 def _capture_fd() -> int:
