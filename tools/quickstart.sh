@@ -74,7 +74,7 @@ ensure_installed() {
     if [ ! -x "$VENV/bin/python" ]; then
         "$python" -m venv "$VENV"
     fi
-    local pip=("$VENV/bin/python" -m pip install --quiet
+    local pip=("$VENV/bin/python" -m pip install --quiet --no-compile
         --disable-pip-version-check)
     # setuptools is pinned: mim (tests.txt) needs pkg_resources, which
     # setuptools 82 removed.
