@@ -15,7 +15,7 @@ from mmengine.config import Config
 
 from mmreid.engine.runner import ReIDRunner
 from mmreid.registry import DATASETS, MODELS
-from ..fixtures.dataset_trees import make_regdb
+from ..fixtures.dataset_trees import make_regdb, regdb_dataset
 
 
 def moved_state(model_cfg, seed=0):
@@ -40,16 +40,8 @@ def run_log(work_dir):
 
 
 def regdb(root, split, trial):
-    return dict(
-        type='RegDB',
-        data_root=root,
-        split=split,
-        trial=trial,
-        pipeline=[
-            dict(type='ReIDLoadImageFromFile'),
-            dict(type='ReIDResize', size=(32, 16)),
-            dict(type='PackReIDInputs')
-        ])
+    """RegDB of ``root`` at the tiny model's 32 x 16 inputs."""
+    return regdb_dataset(root, split, trial, size=(32, 16))
 
 
 def trial1_from_trial2(make_config, tmp_path):

@@ -7,30 +7,18 @@ from mmengine.config import Config
 
 from mmreid.datasets.base_reid_dataset import identity_split_conflict
 from mmreid.engine.runner import ReIDRunner
-from ..fixtures.dataset_trees import make_regdb
-
-
-def regdb(root, split, trial):
-    return dict(
-        type='RegDB',
-        data_root=root,
-        split=split,
-        trial=trial,
-        pipeline=[
-            dict(type='ReIDLoadImageFromFile'),
-            dict(type='PackReIDInputs')
-        ])
+from ..fixtures.dataset_trees import make_regdb, regdb_dataset
 
 
 def regdb_runner(make_config, tmp_path, train_trial, eval_trial, **cfg):
     root = make_regdb(tmp_path / 'RegDB')
     config = Config.fromfile(make_config())
-    config.train_dataloader.dataset = regdb(root, 'train', train_trial)
+    config.train_dataloader.dataset = regdb_dataset(root, 'train', train_trial)
     # Two training identities: P = 2.
     config.train_dataloader.batch_size = 4
     config.train_dataloader.sampler.batch_size = 4
     for key in ('val_dataloader', 'test_dataloader'):
-        config[key].dataset = regdb(root, 'test', eval_trial)
+        config[key].dataset = regdb_dataset(root, 'test', eval_trial)
     # RegDB's test set is evaluated by its protocol's metric only.
     config.val_evaluator = config.test_evaluator = dict(type='RegDBMetric')
     config.model.head.num_classes = 2
