@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from ..fixtures.finished_runs import finished_run, write_config
+from ..fixtures.finished_runs import (finished_gap_runs, finished_run,
+                                      write_config)
 from ..fixtures.processes import REPO, load_tool
 
 GAP_EFFECT = 'tools/analysis_tools/gap_effect.py'
@@ -146,43 +147,20 @@ def test_gap_effect_measures_the_model_whose_metrics_it_shows(
     """
     tool = load_tool(GAP_EFFECT)
     monkeypatch.chdir(tmp_path)
-    measured = []
-
-    def fake_measure(config, checkpoint, num_per_modality, cfg_options=()):
-        measured.append(checkpoint)
-        return [
-            dict(
-                layer='backbone.layer1.0.bn1',
-                gap=0.1,
-                log_std=0.1,
-                floor=0.04)
-        ]
-
-    monkeypatch.setattr(tool, '_measure', fake_measure)
-    for side in ('bn', 'mbn'):
-        config = write_config(tmp_path / f'{side}.py', max_epochs=12)
-        for seed in range(3):
-            work_dir = tmp_path / f'{side}_seed{seed}'
-            r1 = 10.0 + seed + (1.0 if side == 'mbn' else 0.0)
-            finished_run(work_dir, config, seed, {
-                'sysu/R1': r1,
-                'sysu/num_query': 3803
-            })
-            final = work_dir / 'epoch_12.pth'
-            final.write_text(f'the trained model of {work_dir.name}')
-            last = final
-            if side == 'bn':
-                # The cut-off second training: losses only, a checkpoint.
-                stamp = work_dir / '20260102_000000' / 'vis_data'
-                stamp.mkdir(parents=True)
-                (stamp / 'scalars.json').write_text(
-                    json.dumps(dict(loss=2.0, epoch=1, step=1)) + '\n')
-                (stamp / 'config.py').write_text(
-                    (work_dir / '20260101_000000' / 'vis_data' /
-                     'config.py').read_text())
-                last = work_dir / 'epoch_3.pth'
-                last.write_text('a model after 3 of 12 epochs')
-            (work_dir / 'last_checkpoint').write_text(str(last))
+    measured = finished_gap_runs(tool, tmp_path, monkeypatch)
+    for seed in range(3):
+        work_dir = tmp_path / f'bn_seed{seed}'
+        # The cut-off second training: losses only, a checkpoint.
+        stamp = work_dir / '20260102_000000' / 'vis_data'
+        stamp.mkdir(parents=True)
+        (stamp / 'scalars.json').write_text(
+            json.dumps(dict(loss=2.0, epoch=1, step=1)) + '\n')
+        (stamp / 'config.py').write_text(
+            (work_dir / '20260101_000000' / 'vis_data' /
+             'config.py').read_text())
+        last = work_dir / 'epoch_3.pth'
+        last.write_text('a model after 3 of 12 epochs')
+        (work_dir / 'last_checkpoint').write_text(str(last))
     try:
         tool.main([
             'bn.py:mbn.py', '--work-dir',

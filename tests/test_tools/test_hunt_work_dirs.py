@@ -8,8 +8,8 @@ user means, or refuse a dir whose records are ambiguous.
 import json
 
 from ..fixtures.finished_runs import (REGDB, fake_test, fake_training,
-                                      finished_run, trial_options,
-                                      write_config)
+                                      finished_gap_runs, finished_run,
+                                      trial_options, write_config)
 from ..fixtures.processes import load_tool
 
 GAP_EFFECT = 'tools/analysis_tools/gap_effect.py'
@@ -63,31 +63,7 @@ def test_gap_effect_refuses_a_final_checkpoint_of_a_later_training(
     """
     tool = load_tool(GAP_EFFECT)
     monkeypatch.chdir(tmp_path)
-    measured = []
-
-    def fake_measure(config, checkpoint, num_per_modality, cfg_options=()):
-        with open(checkpoint) as f:
-            measured.append(f.read())
-        return [
-            dict(
-                layer='backbone.layer1.0.bn1',
-                gap=0.1,
-                log_std=0.1,
-                floor=0.04)
-        ]
-
-    monkeypatch.setattr(tool, '_measure', fake_measure)
-    for side in ('bn', 'mbn'):
-        config = write_config(tmp_path / f'{side}.py', max_epochs=12)
-        for seed in range(3):
-            work_dir = tmp_path / f'{side}_seed{seed}'
-            finished_run(work_dir, config, seed, {
-                'sysu/R1': 10.0 + seed + (side == 'mbn'),
-                'sysu/num_query': 3803
-            })
-            final = work_dir / 'epoch_12.pth'
-            final.write_text(f'the trained model of {work_dir.name}')
-            (work_dir / 'last_checkpoint').write_text(str(final))
+    measured = finished_gap_runs(tool, tmp_path, monkeypatch)
     _later_training(tmp_path / 'bn_seed0', 'bn.py',
                     {'randomness.seed': 5}, 12, '20260102_000000')
     try:
