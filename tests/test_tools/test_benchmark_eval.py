@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ..fixtures.processes import REPO, load_tool, tool_env
+from ..fixtures.processes import load_tool, run_process, tool_env
 
 # A stand-in for fast-reid's evaluation/rank.py: the same call and return
 # convention (cmc, per-query AP list, per-query INP list), written here.
@@ -53,7 +53,7 @@ def test_tiny_run_agrees_across_methods(tmp_path):
     rank.write_text(FAKE_FASTREID_RANK)
     (rank.parent / 'rerank.py').write_text(FAKE_FASTREID_RERANK)
     out = tmp_path / 'out' / 'bench.json'
-    proc = subprocess.run([
+    proc = run_process([
         sys.executable, 'tools/analysis_tools/benchmark_eval.py', '--sizes',
         'tiny', '--methods', 'mmreid', 'features', 'fastreid-py', 'rerank',
         'fastreid-rerank', '--reference', '--fastreid-dir',
@@ -61,10 +61,8 @@ def test_tiny_run_agrees_across_methods(tmp_path):
         str(tmp_path), '--json',
         str(out)
     ],
-                          cwd=REPO,
-                          env=tool_env(),
-                          capture_output=True,
-                          text=True)
+                       tool_env(),
+                       stderr_apart=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     all_rows = json.loads(out.read_text())
     rows = {row['method']: row for row in all_rows}
@@ -163,17 +161,15 @@ def test_a_method_that_differs_is_flagged_and_fails(tmp_path):
     rank.write_text(WRONG_FASTREID_RANK)
     (rank.parent / 'rerank.py').write_text(WRONG_FASTREID_RERANK)
     out = tmp_path / 'bench.json'
-    proc = subprocess.run([
+    proc = run_process([
         sys.executable, 'tools/analysis_tools/benchmark_eval.py', '--sizes',
         'tiny', '--feat-dim', '64', '--regime', 'strong', '--methods',
         'fastreid-py', 'fastreid-rerank', '--fastreid-dir',
         str(tmp_path / 'fastreid'), '--threads', '1', '--json',
         str(out)
     ],
-                          cwd=REPO,
-                          env=tool_env(),
-                          capture_output=True,
-                          text=True)
+                       tool_env(),
+                       stderr_apart=True)
     assert proc.returncode == 1, proc.stderr[-2000:]
     rows = {row['method']: row for row in json.loads(out.read_text())}
     assert list(rows) == ['mmreid', 'fastreid-py', 'rerank', 'fastreid-rerank']
@@ -196,16 +192,14 @@ def test_a_method_that_differs_is_flagged_and_fails(tmp_path):
 
 def test_regimes_and_contention(tmp_path):
     out = tmp_path / 'bench.json'
-    proc = subprocess.run([
+    proc = run_process([
         sys.executable, 'tools/analysis_tools/benchmark_eval.py', '--sizes',
         'tiny', '--methods', 'mmreid', '--regime', 'weak', 'strong',
         '--contend', '1', '--threads', '1', '--json',
         str(out)
     ],
-                          cwd=REPO,
-                          env=tool_env(),
-                          capture_output=True,
-                          text=True)
+                       tool_env(),
+                       stderr_apart=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     weak, strong = json.loads(out.read_text())
     assert (weak['regime'], strong['regime']) == ('weak', 'strong')

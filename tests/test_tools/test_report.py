@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ..fixtures.built_once import built_once
-from ..fixtures.processes import PYTHON, REPO, run_tool, tool_env
+from ..fixtures.processes import PYTHON, REPO, run_process, run_tool, tool_env
 from ..fixtures.tiny_config import TINY_CONFIG
 
 BROWSERS = ('chromium', 'chromium-browser', 'google-chrome',
@@ -222,15 +222,13 @@ def test_per_query_values_of_a_reranked_run_are_the_reported_ones(reports):
     assert json.loads(str(plain['synthreid-d2/settings']))['rerank'] == 'none'
     for key in ('gallery_size', 'gallery_digest'):
         assert per_query[f'synthreid-d2/{key}'] == plain[f'synthreid-d2/{key}']
-    result = subprocess.run([
+    result = run_process([
         PYTHON, 'tools/analysis_tools/paired_query_error.py',
         osp.dirname(reports['single'][0]),
         osp.dirname(path)
     ],
-                            cwd=REPO,
-                            env=tool_env(),
-                            capture_output=True,
-                            text=True)
+                         tool_env(),
+                         stderr_apart=True)
     assert result.returncode != 0
     assert "the runs were evaluated with different settings (rerank: 'none' " \
         'in A' in result.stderr

@@ -10,15 +10,16 @@ import pytest
 import torch
 
 from mmreid.utils import load_trusted_checkpoint
-from ..fixtures.processes import PYTHON, REPO, run_tool, tool_env
+from ..fixtures.processes import PYTHON, REPO, run_process, run_tool, tool_env
 
 
-def train(config, work_dir, *extra, env=None):
+def train(config, work_dir, *extra, env=None, fresh=False):
     return run_tool([
         PYTHON, 'tools/train.py', config, '--work-dir',
         str(work_dir), *extra
     ],
-                    env=env)
+                    env=env,
+                    fresh=fresh)
 
 
 KILL_HOOK = """
@@ -66,7 +67,9 @@ train_dataloader['dataset']['pipeline'] = [
 def test_resume_after_kill_ends_with_identical_weights(make_config, tmp_path):
     config = make_config(extra=AUGMENTING)
     straight = tmp_path / 'straight'
-    train(config, straight, '--no-validate')
+    # A new process (the resumed run below is a fork of the warm
+    # interpreter): the runs compared do not share a hash seed.
+    train(config, straight, '--no-validate', fresh=True)
 
     user_code = tmp_path / 'user_code'
     user_code.mkdir()
@@ -363,14 +366,12 @@ def test_deterministic_training_on_cuda_repeats_bitwise(make_config, tmp_path):
 
 
 def test_amp_on_cpu_is_a_clear_error(make_config, tmp_path):
-    proc = subprocess.run([
+    proc = run_process([
         PYTHON, 'tools/train.py',
         make_config(), '--amp', '--work-dir',
         str(tmp_path)
     ],
-                          cwd=REPO,
-                          env=tool_env(),
-                          capture_output=True,
-                          text=True)
+                       tool_env(),
+                       stderr_apart=True)
     assert proc.returncode != 0
     assert '--amp needs a CUDA device' in proc.stderr

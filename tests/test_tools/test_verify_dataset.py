@@ -1,11 +1,11 @@
 """tools/misc/verify_dataset.py on a tiny SynthReID config."""
 import os
 import os.path as osp
-import subprocess
 
 import pytest
 
-from ..fixtures.processes import PYTHON, REPO, load_tool, run_tool, tool_env
+from ..fixtures.processes import (PYTHON, load_tool, run_process, run_tool,
+                                  tool_env)
 
 TOOL = osp.join('tools', 'misc', 'verify_dataset.py')
 
@@ -68,14 +68,7 @@ def table_rows(output):
 
 
 def run_verify(args, env):
-    return subprocess.run(
-        [PYTHON, TOOL] + args,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600)
+    return run_process([PYTHON, TOOL] + args, env)
 
 
 def test_counts_targets_and_published_numbers(make_config, tmp_path):

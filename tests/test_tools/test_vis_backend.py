@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 
-from ..fixtures.processes import PYTHON, run_tool, tool_env
+from ..fixtures.processes import PYTHON, run_process, run_tool, tool_env
 
 ONE_EPOCH = '''
 train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
@@ -66,17 +66,10 @@ def test_tensorboard_event_file_holds_losses_and_reid_metrics(
 
 def test_unknown_or_missing_vis_backend_is_refused_before_training(
         make_config, tmp_path):
-    import subprocess
-    proc = subprocess.run([
+    proc = run_process([
         PYTHON, 'tools/train.py',
         make_config(), '--vis-backend', 'tensorbored'
-    ],
-                          cwd=osp.dirname(
-                              osp.dirname(osp.dirname(osp.abspath(__file__)))),
-                          env=tool_env(),
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True)
+    ], tool_env())
     assert proc.returncode != 0
     assert "invalid choice: 'tensorbored'" in proc.stdout
 

@@ -1,0 +1,161 @@
+"""A tool run in a fork of the warm interpreter is the run of a new process.
+
+The suite's tool runs go through :func:`tests.fixtures.processes.run_process`
+(:mod:`tests.fixtures.warm_python`): what a script sees and what the test
+reads back must be what ``python SCRIPT.py ARGS`` gives.
+"""
+import json
+import os
+import subprocess
+
+import pytest
+
+from .fixtures.processes import PYTHON, run_process, tool_env, warm_interpreter
+
+PROBE = r'''
+import atexit
+import json
+import os
+import sys
+
+import numpy
+
+facts = dict(
+    argv=sys.argv,
+    file=__file__,
+    name=__name__,
+    path0=sys.path[0],
+    pythonpath=sys.path[1],
+    cwd=os.getcwd(),
+    stdin=os.readlink('/proc/self/fd/0'),
+    repo_imported=sorted(m for m in sys.modules if m.split('.')[0] in (
+        'mmreid', 'mmpretrain', 'tests')),
+    threads=len(os.listdir('/proc/self/task')),
+    variable=os.environ.get('PROBE_VARIABLE'),
+    ppid=os.getppid(),
+    draw=float(numpy.random.rand()))
+print(json.dumps(facts))
+sys.stderr.write('to stderr\r\nwith a carriage return\r')
+atexit.register(print, 'atexit ran')
+how = sys.argv[1] if len(sys.argv) > 1 else ''
+if how == 'code':
+    sys.exit(3)
+if how == 'message':
+    sys.exit('a message')
+if how == 'raise':
+    raise ValueError('uncaught')
+if how == 'sleep':
+    import time
+    time.sleep(60)
+'''
+
+
+@pytest.fixture(scope='module')
+def probe(tmp_path_factory):
+    """The probe script, reached through a symbolic link (``sys.path[0]``
+    is the folder of the file it links to)."""
+    folder = tmp_path_factory.mktemp('probe')
+    (folder / 'real').mkdir()
+    target = folder / 'real' / 'probe.py'
+    target.write_text(PROBE)
+    link = folder / 'probe.py'
+    link.symlink_to(target)
+    return str(link), str(target.parent)
+
+
+def facts_of(output: str) -> dict:
+    return json.loads(output.splitlines()[0])
+
+
+@pytest.mark.parametrize('how,code,tail', [
+    ('', 0, ''),
+    ('code', 3, ''),
+    ('message', 1, 'a message\n'),
+    ('raise', 1, 'ValueError: uncaught\n'),
+])
+def test_a_warm_run_is_what_a_new_process_gives(probe, how, code, tail):
+    script, real_folder = probe
+    env = tool_env(dict(PROBE_VARIABLE='set for this run'))
+    args = [PYTHON, script] + ([how] if how else [])
+    warm = run_process(args, env, 60, stderr_apart=True)
+    fresh = run_process(args, env, 60, stderr_apart=True, fresh=True)
+    # The warm run was served by the warm interpreter: its parent is not
+    # this process (a fallback to new processes would pass unseen).
+    assert facts_of(warm.stdout)['ppid'] != os.getpid()
+    assert facts_of(fresh.stdout)['ppid'] == os.getpid()
+    for proc in (warm, fresh):
+        assert proc.returncode == code, proc.stderr
+        facts = facts_of(proc.stdout)
+        assert facts['argv'] == [script] + ([how] if how else [])
+        assert facts['file'] == script
+        assert facts['name'] == '__main__'
+        assert facts['path0'] == real_folder
+        assert facts['cwd'] == os.path.dirname(
+            os.path.dirname(os.path.abspath(__file__)))
+        assert facts['stdin'] == os.devnull or proc is fresh
+        assert facts['repo_imported'] == []
+        assert facts['threads'] == 1
+        assert facts['variable'] == 'set for this run'
+        assert proc.stdout.endswith('atexit ran\n')
+        assert proc.stderr.startswith('to stderr\nwith a carriage return\n')
+        assert proc.stderr.endswith(tail)
+    without = {'ppid', 'draw', 'stdin'}
+    assert ({
+        k: v
+        for k, v in facts_of(warm.stdout).items() if k not in without
+    } == {
+        k: v
+        for k, v in facts_of(fresh.stdout).items() if k not in without
+    })
+
+
+def test_forks_draw_their_own_numpy_numbers(probe):
+    script, _ = probe
+    draws = {
+        facts_of(run_process([PYTHON, script], tool_env(), 60).stdout)['draw']
+        for _ in range(3)
+    }
+    assert len(draws) == 3
+
+
+def test_stdout_and_stderr_together_come_as_from_a_new_process(probe):
+    script, _ = probe
+
+    def lines(proc):
+        kept = []
+        for line in proc.stdout.splitlines():
+            if line.startswith('{'):
+                facts = json.loads(line)
+                line = sorted(set(facts) - {'ppid', 'draw', 'stdin'})
+            kept.append(line)
+        return kept
+
+    for how in ('', 'raise'):
+        args = [PYTHON, script] + ([how] if how else [])
+        warm = run_process(args, tool_env(), 60)
+        fresh = run_process(args, tool_env(), 60, fresh=True)
+        assert lines(warm) == lines(fresh)
+        assert 'atexit ran' in lines(warm)
+
+
+def test_a_run_past_its_timeout_is_killed(probe):
+    script, _ = probe
+    with pytest.raises(subprocess.TimeoutExpired) as info:
+        run_process([PYTHON, script, 'sleep'], tool_env(), 2)
+    pid = facts_of(info.value.output)['ppid']
+    assert pid != os.getpid()
+    # The warm interpreter serves the next run.
+    proc = run_process([PYTHON, script], tool_env(), 60)
+    assert proc.returncode == 0
+
+
+def test_a_run_with_other_import_time_variables_is_a_new_process(probe):
+    script, _ = probe
+    warm = warm_interpreter()
+    env = tool_env(dict(OMP_NUM_THREADS='2'))
+    assert 'OMP_NUM_THREADS' in warm.why_not([PYTHON, script], env)
+    assert warm.why_not([PYTHON, script], tool_env()) is None
+    proc = run_process([PYTHON, script], env, 60)
+    assert facts_of(proc.stdout)['ppid'] == os.getpid()
+    assert 'not `python SCRIPT.py' in warm.why_not([PYTHON, '-c', ''],
+                                                   tool_env())
