@@ -6,6 +6,8 @@
 #   bash tools/quickstart.sh test [PYTEST ARGS]
 #                                   # install what is missing, then run pytest
 #                                   # (over tests/, or over the given paths)
+#   bash tools/quickstart.sh install
+#                                   # install what is missing, nothing else
 #
 # The other commands of the README (tools/train.py, mim, ...) need the same
 # environment: `source .venv/bin/activate` first (tools/dist_train.sh and
@@ -23,7 +25,7 @@ VENV="${MMREID_VENV:-$ROOT/.venv}"
 STAMP="$VENV/.mmreid-install-stamp"
 
 usage() {
-    echo "usage: bash tools/quickstart.sh demo|test [extra arguments]" >&2
+    echo "usage: bash tools/quickstart.sh demo|test|install [extra arguments]" >&2
     exit 2
 }
 
@@ -118,6 +120,10 @@ case "$job" in
         # suite's time is tool processes starting up, which overlap well);
         # later arguments win, so `test -n 0` runs them in this process.
         exec "$VENV/bin/python" -m pytest -q -n auto --dist worksteal "$@"
+        ;;
+    install)
+        [ $# -eq 0 ] || usage
+        ensure_installed
         ;;
     *)
         usage
