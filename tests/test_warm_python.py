@@ -6,11 +6,13 @@ reads back must be what ``python SCRIPT.py ARGS`` gives.
 """
 import json
 import os
+import os.path as osp
 import subprocess
 
 import pytest
 
-from .fixtures.processes import PYTHON, run_process, tool_env, warm_interpreter
+from .fixtures.processes import (PYTHON, REPO, run_process, tool_env,
+                                 warm_interpreter)
 
 PROBE = r'''
 import atexit
@@ -25,7 +27,9 @@ facts = dict(
     file=__file__,
     name=__name__,
     path0=sys.path[0],
-    pythonpath=sys.path[1],
+    path=sys.path,
+    helper=getattr(__import__('importlib.util').util.find_spec(
+        'probe_helper'), 'origin', None),
     cwd=os.getcwd(),
     stdin=os.readlink('/proc/self/fd/0'),
     repo_imported=sorted(m for m in sys.modules if m.split('.')[0] in (
@@ -60,6 +64,8 @@ def probe(tmp_path_factory):
     target.write_text(PROBE)
     link = folder / 'probe.py'
     link.symlink_to(target)
+    (folder / 'user_code').mkdir()
+    (folder / 'user_code' / 'probe_helper.py').write_text('')
     return str(link), str(target.parent)
 
 
@@ -67,15 +73,24 @@ def facts_of(output: str) -> dict:
     return json.loads(output.splitlines()[0])
 
 
-@pytest.mark.parametrize('how,code,tail', [
-    ('', 0, ''),
-    ('code', 3, ''),
-    ('message', 1, 'a message\n'),
-    ('raise', 1, 'ValueError: uncaught\n'),
+@pytest.mark.parametrize('how,code,tail,user_code', [
+    ('', 0, '', False),
+    ('', 0, '', True),
+    ('code', 3, '', False),
+    ('message', 1, 'a message\n', False),
+    ('raise', 1, 'ValueError: uncaught\n', True),
 ])
-def test_a_warm_run_is_what_a_new_process_gives(probe, how, code, tail):
+def test_a_warm_run_is_what_a_new_process_gives(probe, how, code, tail,
+                                                user_code):
     script, real_folder = probe
     env = tool_env(dict(PROBE_VARIABLE='set for this run'))
+    helper = None
+    if user_code:
+        # The user's code first, a relative and an empty entry after it.
+        folder = osp.join(osp.dirname(script), 'user_code')
+        env['PYTHONPATH'] = os.pathsep.join(
+            [folder, 'configs', '', env['PYTHONPATH']])
+        helper = osp.join(folder, 'probe_helper.py')
     args = [PYTHON, script] + ([how] if how else [])
     warm = run_process(args, env, 60, stderr_apart=True)
     fresh = run_process(args, env, 60, stderr_apart=True, fresh=True)
@@ -96,6 +111,7 @@ def test_a_warm_run_is_what_a_new_process_gives(probe, how, code, tail):
         assert facts['repo_imported'] == []
         assert facts['threads'] == 1
         assert facts['variable'] == 'set for this run'
+        assert facts['helper'] == helper
         assert proc.stdout.endswith('atexit ran\n')
         assert proc.stderr.startswith('to stderr\nwith a carriage return\n')
         assert proc.stderr.endswith(tail)
@@ -153,9 +169,20 @@ def test_a_run_with_other_import_time_variables_is_a_new_process(probe):
     script, _ = probe
     warm = warm_interpreter()
     env = tool_env(dict(OMP_NUM_THREADS='2'))
-    assert 'OMP_NUM_THREADS' in warm.why_not([PYTHON, script], env)
-    assert warm.why_not([PYTHON, script], tool_env()) is None
+    assert 'OMP_NUM_THREADS' in warm.why_not([PYTHON, script], env, REPO)
+    assert warm.why_not([PYTHON, script], tool_env(), REPO) is None
     proc = run_process([PYTHON, script], env, 60)
     assert facts_of(proc.stdout)['ppid'] == os.getpid()
     assert 'not `python SCRIPT.py' in warm.why_not([PYTHON, '-c', ''],
-                                                   tool_env())
+                                                   tool_env(), REPO)
+
+
+def test_a_pythonpath_that_replaces_an_imported_module_is_a_new_process(
+        probe, tmp_path):
+    script, _ = probe
+    (tmp_path / 'torch.py').write_text('')
+    env = tool_env(dict(PYTHONPATH=str(tmp_path)))
+    why = warm_interpreter().why_not([PYTHON, script], env, REPO)
+    assert why == "PYTHONPATH holds imported modules: ['torch']"
+    proc = run_process([PYTHON, script], env, 60)
+    assert facts_of(proc.stdout)['ppid'] == os.getpid()
