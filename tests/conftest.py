@@ -42,6 +42,34 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+class _NoSleepTime:
+    """The ``time`` module without ``sleep``: see
+    :func:`no_epoch_transition_sleep`."""
+
+    def __getattr__(self, name):
+        import time
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds):
+        pass
+
+
+@pytest.fixture(autouse=True, scope='session')
+def no_epoch_transition_sleep():
+    """mmengine's ``_InfiniteDataloaderIterator`` (the iterator of an
+    ``IterBasedTrainLoop``) sleeps 2 s each time it restarts the
+    dataloader, "to prevent a possible deadlock" of dataloader workers at
+    the epoch transition. In-process tests pass over their few batches
+    many times, so the sleep was most of their time. The tools (new
+    processes) keep it."""
+    import mmengine.runner.loops as loops
+    original = loops.time
+    loops.time = _NoSleepTime()
+    yield
+    loops.time = original
+
+
 @pytest.fixture(autouse=True, scope='session')
 def mmreid_scope():
     """Build from configs as the runner does: in the mmreid default scope."""
