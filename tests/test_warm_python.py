@@ -13,6 +13,7 @@ import pytest
 
 from .fixtures.processes import (PYTHON, REPO, run_process, tool_env,
                                  warm_interpreter)
+from .fixtures.warm_python import WarmInterpreterGone, WarmPython
 
 PROBE = r'''
 import atexit
@@ -157,7 +158,7 @@ def test_stdout_and_stderr_together_come_as_from_a_new_process(probe):
 def test_a_run_past_its_timeout_is_killed(probe):
     script, _ = probe
     with pytest.raises(subprocess.TimeoutExpired) as info:
-        run_process([PYTHON, script, 'sleep'], tool_env(), 2)
+        run_process([PYTHON, script, 'sleep'], tool_env(), 1)
     pid = facts_of(info.value.output)['ppid']
     assert pid != os.getpid()
     # The warm interpreter serves the next run.
@@ -186,3 +187,15 @@ def test_a_pythonpath_that_replaces_an_imported_module_is_a_new_process(
     assert why == "PYTHONPATH holds imported modules: ['torch']"
     proc = run_process([PYTHON, script], env, 60)
     assert facts_of(proc.stdout)['ppid'] == os.getpid()
+
+
+def test_a_warm_interpreter_gone_before_a_run_is_said_and_not_used(probe):
+    script, _ = probe
+    warm = WarmPython(PYTHON, tool_env())
+    assert warm.why_not([PYTHON, script], tool_env(), REPO) is None
+    warm.proc.kill()
+    warm.proc.wait()
+    with pytest.raises(WarmInterpreterGone):
+        warm.run([PYTHON, script], REPO, tool_env(), 60)
+    assert 'ended during the session' in warm.why_not([PYTHON, script],
+                                                      tool_env(), REPO)
