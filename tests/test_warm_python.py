@@ -51,6 +51,7 @@ if how == 'raise':
     raise ValueError('uncaught')
 if how == 'sleep':
     import time
+    sys.stdout.flush()  # the kill drops what is buffered
     time.sleep(60)
 '''
 
@@ -158,7 +159,7 @@ def test_stdout_and_stderr_together_come_as_from_a_new_process(probe):
 def test_a_run_past_its_timeout_is_killed(probe):
     script, _ = probe
     with pytest.raises(subprocess.TimeoutExpired) as info:
-        run_process([PYTHON, script, 'sleep'], tool_env(), 1)
+        run_process([PYTHON, script, 'sleep'], tool_env(), 5)
     pid = facts_of(info.value.output)['ppid']
     assert pid != os.getpid()
     # The warm interpreter serves the next run.
