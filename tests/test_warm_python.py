@@ -72,7 +72,10 @@ def probe(tmp_path_factory):
 
 
 def facts_of(output: str) -> dict:
-    return json.loads(output.splitlines()[0])
+    """The probe's line of facts (stderr may come first: stdout is
+    buffered unless ``PYTHONUNBUFFERED`` is set)."""
+    [line] = [x for x in output.splitlines() if x.startswith('{')]
+    return json.loads(line)
 
 
 @pytest.mark.parametrize('how,code,tail,user_code', [
@@ -136,24 +139,25 @@ def test_forks_draw_their_own_numpy_numbers(probe):
     assert len(draws) == 3
 
 
+def output_lines(proc) -> list:
+    """The lines of a run's output, the probe's facts by their keys (the
+    values that differ between runs left out)."""
+    kept = []
+    for line in proc.stdout.splitlines():
+        if line.startswith('{'):
+            line = sorted(set(json.loads(line)) - {'ppid', 'draw', 'stdin'})
+        kept.append(line)
+    return kept
+
+
 def test_stdout_and_stderr_together_come_as_from_a_new_process(probe):
     script, _ = probe
-
-    def lines(proc):
-        kept = []
-        for line in proc.stdout.splitlines():
-            if line.startswith('{'):
-                facts = json.loads(line)
-                line = sorted(set(facts) - {'ppid', 'draw', 'stdin'})
-            kept.append(line)
-        return kept
-
-    for how in ('', 'raise'):
+    for how in ('', 'raise', 'message'):
         args = [PYTHON, script] + ([how] if how else [])
         warm = run_process(args, tool_env(), 60)
         fresh = run_process(args, tool_env(), 60, fresh=True)
-        assert lines(warm) == lines(fresh)
-        assert 'atexit ran' in lines(warm)
+        assert output_lines(warm) == output_lines(fresh)
+        assert 'atexit ran' in output_lines(warm)
 
 
 def test_a_run_past_its_timeout_is_killed(probe):
@@ -192,11 +196,23 @@ def test_a_pythonpath_that_replaces_an_imported_module_is_a_new_process(
 
 def test_a_warm_interpreter_gone_before_a_run_is_said_and_not_used(probe):
     script, _ = probe
-    warm = WarmPython(PYTHON, tool_env())
-    assert warm.why_not([PYTHON, script], tool_env(), REPO) is None
+    # A second warm interpreter, its stdout buffered the other way than
+    # the first's: the order of stdout and stderr together is a new
+    # process's under both.
+    env = tool_env()
+    if env.pop('PYTHONUNBUFFERED', None) is None:
+        env['PYTHONUNBUFFERED'] = '1'
+    warm = WarmPython(PYTHON, env)
+    assert warm.why_not([PYTHON, script], env, REPO) is None
+    for how in ('', 'raise', 'message'):
+        args = [PYTHON, script] + ([how] if how else [])
+        fresh = run_process(args, env, 60)
+        assert facts_of(fresh.stdout)['ppid'] == os.getpid()
+        assert output_lines(warm.run(args, REPO, env,
+                                     60)) == output_lines(fresh)
     warm.proc.kill()
     warm.proc.wait()
     with pytest.raises(WarmInterpreterGone):
-        warm.run([PYTHON, script], REPO, tool_env(), 60)
-    assert 'ended during the session' in warm.why_not([PYTHON, script],
-                                                      tool_env(), REPO)
+        warm.run([PYTHON, script], REPO, env, 60)
+    assert 'ended during the session' in warm.why_not([PYTHON, script], env,
+                                                      REPO)
