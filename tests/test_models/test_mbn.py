@@ -419,6 +419,35 @@ def test_to_plain_bn_round_trip():
     assert type(converted[1]) is nn.BatchNorm2d
 
 
+@pytest.mark.parametrize('eval_stats', ['modality', 'batch', 'shared'])
+@pytest.mark.parametrize('share_affine', [True, False])
+def test_an_exported_modality_normalises_as_the_layer_in_eval(
+        eval_stats, share_affine):
+    # to_plain_bn(k)'s contract, by its definition: in eval mode, the plain
+    # BN maps a batch of modality k as the MBN does in eval mode. With
+    # eval_stats='batch' the MBN uses that batch's statistics; with
+    # 'shared' the mean of the modalities' running statistics and modality
+    # k's affine. The export used modality k's running statistics whatever
+    # eval_stats said: another network than the one validated.
+    mbn = trained_mbn(eval_stats=eval_stats, share_affine=share_affine)
+    with torch.no_grad():
+        for child in mbn.bns:
+            if child.weight is not None:
+                child.weight.uniform_(0.5, 1.5)
+                child.bias.uniform_(-1, 1)
+    mbn.eval()
+    for k in (0, 1):
+        x = make_input(shift=False) * (1 + 2 * k) + 3 * k
+        mbn.set_modality(k)
+        expected = mbn(x)
+        bn = mbn.to_plain_bn(k).eval()
+        torch.testing.assert_close(bn(x), expected)
+        # Its state loads back into a plain network's BN.
+        plain = type(bn)(4, track_running_stats=bn.track_running_stats)
+        plain.load_state_dict(bn.state_dict())
+        torch.testing.assert_close(plain.eval()(x), expected)
+
+
 def test_sync_bn_conversion_keeps_the_split():
     model = nn.Sequential(nn.Conv2d(4, 4, 1), trained_mbn())
     stats = [b.running_mean.clone() for b in model[1].bns]

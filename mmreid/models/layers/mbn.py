@@ -360,13 +360,20 @@ class MBN(nn.Module):
     def to_plain_bn(self, modality: Union[int, str] = 'mean') -> nn.Module:
         """Export one modality (or the average) as a plain BatchNorm.
 
+        The statistics follow ``eval_stats``: modality ``k``'s running
+        statistics (``'modality'``), the mean of the modalities' running
+        statistics (``'shared'``), or none, the BN normalising each batch
+        with its own statistics in eval mode too (``'batch'``:
+        ``track_running_stats=False``). The affine is modality ``k``'s (the
+        shared one with ``share_affine``).
+
         Args:
             modality (int | str): Modality index, or ``'mean'`` for the
                 average of the modalities' statistics (and affines).
 
         Returns:
             nn.BatchNorm1d | nn.BatchNorm2d: In eval mode equal to this
-            layer in eval mode on samples of that modality.
+            layer in eval mode on a batch of that modality.
         """
         if modality == 'mean':
             sources = list(self.bns)
@@ -375,31 +382,35 @@ class MBN(nn.Module):
         else:
             raise ValueError(f'modality must be in [0, {len(self.bns)}) '
                              f'or "mean", got {modality!r}')
+        stat_sources = list(self.bns) if self.eval_stats == 'shared' \
+            else sources
         bn_type = nn.BatchNorm2d if self.dims == 2 else nn.BatchNorm1d
         bn = bn_type(
             self.num_features,
             eps=self.eps,
             momentum=self.momentum,
-            affine=self.affine)
+            affine=self.affine,
+            track_running_stats=self.eval_stats != 'batch')
         ref = self.bns[0].running_mean
         bn.to(device=ref.device)
 
-        def mean_of(name: str) -> torch.Tensor:
-            return torch.stack([getattr(s, name).detach()
-                                for s in sources]).mean(0)
+        def mean_of(modules: list, name: str) -> torch.Tensor:
+            return torch.stack([getattr(m, name).detach()
+                                for m in modules]).mean(0)
 
         with torch.no_grad():
-            bn.running_mean.copy_(mean_of('running_mean'))
-            bn.running_var.copy_(mean_of('running_var'))
-            bn.num_batches_tracked.copy_(
-                max(int(s.num_batches_tracked) for s in sources))
+            if bn.track_running_stats:
+                bn.running_mean.copy_(mean_of(stat_sources, 'running_mean'))
+                bn.running_var.copy_(mean_of(stat_sources, 'running_var'))
+                bn.num_batches_tracked.copy_(
+                    max(int(s.num_batches_tracked) for s in stat_sources))
             if self.affine:
                 if self.share_affine:
                     bn.weight.copy_(self.weight)
                     bn.bias.copy_(self.bias)
                 else:
-                    bn.weight.copy_(mean_of('weight'))
-                    bn.bias.copy_(mean_of('bias'))
+                    bn.weight.copy_(mean_of(sources, 'weight'))
+                    bn.bias.copy_(mean_of(sources, 'bias'))
         bn.train(self.training)
         return bn
 
