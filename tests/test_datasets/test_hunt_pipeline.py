@@ -61,6 +61,34 @@ def test_rgba_tiff_loads_the_stored_colours_with_alpha_dropped(tmp_path):
     np.testing.assert_array_equal(loaded, rgba[..., :3])
 
 
+@pytest.mark.parametrize('channels', [4, 3])
+def test_a_tiff_pil_cannot_open_loads_only_without_alpha(
+        tmp_path, monkeypatch, channels):
+    """A TIFF whose compression PIL lacks: OpenCV's decode was returned
+    silently, its colours multiplied by the alpha (the transparent half
+    black). It is refused where the file has an alpha channel, naming the
+    file; without one OpenCV's decode is the stored colours."""
+    rgba = _rgba()
+    path = str(tmp_path / f'crop{channels}.tif')
+    Image.fromarray(rgba[..., :channels],
+                    'RGBA' if channels == 4 else 'RGB').save(path)
+
+    def cannot_open(*args, **kwargs):
+        raise OSError('cannot identify image file (a compression PIL '
+                      'lacks)')
+
+    monkeypatch.setattr(Image, 'open', cannot_open)
+    load = ReIDLoadImageFromFile()
+    if channels == 4:
+        with pytest.raises(
+                ValueError, match='crop4.tif.*alpha.*cannot '
+                'open it'):
+            load(dict(img_path=path))
+    else:
+        loaded = load(dict(img_path=path))['img']
+        np.testing.assert_array_equal(loaded, rgba[..., :3])
+
+
 @pytest.mark.parametrize('suffix', ['png', 'webp'])
 def test_rgba_and_gray_alpha_images_load_with_alpha_dropped(tmp_path, suffix):
     """An RGBA or grey + alpha PNG/WebP gives its stored colours (grey
@@ -118,8 +146,7 @@ def test_uint8_batch_with_0_1_mean_and_std_is_refused():
     out = pre(dict(inputs=batch.float() / 255))['inputs']
     torch.testing.assert_close(
         out[0, :, 0, 0],
-        torch.tensor([(200 / 255 - 0.485) / 0.229,
-                      (100 / 255 - 0.456) / 0.224,
+        torch.tensor([(200 / 255 - 0.485) / 0.229, (100 / 255 - 0.456) / 0.224,
                       (50 / 255 - 0.406) / 0.225]))
     # No normalisation (mean 0, std 1) takes either scale.
     ReIDDataPreprocessor(mean=(0, 0, 0), std=(1, 1, 1))(dict(inputs=batch))
@@ -162,8 +189,8 @@ def test_normalize_inside_a_wrapper_is_not_applied_twice(tmp_path, wrapper):
     pre = ReIDDataPreprocessor()
     with pytest.raises(ValueError) as info:
         check_pipeline(
-            PipelineSource('test_dataloader.dataset.pipeline', pipeline),
-            pre, 'test')
+            PipelineSource('test_dataloader.dataset.pipeline', pipeline), pre,
+            'test')
     assert str(info.value).startswith(
         'test_dataloader.dataset.pipeline[1].transforms[0] normalises the '
         'images')

@@ -287,8 +287,20 @@ def _tiff_colours(img_bytes: bytes, img: np.ndarray, path: str) -> np.ndarray:
             pil = ImageOps.exif_transpose(pil)
             alpha = np.asarray(pil.getchannel('A'))
             rgb = np.asarray(pil.convert('RGB'))
-    except (OSError, ValueError):
-        return img  # PIL cannot read it: OpenCV's decode stands
+    except (OSError, ValueError) as error:
+        # PIL cannot read it (a compression it lacks): OpenCV's decode
+        # stands only where there is no alpha for it to multiply by.
+        channels = cv2.imdecode(
+            np.frombuffer(img_bytes, np.uint8),
+            cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+        if channels is not None and channels.ndim == 3 \
+                and channels.shape[2] == 4:
+            raise ValueError(
+                f'image file {path!r} is a TIFF with an alpha channel, '
+                'whose colours OpenCV multiplies by the alpha, and PIL, '
+                f'which reads the stored colours, cannot open it ({error}): '
+                'convert it to PNG') from error
+        return img
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     if bgr.shape != img.shape or not np.array_equal(
             bgr[alpha == 255], img[alpha == 255]):
