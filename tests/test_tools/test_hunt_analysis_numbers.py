@@ -10,7 +10,7 @@ import json
 import pytest
 
 from ..fixtures.finished_runs import (finished_gap_runs, finished_run,
-                                      write_config)
+                                      gap_effect_refusal, write_config)
 from ..fixtures.processes import REPO, load_tool
 
 GAP_EFFECT = 'tools/analysis_tools/gap_effect.py'
@@ -161,15 +161,7 @@ def test_gap_effect_measures_the_model_whose_metrics_it_shows(
         last = work_dir / 'epoch_3.pth'
         last.write_text('a model after 3 of 12 epochs')
         (work_dir / 'last_checkpoint').write_text(str(last))
-    try:
-        tool.main([
-            'bn.py:mbn.py', '--work-dir',
-            str(tmp_path), '--metrics', 'R1', '--no-train'
-        ])
-    except SystemExit as error:
-        refused = str(error)
-    else:
-        refused = None
+    refused = gap_effect_refusal(tool, tmp_path)
     capsys.readouterr()
     assert refused is not None or all(
         path.endswith('epoch_12.pth') for path in measured), measured

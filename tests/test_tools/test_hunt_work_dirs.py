@@ -9,7 +9,8 @@ import json
 
 from ..fixtures.finished_runs import (REGDB, fake_test, fake_training,
                                       finished_gap_runs, finished_run,
-                                      trial_options, write_config)
+                                      gap_effect_refusal, trial_options,
+                                      write_config)
 from ..fixtures.processes import load_tool
 
 GAP_EFFECT = 'tools/analysis_tools/gap_effect.py'
@@ -66,15 +67,7 @@ def test_gap_effect_refuses_a_final_checkpoint_of_a_later_training(
     measured = finished_gap_runs(tool, tmp_path, monkeypatch)
     _later_training(tmp_path / 'bn_seed0', 'bn.py',
                     {'randomness.seed': 5}, 12, '20260102_000000')
-    try:
-        tool.main([
-            'bn.py:mbn.py', '--work-dir',
-            str(tmp_path), '--metrics', 'R1', '--no-train'
-        ])
-    except SystemExit as error:
-        refused = str(error)
-    else:
-        refused = None
+    refused = gap_effect_refusal(tool, tmp_path)
     capsys.readouterr()
     assert refused is not None, (
         'gap measured on the later training\'s model next to the first '
