@@ -119,6 +119,18 @@ def test_no_shipped_config_looks_like_a_misspelt_key():
         check_top_level_names(path)
 
 
+def test_a_dumped_misspelt_key_is_still_refused(tmp_path):
+    """The other side of ``test_config_builds``' check of the copy a run
+    writes: in such a copy a misspelt key, whose value no other key
+    holds, is refused as in the config itself."""
+    from mmreid.utils.config.top_level import check_top_level_names
+    dumped = tmp_path / 'misspelt.py'
+    Config(dict(randomnes=dict(seed=3),
+                model=dict(type='X'))).dump(str(dumped))
+    with pytest.raises(ValueError, match="'randomnes'.*'randomness'"):
+        check_top_level_names(str(dumped))
+
+
 def test_there_are_configs():
     assert any('bot_r50_1xb64-120e_market1501' in p for p in CONFIGS)
     assert any('bot_r18_synthreid' in p for p in CONFIGS)
@@ -129,9 +141,19 @@ def test_there_are_configs():
 
 @pytest.mark.parametrize(
     'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS])
-def test_config_builds(path, roots):
+def test_config_builds(path, roots, tmp_path):
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmreid'
+    # A run writes this merged config into its work dir (and
+    # vis_data/config.py); tools/test.py, init_model and the analysis tools
+    # read that copy back through read_config. There a base's helper
+    # variable (`mode = 'all'` of the SYSU-MM01 and SynthReID-vi bases,
+    # close to `model`; `target_dataloader`) is a plain top-level name
+    # whose value is written out where it was used: the top-level name
+    # check refused the own config of every such run.
+    from mmreid.utils.config.top_level import check_top_level_names
+    cfg.dump(str(tmp_path / osp.basename(path)))
+    check_top_level_names(str(tmp_path / osp.basename(path)))
     # The start-up checks are default_hooks (merged key by key), never
     # in custom_hooks, which a config's own list replaces whole.
     assert cfg.default_hooks.setup_check.type == 'TrainSetupCheckHook'
