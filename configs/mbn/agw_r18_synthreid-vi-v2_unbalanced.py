@@ -5,4 +5,13 @@
 # twin: mbn-agw_r18_synthreid-vi-v2_unbalanced.py.
 _base_ = ['./agw_r18_synthreid-vi-v2.py']
 
-train_dataloader = dict(sampler=dict(infrared_instances=(1, 3)))
+# SynthReID-vi v2.1 (ir_luminance=0.5), where this pair was measured; the
+# demo it varies reads v2.2 (0.7) since 2026-12-08.
+ir_luminance = 0.5
+data_root = 'data/synthreid-vi-v2.1/'
+train_dataloader = dict(
+    sampler=dict(infrared_instances=(1, 3)),
+    dataset=dict(ir_luminance=ir_luminance, data_root=data_root))
+val_dataloader = dict(
+    dataset=dict(ir_luminance=ir_luminance, data_root=data_root))
+test_dataloader = val_dataloader

@@ -4,11 +4,18 @@
 # point of MBN - BN against the measured modality gap (docs/benchmarks.md);
 # its twin: agw_r18_synthreid-vi-v2_ir-gap-1.0.py.
 # A folder holds one parameter set, so this setting has its own data_root.
+# SynthReID-vi v2.1 (ir_luminance=0.5), where this pair was measured; the
+# demo it varies reads v2.2 (0.7) since 2026-12-08.
 _base_ = ['./mbn-agw_r18_synthreid-vi-v2.py']
 
 ir_gap = 1.0
+ir_luminance = 0.5
 data_root = 'data/synthreid-vi-v2.1-ir-gap-1.0/'
-synth = dict(ir_gap=ir_gap)  # the base's shared settings, for readers
-train_dataloader = dict(dataset=dict(ir_gap=ir_gap, data_root=data_root))
-val_dataloader = dict(dataset=dict(ir_gap=ir_gap, data_root=data_root))
+synth = dict(ir_gap=ir_gap, ir_luminance=ir_luminance)  # for readers
+train_dataloader = dict(
+    dataset=dict(
+        ir_gap=ir_gap, ir_luminance=ir_luminance, data_root=data_root))
+val_dataloader = dict(
+    dataset=dict(
+        ir_gap=ir_gap, ir_luminance=ir_luminance, data_root=data_root))
 test_dataloader = val_dataloader

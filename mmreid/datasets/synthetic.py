@@ -6,8 +6,8 @@ background, viewpoint and lighting; domains add a global image style. The
 last of several domains has a deliberately different style (the unseen
 target of domain generalization). An infrared rendering keeps shape and
 patterns and replaces garment colour by an infrared intensity: following
-the dye through a fixed mapping, half mixed with the visible luminance
-(``ir_mode='dye'``, ``ir_luminance=0.5``: the default, learnable), or drawn
+the dye through a fixed mapping, mixed with the visible luminance
+(``ir_mode='dye'``, ``ir_luminance=0.7``: the default, learnable), or drawn
 per identity (``'hard'``, the first release).
 
 The data is written on first use in the exact Market-1501 layout (one folder
@@ -630,7 +630,7 @@ def generate_synthreid(root: str,
             of the dyes, small shape cues). See :func:`identity_attributes`.
         ir_luminance (float, optional): ``'vi'`` with ``ir_mode='dye'``:
             weight of the visible luminance in the infrared intensity (0-1,
-            higher is easier). Defaults to 0.5 (see :data:`VI_DEFAULTS`).
+            higher is easier). Defaults to 0.7 (see :data:`VI_DEFAULTS`).
         ir_gap (float): ``'vi'``: infrared sensor differences that a
             per-modality stem does not remove (the sensor's tone curve and
             noise at its coarser pixel pitch), 0 (none) to about 1 (a

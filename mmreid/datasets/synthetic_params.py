@@ -82,9 +82,10 @@ SYNTHREID_OPTIONS: Dict[str, object] = dict(
     style_control=False)
 
 #: What ``modality='vi'`` renders when the options are not given (SynthReID
-#: v2, issue 16): infrared follows the dyes, half mixed with the luminance.
-#: ``ir_luminance`` defaults to 0 with ``ir_mode='hard'``.
-VI_DEFAULTS: Dict[str, object] = dict(ir_mode='dye', ir_luminance=0.5)
+#: v2.2, issue 16): infrared follows the dyes, mixed 0.3 : 0.7 with the
+#: luminance (v2 and v2.1 took 0.5). ``ir_luminance`` defaults to 0 with
+#: ``ir_mode='hard'``.
+VI_DEFAULTS: Dict[str, object] = dict(ir_mode='dye', ir_luminance=0.7)
 
 
 def preset_overrides(overrides: Optional[dict], kwargs: dict) -> dict:

@@ -21,9 +21,9 @@ class SynthReIDVI(SYSUMM01):
     The tree has the exact SYSU-MM01 layout (cams 1, 2, 4, 5 visible; 3, 6
     infrared; ``exp/{train,val,test}_id.txt``) and is parsed by
     :class:`SYSUMM01`, so the SYSU-MM01 protocol (``SYSUMetric``) applies
-    unchanged. By default (``ir_mode='dye'``, ``ir_luminance=0.5``,
-    SynthReID v2) infrared intensities follow the garment dyes through a
-    fixed mapping, half mixed with the visible luminance, and the shape cues
+    unchanged. By default (``ir_mode='dye'``, ``ir_luminance=0.7``,
+    SynthReID v2.2) infrared intensities follow the garment dyes through a
+    fixed mapping, mixed with the visible luminance, and the shape cues
     survive 64x32 images. With ``ir_mode='hard'`` (the first release) the
     identity cues shared by the two modalities are small shape cues only:
     infrared intensities are drawn independently of the garment colours.
@@ -39,7 +39,7 @@ class SynthReIDVI(SYSUMM01):
         ir_mode (str, optional): ``'dye'`` (default, learnable) or
             ``'hard'`` (the first release), see :func:`generate_synthreid`.
         ir_luminance (float, optional): ``'dye'`` only: weight of the
-            luminance (default 0.5).
+            luminance (default 0.7).
         ir_gap (float): Sensor-like infrared differences, 0 to about 1 (a
             finite number >= 0).
         ir_contrast (float): Contrast of infrared images around mid-grey,

@@ -1202,22 +1202,35 @@ def test_ir_options_keep_the_defaults_and_validate(tmp_path):
     default = generate_synthreid(
         v2_root, modality='vi', size='tiny', img_size=(32, 16))
     assert default['params']['ir_mode'] == 'dye'
-    assert default['params']['ir_luminance'] == 0.5
+    # v2.2's value (issue 16's acceptance run chose it; v2 and v2.1: 0.5).
+    assert default['params']['ir_luminance'] == 0.7
     assert generate_synthreid(
         v2_root,
         modality='vi',
         size='tiny',
         img_size=(32, 16),
         ir_mode='dye',
-        ir_luminance=0.5) == default
+        ir_luminance=0.7) == default
     with pytest.raises(
-            FileExistsError, match='ir_luminance: 0.5 on disk, 0.0 requested'):
+            FileExistsError, match='ir_luminance: 0.7 on disk, 0.0 requested'):
         generate_synthreid(
             v2_root,
             modality='vi',
             size='tiny',
             img_size=(32, 16),
             ir_luminance=0.0)
+    # A v2.1 folder (0.5) is not reused for the default either.
+    v21_root = str(tmp_path / 'vi-v2.1')
+    generate_synthreid(
+        v21_root,
+        modality='vi',
+        size='tiny',
+        img_size=(32, 16),
+        ir_luminance=0.5)
+    with pytest.raises(
+            FileExistsError, match='ir_luminance: 0.5 on disk, 0.7 requested'):
+        generate_synthreid(
+            v21_root, modality='vi', size='tiny', img_size=(32, 16))
     with pytest.raises(ValueError, match='ir_mode must be one of'):
         generate_synthreid(root, modality='vi', size='tiny', ir_mode='soft')
     with pytest.raises(ValueError, match='ir_luminance needs'):

@@ -31,9 +31,40 @@ def test_finds_the_folders_of_the_v2_configs():
         Config.fromfile(
             osp.join(REPO, 'configs/mbn/agw_r18_synthreid-vi-v2.py')))
     # The train and test splits share one folder and its parameters.
-    assert [d['data_root'] for d in vi] == ['data/synthreid-vi-v2.1/']
-    assert vi[0]['ir_mode'] == 'dye' and vi[0]['ir_luminance'] == 0.5
+    assert [d['data_root'] for d in vi] == ['data/synthreid-vi-v2.2/']
+    assert vi[0]['ir_mode'] == 'dye' and vi[0]['ir_luminance'] == 0.7
     assert vi[0]['overrides'] == dict(num_ids_test=450, num_ids_test_added=700)
+
+
+@pytest.mark.parametrize('config, data_root, ir_luminance', [
+    ('mbn/agw_r18_synthreid-vi-v2.py', 'data/synthreid-vi-v2.2/', 0.7),
+    ('mbn/mbn-agw_r18_synthreid-vi-v2.py', 'data/synthreid-vi-v2.2/', 0.7),
+    ('mbn/agw_r18_synthreid-vi-v2_ir-luminance-0.5.py',
+     'data/synthreid-vi-v2.1/', 0.5),
+    ('mbn/mbn-agw_r18_synthreid-vi-v2_ir-luminance-0.5.py',
+     'data/synthreid-vi-v2.1/', 0.5),
+    ('mbn/agw_r18_synthreid-vi-v2_unbalanced.py', 'data/synthreid-vi-v2.1/',
+     0.5),
+    ('mbn/mbn-agw_r18_synthreid-vi-v2_unbalanced.py',
+     'data/synthreid-vi-v2.1/', 0.5),
+    ('mbn/agw_r18-onestream_synthreid-vi-v2.py', 'data/synthreid-vi-v2.1/',
+     0.5),
+    ('mbn/mbn-agw_r18-onestream_synthreid-vi-v2_ir-contrast-0.5.py',
+     'data/synthreid-vi-v2.1-ir-contrast-0.5/', 0.5),
+    ('mbn/agw_r18_synthreid-vi-v2_ir-gap-1.0.py',
+     'data/synthreid-vi-v2.1-ir-gap-1.0/', 0.5),
+    ('mbn/mbn-agw_r18_synthreid-vi-v2_ir-gap-0.5.py',
+     'data/synthreid-vi-v2.1-ir-gap-0.5/', 0.5),
+])
+def test_the_mbn_experiments_read_the_data_they_were_measured_on(
+        config, data_root, ir_luminance):
+    # The demo pair moved to v2.2 (ir_luminance 0.7); the ablations measured
+    # on v2.1 (docs/benchmarks.md) keep reading v2.1's images.
+    tool = load_tool(TOOL)
+    found = tool.config_datasets(
+        Config.fromfile(osp.join(REPO, 'configs', config)))
+    assert [d['data_root'] for d in found] == [data_root]
+    assert found[0]['ir_luminance'] == ir_luminance
 
 
 def test_refuses_one_folder_with_two_parameter_sets(tmp_path):
